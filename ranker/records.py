@@ -1,0 +1,98 @@
+"""Plain records that flow through the pipeline. No I/O here."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Fields a paper line carries in the papers JSONL (the layout of shared/data/days/*/listing.jsonl).
+PAPER_FIELDS = ("id", "date", "title", "abstract", "authors", "categories", "primary_category",
+                "comment", "announce_type", "version")
+
+
+@dataclass
+class Paper:
+    id: str                       # arXiv id without version, e.g. "2506.16065"
+    title: str
+    abstract: str
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)   # primary first
+    primary_category: str = ""
+    date: str = ""                # announcement day, YYYY-MM-DD
+    comment: str | None = None
+    announce_type: str | None = None  # new / cross / replace / replace-cross
+    version: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)   # fields we do not model, kept round-trip
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "extra"}
+        for k, v in self.extra.items():
+            d.setdefault(k, v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Paper":
+        known = {k: d[k] for k in PAPER_FIELDS if k in d}
+        extra = {k: v for k, v in d.items() if k not in PAPER_FIELDS}
+        return cls(**known, extra=extra)
+
+    @property
+    def url(self) -> str:
+        return f"https://arxiv.org/abs/{self.id}"
+
+
+@dataclass
+class Ranked:
+    """A paper with its prefilter verdict."""
+    paper: Paper
+    prefilter_score: float
+    kept: bool
+    topic: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
+             "kept": self.kept, "topic": self.topic}
+        for k, v in self.paper.to_dict().items():
+            d.setdefault(k, v)
+        return d
+
+
+@dataclass
+class Score:
+    """One paper's judgement, the seed's JSONL record plus what we know of how it was made."""
+    arxiv_id: str
+    relevance: int
+    novelty: int
+    comment: str
+    expected_relevance: float | None = None   # probability-weighted mean (score-mode expected)
+    expected_novelty: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_jsonl(self) -> dict[str, Any]:
+        """Exactly the seed's keys: a drop-in for GPT's JSONL."""
+        return {"ARXIVID": self.arxiv_id, "COMMENT": self.comment,
+                "RELEVANCE": self.relevance, "NOVELTY": self.novelty}
+
+    @property
+    def total(self) -> int:
+        return self.relevance + self.novelty
+
+
+@dataclass
+class Failure:
+    """A paper the backend could not score (after its retry)."""
+    arxiv_id: str
+    reason: str
+    raw: str = ""
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+    def add(self, other: "Usage") -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens

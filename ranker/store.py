@@ -1,0 +1,270 @@
+"""The one module that owns the SQLite database.
+
+Schema changes are an ordered list of migrations; `PRAGMA user_version` records how many have run.
+Every write happens inside one transaction, so a process killed mid-write leaves the database as it
+was before that write (SQLite's journal rolls the half-done transaction back on the next open).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .errors import InputError
+from .records import Failure, Paper, Score
+
+MIGRATIONS: list[str] = [
+    # 1: papers, the days they were announced, runs, scores, failures, embeddings
+    """
+    CREATE TABLE papers (
+        id TEXT PRIMARY KEY,
+        version INTEGER,
+        title TEXT NOT NULL,
+        abstract TEXT NOT NULL,
+        authors TEXT NOT NULL,          -- JSON list
+        categories TEXT NOT NULL,       -- JSON list, primary first
+        primary_category TEXT,
+        comment TEXT,
+        first_seen TEXT,                -- first announcement day we saw it on
+        last_seen TEXT
+    );
+    CREATE TABLE paper_days (
+        paper_id TEXT NOT NULL REFERENCES papers(id),
+        day TEXT NOT NULL,
+        announce_type TEXT,
+        PRIMARY KEY (paper_id, day)
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        status TEXT NOT NULL DEFAULT 'running',
+        params TEXT,                    -- JSON
+        summary TEXT                    -- JSON
+    );
+    CREATE TABLE scores (
+        paper_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_hash TEXT NOT NULL,
+        relevance INTEGER NOT NULL CHECK (relevance BETWEEN 1 AND 10),
+        novelty INTEGER NOT NULL CHECK (novelty BETWEEN 1 AND 10),
+        comment TEXT NOT NULL,
+        expected_relevance REAL,
+        expected_novelty REAL,
+        prompt_tokens INTEGER DEFAULT 0,
+        completion_tokens INTEGER DEFAULT 0,
+        run_id INTEGER,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (paper_id, model, prompt_hash)
+    );
+    CREATE TABLE failures (
+        paper_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_hash TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw TEXT,
+        run_id INTEGER,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (paper_id, model, prompt_hash)
+    );
+    CREATE TABLE embeddings (
+        paper_id TEXT NOT NULL,
+        embedder TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,           -- float32, normalised
+        PRIMARY KEY (paper_id, embedder)
+    );
+    """,
+]
+
+
+@dataclass
+class AddResult:
+    new: int = 0
+    updated: int = 0
+    seen_before: dict[str, str] = field(default_factory=dict)   # id -> first day seen, for repeats
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"not a usable ranker database ({e})", where=str(self.path)) from None
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise InputError(f"database schema v{current} is newer than this ranker (v{len(MIGRATIONS)})",
+                             where=str(self.path))
+        for i, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.transaction() as c:
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(f"PRAGMA user_version = {i}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # ------------------------------------------------------------------ papers
+    def add_papers(self, papers: Iterable[Paper]) -> AddResult:
+        """Insert or refresh papers and the day each was announced, in one transaction.
+        A paper already announced on an earlier day is reported in `seen_before`."""
+        res = AddResult()
+        with self.transaction() as c:
+            for p in papers:
+                row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
+                args = (p.version, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories),
+                        p.primary_category, p.comment)
+                if row is None:
+                    c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
+                              "comment,id,first_seen,last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                              (*args, p.id, p.date or None, p.date or None))
+                    res.new += 1
+                else:
+                    first = row[0]
+                    c.execute("UPDATE papers SET version=COALESCE(?,version), title=?, abstract=?, authors=?, "
+                              "categories=?, primary_category=?, comment=?, "
+                              "first_seen=CASE WHEN first_seen IS NULL OR (? IS NOT NULL AND ? < first_seen) "
+                              "  THEN ? ELSE first_seen END, "
+                              "last_seen=CASE WHEN last_seen IS NULL OR ? > last_seen THEN ? ELSE last_seen END "
+                              "WHERE id=?",
+                              (*args, p.date or None, p.date or None, p.date or None, p.date or "",
+                               p.date or None, p.id))
+                    res.updated += 1
+                    if first and p.date and first < p.date:
+                        res.seen_before[p.id] = first
+                if p.date:
+                    c.execute("INSERT OR REPLACE INTO paper_days (paper_id, day, announce_type) VALUES (?,?,?)",
+                              (p.id, p.date, p.announce_type))
+        return res
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        row = self.conn.execute("SELECT id,version,title,abstract,authors,categories,primary_category,comment,"
+                                "first_seen FROM papers WHERE id=?", (paper_id,)).fetchone()
+        if row is None:
+            return None
+        return Paper(id=row[0], version=row[1], title=row[2], abstract=row[3], authors=json.loads(row[4]),
+                     categories=json.loads(row[5]), primary_category=row[6] or "", comment=row[7],
+                     date=row[8] or "")
+
+    def count_papers(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+
+    # ------------------------------------------------------------------ runs
+    def start_run(self, kind: str, params: dict) -> int:
+        with self.transaction() as c:
+            cur = c.execute("INSERT INTO runs (kind, started_at, params) VALUES (?,?,?)",
+                            (kind, time.time(), json.dumps(params, default=str)))
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, summary: dict) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET finished_at=?, status=?, summary=? WHERE id=?",
+                      (time.time(), status, json.dumps(summary, default=str), run_id))
+
+    def get_run(self, run_id: int) -> dict | None:
+        row = self.conn.execute("SELECT id,kind,started_at,finished_at,status,params,summary FROM runs "
+                                "WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "kind": row[1], "started_at": row[2], "finished_at": row[3], "status": row[4],
+                "params": json.loads(row[5] or "null"), "summary": json.loads(row[6] or "null")}
+
+    # ------------------------------------------------------------------ scores
+    def get_scores(self, ids: Iterable[str], model: str, prompt_hash: str) -> dict[str, Score]:
+        out: dict[str, Score] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            q = ("SELECT paper_id,relevance,novelty,comment,expected_relevance,expected_novelty,prompt_tokens,"
+                 "completion_tokens FROM scores WHERE model=? AND prompt_hash=? AND paper_id IN (%s)"
+                 % ",".join("?" * len(chunk)))
+            for r in self.conn.execute(q, (model, prompt_hash, *chunk)):
+                out[r[0]] = Score(arxiv_id=r[0], relevance=r[1], novelty=r[2], comment=r[3],
+                                  expected_relevance=r[4], expected_novelty=r[5], prompt_tokens=r[6] or 0,
+                                  completion_tokens=r[7] or 0)
+        return out
+
+    def put_score(self, score: Score, model: str, prompt_hash: str, run_id: int | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                      (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
+                       score.expected_relevance, score.expected_novelty, score.prompt_tokens,
+                       score.completion_tokens, run_id, time.time()))
+            c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
+                      (score.arxiv_id, model, prompt_hash))
+
+    def put_failure(self, failure: Failure, model: str, prompt_hash: str, run_id: int | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)",
+                      (failure.arxiv_id, model, prompt_hash, failure.reason, failure.raw[:4000], run_id,
+                       time.time()))
+
+    def get_failures(self, model: str, prompt_hash: str) -> list[Failure]:
+        rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",
+                                 (model, prompt_hash)).fetchall()
+        return [Failure(r[0], r[1], r[2] or "") for r in rows]
+
+    # ------------------------------------------------------------------ embeddings
+    def get_embeddings(self, keys: dict[str, str], embedder: str) -> dict[str, np.ndarray]:
+        """keys: paper id -> hash of the text embedded. A cached vector of other text is a miss."""
+        out: dict[str, np.ndarray] = {}
+        ids = list(keys)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            q = ("SELECT paper_id, text_hash, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)"
+                 % ",".join("?" * len(chunk)))
+            for pid, th, dim, blob in self.conn.execute(q, (embedder, *chunk)):
+                if th == keys[pid]:
+                    out[pid] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        return out
+
+    def put_embeddings(self, rows: Iterable[tuple[str, str, np.ndarray]], embedder: str) -> None:
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
+                          ((pid, embedder, th, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
+                           for pid, th, v in rows))
+
+    def count_embeddings(self, embedder: str) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
