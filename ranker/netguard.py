@@ -1,0 +1,85 @@
+"""Offline mode: no network connection except to loopback.
+
+`enable_offline()` puts Hugging Face, transformers, vLLM and friends in their offline / no-telemetry modes
+and installs a guard on socket connects in this process; child processes (vLLM's engine core) inherit the
+environment, and with it the guard through ranker/_offline_site/sitecustomize.py.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+from .errors import FetchError
+
+OFFLINE_ENV = {
+    "RANKER_OFFLINE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "1",
+}
+_SITE_DIR = Path(__file__).parent / "_offline_site"
+_installed = False
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _allowed(sock: socket.socket, address) -> bool:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return True          # unix sockets, netlink: not the network
+    host = address[0] if isinstance(address, tuple) else str(address)
+    return is_loopback_host(str(host))
+
+
+def install_guard() -> None:
+    """Make every non-loopback connect in this process fail with a clear error."""
+    global _installed
+    if _installed:
+        return
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def connect(self, address):
+        if not _allowed(self, address):
+            raise FetchError(f"offline mode: refused a connection to {address[0]}:{address[1]} "
+                             "(only loopback is allowed; unset RANKER_OFFLINE to go online)")
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if not _allowed(self, address):
+            return 101  # ENETUNREACH
+        return real_connect_ex(self, address)
+
+    socket.socket.connect = connect
+    socket.socket.connect_ex = connect_ex
+    _installed = True
+
+
+def enable_offline() -> None:
+    os.environ.update(OFFLINE_ENV)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(_SITE_DIR) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(_SITE_DIR), *paths])
+    install_guard()
+
+
+def check_url(url: str) -> None:
+    """Refuse a non-loopback URL in offline mode, before any library tries it."""
+    from urllib.parse import urlparse
+    from .config import offline
+    if not offline():
+        return
+    host = urlparse(url).hostname or ""
+    if urlparse(url).scheme in ("http", "https") and not is_loopback_host(host):
+        raise FetchError(f"offline mode: will not fetch {url} (only loopback is allowed)")

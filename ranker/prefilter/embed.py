@@ -1,0 +1,183 @@
+"""Sentence embeddings of papers and queries, cached in the store.
+
+The model (sentence-transformers) is loaded lazily, on the first text that is not already cached: a rerun of
+a day whose papers and topic vectors are all in the store never loads it.
+Vectors are float32 and L2-normalised, so a dot product is a cosine similarity.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InputError, MissingDependency, ModelError
+from ..records import Paper
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+DEFAULT_EMBEDDER = "minilm"
+# Papers are embedded this many at a time, so memory stays bounded however large the input is.
+CHUNK = 256
+# Queries (topic descriptions, keywords) share the store's embeddings table under ids with this prefix;
+# an arXiv id never starts with it.
+QUERY_PREFIX = "~query:"
+# Bumped when the text a paper is embedded as changes, so stale cached vectors are not reused.
+TEXT_VERSION = "1"
+
+
+def paper_text(p: Paper) -> str:
+    """What a paper is embedded as: its title and abstract; the title alone when the abstract is empty."""
+    title = " ".join((p.title or "").split())
+    abstract = " ".join((p.abstract or "").split())
+    if not abstract:
+        return title
+    if not title:
+        return abstract
+    return f"{title}. {abstract}"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(f"{TEXT_VERSION}\0{text}".encode("utf-8")).hexdigest()[:20]
+
+
+def embedder_key(name: str | None) -> str:
+    """The name an embedder's vectors are stored under: a preset's name, a folder's absolute path, or the
+    Hugging Face id as given."""
+    name = (name or DEFAULT_EMBEDDER).strip()
+    if not name:
+        return DEFAULT_EMBEDDER
+    from ..models import presets
+    if name in presets():
+        return name
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    return name
+
+
+def slug(key: str) -> str:
+    """A file-name-safe form of an embedder key."""
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name or key)[:40]
+    return f"{base}-{hashlib.sha1(key.encode()).hexdigest()[:8]}" if base != key else base
+
+
+class Embedder:
+    """Embeds texts with one sentence-transformers model; `model` loads on first use."""
+
+    def __init__(self, name: str | None = None, *, batch_size: int = 32, device: str | None = None):
+        self.name = name or DEFAULT_EMBEDDER
+        self.key = embedder_key(self.name)
+        self.batch_size = batch_size
+        self.device = device or "cpu"
+        self._model = None
+        self._lock = threading.Lock()
+        self.texts_encoded = 0          # how many texts went through the model (tests and benchmarks read it)
+        self.load_seconds = 0.0
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self):
+        import time
+        from ..models import resolve
+        path = resolve(self.name, kind="embedder")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise MissingDependency("sentence-transformers", "", "the embedding prefilter") from None
+        t0 = time.perf_counter()
+        try:
+            model = SentenceTransformer(path, device=self.device, local_files_only=True)
+        except Exception as e:  # a folder that is not a sentence-transformers model, an id not in the cache
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ModelError(f"cannot load the embedder: {first}", where=self.name) from None
+        self.load_seconds = time.perf_counter() - t0
+        return model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised float32 vectors, one row per text (no cache)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        for i in range(0, len(texts), CHUNK):
+            chunk = list(texts[i:i + CHUNK])
+            v = self.model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+            out.append(np.asarray(v, dtype=np.float32))
+            self.texts_encoded += len(chunk)
+        return _normalise(np.concatenate(out))
+
+    # ------------------------------------------------------------------ cached
+    def _cached(self, ids: list[str], texts: list[str], store: "Store | None", progress=None) -> np.ndarray:
+        hashes = [text_hash(t) for t in texts]
+        found = store.get_embeddings(dict(zip(ids, hashes)), self.key) if store is not None else {}
+        missing = [i for i, pid in enumerate(ids) if pid not in found]
+        vecs: dict[str, np.ndarray] = dict(found)
+        for start in range(0, len(missing), CHUNK):
+            idx = missing[start:start + CHUNK]
+            new = self.encode([texts[i] for i in idx])
+            if store is not None:
+                store.put_embeddings(((ids[i], hashes[i], new[j]) for j, i in enumerate(idx)), self.key)
+            for j, i in enumerate(idx):
+                vecs[ids[i]] = new[j]
+            if progress is not None:
+                progress(min(start + CHUNK, len(missing)), len(missing))
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        dims = {v.shape[0] for v in vecs.values()}
+        if len(dims) != 1:
+            raise ModelError(f"the store holds vectors of several sizes {sorted(dims)} for embedder "
+                             f"'{self.key}'; the model at that name changed", where=self.key)
+        return np.stack([vecs[pid] for pid in ids]).astype(np.float32, copy=False)
+
+    def embed_papers(self, papers: Sequence[Paper], store: "Store | None" = None, progress=None) -> np.ndarray:
+        """One normalised row per paper, in order; cached vectors (same embedder, same text) are reused and
+        new ones are written to the store."""
+        ids = [p.id for p in papers]
+        texts = [paper_text(p) for p in papers]
+        for p, t in zip(papers, texts):
+            if not t:
+                raise InputError("the paper has neither a title nor an abstract", where=p.id)
+        if len(set(ids)) != len(ids):
+            # the same id twice: embed once, repeat the row
+            uniq = list(dict.fromkeys(ids))
+            first = {pid: texts[i] for i, pid in reversed(list(enumerate(ids)))}
+            m = self._cached(uniq, [first[u] for u in uniq], store, progress)
+            pos = {u: i for i, u in enumerate(uniq)}
+            return m[[pos[pid] for pid in ids]]
+        return self._cached(ids, texts, store, progress)
+
+    def embed_queries(self, texts: Iterable[str], store: "Store | None" = None) -> np.ndarray:
+        """Query vectors (topic descriptions, keywords), cached in the store under their text's hash."""
+        texts = [" ".join(t.split()) for t in texts]
+        ids = [QUERY_PREFIX + text_hash(t) for t in texts]
+        uniq = list(dict.fromkeys(ids))
+        by_id = dict(zip(ids, texts))
+        m = self._cached(uniq, [by_id[u] for u in uniq], store)
+        pos = {u: i for i, u in enumerate(uniq)}
+        return m[[pos[q] for q in ids]] if ids else m
+
+
+def _normalise(m: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(m, axis=1, keepdims=True)
+    n[n == 0] = 1.0
+    return (m / n).astype(np.float32, copy=False)

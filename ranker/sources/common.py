@@ -1,0 +1,358 @@
+"""Normalisation shared by every reader, and the report that counts what a read skipped or repaired.
+
+Readers turn one record of their format into a Paper through `make_paper`, so every source ends up with the
+same shape: id without version, folded whitespace, an abstract without a leading "Abstract:" and capped in
+length, authors as a list of clean names, categories as a list with the primary first.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date as _date
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from ..errors import InputError
+from ..records import Paper
+
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+# When the same paper shows up twice, the stronger announcement wins.
+_ANNOUNCE_RANK = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
+
+ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
+TITLE_CAP = 1_000
+MAX_AUTHORS = 5_000       # physics collaborations list ~3,000 names
+MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
+
+_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(?:v(\d+))?$")
+_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Za-z\-]{2,})?/\d{7})(?:v(\d+))?$")
+_ID_PREFIXES = ("oai:arxiv.org:", "arxiv:", "https://arxiv.org/abs/", "http://arxiv.org/abs/",
+                "https://export.arxiv.org/abs/", "http://export.arxiv.org/abs/")
+_CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
+_ABSTRACT_LABEL = re.compile(r"^\s*abstract\s*[:.]\s*", re.IGNORECASE)
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
+
+
+# --------------------------------------------------------------------------- the read report
+@dataclass
+class ReadReport:
+    """What one read saw. Readers fill it; the CLI prints `notes()`.
+
+    seen:        records in the source (items, entries, lines with a paper)
+    kept:        papers yielded after filters and de-duplication
+    filtered:    records dropped by the category / announce-type filter
+    duplicates:  records whose id was already yielded (the first occurrence wins)
+    skipped:     records that could not be used (bad JSON, no id, no title), each a counted warning
+    no_abstract: papers kept with an empty abstract
+    truncated:   papers whose abstract (or title) was cut to the cap
+    bad_bytes:   records (lines) whose invalid UTF-8 was replaced with U+FFFD
+    """
+    source: str = ""
+    seen: int = 0
+    kept: int = 0
+    filtered: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    no_abstract: int = 0
+    truncated: int = 0
+    bad_bytes: int = 0
+    feed_date: str = ""          # the channel's announcement day, when the source has one
+    warnings: list[str] = field(default_factory=list)
+    _first: dict[str, str] = field(default_factory=dict)
+
+    def warn(self, kind: str, where: str, msg: str) -> None:
+        """Count one problem of `kind`; keep the first few messages (and the first place of each kind)."""
+        setattr(self, kind, getattr(self, kind) + 1)
+        self._first.setdefault(kind, where)
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(f"{where}: {msg}")
+
+    def first_where(self, kind: str) -> str | None:
+        return self._first.get(kind)
+
+    def notes(self) -> list[str]:
+        """One line per kind of problem, for stderr."""
+        out = []
+        labels = {
+            "skipped": "records skipped (unreadable or without id/title)",
+            "bad_bytes": "records with invalid UTF-8 (replaced with U+FFFD)",
+            "duplicates": "duplicate ids dropped (first occurrence kept)",
+            "no_abstract": "papers without an abstract (kept with an empty abstract)",
+            "truncated": f"overlong abstracts/titles cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,} characters",
+        }
+        for kind, label in labels.items():
+            n = getattr(self, kind)
+            if n:
+                out.append(f"warning: {n} {label}; first at {self._first.get(kind, self.source)}")
+        return out
+
+
+# --------------------------------------------------------------------------- text helpers
+def fold(text: Any) -> str:
+    """Whitespace folded to single spaces; None -> ''."""
+    if text is None:
+        return ""
+    return " ".join(str(text).split())
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 read as Latin-1 ("WÃ¼bben" -> "Wübben"), which some arXiv API answers carry.
+    Only applied when the whole string round-trips; otherwise the text is returned unchanged."""
+    if not _MOJIBAKE.search(text):
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303", "=": "\u0304",
+            ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328",
+            "r": "\u030a"}
+_LETTERS = {"l": "ł", "L": "Ł", "o": "ø", "O": "Ø", "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ",
+            "oe": "œ", "OE": "Œ", "i": "ı", "j": "ȷ"}
+_ACCENT_RE = re.compile(r"""\{?\\([`'^"~=.]|[uvHckr](?=[\s{]))\s*\{?\s*(\\?[A-Za-z])\s*\}?\}?""")
+_LETTER_RE = re.compile(r"\{\\(ss|aa|AA|ae|AE|oe|OE|l|L|o|O|i|j)\}|\\(ss|aa|AA|ae|AE|oe|OE|l|L|o|O|i|j)\b")
+
+
+def delatex(text: str) -> str:
+    """Turn the TeX accents arXiv keeps in author names (Przemys{\\l}aw, R\\'emy, \\.Zygierewicz) into Unicode."""
+    if "\\" not in text:
+        return text
+
+    def accent(m: re.Match) -> str:
+        base = m.group(2).lstrip("\\")
+        base = {"i": "i", "j": "j"}.get(base, base)
+        return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
+
+    text = _ACCENT_RE.sub(accent, text)
+    text = _LETTER_RE.sub(lambda m: _LETTERS[m.group(1) or m.group(2)], text)
+    return text.replace("{", "").replace("}", "")
+
+
+def split_authors(text: str) -> list[str]:
+    """'A, B (Univ, Dept), C and D' -> ['A', 'B', 'C', 'D']: split on top-level commas and ' and ',
+    drop parenthesised affiliations, turn TeX accents into Unicode."""
+    names: list[str] = []
+    depth = 0
+    cur: list[str] = []
+    text = fold(text)
+
+    def flush() -> None:
+        name = fold("".join(cur))
+        cur.clear()
+        if name.lower().startswith("and "):
+            name = name[4:].strip()
+        if name:
+            names.append(name)
+
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            if ch == "," or ch == ";":
+                flush()
+            elif text.startswith(" and ", i):
+                flush()
+                i += 5
+                continue
+            else:
+                cur.append(ch)
+        i += 1
+    flush()
+    return [fix_mojibake(delatex(n)) for n in names[:MAX_AUTHORS]]
+
+
+def clean_authors(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return split_authors(value)
+    if isinstance(value, (list, tuple)):
+        out = []
+        for a in value[:MAX_AUTHORS]:
+            if isinstance(a, str):
+                name = fold(a)
+            elif isinstance(a, (list, tuple)) and a and all(isinstance(x, str) for x in a):
+                # the snapshot's authors_parsed: [last, first, suffix]
+                last, first = a[0], a[1] if len(a) > 1 else ""
+                suffix = a[2] if len(a) > 2 else ""
+                name = fold(f"{first} {last} {suffix}")
+            else:
+                continue
+            if name:
+                out.append(fix_mojibake(delatex(name)))
+        return out
+    return []
+
+
+def split_id(raw: Any) -> tuple[str, int | None] | None:
+    """'oai:arXiv.org:2411.17700v1' / 'http://arxiv.org/abs/2411.17700v1' / 'arXiv:2411.17700' ->
+    ('2411.17700', 1). None when it is not an arXiv id."""
+    if not isinstance(raw, str):
+        return None
+    s = raw.strip()
+    low = s.lower()
+    for p in _ID_PREFIXES:
+        if low.startswith(p):
+            s = s[len(p):]
+            break
+    m = _NEW_ID.match(s) or _OLD_ID.match(s)
+    if not m:
+        return None
+    return m.group(1), (int(m.group(2)) if m.group(2) else None)
+
+
+def valid_category(cat: str) -> bool:
+    return bool(_CATEGORY.match(cat))
+
+
+def clean_categories(value: Any, primary: Any = None) -> list[str]:
+    if isinstance(value, str):
+        cats = value.split()
+    elif isinstance(value, (list, tuple)):
+        cats = [c.strip() for c in value if isinstance(c, str)]
+    else:
+        cats = []
+    out: list[str] = []
+    if isinstance(primary, str) and primary.strip():
+        out.append(primary.strip())
+    for c in cats:
+        if c and c not in out:
+            out.append(c)
+    return out
+
+
+def rfc822_day(text: str | None) -> str | None:
+    """'Thu, 28 Nov 2024 00:00:00 -0500' -> '2024-11-28' (the day in the sender's own time zone)."""
+    if not text:
+        return None
+    try:
+        dt = parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if dt is None:
+        return None
+    return dt.date().isoformat()
+
+
+def iso_day(text: Any) -> str | None:
+    """'2024-11-28T10:00:00Z' or '2024-11-28' -> '2024-11-28'; anything else -> None."""
+    if not isinstance(text, str) or len(text) < 10:
+        return None
+    try:
+        return _date.fromisoformat(text.strip()[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def check_day(value: str, flag: str = "--date") -> str:
+    """Validate a YYYY-MM-DD given by the user."""
+    try:
+        return _date.fromisoformat(value.strip()).isoformat()
+    except (ValueError, AttributeError):
+        raise InputError(f"expected a day as YYYY-MM-DD, got {value!r}", where=flag) from None
+
+
+# --------------------------------------------------------------------------- the one constructor
+def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstract: Any, authors: Any,
+               categories: Any, primary: Any = None, date: str | None = "", comment: Any = None,
+               announce_type: str | None = None, version: int | None = None,
+               extra: dict[str, Any] | None = None) -> Paper | None:
+    """Build a normalised Paper, or count a skip (returns None) when the record has no usable id or title."""
+    parsed = split_id(raw_id)
+    if parsed is None:
+        shown = raw_id if isinstance(raw_id, str) else type(raw_id).__name__
+        report.warn("skipped", where, f"no valid arXiv id ({str(shown)[:60]!r}); skipped")
+        return None
+    pid, id_version = parsed
+    title_s = fix_mojibake(fold(title)) if isinstance(title, str) else ""
+    if not title_s:
+        report.warn("skipped", where, f"{pid}: no title; skipped")
+        return None
+    abstract_s = fix_mojibake(fold(abstract)) if isinstance(abstract, str) else ""
+    abstract_s = _ABSTRACT_LABEL.sub("", abstract_s, count=1)
+    cut = False
+    if len(abstract_s) > ABSTRACT_CAP:
+        abstract_s, cut = abstract_s[:ABSTRACT_CAP], True
+    if len(title_s) > TITLE_CAP:
+        title_s, cut = title_s[:TITLE_CAP], True
+    if cut:
+        report.warn("truncated", where, f"{pid}: overlong text cut to the cap")
+    if not abstract_s:
+        report.warn("no_abstract", where, f"{pid}: no abstract; kept with an empty one")
+    cats = [c for c in clean_categories(categories, primary) if valid_category(c)]
+    if version is None:
+        version = id_version
+    if announce_type is not None:
+        announce_type = announce_type.strip().lower() or None
+        if announce_type not in ANNOUNCE_TYPES:
+            announce_type = None
+    com = fold(comment) if isinstance(comment, str) else None
+    return Paper(id=pid, title=title_s, abstract=abstract_s, authors=clean_authors(authors), categories=cats,
+                 primary_category=cats[0] if cats else "", date=date or "", comment=com or None,
+                 announce_type=announce_type, version=version if isinstance(version, int) else None,
+                 extra=dict(extra or {}))
+
+
+# --------------------------------------------------------------------------- announce types
+def relative_announce(paper: Paper, categories: list[str] | None) -> str | None:
+    """The announce type as a feed of exactly `categories` would give it: a paper whose primary category is
+    one of them is 'new' (or 'replace'), one only cross-listed into them is 'cross' (or 'replace-cross')."""
+    base = paper.announce_type or "new"
+    if not categories:
+        return base
+    if not any(c in categories for c in paper.categories):
+        return base
+    replaced = base.startswith("replace")
+    if paper.primary_category in categories:
+        return "replace" if replaced else "new"
+    return "replace-cross" if replaced else "cross"
+
+
+def per_category(paper: Paper, categories: list[str]) -> dict[str, str | None]:
+    """The listing.jsonl per-category keys: how the paper appears in each category's own feed."""
+    replaced = (paper.announce_type or "").startswith("replace")
+    out: dict[str, str | None] = {}
+    for c in categories:
+        if c not in paper.categories:
+            out[c] = None
+        elif c == paper.primary_category:
+            out[c] = "replace" if replaced else "new"
+        else:
+            out[c] = "replace-cross" if replaced else "cross"
+    return out
+
+
+def stronger(a: str | None, b: str | None) -> str | None:
+    """Merge two announce types of one paper: new beats cross beats replace beats replace-cross."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if _ANNOUNCE_RANK.get(a, 9) <= _ANNOUNCE_RANK.get(b, 9) else b
+
+
+def parse_list(value: str | list[str] | None, *, flag: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """'cs.LG, cs.AI' -> ['cs.LG', 'cs.AI'], validated."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else value.split(",")
+    out: list[str] = []
+    for raw in items:
+        for item in str(raw).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if allowed is not None and item not in allowed:
+                raise InputError(f"unknown value {item!r}; expected one of {', '.join(allowed)}", where=flag)
+            if allowed is None and not valid_category(item):
+                raise InputError(f"{item!r} is not an arXiv category like cs.LG", where=flag)
+            if item not in out:
+                out.append(item)
+    return out
