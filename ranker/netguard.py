@@ -1,15 +1,14 @@
 """Offline mode: no network connection except to loopback.
 
 `enable_offline()` puts Hugging Face, transformers, vLLM and friends in their offline / no-telemetry modes
-and installs a guard on socket connects in this process; child processes (vLLM's engine core) inherit the
-environment, and with it the guard through ranker/_offline_site/sitecustomize.py.
+through environment variables (which child processes such as vLLM's engine core inherit) and installs a
+guard on socket connects in this process, so a library that tries anyway fails loudly instead of leaking.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
-from pathlib import Path
 
 from .errors import FetchError
 
@@ -23,7 +22,6 @@ OFFLINE_ENV = {
     "VLLM_DO_NOT_TRACK": "1",
     "DO_NOT_TRACK": "1",
 }
-_SITE_DIR = Path(__file__).parent / "_offline_site"
 _installed = False
 
 
@@ -68,9 +66,6 @@ def install_guard() -> None:
 
 def enable_offline() -> None:
     os.environ.update(OFFLINE_ENV)
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if str(_SITE_DIR) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(_SITE_DIR), *paths])
     install_guard()
 
 
