@@ -1,0 +1,59 @@
+"""`ranker compare`: local judgements vs GPT's -> metrics.json, report.html and a terminal summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import echo, info
+
+_MAX_SHOWN_WARNINGS = 20
+
+
+def compare(
+    gpt: Annotated[list[str], typer.Option("--gpt", help="GPT's judgements: the seed's Markdown digest, its JSON "
+                                           "output or JSONL (ARXIVID/id, RELEVANCE, NOVELTY, COMMENT). A file, a "
+                                           "directory (searched recursively) or a quoted glob; repeat for more.",
+                                           show_default=False)],
+    local: Annotated[list[str], typer.Option("--local", help="The local model's judgements: `ranker score` JSONL "
+                                             "or a `ranker run` JSON/Markdown digest; file, directory or glob.",
+                                             show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Directory for metrics.json and report.html.")],
+    papers: Annotated[Optional[list[str]], typer.Option(
+        "--papers", help="The day's whole listing (papers JSONL, listing.jsonl layout) for selection over every "
+        "paper; file, directory or glob.", show_default=False)] = None,
+    prefilter: Annotated[Optional[list[str]], typer.Option(
+        "--prefilter", help="`ranker prefilter` output (id, prefilter_score, kept) to measure the prefilter's "
+        "recall of GPT's picks.", show_default=False)] = None,
+    min_relevance: Annotated[float, typer.Option("--min-relevance", help="A pick needs RELEVANCE >= this.")] = 8,
+    min_novelty: Annotated[float, typer.Option("--min-novelty", help="A pick needs NOVELTY >= this.")] = 7,
+) -> None:
+    """Compare a local model's judgements with GPT's: rank correlation, error, pick precision/recall.
+
+    Writes OUT/metrics.json and a self-contained OUT/report.html (tables and plots) and prints a Markdown summary. Papers are matched by arXiv id (versions stripped); several days may be given at once: pass a directory, a quoted glob, or repeat the option.
+
+    Example: ranker compare --gpt 'data/days/*/gpt_scores.jsonl' --local out/scores.jsonl --papers 'data/days/*/listing.jsonl' --prefilter out/ranked.jsonl --out out/compare
+    """
+    from ..compare import run_compare
+
+    shown = 0
+
+    def warn(msg: str) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= _MAX_SHOWN_WARNINGS:
+            info(f"warning: {msg}")
+
+    metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
+                          min_relevance=min_relevance, min_novelty=min_novelty, warn=warn)
+    if shown > _MAX_SHOWN_WARNINGS:
+        info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
+    from ..compare import summary_markdown
+    echo(summary_markdown(metrics))
+    echo("")
+    echo(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)
