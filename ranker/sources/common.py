@@ -356,3 +356,37 @@ def parse_list(value: str | list[str] | None, *, flag: str, allowed: tuple[str, 
             if item not in out:
                 out.append(item)
     return out
+
+
+# --------------------------------------------------------------------------- JSON lines
+def json_lines(lines, source: str, report: ReadReport):
+    """Yield (where, object) for each non-blank line of a JSON-lines byte stream. Invalid UTF-8 is replaced
+    (counted); a line that is not a JSON object is skipped with a counted warning naming file:line."""
+    import json
+
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace")
+            report.warn("bad_bytes", where, "invalid UTF-8 bytes replaced with U+FFFD")
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            report.seen += 1
+            msg = str(e).splitlines()[0][:80] if str(e) else "syntax error"
+            report.warn("skipped", where, f"not valid JSON ({msg}); a truncated line? skipped")
+            continue
+        report.seen += 1
+        if not isinstance(obj, dict):
+            report.warn("skipped", where, f"expected a JSON object, got {type(obj).__name__}; skipped")
+            continue
+        yield where, obj
+
+
+def no_valid_records(report: ReadReport, kind: str) -> InputError:
+    first = report.first_where("skipped") or report.source
+    return InputError(f"no valid {kind} line ({report.skipped} unreadable; first at {first})", where=report.source)

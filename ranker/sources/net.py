@@ -1,0 +1,228 @@
+"""Reading arXiv over the network, politely.
+
+- `fetch_bytes(url)`: one GET (the RSS feed) with a timeout and retries.
+- `api_client()`: an `arxiv.Client` (the arXiv API through the `arxiv` package) pointed at config.api_url()
+  and given our session, so it gets the same timeout and retries.
+
+Every request goes through `PoliteAdapter`: a 429 or 5xx answer, a refused or reset connection and a timeout
+are retried with exponential backoff (policy.backoff, doubled each time, capped at policy.max_wait), honouring
+the server's Retry-After; when the retries are spent a FetchError says what happened. arxiv 4.0.2's own
+client sets no timeout and retries immediately without backoff, so its retries are kept for the one case it
+knows best (a spuriously empty page) and the HTTP side is ours.
+
+Offline mode (--offline / RANKER_OFFLINE=1) refuses any URL whose host is not loopback before connecting.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Callable
+from urllib.parse import urlparse
+
+from .. import __version__
+from .. import config
+from ..errors import FetchError
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"ranker/{__version__} (local arXiv ranker; polite: >=3 s between API requests)"
+
+Notify = Callable[[str], None]
+
+
+@dataclass
+class NetPolicy:
+    timeout: float = 30.0     # seconds without an answer (connect, then between bytes)
+    retries: int = 5          # retries after the first try
+    backoff: float = 2.0      # seconds before the first retry; doubled each retry
+    max_wait: float = 120.0   # the longest single wait; a longer Retry-After ends the fetch at once
+    api_delay: float = 3.0    # seconds between two arXiv API requests (arXiv's terms of use)
+
+    @classmethod
+    def from_config(cls, fetch_cfg=None) -> "NetPolicy":
+        """[fetch] timeout/retries from the TOML config, then RANKER_FETCH_TIMEOUT / _RETRIES / _BACKOFF and
+        RANKER_API_DELAY from the environment (tests use these to keep backoff short)."""
+        p = cls()
+        if fetch_cfg is not None:
+            p.timeout, p.retries = float(fetch_cfg.timeout), int(fetch_cfg.retries)
+        for attr, value in (("timeout", config.fetch_timeout()), ("retries", config.fetch_retries()),
+                            ("backoff", config.fetch_backoff()), ("api_delay", config.api_delay())):
+            if value is not None:
+                setattr(p, attr, value)
+        if p.timeout <= 0:
+            p.timeout = 0.001
+        return p
+
+    def wait(self, attempt: int) -> float:
+        """Backoff before retry number `attempt` (0-based), with a little jitter."""
+        return min(self.max_wait, self.backoff * (2 ** attempt)) * random.uniform(0.8, 1.0)
+
+
+# --------------------------------------------------------------------------- offline
+def is_loopback_url(url: str) -> bool:
+    from ..netguard import is_loopback_host
+    try:
+        host = urlparse(url).hostname or ""
+    except ValueError:
+        return False
+    return is_loopback_host(host)
+
+
+def check_allowed(url: str, offline: bool | None = None) -> None:
+    """Raise FetchError for a non-loopback URL in offline mode (the flag, or RANKER_OFFLINE=1)."""
+    offline = config.offline() if offline is None else (offline or config.offline())
+    if offline and not is_loopback_url(url):
+        raise FetchError(f"offline mode (--offline / RANKER_OFFLINE=1): will not connect to {_host(url)}; "
+                         "read a saved file with --from FILE instead", where=url)
+
+
+def _host(url: str) -> str:
+    try:
+        p = urlparse(url)
+        return f"{p.hostname}:{p.port}" if p.port else str(p.hostname)
+    except ValueError:
+        return url
+
+
+# --------------------------------------------------------------------------- retries
+def retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (a number or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _make_adapter(policy: NetPolicy, notify: Notify | None):
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class PoliteAdapter(HTTPAdapter):
+        """An HTTPAdapter that retries by itself, with backoff, a default timeout and Retry-After."""
+
+        def send(self, request, **kwargs):
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = policy.timeout
+            url = request.url
+            for attempt in range(policy.retries + 1):
+                last = attempt == policy.retries
+                try:
+                    resp = super().send(request, **kwargs)
+                except requests.exceptions.Timeout:
+                    if last:
+                        raise FetchError(f"no answer from {_host(url)} within {policy.timeout:g} s "
+                                         f"({attempt + 1} tries); the server may be down, try again later",
+                                         where=url) from None
+                    why, wait = f"no answer within {policy.timeout:g} s", policy.wait(attempt)
+                except requests.exceptions.ConnectionError as e:
+                    if last:
+                        raise FetchError(f"cannot connect to {_host(url)} ({_reason(e)}) after {attempt + 1} "
+                                         "tries; check the network or try again later", where=url) from None
+                    why, wait = f"connection failed ({_reason(e)})", policy.wait(attempt)
+                else:
+                    if resp.status_code not in RETRY_STATUS:
+                        return resp
+                    asked = retry_after(resp.headers.get("Retry-After"))
+                    resp.close()
+                    if asked is not None and asked > policy.max_wait:
+                        raise FetchError(f"{_host(url)} answered HTTP {resp.status_code} and asks us to wait "
+                                         f"{asked:.0f} s; try again later", where=url)
+                    if last:
+                        raise FetchError(f"{_host(url)} answered HTTP {resp.status_code} to all {attempt + 1} "
+                                         "tries (arXiv overloaded or rate limiting); try again later", where=url)
+                    why = f"HTTP {resp.status_code}"
+                    wait = max(asked, policy.wait(attempt)) if asked is not None else policy.wait(attempt)
+                    wait = min(wait, policy.max_wait)
+                if notify:
+                    notify(f"{_host(url)}: {why}; retry {attempt + 1}/{policy.retries} in {wait:.1f} s")
+                time.sleep(wait)
+            raise AssertionError("unreachable")
+
+    return PoliteAdapter()
+
+
+def _reason(e: Exception) -> str:
+    text = str(e)
+    for key in ("Connection refused", "Connection reset", "Name or service not known", "Temporary failure",
+                "Network is unreachable", "test guard", "offline mode", "Remote end closed"):
+        if key in text:
+            return key.lower()
+    return type(e).__name__
+
+
+def make_session(policy: NetPolicy, url: str, notify: Notify | None = None):
+    """A requests.Session whose every request is retried politely. For a loopback URL the environment's
+    proxy settings are ignored (a proxy cannot reach our own loopback)."""
+    import requests
+
+    s = requests.Session()
+    adapter = _make_adapter(policy, notify)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    s.headers["User-Agent"] = USER_AGENT
+    if is_loopback_url(url):
+        s.trust_env = False
+    return s
+
+
+def fetch_bytes(url: str, *, policy: NetPolicy | None = None, offline: bool | None = None,
+                notify: Notify | None = None) -> bytes:
+    """GET a URL and return the body, or raise FetchError (one line, naming the URL)."""
+    import requests
+
+    check_allowed(url, offline)
+    policy = policy or NetPolicy.from_config()
+    session = make_session(policy, url, notify)
+    try:
+        resp = session.get(url, timeout=policy.timeout)
+    except FetchError:
+        raise
+    except requests.exceptions.RequestException as e:
+        raise FetchError(f"request failed ({_reason(e)})", where=url) from None
+    finally:
+        session.close()
+    if resp.status_code == 404:
+        raise FetchError("not found (HTTP 404); check the category names", where=url)
+    if resp.status_code != 200:
+        raise FetchError(f"HTTP {resp.status_code} {resp.reason or ''}".rstrip(), where=url)
+    return resp.content
+
+
+# --------------------------------------------------------------------------- URLs
+def rss_feed_url(categories: list[str], base: str | None = None) -> str:
+    """https://rss.arxiv.org/rss/cs.LG+cs.AI for ['cs.LG', 'cs.AI'] (base: config.rss_url())."""
+    base = base or config.rss_url()
+    return base.rstrip("/") + "/" + "+".join(categories)
+
+
+def api_client(*, policy: NetPolicy | None = None, offline: bool | None = None, notify: Notify | None = None,
+               page_size: int = 200):
+    """An arxiv.Client talking to config.api_url() through a polite session.
+
+    arxiv 4.0.2 builds request URLs from the class attribute `Client.query_url_format` (set here per
+    instance), keeps its requests.Session in `_session` (replaced by ours: timeout, backoff, Retry-After),
+    retries failed pages `num_retries` times without waiting (kept low: our adapter already retried) and
+    sleeps `delay_seconds` between requests."""
+    try:
+        import arxiv
+    except ImportError:
+        from ..errors import MissingDependency
+        raise MissingDependency("arxiv", "", "fetching from the arXiv API") from None
+    base = config.api_url()
+    check_allowed(base, offline)
+    policy = policy or NetPolicy.from_config()
+    client = arxiv.Client(page_size=page_size, delay_seconds=policy.api_delay, num_retries=min(2, policy.retries))
+    client.query_url_format = base + ("&{}" if "?" in base else "?{}")
+    client._session = make_session(policy, base, notify)
+    return client
