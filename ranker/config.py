@@ -7,6 +7,7 @@ Environment:
   RANKER_OFFLINE     1 = never open a non-loopback connection
   RANKER_DEBUG       1 = show full tracebacks
   RANKER_RSS_URL, RANKER_API_URL   base URLs of arXiv's RSS feed and API (tests point them at 127.0.0.1)
+  RANKER_FETCH_TIMEOUT, RANKER_FETCH_RETRIES, RANKER_FETCH_BACKOFF, RANKER_API_DELAY   network politeness knobs
   OPENAI_BASE_URL, OPENAI_API_KEY  the OpenAI-compatible server for the `openai` backend
 """
 from __future__ import annotations
@@ -74,6 +75,39 @@ def rss_url() -> str:
 
 def api_url() -> str:
     return os.environ.get("RANKER_API_URL", DEFAULT_API_URL)
+
+
+def _env_number(name: str, kind: type = float) -> float | int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"expected a {kind.__name__}, got {raw!r}", where=name) from None
+    if value < 0:
+        raise ConfigError(f"must not be negative, got {raw!r}", where=name)
+    return value
+
+
+def fetch_timeout() -> float | None:
+    """RANKER_FETCH_TIMEOUT: seconds to wait for an arXiv server to answer (default: [fetch] timeout)."""
+    return _env_number("RANKER_FETCH_TIMEOUT")
+
+
+def fetch_retries() -> int | None:
+    """RANKER_FETCH_RETRIES: retries after a 429/5xx or a connection error (default: [fetch] retries)."""
+    return _env_number("RANKER_FETCH_RETRIES", int)
+
+
+def fetch_backoff() -> float | None:
+    """RANKER_FETCH_BACKOFF: seconds before the first retry, doubled each time (tests set it near 0)."""
+    return _env_number("RANKER_FETCH_BACKOFF")
+
+
+def api_delay() -> float | None:
+    """RANKER_API_DELAY: seconds between two arXiv API requests (arXiv asks for 3)."""
+    return _env_number("RANKER_API_DELAY")
 
 
 def openai_base_url() -> str:
