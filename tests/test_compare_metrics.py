@@ -1,0 +1,226 @@
+"""Metrics of `ranker compare`, checked against independent computations."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ranker.compare import compute_metrics, read_scores, run_compare
+from ranker.compare.readers import PrefilterRow, ScoreRow
+
+SHARED = Path("/work/shared")
+SEED = SHARED / "seed" / "000_f584fc46408ca691.txt"
+DAYS = SHARED / "data" / "days"
+
+pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def render_seed_digest(day: str, rows: list[dict]) -> str:
+    """A Markdown digest in the seed's block layout, from gpt_scores.jsonl rows (test helper)."""
+    out = [f"# Personalized Daily ArXiv Papers {day}", "", f"Total relevant papers: {len(rows)}", "",
+           "**Table of contents with paper titles:**", ""]
+    for n, d in enumerate(rows, start=1):
+        out += [f"{n}. [{d['title']}](#user-content-link{n})", f"**Authors:** {', '.join(d['authors'])}", ""]
+    out += ["---", ""]
+    for n, d in enumerate(rows, start=1):
+        out += [f"## {n}. [{d['title']}](https://arxiv.org/abs/{d['id']}) <a id=\"link{n}\"></a>", "",
+                f"**ArXiv ID:** {d['id']}", "", f"**Authors:** {', '.join(d['authors'])}", "",
+                f"**Abstract:** {d['abstract']}", "", f"**Comment:** {d['COMMENT']}", "",
+                f"**Relevance:** {d['RELEVANCE']}", f"**Novelty:** {d['NOVELTY']}", "", "---", ""]
+    out += ["# Paper Selection Prompt", "", "## System Prompt", "", "> You are a helpful paper reading assistant.",
+            "", "## User Prompt", "", "> ## Instructions", "> - RELEVANCE: should be a score from 1-10."]
+    return "\n".join(out) + "\n"
+
+
+def avg_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank, by argsort (independent of scipy)."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=float)
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def spearman_by_hand(a, b) -> float:
+    ra, rb = avg_ranks(np.asarray(a, float)), avg_ranks(np.asarray(b, float))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / math.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
+
+
+def synthetic_local(ids: list[str], seed: int) -> dict[str, tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    return {i: (int(rng.integers(1, 11)), int(rng.integers(1, 11))) for i in ids}
+
+
+def write_local_jsonl(path: Path, scores: dict[str, tuple[int, int]]) -> None:
+    with path.open("w") as f:
+        for i, (r, n) in scores.items():
+            f.write(json.dumps({"ARXIVID": i, "COMMENT": f"local view of {i}", "RELEVANCE": r, "NOVELTY": n}) + "\n")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+def _check_against_hand(metrics: dict, gpt: dict, local: dict[str, tuple[int, int]]) -> None:
+    ids = sorted(gpt)
+    for k, what in ((0, "relevance"), (1, "novelty")):
+        g = [getattr(gpt[i], what) for i in ids]
+        l_ = [local[i][k] for i in ids]
+        m = metrics[what]
+        assert m["spearman"] == pytest.approx(spearman_by_hand(g, l_), abs=1e-6)
+        assert m["mae"] == pytest.approx(np.mean(np.abs(np.subtract(g, l_))), abs=1e-6)
+        assert m["exact"] == pytest.approx(np.mean(np.equal(g, l_)), abs=1e-6)
+        assert m["within1"] == pytest.approx(np.mean(np.abs(np.subtract(g, l_)) <= 1), abs=1e-6)
+        assert -1 <= m["kendall"] <= 1
+
+
+def test_seed_markdown_digest_vs_synthetic_local(tmp_path):
+    gpt = read_scores(SEED)
+    local = synthetic_local(list(gpt), seed=7)
+    write_local_jsonl(tmp_path / "local.jsonl", local)
+    m = run_compare(SEED, tmp_path / "local.jsonl", tmp_path / "out")
+    assert m["n_common"] == len(gpt) == 47
+    assert m["n_gpt"] == m["n_local"] == 47
+    _check_against_hand(m, gpt, local)
+    on_disk = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert on_disk["relevance"] == m["relevance"] and on_disk["n_common"] == 47
+    # every GPT paper is a pick; the local picks are those with R >= 8 and N >= 7
+    local_picks = {i for i, (r, n) in local.items() if r >= 8 and n >= 7}
+    sel = m["selection"]["common"]
+    assert (sel["gpt_picks"], sel["local_picks"], sel["tp"]) == (47, len(local_picks), len(local_picks))
+    assert sel["precision"] == (1.0 if local_picks else None)
+    assert sel["recall"] == pytest.approx(len(local_picks) / 47, abs=1e-6)
+
+
+def test_markdown_digest_of_another_day(tmp_path):
+    day = "2025-05-13"
+    src = _jsonl(DAYS / day / "gpt_scores.jsonl")
+    md = tmp_path / "digest.md"
+    md.write_text(render_seed_digest(day, src))
+    gpt = read_scores(md)
+    assert list(gpt) == [d["id"] for d in src]
+    local = synthetic_local(list(gpt), seed=3)
+    local_path = tmp_path / "local.jsonl"
+    write_local_jsonl(local_path, {f"{i}v2": v for i, v in local.items()})   # versions must not matter
+    m = run_compare(md, local_path, tmp_path / "out")
+    assert m["n_common"] == len(src) == 36
+    _check_against_hand(m, gpt, local)
+    assert m["n_warnings"] == 0
+
+
+def test_several_days_with_listing_and_per_day_breakdown(tmp_path):
+    listing = {d["id"]: d for f in sorted(DAYS.glob("*/listing.jsonl")) for d in _jsonl(f)}
+    gpt_rows = {d["id"]: d for f in sorted(DAYS.glob("*/gpt_scores.jsonl")) for d in _jsonl(f)}
+    rng = np.random.default_rng(11)
+    # the local model scored half of the listing, including some of GPT's picks
+    scored = [i for i in sorted(listing) if rng.random() < 0.5]
+    local = {i: (int(rng.integers(1, 11)), int(rng.integers(1, 11))) for i in scored}
+    write_local_jsonl(tmp_path / "local.jsonl", local)
+    m = run_compare(str(DAYS / "*" / "gpt_scores.jsonl"), tmp_path / "local.jsonl", tmp_path / "out",
+                    papers=DAYS, min_relevance=8, min_novelty=7)
+    common = sorted(set(gpt_rows) & set(local))
+    assert m["n_common"] == len(common)
+    assert m["n_papers"] == len(listing) == 1445
+
+    # whole-listing selection by hand
+    gpt_pick = {i for i, d in gpt_rows.items() if d["RELEVANCE"] >= 8 and d["NOVELTY"] >= 7}
+    loc_pick = {i for i, (r, n) in local.items() if r >= 8 and n >= 7}
+    tp, fp, fn = len(gpt_pick & loc_pick), len(loc_pick - gpt_pick), len(gpt_pick - loc_pick)
+    sel = m["selection"]["listing"]
+    assert (sel["n"], sel["tp"], sel["fp"], sel["fn"]) == (1445, tp, fp, fn)
+    assert sel["precision"] == pytest.approx(tp / (tp + fp), abs=1e-6)
+    assert sel["recall"] == pytest.approx(tp / (tp + fn), abs=1e-6)
+    assert sel["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-6)
+
+    # per day: one entry per day, with the day's own numbers
+    assert sorted(m["days"]) == sorted(p.name for p in DAYS.iterdir())
+    for day, dm in m["days"].items():
+        ids = [i for i in common if listing[i]["date"] == day]
+        assert dm["n_common"] == len(ids)
+        assert dm["selection"]["listing"]["n"] == sum(1 for d in listing.values() if d["date"] == day)
+        g = [gpt_rows[i]["RELEVANCE"] for i in ids]
+        l_ = [local[i][0] for i in ids]
+        assert dm["relevance"]["spearman"] == pytest.approx(spearman_by_hand(g, l_), abs=1e-6)
+
+
+def test_thresholds_change_the_picks():
+    gpt = {"1": ScoreRow("1", 9, 9), "2": ScoreRow("2", 8, 7), "3": ScoreRow("3", 6, 6)}
+    local = {"1": ScoreRow("1", 9, 9), "2": ScoreRow("2", 7, 7), "3": ScoreRow("3", 6, 6)}
+    default = compute_metrics(gpt, local)["selection"]["common"]
+    assert (default["tp"], default["fn"], default["fp"]) == (1, 1, 0)
+    loose = compute_metrics(gpt, local, min_relevance=6, min_novelty=6)["selection"]["common"]
+    assert (loose["tp"], loose["fn"], loose["fp"], loose["f1"]) == (3, 0, 0, 1.0)
+
+
+def test_undefined_values_are_null():
+    one = compute_metrics({"1": ScoreRow("1", 9, 9)}, {"1": ScoreRow("1", 5, 5)})
+    assert one["relevance"]["spearman"] is None and one["relevance"]["kendall"] is None
+    assert one["relevance"]["mae"] == 4 and one["relevance"]["exact"] == 0
+    constant = compute_metrics({i: ScoreRow(i, 8, 7) for i in "abc"},
+                               {"a": ScoreRow("a", 3, 3), "b": ScoreRow("b", 5, 4), "c": ScoreRow("c", 9, 9)})
+    assert constant["relevance"]["spearman"] is None        # GPT's side is constant
+    assert constant["relevance"]["mae"] == pytest.approx((5 + 3 + 1) / 3, abs=1e-6)
+    # no local picks: precision undefined, recall 0
+    sel = constant["selection"]["common"]
+    assert sel["local_picks"] == 1 and sel["precision"] == 1.0
+    nopick = compute_metrics({"a": ScoreRow("a", 9, 9)}, {"a": ScoreRow("a", 1, 1)})["selection"]["common"]
+    assert nopick["precision"] is None and nopick["recall"] == 0.0 and nopick["f1"] == 0.0
+
+
+def test_prefilter_recall_and_auc_by_hand():
+    # one day, 10 papers, scores 10..1 for ids p0..p9; GPT picked p1 (rank 2) and p6 (rank 7)
+    rows = {f"p{k}": PrefilterRow(f"p{k}", float(10 - k), kept=k < 3, date="2025-01-01") for k in range(10)}
+    gpt = {"p1": ScoreRow("p1", 9, 8), "p6": ScoreRow("p6", 8, 7), "p3": ScoreRow("p3", 5, 5)}
+    m = compute_metrics(gpt, {}, prefilter=rows)
+    pf = m["prefilter"]
+    assert pf["gpt_picks"] == 2
+    # keep 10% -> 1 paper (p0): 0/2; 25% -> 3 papers: 1/2; 40% -> 4: 1/2; 60% -> 6: 1/2; 70% -> 7: 2/2
+    assert pf["recall_at"] == {"10%": 0.0, "25%": 0.5, "40%": 0.5, "60%": 0.5}
+    curve = dict(zip(pf["curve"]["fraction"], pf["curve"]["recall"]))
+    # each day keeps ceil(f * n): 60% keeps 6 (p6 is 7th), 61% keeps 7
+    assert curve[0.6] == 0.5 and curve[0.61] == 1.0 and curve[0.0] == 0.0 and curve[1.0] == 1.0
+    # AUC: positives at ranks 2 and 7 of 10; pairs (pos > neg): p1 beats 7 of 8 negatives, p6 beats 3 of 8
+    assert pf["roc_auc"] == pytest.approx((7 + 3) / 16, abs=1e-6)
+    assert pf["kept_fraction"] == pytest.approx(0.3) and pf["recall_at_kept"] == 0.5
+
+
+def test_prefilter_keeps_a_share_of_each_day():
+    rows = {}
+    for day, base in (("2025-01-01", 0.0), ("2025-01-02", 100.0)):     # day 2's scores are all higher
+        for k in range(10):
+            pid = f"{day}-{k}"
+            rows[pid] = PrefilterRow(pid, base + 10 - k, kept=False, date=day)
+    gpt = {"2025-01-01-0": ScoreRow("2025-01-01-0", 9, 9)}
+    pf = compute_metrics(gpt, {}, prefilter=rows)["prefilter"]
+    assert pf["recall_at"]["10%"] == 1.0      # day 1's best paper is kept although day 2 outscores it
+
+
+def test_no_overlap_gives_n_common_zero_and_a_message(tmp_path):
+    local = tmp_path / "local.jsonl"
+    local.write_text('{"ARXIVID": "2401.00001", "COMMENT": "", "RELEVANCE": 9, "NOVELTY": 9}\n'
+                     '{"ARXIVID": "2401.00002", "COMMENT": "", "RELEVANCE": 3, "NOVELTY": 2}\n')
+    m = run_compare(SEED, local, tmp_path / "out")
+    assert m["n_common"] == 0 and m["n_gpt"] == 47 and m["n_local"] == 2
+    assert "no paper is in both" in m["message"]
+    assert m["relevance"]["spearman"] is None and m["relevance"]["mae"] is None
+    assert m["selection"]["common"]["n"] == 0
+    assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_empty_digest_gives_n_common_zero(tmp_path):
+    md = tmp_path / "digest.md"
+    md.write_text("# Personalized Daily ArXiv Papers 2025-06-23\n\nTotal relevant papers: 0\n")
+    w: list[str] = []
+    m = run_compare(md, DAYS / "2025-06-23" / "gpt_scores.jsonl", tmp_path / "out", warn=w.append)
+    assert m["n_common"] == 0 and m["n_gpt"] == 0
+    assert "GPT" in m["message"] and m["n_warnings"] == 1 and "no paper blocks" in w[0]

@@ -1,0 +1,213 @@
+"""Readers of `ranker compare`: every GPT/local format, several days at once, and bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ranker.compare import normalize_id, read_papers, read_prefilter, read_score_files, read_scores
+from ranker.errors import InputError, RankerError
+
+SHARED = Path("/work/shared")
+SEED = SHARED / "seed" / "000_f584fc46408ca691.txt"
+DAYS = SHARED / "data" / "days"
+
+pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _seed_ids_in_order() -> list[str]:
+    """The seed digest's ids, read independently of the reader: the '**ArXiv ID:**' lines before the prompt."""
+    text = SEED.read_text().split("# Paper Selection Prompt")[0]
+    return [line.split("**ArXiv ID:**")[1].strip() for line in text.splitlines() if line.startswith("**ArXiv ID:**")]
+
+
+def test_seed_markdown_digest_gives_every_paper_and_no_prompt_section():
+    warnings: list[str] = []
+    rows = read_scores(SEED, warn=warnings.append)
+    assert warnings == []
+    assert list(rows) == _seed_ids_in_order()
+    assert len(rows) == 47
+    first = rows["2506.16065"]
+    assert (first.relevance, first.novelty) == (9, 9)
+    assert first.title == "Floating-Point Neural Networks Are Provably Robust Universal Approximators"
+    assert first.comment.startswith("The paper introduces a new IUA theorem")
+    assert first.date == "2025-06-23"            # from the digest's heading, not the file name
+    assert first.source == f"{SEED}:159"
+    # nothing from the "# Paper Selection Prompt" section (its "## Instructions" etc.) became a paper
+    assert all(r.title and r.id[:4] == "2506" for r in rows.values())
+
+
+def test_seed_digest_agrees_with_the_days_gpt_scores_jsonl():
+    md = read_scores(SEED)
+    jl = read_scores(DAYS / "2025-06-23" / "gpt_scores.jsonl")    # JSONL with the `id` key
+    assert set(md) == set(jl)
+    for pid, row in md.items():
+        assert (row.relevance, row.novelty) == (jl[pid].relevance, jl[pid].novelty)
+        assert row.comment == jl[pid].comment
+
+
+def test_gpt_scores_jsonl_with_id_key_every_day():
+    for day_dir in sorted(DAYS.iterdir()):
+        src = _jsonl(day_dir / "gpt_scores.jsonl")
+        rows = read_scores(day_dir / "gpt_scores.jsonl")
+        assert len(rows) == len(src)
+        for d in src:
+            r = rows[d["id"]]
+            assert (r.relevance, r.novelty, r.comment, r.title) == (d["RELEVANCE"], d["NOVELTY"], d["COMMENT"],
+                                                                     d["title"])
+            assert r.date == day_dir.name
+
+
+def test_json_digest_keyed_by_id(tmp_path):
+    """The seed's JSON output: one object keyed by id; values with SCORE, ARXIVID, ..., arxiv_id."""
+    src = _jsonl(DAYS / "2025-05-15" / "gpt_scores.jsonl")
+    digest = {d["id"]: {"SCORE": d["RELEVANCE"] + d["NOVELTY"], "ARXIVID": d["id"], "COMMENT": d["COMMENT"],
+                        "RELEVANCE": d["RELEVANCE"], "NOVELTY": d["NOVELTY"], "authors": d["authors"],
+                        "title": d["title"], "abstract": d["abstract"], "arxiv_id": d["id"]} for d in src}
+    path = tmp_path / "2025-05-15_output.json"
+    path.write_text(json.dumps(digest, indent=2))
+    rows = read_scores(path)
+    assert set(rows) == set(digest)
+    for pid, v in digest.items():
+        assert (rows[pid].relevance, rows[pid].novelty, rows[pid].title) == (v["RELEVANCE"], v["NOVELTY"], v["title"])
+        assert rows[pid].date == "2025-05-15"    # from the file name
+        assert rows[pid].source.startswith(f"{path}:")
+
+
+def test_ranker_score_jsonl_and_version_stripping(tmp_path):
+    path = tmp_path / "scores.jsonl"
+    path.write_text('{"ARXIVID": "2506.16065v3", "COMMENT": "c1", "RELEVANCE": 7, "NOVELTY": 6}\n'
+                    '\n'
+                    '{"ARXIVID": "arXiv:2506.16406", "COMMENT": "c2", "RELEVANCE": "9", "NOVELTY": 8}\n')
+    rows = read_scores(path)
+    assert list(rows) == ["2506.16065", "2506.16406"]
+    assert (rows["2506.16406"].relevance, rows["2506.16406"].novelty) == (9, 8)
+    # a one-line JSONL file is not mistaken for a JSON digest
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"ARXIVID": "2506.16065", "COMMENT": "c", "RELEVANCE": 7, "NOVELTY": 6}')
+    assert list(read_scores(one)) == ["2506.16065"]
+
+
+@pytest.mark.parametrize("raw,want", [("2506.16065v2", "2506.16065"), ("https://arxiv.org/abs/2506.16065v1",
+                                                                          "2506.16065"),
+                                      ("arXiv:2506.16065", "2506.16065"), ("hep-th/9901001v2", "hep-th/9901001"),
+                                      (" 2506.16065 ", "2506.16065")])
+def test_normalize_id(raw, want):
+    assert normalize_id(raw) == want
+
+
+def test_directory_and_glob_read_several_days(tmp_path):
+    rows, files = read_score_files(DAYS, flag="--gpt")
+    # the directory also holds listing.jsonl files: only the judgement files are read
+    assert sorted(f.name for f in files) == ["gpt_scores.jsonl"] * 5
+    total = sum(len(_jsonl(d / "gpt_scores.jsonl")) for d in DAYS.iterdir())
+    assert len(rows) == total == 146
+    assert {r.date for r in rows.values()} == {d.name for d in DAYS.iterdir()}
+
+    rows_glob, files_glob = read_score_files(str(DAYS / "*" / "gpt_scores.jsonl"))
+    assert set(rows_glob) == set(rows) and len(files_glob) == 5
+
+    # a mix: a Markdown digest in a nested folder + a JSONL file, given as a list
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    shutil.copy(SEED, nested / "digest.md")
+    shutil.copy(DAYS / "2025-07-02" / "gpt_scores.jsonl", tmp_path / "2025-07-02.jsonl")
+    (tmp_path / "notes.txt").write_text("just some notes, not a digest\n")
+    mixed, mixed_files = read_score_files(tmp_path)
+    assert sorted(f.name for f in mixed_files) == ["2025-07-02.jsonl", "digest.md"]
+    assert len(mixed) == 47 + 21
+
+
+def test_same_paper_in_two_files_with_different_scores_warns(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 7, "NOVELTY": 6}\n')
+    b.write_text('{"ARXIVID": "2506.16065v2", "COMMENT": "", "RELEVANCE": 9, "NOVELTY": 6}\n')
+    w: list[str] = []
+    rows, _ = read_score_files([a, b], warn=w.append)
+    assert rows["2506.16065"].relevance == 7
+    assert len(w) == 1 and f"{b}:1" in w[0] and f"{a}:1" in w[0]
+
+
+def test_papers_and_prefilter_readers(tmp_path):
+    papers, files = read_papers(DAYS)
+    assert sorted(f.name for f in files) == ["listing.jsonl"] * 5
+    assert len(papers) == 1445
+    assert papers["2506.16065"].date == "2025-06-23"
+    pf = tmp_path / "ranked.jsonl"
+    pf.write_text('{"id": "2506.16065v1", "prefilter_score": 0.8, "kept": true, "date": "2025-06-23"}\n'
+                  '{"id": "2506.16406", "prefilter_score": "oops", "kept": false}\n'
+                  'not json\n')
+    w: list[str] = []
+    rows, _ = read_prefilter(pf, warn=w.append)
+    assert list(rows) == ["2506.16065"] and rows["2506.16065"].kept is True
+    assert len(w) == 2 and f"{pf}:2" in w[0] and f"{pf}:3" in w[1]
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+def test_empty_digest_is_a_warning_not_a_crash(tmp_path):
+    for name, text in (("empty.md", ""), ("heading_only.md", "# Personalized Daily ArXiv Papers 2025-06-23\n\n"
+                                                             "Total relevant papers: 0\n"),
+                       ("empty.json", "{}"), ("empty.jsonl", "\n\n")):
+        p = tmp_path / name
+        p.write_text(text)
+        w: list[str] = []
+        assert read_scores(p, warn=w.append) == {}
+        assert len(w) == 1 and str(p) in w[0], (name, w)
+
+
+def test_malformed_markdown_block_is_skipped_with_file_and_line(tmp_path):
+    text = SEED.read_text()
+    # break paper 2's Relevance and drop paper 3's Novelty line
+    text = text.replace("**Relevance:** 9\n**Novelty:** 8\n\n---\n\n## 3.", "**Relevance:** high\n**Novelty:** 8\n\n"
+                        "---\n\n## 3.", 1)
+    lines = text.splitlines(keepends=True)
+    start3 = next(i for i, l in enumerate(lines) if l.startswith("## 3. "))
+    nov3 = next(i for i in range(start3, len(lines)) if lines[i].startswith("**Novelty:**"))
+    del lines[nov3]
+    p = tmp_path / "broken.md"
+    p.write_text("".join(lines))
+    w: list[str] = []
+    rows = read_scores(p, warn=w.append)
+    assert len(rows) == 45
+    assert "2506.16406" not in rows and "2506.15963" not in rows
+    assert len(w) == 2
+    assert f"{p}:174" in w[0] and "Relevance" in w[0]
+    assert f"{p}:{start3 + 1}" in w[1] and "Novelty" in w[1]
+
+
+def test_malformed_jsonl_lines_are_counted_with_file_and_line(tmp_path):
+    p = tmp_path / "scores.jsonl"
+    p.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 7, "NOVELTY": 6}\n'
+                 '{"ARXIVID": "2506.16406", "COMMENT": "", "RELEVANCE": 7\n'        # truncated JSON
+                 '{"ARXIVID": "2506.15963", "COMMENT": "", "RELEVANCE": 7}\n'        # no NOVELTY
+                 '[1, 2]\n'
+                 '{"COMMENT": "", "RELEVANCE": 7, "NOVELTY": 5}\n'                   # no id
+                 '{"ARXIVID": "2506.16332", "COMMENT": "", "RELEVANCE": true, "NOVELTY": 5}\n')
+    w: list[str] = []
+    rows = read_scores(p, warn=w.append)
+    assert list(rows) == ["2506.16065"]
+    assert [x.split(": ")[0] for x in w] == [f"{p}:{i}" for i in (2, 3, 4, 5, 6)]
+    assert "NOVELTY" in w[1] and "id" in w[3] and "RELEVANCE" in w[4]
+
+
+def test_missing_file_is_one_line_ranker_error(tmp_path):
+    with pytest.raises(RankerError) as e:
+        read_score_files(tmp_path / "nope.jsonl", flag="--local")
+    assert "--local" in str(e.value) and "nope.jsonl" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(InputError, match="no matching file"):
+        read_score_files(str(tmp_path / "*.jsonl"))
+    with pytest.raises(InputError, match="no such file"):
+        read_scores(tmp_path / "nope.md")
+
+
+def test_listing_given_as_scores_says_which_flag_to_use():
+    with pytest.raises(InputError, match="--papers") as e:
+        read_scores(DAYS / "2025-06-23" / "listing.jsonl")
+    assert "listing.jsonl" in str(e.value)

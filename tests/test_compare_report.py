@@ -1,0 +1,156 @@
+"""report.html of `ranker compare` (self-contained, escaped, renders in headless Chromium) and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from ranker.compare import read_scores, run_compare
+
+SHARED = Path("/work/shared")
+SEED = SHARED / "seed" / "000_f584fc46408ca691.txt"
+DAYS = SHARED / "data" / "days"
+EVIL = '<script>alert("x")</script><img src="https://evil.example/p.png">'
+
+pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One comparison over all five days with a listing and a prefilter file; untrusted text in comments."""
+    tmp = tmp_path_factory.mktemp("compare")
+    listing = [d for f in sorted(DAYS.glob("*/listing.jsonl")) for d in _jsonl(f)]
+    gpt = {d["id"]: d for f in sorted(DAYS.glob("*/gpt_scores.jsonl")) for d in _jsonl(f)}
+    with (tmp / "local.jsonl").open("w") as lo, (tmp / "ranked.jsonl").open("w") as pf:
+        for k, d in enumerate(listing):
+            picked = d["id"] in gpt
+            r = (gpt[d["id"]]["RELEVANCE"] - k % 3) if picked else 1 + k % 9
+            n = (gpt[d["id"]]["NOVELTY"] - k % 2) if picked else 2 + k % 7
+            lo.write(json.dumps({"ARXIVID": d["id"], "COMMENT": f"{EVIL} {k}", "RELEVANCE": r, "NOVELTY": n}) + "\n")
+            score = (0.5 if picked else 0.0) + (k % 17) / 40
+            pf.write(json.dumps({"id": d["id"], "date": d["date"], "prefilter_score": score, "kept": score > 0.4,
+                                 "title": d["title"]}) + "\n")
+    out = tmp / "out"
+    metrics = run_compare(str(DAYS / "*" / "gpt_scores.jsonl"), tmp / "local.jsonl", out, papers=DAYS,
+                          prefilter=tmp / "ranked.jsonl")
+    return out, metrics
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs: list[dict] = []
+        self.resources: list[str] = []   # anything the browser would fetch
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        if tag == "script":
+            self.scripts += 1
+        for key in ("src", "srcset", "data", "poster"):
+            if a.get(key):
+                self.resources.append(a[key])
+        if tag == "link" and a.get("href"):
+            self.resources.append(a["href"])
+
+
+def test_report_is_self_contained_and_escaped(report):
+    out, metrics = report
+    text = (out / "report.html").read_text()
+    p = _Collect()
+    p.feed(text)
+    assert len(p.imgs) == 5          # 2 scatters, 2 heatmaps, the prefilter recall curve
+    assert all(r.startswith("data:image/png;base64,") for r in p.resources), p.resources
+    assert p.scripts == 0
+    assert "@import" not in text and "url(" not in text
+    # the untrusted comment shows as text, never as markup
+    assert "<script>alert" not in text and 'src="https://evil.example' not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    for h in ("Score agreement", "Selection", "Prefilter", "Per day", "Largest disagreements"):
+        assert h in text
+    assert set(metrics["prefilter"]["recall_at"]) == {"10%", "25%", "40%", "60%"}
+    assert metrics["prefilter"]["roc_auc"] > 0.9
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs the chromium browser (Debian: apt-get install chromium)")
+def test_report_images_load_in_headless_chromium(report, tmp_path):
+    """Open a copy of the report with a probe script appended; every <img> must have decoded (naturalWidth > 0)."""
+    out, _ = report
+    probe = ("<script>window.addEventListener('load', function () {"
+             "var imgs = Array.prototype.slice.call(document.images);"
+             "var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });"
+             "var d = document.createElement('pre'); d.id = 'probe';"
+             "d.textContent = 'PROBE images=' + imgs.length + ' loaded=' + ok.length + ' widths=' +"
+             " imgs.map(function (i) { return i.naturalWidth; }).join(',');"
+             "document.body.appendChild(d); });</script>")
+    page = tmp_path / "probe.html"
+    page.write_text((out / "report.html").read_text().replace("</body>", probe + "</body>"))
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--no-first-run", "--no-default-browser-check", f"--user-data-dir={tmp_path / 'profile'}",
+           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    m = re.search(r"PROBE images=(\d+) loaded=(\d+) widths=([\d,]*)", res.stdout)
+    assert m, f"no probe output; chromium rc={res.returncode}, stderr tail: {res.stderr[-800:]}"
+    images, loaded = int(m.group(1)), int(m.group(2))
+    assert images == 5 and loaded == images, m.group(0)
+    assert all(int(w) > 100 for w in m.group(3).split(","))
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def _ranker(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "RANKER_DEBUG": ""})
+
+
+def test_cli_prints_markdown_summary_and_writes_files(tmp_path):
+    gpt = read_scores(SEED)
+    local = tmp_path / "local.jsonl"
+    local.write_text("".join(json.dumps({"ARXIVID": i, "COMMENT": "", "RELEVANCE": int(r.relevance) - 1,
+                                         "NOVELTY": int(r.novelty)}) + "\n" for i, r in gpt.items())
+                     + "{broken\n")
+    res = _ranker("compare", "--gpt", str(SEED), "--local", str(local), "--out", str(tmp_path / "out"),
+                  "--min-relevance", "8", "--min-novelty", "7")
+    assert res.returncode == 0, res.stderr
+    assert "## ranker compare: 47 papers both judged" in res.stdout
+    assert "| relevance |" in res.stdout and "| novelty |" in res.stdout
+    assert f"warning: {local}:48: skipped line" in res.stderr
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["n_common"] == 47 and m["relevance"]["mae"] == 1.0 and m["relevance"]["exact"] == 0.0
+    assert m["n_warnings"] == 1 and (tmp_path / "out" / "report.html").stat().st_size > 10_000
+
+
+def test_cli_missing_file_is_one_line_error(tmp_path):
+    res = _ranker("compare", "--gpt", str(tmp_path / "missing.md"), "--local", str(SEED), "--out", str(tmp_path))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --gpt ") and "missing.md" in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_help_has_an_example():
+    res = _ranker("compare", "--help")
+    assert res.returncode == 0
+    assert "Example: ranker compare --gpt" in res.stdout and "--prefilter" in res.stdout
