@@ -224,3 +224,16 @@ def test_empty_digest_gives_n_common_zero(tmp_path):
     m = run_compare(md, DAYS / "2025-06-23" / "gpt_scores.jsonl", tmp_path / "out", warn=w.append)
     assert m["n_common"] == 0 and m["n_gpt"] == 0
     assert "GPT" in m["message"] and m["n_warnings"] == 1 and "no paper blocks" in w[0]
+
+
+def test_listing_days_one_side_never_judged_are_left_out(tmp_path):
+    """GPT's digest covers one day, the listing five: the other four days must not count as misses."""
+    local = {d["id"]: (d["RELEVANCE"], d["NOVELTY"]) for f in sorted(DAYS.glob("*/gpt_scores.jsonl"))
+             for d in _jsonl(f)}
+    write_local_jsonl(tmp_path / "local.jsonl", local)
+    m = run_compare(SEED, tmp_path / "local.jsonl", tmp_path / "out", papers=DAYS)
+    assert m["papers_days_skipped"] == ["2025-04-30", "2025-05-13", "2025-05-15", "2025-07-02"]
+    assert m["n_papers"] == len(_jsonl(DAYS / "2025-06-23" / "listing.jsonl"))
+    sel = m["selection"]["listing"]
+    assert (sel["tp"], sel["fp"], sel["fn"], sel["f1"]) == (47, 0, 0, 1.0)
+    assert m["days"]["2025-05-13"]["n_common"] == 0 and "listing" not in m["days"]["2025-05-13"]["selection"]

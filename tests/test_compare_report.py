@@ -154,3 +154,16 @@ def test_cli_help_has_an_example():
     res = _ranker("compare", "--help")
     assert res.returncode == 0
     assert "Example: ranker compare --gpt" in res.stdout and "--prefilter" in res.stdout
+
+
+def test_cli_unquoted_glob_explains_itself(tmp_path):
+    files = [str(p) for p in sorted(DAYS.glob("*/gpt_scores.jsonl"))]
+    res = _ranker("compare", "--gpt", *files, "--local", str(SEED), "--out", str(tmp_path))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "quote a glob" in lines[0], res.stderr
+    # the quoted glob works
+    res = _ranker("compare", "--gpt", str(DAYS / "*" / "gpt_scores.jsonl"), "--local", str(SEED),
+                  "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert "47 papers both judged (GPT 146, local 47)" in res.stdout

@@ -12,6 +12,7 @@ _MAX_SHOWN_WARNINGS = 20
 
 
 def compare(
+    ctx: typer.Context,
     gpt: Annotated[list[str], typer.Option("--gpt", help="GPT's judgements: the seed's Markdown digest, its JSON "
                                            "output or JSONL (ARXIVID/id, RELEVANCE, NOVELTY, COMMENT). A file, a "
                                            "directory (searched recursively) or a quoted glob; repeat for more.",
@@ -36,6 +37,12 @@ def compare(
     Example: ranker compare --gpt 'data/days/*/gpt_scores.jsonl' --local out/scores.jsonl --papers 'data/days/*/listing.jsonl' --prefilter out/ranked.jsonl --out out/compare
     """
     from ..compare import run_compare
+    from ..errors import InputError
+
+    if ctx.args:
+        raise InputError(f"unexpected extra argument(s) {' '.join(ctx.args[:3])}{' ...' if len(ctx.args) > 3 else ''}: "
+                         "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "
+                         "pass a directory, or repeat the option for each file")
 
     shown = 0
 
@@ -56,4 +63,4 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare")(compare)
+    app.command("compare", context_settings={"allow_extra_args": True})(compare)

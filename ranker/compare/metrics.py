@@ -183,32 +183,53 @@ def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], 
                     papers: Mapping[str, Paper] | None = None,
                     prefilter: Mapping[str, PrefilterRow] | None = None,
                     min_relevance: float = 8, min_novelty: float = 7) -> dict[str, Any]:
-    """All the numbers of metrics.json (without file lists and warnings, which run_compare adds)."""
+    """All the numbers of metrics.json (without file lists and warnings, which run_compare adds).
+
+    The listing (`papers`) and the prefilter rows are measured only on days the judgements cover: a listing
+    day GPT (or the local model) never judged would otherwise turn the other side's picks into errors.
+    Days come from the listing, the rows' own dates or the file names; without dates nothing is dropped.
+    """
     common = sorted(set(gpt) & set(local))
     out: dict[str, Any] = {"n_gpt": len(gpt), "n_local": len(local), "n_common": len(common),
                            "thresholds": {"min_relevance": min_relevance, "min_novelty": min_novelty}}
+    everything = set(gpt) | set(local) | set(papers or {}) | set(prefilter or {})
+    day = {pid: day_of_paper(pid, gpt, local, papers, prefilter) for pid in everything}
+    gpt_days = {day[i] for i in gpt if day[i]}
+    local_days = {day[i] for i in local if day[i]}
+
+    def only_days(m: Mapping[str, Any] | None, keep: set[str], key: str) -> Mapping[str, Any] | None:
+        if m is None or not keep:
+            return m
+        dropped = sorted({day[i] for i in m if day[i] and day[i] not in keep})
+        if dropped:
+            out[key] = dropped
+        return {i: v for i, v in m.items() if not day[i] or day[i] in keep}
+
     if papers is not None:
+        papers = only_days(papers, gpt_days & local_days if gpt_days and local_days else gpt_days or local_days,
+                           "papers_days_skipped")
         out["n_papers"] = len(papers)
         out["gpt_not_in_papers"] = sum(1 for i in gpt if i not in papers)
         out["local_not_in_papers"] = sum(1 for i in local if i not in papers)
+    if prefilter is not None:
+        prefilter = only_days(prefilter, gpt_days, "prefilter_days_skipped")
     block = _block(gpt, local, common, papers, prefilter, min_relevance, min_novelty)
     block.pop("n_common")
     out.update(block)
     out["confusion_relevance"] = confusion([gpt[i].relevance for i in common], [local[i].relevance for i in common])
     out["confusion_novelty"] = confusion([gpt[i].novelty for i in common], [local[i].novelty for i in common])
 
-    # per-day breakdown when the papers come from several days
-    everything = set(gpt) | set(local) | set(papers or {}) | set(prefilter or {})
-    day = {pid: day_of_paper(pid, gpt, local, papers, prefilter) for pid in everything}
-    days = sorted({d for d in day.values() if d})
+    # per-day breakdown when the judgements come from several days
+    days = sorted(gpt_days | local_days)
     if len(days) > 1:
         out["days"] = {}
         for d in days:
-            def sub(m: Mapping[str, Any] | None) -> dict | None:
-                return None if m is None else {k: v for k, v in m.items() if day.get(k) == d}
+            def sub(m: Mapping[str, Any] | None, ok: bool = True) -> dict | None:
+                return None if m is None or not ok else {k: v for k, v in m.items() if day.get(k) == d}
             g, l = sub(gpt), sub(local)
             ids = [i for i in common if day[i] == d]
-            blk = _block(g, l, ids, sub(papers), sub(prefilter), min_relevance, min_novelty)
+            blk = _block(g, l, ids, sub(papers, d in gpt_days and d in local_days), sub(prefilter, d in gpt_days),
+                         min_relevance, min_novelty)
             blk = {"n_gpt": len(g), "n_local": len(l), **blk}
             if "prefilter" in blk:
                 blk["prefilter"].pop("curve", None)

@@ -222,6 +222,10 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                    ["GPT judgements outside the listing", e(metrics["gpt_not_in_papers"])],
                    ["local judgements outside the listing", e(metrics["local_not_in_papers"])]]
     add("<h2>Counts</h2>" + _table(["", "n"], counts))
+    for key, what in (("papers_days_skipped", "Listing days left out (not judged by both sides)"),
+                      ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)")):
+        if metrics.get(key):
+            add(f'<p class="note">{e(what)}: {e(", ".join(metrics[key]))}</p>')
 
     add("<h2>Score agreement (papers both judged)</h2>")
     add('<p class="muted">Spearman and Kendall (tau-b) rank correlations, mean absolute error, share of exact '
@@ -321,6 +325,10 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     for k, s in metrics["selection"].items():
         lines.append(f"| {k} | {s['n']} | {s['gpt_picks']} | {s['local_picks']} | {fmt(s['precision'])} | "
                      f"{fmt(s['recall'])} | {fmt(s['f1'])} |")
+    for key, what in (("papers_days_skipped", "listing days left out (not judged by both sides)"),
+                      ("prefilter_days_skipped", "prefilter days left out (GPT judged none of their papers)")):
+        if metrics.get(key):
+            lines += ["", f"Note: {what}: {', '.join(metrics[key])}"]
     pf = metrics.get("prefilter")
     if pf:
         at = ", ".join(f"{k}: {fmt(v)}" for k, v in pf["recall_at"].items())
