@@ -174,7 +174,7 @@ def select(papers: Iterable[Paper], *, categories: list[str] | None = None, anno
     report = report if report is not None else ReadReport()
     cats = list(categories) if categories else None
     wanted = set(announce) if announce else None
-    seen: dict[str, Paper] = {}
+    seen: dict[str, Paper | None] = {}
     out: list[Paper] = []
     for p in papers:
         if cats is not None:
@@ -187,15 +187,17 @@ def select(papers: Iterable[Paper], *, categories: list[str] | None = None, anno
         if wanted is not None and (p.announce_type or "new") not in wanted:
             report.filtered += 1
             continue
-        first = seen.get(p.id)
-        if first is not None:
+        if p.id in seen:
             report.warn("duplicates", report.source, f"{p.id}: duplicate; first occurrence kept")
-            first.announce_type = stronger(first.announce_type, p.announce_type)
+            first = seen[p.id]
+            if first is not None:
+                first.announce_type = stronger(first.announce_type, p.announce_type)
             continue
-        seen[p.id] = p
         if buffered:
+            seen[p.id] = p
             out.append(p)
         else:
+            seen[p.id] = None        # streaming: remember the id only, so memory stays flat
             report.kept += 1
             yield p
     for p in out:

@@ -111,9 +111,12 @@ _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u
             ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328",
             "r": "\u030a"}
 _LETTERS = {"l": "ł", "L": "Ł", "o": "ø", "O": "Ø", "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ",
-            "oe": "œ", "OE": "Œ", "i": "ı", "j": "ȷ"}
+            "oe": "œ", "OE": "Œ", "i": "ı", "j": "ȷ", "dh": "ð", "DH": "Ð", "th": "þ", "TH": "Þ",
+            "dj": "đ", "DJ": "Đ", "ng": "ŋ", "NG": "Ŋ"}
 _ACCENT_RE = re.compile(r"""\{?\\([`'^"~=.]|[uvHckr](?=[\s{]))\s*\{?\s*(\\?[A-Za-z])\s*\}?\}?""")
-_LETTER_RE = re.compile(r"\{\\(ss|aa|AA|ae|AE|oe|OE|l|L|o|O|i|j)\}|\\(ss|aa|AA|ae|AE|oe|OE|l|L|o|O|i|j)\b")
+_LETTER_RE = re.compile(r"\{\\(ss|aa|AA|ae|AE|oe|OE|dh|DH|th|TH|dj|DJ|ng|NG|l|L|o|O|i|j)\s*\}"
+                        r"|\\(dh|DH|ss|aa|AA|ae|AE|oe|OE|th|TH|dj|DJ|ng|NG|l|L|o|O|i|j)(?:\s+|(?![a-z]))"
+                        r"|\\(dh|DH)")
 
 
 def delatex(text: str) -> str:
@@ -127,8 +130,9 @@ def delatex(text: str) -> str:
         return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
 
     text = _ACCENT_RE.sub(accent, text)
-    text = _LETTER_RE.sub(lambda m: _LETTERS[m.group(1) or m.group(2)], text)
-    return text.replace("{", "").replace("}", "")
+    text = _LETTER_RE.sub(lambda m: _LETTERS[m.group(1) or m.group(2) or m.group(3)], text)
+    # whatever TeX is left (an unknown macro) is not part of a name
+    return re.sub(r"\\([A-Za-z]+|.)", r"\1", text).replace("{", "").replace("}", "")
 
 
 def split_authors(text: str) -> list[str]:

@@ -1,0 +1,118 @@
+"""A real HTTP server on 127.0.0.1 (a free port) in a thread, answering with scripted responses.
+
+    with FixtureServer() as srv:
+        srv.route("/rss/cs.LG+cs.AI", Reply(429, headers={"Retry-After": "0"}), Reply(200, body=xml))
+        url = srv.url("/rss/")
+        ...
+        assert srv.hits("/rss/cs.LG+cs.AI") == 2
+
+Each request to a path takes the next reply of its script; the last one repeats. Unknown paths get 404.
+`silent_server()` gives the URL of a socket that accepts connections and never answers (for timeouts).
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0            # seconds to wait before answering
+    content_type: str = "application/xml; charset=utf-8"
+
+
+@dataclass
+class Hit:
+    path: str
+    query: dict[str, list[str]]
+    at: float
+
+
+class FixtureServer:
+    def __init__(self):
+        self._routes: dict[str, list[Reply]] = {}
+        self.log: list[Hit] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                parts = urlsplit(self.path)
+                with server._lock:
+                    server.log.append(Hit(parts.path, parse_qs(parts.query), time.monotonic()))
+                    script = server._routes.get(parts.path)
+                    reply = (script.pop(0) if len(script) > 1 else script[0]) if script else Reply(404, b"not found")
+                if reply.delay:
+                    time.sleep(reply.delay)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def route(self, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self._routes[path] = list(replies)
+
+    def hits(self, path: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for h in self.log if path is None or h.path == path)
+
+    def __enter__(self) -> "FixtureServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@contextmanager
+def silent_server():
+    """Yield the base URL of a server that accepts the connection (the kernel does, via the backlog) and
+    never sends a byte."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    try:
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        s.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on (connection refused)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,379 @@
+"""The readers on real arXiv fixtures and on the shared days, plus every kind of bad input."""
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import tracemalloc
+
+import pytest
+
+from ranker.errors import InputError, RankerError
+from ranker.records import Paper
+from ranker.sources import ReadReport, detect_format, read_papers, write_papers
+from ranker.sources.common import ABSTRACT_CAP, split_authors, split_id
+
+from conftest import DAYS, FIXTURES
+
+RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"
+ATOM_QUERY = FIXTURES / "arxiv_api_atom_query_10.xml"
+ATOM_IDS = FIXTURES / "arxiv_api_atom_id_list.xml"
+LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+
+
+def listing_rows(day="2025-05-15", n=None):
+    rows = [json.loads(line) for line in (DAYS / day / "listing.jsonl").open(encoding="utf-8")]
+    return rows[:n] if n else rows
+
+
+def rss_doc(items: list[str], pubdate="Thu, 28 Nov 2024 00:00:00 -0500") -> bytes:
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss xmlns:arxiv="http://arxiv.org/schemas/atom" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" version="2.0"><channel><title>t</title>'
+            + (f"<pubDate>{pubdate}</pubDate>" if pubdate else ""))
+    return (head + "".join(items) + "</channel></rss>").encode("utf-8")
+
+
+def rss_item(pid="2411.00001", typ="new", cats=("cs.LG",), title="A title", abstract="Some abstract.",
+             creator="Ann Author, Bob Builder") -> str:
+    c = "".join(f"<category>{x}</category>" for x in cats)
+    return (f"<item><title>{title}</title><link>https://arxiv.org/abs/{pid}</link>"
+            f"<description>arXiv:{pid}v1 Announce Type: {typ} \nAbstract: {abstract}</description>"
+            f'<guid isPermaLink="false">oai:arXiv.org:{pid}v1</guid>{c}'
+            f"<arxiv:announce_type>{typ}</arxiv:announce_type><dc:creator>{creator}</dc:creator></item>")
+
+
+# --------------------------------------------------------------------------- RSS
+def test_rss_contract_207_unique_papers():
+    report = ReadReport()
+    papers = list(read_papers(RSS, categories=["cs.LG", "cs.AI"], announce=["new", "cross"], report=report))
+    assert len(papers) == 207
+    assert len({p.id for p in papers}) == 207
+    assert report.seen == 1504 and report.kept == 207 and report.skipped == 0
+    for p in papers:
+        assert {"cs.LG", "cs.AI"} & set(p.categories)
+        assert p.date == "2024-11-28"
+        assert p.announce_type in ("new", "cross")
+        assert p.primary_category == p.categories[0]
+        assert re.fullmatch(r"\d{4}\.\d{5}", p.id) and p.version >= 1
+        assert p.title and p.abstract and p.authors
+        assert not p.abstract.lower().startswith(("abstract", "arxiv:"))
+        assert "  " not in p.abstract and "\n" not in p.title
+        # new = primary category is one of ours, cross = only cross-listed into them
+        assert (p.announce_type == "new") == (p.primary_category in ("cs.LG", "cs.AI"))
+        assert p.extra["cs.LG"] in (None, "new", "cross") and p.extra["cs.AI"] in (None, "new", "cross")
+
+
+def test_rss_fields_of_one_item():
+    papers = {p.id: p for p in read_papers(RSS, "cs.LG,cs.AI")}
+    p = papers["2411.17702"]
+    assert p.title.startswith('Finding "Good Views" of Electrocardiogram')
+    assert p.abstract.startswith("Electrocardiograms (ECGs) are an established technique")
+    assert p.authors == ["Hyewon Jeong", "Suyeol Yun", "Hammaad Adam"]
+    assert p.categories == ["eess.SP", "cs.LG"] and p.primary_category == "eess.SP"
+    assert p.announce_type == "cross" and p.extra == {"cs.LG": "cross", "cs.AI": None}
+    assert p.version == 1 and p.comment is None
+
+
+def test_rss_announce_filter_and_default():
+    everything = list(read_papers(RSS))                      # a feed's default: new + cross
+    assert len(everything) == 935 and {p.announce_type for p in everything} == {"new", "cross"}
+    replaced = list(read_papers(RSS, announce="replace,replace-cross"))
+    assert len(replaced) == 569 and all(p.announce_type.startswith("replace") for p in replaced)
+    only_new = list(read_papers(RSS, categories="cs.LG,cs.AI", announce="new"))
+    assert only_new and all(p.primary_category in ("cs.LG", "cs.AI") for p in only_new)
+
+
+def test_rss_authors_tex_accents_and_affiliations():
+    by_id = {p.id: p for p in read_papers(RSS, announce="new,cross,replace,replace-cross")}
+    names = [a for p in by_id.values() for a in p.authors]
+    assert "Przemysław Olbratowski" in names and "Jarosław Żygierewicz" in names
+    assert "Benjamin Rémy" in names
+    assert not any("(" in a or "\\" in a or "{" in a for a in names)
+    assert split_authors("A. One (Univ A, Dept B), B. Two and C. Three") == ["A. One", "B. Two", "C. Three"]
+
+
+def test_rss_duplicates_across_categories_new_beats_cross():
+    doc = rss_doc([rss_item("2411.00001", "cross", ("cs.CV", "cs.LG")),
+                   rss_item("2411.00002", "new", ("cs.LG",)),
+                   rss_item("2411.00001", "new", ("cs.CV", "cs.LG"))])
+    report = ReadReport()
+    papers = list(read_papers(doc, report=report))
+    assert [p.id for p in papers] == ["2411.00001", "2411.00002"]
+    assert papers[0].announce_type == "new"
+    assert report.duplicates == 1
+
+
+def test_rss_empty_day_is_not_an_error():
+    report = ReadReport()
+    assert list(read_papers(rss_doc([]), report=report)) == []
+    assert report.seen == 0 and report.feed_date == "2024-11-28"
+
+
+def test_rss_without_pubdate_needs_a_date():
+    doc = rss_doc([rss_item()], pubdate=None)
+    with pytest.raises(InputError, match="--date"):
+        list(read_papers(doc))
+    (p,) = read_papers(doc, date="2024-12-02")
+    assert p.date == "2024-12-02"
+
+
+def test_date_override():
+    papers = list(read_papers(RSS, "cs.LG", date="2024-12-01"))
+    assert {p.date for p in papers} == {"2024-12-01"}
+    with pytest.raises(InputError, match="YYYY-MM-DD"):
+        read_papers(RSS, date="28/11/2024")
+
+
+# --------------------------------------------------------------------------- Atom
+def test_atom_query_fields():
+    papers = list(read_papers(ATOM_QUERY))
+    assert len(papers) == 10
+    p = papers[0]
+    assert p.id == "2202.12139" and p.version == 1
+    assert p.title == "Testing Deep Learning Models: A First Comparative Study of Multiple Testing Techniques"
+    assert p.abstract.startswith("Deep Learning (DL) has revolutionized")
+    assert p.authors == ["Mohit Kumar Ahuja", "Arnaud Gotlieb", "Helge Spieker"]
+    assert p.categories == ["cs.SE", "cs.LG"] and p.primary_category == "cs.SE"
+    assert p.comment == "Artificial Intelligence in Software Testing 2022 workshop @ ICST 2022"
+    assert p.date == "2022-02-24" and p.announce_type == "new"
+    assert all(p.primary_category == p.categories[0] for p in papers)
+    assert detect_format(ATOM_QUERY.read_bytes()[:4096]) == "atom"
+
+
+def test_atom_id_list_repairs_mojibake():
+    (p,) = read_papers(ATOM_IDS)
+    assert p.id == "1707.08567" and len(p.authors) == 34
+    assert "Dirk Wübben" in p.authors
+    assert p.comment.startswith("44 pages")
+
+
+def test_atom_api_error_feed():
+    doc = (b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><entry>'
+           b"<id>http://arxiv.org/api/errors#incorrect_id_format_for_1234</id><title>Error</title>"
+           b"<summary>incorrect id format for 1234</summary></entry></feed>")
+    with pytest.raises(InputError, match="incorrect id format"):
+        read_papers(doc)
+
+
+# --------------------------------------------------------------------------- snapshot
+def to_snapshot(row: dict) -> dict:
+    return {"id": row["id"], "submitter": "Someone", "authors": ", ".join(row["authors"][:-1])
+            + (" and " if len(row["authors"]) > 1 else "") + row["authors"][-1],
+            "title": "  " + row["title"].replace(" ", "\n  ", 2), "comments": row["comment"],
+            "journal-ref": None, "doi": None, "report-no": None, "categories": " ".join(row["categories"]),
+            "license": None, "abstract": "  " + row["abstract"] + "\n",
+            "versions": [{"version": "v1", "created": "Tue, 13 May 2025 17:59:01 GMT"},
+                         {"version": "v2", "created": "Wed, 21 May 2025 09:00:00 GMT"}],
+            "update_date": "2025-05-21", "authors_parsed": [[a, "", ""] for a in row["authors"]]}
+
+
+def test_snapshot_from_listing_rows(tmp_path):
+    rows = listing_rows(n=8)
+    path = tmp_path / "snap.json"
+    path.write_text("".join(json.dumps(to_snapshot(r)) + "\n" for r in rows), encoding="utf-8")
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    assert len(papers) == 8 and report.skipped == 0
+    for row, p in zip(rows, papers):
+        assert (p.id, p.title, p.abstract) == (row["id"], row["title"], row["abstract"])
+        assert p.authors == row["authors"]
+        assert p.categories == row["categories"] and p.primary_category == row["primary_category"]
+        assert p.comment == (" ".join(row["comment"].split()) if row["comment"] else None)
+        assert p.date == "2025-05-13" and p.version == 2
+    assert {p.date for p in read_papers(path, date="2025-05-14")} == {"2025-05-14"}
+    kept = list(read_papers(path, categories="cs.LG"))
+    assert kept and all("cs.LG" in p.categories for p in kept)
+
+
+def test_snapshot_streams_in_bounded_memory(tmp_path):
+    rows = listing_rows("2025-05-13")
+    path = tmp_path / "big.json"
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(2000):
+            d = to_snapshot(rows[i % len(rows)])
+            d["id"] = f"2501.{i:05d}"
+            f.write(json.dumps(d) + "\n")
+    size = path.stat().st_size
+    tracemalloc.start()
+    n = 0
+    for _ in read_papers(path):
+        n += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 2000
+    assert peak < size / 8, (peak, size)      # a 4 MB file; well under 0.5 MB held at once
+
+
+def test_gzipped_snapshot(tmp_path):
+    rows = listing_rows(n=3)
+    path = tmp_path / "snap.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(to_snapshot(r)) + "\n")
+    assert [p.id for p in read_papers(path)] == [r["id"] for r in rows]
+
+
+# --------------------------------------------------------------------------- our JSONL
+def test_listing_jsonl_round_trip(tmp_path):
+    rows = listing_rows()
+    papers = list(read_papers(LISTING))
+    assert len(papers) == len(rows) == 192
+    for row, p in zip(rows, papers):
+        assert p.id == row["id"] and p.title == row["title"] and p.authors == row["authors"]
+        assert p.extra["gpt_selected"] == row["gpt_selected"]
+        assert p.extra["cs.LG"] == row["cs.LG"] and p.extra["cs.AI"] == row["cs.AI"]
+        # the announce type comes from the per-category keys
+        assert p.announce_type == ("new" if "new" in (row["cs.LG"], row["cs.AI"]) else "cross")
+    out = tmp_path / "again.jsonl"
+    assert write_papers(papers, out) == 192
+    again = list(read_papers(out))
+    assert [p.to_dict() for p in again] == [p.to_dict() for p in papers]
+
+
+def test_prefilter_output_keeps_unknown_keys(tmp_path):
+    rows = listing_rows(n=3)
+    path = tmp_path / "pre.jsonl"
+    with path.open("w") as f:
+        for i, r in enumerate(rows):
+            f.write(json.dumps({"id": r["id"], "prefilter_score": 0.5 - i / 10, "kept": i < 2, "topic": "t1",
+                                **{k: v for k, v in r.items() if k != "id"}}) + "\n")
+    papers = list(read_papers(path))
+    assert [p.extra["prefilter_score"] for p in papers] == [0.5, 0.4, 0.3]
+    assert [p.extra["kept"] for p in papers] == [True, True, False]
+    assert papers[0].to_dict()["topic"] == "t1"
+
+
+def test_categories_filter_on_jsonl():
+    papers = list(read_papers(DAYS / "2025-05-13" / "listing.jsonl", categories="cs.AI", announce="new"))
+    assert papers and all(p.primary_category == "cs.AI" for p in papers)
+
+
+def test_write_papers_is_atomic(tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+
+    def boom():
+        yield Paper(id="2411.00001", title="t", abstract="a")
+        raise InputError("reader failed", where="x")
+
+    with pytest.raises(InputError):
+        write_papers(boom(), out)
+    assert out.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+# --------------------------------------------------------------------------- bad input
+def test_missing_file():
+    with pytest.raises(InputError) as e:
+        read_papers("missing.xml")
+    assert str(e.value) == "missing.xml: file not found"
+
+
+def test_truncated_xml_names_file_and_line(tmp_path):
+    path = tmp_path / "cut.xml"
+    data = RSS.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as e:
+        read_papers(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:") and "not well-formed XML" in msg and "\n" not in msg
+
+
+def test_truncated_jsonl_line_is_skipped_with_a_count(tmp_path):
+    lines = LISTING.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3][:40]
+    path = tmp_path / "day.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    assert len(papers) == 191 and report.skipped == 1
+    assert report.first_where("skipped") == f"{path}:4"
+    assert any(f"{path}:4" in n for n in report.notes())
+
+
+def test_nothing_valid_is_an_error(tmp_path):
+    path = tmp_path / "junk.jsonl"
+    path.write_text('{"id": "2411.0\n{"title"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=rf"no valid paper line .*{re.escape(str(path))}:1"):
+        list(read_papers(path))
+
+
+def test_empty_jsonl_is_an_empty_day(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    assert list(read_papers(path)) == []
+
+
+def test_paper_without_abstract_is_kept_and_counted(tmp_path):
+    row = listing_rows(n=1)[0]
+    del row["abstract"]
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    report = ReadReport()
+    (p,) = read_papers(path, report=report)
+    assert p.abstract == "" and report.no_abstract == 1
+    (p,) = read_papers(rss_doc([rss_item(abstract="")]), report=(r2 := ReadReport()))
+    assert p.abstract == "" and r2.no_abstract == 1
+
+
+def test_non_utf8_bytes_are_replaced_with_a_warning(tmp_path):
+    rows = listing_rows(n=3)
+    raw = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+    raw = raw.replace(rows[1]["title"][:5].encode(), b"\xff\xfe" + rows[1]["title"][2:5].encode(), 1)
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(raw)
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    assert len(papers) == 3 and report.bad_bytes == 1 and report.first_where("bad_bytes") == f"{path}:2"
+    assert "\ufffd" in papers[1].title
+    xml = rss_doc([rss_item(title="Caf\u00e9")]).replace("Café".encode(), b"Caf\xe9")
+    report = ReadReport()
+    (p,) = read_papers(xml, report=report)
+    assert p.title == "Caf\ufffd" and report.bad_bytes == 1
+
+
+def test_duplicate_ids_in_jsonl_are_counted(tmp_path):
+    rows = listing_rows(n=3)
+    path = tmp_path / "dup.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:2]))
+    report = ReadReport()
+    assert len(list(read_papers(path, report=report))) == 3
+    assert report.duplicates == 2
+
+
+def test_huge_abstract_is_capped(tmp_path):
+    row = listing_rows(n=1)[0]
+    row["abstract"] = "word " * 200_000                 # 1 MB
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    report = ReadReport()
+    (p,) = read_papers(path, report=report)
+    assert len(p.abstract) == ABSTRACT_CAP and report.truncated == 1
+
+
+def test_rows_without_id_or_title_are_skipped(tmp_path):
+    good = listing_rows(n=1)[0]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([json.dumps({"title": "no id"}), json.dumps({"id": "not an id", "title": "x"}),
+                               json.dumps({"id": "2411.00001"}), "[1, 2]", json.dumps(good)]) + "\n")
+    report = ReadReport()
+    assert [p.id for p in read_papers(path, report=report)] == [good["id"]]
+    assert report.skipped == 4
+
+
+def test_unrecognised_format(tmp_path):
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"\x00\x01binary junk")
+    with pytest.raises(InputError, match="unrecognised format"):
+        read_papers(path)
+    html = tmp_path / "page.html"
+    html.write_text("<html><body>502 Bad Gateway</body></html>")
+    with pytest.raises(RankerError, match="unrecognised format"):
+        read_papers(html)
+
+
+def test_split_id_forms():
+    assert split_id("oai:arXiv.org:2411.17700v3") == ("2411.17700", 3)
+    assert split_id("http://arxiv.org/abs/hep-th/9901001v2") == ("hep-th/9901001", 2)
+    assert split_id("arXiv:0704.0001") == ("0704.0001", None)
+    assert split_id("2411.177") is None and split_id(None) is None
