@@ -376,13 +376,6 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
     return out
 
 
-def window_query(since: str, until: str, categories: list[str]) -> str:
-    """The arXiv API query for papers in `categories` submitted between two days (inclusive)."""
-    s, u = since.replace("-", ""), until.replace("-", "")
-    cats = " OR ".join(f"cat:{c}" for c in categories)
-    return f"({cats}) AND submittedDate:[{s}0000 TO {u}2359]"
-
-
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
                  announce: list[str] | str | None = None, date: str | None = None, *,
                  report: ReadReport | None = None, offline: bool | None = None, policy=None, notify=None,
@@ -393,7 +386,7 @@ def fetch_window(since: str, until: str | None = None, categories: list[str] | s
     import arxiv
     from datetime import date as _date
 
-    from .net import api_client
+    from .net import api_client, window_query
     s = check_day(since, "--since")
     u = check_day(until, "--until") if until else _date.today().isoformat()
     if u < s:

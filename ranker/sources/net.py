@@ -206,6 +206,13 @@ def rss_feed_url(categories: list[str], base: str | None = None) -> str:
     return base.rstrip("/") + "/" + "+".join(categories)
 
 
+def window_query(since: str, until: str, categories: list[str]) -> str:
+    """The arXiv API query for papers in `categories` submitted between two days (inclusive)."""
+    s, u = since.replace("-", ""), until.replace("-", "")
+    cats = " OR ".join(f"cat:{c}" for c in categories)
+    return f"({cats}) AND submittedDate:[{s}0000 TO {u}2359]"
+
+
 def api_client(*, policy: NetPolicy | None = None, offline: bool | None = None, notify: Notify | None = None,
                page_size: int = 200):
     """An arxiv.Client talking to config.api_url() through a polite session.

@@ -1,0 +1,197 @@
+"""Online fetching against a real HTTP server on 127.0.0.1 serving the arXiv fixtures."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ranker.errors import FetchError
+from ranker.sources import ReadReport, fetch_ids, fetch_today, fetch_window, read_papers
+from ranker.sources.net import NetPolicy, check_allowed, fetch_bytes, retry_after, rss_feed_url, window_query
+
+from conftest import FIXTURES
+from fixture_server import FixtureServer, Reply, closed_port_url, silent_server
+
+RSS = (FIXTURES / "arxiv_rss_all_2024-11-28.xml").read_bytes()
+ATOM_QUERY = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes()
+ATOM_IDS = (FIXTURES / "arxiv_api_atom_id_list.xml").read_bytes()
+FEED_PATH = "/rss/cs.LG+cs.AI"
+EMPTY_RSS = (b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>cs.LG updates</title>'
+             b"<pubDate>Sat, 30 Nov 2024 00:00:00 -0500</pubDate></channel></rss>")
+
+
+def fast(**kw) -> NetPolicy:
+    return NetPolicy(**{"timeout": 2.0, "retries": 3, "backoff": 0.01, "max_wait": 5.0, "api_delay": 0.0, **kw})
+
+
+@pytest.fixture
+def server():
+    with FixtureServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def rss_env(server, monkeypatch):
+    monkeypatch.setenv("RANKER_RSS_URL", server.url("/rss/"))
+    return server
+
+
+@pytest.fixture
+def api_env(server, monkeypatch):
+    monkeypatch.setenv("RANKER_API_URL", server.url("/api/query"))
+    return server
+
+
+def test_today_from_the_rss_feed(rss_env):
+    rss_env.route(FEED_PATH, Reply(200, RSS))
+    report = ReadReport()
+    papers = list(fetch_today(["cs.LG", "cs.AI"], report=report, policy=fast()))
+    assert len(papers) == 207 and report.feed_date == "2024-11-28"
+    assert rss_env.hits(FEED_PATH) == 1
+    assert rss_feed_url(["cs.LG", "cs.AI"]) == rss_env.url(FEED_PATH)
+
+
+def test_429_then_success_retries_once(rss_env):
+    rss_env.route(FEED_PATH, Reply(429, b"slow down", headers={"Retry-After": "0"}), Reply(200, RSS))
+    notes = []
+    papers = list(fetch_today(policy=fast(), notify=notes.append))
+    assert len(papers) == 207
+    assert rss_env.hits(FEED_PATH) == 2
+    assert len(notes) == 1 and "HTTP 429" in notes[0] and "retry 1/3" in notes[0]
+
+
+def test_retry_after_is_honoured(rss_env):
+    rss_env.route(FEED_PATH, Reply(503, headers={"Retry-After": "1"}), Reply(200, RSS))
+    t0 = time.monotonic()
+    assert len(list(fetch_today(policy=fast()))) == 207
+    gap = rss_env.log[1].at - rss_env.log[0].at
+    assert gap >= 0.95 and time.monotonic() - t0 < 5
+
+
+def test_503_storm_ends_in_a_clear_error(rss_env):
+    rss_env.route(FEED_PATH, Reply(503, b"busy"))
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=fast(retries=2))
+    msg = str(e.value)
+    assert "HTTP 503" in msg and "3 tries" in msg and "try again later" in msg and "\n" not in msg
+    assert rss_env.hits(FEED_PATH) == 3
+
+
+def test_a_long_retry_after_gives_up_at_once(rss_env):
+    rss_env.route(FEED_PATH, Reply(429, headers={"Retry-After": "3600"}))
+    with pytest.raises(FetchError, match="wait 3600 s"):
+        fetch_today(policy=fast())
+    assert rss_env.hits(FEED_PATH) == 1
+
+
+def test_server_that_never_answers_times_out(monkeypatch):
+    with silent_server() as base:
+        monkeypatch.setenv("RANKER_RSS_URL", base + "/rss/")
+        t0 = time.monotonic()
+        with pytest.raises(FetchError, match=r"no answer .* within 0.3 s \(2 tries\)"):
+            fetch_today(policy=fast(timeout=0.3, retries=1))
+        assert time.monotonic() - t0 < 3
+
+
+def test_connection_refused(monkeypatch):
+    monkeypatch.setenv("RANKER_RSS_URL", closed_port_url() + "/rss/")
+    with pytest.raises(FetchError, match="cannot connect .*connection refused"):
+        fetch_today(policy=fast(retries=1))
+
+
+def test_404_names_the_url(rss_env):
+    with pytest.raises(FetchError, match="HTTP 404") as e:
+        fetch_today(["cs.XX"], policy=fast())
+    assert rss_env.url("/rss/cs.XX") in str(e.value)
+
+
+def test_empty_feed_is_an_empty_day(rss_env):
+    rss_env.route(FEED_PATH, Reply(200, EMPTY_RSS))
+    report = ReadReport()
+    assert list(fetch_today(report=report, policy=fast())) == []
+    assert report.seen == 0 and report.feed_date == "2024-11-30"
+
+
+def test_env_knobs_make_the_policy(monkeypatch):
+    monkeypatch.setenv("RANKER_FETCH_TIMEOUT", "1.5")
+    monkeypatch.setenv("RANKER_FETCH_RETRIES", "7")
+    monkeypatch.setenv("RANKER_FETCH_BACKOFF", "0.01")
+    monkeypatch.setenv("RANKER_API_DELAY", "0")
+    p = NetPolicy.from_config()
+    assert (p.timeout, p.retries, p.backoff, p.api_delay) == (1.5, 7, 0.01, 0.0)
+
+
+def test_retry_after_forms():
+    assert retry_after("2") == 2.0 and retry_after(None) is None and retry_after("soon") is None
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+# --------------------------------------------------------------------------- offline
+def test_offline_refuses_non_loopback(monkeypatch):
+    monkeypatch.setenv("RANKER_OFFLINE", "1")
+    with pytest.raises(FetchError, match="offline mode .* rss.arxiv.org"):
+        fetch_bytes("https://rss.arxiv.org/rss/cs.LG")
+    with pytest.raises(FetchError, match="offline"):
+        fetch_ids(["2411.17700"])        # the default API URL is arXiv's
+    check_allowed("http://127.0.0.1:9/x")                  # loopback is fine
+    monkeypatch.delenv("RANKER_OFFLINE")
+    with pytest.raises(FetchError, match="offline"):
+        check_allowed("https://export.arxiv.org/api/query", offline=True)
+
+
+def test_offline_allows_loopback(rss_env, monkeypatch):
+    monkeypatch.setenv("RANKER_OFFLINE", "1")
+    rss_env.route(FEED_PATH, Reply(200, RSS))
+    assert len(list(fetch_today(policy=fast()))) == 207
+
+
+def test_read_papers_from_a_url(server):
+    server.route("/saved.xml", Reply(200, RSS))
+    assert len(list(read_papers(server.url("/saved.xml"), "cs.LG,cs.AI", policy=fast()))) == 207
+
+
+# --------------------------------------------------------------------------- arXiv API (through `arxiv`)
+def test_fetch_ids_through_the_arxiv_package(api_env):
+    api_env.route("/api/query", Reply(200, ATOM_IDS))
+    report = ReadReport()
+    papers = fetch_ids(["0808.05394", "1707.08567v1"], report=report, policy=fast())
+    assert [p.id for p in papers] == ["1707.08567"]
+    p = papers[0]
+    assert p.title.startswith("Proceedings of Workshop AEW10") and "Dirk Wübben" in p.authors
+    assert p.date == "2017-07-27" and p.primary_category == "cs.IT"
+    assert report.skipped == 1 and "0808.05394" in report.warnings[0]
+    (hit,) = api_env.log
+    assert hit.query["id_list"] == ["0808.05394,1707.08567"]
+
+
+def test_fetch_ids_retries_then_fails_clearly(api_env):
+    api_env.route("/api/query", Reply(503))
+    with pytest.raises(FetchError, match="HTTP 503 to all 3 tries"):
+        fetch_ids(["1707.08567"], policy=fast(retries=2))
+    assert api_env.hits() == 3
+
+
+def test_fetch_ids_429_then_success(api_env):
+    api_env.route("/api/query", Reply(429, headers={"Retry-After": "0"}), Reply(200, ATOM_IDS))
+    assert [p.id for p in fetch_ids(["1707.08567"], policy=fast())] == ["1707.08567"]
+    assert api_env.hits() == 2
+
+
+def test_fetch_window(api_env):
+    page = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    api_env.route("/api/query", Reply(200, page))
+    report = ReadReport()
+    papers = list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], report=report, policy=fast()))
+    assert papers and all({"cs.LG", "cs.AI"} & set(p.categories) for p in papers)
+    assert report.seen == 10 and report.filtered == 10 - len(papers)
+    (hit,) = api_env.log
+    assert hit.query["search_query"] == [window_query("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"])]
+    assert "submittedDate:[202505120000 TO 202505132359]" in hit.query["search_query"][0]
+    assert hit.query["sortBy"] == ["submittedDate"]
+
+
+def test_api_timeout(monkeypatch):
+    with silent_server() as base:
+        monkeypatch.setenv("RANKER_API_URL", base + "/api/query")
+        with pytest.raises(FetchError, match="no answer"):
+            fetch_ids(["1707.08567"], policy=fast(timeout=0.3, retries=0))
