@@ -211,3 +211,31 @@ def test_listing_given_as_scores_says_which_flag_to_use():
     with pytest.raises(InputError, match="--papers") as e:
         read_scores(DAYS / "2025-06-23" / "listing.jsonl")
     assert "listing.jsonl" in str(e.value)
+
+
+def test_ranker_digest_writers_round_trip(tmp_path):
+    """What `ranker run` writes (ranker.digest's Markdown and JSON) reads back with the same scores."""
+    from ranker.digest import Selected, TokenCost, render_json, render_markdown
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper, Score
+
+    listing = _jsonl(DAYS / "2025-07-02" / "listing.jsonl")[:6]
+    sel = [Selected(Paper.from_dict(d), Score(arxiv_id=d["id"], relevance=10 - k, novelty=9 - k % 3,
+                                              comment=f"why {k} <b>")) for k, d in enumerate(listing)]
+    md = tmp_path / "digest.md"
+    md.write_text(render_markdown("2025-07-02", sel, usage=TokenCost(model="local"), total_papers=244,
+                                  scanned_papers=6, prompts=load_prompts()))
+    js = tmp_path / "digest.json"
+    js.write_text(json.dumps(render_json(sel), indent=2))
+    want = {s.paper.id: (s.score.relevance, s.score.novelty, s.score.comment, s.paper.title) for s in sel}
+    for path in (md, js):
+        w: list[str] = []
+        rows = read_scores(path, warn=w.append)
+        assert w == [] and list(rows) == list(want)
+        assert {i: (r.relevance, r.novelty, r.comment, r.title) for i, r in rows.items()} == want
+        assert all(r.date == "2025-07-02" for r in rows.values()) or path == js
+    # a run directory holding both digests (plus a manifest) reads as one set, without conflicts
+    (tmp_path / "manifest.json").write_text(json.dumps({"day": "2025-07-02", "model": "x", "counts": {"a": 1}}))
+    w = []
+    rows, files = read_score_files(tmp_path, flag="--local", warn=w.append)
+    assert sorted(f.name for f in files) == ["digest.json", "digest.md"] and w == [] and len(rows) == 6
