@@ -1,0 +1,187 @@
+"""`ranker fetch` end to end: a subprocess of the real command, a real SQLite store, a real local server."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DAYS, FIXTURES, REPO
+from fixture_server import FixtureServer, Reply
+
+RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"
+RANKER = [str(Path(sys.executable).parent / "ranker")]
+if not Path(RANKER[0]).exists():
+    RANKER = [sys.executable, "-c", "from ranker.cli import main; main()"]
+
+
+def ranker(*args, cwd=None, **env):
+    e = {**os.environ, "RANKER_FETCH_BACKOFF": "0.01", "RANKER_API_DELAY": "0", "RANKER_FETCH_TIMEOUT": "5",
+         **{k: str(v) for k, v in env.items()}}
+    e.pop("RANKER_DEBUG", None)
+    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
+                          timeout=120)
+
+
+def lines(path):
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def count(db):
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+
+
+def test_contract_207_papers(tmp_path):
+    out, db = tmp_path / "papers.jsonl", tmp_path / "r.sqlite3"
+    r = ranker("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--announce", "new,cross", "--out", out,
+               "--db", db)
+    assert r.returncode == 0, r.stderr
+    rows = lines(out)
+    assert len(rows) == 207 and len({x["id"] for x in rows}) == 207
+    assert r.stderr.strip().splitlines()[-1] == f"207 papers (79 new, 128 cross) for 2024-11-28 -> {out}"
+    assert r.stdout == ""
+    assert count(db) == 207
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM paper_days WHERE day='2024-11-28'").fetchone()[0] == 207
+
+
+def test_papers_seen_on_an_earlier_day_are_marked(tmp_path):
+    db = tmp_path / "r.sqlite3"
+    assert ranker("fetch", "--from", RSS, "--category", "cs.AI", "--out", tmp_path / "a.jsonl",
+                  "--db", db).returncode == 0
+    r = ranker("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--date", "2024-11-29",
+               "--out", tmp_path / "b.jsonl", "--db", db)
+    assert r.returncode == 0, r.stderr
+    rows = lines(tmp_path / "b.jsonl")
+    first_ai = {x["id"] for x in lines(tmp_path / "a.jsonl")}
+    marked = {x["id"] for x in rows if x.get("first_seen") == "2024-11-28"}
+    assert marked == first_ai and all(x["date"] == "2024-11-29" for x in rows)
+    assert f"; {len(first_ai)} seen on an earlier day" in r.stderr
+    assert count(db) == 207
+
+
+def test_missing_file_is_one_line(tmp_path):
+    r = ranker("fetch", "--from", "missing.xml", "--out", tmp_path / "p.jsonl", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr == "error: missing.xml: file not found\n"
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_bad_input_never_loses_stored_papers(tmp_path):
+    db, out = tmp_path / "r.sqlite3", tmp_path / "p.jsonl"
+    assert ranker("fetch", "--from", RSS, "--out", out, "--db", db).returncode == 0
+    before = out.read_bytes()
+    cut = tmp_path / "cut.xml"
+    cut.write_bytes(RSS.read_bytes()[:300_000])
+    r = ranker("fetch", "--from", cut, "--out", out, "--db", db)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(f"error: {cut}:")
+    assert "Traceback" not in r.stderr
+    assert count(db) == 207 and out.read_bytes() == before
+    # a JSONL that fails half-way (nothing valid) stores nothing either
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"id": "2501.00001", "title": \n{"broken\n')
+    r = ranker("fetch", "--from", junk, "--out", tmp_path / "j.jsonl", "--db", db)
+    assert r.returncode == 1 and "no valid paper line" in r.stderr and f"{junk}:1" in r.stderr
+    assert count(db) == 207 and not (tmp_path / "j.jsonl").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_warnings_are_counted_lines(tmp_path):
+    src = DAYS / "2025-05-15" / "listing.jsonl"
+    data = src.read_text(encoding="utf-8").splitlines()
+    data[5] = data[5][:30]                       # a truncated line
+    data.append(data[0])                         # a duplicate
+    path = tmp_path / "day.jsonl"
+    path.write_text("\n".join(data) + "\n", encoding="utf-8")
+    r = ranker("fetch", "--from", path, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "r.sqlite3")
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert any(e.startswith("warning: 1 records skipped") and f"{path}:6" in e for e in err)
+    assert any(e.startswith("warning: 1 duplicate ids dropped") for e in err)
+    assert err[-1].startswith("191 papers (") and "for 2025-05-15" in err[-1]
+
+
+def test_empty_day_online_writes_an_empty_file(tmp_path):
+    empty = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>'
+             b"<pubDate>Sat, 30 Nov 2024 00:00:00 -0500</pubDate></channel></rss>")
+    with FixtureServer() as srv:
+        srv.route("/rss/cs.LG+cs.AI", Reply(200, empty))
+        r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
+                   RANKER_RSS_URL=srv.url("/rss/"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"no announcements on 2024-11-30 in {srv.url('/rss/cs.LG+cs.AI')} (a weekend or holiday?): "
+        f"wrote an empty {tmp_path / 'p.jsonl'}"]
+    assert (tmp_path / "p.jsonl").read_text() == ""
+
+
+def test_online_today_with_a_429(tmp_path):
+    with FixtureServer() as srv:
+        srv.route("/rss/cs.LG+cs.AI", Reply(429, headers={"Retry-After": "0"}), Reply(200, RSS.read_bytes()))
+        r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3", "--offline",
+                   RANKER_RSS_URL=srv.url("/rss/"))
+        assert srv.hits() == 2
+    assert r.returncode == 0, r.stderr
+    assert "HTTP 429; retry 1/" in r.stderr and len(lines(tmp_path / "p.jsonl")) == 207
+
+
+def test_online_503_storm_is_one_line(tmp_path):
+    with FixtureServer() as srv:
+        srv.route("/rss/cs.LG+cs.AI", Reply(503))
+        r = ranker("fetch", "--out", tmp_path / "p.jsonl", RANKER_RSS_URL=srv.url("/rss/"),
+                   RANKER_FETCH_RETRIES=2)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "HTTP 503 to all 3 tries" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_offline_refuses_arxiv_but_reads_files(tmp_path):
+    r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--offline")
+    assert r.returncode == 1 and "offline mode" in r.stderr and "--from FILE" in r.stderr
+    r = ranker("fetch", "--from", RSS, "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
+               RANKER_OFFLINE=1)
+    assert r.returncode == 0, r.stderr
+
+
+def test_ids_and_window_through_the_api(tmp_path):
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, (FIXTURES / "arxiv_api_atom_id_list.xml").read_bytes()))
+        r = ranker("fetch", "--ids", "1707.08567v1,0808.05394", "--out", tmp_path / "ids.jsonl",
+                   "--db", tmp_path / "r.sqlite3", RANKER_API_URL=srv.url("/api/query"))
+        assert r.returncode == 0, r.stderr
+        assert [x["id"] for x in lines(tmp_path / "ids.jsonl")] == ["1707.08567"]
+        assert "warning: 1 records skipped" in r.stderr
+        page = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+            b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+        srv.route("/api/query", Reply(200, page))
+        r = ranker("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", tmp_path / "w.jsonl",
+                   "--db", tmp_path / "r.sqlite3", RANKER_API_URL=srv.url("/api/query"))
+        assert r.returncode == 0, r.stderr
+        assert "submittedDate:[202505120000 TO 202505132359]" in srv.log[-1].query["search_query"][0]
+    assert lines(tmp_path / "w.jsonl")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--category", "cs LG"], "--category: 'cs LG' is not an arXiv category"),
+    (["--announce", "new,old"], "--announce: unknown value 'old'"),
+    (["--date", "yesterday"], "--date: expected a day as YYYY-MM-DD"),
+    (["--ids", "1234"], "--ids: '1234' is not an arXiv id"),
+    (["--until", "2025-01-01"], "--until: --until needs --since"),
+    (["--ids", "1707.08567", "--since", "2025-01-01"], "use only one of"),
+])
+def test_bad_flags_are_one_line(tmp_path, args, message):
+    r = ranker("fetch", "--from", RSS, *args, "--out", tmp_path / "p.jsonl") if args[0] not in ("--ids", "--until") \
+        else ranker("fetch", *args, "--out", tmp_path / "p.jsonl")
+    assert r.returncode != 0
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_help_has_examples():
+    r = ranker("fetch", "--help")
+    assert r.returncode == 0 and "ranker fetch --from" in r.stdout and "--since" in r.stdout
