@@ -135,41 +135,30 @@ def delatex(text: str) -> str:
     return re.sub(r"\\([A-Za-z]+|.)", r"\1", text).replace("{", "").replace("}", "")
 
 
-def split_authors(text: str) -> list[str]:
-    """'A, B (Univ, Dept), C and D' -> ['A', 'B', 'C', 'D']: split on top-level commas and ' and ',
-    drop parenthesised affiliations, turn TeX accents into Unicode."""
-    names: list[str] = []
-    depth = 0
-    cur: list[str] = []
-    text = fold(text)
+_AUTHOR_SEP = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
+_PARENS = re.compile(r"\([^()]*\)")
 
-    def flush() -> None:
-        name = fold("".join(cur))
-        cur.clear()
+
+def split_authors(text: str) -> list[str]:
+    """'A, B (Univ, Dept), C and D' -> ['A', 'B', 'C', 'D']: drop parenthesised affiliations, split on commas
+    and ' and ', turn TeX accents into Unicode."""
+    text = fold(text)
+    if "(" in text or ")" in text:
+        for _ in range(8):                       # nested parentheses, innermost first
+            text, n = _PARENS.subn(" ", text)
+            if not n:
+                break
+        text = re.sub(r"\([^)]*$", " ", text).replace(")", " ").replace("(", " ")
+    names = []
+    for part in _AUTHOR_SEP.split(text):
+        name = fold(part)
         if name.lower().startswith("and "):
             name = name[4:].strip()
         if name:
-            names.append(name)
-
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(0, depth - 1)
-        elif depth == 0:
-            if ch == "," or ch == ";":
-                flush()
-            elif text.startswith(" and ", i):
-                flush()
-                i += 5
-                continue
-            else:
-                cur.append(ch)
-        i += 1
-    flush()
-    return [fix_mojibake(delatex(n)) for n in names[:MAX_AUTHORS]]
+            names.append(fix_mojibake(delatex(name)))
+            if len(names) >= MAX_AUTHORS:
+                break
+    return names
 
 
 def clean_authors(value: Any) -> list[str]:

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Write an arXiv-metadata-snapshot-format file (JSON lines) of N synthetic papers, for load benchmarks.
+
+The text comes from the shared announcement days: each synthetic paper takes the title of one real paper, an
+abstract spliced from the first half of one real abstract and the second half of another, authors drawn from
+the real author pool and the categories of a real paper, under a new id (2601.00001, 2601.00002, ...) that no
+real day uses. The output is deterministic for a given --seed.
+
+    .venv/bin/python scripts/make_snapshot.py --n 30000 --out /tmp/snapshot.json
+    .venv/bin/ranker fetch --from /tmp/snapshot.json --category cs.LG,cs.AI --out /tmp/papers.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DAY_DIRS = [Path("/work/shared/data/days"), REPO / "tests" / "data" / "days", REPO / "ranker" / "data"]
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def load_rows(days_dir: Path | None) -> list[dict]:
+    dirs = [days_dir] if days_dir else DAY_DIRS
+    for d in dirs:
+        files = sorted(d.glob("*/listing.jsonl")) if d and d.is_dir() else []
+        if files:
+            rows = []
+            for f in files:
+                rows += [json.loads(line) for line in f.open(encoding="utf-8") if line.strip()]
+            return rows
+    sys.exit(f"error: no */listing.jsonl under {', '.join(str(d) for d in dirs if d)}")
+
+
+def splice(a: str, b: str) -> str:
+    sa, sb = _SENTENCE.split(a), _SENTENCE.split(b)
+    head = sa[: max(1, len(sa) // 2)]
+    tail = sb[len(sb) // 2:] if len(sb) > 1 else sb
+    return " ".join(head + tail)
+
+
+def authors_string(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=30_000, help="number of papers (default 30000)")
+    ap.add_argument("--out", type=Path, required=True, help="output file (JSON lines)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--days", type=Path, default=None, help="folder of <day>/listing.jsonl (default: shared data)")
+    ap.add_argument("--start", default="2026-01-05", help="submission day of the first paper (YYYY-MM-DD)")
+    ap.add_argument("--per-day", type=int, default=1000, help="papers per submission day (default 1000)")
+    args = ap.parse_args(argv)
+    if args.n < 0 or args.per_day < 1:
+        ap.error("--n must be >= 0 and --per-day >= 1")
+
+    rows = load_rows(args.days)
+    rng = random.Random(args.seed)
+    authors = sorted({a for r in rows for a in r["authors"]})
+    start = date.fromisoformat(args.start)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for i in range(args.n):
+            t, a, b, c = (rng.choice(rows) for _ in range(4))
+            day = start + timedelta(days=i // args.per_day)
+            created = datetime(day.year, day.month, day.day, rng.randrange(24), rng.randrange(60),
+                               rng.randrange(60), tzinfo=timezone.utc)
+            versions = [{"version": "v1", "created": format_datetime(created, usegmt=True)}]
+            last = created
+            if rng.random() < 0.2:
+                last = created + timedelta(days=rng.randrange(1, 30))
+                versions.append({"version": "v2", "created": format_datetime(last, usegmt=True)})
+            names = rng.sample(authors, k=min(len(authors), max(1, len(t["authors"]))))
+            paper = {
+                "id": f"2601.{i + 1:05d}",
+                "submitter": names[0],
+                "authors": authors_string(names),
+                "title": t["title"],
+                "comments": c.get("comment"),
+                "journal-ref": None,
+                "doi": None,
+                "report-no": None,
+                "categories": " ".join(c["categories"]),
+                "license": "http://creativecommons.org/licenses/by/4.0/",
+                "abstract": "  " + splice(a["abstract"], b["abstract"]) + "\n",
+                "versions": versions,
+                "update_date": last.date().isoformat(),
+                "authors_parsed": [[n.split()[-1], " ".join(n.split()[:-1]), ""] for n in names],
+            }
+            f.write(json.dumps(paper, ensure_ascii=False) + "\n")
+    tmp.replace(args.out)
+    print(f"{args.n} papers -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
