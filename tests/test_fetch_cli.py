@@ -185,3 +185,12 @@ def test_bad_flags_are_one_line(tmp_path, args, message):
 def test_help_has_examples():
     r = ranker("fetch", "--help")
     assert r.returncode == 0 and "ranker fetch --from" in r.stdout and "--since" in r.stdout
+
+
+def test_filters_that_match_nothing_say_so(tmp_path):
+    r = ranker("fetch", "--from", DAYS / "2025-05-15" / "listing.jsonl", "--category", "q-bio.NC",
+               "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (f"0 of 192 papers in {DAYS / '2025-05-15' / 'listing.jsonl'} match q-bio.NC / "
+                                f"new,cross: wrote an empty {tmp_path / 'p.jsonl'}")
+    assert (tmp_path / "p.jsonl").read_text() == ""

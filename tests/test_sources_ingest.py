@@ -1,0 +1,47 @@
+"""ingest(): one store transaction plus an atomic output file; a failing reader leaves both as they were."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ranker.errors import InputError
+from ranker.records import Paper
+from ranker.sources.ingest import ingest, summary_line
+from ranker.store import Store
+
+
+def paper(i: int, day: str, typ: str = "new") -> Paper:
+    return Paper(id=f"2501.{i:05d}", title=f"Paper {i}", abstract="Text.", authors=["A B"], categories=["cs.LG"],
+                 primary_category="cs.LG", date=day, announce_type=typ, version=1)
+
+
+def test_ingest_stores_writes_and_marks_repeats(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as store:
+        res = ingest([paper(1, "2025-01-06"), paper(2, "2025-01-06", "cross")], tmp_path / "a.jsonl", store)
+        assert (res.written, res.stored_new, res.seen_before) == (2, 2, {})
+        res = ingest([paper(2, "2025-01-07", "cross"), paper(3, "2025-01-07")], tmp_path / "b.jsonl", store)
+        assert res.seen_before == {"2501.00002": "2025-01-06"} and store.count_papers() == 3
+    rows = [json.loads(x) for x in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert rows[0]["first_seen"] == "2025-01-06" and "first_seen" not in rows[1]
+    assert summary_line(res) == (f"2 papers (1 new, 1 cross) for 2025-01-07 -> {tmp_path / 'b.jsonl'}; "
+                                 "1 seen on an earlier day")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_reader_failing_half_way_changes_nothing(tmp_path):
+    out = tmp_path / "day.jsonl"
+    out.write_text("previous\n")
+    with Store(tmp_path / "r.sqlite3") as store:
+        store.add_papers([paper(1, "2025-01-06")])
+
+        def reader():
+            yield paper(2, "2025-01-07")
+            yield paper(3, "2025-01-07")
+            raise InputError("not well-formed", where="feed.xml:120")
+
+        with pytest.raises(InputError, match="feed.xml:120"):
+            ingest(reader(), out, store)
+        assert store.count_papers() == 1 and store.get_paper("2501.00002") is None
+    assert out.read_text() == "previous\n"
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
