@@ -19,6 +19,7 @@ RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"
 ATOM_QUERY = FIXTURES / "arxiv_api_atom_query_10.xml"
 ATOM_IDS = FIXTURES / "arxiv_api_atom_id_list.xml"
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+JSONL_BYTES = LISTING.read_bytes()
 
 
 def listing_rows(day="2025-05-15", n=None):
@@ -267,6 +268,19 @@ def test_missing_file():
     with pytest.raises(InputError) as e:
         read_papers("missing.xml")
     assert str(e.value) == "missing.xml: file not found"
+
+
+def test_a_directory_is_not_a_file(tmp_path):
+    with pytest.raises(InputError, match="is a directory"):
+        read_papers(tmp_path)
+
+
+def test_corrupt_gzip(tmp_path):
+    path = tmp_path / "snap.json.gz"
+    path.write_bytes(gzip.compress(JSONL_BYTES)[:40])
+    with pytest.raises(InputError) as e:
+        list(read_papers(path))
+    assert str(e.value).startswith(f"{path}: cannot read")
 
 
 def test_truncated_xml_names_file_and_line(tmp_path):
