@@ -48,6 +48,15 @@ def _versions() -> dict:
     return out
 
 
+def _costs(model: str, usage) -> tuple[float, float]:
+    """Prompt and completion cost in dollars (local models: 0)."""
+    from .backends.pricing import price_for
+    p = price_for(model)
+    if p is None:
+        return 0.0, 0.0
+    return usage.prompt_tokens * p.prompt / 1e6, usage.completion_tokens * p.completion / 1e6
+
+
 def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Store, backend=None,
             log: Callable[[str], None] = lambda m: None,
             progress: Callable[[str, int, int], None] | None = None) -> DayResult:
@@ -97,8 +106,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
 
         by_id = {p.id: p for p in papers}
         selected = select(srun.scores, by_id, min_relevance=dg.min_relevance, min_novelty=dg.min_novelty)
-        from .backends.pricing import cost_of
-        pc, cc = cost_of(srun.model, srun.usage.prompt_tokens, srun.usage.completion_tokens)
+        pc, cc = _costs(srun.model, srun.usage)
         usage = TokenCost(model=Path(srun.model).name if os.sep in srun.model else srun.model,
                           prompt_tokens=srun.usage.prompt_tokens, completion_tokens=srun.usage.completion_tokens,
                           prompt_cost=pc, completion_cost=cc)

@@ -1,0 +1,115 @@
+"""The scoring orchestration with the deterministic fake backend (no model): requests, validation,
+retry, failures, the store and resume. Real engines are tested in tests/test_backends_*.py."""
+import json
+
+import pytest
+
+from ranker.backends import Result
+from ranker.backends.fake import FakeBackend, fake_scores
+from ranker.errors import BackendError
+from ranker.prompts import load_prompts
+from ranker.records import Paper
+from ranker.scoring import ScoreOptions, parse_result, score_papers
+from ranker.store import Store
+
+from conftest import DAYS
+
+
+@pytest.fixture
+def papers():
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:12]
+    return [Paper.from_dict(r) for r in rows]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "db.sqlite3") as s:
+        yield s
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_paper_once_with_exact_keys(papers, store, tmp_path):
+    out = tmp_path / "s.jsonl"
+    be = FakeBackend()
+    run = score_papers(papers, be, load_prompts(), store, out)
+    rows = lines(out)
+    assert [r["ARXIVID"] for r in rows] == [p.id for p in papers]
+    assert all(set(r) == {"ARXIVID", "COMMENT", "RELEVANCE", "NOVELTY"} for r in rows)
+    assert all((r["RELEVANCE"], r["NOVELTY"]) == fake_scores(r["ARXIVID"]) for r in rows)
+    assert run.scored == 12 and run.reused == 0 and not run.failures
+    assert len(be.calls) == 1 and len(be.calls[0]) == 12        # one batch, one paper per request
+
+
+def test_rerun_is_free_and_resumes(papers, store, tmp_path):
+    ps = load_prompts()
+    score_papers(papers[:5], FakeBackend(), ps, store, tmp_path / "a.jsonl")
+    be = FakeBackend()
+    run = score_papers(papers, be, ps, store, tmp_path / "b.jsonl")
+    assert run.reused == 5 and run.scored == 7
+    assert sum(len(c) for c in be.calls) == 7                     # nothing rescored
+    assert sorted(r["ARXIVID"] for r in lines(tmp_path / "b.jsonl")) == sorted(p.id for p in papers)
+    # another prompt is another key: everything is scored again
+    run = score_papers(papers, FakeBackend(), ps, store, None, options=ScoreOptions(abstract_tokens=100))
+    assert run.reused == 0
+
+
+def test_retry_once_then_record_failure(papers, store, tmp_path):
+    bad, flaky, cut, wrong = papers[0].id, papers[1].id, papers[2].id, papers[3].id
+    be = FakeBackend(garbage={bad}, flaky={flaky}, length={cut}, wrong_id={wrong})
+    out = tmp_path / "s.jsonl"
+    run = score_papers(papers, be, load_prompts(), store, out)
+    assert {f.arxiv_id for f in run.failures} == {bad, cut, wrong}
+    assert flaky in run.scores and run.retried == 4
+    reasons = {f.arxiv_id: f.reason for f in run.failures}
+    assert "cut off" in reasons[cut] and "not JSON" in reasons[bad] and "ARXIVID" in reasons[wrong]
+    assert len(store.get_failures(be.model_name, run.prompt_hash)) == 3
+    assert len(lines(out)) == 9                                    # failures are not written as scores
+    # the next run retries only the failures
+    be2 = FakeBackend()
+    run2 = score_papers(papers, be2, load_prompts(), store, out)
+    assert run2.reused == 9 and run2.scored == 3 and not store.get_failures(be2.model_name, run2.prompt_hash)
+
+
+def test_backend_crash_keeps_what_was_written(papers, store, tmp_path):
+    out = tmp_path / "s.jsonl"
+    be = FakeBackend(raise_for={papers[7].id})
+    with pytest.raises(BackendError):
+        score_papers(papers, be, load_prompts(), store, out, options=ScoreOptions(batch_size=4))
+    assert len(lines(out)) == 4                                    # the first batch is on disk and stored
+    run = score_papers(papers, FakeBackend(), load_prompts(), store, out, options=ScoreOptions(batch_size=4))
+    assert run.reused == 4 and len(lines(out)) == 12
+
+
+def test_several_papers_per_request(papers, store, tmp_path):
+    be = FakeBackend()
+    run = score_papers(papers[:7], be, load_prompts(), store, tmp_path / "s.jsonl",
+                       options=ScoreOptions(papers_per_request=3))
+    assert [len(k.split(",")) for k in be.calls[0]] == [3, 3, 1]
+    assert len(run.scores) == 7
+
+
+def test_expected_mode_fills_expectations(papers, store):
+    run = score_papers(papers[:3], FakeBackend(), load_prompts(), store, None,
+                       options=ScoreOptions(score_mode="expected"))
+    for pid, s in run.scores.items():
+        assert s.expected_relevance is not None and abs(s.expected_relevance - s.relevance) <= 1
+    # greedy scores stored earlier lack expectations, so expected mode scores them again
+    run_g = score_papers(papers[3:5], FakeBackend(), load_prompts(), store, None)
+    run_e = score_papers(papers[3:5], FakeBackend(), load_prompts(), store, None,
+                         options=ScoreOptions(score_mode="expected"))
+    assert run_g.scored == 2 and run_e.reused == 0 and run_e.scored == 2
+
+
+@pytest.mark.parametrize("text,msg", [
+    ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": 11, "NOVELTY": 3}', "RELEVANCE 11"),
+    ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": 5}', "missing NOVELTY"),
+    ('{"ARXIVID": "1", "COMMENT": 3, "RELEVANCE": 5, "NOVELTY": 3}', "COMMENT"),
+    ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": true, "NOVELTY": 3}', "RELEVANCE True"),
+    ('[1, 2]', "not a JSON object"),
+])
+def test_validation_messages(text, msg):
+    with pytest.raises(ValueError, match=msg):
+        parse_result(Result("1", text), ["1"], 300)
