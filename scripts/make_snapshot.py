@@ -21,7 +21,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DAY_DIRS = [Path("/work/shared/data/days"), REPO / "tests" / "data" / "days", REPO / "ranker" / "data"]
+DAY_DIRS = [REPO.parent / "shared" / "data" / "days", REPO / "tests" / "data" / "days", REPO / "ranker" / "data"]
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 

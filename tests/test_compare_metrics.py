@@ -11,9 +11,7 @@ import pytest
 from ranker.compare import compute_metrics, read_scores, run_compare
 from ranker.compare.readers import PrefilterRow, ScoreRow
 
-SHARED = Path("/work/shared")
-SEED = SHARED / "seed" / "000_f584fc46408ca691.txt"
-DAYS = SHARED / "data" / "days"
+from conftest import DAYS, SEED_DIGEST as SEED
 
 pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
 

@@ -10,9 +10,7 @@ import pytest
 from ranker.compare import normalize_id, read_papers, read_prefilter, read_score_files, read_scores
 from ranker.errors import InputError, RankerError
 
-SHARED = Path("/work/shared")
-SEED = SHARED / "seed" / "000_f584fc46408ca691.txt"
-DAYS = SHARED / "data" / "days"
+from conftest import DAYS, SEED_DIGEST as SEED
 
 pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
 

@@ -14,9 +14,7 @@ import pytest
 
 from ranker.compare import read_scores, run_compare
 
-SHARED = Path("/work/shared")
-SEED = SHARED / "seed" / "000_f584fc46408ca691.txt"
-DAYS = SHARED / "data" / "days"
+from conftest import DAYS, SEED_DIGEST as SEED
 EVIL = '<script>alert("x")</script><img src="https://evil.example/p.png">'
 
 pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
