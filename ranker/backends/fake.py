@@ -1,0 +1,107 @@
+"""A deterministic backend with no model, for testing the orchestration around scoring.
+
+Scores come from a hash of the paper id, so the same paper always gets the same answer. Failures can be
+injected per request key (or per paper id for several-paper requests):
+
+    FakeBackend("any", garbage={"2506.00001"}, length={"2506.00002"}, error={"2506.00003"},
+                raise_for={"2506.00004"}, flaky={"2506.00005"}, wrong_id={"2506.00006"})
+
+garbage   text that is not JSON            length    a cut-off answer, finish_reason "length"
+error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
+flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
+wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..errors import BackendError
+from ..records import Usage
+from .base import SCORE_FIELDS, Backend, Request, Result
+from .schema import SCORE_MAX, SCORE_MIN, schema_ids
+
+
+def fake_scores(arxiv_id: str) -> tuple[int, int]:
+    h = hashlib.sha256(arxiv_id.encode("utf-8")).digest()
+    span = SCORE_MAX - SCORE_MIN + 1
+    return SCORE_MIN + h[0] % span, SCORE_MIN + h[1] % span
+
+
+def _max_comment(schema: dict) -> int:
+    props = schema.get("properties", {})
+    if "papers" in props:
+        props = props["papers"]["prefixItems"][0]["properties"]
+    return int(props.get("COMMENT", {}).get("maxLength", 300))
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    supports_score_probs = True
+
+    def __init__(self, model: str = "fake", *, garbage=(), length=(), error=(), raise_for=(), flaky=(),
+                 wrong_id=(), **_ignored):
+        self.model_name = f"fake:{model}"
+        self.garbage, self.length, self.error = set(garbage), set(length), set(error)
+        self.raise_for, self.flaky, self.wrong_id = set(raise_for), set(flaky), set(wrong_id)
+        self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
+        self._seen: set[str] = set()
+        self._usage = Usage()
+        self.closed = False
+
+    def _hit(self, kind: set[str], req: Request, ids: list[str]) -> bool:
+        return req.key in kind or any(i in kind for i in ids)
+
+    def _answer(self, ids: list[str], schema: dict, wrong: bool) -> str:
+        cap = _max_comment(schema)
+        objs = []
+        for i in ids:
+            rel, nov = fake_scores(i)
+            objs.append({"ARXIVID": (i + "x") if wrong else i,
+                         "COMMENT": f"fake judgement of {i}"[:cap], "RELEVANCE": rel, "NOVELTY": nov})
+        data = objs[0] if len(ids) == 1 else {"papers": objs}
+        return json.dumps(data, separators=(",", ":"))
+
+    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+        self.calls.append([r.key for r in requests])
+        for r in requests:
+            if self._hit(self.raise_for, r, schema_ids(r.schema)):
+                raise BackendError(f"injected failure for {r.key}")
+        out = []
+        for r in requests:
+            ids = schema_ids(r.schema)
+            first_time = r.key not in self._seen
+            self._seen.add(r.key)
+            prompt = sum(len(m.get("content", "").split()) for m in r.messages)
+            if self._hit(self.error, r, ids):
+                out.append(Result(r.key, None, "error", error="injected error",
+                                  usage=Usage(prompt_tokens=prompt)))
+                continue
+            text = self._answer(ids, r.schema, self._hit(self.wrong_id, r, ids))
+            finish = "stop"
+            if self._hit(self.garbage, r, ids) or (first_time and self._hit(self.flaky, r, ids)):
+                text = "Sure! Here are my scores: RELEVANCE seven"
+            elif self._hit(self.length, r, ids):
+                text, finish = text[: len(text) // 2], "length"
+            usage = Usage(prompt_tokens=prompt, completion_tokens=max(1, len(text) // 4))
+            self._usage.add(usage)
+            probs = None
+            if score_probs and finish == "stop" and len(ids) == 1 and text.startswith("{"):
+                rel, nov = fake_scores(ids[0])
+                probs = {f: _peaked(v) for f, v in zip(SCORE_FIELDS, (rel, nov))}
+            out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
+        return out
+
+    def stats(self) -> dict:
+        return {"requests": sum(len(c) for c in self.calls), "prompt_tokens": self._usage.prompt_tokens,
+                "completion_tokens": self._usage.completion_tokens, "cached_prompt_tokens": 0}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _peaked(v: int) -> dict[int, float]:
+    """Most mass on v, a little on its neighbours: a plausible, deterministic distribution."""
+    w = {k: (8.0 if k == v else 1.0 if abs(k - v) == 1 else 0.0) for k in range(SCORE_MIN, SCORE_MAX + 1)}
+    t = sum(w.values())
+    return {k: x / t for k, x in w.items()}

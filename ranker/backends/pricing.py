@@ -1,0 +1,45 @@
+"""What a scoring run costs in API fees. Local models (vLLM, transformers, a local `vllm serve`) cost $0.
+
+Prices are US dollars per million tokens (OpenAI list prices; cached prompt tokens are billed at half).
+A model id matches the longest listed prefix, so "gpt-4o-2024-08-06" is priced as gpt-4o and
+"gpt-4o-mini-2024-07-18" as gpt-4o-mini. Anything unlisted is taken to be local and free.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..records import Usage
+
+
+@dataclass(frozen=True)
+class Price:
+    prompt: float            # $ per 1M prompt tokens
+    completion: float        # $ per 1M completion tokens
+    cached_prompt: float     # $ per 1M prompt tokens served from the provider's cache
+
+
+PRICES: dict[str, Price] = {
+    "gpt-4o": Price(2.50, 10.00, 1.25),
+    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+}
+
+
+def price_for(model: str) -> Price | None:
+    """The price of a model id, or None for a local or unknown model."""
+    name = model.rsplit("/", 1)[-1].lower()
+    best = None
+    for prefix in PRICES:
+        if name == prefix or name.startswith(prefix + "-"):
+            if best is None or len(prefix) > len(best):
+                best = prefix
+    return PRICES[best] if best else None
+
+
+def cost_usd(model: str, usage: Usage) -> float:
+    """Dollars for `usage` on `model` ($0 for anything not in the table)."""
+    p = price_for(model)
+    if p is None:
+        return 0.0
+    cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+    fresh = usage.prompt_tokens - cached
+    return (fresh * p.prompt + cached * p.cached_prompt + usage.completion_tokens * p.completion) / 1e6
