@@ -1,0 +1,301 @@
+"""Scoring through any OpenAI-compatible chat server: `vllm serve` on a workstation, or OpenAI itself.
+
+The server is $OPENAI_BASE_URL (default https://api.openai.com/v1); the key, when one is needed, is
+$OPENAI_API_KEY, read through ranker.config and only ever put in the Authorization header (never logged,
+printed, stored or shown in an error). A local server needs no key.
+
+Each request carries the schema as `response_format={"type": "json_schema", ...}`, which vLLM's server
+enforces with its grammar backend (it reads the schema; "strict" is accepted and ignored) and OpenAI
+enforces in strict mode. Should a server reject the schema itself (HTTP 400 naming it), the backend
+drops the keywords it may not support (lengths, ranges, prefixItems) for the rest of the run, and the
+caller's validation catches what the server then lets through.
+
+Requests run concurrently (`concurrency`, default 8). 429, 5xx, timeouts and dropped connections are
+retried with exponential backoff and jitter (`retries`, default 4; Retry-After is honoured); what still
+fails becomes a Result with finish_reason "error" and the reason, so the run goes on.
+
+Options: base_url, concurrency, timeout (seconds a request may take, default 180), retries, backoff
+(first wait, seconds), max_backoff, probe (expected mode: ask the server for the next-token distribution
+after an ambiguous '1', using vLLM's continue_final_message; default: on unless the server is OpenAI's).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlparse
+
+from .. import config
+from ..errors import BackendError, ConfigError, MissingDependency
+from ..records import Usage
+from .base import Backend, Request, Result
+from .pricing import cost_usd
+from .probs import Step, score_distributions
+
+TOP_LOGPROBS = 20
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_RELAX_KEYS = {"maxLength", "minLength", "minimum", "maximum", "minItems", "maxItems"}
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Fatal(Exception):
+    """A failure a retry will not fix (bad request, refused key, unreadable answer)."""
+
+    def __init__(self, message: str, status: int | None = None, body: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def relax_schema(schema: dict) -> dict:
+    """The schema without the keywords a stricter server may refuse: bounds, lengths, prefixItems."""
+    def walk(node):
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items() if k not in _RELAX_KEYS}
+            if "prefixItems" in out:
+                objs = out.pop("prefixItems")
+                ids = [o["properties"]["ARXIVID"]["enum"][0] for o in objs]
+                item = copy.deepcopy(objs[0])
+                item["properties"]["ARXIVID"] = {"type": "string", "enum": ids}
+                out["items"] = item
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+    return walk(schema)
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    supports_score_probs = True
+
+    def __init__(self, model: str, *, base_url: str | None = None, concurrency: int = 8,
+                 timeout: float = 180.0, retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0,
+                 probe: bool | None = None, **unknown):
+        if unknown:
+            raise BackendError(f"unknown openai backend option(s): {', '.join(sorted(unknown))}")
+        try:
+            import httpx
+            import tenacity  # noqa: F401
+        except ImportError as e:
+            raise MissingDependency(e.name or "httpx", extra="", purpose="the openai backend") from None
+        self._httpx = httpx
+        self.base_url = (base_url or config.openai_base_url()).rstrip("/")
+        parsed = urlparse(self.base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(f"not an http(s) URL: {self.base_url!r}", where="OPENAI_BASE_URL")
+        self.host = parsed.hostname
+        local = self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+        if config.offline() and not local:
+            raise ConfigError(f"offline mode (RANKER_OFFLINE=1) forbids the server {self.host}; point "
+                              "OPENAI_BASE_URL at a local server", where="OPENAI_BASE_URL")
+        self.is_openai = self.host.endswith("openai.com")
+        self.probe = (not self.is_openai) if probe is None else bool(probe)
+        self.concurrency = max(1, int(concurrency))
+        self.retries = max(0, int(retries))
+        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        headers = {"Content-Type": "application/json"}
+        key = config.openai_api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        del key
+        self._client = httpx.Client(base_url=self.base_url, headers=headers,
+                                    timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+                                    limits=httpx.Limits(max_connections=self.concurrency + 2))
+        self._lock = threading.Lock()
+        self._relaxed = False
+        self._refused: str | None = None
+        self._usage = Usage()
+        self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
+        self.model_name = self._discover_model() if model in ("", "auto") else model
+
+    # ------------------------------------------------------------------ HTTP
+    def _discover_model(self) -> str:
+        try:
+            data = self._client.get("/models").json()
+            return data["data"][0]["id"]
+        except Exception as e:
+            raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+
+    def _post_once(self, body: dict) -> dict:
+        httpx = self._httpx
+        try:
+            resp = self._client.post("/chat/completions", json=body)
+        except httpx.TimeoutException:
+            raise _Retryable("timed out") from None
+        except httpx.TransportError as e:
+            raise _Retryable(f"connection failed ({type(e).__name__})") from None
+        if resp.status_code in RETRY_STATUS:
+            ra = resp.headers.get("retry-after")
+            try:
+                ra_s = float(ra) if ra else None
+            except ValueError:
+                ra_s = None
+            raise _Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", ra_s)
+        if resp.status_code in (401, 403):
+            raise _Fatal(f"HTTP {resp.status_code}: the server refused the request's credentials "
+                         "(check OPENAI_API_KEY)", resp.status_code)
+        if resp.status_code >= 400:
+            raise _Fatal(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text)
+        try:
+            data = resp.json()
+            data["choices"][0]["message"]
+        except Exception:
+            raise _Fatal(f"unreadable response (HTTP {resp.status_code}): {_snippet(resp.text, 120)!r}") from None
+        return data
+
+    def _post(self, body: dict) -> dict:
+        """POST with retries on 429/5xx/timeouts (exponential backoff with jitter, Retry-After honoured)."""
+        import tenacity
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                return min(max(exc.retry_after, 0.0), self.max_backoff)
+            exp = self.backoff * 2 ** (state.attempt_number - 1)
+            return min(self.max_backoff, exp + random.uniform(0, self.backoff))
+
+        def count(_state):
+            with self._lock:
+                self._stats["retries"] += 1
+
+        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(_Retryable),
+                                     stop=tenacity.stop_after_attempt(self.retries + 1), wait=wait,
+                                     before_sleep=count, reraise=True)
+        return retrying(self._post_once, body)
+
+    # ------------------------------------------------------------------ one request
+    def _body(self, req: Request, score_probs: bool) -> dict:
+        schema = relax_schema(req.schema) if self._relaxed else req.schema
+        body = {"model": self.model_name, "messages": req.messages, "temperature": 0,
+                "max_tokens": req.max_tokens, "seed": 0,
+                "response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "paper_scores", "schema": schema, "strict": True}}}
+        if score_probs:
+            body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        return body
+
+    def _one(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
+        if self._refused:
+            return Result(req.key, None, "error", error=self._refused), None
+        try:
+            try:
+                data = self._post(self._body(req, score_probs))
+            except _Fatal as e:
+                schema_trouble = e.status == 400 and not self._relaxed and any(
+                    w in e.body.lower() for w in ("schema", "response_format", "json_schema"))
+                if not schema_trouble:
+                    raise
+                with self._lock:
+                    self._relaxed = True
+                data = self._post(self._body(req, score_probs))
+        except _Retryable as e:
+            return Result(req.key, None, "error", error=f"{e} (after {self.retries + 1} attempts)"), None
+        except _Fatal as e:
+            if e.status in (401, 403):
+                self._refused = str(e)
+            return Result(req.key, None, "error", error=str(e)), None
+        choice = data["choices"][0]
+        text = choice["message"].get("content")
+        u = data.get("usage") or {}
+        details = u.get("prompt_tokens_details") or {}
+        usage = Usage(prompt_tokens=int(u.get("prompt_tokens") or 0),
+                      completion_tokens=int(u.get("completion_tokens") or 0),
+                      cached_prompt_tokens=int(details.get("cached_tokens") or 0))
+        with self._lock:
+            self._usage.add(usage)
+        finish = choice.get("finish_reason") or "stop"
+        if text is None:
+            refusal = choice["message"].get("refusal")
+            return Result(req.key, None, "error", usage=usage,
+                          error=f"no content in the answer{': ' + _snippet(refusal) if refusal else ''}"), None
+        if finish not in ("stop", "length"):
+            return Result(req.key, text, "error", error=f"finished with '{finish}'", usage=usage), None
+        return Result(req.key, text, finish, usage=usage), choice.get("logprobs")
+
+    # ------------------------------------------------------------------ the interface
+    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            pairs = list(pool.map(lambda r: self._one(r, score_probs), requests))
+            results = [p[0] for p in pairs]
+            if score_probs:
+                self._fill_score_probs(requests, pairs, pool)
+        self._stats["requests"] += len(requests)
+        self._stats["failed"] += sum(1 for r in results if not r.ok)
+        self._stats["seconds"] += time.perf_counter() - t0
+        return results
+
+    def _fill_score_probs(self, requests, pairs, pool) -> None:
+        prepared = []
+        needs: list[tuple[int, int, str]] = []
+        for n, (res, lp) in enumerate(pairs):
+            content = (lp or {}).get("content") if res.ok else None
+            if not content:
+                continue
+            steps, starts, raw = [], [], b""
+            for tok in content:
+                b = bytes(tok["bytes"]) if tok.get("bytes") is not None else tok["token"].encode("utf-8")
+                starts.append(len(raw.decode("utf-8", errors="ignore")))
+                raw += b
+                cands = [(c["token"], c["token"], math.exp(c["logprob"])) for c in tok.get("top_logprobs") or []
+                         if c.get("logprob") is not None and c["logprob"] > -math.inf]
+                steps.append(Step(tok["token"], cands))
+            prepared.append((n, res, starts, steps))
+            score_distributions(res.text, starts, steps,
+                                ask=lambda pos, tok, n=n: needs.append((n, pos, tok)) or None)
+        answers: dict = {}
+        if needs and self.probe:
+            def run(need):
+                n, pos, tok = need
+                res = pairs[n][0]
+                starts = next(p[2] for p in prepared if p[0] == n)
+                return need, self._probe(requests[n], res.text[:starts[pos]] + tok)
+            for need, cands in pool.map(run, needs):
+                answers[need] = cands
+        for n, res, starts, steps in prepared:
+            res.score_probs = score_distributions(res.text, starts, steps,
+                                                  ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
+
+    def _probe(self, req: Request, prefix: str):
+        """Next-token candidates after the assistant has written `prefix` (vLLM's continue_final_message)."""
+        body = {"model": self.model_name, "temperature": 0, "max_tokens": 1, "logprobs": True,
+                "top_logprobs": TOP_LOGPROBS, "continue_final_message": True, "add_generation_prompt": False,
+                "messages": [*req.messages, {"role": "assistant", "content": prefix}]}
+        with self._lock:
+            self._stats["probe_requests"] += 1
+        try:
+            data = self._post(body)
+            content = data["choices"][0]["logprobs"]["content"]
+            return [(c["token"], c["token"], math.exp(c["logprob"])) for c in content[0]["top_logprobs"]]
+        except Exception:
+            return None
+
+    # ------------------------------------------------------------------ reporting
+    def cost_usd(self) -> float:
+        return cost_usd(self.model_name, self._usage)
+
+    def stats(self) -> dict:
+        u = self._usage
+        return {"backend": self.name, "model": self.model_name, "server": self.host, **self._stats,
+                "concurrency": self.concurrency, "schema_relaxed": self._relaxed,
+                "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                "cached_prompt_tokens": u.cached_prompt_tokens, "cost_usd": round(self.cost_usd(), 6)}
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,221 @@
+"""Scoring with plain Hugging Face transformers, the JSON schema enforced by xgrammar's logits processor.
+The fallback where vLLM is not installed: correct, greedy, and slow (no batching across a day's papers
+by default, no prefix cache).
+
+Options: device ("cpu", "cuda", default: cuda when available), dtype (default float32 on CPU, bfloat16 on
+GPU), batch_size (default 1: one paper at a time; larger batches are left-padded), threads (torch CPU
+threads; default: torch's own choice).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from .. import models
+from ..errors import BackendError, MissingDependency, ModelError
+from ..records import Usage
+from .base import Backend, Request, Result
+from .probs import Step, score_distributions
+
+TOP_LOGPROBS = 20
+
+
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _imports():
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependency("torch", extra="", purpose="the transformers backend") from None
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependency("transformers", extra="", purpose="the transformers backend") from None
+    try:
+        import xgrammar
+        import xgrammar.contrib.hf  # noqa: F401
+    except ImportError:
+        raise MissingDependency("xgrammar", extra="", purpose="constrained output in the transformers backend") from None
+    return torch, transformers, xgrammar
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+    supports_score_probs = True
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
+                 batch_size: int = 1, threads: int | None = None, **unknown):
+        if unknown:
+            raise BackendError(f"unknown transformers backend option(s): {', '.join(sorted(unknown))}")
+        self.model_name = model
+        path = models.resolve(model, kind="llm")
+        torch, transformers, xgr = _imports()
+        self._torch, self._xgr = torch, xgr
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is None:
+            torch_dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
+        else:
+            torch_dtype = getattr(torch, dtype, None)
+            if not isinstance(torch_dtype, torch.dtype):
+                raise BackendError(f"unknown dtype '{dtype}'")
+        t0 = time.perf_counter()
+        try:
+            self._tok = transformers.AutoTokenizer.from_pretrained(path)
+            self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            self._model.to(self.device).eval()
+        except (OSError, ValueError) as e:
+            raise ModelError(f"transformers could not load {model}: {_one_line(e)}") from None
+        except (RuntimeError, MemoryError) as e:
+            if "out of memory" in str(e).lower() or isinstance(e, MemoryError):
+                raise ModelError(f"model {model} does not fit in memory: {_one_line(e)}") from None
+            raise ModelError(f"transformers could not load {model}: {_one_line(e)}") from None
+        self.load_seconds = time.perf_counter() - t0
+        if self._tok.pad_token_id is None:
+            self._tok.pad_token = self._tok.eos_token
+        self._tok.padding_side = "left"
+        self._eos = self._stop_ids()
+        vocab = max(int(self._model.config.vocab_size), len(self._tok))
+        info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
+                                                  stop_token_ids=sorted(self._eos) or None)
+        self._compiler = xgr.GrammarCompiler(info)
+        self.batch_size = max(1, int(batch_size))
+        self._usage = Usage()
+        self._stats = {"requests": 0, "failed": 0, "generate_seconds": 0.0, "probe_forwards": 0}
+
+    def _stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for src in (getattr(self._model, "generation_config", None), self._model.config):
+            e = getattr(src, "eos_token_id", None) if src is not None else None
+            if isinstance(e, int):
+                ids.add(e)
+            elif isinstance(e, (list, tuple)):
+                ids.update(int(x) for x in e)
+        if self._tok.eos_token_id is not None:
+            ids.add(int(self._tok.eos_token_id))
+        return ids
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(self._tok.encode(text, add_special_tokens=False))
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def _grammar(self, schema: dict):
+        return self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False,
+                                                  separators=(",", ":"))
+
+    # ------------------------------------------------------------------ the interface
+    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+        t0 = time.perf_counter()
+        results: list[Result] = []
+        for k in range(0, len(requests), self.batch_size):
+            chunk = requests[k:k + self.batch_size]
+            try:
+                results.extend(self._generate_chunk(chunk, score_probs))
+            except Exception as e:
+                if len(chunk) == 1:
+                    results.append(Result(chunk[0].key, None, "error", error=f"transformers: {_one_line(e)}"))
+                else:   # isolate the request at fault
+                    for r in chunk:
+                        try:
+                            results.extend(self._generate_chunk([r], score_probs))
+                        except Exception as e1:
+                            results.append(Result(r.key, None, "error", error=f"transformers: {_one_line(e1)}"))
+        self._stats["requests"] += len(requests)
+        self._stats["failed"] += sum(1 for r in results if not r.ok)
+        self._stats["generate_seconds"] += time.perf_counter() - t0
+        return results
+
+    def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
+        torch, xgr = self._torch, self._xgr
+        prompts = [self.prompt_ids(r.messages) for r in chunk]
+        width = max(len(p) for p in prompts)
+        pad = self._tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        grammars = [self._grammar(r.schema) for r in chunk]
+        processor = xgr.contrib.hf.LogitsProcessor(grammars)
+        max_new = max(r.max_tokens for r in chunk)
+        with torch.inference_mode():
+            out = self._model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, do_sample=False,
+                temperature=None, top_p=None, top_k=None, logits_processor=[processor],
+                pad_token_id=pad, eos_token_id=sorted(self._eos), return_dict_in_generate=True,
+                output_scores=score_probs, use_cache=True)
+        gen = out.sequences[:, width:].tolist()
+        results = []
+        for row, (req, prompt) in enumerate(zip(chunk, prompts)):
+            ids = gen[row]
+            n_gen, stopped = len(ids), False
+            for j, t in enumerate(ids):
+                if t in self._eos:
+                    n_gen, stopped = j + 1, True
+                    break
+            text_ids = [t for t in ids[:n_gen] if t not in self._eos]
+            if not stopped and n_gen > req.max_tokens:
+                text_ids = text_ids[:req.max_tokens]
+            text = self._tok.decode(text_ids, skip_special_tokens=True)
+            usage = Usage(prompt_tokens=len(prompt), completion_tokens=min(n_gen, req.max_tokens))
+            self._usage.add(usage)
+            res = Result(req.key, text, "stop" if stopped and n_gen <= req.max_tokens else "length", usage=usage)
+            if score_probs and res.ok:
+                res.score_probs = self._probs(out, row, prompt, text_ids, width,
+                                              single=len(chunk) == 1)
+            results.append(res)
+        return results
+
+    # ------------------------------------------------------------------ expected-score mode
+    def _probs(self, out, row: int, prompt: list[int], ids: list[int], width: int, single: bool):
+        torch = self._torch
+        steps = []
+        for pos, tid in enumerate(ids):
+            logp = torch.log_softmax(out.scores[pos][row].float(), dim=-1)
+            top = torch.topk(logp, TOP_LOGPROBS)
+            cands = [(int(t), self._tok.decode([int(t)]), math.exp(float(v)))
+                     for v, t in zip(top.values.tolist(), top.indices.tolist()) if v != -math.inf]
+            steps.append(Step(tid, cands))
+        starts = [len(self._tok.decode(ids[:k], skip_special_tokens=True)) for k in range(len(ids))]
+        text = self._tok.decode(ids, skip_special_tokens=True)
+        cache = getattr(out, "past_key_values", None) if single else None
+
+        def ask(pos: int, tok: int):
+            """Next-token candidates after the prompt, ids[:pos] and `tok` (one short forward pass)."""
+            self._stats["probe_forwards"] += 1
+            with torch.inference_mode():
+                if cache is not None and hasattr(cache, "crop"):
+                    extra = cache.get_seq_length() - (width + pos)
+                    if extra > 0:
+                        cache.crop(-extra)
+                    logits = self._model(input_ids=torch.tensor([[tok]], device=self.device),
+                                         past_key_values=cache, use_cache=True).logits[0, -1]
+                else:
+                    seq = torch.tensor([prompt + ids[:pos] + [tok]], device=self.device)
+                    logits = self._model(input_ids=seq).logits[0, -1]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            top = torch.topk(logp, TOP_LOGPROBS)
+            return [(int(t), self._tok.decode([int(t)]), math.exp(float(v)))
+                    for v, t in zip(top.values.tolist(), top.indices.tolist())]
+
+        # the cache can only be cut back, so answer later positions first
+        needs: list[tuple[int, Any]] = []
+        score_distributions(text, starts, steps, ask=lambda p, t: needs.append((p, t)) or None)
+        answers = {need: ask(*need) for need in sorted(needs, key=lambda n: -n[0])}
+        return score_distributions(text, starts, steps, ask=lambda p, t: answers.get((p, t)))
+
+    def stats(self) -> dict:
+        u = self._usage
+        return {"backend": self.name, "model": self.model_name, "device": self.device, **self._stats,
+                "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                "cached_prompt_tokens": 0, "computed_prompt_tokens": u.prompt_tokens,
+                "load_seconds": round(self.load_seconds, 2), "batch_size": self.batch_size}
+
+    def close(self) -> None:
+        self._model = None

@@ -1,0 +1,353 @@
+"""Scoring with vLLM's offline engine: every request of a batch in one call, the JSON schema enforced by
+the engine's grammar (xgrammar), the prompt prefix shared by a day's requests computed once.
+
+    backend = VLLMBackend("smollm2-135m")                    # preset, folder or Hugging Face id
+    results = backend.generate(requests, score_probs=True)
+
+Options (all optional): max_model_len, gpu_memory_utilization, tensor_parallel_size, dtype, kv_cache_gb
+(CPU: the KV cache size, default 1 GiB), seed, prime_prefix (compute the requests' common prompt prefix
+once before the batch, default on), engine_process (run vLLM's engine core in a separate process, vLLM's
+own default; off here so errors surface with their message), quiet (vLLM logs at WARNING), engine_args
+(a dict passed through to vllm.LLM, winning over everything above).
+
+On a CPU build of vLLM the defaults are float32, eager mode and a 1 GiB KV cache (VLLM_CPU_KVCACHE_SPACE,
+when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND, default: all cores but
+one). Scripts that use this backend need an `if __name__ == "__main__":` guard: vLLM starts a worker
+process.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import models
+from ..errors import BackendError, MissingDependency, ModelError
+from ..records import Usage
+from .base import Backend, Request, Result
+from .probs import Step, score_distributions
+
+TOP_LOGPROBS = 20
+CPU_MAX_MODEL_LEN = 8192
+
+
+def _gpu_present() -> bool:
+    try:
+        import torch
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return shutil.which("nvidia-smi") is not None
+
+
+def import_vllm():
+    """Import vllm (quietly unless VLLM_LOGGING_LEVEL says otherwise) or say how to install it."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    try:
+        import vllm
+    except ImportError:
+        on_gpu = _gpu_present()
+        raise MissingDependency(
+            "vllm", extra="gpu" if on_gpu else "cpu",
+            purpose="the vllm backend; " + ("on a CPU-only machine install 'ranker[cpu]' instead" if on_gpu
+                                             else "on a GPU workstation install 'ranker[gpu]' instead"),
+        ) from None
+    except Exception as e:   # a broken install (mismatched torch, ...) is not a missing one
+        raise BackendError(f"vllm is installed but failed to import: {_one_line(e)}") from None
+    return vllm
+
+
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _torch_threads(n: int | None = None) -> int | None:
+    try:
+        import torch
+        if n:
+            torch.set_num_threads(n)
+        return torch.get_num_threads()
+    except Exception:
+        return None
+
+
+def _model_max_len(path: str) -> int | None:
+    cfg = Path(path) / "config.json"
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    data = data.get("text_config", data)
+    v = data.get("max_position_embeddings")
+    return int(v) if isinstance(v, int) and v > 0 else None
+
+
+def _engine_error(e: BaseException, model: str) -> ModelError:
+    msg = _one_line(e)
+    low = msg.lower()
+    if any(s in low for s in ("kv cache", "out of memory", "memory on node", "no available memory",
+                              "larger than the available", "cuda out of memory")):
+        return ModelError(f"model {model} does not fit in memory: {msg} (lower max_model_len, raise "
+                          "gpu_memory_utilization / kv_cache_gb, or choose a smaller model)")
+    if "engine core initialization failed" in low:
+        return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log above "
+                          "(most often: the model does not fit in memory, lower max_model_len)")
+    return ModelError(f"vLLM could not load {model}: {msg}")
+
+
+def common_prefix(seqs: list[list[int]]) -> int:
+    if not seqs:
+        return 0
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for k in range(n):
+        t = first[k]
+        if any(s[k] != t for s in seqs[1:]):
+            return k
+    return n
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+    supports_score_probs = True
+
+    def __init__(self, model: str, *, max_model_len: int | None = None,
+                 gpu_memory_utilization: float | None = None, tensor_parallel_size: int = 1,
+                 dtype: str | None = None, kv_cache_gb: float | None = None, seed: int = 0,
+                 prime_prefix: bool = True, engine_process: bool = False, quiet: bool = True,
+                 engine_args: dict[str, Any] | None = None, **unknown):
+        if unknown:
+            raise BackendError(f"unknown vllm backend option(s): {', '.join(sorted(unknown))}")
+        self.model_name = model
+        path = models.resolve(model, kind="llm")
+        if not quiet:
+            os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        if not engine_process:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        vllm = import_vllm()
+        from vllm.platforms import current_platform
+
+        self.device = "cpu" if current_platform.is_cpu() else current_platform.device_type or "gpu"
+        kwargs: dict[str, Any] = dict(model=path, tokenizer=path, seed=seed, enable_prefix_caching=True,
+                                      tensor_parallel_size=tensor_parallel_size,
+                                      structured_outputs_config={"backend": "xgrammar",
+                                                                 "disable_any_whitespace": True})
+        if self.device == "cpu":
+            # the worker (which pins its OpenMP threads to cores) in its own process, so this one is
+            # left alone; with the engine core in-process, its errors reach us with their message
+            kwargs.update(dtype=dtype or "float32", enforce_eager=True, distributed_executor_backend="mp")
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                kwargs["kv_cache_memory_bytes"] = int((kv_cache_gb or 1.0) * (1 << 30))
+            if max_model_len is None:
+                mm = _model_max_len(path)
+                max_model_len = min(CPU_MAX_MODEL_LEN, mm) if mm else CPU_MAX_MODEL_LEN
+        else:
+            if dtype:
+                kwargs["dtype"] = dtype
+            if kv_cache_gb:
+                kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * (1 << 30))
+        if max_model_len is not None:
+            kwargs["max_model_len"] = int(max_model_len)
+        if gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = float(gpu_memory_utilization)
+        kwargs.update(engine_args or {})
+        self.engine_args = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
+
+        t0 = time.perf_counter()
+        threads = _torch_threads()
+        try:
+            self._llm = vllm.LLM(**kwargs)
+        except (ValueError, RuntimeError, OSError, MemoryError) as e:
+            raise _engine_error(e, model) from None
+        except Exception as e:
+            if type(e).__name__ in ("OutOfMemoryError",):
+                raise _engine_error(e, model) from None
+            raise ModelError(f"vLLM could not load {model}: {_one_line(e)}") from None
+        finally:
+            _torch_threads(threads)     # starting the engine drops this process to one torch thread
+        self.load_seconds = time.perf_counter() - t0
+        self._vllm = vllm
+        self._tok = self._llm.get_tokenizer()
+        self.max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
+        self.prime_prefix = prime_prefix
+        self._usage = Usage()
+        self._stats = {"requests": 0, "failed": 0, "batches": 0, "generate_seconds": 0.0,
+                       "primer_prompt_tokens": 0, "probe_requests": 0}
+
+    # ------------------------------------------------------------------ helpers
+    def count_tokens(self, text: str) -> int | None:
+        return len(self._tok.encode(text, add_special_tokens=False))
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat template applied the way vLLM's chat() does (no extra BOS), as token ids."""
+        text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def _sampling(self, req: Request, max_tokens: int, logprobs: bool):
+        from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+        return SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                              structured_outputs=StructuredOutputsParams(json=req.schema),
+                              logprobs=TOP_LOGPROBS if logprobs else None)
+
+    def _run(self, prompts: list[list[int]], params: list) -> list:
+        return self._llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+
+    # ------------------------------------------------------------------ the interface
+    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+        if not requests:
+            return []
+        t0 = time.perf_counter()
+        results: list[Result | None] = [None] * len(requests)
+        prompts: list[list[int]] = []
+        todo: list[int] = []
+        params = []
+        for i, req in enumerate(requests):
+            try:
+                ids = self.prompt_ids(req.messages)
+            except Exception as e:
+                results[i] = Result(req.key, None, "error", error=f"chat template failed: {_one_line(e)}")
+                continue
+            room = self.max_model_len - len(ids)
+            if room < 8:
+                results[i] = Result(req.key, None, "error", usage=Usage(prompt_tokens=len(ids)),
+                                    error=f"prompt of {len(ids)} tokens does not fit max_model_len "
+                                          f"{self.max_model_len}")
+                continue
+            todo.append(i)
+            prompts.append(ids)
+            params.append(self._sampling(req, min(req.max_tokens, room), score_probs))
+
+        if len(prompts) > 1 and self.prime_prefix:
+            self._prime(prompts)
+        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo])
+        for i, ids, out in zip(todo, prompts, outs):
+            results[i] = out if isinstance(out, Result) else self._result(requests[i], ids, out)
+        if score_probs:
+            self._fill_score_probs([(results[i], prompts[k], outs[k]) for k, i in enumerate(todo)
+                                    if not isinstance(outs[k], Result)])
+        self._stats["batches"] += 1
+        self._stats["requests"] += len(requests)
+        self._stats["failed"] += sum(1 for r in results if not r.ok)
+        self._stats["generate_seconds"] += time.perf_counter() - t0
+        return results  # type: ignore[return-value]
+
+    def _prime(self, prompts: list[list[int]]) -> None:
+        """Compute the shared prompt prefix once so every request of the batch finds it in the cache
+        (submitted together, the first few would otherwise all compute it before any could reuse it)."""
+        from vllm.sampling_params import SamplingParams
+        n = common_prefix(prompts)
+        if n < 32:
+            return
+        try:
+            self._run([prompts[0][:n]], [SamplingParams(max_tokens=1, temperature=0.0)])
+            self._stats["primer_prompt_tokens"] += n
+        except Exception:
+            pass   # only an optimisation
+
+    def _generate_isolating(self, prompts, params, keys) -> list:
+        """One engine call for the batch; if it fails as a whole, find the request(s) at fault by
+        running them one at a time, so one bad request cannot sink the others."""
+        if not prompts:
+            return []
+        try:
+            return self._run(prompts, params)
+        except Exception as e:
+            if len(prompts) == 1:
+                return [Result(keys[0], None, "error", error=f"vLLM: {_one_line(e)}",
+                               usage=Usage(prompt_tokens=len(prompts[0])))]
+        out = []
+        for p, sp, k in zip(prompts, params, keys):
+            out.extend(self._generate_isolating([p], [sp], [k]))
+        return out
+
+    def _result(self, req: Request, prompt_ids: list[int], out) -> Result:
+        c = out.outputs[0]
+        usage = Usage(prompt_tokens=len(out.prompt_token_ids or prompt_ids),
+                      completion_tokens=len(c.token_ids),
+                      cached_prompt_tokens=int(out.num_cached_tokens or 0))
+        self._usage.add(usage)
+        finish = c.finish_reason or "stop"
+        if finish not in ("stop", "length"):
+            return Result(req.key, c.text, "error", error=f"vLLM finished with '{finish}'", usage=usage)
+        return Result(req.key, c.text, finish, usage=usage)
+
+    # ------------------------------------------------------------------ expected-score mode
+    def _steps(self, c) -> tuple[list[int], list[Step]]:
+        ids = list(c.token_ids)
+        steps = []
+        for pos, tid in enumerate(ids):
+            lp = c.logprobs[pos] if c.logprobs is not None and pos < len(c.logprobs) else None
+            cands = []
+            for cand_id, info in (lp or {}).items():
+                if info.logprob is None or info.logprob == -math.inf:
+                    continue
+                piece = info.decoded_token
+                if piece is None:
+                    piece = self._tok.decode([cand_id])
+                cands.append((cand_id, piece, math.exp(info.logprob)))
+            steps.append(Step(tid, cands))
+        starts = [len(self._tok.decode(ids[:k], skip_special_tokens=True)) for k in range(len(ids))]
+        return starts, steps
+
+    def _fill_score_probs(self, items) -> None:
+        from vllm.sampling_params import SamplingParams
+        prepared = []
+        needs: list[tuple[int, int, int]] = []           # (item, position, token)
+        for n, (res, prompt, out) in enumerate(items):
+            if not res.ok:
+                continue
+            c = out.outputs[0]
+            starts, steps = self._steps(c)
+            prepared.append((n, res, prompt, c, starts, steps))
+            score_distributions(c.text, starts, steps,
+                                ask=lambda pos, tok, n=n: needs.append((n, pos, tok)) or None)
+        answers: dict[tuple[int, int, int], list] = {}
+        if needs:
+            probe_prompts = [items[n][1] + list(items[n][2].outputs[0].token_ids[:pos]) + [tok]
+                             for n, pos, tok in needs]
+            sp = SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+            try:
+                outs = self._run(probe_prompts, [sp] * len(probe_prompts))
+                self._stats["probe_requests"] += len(outs)
+                for need, o in zip(needs, outs):
+                    lp = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
+                    answers[need] = [(t, info.decoded_token if info.decoded_token is not None
+                                      else self._tok.decode([t]), math.exp(info.logprob))
+                                     for t, info in lp.items() if info.logprob not in (None, -math.inf)]
+            except Exception:
+                answers = {}
+        for n, res, _prompt, c, starts, steps in prepared:
+            res.score_probs = score_distributions(c.text, starts, steps,
+                                                  ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
+
+    # ------------------------------------------------------------------ reporting
+    def stats(self) -> dict:
+        u = self._usage
+        return {
+            "backend": self.name, "model": self.model_name, "device": self.device,
+            **self._stats,
+            "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "cached_prompt_tokens": u.cached_prompt_tokens,
+            "computed_prompt_tokens": u.prompt_tokens - u.cached_prompt_tokens,
+            "prefix_cache_hit_rate": round(u.cached_prompt_tokens / u.prompt_tokens, 4) if u.prompt_tokens else 0.0,
+            "load_seconds": round(self.load_seconds, 2),
+            "max_model_len": self.max_model_len,
+            "engine_args": {k: v for k, v in self.engine_args.items() if isinstance(v, (int, float, str, bool))},
+        }
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is None:
+            return
+        self._llm = None
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:
+            pass
+        del llm
+        import gc
+        gc.collect()

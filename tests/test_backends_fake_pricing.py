@@ -1,0 +1,67 @@
+"""The fake backend's determinism and failure injection, and the price table."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ranker.backends import get_backend
+from ranker.backends.base import Request
+from ranker.backends.fake import FakeBackend, fake_scores
+from ranker.backends.pricing import cost_usd, price_for
+from ranker.backends.schema import check_answer, paper_schema
+from ranker.errors import BackendError, ConfigError
+from ranker.records import Usage
+
+
+def req(*ids, key=None):
+    return Request(key or "+".join(ids), [{"role": "user", "content": "score these"}],
+                   paper_schema(list(ids), 50))
+
+
+def test_fake_is_deterministic_and_valid():
+    be = get_backend("fake", "whatever")
+    out = be.generate([req("2506.00001"), req("2506.00002", "2506.00003")], score_probs=True)
+    assert all(r.ok for r in out)
+    one = json.loads(out[0].text)
+    check_answer(one, ["2506.00001"], 50)
+    assert (one["RELEVANCE"], one["NOVELTY"]) == fake_scores("2506.00001")
+    check_answer(json.loads(out[1].text), ["2506.00002", "2506.00003"], 50)
+    assert sum(out[0].score_probs["RELEVANCE"].values()) == pytest.approx(1.0)
+    assert max(out[0].score_probs["NOVELTY"], key=out[0].score_probs["NOVELTY"].get) == one["NOVELTY"]
+    again = FakeBackend().generate([req("2506.00001")])
+    assert again[0].text == out[0].text
+    assert be.stats()["requests"] == 2
+
+
+def test_fake_failure_injection():
+    be = FakeBackend(garbage={"g"}, length={"l"}, error={"e"}, flaky={"f"}, wrong_id={"w"})
+    out = {r.key: r for r in be.generate([req(k) for k in "glefw"])}
+    assert out["g"].ok            # garbage is "ok" at the engine level; the caller's parse fails
+    with pytest.raises(ValueError):
+        json.loads(out["g"].text)
+    assert out["l"].finish_reason == "length" and not out["l"].ok
+    assert out["e"].text is None and out["e"].finish_reason == "error"
+    with pytest.raises(ValueError):
+        json.loads(out["f"].text)
+    with pytest.raises(ValueError):
+        check_answer(json.loads(out["w"].text), ["w"], 50)
+    retry = be.generate([req("f")])[0]                 # flaky: good the second time
+    check_answer(json.loads(retry.text), ["f"], 50)
+    with pytest.raises(BackendError):
+        FakeBackend(raise_for={"x"}).generate([req("a"), req("x")])
+
+
+def test_unknown_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="choose one of"):
+        get_backend("nope", "m")
+
+
+def test_prices():
+    assert price_for("gpt-4o") == price_for("gpt-4o-2024-08-06") == price_for("openai/gpt-4o")
+    assert price_for("gpt-4o-mini-2024-07-18").prompt == 0.15
+    assert price_for("smollm2-135m") is None and price_for("gpt-4offline") is None
+    u = Usage(prompt_tokens=1_000_000, completion_tokens=100_000, cached_prompt_tokens=400_000)
+    assert cost_usd("gpt-4o", u) == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 0.1 * 10)
+    assert cost_usd("gpt-4o-mini", Usage(prompt_tokens=2_000_000, completion_tokens=1_000_000)) == pytest.approx(0.9)
+    assert cost_usd("/models/llama-3.1-8b", u) == 0.0

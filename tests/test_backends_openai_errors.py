@@ -1,0 +1,273 @@
+"""The openai backend against a scripted OpenAI-like server on 127.0.0.1: concurrency, usage and cost,
+retries on 429/5xx/timeouts, unreadable answers, schema refusal, credentials, expected-score mode.
+
+The user message of each request names how the server should behave: "MODE=ok", "MODE=429once", ..."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ranker.backends.base import Request
+from ranker.backends.openai_backend import OpenAIBackend, relax_schema
+from ranker.backends.schema import check_answer, paper_schema
+from ranker.errors import ConfigError
+
+KEY = "sk-test-SECRET-0123456789"
+
+
+def answer_for(schema: dict) -> dict:
+    props = schema["properties"]
+    if "papers" in props:
+        items = props["papers"].get("prefixItems") or []
+        return {"papers": [answer_for(o) for o in items]}
+    return {"ARXIVID": props["ARXIVID"]["enum"][0], "COMMENT": "matches criterion 1",
+            "RELEVANCE": 10, "NOVELTY": 7}
+
+
+def logprobs_for(text: str) -> dict:
+    """Characters as tokens; at the RELEVANCE value '1' (then '0') and at NOVELTY '7', with rivals."""
+    content = []
+    for i, ch in enumerate(text):
+        tops = [{"token": ch, "logprob": 0.0}]
+        before = text[:i]
+        if before.endswith('"RELEVANCE":'):
+            tops = [{"token": "1", "logprob": -0.5}, {"token": "8", "logprob": -1.0}]
+        elif before.endswith('"RELEVANCE":1'):
+            tops = [{"token": "0", "logprob": -0.1}, {"token": ",", "logprob": -2.4}]
+        elif before.endswith('"NOVELTY":'):
+            tops = [{"token": "7", "logprob": -0.2}, {"token": "6", "logprob": -1.7}]
+        content.append({"token": ch, "logprob": tops[0]["logprob"], "bytes": list(ch.encode()),
+                        "top_logprobs": tops})
+    return {"content": content}
+
+
+class Server:
+    def __init__(self):
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.attempts: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, payload, headers=None, raw=None):
+                body = raw if raw is not None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            def do_GET(self):  # noqa: N802
+                self._send(200, {"object": "list", "data": [{"id": "served-model", "object": "model"}]})
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with srv.lock:
+                    srv.bodies.append(body)
+                    srv.auth.append(self.headers.get("Authorization"))
+                    srv.in_flight += 1
+                    srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+                try:
+                    self._answer(body)
+                finally:
+                    with srv.lock:
+                        srv.in_flight -= 1
+
+            def _answer(self, body):
+                user = body["messages"][-1]["content"] if body["messages"][-1]["role"] == "user" \
+                    else body["messages"][-2]["content"]
+                mode = re.search(r"MODE=(\w+)", user).group(1)
+                with srv.lock:
+                    n = srv.attempts[user] = srv.attempts.get(user, 0) + 1
+                if mode == "slow" or mode == "ok":
+                    time.sleep(0.3 if mode == "slow" else 0)
+                elif mode == "429once" and n == 1:
+                    return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
+                elif mode == "500":
+                    return self._send(500, {"error": {"message": "upstream exploded"}})
+                elif mode == "garbage":
+                    return self._send(200, None, raw=b"<html>a proxy login page</html>")
+                elif mode == "hang":
+                    time.sleep(3)
+                    return self._send(200, {})
+                elif mode == "denied":
+                    return self._send(401, {"error": {"message": "Incorrect API key provided"}})
+                elif mode == "strict":
+                    schema = body["response_format"]["json_schema"]["schema"]
+                    if "maxLength" in json.dumps(schema):
+                        return self._send(400, {"error": {"message": "Invalid schema for response_format "
+                                                          "'paper_scores': 'maxLength' is not permitted."}})
+                schema = body["response_format"]["json_schema"]["schema"]
+                if "papers" in schema["properties"] and "prefixItems" not in schema["properties"]["papers"]:
+                    ids = schema["properties"]["papers"]["items"]["properties"]["ARXIVID"]["enum"]
+                    data = {"papers": [{**answer_for(paper_schema([i], 50))} for i in ids]}
+                else:
+                    data = answer_for(schema)
+                text = json.dumps(data, separators=(",", ":"))
+                choice = {"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": text}}
+                if body.get("logprobs"):
+                    choice["logprobs"] = logprobs_for(text)
+                self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
+                                 "choices": [choice],
+                                 "usage": {"prompt_tokens": 1000, "completion_tokens": 40, "total_tokens": 1040,
+                                           "prompt_tokens_details": {"cached_tokens": 600}}})
+
+        class Quiet(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, *a):
+                pass
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def req(arxiv_id: str, mode: str, ids=None) -> Request:
+    ids = ids or [arxiv_id]
+    return Request(arxiv_id, [{"role": "system", "content": "judge"},
+                              {"role": "user", "content": f"paper {arxiv_id} MODE={mode}"}],
+                   paper_schema(ids, 50), max_tokens=100)
+
+
+def backend(server, model="gpt-4o-mini", **kw) -> OpenAIBackend:
+    kw.setdefault("backoff", 0.01)
+    kw.setdefault("max_backoff", 0.05)
+    return OpenAIBackend(model, base_url=server.url, **kw)
+
+
+def test_concurrent_requests_usage_cost_and_the_key(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    be = backend(server, concurrency=4)
+    reqs = [req(f"2506.0000{i}", "slow") for i in range(8)]
+    out = be.generate(reqs)
+    assert [r.key for r in out] == [r.key for r in reqs]
+    for r in out:
+        assert r.ok, r.error
+        check_answer(json.loads(r.text), [r.key], 50)
+    assert server.max_in_flight >= 2                      # really concurrent
+    assert server.max_in_flight <= 4
+    assert all(a == f"Bearer {KEY}" for a in server.auth)
+    body = server.bodies[0]
+    rf = body["response_format"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
+    assert rf["json_schema"]["schema"] == reqs[0].schema and body["temperature"] == 0
+    st = be.stats()
+    assert st["prompt_tokens"] == 8000 and st["completion_tokens"] == 320 and st["cached_prompt_tokens"] == 4800
+    assert st["cost_usd"] == pytest.approx((3200 * 0.15 + 4800 * 0.075 + 320 * 0.60) / 1e6)
+    assert KEY not in json.dumps(st) and KEY not in repr(be.__dict__.get("base_url"))
+    be.close()
+
+
+def test_local_server_needs_no_key_and_model_auto(server):
+    be = backend(server, model="auto")
+    assert be.model_name == "served-model"
+    out = be.generate([req("2506.00001", "ok")])
+    assert out[0].ok and server.auth == [None]
+    assert be.stats()["cost_usd"] == 0.0            # unknown / local model: free
+
+
+def test_429_is_retried(server):
+    be = backend(server)
+    out = be.generate([req("2506.00001", "429once")])
+    assert out[0].ok
+    assert server.attempts["paper 2506.00001 MODE=429once"] == 2
+    assert be.stats()["retries"] == 1
+
+
+def test_500_storm_becomes_an_error_result_and_the_rest_goes_on(server):
+    be = backend(server, retries=2)
+    out = be.generate([req("2506.00001", "500"), req("2506.00002", "ok")])
+    bad, good = out
+    assert bad.text is None and bad.finish_reason == "error" and not bad.ok
+    assert "HTTP 500" in bad.error and "3 attempts" in bad.error
+    assert server.attempts["paper 2506.00001 MODE=500"] == 3
+    assert good.ok
+
+
+def test_garbage_body_is_an_error_result(server):
+    out = backend(server).generate([req("2506.00001", "garbage")])
+    assert out[0].finish_reason == "error" and "unreadable response" in out[0].error
+
+
+def test_a_hanging_server_times_out(server):
+    be = backend(server, timeout=0.5, retries=1)
+    t0 = time.monotonic()
+    out = be.generate([req("2506.00001", "hang")])
+    assert time.monotonic() - t0 < 2.9
+    assert out[0].finish_reason == "error" and "timed out" in out[0].error and "2 attempts" in out[0].error
+
+
+def test_refused_key_fails_fast_without_showing_it(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    be = backend(server, concurrency=1)
+    out = be.generate([req("2506.00001", "denied"), req("2506.00002", "denied")])
+    assert all(r.finish_reason == "error" and "OPENAI_API_KEY" in r.error for r in out)
+    assert all(KEY not in r.error for r in out)
+    assert len(server.bodies) == 1                  # the second was not even sent
+
+
+def test_a_server_that_refuses_the_schema_gets_a_relaxed_one(server):
+    be = backend(server, concurrency=1)
+    out = be.generate([req("2506.00001", "strict"), req("2506.00002", "strict")])
+    assert all(r.ok for r in out)
+    sent = [json.dumps(b["response_format"]["json_schema"]["schema"]) for b in server.bodies]
+    assert "maxLength" in sent[0] and all("maxLength" not in s for s in sent[1:])
+    assert len(server.bodies) == 3 and be.stats()["schema_relaxed"] is True
+    relaxed = relax_schema(paper_schema(["a", "b"], 50))
+    assert relaxed["properties"]["papers"]["items"]["properties"]["ARXIVID"]["enum"] == ["a", "b"]
+    assert "prefixItems" not in json.dumps(relaxed) and "minimum" not in json.dumps(relaxed)
+
+
+def test_expected_mode_reads_top_logprobs(server):
+    be = backend(server, probe=False)
+    out = be.generate([req("2506.00001", "ok")], score_probs=True)
+    probs = out[0].score_probs
+    assert server.bodies[0]["logprobs"] is True and server.bodies[0]["top_logprobs"] == 20
+    rel, nov = probs["RELEVANCE"], probs["NOVELTY"]
+    assert sum(rel.values()) == pytest.approx(1.0) and sum(nov.values()) == pytest.approx(1.0)
+    import math
+    p1, p8 = math.exp(-0.5), math.exp(-1.0)
+    q = math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.4))          # after '1': '0' against ','
+    assert rel[10] == pytest.approx(p1 * q / (p1 + p8))
+    assert rel[1] == pytest.approx(p1 * (1 - q) / (p1 + p8))
+    assert nov[7] == pytest.approx(math.exp(-0.2) / (math.exp(-0.2) + math.exp(-1.7)))
+
+
+def test_offline_mode_refuses_a_remote_server(monkeypatch):
+    monkeypatch.setenv("RANKER_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="offline"):
+        OpenAIBackend("gpt-4o", base_url="https://api.openai.com/v1")
+    with pytest.raises(ConfigError):
+        OpenAIBackend("gpt-4o", base_url="ftp://example.org")
