@@ -147,6 +147,7 @@ class ScoringConfig(_Section):
     papers_per_request: int = Field(1, ge=1)
     abstract_tokens: int = Field(400, ge=16)
     comment_chars: int = Field(300, ge=20)
+    batch_size: int = Field(64, ge=1)        # requests per engine call; scores are saved after each call
     engine_args: dict = {}
 
 

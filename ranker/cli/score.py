@@ -43,7 +43,8 @@ def score(papers: PapersOpt,
     sc = cfg.scoring
     ps = load_prompts(sc.prompts)
     opts = ScoreOptions(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
-                        comment_chars=sc.comment_chars, score_mode=sc.score_mode)
+                        comment_chars=sc.comment_chars, score_mode=sc.score_mode,
+                        batch_size=sc.batch_size)
     with Store(cfgmod.db_path(db)) as store:
         store.add_papers(rows)
         run_id = store.start_run("score", {"papers": str(papers), "n": len(rows), "backend": sc.backend,

@@ -1,0 +1,110 @@
+"""kill -9 in the middle of fetch, embedding and scoring (real subprocesses): a rerun completes, every paper
+appears exactly once, and the database passes PRAGMA integrity_check."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import DAYS, REPO
+
+RANKER = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = dict(os.environ, RANKER_HOME=str(tmp_path / "home"), RANKER_OFFLINE="1")
+    e.pop("RANKER_DB", None)
+    return e
+
+
+def db(tmp_path):
+    return tmp_path / "home" / "ranker.sqlite3"
+
+
+def kill_when(cmd, env, ready, timeout=300):
+    """Start cmd, SIGKILL it as soon as ready() is true; fail if it ended before that."""
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if p.poll() is not None:
+            pytest.fail(f"{cmd[1]} finished (rc {p.returncode}) before it could be killed: "
+                        f"{p.stderr.read().decode()[-500:]}")
+        if ready():
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            return
+        time.sleep(0.02)
+    p.kill()
+    pytest.fail("timed out waiting for the moment to kill")
+
+
+def integrity(path):
+    c = sqlite3.connect(path)
+    try:
+        return c.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        c.close()
+
+
+def count(path, sql):
+    c = sqlite3.connect(path)
+    try:
+        return c.execute(sql).fetchone()[0]
+    finally:
+        c.close()
+
+
+def ok(cmd, env):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_kill_during_fetch(tmp_path, env):
+    day = DAYS / "2025-05-15" / "listing.jsonl"
+    ok([RANKER, "fetch", "--from", str(day), "--out", str(tmp_path / "day.jsonl")], env)
+    before = count(db(tmp_path), "SELECT COUNT(*) FROM papers")
+    snap = tmp_path / "snapshot.json"
+    ok([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", "20000", "--out", str(snap)], env)
+    big = tmp_path / "big.jsonl"
+    t0 = time.time()
+    kill_when([RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env,
+              lambda: time.time() - t0 > 1.5)
+    assert integrity(db(tmp_path)) == "ok"
+    assert count(db(tmp_path), "SELECT COUNT(*) FROM papers") == before      # nothing half-written
+    assert not big.exists()                                                   # the output appears whole or not
+    ok([RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env)
+    ids = [json.loads(line)["id"] for line in big.open()]
+    assert len(ids) == len(set(ids)) > 1000
+    assert count(db(tmp_path), "SELECT COUNT(*) FROM papers") == before + len(ids)
+    assert integrity(db(tmp_path)) == "ok"
+
+
+@pytest.mark.slow
+def test_kill_during_scoring(tmp_path, env):
+    rows = [json.loads(line) for line in (DAYS / "2025-07-02" / "listing.jsonl").open()][:8]
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text('[scoring]\nbackend = "transformers"\nmodel = "smollm2-135m"\nbatch_size = 2\n'
+                   'comment_chars = 60\n')
+    out = tmp_path / "s.jsonl"
+    cmd = [RANKER, "score", "--papers", str(papers), "--out", str(out), "--config", str(cfg)]
+
+    def scored_some():
+        return out.exists() and len(out.read_text().splitlines()) >= 2
+    kill_when(cmd, env, scored_some)
+    assert integrity(db(tmp_path)) == "ok"
+    stored = count(db(tmp_path), "SELECT COUNT(*) FROM scores")
+    assert 2 <= stored < 8
+    p = ok(cmd, env)
+    assert f"{stored} reused" in p.stderr
+    got = [json.loads(line)["ARXIVID"] for line in out.read_text().splitlines()]
+    assert sorted(got) == sorted(r["id"] for r in rows)                    # every paper exactly once
+    assert count(db(tmp_path), "SELECT COUNT(*) FROM scores") == 8
+    assert integrity(db(tmp_path)) == "ok"
