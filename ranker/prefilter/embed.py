@@ -98,6 +98,7 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise MissingDependency("sentence-transformers", "", "the embedding prefilter") from None
+        _quiet_transformers()
         t0 = time.perf_counter()
         try:
             model = SentenceTransformer(path, device=self.device, local_files_only=True)
@@ -175,6 +176,16 @@ class Embedder:
         m = self._cached(uniq, [by_id[u] for u in uniq], store)
         pos = {u: i for i, u in enumerate(uniq)}
         return m[[pos[q] for q in ids]] if ids else m
+
+
+def _quiet_transformers() -> None:
+    # transformers draws a "Loading weights" progress bar on stderr; the CLI keeps stderr for its own lines.
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # an older or newer transformers without these helpers: cosmetic only
+        pass
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:

@@ -1,0 +1,64 @@
+"""`ranker calibrate`: learn from your history of GPT digests which papers GPT picks."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import ConfigOpt, DbOpt, EmbedderOpt, Progress, PromptsOpt, config_with_overrides, echo, info
+
+
+def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl "
+                                                    "plus GPT's picks (<date>/gpt_scores.jsonl, or the digest's "
+                                                    ".json or .md).")],
+              out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
+              prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
+              evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print leave-one-day-out metrics "
+                                                     "(fits the model once per day more).")] = True,
+              config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Fit a light model (logistic regressions on embeddings and words, stacked with the zero-shot topic score)
+    on days GPT-4o already judged, and print what it buys on each day it did not see.
+
+    Use the file with `ranker prefilter --calibration FILE` (same --embedder).
+
+    Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
+    """
+    from .. import config as cfgmod
+    from ..prefilter.calibrate import calibrate as fit_history, mean_metrics
+    from ..prefilter.history import load_history
+    from ..prefilter.metrics import format_row
+    from ..prompts import load_prompts
+    from ..store import Store
+
+    cfg = config_with_overrides(config, embedder=embedder, prompts=prompts)
+    ps = load_prompts(cfg.scoring.prompts)
+    days = load_history(history, warn=info)
+    if not days:
+        from ..errors import InputError
+        raise InputError("no usable day in the history (each needs papers and at least one GPT pick)",
+                         where=str(history))
+    n_papers = sum(len(d.papers) for d in days)
+    n_picks = sum(len(d.picks) for d in days)
+    info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks")
+    if evaluate and len(days) < 2:
+        info("note: leave-one-day-out metrics need at least 2 days; skipped")
+    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
+        cal, loo = fit_history(days, ps, embedder=cfg.prefilter.embedder, store=store, evaluate=evaluate,
+                               progress=bar)
+    cal.loo = loo
+    if loo:
+        echo("leave-one-day-out (each day ranked by a model fit on the other days):")
+        for day, m in loo.items():
+            echo(f"  {day}  " + format_row("zero-shot", m["zero_shot"]) + "   |   "
+                 + format_row("calibrated", m["calibrated"]))
+        echo("  mean        " + format_row("zero-shot", mean_metrics(loo, "zero_shot")) + "   |   "
+             + format_row("calibrated", mean_metrics(loo, "calibrated")))
+    cal.save(out)
+    w = cal.stack
+    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; weights: embedding {w[0]:.2f}, "
+         f"words {w[1]:.2f}, zero-shot {w[2]:.2f})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate)
