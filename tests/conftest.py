@@ -22,3 +22,9 @@ def _ranker_home(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     yield
 
+
+
+@pytest.fixture(scope="session")
+def embed_cache_db(tmp_path_factory):
+    """A store shared by the slow prefilter/calibration tests, so each real day is embedded once a session."""
+    return tmp_path_factory.mktemp("embed-cache") / "ranker.sqlite3"
