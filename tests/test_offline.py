@@ -1,0 +1,47 @@
+"""`ranker run --offline` on the bundled day, with the real embedder and the real vLLM engine, under a
+guard (tests/netguard_site/sitecustomize.py, inherited by every child process) that records and refuses any
+connection or name lookup that is not loopback."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import REPO
+
+RANKER = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
+
+
+@pytest.mark.slow
+def test_run_offline_opens_no_network_connection(tmp_path):
+    log = tmp_path / "net.log"
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text('[prefilter]\ntop = 6\nmin_keep = 0\n\n[scoring]\nbackend = "vllm"\nmodel = "smollm2-135m"\n'
+                   'comment_chars = 80\n\n[digest]\nmin_relevance = 1\nmin_novelty = 1\n')
+    env = dict(os.environ, RANKER_HOME=str(tmp_path / "home"), RANKER_TEST_NETLOG=str(log),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests" / "netguard_site"),
+                                                        os.environ.get("PYTHONPATH")])))
+    for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLLM_HOST_IP", "RANKER_OFFLINE"):
+        env.pop(k, None)       # --offline alone must be enough
+    out = tmp_path / "digest"
+    p = subprocess.run([RANKER, "run", "--offline", "--papers", str(REPO / "ranker/data/2025-05-15/listing.jsonl"),
+                        "--out", str(out), "--config", str(cfg)], env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    attempts = log.read_text() if log.exists() else ""
+    assert attempts == "", f"non-loopback network attempts:\n{attempts}"
+    manifest = json.loads((out / "2025-05-15-run.json").read_text())
+    assert manifest["counts"]["kept"] == 6 and manifest["counts"]["scored"] == 6
+    assert manifest["backend"] == "vllm"
+    assert (out / "2025-05-15-output.md").read_text().startswith("# Personalized Daily ArXiv Papers 2025-05-15")
+    assert "guard" not in p.stderr       # nothing was refused either: no library even tried
+
+
+def test_guard_itself_catches_a_connection(tmp_path):
+    """The guard is not a no-op: a process that reaches out is recorded."""
+    log = tmp_path / "net.log"
+    env = dict(os.environ, RANKER_TEST_NETLOG=str(log),
+               PYTHONPATH=str(REPO / "tests" / "netguard_site"))
+    code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError:\n    pass\n"
+    subprocess.run([str(REPO / ".venv/bin/python"), "-c", code], env=env, check=True)
+    assert "192.0.2.1" in log.read_text()
