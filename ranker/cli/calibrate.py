@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,18 +14,23 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
                                                     ".json or .md).")],
               out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
               prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
+              max_tokens: Annotated[Optional[int], typer.Option(
+                  "--max-tokens", help="As for `ranker prefilter` (use the same value there).",
+                  show_default=False)] = None,
               evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print leave-one-day-out metrics "
                                                      "(fits the model once per day more).")] = True,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Fit a light model (logistic regressions on embeddings and words, stacked with the zero-shot topic score)
-    on days GPT-4o already judged, and print what it buys on each day it did not see.
+    """Learn from days GPT-4o already judged; print what it buys on each day it did not see.
 
-    Use the file with `ranker prefilter --calibration FILE` (same --embedder).
+    A light model: logistic regressions on embeddings and on words, stacked with the zero-shot topic score.
+
+    Use the file with `ranker prefilter --calibration FILE` (and the same --embedder).
 
     Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
     """
     from .. import config as cfgmod
     from ..prefilter.calibrate import calibrate as fit_history, mean_metrics
+    from ..prefilter.embed import Embedder
     from ..prefilter.history import load_history
     from ..prefilter.metrics import format_row
     from ..prompts import load_prompts
@@ -44,7 +49,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     if evaluate and len(days) < 2:
         info("note: leave-one-day-out metrics need at least 2 days; skipped")
     with Store(cfgmod.db_path(db)) as store, Progress() as bar:
-        cal, loo = fit_history(days, ps, embedder=cfg.prefilter.embedder, store=store, evaluate=evaluate,
+        emb = Embedder(cfg.prefilter.embedder, max_tokens=max_tokens)
+        cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
                                progress=bar)
     cal.loo = loo
     if loo:

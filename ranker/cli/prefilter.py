@@ -22,18 +22,23 @@ def prefilter(papers: PapersOpt,
                   "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT "
                   "digest history).", show_default=False)] = None,
               embedder: EmbedderOpt = None,
+              max_tokens: Annotated[Optional[int], typer.Option(
+                  "--max-tokens", help="Cut each paper to this many tokens before embedding (default: the "
+                  "model's limit, 256 for minilm; 128 embeds about twice as fast, a little less accurately).",
+                  show_default=False)] = None,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
-    Writes EVERY paper, one JSON object a line, best first, each with id, prefilter_score, kept, topic and the
-    paper's fields; the file feeds `ranker score --only-kept` directly. Vectors are cached in the database, so a
-    rerun embeds nothing it has seen.
+    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic and the paper's fields.
+
+    The file feeds `ranker score --only-kept` directly. Vectors are cached in the database: a rerun embeds nothing.
 
     Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
     """
     from .. import config as cfgmod
     from ..errors import InputError
     from ..prefilter import run_prefilter
+    from ..prefilter.embed import Embedder
     from ..prompts import load_prompts
     from ..sources import ReadReport, read_papers
     from ..store import Store
@@ -51,7 +56,8 @@ def prefilter(papers: PapersOpt,
     if not rows:
         raise InputError("no papers to rank (the file is empty)", where=str(papers))
     with Store(cfgmod.db_path(db)) as store, Progress() as bar:
-        result = run_prefilter(rows, ps, embedder=pf.embedder, keep=None if pf.top else pf.keep, top=pf.top,
+        emb = Embedder(pf.embedder, max_tokens=max_tokens)
+        result = run_prefilter(rows, ps, embedder=emb, keep=None if pf.top else pf.keep, top=pf.top,
                                min_keep=pf.min_keep, calibration=pf.calibration, store=store,
                                progress=lambda d, n: bar("embedding", d, n))
     _write_ranked(result.ranked, out)

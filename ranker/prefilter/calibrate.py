@@ -88,8 +88,10 @@ class Calibration:
 
     def check_embedder(self, key: str, where: str = "--calibration") -> None:
         if key != self.embedder:
+            name, _, tokens = self.embedder.partition("@")
+            flags = f"--embedder {name}" + (f" --max-tokens {tokens}" if tokens else "")
             raise InputError(f"this calibration was made with the embedder '{self.embedder}' ({self.dim}-d), "
-                             f"not '{key}'; use --embedder {self.embedder} or calibrate again", where=where)
+                             f"not '{key}'; use {flags} or calibrate again", where=where)
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | Path) -> None:

@@ -68,9 +68,16 @@ def slug(key: str) -> str:
 class Embedder:
     """Embeds texts with one sentence-transformers model; `model` loads on first use."""
 
-    def __init__(self, name: str | None = None, *, batch_size: int = 32, device: str | None = None):
+    def __init__(self, name: str | None = None, *, max_tokens: int | None = None, batch_size: int = 32,
+                 device: str | None = None):
+        """max_tokens: cut each text to this many tokens (default: the model's own limit, 256 for MiniLM).
+        Fewer tokens embed faster (128: about twice as fast) and give other vectors, so they are cached under
+        their own key, e.g. "minilm@128"."""
+        if max_tokens is not None and max_tokens < 8:
+            raise InputError("must be at least 8", where="--max-tokens")
         self.name = name or DEFAULT_EMBEDDER
-        self.key = embedder_key(self.name)
+        self.max_tokens = max_tokens
+        self.key = embedder_key(self.name) + (f"@{max_tokens}" if max_tokens else "")
         self.batch_size = batch_size
         self.device = device or "cpu"
         self._model = None
@@ -105,6 +112,8 @@ class Embedder:
         except Exception as e:  # a folder that is not a sentence-transformers model, an id not in the cache
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ModelError(f"cannot load the embedder: {first}", where=self.name) from None
+        if self.max_tokens:
+            model.max_seq_length = min(self.max_tokens, model.max_seq_length or self.max_tokens)
         self.load_seconds = time.perf_counter() - t0
         return model
 
@@ -131,7 +140,8 @@ class Embedder:
     def _cached(self, ids: list[str], texts: list[str], store: "Store | None", progress=None) -> np.ndarray:
         hashes = [text_hash(t) for t in texts]
         found = store.get_embeddings(dict(zip(ids, hashes)), self.key) if store is not None else {}
-        missing = [i for i, pid in enumerate(ids) if pid not in found]
+        # longest first, so each chunk holds texts of similar length (less padding, faster batches)
+        missing = sorted((i for i, pid in enumerate(ids) if pid not in found), key=lambda i: -len(texts[i]))
         vecs: dict[str, np.ndarray] = dict(found)
         for start in range(0, len(missing), CHUNK):
             idx = missing[start:start + CHUNK]
