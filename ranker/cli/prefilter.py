@@ -23,8 +23,8 @@ def prefilter(papers: PapersOpt,
                   "digest history).", show_default=False)] = None,
               embedder: EmbedderOpt = None,
               max_tokens: Annotated[Optional[int], typer.Option(
-                  "--max-tokens", help="Cut each paper to this many tokens before embedding (default: the "
-                  "model's limit, 256 for minilm; 128 embeds about twice as fast, a little less accurately).",
+                  "--max-tokens", help="Cut each paper to this many tokens before embedding (default 128, what "
+                  "the bundled embedders were trained on; 256 reads more of the abstract, twice as slowly).",
                   show_default=False)] = None,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
