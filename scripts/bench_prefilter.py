@@ -100,7 +100,7 @@ def main() -> int:
     papers = load_papers(args.papers)
     prompts = load_prompts()
     print(f"cpu cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; {len(papers)} papers, embedder "
-          f"{args.embedder}, max tokens {args.max_tokens or 'model default'}")
+          f"{args.embedder}, max tokens {args.max_tokens or 'default (128)'}")
 
     # cold: new store, the model loaded and every paper embedded
     t0, c0 = time.perf_counter(), cpu_s()

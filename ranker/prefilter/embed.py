@@ -105,12 +105,12 @@ class Embedder:
         import time
         from ..models import resolve
         path = resolve(self.name, kind="embedder")
+        t0 = time.perf_counter()                # the load time counts torch's import too
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise MissingDependency("sentence-transformers", "", "the embedding prefilter") from None
         _quiet_transformers()
-        t0 = time.perf_counter()
         try:
             model = SentenceTransformer(path, device=self.device, local_files_only=True)
         except Exception as e:  # a folder that is not a sentence-transformers model, an id not in the cache
