@@ -179,7 +179,7 @@ def test_concurrent_requests_usage_cost_and_the_key(server, monkeypatch):
     assert server.max_in_flight >= 2                      # really concurrent
     assert server.max_in_flight <= 4
     assert all(a == f"Bearer {KEY}" for a in server.auth)
-    body = server.bodies[0]
+    body = next(b for b in server.bodies if reqs[0].key in b["messages"][-1]["content"])
     rf = body["response_format"]
     assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
     assert rf["json_schema"]["schema"] == reqs[0].schema and body["temperature"] == 0

@@ -2,6 +2,7 @@
 test starts on 127.0.0.1 and stops afterwards, also when a test fails."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -31,7 +32,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    pytest.importorskip("vllm")
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed")
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
     # `python -m` rather than the `vllm` console script, which looks up the distribution "vllm" and

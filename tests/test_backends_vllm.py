@@ -3,6 +3,7 @@ plus the failure modes: vLLM missing, a model that does not exist, a model that 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -15,6 +16,8 @@ from ranker.prompts import build_messages, load_prompts
 from ranker.records import Paper
 
 DAY = DAYS / "2025-06-23" / "listing.jsonl"
+# vLLM's own log handler would hold on to a stream pytest closes; let its records go to the root logger
+os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
 
 
 def papers(n: int) -> list[Paper]:

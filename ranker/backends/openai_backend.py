@@ -88,7 +88,9 @@ class OpenAIBackend(Backend):
                  timeout: float = 180.0, retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0,
                  probe: bool | None = None, **unknown):
         if unknown:
-            raise BackendError(f"unknown openai backend option(s): {', '.join(sorted(unknown))}")
+            hint = " (engine_args is for the vllm backend)" if "engine_args" in unknown else ""
+            raise ConfigError(f"unknown openai backend option(s): {', '.join(sorted(unknown))}{hint}",
+                              where="scoring options")
         try:
             import httpx
             import tenacity  # noqa: F401

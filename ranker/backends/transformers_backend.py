@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .. import models
-from ..errors import BackendError, MissingDependency, ModelError
+from ..errors import BackendError, ConfigError, MissingDependency, ModelError
 from ..records import Usage
 from .base import Backend, Request, Result
 from .probs import Step, score_distributions
@@ -51,7 +51,9 @@ class TransformersBackend(Backend):
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
                  batch_size: int = 1, threads: int | None = None, **unknown):
         if unknown:
-            raise BackendError(f"unknown transformers backend option(s): {', '.join(sorted(unknown))}")
+            hint = " (engine_args is for the vllm backend)" if "engine_args" in unknown else ""
+            raise ConfigError(f"unknown transformers backend option(s): {', '.join(sorted(unknown))}{hint}",
+                              where="scoring options")
         self.model_name = model
         path = models.resolve(model, kind="llm")
         torch, transformers, xgr = _imports()

@@ -6,12 +6,13 @@ the engine's grammar (xgrammar), the prompt prefix shared by a day's requests co
 
 Options (all optional): max_model_len, gpu_memory_utilization, tensor_parallel_size, dtype, kv_cache_gb
 (CPU: the KV cache size, default 1 GiB), seed, prime_prefix (compute the requests' common prompt prefix
-once before the batch, default on), engine_process (run vLLM's engine core in a separate process, vLLM's
-own default; off here so errors surface with their message), quiet (vLLM logs at WARNING), engine_args
+once before the batch, default on), engine_process (run vLLM's engine core in a separate process: vLLM's
+own default, kept on GPUs; off on CPU, where it gains nothing and the engine's start-up errors then reach
+us with their message), quiet (vLLM logs at WARNING), engine_args
 (a dict passed through to vllm.LLM, winning over everything above).
 
-On a CPU build of vLLM the defaults are float32, eager mode and a 1 GiB KV cache (VLLM_CPU_KVCACHE_SPACE,
-when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND, default: all cores but
+On a CPU build of vLLM the defaults are float32, eager mode, 32-token KV blocks and a 1 GiB KV cache
+(VLLM_CPU_KVCACHE_SPACE, when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND, default: all cores but
 one). Scripts that use this backend need an `if __name__ == "__main__":` guard: vLLM starts a worker
 process.
 """
@@ -22,11 +23,12 @@ import math
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .. import models
-from ..errors import BackendError, MissingDependency, ModelError
+from ..errors import BackendError, ConfigError, MissingDependency, ModelError
 from ..records import Usage
 from .base import Backend, Request, Result
 from .probs import Step, score_distributions
@@ -63,6 +65,21 @@ def import_vllm():
 def _one_line(e: BaseException, limit: int = 400) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def _env(**values: str):
+    """Set environment variables for the duration of the block (vLLM reads them while starting)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _torch_threads(n: int | None = None) -> int | None:
@@ -118,20 +135,21 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, *, max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, tensor_parallel_size: int = 1,
                  dtype: str | None = None, kv_cache_gb: float | None = None, seed: int = 0,
-                 prime_prefix: bool = True, engine_process: bool = False, quiet: bool = True,
+                 prime_prefix: bool = True, engine_process: bool | None = None, quiet: bool = True,
                  engine_args: dict[str, Any] | None = None, **unknown):
         if unknown:
-            raise BackendError(f"unknown vllm backend option(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown vllm backend option(s): {', '.join(sorted(unknown))}",
+                              where="scoring options")
         self.model_name = model
         path = models.resolve(model, kind="llm")
         if not quiet:
             os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
-        if not engine_process:
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = import_vllm()
         from vllm.platforms import current_platform
 
         self.device = "cpu" if current_platform.is_cpu() else current_platform.device_type or "gpu"
+        if engine_process is None:       # GPU: vLLM's default, which overlaps scheduling with the model
+            engine_process = self.device != "cpu"
         kwargs: dict[str, Any] = dict(model=path, tokenizer=path, seed=seed, enable_prefix_caching=True,
                                       tensor_parallel_size=tensor_parallel_size,
                                       structured_outputs_config={"backend": "xgrammar",
@@ -139,7 +157,11 @@ class VLLMBackend(Backend):
         if self.device == "cpu":
             # the worker (which pins its OpenMP threads to cores) in its own process, so this one is
             # left alone; with the engine core in-process, its errors reach us with their message
-            kwargs.update(dtype=dtype or "float32", enforce_eager=True, distributed_executor_backend="mp")
+            # block_size: the prefix cache works in whole blocks; vLLM's CPU default of 128 tokens leaves
+            # up to 127 tokens of the shared prefix to recompute per request, 32 (the smallest the CPU
+            # attention kernel takes) at most 31
+            kwargs.update(dtype=dtype or "float32", enforce_eager=True, distributed_executor_backend="mp",
+                          block_size=32)
             if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 kwargs["kv_cache_memory_bytes"] = int((kv_cache_gb or 1.0) * (1 << 30))
             if max_model_len is None:
@@ -159,8 +181,10 @@ class VLLMBackend(Backend):
 
         t0 = time.perf_counter()
         threads = _torch_threads()
+        mp = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") or ("1" if engine_process else "0")
         try:
-            self._llm = vllm.LLM(**kwargs)
+            with _env(VLLM_ENABLE_V1_MULTIPROCESSING=mp):
+                self._llm = vllm.LLM(**kwargs)
         except (ValueError, RuntimeError, OSError, MemoryError) as e:
             raise _engine_error(e, model) from None
         except Exception as e:

@@ -1,0 +1,181 @@
+"""Benchmark LLM scoring: vLLM (one batched call, prefix caching) against the loop a user writes first
+(transformers, one paper at a time), on the same papers, model, prompts, token limit and JSON constraint.
+
+    .venv/bin/python scripts/bench_scoring.py                       # 32 papers, SmolLM2
+    .venv/bin/python scripts/bench_scoring.py --n 8 --model qwen2.5-coder-0.5b
+
+Prints papers/s for each, their ratio, the prompt tokens computed against those served from the prefix
+cache, and an estimate of a day's scoring on one H100 with an 8B model (assumptions printed with it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_LISTING = REPO / "tests" / "data" / "days" / "2025-06-23" / "listing.jsonl"
+
+# Assumed throughput of vLLM serving an 8B model in bf16 on one H100 SXM (80 GB), batch of a few hundred
+# requests. Conservative round numbers: prefill is compute-bound (2 x 8e9 FLOP per token at ~20 % of the
+# ~990 TFLOP/s dense bf16 peak ~ 12k tokens/s); decode is bandwidth-bound (16 GB of weights read per step
+# at ~3.3 TB/s ~ 5 ms a step, ~64 sequences a step ~ 3k tokens/s once grammar and sampling overheads are
+# counted). Engine start: loading 16 GB of weights plus CUDA-graph capture.
+H100_PREFILL_TOK_S = 10_000
+H100_DECODE_TOK_S = 3_000
+H100_ENGINE_START_S = 90
+
+
+def load_papers(listing: Path, n: int):
+    from ranker.records import Paper
+    papers = []
+    with open(listing, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                papers.append(Paper.from_dict(json.loads(line)))
+            if len(papers) >= n:
+                break
+    return papers
+
+
+def build_requests(papers, comment_chars: int, max_tokens: int, abstract_tokens: int):
+    from ranker.backends.base import Request
+    from ranker.backends.schema import paper_schema
+    from ranker.prompts import build_messages, load_prompts
+    ps = load_prompts()
+    return [Request(p.id, build_messages(ps, [p], abstract_tokens=abstract_tokens),
+                    paper_schema([p.id], comment_chars), max_tokens=max_tokens) for p in papers]
+
+
+def valid_count(results, requests, comment_chars: int) -> int:
+    from ranker.backends.schema import check_answer, schema_ids
+    ok = 0
+    for res, req in zip(results, requests):
+        if not res.ok:
+            continue
+        try:
+            check_answer(json.loads(res.text), schema_ids(req.schema), comment_chars)
+            ok += 1
+        except (ValueError, KeyError, TypeError):
+            pass
+    return ok
+
+
+def scores(results) -> list[tuple[int, int] | None]:
+    out = []
+    for r in results:
+        try:
+            d = json.loads(r.text)
+            out.append((d["RELEVANCE"], d["NOVELTY"]))
+        except Exception:
+            out.append(None)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--n", type=int, default=32, help="papers to score")
+    ap.add_argument("--listing", type=Path, default=None,
+                    help="a listing.jsonl (default: the repository's copy of 2025-06-23)")
+    ap.add_argument("--comment-chars", type=int, default=300)
+    ap.add_argument("--max-tokens", type=int, default=200)
+    ap.add_argument("--abstract-tokens", type=int, default=400)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for the transformers loop (vLLM binds its own; 1 on a 2-core box)")
+    ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--day-papers", type=int, default=400, help="papers a day for the H100 estimate")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    args = ap.parse_args()
+
+    listing = args.listing or DEFAULT_LISTING
+    if not listing.exists():
+        ap.error(f"no such listing: {listing}")
+    papers = load_papers(listing, args.n)
+    reqs = build_requests(papers, args.comment_chars, args.max_tokens, args.abstract_tokens)
+    n = len(reqs)
+    print(f"{n} papers from {listing}; model {args.model}; max_tokens {args.max_tokens}; "
+          f"comment <= {args.comment_chars} chars; one paper per request")
+    fig: dict = {"n": n, "model": args.model, "listing": str(listing)}
+
+    # (a) vLLM: one call, batched, prefix cached
+    from ranker.backends.vllm_backend import VLLMBackend
+    t0 = time.perf_counter()
+    vb = VLLMBackend(args.model)
+    load_v = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res_v = vb.generate(reqs)
+    gen_v = time.perf_counter() - t0
+    sv = vb.stats()
+    vb.close()
+    fig["vllm"] = {"load_s": round(load_v, 1), "generate_s": round(gen_v, 2), "papers_per_s": n / gen_v,
+                   "valid": valid_count(res_v, reqs, args.comment_chars), **{k: sv[k] for k in (
+                       "prompt_tokens", "cached_prompt_tokens", "computed_prompt_tokens",
+                       "completion_tokens", "primer_prompt_tokens")}}
+    v = fig["vllm"]
+    print(f"(a) vLLM batched + prefix cache : {n / gen_v:7.3f} papers/s  ({gen_v:.1f} s; engine start "
+          f"{load_v:.0f} s); valid {v['valid']}/{n}")
+    print(f"    prompt tokens {v['prompt_tokens']}: computed {v['computed_prompt_tokens']} + primer "
+          f"{v['primer_prompt_tokens']}, served from cache {v['cached_prompt_tokens']} "
+          f"({v['cached_prompt_tokens'] / max(1, v['prompt_tokens']):.0%}); completion {v['completion_tokens']}")
+
+    if not args.skip_transformers:
+        from ranker.backends.transformers_backend import TransformersBackend
+        t0 = time.perf_counter()
+        tb = TransformersBackend(args.model, batch_size=1, threads=args.threads)
+        load_t = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res_t = [tb.generate([r])[0] for r in reqs]       # the plain loop
+        gen_t = time.perf_counter() - t0
+        st = tb.stats()
+        fig["transformers"] = {"load_s": round(load_t, 1), "generate_s": round(gen_t, 2),
+                               "papers_per_s": n / gen_t, "threads": args.threads,
+                               "valid": valid_count(res_t, reqs, args.comment_chars),
+                               "prompt_tokens": st["prompt_tokens"], "completion_tokens": st["completion_tokens"]}
+        t = fig["transformers"]
+        print(f"(b) transformers, one at a time  : {n / gen_t:7.3f} papers/s  ({gen_t:.1f} s; {args.threads} "
+              f"thread(s)); valid {t['valid']}/{n}; prompt tokens computed {t['prompt_tokens']}")
+        same = sum(1 for a, b in zip(scores(res_v), scores(res_t)) if a is not None and a == b)
+        fig["ratio"] = gen_t / gen_v
+        fig["same_scores"] = same
+        print(f"ratio (a)/(b): {gen_t / gen_v:.1f}x   (same RELEVANCE and NOVELTY in {same}/{n} papers)")
+
+    # an H100 + 8B estimate from the measured token counts
+    per_prompt = v["prompt_tokens"] / n
+    per_fresh = v["computed_prompt_tokens"] / n
+    shared = v["primer_prompt_tokens"] or (per_prompt - per_fresh)
+    per_out = v["completion_tokens"] / n
+    D = args.day_papers
+    prefill_s = (shared + D * per_fresh) / H100_PREFILL_TOK_S
+    decode_s = D * per_out / H100_DECODE_TOK_S
+    total = prefill_s + decode_s
+    fig["h100_estimate"] = {"papers": D, "prefill_s": prefill_s, "decode_s": decode_s, "total_s": total,
+                            "with_start_s": total + H100_ENGINE_START_S}
+    print(f"\nEstimate, one H100, an 8B model in bf16 with vLLM, {D} papers a day (token counts as measured "
+          f"here; an 8B model's tokenizer gives similar counts):")
+    print(f"  per paper: {per_prompt:.0f} prompt tokens, of which {per_fresh:.0f} not shared; "
+          f"{per_out:.0f} completion tokens; shared prefix {shared:.0f} tokens computed once")
+    print(f"  assumptions: prefill {H100_PREFILL_TOK_S:,} tok/s, batched decode {H100_DECODE_TOK_S:,} tok/s, "
+          f"engine start {H100_ENGINE_START_S} s")
+    print(f"  time = (shared + papers x fresh) / prefill + papers x completion / decode")
+    print(f"       = ({shared:.0f} + {D} x {per_fresh:.0f}) / {H100_PREFILL_TOK_S} + {D} x {per_out:.0f} / "
+          f"{H100_DECODE_TOK_S} = {prefill_s:.1f} + {decode_s:.1f} = {total:.0f} s "
+          f"(+ {H100_ENGINE_START_S} s engine start = {total + H100_ENGINE_START_S:.0f} s)")
+    from ranker.backends.pricing import cost_usd
+    from ranker.records import Usage
+    gpt = cost_usd("gpt-4o", Usage(prompt_tokens=round(D * per_prompt), completion_tokens=round(D * per_out)))
+    fig["gpt4o_cost_usd"] = gpt
+    print(f"  the same tokens through gpt-4o: ${gpt:.2f} a day (list price, no caching discount)")
+    if args.json:
+        args.json.write_text(json.dumps(fig, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())
