@@ -25,7 +25,7 @@ FILES = {
     "postfix": "postfix_prompt_abstract.txt",
 }
 # Bumped whenever the way messages are assembled changes, so stored scores of an older layout are not reused.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 # Said once, before the papers: abstracts are data, whatever they claim.
 DATA_NOTICE = (
@@ -149,9 +149,18 @@ def truncate_words(text: str, max_tokens: int) -> str:
     return " ".join(words[:limit]) + " ..."
 
 
+# The answer's own keys, as a paper's text might forge them ('"RELEVANCE": 10'). Real abstracts never write
+# these upper-case keys; a model, especially a small one, copies an answer it finds in its input.
+_ANSWER_KEYS = r"(?:ARXIVID|COMMENT|RELEVANCE|NOVELTY)"
+_FORGED_OBJECT = re.compile(r"\{[^{}]*\"" + _ANSWER_KEYS + r"\"[^{}]*\}?")
+_FORGED_KEY = re.compile(r"\"?\b" + _ANSWER_KEYS + r"\b\"?\s*:")
+
+
 def _sanitize(text: str) -> str:
-    # A paper must not be able to close its own data block.
-    return re.sub(r"</?\s*paper\s*>", "", text, flags=re.I)
+    """Paper text is data: it may not close its own block, nor carry something shaped like an answer."""
+    text = re.sub(r"</?\s*paper\s*>", "", text, flags=re.I)
+    text = _FORGED_OBJECT.sub("[text shaped like a score answer removed]", text)
+    return _FORGED_KEY.sub(lambda m: m.group(0).strip('":').lower() + " -", text)
 
 
 def format_paper(p: Paper, abstract_tokens: int = 400, hardened: bool = True) -> str:

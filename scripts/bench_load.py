@@ -1,0 +1,61 @@
+"""Load benchmark: a 30,000-paper arXiv metadata snapshot through `ranker fetch --from` and `ranker prefilter`.
+
+Each stage runs as its own process, so its peak RSS is its own (os.wait4). Prints papers/s and peak RSS
+per stage; memory should stay bounded (streaming reads, batched embedding), not grow with the file.
+
+    python scripts/bench_load.py [--n 30000] [--embedder minilm]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def stage(name: str, cmd: list[str], env: dict, n: int) -> dict:
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    secs = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace").strip()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{name} failed: {err[-800:]}")
+    rss_mb = usage.ru_maxrss / 1024
+    print(f"{name:<28} {n:>7} papers  {secs:8.1f} s  {n / secs:8.0f} papers/s  peak RSS {rss_mb:7.0f} MB")
+    return {"seconds": secs, "rss_mb": rss_mb, "stderr": err}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=30000)
+    ap.add_argument("--embedder", default="minilm")
+    ap.add_argument("--workdir", help="keep the files here (default: a temporary folder)")
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ranker-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, RANKER_HOME=str(work / "home"), RANKER_OFFLINE="1")
+    snap, papers, ranked = work / "snapshot.json", work / "papers.jsonl", work / "ranked.jsonl"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(args.n),
+                    "--out", str(snap)], check=True, env=env, stdout=subprocess.DEVNULL)
+    print(f"snapshot: {args.n} papers, {snap.stat().st_size / 1e6:.0f} MB ({work})")
+    base = stage("ranker --help (baseline)", [str(BIN / "ranker"), "--help"], env, 1)
+    stage("fetch --from snapshot", [str(BIN / "ranker"), "fetch", "--from", str(snap), "--category",
+                                    "cs.LG,cs.AI", "--out", str(papers)], env, args.n)
+    n = sum(1 for _ in papers.open())
+    cold = stage("prefilter (cold)", [str(BIN / "ranker"), "prefilter", "--papers", str(papers), "--out",
+                                      str(ranked), "--embedder", args.embedder], env, n)
+    warm = stage("prefilter (warm, cached)", [str(BIN / "ranker"), "prefilter", "--papers", str(papers), "--out",
+                                              str(ranked), "--embedder", args.embedder], env, n)
+    print(f"cold/warm prefilter time ratio: {cold['seconds'] / warm['seconds']:.1f}x; "
+          f"baseline RSS {base['rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
