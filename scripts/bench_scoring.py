@@ -31,6 +31,22 @@ H100_DECODE_TOK_S = 3_000
 H100_ENGINE_START_S = 90
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its live children (vLLM's worker)."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan")
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
 def load_papers(listing: Path, n: int):
     from ranker.records import Paper
     papers = []
@@ -108,18 +124,20 @@ def main() -> int:
     t0 = time.perf_counter()
     vb = VLLMBackend(args.model)
     load_v = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     res_v = vb.generate(reqs)
     gen_v = time.perf_counter() - t0
+    cpu_v = cpu_seconds() - c0
     sv = vb.stats()
     vb.close()
     fig["vllm"] = {"load_s": round(load_v, 1), "generate_s": round(gen_v, 2), "papers_per_s": n / gen_v,
+                   "cpu_s": round(cpu_v, 1),
                    "valid": valid_count(res_v, reqs, args.comment_chars), **{k: sv[k] for k in (
                        "prompt_tokens", "cached_prompt_tokens", "computed_prompt_tokens",
                        "completion_tokens", "primer_prompt_tokens")}}
     v = fig["vllm"]
-    print(f"(a) vLLM batched + prefix cache : {n / gen_v:7.3f} papers/s  ({gen_v:.1f} s; engine start "
-          f"{load_v:.0f} s); valid {v['valid']}/{n}")
+    print(f"(a) vLLM batched + prefix cache : {n / gen_v:7.3f} papers/s  ({gen_v:.1f} s wall, {cpu_v:.0f} s CPU; "
+          f"engine start {load_v:.0f} s); valid {v['valid']}/{n}")
     print(f"    prompt tokens {v['prompt_tokens']}: computed {v['computed_prompt_tokens']} + primer "
           f"{v['primer_prompt_tokens']}, served from cache {v['cached_prompt_tokens']} "
           f"({v['cached_prompt_tokens'] / max(1, v['prompt_tokens']):.0%}); completion {v['completion_tokens']}")
@@ -129,21 +147,24 @@ def main() -> int:
         t0 = time.perf_counter()
         tb = TransformersBackend(args.model, batch_size=1, threads=args.threads)
         load_t = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         res_t = [tb.generate([r])[0] for r in reqs]       # the plain loop
         gen_t = time.perf_counter() - t0
+        cpu_t = cpu_seconds() - c0
         st = tb.stats()
         fig["transformers"] = {"load_s": round(load_t, 1), "generate_s": round(gen_t, 2),
-                               "papers_per_s": n / gen_t, "threads": args.threads,
+                               "papers_per_s": n / gen_t, "threads": args.threads, "cpu_s": round(cpu_t, 1),
                                "valid": valid_count(res_t, reqs, args.comment_chars),
                                "prompt_tokens": st["prompt_tokens"], "completion_tokens": st["completion_tokens"]}
         t = fig["transformers"]
-        print(f"(b) transformers, one at a time  : {n / gen_t:7.3f} papers/s  ({gen_t:.1f} s; {args.threads} "
-              f"thread(s)); valid {t['valid']}/{n}; prompt tokens computed {t['prompt_tokens']}")
+        print(f"(b) transformers, one at a time  : {n / gen_t:7.3f} papers/s  ({gen_t:.1f} s wall, {cpu_t:.0f} s CPU; "
+              f"{args.threads} thread(s)); valid {t['valid']}/{n}; prompt tokens computed {t['prompt_tokens']}")
         same = sum(1 for a, b in zip(scores(res_v), scores(res_t)) if a is not None and a == b)
         fig["ratio"] = gen_t / gen_v
+        fig["cpu_ratio"] = cpu_t / cpu_v if cpu_v else None
         fig["same_scores"] = same
-        print(f"ratio (a)/(b): {gen_t / gen_v:.1f}x   (same RELEVANCE and NOVELTY in {same}/{n} papers)")
+        print(f"ratio (a)/(b): {gen_t / gen_v:.1f}x in papers/s, {cpu_t / cpu_v:.1f}x in CPU time (the latter "
+              f"shrugs off other jobs on a shared machine); same RELEVANCE and NOVELTY in {same}/{n} papers")
 
     # an H100 + 8B estimate from the measured token counts
     per_prompt = v["prompt_tokens"] / n
