@@ -90,9 +90,18 @@ def test_kill_during_scoring(tmp_path, env):
     rows = [json.loads(line) for line in (DAYS / "2025-07-02" / "listing.jsonl").open()][:8]
     papers = tmp_path / "p.jsonl"
     papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # a short prompt set and short abstracts keep the CPU prefill small: this test is about resuming
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for name, text in {"system_prompt.txt": "You rate arXiv papers.",
+                       "paper_topics.txt": "1. Model Compression\n   - Relevant: pruning, quantization\n",
+                       "score_criteria.txt": "Relevance and novelty from 1 to 10.",
+                       "postfix_prompt_abstract.txt": "Answer in JSON with ARXIVID, COMMENT, RELEVANCE, NOVELTY."
+                       }.items():
+        (prompts / name).write_text(text)
     cfg = tmp_path / "ranker.toml"
-    cfg.write_text('[scoring]\nbackend = "transformers"\nmodel = "smollm2-135m"\nbatch_size = 2\n'
-                   'comment_chars = 60\n')
+    cfg.write_text(f'[scoring]\nbackend = "transformers"\nmodel = "smollm2-135m"\nbatch_size = 2\n'
+                   f'comment_chars = 40\nabstract_tokens = 60\nprompts = "{prompts}"\n')
     out = tmp_path / "s.jsonl"
     cmd = [RANKER, "score", "--papers", str(papers), "--out", str(out), "--config", str(cfg)]
 
