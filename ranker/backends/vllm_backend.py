@@ -155,11 +155,11 @@ class VLLMBackend(Backend):
                                       structured_outputs_config={"backend": "xgrammar",
                                                                  "disable_any_whitespace": True})
         if self.device == "cpu":
-            # the worker (which pins its OpenMP threads to cores) in its own process, so this one is
-            # left alone; with the engine core in-process, its errors reach us with their message
-            # block_size: the prefix cache works in whole blocks; vLLM's CPU default of 128 tokens leaves
-            # up to 127 tokens of the shared prefix to recompute per request, 32 (the smallest the CPU
-            # attention kernel takes) at most 31
+            # "mp": the worker, which pins its OpenMP threads to cores, runs in its own process and
+            # leaves this one alone (with the engine core in-process, vLLM would otherwise run it here).
+            # block_size: the prefix cache reuses whole blocks; vLLM's CPU default of 128 tokens leaves up
+            # to 127 tokens of the shared prefix to recompute per request, 32 (the smallest the CPU
+            # attention kernel takes) at most 31.
             kwargs.update(dtype=dtype or "float32", enforce_eager=True, distributed_executor_backend="mp",
                           block_size=32)
             if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
