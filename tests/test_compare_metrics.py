@@ -19,20 +19,14 @@ pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="
 # ------------------------------------------------------------------------------------------ helpers
 
 def render_seed_digest(day: str, rows: list[dict]) -> str:
-    """A Markdown digest in the seed's block layout, from gpt_scores.jsonl rows (test helper)."""
-    out = [f"# Personalized Daily ArXiv Papers {day}", "", f"Total relevant papers: {len(rows)}", "",
-           "**Table of contents with paper titles:**", ""]
-    for n, d in enumerate(rows, start=1):
-        out += [f"{n}. [{d['title']}](#user-content-link{n})", f"**Authors:** {', '.join(d['authors'])}", ""]
-    out += ["---", ""]
-    for n, d in enumerate(rows, start=1):
-        out += [f"## {n}. [{d['title']}](https://arxiv.org/abs/{d['id']}) <a id=\"link{n}\"></a>", "",
-                f"**ArXiv ID:** {d['id']}", "", f"**Authors:** {', '.join(d['authors'])}", "",
-                f"**Abstract:** {d['abstract']}", "", f"**Comment:** {d['COMMENT']}", "",
-                f"**Relevance:** {d['RELEVANCE']}", f"**Novelty:** {d['NOVELTY']}", "", "---", ""]
-    out += ["# Paper Selection Prompt", "", "## System Prompt", "", "> You are a helpful paper reading assistant.",
-            "", "## User Prompt", "", "> ## Instructions", "> - RELEVANCE: should be a score from 1-10."]
-    return "\n".join(out) + "\n"
+    """A Markdown digest in the seed's layout from gpt_scores.jsonl rows, through the product's renderer."""
+    from ranker.digest import Selected, TokenCost, render_markdown
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper, Score
+    sel = [Selected(Paper(id=d["id"], title=d["title"], abstract=d["abstract"], authors=d["authors"]),
+                    Score(d["id"], d["RELEVANCE"], d["NOVELTY"], d["COMMENT"])) for d in rows]
+    return render_markdown(day, sel, usage=TokenCost("gpt-4o"), total_papers=len(rows),
+                           scanned_papers=len(rows), prompts=load_prompts())
 
 
 def avg_ranks(x: np.ndarray) -> np.ndarray:
