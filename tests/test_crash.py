@@ -117,3 +117,31 @@ def test_kill_during_scoring(tmp_path, env):
     assert sorted(got) == sorted(r["id"] for r in rows)                    # every paper exactly once
     assert count(db(tmp_path), "SELECT COUNT(*) FROM scores") == 8
     assert integrity(db(tmp_path)) == "ok"
+
+
+@pytest.mark.slow
+def test_kill_during_embedding(tmp_path, env):
+    rows = []
+    for day in ("2025-05-13", "2025-06-23"):
+        rows += [json.loads(line) for line in (DAYS / day / "listing.jsonl").open()]
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ranked.jsonl"
+    cmd = [RANKER, "prefilter", "--papers", str(papers), "--out", str(out)]
+
+    def some_embedded():
+        if not db(tmp_path).exists():
+            return False
+        try:
+            return count(db(tmp_path), "SELECT COUNT(*) FROM embeddings") > 0
+        except sqlite3.OperationalError:      # tables not created yet
+            return False
+    kill_when(cmd, env, some_embedded)
+    assert integrity(db(tmp_path)) == "ok"
+    done_before = count(db(tmp_path), "SELECT COUNT(*) FROM embeddings")
+    assert not out.exists()
+    ok(cmd, env)
+    got = [json.loads(line)["id"] for line in out.open()]
+    assert sorted(got) == sorted(r["id"] for r in rows)                   # every paper exactly once
+    assert count(db(tmp_path), "SELECT COUNT(*) FROM embeddings") >= len(rows) > done_before
+    assert integrity(db(tmp_path)) == "ok"
