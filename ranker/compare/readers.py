@@ -410,6 +410,23 @@ def read_score_files(specs: str | Path | Iterable[str | Path], *, flag: str = "-
     return out, files
 
 
+def _id_rows(f: Path, warn: Warn, no_id: str) -> Iterable[tuple[str, dict]]:
+    """(file:line, object) for each line of a JSONL file that is a JSON object with an 'id'; other lines
+    are skipped with a warning naming file:line."""
+    for i, line in enumerate(_read_text(f).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            warn(f"{where(f, i)}: skipped line: not valid JSON ({e.msg})")
+            continue
+        if not isinstance(d, dict) or not d.get("id"):
+            warn(f"{where(f, i)}: skipped line: {no_id}")
+            continue
+        yield where(f, i), d
+
+
 def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None = None
                 ) -> tuple[dict[str, Paper], list[Path]]:
     """Papers JSONL (the listing.jsonl layout): the day's universe. Files, directories or globs."""
@@ -417,19 +434,8 @@ def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None =
     files = expand_paths(specs, kinds={"papers", "prefilter"}, flag="--papers")
     out: dict[str, Paper] = {}
     for f in files:
-        text = _read_text(f)
         n = 0
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                warn(f"{where(f, i)}: skipped line: not valid JSON ({e.msg})")
-                continue
-            if not isinstance(d, dict) or not d.get("id"):
-                warn(f"{where(f, i)}: skipped line: not a paper (no 'id')")
-                continue
+        for src, d in _id_rows(f, warn, "not a paper (no 'id')"):
             d = dict(d)
             d["id"] = normalize_id(d["id"])
             if not d.get("date"):
@@ -437,7 +443,7 @@ def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None =
             try:
                 p = Paper.from_dict({**{"title": "", "abstract": ""}, **d})
             except TypeError as e:
-                warn(f"{where(f, i)}: skipped line: {e}")
+                warn(f"{src}: skipped line: {e}")
                 continue
             out.setdefault(p.id, p)
             n += 1
@@ -453,21 +459,9 @@ def read_prefilter(specs: str | Path | Iterable[str | Path], *, warn: Warn | Non
     files = expand_paths(specs, kinds={"prefilter"}, flag="--prefilter")
     out: dict[str, PrefilterRow] = {}
     for f in files:
-        text = _read_text(f)
         day = _date_from_path(f)
         n = 0
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            src = where(f, i)
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                warn(f"{src}: skipped line: not valid JSON ({e.msg})")
-                continue
-            if not isinstance(d, dict) or not d.get("id"):
-                warn(f"{src}: skipped line: no 'id'")
-                continue
+        for src, d in _id_rows(f, warn, "no 'id'"):
             score = _number(d.get("prefilter_score"))
             if score is None:
                 warn(f"{src}: skipped {d['id']}: prefilter_score missing or not a number")

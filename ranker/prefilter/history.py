@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..records import Paper
+from ..sources import read_papers
 
 _ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
 _MD_ID = re.compile(r"\*\*\s*ArXiv\s+ID\s*:?\s*\*\*\s*:?\s*(?:arXiv:)?(\S+)", re.I)
@@ -42,52 +43,8 @@ class HistoryDay:
 
 
 def read_listing(path: Path) -> list[Paper]:
-    try:
-        from ..sources import read_papers       # the shared reader, when present
-    except ImportError:
-        read_papers = None
-    if read_papers is not None:
-        return list(read_papers(path))
-    return read_jsonl_papers(path)
-
-
-def read_jsonl_papers(path: Path) -> list[Paper]:
-    """Papers JSONL: one JSON object a line with at least id and title. Errors name file:line."""
-    papers: list[Paper] = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", where=str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a papers JSONL file", where=str(path)) from None
-    with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON ({e.msg})", where=f"{path}:{lineno}") from None
-            except UnicodeDecodeError:
-                raise InputError("not UTF-8 text", where=f"{path}:{lineno}") from None
-            if not isinstance(d, dict):
-                raise InputError("expected a JSON object", where=f"{path}:{lineno}")
-            pid = d.get("id") or d.get("arxiv_id") or d.get("ARXIVID")
-            if not pid or not isinstance(pid, str):
-                raise InputError("the paper has no 'id'", where=f"{path}:{lineno}")
-            if not isinstance(d.get("title", ""), str) or not isinstance(d.get("abstract", ""), str):
-                raise InputError("'title' and 'abstract' must be strings", where=f"{path}:{lineno}")
-            d = dict(d)
-            d["id"] = _clean_id(pid) or pid.strip()
-            d.setdefault("title", "")
-            d.setdefault("abstract", "")
-            if not (d["title"].strip() or d["abstract"].strip()):
-                raise InputError("the paper has neither a title nor an abstract", where=f"{path}:{lineno}")
-            try:
-                papers.append(Paper.from_dict(d))
-            except TypeError as e:
-                raise InputError(f"not a paper record ({e})", where=f"{path}:{lineno}") from None
-    return papers
+    """The day's papers through the shared reader (a bad line is skipped and counted, as everywhere)."""
+    return list(read_papers(path))
 
 
 # --------------------------------------------------------------------------- GPT digests: ids only
