@@ -1,0 +1,89 @@
+"""A 30,000-paper arXiv metadata snapshot through `ranker fetch --from` and `ranker prefilter`, each a real
+subprocess whose peak RSS is read from os.wait4: memory stays bounded at that size.
+
+The embedder is the real MiniLM, but embedding 30,000 texts takes ~15 min on 2 CPU cores (that whole run is
+scripts/bench_load.py's job: 916 s, 1,070 MB peak). Here the store first gets vectors for all but 1,000 of
+the papers, so the model embeds 1,000 texts in its batches while reading, ranking, FAISS and writing handle
+all 30,000.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+RANKER = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
+N = 30_000
+EMBED_FOR_REAL = 1_000
+
+
+def run_measured(cmd, env, timeout=900):
+    """Run cmd; return (seconds, peak RSS in MB, stderr). Fails the test on a non-zero exit."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            p.kill()
+            pytest.fail(f"{cmd[1]} ran past {timeout} s")
+        time.sleep(0.05)
+    err = p.stderr.read().decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, err[-800:]
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024, err
+
+
+@pytest.mark.slow
+def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_path):
+    from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+    from ranker.sources import read_papers
+    from ranker.store import Store
+
+    home = tmp_path / "home"
+    env = dict(os.environ, RANKER_HOME=str(home), RANKER_OFFLINE="1")
+    env.pop("RANKER_DB", None)
+    snap, papers, ranked = tmp_path / "snapshot.json", tmp_path / "papers.jsonl", tmp_path / "ranked.jsonl"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(N), "--out", str(snap)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+    secs, rss, _ = run_measured([RANKER, "fetch", "--from", str(snap), "--out", str(papers)], env)
+    rows = [json.loads(line) for line in papers.open()]
+    assert len(rows) == N and len({r["id"] for r in rows}) == N
+    assert rss < 200, f"fetch --from peaked at {rss:.0f} MB for {N} papers (streaming should keep it ~50 MB)"
+
+    # vectors for all but EMBED_FOR_REAL papers, stored the way the prefilter stores its own
+    day = list(read_papers(papers))
+    rng = np.random.default_rng(0)
+    store = Store(home / "ranker.sqlite3")
+    try:
+        pre = day[EMBED_FOR_REAL:]
+        vecs = rng.normal(size=(len(pre), 384)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        store.put_embeddings(((p.id, text_hash(paper_text(p)), v) for p, v in zip(pre, vecs)),
+                             embedder_key("minilm"))
+    finally:
+        store.close()
+
+    cmd = [RANKER, "prefilter", "--papers", str(papers), "--out", str(ranked), "--embedder", "minilm"]
+    secs, cold_rss, err = run_measured(cmd, env)
+    out = [json.loads(line) for line in ranked.open()]
+    assert sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)        # every paper, once
+    scores = [r["prefilter_score"] for r in out]
+    assert scores == sorted(scores, reverse=True)
+    embedded = re.search(r"(\d+) texts embedded", err)
+    assert embedded and EMBED_FOR_REAL <= int(embedded.group(1)) <= EMBED_FOR_REAL + 100, err[-400:]
+    assert cold_rss < 1500, f"prefilter peaked at {cold_rss:.0f} MB with {N} papers"
+
+    secs, warm_rss, err = run_measured(cmd, env)          # every vector cached: no model, no torch
+    assert "all vectors from the store" in err, err[-400:]
+    assert warm_rss < 700, f"a fully cached prefilter peaked at {warm_rss:.0f} MB with {N} papers"
+    print(f"\n{N} papers: prefilter with {EMBED_FOR_REAL} embedded {cold_rss:.0f} MB peak; "
+          f"all cached {warm_rss:.0f} MB in {secs:.1f} s")
