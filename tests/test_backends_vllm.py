@@ -78,6 +78,8 @@ def test_a_batch_of_real_papers(engine):
     assert st["primer_prompt_tokens"] > 1000
     assert st["prompt_tokens"] == sum(r.usage.prompt_tokens for r in out)
     assert engine.count_tokens("hello world") == 2
+    if 2 <= len(os.sched_getaffinity(0)) <= 4 and not os.environ.get("VLLM_CPU_OMP_THREADS_BIND"):
+        assert st["engine_env"]["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"     # the worker had every core
 
 
 @pytest.mark.slow
@@ -115,3 +117,17 @@ def test_vllm_not_installed_names_the_extra(monkeypatch):
     msg = str(e.value)
     assert "'vllm' is not installed" in msg and "ranker[cpu]" in msg and "ranker[gpu]" in msg
     assert one_line(e.value)
+
+
+def test_small_machines_give_vllms_cpu_worker_every_core(monkeypatch):
+    from ranker.backends.vllm_backend import cpu_thread_env
+    for k in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert cpu_thread_env() == {"VLLM_CPU_OMP_THREADS_BIND": "0,1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert cpu_thread_env(tensor_parallel_size=2) == {}               # per-rank lists: vLLM's own business
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    assert cpu_thread_env() == {}                                      # a big machine keeps vLLM's default
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "1")
+    assert cpu_thread_env() == {}                                      # the user's choice wins

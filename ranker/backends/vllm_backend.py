@@ -12,9 +12,10 @@ us with their message), quiet (vLLM logs at WARNING), engine_args
 (a dict passed through to vllm.LLM, winning over everything above).
 
 On a CPU build of vLLM the defaults are float32, eager mode, 32-token KV blocks and a 1 GiB KV cache
-(VLLM_CPU_KVCACHE_SPACE, when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND, default: all cores but
-one). Scripts that use this backend need an `if __name__ == "__main__":` guard: vLLM starts a worker
-process.
+(VLLM_CPU_KVCACHE_SPACE, when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND,
+default: all cores but one), except on a machine of up to four cores, where the worker gets them all (see
+cpu_thread_env). Scripts that use this backend need an `if __name__ == "__main__":` guard: vLLM starts a
+worker process.
 """
 from __future__ import annotations
 
@@ -116,6 +117,26 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
     return ModelError(f"vLLM could not load {model}: {msg}")
 
 
+SMALL_CPU = 4      # at most this many cores: vLLM's worker gets all of them (see cpu_thread_env)
+
+
+def cpu_thread_env(tensor_parallel_size: int = 1) -> dict[str, str]:
+    """Environment for vLLM's CPU worker. By default vLLM keeps one core for its scheduler, which polls; on
+    a small machine that leaves half the compute idle. With SMALL_CPU cores or fewer (and neither variable
+    set by the user) the worker's OpenMP threads take every core: 1.7x faster scoring measured on 2 cores
+    (SmolLM2, 32 papers: 113 s against 191 s), the polling scheduler notwithstanding."""
+    if tensor_parallel_size != 1 or any(os.environ.get(k) for k in (
+            "VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU")):
+        return {}
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:          # not Linux
+        return {}
+    if not 2 <= len(cpus) <= SMALL_CPU:
+        return {}
+    return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cpus)), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
 def common_prefix(seqs: list[list[int]]) -> int:
     if not seqs:
         return 0
@@ -182,8 +203,12 @@ class VLLMBackend(Backend):
         t0 = time.perf_counter()
         threads = _torch_threads()
         mp = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") or ("1" if engine_process else "0")
+        start_env = {"VLLM_ENABLE_V1_MULTIPROCESSING": mp}
+        if self.device == "cpu":
+            start_env.update(cpu_thread_env(tensor_parallel_size))
+        self.engine_env = {k: v for k, v in start_env.items() if k.startswith("VLLM_CPU")}
         try:
-            with _env(VLLM_ENABLE_V1_MULTIPROCESSING=mp):
+            with _env(**start_env):
                 self._llm = vllm.LLM(**kwargs)
         except (ValueError, RuntimeError, OSError, MemoryError) as e:
             raise _engine_error(e, model) from None
@@ -361,6 +386,7 @@ class VLLMBackend(Backend):
             "load_seconds": round(self.load_seconds, 2),
             "max_model_len": self.max_model_len,
             "engine_args": {k: v for k, v in self.engine_args.items() if isinstance(v, (int, float, str, bool))},
+            "engine_env": dict(self.engine_env),
         }
 
     def close(self) -> None:
