@@ -148,6 +148,7 @@ class ScoringConfig(_Section):
     abstract_tokens: int = Field(400, ge=16)
     comment_chars: int = Field(300, ge=20)
     batch_size: int = Field(64, ge=1)        # requests per engine call; scores are saved after each call
+    prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
     engine_args: dict = {}
 
 

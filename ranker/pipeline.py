@@ -67,9 +67,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
     day = announcement_day(papers)
     prompts = load_prompts(cfg.scoring.prompts)
     sc, pf, dg = cfg.scoring, cfg.prefilter, cfg.digest
-    opts = ScoreOptions(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
-                        comment_chars=sc.comment_chars, score_mode=sc.score_mode,
-                        batch_size=sc.batch_size)
+    opts = ScoreOptions.from_config(sc)
     timings: dict[str, float] = {}
     run_id = store.start_run("run", {"day": day, "config": cfg.model_dump(), "papers": len(papers)})
     manifest: dict = {"day": day, "run_id": run_id, "versions": _versions(), "status": "running"}

@@ -28,11 +28,22 @@ class ScoreOptions:
     score_mode: str = "greedy"        # or "expected": also read the score-value probabilities
     batch_size: int = 64              # requests per backend call; lines are written after each call
     hardened: bool = True             # paper text inside <paper> delimiters, marked as data
+    layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
+
+    @classmethod
+    def from_config(cls, sc) -> "ScoreOptions":
+        """From a config's [scoring] section."""
+        return cls(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
+                   comment_chars=sc.comment_chars, score_mode=sc.score_mode, batch_size=sc.batch_size,
+                   layout=sc.prompt_layout)
 
     def prompt_options(self) -> dict:
         """What changes the text the model sees (and so the prompt hash)."""
-        return {"papers_per_request": self.papers_per_request, "abstract_tokens": self.abstract_tokens,
+        opts = {"papers_per_request": self.papers_per_request, "abstract_tokens": self.abstract_tokens,
                 "comment_chars": self.comment_chars, "hardened": self.hardened}
+        if self.layout != "seed":          # the seed layout keeps the hashes scores were stored under
+            opts["layout"] = self.layout
+        return opts
 
     @property
     def max_tokens(self) -> int:
@@ -180,7 +191,7 @@ def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, 
     """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
     requests = [Request(key=",".join(p.id for p in g),
                         messages=build_messages(prompts, g, abstract_tokens=opt.abstract_tokens,
-                                                hardened=opt.hardened),
+                                                hardened=opt.hardened, layout=opt.layout),
                         schema=paper_schema([p.id for p in g], opt.comment_chars),
                         max_tokens=opt.max_tokens) for g in groups]
     results = backend.generate(requests, score_probs=want_probs)

@@ -48,6 +48,10 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset 
 ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected (also the "
                                                      "probability-weighted mean of the score values).",
                                                      show_default=False)]
+LayoutOpt = Annotated[Optional[str], typer.Option(
+    "--prompt-layout", help="seed (the seed's order: papers, then the output instructions) or "
+    "instructions-first (instructions join the shared prefix: fewer tokens computed per paper).",
+    show_default=False)]
 
 
 class Progress:
@@ -84,7 +88,8 @@ def config_with_overrides(config_path, **flags):
     from ..config import load_config
     cfg = load_config(config_path)
     sections = {"backend": "scoring", "model": "scoring", "prompts": "scoring", "score_mode": "scoring",
-                "papers_per_request": "scoring", "embedder": "prefilter", "keep": "prefilter", "top": "prefilter",
+                "prompt_layout": "scoring", "papers_per_request": "scoring",
+                "embedder": "prefilter", "keep": "prefilter", "top": "prefilter",
                 "calibration": "prefilter", "min_relevance": "digest", "min_novelty": "digest",
                 "categories": "fetch", "announce": "fetch"}
     from pydantic import ValidationError

@@ -7,14 +7,14 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, ConfigOpt, DbOpt, ModelOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, apply_offline, config_with_overrides, info)
+                     ScoreModeOpt, LayoutOpt, apply_offline, config_with_overrides, info)
 
 
 def score(papers: PapersOpt,
           out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores.")],
           backend: BackendOpt = None, model: ModelOpt = None, prompts: PromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
-          score_mode: ScoreModeOpt = None,
+          score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
           papers_per_request: Annotated[Optional[int], typer.Option(
               "--papers-per-request", help="Papers in one request (1 = one paper per request, the default; "
               "more reproduces the seed's multi-paper batches).", show_default=False)] = None,
@@ -32,7 +32,7 @@ def score(papers: PapersOpt,
     from ..sources import read_papers
     from ..store import Store
 
-    cfg = config_with_overrides(config, backend=backend, model=model, prompts=prompts, score_mode=score_mode,
+    cfg = config_with_overrides(config, backend=backend, model=model, prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
                                 papers_per_request=papers_per_request)
     rows = list(read_papers(papers))
     if only_kept:
@@ -42,9 +42,7 @@ def score(papers: PapersOpt,
         rows = [p for p in rows if p.extra.get("kept")]
     sc = cfg.scoring
     ps = load_prompts(sc.prompts)
-    opts = ScoreOptions(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
-                        comment_chars=sc.comment_chars, score_mode=sc.score_mode,
-                        batch_size=sc.batch_size)
+    opts = ScoreOptions.from_config(sc)
     with Store(cfgmod.db_path(db)) as store:
         store.add_papers(rows)
         run_id = store.start_run("score", {"papers": str(papers), "n": len(rows), "backend": sc.backend,

@@ -179,13 +179,28 @@ def prompt_prefix(ps: PromptSet, hardened: bool = True) -> str:
     return head
 
 
+LAYOUTS = ("seed", "instructions-first")
+
+
 def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int = 400,
-                   hardened: bool = True) -> list[dict[str, str]]:
+                   hardened: bool = True, layout: str = "seed") -> list[dict[str, str]]:
     """Chat messages the way the seed system sends them: the system prompt, then one user message with
     topics, scoring criteria, the papers and the output instructions (in that order, so every request of a
-    day shares the longest possible prefix)."""
+    day shares the longest possible prefix).
+
+    layout="instructions-first" moves the output instructions up, between the criteria and the papers, so
+    they join the prefix every request shares: with one paper per request a prefix-caching engine then
+    computes ~30% fewer tokens per paper. The paper still ends the message, followed (hardened) by the
+    one-line reminder of which id to answer for."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown prompt layout {layout!r}; expected one of {', '.join(LAYOUTS)}",
+                         where="prompt_layout")
     papers_text = "\n\n".join(format_paper(p, abstract_tokens, hardened) for p in papers)
-    user = f"{prompt_prefix(ps, hardened)}{papers_text}\n\n{ps.postfix}"
+    if layout == "seed":
+        user = f"{prompt_prefix(ps, hardened)}{papers_text}\n\n{ps.postfix}"
+    else:
+        head = f"{ps.topics_text}\n\n{ps.criteria}\n\n{ps.postfix}\n\n## Papers\n\n"
+        user = head + (DATA_NOTICE + "\n\n" if hardened else "") + papers_text
     if hardened:
         ids = ", ".join(p.id for p in papers)
         user += f"\n\nAnswer with one JSON object per paper, for these ArXiv IDs only: {ids}."
