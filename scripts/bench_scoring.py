@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_scoring.py                       # 32 papers, SmolLM2
     .venv/bin/python scripts/bench_scoring.py --n 8 --model qwen2.5-coder-0.5b
+    .venv/bin/python scripts/bench_scoring.py --n 16 --layouts seed,instructions-first
 
 Prints papers/s for each, their ratio, the prompt tokens computed against those served from the prefix
 cache, and an estimate of a day's scoring on one H100 with an 8B model (assumptions printed with it).
@@ -59,12 +60,12 @@ def load_papers(listing: Path, n: int):
     return papers
 
 
-def build_requests(papers, comment_chars: int, max_tokens: int, abstract_tokens: int):
+def build_requests(papers, comment_chars: int, max_tokens: int, abstract_tokens: int, layout: str = "seed"):
     from ranker.backends.base import Request
     from ranker.backends.schema import paper_schema
     from ranker.prompts import build_messages, load_prompts
     ps = load_prompts()
-    return [Request(p.id, build_messages(ps, [p], abstract_tokens=abstract_tokens),
+    return [Request(p.id, build_messages(ps, [p], abstract_tokens=abstract_tokens, layout=layout),
                     paper_schema([p.id], comment_chars), max_tokens=max_tokens) for p in papers]
 
 
@@ -93,6 +94,53 @@ def scores(results) -> list[tuple[int, int] | None]:
     return out
 
 
+VLLM_KEYS = ("prompt_tokens", "cached_prompt_tokens", "computed_prompt_tokens", "completion_tokens",
+             "primer_prompt_tokens")
+
+
+def run_vllm(model: str, by_layout: dict) -> dict:
+    """One engine; each layout's requests in one generate call. Figures per layout (stats are deltas)."""
+    from ranker.backends.vllm_backend import VLLMBackend
+    t0 = time.perf_counter()
+    vb = VLLMBackend(model)
+    load = time.perf_counter() - t0
+    out = {}
+    try:
+        for layout, reqs in by_layout.items():
+            before = vb.stats()
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            res = vb.generate(reqs)
+            gen, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            after = vb.stats()
+            out[layout] = {"load_s": round(load, 1), "generate_s": round(gen, 2), "papers_per_s": len(reqs) / gen,
+                           "cpu_s": round(cpu, 1), "results": res, "engine_env": after["engine_env"],
+                           **{k: after[k] - before[k] for k in VLLM_KEYS}}
+    finally:
+        vb.close()
+    return out
+
+
+def run_transformers(model: str, by_layout: dict, threads: int | None) -> dict:
+    """The plain loop: one paper at a time, the whole prompt each time."""
+    from ranker.backends.transformers_backend import TransformersBackend
+    t0 = time.perf_counter()
+    tb = TransformersBackend(model, batch_size=1, threads=threads)
+    load = time.perf_counter() - t0
+    import torch
+    out = {}
+    for layout, reqs in by_layout.items():
+        before = tb.stats()
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        res = [tb.generate([r])[0] for r in reqs]
+        gen, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        after = tb.stats()
+        out[layout] = {"load_s": round(load, 1), "generate_s": round(gen, 2), "papers_per_s": len(reqs) / gen,
+                       "cpu_s": round(cpu, 1), "threads": torch.get_num_threads(), "results": res,
+                       "prompt_tokens": after["prompt_tokens"] - before["prompt_tokens"],
+                       "completion_tokens": after["completion_tokens"] - before["completion_tokens"]}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
@@ -102,8 +150,11 @@ def main() -> int:
     ap.add_argument("--comment-chars", type=int, default=300)
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--abstract-tokens", type=int, default=400)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for the transformers loop (vLLM binds its own; 1 on a 2-core box)")
+    ap.add_argument("--layouts", default="seed",
+                    help="prompt layouts to measure, comma-separated: seed, instructions-first")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for the transformers loop (default: torch's own, every core, as "
+                         "vLLM's worker gets on a machine of up to four cores)")
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--day-papers", type=int, default=400, help="papers a day for the H100 estimate")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
@@ -112,61 +163,46 @@ def main() -> int:
     listing = args.listing or DEFAULT_LISTING
     if not listing.exists():
         ap.error(f"no such listing: {listing}")
+    layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
     papers = load_papers(listing, args.n)
-    reqs = build_requests(papers, args.comment_chars, args.max_tokens, args.abstract_tokens)
-    n = len(reqs)
+    by_layout = {lay: build_requests(papers, args.comment_chars, args.max_tokens, args.abstract_tokens, lay)
+                 for lay in layouts}
+    n = len(papers)
     print(f"{n} papers from {listing}; model {args.model}; max_tokens {args.max_tokens}; "
-          f"comment <= {args.comment_chars} chars; one paper per request")
-    fig: dict = {"n": n, "model": args.model, "listing": str(listing)}
+          f"comment <= {args.comment_chars} chars; one paper per request; layouts {', '.join(layouts)}")
+    fig: dict = {"n": n, "model": args.model, "listing": str(listing), "layouts": {}}
 
-    # (a) vLLM: one call, batched, prefix cached
-    from ranker.backends.vllm_backend import VLLMBackend
-    t0 = time.perf_counter()
-    vb = VLLMBackend(args.model)
-    load_v = time.perf_counter() - t0
-    c0, t0 = cpu_seconds(), time.perf_counter()
-    res_v = vb.generate(reqs)
-    gen_v = time.perf_counter() - t0
-    cpu_v = cpu_seconds() - c0
-    sv = vb.stats()
-    vb.close()
-    fig["vllm"] = {"load_s": round(load_v, 1), "generate_s": round(gen_v, 2), "papers_per_s": n / gen_v,
-                   "cpu_s": round(cpu_v, 1),
-                   "valid": valid_count(res_v, reqs, args.comment_chars), **{k: sv[k] for k in (
-                       "prompt_tokens", "cached_prompt_tokens", "computed_prompt_tokens",
-                       "completion_tokens", "primer_prompt_tokens")}}
-    v = fig["vllm"]
-    print(f"(a) vLLM batched + prefix cache : {n / gen_v:7.3f} papers/s  ({gen_v:.1f} s wall, {cpu_v:.0f} s CPU; "
-          f"engine start {load_v:.0f} s); valid {v['valid']}/{n}")
-    print(f"    prompt tokens {v['prompt_tokens']}: computed {v['computed_prompt_tokens']} + primer "
-          f"{v['primer_prompt_tokens']}, served from cache {v['cached_prompt_tokens']} "
-          f"({v['cached_prompt_tokens'] / max(1, v['prompt_tokens']):.0%}); completion {v['completion_tokens']}")
+    vres = run_vllm(args.model, by_layout)
+    tres = {} if args.skip_transformers else run_transformers(args.model, by_layout, args.threads)
+    for lay in layouts:
+        v = vres[lay]
+        reqs = by_layout[lay]
+        v["valid"] = valid_count(v["results"], reqs, args.comment_chars)
+        print(f"\n[{lay} layout]")
+        print(f"(a) vLLM batched + prefix cache : {v['papers_per_s']:7.3f} papers/s  ({v['generate_s']:.1f} s wall, "
+              f"{v['cpu_s']:.0f} s CPU; engine start {v['load_s']:.0f} s; {v['engine_env'] or 'vLLM default threads'}); "
+              f"valid {v['valid']}/{n}")
+        print(f"    prompt tokens {v['prompt_tokens']}: computed {v['computed_prompt_tokens']} + primer "
+              f"{v['primer_prompt_tokens']}, served from cache {v['cached_prompt_tokens']} "
+              f"({v['cached_prompt_tokens'] / max(1, v['prompt_tokens']):.0%}); completion {v['completion_tokens']}")
+        entry = {"vllm": {k: x for k, x in v.items() if k != "results"}}
+        if lay in tres:
+            t = tres[lay]
+            t["valid"] = valid_count(t["results"], reqs, args.comment_chars)
+            print(f"(b) transformers, one at a time  : {t['papers_per_s']:7.3f} papers/s  ({t['generate_s']:.1f} s wall, "
+                  f"{t['cpu_s']:.0f} s CPU; {t['threads']} thread(s)); valid {t['valid']}/{n}; prompt tokens "
+                  f"computed {t['prompt_tokens']}")
+            same = sum(1 for a, b in zip(scores(v["results"]), scores(t["results"])) if a is not None and a == b)
+            ratio = t["generate_s"] / v["generate_s"]
+            cpu_ratio = t["cpu_s"] / v["cpu_s"] if v["cpu_s"] else float("nan")
+            print(f"ratio (a)/(b): {ratio:.1f}x in papers/s, {cpu_ratio:.1f}x in CPU time; same RELEVANCE and "
+                  f"NOVELTY in {same}/{n} papers")
+            entry["transformers"] = {k: x for k, x in t.items() if k != "results"}
+            entry.update(ratio=ratio, cpu_ratio=cpu_ratio, same_scores=same)
+        fig["layouts"][lay] = entry
 
-    if not args.skip_transformers:
-        from ranker.backends.transformers_backend import TransformersBackend
-        t0 = time.perf_counter()
-        tb = TransformersBackend(args.model, batch_size=1, threads=args.threads)
-        load_t = time.perf_counter() - t0
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        res_t = [tb.generate([r])[0] for r in reqs]       # the plain loop
-        gen_t = time.perf_counter() - t0
-        cpu_t = cpu_seconds() - c0
-        st = tb.stats()
-        fig["transformers"] = {"load_s": round(load_t, 1), "generate_s": round(gen_t, 2),
-                               "papers_per_s": n / gen_t, "threads": args.threads, "cpu_s": round(cpu_t, 1),
-                               "valid": valid_count(res_t, reqs, args.comment_chars),
-                               "prompt_tokens": st["prompt_tokens"], "completion_tokens": st["completion_tokens"]}
-        t = fig["transformers"]
-        print(f"(b) transformers, one at a time  : {n / gen_t:7.3f} papers/s  ({gen_t:.1f} s wall, {cpu_t:.0f} s CPU; "
-              f"{args.threads} thread(s)); valid {t['valid']}/{n}; prompt tokens computed {t['prompt_tokens']}")
-        same = sum(1 for a, b in zip(scores(res_v), scores(res_t)) if a is not None and a == b)
-        fig["ratio"] = gen_t / gen_v
-        fig["cpu_ratio"] = cpu_t / cpu_v if cpu_v else None
-        fig["same_scores"] = same
-        print(f"ratio (a)/(b): {gen_t / gen_v:.1f}x in papers/s, {cpu_t / cpu_v:.1f}x in CPU time (the latter "
-              f"shrugs off other jobs on a shared machine); same RELEVANCE and NOVELTY in {same}/{n} papers")
-
-    # an H100 + 8B estimate from the measured token counts
+    # an H100 + 8B estimate from the measured token counts of the first layout
+    v = vres[layouts[0]]
     per_prompt = v["prompt_tokens"] / n
     per_fresh = v["computed_prompt_tokens"] / n
     shared = v["primer_prompt_tokens"] or (per_prompt - per_fresh)
@@ -175,10 +211,10 @@ def main() -> int:
     prefill_s = (shared + D * per_fresh) / H100_PREFILL_TOK_S
     decode_s = D * per_out / H100_DECODE_TOK_S
     total = prefill_s + decode_s
-    fig["h100_estimate"] = {"papers": D, "prefill_s": prefill_s, "decode_s": decode_s, "total_s": total,
-                            "with_start_s": total + H100_ENGINE_START_S}
-    print(f"\nEstimate, one H100, an 8B model in bf16 with vLLM, {D} papers a day (token counts as measured "
-          f"here; an 8B model's tokenizer gives similar counts):")
+    fig["h100_estimate"] = {"layout": layouts[0], "papers": D, "prefill_s": prefill_s, "decode_s": decode_s,
+                            "total_s": total, "with_start_s": total + H100_ENGINE_START_S}
+    print(f"\nEstimate, one H100, an 8B model in bf16 with vLLM, {D} papers a day ({layouts[0]} layout; token "
+          f"counts as measured here; an 8B model's tokenizer gives similar counts):")
     print(f"  per paper: {per_prompt:.0f} prompt tokens, of which {per_fresh:.0f} not shared; "
           f"{per_out:.0f} completion tokens; shared prefix {shared:.0f} tokens computed once")
     print(f"  assumptions: prefill {H100_PREFILL_TOK_S:,} tok/s, batched decode {H100_DECODE_TOK_S:,} tok/s, "
