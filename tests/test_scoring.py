@@ -113,3 +113,21 @@ def test_expected_mode_fills_expectations(papers, store):
 def test_validation_messages(text, msg):
     with pytest.raises(ValueError, match=msg):
         parse_result(Result("1", text), ["1"], 300)
+
+
+def test_the_instructions_first_layout_reaches_the_backend_and_is_its_own_key(papers, store):
+    from ranker.config import Config
+
+    class Recording(FakeBackend):
+        def generate(self, requests, **kw):
+            self.messages = [r.messages for r in requests]
+            return super().generate(requests, **kw)
+
+    ps = load_prompts()
+    score_papers(papers[:3], FakeBackend(), ps, store, None)
+    cfg = Config.model_validate({"scoring": {"prompt_layout": "instructions-first"}})
+    be = Recording()
+    run = score_papers(papers[:3], be, ps, store, None, options=ScoreOptions.from_config(cfg.scoring))
+    assert run.reused == 0 and run.scored == 3                     # not the seed layout's stored scores
+    user = be.messages[0][1]["content"]
+    assert user.index("## Instructions") < user.index(f"ArXiv ID: {papers[0].id}")
