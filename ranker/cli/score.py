@@ -32,8 +32,8 @@ def score(papers: PapersOpt,
     from ..sources import read_papers
     from ..store import Store
 
-    cfg = config_with_overrides(config, backend=backend, model=model, prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
-                                papers_per_request=papers_per_request)
+    cfg = config_with_overrides(config, backend=backend, model=model, prompts=prompts, score_mode=score_mode,
+                                prompt_layout=prompt_layout, papers_per_request=papers_per_request)
     rows = list(read_papers(papers))
     if only_kept:
         if rows and not any("kept" in p.extra for p in rows):
