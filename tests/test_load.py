@@ -87,6 +87,6 @@ def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_pat
 
     secs, warm_rss, err = run_measured(cmd, env)          # every vector cached: no model, no torch
     assert "all vectors from the store" in err, err[-400:]
-    assert warm_rss < 700, f"a fully cached prefilter peaked at {warm_rss:.0f} MB with {N} papers"
+    assert warm_rss < 500, f"a fully cached prefilter peaked at {warm_rss:.0f} MB with {N} papers"
     print(f"\n{N} papers: prefilter with {EMBED_FOR_REAL} embedded {cold_rss:.0f} MB peak; "
           f"all cached {warm_rss:.0f} MB in {secs:.1f} s")
