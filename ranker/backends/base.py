@@ -9,10 +9,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from ..records import Usage
 
 # Fields whose value distribution a backend reports in "expected" score mode.
 SCORE_FIELDS = ("RELEVANCE", "NOVELTY")
+
+
+def one_line(e: BaseException, limit: int = 400) -> str:
+    """An engine's exception as one bounded line, for errors and failure records."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def reject_unknown(backend: str, unknown: dict) -> None:
+    """Options a backend's constructor does not take are a config error, not a silent no-op."""
+    if not unknown:
+        return
+    hint = " (engine_args is for the vllm backend)" if "engine_args" in unknown and backend != "vllm" else ""
+    raise ConfigError(f"unknown {backend} backend option(s): {', '.join(sorted(unknown))}{hint}",
+                      where="scoring options")
 
 
 @dataclass

@@ -21,19 +21,17 @@ after an ambiguous '1', using vLLM's continue_final_message; default: on unless 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 from urllib.parse import urlparse
 
 from .. import config
 from ..errors import BackendError, ConfigError, MissingDependency
 from ..records import Usage
-from .base import Backend, Request, Result
+from .base import Backend, Request, Result, reject_unknown
 from .pricing import cost_usd
 from .probs import Step, score_distributions
 
@@ -87,10 +85,7 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str, *, base_url: str | None = None, concurrency: int = 8,
                  timeout: float = 180.0, retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0,
                  probe: bool | None = None, **unknown):
-        if unknown:
-            hint = " (engine_args is for the vllm backend)" if "engine_args" in unknown else ""
-            raise ConfigError(f"unknown openai backend option(s): {', '.join(sorted(unknown))}{hint}",
-                              where="scoring options")
+        reject_unknown("openai", unknown)
         try:
             import httpx
             import tenacity  # noqa: F401

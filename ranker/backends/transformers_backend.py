@@ -14,17 +14,13 @@ import time
 from typing import Any
 
 from .. import models
-from ..errors import BackendError, ConfigError, MissingDependency, ModelError
+from ..errors import BackendError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, Request, Result
+from .base import Backend, Request, Result, one_line, reject_unknown
 from .probs import Step, score_distributions
 
 TOP_LOGPROBS = 20
 
-
-def _one_line(e: BaseException, limit: int = 400) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _imports():
@@ -50,10 +46,7 @@ class TransformersBackend(Backend):
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
                  batch_size: int = 1, threads: int | None = None, **unknown):
-        if unknown:
-            hint = " (engine_args is for the vllm backend)" if "engine_args" in unknown else ""
-            raise ConfigError(f"unknown transformers backend option(s): {', '.join(sorted(unknown))}{hint}",
-                              where="scoring options")
+        reject_unknown("transformers", unknown)
         self.model_name = model
         path = models.resolve(model, kind="llm")
         torch, transformers, xgr = _imports()
@@ -73,11 +66,11 @@ class TransformersBackend(Backend):
             self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
             self._model.to(self.device).eval()
         except (OSError, ValueError) as e:
-            raise ModelError(f"transformers could not load {model}: {_one_line(e)}") from None
+            raise ModelError(f"transformers could not load {model}: {one_line(e)}") from None
         except (RuntimeError, MemoryError) as e:
             if "out of memory" in str(e).lower() or isinstance(e, MemoryError):
-                raise ModelError(f"model {model} does not fit in memory: {_one_line(e)}") from None
-            raise ModelError(f"transformers could not load {model}: {_one_line(e)}") from None
+                raise ModelError(f"model {model} does not fit in memory: {one_line(e)}") from None
+            raise ModelError(f"transformers could not load {model}: {one_line(e)}") from None
         self.load_seconds = time.perf_counter() - t0
         if self._tok.pad_token_id is None:
             self._tok.pad_token = self._tok.eos_token
@@ -124,13 +117,13 @@ class TransformersBackend(Backend):
                 results.extend(self._generate_chunk(chunk, score_probs))
             except Exception as e:
                 if len(chunk) == 1:
-                    results.append(Result(chunk[0].key, None, "error", error=f"transformers: {_one_line(e)}"))
+                    results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
                 else:   # isolate the request at fault
                     for r in chunk:
                         try:
                             results.extend(self._generate_chunk([r], score_probs))
                         except Exception as e1:
-                            results.append(Result(r.key, None, "error", error=f"transformers: {_one_line(e1)}"))
+                            results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
         self._stats["requests"] += len(requests)
         self._stats["failed"] += sum(1 for r in results if not r.ok)
         self._stats["generate_seconds"] += time.perf_counter() - t0

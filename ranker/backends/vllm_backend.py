@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import models
-from ..errors import BackendError, ConfigError, MissingDependency, ModelError
+from ..errors import BackendError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, Request, Result
+from .base import Backend, Request, Result, one_line, reject_unknown
 from .probs import Step, score_distributions
 
 TOP_LOGPROBS = 20
@@ -59,13 +59,9 @@ def import_vllm():
                                              else "on a GPU workstation install 'ranker[gpu]' instead"),
         ) from None
     except Exception as e:   # a broken install (mismatched torch, ...) is not a missing one
-        raise BackendError(f"vllm is installed but failed to import: {_one_line(e)}") from None
+        raise BackendError(f"vllm is installed but failed to import: {one_line(e)}") from None
     return vllm
 
-
-def _one_line(e: BaseException, limit: int = 400) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextmanager
@@ -105,7 +101,7 @@ def _model_max_len(path: str) -> int | None:
 
 
 def _engine_error(e: BaseException, model: str) -> ModelError:
-    msg = _one_line(e)
+    msg = one_line(e)
     low = msg.lower()
     if any(s in low for s in ("kv cache", "out of memory", "memory on node", "no available memory",
                               "larger than the available", "cuda out of memory")):
@@ -158,9 +154,7 @@ class VLLMBackend(Backend):
                  dtype: str | None = None, kv_cache_gb: float | None = None, seed: int = 0,
                  prime_prefix: bool = True, engine_process: bool | None = None, quiet: bool = True,
                  engine_args: dict[str, Any] | None = None, **unknown):
-        if unknown:
-            raise ConfigError(f"unknown vllm backend option(s): {', '.join(sorted(unknown))}",
-                              where="scoring options")
+        reject_unknown("vllm", unknown)
         self.model_name = model
         path = models.resolve(model, kind="llm")
         if not quiet:
@@ -215,7 +209,7 @@ class VLLMBackend(Backend):
         except Exception as e:
             if type(e).__name__ in ("OutOfMemoryError",):
                 raise _engine_error(e, model) from None
-            raise ModelError(f"vLLM could not load {model}: {_one_line(e)}") from None
+            raise ModelError(f"vLLM could not load {model}: {one_line(e)}") from None
         finally:
             _torch_threads(threads)     # starting the engine drops this process to one torch thread
         self.load_seconds = time.perf_counter() - t0
@@ -258,7 +252,7 @@ class VLLMBackend(Backend):
             try:
                 ids = self.prompt_ids(req.messages)
             except Exception as e:
-                results[i] = Result(req.key, None, "error", error=f"chat template failed: {_one_line(e)}")
+                results[i] = Result(req.key, None, "error", error=f"chat template failed: {one_line(e)}")
                 continue
             room = self.max_model_len - len(ids)
             if room < 8:
@@ -306,7 +300,7 @@ class VLLMBackend(Backend):
             return self._run(prompts, params)
         except Exception as e:
             if len(prompts) == 1:
-                return [Result(keys[0], None, "error", error=f"vLLM: {_one_line(e)}",
+                return [Result(keys[0], None, "error", error=f"vLLM: {one_line(e)}",
                                usage=Usage(prompt_tokens=len(prompts[0])))]
         out = []
         for p, sp, k in zip(prompts, params, keys):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, EmbedderOpt, Progress, PromptsOpt, config_with_overrides, echo, info
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, Progress, PromptsOpt, config_with_overrides,
+                     echo, info)
 
 
 def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl "
@@ -14,9 +15,7 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
                                                     ".json or .md).")],
               out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
               prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
-              max_tokens: Annotated[Optional[int], typer.Option(
-                  "--max-tokens", help="As for `ranker prefilter` (use the same value there).",
-                  show_default=False)] = None,
+              max_tokens: MaxTokensOpt = None,
               evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print leave-one-day-out metrics "
                                                      "(fits the model once per day more).")] = True,
               config: ConfigOpt = None, db: DbOpt = None) -> None:

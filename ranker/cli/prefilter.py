@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, EmbedderOpt, PapersOpt, Progress, PromptsOpt, config_with_overrides, info
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, PapersOpt, Progress, PromptsOpt,
+                     config_with_overrides, info)
 
 
 def prefilter(papers: PapersOpt,
@@ -22,10 +23,7 @@ def prefilter(papers: PapersOpt,
                   "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT "
                   "digest history).", show_default=False)] = None,
               embedder: EmbedderOpt = None,
-              max_tokens: Annotated[Optional[int], typer.Option(
-                  "--max-tokens", help="Cut each paper to this many tokens before embedding (default 128, what "
-                  "the bundled embedders were trained on; 256 reads more of the abstract, twice as slowly).",
-                  show_default=False)] = None,
+              max_tokens: MaxTokensOpt = None,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
