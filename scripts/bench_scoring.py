@@ -219,7 +219,7 @@ def main() -> int:
           f"{per_out:.0f} completion tokens; shared prefix {shared:.0f} tokens computed once")
     print(f"  assumptions: prefill {H100_PREFILL_TOK_S:,} tok/s, batched decode {H100_DECODE_TOK_S:,} tok/s, "
           f"engine start {H100_ENGINE_START_S} s")
-    print(f"  time = (shared + papers x fresh) / prefill + papers x completion / decode")
+    print("  time = (shared + papers x fresh) / prefill + papers x completion / decode")
     print(f"       = ({shared:.0f} + {D} x {per_fresh:.0f}) / {H100_PREFILL_TOK_S} + {D} x {per_out:.0f} / "
           f"{H100_DECODE_TOK_S} = {prefill_s:.1f} + {decode_s:.1f} = {total:.0f} s "
           f"(+ {H100_ENGINE_START_S} s engine start = {total + H100_ENGINE_START_S:.0f} s)")

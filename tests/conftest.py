@@ -1,7 +1,6 @@
 """Shared test fixtures. Every test runs with its own RANKER_HOME, so nothing touches the user's database."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

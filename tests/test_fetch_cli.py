@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, FIXTURES, REPO
+from conftest import DAYS, FIXTURES
 from fixture_server import FixtureServer, Reply
 
 RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"

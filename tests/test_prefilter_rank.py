@@ -19,7 +19,6 @@ from ranker.prompts import FILES, load_prompts
 from ranker.records import Paper
 from ranker.store import Store
 
-from conftest import REPO
 
 RANKER = [str(Path(sys.executable).parent / "ranker")]
 
