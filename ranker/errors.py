@@ -1,14 +1,32 @@
-"""Error kinds. The CLI turns any RankerError into one line on stderr."""
+"""Error kinds. The CLI turns any RankerError into one line on stderr.
+
+An error carries what is at fault so the CLI can name it the way the user gave it:
+  where  a file (with :line), a folder or a URL
+  key    a setting or parameter: a config key such as "prefilter.keep", or a parameter name such as "date".
+         The library never names a command-line flag; the CLI words a key as the flag, the environment
+         variable or the ranker.toml entry the value came from.
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 
 class RankerError(Exception):
     """Something the user can fix: bad input, a missing model, a network outage."""
 
-    def __init__(self, message: str, *, where: str | None = None):
-        self.message = message
+    def __init__(self, message: str, *, where: str | None = None, key: str | None = None):
+        self.message = " ".join(str(message).split())
         self.where = where
-        super().__init__(f"{where}: {message}" if where else message)
+        self.key = key
+        super().__init__(self.render())
+
+    def render(self, name_key: Callable[[str], str] = lambda key: key) -> str:
+        """One line: '<key as named> <where>: <message>' (the parts that are known)."""
+        label = " ".join(x for x in ((name_key(self.key) if self.key else ""), self.where or "") if x)
+        return f"{label}: {self.message}" if label else self.message
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class InputError(RankerError):

@@ -6,11 +6,11 @@ guard on socket connects in this process, so a library that tries anyway fails l
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 
 from .errors import FetchError
+from .io import is_loopback_host
 
 OFFLINE_ENV = {
     "RANKER_OFFLINE": "1",
@@ -24,15 +24,6 @@ OFFLINE_ENV = {
     "VLLM_HOST_IP": "127.0.0.1",     # else vLLM finds its address by a UDP "connect" to a public IP
 }
 _installed = False
-
-
-def is_loopback_host(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _allowed(sock: socket.socket, address) -> bool:
@@ -68,14 +59,3 @@ def install_guard() -> None:
 def enable_offline() -> None:
     os.environ.update(OFFLINE_ENV)
     install_guard()
-
-
-def check_url(url: str) -> None:
-    """Refuse a non-loopback URL in offline mode, before any library tries it."""
-    from urllib.parse import urlparse
-    from .config import offline
-    if not offline():
-        return
-    host = urlparse(url).hostname or ""
-    if urlparse(url).scheme in ("http", "https") and not is_loopback_host(host):
-        raise FetchError(f"offline mode: will not fetch {url} (only loopback is allowed)")

@@ -12,6 +12,7 @@ from typing import Callable
 
 from . import __version__
 from .config import Config
+from .io import atomic_write
 from .digest import TokenCost, render_json, render_markdown, select
 from .prompts import load_prompts
 from .records import Paper, Ranked
@@ -29,12 +30,6 @@ class DayResult:
 def announcement_day(papers: list[Paper]) -> str:
     days = Counter(p.date for p in papers if p.date)
     return days.most_common(1)[0][0] if days else time.strftime("%Y-%m-%d")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _versions() -> dict:
@@ -82,7 +77,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
                                            min_keep=pf.min_keep, calibration=pf.calibration, store=store)
         timings["prefilter"] = time.perf_counter() - t
         kept = [r.paper for r in ranked if r.kept]
-        _write_atomic(out_dir / f"{day}-prefilter.jsonl",
+        atomic_write(out_dir / f"{day}-prefilter.jsonl",
                       "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in ranked))
         log(f"prefilter: kept {len(kept)} of {len(papers)} papers")
 
@@ -114,8 +109,8 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         files = {"markdown": out_dir / f"{day}-output.md", "json": out_dir / f"{day}-output.json",
                  "scores": scores_path, "prefilter": out_dir / f"{day}-prefilter.jsonl",
                  "manifest": out_dir / f"{day}-run.json"}
-        _write_atomic(files["markdown"], md)
-        _write_atomic(files["json"], json.dumps(render_json(selected), indent=2, ensure_ascii=False) + "\n")
+        atomic_write(files["markdown"], md)
+        atomic_write(files["json"], json.dumps(render_json(selected), indent=2, ensure_ascii=False) + "\n")
 
         status = "ok" if not srun.failures else "partial"
         manifest.update({
@@ -138,7 +133,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
             manifest["expected_scores"] = {
                 i: {"relevance": s.expected_relevance, "novelty": s.expected_novelty}
                 for i, s in srun.scores.items()}
-        _write_atomic(files["manifest"], json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        atomic_write(files["manifest"], json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         return DayResult(day=day, files=files, manifest=manifest)
     finally:
         store.finish_run(run_id, status if manifest.get("status") != "running" else "failed",

@@ -11,10 +11,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .backends import Backend, Request, Result
 from .backends.schema import paper_schema
+from .io import atomic_write, same_paper_id
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .store import Store
@@ -73,7 +74,7 @@ def _check_one(obj, expected_id: str, comment_chars: int) -> Score:
     if missing:
         raise ValueError(f"missing {', '.join(sorted(missing))}")
     aid = str(obj["ARXIVID"]).strip()
-    if aid.split("v")[0] != expected_id and aid != expected_id:
+    if not same_paper_id(aid, expected_id):
         raise ValueError(f"ARXIVID {aid!r} is not {expected_id!r}")
     vals = {}
     for k in ("RELEVANCE", "NOVELTY"):
@@ -127,17 +128,21 @@ def _expectation(probs: dict[int, float] | None) -> float | None:
 
 
 # --------------------------------------------------------------------------- the run
-def write_jsonl_line(fh, score: Score) -> None:
-    fh.write(json.dumps(score.to_jsonl(), ensure_ascii=False) + "\n")
-    fh.flush()
+def score_lines(papers: Iterable[Paper], scores: dict[str, Score]) -> Iterator[str]:
+    """The seed's JSONL, one line per scored paper, in the papers' order."""
+    for p in papers:
+        s = scores.get(p.id)
+        if s is not None:
+            yield json.dumps(s.to_jsonl(), ensure_ascii=False) + "\n"
 
 
 def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store,
                  out_path: str | Path | None = None, *, options: ScoreOptions | None = None,
                  run_id: int | None = None, progress: Callable[[int, int], None] | None = None) -> ScoreRun:
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
-    stored and appended to `out_path` as they complete. A paper whose answer fails validation is retried
-    once, then recorded as a failure; nothing is silently dropped."""
+    stored as each batch completes (an interrupted run resumes from the store). When every batch is done the
+    scores are written to `out_path` (atomically). A paper whose answer fails validation is retried once,
+    then recorded as a failure; nothing is silently dropped."""
     opt = options or ScoreOptions()
     papers = list({p.id: p for p in papers}.values())
     phash = prompts.hash(**opt.prompt_options())
@@ -153,40 +158,30 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     run.reused = len(stored)
     pending = [p for p in papers if p.id not in stored]
 
-    fh = None
-    if out_path is not None:
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(out_path, "w", encoding="utf-8")
     try:
-        if fh:
-            for p in papers:
-                if p.id in stored:
-                    write_jsonl_line(fh, stored[p.id])
         done = len(stored)
         if progress:
             progress(done, len(papers))
-
         groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
         for b in range(0, len(groups), opt.batch_size):
             batch = groups[b:b + opt.batch_size]
-            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, fh, run_id, final=False)
+            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
             if failed:
                 run.retried += sum(len(g) for g in failed)
-                _run_batch(failed, backend, prompts, opt, want_probs, run, store, fh, run_id, final=True)
+                _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
             done += sum(len(g) for g in batch)
             if progress:
                 progress(done, len(papers))
     finally:
-        if fh:
-            fh.close()
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
+    if out_path is not None:
+        atomic_write(out_path, score_lines(papers, run.scores))
     return run
 
 
 def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
-               want_probs: bool, run: ScoreRun, store: Store, fh, run_id: int | None,
+               want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
                final: bool) -> list[list[Paper]]:
     """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
     requests = [Request(key=",".join(p.id for p in g),
@@ -216,6 +211,4 @@ def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, 
             store.put_score(scores[pid], run.model, run.prompt_hash, run_id)
             run.scores[pid] = scores[pid]
             run.scored += 1
-            if fh:
-                write_jsonl_line(fh, scores[pid])
     return retry

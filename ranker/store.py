@@ -93,6 +93,43 @@ class AddResult:
     seen_before: dict[str, str] = field(default_factory=dict)   # id -> first day seen, for repeats
 
 
+class PaperAdder:
+    """Stores papers inside a transaction the caller holds (see Store.adding_papers)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.result = AddResult()
+
+    def __call__(self, p: Paper) -> str | None:
+        c, res = self.conn, self.result
+        row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
+        args = (p.version, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories),
+                p.primary_category, p.comment)
+        earlier = None
+        if row is None:
+            c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
+                      "comment,id,first_seen,last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (*args, p.id, p.date or None, p.date or None))
+            res.new += 1
+        else:
+            first = row[0]
+            c.execute("UPDATE papers SET version=COALESCE(?,version), title=?, abstract=?, authors=?, "
+                      "categories=?, primary_category=?, comment=?, "
+                      "first_seen=CASE WHEN first_seen IS NULL OR (? IS NOT NULL AND ? < first_seen) "
+                      "  THEN ? ELSE first_seen END, "
+                      "last_seen=CASE WHEN last_seen IS NULL OR ? > last_seen THEN ? ELSE last_seen END "
+                      "WHERE id=?",
+                      (*args, p.date or None, p.date or None, p.date or None, p.date or "",
+                       p.date or None, p.id))
+            res.updated += 1
+            if first and p.date and first < p.date:
+                res.seen_before[p.id] = earlier = first
+        if p.date:
+            c.execute("INSERT OR REPLACE INTO paper_days (paper_id, day, announce_type) VALUES (?,?,?)",
+                      (p.id, p.date, p.announce_type))
+        return earlier
+
+
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -150,34 +187,18 @@ class Store:
     def add_papers(self, papers: Iterable[Paper]) -> AddResult:
         """Insert or refresh papers and the day each was announced, in one transaction.
         A paper already announced on an earlier day is reported in `seen_before`."""
-        res = AddResult()
-        with self.transaction() as c:
+        with self.adding_papers() as add:
             for p in papers:
-                row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
-                args = (p.version, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories),
-                        p.primary_category, p.comment)
-                if row is None:
-                    c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
-                              "comment,id,first_seen,last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                              (*args, p.id, p.date or None, p.date or None))
-                    res.new += 1
-                else:
-                    first = row[0]
-                    c.execute("UPDATE papers SET version=COALESCE(?,version), title=?, abstract=?, authors=?, "
-                              "categories=?, primary_category=?, comment=?, "
-                              "first_seen=CASE WHEN first_seen IS NULL OR (? IS NOT NULL AND ? < first_seen) "
-                              "  THEN ? ELSE first_seen END, "
-                              "last_seen=CASE WHEN last_seen IS NULL OR ? > last_seen THEN ? ELSE last_seen END "
-                              "WHERE id=?",
-                              (*args, p.date or None, p.date or None, p.date or None, p.date or "",
-                               p.date or None, p.id))
-                    res.updated += 1
-                    if first and p.date and first < p.date:
-                        res.seen_before[p.id] = first
-                if p.date:
-                    c.execute("INSERT OR REPLACE INTO paper_days (paper_id, day, announce_type) VALUES (?,?,?)",
-                              (p.id, p.date, p.announce_type))
-        return res
+                add(p)
+        return add.result
+
+    @contextmanager
+    def adding_papers(self) -> Iterator["PaperAdder"]:
+        """One transaction for a stream of papers: `add(paper)` stores one and returns the day it was first
+        seen when that is an earlier day (else None). Everything added is committed when the block ends
+        without error, and rolled back otherwise."""
+        with self.transaction() as c:
+            yield PaperAdder(c)
 
     def get_paper(self, paper_id: str) -> Paper | None:
         row = self.conn.execute("SELECT id,version,title,abstract,authors,categories,primary_category,comment,"

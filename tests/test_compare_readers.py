@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ranker.compare import normalize_id, read_papers, read_prefilter, read_score_files, read_scores
+from ranker.compare import read_papers, read_prefilter, read_score_files, read_scores
 from ranker.errors import InputError, RankerError
 
 from conftest import DAYS, SEED_DIGEST as SEED
@@ -90,14 +90,6 @@ def test_ranker_score_jsonl_and_version_stripping(tmp_path):
     one = tmp_path / "one.jsonl"
     one.write_text('{"ARXIVID": "2506.16065", "COMMENT": "c", "RELEVANCE": 7, "NOVELTY": 6}')
     assert list(read_scores(one)) == ["2506.16065"]
-
-
-@pytest.mark.parametrize("raw,want", [("2506.16065v2", "2506.16065"), ("https://arxiv.org/abs/2506.16065v1",
-                                                                          "2506.16065"),
-                                      ("arXiv:2506.16065", "2506.16065"), ("hep-th/9901001v2", "hep-th/9901001"),
-                                      (" 2506.16065 ", "2506.16065")])
-def test_normalize_id(raw, want):
-    assert normalize_id(raw) == want
 
 
 def test_directory_and_glob_read_several_days(tmp_path):

@@ -4,6 +4,7 @@ connection or name lookup that is not loopback."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -43,5 +44,5 @@ def test_guard_itself_catches_a_connection(tmp_path):
     env = dict(os.environ, RANKER_TEST_NETLOG=str(log),
                PYTHONPATH=str(REPO / "tests" / "netguard_site"))
     code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError:\n    pass\n"
-    subprocess.run([str(REPO / ".venv/bin/python"), "-c", code], env=env, check=True)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
     assert "192.0.2.1" in log.read_text()

@@ -73,14 +73,17 @@ def test_retry_once_then_record_failure(papers, store, tmp_path):
     assert run2.reused == 9 and run2.scored == 3 and not store.get_failures(be2.model_name, run2.prompt_hash)
 
 
-def test_backend_crash_keeps_what_was_written(papers, store, tmp_path):
+def test_backend_crash_keeps_what_was_stored(papers, store, tmp_path):
     out = tmp_path / "s.jsonl"
+    out.write_text("an earlier run's scores\n")
     be = FakeBackend(raise_for={papers[7].id})
     with pytest.raises(BackendError):
         score_papers(papers, be, load_prompts(), store, out, options=ScoreOptions(batch_size=4))
-    assert len(lines(out)) == 4                                    # the first batch is on disk and stored
+    assert out.read_text() == "an earlier run's scores\n"        # never half a file
+    assert len(store.get_scores([p.id for p in papers], be.model_name, load_prompts().hash(
+        **ScoreOptions(batch_size=4).prompt_options()))) == 4       # the first batch is stored
     run = score_papers(papers, FakeBackend(), load_prompts(), store, out, options=ScoreOptions(batch_size=4))
-    assert run.reused == 4 and len(lines(out)) == 12
+    assert run.reused == 4 and [r["ARXIVID"] for r in lines(out)] == [p.id for p in papers]
 
 
 def test_several_papers_per_request(papers, store, tmp_path):

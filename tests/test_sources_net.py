@@ -7,7 +7,8 @@ import pytest
 
 from ranker.errors import FetchError
 from ranker.sources import ReadReport, fetch_ids, fetch_today, fetch_window, read_papers
-from ranker.sources.net import NetPolicy, check_allowed, fetch_bytes, retry_after, rss_feed_url, window_query
+from ranker.io import retry_after_seconds as retry_after
+from ranker.sources.net import NetPolicy, check_allowed, fetch_bytes, rss_feed_url, window_query
 
 from conftest import FIXTURES
 from fixture_server import FixtureServer, Reply, closed_port_url, silent_server

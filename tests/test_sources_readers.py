@@ -11,7 +11,7 @@ import pytest
 from ranker.errors import InputError, RankerError
 from ranker.records import Paper
 from ranker.sources import ReadReport, detect_format, read_papers, write_papers
-from ranker.sources.common import ABSTRACT_CAP, split_authors, split_id
+from ranker.sources.common import ABSTRACT_CAP, split_authors
 
 from conftest import DAYS, FIXTURES
 
@@ -384,10 +384,3 @@ def test_unrecognised_format(tmp_path):
     html.write_text("<html><body>502 Bad Gateway</body></html>")
     with pytest.raises(RankerError, match="unrecognised format"):
         read_papers(html)
-
-
-def test_split_id_forms():
-    assert split_id("oai:arXiv.org:2411.17700v3") == ("2411.17700", 3)
-    assert split_id("http://arxiv.org/abs/hep-th/9901001v2") == ("hep-th/9901001", 2)
-    assert split_id("arXiv:0704.0001") == ("0704.0001", None)
-    assert split_id("2411.177") is None and split_id(None) is None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,20 +29,14 @@ from urllib.parse import urlparse
 
 from .. import config
 from ..errors import BackendError, ConfigError, MissingDependency
+from ..io import RETRY_STATUS, RetryPolicy, Retryable, is_loopback_host, retry, retry_after_seconds
 from ..records import Usage
 from .base import Backend, Request, Result, reject_unknown
 from .pricing import cost_usd
 from .probs import Step, score_distributions
 
 TOP_LOGPROBS = 20
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _RELAX_KEYS = {"maxLength", "minLength", "minimum", "maximum", "minItems", "maxItems"}
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class _Fatal(Exception):
@@ -88,7 +81,6 @@ class OpenAIBackend(Backend):
         reject_unknown("openai", unknown)
         try:
             import httpx
-            import tenacity  # noqa: F401
         except ImportError as e:
             raise MissingDependency(e.name or "httpx", extra="", purpose="the openai backend") from None
         self._httpx = httpx
@@ -97,15 +89,14 @@ class OpenAIBackend(Backend):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"not an http(s) URL: {self.base_url!r}", where="OPENAI_BASE_URL")
         self.host = parsed.hostname
-        local = self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
-        if config.offline() and not local:
+        if config.offline() and not is_loopback_host(self.host):
             raise ConfigError(f"offline mode (RANKER_OFFLINE=1) forbids the server {self.host}; point "
                               "OPENAI_BASE_URL at a local server", where="OPENAI_BASE_URL")
         self.is_openai = self.host.endswith("openai.com")
         self.probe = (not self.is_openai) if probe is None else bool(probe)
         self.concurrency = max(1, int(concurrency))
         self.retries = max(0, int(retries))
-        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self._retry = RetryPolicy(retries=self.retries, backoff=float(backoff), max_wait=float(max_backoff))
         headers = {"Content-Type": "application/json"}
         key = config.openai_api_key()
         if key:
@@ -134,16 +125,12 @@ class OpenAIBackend(Backend):
         try:
             resp = self._client.post("/chat/completions", json=body)
         except httpx.TimeoutException:
-            raise _Retryable("timed out") from None
+            raise Retryable("timed out", kind="timeout") from None
         except httpx.TransportError as e:
-            raise _Retryable(f"connection failed ({type(e).__name__})") from None
+            raise Retryable(f"connection failed ({type(e).__name__})", kind="connection") from None
         if resp.status_code in RETRY_STATUS:
-            ra = resp.headers.get("retry-after")
-            try:
-                ra_s = float(ra) if ra else None
-            except ValueError:
-                ra_s = None
-            raise _Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", ra_s)
+            raise Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", status=resp.status_code,
+                            retry_after=retry_after_seconds(resp.headers.get("retry-after")))
         if resp.status_code in (401, 403):
             raise _Fatal(f"HTTP {resp.status_code}: the server refused the request's credentials "
                          "(check OPENAI_API_KEY)", resp.status_code)
@@ -157,24 +144,12 @@ class OpenAIBackend(Backend):
         return data
 
     def _post(self, body: dict) -> dict:
-        """POST with retries on 429/5xx/timeouts (exponential backoff with jitter, Retry-After honoured)."""
-        import tenacity
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _Retryable) and exc.retry_after is not None:
-                return min(max(exc.retry_after, 0.0), self.max_backoff)
-            exp = self.backoff * 2 ** (state.attempt_number - 1)
-            return min(self.max_backoff, exp + random.uniform(0, self.backoff))
-
-        def count(_state):
+        """POST with retries on 429/5xx/timeouts (ranker.io.retry: exponential backoff, Retry-After honoured)."""
+        def count(_n, _e, _wait):
             with self._lock:
                 self._stats["retries"] += 1
 
-        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(_Retryable),
-                                     stop=tenacity.stop_after_attempt(self.retries + 1), wait=wait,
-                                     before_sleep=count, reraise=True)
-        return retrying(self._post_once, body)
+        return retry(lambda: self._post_once(body), self._retry, count)
 
     # ------------------------------------------------------------------ one request
     def _body(self, req: Request, score_probs: bool) -> dict:
@@ -201,8 +176,9 @@ class OpenAIBackend(Backend):
                 with self._lock:
                     self._relaxed = True
                 data = self._post(self._body(req, score_probs))
-        except _Retryable as e:
-            return Result(req.key, None, "error", error=f"{e} (after {self.retries + 1} attempts)"), None
+        except Retryable as e:
+            why = f"the server asks to wait {e.retry_after:.0f} s" if e.too_long else f"after {e.attempts} attempts"
+            return Result(req.key, None, "error", error=f"{e} ({why})"), None
         except _Fatal as e:
             if e.status in (401, 403):
                 self._refused = str(e)

@@ -59,7 +59,8 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
 
 
 class Progress:
-    """A progress bar on a terminal (stderr), silence elsewhere."""
+    """A progress bar on a terminal (stderr), silence elsewhere: a ranker.io.Progress callback. A stage of
+    unknown size (total None) shows a running count."""
 
     def __init__(self):
         self._bar = None
@@ -75,8 +76,8 @@ class Progress:
             self._bar.__enter__()
         return self
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self._bar is None:
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if self._bar is None or (total is None and done % 200):
             return
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=total)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, apply_offline, info, progress_enabled
+from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, apply_offline, info
 
 EXAMPLES = """
 Examples:
@@ -91,7 +91,7 @@ def fetch(
         papers = fetch_today(cats, ann, date, **common)
         source = rss_feed_url(cats)
 
-    with Store(cfgmod.db_path(db)) as store, _Counter() as progress:
+    with Store(cfgmod.db_path(db)) as store, Progress() as progress:
         res = ingest(papers, out, store=store, progress=progress)
 
     for note in report.notes():
@@ -105,32 +105,6 @@ def fetch(
                  f"wrote an empty {out}")
         return
     info(summary_line(res, report))
-
-
-class _Counter:
-    """A spinner with a running count on a terminal; nothing elsewhere."""
-
-    def __init__(self):
-        self._bar = None
-        self._task = None
-
-    def __enter__(self):
-        if progress_enabled():
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-            self._bar = Progress(SpinnerColumn(), TextColumn("reading papers: {task.completed}"),
-                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("read", total=None)
-        return self
-
-    def __call__(self, n: int) -> None:
-        if self._bar is not None and n % 200 == 0:
-            self._bar.update(self._task, completed=n)
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
 
 
 def register(app: typer.Typer) -> None:

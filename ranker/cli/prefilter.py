@@ -63,30 +63,17 @@ def prefilter(papers: PapersOpt,
 
 
 def _write_ranked(ranked, out: Path) -> None:
-    """One JSON line per row (Ranked.to_dict order: id, prefilter_score, kept, topic, paper fields), written to a
-    temporary file beside `out` and renamed, so an interrupted run leaves the old file whole."""
+    """One JSON line per row (Ranked.to_dict order: id, prefilter_score, kept, topic, paper fields), one row at
+    a time (a 30,000-paper day never sits in memory as one string), atomically; '-' writes to stdout."""
     import json
-    import os
     import sys
-    from ..errors import InputError
-    def lines():            # one row at a time: a 30,000-paper day never sits in memory as one string
-        for r in ranked:
-            yield json.dumps(r.to_dict(), ensure_ascii=False) + "\n"
+    from ..io import atomic_write
+    lines = (json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in ranked)
     if str(out) == "-":
-        sys.stdout.writelines(lines())
+        sys.stdout.writelines(lines)
         sys.stdout.flush()
         return
-    out = Path(out)
-    if out.is_dir():
-        raise InputError("is a directory; give a file name", where="--out")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines())
-        os.replace(tmp, out)
-    except OSError as e:
-        raise InputError(f"cannot write: {e.strerror}", where=str(out)) from None
+    atomic_write(out, lines)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
+from ..io import atomic_write
 from .metrics import compute_metrics
-from .readers import (PrefilterRow, ScoreRow, normalize_id, read_papers, read_prefilter, read_score_files,
+from .readers import (PrefilterRow, ScoreRow, read_papers, read_prefilter, read_score_files,
                       read_scores)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_papers",
-           "read_prefilter", "normalize_id", "summary_markdown", "render_html", "ScoreRow", "PrefilterRow"]
+           "read_prefilter", "summary_markdown", "render_html", "ScoreRow", "PrefilterRow"]
 
 MAX_WARNINGS_KEPT = 200
 
@@ -72,12 +73,6 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
         raise InputError(f"cannot create the output directory: {e.strerror or e}", where=f"--out {out}") from None
     if not out.is_dir():
         raise InputError("not a directory", where=f"--out {out}")
-    _write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    _write_atomic(out / "report.html", render_html(metrics, gpt, local))
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    atomic_write(out / "report.html", render_html(metrics, gpt, local))
     return metrics
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -16,7 +16,6 @@ Bad blocks and lines are skipped with a warning naming file:line; a missing file
 """
 from __future__ import annotations
 
-import glob as _glob
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import InputError, where
+from ..io import arxiv_id, expand_paths
 from ..records import Paper
 
 log = logging.getLogger("ranker.compare")
@@ -33,9 +33,6 @@ log = logging.getLogger("ranker.compare")
 Warn = Callable[[str], None]
 
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
-_VERSION_RE = re.compile(r"v\d+$")
-_ABS_RE = re.compile(r"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/", re.I)
-_GLOB_CHARS = set("*?[")
 
 # Markdown digest patterns (the seed's layout; tolerant of spacing and of a missing "N." number).
 _MD_HEADER = re.compile(r"^##\s+(?:\d+\.\s+)?\[(?P<title>.*)\]\((?P<url>[^)\s]+)\)")
@@ -74,18 +71,6 @@ def _default_warn(msg: str) -> None:
     log.warning(msg)
 
 
-def normalize_id(raw: Any) -> str:
-    """'arXiv:2506.16065v2', 'https://arxiv.org/abs/2506.16065v2' -> '2506.16065'."""
-    s = str(raw).strip()
-    s = _ABS_RE.sub("", s)
-    if s.lower().startswith("arxiv:"):
-        s = s[6:]
-    s = s.strip().strip("/")
-    if s.endswith(".pdf"):
-        s = s[:-4]
-    return _VERSION_RE.sub("", s)
-
-
 def _date_from_path(path: Path) -> str:
     found = _DATE_RE.findall(str(path))
     return found[-1] if found else ""
@@ -118,13 +103,17 @@ def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | N
     if not raw_id:
         warn(f"{src}: skipped: no arXiv id (expected ARXIVID or id)")
         return None
+    pid = arxiv_id(str(raw_id))
+    if pid is None:
+        warn(f"{src}: skipped: {str(raw_id)[:60]!r} is not an arXiv id")
+        return None
     rel, nov = _number(_ci_get(d, "relevance")), _number(_ci_get(d, "novelty"))
     if rel is None or nov is None:
         missing = [n for n, v in (("RELEVANCE", rel), ("NOVELTY", nov)) if v is None]
-        warn(f"{src}: skipped {normalize_id(raw_id)}: {' and '.join(missing)} missing or not a number")
+        warn(f"{src}: skipped {pid}: {' and '.join(missing)} missing or not a number")
         return None
     comment = d.get("COMMENT", d.get("Comment", ""))  # lowercase 'comment' is arXiv's own comment field
-    return ScoreRow(id=normalize_id(raw_id), relevance=rel, novelty=nov,
+    return ScoreRow(id=pid, relevance=rel, novelty=nov,
                     comment="" if comment is None else str(comment),
                     title=str(d.get("title") or d.get("TITLE") or ""),
                     date=str(d.get("date") or file_day or ""), source=src)
@@ -147,8 +136,7 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
             return
         src = where(path, b["line"])
         fields = b["fields"]
-        raw_id = fields.get("arxiv id") or (b["url"] if _ABS_RE.match(b["url"]) else "")
-        pid = normalize_id(raw_id) if raw_id else ""
+        pid = arxiv_id(fields.get("arxiv id") or b["url"])
         if not pid:
             warn(f"{src}: skipped paper block: no arXiv id (no **ArXiv ID:** line, no arxiv.org/abs link)")
             return
@@ -292,51 +280,11 @@ def sniff(path: Path, text: str | None = None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- paths
 
-def expand_paths(specs: str | Path | Iterable[str | Path], *, kinds: set[str], flag: str) -> list[Path]:
-    """Files named by specs (files, directories searched recursively, globs).
-
-    A file named directly is always returned (its content is checked later); files found in a directory
-    or by a glob are kept only when their sniffed kind is in `kinds`.
-    """
-    if isinstance(specs, (str, Path)):
-        specs = [specs]
-    out: list[Path] = []
-    for spec in specs:
-        p = Path(str(spec)).expanduser()
-        if p.is_file():
-            out.append(p)
-            continue
-        if p.is_dir():
-            found = [f for f in sorted(p.rglob("*"))
-                     if f.is_file() and f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds]
-            if not found:
-                raise InputError(f"no {' / '.join(sorted(kinds - {'empty'}))} file found in this directory",
-                                 where=f"{flag} {p}")
-            out.extend(found)
-            continue
-        if _GLOB_CHARS & set(str(spec)):
-            matches = [Path(m) for m in sorted(_glob.glob(str(p), recursive=True))]
-            files: list[Path] = []
-            for m in matches:
-                if m.is_dir():
-                    files.extend(f for f in sorted(m.rglob("*"))
-                                 if f.is_file() and f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds)
-                elif m.is_file() and sniff(m) in kinds:
-                    files.append(m)
-            if not files:
-                raise InputError("no matching file", where=f"{flag} {spec}")
-            out.extend(files)
-            continue
-        raise InputError("no such file or directory", where=f"{flag} {spec}")
-    # keep order, drop duplicates
-    seen: set[Path] = set()
-    uniq = []
-    for f in out:
-        r = f.resolve()
-        if r not in seen:
-            seen.add(r)
-            uniq.append(f)
-    return uniq
+def _files(specs, kinds: set[str], flag: str) -> list[Path]:
+    """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
+    what = " / ".join(sorted(kinds - {"empty"})) + " file"
+    return expand_paths(specs, keep=lambda f: f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds,
+                        what=what, key=flag)
 
 
 def _read_text(path: Path) -> str:
@@ -402,7 +350,7 @@ def read_score_files(specs: str | Path | Iterable[str | Path], *, flag: str = "-
                      warn: Warn | None = None) -> tuple[dict[str, ScoreRow], list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id."""
     warn = warn or _default_warn
-    files = expand_paths(specs, kinds={"markdown", "json", "jsonl", "empty"}, flag=flag)
+    files = _files(specs, kinds={"markdown", "json", "jsonl", "empty"}, flag=flag)
     out: dict[str, ScoreRow] = {}
     for f in files:
         for r in read_scores(f, warn=warn).values():
@@ -431,13 +379,13 @@ def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None =
                 ) -> tuple[dict[str, Paper], list[Path]]:
     """Papers JSONL (the listing.jsonl layout): the day's universe. Files, directories or globs."""
     warn = warn or _default_warn
-    files = expand_paths(specs, kinds={"papers", "prefilter"}, flag="--papers")
+    files = _files(specs, kinds={"papers", "prefilter"}, flag="--papers")
     out: dict[str, Paper] = {}
     for f in files:
         n = 0
         for src, d in _id_rows(f, warn, "not a paper (no 'id')"):
             d = dict(d)
-            d["id"] = normalize_id(d["id"])
+            d["id"] = arxiv_id(str(d["id"])) or str(d["id"])
             if not d.get("date"):
                 d["date"] = _date_from_path(f)
             try:
@@ -456,7 +404,7 @@ def read_prefilter(specs: str | Path | Iterable[str | Path], *, warn: Warn | Non
                    ) -> tuple[dict[str, PrefilterRow], list[Path]]:
     """`ranker prefilter` output: JSONL rows with id, prefilter_score, kept."""
     warn = warn or _default_warn
-    files = expand_paths(specs, kinds={"prefilter"}, flag="--prefilter")
+    files = _files(specs, kinds={"prefilter"}, flag="--prefilter")
     out: dict[str, PrefilterRow] = {}
     for f in files:
         day = _date_from_path(f)
@@ -466,7 +414,7 @@ def read_prefilter(specs: str | Path | Iterable[str | Path], *, warn: Warn | Non
             if score is None:
                 warn(f"{src}: skipped {d['id']}: prefilter_score missing or not a number")
                 continue
-            pid = normalize_id(d["id"])
+            pid = arxiv_id(str(d["id"])) or str(d["id"])
             out.setdefault(pid, PrefilterRow(id=pid, score=score, kept=bool(d.get("kept", False)),
                                              date=str(d.get("date") or day or "")))
             n += 1

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..io import atomic_write
 from ..records import Paper
 from .embed import paper_text
 from .metrics import day_metrics
@@ -95,14 +96,7 @@ class Calibration:
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        if path.is_dir():
-            raise InputError("is a directory; give a file name", where=str(path))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        d = {"format": FORMAT, "version": VERSION, **asdict(self)}
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(d), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)}))
 
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":

@@ -17,16 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import arxiv_id
 from ..records import Paper
 from ..sources import read_papers
 
-_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
 _MD_ID = re.compile(r"\*\*\s*ArXiv\s+ID\s*:?\s*\*\*\s*:?\s*(?:arXiv:)?(\S+)", re.I)
-
-
-def _clean_id(raw: str) -> str | None:
-    m = _ID.search(str(raw).strip())
-    return m.group(1) if m else None
 
 
 @dataclass
@@ -59,7 +54,7 @@ def picks_from_jsonl(path: Path) -> list[str]:
             except json.JSONDecodeError as e:
                 raise InputError(f"not valid JSON ({e.msg})", where=f"{path}:{lineno}") from None
             raw = d.get("id") or d.get("ARXIVID") or d.get("arxiv_id") if isinstance(d, dict) else None
-            pid = _clean_id(raw) if raw else None
+            pid = arxiv_id(raw) if raw else None
             if pid is None:
                 raise InputError("a GPT score line without an arXiv id ('id' or 'ARXIVID')",
                                  where=f"{path}:{lineno}")
@@ -78,7 +73,7 @@ def picks_from_json(path: Path) -> list[str]:
         raw = key if isinstance(key, str) else None
         if isinstance(val, dict):
             raw = val.get("ARXIVID") or val.get("arxiv_id") or val.get("id") or raw
-        pid = _clean_id(raw) if raw else None
+        pid = arxiv_id(raw) if raw else None
         if pid is None:
             raise InputError(f"entry {key!r} has no arXiv id", where=str(path))
         out.append(pid)
@@ -90,7 +85,7 @@ def picks_from_json(path: Path) -> list[str]:
 def picks_from_markdown(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8", errors="replace")
     # The seed's file ends with the prompt; only the digest part above it holds papers.
-    out = [pid for pid in (_clean_id(m.group(1)) for m in _MD_ID.finditer(text)) if pid]
+    out = [pid for pid in (arxiv_id(m.group(1)) for m in _MD_ID.finditer(text)) if pid]
     return list(dict.fromkeys(out))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from .. import config
 from ..errors import InputError, MissingDependency
+from ..io import atomic_write
 from .embed import QUERY_PREFIX, Embedder, slug
 
 if TYPE_CHECKING:
@@ -117,14 +117,8 @@ class CorpusIndex:
 
     def save(self) -> None:
         faiss = _faiss()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp_index = self.index_path.with_suffix(".index.tmp")
-        tmp_ids = self.ids_path.with_suffix(".json.tmp")
-        faiss.write_index(self.index, str(tmp_index))
-        tmp_ids.write_text(json.dumps({"embedder": self.embedder, "ids": self.ids, "hashes": self.hashes}),
-                           encoding="utf-8")
-        os.replace(tmp_index, self.index_path)
-        os.replace(tmp_ids, self.ids_path)
+        atomic_write(self.index_path, faiss.serialize_index(self.index).tobytes())
+        atomic_write(self.ids_path, json.dumps({"embedder": self.embedder, "ids": self.ids, "hashes": self.hashes}))
 
     # ------------------------------------------------------------------ keeping up with the store
     def sync(self, store: "Store", *, save: bool = True) -> "CorpusIndex":

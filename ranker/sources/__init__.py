@@ -25,11 +25,11 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from ..errors import FetchError, InputError
+from ..io import atomic_write, parse_arxiv_id
 from ..records import Paper
 from .common import (ANNOUNCE_TYPES, ReadReport, check_day, parse_list, per_category, relative_announce,
                      stronger)
@@ -249,40 +249,15 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
 
 
 def write_papers(papers: Iterable[Paper], path: str | os.PathLike) -> int:
-    """Write papers as JSON lines, atomically: a temporary file in the same folder, then a rename, so a
-    reader never sees half a file and an interrupted write leaves the old file. '-' writes to stdout."""
-    if str(path) == "-":
-        n = 0
-        for p in papers:
-            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-            n += 1
-        sys.stdout.flush()
-        return n
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise InputError(f"cannot write ({e.strerror or e})", where=str(path)) from None
-    n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for p in papers:
-                f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-                n += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise InputError(f"cannot write ({e.strerror or e})", where=str(path)) from None
-        raise
-    return n
+    """Write papers as JSON lines, atomically (ranker.io.atomic_write): a reader never sees half a file and
+    an interrupted write leaves the old file. Returns the number written."""
+    return atomic_write(path, paper_lines(papers))
+
+
+def paper_lines(papers: Iterable[Paper]) -> Iterator[str]:
+    """One JSON line per paper, the papers JSONL layout (listing.jsonl)."""
+    for p in papers:
+        yield json.dumps(p.to_dict(), ensure_ascii=False) + "\n"
 
 
 # --------------------------------------------------------------------------- online
@@ -338,7 +313,6 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
     type (new / cross) of the papers that are in them."""
     import arxiv
 
-    from .common import split_id
     from .net import api_client
     report = report if report is not None else ReadReport(source="arXiv API")
     report.source = report.source or "arXiv API"
@@ -347,7 +321,7 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
         raw = raw.strip()
         if not raw:
             continue
-        parsed = split_id(raw)
+        parsed = parse_arxiv_id(raw)
         if parsed is None:
             raise InputError(f"{raw!r} is not an arXiv id like 2411.17700", where="--ids")
         if parsed[0] not in wanted:

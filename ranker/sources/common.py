@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..errors import InputError
+from ..io import parse_arxiv_id
 from ..records import Paper
 
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
@@ -25,10 +26,6 @@ TITLE_CAP = 1_000
 MAX_AUTHORS = 5_000       # physics collaborations list ~3,000 names
 MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
 
-_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(?:v(\d+))?$")
-_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Za-z\-]{2,})?/\d{7})(?:v(\d+))?$")
-_ID_PREFIXES = ("oai:arxiv.org:", "arxiv:", "https://arxiv.org/abs/", "http://arxiv.org/abs/",
-                "https://export.arxiv.org/abs/", "http://export.arxiv.org/abs/")
 _CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
 _ABSTRACT_LABEL = re.compile(r"^\s*abstract\s*[:.]\s*", re.IGNORECASE)
 _MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
@@ -184,23 +181,6 @@ def clean_authors(value: Any) -> list[str]:
     return []
 
 
-def split_id(raw: Any) -> tuple[str, int | None] | None:
-    """'oai:arXiv.org:2411.17700v1' / 'http://arxiv.org/abs/2411.17700v1' / 'arXiv:2411.17700' ->
-    ('2411.17700', 1). None when it is not an arXiv id."""
-    if not isinstance(raw, str):
-        return None
-    s = raw.strip()
-    low = s.lower()
-    for p in _ID_PREFIXES:
-        if low.startswith(p):
-            s = s[len(p):]
-            break
-    m = _NEW_ID.match(s) or _OLD_ID.match(s)
-    if not m:
-        return None
-    return m.group(1), (int(m.group(2)) if m.group(2) else None)
-
-
 def valid_category(cat: str) -> bool:
     return bool(_CATEGORY.match(cat))
 
@@ -258,7 +238,7 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
                announce_type: str | None = None, version: int | None = None,
                extra: dict[str, Any] | None = None) -> Paper | None:
     """Build a normalised Paper, or count a skip (returns None) when the record has no usable id or title."""
-    parsed = split_id(raw_id)
+    parsed = parse_arxiv_id(raw_id)
     if parsed is None:
         shown = raw_id if isinstance(raw_id, str) else type(raw_id).__name__
         report.warn("skipped", where, f"no valid arXiv id ({str(shown)[:60]!r}); skipped")

@@ -14,18 +14,13 @@ Offline mode (--offline / RANKER_OFFLINE=1) refuses any URL whose host is not lo
 """
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Callable
-from urllib.parse import urlparse
 
 from .. import __version__
 from .. import config
 from ..errors import FetchError
-
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+from ..io import RETRY_STATUS, RetryPolicy, Retryable, is_loopback_url, retry, retry_after_seconds, url_host
 USER_AGENT = f"ranker/{__version__} (local arXiv ranker; polite: >=3 s between API requests)"
 
 Notify = Callable[[str], None]
@@ -54,102 +49,71 @@ class NetPolicy:
             p.timeout = 0.001
         return p
 
-    def wait(self, attempt: int) -> float:
-        """Backoff before retry number `attempt` (0-based), with a little jitter."""
-        return min(self.max_wait, self.backoff * (2 ** attempt)) * random.uniform(0.8, 1.0)
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(retries=self.retries, backoff=self.backoff, max_wait=self.max_wait)
 
 
 # --------------------------------------------------------------------------- offline
-def is_loopback_url(url: str) -> bool:
-    from ..netguard import is_loopback_host
-    try:
-        host = urlparse(url).hostname or ""
-    except ValueError:
-        return False
-    return is_loopback_host(host)
-
-
 def check_allowed(url: str, offline: bool | None = None) -> None:
     """Raise FetchError for a non-loopback URL in offline mode (the flag, or RANKER_OFFLINE=1)."""
     offline = config.offline() if offline is None else (offline or config.offline())
     if offline and not is_loopback_url(url):
-        raise FetchError(f"offline mode (--offline / RANKER_OFFLINE=1): will not connect to {_host(url)}; "
+        raise FetchError(f"offline mode (--offline / RANKER_OFFLINE=1): will not connect to {url_host(url)}; "
                          "read a saved file with --from FILE instead", where=url)
 
 
-def _host(url: str) -> str:
-    try:
-        p = urlparse(url)
-        return f"{p.hostname}:{p.port}" if p.port else str(p.hostname)
-    except ValueError:
-        return url
-
-
 # --------------------------------------------------------------------------- retries
-def retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (a number or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _make_adapter(policy: NetPolicy, notify: Notify | None):
     import requests
     from requests.adapters import HTTPAdapter
 
     class PoliteAdapter(HTTPAdapter):
-        """An HTTPAdapter that retries by itself, with backoff, a default timeout and Retry-After."""
+        """An HTTPAdapter that retries by itself (ranker.io.retry): backoff, a default timeout, Retry-After."""
 
         def send(self, request, **kwargs):
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = policy.timeout
-            url = request.url
-            for attempt in range(policy.retries + 1):
-                last = attempt == policy.retries
+            url, host = request.url, url_host(request.url)
+
+            def attempt():
                 try:
-                    resp = super().send(request, **kwargs)
+                    resp = super(PoliteAdapter, self).send(request, **kwargs)
                 except requests.exceptions.Timeout:
-                    if last:
-                        raise FetchError(f"no answer from {_host(url)} within {policy.timeout:g} s "
-                                         f"({attempt + 1} tries); the server may be down, try again later",
-                                         where=url) from None
-                    why, wait = f"no answer within {policy.timeout:g} s", policy.wait(attempt)
+                    raise Retryable(f"no answer within {policy.timeout:g} s", kind="timeout") from None
                 except requests.exceptions.ConnectionError as e:
-                    if last:
-                        raise FetchError(f"cannot connect to {_host(url)} ({_reason(e)}) after {attempt + 1} "
-                                         "tries; check the network or try again later", where=url) from None
-                    why, wait = f"connection failed ({_reason(e)})", policy.wait(attempt)
-                else:
-                    if resp.status_code not in RETRY_STATUS:
-                        return resp
-                    asked = retry_after(resp.headers.get("Retry-After"))
+                    raise Retryable(_reason(e), kind="connection") from None
+                if resp.status_code in RETRY_STATUS:
                     resp.close()
-                    if asked is not None and asked > policy.max_wait:
-                        raise FetchError(f"{_host(url)} answered HTTP {resp.status_code} and asks us to wait "
-                                         f"{asked:.0f} s; try again later", where=url)
-                    if last:
-                        raise FetchError(f"{_host(url)} answered HTTP {resp.status_code} to all {attempt + 1} "
-                                         "tries (arXiv overloaded or rate limiting); try again later", where=url)
-                    why = f"HTTP {resp.status_code}"
-                    wait = max(asked, policy.wait(attempt)) if asked is not None else policy.wait(attempt)
-                    wait = min(wait, policy.max_wait)
+                    raise Retryable(f"HTTP {resp.status_code}", status=resp.status_code,
+                                    retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+                return resp
+
+            def retrying(n: int, e: Retryable, wait: float) -> None:
                 if notify:
-                    notify(f"{_host(url)}: {why}; retry {attempt + 1}/{policy.retries} in {wait:.1f} s")
-                time.sleep(wait)
-            raise AssertionError("unreachable")
+                    why = f"connection failed ({e.reason})" if e.kind == "connection" else e.reason
+                    notify(f"{host}: {why}; retry {n}/{policy.retries} in {wait:.1f} s")
+
+            try:
+                return retry(attempt, policy.retry, retrying)
+            except Retryable as e:
+                raise _gave_up(e, url, host, policy) from None
 
     return PoliteAdapter()
+
+
+def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError:
+    if e.too_long:
+        return FetchError(f"{host} answered HTTP {e.status} and asks us to wait {e.retry_after:.0f} s; "
+                          "try again later", where=url)
+    if e.kind == "timeout":
+        return FetchError(f"no answer from {host} within {policy.timeout:g} s ({e.attempts} tries); the server "
+                          "may be down, try again later", where=url)
+    if e.kind == "connection":
+        return FetchError(f"cannot connect to {host} ({e.reason}) after {e.attempts} tries; check the network "
+                          "or try again later", where=url)
+    return FetchError(f"{host} answered HTTP {e.status} to all {e.attempts} tries (arXiv overloaded or rate "
+                      "limiting); try again later", where=url)
 
 
 def _reason(e: Exception) -> str:

@@ -1,0 +1,322 @@
+"""The few helpers every layer shares, each written once:
+
+  atomic_file / atomic_write   write a file so a reader sees the old one or the whole new one, never half
+  parse_arxiv_id / arxiv_id    an arXiv id in any of the forms arXiv and digests write it
+  same_paper_id                an exact id, optionally with a version suffix (for validating model answers)
+  retry                        exponential backoff that honours Retry-After, for every network client
+  is_loopback_host / _url      what offline mode still allows
+  expand_paths                 files named by paths, folders (searched recursively) and globs
+  Warn, Progress               the one signature of every warning and progress callback
+"""
+from __future__ import annotations
+
+import glob
+import ipaddress
+import os
+import random
+import re
+import secrets
+import stat
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator, TypeVar
+from urllib.parse import urlparse
+
+from .errors import InputError
+
+# A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
+Warn = Callable[[str], None]
+# (stage, done, total): how far a long step is; total None when unknown.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def ignore_warning(_msg: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- atomic writes
+def _cannot_write(path, e: OSError) -> InputError:
+    return InputError(f"cannot write: {e.strerror or e}", where=str(path))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+    """Yield a file to write `path` with; it takes its place only when the block ends without error.
+
+    A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
+    it, so a reader (or a killed run) sees the old file or the whole new one. A symlink is followed (the link
+    stays, its target is replaced); a character or block device, a FIFO or a socket (/dev/null, /dev/stdout)
+    is written in place, never replaced. A directory is an InputError; so is any OSError (a full disk, a
+    read-only file system), naming the path, and the temporary file is removed whatever went wrong."""
+    if mode not in ("w", "wb"):
+        raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
+    given = Path(path)
+    target = given
+    try:
+        st = os.stat(given)                          # follows links
+    except FileNotFoundError:
+        st = None
+        if given.is_symlink():                       # a dangling link: create its target
+            target = Path(os.path.realpath(given))
+    except OSError as e:
+        raise _cannot_write(given, e) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError("is a directory; give a file name", where=str(given))
+        if not stat.S_ISREG(st.st_mode):
+            yield from _write_in_place(given, mode, encoding)
+            return
+        if given.is_symlink():
+            target = Path(os.path.realpath(given))
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
+                break
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise _cannot_write(given, e) from None
+    try:
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))       # a rewritten file keeps its permissions
+        with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise _cannot_write(given, e) from None
+        raise
+    _fsync_dir(folder)
+
+
+def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:
+    try:
+        with open(path, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | Iterable[bytes]) -> int:
+    """Write text, bytes or an iterable of text or byte chunks (lines) to `path` through atomic_file.
+    An iterable is consumed as it is written, so it may be a generator of any size. Returns the chunks
+    written (1 for a str or bytes)."""
+    if isinstance(data, (str, bytes, bytearray)):
+        with atomic_file(path, "w" if isinstance(data, str) else "wb") as f:
+            f.write(data)
+        return 1
+    n = 0
+    with atomic_file(path, "wb") as f:
+        for chunk in data:
+            f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- arXiv ids
+_NEW_ID = r"\d{4}\.\d{4,5}"                                  # 2506.16065
+_OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Za-z\-]{2,})?/\d{7}"         # cs/0501001, math.GT/0309136
+_ID = re.compile(rf"^({_NEW_ID}|{_OLD_ID})(?:v(\d+))?$")
+_ID_PREFIX = re.compile(r"^(?:oai:arxiv\.org:|arxiv:|(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
+                        re.IGNORECASE)
+
+
+def parse_arxiv_id(raw: object) -> tuple[str, int | None] | None:
+    """(id without version, version or None) from '2506.16065', '2506.16065v2', 'arXiv:2506.16065',
+    'oai:arXiv.org:2506.16065v1', 'cs/0501001', 'https://arxiv.org/abs/2506.16065v2' or
+    'https://arxiv.org/pdf/2506.16065v2.pdf'; None when it is not an arXiv id."""
+    if not isinstance(raw, str):
+        return None
+    s = _ID_PREFIX.sub("", raw.strip(), count=1).strip().rstrip("/")
+    if s.lower().endswith(".pdf"):
+        s = s[:-4]
+    m = _ID.match(s)
+    if not m:
+        return None
+    return m.group(1), (int(m.group(2)) if m.group(2) else None)
+
+
+def arxiv_id(raw: object) -> str | None:
+    """The id without version (see parse_arxiv_id), or None."""
+    parsed = parse_arxiv_id(raw)
+    return parsed[0] if parsed else None
+
+
+def same_paper_id(answer: object, expected: str) -> bool:
+    """True when `answer` is exactly `expected`, or `expected` followed by a version suffix vN (nothing else:
+    '2506.16065vEVIL' is not 2506.16065)."""
+    return isinstance(answer, str) and re.fullmatch(re.escape(expected) + r"(?:v\d+)?", answer.strip()) is not None
+
+
+# --------------------------------------------------------------------------- retries
+# Answers worth asking again: timeouts, conflicts, rate limits and a server's passing trouble.
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class Retryable(Exception):
+    """Raised by the call that `retry` repeats: this attempt failed in a way another attempt may not."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, status: int | None = None,
+                 kind: str = "status"):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after        # seconds the server asked for (Retry-After), if it did
+        self.status = status                  # the HTTP status, for kind "status"
+        self.kind = kind                      # "status", "timeout" or "connection"
+        self.attempts = 0                     # set when retry gives up: how many attempts were made
+        self.too_long = False                 # set when retry gives up because the server asked for too long
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 5            # attempts after the first
+    backoff: float = 2.0        # seconds before the first retry; doubled each time, with a little jitter
+    max_wait: float = 120.0     # the longest single wait; a server asking for longer ends the retries at once
+
+    def wait(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before retry number `attempt` (0-based): the backoff, or what the server asked if longer."""
+        backoff = min(self.max_wait, self.backoff * (2 ** attempt)) * random.uniform(0.8, 1.0)
+        return backoff if retry_after is None else min(self.max_wait, max(retry_after, backoff))
+
+
+T = TypeVar("T")
+
+
+def retry(call: Callable[[], T], policy: RetryPolicy,
+          on_retry: Callable[[int, Retryable, float], None] | None = None) -> T:
+    """Call `call` until it returns; each Retryable it raises is retried after policy.wait(), at most
+    policy.retries times. on_retry(attempt, error, wait) hears of each retry before its wait. When the
+    retries are spent, or a server's Retry-After exceeds policy.max_wait, the last Retryable is raised with
+    `attempts` (and `too_long`) set."""
+    for attempt in range(policy.retries + 1):
+        try:
+            return call()
+        except Retryable as e:
+            e.attempts = attempt + 1
+            if e.retry_after is not None and e.retry_after > policy.max_wait:
+                e.too_long = True
+                raise
+            if attempt == policy.retries:
+                raise
+            wait = policy.wait(attempt, e.retry_after)
+            if on_retry is not None:
+                on_retry(attempt + 1, e, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP Retry-After header as seconds (a number or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# --------------------------------------------------------------------------- loopback
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 and ::1 (and '' for a unix socket's empty host)."""
+    if host in ("localhost", "localhost.localdomain", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    try:
+        host = urlparse(url).hostname or ""
+    except ValueError:
+        return False
+    return is_loopback_host(host)
+
+
+def url_host(url: str) -> str:
+    """'host:port' (or 'host') of a URL, for messages."""
+    try:
+        p = urlparse(url)
+        return f"{p.hostname}:{p.port}" if p.port else str(p.hostname)
+    except ValueError:
+        return url
+
+
+# --------------------------------------------------------------------------- naming files
+_GLOB_CHARS = set("*?[")
+
+
+def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],
+                 what: str, key: str | None = None) -> list[Path]:
+    """The files named by `specs`: a file named directly is always taken (its content is checked by the
+    reader); folders (searched recursively) and globs give the files for which keep(file) is true.
+    Duplicates are dropped, order kept. A spec that names nothing is an InputError carrying `key`."""
+    if isinstance(specs, (str, os.PathLike)):
+        specs = [specs]
+    out: list[Path] = []
+
+    def walk(folder: Path) -> list[Path]:
+        return [f for f in sorted(folder.rglob("*")) if f.is_file() and keep(f)]
+
+    for spec in specs:
+        p = Path(str(spec)).expanduser()
+        if p.is_file():
+            out.append(p)
+        elif p.is_dir():
+            found = walk(p)
+            if not found:
+                raise InputError(f"no {what} found in this directory", where=str(p), key=key)
+            out.extend(found)
+        elif _GLOB_CHARS & set(str(spec)):
+            files: list[Path] = []
+            for m in map(Path, sorted(glob.glob(str(p), recursive=True))):
+                files.extend(walk(m) if m.is_dir() else [m] if m.is_file() and keep(m) else [])
+            if not files:
+                raise InputError("no matching file", where=str(spec), key=key)
+            out.extend(files)
+        else:
+            raise InputError("no such file or directory", where=str(spec), key=key)
+    seen: set[Path] = set()
+    unique = []
+    for f in out:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(f)
+    return unique

@@ -1,0 +1,233 @@
+"""The shared helpers of ranker.io: atomic writes (full disk, special files, links), arXiv ids, retry."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ranker.errors import InputError
+from ranker.io import (RetryPolicy, Retryable, arxiv_id, atomic_write, expand_paths, is_loopback_host,
+                       is_loopback_url, parse_arxiv_id, retry, retry_after_seconds, same_paper_id)
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_text_bytes_and_lines_replace_the_file_whole(tmp_path):
+    f = tmp_path / "sub" / "a.txt"
+    atomic_write(f, "one\n")
+    assert f.read_text() == "one\n"
+    assert atomic_write(f, (f"{i}\n" for i in range(3))) == 3
+    assert f.read_text() == "0\n1\n2\n"
+    atomic_write(f, b"\x00\x01")
+    assert f.read_bytes() == b"\x00\x01"
+    assert leftovers(f.parent) == []
+
+
+def test_a_failing_producer_leaves_the_old_file_and_no_temporary(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_text("old\n")
+
+    def lines():
+        yield "new 1\n"
+        raise InputError("the reader broke", where="feed.xml:3")
+
+    with pytest.raises(InputError, match="feed.xml:3"):
+        atomic_write(f, lines())
+    assert f.read_text() == "old\n" and leftovers(tmp_path) == []
+
+
+def test_a_rewritten_file_keeps_its_permissions(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("x")
+    os.chmod(f, 0o640)
+    atomic_write(f, "y")
+    assert stat.S_IMODE(f.stat().st_mode) == 0o640
+    new = tmp_path / "b.txt"
+    atomic_write(new, "z")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask      # not mkstemp's 0600
+
+
+@pytest.fixture
+def full_dir(tmp_path, monkeypatch):
+    """A folder on a 64 KiB tmpfs (a real full disk) where mounting is permitted; elsewhere a folder whose
+    writes fail with ENOSPC at fsync, as the kernel reports a full disk."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        def full(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(os, "fsync", full)
+    try:
+        yield d
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(d)], check=True)
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing_behind(full_dir):
+    f = full_dir / "2025-05-15-output.md"
+    with pytest.raises(InputError) as e:
+        atomic_write(f, ("x" * 1000 + "\n" for _ in range(200)))        # 200 KB into 64 KiB
+    msg = str(e.value)
+    assert msg.startswith(f"{f}: cannot write") and "No space left on device" in msg and "\n" not in msg
+    assert list(full_dir.iterdir()) == []                                # no .part / .tmp left
+
+
+def test_a_read_only_folder_names_the_file(tmp_path):
+    if os.geteuid() == 0:      # root writes anyway: use a read-only bind of the folder
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(ro)]).returncode != 0:
+            pytest.fail("cannot mount a read-only tmpfs as root")
+        try:
+            with pytest.raises(InputError, match=rf"^{ro / 'a.txt'}: cannot write: Read-only file system$"):
+                atomic_write(ro / "a.txt", "x")
+        finally:
+            subprocess.run(["umount", str(ro)], check=True)
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        os.chmod(ro, 0o500)
+        with pytest.raises(InputError, match=rf"^{ro / 'a.txt'}: cannot write: Permission denied$"):
+            atomic_write(ro / "a.txt", "x")
+
+
+def test_a_directory_is_a_clean_error(tmp_path):
+    with pytest.raises(InputError, match=rf"^{tmp_path}: is a directory; give a file name$"):
+        atomic_write(tmp_path, "x")
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path):
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    atomic_write(link, "new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "made.txt")
+    atomic_write(dangling, "made\n")
+    assert dangling.is_symlink() and (tmp_path / "made.txt").read_text() == "made\n"
+
+
+def test_dev_null_stays_a_character_device():
+    before = os.stat("/dev/null")
+    try:
+        atomic_write("/dev/null", ("line\n" for _ in range(3)))
+        atomic_write("/dev/null", "text")
+        after = os.stat("/dev/null")
+        assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    finally:
+        _repair_dev_null(before)
+
+
+def _repair_dev_null(before) -> None:
+    """Should a broken implementation have replaced /dev/null (as root), put the device back."""
+    st = os.lstat("/dev/null")
+    if not stat.S_ISCHR(st.st_mode) and os.geteuid() == 0:
+        os.unlink("/dev/null")
+        os.mknod("/dev/null", stat.S_IFCHR | 0o666, before.st_rdev)
+        os.chmod("/dev/null", 0o666)
+
+
+def test_a_fifo_is_written_through(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    atomic_write(fifo, ["a\n", "b\n"])
+    reader.join(5)
+    assert got == ["a\nb\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+# --------------------------------------------------------------------------- arXiv ids
+@pytest.mark.parametrize("raw,want", [
+    ("2506.16065", ("2506.16065", None)), ("2506.16065v2", ("2506.16065", 2)),
+    ("arXiv:2506.16065", ("2506.16065", None)), (" 2506.16065 ", ("2506.16065", None)),
+    ("oai:arXiv.org:2411.17700v3", ("2411.17700", 3)), ("cs/0501001", ("cs/0501001", None)),
+    ("math.GT/0309136v1", ("math.GT/0309136", 1)), ("http://arxiv.org/abs/hep-th/9901001v2", ("hep-th/9901001", 2)),
+    ("https://arxiv.org/abs/2506.16065v1", ("2506.16065", 1)), ("https://www.arxiv.org/pdf/2506.16065v2.pdf",
+                                                                ("2506.16065", 2)),
+    ("https://export.arxiv.org/abs/0704.0001", ("0704.0001", None)),
+])
+def test_arxiv_ids_in_every_form(raw, want):
+    assert parse_arxiv_id(raw) == want and arxiv_id(raw) == want[0]
+
+
+@pytest.mark.parametrize("raw", ["2411.177", "2506.16065vEVIL", "not an id", "", None, 2506.16065,
+                                 "https://example.org/abs/2506.16065"])
+def test_what_is_not_an_arxiv_id(raw):
+    assert parse_arxiv_id(raw) is None
+
+
+def test_an_answers_id_may_only_add_a_version():
+    assert same_paper_id("2506.16065", "2506.16065") and same_paper_id("2506.16065v3", "2506.16065")
+    assert not same_paper_id("2506.16065vEVIL", "2506.16065")
+    assert not same_paper_id("2506.160651", "2506.16065") and not same_paper_id("2506.16065 v2", "2506.16065")
+    assert same_paper_id("solv-int/9901001v2", "solv-int/9901001") and not same_paper_id(None, "x")
+
+
+# --------------------------------------------------------------------------- retry
+def test_retry_backs_off_then_gives_up_with_the_count():
+    calls, heard = [], []
+
+    def flaky():
+        calls.append(time.monotonic())
+        raise Retryable("HTTP 503", status=503)
+
+    with pytest.raises(Retryable) as e:
+        retry(flaky, RetryPolicy(retries=2, backoff=0.01, max_wait=1), lambda n, err, w: heard.append((n, w)))
+    assert e.value.attempts == 3 and not e.value.too_long and len(calls) == 3
+    assert [n for n, _ in heard] == [1, 2] and all(0 < w <= 0.04 for _, w in heard)
+
+
+def test_retry_honours_retry_after_and_refuses_a_long_one():
+    n = []
+
+    def once_429():
+        n.append(1)
+        if len(n) == 1:
+            raise Retryable("HTTP 429", status=429, retry_after=0.2)
+        return "ok"
+
+    t0 = time.monotonic()
+    assert retry(once_429, RetryPolicy(retries=3, backoff=0.01, max_wait=5)) == "ok"
+    assert time.monotonic() - t0 >= 0.19
+    with pytest.raises(Retryable) as e:
+        retry(lambda: (_ for _ in ()).throw(Retryable("HTTP 429", retry_after=3600)), RetryPolicy(max_wait=10))
+    assert e.value.too_long and e.value.attempts == 1
+    assert retry_after_seconds("2") == 2.0 and retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None and retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_loopback():
+    assert is_loopback_host("127.0.0.1") and is_loopback_host("127.8.0.1") and is_loopback_host("::1")
+    assert is_loopback_host("localhost") and not is_loopback_host("10.0.0.1")
+    assert is_loopback_url("http://127.0.0.1:8000/v1") and not is_loopback_url("https://api.openai.com/v1")
+
+
+# --------------------------------------------------------------------------- naming files
+def test_expand_paths(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("a/x.jsonl", "a/y.md", "z.jsonl"):
+        (tmp_path / name).write_text("{}")
+    keep = lambda p: p.suffix == ".jsonl"      # noqa: E731
+    assert expand_paths(tmp_path / "a", keep=keep, what="jsonl") == [tmp_path / "a" / "x.jsonl"]
+    assert [p.name for p in expand_paths(str(tmp_path / "*"), keep=keep, what="jsonl")] == ["x.jsonl", "z.jsonl"]
+    assert expand_paths([tmp_path / "a/y.md", tmp_path / "a/y.md"], keep=keep, what="x") == [tmp_path / "a/y.md"]
+    with pytest.raises(InputError) as e:
+        expand_paths(tmp_path / "nope", keep=keep, what="x", key="gpt")
+    assert e.value.key == "gpt" and str(e.value) == f"gpt {tmp_path / 'nope'}: no such file or directory"
