@@ -5,10 +5,19 @@ An error carries what is at fault so the CLI can name it the way the user gave i
   key    a setting or parameter: a config key such as "prefilter.keep", or a parameter name such as "date".
          The library never names a command-line flag; the CLI words a key as the flag, the environment
          variable or the ranker.toml entry the value came from.
+A message may mention another setting as {key:prefilter.max_tokens} (advice: "use ... or calibrate again"):
+str() shows the key, the CLI the flag that sets it.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
+
+_MENTION = re.compile(r"\{key:([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def _same(key: str) -> str:
+    return key
 
 
 class RankerError(Exception):
@@ -20,10 +29,12 @@ class RankerError(Exception):
         self.key = key
         super().__init__(self.render())
 
-    def render(self, name_key: Callable[[str], str] = lambda key: key) -> str:
-        """One line: '<key as named> <where>: <message>' (the parts that are known)."""
+    def render(self, name_key: Callable[[str], str] = _same, name_mention: Callable[[str], str] = _same) -> str:
+        """One line: '<key as named> <where>: <message>' (the parts that are known), the settings the message
+        mentions named by name_mention."""
         label = " ".join(x for x in ((name_key(self.key) if self.key else ""), self.where or "") if x)
-        return f"{label}: {self.message}" if label else self.message
+        message = _MENTION.sub(lambda m: name_mention(m.group(1)), self.message)
+        return f"{label}: {message}" if label else message
 
     def __str__(self) -> str:
         return self.render()

@@ -140,6 +140,22 @@ def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | It
     return n
 
 
+def read_text(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError,
+              errors: str = "strict") -> str:
+    """A UTF-8 text file, or an `error` (InputError or a subclass) naming the path: not found, a directory,
+    unreadable, not UTF-8 (unless errors="replace")."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors=errors)
+    except FileNotFoundError:
+        raise error(f"{what} not found", where=str(path)) from None
+    except IsADirectoryError:
+        raise error(f"is a directory, not a {what}", where=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise error(f"not UTF-8 text (byte {e.start})", where=str(path)) from None
+    except OSError as e:
+        raise error(f"cannot read: {e.strerror or e}", where=str(path)) from None
+
+
 # --------------------------------------------------------------------------- arXiv ids
 _NEW_ID = r"\d{4}\.\d{4,5}"                                  # 2506.16065
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Za-z\-]{2,})?/\d{7}"         # cs/0501001, math.GT/0309136

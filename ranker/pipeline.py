@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .config import Config
+from .settings import Settings
 from .io import atomic_write
 from .digest import TokenCost, render_json, render_markdown, select
 from .prompts import load_prompts
@@ -52,7 +52,7 @@ def _costs(model: str, usage) -> tuple[float, float]:
     return usage.prompt_tokens * p.prompt / 1e6, usage.completion_tokens * p.completion / 1e6
 
 
-def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Store, backend=None,
+def run_day(papers: list[Paper], out_dir: str | Path, cfg: Settings, *, store: Store, backend=None,
             log: Callable[[str], None] = lambda m: None,
             progress: Callable[[str, int, int], None] | None = None) -> DayResult:
     """The whole daily job on `papers`. `backend` defaults to the one the config names."""
@@ -62,9 +62,9 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
     day = announcement_day(papers)
     prompts = load_prompts(cfg.scoring.prompts)
     sc, pf, dg = cfg.scoring, cfg.prefilter, cfg.digest
-    opts = ScoreOptions.from_config(sc)
+    opts = ScoreOptions.from_settings(sc)
     timings: dict[str, float] = {}
-    run_id = store.start_run("run", {"day": day, "config": cfg.model_dump(), "papers": len(papers)})
+    run_id = store.start_run("run", {"day": day, "config": cfg.public(), "papers": len(papers)})
     manifest: dict = {"day": day, "run_id": run_id, "versions": _versions(), "status": "running"}
     status = "failed"
     try:
@@ -73,7 +73,9 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         timings["store"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ranked: list[Ranked] = rank_papers(papers, prompts, embedder=pf.embedder, keep=pf.keep, top=pf.top,
+        from .prefilter.embed import Embedder
+        emb = Embedder(pf.embedder, max_tokens=pf.max_tokens, models_dir=cfg.models_dir)
+        ranked: list[Ranked] = rank_papers(papers, prompts, embedder=emb, keep=pf.keep, top=pf.top,
                                            min_keep=pf.min_keep, calibration=pf.calibration, store=store)
         timings["prefilter"] = time.perf_counter() - t
         kept = [r.paper for r in ranked if r.kept]
@@ -84,9 +86,8 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         t = time.perf_counter()
         own_backend = backend is None
         if own_backend:
-            from .backends import get_backend
-            backend = get_backend(sc.backend, sc.model, **({"engine_args": sc.engine_args} if sc.engine_args
-                                                          else {}))
+            from .backends import make_backend
+            backend = make_backend(cfg)
         timings["model_load"] = time.perf_counter() - t
         try:
             t = time.perf_counter()
@@ -116,7 +117,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         manifest.update({
             "status": status,
             "model": srun.model, "backend": backend.name, "score_mode": sc.score_mode,
-            "embedder": pf.embedder, "calibration": pf.calibration,
+            "embedder": emb.key, "calibration": pf.calibration,
             "prompts": {"source": prompts.source, "hash": srun.prompt_hash, "options": opts.prompt_options()},
             "cutoffs": {"min_relevance": dg.min_relevance, "min_novelty": dg.min_novelty},
             "counts": {"papers": len(papers), "new_in_store": added.new, "seen_before": len(added.seen_before),

@@ -1,12 +1,21 @@
 """Plain records that flow through the pipeline. No I/O here."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Fields a paper line carries in the papers JSONL (the layout of shared/data/days/*/listing.jsonl).
 PAPER_FIELDS = ("id", "date", "title", "abstract", "authors", "categories", "primary_category",
                 "comment", "announce_type", "version")
+# How a paper appears in a day's announcements, strongest first.
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+_CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
+
+
+def valid_category(cat: str) -> bool:
+    """An arXiv category name such as cs.LG, stat.ML or hep-th."""
+    return isinstance(cat, str) and bool(_CATEGORY.match(cat))
 
 
 @dataclass

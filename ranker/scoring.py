@@ -18,6 +18,7 @@ from .backends.schema import paper_schema
 from .io import atomic_write, same_paper_id
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
+from .settings import ScoringSettings
 from .store import Store
 
 
@@ -32,8 +33,8 @@ class ScoreOptions:
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
 
     @classmethod
-    def from_config(cls, sc) -> "ScoreOptions":
-        """From a config's [scoring] section."""
+    def from_settings(cls, sc: ScoringSettings) -> "ScoreOptions":
+        """From the [scoring] settings."""
         return cls(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
                    comment_chars=sc.comment_chars, score_mode=sc.score_mode, batch_size=sc.batch_size,
                    layout=sc.prompt_layout)

@@ -143,6 +143,11 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise InputError(f"not a usable ranker database ({e})", where=str(self.path)) from None
 
+    @property
+    def index_dir(self) -> Path:
+        """Where the FAISS indexes of this database's vectors live: faiss/ beside it."""
+        return self.path.parent / "faiss"
+
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
         self.conn.close()

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    from ranker import config
+    from ranker.settings import resolve
     from ranker.prefilter.calibrate import history_data, leave_one_day_out, mean_metrics
     from ranker.prefilter.embed import Embedder
     from ranker.prefilter.history import load_history
@@ -56,7 +56,7 @@ def main() -> int:
     days = load_history(args.days, warn=lambda m: print(m, file=sys.stderr))
     emb = Embedder(args.embedder)
     t0 = time.perf_counter()
-    with Store(config.db_path(args.db)) as store:
+    with Store(args.db or resolve().db_path) as store:
         data = history_data(days, prompts, embedder=emb, store=store)
         base_q = emb.embed_queries([t.description for t in prompts.topics], store)
     print(f"{len(days)} days, {len(data.y)} papers, {int(data.y.sum())} GPT picks; embedder {emb.key} "

@@ -1,6 +1,9 @@
 """Shared test fixtures. Every test runs with its own RANKER_HOME, so nothing touches the user's database."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,16 +14,37 @@ DAYS = DATA / "days"
 FIXTURES = DATA / "fixtures"
 SEED_DIGEST = DATA / "seed_digest_2025-06-23.md"
 MODELS = REPO / "models"
+RANKER = [sys.executable, "-m", "ranker"]        # the CLI, as a process of this interpreter
+
+
+def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `ranker ARGS` as a real subprocess (the environment of this test, plus `env`; no RANKER_DEBUG) and
+    return it finished, with text stdout and stderr."""
+    e = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
+    if "RANKER_DEBUG" not in (env or {}):
+        e.pop("RANKER_DEBUG", None)
+    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
+                          timeout=timeout)
 
 
 @pytest.fixture(autouse=True)
 def _ranker_home(tmp_path, monkeypatch):
+    from ranker.settings import ENV_KEYS, SECRET_ENV
+    for var in (*ENV_KEYS, *SECRET_ENV):        # nothing of the developer's environment leaks into a test
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RANKER_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("RANKER_DB", raising=False)
-    monkeypatch.delenv("RANKER_OFFLINE", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     yield
 
+
+@pytest.fixture
+def offline():
+    """Offline mode (ranker.netguard) for one test, switched off again afterwards."""
+    from ranker.netguard import disable_offline, enable_offline
+    enable_offline()
+    try:
+        yield
+    finally:
+        disable_offline()
 
 
 @pytest.fixture(scope="session")

@@ -167,9 +167,15 @@ def backend(server, model="gpt-4o-mini", **kw) -> OpenAIBackend:
     return OpenAIBackend(model, base_url=server.url, **kw)
 
 
-def test_concurrent_requests_usage_cost_and_the_key(server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    be = backend(server, concurrency=4)
+def test_concurrent_requests_usage_cost_and_the_key(server):
+    from ranker.backends import make_backend
+    from ranker.settings import resolve
+    # the key and the server come from the environment, through the settings, as in `ranker score`
+    s = resolve(flags={"backend": "openai", "model": "gpt-4o-mini",
+                       "backend_option": ["concurrency=4", "backoff=0.01", "max_backoff=0.05"]},
+                env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url})
+    assert KEY not in repr(s) and KEY not in json.dumps(s.public())
+    be = make_backend(s)
     reqs = [req(f"2506.0000{i}", "slow") for i in range(8)]
     out = be.generate(reqs)
     assert [r.key for r in out] == [r.key for r in reqs]
@@ -229,9 +235,8 @@ def test_a_hanging_server_times_out(server):
     assert out[0].finish_reason == "error" and "timed out" in out[0].error and "2 attempts" in out[0].error
 
 
-def test_refused_key_fails_fast_without_showing_it(server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    be = backend(server, concurrency=1)
+def test_refused_key_fails_fast_without_showing_it(server):
+    be = backend(server, concurrency=1, api_key=KEY)
     out = be.generate([req("2506.00001", "denied"), req("2506.00002", "denied")])
     assert all(r.finish_reason == "error" and "OPENAI_API_KEY" in r.error for r in out)
     assert all(KEY not in r.error for r in out)
@@ -265,9 +270,10 @@ def test_expected_mode_reads_top_logprobs(server):
     assert nov[7] == pytest.approx(math.exp(-0.2) / (math.exp(-0.2) + math.exp(-1.7)))
 
 
-def test_offline_mode_refuses_a_remote_server(monkeypatch):
-    monkeypatch.setenv("RANKER_OFFLINE", "1")
-    with pytest.raises(ConfigError, match="offline"):
+def test_offline_mode_refuses_a_remote_server(offline, server):
+    with pytest.raises(ConfigError, match="offline") as e:
         OpenAIBackend("gpt-4o", base_url="https://api.openai.com/v1")
+    assert e.value.key == "scoring.openai.base_url"
     with pytest.raises(ConfigError):
         OpenAIBackend("gpt-4o", base_url="ftp://example.org")
+    assert backend(server).generate([req("2506.00001", "ok")])[0].ok     # a loopback server is fine

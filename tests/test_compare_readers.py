@@ -93,7 +93,7 @@ def test_ranker_score_jsonl_and_version_stripping(tmp_path):
 
 
 def test_directory_and_glob_read_several_days(tmp_path):
-    rows, files = read_score_files(DAYS, flag="--gpt")
+    rows, files = read_score_files(DAYS, key="gpt")
     # the directory also holds listing.jsonl files: only the judgement files are read
     assert sorted(f.name for f in files) == ["gpt_scores.jsonl"] * 5
     total = sum(len(_jsonl(d / "gpt_scores.jsonl")) for d in DAYS.iterdir())
@@ -189,18 +189,19 @@ def test_malformed_jsonl_lines_are_counted_with_file_and_line(tmp_path):
 
 def test_missing_file_is_one_line_ranker_error(tmp_path):
     with pytest.raises(RankerError) as e:
-        read_score_files(tmp_path / "nope.jsonl", flag="--local")
-    assert "--local" in str(e.value) and "nope.jsonl" in str(e.value) and "\n" not in str(e.value)
+        read_score_files(tmp_path / "nope.jsonl", key="local")
+    assert e.value.key == "local" and "nope.jsonl" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(InputError, match="no matching file"):
         read_score_files(str(tmp_path / "*.jsonl"))
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="file not found"):
         read_scores(tmp_path / "nope.md")
 
 
 def test_listing_given_as_scores_says_which_flag_to_use():
-    with pytest.raises(InputError, match="--papers") as e:
+    with pytest.raises(InputError, match="pass it as papers$") as e:
         read_scores(DAYS / "2025-06-23" / "listing.jsonl")
     assert "listing.jsonl" in str(e.value)
+    assert e.value.render(name_mention=lambda key: f"--{key}").endswith("pass it as --papers")
 
 
 def test_ranker_digest_writers_round_trip(tmp_path):
@@ -227,5 +228,5 @@ def test_ranker_digest_writers_round_trip(tmp_path):
     # a run directory holding both digests (plus a manifest) reads as one set, without conflicts
     (tmp_path / "manifest.json").write_text(json.dumps({"day": "2025-07-02", "model": "x", "counts": {"a": 1}}))
     w = []
-    rows, files = read_score_files(tmp_path, flag="--local", warn=w.append)
+    rows, files = read_score_files(tmp_path, key="local", warn=w.append)
     assert sorted(f.name for f in files) == ["digest.json", "digest.md"] and w == [] and len(rows) == 6

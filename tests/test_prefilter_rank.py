@@ -115,10 +115,12 @@ def test_keep_policy(n, keep, top, expect):
 
 
 def test_keep_policy_rejects_nonsense():
-    with pytest.raises(InputError, match="--keep"):
+    with pytest.raises(InputError, match="fraction") as e:
         n_keep(10, keep=0.0)
-    with pytest.raises(InputError, match="--top"):
+    assert e.value.key == "prefilter.keep"
+    with pytest.raises(InputError, match="at least 1") as e:
         n_keep(10, top=0)
+    assert e.value.key == "prefilter.top"
 
 
 def test_metrics():

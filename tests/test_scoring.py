@@ -119,7 +119,7 @@ def test_validation_messages(text, msg):
 
 
 def test_the_instructions_first_layout_reaches_the_backend_and_is_its_own_key(papers, store):
-    from ranker.config import Config
+    from ranker.settings import resolve
 
     class Recording(FakeBackend):
         def generate(self, requests, **kw):
@@ -128,9 +128,9 @@ def test_the_instructions_first_layout_reaches_the_backend_and_is_its_own_key(pa
 
     ps = load_prompts()
     score_papers(papers[:3], FakeBackend(), ps, store, None)
-    cfg = Config.model_validate({"scoring": {"prompt_layout": "instructions-first"}})
+    cfg = resolve(flags={"prompt_layout": "instructions-first"}, env={})
     be = Recording()
-    run = score_papers(papers[:3], be, ps, store, None, options=ScoreOptions.from_config(cfg.scoring))
+    run = score_papers(papers[:3], be, ps, store, None, options=ScoreOptions.from_settings(cfg.scoring))
     assert run.reused == 0 and run.scored == 3                     # not the seed layout's stored scores
     user = be.messages[0][1]["content"]
     assert user.index("## Instructions") < user.index(f"ArXiv ID: {papers[0].id}")

@@ -32,30 +32,32 @@ def server():
 
 
 @pytest.fixture
-def rss_env(server, monkeypatch):
-    monkeypatch.setenv("RANKER_RSS_URL", server.url("/rss/"))
+def rss_env(server):
+    """The fixture server, and a policy whose RSS base URL points at it."""
+    server.policy = lambda **kw: fast(rss_url=server.url("/rss/"), **kw)
     return server
 
 
 @pytest.fixture
-def api_env(server, monkeypatch):
-    monkeypatch.setenv("RANKER_API_URL", server.url("/api/query"))
+def api_env(server):
+    server.policy = lambda **kw: fast(api_url=server.url("/api/query"), **kw)
     return server
 
 
 def test_today_from_the_rss_feed(rss_env):
     rss_env.route(FEED_PATH, Reply(200, RSS))
     report = ReadReport()
-    papers = list(fetch_today(["cs.LG", "cs.AI"], report=report, policy=fast()))
+    papers = list(fetch_today(["cs.LG", "cs.AI"], report=report, policy=rss_env.policy()))
     assert len(papers) == 207 and report.feed_date == "2024-11-28"
     assert rss_env.hits(FEED_PATH) == 1
-    assert rss_feed_url(["cs.LG", "cs.AI"]) == rss_env.url(FEED_PATH)
+    assert rss_feed_url(["cs.LG", "cs.AI"], rss_env.url("/rss/")) == rss_env.url(FEED_PATH)
+    assert rss_feed_url(["cs.LG"]) == "https://rss.arxiv.org/rss/cs.LG"
 
 
 def test_429_then_success_retries_once(rss_env):
     rss_env.route(FEED_PATH, Reply(429, b"slow down", headers={"Retry-After": "0"}), Reply(200, RSS))
     notes = []
-    papers = list(fetch_today(policy=fast(), notify=notes.append))
+    papers = list(fetch_today(policy=rss_env.policy(), warn=notes.append))
     assert len(papers) == 207
     assert rss_env.hits(FEED_PATH) == 2
     assert len(notes) == 1 and "HTTP 429" in notes[0] and "retry 1/3" in notes[0]
@@ -64,7 +66,7 @@ def test_429_then_success_retries_once(rss_env):
 def test_retry_after_is_honoured(rss_env):
     rss_env.route(FEED_PATH, Reply(503, headers={"Retry-After": "1"}), Reply(200, RSS))
     t0 = time.monotonic()
-    assert len(list(fetch_today(policy=fast()))) == 207
+    assert len(list(fetch_today(policy=rss_env.policy()))) == 207
     gap = rss_env.log[1].at - rss_env.log[0].at
     assert gap >= 0.95 and time.monotonic() - t0 < 5
 
@@ -72,7 +74,7 @@ def test_retry_after_is_honoured(rss_env):
 def test_503_storm_ends_in_a_clear_error(rss_env):
     rss_env.route(FEED_PATH, Reply(503, b"busy"))
     with pytest.raises(FetchError) as e:
-        fetch_today(policy=fast(retries=2))
+        fetch_today(policy=rss_env.policy(retries=2))
     msg = str(e.value)
     assert "HTTP 503" in msg and "3 tries" in msg and "try again later" in msg and "\n" not in msg
     assert rss_env.hits(FEED_PATH) == 3
@@ -81,45 +83,45 @@ def test_503_storm_ends_in_a_clear_error(rss_env):
 def test_a_long_retry_after_gives_up_at_once(rss_env):
     rss_env.route(FEED_PATH, Reply(429, headers={"Retry-After": "3600"}))
     with pytest.raises(FetchError, match="wait 3600 s"):
-        fetch_today(policy=fast())
+        fetch_today(policy=rss_env.policy())
     assert rss_env.hits(FEED_PATH) == 1
 
 
-def test_server_that_never_answers_times_out(monkeypatch):
+def test_server_that_never_answers_times_out():
     with silent_server() as base:
-        monkeypatch.setenv("RANKER_RSS_URL", base + "/rss/")
         t0 = time.monotonic()
         with pytest.raises(FetchError, match=r"no answer .* within 0.3 s \(2 tries\)"):
-            fetch_today(policy=fast(timeout=0.3, retries=1))
+            fetch_today(policy=fast(timeout=0.3, retries=1, rss_url=base + "/rss/"))
         assert time.monotonic() - t0 < 3
 
 
-def test_connection_refused(monkeypatch):
-    monkeypatch.setenv("RANKER_RSS_URL", closed_port_url() + "/rss/")
+def test_connection_refused():
     with pytest.raises(FetchError, match="cannot connect .*connection refused"):
-        fetch_today(policy=fast(retries=1))
+        fetch_today(policy=fast(retries=1, rss_url=closed_port_url() + "/rss/"))
 
 
 def test_404_names_the_url(rss_env):
     with pytest.raises(FetchError, match="HTTP 404") as e:
-        fetch_today(["cs.XX"], policy=fast())
+        fetch_today(["cs.XX"], policy=rss_env.policy())
     assert rss_env.url("/rss/cs.XX") in str(e.value)
 
 
 def test_empty_feed_is_an_empty_day(rss_env):
     rss_env.route(FEED_PATH, Reply(200, EMPTY_RSS))
     report = ReadReport()
-    assert list(fetch_today(report=report, policy=fast())) == []
+    assert list(fetch_today(report=report, policy=rss_env.policy())) == []
     assert report.seen == 0 and report.feed_date == "2024-11-30"
 
 
-def test_env_knobs_make_the_policy(monkeypatch):
-    monkeypatch.setenv("RANKER_FETCH_TIMEOUT", "1.5")
-    monkeypatch.setenv("RANKER_FETCH_RETRIES", "7")
-    monkeypatch.setenv("RANKER_FETCH_BACKOFF", "0.01")
-    monkeypatch.setenv("RANKER_API_DELAY", "0")
-    p = NetPolicy.from_config()
-    assert (p.timeout, p.retries, p.backoff, p.api_delay) == (1.5, 7, 0.01, 0.0)
+def test_env_knobs_make_the_policy(tmp_path):
+    from ranker.settings import resolve
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text("[fetch]\ntimeout = 9\nretries = 2\n")
+    s = resolve(cfg, env={"RANKER_FETCH_TIMEOUT": "1.5", "RANKER_FETCH_RETRIES": "7", "RANKER_FETCH_BACKOFF": "0.01",
+                          "RANKER_API_DELAY": "0", "RANKER_RSS_URL": "http://127.0.0.1:9/rss/"})
+    p = NetPolicy.from_settings(s.fetch)
+    assert (p.timeout, p.retries, p.backoff, p.api_delay) == (1.5, 7, 0.01, 0.0)     # the environment wins
+    assert p.rss_url == "http://127.0.0.1:9/rss/" and p.api_url == "https://export.arxiv.org/api/query"
 
 
 def test_retry_after_forms():
@@ -128,22 +130,21 @@ def test_retry_after_forms():
 
 
 # --------------------------------------------------------------------------- offline
-def test_offline_refuses_non_loopback(monkeypatch):
-    monkeypatch.setenv("RANKER_OFFLINE", "1")
-    with pytest.raises(FetchError, match="offline mode .* rss.arxiv.org"):
+def test_offline_refuses_non_loopback(offline):
+    with pytest.raises(FetchError, match="offline mode: .* rss.arxiv.org"):
         fetch_bytes("https://rss.arxiv.org/rss/cs.LG")
     with pytest.raises(FetchError, match="offline"):
         fetch_ids(["2411.17700"])        # the default API URL is arXiv's
     check_allowed("http://127.0.0.1:9/x")                  # loopback is fine
-    monkeypatch.delenv("RANKER_OFFLINE")
-    with pytest.raises(FetchError, match="offline"):
-        check_allowed("https://export.arxiv.org/api/query", offline=True)
 
 
-def test_offline_allows_loopback(rss_env, monkeypatch):
-    monkeypatch.setenv("RANKER_OFFLINE", "1")
+def test_offline_is_switched_off_again():
+    check_allowed("https://export.arxiv.org/api/query")     # the fixture of the test above cleaned up
+
+
+def test_offline_allows_loopback(rss_env, offline):
     rss_env.route(FEED_PATH, Reply(200, RSS))
-    assert len(list(fetch_today(policy=fast()))) == 207
+    assert len(list(fetch_today(policy=rss_env.policy()))) == 207
 
 
 def test_read_papers_from_a_url(server):
@@ -155,7 +156,7 @@ def test_read_papers_from_a_url(server):
 def test_fetch_ids_through_the_arxiv_package(api_env):
     api_env.route("/api/query", Reply(200, ATOM_IDS))
     report = ReadReport()
-    papers = fetch_ids(["0808.05394", "1707.08567v1"], report=report, policy=fast())
+    papers = fetch_ids(["0808.05394", "1707.08567v1"], report=report, policy=api_env.policy())
     assert [p.id for p in papers] == ["1707.08567"]
     p = papers[0]
     assert p.title.startswith("Proceedings of Workshop AEW10") and "Dirk Wübben" in p.authors
@@ -168,13 +169,13 @@ def test_fetch_ids_through_the_arxiv_package(api_env):
 def test_fetch_ids_retries_then_fails_clearly(api_env):
     api_env.route("/api/query", Reply(503))
     with pytest.raises(FetchError, match="HTTP 503 to all 3 tries"):
-        fetch_ids(["1707.08567"], policy=fast(retries=2))
+        fetch_ids(["1707.08567"], policy=api_env.policy(retries=2))
     assert api_env.hits() == 3
 
 
 def test_fetch_ids_429_then_success(api_env):
     api_env.route("/api/query", Reply(429, headers={"Retry-After": "0"}), Reply(200, ATOM_IDS))
-    assert [p.id for p in fetch_ids(["1707.08567"], policy=fast())] == ["1707.08567"]
+    assert [p.id for p in fetch_ids(["1707.08567"], policy=api_env.policy())] == ["1707.08567"]
     assert api_env.hits() == 2
 
 
@@ -182,7 +183,7 @@ def test_fetch_window(api_env):
     page = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
     api_env.route("/api/query", Reply(200, page))
     report = ReadReport()
-    papers = list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], report=report, policy=fast()))
+    papers = list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], report=report, policy=api_env.policy()))
     assert papers and all({"cs.LG", "cs.AI"} & set(p.categories) for p in papers)
     assert report.seen == 10 and report.filtered == 10 - len(papers)
     (hit,) = api_env.log
@@ -191,8 +192,7 @@ def test_fetch_window(api_env):
     assert hit.query["sortBy"] == ["submittedDate"]
 
 
-def test_api_timeout(monkeypatch):
+def test_api_timeout():
     with silent_server() as base:
-        monkeypatch.setenv("RANKER_API_URL", base + "/api/query")
         with pytest.raises(FetchError, match="no answer"):
-            fetch_ids(["1707.08567"], policy=fast(timeout=0.3, retries=0))
+            fetch_ids(["1707.08567"], policy=fast(timeout=0.3, retries=0, api_url=base + "/api/query"))

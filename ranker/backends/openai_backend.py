@@ -1,8 +1,8 @@
 """Scoring through any OpenAI-compatible chat server: `vllm serve` on a workstation, or OpenAI itself.
 
 The server is $OPENAI_BASE_URL (default https://api.openai.com/v1); the key, when one is needed, is
-$OPENAI_API_KEY, read through ranker.config and only ever put in the Authorization header (never logged,
-printed, stored or shown in an error). A local server needs no key.
+$OPENAI_API_KEY, read by ranker.settings and given as `api_key`; it is only ever put in the Authorization
+header (never logged, printed, stored or shown in an error). A local server needs no key.
 
 Each request carries the schema as `response_format={"type": "json_schema", ...}`, which vLLM's server
 enforces with its grammar backend (it reads the schema; "strict" is accepted and ignored) and OpenAI
@@ -27,15 +27,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from .. import config
-from ..errors import BackendError, ConfigError, MissingDependency
-from ..io import RETRY_STATUS, RetryPolicy, Retryable, is_loopback_host, retry, retry_after_seconds
+from ..errors import BackendError, ConfigError, FetchError, MissingDependency
+from ..io import RETRY_STATUS, RetryPolicy, Retryable, retry, retry_after_seconds
+from ..netguard import check_allowed
 from ..records import Usage
 from .base import Backend, Request, Result, reject_unknown
 from .pricing import cost_usd
 from .probs import Step, score_distributions
 
 TOP_LOGPROBS = 20
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RELAX_KEYS = {"maxLength", "minLength", "minimum", "maximum", "minItems", "maxItems"}
 
 
@@ -77,31 +78,32 @@ class OpenAIBackend(Backend):
 
     def __init__(self, model: str, *, base_url: str | None = None, concurrency: int = 8,
                  timeout: float = 180.0, retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0,
-                 probe: bool | None = None, **unknown):
+                 probe: bool | None = None, api_key: str | None = None, models_dir=None, **unknown):
         reject_unknown("openai", unknown)
         try:
             import httpx
         except ImportError as e:
             raise MissingDependency(e.name or "httpx", extra="", purpose="the openai backend") from None
         self._httpx = httpx
-        self.base_url = (base_url or config.openai_base_url()).rstrip("/")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         parsed = urlparse(self.base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigError(f"not an http(s) URL: {self.base_url!r}", where="OPENAI_BASE_URL")
+            raise ConfigError(f"not an http(s) URL: {self.base_url!r}", key="scoring.openai.base_url")
         self.host = parsed.hostname
-        if config.offline() and not is_loopback_host(self.host):
-            raise ConfigError(f"offline mode (RANKER_OFFLINE=1) forbids the server {self.host}; point "
-                              "OPENAI_BASE_URL at a local server", where="OPENAI_BASE_URL")
+        try:
+            check_allowed(self.base_url)
+        except FetchError:
+            raise ConfigError(f"offline mode forbids the server {self.host}; point the backend at a local "
+                              "server", key="scoring.openai.base_url") from None
         self.is_openai = self.host.endswith("openai.com")
         self.probe = (not self.is_openai) if probe is None else bool(probe)
         self.concurrency = max(1, int(concurrency))
         self.retries = max(0, int(retries))
         self._retry = RetryPolicy(retries=self.retries, backoff=float(backoff), max_wait=float(max_backoff))
         headers = {"Content-Type": "application/json"}
-        key = config.openai_api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        del key
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        del api_key
         self._client = httpx.Client(base_url=self.base_url, headers=headers,
                                     timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
                                     limits=httpx.Limits(max_connections=self.concurrency + 2))

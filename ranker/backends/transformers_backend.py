@@ -45,10 +45,10 @@ class TransformersBackend(Backend):
     supports_score_probs = True
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
-                 batch_size: int = 1, threads: int | None = None, **unknown):
+                 batch_size: int = 1, threads: int | None = None, models_dir=None, **unknown):
         reject_unknown("transformers", unknown)
         self.model_name = model
-        path = models.resolve(model, kind="llm")
+        path = models.resolve(model, kind="llm", models_dir=models_dir)
         torch, transformers, xgr = _imports()
         self._torch, self._xgr = torch, xgr
         if threads:

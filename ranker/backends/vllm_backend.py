@@ -153,10 +153,10 @@ class VLLMBackend(Backend):
                  gpu_memory_utilization: float | None = None, tensor_parallel_size: int = 1,
                  dtype: str | None = None, kv_cache_gb: float | None = None, seed: int = 0,
                  prime_prefix: bool = True, engine_process: bool | None = None, quiet: bool = True,
-                 engine_args: dict[str, Any] | None = None, **unknown):
+                 engine_args: dict[str, Any] | None = None, models_dir=None, **unknown):
         reject_unknown("vllm", unknown)
         self.model_name = model
-        path = models.resolve(model, kind="llm")
+        path = models.resolve(model, kind="llm", models_dir=models_dir)
         if not quiet:
             os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
         vllm = import_vllm()

@@ -1,12 +1,13 @@
 """The `ranker` command: a thin layer over the library. The only place that prints and exits."""
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
 from .. import __version__
+from . import calibrate, compare, fetch, models, prefilter, run, score
+from .common import error_line
 
 app = typer.Typer(
     name="ranker",
@@ -29,31 +30,21 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """ranker: a local, offline ranker for the daily arXiv announcements."""
 
 
-def _register() -> None:
-    # Each command group lives in its own module; a module that is missing is simply not offered.
-    import importlib
-    for name in ("fetch", "prefilter", "calibrate", "score", "run", "compare", "models"):
-        try:
-            mod = importlib.import_module(f"ranker.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"ranker.cli.{name}":
-                continue
-            raise
-        mod.register(app)
-
-
-_register()
+# Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
+for _module in (fetch, prefilter, calibrate, score, run, compare, models):
+    _module.register(app)
 
 
 def main() -> None:
     from ..errors import RankerError
-    debug = os.environ.get("RANKER_DEBUG", "").strip() in {"1", "true", "yes"}
+    from ..settings import debug_from_env
+    debug = debug_from_env()
     try:
         app(standalone_mode=False)
     except RankerError as e:
         if debug:
             raise
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {error_line(e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted: what was written so far is kept; run the same command again to resume",

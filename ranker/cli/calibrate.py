@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, Progress, PromptsOpt, config_with_overrides,
-                     echo, info)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, Progress, PromptsOpt, echo, info,
+                     load_settings, warn)
 
 
 def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl "
@@ -27,7 +27,6 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
 
     Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
     """
-    from .. import config as cfgmod
     from ..prefilter.calibrate import calibrate as fit_history, mean_metrics
     from ..prefilter.embed import Embedder
     from ..prefilter.history import load_history
@@ -35,9 +34,9 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     from ..prompts import load_prompts
     from ..store import Store
 
-    cfg = config_with_overrides(config, embedder=embedder, prompts=prompts)
-    ps = load_prompts(cfg.scoring.prompts)
-    days = load_history(history, warn=info)
+    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db)
+    ps = load_prompts(s.scoring.prompts)
+    days = load_history(history, warn=warn)
     if not days:
         from ..errors import InputError
         raise InputError("no usable day in the history (each needs papers and at least one GPT pick)",
@@ -47,8 +46,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks")
     if evaluate and len(days) < 2:
         info("note: leave-one-day-out metrics need at least 2 days; skipped")
-    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
-        emb = Embedder(cfg.prefilter.embedder, max_tokens=max_tokens)
+    with Store(s.db_path) as store, Progress() as bar:
+        emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
         cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
                                progress=bar)
     cal.loo = loo

@@ -1,11 +1,16 @@
-"""Options shared by several commands, declared once."""
+"""What the commands share: the settings edge (flags -> one Settings), options declared once, printing, and
+the wording of errors (a setting's key named as the flag, variable or ranker.toml entry it came from)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ..errors import RankerError
+    from ..settings import Origin, Settings
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_HOME/ranker.sqlite3).",
                                                show_default=False)]
@@ -14,35 +19,17 @@ PromptsOpt = Annotated[Optional[Path], typer.Option("--prompts", help="Prompt di
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A ranker.toml with defaults; flags override it.",
                                                    show_default=False)]
 PapersOpt = Annotated[Path, typer.Option("--papers", help="Papers JSONL (from `ranker fetch` or `ranker prefilter`).")]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Open no network connection except to loopback "
-                                          "(same as RANKER_OFFLINE=1).")]
+OfflineOpt = Annotated[Optional[bool], typer.Option("--offline", help="Open no network connection except to "
+                                                    "loopback (same as RANKER_OFFLINE=1).", show_default=False)]
 EmbedderOpt = Annotated[Optional[str], typer.Option("--embedder", help="Embedding model: a preset name (minilm, "
                                                     "mpnet), a local folder or a Hugging Face id.",
                                                     show_default=False)]
-
-
-def echo(msg: str = "") -> None:
-    """stdout: results a user asked for."""
-    typer.echo(msg)
-
-
-def info(msg: str) -> None:
-    """stderr: progress and notes, so stdout stays clean for pipes."""
-    typer.echo(msg, err=True)
-
-
-def progress_enabled() -> bool:
-    return sys.stderr.isatty()
-
-
-def apply_offline(offline: bool) -> None:
-    if offline:
-        from ..netguard import enable_offline
-        enable_offline()
-
-
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Scoring backend: vllm, transformers, openai "
                                                    "(or fake, for tests).", show_default=False)]
+BackendOptionOpt = Annotated[Optional[list[str]], typer.Option(
+    "--backend-option", help="KEY=VALUE: an option of the chosen backend, as in its [scoring.<backend>] table "
+    "(e.g. dtype=bfloat16, concurrency=16, engine_args='{ tensor_parallel_size = 2 }'); repeat for more.",
+    show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset (smollm2-135m, qwen2.5-coder-0.5b), "
                                                  "a local folder or a Hugging Face id.", show_default=False)]
 ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected (also the "
@@ -56,6 +43,29 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
     "--prompt-layout", help="seed (the seed's order: papers, then the output instructions) or "
     "instructions-first (instructions join the shared prefix: fewer tokens computed per paper).",
     show_default=False)]
+CalibrationOpt = Annotated[Optional[Path], typer.Option(
+    "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
+    show_default=False)]
+
+
+# --------------------------------------------------------------------------- printing
+def echo(msg: str = "") -> None:
+    """stdout: results a user asked for."""
+    typer.echo(msg)
+
+
+def info(msg: str) -> None:
+    """stderr: progress and notes, so stdout stays clean for pipes."""
+    typer.echo(msg, err=True)
+
+
+def warn(msg: str) -> None:
+    """stderr: a ranker.io.Warn callback (a skipped line, a retry)."""
+    typer.echo(f"warning: {msg}", err=True)
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()
 
 
 class Progress:
@@ -88,24 +98,61 @@ class Progress:
             self._bar.__exit__(*exc)
 
 
-def config_with_overrides(config_path, **flags):
-    """Load the TOML config and apply the flags a user gave (None = not given)."""
-    from ..config import load_config
-    cfg = load_config(config_path)
-    sections = {"backend": "scoring", "model": "scoring", "prompts": "scoring", "score_mode": "scoring",
-                "prompt_layout": "scoring", "papers_per_request": "scoring",
-                "embedder": "prefilter", "keep": "prefilter", "top": "prefilter",
-                "calibration": "prefilter", "min_relevance": "digest", "min_novelty": "digest",
-                "categories": "fetch", "announce": "fetch"}
-    from pydantic import ValidationError
-    from ..errors import ConfigError
-    for key, value in flags.items():
-        if value is None:
-            continue
-        section = getattr(cfg, sections[key])
-        try:
-            setattr(section, key, str(value) if isinstance(value, Path) else value)
-            type(section).model_validate(section.model_dump())
-        except ValidationError as e:
-            raise ConfigError(e.errors()[0]["msg"], where=f"--{key.replace('_', '-')}") from None
-    return cfg
+# --------------------------------------------------------------------------- the settings edge
+ORIGINS: dict[str, "Origin"] = {}      # where each value of this command's settings came from, by key
+# Parameters whose flag is not "--" + the name with dashes.
+_FLAG_NAMES = {"from_": "--from", "categories": "--category", "fmt": "--format"}
+
+
+def load_settings(config: Path | None, **flags) -> "Settings":
+    """The one Settings of this command, from ranker.toml, the environment and its flags (None = not given);
+    also checks the chosen backend's options and switches offline mode on when asked."""
+    from .. import settings
+    g = settings.gather(config, flags)
+    ORIGINS.clear()
+    ORIGINS.update(g.origins)
+    s = settings.build(g)
+    if s.offline:
+        from ..netguard import enable_offline
+        enable_offline()
+    return s
+
+
+def flag_name(param: str) -> str:
+    return _FLAG_NAMES.get(param) or "--" + param.rstrip("_").replace("_", "-")
+
+
+def name_key(key: str) -> str:
+    """A key at fault as the user gave it: --keep, RANKER_FETCH_RETRIES, 'ranker.toml: prefilter.keep', or
+    for a plain parameter ("date") its flag."""
+    from ..settings import BACKEND_OPTION, Settings
+    origin = ORIGINS.get(key)
+    if origin is not None:
+        if origin.kind == "flag":
+            if origin.name == BACKEND_OPTION:
+                return f"{flag_name(BACKEND_OPTION)} {key.rsplit('.', 1)[-1]}"
+            return flag_name(origin.name)
+        if origin.kind == "env":
+            return origin.name
+        return f"{origin.name}: {key}"
+    if "." in key or key in Settings.model_fields:
+        return key
+    return flag_name(key)
+
+
+def name_mention(key: str) -> str:
+    """A setting a message advises on: its flag when there is one, else its variable, else its key."""
+    from ..settings import ENV_KEYS, FLAG_KEYS
+    for name, k in FLAG_KEYS.items():
+        if k == key:
+            return flag_name(name)
+    for var, (k, _kind) in ENV_KEYS.items():
+        if k == key:
+            return var
+    if "." not in key:
+        return flag_name(key)
+    return key
+
+
+def error_line(e: "RankerError") -> str:
+    return e.render(name_key, name_mention)

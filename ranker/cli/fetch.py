@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, apply_offline, info
+from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, flag_name, info, load_settings, warn
 
 EXAMPLES = """
 Examples:
@@ -47,36 +47,33 @@ def fetch(
         "--date", help="Use this announcement day (YYYY-MM-DD) for every paper instead of the one the source "
         "gives.", show_default=False)] = None,
     db: DbOpt = None,
-    offline: OfflineOpt = False,
+    offline: OfflineOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Fetch a day's papers: from arXiv's RSS feed (default), a saved file (--from), the arXiv API (--ids,
     --since/--until). Papers go into the database and into --out as JSON lines; a one-line summary goes to
     stderr. A day without announcements writes an empty file and says so.
     """
-    from .. import config as cfgmod
     from ..errors import InputError
+    from ..io import is_loopback_url
     from ..sources import ReadReport, fetch_ids, fetch_today, fetch_window, read_papers
-    from ..sources.common import parse_list
     from ..sources.ingest import ingest, summary_line
     from ..sources.net import NetPolicy, rss_feed_url
     from ..store import Store
 
-    apply_offline(offline)
-    cfg = cfgmod.load_config(config)
-    modes = [name for name, given in (("--from", from_), ("--ids", ids), ("--since", since)) if given]
+    s = load_settings(config, category=category, announce=announce, db=db, offline=offline)
+    modes = [name for name, given in (("from_", from_), ("ids", ids), ("since", since)) if given]
     if len(modes) > 1:
-        raise InputError(f"use only one of {', '.join(modes)}", where=modes[1])
+        raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
     if until and not since:
-        raise InputError("--until needs --since", where="--until")
-    cats = parse_list(category, flag="--category") if category else list(cfg.fetch.categories)
-    if not cats:
-        raise InputError("no category given", where="--category")
-    from ..sources.common import ANNOUNCE_TYPES
-    ann = parse_list(announce, flag="--announce", allowed=ANNOUNCE_TYPES) if announce else list(cfg.fetch.announce)
-    policy = NetPolicy.from_config(cfg.fetch)
+        raise InputError("--until needs --since", key="until")
+    if not modes and s.offline and not is_loopback_url(s.fetch.rss_url):
+        raise InputError("offline mode: today's feed is on arXiv's server; read a saved file with --from FILE "
+                         "instead", key="offline")
+    cats, ann = s.fetch.categories, s.fetch.announce
+    policy = NetPolicy.from_settings(s.fetch)
     report = ReadReport()
-    common = dict(report=report, offline=offline or None, policy=policy, notify=info)
+    common = dict(report=report, policy=policy, warn=warn)
 
     if ids:
         papers = fetch_ids(ids.split(","), categories=cats, date=date, **common)
@@ -89,9 +86,9 @@ def fetch(
         source = from_
     else:
         papers = fetch_today(cats, ann, date, **common)
-        source = rss_feed_url(cats)
+        source = rss_feed_url(cats, policy.rss_url)
 
-    with Store(cfgmod.db_path(db)) as store, Progress() as progress:
+    with Store(s.db_path) as store, Progress() as progress:
         res = ingest(papers, out, store=store, progress=progress)
 
     for note in report.notes():

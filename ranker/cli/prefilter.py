@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, PapersOpt, Progress, PromptsOpt,
-                     config_with_overrides, info)
+from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, PapersOpt, Progress,
+                     PromptsOpt, info, load_settings, warn)
 
 
 def prefilter(papers: PapersOpt,
@@ -19,9 +19,7 @@ def prefilter(papers: PapersOpt,
                   "papers, or all of them when there are fewer).", show_default=False)] = None,
               top: Annotated[Optional[int], typer.Option(
                   "--top", help="Keep exactly the K best papers instead of a fraction.", show_default=False)] = None,
-              calibration: Annotated[Optional[Path], typer.Option(
-                  "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT "
-                  "digest history).", show_default=False)] = None,
+              calibration: CalibrationOpt = None,
               embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
@@ -33,7 +31,6 @@ def prefilter(papers: PapersOpt,
 
     Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
     """
-    from .. import config as cfgmod
     from ..errors import InputError
     from ..prefilter import run_prefilter
     from ..prefilter.embed import Embedder
@@ -42,19 +39,19 @@ def prefilter(papers: PapersOpt,
     from ..store import Store
 
     if keep is not None and top is not None:
-        raise InputError("give --keep or --top, not both", where="--top")
-    cfg = config_with_overrides(config, embedder=embedder, keep=keep, top=top,
-                                calibration=str(calibration) if calibration else None, prompts=prompts)
-    pf = cfg.prefilter
-    ps = load_prompts(cfg.scoring.prompts)
+        raise InputError("give --keep or --top, not both", key="top")
+    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top, calibration=calibration,
+                      prompts=prompts, db=db)
+    pf = s.prefilter
+    ps = load_prompts(s.scoring.prompts)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
     for note in report.notes():
         info(note)
     if not rows:
         raise InputError("no papers to rank (the file is empty)", where=str(papers))
-    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
-        emb = Embedder(pf.embedder, max_tokens=max_tokens)
+    with Store(s.db_path) as store, Progress() as bar:
+        emb = Embedder(pf.embedder, max_tokens=pf.max_tokens, models_dir=s.models_dir)
         result = run_prefilter(rows, ps, embedder=emb, keep=None if pf.top else pf.keep, top=pf.top,
                                min_keep=pf.min_keep, calibration=pf.calibration, store=store,
                                progress=lambda d, n: bar("embedding", d, n))

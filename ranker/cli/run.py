@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, ConfigOpt, DbOpt, EmbedderOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, LayoutOpt, apply_offline, config_with_overrides, echo, info)
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
+                     load_settings)
 
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
@@ -18,40 +19,38 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                                                         "(default cs.LG,cs.AI).", show_default=False)] = None,
         announce: Annotated[Optional[str], typer.Option("--announce", help="Announce types to fetch "
                                                         "(default new,cross).", show_default=False)] = None,
-        backend: BackendOpt = None, model: ModelOpt = None, embedder: EmbedderOpt = None, prompts: PromptsOpt = None,
-        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
-        calibration: Annotated[Optional[Path], typer.Option("--calibration", help="A `ranker calibrate` file.",
-                                                            show_default=False)] = None,
+        backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
+        embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
+        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, calibration: CalibrationOpt = None,
         min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
                                                              help="Cut-off (default 8).")] = None,
         min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
                                                            help="Cut-off (default 7).")] = None,
-        config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = False) -> None:
+        config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
     """Run the whole day: fetch (or read) -> prefilter -> score -> digest (Markdown, JSON, scores, manifest).
 
     Example: ranker run --papers ranker/data/2025-05-15/listing.jsonl --out digest/ --offline
     """
-    apply_offline(offline)
-    from .. import config as cfgmod
+    s = load_settings(config, category=category, announce=announce, backend=backend, model=model,
+                      backend_option=backend_option, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+                      score_mode=score_mode, prompt_layout=prompt_layout, calibration=calibration,
+                      min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     from ..pipeline import run_day
+    from ..sources.net import NetPolicy
     from ..store import Store
 
-    cfg = config_with_overrides(
-        config, backend=backend, model=model, embedder=embedder, prompts=prompts, score_mode=score_mode,
-        prompt_layout=prompt_layout,
-        calibration=calibration, min_relevance=min_relevance, min_novelty=min_novelty,
-        categories=category.split(",") if category else None, announce=announce.split(",") if announce else None)
+    policy = NetPolicy.from_settings(s.fetch)
     if papers is not None:
         from ..sources import read_papers
-        rows = list(read_papers(papers, categories=cfg.fetch.categories, announce=cfg.fetch.announce))
+        rows = list(read_papers(papers, categories=s.fetch.categories, announce=s.fetch.announce, policy=policy))
     else:
         from ..sources import fetch_today
-        rows = list(fetch_today(categories=cfg.fetch.categories, announce=cfg.fetch.announce))
+        rows = list(fetch_today(categories=s.fetch.categories, announce=s.fetch.announce, policy=policy))
     if not rows:
         info("no papers to rank (no announcement that day?): nothing written")
         return
-    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
-        res = run_day(rows, out, cfg, store=store, log=info, progress=bar)
+    with Store(s.db_path) as store, Progress() as bar:
+        res = run_day(rows, out, s, store=store, log=info, progress=bar)
     c = res.manifest["counts"]
     info(f"{res.day}: {c['papers']} papers, {c['kept']} kept by the prefilter, {c['scored']} scored "
          f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected")

@@ -45,9 +45,9 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
             logging.getLogger("ranker.compare").warning(msg)
 
     if min_relevance is None or min_novelty is None:
-        raise InputError("--min-relevance and --min-novelty need a number")
-    gpt, gpt_files = read_score_files(gpt_paths, flag="--gpt", warn=_warn)
-    local, local_files = read_score_files(local_paths, flag="--local", warn=_warn)
+        raise InputError("needs a number", key="min_relevance" if min_relevance is None else "min_novelty")
+    gpt, gpt_files = read_score_files(gpt_paths, key="gpt", warn=_warn)
+    local, local_files = read_score_files(local_paths, key="local", warn=_warn)
     paper_map = paper_files = None
     if papers:
         paper_map, paper_files = read_papers(papers, warn=_warn)
@@ -70,9 +70,10 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise InputError(f"cannot create the output directory: {e.strerror or e}", where=f"--out {out}") from None
+        raise InputError(f"cannot create the output directory: {e.strerror or e}", where=str(out), key="out") \
+            from None
     if not out.is_dir():
-        raise InputError("not a directory", where=f"--out {out}")
+        raise InputError("not a directory", where=str(out), key="out")
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     atomic_write(out / "report.html", render_html(metrics, gpt, local))
     return metrics

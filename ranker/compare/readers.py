@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import InputError, where
-from ..io import arxiv_id, expand_paths
+from ..io import arxiv_id, expand_paths, read_text
 from ..records import Paper
 
 log = logging.getLogger("ranker.compare")
@@ -280,20 +280,11 @@ def sniff(path: Path, text: str | None = None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- paths
 
-def _files(specs, kinds: set[str], flag: str) -> list[Path]:
+def _files(specs, kinds: set[str], key: str) -> list[Path]:
     """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
     what = " / ".join(sorted(kinds - {"empty"})) + " file"
     return expand_paths(specs, keep=lambda f: f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds,
-                        what=what, key=flag)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise InputError("no such file", where=str(path)) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", where=str(path)) from None
+                        what=what, key=key)
 
 
 # ---------------------------------------------------------------------------------------- public API
@@ -304,7 +295,7 @@ def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, Scor
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
-    text = _read_text(path)
+    text = read_text(path, errors="replace")
     kind = sniff(path, text)
     if kind == "empty":
         warn(f"{path}: empty file, no papers")
@@ -318,7 +309,7 @@ def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, Scor
     elif kind in ("papers", "prefilter"):
         raise InputError(f"this is a {'paper listing' if kind == 'papers' else 'prefilter output'}, "
                          "not judgements (no RELEVANCE/NOVELTY); pass it as "
-                         f"{'--papers' if kind == 'papers' else '--prefilter'}", where=str(path))
+                         f"{{key:{'papers' if kind == 'papers' else 'prefilter'}}}", where=str(path))
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
         rows = _parse_jsonl(text, path, warn)   # every line bad: each is reported
     elif path.suffix.lower() == ".json":
@@ -346,11 +337,11 @@ def _merge(out: dict[str, ScoreRow], r: ScoreRow, warn: Warn) -> None:
         old.title = r.title
 
 
-def read_score_files(specs: str | Path | Iterable[str | Path], *, flag: str = "--gpt",
+def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None) -> tuple[dict[str, ScoreRow], list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id."""
     warn = warn or _default_warn
-    files = _files(specs, kinds={"markdown", "json", "jsonl", "empty"}, flag=flag)
+    files = _files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out: dict[str, ScoreRow] = {}
     for f in files:
         for r in read_scores(f, warn=warn).values():
@@ -361,7 +352,7 @@ def read_score_files(specs: str | Path | Iterable[str | Path], *, flag: str = "-
 def _id_rows(f: Path, warn: Warn, no_id: str) -> Iterable[tuple[str, dict]]:
     """(file:line, object) for each line of a JSONL file that is a JSON object with an 'id'; other lines
     are skipped with a warning naming file:line."""
-    for i, line in enumerate(_read_text(f).splitlines(), start=1):
+    for i, line in enumerate(read_text(f, errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -379,7 +370,7 @@ def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None =
                 ) -> tuple[dict[str, Paper], list[Path]]:
     """Papers JSONL (the listing.jsonl layout): the day's universe. Files, directories or globs."""
     warn = warn or _default_warn
-    files = _files(specs, kinds={"papers", "prefilter"}, flag="--papers")
+    files = _files(specs, kinds={"papers", "prefilter"}, key="papers")
     out: dict[str, Paper] = {}
     for f in files:
         n = 0
@@ -404,7 +395,7 @@ def read_prefilter(specs: str | Path | Iterable[str | Path], *, warn: Warn | Non
                    ) -> tuple[dict[str, PrefilterRow], list[Path]]:
     """`ranker prefilter` output: JSONL rows with id, prefilter_score, kept."""
     warn = warn or _default_warn
-    files = _files(specs, kinds={"prefilter"}, flag="--prefilter")
+    files = _files(specs, kinds={"prefilter"}, key="prefilter")
     out: dict[str, PrefilterRow] = {}
     for f in files:
         day = _date_from_path(f)

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write
+from ..io import atomic_write, read_text
 from ..records import Paper
 from .embed import paper_text
 from .metrics import day_metrics
@@ -81,18 +81,19 @@ class Calibration:
             return np.zeros(0)
         if vectors.shape[1] != self.dim:
             raise InputError(f"the calibration was made with a {self.dim}-d embedder ('{self.embedder}') but "
-                             f"the papers are embedded in {vectors.shape[1]} dimensions", where="--calibration")
+                             f"the papers are embedded in {vectors.shape[1]} dimensions",
+                             key="prefilter.calibration")
         a, b, c, d = self.stack
         z = (np.asarray(zero_shot, dtype=np.float64) - self.zs_mean) / (self.zs_std or 1.0)
         logit = a * self.emb_logit(vectors) + b * self.words_logit(papers) + c * z + d
         return 1.0 / (1.0 + np.exp(-logit))
 
-    def check_embedder(self, key: str, where: str = "--calibration") -> None:
+    def check_embedder(self, key: str) -> None:
         if key != self.embedder:
             name, _, tokens = self.embedder.partition("@")
-            flags = f"--embedder {name}" + (f" --max-tokens {tokens}" if tokens else "")
+            use = f"{{key:prefilter.embedder}} {name}" + (f" {{key:prefilter.max_tokens}} {tokens}" if tokens else "")
             raise InputError(f"this calibration was made with the embedder '{self.embedder}' ({self.dim}-d), "
-                             f"not '{key}'; use {flags} or calibrate again", where=where)
+                             f"not '{key}'; use {use} or calibrate again", key="prefilter.calibration")
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | Path) -> None:
@@ -103,12 +104,8 @@ class Calibration:
         path = Path(path)
         bad = "not a calibration file (expected the JSON that `ranker calibrate` writes)"
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError("calibration file not found", where=str(path)) from None
-        except IsADirectoryError:
-            raise InputError("is a directory, not a calibration file", where=str(path)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            d = json.loads(read_text(path, "calibration file"))
+        except json.JSONDecodeError:
             raise InputError(bad, where=str(path)) from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InputError(bad, where=str(path))

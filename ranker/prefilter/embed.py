@@ -48,14 +48,14 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(f"{TEXT_VERSION}\0{text}".encode("utf-8")).hexdigest()[:20]
 
 
-def embedder_key(name: str | None) -> str:
+def embedder_key(name: str | None, models_dir: Path | None = None) -> str:
     """The name an embedder's vectors are stored under: a preset's name, a folder's absolute path, or the
     Hugging Face id as given."""
     name = (name or DEFAULT_EMBEDDER).strip()
     if not name:
         return DEFAULT_EMBEDDER
     from ..models import presets
-    if name in presets():
+    if name in presets(models_dir):
         return name
     path = Path(name).expanduser()
     if path.exists():
@@ -73,15 +73,17 @@ class Embedder:
     """Embeds texts with one sentence-transformers model; `model` loads on first use."""
 
     def __init__(self, name: str | None = None, *, max_tokens: int | None = None, batch_size: int = 32,
-                 device: str | None = None):
+                 device: str | None = None, models_dir: Path | None = None):
         """max_tokens: cut each text to this many tokens (default DEFAULT_MAX_TOKENS; never more than the
-        model's own limit). Another cut gives other vectors, cached under their own key, e.g. "minilm@256"."""
+        model's own limit). Another cut gives other vectors, cached under their own key, e.g. "minilm@256".
+        models_dir: where prepared presets live (Settings.models_dir)."""
         if max_tokens is not None and max_tokens < 8:
-            raise InputError("must be at least 8", where="--max-tokens")
+            raise InputError("must be at least 8", key="prefilter.max_tokens")
         self.name = name or DEFAULT_EMBEDDER
         self.max_tokens = max_tokens or DEFAULT_MAX_TOKENS
         suffix = f"@{self.max_tokens}" if self.max_tokens != DEFAULT_MAX_TOKENS else ""
-        self.key = embedder_key(self.name) + suffix
+        self.models_dir = models_dir
+        self.key = embedder_key(self.name, models_dir) + suffix
         self.batch_size = batch_size
         self.device = device or "cpu"
         self._model = None
@@ -104,7 +106,7 @@ class Embedder:
     def _load(self):
         import time
         from ..models import resolve
-        path = resolve(self.name, kind="embedder")
+        path = resolve(self.name, kind="embedder", models_dir=self.models_dir)
         t0 = time.perf_counter()                # the load time counts torch's import too
         try:
             from sentence_transformers import SentenceTransformer

@@ -3,8 +3,8 @@
 Vectors are normalised, so inner product = cosine. A corpus below APPROX_THRESHOLD vectors gets an exact flat
 index (a day, a few months); above it an inverted-file index (IVF: ~sqrt(n) lists, trained on a sample of the
 corpus), whose search visits only the lists nearest the query. The index and its id map are persisted under
-$RANKER_HOME/faiss/<embedder-slug>.index / .ids.json and brought up to date with the store on `sync`: new papers
-are added; a changed or removed vector rebuilds it.
+a directory (the store's index_dir: faiss/ beside the database) as <embedder-slug>.index / .ids.json and
+brought up to date with the store on `sync`: new papers are added; a changed or removed vector rebuilds it.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .. import config
 from ..errors import InputError, MissingDependency
 from ..io import atomic_write
 from .embed import QUERY_PREFIX, Embedder, slug
@@ -87,9 +86,9 @@ def _iter_store(store: "Store", embedder: str, batch: int = 20_000) -> Iterator[
 class CorpusIndex:
     """The persisted index of one embedder's paper vectors."""
 
-    def __init__(self, embedder: str, directory: str | Path | None = None):
+    def __init__(self, embedder: str, directory: str | Path):
         self.embedder = embedder
-        self.dir = Path(directory) if directory else config.home() / "faiss"
+        self.dir = Path(directory)
         stem = slug(embedder)
         self.index_path = self.dir / f"{stem}.index"
         self.ids_path = self.dir / f"{stem}.ids.json"
@@ -185,7 +184,7 @@ def similar_papers(texts: Sequence[str], store: "Store", *, embedder: str | Embe
                    index_dir: str | Path | None = None) -> list[list[Hit]]:
     """The k stored papers most similar to each text (a topic description, a query, a title)."""
     emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
-    idx = CorpusIndex(emb.key, index_dir).sync(store)
+    idx = CorpusIndex(emb.key, index_dir or store.index_dir).sync(store)
     if not idx.ids:
         return [[] for _ in texts]
     return idx.search(emb.embed_queries(texts, store), k)

@@ -112,9 +112,9 @@ def n_keep(n: int, *, keep: float | None = 0.4, top: int | None = None, min_keep
         return 0
     if top is not None:
         if top < 1:
-            raise InputError("must be at least 1", where="--top")
+            raise InputError("must be at least 1", key="prefilter.top")
         return min(n, int(top))
     if keep is None or not (0 < keep <= 1):
-        raise InputError(f"must be a fraction in (0, 1], got {keep}", where="--keep")
+        raise InputError(f"must be a fraction in (0, 1], got {keep}", key="prefilter.keep")
     k = math.ceil(keep * n - 1e-9)
     return min(n, max(k, min(n, min_keep)))

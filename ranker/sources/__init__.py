@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from ..errors import FetchError, InputError
-from ..io import atomic_write, parse_arxiv_id
+from ..io import Warn, atomic_write, parse_arxiv_id
 from ..records import Paper
 from .common import (ANNOUNCE_TYPES, ReadReport, check_day, parse_list, per_category, relative_announce,
                      stronger)
@@ -208,19 +208,20 @@ def select(papers: Iterable[Paper], *, categories: list[str] | None = None, anno
 # --------------------------------------------------------------------------- the public readers
 def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | str | None = None,
                 announce: list[str] | str | None = None, date: str | None = None, *,
-                report: ReadReport | None = None, fmt: str | None = None, offline: bool | None = None,
-                policy=None, notify=None) -> Iterator[Paper]:
+                report: ReadReport | None = None, fmt: str | None = None, policy=None,
+                warn: Warn | None = None) -> Iterator[Paper]:
     """Papers from a file (RSS/Atom XML, snapshot or papers JSONL, maybe gzipped), '-' for stdin, an http(s)
     URL, or raw bytes. Opening, sniffing and (for XML) parsing happen now, so a missing or malformed file
     raises InputError at once; JSON lines are read lazily while iterating (memory stays flat).
 
     categories / announce: lists or comma strings (see the module doc for the defaults). date: YYYY-MM-DD
-    that replaces every paper's day (the announcement day). report: a ReadReport to fill with counts."""
-    cats = parse_list(categories, flag="--category") if categories else None
-    ann = parse_list(announce, flag="--announce", allowed=ANNOUNCE_TYPES) if announce else None
+    that replaces every paper's day (the announcement day). report: a ReadReport to fill with counts.
+    policy: a sources.net.NetPolicy for URLs; warn hears of retries."""
+    cats = parse_list(categories, key="categories") if categories else None
+    ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
     day = check_day(date) if date else None
     if fmt is not None and fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", where="--format")
+        raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", key="fmt")
 
     if isinstance(path_or_url, (bytes, bytearray)):
         source = "<bytes>"
@@ -236,7 +237,7 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
         kind, papers = _parse_bytes(bytes(path_or_url), source, fmt, report, day)
     elif is_url(source):
         from .net import fetch_bytes
-        data = fetch_bytes(source, policy=policy, offline=offline, notify=notify)
+        data = fetch_bytes(source, policy=policy, warn=warn)
         kind, papers = _parse_bytes(data, source, fmt, report, day)
     elif source == "<stdin>":
         kind, papers = _parse_bytes(sys.stdin.buffer.read(), source, fmt, report, day)
@@ -262,15 +263,16 @@ def paper_lines(papers: Iterable[Paper]) -> Iterator[str]:
 
 # --------------------------------------------------------------------------- online
 def fetch_today(categories: list[str] | str | None = None, announce: list[str] | str | None = None,
-                date: str | None = None, *, report: ReadReport | None = None, offline: bool | None = None,
-                policy=None, notify=None) -> Iterator[Paper]:
+                date: str | None = None, *, report: ReadReport | None = None, policy=None,
+                warn: Warn | None = None) -> Iterator[Paper]:
     """Today's announcements from arXiv's RSS feed for `categories` (default cs.LG, cs.AI; base URL
-    config.rss_url()). A day without announcements (weekend, holiday) yields nothing; report.seen == 0."""
-    from .net import rss_feed_url
-    cats = parse_list(categories, flag="--category") if categories else list(DEFAULT_CATEGORIES)
+    policy.rss_url). A day without announcements (weekend, holiday) yields nothing; report.seen == 0."""
+    from .net import NetPolicy, rss_feed_url
+    policy = policy or NetPolicy()
+    cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
     ann = announce if announce else list(DEFAULT_ANNOUNCE)
-    return read_papers(rss_feed_url(cats), cats, ann, date, report=report, offline=offline, policy=policy,
-                       notify=notify, fmt="rss")
+    return read_papers(rss_feed_url(cats, policy.rss_url), cats, ann, date, report=report, policy=policy,
+                       warn=warn, fmt="rss")
 
 
 def _results_to_papers(results, source: str, report: ReadReport, date: str | None) -> Iterator[Paper]:
@@ -306,8 +308,7 @@ def _results_to_papers(results, source: str, report: ReadReport, date: str | Non
 
 
 def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, date: str | None = None,
-              report: ReadReport | None = None, offline: bool | None = None, policy=None, notify=None
-              ) -> list[Paper]:
+              report: ReadReport | None = None, policy=None, warn: Warn | None = None) -> list[Paper]:
     """Metadata for arXiv ids (with or without version) from the arXiv API, in the order given. Ids the API
     does not know are counted in report.skipped. No category filter: `categories` only relabels the announce
     type (new / cross) of the papers that are in them."""
@@ -323,14 +324,14 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
             continue
         parsed = parse_arxiv_id(raw)
         if parsed is None:
-            raise InputError(f"{raw!r} is not an arXiv id like 2411.17700", where="--ids")
+            raise InputError(f"{raw!r} is not an arXiv id like 2411.17700", key="ids")
         if parsed[0] not in wanted:
             wanted.append(parsed[0])
     if not wanted:
         return []
     day = check_day(date) if date else None
-    cats = parse_list(categories, flag="--category") if categories else None
-    client = api_client(offline=offline, policy=policy, notify=notify)
+    cats = parse_list(categories, key="categories") if categories else None
+    client = api_client(policy=policy, warn=warn)
     got: dict[str, Paper] = {}
     for i in range(0, len(wanted), 100):
         chunk = wanted[i:i + 100]
@@ -341,7 +342,7 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
     for pid in wanted:
         p = got.get(pid)
         if p is None:
-            report.warn("skipped", "--ids", f"{pid}: not found by the arXiv API")
+            report.warn("skipped", "arXiv API", f"{pid}: not found")
             continue
         if cats and any(c in cats for c in p.categories):
             p.announce_type = relative_announce(p, cats)
@@ -352,7 +353,7 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
 
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
                  announce: list[str] | str | None = None, date: str | None = None, *,
-                 report: ReadReport | None = None, offline: bool | None = None, policy=None, notify=None,
+                 report: ReadReport | None = None, policy=None, warn: Warn | None = None,
                  max_results: int | None = None) -> Iterator[Paper]:
     """Papers submitted between `since` and `until` (YYYY-MM-DD, inclusive; until defaults to today) in
     `categories`, from the arXiv API, oldest first: for backfills. A paper's day is its first version's
@@ -361,16 +362,16 @@ def fetch_window(since: str, until: str | None = None, categories: list[str] | s
     from datetime import date as _date
 
     from .net import api_client, window_query
-    s = check_day(since, "--since")
-    u = check_day(until, "--until") if until else _date.today().isoformat()
+    s = check_day(since, "since")
+    u = check_day(until, "until") if until else _date.today().isoformat()
     if u < s:
-        raise InputError(f"--until {u} is before --since {s}", where="--until")
-    cats = parse_list(categories, flag="--category") if categories else list(DEFAULT_CATEGORIES)
-    ann = parse_list(announce, flag="--announce", allowed=ANNOUNCE_TYPES) if announce else None
+        raise InputError(f"{u} is before the first day, {s}", key="until")
+    cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
+    ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
     day = check_day(date) if date else None
     report = report if report is not None else ReadReport(source="arXiv API")
     report.source = report.source or "arXiv API"
-    client = api_client(offline=offline, policy=policy, notify=notify, page_size=500)
+    client = api_client(policy=policy, warn=warn, page_size=500)
     search = arxiv.Search(query=window_query(s, u, cats), max_results=max_results,
                           sort_by=arxiv.SortCriterion.SubmittedDate, sort_order=arxiv.SortOrder.Ascending)
     return select(_results_to_papers(client.results(search), "arXiv API", report, day), categories=cats,

@@ -15,18 +15,16 @@ from typing import Any
 
 from ..errors import InputError
 from ..io import parse_arxiv_id
-from ..records import Paper
+from ..records import ANNOUNCE_TYPES, Paper, valid_category
 
-ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 # When the same paper shows up twice, the stronger announcement wins.
-_ANNOUNCE_RANK = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
+_ANNOUNCE_RANK = {t: i for i, t in enumerate(ANNOUNCE_TYPES)}
 
 ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
 TITLE_CAP = 1_000
 MAX_AUTHORS = 5_000       # physics collaborations list ~3,000 names
 MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
 
-_CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
 _ABSTRACT_LABEL = re.compile(r"^\s*abstract\s*[:.]\s*", re.IGNORECASE)
 _MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
 
@@ -181,10 +179,6 @@ def clean_authors(value: Any) -> list[str]:
     return []
 
 
-def valid_category(cat: str) -> bool:
-    return bool(_CATEGORY.match(cat))
-
-
 def clean_categories(value: Any, primary: Any = None) -> list[str]:
     if isinstance(value, str):
         cats = value.split()
@@ -224,12 +218,12 @@ def iso_day(text: Any) -> str | None:
         return None
 
 
-def check_day(value: str, flag: str = "--date") -> str:
-    """Validate a YYYY-MM-DD given by the user."""
+def check_day(value: str, key: str = "date") -> str:
+    """Validate a YYYY-MM-DD given by the user (`key`: the parameter it came in)."""
     try:
         return _date.fromisoformat(value.strip()).isoformat()
     except (ValueError, AttributeError):
-        raise InputError(f"expected a day as YYYY-MM-DD, got {value!r}", where=flag) from None
+        raise InputError(f"expected a day as YYYY-MM-DD, got {value!r}", key=key) from None
 
 
 # --------------------------------------------------------------------------- the one constructor
@@ -311,7 +305,7 @@ def stronger(a: str | None, b: str | None) -> str | None:
     return a if _ANNOUNCE_RANK.get(a, 9) <= _ANNOUNCE_RANK.get(b, 9) else b
 
 
-def parse_list(value: str | list[str] | None, *, flag: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+def parse_list(value: str | list[str] | None, *, key: str, allowed: tuple[str, ...] | None = None) -> list[str]:
     """'cs.LG, cs.AI' -> ['cs.LG', 'cs.AI'], validated."""
     if value is None:
         return []
@@ -323,9 +317,9 @@ def parse_list(value: str | list[str] | None, *, flag: str, allowed: tuple[str, 
             if not item:
                 continue
             if allowed is not None and item not in allowed:
-                raise InputError(f"unknown value {item!r}; expected one of {', '.join(allowed)}", where=flag)
+                raise InputError(f"unknown value {item!r}; expected one of {', '.join(allowed)}", key=key)
             if allowed is None and not valid_category(item):
-                raise InputError(f"{item!r} is not an arXiv category like cs.LG", where=flag)
+                raise InputError(f"{item!r} is not an arXiv category like cs.LG", key=key)
             if item not in out:
                 out.append(item)
     return out

@@ -1,29 +1,28 @@
 """Reading arXiv over the network, politely.
 
 - `fetch_bytes(url)`: one GET (the RSS feed) with a timeout and retries.
-- `api_client()`: an `arxiv.Client` (the arXiv API through the `arxiv` package) pointed at config.api_url()
+- `api_client()`: an `arxiv.Client` (the arXiv API through the `arxiv` package) pointed at policy.api_url
   and given our session, so it gets the same timeout and retries.
 
 Every request goes through `PoliteAdapter`: a 429 or 5xx answer, a refused or reset connection and a timeout
-are retried with exponential backoff (policy.backoff, doubled each time, capped at policy.max_wait), honouring
-the server's Retry-After; when the retries are spent a FetchError says what happened. arxiv 4.0.2's own
-client sets no timeout and retries immediately without backoff, so its retries are kept for the one case it
-knows best (a spuriously empty page) and the HTTP side is ours.
+are retried (ranker.io.retry: exponential backoff, the server's Retry-After honoured); when the retries are
+spent a FetchError says what happened. arxiv 4.0.2's own client sets no timeout and retries immediately
+without backoff, so its retries are kept for the one case it knows best (a spuriously empty page) and the
+HTTP side is ours. The knobs are the [fetch] settings (NetPolicy.from_settings).
 
-Offline mode (--offline / RANKER_OFFLINE=1) refuses any URL whose host is not loopback before connecting.
+In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import __version__
-from .. import config
 from ..errors import FetchError
-from ..io import RETRY_STATUS, RetryPolicy, Retryable, is_loopback_url, retry, retry_after_seconds, url_host
-USER_AGENT = f"ranker/{__version__} (local arXiv ranker; polite: >=3 s between API requests)"
+from ..io import RETRY_STATUS, RetryPolicy, Retryable, Warn, is_loopback_url, retry, retry_after_seconds, url_host
+from ..netguard import check_allowed
+from ..settings import DEFAULT_API_URL, DEFAULT_RSS_URL, FetchSettings
 
-Notify = Callable[[str], None]
+USER_AGENT = f"ranker/{__version__} (local arXiv ranker; polite: >=3 s between API requests)"
 
 
 @dataclass
@@ -33,38 +32,21 @@ class NetPolicy:
     backoff: float = 2.0      # seconds before the first retry; doubled each retry
     max_wait: float = 120.0   # the longest single wait; a longer Retry-After ends the fetch at once
     api_delay: float = 3.0    # seconds between two arXiv API requests (arXiv's terms of use)
+    rss_url: str = DEFAULT_RSS_URL
+    api_url: str = DEFAULT_API_URL
 
     @classmethod
-    def from_config(cls, fetch_cfg=None) -> "NetPolicy":
-        """[fetch] timeout/retries from the TOML config, then RANKER_FETCH_TIMEOUT / _RETRIES / _BACKOFF and
-        RANKER_API_DELAY from the environment (tests use these to keep backoff short)."""
-        p = cls()
-        if fetch_cfg is not None:
-            p.timeout, p.retries = float(fetch_cfg.timeout), int(fetch_cfg.retries)
-        for attr, value in (("timeout", config.fetch_timeout()), ("retries", config.fetch_retries()),
-                            ("backoff", config.fetch_backoff()), ("api_delay", config.api_delay())):
-            if value is not None:
-                setattr(p, attr, value)
-        if p.timeout <= 0:
-            p.timeout = 0.001
-        return p
+    def from_settings(cls, fetch: FetchSettings) -> "NetPolicy":
+        return cls(timeout=fetch.timeout, retries=fetch.retries, backoff=fetch.backoff, api_delay=fetch.api_delay,
+                   rss_url=fetch.rss_url, api_url=fetch.api_url)
 
     @property
     def retry(self) -> RetryPolicy:
         return RetryPolicy(retries=self.retries, backoff=self.backoff, max_wait=self.max_wait)
 
 
-# --------------------------------------------------------------------------- offline
-def check_allowed(url: str, offline: bool | None = None) -> None:
-    """Raise FetchError for a non-loopback URL in offline mode (the flag, or RANKER_OFFLINE=1)."""
-    offline = config.offline() if offline is None else (offline or config.offline())
-    if offline and not is_loopback_url(url):
-        raise FetchError(f"offline mode (--offline / RANKER_OFFLINE=1): will not connect to {url_host(url)}; "
-                         "read a saved file with --from FILE instead", where=url)
-
-
 # --------------------------------------------------------------------------- retries
-def _make_adapter(policy: NetPolicy, notify: Notify | None):
+def _make_adapter(policy: NetPolicy, warn: Warn | None):
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -90,9 +72,9 @@ def _make_adapter(policy: NetPolicy, notify: Notify | None):
                 return resp
 
             def retrying(n: int, e: Retryable, wait: float) -> None:
-                if notify:
+                if warn:
                     why = f"connection failed ({e.reason})" if e.kind == "connection" else e.reason
-                    notify(f"{host}: {why}; retry {n}/{policy.retries} in {wait:.1f} s")
+                    warn(f"{host}: {why}; retry {n}/{policy.retries} in {wait:.1f} s")
 
             try:
                 return retry(attempt, policy.retry, retrying)
@@ -125,13 +107,13 @@ def _reason(e: Exception) -> str:
     return type(e).__name__
 
 
-def make_session(policy: NetPolicy, url: str, notify: Notify | None = None):
+def make_session(policy: NetPolicy, url: str, warn: Warn | None = None):
     """A requests.Session whose every request is retried politely. For a loopback URL the environment's
     proxy settings are ignored (a proxy cannot reach our own loopback)."""
     import requests
 
     s = requests.Session()
-    adapter = _make_adapter(policy, notify)
+    adapter = _make_adapter(policy, warn)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
@@ -140,14 +122,13 @@ def make_session(policy: NetPolicy, url: str, notify: Notify | None = None):
     return s
 
 
-def fetch_bytes(url: str, *, policy: NetPolicy | None = None, offline: bool | None = None,
-                notify: Notify | None = None) -> bytes:
+def fetch_bytes(url: str, *, policy: NetPolicy | None = None, warn: Warn | None = None) -> bytes:
     """GET a URL and return the body, or raise FetchError (one line, naming the URL)."""
     import requests
 
-    check_allowed(url, offline)
-    policy = policy or NetPolicy.from_config()
-    session = make_session(policy, url, notify)
+    check_allowed(url)
+    policy = policy or NetPolicy()
+    session = make_session(policy, url, warn)
     try:
         resp = session.get(url, timeout=policy.timeout)
     except FetchError:
@@ -164,9 +145,8 @@ def fetch_bytes(url: str, *, policy: NetPolicy | None = None, offline: bool | No
 
 
 # --------------------------------------------------------------------------- URLs
-def rss_feed_url(categories: list[str], base: str | None = None) -> str:
-    """https://rss.arxiv.org/rss/cs.LG+cs.AI for ['cs.LG', 'cs.AI'] (base: config.rss_url())."""
-    base = base or config.rss_url()
+def rss_feed_url(categories: list[str], base: str = DEFAULT_RSS_URL) -> str:
+    """https://rss.arxiv.org/rss/cs.LG+cs.AI for ['cs.LG', 'cs.AI'] (base: NetPolicy.rss_url)."""
     return base.rstrip("/") + "/" + "+".join(categories)
 
 
@@ -177,9 +157,8 @@ def window_query(since: str, until: str, categories: list[str]) -> str:
     return f"({cats}) AND submittedDate:[{s}0000 TO {u}2359]"
 
 
-def api_client(*, policy: NetPolicy | None = None, offline: bool | None = None, notify: Notify | None = None,
-               page_size: int = 200):
-    """An arxiv.Client talking to config.api_url() through a polite session.
+def api_client(*, policy: NetPolicy | None = None, warn: Warn | None = None, page_size: int = 200):
+    """An arxiv.Client talking to policy.api_url through a polite session.
 
     arxiv 4.0.2 builds request URLs from the class attribute `Client.query_url_format` (set here per
     instance), keeps its requests.Session in `_session` (replaced by ours: timeout, backoff, Retry-After),
@@ -190,10 +169,10 @@ def api_client(*, policy: NetPolicy | None = None, offline: bool | None = None, 
     except ImportError:
         from ..errors import MissingDependency
         raise MissingDependency("arxiv", "", "fetching from the arXiv API") from None
-    base = config.api_url()
-    check_allowed(base, offline)
-    policy = policy or NetPolicy.from_config()
+    policy = policy or NetPolicy()
+    base = policy.api_url
+    check_allowed(base)
     client = arxiv.Client(page_size=page_size, delay_seconds=policy.api_delay, num_retries=min(2, policy.retries))
     client.query_url_format = base + ("&{}" if "?" in base else "?{}")
-    client._session = make_session(policy, base, notify)
+    client._session = make_session(policy, base, warn)
     return client

@@ -1,0 +1,366 @@
+"""The one place that reads environment variables, the TOML config and flag values, into one Settings.
+
+    s = resolve(config_path, flags={"keep": 0.3, "backend": "openai"})   # what the CLI does, once
+    s.prefilter.keep, s.scoring.backend, s.db_path, s.offline ...
+
+Precedence, lowest first: the defaults below, ranker.toml (./ranker.toml or the file given), the environment,
+the flags. Nothing below the CLI reads the environment: it is given a Settings (or the values it needs).
+
+Environment:
+  RANKER_HOME        where the database, FAISS indexes and caches live (default: the platform's user data dir)
+  RANKER_DB          the SQLite file (default: $RANKER_HOME/ranker.sqlite3)
+  RANKER_MODELS_DIR  where prepared model folders live (default: the repository's models/ folder)
+  RANKER_OFFLINE     1 = never open a non-loopback connection
+  RANKER_DEBUG       1 = show full tracebacks
+  RANKER_RSS_URL, RANKER_API_URL   base URLs of arXiv's RSS feed and API (tests point them at 127.0.0.1)
+  RANKER_FETCH_TIMEOUT, RANKER_FETCH_RETRIES, RANKER_FETCH_BACKOFF, RANKER_API_DELAY   network politeness
+  OPENAI_BASE_URL    the OpenAI-compatible server of the `openai` backend ([scoring.openai] base_url)
+  OPENAI_API_KEY     its key: read from the environment only, never from a file, never printed or stored
+
+Each scoring backend takes typed options from its own table, [scoring.vllm], [scoring.transformers],
+[scoring.openai]; several may sit in one file, and the chosen backend's Options model validates its table
+(ranker.backends.check_options) before any work starts.
+
+An invalid value is a ConfigError whose `key` is the setting ("prefilter.keep"); `origins` says where each
+given value came from, so the CLI can name it as the user wrote it: --keep, RANKER_FETCH_RETRIES or
+ranker.toml: prefilter.keep.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, \
+    model_validator
+
+from .errors import ConfigError
+from .io import read_text
+from .records import ANNOUNCE_TYPES, valid_category
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = "ranker.toml"
+DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
+DEFAULT_API_URL = "https://export.arxiv.org/api/query"
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+# --------------------------------------------------------------------------- the settings
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FetchSettings(_Section):
+    categories: list[str] = ["cs.LG", "cs.AI"]
+    announce: list[str] = ["new", "cross"]
+    timeout: float = Field(30.0, gt=0)        # seconds to wait for an arXiv server to answer
+    retries: int = Field(5, ge=0)             # retries after a 429/5xx or a connection error
+    backoff: float = Field(2.0, ge=0)         # seconds before the first retry, doubled each time
+    api_delay: float = Field(3.0, ge=0)       # seconds between two arXiv API requests (arXiv asks for 3)
+    rss_url: str = DEFAULT_RSS_URL
+    api_url: str = DEFAULT_API_URL
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if not valid_category(c):
+                raise ValueError(f"{c!r} is not an arXiv category like cs.LG")
+        if not v:
+            raise ValueError("no category given")
+        return list(dict.fromkeys(v))
+
+    @field_validator("announce")
+    @classmethod
+    def _announce(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a not in ANNOUNCE_TYPES:
+                raise ValueError(f"unknown value {a!r}; expected one of {', '.join(ANNOUNCE_TYPES)}")
+        return list(dict.fromkeys(v))
+
+
+class PrefilterSettings(_Section):
+    embedder: str = "minilm"                  # preset, folder or Hugging Face id
+    max_tokens: int | None = Field(None, ge=8)    # cut each text to this many tokens (None: the embedder's 128)
+    keep: float = Field(0.4, gt=0, le=1)      # fraction of the day kept ...
+    top: int | None = Field(None, ge=1)       # ... or exactly this many
+    min_keep: int = Field(20, ge=0)           # never fewer than min(N, min_keep)
+    calibration: str | None = None            # a `ranker calibrate` file
+
+
+class ScoringSettings(_Section):
+    backend: str = "vllm"
+    model: str = "smollm2-135m"
+    prompts: str | None = None                # a prompt directory (None: the bundled seed prompt)
+    score_mode: Literal["greedy", "expected"] = "greedy"
+    papers_per_request: int = Field(1, ge=1)
+    abstract_tokens: int = Field(400, ge=16)
+    comment_chars: int = Field(300, ge=20)
+    batch_size: int = Field(64, ge=1)         # requests per engine call; scores are stored after each call
+    prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
+    # [scoring.<backend>] tables, by backend name: validated by that backend's Options model
+    options: dict[str, dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_tables(cls, data: Any) -> Any:
+        """[scoring.vllm] etc. arrive as table-valued keys; `engine_args` directly under [scoring] (the
+        older spelling) is the vllm backend's."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        options = {k: dict(v) for k, v in (data.pop("options", None) or {}).items()}
+        if "engine_args" in data:
+            options.setdefault("vllm", {})["engine_args"] = data.pop("engine_args")
+        for k in [k for k, v in data.items() if isinstance(v, dict) and k not in cls.model_fields]:
+            options.setdefault(k, {}).update(data.pop(k))
+        data["options"] = options
+        return data
+
+
+class DigestSettings(_Section):
+    min_relevance: int = Field(8, ge=1, le=10)
+    min_novelty: int = Field(7, ge=1, le=10)
+
+
+def env_flag(value: str | None) -> bool:
+    """The one notion of a true environment flag: 1, true, yes, on (any case)."""
+    return (value or "").strip().lower() in TRUE
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("RANKER_HOME"):
+        return Path(env["RANKER_HOME"]).expanduser()
+    from platformdirs import user_data_dir
+    return Path(user_data_dir("ranker", appauthor=False))
+
+
+def default_models_dir(env: Mapping[str, str] | None = None) -> Path:
+    """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else $RANKER_HOME/models."""
+    env = os.environ if env is None else env
+    if env.get("RANKER_MODELS_DIR"):
+        return Path(env["RANKER_MODELS_DIR"]).expanduser()
+    bundled = REPO_ROOT / "models"
+    if (bundled / "presets.toml").exists():
+        return bundled
+    return default_home(env) / "models"
+
+
+def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """RANKER_DEBUG, for the CLI's error handler (which must know it before any Settings exists)."""
+    return env_flag((os.environ if env is None else env).get("RANKER_DEBUG"))
+
+
+class Settings(_Section):
+    home: Path = Field(default_factory=default_home, strict=False)
+    db: Path | None = Field(None, strict=False)           # None: home / ranker.sqlite3
+    models_dir: Path = Field(default_factory=default_models_dir, strict=False)
+    offline: bool = False
+    debug: bool = False
+    fetch: FetchSettings = FetchSettings()
+    prefilter: PrefilterSettings = PrefilterSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    digest: DigestSettings = DigestSettings()
+    openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
+    _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.db if self.db is not None else self.home / "ranker.sqlite3"
+
+    @property
+    def presets_file(self) -> Path:
+        for cand in (self.models_dir / "presets.toml", REPO_ROOT / "models" / "presets.toml"):
+            if cand.exists():
+                return cand
+        return self.models_dir / "presets.toml"
+
+    @property
+    def origins(self) -> dict[str, "Origin"]:
+        """Where each value that is not a default came from, by key."""
+        return self._origins
+
+    def public(self) -> dict:
+        """The settings as JSON-ready data for the run manifest and the store (no secret in it)."""
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- where values come from
+@dataclass(frozen=True)
+class Origin:
+    kind: Literal["file", "env", "flag"]
+    name: str               # the file's path, the variable, or the flag's parameter name ("min_keep")
+
+
+# Flags, by the parameter name a command declares them under, and the setting each sets.
+FLAG_KEYS: dict[str, str] = {
+    "backend": "scoring.backend", "model": "scoring.model", "prompts": "scoring.prompts",
+    "score_mode": "scoring.score_mode", "prompt_layout": "scoring.prompt_layout",
+    "papers_per_request": "scoring.papers_per_request",
+    "embedder": "prefilter.embedder", "max_tokens": "prefilter.max_tokens", "keep": "prefilter.keep",
+    "top": "prefilter.top", "calibration": "prefilter.calibration",
+    "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",
+    "category": "fetch.categories", "announce": "fetch.announce",
+    "db": "db", "offline": "offline",
+}
+# `backend_option` ("KEY=VALUE", repeatable) sets scoring.<backend>.KEY, its value read as TOML ("4", "true",
+# "{ tensor_parallel_size = 2 }"), or as a string when it is not TOML ("bfloat16").
+BACKEND_OPTION = "backend_option"
+
+# Environment variables and the setting each sets, with how its text is read.
+ENV_KEYS: dict[str, tuple[str, type]] = {
+    "RANKER_HOME": ("home", str), "RANKER_DB": ("db", str), "RANKER_MODELS_DIR": ("models_dir", str),
+    "RANKER_OFFLINE": ("offline", bool), "RANKER_DEBUG": ("debug", bool),
+    "RANKER_RSS_URL": ("fetch.rss_url", str), "RANKER_API_URL": ("fetch.api_url", str),
+    "RANKER_FETCH_TIMEOUT": ("fetch.timeout", float), "RANKER_FETCH_RETRIES": ("fetch.retries", int),
+    "RANKER_FETCH_BACKOFF": ("fetch.backoff", float), "RANKER_API_DELAY": ("fetch.api_delay", float),
+    "OPENAI_BASE_URL": ("scoring.openai.base_url", str),
+}
+SECRET_ENV = {"OPENAI_API_KEY": "openai_api_key"}
+_LIST_KEYS = {"fetch.categories", "fetch.announce"}
+
+
+@dataclass
+class Gathered:
+    """Raw values by source, before validation: what `build` turns into a Settings."""
+    data: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, Origin] = field(default_factory=dict)
+    config_file: Path | None = None
+
+
+def _put(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        data = data.setdefault(p, {})
+        if not isinstance(data, dict):
+            raise ConfigError("expected a table", key=p)
+    data[parts[-1]] = value
+
+
+def _leaves(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        out += _leaves(v, key + ".") if isinstance(v, dict) and k not in ("engine_args",) else [key]
+    return out
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        data = tomllib.loads(read_text(path, "config file", ConfigError))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", where=str(path)) from None
+    for key in _leaves(data):
+        if key.rsplit(".", 1)[-1] in ("api_key", "openai_api_key"):
+            raise ConfigError("an API key is read from the environment (OPENAI_API_KEY) only, never from a file",
+                              where=str(path), key=key)
+    return data
+
+
+def _env_value(var: str, raw: str, kind: type) -> Any:
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() not in TRUE | FALSE:
+            raise ConfigError(f"expected 1 or 0 (true/false), got {raw!r}", key=var)
+        return text.lower() in TRUE
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"expected {'an integer' if kind is int else 'a number'}, got {raw!r}",
+                              key=var) from None
+    return text
+
+
+def _flag_value(key: str, value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        value = str(value)
+    if key in _LIST_KEYS and isinstance(value, str):
+        value = [x.strip() for x in value.split(",") if x.strip()]
+    return value
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """'KEY=VALUE' of --backend-option: VALUE read as TOML (4, 0.5, true, [..], {..}), else as a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}", key=BACKEND_OPTION)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | None = None,
+           env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Gathered:
+    """Collect the values of ranker.toml, the environment and the flags (None = not given), with where each
+    came from. `config` None reads ./ranker.toml when there is one."""
+    env = os.environ if env is None else env
+    g = Gathered()
+    path = Path(config) if config is not None else (cwd or Path.cwd()) / DEFAULT_CONFIG
+    if config is not None or path.exists():
+        g.config_file = path
+        g.data = _read_toml(path)
+        for key in _leaves(g.data):
+            g.origins[key] = Origin("file", str(path))
+    for var, (key, kind) in ENV_KEYS.items():
+        if env.get(var, "").strip():
+            _put(g.data, key, _env_value(var, env[var], kind))
+            g.origins[key] = Origin("env", var)
+    for var, key in SECRET_ENV.items():
+        if env.get(var):
+            g.data[key] = env[var]
+    g.data.setdefault("home", str(default_home(env)))
+    g.data.setdefault("models_dir", str(default_models_dir(env)))
+    flags = dict(flags or {})
+    options = flags.pop(BACKEND_OPTION, None) or []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if name not in FLAG_KEYS:
+            raise ValueError(f"no setting for the flag parameter {name!r}")
+        key = FLAG_KEYS[name]
+        _put(g.data, key, _flag_value(key, value))
+        g.origins[key] = Origin("flag", name)
+    if options:
+        backend = flags.get("backend") or g.data.get("scoring", {}).get("backend") or ScoringSettings().backend
+        for text in options:
+            k, v = parse_option(text)
+            key = f"scoring.{backend}.{k}"
+            _put(g.data, key, v)
+            g.origins[key] = Origin("flag", BACKEND_OPTION)
+    return g
+
+
+def _error_key(loc: tuple) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    if len(parts) >= 3 and parts[:2] == ["scoring", "options"]:
+        parts = ["scoring", *parts[2:]]
+    return ".".join(parts)
+
+
+def build(g: Gathered) -> Settings:
+    """Validate gathered values into Settings; the first problem is a ConfigError carrying its key."""
+    try:
+        s = Settings.model_validate(g.data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = _error_key(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        raise ConfigError(msg, key=key) from None
+    s._origins = dict(g.origins)
+    return s
+
+
+def resolve(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | None = None,
+            env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ranker.toml (or `config`), the environment and the flags: see the module doc."""
+    return build(gather(config, flags, env))

@@ -1,0 +1,107 @@
+"""Settings: ranker.toml, the environment and flags resolved into one Settings, and errors that name the
+key the way the user gave it (a flag, a variable, a ranker.toml entry)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ranker.errors import ConfigError
+from ranker.settings import parse_option, resolve
+
+from conftest import DAYS, ranker
+
+
+def toml(tmp_path, text: str):
+    f = tmp_path / "ranker.toml"
+    f.write_text(text)
+    return f
+
+
+def test_defaults_then_file_then_environment_then_flags(tmp_path):
+    s = resolve(env={})
+    assert (s.prefilter.keep, s.scoring.backend, s.fetch.retries, s.offline) == (0.4, "vllm", 5, False)
+    f = toml(tmp_path, "[prefilter]\nkeep = 0.3\nmin_keep = 5\n[fetch]\nretries = 2\n[scoring]\nbackend = 'fake'\n")
+    s = resolve(f, env={})
+    assert (s.prefilter.keep, s.prefilter.min_keep, s.fetch.retries, s.scoring.backend) == (0.3, 5, 2, "fake")
+    s = resolve(f, env={"RANKER_FETCH_RETRIES": "7", "RANKER_OFFLINE": "yes", "RANKER_HOME": str(tmp_path)})
+    assert (s.fetch.retries, s.offline, s.db_path) == (7, True, tmp_path / "ranker.sqlite3")
+    s = resolve(f, flags={"keep": 0.25, "category": "cs.CL, cs.LG", "db": tmp_path / "x.db", "top": None},
+                env={"RANKER_FETCH_RETRIES": "7"})
+    assert (s.prefilter.keep, s.fetch.categories, s.db_path, s.prefilter.top) == (0.25, ["cs.CL", "cs.LG"],
+                                                                                   tmp_path / "x.db", None)
+    assert {k: (o.kind, o.name) for k, o in s.origins.items() if k in ("prefilter.keep", "prefilter.min_keep",
+                                                                        "fetch.retries")} == {
+        "prefilter.keep": ("flag", "keep"), "prefilter.min_keep": ("file", str(f)),
+        "fetch.retries": ("env", "RANKER_FETCH_RETRIES")}
+
+
+def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
+    toml(tmp_path, "[digest]\nmin_relevance = 6\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve(env={}).digest.min_relevance == 6
+
+
+@pytest.mark.parametrize("text,key,msg", [
+    ('[prefilter]\nmin_keep = "5"\n', "prefilter.min_keep", "valid integer"),        # strict: no "5" for 5
+    ("[prefilter]\nkeep = 1.5\n", "prefilter.keep", "less than or equal to 1"),
+    ("[prefilter]\nkepp = 0.3\n", "prefilter.kepp", "unknown setting"),
+    ("[scoring]\nscore_mode = 'best'\n", "scoring.score_mode", "'greedy' or 'expected'"),
+    ("[fetch]\ncategories = ['cs LG']\n", "fetch.categories", "'cs LG' is not an arXiv category"),
+    ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
+    ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
+])
+def test_bad_values_name_their_key(tmp_path, text, key, msg):
+    with pytest.raises(ConfigError) as e:
+        resolve(toml(tmp_path, text), env={})
+    assert e.value.key == key and msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_environment_names_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        resolve(env={"RANKER_FETCH_RETRIES": "many"})
+    assert e.value.key == "RANKER_FETCH_RETRIES" and "expected an integer" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        resolve(env={"RANKER_OFFLINE": "maybe"})
+    assert e.value.key == "RANKER_OFFLINE"
+
+
+def test_backend_tables_and_the_older_engine_args(tmp_path):
+    f = toml(tmp_path, "[scoring]\nbackend = 'vllm'\nengine_args = { tensor_parallel_size = 2 }\n"
+                       "[scoring.vllm]\ndtype = 'bfloat16'\n[scoring.openai]\nconcurrency = 16\n")
+    s = resolve(f, env={"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
+    assert s.scoring.options == {"vllm": {"dtype": "bfloat16", "engine_args": {"tensor_parallel_size": 2}},
+                                 "openai": {"concurrency": 16, "base_url": "http://127.0.0.1:8000/v1"}}
+    s = resolve(f, flags={"backend": "transformers", "backend_option": ["batch_size=4", "dtype=float16"]}, env={})
+    assert s.scoring.options["transformers"] == {"batch_size": 4, "dtype": "float16"}
+    assert s.origins["scoring.transformers.batch_size"].name == "backend_option"
+
+
+def test_backend_option_values_read_as_toml():
+    assert parse_option("concurrency=16") == ("concurrency", 16)
+    assert parse_option("timeout=2.5") == ("timeout", 2.5)
+    assert parse_option("probe=false") == ("probe", False)
+    assert parse_option("dtype=bfloat16") == ("dtype", "bfloat16")
+    assert parse_option("engine_args={ tensor_parallel_size = 2 }") == ("engine_args", {"tensor_parallel_size": 2})
+    with pytest.raises(ConfigError):
+        parse_option("no equals sign")
+
+
+def test_the_api_key_is_never_dumped_or_shown():
+    s = resolve(env={"OPENAI_API_KEY": "sk-SECRET"})
+    assert s.openai_api_key.get_secret_value() == "sk-SECRET"
+    assert "sk-SECRET" not in repr(s) and "sk-SECRET" not in json.dumps(s.public())
+
+
+# --------------------------------------------------------------------------- as the CLI words them
+def test_cli_names_a_flag_a_variable_or_the_file(tmp_path):
+    papers = DAYS / "2025-05-15" / "listing.jsonl"
+    r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--keep", "1.5")
+    assert r.returncode == 1 and r.stderr == "error: --keep: Input should be less than or equal to 1\n"
+    r = ranker("fetch", "--from", papers, "--out", tmp_path / "o.jsonl", env={"RANKER_FETCH_RETRIES": "-1"})
+    assert r.returncode == 1 and r.stderr == ("error: RANKER_FETCH_RETRIES: Input should be greater than or "
+                                              "equal to 0\n")
+    f = toml(tmp_path, '[prefilter]\nmin_keep = "5"\n')
+    r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--config", f)
+    assert r.returncode == 1 and r.stderr == f"error: {f}: prefilter.min_keep: Input should be a valid integer\n"
+    assert not (tmp_path / "o.jsonl").exists()
