@@ -28,8 +28,8 @@ def ranking_key(s: Score) -> tuple:
     return (s.total, exp, s.relevance)
 
 
-def select(scores: dict[str, Score], papers: dict[str, Paper], *, min_relevance: int = 8,
-           min_novelty: int = 7) -> list[Selected]:
+def pick_papers(scores: dict[str, Score], papers: dict[str, Paper], *, min_relevance: int = 8,
+                min_novelty: int = 7) -> list[Selected]:
     """Keep RELEVANCE >= min_relevance and NOVELTY >= min_novelty; best first."""
     keep = [Selected(papers[i], s) for i, s in scores.items()
             if i in papers and s.relevance >= min_relevance and s.novelty >= min_novelty]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # Fields a paper line carries in the papers JSONL (the layout of shared/data/days/*/listing.jsonl).
@@ -58,11 +58,24 @@ class Ranked:
     topic: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The prefilter output's line: id, prefilter_score, kept, topic, then the paper's fields."""
         d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
              "kept": self.kept, "topic": self.topic}
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d
+
+    @classmethod
+    def from_paper(cls, paper: Paper) -> "Ranked | None":
+        """The verdict a paper read from prefilter output carries in its extra fields (which it leaves),
+        or None when it carries none."""
+        extra = paper.extra
+        score = extra.get("prefilter_score")
+        if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
+            return None
+        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic")}
+        return cls(paper=replace(paper, extra=rest), prefilter_score=float(score), kept=extra["kept"],
+                   topic=str(extra.get("topic") or ""))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Papers -> requests -> backend -> validated Scores -> JSONL lines + the store.
+"""Papers -> requests -> backend -> validated Scores -> the store (and the seed's JSONL lines).
 
 One paper per request by default: every request of a day shares the same prefix (system prompt, topics,
 criteria), so vLLM's prefix cache computes it once; a paper's text can only ever move its own score.
@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from .backends import Backend, Request, Result
-from .backends.schema import paper_schema
-from .io import atomic_write, same_paper_id
+from .backends.schema import check_answer, paper_schema
+from .errors import ConfigError
+from .io import Progress
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
@@ -28,7 +28,7 @@ class ScoreOptions:
     abstract_tokens: int = 400
     comment_chars: int = 300
     score_mode: str = "greedy"        # or "expected": also read the score-value probabilities
-    batch_size: int = 64              # requests per backend call; lines are written after each call
+    batch_size: int = 64              # requests per backend call; scores are stored after each call
     hardened: bool = True             # paper text inside <paper> delimiters, marked as data
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
 
@@ -57,6 +57,7 @@ class ScoreOptions:
 class ScoreRun:
     model: str
     prompt_hash: str
+    papers: list[Paper] = field(default_factory=list)      # what was asked, in order (each id once)
     scores: dict[str, Score] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -65,33 +66,23 @@ class ScoreRun:
     retried: int = 0
     seconds: float = 0.0
     engine: dict = field(default_factory=dict)
+    backend: str = ""                   # the backend's name (steps.score_day)
+    load_seconds: float = 0.0           # opening the backend (steps.score_day)
+
+    @property
+    def status(self) -> str:
+        """ok, or partial when some papers could not be scored."""
+        return "partial" if self.failures else "ok"
+
+    def lines(self) -> Iterator[str]:
+        """The seed's JSONL of this run, in the papers' order."""
+        return score_lines(self.papers, self.scores)
 
 
 # --------------------------------------------------------------------------- validation
-def _check_one(obj, expected_id: str, comment_chars: int) -> Score:
-    if not isinstance(obj, dict):
-        raise ValueError("not a JSON object")
-    missing = {"ARXIVID", "COMMENT", "RELEVANCE", "NOVELTY"} - obj.keys()
-    if missing:
-        raise ValueError(f"missing {', '.join(sorted(missing))}")
-    aid = str(obj["ARXIVID"]).strip()
-    if not same_paper_id(aid, expected_id):
-        raise ValueError(f"ARXIVID {aid!r} is not {expected_id!r}")
-    vals = {}
-    for k in ("RELEVANCE", "NOVELTY"):
-        v = obj[k]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10:
-            raise ValueError(f"{k} {v!r} is not an integer in 1..10")
-        vals[k] = v
-    comment = obj["COMMENT"]
-    if not isinstance(comment, str):
-        raise ValueError("COMMENT is not a string")
-    return Score(arxiv_id=expected_id, relevance=vals["RELEVANCE"], novelty=vals["NOVELTY"],
-                 comment=" ".join(comment.split())[:comment_chars])
-
-
 def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str, Score]:
-    """Validate a backend's answer for the papers `ids`; raises ValueError saying what is wrong."""
+    """A backend's answer for the papers `ids` as Scores (validated by backends.schema.check_answer, the one
+    validator; a COMMENT over comment_chars is cut, not refused); raises ValueError saying what is wrong."""
     if result.error:
         raise ValueError(result.error)
     if result.finish_reason == "length":
@@ -102,12 +93,9 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
         data = json.loads(result.text)
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg} at char {e.pos})") from None
-    items = data["papers"] if len(ids) > 1 and isinstance(data, dict) and "papers" in data else [data]
-    if len(items) != len(ids):
-        raise ValueError(f"{len(items)} answers for {len(ids)} papers")
-    out = {}
-    for obj, pid in zip(items, ids):
-        out[pid] = _check_one(obj, pid, comment_chars)
+    out = {obj["ARXIVID"]: Score(arxiv_id=obj["ARXIVID"], relevance=obj["RELEVANCE"], novelty=obj["NOVELTY"],
+                                 comment=obj["COMMENT"])
+           for obj in check_answer(data, ids, comment_chars, strict=False)}
     if len(ids) == 1 and result.score_probs:
         s = out[ids[0]]
         s.expected_relevance = _expectation(result.score_probs.get("RELEVANCE"))
@@ -137,32 +125,42 @@ def score_lines(papers: Iterable[Paper], scores: dict[str, Score]) -> Iterator[s
             yield json.dumps(s.to_jsonl(), ensure_ascii=False) + "\n"
 
 
-def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store,
-                 out_path: str | Path | None = None, *, options: ScoreOptions | None = None,
-                 run_id: int | None = None, progress: Callable[[int, int], None] | None = None) -> ScoreRun:
+def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: ScoreOptions) -> list[Request]:
+    """One request per group of papers: the messages, the JSON schema its answer must follow and its token
+    budget, exactly as scoring sends them (benchmarks and evaluations build theirs here too)."""
+    return [Request(key=",".join(p.id for p in g),
+                    messages=build_messages(prompts, g, abstract_tokens=options.abstract_tokens,
+                                            hardened=options.hardened, layout=options.layout),
+                    schema=paper_schema([p.id for p in g], options.comment_chars),
+                    max_tokens=options.max_tokens) for g in groups]
+
+
+def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store, *,
+                 options: ScoreOptions | None = None, run_id: int | None = None,
+                 progress: Progress | None = None) -> ScoreRun:
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
-    stored as each batch completes (an interrupted run resumes from the store). When every batch is done the
-    scores are written to `out_path` (atomically). A paper whose answer fails validation is retried once,
-    then recorded as a failure; nothing is silently dropped."""
+    stored as each batch completes, so an interrupted run resumes from the store. A paper whose answer fails
+    validation is retried once, then recorded as a failure; nothing is silently dropped."""
     opt = options or ScoreOptions()
+    want_probs = opt.score_mode == "expected"
+    if want_probs and not backend.supports_score_probs:
+        raise ConfigError(f"the {backend.name} backend cannot report score probabilities; use the greedy "
+                          "score mode", key="scoring.score_mode")
     papers = list({p.id: p for p in papers}.values())
     phash = prompts.hash(**opt.prompt_options())
-    model = backend.model_name
-    run = ScoreRun(model=model, prompt_hash=phash)
+    run = ScoreRun(model=backend.model_name, prompt_hash=phash, papers=papers)
     t0 = time.perf_counter()
-    want_probs = opt.score_mode == "expected"
 
-    stored = store.get_scores([p.id for p in papers], model, phash)
+    stored = store.get_scores([p.id for p in papers], run.model, phash)
     if want_probs:   # a greedy-mode score lacks the expectation: score it again
         stored = {k: s for k, s in stored.items() if s.expected_relevance is not None}
     run.scores.update(stored)
     run.reused = len(stored)
     pending = [p for p in papers if p.id not in stored]
-
     try:
         done = len(stored)
         if progress:
-            progress(done, len(papers))
+            progress("scoring", done, len(papers))
         groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
         for b in range(0, len(groups), opt.batch_size):
             batch = groups[b:b + opt.batch_size]
@@ -172,12 +170,10 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
                 _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
             done += sum(len(g) for g in batch)
             if progress:
-                progress(done, len(papers))
+                progress("scoring", done, len(papers))
     finally:
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
-    if out_path is not None:
-        atomic_write(out_path, score_lines(papers, run.scores))
     return run
 
 
@@ -185,11 +181,7 @@ def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, 
                want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
                final: bool) -> list[list[Paper]]:
     """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
-    requests = [Request(key=",".join(p.id for p in g),
-                        messages=build_messages(prompts, g, abstract_tokens=opt.abstract_tokens,
-                                                hardened=opt.hardened, layout=opt.layout),
-                        schema=paper_schema([p.id for p in g], opt.comment_chars),
-                        max_tokens=opt.max_tokens) for g in groups]
+    requests = build_requests(groups, prompts, opt)
     results = backend.generate(requests, score_probs=want_probs)
     if len(results) != len(requests):
         raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(requests)} requests")

@@ -93,6 +93,14 @@ class AddResult:
     seen_before: dict[str, str] = field(default_factory=dict)   # id -> first day seen, for repeats
 
 
+@dataclass
+class RunRecord:
+    """One run being recorded (see Store.recording): set status and summary before the block ends."""
+    id: int
+    status: str = "ok"
+    summary: dict = field(default_factory=dict)
+
+
 class PaperAdder:
     """Stores papers inside a transaction the caller holds (see Store.adding_papers)."""
 
@@ -218,24 +226,27 @@ class Store:
         return self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
 
     # ------------------------------------------------------------------ runs
-    def start_run(self, kind: str, params: dict) -> int:
+    @contextmanager
+    def recording(self, kind: str, params: dict) -> Iterator[RunRecord]:
+        """A row of the runs table for the block: 'running' while it runs, then the record's status (ok,
+        partial) and summary, or 'failed' when the block raises (a killed process leaves 'running')."""
         with self.transaction() as c:
             cur = c.execute("INSERT INTO runs (kind, started_at, params) VALUES (?,?,?)",
                             (kind, time.time(), json.dumps(params, default=str)))
-            return int(cur.lastrowid)
+            rec = RunRecord(id=int(cur.lastrowid))
+        try:
+            yield rec
+        except BaseException:
+            rec.status = "failed"
+            raise
+        finally:
+            with self.transaction() as c:
+                c.execute("UPDATE runs SET finished_at=?, status=?, summary=? WHERE id=?",
+                          (time.time(), rec.status, json.dumps(rec.summary, default=str), rec.id))
 
-    def finish_run(self, run_id: int, status: str, summary: dict) -> None:
-        with self.transaction() as c:
-            c.execute("UPDATE runs SET finished_at=?, status=?, summary=? WHERE id=?",
-                      (time.time(), status, json.dumps(summary, default=str), run_id))
-
-    def get_run(self, run_id: int) -> dict | None:
-        row = self.conn.execute("SELECT id,kind,started_at,finished_at,status,params,summary FROM runs "
-                                "WHERE id=?", (run_id,)).fetchone()
-        if row is None:
-            return None
-        return {"id": row[0], "kind": row[1], "started_at": row[2], "finished_at": row[3], "status": row[4],
-                "params": json.loads(row[5] or "null"), "summary": json.loads(row[6] or "null")}
+    def run_status(self, run_id: int) -> str | None:
+        row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        return row[0] if row else None
 
     # ------------------------------------------------------------------ scores
     def get_scores(self, ids: Iterable[str], model: str, prompt_hash: str) -> dict[str, Score]:

@@ -92,7 +92,7 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="ranker-bench-"))
     os.environ["RANKER_HOME"] = str(home)
-    from ranker.prefilter import run_prefilter
+    from ranker.prefilter import rank_papers
     from ranker.prefilter.embed import Embedder
     from ranker.prompts import load_prompts
     from ranker.store import Store
@@ -106,7 +106,7 @@ def main() -> int:
     t0, c0 = time.perf_counter(), cpu_s()
     emb = Embedder(args.embedder, max_tokens=args.max_tokens)
     with Store(home / "ranker.sqlite3") as store:
-        cold = run_prefilter(papers, prompts, embedder=emb, store=store)
+        cold = rank_papers(papers, prompts, embedder=emb, store=store)
     cold_s, cold_cpu = time.perf_counter() - t0, cpu_s() - c0
     embed_s = cold.timings.get("embed", 0.0) - emb.load_seconds
     print(f"cold:  {cold_s:6.1f} s for {len(papers)} papers (model load {emb.load_seconds:.1f} s, embedding "
@@ -118,7 +118,7 @@ def main() -> int:
     # warm, in process: a new Embedder, the same store -> no model load
     t0 = time.perf_counter()
     with Store(home / "ranker.sqlite3") as store:
-        warm = run_prefilter(papers, prompts, embedder=Embedder(args.embedder, max_tokens=args.max_tokens),
+        warm = rank_papers(papers, prompts, embedder=Embedder(args.embedder, max_tokens=args.max_tokens),
                              store=store)
     warm_s = time.perf_counter() - t0
     print(f"warm:  {warm_s:6.2f} s in process ({warm.embedded} texts embedded, model loaded: {warm.model_loaded})")

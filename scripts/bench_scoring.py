@@ -61,12 +61,15 @@ def load_papers(listing: Path, n: int):
 
 
 def build_requests(papers, comment_chars: int, max_tokens: int, abstract_tokens: int, layout: str = "seed"):
-    from ranker.backends.base import Request
-    from ranker.backends.schema import paper_schema
-    from ranker.prompts import build_messages, load_prompts
-    ps = load_prompts()
-    return [Request(p.id, build_messages(ps, [p], abstract_tokens=abstract_tokens, layout=layout),
-                    paper_schema([p.id], comment_chars), max_tokens=max_tokens) for p in papers]
+    """One paper per request, built by the library exactly as `ranker score` builds them; only the token
+    budget is this benchmark's own."""
+    from ranker.prompts import load_prompts
+    from ranker.scoring import ScoreOptions, build_requests as library_requests
+    opts = ScoreOptions(comment_chars=comment_chars, abstract_tokens=abstract_tokens, layout=layout)
+    reqs = library_requests([[p] for p in papers], load_prompts(), opts)
+    for r in reqs:
+        r.max_tokens = max_tokens
+    return reqs
 
 
 def valid_count(results, requests, comment_chars: int) -> int:

@@ -47,13 +47,9 @@ def injected(p, attack: str):
 
 def score_all(backend, prompts, items, hardened: bool, comment_chars: int = 300):
     """items: list of (tag, Paper). One request per paper, all in one batch."""
-    from ranker.backends import Request
-    from ranker.backends.schema import paper_schema
-    from ranker.prompts import build_messages
-    from ranker.scoring import parse_result
-    reqs = [Request(key=tag, messages=build_messages(prompts, [p], hardened=hardened),
-                    schema=paper_schema([p.id], comment_chars), max_tokens=comment_chars // 2 + 64)
-            for tag, p in items]
+    from ranker.scoring import ScoreOptions, build_requests, parse_result
+    reqs = build_requests([[p] for _, p in items], prompts, ScoreOptions(comment_chars=comment_chars,
+                                                                         hardened=hardened))
     out = {}
     for (tag, p), res in zip(items, backend.generate(reqs, score_probs=True)):
         try:

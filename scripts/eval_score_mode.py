@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "db.sqlite3") as store, \
             get_backend(args.backend, args.model) as be:
         t0 = time.perf_counter()
-        run = score_papers(papers, be, load_prompts(), store, None,
+        run = score_papers(papers, be, load_prompts(), store,
                            options=ScoreOptions(score_mode="expected", comment_chars=args.comment_chars))
         secs = time.perf_counter() - t0
     ids = [p.id for p in papers if p.id in run.scores]

@@ -27,6 +27,30 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 300) -> su
                           timeout=timeout)
 
 
+def store_vectors(store, papers, prompts=None, embedder: str = "minilm", dim: int = 384) -> None:
+    """Put deterministic unit vectors for `papers` and the prompt's topic queries into `store`, under the keys
+    the embedder looks them up by, so the prefilter runs on them without loading a model (orchestration
+    tests; the real embedder is tested in test_prefilter_minilm.py)."""
+    import hashlib
+
+    import numpy as np
+
+    from ranker.prefilter.embed import QUERY_PREFIX, embedder_key, paper_text, text_hash
+    from ranker.prefilter.rank import build_queries
+    from ranker.prompts import load_prompts
+
+    def vec(key: str) -> np.ndarray:
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little"))
+        v = rng.normal(size=dim).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    rows = [(p.id, text_hash(paper_text(p)), vec(p.id)) for p in papers]
+    for t in build_queries(prompts or load_prompts()).texts:
+        t = " ".join(t.split())
+        rows.append((QUERY_PREFIX + text_hash(t), text_hash(t), vec(t)))
+    store.put_embeddings(rows, embedder_key(embedder))
+
+
 @pytest.fixture(autouse=True)
 def _ranker_home(tmp_path, monkeypatch):
     from ranker.settings import ENV_KEYS, SECRET_ENV

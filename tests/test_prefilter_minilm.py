@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ranker.prefilter import run_prefilter
+from ranker.prefilter import rank_papers
 from ranker.prefilter.embed import Embedder, paper_text
 from ranker.prefilter.index import similar_papers
 from ranker.prefilter.metrics import day_metrics
@@ -60,7 +60,7 @@ def test_a_real_day_puts_gpts_picks_on_top_and_a_rerun_needs_no_model(embed_cach
     papers = day_papers()
     labels = np.array([bool(p.extra.get("gpt_selected")) for p in papers])
     with Store(embed_cache_db) as store:
-        res = run_prefilter(papers, load_prompts(), embedder=Embedder("minilm"), store=store)
+        res = rank_papers(papers, load_prompts(), embedder=Embedder("minilm"), store=store)
         ranked = res.ranked
         assert len(ranked) == 192 and res.kept == math.ceil(0.4 * 192)
         scores = [r.prefilter_score for r in ranked]
@@ -73,7 +73,7 @@ def test_a_real_day_puts_gpts_picks_on_top_and_a_rerun_needs_no_model(embed_cach
         topics = {t.name for t in load_prompts().topics}
         assert {r.topic for r in ranked} <= topics and len({r.topic for r in ranked}) >= 3
 
-        warm = run_prefilter(papers, load_prompts(), embedder=Embedder("minilm"), store=store, top=10)
+        warm = rank_papers(papers, load_prompts(), embedder=Embedder("minilm"), store=store, top=10)
         assert warm.embedded == 0 and not warm.model_loaded and warm.kept == 10
         assert [r.paper.id for r in warm.ranked] == [r.paper.id for r in ranked]
 

@@ -7,6 +7,7 @@ import pytest
 from ranker.backends import Result
 from ranker.backends.fake import FakeBackend, fake_scores
 from ranker.errors import BackendError
+from ranker.io import atomic_write
 from ranker.prompts import load_prompts
 from ranker.records import Paper
 from ranker.scoring import ScoreOptions, parse_result, score_papers
@@ -31,10 +32,17 @@ def lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def score_to(out, papers, backend, prompts, store, **kw):
+    """score_papers, then its JSONL written to `out`, as `ranker score` does."""
+    run = score_papers(papers, backend, prompts, store, **kw)
+    atomic_write(out, run.lines())
+    return run
+
+
 def test_every_paper_once_with_exact_keys(papers, store, tmp_path):
     out = tmp_path / "s.jsonl"
     be = FakeBackend()
-    run = score_papers(papers, be, load_prompts(), store, out)
+    run = score_to(out, papers, be, load_prompts(), store)
     rows = lines(out)
     assert [r["ARXIVID"] for r in rows] == [p.id for p in papers]
     assert all(set(r) == {"ARXIVID", "COMMENT", "RELEVANCE", "NOVELTY"} for r in rows)
@@ -45,14 +53,14 @@ def test_every_paper_once_with_exact_keys(papers, store, tmp_path):
 
 def test_rerun_is_free_and_resumes(papers, store, tmp_path):
     ps = load_prompts()
-    score_papers(papers[:5], FakeBackend(), ps, store, tmp_path / "a.jsonl")
+    score_to(tmp_path / "a.jsonl", papers[:5], FakeBackend(), ps, store)
     be = FakeBackend()
-    run = score_papers(papers, be, ps, store, tmp_path / "b.jsonl")
+    run = score_to(tmp_path / "b.jsonl", papers, be, ps, store)
     assert run.reused == 5 and run.scored == 7
     assert sum(len(c) for c in be.calls) == 7                     # nothing rescored
     assert sorted(r["ARXIVID"] for r in lines(tmp_path / "b.jsonl")) == sorted(p.id for p in papers)
     # another prompt is another key: everything is scored again
-    run = score_papers(papers, FakeBackend(), ps, store, None, options=ScoreOptions(abstract_tokens=100))
+    run = score_papers(papers, FakeBackend(), ps, store, options=ScoreOptions(abstract_tokens=100))
     assert run.reused == 0
 
 
@@ -60,7 +68,7 @@ def test_retry_once_then_record_failure(papers, store, tmp_path):
     bad, flaky, cut, wrong = papers[0].id, papers[1].id, papers[2].id, papers[3].id
     be = FakeBackend(garbage={bad}, flaky={flaky}, length={cut}, wrong_id={wrong})
     out = tmp_path / "s.jsonl"
-    run = score_papers(papers, be, load_prompts(), store, out)
+    run = score_to(out, papers, be, load_prompts(), store)
     assert {f.arxiv_id for f in run.failures} == {bad, cut, wrong}
     assert flaky in run.scores and run.retried == 4
     reasons = {f.arxiv_id: f.reason for f in run.failures}
@@ -69,7 +77,7 @@ def test_retry_once_then_record_failure(papers, store, tmp_path):
     assert len(lines(out)) == 9                                    # failures are not written as scores
     # the next run retries only the failures
     be2 = FakeBackend()
-    run2 = score_papers(papers, be2, load_prompts(), store, out)
+    run2 = score_to(out, papers, be2, load_prompts(), store)
     assert run2.reused == 9 and run2.scored == 3 and not store.get_failures(be2.model_name, run2.prompt_hash)
 
 
@@ -78,30 +86,30 @@ def test_backend_crash_keeps_what_was_stored(papers, store, tmp_path):
     out.write_text("an earlier run's scores\n")
     be = FakeBackend(raise_for={papers[7].id})
     with pytest.raises(BackendError):
-        score_papers(papers, be, load_prompts(), store, out, options=ScoreOptions(batch_size=4))
+        score_to(out, papers, be, load_prompts(), store, options=ScoreOptions(batch_size=4))
     assert out.read_text() == "an earlier run's scores\n"        # never half a file
     assert len(store.get_scores([p.id for p in papers], be.model_name, load_prompts().hash(
         **ScoreOptions(batch_size=4).prompt_options()))) == 4       # the first batch is stored
-    run = score_papers(papers, FakeBackend(), load_prompts(), store, out, options=ScoreOptions(batch_size=4))
+    run = score_to(out, papers, FakeBackend(), load_prompts(), store, options=ScoreOptions(batch_size=4))
     assert run.reused == 4 and [r["ARXIVID"] for r in lines(out)] == [p.id for p in papers]
 
 
 def test_several_papers_per_request(papers, store, tmp_path):
     be = FakeBackend()
-    run = score_papers(papers[:7], be, load_prompts(), store, tmp_path / "s.jsonl",
+    run = score_to(tmp_path / "s.jsonl", papers[:7], be, load_prompts(), store,
                        options=ScoreOptions(papers_per_request=3))
     assert [len(k.split(",")) for k in be.calls[0]] == [3, 3, 1]
     assert len(run.scores) == 7
 
 
 def test_expected_mode_fills_expectations(papers, store):
-    run = score_papers(papers[:3], FakeBackend(), load_prompts(), store, None,
+    run = score_papers(papers[:3], FakeBackend(), load_prompts(), store,
                        options=ScoreOptions(score_mode="expected"))
     for pid, s in run.scores.items():
         assert s.expected_relevance is not None and abs(s.expected_relevance - s.relevance) <= 1
     # greedy scores stored earlier lack expectations, so expected mode scores them again
-    run_g = score_papers(papers[3:5], FakeBackend(), load_prompts(), store, None)
-    run_e = score_papers(papers[3:5], FakeBackend(), load_prompts(), store, None,
+    run_g = score_papers(papers[3:5], FakeBackend(), load_prompts(), store)
+    run_e = score_papers(papers[3:5], FakeBackend(), load_prompts(), store,
                          options=ScoreOptions(score_mode="expected"))
     assert run_g.scored == 2 and run_e.reused == 0 and run_e.scored == 2
 
@@ -127,10 +135,10 @@ def test_the_instructions_first_layout_reaches_the_backend_and_is_its_own_key(pa
             return super().generate(requests, **kw)
 
     ps = load_prompts()
-    score_papers(papers[:3], FakeBackend(), ps, store, None)
+    score_papers(papers[:3], FakeBackend(), ps, store)
     cfg = resolve(flags={"prompt_layout": "instructions-first"}, env={})
     be = Recording()
-    run = score_papers(papers[:3], be, ps, store, None, options=ScoreOptions.from_settings(cfg.scoring))
+    run = score_papers(papers[:3], be, ps, store, options=ScoreOptions.from_settings(cfg.scoring))
     assert run.reused == 0 and run.scored == 3                     # not the seed layout's stored scores
     user = be.messages[0][1]["content"]
     assert user.index("## Instructions") < user.index(f"ArXiv ID: {papers[0].id}")

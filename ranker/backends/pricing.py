@@ -35,11 +35,18 @@ def price_for(model: str) -> Price | None:
     return PRICES[best] if best else None
 
 
-def cost_usd(model: str, usage: Usage) -> float:
-    """Dollars for `usage` on `model` ($0 for anything not in the table)."""
+def costs(model: str, usage: Usage) -> tuple[float, float]:
+    """(prompt, completion) dollars for `usage` on `model`, cached prompt tokens at their own price ($0 for
+    anything not in the table). The one cost computation: the digest's table, the manifest and the openai
+    backend's stats all come from here."""
     p = price_for(model)
     if p is None:
-        return 0.0
+        return 0.0, 0.0
     cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
     fresh = usage.prompt_tokens - cached
-    return (fresh * p.prompt + cached * p.cached_prompt + usage.completion_tokens * p.completion) / 1e6
+    return (fresh * p.prompt + cached * p.cached_prompt) / 1e6, usage.completion_tokens * p.completion / 1e6
+
+
+def cost_usd(model: str, usage: Usage) -> float:
+    """Dollars for `usage` on `model` ($0 for anything not in the table)."""
+    return sum(costs(model, usage))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..io import same_paper_id
 from .base import SCORE_FIELDS
 
 SCORE_MIN, SCORE_MAX = 1, 10
@@ -69,29 +70,45 @@ def schema_ids(schema: dict[str, Any]) -> list[str]:
     return [props["ARXIVID"]["enum"][0]]
 
 
-def check_answer(data: Any, ids: list[str], comment_chars: int) -> list[dict[str, Any]]:
-    """Validate a parsed answer against what paper_schema(ids, comment_chars) demands and return the
-    paper objects in order. Raises ValueError naming the first problem (for tests and for callers that
-    cannot trust the engine, e.g. a server that ignores the schema)."""
+def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool = True) -> list[dict[str, Any]]:
+    """The one validator of an answer to paper_schema(ids, comment_chars): the paper objects in order, each
+    with ARXIVID set to the id asked and COMMENT's whitespace folded. Raises ValueError naming the first
+    problem.
+
+    What makes a score is always checked: one object per id in order, the four keys, ARXIVID the id asked
+    (a version suffix vN allowed), RELEVANCE and NOVELTY integers in 1..10, COMMENT a string.
+    strict=True (does an engine enforce the schema? tests and benchmarks) also refuses what is cosmetic:
+    other keys, a versioned id, a COMMENT over comment_chars. strict=False (scoring: a server that ignores
+    part of the schema still gives usable scores) ignores other keys and cuts the COMMENT to comment_chars."""
     if len(ids) == 1:
         objs = [data]
     else:
-        if not isinstance(data, dict) or set(data) != {"papers"} or not isinstance(data["papers"], list):
+        if not isinstance(data, dict) or not isinstance(data.get("papers"), list) or (strict and set(data) != {"papers"}):
             raise ValueError('expected an object {"papers": [...]}')
         objs = data["papers"]
         if len(objs) != len(ids):
-            raise ValueError(f"expected {len(ids)} papers, got {len(objs)}")
+            raise ValueError(f"{len(objs)} answers for {len(ids)} papers")
+    out = []
     for want, obj in zip(ids, objs):
         if not isinstance(obj, dict):
-            raise ValueError("a paper entry is not an object")
-        if set(obj) != set(KEYS):
+            raise ValueError("not a JSON object")
+        missing = set(KEYS) - obj.keys()
+        if missing:
+            raise ValueError(f"missing {', '.join(sorted(missing))}")
+        if strict and set(obj) != set(KEYS):
             raise ValueError(f"keys {sorted(obj)} differ from {list(KEYS)}")
-        if obj["ARXIVID"] != want:
-            raise ValueError(f"ARXIVID {obj['ARXIVID']!r} where {want!r} was asked")
-        if not isinstance(obj["COMMENT"], str) or len(obj["COMMENT"]) > comment_chars:
-            raise ValueError(f"COMMENT is not a string of at most {comment_chars} characters")
+        aid = obj["ARXIVID"]
+        if not (aid == want if strict else same_paper_id(aid, want)):
+            raise ValueError(f"ARXIVID {aid!r} is not {want!r}")
         for f in SCORE_FIELDS:
             v = obj[f]
             if not isinstance(v, int) or isinstance(v, bool) or not SCORE_MIN <= v <= SCORE_MAX:
-                raise ValueError(f"{f}={v!r} is not an integer in {SCORE_MIN}..{SCORE_MAX}")
-    return objs
+                raise ValueError(f"{f} {v!r} is not an integer in {SCORE_MIN}..{SCORE_MAX}")
+        comment = obj["COMMENT"]
+        if not isinstance(comment, str):
+            raise ValueError("COMMENT is not a string")
+        if strict and len(comment) > comment_chars:
+            raise ValueError(f"COMMENT is longer than {comment_chars} characters")
+        out.append({"ARXIVID": want, "COMMENT": " ".join(comment.split())[:comment_chars],
+                    **{f: obj[f] for f in SCORE_FIELDS}})
+    return out

@@ -56,9 +56,9 @@ def fetch(
     """
     from ..errors import InputError
     from ..io import is_loopback_url
-    from ..sources import ReadReport, fetch_ids, fetch_today, fetch_window, read_papers
-    from ..sources.ingest import ingest, summary_line
-    from ..sources.net import NetPolicy, rss_feed_url
+    from ..sources import ReadReport
+    from ..sources.ingest import summary_line
+    from ..steps import fetch_day
     from ..store import Store
 
     s = load_settings(config, category=category, announce=announce, db=db, offline=offline)
@@ -70,26 +70,11 @@ def fetch(
     if not modes and s.offline and not is_loopback_url(s.fetch.rss_url):
         raise InputError("offline mode: today's feed is on arXiv's server; read a saved file with --from FILE "
                          "instead", key="offline")
-    cats, ann = s.fetch.categories, s.fetch.announce
-    policy = NetPolicy.from_settings(s.fetch)
     report = ReadReport()
-    common = dict(report=report, policy=policy, warn=warn)
-
-    if ids:
-        papers = fetch_ids(ids.split(","), categories=cats, date=date, **common)
-        source = "the arXiv API"
-    elif since:
-        papers = fetch_window(since, until, cats, ann, date, **common)
-        source = "the arXiv API"
-    elif from_:
-        papers = read_papers(from_, cats, ann, date, **common)
-        source = from_
-    else:
-        papers = fetch_today(cats, ann, date, **common)
-        source = rss_feed_url(cats, policy.rss_url)
-
     with Store(s.db_path) as store, Progress() as progress:
-        res = ingest(papers, out, store=store, progress=progress)
+        day = fetch_day(from_, s, store=store, out=out, date=date, ids=ids.split(",") if ids else None,
+                        since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+    res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
     for note in report.notes():
         info(note)

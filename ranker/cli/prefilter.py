@@ -1,6 +1,7 @@
 """`ranker prefilter`: rank a day's papers by closeness to the prompt's topics; mark the top part kept."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,45 +33,29 @@ def prefilter(papers: PapersOpt,
     Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
     """
     from ..errors import InputError
-    from ..prefilter import run_prefilter
-    from ..prefilter.embed import Embedder
-    from ..prompts import load_prompts
-    from ..sources import ReadReport, read_papers
+    from ..io import atomic_write
+    from ..sources import ReadReport, ranked_lines, read_papers
+    from ..steps import prefilter_day
     from ..store import Store
 
     if keep is not None and top is not None:
         raise InputError("give --keep or --top, not both", key="top")
     s = load_settings(config, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top, calibration=calibration,
                       prompts=prompts, db=db)
-    pf = s.prefilter
-    ps = load_prompts(s.scoring.prompts)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
     for note in report.notes():
-        info(note)
+        warn(note)
     if not rows:
         raise InputError("no papers to rank (the file is empty)", where=str(papers))
     with Store(s.db_path) as store, Progress() as bar:
-        emb = Embedder(pf.embedder, max_tokens=pf.max_tokens, models_dir=s.models_dir)
-        result = run_prefilter(rows, ps, embedder=emb, keep=None if pf.top else pf.keep, top=pf.top,
-                               min_keep=pf.min_keep, calibration=pf.calibration, store=store,
-                               progress=lambda d, n: bar("embedding", d, n))
-    _write_ranked(result.ranked, out)
-    info(result.summary() + f" -> {out}")
-
-
-def _write_ranked(ranked, out: Path) -> None:
-    """One JSON line per row (Ranked.to_dict order: id, prefilter_score, kept, topic, paper fields), one row at
-    a time (a 30,000-paper day never sits in memory as one string), atomically; '-' writes to stdout."""
-    import json
-    import sys
-    from ..io import atomic_write
-    lines = (json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in ranked)
+        result = prefilter_day(rows, s, store=store, progress=bar)
     if str(out) == "-":
-        sys.stdout.writelines(lines)
+        sys.stdout.writelines(ranked_lines(result.ranked))
         sys.stdout.flush()
-        return
-    atomic_write(out, lines)
+    else:
+        atomic_write(out, ranked_lines(result.ranked))
+    info(result.summary() + f" -> {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
-                     load_settings)
+                     load_settings, warn)
 
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
@@ -35,22 +35,15 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       backend_option=backend_option, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       score_mode=score_mode, prompt_layout=prompt_layout, calibration=calibration,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
-    from ..pipeline import run_day
-    from ..sources.net import NetPolicy
+    from ..steps import fetch_day, run_day
     from ..store import Store
 
-    policy = NetPolicy.from_settings(s.fetch)
-    if papers is not None:
-        from ..sources import read_papers
-        rows = list(read_papers(papers, categories=s.fetch.categories, announce=s.fetch.announce, policy=policy))
-    else:
-        from ..sources import fetch_today
-        rows = list(fetch_today(categories=s.fetch.categories, announce=s.fetch.announce, policy=policy))
-    if not rows:
-        info("no papers to rank (no announcement that day?): nothing written")
-        return
     with Store(s.db_path) as store, Progress() as bar:
-        res = run_day(rows, out, s, store=store, log=info, progress=bar)
+        day = fetch_day(papers, s, store=store, progress=bar, warn=warn)
+        if not day.papers:
+            info(f"no papers to rank in {day.source} (no announcement that day?): nothing written")
+            return
+        res = run_day(day, out, s, store=store, progress=bar)
     c = res.manifest["counts"]
     info(f"{res.day}: {c['papers']} papers, {c['kept']} kept by the prefilter, {c['scored']} scored "
          f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected")

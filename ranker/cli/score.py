@@ -27,34 +27,21 @@ def score(papers: PapersOpt,
     s = load_settings(config, backend=backend, model=model, backend_option=backend_option, prompts=prompts,
                       score_mode=score_mode, prompt_layout=prompt_layout, papers_per_request=papers_per_request,
                       db=db, offline=offline)
-    from ..backends import make_backend
-    from ..errors import InputError
-    from ..prompts import load_prompts
-    from ..scoring import ScoreOptions, score_papers
-    from ..sources import read_papers
+    from ..io import atomic_write
+    from ..sources import read_papers, read_ranked
+    from ..steps import score_day
     from ..store import Store
 
-    rows = list(read_papers(papers))
     if only_kept:
-        if rows and not any("kept" in p.extra for p in rows):
-            raise InputError("--only-kept needs the output of `ranker prefilter` (rows with a 'kept' field)",
-                             where=str(papers))
-        rows = [p for p in rows if p.extra.get("kept")]
-    sc = s.scoring
-    ps = load_prompts(sc.prompts)
-    opts = ScoreOptions.from_settings(sc)
-    with Store(s.db_path) as store:
-        store.add_papers(rows)
-        run_id = store.start_run("score", {"papers": str(papers), "n": len(rows), "backend": sc.backend,
-                                           "model": sc.model})
-        status = "failed"
-        try:
-            with make_backend(s) as be, Progress() as bar:
-                run = score_papers(rows, be, ps, store, out, options=opts, run_id=run_id,
-                                   progress=lambda d, n: bar("scoring", d, n))
-            status = "ok" if not run.failures else "partial"
-        finally:
-            store.finish_run(run_id, status, {})
+        rows = [r.paper for r in read_ranked(papers) if r.kept]
+    else:
+        rows = list(read_papers(papers))
+    with Store(s.db_path) as store, Progress() as bar:
+        with store.recording("score", {"papers": str(papers), "n": len(rows), "backend": s.scoring.backend,
+                                       "model": s.scoring.model}) as rec:
+            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar)
+            rec.status = run.status
+        atomic_write(out, run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")

@@ -1,9 +1,10 @@
 """The embedding prefilter: rank a day's papers so the ones GPT-4o would pick sit on top, keep the top part.
 
-Library entry points:
+Library entry point:
   rank_papers(papers, prompts, *, embedder="minilm", keep=0.4, top=None, min_keep=20, calibration=None,
-              store=None) -> list[Ranked]          every paper, best first, with `kept` set by the keep policy
-  run_prefilter(...) -> PrefilterResult             the same, plus what was embedded / reused and timings
+              store=None, progress=None) -> PrefilterResult
+      every paper as a Ranked record, best first, `kept` set by the keep policy; plus what was embedded or
+      reused from the store, and timings
 Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), index (FAISS),
 calibrate (learning from GPT digest history), history (reading that history), metrics (AUC, recall@k).
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..io import Progress
 from ..records import Paper, Ranked
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from .calibrate import Calibration
     from .embed import Embedder
 
-__all__ = ["rank_papers", "run_prefilter", "PrefilterResult"]
+__all__ = ["rank_papers", "PrefilterResult"]
 
 
 @dataclass
@@ -41,6 +43,16 @@ class PrefilterResult:
     def kept(self) -> int:
         return sum(r.kept for r in self.ranked)
 
+    @property
+    def kept_papers(self) -> list[Paper]:
+        """The papers the keep policy passes on, best first."""
+        return [r.paper for r in self.ranked if r.kept]
+
+    @property
+    def reused(self) -> int:
+        """Paper vectors that came from the store (not embedded this run)."""
+        return max(0, len(self.ranked) - self.embedded)
+
     def summary(self) -> str:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
@@ -49,10 +61,12 @@ class PrefilterResult:
                 f"{self.seconds:.1f}s)")
 
 
-def run_prefilter(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
-                  embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
-                  min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
-                  store: "Store | None" = None, progress=None) -> PrefilterResult:
+def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
+                embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
+                min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
+                store: "Store | None" = None, progress: Progress | None = None) -> PrefilterResult:
+    """Every paper, sorted by descending prefilter_score; `kept` marks the top `top` papers, or the top
+    `keep` fraction (never fewer than min(len(papers), min_keep))."""
     from ..prompts import load_prompts
     from .calibrate import Calibration
     from .embed import Embedder
@@ -85,13 +99,3 @@ def run_prefilter(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *
     timings["score"] = time.perf_counter() - t
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings)
-
-
-def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
-                embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
-                min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
-                store: "Store | None" = None) -> list[Ranked]:
-    """Every paper, sorted by descending prefilter_score; `kept` marks the top `top` papers, or the top
-    `keep` fraction (never fewer than min(len(papers), min_keep))."""
-    return run_prefilter(papers, prompts, embedder=embedder, keep=keep, top=top, min_keep=min_keep,
-                         calibration=calibration, store=store).ranked

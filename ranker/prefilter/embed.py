@@ -17,6 +17,7 @@ from ..errors import InputError, MissingDependency, ModelError
 from ..records import Paper
 
 if TYPE_CHECKING:
+    from ..io import Progress
     from ..store import Store
 
 DEFAULT_EMBEDDER = "minilm"
@@ -156,7 +157,7 @@ class Embedder:
             for j, i in enumerate(idx):
                 vecs[ids[i]] = new[j]
             if progress is not None:
-                progress(min(start + CHUNK, len(missing)), len(missing))
+                progress("embedding", min(start + CHUNK, len(missing)), len(missing))
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         dims = {v.shape[0] for v in vecs.values()}
@@ -165,9 +166,10 @@ class Embedder:
                              f"'{self.key}'; the model at that name changed", where=self.key)
         return np.stack([vecs[pid] for pid in ids]).astype(np.float32, copy=False)
 
-    def embed_papers(self, papers: Sequence[Paper], store: "Store | None" = None, progress=None) -> np.ndarray:
+    def embed_papers(self, papers: Sequence[Paper], store: "Store | None" = None,
+                     progress: "Progress | None" = None) -> np.ndarray:
         """One normalised row per paper, in order; cached vectors (same embedder, same text) are reused and
-        new ones are written to the store."""
+        new ones are written to the store. progress("embedding", done, total) hears of each chunk."""
         ids = [p.id for p in papers]
         texts = [paper_text(p) for p in papers]
         for p, t in zip(papers, texts):

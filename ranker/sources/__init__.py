@@ -30,7 +30,7 @@ from typing import IO, Iterable, Iterator
 
 from ..errors import FetchError, InputError
 from ..io import Warn, atomic_write, parse_arxiv_id
-from ..records import Paper
+from ..records import Paper, Ranked
 from .common import (ANNOUNCE_TYPES, ReadReport, check_day, parse_list, per_category, relative_announce,
                      stronger)
 
@@ -39,7 +39,7 @@ DEFAULT_ANNOUNCE = ["new", "cross"]
 FORMATS = ("rss", "atom", "snapshot", "jsonl")
 _SNIFF = 64 * 1024
 
-__all__ = ["read_papers", "write_papers", "fetch_today", "fetch_ids", "fetch_window", "detect_format",
+__all__ = ["read_papers", "read_ranked", "write_papers", "paper_lines", "ranked_lines", "fetch_today", "fetch_ids", "fetch_window", "detect_format",
            "select", "ReadReport", "DEFAULT_CATEGORIES", "DEFAULT_ANNOUNCE", "ANNOUNCE_TYPES", "FORMATS"]
 
 
@@ -249,6 +249,20 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
     return select(papers, categories=cats, announce=ann, report=report, buffered=feed)
 
 
+def read_ranked(path_or_url: str | os.PathLike | bytes, *, report: ReadReport | None = None,
+                warn: Warn | None = None) -> list[Ranked]:
+    """`ranker prefilter` output: every row as a Ranked record (the paper, its prefilter_score, whether it
+    was kept, its topic), in the file's order. A row without that verdict is an InputError."""
+    out = []
+    for p in read_papers(path_or_url, report=report, warn=warn):
+        r = Ranked.from_paper(p)
+        if r is None:
+            raise InputError(f"{p.id}: no prefilter verdict (prefilter_score, kept): not the output of "
+                             "`ranker prefilter`", where=str(path_or_url))
+        out.append(r)
+    return out
+
+
 def write_papers(papers: Iterable[Paper], path: str | os.PathLike) -> int:
     """Write papers as JSON lines, atomically (ranker.io.atomic_write): a reader never sees half a file and
     an interrupted write leaves the old file. Returns the number written."""
@@ -259,6 +273,13 @@ def paper_lines(papers: Iterable[Paper]) -> Iterator[str]:
     """One JSON line per paper, the papers JSONL layout (listing.jsonl)."""
     for p in papers:
         yield json.dumps(p.to_dict(), ensure_ascii=False) + "\n"
+
+
+def ranked_lines(ranked: Iterable[Ranked]) -> Iterator[str]:
+    """The prefilter output: one JSON line per Ranked record (id, prefilter_score, kept, topic, the paper's
+    fields), one at a time (a 30,000-paper day never sits in memory as one string); read_ranked reads it."""
+    for r in ranked:
+        yield json.dumps(r.to_dict(), ensure_ascii=False) + "\n"
 
 
 # --------------------------------------------------------------------------- online
