@@ -333,6 +333,8 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         for text in options:
             k, v = parse_option(text)
             key = f"scoring.{backend}.{k}"
+            if k in ("api_key", "openai_api_key"):
+                raise ConfigError("an API key is read from the environment (OPENAI_API_KEY) only", key=key)
             _put(g.data, key, v)
             g.origins[key] = Origin("flag", BACKEND_OPTION)
     return g

@@ -77,7 +77,6 @@ def test_a_batch_of_real_papers(engine):
     assert st["cached_prompt_tokens"] > 0 and st["prefix_cache_hit_rate"] > 0.3
     assert st["primer_prompt_tokens"] > 1000
     assert st["prompt_tokens"] == sum(r.usage.prompt_tokens for r in out)
-    assert engine.count_tokens("hello world") == 2
     if 2 <= len(os.sched_getaffinity(0)) <= 4 and not os.environ.get("VLLM_CPU_OMP_THREADS_BIND"):
         assert st["engine_env"]["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"     # the worker had every core
 
@@ -120,7 +119,7 @@ def test_vllm_not_installed_names_the_extra(monkeypatch):
 
 
 def test_small_machines_give_vllms_cpu_worker_every_core(monkeypatch):
-    from ranker.backends.vllm_backend import cpu_thread_env
+    from ranker.backends.vllm_env import cpu_thread_env
     for k in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})

@@ -105,3 +105,43 @@ def test_cli_names_a_flag_a_variable_or_the_file(tmp_path):
     r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--config", f)
     assert r.returncode == 1 and r.stderr == f"error: {f}: prefilter.min_keep: Input should be a valid integer\n"
     assert not (tmp_path / "o.jsonl").exists()
+
+
+# --------------------------------------------------------------------------- the backends' own options
+@pytest.mark.parametrize("text,key,msg", [
+    ("[scoring.transformers]\nbatch_size = '4'\n", "scoring.transformers.batch_size", "valid integer"),
+    ("[scoring.openai]\nconcurency = 4\n", "scoring.openai.concurency", "unknown option"),
+    ("[scoring.vllm]\ngpu_memory_utilization = 1.5\n", "scoring.vllm.gpu_memory_utilization", "less than or equal"),
+    ("[scoring.vlm]\ndtype = 'float16'\n", "scoring.vlm", "no backend is called 'vlm'"),
+    ("[scoring]\nbackend = 'llama'\n", "scoring.backend", "unknown backend 'llama'"),
+])
+def test_each_backend_validates_its_table(tmp_path, text, key, msg):
+    from ranker.backends import check_options
+    with pytest.raises(ConfigError) as e:
+        check_options(resolve(toml(tmp_path, text), env={}))
+    assert e.value.key == key and msg in str(e.value)
+
+
+def test_options_reach_the_backend_typed():
+    from ranker.backends import make_backend
+    from ranker.backends.openai_backend import OpenAIBackend
+    from ranker.backends.vllm_backend import VLLMBackend
+    s = resolve(flags={"backend": "fake", "backend_option": ["garbage=['2501.00001']"]}, env={})
+    assert make_backend(s).garbage == {"2501.00001"}
+    be = OpenAIBackend("m", {"concurrency": 3, "retries": 0}, base_url="http://127.0.0.1:9/v1", timeout=2.0)
+    assert (be.concurrency, be.retries, be.base_url) == (3, 0, "http://127.0.0.1:9/v1")
+    be.close()
+    with pytest.raises(ConfigError) as e:           # refused before any engine is imported or model resolved
+        VLLMBackend("smollm2-135m", max_model_len=4096, tensor_paralel_size=2)
+    assert e.value.key == "scoring.vllm.tensor_paralel_size"
+
+
+def test_cli_words_a_backend_option_by_its_flag(tmp_path):
+    papers = DAYS / "2025-05-15" / "listing.jsonl"
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "fake",
+               "--backend-option", "speed=11")
+    assert r.returncode == 1 and r.stderr == "error: --backend-option speed: unknown option\n"
+    f = toml(tmp_path, "[scoring.fake]\nflaky = 3\n")
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--config", f)
+    assert r.returncode == 1 and r.stderr.startswith(f"error: {f}: scoring.fake.flaky: ")
+    assert not (tmp_path / "s.jsonl").exists()

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..settings import Settings
-from .base import Backend, Request, Result, SCORE_FIELDS
+from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
 
 # name -> "module:Class"; modules are imported only when their backend is asked for.
 REGISTRY: dict[str, str] = {
@@ -17,23 +17,42 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def get_backend(name: str, model: str, options: Mapping[str, Any] | None = None, **kwargs) -> Backend:
-    """Build a backend by name. `model` is a preset name, a local folder or a Hugging Face id; `options`
-    the backend's own ([scoring.<name>] in the config), `kwargs` more of them (models_dir, api_key)."""
+def backend_class(name: str) -> type[Backend]:
+    """The class of a backend by name (its module is imported now, which loads no engine)."""
     if name not in REGISTRY:
         raise ConfigError(f"unknown backend '{name}'; choose one of: {', '.join(sorted(REGISTRY))}",
                           key="scoring.backend")
     module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)(model, **{**(options or {}), **kwargs})
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_backend(name: str, model: str, options: Mapping[str, Any] | None = None, **kwargs) -> Backend:
+    """Build a backend by name. `model` is a preset name, a local folder or a Hugging Face id; `options`
+    its own, as in its [scoring.<name>] table; kwargs: models_dir, api_key, or more options."""
+    return backend_class(name)(model, options, **kwargs)
+
+
+def check_options(settings: Settings) -> None:
+    """Validate the chosen backend's name and every [scoring.<backend>] table against that backend's
+    Options, before any work starts (a ConfigError names scoring.<backend>.<key>)."""
+    backend_class(settings.scoring.backend)
+    for name, table in settings.scoring.options.items():
+        if name not in REGISTRY:
+            raise ConfigError(f"no backend is called '{name}'; choose one of: {', '.join(sorted(REGISTRY))}",
+                              key=f"scoring.{name}")
+        backend_class(name).parse_options(table)
 
 
 def make_backend(settings: Settings) -> Backend:
-    """The backend the settings choose, with its options, the models folder and (openai) the API key."""
+    """The backend the settings choose, with its [scoring.<backend>] options, the models folder and, for a
+    backend that uses one, the API key from the environment."""
     sc = settings.scoring
+    cls = backend_class(sc.backend)
     extra: dict[str, Any] = {"models_dir": settings.models_dir}
-    if sc.backend == "openai" and settings.openai_api_key is not None:
+    if getattr(cls, "uses_api_key", False) and settings.openai_api_key is not None:
         extra["api_key"] = settings.openai_api_key.get_secret_value()
-    return get_backend(sc.backend, sc.model, sc.options.get(sc.backend), **extra)
+    return cls(sc.model, sc.options.get(sc.backend), **extra)
 
 
-__all__ = ["Backend", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "get_backend", "make_backend"]
+__all__ = ["Backend", "BackendOptions", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "backend_class",
+           "get_backend", "check_options", "make_backend"]

@@ -3,11 +3,17 @@
 A backend takes a batch of chat requests, each with the JSON schema its answer must follow, and returns
 one Result per request, in the same order. It knows nothing of papers, prompts or the store: scoring.py
 builds the requests and validates what comes back.
+
+Each backend declares its options as a pydantic model (`Options`, a BackendOptions: unknown keys refused)
+next to it; they come from its [scoring.<name>] table, --backend-option, or keyword arguments.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 from ..records import Usage
@@ -22,13 +28,24 @@ def one_line(e: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def reject_unknown(backend: str, unknown: dict) -> None:
-    """Options a backend's constructor does not take are a config error, not a silent no-op."""
-    if not unknown:
-        return
-    hint = " (engine_args is for the vllm backend)" if "engine_args" in unknown and backend != "vllm" else ""
-    raise ConfigError(f"unknown {backend} backend option(s): {', '.join(sorted(unknown))}{hint}",
-                      where="scoring options")
+class BackendOptions(BaseModel):
+    """A backend's options. Subclasses list them with their types and defaults; an unknown key, or a value
+    of the wrong type ("4" for 4), is a ConfigError naming scoring.<backend>.<key>."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @classmethod
+    def parse(cls, backend: str, *sources: Mapping[str, Any] | None) -> "BackendOptions":
+        """The options from mappings (later ones win): a table of the config, keyword arguments."""
+        data: dict[str, Any] = {}
+        for src in sources:
+            data.update(src or {})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(["scoring", backend, *(str(p) for p in err["loc"][:1])])
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ConfigError(msg, key=key) from None
 
 
 @dataclass
@@ -56,19 +73,24 @@ class Result:
 
 
 class Backend(ABC):
-    """Subclasses set `name` and implement `generate`; heavy imports happen in __init__ or generate."""
+    """Subclasses set `name` and `Options`, take (model, options=None, *, models_dir=None, **options) and
+    implement `generate`; heavy imports happen in __init__ or generate."""
 
     name: str = "base"
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
     model_name: str = ""              # what the manifest and the store key scores by
-    supports_score_probs: bool = False
+    supports_score_probs: bool = False   # "expected" score mode needs it (scoring checks)
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any] | BackendOptions | None = None, **kwargs) -> BackendOptions:
+        """This backend's options, validated, from a table (or an Options instance) and keyword arguments."""
+        if isinstance(options, BackendOptions):
+            options = options.model_dump(exclude_unset=True)
+        return cls.Options.parse(cls.name, options, kwargs)
 
     @abstractmethod
     def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
         """Run every request (batched as the engine likes) and return results in the same order."""
-
-    def count_tokens(self, text: str) -> int | None:
-        """Tokens of `text` under this model's tokenizer, when the backend has one."""
-        return None
 
     def stats(self) -> dict:
         """Engine figures for the run manifest (e.g. prefix-cache hits)."""

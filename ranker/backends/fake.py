@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import Field
 
 from ..errors import BackendError
 from ..records import Usage
-from .base import SCORE_FIELDS, Backend, Request, Result
+from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
 from .schema import SCORE_MAX, SCORE_MIN, schema_ids
 
 
@@ -35,15 +39,27 @@ def _max_comment(schema: dict) -> int:
     return int(props.get("COMMENT", {}).get("maxLength", 300))
 
 
+class FakeOptions(BackendOptions):
+    """[scoring.fake]: which requests (keys or paper ids) fail, and how"""
+    garbage: set[str] = Field(set(), strict=False)
+    length: set[str] = Field(set(), strict=False)
+    error: set[str] = Field(set(), strict=False)
+    raise_for: set[str] = Field(set(), strict=False)
+    flaky: set[str] = Field(set(), strict=False)
+    wrong_id: set[str] = Field(set(), strict=False)
+
+
 class FakeBackend(Backend):
     name = "fake"
+    Options = FakeOptions
     supports_score_probs = True
 
-    def __init__(self, model: str = "fake", *, garbage=(), length=(), error=(), raise_for=(), flaky=(),
-                 wrong_id=(), **_ignored):
+    def __init__(self, model: str = "fake", options: Mapping[str, Any] | FakeOptions | None = None, *,
+                 models_dir: Path | None = None, **kwargs):
+        o = self.parse_options(options, **kwargs)
         self.model_name = f"fake:{model}"
-        self.garbage, self.length, self.error = set(garbage), set(length), set(error)
-        self.raise_for, self.flaky, self.wrong_id = set(raise_for), set(flaky), set(wrong_id)
+        self.garbage, self.length, self.error = o.garbage, o.length, o.error
+        self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()

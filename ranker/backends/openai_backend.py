@@ -14,9 +14,11 @@ Requests run concurrently (`concurrency`, default 8). 429, 5xx, timeouts and dro
 retried with exponential backoff and jitter (`retries`, default 4; Retry-After is honoured); what still
 fails becomes a Result with finish_reason "error" and the reason, so the run goes on.
 
-Options: base_url, concurrency, timeout (seconds a request may take, default 180), retries, backoff
-(first wait, seconds), max_backoff, probe (expected mode: ask the server for the next-token distribution
-after an ambiguous '1', using vLLM's continue_final_message; default: on unless the server is OpenAI's).
+Options (OpenAIOptions, the [scoring.openai] table): base_url (OPENAI_BASE_URL), concurrency, timeout
+(seconds a request may take, default 180), retries, backoff (first wait, seconds), max_backoff (the longest
+wait; a server asking for longer fails the request), probe (expected mode: ask the server for the next-token
+distribution after an ambiguous '1', using vLLM's continue_final_message; default: on unless the server is
+OpenAI's).
 """
 from __future__ import annotations
 
@@ -25,17 +27,20 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import urlparse
+
+from pydantic import Field
 
 from ..errors import BackendError, ConfigError, FetchError, MissingDependency
 from ..io import RETRY_STATUS, RetryPolicy, Retryable, retry, retry_after_seconds
 from ..netguard import check_allowed
 from ..records import Usage
-from .base import Backend, Request, Result, reject_unknown
+from .base import Backend, BackendOptions, Request, Result
 from .pricing import cost_usd
-from .probs import Step, score_distributions
+from .probs import TOP_LOGPROBS, Step, score_distributions
 
-TOP_LOGPROBS = 20
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RELAX_KEYS = {"maxLength", "minLength", "minimum", "maximum", "minItems", "maxItems"}
 
@@ -72,20 +77,33 @@ def _snippet(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+class OpenAIOptions(BackendOptions):
+    """[scoring.openai]"""
+    base_url: str = DEFAULT_BASE_URL
+    concurrency: int = Field(8, ge=1)
+    timeout: float = Field(180.0, gt=0)
+    retries: int = Field(4, ge=0)
+    backoff: float = Field(1.0, ge=0)
+    max_backoff: float = Field(30.0, gt=0)
+    probe: bool | None = None
+
+
 class OpenAIBackend(Backend):
     name = "openai"
+    Options = OpenAIOptions
     supports_score_probs = True
+    uses_api_key = True               # make_backend passes the settings' OPENAI_API_KEY as api_key
 
-    def __init__(self, model: str, *, base_url: str | None = None, concurrency: int = 8,
-                 timeout: float = 180.0, retries: int = 4, backoff: float = 1.0, max_backoff: float = 30.0,
-                 probe: bool | None = None, api_key: str | None = None, models_dir=None, **unknown):
-        reject_unknown("openai", unknown)
+    def __init__(self, model: str, options: Mapping[str, Any] | OpenAIOptions | None = None, *,
+                 models_dir: Path | None = None, api_key: str | None = None, **kwargs):
+        o = self.parse_options(options, **kwargs)
+        base_url, timeout = o.base_url, o.timeout
         try:
             import httpx
         except ImportError as e:
             raise MissingDependency(e.name or "httpx", extra="", purpose="the openai backend") from None
         self._httpx = httpx
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = base_url.rstrip("/")
         parsed = urlparse(self.base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"not an http(s) URL: {self.base_url!r}", key="scoring.openai.base_url")
@@ -96,10 +114,10 @@ class OpenAIBackend(Backend):
             raise ConfigError(f"offline mode forbids the server {self.host}; point the backend at a local "
                               "server", key="scoring.openai.base_url") from None
         self.is_openai = self.host.endswith("openai.com")
-        self.probe = (not self.is_openai) if probe is None else bool(probe)
-        self.concurrency = max(1, int(concurrency))
-        self.retries = max(0, int(retries))
-        self._retry = RetryPolicy(retries=self.retries, backoff=float(backoff), max_wait=float(max_backoff))
+        self.probe = (not self.is_openai) if o.probe is None else o.probe
+        self.concurrency = o.concurrency
+        self.retries = o.retries
+        self._retry = RetryPolicy(retries=o.retries, backoff=o.backoff, max_wait=o.max_backoff)
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

@@ -23,7 +23,6 @@ no number (extra whitespace, where the grammar allows it) are dropped before the
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -31,6 +30,7 @@ from typing import Any, Callable, Iterable
 from .base import SCORE_FIELDS
 
 ALLOWED = tuple(range(1, 11))
+TOP_LOGPROBS = 20          # candidates every backend asks its engine for at each generated position
 _END = re.compile(r"[,}\]\s]")
 
 
@@ -39,12 +39,6 @@ class Step:
     """One generated position: the emitted token and the candidates the engine reported there."""
     token: Any
     candidates: list[tuple[Any, str, float]] = field(default_factory=list)   # (token, text, probability)
-
-
-def logprob_to_prob(lp: float | None) -> float:
-    if lp is None or lp == -math.inf or (isinstance(lp, float) and math.isnan(lp)):
-        return 0.0
-    return math.exp(lp)
 
 
 # --------------------------------------------------------------------------- locating values in the JSON

@@ -2,25 +2,25 @@
 The fallback where vLLM is not installed: correct, greedy, and slow (no batching across a day's papers
 by default, no prefix cache).
 
-Options: device ("cpu", "cuda", default: cuda when available), dtype (default float32 on CPU, bfloat16 on
-GPU), batch_size (default 1: one paper at a time; larger batches are left-padded), threads (torch CPU
-threads; default: torch's own choice).
+Options (TransformersOptions, the [scoring.transformers] table): device ("cpu", "cuda", default: cuda when
+available), dtype (default float32 on CPU, bfloat16 on GPU), batch_size (default 1: one paper at a time;
+larger batches are left-padded), threads (torch CPU threads; default: torch's own choice).
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import Field
 
 from .. import models
-from ..errors import BackendError, MissingDependency, ModelError
+from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, Request, Result, one_line, reject_unknown
-from .probs import Step, score_distributions
-
-TOP_LOGPROBS = 20
-
+from .base import Backend, BackendOptions, Request, Result, one_line
+from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
 def _imports():
@@ -40,13 +40,23 @@ def _imports():
     return torch, transformers, xgrammar
 
 
+class TransformersOptions(BackendOptions):
+    """[scoring.transformers]"""
+    device: str | None = None         # default: cuda when available, else cpu
+    dtype: str | None = None          # a torch dtype name; default float32 on CPU, bfloat16 on GPU
+    batch_size: int = Field(1, ge=1)
+    threads: int | None = Field(None, ge=1)
+
+
 class TransformersBackend(Backend):
     name = "transformers"
+    Options = TransformersOptions
     supports_score_probs = True
 
-    def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
-                 batch_size: int = 1, threads: int | None = None, models_dir=None, **unknown):
-        reject_unknown("transformers", unknown)
+    def __init__(self, model: str, options: Mapping[str, Any] | TransformersOptions | None = None, *,
+                 models_dir: Path | None = None, **kwargs):
+        o = self.parse_options(options, **kwargs)
+        device, dtype, threads = o.device, o.dtype, o.threads
         self.model_name = model
         path = models.resolve(model, kind="llm", models_dir=models_dir)
         torch, transformers, xgr = _imports()
@@ -59,7 +69,7 @@ class TransformersBackend(Backend):
         else:
             torch_dtype = getattr(torch, dtype, None)
             if not isinstance(torch_dtype, torch.dtype):
-                raise BackendError(f"unknown dtype '{dtype}'")
+                raise ConfigError(f"unknown torch dtype '{dtype}'", key="scoring.transformers.dtype")
         t0 = time.perf_counter()
         try:
             self._tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -80,7 +90,7 @@ class TransformersBackend(Backend):
         info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
                                                   stop_token_ids=sorted(self._eos) or None)
         self._compiler = xgr.GrammarCompiler(info)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = o.batch_size
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "generate_seconds": 0.0, "probe_forwards": 0}
 
@@ -95,9 +105,6 @@ class TransformersBackend(Backend):
         if self._tok.eos_token_id is not None:
             ids.add(int(self._tok.eos_token_id))
         return ids
-
-    def count_tokens(self, text: str) -> int | None:
-        return len(self._tok.encode(text, add_special_tokens=False))
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -4,89 +4,37 @@ the engine's grammar (xgrammar), the prompt prefix shared by a day's requests co
     backend = VLLMBackend("smollm2-135m")                    # preset, folder or Hugging Face id
     results = backend.generate(requests, score_probs=True)
 
-Options (all optional): max_model_len, gpu_memory_utilization, tensor_parallel_size, dtype, kv_cache_gb
-(CPU: the KV cache size, default 1 GiB), seed, prime_prefix (compute the requests' common prompt prefix
-once before the batch, default on), engine_process (run vLLM's engine core in a separate process: vLLM's
-own default, kept on GPUs; off on CPU, where it gains nothing and the engine's start-up errors then reach
-us with their message), quiet (vLLM logs at WARNING), engine_args
+Options (VLLMOptions, the [scoring.vllm] table; all optional): max_model_len, gpu_memory_utilization,
+tensor_parallel_size, dtype, kv_cache_gb (CPU: the KV cache size, default 1 GiB), seed, prime_prefix (compute
+the requests' common prompt prefix once before the batch, default on), engine_process (run vLLM's engine
+core in a separate process: vLLM's own default, kept on GPUs; off on CPU, where it gains nothing and the
+engine's start-up errors then reach us with their message), quiet (vLLM logs at WARNING), engine_args
 (a dict passed through to vllm.LLM, winning over everything above).
 
 On a CPU build of vLLM the defaults are float32, eager mode, 32-token KV blocks and a 1 GiB KV cache
 (VLLM_CPU_KVCACHE_SPACE, when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND,
 default: all cores but one), except on a machine of up to four cores, where the worker gets them all (see
-cpu_thread_env). Scripts that use this backend need an `if __name__ == "__main__":` guard: vLLM starts a
+vllm_env.cpu_thread_env, which holds all of the backend's environment handling). Scripts that use this backend need an `if __name__ == "__main__":` guard: vLLM starts a
 worker process.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from pydantic import Field
 
 from .. import models
-from ..errors import BackendError, MissingDependency, ModelError
+from ..errors import ModelError
 from ..records import Usage
-from .base import Backend, Request, Result, one_line, reject_unknown
-from .probs import Step, score_distributions
+from .base import Backend, BackendOptions, Request, Result, one_line
+from .probs import TOP_LOGPROBS, Step, score_distributions
+from .vllm_env import import_vllm, scoped_env, start_env, torch_threads, user_kv_cache
 
-TOP_LOGPROBS = 20
 CPU_MAX_MODEL_LEN = 8192
-
-
-def _gpu_present() -> bool:
-    try:
-        import torch
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return shutil.which("nvidia-smi") is not None
-
-
-def import_vllm():
-    """Import vllm (quietly unless VLLM_LOGGING_LEVEL says otherwise) or say how to install it."""
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    try:
-        import vllm
-    except ImportError:
-        on_gpu = _gpu_present()
-        raise MissingDependency(
-            "vllm", extra="gpu" if on_gpu else "cpu",
-            purpose="the vllm backend; " + ("on a CPU-only machine install 'ranker[cpu]' instead" if on_gpu
-                                             else "on a GPU workstation install 'ranker[gpu]' instead"),
-        ) from None
-    except Exception as e:   # a broken install (mismatched torch, ...) is not a missing one
-        raise BackendError(f"vllm is installed but failed to import: {one_line(e)}") from None
-    return vllm
-
-
-
-@contextmanager
-def _env(**values: str):
-    """Set environment variables for the duration of the block (vLLM reads them while starting)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _torch_threads(n: int | None = None) -> int | None:
-    try:
-        import torch
-        if n:
-            torch.set_num_threads(n)
-        return torch.get_num_threads()
-    except Exception:
-        return None
 
 
 def _model_max_len(path: str) -> int | None:
@@ -113,26 +61,6 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
     return ModelError(f"vLLM could not load {model}: {msg}")
 
 
-SMALL_CPU = 4      # at most this many cores: vLLM's worker gets all of them (see cpu_thread_env)
-
-
-def cpu_thread_env(tensor_parallel_size: int = 1) -> dict[str, str]:
-    """Environment for vLLM's CPU worker. By default vLLM keeps one core for its scheduler, which polls; on
-    a small machine that leaves half the compute idle. With SMALL_CPU cores or fewer (and neither variable
-    set by the user) the worker's OpenMP threads take every core: 1.7x faster scoring measured on 2 cores
-    (SmolLM2, 32 papers: 113 s against 191 s), the polling scheduler notwithstanding."""
-    if tensor_parallel_size != 1 or any(os.environ.get(k) for k in (
-            "VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU")):
-        return {}
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:          # not Linux
-        return {}
-    if not 2 <= len(cpus) <= SMALL_CPU:
-        return {}
-    return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cpus)), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-
-
 def common_prefix(seqs: list[list[int]]) -> int:
     if not seqs:
         return 0
@@ -145,28 +73,39 @@ def common_prefix(seqs: list[list[int]]) -> int:
     return n
 
 
+class VLLMOptions(BackendOptions):
+    """[scoring.vllm]"""
+    max_model_len: int | None = Field(None, ge=16)           # default: the model's (CPU: at most 8192)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    dtype: str | None = None                                  # default: float32 on CPU, the model's on GPU
+    kv_cache_gb: float | None = Field(None, gt=0)             # CPU default 1 GiB (VLLM_CPU_KVCACHE_SPACE wins)
+    seed: int = 0
+    prime_prefix: bool = True                                 # compute the batch's shared prefix once first
+    engine_process: bool | None = None                        # engine core in its own process (GPU default)
+    quiet: bool = True                                        # vLLM logs at WARNING
+    engine_args: dict[str, Any] = {}                          # passed to vllm.LLM, winning over the above
+
+
 class VLLMBackend(Backend):
     name = "vllm"
     supports_score_probs = True
 
-    def __init__(self, model: str, *, max_model_len: int | None = None,
-                 gpu_memory_utilization: float | None = None, tensor_parallel_size: int = 1,
-                 dtype: str | None = None, kv_cache_gb: float | None = None, seed: int = 0,
-                 prime_prefix: bool = True, engine_process: bool | None = None, quiet: bool = True,
-                 engine_args: dict[str, Any] | None = None, models_dir=None, **unknown):
-        reject_unknown("vllm", unknown)
+    Options = VLLMOptions
+
+    def __init__(self, model: str, options: Mapping[str, Any] | VLLMOptions | None = None, *,
+                 models_dir: Path | None = None, **kwargs):
+        o = self.parse_options(options, **kwargs)
         self.model_name = model
         path = models.resolve(model, kind="llm", models_dir=models_dir)
-        if not quiet:
-            os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
-        vllm = import_vllm()
+        vllm = import_vllm(quiet=o.quiet)
         from vllm.platforms import current_platform
 
         self.device = "cpu" if current_platform.is_cpu() else current_platform.device_type or "gpu"
-        if engine_process is None:       # GPU: vLLM's default, which overlaps scheduling with the model
-            engine_process = self.device != "cpu"
-        kwargs: dict[str, Any] = dict(model=path, tokenizer=path, seed=seed, enable_prefix_caching=True,
-                                      tensor_parallel_size=tensor_parallel_size,
+        engine_process = o.engine_process if o.engine_process is not None else self.device != "cpu"
+        max_model_len = o.max_model_len
+        kwargs: dict[str, Any] = dict(model=path, tokenizer=path, seed=o.seed, enable_prefix_caching=True,
+                                      tensor_parallel_size=o.tensor_parallel_size,
                                       structured_outputs_config={"backend": "xgrammar",
                                                                  "disable_any_whitespace": True})
         if self.device == "cpu":
@@ -175,34 +114,31 @@ class VLLMBackend(Backend):
             # block_size: the prefix cache reuses whole blocks; vLLM's CPU default of 128 tokens leaves up
             # to 127 tokens of the shared prefix to recompute per request, 32 (the smallest the CPU
             # attention kernel takes) at most 31.
-            kwargs.update(dtype=dtype or "float32", enforce_eager=True, distributed_executor_backend="mp",
+            kwargs.update(dtype=o.dtype or "float32", enforce_eager=True, distributed_executor_backend="mp",
                           block_size=32)
-            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-                kwargs["kv_cache_memory_bytes"] = int((kv_cache_gb or 1.0) * (1 << 30))
+            if not user_kv_cache():
+                kwargs["kv_cache_memory_bytes"] = int((o.kv_cache_gb or 1.0) * (1 << 30))
             if max_model_len is None:
                 mm = _model_max_len(path)
                 max_model_len = min(CPU_MAX_MODEL_LEN, mm) if mm else CPU_MAX_MODEL_LEN
         else:
-            if dtype:
-                kwargs["dtype"] = dtype
-            if kv_cache_gb:
-                kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * (1 << 30))
+            if o.dtype:
+                kwargs["dtype"] = o.dtype
+            if o.kv_cache_gb:
+                kwargs["kv_cache_memory_bytes"] = int(o.kv_cache_gb * (1 << 30))
         if max_model_len is not None:
             kwargs["max_model_len"] = int(max_model_len)
-        if gpu_memory_utilization is not None:
-            kwargs["gpu_memory_utilization"] = float(gpu_memory_utilization)
-        kwargs.update(engine_args or {})
+        if o.gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = float(o.gpu_memory_utilization)
+        kwargs.update(o.engine_args)
         self.engine_args = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
 
         t0 = time.perf_counter()
-        threads = _torch_threads()
-        mp = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") or ("1" if engine_process else "0")
-        start_env = {"VLLM_ENABLE_V1_MULTIPROCESSING": mp}
-        if self.device == "cpu":
-            start_env.update(cpu_thread_env(tensor_parallel_size))
-        self.engine_env = {k: v for k, v in start_env.items() if k.startswith("VLLM_CPU")}
+        threads = torch_threads()
+        env = start_env(self.device, o.tensor_parallel_size, engine_process)
+        self.engine_env = {k: v for k, v in env.items() if k.startswith("VLLM_CPU")}
         try:
-            with _env(**start_env):
+            with scoped_env(env):
                 self._llm = vllm.LLM(**kwargs)
         except (ValueError, RuntimeError, OSError, MemoryError) as e:
             raise _engine_error(e, model) from None
@@ -211,20 +147,17 @@ class VLLMBackend(Backend):
                 raise _engine_error(e, model) from None
             raise ModelError(f"vLLM could not load {model}: {one_line(e)}") from None
         finally:
-            _torch_threads(threads)     # starting the engine drops this process to one torch thread
+            torch_threads(threads)     # starting the engine drops this process to one torch thread
         self.load_seconds = time.perf_counter() - t0
         self._vllm = vllm
         self._tok = self._llm.get_tokenizer()
         self.max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
-        self.prime_prefix = prime_prefix
+        self.prime_prefix = o.prime_prefix
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "batches": 0, "generate_seconds": 0.0,
                        "primer_prompt_tokens": 0, "probe_requests": 0}
 
     # ------------------------------------------------------------------ helpers
-    def count_tokens(self, text: str) -> int | None:
-        return len(self._tok.encode(text, add_special_tokens=False))
-
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """The chat template applied the way vLLM's chat() does (no extra BOS), as token ids."""
         text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

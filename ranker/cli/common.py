@@ -112,6 +112,8 @@ def load_settings(config: Path | None, **flags) -> "Settings":
     ORIGINS.clear()
     ORIGINS.update(g.origins)
     s = settings.build(g)
+    from ..backends import check_options
+    check_options(s)
     if s.offline:
         from ..netguard import enable_offline
         enable_offline()
