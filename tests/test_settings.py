@@ -50,10 +50,17 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[fetch]\ncategories = ['cs LG']\n", "fetch.categories", "'cs LG' is not an arXiv category"),
     ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
     ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
+    # each backend's own table, checked against its Options
+    ("[scoring.transformers]\nbatch_size = '4'\n", "scoring.transformers.batch_size", "valid integer"),
+    ("[scoring.openai]\nconcurency = 4\n", "scoring.openai.concurency", "unknown option"),
+    ("[scoring.vllm]\ngpu_memory_utilization = 1.5\n", "scoring.vllm.gpu_memory_utilization", "less than or equal"),
+    ("[scoring.vlm]\ndtype = 'float16'\n", "scoring.vlm", "no backend is called 'vlm'"),
+    ("[scoring]\nbackend = 'llama'\n", "scoring.backend", "unknown backend 'llama'"),
 ])
 def test_bad_values_name_their_key(tmp_path, text, key, msg):
+    from ranker.backends import check_options
     with pytest.raises(ConfigError) as e:
-        resolve(toml(tmp_path, text), env={})
+        check_options(resolve(toml(tmp_path, text), env={}))
     assert e.value.key == key and msg in str(e.value) and "\n" not in str(e.value)
 
 
@@ -108,20 +115,6 @@ def test_cli_names_a_flag_a_variable_or_the_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- the backends' own options
-@pytest.mark.parametrize("text,key,msg", [
-    ("[scoring.transformers]\nbatch_size = '4'\n", "scoring.transformers.batch_size", "valid integer"),
-    ("[scoring.openai]\nconcurency = 4\n", "scoring.openai.concurency", "unknown option"),
-    ("[scoring.vllm]\ngpu_memory_utilization = 1.5\n", "scoring.vllm.gpu_memory_utilization", "less than or equal"),
-    ("[scoring.vlm]\ndtype = 'float16'\n", "scoring.vlm", "no backend is called 'vlm'"),
-    ("[scoring]\nbackend = 'llama'\n", "scoring.backend", "unknown backend 'llama'"),
-])
-def test_each_backend_validates_its_table(tmp_path, text, key, msg):
-    from ranker.backends import check_options
-    with pytest.raises(ConfigError) as e:
-        check_options(resolve(toml(tmp_path, text), env={}))
-    assert e.value.key == key and msg in str(e.value)
-
-
 def test_options_reach_the_backend_typed():
     from ranker.backends import make_backend
     from ranker.backends.openai_backend import OpenAIBackend
