@@ -12,7 +12,8 @@ import pytest
 
 from ranker.errors import InputError
 from ranker.prefilter.calibrate import Calibration, fit, leave_one_day_out, mean_metrics
-from ranker.prefilter.history import load_day, load_history, picks_from_json, picks_from_markdown
+from ranker.compare import read_scores
+from ranker.prefilter.history import load_day, load_history
 from ranker.records import Paper
 
 from conftest import DAYS, SEED_DIGEST
@@ -40,19 +41,22 @@ def test_history_in_the_shared_days_layout():
 
 
 def test_digest_markdown_and_json_outputs_give_the_same_picks(tmp_path):
-    md = picks_from_markdown(SEED_DIGEST)
+    md = list(read_scores(SEED_DIGEST))
     assert len(md) == 47 and set(md) == set(gpt_ids("2025-06-23"))
-    out = {i: {"ARXIVID": i, "COMMENT": "c", "RELEVANCE": 9, "NOVELTY": 8, "SCORE": 17} for i in md}
-    (tmp_path / "output.json").write_text(json.dumps(out))
-    assert picks_from_json(tmp_path / "output.json") == md
-
-    # a day given as a listing plus the published Markdown digest
+    # a day given as a listing plus the published Markdown digest (and a note that is not a digest)
     day = tmp_path / "hist" / "2025-06-23"
     day.mkdir(parents=True)
     shutil.copy(DAYS / "2025-06-23" / "listing.jsonl", day / "listing.jsonl")
     shutil.copy(SEED_DIGEST, day / "2025-06-23.md")
+    (day / "a-notes.txt").write_text("read these first\n")
+    warnings = []
+    d = load_day(day, warn=warnings.append)
+    assert d.source == "2025-06-23.md" and d.picks == set(md) and d.missing == [] and warnings == []
+    # the digest's JSON output gives the same picks (and wins over the Markdown)
+    out = {i: {"ARXIVID": i, "COMMENT": "c", "RELEVANCE": 9, "NOVELTY": 8, "SCORE": 17} for i in md}
+    (day / "output.json").write_text(json.dumps(out))
     d = load_day(day)
-    assert d.source == "2025-06-23.md" and d.picks == set(md) and d.missing == []
+    assert d.source == "output.json" and d.picks == set(md)
 
 
 def test_picks_missing_from_the_listing_are_reported(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ranker.compare import read_papers, read_prefilter, read_score_files, read_scores
+from ranker.compare import read_listing_files, read_prefilter_files, read_score_files, read_scores
 from ranker.errors import InputError, RankerError
 
 from conftest import DAYS, SEED_DIGEST as SEED
@@ -125,16 +125,17 @@ def test_same_paper_in_two_files_with_different_scores_warns(tmp_path):
 
 
 def test_papers_and_prefilter_readers(tmp_path):
-    papers, files = read_papers(DAYS)
+    papers, files = read_listing_files(DAYS)
     assert sorted(f.name for f in files) == ["listing.jsonl"] * 5
     assert len(papers) == 1445
     assert papers["2506.16065"].date == "2025-06-23"
     pf = tmp_path / "ranked.jsonl"
-    pf.write_text('{"id": "2506.16065v1", "prefilter_score": 0.8, "kept": true, "date": "2025-06-23"}\n'
-                  '{"id": "2506.16406", "prefilter_score": "oops", "kept": false}\n'
+    pf.write_text('{"id": "2506.16065v1", "prefilter_score": 0.8, "kept": true, "topic": "t", "title": "A", "abstract": "a", '
+                  '"date": "2025-06-23"}\n'
+                  '{"id": "2506.16406", "prefilter_score": "oops", "kept": false, "title": "B", "abstract": "b"}\n'
                   'not json\n')
     w: list[str] = []
-    rows, _ = read_prefilter(pf, warn=w.append)
+    rows, _ = read_prefilter_files(pf, warn=w.append)
     assert list(rows) == ["2506.16065"] and rows["2506.16065"].kept is True
     assert len(w) == 2 and f"{pf}:2" in w[0] and f"{pf}:3" in w[1]
 

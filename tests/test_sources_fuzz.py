@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ranker.errors import RankerError
 from ranker.records import Paper
 from ranker.sources import ReadReport, read_papers
-from ranker.sources.common import ABSTRACT_CAP, TITLE_CAP
+from ranker.sources.report import ABSTRACT_CAP, TITLE_CAP
 
 from conftest import DAYS, FIXTURES
 

@@ -11,7 +11,8 @@ import pytest
 from ranker.errors import InputError, RankerError
 from ranker.records import Paper
 from ranker.sources import ReadReport, detect_format, read_papers, write_papers
-from ranker.sources.common import ABSTRACT_CAP, split_authors
+from ranker.sources.normalize import split_authors
+from ranker.sources.report import ABSTRACT_CAP
 
 from conftest import DAYS, FIXTURES
 

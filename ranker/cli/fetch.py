@@ -77,7 +77,7 @@ def fetch(
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
     for note in report.notes():
-        info(note)
+        warn(note)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""

@@ -4,6 +4,9 @@ pictures (report.html).
     from ranker.compare import run_compare
     metrics = run_compare("days/*/gpt_scores.jsonl", "out/scores.jsonl", "out/compare",
                           papers="days/*/listing.jsonl")
+
+Judgements are read by compare.readers (the one reader of GPT digests); listings and prefilter output by
+ranker.sources, here gathered over several files.
 """
 from __future__ import annotations
 
@@ -12,14 +15,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
-from ..io import atomic_write
+from ..io import Warn, atomic_write, ignore_warning
+from ..records import Paper
+from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
-from .readers import (PrefilterRow, ScoreRow, read_papers, read_prefilter, read_score_files,
-                      read_scores)
+from .readers import PrefilterRow, ScoreRow, date_from_path, read_score_files, read_scores, score_files
 from .report import render_html, summary_markdown
 
-__all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_papers",
-           "read_prefilter", "summary_markdown", "render_html", "ScoreRow", "PrefilterRow"]
+__all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
+           "read_prefilter_files", "summary_markdown", "render_html", "ScoreRow", "PrefilterRow"]
 
 MAX_WARNINGS_KEPT = 200
 
@@ -32,7 +36,7 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
 
     gpt_paths / local_paths / papers / prefilter: a file, a directory (searched recursively), a glob, or a
     list of those. Returns the metrics (the content of metrics.json). Input problems that only lose a
-    paper (a malformed block or line) are skipped, counted and passed to `warn` (default: logging).
+    paper (a malformed block or line) are skipped, counted and passed to `warn` (and kept in metrics.json).
     """
     warnings: list[str] = []
 
@@ -40,9 +44,6 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
         warnings.append(msg)
         if warn is not None:
             warn(msg)
-        else:
-            import logging
-            logging.getLogger("ranker.compare").warning(msg)
 
     if min_relevance is None or min_novelty is None:
         raise InputError("needs a number", key="min_relevance" if min_relevance is None else "min_novelty")
@@ -50,10 +51,10 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     local, local_files = read_score_files(local_paths, key="local", warn=_warn)
     paper_map = paper_files = None
     if papers:
-        paper_map, paper_files = read_papers(papers, warn=_warn)
+        paper_map, paper_files = read_listing_files(papers, warn=_warn)
     pf_map = pf_files = None
     if prefilter:
-        pf_map, pf_files = read_prefilter(prefilter, warn=_warn)
+        pf_map, pf_files = read_prefilter_files(prefilter, warn=_warn)
 
     metrics = compute_metrics(gpt, local, papers=paper_map, prefilter=pf_map,
                               min_relevance=min_relevance, min_novelty=min_novelty)
@@ -77,3 +78,33 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     atomic_write(out / "report.html", render_html(metrics, gpt, local))
     return metrics
+
+
+def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, Paper], list[Path]]:
+    """Papers JSONL (the listing.jsonl layout, or prefilter output): the days' universe, by id. Files,
+    directories or globs; a paper without a day takes the one its file name gives."""
+    files = score_files(specs, kinds={"papers", "prefilter"}, key="papers")
+    out: dict[str, Paper] = {}
+    for f in files:
+        n = 0
+        for p in read_papers(f, report=ReadReport(on_warning=warn)):
+            p.date = p.date or date_from_path(f)
+            out.setdefault(p.id, p)
+            n += 1
+        if n == 0:
+            warn(f"{f}: no papers in this listing")
+    return out, files
+
+
+def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, PrefilterRow], list[Path]]:
+    """`ranker prefilter` output (read as Ranked records): each paper's score, verdict and day, by id."""
+    files = score_files(specs, kinds={"prefilter"}, key="prefilter")
+    out: dict[str, PrefilterRow] = {}
+    for f in files:
+        rows = read_ranked(f, report=ReadReport(on_warning=warn))
+        for r in rows:
+            out.setdefault(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
+                                                    date=r.paper.date or date_from_path(f)))
+        if not rows:
+            warn(f"{f}: no rows in this prefilter output")
+    return out, files

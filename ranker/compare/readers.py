@@ -1,4 +1,6 @@
-"""Read judgements (GPT's or a local model's), paper listings and prefilter output for `ranker compare`.
+"""The one reader of judgements: GPT's digests and a local model's scores, for `ranker compare` and for
+calibration's history (ranker.prefilter.history). Paper listings and prefilter output are read by
+ranker.sources.
 
 One reader serves both sides. A score file is any of:
 
@@ -17,20 +19,14 @@ Bad blocks and lines are skipped with a warning naming file:line; a missing file
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from ..errors import InputError, where
-from ..io import arxiv_id, expand_paths, read_text
-from ..records import Paper
-
-log = logging.getLogger("ranker.compare")
-
-Warn = Callable[[str], None]
+from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text
 
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
@@ -67,11 +63,8 @@ class PrefilterRow:
     date: str = ""
 
 
-def _default_warn(msg: str) -> None:
-    log.warning(msg)
-
-
-def _date_from_path(path: Path) -> str:
+def date_from_path(path: Path) -> str:
+    """The last YYYY-MM-DD in a path ('' when none): the day of a file named after it."""
     found = _DATE_RE.findall(str(path))
     return found[-1] if found else ""
 
@@ -127,7 +120,7 @@ def _is_score_dict(d: Any) -> bool:
 
 def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
     lines = text.splitlines()
-    day = _date_from_path(path)
+    day = date_from_path(path)
     rows: list[ScoreRow] = []
     block: dict[str, Any] | None = None
 
@@ -189,7 +182,7 @@ def _line_of(text: str, needle: str) -> int | None:
 
 
 def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[ScoreRow]:
-    day = _date_from_path(path)
+    day = date_from_path(path)
     rows: list[ScoreRow] = []
     items: Iterable[tuple[str | None, Any]]
     if isinstance(obj, dict):
@@ -211,7 +204,7 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[Scor
 
 
 def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
-    day = _date_from_path(path)
+    day = date_from_path(path)
     rows: list[ScoreRow] = []
     for i, line in enumerate(text.splitlines(), start=1):
         s = line.strip()
@@ -280,7 +273,7 @@ def sniff(path: Path, text: str | None = None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- paths
 
-def _files(specs, kinds: set[str], key: str) -> list[Path]:
+def score_files(specs, kinds: set[str], key: str) -> list[Path]:
     """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
     what = " / ".join(sorted(kinds - {"empty"})) + " file"
     return expand_paths(specs, keep=lambda f: f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds,
@@ -291,7 +284,7 @@ def _files(specs, kinds: set[str], key: str) -> list[Path]:
 
 def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, ScoreRow]:
     """Judgements in one file, keyed by arXiv id (no version). Format detected from the content."""
-    warn = warn or _default_warn
+    warn = warn or ignore_warning
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
@@ -340,75 +333,10 @@ def _merge(out: dict[str, ScoreRow], r: ScoreRow, warn: Warn) -> None:
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None) -> tuple[dict[str, ScoreRow], list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id."""
-    warn = warn or _default_warn
-    files = _files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
+    warn = warn or ignore_warning
+    files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out: dict[str, ScoreRow] = {}
     for f in files:
         for r in read_scores(f, warn=warn).values():
             _merge(out, r, warn)
-    return out, files
-
-
-def _id_rows(f: Path, warn: Warn, no_id: str) -> Iterable[tuple[str, dict]]:
-    """(file:line, object) for each line of a JSONL file that is a JSON object with an 'id'; other lines
-    are skipped with a warning naming file:line."""
-    for i, line in enumerate(read_text(f, errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            warn(f"{where(f, i)}: skipped line: not valid JSON ({e.msg})")
-            continue
-        if not isinstance(d, dict) or not d.get("id"):
-            warn(f"{where(f, i)}: skipped line: {no_id}")
-            continue
-        yield where(f, i), d
-
-
-def read_papers(specs: str | Path | Iterable[str | Path], *, warn: Warn | None = None
-                ) -> tuple[dict[str, Paper], list[Path]]:
-    """Papers JSONL (the listing.jsonl layout): the day's universe. Files, directories or globs."""
-    warn = warn or _default_warn
-    files = _files(specs, kinds={"papers", "prefilter"}, key="papers")
-    out: dict[str, Paper] = {}
-    for f in files:
-        n = 0
-        for src, d in _id_rows(f, warn, "not a paper (no 'id')"):
-            d = dict(d)
-            d["id"] = arxiv_id(str(d["id"])) or str(d["id"])
-            if not d.get("date"):
-                d["date"] = _date_from_path(f)
-            try:
-                p = Paper.from_dict({**{"title": "", "abstract": ""}, **d})
-            except TypeError as e:
-                warn(f"{src}: skipped line: {e}")
-                continue
-            out.setdefault(p.id, p)
-            n += 1
-        if n == 0:
-            warn(f"{f}: no papers in this listing")
-    return out, files
-
-
-def read_prefilter(specs: str | Path | Iterable[str | Path], *, warn: Warn | None = None
-                   ) -> tuple[dict[str, PrefilterRow], list[Path]]:
-    """`ranker prefilter` output: JSONL rows with id, prefilter_score, kept."""
-    warn = warn or _default_warn
-    files = _files(specs, kinds={"prefilter"}, key="prefilter")
-    out: dict[str, PrefilterRow] = {}
-    for f in files:
-        day = _date_from_path(f)
-        n = 0
-        for src, d in _id_rows(f, warn, "no 'id'"):
-            score = _number(d.get("prefilter_score"))
-            if score is None:
-                warn(f"{src}: skipped {d['id']}: prefilter_score missing or not a number")
-                continue
-            pid = arxiv_id(str(d["id"])) or str(d["id"])
-            out.setdefault(pid, PrefilterRow(id=pid, score=score, kept=bool(d.get("kept", False)),
-                                             date=str(d.get("date") or day or "")))
-            n += 1
-        if n == 0:
-            warn(f"{f}: no rows in this prefilter output")
     return out, files

@@ -7,21 +7,19 @@ and GPT's picks for that day, in the first of these that is present:
   <date>/*.json             the digest's JSON output: an object keyed by arXiv id ({"2506.16065": {"SCORE": ...}})
   <date>/*.md, *.txt        the digest as published in Markdown (paper blocks carry "**ArXiv ID:** ...")
   the listing's own "gpt_selected": true flags
-Only ids matter here; a fuller reader of GPT digests (for `ranker compare`) lives elsewhere.
+Only ids matter here; they are read by the one reader of GPT digests, ranker.compare.readers.
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..compare.readers import read_scores, sniff
 from ..errors import InputError
-from ..io import arxiv_id
+from ..io import Warn, ignore_warning
 from ..records import Paper
 from ..sources import read_papers
 
-_MD_ID = re.compile(r"\*\*\s*ArXiv\s+ID\s*:?\s*\*\*\s*:?\s*(?:arXiv:)?(\S+)", re.I)
 
 
 @dataclass
@@ -42,61 +40,16 @@ def read_listing(path: Path) -> list[Paper]:
     return list(read_papers(path))
 
 
-# --------------------------------------------------------------------------- GPT digests: ids only
-def picks_from_jsonl(path: Path) -> list[str]:
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON ({e.msg})", where=f"{path}:{lineno}") from None
-            raw = d.get("id") or d.get("ARXIVID") or d.get("arxiv_id") if isinstance(d, dict) else None
-            pid = arxiv_id(raw) if raw else None
-            if pid is None:
-                raise InputError("a GPT score line without an arXiv id ('id' or 'ARXIVID')",
-                                 where=f"{path}:{lineno}")
-            out.append(pid)
-    return out
-
-
-def picks_from_json(path: Path) -> list[str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg})", where=f"{path}:{e.lineno}") from None
-    entries = data.items() if isinstance(data, dict) else enumerate(data if isinstance(data, list) else [])
-    out = []
-    for key, val in entries:
-        raw = key if isinstance(key, str) else None
-        if isinstance(val, dict):
-            raw = val.get("ARXIVID") or val.get("arxiv_id") or val.get("id") or raw
-        pid = arxiv_id(raw) if raw else None
-        if pid is None:
-            raise InputError(f"entry {key!r} has no arXiv id", where=str(path))
-        out.append(pid)
-    if not out and not isinstance(data, (dict, list)):
-        raise InputError("expected a JSON object keyed by arXiv id", where=str(path))
-    return out
-
-
-def picks_from_markdown(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    # The seed's file ends with the prompt; only the digest part above it holds papers.
-    out = [pid for pid in (arxiv_id(m.group(1)) for m in _MD_ID.finditer(text)) if pid]
-    return list(dict.fromkeys(out))
-
-
-def _find_picks(day_dir: Path, papers: list[Paper]) -> tuple[list[str], str]:
+# --------------------------------------------------------------------------- GPT's picks
+def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[str], str]:
+    """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers)."""
     f = day_dir / "gpt_scores.jsonl"
     if f.exists():
-        return picks_from_jsonl(f), f.name
+        return list(read_scores(f, warn=warn)), f.name
     for f in sorted(day_dir.glob("*.json")):
-        return picks_from_json(f), f.name
+        return list(read_scores(f, warn=warn)), f.name
     for f in sorted(list(day_dir.glob("*.md")) + list(day_dir.glob("*.txt"))):
-        ids = picks_from_markdown(f)
+        ids = list(read_scores(f, warn=warn)) if sniff(f) == "markdown" else []
         if ids:
             return ids, f.name
     if any("gpt_selected" in p.extra for p in papers):
@@ -105,12 +58,12 @@ def _find_picks(day_dir: Path, papers: list[Paper]) -> tuple[list[str], str]:
                      "'gpt_selected' flags in listing.jsonl", where=str(day_dir))
 
 
-def load_day(day_dir: Path) -> HistoryDay:
+def load_day(day_dir: Path, warn: Warn = ignore_warning) -> HistoryDay:
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
     papers = read_listing(listing)
-    ids, source = _find_picks(day_dir, papers)
+    ids, source = _find_picks(day_dir, papers, warn)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
     missing = sorted({i for i in ids if i not in present})
@@ -118,7 +71,7 @@ def load_day(day_dir: Path) -> HistoryDay:
     return HistoryDay(date=date, papers=papers, picks=picks, missing=missing, source=source)
 
 
-def load_history(directory: str | Path, warn=lambda msg: None) -> list[HistoryDay]:
+def load_history(directory: str | Path, warn: Warn = ignore_warning) -> list[HistoryDay]:
     """Every usable day under `directory`, oldest first. A day some of whose GPT picks are missing from its
     listing is used with the picks that are there, and reported; a day with no pick in its listing (or no
     paper) is skipped, and reported."""
@@ -131,15 +84,15 @@ def load_history(directory: str | Path, warn=lambda msg: None) -> list[HistoryDa
                          "<date>/gpt_scores.jsonl)", where=str(d))
     days: list[HistoryDay] = []
     for dd in day_dirs:
-        day = load_day(dd)
+        day = load_day(dd, warn)
         if day.missing:
-            warn(f"warning: {dd}: {len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks "
+            warn(f"{dd}: {len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks "
                  f"(from {day.source}) are not in listing.jsonl; they are left out")
         if not day.papers:
-            warn(f"warning: {dd}: listing.jsonl has no papers; day skipped")
+            warn(f"{dd}: listing.jsonl has no papers; day skipped")
             continue
         if not day.picks:
-            warn(f"warning: {dd}: none of GPT's picks is in listing.jsonl; day skipped")
+            warn(f"{dd}: none of GPT's picks is in listing.jsonl; day skipped")
             continue
         days.append(day)
     return days

@@ -11,7 +11,8 @@ from typing import Iterator
 
 from ..errors import InputError
 from ..records import Paper
-from .common import ReadReport, fold, iso_day, make_paper
+from .normalize import fold, iso_day, make_paper
+from .report import ReadReport
 from .xmlutil import parse_xml, text_of
 
 NS = {"a": "http://www.w3.org/2005/Atom", "arxiv": "http://arxiv.org/schemas/atom",

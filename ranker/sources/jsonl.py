@@ -1,15 +1,20 @@
 """Our own papers JSONL: the layout of shared/data/days/*/listing.jsonl and of `ranker fetch --out`.
 
 Also reads `ranker prefilter` output, whose rows carry extra keys (prefilter_score, kept, topic, ...): every
-key we do not model is kept in Paper.extra and written back unchanged. The per-category keys of a listing
+key we do not model is kept in Paper.extra and written back unchanged (reading.read_ranked turns the verdict
+into Ranked records); a row with a malformed verdict is skipped, counted. The per-category keys of a listing
 ("cs.LG": "new" | "cross" | null) give the announce type when the row has none.
 """
 from __future__ import annotations
 
+import json
 from typing import Iterable, Iterator
 
-from ..records import PAPER_FIELDS, Paper
-from .common import ANNOUNCE_TYPES, ReadReport, iso_day, json_lines, make_paper, no_valid_records, stronger
+from ..errors import InputError
+from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked
+from .filters import stronger
+from .normalize import iso_day, make_paper
+from .report import ReadReport
 
 _KNOWN = set(PAPER_FIELDS)
 
@@ -38,8 +43,44 @@ def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = 
                            announce_type=_announce(d),
                            version=version if isinstance(version, int) and not isinstance(version, bool) else None,
                            extra={k: v for k, v in d.items() if k not in _KNOWN})
-        if paper is not None:
-            good += 1
-            yield paper
+        if paper is None:
+            continue
+        if ("prefilter_score" in d or "kept" in d) and Ranked.from_paper(paper) is None:
+            report.warn("skipped", where, f"{paper.id}: prefilter_score or kept missing or malformed; skipped")
+            continue
+        good += 1
+        yield paper
     if good == 0 and report.skipped:
         raise no_valid_records(report, "paper")
+
+
+def json_lines(lines, source: str, report: ReadReport):
+    """Yield (where, object) for each non-blank line of a JSON-lines byte stream. Invalid UTF-8 is replaced
+    (counted); a line that is not a JSON object is skipped with a counted warning naming file:line."""
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace")
+            report.warn("bad_bytes", where, "invalid UTF-8 bytes replaced with U+FFFD")
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            report.seen += 1
+            msg = str(e).splitlines()[0][:80] if str(e) else "syntax error"
+            report.warn("skipped", where, f"not valid JSON ({msg}); a truncated line? skipped")
+            continue
+        report.seen += 1
+        if not isinstance(obj, dict):
+            report.warn("skipped", where, f"expected a JSON object, got {type(obj).__name__}; skipped")
+            continue
+        yield where, obj
+
+
+def no_valid_records(report: ReadReport, kind: str) -> InputError:
+    first = report.first_where("skipped") or report.source
+    return InputError(f"no valid {kind} line ({report.skipped} unreadable; first at {first})", where=report.source)
+

@@ -11,7 +11,8 @@ from typing import Iterator
 
 from ..errors import InputError
 from ..records import Paper
-from .common import ReadReport, make_paper, rfc822_day
+from .normalize import make_paper, rfc822_day
+from .report import ReadReport
 from .xmlutil import parse_xml, text_of
 
 NS = {"arxiv": "http://arxiv.org/schemas/atom", "dc": "http://purl.org/dc/elements/1.1/"}

@@ -11,7 +11,9 @@ import re
 from typing import Iterable, Iterator
 
 from ..records import Paper
-from .common import ReadReport, iso_day, json_lines, make_paper, no_valid_records, rfc822_day
+from .jsonl import json_lines, no_valid_records
+from .normalize import iso_day, make_paper, rfc822_day
+from .report import ReadReport
 
 _VERSION = re.compile(r"^v?(\d+)$")
 

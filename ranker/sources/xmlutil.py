@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..errors import InputError
-from .common import ReadReport
+from .report import ReadReport
 
 _DECL_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*['\"]([A-Za-z0-9._\-]+)['\"]")
 

@@ -1,0 +1,131 @@
+"""Papers from arXiv online: today's RSS feed, and the arXiv API by id or by submission window (backfills),
+through ranker.sources.net's polite HTTP (timeouts, retries, offline mode)."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from ..errors import FetchError, InputError
+from ..io import Warn, parse_arxiv_id
+from ..records import ANNOUNCE_TYPES, Paper
+from .filters import check_day, filter_papers, parse_list, relative_announce
+from .reading import DEFAULT_ANNOUNCE, read_papers
+from .report import ReadReport
+
+DEFAULT_CATEGORIES = ["cs.LG", "cs.AI"]
+
+
+def fetch_today(categories: list[str] | str | None = None, announce: list[str] | str | None = None,
+                date: str | None = None, *, report: ReadReport | None = None, policy=None,
+                warn: Warn | None = None) -> Iterator[Paper]:
+    """Today's announcements from arXiv's RSS feed for `categories` (default cs.LG, cs.AI; base URL
+    policy.rss_url). A day without announcements (weekend, holiday) yields nothing; report.seen == 0."""
+    from .net import NetPolicy, rss_feed_url
+    policy = policy or NetPolicy()
+    cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
+    ann = announce if announce else list(DEFAULT_ANNOUNCE)
+    return read_papers(rss_feed_url(cats, policy.rss_url), cats, ann, date, report=report, policy=policy,
+                       warn=warn, fmt="rss")
+
+
+def _results_to_papers(results, source: str, report: ReadReport, date: str | None) -> Iterator[Paper]:
+    """arxiv.Result objects -> Papers; network failures while paging become FetchError."""
+    import arxiv
+    import requests
+
+    from .normalize import make_paper
+    it = iter(results)
+    n = 0
+    while True:
+        try:
+            r = next(it)
+        except StopIteration:
+            return
+        except FetchError:
+            raise
+        except arxiv.HTTPError as e:
+            raise FetchError(f"the arXiv API answered HTTP {e.status}", where=e.url) from None
+        except arxiv.ArxivError as e:
+            raise FetchError(f"the arXiv API failed: {e.message}", where=e.url) from None
+        except requests.exceptions.RequestException as e:
+            raise FetchError(f"the arXiv API request failed ({type(e).__name__})", where=source) from None
+        n += 1
+        report.seen += 1
+        published = r.published.date().isoformat() if getattr(r, "published", None) else ""
+        p = make_paper(report, f"{source}#{n}", raw_id=r.entry_id, title=r.title, abstract=r.summary,
+                       authors=[a.name for a in r.authors], categories=r.categories,
+                       primary=r.primary_category or None, date=date or published, comment=r.comment,
+                       announce_type="new")
+        if p is not None:
+            yield p
+
+
+def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, date: str | None = None,
+              report: ReadReport | None = None, policy=None, warn: Warn | None = None) -> list[Paper]:
+    """Metadata for arXiv ids (with or without version) from the arXiv API, in the order given. Ids the API
+    does not know are counted in report.skipped. No category filter: `categories` only relabels the announce
+    type (new / cross) of the papers that are in them."""
+    import arxiv
+
+    from .net import api_client
+    report = report if report is not None else ReadReport(source="arXiv API")
+    report.source = report.source or "arXiv API"
+    wanted: list[str] = []
+    for raw in ids:
+        raw = raw.strip()
+        if not raw:
+            continue
+        parsed = parse_arxiv_id(raw)
+        if parsed is None:
+            raise InputError(f"{raw!r} is not an arXiv id like 2411.17700", key="ids")
+        if parsed[0] not in wanted:
+            wanted.append(parsed[0])
+    if not wanted:
+        return []
+    day = check_day(date) if date else None
+    cats = parse_list(categories, key="categories") if categories else None
+    client = api_client(policy=policy, warn=warn)
+    got: dict[str, Paper] = {}
+    for i in range(0, len(wanted), 100):
+        chunk = wanted[i:i + 100]
+        search = arxiv.Search(id_list=chunk, max_results=len(chunk))
+        for p in _results_to_papers(client.results(search), "arXiv API", report, day):
+            got.setdefault(p.id, p)
+    out = []
+    for pid in wanted:
+        p = got.get(pid)
+        if p is None:
+            report.warn("skipped", "arXiv API", f"{pid}: not found")
+            continue
+        if cats and any(c in cats for c in p.categories):
+            p.announce_type = relative_announce(p, cats)
+        out.append(p)
+        report.kept += 1
+    return out
+
+
+def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
+                 announce: list[str] | str | None = None, date: str | None = None, *,
+                 report: ReadReport | None = None, policy=None, warn: Warn | None = None,
+                 max_results: int | None = None) -> Iterator[Paper]:
+    """Papers submitted between `since` and `until` (YYYY-MM-DD, inclusive; until defaults to today) in
+    `categories`, from the arXiv API, oldest first: for backfills. A paper's day is its first version's
+    submission day unless `date` is given."""
+    import arxiv
+    from datetime import date as _date
+
+    from .net import api_client, window_query
+    s = check_day(since, "since")
+    u = check_day(until, "until") if until else _date.today().isoformat()
+    if u < s:
+        raise InputError(f"{u} is before the first day, {s}", key="until")
+    cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
+    ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
+    day = check_day(date) if date else None
+    report = report if report is not None else ReadReport(source="arXiv API")
+    report.source = report.source or "arXiv API"
+    client = api_client(policy=policy, warn=warn, page_size=500)
+    search = arxiv.Search(query=window_query(s, u, cats), max_results=max_results,
+                          sort_by=arxiv.SortCriterion.SubmittedDate, sort_order=arxiv.SortOrder.Ascending)
+    return filter_papers(_results_to_papers(client.results(search), "arXiv API", report, day), categories=cats,
+                  announce=ann, report=report)
+

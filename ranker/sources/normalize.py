@@ -1,0 +1,195 @@
+"""Normalisation shared by every reader: readers turn one record of their format into a Paper through
+`make_paper`, so every source ends up with the same shape: id without version, folded whitespace, an abstract
+without a leading "Abstract:" and capped in length, authors as a list of clean names, categories as a list
+with the primary first. Also the day formats the sources write (RFC 822, ISO).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date as _date
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from ..io import parse_arxiv_id
+from ..records import ANNOUNCE_TYPES, Paper, valid_category
+from .report import ABSTRACT_CAP, TITLE_CAP, ReadReport
+
+MAX_AUTHORS = 5_000       # physics collaborations list ~3,000 names
+_ABSTRACT_LABEL = re.compile(r"^\s*abstract\s*[:.]\s*", re.IGNORECASE)
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
+
+
+def fold(text: Any) -> str:
+    """Whitespace folded to single spaces; None -> ''."""
+    if text is None:
+        return ""
+    return " ".join(str(text).split())
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 read as Latin-1 ("WÃ¼bben" -> "Wübben"), which some arXiv API answers carry.
+    Only applied when the whole string round-trips; otherwise the text is returned unchanged."""
+    if not _MOJIBAKE.search(text):
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303", "=": "\u0304",
+            ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328",
+            "r": "\u030a"}
+_LETTERS = {"l": "ł", "L": "Ł", "o": "ø", "O": "Ø", "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ",
+            "oe": "œ", "OE": "Œ", "i": "ı", "j": "ȷ", "dh": "ð", "DH": "Ð", "th": "þ", "TH": "Þ",
+            "dj": "đ", "DJ": "Đ", "ng": "ŋ", "NG": "Ŋ"}
+_ACCENT_RE = re.compile(r"""\{?\\([`'^"~=.]|[uvHckr](?=[\s{]))\s*\{?\s*(\\?[A-Za-z])\s*\}?\}?""")
+_LETTER_RE = re.compile(r"\{\\(ss|aa|AA|ae|AE|oe|OE|dh|DH|th|TH|dj|DJ|ng|NG|l|L|o|O|i|j)\s*\}"
+                        r"|\\(dh|DH|ss|aa|AA|ae|AE|oe|OE|th|TH|dj|DJ|ng|NG|l|L|o|O|i|j)(?:\s+|(?![a-z]))"
+                        r"|\\(dh|DH)")
+
+
+def delatex(text: str) -> str:
+    """Turn the TeX accents arXiv keeps in author names (Przemys{\\l}aw, R\\'emy, \\.Zygierewicz) into Unicode."""
+    if "\\" not in text:
+        return text
+
+    def accent(m: re.Match) -> str:
+        base = m.group(2).lstrip("\\")
+        base = {"i": "i", "j": "j"}.get(base, base)
+        return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
+
+    text = _ACCENT_RE.sub(accent, text)
+    text = _LETTER_RE.sub(lambda m: _LETTERS[m.group(1) or m.group(2) or m.group(3)], text)
+    # whatever TeX is left (an unknown macro) is not part of a name
+    return re.sub(r"\\([A-Za-z]+|.)", r"\1", text).replace("{", "").replace("}", "")
+
+
+_AUTHOR_SEP = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
+_PARENS = re.compile(r"\([^()]*\)")
+
+
+def split_authors(text: str) -> list[str]:
+    """'A, B (Univ, Dept), C and D' -> ['A', 'B', 'C', 'D']: drop parenthesised affiliations, split on commas
+    and ' and ', turn TeX accents into Unicode."""
+    text = fold(text)
+    if "(" in text or ")" in text:
+        for _ in range(8):                       # nested parentheses, innermost first
+            text, n = _PARENS.subn(" ", text)
+            if not n:
+                break
+        text = re.sub(r"\([^)]*$", " ", text).replace(")", " ").replace("(", " ")
+    names = []
+    for part in _AUTHOR_SEP.split(text):
+        name = fold(part)
+        if name.lower().startswith("and "):
+            name = name[4:].strip()
+        if name:
+            names.append(fix_mojibake(delatex(name)))
+            if len(names) >= MAX_AUTHORS:
+                break
+    return names
+
+
+def clean_authors(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return split_authors(value)
+    if isinstance(value, (list, tuple)):
+        out = []
+        for a in value[:MAX_AUTHORS]:
+            if isinstance(a, str):
+                name = fold(a)
+            elif isinstance(a, (list, tuple)) and a and all(isinstance(x, str) for x in a):
+                # the snapshot's authors_parsed: [last, first, suffix]
+                last, first = a[0], a[1] if len(a) > 1 else ""
+                suffix = a[2] if len(a) > 2 else ""
+                name = fold(f"{first} {last} {suffix}")
+            else:
+                continue
+            if name:
+                out.append(fix_mojibake(delatex(name)))
+        return out
+    return []
+
+
+def clean_categories(value: Any, primary: Any = None) -> list[str]:
+    if isinstance(value, str):
+        cats = value.split()
+    elif isinstance(value, (list, tuple)):
+        cats = [c.strip() for c in value if isinstance(c, str)]
+    else:
+        cats = []
+    out: list[str] = []
+    if isinstance(primary, str) and primary.strip():
+        out.append(primary.strip())
+    for c in cats:
+        if c and c not in out:
+            out.append(c)
+    return out
+
+
+def rfc822_day(text: str | None) -> str | None:
+    """'Thu, 28 Nov 2024 00:00:00 -0500' -> '2024-11-28' (the day in the sender's own time zone)."""
+    if not text:
+        return None
+    try:
+        dt = parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if dt is None:
+        return None
+    return dt.date().isoformat()
+
+
+def iso_day(text: Any) -> str | None:
+    """'2024-11-28T10:00:00Z' or '2024-11-28' -> '2024-11-28'; anything else -> None."""
+    if not isinstance(text, str) or len(text) < 10:
+        return None
+    try:
+        return _date.fromisoformat(text.strip()[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstract: Any, authors: Any,
+               categories: Any, primary: Any = None, date: str | None = "", comment: Any = None,
+               announce_type: str | None = None, version: int | None = None,
+               extra: dict[str, Any] | None = None) -> Paper | None:
+    """Build a normalised Paper, or count a skip (returns None) when the record has no usable id or title."""
+    parsed = parse_arxiv_id(raw_id)
+    if parsed is None:
+        shown = raw_id if isinstance(raw_id, str) else type(raw_id).__name__
+        report.warn("skipped", where, f"no valid arXiv id ({str(shown)[:60]!r}); skipped")
+        return None
+    pid, id_version = parsed
+    title_s = fix_mojibake(fold(title)) if isinstance(title, str) else ""
+    if not title_s:
+        report.warn("skipped", where, f"{pid}: no title; skipped")
+        return None
+    abstract_s = fix_mojibake(fold(abstract)) if isinstance(abstract, str) else ""
+    abstract_s = _ABSTRACT_LABEL.sub("", abstract_s, count=1)
+    cut = False
+    if len(abstract_s) > ABSTRACT_CAP:
+        abstract_s, cut = abstract_s[:ABSTRACT_CAP], True
+    if len(title_s) > TITLE_CAP:
+        title_s, cut = title_s[:TITLE_CAP], True
+    if cut:
+        report.warn("truncated", where, f"{pid}: overlong text cut to the cap")
+    if not abstract_s:
+        report.warn("no_abstract", where, f"{pid}: no abstract; kept with an empty one")
+    cats = [c for c in clean_categories(categories, primary) if valid_category(c)]
+    if version is None:
+        version = id_version
+    if announce_type is not None:
+        announce_type = announce_type.strip().lower() or None
+        if announce_type not in ANNOUNCE_TYPES:
+            announce_type = None
+    com = fold(comment) if isinstance(comment, str) else None
+    return Paper(id=pid, title=title_s, abstract=abstract_s, authors=clean_authors(authors), categories=cats,
+                 primary_category=cats[0] if cats else "", date=date or "", comment=com or None,
+                 announce_type=announce_type, version=version if isinstance(version, int) else None,
+                 extra=dict(extra or {}))
+

@@ -1,0 +1,223 @@
+"""Reading papers from any of the formats arXiv (or we) write, and writing papers and prefilter output.
+
+Formats are recognised from their first bytes: `<rss` (arXiv RSS 2.0), `<feed` (arXiv API Atom 1.0), a JSON
+line with `versions`/`update_date` (the arXiv metadata snapshot), any other JSON line (our papers JSONL, as
+`ranker fetch` and `ranker prefilter` write it). A gzip-compressed file is read transparently.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from ..errors import InputError
+from ..io import Warn, atomic_write
+from ..records import ANNOUNCE_TYPES, Paper, Ranked
+from .filters import check_day, filter_papers, parse_list
+from .report import ReadReport
+
+DEFAULT_ANNOUNCE = ["new", "cross"]
+FORMATS = ("rss", "atom", "snapshot", "jsonl")
+_SNIFF = 64 * 1024
+
+
+def is_url(s: str | os.PathLike) -> bool:
+    return isinstance(s, str) and s.split(":", 1)[0].lower() in ("http", "https")
+
+
+def _open_path(path: Path) -> IO[bytes]:
+    try:
+        f = open(path, "rb")
+        magic = f.read(2)
+        f.seek(0)
+    except FileNotFoundError:
+        raise InputError("file not found", where=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a file", where=str(path)) from None
+    except PermissionError:
+        raise InputError("permission denied", where=str(path)) from None
+    except OSError as e:
+        raise InputError(f"cannot open ({e.strerror or e})", where=str(path)) from None
+    if magic == b"\x1f\x8b":
+        return gzip.open(f, "rb")  # type: ignore[return-value]
+    return f
+
+
+def _head(data: bytes) -> bytes:
+    head = data.lstrip(b"\xef\xbb\xbf").lstrip()
+    return head
+
+
+def detect_format(head: bytes, first_line: bytes | None = None) -> str | None:
+    """'rss' | 'atom' | 'snapshot' | 'jsonl' from the first bytes (and, for JSON, the first line)."""
+    head = _head(head)
+    if not head:
+        return "jsonl"     # an empty file: an empty day
+    if head.startswith(b"<"):
+        low = head[:_SNIFF].lower()
+        if b"<rss" in low:
+            return "rss"
+        if b"<feed" in low:
+            return "atom"
+        return None
+    if head.startswith(b"{"):
+        from .snapshot import looks_like_snapshot
+        line = (first_line if first_line is not None else head.split(b"\n", 1)[0]).strip()
+        try:
+            obj = json.loads(line.decode("utf-8", errors="replace"))
+        except (ValueError, RecursionError):
+            return "jsonl"
+        return "snapshot" if looks_like_snapshot(obj) else "jsonl"
+    return None
+
+
+def _unknown_format(source: str) -> InputError:
+    return InputError("unrecognised format: expected arXiv RSS or Atom XML, an arXiv metadata snapshot or "
+                      "papers JSON lines", where=source)
+
+
+def _parse_bytes(data: bytes, source: str, fmt: str | None, report: ReadReport, date: str | None
+                 ) -> tuple[str, Iterator[Paper]]:
+    if fmt is None:
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as e:
+                raise InputError(f"corrupt gzip data ({e})", where=source) from None
+        fmt = detect_format(data[:_SNIFF], _head(data).split(b"\n", 1)[0])
+        if fmt is None:
+            raise _unknown_format(source)
+    if fmt == "rss":
+        from .rss import parse_rss
+        return fmt, parse_rss(data, source, report, date=date)
+    if fmt == "atom":
+        from .atom import parse_atom
+        return fmt, parse_atom(data, source, report, date=date)
+    return fmt, _stream_lines(io.BytesIO(data), source, fmt, report, date)
+
+
+def _read_file(path: Path, fmt: str | None, report: ReadReport, date: str | None) -> tuple[str, Iterator[Paper]]:
+    source = str(path)
+    f = _open_path(path)
+    try:
+        try:
+            if fmt is None:
+                head = f.read(_SNIFF)
+                first_line = None
+                if _head(head).startswith(b"{"):
+                    f.seek(0)
+                    first_line = f.readline()
+                f.seek(0)
+                fmt = detect_format(head, first_line)
+                if fmt is None:
+                    raise _unknown_format(source)
+            if fmt in ("rss", "atom"):
+                data = f.read()
+                f.close()
+                return _parse_bytes(data, source, fmt, report, date)
+        except (OSError, EOFError) as e:      # unreadable, or a corrupt .gz
+            raise InputError(f"cannot read ({e})", where=source) from None
+    except BaseException:
+        f.close()
+        raise
+    return fmt, _stream_lines(f, source, fmt, report, date)
+
+
+def _stream_lines(f: IO[bytes], source: str, fmt: str, report: ReadReport, date: str | None) -> Iterator[Paper]:
+    """Line-by-line reading of a JSON-lines file; the file is closed when the iterator ends."""
+    def lines() -> Iterator[bytes]:
+        try:
+            yield from f
+        except (OSError, EOFError) as e:     # e.g. a truncated .gz
+            raise InputError(f"cannot read ({e})", where=source) from None
+
+    try:
+        if fmt == "snapshot":
+            from .snapshot import iter_snapshot
+            yield from iter_snapshot(lines(), source, report, date=date)
+        else:
+            from .jsonl import iter_jsonl
+            yield from iter_jsonl(lines(), source, report, date=date)
+    finally:
+        f.close()
+
+
+def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | str | None = None,
+                announce: list[str] | str | None = None, date: str | None = None, *,
+                report: ReadReport | None = None, fmt: str | None = None, policy=None,
+                warn: Warn | None = None) -> Iterator[Paper]:
+    """Papers from a file (RSS/Atom XML, snapshot or papers JSONL, maybe gzipped), '-' for stdin, an http(s)
+    URL, or raw bytes. Opening, sniffing and (for XML) parsing happen now, so a missing or malformed file
+    raises InputError at once; JSON lines are read lazily while iterating (memory stays flat).
+
+    categories / announce: lists or comma strings (see the module doc for the defaults). date: YYYY-MM-DD
+    that replaces every paper's day (the announcement day). report: a ReadReport to fill with counts.
+    policy: a sources.net.NetPolicy for URLs; warn hears of retries."""
+    cats = parse_list(categories, key="categories") if categories else None
+    ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
+    day = check_day(date) if date else None
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", key="fmt")
+
+    if isinstance(path_or_url, (bytes, bytearray)):
+        source = "<bytes>"
+    elif is_url(str(path_or_url)):
+        source = str(path_or_url)
+    elif str(path_or_url) == "-":
+        source = "<stdin>"
+    else:
+        source = str(Path(path_or_url))
+    report = report if report is not None else ReadReport(source=source)
+    report.source = report.source or source
+    if isinstance(path_or_url, (bytes, bytearray)):
+        kind, papers = _parse_bytes(bytes(path_or_url), source, fmt, report, day)
+    elif is_url(source):
+        from .net import fetch_bytes
+        data = fetch_bytes(source, policy=policy, warn=warn)
+        kind, papers = _parse_bytes(data, source, fmt, report, day)
+    elif source == "<stdin>":
+        kind, papers = _parse_bytes(sys.stdin.buffer.read(), source, fmt, report, day)
+    else:
+        kind, papers = _read_file(Path(path_or_url), fmt, report, day)
+    feed = kind in ("rss", "atom")
+    if ann is None and kind == "rss":
+        ann = list(DEFAULT_ANNOUNCE)
+    return filter_papers(papers, categories=cats, announce=ann, report=report, buffered=feed)
+
+
+def read_ranked(path_or_url: str | os.PathLike | bytes, *, report: ReadReport | None = None) -> list[Ranked]:
+    """`ranker prefilter` output: every row as a Ranked record (the paper, its prefilter_score, whether it
+    was kept, its topic), in the file's order. A file whose rows carry no verdict (a plain listing) is an
+    InputError; a row with a malformed one is skipped and counted in the report."""
+    out = []
+    for p in read_papers(path_or_url, report=report):
+        r = Ranked.from_paper(p)
+        if r is None:
+            raise InputError(f"{p.id}: no prefilter verdict (prefilter_score, kept): not the output of "
+                             "`ranker prefilter`", where=str(path_or_url))
+        out.append(r)
+    return out
+
+
+def write_papers(papers: Iterable[Paper], path: str | os.PathLike) -> int:
+    """Write papers as JSON lines, atomically (ranker.io.atomic_write): a reader never sees half a file and
+    an interrupted write leaves the old file. Returns the number written."""
+    return atomic_write(path, paper_lines(papers))
+
+
+def paper_lines(papers: Iterable[Paper]) -> Iterator[str]:
+    """One JSON line per paper, the papers JSONL layout (listing.jsonl)."""
+    for p in papers:
+        yield json.dumps(p.to_dict(), ensure_ascii=False) + "\n"
+
+
+def ranked_lines(ranked: Iterable[Ranked]) -> Iterator[str]:
+    """The prefilter output: one JSON line per Ranked record (id, prefilter_score, kept, topic, the paper's
+    fields), one at a time (a 30,000-paper day never sits in memory as one string); read_ranked reads it."""
+    for r in ranked:
+        yield json.dumps(r.to_dict(), ensure_ascii=False) + "\n"
+

@@ -1,0 +1,69 @@
+"""The report of one read: what a source held, and what the read skipped, repaired or dropped. Readers fill
+it; the CLI prints notes() as warnings. A warning callback hears each problem as it happens."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..io import Warn
+
+MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
+ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
+TITLE_CAP = 1_000
+
+
+@dataclass
+class ReadReport:
+    """What one read saw. Readers fill it; the CLI prints `notes()` (a summary line per kind of problem), or
+a caller that wants every problem as it happens passes `on_warning` (a ranker.io.Warn: "file:line: what").
+
+    seen:        records in the source (items, entries, lines with a paper)
+    kept:        papers yielded after filters and de-duplication
+    filtered:    records dropped by the category / announce-type filter
+    duplicates:  records whose id was already yielded (the first occurrence wins)
+    skipped:     records that could not be used (bad JSON, no id, no title), each a counted warning
+    no_abstract: papers kept with an empty abstract
+    truncated:   papers whose abstract (or title) was cut to the cap
+    bad_bytes:   records (lines) whose invalid UTF-8 was replaced with U+FFFD
+    """
+    source: str = ""
+    seen: int = 0
+    kept: int = 0
+    filtered: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    no_abstract: int = 0
+    truncated: int = 0
+    bad_bytes: int = 0
+    feed_date: str = ""          # the channel's announcement day, when the source has one
+    warnings: list[str] = field(default_factory=list)
+    on_warning: Warn | None = None
+    _first: dict[str, str] = field(default_factory=dict)
+
+    def warn(self, kind: str, where: str, msg: str) -> None:
+        """Count one problem of `kind`; keep the first few messages (and the first place of each kind)."""
+        setattr(self, kind, getattr(self, kind) + 1)
+        self._first.setdefault(kind, where)
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(f"{where}: {msg}")
+        if self.on_warning is not None:
+            self.on_warning(f"{where}: {msg}")
+
+    def first_where(self, kind: str) -> str | None:
+        return self._first.get(kind)
+
+    def notes(self) -> list[str]:
+        """One line per kind of problem (the CLI prints them as warnings)."""
+        out = []
+        labels = {
+            "skipped": "records skipped (unreadable or without id/title)",
+            "bad_bytes": "records with invalid UTF-8 (replaced with U+FFFD)",
+            "duplicates": "duplicate ids dropped (first occurrence kept)",
+            "no_abstract": "papers without an abstract (kept with an empty abstract)",
+            "truncated": f"overlong abstracts/titles cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,} characters",
+        }
+        for kind, label in labels.items():
+            n = getattr(self, kind)
+            if n:
+                out.append(f"{n} {label}; first at {self._first.get(kind, self.source)}")
+        return out
+
