@@ -1,6 +1,7 @@
 """The one module that owns the SQLite database.
 
-Schema changes are an ordered list of migrations; `PRAGMA user_version` records how many have run.
+Schema changes are an ordered list of named migration functions (MIGRATIONS); the `_migrations` table records
+the names applied, so each runs once.
 Every write happens inside one transaction, so a process killed mid-write leaves the database as it
 was before that write (SQLite's journal rolls the half-done transaction back on the next open).
 """
@@ -12,77 +13,89 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from .errors import InputError
 from .records import Failure, Paper, Score
 
-MIGRATIONS: list[str] = [
-    # 1: papers, the days they were announced, runs, scores, failures, embeddings
-    """
-    CREATE TABLE papers (
-        id TEXT PRIMARY KEY,
-        version INTEGER,
-        title TEXT NOT NULL,
-        abstract TEXT NOT NULL,
-        authors TEXT NOT NULL,          -- JSON list
-        categories TEXT NOT NULL,       -- JSON list, primary first
-        primary_category TEXT,
-        comment TEXT,
-        first_seen TEXT,                -- first announcement day we saw it on
-        last_seen TEXT
-    );
-    CREATE TABLE paper_days (
-        paper_id TEXT NOT NULL REFERENCES papers(id),
-        day TEXT NOT NULL,
-        announce_type TEXT,
-        PRIMARY KEY (paper_id, day)
-    );
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        started_at REAL NOT NULL,
-        finished_at REAL,
-        status TEXT NOT NULL DEFAULT 'running',
-        params TEXT,                    -- JSON
-        summary TEXT                    -- JSON
-    );
-    CREATE TABLE scores (
-        paper_id TEXT NOT NULL,
-        model TEXT NOT NULL,
-        prompt_hash TEXT NOT NULL,
-        relevance INTEGER NOT NULL CHECK (relevance BETWEEN 1 AND 10),
-        novelty INTEGER NOT NULL CHECK (novelty BETWEEN 1 AND 10),
-        comment TEXT NOT NULL,
-        expected_relevance REAL,
-        expected_novelty REAL,
-        prompt_tokens INTEGER DEFAULT 0,
-        completion_tokens INTEGER DEFAULT 0,
-        run_id INTEGER,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (paper_id, model, prompt_hash)
-    );
-    CREATE TABLE failures (
-        paper_id TEXT NOT NULL,
-        model TEXT NOT NULL,
-        prompt_hash TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        raw TEXT,
-        run_id INTEGER,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (paper_id, model, prompt_hash)
-    );
-    CREATE TABLE embeddings (
-        paper_id TEXT NOT NULL,
-        embedder TEXT NOT NULL,
-        text_hash TEXT NOT NULL,
-        dim INTEGER NOT NULL,
-        vector BLOB NOT NULL,           -- float32, normalised
-        PRIMARY KEY (paper_id, embedder)
-    );
-    """,
+# --------------------------------------------------------------------------- migrations
+# Each migration is a named function that changes the schema inside one transaction. They run in list order,
+# each once; `_migrations` records the names applied (and PRAGMA user_version their count). Add new ones at
+# the end, never rename or reorder one that has shipped.
+def m001_initial(c: sqlite3.Connection) -> None:
+    """Papers and the days they were announced, runs, scores, failures, embeddings."""
+    c.execute("""
+        CREATE TABLE papers (
+            id TEXT PRIMARY KEY,
+            version INTEGER,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL,
+            authors TEXT NOT NULL,          -- JSON list
+            categories TEXT NOT NULL,       -- JSON list, primary first
+            primary_category TEXT,
+            comment TEXT,
+            first_seen TEXT,                -- first announcement day we saw it on
+            last_seen TEXT
+        )""")
+    c.execute("""
+        CREATE TABLE paper_days (
+            paper_id TEXT NOT NULL REFERENCES papers(id),
+            day TEXT NOT NULL,
+            announce_type TEXT,
+            PRIMARY KEY (paper_id, day)
+        )""")
+    c.execute("""
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT NOT NULL DEFAULT 'running',
+            params TEXT,                    -- JSON
+            summary TEXT                    -- JSON
+        )""")
+    c.execute("""
+        CREATE TABLE scores (
+            paper_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_hash TEXT NOT NULL,
+            relevance INTEGER NOT NULL CHECK (relevance BETWEEN 1 AND 10),
+            novelty INTEGER NOT NULL CHECK (novelty BETWEEN 1 AND 10),
+            comment TEXT NOT NULL,
+            expected_relevance REAL,
+            expected_novelty REAL,
+            prompt_tokens INTEGER DEFAULT 0,
+            completion_tokens INTEGER DEFAULT 0,
+            run_id INTEGER,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (paper_id, model, prompt_hash)
+        )""")
+    c.execute("""
+        CREATE TABLE failures (
+            paper_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_hash TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT,
+            run_id INTEGER,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (paper_id, model, prompt_hash)
+        )""")
+    c.execute("""
+        CREATE TABLE embeddings (
+            paper_id TEXT NOT NULL,
+            embedder TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,           -- float32, normalised
+            PRIMARY KEY (paper_id, embedder)
+        )""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    m001_initial,
 ]
 
 
@@ -178,16 +191,35 @@ class Store:
             self.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
-        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if current > len(MIGRATIONS):
-            raise InputError(f"database schema v{current} is newer than this ranker (v{len(MIGRATIONS)})",
-                             where=str(self.path))
-        for i, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+        """Apply the migrations this database has not had, in order, each in its own transaction."""
+        names = [m.__name__ for m in MIGRATIONS]
+        with self.transaction() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            applied = {r[0] for r in c.execute("SELECT name FROM _migrations")}
+            counted = c.execute("PRAGMA user_version").fetchone()[0]
+            if counted > len(names):
+                raise InputError(f"database schema v{counted} is newer than this ranker (v{len(names)})",
+                                 where=str(self.path))
+            if not applied and counted:
+                # a database from before named migrations: user_version counted the ones it had
+                c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in names[:counted]))
+                applied = set(names[:counted])
+        unknown = applied - set(names)
+        if unknown:
+            raise InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
+                             "it was made by a newer ranker", where=str(self.path))
+        for i, migration in enumerate(MIGRATIONS, start=1):
+            if migration.__name__ in applied:
+                continue
             with self.transaction() as c:
-                for stmt in sql.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
+                migration(c)
+                c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
                 c.execute(f"PRAGMA user_version = {i}")
+
+    @property
+    def migrations(self) -> list[str]:
+        """The names of the migrations applied to this database, in the order they ran."""
+        return [r[0] for r in self.conn.execute("SELECT name FROM _migrations ORDER BY applied_at, rowid")]
 
     @property
     def schema_version(self) -> int:

@@ -81,3 +81,89 @@ def test_embeddings_cache_checks_text_hash(tmp_path):
         assert np.array_equal(s.get_embeddings({"1": "h1"}, "minilm")["1"], v)
         assert s.get_embeddings({"1": "changed"}, "minilm") == {}
         assert s.get_embeddings({"1": "h1"}, "mpnet") == {}
+
+
+# The statements ranker ran before named migrations (its MIGRATIONS[0] string, less comments and line breaks),
+# split on ";" as it did, then PRAGMA user_version = 1; test_m001_builds_the_schema_version_1_had checks that
+# they give the very tables m001_initial gives.
+V1_SQL = """
+CREATE TABLE papers (id TEXT PRIMARY KEY, version INTEGER, title TEXT NOT NULL, abstract TEXT NOT NULL,
+    authors TEXT NOT NULL, categories TEXT NOT NULL, primary_category TEXT, comment TEXT, first_seen TEXT,
+    last_seen TEXT);
+CREATE TABLE paper_days (paper_id TEXT NOT NULL REFERENCES papers(id), day TEXT NOT NULL, announce_type TEXT,
+    PRIMARY KEY (paper_id, day));
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, started_at REAL NOT NULL,
+    finished_at REAL, status TEXT NOT NULL DEFAULT 'running', params TEXT, summary TEXT);
+CREATE TABLE scores (paper_id TEXT NOT NULL, model TEXT NOT NULL, prompt_hash TEXT NOT NULL,
+    relevance INTEGER NOT NULL CHECK (relevance BETWEEN 1 AND 10), novelty INTEGER NOT NULL CHECK (novelty BETWEEN
+    1 AND 10), comment TEXT NOT NULL, expected_relevance REAL, expected_novelty REAL, prompt_tokens INTEGER
+    DEFAULT 0, completion_tokens INTEGER DEFAULT 0, run_id INTEGER, created_at REAL NOT NULL,
+    PRIMARY KEY (paper_id, model, prompt_hash));
+CREATE TABLE failures (paper_id TEXT NOT NULL, model TEXT NOT NULL, prompt_hash TEXT NOT NULL, reason TEXT NOT
+    NULL, raw TEXT, run_id INTEGER, created_at REAL NOT NULL, PRIMARY KEY (paper_id, model, prompt_hash));
+CREATE TABLE embeddings (paper_id TEXT NOT NULL, embedder TEXT NOT NULL, text_hash TEXT NOT NULL, dim INTEGER
+    NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (paper_id, embedder))
+"""
+
+
+def v1_database(path):
+    c = sqlite3.connect(path)
+    for stmt in V1_SQL.split(";"):
+        c.execute(stmt)
+    c.execute("INSERT INTO papers VALUES ('2501.00001', 1, 'T', 'A', '[]', '[\"cs.LG\"]', 'cs.LG', NULL, "
+              "'2025-01-06', '2025-01-06')")
+    c.execute("INSERT INTO scores VALUES ('2501.00001', 'm', 'h', 8, 7, 'ok', NULL, NULL, 0, 0, NULL, 0)")
+    c.execute("PRAGMA user_version = 1")
+    c.commit()
+    c.close()
+
+
+def test_migrations_are_named_and_recorded(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        assert s.migrations == [m.__name__ for m in MIGRATIONS] and s.migrations[0] == "m001_initial"
+        assert s.schema_version == len(MIGRATIONS)
+
+
+def test_a_version_1_database_upgrades_cleanly(tmp_path, monkeypatch):
+    db = tmp_path / "old.sqlite3"
+    v1_database(db)
+    ran = []
+
+    def m900_test_column(c):
+        ran.append(1)
+        c.execute("ALTER TABLE papers ADD COLUMN note TEXT")
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [*MIGRATIONS, m900_test_column])
+    with Store(db) as s:                           # m001 is recognised as done, only the new one runs
+        assert s.migrations == ["m001_initial", "m900_test_column"] and s.schema_version == 2 and ran == [1]
+        assert s.get_paper("2501.00001").title == "T"
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].relevance == 8
+        assert s.integrity_check() == "ok"
+    with Store(db) as s:                           # and nothing runs twice
+        assert ran == [1] and s.conn.execute("SELECT note FROM papers").fetchone() == (None,)
+
+
+def test_m001_builds_the_schema_version_1_had(tmp_path):
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(old)
+    Store(new).close()
+
+    def columns(db):
+        c = sqlite3.connect(db)
+        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
+                                          "'sqlite_%' AND name != '_migrations' ORDER BY name")]
+        out = {t: c.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}
+        c.close()
+        return out
+    assert columns(old) == columns(new)
+
+
+def test_a_database_with_unknown_migrations_is_refused(tmp_path):
+    db = tmp_path / "r.sqlite3"
+    Store(db).close()
+    c = sqlite3.connect(db)
+    c.execute("INSERT INTO _migrations VALUES ('m777_from_the_future', 0)")
+    c.commit()
+    c.close()
+    with pytest.raises(InputError, match="m777_from_the_future"):
+        Store(db)
