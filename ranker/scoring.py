@@ -33,11 +33,11 @@ class ScoreOptions:
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
 
     @classmethod
-    def from_settings(cls, sc: ScoringSettings) -> "ScoreOptions":
+    def from_settings(cls, scoring: ScoringSettings) -> "ScoreOptions":
         """From the [scoring] settings."""
-        return cls(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
-                   comment_chars=sc.comment_chars, score_mode=sc.score_mode, batch_size=sc.batch_size,
-                   layout=sc.prompt_layout)
+        return cls(papers_per_request=scoring.papers_per_request, abstract_tokens=scoring.abstract_tokens,
+                   comment_chars=scoring.comment_chars, score_mode=scoring.score_mode,
+                   batch_size=scoring.batch_size, layout=scoring.prompt_layout)
 
     def prompt_options(self) -> dict:
         """What changes the text the model sees (and so the prompt hash)."""

@@ -90,11 +90,11 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
     keep / top / min_keep, calibration), best first, each a Ranked record with its verdict."""
     from .prefilter.embed import Embedder
-    pf = settings.prefilter
-    emb = Embedder(pf.embedder, max_tokens=pf.max_tokens, models_dir=settings.models_dir)
+    want = settings.prefilter
+    emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
     return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
-                       embedder=emb, keep=None if pf.top else pf.keep, top=pf.top, min_keep=pf.min_keep,
-                       calibration=pf.calibration, store=store, progress=progress)
+                       embedder=emb, keep=None if want.top else want.keep, top=want.top, min_keep=want.min_keep,
+                       calibration=want.calibration, store=store, progress=progress)
 
 
 # --------------------------------------------------------------------------- 3. score a day
@@ -131,9 +131,10 @@ class Digest:
 def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: Settings, *, scanned: int,
                   prompts: PromptSet | None = None) -> Digest:
     """The picks (settings.digest cut-offs) in the seed's Markdown and JSON, with the run's tokens and cost."""
-    dg = settings.digest
+    cutoffs = settings.digest
     by_id = {p.id: p for p in papers}
-    selected = pick_papers(run.scores, by_id, min_relevance=dg.min_relevance, min_novelty=dg.min_novelty)
+    selected = pick_papers(run.scores, by_id, min_relevance=cutoffs.min_relevance,
+                           min_novelty=cutoffs.min_novelty)
     prompt_cost, completion_cost = costs(run.model, run.usage)
     cost = TokenCost(model=Path(run.model).name if "/" in run.model else run.model,
                      prompt_tokens=run.usage.prompt_tokens, completion_tokens=run.usage.completion_tokens,
@@ -209,14 +210,14 @@ def _write_json(path: Path, data) -> None:
 
 def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, settings: Settings,
               prompts: PromptSet, timings: dict[str, float]) -> dict:
-    sc, dg = settings.scoring, settings.digest
-    options = ScoreOptions.from_settings(sc)
+    scoring, cutoffs = settings.scoring, settings.digest
+    options = ScoreOptions.from_settings(scoring)
     out = {
         "status": run.status,
-        "model": run.model, "backend": run.backend, "score_mode": sc.score_mode,
+        "model": run.model, "backend": run.backend, "score_mode": scoring.score_mode,
         "embedder": pre.embedder, "calibration": settings.prefilter.calibration,
         "prompts": {"source": prompts.source, "hash": run.prompt_hash, "options": options.prompt_options()},
-        "cutoffs": {"min_relevance": dg.min_relevance, "min_novelty": dg.min_novelty},
+        "cutoffs": {"min_relevance": cutoffs.min_relevance, "min_novelty": cutoffs.min_novelty},
         "counts": {"papers": len(day.papers), "new_in_store": day.stored.stored_new,
                    "seen_before": len(day.stored.seen_before), "kept": pre.kept, "embedded": pre.embedded,
                    "scored": run.scored, "reused": run.reused, "retried": run.retried,
@@ -228,7 +229,7 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "failures": [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures],
     }
-    if sc.score_mode == "expected":
+    if scoring.score_mode == "expected":
         out["expected_scores"] = {i: {"relevance": s.expected_relevance, "novelty": s.expected_novelty}
                                   for i, s in run.scores.items()}
     return out

@@ -14,7 +14,7 @@ from ranker.errors import InputError
 from ranker.prefilter.embed import Embedder, embedder_key, paper_text, slug, text_hash
 from ranker.prefilter.index import CorpusIndex, build, search
 from ranker.prefilter.metrics import auc, day_metrics, recall_at
-from ranker.prefilter.rank import QuerySet, _items, build_queries, n_keep, zero_shot
+from ranker.prefilter.rank import QuerySet, _relevant_items, build_queries, n_keep, zero_shot
 from ranker.prompts import FILES, load_prompts
 from ranker.records import Paper
 from ranker.store import Store
@@ -46,9 +46,9 @@ def test_default_topics_give_descriptions_items_and_keywords():
 
 
 def test_relevant_line_items_keep_brackets_together():
-    assert _items("Sparsity, pruning (e.g., magnitude, movement), or other breakthroughs.") == [
+    assert _relevant_items("Sparsity, pruning (e.g., magnitude, movement), or other breakthroughs.") == [
         "Sparsity", "pruning (magnitude, movement)", "other breakthroughs"]
-    assert _items("One thing only.") == ["One thing only"]
+    assert _relevant_items("One thing only.") == ["One thing only"]
 
 
 def _prompt_dir(tmp_path, topics: str) -> Path:

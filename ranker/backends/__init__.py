@@ -46,12 +46,12 @@ def check_options(settings: Settings) -> None:
 def make_backend(settings: Settings) -> Backend:
     """The backend the settings choose, with its [scoring.<backend>] options, the models folder and, for a
     backend that uses one, the API key from the environment."""
-    sc = settings.scoring
-    cls = backend_class(sc.backend)
+    scoring = settings.scoring
+    cls = backend_class(scoring.backend)
     extra: dict[str, Any] = {"models_dir": settings.models_dir}
     if getattr(cls, "uses_api_key", False) and settings.openai_api_key is not None:
         extra["api_key"] = settings.openai_api_key.get_secret_value()
-    return cls(sc.model, sc.options.get(sc.backend), **extra)
+    return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
 
 
 __all__ = ["Backend", "BackendOptions", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "backend_class",

@@ -29,7 +29,8 @@ code{background:#f4f4f4;padding:0 .2em}
 """
 
 
-def e(x: Any) -> str:
+def esc(x: Any) -> str:
+    """Text from the inputs, escaped for HTML."""
     return html.escape("" if x is None else str(x), quote=True)
 
 
@@ -147,18 +148,18 @@ _SEL_KEYS = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "re
 
 
 def _agreement_table(m: Mapping[str, Any]) -> str:
-    rows = [[e(what)] + [e(fmt(m[what].get(k))) for k in _AGREE_KEYS] for what in ("relevance", "novelty")]
+    rows = [[esc(what)] + [esc(fmt(m[what].get(k))) for k in _AGREE_KEYS] for what in ("relevance", "novelty")]
     return _table(["score"] + list(_AGREE_KEYS), rows)
 
 
 def _selection_table(sel: Mapping[str, Any]) -> str:
     names = {"common": "papers both scored", "listing": "whole listing (--papers)"}
-    rows = [[e(names.get(k, k))] + [e(fmt(v.get(c))) for c in _SEL_KEYS] for k, v in sel.items()]
+    rows = [[esc(names.get(k, k))] + [esc(fmt(v.get(c))) for c in _SEL_KEYS] for k, v in sel.items()]
     return _table(["over"] + list(_SEL_KEYS), rows)
 
 
 def _paper_link(pid: str) -> str:
-    return f'<a href="https://arxiv.org/abs/{e(pid)}">{e(pid)}</a>'
+    return f'<a href="https://arxiv.org/abs/{esc(pid)}">{esc(pid)}</a>'
 
 
 def _pairs_table(ids: list[str], gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow]) -> str:
@@ -166,10 +167,10 @@ def _pairs_table(ids: list[str], gpt: Mapping[str, ScoreRow], local: Mapping[str
     for i in ids:
         g, l = gpt.get(i), local.get(i)
         title = (g.title if g and g.title else (l.title if l else "")) or ""
-        rows.append([_paper_link(i), e(title),
-                     e(f"{fmt_score(g.relevance)}/{fmt_score(g.novelty)}") if g else "–",
-                     e(f"{fmt_score(l.relevance)}/{fmt_score(l.novelty)}") if l else "–",
-                     f'<span>{e(g.comment)}</span>' if g else "", f'<span>{e(l.comment)}</span>' if l else ""])
+        rows.append([_paper_link(i), esc(title),
+                     esc(f"{fmt_score(g.relevance)}/{fmt_score(g.novelty)}") if g else "–",
+                     esc(f"{fmt_score(l.relevance)}/{fmt_score(l.novelty)}") if l else "–",
+                     f'<span>{esc(g.comment)}</span>' if g else "", f'<span>{esc(l.comment)}</span>' if l else ""])
     html_rows = []
     for r in rows:
         html_rows.append("<tr>" + f'<td class="t">{r[0]}</td><td class="c">{r[1]}</td><td>{r[2]}</td>'
@@ -184,18 +185,18 @@ def _days_table(days: Mapping[str, Any]) -> str:
               "F1 (common)", "F1 (listing)", "prefilter AUC"]
     rows = []
     for d, m in days.items():
-        rows.append([e(d), e(m["n_gpt"]), e(m["n_local"]), e(m["n_common"]),
-                     e(fmt(m["relevance"]["spearman"])), e(fmt(m["relevance"]["mae"])),
-                     e(fmt(m["novelty"]["spearman"])), e(fmt(m["novelty"]["mae"])),
-                     e(fmt(m["selection"]["common"]["f1"])),
-                     e(fmt(m["selection"].get("listing", {}).get("f1"))),
-                     e(fmt(m.get("prefilter", {}).get("roc_auc")))])
+        rows.append([esc(d), esc(m["n_gpt"]), esc(m["n_local"]), esc(m["n_common"]),
+                     esc(fmt(m["relevance"]["spearman"])), esc(fmt(m["relevance"]["mae"])),
+                     esc(fmt(m["novelty"]["spearman"])), esc(fmt(m["novelty"]["mae"])),
+                     esc(fmt(m["selection"]["common"]["f1"])),
+                     esc(fmt(m["selection"].get("listing", {}).get("f1"))),
+                     esc(fmt(m.get("prefilter", {}).get("roc_auc")))])
     return _table(header, rows)
 
 
 def _img(b64: str, alt: str, caption: str) -> str:
-    return (f'<figure><img alt="{e(alt)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{e(caption)}</figcaption></figure>")
+    return (f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
 def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow],
@@ -210,22 +211,22 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         f"<title>ranker compare: local vs GPT</title><style>{_CSS}</style></head><body>")
     add("<h1>Local model vs GPT</h1>")
     add(f'<p class="muted">Made by <code>ranker compare</code> on '
-        f'{e(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}. A pick is RELEVANCE &ge; {e(fmt_score(mr))} '
-        f"and NOVELTY &ge; {e(fmt_score(mn))}.</p>")
+        f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}. A pick is RELEVANCE &ge; {esc(fmt_score(mr))} '
+        f"and NOVELTY &ge; {esc(fmt_score(mn))}.</p>")
     if metrics.get("message"):
-        add(f'<p class="note">{e(metrics["message"])}</p>')
+        add(f'<p class="note">{esc(metrics["message"])}</p>')
 
-    counts = [["GPT judgements", e(metrics["n_gpt"])], ["local judgements", e(metrics["n_local"])],
-              ["papers both judged", e(metrics["n_common"])]]
+    counts = [["GPT judgements", esc(metrics["n_gpt"])], ["local judgements", esc(metrics["n_local"])],
+              ["papers both judged", esc(metrics["n_common"])]]
     if "n_papers" in metrics:
-        counts += [["papers in the listing (--papers)", e(metrics["n_papers"])],
-                   ["GPT judgements outside the listing", e(metrics["gpt_not_in_papers"])],
-                   ["local judgements outside the listing", e(metrics["local_not_in_papers"])]]
+        counts += [["papers in the listing (--papers)", esc(metrics["n_papers"])],
+                   ["GPT judgements outside the listing", esc(metrics["gpt_not_in_papers"])],
+                   ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
     add("<h2>Counts</h2>" + _table(["", "n"], counts))
     for key, what in (("papers_days_skipped", "Listing days left out (not judged by both sides)"),
                       ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)")):
         if metrics.get(key):
-            add(f'<p class="note">{e(what)}: {e(", ".join(metrics[key]))}</p>')
+            add(f'<p class="note">{esc(what)}: {esc(", ".join(metrics[key]))}</p>')
 
     add("<h2>Score agreement (papers both judged)</h2>")
     add('<p class="muted">Spearman and Kendall (tau-b) rank correlations, mean absolute error, share of exact '
@@ -239,15 +240,15 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         "picked locally.</p>")
     add(_selection_table(metrics["selection"]))
 
-    pf = metrics.get("prefilter")
-    if pf:
+    prefilter = metrics.get("prefilter")
+    if prefilter:
         add("<h2>Prefilter</h2>")
-        rows = [[e(f"recall of GPT's picks at {k} kept"), e(fmt(v))] for k, v in pf["recall_at"].items()]
-        rows += [["ROC AUC of prefilter_score vs GPT-picked", e(fmt(pf["roc_auc"]))],
-                 ["share the prefilter kept (kept=true)", e(fmt(pf["kept_fraction"]))],
-                 ["recall of GPT's picks among kept=true", e(fmt(pf["recall_at_kept"]))],
-                 ["prefilter rows / GPT picks among them", e(f"{pf['n']} / {pf['gpt_picks']}")],
-                 ["GPT picks missing from the prefilter file", e(pf["gpt_picks_not_in_prefilter"])]]
+        rows = [[esc(f"recall of GPT's picks at {k} kept"), esc(fmt(v))] for k, v in prefilter["recall_at"].items()]
+        rows += [["ROC AUC of prefilter_score vs GPT-picked", esc(fmt(prefilter["roc_auc"]))],
+                 ["share the prefilter kept (kept=true)", esc(fmt(prefilter["kept_fraction"]))],
+                 ["recall of GPT's picks among kept=true", esc(fmt(prefilter["recall_at_kept"]))],
+                 ["prefilter rows / GPT picks among them", esc(f"{prefilter['n']} / {prefilter['gpt_picks']}")],
+                 ["GPT picks missing from the prefilter file", esc(prefilter["gpt_picks_not_in_prefilter"])]]
         add(_table(["", "value"], rows))
 
     if metrics.get("days"):
@@ -263,10 +264,10 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                  "How often GPT's relevance (row) met each local relevance (column)."))
         add(_img(heatmap_png(metrics["confusion_novelty"], "novelty"), "novelty confusion heatmap",
                  "How often GPT's novelty (row) met each local novelty (column)."))
-    if pf and pf["curve"]["fraction"] and pf["gpt_picks"]:
-        add(_img(recall_curve_png(pf["curve"], pf["recall_at"], pf["roc_auc"]), "prefilter recall curve",
+    if prefilter and prefilter["curve"]["fraction"] and prefilter["gpt_picks"]:
+        add(_img(recall_curve_png(prefilter["curve"], prefilter["recall_at"], prefilter["roc_auc"]), "prefilter recall curve",
                  "Share of GPT's picks the prefilter keeps when each day keeps its top fraction."))
-    if not common and not (pf and pf["gpt_picks"]):
+    if not common and not (prefilter and prefilter["gpt_picks"]):
         add('<p class="muted">No plots: no paper is in both inputs.</p>')
     add("</div>")
 
@@ -295,11 +296,11 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                       ("prefilter", "prefilter_files")):
         files = metrics.get(key)
         if files:
-            add(f"<p><b>{e(side)}</b>: " + ", ".join(f"<code>{e(f)}</code>" for f in files) + "</p>")
+            add(f"<p><b>{esc(side)}</b>: " + ", ".join(f"<code>{esc(f)}</code>" for f in files) + "</p>")
     warns = metrics.get("warnings") or []
     if warns:
-        add(f"<h2>Warnings ({e(metrics.get('n_warnings', len(warns)))})</h2><ul>")
-        add("".join(f"<li><code>{e(w)}</code></li>" for w in warns))
+        add(f"<h2>Warnings ({esc(metrics.get('n_warnings', len(warns)))})</h2><ul>")
+        add("".join(f"<li><code>{esc(w)}</code></li>" for w in warns))
         add("</ul>")
     add("</body></html>")
     return "\n".join(parts)
@@ -329,10 +330,10 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
                       ("prefilter_days_skipped", "prefilter days left out (GPT judged none of their papers)")):
         if metrics.get(key):
             lines += ["", f"Note: {what}: {', '.join(metrics[key])}"]
-    pf = metrics.get("prefilter")
-    if pf:
-        at = ", ".join(f"{k}: {fmt(v)}" for k, v in pf["recall_at"].items())
-        lines += ["", f"Prefilter recall of GPT's picks by share kept: {at}; ROC AUC {fmt(pf['roc_auc'])}"]
+    prefilter = metrics.get("prefilter")
+    if prefilter:
+        at = ", ".join(f"{k}: {fmt(v)}" for k, v in prefilter["recall_at"].items())
+        lines += ["", f"Prefilter recall of GPT's picks by share kept: {at}; ROC AUC {fmt(prefilter['roc_auc'])}"]
     if metrics.get("days"):
         lines += ["", "| day | common | rel. Spearman | nov. Spearman | F1 |", "|---|---:|---:|---:|---:|"]
         for d, m in metrics["days"].items():

@@ -4,12 +4,14 @@ The query set is built from the prompt's topics file, so a user edits one place:
   - each topic's description ("Name: Relevant line"),
   - each item of a topic's Relevant line, prefixed by the topic's name ("Model Compression: pruning"),
   - each relevant keyword.
-A paper's score is its mean cosine similarity to all queries (equivalently: its cosine to the sum of the query
-vectors). The mean rewards a paper close to several facets of the user's interests and is steadier from day to
-day than the max over topics. Measured on five GPT-4o days (scripts/eval_prefilter.py), it beats max-cosine to
-the topic descriptions; the Irrelevant lines, the irrelevant/application keywords (as negative queries),
-title weighting and a BM25 signal all lowered recall of GPT's picks, so they are not used (see DESIGN notes in
-scripts/eval_prefilter.py).
+Each query acts as a detector that fires for a paper by how far the paper's cosine to it rises above the
+median cosine of the day's papers to it (zero at or below the median); a paper's score is its mean firing
+over all queries, plus its plain mean cosine scaled by 1e-4, which only orders papers that fire nowhere
+(see zero_shot). Centring on the day removes what every paper shares with a broad query, and the floor at
+zero keeps the facets a paper is not about from pulling down the ones it is about. Measured on five GPT-4o
+days (scripts/eval_prefilter.py), it beats max-cosine to the topic descriptions; negative queries from the
+Irrelevant lines and keywords, title weighting and lexical signals all lowered recall of GPT's picks, so they
+are not used (see the DESIGN notes in scripts/eval_prefilter.py).
 
 Its best-matching topic is the topic whose own queries (description + items) it is closest to on average.
 """
@@ -27,7 +29,7 @@ from ..prompts import PromptSet, Topic
 _EG = re.compile(r"\((?:e\.g\.|i\.e\.|like|such as)\s*,?\s*", re.I)
 
 
-def _items(text: str) -> list[str]:
+def _relevant_items(text: str) -> list[str]:
     """The comma-separated items of a Relevant line, with brackets' content kept with its item."""
     text = _EG.sub("(", text.strip().rstrip("."))
     parts, depth, cur = [], 0, []
@@ -73,7 +75,7 @@ def build_queries(prompts: PromptSet) -> QuerySet:
             raise InputError(f"topic {t.number} has no text", where=prompts.source)
         texts.append(t.description)
         owner.append(i)
-        items = _items(t.relevant)
+        items = _relevant_items(t.relevant)
         if len(items) > 1:            # a one-item line is the description again
             for it in items:
                 texts.append(f"{name}: {it}" if name else it)

@@ -41,10 +41,10 @@ def parse_rss(data: bytes, source: str, report: ReadReport | None = None, *,
     elif day is None and items:
         raise InputError("the feed gives no announcement day (<pubDate>); pass --date YYYY-MM-DD", where=source)
     report.feed_date = day or ""
-    return _items(items, day or "", source, report)
+    return _papers_of(items, day or "", source, report)
 
 
-def _items(items, day: str, source: str, report: ReadReport) -> Iterator[Paper]:
+def _papers_of(items, day: str, source: str, report: ReadReport) -> Iterator[Paper]:
     for item in items:
         where = f"{source}:{item.sourceline or '?'}"
         report.seen += 1
