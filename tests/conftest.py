@@ -17,7 +17,7 @@ MODELS = REPO / "models"
 RANKER = [sys.executable, "-m", "ranker"]        # the CLI, as a process of this interpreter
 
 
-def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run `ranker ARGS` as a real subprocess (the environment of this test, plus `env`; no RANKER_DEBUG) and
     return it finished, with text stdout and stderr."""
     e = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +13,8 @@ from ranker.compare import read_scores
 from ranker.prefilter.history import load_day, load_history
 from ranker.records import Paper
 
-from conftest import DAYS, SEED_DIGEST
+from conftest import DAYS, SEED_DIGEST, ranker
 
-RANKER = [str(Path(sys.executable).parent / "ranker")]
-
-
-def ranker(*args):
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
 def gpt_ids(day: str) -> list[str]:

@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import DAYS
+from conftest import DAYS, ranker
 
 pytestmark = pytest.mark.slow
-RANKER = [str(Path(sys.executable).parent / "ranker")]
-
-
-def ranker(*args):
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, timeout=900)
 
 
 def test_calibrate_two_days_then_prefilter_with_it(tmp_path, embed_cache_db):

@@ -13,7 +13,6 @@ from ranker.compare.readers import PrefilterRow, ScoreRow
 
 from conftest import DAYS, SEED_DIGEST as SEED
 
-pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
 
 
 # ------------------------------------------------------------------------------------------ helpers

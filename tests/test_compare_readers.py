@@ -12,7 +12,6 @@ from ranker.errors import InputError, RankerError
 
 from conftest import DAYS, SEED_DIGEST as SEED
 
-pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -217,7 +216,7 @@ def test_ranker_digest_writers_round_trip(tmp_path):
     md = tmp_path / "digest.md"
     md.write_text(render_markdown("2025-07-02", sel, usage=TokenCost(model="local"), total_papers=244,
                                   scanned_papers=6, prompts=load_prompts()))
-    js = tmp_path / "digest.json"
+    js = tmp_path / "2025-07-02-output.json"               # named as `ranker run` names it
     js.write_text(json.dumps(render_json(sel), indent=2))
     want = {s.paper.id: (s.score.relevance, s.score.novelty, s.score.comment, s.paper.title) for s in sel}
     for path in (md, js):
@@ -225,9 +224,14 @@ def test_ranker_digest_writers_round_trip(tmp_path):
         rows = read_scores(path, warn=w.append)
         assert w == [] and list(rows) == list(want)
         assert {i: (r.relevance, r.novelty, r.comment, r.title) for i, r in rows.items()} == want
-        assert all(r.date == "2025-07-02" for r in rows.values()) or path == js
+        # the Markdown's day comes from its heading, the JSON's (which holds none) from the file name
+        assert [r.date for r in rows.values()] == ["2025-07-02"] * len(want), path
     # a run directory holding both digests (plus a manifest) reads as one set, without conflicts
     (tmp_path / "manifest.json").write_text(json.dumps({"day": "2025-07-02", "model": "x", "counts": {"a": 1}}))
     w = []
     rows, files = read_score_files(tmp_path, key="local", warn=w.append)
-    assert sorted(f.name for f in files) == ["digest.json", "digest.md"] and w == [] and len(rows) == 6
+    assert sorted(f.name for f in files) == ["2025-07-02-output.json", "digest.md"] and w == [] and len(rows) == 6
+    undated = tmp_path / "undated" / "digest.json"         # a JSON digest named without its day has none
+    undated.parent.mkdir()
+    undated.write_text(js.read_text())
+    assert {r.date for r in read_scores(undated).values()} == {""}

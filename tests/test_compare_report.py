@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,10 +13,9 @@ import pytest
 
 from ranker.compare import read_scores, run_compare
 
-from conftest import DAYS, SEED_DIGEST as SEED
+from conftest import DAYS, SEED_DIGEST as SEED, ranker
 EVIL = '<script>alert("x")</script><img src="https://evil.example/p.png">'
 
-pytestmark = pytest.mark.skipif(not SEED.exists() or not DAYS.exists(), reason="shared data not present")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -117,19 +115,13 @@ def test_report_images_load_in_headless_chromium(report, tmp_path):
 
 # ------------------------------------------------------------------------------------------ CLI
 
-def _ranker(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={**os.environ, "RANKER_DEBUG": ""})
-
-
 def test_cli_prints_markdown_summary_and_writes_files(tmp_path):
     gpt = read_scores(SEED)
     local = tmp_path / "local.jsonl"
     local.write_text("".join(json.dumps({"ARXIVID": i, "COMMENT": "", "RELEVANCE": int(r.relevance) - 1,
                                          "NOVELTY": int(r.novelty)}) + "\n" for i, r in gpt.items())
                      + "{broken\n")
-    res = _ranker("compare", "--gpt", str(SEED), "--local", str(local), "--out", str(tmp_path / "out"),
+    res = ranker("compare", "--gpt", str(SEED), "--local", str(local), "--out", str(tmp_path / "out"),
                   "--min-relevance", "8", "--min-novelty", "7")
     assert res.returncode == 0, res.stderr
     assert "## ranker compare: 47 papers both judged" in res.stdout
@@ -141,7 +133,7 @@ def test_cli_prints_markdown_summary_and_writes_files(tmp_path):
 
 
 def test_cli_missing_file_is_one_line_error(tmp_path):
-    res = _ranker("compare", "--gpt", str(tmp_path / "missing.md"), "--local", str(SEED), "--out", str(tmp_path))
+    res = ranker("compare", "--gpt", str(tmp_path / "missing.md"), "--local", str(SEED), "--out", str(tmp_path))
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --gpt ") and "missing.md" in lines[0], res.stderr
@@ -149,14 +141,14 @@ def test_cli_missing_file_is_one_line_error(tmp_path):
 
 
 def test_cli_help_has_an_example():
-    res = _ranker("compare", "--help")
+    res = ranker("compare", "--help")
     assert res.returncode == 0
     assert "Example: ranker compare --gpt" in res.stdout and "--prefilter" in res.stdout
 
 
 def test_cli_unquoted_glob_explains_itself(tmp_path):
     files = [str(p) for p in sorted(DAYS.glob("*/gpt_scores.jsonl"))]
-    res = _ranker("compare", "--gpt", *files, "--local", str(SEED), "--out", str(tmp_path))
+    res = ranker("compare", "--gpt", *files, "--local", str(SEED), "--out", str(tmp_path))
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "quote a glob" in lines[0], res.stderr

@@ -10,9 +10,8 @@ import time
 
 import pytest
 
-from conftest import DAYS, REPO
+from conftest import DAYS, RANKER, REPO
 
-RANKER = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def kill_when(cmd, env, ready, timeout=300):
     t0 = time.time()
     while time.time() - t0 < timeout:
         if p.poll() is not None:
-            pytest.fail(f"{cmd[1]} finished (rc {p.returncode}) before it could be killed: "
+            pytest.fail(f"{' '.join(cmd[-6:])} finished (rc {p.returncode}) before it could be killed: "
                         f"{p.stderr.read().decode()[-500:]}")
         if ready():
             os.kill(p.pid, signal.SIGKILL)
@@ -67,18 +66,18 @@ def ok(cmd, env):
 
 def test_kill_during_fetch(tmp_path, env):
     day = DAYS / "2025-05-15" / "listing.jsonl"
-    ok([RANKER, "fetch", "--from", str(day), "--out", str(tmp_path / "day.jsonl")], env)
+    ok([*RANKER, "fetch", "--from", str(day), "--out", str(tmp_path / "day.jsonl")], env)
     before = count(db(tmp_path), "SELECT COUNT(*) FROM papers")
     snap = tmp_path / "snapshot.json"
     ok([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", "20000", "--out", str(snap)], env)
     big = tmp_path / "big.jsonl"
     t0 = time.time()
-    kill_when([RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env,
+    kill_when([*RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env,
               lambda: time.time() - t0 > 1.5)
     assert integrity(db(tmp_path)) == "ok"
     assert count(db(tmp_path), "SELECT COUNT(*) FROM papers") == before      # nothing half-written
     assert not big.exists()                                                   # the output appears whole or not
-    ok([RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env)
+    ok([*RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env)
     ids = [json.loads(line)["id"] for line in big.open()]
     assert len(ids) == len(set(ids)) > 1000
     assert count(db(tmp_path), "SELECT COUNT(*) FROM papers") == before + len(ids)
@@ -103,7 +102,7 @@ def test_kill_during_scoring(tmp_path, env):
     cfg.write_text(f'[scoring]\nbackend = "transformers"\nmodel = "smollm2-135m"\nbatch_size = 2\n'
                    f'comment_chars = 40\nabstract_tokens = 60\nprompts = "{prompts}"\n')
     out = tmp_path / "s.jsonl"
-    cmd = [RANKER, "score", "--papers", str(papers), "--out", str(out), "--config", str(cfg)]
+    cmd = [*RANKER, "score", "--papers", str(papers), "--out", str(out), "--config", str(cfg)]
 
     def scored_some():
         try:
@@ -131,7 +130,7 @@ def test_kill_during_embedding(tmp_path, env):
     papers = tmp_path / "p.jsonl"
     papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "ranked.jsonl"
-    cmd = [RANKER, "prefilter", "--papers", str(papers), "--out", str(out)]
+    cmd = [*RANKER, "prefilter", "--papers", str(papers), "--out", str(out)]
 
     def some_embedded():
         if not db(tmp_path).exists():

@@ -2,29 +2,21 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, FIXTURES
+from conftest import DAYS, FIXTURES, ranker
 from fixture_server import FixtureServer, Reply
 
 RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"
-RANKER = [str(Path(sys.executable).parent / "ranker")]
-if not Path(RANKER[0]).exists():
-    RANKER = [sys.executable, "-c", "from ranker.cli import main; main()"]
+FAST = {"RANKER_FETCH_BACKOFF": "0.01", "RANKER_API_DELAY": "0", "RANKER_FETCH_TIMEOUT": "5"}
 
 
-def ranker(*args, cwd=None, **env):
-    e = {**os.environ, "RANKER_FETCH_BACKOFF": "0.01", "RANKER_API_DELAY": "0", "RANKER_FETCH_TIMEOUT": "5",
-         **{k: str(v) for k, v in env.items()}}
-    e.pop("RANKER_DEBUG", None)
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
-                          timeout=120)
+def fetch_cli(*args, cwd=None, **env):
+    """`ranker ...` with short network waits (and any more environment)."""
+    return ranker(*args, cwd=cwd, env={**FAST, **env}, timeout=120)
 
 
 def lines(path):
@@ -38,7 +30,7 @@ def count(db):
 
 def test_contract_207_papers(tmp_path):
     out, db = tmp_path / "papers.jsonl", tmp_path / "r.sqlite3"
-    r = ranker("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--announce", "new,cross", "--out", out,
+    r = fetch_cli("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--announce", "new,cross", "--out", out,
                "--db", db)
     assert r.returncode == 0, r.stderr
     rows = lines(out)
@@ -52,9 +44,9 @@ def test_contract_207_papers(tmp_path):
 
 def test_papers_seen_on_an_earlier_day_are_marked(tmp_path):
     db = tmp_path / "r.sqlite3"
-    assert ranker("fetch", "--from", RSS, "--category", "cs.AI", "--out", tmp_path / "a.jsonl",
+    assert fetch_cli("fetch", "--from", RSS, "--category", "cs.AI", "--out", tmp_path / "a.jsonl",
                   "--db", db).returncode == 0
-    r = ranker("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--date", "2024-11-29",
+    r = fetch_cli("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--date", "2024-11-29",
                "--out", tmp_path / "b.jsonl", "--db", db)
     assert r.returncode == 0, r.stderr
     rows = lines(tmp_path / "b.jsonl")
@@ -66,7 +58,7 @@ def test_papers_seen_on_an_earlier_day_are_marked(tmp_path):
 
 
 def test_missing_file_is_one_line(tmp_path):
-    r = ranker("fetch", "--from", "missing.xml", "--out", tmp_path / "p.jsonl", cwd=tmp_path)
+    r = fetch_cli("fetch", "--from", "missing.xml", "--out", tmp_path / "p.jsonl", cwd=tmp_path)
     assert r.returncode == 1
     assert r.stderr == "error: missing.xml: file not found\n"
     assert not (tmp_path / "p.jsonl").exists()
@@ -74,11 +66,11 @@ def test_missing_file_is_one_line(tmp_path):
 
 def test_bad_input_never_loses_stored_papers(tmp_path):
     db, out = tmp_path / "r.sqlite3", tmp_path / "p.jsonl"
-    assert ranker("fetch", "--from", RSS, "--out", out, "--db", db).returncode == 0
+    assert fetch_cli("fetch", "--from", RSS, "--out", out, "--db", db).returncode == 0
     before = out.read_bytes()
     cut = tmp_path / "cut.xml"
     cut.write_bytes(RSS.read_bytes()[:300_000])
-    r = ranker("fetch", "--from", cut, "--out", out, "--db", db)
+    r = fetch_cli("fetch", "--from", cut, "--out", out, "--db", db)
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(f"error: {cut}:")
     assert "Traceback" not in r.stderr
@@ -86,7 +78,7 @@ def test_bad_input_never_loses_stored_papers(tmp_path):
     # a JSONL that fails half-way (nothing valid) stores nothing either
     junk = tmp_path / "junk.jsonl"
     junk.write_text('{"id": "2501.00001", "title": \n{"broken\n')
-    r = ranker("fetch", "--from", junk, "--out", tmp_path / "j.jsonl", "--db", db)
+    r = fetch_cli("fetch", "--from", junk, "--out", tmp_path / "j.jsonl", "--db", db)
     assert r.returncode == 1 and "no valid paper line" in r.stderr and f"{junk}:1" in r.stderr
     assert count(db) == 207 and not (tmp_path / "j.jsonl").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -99,7 +91,7 @@ def test_warnings_are_counted_lines(tmp_path):
     data.append(data[0])                         # a duplicate
     path = tmp_path / "day.jsonl"
     path.write_text("\n".join(data) + "\n", encoding="utf-8")
-    r = ranker("fetch", "--from", path, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "r.sqlite3")
+    r = fetch_cli("fetch", "--from", path, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "r.sqlite3")
     assert r.returncode == 0, r.stderr
     err = r.stderr.strip().splitlines()
     assert any(e.startswith("warning: 1 records skipped") and f"{path}:6" in e for e in err)
@@ -112,7 +104,7 @@ def test_empty_day_online_writes_an_empty_file(tmp_path):
              b"<pubDate>Sat, 30 Nov 2024 00:00:00 -0500</pubDate></channel></rss>")
     with FixtureServer() as srv:
         srv.route("/rss/cs.LG+cs.AI", Reply(200, empty))
-        r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
+        r = fetch_cli("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
                    RANKER_RSS_URL=srv.url("/rss/"))
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines() == [
@@ -124,7 +116,7 @@ def test_empty_day_online_writes_an_empty_file(tmp_path):
 def test_online_today_with_a_429(tmp_path):
     with FixtureServer() as srv:
         srv.route("/rss/cs.LG+cs.AI", Reply(429, headers={"Retry-After": "0"}), Reply(200, RSS.read_bytes()))
-        r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3", "--offline",
+        r = fetch_cli("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3", "--offline",
                    RANKER_RSS_URL=srv.url("/rss/"))
         assert srv.hits() == 2
     assert r.returncode == 0, r.stderr
@@ -134,7 +126,7 @@ def test_online_today_with_a_429(tmp_path):
 def test_online_503_storm_is_one_line(tmp_path):
     with FixtureServer() as srv:
         srv.route("/rss/cs.LG+cs.AI", Reply(503))
-        r = ranker("fetch", "--out", tmp_path / "p.jsonl", RANKER_RSS_URL=srv.url("/rss/"),
+        r = fetch_cli("fetch", "--out", tmp_path / "p.jsonl", RANKER_RSS_URL=srv.url("/rss/"),
                    RANKER_FETCH_RETRIES=2)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "HTTP 503 to all 3 tries" in r.stderr
@@ -142,9 +134,9 @@ def test_online_503_storm_is_one_line(tmp_path):
 
 
 def test_offline_refuses_arxiv_but_reads_files(tmp_path):
-    r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--offline")
+    r = fetch_cli("fetch", "--out", tmp_path / "p.jsonl", "--offline")
     assert r.returncode == 1 and "offline mode" in r.stderr and "--from FILE" in r.stderr
-    r = ranker("fetch", "--from", RSS, "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
+    r = fetch_cli("fetch", "--from", RSS, "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
                RANKER_OFFLINE=1)
     assert r.returncode == 0, r.stderr
 
@@ -152,7 +144,7 @@ def test_offline_refuses_arxiv_but_reads_files(tmp_path):
 def test_ids_and_window_through_the_api(tmp_path):
     with FixtureServer() as srv:
         srv.route("/api/query", Reply(200, (FIXTURES / "arxiv_api_atom_id_list.xml").read_bytes()))
-        r = ranker("fetch", "--ids", "1707.08567v1,0808.05394", "--out", tmp_path / "ids.jsonl",
+        r = fetch_cli("fetch", "--ids", "1707.08567v1,0808.05394", "--out", tmp_path / "ids.jsonl",
                    "--db", tmp_path / "r.sqlite3", RANKER_API_URL=srv.url("/api/query"))
         assert r.returncode == 0, r.stderr
         assert [x["id"] for x in lines(tmp_path / "ids.jsonl")] == ["1707.08567"]
@@ -160,7 +152,7 @@ def test_ids_and_window_through_the_api(tmp_path):
         page = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
             b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
         srv.route("/api/query", Reply(200, page))
-        r = ranker("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", tmp_path / "w.jsonl",
+        r = fetch_cli("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", tmp_path / "w.jsonl",
                    "--db", tmp_path / "r.sqlite3", RANKER_API_URL=srv.url("/api/query"))
         assert r.returncode == 0, r.stderr
         assert "submittedDate:[202505120000 TO 202505132359]" in srv.log[-1].query["search_query"][0]
@@ -176,19 +168,19 @@ def test_ids_and_window_through_the_api(tmp_path):
     (["--ids", "1707.08567", "--since", "2025-01-01"], "use only one of"),
 ])
 def test_bad_flags_are_one_line(tmp_path, args, message):
-    r = ranker("fetch", "--from", RSS, *args, "--out", tmp_path / "p.jsonl") if args[0] not in ("--ids", "--until") \
-        else ranker("fetch", *args, "--out", tmp_path / "p.jsonl")
+    r = fetch_cli("fetch", "--from", RSS, *args, "--out", tmp_path / "p.jsonl") if args[0] not in ("--ids", "--until") \
+        else fetch_cli("fetch", *args, "--out", tmp_path / "p.jsonl")
     assert r.returncode != 0
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_help_has_examples():
-    r = ranker("fetch", "--help")
+    r = fetch_cli("fetch", "--help")
     assert r.returncode == 0 and "ranker fetch --from" in r.stdout and "--since" in r.stdout
 
 
 def test_filters_that_match_nothing_say_so(tmp_path):
-    r = ranker("fetch", "--from", DAYS / "2025-05-15" / "listing.jsonl", "--category", "q-bio.NC",
+    r = fetch_cli("fetch", "--from", DAYS / "2025-05-15" / "listing.jsonl", "--category", "q-bio.NC",
                "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3")
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == (f"0 of 192 papers in {DAYS / '2025-05-15' / 'listing.jsonl'} match q-bio.NC / "

@@ -16,9 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import RANKER, REPO
 
-RANKER = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
 N = 30_000
 EMBED_FOR_REAL = 1_000
 
@@ -37,7 +36,7 @@ def run_measured(cmd, env, timeout=900):
         p = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, timeout=timeout)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{cmd[1]} ran past {timeout} s")
+        pytest.fail(f"{' '.join(cmd[-6:])} ran past {timeout} s")
     err = p.stderr.decode(errors="replace")
     assert p.returncode == 0, err[-800:]
     rss_kb = int(re.findall(r"maxrss_kb=(\d+)", err)[-1])
@@ -57,7 +56,7 @@ def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_pat
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(N), "--out", str(snap)],
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
-    secs, rss, _ = run_measured([RANKER, "fetch", "--from", str(snap), "--out", str(papers)], env)
+    secs, rss, _ = run_measured([*RANKER, "fetch", "--from", str(snap), "--out", str(papers)], env)
     rows = [json.loads(line) for line in papers.open()]
     assert len(rows) == N and len({r["id"] for r in rows}) == N
     assert rss < 200, f"fetch --from peaked at {rss:.0f} MB for {N} papers (streaming should keep it ~50 MB)"
@@ -75,7 +74,7 @@ def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_pat
     finally:
         store.close()
 
-    cmd = [RANKER, "prefilter", "--papers", str(papers), "--out", str(ranked), "--embedder", "minilm"]
+    cmd = [*RANKER, "prefilter", "--papers", str(papers), "--out", str(ranked), "--embedder", "minilm"]
     secs, cold_rss, err = run_measured(cmd, env)
     out = [json.loads(line) for line in ranked.open()]
     assert sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)        # every paper, once

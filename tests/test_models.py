@@ -1,4 +1,3 @@
-import subprocess
 import zipfile
 
 import pytest
@@ -6,7 +5,7 @@ import pytest
 from ranker import models
 from ranker.errors import ConfigError, ModelError
 
-from conftest import MODELS, REPO
+from conftest import MODELS, REPO, ranker
 
 
 def test_presets_registry():
@@ -54,10 +53,9 @@ def test_split_parts_are_joined_in_order(tmp_path):
 
 
 def test_cli_list_and_prepare_is_idempotent():
-    ranker = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
-    out = subprocess.run([ranker, "models", "list"], capture_output=True, text=True, check=True).stdout
-    assert "smollm2-135m" in out and "yes" in out
-    p = subprocess.run([ranker, "models", "prepare", "minilm"], capture_output=True, text=True)
+    p = ranker("models", "list")
+    assert p.returncode == 0 and "smollm2-135m" in p.stdout and "yes" in p.stdout
+    p = ranker("models", "prepare", "minilm")
     assert p.returncode == 0 and "already prepared" in p.stderr
-    p = subprocess.run([ranker, "models", "prepare", "nope"], capture_output=True, text=True)
+    p = ranker("models", "prepare", "nope")
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "unknown model preset 'nope'" in p.stderr

@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import RANKER, REPO
 
-RANKER = str(REPO / ".venv" / "bin" / "ranker") if (REPO / ".venv/bin/ranker").exists() else "ranker"
 
 
 @pytest.mark.slow
@@ -25,7 +24,7 @@ def test_run_offline_opens_no_network_connection(tmp_path):
     for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLLM_HOST_IP", "RANKER_OFFLINE"):
         env.pop(k, None)       # --offline alone must be enough
     out = tmp_path / "digest"
-    p = subprocess.run([RANKER, "run", "--offline", "--papers", str(REPO / "ranker/data/2025-05-15/listing.jsonl"),
+    p = subprocess.run([*RANKER, "run", "--offline", "--papers", str(REPO / "ranker/data/2025-05-15/listing.jsonl"),
                         "--out", str(out), "--config", str(cfg)], env=env, capture_output=True, text=True,
                        timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +15,10 @@ from ranker.prompts import load_prompts
 from ranker.records import Paper
 from ranker.store import Store
 
-from conftest import DAYS
+from conftest import DAYS, ranker
 
 pytestmark = pytest.mark.slow
-RANKER = [str(Path(sys.executable).parent / "ranker")]
 DAY = DAYS / "2025-05-15" / "listing.jsonl"
-
-
-def ranker(*args):
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 def day_papers(path=DAY) -> list[Paper]:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import ranker
 
 from ranker.errors import InputError
 from ranker.prefilter.embed import Embedder, embedder_key, paper_text, slug, text_hash
@@ -20,11 +20,6 @@ from ranker.records import Paper
 from ranker.store import Store
 
 
-RANKER = [str(Path(sys.executable).parent / "ranker")]
-
-
-def ranker(*args):
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
 def unit(m):
