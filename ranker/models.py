@@ -15,6 +15,7 @@ import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -55,13 +56,23 @@ def presets_file(models_dir: Path | None = None) -> Path:
 
 
 def presets(models_dir: Path | None = None) -> dict[str, Preset]:
+    """The presets of models_dir. presets.toml is parsed once (again only when the file changes), however
+    often a run asks: the embedder's key, the embedder and the backend all look names up here."""
     root = Path(models_dir) if models_dir is not None else default_models_dir()
     f = presets_file(root)
     try:
-        data = tomllib.loads(f.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read the model presets: {e}", where=str(f)) from None
+        data = _parsed(str(f), f.stat().st_mtime_ns)
+    except FileNotFoundError as e:
+        raise ConfigError(f"cannot read the model presets: {e.strerror}", where=str(f)) from None
     return {name: Preset(name=name, **spec, root=root) for name, spec in data.items()}
+
+
+@lru_cache(maxsize=8)
+def _parsed(path: str, mtime_ns: int) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read the model presets: {e}", where=path) from None
 
 
 def folder_size(path: Path) -> int:

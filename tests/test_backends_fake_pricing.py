@@ -65,3 +65,18 @@ def test_prices():
     assert cost_usd("gpt-4o", u) == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 0.1 * 10)
     assert cost_usd("gpt-4o-mini", Usage(prompt_tokens=2_000_000, completion_tokens=1_000_000)) == pytest.approx(0.9)
     assert cost_usd("/models/llama-3.1-8b", u) == 0.0
+
+
+def test_the_digest_and_the_manifest_price_cached_tokens_as_the_engine_does():
+    from ranker.backends.pricing import costs
+    from ranker.scoring import ScoreRun
+    from ranker.settings import resolve
+    from ranker.steps import render_digest
+    u = Usage(prompt_tokens=1_000_000, completion_tokens=100_000, cached_prompt_tokens=400_000)
+    prompt, completion = costs("gpt-4o", u)
+    assert prompt == pytest.approx(0.6 * 2.5 + 0.4 * 1.25) and completion == pytest.approx(1.0)
+    assert prompt + completion == pytest.approx(cost_usd("gpt-4o", u))
+    dig = render_digest("2025-05-15", [], ScoreRun(model="gpt-4o", prompt_hash="h", usage=u), resolve(env={}),
+                        scanned=0)
+    assert (dig.cost.prompt_cost, dig.cost.completion_cost) == (prompt, completion)
+    assert "| **Cost**     | $2.00     | $1.00        | $3.00     |" in dig.markdown

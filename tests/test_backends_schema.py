@@ -97,3 +97,17 @@ def test_xgrammar_enforces_the_several_paper_schema(compiler):
     assert not accepts(compiler, s, compact({"papers": [obj("1"), obj("1")]}))   # no repeats
     assert not accepts(compiler, s, compact({"papers": [obj("1")]}))             # none missing
     assert not accepts(compiler, s, compact({"papers": [obj("1"), obj("2"), obj("2")]}))
+
+
+def test_one_validator_strict_for_engines_lenient_for_scoring():
+    long, versioned, extra = obj("a", "x" * 11), obj("av3"), {**obj("a"), "EXTRA": 1}
+    for bad in (long, versioned, extra):
+        with pytest.raises(ValueError):
+            check_answer(bad, ["a"], 10)
+    assert check_answer(long, ["a"], 10, strict=False)[0]["COMMENT"] == "x" * 10
+    assert check_answer(versioned, ["a"], 10, strict=False)[0]["ARXIVID"] == "a"
+    assert check_answer(extra, ["a"], 10, strict=False) == [obj("a")]
+    assert check_answer(obj("a", "two   words\n"), ["a"], 20, strict=False)[0]["COMMENT"] == "two words"
+    for bad in (obj("avEVIL"), obj("a", rel=11), {"ARXIVID": "a", "RELEVANCE": 5, "NOVELTY": 5}):
+        with pytest.raises(ValueError):
+            check_answer(bad, ["a"], 10, strict=False)

@@ -59,3 +59,22 @@ def test_cli_list_and_prepare_is_idempotent():
     assert p.returncode == 0 and "already prepared" in p.stderr
     p = ranker("models", "prepare", "nope")
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "unknown model preset 'nope'" in p.stderr
+
+
+def test_presets_are_parsed_once_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+    import tomllib
+    calls = []
+    real = tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda text: calls.append(1) or real(text))
+    models._parsed.cache_clear()
+    f = tmp_path / "presets.toml"
+    f.write_text((REPO / "models" / "presets.toml").read_text())
+    for _ in range(3):
+        models.presets(tmp_path)
+        models.resolve("org/model", models_dir=tmp_path)
+    assert len(calls) == 1
+    f.write_text(f.read_text() + '\n[extra]\nkind = "llm"\ndescription = "x"\npackages = []\nformat = "folder"\n'
+                 'member = "m"\n')
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
+    assert "extra" in models.presets(tmp_path) and len(calls) == 2

@@ -142,3 +142,25 @@ def test_the_instructions_first_layout_reaches_the_backend_and_is_its_own_key(pa
     assert run.reused == 0 and run.scored == 3                     # not the seed layout's stored scores
     user = be.messages[0][1]["content"]
     assert user.index("## Instructions") < user.index(f"ArXiv ID: {papers[0].id}")
+
+
+def test_expected_mode_needs_a_backend_that_reports_probabilities(papers, store):
+    from ranker.errors import ConfigError
+
+    class NoProbabilities(FakeBackend):
+        supports_score_probs = False
+
+    with pytest.raises(ConfigError) as e:
+        score_papers(papers[:2], NoProbabilities(), load_prompts(), store, options=ScoreOptions(score_mode="expected"))
+    assert e.value.key == "scoring.score_mode"
+    assert score_papers(papers[:2], NoProbabilities(), load_prompts(), store).scored == 2     # greedy is fine
+
+
+def test_an_answer_may_only_add_a_version_to_the_id(papers, store):
+    pid = papers[0].id
+    ok = parse_result(Result(pid, f'{{"ARXIVID": "{pid}v2", "COMMENT": "{"x" * 400}", "RELEVANCE": 5, '
+                                  f'"NOVELTY": 4, "EXTRA": 1}}'), [pid], 300)
+    assert ok[pid].relevance == 5 and len(ok[pid].comment) == 300          # lenient on what is cosmetic
+    with pytest.raises(ValueError, match="ARXIVID"):
+        parse_result(Result(pid, f'{{"ARXIVID": "{pid}vEVIL", "COMMENT": "", "RELEVANCE": 5, "NOVELTY": 4}}'),
+                     [pid], 300)
