@@ -27,7 +27,7 @@ EmbedderOpt = Annotated[Optional[str], typer.Option("--embedder", help="Embeddin
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Scoring backend: vllm, transformers, openai "
                                                    "(or fake, for tests).", show_default=False)]
 BackendOptionOpt = Annotated[Optional[list[str]], typer.Option(
-    "--backend-option", help="KEY=VALUE: an option of the chosen backend, as in its [scoring.<backend>] table "
+    "--backend-option", help="KEY=VALUE: an option of the chosen backend, as in its table of ranker.toml "
     "(e.g. dtype=bfloat16, concurrency=16, engine_args='{ tensor_parallel_size = 2 }'); repeat for more.",
     show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset (smollm2-135m, qwen2.5-coder-0.5b), "
