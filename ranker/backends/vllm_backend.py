@@ -89,9 +89,8 @@ class VLLMOptions(BackendOptions):
 
 class VLLMBackend(Backend):
     name = "vllm"
-    supports_score_probs = True
-
     Options = VLLMOptions
+    supports_score_probs = True
 
     def __init__(self, model: str, options: Mapping[str, Any] | VLLMOptions | None = None, *,
                  models_dir: Path | None = None, **kwargs):
