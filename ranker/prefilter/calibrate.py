@@ -252,6 +252,15 @@ class HistoryData:
     papers: list[Paper]
     embedder: str
 
+    def subset(self, mask: np.ndarray) -> "HistoryData":
+        idx = np.flatnonzero(mask)
+        return HistoryData(self.X[idx], self.y[idx], self.zs[idx], self.groups[idx],
+                           [self.papers[i] for i in idx], self.embedder)
+
+    @property
+    def days(self) -> list[str]:
+        return sorted(set(self.groups.tolist()))
+
 
 def history_data(days, prompts, *, embedder="minilm", store=None, progress=None) -> HistoryData:
     """Embed every history day (through the store's cache) and score it zero-shot, day by day."""
