@@ -133,8 +133,9 @@ class FetchConfig(_Section):
 
 class PrefilterConfig(_Section):
     embedder: str = "minilm"
-    keep: float = Field(0.4, gt=0, le=1)
+    keep: float | None = Field(None, gt=0, le=1)      # None: the keep policy's default (prefilter.recall)
     top: int | None = Field(None, ge=1)
+    recall: float | None = Field(None, gt=0, le=1)
     min_keep: int = Field(20, ge=0)
     calibration: str | None = None
 

@@ -61,7 +61,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
             log: Callable[[str], None] = lambda m: None,
             progress: Callable[[str, int, int], None] | None = None) -> DayResult:
     """The whole daily job on `papers`. `backend` defaults to the one the config names."""
-    from .prefilter import rank_papers
+    from .prefilter import run_prefilter
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     day = announcement_day(papers)
@@ -78,8 +78,9 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         timings["store"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ranked: list[Ranked] = rank_papers(papers, prompts, embedder=pf.embedder, keep=pf.keep, top=pf.top,
-                                           min_keep=pf.min_keep, calibration=pf.calibration, store=store)
+        pre = run_prefilter(papers, prompts, embedder=pf.embedder, keep=pf.keep, top=pf.top, recall=pf.recall,
+                            min_keep=pf.min_keep, calibration=pf.calibration, store=store)
+        ranked: list[Ranked] = pre.ranked
         timings["prefilter"] = time.perf_counter() - t
         kept = [r.paper for r in ranked if r.kept]
         _write_atomic(out_dir / f"{day}-prefilter.jsonl",
@@ -121,7 +122,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         manifest.update({
             "status": status,
             "model": srun.model, "backend": backend.name, "score_mode": sc.score_mode,
-            "embedder": pf.embedder, "calibration": pf.calibration,
+            "embedder": pf.embedder, "calibration": pf.calibration, "keep": pre.keep,
             "prompts": {"source": prompts.source, "hash": srun.prompt_hash, "options": opts.prompt_options()},
             "cutoffs": {"min_relevance": dg.min_relevance, "min_novelty": dg.min_novelty},
             "counts": {"papers": len(papers), "new_in_store": added.new, "seen_before": len(added.seen_before),

@@ -47,10 +47,11 @@ class Ranked:
     prefilter_score: float
     kept: bool
     topic: str = ""
+    rule: str = ""          # the keep rule that decided it: "top", "keep", "recall", "recall-prior", "min_keep"
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
-             "kept": self.kept, "topic": self.topic}
+             "kept": self.kept, "topic": self.topic, "rule": self.rule}
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d

@@ -33,29 +33,207 @@ DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "sha
 # --------------------------------------------------------------------------- approaches
 def zero_shot_approaches(ctx) -> dict:
     """name -> function(day HistoryData) -> scores, for scores that learn nothing."""
-    from ranker.prefilter.rank import zero_shot
+    qs, qv = ctx["qs"], ctx["qv"]
+    owner = np.asarray(qs.topic_of)
+    n_topics = len(qs.topic_names)
 
-    def shipped(d):
-        return d.zs
+    def firing(d, centre="median", floor=True):
+        sims = d.X @ qv.T
+        c = np.median(sims, axis=0, keepdims=True) if centre == "median" else \
+            np.quantile(sims, centre, axis=0, keepdims=True)
+        f = sims - c
+        return (np.maximum(f, 0.0) if floor else f), sims
 
-    def maxcos(d):
-        return (d.X @ ctx["desc_q"].T).max(axis=1)
+    def mean_firing(d, **kw):
+        f, sims = firing(d, **kw)
+        return f.mean(axis=1) + 1e-4 * sims.mean(axis=1)
 
-    def firing(d):            # today's score, recomputed (same as shipped until the default changes)
-        return zero_shot(d.X, ctx["qv"], ctx["qs"])[0]
+    def max_firing(d):
+        f, sims = firing(d)
+        return f.max(axis=1) + 1e-4 * sims.mean(axis=1)
 
-    return {"zero-shot (shipped)": shipped, "max cosine to topic descriptions": maxcos}
+    def topk_firing(d, k):
+        f, sims = firing(d)
+        return np.sort(f, axis=1)[:, -k:].mean(axis=1) + 1e-4 * sims.mean(axis=1)
+
+    def topic_max(d):                 # per topic: mean firing of its queries; then the best topic
+        f, sims = firing(d)
+        per = np.stack([f[:, owner == i].mean(axis=1) for i in range(n_topics)], axis=1)
+        return per.max(axis=1) + 1e-4 * sims.mean(axis=1)
+
+    def topic_mean_plus_max(d):
+        f, sims = firing(d)
+        per = np.stack([f[:, owner == i].mean(axis=1) for i in range(n_topics)], axis=1)
+        return per.mean(axis=1) + per.max(axis=1) + 1e-4 * sims.mean(axis=1)
+
+    def zscore(v):
+        return (v - v.mean()) / (v.std() or 1.0)
+
+    def with_authors(d, beta):        # generic prior of the seed pipeline: more authors, likelier h-index >= 20
+        n = np.array([len(p.authors or []) for p in d.papers], dtype=float)
+        return zscore(d.zs) + beta * np.log1p(n)
+
+    import re
+    kw_phrases = []
+    for kw in ctx["prompts"].keywords.relevant:
+        for part in re.split(r"[/()]", kw):
+            if part.strip():
+                kw_phrases.append(part.strip())
+    item_phrases = kw_phrases + [t.split(": ", 1)[1] for t in qs.texts if ": " in t and len(t.split(": ", 1)[1]) < 40]
+
+    def pattern(phrases):
+        alts = sorted({re.escape(" ".join(re.split(r"[\s-]+", p.lower()))).replace(r"\ ", r"[\s-]+")
+                       for p in phrases}, key=len, reverse=True)
+        return re.compile(r"\b(?:" + "|".join(alts) + r")", re.I)
+    kw_re, item_re = pattern(kw_phrases), pattern(item_phrases)
+
+    def hits(d, rx, field):
+        return np.array([1.0 if rx.search(getattr(p, field) or "") else 0.0 for p in d.papers])
+
+    out = {
+        "zs: max cosine to topic descriptions (reference)": lambda d: (d.X @ ctx["desc_q"].T).max(axis=1),
+        "zs: mean firing over queries (shipped)": lambda d: d.zs,
+        "zs: mean cosine over queries (no centring)": lambda d: (d.X @ qv.T).mean(axis=1),
+        "zs: mean firing, centred on the 0.75 quantile": lambda d: mean_firing(d, centre=0.75),
+        "zs: mean firing, centred on the 0.9 quantile": lambda d: mean_firing(d, centre=0.9),
+        "zs: mean centred cosine, no floor": lambda d: mean_firing(d, floor=False),
+        "zs: max firing over queries": max_firing,
+        "zs: mean of top-5 firings": lambda d: topk_firing(d, 5),
+        "zs: per-topic mean firing, best topic": topic_max,
+        "zs: per-topic mean firing, mean + best": topic_mean_plus_max,
+    }
+    for g in (0.5, 1.0):
+        out[f"zs: shipped (z-scored) + {g} x keyword in title"] = (
+            lambda gg: lambda d: zscore(d.zs) + gg * hits(d, kw_re, "title"))(g)
+    out["zs: shipped (z-scored) + 0.5 x keyword in title + 0.25 x in abstract"] = (
+        lambda d: zscore(d.zs) + 0.5 * hits(d, kw_re, "title") + 0.25 * hits(d, kw_re, "abstract"))
+    out["zs: shipped (z-scored) + 0.5 x keyword or topic item in title"] = (
+        lambda d: zscore(d.zs) + 0.5 * hits(d, item_re, "title"))
+    for b in (0.1, 0.2, 0.3, 0.5):
+        out[f"zs: shipped (z-scored) + {b} log(1 + authors)"] = (lambda bb: lambda d: with_authors(d, bb))(b)
+    return out
+
+
+class Components:
+    """Per test day, each named signal's out-of-day values on the training rows and its values on the test day,
+    computed once a run and shared by every approach that stacks it (the stackers are cheap; the signals not)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.memo: dict = {}
+
+    def get(self, name: str, tr):
+        """(out-of-day values on the training rows, function(rows) -> values from a fit on all of them)."""
+        key = (name, tr.days[-1], len(tr.y))
+        if key not in self.memo:
+            self.memo[key] = self._compute(name, tr)
+        return self.memo[key]
+
+    def _compute(self, name, tr):
+        from ranker.prefilter import calibrate as cal
+        from ranker.prefilter.features import counts_of, features, out_of_day_features
+        kind, *args = name.split(":")
+        if kind == "zs":
+            mu, sd = tr.zs.mean(), tr.zs.std() or 1.0
+            return (tr.zs - mu) / sd, lambda d: (d.zs - mu) / sd
+        if kind == "meta":
+            counts = counts_of(tr.papers, tr.y, tr.groups)
+            return out_of_day_features(tr.papers, tr.y, tr.groups), lambda d: features(d.papers, counts)
+        fit_one, apply_one = self._model(kind, args)
+        oof = np.zeros(len(tr.y))
+        for m in cal._folds(tr.groups, 5):
+            oof[m] = apply_one(fit_one(tr.subset(~m)), tr.subset(m))
+        final = fit_one(tr)
+        return oof, lambda d: apply_one(final, d)
+
+    def _model(self, kind, args):
+        """(fit(train) -> model, apply(model, rows) -> values) of one signal."""
+        from ranker.prefilter import calibrate as cal
+        if kind == "emb":                                    # emb:C[:halflife]
+            C = float(args[0])
+            hl = float(args[1]) if len(args) > 1 else 0.0
+            return (lambda tr: cal._lr(C).fit(tr.X, tr.y, sample_weight=cal.day_weights(tr.groups, hl)),
+                    lambda m, d: m.decision_function(d.X))
+        if kind in ("words", "title"):                       # words:ngrams:C[:min_df]
+            n, C = int(args[0]), float(args[1])
+            min_df = int(args[2]) if len(args) > 2 else 2
+            text = cal.words_text if kind == "words" else (lambda p: p.title or "")
+
+            def fit(tr):
+                v = cal._vectorizer(n, min_df)
+                return v, cal._lr(C).fit(v.fit_transform([text(p) for p in tr.papers]), tr.y)
+            return fit, lambda m, d: m[1].decision_function(m[0].transform([text(p) for p in d.papers]))
+        if kind == "knn":                                     # knn:k  cosine to the k nearest picks - non-picks
+            k = int(args[0])
+
+            def top_mean(S, k):
+                k = min(k, S.shape[1])
+                return np.partition(S, -k, axis=1)[:, -k:].mean(axis=1) if k else np.zeros(len(S))
+
+            def apply(m, d):
+                P, N = m
+                return top_mean(d.X @ P.T, k) - top_mean(d.X @ N.T, k)
+            return (lambda tr: (tr.X[tr.y].astype(np.float32), tr.X[~tr.y].astype(np.float32))), apply
+        raise ValueError(kind)
 
 
 def learner_approaches(ctx) -> dict:
-    """name -> function(train HistoryData) -> predict(test HistoryData) -> scores."""
+    """name -> function(train HistoryData) -> (function(test HistoryData) -> scores)."""
     from ranker.prefilter import calibrate as cal
+    comps = Components(ctx)
 
-    def v1(train):
-        c = cal.fit(train.X, train.y, train.zs, train.groups, train.papers, embedder=train.embedder)
-        return lambda d: c.score(d.X, d.zs, d.papers)
+    def lib(**kw):
+        opt = cal.Options(**kw)
 
-    return {"calibrate v1 (emb LR + words LR + zs, LR stack)": v1}
+        def fit(tr):
+            c = cal.fit_data(tr, options=opt)
+            score = cal._scorer(c)
+            score.calibration = c                 # the recall check reads its thresholds
+            return score
+        return fit
+
+    def stacked(names, stacker="lr", hl=0.0):
+        from ranker.prefilter.features import FEATURES
+
+        def fit(tr):
+            got = [comps.get(n, tr) for n in names]
+
+            def cols(d):
+                parts = [g[1](d) if d is not None else g[0] for g in got]
+                return np.column_stack([p if p.ndim == 2 else p[:, None] for p in parts])
+            M = cols(None)
+            w = cal.day_weights(tr.groups, hl)
+            labels = [x for n in names for x in (list(FEATURES) if n == "meta" else [n])]
+            if stacker == "lr":
+                mean, scale, coef, b = cal.fit_stack(M, tr.y, w, [("embedding" if l.startswith(("emb", "words",
+                                                     "title", "knn")) else l) for l in labels], True)
+                return lambda d: ((cols(d) - mean) / scale) @ coef + b
+            from sklearn.ensemble import HistGradientBoostingClassifier
+            m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                               min_samples_leaf=40, l2_regularization=1.0, random_state=0)
+            m.fit(M, tr.y, sample_weight=w)
+            return lambda d: m.predict_proba(cols(d))[:, 1]
+        return fit
+
+    v1 = ["emb:1", "words:1:10", "zs"]
+    out = {
+        "shipped: ranker calibrate (library fit)": lib(),
+        "v1 = emb LR C1 + words LR C10 + zs, LR stack": stacked(v1),
+        "emb LR C1 alone": stacked(["emb:1"]),
+        "words LR alone": stacked(["words:1:10"]),
+        "v1 + meta (authors, categories)": stacked(v1 + ["meta"]),
+        "v1 + meta, HGB stack": stacked(v1 + ["meta"], "hgb"),
+        "v1 + meta + kNN(10)": stacked(v1 + ["meta", "knn:10"]),
+        "v1 + meta + title words": stacked(v1 + ["meta", "title:1:10"]),
+        "v1 + meta, emb C=0.3": stacked(["emb:0.3", "words:1:10", "zs", "meta"]),
+        "v1 + meta, emb C=3": stacked(["emb:3", "words:1:10", "zs", "meta"]),
+        "v1 + meta, emb C=10": stacked(["emb:10", "words:1:10", "zs", "meta"]),
+        "v1 + meta, words C=3": stacked(["emb:1", "words:1:3", "zs", "meta"]),
+        "v1 + meta, words C=30": stacked(["emb:1", "words:1:30", "zs", "meta"]),
+        "v1 + meta, word pairs": stacked(["emb:1", "words:2:10", "zs", "meta"]),
+        "v1 + meta, recency halflife 15 days": stacked(["emb:1:15", "words:1:10", "zs", "meta"], hl=15),
+    }
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -66,6 +244,7 @@ def main() -> int:
     from ranker.prefilter.history import load_history
     from ranker.prefilter.metrics import day_metrics, mean_of
     from ranker.prefilter.rank import build_queries
+    from ranker.prefilter.walkforward import walk_forward
     from ranker.prompts import load_prompts
     from ranker.store import Store
 
@@ -87,7 +266,7 @@ def main() -> int:
     qs = build_queries(prompts)
     with Store(config.db_path(args.db)) as store:
         data = history_data(days, prompts, embedder=emb, store=store)
-        ctx = {"qs": qs, "qv": emb.embed_queries(qs.texts, store),
+        ctx = {"qs": qs, "qv": emb.embed_queries(qs.texts, store), "prompts": prompts,
                "desc_q": emb.embed_queries([t.description for t in prompts.topics], store), "store": store}
     all_days = sorted(set(data.groups.tolist()))
     test_days = all_days[-args.test_days:]
@@ -103,7 +282,7 @@ def main() -> int:
     want = [w.strip() for w in args.approaches.split(",") if w.strip()]
     pick = (lambda n: not want or any(w in n for w in want))
 
-    rows = []
+    rows, recall_checks = [], []
     for name, fn in zsa.items():
         if not pick(name):
             continue
@@ -120,27 +299,72 @@ def main() -> int:
     for name, fn in lra.items():
         if not pick(name):
             continue
-        per, fit_s, rank_s = {}, [], []
-        for d in test_days:
-            tr = data.subset(data.groups < d)
-            te = data.subset(data.groups == d)
-            t = time.perf_counter()
-            model = fn(tr)
-            fit_s.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            s = model(te)
-            rank_s.append(time.perf_counter() - t)
-            per[d] = day_metrics(s, te.y)
-        rows.append((name, mean_of(list(per.values())), None, float(np.mean(fit_s)), float(np.mean(rank_s))))
+        fits = {}
+
+        def fit_and_keep(tr, fn=fn, fits=fits):
+            score = fn(tr)
+            fits[tr.days[-1]] = score
+            return score
+        rep = walk_forward(data, fit_and_keep, test_days)
+        rows.append((name, rep.mean(), None, float(np.mean(rep.fit_seconds)), float(np.mean(rep.rank_seconds))))
         print_row(*rows[-1], flush=True)
+        cals = [getattr(fits[max(x for x in all_days if x < d)], "calibration", None) for d in rep.days]
+        if all(c is not None for c in cals):
+            recall_checks.append((name, recall_check(rep, cals, all_days)))
 
     print()
     print(f"{'approach':<58}| last {len(test_days)} days, walk-forward: AUC  R@25  R@40 keep95 "
           f"| all {len(all_days)} days: AUC  R@25  R@40 keep95 | fit s | rank s/day")
     for r in rows:
         print_row(*r)
+    print()
+    print("zero-shot prior for keep-by-recall without a calibration (shipped zero-shot score, all days): the "
+          "top fraction at which the mean recall over days reached R; then the shipped table's rule")
+    print(f"{'R':>5} {'fraction needed':>16} {'shipped table':>14} {'recall, all days':>17} "
+          f"{'recall, last days':>18} {'kept, last days':>16}")
+    from ranker.prefilter.metrics import recall_at
+    from ranker.prefilter.recall import ZERO_SHOT_FRACTIONS, zero_shot_fraction
+    per_day = [(data.zs[data.groups == d], data.y[data.groups == d]) for d in all_days]
+    grid = np.round(np.arange(0.01, 1.001, 0.01), 2)
+    mean_rec = np.array([np.mean([recall_at(z, y, f) for z, y in per_day]) for f in grid])
+    for R in sorted(ZERO_SHOT_FRACTIONS):
+        need = grid[np.argmax(mean_rec >= R - 1e-9)]
+        f = zero_shot_fraction(R)
+        ra = np.mean([recall_at(z, y, f) for z, y in per_day])
+        rl = np.mean([recall_at(z, y, f) for z, y in per_day[-len(test_days):]])
+        print(f"{R:5.2f} {need:16.2f} {f:14.2f} {ra:17.3f} {rl:18.3f} {f:16.2f}")
+    for f in (0.4, 0.5, 0.6):
+        print(f"fixed fraction {f}: mean recall {np.mean([recall_at(z, y, f) for z, y in per_day]):.3f} on all "
+              f"days, {np.mean([recall_at(z, y, f) for z, y in per_day[-len(test_days):]]):.3f} on the last "
+              f"{len(test_days)}")
+    for name, lines in recall_checks:
+        print()
+        print(f"keep by recall, {name}: each test day kept by its own walk-forward fit's rule (mean over days)")
+        for line in lines:
+            print(line)
     print(f"total {time.perf_counter() - t0:.0f}s")
     return 0
+
+
+def recall_check(rep, cals, all_days) -> list[str]:
+    """Achieved recall and kept fraction of keep_for_recall on each walk-forward day (thresholds from the fit
+    that ranked it), and of the alternative rule that keeps the picks' within-day rank fraction."""
+    from ranker.prefilter.recall import decide_keep
+    out = [f"{'R':>5} {'rule':<34} {'achieved recall':>16} {'kept fraction':>14} {'min recall':>11}"]
+    for R in (0.80, 0.90, 0.95):
+        for rule in ("score threshold (shipped)", "within-day rank fraction"):
+            rec, frac = [], []
+            for d, c in zip(rep.days, cals):
+                s, y = rep.scores[d], rep.labels[d]
+                if rule.startswith("score"):
+                    k = decide_keep(s, recall=R, calibration=c, min_keep=0).n_keep
+                else:
+                    k = int(np.ceil(c.recall_fractions[f"{R:.2f}"] * len(s) - 1e-9))
+                kept = np.argsort(-s, kind="stable")[:k]
+                rec.append(y[kept].sum() / y.sum())
+                frac.append(k / len(s))
+            out.append(f"{R:5.2f} {rule:<34} {np.mean(rec):16.3f} {np.mean(frac):14.3f} {np.min(rec):11.3f}")
+    return out
 
 
 def _fmt(m):

@@ -16,22 +16,27 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
               out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
               prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
-              evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print leave-one-day-out metrics "
-                                                     "(fits the model once per day more).")] = True,
+              evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print walk-forward figures: the "
+                                                     "last third of the days, each ranked by a fit on the days "
+                                                     "before it, beside zero-shot's (one fit per such day more)."
+                                                     )] = True,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Learn from days GPT-4o already judged; print what it buys on each day it did not see.
+    """Learn from days GPT-4o already judged; print what it buys on days it did not see.
 
-    A light model: logistic regressions on embeddings and on words, stacked with the zero-shot topic score.
+    Logistic regressions on embeddings and on words, stacked with the zero-shot topic score and what the history
+    says about the authors and categories. Prints AUC, recall in the top 25% / 40% and keep95 (the smallest top
+    fraction of a day holding 95% of GPT's picks), walk-forward, beside zero-shot's.
 
-    Use the file with `ranker prefilter --calibration FILE` (and the same --embedder).
+    Use the file with `ranker prefilter --calibration FILE` (and the same --embedder); it keeps by recall 0.95.
 
     Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
     """
     from .. import config as cfgmod
-    from ..prefilter.calibrate import calibrate as fit_history, mean_metrics
+    import time
+    from ..prefilter.calibrate import calibrate as fit_history
     from ..prefilter.embed import Embedder
     from ..prefilter.history import load_history
-    from ..prefilter.metrics import format_row
+    from ..prefilter.walkforward import table
     from ..prompts import load_prompts
     from ..store import Store
 
@@ -45,24 +50,20 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     n_papers = sum(len(d.papers) for d in days)
     n_picks = sum(len(d.picks) for d in days)
     info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks")
-    if evaluate and len(days) < 2:
-        info("note: leave-one-day-out metrics need at least 2 days; skipped")
+    if evaluate and len(days) < 3:
+        info("note: walk-forward figures need at least 3 days; skipped")
+    t0 = time.perf_counter()
     with Store(cfgmod.db_path(db)) as store, Progress() as bar:
         emb = Embedder(cfg.prefilter.embedder, max_tokens=max_tokens)
-        cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
-                               progress=bar)
-    cal.loo = loo
-    if loo:
-        echo("leave-one-day-out (each day ranked by a model fit on the other days):")
-        for day, m in loo.items():
-            echo(f"  {day}  " + format_row("zero-shot", m["zero_shot"]) + "   |   "
-                 + format_row("calibrated", m["calibrated"]))
-        echo("  mean        " + format_row("zero-shot", mean_metrics(loo, "zero_shot")) + "   |   "
-             + format_row("calibrated", mean_metrics(loo, "calibrated")))
+        cal, report = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate, progress=bar)
+    if report is not None and report.days:
+        for line in table(report):
+            echo(line)
     cal.save(out)
-    w = cal.stack
-    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; weights: embedding {w[0]:.2f}, "
-         f"words {w[1]:.2f}, zero-shot {w[2]:.2f})")
+    t95 = cal.recall_thresholds.get("0.95")
+    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; "
+         f"{time.perf_counter() - t0:.0f}s; keeps by recall 0.95 at score >= {t95:.3f})" if t95 is not None else
+         f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; {time.perf_counter() - t0:.0f}s)")
 
 
 def register(app: typer.Typer) -> None:

@@ -93,7 +93,7 @@ def config_with_overrides(config_path, **flags):
     cfg = load_config(config_path)
     sections = {"backend": "scoring", "model": "scoring", "prompts": "scoring", "score_mode": "scoring",
                 "prompt_layout": "scoring", "papers_per_request": "scoring",
-                "embedder": "prefilter", "keep": "prefilter", "top": "prefilter",
+                "embedder": "prefilter", "keep": "prefilter", "top": "prefilter", "recall": "prefilter",
                 "calibration": "prefilter", "min_relevance": "digest", "min_novelty": "digest",
                 "categories": "fetch", "announce": "fetch"}
     from pydantic import ValidationError

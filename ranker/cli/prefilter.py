@@ -15,10 +15,14 @@ def prefilter(papers: PapersOpt,
                                                 "stdout).")],
               prompts: PromptsOpt = None,
               keep: Annotated[Optional[float], typer.Option(
-                  "--keep", help="Fraction of the papers to keep, in (0, 1] (default 0.4; never fewer than 20 "
-                  "papers, or all of them when there are fewer).", show_default=False)] = None,
+                  "--keep", help="Fraction of the papers to keep, in (0, 1] (never fewer than 20 papers, or all "
+                  "of them when there are fewer). Default without a calibration: 0.4.", show_default=False)] = None,
               top: Annotated[Optional[int], typer.Option(
                   "--top", help="Keep exactly the K best papers instead of a fraction.", show_default=False)] = None,
+              recall: Annotated[Optional[float], typer.Option(
+                  "--recall", help="Keep the smallest top part expected to hold this share of the papers GPT "
+                  "would pick, in (0, 1]: from the calibration's own held-back picks, or without one from a "
+                  "zero-shot prior. Default with a calibration: 0.95.", show_default=False)] = None,
               calibration: Annotated[Optional[Path], typer.Option(
                   "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT "
                   "digest history).", show_default=False)] = None,
@@ -27,11 +31,12 @@ def prefilter(papers: PapersOpt,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
-    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic and the paper's fields.
+    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic, rule (which keep rule
+    decided it: top, keep, recall, recall-prior, min_keep) and the paper's fields.
 
     The file feeds `ranker score --only-kept` directly. Vectors are cached in the database: a rerun embeds nothing.
 
-    Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
+    Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --calibration calib.json --recall 0.95
     """
     from .. import config as cfgmod
     from ..errors import InputError
@@ -41,11 +46,14 @@ def prefilter(papers: PapersOpt,
     from ..sources import ReadReport, read_papers
     from ..store import Store
 
-    if keep is not None and top is not None:
-        raise InputError("give --keep or --top, not both", where="--top")
-    cfg = config_with_overrides(config, embedder=embedder, keep=keep, top=top,
+    given = [f for f, v in (("--keep", keep), ("--top", top), ("--recall", recall)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of --keep, --top and --recall, not {' and '.join(given)}", where=given[-1])
+    cfg = config_with_overrides(config, embedder=embedder, keep=keep, top=top, recall=recall,
                                 calibration=str(calibration) if calibration else None, prompts=prompts)
     pf = cfg.prefilter
+    if given:                       # a flag replaces whatever keep rule the config names
+        pf.keep, pf.top, pf.recall = keep, top, recall
     ps = load_prompts(cfg.scoring.prompts)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
@@ -55,7 +63,7 @@ def prefilter(papers: PapersOpt,
         raise InputError("no papers to rank (the file is empty)", where=str(papers))
     with Store(cfgmod.db_path(db)) as store, Progress() as bar:
         emb = Embedder(pf.embedder, max_tokens=max_tokens)
-        result = run_prefilter(rows, ps, embedder=emb, keep=None if pf.top else pf.keep, top=pf.top,
+        result = run_prefilter(rows, ps, embedder=emb, keep=pf.keep, top=pf.top, recall=pf.recall,
                                min_keep=pf.min_keep, calibration=pf.calibration, store=store,
                                progress=lambda d, n: bar("embedding", d, n))
     _write_ranked(result.ranked, out)
@@ -63,7 +71,7 @@ def prefilter(papers: PapersOpt,
 
 
 def _write_ranked(ranked, out: Path) -> None:
-    """One JSON line per row (Ranked.to_dict order: id, prefilter_score, kept, topic, paper fields), written to a
+    """One JSON line per row (Ranked.to_dict order: id, prefilter_score, kept, topic, rule, paper fields), written to a
     temporary file beside `out` and renamed, so an interrupted run leaves the old file whole."""
     import json
     import os

@@ -15,7 +15,6 @@ Its best-matching topic is the topic whose own queries (description + items) it 
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -103,18 +102,3 @@ def zero_shot(paper_vecs: np.ndarray, query_vecs: np.ndarray, qs: QuerySet) -> t
     owner = np.asarray(qs.topic_of)
     per_topic = np.stack([sims[:, owner == i].mean(axis=1) for i in range(len(qs.topic_names))], axis=1)
     return score.astype(np.float32), per_topic.argmax(axis=1)
-
-
-def n_keep(n: int, *, keep: float | None = 0.4, top: int | None = None, min_keep: int = 20) -> int:
-    """How many of n papers the prefilter passes on: `top` exactly when given; otherwise the top `keep`
-    fraction (rounded up), never fewer than min(n, min_keep)."""
-    if n <= 0:
-        return 0
-    if top is not None:
-        if top < 1:
-            raise InputError("must be at least 1", where="--top")
-        return min(n, int(top))
-    if keep is None or not (0 < keep <= 1):
-        raise InputError(f"must be a fraction in (0, 1], got {keep}", where="--keep")
-    k = math.ceil(keep * n - 1e-9)
-    return min(n, max(k, min(n, min_keep)))
