@@ -37,16 +37,23 @@ def zero_shot_approaches(ctx) -> dict:
     owner = np.asarray(qs.topic_of)
     n_topics = len(qs.topic_names)
 
-    def firing(d, centre="median", floor=True):
-        sims = d.X @ qv.T
+    def firing(d, centre="median", floor=True, whiten=False, X=None):
+        X = d.X if X is None else X
+        if whiten:                    # remove the day's common direction from the papers first
+            X = X - X.mean(axis=0, keepdims=True)
+            X = X / np.linalg.norm(X, axis=1, keepdims=True)
+        sims = X @ qv.T
         c = np.median(sims, axis=0, keepdims=True) if centre == "median" else \
             np.quantile(sims, centre, axis=0, keepdims=True)
         f = sims - c
         return (np.maximum(f, 0.0) if floor else f), sims
 
-    def mean_firing(d, **kw):
+    def mean_firing(d, power=1.0, balanced=False, **kw):
         f, sims = firing(d, **kw)
-        return f.mean(axis=1) + 1e-4 * sims.mean(axis=1)
+        if balanced:                  # every topic's queries weigh as much as one query per topic; keywords too
+            groups = [owner == i for i in range(n_topics)] + [owner == -1]
+            f = np.stack([f[:, g].mean(axis=1) for g in groups if g.any()], axis=1)
+        return (f ** power).mean(axis=1) ** (1 / power) + 1e-4 * sims.mean(axis=1)
 
     def max_firing(d):
         f, sims = firing(d)
@@ -71,7 +78,7 @@ def zero_shot_approaches(ctx) -> dict:
 
     def with_authors(d, beta):        # generic prior of the seed pipeline: more authors, likelier h-index >= 20
         n = np.array([len(p.authors or []) for p in d.papers], dtype=float)
-        return zscore(d.zs) + beta * np.log1p(n)
+        return zscore(mean_firing(d)) + beta * np.log1p(n)
 
     import re
     kw_phrases = []
@@ -92,7 +99,8 @@ def zero_shot_approaches(ctx) -> dict:
 
     out = {
         "zs: max cosine to topic descriptions (reference)": lambda d: (d.X @ ctx["desc_q"].T).max(axis=1),
-        "zs: mean firing over queries (shipped)": lambda d: d.zs,
+        "zs: SHIPPED rank.zero_shot (0.7-centred firing, z + 0.5 x keyword in title)": lambda d: d.zs,
+        "zs: mean firing over queries, median-centred (previous default)": lambda d: mean_firing(d),
         "zs: mean cosine over queries (no centring)": lambda d: (d.X @ qv.T).mean(axis=1),
         "zs: mean firing, centred on the 0.75 quantile": lambda d: mean_firing(d, centre=0.75),
         "zs: mean firing, centred on the 0.9 quantile": lambda d: mean_firing(d, centre=0.9),
@@ -102,15 +110,56 @@ def zero_shot_approaches(ctx) -> dict:
         "zs: per-topic mean firing, best topic": topic_max,
         "zs: per-topic mean firing, mean + best": topic_mean_plus_max,
     }
+    for q in (0.6, 0.7, 0.8):
+        out[f"zs: mean firing, centred on the {q} quantile"] = (lambda qq: lambda d: mean_firing(d, centre=qq))(q)
+    out["zs: mean firing, power mean p=2"] = lambda d: mean_firing(d, power=2.0)
+    out["zs: mean firing, power mean p=3"] = lambda d: mean_firing(d, power=3.0)
+    out["zs: mean firing, topics balanced"] = lambda d: mean_firing(d, balanced=True)
+    out["zs: mean firing, papers whitened on the day"] = lambda d: mean_firing(d, whiten=True)
+    out["zs: mean firing, 0.75 quantile, power mean p=2"] = lambda d: mean_firing(d, centre=0.75, power=2.0)
+    for q, g in ((0.75, 0.5), (0.75, 1.0), (0.65, 0.5), (0.8, 0.5)):
+        out[f"zs: {q}-centred (z) + {g} x keyword in title"] = (
+            lambda qq, gg: lambda d: zscore(mean_firing(d, centre=qq)) + gg * hits(d, kw_re, "title"))(q, g)
+    def zfiring(d, centre=0.75, lse=None):
+        sims = d.X @ qv.T
+        zq = (sims - np.quantile(sims, centre, axis=0, keepdims=True)) / (sims.std(axis=0, keepdims=True) + 1e-9)
+        if lse is not None:           # a smooth maximum over queries
+            return np.log(np.exp(zq / lse).mean(axis=1)) * lse
+        return np.maximum(zq, 0).mean(axis=1) + 1e-4 * sims.mean(axis=1)
+    out["zs: per-query z-scored firing (0.75)"] = lambda d: zfiring(d)
+    out["zs: per-query z-scored firing (0.5)"] = lambda d: zfiring(d, 0.5)
+    out["zs: per-query z-scored firing (0.75) + 0.5 x keyword in title"] = (
+        lambda d: zscore(zfiring(d)) + 0.5 * hits(d, kw_re, "title"))
+    for t in (0.5, 1.0, 2.0):
+        out[f"zs: smooth max of per-query z (temperature {t})"] = (lambda tt: lambda d: zfiring(d, 0.5, tt))(t)
+
+    def lexical(d, per_query=False):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from ranker.prefilter.embed import paper_text
+        v = TfidfVectorizer(sublinear_tf=True, stop_words="english")
+        P = v.fit_transform([paper_text(p) for p in d.papers])
+        if per_query:
+            S = (P @ v.transform(qs.texts).T).toarray()
+            S = np.maximum(S - np.median(S, axis=0, keepdims=True), 0)
+            return S.mean(axis=1)
+        return (P @ v.transform([" ".join(qs.texts)]).T).toarray()[:, 0]
+
+    def z75(d):
+        return zscore(mean_firing(d, centre=0.75))
+    for g in (0.25, 0.5):
+        out[f"zs: 0.75-centred (z) + 0.5 x keyword in title + {g} x TF-IDF to topics (z)"] = (
+            lambda gg: lambda d: z75(d) + 0.5 * hits(d, kw_re, "title") + gg * zscore(lexical(d)))(g)
+    out["zs: 0.75-centred (z) + 0.5 x keyword in title + 0.25 x TF-IDF firing per query (z)"] = (
+        lambda d: z75(d) + 0.5 * hits(d, kw_re, "title") + 0.25 * zscore(lexical(d, True)))
     for g in (0.5, 1.0):
-        out[f"zs: shipped (z-scored) + {g} x keyword in title"] = (
-            lambda gg: lambda d: zscore(d.zs) + gg * hits(d, kw_re, "title"))(g)
-    out["zs: shipped (z-scored) + 0.5 x keyword in title + 0.25 x in abstract"] = (
-        lambda d: zscore(d.zs) + 0.5 * hits(d, kw_re, "title") + 0.25 * hits(d, kw_re, "abstract"))
-    out["zs: shipped (z-scored) + 0.5 x keyword or topic item in title"] = (
-        lambda d: zscore(d.zs) + 0.5 * hits(d, item_re, "title"))
+        out[f"zs: median-centred (z) + {g} x keyword in title"] = (
+            lambda gg: lambda d: zscore(mean_firing(d)) + gg * hits(d, kw_re, "title"))(g)
+    out["zs: median-centred (z) + 0.5 x keyword in title + 0.25 x in abstract"] = (
+        lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, kw_re, "title") + 0.25 * hits(d, kw_re, "abstract"))
+    out["zs: median-centred (z) + 0.5 x keyword or topic item in title"] = (
+        lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, item_re, "title"))
     for b in (0.1, 0.2, 0.3, 0.5):
-        out[f"zs: shipped (z-scored) + {b} log(1 + authors)"] = (lambda bb: lambda d: with_authors(d, bb))(b)
+        out[f"zs: median-centred (z) + {b} log(1 + authors)"] = (lambda bb: lambda d: with_authors(d, bb))(b)
     return out
 
 
@@ -148,16 +197,26 @@ class Components:
 
     def _model(self, kind, args):
         """(fit(train) -> model, apply(model, rows) -> values) of one signal."""
+        import re
         from ranker.prefilter import calibrate as cal
+        from ranker.prefilter.features import author_key
         if kind == "emb":                                    # emb:C[:halflife]
             C = float(args[0])
             hl = float(args[1]) if len(args) > 1 else 0.0
             return (lambda tr: cal._lr(C).fit(tr.X, tr.y, sample_weight=cal.day_weights(tr.groups, hl)),
                     lambda m, d: m.decision_function(d.X))
-        if kind in ("words", "title"):                       # words:ngrams:C[:min_df]
+        if kind in ("words", "title"):          # words:ngrams:C[:min_df[:extras]], extras c: comment, a: authors
             n, C = int(args[0]), float(args[1])
             min_df = int(args[2]) if len(args) > 2 else 2
-            text = cal.words_text if kind == "words" else (lambda p: p.title or "")
+            extras = args[3] if len(args) > 3 else ""
+
+            def text(p):
+                t = cal.words_text(p) if kind == "words" else (p.title or "")
+                if "c" in extras and p.comment:
+                    t += " " + " ".join("comment" + w for w in re.findall(r"[a-z]+|\d{4}", p.comment.lower()))
+                if "a" in extras:
+                    t += " " + " ".join("author" + author_key(a).replace(" ", "") for a in p.authors or [])
+                return t
 
             def fit(tr):
                 v = cal._vectorizer(n, min_df)
@@ -227,9 +286,9 @@ def learner_approaches(ctx) -> dict:
         "v1 + meta + title words": stacked(v1 + ["meta", "title:1:10"]),
         "v1 + meta, emb C=0.3": stacked(["emb:0.3", "words:1:10", "zs", "meta"]),
         "v1 + meta, emb C=3": stacked(["emb:3", "words:1:10", "zs", "meta"]),
-        "v1 + meta, emb C=10": stacked(["emb:10", "words:1:10", "zs", "meta"]),
         "v1 + meta, words C=3": stacked(["emb:1", "words:1:3", "zs", "meta"]),
-        "v1 + meta, words C=30": stacked(["emb:1", "words:1:30", "zs", "meta"]),
+        "v1 + meta, words + arXiv comment": stacked(["emb:1", "words:1:10:2:c", "zs", "meta"]),
+        "v1 + meta, words + author tokens": stacked(["emb:1", "words:1:10:2:a", "zs", "meta"]),
         "v1 + meta, word pairs": stacked(["emb:1", "words:2:10", "zs", "meta"]),
         "v1 + meta, recency halflife 15 days": stacked(["emb:1:15", "words:1:10", "zs", "meta"], hl=15),
     }
@@ -319,7 +378,7 @@ def main() -> int:
         print_row(*r)
     print()
     print("zero-shot prior for keep-by-recall without a calibration (shipped zero-shot score, all days): the "
-          "top fraction at which the mean recall over days reached R; then the shipped table's rule")
+          "top fraction at which the mean recall over days reached R, the shipped table, and its recall")
     print(f"{'R':>5} {'fraction needed':>16} {'shipped table':>14} {'recall, all days':>17} "
           f"{'recall, last days':>18} {'kept, last days':>16}")
     from ranker.prefilter.metrics import recall_at

@@ -92,7 +92,7 @@ def run_prefilter(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *
     pv = emb.embed_papers(papers, store, progress=progress)
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
-    zs, topic_idx = zero_shot(pv, qv, qs)
+    zs, topic_idx = zero_shot(pv, qv, qs, [p.title for p in papers])
     score = cal.score(pv, zs, papers) if cal is not None else zs.astype(np.float64)
     order = np.argsort(-score, kind="stable")
     dec = decide_keep(score, keep=keep, top=top, recall=recall, min_keep=min_keep, calibration=cal)
