@@ -172,16 +172,49 @@ class Components:
         self.memo: dict = {}
 
     def get(self, name: str, tr):
-        """(out-of-day values on the training rows, function(rows) -> values from a fit on all of them)."""
+        """(out-of-day values on the training rows, function(rows) -> values from a fit on all of them,
+        seconds it took)."""
         key = (name, tr.days[-1], len(tr.y))
         if key not in self.memo:
-            self.memo[key] = self._compute(name, tr)
+            t = time.perf_counter()
+            oof, apply = self._compute(name, tr)
+            self.memo[key] = (oof, apply, time.perf_counter() - t)
         return self.memo[key]
+
+    def _raw(self, name, d):
+        """Features that learn nothing, per row of d."""
+        kind, *args = name.split(":")
+        k = int(args[0])
+        if kind == "dens":                     # mean cosine to the k nearest other papers of the same day
+            out = np.zeros(len(d.y))
+            for day in d.days:
+                m = d.groups == day
+                S = d.X[m] @ d.X[m].T
+                np.fill_diagonal(S, -1)
+                out[m] = np.partition(S, -k, axis=1)[:, -k:].mean(axis=1)
+            return out
+        if kind == "nov":                      # mean cosine to the k nearest papers of the w days before
+            w = int(args[1])
+            full = self.ctx["data"]
+            days = full.days
+            out = np.zeros(len(d.y))
+            for day in d.days:
+                m = d.groups == day
+                i = days.index(day)
+                prev = np.isin(full.groups, days[max(0, i - w):i])
+                if not prev.any():
+                    continue
+                S = d.X[m] @ full.X[prev].T
+                out[m] = np.partition(S, -k, axis=1)[:, -k:].mean(axis=1)
+            return out
+        raise ValueError(kind)
 
     def _compute(self, name, tr):
         from ranker.prefilter import calibrate as cal
         from ranker.prefilter.features import counts_of, features, out_of_day_features
         kind, *args = name.split(":")
+        if kind in ("dens", "nov"):
+            return self._raw(name, tr), lambda d: self._raw(name, d)
         if kind == "zs":
             mu, sd = tr.zs.mean(), tr.zs.std() or 1.0
             return (tr.zs - mu) / sd, lambda d: (d.zs - mu) / sd
@@ -205,6 +238,13 @@ class Components:
             hl = float(args[1]) if len(args) > 1 else 0.0
             return (lambda tr: cal._lr(C).fit(tr.X, tr.y, sample_weight=cal.day_weights(tr.groups, hl)),
                     lambda m, d: m.decision_function(d.X))
+        if kind == "temb":                                   # temb:C  LR on title vectors
+            C = float(args[0])
+            tv = self.ctx["title_vecs"]
+
+            def T(d):
+                return np.stack([tv[p.id] for p in d.papers])
+            return lambda tr: cal._lr(C).fit(T(tr), tr.y), lambda m, d: m.decision_function(T(d))
         if kind in ("words", "title"):          # words:ngrams:C[:min_df[:extras]], extras c: comment, a: authors
             n, C = int(args[0]), float(args[1])
             min_df = int(args[2]) if len(args) > 2 else 2
@@ -251,27 +291,38 @@ def learner_approaches(ctx) -> dict:
             return score
         return fit
 
-    def stacked(names, stacker="lr", hl=0.0):
+    def stacked(names, stacker="lr", hl=0.0, dayz=False):
         from ranker.prefilter.features import FEATURES
 
         def fit(tr):
             got = [comps.get(n, tr) for n in names]
+            component_seconds = sum(g[2] for g in got)
 
             def cols(d):
                 parts = [g[1](d) if d is not None else g[0] for g in got]
-                return np.column_stack([p if p.ndim == 2 else p[:, None] for p in parts])
+                M = np.column_stack([p if p.ndim == 2 else p[:, None] for p in parts])
+                if dayz:                      # each input z-scored within its day (ranking is within a day)
+                    grp = (d if d is not None else tr).groups
+                    for day in set(grp.tolist()):
+                        m = grp == day
+                        M[m] = (M[m] - M[m].mean(axis=0)) / (M[m].std(axis=0) + 1e-9)
+                return M
+            t_stack = time.perf_counter()
             M = cols(None)
             w = cal.day_weights(tr.groups, hl)
             labels = [x for n in names for x in (list(FEATURES) if n == "meta" else [n])]
             if stacker == "lr":
                 mean, scale, coef, b = cal.fit_stack(M, tr.y, w, [("embedding" if l.startswith(("emb", "words",
-                                                     "title", "knn")) else l) for l in labels], True)
+                                                     "title", "knn", "temb")) else l) for l in labels], True)
+                fit.totals.append(component_seconds + time.perf_counter() - t_stack)
                 return lambda d: ((cols(d) - mean) / scale) @ coef + b
             from sklearn.ensemble import HistGradientBoostingClassifier
             m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
                                                min_samples_leaf=40, l2_regularization=1.0, random_state=0)
             m.fit(M, tr.y, sample_weight=w)
+            fit.totals.append(component_seconds + time.perf_counter() - t_stack)
             return lambda d: m.predict_proba(cols(d))[:, 1]
+        fit.totals = []
         return fit
 
     v1 = ["emb:1", "words:1:10", "zs"]
@@ -292,6 +343,15 @@ def learner_approaches(ctx) -> dict:
         "v1 + meta, word pairs": stacked(["emb:1", "words:2:10", "zs", "meta"]),
         "v1 + meta, recency halflife 15 days": stacked(["emb:1:15", "words:1:10", "zs", "meta"], hl=15),
     }
+    best = v1 + ["meta", "title:1:10"]
+    out.update({
+        "B = v1 + meta + title words": stacked(best),
+        "B, inputs z-scored within each day": stacked(best, dayz=True),
+        "B + title-embedding LR": stacked(best + ["temb:1"]),
+        "B + same-day density (10 nearest)": stacked(best + ["dens:10"]),
+        "B + novelty vs the 10 days before (10 nearest)": stacked(best + ["nov:10:10"]),
+        "B, emb C=3": stacked(["emb:3", "words:1:10", "zs", "meta", "title:1:10"]),
+    })
     return out
 
 
@@ -315,16 +375,22 @@ def main() -> int:
     ap.add_argument("--prompts", type=Path, default=None)
     ap.add_argument("--test-days", type=int, default=15)
     ap.add_argument("--approaches", default="", help="comma-separated substrings of approach names (default all)")
+    ap.add_argument("--every", type=int, default=1, help="use every Nth day only (a quick look at another "
+                    "embedder's zero-shot figures; learners need consecutive days)")
     ap.add_argument("--list", action="store_true", help="list the approaches and exit")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     prompts = load_prompts(args.prompts)
-    days = load_history(args.data / "days", warn=lambda m: print(m, file=sys.stderr))
+    days = load_history(args.data / "days", warn=lambda m: print(m, file=sys.stderr))[::args.every]
     emb = Embedder(args.embedder)
     qs = build_queries(prompts)
     with Store(config.db_path(args.db)) as store:
+        t = time.perf_counter()
         data = history_data(days, prompts, embedder=emb, store=store)
+        if emb.texts_encoded:
+            print(f"embedded {emb.texts_encoded} texts in {time.perf_counter() - t:.1f}s "
+                  f"({emb.load_seconds:.1f}s of it loading the model)")
         ctx = {"qs": qs, "qv": emb.embed_queries(qs.texts, store), "prompts": prompts,
                "desc_q": emb.embed_queries([t.description for t in prompts.topics], store), "store": store}
     all_days = sorted(set(data.groups.tolist()))
@@ -340,6 +406,13 @@ def main() -> int:
         return 0
     want = [w.strip() for w in args.approaches.split(",") if w.strip()]
     pick = (lambda n: not want or any(w in n for w in want))
+    ctx["data"] = data
+    if any(pick(n) and "title-embedding" in n for n in lra):
+        t = time.perf_counter()
+        with Store(config.db_path(args.db)) as store:
+            tv = emb.embed_queries([p.title or "" for p in data.papers], store)
+        ctx["title_vecs"] = {p.id: tv[i] for i, p in enumerate(data.papers)}
+        print(f"title vectors: {time.perf_counter() - t:.1f}s")
 
     rows, recall_checks = [], []
     for name, fn in zsa.items():
@@ -365,7 +438,9 @@ def main() -> int:
             fits[tr.days[-1]] = score
             return score
         rep = walk_forward(data, fit_and_keep, test_days)
-        rows.append((name, rep.mean(), None, float(np.mean(rep.fit_seconds)), float(np.mean(rep.rank_seconds))))
+        # a stack of shared signals: its fit time counts every signal it stacks, whichever approach computed it
+        fit_s = float(np.mean(fn.totals)) if getattr(fn, "totals", None) else float(np.mean(rep.fit_seconds))
+        rows.append((name, rep.mean(), None, fit_s, float(np.mean(rep.rank_seconds))))
         print_row(*rows[-1], flush=True)
         cals = [getattr(fits[max(x for x in all_days if x < d)], "calibration", None) for d in rep.days]
         if all(c is not None for c in cals):

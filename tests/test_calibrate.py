@@ -112,8 +112,10 @@ def _toy(n_days=3, n=120, dim=16, seed=0):
 
 def test_fit_save_load_and_score(tmp_path):
     X, y, zs, g, papers = _toy()
-    cal = fit(X, y, zs, g, papers, embedder="toy", options=Options(meta=True))
-    assert cal.dim == 16 and "theorem" in cal.vocab and cal.inputs[:3] == ["embedding", "words", "zero_shot"]
+    cal = fit(X, y, zs, g, papers, embedder="toy", options=Options(meta=True, c_title=10.0))
+    assert cal.dim == 16 and "theorem" in cal.text_models["words"]["vocab"]
+    assert "theorem" in cal.text_models["title"]["vocab"] and "study" not in cal.text_models["title"]["vocab"]
+    assert cal.inputs[:4] == ["embedding", "words", "title", "zero_shot"] and "authors_pick_max" in cal.inputs
     assert cal.trained_on["days"] == ["2025-01-01", "2025-01-02", "2025-01-03"]
     assert cal.counts["picks"]["ada lovelace"] > 0          # names matched after folding accents and case
     p = cal.score(X, zs, papers)

@@ -42,6 +42,7 @@ class Options:
     c_words: float = 10.0         # inverse L2 strength of the words regression (0: signal off)
     ngrams: int = 1               # words and word pairs (2) or words only (1)
     min_df: int = 2               # a term must occur in this many training papers
+    c_title: float = 0.0          # inverse L2 strength of a regression on the title's words alone (0: off)
     zero_shot: bool = True        # the zero-shot score as a stacking input
     meta: bool = False            # author and category features as stacking inputs
     meta_prior_days: bool = False  # training rows' features from earlier days only (else from all other days)
@@ -82,35 +83,57 @@ def _lr(C: float):
     return LogisticRegression(C=C, max_iter=5000)
 
 
+def title_text(p: Paper) -> str:
+    return " ".join((p.title or "").split())
+
+
+# The text signals: name -> what it reads. "embedding" reads the paper's vector, the others a TF-IDF of a text.
+TEXTS = {"words": words_text, "title": title_text}
+
+
 # --------------------------------------------------------------------------- the fitted parts
+def _text_names(opt: Options) -> list[str]:
+    return ((["embedding"] if opt.c_emb > 0 else []) + (["words"] if opt.c_words > 0 else [])
+            + (["title"] if opt.c_title > 0 else []))
+
+
+def _c(opt: Options, name: str) -> float:
+    return {"embedding": opt.c_emb, "words": opt.c_words, "title": opt.c_title}[name]
+
+
 @dataclass
 class _Text:
-    """The two text regressions, fit on some rows; logits for any rows."""
-    emb: object = None
-    vec: object = None
-    words: object = None
+    """The text regressions, fit on some rows; logits for any rows."""
+    models: dict = field(default_factory=dict)      # name -> (vectorizer or None, LogisticRegression)
 
     @classmethod
-    def fit(cls, X, texts, y, w, opt: Options) -> "_Text":
+    def fit(cls, X, papers, y, w, opt: Options) -> "_Text":
         t = cls()
-        if opt.c_emb > 0:
-            t.emb = _lr(opt.c_emb).fit(X, y, sample_weight=w)
-        if opt.c_words > 0:
-            t.vec = _vectorizer(opt.ngrams, opt.min_df)
-            t.words = _lr(opt.c_words).fit(t.vec.fit_transform(texts), y, sample_weight=w)
+        for name in _text_names(opt):
+            if name == "embedding":
+                t.models[name] = (None, _lr(opt.c_emb).fit(X, y, sample_weight=w))
+            else:
+                vec = _vectorizer(opt.ngrams if name == "words" else 1, opt.min_df)
+                rows = vec.fit_transform([TEXTS[name](p) for p in papers])
+                t.models[name] = (vec, _lr(_c(opt, name)).fit(rows, y, sample_weight=w))
         return t
 
-    def logits(self, X, texts) -> list[np.ndarray]:
+    def logits(self, X, papers) -> list[np.ndarray]:
         out = []
-        if self.emb is not None:
-            out.append(self.emb.decision_function(X))
-        if self.words is not None:
-            out.append(self.words.decision_function(self.vec.transform(texts)))
+        for name, (vec, m) in self.models.items():
+            rows = X if vec is None else vec.transform([TEXTS[name](p) for p in papers])
+            out.append(m.decision_function(rows))
         return out
 
-
-def _text_names(opt: Options) -> list[str]:
-    return (["embedding"] if opt.c_emb > 0 else []) + (["words"] if opt.c_words > 0 else [])
+    def to_dict(self) -> dict:
+        out = {}
+        for name, (vec, m) in self.models.items():
+            d = {"coef": _b64(m.coef_[0]), "intercept": float(m.intercept_[0])}
+            if vec is not None:
+                d.update(vocab=[str(v) for v in vec.get_feature_names_out()], idf=_b64(vec.idf_),
+                         ngrams=int(vec.ngram_range[1]))
+            out[name] = d
+        return out
 
 
 def input_names(opt: Options) -> list[str]:
@@ -124,12 +147,8 @@ class Calibration:
     embedder: str
     dim: int
     options: dict = field(default_factory=dict)
-    emb_coef: str = ""                  # base64 float32
-    emb_intercept: float = 0.0
-    vocab: list[str] = field(default_factory=list)
-    idf: str = ""                       # base64 float32
-    words_coef: str = ""                # base64 float32
-    words_intercept: float = 0.0
+    # text signal name -> {"coef": base64 float32, "intercept"} (+ "vocab", "idf", "ngrams" for TF-IDF ones)
+    text_models: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)          # features.Counts of the history (authors, categories)
     inputs: list[str] = field(default_factory=list)     # stacking input names
     input_mean: list[float] = field(default_factory=list)
@@ -153,13 +172,17 @@ class Calibration:
 
     def _text_logits(self, vectors: np.ndarray, papers: Sequence[Paper]) -> list[np.ndarray]:
         out = []
-        if "embedding" in self.inputs:
-            out.append(np.asarray(vectors, dtype=np.float64) @ _unb64(self.emb_coef) + self.emb_intercept)
-        if "words" in self.inputs:
-            v = _vectorizer(self.opt.ngrams, 1, self.vocab)
-            v.idf_ = _unb64(self.idf)
-            X = v.transform([words_text(p) for p in papers])
-            out.append(X @ _unb64(self.words_coef) + self.words_intercept)
+        for name in self.inputs:
+            d = self.text_models.get(name)
+            if d is None:
+                continue
+            if name == "embedding":
+                rows = np.asarray(vectors, dtype=np.float64)
+            else:
+                v = _vectorizer(int(d["ngrams"]), 1, d["vocab"])
+                v.idf_ = _unb64(d["idf"])
+                rows = v.transform([TEXTS[name](p) for p in papers])
+            out.append(rows @ _unb64(d["coef"]) + float(d["intercept"]))
         return out
 
     def stack_inputs(self, vectors: np.ndarray, zero_shot: np.ndarray, papers: Sequence[Paper]) -> np.ndarray:
@@ -222,11 +245,13 @@ class Calibration:
         try:
             cal = cls(**{k: v for k, v in d.items() if k not in ("format", "version")})
             n = len(cal.inputs)
-            ok = (len(cal.stack_coef) == n and len(cal.input_mean) == n and len(cal.input_scale) == n
-                  and ("embedding" not in cal.inputs or len(_unb64(cal.emb_coef)) == cal.dim)
-                  and ("words" not in cal.inputs or len(_unb64(cal.idf)) == len(cal.vocab)
-                       == len(_unb64(cal.words_coef))))
-        except (TypeError, ValueError) as e:
+            ok = len(cal.stack_coef) == n and len(cal.input_mean) == n and len(cal.input_scale) == n
+            for name in _text_names(cal.opt):
+                d = cal.text_models[name]
+                size = cal.dim if name == "embedding" else len(d["vocab"])
+                ok = ok and name in cal.inputs and len(_unb64(d["coef"])) == size and (
+                    name == "embedding" or len(_unb64(d["idf"])) == size)
+        except (TypeError, ValueError, KeyError) as e:
             raise InputError(f"malformed calibration file ({e})", where=str(path)) from None
         if not ok:
             raise InputError("malformed calibration file (its coefficients do not match its sizes)",
@@ -281,8 +306,7 @@ class Fitted:
     def inputs(self, X: np.ndarray, zs: np.ndarray, papers: Sequence[Paper]) -> np.ndarray:
         """The stacking inputs of new rows, from the base models fit on every training row."""
         from .features import features
-        texts = [words_text(p) for p in papers]
-        cols = self.text.logits(np.asarray(X, dtype=np.float64), texts)
+        cols = self.text.logits(np.asarray(X, dtype=np.float64), list(papers))
         if self.options.zero_shot:
             cols.append((np.asarray(zs, dtype=np.float64) - self.zs_mean) / self.zs_std)
         M = np.column_stack(cols) if cols else np.zeros((len(papers), 0))
@@ -305,7 +329,6 @@ def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[st
     y, w = _apply_labels(papers, y, w, labels, opt.label_weight)
     if y.all() or not y.any():
         raise InputError("the history needs both papers GPT picked and papers it did not")
-    texts = np.asarray([words_text(p) for p in papers], dtype=object)
     mu, sd = float(zs.mean()), float(zs.std() or 1.0)
 
     n_text = len(_text_names(opt))
@@ -315,15 +338,15 @@ def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[st
             tr = ~te
             if y[tr].all() or not y[tr].any():
                 continue
-            part = _Text.fit(X[tr], texts[tr], y[tr], w[tr], opt)
-            oof[te] = np.column_stack(part.logits(X[te], texts[te]))
+            part = _Text.fit(X[tr], [papers[i] for i in np.flatnonzero(tr)], y[tr], w[tr], opt)
+            oof[te] = np.column_stack(part.logits(X[te], [papers[i] for i in np.flatnonzero(te)]))
     cols = [oof]
     if opt.zero_shot:
         cols.append(((zs - mu) / sd)[:, None])
     if opt.meta:
         feats = prior_day_features if opt.meta_prior_days else out_of_day_features
         cols.append(feats(papers, y, groups))
-    text = _Text.fit(X, texts, y, w, opt)
+    text = _Text.fit(X, papers, y, w, opt)
     return Fitted(text=text, oof=np.column_stack(cols), y=y, w=w, groups=groups,
                   counts=counts_of(papers, y, groups), zs_mean=mu, zs_std=sd, options=opt)
 
@@ -340,7 +363,7 @@ def fit_stack(M: np.ndarray, y: np.ndarray, w: np.ndarray, names: list[str], non
         st = _lr(1.0).fit(Z[:, use], y, sample_weight=w)
         coef = np.zeros(M.shape[1])
         coef[use] = st.coef_[0]
-        bad = [i for i, n in enumerate(names) if use[i] and n in ("embedding", "words", "zero_shot")
+        bad = [i for i, n in enumerate(names) if use[i] and n in ("embedding", "words", "title", "zero_shot")
                and coef[i] < 0] if nonneg else []
         if not bad:
             return mean, scale, coef, float(st.intercept_[0])
@@ -400,17 +423,10 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         mean, scale, coef, b = fit_stack(f.oof, f.y, f.w, names, opt.nonneg)
     else:                                    # one day: no out-of-day evidence to weigh by; text signals only
         mean, scale = np.zeros(len(names)), np.ones(len(names))
-        coef = np.array([1.0 if n in ("embedding", "words") else 0.0 for n in names])
+        coef = np.array([1.0 if n in ("embedding", "words", "title") else 0.0 for n in names])
         b = 0.0
-    t = f.text
     cal = Calibration(
-        embedder=embedder, dim=int(np.asarray(X).shape[1]), options=asdict(opt),
-        emb_coef=_b64(t.emb.coef_[0]) if t.emb is not None else "",
-        emb_intercept=float(t.emb.intercept_[0]) if t.emb is not None else 0.0,
-        vocab=[str(v) for v in t.vec.get_feature_names_out()] if t.vec is not None else [],
-        idf=_b64(t.vec.idf_) if t.vec is not None else "",
-        words_coef=_b64(t.words.coef_[0]) if t.words is not None else "",
-        words_intercept=float(t.words.intercept_[0]) if t.words is not None else 0.0,
+        embedder=embedder, dim=int(np.asarray(X).shape[1]), options=asdict(opt), text_models=f.text.to_dict(),
         counts=f.counts.to_dict() if opt.meta else {},
         inputs=names, input_mean=[float(v) for v in mean], input_scale=[float(v) for v in scale],
         stack_coef=[float(v) for v in coef], stack_intercept=b, zs_mean=f.zs_mean, zs_std=f.zs_std,
