@@ -173,13 +173,45 @@ class Components:
 
     def get(self, name: str, tr):
         """(out-of-day values on the training rows, function(rows) -> values from a fit on all of them,
-        seconds it took)."""
+        seconds it took). With --cache, a signal's values on the training rows and on the next day (the test
+        day of a walk-forward step) are kept on disk, so another run stacks them without refitting."""
         key = (name, tr.days[-1], len(tr.y))
-        if key not in self.memo:
-            t = time.perf_counter()
-            oof, apply = self._compute(name, tr)
-            self.memo[key] = (oof, apply, time.perf_counter() - t)
+        if key in self.memo:
+            return self.memo[key]
+        path = self._path(name, tr)
+        if path is not None and path.exists():
+            z = np.load(path)
+            test_day, test_vals = str(z["test_day"]), z["test"]
+
+            def apply(d, test_day=test_day, test_vals=test_vals, name=name, tr=tr):
+                if d.days == [test_day]:
+                    return test_vals
+                return self._compute(name, tr)[1](d)          # not the cached day: fit after all
+            self.memo[key] = (z["oof"], apply, float(z["seconds"]))
+            return self.memo[key]
+        t = time.perf_counter()
+        oof, apply = self._compute(name, tr)
+        secs = time.perf_counter() - t
+        self.memo[key] = (oof, apply, secs)
+        if path is not None and name != "zs":
+            full = self.ctx["data"]
+            later = [d for d in full.days if d > tr.days[-1]]
+            if later:
+                te = full.subset(full.groups == later[0])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".part.npz")
+                np.savez(tmp, oof=oof, test=apply(te), test_day=later[0], seconds=secs)
+                tmp.replace(path)
         return self.memo[key]
+
+    def _path(self, name, tr):
+        from ranker.prefilter.features import FEATURES
+        root = self.ctx.get("cache")
+        if root is None or name == "zs":
+            return None
+        tag = f"{len(tr.y)}-{int(tr.y.sum())}-{len(FEATURES) if name == 'meta' else 0}"
+        safe = name.replace(":", "_")
+        return Path(root) / f"{safe}--{tr.days[-1]}--{tag}.npz"
 
     def _raw(self, name, d):
         """Features that learn nothing, per row of d."""
@@ -375,6 +407,8 @@ def main() -> int:
     ap.add_argument("--prompts", type=Path, default=None)
     ap.add_argument("--test-days", type=int, default=15)
     ap.add_argument("--approaches", default="", help="comma-separated substrings of approach names (default all)")
+    ap.add_argument("--cache", type=Path, default=None, help="keep each learned signal's walk-forward values "
+                    "here, so later runs stack them without refitting")
     ap.add_argument("--every", type=int, default=1, help="use every Nth day only (a quick look at another "
                     "embedder's zero-shot figures; learners need consecutive days)")
     ap.add_argument("--list", action="store_true", help="list the approaches and exit")
@@ -407,6 +441,7 @@ def main() -> int:
     want = [w.strip() for w in args.approaches.split(",") if w.strip()]
     pick = (lambda n: not want or any(w in n for w in want))
     ctx["data"] = data
+    ctx["cache"] = args.cache
     if any(pick(n) and "title-embedding" in n for n in lra):
         t = time.perf_counter()
         with Store(config.db_path(args.db)) as store:
