@@ -270,6 +270,18 @@ class Components:
             hl = float(args[1]) if len(args) > 1 else 0.0
             return (lambda tr: cal._lr(C).fit(tr.X, tr.y, sample_weight=cal.day_weights(tr.groups, hl)),
                     lambda m, d: m.decision_function(d.X))
+        if kind == "mlp":                                    # mlp:hidden  a one-hidden-layer network on the vectors
+            h = int(args[0])
+
+            def fit(tr):
+                from sklearn.neural_network import MLPClassifier
+                return MLPClassifier(hidden_layer_sizes=(h,), alpha=1e-3, early_stopping=True, max_iter=200,
+                                     random_state=0).fit(tr.X, tr.y)
+
+            def apply(m, d):
+                p = np.clip(m.predict_proba(d.X)[:, 1], 1e-6, 1 - 1e-6)
+                return np.log(p / (1 - p))
+            return fit, apply
         if kind == "temb":                                   # temb:C  LR on title vectors
             C = float(args[0])
             tv = self.ctx["title_vecs"]
@@ -323,7 +335,7 @@ def learner_approaches(ctx) -> dict:
             return score
         return fit
 
-    def stacked(names, stacker="lr", hl=0.0, dayz=False):
+    def stacked(names, stacker="lr", hl=0.0, dayz=False, pos_weight=1.0, or_gamma=0.0, drop=()):
         from ranker.prefilter.features import FEATURES
 
         def fit(tr):
@@ -340,13 +352,23 @@ def learner_approaches(ctx) -> dict:
                         M[m] = (M[m] - M[m].mean(axis=0)) / (M[m].std(axis=0) + 1e-9)
                 return M
             t_stack = time.perf_counter()
-            M = cols(None)
-            w = cal.day_weights(tr.groups, hl)
             labels = [x for n in names for x in (list(FEATURES) if n == "meta" else [n])]
+            keep_cols = np.array([lab not in drop for lab in labels])
+            labels = [lab for lab in labels if lab not in drop]
+            base_cols = cols
+
+            def cols(d):                          # noqa: F811  (the same inputs, some dropped)
+                return base_cols(d)[:, keep_cols]
+            M = cols(None)
+            w = cal.day_weights(tr.groups, hl) * np.where(tr.y, pos_weight, 1.0)
+            text = [i for i, lab in enumerate(labels) if lab.startswith(("emb", "words", "title", "temb", "mlp"))]
             if stacker == "lr":
-                mean, scale, coef, b = cal.fit_stack(M, tr.y, w, [("embedding" if l.startswith(("emb", "words",
-                                                     "title", "knn", "temb")) else l) for l in labels], True)
+                mean, scale, coef, b = cal.fit_stack(M, tr.y, w, [("embedding" if lab.startswith(("emb", "words",
+                                                     "title", "knn", "temb")) else lab) for lab in labels], True)
                 fit.totals.append(component_seconds + time.perf_counter() - t_stack)
+                if or_gamma:                  # OR-like: also reward the single strongest text signal
+                    return lambda d: (((cols(d) - mean) / scale) @ coef + b
+                                      + or_gamma * ((cols(d) - mean) / scale)[:, text].max(axis=1))
                 return lambda d: ((cols(d) - mean) / scale) @ coef + b
             from sklearn.ensemble import HistGradientBoostingClassifier
             m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
@@ -357,6 +379,7 @@ def learner_approaches(ctx) -> dict:
         fit.totals = []
         return fit
 
+    from ranker.prefilter.features import FEATURES
     v1 = ["emb:1", "words:1:10", "zs"]
     out = {
         "shipped: ranker calibrate (library fit)": lib(),
@@ -383,6 +406,16 @@ def learner_approaches(ctx) -> dict:
         "B + same-day density (10 nearest)": stacked(best + ["dens:10"]),
         "B + novelty vs the 10 days before (10 nearest)": stacked(best + ["nov:10:10"]),
         "B, emb C=3": stacked(["emb:3", "words:1:10", "zs", "meta", "title:1:10"]),
+        "B + MLP on the embedding": stacked(best + ["mlp:256"]),
+        "B, picks weigh 3x in the stack": stacked(best, pos_weight=3.0),
+        "B, picks weigh 10x in the stack": stacked(best, pos_weight=10.0),
+        "B + 0.5 x the strongest text signal (OR-like)": stacked(best, or_gamma=0.5),
+        "B + 1.0 x the strongest text signal (OR-like)": stacked(best, or_gamma=1.0),
+        "B without author features (categories only)": stacked(best, drop=tuple(
+            f for f in FEATURES if f.startswith("authors") or f == "n_authors")),
+        "B without category features": stacked(best, drop=("primary_rate", "category_rate_max")),
+        "B without zero-shot": stacked(["emb:1", "words:1:10", "meta", "title:1:10"]),
+        "B, MLP instead of the embedding LR": stacked(["mlp:256", "words:1:10", "zs", "meta", "title:1:10"]),
     })
     return out
 
@@ -411,6 +444,7 @@ def main() -> int:
                     "here, so later runs stack them without refitting")
     ap.add_argument("--every", type=int, default=1, help="use every Nth day only (a quick look at another "
                     "embedder's zero-shot figures; learners need consecutive days)")
+    ap.add_argument("--per-day", action="store_true", help="also print each test day's figures per learner")
     ap.add_argument("--list", action="store_true", help="list the approaches and exit")
     args = ap.parse_args()
 
@@ -477,6 +511,12 @@ def main() -> int:
         fit_s = float(np.mean(fn.totals)) if getattr(fn, "totals", None) else float(np.mean(rep.fit_seconds))
         rows.append((name, rep.mean(), None, fit_s, float(np.mean(rep.rank_seconds))))
         print_row(*rows[-1], flush=True)
+        if args.per_day:
+            for d in rep.days:
+                m = rep.learned[d]
+                print(f"    {d} papers {len(rep.labels[d]):4d} picks {int(rep.labels[d].sum()):3d}  AUC {m['auc']:.3f}"
+                      f"  R@25 {m['recall@25']:.3f}  R@40 {m['recall@40']:.3f}  keep95 {m['keep95']:.3f}"
+                      f"  (zero-shot keep95 {rep.zero_shot[d]['keep95']:.3f})")
         cals = [getattr(fits[max(x for x in all_days if x < d)], "calibration", None) for d in rep.days]
         if all(c is not None for c in cals):
             recall_checks.append((name, recall_check(rep, cals, all_days)))

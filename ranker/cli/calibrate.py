@@ -59,11 +59,15 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     if report is not None and report.days:
         for line in table(report):
             echo(line)
+        if report.mean("learned")["keep95"] > report.mean("zero_shot")["keep95"]:
+            info("note: on these days the zero-shot score kept GPT's picks in a smaller part of the day than the "
+                 "calibration; a longer history (measured: 5 days or more) usually reverses that")
     cal.save(out)
     t95 = cal.recall_thresholds.get("0.95")
-    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; "
-         f"{time.perf_counter() - t0:.0f}s; keeps by recall 0.95 at score >= {t95:.3f})" if t95 is not None else
-         f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; {time.perf_counter() - t0:.0f}s)")
+    secs = cal.trained_on.get("seconds", {})
+    took = f"{time.perf_counter() - t0:.0f}s: " + ", ".join(f"{k.replace('_', '-')} {v:.0f}s" for k, v in secs.items())
+    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; {took}"
+         + (f"; keeps by recall 0.95 at score >= {t95:.3f})" if t95 is not None else ")"))
 
 
 def register(app: typer.Typer) -> None:

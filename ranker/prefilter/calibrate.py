@@ -42,9 +42,9 @@ class Options:
     c_words: float = 10.0         # inverse L2 strength of the words regression (0: signal off)
     ngrams: int = 1               # words and word pairs (2) or words only (1)
     min_df: int = 2               # a term must occur in this many training papers
-    c_title: float = 0.0          # inverse L2 strength of a regression on the title's words alone (0: off)
+    c_title: float = 10.0         # inverse L2 strength of a regression on the title's words alone (0: off)
     zero_shot: bool = True        # the zero-shot score as a stacking input
-    meta: bool = False            # author and category features as stacking inputs
+    meta: bool = True             # author and category features as stacking inputs
     meta_prior_days: bool = False  # training rows' features from earlier days only (else from all other days)
     folds: int = 5                # out-of-day folds for the stacking inputs
     halflife: float = 0.0         # recency weighting of training days (days; 0: every day weighs the same)
@@ -496,20 +496,27 @@ def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = 
     `eval_share` of the days (each ranked by a fit on the days before it), beside zero-shot's.
     Returns (calibration, walkforward.Report or None)."""
     from .walkforward import walk_forward
+    t0 = time.perf_counter()
     data = history_data(days, prompts, embedder=embedder, store=store,
                         progress=(lambda d, n: progress("embedding", d, n)) if progress else None)
+    seconds = {"embedding": time.perf_counter() - t0}
     report = None
     if evaluate and len(data.days) >= 3:
+        t = time.perf_counter()
         report = walk_forward(data, lambda tr: _scorer(fit_data(tr, options=options, labels=labels)),
                               test_days=eval_days(data.days, eval_share),
                               progress=(lambda d, n: progress("walk-forward", d, n)) if progress else None)
+        seconds["walk_forward"] = time.perf_counter() - t
     if progress:
         progress("fitting", 0, 1)
+    t = time.perf_counter()
     cal = fit_data(data, options=options, labels=labels)
+    seconds["fit"] = time.perf_counter() - t
     if progress:
         progress("fitting", 1, 1)
     if report is not None:
         cal.walk_forward = report.to_dict()
+    cal.trained_on["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
     return cal, report
 
 
