@@ -209,7 +209,7 @@ class Components:
         root = self.ctx.get("cache")
         if root is None or name == "zs":
             return None
-        tag = f"{len(tr.y)}-{int(tr.y.sum())}-{len(FEATURES) if name == 'meta' else 0}"
+        tag = f"{len(tr.y)}-{int(tr.y.sum())}-{len(FEATURES) if name.startswith('meta') else 0}"
         safe = name.replace(":", "_")
         return Path(root) / f"{safe}--{tr.days[-1]}--{tag}.npz"
 
@@ -243,16 +243,17 @@ class Components:
 
     def _compute(self, name, tr):
         from ranker.prefilter import calibrate as cal
-        from ranker.prefilter.features import counts_of, features, out_of_day_features
+        from ranker.prefilter.features import counts_of, features, out_of_day_features, prior_day_features
         kind, *args = name.split(":")
         if kind in ("dens", "nov"):
             return self._raw(name, tr), lambda d: self._raw(name, d)
         if kind == "zs":
             mu, sd = tr.zs.mean(), tr.zs.std() or 1.0
             return (tr.zs - mu) / sd, lambda d: (d.zs - mu) / sd
-        if kind == "meta":
+        if kind in ("meta", "metaprior"):     # training rows' counts from all other days, or earlier days only
             counts = counts_of(tr.papers, tr.y, tr.groups)
-            return out_of_day_features(tr.papers, tr.y, tr.groups), lambda d: features(d.papers, counts)
+            feats = out_of_day_features if kind == "meta" else prior_day_features
+            return feats(tr.papers, tr.y, tr.groups), lambda d: features(d.papers, counts)
         fit_one, apply_one = self._model(kind, args)
         oof = np.zeros(len(tr.y))
         for m in cal._folds(tr.groups, 5):
@@ -352,7 +353,7 @@ def learner_approaches(ctx) -> dict:
                         M[m] = (M[m] - M[m].mean(axis=0)) / (M[m].std(axis=0) + 1e-9)
                 return M
             t_stack = time.perf_counter()
-            labels = [x for n in names for x in (list(FEATURES) if n == "meta" else [n])]
+            labels = [x for n in names for x in (list(FEATURES) if n.startswith("meta") else [n])]
             keep_cols = np.array([lab not in drop for lab in labels])
             labels = [lab for lab in labels if lab not in drop]
             base_cols = cols
@@ -387,6 +388,7 @@ def learner_approaches(ctx) -> dict:
         "emb LR C1 alone": stacked(["emb:1"]),
         "words LR alone": stacked(["words:1:10"]),
         "v1 + meta (authors, categories)": stacked(v1 + ["meta"]),
+        "v1 + meta, training rows' author counts from earlier days only": stacked(v1 + ["metaprior"]),
         "v1 + meta, HGB stack": stacked(v1 + ["meta"], "hgb"),
         "v1 + meta + kNN(10)": stacked(v1 + ["meta", "knn:10"]),
         "v1 + meta + title words": stacked(v1 + ["meta", "title:1:10"]),

@@ -221,3 +221,24 @@ def test_prefilter_with_another_embedders_calibration_is_a_one_line_error(tmp_pa
 def test_calibrate_cli_errors(tmp_path):
     r = ranker("calibrate", "--history", tmp_path / "none", "--out", tmp_path / "c.json")
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].endswith("history directory not found")
+
+
+# --------------------------------------------------------------------------- author and category features
+def test_author_names_match_across_spellings_and_counts_skip_the_rows_own_day():
+    from ranker.prefilter.features import FEATURES, author_key, counts_of, features, out_of_day_features
+    assert author_key("José  Pérez-López") == author_key("jose perez lopez") == "jose perez lopez"
+    p = lambda i, authors, cats=("cs.LG",): Paper(id=i, title="t", abstract="a", authors=list(authors),
+                                                  categories=list(cats))
+    papers = [p("1", ["Ada Lovelace", "B"]), p("2", ["C"]), p("3", ["ADA LOVELACE"]), p("4", ["D"], ("cs.RO",))]
+    y = np.array([True, False, False, False])
+    g = np.array(["d1", "d1", "d2", "d2"])
+    col = {f: i for i, f in enumerate(FEATURES)}
+    f = out_of_day_features(papers, y, g)
+    # paper 3 (day 2) sees Ada's pick of day 1; paper 1 (day 1) sees Ada's paper of day 2, not its own pick
+    assert f[2, col["authors_any_pick"]] == 1 and f[2, col["authors_any_seen"]] == 1
+    assert f[0, col["authors_any_pick"]] == 0 and f[0, col["authors_any_seen"]] == 1
+    assert f[1, col["authors_any_seen"]] == 0
+    # ranking a new day with every history day: a cs.RO paper's category rate is below a cs.LG paper's
+    new = features([p("5", ["ada lovelace"]), p("6", ["E"], ("cs.RO",))], counts_of(papers, y, g))
+    assert new[0, col["authors_pick_max"]] > 0 and new[1, col["authors_seen_max"]] == 0
+    assert new[1, col["primary_rate"]] < new[0, col["primary_rate"]]

@@ -45,7 +45,6 @@ class Options:
     c_title: float = 10.0         # inverse L2 strength of a regression on the title's words alone (0: off)
     zero_shot: bool = True        # the zero-shot score as a stacking input
     meta: bool = True             # author and category features as stacking inputs
-    meta_prior_days: bool = False  # training rows' features from earlier days only (else from all other days)
     folds: int = 5                # out-of-day folds for the stacking inputs
     halflife: float = 0.0         # recency weighting of training days (days; 0: every day weighs the same)
     nonneg: bool = True           # drop a text signal whose stacking weight comes out negative
@@ -318,7 +317,7 @@ class Fitted:
 def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], papers: Sequence[Paper], *,
                options: Options | None = None, labels: Mapping[str, bool] | None = None) -> Fitted:
     """The base models on all rows, and every row's stacking inputs from fits that did not see its day."""
-    from .features import counts_of, out_of_day_features, prior_day_features
+    from .features import counts_of, out_of_day_features
     opt = options or Options()
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=bool)
@@ -344,8 +343,7 @@ def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[st
     if opt.zero_shot:
         cols.append(((zs - mu) / sd)[:, None])
     if opt.meta:
-        feats = prior_day_features if opt.meta_prior_days else out_of_day_features
-        cols.append(feats(papers, y, groups))
+        cols.append(out_of_day_features(papers, y, groups))
     text = _Text.fit(X, papers, y, w, opt)
     return Fitted(text=text, oof=np.column_stack(cols), y=y, w=w, groups=groups,
                   counts=counts_of(papers, y, groups), zs_mean=mu, zs_std=sd, options=opt)
