@@ -56,11 +56,12 @@ class Ranked:
     prefilter_score: float
     kept: bool
     topic: str = ""
+    rule: str = ""          # the keep rule that decided it: "top", "keep", "recall", "recall-prior", "min_keep"
 
     def to_dict(self) -> dict[str, Any]:
-        """The prefilter output's line: id, prefilter_score, kept, topic, then the paper's fields."""
+        """The prefilter output's line: id, prefilter_score, kept, topic, rule, then the paper's fields."""
         d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
-             "kept": self.kept, "topic": self.topic}
+             "kept": self.kept, "topic": self.topic, "rule": self.rule}
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d
@@ -73,9 +74,9 @@ class Ranked:
         score = extra.get("prefilter_score")
         if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
             return None
-        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic")}
+        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "rule")}
         return cls(paper=replace(paper, extra=rest), prefilter_score=float(score), kept=extra["kept"],
-                   topic=str(extra.get("topic") or ""))
+                   topic=str(extra.get("topic") or ""), rule=str(extra.get("rule") or ""))
 
 
 @dataclass

@@ -85,8 +85,12 @@ class FetchSettings(_Section):
 class PrefilterSettings(_Section):
     embedder: str = "minilm"                  # preset, folder or Hugging Face id
     max_tokens: int | None = Field(None, ge=8)    # cut each text to this many tokens (None: the embedder's 128)
-    keep: float = Field(0.4, gt=0, le=1)      # fraction of the day kept ...
-    top: int | None = Field(None, ge=1)       # ... or exactly this many
+    # the keep rule: the top `keep` fraction, exactly `top` papers, or the smallest top part expected to hold a
+    # share `recall` of GPT's picks; none given: recall 0.95 with a calibration, else prefilter.recall's fixed
+    # DEFAULT_KEEP fraction. A rule given by a flag replaces the ones ranker.toml names.
+    keep: float | None = Field(None, gt=0, le=1)
+    top: int | None = Field(None, ge=1)
+    recall: float | None = Field(None, gt=0, le=1)
     min_keep: int = Field(20, ge=0)           # never fewer than min(N, min_keep)
     calibration: str | None = None            # a `ranker calibrate` file
 
@@ -202,7 +206,7 @@ FLAG_KEYS: dict[str, str] = {
     "score_mode": "scoring.score_mode", "prompt_layout": "scoring.prompt_layout",
     "papers_per_request": "scoring.papers_per_request",
     "embedder": "prefilter.embedder", "max_tokens": "prefilter.max_tokens", "keep": "prefilter.keep",
-    "top": "prefilter.top", "calibration": "prefilter.calibration",
+    "top": "prefilter.top", "recall": "prefilter.recall", "calibration": "prefilter.calibration",
     "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",
     "category": "fetch.categories", "announce": "fetch.announce",
     "db": "db", "offline": "offline",
@@ -222,6 +226,8 @@ ENV_KEYS: dict[str, tuple[str, type]] = {
 }
 SECRET_ENV = {"OPENAI_API_KEY": "openai_api_key"}
 _LIST_KEYS = {"fetch.categories", "fetch.announce"}
+# The prefilter's keep rules: one given by a flag replaces any other that ranker.toml names.
+KEEP_RULE_KEYS = ("prefilter.keep", "prefilter.top", "prefilter.recall")
 
 
 @dataclass
@@ -328,6 +334,11 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         key = FLAG_KEYS[name]
         _put(g.data, key, _flag_value(key, value))
         g.origins[key] = Origin("flag", name)
+    if any(g.origins.get(k, Origin("file", "")).kind == "flag" for k in KEEP_RULE_KEYS):
+        for key in KEEP_RULE_KEYS:
+            if g.origins.get(key) is not None and g.origins[key].kind != "flag":
+                g.data.get("prefilter", {}).pop(key.split(".")[1], None)
+                del g.origins[key]
     if options:
         backend = flags.get("backend") or g.data.get("scoring", {}).get("backend") or ScoringSettings().backend
         for text in options:

@@ -88,13 +88,14 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
                   prompts: PromptSet | None = None, progress: Progress | None = None) -> PrefilterResult:
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
-    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict."""
+    the keep rule keep / top / recall / min_keep, calibration), best first, each a Ranked record with its
+    verdict and the rule that decided it; the result's `keep` holds the rule, threshold and expected recall."""
     from .prefilter.embed import Embedder
     want = settings.prefilter
     emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
     return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
-                       embedder=emb, keep=None if want.top else want.keep, top=want.top, min_keep=want.min_keep,
-                       calibration=want.calibration, store=store, progress=progress)
+                       embedder=emb, keep=None if want.top else want.keep, top=want.top, recall=want.recall,
+                       min_keep=want.min_keep, calibration=want.calibration, store=store, progress=progress)
 
 
 # --------------------------------------------------------------------------- 3. score a day
@@ -215,7 +216,7 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
     out = {
         "status": run.status,
         "model": run.model, "backend": run.backend, "score_mode": scoring.score_mode,
-        "embedder": pre.embedder, "calibration": settings.prefilter.calibration,
+        "embedder": pre.embedder, "calibration": settings.prefilter.calibration, "keep": pre.keep,
         "prompts": {"source": prompts.source, "hash": run.prompt_hash, "options": options.prompt_options()},
         "cutoffs": {"min_relevance": cutoffs.min_relevance, "min_novelty": cutoffs.min_novelty},
         "counts": {"papers": len(day.papers), "new_in_store": day.stored.stored_new,

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ranker.errors import InputError
-from ranker.prefilter.calibrate import Calibration, fit, leave_one_day_out, mean_metrics
 from ranker.compare import read_scores
+from ranker.prefilter.calibrate import VERSION, Calibration, HistoryData, Options, fit, fit_data, fit_inputs
 from ranker.prefilter.history import load_day, load_history
+from ranker.prefilter.walkforward import table, walk_forward
 from ranker.records import Paper
 
 from conftest import DAYS, SEED_DIGEST, ranker
@@ -85,7 +86,8 @@ def test_history_errors(tmp_path):
 
 # --------------------------------------------------------------------------- fitting and the file
 def _toy(n_days=3, n=120, dim=16, seed=0):
-    """Days of random unit vectors where picks lean towards one direction and use one word."""
+    """Days of random unit vectors where picks lean towards one direction and use one word; one prolific author
+    writes a third of the picks."""
     rng = np.random.default_rng(seed)
     X, y, g, papers = [], [], [], []
     for d in range(n_days):
@@ -94,9 +96,11 @@ def _toy(n_days=3, n=120, dim=16, seed=0):
         v[lab, 0] += 2.5
         X.append(v / np.linalg.norm(v, axis=1, keepdims=True))
         y.append(lab)
-        g += [f"2025-01-0{d + 1}"] * n
+        g += [f"2025-01-{d + 1:02d}"] * n
         papers += [Paper(id=f"{d}.{i}", title=("sparse theorem " if lab[i] and rng.random() < .7 else "robot ")
-                         + f"paper {i}", abstract="we study things", categories=["cs.LG"]) for i in range(n)]
+                         + f"paper {i}", abstract="we study things", categories=["cs.LG"],
+                         authors=(["Ada Lovélace"] if lab[i] and rng.random() < .33 else [])
+                         + [f"Author {d}-{i}"]) for i in range(n)]
     X, y = np.concatenate(X).astype(np.float32), np.concatenate(y)
     zs = X[:, 0] + 0.5 * rng.normal(size=len(y))
     return X, y, zs, np.array(g), papers
@@ -104,19 +108,63 @@ def _toy(n_days=3, n=120, dim=16, seed=0):
 
 def test_fit_save_load_and_score(tmp_path):
     X, y, zs, g, papers = _toy()
-    cal = fit(X, y, zs, g, papers, embedder="toy")
-    assert cal.dim == 16 and len(cal.stack) == 4 and "theorem" in cal.vocab
+    cal = fit(X, y, zs, g, papers, embedder="toy", options=Options(meta=True, c_title=10.0))
+    assert cal.dim == 16 and "theorem" in cal.text_models["words"]["vocab"]
+    assert "theorem" in cal.text_models["title"]["vocab"] and "study" not in cal.text_models["title"]["vocab"]
+    assert cal.inputs[:4] == ["embedding", "words", "title", "zero_shot"] and "authors_pick_max" in cal.inputs
     assert cal.trained_on["days"] == ["2025-01-01", "2025-01-02", "2025-01-03"]
+    assert cal.counts["picks"]["ada lovelace"] > 0          # names matched after folding accents and case
     p = cal.score(X, zs, papers)
     assert p.shape == (len(y),) and ((p > 0) & (p < 1)).all()
     assert p[y].mean() > p[~y].mean() + 0.2
     f = tmp_path / "cal.json"
     cal.save(f)
+    assert json.loads(f.read_text())["version"] == VERSION
     back = Calibration.load(f)
     np.testing.assert_allclose(back.score(X, zs, papers), p)
+    # thresholds for keep-by-recall: a higher recall needs a lower score
+    t = back.recall_thresholds
+    assert t["0.50"] >= t["0.90"] >= t["0.95"] >= t["1.00"] and back.recall_source == "out-of-day"
+    assert back.recall_fractions["0.50"] <= back.recall_fractions["0.95"] <= 1.0
 
-    loo = leave_one_day_out(X, y, zs, g, papers, embedder="toy")
-    assert set(loo) == set(g) and mean_metrics(loo, "calibrated")["auc"] > 0.8
+
+def test_walk_forward_ranks_each_day_with_a_fit_on_earlier_days_only():
+    X, y, zs, g, papers = _toy(n_days=5)
+    data = HistoryData(X, y, zs, g, papers, "toy")
+    seen = []
+
+    def fit_fn(tr):
+        seen.append(tr.days)
+        cal = fit_data(tr)
+        return lambda d: cal.score(d.X, d.zs, d.papers)
+    rep = walk_forward(data, fit_fn, ["2025-01-04", "2025-01-05"])
+    assert seen == [["2025-01-01", "2025-01-02", "2025-01-03"],
+                    ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"]]
+    assert rep.days == ["2025-01-04", "2025-01-05"] and rep.mean()["auc"] > 0.8
+    assert set(rep.mean()) == {"auc", "recall@25", "recall@40", "keep95"}
+    lines = table(rep)
+    assert lines[0].startswith("walk-forward on 2 days (2025-01-04..2025-01-05)")
+    assert lines[1].split() == ["AUC", "R@25", "R@40", "keep95"]
+    assert lines[2].split()[0] == "zero-shot" and lines[3].split()[0] == "calibrated"
+    assert len(lines[3].split()) == 5
+
+
+def test_a_user_label_overrides_gpts_pick_and_weighs_more():
+    X, y, zs, g, papers = _toy()
+    plain = fit_inputs(X, y, zs, g, papers)
+    first_pick = papers[int(np.flatnonzero(y)[0])].id
+    first_other = papers[int(np.flatnonzero(~y)[0])].id
+    labelled = fit_inputs(X, y, zs, g, papers, labels={first_pick: False, first_other: True, "none.1": True})
+    i, j = int(np.flatnonzero(y)[0]), int(np.flatnonzero(~y)[0])
+    assert plain.y[i] and not labelled.y[i] and not plain.y[j] and labelled.y[j]
+    assert labelled.w[i] == labelled.w[j] == 3.0 and plain.w[i] == 1.0
+    assert (labelled.y != plain.y).sum() == 2
+    assert labelled.y.sum() == plain.y.sum()
+    # and the fitted model moves: the relabelled paper scores higher than before
+    a = fit(X, y, zs, g, papers, embedder="toy")
+    b = fit(X, y, zs, g, papers, embedder="toy", labels={first_other: True})
+    assert b.score(X[j:j + 1], zs[j:j + 1], [papers[j]])[0] > a.score(X[j:j + 1], zs[j:j + 1], [papers[j]])[0]
+    assert b.trained_on["labels"] == 1
 
 
 def test_calibration_file_errors(tmp_path):
@@ -133,6 +181,20 @@ def test_calibration_file_errors(tmp_path):
         Calibration.load(tmp_path / "bad.json")
     with pytest.raises(InputError, match="both papers GPT picked"):
         fit(X, np.zeros(len(y), bool), zs, g, papers, embedder="x")
+
+
+def test_an_old_calibration_file_asks_to_calibrate_again(tmp_path):
+    old = {"format": "ranker-calibration", "version": 1, "embedder": "minilm", "dim": 2, "emb_coef": [0.1, 0.2],
+           "emb_intercept": 0.0, "stack": [1, 0, 0, 0]}
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps(old))
+    with pytest.raises(InputError, match=r"version 1 is not supported .*; calibrate again") as e:
+        Calibration.load(f)
+    assert e.value.where == str(f)
+    r = ranker("prefilter", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "o.jsonl",
+               "--calibration", f, "--db", tmp_path / "r.sqlite3")
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(err) == 1 and err[0].endswith("calibrate again"), r.stderr
 
 
 def test_prefilter_with_another_embedders_calibration_is_a_one_line_error(tmp_path):
@@ -155,3 +217,24 @@ def test_prefilter_with_another_embedders_calibration_is_a_one_line_error(tmp_pa
 def test_calibrate_cli_errors(tmp_path):
     r = ranker("calibrate", "--history", tmp_path / "none", "--out", tmp_path / "c.json")
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].endswith("history directory not found")
+
+
+# --------------------------------------------------------------------------- author and category features
+def test_author_names_match_across_spellings_and_counts_skip_the_rows_own_day():
+    from ranker.prefilter.features import FEATURES, author_key, counts_of, features, out_of_day_features
+    assert author_key("José  Pérez-López") == author_key("jose perez lopez") == "jose perez lopez"
+    p = lambda i, authors, cats=("cs.LG",): Paper(id=i, title="t", abstract="a", authors=list(authors),
+                                                  categories=list(cats))
+    papers = [p("1", ["Ada Lovelace", "B"]), p("2", ["C"]), p("3", ["ADA LOVELACE"]), p("4", ["D"], ("cs.RO",))]
+    y = np.array([True, False, False, False])
+    g = np.array(["d1", "d1", "d2", "d2"])
+    col = {f: i for i, f in enumerate(FEATURES)}
+    f = out_of_day_features(papers, y, g)
+    # paper 3 (day 2) sees Ada's pick of day 1; paper 1 (day 1) sees Ada's paper of day 2, not its own pick
+    assert f[2, col["authors_any_pick"]] == 1 and f[2, col["authors_any_seen"]] == 1
+    assert f[0, col["authors_any_pick"]] == 0 and f[0, col["authors_any_seen"]] == 1
+    assert f[1, col["authors_any_seen"]] == 0
+    # ranking a new day with every history day: a cs.RO paper's category rate is below a cs.LG paper's
+    new = features([p("5", ["ada lovelace"]), p("6", ["E"], ("cs.RO",))], counts_of(papers, y, g))
+    assert new[0, col["authors_pick_max"]] > 0 and new[1, col["authors_seen_max"]] == 0
+    assert new[1, col["primary_rate"]] < new[0, col["primary_rate"]]

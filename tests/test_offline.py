@@ -32,6 +32,7 @@ def test_run_offline_opens_no_network_connection(tmp_path):
     assert attempts == "", f"non-loopback network attempts:\n{attempts}"
     manifest = json.loads((out / "2025-05-15-run.json").read_text())
     assert manifest["counts"]["kept"] == 6 and manifest["counts"]["scored"] == 6
+    assert manifest["keep"]["rule"] == "top" and manifest["keep"]["kept"] == 6     # the keep rule is recorded
     assert manifest["backend"] == "vllm"
     assert (out / "2025-05-15-output.md").read_text().startswith("# Personalized Daily ArXiv Papers 2025-05-15")
     assert "guard" not in p.stderr       # nothing was refused either: no library even tried

@@ -14,7 +14,8 @@ from ranker.errors import InputError
 from ranker.prefilter.embed import Embedder, embedder_key, paper_text, slug, text_hash
 from ranker.prefilter.index import CorpusIndex, build, search
 from ranker.prefilter.metrics import auc, day_metrics, recall_at
-from ranker.prefilter.rank import QuerySet, _relevant_items, build_queries, n_keep, zero_shot
+from ranker.prefilter.rank import QuerySet, _relevant_items, build_queries, zero_shot
+from ranker.prefilter.recall import decide_keep
 from ranker.prompts import FILES, load_prompts
 from ranker.records import Paper
 from ranker.store import Store
@@ -84,7 +85,7 @@ def test_empty_papers_file_and_bad_flags_are_one_line_errors(tmp_path):
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl", "--keep", "1.5")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "--keep" in r.stderr
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl", "--keep", "0.3", "--top", "5")
-    assert r.returncode != 0 and "not both" in r.stderr
+    assert r.returncode != 0 and "give one of --keep, --top and --recall, not --keep and --top" in r.stderr
 
 
 # --------------------------------------------------------------------------- the score
@@ -106,15 +107,15 @@ def test_zero_shot_rewards_strong_matches_and_names_the_topic():
     (100, 0.4, None, 40), (101, 0.4, None, 41), (30, 0.4, None, 20), (10, 0.4, None, 10), (0, 0.4, None, 0),
     (1000, 0.25, None, 250), (100, 1.0, None, 100), (100, 0.4, 7, 7), (5, 0.4, 7, 5)])
 def test_keep_policy(n, keep, top, expect):
-    assert n_keep(n, keep=keep, top=top, min_keep=20) == expect
+    assert decide_keep(np.linspace(1, 0, n), keep=keep, top=top, min_keep=20).n_keep == expect
 
 
 def test_keep_policy_rejects_nonsense():
     with pytest.raises(InputError, match="fraction") as e:
-        n_keep(10, keep=0.0)
+        decide_keep(np.zeros(10), keep=0.0)
     assert e.value.key == "prefilter.keep"
     with pytest.raises(InputError, match="at least 1") as e:
-        n_keep(10, top=0)
+        decide_keep(np.zeros(10), top=0)
     assert e.value.key == "prefilter.top"
 
 
@@ -124,7 +125,7 @@ def test_metrics():
     assert auc(s, y) == pytest.approx(11 / 12)
     assert recall_at(s, y, 0.25) == 0.5 and recall_at(s, y, 0.40) == 1.0
     m = day_metrics(s, y)
-    assert set(m) == {"auc", "recall@25", "recall@40"}
+    assert set(m) == {"auc", "recall@25", "recall@40", "keep95"} and m["keep95"] == 3 / 8   # 2nd pick at rank 3
     assert math.isnan(auc(s, np.zeros(8, bool)))
 
 

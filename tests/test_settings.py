@@ -19,8 +19,9 @@ def toml(tmp_path, text: str):
 
 
 def test_defaults_then_file_then_environment_then_flags(tmp_path):
-    s = resolve(env={})
-    assert (s.prefilter.keep, s.scoring.backend, s.fetch.retries, s.offline) == (0.4, "vllm", 5, False)
+    s = resolve(env={})        # no keep rule given: the prefilter's default (recall 0.95 with a calibration)
+    assert (s.prefilter.keep, s.prefilter.recall, s.scoring.backend, s.fetch.retries, s.offline) == (
+        None, None, "vllm", 5, False)
     f = toml(tmp_path, "[prefilter]\nkeep = 0.3\nmin_keep = 5\n[fetch]\nretries = 2\n[scoring]\nbackend = 'fake'\n")
     s = resolve(f, env={})
     assert (s.prefilter.keep, s.prefilter.min_keep, s.fetch.retries, s.scoring.backend) == (0.3, 5, 2, "fake")
@@ -34,6 +35,18 @@ def test_defaults_then_file_then_environment_then_flags(tmp_path):
                                                                         "fetch.retries")} == {
         "prefilter.keep": ("flag", "keep"), "prefilter.min_keep": ("file", str(f)),
         "fetch.retries": ("env", "RANKER_FETCH_RETRIES")}
+
+
+def test_a_keep_rule_flag_replaces_the_one_in_the_file(tmp_path):
+    f = toml(tmp_path, "[prefilter]\ntop = 50\nmin_keep = 5\n")
+    s = resolve(f, flags={"recall": 0.9}, env={})
+    assert (s.prefilter.top, s.prefilter.keep, s.prefilter.recall, s.prefilter.min_keep) == (None, None, 0.9, 5)
+    assert "prefilter.top" not in s.origins and s.origins["prefilter.recall"].kind == "flag"
+    s = resolve(f, env={})
+    assert (s.prefilter.top, s.prefilter.recall) == (50, None)
+    with pytest.raises(ConfigError) as e:
+        resolve(f, flags={"recall": 1.5}, env={})
+    assert e.value.key == "prefilter.recall"
 
 
 def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):

@@ -46,6 +46,10 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
     show_default=False)]
+RecallOpt = Annotated[Optional[float], typer.Option(
+    "--recall", help="Keep the smallest top part of the day expected to hold this share of the papers GPT would "
+    "pick, in (0, 1]: from the calibration's own held-back picks, or without one from a zero-shot prior. "
+    "Default with a calibration: 0.95 (without one, the fixed fraction 0.4).", show_default=False)]
 
 
 # --------------------------------------------------------------------------- printing
@@ -118,6 +122,16 @@ def load_settings(config: Path | None, **flags) -> "Settings":
         from ..netguard import enable_offline
         enable_offline()
     return s
+
+
+def one_keep_rule(**rules) -> None:
+    """At most one of the keep-rule flags (--keep, --top, --recall); a given one replaces ranker.toml's."""
+    from ..errors import InputError
+    given = [name for name, v in rules.items() if v is not None]
+    if len(given) > 1:
+        names = [flag_name(n) for n in rules]
+        raise InputError(f"give one of {', '.join(names[:-1])} and {names[-1]}, not "
+                         f"{' and '.join(flag_name(n) for n in given)}", key=given[-1])
 
 
 def flag_name(param: str) -> str:

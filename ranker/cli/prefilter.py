@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, PapersOpt, Progress,
-                     PromptsOpt, info, load_settings, warn)
+                     PromptsOpt, RecallOpt, info, load_settings, one_keep_rule, warn)
 
 
 def prefilter(papers: PapersOpt,
@@ -16,21 +16,23 @@ def prefilter(papers: PapersOpt,
                                                 "stdout).")],
               prompts: PromptsOpt = None,
               keep: Annotated[Optional[float], typer.Option(
-                  "--keep", help="Fraction of the papers to keep, in (0, 1] (default 0.4; never fewer than 20 "
-                  "papers, or all of them when there are fewer).", show_default=False)] = None,
+                  "--keep", help="Fraction of the papers to keep, in (0, 1] (never fewer than 20 papers, or all "
+                  "of them when there are fewer). Default without a calibration: 0.4.", show_default=False)] = None,
               top: Annotated[Optional[int], typer.Option(
                   "--top", help="Keep exactly the K best papers instead of a fraction.", show_default=False)] = None,
+              recall: RecallOpt = None,
               calibration: CalibrationOpt = None,
               embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
-    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic and the paper's fields.
+    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic, rule (which keep rule
+    decided it: top, keep, recall, recall-prior, min_keep) and the paper's fields.
 
     The file feeds `ranker score --only-kept` directly. Vectors are cached in the database: a rerun embeds nothing.
 
-    Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
+    Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --calibration calib.json --recall 0.95
     """
     from ..errors import InputError
     from ..io import atomic_write
@@ -38,10 +40,9 @@ def prefilter(papers: PapersOpt,
     from ..steps import prefilter_day
     from ..store import Store
 
-    if keep is not None and top is not None:
-        raise InputError("give --keep or --top, not both", key="top")
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top, calibration=calibration,
-                      prompts=prompts, db=db)
+    one_keep_rule(keep=keep, top=top, recall=recall)
+    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top, recall=recall,
+                      calibration=calibration, prompts=prompts, db=db)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
     for note in report.notes():

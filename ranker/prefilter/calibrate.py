@@ -1,23 +1,27 @@
 """Calibration: learn from a user's history of GPT digests which papers GPT picks.
 
-Three signals, each cheap and each seeing the paper differently, are combined:
-  1. an L2-regularised logistic regression on the paper's embedding ("papers like the ones GPT picked"),
-  2. an L2-regularised logistic regression on the paper's TF-IDF words (the exact vocabulary GPT rewards:
+Signals, each seeing the paper differently:
+  1. a logistic regression on the paper's embedding ("papers like the ones GPT picked"),
+  2. a logistic regression on the paper's TF-IDF words and word pairs (the exact vocabulary GPT rewards:
      "provably", "sparse autoencoder", "KV cache" ...; it complements the embedding, which blurs terms),
-  3. the zero-shot score from the prompt's topics (rank.zero_shot).
-A last logistic regression ("stacking") weighs the three signals using the regressions' out-of-day
-predictions (each day predicted by a fit on other days), so each signal counts only as much as it helps on
-days it was not fit on.
+  3. the zero-shot score from the prompt's topics (rank.zero_shot),
+  4. what the history says about the paper's authors and categories (features.py): authors seen often or on
+     past picks stand in for the seed pipeline's h-index filter, which no text model can see.
+A last model ("stacking") weighs the signals using the regressions' out-of-day predictions (each day predicted
+by a fit on other days) and the out-of-day author/category features, so each signal counts only as much as it
+helps on days it was not fit on. Those out-of-day stacked scores also tell how high a score a held-back pick
+reaches: the calibration keeps, per recall target, the score threshold that held that share of the picks
+(recall.py turns it into "keep this many papers").
 The result is written to one JSON file, with the embedder's name and dimension.
 """
 from __future__ import annotations
 
+import base64
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,67 +29,183 @@ from ..errors import InputError
 from ..io import atomic_write, read_text
 from ..records import Paper
 from .embed import paper_text
-from .metrics import day_metrics
 
 FORMAT = "ranker-calibration"
-VERSION = 1
-# Inverse L2 strengths: sklearn's default for the unit-norm embedding; ten times weaker for the sparse TF-IDF
-# rows, whose informative terms each carry a small weight. Not tuned to any history (the five shared days
-# give the same picture for 1, 10 or 100).
-C_EMB = 1.0
-C_WORDS = 10.0
-MAX_FOLDS = 5
-TFIDF_MIN_DF = 2
+VERSION = 2
+# Recall targets the file stores a score threshold for (recall.py interpolates between them).
+RECALL_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(51))     # 0.50 .. 1.00
+
+
+@dataclass
+class Options:
+    """What a fit uses. The defaults are the walk-forward winner (scripts/eval_walkforward.py)."""
+    c_emb: float = 1.0            # inverse L2 strength of the embedding regression (0: signal off)
+    c_words: float = 10.0         # inverse L2 strength of the words regression (0: signal off)
+    ngrams: int = 1               # words and word pairs (2) or words only (1)
+    min_df: int = 2               # a term must occur in this many training papers
+    c_title: float = 10.0         # inverse L2 strength of a regression on the title's words alone (0: off)
+    zero_shot: bool = True        # the zero-shot score as a stacking input
+    meta: bool = True             # author and category features as stacking inputs
+    folds: int = 5                # out-of-day folds for the stacking inputs
+    halflife: float = 0.0         # recency weighting of training days (days; 0: every day weighs the same)
+    nonneg: bool = True           # drop a text signal whose stacking weight comes out negative
+    label_weight: float = 3.0     # weight of a row whose label the user gave (vs GPT's pick)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Options":
+        known = {k: v for k, v in dict(d).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _b64(a: np.ndarray, dtype=np.float32) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _unb64(s: str, dtype=np.float32) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(s), dtype=dtype).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- the words model
-def _vectorizer(vocabulary=None):
+def words_text(p: Paper) -> str:
+    """What the words model reads: title, abstract and the arXiv categories as tokens (catcsLG, catstatML)."""
+    cats = " ".join("cat" + "".join(ch for ch in c if ch.isalnum()) for c in (p.categories or []))
+    return f"{paper_text(p)} {cats}".strip()
+
+
+def _vectorizer(ngrams: int, min_df: int, vocabulary=None):
     from sklearn.feature_extraction.text import TfidfVectorizer
-    return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=1 if vocabulary else TFIDF_MIN_DF,
-                           vocabulary=vocabulary, dtype=np.float64)
+    return TfidfVectorizer(sublinear_tf=True, stop_words="english", ngram_range=(1, ngrams),
+                           min_df=1 if vocabulary else min_df, vocabulary=vocabulary, dtype=np.float64)
+
+
+def _lr(C: float):
+    from sklearn.linear_model import LogisticRegression
+    return LogisticRegression(C=C, max_iter=5000)
+
+
+def title_text(p: Paper) -> str:
+    return " ".join((p.title or "").split())
+
+
+# The text signals: name -> what it reads. "embedding" reads the paper's vector, the others a TF-IDF of a text.
+TEXTS = {"words": words_text, "title": title_text}
+
+
+# --------------------------------------------------------------------------- the fitted parts
+def _text_names(opt: Options) -> list[str]:
+    return ((["embedding"] if opt.c_emb > 0 else []) + (["words"] if opt.c_words > 0 else [])
+            + (["title"] if opt.c_title > 0 else []))
+
+
+def _c(opt: Options, name: str) -> float:
+    return {"embedding": opt.c_emb, "words": opt.c_words, "title": opt.c_title}[name]
+
+
+@dataclass
+class _Text:
+    """The text regressions, fit on some rows; logits for any rows."""
+    models: dict = field(default_factory=dict)      # name -> (vectorizer or None, LogisticRegression)
+
+    @classmethod
+    def fit(cls, X, papers, y, w, opt: Options) -> "_Text":
+        t = cls()
+        for name in _text_names(opt):
+            if name == "embedding":
+                t.models[name] = (None, _lr(opt.c_emb).fit(X, y, sample_weight=w))
+            else:
+                vec = _vectorizer(opt.ngrams if name == "words" else 1, opt.min_df)
+                rows = vec.fit_transform([TEXTS[name](p) for p in papers])
+                t.models[name] = (vec, _lr(_c(opt, name)).fit(rows, y, sample_weight=w))
+        return t
+
+    def logits(self, X, papers) -> list[np.ndarray]:
+        out = []
+        for name, (vec, m) in self.models.items():
+            rows = X if vec is None else vec.transform([TEXTS[name](p) for p in papers])
+            out.append(m.decision_function(rows))
+        return out
+
+    def to_dict(self) -> dict:
+        out = {}
+        for name, (vec, m) in self.models.items():
+            d = {"coef": _b64(m.coef_[0]), "intercept": float(m.intercept_[0])}
+            if vec is not None:
+                d.update(vocab=[str(v) for v in vec.get_feature_names_out()], idf=_b64(vec.idf_),
+                         ngrams=int(vec.ngram_range[1]))
+            out[name] = d
+        return out
+
+
+def input_names(opt: Options) -> list[str]:
+    """The stacking inputs, in order."""
+    from .features import FEATURES
+    return _text_names(opt) + (["zero_shot"] if opt.zero_shot else []) + (list(FEATURES) if opt.meta else [])
 
 
 @dataclass
 class Calibration:
     embedder: str
     dim: int
-    emb_coef: list[float]
-    emb_intercept: float
-    vocab: list[str] = field(default_factory=list)
-    idf: list[float] = field(default_factory=list)
-    words_coef: list[float] = field(default_factory=list)
-    words_intercept: float = 0.0
-    # final logit = stack[0]*embedding logit + stack[1]*words logit + stack[2]*z(zero-shot) + stack[3]
-    stack: list[float] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0])
+    options: dict = field(default_factory=dict)
+    # text signal name -> {"coef": base64 float32, "intercept"} (+ "vocab", "idf", "ngrams" for TF-IDF ones)
+    text_models: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)          # features.Counts of the history (authors, categories)
+    inputs: list[str] = field(default_factory=list)     # stacking input names
+    input_mean: list[float] = field(default_factory=list)
+    input_scale: list[float] = field(default_factory=list)
+    stack_coef: list[float] = field(default_factory=list)
+    stack_intercept: float = 0.0
     zs_mean: float = 0.0
     zs_std: float = 1.0
-    C: dict = field(default_factory=dict)
+    # recall target (as "0.95") -> the score a held-back pick reached at that recall, from out-of-day scores
+    recall_thresholds: dict = field(default_factory=dict)
+    # recall target -> the top fraction of their day within which that share of the held-back picks ranked
+    recall_fractions: dict = field(default_factory=dict)
+    recall_source: str = ""
     trained_on: dict = field(default_factory=dict)
-    loo: dict = field(default_factory=dict)      # leave-one-day-out metrics on the history, when computed
+    walk_forward: dict = field(default_factory=dict)   # walk-forward figures on the history, when computed
 
     # ------------------------------------------------------------------ use
-    def emb_logit(self, vectors: np.ndarray) -> np.ndarray:
-        return np.asarray(vectors, dtype=np.float64) @ np.asarray(self.emb_coef) + self.emb_intercept
+    @property
+    def opt(self) -> Options:
+        return Options.from_dict(self.options)
 
-    def words_logit(self, papers: Sequence[Paper]) -> np.ndarray:
-        if not self.vocab:
-            return np.zeros(len(papers))
-        v = _vectorizer(self.vocab)
-        v.idf_ = np.asarray(self.idf)
-        X = v.transform([words_text(p) for p in papers])
-        return X @ np.asarray(self.words_coef) + self.words_intercept
+    def _text_logits(self, vectors: np.ndarray, papers: Sequence[Paper]) -> list[np.ndarray]:
+        out = []
+        for name in self.inputs:
+            d = self.text_models.get(name)
+            if d is None:
+                continue
+            if name == "embedding":
+                rows = np.asarray(vectors, dtype=np.float64)
+            else:
+                v = _vectorizer(int(d["ngrams"]), 1, d["vocab"])
+                v.idf_ = _unb64(d["idf"])
+                rows = v.transform([TEXTS[name](p) for p in papers])
+            out.append(rows @ _unb64(d["coef"]) + float(d["intercept"]))
+        return out
+
+    def stack_inputs(self, vectors: np.ndarray, zero_shot: np.ndarray, papers: Sequence[Paper]) -> np.ndarray:
+        from .features import Counts, features
+        cols = self._text_logits(vectors, papers)
+        if "zero_shot" in self.inputs:
+            cols.append((np.asarray(zero_shot, dtype=np.float64) - self.zs_mean) / (self.zs_std or 1.0))
+        M = np.column_stack(cols) if cols else np.zeros((len(papers), 0))
+        if self.opt.meta:
+            M = np.column_stack([M, features(papers, Counts.from_dict(self.counts))])
+        return M
 
     def score(self, vectors: np.ndarray, zero_shot: np.ndarray, papers: Sequence[Paper]) -> np.ndarray:
-        """P(GPT picks the paper), from its embedding, its words and its zero-shot score."""
+        """P(GPT picks the paper), from its embedding, words, zero-shot score, authors and categories."""
         if len(vectors) == 0:
             return np.zeros(0)
         if vectors.shape[1] != self.dim:
             raise InputError(f"the calibration was made with a {self.dim}-d embedder ('{self.embedder}') but "
                              f"the papers are embedded in {vectors.shape[1]} dimensions",
                              key="prefilter.calibration")
-        a, b, c, d = self.stack
-        z = (np.asarray(zero_shot, dtype=np.float64) - self.zs_mean) / (self.zs_std or 1.0)
-        logit = a * self.emb_logit(vectors) + b * self.words_logit(papers) + c * z + d
+        M = self.stack_inputs(vectors, zero_shot, papers)
+        z = (M - np.asarray(self.input_mean)) / np.asarray(self.input_scale)
+        logit = z @ np.asarray(self.stack_coef) + self.stack_intercept
         return 1.0 / (1.0 + np.exp(-logit))
 
     def check_embedder(self, key: str) -> None:
@@ -114,123 +234,200 @@ class Calibration:
                              f"version {VERSION}); calibrate again", where=str(path))
         try:
             cal = cls(**{k: v for k, v in d.items() if k not in ("format", "version")})
-        except TypeError as e:
+            n = len(cal.inputs)
+            ok = len(cal.stack_coef) == n and len(cal.input_mean) == n and len(cal.input_scale) == n
+            for name in _text_names(cal.opt):
+                d = cal.text_models[name]
+                size = cal.dim if name == "embedding" else len(d["vocab"])
+                ok = ok and name in cal.inputs and len(_unb64(d["coef"])) == size and (
+                    name == "embedding" or len(_unb64(d["idf"])) == size)
+        except (TypeError, ValueError, KeyError) as e:
             raise InputError(f"malformed calibration file ({e})", where=str(path)) from None
-        if (len(cal.emb_coef) != cal.dim or len(cal.stack) != 4 or len(cal.vocab) != len(cal.idf)
-                or len(cal.vocab) != len(cal.words_coef)):
+        if not ok:
             raise InputError("malformed calibration file (its coefficients do not match its sizes)",
                              where=str(path))
         return cal
 
 
 # --------------------------------------------------------------------------- fitting
-def _lr(C: float):
-    from sklearn.linear_model import LogisticRegression
-    return LogisticRegression(C=C, max_iter=5000)
-
-
-def words_text(p: Paper) -> str:
-    """What the words model reads: title, abstract and the arXiv categories as tokens (catcsLG, catstatML)."""
-    cats = " ".join("cat" + "".join(ch for ch in c if ch.isalnum()) for c in (p.categories or []))
-    return f"{paper_text(p)} {cats}".strip()
-
-
-def _folds(groups: np.ndarray) -> list[np.ndarray]:
-    """Test masks of whole days, at most MAX_FOLDS folds (days dealt round-robin in date order)."""
+def _folds(groups: np.ndarray, k: int) -> list[np.ndarray]:
+    """Test masks of whole days, at most k folds (days dealt round-robin in date order)."""
     days = sorted(set(groups.tolist()))
-    k = min(MAX_FOLDS, len(days))
+    k = min(k, len(days))
     fold_of = {d: i % k for i, d in enumerate(days)}
     f = np.array([fold_of[g] for g in groups.tolist()])
     return [f == i for i in range(k)]
 
 
-def _fit_emb(X, y, C):
-    return _lr(C).fit(X, y)
+def day_weights(groups: np.ndarray, halflife: float) -> np.ndarray:
+    """Recency weights: a day `a` days before the newest history day weighs 0.5 ** (a / halflife)."""
+    if not halflife or halflife <= 0:
+        return np.ones(len(groups))
+    days = sorted(set(groups.tolist()))
+    age = {d: len(days) - 1 - i for i, d in enumerate(days)}
+    return np.array([0.5 ** (age[g] / halflife) for g in groups.tolist()])
 
 
-def _fit_words(texts, y, C):
-    v = _vectorizer()
-    m = _lr(C).fit(v.fit_transform(texts), y)
-    return v, m
+def _apply_labels(papers, y, w, labels: Mapping[str, bool] | None, weight: float):
+    """The user's own labels override GPT's pick for their papers and weigh `weight` times as much."""
+    if not labels:
+        return y, w
+    y, w = y.copy(), w.copy()
+    for i, p in enumerate(papers):
+        if p.id in labels:
+            y[i] = bool(labels[p.id])
+            w[i] *= weight
+    return y, w
 
 
-def _oof(X, texts, y, groups, c_emb, c_words) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-day logits of both regressions (each fold's days predicted by a fit on the others)."""
-    oe, ow = np.zeros(len(y)), np.zeros(len(y))
-    for te in _folds(groups):
-        tr = ~te
-        if y[tr].all() or not y[tr].any():
-            continue
-        oe[te] = _fit_emb(X[tr], y[tr], c_emb).decision_function(X[te])
-        v, m = _fit_words(texts[tr], y[tr], c_words)
-        ow[te] = m.decision_function(v.transform(texts[te]))
-    return oe, ow
+@dataclass
+class Fitted:
+    """A fit's parts before they are written into a Calibration (the eval script swaps stackers on them)."""
+    text: _Text
+    oof: np.ndarray               # the stacking inputs of the training rows, out of day
+    y: np.ndarray
+    w: np.ndarray
+    groups: np.ndarray
+    counts: object
+    zs_mean: float
+    zs_std: float
+    options: Options
+
+    def inputs(self, X: np.ndarray, zs: np.ndarray, papers: Sequence[Paper]) -> np.ndarray:
+        """The stacking inputs of new rows, from the base models fit on every training row."""
+        from .features import features
+        cols = self.text.logits(np.asarray(X, dtype=np.float64), list(papers))
+        if self.options.zero_shot:
+            cols.append((np.asarray(zs, dtype=np.float64) - self.zs_mean) / self.zs_std)
+        M = np.column_stack(cols) if cols else np.zeros((len(papers), 0))
+        if self.options.meta:
+            M = np.column_stack([M, features(papers, self.counts)])
+        return M
 
 
-def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], papers: Sequence[Paper], *,
-        embedder: str, c_emb: float = C_EMB, c_words: float = C_WORDS) -> Calibration:
-    """Fit on all rows. groups: each row's day (the stacking weights come from out-of-day predictions)."""
+def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], papers: Sequence[Paper], *,
+               options: Options | None = None, labels: Mapping[str, bool] | None = None) -> Fitted:
+    """The base models on all rows, and every row's stacking inputs from fits that did not see its day."""
+    from .features import counts_of, out_of_day_features
+    opt = options or Options()
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=bool)
     zs = np.asarray(zs, dtype=np.float64)
     groups = np.asarray([str(g) for g in groups])
-    texts = np.asarray([words_text(p) for p in papers], dtype=object)
+    papers = list(papers)
+    w = day_weights(groups, opt.halflife)
+    y, w = _apply_labels(papers, y, w, labels, opt.label_weight)
     if y.all() or not y.any():
         raise InputError("the history needs both papers GPT picked and papers it did not")
     mu, sd = float(zs.mean()), float(zs.std() or 1.0)
-    if len(set(groups.tolist())) >= 2:
-        oe, ow = _oof(X, texts, y, groups, c_emb, c_words)
-        st = _lr(1.0).fit(np.column_stack([oe, ow, (zs - mu) / sd]), y)
-        stack = [max(0.0, float(v)) for v in st.coef_[0]]   # a signal that hurts out of sample is dropped
-        stack.append(float(st.intercept_[0]))
-    else:                                                    # one day: no out-of-day evidence to weigh by
-        stack = [1.0, 1.0, 0.0, 0.0]
-    m_emb = _fit_emb(X, y, c_emb)
-    vec, m_words = _fit_words(texts, y, c_words)
-    return Calibration(
-        embedder=embedder, dim=int(X.shape[1]),
-        emb_coef=[float(v) for v in m_emb.coef_[0]], emb_intercept=float(m_emb.intercept_[0]),
-        vocab=[str(t) for t in vec.get_feature_names_out()], idf=[float(v) for v in vec.idf_],
-        words_coef=[float(v) for v in m_words.coef_[0]], words_intercept=float(m_words.intercept_[0]),
-        stack=stack, zs_mean=mu, zs_std=sd, C={"embedding": c_emb, "words": c_words},
-        trained_on={"days": sorted(set(groups.tolist())), "papers": int(len(y)), "picks": int(y.sum()),
-                    "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    n_text = len(_text_names(opt))
+    oof = np.zeros((len(y), n_text))
+    if n_text and len(set(groups.tolist())) >= 2:
+        for te in _folds(groups, opt.folds):
+            tr = ~te
+            if y[tr].all() or not y[tr].any():
+                continue
+            part = _Text.fit(X[tr], [papers[i] for i in np.flatnonzero(tr)], y[tr], w[tr], opt)
+            oof[te] = np.column_stack(part.logits(X[te], [papers[i] for i in np.flatnonzero(te)]))
+    cols = [oof]
+    if opt.zero_shot:
+        cols.append(((zs - mu) / sd)[:, None])
+    if opt.meta:
+        cols.append(out_of_day_features(papers, y, groups))
+    text = _Text.fit(X, papers, y, w, opt)
+    return Fitted(text=text, oof=np.column_stack(cols), y=y, w=w, groups=groups,
+                  counts=counts_of(papers, y, groups), zs_mean=mu, zs_std=sd, options=opt)
 
 
-def leave_one_day_out(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str],
-                      papers: Sequence[Paper], *, embedder: str,
-                      progress=None) -> dict[str, dict[str, dict[str, float]]]:
-    """Per held-out day: metrics of the zero-shot score and of a calibration fit on the other days only."""
-    groups = np.asarray([str(g) for g in groups])
-    y = np.asarray(y, dtype=bool)
-    days = sorted(set(groups.tolist()))
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    if len(days) < 2:
-        return out
-    papers = list(papers)
-    for i, d in enumerate(days):
-        te = groups == d
-        tr = ~te
-        if not y[te].any() or y[tr].all() or not y[tr].any():
-            continue
-        idx_tr, idx_te = np.where(tr)[0], np.where(te)[0]
-        cal = fit(X[tr], y[tr], zs[tr], groups[tr], [papers[j] for j in idx_tr], embedder=embedder)
-        out[d] = {"zero_shot": day_metrics(zs[te], y[te]),
-                  "calibrated": day_metrics(cal.score(X[te], zs[te], [papers[j] for j in idx_te]), y[te])}
-        if progress is not None:
-            progress(i + 1, len(days))
-    return out
+def fit_stack(M: np.ndarray, y: np.ndarray, w: np.ndarray, names: list[str], nonneg: bool):
+    """A logistic regression on standardised stacking inputs: (mean, scale, coef, intercept). With `nonneg`,
+    a text signal whose weight comes out negative (it hurts out of sample) is dropped and the rest refit."""
+    mean = M.mean(axis=0)
+    scale = M.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (M - mean) / scale
+    use = np.ones(M.shape[1], dtype=bool)
+    for _ in range(M.shape[1] + 1):
+        st = _lr(1.0).fit(Z[:, use], y, sample_weight=w)
+        coef = np.zeros(M.shape[1])
+        coef[use] = st.coef_[0]
+        bad = [i for i, n in enumerate(names) if use[i] and n in ("embedding", "words", "title", "zero_shot")
+               and coef[i] < 0] if nonneg else []
+        if not bad:
+            return mean, scale, coef, float(st.intercept_[0])
+        use[bad] = False
+    return mean, scale, coef, float(st.intercept_[0])
 
 
-def mean_metrics(loo: dict[str, dict[str, dict[str, float]]], which: str) -> dict[str, float]:
-    rows = [v[which] for v in loo.values() if which in v]
-    if not rows:
+def recall_thresholds(scores: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
+    """Per recall target R of RECALL_GRID: the score at or above which a share R of the picks lies
+    (the (1 - R) quantile of the picks' scores, weighted by their days' weights)."""
+    s = np.asarray(scores, dtype=np.float64)[np.asarray(y, dtype=bool)]
+    if not len(s):
         return {}
+    ww = np.ones(len(s)) if w is None else np.asarray(w, dtype=np.float64)[np.asarray(y, dtype=bool)]
+    order = np.argsort(-s, kind="stable")
+    s, ww = s[order], ww[order]
+    cum = np.cumsum(ww) / ww.sum()                     # share of picks at or above each pick's score
     out = {}
-    for k in rows[0]:
-        vals = [r[k] for r in rows if not math.isnan(r[k])]
-        out[k] = float(np.mean(vals)) if vals else float("nan")
+    for r in RECALL_GRID:
+        i = int(np.searchsorted(cum, r - 1e-12))
+        out[f"{r:.2f}"] = float(s[min(i, len(s) - 1)])
     return out
+
+
+def within_day_fractions(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each row's rank within its day as a top fraction (the best paper of a 200-paper day: 1/200)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    groups = np.asarray(groups)
+    out = np.zeros(len(scores))
+    for d in set(groups.tolist()):
+        idx = np.flatnonzero(groups == d)
+        order = np.argsort(-scores[idx], kind="stable")
+        out[idx[order]] = (np.arange(len(idx)) + 1) / len(idx)
+    return out
+
+
+def recall_fractions(scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Per recall target R of RECALL_GRID: the top fraction of a day within which a share R of the picks
+    ranked (the R quantile of the picks' within-day rank fractions)."""
+    y = np.asarray(y, dtype=bool)
+    f = np.sort(within_day_fractions(scores, groups)[y])
+    if not len(f):
+        return {}
+    return {f"{r:.2f}": float(f[min(len(f) - 1, max(0, int(np.ceil(r * len(f) - 1e-9)) - 1))])
+            for r in RECALL_GRID}
+
+
+def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], papers: Sequence[Paper], *,
+        embedder: str, options: Options | None = None, labels: Mapping[str, bool] | None = None) -> Calibration:
+    """Fit on all rows. groups: each row's day (the stacking weights come from out-of-day inputs).
+    labels: the user's own verdicts by paper id; each overrides GPT's pick for that paper and weighs
+    options.label_weight times as much."""
+    f = fit_inputs(X, y, zs, groups, papers, options=options, labels=labels)
+    opt = f.options
+    names = input_names(opt)
+    if len(set(f.groups.tolist())) >= 2:
+        mean, scale, coef, b = fit_stack(f.oof, f.y, f.w, names, opt.nonneg)
+    else:                                    # one day: no out-of-day evidence to weigh by; text signals only
+        mean, scale = np.zeros(len(names)), np.ones(len(names))
+        coef = np.array([1.0 if n in ("embedding", "words", "title") else 0.0 for n in names])
+        b = 0.0
+    cal = Calibration(
+        embedder=embedder, dim=int(np.asarray(X).shape[1]), options=asdict(opt), text_models=f.text.to_dict(),
+        counts=f.counts.to_dict() if opt.meta else {},
+        inputs=names, input_mean=[float(v) for v in mean], input_scale=[float(v) for v in scale],
+        stack_coef=[float(v) for v in coef], stack_intercept=b, zs_mean=f.zs_mean, zs_std=f.zs_std,
+        trained_on={"days": sorted(set(f.groups.tolist())), "papers": int(len(f.y)), "picks": int(f.y.sum()),
+                    "labels": int(sum(1 for p in papers if labels and p.id in labels)),
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    # how high held-back picks scored: the stacker applied to the out-of-day inputs
+    oof_scores = 1.0 / (1.0 + np.exp(-(((f.oof - mean) / scale) @ coef + b)))
+    cal.recall_thresholds = recall_thresholds(oof_scores, f.y)
+    cal.recall_fractions = recall_fractions(oof_scores, f.y, f.groups)
+    cal.recall_source = "out-of-day"
+    return cal
 
 
 # --------------------------------------------------------------------------- from a history of digests
@@ -243,6 +440,21 @@ class HistoryData:
     papers: list[Paper]
     embedder: str
 
+    def subset(self, mask: np.ndarray) -> "HistoryData":
+        idx = np.flatnonzero(mask)
+        return HistoryData(self.X[idx], self.y[idx], self.zs[idx], self.groups[idx],
+                           [self.papers[i] for i in idx], self.embedder)
+
+    @property
+    def days(self) -> list[str]:
+        return sorted(set(self.groups.tolist()))
+
+
+def fit_data(data: HistoryData, *, options: Options | None = None,
+             labels: Mapping[str, bool] | None = None) -> Calibration:
+    return fit(data.X, data.y, data.zs, data.groups, data.papers, embedder=data.embedder, options=options,
+               labels=labels)
+
 
 def history_data(days, prompts, *, embedder="minilm", store=None, progress=None) -> HistoryData:
     """Embed every history day (through the store's cache) and score it zero-shot, day by day."""
@@ -254,7 +466,7 @@ def history_data(days, prompts, *, embedder="minilm", store=None, progress=None)
     Xs, ys, zss, gs, papers = [], [], [], [], []
     for i, day in enumerate(days):
         v = emb.embed_papers(day.papers, store)
-        zs, _ = zero_shot(v, qv, qs)
+        zs, _ = zero_shot(v, qv, qs, [p.title for p in day.papers])
         Xs.append(v)
         ys.append(np.asarray(day.labels, dtype=bool))
         zss.append(zs)
@@ -266,14 +478,43 @@ def history_data(days, prompts, *, embedder="minilm", store=None, progress=None)
                        np.asarray(gs), papers, emb.key)
 
 
-def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = True,
-              progress=None) -> tuple[Calibration, dict]:
-    """Fit a calibration on history days; with `evaluate`, also the leave-one-day-out metrics."""
+def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = True, eval_share: float = 1 / 3,
+              options: Options | None = None, labels: Mapping[str, bool] | None = None,
+              progress: Callable | None = None):
+    """Fit a calibration on history days. With `evaluate`, also the walk-forward figures on the last
+    `eval_share` of the days (each ranked by a fit on the days before it), beside zero-shot's.
+    Returns (calibration, walkforward.Report or None)."""
+    from .walkforward import walk_forward
+    t0 = time.perf_counter()
     data = history_data(days, prompts, embedder=embedder, store=store,
                         progress=(lambda d, n: progress("embedding", d, n)) if progress else None)
-    loo = {}
-    if evaluate:
-        loo = leave_one_day_out(data.X, data.y, data.zs, data.groups, data.papers, embedder=data.embedder,
-                                progress=(lambda d, n: progress("leave-one-day-out", d, n)) if progress else None)
-    cal = fit(data.X, data.y, data.zs, data.groups, data.papers, embedder=data.embedder)
-    return cal, loo
+    seconds = {"embedding": time.perf_counter() - t0}
+    report = None
+    if evaluate and len(data.days) >= 3:
+        t = time.perf_counter()
+        report = walk_forward(data, lambda tr: _scorer(fit_data(tr, options=options, labels=labels)),
+                              test_days=eval_days(data.days, eval_share),
+                              progress=(lambda d, n: progress("walk-forward", d, n)) if progress else None)
+        seconds["walk_forward"] = time.perf_counter() - t
+    if progress:
+        progress("fitting", 0, 1)
+    t = time.perf_counter()
+    cal = fit_data(data, options=options, labels=labels)
+    seconds["fit"] = time.perf_counter() - t
+    if progress:
+        progress("fitting", 1, 1)
+    if report is not None:
+        cal.walk_forward = report.to_dict()
+    cal.trained_on["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    return cal, report
+
+
+def eval_days(days: Sequence[str], share: float = 1 / 3) -> list[str]:
+    """The last `share` of the days (at least one, and never the first: it has nothing before it)."""
+    days = sorted(days)
+    n = max(1, min(len(days) - 1, round(len(days) * share)))
+    return days[-n:]
+
+
+def _scorer(cal: Calibration):
+    return lambda d: cal.score(d.X, d.zs, d.papers)

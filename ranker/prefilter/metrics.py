@@ -1,4 +1,5 @@
-"""How well a day's ranking puts GPT's picks on top: AUC and recall of the picks in the top 25% / 40%."""
+"""How well a day's ranking puts GPT's picks on top: AUC, recall of the picks in the top 25% / 40%, and keep95
+(the smallest top fraction of the day that holds 95% of the picks: what the LLM must read to lose few picks)."""
 from __future__ import annotations
 
 import math
@@ -30,13 +31,47 @@ def recall_at(scores: np.ndarray, labels: np.ndarray, fraction: float) -> float:
     return float(y[order[:k]].sum() / y.sum())
 
 
+def keep_for(scores: np.ndarray, labels: np.ndarray, recall: float = 0.95) -> float:
+    """The smallest top fraction of the ranking that holds at least `recall` of the positives: the rank of the
+    ceil(recall * positives)-th positive over the number of papers (ties broken by input order, as recall_at).
+    NaN when there is no positive. keep_for(s, y, 0.95) is the "keep95" of a day."""
+    y = np.asarray(labels, dtype=bool)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    if not 0 < recall <= 1:
+        raise ValueError(f"recall must be in (0, 1], got {recall}")
+    need = math.ceil(recall * n_pos - 1e-9)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    pos_ranks = np.flatnonzero(y[order]) + 1          # 1-based ranks of the positives, ascending
+    return float(pos_ranks[need - 1] / len(y))
+
+
+def keep95(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The smallest top fraction of the day that holds 95% of the picks."""
+    return keep_for(scores, labels, 0.95)
+
+
+METRICS = ("auc", "recall@25", "recall@40", "keep95")
+
+
 def day_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     out = {"auc": auc(scores, labels)}
     for f in FRACTIONS:
         out[f"recall@{int(round(f * 100))}"] = recall_at(scores, labels, f)
+    out["keep95"] = keep95(scores, labels)
+    return out
+
+
+def mean_of(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each metric over days (a NaN day is left out of that metric's mean)."""
+    out: dict[str, float] = {}
+    for k in METRICS:
+        vals = [r[k] for r in rows if k in r and not math.isnan(r[k])]
+        out[k] = float(np.mean(vals)) if vals else float("nan")
     return out
 
 
 def format_row(name: str, m: dict[str, float]) -> str:
     return (f"{name:<14} AUC {m.get('auc', float('nan')):.3f}  recall@25 {m.get('recall@25', float('nan')):.3f}"
-            f"  recall@40 {m.get('recall@40', float('nan')):.3f}")
+            f"  recall@40 {m.get('recall@40', float('nan')):.3f}  keep95 {m.get('keep95', float('nan')):.3f}")

@@ -191,8 +191,9 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
 
 def read_ranked(path_or_url: str | os.PathLike | bytes, *, report: ReadReport | None = None) -> list[Ranked]:
     """`ranker prefilter` output: every row as a Ranked record (the paper, its prefilter_score, whether it
-    was kept, its topic), in the file's order. A file whose rows carry no verdict (a plain listing) is an
-    InputError; a row with a malformed one is skipped and counted in the report."""
+    was kept, its topic, the keep rule that decided it), in the file's order. A file whose rows carry no
+    verdict (a plain listing) is an InputError; a row with a malformed one is skipped and counted in the
+    report."""
     out = []
     for p in read_papers(path_or_url, report=report):
         r = Ranked.from_paper(p)
@@ -216,7 +217,7 @@ def paper_lines(papers: Iterable[Paper]) -> Iterator[str]:
 
 
 def ranked_lines(ranked: Iterable[Ranked]) -> Iterator[str]:
-    """The prefilter output: one JSON line per Ranked record (id, prefilter_score, kept, topic, the paper's
+    """The prefilter output: one JSON line per Ranked record (id, prefilter_score, kept, topic, rule, the paper's
     fields), one at a time (a 30,000-paper day never sits in memory as one string); read_ranked reads it."""
     for r in ranked:
         yield json.dumps(r.to_dict(), ensure_ascii=False) + "\n"

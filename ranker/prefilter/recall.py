@@ -1,0 +1,143 @@
+"""How much of a day to keep: by a target recall of GPT's picks, by a fixed fraction, or a fixed count.
+
+keep_for_recall(scores, R, calibration) keeps the smallest top part of the day that is expected to hold a
+share R of the picks:
+  - with a calibration, from the calibration's own out-of-day scores on its history: the score that a share R
+    of the held-back picks reached (Calibration.recall_thresholds); every paper scoring at least that is kept;
+  - without one, from how the zero-shot score ranked GPT-4o's picks on the 50 shared days (2025-04-17 ..
+    2025-07-18, the default topics): the top fraction of a day that held a share R of the picks there
+    (ZERO_SHOT_FRACTIONS). It is a prior measured on one user's topics, so it is rounded up (conservative).
+decide_keep() applies the precedence the CLI and config use: --top, then --keep, then --recall, then the default
+(recall 0.95 with a calibration; the fixed fraction DEFAULT_KEEP without one).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .calibrate import Calibration
+
+DEFAULT_RECALL = 0.95            # the default target when a calibration is given
+
+# recall target -> top fraction of the day the zero-shot score needs for it, measured on the 50 shared days
+# (scripts/eval_walkforward.py prints the table): the fraction at which the mean over days of the recall of
+# GPT's picks reached the target, rounded up to 0.05.
+ZERO_SHOT_FRACTIONS = {0.50: 0.15, 0.60: 0.20, 0.70: 0.25, 0.75: 0.30, 0.80: 0.35, 0.85: 0.40, 0.90: 0.50,
+                       0.95: 0.60, 0.99: 0.80, 1.00: 1.00}
+# Without a calibration the default keeps this fixed fraction: it held 0.854 of GPT-4o's picks on the 50 shared
+# days (0.850 on the last 15), which the summary and the run manifest state as its expected recall.
+DEFAULT_KEEP = 0.4
+
+
+@dataclass
+class KeepDecision:
+    n_keep: int              # papers kept, the min_keep floor included
+    rule: str                # "top", "keep", "recall" (calibrated) or "recall-prior" (zero-shot table)
+    n_by_rule: int           # papers the rule itself kept (the rest of n_keep is the min_keep floor)
+    threshold: float | None = None       # the lowest score kept by the rule
+    expected_recall: float | None = None  # the share of GPT's picks the rule expects to keep
+    target: float | None = None          # the requested recall, for "recall" rules
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "kept": self.n_keep, "kept_by_rule": self.n_by_rule,
+                "threshold": self.threshold, "expected_recall": self.expected_recall, "target_recall": self.target}
+
+
+def _check_recall(recall: float) -> None:
+    if not (0 < recall <= 1):
+        raise InputError(f"must be a fraction in (0, 1], got {recall}", key="prefilter.recall")
+
+
+def _interp(table: dict[float, float], r: float) -> float:
+    """Piecewise-linear in the target between the table's points; the first point below its range."""
+    pts = sorted(table.items())
+    if r <= pts[0][0]:
+        return pts[0][1]
+    for (r0, v0), (r1, v1) in zip(pts, pts[1:]):
+        if r <= r1:
+            return v0 + (v1 - v0) * (r - r0) / (r1 - r0)
+    return pts[-1][1]
+
+
+def zero_shot_fraction(recall: float) -> float:
+    """The top fraction of a day that the zero-shot score needs to hold `recall` of the picks (the prior)."""
+    _check_recall(recall)
+    return _interp(ZERO_SHOT_FRACTIONS, recall)
+
+
+def zero_shot_recall(fraction: float) -> float:
+    """The inverse: the share of the picks a fixed top fraction held under the zero-shot score."""
+    inv = {f: r for r, f in ZERO_SHOT_FRACTIONS.items()}
+    inv.setdefault(0.0, 0.0)
+    return _interp(inv, fraction)
+
+
+def calibrated_threshold(cal: "Calibration", recall: float) -> float | None:
+    """The score a share `recall` of the calibration's held-back picks reached (interpolated); None when the
+    calibration holds no thresholds."""
+    _check_recall(recall)
+    t = {float(k): float(v) for k, v in (cal.recall_thresholds or {}).items()}
+    if not t:
+        return None
+    return _interp(t, recall)
+
+
+def keep_for_recall(scores: np.ndarray, recall: float, calibration: "Calibration | None" = None,
+                    ) -> tuple[int, str, float | None, float]:
+    """(n_keep, rule, threshold, expected_recall): the smallest top part of `scores` expected to hold a share
+    `recall` of GPT's picks (see the module's docstring). No min_keep floor here (decide_keep adds it)."""
+    _check_recall(recall)
+    s = np.asarray(scores, dtype=np.float64)
+    n = len(s)
+    if n == 0:
+        return 0, "recall", None, recall
+    thr = calibrated_threshold(calibration, recall) if calibration is not None else None
+    if thr is not None:
+        k = int((s >= thr).sum())
+        return k, "recall", thr, recall
+    k = min(n, math.ceil(zero_shot_fraction(recall) * n - 1e-9))
+    cut = float(np.sort(s)[::-1][k - 1]) if k else None
+    return k, "recall-prior", cut, recall
+
+
+def decide_keep(scores: np.ndarray, *, top: int | None = None, keep: float | None = None,
+                recall: float | None = None, min_keep: int = 20,
+                calibration: "Calibration | None" = None) -> KeepDecision:
+    """How many of the papers (scored `scores`) to keep, and by which rule: `top` exactly when given; else the
+    top `keep` fraction; else by `recall`; else the default (recall DEFAULT_RECALL with a calibration, the
+    fraction DEFAULT_KEEP without). Never fewer than min(n, min_keep), except with `top`."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = len(s)
+    if top is not None:
+        if top < 1:
+            raise InputError("must be at least 1", key="prefilter.top")
+        k = min(n, int(top))
+        return KeepDecision(k, "top", k, _cut(s, k), None)
+    if keep is not None and not (0 < keep <= 1):
+        raise InputError(f"must be a fraction in (0, 1], got {keep}", key="prefilter.keep")
+    if recall is not None:
+        _check_recall(recall)
+    if keep is None and recall is None:
+        if calibration is not None:
+            recall = DEFAULT_RECALL
+        else:
+            keep = DEFAULT_KEEP
+    if keep is not None:
+        k = min(n, math.ceil(keep * n - 1e-9))
+        expected = None if calibration is not None else round(zero_shot_recall(keep), 3)
+        dec = KeepDecision(k, "keep", k, _cut(s, k), expected)
+    else:
+        k, rule, thr, expected = keep_for_recall(s, recall, calibration)
+        dec = KeepDecision(k, rule, k, thr if thr is not None else _cut(s, k), expected, target=recall)
+    dec.n_keep = min(n, max(dec.n_by_rule, min(n, min_keep)))
+    return dec
+
+
+def _cut(s: np.ndarray, k: int) -> float | None:
+    return float(np.sort(s)[::-1][k - 1]) if 0 < k <= len(s) else None

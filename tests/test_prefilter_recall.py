@@ -1,0 +1,101 @@
+"""The keep policy: by recall (calibrated thresholds or the zero-shot prior), fixed fraction, top K; keep95."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ranker.errors import InputError
+from ranker.prefilter.calibrate import Calibration, recall_fractions, recall_thresholds
+from ranker.prefilter.metrics import day_metrics, keep95, keep_for, recall_at
+from ranker.prefilter.recall import (DEFAULT_KEEP, ZERO_SHOT_FRACTIONS, decide_keep, keep_for_recall,
+                                     zero_shot_fraction, zero_shot_recall)
+
+
+def test_keep95_is_the_rank_of_the_pick_that_completes_95_percent():
+    scores = np.arange(100, 0, -1, dtype=float)          # paper i is ranked i+1
+    y = np.zeros(100, bool)
+    y[[0, 1, 2, 9, 19, 29, 39, 49, 59, 89]] = True      # 10 picks; the 10th (= 95% rounded up) at rank 90
+    assert keep95(scores, y) == 0.90
+    assert keep_for(scores, y, 0.8) == 0.50 and keep_for(scores, y, 0.1) == 0.01
+    y2 = np.zeros(100, bool)
+    y2[:20] = True
+    assert keep95(scores, y2) == 0.19                   # ceil(0.95 * 20) = 19 picks, at ranks 1..19
+    assert math.isnan(keep95(scores, np.zeros(100, bool)))
+    # consistent with recall_at: keeping keep95 of the day holds at least 95% of the picks
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        s, lab = rng.normal(size=300), rng.random(300) < 0.1
+        if lab.any():
+            k = keep95(s, lab)
+            assert recall_at(s, lab, k) >= 0.95 and recall_at(s, lab, k - 1 / 300) < 0.95
+    assert set(day_metrics(scores, y)) == {"auc", "recall@25", "recall@40", "keep95"}
+
+
+def _cal_from(scores, y, groups):
+    cal = Calibration(embedder="toy", dim=1)
+    cal.recall_thresholds = recall_thresholds(scores, y)
+    cal.recall_fractions = recall_fractions(scores, y, groups)
+    return cal
+
+
+def test_keep_by_recall_from_held_back_scores_holds_the_recall_on_new_days():
+    """Thresholds learned from held-back days of a synthetic score keep ~R of the picks of new days."""
+    rng = np.random.default_rng(0)
+
+    def days(n_days):
+        s, y, g = [], [], []
+        for d in range(n_days):
+            n = rng.integers(150, 600)
+            lab = rng.random(n) < 0.09
+            s.append(1 / (1 + np.exp(-(rng.normal(size=n) + 2.2 * lab - 2.5))))
+            y.append(lab)
+            g += [d] * n
+        return np.concatenate(s), np.concatenate(y), np.array(g)
+    cal = _cal_from(*days(40))
+    s, y, g = days(30)
+    for R in (0.8, 0.9, 0.95):
+        got, frac = [], []
+        for d in range(30):
+            m = g == d
+            k, rule, thr, expected = keep_for_recall(s[m], R, cal)
+            assert rule == "recall" and expected == R and (s[m] >= thr).sum() == k
+            kept = np.argsort(-s[m], kind="stable")[:k]
+            got.append(y[m][kept].sum() / max(1, y[m].sum()))
+            frac.append(k / m.sum())
+        assert abs(np.mean(got) - R) < 0.03, (R, np.mean(got))
+    # a higher target keeps more
+    assert keep_for_recall(s, 0.95, cal)[0] > keep_for_recall(s, 0.8, cal)[0]
+
+
+def test_without_a_calibration_the_recall_rule_is_the_zero_shot_prior():
+    s = np.linspace(1, 0, 200)
+    k, rule, thr, expected = keep_for_recall(s, 0.95)
+    assert rule == "recall-prior" and k == math.ceil(ZERO_SHOT_FRACTIONS[0.95] * 200) and thr == s[k - 1]
+    assert zero_shot_fraction(0.95) == ZERO_SHOT_FRACTIONS[0.95]
+    assert zero_shot_fraction(0.5) <= zero_shot_fraction(0.9) <= zero_shot_fraction(0.99) <= 1.0
+    assert keep_for_recall(s, 1.0)[0] == 200
+    assert 0 < zero_shot_recall(DEFAULT_KEEP) < 1
+
+
+def test_decide_keep_precedence_floor_and_errors():
+    s = np.linspace(1, 0, 100)
+    cal = _cal_from(np.r_[np.linspace(1, 0, 100)], np.r_[np.ones(50, bool), np.zeros(50, bool)], np.zeros(100))
+    d = decide_keep(s, top=7, keep=0.5, recall=0.9, calibration=cal)
+    assert (d.rule, d.n_keep) == ("top", 7)
+    d = decide_keep(s, keep=0.5, recall=0.9, calibration=cal)
+    assert (d.rule, d.n_keep) == ("keep", 50)
+    d = decide_keep(s, calibration=cal)                           # default with a calibration: recall 0.95
+    assert d.rule == "recall" and d.target == 0.95 and d.threshold == cal.recall_thresholds["0.95"]
+    d = decide_keep(s)                                            # default without: the fixed fraction
+    assert d.rule == "keep" and d.n_keep == math.ceil(DEFAULT_KEEP * 100) and d.expected_recall is not None
+    d = decide_keep(s, keep=0.05, min_keep=20)                    # the floor
+    assert d.n_by_rule == 5 and d.n_keep == 20
+    assert decide_keep(s[:10], keep=0.05, min_keep=20).n_keep == 10
+    assert set(d.to_dict()) == {"rule", "kept", "kept_by_rule", "threshold", "expected_recall", "target_recall"}
+    for kw, key in (({"recall": 0}, "prefilter.recall"), ({"recall": 1.5}, "prefilter.recall"),
+                    ({"keep": 0}, "prefilter.keep"), ({"top": 0}, "prefilter.top")):
+        with pytest.raises(InputError) as e:
+            decide_keep(s, **kw)
+        assert e.value.key == key
