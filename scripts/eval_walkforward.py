@@ -210,6 +210,8 @@ class Components:
         if root is None or name == "zs":
             return None
         tag = f"{len(tr.y)}-{int(tr.y.sum())}-{len(FEATURES) if name.startswith('meta') else 0}"
+        if name == "senior":
+            tag += f"-{len(SENIOR)}"
         safe = name.replace(":", "_")
         return Path(root) / f"{safe}--{tr.days[-1]}--{tag}.npz"
 
@@ -250,6 +252,8 @@ class Components:
         if kind == "zs":
             mu, sd = tr.zs.mean(), tr.zs.std() or 1.0
             return (tr.zs - mu) / sd, lambda d: (d.zs - mu) / sd
+        if kind == "senior":                  # label-free author seniority from the listings (see seniority())
+            return seniority(tr, None), lambda d: seniority(tr, d)
         if kind in ("meta", "metaprior"):     # training rows' counts from all other days, or earlier days only
             counts = counts_of(tr.papers, tr.y, tr.groups)
             feats = out_of_day_features if kind == "meta" else prior_day_features
@@ -321,6 +325,90 @@ class Components:
         raise ValueError(kind)
 
 
+SENIOR = ("senior_papers_max", "senior_coauthors_max", "senior_last_author_papers")
+
+
+def seniority(tr, d) -> np.ndarray:
+    """Label-free stand-ins for the seed's "some author has h-index >= 20" filter, from the listings alone:
+    per paper, the max over its authors of log(1 + the author's papers in the history), of log(1 + the author's
+    distinct co-authors there), and log(1 + the last author's papers). Counted per history day (x 50), so rows
+    counted over more or fewer days read on one scale. d None: every row of tr, counted over tr's OTHER days;
+    else d's rows counted over all of tr's days."""
+    from collections import Counter, defaultdict
+    from ranker.prefilter.features import paper_authors
+    per_day: dict[str, tuple[Counter, dict]] = {}
+    for p, g in zip(tr.papers, tr.groups.tolist()):
+        papers, co = per_day.setdefault(g, (Counter(), defaultdict(Counter)))
+        names = paper_authors(p)
+        for a in names:
+            papers[a] += 1
+            for b in names:
+                if b != a:
+                    co[a][b] += 1
+    tot_p, tot_c = Counter(), defaultdict(Counter)
+    for papers, co in per_day.values():
+        tot_p.update(papers)
+        for a, c in co.items():
+            tot_c[a].update(c)
+    n_days = len(per_day)
+
+    def rows(papers_, own):
+        scale = 50.0 / max(1, n_days - (own is not None))
+        out = np.zeros((len(papers_), len(SENIOR)))
+        for i, p in enumerate(papers_):
+            names = paper_authors(p)
+            if not names:
+                continue
+            own_p, own_c = own if own is not None else (Counter(), {})
+            n_p = [tot_p[a] - own_p[a] for a in names]
+            n_c = [sum(1 for b, k in tot_c[a].items() if k - own_c.get(a, Counter())[b] > 0) for a in names]
+            out[i] = (np.log1p(scale * max(n_p)), np.log1p(scale * max(n_c)), np.log1p(scale * n_p[-1]))
+        return out
+    if d is not None:
+        return rows(d.papers, None)
+    out = np.zeros((len(tr.y), len(SENIOR)))
+    for g in per_day:
+        idx = np.flatnonzero(tr.groups == g)
+        out[idx] = rows([tr.papers[i] for i in idx], per_day[g])
+    return out
+
+
+def fit_gate(T: np.ndarray, U: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0):
+    """A noisy-AND of two logistic models: P(pick) = sigmoid(T a + b) * sigmoid(U c + e), "on topic" AND
+    "passes the author filter", fit by weighted maximum likelihood (L-BFGS, L2 on a and c). T and U are
+    standardised here. Returns score(T, U) -> log P."""
+    from scipy.optimize import minimize
+    mt, st = T.mean(0), T.std(0) + 1e-9
+    mu, su = U.mean(0), U.std(0) + 1e-9
+    Tz, Uz = (T - mt) / st, (U - mu) / su
+    kt = T.shape[1]
+    lr0 = __import__("ranker.prefilter.calibrate", fromlist=["_lr"])._lr(1.0).fit(Tz, y, sample_weight=w)
+    x0 = np.r_[lr0.coef_[0], lr0.intercept_[0], np.zeros(U.shape[1]), 3.0]
+    yy = y.astype(float)
+
+    def logsig(z):
+        return -np.logaddexp(0, -z)
+
+    def f(x):
+        a, b, c, e = x[:kt], x[kt], x[kt + 1:-1], x[-1]
+        zt, zu = Tz @ a + b, Uz @ c + e
+        lp = logsig(zt) + logsig(zu)                      # log P
+        l1p = np.log1p(-np.exp(np.minimum(lp, -1e-12)))   # log (1 - P)
+        ll = (w * (yy * lp + (1 - yy) * l1p)).sum() / w.sum()
+        # gradient through P = st * su
+        p = np.exp(lp)
+        g_lp = w * (yy - (1 - yy) * p / (1 - p + 1e-12)) / w.sum()   # d ll / d log P
+        st_, su_ = np.exp(logsig(zt)), np.exp(logsig(zu))
+        g_zt, g_zu = g_lp * (1 - st_), g_lp * (1 - su_)
+        grad = np.r_[Tz.T @ g_zt, g_zt.sum(), Uz.T @ g_zu, g_zu.sum()]
+        pen = 0.5 * l2 * ((a ** 2).sum() + (c ** 2).sum()) / len(y)
+        gpen = np.r_[l2 * a / len(y), 0.0, l2 * c / len(y), 0.0]
+        return -(ll - pen), -(grad - gpen)
+    x = minimize(f, x0, jac=True, method="L-BFGS-B").x
+    a, b, c, e = x[:kt], x[kt], x[kt + 1:-1], x[-1]
+    return lambda T2, U2: logsig(((T2 - mt) / st) @ a + b) + logsig(((U2 - mu) / su) @ c + e)
+
+
 def learner_approaches(ctx) -> dict:
     """name -> function(train HistoryData) -> (function(test HistoryData) -> scores)."""
     from ranker.prefilter import calibrate as cal
@@ -353,7 +441,8 @@ def learner_approaches(ctx) -> dict:
                         M[m] = (M[m] - M[m].mean(axis=0)) / (M[m].std(axis=0) + 1e-9)
                 return M
             t_stack = time.perf_counter()
-            labels = [x for n in names for x in (list(FEATURES) if n.startswith("meta") else [n])]
+            labels = [x for n in names for x in (list(FEATURES) if n.startswith("meta") else
+                                                 list(SENIOR) if n == "senior" else [n])]
             keep_cols = np.array([lab not in drop for lab in labels])
             labels = [lab for lab in labels if lab not in drop]
             base_cols = cols
@@ -363,6 +452,23 @@ def learner_approaches(ctx) -> dict:
             M = cols(None)
             w = cal.day_weights(tr.groups, hl) * np.where(tr.y, pos_weight, 1.0)
             text = [i for i, lab in enumerate(labels) if lab.startswith(("emb", "words", "title", "temb", "mlp"))]
+            author = [i for i, lab in enumerate(labels) if lab.startswith(("authors", "senior"))]
+            if stacker == "gate":             # noisy-AND: on topic (text, zero-shot, categories) AND senior authors
+                topic = [i for i in range(len(labels)) if i not in author]
+                g = fit_gate(M[:, topic], M[:, author], tr.y, w)
+                fit.totals.append(component_seconds + time.perf_counter() - t_stack)
+                return lambda d: g(cols(d)[:, topic], cols(d)[:, author])
+            if stacker == "interact":         # additive LR stack + (author input x text/zero-shot input) terms
+                m0, s0 = M.mean(0), M.std(0) + 1e-9
+                zs_col = [labels.index("zs")] if "zs" in labels else []
+                pairs = [(i, j) for i in author for j in text + zs_col]
+
+                def xcols(d, m0=m0, s0=s0, pairs=pairs):
+                    Z = (cols(d) - m0) / s0
+                    return np.column_stack([Z] + [Z[:, i] * Z[:, j] for i, j in pairs])
+                st = cal._lr(1.0).fit(xcols(None), tr.y, sample_weight=w)
+                fit.totals.append(component_seconds + time.perf_counter() - t_stack)
+                return lambda d: st.decision_function(xcols(d))
             if stacker == "lr":
                 mean, scale, coef, b = cal.fit_stack(M, tr.y, w, [("embedding" if lab.startswith(("emb", "words",
                                                      "title", "knn", "temb")) else lab) for lab in labels], True)
@@ -418,6 +524,11 @@ def learner_approaches(ctx) -> dict:
         "B without category features": stacked(best, drop=("primary_rate", "category_rate_max")),
         "B without zero-shot": stacked(["emb:1", "words:1:10", "meta", "title:1:10"]),
         "B, MLP instead of the embedding LR": stacked(["mlp:256", "words:1:10", "zs", "meta", "title:1:10"]),
+        "B + author seniority (papers, co-authors, last author)": stacked(best + ["senior"]),
+        "B + seniority, author x text interaction terms": stacked(best + ["senior"], "interact"),
+        "B, author x text interaction terms": stacked(best, "interact"),
+        "B + seniority, noisy-AND gate (topic model x author model)": stacked(best + ["senior"], "gate"),
+        "B, noisy-AND gate (topic model x author model)": stacked(best, "gate"),
     })
     return out
 
