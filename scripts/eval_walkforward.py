@@ -559,6 +559,8 @@ def main() -> int:
                     "embedder's zero-shot figures; learners need consecutive days)")
     ap.add_argument("--per-day", action="store_true", help="also print each test day's figures per learner")
     ap.add_argument("--list", action="store_true", help="list the approaches and exit")
+    ap.add_argument("--recall-study", action="store_true", help="only compare keep-by-recall rules for the "
+                    "shipped learner: thresholds from its out-of-day (5-fold) scores vs from walk-forward scores")
     args = ap.parse_args()
 
     db_path = resolve(flags={"db": args.db}).db_path
@@ -582,6 +584,11 @@ def main() -> int:
     print(f"walk-forward test days: {test_days[0]}..{test_days[-1]} ({len(test_days)}), each ranked by a fit on "
           f"the days before it")
 
+    if args.recall_study:
+        for line in recall_study(data, test_days, args.cache):
+            print(line, flush=True)
+        print(f"total {time.perf_counter() - t0:.0f}s")
+        return 0
     zsa, lra = zero_shot_approaches(ctx), learner_approaches(ctx)
     if args.list:
         print("\n".join([*zsa, *lra]))
@@ -687,6 +694,69 @@ def recall_check(rep, cals, all_days) -> list[str]:
                 rec.append(y[kept].sum() / y.sum())
                 frac.append(k / len(s))
             out.append(f"{R:5.2f} {rule:<34} {np.mean(rec):16.3f} {np.mean(frac):14.3f} {np.min(rec):11.3f}")
+    return out
+
+
+def walk_forward_scores(data, days, cache) -> dict:
+    """day -> (its scores from the shipped fit on the days before it, its labels, that fit's thresholds),
+    kept in `cache` (a folder) when given."""
+    import json
+    from ranker.prefilter import calibrate as cal
+    out = {}
+    for d in days:
+        path = Path(cache) / f"wf-shipped--{d}.npz" if cache else None
+        if path is not None and path.exists():
+            z = np.load(path)
+            out[d] = (z["scores"], z["labels"].astype(bool), json.loads(str(z["thresholds"])))
+            continue
+        tr, te = data.subset(data.groups < d), data.subset(data.groups == d)
+        c = cal.fit_data(tr)
+        out[d] = (c.score(te.X, te.zs, te.papers), te.y, c.recall_thresholds)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".part.npz")
+            np.savez(tmp, scores=out[d][0], labels=te.y, thresholds=json.dumps(c.recall_thresholds))
+            tmp.replace(path)
+    return out
+
+
+def recall_study(data, test_days, cache) -> list[str]:
+    """Keep-by-recall rules for the shipped learner on the test days, each day ranked by a fit on the days
+    before it, its rule made only from what that fit (or fits before it) saw:
+      out-of-day threshold   the score threshold from the fit's own 5-fold out-of-day scores (mean over days)
+      walk-forward threshold the threshold from the walk-forward scores of the last third of the days before
+                             the test day (each scored by a fit on the days before IT), as `ranker calibrate`
+                             computes them; mean over days, or pooled over picks
+      walk-forward fraction  the top fraction of a day that held R of those days' picks on average."""
+    from ranker.prefilter import calibrate as cal
+    days = sorted(set(data.groups.tolist()))
+    first = min(days.index(d) - len(cal.eval_days(days[:days.index(d)])) for d in test_days)
+    wf = walk_forward_scores(data, days[max(1, first):], cache)
+    out = [f"keep by recall, shipped learner, {len(test_days)} test days {test_days[0]}..{test_days[-1]}",
+           f"{'R':>5} {'rule':<36} {'achieved recall':>16} {'min':>6} {'kept fraction':>14} {'max kept':>9}"]
+    for R in (0.80, 0.90, 0.95):
+        for rule in ("out-of-day threshold", "walk-forward threshold", "walk-forward threshold, pooled",
+                     "walk-forward fraction"):
+            rec, frac = [], []
+            for d in test_days:
+                s, y, own = wf[d]
+                before = cal.eval_days(days[:days.index(d)])
+                S = np.concatenate([wf[x][0] for x in before])
+                Y = np.concatenate([wf[x][1] for x in before])
+                G = np.concatenate([[x] * len(wf[x][0]) for x in before])
+                if rule == "out-of-day threshold":
+                    k = int((s >= own[f"{R:.2f}"]).sum())
+                elif rule.startswith("walk-forward threshold"):
+                    t = cal.recall_thresholds(S, Y, None if rule.endswith("pooled") else G)[f"{R:.2f}"]
+                    k = int((s >= t).sum())
+                else:
+                    f = cal.recall_fractions(S, Y, G)[f"{R:.2f}"]
+                    k = int(np.ceil(f * len(s) - 1e-9))
+                kept = np.argsort(-s, kind="stable")[:k]
+                rec.append(y[kept].sum() / y.sum())
+                frac.append(k / len(s))
+            out.append(f"{R:5.2f} {rule:<36} {np.mean(rec):16.3f} {np.min(rec):6.3f} {np.mean(frac):14.3f} "
+                       f"{np.max(frac):9.3f}")
     return out
 
 

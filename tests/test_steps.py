@@ -3,6 +3,7 @@ folder's manifest when a run fails or is killed, and `ranker run` / `ranker pref
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import subprocess
@@ -48,6 +49,7 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     pre = prefilter_day(day.papers, settings, store=store)
     assert len(pre.ranked) == 192 and pre.kept == 8 and pre.embedded == 0 and not pre.model_loaded
     assert [r.kept for r in pre.ranked] == [True] * 8 + [False] * 184
+    assert {r.rule for r in pre.ranked} == {"top"} and pre.keep["rule"] == "top" and pre.keep["kept"] == 8
     assert pre.kept_papers == [r.paper for r in pre.ranked[:8]]
 
     run = score_day(pre.kept_papers, settings, store=store)
@@ -65,6 +67,7 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     res = run_day(day, tmp_path / "out", settings, store=store)
     m = res.manifest
     assert m["status"] == "ok" and m["backend"] == "fake" and m["model"] == "fake:tiny"
+    assert m["keep"]["rule"] == "top" and m["keep"]["kept"] == 8
     assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "kept": 8, "embedded": 0,
                            "scored": 0, "reused": 8, "retried": 0, "failed": 0, "selected": len(picks)}
     assert json.loads(res.files["manifest"].read_text()) == m
@@ -77,6 +80,36 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     assert res.files["markdown"].read_text().split(tail)[1] == dig.markdown.split(tail)[1]
     assert store.run_status(m["run_id"]) == "ok" and store.count_papers() == 192
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f.name for f in res.files.values())
+
+
+def test_the_keep_rule_travels_from_the_settings_to_each_row_and_the_manifest(settings, store, tmp_path):
+    from ranker.prefilter.calibrate import fit_data, history_data
+    from ranker.prefilter.embed import Embedder
+    from ranker.prefilter.history import load_day
+    from ranker.prefilter.recall import zero_shot_fraction
+    from ranker.prompts import load_prompts
+    day = fetch_day(LISTING, settings, store=store)
+    flags = {**FLAGS, "top": None, "db": settings.db_path}
+    # no calibration, a recall target: the zero-shot prior's fraction of the day, every row says so
+    pre = prefilter_day(day.papers, resolve(flags={**flags, "recall": 0.9}, env={}), store=store)
+    assert pre.keep["rule"] == "recall-prior" and pre.keep["target_recall"] == 0.9
+    assert pre.kept == math.ceil(zero_shot_fraction(0.9) * 192 - 1e-9) and {r.rule for r in pre.ranked} == {
+        "recall-prior"}
+    # a calibration and no rule: recall 0.95 at the calibration's own threshold, recorded in the manifest
+    hist = [load_day(DAYS / d) for d in ("2025-05-13", "2025-05-15")]
+    store_vectors(store, hist[0].papers)
+    cal = fit_data(history_data(hist, load_prompts(), embedder=Embedder("minilm"), store=store))
+    cal.save(tmp_path / "cal.json")
+    res = run_day(day, tmp_path / "out", resolve(flags={**flags, "calibration": tmp_path / "cal.json"}, env={}),
+                  store=store)
+    keep, thr = res.manifest["keep"], cal.recall_thresholds["0.95"]
+    assert (keep["rule"], keep["target_recall"], keep["expected_recall"], keep["threshold"]) == (
+        "recall", 0.95, 0.95, thr)
+    ranked = read_ranked(res.files["prefilter"])
+    assert sum(r.kept for r in ranked) == keep["kept"] == res.manifest["counts"]["kept"]
+    assert {r.rule for r in ranked if r.kept} <= {"recall", "min_keep"}
+    assert all(r.prefilter_score >= thr - 1e-6 for r in ranked if r.rule == "recall" and r.kept)
+    assert all(r.prefilter_score < thr + 1e-6 for r in ranked if not r.kept)
 
 
 def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):
@@ -141,6 +174,15 @@ def test_ranker_run_and_prefilter_as_commands(store, settings, tmp_path):
     assert r.returncode == 0, r.stderr
     assert [x["ARXIVID"] for x in lines(tmp_path / "s.jsonl")] == [x["id"] for x in lines(ranked)[:5]]
     assert "5 of 5 papers scored" in r.stderr and "5 reused" in r.stderr     # `ranker run` stored them
+    # --recall replaces the config's top = 8: the zero-shot prior keeps half the day for recall 0.9
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "out2", "--db", db, "--backend", "fake",
+               "--config", _toml(tmp_path), "--offline", "--recall", "0.9")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "out2" / "2025-05-15-run.json").read_text())
+    assert m["keep"]["rule"] == "recall-prior" and m["counts"]["kept"] == 96
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "out3", "--db", db, "--backend", "fake",
+               "--offline", "--recall", "1.5")
+    assert r.returncode == 1 and r.stderr.startswith("error: --recall: ") and len(r.stderr.splitlines()) == 1
 
 
 def _toml(tmp_path):

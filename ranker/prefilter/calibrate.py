@@ -360,20 +360,29 @@ def fit_stack(M: np.ndarray, y: np.ndarray, w: np.ndarray, names: list[str], non
     return mean, scale, coef, float(st.intercept_[0])
 
 
-def recall_thresholds(scores: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
-    """Per recall target R of RECALL_GRID: the score at or above which a share R of the picks lies
-    (the (1 - R) quantile of the picks' scores, weighted by their days' weights)."""
-    s = np.asarray(scores, dtype=np.float64)[np.asarray(y, dtype=bool)]
-    if not len(s):
+def recall_thresholds(scores: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+                      ) -> dict[str, float]:
+    """Per recall target R of RECALL_GRID: the highest score t such that keeping every paper scoring at least t
+    holds, on average over the days (`groups`), a share R of each day's picks; without groups, a share R of all
+    the picks together. The scores must be out of day (each row scored by a model that did not see its day)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y, dtype=bool)
+    if not y.any():
         return {}
-    ww = np.ones(len(s)) if w is None else np.asarray(w, dtype=np.float64)[np.asarray(y, dtype=bool)]
-    order = np.argsort(-s, kind="stable")
-    s, ww = s[order], ww[order]
-    cum = np.cumsum(ww) / ww.sum()                     # share of picks at or above each pick's score
+    g = np.zeros(len(s), dtype=int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    days = [d for d in np.unique(g) if y[g == d].any()]
+    # candidate thresholds: the picks' scores, best first; the mean recall of keeping score >= t rises with rank
+    cand = np.sort(s[y])[::-1]
+    rec = np.zeros(len(cand))
+    for d in days:
+        picks = np.sort(s[(g == d) & y])                  # ascending
+        # picks of day d scoring at least cand[i], as a share of the day's picks
+        rec += (len(picks) - np.searchsorted(picks, cand, side="left")) / len(picks)
+    rec /= len(days)
     out = {}
     for r in RECALL_GRID:
-        i = int(np.searchsorted(cum, r - 1e-12))
-        out[f"{r:.2f}"] = float(s[min(i, len(s) - 1)])
+        i = int(np.searchsorted(rec, r - 1e-9, side="left"))
+        out[f"{r:.2f}"] = float(cand[min(i, len(cand) - 1)])
     return out
 
 
@@ -390,14 +399,10 @@ def within_day_fractions(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def recall_fractions(scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """Per recall target R of RECALL_GRID: the top fraction of a day within which a share R of the picks
-    ranked (the R quantile of the picks' within-day rank fractions)."""
-    y = np.asarray(y, dtype=bool)
-    f = np.sort(within_day_fractions(scores, groups)[y])
-    if not len(f):
-        return {}
-    return {f"{r:.2f}": float(f[min(len(f) - 1, max(0, int(np.ceil(r * len(f) - 1e-9)) - 1))])
-            for r in RECALL_GRID}
+    """Per recall target R of RECALL_GRID: the smallest top fraction of a day that holds, on average over the
+    days, a share R of each day's picks (recall_thresholds on the within-day rank fractions)."""
+    t = recall_thresholds(-within_day_fractions(scores, groups), y, groups)
+    return {r: -v for r, v in t.items()}
 
 
 def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], papers: Sequence[Paper], *,
@@ -424,7 +429,7 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
                     "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     # how high held-back picks scored: the stacker applied to the out-of-day inputs
     oof_scores = 1.0 / (1.0 + np.exp(-(((f.oof - mean) / scale) @ coef + b)))
-    cal.recall_thresholds = recall_thresholds(oof_scores, f.y)
+    cal.recall_thresholds = recall_thresholds(oof_scores, f.y, f.groups)
     cal.recall_fractions = recall_fractions(oof_scores, f.y, f.groups)
     cal.recall_source = "out-of-day"
     return cal
