@@ -343,3 +343,13 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     if metrics.get("n_warnings"):
         lines += ["", f"{metrics['n_warnings']} input warnings (see metrics.json / report.html)."]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- building blocks
+# What other reports of the same look reuse (ranker.evaluate.report): the page's CSS, a table of escaped
+# cells, an inline PNG with a caption, and a bare matplotlib figure turned into base64 PNG.
+CSS = _CSS
+table = _table
+img = _img
+figure = _figure
+png = _png

@@ -1,0 +1,257 @@
+"""Replaying history days end to end, walk-forward, as a user who switches from a GPT digest would have lived
+them: each day ranked by the prefilter (zero-shot, or with a calibration fit only on the days before it),
+the kept papers scored by the LLM and the digest picked, through the same steps `ranker run` uses
+(ranker.steps), so the scores land in the store and a second eval of the same model scores nothing."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..backends import Backend
+from ..compare.readers import ScoreRow, read_scores
+from ..errors import InputError
+from ..io import Progress, Warn, atomic_write, ignore_warning
+from ..prefilter.history import HistoryDay
+from ..prompts import PromptSet, load_prompts
+from ..settings import Settings
+from ..store import Store
+from . import figures
+
+# A calibration fit needs this many usable days before the day it ranks (walk-forward).
+MIN_TRAIN_DAYS = 3
+
+
+@dataclass
+class DayEval:
+    """One replayed day: what the prefilter kept and how well, and with a model what it scored and picked."""
+    date: str
+    prefilter: dict                      # figures.prefilter_figures
+    curve: list                          # figures.recall_curve
+    zero_shot: dict | None = None        # the zero-shot score's ranking figures, beside a calibration's
+    calibration: dict | None = None      # the file the day was ranked with and the days it was fit on
+    llm: dict | None = None              # figures.llm_figures + scored / failed / model
+    pairs: list = field(default_factory=list)    # GPT's picks the LLM scored (figures.pick_pairs)
+    digest: list = field(default_factory=list)   # the ids the digest picked, best first
+    seconds: dict = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    history: str
+    settings: dict                       # what was evaluated: embedder, keep rule, calibration mode, model
+    days: list[DayEval] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)    # {"day", "problem"} for each day left out
+    overall: dict = field(default_factory=dict)          # figures.overall
+    notes: list[str] = field(default_factory=list)
+    files: dict = field(default_factory=dict)            # eval.json, report.html
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"history": self.history, "settings": self.settings, "overall": self.overall,
+                "days": [asdict(d) for d in self.days], "skipped": self.skipped, "n_skipped": len(self.skipped),
+                "notes": self.notes, "seconds": round(self.seconds, 1)}
+
+
+# --------------------------------------------------------------------------- which days
+def choose_days(dates: Sequence[str], *, calibrate: bool, train_once: bool, days: int | None) -> list[str]:
+    """The days to evaluate, oldest first: the last `days` of the history (all by default); with a calibration
+    only days that have MIN_TRAIN_DAYS days before them to learn from, and with `train_once` the last third
+    by default (the first part trains the one calibration)."""
+    dates = sorted(dates)
+    if days is not None and days < 1:
+        raise InputError("needs at least 1 day", key="days")
+    if not calibrate:
+        return dates[-days:] if days else dates
+    room = len(dates) - MIN_TRAIN_DAYS
+    if room < 1:
+        raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}; a "
+                         f"walk-forward calibration needs {MIN_TRAIN_DAYS} days to learn from before the first "
+                         f"day it evaluates: add {1 - room} more day{'s' if 1 - room != 1 else ''}, or evaluate "
+                         "zero-shot (without the calibration)", key="calibrate")
+    n = days if days else (max(1, round(len(dates) / 3)) if train_once else room)
+    return dates[-min(n, room):]
+
+
+# --------------------------------------------------------------------------- GPT's scores of a day
+def gpt_rows(history: Path, day: HistoryDay, warn: Warn = ignore_warning) -> dict[str, ScoreRow]:
+    """GPT's judgements of the day's picks (RELEVANCE, NOVELTY), from the file its picks came from, through
+    the one reader of GPT digests; none when the picks are only flags in the listing."""
+    f = history / day.date / day.source
+    if not f.is_file() or f.name == "listing.jsonl":
+        return {}
+    return {i: r for i, r in read_scores(f, warn=warn).items() if i in day.picks}
+
+
+# --------------------------------------------------------------------------- the replay
+def evaluate_history(history: str | Path, out_dir: str | Path, settings: Settings, *, store: Store,
+                     calibrate: bool = False, train_once: bool = False, days: int | None = None,
+                     llm: bool = False, backend: Backend | None = None, prompts: PromptSet | None = None,
+                     progress: Progress | None = None, warn: Warn | None = None) -> EvalResult:
+    """Replay the history's days (the last `days`, see choose_days) and measure each against GPT's picks;
+    write out_dir/eval.json and out_dir/report.html.
+
+    calibrate   rank each day with a calibration fit on the days before it (ranker.prefilter.calibrate),
+                written to out_dir/calibrations/<day>.json; train_once: one fit, on the days before the
+                first evaluated day, for all of them
+    llm         score every kept paper with the model settings.scoring names (or `backend`) through
+                steps.score_day and pick the digest through steps.render_digest
+    A day the history reader cannot use (no GPT picks, picks missing from its listing, a bad line, a digest
+    in an unknown format) is skipped, counted in the result and passed to `warn` as one line."""
+    from ..prefilter.calibrate import fit_data, history_data
+    from ..prefilter.embed import Embedder
+    from ..steps import prefilter_day
+
+    t0 = time.perf_counter()
+    warn = warn or ignore_warning
+    history = Path(history).expanduser()
+    out = _out_dir(out_dir)
+    prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    loaded, skipped = read_history(history, warn)
+    by_date = {d.date: d for d in loaded}
+    dates = choose_days(list(by_date), calibrate=calibrate, train_once=train_once, days=days)
+    res = EvalResult(history=str(history), settings=_described(settings, calibrate, train_once, llm, backend),
+                     skipped=skipped)
+    if days and len(dates) < days:
+        res.notes.append(f"{days} days asked for, {len(dates)} evaluated"
+                         + (f" (a calibration needs {MIN_TRAIN_DAYS} earlier days to learn from)" if calibrate else ""))
+
+    # every day used is embedded once, by one model, into the store: ranking a day later loads none
+    used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
+    emb = Embedder(settings.prefilter.embedder, max_tokens=settings.prefilter.max_tokens,
+                   models_dir=settings.models_dir)
+    data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
+                        progress=(lambda d, n: progress("embedding days", d, n)) if progress else None)
+
+    cal_dir = out / "calibrations"
+    cal_file, cal_info = None, None
+    kept: dict[str, list] = {}              # each day's kept papers, best first, for the scoring pass
+    for i, date in enumerate(dates):
+        day = by_date[date]
+        ev_s = settings
+        sec: dict[str, float] = {}
+        if calibrate and (cal_file is None or not train_once):
+            t = time.perf_counter()
+            train = data.subset(data.groups < date)
+            cal = fit_data(train)
+            cal_dir.mkdir(exist_ok=True)
+            cal_file = cal_dir / f"{date}.json"
+            cal.save(cal_file)
+            cal_info = {"file": str(cal_file), "days": len(train.days), "first": train.days[0],
+                        "last": train.days[-1], "papers": int(len(train.y)), "picks": int(train.y.sum())}
+            sec["calibrate"] = round(time.perf_counter() - t, 2)
+        if calibrate:
+            ev_s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
+                update={"calibration": str(cal_file)})})
+        t = time.perf_counter()
+        pre = prefilter_day(day.papers, ev_s, store=store, prompts=prompts)
+        sec["prefilter"] = round(time.perf_counter() - t, 2)
+        ev = DayEval(date=date, prefilter=figures.prefilter_figures(pre.ranked, day.picks, pre.keep),
+                     curve=figures.recall_curve(pre.ranked, day.picks), calibration=cal_info, seconds=sec)
+        if calibrate:
+            mask = data.groups == date
+            ev.zero_shot = figures.ranking_figures(data.zs[mask], data.y[mask])
+        kept[date] = pre.kept_papers
+        res.days.append(ev)
+        if progress:
+            progress("ranking days", i + 1, len(dates))
+
+    if llm:
+        _score_days(res.days, kept, by_date, history, settings, store, backend, prompts, progress, warn)
+    res.overall = figures.overall([asdict(d) for d in res.days])
+    res.seconds = time.perf_counter() - t0
+    res.files = {"json": out / "eval.json", "html": out / "report.html"}
+    from .report import render_html
+    atomic_write(res.files["json"], json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n")
+    atomic_write(res.files["html"], render_html(res.to_dict()))
+    return res
+
+
+def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, HistoryDay], history: Path, settings: Settings,
+                store: Store, backend: Backend | None, prompts: PromptSet, progress: Progress | None,
+                warn: Warn) -> None:
+    """Score each day's kept papers (scores already stored are reused; the model is loaded only when some
+    paper still needs it, once for all days) and pick its digest."""
+    from ..backends import make_backend
+    from ..steps import render_digest, score_day
+
+    be, own = backend, False
+    try:
+        for i, ev in enumerate(days):
+            day = by_date[ev.date]
+            t = time.perf_counter()
+            if be is None:
+                be, own = make_backend(settings), True
+            run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts)
+            dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
+            ev.seconds["score"] = round(time.perf_counter() - t, 2)
+            ev.digest = [s.paper.id for s in dig.selected if not getattr(s, "author_match", False)]
+            ev.pairs = figures.pick_pairs(gpt_rows(history, day, warn), run.scores)
+            ev.llm = {"model": run.model, "scored": len(run.scores), "failed": len(run.failures),
+                      "reused": run.reused,
+                      **figures.llm_figures(ev.pairs, [p.id for p in day.papers], day.picks, set(ev.digest))}
+            if progress:
+                progress("scoring days", i + 1, len(days))
+    finally:
+        if own and be is not None:
+            be.close()
+
+
+# --------------------------------------------------------------------------- helpers
+def read_history(history: Path, warn: Warn) -> tuple[list[HistoryDay], list[dict]]:
+    """The usable days of the history and the days skipped ({"day", "problem"}), through the shared reader."""
+    from ..prefilter.history import load_day
+    if not history.is_dir():
+        raise InputError("history directory not found", where=str(history))
+    dirs = sorted(p for p in history.iterdir() if p.is_dir())
+    days, skipped = [], []
+    for dd in dirs:
+        problems: list[str] = []
+        try:
+            day = load_day(dd, warn=problems.append)
+        except InputError as e:
+            problems.insert(0, e.message)
+            day = None
+        if day is not None and day.missing:
+            problems.insert(0, f"{len(day.missing)} of GPT's picks are not in listing.jsonl "
+                               f"({', '.join(day.missing[:3])}{' ...' if len(day.missing) > 3 else ''})")
+        if day is not None and not problems and not day.picks:
+            problems.append("no GPT pick")
+        if problems:
+            skipped.append({"day": dd.name, "problem": problems[0]})
+            warn(f"{dd}: day skipped: {problems[0]}")
+            continue
+        days.append(day)
+    if not days:
+        raise InputError("no usable day in the history (each needs <date>/listing.jsonl and GPT's picks, "
+                         "e.g. <date>/gpt_scores.jsonl)", where=str(history))
+    return days, skipped
+
+
+def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool, backend: Backend | None) -> dict:
+    p = settings.prefilter
+    out = {"embedder": p.embedder, "max_tokens": p.max_tokens, "keep": p.keep, "top": p.top, "recall": p.recall,
+           "min_keep": p.min_keep,
+           "calibration": ("walk-forward, trained once" if train_once else "walk-forward, retrained each day")
+           if calibrate else "zero-shot"}
+    if llm:
+        out.update(backend=backend.name if backend is not None else settings.scoring.backend,
+                   model=backend.model_name if backend is not None else settings.scoring.model,
+                   min_relevance=settings.digest.min_relevance, min_novelty=settings.digest.min_novelty)
+    return out
+
+
+def _out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the output directory: {e.strerror or e}", where=str(out), key="out") \
+            from None
+    if not out.is_dir():
+        raise InputError("not a directory", where=str(out), key="out")
+    return out

@@ -1,0 +1,175 @@
+"""report.html of an eval (one self-contained page, built from ranker.compare.report's blocks) and the short
+Markdown summary the command prints. Both read the content of eval.json."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..compare.report import CSS, esc, figure, fmt, img, png, scatter_png, table
+from .figures import KEEPING, RANKING
+
+_NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "keep95",
+          "kept_fraction": "kept", "kept_recall": "recall of kept"}
+
+
+def _span(days: list[Mapping]) -> str:
+    return f"{days[0]['date']}..{days[-1]['date']}" if days else "no day"
+
+
+def _how(s: Mapping) -> str:
+    rule = (f"top {s['top']}" if s.get("top") else f"keep {s['keep']:g}" if s.get("keep")
+            else f"recall {s['recall']:g}" if s.get("recall") else "default keep rule")
+    return f"prefilter {s['embedder']} ({s['calibration']}; {rule})"
+
+
+# ---------------------------------------------------------------------------------------- plots
+def curves_png(days: list[Mapping]) -> str:
+    """Each day's recall of GPT's picks against the top fraction kept (thin), their mean (thick), and where the
+    keep rule cut each day (dots)."""
+    fig = figure(6.2, 4.6)
+    ax = fig.add_subplot(111)
+    grid = np.linspace(0, 1, len(days[0]["curve"])) if days else np.linspace(0, 1, 101)
+    ax.plot([0, 1], [0, 1], color="#bbb", lw=1, ls="--", label="random")
+    rows = []
+    for d in days:
+        y = np.array([np.nan if v is None else v for v in d["curve"]], dtype=float)
+        rows.append(y)
+        ax.plot(grid, y, color="#c05621", lw=0.8, alpha=0.35)
+        p = d["prefilter"]
+        if p.get("kept_fraction") is not None and p.get("kept_recall") is not None:
+            ax.plot([p["kept_fraction"]], [p["kept_recall"]], "o", color="#2b6cb0", ms=3.5, alpha=0.8)
+    if rows:
+        ax.plot(grid, np.nanmean(np.vstack(rows), axis=0), color="#c05621", lw=2.4,
+                label=f"mean of {len(rows)} day{'s' if len(rows) != 1 else ''}")
+    ax.plot([], [], "o", color="#2b6cb0", ms=3.5, label="what the keep rule kept")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("fraction of the day kept (best first)")
+    ax.set_ylabel("recall of GPT's picks")
+    ax.set_title("Prefilter: recall vs fraction kept, per day")
+    ax.grid(alpha=0.2)
+    ax.legend(loc="lower right", fontsize=8)
+    return png(fig)
+
+
+# ---------------------------------------------------------------------------------------- HTML
+def _figures_row(name: str, m: Mapping, keys) -> list[str]:
+    return [esc(name)] + [esc(fmt(m.get(k))) for k in keys]
+
+
+def _llm_tables(llm: Mapping) -> str:
+    agree = ("n", "spearman", "within1", "kendall", "mae", "exact", "mean_gpt", "mean_local", "bias")
+    sel = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "recall", "f1")
+    return (table(["score"] + list(agree), [_figures_row(w, llm[w], agree) for w in ("relevance", "novelty")])
+            + "<p class=\"muted\">The final digest against GPT's picks over every paper of the days: a paper GPT "
+            "did not pick counts as not picked by GPT, one the prefilter dropped as not picked locally.</p>"
+            + table(["digest"] + list(sel), [_figures_row("all days", llm["digest"], sel)]))
+
+
+def _days_table(days: list[Mapping], zero_shot: bool, llm: bool) -> str:
+    head = ["day", "papers", "picks", "AUC", "R@25", "R@40", "keep95", "kept", "recall of kept", "rule"]
+    head += ["zero-shot AUC", "zero-shot keep95"] if zero_shot else []
+    head += ["rel. Spearman", "rel. within 1", "nov. Spearman", "nov. within 1", "precision", "recall", "F1"] \
+        if llm else []
+    rows = []
+    for d in days:
+        p = d["prefilter"]
+        r = [esc(d["date"]), esc(p["papers"]), esc(p["picks"])] + [esc(fmt(p.get(k))) for k in RANKING]
+        r += [esc(f"{p['kept']} ({fmt(p.get('kept_fraction'), 2)})"), esc(fmt(p.get("kept_recall"))),
+              esc(p.get("rule") or "")]
+        if zero_shot:
+            z = d.get("zero_shot") or {}
+            r += [esc(fmt(z.get("auc"))), esc(fmt(z.get("keep95")))]
+        if llm:
+            m = d.get("llm") or {}
+            rel, nov, dg = m.get("relevance", {}), m.get("novelty", {}), m.get("digest", {})
+            r += [esc(fmt(v)) for v in (rel.get("spearman"), rel.get("within1"), nov.get("spearman"),
+                                        nov.get("within1"), dg.get("precision"), dg.get("recall"), dg.get("f1"))]
+        rows.append(r)
+    return table(head, rows)
+
+
+def render_html(result: Mapping[str, Any]) -> str:
+    s, days, o = result["settings"], result["days"], result["overall"]
+    llm = "llm" in o
+    parts: list[str] = []
+    add = parts.append
+    add("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>ranker eval: {esc(_span(days))}</title><style>{CSS}</style></head><body>")
+    add("<h1>The local pipeline replayed on your GPT history</h1>")
+    add(f'<p class="muted">Made by <code>ranker eval</code> on '
+        f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} from <code>{esc(result["history"])}</code>: '
+        f'{esc(o["days"])} days ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks; '
+        f'{esc(_how(s))}'
+        + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
+           f"and NOVELTY &ge; {esc(s['min_novelty'])}" if llm else "") + ".</p>")
+    if result.get("skipped"):
+        add(f'<p class="note">{esc(len(result["skipped"]))} day(s) skipped: '
+            + "; ".join(f"{esc(x['day'])}: {esc(x['problem'])}" for x in result["skipped"]) + "</p>")
+    for n in result.get("notes") or []:
+        add(f'<p class="note">{esc(n)}</p>')
+
+    add("<h2>Prefilter</h2>")
+    add('<p class="muted">Means over days. AUC: how well the score separates GPT\'s picks; R@25 / R@40: the '
+        "share of the picks in the top 25% / 40% of the day; keep95: the smallest top fraction of the day that "
+        "holds 95% of the picks (what the LLM must read to lose few); kept and recall of kept: what the keep "
+        "rule sent on to the LLM, and the share of the picks in it.</p>")
+    keys = RANKING + KEEPING
+    rows = [_figures_row(s["calibration"], o["prefilter"], keys)]
+    if o.get("zero_shot"):
+        rows.append(_figures_row("zero-shot, same days", o["zero_shot"], RANKING) + ["–", "–"])
+    add(table([""] + [_NAMES[k] for k in keys], rows))
+    if llm:
+        add(f"<h2>LLM ({esc(s['model'])}) against GPT</h2>")
+        add(f'<p class="muted">{esc(o["llm"]["scored"])} kept papers scored ({esc(o["llm"]["failed"])} failed). '
+            "Agreement on GPT's picks the LLM saw (all days pooled): Spearman rank correlation and the share "
+            "within one point, of RELEVANCE and NOVELTY.</p>")
+        add(_llm_tables(o["llm"]))
+    add("<h2>Per day</h2>" + _days_table(days, bool(o.get("zero_shot")), llm))
+
+    add("<h2>Plots</h2><div class=\"plots\">")
+    if days:
+        add(img(curves_png(days), "recall vs fraction kept, per day",
+                "Each day's recall of GPT's picks by the fraction of the day kept; dots: what the keep rule kept."))
+    pairs = [p for d in days for p in d.get("pairs") or []]
+    if pairs:
+        for k, what in enumerate(("relevance", "novelty")):
+            add(img(scatter_png([p["gpt"][k] for p in pairs], [p["local"][k] for p in pairs], what),
+                    f"{what} scatter", f"{what.capitalize()} of GPT's picks the LLM scored: GPT's vs the LLM's."))
+    add("</div>")
+    add("</body></html>")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------- terminal
+def summary_markdown(result: Mapping[str, Any]) -> str:
+    """A short Markdown summary for the terminal."""
+    s, days, o = result["settings"], result["days"], result["overall"]
+    lines = [f"## ranker eval: {o['days']} days ({_span(days)}), {o['papers']} papers, {o['picks']} GPT picks", "",
+             f"{_how(s)}; means over days:", "",
+             "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    p = o["prefilter"]
+    lines.append(f"| {s['calibration']} | " + " | ".join(fmt(p.get(k)) for k in RANKING + KEEPING) + " |")
+    if o.get("zero_shot"):
+        z = o["zero_shot"]
+        lines.append("| zero-shot | " + " | ".join(fmt(z.get(k)) for k in RANKING) + " | | |")
+    if "llm" in o:
+        m = o["llm"]
+        d = m["digest"]
+        lines += ["", f"LLM {s['model']} ({s['backend']}): {m['scored']} papers scored, {m['failed']} failed; "
+                      f"on GPT's picks it scored (n={m['relevance']['n']}):", "",
+                  "| score | Spearman | within 1 |", "|---|---:|---:|"]
+        for w in ("relevance", "novelty"):
+            lines.append(f"| {w} | {fmt(m[w]['spearman'])} | {fmt(m[w]['within1'])} |")
+        lines += ["", f"Digest vs GPT's picks: {d['local_picks']} picked, {d['gpt_picks']} by GPT, {d['tp']} both: "
+                      f"precision {fmt(d['precision'])}, recall {fmt(d['recall'])}, F1 {fmt(d['f1'])}"]
+    if result.get("skipped"):
+        lines += ["", f"{len(result['skipped'])} day(s) skipped: "
+                  + "; ".join(f"{x['day']} ({x['problem']})" for x in result["skipped"])]
+    for n in result.get("notes") or []:
+        lines += ["", f"Note: {n}"]
+    return "\n".join(lines)
