@@ -1,0 +1,243 @@
+"""`ranker eval` (ranker.evaluate) on shared days with the fake backend and vectors put in the store beforehand
+(no model): the prefilter figures it reports equal an independent computation from the prefilter step's own
+output, the LLM and digest figures equal what the fake backend's known scores give, calibrations are fit only
+on earlier days, bad days are skipped and counted, and a rerun of the same model scores nothing."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+
+from conftest import DAYS, store_vectors
+from ranker.backends.fake import FakeBackend, fake_scores
+from ranker.errors import InputError
+from ranker.evaluate import choose_days, evaluate_history, summary_markdown
+from ranker.prefilter.calibrate import Calibration
+from ranker.settings import resolve
+from ranker.sources import read_papers
+from ranker.steps import prefilter_day
+from ranker.store import Store
+
+THREE = ("2025-04-30", "2025-05-13", "2025-05-15")
+FIVE = THREE + ("2025-06-23", "2025-07-02")
+FLAGS = {"backend": "fake", "model": "tiny", "top": 40, "min_relevance": 6, "min_novelty": 6}
+
+
+def make_history(root, days=THREE):
+    for d in days:
+        shutil.copytree(DAYS / d, root / d)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
+
+
+@pytest.fixture
+def store(settings):
+    with Store(settings.db_path) as s:
+        for d in FIVE:
+            store_vectors(s, list(read_papers(DAYS / d / "listing.jsonl")))
+        yield s
+
+
+def gpt_of(day):
+    return {json.loads(x)["id"]: json.loads(x) for x in (DAYS / day / "gpt_scores.jsonl").read_text().splitlines()}
+
+
+# ------------------------------------------------------------------ an independent computation
+def auc(scores, labels):
+    return roc_auc_score(labels, scores)
+
+
+def top_share(ordered_labels, fraction):
+    k = math.ceil(fraction * len(ordered_labels) - 1e-9)
+    return sum(ordered_labels[:k]) / sum(ordered_labels)
+
+
+def keep95(ordered_labels):
+    need, seen = math.ceil(0.95 * sum(ordered_labels) - 1e-9), 0
+    for rank, picked in enumerate(ordered_labels, start=1):
+        seen += picked
+        if seen >= need:
+            return rank / len(ordered_labels)
+
+
+def expected_prefilter(ranked, picks):
+    labels = [r.paper.id in picks for r in ranked]        # ranked is best first
+    kept = [r.kept for r in ranked]
+    return {"papers": len(ranked), "picks": sum(labels), "auc": auc([r.prefilter_score for r in ranked], labels),
+            "recall@25": top_share(labels, 0.25), "recall@40": top_share(labels, 0.40), "keep95": keep95(labels),
+            "kept": sum(kept), "kept_fraction": sum(kept) / len(kept),
+            "kept_recall": sum(k and y for k, y in zip(kept, labels)) / sum(labels)}
+
+
+def close(got: dict, want: dict):
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, abs=1e-6), k
+
+
+# ------------------------------------------------------------------ tests
+def test_three_days_zero_shot_with_the_fake_backend(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist")
+    seen = []
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, llm=True,
+                           progress=lambda stage, done, total: seen.append((stage, done, total)))
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert data == json.loads(json.dumps(res.to_dict()))
+    assert [d["date"] for d in data["days"]] == list(THREE) and data["n_skipped"] == 0
+    assert ("ranking days", 3, 3) in seen and ("scoring days", 3, 3) in seen
+
+    pooled = {"tp": 0, "fp": 0, "fn": 0}
+    pairs_rel = []
+    for day in data["days"]:
+        d = day["date"]
+        papers = list(read_papers(DAYS / d / "listing.jsonl"))
+        gpt = gpt_of(d)
+        picks = set(gpt)
+        # the prefilter step itself, run by the test: its ranking decides every prefilter figure
+        ranked = prefilter_day(papers, settings, store=store).ranked
+        want = expected_prefilter(ranked, picks)
+        close(day["prefilter"], want)
+        assert day["prefilter"]["kept"] == 40 and day["prefilter"]["rule"] == "top"
+        curve = day["curve"]
+        assert len(curve) == 101 and curve[0] == 0 and curve[-1] == 1
+        assert curve[40] == pytest.approx(top_share([r.paper.id in picks for r in ranked], 0.40), abs=1e-6)
+
+        # the LLM's figures from the fake backend's known answers, computed here
+        kept = [r.paper.id for r in ranked if r.kept]
+        local = {i: fake_scores(i) for i in kept}
+        on_picks = sorted(i for i in picks if i in local)
+        assert [p["id"] for p in day["pairs"]] == on_picks
+        g = [gpt[i]["RELEVANCE"] for i in on_picks]
+        l_ = [local[i][0] for i in on_picks]
+        rel = day["llm"]["relevance"]
+        assert rel["n"] == len(on_picks)
+        if len(set(g)) > 1 and len(set(l_)) > 1:
+            assert rel["spearman"] == pytest.approx(spearmanr(g, l_).statistic, abs=1e-6)
+        assert rel["within1"] == pytest.approx(np.mean(np.abs(np.array(g) - np.array(l_)) <= 1), abs=1e-6)
+        digest = {i for i, (r, n) in local.items() if r >= 6 and n >= 6}
+        assert set(day["digest"]) == digest
+        tp, fp, fn = len(digest & picks), len(digest - picks), len(picks - digest)
+        sel = day["llm"]["digest"]
+        assert (sel["tp"], sel["fp"], sel["fn"]) == (tp, fp, fn)
+        assert sel["precision"] == pytest.approx(tp / (tp + fp), abs=1e-6) if tp + fp else sel["precision"] is None
+        assert sel["recall"] == pytest.approx(tp / len(picks), abs=1e-6)
+        pooled = {k: pooled[k] + v for k, v in {"tp": tp, "fp": fp, "fn": fn}.items()}
+        pairs_rel += list(zip(g, l_))
+
+    o = data["overall"]
+    for k in ("auc", "recall@25", "recall@40", "keep95", "kept_fraction", "kept_recall"):
+        assert o["prefilter"][k] == pytest.approx(np.mean([d["prefilter"][k] for d in data["days"]]), abs=1e-6)
+    assert o["llm"]["scored"] == 120 and o["llm"]["failed"] == 0
+    assert o["llm"]["relevance"]["n"] == len(pairs_rel)
+    dg = o["llm"]["digest"]
+    assert (dg["tp"], dg["fp"], dg["fn"]) == (pooled["tp"], pooled["fp"], pooled["fn"])
+    assert dg["f1"] == pytest.approx(2 * pooled["tp"] / (2 * pooled["tp"] + pooled["fp"] + pooled["fn"]), abs=1e-6)
+
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 3
+    assert "2025-05-13" in html and "fake" in html and "<script" not in html
+    md = summary_markdown(data)
+    assert "| zero-shot |" in md and "Digest vs GPT's picks" in md
+
+
+def test_a_second_eval_of_the_same_model_scores_nothing(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist")
+    first = evaluate_history(hist, tmp_path / "a", settings, store=store, llm=True, days=2)
+    be = FakeBackend("tiny")
+    again = evaluate_history(hist, tmp_path / "b", settings, store=store, llm=True, days=2, backend=be)
+    assert [d.date for d in again.days] == list(THREE[1:])
+    assert be.calls == [] and all(d.llm["reused"] == d.llm["scored"] == 40 for d in again.days)
+    assert again.overall == first.overall
+
+
+def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist", FIVE)
+    assert choose_days(FIVE, calibrate=True, train_once=False, days=None) == list(FIVE[3:])
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, calibrate=True)
+    assert [d.date for d in res.days] == list(FIVE[3:]) and res.overall["zero_shot"]["auc"] is not None
+    for day in res.days:
+        cal_file = tmp_path / "out" / "calibrations" / f"{day.date}.json"
+        cal = Calibration.load(cal_file)
+        assert cal.trained_on["days"] == [d for d in FIVE if d < day.date]
+        assert day.calibration["file"] == str(cal_file) and day.calibration["last"] < day.date
+        papers = list(read_papers(DAYS / day.date / "listing.jsonl"))
+        s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
+            update={"calibration": str(cal_file)})})
+        close(day.prefilter, expected_prefilter(prefilter_day(papers, s, store=store).ranked, set(gpt_of(day.date))))
+
+    once = evaluate_history(hist, tmp_path / "once", settings, store=store, calibrate=True, train_once=True, days=2)
+    assert sorted(p.name for p in (tmp_path / "once" / "calibrations").iterdir()) == ["2025-06-23.json"]
+    assert all(d.calibration["last"] == "2025-05-15" for d in once.days)
+
+
+def test_which_days(tmp_path):
+    days = [f"2025-05-{i:02d}" for i in range(1, 13)]
+    assert choose_days(days, calibrate=False, train_once=False, days=None) == days
+    assert choose_days(days, calibrate=False, train_once=False, days=2) == days[-2:]
+    assert choose_days(days, calibrate=True, train_once=False, days=None) == days[3:]
+    assert choose_days(days, calibrate=True, train_once=True, days=None) == days[-4:]
+    assert choose_days(days, calibrate=True, train_once=False, days=50) == days[3:]
+    with pytest.raises(InputError, match="needs 3 days to learn from .* add 1 more day") as e:
+        choose_days(days[:3], calibrate=True, train_once=False, days=None)
+    assert e.value.key == "calibrate"
+    with pytest.raises(InputError) as e:
+        choose_days(days, calibrate=False, train_once=False, days=0)
+    assert e.value.key == "days"
+
+
+def _truncate_last_line(path):
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+
+
+def test_bad_days_are_skipped_and_counted(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist", FIVE)
+    (hist / "2025-04-29").mkdir()                 # no listing at all
+    (hist / "2025-04-29" / "notes.txt").write_text("nothing here\n")
+    # no gpt_scores.jsonl, and no gpt_selected flags in the listing either
+    bare = hist / "2025-04-30"
+    (bare / "gpt_scores.jsonl").unlink()
+    rows = [json.loads(x) for x in (bare / "listing.jsonl").read_text().splitlines()]
+    (bare / "listing.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "gpt_selected"}) + "\n"
+                                                for r in rows))
+    # picks missing from the listing
+    gone = set(list(gpt_of("2025-05-13"))[:2])
+    lst = hist / "2025-05-13" / "listing.jsonl"
+    lst.write_text("".join(x + "\n" for x in lst.read_text().splitlines() if json.loads(x)["id"] not in gone))
+    # a truncated line
+    _truncate_last_line(hist / "2025-05-15" / "gpt_scores.jsonl")
+    # a digest in a format no reader knows
+    (hist / "2025-06-23" / "gpt_scores.jsonl").unlink()
+    (hist / "2025-06-23" / "digest.json").write_text('{"format": "something else", "papers": 3}\n')
+
+    warned = []
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, warn=warned.append)
+    assert [d.date for d in res.days] == ["2025-07-02"]
+    skipped = {x["day"]: x["problem"] for x in res.skipped}
+    assert set(skipped) >= {"2025-04-30", "2025-05-13", "2025-05-15", "2025-06-23"}
+    assert "no GPT picks" in skipped["2025-04-30"]
+    assert "not in listing.jsonl" in skipped["2025-05-13"]
+    assert "not valid JSON" in skipped["2025-05-15"]
+    assert "not a JSON digest" in skipped["2025-06-23"]
+    for day in skipped:
+        assert sum(day in w for w in warned) == 1           # one line per skipped day, naming it
+    assert all("\n" not in w for w in warned)
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert data["n_skipped"] == len(skipped) and data["overall"]["days"] == 1
+    assert "2025-05-15" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_history_with_no_usable_day_is_one_error(tmp_path, settings, store):
+    with pytest.raises(InputError, match="history directory not found"):
+        evaluate_history(tmp_path / "nope", tmp_path / "out", settings, store=store)
+    (tmp_path / "empty" / "2025-01-01").mkdir(parents=True)
+    with pytest.raises(InputError, match="no usable day"):
+        evaluate_history(tmp_path / "empty", tmp_path / "out", settings, store=store)
