@@ -241,3 +241,44 @@ def test_a_history_with_no_usable_day_is_one_error(tmp_path, settings, store):
     (tmp_path / "empty" / "2025-01-01").mkdir(parents=True)
     with pytest.raises(InputError, match="no usable day"):
         evaluate_history(tmp_path / "empty", tmp_path / "out", settings, store=store)
+
+
+# ------------------------------------------------------------------ the command
+def test_the_command_with_the_fake_backend(tmp_path):
+    from conftest import ranker
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
+        for d in THREE:
+            store_vectors(s, list(read_papers(DAYS / d / "listing.jsonl")))
+    hist = make_history(tmp_path / "hist")
+    (hist / "2025-05-14").mkdir()                                   # a day with a listing but no picks
+    (hist / "2025-05-14" / "listing.jsonl").write_text(
+        json.dumps({"id": "2505.00001", "title": "T", "abstract": "A", "date": "2025-05-14"}) + "\n")
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--backend", "fake", "--model", "tiny",
+               "--top", "40", "--min-relevance", "6", "--min-novelty", "6", "--db", db)
+    assert p.returncode == 0, p.stderr
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert [d["date"] for d in data["days"]] == list(THREE) and data["n_skipped"] == 1
+    assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    o = data["overall"]
+    assert p.stdout.startswith("## ranker eval: 3 days (2025-04-30..2025-05-15)")
+    assert f"| zero-shot | {o['prefilter']['auc']:.3f} | {o['prefilter']['recall@25']:.3f} |" in p.stdout
+    assert f"F1 {o['llm']['digest']['f1']:.3f}" in p.stdout
+    skipped = [x for x in p.stderr.splitlines() if "2025-05-14" in x]
+    assert len(skipped) == 1 and "day skipped" in skipped[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_the_command_words_errors_as_one_line(tmp_path):
+    from conftest import ranker
+    hist = make_history(tmp_path / "hist")
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--calibrate")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith("error: --calibrate: the history has 3 usable days") and "add 1 more day" in p.stderr
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--train-once")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith("error: --train-once:") and "add --calibrate" in p.stderr
+    p = ranker("eval", "--history", tmp_path / "nope", "--out", tmp_path / "out")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "history directory not found" in p.stderr
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--keep", "0.3", "--top", "5")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "--keep" in p.stderr and "--top" in p.stderr

@@ -65,6 +65,8 @@ def choose_days(dates: Sequence[str], *, calibrate: bool, train_once: bool, days
     dates = sorted(dates)
     if days is not None and days < 1:
         raise InputError("needs at least 1 day", key="days")
+    if train_once and not calibrate:
+        raise InputError("trains the calibration once, so it needs one: add {key:calibrate}", key="train_once")
     if not calibrate:
         return dates[-days:] if days else dates
     room = len(dates) - MIN_TRAIN_DAYS

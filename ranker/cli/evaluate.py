@@ -1,0 +1,66 @@
+"""`ranker eval`: replay your history of GPT digests through the local pipeline and see what switching costs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt,
+                     OfflineOpt, Progress, PromptsOpt, RecallOpt, echo, info, load_settings, one_keep_rule, warn)
+
+
+def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
+                                                "GPT's picks (<date>/gpt_scores.jsonl, or the digest's .json or "
+                                                ".md).")],
+          out: Annotated[Path, typer.Option("--out", help="Folder for eval.json, report.html and the calibrations.")],
+          calibrate: Annotated[bool, typer.Option("--calibrate", help="Rank each day with a calibration fit only on "
+                                                  "the days before it (as `ranker calibrate` would have made it "
+                                                  "that morning); without it, zero-shot.")] = False,
+          train_once: Annotated[bool, typer.Option("--train-once", help="With --calibrate: one fit, on the days "
+                                                   "before the first evaluated day, for all of them (faster).")
+                                ] = False,
+          days: Annotated[Optional[int], typer.Option("--days", help="Evaluate the last N days (default: every day "
+                                                      "that can be: all zero-shot; with --calibrate each day with 3 "
+                                                      "earlier days, or with --train-once the last third).",
+                                                      show_default=False)] = None,
+          backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
+          keep: Annotated[Optional[float], typer.Option("--keep", help="Send this top fraction of each day to the "
+                                                        "LLM.", show_default=False)] = None,
+          top: Annotated[Optional[int], typer.Option("--top", help="Send exactly the K best papers of each day to "
+                                                     "the LLM.", show_default=False)] = None,
+          recall: RecallOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
+          prompts: PromptsOpt = None,
+          min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
+                                                               help="Digest cut-off (default 8).")] = None,
+          min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
+                                                             help="Digest cut-off (default 7).")] = None,
+          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
+    """Replay history days end to end, walk-forward, and measure each against GPT's picks.
+
+    Per day and overall: the prefilter's AUC, recall in the top 25% / 40%, keep95 and what its keep rule kept
+    (share of the day, share of GPT's picks); with --backend / --model, every kept paper scored by the LLM
+    (stored as `ranker run` stores them: a second eval of the same model scores nothing), its agreement with
+    GPT on GPT's picks and the final digest's precision, recall and F1. Writes OUT/eval.json and a
+    self-contained OUT/report.html and prints a Markdown summary. A day that cannot be read is skipped, said
+    in one line and counted.
+
+    Example: ranker eval --history ~/gpt-digests --out eval/ --calibrate --backend vllm --model /data/Qwen2.5-7B-Instruct --days 10
+    """
+    from ..evaluate import evaluate_history, summary_markdown
+    from ..store import Store
+
+    one_keep_rule(keep=keep, top=top, recall=recall)
+    s = load_settings(config, backend=backend, model=model, backend_option=backend_option, keep=keep, top=top,
+                      recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+                      min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
+    with Store(s.db_path) as store, Progress() as bar:
+        res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
+                               llm=backend is not None or model is not None, progress=bar, warn=warn)
+    echo(summary_markdown(res.to_dict()))
+    echo("")
+    info(f"Wrote {res.files['json']} and {res.files['html']} ({res.seconds:.0f}s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_)
