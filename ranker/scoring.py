@@ -185,15 +185,61 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     return run
 
 
+def build_requests(groups: list[list[Paper]], prompts: PromptSet, opt: ScoreOptions) -> list[Request]:
+    """One request per group of papers: the prompt's messages and the JSON schema of the answer."""
+    return [Request(key=",".join(p.id for p in g),
+                    messages=build_messages(prompts, g, abstract_tokens=opt.abstract_tokens,
+                                            hardened=opt.hardened, layout=opt.layout),
+                    schema=paper_schema([p.id for p in g], opt.comment_chars),
+                    max_tokens=opt.max_tokens) for g in groups]
+
+
+@dataclass
+class BatchScores:
+    """What score_batch gives back for one batch: a Score or a Failure for every paper."""
+    scores: dict[str, Score] = field(default_factory=dict)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    retried: int = 0
+
+
+def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet,
+                options: ScoreOptions | None = None) -> BatchScores:
+    """Score one batch of papers with no store and no file: the same requests, validation and single retry
+    as score_papers, for callers that keep results themselves (the backfill's workers)."""
+    opt = options or ScoreOptions()
+    want_probs = opt.score_mode == "expected"
+    out = BatchScores()
+    groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
+    for final in (False, True):
+        if not groups:
+            break
+        results = backend.generate(build_requests(groups, prompts, opt), score_probs=want_probs)
+        if len(results) != len(groups):
+            raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
+                               "requests")
+        retry: list[list[Paper]] = []
+        for group, res in zip(groups, results):
+            out.usage.add(res.usage)
+            ids = [p.id for p in group]
+            try:
+                out.scores.update(parse_result(res, ids, opt.comment_chars))
+            except ValueError as e:
+                if not final:
+                    retry.append(group)
+                    continue
+                for pid in ids:
+                    out.failures[pid] = Failure(arxiv_id=pid, reason=str(e), raw=res.text or "")
+        out.retried += sum(len(g) for g in retry)
+        groups = retry
+    return out
+
+
 def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
                want_probs: bool, run: ScoreRun, store: Store, fh, run_id: int | None,
                final: bool) -> list[list[Paper]]:
     """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
-    requests = [Request(key=",".join(p.id for p in g),
-                        messages=build_messages(prompts, g, abstract_tokens=opt.abstract_tokens,
-                                                hardened=opt.hardened, layout=opt.layout),
-                        schema=paper_schema([p.id for p in g], opt.comment_chars),
-                        max_tokens=opt.max_tokens) for g in groups]
+    requests = build_requests(groups, prompts, opt)
     results = backend.generate(requests, score_probs=want_probs)
     if len(results) != len(requests):
         raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(requests)} requests")

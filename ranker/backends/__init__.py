@@ -17,11 +17,22 @@ REGISTRY: dict[str, str] = {
 
 def get_backend(name: str, model: str, **options) -> Backend:
     """Build a backend by name. `model` is a preset name, a local folder or a Hugging Face id."""
+    return backend_class(name)(model, **options)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class behind a backend name, without building it (its module imports no engine)."""
     if name not in REGISTRY:
         raise ConfigError(f"unknown backend '{name}'; choose one of: {', '.join(sorted(REGISTRY))}",
                           where="--backend")
     module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)(model, **options)
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["Backend", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "get_backend"]
+def model_key(name: str, model: str) -> str:
+    """What scores made by backend `name` with `model` are stored under (Backend.model_name)."""
+    return backend_class(name).model_key(model)
+
+
+__all__ = ["Backend", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "get_backend", "backend_class",
+           "model_key"]

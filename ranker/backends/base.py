@@ -62,6 +62,12 @@ class Backend(ABC):
     model_name: str = ""              # what the manifest and the store key scores by
     supports_score_probs: bool = False
 
+    @classmethod
+    def model_key(cls, model: str) -> str:
+        """The model_name an instance built for `model` will have, known without building it (the backfill
+        looks up what is already scored before it starts an engine)."""
+        return model
+
     @abstractmethod
     def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
         """Run every request (batched as the engine likes) and return results in the same order."""

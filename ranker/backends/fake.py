@@ -10,11 +10,17 @@ garbage   text that is not JSON            length    a cut-off answer, finish_re
 error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+
+die_once="/path/marker" kills the whole process (SIGKILL) inside a generate() call made while the marker file
+does not exist, creating it first: a worker lost mid-batch, once (the backfill's retry and resume tests).
+die_after=N lets N calls of this instance through before that.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 
 from ..errors import BackendError
 from ..records import Usage
@@ -40,14 +46,19 @@ class FakeBackend(Backend):
     supports_score_probs = True
 
     def __init__(self, model: str = "fake", *, garbage=(), length=(), error=(), raise_for=(), flaky=(),
-                 wrong_id=(), **_ignored):
-        self.model_name = f"fake:{model}"
+                 wrong_id=(), die_once: str | None = None, die_after: int = 0, **_ignored):
+        self.model_name = self.model_key(model)
+        self.die_once, self.die_after = die_once, int(die_after)
         self.garbage, self.length, self.error = set(garbage), set(length), set(error)
         self.raise_for, self.flaky, self.wrong_id = set(raise_for), set(flaky), set(wrong_id)
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
         self.closed = False
+
+    @classmethod
+    def model_key(cls, model: str) -> str:
+        return f"fake:{model}"
 
     def _hit(self, kind: set[str], req: Request, ids: list[str]) -> bool:
         return req.key in kind or any(i in kind for i in ids)
@@ -64,6 +75,14 @@ class FakeBackend(Backend):
 
     def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
         self.calls.append([r.key for r in requests])
+        if self.die_once and requests and len(self.calls) > self.die_after:
+            try:
+                fd = os.open(self.die_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
         for r in requests:
             if self._hit(self.raise_for, r, schema_ids(r.schema)):
                 raise BackendError(f"injected failure for {r.key}")
