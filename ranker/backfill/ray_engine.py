@@ -101,6 +101,27 @@ def shard_sink(root: str, prefix: str, schema, min_rows: int):
     return ShardSink()
 
 
+def _deferring(cls):
+    """The stage class for an actor pool, holding back a RankerError of its constructor (a missing model, a
+    bad option) until its first batch: raised there, it reaches the driver as itself; raised while the actor
+    is built, Ray only passes on a traceback's text."""
+    class Stage(cls):
+        def __init__(self, *args, **kwargs):
+            self._error = None
+            try:
+                super().__init__(*args, **kwargs)
+            except RankerError as e:
+                self._error = e
+
+        def __call__(self, t):
+            if self._error is not None:
+                raise self._error
+            return super().__call__(t)
+
+    Stage.__name__ = Stage.__qualname__ = cls.__name__
+    return Stage
+
+
 def _prefilter_group(t, plan, partial):
     if t.num_rows == 0:
         return shards.RANKED.empty_table()
@@ -216,6 +237,7 @@ class RayEngine:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = self.progress_bars
         ctx.print_on_execution_start = False
+        ctx.raise_original_map_exception = True     # a stage's RankerError comes back as itself
         self._connected = True
 
     def _resources(self) -> tuple[float, float]:
@@ -227,7 +249,8 @@ class RayEngine:
             run()
         except Exception as e:
             err = _ranker_error(e)
-            if err is not None:
+            if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
+                err.args = (f"{err.where}: {err.message}" if err.where else err.message,)
                 raise err from None
             root = _root_cause(e)
             raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} (RANKER_DEBUG=1 "
@@ -250,7 +273,7 @@ class RayEngine:
                 n = self.embed_actors or max(1, int(cpus // threads))
                 res = {"num_cpus": max(1, min(threads, cpus) - 1)}
                 device = spec.device
-            ds = _map_batches(ds, EmbedStage,
+            ds = _map_batches(ds, _deferring(EmbedStage),
                               fn_constructor_kwargs=dict(embedder=spec.embedder, max_tokens=spec.max_tokens,
                                                          device=device, threads=threads),
                               batch_size=spec.embed_batch, batch_format="pyarrow",
@@ -269,7 +292,8 @@ class RayEngine:
         self._connect()
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
-        ds = ray.data.read_parquet([str(f) for f in todo.files], columns=shards.SCORE_INPUT, partitioning=None)
+        ds = ray.data.read_parquet([str(f) for f in todo.files], partitioning=None) \
+            .select_columns(shards.SCORE_INPUT)
         if todo.todo is not None:
             ds = ds.map_batches(_keep_todo, fn_kwargs={"ref": [ray.put(sorted(todo.todo))]},
                                 batch_format="pyarrow")
@@ -281,7 +305,7 @@ class RayEngine:
             n = self.score_actors or 1
             res = {"num_cpus": 1}
         opts = spec.options
-        ds = _map_batches(ds, ScoreStage,
+        ds = _map_batches(ds, _deferring(ScoreStage),
                           fn_constructor_kwargs=dict(backend=spec.backend, model=spec.model,
                                                      backend_options=spec.backend_options, prompts=job.prompts,
                                                      options=opts, model_key=job.model_key),
