@@ -92,6 +92,19 @@ class PeakSampler:
 
     def report(self) -> list[dict]:
         rows = sorted(self.peaks.values(), key=lambda r: -r["peak_kb"])
-        return [{"pid": r["pid"], "name": "driver" if r["pid"] == self.root else
-                 " | ".join(n for n in r["names"] if not n.startswith("ray::IDLE")) or r["names"][0],
+        return [{"pid": r["pid"], "name": "driver" if r["pid"] == self.root else _label(r["names"]),
                  "peak_rss_mb": round(r["peak_kb"] / 1024, 1)} for r in rows]
+
+
+def _label(names: list[str]) -> str:
+    """What a process did: the Ray tasks and actors it ran (a worker renames itself "ray::<what>"), else
+    its program (a Ray service: gcs_server, raylet, dashboard ...)."""
+    ray_names = []
+    for n in names:
+        if n.startswith("ray::") and not n.startswith("ray::IDLE") and n not in ray_names:
+            ray_names.append(n)
+    if ray_names:
+        return " | ".join(ray_names)
+    words = names[0].split() if names else ["?"]
+    prog = next((w for w in words[1:] if w.endswith(".py")), words[0])
+    return prog.rsplit("/", 1)[-1] + (" (idle Ray worker)" if any(n.startswith("ray::IDLE") for n in names) else "")

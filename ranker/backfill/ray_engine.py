@@ -96,7 +96,7 @@ def shard_sink(root: str, prefix: str, schema, min_rows: int):
 
         def on_write_complete(self, write_result):
             self.files = [f for r in write_result.write_returns for f in (r or [])]
-            self.rows = write_result.num_rows
+            self.rows = int(write_result.num_rows)
 
     return ShardSink()
 
