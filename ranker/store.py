@@ -296,13 +296,23 @@ class Store:
         return out
 
     def put_score(self, score: Score, model: str, prompt_hash: str, run_id: int | None = None) -> None:
+        self.put_scores([score], model, prompt_hash, run_id)
+
+    def put_scores(self, scores: Iterable[Score], model: str, prompt_hash: str, run_id: int | None = None) -> int:
+        """Store many scores of one model and prompt in one transaction (each replaces the paper's earlier
+        score and failure under that key). Returns how many were written."""
+        n = 0
+        now = time.time()
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
-                       score.expected_relevance, score.expected_novelty, score.prompt_tokens,
-                       score.completion_tokens, run_id, time.time()))
-            c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
-                      (score.arxiv_id, model, prompt_hash))
+            for score in scores:
+                c.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                          (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
+                           score.expected_relevance, score.expected_novelty, score.prompt_tokens,
+                           score.completion_tokens, run_id, now))
+                c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
+                          (score.arxiv_id, model, prompt_hash))
+                n += 1
+        return n
 
     def put_failure(self, failure: Failure, model: str, prompt_hash: str, run_id: int | None = None) -> None:
         with self.transaction() as c:

@@ -54,5 +54,11 @@ def make_backend(settings: Settings) -> Backend:
     return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
 
 
+def model_key(name: str, model: str) -> str:
+    """What scores made by backend `name` with `model` are stored under (Backend.model_name), known
+    without building the backend."""
+    return backend_class(name).model_key(model)
+
+
 __all__ = ["Backend", "BackendOptions", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "backend_class",
-           "get_backend", "check_options", "make_backend"]
+           "get_backend", "check_options", "make_backend", "model_key"]

@@ -88,6 +88,12 @@ class Backend(ABC):
             options = options.model_dump(exclude_unset=True)
         return cls.Options.parse(cls.name, options, kwargs)
 
+    @classmethod
+    def model_key(cls, model: str) -> str:
+        """The model_name an instance built for `model` will have, known without building it (the backfill
+        looks up what is already scored before it starts an engine)."""
+        return model
+
     @abstractmethod
     def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
         """Run every request (batched as the engine likes) and return results in the same order."""

@@ -10,11 +10,17 @@ garbage   text that is not JSON            length    a cut-off answer, finish_re
 error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+
+die_once="/path/marker" kills the whole process (SIGKILL) inside a generate() call made while the marker file
+does not exist, creating it first: a worker lost mid-batch, once (the backfill's retry and resume tests).
+die_after=N lets N calls of this instance through before that.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,6 +53,8 @@ class FakeOptions(BackendOptions):
     raise_for: set[str] = Field(set(), strict=False)
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
+    die_once: str | None = None           # a marker file: SIGKILL this process once (see the module doc)
+    die_after: int = Field(0, ge=0)       # calls let through before that
 
 
 class FakeBackend(Backend):
@@ -57,13 +65,18 @@ class FakeBackend(Backend):
     def __init__(self, model: str = "fake", options: Mapping[str, Any] | FakeOptions | None = None, *,
                  models_dir: Path | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
-        self.model_name = f"fake:{model}"
+        self.model_name = self.model_key(model)
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
+        self.die_once, self.die_after = o.die_once, o.die_after
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
         self.closed = False
+
+    @classmethod
+    def model_key(cls, model: str) -> str:
+        return f"fake:{model}"
 
     def _hit(self, kind: set[str], req: Request, ids: list[str]) -> bool:
         return req.key in kind or any(i in kind for i in ids)
@@ -80,6 +93,14 @@ class FakeBackend(Backend):
 
     def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
         self.calls.append([r.key for r in requests])
+        if self.die_once and requests and len(self.calls) > self.die_after:
+            try:
+                fd = os.open(self.die_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
         for r in requests:
             if self._hit(self.raise_for, r, schema_ids(r.schema)):
                 raise BackendError(f"injected failure for {r.key}")

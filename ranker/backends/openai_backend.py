@@ -132,6 +132,13 @@ class OpenAIBackend(Backend):
         self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
         self.model_name = self._discover_model() if model in ("", "auto") else model
 
+    @classmethod
+    def model_key(cls, model: str) -> str:
+        if model in ("", "auto"):
+            raise ConfigError("the served model's name is needed here (not 'auto'); give it with --model",
+                              where="--model")
+        return model
+
     # ------------------------------------------------------------------ HTTP
     def _discover_model(self) -> str:
         try:

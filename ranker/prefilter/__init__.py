@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .calibrate import Calibration
     from .embed import Embedder
 
-__all__ = ["rank_papers", "PrefilterResult"]
+__all__ = ["rank_papers", "score_vectors", "keep_mask", "PrefilterResult"]
 
 
 @dataclass
@@ -61,6 +61,25 @@ class PrefilterResult:
                 f"{self.seconds:.1f}s)")
 
 
+def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, papers: Sequence[Paper],
+                  calibration: "Calibration | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """(prefilter score, best topic index) of each paper of ONE day, from its vectors: the zero-shot score
+    centred on these papers, or the calibration's probability when one is given. rank_papers and the
+    backfill's per-day stage both rank through here."""
+    from .rank import zero_shot
+    zs, topic_idx = zero_shot(paper_vecs, query_vecs, queries)
+    score = calibration.score(paper_vecs, zs, papers) if calibration is not None else zs.astype(np.float64)
+    return np.asarray(score, dtype=np.float64), topic_idx
+
+
+def keep_mask(score: np.ndarray, k: int) -> np.ndarray:
+    """True for the k best scores (ties: the earlier paper first, as rank_papers orders them)."""
+    order = np.argsort(-np.asarray(score), kind="stable")
+    mask = np.zeros(len(order), dtype=bool)
+    mask[order[:k]] = True
+    return mask
+
+
 def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
                 embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
                 min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
@@ -70,7 +89,7 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     from ..prompts import load_prompts
     from .calibrate import Calibration
     from .embed import Embedder
-    from .rank import build_queries, n_keep, zero_shot
+    from .rank import build_queries, n_keep
 
     t0 = time.perf_counter()
     prompts = prompts if prompts is not None else load_prompts()
@@ -91,8 +110,7 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     pv = emb.embed_papers(papers, store, progress=progress)
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
-    zs, topic_idx = zero_shot(pv, qv, qs)
-    score = cal.score(pv, zs, papers) if cal is not None else zs.astype(np.float64)
+    score, topic_idx = score_vectors(pv, qv, qs, papers, cal)
     order = np.argsort(-score, kind="stable")
     ranked = [Ranked(paper=papers[i], prefilter_score=float(score[i]), kept=j < k,
                      topic=qs.topic_names[int(topic_idx[i])]) for j, i in enumerate(order)]

@@ -74,9 +74,11 @@ class Embedder:
     """Embeds texts with one sentence-transformers model; `model` loads on first use."""
 
     def __init__(self, name: str | None = None, *, max_tokens: int | None = None, batch_size: int = 32,
-                 device: str | None = None, models_dir: Path | None = None):
+                 device: str | None = None, threads: int | None = None, models_dir: Path | None = None):
         """max_tokens: cut each text to this many tokens (default DEFAULT_MAX_TOKENS; never more than the
         model's own limit). Another cut gives other vectors, cached under their own key, e.g. "minilm@256".
+        threads: torch's intra-op threads for this process (default: torch's own choice), for workers whose
+        environment says otherwise (a Ray actor is started with OMP_NUM_THREADS=1).
         models_dir: where prepared presets live (Settings.models_dir)."""
         if max_tokens is not None and max_tokens < 8:
             raise InputError("must be at least 8", key="prefilter.max_tokens")
@@ -87,6 +89,7 @@ class Embedder:
         self.key = embedder_key(self.name, models_dir) + suffix
         self.batch_size = batch_size
         self.device = device or "cpu"
+        self.threads = threads
         self._model = None
         self._lock = threading.Lock()
         self.texts_encoded = 0          # how many texts went through the model (tests and benchmarks read it)
@@ -114,6 +117,9 @@ class Embedder:
         except ImportError:
             raise MissingDependency("sentence-transformers", "", "the embedding prefilter") from None
         _quiet_transformers()
+        if self.threads:
+            import torch
+            torch.set_num_threads(int(self.threads))
         try:
             model = SentenceTransformer(path, device=self.device, local_files_only=True)
         except Exception as e:  # a folder that is not a sentence-transformers model, an id not in the cache

@@ -1,0 +1,222 @@
+"""One backfill run: check and pin the settings, find what earlier runs already wrote, hand the two phases
+(rank, then score) to an engine, and record the run in the manifest.
+
+Exactly once: ranking skips the days an earlier run finished (a day is ranked whole, so an interrupted day is
+ranked again and only its missing rows are written); scoring skips the papers that already have a score row
+for the same model and prompt hash (a failed row is tried again). Shard names depend only on their rows, so a
+batch written twice (a retried worker) replaces itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InputError, RankerError
+from . import manifest as mf
+from . import shards
+from .plan import Filters, SourcePlan
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class BackfillSpec:
+    source: str | Path
+    out: str | Path
+    since: str | None = None
+    until: str | None = None
+    categories: list[str] | None = None          # None: every category
+    announce: list[str] | None = None            # None: every announce type
+    embed: bool = False                          # embed + per-day prefilter; without it every paper is kept
+    embedder: str = "minilm"
+    max_tokens: int | None = None
+    device: str | None = None                    # the embedder's torch device (default cpu; cuda on GPU workers)
+    keep: float | None = 0.4
+    top: int | None = None
+    min_keep: int = 20
+    calibration: str | Path | None = None
+    prompts: str | Path | None = None            # prompt folder (None: the bundled seed prompt)
+    score: bool = False
+    backend: str = "vllm"
+    model: str = "smollm2-135m"
+    backend_options: dict = field(default_factory=dict)
+    options: Any = None                          # scoring.ScoreOptions (None: its defaults)
+    embed_batch: int = 256                       # papers per embedding batch
+    shard_rows: int = 2000                       # rows per written shard (at least; one day's rows per file)
+
+
+@dataclass
+class Job:
+    """A spec resolved against the output folder: what the engines are handed."""
+    spec: BackfillSpec
+    out: Path
+    source: SourcePlan
+    filters: Filters
+    pins: dict
+    prompts: Any
+    plan: Any = None                             # stages.PrefilterPlan, when ranking with the prefilter
+    partial: dict = field(default_factory=dict)  # day -> ids already ranked in an unfinished day
+    model_key: str | None = None
+    prompt_hash: str | None = None
+
+    @property
+    def score_prefix(self) -> str:
+        from ..prefilter.embed import slug
+        return f"{slug(self.model_key or 'none')}-{self.prompt_hash}"
+
+
+@dataclass
+class BackfillResult:
+    out: Path
+    manifest: Path
+    run: dict
+    summary: dict
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _check_spec(spec: BackfillSpec) -> None:
+    from ..sources.common import check_day
+    if not (spec.embed or spec.score):
+        raise InputError("nothing to do: ask for the embedding prefilter, scoring or both", where="embed")
+    if spec.since:
+        spec.since = check_day(spec.since, "since")
+    if spec.until:
+        spec.until = check_day(spec.until, "until")
+    if spec.since and spec.until and spec.until < spec.since:
+        raise InputError(f"{spec.until} is before since {spec.since}", where="until")
+    if spec.embed_batch < 1 or spec.shard_rows < 1:
+        raise InputError("must be at least 1", where="embed_batch" if spec.embed_batch < 1 else "shard_rows")
+
+
+def _engine(name: str, address: str | None, ray_options: dict | None, progress):
+    if name not in ENGINES:
+        raise InputError(f"unknown engine {name!r}; choose local or ray", where="engine")
+    if name == "ray":
+        from .ray_engine import RayEngine           # raises MissingDependency without ranker[ray]
+        return RayEngine(address=address, progress=progress, **(ray_options or {}))
+    if address:
+        raise InputError("an address is for the ray engine", where="address")
+    from .local import LocalEngine
+    return LocalEngine(progress=progress)
+
+
+def run_backfill(spec: BackfillSpec, *, engine: str = "local", address: str | None = None, store=None,
+                 ray_options: dict | None = None,
+                 progress: Callable[[str, int, int | None], None] | None = None) -> BackfillResult:
+    """Rank (and score) a whole source into spec.out; see the module doc. `store` (a Store) caches the
+    prompt's query vectors, so a rerun loads no model when nothing is left to do."""
+    from ..prompts import load_prompts
+    from ..scoring import ScoreOptions
+    from ..sources.common import ANNOUNCE_TYPES, parse_list
+
+    _check_spec(spec)
+    spec.options = spec.options or ScoreOptions()
+    out = Path(spec.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", where=str(out))
+    cats = parse_list(spec.categories, flag="category") if spec.categories else None
+    ann = parse_list(spec.announce, flag="announce", allowed=ANNOUNCE_TYPES) if spec.announce else None
+    eng = _engine(engine, address, ray_options, progress)
+    prompts = load_prompts(spec.prompts)
+    source = SourcePlan.of(spec.source)
+
+    pins: dict = {"embed": spec.embed, "categories": sorted(cats) if cats else None,
+                  "announce": sorted(ann) if ann else None}
+    embedder = None
+    if spec.embed:
+        from ..prefilter.embed import Embedder
+        from ..prefilter.rank import build_queries
+        embedder = Embedder(spec.embedder, max_tokens=spec.max_tokens)
+        qs = build_queries(prompts)
+        pins.update(embedder=embedder.key, keep=None if spec.top else spec.keep, top=spec.top,
+                    min_keep=spec.min_keep, calibration=_sha256(spec.calibration) if spec.calibration else None,
+                    queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16])
+    job = Job(spec=spec, out=out, source=source, filters=Filters(spec.since, spec.until,
+              tuple(cats) if cats else None, tuple(ann) if ann else None), pins=pins, prompts=prompts)
+    if spec.score:
+        from ..backends import model_key
+        job.model_key = model_key(spec.backend, spec.model)
+        job.prompt_hash = prompts.hash(**spec.options.prompt_options())
+
+    with mf.locked(out):
+        m = mf.load(out)
+        mf.check_pins(m, pins, out)
+        m["pinned"] = pins
+        mf.save(out, m)
+        run: dict = {"started": mf.now(), "engine": engine, "address": address, "source": str(spec.source),
+                     "since": spec.since, "until": spec.until, "status": "running", "phases": {}}
+        if spec.score:
+            run["scoring"] = {"backend": spec.backend, "model": job.model_key, "prompt_hash": job.prompt_hash,
+                              "options": spec.options.prompt_options(), "score_mode": spec.options.score_mode}
+        t_all = time.perf_counter()
+        try:
+            run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
+            if spec.score:
+                run["phases"]["score"] = _score(job, eng)
+            run["status"] = "ok"
+        except BaseException as e:
+            run["status"] = "failed"
+            run["error"] = str(e) if isinstance(e, RankerError) else f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            try:
+                eng.close()
+            finally:
+                run["seconds"] = round(time.perf_counter() - t_all, 2)
+                run["finished"] = mf.now()
+                run["processes"] = getattr(eng, "processes", None) or _own_peak()
+                m["runs"].append(run)
+                try:
+                    m["summary"] = shards.summary(out)
+                except RankerError:
+                    pass
+                path = mf.save(out, m)
+    return BackfillResult(out=out, manifest=path, run=run, summary=m.get("summary", {}))
+
+
+def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
+    spec = job.spec
+    if mf.covers(m, job.source.fingerprint, spec.since, spec.until):
+        return {"skipped": "this source and window were ranked by an earlier run"}
+    t0 = time.perf_counter()
+    state = shards.ranked_state(job.out, with_pairs=not spec.embed)
+    if spec.embed:
+        from .stages import PrefilterPlan
+        job.filters = Filters(**{**job.filters.__dict__, "skip_days": frozenset(state.complete_days)})
+        job.partial = {d: frozenset(ids) for d, ids in state.partial.items()}
+        job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if spec.top else spec.keep, top=spec.top,
+                                       min_keep=spec.min_keep, calibration=spec.calibration, store=store)
+    else:
+        job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
+    res = eng.rank(job)
+    res["days_already_complete"] = len(state.complete_days)
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
+    return res
+
+
+def _score(job: Job, eng) -> dict:
+    t0 = time.perf_counter()
+    todo = shards.score_todo(job.out, job.model_key, job.prompt_hash, job.spec.since, job.spec.until)
+    res: dict = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count}
+    if todo.count:
+        res.update(eng.score(job, todo))
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def _own_peak() -> list[dict]:
+    import os
+    import resource
+    return [{"pid": os.getpid(), "name": "driver",
+             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}]

@@ -1,0 +1,128 @@
+"""`ranker backfill`: rank (and score) a whole arXiv snapshot or folder of papers into Parquet shards."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import (BackendOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt, OfflineOpt,
+                     Progress, PromptsOpt, ScoreModeOpt, apply_offline, config_with_overrides, echo, info,
+                     progress_enabled)
+
+EXAMPLES = """
+Examples:
+
+  ranker backfill --from arxiv-metadata-oai-snapshot.json --out bf/ --since 2024-01-01 --until 2025-12-31
+  --category cs.LG,cs.AI --embed --score --backend vllm --model /data/Qwen2.5-7B-Instruct --engine ray
+  --address auto
+
+  ranker backfill --from days/ --out bf/ --embed      (rank only: every paper, its vector and prefilter score)
+
+  ranker import bf/                                    (then serve, similar, eval and digests see them)
+"""
+
+
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="An arXiv metadata snapshot (JSON lines, may be .gz), a "
+                                       "papers JSONL file, or a folder of them (<day>/listing.jsonl or *.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: ranked/ and scores/ Parquet shards and "
+                                      "manifest.json. A rerun into it does only what is missing.")],
+    since: Annotated[Optional[str], typer.Option("--since", help="First day (YYYY-MM-DD) to include.",
+                                                 show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD) to include.",
+                                                 show_default=False)] = None,
+    category: Annotated[Optional[str], typer.Option(
+        "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
+        "listed (default: [fetch] categories, cs.LG,cs.AI).", show_default=False)] = None,
+    all_categories: Annotated[bool, typer.Option("--all-categories", help="Keep papers of every category.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (Ray Data; needs "
+                                        "ranker[ray]).")] = "local",
+    address: Annotated[Optional[str], typer.Option(
+        "--address", help="With --engine ray: an existing Ray cluster ('auto' on a node of it, or "
+        "ray://HOST:10001). Without it a Ray instance is started on this machine for the run.",
+        show_default=False)] = None,
+    embed: Annotated[bool, typer.Option("--embed", help="Embed every paper and keep each day's best part "
+                                        "(the prefilter); without it every paper is kept.")] = False,
+    score: Annotated[bool, typer.Option("--score", help="Score the kept papers with the LLM backend.")] = False,
+    backend: BackendOpt = None, model: ModelOpt = None, prompts: PromptsOpt = None,
+    embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
+    keep: Annotated[Optional[float], typer.Option("--keep", help="Fraction of each day to keep (default 0.4).",
+                                                  show_default=False)] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
+                                               show_default=False)] = None,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="A `ranker calibrate` file.",
+                                                        show_default=False)] = None,
+    score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Requests per engine call (default [scoring] batch_size, 64; on a GPU 256-1024 keeps "
+        "vLLM busy).", show_default=False)] = None,
+    config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = False,
+) -> None:
+    """Rank (and score) a whole snapshot: read -> embed -> prefilter per day -> score the kept -> Parquet shards.
+
+    Writes OUT/ranked/date=DAY/*.parquet (every paper: fields, vector, prefilter score, kept), OUT/scores/
+    date=DAY/*.parquet (one row a paper: id, date, prefilter score, kept, RELEVANCE, NOVELTY, COMMENT, model,
+    prompt hash, status) and OUT/manifest.json. Exactly once: a rerun skips what is already written for the
+    same model and prompt. `ranker import OUT` loads the result into the database.
+    """
+    apply_offline(offline)
+    from .. import config as cfgmod
+    from ..backfill import BackfillSpec, run_backfill
+    from ..errors import InputError
+    from ..scoring import ScoreOptions
+    from ..store import Store
+
+    if keep is not None and top is not None:
+        raise InputError("give --keep or --top, not both", where="--top")
+    if category and all_categories:
+        raise InputError("give --category or --all-categories, not both", where="--all-categories")
+    cfg = config_with_overrides(config, backend=backend, model=model, embedder=embedder, keep=keep, top=top,
+                                calibration=str(calibration) if calibration else None, prompts=prompts,
+                                score_mode=score_mode, prompt_layout=prompt_layout)
+    sc, pf = cfg.scoring, cfg.prefilter
+    opts = ScoreOptions.from_config(sc)
+    if batch_size is not None:
+        if batch_size < 1:
+            raise InputError("must be at least 1", where="--batch-size")
+        opts.batch_size = batch_size
+    cats = None if all_categories else (category.split(",") if category else list(cfg.fetch.categories))
+    spec = BackfillSpec(source=from_, out=out, since=since, until=until, categories=cats, embed=embed,
+                        embedder=pf.embedder, max_tokens=max_tokens, keep=pf.keep, top=pf.top,
+                        min_keep=pf.min_keep, calibration=pf.calibration, prompts=sc.prompts, score=score,
+                        backend=sc.backend, model=sc.model,
+                        backend_options={"engine_args": sc.engine_args} if sc.engine_args else {}, options=opts)
+    ray_options = {"progress_bars": progress_enabled()} if engine == "ray" else None
+    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
+        res = run_backfill(spec, engine=engine, address=address, store=store, ray_options=ray_options,
+                           progress=lambda stage, done, total: bar(stage, done, total or done))
+    info(summary_line(res))
+    echo(str(res.manifest))
+
+
+def summary_line(res) -> str:
+    r = res.run["phases"].get("rank", {})
+    s = res.run["phases"].get("score")
+    tot = res.summary.get("ranked", {})
+    if "skipped" in r:
+        line = "ranking: nothing new (this source and window are done)"
+    else:
+        line = (f"ranking: {r.get('rows_written', 0)} papers written"
+                + (f", {r['days_already_complete']} days already complete" if r.get("days_already_complete") else ""))
+    days = tot.get("days", 0)
+    line += f"; {tot.get('papers', 0)} papers in {days} day{'s' if days != 1 else ''}, {tot.get('kept', 0)} kept"
+    if s is not None:
+        line += f"; scoring: {s.get('to_do', 0)} to score ({s.get('already_done', 0)} already done)"
+        key = f"{res.run['scoring']['model']}|{res.run['scoring']['prompt_hash']}"
+        c = res.summary.get("scores", {}).get(key)
+        if c:
+            line += f", {c['scored']} scored, {c['failed']} failed in all"
+    procs = res.run.get("processes") or []
+    if procs:
+        line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {len(procs)} process(es)"
+    return line + f"; {res.run['seconds']:.1f}s -> {res.out}"
+
+
+def register(app: typer.Typer) -> None:
+    import inspect
+    app.command("backfill", help=inspect.cleandoc(backfill.__doc__ or "") + "\n" + EXAMPLES)(backfill)
