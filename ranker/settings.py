@@ -200,7 +200,7 @@ class Origin:
 FLAG_KEYS: dict[str, str] = {
     "backend": "scoring.backend", "model": "scoring.model", "prompts": "scoring.prompts",
     "score_mode": "scoring.score_mode", "prompt_layout": "scoring.prompt_layout",
-    "papers_per_request": "scoring.papers_per_request",
+    "papers_per_request": "scoring.papers_per_request", "batch_size": "scoring.batch_size",
     "embedder": "prefilter.embedder", "max_tokens": "prefilter.max_tokens", "keep": "prefilter.keep",
     "top": "prefilter.top", "calibration": "prefilter.calibration",
     "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",

@@ -51,6 +51,46 @@ def store_vectors(store, papers, prompts=None, embedder: str = "minilm", dim: in
     store.put_embeddings(rows, embedder_key(embedder))
 
 
+def make_snapshot(out: Path, n: int, per_day: int = 100) -> Path:
+    """An arXiv metadata snapshot of n papers, per_day a day, spliced from the shared days
+    (scripts/make_snapshot.py), written to `out`."""
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(n), "--per-day",
+                    str(per_day), "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+def store_tables(db) -> dict:
+    """Every data table of a store, rows in a fixed order (runs left out: each command is one run), to compare
+    a database before and after."""
+    import sqlite3
+    c = sqlite3.connect(db)
+    try:
+        return {t: c.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+                for t in ("papers", "paper_days", "scores", "failures", "embeddings")}
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------- backfills
+def backfill_settings(*options: str, **flags):
+    """Settings as `ranker backfill` resolves them from these flags (the fake backend and model m unless
+    given); `options` are --backend-option KEY=VALUE texts."""
+    from ranker.settings import resolve
+    return resolve(flags={"backend": "fake", "model": "m", **flags, "backend_option": list(options)})
+
+
+def backfill_table(out, kind: str):
+    """Every row of a backfill folder's `ranked` or `scores` shards, as one pyarrow Table."""
+    from ranker.backfill import shards
+    schema = shards.RANKED if kind == "ranked" else shards.SCORES
+    return shards.read_table(shards.shard_files(Path(out) / kind), schema)
+
+
+def parquet_files(out) -> dict[str, int]:
+    """Each Parquet file under `out` with its mtime: equal before and after means nothing was written."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in Path(out).rglob("*.parquet")}
+
+
 @pytest.fixture(autouse=True)
 def _ranker_home(tmp_path, monkeypatch):
     from ranker.settings import ENV_KEYS, SECRET_ENV

@@ -135,8 +135,7 @@ class OpenAIBackend(Backend):
     @classmethod
     def model_key(cls, model: str) -> str:
         if model in ("", "auto"):
-            raise ConfigError("the served model's name is needed here (not 'auto'); give it with --model",
-                              where="--model")
+            raise ConfigError("the served model's name is needed here, not 'auto'", key="scoring.model")
         return model
 
     # ------------------------------------------------------------------ HTTP

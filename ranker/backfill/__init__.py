@@ -1,8 +1,12 @@
 """Backfills: rank (and score) a whole arXiv snapshot, or a folder of papers files, into Parquet shards.
 
-    run_backfill(BackfillSpec(source, out, since=..., until=..., categories=[...], embed=True, score=True,
-                              backend="vllm", model=...), engine="local" | "ray", address=None)
+    run_backfill(BackfillSpec(source, out, since=..., until=..., embed=True, score=True), settings,
+                 engine="local" | "ray", address=None)
     import_backfill(out, store)            the shards into the store (idempotent)
+
+`settings` is the one Settings (ranker.settings) every step reads, as for a day: settings.prefilter (embedder,
+keep / top / min_keep, calibration), settings.scoring (backend, model, its [scoring.<backend>] options, score
+options, prompts), settings.fetch.categories (unless the spec asks for every category), models_dir, debug.
 
 Two phases, the same steps in both engines (stages.py): rank (read -> embed per batch -> prefilter per day ->
 OUT/ranked/) and score (kept rows -> the backend -> OUT/scores/). engine="local" runs them in this process;

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import Progress
 from ..records import Failure, Score
+from ..store import Store
 from . import manifest as mf
 from . import shards
 
@@ -35,47 +37,50 @@ def _same(a: Score, b: Score) -> bool:
                                      b.prompt_tokens, b.completion_tokens)
 
 
-def import_backfill(out: str | Path, store, progress=None) -> ImportResult:
+def import_backfill(out: str | Path, store: Store, progress: Progress | None = None) -> ImportResult:
+    """Every shard of the backfill folder `out` into `store` (see the module doc); one run in its runs table."""
     out = Path(out).expanduser()
     if not (out / mf.NAME).exists():
         raise InputError("not a backfill folder (no manifest.json)", where=str(out))
     m = mf.load(out)
     embedder = (m.get("pinned") or {}).get("embedder")
     res = ImportResult()
-    run_id = store.start_run("import", {"folder": str(out)})
-    status = "failed"
-    try:
-        ranked = shards.shard_files(out / shards.RANKED_DIR)
-        scored = shards.shard_files(out / shards.SCORES_DIR)
-        total = len(ranked) + len(scored)
-        for i in range(0, len(ranked), CHUNK_FILES):
-            part = ranked[i:i + CHUNK_FILES]
-            cols = [f.name for f in shards.PAPER_FIELDS] + (["text_hash", "vector"] if embedder else [])
-            t = shards.dedupe(shards.read_table(part, shards.RANKED, cols), ["id", "date"])
-            res.papers += store.add_papers(shards.table_papers(t)).new
-            if embedder:
-                t = t.filter(t.column("vector").is_valid())
-                if t.num_rows:
-                    vecs = shards.vectors(t)
-                    store.put_embeddings(zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), vecs),
-                                         embedder)
-                    res.embeddings += t.num_rows
-            res.shards += len(part)
-            if progress:
-                progress("import", res.shards, total)
-        for i in range(0, len(scored), CHUNK_FILES):
-            part = scored[i:i + CHUNK_FILES]
-            _import_scores(shards.best_scores(shards.read_table(part, shards.SCORES)), store, run_id, res)
-            res.shards += len(part)
-            if progress:
-                progress("import", res.shards, total)
-        status = "ok"
-    finally:
-        store.finish_run(run_id, status, {k: v for k, v in res.__dict__.items() if k != "keys"})
+    with store.recording("import", {"folder": str(out)}) as rec:
+        try:
+            ranked = shards.shard_files(out / shards.RANKED_DIR)
+            scored = shards.shard_files(out / shards.SCORES_DIR)
+            total = len(ranked) + len(scored)
+            for i in range(0, len(ranked), CHUNK_FILES):
+                part = ranked[i:i + CHUNK_FILES]
+                _import_ranked(part, store, embedder, res)
+                res.shards += len(part)
+                if progress:
+                    progress("import", res.shards, total)
+            for i in range(0, len(scored), CHUNK_FILES):
+                part = scored[i:i + CHUNK_FILES]
+                _import_scores(shards.best_scores(shards.read_table(part, shards.SCORES)), store, rec.id, res)
+                res.shards += len(part)
+                if progress:
+                    progress("import", res.shards, total)
+        finally:
+            rec.summary = {k: v for k, v in res.__dict__.items() if k != "keys"}
     return res
 
 
-def _import_scores(t, store, run_id: int, res: ImportResult) -> None:
+def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: ImportResult) -> None:
+    """Papers (with their days) and, when the folder was embedded, their vectors under the embedder's key."""
+    cols = [f.name for f in shards.PAPER_FIELDS] + (["text_hash", "vector"] if embedder else [])
+    t = shards.dedupe(shards.read_table(files, shards.RANKED, cols), ["id", "date"])
+    res.papers += store.add_papers(shards.table_papers(t)).new
+    if embedder:
+        t = t.filter(t.column("vector").is_valid())
+        if t.num_rows:
+            rows = zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), shards.vectors(t))
+            store.put_embeddings(rows, embedder)
+            res.embeddings += t.num_rows
+
+
+def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
     rows = t.to_pylist()
     by_key: dict[tuple[str, str], list[dict]] = {}
     for r in rows:

@@ -12,9 +12,12 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import InputError, RankerError
+from ..io import Progress
+from ..scoring import ScoreOptions
+from ..settings import Settings
 from . import manifest as mf
 from . import shards
 from .plan import Filters, SourcePlan
@@ -24,39 +27,33 @@ ENGINES = ("local", "ray")
 
 @dataclass
 class BackfillSpec:
+    """What a backfill reads and writes and which phases it runs. How each step runs (the embedder, the keep
+    policy, the calibration, the prompt, the backend, its model and options, the score options, the
+    categories) comes from the Settings run_backfill is given, as for the daily steps."""
     source: str | Path
     out: str | Path
     since: str | None = None
     until: str | None = None
-    categories: list[str] | None = None          # None: every category
+    all_categories: bool = False                 # False: settings.fetch.categories; True: every category
     announce: list[str] | None = None            # None: every announce type
     embed: bool = False                          # embed + per-day prefilter; without it every paper is kept
-    embedder: str = "minilm"
-    max_tokens: int | None = None
-    device: str | None = None                    # the embedder's torch device (default cpu; cuda on GPU workers)
-    keep: float | None = 0.4
-    top: int | None = None
-    min_keep: int = 20
-    calibration: str | Path | None = None
-    prompts: str | Path | None = None            # prompt folder (None: the bundled seed prompt)
     score: bool = False
-    backend: str = "vllm"
-    model: str = "smollm2-135m"
-    backend_options: dict = field(default_factory=dict)
-    options: Any = None                          # scoring.ScoreOptions (None: its defaults)
+    device: str | None = None                    # the embedder's torch device (default cpu; cuda on GPU workers)
     embed_batch: int = 256                       # papers per embedding batch
     shard_rows: int = 2000                       # rows per written shard (at least; one day's rows per file)
 
 
 @dataclass
 class Job:
-    """A spec resolved against the output folder: what the engines are handed."""
+    """A spec and its settings resolved against the output folder: what the engines are handed."""
     spec: BackfillSpec
+    settings: Settings
     out: Path
     source: SourcePlan
     filters: Filters
     pins: dict
     prompts: Any
+    options: ScoreOptions                        # settings.scoring as score options
     plan: Any = None                             # stages.PrefilterPlan, when ranking with the prefilter
     partial: dict = field(default_factory=dict)  # day -> ids already ranked in an unfinished day
     model_key: str | None = None
@@ -85,49 +82,50 @@ def _sha256(path: str | Path) -> str:
 
 
 def _check_spec(spec: BackfillSpec) -> None:
-    from ..sources.common import check_day
+    from ..sources.filters import check_day
     if not (spec.embed or spec.score):
-        raise InputError("nothing to do: ask for the embedding prefilter, scoring or both", where="embed")
+        raise InputError("nothing to do: ask for the embedding prefilter, scoring or both", key="embed")
     if spec.since:
         spec.since = check_day(spec.since, "since")
     if spec.until:
         spec.until = check_day(spec.until, "until")
     if spec.since and spec.until and spec.until < spec.since:
-        raise InputError(f"{spec.until} is before since {spec.since}", where="until")
+        raise InputError(f"{spec.until} is before since {spec.since}", key="until")
     if spec.embed_batch < 1 or spec.shard_rows < 1:
-        raise InputError("must be at least 1", where="embed_batch" if spec.embed_batch < 1 else "shard_rows")
+        raise InputError("must be at least 1", key="embed_batch" if spec.embed_batch < 1 else "shard_rows")
 
 
-def _engine(name: str, address: str | None, ray_options: dict | None, progress):
+def _engine(name: str, address: str | None, ray_options: dict | None, progress: Progress | None,
+            debug: bool):
     if name not in ENGINES:
-        raise InputError(f"unknown engine {name!r}; choose local or ray", where="engine")
+        raise InputError(f"unknown engine {name!r}; choose local or ray", key="engine")
     if name == "ray":
         from .ray_engine import RayEngine           # raises MissingDependency without ranker[ray]
-        return RayEngine(address=address, progress=progress, **(ray_options or {}))
+        return RayEngine(address=address, progress=progress, debug=debug, **(ray_options or {}))
     if address:
-        raise InputError("an address is for the ray engine", where="address")
+        raise InputError("an address is for the ray engine", key="address")
     from .local import LocalEngine
     return LocalEngine(progress=progress)
 
 
-def run_backfill(spec: BackfillSpec, *, engine: str = "local", address: str | None = None, store=None,
-                 ray_options: dict | None = None,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> BackfillResult:
-    """Rank (and score) a whole source into spec.out; see the module doc. `store` (a Store) caches the
-    prompt's query vectors, so a rerun loads no model when nothing is left to do."""
+def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local", address: str | None = None,
+                 store=None, ray_options: dict | None = None, progress: Progress | None = None) -> BackfillResult:
+    """Rank (and score) a whole source into spec.out, each step as `settings` says (prefilter, scoring,
+    fetch.categories); see the module doc. `store` (a Store) caches the prompt's query vectors, so a rerun
+    loads no model when nothing is left to do."""
     from ..prompts import load_prompts
-    from ..scoring import ScoreOptions
-    from ..sources.common import ANNOUNCE_TYPES, parse_list
+    from ..sources import ANNOUNCE_TYPES
+    from ..sources.filters import parse_list
 
     _check_spec(spec)
-    spec.options = spec.options or ScoreOptions()
     out = Path(spec.out).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=str(out))
-    cats = parse_list(spec.categories, flag="category") if spec.categories else None
-    ann = parse_list(spec.announce, flag="announce", allowed=ANNOUNCE_TYPES) if spec.announce else None
-    eng = _engine(engine, address, ray_options, progress)
-    prompts = load_prompts(spec.prompts)
+    cats = None if spec.all_categories else list(settings.fetch.categories)
+    ann = parse_list(spec.announce, key="announce", allowed=ANNOUNCE_TYPES) if spec.announce else None
+    eng = _engine(engine, address, ray_options, progress, settings.debug)
+    want = settings.prefilter
+    prompts = load_prompts(settings.scoring.prompts)
     source = SourcePlan.of(spec.source)
 
     pins: dict = {"embed": spec.embed, "categories": sorted(cats) if cats else None,
@@ -136,17 +134,18 @@ def run_backfill(spec: BackfillSpec, *, engine: str = "local", address: str | No
     if spec.embed:
         from ..prefilter.embed import Embedder
         from ..prefilter.rank import build_queries
-        embedder = Embedder(spec.embedder, max_tokens=spec.max_tokens)
+        embedder = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
         qs = build_queries(prompts)
-        pins.update(embedder=embedder.key, keep=None if spec.top else spec.keep, top=spec.top,
-                    min_keep=spec.min_keep, calibration=_sha256(spec.calibration) if spec.calibration else None,
+        pins.update(embedder=embedder.key, keep=None if want.top else want.keep, top=want.top,
+                    min_keep=want.min_keep, calibration=_sha256(want.calibration) if want.calibration else None,
                     queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16])
-    job = Job(spec=spec, out=out, source=source, filters=Filters(spec.since, spec.until,
-              tuple(cats) if cats else None, tuple(ann) if ann else None), pins=pins, prompts=prompts)
+    job = Job(spec=spec, settings=settings, out=out, source=source,
+              filters=Filters(spec.since, spec.until, tuple(cats) if cats else None, tuple(ann) if ann else None),
+              pins=pins, prompts=prompts, options=ScoreOptions.from_settings(settings.scoring))
     if spec.score:
         from ..backends import model_key
-        job.model_key = model_key(spec.backend, spec.model)
-        job.prompt_hash = prompts.hash(**spec.options.prompt_options())
+        job.model_key = model_key(settings.scoring.backend, settings.scoring.model)
+        job.prompt_hash = prompts.hash(**job.options.prompt_options())
 
     with mf.locked(out):
         m = mf.load(out)
@@ -156,8 +155,9 @@ def run_backfill(spec: BackfillSpec, *, engine: str = "local", address: str | No
         run: dict = {"started": mf.now(), "engine": engine, "address": address, "source": str(spec.source),
                      "since": spec.since, "until": spec.until, "status": "running", "phases": {}}
         if spec.score:
-            run["scoring"] = {"backend": spec.backend, "model": job.model_key, "prompt_hash": job.prompt_hash,
-                              "options": spec.options.prompt_options(), "score_mode": spec.options.score_mode}
+            run["scoring"] = {"backend": settings.scoring.backend, "model": job.model_key,
+                              "prompt_hash": job.prompt_hash, "options": job.options.prompt_options(),
+                              "score_mode": job.options.score_mode}
         t_all = time.perf_counter()
         try:
             run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
@@ -185,7 +185,7 @@ def run_backfill(spec: BackfillSpec, *, engine: str = "local", address: str | No
 
 
 def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
-    spec = job.spec
+    spec, want = job.spec, job.settings.prefilter
     if mf.covers(m, job.source.fingerprint, spec.since, spec.until):
         return {"skipped": "this source and window were ranked by an earlier run"}
     t0 = time.perf_counter()
@@ -194,8 +194,8 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
         from .stages import PrefilterPlan
         job.filters = Filters(**{**job.filters.__dict__, "skip_days": frozenset(state.complete_days)})
         job.partial = {d: frozenset(ids) for d, ids in state.partial.items()}
-        job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if spec.top else spec.keep, top=spec.top,
-                                       min_keep=spec.min_keep, calibration=spec.calibration, store=store)
+        job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
+                                       min_keep=want.min_keep, calibration=want.calibration, store=store)
     else:
         job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
     res = eng.rank(job)

@@ -41,7 +41,7 @@ class LocalEngine:
                     "rows_written": sum(r for _, r in written)}
 
         work = self._work_dir(job)
-        stage = EmbedStage(job.spec.embedder, job.spec.max_tokens, job.spec.device)
+        stage = EmbedStage(job.settings, device=job.spec.device)
         days: set[str] = set()
         n = embedded = 0
         for batch in chunks(papers, job.spec.embed_batch):
@@ -80,11 +80,10 @@ class LocalEngine:
 
     # ------------------------------------------------------------------ scoring
     def score(self, job, todo: shards.ScoreTodo) -> dict:
-        stage = ScoreStage(job.spec.backend, job.spec.model, job.spec.backend_options, job.prompts,
-                           job.spec.options, job.model_key)
+        stage = ScoreStage(job.settings, job.prompts, job.model_key)
         root = job.out / shards.SCORES_DIR
         prefix = job.score_prefix
-        batch = job.spec.options.batch_size * job.spec.options.papers_per_request
+        batch = job.options.batch_size * job.options.papers_per_request
         pending, held, done, written = [], 0, 0, []
         try:
             for f in todo.files:

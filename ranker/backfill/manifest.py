@@ -1,27 +1,27 @@
 """OUT/manifest.json: what a backfill folder holds and how it was made, and the lock that keeps two runs apart.
 
 The prefilter settings are pinned by the first run (a day's ranking depends on every one of them, and on
-which papers compete that day): a later run into the same folder must use the same ones, or another --out.
-The model and prompt may change from run to run: score rows are kept per (model, prompt hash).
+which papers compete that day): a later run into the same folder must use the same ones, or another output
+folder. The model and prompt may change from run to run: score rows are kept per (model, prompt hash).
 """
 from __future__ import annotations
 
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError
+from ..io import atomic_write, read_text
 
 FORMAT = "ranker-backfill"
 VERSION = 1
 NAME = "manifest.json"
-# pinned key -> the parameter a user changes to get it (for the error line)
-PIN_PARAMS = {"embed": "embed", "embedder": "embedder", "max_tokens": "max_tokens", "keep": "keep", "top": "top",
-              "min_keep": "min_keep", "calibration": "calibration", "queries": "prompts",
-              "categories": "category", "announce": "announce"}
+# pinned value -> the setting (or run_backfill parameter) a user changes to get it, for the error's key
+PIN_KEYS = {"embed": "embed", "embedder": "prefilter.embedder", "keep": "prefilter.keep", "top": "prefilter.top",
+            "min_keep": "prefilter.min_keep", "calibration": "prefilter.calibration", "queries": "scoring.prompts",
+            "categories": "fetch.categories", "announce": "announce"}
 
 
 def load(out: Path) -> dict:
@@ -29,8 +29,8 @@ def load(out: Path) -> dict:
     if not path.exists():
         return {"format": FORMAT, "version": VERSION, "pinned": None, "ranked_sources": [], "runs": []}
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        d = json.loads(read_text(path, "backfill manifest"))
+    except ValueError as e:
         raise InputError(f"unreadable backfill manifest ({e})", where=str(path)) from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise InputError("not a backfill manifest (expected the manifest.json `ranker backfill` writes)",
@@ -45,9 +45,7 @@ def load(out: Path) -> dict:
 
 def save(out: Path, manifest: dict) -> Path:
     path = Path(out) / NAME
-    tmp = path.with_name(f".{NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     return path
 
 
@@ -59,7 +57,7 @@ def check_pins(manifest: dict, pins: dict, out: Path) -> None:
     for key, value in pins.items():
         if key in old and old[key] != value:
             raise InputError(f"{out} was ranked with {key} = {old[key]!r}, this run asks for {value!r}; use the "
-                             "same setting or another output folder", where=PIN_PARAMS.get(key, key))
+                             "same setting or another output folder", key=PIN_KEYS.get(key, key))
 
 
 def covers(manifest: dict, fingerprint: list, since: str | None, until: str | None) -> bool:

@@ -6,8 +6,8 @@ every *.jsonl / *.json (.gz) file in it.
 An uncompressed JSON-lines file splits into byte ranges read independently (a line belongs to the range its
 first byte is in), so a 4 GB snapshot is read by many workers at once and no worker holds more than a batch;
 a gzipped file or an XML feed is one read. Each range goes through the library's own readers
-(ranker.sources: iter_snapshot / iter_jsonl / read_papers, then select for categories, announce types and
-duplicate ids), and then through the backfill's filters: the day window and the days (or ids) already done.
+(ranker.sources: iter_snapshot / iter_jsonl / read_papers, then filter_papers for categories, announce types
+and duplicate ids), and then through the backfill's filters: the day window and the days (or ids) already done.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 from ..errors import InputError
 from ..records import Paper
-from ..sources import ReadReport, detect_format, read_papers, select
+from ..sources import ReadReport, detect_format, filter_papers, read_papers
 
 SPLIT_BYTES = 32 << 20          # one read task per 32 MB of an uncompressed JSON-lines file (~20k papers)
 _SNIFF = 64 * 1024
@@ -160,7 +160,7 @@ def read_split(split: Split, filters: Filters, report: ReadReport | None = None)
         else:
             from ..sources.jsonl import iter_jsonl
             raw = iter_jsonl(lines, where, report)
-        papers = select(raw, categories=cats, announce=ann, report=report)
+        papers = filter_papers(raw, categories=cats, announce=ann, report=report)
     for p in papers:
         if filters.wants(p):
             yield p

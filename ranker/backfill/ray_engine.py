@@ -14,8 +14,9 @@ The two phases run one after the other, so each gets every GPU. Actors are resta
 when a worker dies (max_restarts / max_task_retries); shard names depend only on their rows, so a retried
 batch replaces its own file. With no address, a Ray instance is started on this machine for the run and
 stopped after it; with an address ("auto", "ray://host:10001") the run joins that cluster, whose every node
-needs ranker with the same extras installed and --out on a filesystem they all mount. ray is imported only
-here.
+needs ranker with the same extras installed, the models in the same models folder (Settings.models_dir) and
+the output folder on a filesystem they all mount. Workers get the run's Settings with their stage; in offline
+mode, workers on other nodes get netguard's offline variables. ray is imported only here.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ import threading
 
 from ..backends.base import one_line
 from ..errors import MissingDependency, RankerError
+from ..io import Progress
+from ..netguard import worker_env
+from ..settings import Settings
 from . import shards
 from .plan import chunks, read_split
 from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
@@ -180,16 +184,28 @@ def _ranker_error(e: BaseException) -> RankerError | None:
     return None
 
 
+def gpus_per_engine(settings: Settings) -> int:
+    """GPUs one scoring engine takes: the chosen backend's tensor_parallel_size (its engine_args' wins)."""
+    from ..backends import backend_class
+    name = settings.scoring.backend
+    o = backend_class(name).parse_options(settings.scoring.options.get(name))
+    engine_args = getattr(o, "engine_args", None) or {}
+    return max(1, int(engine_args.get("tensor_parallel_size") or getattr(o, "tensor_parallel_size", 1) or 1))
+
+
 # --------------------------------------------------------------------------- the engine
 class RayEngine:
     name = "ray"
 
-    def __init__(self, address: str | None = None, progress=None, *, num_cpus: int | None = None,
-                 object_store_mb: int = 512, embed_actors: int | None = None, embed_threads: int | None = None,
-                 score_actors: int | None = None, progress_bars: bool = False, sample_memory: bool = True):
+    def __init__(self, address: str | None = None, progress: Progress | None = None, *, debug: bool = False,
+                 num_cpus: int | None = None, object_store_mb: int = 512, embed_actors: int | None = None,
+                 embed_threads: int | None = None, score_actors: int | None = None, progress_bars: bool = False,
+                 sample_memory: bool = True):
+        """debug (Settings.debug): leave Ray's own console lines and native log lines on stderr."""
         self.ray = import_ray()
         self.address = address
         self.progress = progress
+        self.debug = debug
         self.num_cpus = num_cpus
         self.object_store_mb = object_store_mb
         self.embed_actors, self.embed_threads, self.score_actors = embed_actors, embed_threads, score_actors
@@ -207,7 +223,7 @@ class RayEngine:
         if self._connected:
             return
         ray = self.ray
-        if self._filter is None and not os.environ.get("RANKER_DEBUG"):
+        if self._filter is None and not self.debug:
             self._filter = NativeLogFilter().start()
         if self.sample_memory:
             from .procmem import PeakSampler
@@ -216,9 +232,9 @@ class RayEngine:
             common = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
             try:
                 if self.address:
-                    env = {k: os.environ[k] for k in ("RANKER_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                                                      "HF_HUB_DISABLE_TELEMETRY", "VLLM_NO_USAGE_STATS")
-                           if k in os.environ}
+                    # workers on other nodes do not inherit this process's environment: offline mode travels
+                    # to them as variables (a local instance's workers are this process's children)
+                    env = worker_env()
                     ray.init(address=self.address, runtime_env={"env_vars": env} if env else None, **common)
                 else:
                     self._temp = tempfile.mkdtemp(prefix="ranker-ray-", dir="/tmp")
@@ -226,9 +242,9 @@ class RayEngine:
                              object_store_memory=int(self.object_store_mb) << 20, _temp_dir=self._temp, **common)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise RankerError(f"cannot start or reach Ray: {one_line(e)}",
-                                  where=f"address {self.address}" if self.address else None) from None
+                                  key="address" if self.address else None) from None
             self._own = True
-        if not os.environ.get("RANKER_DEBUG"):
+        if not self.debug:
             # Ray Data's console lines (progress notes, and each failure with Ray's traceback) stay in its log
             # file; a failure reaches the user as one line from the exception
             for h in logging.getLogger("ray.data").handlers:
@@ -250,10 +266,10 @@ class RayEngine:
         except Exception as e:
             err = _ranker_error(e)
             if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
-                err.args = (f"{err.where}: {err.message}" if err.where else err.message,)
+                err.args = (err.render(),)
                 raise err from None
             root = _root_cause(e)
-            raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} (RANKER_DEBUG=1 "
+            raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
                               "shows Ray's log)") from None
 
     # ------------------------------------------------------------------ the phases
@@ -274,8 +290,7 @@ class RayEngine:
                 res = {"num_cpus": max(1, min(threads, cpus) - 1)}
                 device = spec.device
             ds = _map_batches(ds, _deferring(EmbedStage),
-                              fn_constructor_kwargs=dict(embedder=spec.embedder, max_tokens=spec.max_tokens,
-                                                         device=device, threads=threads),
+                              fn_constructor_kwargs=dict(settings=job.settings, device=device, threads=threads),
                               batch_size=spec.embed_batch, batch_format="pyarrow",
                               compute=ray.data.ActorPoolStrategy(size=n), **res)
             parts = max(2, min(200, int(cpus) * 2))
@@ -297,18 +312,17 @@ class RayEngine:
         if todo.todo is not None:
             ds = ds.map_batches(_keep_todo, fn_kwargs={"ref": [ray.put(sorted(todo.todo))]},
                                 batch_format="pyarrow")
-        tp = int((spec.backend_options.get("engine_args") or {}).get("tensor_parallel_size", 1) or 1)
-        if gpus >= 1 and spec.backend in ("vllm", "transformers"):
+        if gpus >= 1 and job.settings.scoring.backend in ("vllm", "transformers"):
+            tp = gpus_per_engine(job.settings)
             n = self.score_actors or max(1, int(gpus) // tp)
             res = {"num_gpus": tp, "num_cpus": 1}
         else:
             n = self.score_actors or 1
             res = {"num_cpus": 1}
-        opts = spec.options
+        opts = job.options
         ds = _map_batches(ds, _deferring(ScoreStage),
-                          fn_constructor_kwargs=dict(backend=spec.backend, model=spec.model,
-                                                     backend_options=spec.backend_options, prompts=job.prompts,
-                                                     options=opts, model_key=job.model_key),
+                          fn_constructor_kwargs=dict(settings=job.settings, prompts=job.prompts,
+                                                     model_key=job.model_key),
                           batch_size=opts.batch_size * opts.papers_per_request, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(size=n), **res)
         sink = shard_sink(str(job.out / shards.SCORES_DIR), job.score_prefix, shards.SCORES, spec.shard_rows)
@@ -338,7 +352,7 @@ class NativeLogFilter:
     this process's stderr while the engine runs; everything else written there passes through. The driver's
     core worker prints one such ERROR line per actor pool (Ray Data keeps the actors' arguments in the object
     store and asks for restarts), which is noise to a user: a real failure reaches us as an exception.
-    RANKER_DEBUG=1 leaves stderr alone. The last lines dropped are kept in `dropped`."""
+    Debug mode (Settings.debug) leaves stderr alone. The last lines dropped are kept in `dropped`."""
 
     PATTERN = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ [DIWEF] \d+ \d+\] \S+\.(?:cc|h):\d+: ")
 

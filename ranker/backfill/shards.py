@@ -13,8 +13,6 @@ prompt_hash), a scored row winning over a failed one and the newest over older o
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..errors import InputError
+from ..io import atomic_file
 from ..records import Paper
 
 RANKED_DIR = "ranked"
@@ -47,11 +46,11 @@ PAPER_FIELDS = [
 ]
 RANKED = pa.schema(PAPER_FIELDS + [
     pa.field("text_hash", pa.string()),          # of the text embedded (ranker.prefilter.embed.text_hash)
-    pa.field("vector", pa.list_(pa.float32())),  # normalised; null without --embed
-    pa.field("prefilter_score", pa.float64()),   # null without --embed
+    pa.field("vector", pa.list_(pa.float32())),  # normalised; null when not embedded
+    pa.field("prefilter_score", pa.float64()),   # null when not embedded
     pa.field("kept", pa.bool_()),
     pa.field("topic", pa.string()),
-    pa.field("day_papers", pa.int32()),          # papers ranked together on that day; null without --embed
+    pa.field("day_papers", pa.int32()),          # papers ranked together on that day; null when not embedded
 ])
 SCORES = pa.schema([
     pa.field("id", pa.string(), nullable=False),
@@ -119,7 +118,7 @@ def vectors(t: pa.Table) -> np.ndarray:
     """The vector column as an (n, dim) float32 matrix; every row must have one."""
     col = t.column("vector").combine_chunks()
     if col.null_count:
-        raise InputError("rows without a vector reached a step that needs one", where="vector")
+        raise InputError("rows without a vector reached a step that needs one (ranked without {key:embed})")
     flat = np.asarray(col.flatten(), dtype=np.float32)
     return flat.reshape(t.num_rows, -1) if t.num_rows else np.zeros((0, 0), dtype=np.float32)
 
@@ -135,22 +134,10 @@ def shard_name(prefix: str, ids: Iterable[str]) -> str:
     return f"{prefix}-{h}.parquet"
 
 
-def write_atomic(t: pa.Table, path: Path) -> None:
-    """Write a Parquet file so that it is either absent or whole: a temporary name, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(t, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def write_shard(t: pa.Table, path: Path) -> None:
+    """Write a Parquet file so that it is either absent or whole (ranker.io.atomic_file)."""
+    with atomic_file(path, "wb") as f:
+        pq.write_table(t, f, compression="zstd")
 
 
 def write_partitioned(t: pa.Table, root: str | Path, prefix: str) -> list[tuple[str, int]]:
@@ -165,7 +152,7 @@ def write_partitioned(t: pa.Table, root: str | Path, prefix: str) -> list[tuple[
         part = t if len(distinct) == 1 else t.filter(pc.equal(days, day))
         name = shard_name(prefix, part.column("id").to_pylist())
         rel = f"date={day}/{name}"
-        write_atomic(part, root / rel)
+        write_shard(part, root / rel)
         out.append((rel, part.num_rows))
     return out
 

@@ -9,7 +9,7 @@ classes a Ray actor (or the local engine) builds ONCE and then calls batch after
                                      not_kept; one SCORES row per input row
 
 They call the library's own building blocks: Embedder.encode and text_hash, prefilter.score_vectors /
-keep_mask / rank.n_keep, scoring.score_batch (requests, validation, one retry) and backends.get_backend.
+keep_mask / rank.n_keep, scoring.score_batch (requests, validation, one retry) and backends.make_backend.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import BackendError
+from ..settings import Settings
 from . import shards
 
 
@@ -41,10 +42,11 @@ def embed_table(t: pa.Table, embedder) -> pa.Table:
 class EmbedStage:
     """One embedder per worker, its model loaded on the first batch."""
 
-    def __init__(self, embedder: str, max_tokens: int | None = None, device: str | None = None,
-                 threads: int | None = None):
+    def __init__(self, settings: Settings, device: str | None = None, threads: int | None = None):
         from ..prefilter.embed import Embedder
-        self.embedder = Embedder(embedder, max_tokens=max_tokens, device=device, threads=threads)
+        want = settings.prefilter
+        self.embedder = Embedder(want.embedder, max_tokens=want.max_tokens, device=device, threads=threads,
+                                 models_dir=settings.models_dir)
 
     def __call__(self, t: pa.Table) -> pa.Table:
         return embed_table(t, self.embedder)
@@ -149,16 +151,16 @@ def score_table(t: pa.Table, backend, prompts, options, prompt_hash: str) -> pa.
 class ScoreStage:
     """One backend per worker, built once (a vLLM engine per GPU actor, or per tensor-parallel group)."""
 
-    def __init__(self, backend: str, model: str, backend_options: dict | None, prompts, options,
-                 model_key: str | None = None):
-        from ..backends import get_backend
-        self.backend = get_backend(backend, model, **(backend_options or {}))
+    def __init__(self, settings: Settings, prompts, model_key: str | None = None):
+        from ..backends import make_backend
+        from ..scoring import ScoreOptions
+        self.backend = make_backend(settings)
         if model_key is not None and self.backend.model_name != model_key:
-            raise BackendError(f"the {backend} backend serves '{self.backend.model_name}', not '{model_key}' "
-                               "as planned")
+            raise BackendError(f"the {self.backend.name} backend serves '{self.backend.model_name}', not "
+                               f"'{model_key}' as planned")
         self.prompts = prompts
-        self.options = options
-        self.prompt_hash = prompts.hash(**options.prompt_options())
+        self.options = ScoreOptions.from_settings(settings.scoring)
+        self.prompt_hash = prompts.hash(**self.options.prompt_options())
 
     def __call__(self, t: pa.Table) -> pa.Table:
         return score_table(t, self.backend, self.prompts, self.options, self.prompt_hash)

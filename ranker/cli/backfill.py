@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt, OfflineOpt,
-                     Progress, PromptsOpt, ScoreModeOpt, apply_offline, config_with_overrides, echo, info,
-                     progress_enabled)
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
+                     load_settings, progress_enabled)
 
 EXAMPLES = """
 Examples:
@@ -19,7 +19,7 @@ Examples:
 
   ranker backfill --from days/ --out bf/ --embed      (rank only: every paper, its vector and prefilter score)
 
-  ranker import bf/                                    (then serve, similar, eval and digests see them)
+  ranker import bf/                                    (then the other commands see them)
 """
 
 
@@ -45,19 +45,19 @@ def backfill(
     embed: Annotated[bool, typer.Option("--embed", help="Embed every paper and keep each day's best part "
                                         "(the prefilter); without it every paper is kept.")] = False,
     score: Annotated[bool, typer.Option("--score", help="Score the kept papers with the LLM backend.")] = False,
-    backend: BackendOpt = None, model: ModelOpt = None, prompts: PromptsOpt = None,
+    backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
+    prompts: PromptsOpt = None,
     embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
     keep: Annotated[Optional[float], typer.Option("--keep", help="Fraction of each day to keep (default 0.4).",
                                                   show_default=False)] = None,
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
                                                show_default=False)] = None,
-    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="A `ranker calibrate` file.",
-                                                        show_default=False)] = None,
+    calibration: CalibrationOpt = None,
     score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Requests per engine call (default [scoring] batch_size, 64; on a GPU 256-1024 keeps "
         "vLLM busy).", show_default=False)] = None,
-    config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = False,
+    config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
 ) -> None:
     """Rank (and score) a whole snapshot: read -> embed -> prefilter per day -> score the kept -> Parquet shards.
 
@@ -66,36 +66,24 @@ def backfill(
     prompt hash, status) and OUT/manifest.json. Exactly once: a rerun skips what is already written for the
     same model and prompt. `ranker import OUT` loads the result into the database.
     """
-    apply_offline(offline)
-    from .. import config as cfgmod
-    from ..backfill import BackfillSpec, run_backfill
     from ..errors import InputError
-    from ..scoring import ScoreOptions
+    if keep is not None and top is not None:
+        raise InputError("give --keep or --top, not both", key="top")
+    if category and all_categories:
+        raise InputError("give --category or --all-categories, not both", key="all_categories")
+    s = load_settings(config, category=category, backend=backend, model=model, backend_option=backend_option,
+                      prompts=prompts, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
+                      calibration=calibration, score_mode=score_mode, prompt_layout=prompt_layout,
+                      batch_size=batch_size, db=db, offline=offline)
+    from ..backfill import BackfillSpec, run_backfill
     from ..store import Store
 
-    if keep is not None and top is not None:
-        raise InputError("give --keep or --top, not both", where="--top")
-    if category and all_categories:
-        raise InputError("give --category or --all-categories, not both", where="--all-categories")
-    cfg = config_with_overrides(config, backend=backend, model=model, embedder=embedder, keep=keep, top=top,
-                                calibration=str(calibration) if calibration else None, prompts=prompts,
-                                score_mode=score_mode, prompt_layout=prompt_layout)
-    sc, pf = cfg.scoring, cfg.prefilter
-    opts = ScoreOptions.from_config(sc)
-    if batch_size is not None:
-        if batch_size < 1:
-            raise InputError("must be at least 1", where="--batch-size")
-        opts.batch_size = batch_size
-    cats = None if all_categories else (category.split(",") if category else list(cfg.fetch.categories))
-    spec = BackfillSpec(source=from_, out=out, since=since, until=until, categories=cats, embed=embed,
-                        embedder=pf.embedder, max_tokens=max_tokens, keep=pf.keep, top=pf.top,
-                        min_keep=pf.min_keep, calibration=pf.calibration, prompts=sc.prompts, score=score,
-                        backend=sc.backend, model=sc.model,
-                        backend_options={"engine_args": sc.engine_args} if sc.engine_args else {}, options=opts)
+    spec = BackfillSpec(source=from_, out=out, since=since, until=until, all_categories=all_categories,
+                        embed=embed, score=score)
     ray_options = {"progress_bars": progress_enabled()} if engine == "ray" else None
-    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
-        res = run_backfill(spec, engine=engine, address=address, store=store, ray_options=ray_options,
-                           progress=lambda stage, done, total: bar(stage, done, total or done))
+    with Store(s.db_path) as store, Progress() as bar:
+        res = run_backfill(spec, s, engine=engine, address=address, store=store, ray_options=ray_options,
+                           progress=bar)
     info(summary_line(res))
     echo(str(res.manifest))
 

@@ -6,23 +6,24 @@ from typing import Annotated
 
 import typer
 
-from .common import DbOpt, Progress, info
+from .common import ConfigOpt, DbOpt, Progress, info, load_settings
 
 
 def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.")],
-            db: DbOpt = None) -> None:
+            config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Load a backfill into the database: its papers (with their days), their vectors and every score row.
 
-    Idempotent: importing the same folder again changes nothing. Afterwards serve, similar, eval and digests see
-    the backfilled papers.
+    Idempotent: importing the same folder again changes nothing. Afterwards the other commands see the backfilled
+    papers: `ranker prefilter` reuses their vectors (same embedder) and `ranker score` their scores (same model
+    and prompt).
 
     Example: ranker import bf/
     """
-    from .. import config as cfgmod
+    s = load_settings(config, db=db)
     from ..backfill import import_backfill
     from ..store import Store
 
-    with Store(cfgmod.db_path(db)) as store, Progress() as bar:
+    with Store(s.db_path) as store, Progress() as bar:
         res = import_backfill(folder, store, progress=bar)
     keys = ", ".join(f"{m} / {h}" for m, h in res.keys) or "none"
     info(f"imported {folder}: {res.shards} shards; {res.papers} new papers, {res.embeddings} vectors, "

@@ -5,6 +5,8 @@ Library entry point:
               store=None, progress=None) -> PrefilterResult
       every paper as a Ranked record, best first, `kept` set by the keep policy; plus what was embedded or
       reused from the store, and timings
+  score_vectors(paper_vecs, query_vecs, queries, papers, calibration) / keep_mask(score, k)
+      the same ranking on vectors already made, one day at a time (the backfill's per-day stage)
 Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), index (FAISS),
 calibrate (learning from GPT digest history), history (reading that history), metrics (AUC, recall@k).
 """
