@@ -255,6 +255,7 @@ def one_day_backfill(tmp_path_factory):
     (["--score", "--engine", "spark"], "error: --engine: unknown engine 'spark'"),
     (["--score", "--address", "auto"], "error: --address: an address is for the ray engine"),
     (["--keep", "0.5"], "error: --embed: nothing to do"),
+    (["--embed", "--calibration", "/nonexistent/calib.json"], "error: /nonexistent/calib.json: calibration file"),
 ])
 def test_cli_errors_name_the_flag_at_fault_in_one_line(tmp_path, one_day_backfill, args, named):
     out = tmp_path / "bf"

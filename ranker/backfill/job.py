@@ -54,6 +54,7 @@ class Job:
     pins: dict
     prompts: Any
     options: ScoreOptions                        # settings.scoring as score options
+    calibration: Any = None                      # prefilter.calibrate.Calibration, loaded once
     plan: Any = None                             # stages.PrefilterPlan, when ranking with the prefilter
     partial: dict = field(default_factory=dict)  # day -> ids already ranked in an unfinished day
     model_key: str | None = None
@@ -130,18 +131,23 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
 
     pins: dict = {"embed": spec.embed, "categories": sorted(cats) if cats else None,
                   "announce": sorted(ann) if ann else None}
-    embedder = None
+    embedder = calibration = None
     if spec.embed:
+        from ..prefilter.calibrate import Calibration
         from ..prefilter.embed import Embedder
         from ..prefilter.rank import build_queries
         embedder = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+        if want.calibration:                 # a missing or wrong file is one error before any work
+            calibration = Calibration.load(want.calibration)
+            calibration.check_embedder(embedder.key)
         qs = build_queries(prompts)
         pins.update(embedder=embedder.key, keep=None if want.top else want.keep, top=want.top,
                     min_keep=want.min_keep, calibration=_sha256(want.calibration) if want.calibration else None,
                     queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16])
     job = Job(spec=spec, settings=settings, out=out, source=source,
               filters=Filters(spec.since, spec.until, tuple(cats) if cats else None, tuple(ann) if ann else None),
-              pins=pins, prompts=prompts, options=ScoreOptions.from_settings(settings.scoring))
+              pins=pins, prompts=prompts, options=ScoreOptions.from_settings(settings.scoring),
+              calibration=calibration)
     if spec.score:
         from ..backends import model_key
         job.model_key = model_key(settings.scoring.backend, settings.scoring.model)
@@ -195,7 +201,7 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
         job.filters = Filters(**{**job.filters.__dict__, "skip_days": frozenset(state.complete_days)})
         job.partial = {d: frozenset(ids) for d, ids in state.partial.items()}
         job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
-                                       min_keep=want.min_keep, calibration=want.calibration, store=store)
+                                       min_keep=want.min_keep, calibration=job.calibration, store=store)
     else:
         job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
     res = eng.rank(job)
