@@ -238,6 +238,14 @@ def test_cli_backfill_and_import(tmp_path):
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1
 
 
+def test_help_has_examples_and_every_default_it_names():
+    p = ranker("backfill", "--help", env={"COLUMNS": "200"})
+    assert p.returncode == 0 and "ranker backfill --from" in p.stdout and "ranker import bf/" in p.stdout
+    # rich takes [words] for markup and drops them: the defaults are named without brackets
+    assert "(default: fetch.categories of ranker.toml" in p.stdout and "the ray extra" in p.stdout
+    assert "(default: scoring.batch_size of ranker.toml, 64" in p.stdout
+
+
 @pytest.fixture(scope="module")
 def one_day_backfill(tmp_path_factory):
     """A folder `ranker backfill --score` wrote for one day (fake backend)."""

@@ -34,10 +34,10 @@ def backfill(
                                                  show_default=False)] = None,
     category: Annotated[Optional[str], typer.Option(
         "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
-        "listed (default: [fetch] categories, cs.LG,cs.AI).", show_default=False)] = None,
+        "listed (default: fetch.categories of ranker.toml, cs.LG,cs.AI).", show_default=False)] = None,
     all_categories: Annotated[bool, typer.Option("--all-categories", help="Keep papers of every category.")] = False,
     engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (Ray Data; needs "
-                                        "ranker[ray]).")] = "local",
+                                        "the ray extra of ranker).")] = "local",
     address: Annotated[Optional[str], typer.Option(
         "--address", help="With --engine ray: an existing Ray cluster ('auto' on a node of it, or "
         "ray://HOST:10001). Without it a Ray instance is started on this machine for the run.",
@@ -55,8 +55,8 @@ def backfill(
     calibration: CalibrationOpt = None,
     score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Requests per engine call (default [scoring] batch_size, 64; on a GPU 256-1024 keeps "
-        "vLLM busy).", show_default=False)] = None,
+        "--batch-size", help="Requests per engine call (default: scoring.batch_size of ranker.toml, 64; on a GPU "
+        "256-1024 keeps vLLM busy).", show_default=False)] = None,
     config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
 ) -> None:
     """Rank (and score) a whole snapshot: read -> embed -> prefilter per day -> score the kept -> Parquet shards.
