@@ -89,16 +89,18 @@ def token_counts(snap: Path, sample: int, days: Path) -> dict:
 
     from ranker.backends.vllm_backend import common_prefix
     from ranker.models import resolve
-    from ranker.prompts import build_messages, load_prompts
-    from ranker.scoring import ScoreOptions
+    from ranker.prompts import load_prompts
+    from ranker.scoring import ScoreOptions, build_requests
+    from ranker.settings import resolve as resolve_settings
     from ranker.sources import read_papers
-    tok = AutoTokenizer.from_pretrained(resolve("qwen2.5-coder-0.5b", kind="llm"), local_files_only=True)
+    s = resolve_settings()
+    tok = AutoTokenizer.from_pretrained(resolve("qwen2.5-coder-0.5b", kind="llm", models_dir=s.models_dir),
+                                        local_files_only=True)
     ps, opt = load_prompts(), ScoreOptions()
     papers = [p for p, _ in zip(read_papers(snap), range(sample))]
     ids = []
-    for p in papers:
-        msgs = build_messages(ps, [p], abstract_tokens=opt.abstract_tokens, hardened=opt.hardened, layout=opt.layout)
-        text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    for req in build_requests([[p] for p in papers], ps, opt):
+        text = tok.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True)
         ids.append(tok.encode(text, add_special_tokens=False))
     shared = common_prefix(ids)
     per_prompt = sum(map(len, ids)) / len(ids)
