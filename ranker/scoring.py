@@ -135,6 +135,16 @@ def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: Score
                     max_tokens=options.max_tokens) for g in groups]
 
 
+def check_score_mode(backend: Backend, options: ScoreOptions) -> bool:
+    """Whether the score-value probabilities are asked for ("expected" mode); a ConfigError when the backend
+    cannot report them."""
+    want_probs = options.score_mode == "expected"
+    if want_probs and not backend.supports_score_probs:
+        raise ConfigError(f"the {backend.name} backend cannot report score probabilities; use the greedy "
+                          "score mode", key="scoring.score_mode")
+    return want_probs
+
+
 def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store, *,
                  options: ScoreOptions | None = None, run_id: int | None = None,
                  progress: Progress | None = None) -> ScoreRun:
@@ -142,10 +152,7 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     stored as each batch completes, so an interrupted run resumes from the store. A paper whose answer fails
     validation is retried once, then recorded as a failure; nothing is silently dropped."""
     opt = options or ScoreOptions()
-    want_probs = opt.score_mode == "expected"
-    if want_probs and not backend.supports_score_probs:
-        raise ConfigError(f"the {backend.name} backend cannot report score probabilities; use the greedy "
-                          "score mode", key="scoring.score_mode")
+    want_probs = check_score_mode(backend, opt)
     papers = list({p.id: p for p in papers}.values())
     phash = prompts.hash(**opt.prompt_options())
     run = ScoreRun(model=backend.model_name, prompt_hash=phash, papers=papers)
@@ -161,14 +168,19 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
         done = len(stored)
         if progress:
             progress("scoring", done, len(papers))
-        groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
-        for b in range(0, len(groups), opt.batch_size):
-            batch = groups[b:b + opt.batch_size]
-            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
-            if failed:
-                run.retried += sum(len(g) for g in failed)
-                _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
-            done += sum(len(g) for g in batch)
+        per_call = opt.batch_size * opt.papers_per_request
+        for b in range(0, len(pending), per_call):
+            batch = pending[b:b + per_call]
+            res = score_batch(batch, backend, prompts, opt)
+            store.put_scores(res.scores.values(), run.model, phash, run_id)
+            for f in res.failures.values():
+                store.put_failure(f, run.model, phash, run_id)
+            run.scores.update(res.scores)
+            run.failures += res.failures.values()
+            run.scored += len(res.scores)
+            run.retried += res.retried
+            run.usage.add(res.usage)
+            done += len(batch)
             if progress:
                 progress("scoring", done, len(papers))
     finally:
@@ -188,10 +200,11 @@ class BatchScores:
 
 def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet,
                 options: ScoreOptions | None = None) -> BatchScores:
-    """Score one batch of papers with no store and no file: the same requests, validation and single retry
-    as score_papers, for callers that keep results themselves (the backfill's workers)."""
+    """Score one batch of papers (one backend call, and one more for the answers that failed validation),
+    with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
+    their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped."""
     opt = options or ScoreOptions()
-    want_probs = opt.score_mode == "expected"
+    want_probs = check_score_mode(backend, opt)
     out = BatchScores()
     groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
     for final in (False, True):
@@ -216,33 +229,3 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet,
         out.retried += sum(len(g) for g in retry)
         groups = retry
     return out
-
-
-def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
-               want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
-               final: bool) -> list[list[Paper]]:
-    """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
-    requests = build_requests(groups, prompts, opt)
-    results = backend.generate(requests, score_probs=want_probs)
-    if len(results) != len(requests):
-        raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(requests)} requests")
-    retry: list[list[Paper]] = []
-    for group, res in zip(groups, results):
-        run.usage.add(res.usage)
-        ids = [p.id for p in group]
-        try:
-            scores = parse_result(res, ids, opt.comment_chars)
-        except ValueError as e:
-            if not final:
-                retry.append(group)
-                continue
-            for pid in ids:
-                f = Failure(arxiv_id=pid, reason=str(e), raw=res.text or "")
-                store.put_failure(f, run.model, run.prompt_hash, run_id)
-                run.failures.append(f)
-            continue
-        for pid in ids:
-            store.put_score(scores[pid], run.model, run.prompt_hash, run_id)
-            run.scores[pid] = scores[pid]
-            run.scored += 1
-    return retry
