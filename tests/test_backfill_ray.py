@@ -32,21 +32,16 @@ RAY_OPTIONS = {"sample_memory": False}
 def ray_local():
     """One Ray instance for the module: 2 CPUs, a 300 MB object store; its workers import this checkout and
     inherit offline mode's variables (no socket guard in this process: Ray finds its address by a connect)."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", *OFFLINE_ENV)}
-    old = saved["PYTHONPATH"]
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([old] if old else []))
-    os.environ.update(OFFLINE_ENV)
-    temp = tempfile.mkdtemp(prefix="ranker-rt-", dir="/tmp")
-    ray.init(num_cpus=2, object_store_memory=300 << 20, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR, _temp_dir=temp)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        for k, v in OFFLINE_ENV.items():
+            mp.setenv(k, v)
+        temp = tempfile.mkdtemp(prefix="ranker-rt-", dir="/tmp")
+        ray.init(num_cpus=2, object_store_memory=300 << 20, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, _temp_dir=temp)
+        yield
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_2000_papers_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_import(tmp_path):

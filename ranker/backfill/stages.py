@@ -66,18 +66,15 @@ class PrefilterPlan:
     @classmethod
     def build(cls, prompts, embedder, *, keep: float | None = 0.4, top: int | None = None, min_keep: int = 20,
               calibration=None, store=None) -> "PrefilterPlan":
-        """Query vectors from `embedder` (an Embedder; cached in `store` when given), the calibration loaded
-        and checked against the embedder."""
-        from ..prefilter.calibrate import Calibration
+        """Query vectors from `embedder` (an Embedder; cached in `store` when given); `calibration` a loaded
+        Calibration (prefilter.calibrate), checked against the embedder, or None."""
         from ..prefilter.rank import build_queries, n_keep
         n_keep(1, keep=keep, top=top, min_keep=min_keep)          # validates keep / top before any work
-        qs = build_queries(prompts)
-        cal = None
         if calibration is not None:
-            cal = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
-            cal.check_embedder(embedder.key)
+            calibration.check_embedder(embedder.key)
+        qs = build_queries(prompts)
         qv = embedder.embed_queries(qs.texts, store)
-        return cls(qs, np.asarray(qv, dtype=np.float32), cal, keep, top, min_keep)
+        return cls(qs, np.asarray(qv, dtype=np.float32), calibration, keep, top, min_keep)
 
 
 def prefilter_day(t: pa.Table, plan: PrefilterPlan, done_ids: frozenset[str] | set[str] = frozenset()) -> pa.Table:
