@@ -14,7 +14,7 @@ from . import __version__
 from .config import Config
 from .digest import TokenCost, render_json, render_markdown, select
 from .prompts import load_prompts
-from .records import Paper, Ranked
+from .records import DayDigest, Paper, Ranked
 from .scoring import ScoreOptions, score_papers
 from .store import Store
 
@@ -81,6 +81,8 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         ranked: list[Ranked] = rank_papers(papers, prompts, embedder=pf.embedder, keep=pf.keep, top=pf.top,
                                            min_keep=pf.min_keep, calibration=pf.calibration, store=store)
         timings["prefilter"] = time.perf_counter() - t
+        from .prefilter.embed import embedder_key
+        store.put_rankings(day, ranked, embedder=embedder_key(pf.embedder), run_id=run_id)
         kept = [r.paper for r in ranked if r.kept]
         _write_atomic(out_dir / f"{day}-prefilter.jsonl",
                       "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in ranked))
@@ -105,6 +107,8 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
 
         by_id = {p.id: p for p in papers}
         selected = select(srun.scores, by_id, min_relevance=dg.min_relevance, min_novelty=dg.min_novelty)
+        store.put_day_digest(DayDigest(day, srun.model, srun.prompt_hash, dg.min_relevance, dg.min_novelty,
+                                       run_id=run_id))
         pc, cc = _costs(srun.model, srun.usage)
         usage = TokenCost(model=Path(srun.model).name if os.sep in srun.model else srun.model,
                           prompt_tokens=srun.usage.prompt_tokens, completion_tokens=srun.usage.completion_tokens,

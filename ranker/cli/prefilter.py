@@ -58,6 +58,9 @@ def prefilter(papers: PapersOpt,
         result = run_prefilter(rows, ps, embedder=emb, keep=None if pf.top else pf.keep, top=pf.top,
                                min_keep=pf.min_keep, calibration=pf.calibration, store=store,
                                progress=lambda d, n: bar("embedding", d, n))
+        from ..pipeline import announcement_day
+        store.add_papers(rows)                 # the day's pages (`ranker serve`) show the ranking
+        store.put_rankings(announcement_day(rows), result.ranked, embedder=result.embedder)
     _write_ranked(result.ranked, out)
     info(result.summary() + f" -> {out}")
 
