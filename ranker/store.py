@@ -224,7 +224,8 @@ class Store:
                 if fts:
                     if row is not None:
                         c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
-                    c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, p.title, p.abstract))
+                    c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)",
+                              (p.id, p.title, p.abstract))
         return res
 
     def get_paper(self, paper_id: str) -> Paper | None:
@@ -384,9 +385,11 @@ class Store:
         ids: list[str] = []
         rows: list[np.ndarray] = []
         dim0 = None
-        for pid, dim, blob in self.conn.execute("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? "
-                                                "AND substr(paper_id, 1, ?) != ?",
-                                                (embedder, len(skip_prefix), skip_prefix)):
+        q = "SELECT paper_id, dim, vector FROM embeddings WHERE embedder=?"
+        args: tuple = (embedder,)
+        if skip_prefix:
+            q, args = q + " AND substr(paper_id, 1, ?) != ?", (embedder, len(skip_prefix), skip_prefix)
+        for pid, dim, blob in self.conn.execute(q, args):
             dim0 = dim if dim0 is None else dim0
             if dim == dim0:
                 ids.append(pid)

@@ -21,7 +21,8 @@ from conftest import DAYS
 
 def _ranker(*args, env=None):
     return subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "RANKER_DEBUG": "", **(env or {})})
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RANKER_DEBUG": "", **(env or {})})
 
 
 def test_export_then_import_on_a_new_machine(tmp_path):
@@ -42,7 +43,8 @@ def test_export_then_import_on_a_new_machine(tmp_path):
 
 
 @pytest.mark.parametrize("line, message", [
-    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2", "label": 3, "time": 1}', "'label' must be 1"),
+    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2", "label": 3, "time": 1}',
+     "'label' must be 1"),
     ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{broken', "not valid JSON"),
     ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"label": 1, "time": 1}', "missing 'id'"),
     ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2", "label": -1, "time": "yesterday"}',

@@ -70,7 +70,8 @@ def test_day_summaries_and_digest_picks_count_kept_papers_passing_the_cutoffs(tm
         ps = [paper(str(i)) for i in range(5)] + [paper("9", day="2025-06-01")]
         s.add_papers(ps)
         s.put_rankings("2025-05-15", [ranked(ps[0], 0.9, True, "A"), ranked(ps[1], 0.8, True, "B"),
-                                      ranked(ps[2], 0.7, True, "A"), ranked(ps[3], 0.1, False), ranked(ps[4], 0.0, False)])
+                                      ranked(ps[2], 0.7, True, "A"), ranked(ps[3], 0.1, False),
+                                      ranked(ps[4], 0.0, False)])
         s.put_day_digest(DayDigest("2025-05-15", "m", "h", 8, 7))
         s.put_score(Score("0", 9, 8, "yes"), "m", "h")
         s.put_score(Score("1", 8, 6, "novelty too low"), "m", "h")

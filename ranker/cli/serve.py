@@ -1,7 +1,7 @@
 """`ranker serve`: browse the store's digests in a browser and give thumbs up/down."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 

@@ -103,7 +103,8 @@ def score_grid(pairs: Sequence[tuple[int, int]], min_relevance: int, min_novelty
     """How many scored papers got each (RELEVANCE, NOVELTY); the outlined corner is where the digest's picks are."""
     cell, left, top = 24, 48, 30
     w, h = left + 10 * cell + 150, top + 10 * cell + 44
-    label = f"LLM scores of the day's scored papers; picks need relevance >= {min_relevance} and novelty >= {min_novelty}"
+    label = (f"LLM scores of the day's scored papers; picks need relevance >= {min_relevance} "
+             f"and novelty >= {min_novelty}")
     counts = [[0] * 10 for _ in range(10)]
     for r, n in pairs:
         if 1 <= r <= 10 and 1 <= n <= 10:
@@ -117,7 +118,8 @@ def score_grid(pairs: Sequence[tuple[int, int]], min_relevance: int, min_novelty
             xx = left + (r - 1) * cell
             c = counts[n - 1][r - 1]
             shade = 0.0 if c == 0 else 0.15 + 0.85 * c / top_count
-            fill = "#f7f7f7" if c == 0 else f"rgb({int(255 - shade * 212)},{int(255 - shade * 147)},{int(255 - shade * 79)})"
+            fill = ("#f7f7f7" if c == 0 else
+                    f"rgb({int(255 - shade * 212)},{int(255 - shade * 147)},{int(255 - shade * 79)})")
             body.append(f'<rect x="{xx}" y="{yy}" width="{cell - 1}" height="{cell - 1}" fill="{fill}"/>')
             if c:
                 body.append(_text(xx + cell / 2 - 0.5, yy + cell * 0.66, c, anchor="middle", size=9,
