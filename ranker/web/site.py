@@ -71,13 +71,14 @@ def build_site(store: Store, out: str | Path, *, similar=corpus_similar) -> Site
     groups = views.archive(store)
     w.write("index.html", render("archive.html", urls=SiteUrls(0), groups=groups, up=0, down=0))
     for g in groups:
-        mp = views.month_page(store, g.month)
+        mp = views.month_page(store, g.month, groups)
         if mp is not None:
             w.write(f"months/{g.month}.html", render("month.html", urls=SiteUrls(1), page=mp))
 
     index: dict[str, list] = {}
-    for day in store.days():
-        dp = views.day_page(store, day, with_labels=False)
+    days = store.days()
+    for day in days:
+        dp = views.day_page(store, day, with_labels=False, all_days=days)
         if dp is None:
             continue
         res.days += 1

@@ -71,8 +71,8 @@ class DayPage:
         return len(self.picks) + len(self.rest)
 
 
-def _neighbours(store: Store, day: str) -> tuple[str | None, str | None]:
-    days = store.days()
+def _neighbours(store: Store, day: str, days: list[str] | None = None) -> tuple[str | None, str | None]:
+    days = store.days() if days is None else days
     if day not in days:
         return None, None
     i = days.index(day)
@@ -80,8 +80,8 @@ def _neighbours(store: Store, day: str) -> tuple[str | None, str | None]:
 
 
 def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with_labels: bool = True,
-             plots_too: bool = True) -> DayPage | None:
-    """None when the store knows nothing of `day`."""
+             plots_too: bool = True, all_days: list[str] | None = None) -> DayPage | None:
+    """None when the store knows nothing of `day`. all_days: store.days(), when the caller already has it."""
     if not DAY_RE.match(day or ""):
         return None
     show = show if show in SHOW else "all"
@@ -122,7 +122,7 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
 
     pick_rows = [rows[p] for p in picked if keep(rows[p])]
     rest = [r for r in rows.values() if not r.picked and keep(r)]
-    prev_day, next_day = _neighbours(store, day)
+    prev_day, next_day = _neighbours(store, day, all_days)
     page = DayPage(day=day, picks=pick_rows, rest=rest, topics=sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
                    counts=counts, digest=digest, topic=topic, show=show, prev_day=prev_day, next_day=next_day)
     if plots_too:
@@ -178,10 +178,11 @@ class MonthPage:
         return month_name(self.month)
 
 
-def month_page(store: Store, month: str) -> MonthPage | None:
+def month_page(store: Store, month: str, groups: list[MonthGroup] | None = None) -> MonthPage | None:
+    """groups: archive(store), when the caller already has it."""
     if not MONTH_RE.match(month or ""):
         return None
-    groups = archive(store)
+    groups = archive(store) if groups is None else groups
     months = [g.month for g in groups]            # newest first
     if month not in months:
         return None
