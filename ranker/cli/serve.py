@@ -16,8 +16,9 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
           embedder: EmbedderOpt = None, config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
 
-    Thumbs up/down are stored as your labels; `ranker calibrate` learns from them. Search is by meaning when the
-    store holds the embedder's vectors, else by words.
+    Thumbs up/down are stored as your labels; `ranker calibrate` learns from them.
+
+    Search is by meaning when the store holds the embedder's vectors, else by words.
 
     Example: ranker serve --port 8000
     """
