@@ -458,8 +458,9 @@ class Store:
         return [(r[0], r[1], r[2] or "") for r in rows]
 
     def day_summaries(self) -> list[dict]:
-        """One dict per day the store knows (announced, ranked or digested), newest first: papers, kept, scored,
-        picks (kept papers whose digest scores pass the day's cut-offs), up / down (labels of its papers)."""
+        """One dict per day the store knows (announced, ranked or digested), newest first: papers, kept, scored
+        (kept papers with a score under the day's digest model and prompt), picks (those of them that pass the
+        day's cut-offs), up / down (labels of its papers)."""
         days: dict[str, dict] = {}
 
         def row(d):
@@ -471,7 +472,7 @@ class Store:
             r = row(d)
             r.update(papers=max(r["papers"], n), kept=k or 0, ranked=True)
         for d, scored, picks in self.conn.execute(
-                "SELECT g.day, COUNT(s.paper_id), SUM(r.kept AND s.relevance >= g.min_relevance "
+                "SELECT g.day, SUM(r.kept), SUM(r.kept AND s.relevance >= g.min_relevance "
                 "AND s.novelty >= g.min_novelty) FROM day_digests g JOIN rankings r ON r.day = g.day "
                 "JOIN scores s ON s.paper_id = r.paper_id AND s.model = g.model AND s.prompt_hash = g.prompt_hash "
                 "GROUP BY g.day"):

@@ -83,7 +83,8 @@ def test_day_summaries_and_digest_picks_count_kept_papers_passing_the_cutoffs(tm
         days = {d["day"]: d for d in s.day_summaries()}
         assert list(days) == ["2025-06-01", "2025-05-15"]              # newest first
         d = days["2025-05-15"]
-        assert (d["papers"], d["kept"], d["scored"], d["picks"], d["up"], d["down"]) == (5, 3, 4, 2, 1, 1)
+        # scored: kept papers with a digest score (paper 3 has one but was not kept)
+        assert (d["papers"], d["kept"], d["scored"], d["picks"], d["up"], d["down"]) == (5, 3, 3, 2, 1, 1)
         assert days["2025-06-01"]["papers"] == 1 and not days["2025-06-01"]["ranked"]
         assert s.digest_picks("2025-05") == [("2025-05-15", "0", "A"), ("2025-05-15", "2", "A")]
         assert s.digest_picks("2025-06") == []

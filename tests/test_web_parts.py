@@ -47,7 +47,7 @@ def test_grid_counts_every_pair_and_outlines_the_pick_corner():
     box = [e for e in root.iter(SVG + "rect") if e.get("class") == "cutoff"][0]
     assert (int(box.get("x")), int(box.get("width"))) == (48 + 7 * 24 - 1, 3 * 24 + 1)     # relevance 8..10
     assert int(box.get("height")) == 4 * 24 + 1                                             # novelty 7..10
-    assert "3 scored papers" in [t.text for t in root.iter(SVG + "text")]
+    assert "3 papers here" in [t.text for t in root.iter(SVG + "text")]
 
 
 def test_plots_escape_names():

@@ -110,7 +110,7 @@ def score_grid(pairs: Sequence[tuple[int, int]], min_relevance: int, min_novelty
         if 1 <= r <= 10 and 1 <= n <= 10:
             counts[n - 1][r - 1] += 1
     top_count = max((max(row) for row in counts), default=0) or 1
-    body = [_text(left, 16, f"LLM scores of {len(pairs)} scored papers", size=12)]
+    body = [_text(left, 16, f"LLM scores of the {len(pairs)} papers scored", size=12)]
     for n in range(10, 0, -1):
         yy = top + (10 - n) * cell
         body.append(_text(left - 6, yy + cell * 0.65, n, anchor="end", size=10, fill=MUTED))
@@ -141,7 +141,7 @@ def score_grid(pairs: Sequence[tuple[int, int]], min_relevance: int, min_novelty
         body.append(_text(lx, top + 12, "picks:", size=11, fill=PICK))
         body.append(_text(lx, top + 27, f"relevance \u2265 {min_relevance}", size=11, fill=PICK))
         body.append(_text(lx, top + 42, f"novelty \u2265 {min_novelty}", size=11, fill=PICK))
-        body.append(_text(lx, top + 60, f"{picks} scored papers", size=11, fill=INK))
+        body.append(_text(lx, top + 60, f"{picks} papers here", size=11, fill=INK))
     return _svg(w, h, label, body)
 
 
