@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from ranker.errors import ModelError
 from ranker.records import DayDigest, Paper, Ranked, Score
 from ranker.store import Store
 from ranker.web import plots, security, views
@@ -146,9 +147,16 @@ def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
         assert asked == [["what I want"]]
         s.put_embeddings([("3", "h", eye[1])], "vecs")           # a new vector is seen on the next search
         assert {i for i, _ in sem.search(s, "q", k=2)} == {"1", "3"}
-        assert search(s, "t1", "words", sem) == ("words", ["1"])
+        assert search(s, "t1", "words", sem) == ("words", ["1"], "")
         assert search(s, "q", "auto", sem)[0] == "meaning"
         assert search(s, "t1", "auto", SemanticSearch("other"))[0] == "words"   # no vectors of that embedder
+        # vectors of a model this machine cannot load: words, and a note that says why
+        broken = SemanticSearch("vecs")
+        monkeypatch.setattr(broken.embedder, "encode", lambda texts: broken.embedder.model)
+        monkeypatch.setattr(type(broken.embedder), "_load", lambda self: (_ for _ in ()).throw(
+            ModelError("not prepared", where="vecs")))
+        mode, ids, note = search(s, "t1", "auto", broken)
+        assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
 
 
 def _cli(*args, pre: str = "", timeout=60):

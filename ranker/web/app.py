@@ -93,12 +93,12 @@ def create_app(db: str | Path, *, read_only: bool = False, embedder: str | None 
         mode = mode if mode in MODES else "auto"
         with Store(db) as store:
             can_mean = semantic.available(store)
-            used, rows = mode, []
+            used, rows, note = mode, [], ""
             if q.strip():
-                used, ids = search(store, q, mode, semantic)
+                used, ids, note = search(store, q, mode, semantic)
                 rows = views.paper_rows(store, ids)
         return page("search.html", q=q, mode=mode, used=used, rows=rows, semantic=can_mean,
-                    embedder=semantic.key)
+                    embedder=semantic.key, note=note)
 
     @app.get("/labels", response_class=HTMLResponse)
     def labels():

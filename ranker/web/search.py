@@ -53,13 +53,17 @@ class SemanticSearch:
 
 
 def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSearch | None = None,
-           limit: int = 50) -> tuple[str, list[str]]:
-    """(the mode used, paper ids best first). auto: by meaning when the store holds vectors of the embedder,
-    else by words."""
+           limit: int = 50) -> tuple[str, list[str], str]:
+    """(the mode used, paper ids best first, a note). auto: by meaning when the store holds vectors of the
+    embedder, else by words; by words too when the embedder cannot be loaded here (the note says why)."""
     mode = mode if mode in MODES else "auto"
+    note = ""
     if mode != "words" and semantic is not None and semantic.available(store):
-        return "meaning", [i for i, _ in semantic.search(store, query, limit)]
-    return "words", store.search_papers(query, limit)
+        try:
+            return "meaning", [i for i, _ in semantic.search(store, query, limit)], ""
+        except RankerError as e:              # e.g. vectors copied from a machine that has the model
+            note = f"search by meaning is unavailable ({e}); by words instead"
+    return "words", store.search_papers(query, limit), note
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int) -> list[tuple[str, float]]:

@@ -99,5 +99,5 @@ def build_site(store: Store, out: str | Path, *, similar=corpus_similar) -> Site
     w.write("static/search-index.js", "window.RANKER_SEARCH = " + json.dumps(
         {"papers": rows}, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n")
     w.write("search.html", render("search.html", urls=SiteUrls(0), q="", mode="", used="", rows=[],
-                                  semantic=False, embedder=""))
+                                  semantic=False, embedder="", note=""))
     return res
