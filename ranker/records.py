@@ -122,7 +122,10 @@ class Usage:
 
 @dataclass
 class RankingRow:
-    """One paper's place in a day's prefilter ranking, as the store keeps it."""
+    """One row of the store's rankings table, read back for the web pages: a paper's place in one day's stored
+    ranking, by id (the paper itself is read separately), with the day, embedder and run it came from. Not a
+    second Ranked: Ranked carries the Paper through the steps and out to the prefilter JSONL; Store.put_rankings
+    turns Ranked records into these rows."""
     day: str
     paper_id: str
     prefilter_score: float

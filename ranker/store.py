@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import InputError
-from .records import DayDigest, Failure, Label, Paper, RankingRow, Score
+from .records import DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 
 # --------------------------------------------------------------------------- migrations
 # Each migration is a named function that changes the schema inside one transaction. They run in list order,
@@ -476,17 +476,21 @@ class Store:
         return ids, (np.stack(rows) if rows else np.zeros((0, dim0 or 0), dtype=np.float32))
 
     # ------------------------------------------------------------------ a day's ranking and digest
-    def put_rankings(self, day: str, ranked: Iterable, *, embedder: str | None = None,
+    def put_rankings(self, day: str, ranked: Iterable[Ranked], *, embedder: str | None = None,
                      run_id: int | None = None) -> int:
-        """Replace `day`'s prefilter ranking with `ranked` (Ranked records: paper, prefilter_score, kept, topic,
-        and a `rule` attribute when a user rule decided the paper). Returns how many rows were written."""
+        """Replace `day`'s prefilter ranking with `ranked`, in one transaction; a ranked paper the store does not
+        hold yet is stored with it (a ranking names papers the pages can show). Returns the rows written."""
         n = 0
         with self.transaction() as c:
+            add = PaperAdder(c, fts=self._fts_exists())
             c.execute("DELETE FROM rankings WHERE day=?", (day,))
             for r in ranked:
+                if c.execute("SELECT 1 FROM papers WHERE id=?", (r.paper.id,)).fetchone() is None:
+                    add(r.paper)
+                # Ranked has no `rule` until user rules (pin / exclude) come; a record that has one is kept whole
                 c.execute("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?,?,?)",
                           (day, r.paper.id, float(r.prefilter_score), int(bool(r.kept)), r.topic or "",
-                           getattr(r, "rule", None), embedder, run_id))
+                           getattr(r, "rule", None) or None, embedder, run_id))
                 n += 1
         return n
 

@@ -1,14 +1,14 @@
-"""`ranker run` (run_day) and `ranker prefilter` leave a day's ranking in the store, and run_day the row that says
-which scores make the day's digest: what the web pages read."""
+"""The prefilter step (`ranker prefilter`, and `ranker run` through run_day) leaves a day's ranking in the store, and
+run_day the row that says which scores make the day's digest: what the web pages read."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
+from ranker.settings import resolve
+from ranker.steps import prefilter_day
 from ranker.store import Store
 
+from conftest import ranker
 from webstore import DAY, EMBEDDER, day_papers, fill_store, seed_vectors
 
 
@@ -42,9 +42,7 @@ def test_prefilter_cli_stores_the_papers_and_their_ranking(tmp_path):
     with Store(db) as s:
         seed_vectors(s, papers)                       # every vector cached: no model loads
     out = tmp_path / "ranked.jsonl"
-    r = subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", "prefilter", "--papers",
-                        str(listing), "--out", str(out), "--embedder", EMBEDDER, "--db", str(db)],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "RANKER_DEBUG": "1"})
+    r = ranker("prefilter", "--papers", listing, "--out", out, "--embedder", EMBEDDER, "--db", db, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "all vectors from the store" in r.stderr
     written = _jsonl(out)
@@ -54,3 +52,21 @@ def test_prefilter_cli_stores_the_papers_and_their_ranking(tmp_path):
         assert sum(r.kept for r in rows) == 24 and {r.embedder for r in rows} == {EMBEDDER}
         assert s.count_papers() == 60 and s.get_paper(papers[0].id).title == papers[0].title
         assert s.get_day_digest(DAY) is None         # no LLM ran: no digest
+
+
+def test_a_rerun_of_the_prefilter_replaces_the_days_ranking_and_keeps_the_stored_papers(tmp_path):
+    db = tmp_path / "r.sqlite3"
+    papers = day_papers(DAY, n=30, hostile=False)
+    with Store(db) as s:
+        seed_vectors(s, papers)
+        s.add_papers(papers[:1])                                  # one paper already stored, with its own title
+        s.conn.execute("UPDATE papers SET title='stored first' WHERE id=?", (papers[0].id,))
+        settings = resolve(flags={"embedder": EMBEDDER, "top": 5, "db": db})
+        prefilter_day(papers, settings, store=s)
+        first = s.get_rankings(DAY)
+        assert len(first) == 30 and sum(r.kept for r in first) == 5 and s.count_papers() == 30
+        assert s.get_paper(papers[0].id).title == "stored first"   # a stored paper is not written over
+        prefilter_day(papers[:10], settings, store=s, date=DAY, run_id=42)
+        again = s.get_rankings(DAY)
+        assert sorted(r.paper_id for r in again) == sorted(p.id for p in papers[:10])
+        assert {r.run_id for r in again} == {42} and sum(r.kept for r in again) == 5

@@ -8,7 +8,7 @@ import pytest
 
 from ranker.errors import InputError
 from ranker.records import DayDigest, Label, Paper, Ranked, Score
-from ranker.store import MIGRATIONS, Store
+from ranker.store import Store
 
 
 def paper(pid, day="2025-05-15", title=None, abstract="An abstract."):
@@ -18,22 +18,6 @@ def paper(pid, day="2025-05-15", title=None, abstract="An abstract."):
 
 def ranked(p, score, kept, topic="T1"):
     return Ranked(paper=p, prefilter_score=score, kept=kept, topic=topic)
-
-
-def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path):
-    db = tmp_path / "old.sqlite3"
-    c = sqlite3.connect(db)
-    c.executescript(MIGRATIONS[0])
-    c.execute("INSERT INTO papers (id, title, abstract, authors, categories) VALUES ('1', 't', 'a', '[]', '[]')")
-    c.execute("PRAGMA user_version = 1")
-    c.commit()
-    c.close()
-    with Store(db) as s:
-        assert s.schema_version == len(MIGRATIONS) >= 3
-        assert s.get_paper("1").title == "t"
-        assert s.get_rankings("2025-05-15") == [] and s.get_labels() == {}
-        tables = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"rankings", "day_digests", "labels", "label_events"} <= tables
 
 
 def test_rankings_replace_the_day_and_come_back_best_first(tmp_path):

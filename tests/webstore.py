@@ -1,52 +1,33 @@
 """A store for the web tests, filled by the real pipeline (run_day) with the fake backend on a real shared day.
 
 The prefilter needs vectors; a fast test must load no model, so the vectors of the papers and of the topic queries
-are put in the store beforehand, under an embedder name of their own ("test-vectors"), the way the embedder's
-cache keeps them: run_day finds every vector cached and loads nothing. Their values are pseudo-random (from a
-hash of the text), so the ranking is arbitrary but deterministic; the slow test uses the real MiniLM instead.
+are put in the store beforehand (conftest.store_vectors), under an embedder name of their own ("test-vectors"):
+run_day finds every vector cached and loads nothing. Their values are pseudo-random, so the ranking is arbitrary
+but deterministic; the slow test uses the real MiniLM instead.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from ranker.backends.fake import FakeBackend
-from ranker.config import Config
-from ranker.pipeline import run_day
-from ranker.prefilter.embed import QUERY_PREFIX, paper_text, text_hash
-from ranker.prefilter.rank import build_queries
-from ranker.prompts import load_prompts
 from ranker.records import Paper, Score
+from ranker.settings import resolve
 from ranker.sources import read_papers
+from ranker.steps import fetch_day, run_day
 from ranker.store import Store
 
-from conftest import DAYS
+from conftest import DAYS, store_vectors
 
 EMBEDDER = "test-vectors"
 DAY = "2025-05-15"
+OTHER_DAY = "2025-07-02"
 HOSTILE_TITLE = "<script>window.__pwned=1</script>Hostile <b>title</b>"
 HOSTILE_IMG = '<img src=x onerror="window.__pwned=2">'
 HOSTILE_ID = "2505.99001"
 
 
-def _vec(text: str, dim: int = 16) -> np.ndarray:
-    h = hashlib.sha256(text.encode("utf-8")).digest()
-    v = np.frombuffer(h[:dim * 2], dtype=np.int16).astype(np.float32)
-    return v / (np.linalg.norm(v) or 1.0)
-
-
 def seed_vectors(store: Store, papers: list[Paper]) -> None:
-    qs = build_queries(load_prompts())
-    rows = []
-    for t in qs.texts:
-        t = " ".join(t.split())
-        rows.append((QUERY_PREFIX + text_hash(t), text_hash(t), _vec(t)))
-    for p in papers:
-        t = paper_text(p)
-        rows.append((p.id, text_hash(t), _vec(t)))
-    store.put_embeddings(rows, EMBEDDER)
+    store_vectors(store, papers, embedder=EMBEDDER, dim=16)
 
 
 def hostile_papers(day: str = DAY) -> list[Paper]:
@@ -61,18 +42,18 @@ def day_papers(day: str = DAY, n: int | None = None, hostile: bool = True) -> li
 
 
 def fill_store(db: Path, out: Path, *, days=(DAY,), n: int | None = None, hostile: bool = True) -> dict:
-    """Run the pipeline on each day (fake backend, pre-stored vectors); the hostile paper also gets a hostile
-    comment under the day's digest model and prompt. Returns {day: DayResult}."""
-    cfg = Config()
-    cfg.prefilter.embedder = EMBEDDER
+    """Run each day through the steps (fetch_day + run_day; fake backend, pre-stored vectors); the hostile paper
+    also gets a hostile comment under the day's digest model and prompt. Returns {day: DayResult}."""
+    settings = resolve(flags={"embedder": EMBEDDER, "backend": "fake", "model": "test", "db": db})
     results = {}
     with Store(db) as store:
-        for day in days:
-            papers = day_papers(day, n, hostile and day == DAY)
+        for date in days:
+            papers = day_papers(date, n, hostile and date == DAY)
             seed_vectors(store, papers)
-            results[day] = run_day(papers, out, cfg, store=store, backend=FakeBackend("test"))
-            if hostile and day == DAY:
-                g = store.get_day_digest(day)
+            day = fetch_day(papers, settings, store=store)
+            results[date] = run_day(day, out, settings, store=store, backend=FakeBackend("test"))
+            if hostile and date == DAY:
+                g = store.get_day_digest(date)
                 store.put_score(Score(HOSTILE_ID, 9, 9, f"Comment {HOSTILE_IMG}<script>window.__pwned=4</script>"),
                                 g.model, g.prompt_hash)
     return results
