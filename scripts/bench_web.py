@@ -18,10 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ranker.backends.fake import FakeBackend  # noqa: E402
-from ranker.config import Config  # noqa: E402
-from ranker.pipeline import run_day  # noqa: E402
-from ranker.sources import read_papers  # noqa: E402
+from ranker.settings import resolve  # noqa: E402
+from ranker.steps import fetch_day, run_day  # noqa: E402
 from ranker.store import Store  # noqa: E402
 
 
@@ -54,9 +52,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=0, help="only the first N days (0: all)")
     a = ap.parse_args()
     a.db.parent.mkdir(parents=True, exist_ok=True)
-    cfg = Config()
+    s = resolve(flags={"db": a.db, "backend": "fake", "model": "bench"})
     if a.vectors_from:
-        print(f"vectors copied: {copy_vectors(a.vectors_from, a.db, cfg.prefilter.embedder)}")
+        print(f"vectors copied: {copy_vectors(a.vectors_from, a.db, s.prefilter.embedder)}")
     day_dirs = sorted(d for d in a.history.iterdir() if (d / "listing.jsonl").exists())
     if a.days:
         day_dirs = day_dirs[:a.days]
@@ -64,9 +62,9 @@ def main() -> None:
     n_papers = 0
     with Store(a.db) as store:
         for d in day_dirs:
-            papers = list(read_papers(d / "listing.jsonl"))
-            n_papers += len(papers)
-            run_day(papers, a.db.parent / "out", cfg, store=store, backend=FakeBackend("bench"))
+            day = fetch_day(d / "listing.jsonl", s, store=store)
+            n_papers += len(day.papers)
+            run_day(day, a.db.parent / "out", s, store=store)       # the fake LLM: settings say so
     print(f"store: {len(day_dirs)} days, {n_papers} papers through run_day (fake LLM) in "
           f"{time.perf_counter() - t0:.1f} s")
 
@@ -86,7 +84,7 @@ def main() -> None:
 
     from fastapi.testclient import TestClient
     from ranker.web.app import create_app
-    client = TestClient(create_app(a.db, embedder=cfg.prefilter.embedder), base_url="http://127.0.0.1")
+    client = TestClient(create_app(s), base_url="http://127.0.0.1")
     with Store(a.db) as store:
         days = store.days()
         biggest = max(store.day_summaries(), key=lambda d: d["papers"])

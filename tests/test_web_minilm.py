@@ -4,9 +4,6 @@ meaning with MiniLM, and the README's screenshot of the day page is taken here."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -14,11 +11,10 @@ import pytest
 from ranker.records import DayDigest, Score
 from ranker.store import Store
 
-from conftest import MODELS, REPO
+from conftest import REPO, ranker
 from webtools import browser, chromium_path, have_playwright, start_server
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (MODELS / "minilm").exists(), reason="run `ranker models prepare minilm`")]
+pytestmark = pytest.mark.slow
 DAY = "2025-05-15"
 BUNDLED = REPO / "ranker" / "data" / DAY
 SCREENSHOT = REPO / "docs" / "day-page.png"
@@ -31,10 +27,8 @@ def _get(url: str) -> str:
 
 def test_serve_shows_the_bundled_day_searches_by_meaning_and_takes_the_screenshot(tmp_path):
     db = tmp_path / "ranker.sqlite3"
-    r = subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", "run", "--papers",
-                        str(BUNDLED / "listing.jsonl"), "--out", str(tmp_path / "out"), "--offline",
-                        "--backend", "fake", "--db", str(db)], capture_output=True, text=True, timeout=900,
-                       env={**os.environ, "RANKER_DEBUG": "1"})
+    r = ranker("run", "--papers", BUNDLED / "listing.jsonl", "--out", tmp_path / "out", "--offline",
+               "--backend", "fake", "--db", db)
     assert r.returncode == 0, r.stderr[-2000:]
     manifest = json.loads((tmp_path / "out" / f"{DAY}-run.json").read_text())
     digest = json.loads((tmp_path / "out" / f"{DAY}-output.json").read_text())

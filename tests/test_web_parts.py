@@ -1,22 +1,24 @@
 """The web's parts without a browser: plots, the security checks, views over a small store, semantic search, and
-the serve CLI's edges (a port in use, a non-loopback host, a missing extra)."""
+the serve CLI's edges (a port in use, a non-loopback host, a missing extra), calibrate's note on labels."""
 from __future__ import annotations
 
-import os
+import shutil
 import socket
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
 from ranker.errors import ModelError
+from ranker.prefilter.embed import Embedder
 from ranker.records import DayDigest, Paper, Ranked, Score
+from ranker.sources import read_papers
 from ranker.store import Store
 from ranker.web import plots, security, views
 from ranker.web.render import ServeUrls, render
 from ranker.web.search import SemanticSearch, corpus_similar, search
+
+from conftest import DAYS, ranker, store_vectors
 
 SVG = "{http://www.w3.org/2000/svg}"
 EVIL = '<script>window.__pwned=1</script>"&'
@@ -60,7 +62,8 @@ def test_plots_escape_names():
 
 def test_security_checks():
     assert security.is_loopback("127.0.0.1") and security.is_loopback("::1") and security.is_loopback("localhost")
-    assert security.is_loopback("127.0.0.2") and not security.is_loopback("0.0.0.0")
+    assert security.is_loopback("127.0.0.2") and security.is_loopback("[::1]") and not security.is_loopback("0.0.0.0")
+    assert not security.is_loopback("")                                # binds to every address
     assert not security.is_loopback("192.168.1.5") and not security.is_loopback("example.org")
     loop = {"127.0.0.1", "localhost", "::1"}
     assert security.host_allowed("127.0.0.1:8000", loop) and security.host_allowed("[::1]:8000", loop)
@@ -138,7 +141,7 @@ def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
         eye = np.eye(4, dtype=np.float32)
         s.put_embeddings([("0", "h", eye[0]), ("1", "h", eye[1]), ("2", "h", (eye[1] + eye[2]) / np.sqrt(2)),
                           ("~query:x", "h", eye[1])], "vecs")
-        sem = SemanticSearch("vecs")
+        sem = SemanticSearch(Embedder("vecs"))
         asked = []
         monkeypatch.setattr(sem.embedder, "encode", lambda texts: asked.append(texts) or eye[[1]])
         assert sem.available(s)
@@ -149,9 +152,9 @@ def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
         assert {i for i, _ in sem.search(s, "q", k=2)} == {"1", "3"}
         assert search(s, "t1", "words", sem) == ("words", ["1"], "")
         assert search(s, "q", "auto", sem)[0] == "meaning"
-        assert search(s, "t1", "auto", SemanticSearch("other"))[0] == "words"   # no vectors of that embedder
+        assert search(s, "t1", "auto", SemanticSearch(Embedder("other")))[0] == "words"   # no vectors of that embedder
         # vectors of a model this machine cannot load: words, and a note that says why
-        broken = SemanticSearch("vecs")
+        broken = SemanticSearch(Embedder("vecs"))
         monkeypatch.setattr(broken.embedder, "encode", lambda texts: broken.embedder.model)
         monkeypatch.setattr(type(broken.embedder), "_load", lambda self: (_ for _ in ()).throw(
             ModelError("not prepared", where="vecs")))
@@ -159,18 +162,12 @@ def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
         assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
 
 
-def _cli(*args, pre: str = "", timeout=60):
-    code = pre + "\nfrom ranker.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "RANKER_DEBUG": ""})
-
-
 def test_serve_port_in_use_is_one_line(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        r = _cli("serve", "--port", port, "--db", tmp_path / "r.sqlite3")
+        r = ranker("serve", "--port", port, "--db", tmp_path / "r.sqlite3")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert lines[0].startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
@@ -180,21 +177,21 @@ def test_serve_on_a_non_loopback_host_warns_in_one_line(tmp_path):
     # bind and serve are replaced so the test opens nothing beyond loopback
     pre = ("import ranker.web.server as s\norig = s.bind\ns.bind = lambda host, port: orig('127.0.0.1', 0)\n"
            "s.serve = lambda *a, **k: None")
-    r = _cli("serve", "--host", "0.0.0.0", "--db", tmp_path / "r.sqlite3", pre=pre)
+    r = ranker("serve", "--host", "0.0.0.0", "--db", tmp_path / "r.sqlite3", pre=pre)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("warning: --host 0.0.0.0 serves your store and labels to every machine")
     assert lines[1].startswith("serving http://127.0.0.1:")
-    r = _cli("serve", "--db", tmp_path / "r.sqlite3", pre=pre)
+    r = ranker("serve", "--db", tmp_path / "r.sqlite3", pre=pre)
     assert "warning" not in r.stderr
 
 
 def test_a_missing_web_extra_is_one_line(tmp_path):
-    r = _cli("serve", "--db", tmp_path / "r.sqlite3", pre="import sys; sys.modules['fastapi'] = None")
+    r = ranker("serve", "--db", tmp_path / "r.sqlite3", pre="import sys; sys.modules['fastapi'] = None")
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         "error: the package 'fastapi' is not installed (needed for ranker serve); install it with: "
         "pip install 'ranker[web]'"], r.stderr
-    r = _cli("site", "--out", tmp_path / "site", "--db", tmp_path / "r.sqlite3",
+    r = ranker("site", "--out", tmp_path / "site", "--db", tmp_path / "r.sqlite3",
              pre="import sys; sys.modules['jinja2'] = None")
     assert r.returncode == 1 and "pip install 'ranker[web]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -203,22 +200,27 @@ def test_help_has_examples():
     for cmd, example in ((["serve"], "ranker serve --port 8000"), (["site"], "ranker site --out site/"),
                          (["labels", "export"], "ranker labels export"),
                          (["labels", "import"], "ranker labels import")):
-        r = _cli(*cmd, "--help")
+        r = ranker(*cmd, "--help")
         assert r.returncode == 0 and example in r.stdout, (cmd, r.stdout)
 
 
-def test_calibrate_passes_labels_only_to_a_fit_that_takes_them(tmp_path, capsys):
-    from ranker.cli.calibrate import _labels_arg
-    with Store(tmp_path / "r.sqlite3") as s:
-        def old_fit(days, prompts, *, embedder=None, store=None, evaluate=True, progress=None):
-            pass
-
-        def new_fit(days, prompts, *, embedder=None, store=None, evaluate=True, progress=None, labels=None):
-            pass
-        assert _labels_arg(s, new_fit) == {}                      # no label: nothing to pass
-        s.set_label("2505.00001", 1, "2025-05-15")
-        s.set_label("2505.00002", -1, "2025-05-15")
-        assert _labels_arg(s, old_fit) == {}
-        assert "2 labels of yours are stored (1 up); this calibration does not use them yet" in capsys.readouterr().err
-        assert _labels_arg(s, new_fit) == {"labels": {"2505.00001": True, "2505.00002": False}}
-        assert "labels: 2 of yours (1 up, 1 down) override GPT's picks" in capsys.readouterr().err
+def test_calibrate_says_the_labels_are_stored_and_not_used_yet(tmp_path):
+    # vectors put in the store beforehand: the fit embeds nothing and loads no model
+    hist, db = tmp_path / "history", tmp_path / "r.sqlite3"
+    papers = []
+    for day in ("2025-05-15", "2025-07-02"):
+        shutil.copytree(DAYS / day, hist / day)
+        papers += read_papers(DAYS / day / "listing.jsonl")
+    with Store(db) as s:
+        store_vectors(s, papers, embedder="test-vectors", dim=16)
+    args = ("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--embedder", "test-vectors",
+            "--no-eval", "--db", db)
+    r = ranker(*args, timeout=300)
+    assert r.returncode == 0 and "labels of yours" not in r.stderr, r.stderr
+    with Store(db) as s:
+        s.set_label(papers[0].id, 1, "2025-05-15")
+        s.set_label(papers[1].id, -1, "2025-05-15")
+    r = ranker(*args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert ("note: 2 labels of yours are stored (1 up, 1 down); this calibration learns from GPT's picks only "
+            "and does not use them yet") in r.stderr

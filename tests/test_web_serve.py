@@ -18,12 +18,9 @@ from ranker.prefilter.history import load_day
 from ranker.store import Store
 
 from conftest import DAYS
-from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, fill_store
-from webtools import browser, chromium_path, have_playwright, start_server
+from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
+from webtools import browser, chromium_path, have_playwright, needs_browser, start_server
 
-needs_browser = pytest.mark.skipif(chromium_path() is None or not have_playwright(),
-                                   reason="needs Debian's chromium and the playwright package (the test extra)")
-OTHER_DAY = "2025-07-02"
 
 
 @pytest.fixture(scope="module")

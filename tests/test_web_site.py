@@ -2,22 +2,16 @@
 rewrites only what changed."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from ranker.store import Store
 from ranker.web.render import paper_file
 from ranker.web.site import build_site
 
-from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, fill_store
-from webtools import browser, chromium_path, have_playwright
+from conftest import ranker
+from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
+from webtools import browser, needs_browser
 
-needs_browser = pytest.mark.skipif(chromium_path() is None or not have_playwright(),
-                                   reason="needs Debian's chromium and the playwright package (the test extra)")
-OTHER_DAY = "2025-07-02"
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +22,13 @@ def store_db(tmp_path_factory):
     return db
 
 
-def _ranker(*args):
-    return subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "RANKER_DEBUG": ""})
-
-
 def _mtimes(root):
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
 def test_site_cli_writes_pages_and_a_rebuild_rewrites_only_what_changed(store_db, tmp_path):
     out = tmp_path / "site"
-    r = _ranker("site", "--out", out, "--db", store_db)
+    r = ranker("site", "--out", out, "--db", store_db)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out / "index.html")
     assert "site: 1 days, 193 papers;" in r.stderr and "0 unchanged" in r.stderr
@@ -53,8 +42,9 @@ def test_site_cli_writes_pages_and_a_rebuild_rewrites_only_what_changed(store_db
     index = (out / "static/search-index.js").read_text()
     assert index.startswith("window.RANKER_SEARCH = {") and "<script>" not in index
 
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]     # atomic writes leave no temporary file
     before = _mtimes(out)
-    r = _ranker("site", "--out", out, "--db", store_db)
+    r = ranker("site", "--out", out, "--db", store_db)
     assert r.returncode == 0 and "0 files written" in r.stderr, r.stderr
     assert _mtimes(out) == before                                     # idempotent: nothing touched
 
@@ -84,7 +74,7 @@ def test_site_file_names_stay_inside_the_folder():
 def test_site_refuses_a_file_as_out(store_db, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    r = _ranker("site", "--out", f, "--db", store_db)
+    r = ranker("site", "--out", f, "--db", store_db)
     assert r.returncode == 1 and r.stderr.strip() == f"error: {f}: exists and is not a folder"
 
 

@@ -6,10 +6,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+
+from conftest import RANKER
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--no-default-browser-check",
@@ -29,6 +32,10 @@ def have_playwright() -> bool:
     except ImportError:
         return False
     return True
+
+
+needs_browser = pytest.mark.skipif(chromium_path() is None or not have_playwright(),
+                                   reason="needs Debian's chromium and the playwright package (the test extra)")
 
 
 @contextmanager
@@ -59,9 +66,8 @@ class Server:
 def start_server(db: Path, log: Path, *args: str, timeout: float = 60) -> Server:
     """`ranker serve --port 0 --db DB ARGS...`; returns once it printed the address it listens on."""
     fh = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "-c", "from ranker.cli import main; main()", "serve", "--port", "0",
-                             "--db", str(db), *args], stdout=fh, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "RANKER_DEBUG": "1"})
+    proc = subprocess.Popen([*RANKER, "serve", "--port", "0", "--db", str(db), *args], stdout=fh,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "RANKER_DEBUG": "1"})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         m = re.search(r"serving (http://\S+?)/?[;\s]", log.read_text())

@@ -49,7 +49,11 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     with Store(s.db_path) as store, Progress() as bar:
         emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
         cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
-                               progress=bar, **_labels_arg(store, fit_history))
+                               progress=bar)
+        up, down = store.count_labels()
+    if up or down:
+        info(f"note: {up + down} labels of yours are stored ({up} up, {down} down); this calibration learns from "
+             "GPT's picks only and does not use them yet")
     cal.loo = loo
     if loo:
         echo("leave-one-day-out (each day ranked by a model fit on the other days):")
@@ -62,22 +66,6 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     w = cal.stack
     info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; weights: embedding {w[0]:.2f}, "
          f"words {w[1]:.2f}, zero-shot {w[2]:.2f})")
-
-
-def _labels_arg(store, fit) -> dict:
-    """Your labels (thumbs up/down from `ranker serve`) for the fit, when the fit takes them."""
-    import inspect
-    from ..labels import LABEL_WEIGHT, labels_for_training
-    labels = labels_for_training(store)
-    if not labels:
-        return {}
-    up = sum(labels.values())
-    if "labels" not in inspect.signature(fit).parameters:
-        info(f"note: {len(labels)} labels of yours are stored ({up} up); this calibration does not use them yet")
-        return {}
-    info(f"labels: {len(labels)} of yours ({up} up, {len(labels) - up} down) override GPT's picks and weigh "
-         f"{LABEL_WEIGHT:g}x")
-    return {"labels": labels}
 
 
 def register(app: typer.Typer) -> None:

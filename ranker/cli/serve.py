@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, EmbedderOpt, config_with_overrides, info
+from .common import ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, info, load_settings
 
 
 def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
@@ -13,16 +13,18 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
                                             "your store and labels to the network.")] = "127.0.0.1",
           read_only: Annotated[bool, typer.Option("--read-only", help="No feedback buttons; every POST is "
                                                   "refused.")] = False,
-          embedder: EmbedderOpt = None, config: ConfigOpt = None, db: DbOpt = None) -> None:
+          embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
+          db: DbOpt = None) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
 
-    Thumbs up/down are stored as your labels; `ranker calibrate` learns from them.
+    Thumbs up/down are stored as your labels (`ranker labels export` takes them to another machine).
 
-    Search is by meaning when the store holds the embedder's vectors, else by words.
+    Search is by meaning when the store holds the embedder's vectors (the prefilter's --embedder and
+    --max-tokens), else by words.
 
     Example: ranker serve --port 8000
     """
-    from .. import config as cfgmod
+    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, db=db)
     from ..web.security import is_loopback
     from ..web.server import allowed_hosts_for, bind, serve as run_server, url_of
     try:
@@ -31,11 +33,9 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         from ..errors import MissingDependency
         raise MissingDependency(e.name or "fastapi", "web", "ranker serve") from None
 
-    cfg = config_with_overrides(config, embedder=embedder)
     if not is_loopback(host):
         info(f"warning: --host {host} serves your store and labels to every machine that can reach it")
-    app = create_app(cfgmod.db_path(db), read_only=read_only, embedder=cfg.prefilter.embedder,
-                     allowed_hosts=allowed_hosts_for(host))
+    app = create_app(s, read_only=read_only, allowed_hosts=allowed_hosts_for(host))
     sock = bind(host, port)
     info(f"serving {url_of(sock)}{' (read-only)' if read_only else ''}; Ctrl-C stops")
     run_server(app, sock)

@@ -6,22 +6,22 @@ from typing import Annotated
 
 import typer
 
-from .common import DbOpt, echo, info
+from .common import ConfigOpt, DbOpt, echo, info, load_settings
 
 
 def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
                                            "rewritten).")],
-         db: DbOpt = None) -> None:
+         config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Render the archive, every day, month and paper to static HTML, with search done in the page.
 
     Ready for GitHub Pages or any file server, and readable from disk. No feedback buttons.
 
     Example: ranker site --out site/
     """
-    from .. import config as cfgmod
+    s = load_settings(config, db=db)
     from ..store import Store
     from ..web.site import build_site
-    with Store(cfgmod.db_path(db)) as store:
+    with Store(s.db_path) as store:
         res = build_site(store, out)
     info(res.summary())
     echo(str(res.out / "index.html"))

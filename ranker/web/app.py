@@ -7,10 +7,10 @@ connections stay in their thread).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from ..errors import MissingDependency
+from ..settings import Settings
 from ..store import Store
 from . import security, views
 from .render import STATIC, ServeUrls, render
@@ -26,15 +26,18 @@ except ImportError:                                             # pragma: no cov
 LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 0, "clear": 0}
 
 
-def create_app(db: str | Path, *, read_only: bool = False, embedder: str | None = None,
-               similar: Callable | None = corpus_similar, allowed_hosts: set[str] | None = None,
-               secret: str | None = None) -> "FastAPI":
-    """The app over the database at `db`. allowed_hosts: the Host names it answers to (None: any; the CLI passes
-    the loopback names when it binds to loopback). read_only: no feedback buttons, every POST is refused (403)."""
-    db = Path(db)
+def create_app(settings: Settings, *, read_only: bool = False, similar: Callable | None = corpus_similar,
+               allowed_hosts: set[str] | None = None, secret: str | None = None) -> "FastAPI":
+    """The app over the settings' database (settings.db_path); search by meaning embeds the query with the
+    prefilter's embedder (settings.prefilter: embedder, max_tokens). allowed_hosts: the Host names it answers to
+    (None: any; the CLI passes the loopback names when it binds to loopback). read_only: no feedback buttons,
+    every POST is refused (403)."""
+    from ..prefilter.embed import Embedder
+    db = settings.db_path
     secret = secret or security.new_secret()
     urls = ServeUrls()
-    semantic = SemanticSearch(embedder)
+    want = settings.prefilter
+    semantic = SemanticSearch(Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir))
     app = FastAPI(title="ranker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.secret = secret
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
@@ -53,7 +56,7 @@ def create_app(db: str | Path, *, read_only: bool = False, embedder: str | None 
             return Response("unknown Host header\n", status_code=400, media_type="text/plain")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             if read_only:
-                return Response("read-only: ranker serve was started with --read-only\n", status_code=403,
+                return Response("read-only: this server takes no changes\n", status_code=403,
                                 media_type="text/plain")
             if not security.same_origin(request.headers.get("origin"), request.headers.get("referer"),
                                         request.url.scheme, host):

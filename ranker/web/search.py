@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import RankerError
 
 if TYPE_CHECKING:
+    from ..prefilter.embed import Embedder
     from ..store import Store
 
 MODES = ("auto", "words", "meaning")
@@ -19,9 +20,9 @@ class SemanticSearch:
     """Ranks the store's paper vectors of one embedder by cosine to the embedded query. The model loads on the
     first query; the vectors are read once and read again when the store holds more of them."""
 
-    def __init__(self, embedder: str | None = None):
-        from ..prefilter.embed import Embedder
-        self.embedder = Embedder(embedder)
+    def __init__(self, embedder: "Embedder"):
+        """embedder: the one the prefilter uses (same model and token cut), so its stored vectors are found."""
+        self.embedder = embedder
         self._lock = threading.Lock()
         self._cache: tuple[int, list[str], np.ndarray] | None = None
 

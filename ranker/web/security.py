@@ -3,9 +3,10 @@ every state-changing request, and the response headers. Pure functions, so they 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from urllib.parse import urlsplit
+
+from ..io import is_loopback_host
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -22,13 +23,9 @@ HEADERS = {
 
 
 def is_loopback(host: str) -> bool:
+    """Whether binding to `host` serves loopback only ([::1] as well as ::1; '' binds to every address)."""
     host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return bool(host) and is_loopback_host(host)
 
 
 def new_secret() -> str:

@@ -10,11 +10,11 @@ from .security import LOOPBACK_NAMES, is_loopback
 
 def bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
-        raise InputError(f"must be a port number (0-65535), got {port}", where="--port")
+        raise InputError(f"must be a port number (0-65535), got {port}", key="port")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise InputError(f"cannot resolve {host!r} ({e.strerror})", where="--host") from None
+        raise InputError(f"cannot resolve {host!r} ({e.strerror})", key="host") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -23,7 +23,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as e:
         sock.close()
-        raise InputError(f"cannot listen on {host}:{port} ({e.strerror})", where="--port") from None
+        raise InputError(f"cannot listen on {host}:{port} ({e.strerror})", key="port") from None
     sock.set_inheritable(True)
     return sock
 

@@ -8,11 +8,11 @@ did not change is not written again (its mtime stays), so only the days that cha
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import atomic_write
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
@@ -44,19 +44,21 @@ class _Writer:
         self.result = result
 
     def write(self, rel: str, content: str | bytes) -> None:
+        """Write the file atomically, unless it already holds exactly this content (then it is left alone)."""
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
-        try:
-            if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-                self.result.unchanged += 1
-                return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as e:
-            raise InputError(f"cannot write: {e.strerror}", where=str(path)) from None
+        if _holds(path, data):
+            self.result.unchanged += 1
+            return
+        atomic_write(path, data)
         self.result.written.append(rel)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False            # unreadable: written again (atomic_write names the path if that fails too)
 
 
 def build_site(store: Store, out: str | Path, *, similar=corpus_similar) -> SiteResult:

@@ -12,7 +12,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..digest import ranking_key, select
+from ..digest import pick_papers, ranking_key
 from ..records import DayDigest, Label, Paper, RankingRow, Score
 from ..store import Store
 from . import plots
@@ -97,8 +97,9 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
     picked = []
     if digest is not None:
         # in the ranking's order, so ties fall as in the digest (it scores the kept papers in that order)
-        picked = [s.paper.id for s in select({i: scores[i] for i in ids if i in scores and i in kept}, papers,
-                                             min_relevance=digest.min_relevance, min_novelty=digest.min_novelty)]
+        picked = [s.paper.id for s in pick_papers({i: scores[i] for i in ids if i in scores and i in kept},
+                                                  papers, min_relevance=digest.min_relevance,
+                                                  min_novelty=digest.min_novelty)]
     labels = store.get_labels(ids) if with_labels else {}
     rows: dict[str, Row] = OrderedDict()
     for pid in ids:
