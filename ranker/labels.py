@@ -4,20 +4,21 @@ A labels file is JSONL, one label a line: {"id": "2505.09572", "label": 1, "time
 (label +1 = thumbs up, -1 = thumbs down; "day", the digest day it was given on, is written and read too).
 Importing is idempotent: for a paper labelled on both sides the later verdict wins.
 
-For calibration a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a GPT row: the
-user's taste is the target, GPT's picks are the stand-in for it.
+As training data (training_rows) a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a
+GPT row: the user's taste is the target, GPT's picks are the stand-in for it. The calibration fit does not take
+these rows yet; `ranker calibrate` only says how many labels are stored.
 """
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from .errors import InputError
+from .io import arxiv_id, atomic_write, read_text
 from .records import Label, Paper
 
 if TYPE_CHECKING:
@@ -62,54 +63,41 @@ def _label(raw, where: str) -> int:
 
 
 def read_labels(path: str | Path) -> list[Label]:
-    """Every label of a JSONL file; the first bad line is an InputError naming file:line."""
-    path = Path(path)
-    try:
-        fh = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", where=str(path)) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", where=str(path)) from None
+    """Every label of a JSONL file; the first bad line is an InputError naming file:line. An arXiv id is kept
+    without its version (2505.09572v2 labels 2505.09572), any other id as given."""
     out: list[Label] = []
-    with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON ({e.msg})", where=where) from None
-            if not isinstance(d, dict):
-                raise InputError("expected a JSON object with id, label, time", where=where)
-            pid = d.get("id")
-            if not isinstance(pid, str) or not pid.strip():
-                raise InputError("missing 'id' (the arXiv id)", where=where)
-            day = d.get("day")
-            out.append(Label(paper_id=pid.strip(), label=_label(d.get("label"), where),
-                             day=day if isinstance(day, str) and day else None,
-                             created_at=_time(d.get("time"), where)))
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"not valid JSON ({e.msg})", where=where) from None
+        if not isinstance(d, dict):
+            raise InputError("expected a JSON object with id, label, time", where=where)
+        pid = d.get("id")
+        if not isinstance(pid, str) or not pid.strip():
+            raise InputError("missing 'id' (the arXiv id)", where=where)
+        day = d.get("day")
+        out.append(Label(paper_id=arxiv_id(pid) or pid.strip(), label=_label(d.get("label"), where),
+                         day=day if isinstance(day, str) and day else None, created_at=_time(d.get("time"), where)))
     return out
+
+
+def label_lines(labels: Iterable[Label]) -> Iterator[str]:
+    """The JSONL lines of a labels file: {"id", "label", "time"} and "day" when known."""
+    for lb in labels:
+        row = {"id": lb.paper_id, "label": lb.label, "time": _iso(lb.created_at)}
+        if lb.day:
+            row["day"] = lb.day
+        yield json.dumps(row, ensure_ascii=False) + "\n"
 
 
 def export_labels(store: "Store", path: str | Path) -> int:
     """Write the store's labels (oldest first) to a JSONL file, atomically. Returns how many."""
     labels = sorted(store.get_labels().values(), key=lambda lb: (lb.created_at, lb.paper_id))
-    path = Path(path)
-    if path.is_dir():
-        raise InputError("is a directory; give a file name", where=str(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for lb in labels:
-                row = {"id": lb.paper_id, "label": lb.label, "time": _iso(lb.created_at)}
-                if lb.day:
-                    row["day"] = lb.day
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise InputError(f"cannot write: {e.strerror}", where=str(path)) from None
+    atomic_write(path, label_lines(labels))
     return len(labels)
 
 
@@ -174,7 +162,7 @@ def training_rows(history_days: Sequence["HistoryDay"], labels: Mapping[str, boo
 
 def store_training_rows(store: "Store", history_days: Iterable["HistoryDay"] = ()) -> TrainingRows:
     """training_rows() with the store's labels, and the store's papers for labels outside the history."""
-    labels = labels_for_training(store)
     stored = store.get_labels()
-    return training_rows(list(history_days), labels, label_papers=store.get_papers(labels),
+    return training_rows(list(history_days), {pid: lb.liked for pid, lb in stored.items()},
+                         label_papers=store.get_papers(stored),
                          label_days={pid: lb.day for pid, lb in stored.items() if lb.day})

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,13 +13,7 @@ from ranker.prefilter.history import load_day
 from ranker.records import Paper
 from ranker.store import Store
 
-from conftest import DAYS
-
-
-def _ranker(*args, env=None):
-    return subprocess.run([sys.executable, "-c", "from ranker.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "RANKER_DEBUG": "", **(env or {})})
+from conftest import DAYS, ranker
 
 
 def test_export_then_import_on_a_new_machine(tmp_path):
@@ -69,20 +60,20 @@ def test_labels_cli_export_import_and_errors(tmp_path):
         s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
         s.set_label("2505.07363", -1, "2025-05-15", created_at=1747300100.0)
     f = tmp_path / "out" / "labels.jsonl"
-    r = _ranker("labels", "export", f, "--db", db_a)
+    r = ranker("labels", "export", f, "--db", db_a)
     assert r.returncode == 0 and "labels: 2 written" in r.stderr, r.stderr
-    r = _ranker("labels", "import", f, "--db", db_b)
+    r = ranker("labels", "import", f, "--db", db_b)
     assert r.returncode == 0 and "2 added, 0 changed, 0 unchanged" in r.stderr, r.stderr
-    r = _ranker("labels", "import", f, "--db", db_b)
+    r = ranker("labels", "import", f, "--db", db_b)
     assert r.returncode == 0 and "0 added, 0 changed, 2 unchanged" in r.stderr, r.stderr
-    r = _ranker("labels", "list", "--db", db_b)
+    r = ranker("labels", "list", "--db", db_b)
     assert r.stdout.splitlines()[0].split("\t")[:3] == ["2505.07363", "down", "2025-05-15"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "label": "maybe", "time": 1}\n')
-    r = _ranker("labels", "import", bad, "--db", db_b)
+    r = ranker("labels", "import", bad, "--db", db_b)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"error: {bad}:1: 'label' must be"), r.stderr
-    r = _ranker("labels", "import", tmp_path / "missing.jsonl", "--db", db_b)
+    r = ranker("labels", "import", tmp_path / "missing.jsonl", "--db", db_b)
     assert r.returncode == 1 and "missing.jsonl: file not found" in r.stderr
 
 

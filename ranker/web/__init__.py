@@ -1,5 +1,5 @@
-"""The store in a browser: `ranker serve` (a local FastAPI app: archive, days, papers, search, thumbs up/down that
-calibration learns from) and `ranker site` (the same pages as static HTML).
+"""The store in a browser: `ranker serve` (a local FastAPI app: archive, days, papers, search, thumbs up/down kept
+as the user's labels) and `ranker site` (the same pages as static HTML).
 
 Modules: views (what each page shows, from the store), render (Jinja2 templates, links), plots (inline SVG),
 search (words / meaning / similar papers), security (Host, Origin, CSRF, headers), app (the FastAPI app),
