@@ -54,6 +54,15 @@ def test_a_bad_row_names_file_and_line_and_stores_nothing(tmp_path, line, messag
         assert s.get_labels() == {}
 
 
+def test_an_arxiv_id_is_read_without_its_version_and_other_ids_as_given(tmp_path):
+    f = tmp_path / "labels.jsonl"
+    f.write_text('{"id": " 2505.09572v2 ", "label": "up", "time": 1}\n'
+                 '{"id": "arXiv:hep-th/9901001v1", "label": -1, "time": 2}\n'
+                 '{"id": "my-note-7", "label": 1, "time": 3}\n')
+    assert [(lb.paper_id, lb.label) for lb in read_labels(f)] == [("2505.09572", 1), ("hep-th/9901001", -1),
+                                                                  ("my-note-7", 1)]
+
+
 def test_labels_cli_export_import_and_errors(tmp_path):
     db_a, db_b = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
     with Store(db_a) as s:
