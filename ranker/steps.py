@@ -8,7 +8,9 @@ four calls plus the run folder:
     res = run_day(day, out_dir, s, store=store)              # all of the above, and the run folder
 
 `s` is the one Settings (ranker.settings). `ranker fetch`, `prefilter` and `score` are one step each plus an
-export; `ranker run` is run_day.
+export; `ranker run` is run_day. The steps talk through the store: fetch_day stores the papers, prefilter_day
+the day's ranking, score_day the scores, and run_day records which scores make the day's digest (what
+`ranker serve` and `ranker site` show).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .digest import Selected, TokenCost, pick_papers, render_json, render_markdo
 from .io import Progress, Warn, atomic_write
 from .prefilter import PrefilterResult, rank_papers
 from .prompts import PromptSet, load_prompts
-from .records import Paper
+from .records import DayDigest, Paper
 from .scoring import ScoreOptions, ScoreRun, score_papers
 from .settings import Settings
 from .sources import ReadReport, fetch_ids, fetch_today, fetch_window, ranked_lines, read_papers
@@ -48,8 +50,13 @@ class Day:
     @property
     def date(self) -> str:
         """The announcement day: the day most papers carry (today when none does)."""
-        days = Counter({d: n for d, n in self.stored.days.items() if d})
-        return days.most_common(1)[0][0] if days else time.strftime("%Y-%m-%d")
+        return announcement_day(Counter(self.stored.days))
+
+
+def announcement_day(days: Counter) -> str:
+    """The day most papers carry, from a count of papers by day ('' uncounted); today when none has one."""
+    days = Counter({d: n for d, n in days.items() if d})
+    return days.most_common(1)[0][0] if days else time.strftime("%Y-%m-%d")
 
 
 def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *, store: Store | None,
@@ -86,15 +93,24 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
 
 # --------------------------------------------------------------------------- 2. prefilter a day
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
-                  prompts: PromptSet | None = None, progress: Progress | None = None) -> PrefilterResult:
+                  prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
+                  progress: Progress | None = None) -> PrefilterResult:
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
-    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict."""
+    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict.
+
+    With a store, the ranking is stored as the ranking of `date` (default: the day most papers carry),
+    replacing that day's earlier one, with the papers the store does not hold yet: the day's pages
+    (`ranker serve`, `ranker site`) read it from there."""
     from .prefilter.embed import Embedder
     want = settings.prefilter
     emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
-    return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
-                       embedder=emb, keep=None if want.top else want.keep, top=want.top, min_keep=want.min_keep,
-                       calibration=want.calibration, store=store, progress=progress)
+    result = rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
+                         embedder=emb, keep=None if want.top else want.keep, top=want.top,
+                         min_keep=want.min_keep, calibration=want.calibration, store=store, progress=progress)
+    if store is not None:
+        day = date or announcement_day(Counter(p.date for p in papers))
+        store.put_rankings(day, result.ranked, embedder=result.embedder, run_id=run_id)
+    return result
 
 
 # --------------------------------------------------------------------------- 3. score a day
@@ -179,7 +195,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()
-            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, progress=progress)
+            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date, run_id=rec.id,
+                                progress=progress)
             atomic_write(files["prefilter"], ranked_lines(pre.ranked))
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -190,6 +207,9 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts)
             atomic_write(files["markdown"], digest.markdown)
             _write_json(files["json"], digest.json)
+            # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
+            store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
+                                           settings.digest.min_novelty, run_id=rec.id))
             manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
             rec.status = manifest["status"]
             rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}

@@ -17,13 +17,16 @@ MODELS = REPO / "models"
 RANKER = [sys.executable, "-m", "ranker"]        # the CLI, as a process of this interpreter
 
 
-def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900) -> subprocess.CompletedProcess:
+def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
+           pre: str = "") -> subprocess.CompletedProcess:
     """Run `ranker ARGS` as a real subprocess (the environment of this test, plus `env`; no RANKER_DEBUG) and
-    return it finished, with text stdout and stderr."""
+    return it finished, with text stdout and stderr. `pre`: Python run in that process before the CLI starts
+    (to hide an installed package, or keep a server from binding beyond loopback)."""
     e = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
     if "RANKER_DEBUG" not in (env or {}):
         e.pop("RANKER_DEBUG", None)
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
+    cmd = [sys.executable, "-c", f"{pre}\nfrom ranker.cli import main; main()"] if pre else RANKER
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
                           timeout=timeout)
 
 

@@ -6,7 +6,7 @@ import sys
 import typer
 
 from .. import __version__
-from . import backfill, calibrate, compare, fetch, import_, models, prefilter, run, score
+from . import backfill, calibrate, compare, fetch, import_, labels, models, prefilter, run, score, serve, site
 from .common import error_line
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-for _module in (fetch, prefilter, calibrate, score, run, compare, models, backfill, import_):
+from . import backfill, calibrate, compare, fetch, import_, labels, models, prefilter, run, score, serve, site
     _module.register(app)
 
 

@@ -50,6 +50,10 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
         emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
         cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
                                progress=bar)
+        up, down = store.count_labels()
+    if up or down:
+        info(f"note: {up + down} labels of yours are stored ({up} up, {down} down); this calibration learns from "
+             "GPT's picks only and does not use them yet")
     cal.loo = loo
     if loo:
         echo("leave-one-day-out (each day ranked by a model fit on the other days):")
