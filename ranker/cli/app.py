@@ -31,7 +31,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-from . import backfill, calibrate, compare, fetch, import_, labels, models, prefilter, run, score, serve, site
+for _module in (fetch, prefilter, calibrate, score, run, compare, models, serve, site, labels, backfill, import_):
     _module.register(app)
 
 
