@@ -10,13 +10,17 @@ garbage   text that is not JSON            length    a cut-off answer, finish_re
 error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+
+Its COMMENT is two sentences of ~150 characters, cut at the schema's maxLength as an engine cuts a bounded
+string (mid-word); `delay` seconds per request make a run slow enough to watch its progress.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import Field
 
@@ -30,6 +34,13 @@ def fake_scores(arxiv_id: str) -> tuple[int, int]:
     h = hashlib.sha256(arxiv_id.encode("utf-8")).digest()
     span = SCORE_MAX - SCORE_MIN + 1
     return SCORE_MIN + h[0] % span, SCORE_MIN + h[1] % span
+
+
+def fake_comment(arxiv_id: str) -> str:
+    """The fake judgement of a paper: two whole sentences, 150-odd characters."""
+    rel, nov = fake_scores(arxiv_id)
+    return (f"A fake judgement of {arxiv_id}, written by a backend without a model for testing. "
+            f"It gives relevance {rel} and novelty {nov} from a hash of the identifier.")
 
 
 def _max_comment(schema: dict) -> int:
@@ -47,6 +58,7 @@ class FakeOptions(BackendOptions):
     raise_for: set[str] = Field(set(), strict=False)
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
+    delay: float = Field(0.0, ge=0)          # seconds per request
 
 
 class FakeBackend(Backend):
@@ -57,9 +69,11 @@ class FakeBackend(Backend):
     def __init__(self, model: str = "fake", options: Mapping[str, Any] | FakeOptions | None = None, *,
                  models_dir: Path | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
-        self.model_name = f"fake:{model}"
+        self.model_name = self.store_name(model)
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
+        self.delay = o.delay
+        self.chat_template_kwargs: list[dict | None] = []   # what each request asked of the template, for tests
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
@@ -74,11 +88,16 @@ class FakeBackend(Backend):
         for i in ids:
             rel, nov = fake_scores(i)
             objs.append({"ARXIVID": (i + "x") if wrong else i,
-                         "COMMENT": f"fake judgement of {i}"[:cap], "RELEVANCE": rel, "NOVELTY": nov})
+                         "COMMENT": fake_comment(i)[:cap], "RELEVANCE": rel, "NOVELTY": nov})
         data = objs[0] if len(ids) == 1 else {"papers": objs}
         return json.dumps(data, separators=(",", ":"))
 
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+    @classmethod
+    def store_name(cls, model: str) -> str:
+        return f"fake:{model}"
+
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
         self.calls.append([r.key for r in requests])
         for r in requests:
             if self._hit(self.raise_for, r, schema_ids(r.schema)):
@@ -86,6 +105,9 @@ class FakeBackend(Backend):
         out = []
         for r in requests:
             ids = schema_ids(r.schema)
+            self.chat_template_kwargs.append(r.chat_template_kwargs)
+            if self.delay:
+                time.sleep(self.delay)
             first_time = r.key not in self._seen
             self._seen.add(r.key)
             prompt = sum(len(m.get("content", "").split()) for m in r.messages)
@@ -106,6 +128,8 @@ class FakeBackend(Backend):
                 rel, nov = fake_scores(ids[0])
                 probs = {f: _peaked(v) for f, v in zip(SCORE_FIELDS, (rel, nov))}
             out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
+            if on_done is not None:
+                on_done(1)
         return out
 
     def stats(self) -> dict:
