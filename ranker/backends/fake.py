@@ -59,6 +59,8 @@ class FakeOptions(BackendOptions):
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
     delay: float = Field(0.0, ge=0)          # seconds per request
+    noise: bool = False                      # write to fds 1 and 2, log, print and start a child that prints,
+                                             # as an engine and its worker processes do (terminal tests)
 
 
 class FakeBackend(Backend):
@@ -72,7 +74,10 @@ class FakeBackend(Backend):
         self.model_name = self.store_name(model)
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
+        self.noise = o.noise
         self.delay = o.delay
+        if o.noise:
+            _noise("loading")
         self.chat_template_kwargs: list[dict | None] = []   # what each request asked of the template, for tests
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
@@ -99,6 +104,8 @@ class FakeBackend(Backend):
     def generate(self, requests: list[Request], *, score_probs: bool = False,
                  on_done: Callable[[int], None] | None = None) -> list[Result]:
         self.calls.append([r.key for r in requests])
+        if self.noise:
+            _noise("generating")
         for r in requests:
             if self._hit(self.raise_for, r, schema_ids(r.schema)):
                 raise BackendError(f"injected failure for {r.key}")
@@ -138,6 +145,22 @@ class FakeBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
+
+
+def _noise(when: str) -> None:
+    """What an engine writes behind our back: raw writes to fds 1 and 2, a log record, a print, a warning and a
+    child process's output (an engine worker inherits the descriptors)."""
+    import logging
+    import os
+    import subprocess
+    import sys
+    import warnings
+    os.write(1, f"ENGINE-NOISE fd1 {when}\n".encode())
+    os.write(2, f"ENGINE-NOISE fd2 {when}\n".encode())
+    logging.getLogger("vllm.fake").warning("ENGINE-NOISE log %s", when)
+    print(f"ENGINE-NOISE print {when}", flush=True)
+    warnings.warn(f"ENGINE-NOISE warning {when}", stacklevel=1)
+    subprocess.run([sys.executable, "-c", f"print('ENGINE-NOISE child {when}')"], check=False)
 
 
 def _peaked(v: int) -> dict[int, float]:

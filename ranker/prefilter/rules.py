@@ -123,7 +123,7 @@ class AuthorPins:
                 continue
             names = [x.strip() for x in line.split("|") if x.strip()]
             forms = [name_tokens(x) for x in names]
-            if not all(forms):
+            if not names or not all(forms):
                 raise InputError("expected an author's name (aliases separated by |)", where=f"{p}:{n}")
             pins.append(Pin(names[0], forms))
         return cls(pins, str(p))
