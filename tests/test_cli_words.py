@@ -166,12 +166,13 @@ def test_the_run_help_example_works_from_any_folder(tmp_path):
 def test_run_takes_the_prefilter_and_scorer_flags(tmp_path):
     with Store(tmp_path / "db.sqlite3") as s:
         store_vectors(s, list(read_papers(LISTING)))
+        store_vectors(s, list(read_papers(LISTING)), embedder="minilm@64")      # what --max-tokens 64 reads
     r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--backend",
                "fake", "--top", "6", "--papers-per-request", "2", "--max-tokens", "64", "--offline")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "d" / "2025-05-15-run.json").read_text())
     assert m["counts"]["kept"] == 6 and m["prompts"]["options"]["papers_per_request"] == 2
-    assert m["embedder"].endswith("@64") or "64" in m["embedder"]
+    assert m["embedder"] == "minilm@64" and m["counts"]["embedded"] == 0
     r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d2", "--db", tmp_path / "db.sqlite3", "--backend",
                "fake", "--keep", "0.05", "--offline")
     assert r.returncode == 0 and json.loads((tmp_path / "d2" / "2025-05-15-run.json").read_text())["counts"]["kept"] == 20

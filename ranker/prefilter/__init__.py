@@ -107,7 +107,7 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
         return PrefilterResult([], emb.key, calibrated=cal is not None, seconds=time.perf_counter() - t0)
 
     t = time.perf_counter()
-    qv = emb.embed_queries(qs.texts, store)
+    qv = emb.embed_queries(qs.texts, store, progress=progress)
     pv = emb.embed_papers(papers, store, progress=progress)
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -207,4 +207,5 @@ def load_rules(prompts_dir: str | Path | None, exclude: Iterable[str] = (), auth
     ex_file = folder / EXCLUDE_FILE if folder is not None and (folder / EXCLUDE_FILE).is_file() else None
     if authors is None and folder is not None and (folder / AUTHORS_FILE).is_file():
         authors = folder / AUTHORS_FILE
-    return DayRules(Exclusions.build(exclude, ex_file), AuthorPins.read(authors) if authors else AuthorPins())
+    pins = AuthorPins.read(Path(authors).expanduser()) if authors else AuthorPins()
+    return DayRules(Exclusions.build(exclude, ex_file), pins)
