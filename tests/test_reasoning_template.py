@@ -66,3 +66,22 @@ def test_transformers_scores_with_thinking_off(thinking_model, tmp_path):
     assert rendered and all(r.endswith(CLOSED) for r in rendered)             # every request: thinking off
     assert run.scored == 2 and not run.failures                                # and the JSON came out whole
     assert all(len(sc.comment) <= 80 for sc in run.scores.values())
+
+
+def test_the_vllm_backend_renders_its_prompts_with_thinking_off(thinking_model):
+    """The vllm backend's own rendering (the code its generate() uses), on the model's real tokenizer, without
+    starting an engine."""
+    from transformers import AutoTokenizer
+
+    from ranker.backends.base import Request
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.prompts import load_prompts
+    from ranker.scoring import ScoreOptions, build_requests
+    be = object.__new__(VLLMBackend)
+    be._tok = AutoTokenizer.from_pretrained(thinking_model)
+    (req,) = build_requests([list(read_papers(LISTING))[:1]], load_prompts(), ScoreOptions())
+    assert isinstance(req, Request) and req.chat_template_kwargs == {"enable_thinking": False}
+    assert be.prompt_text(req.messages, req.chat_template_kwargs).endswith(CLOSED)
+    assert be.prompt_text(req.messages).endswith(OPEN)
+    ids = be.prompt_ids(req.messages, req.chat_template_kwargs)
+    assert be._tok.decode(ids).endswith(CLOSED)
