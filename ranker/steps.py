@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 from . import __version__
 from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
-from .errors import ConfigError
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
+from .errors import ConfigError
 from .io import LOADING, Progress, Warn, atomic_write
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.rules import DayRules, load_rules
@@ -62,7 +62,8 @@ class Day:
         from .sources.days import is_announcement_day, weekday_name
         day = self.report.feed_date
         if self.report.seen:
-            return f"none of the {self.report.seen} papers in {self.source} is in the categories and announce types asked for"
+            return (f"none of the {self.report.seen} papers in {self.source} is in the categories and announce "
+                    "types asked for")
         if day and not is_announcement_day(day):
             return f"{day} is a {weekday_name(day)}: arXiv announces nothing then (Monday to Friday only)"
         on = f" on {day}" if day else ""

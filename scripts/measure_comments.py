@@ -3,7 +3,7 @@
 Reads every gpt_scores.jsonl under a history folder (the seed system's picks) and, when given, the seed
 digest's **Comment:** lines; prints the count, percentiles, the longest, and how the comments end.
 
-    python scripts/measure_comments.py --history /work/shared/data/days --seed /work/shared/seed/000_f584fc46408ca691.txt
+    python scripts/measure_comments.py --history ../shared/data/days --seed ../shared/seed/000_f584fc46408ca691.txt
 """
 from __future__ import annotations
 

@@ -175,4 +175,5 @@ def test_run_takes_the_prefilter_and_scorer_flags(tmp_path):
     assert m["embedder"] == "minilm@64" and m["counts"]["embedded"] == 0
     r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d2", "--db", tmp_path / "db.sqlite3", "--backend",
                "fake", "--keep", "0.05", "--offline")
-    assert r.returncode == 0 and json.loads((tmp_path / "d2" / "2025-05-15-run.json").read_text())["counts"]["kept"] == 20
+    assert r.returncode == 0
+    assert json.loads((tmp_path / "d2" / "2025-05-15-run.json").read_text())["counts"]["kept"] == 20

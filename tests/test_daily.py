@@ -5,7 +5,6 @@ fixture server), a weekend says so, the folder's index lists the days newest fir
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -56,7 +55,7 @@ def test_a_rerun_loads_no_model_and_writes_the_same_digest(settings, store, tmp_
     assert again.manifest["tokens_of_scores"]["prompt"] > 0                          # not a table of zeros
     md = before["markdown"].decode()
     tokens = again.manifest["tokens_of_scores"]
-    assert f"| **Token**  " in md and f" {tokens['prompt']} " in md
+    assert "| **Token**  " in md and f" {tokens['prompt']} " in md
     assert "Tokens and cost: what the 12 scores of this digest cost when the model wrote them (a rerun reuses " \
            "stored scores and spends nothing)." in md
 

@@ -4,7 +4,6 @@ and the JSON is not broken. Tested with a copy of the bundled SmolLM2 folder who
 switch: thinking on unless enable_thinking is false."""
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest

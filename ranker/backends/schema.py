@@ -135,6 +135,7 @@ def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool 
             raise ValueError("COMMENT is not a string")
         if strict and len(comment) > comment_chars:
             raise ValueError(f"COMMENT is longer than {comment_chars} characters")
-        out.append({"ARXIVID": want, "COMMENT": " ".join(comment.split()) if strict else fit_comment(comment, comment_chars),
+        comment = " ".join(comment.split()) if strict else fit_comment(comment, comment_chars)
+        out.append({"ARXIVID": want, "COMMENT": comment,
                     **{f: obj[f] for f in SCORE_FIELDS}})
     return out

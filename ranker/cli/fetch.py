@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, flag_name, info, load_settings, nothing_to_do, warn
+from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, flag_name, info, load_settings,
+                     nothing_to_do, warn)
 
 EXAMPLES = """
 \b

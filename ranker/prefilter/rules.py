@@ -200,7 +200,8 @@ class DayRules:
     pins: AuthorPins = field(default_factory=AuthorPins)
 
 
-def load_rules(prompts_dir: str | Path | None, exclude: Iterable[str] = (), authors: str | Path | None = None) -> DayRules:
+def load_rules(prompts_dir: str | Path | None, exclude: Iterable[str] = (),
+               authors: str | Path | None = None) -> DayRules:
     """The exclusions (config phrases + exclude.txt beside the prompts, when there is one) and the author
     pins (`authors`, else authors.txt beside the prompts, when there is one)."""
     folder = Path(prompts_dir) if prompts_dir else None
