@@ -10,7 +10,7 @@ RAY_STAMP := $(VENV)/.ranker-ray-installed
 DAY ?= 2025-05-15
 OUT ?= out
 
-.PHONY: setup models chromium run test test-fast bench clean
+.PHONY: setup models chromium tmux run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,15 @@ chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# tmux: the terminal test watches `ranker run`'s progress bar in a real terminal (a pty when tmux is missing)
+tmux:
+	@command -v tmux >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null)
+
 models: $(STAMP)
 	$(BIN)/ranker models prepare minilm smollm2-135m
 
-setup: $(STAMP) models chromium
+setup: $(STAMP) models chromium tmux
 
 run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline

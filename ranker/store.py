@@ -143,16 +143,27 @@ def m003_labels(c: sqlite3.Connection) -> None:
         )""")
 
 
+def m004_score_cached_tokens(c: sqlite3.Connection) -> None:
+    """Each score's share of the prompt tokens a provider served from its cache, so a digest built from
+    stored scores prices them as the first run did."""
+    c.execute("ALTER TABLE scores ADD COLUMN cached_prompt_tokens INTEGER DEFAULT 0")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_rankings_and_day_digests,
     m003_labels,
+    m004_score_cached_tokens,
 ]
 
 # A database from before named migrations counted its schema in PRAGMA user_version, over a list of SQL
 # scripts: 1 on main, 2 and 3 from the web pages' branch. What each count meant, by name, so such a database is
 # adopted right wherever other migrations come to stand in MIGRATIONS.
 LEGACY_VERSIONS: tuple[str, ...] = ("m001_initial", "m002_rankings_and_day_digests", "m003_labels")
+
+# Migrations that shipped on a branch under another name before the merge placed them: a database that branch
+# made records the old name, which means the same change.
+RENAMED: dict[str, str] = {"m002_score_cached_tokens": "m004_score_cached_tokens"}   # the daily branch (#13)
 
 
 @dataclass
@@ -212,10 +223,33 @@ class PaperAdder:
         return earlier
 
 
+def describe_db_error(e: BaseException) -> str:
+    """An SQLite error in words a user can act on."""
+    text = str(e).strip()
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return "the database is busy (another ranker command is writing to it); try again when it has finished"
+    if "unable to open" in low:
+        return "cannot open the database file (does its folder exist, and may we write there?)"
+    if "readonly" in low or "read-only" in low:
+        return "the database is read-only here; give a writable --db or RANKER_HOME"
+    if "disk is full" in low or "database or disk is full" in low:
+        return "the disk is full; free some space and run the same command again (what was stored is kept)"
+    if "disk i/o" in low:
+        return "the disk failed while writing the database (disk I/O error)"
+    if "not a database" in low or "malformed" in low or "encrypted" in low:
+        return f"not a usable ranker database ({text})"
+    return f"database error: {text}"
+
+
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the database's folder {self.path.parent}: "
+                             f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -223,7 +257,7 @@ class Store:
             self.conn.execute("PRAGMA busy_timeout=30000")
             self._migrate()
         except sqlite3.DatabaseError as e:
-            raise InputError(f"not a usable ranker database ({e})", where=str(self.path)) from None
+            raise InputError(describe_db_error(e), where=str(self.path)) from None
 
     @property
     def index_dir(self) -> Path:
@@ -268,17 +302,22 @@ class Store:
                 had = LEGACY_VERSIONS[:counted]
                 c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in had))
                 applied = set(had)
+            for was, now in RENAMED.items():
+                if was in applied and now not in applied:
+                    c.execute("UPDATE _migrations SET name=? WHERE name=?", (now, was))
+                    applied = (applied - {was}) | {now}
         unknown = applied - set(names)
         if unknown:
             raise InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
                              "it was made by a newer ranker", where=str(self.path))
-        for i, migration in enumerate(MIGRATIONS, start=1):
+        for migration in MIGRATIONS:
             if migration.__name__ in applied:
                 continue
             with self.transaction() as c:
                 migration(c)
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
-                c.execute(f"PRAGMA user_version = {i}")
+                applied.add(migration.__name__)
+                c.execute(f"PRAGMA user_version = {len(applied)}")   # how many it has, wherever they stand
 
     @property
     def migrations(self) -> list[str]:
@@ -407,12 +446,12 @@ class Store:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             q = ("SELECT paper_id,relevance,novelty,comment,expected_relevance,expected_novelty,prompt_tokens,"
-                 "completion_tokens FROM scores WHERE model=? AND prompt_hash=? AND paper_id IN (%s)"
-                 % ",".join("?" * len(chunk)))
+                 "completion_tokens,cached_prompt_tokens FROM scores WHERE model=? AND prompt_hash=? AND "
+                 "paper_id IN (%s)" % ",".join("?" * len(chunk)))
             for r in self.conn.execute(q, (model, prompt_hash, *chunk)):
                 out[r[0]] = Score(arxiv_id=r[0], relevance=r[1], novelty=r[2], comment=r[3],
                                   expected_relevance=r[4], expected_novelty=r[5], prompt_tokens=r[6] or 0,
-                                  completion_tokens=r[7] or 0)
+                                  completion_tokens=r[7] or 0, cached_prompt_tokens=r[8] or 0)
         return out
 
     def put_score(self, score: Score, model: str, prompt_hash: str, run_id: int | None = None) -> None:
@@ -425,10 +464,12 @@ class Store:
         now = time.time()
         with self.transaction() as c:
             for score in scores:
-                c.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                c.execute("INSERT OR REPLACE INTO scores (paper_id, model, prompt_hash, relevance, novelty, "
+                          "comment, expected_relevance, expected_novelty, prompt_tokens, completion_tokens, run_id, "
+                          "created_at, cached_prompt_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                           (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
                            score.expected_relevance, score.expected_novelty, score.prompt_tokens,
-                           score.completion_tokens, run_id, now))
+                           score.completion_tokens, run_id, now, score.cached_prompt_tokens))
                 c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
                           (score.arxiv_id, model, prompt_hash))
                 n += 1
@@ -497,10 +538,9 @@ class Store:
             for r in ranked:
                 if c.execute("SELECT 1 FROM papers WHERE id=?", (r.paper.id,)).fetchone() is None:
                     add(r.paper)
-                # Ranked has no `rule` until user rules (pin / exclude) come; a record that has one is kept whole
                 c.execute("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?,?,?)",
                           (day, r.paper.id, float(r.prefilter_score), int(bool(r.kept)), r.topic or "",
-                           getattr(r, "rule", None) or None, embedder, run_id))
+                           r.rule or None, embedder, run_id))
                 n += 1
         return n
 

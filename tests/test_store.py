@@ -199,6 +199,9 @@ def test_an_old_database_upgrades_to_the_latest_schema_and_keeps_its_data(tmp_pa
         assert s.get_labels() == ({"2501.00001": s.get_labels()["2501.00001"]} if version >= 3 else {})
         s.set_label("2501.00001", -1, "2025-01-06")                # the new tables work
         assert s.get_labels()["2501.00001"].label == -1 and s.integrity_check() == "ok"
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].cached_prompt_tokens == 0   # m004's default
+        s.put_score(Score("2501.00002", 6, 5, "c", prompt_tokens=900, cached_prompt_tokens=700), "m", "h")
+        assert s.get_scores(["2501.00002"], "m", "h")["2501.00002"].cached_prompt_tokens == 700
     Store(fresh).close()
     assert _schema(db) == _schema(fresh)
 
@@ -218,6 +221,30 @@ def test_an_old_v2_database_is_adopted_by_name_wherever_other_migrations_stand(t
         assert ran == ["other"] and s.schema_version == len(MIGRATIONS) + 1
         assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} | {"m002_other_branch"}
         assert s.get_rankings("2025-01-06")[0].paper_id == "2501.00001"
+
+
+def test_a_daily_branch_database_has_its_m002_score_cached_tokens_adopted_as_m004(tmp_path, monkeypatch):
+    # the daily branch (#13) shipped m004's change as its m002, before the web's m002/m003 were merged
+    db, fresh = tmp_path / "daily.sqlite3", tmp_path / "new.sqlite3"
+    m004 = MIGRATIONS[-1]
+    assert m004.__name__ == "m004_score_cached_tokens"
+
+    def m002_score_cached_tokens(c):
+        m004(c)
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_score_cached_tokens])
+    with Store(db) as s:
+        s.put_score(Score("2501.00001", 8, 7, "ok", prompt_tokens=900, cached_prompt_tokens=640), "m", "h")
+        assert s.migrations == ["m001_initial", "m002_score_cached_tokens"] and s.schema_version == 2
+    monkeypatch.undo()
+    with Store(db) as s:                            # the column is not added twice; the web's tables are built
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} and s.schema_version == len(MIGRATIONS)
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].cached_prompt_tokens == 640
+        assert s.get_rankings("2025-01-06") == [] and s.integrity_check() == "ok"
+    with Store(db) as s:                            # and reopening migrates nothing more
+        assert s.schema_version == len(MIGRATIONS)
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
 
 
 def test_an_old_database_newer_than_any_known_version_is_refused(tmp_path):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependency, ModelError
+from ..io import LOADING
 from ..records import Paper
 
 if TYPE_CHECKING:
@@ -155,6 +156,11 @@ class Embedder:
         # longest first, so each chunk holds texts of similar length (less padding, faster batches)
         missing = sorted((i for i, pid in enumerate(ids) if pid not in found), key=lambda i: -len(texts[i]))
         vecs: dict[str, np.ndarray] = dict(found)
+        if missing and self._model is None and progress is not None:     # say so: torch + the model take a while
+            stage = f"{LOADING}{self.name}"
+            progress(stage, 0, None)
+            self.model
+            progress(stage, 1, 1)
         for start in range(0, len(missing), CHUNK):
             idx = missing[start:start + CHUNK]
             new = self.encode([texts[i] for i in idx])
@@ -190,13 +196,15 @@ class Embedder:
             return m[[pos[pid] for pid in ids]]
         return self._cached(ids, texts, store, progress)
 
-    def embed_queries(self, texts: Iterable[str], store: "Store | None" = None) -> np.ndarray:
+    def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
+                      progress: "Progress | None" = None) -> np.ndarray:
         """Query vectors (topic descriptions, keywords), cached in the store under their text's hash."""
         texts = [" ".join(t.split()) for t in texts]
         ids = [QUERY_PREFIX + text_hash(t) for t in texts]
         uniq = list(dict.fromkeys(ids))
         by_id = dict(zip(ids, texts))
-        m = self._cached(uniq, [by_id[u] for u in uniq], store)
+        loads = None if progress is None else (lambda st, d, t: progress(st, d, t) if st.startswith(LOADING) else None)
+        m = self._cached(uniq, [by_id[u] for u in uniq], store, loads)
         pos = {u: i for i, u in enumerate(uniq)}
         return m[[pos[q] for q in ids]] if ids else m
 
