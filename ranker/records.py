@@ -136,7 +136,7 @@ class RankingRow:
     prefilter_score: float
     kept: bool
     topic: str = ""
-    rule: str | None = None       # None, or the user rule that decided it: "pin" / "exclude"
+    rule: str | None = None       # None, or the user rule that decided it: "pin" / "exclude:<the rule>" (Ranked.rule)
     embedder: str | None = None
     run_id: int | None = None
 

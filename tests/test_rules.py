@@ -168,3 +168,35 @@ def test_the_prefilter_command_names_the_rule(day_setup, tmp_path):
     assert by_id["2505.09089"]["rule"] == "exclude:diffusion model" and not by_id["2505.09089"]["kept"]
     assert by_id["2505.09264"]["rule"] == "pin" and by_id["2505.09264"]["kept"]
     assert "excluded by a rule" in r.stderr and "by pinned authors" in r.stderr
+
+
+def test_the_stored_ranking_keeps_each_rule_and_the_web_pages_show_it(day_setup, tmp_path):
+    """run_day stores the day's ranking with the rule that decided each paper (what `ranker serve` and
+    `ranker site` read), and the day and paper pages badge them: pinned, excluded (naming the rule)."""
+    pytest.importorskip("jinja2")
+    from ranker.web import views
+    from ranker.web.render import ServeUrls, render
+    cfg, db, _ = day_setup
+    s = resolve(cfg, flags={"db": db}, env={"RANKER_HOME": str(tmp_path / "home")})
+    with Store(db) as store:
+        res = run_day(fetch_day(LISTING, s, store=store), tmp_path / "out", s, store=store, backend=FakeBackend("t"))
+        rule = {r.paper.id: r.rule for r in read_ranked(res.files["prefilter"])}
+        stored = {r.paper_id: r.rule for r in store.get_rankings("2025-05-15")}
+        assert stored == {i: r or None for i, r in rule.items()}
+        pinned = {i for i, r in rule.items() if r == "pin"}
+        excluded = {i for i, r in rule.items() if r.startswith("exclude:")}
+        assert pinned and excluded
+
+        page = views.day_page(store, "2025-05-15")
+        rows = page.picks + page.rest
+        assert {r.paper.id for r in rows if r.rule == "pin"} == pinned
+        html = render("day.html", urls=ServeUrls(), page=page)
+        assert html.count('class="badge pin"') == len(pinned)
+        assert html.count('class="badge exclude"') == len(excluded)
+        assert 'title="an exclusion dropped it: diffusion model">excluded</span>' in html
+        assert 'title="an exclusion dropped it: re:^\\s*federated">excluded</span>' in html
+
+        paper = render("paper.html", urls=ServeUrls(), page=views.paper_page(store, "2505.09089"))
+        assert '<span class="badge exclude" title="diffusion model">excluded</span>' in paper
+        paper = render("paper.html", urls=ServeUrls(), page=views.paper_page(store, "2505.09264"))
+        assert '<span class="badge pin">pinned</span>' in paper

@@ -93,7 +93,7 @@ def _small_store(tmp_path) -> Store:
     s.add_papers(ps)
     rk = [Ranked(ps[i], 1.0 - i / 10, i < 3, topic="T" if i % 2 else EVIL) for i in range(5)]
     rk[0].rule = "pin"
-    rk[4].rule = "exclude"
+    rk[4].rule = f"exclude:re:{EVIL}"           # Ranked.rule as the prefilter writes it (the rule after "exclude:")
     s.put_rankings("2025-05-15", rk)
     s.put_day_digest(DayDigest("2025-05-15", "m", "h", 8, 7))
     for i, (r, n) in enumerate([(9, 9), (8, 6), (10, 8)]):
@@ -107,7 +107,7 @@ def test_day_view_picks_rules_and_filters(tmp_path):
         assert [r.paper.id for r in page.picks] == ["2505.00002", "2505.00000"]     # both 18: relevance breaks the tie
         assert [r.paper.id for r in page.rest] == ["2505.00001", "2505.00003", "2505.00004"]
         assert page.counts == {"papers": 5, "kept": 3, "scored": 3, "picks": 2, "up": 0, "down": 0}
-        assert page.picks[1].rule == "pin" and page.rest[2].rule == "exclude"
+        assert page.picks[1].rule == "pin" and page.rest[2].rule == f"exclude:re:{EVIL}"
         html = render("day.html", urls=ServeUrls(), page=page, can_label=True, csrf="tok")
         assert html.count('class="badge pin"') == 1 and html.count('class="badge exclude"') == 1
         assert "<script>window" not in html and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html

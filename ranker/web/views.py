@@ -36,7 +36,7 @@ class Row:
     prefilter_score: float | None = None
     kept: bool = False
     topic: str = ""
-    rule: str | None = None              # "pin" / "exclude" when a user rule decided the paper
+    rule: str | None = None              # "pin" / "exclude:<the rule>" when a user rule decided the paper
     score: Score | None = None           # under the day's digest model and prompt
     picked: bool = False
     label: int = 0                       # +1 / -1 / 0 (none)
