@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -201,7 +202,7 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
     assert e.value.key == "fetch.categories" and "['cs.AI', 'cs.LG']" in e.value.message
     with pytest.raises(InputError) as e:
         run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "x"), backfill_settings())
-    assert e.value.key == "embed" and "nothing to do" in e.value.message
+    assert e.value.key == "embed" and "neither is asked for" in e.value.message      # an error, not "nothing to do"
     with pytest.raises(InputError) as e:
         run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "x", score=True, since="2025-06-01",
                                   until="2025-05-01"), backfill_settings())
@@ -246,6 +247,8 @@ def test_help_has_examples_and_every_default_it_names():
     text = " ".join(p.stdout.split())
     assert "(default: fetch.categories of ranker.toml" in text and "the ray extra" in text
     assert "(default: scoring.batch_size of ranker.toml, 64" in text
+    # the examples keep their lines (not run together into one paragraph)
+    assert re.search(r"^\s+ranker import bf/", p.stdout, re.M) and re.search(r"^\s+--engine ray", p.stdout, re.M)
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +267,7 @@ def one_day_backfill(tmp_path_factory):
     (["--score", "--since", "2025-13-01"], "error: --since: expected a day as YYYY-MM-DD"),
     (["--score", "--engine", "spark"], "error: --engine: unknown engine 'spark'"),
     (["--score", "--address", "auto"], "error: --address: an address is for the ray engine"),
-    (["--keep", "0.5"], "error: --embed: nothing to do"),
+    (["--keep", "0.5"], "error: --embed: ask for the embedding prefilter, scoring (--score) or both"),
     (["--embed", "--calibration", "/nonexistent/calib.json"], "error: /nonexistent/calib.json: calibration file"),
 ])
 def test_cli_errors_name_the_flag_at_fault_in_one_line(tmp_path, one_day_backfill, args, named):

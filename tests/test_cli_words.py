@@ -42,6 +42,14 @@ def one_error(r, code=None) -> str:
     (["rn"], "error: there is no command 'rn'; did you mean run?", 2),
     (["run", "--out", "x", "--date", "15/05/2025"], "error: --date: expected a day as YYYY-MM-DD, got '15/05/2025'", 1),
     (["run", "--out", "x", "--keep", "0.3", "--top", "4"], "error: --top: give --keep or --top, not both", 1),
+    # the backfill and web commands, and arguments (named as --help shows them)
+    (["backfill", "--from", "x", "--out", "y", "--engin", "ray"],
+     "error: there is no option --engin; did you mean --engine?", 2),
+    (["serve", "--port", "abc"], "error: --port: expected an integer, got 'abc'", 2),
+    (["labels", "exprt", "f"], "error: there is no command 'exprt'; did you mean export?", 2),
+    (["import"], "error: FOLDER is required (a folder `ranker backfill` wrote)", 2),
+    (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export`)", 2),
+    (["models", "prepare"], "error: NAMES is required (preset names, e.g. minilm smollm2-135m)", 2),
 ])
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)
@@ -122,6 +130,16 @@ def test_empty_input_is_nothing_to_do_everywhere_and_loads_no_model(tmp_path):
                                     "--backend", "vllm"),
         "run": ranker("run", "--papers", empty, "--out", tmp_path / "d", "--backend", "vllm"),
         "fetch": ranker("fetch", "--from", empty, "--out", tmp_path / "f.jsonl"),
+        # the backfill and web commands: an empty source, a backfill without shards, a store without days or
+        # labels, a labels file without labels
+        "backfill": ranker("backfill", "--from", empty, "--out", tmp_path / "bf", "--score", "--backend", "vllm"),
+        "backfill in a window": ranker("backfill", "--from", LISTING, "--out", tmp_path / "bf2", "--score",
+                                       "--backend", "vllm", "--since", "2030-01-01"),
+        "import": ranker("import", tmp_path / "bf"),
+        "site": ranker("site", "--out", tmp_path / "site"),
+        "labels export": ranker("labels", "export", tmp_path / "l.jsonl"),
+        "labels import": ranker("labels", "import", empty),
+        "labels list": ranker("labels", "list"),
     }
     for name, r in runs.items():
         lines = r.stderr.strip().splitlines()
@@ -129,8 +147,13 @@ def test_empty_input_is_nothing_to_do_everywhere_and_loads_no_model(tmp_path):
         assert lines[0].startswith("nothing to do: "), (name, lines)
         assert "loading" not in r.stderr                     # no model was loaded
     assert not (tmp_path / "home" / "logs").exists() or not any((tmp_path / "home" / "logs").iterdir())
-    for f in ("r.jsonl", "s.jsonl", "s2.jsonl", "f.jsonl"):
+    for f in ("r.jsonl", "s.jsonl", "s2.jsonl", "f.jsonl", "l.jsonl"):
         assert (tmp_path / f).read_text() == ""
+    assert runs["backfill in a window"].stderr.startswith(f"nothing to do: no papers of cs.LG,cs.AI in {LISTING} "
+                                                          "from 2030-01-01")
+    assert not (tmp_path / "site").exists()
+    with Store(tmp_path / "home" / "ranker.sqlite3") as s:      # nothing was stored on the way
+        assert s.count_papers() == 0 and s.days() == [] and s.get_labels() == {}
 
 
 # --------------------------------------------------------------------------- help
@@ -140,11 +163,15 @@ def test_help_shows_examples_and_flags_as_flags():
     models = ranker("models", "--help")
     assert "Examples:" in models.stdout and "ranker models prepare" in models.stdout
     assert ranker("models").stdout == models.stdout          # a group without its command shows its help
+    labels = ranker("labels", "--help")
+    assert "Examples:" in labels.stdout and ranker("labels").stdout == labels.stdout
     for cmd in ("fetch", "prefilter", "calibrate", "score", "run", "compare", ("models", "list"),
-                ("models", "prepare")):
+                ("models", "prepare"), "serve", "site", ("labels", "export"), ("labels", "import"),
+                ("labels", "list"), "backfill", "import"):
         r = ranker(*((cmd,) if isinstance(cmd, str) else cmd), "--help")
         assert r.returncode == 0 and "Example" in r.stdout, cmd
         assert "<bool>" not in r.stdout and "--offline " in r.stdout and "--verbose" in r.stdout, cmd
+        assert re.search(r"^Options:", r.stdout, re.M) and "\u2500" not in r.stdout, cmd     # plain, no rich boxes
     assert re.search(r"^\s+--only-kept\s+Score only", ranker("score", "--help").stdout, re.M)
 
 

@@ -88,6 +88,41 @@ def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
     assert (tmp_path / "d" / "2025-05-15-output.md").exists()
 
 
+def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_and_verbose(db, tmp_path):
+    """backfill, import, serve, site and labels follow the same terminal: engine noise in the command's log
+    file unless -v, and --offline switches offline mode on for the command."""
+    args = ["backfill", "--from", LISTING, "--out", tmp_path / "bf", "--score", "--backend", "fake", "--model", "m",
+            "--backend-option", "noise=true", "--db", db, "--offline"]
+    r = ranker(*args, env=_env(tmp_path))
+    assert r.returncode == 0 and r.stdout == f"{tmp_path / 'bf' / 'manifest.json'}\n", r.stderr
+    assert "ENGINE-NOISE" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    (log,) = _logs(tmp_path)
+    assert "-backfill-" in log.name and "ENGINE-NOISE child generating" in log.read_text()
+    r = ranker(*args[:4], tmp_path / "bf-v", *args[5:], "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and "ENGINE-NOISE fd2 generating" in r.stderr, r.stderr
+    assert len(_logs(tmp_path)) == 1                                          # -v: no log file of its own
+
+    r = ranker("import", tmp_path / "bf", "--db", db, "--offline", "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and "192 scores written" in r.stderr, r.stderr
+    # serve: offline mode is on inside the command (the server is replaced so that nothing binds); the
+    # replacement also prints, which only -v shows
+    said = tmp_path / "mode.txt"
+    probe = ("import ranker.web.server as s\nfrom ranker import netguard\n"
+             "s.bind = lambda host, port: __import__('socket').socket()\ns.url_of = lambda sock: 'http://x/'\n"
+             f"s.serve = lambda *a, **k: (open({str(said)!r}, 'w').write(str(netguard.is_offline())), "
+             "print('SERVER-NOISE'))")
+    for flags, offline in (([], False), (["--offline", "-v"], True), (["--offline"], True)):
+        r = ranker("serve", "--db", db, *flags, pre=probe, env=_env(tmp_path))
+        assert r.returncode == 0 and r.stderr.startswith("serving http://x/"), r.stderr
+        assert said.read_text() == str(offline) and ("SERVER-NOISE" in r.stdout) == ("-v" in flags), flags
+    r = ranker("site", "--out", tmp_path / "site", "--db", db, "--offline", "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and r.stdout.strip() == str(tmp_path / "site" / "index.html"), r.stderr
+    for cmd in (["labels", "export", tmp_path / "l.jsonl"], ["labels", "import", tmp_path / "l.jsonl"],
+                ["labels", "list"]):
+        r = ranker(*cmd, "--db", db, "--offline", "-v", env=_env(tmp_path))
+        assert r.returncode == 0 and r.stderr.startswith("nothing to do: no labels"), (cmd, r.stderr)
+
+
 # --------------------------------------------------------------------------- helpers
 def _cli():
     return [sys.executable, "-m", "ranker"]

@@ -85,7 +85,8 @@ def _sha256(path: str | Path) -> str:
 def _check_spec(spec: BackfillSpec) -> None:
     from ..sources.filters import check_day
     if not (spec.embed or spec.score):
-        raise InputError("nothing to do: ask for the embedding prefilter, scoring or both", key="embed")
+        raise InputError("ask for the embedding prefilter, scoring ({key:score}) or both; neither is asked for",
+                         key="embed")
     if spec.since:
         spec.since = check_day(spec.since, "since")
     if spec.until:

@@ -7,18 +7,17 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
-                     load_settings, progress_enabled)
+                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo, info,
+                     load_settings, nothing_to_do, progress_enabled)
+from .term import TERM
 
 EXAMPLES = """
+\b
 Examples:
-
-  ranker backfill --from arxiv-metadata-oai-snapshot.json --out bf/ --since 2024-01-01 --until 2025-12-31
-  --category cs.LG,cs.AI --embed --score --backend vllm --model /data/Qwen2.5-7B-Instruct --engine ray
-  --address auto
-
+  ranker backfill --from arxiv-metadata-oai-snapshot.json --out bf/ --since 2024-01-01 --until 2025-12-31 \\
+    --category cs.LG,cs.AI --embed --score --backend vllm --model /data/Qwen2.5-7B-Instruct \\
+    --engine ray --address auto
   ranker backfill --from days/ --out bf/ --embed      (rank only: every paper, its vector and prefilter score)
-
   ranker import bf/                                    (then the other commands see them)
 """
 
@@ -57,21 +56,22 @@ def backfill(
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Requests per engine call (default: scoring.batch_size of ranker.toml, 64; on a GPU "
         "256-1024 keeps vLLM busy).", show_default=False)] = None,
-    config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+    config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Rank (and score) a whole snapshot: read -> embed -> prefilter per day -> score the kept -> Parquet shards.
 
-    Writes OUT/ranked/date=DAY/*.parquet (every paper: fields, vector, prefilter score, kept), OUT/scores/
-    date=DAY/*.parquet (one row a paper: id, date, prefilter score, kept, RELEVANCE, NOVELTY, COMMENT, model,
-    prompt hash, status) and OUT/manifest.json. Exactly once: a rerun skips what is already written for the
-    same model and prompt. `ranker import OUT` loads the result into the database.
+    Writes OUT/ranked/date=DAY/*.parquet (every paper: fields, vector, prefilter score, kept),
+    OUT/scores/date=DAY/*.parquet (one row a paper: id, date, prefilter score, kept, RELEVANCE, NOVELTY, COMMENT,
+    model, prompt hash, status) and OUT/manifest.json. Exactly once: a rerun skips what is already written for the
+    same model and prompt. `ranker import OUT` loads the result into the database. A source (or window) without
+    papers is nothing to do. Ray's own messages go to the command's log file (-v: the terminal).
     """
     from ..errors import InputError
     if keep is not None and top is not None:
         raise InputError("give --keep or --top, not both", key="top")
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
-    s = load_settings(config, category=category, backend=backend, model=model, backend_option=backend_option,
+    s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model, backend_option=backend_option,
                       prompts=prompts, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
                       calibration=calibration, score_mode=score_mode, prompt_layout=prompt_layout,
                       batch_size=batch_size, db=db, offline=offline)
@@ -80,10 +80,16 @@ def backfill(
 
     spec = BackfillSpec(source=from_, out=out, since=since, until=until, all_categories=all_categories,
                         embed=embed, score=score)
-    ray_options = {"progress_bars": progress_enabled()} if engine == "ray" else None
+    # Ray Data's own bars draw on the terminal's stderr, which is the log file unless -v
+    ray_options = {"progress_bars": progress_enabled() and not TERM.capturing} if engine == "ray" else None
     with Store(s.db_path) as store, Progress() as bar:
         res = run_backfill(spec, s, engine=engine, address=address, store=store, ray_options=ray_options,
                            progress=bar)
+    if not res.summary.get("ranked", {}).get("papers"):
+        window = " ".join(x for x in (f"from {since}" if since else "", f"until {until}" if until else "") if x)
+        where = "" if all_categories else f" of {','.join(s.fetch.categories)}"
+        nothing_to_do(f"no papers{where} in {from_}{' ' + window if window else ''} (its manifest: {res.manifest})")
+        return
     info(summary_line(res))
     echo(str(res.manifest))
 

@@ -2,6 +2,7 @@
 the wording of errors (a setting's key named as the flag, variable or ranker.toml entry it came from)."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -238,8 +239,13 @@ def _given(opt: str) -> str | None:
 
 
 def _opt(param) -> str:
+    """A parameter as the user writes it: its flag, or an argument's name as --help shows it (FILE)."""
     opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")]
-    return opts[0] if opts else (getattr(param, "name", None) or "a value")
+    if opts:
+        return opts[0]
+    if getattr(param, "param_type_name", "") == "argument" and getattr(param, "name", None):
+        return param.name.upper()
+    return getattr(param, "name", None) or "a value"
 
 
 def _closest(word: str, choices) -> str:
@@ -267,8 +273,10 @@ def usage_line(e) -> str:
         return f"there is no option {name}{near or where}"
     if kind == "MissingParameter":
         param = e.param
-        what = (getattr(param, "help", None) or "").split(". ")[0].rstrip(".")
-        return f"{_opt(param)} is required" + (f" ({what[0].lower() + what[1:]})" if what else "")
+        what = re.split(r"\.\s+(?=[A-Z])", getattr(param, "help", None) or "")[0].rstrip(".")   # its first sentence
+        if what and not what[1:2].isupper():          # "Folder for ..." -> "folder for ...", not "JSONL" -> "jSONL"
+            what = what[0].lower() + what[1:]
+        return f"{_opt(param)} is required" + (f" ({what})" if what else "")
     if kind == "BadOptionUsage":
         name = getattr(e, "option_name", "") or ""
         if "requires an argument" in e.message or "requires" in e.message:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, info, load_settings
+from .common import ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, info, load_settings
 
 
 def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
@@ -14,17 +14,19 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
           read_only: Annotated[bool, typer.Option("--read-only", help="No feedback buttons; every POST is "
                                                   "refused.")] = False,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
-          db: DbOpt = None) -> None:
+          db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
 
     Thumbs up/down are stored as your labels (`ranker labels export` takes them to another machine).
 
     Search is by meaning when the store holds the embedder's vectors (the prefilter's --embedder and
-    --max-tokens), else by words.
+    --max-tokens), else by words. The server's own messages go to the command's log file (-v: the terminal).
 
-    Example: ranker serve --port 8000
+    \b
+    Example:
+      ranker serve --port 8000
     """
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..web.security import is_loopback
     from ..web.server import allowed_hosts_for, bind, serve as run_server, url_of
     try:

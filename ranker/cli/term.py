@@ -128,9 +128,9 @@ def _prune(logs: Path, keep: int) -> None:
 
 
 def command_name(argv: list[str] | None = None) -> str:
-    """The command of this invocation ('run', 'models-prepare') from argv, for the log's name."""
+    """The command of this invocation ('run', 'models-prepare', 'labels-export') from argv, for the log's name."""
     words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
-    name = "-".join(words[:2]) if words[:1] == ["models"] else (words[0] if words else "ranker")
+    name = "-".join(words[:2]) if words[:1] in (["models"], ["labels"]) else (words[0] if words else "ranker")
     return "".join(c for c in name if c.isalnum() or c in "-_") or "ranker"
 
 
