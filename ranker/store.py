@@ -224,7 +224,8 @@ class PaperAdder:
 
 
 def describe_db_error(e: BaseException) -> str:
-    """An SQLite error in words a user can act on."""
+    """An SQLite error in words a user can act on, for a RankerError (a setting it advises on is a {key:...}
+    mention, which the CLI words as the flag or variable)."""
     text = str(e).strip()
     low = text.lower()
     if "locked" in low or "busy" in low:
@@ -232,7 +233,7 @@ def describe_db_error(e: BaseException) -> str:
     if "unable to open" in low:
         return "cannot open the database file (does its folder exist, and may we write there?)"
     if "readonly" in low or "read-only" in low:
-        return "the database is read-only here; give a writable --db or RANKER_HOME"
+        return "the database is read-only here; give a writable {key:db} or {key:home}"
     if "disk is full" in low or "database or disk is full" in low:
         return "the disk is full; free some space and run the same command again (what was stored is kept)"
     if "disk i/o" in low:

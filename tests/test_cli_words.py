@@ -89,6 +89,8 @@ def test_os_and_sqlite_errors_reaching_the_top_are_worded():
         "/home/u/ranker.sqlite3: the database is busy (another ranker command is writing to it); try again when "
         "it has finished")
     assert "the disk is full" in sqlite_error_line(sqlite3.OperationalError("database or disk is full"))
+    assert sqlite_error_line(sqlite3.OperationalError("attempt to write a readonly database")) == (
+        "/home/u/ranker.sqlite3: the database is read-only here; give a writable --db or RANKER_HOME")
 
 
 # --------------------------------------------------------------------------- the config file

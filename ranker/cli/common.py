@@ -310,6 +310,7 @@ def os_error_line(e: OSError) -> str:
 
 def sqlite_error_line(e: Exception) -> str:
     """An SQLite error as one line naming the database and what to do."""
+    from ..errors import InputError
     from ..store import describe_db_error
     db = DB_PATH[0] if DB_PATH else "the database"
-    return f"{db}: {describe_db_error(e)}"
+    return error_line(InputError(describe_db_error(e), where=str(db)))     # its {key:...} mentions as flags
