@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,24 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
     cmd = [sys.executable, "-c", f"{pre}\nfrom ranker.cli import main; main()"] if pre else RANKER
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
                           timeout=timeout)
+
+
+def fake_settings(tmp_path, **flags):
+    """Settings for a day on the fake backend (model "tiny"), the database in tmp_path, plus `flags`."""
+    from ranker.settings import resolve
+    return resolve(flags={"backend": "fake", "model": "tiny", **flags, "db": tmp_path / "db.sqlite3"},
+                   env={"RANKER_HOME": str(tmp_path / "home")})
+
+
+@contextmanager
+def vector_store(settings, listing):
+    """The settings' store, holding vectors for the papers of `listing` and the prompt's topics (store_vectors):
+    a day's prefilter runs on it without loading a model."""
+    from ranker.sources import read_papers
+    from ranker.store import Store
+    with Store(settings.db_path) as s:
+        store_vectors(s, list(read_papers(listing)))
+        yield s
 
 
 def store_vectors(store, papers, prompts=None, embedder: str = "minilm", dim: int = 384) -> None:

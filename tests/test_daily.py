@@ -16,7 +16,7 @@ from ranker.sources import read_papers
 from ranker.steps import fetch_day, run_day, score_day
 from ranker.store import Store
 
-from conftest import DAYS, FIXTURES, ranker, store_vectors
+from conftest import DAYS, FIXTURES, fake_settings, ranker, store_vectors, vector_store
 from fixture_server import FixtureServer, Reply
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
@@ -25,13 +25,12 @@ FLAGS = {"backend": "fake", "model": "tiny", "top": 12, "min_relevance": 3, "min
 
 @pytest.fixture
 def settings(tmp_path):
-    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
+    return fake_settings(tmp_path, **FLAGS)
 
 
 @pytest.fixture
 def store(settings):
-    with Store(settings.db_path) as s:
-        store_vectors(s, list(read_papers(LISTING)))
+    with vector_store(settings, LISTING) as s:
         yield s
 
 

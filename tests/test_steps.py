@@ -13,12 +13,11 @@ import pytest
 
 from ranker.backends.fake import FakeBackend, fake_scores
 from ranker.errors import BackendError
-from ranker.settings import resolve
-from ranker.sources import read_papers, read_ranked
+from ranker.sources import read_ranked
 from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
 from ranker.store import Store
 
-from conftest import DAYS, ranker, store_vectors
+from conftest import DAYS, fake_settings, ranker, vector_store
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_novelty": 5}
@@ -26,13 +25,12 @@ FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_
 
 @pytest.fixture
 def settings(tmp_path):
-    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
+    return fake_settings(tmp_path, **FLAGS)
 
 
 @pytest.fixture
 def store(settings):
-    with Store(settings.db_path) as s:
-        store_vectors(s, list(read_papers(LISTING)))
+    with vector_store(settings, LISTING) as s:
         yield s
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import ConfigError, InputError
+from ..io import read_text
 from ..records import Paper
 
 EXCLUDE_FILE = "exclude.txt"
@@ -110,12 +111,7 @@ class AuthorPins:
     def read(cls, path: str | Path) -> "AuthorPins":
         """Read an authors file (see the module doc); a missing file is an InputError naming it."""
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("authors file not found", where=str(p)) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read the authors file ({e})", where=str(p)) from None
+        text = read_text(p, "authors file")
         pins = []
         for n, line in enumerate(text.splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
@@ -180,12 +176,7 @@ class Exclusions:
         rules = [compile_rule(t, key, key=key) for t in phrases]
         if file is not None:
             p = Path(file)
-            try:
-                text = p.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise InputError("exclusions file not found", where=str(p)) from None
-            except (OSError, UnicodeDecodeError) as e:
-                raise InputError(f"cannot read the exclusions file ({e})", where=str(p)) from None
+            text = read_text(p, "exclusions file")
             for n, line in enumerate(text.splitlines(), start=1):
                 line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
                 if line:
