@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, Progress, PromptsOpt, echo, info,
-                     load_settings, warn)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
+                     echo, info, load_settings, warn)
 
 
 def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl "
@@ -20,7 +20,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
                                                      "last third of the days, each ranked by a fit on the days "
                                                      "before it, beside zero-shot's (one fit per such day more)."
                                                      )] = True,
-              config: ConfigOpt = None, db: DbOpt = None) -> None:
+              config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+              verbose: VerboseOpt = False) -> None:
     """Learn from days GPT-4o already judged; print what it buys on days it did not see.
 
     Logistic regressions on embeddings and on words, stacked with the zero-shot topic score and what the history
@@ -29,7 +30,9 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
 
     Use the file with `ranker prefilter --calibration FILE` (and the same --embedder); it keeps by recall 0.95.
 
-    Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
+    \b
+    Example:
+      ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
     """
     import time
 
@@ -40,7 +43,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     from ..prompts import load_prompts
     from ..store import Store
 
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
+                      offline=offline)
     ps = load_prompts(s.scoring.prompts)
     days = load_history(history, warn=warn)
     if not days:
@@ -56,6 +60,10 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     with Store(s.db_path) as store, Progress() as bar:
         emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
         cal, report = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate, progress=bar)
+        up, down = store.count_labels()
+    if up or down:
+        info(f"note: {up + down} labels of yours are stored ({up} up, {down} down); this calibration learns from "
+             "GPT's picks only and does not use them yet")
     if report is not None and report.days:
         for line in table(report):
             echo(line)
