@@ -27,7 +27,7 @@ def thinking_copy(dest):
     src = MODELS / "smollm2-135m"
     dest.mkdir()
     for f in src.iterdir():
-        if f.name == "chat_template.jinja":
+        if f.name == "chat_template.jinja" or f.is_dir():     # only the model's own files
             continue
         if f.stat().st_size > 1_000_000:
             (dest / f.name).symlink_to(f.resolve())
