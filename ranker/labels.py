@@ -5,8 +5,10 @@ A labels file is JSONL, one label a line: {"id": "2505.09572", "label": 1, "time
 Importing is idempotent: for a paper labelled on both sides the later verdict wins.
 
 As training data (training_rows) a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a
-GPT row: the user's taste is the target, GPT's picks are the stand-in for it. The calibration fit does not take
-these rows yet; `ranker calibrate` only says how many labels are stored.
+GPT row: the user's taste is the target, GPT's picks are the stand-in for it. `ranker calibrate` learns from the
+stored labels (training_labels): a label on a paper of a history day overrides GPT's pick there; labelled papers
+in no history day join the fit as days of their own (label_days), so labels alone train a calibration too once
+there are MIN_LABELS_EACH of each kind.
 """
 from __future__ import annotations
 
@@ -166,3 +168,51 @@ def store_training_rows(store: "Store", history_days: Iterable["HistoryDay"] = (
     return training_rows(list(history_days), {pid: lb.liked for pid, lb in stored.items()},
                          label_papers=store.get_papers(stored),
                          label_days={pid: lb.day for pid, lb in stored.items() if lb.day})
+
+
+# Labelled papers outside the history are grouped into days named "<day>+labels": they sort right after that
+# day's GPT history (before the next day), so a walk-forward fit for a day never sees the labels given on it.
+LABEL_DAY_SUFFIX = "+labels"
+
+
+class TrainingLabels(NamedTuple):
+    labels: dict[str, bool]          # paper id -> liked, every stored label
+    days: list["HistoryDay"]         # the labelled papers in no history day, as days of their own
+    on_history: int                  # labels on papers of the history days (each overrides GPT's pick)
+    outside: int                     # labels on papers in no history day, used through `days`
+    unknown: int                     # labels on papers the store does not hold (left out)
+
+    @property
+    def used(self) -> int:
+        return self.on_history + self.outside
+
+
+def label_days(history_days: Sequence["HistoryDay"], labels: Mapping[str, bool], *,
+               label_papers: Mapping[str, Paper], label_days_of: Mapping[str, str] | None = None,
+               ) -> list["HistoryDay"]:
+    """The labelled papers of `label_papers` that are in no history day, as HistoryDays (one per day the labels
+    were given, else the paper's date; named "<day>+labels"), their picks the papers the user liked."""
+    from .prefilter.history import HistoryDay
+    seen = {p.id for d in history_days for p in d.papers}
+    outside = {pid: v for pid, v in labels.items() if pid not in seen}
+    rows = training_rows([], outside, label_papers=label_papers, label_days=label_days_of)
+    by_day: dict[str, HistoryDay] = {}
+    for p, liked, g in zip(rows.papers, rows.y, rows.groups):
+        day = by_day.setdefault(g, HistoryDay(date=g + LABEL_DAY_SUFFIX, papers=[], picks=set(), source="labels"))
+        day.papers.append(p)
+        if liked:
+            day.picks.add(p.id)
+    return [by_day[g] for g in sorted(by_day)]
+
+
+def training_labels(store: "Store", history_days: Sequence["HistoryDay"] = ()) -> TrainingLabels:
+    """The store's labels as calibration input beside `history_days` (see label_days)."""
+    stored = store.get_labels()
+    labels = {pid: lb.liked for pid, lb in stored.items()}
+    seen = {p.id for d in history_days for p in d.papers}
+    papers = store.get_papers([pid for pid in stored if pid not in seen])
+    days = label_days(history_days, labels, label_papers=papers,
+                      label_days_of={pid: lb.day for pid, lb in stored.items() if lb.day})
+    on_history = sum(1 for pid in labels if pid in seen)
+    outside = sum(len(d.papers) for d in days)
+    return TrainingLabels(labels, days, on_history, outside, len(labels) - on_history - outside)
