@@ -2,6 +2,7 @@
 the serve CLI's edges (a port in use, a non-loopback host, a missing extra), calibrate's note on labels."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import xml.etree.ElementTree as ET
@@ -204,11 +205,11 @@ def test_help_has_examples():
         assert r.returncode == 0 and example in r.stdout, (cmd, r.stdout)
 
 
-def test_calibrate_says_the_labels_are_stored_and_not_used_yet(tmp_path):
+def test_a_stored_label_changes_the_next_calibrations_training_set(tmp_path):
     # vectors put in the store beforehand: the fit embeds nothing and loads no model
     hist, db = tmp_path / "history", tmp_path / "r.sqlite3"
     papers = []
-    for day in ("2025-05-15", "2025-07-02"):
+    for day in ("2025-04-30", "2025-05-15", "2025-07-02"):
         shutil.copytree(DAYS / day, hist / day)
         papers += read_papers(DAYS / day / "listing.jsonl")
     with Store(db) as s:
@@ -216,11 +217,13 @@ def test_calibrate_says_the_labels_are_stored_and_not_used_yet(tmp_path):
     args = ("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--embedder", "test-vectors",
             "--no-eval", "--db", db)
     r = ranker(*args, timeout=300)
-    assert r.returncode == 0 and "labels of yours" not in r.stderr, r.stderr
+    assert r.returncode == 0 and "labels" not in r.stderr, r.stderr
+    assert json.loads((tmp_path / "cal.json").read_text())["trained_on"]["labels"] == 0
     with Store(db) as s:
-        s.set_label(papers[0].id, 1, "2025-05-15")
-        s.set_label(papers[1].id, -1, "2025-05-15")
+        s.set_label(papers[0].id, 1, "2025-04-30")
+        s.set_label(papers[1].id, -1, "2025-04-30")
     r = ranker(*args, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert ("note: 2 labels of yours are stored (1 up, 1 down); this calibration learns from GPT's picks only "
-            "and does not use them yet") in r.stderr
+    assert ("labels: 2 of yours used (1 up, 1 down; 2 on history papers, overriding GPT's pick; 0 on other "
+            "papers)") in r.stderr
+    assert json.loads((tmp_path / "cal.json").read_text())["trained_on"]["labels"] == 2
