@@ -65,11 +65,13 @@ def test_picks_missing_from_the_listing_are_reported(tmp_path):
     none.mkdir()
     (none / "listing.jsonl").write_text("\n".join(ln for ln in lines if json.loads(ln)["id"] not in picks))
     shutil.copy(DAYS / "2025-05-15" / "gpt_scores.jsonl", none / "gpt_scores.jsonl")
+    shutil.copytree(DAYS / "2025-05-13", hist / "2025-05-13")
     warnings = []
     days = load_history(hist, warn=warnings.append)
-    assert [d.date for d in days] == ["2025-05-15"] and len(days[0].picks) == 12
-    assert any("5 of 17 GPT picks" in w and "2025-05-15" in w for w in warnings)
-    assert any("2025-05-16" in w and "skipped" in w for w in warnings)
+    # a listing that lacks some of the day's picks is not the day GPT judged: the day is skipped, not half used
+    assert [d.date for d in days] == ["2025-05-13"] and len(warnings) == 2
+    assert "2025-05-15: day skipped: 5 of 17 GPT picks (from gpt_scores.jsonl) are not in listing.jsonl" in warnings[0]
+    assert "2025-05-16: day skipped: 17 of 17 GPT picks" in warnings[1]
 
 
 def test_history_errors(tmp_path):
@@ -80,7 +82,7 @@ def test_history_errors(tmp_path):
     d = tmp_path / "2025-01-01"
     d.mkdir()
     (d / "listing.jsonl").write_text(json.dumps({"id": "2501.00001", "title": "t", "abstract": "a"}) + "\n")
-    with pytest.raises(InputError, match="no GPT picks"):
+    with pytest.raises(InputError, match=r"no usable day in the history \(1 skipped"):
         load_history(tmp_path)
 
 

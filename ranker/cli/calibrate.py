@@ -2,60 +2,90 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, Progress, PromptsOpt, echo, info,
-                     load_settings, warn)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
+                     echo, info, load_settings, warn)
 
 
-def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl "
-                                                    "plus GPT's picks (<date>/gpt_scores.jsonl, or the digest's "
-                                                    ".json or .md).")],
-              out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
+def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
+              history: Annotated[Optional[Path], typer.Option(
+                  "--history", help="Folder of past days: <date>/listing.jsonl plus GPT's picks "
+                  "(<date>/gpt_scores.jsonl, or the digest's .json or .md). Without it: your labels alone.",
+                  show_default=False)] = None,
               prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
+              labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Learn from your own thumbs up/down "
+                                                   "in the database too (`ranker serve`, `ranker labels import`)."
+                                                   )] = True,
               evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print walk-forward figures: the "
                                                      "last third of the days, each ranked by a fit on the days "
                                                      "before it, beside zero-shot's (one fit per such day more)."
                                                      )] = True,
-              config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Learn from days GPT-4o already judged; print what it buys on days it did not see.
+              config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+              verbose: VerboseOpt = False) -> None:
+    """Learn from days GPT-4o already judged, and from your own labels; print what it buys on days it did not see.
 
     Logistic regressions on embeddings and on words, stacked with the zero-shot topic score and what the history
-    says about the authors and categories. Prints AUC, recall in the top 25% / 40% and keep95 (the smallest top
-    fraction of a day holding 95% of GPT's picks), walk-forward, beside zero-shot's.
+    says about the authors and categories. A label of yours overrides GPT's pick for that paper and weighs 3
+    times as much; labelled papers outside the history count too, so labels alone work once there are 10 of
+    each kind. Prints AUC, recall in the top 25% / 40% and keep95 (the smallest top fraction of a day holding
+    95% of GPT's picks), walk-forward, beside zero-shot's.
 
     Use the file with `ranker prefilter --calibration FILE` (and the same --embedder); it keeps by recall 0.95.
 
-    Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
+    \b
+    Example:
+      ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
     """
     import time
 
-    from ..prefilter.calibrate import calibrate as fit_history
+    from ..errors import InputError
+    from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
+    from ..prefilter.calibrate import calibrate as fit_history, check_enough
     from ..prefilter.embed import Embedder
-    from ..prefilter.history import load_history
+    from ..prefilter.history import read_history
     from ..prefilter.walkforward import table
     from ..prompts import load_prompts
     from ..store import Store
 
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
+                      offline=offline)
     ps = load_prompts(s.scoring.prompts)
-    days = load_history(history, warn=warn)
-    if not days:
-        from ..errors import InputError
-        raise InputError("no usable day in the history (each needs papers and at least one GPT pick)",
-                         where=str(history))
-    n_papers = sum(len(d.papers) for d in days)
-    n_picks = sum(len(d.picks) for d in days)
-    info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks")
-    if evaluate and len(days) < 3:
-        info("note: walk-forward figures need at least 3 days; skipped")
+    days = []
+    if history is not None:
+        hist = read_history(history, warn=warn)
+        days = hist.days
+        n_papers = sum(len(d.papers) for d in days)
+        n_picks = sum(len(d.picks) for d in days)
+        skipped = f"; {len(hist.skipped)} day{'s' if len(hist.skipped) != 1 else ''} skipped" if hist.skipped else ""
+        info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks{skipped}")
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
+        lab = training_labels(store, days) if labels else TrainingLabels({}, [], 0, 0, 0)
+        if lab.labels:
+            up = sum(lab.labels.values())
+            info(f"labels: {lab.used} of yours used ({up} up, {len(lab.labels) - up} down; {lab.on_history} on "
+                 f"history papers, overriding GPT's pick; {lab.outside} on other papers)"
+                 + (f"; {lab.unknown} left out: papers not in the database" if lab.unknown else ""))
+        if history is None:
+            if not labels:
+                raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
+            short = labels_needed({p.id: lab.labels[p.id] for d in lab.days for p in d.papers})
+            if short:
+                raise InputError(f"no GPT history given, and too few labels to learn from alone: {short} more "
+                                 f"needed ({MIN_LABELS_EACH} thumbs up and {MIN_LABELS_EACH} thumbs down)",
+                                 key="history")
+        else:
+            check_enough(days, labels_short=labels_needed(lab.labels) if lab.labels else None, where=str(history))
         emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
-        cal, report = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate, progress=bar)
+        cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
+                                  evaluate=evaluate, labels=lab.labels or None,
+                                  eval_on=[d.date for d in days] or None, progress=bar)
+    if evaluate and report is None:
+        info("note: walk-forward figures need at least 3 days; skipped")
     if report is not None and report.days:
         for line in table(report):
             echo(line)
@@ -66,7 +96,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     t95 = cal.recall_thresholds.get("0.95")
     secs = cal.trained_on.get("seconds", {})
     took = f"{time.perf_counter() - t0:.0f}s: " + ", ".join(f"{k.replace('_', '-')} {v:.0f}s" for k, v in secs.items())
-    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d; {took}"
+    used = f"; {cal.trained_on.get('labels', 0)} labels" if lab.labels else ""
+    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d{used}; {took}"
          + (f"; keeps by recall 0.95 at score >= {t95:.3f})" if t95 is not None else ")"))
 
 

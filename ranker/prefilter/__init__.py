@@ -2,15 +2,19 @@
 
 Library entry point:
   rank_papers(papers, prompts, *, embedder="minilm", keep=None, top=None, recall=None, min_keep=20,
-              calibration=None, store=None, progress=None) -> PrefilterResult
-      every paper as a Ranked record, best first, `kept` and `rule` set by the keep policy; plus the keep
-      decision (rule, threshold, expected recall), what was embedded or reused from the store, and timings
+              calibration=None, store=None, progress=None, rules=None) -> PrefilterResult
+      every paper as a Ranked record, best first, `kept` and `rule` set by the keep policy and the user's rules
+      (pins, exclusions); plus the keep decision (rule, threshold, expected recall), what was embedded or
+      reused from the store, and timings
+  score_vectors(paper_vecs, query_vecs, queries, papers, calibration) / keep_mask(score, k)
+      the same ranking on vectors already made, one day at a time (the backfill's per-day stage)
 The keep policy (recall.decide_keep): `top` papers, else the top `keep` fraction, else the smallest top part
 expected to hold a share `recall` of GPT's picks; by default recall 0.95 with a calibration, the fraction
-recall.DEFAULT_KEEP without one; never fewer than min(n, min_keep).
+recall.DEFAULT_KEEP without one; never fewer than min(n, min_keep). It applies to the papers no exclusion
+matches; a pinned author's paper is kept besides.
 Submodules: embed (sentence embeddings + store cache), rank (zero-shot score), recall (keep policy), index
 (FAISS), calibrate + features (learning from GPT digest history), history (reading that history), walkforward
-and metrics (AUC, recall@k, keep95).
+and metrics (AUC, recall@k, keep95), rules (author pins and exclusions).
 """
 from __future__ import annotations
 
@@ -29,8 +33,9 @@ if TYPE_CHECKING:
     from ..store import Store
     from .calibrate import Calibration
     from .embed import Embedder
+    from .rules import DayRules
 
-__all__ = ["rank_papers", "PrefilterResult"]
+__all__ = ["rank_papers", "score_vectors", "keep_mask", "PrefilterResult"]
 
 
 @dataclass
@@ -54,6 +59,16 @@ class PrefilterResult:
         return [r.paper for r in self.ranked if r.kept]
 
     @property
+    def excluded(self) -> int:
+        """Papers an exclusion rule kept from the LLM."""
+        return sum(r.rule.startswith("exclude:") for r in self.ranked)
+
+    @property
+    def pinned(self) -> int:
+        """Papers kept because a pinned author wrote them (whatever their score)."""
+        return sum(r.rule == "pin" for r in self.ranked)
+
+    @property
     def reused(self) -> int:
         """Paper vectors that came from the store (not embedded this run)."""
         return max(0, len(self.ranked) - self.embedded)
@@ -70,27 +85,52 @@ class PrefilterResult:
             why = f"fixed fraction, expected recall {self.keep['expected_recall']:.2f}"
         else:
             why = {"keep": "fixed fraction", "top": "top K"}.get(rule, rule)
-        return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}; "
+        rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),
+                                                          (self.pinned, "by pinned authors")) if n)
+        return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}{rules}; "
                 f"{self.seconds:.1f}s)")
+
+
+def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, papers: Sequence[Paper],
+                  calibration: "Calibration | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """(prefilter score, best topic index) of each paper of ONE day, from its vectors: the zero-shot score
+    centred on these papers, or the calibration's probability when one is given. rank_papers and the
+    backfill's per-day stage both rank through here."""
+    from .rank import zero_shot
+    zs, topic_idx = zero_shot(paper_vecs, query_vecs, queries, [p.title for p in papers])
+    score = calibration.score(paper_vecs, zs, papers) if calibration is not None else zs.astype(np.float64)
+    return np.asarray(score, dtype=np.float64), topic_idx
+
+
+def keep_mask(score: np.ndarray, k: int) -> np.ndarray:
+    """True for the k best scores (ties: the earlier paper first, as rank_papers orders them)."""
+    order = np.argsort(-np.asarray(score), kind="stable")
+    mask = np.zeros(len(order), dtype=bool)
+    mask[order[:k]] = True
+    return mask
 
 
 def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
                 embedder: "str | Embedder" = "minilm", keep: float | None = None, top: int | None = None,
                 recall: float | None = None, min_keep: int = 20,
                 calibration: "Calibration | str | Path | None" = None,
-                store: "Store | None" = None, progress: Progress | None = None) -> PrefilterResult:
+                store: "Store | None" = None, progress: Progress | None = None,
+                rules: "DayRules | None" = None) -> PrefilterResult:
     """Every paper, sorted by descending prefilter_score; `kept` marks the papers the keep policy passes on
-    (see the module's docstring) and `rule` names the rule that decided each."""
+    (see the module's docstring) among those no exclusion rule matches, and `rule` names what decided each:
+    the keep rule, "pin" (a pinned author's paper, always kept) or "exclude:<rule>" (never kept)."""
     from ..prompts import load_prompts
     from .calibrate import Calibration
     from .embed import Embedder
-    from .rank import build_queries, zero_shot
+    from .rank import build_queries
     from .recall import decide_keep
 
     t0 = time.perf_counter()
     prompts = prompts if prompts is not None else load_prompts()
     qs = build_queries(prompts)
     decide_keep(np.zeros(1), keep=keep, top=top, recall=recall, min_keep=min_keep)   # validates before any work
+    excluded = {p.id: r.text for p in papers if rules and rules.exclusions and (r := rules.exclusions.match(p))}
+    pinned = {p.id for p in papers if rules and rules.pins and rules.pins.match(p)}
     emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
     cal = None
     if calibration is not None:
@@ -102,18 +142,26 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
         return PrefilterResult([], emb.key, calibrated=cal is not None, seconds=time.perf_counter() - t0)
 
     t = time.perf_counter()
-    qv = emb.embed_queries(qs.texts, store)
+    qv = emb.embed_queries(qs.texts, store, progress=progress)
     pv = emb.embed_papers(papers, store, progress=progress)
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
-    zs, topic_idx = zero_shot(pv, qv, qs, [p.title for p in papers])
-    score = cal.score(pv, zs, papers) if cal is not None else zs.astype(np.float64)
+    score, topic_idx = score_vectors(pv, qv, qs, papers, cal)
     order = np.argsort(-score, kind="stable")
-    dec = decide_keep(score, keep=keep, top=top, recall=recall, min_keep=min_keep, calibration=cal)
-    ranked = [Ranked(paper=papers[i], prefilter_score=float(score[i]), kept=j < dec.n_keep,
-                     topic=qs.topic_names[int(topic_idx[i])],
-                     rule=dec.rule if j < dec.n_by_rule or j >= dec.n_keep else "min_keep")
-              for j, i in enumerate(order)]
+    candidates = [i for i in order if papers[i].id not in excluded]
+    dec = decide_keep(score[candidates], keep=keep, top=top, recall=recall, min_keep=min_keep, calibration=cal)
+    ranked, j = [], 0
+    for i in order:
+        p = papers[i]
+        r = Ranked(paper=p, prefilter_score=float(score[i]), kept=False, topic=qs.topic_names[int(topic_idx[i])])
+        if p.id in excluded:
+            r.rule = f"exclude:{excluded[p.id]}"
+        else:
+            r.kept = j < dec.n_keep or p.id in pinned
+            r.rule = ("pin" if p.id in pinned else
+                      dec.rule if j < dec.n_by_rule or j >= dec.n_keep else "min_keep")
+            j += 1
+        ranked.append(r)
     timings["score"] = time.perf_counter() - t
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,

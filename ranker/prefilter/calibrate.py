@@ -12,6 +12,8 @@ by a fit on other days) and the out-of-day author/category features, so each sig
 helps on days it was not fit on. Those out-of-day stacked scores also tell how high a score a held-back pick
 reaches: the calibration keeps, per recall target, the score threshold that held that share of the picks
 (recall.py turns it into "keep this many papers").
+The user's own labels (ranker.labels) join the fit: a label overrides GPT's pick for its paper and weighs
+Options.label_weight times a GPT row; labelled papers in no history day come as days of their own.
 The result is written to one JSON file, with the embedder's name and dimension.
 """
 from __future__ import annotations
@@ -34,6 +36,10 @@ FORMAT = "ranker-calibration"
 VERSION = 2
 # Recall targets the file stores a score threshold for (recall.py interpolates between them).
 RECALL_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(51))     # 0.50 .. 1.00
+# The least history worth learning from: days with GPT picks, and picks over all of them. Below it the stacker has
+# too few days to weigh its signals out of day and the walk-forward check cannot run, so nothing is written.
+MIN_DAYS = 3
+MIN_PICKS = 30
 
 
 @dataclass
@@ -483,22 +489,39 @@ def history_data(days, prompts, *, embedder="minilm", store=None, progress=None)
                        np.asarray(gs), papers, emb.key)
 
 
+def check_enough(days, *, labels_short: int | None = None, where: str | None = None) -> None:
+    """InputError when `days` (HistoryDays) are too few to learn from (MIN_DAYS days, MIN_PICKS picks), saying
+    how much more is needed. `labels_short`: how many more labels a calibration from labels alone needs (0:
+    enough, then a short GPT history is no obstacle); None when labels are not used."""
+    n_days, n_picks = len(days), sum(len(d.picks) for d in days)
+    if (n_days >= MIN_DAYS and n_picks >= MIN_PICKS) or labels_short == 0:
+        return
+    need = ([f"{MIN_DAYS - n_days} more day{'s' if MIN_DAYS - n_days > 1 else ''}"] if n_days < MIN_DAYS else []) \
+        + ([f"{MIN_PICKS - n_picks} more GPT picks"] if n_picks < MIN_PICKS else [])
+    alt = f", or {labels_short} more labels of yours" if labels_short else ""
+    raise InputError(f"too short to learn from: {n_days} day{'s' if n_days != 1 else ''} with {n_picks} GPT "
+                     f"picks; a calibration needs at least {MIN_DAYS} days and {MIN_PICKS} picks "
+                     f"({' and '.join(need)} needed{alt}); no calibration written", where=where)
+
+
 def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = True, eval_share: float = 1 / 3,
               options: Options | None = None, labels: Mapping[str, bool] | None = None,
-              progress: Callable | None = None):
+              eval_on: Sequence[str] | None = None, progress: Callable | None = None):
     """Fit a calibration on history days. With `evaluate`, also the walk-forward figures on the last
-    `eval_share` of the days (each ranked by a fit on the days before it), beside zero-shot's.
-    Returns (calibration, walkforward.Report or None)."""
+    `eval_share` of the days (of `eval_on`, when given: e.g. the GPT days, not the days of labels alone), each
+    ranked by a fit on the days before it, beside zero-shot's. `labels`: the user's verdicts by paper id (each
+    overrides GPT's pick and weighs options.label_weight). Returns (calibration, walkforward.Report or None)."""
     from .walkforward import walk_forward
     t0 = time.perf_counter()
     data = history_data(days, prompts, embedder=embedder, store=store,
                         progress=(lambda d, n: progress("embedding", d, n)) if progress else None)
     seconds = {"embedding": time.perf_counter() - t0}
     report = None
-    if evaluate and len(data.days) >= 3:
+    on = sorted(eval_on) if eval_on else data.days
+    if evaluate and len(on) >= 3:
         t = time.perf_counter()
         report = walk_forward(data, lambda tr: _scorer(fit_data(tr, options=options, labels=labels)),
-                              test_days=eval_days(data.days, eval_share),
+                              test_days=eval_days(on, eval_share),
                               progress=(lambda d, n: progress("walk-forward", d, n)) if progress else None)
         seconds["walk_forward"] = time.perf_counter() - t
     if progress:

@@ -8,6 +8,11 @@ and GPT's picks for that day, in the first of these that is present:
   <date>/*.md, *.txt        the digest as published in Markdown (paper blocks carry "**ArXiv ID:** ...")
   the listing's own "gpt_selected": true flags
 Only ids matter here; they are read by the one reader of GPT digests, ranker.compare.readers.
+
+read_history() is the one reader of a history directory (calibration and `ranker eval` use it): a day that
+cannot be trusted (no GPT picks file, picks missing from its listing, a line that is not valid JSON in either
+file, a digest in an unknown format, no paper or no pick) is skipped with one line naming the day and the
+problem, counted in History.skipped, and the other days are used.
 """
 from __future__ import annotations
 
@@ -18,8 +23,7 @@ from ..compare.readers import read_scores, sniff
 from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import Paper
-from ..sources import read_papers
-
+from ..sources import ReadReport, read_papers
 
 
 @dataclass
@@ -35,9 +39,15 @@ class HistoryDay:
         return [p.id in self.picks for p in self.papers]
 
 
-def read_listing(path: Path) -> list[Paper]:
-    """The day's papers through the shared reader (a bad line is skipped and counted, as everywhere)."""
-    return list(read_papers(path))
+@dataclass
+class History:
+    days: list[HistoryDay]                                 # the usable days, oldest first
+    skipped: list[dict] = field(default_factory=list)      # {"day": folder name, "problem": why}, in order
+
+
+def read_listing(path: Path, warn: Warn = ignore_warning) -> list[Paper]:
+    """The day's papers through the shared reader (a bad line is skipped, and passed to `warn`)."""
+    return list(read_papers(path, report=ReadReport(on_warning=warn)))
 
 
 # --------------------------------------------------------------------------- GPT's picks
@@ -62,7 +72,7 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning) -> HistoryDay:
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
-    papers = read_listing(listing)
+    papers = read_listing(listing, warn)
     ids, source = _find_picks(day_dir, papers, warn)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
@@ -71,28 +81,47 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning) -> HistoryDay:
     return HistoryDay(date=date, papers=papers, picks=picks, missing=missing, source=source)
 
 
-def load_history(directory: str | Path, warn: Warn = ignore_warning) -> list[HistoryDay]:
-    """Every usable day under `directory`, oldest first. A day some of whose GPT picks are missing from its
-    listing is used with the picks that are there, and reported; a day with no pick in its listing (or no
-    paper) is skipped, and reported."""
+def read_history(directory: str | Path, warn: Warn = ignore_warning) -> History:
+    """Every day folder under `directory`, oldest first: the usable ones as HistoryDays, the others skipped
+    (see the module's docstring), each with one line to `warn`: "<day folder>: day skipped: <problem>".
+    An InputError when the directory is missing or no day is usable."""
     d = Path(directory)
     if not d.is_dir():
         raise InputError("history directory not found", where=str(d))
-    day_dirs = sorted(p for p in d.iterdir() if p.is_dir() and (p / "listing.jsonl").exists())
+    day_dirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not day_dirs:
-        raise InputError("no day folders with a listing.jsonl (expected <date>/listing.jsonl and "
-                         "<date>/gpt_scores.jsonl)", where=str(d))
-    days: list[HistoryDay] = []
+        raise InputError("no day folders (expected <date>/listing.jsonl and <date>/gpt_scores.jsonl)", where=str(d))
+    out = History(days=[])
     for dd in day_dirs:
-        day = load_day(dd, warn)
-        if day.missing:
-            warn(f"{dd}: {len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks "
-                 f"(from {day.source}) are not in listing.jsonl; they are left out")
-        if not day.papers:
-            warn(f"{dd}: listing.jsonl has no papers; day skipped")
+        problems: list[str] = []
+        day = None
+        try:
+            day = load_day(dd, problems.append)
+        except InputError as e:
+            inside = e.where and Path(e.where) != dd and Path(e.where).parent == dd
+            problems.insert(0, f"{Path(e.where).name}: {e.message}" if inside else e.message)
+        except (OSError, UnicodeError, ValueError) as e:       # an unreadable file
+            problems.insert(0, f"unreadable ({e})")
+        if day is not None and day.missing:
+            problems.insert(0, f"{len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks (from "
+                               f"{day.source}) are not in listing.jsonl ({', '.join(day.missing[:3])}"
+                               f"{' ...' if len(day.missing) > 3 else ''})")
+        if day is not None and not problems and not day.papers:
+            problems.append("listing.jsonl has no papers")
+        if day is not None and not problems and not day.picks:
+            problems.append(f"no GPT pick (from {day.source})")
+        if problems:
+            why = problems[0].removeprefix(f"{dd}: ").removeprefix(f"{dd}/")
+            out.skipped.append({"day": dd.name, "problem": why})
+            warn(f"{dd}: day skipped: {why}")
             continue
-        if not day.picks:
-            warn(f"{dd}: none of GPT's picks is in listing.jsonl; day skipped")
-            continue
-        days.append(day)
-    return days
+        out.days.append(day)
+    if not out.days:
+        raise InputError(f"no usable day in the history ({len(out.skipped)} skipped; each day needs "
+                         "<date>/listing.jsonl and GPT's picks, e.g. <date>/gpt_scores.jsonl)", where=str(d))
+    return out
+
+
+def load_history(directory: str | Path, warn: Warn = ignore_warning) -> list[HistoryDay]:
+    """The usable days of read_history(directory, warn)."""
+    return read_history(directory, warn).days

@@ -1,0 +1,121 @@
+"""`ranker calibrate` learns from the user's own labels in the store, beside the GPT history (issue #15): a
+label overrides GPT's pick and weighs more, labelled papers outside the history count too, labels alone work
+once there are enough. Vectors are stored beforehand (conftest.store_vectors): no model is loaded."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from ranker.prefilter.calibrate import Calibration, history_data
+from ranker.prefilter.history import load_day
+from ranker.prompts import load_prompts
+from ranker.sources import read_papers
+from ranker.store import Store
+
+from conftest import DAYS, ranker, store_vectors
+
+HIST = ("2025-04-30", "2025-05-13", "2025-05-15")
+OUTSIDE = "2025-06-23"            # a day whose papers are labelled but which is not in the history
+
+
+def _setup(tmp_path):
+    hist = tmp_path / "hist"
+    for d in HIST:
+        shutil.copytree(DAYS / d, hist / d)
+    db = tmp_path / "r.sqlite3"
+    outside = list(read_papers(DAYS / OUTSIDE / "listing.jsonl"))
+    with Store(db) as s:
+        store_vectors(s, [p for d in HIST for p in read_papers(DAYS / d / "listing.jsonl")] + outside)
+        s.add_papers(outside)
+    return hist, db, outside
+
+
+def _ranks(cal_path, db, day) -> dict[str, float]:
+    """Each paper of `day` (a HistoryDay) -> its place in the day under the calibration, as a top fraction."""
+    cal = Calibration.load(cal_path)
+    with Store(db) as s:
+        data = history_data([day], load_prompts(), store=s)
+    score = cal.score(data.X, data.zs, data.papers)
+    return dict(zip([p.id for p in data.papers], (np.argsort(np.argsort(-score)) + 1) / len(score)))
+
+
+def mentions(p, word: str) -> bool:
+    return word in f"{p.title} {p.abstract}".lower()
+
+
+def test_labels_change_what_calibrate_learns(tmp_path):
+    hist, db, outside = _setup(tmp_path)
+    plain = tmp_path / "plain.json"
+    r = ranker("calibrate", "--history", hist, "--out", plain, "--no-eval", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "labels:" not in r.stderr and json.loads(plain.read_text())["trained_on"]["labels"] == 0
+
+    # a user whose taste differs from GPT's: robotics papers up (GPT picked 1 of 35 of them), GPT's picks
+    # about theory down; a few robotics papers of a day outside the history up too
+    days = [load_day(DAYS / d) for d in HIST]
+    up = [p.id for d in days for p in d.papers if mentions(p, "robot")]
+    down = [p.id for d in days for p in d.papers if p.id in d.picks and mentions(p, "theor") and p.id not in up]
+    day = load_day(DAYS / OUTSIDE)
+    robots = [p.id for p in day.papers if mentions(p, "robot")]
+    with Store(db) as s:
+        for pid in down:
+            s.set_label(pid, -1, "2025-05-15")
+        for pid in up + robots[:5]:
+            s.set_label(pid, 1, OUTSIDE)
+        s.set_label("2599.99999", 1, OUTSIDE)                   # a paper the store does not hold
+    assert (len(up), len(down)) == (35, 22)
+    labelled = tmp_path / "labelled.json"
+    r = ranker("calibrate", "--history", hist, "--out", labelled, "--no-eval", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert ("labels: 62 of yours used (41 up, 22 down; 57 on history papers, overriding GPT's pick; 5 on other "
+            "papers); 1 left out: papers not in the database") in r.stderr, r.stderr
+    assert "; 62 labels;" in r.stderr.splitlines()[-1]
+    d = json.loads(labelled.read_text())
+    assert d["trained_on"]["labels"] == 62 and d["trained_on"]["picks"] == 78 - 22 + 35 - 1 + 5
+    assert d["trained_on"]["days"] == [*HIST, f"{OUTSIDE}+labels"]
+
+    # on the day outside the history, the papers of the user's taste the labels did not name moved: the other
+    # robotics papers up (all of them), GPT's theory picks down
+    a, b = _ranks(plain, db, day), _ranks(labelled, db, day)
+    rest = robots[5:]
+    theory = [p.id for p in day.papers if p.id in day.picks and mentions(p, "theor")]
+    assert len(rest) == 13 and len(theory) == 12
+    assert all(b[p] < a[p] for p in rest) and np.mean([b[p] for p in rest]) < np.mean([a[p] for p in rest]) - 0.3
+    assert np.mean([b[p] > a[p] for p in theory]) >= 0.75
+    assert np.mean([b[p] for p in theory]) > np.mean([a[p] for p in theory]) + 0.1
+
+    # --no-labels: GPT's picks only, the same model as before any label
+    again = tmp_path / "again.json"
+    r = ranker("calibrate", "--history", hist, "--out", again, "--no-eval", "--no-labels", "--db", db)
+    assert r.returncode == 0 and "labels:" not in r.stderr
+    assert json.loads(again.read_text())["stack_coef"] == json.loads(plain.read_text())["stack_coef"]
+
+
+def test_labels_alone_train_once_there_are_enough(tmp_path):
+    _, db, outside = _setup(tmp_path)
+    day = load_day(DAYS / OUTSIDE)
+    liked = [p.id for p in outside if p.id in day.picks]
+    disliked = [p.id for p in outside if p.id not in day.picks]
+    out = tmp_path / "c.json"
+    with Store(db) as s:
+        for pid in liked[:10]:
+            s.set_label(pid, 1, OUTSIDE)
+        for pid in disliked[:4]:
+            s.set_label(pid, -1, OUTSIDE)
+    r = ranker("calibrate", "--out", out, "--db", db)
+    assert r.returncode == 1 and not out.exists()
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --history: no GPT history given, and too few labels to learn from alone: 6 more needed "
+        "(10 thumbs up and 10 thumbs down)")
+    with Store(db) as s:
+        for pid in disliked[4:30]:
+            s.set_label(pid, -1, OUTSIDE)
+    r = ranker("calibrate", "--out", out, "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "labels: 40 of yours used (10 up, 30 down; 0 on history papers" in r.stderr
+    d = json.loads(out.read_text())
+    assert d["trained_on"]["labels"] == 40 and d["trained_on"]["picks"] == 10
+    r = ranker("calibrate", "--out", out, "--db", db, "--no-labels")
+    assert r.returncode == 1 and "error: --history: nothing to learn from" in r.stderr

@@ -1,0 +1,123 @@
+"""The one history reader (prefilter.history.read_history) on bad input: each bad day is skipped with one line
+naming it and its problem, counted, and the other days are used; a history too short to learn from says how
+much more is needed and writes no calibration. Small temp copies of the shared days in tests/data."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ranker.errors import InputError
+from ranker.prefilter.calibrate import MIN_DAYS, MIN_PICKS, check_enough
+from ranker.prefilter.history import read_history
+from ranker.sources import read_papers
+from ranker.store import Store
+
+from conftest import DAYS, ranker, store_vectors
+
+GOOD = ("2025-04-30", "2025-05-13", "2025-05-15")
+
+
+def copy_day(src: str, dest):
+    shutil.copytree(DAYS / src, dest)
+    return dest
+
+
+def picks_of(day: str) -> list[str]:
+    return [json.loads(ln)["id"] for ln in (DAYS / day / "gpt_scores.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def bad_history(tmp_path):
+    """Three good days and one of each kind of bad day (named by the problem they hold)."""
+    h = tmp_path / "hist"
+    for d in GOOD:
+        copy_day(d, h / d)
+    # no gpt_scores.jsonl (nor any other digest)
+    (h / "2025-06-01").mkdir(parents=True)
+    rows = [json.loads(ln) for ln in (DAYS / "2025-06-23" / "listing.jsonl").read_text().splitlines()]
+    (h / "2025-06-01" / "listing.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in r.items() if k != "gpt_selected"}) + "\n" for r in rows))
+    # three of GPT's picks missing from the listing
+    d = copy_day("2025-06-23", h / "2025-06-02")
+    gone = set(picks_of("2025-06-23")[:3])
+    lines = (d / "listing.jsonl").read_text().splitlines()
+    (d / "listing.jsonl").write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["id"] not in gone))
+    # a truncated last line in gpt_scores.jsonl (a download cut short)
+    d = copy_day("2025-07-02", h / "2025-06-03")
+    text = (d / "gpt_scores.jsonl").read_text()
+    (d / "gpt_scores.jsonl").write_text(text[:len(text) - len(text.splitlines()[-1]) // 2 - 1])
+    # a truncated line in listing.jsonl
+    d = copy_day("2025-07-02", h / "2025-06-04")
+    lines = (d / "listing.jsonl").read_text().splitlines()
+    (d / "listing.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:80])
+    # a digest in an unknown format (no gpt_scores.jsonl; a .json that is not a digest)
+    d = h / "2025-06-05"
+    d.mkdir()
+    shutil.copy(DAYS / "2025-07-02" / "listing.jsonl", d / "listing.jsonl")
+    (d / "output.json").write_text(json.dumps({"papers": ["2507.00001", "2507.00002"], "version": 3}))
+    # a folder with no listing at all
+    (h / "2025-06-06").mkdir()
+    (h / "2025-06-06" / "gpt_scores.jsonl").write_text((DAYS / "2025-07-02" / "gpt_scores.jsonl").read_text())
+    return h
+
+
+def test_each_bad_day_is_skipped_with_one_line_and_counted(bad_history):
+    lines = []
+    hist = read_history(bad_history, warn=lines.append)
+    assert [d.date for d in hist.days] == list(GOOD)
+    problems = {s["day"]: s["problem"] for s in hist.skipped}
+    assert list(problems) == ["2025-06-01", "2025-06-02", "2025-06-03", "2025-06-04", "2025-06-05", "2025-06-06"]
+    assert "no GPT picks" in problems["2025-06-01"] and "gpt_scores.jsonl" in problems["2025-06-01"]
+    assert problems["2025-06-02"].startswith("3 of 47 GPT picks (from gpt_scores.jsonl) are not in listing.jsonl")
+    assert "gpt_scores.jsonl:" in problems["2025-06-03"] and "not valid JSON" in problems["2025-06-03"]
+    assert "listing.jsonl:" in problems["2025-06-04"]
+    assert "not a JSON digest" in problems["2025-06-05"] and "output.json" in problems["2025-06-05"]
+    assert "missing listing.jsonl" in problems["2025-06-06"]
+    # one line a skipped day, naming the day's folder and the problem; nothing else said
+    assert len(lines) == 6 and all("\n" not in ln for ln in lines)
+    for (day, problem), line in zip(problems.items(), lines):
+        assert line == f"{bad_history / day}: day skipped: {problem}"
+
+
+def test_calibrate_uses_the_good_days_and_counts_the_skipped(bad_history, tmp_path):
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:                      # vectors stored beforehand: no model is loaded
+        store_vectors(s, [p for d in GOOD for p in read_papers(DAYS / d / "listing.jsonl")])
+    r = ranker("calibrate", "--history", bad_history, "--out", tmp_path / "c.json", "--no-eval", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "history: 3 days, 821 papers, 78 GPT picks; 6 days skipped" in r.stderr, r.stderr
+    assert sum("day skipped:" in ln for ln in r.stderr.splitlines()) == 6
+    assert json.loads((tmp_path / "c.json").read_text())["trained_on"]["days"] == list(GOOD)
+
+
+def test_no_usable_day_is_one_error(tmp_path):
+    (tmp_path / "2025-01-01").mkdir()
+    (tmp_path / "2025-01-01" / "listing.jsonl").write_text(json.dumps({"id": "2501.00001", "title": "t",
+                                                                        "abstract": "a"}) + "\n")
+    seen = []
+    with pytest.raises(InputError, match=r"no usable day in the history \(1 skipped"):
+        read_history(tmp_path, warn=seen.append)
+    assert len(seen) == 1 and "2025-01-01: day skipped: no GPT picks" in seen[0]
+
+
+def test_a_history_too_short_says_how_much_more_and_writes_nothing(tmp_path):
+    h = tmp_path / "hist"
+    for d in ("2025-05-13", "2025-05-15"):
+        copy_day(d, h / d)
+    days = read_history(h).days
+    with pytest.raises(InputError) as e:
+        check_enough(days, where=str(h))
+    assert e.value.message == (f"too short to learn from: 2 days with 53 GPT picks; a calibration needs at least "
+                               f"{MIN_DAYS} days and {MIN_PICKS} picks (1 more day needed); no calibration written")
+    with pytest.raises(InputError, match=r"\(2 more days and 13 more GPT picks needed, or 5 more labels of yours\)"):
+        check_enough([days[1]], labels_short=5)
+    check_enough([days[1]], labels_short=0)               # enough labels: a short GPT history is no obstacle
+    check_enough(read_history(DAYS).days)
+    out = tmp_path / "c.json"
+    r = ranker("calibrate", "--history", h, "--out", out, "--db", tmp_path / "r.sqlite3")
+    assert r.returncode == 1 and not out.exists()
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {h}: too short to learn from: 2 days with 53 GPT picks; a calibration needs at least 3 days and "
+        "30 picks (1 more day needed); no calibration written")
