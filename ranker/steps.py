@@ -123,7 +123,8 @@ def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
 
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
                   prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
-                  progress: Progress | None = None, rules: DayRules | None = None) -> PrefilterResult:
+                  progress: Progress | None = None, rules: DayRules | None = None,
+                  record: bool = True) -> PrefilterResult:
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
     the keep rule keep / top / recall / min_keep, calibration), best first, each a Ranked record with its
     verdict and the rule that decided it; the result's `keep` holds the rule, threshold and expected recall.
@@ -131,7 +132,8 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
 
     With a store, the ranking is stored as the ranking of `date` (default: the day most papers carry),
     replacing that day's earlier one, with the papers the store does not hold yet and the rule that decided
-    each paper: the day's pages (`ranker serve`, `ranker site`) read it from there."""
+    each paper: the day's pages (`ranker serve`, `ranker site`) read it from there. record=False leaves the
+    stored rankings alone and only reads the store's vectors (`ranker eval` replaying past days)."""
     from .prefilter.embed import Embedder
     want = settings.prefilter
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
@@ -140,7 +142,7 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     result = rank_papers(papers, prompts, embedder=emb, keep=None if want.top else want.keep, top=want.top,
                          recall=want.recall, min_keep=want.min_keep, calibration=want.calibration, store=store,
                          progress=progress, rules=rules)
-    if store is not None:
+    if store is not None and record:
         day = date or announcement_day(Counter(p.date for p in papers))
         store.put_rankings(day, result.ranked, embedder=result.embedder, run_id=run_id)
     return result

@@ -94,6 +94,7 @@ def test_three_days_zero_shot_with_the_fake_backend(tmp_path, settings, store):
     assert data == json.loads(json.dumps(res.to_dict()))
     assert [d["date"] for d in data["days"]] == list(THREE) and data["n_skipped"] == 0
     assert ("ranking days", 3, 3) in seen and ("scoring days", 3, 3) in seen
+    assert all(store.get_rankings(d) == [] for d in THREE)     # past days' rankings are not stored by an eval
 
     pooled = {"tp": 0, "fp": 0, "fn": 0}
     pairs_rel = []
@@ -160,7 +161,7 @@ def test_a_second_eval_of_the_same_model_scores_nothing(tmp_path, settings, stor
 
 def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
     hist = make_history(tmp_path / "hist", FIVE)
-    assert choose_days(FIVE, calibrate=True, train_once=False, days=None) == list(FIVE[3:])
+    assert choose_days({d: len(gpt_of(d)) for d in FIVE}, calibrate=True, train_once=False, days=None) == list(FIVE[3:])
     res = evaluate_history(hist, tmp_path / "out", settings, store=store, calibrate=True)
     assert [d.date for d in res.days] == list(FIVE[3:]) and res.overall["zero_shot"]["auc"] is not None
     for day in res.days:
@@ -179,18 +180,26 @@ def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
 
 
 def test_which_days(tmp_path):
-    days = [f"2025-05-{i:02d}" for i in range(1, 13)]
-    assert choose_days(days, calibrate=False, train_once=False, days=None) == days
-    assert choose_days(days, calibrate=False, train_once=False, days=2) == days[-2:]
-    assert choose_days(days, calibrate=True, train_once=False, days=None) == days[3:]
-    assert choose_days(days, calibrate=True, train_once=True, days=None) == days[-4:]
-    assert choose_days(days, calibrate=True, train_once=False, days=50) == days[3:]
-    with pytest.raises(InputError, match="needs 3 days to learn from .* add 1 more day") as e:
-        choose_days(days[:3], calibrate=True, train_once=False, days=None)
+    days = {f"2025-05-{i:02d}": 12 for i in range(1, 13)}
+    dates = sorted(days)
+    assert choose_days(days, calibrate=False, train_once=False, days=None) == dates
+    assert choose_days(days, calibrate=False, train_once=False, days=2) == dates[-2:]
+    assert choose_days(days, calibrate=True, train_once=False, days=None) == dates[3:]    # 3 days, 36 picks before
+    assert choose_days(days, calibrate=True, train_once=True, days=None) == dates[-4:]
+    assert choose_days(days, calibrate=True, train_once=False, days=50) == dates[3:]
+    few = {d: (5 if d < "2025-05-06" else 12) for d in dates}                  # 25 picks in 5 days, 37 in 6
+    assert choose_days(few, calibrate=True, train_once=False, days=None) == dates[6:]
+    with pytest.raises(InputError, match="at least 3 days and 30 GPT picks .* add 1 more day, or evaluate") as e:
+        choose_days({d: 12 for d in dates[:3]}, calibrate=True, train_once=False, days=None)
     assert e.value.key == "calibrate"
+    with pytest.raises(InputError, match="add 1 more day and 15 more GPT picks"):
+        choose_days({d: 5 for d in dates[:3]}, calibrate=True, train_once=False, days=None)
     with pytest.raises(InputError) as e:
         choose_days(days, calibrate=False, train_once=False, days=0)
     assert e.value.key == "days"
+    with pytest.raises(InputError, match="needs one: add calibrate") as e:
+        choose_days(days, calibrate=False, train_once=True, days=None)
+    assert e.value.key == "train_once"
 
 
 def _truncate_last_line(path):

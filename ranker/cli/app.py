@@ -50,7 +50,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, models, serve, site, labels, backfill, import_):
+for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, models, serve, site, labels, backfill,
+                import_):
     _module.register(app)
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt,
-                     OfflineOpt, Progress, PromptsOpt, RecallOpt, echo, info, load_settings, one_keep_rule, warn)
+                     OfflineOpt, Progress, PromptsOpt, RecallOpt, VerboseOpt, echo, info, load_settings,
+                     one_keep_rule, warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
@@ -35,7 +36,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                                                help="Digest cut-off (default 8).")] = None,
           min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
                                                              help="Digest cut-off (default 7).")] = None,
-          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
+          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+          verbose: VerboseOpt = False) -> None:
     """Replay history days end to end, walk-forward, and measure each against GPT's picks.
 
     Per day and overall: the prefilter's AUC, recall in the top 25% / 40%, keep95 and what its keep rule kept
@@ -45,13 +47,16 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     self-contained OUT/report.html and prints a Markdown summary. A day that cannot be read is skipped, said
     in one line and counted.
 
-    Example: ranker eval --history ~/gpt-digests --out eval/ --calibrate --backend vllm --model /data/Qwen2.5-7B-Instruct --days 10
+    \b
+    Examples:
+      ranker eval --history ~/gpt-digests --out eval/
+      ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B-Instruct
     """
     from ..evaluate import evaluate_history, summary_markdown
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
-    s = load_settings(config, backend=backend, model=model, backend_option=backend_option, keep=keep, top=top,
+    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep, top=top,
                       recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     with Store(s.db_path) as store, Progress() as bar:

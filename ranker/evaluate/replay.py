@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -16,15 +16,11 @@ from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError
 from ..io import Progress, Warn, atomic_write, ignore_warning
-from ..prefilter.history import HistoryDay
+from ..prefilter.history import HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
 from ..settings import Settings
 from ..store import Store
 from . import figures
-
-# A calibration fit needs this many usable days before the day it ranks (walk-forward).
-MIN_TRAIN_DAYS = 3
-
 
 @dataclass
 class DayEval:
@@ -58,25 +54,31 @@ class EvalResult:
 
 
 # --------------------------------------------------------------------------- which days
-def choose_days(dates: Sequence[str], *, calibrate: bool, train_once: bool, days: int | None) -> list[str]:
-    """The days to evaluate, oldest first: the last `days` of the history (all by default); with a calibration
-    only days that have MIN_TRAIN_DAYS days before them to learn from, and with `train_once` the last third
-    by default (the first part trains the one calibration)."""
-    dates = sorted(dates)
+def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, days: int | None) -> list[str]:
+    """The days to evaluate, oldest first, from the history's days (date -> GPT's picks that day): the last
+    `days` (all by default); with a calibration only days after enough history to learn from (calibrate.MIN_DAYS
+    days and MIN_PICKS picks before them), and with `train_once` the last third by default (the part before
+    it trains the one calibration)."""
+    from ..prefilter.calibrate import MIN_DAYS, MIN_PICKS
+    dates = sorted(picks)
     if days is not None and days < 1:
         raise InputError("needs at least 1 day", key="days")
     if train_once and not calibrate:
         raise InputError("trains the calibration once, so it needs one: add {key:calibrate}", key="train_once")
     if not calibrate:
         return dates[-days:] if days else dates
-    room = len(dates) - MIN_TRAIN_DAYS
-    if room < 1:
-        raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}; a "
-                         f"walk-forward calibration needs {MIN_TRAIN_DAYS} days to learn from before the first "
-                         f"day it evaluates: add {1 - room} more day{'s' if 1 - room != 1 else ''}, or evaluate "
-                         "zero-shot (without the calibration)", key="calibrate")
-    n = days if days else (max(1, round(len(dates) / 3)) if train_once else room)
-    return dates[-min(n, room):]
+    before = np.cumsum([0] + [picks[d] for d in dates])[:-1]          # picks on the days before each day
+    ok = [d for i, d in enumerate(dates) if i >= MIN_DAYS and before[i] >= MIN_PICKS]
+    if not ok:
+        # a day added after the last one would be evaluated with every day of the history before it
+        n_days, n_picks = max(MIN_DAYS + 1 - len(dates), 1), MIN_PICKS - sum(picks.values())
+        need = [f"{n_days} more day{'s' if n_days != 1 else ''}"] + ([f"{n_picks} more GPT picks"] if n_picks > 0 else [])
+        raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}; a walk-forward "
+                         f"calibration learns from at least {MIN_DAYS} days and {MIN_PICKS} GPT picks before the "
+                         f"first day it evaluates: add {' and '.join(need)}, or evaluate zero-shot (without the "
+                         "calibration)", key="calibrate")
+    n = days if days else (max(1, round(len(dates) / 3)) if train_once else len(ok))
+    return ok[-min(n, len(ok)):]
 
 
 # --------------------------------------------------------------------------- GPT's scores of a day
@@ -97,13 +99,15 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     """Replay the history's days (the last `days`, see choose_days) and measure each against GPT's picks;
     write out_dir/eval.json and out_dir/report.html.
 
-    calibrate   rank each day with a calibration fit on the days before it (ranker.prefilter.calibrate),
-                written to out_dir/calibrations/<day>.json; train_once: one fit, on the days before the
-                first evaluated day, for all of them
+    calibrate   rank each day with a calibration fit on GPT's picks of the days before it (nothing later: not
+                the user's labels either), written to out_dir/calibrations/<day>.json; train_once: one fit,
+                on the days before the first evaluated day, for all of them
     llm         score every kept paper with the model settings.scoring names (or `backend`) through
                 steps.score_day and pick the digest through steps.render_digest
-    A day the history reader cannot use (no GPT picks, picks missing from its listing, a bad line, a digest
-    in an unknown format) is skipped, counted in the result and passed to `warn` as one line."""
+    A day the history reader (prefilter.history.read_history) cannot use (no GPT picks, picks missing from
+    its listing, a bad line, a digest in an unknown format) is skipped, counted in the result and passed to
+    `warn` as one line. Past days' rankings are not stored (the store's own days stay as `ranker run` left
+    them); the scores are, as `ranker run` stores them."""
     from ..prefilter.calibrate import fit_data, history_data
     from ..prefilter.embed import Embedder
     from ..steps import prefilter_day
@@ -113,14 +117,15 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     history = Path(history).expanduser()
     out = _out_dir(out_dir)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
-    loaded, skipped = read_history(history, warn)
-    by_date = {d.date: d for d in loaded}
-    dates = choose_days(list(by_date), calibrate=calibrate, train_once=train_once, days=days)
+    read = read_history(history, warn)
+    by_date = {d.date: d for d in read.days}
+    dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
+                        days=days)
     res = EvalResult(history=str(history), settings=_described(settings, calibrate, train_once, llm, backend),
-                     skipped=skipped)
+                     skipped=read.skipped)
     if days and len(dates) < days:
         res.notes.append(f"{days} days asked for, {len(dates)} evaluated"
-                         + (f" (a calibration needs {MIN_TRAIN_DAYS} earlier days to learn from)" if calibrate else ""))
+                         + (" (a calibration needs enough earlier days to learn from)" if calibrate else ""))
 
     # every day used is embedded once, by one model, into the store: ranking a day later loads none
     used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
@@ -150,7 +155,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
             ev_s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
                 update={"calibration": str(cal_file)})})
         t = time.perf_counter()
-        pre = prefilter_day(day.papers, ev_s, store=store, prompts=prompts)
+        pre = prefilter_day(day.papers, ev_s, store=store, prompts=prompts, record=False)
         sec["prefilter"] = round(time.perf_counter() - t, 2)
         ev = DayEval(date=date, prefilter=figures.prefilter_figures(pre.ranked, day.picks, pre.keep),
                      curve=figures.recall_curve(pre.ranked, day.picks), calibration=cal_info, seconds=sec)
@@ -186,9 +191,9 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
         for i, ev in enumerate(days):
             day = by_date[ev.date]
             t = time.perf_counter()
-            if be is None:
-                be, own = make_backend(settings), True
-            run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts)
+            if be is None and _needs_model(kept[ev.date], settings, store, prompts):
+                be, own = make_backend(settings, warn=warn), True
+            run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts, warn=warn)
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
             ev.digest = [s.paper.id for s in dig.selected if not getattr(s, "author_match", False)]
@@ -204,34 +209,14 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
 
 
 # --------------------------------------------------------------------------- helpers
-def read_history(history: Path, warn: Warn) -> tuple[list[HistoryDay], list[dict]]:
-    """The usable days of the history and the days skipped ({"day", "problem"}), through the shared reader."""
-    from ..prefilter.history import load_day
-    if not history.is_dir():
-        raise InputError("history directory not found", where=str(history))
-    dirs = sorted(p for p in history.iterdir() if p.is_dir())
-    days, skipped = [], []
-    for dd in dirs:
-        problems: list[str] = []
-        try:
-            day = load_day(dd, warn=problems.append)
-        except InputError as e:
-            problems.insert(0, e.message)
-            day = None
-        if day is not None and day.missing:
-            problems.insert(0, f"{len(day.missing)} of GPT's picks are not in listing.jsonl "
-                               f"({', '.join(day.missing[:3])}{' ...' if len(day.missing) > 3 else ''})")
-        if day is not None and not problems and not day.picks:
-            problems.append("no GPT pick")
-        if problems:
-            skipped.append({"day": dd.name, "problem": problems[0]})
-            warn(f"{dd}: day skipped: {problems[0]}")
-            continue
-        days.append(day)
-    if not days:
-        raise InputError("no usable day in the history (each needs <date>/listing.jsonl and GPT's picks, "
-                         "e.g. <date>/gpt_scores.jsonl)", where=str(history))
-    return days, skipped
+def _needs_model(papers: list, settings: Settings, store: Store, prompts: PromptSet) -> bool:
+    """Whether some of these papers still lack a stored score of the model settings.scoring names."""
+    from ..backends import backend_class
+    from ..scoring import ScoreOptions, stored_run
+    name = backend_class(settings.scoring.backend).store_name(settings.scoring.model)
+    if name is None:
+        return True
+    return bool(stored_run(papers, name, prompts, store, options=ScoreOptions.from_settings(settings.scoring)).pending)
 
 
 def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool, backend: Backend | None) -> dict:
