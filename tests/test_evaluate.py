@@ -94,6 +94,7 @@ def test_three_days_zero_shot_with_the_fake_backend(tmp_path, settings, store):
     assert data == json.loads(json.dumps(res.to_dict()))
     assert [d["date"] for d in data["days"]] == list(THREE) and data["n_skipped"] == 0
     assert ("ranking days", 3, 3) in seen and ("scoring days", 3, 3) in seen
+    assert [x for x in seen if x[0].startswith("loading")] == [("loading tiny", 0, None), ("loading tiny", 1, 1)]
     assert all(store.get_rankings(d) == [] for d in THREE)     # past days' rankings are not stored by an eval
 
     pooled = {"tp": 0, "fp": 0, "fn": 0}
@@ -157,6 +158,11 @@ def test_a_second_eval_of_the_same_model_scores_nothing(tmp_path, settings, stor
     assert [d.date for d in again.days] == list(THREE[1:])
     assert be.calls == [] and all(d.llm["reused"] == d.llm["scored"] == 40 for d in again.days)
     assert again.overall == first.overall
+    seen = []
+    third = evaluate_history(hist, tmp_path / "c", settings, store=store, llm=True, days=2,
+                             progress=lambda *a: seen.append(a))
+    assert not [x for x in seen if x[0].startswith("loading")]      # every kept paper stored: no model opened
+    assert third.overall == first.overall
 
 
 def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):

@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError
-from ..io import Progress, Warn, atomic_write, ignore_warning
+from ..io import LOADING, Progress, Warn, atomic_write, ignore_warning
 from ..prefilter.history import HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
 from ..settings import Settings
@@ -192,7 +192,12 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
             day = by_date[ev.date]
             t = time.perf_counter()
             if be is None and _needs_model(kept[ev.date], settings, store, prompts):
+                stage = f"{LOADING}{settings.scoring.model}"
+                if progress:
+                    progress(stage, 0, None)
                 be, own = make_backend(settings, warn=warn), True
+                if progress:
+                    progress(stage, 1, 1)
             run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts, warn=warn)
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
