@@ -50,14 +50,14 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     \b
     Examples:
       ranker eval --history ~/gpt-digests --out eval/
-      ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B-Instruct
+      ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B
     """
     from ..evaluate import evaluate_history, summary_markdown
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
-    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep, top=top,
-                      recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep,
+                      top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,

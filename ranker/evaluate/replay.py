@@ -72,7 +72,8 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
     if not ok:
         # a day added after the last one would be evaluated with every day of the history before it
         n_days, n_picks = max(MIN_DAYS + 1 - len(dates), 1), MIN_PICKS - sum(picks.values())
-        need = [f"{n_days} more day{'s' if n_days != 1 else ''}"] + ([f"{n_picks} more GPT picks"] if n_picks > 0 else [])
+        need = [f"{n_days} more day{'s' if n_days != 1 else ''}"] \
+            + ([f"{n_picks} more GPT picks"] if n_picks > 0 else [])
         raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}; a walk-forward "
                          f"calibration learns from at least {MIN_DAYS} days and {MIN_PICKS} GPT picks before the "
                          f"first day it evaluates: add {' and '.join(need)}, or evaluate zero-shot (without the "
@@ -178,8 +179,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     return res
 
 
-def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, HistoryDay], history: Path, settings: Settings,
-                store: Store, backend: Backend | None, prompts: PromptSet, progress: Progress | None,
+def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, HistoryDay], history: Path,
+                settings: Settings, store: Store, backend: Backend | None, prompts: PromptSet, progress: Progress | None,
                 warn: Warn) -> None:
     """Score each day's kept papers (scores already stored are reused; the model is loaded only when some
     paper still needs it, once for all days) and pick its digest."""
