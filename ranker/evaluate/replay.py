@@ -180,8 +180,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
 
 
 def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, HistoryDay], history: Path,
-                settings: Settings, store: Store, backend: Backend | None, prompts: PromptSet, progress: Progress | None,
-                warn: Warn) -> None:
+                settings: Settings, store: Store, backend: Backend | None, prompts: PromptSet,
+                progress: Progress | None, warn: Warn) -> None:
     """Score each day's kept papers (scores already stored are reused; the model is loaded only when some
     paper still needs it, once for all days) and pick its digest."""
     from ..backends import make_backend
