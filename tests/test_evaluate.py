@@ -270,7 +270,7 @@ def test_the_command_with_the_fake_backend(tmp_path):
     (hist / "2025-05-14" / "listing.jsonl").write_text(
         json.dumps({"id": "2505.00001", "title": "T", "abstract": "A", "date": "2025-05-14"}) + "\n")
     p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--backend", "fake", "--model", "tiny",
-               "--top", "40", "--min-relevance", "6", "--min-novelty", "6", "--db", db)
+               "--top", "40", "--min-relevance", "6", "--min-novelty", "6", "--db", db, "--days", "5")
     assert p.returncode == 0, p.stderr
     data = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert [d["date"] for d in data["days"]] == list(THREE) and data["n_skipped"] == 1
@@ -279,6 +279,7 @@ def test_the_command_with_the_fake_backend(tmp_path):
     assert p.stdout.startswith("## ranker eval: 3 days (2025-04-30..2025-05-15)")
     assert f"| zero-shot | {o['prefilter']['auc']:.3f} | {o['prefilter']['recall@25']:.3f} |" in p.stdout
     assert f"F1 {o['llm']['digest']['f1']:.3f}" in p.stdout
+    assert "Note: 5 days asked for, 3 evaluated" in p.stdout and data["notes"] == ["5 days asked for, 3 evaluated"]
     skipped = [x for x in p.stderr.splitlines() if "2025-05-14" in x]
     assert len(skipped) == 1 and "day skipped" in skipped[0], p.stderr
     assert "Traceback" not in p.stderr
