@@ -154,7 +154,7 @@ def test_a_second_eval_of_the_same_model_scores_nothing(tmp_path, settings, stor
     hist = make_history(tmp_path / "hist")
     first = evaluate_history(hist, tmp_path / "a", settings, store=store, llm=True, days=2)
     be = FakeBackend("tiny")
-    again = evaluate_history(hist, tmp_path / "b", settings, store=store, llm=True, days=2, backend=be)
+    again = evaluate_history(hist, tmp_path / "b", settings, store=store, days=2, backend=be)
     assert [d.date for d in again.days] == list(THREE[1:])
     assert be.calls == [] and all(d.llm["reused"] == d.llm["scored"] == 40 for d in again.days)
     assert again.overall == first.overall

@@ -103,8 +103,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     calibrate   rank each day with a calibration fit on GPT's picks of the days before it (nothing later: not
                 the user's labels either), written to out_dir/calibrations/<day>.json; train_once: one fit,
                 on the days before the first evaluated day, for all of them
-    llm         score every kept paper with the model settings.scoring names (or `backend`) through
-                steps.score_day and pick the digest through steps.render_digest
+    llm         score every kept paper with the model settings.scoring names (or `backend`, which implies
+                llm) through steps.score_day and pick the digest through steps.render_digest
     A day the history reader (prefilter.history.read_history) cannot use (no GPT picks, picks missing from
     its listing, a bad line, a digest in an unknown format) is skipped, counted in the result and passed to
     `warn` as one line. Past days' rankings are not stored (the store's own days stay as `ranker run` left
@@ -114,6 +114,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     from ..steps import prefilter_day
 
     t0 = time.perf_counter()
+    llm = llm or backend is not None
     warn = warn or ignore_warning
     history = Path(history).expanduser()
     out = _out_dir(out_dir)
