@@ -17,7 +17,9 @@ examples/s, embedding papers/s) and what a 50-day calibration with the fine-tune
 Frozen MiniLM vectors come from the store (--db, default the shared history store); the fine-tuned model's
 vectors are computed here and not stored.
 
-Measured (2-core CPU; see README, prefilter section): FINETUNE_FIGURES
+Measured (2-core CPU; see the README, prefilter section): the shipped calibration fit once on the 35 days
+before the test days AUC 0.926, keep95 0.352; fine-tuning 237 s for one epoch of 2,976 examples (12.6 examples/s);
+the fine-tuned model's own test figures were not measured (the run was stopped after fine-tuning).
 """
 from __future__ import annotations
 
