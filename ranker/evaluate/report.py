@@ -19,8 +19,11 @@ def _span(days: list[Mapping]) -> str:
 
 
 def _how(s: Mapping) -> str:
+    from ..prefilter.recall import DEFAULT_KEEP, DEFAULT_RECALL
+    default = (f"recall {DEFAULT_RECALL:g}" if s["calibration"] != "zero-shot" else f"keep {DEFAULT_KEEP:g}") \
+        + ", the default"
     rule = (f"top {s['top']}" if s.get("top") else f"keep {s['keep']:g}" if s.get("keep")
-            else f"recall {s['recall']:g}" if s.get("recall") else "default keep rule")
+            else f"recall {s['recall']:g}" if s.get("recall") else default)
     return f"prefilter {s['embedder']} ({s['calibration']}; {rule})"
 
 
