@@ -11,7 +11,8 @@ str() shows the key, the CLI the flag that sets it.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 _MENTION = re.compile(r"\{key:([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -60,6 +61,10 @@ class BackendError(RankerError):
     """A scoring backend failed as a whole (not one paper)."""
 
 
+class StoreError(InputError):
+    """The database cannot be opened, read or written: read-only, locked by another process, a full disk."""
+
+
 class MissingDependency(RankerError):
     """An optional package is not installed; says which extra brings it."""
 
@@ -73,3 +78,39 @@ class MissingDependency(RankerError):
 
 def where(path, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a step: which step (`stage`) and, where papers are scored, how many of those due
+    have a stored score by then (`scored` of `due`; None where the step scores nothing). A KeyboardInterrupt,
+    so whatever treats Ctrl-C specially still does; the CLI words it as one line and exits 130."""
+
+    def __init__(self, stage: str, scored: int | None = None, due: int | None = None):
+        super().__init__(stage)
+        self.stage = stage
+        self.scored = scored
+        self.due = due
+
+    def __str__(self) -> str:
+        kept = (f"{self.scored} paper{'s' if self.scored != 1 else ''} scored so far "
+                f"{'are' if self.scored != 1 else 'is'} kept" if self.scored is not None
+                else "what was stored so far is kept")
+        return f"interrupted during {self.stage}; {kept}; rerun to resume"
+
+
+@contextmanager
+def during(stage: str, scored: Callable[[], int | None] | None = None,
+           due: Callable[[], int | None] | None = None) -> Iterator[None]:
+    """Name the step a Ctrl-C interrupts: a KeyboardInterrupt in the block becomes Interrupted(stage) (with
+    the counts `scored()` and `due()` give, when given); an Interrupted from an inner step keeps its stage and
+    gains the counts it lacks."""
+    try:
+        yield
+    except Interrupted as e:
+        if e.scored is None and scored is not None:
+            e.scored = scored()
+        if e.due is None and due is not None:
+            e.due = due()
+        raise
+    except KeyboardInterrupt as e:
+        raise Interrupted(stage, scored() if scored else None, due() if due else None) from e

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from .backends import Backend, Request, Result
-from .backends.schema import check_answer, paper_schema
-from .errors import ConfigError
-from .io import Progress
+from .backends.schema import check_answer, load_answer, paper_schema
+from .errors import ConfigError, during
+from .io import Progress, redact
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
@@ -71,8 +71,20 @@ class ScoreRun:
 
     @property
     def status(self) -> str:
-        """ok, or partial when some papers could not be scored."""
+        """ok; partial when some papers could not be scored; failed when papers were due and none has a
+        score."""
+        if self.papers and not self.scores:
+            return "failed"
         return "partial" if self.failures else "ok"
+
+    def failure_summary(self) -> str:
+        """'3 of 40 papers could not be scored (first: 2506.00001: not JSON ...)', or '' when none failed."""
+        if not self.failures:
+            return ""
+        first = self.failures[0]
+        n = len(self.failures)
+        return (f"{n} of {len(self.papers)} paper{'s' if len(self.papers) != 1 else ''} could not be scored "
+                f"(first: {first.arxiv_id}: {first.reason})")
 
     def lines(self) -> Iterator[str]:
         """The seed's JSONL of this run, in the papers' order."""
@@ -90,7 +102,7 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
     if result.text is None:
         raise ValueError("no output")
     try:
-        data = json.loads(result.text)
+        data = load_answer(result.text)
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg} at char {e.pos})") from None
     out = {obj["ARXIVID"]: Score(arxiv_id=obj["ARXIVID"], relevance=obj["RELEVANCE"], novelty=obj["NOVELTY"],
@@ -158,23 +170,31 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     run.reused = len(stored)
     pending = [p for p in papers if p.id not in stored]
     try:
-        done = len(stored)
-        if progress:
-            progress("scoring", done, len(papers))
-        groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
-        for b in range(0, len(groups), opt.batch_size):
-            batch = groups[b:b + opt.batch_size]
-            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
-            if failed:
-                run.retried += sum(len(g) for g in failed)
-                _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
-            done += sum(len(g) for g in batch)
-            if progress:
-                progress("scoring", done, len(papers))
+        with during("scoring", scored=lambda: len(run.scores), due=lambda: len(papers)):
+            _score_pending(pending, backend, prompts, opt, want_probs, run, store, run_id, progress, len(papers))
     finally:
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
     return run
+
+
+def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
+                   want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
+                   progress: Progress | None, total: int) -> None:
+    """Score the papers without a stored score, batch by batch, each batch stored as it completes."""
+    done = total - len(pending)
+    if progress:
+        progress("scoring", done, total)
+    groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
+    for b in range(0, len(groups), opt.batch_size):
+        batch = groups[b:b + opt.batch_size]
+        failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
+        if failed:
+            run.retried += sum(len(g) for g in failed)
+            _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
+        done += sum(len(g) for g in batch)
+        if progress:
+            progress("scoring", done, total)
 
 
 def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
@@ -196,7 +216,7 @@ def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, 
                 retry.append(group)
                 continue
             for pid in ids:
-                f = Failure(arxiv_id=pid, reason=str(e), raw=res.text or "")
+                f = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
                 store.put_failure(f, run.model, run.prompt_hash, run_id)
                 run.failures.append(f)
             continue

@@ -16,6 +16,7 @@ import json
 import platform
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,7 +25,8 @@ from . import __version__
 from .backends import Backend, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, pick_papers, render_json, render_markdown
-from .io import Progress, Warn, atomic_write
+from .errors import BackendError, during
+from .io import Progress, Warn, atomic_file, atomic_write, redact
 from .prefilter import PrefilterResult, rank_papers
 from .prompts import PromptSet, load_prompts
 from .records import Paper
@@ -70,17 +72,19 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
     policy = NetPolicy.from_settings(f)
     report = report if report is not None else ReadReport()
     common = dict(report=report, policy=policy, warn=warn)
-    if ids:
-        papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
-    elif since:
-        papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
-    elif isinstance(source, (str, Path)):
-        papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
-    elif source is not None:
-        papers, what = source, "papers given"
-    else:
-        papers, what = fetch_today(f.categories, f.announce, date, **common), rss_feed_url(f.categories, f.rss_url)
-    stored = ingest(papers, out, store, progress=progress, keep=keep)
+    with during("fetch"):
+        if ids:
+            papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
+        elif since:
+            papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
+        elif isinstance(source, (str, Path)):
+            papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
+        elif source is not None:
+            papers, what = source, "papers given"
+        else:
+            papers = fetch_today(f.categories, f.announce, date, **common)
+            what = rss_feed_url(f.categories, f.rss_url)
+        stored = ingest(papers, out, store, progress=progress, keep=keep)
     return Day(stored.papers, what, report, stored, seconds=time.perf_counter() - t0)
 
 
@@ -91,10 +95,11 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     keep / top / min_keep, calibration), best first, each a Ranked record with its verdict."""
     from .prefilter.embed import Embedder
     want = settings.prefilter
-    emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
-    return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
-                       embedder=emb, keep=None if want.top else want.keep, top=want.top, min_keep=want.min_keep,
-                       calibration=want.calibration, store=store, progress=progress)
+    with during("prefilter"):
+        emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+        return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
+                           embedder=emb, keep=None if want.top else want.keep, top=want.top,
+                           min_keep=want.min_keep, calibration=want.calibration, store=store, progress=progress)
 
 
 # --------------------------------------------------------------------------- 3. score a day
@@ -102,12 +107,15 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
               prompts: PromptSet | None = None, run_id: int | None = None,
               progress: Progress | None = None) -> ScoreRun:
     """Every paper scored once by the LLM (settings.scoring), stored as each batch completes; already
-    stored scores are reused. `backend` defaults to the one the settings choose (opened and closed here)."""
+    stored scores are reused. `backend` defaults to the one the settings choose (opened and closed here).
+    When papers were due and not one has a score (every request failed), a BackendError says so (its `run`
+    is the ScoreRun, failures recorded); some failures make the run "partial", which is returned."""
     options = ScoreOptions.from_settings(settings.scoring)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     t0 = time.perf_counter()
     own = backend is None
-    be = make_backend(settings) if own else backend
+    with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
+        be = make_backend(settings) if own else backend
     load = time.perf_counter() - t0
     try:
         run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress)
@@ -115,6 +123,10 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
         if own:
             be.close()
     run.backend, run.load_seconds = be.name, load
+    if run.status == "failed":
+        err = BackendError(f"nothing was scored: {run.failure_summary()}")
+        err.run = run
+        raise err
     return run
 
 
@@ -151,6 +163,7 @@ class DayResult:
     day: str
     files: dict[str, Path] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    run: ScoreRun | None = None           # the scoring of the day (its failures, for a partial run)
 
 
 def run_files(out_dir: str | Path, day: str) -> dict[str, Path]:
@@ -165,43 +178,63 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             progress: Progress | None = None) -> DayResult:
     """The daily job on a fetched Day: prefilter, score, render, written to `out_dir`.
 
-    The folder's manifest (<day>-run.json) is written first with status "running", each file atomically as
-    its step ends, and the manifest last with status ok (or partial, when some papers could not be scored),
-    or failed with the error: a killed or failed run never leaves a finished run's manifest beside files of
-    another run."""
+    The folder's manifest (<day>-run.json) is written first with status "running"; the data files are
+    written once every step has ended (each to a temporary file, all renamed together), and the manifest
+    last with status ok (or partial, when some papers could not be scored), or failed / interrupted with
+    the error: a killed, failed or interrupted run never leaves a finished run's manifest beside files of
+    another run, nor a mix of two runs' data files."""
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
     manifest: dict = {"day": day.date, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "versions": _versions()}
     timings = {"fetch": day.seconds}
+    run: ScoreRun | None = None
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()
-            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, progress=progress)
-            atomic_write(files["prefilter"], ranked_lines(pre.ranked))
+            with during("prefilter", scored=lambda: 0):
+                pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, progress=progress)
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
-            run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
-                            run_id=rec.id, progress=progress)
-            atomic_write(files["scores"], run.lines())
+            try:
+                run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
+                                run_id=rec.id, progress=progress)
+            except BackendError as e:
+                run = getattr(e, "run", None)
+                raise
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
-            digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts)
-            atomic_write(files["markdown"], digest.markdown)
-            _write_json(files["json"], digest.json)
-            manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-            rec.status = manifest["status"]
-            rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
-            _write_json(files["manifest"], manifest)
+            with during("writing the digest", scored=lambda: len(run.scores)):
+                digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts)
+                manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
+                _write_outputs(files, pre, run, digest)
+                rec.status = manifest["status"]
+                rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
+                _write_json(files["manifest"], manifest)
         except BaseException as e:
-            manifest.update(status="failed", error=str(e) or type(e).__name__)
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            manifest.update(status=status, error=redact(e) or type(e).__name__)
+            if run is not None and run.failures:
+                manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
             try:
                 _write_json(files["manifest"], manifest)
             except Exception:
                 pass
             raise
-    return DayResult(day=day.date, files=files, manifest=manifest)
+    return DayResult(day=day.date, files=files, manifest=manifest, run=run)
+
+
+def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest) -> None:
+    """The run's data files, each written whole to a temporary file first; they take their names together,
+    once all of them are written, so a run that fails or is killed before leaves the folder's earlier files
+    as one set (beside a manifest that says this run is running, failed or interrupted)."""
+    contents = {"prefilter": ranked_lines(pre.ranked), "scores": run.lines(), "markdown": [digest.markdown],
+                "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"]}
+    with ExitStack() as stack:
+        for key, chunks in contents.items():
+            f = stack.enter_context(atomic_file(files[key]))
+            f.writelines(chunks)
 
 
 def _write_json(path: Path, data) -> None:

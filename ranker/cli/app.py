@@ -4,13 +4,33 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from . import calibrate, compare, fetch, models, prefilter, run, score
 from .common import error_line
 
+
+class _CtrlC(BaseException):
+    """Carries a Ctrl-C out of a command past typer's runner, which would turn it into a returned status 130
+    and drop what the library said about it (the step, the papers kept)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _CtrlC(e) from e
+
+
 app = typer.Typer(
     name="ranker",
+    cls=_Group,
     help="Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.",
     no_args_is_help=True,
     add_completion=False,
@@ -35,21 +55,32 @@ for _module in (fetch, prefilter, calibrate, score, run, compare, models):
     _module.register(app)
 
 
+def _interrupted(e: KeyboardInterrupt | None) -> None:
+    """Ctrl-C: one line (the step and what is kept), status 130."""
+    from ..errors import Interrupted
+    line = str(e) if isinstance(e, Interrupted) else "interrupted; what was stored so far is kept; rerun to resume"
+    typer.echo(line, err=True)
+    sys.exit(130)
+
+
 def main() -> None:
     from ..errors import RankerError
+    from ..io import redact
     from ..settings import debug_from_env
     debug = debug_from_env()
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+    except _CtrlC as e:
+        if debug:
+            raise e.interrupt from None
+        _interrupted(e.interrupt)
+    except KeyboardInterrupt as e:
+        _interrupted(e)
     except RankerError as e:
         if debug:
             raise
-        typer.echo(f"error: {error_line(e)}", err=True)
+        typer.echo(f"error: {redact(error_line(e))}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: what was written so far is kept; run the same command again to resume",
-                   err=True)
-        sys.exit(130)
     except SystemExit:
         raise
     except Exception as e:  # click usage errors and anything unexpected: one line, never a traceback
@@ -59,7 +90,7 @@ def main() -> None:
         if isinstance(e, click.ClickException):
             if debug:
                 raise
-            typer.echo(f"error: {e.format_message()}", err=True)
+            typer.echo(f"error: {redact(e.format_message())}", err=True)
             sys.exit(e.exit_code if isinstance(e, click.UsageError) else 1)
         if isinstance(e, click.exceptions.Abort):
             typer.echo("aborted", err=True)
@@ -67,5 +98,9 @@ def main() -> None:
         if debug:
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        typer.echo(f"error: {type(e).__name__}: {first} (set RANKER_DEBUG=1 for the traceback)", err=True)
+        typer.echo(f"error: {type(e).__name__}: {redact(first)} (set RANKER_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
+    if status == 130:                        # typer's answer to a Ctrl-C outside any command (while parsing)
+        _interrupted(None)
+    if isinstance(status, int) and status:   # typer returns the status of an Exit instead of exiting
+        sys.exit(status)

@@ -64,6 +64,20 @@ def warn(msg: str) -> None:
     typer.echo(f"warning: {msg}", err=True)
 
 
+def warn_read(report) -> None:
+    """What a read of papers skipped, cut or repaired (a sources.ReadReport): one warning per kind, with the
+    count and the first place. Every command that reads papers says it this way."""
+    for note in report.notes():
+        warn(note)
+
+
+def warn_failures(run) -> None:
+    """A partial run (a scoring.ScoreRun with failures): one warning line counting them."""
+    if run is not None and run.failures:
+        from ..io import redact
+        warn(redact(f"{run.failure_summary()}; rerun to retry them"))
+
+
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, flag_name, info, load_settings, warn
+from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, flag_name, info, load_settings, warn, warn_read
 
 EXAMPLES = """
 Examples:
@@ -76,8 +76,7 @@ def fetch(
                         since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""

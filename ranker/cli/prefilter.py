@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, PapersOpt, Progress,
-                     PromptsOpt, info, load_settings, warn)
+                     PromptsOpt, info, load_settings, warn_read)
 
 
 def prefilter(papers: PapersOpt,
@@ -44,8 +44,7 @@ def prefilter(papers: PapersOpt,
                       prompts=prompts, db=db)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if not rows:
         raise InputError("no papers to rank (the file is empty)", where=str(papers))
     with Store(s.db_path) as store, Progress() as bar:

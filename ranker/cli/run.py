@@ -8,7 +8,7 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
-                     load_settings, warn)
+                     load_settings, warn, warn_failures, warn_read)
 
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
@@ -35,11 +35,14 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       backend_option=backend_option, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       score_mode=score_mode, prompt_layout=prompt_layout, calibration=calibration,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
+    from ..errors import during
     from ..steps import fetch_day, run_day
     from ..store import Store
 
     with Store(s.db_path) as store, Progress() as bar:
-        day = fetch_day(papers, s, store=store, progress=bar, warn=warn)
+        with during("fetch", scored=lambda: 0):
+            day = fetch_day(papers, s, store=store, progress=bar, warn=warn)
+        warn_read(day.report)
         if not day.papers:
             info(f"no papers to rank in {day.source} (no announcement that day?): nothing written")
             return
@@ -47,6 +50,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     c = res.manifest["counts"]
     info(f"{res.day}: {c['papers']} papers, {c['kept']} kept by the prefilter, {c['scored']} scored "
          f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected")
+    warn_failures(res.run)
     echo(str(res.files["markdown"]))
 
 

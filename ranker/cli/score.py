@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, LayoutOpt, ModelOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, ScoreModeOpt, info, load_settings)
+                     Progress, PromptsOpt, ScoreModeOpt, info, load_settings, warn_failures, warn_read)
 
 
 def score(papers: PapersOpt,
@@ -27,26 +27,29 @@ def score(papers: PapersOpt,
     s = load_settings(config, backend=backend, model=model, backend_option=backend_option, prompts=prompts,
                       score_mode=score_mode, prompt_layout=prompt_layout, papers_per_request=papers_per_request,
                       db=db, offline=offline)
+    from ..errors import during
     from ..io import atomic_write
-    from ..sources import read_papers, read_ranked
+    from ..sources import ReadReport, read_papers, read_ranked
     from ..steps import score_day
     from ..store import Store
 
+    report = ReadReport()
     if only_kept:
-        rows = [r.paper for r in read_ranked(papers) if r.kept]
+        rows = [r.paper for r in read_ranked(papers, report=report) if r.kept]
     else:
-        rows = list(read_papers(papers))
+        rows = list(read_papers(papers, report=report))
+    warn_read(report)
     with Store(s.db_path) as store, Progress() as bar:
         with store.recording("score", {"papers": str(papers), "n": len(rows), "backend": s.scoring.backend,
                                        "model": s.scoring.model}) as rec:
             run = score_day(rows, s, store=store, run_id=rec.id, progress=bar)
             rec.status = run.status
-        atomic_write(out, run.lines())
+        with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
+            atomic_write(out, run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
-    for f in run.failures[:10]:
-        info(f"failed: {f.arxiv_id}: {f.reason}")
+    warn_failures(run)
 
 
 def register(app: typer.Typer) -> None:
