@@ -172,8 +172,8 @@ class PaperAdder:
     def __call__(self, p: Paper) -> str | None:
         c, res = self.conn, self.result
         row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
-        args = (p.version, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories),
-                p.primary_category, p.comment)
+        args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
+                json.dumps(p.categories), p.primary_category, clean_text(p.comment) if p.comment else p.comment)
         earlier = None
         if row is None:
             c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
@@ -505,7 +505,7 @@ class Store:
     def put_score(self, score: Score, model: str, prompt_hash: str, run_id: int | None = None) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
+                      (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, clean_text(score.comment),
                        score.expected_relevance, score.expected_novelty, score.prompt_tokens,
                        score.completion_tokens, run_id, time.time()))
             c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",

@@ -10,11 +10,13 @@ garbage   text that is not JSON            length    a cut-off answer, finish_re
 error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+delay     seconds each request takes (a slow engine: for interrupt tests)
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,6 +49,7 @@ class FakeOptions(BackendOptions):
     raise_for: set[str] = Field(set(), strict=False)
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
+    delay: float = Field(0.0, ge=0, strict=False)
 
 
 class FakeBackend(Backend):
@@ -60,6 +63,7 @@ class FakeBackend(Backend):
         self.model_name = f"fake:{model}"
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
+        self.delay = o.delay
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
@@ -85,6 +89,8 @@ class FakeBackend(Backend):
                 raise BackendError(f"injected failure for {r.key}")
         out = []
         for r in requests:
+            if self.delay:
+                time.sleep(self.delay)
             ids = schema_ids(r.schema)
             first_time = r.key not in self._seen
             self._seen.add(r.key)
