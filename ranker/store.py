@@ -217,12 +217,14 @@ class Store:
         try:
             self._open()
         except sqlite3.DatabaseError as e:
+            read_only = self.path.exists() and self._is_read_only(e)
+            error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
             if self.conn is not None:
                 self.conn.close()
-            if self.path.exists() and self._is_read_only(e):
-                self._open_read_only(e)
-            else:
-                raise self._error(e, "open") from None
+                self.conn = None
+            if error is not None:
+                raise error from None
+            self._open_read_only(e)
         self._mark_dead_runs()
 
     def _open(self) -> None:
@@ -301,7 +303,7 @@ class Store:
         try:
             rows = self.conn.execute("SELECT kind, pid, host, started_at FROM runs WHERE status='running' "
                                      "AND pid IS NOT NULL ORDER BY id DESC LIMIT 20").fetchall()
-        except sqlite3.DatabaseError:
+        except (sqlite3.Error, AttributeError):
             return None
         for kind, pid, host, started in rows:
             if pid == os.getpid() and host == HOST:

@@ -162,7 +162,7 @@ def test_a_run_killed_with_sigkill_is_marked_interrupted_by_the_next_command(db,
     assert query(db, "SELECT status, pid FROM runs") == [("running", p.pid)]
     r = ranker("fetch", "--from", LISTING, "--out", tmp_path / "again.jsonl", "--db", db)   # any command
     assert r.returncode == 0, r.stderr
-    assert query(db, "SELECT status FROM runs") == [("interrupted",)]
+    assert query(db, "SELECT kind, status FROM runs") == [("score", "interrupted"), ("fetch", "ok")]
 
 
 def test_a_running_row_of_a_live_process_is_left_alone(tmp_path):

@@ -72,8 +72,11 @@ def fetch(
                          "instead", key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress() as progress:
-        day = fetch_day(from_, s, store=store, out=out, date=date, ids=ids.split(",") if ids else None,
-                        since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+        # recorded as a run, so a command waiting on the database it holds can name it
+        with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until}) as rec:
+            day = fetch_day(from_, s, store=store, out=out, date=date, ids=ids.split(",") if ids else None,
+                            since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+            rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
     warn_read(report)
