@@ -249,6 +249,7 @@ def test_run_and_score_report_the_rows_they_skip(store, settings, tmp_path):
                               '{"id": "2505.99999"}', *rows[5:]]) + "\n")
     want = [f"warning: 3 records skipped (unreadable or without id/title); first at {bad}:2",
             f"warning: 1 overlong abstracts/titles cut to 20,000/1,000 characters; first at {bad}:5"]
+    store_vectors(store, list(read_papers(bad)))             # the cut abstract's vector too: no model is loaded
     store.close()
     for cmd in (["prefilter", "--out", tmp_path / "r.jsonl"],
                 ["score", "--out", tmp_path / "s.jsonl", "--backend", "fake"],
