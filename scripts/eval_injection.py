@@ -135,9 +135,9 @@ def main() -> None:
             print(f"\n{layout} prompt layout, sanitiser {args.sanitiser} ({args.model}, {len(corpus)} papers): "
                   f"clean papers whose score moved when injected papers shared the batch: {moved} "
                   f"(control, same clean batch reordered: {noise})")
-            print(f"{'attack':<10} {'dREL':>6} {'dNOV':>6} {'dE[REL]':>8} {'dE[NOV]':>8} {'REL=10':>7}")
+            print(f"{'attack':<12} {'dREL':>6} {'dNOV':>6} {'dE[REL]':>8} {'dE[NOV]':>8} {'REL=10':>7}")
             for a, r in rows.items():
-                print(f"{a:<10} {r['relevance']:>6.2f} {r['novelty']:>6.2f} {r['expected_relevance']:>8.2f} "
+                print(f"{a:<12} {r['relevance']:>6.2f} {r['novelty']:>6.2f} {r['expected_relevance']:>8.2f} "
                       f"{r['expected_novelty']:>8.2f} {r['reached_10']:>4}/{r['n']}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
