@@ -11,6 +11,7 @@ str() shows the key, the CLI the flag that sets it.
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -98,14 +99,40 @@ class Interrupted(KeyboardInterrupt):
         return f"interrupted during {self.stage}; {kept}; rerun to resume"
 
 
+# Set when Ctrl-C was pressed (the CLI's SIGINT handler says so), in case a library swallowed the
+# KeyboardInterrupt it raised: every step checks it at its checkpoints and stops there.
+_INTERRUPT = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Ctrl-C was pressed: steps stop at their next checkpoint, even where a library caught the
+    KeyboardInterrupt (some engines do while they start)."""
+    _INTERRUPT.set()
+
+
+def interrupt_requested() -> bool:
+    return _INTERRUPT.is_set()
+
+
+def clear_interrupt() -> None:
+    _INTERRUPT.clear()
+
+
+def checkpoint() -> None:
+    """A place where a long step may stop: raises KeyboardInterrupt when Ctrl-C was pressed."""
+    if _INTERRUPT.is_set():
+        raise KeyboardInterrupt
+
+
 @contextmanager
 def during(stage: str, scored: Callable[[], int | None] | None = None,
            due: Callable[[], int | None] | None = None) -> Iterator[None]:
     """Name the step a Ctrl-C interrupts: a KeyboardInterrupt in the block becomes Interrupted(stage) (with
     the counts `scored()` and `due()` give, when given); an Interrupted from an inner step keeps its stage and
-    gains the counts it lacks."""
+    gains the counts it lacks. The end of the block is a checkpoint."""
     try:
         yield
+        checkpoint()                       # a Ctrl-C the block swallowed stops the step here
     except Interrupted as e:
         if e.scored is None and scored is not None:
             e.scored = scored()

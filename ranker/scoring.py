@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 
 from .backends import Backend, Request, Result
 from .backends.schema import check_answer, load_answer, paper_schema
-from .errors import ConfigError, during
+from .errors import ConfigError, checkpoint, during
 from .io import Progress, redact
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
@@ -187,6 +187,7 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         progress("scoring", done, total)
     groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
     for b in range(0, len(groups), opt.batch_size):
+        checkpoint()                       # Ctrl-C, even one the engine swallowed, stops before the next batch
         batch = groups[b:b + opt.batch_size]
         failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
         if failed:

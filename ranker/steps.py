@@ -114,13 +114,14 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     t0 = time.perf_counter()
     own = backend is None
-    with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
-        be = make_backend(settings) if own else backend
-    load = time.perf_counter() - t0
+    be = backend
     try:
+        with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
+            be = make_backend(settings) if own else backend
+        load = time.perf_counter() - t0
         run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress)
     finally:
-        if own:
+        if own and be is not None:
             be.close()
     run.backend, run.load_seconds = be.name, load
     if run.status == "failed":

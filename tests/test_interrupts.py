@@ -238,3 +238,28 @@ def test_total_timeout_bounds_one_request_whatever_the_retries():
         took = time.monotonic() - t0
     assert took < 2.5, took
     assert out[0].finish_reason == "error" and "no time left of the request's 1.5 s" in out[0].error
+
+
+def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
+    """An engine that catches KeyboardInterrupt (vLLM does while it starts): the run still stops at the next
+    batch; a second Ctrl-C stops a process that is stuck in such an engine at once."""
+    p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
+              "--backend-option", "delay=0.3", "--backend-option", "deaf=true", "--config", config(tmp_path, batch_size=1))
+    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 1)
+    rc, err, _ = finish(p, sent, within=5.0)
+    stored = len(query(db, "SELECT 1 FROM scores"))
+    assert rc == 130 and err == LINE.format(stage="scoring", n=stored), err
+
+    p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
+              "--model", "stuck", "--backend-option", "delay=60", "--backend-option", "deaf=true")
+    waited = after(1.0)
+    signal_when(p, lambda: query(db, "SELECT status FROM runs WHERE id=2") == [("running",)] and waited())
+    time.sleep(1.0)
+    assert p.poll() is None                                   # the engine swallowed the first Ctrl-C
+    p.send_signal(signal.SIGINT)
+    rc, err, _ = finish(p, time.monotonic(), within=3.0)
+    assert rc == 130 and err.endswith("interrupted again: stopping now; what was stored so far is kept; "
+                                      "rerun to resume\n"), err
+    with Store(db):                                           # the next start marks the run interrupted
+        pass
+    assert query(db, "SELECT status FROM runs WHERE id=2") == [("interrupted",)]

@@ -11,6 +11,7 @@ error     text None, finish_reason "error"  raise_for generate() raises BackendE
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
 delay     seconds each request takes (a slow engine: for interrupt tests)
+deaf      the delay swallows Ctrl-C, as some engines do while they start (for interrupt tests)
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class FakeOptions(BackendOptions):
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
     delay: float = Field(0.0, ge=0, strict=False)
+    deaf: bool = False
 
 
 class FakeBackend(Backend):
@@ -63,7 +65,7 @@ class FakeBackend(Backend):
         self.model_name = f"fake:{model}"
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
-        self.delay = o.delay
+        self.delay, self.deaf = o.delay, o.deaf
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
@@ -90,7 +92,7 @@ class FakeBackend(Backend):
         out = []
         for r in requests:
             if self.delay:
-                time.sleep(self.delay)
+                self._wait(self.delay)
             ids = schema_ids(r.schema)
             first_time = r.key not in self._seen
             self._seen.add(r.key)
@@ -113,6 +115,15 @@ class FakeBackend(Backend):
                 probs = {f: _peaked(v) for f, v in zip(SCORE_FIELDS, (rel, nov))}
             out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
         return out
+
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                time.sleep(end - time.monotonic())
+            except KeyboardInterrupt:
+                if not self.deaf:
+                    raise
 
     def stats(self) -> dict:
         return {"requests": sum(len(c) for c in self.calls), "prompt_tokens": self._usage.prompt_tokens,

@@ -1,6 +1,8 @@
 """The `ranker` command: a thin layer over the library. The only place that prints and exits."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
@@ -63,11 +65,25 @@ def _interrupted(e: KeyboardInterrupt | None) -> None:
     sys.exit(130)
 
 
+def _on_ctrl_c(signum, frame) -> None:
+    """SIGINT: raise KeyboardInterrupt, and say so to the library too (a step stops at its next checkpoint
+    even if an engine swallows the exception). A second Ctrl-C stops the process at once; the next command
+    marks its run interrupted."""
+    from ..errors import interrupt_requested, request_interrupt
+    if interrupt_requested():
+        os.write(2, b"interrupted again: stopping now; what was stored so far is kept; rerun to resume\n")
+        os._exit(130)
+    request_interrupt()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     from ..errors import RankerError
     from ..io import redact
     from ..settings import debug_from_env
     debug = debug_from_env()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
         status = app(standalone_mode=False)
     except _CtrlC as e:
