@@ -129,7 +129,8 @@ def during(stage: str, scored: Callable[[], int | None] | None = None,
            due: Callable[[], int | None] | None = None) -> Iterator[None]:
     """Name the step a Ctrl-C interrupts: a KeyboardInterrupt in the block becomes Interrupted(stage) (with
     the counts `scored()` and `due()` give, when given); an Interrupted from an inner step keeps its stage and
-    gains the counts it lacks. The end of the block is a checkpoint."""
+    gains the counts it lacks. The end of the block is a checkpoint, and after Ctrl-C any error in the block
+    (an engine whose worker process got the same signal) is the interrupt."""
     try:
         yield
         checkpoint()                       # a Ctrl-C the block swallowed stops the step here
@@ -140,4 +141,9 @@ def during(stage: str, scored: Callable[[], int | None] | None = None,
             e.due = due()
         raise
     except KeyboardInterrupt as e:
+        raise Interrupted(stage, scored() if scored else None, due() if due else None) from e
+    except Exception as e:
+        if not _INTERRUPT.is_set():
+            raise
+        # after Ctrl-C, an engine whose worker process got the same signal fails with its own error
         raise Interrupted(stage, scored() if scored else None, due() if due else None) from e

@@ -263,3 +263,23 @@ def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
     with Store(db):                                           # the next start marks the run interrupted
         pass
     assert query(db, "SELECT status FROM runs WHERE id=2") == [("interrupted",)]
+
+
+def test_after_ctrl_c_an_engines_own_error_is_the_interrupt():
+    """A worker process of the engine gets the terminal's SIGINT too and the engine then fails with its own
+    error: once Ctrl-C was pressed, that is reported as the interrupt, not as a failure."""
+    from ranker.errors import Interrupted, clear_interrupt, during, request_interrupt
+    with pytest.raises(RuntimeError):                       # without Ctrl-C an error is an error
+        with during("scoring"):
+            raise RuntimeError("EngineCore died")
+    request_interrupt()
+    try:
+        with pytest.raises(Interrupted) as e:
+            with during("scoring", scored=lambda: 3):
+                raise RuntimeError("EngineCore died")
+        assert str(e.value) == "interrupted during scoring; 3 papers scored so far are kept; rerun to resume"
+        with pytest.raises(Interrupted):                    # and a block that swallowed it stops at its end
+            with during("prefilter"):
+                pass
+    finally:
+        clear_interrupt()

@@ -77,6 +77,13 @@ def _on_ctrl_c(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _after_ctrl_c() -> None:
+    """After Ctrl-C, an error that reaches main() is its echo (an engine whose worker got the same signal)."""
+    from ..errors import interrupt_requested
+    if interrupt_requested():
+        _interrupted(None)
+
+
 def main() -> None:
     from ..errors import RankerError
     from ..io import redact
@@ -95,6 +102,7 @@ def main() -> None:
     except RankerError as e:
         if debug:
             raise
+        _after_ctrl_c()
         typer.echo(f"error: {redact(error_line(e))}", err=True)
         sys.exit(1)
     except SystemExit:
@@ -113,6 +121,7 @@ def main() -> None:
             sys.exit(130)
         if debug:
             raise
+        _after_ctrl_c()
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         typer.echo(f"error: {type(e).__name__}: {redact(first)} (set RANKER_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
