@@ -240,3 +240,17 @@ def test_author_names_match_across_spellings_and_counts_skip_the_rows_own_day():
     new = features([p("5", ["ada lovelace"]), p("6", ["E"], ("cs.RO",))], counts_of(papers, y, g))
     assert new[0, col["authors_pick_max"]] > 0 and new[1, col["authors_seen_max"]] == 0
     assert new[1, col["primary_rate"]] < new[0, col["primary_rate"]]
+
+
+def test_a_history_listing_reports_the_rows_it_skips(tmp_path):
+    """calibrate reads papers too: what a day's listing skipped is said, with the count and the first place."""
+    from ranker.prefilter.history import load_day
+    day = tmp_path / "2025-05-15"
+    day.mkdir()
+    rows = (DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()
+    (day / "listing.jsonl").write_text("\n".join([rows[0], "{broken", rows[1], '{"no": "id"}', *rows[2:]]) + "\n")
+    (day / "gpt_scores.jsonl").write_text((DAYS / "2025-05-15" / "gpt_scores.jsonl").read_text())
+    heard: list[str] = []
+    d = load_day(day, warn=heard.append)
+    assert len(d.papers) == len(rows) and d.picks
+    assert heard == [f"2 records skipped (unreadable or without id/title); first at {day / 'listing.jsonl'}:2"]

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, flag_name, info, load_settings,
-                     nothing_to_do, warn)
+                     nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
 \b
@@ -70,12 +70,14 @@ def fetch(
                          "instead", key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress() as progress:
-        day = fetch_day(from_, s, store=store, out=out, date=date, ids=ids.split(",") if ids else None,
-                        since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+        # recorded as a run, so a command waiting on the database it holds can name it
+        with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until}) as rec:
+            day = fetch_day(from_, s, store=store, out=out_path(out), date=date, ids=ids.split(",") if ids else None,
+                            since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+            rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""

@@ -46,8 +46,13 @@ class History:
 
 
 def read_listing(path: Path, warn: Warn = ignore_warning) -> list[Paper]:
-    """The day's papers through the shared reader (a bad line is skipped, and passed to `warn`)."""
-    return list(read_papers(path, report=ReadReport(on_warning=warn)))
+    """The day's papers through the shared reader: a bad line is skipped, and what the read skipped or cut
+    is reported through `warn`, one line per kind with the count and the first place, as everywhere."""
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    for note in report.notes():
+        warn(note)
+    return papers
 
 
 # --------------------------------------------------------------------------- GPT's picks
