@@ -298,3 +298,15 @@ def test_the_command_words_errors_as_one_line(tmp_path):
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "history directory not found" in p.stderr
     p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--keep", "0.3", "--top", "5")
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "--keep" in p.stderr and "--top" in p.stderr
+
+
+def test_a_paper_the_model_fails_on_is_counted_not_picked(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist")
+    papers = list(read_papers(DAYS / THREE[-1] / "listing.jsonl"))
+    bad = prefilter_day(papers, settings, store=store, record=False).ranked[0].paper.id
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1,
+                           backend=FakeBackend("tiny", garbage={bad}))
+    (day,) = res.days
+    assert day.llm["failed"] == 1 and day.llm["scored"] == 39 and res.overall["llm"]["failed"] == 1
+    assert bad not in day.digest and bad not in [p["id"] for p in day.pairs]
+    assert day.llm["digest"]["n"] == len(papers)

@@ -62,6 +62,10 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
                                llm=backend is not None or model is not None, progress=bar, warn=warn)
+    failed = res.overall.get("llm", {}).get("failed", 0)
+    if failed:
+        warn(f"{failed} kept paper{'s' if failed != 1 else ''} could not be scored (counted as not picked); "
+             "rerun to retry them")
     echo(summary_markdown(res.to_dict()))
     echo("")
     info(f"Wrote {res.files['json']} and {res.files['html']} ({res.seconds:.0f}s)")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
-from ..errors import InputError
+from ..errors import InputError, checkpoint
 from ..io import LOADING, Progress, Warn, atomic_write, ignore_warning
 from ..prefilter.history import HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
@@ -140,6 +140,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     cal_file, cal_info = None, None
     kept: dict[str, list] = {}              # each day's kept papers, best first, for the scoring pass
     for i, date in enumerate(dates):
+        checkpoint()                        # Ctrl-C stops between days, even where a library swallowed it
         day = by_date[date]
         ev_s = settings
         sec: dict[str, float] = {}
@@ -191,6 +192,7 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
     be, own = backend, False
     try:
         for i, ev in enumerate(days):
+            checkpoint()
             day = by_date[ev.date]
             t = time.perf_counter()
             if be is None and _needs_model(kept[ev.date], settings, store, prompts):
