@@ -149,6 +149,7 @@ class ScoringConfig(_Section):
     comment_chars: int = Field(300, ge=20)
     batch_size: int = Field(64, ge=1)        # requests per engine call; scores are saved after each call
     prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
+    novelty_context: int = Field(0, ge=0, le=50)   # K earlier related papers shown in each prompt (0 = off)
     engine_args: dict = {}
 
 

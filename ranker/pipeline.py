@@ -57,6 +57,20 @@ def _costs(model: str, usage) -> tuple[float, float]:
     return usage.prompt_tokens * p.prompt / 1e6, usage.completion_tokens * p.completion / 1e6
 
 
+def _mark_reuploads(selected, ranked: list[Ranked], store: Store, model: str, prompt_hash: str) -> None:
+    """A selected paper that repeats an earlier one carries that paper's id, day and stored scores."""
+    earlier = {r.paper.id: dict(r.reupload_of) for r in ranked if r.reupload_of}
+    if not earlier:
+        return
+    scores = store.get_scores({e["id"] for e in earlier.values()}, model, prompt_hash)
+    for s in selected:
+        e = earlier.get(s.paper.id)
+        if e is not None:
+            if e["id"] in scores:
+                e.update(RELEVANCE=scores[e["id"]].relevance, NOVELTY=scores[e["id"]].novelty)
+            s.reupload_of = e
+
+
 def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Store, backend=None,
             log: Callable[[str], None] = lambda m: None,
             progress: Callable[[str, int, int], None] | None = None) -> DayResult:
@@ -79,7 +93,8 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
 
         t = time.perf_counter()
         ranked: list[Ranked] = rank_papers(papers, prompts, embedder=pf.embedder, keep=pf.keep, top=pf.top,
-                                           min_keep=pf.min_keep, calibration=pf.calibration, store=store)
+                                           min_keep=pf.min_keep, calibration=pf.calibration, store=store,
+                                           warn=log)
         timings["prefilter"] = time.perf_counter() - t
         kept = [r.paper for r in ranked if r.kept]
         _write_atomic(out_dir / f"{day}-prefilter.jsonl",
@@ -96,8 +111,13 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
         try:
             t = time.perf_counter()
             scores_path = out_dir / f"{day}-scores.jsonl"
+            related = None
+            if opts.novelty_context:
+                from .index import novelty_context
+                related = novelty_context(kept, store, embedder=pf.embedder, k=opts.novelty_context, warn=log)
             srun = score_papers(kept, backend, prompts, store, scores_path, options=opts, run_id=run_id,
-                                progress=(lambda d, n: progress("score", d, n)) if progress else None)
+                                progress=(lambda d, n: progress("score", d, n)) if progress else None,
+                                related=related)
             timings["score"] = time.perf_counter() - t
         finally:
             if own_backend:
@@ -105,6 +125,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
 
         by_id = {p.id: p for p in papers}
         selected = select(srun.scores, by_id, min_relevance=dg.min_relevance, min_novelty=dg.min_novelty)
+        _mark_reuploads(selected, ranked, store, srun.model, srun.prompt_hash)
         pc, cc = _costs(srun.model, srun.usage)
         usage = TokenCost(model=Path(srun.model).name if os.sep in srun.model else srun.model,
                           prompt_tokens=srun.usage.prompt_tokens, completion_tokens=srun.usage.completion_tokens,
@@ -125,7 +146,7 @@ def run_day(papers: list[Paper], out_dir: str | Path, cfg: Config, *, store: Sto
             "prompts": {"source": prompts.source, "hash": srun.prompt_hash, "options": opts.prompt_options()},
             "cutoffs": {"min_relevance": dg.min_relevance, "min_novelty": dg.min_novelty},
             "counts": {"papers": len(papers), "new_in_store": added.new, "seen_before": len(added.seen_before),
-                       "kept": len(kept), "scored": srun.scored, "reused": srun.reused,
+                       "reuploads": sum(1 for r in ranked if r.reupload_of), "kept": len(kept), "scored": srun.scored, "reused": srun.reused,
                        "retried": srun.retried, "failed": len(srun.failures), "selected": len(selected)},
             "tokens": {"prompt": srun.usage.prompt_tokens, "completion": srun.usage.completion_tokens,
                        "cached_prompt": srun.usage.cached_prompt_tokens},

@@ -47,10 +47,13 @@ class Ranked:
     prefilter_score: float
     kept: bool
     topic: str = ""
+    reupload_of: dict[str, Any] | None = None   # {"id", "date", "cosine"}: the same paper announced earlier
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
              "kept": self.kept, "topic": self.topic}
+        if self.reupload_of:
+            d["reupload_of"] = self.reupload_of
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d

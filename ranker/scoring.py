@@ -11,10 +11,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .backends import Backend, Request, Result
 from .backends.schema import paper_schema
+from .errors import InputError
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .store import Store
@@ -29,13 +30,14 @@ class ScoreOptions:
     batch_size: int = 64              # requests per backend call; lines are written after each call
     hardened: bool = True             # paper text inside <paper> delimiters, marked as data
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
+    novelty_context: int = 0          # K earlier related papers (day, title) shown inside each paper's block
 
     @classmethod
     def from_config(cls, sc) -> "ScoreOptions":
         """From a config's [scoring] section."""
         return cls(papers_per_request=sc.papers_per_request, abstract_tokens=sc.abstract_tokens,
                    comment_chars=sc.comment_chars, score_mode=sc.score_mode, batch_size=sc.batch_size,
-                   layout=sc.prompt_layout)
+                   layout=sc.prompt_layout, novelty_context=sc.novelty_context)
 
     def prompt_options(self) -> dict:
         """What changes the text the model sees (and so the prompt hash)."""
@@ -43,6 +45,8 @@ class ScoreOptions:
                 "comment_chars": self.comment_chars, "hardened": self.hardened}
         if self.layout != "seed":          # the seed layout keeps the hashes scores were stored under
             opts["layout"] = self.layout
+        if self.novelty_context > 0:       # likewise: scores with a novelty context are stored apart
+            opts["novelty_context"] = self.novelty_context
         return opts
 
     @property
@@ -134,11 +138,18 @@ def write_jsonl_line(fh, score: Score) -> None:
 
 def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store,
                  out_path: str | Path | None = None, *, options: ScoreOptions | None = None,
-                 run_id: int | None = None, progress: Callable[[int, int], None] | None = None) -> ScoreRun:
+                 run_id: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 related: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> ScoreRun:
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
     stored and appended to `out_path` as they complete. A paper whose answer fails validation is retried
-    once, then recorded as a failure; nothing is silently dropped."""
+    once, then recorded as a failure; nothing is silently dropped.
+
+    related: with options.novelty_context > 0, paper id -> its earlier related papers as (day, title)
+    (ranker.index.novelty_context computes them); required then, so a prompt hash never mixes prompts."""
     opt = options or ScoreOptions()
+    if opt.novelty_context > 0 and related is None:
+        raise InputError("a novelty context was asked for but no earlier related papers were given",
+                         where="novelty_context")
     papers = list({p.id: p for p in papers}.values())
     phash = prompts.hash(**opt.prompt_options())
     model = backend.model_name
@@ -170,10 +181,12 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
         groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
         for b in range(0, len(groups), opt.batch_size):
             batch = groups[b:b + opt.batch_size]
-            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, fh, run_id, final=False)
+            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, fh, run_id, final=False,
+                                related=related)
             if failed:
                 run.retried += sum(len(g) for g in failed)
-                _run_batch(failed, backend, prompts, opt, want_probs, run, store, fh, run_id, final=True)
+                _run_batch(failed, backend, prompts, opt, want_probs, run, store, fh, run_id, final=True,
+                           related=related)
             done += sum(len(g) for g in batch)
             if progress:
                 progress(done, len(papers))
@@ -187,11 +200,11 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
 
 def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
                want_probs: bool, run: ScoreRun, store: Store, fh, run_id: int | None,
-               final: bool) -> list[list[Paper]]:
+               final: bool, related: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> list[list[Paper]]:
     """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
     requests = [Request(key=",".join(p.id for p in g),
                         messages=build_messages(prompts, g, abstract_tokens=opt.abstract_tokens,
-                                                hardened=opt.hardened, layout=opt.layout),
+                                                hardened=opt.hardened, layout=opt.layout, related=related),
                         schema=paper_schema([p.id for p in g], opt.comment_chars),
                         max_tokens=opt.max_tokens) for g in groups]
     results = backend.generate(requests, score_probs=want_probs)

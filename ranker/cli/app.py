@@ -32,7 +32,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def _register() -> None:
     # Each command group lives in its own module; a module that is missing is simply not offered.
     import importlib
-    for name in ("fetch", "prefilter", "calibrate", "score", "run", "compare", "models"):
+    for name in ("fetch", "prefilter", "calibrate", "score", "run", "compare", "models", "similar", "index"):
         try:
             mod = importlib.import_module(f"ranker.cli.{name}")
         except ModuleNotFoundError as e:

@@ -58,6 +58,12 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
     show_default=False)]
 
 
+NoveltyContextOpt = Annotated[Optional[int], typer.Option(
+    "--novelty-context", help="Show each paper's K nearest EARLIER papers in the corpus (day and title) inside its "
+    "prompt, so the model judges novelty against prior work (default 0 = off; scores are stored apart).",
+    show_default=False)]
+
+
 class Progress:
     """A progress bar on a terminal (stderr), silence elsewhere."""
 
@@ -92,7 +98,7 @@ def config_with_overrides(config_path, **flags):
     from ..config import load_config
     cfg = load_config(config_path)
     sections = {"backend": "scoring", "model": "scoring", "prompts": "scoring", "score_mode": "scoring",
-                "prompt_layout": "scoring", "papers_per_request": "scoring",
+                "prompt_layout": "scoring", "papers_per_request": "scoring", "novelty_context": "scoring",
                 "embedder": "prefilter", "keep": "prefilter", "top": "prefilter",
                 "calibration": "prefilter", "min_relevance": "digest", "min_novelty": "digest",
                 "categories": "fetch", "announce": "fetch"}

@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, apply_offline, info, progress_enabled
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, apply_offline, info,
+                     progress_enabled)
 
 EXAMPLES = """
 Examples:
@@ -20,6 +21,8 @@ Examples:
   ranker fetch --ids 2411.17700,2411.17702v2 --out some.jsonl
 
   ranker fetch --since 2025-05-12 --until 2025-05-13 --out backfill.jsonl
+
+  ranker fetch --from arxiv-metadata-oai-snapshot.json --embed --out corpus.jsonl   (index years of arXiv once)
 """
 
 
@@ -46,6 +49,12 @@ def fetch(
     date: Annotated[Optional[str], typer.Option(
         "--date", help="Use this announcement day (YYYY-MM-DD) for every paper instead of the one the source "
         "gives.", show_default=False)] = None,
+    embed: Annotated[bool, typer.Option(
+        "--embed", help="Also embed every paper written (in chunks, into the database: memory stays bounded "
+        "whatever the input's size) and bring the corpus index up to date, for `ranker similar` and novelty "
+        "context.")] = False,
+    embedder: EmbedderOpt = None,
+    max_tokens: MaxTokensOpt = None,
     db: DbOpt = None,
     offline: OfflineOpt = False,
     config: ConfigOpt = None,
@@ -91,8 +100,12 @@ def fetch(
         papers = fetch_today(cats, ann, date, **common)
         source = rss_feed_url(cats)
 
-    with Store(cfgmod.db_path(db)) as store, _Counter() as progress:
-        res = ingest(papers, out, store=store, progress=progress)
+    embedded = None
+    with Store(cfgmod.db_path(db)) as store:
+        with _Counter() as progress:
+            res = ingest(papers, out, store=store, progress=progress)
+        if embed and res.written:
+            embedded = _embed(out, store, embedder or cfg.prefilter.embedder, max_tokens)
 
     for note in report.notes():
         info(note)
@@ -105,12 +118,29 @@ def fetch(
                  f"wrote an empty {out}")
         return
     info(summary_line(res, report))
+    if embedded:
+        info(embedded)
+
+
+def _embed(papers_file: Path, store, embedder: str, max_tokens: int | None) -> str:
+    """Embed the papers just written (streamed back from the file) and sync the corpus index; the summary."""
+    from ..index import embed_corpus
+    from ..prefilter.embed import Embedder
+    from ..sources import read_papers
+    with _Counter("embedding papers") as progress:
+        r = embed_corpus(read_papers(papers_file), store, Embedder(embedder, max_tokens=max_tokens),
+                         progress=progress, warn=info)
+    skipped = f"; {r.skipped} without title or abstract skipped" if r.skipped else ""
+    return (f"embedded {r.embedded:,} of {r.papers:,} papers ({r.papers - r.embedded:,} already stored){skipped}"
+            f"; index: {r.sync.count:,} vectors ({'exact' if r.sync.kind == 'flat' else 'approximate (IVF)'})")
 
 
 class _Counter:
     """A spinner with a running count on a terminal; nothing elsewhere."""
 
-    def __init__(self):
+    def __init__(self, what: str = "reading papers"):
+        self._what = what
+        self._shown = 0
         self._bar = None
         self._task = None
 
@@ -118,14 +148,15 @@ class _Counter:
         if progress_enabled():
             from rich.console import Console
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-            self._bar = Progress(SpinnerColumn(), TextColumn("reading papers: {task.completed}"),
+            self._bar = Progress(SpinnerColumn(), TextColumn(self._what + ": {task.completed}"),
                                  TimeElapsedColumn(), console=Console(stderr=True), transient=True)
             self._bar.__enter__()
             self._task = self._bar.add_task("read", total=None)
         return self
 
     def __call__(self, n: int) -> None:
-        if self._bar is not None and n % 200 == 0:
+        if self._bar is not None and (n % 200 == 0 or n - self._shown >= 200):
+            self._shown = n
             self._bar.update(self._task, completed=n)
 
     def __exit__(self, *exc):

@@ -57,7 +57,7 @@ def prefilter(papers: PapersOpt,
         emb = Embedder(pf.embedder, max_tokens=max_tokens)
         result = run_prefilter(rows, ps, embedder=emb, keep=None if pf.top else pf.keep, top=pf.top,
                                min_keep=pf.min_keep, calibration=pf.calibration, store=store,
-                               progress=lambda d, n: bar("embedding", d, n))
+                               progress=lambda d, n: bar("embedding", d, n), warn=info)
     _write_ranked(result.ranked, out)
     info(result.summary() + f" -> {out}")
 

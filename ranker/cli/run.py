@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, ConfigOpt, DbOpt, EmbedderOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, LayoutOpt, apply_offline, config_with_overrides, echo, info)
+from .common import (BackendOpt, ConfigOpt, DbOpt, EmbedderOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, Progress,
+                     PromptsOpt, ScoreModeOpt, LayoutOpt, apply_offline, config_with_overrides, echo, info)
 
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
@@ -19,7 +19,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         announce: Annotated[Optional[str], typer.Option("--announce", help="Announce types to fetch "
                                                         "(default new,cross).", show_default=False)] = None,
         backend: BackendOpt = None, model: ModelOpt = None, embedder: EmbedderOpt = None, prompts: PromptsOpt = None,
-        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
+        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, novelty_context: NoveltyContextOpt = None,
         calibration: Annotated[Optional[Path], typer.Option("--calibration", help="A `ranker calibrate` file.",
                                                             show_default=False)] = None,
         min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
@@ -38,7 +38,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
 
     cfg = config_with_overrides(
         config, backend=backend, model=model, embedder=embedder, prompts=prompts, score_mode=score_mode,
-        prompt_layout=prompt_layout,
+        prompt_layout=prompt_layout, novelty_context=novelty_context,
         calibration=calibration, min_relevance=min_relevance, min_novelty=min_novelty,
         categories=category.split(",") if category else None, announce=announce.split(",") if announce else None)
     if papers is not None:

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, ConfigOpt, DbOpt, ModelOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, LayoutOpt, apply_offline, config_with_overrides, info)
+from .common import (BackendOpt, ConfigOpt, DbOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, Progress,
+                     PromptsOpt, ScoreModeOpt, LayoutOpt, apply_offline, config_with_overrides, info)
 
 
 def score(papers: PapersOpt,
@@ -18,6 +18,7 @@ def score(papers: PapersOpt,
           papers_per_request: Annotated[Optional[int], typer.Option(
               "--papers-per-request", help="Papers in one request (1 = one paper per request, the default; "
               "more reproduces the seed's multi-paper batches).", show_default=False)] = None,
+          novelty_context: NoveltyContextOpt = None,
           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = False) -> None:
     """Score papers with a local LLM; writes one {ARXIVID, COMMENT, RELEVANCE, NOVELTY} line per paper.
 
@@ -33,7 +34,8 @@ def score(papers: PapersOpt,
     from ..store import Store
 
     cfg = config_with_overrides(config, backend=backend, model=model, prompts=prompts, score_mode=score_mode,
-                                prompt_layout=prompt_layout, papers_per_request=papers_per_request)
+                                prompt_layout=prompt_layout, papers_per_request=papers_per_request,
+                                novelty_context=novelty_context)
     rows = list(read_papers(papers))
     if only_kept:
         if rows and not any("kept" in p.extra for p in rows):
@@ -45,6 +47,10 @@ def score(papers: PapersOpt,
     opts = ScoreOptions.from_config(sc)
     with Store(cfgmod.db_path(db)) as store:
         store.add_papers(rows)
+        related = None
+        if opts.novelty_context:
+            from ..index import novelty_context as earlier
+            related = earlier(rows, store, embedder=cfg.prefilter.embedder, k=opts.novelty_context, warn=info)
         run_id = store.start_run("score", {"papers": str(papers), "n": len(rows), "backend": sc.backend,
                                            "model": sc.model})
         status = "failed"
@@ -52,7 +58,7 @@ def score(papers: PapersOpt,
             with get_backend(sc.backend, sc.model, **({"engine_args": sc.engine_args} if sc.engine_args else {})) \
                     as be, Progress() as bar:
                 run = score_papers(rows, be, ps, store, out, options=opts, run_id=run_id,
-                                   progress=lambda d, n: bar("scoring", d, n))
+                                   progress=lambda d, n: bar("scoring", d, n), related=related)
             status = "ok" if not run.failures else "partial"
         finally:
             store.finish_run(run_id, status, {})

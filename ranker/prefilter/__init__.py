@@ -4,15 +4,16 @@ Library entry points:
   rank_papers(papers, prompts, *, embedder="minilm", keep=0.4, top=None, min_keep=20, calibration=None,
               store=None) -> list[Ranked]          every paper, best first, with `kept` set by the keep policy
   run_prefilter(...) -> PrefilterResult             the same, plus what was embedded / reused and timings
-Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), index (FAISS),
-calibrate (learning from GPT digest history), history (reading that history), metrics (AUC, recall@k).
+Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), calibrate (learning
+from GPT digest history), history (reading that history), metrics (AUC, recall@k). With a store, the day's
+papers also join the corpus index (ranker.index), which marks re-uploads of earlier papers.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class PrefilterResult:
     model_loaded: bool = False
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    reuploads: int = 0           # papers found to repeat an earlier paper under a new id
 
     @property
     def kept(self) -> int:
@@ -45,14 +47,18 @@ class PrefilterResult:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
         cached = "all vectors from the store" if not self.embedded else f"{self.embedded} texts embedded"
-        return (f"prefilter: kept {self.kept} of {n} papers ({how}, embedder {self.embedder}; {cached}; "
+        reup = f"; {self.reuploads} re-upload{'s' if self.reuploads != 1 else ''} of earlier papers" \
+            if self.reuploads else ""
+        return (f"prefilter: kept {self.kept} of {n} papers ({how}, embedder {self.embedder}; {cached}{reup}; "
                 f"{self.seconds:.1f}s)")
 
 
 def run_prefilter(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
                   embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
                   min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
-                  store: "Store | None" = None, progress=None) -> PrefilterResult:
+                  store: "Store | None" = None, progress=None,
+                  warn: "Callable[[str], None] | None" = None) -> PrefilterResult:
+    """warn: receives one-line notes (the corpus index rebuilt, or not updated)."""
     from ..prompts import load_prompts
     from .calibrate import Calibration
     from .embed import Embedder
@@ -83,15 +89,25 @@ def run_prefilter(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *
     ranked = [Ranked(paper=papers[i], prefilter_score=float(score[i]), kept=j < k,
                      topic=qs.topic_names[int(topic_idx[i])]) for j, i in enumerate(order)]
     timings["score"] = time.perf_counter() - t
+    reup = {}
+    if store is not None:
+        t = time.perf_counter()
+        from ..index import index_day
+        reup = index_day(store, emb.key, papers, pv, warn=warn)
+        for r in ranked:
+            if r.paper.id in reup:
+                r.reupload_of = reup[r.paper.id].to_dict()
+        timings["index"] = time.perf_counter() - t
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
-                           model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings)
+                           model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
+                           reuploads=len(reup))
 
 
 def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
                 embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
                 min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
-                store: "Store | None" = None) -> list[Ranked]:
+                store: "Store | None" = None, warn: "Callable[[str], None] | None" = None) -> list[Ranked]:
     """Every paper, sorted by descending prefilter_score; `kept` marks the top `top` papers, or the top
     `keep` fraction (never fewer than min(len(papers), min_keep))."""
     return run_prefilter(papers, prompts, embedder=embedder, keep=keep, top=top, min_keep=min_keep,
-                         calibration=calibration, store=store).ranked
+                         calibration=calibration, store=store, warn=warn).ranked

@@ -1,0 +1,53 @@
+"""`ranker similar`: the papers nearest to one paper, or to any text, in the corpus the database holds."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Optional
+
+import typer
+
+from .common import DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, apply_offline, echo, info
+
+
+def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
+                                                 show_default=False)],
+            k: Annotated[int, typer.Option("--k", help="How many papers to list.", min=1)] = 10,
+            since: Annotated[Optional[str], typer.Option(
+                "--since", help="Only papers first announced on or after this day (YYYY-MM-DD).",
+                show_default=False)] = None,
+            embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
+            db: DbOpt = None, offline: OfflineOpt = False) -> None:
+    """List the papers nearest to a paper (by id) or to a text, from every paper vector in the database:
+    cosine, day, id and title, nearest first. Works offline on whatever the database holds; an id needs no
+    model at all.
+
+    Example: ranker similar 2505.09343 --k 5
+
+    Example: ranker similar "mixture of experts routing for long context" --since 2025-06-01
+    """
+    apply_offline(offline)
+    from .. import config as cfgmod
+    from ..errors import InputError
+    from ..index import CorpusIndex, similar as find
+    from ..prefilter.embed import Embedder
+    from ..store import Store
+
+    if since is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
+        raise InputError(f"expected a day as YYYY-MM-DD, got {since!r}", where="--since")
+    emb = Embedder(embedder or cfgmod.load_config(None).prefilter.embedder, max_tokens=max_tokens)
+    with Store(cfgmod.db_path(db)) as store:
+        if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
+            raise InputError(f"no paper vectors for the embedder {emb.key} yet: `ranker prefilter`, `ranker run` "
+                             "or `ranker fetch --embed` stores them", where=str(store.path))
+        res = find(store, query, embedder=emb, k=k, since=since, warn=info)
+    if res.paper is not None:
+        info(f"nearest to {res.paper.id} ({res.paper.date or 'undated'}): {res.paper.title}")
+    if not res.neighbours:
+        info(f"no paper matches among {res.corpus:,}" + (f" since {since}" if since else ""))
+        return
+    for n in res.neighbours:
+        echo(f"{n.cosine:.3f}  {n.date or 'undated':10}  {n.id:<16} {n.title}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("similar")(similar)
