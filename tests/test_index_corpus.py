@@ -156,6 +156,28 @@ def test_a_damaged_index_is_rebuilt_with_a_reason(store, vecs, damage, reason):
     assert CorpusIndex(store, EMB).status().problem is None
 
 
+@pytest.mark.parametrize("damage, reason", [("garbage", "unreadable"), ("truncate", "holds"),
+                                            ("delete", "missing")])
+def test_a_damaged_approximate_index_is_rebuilt_with_a_reason(store, vecs, monkeypatch, damage, reason):
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 500)
+    put(store, vecs, 0, 600)
+    idx = CorpusIndex(store, EMB)
+    assert idx.sync().kind == "ivf"
+    base = idx.dir / idx.manifest.base.index.name
+    if damage == "garbage":
+        base.write_bytes(b"\0" * base.stat().st_size)
+    elif damage == "truncate":
+        base.write_bytes(base.read_bytes()[:1000])
+    else:
+        base.unlink()
+    notes = []
+    again = CorpusIndex(store, EMB, warn=notes.append)
+    assert again.sync().rebuilt is None                      # the cheap checks read no data file ...
+    assert again.search(vecs[[9]], k=1)[0][0].id == "2501.00009"   # ... loading finds it and rebuilds
+    assert len(notes) == 1 and reason in notes[0], notes
+    assert CorpusIndex(store, EMB).status().problem is None
+
+
 def test_an_index_that_disagrees_with_the_store_is_rebuilt_with_a_reason(tmp_path, vecs):
     db = tmp_path / "r.sqlite3"
     with Store(db) as store:

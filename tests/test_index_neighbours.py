@@ -196,6 +196,15 @@ def test_a_planted_reupload_is_flagged_in_the_prefilter_rows(store):
     assert not any(r.reupload_of for r in again_early.ranked)
 
 
+def test_a_prefilter_whose_index_cannot_be_written_still_ranks_and_says_so(store):
+    (store.path.parent / "faiss").write_text("a file where the index folder should be")
+    notes = []
+    res = run_prefilter([paper(i, "2025-05-01") for i in range(25)], load_prompts(), embedder=WordHashEmbedder(),
+                        store=store, warn=notes.append)
+    assert len(res.ranked) == 25 and res.kept == 20
+    assert len(notes) == 1 and notes[0].startswith("index: not updated (") and "retries" in notes[0]
+
+
 def test_reuploads_need_an_earlier_day_and_the_threshold(store):
     emb = WordHashEmbedder()
     a = paper(1, "2025-05-01")

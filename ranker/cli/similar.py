@@ -11,7 +11,7 @@ from .common import DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, apply_offline,
 
 def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
                                                  show_default=False)],
-            k: Annotated[int, typer.Option("--k", help="How many papers to list.", min=1)] = 10,
+            k: Annotated[int, typer.Option("--k", help="How many papers to list.")] = 10,
             since: Annotated[Optional[str], typer.Option(
                 "--since", help="Only papers first announced on or after this day (YYYY-MM-DD).",
                 show_default=False)] = None,
@@ -32,6 +32,8 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     from ..prefilter.embed import Embedder
     from ..store import Store
 
+    if k < 1:
+        raise InputError("must be at least 1", where="--k")
     if since is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
         raise InputError(f"expected a day as YYYY-MM-DD, got {since!r}", where="--since")
     emb = Embedder(embedder or cfgmod.load_config(None).prefilter.embedder, max_tokens=max_tokens)

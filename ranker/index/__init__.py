@@ -52,7 +52,7 @@ def update_index(store: "Store", embedder: str, papers: "Iterable[Paper] | None"
         if papers is not None:
             store.add_papers(papers)
         return CorpusIndex(store, embedder, warn=warn).sync()
-    except (OSError, RankerError) as e:
+    except (OSError, RankerError, RuntimeError) as e:     # RuntimeError: what faiss raises
         _not_updated(e, warn)
         return None
 
@@ -66,7 +66,7 @@ def index_day(store: "Store", embedder: str, papers: "Sequence[Paper]", vectors:
         idx = CorpusIndex(store, embedder, warn=warn)
         idx.sync()
         return find_reuploads(papers, vectors, idx, store)
-    except (OSError, RankerError) as e:
+    except (OSError, RankerError, RuntimeError) as e:
         _not_updated(e, warn)
         return {}
 

@@ -385,8 +385,8 @@ class CorpusIndex:
             base, base_ids = None, []
             if m.base is not None:
                 path = F.check_file(self.dir, m.base.index, crc=False)
-                try:
-                    base = fa.read_index(str(path))
+                try:               # mapped, not read: the lists a query probes are paged in as it needs them
+                    base = fa.read_index(str(path), fa.IO_FLAG_MMAP)
                 except RuntimeError as e:
                     raise F.IndexFileError(f"{m.base.index.name} is unreadable "
                                            f"({str(e).strip().splitlines()[-1][:120]})") from None
@@ -394,12 +394,13 @@ class CorpusIndex:
                     raise F.IndexFileError(f"{m.base.index.name} holds {base.ntotal} vectors of {base.d} "
                                            f"dimensions, its manifest says {m.base.count} of {m.dim}")
                 base.nprobe = m.base.nprobe
-                base_ids = F.read_ids(self.dir, m.base.ids, m.base.count)[0]
+                base_ids = F.read_id_column(self.dir, m.base.ids, m.base.count, crc=False)
             tail = K.new_flat(max(m.dim, 1))
             tail_ids: list[str] = []
             for seg in m.segments:
                 tail.add(F.read_segment_vectors(self.dir, seg, m.dim))
-                tail_ids += F.read_ids(self.dir, seg.ids, seg.count)[0]
+                col = F.read_id_column(self.dir, seg.ids, seg.count, crc=True)
+                tail_ids += [col[i] for i in range(len(col))]
         self._mem = (base, base_ids, tail, tail_ids)
 
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:

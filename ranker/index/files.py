@@ -294,6 +294,31 @@ def read_ids(directory: Path, ref: FileRef, count: int) -> tuple[list[str], list
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+class IdColumn:
+    """The ids of an ids file, decoded one at a time on demand (a 1M-row file is read in milliseconds)."""
+
+    def __init__(self, data: bytes, ends: np.ndarray):
+        self._data = data
+        self._ends = ends
+        self._starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, row: int) -> str:
+        line = self._data[int(self._starts[row]):int(self._ends[row])]
+        return line.split(b"\t", 1)[0].decode("utf-8")
+
+
+def read_id_column(directory: Path, ref: FileRef, count: int, *, crc: bool) -> IdColumn:
+    path = check_file(directory, ref, crc=crc)
+    data = path.read_bytes()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if len(ends) != count:
+        raise IndexFileError(f"{ref.name} does not hold {count} id lines")
+    return IdColumn(data, ends)
+
+
 def read_segment_vectors(directory: Path, seg: Segment, dim: int) -> np.ndarray:
     path = check_file(directory, seg.vectors, crc=True)
     if seg.vectors.size != seg.count * dim * 4:

@@ -143,7 +143,6 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     if since is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
         raise InputError(f"expected a day as YYYY-MM-DD, got {since!r}", where="since")
     key = embedder.key if not isinstance(embedder, str) else _embedder(embedder).key
-    idx = open_index(store, key, warn)
     pid = arxiv_id(query)
     paper = None
     if pid is not None:
@@ -157,6 +156,7 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     else:
         vec = _embedder(embedder).embed_queries([query], store)[0]
         exclude = set()
+    idx = open_index(store, key, warn)          # after the query is known good: an error stays one line
     dates = _Dates(store)
 
     def accept(_: int, h: Hit) -> bool:
