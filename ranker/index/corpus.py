@@ -12,6 +12,7 @@ full check (`status(verify=True)`) compares the digest of every (id, text hash) 
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -266,36 +267,37 @@ class CorpusIndex:
         fa = K.faiss()
         base = m.base
         index = fa.read_index(str(F.check_file(self.dir, base.index, crc=False)))
-        ids, hashes = F.read_ids(self.dir, base.ids, base.count)
-        for seg in m.segments:
-            index.add(F.read_segment_vectors(self.dir, seg, m.dim))
-            sids, shashes = F.read_ids(self.dir, seg.ids, seg.count)
-            ids += sids
-            hashes += shashes
-        m.base = self._write_base(index, ids, hashes, base.nlist, base.nprobe, base.trained_on)
+        stem = F.new_name("base", "")
+        ids = F.StreamFile(self.dir, stem + ".ids")
+        try:
+            ids.write(F.check_file(self.dir, base.ids, crc=True).read_bytes())
+            for seg in m.segments:
+                index.add(F.read_segment_vectors(self.dir, seg, m.dim))
+                ids.write(F.check_file(self.dir, seg.ids, crc=True).read_bytes())
+            idref = ids.close()
+        except BaseException:
+            ids.discard()
+            raise
+        m.base = self._write_base(index, stem, idref, base.nlist, base.nprobe, base.trained_on)
         m.segments = []
         F.write_manifest(self.dir, m)
 
-    def _write_base(self, index, ids: list[str], hashes: list[str], nlist: int, nprobe: int,
-                    trained_on: int) -> F.Base:
-        fa = K.faiss()
-        stem = F.new_name("base", "")
-        name = stem + ".faiss"
-        path = self.dir / name
+    def _write_base(self, index, stem: str, ids: F.FileRef, nlist: int, nprobe: int, trained_on: int) -> F.Base:
+        """Write the IVF index beside its already written ids file; fsynced, with its size and CRC."""
+        path = self.dir / (stem + ".faiss")
         try:
-            fa.write_index(index, str(path))
+            K.faiss().write_index(index, str(path))
             with open(path, "rb+") as fh:
-                import os
                 os.fsync(fh.fileno())
-            ref = F.FileRef(name, path.stat().st_size, F.file_crc(path))
-            idref = F.write_ids(self.dir, stem + ".ids", ids, hashes)
+            ref = F.FileRef(path.name, path.stat().st_size, F.file_crc(path))
         except BaseException:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+            for p in (path, self.dir / ids.name):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
             raise
-        return F.Base(index=ref, ids=idref, count=int(index.ntotal), nlist=nlist, nprobe=nprobe,
+        return F.Base(index=ref, ids=ids, count=int(index.ntotal), nlist=nlist, nprobe=nprobe,
                       trained_on=trained_on)
 
     # ------------------------------------------------------------------ rebuilding
@@ -319,6 +321,7 @@ class CorpusIndex:
         return 0
 
     def _build_ivf(self, m: F.Manifest, count: int, top: int) -> None:
+        """Train on a sample spread over the store, then stream every row into the lists (and the ids file)."""
         st = self.store
         nlist = K.nlist_for(count)
         n_train = min(count, K.TRAIN_PER_LIST * nlist)
@@ -327,19 +330,25 @@ class CorpusIndex:
                   for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, every=every, batch=READ_BATCH)]
         index = K.train_ivf(np.concatenate(sample), nlist)
         del sample
-        ids: list[str] = []
-        hashes: list[str] = []
-        last = None
-        for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=READ_BATCH):
-            index.add(_vectors(rows, m.dim, self.embedder))
-            _refresh_probes(m.probes, rows, len(ids))
-            ids += [r[1] for r in rows]
-            hashes += [r[2] for r in rows]
-            last = rows[-1]
-        m.base = self._write_base(index, ids, hashes, nlist, int(index.nprobe), len(ids))
-        m.count = len(ids)
+        stem = F.new_name("base", "")
+        ids = F.StreamFile(self.dir, stem + ".ids")
+        n, digest, last = 0, 0, None
+        try:
+            for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=READ_BATCH):
+                index.add(_vectors(rows, m.dim, self.embedder))
+                ids.write("".join(f"{r[1]}\t{r[2]}\n" for r in rows).encode("utf-8"))
+                digest += F.digest_of((r[1], r[2]) for r in rows)
+                _refresh_probes(m.probes, rows, n)
+                n += len(rows)
+                last = rows[-1]
+            idref = ids.close()
+        except BaseException:
+            ids.discard()
+            raise
+        m.base = self._write_base(index, stem, idref, nlist, int(index.nprobe), n)
+        m.count = n
         m.max_rowid = top
-        m.digest = F.digest_of(zip(ids, hashes))
+        m.digest = digest % (1 << 64)
         m.anchor = [last[0], last[1], last[2]] if last else None
         F.write_manifest(self.dir, m)
 

@@ -269,18 +269,6 @@ class SegmentWriter:
         self._ids.discard()
 
 
-def write_ids(directory: Path, name: str, ids: list[str], hashes: list[str]) -> FileRef:
-    f = StreamFile(directory, name)
-    try:
-        for i in range(0, len(ids), 50_000):
-            f.write("".join(f"{a}\t{b}\n" for a, b in zip(ids[i:i + 50_000], hashes[i:i + 50_000]))
-                    .encode("utf-8"))
-        return f.close()
-    except BaseException:
-        f.discard()
-        raise
-
-
 # --------------------------------------------------------------------------- reading data files
 def read_ids(directory: Path, ref: FileRef, count: int) -> tuple[list[str], list[str]]:
     path = check_file(directory, ref, crc=True)
