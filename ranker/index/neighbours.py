@@ -99,15 +99,20 @@ class _Dates:
         return self.known.get(pid, "")
 
 
+MAX_POOL = 4096       # candidates looked at per query, at most: past that a filter is better served otherwise
+
+
 def filtered_search(index: CorpusIndex, queries: np.ndarray, k: int, accept: Callable[[int, Hit], bool], *,
-                    min_score: float | None = None, dates: _Dates | None = None) -> list[list[Hit]]:
+                    min_score: float | None = None, dates: _Dates | None = None,
+                    max_pool: int = MAX_POOL) -> list[list[Hit]]:
     """For each query, the k best hits that `accept(query number, hit)` lets through. The candidate pool grows
-    (x4) until k pass, the pool covers the whole index, or (min_score) the pool's worst hit falls below it."""
+    (x4) until k pass, the pool covers the whole index (or max_pool), or (min_score) the pool's worst hit falls
+    below it."""
     q = np.atleast_2d(queries)
     out: list[list[Hit]] = [[] for _ in range(len(q))]
     todo = list(range(len(q)))
     pool = k * 4 + 16
-    n = len(index)
+    n = min(len(index), max(max_pool, pool))
     while todo and n:
         pool = min(pool, n)
         hits = index.search(q[todo], pool)
