@@ -171,12 +171,14 @@ def planted(papers, v, n: int, embedder: str) -> None:
                                                        p.abstract),
     }
     emb = Embedder(embedder)
-    print(f"\nplanted re-uploads of {n} random papers: cosine to the original (percentiles 0/5/50)")
+    print(f"\nplanted re-uploads of {n} random papers: cosine to the original, and the share each threshold "
+          "flags")
     for name, make in variants.items():
         texts = [paper_text(Paper(id="x", title=t, abstract=a)) for t, a in (make(papers[i]) for i in pick)]
         got = emb.encode(texts)
         c = np.sum(got * v[pick], axis=1)
-        print(f"  {name:<34} min {c.min():.4f}  p5 {np.percentile(c, 5):.4f}  median {np.median(c):.4f}")
+        shares = "  ".join(f">={t}: {np.mean(c >= t):.0%}" for t in (0.8, 0.95, 0.98, 0.99))
+        print(f"  {name:<34} min {c.min():.4f}  p5 {np.percentile(c, 5):.4f}  median {np.median(c):.4f}  {shares}")
 
 
 if __name__ == "__main__":
