@@ -34,8 +34,9 @@ def _key(embedder: str | None, max_tokens: int | None) -> str | None:
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, db: DbOpt = None,
            quick: bool = typer.Option(False, "--quick", help="Skip the full check (the digest of every stored "
                                       "id and text hash, the files' checksums).")) -> None:
-    """Vectors, embedder, kind, size on disk and last update of each corpus index, and whether it agrees with
-    the database. Changes nothing (the next command that embeds brings the index up to date).
+    """Vectors, embedder, kind, size on disk, last update, and agreement with the database.
+
+    Changes nothing: the next command that embeds brings the index up to date.
 
     Example: ranker index status
     """
@@ -74,8 +75,9 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, db: Db
 
 @index_app.command("rebuild")
 def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, db: DbOpt = None) -> None:
-    """Rebuild the corpus index from the database's vectors (never needed for correctness: a missing, damaged or
-    stale index is rebuilt on its own; this is for the impatient).
+    """Rebuild the corpus index from the database's vectors.
+
+    Never needed for correctness: a missing, damaged or stale index is rebuilt on its own when next used.
 
     Example: ranker index rebuild --embedder minilm
     """

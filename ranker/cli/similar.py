@@ -17,9 +17,10 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
                 show_default=False)] = None,
             embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
             db: DbOpt = None, offline: OfflineOpt = False) -> None:
-    """List the papers nearest to a paper (by id) or to a text, from every paper vector in the database:
-    cosine, day, id and title, nearest first. Works offline on whatever the database holds; an id needs no
-    model at all.
+    """The papers nearest to a paper (by id) or to any text, among every paper the database holds.
+
+    Prints cosine, day, id and title, nearest first. Works offline on whatever the database holds; an id needs
+    no model at all (its vector is stored).
 
     Example: ranker similar 2505.09343 --k 5
 
