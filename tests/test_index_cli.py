@@ -152,6 +152,17 @@ def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
     r = ranker("similar", "sparse mixture of experts routing", "--k", "3", "--db", db)
     assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr
 
+    # calibrate syncs the index too: removed, it comes back from the store with one line saying why
+    import shutil
+    shutil.rmtree(db.parent / "faiss")
+    hist = tmp_path / "history"
+    for day, rows in (("2025-05-13", day_a), ("2025-05-15", day_b)):     # GPT's picks: the gpt_selected flags
+        (hist / day).mkdir(parents=True)
+        write(hist / day / "listing.jsonl", rows)
+    r = ranker("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--no-eval", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert "index built from the store (there was no index yet): 81 vectors, exact" in r.stderr
+
     # the novelty context of day B's papers: day A's papers only, never the paper itself or its own day
     from ranker.index import earlier_neighbours
     with Store(db) as store:

@@ -205,6 +205,18 @@ def test_a_prefilter_whose_index_cannot_be_written_still_ranks_and_says_so(store
     assert len(notes) == 1 and notes[0].startswith("index: not updated (") and "retries" in notes[0]
 
 
+def test_update_index_records_the_papers_and_syncs(store):
+    from ranker.index import update_index
+    emb = WordHashEmbedder()
+    ps = [paper(i, "2025-05-02") for i in range(7)]
+    emb.embed_papers(ps, store)                              # vectors without the papers' days and titles
+    assert store.first_seen([p.id for p in ps]) == {}
+    notes = []
+    res = update_index(store, emb.key, ps, warn=notes.append)
+    assert res.count == 7 and store.first_seen([ps[0].id]) == {ps[0].id: "2025-05-02"}
+    assert notes == ["index built from the store (there was no index yet): 7 vectors, exact"]
+
+
 def test_reuploads_need_an_earlier_day_and_the_threshold(store):
     emb = WordHashEmbedder()
     a = paper(1, "2025-05-01")
