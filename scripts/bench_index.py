@@ -212,6 +212,30 @@ def compare_kinds(gen: Generator, n: int, skip_hnsw: bool, tmp: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the product's index
+CHILD = """
+import sys, time
+t0 = time.perf_counter()
+from ranker.index import CorpusIndex
+from ranker.store import Store
+with Store(sys.argv[1]) as s:
+    t = time.perf_counter()
+    {code}
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(f"{{time.perf_counter() - t:.2f}} s ({{t - t0:.2f}} s of imports before), peak RSS {{int(hwm) / 1024:.0f}} MB")
+"""
+
+
+def child(code: str, db: Path) -> str:
+    """Run `code` (with `s`, the store) in a fresh process: its time and its own peak memory."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", CHILD.format(code=code), str(db)], capture_output=True, text=True,
+                       env=env)
+    if r.returncode:
+        raise SystemExit(r.stderr[-2000:])
+    return r.stdout.strip().splitlines()[-1]
+
+
 def product(gen: Generator, n: int, tmp: Path) -> None:
     from ranker.index import CorpusIndex, corpus
     from ranker.store import Store
@@ -228,13 +252,10 @@ def product(gen: Generator, n: int, tmp: Path) -> None:
     print(f"store written: {time.perf_counter() - t:.1f} s, {(d / 'ranker.sqlite3').stat().st_size / 2**30:.2f} "
           f"GB (not the index's cost: the prefilter stores vectors as it embeds)")
 
-    rss0 = now_rss_mb()
-    t = time.perf_counter()
+    out = child(f"CorpusIndex(s, 'minilm').rebuild('benchmark')", d / "ranker.sqlite3")
     idx = CorpusIndex(store, "minilm")
-    res = idx.rebuild("benchmark")
-    print(f"full rebuild from the store: {time.perf_counter() - t:.1f} s ({res.kind}, {res.count:,} vectors); "
-          f"RSS {now_rss_mb() - rss0:+.0f} MB after it; {sum(p.stat().st_size for p in idx.dir.iterdir()) / 2**20:.0f}"
-          f" MB on disk")
+    print(f"full rebuild from the store, as its own process: {out}; "
+          f"{sum(p.stat().st_size for p in idx.dir.iterdir()) / 2**20:.0f} MB on disk")
 
     t = time.perf_counter()
     CorpusIndex(store, "minilm").sync()
@@ -251,14 +272,12 @@ def product(gen: Generator, n: int, tmp: Path) -> None:
           f"vectors to the store took {put:.3f} s)")
 
     queries = gen.draw(Q)
-    rss1 = now_rss_mb()
-    t = time.perf_counter()
+    print("open (sync + load) and one query, as its own process (as `ranker similar` does, less the CLI): "
+          + child("import numpy as np; i = CorpusIndex(s, 'minilm'); i.search(np.ones((1, 384), np.float32) / "
+                  "384 ** 0.5, 10)", d / "ranker.sqlite3"))
     idx = CorpusIndex(store, "minilm")
     idx.sync()
     idx.load()
-    idx.search(queries[:1], K)
-    print(f"open (sync + load) and a first query, as `ranker similar` does: {time.perf_counter() - t:.2f} s, "
-          f"RSS {now_rss_mb() - rss1:+.0f} MB")
 
     from ranker.index import find_reuploads
     from ranker.records import Paper
