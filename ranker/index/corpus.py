@@ -101,7 +101,7 @@ class CorpusIndex:
         self.dir = store.index_dir / _slug(embedder)
         self.warn = warn
         self.manifest: F.Manifest | None = None
-        self._mem = None            # (base faiss index | None, base ids, tail faiss index, tail ids)
+        self._mem = None            # (base IVF index | None, base ids, tail vectors (array), tail ids)
 
     def __len__(self) -> int:
         return self.manifest.count if self.manifest is not None else 0
@@ -385,7 +385,6 @@ class CorpusIndex:
             self._load()
 
     def _load(self) -> None:
-        fa = K.faiss()
         with F.locked(self.dir, exclusive=False):
             m = F.read_manifest(self.dir)            # the newest: another process may have synced since
             if m.embedder != self.embedder:
@@ -393,6 +392,7 @@ class CorpusIndex:
             self.manifest = m
             base, base_ids = None, []
             if m.base is not None:
+                fa = K.faiss()                      # only the approximate kind needs FAISS
                 path = F.check_file(self.dir, m.base.index, crc=False)
                 try:               # mapped, not read: the lists a query probes are paged in as it needs them
                     base = fa.read_index(str(path), fa.IO_FLAG_MMAP)
@@ -404,37 +404,53 @@ class CorpusIndex:
                                            f"dimensions, its manifest says {m.base.count} of {m.dim}")
                 base.nprobe = m.base.nprobe
                 base_ids = F.read_id_column(self.dir, m.base.ids, m.base.count, crc=False)
-            tail = K.new_flat(max(m.dim, 1))
+            tail = F.read_segments_into(self.dir, m.segments, m.dim)
             tail_ids: list[str] = []
             for seg in m.segments:
-                tail.add(F.read_segment_vectors(self.dir, seg, m.dim))
                 col = F.read_id_column(self.dir, seg.ids, seg.count, crc=True)
                 tail_ids += [col[i] for i in range(len(col))]
         self._mem = (base, base_ids, tail, tail_ids)
 
-    def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """For each query vector, the k most similar indexed papers, best first (cosine)."""
+    def _ready(self, queries: np.ndarray) -> np.ndarray:
         q = K.f32(queries)
         if self._mem is None:
             self.load()
-        base, base_ids, tail, tail_ids = self._mem
-        if len(self) == 0:
-            return [[] for _ in range(len(q))]
-        if q.shape[1] != self.manifest.dim:
+        if len(self) and q.shape[1] != self.manifest.dim:
             from ..errors import InputError
             raise InputError(f"query vectors have {q.shape[1]} dimensions, the index {self.manifest.dim}",
                              where=str(self.dir))
+        return q
+
+    def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
+        """For each query vector, the k most similar indexed papers, best first (cosine)."""
+        q = self._ready(queries)
+        if len(self) == 0:
+            return [[] for _ in range(len(q))]
+        base, base_ids, tail, tail_ids = self._mem
         parts = []
         if base is not None:
             parts.append((*K.search(base, q, k), base_ids))
-        if tail.ntotal:
-            parts.append((*K.search(tail, q, min(k, tail.ntotal)), tail_ids))
+        if len(tail):
+            parts.append((*K.flat_topk(tail, q, k), tail_ids))
+        return [_merge(parts, i, k) for i in range(len(q))]
+
+    def within(self, queries: np.ndarray, min_score: float) -> list[list[Hit]]:
+        """For each query vector, every indexed paper at cosine >= min_score, best first (exact over the recent
+        segments, the probed lists of the approximate index)."""
+        q = self._ready(queries)
+        if len(self) == 0:
+            return [[] for _ in range(len(q))]
+        base, base_ids, tail, tail_ids = self._mem
+        parts = []
+        if base is not None:
+            parts.append((K.ivf_range(base, q, min_score), base_ids))
+        if len(tail):
+            parts.append((K.flat_range(tail, q, min_score), tail_ids))
         out = []
         for i in range(len(q)):
-            hits = [Hit(ids[r], float(s)) for scores, rows, ids in parts for s, r in zip(scores[i], rows[i])
-                    if r >= 0]
+            hits = [Hit(ids[r], float(s)) for found, ids in parts for s, r in zip(*found[i])]
             hits.sort(key=lambda h: -h.score)
-            out.append(hits[:k])
+            out.append(hits)
         return out
 
     # ------------------------------------------------------------------ status
@@ -474,6 +490,12 @@ class CorpusIndex:
             except (_Rebuild, F.IndexFileError) as e:
                 st.problem = getattr(e, "reason", None) or str(e)
         return st
+
+
+def _merge(parts, i: int, k: int) -> list[Hit]:
+    hits = [Hit(ids[r], float(s)) for scores, rows, ids in parts for s, r in zip(scores[i], rows[i]) if r >= 0]
+    hits.sort(key=lambda h: -h.score)
+    return hits[:k]
 
 
 def _vectors(rows, dim: int, embedder: str) -> np.ndarray:

@@ -307,6 +307,31 @@ def read_id_column(directory: Path, ref: FileRef, count: int, *, crc: bool) -> I
     return IdColumn(data, ends)
 
 
+def read_segments_into(directory: Path, segments: list[Segment], dim: int) -> np.ndarray:
+    """Every segment's vectors in one array, read a piece at a time (each file checked against its CRC on the
+    way), so memory holds the result and one piece, never a second copy."""
+    out = np.empty((sum(s.count for s in segments), dim), dtype=np.float32)
+    row = 0
+    piece = max(1, (4 << 20) // (4 * max(dim, 1)))          # rows in about 4 MB
+    for seg in segments:
+        path = check_file(directory, seg.vectors, crc=False)
+        if seg.vectors.size != seg.count * dim * 4:
+            raise IndexFileError(f"{seg.vectors.name} does not hold {seg.count} vectors of {dim} dimensions")
+        crc = 0
+        with open(path, "rb") as fh:
+            for start in range(0, seg.count, piece):
+                n = min(piece, seg.count - start)
+                data = fh.read(n * dim * 4)
+                if len(data) != n * dim * 4:
+                    raise IndexFileError(f"{seg.vectors.name} ended early")
+                crc = zlib.crc32(data, crc)
+                out[row + start:row + start + n] = np.frombuffer(data, dtype="<f4").reshape(n, dim)
+        if crc != seg.vectors.crc:
+            raise IndexFileError(f"{seg.vectors.name} does not match its checksum")
+        row += seg.count
+    return out
+
+
 def read_segment_vectors(directory: Path, seg: Segment, dim: int) -> np.ndarray:
     path = check_file(directory, seg.vectors, crc=True)
     if seg.vectors.size != seg.count * dim * 4:

@@ -253,7 +253,13 @@ def find_reuploads(papers: Sequence[Paper], vectors: np.ndarray, index: CorpusIn
         return h.id != papers[i].id and bool(d) and d < days[i]
 
     floor = min(threshold, SAME_ABSTRACT_COSINE)
-    hits = filtered_search(index, np.asarray(vectors)[todo], 4, accept, min_score=floor, dates=dates)
+    vecs = np.asarray(vectors)
+    hits = []
+    for start in range(0, len(todo), 1024):          # a block at a time: the hits of a 30,000-paper batch stay small
+        block = todo[start:start + 1024]
+        found = index.within(vecs[block], floor)
+        dates.fetch({h.id for hs in found for h in hs})
+        hits += [[h for h in hs if accept(start + j, h)][:4] for j, hs in enumerate(found)]
     abstracts = {pid: _abstract_key(p.abstract) for pid, p in
                  store.get_papers({h.id for hs in hits for h in hs if h.score < threshold}).items()}
     out = {}
@@ -277,7 +283,7 @@ def pick_similarity(vectors: np.ndarray, past_pick_ids: Sequence[str], store: "S
     may know); their vectors come from the store, under `embedder`. exclude: one id per row of `vectors` (the
     row's own paper), never counted as its own neighbour. Picks are few (tens a day), so the search is exact,
     over their vectors alone. Rows get 0.0 when no pick has a stored vector."""
-    from .kinds import f32, new_flat, search
+    from .kinds import f32, flat_topk
     q = f32(vectors)
     have = store.get_vectors(list(dict.fromkeys(past_pick_ids)), embedder)
     if not have or not len(q):
@@ -286,10 +292,8 @@ def pick_similarity(vectors: np.ndarray, past_pick_ids: Sequence[str], store: "S
     mat = np.stack([have[i] for i in ids])
     if mat.shape[1] != q.shape[1]:
         raise InputError(f"vectors have {q.shape[1]} dimensions, the stored picks {mat.shape[1]}", where=embedder)
-    index = new_flat(mat.shape[1])
-    index.add(f32(mat))
     extra = 1 if exclude is not None else 0
-    scores, rows = search(index, q, min(len(ids), k + extra))
+    scores, rows = flat_topk(f32(mat), q, min(len(ids), k + extra))
     out = np.zeros(len(q), dtype=np.float64)
     for i in range(len(q)):
         own = exclude[i] if exclude is not None else None
