@@ -106,7 +106,7 @@ def main() -> int:
         print(f"  >= {t:.2f}: {(cos >= t).sum()}")
 
     pairs = []
-    for i in np.where(has & (best >= min(args.show, 0.85)))[0]:
+    for i in np.where(has & (best >= min(args.show, 0.8)))[0]:
         j = arg[i]
         a, b = papers[i], papers[j]
         ratio = difflib.SequenceMatcher(None, words(a.abstract), words(b.abstract), autojunk=False).ratio()
@@ -124,6 +124,12 @@ def main() -> int:
         print(f"          {a.title[:90]}")
         if same_title == "other title":
             print(f"          {b.title[:90]}")
+    from ranker.index.neighbours import REUPLOAD_COSINE, SAME_ABSTRACT_COSINE, same_text
+    flagged = [(c, a.id, b.id) for c, _, a, b in pairs
+               if c >= REUPLOAD_COSINE or (c >= SAME_ABSTRACT_COSINE and same_text(a.abstract, b.abstract))]
+    print(f"\nthe product's rule (cosine >= {REUPLOAD_COSINE}, or >= {SAME_ABSTRACT_COSINE} with nearly the same "
+          f"abstract) flags {len(flagged)} of the {has.sum():,} papers: "
+          + ", ".join(f"{a} <- {b} ({c:.3f})" for c, a, b in flagged))
     same = [c for c, r, _, _ in pairs if r >= 0.9]
     other = [c for c, r, _, _ in pairs if r < 0.9]
     print(f"\nsame-paper pairs (text ratio >= 0.9): {len(same)}, cosine {min(same):.4f}..{max(same):.4f}"
@@ -145,8 +151,11 @@ def _sentences(text: str) -> list[str]:
 
 
 def planted(papers, v, n: int, embedder: str) -> None:
-    """Re-uploads of n random real papers, the ways they happen; each variant's cosine to its original."""
+    """Re-uploads of n random real papers, the ways they happen; each variant's cosine to its original, and the
+    share the product's rule flags (cosine >= REUPLOAD_COSINE, or >= SAME_ABSTRACT_COSINE with nearly the same
+    abstract)."""
     import random
+    from ranker.index.neighbours import REUPLOAD_COSINE, SAME_ABSTRACT_COSINE, same_text
     from ranker.prefilter.embed import Embedder, paper_text
     from ranker.records import Paper
     rng = random.Random(0)
@@ -178,7 +187,11 @@ def planted(papers, v, n: int, embedder: str) -> None:
         got = emb.encode(texts)
         c = np.sum(got * v[pick], axis=1)
         shares = "  ".join(f">={t}: {np.mean(c >= t):.0%}" for t in (0.8, 0.95, 0.98, 0.99))
-        print(f"  {name:<34} min {c.min():.4f}  p5 {np.percentile(c, 5):.4f}  median {np.median(c):.4f}  {shares}")
+        made = [make(papers[i]) for i in pick]
+        rule = np.mean([ci >= REUPLOAD_COSINE or (ci >= SAME_ABSTRACT_COSINE and same_text(a, papers[i].abstract))
+                        for ci, (_, a), i in zip(c, made, pick)])
+        print(f"  {name:<34} min {c.min():.4f}  p5 {np.percentile(c, 5):.4f}  median {np.median(c):.4f}  {shares}"
+              f"  | the rule: {rule:.0%}")
 
 
 if __name__ == "__main__":

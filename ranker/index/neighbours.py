@@ -25,9 +25,12 @@ if TYPE_CHECKING:
 # papers never reached 0.99 (highest 0.983: a companion paper sharing most of its abstract, a follow-up), while
 # planted re-uploads of 200 real papers sit at 1.0 (same text) or above 0.995 (a sentence added).
 REUPLOAD_COSINE = 0.99
-# Below that, an earlier paper this close whose abstract is word for word the paper's own also counts (a new
-# title over an old abstract: the only text copy on the shared days sat at cosine 0.862).
+# Below that, an earlier paper at least this close whose abstract is nearly word for word the paper's own also
+# counts: a few typos fixed, a new title over an old abstract (the only abstract copy on the shared days sat at
+# cosine 0.862). "Nearly": difflib's ratio over the abstracts' words >= SAME_TEXT_RATIO; the follow-up at
+# 0.983 shares 0.79 of its words.
 SAME_ABSTRACT_COSINE = 0.8
+SAME_TEXT_RATIO = 0.9
 MIN_ABSTRACT = 200               # characters: shorter abstracts (or none) are too generic to call a copy
 
 _ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z][a-z.\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
@@ -229,16 +232,26 @@ def novelty_context(papers: Sequence[Paper], store: "Store", *, embedder: "str |
 
 
 # --------------------------------------------------------------------------- re-uploads
-def _abstract_key(text: str) -> str:
-    return " ".join(text.lower().split())
+def _words(text: str) -> list[str]:
+    return text.lower().split()
+
+
+def same_text(a: str, b: str) -> bool:
+    """Two abstracts nearly word for word alike (and long enough for that to mean something)."""
+    import difflib
+    if min(len(a), len(b)) < MIN_ABSTRACT:
+        return False
+    m = difflib.SequenceMatcher(None, _words(a), _words(b), autojunk=False)
+    return m.real_quick_ratio() >= SAME_TEXT_RATIO and m.quick_ratio() >= SAME_TEXT_RATIO \
+        and m.ratio() >= SAME_TEXT_RATIO
 
 
 def find_reuploads(papers: Sequence[Paper], vectors: np.ndarray, index: CorpusIndex, store: "Store", *,
                    threshold: float = REUPLOAD_COSINE) -> dict[str, Reupload]:
     """Papers that repeat an EARLIER paper under another id: their vector is at least `threshold` cosine to
     it (the same title and text, give or take an edit), or, among the nearest earlier papers (cosine >=
-    SAME_ABSTRACT_COSINE), one has the very same abstract (a new title over an old abstract). Maps the paper's
-    id to the earliest such paper's."""
+    SAME_ABSTRACT_COSINE), one has nearly the same abstract, word for word (typos fixed, a new title over an
+    old abstract). Maps the paper's id to the earliest such paper's."""
     if not len(papers) or not len(index):
         return {}
     days = _days(papers, store)
@@ -260,13 +273,12 @@ def find_reuploads(papers: Sequence[Paper], vectors: np.ndarray, index: CorpusIn
         found = index.within(vecs[block], floor)
         dates.fetch({h.id for hs in found for h in hs})
         hits += [[h for h in hs if accept(start + j, h)][:4] for j, hs in enumerate(found)]
-    abstracts = {pid: _abstract_key(p.abstract) for pid, p in
+    abstracts = {pid: p.abstract for pid, p in
                  store.get_papers({h.id for hs in hits for h in hs if h.score < threshold}).items()}
     out = {}
     for i, hs in zip(todo, hits):
         same = [h for h in hs if h.score >= threshold]
-        own = _abstract_key(papers[i].abstract)
-        copied = [h for h in hs if h.score < threshold and len(own) >= MIN_ABSTRACT and abstracts.get(h.id) == own]
+        copied = [] if same else [h for h in hs if same_text(papers[i].abstract, abstracts.get(h.id, ""))]
         pool = same or copied
         if pool:
             first = min(pool, key=lambda h: (dates[h.id], -h.score))
