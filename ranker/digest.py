@@ -11,6 +11,9 @@ from .records import Paper, Score
 class Selected:
     paper: Paper
     score: Score
+    # the same paper announced earlier under another id: {"id", "date", "cosine"} and, when the store has
+    # them for the same model and prompt, that paper's "RELEVANCE" and "NOVELTY"
+    reupload_of: dict | None = None
 
 
 @dataclass
@@ -65,7 +68,8 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
     out += ["---", ""]
     for n, s in enumerate(selected, start=1):
         out += [f"## {n}. [{s.paper.title}]({s.paper.url}) <a id=\"link{n}\"></a>", "",
-                f"**ArXiv ID:** {s.paper.id}", "", f"**Authors:** {', '.join(s.paper.authors)}", "",
+                f"**ArXiv ID:** {s.paper.id}", "", *_reupload_lines(s),
+                f"**Authors:** {', '.join(s.paper.authors)}", "",
                 f"**Abstract:** {s.paper.abstract}", "", f"**Comment:** {s.score.comment}", "",
                 f"**Relevance:** {s.score.relevance}", f"**Novelty:** {s.score.novelty}", "", "---", ""]
     out += ["# Paper Selection Prompt", "", "## System Prompt", "", _quote(prompts.system), "",
@@ -73,10 +77,25 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
     return "\n".join(out) + "\n"
 
 
+def _reupload_lines(s: Selected) -> list[str]:
+    r = s.reupload_of
+    if not r:
+        return []
+    then = ""
+    if r.get("RELEVANCE") is not None and r.get("NOVELTY") is not None:
+        then = f" (scored then: Relevance {r['RELEVANCE']}, Novelty {r['NOVELTY']})"
+    return [f"**Note:** also announced as [{r['id']}](https://arxiv.org/abs/{r['id']}) on {r['date']}{then}", ""]
+
+
 def render_json(selected: list[Selected]) -> dict:
-    """The seed's JSON output: an object keyed by arXiv id, best first."""
-    return {s.paper.id: {"SCORE": s.score.total, "ARXIVID": s.paper.id, "COMMENT": s.score.comment,
-                         "RELEVANCE": s.score.relevance, "NOVELTY": s.score.novelty,
-                         "authors": s.paper.authors, "title": s.paper.title, "abstract": s.paper.abstract,
-                         "arxiv_id": s.paper.id}
-            for s in selected}
+    """The seed's JSON output: an object keyed by arXiv id, best first (plus "reupload_of" for a paper
+    announced earlier under another id)."""
+    out = {}
+    for s in selected:
+        out[s.paper.id] = {"SCORE": s.score.total, "ARXIVID": s.paper.id, "COMMENT": s.score.comment,
+                           "RELEVANCE": s.score.relevance, "NOVELTY": s.score.novelty,
+                           "authors": s.paper.authors, "title": s.paper.title, "abstract": s.paper.abstract,
+                           "arxiv_id": s.paper.id}
+        if s.reupload_of:
+            out[s.paper.id]["reupload_of"] = s.reupload_of
+    return out

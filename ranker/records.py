@@ -56,11 +56,14 @@ class Ranked:
     prefilter_score: float
     kept: bool
     topic: str = ""
+    reupload_of: dict[str, Any] | None = None   # {"id", "date", "cosine"}: the same paper announced earlier
 
     def to_dict(self) -> dict[str, Any]:
         """The prefilter output's line: id, prefilter_score, kept, topic, then the paper's fields."""
         d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
              "kept": self.kept, "topic": self.topic}
+        if self.reupload_of:
+            d["reupload_of"] = self.reupload_of
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d
@@ -73,9 +76,10 @@ class Ranked:
         score = extra.get("prefilter_score")
         if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
             return None
-        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic")}
+        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "reupload_of")}
+        reupload = extra.get("reupload_of")
         return cls(paper=replace(paper, extra=rest), prefilter_score=float(score), kept=extra["kept"],
-                   topic=str(extra.get("topic") or ""))
+                   topic=str(extra.get("topic") or ""), reupload_of=reupload if isinstance(reupload, dict) else None)
 
 
 @dataclass

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from .backends import Backend, Request, Result
 from .backends.schema import check_answer, paper_schema
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .io import Progress
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
@@ -31,13 +31,15 @@ class ScoreOptions:
     batch_size: int = 64              # requests per backend call; scores are stored after each call
     hardened: bool = True             # paper text inside <paper> delimiters, marked as data
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
+    novelty_context: int = 0          # K earlier related papers (day, title) shown inside each paper's block
 
     @classmethod
     def from_settings(cls, scoring: ScoringSettings) -> "ScoreOptions":
         """From the [scoring] settings."""
         return cls(papers_per_request=scoring.papers_per_request, abstract_tokens=scoring.abstract_tokens,
                    comment_chars=scoring.comment_chars, score_mode=scoring.score_mode,
-                   batch_size=scoring.batch_size, layout=scoring.prompt_layout)
+                   batch_size=scoring.batch_size, layout=scoring.prompt_layout,
+                   novelty_context=scoring.novelty_context)
 
     def prompt_options(self) -> dict:
         """What changes the text the model sees (and so the prompt hash)."""
@@ -45,6 +47,8 @@ class ScoreOptions:
                 "comment_chars": self.comment_chars, "hardened": self.hardened}
         if self.layout != "seed":          # the seed layout keeps the hashes scores were stored under
             opts["layout"] = self.layout
+        if self.novelty_context > 0:       # likewise: scores with a novelty context are stored apart
+            opts["novelty_context"] = self.novelty_context
         return opts
 
     @property
@@ -125,23 +129,34 @@ def score_lines(papers: Iterable[Paper], scores: dict[str, Score]) -> Iterator[s
             yield json.dumps(s.to_jsonl(), ensure_ascii=False) + "\n"
 
 
-def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: ScoreOptions) -> list[Request]:
+# paper id -> (day, title) of its earlier related papers: the novelty context (ranker.index.novelty_context)
+Related = Mapping[str, Sequence[tuple[str, str]]]
+
+
+def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: ScoreOptions,
+                   related: Related | None = None) -> list[Request]:
     """One request per group of papers: the messages, the JSON schema its answer must follow and its token
     budget, exactly as scoring sends them (benchmarks and evaluations build theirs here too)."""
     return [Request(key=",".join(p.id for p in g),
                     messages=build_messages(prompts, g, abstract_tokens=options.abstract_tokens,
-                                            hardened=options.hardened, layout=options.layout),
+                                            hardened=options.hardened, layout=options.layout, related=related),
                     schema=paper_schema([p.id for p in g], options.comment_chars),
                     max_tokens=options.max_tokens) for g in groups]
 
 
 def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store, *,
                  options: ScoreOptions | None = None, run_id: int | None = None,
-                 progress: Progress | None = None) -> ScoreRun:
+                 progress: Progress | None = None, related: Related | None = None) -> ScoreRun:
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
     stored as each batch completes, so an interrupted run resumes from the store. A paper whose answer fails
-    validation is retried once, then recorded as a failure; nothing is silently dropped."""
+    validation is retried once, then recorded as a failure; nothing is silently dropped.
+
+    related: with options.novelty_context > 0, each paper's earlier related papers (required then, so one
+    prompt hash never covers two kinds of prompt)."""
     opt = options or ScoreOptions()
+    if opt.novelty_context > 0 and related is None:
+        raise InputError("a novelty context was asked for but no earlier related papers were given",
+                         key="scoring.novelty_context")
     want_probs = opt.score_mode == "expected"
     if want_probs and not backend.supports_score_probs:
         raise ConfigError(f"the {backend.name} backend cannot report score probabilities; use the greedy "
@@ -164,10 +179,12 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
         groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
         for b in range(0, len(groups), opt.batch_size):
             batch = groups[b:b + opt.batch_size]
-            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
+            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False,
+                                related=related)
             if failed:
                 run.retried += sum(len(g) for g in failed)
-                _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
+                _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True,
+                           related=related)
             done += sum(len(g) for g in batch)
             if progress:
                 progress("scoring", done, len(papers))
@@ -179,9 +196,9 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
 
 def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
                want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
-               final: bool) -> list[list[Paper]]:
+               final: bool, related: Related | None = None) -> list[list[Paper]]:
     """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
-    requests = build_requests(groups, prompts, opt)
+    requests = build_requests(groups, prompts, opt, related if opt.novelty_context > 0 else None)
     results = backend.generate(requests, score_probs=want_probs)
     if len(results) != len(requests):
         raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(requests)} requests")

@@ -101,6 +101,7 @@ class ScoringSettings(_Section):
     comment_chars: int = Field(300, ge=20)
     batch_size: int = Field(64, ge=1)         # requests per engine call; scores are stored after each call
     prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
+    novelty_context: int = Field(0, ge=0, le=50)   # K earlier related papers shown in each prompt (0 = off)
     # [scoring.<backend>] tables, by backend name: validated by that backend's Options model
     options: dict[str, dict[str, Any]] = {}
 
@@ -200,7 +201,7 @@ class Origin:
 FLAG_KEYS: dict[str, str] = {
     "backend": "scoring.backend", "model": "scoring.model", "prompts": "scoring.prompts",
     "score_mode": "scoring.score_mode", "prompt_layout": "scoring.prompt_layout",
-    "papers_per_request": "scoring.papers_per_request",
+    "papers_per_request": "scoring.papers_per_request", "novelty_context": "scoring.novelty_context",
     "embedder": "prefilter.embedder", "max_tokens": "prefilter.max_tokens", "keep": "prefilter.keep",
     "top": "prefilter.top", "calibration": "prefilter.calibration",
     "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",

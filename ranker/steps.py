@@ -8,7 +8,9 @@ four calls plus the run folder:
     res = run_day(day, out_dir, s, store=store)              # all of the above, and the run folder
 
 `s` is the one Settings (ranker.settings). `ranker fetch`, `prefilter` and `score` are one step each plus an
-export; `ranker run` is run_day.
+export; `ranker run` is run_day. With a store, prefilter_day also brings the corpus index (ranker.index) up to
+the day's vectors and marks re-uploads of earlier papers; score_day shows each paper's earlier related papers
+when settings.scoring.novelty_context > 0; run_day's digest says where a re-upload was announced before.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from . import __version__
 from .backends import Backend, make_backend
@@ -85,32 +87,59 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
 
 
 # --------------------------------------------------------------------------- 2. prefilter a day
-def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
-                  prompts: PromptSet | None = None, progress: Progress | None = None) -> PrefilterResult:
-    """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
-    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict."""
+def _embedder(settings: Settings):
     from .prefilter.embed import Embedder
     want = settings.prefilter
-    emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
-    return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
-                       embedder=emb, keep=None if want.top else want.keep, top=want.top, min_keep=want.min_keep,
-                       calibration=want.calibration, store=store, progress=progress)
+    return Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+
+
+def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
+                  prompts: PromptSet | None = None, progress: Progress | None = None,
+                  warn: Warn | None = None) -> PrefilterResult:
+    """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
+    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict.
+
+    With a store, the day's papers (their days and titles) and vectors then join the corpus index, and a paper
+    that repeats an EARLIER paper under another id gets Ranked.reupload_of {"id", "date", "cosine"}. The index
+    is derived data: a rebuild is one line to `warn`, and a failure to write it is a warning, never an error."""
+    want = settings.prefilter
+    result = rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
+                         embedder=_embedder(settings), keep=None if want.top else want.keep, top=want.top,
+                         min_keep=want.min_keep, calibration=want.calibration, store=store, progress=progress)
+    if store is not None and result.ranked:
+        from .index import index_day
+        t = time.perf_counter()
+        found = index_day(store, result.embedder, papers, result.vectors, warn=warn)
+        for r in result.ranked:
+            if r.paper.id in found:
+                r.reupload_of = found[r.paper.id].to_dict()
+        result.timings["index"] = time.perf_counter() - t
+        result.seconds += result.timings["index"]
+    return result
 
 
 # --------------------------------------------------------------------------- 3. score a day
 def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, backend: Backend | None = None,
               prompts: PromptSet | None = None, run_id: int | None = None,
-              progress: Progress | None = None) -> ScoreRun:
+              progress: Progress | None = None, warn: Warn | None = None) -> ScoreRun:
     """Every paper scored once by the LLM (settings.scoring), stored as each batch completes; already
-    stored scores are reused. `backend` defaults to the one the settings choose (opened and closed here)."""
+    stored scores are reused. `backend` defaults to the one the settings choose (opened and closed here).
+    With settings.scoring.novelty_context K > 0, each prompt lists the paper's K nearest papers announced
+    BEFORE its day (ranker.index.novelty_context; vectors from the store, the prefilter's embedder)."""
     options = ScoreOptions.from_settings(settings.scoring)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    related = None
+    if options.novelty_context > 0:
+        from .index import novelty_context
+        related = novelty_context(papers, store, embedder=_embedder(settings), k=options.novelty_context,
+                                  warn=warn)
     t0 = time.perf_counter()
     own = backend is None
     be = make_backend(settings) if own else backend
     load = time.perf_counter() - t0
     try:
-        run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress)
+        run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress,
+                           related=related)
     finally:
         if own:
             be.close()
@@ -129,12 +158,15 @@ class Digest:
 
 
 def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: Settings, *, scanned: int,
-                  prompts: PromptSet | None = None) -> Digest:
-    """The picks (settings.digest cut-offs) in the seed's Markdown and JSON, with the run's tokens and cost."""
+                  prompts: PromptSet | None = None, reuploads: Mapping[str, dict] | None = None) -> Digest:
+    """The picks (settings.digest cut-offs) in the seed's Markdown and JSON, with the run's tokens and cost.
+    reuploads: paper id -> the earlier paper it repeats (ranker.index.reupload_notes), shown beside it."""
     cutoffs = settings.digest
     by_id = {p.id: p for p in papers}
     selected = pick_papers(run.scores, by_id, min_relevance=cutoffs.min_relevance,
                            min_novelty=cutoffs.min_novelty)
+    for s in selected:
+        s.reupload_of = (reuploads or {}).get(s.paper.id)
     prompt_cost, completion_cost = costs(run.model, run.usage)
     cost = TokenCost(model=Path(run.model).name if "/" in run.model else run.model,
                      prompt_tokens=run.usage.prompt_tokens, completion_tokens=run.usage.completion_tokens,
@@ -162,7 +194,7 @@ def run_files(out_dir: str | Path, day: str) -> dict[str, Path]:
 
 
 def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, backend: Backend | None = None,
-            progress: Progress | None = None) -> DayResult:
+            progress: Progress | None = None, warn: Warn | None = None) -> DayResult:
     """The daily job on a fetched Day: prefilter, score, render, written to `out_dir`.
 
     The folder's manifest (<day>-run.json) is written first with status "running", each file atomically as
@@ -179,15 +211,17 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()
-            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, progress=progress)
+            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, progress=progress, warn=warn)
             atomic_write(files["prefilter"], ranked_lines(pre.ranked))
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
             run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
-                            run_id=rec.id, progress=progress)
+                            run_id=rec.id, progress=progress, warn=warn)
             atomic_write(files["scores"], run.lines())
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
-            digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts)
+            from .index import reupload_notes
+            digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts,
+                                   reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
             atomic_write(files["markdown"], digest.markdown)
             _write_json(files["json"], digest.json)
             manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
@@ -219,7 +253,8 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
         "prompts": {"source": prompts.source, "hash": run.prompt_hash, "options": options.prompt_options()},
         "cutoffs": {"min_relevance": cutoffs.min_relevance, "min_novelty": cutoffs.min_novelty},
         "counts": {"papers": len(day.papers), "new_in_store": day.stored.stored_new,
-                   "seen_before": len(day.stored.seen_before), "kept": pre.kept, "embedded": pre.embedded,
+                   "seen_before": len(day.stored.seen_before), "reuploads": pre.reuploads, "kept": pre.kept,
+                   "embedded": pre.embedded,
                    "scored": run.scored, "reused": run.reused, "retried": run.retried,
                    "failed": len(run.failures), "selected": len(digest.selected)},
         "tokens": {"prompt": run.usage.prompt_tokens, "completion": run.usage.completion_tokens,

@@ -246,13 +246,7 @@ class Store:
             yield PaperAdder(c)
 
     def get_paper(self, paper_id: str) -> Paper | None:
-        row = self.conn.execute("SELECT id,version,title,abstract,authors,categories,primary_category,comment,"
-                                "first_seen FROM papers WHERE id=?", (paper_id,)).fetchone()
-        if row is None:
-            return None
-        return Paper(id=row[0], version=row[1], title=row[2], abstract=row[3], authors=json.loads(row[4]),
-                     categories=json.loads(row[5]), primary_category=row[6] or "", comment=row[7],
-                     date=row[8] or "")
+        return self.get_papers([paper_id]).get(paper_id)
 
     def count_papers(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
@@ -337,3 +331,92 @@ class Store:
 
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
+
+    # ------------------------------------------------------------------ for the corpus index (ranker.index)
+    # Paper vectors are the embeddings rows whose id does not start with `query_prefix` (topic and query
+    # vectors share the table). The index keeps up by SQLite's rowid: INSERT OR REPLACE gives a replaced row a
+    # new rowid above every existing one, so the rows added since a sync are those above its highest rowid.
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the database (a deferred read transaction)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    def paper_vector_stats(self, embedder: str, query_prefix: str) -> tuple[int, int]:
+        """(how many paper vectors `embedder` has, the highest rowid of the whole embeddings table)."""
+        n = self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=? AND paper_id NOT LIKE ?",
+                              (embedder, _like_prefix(query_prefix))).fetchone()[0]
+        top = self.conn.execute("SELECT MAX(rowid) FROM embeddings").fetchone()[0]
+        return int(n), int(top or 0)
+
+    def paper_vector_rows(self, embedder: str, query_prefix: str, *, after_rowid: int = 0, every: int = 1,
+                          vectors: bool = True, batch: int = 20_000
+                          ) -> Iterator[list[tuple[int, str, str, bytes | None]]]:
+        """Chunks of (rowid, paper id, text hash, float32 vector bytes or None), in rowid order, for the rows
+        above `after_rowid`; every > 1 keeps only rowids divisible by it (an evenly spread sample)."""
+        cols = "rowid, paper_id, text_hash, " + ("vector" if vectors else "NULL")
+        sql = (f"SELECT {cols} FROM embeddings WHERE rowid > ? AND embedder=? AND paper_id NOT LIKE ?"
+               + (" AND rowid % ? = 0" if every > 1 else "") + " ORDER BY rowid")
+        args: tuple = (after_rowid, embedder, _like_prefix(query_prefix)) + ((every,) if every > 1 else ())
+        cur = self.conn.execute(sql, args)
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            yield rows
+
+    def paper_embedders(self, query_prefix: str) -> list[str]:
+        """The embedders that have paper vectors in the store."""
+        rows = self.conn.execute("SELECT DISTINCT embedder FROM embeddings WHERE paper_id NOT LIKE ? ORDER BY 1",
+                                 (_like_prefix(query_prefix),)).fetchall()
+        return [r[0] for r in rows]
+
+    def embedding_at(self, rowid: int) -> tuple[str, str, str] | None:
+        """(embedder, paper id, text hash) of one embeddings row."""
+        row = self.conn.execute("SELECT embedder, paper_id, text_hash FROM embeddings WHERE rowid=?",
+                                (rowid,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def _rows_for_ids(self, sql: str, ids: Iterable[str], *args) -> Iterator[tuple]:
+        """The rows of `sql` (whose `IN (%s)` takes the ids; `args` bind the ? before it), 500 ids a query."""
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            yield from self.conn.execute(sql % ",".join("?" * len(chunk)), (*args, *chunk))
+
+    def embedding_hashes(self, ids: Iterable[str], embedder: str) -> dict[str, str]:
+        """paper id -> text hash of its stored vector, for the ids that have one."""
+        return dict(self._rows_for_ids("SELECT paper_id, text_hash FROM embeddings WHERE embedder=? AND paper_id "
+                                       "IN (%s)", ids, embedder))
+
+    def get_vectors(self, ids: Iterable[str], embedder: str) -> dict[str, np.ndarray]:
+        """paper id -> its stored vector, whatever text it was embedded from."""
+        rows = self._rows_for_ids("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)",
+                                  ids, embedder)
+        return {pid: np.frombuffer(blob, dtype=np.float32, count=dim) for pid, dim, blob in rows}
+
+    def get_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """id -> Paper (date = the first day it was announced on), for the ids the store knows."""
+        rows = self._rows_for_ids("SELECT id,version,title,abstract,authors,categories,primary_category,comment,"
+                                  "first_seen FROM papers WHERE id IN (%s)", ids)
+        return {r[0]: Paper(id=r[0], version=r[1], title=r[2], abstract=r[3], authors=json.loads(r[4]),
+                            categories=json.loads(r[5]), primary_category=r[6] or "", comment=r[7], date=r[8] or "")
+                for r in rows}
+
+    def first_seen(self, ids: Iterable[str]) -> dict[str, str]:
+        """id -> the first day the store saw it announced, for the ids with a known day."""
+        return dict(self._rows_for_ids("SELECT id, first_seen FROM papers WHERE first_seen IS NOT NULL AND id "
+                                       "IN (%s)", ids))
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern for ids starting with `prefix` (which must hold no % or _)."""
+    if "%" in prefix or "_" in prefix:
+        raise ValueError(f"id prefix {prefix!r} holds a LIKE wildcard")
+    return prefix + "%"

@@ -65,8 +65,9 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     res = run_day(day, tmp_path / "out", settings, store=store)
     m = res.manifest
     assert m["status"] == "ok" and m["backend"] == "fake" and m["model"] == "fake:tiny"
-    assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "kept": 8, "embedded": 0,
-                           "scored": 0, "reused": 8, "retried": 0, "failed": 0, "selected": len(picks)}
+    assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "reuploads": 0, "kept": 8,
+                           "embedded": 0, "scored": 0, "reused": 8, "retried": 0, "failed": 0,
+                           "selected": len(picks)}
     assert json.loads(res.files["manifest"].read_text()) == m
     assert [r["ARXIVID"] for r in lines(res.files["scores"])] == [p.id for p in pre.kept_papers]
     ranked = read_ranked(res.files["prefilter"])

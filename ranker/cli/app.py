@@ -6,7 +6,7 @@ import sys
 import typer
 
 from .. import __version__
-from . import calibrate, compare, fetch, models, prefilter, run, score
+from . import calibrate, compare, fetch, index, models, prefilter, run, score, similar
 from .common import error_line
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-for _module in (fetch, prefilter, calibrate, score, run, compare, models):
+for _module in (fetch, prefilter, calibrate, score, run, compare, similar, index, models):
     _module.register(app)
 
 

@@ -50,6 +50,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
         emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
         cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
                                progress=bar)
+        from ..index import update_index
+        update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)
     cal.loo = loo
     if loo:
         echo("leave-one-day-out (each day ranked by a model fit on the other days):")

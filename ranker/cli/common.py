@@ -46,6 +46,10 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
     show_default=False)]
+NoveltyContextOpt = Annotated[Optional[int], typer.Option(
+    "--novelty-context", help="Show each paper's K nearest EARLIER papers in the corpus (day and title) inside its "
+    "prompt, so the model judges novelty against prior work (default 0 = off; scores are stored apart).",
+    show_default=False)]
 
 
 # --------------------------------------------------------------------------- printing
@@ -75,6 +79,7 @@ class Progress:
     def __init__(self):
         self._bar = None
         self._tasks: dict[str, int] = {}
+        self._shown: dict[str, int] = {}
 
     def __enter__(self):
         if progress_enabled():
@@ -87,8 +92,11 @@ class Progress:
         return self
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if self._bar is None or (total is None and done % 200):
+        if self._bar is None:
             return
+        if total is None and done % 200 and done - self._shown.get(stage, 0) < 200:
+            return                  # a running count: redrawn every 200 or so, whatever the step size
+        self._shown[stage] = done
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=total)
         self._bar.update(self._tasks[stage], completed=done, total=total)

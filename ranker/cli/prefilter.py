@@ -49,7 +49,7 @@ def prefilter(papers: PapersOpt,
     if not rows:
         raise InputError("no papers to rank (the file is empty)", where=str(papers))
     with Store(s.db_path) as store, Progress() as bar:
-        result = prefilter_day(rows, s, store=store, progress=bar)
+        result = prefilter_day(rows, s, store=store, progress=bar, warn=info)
     if str(out) == "-":
         sys.stdout.writelines(ranked_lines(result.ranked))
         sys.stdout.flush()

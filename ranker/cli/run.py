@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
-                     load_settings, warn)
+                     MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt,
+                     echo, info, load_settings, warn)
 
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
@@ -21,7 +21,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                                                         "(default new,cross).", show_default=False)] = None,
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
-        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, calibration: CalibrationOpt = None,
+        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, novelty_context: NoveltyContextOpt = None,
+        calibration: CalibrationOpt = None,
         min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
                                                              help="Cut-off (default 8).")] = None,
         min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
@@ -33,7 +34,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     """
     s = load_settings(config, category=category, announce=announce, backend=backend, model=model,
                       backend_option=backend_option, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
-                      score_mode=score_mode, prompt_layout=prompt_layout, calibration=calibration,
+                      score_mode=score_mode, prompt_layout=prompt_layout, novelty_context=novelty_context,
+                      calibration=calibration,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     from ..steps import fetch_day, run_day
     from ..store import Store
@@ -43,7 +45,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         if not day.papers:
             info(f"no papers to rank in {day.source} (no announcement that day?): nothing written")
             return
-        res = run_day(day, out, s, store=store, progress=bar)
+        res = run_day(day, out, s, store=store, progress=bar, warn=info)
     c = res.manifest["counts"]
     info(f"{res.day}: {c['papers']} papers, {c['kept']} kept by the prefilter, {c['scored']} scored "
          f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected")

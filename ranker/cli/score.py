@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, LayoutOpt, ModelOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, ScoreModeOpt, info, load_settings)
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
+                     NoveltyContextOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt, ScoreModeOpt, info,
+                     load_settings)
 
 
 def score(papers: PapersOpt,
@@ -19,14 +20,19 @@ def score(papers: PapersOpt,
           papers_per_request: Annotated[Optional[int], typer.Option(
               "--papers-per-request", help="Papers in one request (1 = one paper per request, the default; "
               "more reproduces the seed's multi-paper batches).", show_default=False)] = None,
+          novelty_context: NoveltyContextOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
     """Score papers with a local LLM; writes one {ARXIVID, COMMENT, RELEVANCE, NOVELTY} line per paper.
+
+    With --novelty-context K each prompt also lists the K nearest papers announced before the paper's day, found
+    in the corpus index of the prefilter's embedder (--embedder, --max-tokens).
 
     Example: ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
     """
     s = load_settings(config, backend=backend, model=model, backend_option=backend_option, prompts=prompts,
                       score_mode=score_mode, prompt_layout=prompt_layout, papers_per_request=papers_per_request,
-                      db=db, offline=offline)
+                      novelty_context=novelty_context, embedder=embedder, max_tokens=max_tokens, db=db,
+                      offline=offline)
     from ..io import atomic_write
     from ..sources import read_papers, read_ranked
     from ..steps import score_day
@@ -39,7 +45,7 @@ def score(papers: PapersOpt,
     with Store(s.db_path) as store, Progress() as bar:
         with store.recording("score", {"papers": str(papers), "n": len(rows), "backend": s.scoring.backend,
                                        "model": s.scoring.model}) as rec:
-            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar)
+            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar, warn=info)
             rec.status = run.status
         atomic_write(out, run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "

@@ -5,8 +5,9 @@ Library entry point:
               store=None, progress=None) -> PrefilterResult
       every paper as a Ranked record, best first, `kept` set by the keep policy; plus what was embedded or
       reused from the store, and timings
-Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), index (FAISS),
-calibrate (learning from GPT digest history), history (reading that history), metrics (AUC, recall@k).
+Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), calibrate (learning
+from GPT digest history), history (reading that history), metrics (AUC, recall@k). The corpus index (FAISS)
+is ranker.index: steps.prefilter_day adds the day's papers to it and marks re-uploads of earlier papers.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class PrefilterResult:
     model_loaded: bool = False
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    vectors: np.ndarray | None = field(default=None, repr=False)   # the papers' vectors, in the input's order
 
     @property
     def kept(self) -> int:
@@ -49,6 +51,11 @@ class PrefilterResult:
         return [r.paper for r in self.ranked if r.kept]
 
     @property
+    def reuploads(self) -> int:
+        """Papers marked as re-uploads of an earlier paper (steps.prefilter_day marks them)."""
+        return sum(1 for r in self.ranked if r.reupload_of)
+
+    @property
     def reused(self) -> int:
         """Paper vectors that came from the store (not embedded this run)."""
         return max(0, len(self.ranked) - self.embedded)
@@ -57,7 +64,9 @@ class PrefilterResult:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
         cached = "all vectors from the store" if not self.embedded else f"{self.embedded} texts embedded"
-        return (f"prefilter: kept {self.kept} of {n} papers ({how}, embedder {self.embedder}; {cached}; "
+        n_re = self.reuploads
+        reup = f"; {n_re} re-upload{'s' if n_re != 1 else ''} of earlier papers" if n_re else ""
+        return (f"prefilter: kept {self.kept} of {n} papers ({how}, embedder {self.embedder}; {cached}{reup}; "
                 f"{self.seconds:.1f}s)")
 
 
@@ -98,4 +107,5 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
                      topic=qs.topic_names[int(topic_idx[i])]) for j, i in enumerate(order)]
     timings["score"] = time.perf_counter() - t
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
-                           model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings)
+                           model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
+                           vectors=pv)
