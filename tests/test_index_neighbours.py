@@ -15,7 +15,7 @@ from ranker.backends.fake import FakeBackend, fake_scores
 from ranker.digest import Selected, TokenCost, render_json, render_markdown
 from ranker.errors import InputError
 from ranker.index import (CorpusIndex, REUPLOAD_COSINE, earlier_neighbours, embed_corpus, find_reuploads,
-                          novelty_context, pick_similarity, similar)
+                          novelty_context, past_pick_similarity, pick_similarity, similar)
 from ranker.io import arxiv_id
 from ranker.prefilter.embed import Embedder
 from ranker.prefilter.rank import build_queries
@@ -377,6 +377,24 @@ def test_pick_similarity_is_the_mean_cosine_to_the_nearest_past_picks(store):
     own = pick_similarity(picks[:2], ids, store, embedder="toy", k=1, exclude=ids[:2])     # a pick is not its own
     assert (own < 0.999).all()
     assert (pick_similarity(q, ["2599.00001"], store, embedder="toy") == 0).all()
+
+
+def test_past_pick_similarity_counts_only_picks_of_earlier_days(store):
+    rng = np.random.default_rng(8)
+    v = rng.normal(size=(9, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ids = [f"2504.{i:05d}" for i in range(9)]
+    store.put_embeddings(((pid, "h", v[i]) for i, pid in enumerate(ids)), "toy")
+    days = ["2025-04-01"] * 3 + ["2025-04-02"] * 3 + ["2025-04-03"] * 3
+    papers = [Paper(id=pid, title="t", abstract="a", date=d) for pid, d in zip(ids, days)]
+    picks = {"2025-04-01": [ids[0], ids[1]], "2025-04-02": [ids[3]], "2025-04-03": [ids[6]]}
+    got = past_pick_similarity(papers, picks, store, embedder="toy", k=2)
+    assert (got[:3] == 0).all()                                      # the first day has no earlier picks
+    np.testing.assert_allclose(got[4], np.sort(v[4] @ v[[0, 1]].T)[::-1][:2].mean(), atol=1e-5)
+    np.testing.assert_allclose(got[3], np.sort(v[3] @ v[[0, 1]].T)[::-1][:2].mean(), atol=1e-5)   # not itself
+    np.testing.assert_allclose(got[7], np.sort(v[7] @ v[[0, 1, 3]].T)[::-1][:2].mean(), atol=1e-5)  # not ids[6]
+    same = dict(picks, **{"2025-04-03": [ids[7]]})                # a pick of the paper's own day changes nothing
+    np.testing.assert_allclose(past_pick_similarity(papers, same, store, embedder="toy", k=2), got)
 
 
 # --------------------------------------------------------------------------- streaming a corpus in

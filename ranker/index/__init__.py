@@ -9,6 +9,7 @@ Library entry points:
   find_reuploads(papers, vectors, index, store)                        the same paper again under a new id
   reupload_notes(ranked, store, model, prompt_hash)                    those, with the earlier paper's scores
   pick_similarity(vectors, past_pick_ids, store, embedder=..., k=5)     a nearest-neighbour signal for calibration
+  past_pick_similarity(papers, picks_by_day, store, embedder=...)      the same, walk-forward (earlier days' picks)
   embed_corpus(papers, store, embedder)                                stream a snapshot into vectors + index
   index_day(...) / update_index(...)                                   the hooks the embedding commands call
 Submodules: kinds (flat / IVF and the choice), files (manifest, segments, atomic writes), corpus, neighbours,
@@ -24,7 +25,8 @@ from ..errors import RankerError
 from ..io import Warn
 from .corpus import CorpusIndex, Hit, IndexStatus, SyncResult
 from .neighbours import (REUPLOAD_COSINE, Neighbour, Reupload, SimilarResult, earlier_neighbours, find_reuploads,
-                         novelty_context, open_index, pick_similarity, reupload_notes, similar)
+                         novelty_context, open_index, past_pick_similarity, pick_similarity, reupload_notes,
+                         similar)
 from .stream import EmbedResult, embed_corpus
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CorpusIndex", "Hit", "IndexStatus", "SyncResult", "Neighbour", "Reupload", "SimilarResult",
            "REUPLOAD_COSINE", "similar", "earlier_neighbours", "novelty_context", "find_reuploads", "reupload_notes",
-           "pick_similarity", "open_index", "embed_corpus", "EmbedResult", "index_day", "update_index",
+           "pick_similarity", "past_pick_similarity", "open_index", "embed_corpus", "EmbedResult", "index_day", "update_index",
            "index_statuses"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -300,8 +300,9 @@ def pick_similarity(vectors: np.ndarray, past_pick_ids: Sequence[str], store: "S
 
     past_pick_ids: papers picked on days before the ones scored (walk-forward: the caller passes only picks it
     may know); their vectors come from the store, under `embedder`. exclude: one id per row of `vectors` (the
-    row's own paper), never counted as its own neighbour. Picks are few (tens a day), so the search is exact,
-    over their vectors alone. Rows get 0.0 when no pick has a stored vector."""
+    row's own paper), never counted as its own neighbour. Picks are few (tens a day, thousands over years), so
+    the search is exact, one matrix product over their vectors alone: exact, and faster than a search of the
+    whole corpus index filtered down to them. Rows get 0.0 when no pick has a stored vector."""
     from .kinds import f32, flat_topk
     q = f32(vectors)
     have = store.get_vectors(list(dict.fromkeys(past_pick_ids)), embedder)
@@ -318,4 +319,27 @@ def pick_similarity(vectors: np.ndarray, past_pick_ids: Sequence[str], store: "S
         own = exclude[i] if exclude is not None else None
         got = [float(s) for s, r in zip(scores[i], rows[i]) if r >= 0 and ids[r] != own][:k]
         out[i] = float(np.mean(got)) if got else 0.0
+    return out
+
+
+def past_pick_similarity(papers: Sequence[Paper], picks_by_day: Mapping[str, Sequence[str]], store: "Store", *,
+                         embedder: str, k: int = 5) -> np.ndarray:
+    """Walk-forward pick_similarity: for each paper, the mean cosine to its k nearest papers picked on days
+    strictly BEFORE its own day (picks_by_day: day -> picked ids, e.g. GPT's picks of the history). A pick of
+    the paper's own day or later never counts, so a feature built from it can be evaluated day by day without
+    leaking the answer. Papers' vectors come from the store (under `embedder`; 0.0 for a paper without one,
+    or without an earlier pick)."""
+    out = np.zeros(len(papers), dtype=np.float64)
+    have = store.get_vectors([p.id for p in papers], embedder)
+    days = sorted(picks_by_day)
+    by_day: dict[str, list[int]] = {}
+    for i, p in enumerate(papers):
+        if p.id in have and p.date:
+            by_day.setdefault(p.date, []).append(i)
+    for day, rows in by_day.items():
+        past = [pid for d in days if d < day for pid in picks_by_day[d]]
+        if past:
+            got = pick_similarity(np.stack([have[papers[i].id] for i in rows]), past, store, embedder=embedder,
+                                  k=k, exclude=[papers[i].id for i in rows])
+            out[rows] = got
     return out
