@@ -13,7 +13,7 @@ import pytest
 from ranker.records import Paper
 from ranker.store import Store
 
-from conftest import DAYS, ranker
+from conftest import DAYS, ranker, store_vectors
 
 
 def listing(day: str, n: int | None = None) -> list[dict]:
@@ -83,6 +83,23 @@ def test_similar_on_an_empty_store_is_one_line(tmp_path):
     assert "no paper vectors for the embedder minilm yet" in r.stderr
     r = ranker("index", "status", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and "no paper vectors in the database and no index" in r.stdout
+
+
+def test_fetch_embed_syncs_the_index_and_embeds_only_what_is_missing(tmp_path):
+    """Every vector already stored (under the keys the embedder looks up): no model loads, the index follows."""
+    db = tmp_path / "r.sqlite3"
+    src = write(tmp_path / "day.jsonl", listing("2025-05-15", 30))
+    with Store(db) as s:
+        store_vectors(s, [Paper.from_dict(r) for r in listing("2025-05-15", 30)])
+    r = ranker("fetch", "--from", src, "--embed", "--out", tmp_path / "out.jsonl", "--db", db, "--offline")
+    assert r.returncode == 0, r.stderr
+    assert "index built from the store (there was no index yet): 30 vectors, exact" in r.stderr
+    assert "embedded 0 of 30 papers (30 already stored); index (minilm): 30 vectors, exact" in r.stderr
+    r = ranker("index", "status", "--db", db)
+    assert "vectors     30 (the database holds 30)" in r.stdout and "agrees with the database" in r.stdout
+    r = ranker("fetch", "--from", src, "--embed", "--out", "-", "--db", db, "--offline")
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "error: --out: --embed reads the papers back from --out: give a file, not a device or a pipe"]
 
 
 # --------------------------------------------------------------------------- slow: real MiniLM, real days

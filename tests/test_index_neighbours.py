@@ -250,6 +250,8 @@ def test_a_planted_reupload_shows_in_the_prefilter_file_and_the_digest_with_the_
     assert sum("reupload_of" in v for v in js.values()) == 1
     assert results[1].manifest["counts"]["reuploads"] == 1 and results[0].manifest["counts"]["reuploads"] == 0
     assert not any("reupload_of" in v for v in json.loads(results[0].files["json"].read_text()).values())
+    st = CorpusIndex(store, "minilm").status()                  # every stored paper vector is in the index
+    assert (st.vectors, st.store_vectors, st.problem) == (46, 46, None)
 
 
 def test_score_day_shows_earlier_papers_only_and_stores_those_scores_apart(store):
