@@ -155,6 +155,10 @@ def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
 
     r = ranker("similar", "sparse mixture of experts routing", "--k", "3", "--db", db)
     assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr
+    r = ranker("similar", "sparse mixture of experts routing", "--k", "50", "--since", "2025-05-14", "--db", db)
+    assert r.returncode == 0, r.stderr                       # free text, --since: day B's 41 papers, nothing older
+    assert sorted(line.split()[2] for line in r.stdout.strip().splitlines()) == sorted(
+        [x["id"] for x in day_b] + ["2599.00042"])
 
     # calibrate syncs the index too: removed, it comes back from the store with one line saying why
     import shutil
