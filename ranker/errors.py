@@ -39,6 +39,11 @@ class RankerError(Exception):
     def __str__(self) -> str:
         return self.render()
 
+    def __reduce__(self):
+        # picklable whatever a subclass's constructor takes, so an error raised in another process (a Ray
+        # worker) comes back as itself
+        return (_restore, (type(self), self.args, self.__dict__))
+
 
 class InputError(RankerError):
     """A file or value we were given is not what it should be."""
@@ -69,6 +74,13 @@ class MissingDependency(RankerError):
         super().__init__(f"the package '{package}' is not installed{what}; install it with: {hint}")
         self.package = package
         self.extra = extra
+
+
+def _restore(cls, args, state):
+    e = cls.__new__(cls)
+    Exception.__init__(e, *args)
+    e.__dict__.update(state)
+    return e
 
 
 def where(path, line: int | None = None) -> str:

@@ -29,8 +29,10 @@ from .errors import InputError
 
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
-# (stage, done, total): how far a long step is; total None when unknown.
+# (stage, done, total): how far a long step is; total None when unknown. A stage named LOADING + what ("loading
+# smollm2-135m") is a model load: (stage, 0, None) when it starts, (stage, 1, 1) when the model is ready.
 Progress = Callable[[str, int, "int | None"], None]
+LOADING = "loading "
 
 
 def ignore_warning(_msg: str) -> None:

@@ -277,3 +277,19 @@ def test_offline_mode_refuses_a_remote_server(offline, server):
     with pytest.raises(ConfigError):
         OpenAIBackend("gpt-4o", base_url="ftp://example.org")
     assert backend(server).generate([req("2506.00001", "ok")])[0].ok     # a loopback server is fine
+
+
+def test_chat_template_kwargs_reach_a_local_server_but_not_openai(server):
+    """vLLM's server hands `chat_template_kwargs` to the model's chat template (thinking off for a reasoning
+    template); OpenAI's API refuses unknown fields, so it is never sent there."""
+    r = req("2506.00001", "ok")
+    r.chat_template_kwargs = {"enable_thinking": False}
+    be = backend(server, model="local-model")
+    (out,) = be.generate([r])
+    assert out.ok and server.bodies[-1]["chat_template_kwargs"] == {"enable_thinking": False}
+    be.close()
+    be = backend(server, model="gpt-4o")
+    be.is_openai = True                      # as for api.openai.com
+    be.generate([r])
+    assert "chat_template_kwargs" not in server.bodies[-1]
+    be.close()

@@ -200,7 +200,10 @@ def test_a_planted_reupload_is_flagged_in_the_prefilter_rows(store):
     early = [paper(i, "2025-05-01") for i in range(40)]
     notes = []
     prefilter(store, early, warn=notes.append)
-    assert notes == ["index built from the store (there was no index yet): 40 vectors, exact"]
+    assert notes == []                         # the first build of a new home's index is nothing to warn about
+    (store.index_dir / "minilm" / "manifest.json").write_text("{torn")
+    prefilter(store, early, warn=notes.append)        # a damaged one is: rebuilt, with one line saying why
+    assert len(notes) == 1 and notes[0].startswith("index rebuilt from the store (") and "40 vectors" in notes[0]
     original = early[11]
     again = Paper(id="2505.90001", title=original.title, abstract=original.abstract, authors=original.authors,
                   date="2025-05-06")

@@ -13,12 +13,11 @@ import pytest
 
 from ranker.backends.fake import FakeBackend, fake_scores
 from ranker.errors import BackendError
-from ranker.settings import resolve
-from ranker.sources import read_papers, read_ranked
+from ranker.sources import read_ranked
 from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
 from ranker.store import Store
 
-from conftest import DAYS, ranker, store_vectors
+from conftest import DAYS, fake_settings, ranker, vector_store
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_novelty": 5}
@@ -26,13 +25,12 @@ FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_
 
 @pytest.fixture
 def settings(tmp_path):
-    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
+    return fake_settings(tmp_path, **FLAGS)
 
 
 @pytest.fixture
 def store(settings):
-    with Store(settings.db_path) as s:
-        store_vectors(s, list(read_papers(LISTING)))
+    with vector_store(settings, LISTING) as s:
         yield s
 
 
@@ -65,9 +63,9 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     res = run_day(day, tmp_path / "out", settings, store=store)
     m = res.manifest
     assert m["status"] == "ok" and m["backend"] == "fake" and m["model"] == "fake:tiny"
-    assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "reuploads": 0, "kept": 8,
-                           "embedded": 0, "scored": 0, "reused": 8, "retried": 0, "failed": 0,
-                           "selected": len(picks)}
+    assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "excluded": 0, "kept": 8,
+                           "pinned": 0, "reuploads": 0, "embedded": 0, "scored": 0, "reused": 8, "retried": 0,
+                           "failed": 0, "selected": len(picks), "author_matches": 0}
     assert json.loads(res.files["manifest"].read_text()) == m
     assert [r["ARXIVID"] for r in lines(res.files["scores"])] == [p.id for p in pre.kept_papers]
     ranked = read_ranked(res.files["prefilter"])

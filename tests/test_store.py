@@ -106,14 +106,38 @@ CREATE TABLE embeddings (paper_id TEXT NOT NULL, embedder TEXT NOT NULL, text_ha
 """
 
 
-def v1_database(path):
+# The web pages' branch appended two more scripts to that list (user_version 2 and 3), run the same way.
+V2_SQL = """
+CREATE TABLE rankings (day TEXT NOT NULL, paper_id TEXT NOT NULL, prefilter_score REAL NOT NULL, kept INTEGER NOT
+    NULL, topic TEXT, rule TEXT, embedder TEXT, run_id INTEGER, PRIMARY KEY (day, paper_id));
+CREATE INDEX rankings_paper ON rankings (paper_id);
+CREATE INDEX paper_days_day ON paper_days (day);
+CREATE TABLE day_digests (day TEXT PRIMARY KEY, run_id INTEGER, model TEXT NOT NULL, prompt_hash TEXT NOT NULL,
+    min_relevance INTEGER NOT NULL, min_novelty INTEGER NOT NULL, created_at REAL NOT NULL)
+"""
+V3_SQL = """
+CREATE TABLE labels (paper_id TEXT PRIMARY KEY, label INTEGER NOT NULL CHECK (label IN (-1, 1)), day TEXT,
+    created_at REAL NOT NULL);
+CREATE TABLE label_events (id INTEGER PRIMARY KEY AUTOINCREMENT, paper_id TEXT NOT NULL, label INTEGER NOT NULL
+    CHECK (label IN (-1, 0, 1)), day TEXT, created_at REAL NOT NULL, source TEXT NOT NULL DEFAULT 'user')
+"""
+
+
+def v1_database(path, version: int = 1):
+    """A database as the ranker before named migrations left it at `version` (1; 2 and 3 from the web branch)."""
     c = sqlite3.connect(path)
-    for stmt in V1_SQL.split(";"):
-        c.execute(stmt)
+    for sql in (V1_SQL, V2_SQL, V3_SQL)[:version]:
+        for stmt in sql.split(";"):
+            c.execute(stmt)
     c.execute("INSERT INTO papers VALUES ('2501.00001', 1, 'T', 'A', '[]', '[\"cs.LG\"]', 'cs.LG', NULL, "
               "'2025-01-06', '2025-01-06')")
     c.execute("INSERT INTO scores VALUES ('2501.00001', 'm', 'h', 8, 7, 'ok', NULL, NULL, 0, 0, NULL, 0)")
-    c.execute("PRAGMA user_version = 1")
+    if version >= 2:
+        c.execute("INSERT INTO rankings VALUES ('2025-01-06', '2501.00001', 0.5, 1, 'T1', NULL, 'minilm', 3)")
+        c.execute("INSERT INTO day_digests VALUES ('2025-01-06', 3, 'm', 'h', 8, 7, 0)")
+    if version >= 3:
+        c.execute("INSERT INTO labels VALUES ('2501.00001', 1, '2025-01-06', 5)")
+    c.execute(f"PRAGMA user_version = {version}")
     c.commit()
     c.close()
 
@@ -134,8 +158,9 @@ def test_a_version_1_database_upgrades_cleanly(tmp_path, monkeypatch):
         c.execute("ALTER TABLE papers ADD COLUMN note TEXT")
 
     monkeypatch.setattr("ranker.store.MIGRATIONS", [*MIGRATIONS, m900_test_column])
-    with Store(db) as s:                           # m001 is recognised as done, only the new one runs
-        assert s.migrations == ["m001_initial", "m900_test_column"] and s.schema_version == 2 and ran == [1]
+    with Store(db) as s:                           # m001 is recognised as done, only the later ones run
+        assert s.migrations == [*(m.__name__ for m in MIGRATIONS), "m900_test_column"] and ran == [1]
+        assert s.migrations[0] == "m001_initial" and s.schema_version == len(MIGRATIONS) + 1
         assert s.get_paper("2501.00001").title == "T"
         assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].relevance == 8
         assert s.integrity_check() == "ok"
@@ -143,19 +168,93 @@ def test_a_version_1_database_upgrades_cleanly(tmp_path, monkeypatch):
         assert ran == [1] and s.conn.execute("SELECT note FROM papers").fetchone() == (None,)
 
 
-def test_m001_builds_the_schema_version_1_had(tmp_path):
-    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
-    v1_database(old)
-    Store(new).close()
+def _schema(db):
+    """Every table's columns and every index's columns, by name (what a migration builds)."""
+    c = sqlite3.connect(db)
+    names = c.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE "
+                      "'sqlite_%' AND name != '_migrations' ORDER BY name").fetchall()
+    out = {n: c.execute(f"PRAGMA {'table' if t == 'table' else 'index'}_info({n})").fetchall() for t, n in names}
+    c.close()
+    return out
 
-    def columns(db):
-        c = sqlite3.connect(db)
-        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
-                                          "'sqlite_%' AND name != '_migrations' ORDER BY name")]
-        out = {t: c.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}
-        c.close()
-        return out
-    assert columns(old) == columns(new)
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_named_migrations_build_the_schema_each_old_version_had(tmp_path, version, monkeypatch):
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(old, version)
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:version])
+    Store(new).close()
+    assert _schema(old) == _schema(new)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_old_database_upgrades_to_the_latest_schema_and_keeps_its_data(tmp_path, version):
+    db, fresh = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(db, version)
+    with Store(db) as s:
+        assert s.migrations == [m.__name__ for m in MIGRATIONS] and s.schema_version == len(MIGRATIONS)
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].relevance == 8
+        if version >= 2:
+            assert s.get_rankings("2025-01-06")[0].topic == "T1" and s.get_day_digest("2025-01-06").run_id == 3
+        assert s.get_labels() == ({"2501.00001": s.get_labels()["2501.00001"]} if version >= 3 else {})
+        s.set_label("2501.00001", -1, "2025-01-06")                # the new tables work
+        assert s.get_labels()["2501.00001"].label == -1 and s.integrity_check() == "ok"
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].cached_prompt_tokens == 0   # m004's default
+        s.put_score(Score("2501.00002", 6, 5, "c", prompt_tokens=900, cached_prompt_tokens=700), "m", "h")
+        assert s.get_scores(["2501.00002"], "m", "h")["2501.00002"].cached_prompt_tokens == 700
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
+def test_an_old_v2_database_is_adopted_by_name_wherever_other_migrations_stand(tmp_path, monkeypatch):
+    # another branch's migration merged before the web's: user_version 2 still means m001 + m002_rankings...
+    db = tmp_path / "old.sqlite3"
+    v1_database(db, 2)
+    ran = []
+
+    def m002_other_branch(c):
+        ran.append("other")
+        c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_other_branch, *MIGRATIONS[1:]])
+    with Store(db) as s:
+        assert ran == ["other"] and s.schema_version == len(MIGRATIONS) + 1
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} | {"m002_other_branch"}
+        assert s.get_rankings("2025-01-06")[0].paper_id == "2501.00001"
+
+
+def test_a_daily_branch_database_has_its_m002_score_cached_tokens_adopted_as_m004(tmp_path, monkeypatch):
+    # the daily branch (#13) shipped m004's change as its m002, before the web's m002/m003 were merged
+    db, fresh = tmp_path / "daily.sqlite3", tmp_path / "new.sqlite3"
+    m004 = MIGRATIONS[-1]
+    assert m004.__name__ == "m004_score_cached_tokens"
+
+    def m002_score_cached_tokens(c):
+        m004(c)
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_score_cached_tokens])
+    with Store(db) as s:
+        s.put_score(Score("2501.00001", 8, 7, "ok", prompt_tokens=900, cached_prompt_tokens=640), "m", "h")
+        assert s.migrations == ["m001_initial", "m002_score_cached_tokens"] and s.schema_version == 2
+    monkeypatch.undo()
+    with Store(db) as s:                            # the column is not added twice; the web's tables are built
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} and s.schema_version == len(MIGRATIONS)
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].cached_prompt_tokens == 640
+        assert s.get_rankings("2025-01-06") == [] and s.integrity_check() == "ok"
+    with Store(db) as s:                            # and reopening migrates nothing more
+        assert s.schema_version == len(MIGRATIONS)
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
+def test_an_old_database_newer_than_any_known_version_is_refused(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    v1_database(db, 3)
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA user_version = 4")
+    c.close()
+    with pytest.raises(InputError, match="newer than this ranker"):
+        Store(db)
 
 
 def test_a_database_with_unknown_migrations_is_refused(tmp_path):

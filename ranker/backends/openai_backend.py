@@ -28,7 +28,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
 from pydantic import Field
@@ -93,6 +93,10 @@ class OpenAIBackend(Backend):
     Options = OpenAIOptions
     supports_score_probs = True
     uses_api_key = True               # make_backend passes the settings' OPENAI_API_KEY as api_key
+
+    @classmethod
+    def store_name(cls, model: str) -> str | None:
+        return None if model in ("", "auto") else model     # "auto": the server's first model, once asked
 
     def __init__(self, model: str, options: Mapping[str, Any] | OpenAIOptions | None = None, *,
                  models_dir: Path | None = None, api_key: str | None = None, **kwargs):
@@ -180,6 +184,8 @@ class OpenAIBackend(Backend):
                                     "json_schema": {"name": "paper_scores", "schema": schema, "strict": True}}}
         if score_probs:
             body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        if req.chat_template_kwargs and not self.is_openai:    # vLLM's server hands it to the chat template
+            body["chat_template_kwargs"] = dict(req.chat_template_kwargs)
         return body
 
     def _one(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
@@ -222,10 +228,19 @@ class OpenAIBackend(Backend):
         return Result(req.key, text, finish, usage=usage), choice.get("logprobs")
 
     # ------------------------------------------------------------------ the interface
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
+
+        def one(r: Request):
+            pair = self._one(r, score_probs)
+            if on_done is not None:
+                with self._lock:
+                    on_done(1)
+            return pair
+
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            pairs = list(pool.map(lambda r: self._one(r, score_probs), requests))
+            pairs = list(pool.map(one, requests))
             results = [p[0] for p in pairs]
             if score_probs:
                 self._fill_score_probs(requests, pairs, pool)
@@ -270,6 +285,8 @@ class OpenAIBackend(Backend):
         body = {"model": self.model_name, "temperature": 0, "max_tokens": 1, "logprobs": True,
                 "top_logprobs": TOP_LOGPROBS, "continue_final_message": True, "add_generation_prompt": False,
                 "messages": [*req.messages, {"role": "assistant", "content": prefix}]}
+        if req.chat_template_kwargs and not self.is_openai:
+            body["chat_template_kwargs"] = dict(req.chat_template_kwargs)
         with self._lock:
             self._stats["probe_requests"] += 1
         try:

@@ -16,6 +16,7 @@ escape sequences, so a COMMENT can carry no '"', backslash or newline: the model
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..io import same_paper_id
@@ -23,9 +24,34 @@ from .base import SCORE_FIELDS
 
 SCORE_MIN, SCORE_MAX = 1, 10
 KEYS = ("ARXIVID", "COMMENT", *SCORE_FIELDS)
+# The default bound of a COMMENT, in characters: the 99th percentile of the 1,368 comments GPT-4o wrote in the
+# fifty days of history (302.65; median 160, 95th percentile 256, longest 381), rounded. The prompt asks for it
+# and the schema enforces it.
+COMMENT_CHARS = 300
+ELLIPSIS = "\u2026"
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
-def paper_object(arxiv_id: str, comment_chars: int = 300) -> dict[str, Any]:
+def fit_comment(text: str, limit: int) -> str:
+    """A COMMENT folded to one line and, when it reached `limit` characters (an engine stops a bounded string
+    there, mid-word) or went past it (a server that ignored the bound), cut back to its last whole sentence,
+    or failing one that keeps half the room, its last whole word, followed by an ellipsis; never longer than
+    `limit`. A comment that ended by itself within the bound is left as written."""
+    reached = len(text) >= limit
+    text = " ".join(text.split())
+    if not reached or (len(text) <= limit and text.endswith((".", "!", "?"))):
+        return text
+    room = text[:limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(room)]
+    if ends and ends[-1] >= limit // 2:
+        return room[:ends[-1]]
+    cut = room[:limit - 1]
+    if len(text) > limit - 1 and not text[limit - 1].isspace():   # the cut falls inside a word: drop that word
+        cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return cut.rstrip(" ,;:-\u2013\u2014") + ELLIPSIS
+
+
+def paper_object(arxiv_id: str, comment_chars: int = COMMENT_CHARS) -> dict[str, Any]:
     score = {"type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX}
     return {
         "type": "object",
@@ -39,7 +65,7 @@ def paper_object(arxiv_id: str, comment_chars: int = 300) -> dict[str, Any]:
     }
 
 
-def paper_schema(ids: list[str], comment_chars: int = 300) -> dict[str, Any]:
+def paper_schema(ids: list[str], comment_chars: int = COMMENT_CHARS) -> dict[str, Any]:
     """The schema for one request scoring `ids` (one id: a bare object; several: {"papers": [...]})."""
     if not ids:
         raise ValueError("paper_schema needs at least one id")
@@ -109,6 +135,7 @@ def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool 
             raise ValueError("COMMENT is not a string")
         if strict and len(comment) > comment_chars:
             raise ValueError(f"COMMENT is longer than {comment_chars} characters")
-        out.append({"ARXIVID": want, "COMMENT": " ".join(comment.split())[:comment_chars],
+        comment = " ".join(comment.split()) if strict else fit_comment(comment, comment_chars)
+        out.append({"ARXIVID": want, "COMMENT": comment,
                     **{f: obj[f] for f in SCORE_FIELDS}})
     return out

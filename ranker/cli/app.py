@@ -6,15 +6,33 @@ import sys
 import typer
 
 from .. import __version__
-from . import calibrate, compare, fetch, index, models, prefilter, run, score, similar
-from .common import error_line
+from . import (backfill, calibrate, compare, fetch, import_, index, labels, models, prefilter, run, score, serve,
+               similar, site)
+from .common import error_line, info, os_error_line, sqlite_error_line, usage_line
+from .term import TERM
+
+EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
+
+\b
+Examples:
+  ranker run --out ~/digests                       today's cs.LG + cs.AI, ranked, into ~/digests/<date>-*
+  ranker run --out ~/digests --date 2025-05-15     rebuild a past day (arXiv API)
+  ranker run --papers day.jsonl --out digest/ --offline
+  ranker prefilter --papers day.jsonl --out ranked.jsonl --keep 0.3
+  ranker similar 2505.09343 --k 10                 the nearest papers of the corpus the database holds
+  ranker models list
+
+Engine and library messages go to a log file under $RANKER_HOME/logs (its path is printed when a command
+fails); -v/--verbose shows them instead. `ranker COMMAND --help` has each command's options and an example.
+"""
 
 app = typer.Typer(
     name="ranker",
-    help="Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.",
+    help=EXAMPLES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,          # plain help: flags shown as flags, no markup read into help texts
 )
 
 
@@ -26,46 +44,65 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Show the version and exit.")) -> None:
+                                       help="Show the version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the engines' and libraries' own "
+                                       "messages on the terminal instead of the log file.")) -> None:
     """ranker: a local, offline ranker for the daily arXiv announcements."""
+    TERM.verbose = TERM.verbose or verbose
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-for _module in (fetch, prefilter, calibrate, score, run, compare, similar, index, models):
+for _module in (fetch, prefilter, calibrate, score, run, compare, similar, index, models, serve, site, labels,
+                backfill, import_):
     _module.register(app)
 
 
+def _fail(line: str, code: int = 1) -> None:
+    info(f"error: {line}{TERM.log_note()}")
+    TERM.restore()
+    sys.exit(code)
+
+
 def main() -> None:
+    import sqlite3
+
     from ..errors import RankerError
     from ..settings import debug_from_env
     debug = debug_from_env()
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="ranker")
     except RankerError as e:
         if debug:
             raise
-        typer.echo(f"error: {error_line(e)}", err=True)
-        sys.exit(1)
+        _fail(error_line(e))
     except KeyboardInterrupt:
-        typer.echo("interrupted: what was written so far is kept; run the same command again to resume",
-                   err=True)
+        info("interrupted: what was written so far is kept; run the same command again to resume")
+        TERM.restore()
         sys.exit(130)
     except SystemExit:
+        TERM.restore()
         raise
-    except Exception as e:  # click usage errors and anything unexpected: one line, never a traceback
-        import click
-        if isinstance(e, click.exceptions.Exit):
+    except Exception as e:  # usage errors and anything unexpected: one line, never a traceback
+        if isinstance(e, typer.Exit):
+            TERM.restore()
             sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
-            if debug:
-                raise
-            typer.echo(f"error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code if isinstance(e, click.UsageError) else 1)
-        if isinstance(e, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
+        if isinstance(e, typer.Abort):
+            info("aborted")
+            TERM.restore()
             sys.exit(130)
+        if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
+            typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
+            sys.exit(0)
         if debug:
+            TERM.restore()
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        typer.echo(f"error: {type(e).__name__}: {first} (set RANKER_DEBUG=1 for the traceback)", err=True)
-        sys.exit(1)
+        if isinstance(e, typer.TyperException):
+            _fail(usage_line(e), getattr(e, "exit_code", 1) or 1)
+        if isinstance(e, sqlite3.Error):
+            _fail(sqlite_error_line(e))
+        if isinstance(e, OSError):
+            _fail(os_error_line(e))
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
+    finally:
+        TERM.restore()

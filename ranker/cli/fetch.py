@@ -6,22 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, flag_name, info,
-                     load_settings, warn)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, flag_name,
+                     info, load_settings, nothing_to_do, warn)
 
 EXAMPLES = """
+\b
 Examples:
-
-  ranker fetch --out papers.jsonl   (today's announcements, online)
-
+  ranker fetch --out papers.jsonl        (today's announcements, online)
   ranker fetch --from arxiv_rss_2024-11-28.xml --category cs.LG,cs.AI --out papers.jsonl
-
   ranker fetch --from arxiv-metadata-oai-snapshot.json --category cs.LG --date 2025-05-13 --out day.jsonl
-
   ranker fetch --ids 2411.17700,2411.17702v2 --out some.jsonl
-
   ranker fetch --since 2025-05-12 --until 2025-05-13 --out backfill.jsonl
-
   ranker fetch --from arxiv-metadata-oai-snapshot.json --embed --out corpus.jsonl   (index years of arXiv once)
 """
 
@@ -58,6 +53,7 @@ def fetch(
     db: DbOpt = None,
     offline: OfflineOpt = None,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Fetch a day's papers: from arXiv's RSS feed (default), a saved file (--from), the arXiv API (--ids,
     --since/--until). Papers go into the database and into --out as JSON lines; a one-line summary goes to
@@ -70,8 +66,8 @@ def fetch(
     from ..steps import fetch_day
     from ..store import Store
 
-    s = load_settings(config, category=category, announce=announce, embedder=embedder, max_tokens=max_tokens,
-                      db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, category=category, announce=announce, embedder=embedder,
+                      max_tokens=max_tokens, db=db, offline=offline)
     if embed and not _regular_file(out):
         raise InputError("--embed reads the papers back from --out: give a file, not a device or a pipe",
                          key="out")
@@ -95,10 +91,10 @@ def fetch(
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""
-            info(f"no announcements{day} in {source} (a weekend or holiday?): wrote an empty {out}")
+            nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); wrote an empty {out}")
         else:
-            info(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}: "
-                 f"wrote an empty {out}")
+            nothing_to_do(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
+                          f"wrote an empty {out}")
         return
     info(summary_line(res, report))
     if embedded:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
-                     NoveltyContextOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt, ScoreModeOpt, info,
-                     load_settings)
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt,
+                     ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt,
+                     ScoreModeOpt, VerboseOpt, info, load_settings, nothing_to_do, warn)
 
 
 def score(papers: PapersOpt,
@@ -17,22 +17,23 @@ def score(papers: PapersOpt,
           prompts: PromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
           score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
-          papers_per_request: Annotated[Optional[int], typer.Option(
-              "--papers-per-request", help="Papers in one request (1 = one paper per request, the default; "
-              "more reproduces the seed's multi-paper batches).", show_default=False)] = None,
+          papers_per_request: PapersPerRequestOpt = None,
           novelty_context: NoveltyContextOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
-          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
+          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Score papers with a local LLM; writes one {ARXIVID, COMMENT, RELEVANCE, NOVELTY} line per paper.
 
-    With --novelty-context K each prompt also lists the K nearest papers announced before the paper's day, found
-    in the corpus index of the prefilter's embedder (--embedder, --max-tokens).
+    Papers already scored by the same model and prompt are reused from the database; when all are, no
+    model is loaded. With --novelty-context K each prompt also lists the K nearest papers announced before the
+    paper's day, found in the corpus index of the prefilter's embedder (--embedder, --max-tokens).
 
-    Example: ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
+    \b
+    Example:
+      ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
     """
-    s = load_settings(config, backend=backend, model=model, backend_option=backend_option, prompts=prompts,
-                      score_mode=score_mode, prompt_layout=prompt_layout, papers_per_request=papers_per_request,
-                      novelty_context=novelty_context, embedder=embedder, max_tokens=max_tokens, db=db,
-                      offline=offline)
+    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option,
+                      prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
+                      papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
+                      max_tokens=max_tokens, db=db, offline=offline)
     from ..io import atomic_write
     from ..sources import read_papers, read_ranked
     from ..steps import score_day
@@ -42,10 +43,14 @@ def score(papers: PapersOpt,
         rows = [r.paper for r in read_ranked(papers) if r.kept]
     else:
         rows = list(read_papers(papers))
+    if not rows:
+        atomic_write(out, [])
+        nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {papers} (wrote an empty {out})")
+        return
     with Store(s.db_path) as store, Progress() as bar:
         with store.recording("score", {"papers": str(papers), "n": len(rows), "backend": s.scoring.backend,
                                        "model": s.scoring.model}) as rec:
-            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar, warn=info)
+            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar, warn=warn)
             rec.status = run.status
         atomic_write(out, run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "

@@ -45,14 +45,22 @@ def _not_updated(e: BaseException, warn: Warn | None) -> None:
         warn(f"index: not updated ({first}); the next command that embeds retries")
 
 
+def _record_new(store: "Store", papers: "Iterable[Paper]") -> None:
+    """Store the papers the store does not hold yet (their days and titles, for the neighbours' lines); a
+    stored paper is never written over."""
+    papers = list(papers)
+    known = store.get_papers([p.id for p in papers])
+    store.add_papers(p for p in papers if p.id not in known)
+
+
 def update_index(store: "Store", embedder: str, papers: "Iterable[Paper] | None" = None, *,
                  warn: Warn | None = None) -> SyncResult | None:
-    """Record `papers` (their days and titles) in the store and bring the index up to its vectors. For the
-    commands that embed: a failure to write the index is reported through `warn`, never raised (the index is
-    derived data; the command's own work is done)."""
+    """Record `papers` the store lacks (their days and titles) and bring the index up to the store's vectors.
+    For the commands that embed: a failure to write the index is reported through `warn`, never raised (the
+    index is derived data; the command's own work is done)."""
     try:
         if papers is not None:
-            store.add_papers(papers)
+            _record_new(store, papers)
         return CorpusIndex(store, embedder, warn=warn).sync()
     except (OSError, RankerError, RuntimeError) as e:     # RuntimeError: what faiss raises
         _not_updated(e, warn)
@@ -61,11 +69,12 @@ def update_index(store: "Store", embedder: str, papers: "Iterable[Paper] | None"
 
 def index_day(store: "Store", embedder: str, papers: "Sequence[Paper]", vectors: np.ndarray, *,
               warn: Warn | None = None) -> dict[str, Reupload]:
-    """The prefilter's hook: record the day's papers, sync the index, and return the re-uploads among them
-    (paper id -> the earlier paper it repeats)."""
+    """The prefilter's hook: record the day's papers the store lacks, sync the index, and return the re-uploads
+    among them (paper id -> the earlier paper it repeats). `warn` hears a rebuild's one line (not the quiet
+    first build of a new home) and a failure to write the index."""
     try:
-        store.add_papers(papers)
-        idx = CorpusIndex(store, embedder, warn=warn)
+        _record_new(store, papers)
+        idx = CorpusIndex(store, embedder, warn=warn, say_first_build=False)
         idx.sync()
         return find_reuploads(papers, vectors, idx, store)
     except (OSError, RankerError, RuntimeError) as e:

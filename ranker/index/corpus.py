@@ -92,11 +92,14 @@ class _Rebuild(Exception):
 class CorpusIndex:
     """The persisted index of one embedder's paper vectors in one store."""
 
-    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None):
+    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None, say_first_build: bool = True):
+        """warn hears the one line of a rebuild (and, with say_first_build, of the first build of an index
+        that was not there: the daily pipeline keeps that one quiet, there is nothing wrong to say)."""
         self.store = store
         self.embedder = embedder
         self.dir = store.index_dir / slug(embedder)
         self.warn = warn
+        self.say_first_build = say_first_build
         self.manifest: F.Manifest | None = None
         self._mem = None            # (base IVF index | None, base ids, tail vectors (array), tail ids)
 
@@ -108,6 +111,8 @@ class CorpusIndex:
         return self.manifest.kind if self.manifest is not None else ""
 
     def _say(self, res: SyncResult) -> SyncResult:
+        if res.rebuilt == F.NO_INDEX and not self.say_first_build:
+            return res
         if res.note and self.warn is not None:
             self.warn(res.note)
         return res

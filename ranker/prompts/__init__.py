@@ -26,7 +26,7 @@ FILES = {
     "postfix": "postfix_prompt_abstract.txt",
 }
 # Bumped whenever the way messages are assembled changes, so stored scores of an older layout are not reused.
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"          # 4: the COMMENT bound is asked for in words
 
 # Said once, before the papers: abstracts are data, whatever they claim.
 DATA_NOTICE = (
@@ -195,8 +195,14 @@ def prompt_prefix(ps: PromptSet, hardened: bool = True) -> str:
 LAYOUTS = ("seed", "instructions-first")
 
 
+def comment_bound(chars: int) -> str:
+    """The sentence that asks for a COMMENT of bounded length (the schema enforces the same bound)."""
+    return f"Write each COMMENT as one or two complete sentences of at most {int(chars)} characters."
+
+
 def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int = 400,
                    hardened: bool = True, layout: str = "seed",
+                   comment_chars: int | None = None,
                    related: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> list[dict[str, str]]:
     """Chat messages the way the seed system sends them: the system prompt, then one user message with
     topics, scoring criteria, the papers and the output instructions (in that order, so every request of a
@@ -205,7 +211,8 @@ def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int =
     layout="instructions-first" moves the output instructions up, between the criteria and the papers, so
     they join the prefix every request shares: with one paper per request a prefix-caching engine then
     computes ~30% fewer tokens per paper. The paper still ends the message, followed (hardened) by the
-    one-line reminder of which id to answer for.
+    one-line reminder of which id to answer for. `comment_chars` adds the sentence asking for a COMMENT
+    within that many characters, last.
 
     related: paper id -> (day, title) of its earlier related papers (the novelty context), if any."""
     if layout not in LAYOUTS:
@@ -221,6 +228,8 @@ def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int =
     if hardened:
         ids = ", ".join(p.id for p in papers)
         user += f"\n\nAnswer with one JSON object per paper, for these ArXiv IDs only: {ids}."
+    if comment_chars:
+        user += "\n\n" + comment_bound(comment_chars)
     return [{"role": "system", "content": ps.system}, {"role": "user", "content": user}]
 
 
