@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, echo, info, load_settings
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
+                     nothing_to_do)
 
 index_app = typer.Typer(help="The corpus index (FAISS) of every stored paper vector: status, rebuild.",
                         no_args_is_help=True)
@@ -33,15 +34,18 @@ def _embedder_key(s) -> str:
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
            db: DbOpt = None,
            quick: Annotated[bool, typer.Option("--quick", help="Skip the full check (the digest of every stored "
-                                               "id and text hash, the files' checksums).")] = False) -> None:
+                                               "id and text hash, the files' checksums).")] = False,
+           offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Vectors, embedder, kind, size on disk, last update, and agreement with the database.
 
     Without --embedder: every embedder the database or the index folder has. Changes nothing: the next
     command that embeds brings the index up to date.
 
-    Example: ranker index status
+    \b
+    Example:
+      ranker index status
     """
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..index import index_statuses
     from ..store import Store
 
@@ -76,19 +80,25 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
 
 @index_app.command("rebuild")
 def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
-            db: DbOpt = None) -> None:
+            db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Rebuild the corpus index from the database's vectors (of the configured embedder, or --embedder).
 
-    Never needed for correctness: a missing, damaged or stale index is rebuilt on its own when next used.
+    Never needed for correctness: a missing, damaged or stale index is rebuilt on its own when next used. A
+    database without paper vectors of the embedder is nothing to do.
 
-    Example: ranker index rebuild --embedder minilm
+    \b
+    Example:
+      ranker index rebuild --embedder minilm
     """
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..index import CorpusIndex
     from ..store import Store
 
     key = _embedder_key(s)
     with Store(s.db_path) as store:
+        if not CorpusIndex(store, key).status(verify=False).store_vectors:
+            nothing_to_do(f"no paper vectors for the embedder {key} in {store.path} to index")
+            return
         res = CorpusIndex(store, key).rebuild("asked to")
     kind = "exact" if res.kind == "flat" else "approximate (IVF)"
     info(f"index rebuilt for {key}: {res.count:,} vectors, {kind}, {res.seconds:.1f}s")
