@@ -20,7 +20,7 @@ from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapsho
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
-from ranker.errors import InputError, MissingDependency
+from ranker.errors import ConfigError, InputError, MissingDependency
 from ranker.store import Store
 
 ALL_IDS = sorted({json.loads(line)["id"] for d in DAYS.iterdir() for line in (d / "listing.jsonl").open()})
@@ -238,6 +238,9 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
         run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "x", score=True, since="2025-06-01",
                                   until="2025-05-01"), backfill_settings())
     assert e.value.key == "until"
+    with pytest.raises(ConfigError) as e:                     # no corpus index inside a backfill: refused first
+        run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "y", score=True), backfill_settings(novelty_context=3))
+    assert e.value.key == "scoring.novelty_context" and not (tmp_path / "y").exists()
 
 
 def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):
