@@ -4,11 +4,18 @@ The picks (RELEVANCE and NOVELTY at or above the cut-offs) come best first, ties
 a rerun writes the same digest. Papers by a pinned author that are not picks come first, marked as the seed
 marks them ("Comment: Author match"; their scores shown when they were scored), and are counted on their own
 line. The token table shows what the digest's scores cost when the model wrote them, reused ones included.
+
+Everything in the Markdown that comes from outside (a paper's title, authors, abstract and id, the model's
+comment and name) goes through `md_text`, so a digest published on GitHub Pages or any Markdown site shows
+that text and nothing else: no HTML, no link, no image. Links are built only from validated arXiv ids.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
+from .io import clean_text, parse_arxiv_id
 from .prompts import PromptSet, seed_user_prompt
 from .records import Paper, Score
 
@@ -76,6 +83,86 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join([line(rows[0]), sep] + [line(r) for r in rows[1:]])
 
 
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")           # &amp; &#60; ... would render as another character
+_BACKTICKS = re.compile(r"`+")
+_LINE_BREAK = re.compile(r"\r\n|[\r\n]")
+
+
+def _punct(ch: str) -> bool:
+    return bool(ch) and unicodedata.category(ch)[0] in "PS"
+
+
+def _delimiters_that_act(text: str, c: str) -> bool:
+    """Do runs of `c` (*, _ or ~) in `text` pair up into emphasis / strike-through? CommonMark's flanking
+    rules: a run that can open followed later by one that can close."""
+    opened = False
+    for m in re.finditer(re.escape(c) + "+", text):
+        before = text[m.start() - 1] if m.start() else " "
+        after = text[m.end()] if m.end() < len(text) else " "
+        left = not after.isspace() and (not _punct(after) or before.isspace() or _punct(before))
+        right = not before.isspace() and (not _punct(before) or after.isspace() or _punct(after))
+        if c == "_":          # no emphasis inside words
+            can_open, can_close = left and (not right or _punct(before)), right and (not left or _punct(after))
+        else:
+            can_open, can_close = left, right
+        if opened and can_close:
+            return True
+        opened = opened or can_open
+    return False
+
+
+_LINK_TAIL = re.compile(r"\][(\[:]")                    # [text](url), [text][ref], [ref]: url
+
+
+def md_text(text: object, *, link_text: bool = False) -> str:
+    """Text from outside as Markdown that renders as the same text, on one line. What could become markup is
+    escaped: < and > (raw HTML, autolinks), an &-entity, [ and ] where a link or image could form (or always,
+    with link_text, for text inside a link's brackets), and *, _, ~ or backticks where they would pair into
+    emphasis, strike-through or code; a backslash before an escaped character stays a backslash. Line breaks
+    become spaces; NUL, control and bidi-control characters are dropped. Ordinary text (a usual title,
+    abstract with its [5] citations, or comment) comes back unchanged."""
+    text = _LINE_BREAK.sub(" ", clean_text(str(text)))
+    escaped = {c for c in "*_~" if c in text and _delimiters_that_act(text, c)}
+    if link_text or _LINK_TAIL.search(text):
+        escaped |= {"[", "]"}
+    runs = [len(r) for r in _BACKTICKS.findall(text)]
+    if any(runs.count(n) >= 2 for n in set(runs)):
+        escaped.add("`")
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            nxt = text[i + 1] if i + 1 < len(text) else ""
+            out.append("\\\\" if nxt in escaped or nxt in "\\<>&" else ch)
+        elif ch in escaped:
+            out.append("\\" + ch)
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch == "&" and _ENTITY.match(text, i):
+            out.append("&amp;")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_UNESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])|&(lt|gt|amp);")
+
+
+def md_unescape(text: str) -> str:
+    """The text a Markdown field shows: backslash escapes of punctuation and &lt; &gt; &amp; undone (the
+    inverse of md_text, for readers of digests)."""
+    return _UNESCAPE.sub(lambda m: m.group(1) or {"lt": "<", "gt": ">", "amp": "&"}[m.group(2)], text)
+
+
+def paper_link(arxiv_id: str) -> str | None:
+    """The paper's arXiv page, for a valid id (a bare one, as the store keeps them); None otherwise."""
+    parsed = parse_arxiv_id(arxiv_id)
+    if parsed is None or parsed[0] != arxiv_id:
+        return None
+    return f"https://arxiv.org/abs/{arxiv_id}"
+
+
 def _quote(text: str) -> str:
     return "\n".join("> " + line for line in text.splitlines())
 
@@ -89,8 +176,9 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
     total = usage.prompt_tokens + usage.completion_tokens
     cost = usage.prompt_cost + usage.completion_cost
     picks = sum(1 for s in selected if not s.author_match)
+    model = md_text(usage.model).replace("|", "\\|")
     out = [f"# Personalized Daily ArXiv Papers {day}", "",
-           _table([[f"*[{usage.model}]*", "Prompt", "Completion", "Total"],
+           _table([[f"*[{model}]*", "Prompt", "Completion", "Total"],
                    ["**Token**", str(usage.prompt_tokens), str(usage.completion_tokens), str(total)],
                    ["**Cost**", f"${usage.prompt_cost:.2f}", f"${usage.completion_cost:.2f}", f"${cost:.2f}"]]),
            ""]
@@ -103,13 +191,15 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
         out += [f"Total author matches: {author_matches}", ""]
     out += ["**Table of contents with paper titles:**", ""]
     for n, s in enumerate(selected, start=1):
-        out += [f"{n}. [{s.paper.title}](#user-content-link{n})", f"**Authors:** {', '.join(s.paper.authors)}", ""]
+        out += [f"{n}. [{md_text(s.paper.title, link_text=True)}](#user-content-link{n})",
+                f"**Authors:** {md_text(', '.join(s.paper.authors))}", ""]
     out += ["---", ""]
     for n, s in enumerate(selected, start=1):
-        out += [f"## {n}. [{s.paper.title}]({s.paper.url}) <a id=\"link{n}\"></a>", "",
-                f"**ArXiv ID:** {s.paper.id}", "", *_reupload_lines(s),
-                f"**Authors:** {', '.join(s.paper.authors)}", "",
-                f"**Abstract:** {s.paper.abstract}", "", f"**Comment:** {s.comment}", ""]
+        title, link = md_text(s.paper.title, link_text=True), paper_link(s.paper.id)
+        out += [f"## {n}. {f'[{title}]({link})' if link else title} <a id=\"link{n}\"></a>", "",
+                f"**ArXiv ID:** {md_text(s.paper.id)}", "", *_reupload_lines(s),
+                f"**Authors:** {md_text(', '.join(s.paper.authors))}", "",
+                f"**Abstract:** {md_text(s.paper.abstract)}", "", f"**Comment:** {md_text(s.comment)}", ""]
         if s.score is not None:
             out += [f"**Relevance:** {s.score.relevance}", f"**Novelty:** {s.score.novelty}", ""]
         out += ["---", ""]
@@ -119,13 +209,18 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
 
 
 def _reupload_lines(s: Selected) -> list[str]:
+    """The note under a re-upload: where the same paper was announced before (and its scores then), escaped
+    like every other text of the digest."""
     r = s.reupload_of
     if not r:
         return []
     then = ""
     if r.get("RELEVANCE") is not None and r.get("NOVELTY") is not None:
-        then = f" (scored then: Relevance {r['RELEVANCE']}, Novelty {r['NOVELTY']})"
-    return [f"**Note:** also announced as [{r['id']}](https://arxiv.org/abs/{r['id']}) on {r['date']}{then}", ""]
+        then = f" (scored then: Relevance {md_text(r['RELEVANCE'])}, Novelty {md_text(r['NOVELTY'])})"
+    rid = str(r.get("id", ""))
+    link = paper_link(rid)
+    ref = f"[{md_text(rid, link_text=True)}]({link})" if link else md_text(rid)
+    return [f"**Note:** also announced as {ref} on {md_text(r.get('date', ''))}{then}", ""]
 
 
 def render_json(selected: list[Selected]) -> dict:

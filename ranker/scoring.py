@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .backends import Backend, Request, Result
-from .backends.schema import COMMENT_CHARS, check_answer, paper_schema
-from .errors import ConfigError, InputError
-from .io import Progress
+from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
+from .errors import ConfigError, InputError, checkpoint, during
+from .io import Progress, redact
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
@@ -97,8 +97,20 @@ class ScoreRun:
 
     @property
     def status(self) -> str:
-        """ok, or partial when some papers could not be scored."""
+        """ok; partial when some papers could not be scored; failed when papers were due and none has a
+        score."""
+        if self.papers and not self.scores:
+            return "failed"
         return "partial" if self.failures else "ok"
+
+    def failure_summary(self) -> str:
+        """'3 of 40 papers could not be scored (first: 2506.00001: not JSON ...)', or '' when none failed."""
+        if not self.failures:
+            return ""
+        first = self.failures[0]
+        n = len(self.failures)
+        return (f"{n} of {len(self.papers)} paper{'s' if len(self.papers) != 1 else ''} could not be scored "
+                f"(first: {first.arxiv_id}: {first.reason})")
 
     def lines(self) -> Iterator[str]:
         """The seed's JSONL of this run, in the papers' order."""
@@ -116,7 +128,7 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
     if result.text is None:
         raise ValueError("no output")
     try:
-        data = json.loads(result.text)
+        data = load_answer(result.text)
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg} at char {e.pos})") from None
     out = {obj["ARXIVID"]: Score(arxiv_id=obj["ARXIVID"], relevance=obj["RELEVANCE"], novelty=obj["NOVELTY"],
@@ -215,30 +227,39 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     total = len(run.papers)
     t0 = time.perf_counter()
     try:
-        done = run.reused
-        if progress:
-            progress("scoring", done, total)
-        per_call = opt.batch_size * opt.papers_per_request
-        for b in range(0, len(pending), per_call):
-            batch = pending[b:b + per_call]
-            batch_end = done + len(batch)
-            res = score_batch(batch, backend, prompts, opt, related=related,
-                              on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request))
-            store.put_scores(res.scores.values(), run.model, run.prompt_hash, run_id)
-            for f in res.failures.values():
-                store.put_failure(f, run.model, run.prompt_hash, run_id)
-            run.scores.update(res.scores)
-            run.failures += res.failures.values()
-            run.scored += len(res.scores)
-            run.retried += res.retried
-            run.usage.add(res.usage)
-            done = batch_end
-            if progress:
-                progress("scoring", done, total)
+        with during("scoring", scored=lambda: len(run.scores), due=lambda: total):
+            _score_pending(pending, backend, prompts, opt, run, store, run_id, progress, total, related)
     finally:
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
     return run
+
+
+def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
+                   run: ScoreRun, store: Store, run_id: int | None, progress: Progress | None, total: int,
+                   related: "Related | None" = None) -> None:
+    """Score the papers without a stored score, batch by batch, each batch stored as it completes."""
+    done = run.reused
+    if progress:
+        progress("scoring", done, total)
+    per_call = opt.batch_size * opt.papers_per_request
+    for b in range(0, len(pending), per_call):
+        checkpoint()                       # Ctrl-C, even one the engine swallowed, stops before the next batch
+        batch = pending[b:b + per_call]
+        batch_end = done + len(batch)
+        res = score_batch(batch, backend, prompts, opt, related=related,
+                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request))
+        store.put_scores(res.scores.values(), run.model, run.prompt_hash, run_id)
+        for f in res.failures.values():
+            store.put_failure(f, run.model, run.prompt_hash, run_id)
+        run.scores.update(res.scores)
+        run.failures += res.failures.values()
+        run.scored += len(res.scores)
+        run.retried += res.retried
+        run.usage.add(res.usage)
+        done = batch_end
+        if progress:
+            progress("scoring", done, total)
 
 
 def _ticker(progress: Progress | None, start: int, end: int, total: int, per_request: int):
@@ -298,7 +319,7 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
                     retry.append(group)
                     continue
                 for pid in ids:
-                    out.failures[pid] = Failure(arxiv_id=pid, reason=str(e), raw=res.text or "")
+                    out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
         out.retried += sum(len(g) for g in retry)
         groups = retry
     return out

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
     model_validator
 
 from .errors import ConfigError
-from .io import read_text
+from .io import add_secret, read_text
 from .records import ANNOUNCE_TYPES, valid_category
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -408,6 +408,8 @@ def build(g: Gathered) -> Settings:
             msg = "unknown setting"
         raise ConfigError(msg, key=key) from None
     s._origins = dict(g.origins)
+    if s.openai_api_key is not None:
+        add_secret(s.openai_api_key.get_secret_value())     # never to appear in an error, stored or printed
     return s
 
 

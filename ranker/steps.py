@@ -22,6 +22,7 @@ import json
 import platform
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -30,8 +31,8 @@ from . import __version__
 from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
-from .errors import ConfigError
-from .io import LOADING, Progress, Warn, atomic_write
+from .errors import BackendError, ConfigError, during
+from .io import LOADING, Progress, Warn, atomic_file, atomic_write, redact
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.rules import DayRules, load_rules
 from .prompts import PromptSet, load_prompts
@@ -100,19 +101,21 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
     policy = NetPolicy.from_settings(f)
     report = report if report is not None else ReadReport()
     common = dict(report=report, policy=policy, warn=warn)
-    if ids:
-        papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
-    elif since:
-        papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
-    elif announced:
-        papers, what = fetch_announced(announced, f.categories, f.announce, **common), "the arXiv API"
-    elif isinstance(source, (str, Path)):
-        papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
-    elif source is not None:
-        papers, what = source, "papers given"
-    else:
-        papers, what = fetch_today(f.categories, f.announce, date, **common), rss_feed_url(f.categories, f.rss_url)
-    stored = ingest(papers, out, store, progress=progress, keep=keep)
+    with during("fetch"):
+        if ids:
+            papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
+        elif since:
+            papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
+        elif announced:
+            papers, what = fetch_announced(announced, f.categories, f.announce, **common), "the arXiv API"
+        elif isinstance(source, (str, Path)):
+            papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
+        elif source is not None:
+            papers, what = source, "papers given"
+        else:
+            papers = fetch_today(f.categories, f.announce, date, **common)
+            what = rss_feed_url(f.categories, f.rss_url)
+        stored = ingest(papers, out, store, progress=progress, keep=keep)
     return Day(stored.papers, what, report, stored, seconds=time.perf_counter() - t0)
 
 
@@ -146,18 +149,19 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     want = settings.prefilter
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     rules = rules if rules is not None else day_rules(settings, prompts)
-    result = rank_papers(papers, prompts, embedder=_embedder(settings), keep=None if want.top else want.keep,
-                         top=want.top, min_keep=want.min_keep, calibration=want.calibration, store=store,
-                         progress=progress, rules=rules)
-    if store is not None and result.ranked:
-        from .index import index_day
-        t = time.perf_counter()
-        found = index_day(store, result.embedder, papers, result.vectors, warn=warn)
-        for r in result.ranked:
-            if r.paper.id in found:
-                r.reupload_of = found[r.paper.id].to_dict()
-        result.timings["index"] = time.perf_counter() - t
-        result.seconds += result.timings["index"]
+    with during("prefilter"):
+        result = rank_papers(papers, prompts, embedder=_embedder(settings), keep=None if want.top else want.keep,
+                             top=want.top, min_keep=want.min_keep, calibration=want.calibration, store=store,
+                             progress=progress, rules=rules)
+        if store is not None and result.ranked:
+            from .index import index_day
+            t = time.perf_counter()
+            found = index_day(store, result.embedder, papers, result.vectors, warn=warn)
+            for r in result.ranked:
+                if r.paper.id in found:
+                    r.reupload_of = found[r.paper.id].to_dict()
+            result.timings["index"] = time.perf_counter() - t
+            result.seconds += result.timings["index"]
     if store is not None:
         day = date or announcement_day(Counter(p.date for p in papers))
         store.put_rankings(day, result.ranked, embedder=result.embedder, run_id=run_id)
@@ -171,9 +175,11 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     """Every paper scored once by the LLM (settings.scoring), stored as each batch completes; already
     stored scores are reused. `backend` defaults to the one the settings choose, opened (progress hears
     "loading <model>") and closed here, and only when some paper still needs scoring: a rerun of a scored
-    day, or no papers at all, loads no model. With settings.scoring.novelty_context K > 0, each prompt lists
-    the paper's K nearest papers announced BEFORE its day (ranker.index.novelty_context; vectors from the
-    store, the prefilter's embedder)."""
+    day, or no papers at all, loads no model. When papers were due and not one has a score (every request
+    failed), a BackendError says so (its `run` is the ScoreRun, failures recorded); some failures make the
+    run "partial", which is returned. With settings.scoring.novelty_context K > 0, each prompt lists the
+    paper's K nearest papers announced BEFORE its day (ranker.index.novelty_context; vectors from the store,
+    the prefilter's embedder)."""
     options = ScoreOptions.from_settings(settings.scoring)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     if backend is None:
@@ -197,19 +203,25 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     t0 = time.perf_counter()
     own = backend is None
     stage = f"{LOADING}{settings.scoring.model}"
-    if own and progress:
-        progress(stage, 0, None)
-    be = make_backend(settings, warn=warn) if own else backend
-    load = time.perf_counter() - t0
-    if own and progress:
-        progress(stage, 1, 1)
+    be = backend
     try:
+        with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
+            if own and progress:
+                progress(stage, 0, None)
+            be = make_backend(settings, warn=warn) if own else backend
+            if own and progress:
+                progress(stage, 1, 1)
+        load = time.perf_counter() - t0
         run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress,
                            related=related)
     finally:
-        if own:
+        if own and be is not None:
             be.close()
     run.backend, run.load_seconds = be.name, load
+    if run.status == "failed":
+        err = BackendError(f"nothing was scored: {run.failure_summary()}")
+        err.run = run
+        raise err
     return run
 
 
@@ -267,6 +279,7 @@ class DayResult:
     day: str
     files: dict[str, Path] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    run: ScoreRun | None = None           # the scoring of the day (its failures, for a partial run)
 
 
 def run_files(out_dir: str | Path, day: str) -> dict[str, Path]:
@@ -281,11 +294,12 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             progress: Progress | None = None, warn: Warn | None = None) -> DayResult:
     """The daily job on a fetched Day: prefilter, score, render, written to `out_dir`.
 
-    The folder's manifest (<day>-run.json) is written first with status "running", each file atomically as
-    its step ends, and the manifest last with status ok (or partial, when some papers could not be scored),
-    or failed with the error: a killed or failed run never leaves a finished run's manifest beside files of
-    another run. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run
-    that finished."""
+    The folder's manifest (<day>-run.json) is written first with status "running"; the data files are
+    written once every step has ended (each to a temporary file, all renamed together), and the manifest
+    last with status ok (or partial, when some papers could not be scored), or failed / interrupted with
+    the error: a killed, failed or interrupted run never leaves a finished run's manifest beside files of
+    another run, nor a mix of two runs' data files. The folder's index (index.md, index.json: the days,
+    newest first) is rewritten after a run that finished."""
     from .runindex import write_index
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
@@ -293,42 +307,61 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     manifest: dict = {"day": day.date, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "versions": _versions()}
     timings = {"fetch": day.seconds}
+    run: ScoreRun | None = None
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()
-            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date, run_id=rec.id,
-                                progress=progress, rules=rules, warn=warn)
-            atomic_write(files["prefilter"], ranked_lines(pre.ranked))
+            with during("prefilter", scored=lambda: 0):
+                pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date,
+                                    run_id=rec.id, progress=progress, rules=rules, warn=warn)
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
-            run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
-                            run_id=rec.id, progress=progress, warn=warn)
-            atomic_write(files["scores"], run.lines())
+            try:
+                run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
+                                run_id=rec.id, progress=progress, warn=warn)
+            except BackendError as e:
+                run = getattr(e, "run", None)
+                raise
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
-            from .index import reupload_notes
-            digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts,
-                                   rules=rules,
-                                   reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
-            atomic_write(files["markdown"], digest.markdown)
-            _write_json(files["json"], digest.json)
-            # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
-            store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
-                                           settings.digest.min_novelty, run_id=rec.id))
-            manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-            rec.status = manifest["status"]
-            rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
-            _write_json(files["manifest"], manifest)
-            files.update(write_index(out_dir))
+            with during("writing the digest", scored=lambda: len(run.scores)):
+                from .index import reupload_notes
+                digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts,
+                                       rules=rules,
+                                       reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
+                manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
+                _write_outputs(files, pre, run, digest)
+                # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
+                store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
+                                               settings.digest.min_novelty, run_id=rec.id))
+                rec.status = manifest["status"]
+                rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
+                _write_json(files["manifest"], manifest)
+                files.update(write_index(out_dir))
         except BaseException as e:
-            manifest.update(status="failed", error=str(e) or type(e).__name__)
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            manifest.update(status=status, error=redact(e) or type(e).__name__)
+            if run is not None and run.failures:
+                manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
             try:
                 _write_json(files["manifest"], manifest)
             except Exception:
                 pass
             raise
-    return DayResult(day=day.date, files=files, manifest=manifest)
+    return DayResult(day=day.date, files=files, manifest=manifest, run=run)
+
+
+def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest) -> None:
+    """The run's data files, each written whole to a temporary file first; they take their names together,
+    once all of them are written, so a run that fails or is killed before leaves the folder's earlier files
+    as one set (beside a manifest that says this run is running, failed or interrupted)."""
+    contents = {"prefilter": ranked_lines(pre.ranked), "scores": run.lines(), "markdown": [digest.markdown],
+                "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"]}
+    with ExitStack() as stack:
+        for key, chunks in contents.items():
+            f = stack.enter_context(atomic_file(files[key]))
+            f.writelines(chunks)
 
 
 def _write_json(path: Path, data) -> None:

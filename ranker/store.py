@@ -4,11 +4,19 @@ Schema changes are an ordered list of named migration functions (MIGRATIONS); th
 the names applied, so each runs once.
 Every write happens inside one transaction, so a process killed mid-write leaves the database as it
 was before that write (SQLite's journal rolls the half-done transaction back on the next open).
+
+Each run row carries the process (pid, host) recording it; opening the store marks rows whose process is gone
+(a kill -9, a power cut) as interrupted. A database that cannot be written (a read-only file system or file)
+is opened read-only: reading works, and a write is a StoreError that says "read-only" and names the file. SQLite
+errors (locked, full disk, I/O) become StoreErrors naming the database; "locked" also names the ranker
+process recorded as running, when there is one.
 """
 from __future__ import annotations
 
 import json
 import re
+import os
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -18,7 +26,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, StoreError
+from .io import clean_text, redact
 from .records import DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 
 # --------------------------------------------------------------------------- migrations
@@ -147,6 +156,12 @@ def m004_score_cached_tokens(c: sqlite3.Connection) -> None:
     """Each score's share of the prompt tokens a provider served from its cache, so a digest built from
     stored scores prices them as the first run did."""
     c.execute("ALTER TABLE scores ADD COLUMN cached_prompt_tokens INTEGER DEFAULT 0")
+def m005_run_owner(c: sqlite3.Connection) -> None:
+    """The process recording a run (pid, host), so a later start can tell a run whose process is gone. Rows
+    that earlier versions left 'running' cannot be traced to a process: they are marked interrupted."""
+    c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    c.execute("ALTER TABLE runs ADD COLUMN host TEXT")
+    c.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -154,6 +169,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m002_rankings_and_day_digests,
     m003_labels,
     m004_score_cached_tokens,
+    m005_run_owner,
 ]
 
 # A database from before named migrations counted its schema in PRAGMA user_version, over a list of SQL
@@ -163,7 +179,34 @@ LEGACY_VERSIONS: tuple[str, ...] = ("m001_initial", "m002_rankings_and_day_diges
 
 # Migrations that shipped on a branch under another name before the merge placed them: a database that branch
 # made records the old name, which means the same change.
-RENAMED: dict[str, str] = {"m002_score_cached_tokens": "m004_score_cached_tokens"}   # the daily branch (#13)
+RENAMED: dict[str, str] = {"m002_score_cached_tokens": "m004_score_cached_tokens",   # the daily branch (#13)
+                           "m002_run_owner": "m005_run_owner"}                       # the safety branch (#11)
+
+HOST = socket.gethostname()
+
+
+def process_alive(pid: int, since: float | None = None) -> bool:
+    """Is process `pid` (of this host) alive, and (when /proc says when it started) started before `since`
+    (the run's start, so a recycled pid is not taken for the run's process)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass                                     # alive, another user's
+    except OSError:
+        return False
+    if since is None:
+        return True
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])                  # field 22: start time, clock ticks after boot
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return started <= since + 2.0                # btime is whole seconds
 
 
 @dataclass
@@ -181,6 +224,9 @@ class RunRecord:
     summary: dict = field(default_factory=dict)
 
 
+_READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
+
+
 class PaperAdder:
     """Stores papers inside a transaction the caller holds (see Store.adding_papers)."""
 
@@ -192,8 +238,8 @@ class PaperAdder:
     def __call__(self, p: Paper) -> str | None:
         c, res = self.conn, self.result
         row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
-        args = (p.version, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories),
-                p.primary_category, p.comment)
+        args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
+                json.dumps(p.categories), p.primary_category, clean_text(p.comment) if p.comment else p.comment)
         earlier = None
         if row is None:
             c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
@@ -244,21 +290,134 @@ def describe_db_error(e: BaseException) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0):
+        """Open (creating it and its folder when needed) the database at `path`. A writer waits up to
+        `busy_timeout` seconds for another process's write to finish before a StoreError says it is locked."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(f"cannot create the database's folder {self.path.parent}: "
                              f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
+        self.busy_timeout = busy_timeout
+        self.read_only: str | None = None            # why the database can only be read, when it can
+        self.conn = None
+        if self.path.is_dir():
+            raise StoreError("is a directory, not a database file", where=str(self.path))
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA busy_timeout=30000")
-            self._migrate()
+            self._open()
         except sqlite3.DatabaseError as e:
-            raise InputError(describe_db_error(e), where=str(self.path)) from None
+            read_only = self.path.exists() and self._is_read_only(e)
+            error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            if error is not None:
+                raise error from None
+            self._open_read_only(e)
+        self._mark_dead_runs()
+
+    def _open(self) -> None:
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        if self.conn.execute("PRAGMA query_only").fetchone()[0] == 0 and not os.access(self.path, os.W_OK):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        self._migrate()
+
+    def _is_read_only(self, e: sqlite3.DatabaseError) -> bool:
+        text = str(e).lower()
+        return any(m in text for m in _READ_ONLY) or not os.access(self.path, os.W_OK) \
+            or not os.access(self.path.parent, os.W_OK)
+
+    def _why_read_only(self) -> str:
+        there = self.path if self.path.exists() else self.path.parent
+        try:
+            if os.statvfs(there).f_flag & os.ST_RDONLY:
+                return "its file system is mounted read-only"
+        except OSError:
+            pass
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            return "the file is not writable"
+        return "its folder is not writable"
+
+    def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
+        """Open a database that cannot be written for reading (mode=ro, or immutable on read-only media
+        where SQLite cannot create its WAL index); its schema must be current (no migration can run)."""
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
+                                            isolation_level=None)
+                names = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+                break
+            except sqlite3.DatabaseError as e:
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                if "no such table" in str(e).lower():
+                    raise StoreError(f"read-only ({self._why_read_only()}) and not a ranker database yet",
+                                     where=str(self.path)) from None
+                last = e
+        else:
+            raise self._error(last if "not a database" in str(last).lower() else first, "open") from None
+        self.read_only = self._why_read_only()
+        if names != {m.__name__ for m in MIGRATIONS}:
+            self.conn.close()
+            raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
+                             "write; open it once where it is writable", where=str(self.path))
+
+    def _error(self, e: sqlite3.DatabaseError, doing: str = "write") -> StoreError:
+        """A SQLite error as one line naming the database (and, for a lock, the ranker run holding it)."""
+        text = str(e)
+        low = text.lower()
+        if "locked" in low or "busy" in low:
+            holder = self.holder() or ("no ranker run or score is recorded as running: maybe a ranker fetch "
+                                       "or another program")
+            return StoreError(f"database is locked: another process kept it busy for over {self.busy_timeout:g} s "
+                              f"({holder}); wait for it to finish or use another database", where=str(self.path))
+        if any(m in low for m in _READ_ONLY):
+            return StoreError(f"read-only ({self._why_read_only()}): cannot {doing} it", where=str(self.path))
+        if "disk is full" in low or "no space" in low:
+            return StoreError(f"cannot {doing}: No space left on device (database or disk is full)",
+                              where=str(self.path))
+        if "disk i/o error" in low:
+            return StoreError(f"cannot {doing}: disk I/O error", where=str(self.path))
+        if isinstance(e, sqlite3.OperationalError) and doing != "open":
+            return StoreError(f"cannot {doing}: {text}", where=str(self.path))
+        return StoreError(f"not a usable ranker database ({text})", where=str(self.path))
+
+    def holder(self) -> str | None:
+        """'ranker score (pid 123, since 12:03:04)': the latest run recorded as running by another live
+        process, or None."""
+        try:
+            rows = self.conn.execute("SELECT kind, pid, host, started_at FROM runs WHERE status='running' "
+                                     "AND pid IS NOT NULL ORDER BY id DESC LIMIT 20").fetchall()
+        except (sqlite3.Error, AttributeError):
+            return None
+        for kind, pid, host, started in rows:
+            if pid == os.getpid() and host == HOST:
+                continue
+            if host != HOST or process_alive(pid, started):
+                where = "" if host == HOST else f" on {host}"
+                since = time.strftime("%H:%M:%S", time.localtime(started))
+                return f"held by ranker {kind}, pid {pid}{where}, running since {since}"
+        return None
+
+    def _mark_dead_runs(self) -> None:
+        """Runs recorded as running by a process of this host that is gone become 'interrupted'."""
+        if self.read_only:
+            return
+        try:
+            rows = self.conn.execute("SELECT id, pid, started_at FROM runs WHERE status='running' AND host=?",
+                                     (HOST,)).fetchall()
+            dead = [r[0] for r in rows if r[1] is not None and not process_alive(r[1], r[2])]
+            if dead:
+                with self.transaction() as c:
+                    c.executemany("UPDATE runs SET status='interrupted', finished_at=COALESCE(finished_at, ?) "
+                                  "WHERE id=? AND status='running'", ((time.time(), i) for i in dead))
+        except (sqlite3.DatabaseError, StoreError):
+            pass                                  # a lock now is not this open's failure: try next time
 
     @property
     def index_dir(self) -> Path:
@@ -267,7 +426,8 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -277,19 +437,45 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction; a SQLite error in it (locked, read-only, full disk) is a StoreError naming
+        the database."""
+        if self.read_only:
+            raise StoreError(f"read-only ({self.read_only}): cannot write to it", where=str(self.path))
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as e:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass                              # SQLite already rolled back (a full disk, an I/O error)
+            if isinstance(e, sqlite3.OperationalError):
+                raise self._error(e) from None
             raise
-        else:
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass
+            raise self._error(e) from None
 
     def _migrate(self) -> None:
-        """Apply the migrations this database has not had, in order, each in its own transaction."""
+        """Apply the migrations this database has not had, in order, each in its own transaction. A database
+        that is up to date is only read (no write lock is taken)."""
         names = [m.__name__ for m in MIGRATIONS]
-        with self.transaction() as c:
+        try:
+            applied = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+            if applied == set(names) and self.conn.execute("PRAGMA user_version").fetchone()[0] == len(names):
+                return
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e).lower():
+                raise
+        with self._raw_transaction() as c:
             c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
             applied = {r[0] for r in c.execute("SELECT name FROM _migrations")}
             counted = c.execute("PRAGMA user_version").fetchone()[0]
@@ -314,11 +500,22 @@ class Store:
         for migration in MIGRATIONS:
             if migration.__name__ in applied:
                 continue
-            with self.transaction() as c:
+            with self._raw_transaction() as c:
                 migration(c)
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
                 applied.add(migration.__name__)
                 c.execute(f"PRAGMA user_version = {len(applied)}")   # how many it has, wherever they stand
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction whose SQLite errors stay SQLite errors (opening maps them itself)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     @property
     def migrations(self) -> list[str]:
@@ -420,16 +617,22 @@ class Store:
     # ------------------------------------------------------------------ runs
     @contextmanager
     def recording(self, kind: str, params: dict) -> Iterator[RunRecord]:
-        """A row of the runs table for the block: 'running' while it runs, then the record's status (ok,
-        partial) and summary, or 'failed' when the block raises (a killed process leaves 'running')."""
+        """A row of the runs table for the block, owned by this process (pid, host): 'running' while it runs,
+        then the record's status (ok, partial) and summary, 'interrupted' on Ctrl-C, or 'failed' when the
+        block raises. A killed process leaves 'running' until the next Store opened on this host sees that
+        the process is gone and marks it interrupted."""
         with self.transaction() as c:
-            cur = c.execute("INSERT INTO runs (kind, started_at, params) VALUES (?,?,?)",
-                            (kind, time.time(), json.dumps(params, default=str)))
+            cur = c.execute("INSERT INTO runs (kind, started_at, params, pid, host) VALUES (?,?,?,?,?)",
+                            (kind, time.time(), json.dumps(params, default=str), os.getpid(), HOST))
             rec = RunRecord(id=int(cur.lastrowid))
         try:
             yield rec
-        except BaseException:
+        except KeyboardInterrupt:
+            rec.status = "interrupted"
+            raise
+        except BaseException as e:
             rec.status = "failed"
+            rec.summary = {**rec.summary, "error": redact(e) or type(e).__name__}
             raise
         finally:
             with self.transaction() as c:
@@ -468,7 +671,8 @@ class Store:
                 c.execute("INSERT OR REPLACE INTO scores (paper_id, model, prompt_hash, relevance, novelty, "
                           "comment, expected_relevance, expected_novelty, prompt_tokens, completion_tokens, run_id, "
                           "created_at, cached_prompt_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                          (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
+                          (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty,
+                           clean_text(score.comment),
                            score.expected_relevance, score.expected_novelty, score.prompt_tokens,
                            score.completion_tokens, run_id, now, score.cached_prompt_tokens))
                 c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
@@ -479,8 +683,8 @@ class Store:
     def put_failure(self, failure: Failure, model: str, prompt_hash: str, run_id: int | None = None) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)",
-                      (failure.arxiv_id, model, prompt_hash, failure.reason, failure.raw[:4000], run_id,
-                       time.time()))
+                      (failure.arxiv_id, model, prompt_hash, redact(failure.reason),
+                       redact(clean_text(failure.raw[:4000])), run_id, time.time()))
 
     def get_failures(self, model: str, prompt_hash: str) -> list[Failure]:
         rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",

@@ -31,6 +31,11 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
                           timeout=timeout)
 
 
+def without_loading(err: str) -> str:
+    """stderr less the model's 'loading <model> ...' / 'ready' lines, which come before everything else."""
+    return "".join(x for x in err.splitlines(keepends=True) if not x.startswith("loading "))
+
+
 def fake_settings(tmp_path, **flags):
     """Settings for a day on the fake backend (model "tiny"), the database in tmp_path, plus `flags`."""
     from ranker.settings import resolve

@@ -69,8 +69,7 @@ def test_database_errors_in_words(tmp_path):
     folder = tmp_path / "db-is-a-folder"
     folder.mkdir()
     r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--db", folder)
-    assert one_error(r, 1) == (f"error: {folder}: cannot open the database file (does its folder exist, and may we "
-                               "write there?)")
+    assert one_error(r, 1) == f"error: {folder}: is a directory, not a database file"
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is no database" * 100)
     r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--db", junk)

@@ -166,7 +166,7 @@ def test_the_context_sits_inside_the_untrusted_block_and_changes_the_hash():
     block = format_paper(p, related=related)
     inner = block[len("<paper>\n"):-len("\n</paper>")]
     assert block.startswith("<paper>\n") and block.endswith("\n</paper>") and "</paper>" not in inner
-    assert RELATED_NOTE in inner and "- 2025-04-30: An earlier  title with a break" in inner
+    assert RELATED_NOTE in inner and "- 2025-04-30: An earlier &lt;/paper&gt; title with a break" in inner
     assert inner.index("Abstract:") < inner.index(RELATED_NOTE)
     assert format_paper(p) == format_paper(p, related=[]) and RELATED_NOTE not in format_paper(p)
     user = build_messages(load_prompts(), [p], related={p.id: related})[1]["content"]
@@ -364,6 +364,12 @@ def test_the_digest_says_where_a_paper_was_announced_before():
     md = render_markdown("2025-05-06", [s], usage=TokenCost("m"), total_papers=1, scanned_papers=1,
                          prompts=load_prompts())
     assert "on 2025-05-01\n" in md and "scored then" not in md
+    s.reupload_of = {"id": "x](javascript:alert(1))<b>", "date": "<img src=x>", "cosine": 1.0}   # escaped, no link
+    md = render_markdown("2025-05-06", [s], usage=TokenCost("m"), total_papers=1, scanned_papers=1,
+                         prompts=load_prompts())
+    note = next(line for line in md.splitlines() if line.startswith("**Note:**"))
+    assert "x\\](javascript" in note and "[" not in note                       # an escaped bracket: no link
+    assert "<b>" not in note and "<img" not in note and "&lt;img src=x&gt;" in note
 
 
 # --------------------------------------------------------------------------- calibration signal

@@ -176,6 +176,11 @@ def _schema(db):
     out = {n: c.execute(f"PRAGMA {'table' if t == 'table' else 'index'}_info({n})").fetchall() for t, n in names}
     c.close()
     return out
+def test_m001_builds_the_schema_version_1_had(tmp_path, monkeypatch):
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(old)
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:1])
+    Store(new).close()
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -214,7 +219,7 @@ def test_an_old_v2_database_is_adopted_by_name_wherever_other_migrations_stand(t
 
     def m002_other_branch(c):
         ran.append("other")
-        c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+        c.execute("ALTER TABLE runs ADD COLUMN other_branch INTEGER")
 
     monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_other_branch, *MIGRATIONS[1:]])
     with Store(db) as s:
@@ -226,8 +231,7 @@ def test_an_old_v2_database_is_adopted_by_name_wherever_other_migrations_stand(t
 def test_a_daily_branch_database_has_its_m002_score_cached_tokens_adopted_as_m004(tmp_path, monkeypatch):
     # the daily branch (#13) shipped m004's change as its m002, before the web's m002/m003 were merged
     db, fresh = tmp_path / "daily.sqlite3", tmp_path / "new.sqlite3"
-    m004 = MIGRATIONS[-1]
-    assert m004.__name__ == "m004_score_cached_tokens"
+    m004 = next(m for m in MIGRATIONS if m.__name__ == "m004_score_cached_tokens")
 
     def m002_score_cached_tokens(c):
         m004(c)
@@ -243,6 +247,23 @@ def test_a_daily_branch_database_has_its_m002_score_cached_tokens_adopted_as_m00
         assert s.get_rankings("2025-01-06") == [] and s.integrity_check() == "ok"
     with Store(db) as s:                            # and reopening migrates nothing more
         assert s.schema_version == len(MIGRATIONS)
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
+def test_a_safety_branch_database_has_its_m002_run_owner_adopted_as_m005(tmp_path, monkeypatch):
+    # the safety branch (#11) shipped m005's change as its m002; its running rows were marked interrupted
+    db, fresh = tmp_path / "safety.sqlite3", tmp_path / "new.sqlite3"
+    m005 = next(m for m in MIGRATIONS if m.__name__ == "m005_run_owner")
+
+    def m002_run_owner(c):
+        m005(c)
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_run_owner])
+    Store(db).close()
+    monkeypatch.undo()
+    with Store(db) as s:                            # the columns are not added twice; the others are built
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} and s.integrity_check() == "ok"
     Store(fresh).close()
     assert _schema(db) == _schema(fresh)
 
@@ -266,3 +287,111 @@ def test_a_database_with_unknown_migrations_is_refused(tmp_path):
     c.close()
     with pytest.raises(InputError, match="m777_from_the_future"):
         Store(db)
+
+
+# --------------------------------------------------------------------------- read-only, locked, full
+@pytest.fixture
+def read_only_home(tmp_path):
+    """A folder holding a valid database with one paper, then made read-only: a tmpfs remounted read-only
+    where mounting is permitted (root), else file and folder modes."""
+    import os
+    import subprocess
+    home = tmp_path / "home"
+    home.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(home)],
+                                                   capture_output=True).returncode == 0
+    if os.geteuid() == 0 and not mounted:
+        pytest.skip("root without mount: cannot make a folder read-only")
+    with Store(home / "ranker.sqlite3") as s:
+        s.add_papers([paper("2505.00001")])
+    if mounted:
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+    else:
+        os.chmod(home / "ranker.sqlite3", 0o444)
+        os.chmod(home, 0o555)
+    try:
+        yield home
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(home)], check=True)
+        else:
+            os.chmod(home, 0o755)
+
+
+def test_a_read_only_database_opens_for_reading_and_says_read_only_on_a_write(read_only_home):
+    from ranker.errors import StoreError
+    db = read_only_home / "ranker.sqlite3"
+    with Store(db) as s:
+        assert s.read_only and s.get_paper("2505.00001").title == "T 2505.00001"
+        with pytest.raises(StoreError) as e:
+            s.add_papers([paper("2505.00002")])
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: read-only (") and "not a usable" not in msg and "\n" not in msg
+
+
+def test_a_read_only_ranker_home_is_named_as_such_by_the_commands(read_only_home, tmp_path):
+    from conftest import DAYS, ranker
+    listing = DAYS / "2025-05-15" / "listing.jsonl"
+    r = ranker("fetch", "--from", listing, "--out", tmp_path / "day.jsonl", env={"RANKER_HOME": read_only_home})
+    db = read_only_home / "ranker.sqlite3"
+    assert r.returncode == 1 and r.stderr.startswith(f"error: {db}: read-only (") and "not a usable" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
+def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
+    """Another process records a `ranker score` run and holds a write transaction open."""
+    import subprocess
+    import sys
+    import textwrap
+    from ranker.errors import StoreError
+    db = tmp_path / "r.sqlite3"
+    Store(db).close()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from ranker.store import Store
+        with Store({str(db)!r}) as s, s.recording("score", {{}}):
+            s.conn.execute("BEGIN IMMEDIATE")
+            print("holding", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with Store(db, busy_timeout=0.2) as s:                 # opening an up-to-date database takes no lock
+            with pytest.raises(StoreError) as e:
+                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+    finally:
+        holder.kill()
+        holder.wait()
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: database is locked: ") and f"held by ranker score, pid {holder.pid}" in msg
+
+
+def test_a_full_disk_names_the_database(tmp_path):
+    import os
+    import subprocess
+    from ranker.errors import StoreError
+    d = tmp_path / "tiny"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)], capture_output=True).returncode:
+        pytest.skip("a full disk needs a tmpfs mount (root)")
+    try:
+        with Store(d / "r.sqlite3") as s:
+            with pytest.raises(StoreError) as e:
+                s.put_embeddings(((f"p{i}", "h", np.ones(384, dtype=np.float32)) for i in range(2000)), "minilm")
+            assert str(e.value).startswith(f"{d / 'r.sqlite3'}: cannot write: No space left on device")
+            assert s.count_embeddings("minilm") == 0 and s.integrity_check() == "ok"
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+        assert not os.path.ismount(d)
+
+
+def test_m002_marks_the_rows_older_versions_left_running(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    v1_database(db)
+    c = sqlite3.connect(db)
+    c.execute("INSERT INTO runs (kind, started_at, status) VALUES ('run', 0, 'running')")
+    c.commit()
+    c.close()
+    with Store(db) as s:
+        assert s.run_status(1) == "interrupted"
+        assert {r[1] for r in s.conn.execute("PRAGMA table_info(runs)")} >= {"pid", "host"}

@@ -16,7 +16,10 @@ does not exist, creating it first: a worker lost mid-batch, once (the backfill's
 die_after=N lets N calls of this instance through before that.
 
 Its COMMENT is two sentences of ~150 characters, cut at the schema's maxLength as an engine cuts a bounded
-string (mid-word); `delay` seconds per request make a run slow enough to watch its progress.
+string (mid-word).
+
+delay     seconds each request takes (a slow engine: to watch progress, and for interrupt tests)
+deaf      the delay swallows Ctrl-C, as some engines do while they start (for interrupt tests)
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ class FakeOptions(BackendOptions):
     wrong_id: set[str] = Field(set(), strict=False)
     die_once: str | None = None              # a marker file: SIGKILL this process once (see the module doc)
     die_after: int = Field(0, ge=0)          # calls let through before that
-    delay: float = Field(0.0, ge=0)          # seconds per request
+    delay: float = Field(0.0, ge=0, strict=False)   # seconds per request
+    deaf: bool = False                       # the delay swallows Ctrl-C
     noise: bool = False                      # write to fds 1 and 2, log, print and start a child that prints,
                                              # as an engine and its worker processes do (terminal tests)
 
@@ -84,10 +88,10 @@ class FakeBackend(Backend):
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
         self.die_once, self.die_after = o.die_once, o.die_after
         self.noise = o.noise
-        self.delay = o.delay
         if o.noise:
             _noise("loading")
         self.chat_template_kwargs: list[dict | None] = []   # what each request asked of the template, for tests
+        self.delay, self.deaf = o.delay, o.deaf
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
@@ -128,10 +132,10 @@ class FakeBackend(Backend):
                 raise BackendError(f"injected failure for {r.key}")
         out = []
         for r in requests:
+            if self.delay:
+                self._wait(self.delay)
             ids = schema_ids(r.schema)
             self.chat_template_kwargs.append(r.chat_template_kwargs)
-            if self.delay:
-                time.sleep(self.delay)
             first_time = r.key not in self._seen
             self._seen.add(r.key)
             prompt = sum(len(m.get("content", "").split()) for m in r.messages)
@@ -155,6 +159,15 @@ class FakeBackend(Backend):
             if on_done is not None:
                 on_done(1)
         return out
+
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                time.sleep(end - time.monotonic())
+            except KeyboardInterrupt:
+                if not self.deaf:
+                    raise
 
     def stats(self) -> dict:
         return {"requests": sum(len(c) for c in self.calls), "prompt_tokens": self._usage.prompt_tokens,

@@ -17,9 +17,10 @@ escape sequences, so a COMMENT can carry no '"', backslash or newline: the model
 from __future__ import annotations
 
 import re
+import json
 from typing import Any
 
-from ..io import same_paper_id
+from ..io import clean_text, same_paper_id
 from .base import SCORE_FIELDS
 
 SCORE_MIN, SCORE_MAX = 1, 10
@@ -96,6 +97,21 @@ def schema_ids(schema: dict[str, Any]) -> list[str]:
     return [props["ARXIVID"]["enum"][0]]
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def load_answer(text: str) -> Any:
+    """An answer's JSON text as data. A key given twice in one object is refused (JSON parsers keep the last
+    one, so a forged second "RELEVANCE" would win); other problems raise json.JSONDecodeError."""
+    return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+
+
 def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool = True) -> list[dict[str, Any]]:
     """The one validator of an answer to paper_schema(ids, comment_chars): the paper objects in order, each
     with ARXIVID set to the id asked and COMMENT's whitespace folded. Raises ValueError naming the first
@@ -135,6 +151,7 @@ def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool 
             raise ValueError("COMMENT is not a string")
         if strict and len(comment) > comment_chars:
             raise ValueError(f"COMMENT is longer than {comment_chars} characters")
+        comment = clean_text(comment)
         comment = " ".join(comment.split()) if strict else fit_comment(comment, comment_chars)
         out.append({"ARXIVID": want, "COMMENT": comment,
                     **{f: obj[f] for f in SCORE_FIELDS}})

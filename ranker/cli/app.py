@@ -1,9 +1,12 @@
 """The `ranker` command: a thin layer over the library. The only place that prints and exits."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from . import (backfill, calibrate, compare, fetch, import_, index, labels, models, prefilter, run, score, serve,
@@ -26,8 +29,27 @@ Engine and library messages go to a log file under $RANKER_HOME/logs (its path i
 fails); -v/--verbose shows them instead. `ranker COMMAND --help` has each command's options and an example.
 """
 
+
+class _CtrlC(BaseException):
+    """Carries a Ctrl-C out of a command past typer's runner, which would turn it into a returned status 130
+    and drop what the library said about it (the step, the papers kept)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _CtrlC(e) from e
+
+
 app = typer.Typer(
     name="ranker",
+    cls=_Group,
     help=EXAMPLES,
     no_args_is_help=True,
     add_completion=False,
@@ -58,9 +80,42 @@ for _module in (fetch, prefilter, calibrate, score, run, compare, similar, index
 
 
 def _fail(line: str, code: int = 1) -> None:
-    info(f"error: {line}{TERM.log_note()}")
+    from ..io import redact
+    info(f"error: {redact(line)}{TERM.log_note()}")
     TERM.restore()
     sys.exit(code)
+
+
+def _interrupted(e: KeyboardInterrupt | None) -> None:
+    """Ctrl-C: one line (the step and what is kept), status 130."""
+    from ..errors import Interrupted
+    line = str(e) if isinstance(e, Interrupted) else "interrupted; what was stored so far is kept; rerun to resume"
+    info(line)
+    TERM.restore()
+    sys.exit(130)
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    """SIGINT: raise KeyboardInterrupt, and say so to the library too (a step stops at its next checkpoint
+    even if an engine swallows the exception). A second Ctrl-C stops the process at once; the next command
+    marks its run interrupted."""
+    from ..errors import interrupt_requested, request_interrupt
+    if interrupt_requested():
+        line = b"interrupted again: stopping now; what was stored so far is kept; rerun to resume\n"
+        try:
+            os.write(TERM.err.fileno(), line)   # the terminal's stderr (fd 2 may be the command's log)
+        except (OSError, ValueError, AttributeError):
+            os.write(2, line)
+        os._exit(130)
+    request_interrupt()
+    raise KeyboardInterrupt
+
+
+def _after_ctrl_c() -> None:
+    """After Ctrl-C, an error that reaches main() is its echo (an engine whose worker got the same signal)."""
+    from ..errors import interrupt_requested
+    if interrupt_requested():
+        _interrupted(None)
 
 
 def main() -> None:
@@ -69,16 +124,21 @@ def main() -> None:
     from ..errors import RankerError
     from ..settings import debug_from_env
     debug = debug_from_env()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
-        app(standalone_mode=False, prog_name="ranker")
+        status = app(standalone_mode=False, prog_name="ranker")
+    except _CtrlC as e:
+        if debug:
+            raise e.interrupt from None
+        _interrupted(e.interrupt)
+    except KeyboardInterrupt as e:
+        _interrupted(e)
     except RankerError as e:
         if debug:
             raise
+        _after_ctrl_c()
         _fail(error_line(e))
-    except KeyboardInterrupt:
-        info("interrupted: what was written so far is kept; run the same command again to resume")
-        TERM.restore()
-        sys.exit(130)
     except SystemExit:
         TERM.restore()
         raise
@@ -96,6 +156,7 @@ def main() -> None:
         if debug:
             TERM.restore()
             raise
+        _after_ctrl_c()
         if isinstance(e, typer.TyperException):
             _fail(usage_line(e), getattr(e, "exit_code", 1) or 1)
         if isinstance(e, sqlite3.Error):
@@ -106,3 +167,7 @@ def main() -> None:
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:
         TERM.restore()
+    if status == 130:                        # typer's answer to a Ctrl-C outside any command (while parsing)
+        _interrupted(None)
+    if isinstance(status, int) and status:   # typer returns the status of an Exit instead of exiting
+        sys.exit(status)

@@ -92,6 +92,37 @@ def nothing_to_do(why: str) -> None:
     info(f"nothing to do: {why}")
 
 
+def warn_read(report) -> None:
+    """What a read of papers skipped, cut or repaired (a sources.ReadReport): one warning per kind, with the
+    count and the first place. Every command that reads papers says it this way."""
+    for note in report.notes():
+        warn(note)
+
+
+def warn_failures(run) -> None:
+    """A partial run (a scoring.ScoreRun with failures): one warning line counting them."""
+    if run is not None and run.failures:
+        from ..io import redact
+        warn(redact(f"{run.failure_summary()}; rerun to retry them"))
+
+
+_STD_NAMES = {"/dev/stdout": 1, "/dev/fd/1": 1, "/proc/self/fd/1": 1,
+              "/dev/stderr": 2, "/dev/fd/2": 2, "/proc/self/fd/2": 2}
+
+
+def out_path(path: Path) -> Path:
+    """An --out file as the user meant it: /dev/stdout or /dev/stderr is the terminal's (or the shell's
+    redirection's) stream, not descriptor 1 or 2, which carry the command's log while it runs."""
+    fd = _STD_NAMES.get(str(path))
+    if fd is None or not TERM.capturing:
+        return path
+    stream = TERM.out if fd == 1 else TERM.err
+    try:
+        return Path(f"/dev/fd/{stream.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        return path
+
+
 def progress_enabled() -> bool:
     return TERM.err.isatty()
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, flag_name,
-                     info, load_settings, nothing_to_do, warn)
+                     info, load_settings, nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
 \b
@@ -81,13 +81,16 @@ def fetch(
                          "instead", key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress() as progress:
-        day = fetch_day(from_, s, store=store, out=out, date=date, ids=ids.split(",") if ids else None,
-                        since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
-        embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
+        # recorded as a run, so a command waiting on the database it holds can name it
+        with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until,
+                                       "embed": embed}) as rec:
+            day = fetch_day(from_, s, store=store, out=out_path(out), date=date, ids=ids.split(",") if ids else None,
+                            since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+            rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
+            embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, TopOpt, VerboseOpt, info, load_settings, nothing_to_do, warn)
+                     Progress, PromptsOpt, TopOpt, VerboseOpt, info, load_settings, nothing_to_do, out_path, warn_read)
 from .term import TERM
 
 
@@ -45,11 +45,10 @@ def prefilter(papers: PapersOpt,
                       calibration=calibration, prompts=prompts, db=db, offline=offline)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if not rows:
         if str(out) != "-":
-            atomic_write(out, [])
+            atomic_write(out_path(out), [])
         nothing_to_do(f"no papers in {papers}" + (f" (wrote an empty {out})" if str(out) != "-" else ""))
         return
     with Store(s.db_path) as store, Progress() as bar:
@@ -58,7 +57,7 @@ def prefilter(papers: PapersOpt,
         TERM.out.writelines(ranked_lines(result.ranked))
         TERM.out.flush()
     else:
-        atomic_write(out, ranked_lines(result.ranked))
+        atomic_write(out_path(out), ranked_lines(result.ranked))
     info(result.summary() + f" -> {out}")
 
 

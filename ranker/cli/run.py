@@ -8,7 +8,8 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt,
                      LayoutOpt, MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress,
-                     PromptsOpt, ScoreModeOpt, TopOpt, VerboseOpt, echo, info, load_settings, nothing_to_do, warn)
+                     PromptsOpt, ScoreModeOpt, TopOpt, VerboseOpt, echo, info, load_settings, nothing_to_do, warn,
+                     warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -69,14 +70,17 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         if not is_loopback_url(url):
             raise InputError("offline mode: the day's announcements are on arXiv's server; give the day's papers "
                              "with --papers FILE instead", key="offline")
+    from ..errors import during
     from ..steps import fetch_day, run_day
     from ..store import Store
 
     with Store(s.db_path) as store, Progress() as bar:
-        if papers is None and day_given:
-            day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn)
-        else:
-            day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn)
+        with during("fetch", scored=lambda: 0):
+            if papers is None and day_given:
+                day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn)
+            else:
+                day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn)
+        warn_read(day.report)
         if not day.papers:
             nothing_to_do(day.empty_reason())
             return
@@ -87,6 +91,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     excluded = f", {c['excluded']} excluded" if c.get("excluded") else ""
     info(f"{res.day}: {c['papers']} papers{excluded}, {c['kept']} kept by the prefilter, {c['scored']} scored "
          f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected{pins}")
+    warn_failures(res.run)
     echo(str(res.files["markdown"]))
 
 

@@ -8,7 +8,8 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt,
                      ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, VerboseOpt, info, load_settings, nothing_to_do, warn)
+                     ScoreModeOpt, VerboseOpt, info, load_settings, nothing_to_do, out_path, warn, warn_failures,
+                     warn_read)
 
 
 def score(papers: PapersOpt,
@@ -34,17 +35,20 @@ def score(papers: PapersOpt,
                       prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
+    from ..errors import during
     from ..io import atomic_write
-    from ..sources import read_papers, read_ranked
+    from ..sources import ReadReport, read_papers, read_ranked
     from ..steps import score_day
     from ..store import Store
 
+    report = ReadReport()
     if only_kept:
-        rows = [r.paper for r in read_ranked(papers) if r.kept]
+        rows = [r.paper for r in read_ranked(papers, report=report) if r.kept]
     else:
-        rows = list(read_papers(papers))
+        rows = list(read_papers(papers, report=report))
+    warn_read(report)
     if not rows:
-        atomic_write(out, [])
+        atomic_write(out_path(out), [])
         nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {papers} (wrote an empty {out})")
         return
     with Store(s.db_path) as store, Progress() as bar:
@@ -52,12 +56,12 @@ def score(papers: PapersOpt,
                                        "model": s.scoring.model}) as rec:
             run = score_day(rows, s, store=store, run_id=rec.id, progress=bar, warn=warn)
             rec.status = run.status
-        atomic_write(out, run.lines())
+        with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
+            atomic_write(out_path(out), run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
-    for f in run.failures[:10]:
-        info(f"failed: {f.arxiv_id}: {f.reason}")
+    warn_failures(run)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import InputError
+from ..io import clean_text
 from ..records import Paper
 
 DEFAULT_DIR = Path(__file__).parent / "default"
@@ -26,7 +28,8 @@ FILES = {
     "postfix": "postfix_prompt_abstract.txt",
 }
 # Bumped whenever the way messages are assembled changes, so stored scores of an older layout are not reused.
-BUILDER_VERSION = "4"          # 4: the COMMENT bound is asked for in words
+# 4: paper text has every angle bracket (and look-alike) escaped, and broader answer-shaped text neutralised.
+BUILDER_VERSION = "4"
 
 # Said once, before the papers: abstracts are data, whatever they claim.
 DATA_NOTICE = (
@@ -150,18 +153,53 @@ def truncate_words(text: str, max_tokens: int) -> str:
     return " ".join(words[:limit]) + " ..."
 
 
-# The answer's own keys, as a paper's text might forge them ('"RELEVANCE": 10'). Real abstracts never write
-# these upper-case keys; a model, especially a small one, copies an answer it finds in its input.
-_ANSWER_KEYS = r"(?:ARXIVID|COMMENT|RELEVANCE|NOVELTY)"
-_FORGED_OBJECT = re.compile(r"\{[^{}]*\"" + _ANSWER_KEYS + r"\"[^{}]*\}?")
-_FORGED_KEY = re.compile(r"\"?\b" + _ANSWER_KEYS + r"\b\"?\s*:")
+# --------------------------------------------------------------------------- paper text is data
+# A paper's block must be impossible to close from inside, whatever the spelling (</pa</paper>per>, < /paper>,
+# </paper x>, ＜/paper＞): rather than hunting for spellings of the tag, paper text carries no angle bracket
+# at all. The ASCII ones and every character that reads as one become &lt; / &gt;, which a model reads the
+# same way and which no delimiter is made of.
+ANGLE_OPEN = "<\uff1c\ufe64\u2039\u3008\u300a\u2329\u27e8\u27ea\u276c\u276e\u2770\u29fc\u02c2\u1438"
+ANGLE_CLOSE = ">\uff1e\ufe65\u203a\u3009\u300b\u232a\u27e9\u27eb\u276d\u276f\u2771\u29fd\u02c3\u1433"
+_ANGLES = str.maketrans({**{c: "&lt;" for c in ANGLE_OPEN}, **{c: "&gt;" for c in ANGLE_CLOSE}})
+_ANY_ANGLE = re.compile(f"[{re.escape(ANGLE_OPEN + ANGLE_CLOSE)}]")
+# Letters and signs in other widths (fullwidth Ｒ, small-form ﹕, mathematical 𝐑) spell the same words: folded
+# to ASCII (NFKC, only for these blocks, so x² or ﬁ stay as written).
+_FOLD = re.compile("[\uff01-\uff5e\ufe50-\ufe6b\U0001d400-\U0001d7ff]")
+
+# The answer's own keys, as a paper's text might forge them: '"RELEVANCE": 10', "{'relevance': 10}",
+# 'R E L E V A N C E = 10', '“ARXIVID”: "..."'. A key followed by a separator and a value (a digit for the
+# scores, a quote for the texts) is answer-shaped: real abstracts write "Relevance: accurate forecasts" or
+# "novelty detection", never that (none of the 14,691 papers of the shared days matches).
+_QUOTES = "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
 
 
-def _sanitize(text: str) -> str:
-    """Paper text is data: it may not close its own block, nor carry something shaped like an answer."""
-    text = re.sub(r"</?\s*paper\s*>", "", text, flags=re.I)
-    text = _FORGED_OBJECT.sub("[text shaped like a score answer removed]", text)
-    return _FORGED_KEY.sub(lambda m: m.group(0).strip('":').lower() + " -", text)
+def _spaced(word: str) -> str:
+    """A word whose letters may be split by spaces, dots, dashes, stars or underscores (R E L, R.E.L, R-E-L)."""
+    return r"[\s._*\-]{0,2}".join(re.escape(c) for c in word)
+
+
+_Q = f"(?:[{_QUOTES}]|\\\\)*"                         # quotes, and backslash-escaped quotes (\")
+_SCORE_KEY = "|".join(_spaced(w) for w in ("RELEVANCE", "NOVELTY"))
+_TEXT_KEY = "|".join(_spaced(w) for w in ("ARXIVID", "ARXIV ID", "COMMENT"))
+_PAIR = (rf"(?P<q>{_Q})(?P<key>(?<![A-Za-z])(?:(?P<score>{_SCORE_KEY})|(?P<text>{_TEXT_KEY}))(?![A-Za-z]))"
+         rf"{_Q}\s*[:=]\s*(?(score){_Q}(?=\d)|(?=[{_QUOTES}]))")
+_FORGED_PAIR = re.compile(_PAIR, re.IGNORECASE)
+_FORGED_OBJECT = re.compile(r"[{\[][^{}\[\]]*?" + _PAIR + r"[^{}]*[}\]]?", re.IGNORECASE)
+FORGED_NOTE = "[text shaped like a score answer removed]"
+
+
+def sanitize(text: str) -> str:
+    """Paper text as it goes into the prompt: no control or format characters (zero-width, bidi), other-width
+    letters folded to ASCII, every angle bracket escaped (so no tag can be written), and text shaped like an
+    answer removed (an object) or defused (a key: 'relevance - 10')."""
+    text = "".join(ch for ch in clean_text(text) if unicodedata.category(ch) != "Cf")
+    text = _FOLD.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+    text = text.translate(_ANGLES)
+    text = _FORGED_OBJECT.sub(FORGED_NOTE, text)
+    text = _FORGED_PAIR.sub(lambda m: re.sub(r"[^A-Za-z]", "", m.group("key")).lower() + " - ", text)
+    if _ANY_ANGLE.search(text):            # cannot happen after translate(); the guarantee is checked anyway
+        raise AssertionError("an angle bracket survived the paper sanitiser")
+    return text
 
 
 # Introduces the earlier related papers (--novelty-context) inside a paper's block: reference data, not the paper.
@@ -180,7 +218,7 @@ def format_paper(p: Paper, abstract_tokens: int = 400, hardened: bool = True,
         body += "\n" + RELATED_NOTE + "".join(f"\n- {day or 'undated'}: {' '.join(title.split())}"
                                               for day, title in related)
     if hardened:
-        return f"<paper>\n{_sanitize(body)}\n</paper>"
+        return f"<paper>\n{sanitize(body)}\n</paper>"
     return body
 
 
