@@ -28,6 +28,9 @@ class Selected:
     paper: Paper
     score: Score | None                                  # None: an author match that was not scored
     author_match: list[str] = field(default_factory=list)   # the pinned authors it is there for (not a pick)
+    # the same paper announced earlier under another id: {"id", "date", "cosine"} and, when the store has
+    # them for the same model and prompt, that paper's "RELEVANCE" and "NOVELTY"
+    reupload_of: dict | None = None
 
     @property
     def comment(self) -> str:
@@ -194,7 +197,8 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
     for n, s in enumerate(selected, start=1):
         title, link = md_text(s.paper.title, link_text=True), paper_link(s.paper.id)
         out += [f"## {n}. {f'[{title}]({link})' if link else title} <a id=\"link{n}\"></a>", "",
-                f"**ArXiv ID:** {md_text(s.paper.id)}", "", f"**Authors:** {md_text(', '.join(s.paper.authors))}", "",
+                f"**ArXiv ID:** {md_text(s.paper.id)}", "", *_reupload_lines(s),
+                f"**Authors:** {md_text(', '.join(s.paper.authors))}", "",
                 f"**Abstract:** {md_text(s.paper.abstract)}", "", f"**Comment:** {md_text(s.comment)}", ""]
         if s.score is not None:
             out += [f"**Relevance:** {s.score.relevance}", f"**Novelty:** {s.score.novelty}", ""]
@@ -204,10 +208,25 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
     return "\n".join(out) + "\n"
 
 
+def _reupload_lines(s: Selected) -> list[str]:
+    """The note under a re-upload: where the same paper was announced before (and its scores then), escaped
+    like every other text of the digest."""
+    r = s.reupload_of
+    if not r:
+        return []
+    then = ""
+    if r.get("RELEVANCE") is not None and r.get("NOVELTY") is not None:
+        then = f" (scored then: Relevance {md_text(r['RELEVANCE'])}, Novelty {md_text(r['NOVELTY'])})"
+    rid = str(r.get("id", ""))
+    link = paper_link(rid)
+    ref = f"[{md_text(rid, link_text=True)}]({link})" if link else md_text(rid)
+    return [f"**Note:** also announced as {ref} on {md_text(r.get('date', ''))}{then}", ""]
+
+
 def render_json(selected: list[Selected]) -> dict:
     """The seed's JSON output: an object keyed by arXiv id, in the digest's order. An author match carries
     COMMENT "Author match", the pinned names as `author_match`, and its scores when it was scored (else
-    null)."""
+    null); a paper announced earlier under another id carries "reupload_of"."""
     out = {}
     for s in selected:
         sc = s.score
@@ -217,5 +236,7 @@ def render_json(selected: list[Selected]) -> dict:
                  "arxiv_id": s.paper.id}
         if s.author_match:
             entry["author_match"] = list(s.author_match)
+        if s.reupload_of:
+            entry["reupload_of"] = s.reupload_of
         out[s.paper.id] = entry
     return out

@@ -59,6 +59,7 @@ class Ranked:
     kept: bool
     topic: str = ""
     rule: str = ""
+    reupload_of: dict[str, Any] | None = None   # {"id", "date", "cosine"}: the same paper announced earlier
 
     def to_dict(self) -> dict[str, Any]:
         """The prefilter output's line: id, prefilter_score, kept, topic, (rule,) then the paper's fields."""
@@ -66,6 +67,8 @@ class Ranked:
              "kept": self.kept, "topic": self.topic}
         if self.rule:
             d["rule"] = self.rule
+        if self.reupload_of:
+            d["reupload_of"] = self.reupload_of
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d
@@ -78,9 +81,11 @@ class Ranked:
         score = extra.get("prefilter_score")
         if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
             return None
-        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "rule")}
+        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "rule", "reupload_of")}
+        reupload = extra.get("reupload_of")
         return cls(paper=replace(paper, extra=rest), prefilter_score=float(score), kept=extra["kept"],
-                   topic=str(extra.get("topic") or ""), rule=str(extra.get("rule") or ""))
+                   topic=str(extra.get("topic") or ""), rule=str(extra.get("rule") or ""),
+                   reupload_of=reupload if isinstance(reupload, dict) else None)
 
 
 @dataclass

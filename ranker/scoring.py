@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .backends import Backend, Request, Result
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
-from .errors import ConfigError, checkpoint, during
+from .errors import ConfigError, InputError, checkpoint, during
 from .io import Progress, redact
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
@@ -34,6 +34,7 @@ class ScoreOptions:
     batch_size: int = 64              # requests per backend call; scores are stored after each call
     hardened: bool = True             # paper text inside <paper> delimiters, marked as data
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
+    novelty_context: int = 0          # K earlier related papers (day, title) shown inside each paper's block
     # passed to the model's chat template: a reasoning template (Qwen3 ...) thinks by default, spending the
     # token budget on a hidden monologue before the JSON; off unless asked
     chat_template_kwargs: dict = field(default_factory=lambda: dict(NO_THINKING))
@@ -44,6 +45,7 @@ class ScoreOptions:
         return cls(papers_per_request=scoring.papers_per_request, abstract_tokens=scoring.abstract_tokens,
                    comment_chars=scoring.comment_chars, score_mode=scoring.score_mode,
                    batch_size=scoring.batch_size, layout=scoring.prompt_layout,
+                   novelty_context=scoring.novelty_context,
                    chat_template_kwargs=dict(scoring.chat_template_kwargs))
 
     def prompt_options(self) -> dict:
@@ -52,6 +54,8 @@ class ScoreOptions:
                 "comment_chars": self.comment_chars, "hardened": self.hardened}
         if self.layout != "seed":          # the seed layout keeps the hashes scores were stored under
             opts["layout"] = self.layout
+        if self.novelty_context > 0:       # likewise: scores with a novelty context are stored apart
+            opts["novelty_context"] = self.novelty_context
         if self.chat_template_kwargs != NO_THINKING:
             opts["chat_template_kwargs"] = dict(sorted(self.chat_template_kwargs.items()))
         return opts
@@ -160,13 +164,18 @@ def score_lines(papers: Iterable[Paper], scores: dict[str, Score]) -> Iterator[s
             yield json.dumps(s.to_jsonl(), ensure_ascii=False) + "\n"
 
 
-def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: ScoreOptions) -> list[Request]:
+# paper id -> (day, title) of its earlier related papers: the novelty context (ranker.index.novelty_context)
+Related = Mapping[str, Sequence[tuple[str, str]]]
+
+
+def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: ScoreOptions,
+                   related: Related | None = None) -> list[Request]:
     """One request per group of papers: the messages, the JSON schema its answer must follow and its token
     budget, exactly as scoring sends them (benchmarks and evaluations build theirs here too)."""
     return [Request(key=",".join(p.id for p in g),
                     messages=build_messages(prompts, g, abstract_tokens=options.abstract_tokens,
                                             hardened=options.hardened, layout=options.layout,
-                                            comment_chars=options.comment_chars),
+                                            comment_chars=options.comment_chars, related=related),
                     schema=paper_schema([p.id for p in g], options.comment_chars),
                     max_tokens=options.max_tokens,
                     chat_template_kwargs=dict(options.chat_template_kwargs) or None) for g in groups]
@@ -202,12 +211,16 @@ def check_score_mode(backend: Backend, options: ScoreOptions) -> bool:
 
 def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store, *,
                  options: ScoreOptions | None = None, run_id: int | None = None,
-                 progress: Progress | None = None) -> ScoreRun:
+                 progress: Progress | None = None, related: Related | None = None) -> ScoreRun:
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
     stored as each batch completes, so an interrupted run resumes from the store. A paper whose answer fails
     validation is retried once, then recorded as a failure; nothing is silently dropped. `progress` hears
-    ("scoring", done, total) as the backend finishes requests, not only between batches."""
+    ("scoring", done, total) as the backend finishes requests, not only between batches.
+
+    related: with options.novelty_context > 0, each paper's earlier related papers (required then, so one
+    prompt hash never covers two kinds of prompt)."""
     opt = options or ScoreOptions()
+    _check_related(opt, related)
     check_score_mode(backend, opt)          # a wrong mode is an error even when every score is stored
     run = stored_run(papers, backend.model_name, prompts, store, options=opt)
     pending, run.pending = run.pending, []
@@ -215,7 +228,7 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     t0 = time.perf_counter()
     try:
         with during("scoring", scored=lambda: len(run.scores), due=lambda: total):
-            _score_pending(pending, backend, prompts, opt, run, store, run_id, progress, total)
+            _score_pending(pending, backend, prompts, opt, run, store, run_id, progress, total, related)
     finally:
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
@@ -223,7 +236,8 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
 
 
 def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
-                   run: ScoreRun, store: Store, run_id: int | None, progress: Progress | None, total: int) -> None:
+                   run: ScoreRun, store: Store, run_id: int | None, progress: Progress | None, total: int,
+                   related: "Related | None" = None) -> None:
     """Score the papers without a stored score, batch by batch, each batch stored as it completes."""
     done = run.reused
     if progress:
@@ -233,7 +247,7 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         checkpoint()                       # Ctrl-C, even one the engine swallowed, stops before the next batch
         batch = pending[b:b + per_call]
         batch_end = done + len(batch)
-        res = score_batch(batch, backend, prompts, opt,
+        res = score_batch(batch, backend, prompts, opt, related=related,
                           on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request))
         store.put_scores(res.scores.values(), run.model, run.prompt_hash, run_id)
         for f in res.failures.values():
@@ -272,20 +286,21 @@ class BatchScores:
 
 
 def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, options: ScoreOptions | None = None,
-                *, on_done: Callable[[int], None] | None = None) -> BatchScores:
+                *, on_done: Callable[[int], None] | None = None, related: Related | None = None) -> BatchScores:
     """Score one batch of papers (one backend call, and one more for the answers that failed validation),
     with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
     their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. `on_done(n)` is
     handed to the first call's backend.generate (n requests finished), for a progress bar; the retry call
-    is not counted again."""
+    is not counted again. `related`: as for score_papers."""
     opt = options or ScoreOptions()
+    _check_related(opt, related)
     want_probs = check_score_mode(backend, opt)
     out = BatchScores()
     groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
     for final in (False, True):
         if not groups:
             break
-        requests = build_requests(groups, prompts, opt)
+        requests = build_requests(groups, prompts, opt, related if opt.novelty_context > 0 else None)
         if on_done is not None and not final:
             results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
         else:
@@ -308,3 +323,9 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
         out.retried += sum(len(g) for g in retry)
         groups = retry
     return out
+
+
+def _check_related(opt: ScoreOptions, related: Related | None) -> None:
+    if opt.novelty_context > 0 and related is None:
+        raise InputError("a novelty context was asked for but no earlier related papers were given",
+                         key="scoring.novelty_context")

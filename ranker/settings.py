@@ -111,6 +111,7 @@ class ScoringSettings(_Section):
     chat_template_kwargs: dict[str, Any] = {"enable_thinking": False}
     batch_size: int = Field(64, ge=1)         # requests per engine call; scores are stored after each call
     prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
+    novelty_context: int = Field(0, ge=0, le=50)   # K earlier related papers shown in each prompt (0 = off)
     # [scoring.<backend>] tables, by backend name: validated by that backend's Options model
     options: dict[str, dict[str, Any]] = {}
 
@@ -213,6 +214,7 @@ FLAG_KEYS: dict[str, str] = {
     "backend": "scoring.backend", "model": "scoring.model", "prompts": "scoring.prompts",
     "score_mode": "scoring.score_mode", "prompt_layout": "scoring.prompt_layout",
     "papers_per_request": "scoring.papers_per_request", "batch_size": "scoring.batch_size",
+    "novelty_context": "scoring.novelty_context",
     "embedder": "prefilter.embedder", "max_tokens": "prefilter.max_tokens", "keep": "prefilter.keep",
     "top": "prefilter.top", "recall": "prefilter.recall", "calibration": "prefilter.calibration",
     "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",

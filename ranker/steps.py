@@ -12,7 +12,9 @@ export; `ranker run` is run_day. The steps talk through the store: fetch_day sto
 the day's ranking, score_day the scores, and run_day records which scores make the day's digest (what
 `ranker serve` and `ranker site` show). The user's rules (exclusions, author pins: ranker.prefilter.rules) are
 read once per day (day_rules) and apply in the prefilter (what is kept, and the rule stored with the ranking)
-and the digest (author matches).
+and the digest (author matches). With a store, prefilter_day also brings the corpus index (ranker.index) up to
+the day's vectors and marks re-uploads of earlier papers; score_day shows each paper's earlier related papers
+when settings.scoring.novelty_context > 0; run_day's digest says where a re-upload was announced before.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from . import __version__
 from .backends import Backend, backend_class, make_backend
@@ -124,10 +126,16 @@ def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
     return load_rules(prompts.source, settings.prefilter.exclude, settings.digest.authors)
 
 
+def _embedder(settings: Settings):
+    from .prefilter.embed import Embedder
+    want = settings.prefilter
+    return Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+
+
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
                   prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
                   progress: Progress | None = None, rules: DayRules | None = None,
-                  record: bool = True) -> PrefilterResult:
+                  record: bool = True, warn: Warn | None = None) -> PrefilterResult:
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
     the keep rule keep / top / recall / min_keep, calibration), best first, each a Ranked record with its
     verdict and the rule that decided it; the result's `keep` holds the rule, threshold and expected recall.
@@ -135,17 +143,27 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
 
     With a store, the ranking is stored as the ranking of `date` (default: the day most papers carry),
     replacing that day's earlier one, with the papers the store does not hold yet and the rule that decided
-    each paper: the day's pages (`ranker serve`, `ranker site`) read it from there. record=False leaves the
-    stored rankings alone and only reads the store's vectors (`ranker eval` replaying past days)."""
-    from .prefilter.embed import Embedder
+    each paper: the day's pages (`ranker serve`, `ranker site`) read it from there. The day's papers (their
+    days and titles) and vectors also join the corpus index, and a paper that repeats an EARLIER paper under
+    another id gets Ranked.reupload_of {"id", "date", "cosine"}. The index is derived data: a rebuild is one
+    line to `warn`, and a failure to write it is a warning, never an error. record=False leaves the stored
+    rankings and the index alone and only reads the store's vectors (`ranker eval` replaying past days)."""
     want = settings.prefilter
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     rules = rules if rules is not None else day_rules(settings, prompts)
     with during("prefilter"):
-        emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
-        result = rank_papers(papers, prompts, embedder=emb, keep=None if want.top else want.keep, top=want.top,
-                             recall=want.recall, min_keep=want.min_keep, calibration=want.calibration, store=store,
-                             progress=progress, rules=rules)
+        result = rank_papers(papers, prompts, embedder=_embedder(settings), keep=None if want.top else want.keep,
+                             top=want.top, recall=want.recall, min_keep=want.min_keep, calibration=want.calibration,
+                             store=store, progress=progress, rules=rules)
+        if store is not None and record and result.ranked:
+            from .index import index_day
+            t = time.perf_counter()
+            found = index_day(store, result.embedder, papers, result.vectors, warn=warn)
+            for r in result.ranked:
+                if r.paper.id in found:
+                    r.reupload_of = found[r.paper.id].to_dict()
+            result.timings["index"] = time.perf_counter() - t
+            result.seconds += result.timings["index"]
     if store is not None and record:
         day = date or announcement_day(Counter(p.date for p in papers))
         store.put_rankings(day, result.ranked, embedder=result.embedder, run_id=run_id)
@@ -161,7 +179,9 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     "loading <model>") and closed here, and only when some paper still needs scoring: a rerun of a scored
     day, or no papers at all, loads no model. When papers were due and not one has a score (every request
     failed), a BackendError says so (its `run` is the ScoreRun, failures recorded); some failures make the
-    run "partial", which is returned."""
+    run "partial", which is returned. With settings.scoring.novelty_context K > 0, each prompt lists the
+    paper's K nearest papers announced BEFORE its day (ranker.index.novelty_context; vectors from the store,
+    the prefilter's embedder)."""
     options = ScoreOptions.from_settings(settings.scoring)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     if backend is None:
@@ -177,6 +197,11 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
                 if progress and ready.papers:
                     progress("scoring", len(ready.papers), len(ready.papers))
                 return ready
+    related = None
+    if options.novelty_context > 0:
+        from .index import novelty_context
+        related = novelty_context(papers, store, embedder=_embedder(settings), k=options.novelty_context,
+                                  warn=warn)
     t0 = time.perf_counter()
     own = backend is None
     stage = f"{LOADING}{settings.scoring.model}"
@@ -189,7 +214,8 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
             if own and progress:
                 progress(stage, 1, 1)
         load = time.perf_counter() - t0
-        run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress)
+        run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress,
+                           related=related)
     finally:
         if own and be is not None:
             be.close()
@@ -220,10 +246,12 @@ class Digest:
 
 
 def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: Settings, *, scanned: int,
-                  prompts: PromptSet | None = None, rules: DayRules | None = None) -> Digest:
+                  prompts: PromptSet | None = None, rules: DayRules | None = None,
+                  reuploads: Mapping[str, dict] | None = None) -> Digest:
     """The picks (settings.digest cut-offs; ties in the prefilter's order, run.papers) and the pinned
     authors' other papers ("Author match", first), in the seed's Markdown and JSON, with what the scores
-    cost. The same scores give the same bytes, whether this run wrote them or found them stored."""
+    cost. The same scores give the same bytes, whether this run wrote them or found them stored.
+    reuploads: paper id -> the earlier paper it repeats (ranker.index.reupload_notes), shown beside it."""
     cutoffs = settings.digest
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     rules = rules if rules is not None else day_rules(settings, prompts)
@@ -234,6 +262,8 @@ def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: S
     pinned = {p.id: names for p in papers if rules.pins and (names := rules.pins.match(p))}
     matches = author_matches(pinned, picks, run.scores, by_id, order=order)
     selected = matches + picks
+    for sel in selected:
+        sel.reupload_of = (reuploads or {}).get(sel.paper.id)
     usage = run.scores_usage
     prompt_cost, completion_cost = costs(run.model, usage)
     cost = TokenCost(model=Path(run.model).name if "/" in run.model else run.model,
@@ -287,7 +317,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             t = time.perf_counter()
             with during("prefilter", scored=lambda: 0):
                 pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date,
-                                    run_id=rec.id, progress=progress, rules=rules)
+                                    run_id=rec.id, progress=progress, rules=rules, warn=warn)
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
             try:
@@ -298,8 +328,10 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 raise
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
             with during("writing the digest", scored=lambda: len(run.scores)):
+                from .index import reupload_notes
                 digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts,
-                                       rules=rules)
+                                       rules=rules,
+                                       reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
                 _write_outputs(files, pre, run, digest)
                 # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
@@ -350,7 +382,7 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
         "cutoffs": {"min_relevance": cutoffs.min_relevance, "min_novelty": cutoffs.min_novelty},
         "counts": {"papers": len(day.papers), "new_in_store": day.stored.stored_new,
                    "seen_before": len(day.stored.seen_before), "excluded": pre.excluded, "kept": pre.kept,
-                   "pinned": pre.pinned, "embedded": pre.embedded,
+                   "pinned": pre.pinned, "reuploads": pre.reuploads, "embedded": pre.embedded,
                    "scored": run.scored, "reused": run.reused, "retried": run.retried,
                    "failed": len(run.failures), "selected": digest.picks, "author_matches": digest.author_matches},
         # what this run spent; the digest's table shows what its scores cost, reused ones included

@@ -714,6 +714,80 @@ class Store:
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
 
+    # ------------------------------------------------------------------ for the corpus index (ranker.index)
+    # Paper vectors are the embeddings rows whose id does not start with `query_prefix` (topic and query
+    # vectors share the table). The index keeps up by SQLite's rowid: INSERT OR REPLACE gives a replaced row a
+    # new rowid above every existing one, so the rows added since a sync are those above its highest rowid.
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the database (a deferred read transaction)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    def paper_vector_stats(self, embedder: str, query_prefix: str) -> tuple[int, int]:
+        """(how many paper vectors `embedder` has, the highest rowid of the whole embeddings table)."""
+        n = self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=? AND paper_id NOT LIKE ?",
+                              (embedder, _like_prefix(query_prefix))).fetchone()[0]
+        top = self.conn.execute("SELECT MAX(rowid) FROM embeddings").fetchone()[0]
+        return int(n), int(top or 0)
+
+    def paper_vector_rows(self, embedder: str, query_prefix: str, *, after_rowid: int = 0, every: int = 1,
+                          vectors: bool = True, batch: int = 20_000
+                          ) -> Iterator[list[tuple[int, str, str, bytes | None]]]:
+        """Chunks of (rowid, paper id, text hash, float32 vector bytes or None), in rowid order, for the rows
+        above `after_rowid`; every > 1 keeps only rowids divisible by it (an evenly spread sample)."""
+        cols = "rowid, paper_id, text_hash, " + ("vector" if vectors else "NULL")
+        sql = (f"SELECT {cols} FROM embeddings WHERE rowid > ? AND embedder=? AND paper_id NOT LIKE ?"
+               + (" AND rowid % ? = 0" if every > 1 else "") + " ORDER BY rowid")
+        args: tuple = (after_rowid, embedder, _like_prefix(query_prefix)) + ((every,) if every > 1 else ())
+        cur = self.conn.execute(sql, args)
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            yield rows
+
+    def paper_embedders(self, query_prefix: str) -> list[str]:
+        """The embedders that have paper vectors in the store."""
+        rows = self.conn.execute("SELECT DISTINCT embedder FROM embeddings WHERE paper_id NOT LIKE ? ORDER BY 1",
+                                 (_like_prefix(query_prefix),)).fetchall()
+        return [r[0] for r in rows]
+
+    def embedding_at(self, rowid: int) -> tuple[str, str, str] | None:
+        """(embedder, paper id, text hash) of one embeddings row."""
+        row = self.conn.execute("SELECT embedder, paper_id, text_hash FROM embeddings WHERE rowid=?",
+                                (rowid,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def _rows_for_ids(self, sql: str, ids: Iterable[str], *args) -> Iterator[tuple]:
+        """The rows of `sql` (whose `IN (%s)` takes the ids; `args` bind the ? before it), 500 ids a query."""
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            yield from self.conn.execute(sql % ",".join("?" * len(chunk)), (*args, *chunk))
+
+    def embedding_hashes(self, ids: Iterable[str], embedder: str) -> dict[str, str]:
+        """paper id -> text hash of its stored vector, for the ids that have one."""
+        return dict(self._rows_for_ids("SELECT paper_id, text_hash FROM embeddings WHERE embedder=? AND paper_id "
+                                       "IN (%s)", ids, embedder))
+
+    def get_vectors(self, ids: Iterable[str], embedder: str) -> dict[str, np.ndarray]:
+        """paper id -> its stored vector, whatever text it was embedded from."""
+        rows = self._rows_for_ids("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)",
+                                  ids, embedder)
+        return {pid: np.frombuffer(blob, dtype=np.float32, count=dim) for pid, dim, blob in rows}
+
+    def first_seen(self, ids: Iterable[str]) -> dict[str, str]:
+        """id -> the first day the store saw it announced, for the ids with a known day."""
+        return dict(self._rows_for_ids("SELECT id, first_seen FROM papers WHERE first_seen IS NOT NULL AND id "
+                                       "IN (%s)", ids))
+
     def paper_vectors(self, embedder: str, skip_prefix: str = "~") -> tuple[list[str], np.ndarray]:
         """Every stored vector of `embedder` whose id does not start with `skip_prefix` (the embedder's own query
         vectors do), as (ids, matrix). Vectors of another size than the first are left out."""
@@ -894,3 +968,10 @@ def _fts_id(paper_id: str) -> str:
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern for ids starting with `prefix` (which must hold no % or _)."""
+    if "%" in prefix or "_" in prefix:
+        raise ValueError(f"id prefix {prefix!r} holds a LIKE wildcard")
+    return prefix + "%"

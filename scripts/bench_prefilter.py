@@ -47,8 +47,9 @@ def load_papers(n: int):
 
 
 def bench_faiss(n: int, dim: int, queries: int = 100) -> dict:
-    """Build time and per-query search time (k=10) of the index ranker.prefilter.index.build picks for n."""
-    from ranker.prefilter.index import build, search
+    """Build time and per-query search time (k=10) of the index ranker.index.kinds.build picks for n (the
+    corpus index's own figures, incremental adds included, are scripts/bench_index.py's)."""
+    from ranker.index.kinds import build, search
     rng = np.random.default_rng(0)
     # clustered unit vectors (papers crowd around topics), generated in chunks to bound memory
     centres = rng.normal(size=(max(8, n // 1000), dim)).astype(np.float32)

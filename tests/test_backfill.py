@@ -20,7 +20,7 @@ from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapsho
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
-from ranker.errors import InputError, MissingDependency
+from ranker.errors import ConfigError, InputError, MissingDependency
 from ranker.store import Store
 
 ALL_IDS = sorted({json.loads(line)["id"] for d in DAYS.iterdir() for line in (d / "listing.jsonl").open()})
@@ -192,6 +192,37 @@ def test_import_twice_equals_once(tmp_path):
         assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
 
 
+def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeypatch):
+    """Orchestration only: the embedder's encode is replaced by a hash-seeded stand-in (the real MiniLM runs in
+    test_backfill_ray.py); the import brings the corpus index up to the imported vectors, incrementally."""
+    import hashlib
+    from ranker.index import CorpusIndex, similar
+    from ranker.prefilter.embed import Embedder
+
+    def encode(self, texts):
+        m = np.stack([np.random.default_rng(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)).normal(size=384)
+                      for t in texts]).astype(np.float32)
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+    monkeypatch.setattr(Embedder, "encode", encode)
+    notes, db = [], tmp_path / "r.sqlite3"
+    for n, day in enumerate(("2025-05-13", "2025-05-15")):
+        out = tmp_path / f"bf-{day}"
+        run_backfill(BackfillSpec(source=DAYS / day, out=out, embed=True), backfill_settings())
+        with Store(db) as store:
+            res = import_backfill(out, store, warn=notes.append)
+            assert res.index is not None and res.index.count == store.count_embeddings("minilm")     # every vector
+            assert (res.index.added, res.index.rebuilt is None) == ((0, False) if n == 0 else (res.embeddings, True))
+            st = CorpusIndex(store, "minilm").status()
+            assert st.vectors == st.store_vectors == res.index.count and st.problem is None
+    assert notes == [f"index built from the store (there was no index yet): {res.index.count - res.embeddings} "
+                     "vectors, exact"]
+    with Store(db) as store:
+        first = store.day_paper_ids("2025-05-15")[0]
+        near = similar(store, first, k=3, since="2025-05-14")            # the stored vector: no model
+        assert len(near.neighbours) == 3 and first not in [x.id for x in near.neighbours]
+        assert {x.date for x in near.neighbours} == {"2025-05-15"}
+
+
 # --------------------------------------------------------------------------- errors
 def test_settings_are_pinned_per_output_folder(tmp_path):
     out = tmp_path / "bf"
@@ -207,6 +238,9 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
         run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "x", score=True, since="2025-06-01",
                                   until="2025-05-01"), backfill_settings())
     assert e.value.key == "until"
+    with pytest.raises(ConfigError) as e:                     # no corpus index inside a backfill: refused first
+        run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "y", score=True), backfill_settings(novelty_context=3))
+    assert e.value.key == "scoring.novelty_context" and not (tmp_path / "y").exists()
 
 
 def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):

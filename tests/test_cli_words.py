@@ -142,6 +142,10 @@ def test_empty_input_is_nothing_to_do_everywhere_and_loads_no_model(tmp_path):
         "labels export": ranker("labels", "export", tmp_path / "l.jsonl"),
         "labels import": ranker("labels", "import", empty),
         "labels list": ranker("labels", "list"),
+        # the corpus index: a database without paper vectors
+        "similar": ranker("similar", "2505.00001"),
+        "similar free text": ranker("similar", "mixture of experts"),
+        "index rebuild": ranker("index", "rebuild"),
     }
     for name, r in runs.items():
         lines = r.stderr.strip().splitlines()
@@ -169,7 +173,7 @@ def test_help_shows_examples_and_flags_as_flags():
     assert "Examples:" in labels.stdout and ranker("labels").stdout == labels.stdout
     for cmd in ("fetch", "prefilter", "calibrate", "score", "run", "compare", ("models", "list"),
                 ("models", "prepare"), "serve", "site", ("labels", "export"), ("labels", "import"),
-                ("labels", "list"), "backfill", "import"):
+                ("labels", "list"), "backfill", "import", "similar", ("index", "status"), ("index", "rebuild")):
         r = ranker(*((cmd,) if isinstance(cmd, str) else cmd), "--help")
         assert r.returncode == 0 and "Example" in r.stdout, cmd
         assert "<bool>" not in r.stdout and "--offline " in r.stdout and "--verbose" in r.stdout, cmd

@@ -1,4 +1,5 @@
-"""A 30,000-paper arXiv metadata snapshot through `ranker fetch --from` and `ranker prefilter`, each a real
+"""A 30,000-paper arXiv metadata snapshot through `ranker fetch --from`, `ranker prefilter` and
+`ranker fetch --from --embed` (the corpus index of a whole snapshot), each a real
 subprocess whose peak RSS is read from os.wait4: memory stays bounded at that size.
 
 The embedder is the real MiniLM, but embedding 30,000 texts takes ~15 min on 2 CPU cores (that whole run is
@@ -20,6 +21,7 @@ from conftest import RANKER, REPO
 
 N = 30_000
 EMBED_FOR_REAL = 1_000
+REDO = 200                  # vectors fetch --embed makes again for real
 
 
 # The command runs under a small launcher that reports its child's peak RSS: measured straight from this
@@ -89,3 +91,23 @@ def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_pat
     assert warm_rss < 500, f"a fully cached prefilter peaked at {warm_rss:.0f} MB with {N} papers"
     print(f"\n{N} papers: prefilter with {EMBED_FOR_REAL} embedded {cold_rss:.0f} MB peak; "
           f"all cached {warm_rss:.0f} MB in {secs:.1f} s")
+
+    # `fetch --from SNAPSHOT --embed`, the corpus of a whole snapshot: read back from --out a chunk at a time,
+    # only what the store lacks is embedded (REDO papers, for real), then the index is built from the store
+    import shutil
+    import sqlite3
+    redo = [p.id for p in day[-REDO:]]
+    with sqlite3.connect(home / "ranker.sqlite3") as c:
+        c.executemany("DELETE FROM embeddings WHERE paper_id = ?", [(i,) for i in redo])
+    shutil.rmtree(home / "faiss")
+    cmd = [*RANKER, "fetch", "--from", str(snap), "--embed", "--out", str(tmp_path / "corpus.jsonl")]
+    secs, embed_rss, err = run_measured(cmd, env)
+    assert f"embedded {REDO} of {N:,} papers ({N - REDO:,} already stored); index (minilm): {N:,} vectors, exact" \
+        in err, err[-600:]
+    assert "index built from the store (there was no index yet)" in err
+    assert embed_rss < 1500, f"fetch --embed peaked at {embed_rss:.0f} MB with {N} papers"
+    with Store(home / "ranker.sqlite3") as store:
+        from ranker.index import CorpusIndex
+        st = CorpusIndex(store, embedder_key("minilm")).status()
+        assert st.vectors == st.store_vectors == N and st.problem is None
+    print(f"{N} papers: fetch --embed with {REDO} embedded {embed_rss:.0f} MB peak in {secs:.1f} s")

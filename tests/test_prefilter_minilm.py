@@ -9,7 +9,7 @@ import pytest
 
 from ranker.prefilter import rank_papers
 from ranker.prefilter.embed import Embedder, paper_text
-from ranker.prefilter.index import similar_papers
+from ranker.index import similar
 from ranker.prefilter.metrics import day_metrics
 from ranker.prompts import load_prompts
 from ranker.records import Paper
@@ -71,9 +71,9 @@ def test_a_real_day_puts_gpts_picks_on_top_and_a_rerun_needs_no_model(embed_cach
         assert [r.paper.id for r in warm.ranked] == [r.paper.id for r in ranked]
 
         target = papers[7]
-        hits = similar_papers([paper_text(target), "Model Compression: quantization"], store, k=5)
-        assert [len(h) for h in hits] == [5, 5] and hits[1][0].score >= hits[1][-1].score
-        assert hits[0][0].id == target.id and hits[0][0].score == pytest.approx(1.0, abs=1e-4)
+        hits = [similar(store, q, k=5).neighbours for q in (paper_text(target), "Model Compression: quantization")]
+        assert [len(h) for h in hits] == [5, 5] and hits[1][0].cosine >= hits[1][-1].cosine
+        assert hits[0][0].id == target.id and hits[0][0].cosine == pytest.approx(1.0, abs=1e-4)
 
 
 def test_cli_writes_every_paper_sorted_with_its_verdict(tmp_path, embed_cache_db):

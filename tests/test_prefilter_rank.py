@@ -1,4 +1,4 @@
-"""The prefilter's scoring, keep policy, metrics and FAISS index, on small real arrays (no model)."""
+"""The prefilter's scoring, keep policy and metrics, on small real arrays (no model). The corpus index: test_index_*."""
 from __future__ import annotations
 
 import json
@@ -12,13 +12,11 @@ from conftest import ranker
 
 from ranker.errors import InputError
 from ranker.prefilter.embed import Embedder, embedder_key, paper_text, slug, text_hash
-from ranker.prefilter.index import CorpusIndex, build, search
 from ranker.prefilter.metrics import auc, day_metrics, recall_at
 from ranker.prefilter.rank import QuerySet, _relevant_items, build_queries, zero_shot
 from ranker.prefilter.recall import decide_keep
 from ranker.prompts import FILES, load_prompts
 from ranker.records import Paper
-from ranker.store import Store
 
 
 
@@ -149,43 +147,3 @@ def test_a_missing_model_is_a_clear_error_before_anything_loads():
     emb = Embedder("/nonexistent/model/folder")
     with pytest.raises(ModelError, match="no such model folder"):
         emb.encode(["x"])
-
-
-# --------------------------------------------------------------------------- FAISS
-def test_flat_and_approximate_indexes_find_the_nearest():
-    rng = np.random.default_rng(1)
-    base = unit(rng.normal(size=(5000, 32)))
-    flat = build(base)
-    assert type(flat).__name__ == "IndexFlatIP"
-    q = unit(base[:50] + 0.05 * rng.normal(size=(50, 32)))
-    _, rows = search(flat, q, 1)
-    assert (rows[:, 0] == np.arange(50)).all()
-    ivf = build(base, approximate=True)
-    assert type(ivf).__name__ == "IndexIVFFlat"
-    _, rows = search(ivf, q, 5)
-    assert (rows == np.arange(50)[:, None]).any(axis=1).mean() >= 0.9
-
-
-def test_corpus_index_persists_and_follows_the_store(tmp_path):
-    rng = np.random.default_rng(2)
-    vec = unit(rng.normal(size=(30, 16)))
-    store = Store(tmp_path / "r.sqlite3")
-    store.put_embeddings(((f"2501.{i:05d}", f"h{i}", vec[i]) for i in range(20)), "toy")
-    store.put_embeddings([("~query:abc", "q", vec[29])], "toy")          # queries are not papers
-    idx = CorpusIndex("toy", tmp_path / "faiss").sync(store)
-    assert len(idx) == 20 and idx.index_path.exists() and idx.ids_path.exists()
-    hits = idx.search(vec[[3]], k=3)[0]
-    assert hits[0].id == "2501.00003" and hits[0].score == pytest.approx(1.0, abs=1e-5)
-
-    store.put_embeddings(((f"2501.{i:05d}", f"h{i}", vec[i]) for i in range(20, 25)), "toy")
-    again = CorpusIndex("toy", tmp_path / "faiss")
-    assert again.load() and len(again) == 20
-    again.sync(store)
-    assert len(again) == 25 and again.search(vec[[22]], k=1)[0][0].id == "2501.00022"
-
-    store.put_embeddings([("2501.00003", "changed", vec[28])], "toy")   # a paper's text changed
-    third = CorpusIndex("toy", tmp_path / "faiss").sync(store)
-    assert len(third) == 25 and third.search(vec[[28]], k=1)[0][0].id == "2501.00003"
-    with pytest.raises(InputError, match="dimensions"):
-        third.search(np.ones((1, 8), np.float32))
-    store.close()

@@ -68,8 +68,8 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     assert m["status"] == "ok" and m["backend"] == "fake" and m["model"] == "fake:tiny"
     assert m["keep"]["rule"] == "top" and m["keep"]["kept"] == 8
     assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "excluded": 0, "kept": 8,
-                           "pinned": 0, "embedded": 0, "scored": 0, "reused": 8, "retried": 0, "failed": 0,
-                           "selected": len(picks), "author_matches": 0}
+                           "pinned": 0, "reuploads": 0, "embedded": 0, "scored": 0, "reused": 8, "retried": 0,
+                           "failed": 0, "selected": len(picks), "author_matches": 0}
     assert json.loads(res.files["manifest"].read_text()) == m
     assert [r["ARXIVID"] for r in lines(res.files["scores"])] == [p.id for p in pre.kept_papers]
     ranked = read_ranked(res.files["prefilter"])

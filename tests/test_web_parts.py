@@ -123,7 +123,7 @@ def test_day_view_picks_rules_and_filters(tmp_path):
 
 def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
     with _small_store(tmp_path) as s:
-        assert corpus_similar(s, "2505.00000", 5) == []          # no ranker.index here: nothing, no error
+        assert corpus_similar(s, "2505.00000", 5) == []          # no vector of it stored: nothing, no model
         page = views.paper_page(s, "2505.00000", similar=lambda store, pid, k: [(pid, 1.0), ("2505.00003", 0.8),
                                                                                   ("unknown", 0.7)])
         assert [(p.id, sc) for p, sc in page.similar] == [("2505.00003", 0.8)]
@@ -134,6 +134,18 @@ def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
         html = render("paper.html", urls=ServeUrls(), page=views.paper_page(s, "2505.00000"))
         assert "Similar papers" not in html
         assert views.paper_page(s, "nope") is None
+
+        # with vectors stored, the real corpus index (ranker.index) answers: built beside the database
+        import numpy as np
+        v = np.random.default_rng(0).normal(size=(5, 384)).astype(np.float32)
+        v[3] = v[0] + 0.1 * v[3]                                  # 2505.00003 is 2505.00000's nearest
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        s.put_embeddings(((f"2505.0000{i}", "h", v[i]) for i in range(5)), "minilm")
+        got = corpus_similar(s, "2505.00000", 3)
+        assert len(got) == 3 and got[0][0] == "2505.00003" and got[0][1] > 0.9
+        assert "2505.00000" not in [i for i, _ in got] and (s.path.parent / "faiss" / "minilm").is_dir()
+        html = render("paper.html", urls=ServeUrls(), page=views.paper_page(s, "2505.00000", similar=corpus_similar))
+        assert "Similar papers" in html and 'href="/paper/2505.00003"' in html
 
 
 def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):

@@ -3,7 +3,8 @@
 Ranked rows become papers (with the day they were listed on) and embeddings (under the backfill's embedder
 key and text hash: the same cache `ranker prefilter` reads); score rows become scores and failures under
 their (model, prompt hash). Every write is keyed, and a score already stored with the same values is left
-alone, so importing twice leaves the database exactly as importing once.
+alone, so importing twice leaves the database exactly as importing once. When the folder was embedded, the
+corpus index of its embedder (ranker.index) is then brought up to the store's vectors, incrementally.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import Progress
+from ..io import Progress, Warn
 from ..records import Failure, Score
 from ..store import Store
 from . import manifest as mf
@@ -29,6 +30,7 @@ class ImportResult:
     failures: int = 0
     shards: int = 0
     keys: list = field(default_factory=list)     # (model, prompt_hash) seen
+    index: object = None                         # the corpus index's SyncResult (embedded folders), or None
 
 
 def _same(a: Score, b: Score) -> bool:
@@ -37,8 +39,11 @@ def _same(a: Score, b: Score) -> bool:
                                      b.prompt_tokens, b.completion_tokens)
 
 
-def import_backfill(out: str | Path, store: Store, progress: Progress | None = None) -> ImportResult:
-    """Every shard of the backfill folder `out` into `store` (see the module doc); one run in its runs table."""
+def import_backfill(out: str | Path, store: Store, progress: Progress | None = None,
+                    warn: Warn | None = None) -> ImportResult:
+    """Every shard of the backfill folder `out` into `store` (see the module doc); one run in its runs table.
+    An embedded folder's vectors then join the corpus index (a rebuild, or a failure to write the index, is
+    one line to `warn`, never an error: the index is derived data)."""
     out = Path(out).expanduser()
     if not (out / mf.NAME).exists():
         raise InputError("not a backfill folder (no manifest.json)", where=str(out))
@@ -63,7 +68,10 @@ def import_backfill(out: str | Path, store: Store, progress: Progress | None = N
                 if progress:
                     progress("import", res.shards, total)
         finally:
-            rec.summary = {k: v for k, v in res.__dict__.items() if k != "keys"}
+            rec.summary = {k: v for k, v in res.__dict__.items() if k not in ("keys", "index")}
+    if embedder and res.shards:
+        from ..index import update_index
+        res.index = update_index(store, embedder, warn=warn)
     return res
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, RankerError
+from ..errors import ConfigError, InputError, RankerError
 from ..io import Progress
 from ..scoring import ScoreOptions
 from ..settings import Settings
@@ -120,6 +120,10 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
     from ..sources.filters import parse_list
 
     _check_spec(spec)
+    if spec.score and settings.scoring.novelty_context > 0:
+        raise ConfigError("a backfill scores without the novelty context (the earlier papers come from the corpus "
+                          "index, which the backfill's own papers join only on `ranker import`); set it to 0 for "
+                          "the backfill", key="scoring.novelty_context")
     out = Path(spec.out).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=str(out))

@@ -9,7 +9,8 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import backfill, calibrate, compare, evaluate, fetch, import_, labels, models, prefilter, run, score, serve, site
+from . import (backfill, calibrate, compare, evaluate, fetch, import_, index, labels, models, prefilter, run, score,
+               serve, similar, site)
 from .common import error_line, info, os_error_line, sqlite_error_line, usage_line
 from .term import TERM
 
@@ -21,6 +22,7 @@ Examples:
   ranker run --out ~/digests --date 2025-05-15     rebuild a past day (arXiv API)
   ranker run --papers day.jsonl --out digest/ --offline
   ranker prefilter --papers day.jsonl --out ranked.jsonl --keep 0.3
+  ranker similar 2505.09343 --k 10                 the nearest papers of the corpus the database holds
   ranker models list
 
 Engine and library messages go to a log file under $RANKER_HOME/logs (its path is printed when a command
@@ -72,8 +74,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, models, serve, site, labels, backfill,
-                import_):
+for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, similar, index, models, serve, site,
+                labels, backfill, import_):
     _module.register(app)
 
 

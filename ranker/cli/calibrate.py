@@ -84,6 +84,8 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None,
                                   eval_on=[d.date for d in days] or None, progress=bar)
+        from ..index import update_index
+        update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)
     if evaluate and report is None:
         info("note: walk-forward figures need at least 3 days; skipped")
     if report is not None and report.days:

@@ -59,6 +59,10 @@ PapersPerRequestOpt = Annotated[Optional[int], typer.Option(
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
     show_default=False)]
+NoveltyContextOpt = Annotated[Optional[int], typer.Option(
+    "--novelty-context", help="Show each paper's K nearest EARLIER papers in the corpus (day and title) inside its "
+    "prompt, so the model judges novelty against prior work (default 0 = off; scores are stored apart).",
+    show_default=False)]
 RecallOpt = Annotated[Optional[float], typer.Option(
     "--recall", help="Keep the smallest top part of the day expected to hold this share of the papers GPT would "
     "pick, in (0, 1]: from the calibration's own held-back picks, or without one from a zero-shot prior. "
@@ -135,6 +139,7 @@ class Progress:
     def __init__(self):
         self._bar = None
         self._tasks: dict[str, int] = {}
+        self._shown: dict[str, int] = {}
         self._started: dict[str, float] = {}
 
     def __enter__(self):
@@ -153,8 +158,11 @@ class Progress:
         if stage.startswith(LOADING):
             self._loading(stage, done, total)
             return
-        if self._bar is None or (total is None and done % 200):
+        if self._bar is None:
             return
+        if total is None and done % 200 and done - self._shown.get(stage, 0) < 200:
+            return                  # a running count: redrawn every 200 or so, whatever the step size
+        self._shown[stage] = done
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=total)
         self._bar.update(self._tasks[stage], completed=done, total=total)

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, flag_name, info, load_settings,
-                     nothing_to_do, out_path, warn, warn_read)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, flag_name,
+                     info, load_settings, nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
 \b
@@ -17,6 +17,7 @@ Examples:
   ranker fetch --from arxiv-metadata-oai-snapshot.json --category cs.LG --date 2025-05-13 --out day.jsonl
   ranker fetch --ids 2411.17700,2411.17702v2 --out some.jsonl
   ranker fetch --since 2025-05-12 --until 2025-05-13 --out backfill.jsonl
+  ranker fetch --from arxiv-metadata-oai-snapshot.json --embed --out corpus.jsonl   (index years of arXiv once)
 """
 
 
@@ -43,6 +44,12 @@ def fetch(
     date: Annotated[Optional[str], typer.Option(
         "--date", help="Use this announcement day (YYYY-MM-DD) for every paper instead of the one the source "
         "gives.", show_default=False)] = None,
+    embed: Annotated[bool, typer.Option(
+        "--embed", help="Also embed every paper written (in chunks, into the database: memory stays bounded "
+        "whatever the input's size) and bring the corpus index up to date, for `ranker similar` and the novelty "
+        "context.")] = False,
+    embedder: EmbedderOpt = None,
+    max_tokens: MaxTokensOpt = None,
     db: DbOpt = None,
     offline: OfflineOpt = None,
     config: ConfigOpt = None,
@@ -59,7 +66,11 @@ def fetch(
     from ..steps import fetch_day
     from ..store import Store
 
-    s = load_settings(config, verbose=verbose, category=category, announce=announce, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, category=category, announce=announce, embedder=embedder,
+                      max_tokens=max_tokens, db=db, offline=offline)
+    if embed and not _regular_file(out):
+        raise InputError("--embed reads the papers back from --out: give a file, not a device or a pipe",
+                         key="out")
     modes = [name for name, given in (("from_", from_), ("ids", ids), ("since", since)) if given]
     if len(modes) > 1:
         raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
@@ -71,10 +82,12 @@ def fetch(
     report = ReadReport()
     with Store(s.db_path) as store, Progress() as progress:
         # recorded as a run, so a command waiting on the database it holds can name it
-        with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until}) as rec:
+        with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until,
+                                       "embed": embed}) as rec:
             day = fetch_day(from_, s, store=store, out=out_path(out), date=date, ids=ids.split(",") if ids else None,
                             since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
             rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
+            embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
     warn_read(report)
@@ -87,6 +100,38 @@ def fetch(
                           f"wrote an empty {out}")
         return
     info(summary_line(res, report))
+    if embedded:
+        info(embedded)
+
+
+def _regular_file(path: Path) -> bool:
+    import stat
+    if str(path) == "-":
+        return False
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True                    # written as a regular file
+    except OSError:
+        return False
+
+
+def _embed(papers_file: Path, store, s, progress) -> str:
+    """Embed the papers just written (streamed back from the file, a chunk at a time) and sync the corpus
+    index; the summary line."""
+    from ..index import embed_corpus
+    from ..prefilter.embed import Embedder
+    from ..sources import read_papers
+    emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
+    r = embed_corpus(read_papers(papers_file), store, emb, progress=progress, warn=info)
+    skipped = f"; {r.skipped:,} without title or abstract skipped" if r.skipped else ""
+    if r.sync is None:
+        index = "index not updated"
+    else:
+        kind = "exact" if r.sync.kind == "flat" else "approximate (IVF)"
+        index = f"index ({emb.key}): {r.sync.count:,} vectors, {kind}"
+    return (f"embedded {r.embedded:,} of {r.papers:,} papers ({r.papers - r.embedded:,} already stored){skipped}; "
+            f"{index}")
 
 
 def register(app: typer.Typer) -> None:

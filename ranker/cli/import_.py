@@ -27,7 +27,7 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     from ..store import Store
 
     with Store(s.db_path) as store, Progress() as bar:
-        res = import_backfill(folder, store, progress=bar)
+        res = import_backfill(folder, store, progress=bar, warn=info)
     if not res.shards:
         nothing_to_do(f"{folder} holds no shards (`ranker backfill` writes them)")
         return
@@ -35,6 +35,9 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     info(f"imported {folder}: {res.shards} shards; {res.papers} new papers, {res.embeddings} vectors, "
          f"{res.scores_new} scores written ({res.scores_unchanged} already stored), {res.failures} failures; "
          f"models / prompts: {keys}")
+    if res.index is not None:
+        kind = "exact" if res.index.kind == "flat" else "approximate (IVF)"
+        info(f"corpus index: {res.index.count:,} vectors, {kind}")
 
 
 def register(app: typer.Typer) -> None:

@@ -52,7 +52,7 @@ def prefilter(papers: PapersOpt,
         nothing_to_do(f"no papers in {papers}" + (f" (wrote an empty {out})" if str(out) != "-" else ""))
         return
     with Store(s.db_path) as store, Progress() as bar:
-        result = prefilter_day(rows, s, store=store, progress=bar)
+        result = prefilter_day(rows, s, store=store, progress=bar, warn=info)
     if str(out) == "-":
         TERM.out.writelines(ranked_lines(result.ranked))
         TERM.out.flush()

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt,
-                     LayoutOpt, MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, echo, info, load_settings, nothing_to_do,
+                     LayoutOpt, MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress,
+                     PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, echo, info, load_settings, nothing_to_do,
                      one_keep_rule, warn, warn_failures, warn_read)
 
 
@@ -45,7 +45,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
         score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
-        papers_per_request: PapersPerRequestOpt = None,
+        papers_per_request: PapersPerRequestOpt = None, novelty_context: NoveltyContextOpt = None,
         calibration: CalibrationOpt = None, recall: RecallOpt = None,
         min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
                                                              help="Cut-off (default 8).")] = None,
@@ -61,7 +61,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     s = load_settings(config, verbose=verbose, category=category, announce=announce, keep=keep, top=top,
                       recall=recall, backend=backend, model=model, backend_option=backend_option, embedder=embedder,
                       max_tokens=max_tokens, prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
-                      papers_per_request=papers_per_request, calibration=calibration, min_relevance=min_relevance,
+                      papers_per_request=papers_per_request, novelty_context=novelty_context,
+                      calibration=calibration, min_relevance=min_relevance,
                       min_novelty=min_novelty, db=db, offline=offline)
     if papers is None and s.offline:
         url = s.fetch.api_url if day_given else s.fetch.rss_url

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, LayoutOpt, ModelOpt, OfflineOpt, PapersOpt,
-                     PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, info, load_settings,
-                     nothing_to_do, out_path, warn, warn_failures, warn_read)
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt,
+                     ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt,
+                     ScoreModeOpt, VerboseOpt, info, load_settings, nothing_to_do, out_path, warn, warn_failures,
+                     warn_read)
 
 
 def score(papers: PapersOpt,
@@ -18,11 +19,13 @@ def score(papers: PapersOpt,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
           score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
           papers_per_request: PapersPerRequestOpt = None,
+          novelty_context: NoveltyContextOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Score papers with a local LLM; writes one {ARXIVID, COMMENT, RELEVANCE, NOVELTY} line per paper.
 
     Papers already scored by the same model and prompt are reused from the database; when all are, no
-    model is loaded.
+    model is loaded. With --novelty-context K each prompt also lists the K nearest papers announced before the
+    paper's day, found in the corpus index of the prefilter's embedder (--embedder, --max-tokens).
 
     \b
     Example:
@@ -30,7 +33,8 @@ def score(papers: PapersOpt,
     """
     s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option,
                       prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
-                      papers_per_request=papers_per_request, db=db, offline=offline)
+                      papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
+                      max_tokens=max_tokens, db=db, offline=offline)
     from ..errors import during
     from ..io import atomic_write
     from ..sources import ReadReport, read_papers, read_ranked

@@ -12,9 +12,11 @@ The keep policy (recall.decide_keep): `top` papers, else the top `keep` fraction
 expected to hold a share `recall` of GPT's picks; by default recall 0.95 with a calibration, the fraction
 recall.DEFAULT_KEEP without one; never fewer than min(n, min_keep). It applies to the papers no exclusion
 matches; a pinned author's paper is kept besides.
-Submodules: embed (sentence embeddings + store cache), rank (zero-shot score), recall (keep policy), index
-(FAISS), calibrate + features (learning from GPT digest history), history (reading that history), walkforward
-and metrics (AUC, recall@k, keep95), rules (author pins and exclusions).
+Submodules: embed (sentence embeddings + store cache), rank (zero-shot score), recall (keep policy), calibrate +
+features (learning from GPT digest history), history (reading that history), walkforward and metrics (AUC,
+recall@k, keep95), rules (author pins and exclusions).
+The corpus index (FAISS) is ranker.index: steps.prefilter_day adds the day's papers to it and marks re-uploads
+of earlier papers.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class PrefilterResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     keep: dict = field(default_factory=dict)     # recall.KeepDecision.to_dict(): rule, threshold, expected recall
+    vectors: np.ndarray | None = field(default=None, repr=False)   # the papers' vectors, in the input's order
 
     @property
     def kept(self) -> int:
@@ -57,6 +60,11 @@ class PrefilterResult:
     def kept_papers(self) -> list[Paper]:
         """The papers the keep policy passes on, best first."""
         return [r.paper for r in self.ranked if r.kept]
+
+    @property
+    def reuploads(self) -> int:
+        """Papers marked as re-uploads of an earlier paper (steps.prefilter_day marks them)."""
+        return sum(1 for r in self.ranked if r.reupload_of)
 
     @property
     def excluded(self) -> int:
@@ -87,7 +95,10 @@ class PrefilterResult:
             why = {"keep": "fixed fraction", "top": "top K"}.get(rule, rule)
         rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),
                                                           (self.pinned, "by pinned authors")) if n)
-        return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}{rules}; "
+        n_re = self.reuploads
+        reup = f"; {n_re} re-upload{'s' if n_re != 1 else ''} of earlier papers" if n_re else ""
+        return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}{rules}"
+                f"{reup}; "
                 f"{self.seconds:.1f}s)")
 
 
@@ -165,4 +176,4 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     timings["score"] = time.perf_counter() - t
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
-                           keep=dec.to_dict())
+                           keep=dec.to_dict(), vectors=pv)

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from ..errors import InputError
 from ..io import clean_text
@@ -201,9 +202,21 @@ def sanitize(text: str) -> str:
     return text
 
 
-def format_paper(p: Paper, abstract_tokens: int = 400, hardened: bool = True) -> str:
+# Introduces the earlier related papers (--novelty-context) inside a paper's block: reference data, not the paper.
+RELATED_NOTE = ("Earlier related papers (reference data, not part of this paper: the titles of the closest papers "
+                "announced before it, found by similarity search; judge NOVELTY against them, not against the "
+                "abstract's own claims):")
+
+
+def format_paper(p: Paper, abstract_tokens: int = 400, hardened: bool = True,
+                 related: Sequence[tuple[str, str]] | None = None) -> str:
+    """One paper as the prompt shows it. `related`: (day, title) of earlier related papers, listed inside the
+    paper's block (they are arXiv text too, so they get the same untrusted treatment)."""
     body = (f"ArXiv ID: {p.id}\nTitle: {p.title}\nAuthors: {' and '.join(p.authors)}\n"
             f"Abstract: {truncate_words(p.abstract, abstract_tokens)}")
+    if related:
+        body += "\n" + RELATED_NOTE + "".join(f"\n- {day or 'undated'}: {' '.join(title.split())}"
+                                              for day, title in related)
     if hardened:
         return f"<paper>\n{sanitize(body)}\n</paper>"
     return body
@@ -227,7 +240,8 @@ def comment_bound(chars: int) -> str:
 
 def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int = 400,
                    hardened: bool = True, layout: str = "seed",
-                   comment_chars: int | None = None) -> list[dict[str, str]]:
+                   comment_chars: int | None = None,
+                   related: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> list[dict[str, str]]:
     """Chat messages the way the seed system sends them: the system prompt, then one user message with
     topics, scoring criteria, the papers and the output instructions (in that order, so every request of a
     day shares the longest possible prefix).
@@ -236,11 +250,14 @@ def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int =
     they join the prefix every request shares: with one paper per request a prefix-caching engine then
     computes ~30% fewer tokens per paper. The paper still ends the message, followed (hardened) by the
     one-line reminder of which id to answer for. `comment_chars` adds the sentence asking for a COMMENT
-    within that many characters, last."""
+    within that many characters, last.
+
+    related: paper id -> (day, title) of its earlier related papers (the novelty context), if any."""
     if layout not in LAYOUTS:
         raise InputError(f"unknown prompt layout {layout!r}; expected one of {', '.join(LAYOUTS)}",
                          where="prompt_layout")
-    papers_text = "\n\n".join(format_paper(p, abstract_tokens, hardened) for p in papers)
+    related = related or {}
+    papers_text = "\n\n".join(format_paper(p, abstract_tokens, hardened, related.get(p.id)) for p in papers)
     if layout == "seed":
         user = f"{prompt_prefix(ps, hardened)}{papers_text}\n\n{ps.postfix}"
     else:

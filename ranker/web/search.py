@@ -68,14 +68,17 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int) -> list[tuple[str, float]]:
-    """Papers near `paper_id` from the FAISS corpus index (ranker.index), or nothing when that module or its index
-    is not there. Expected: ranker.index.similar(store, paper_id, k=k) -> [(paper id, similarity), ...]."""
-    try:
-        from ..index import similar as index_similar      # the corpus index, when this ranker has one
-    except ImportError:
-        return []
-    try:
-        found = index_similar(store, paper_id, k=k)
-    except (RankerError, FileNotFoundError, KeyError):    # no index built yet, or the paper is not in it
-        return []
-    return [(str(i), float(s)) for i, s in found]
+    """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder that holds
+    the paper's vector: [(paper id, cosine), ...], best first. Nothing (and no model loaded) when the store has
+    no vector of the paper; the index is brought up to the store first (built the first time)."""
+    from ..index import similar as index_similar
+    from ..prefilter.embed import QUERY_PREFIX
+    for key in store.paper_embedders(QUERY_PREFIX):
+        if not store.get_vectors([paper_id], key):
+            continue
+        try:
+            found = index_similar(store, paper_id, embedder=key, k=k)
+        except (RankerError, OSError, RuntimeError):     # an index that cannot be written here: no panel
+            return []
+        return [(n.id, float(n.cosine)) for n in found.neighbours]
+    return []

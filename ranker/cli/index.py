@@ -1,0 +1,108 @@
+"""`ranker index status|rebuild`: the FAISS corpus index kept beside the database."""
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
+                     nothing_to_do)
+
+index_app = typer.Typer(help="The corpus index (FAISS) of every stored paper vector: status, rebuild.",
+                        no_args_is_help=True)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "never"
+
+
+def _embedder_key(s) -> str:
+    from ..prefilter.embed import Embedder
+    return Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir).key
+
+
+@index_app.command("status")
+def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
+           db: DbOpt = None,
+           quick: Annotated[bool, typer.Option("--quick", help="Skip the full check (the digest of every stored "
+                                               "id and text hash, the files' checksums).")] = False,
+           offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    """Vectors, embedder, kind, size on disk, last update, and agreement with the database.
+
+    Without --embedder: every embedder the database or the index folder has. Changes nothing: the next
+    command that embeds brings the index up to date.
+
+    \b
+    Example:
+      ranker index status
+    """
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    from ..index import index_statuses
+    from ..store import Store
+
+    chosen = embedder is not None or max_tokens is not None
+    with Store(s.db_path) as store:
+        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick)
+        where = store.index_dir
+    if not sts:
+        echo(f"no paper vectors in the database and no index under {where}")
+        return
+    for st in sts:
+        echo(f"embedder      {st.embedder}")
+        if not st.exists:
+            echo(f"  index       none ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
+            continue
+        kind = "exact (flat)" if st.kind == "flat" else f"approximate (IVF, {st.nlist} lists, {st.nprobe} probed)"
+        echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,})")
+        echo(f"  kind        {kind}")
+        tail = f", {st.tail:,} vectors in {st.segments} recent segment{'s' if st.segments != 1 else ''}" \
+            if st.kind != "flat" and st.segments else ""
+        echo(f"  on disk     {_size(st.size_bytes)} in {st.directory}{tail}")
+        echo(f"  built       {_when(st.built)}")
+        echo(f"  updated     {_when(st.updated)}")
+        if st.problem:
+            state = f"disagrees with the database: {st.problem} (the next sync rebuilds it)"
+        elif st.behind:
+            state = f"{st.behind:,} new vectors not added yet (the next command that embeds adds them)"
+        else:
+            state = "agrees with the database" + ("" if quick else " (full check)")
+        echo(f"  state       {state}")
+
+
+@index_app.command("rebuild")
+def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
+            db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    """Rebuild the corpus index from the database's vectors (of the configured embedder, or --embedder).
+
+    Never needed for correctness: a missing, damaged or stale index is rebuilt on its own when next used. A
+    database without paper vectors of the embedder is nothing to do.
+
+    \b
+    Example:
+      ranker index rebuild --embedder minilm
+    """
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    from ..index import CorpusIndex
+    from ..store import Store
+
+    key = _embedder_key(s)
+    with Store(s.db_path) as store:
+        if not CorpusIndex(store, key).status(verify=False).store_vectors:
+            nothing_to_do(f"no paper vectors for the embedder {key} in {store.path} to index")
+            return
+        res = CorpusIndex(store, key).rebuild("asked to")
+    kind = "exact" if res.kind == "flat" else "approximate (IVF)"
+    info(f"index rebuilt for {key}: {res.count:,} vectors, {kind}, {res.seconds:.1f}s")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(index_app, name="index")

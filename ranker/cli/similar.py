@@ -1,0 +1,53 @@
+"""`ranker similar`: the papers nearest to one paper, or to any text, in the corpus the database holds."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
+                     nothing_to_do)
+
+
+def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
+                                                 show_default=False)],
+            k: Annotated[int, typer.Option("--k", help="How many papers to list.")] = 10,
+            since: Annotated[Optional[str], typer.Option(
+                "--since", help="Only papers first announced on or after this day (YYYY-MM-DD).",
+                show_default=False)] = None,
+            embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
+            config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+            verbose: VerboseOpt = False) -> None:
+    """The papers nearest to a paper (by id) or to any text, among every paper the database holds.
+
+    Prints cosine, day, id and title, nearest first. Works offline on whatever the database holds; an id needs
+    no model at all (its vector is stored). A database without paper vectors yet is nothing to do.
+
+    \b
+    Examples:
+      ranker similar 2505.09343 --k 5
+      ranker similar "mixture of experts routing for long context" --since 2025-06-01
+    """
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    from ..index import CorpusIndex, similar as find
+    from ..prefilter.embed import Embedder
+    from ..store import Store
+
+    emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
+    with Store(s.db_path) as store:
+        if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
+            nothing_to_do(f"no paper vectors for the embedder {emb.key} in {store.path} yet (`ranker run`, "
+                          "`ranker prefilter` or `ranker fetch --embed` stores them)")
+            return
+        res = find(store, query, embedder=emb, k=k, since=since, warn=info)
+    if res.paper is not None:
+        info(f"nearest to {res.paper.id} ({res.paper.date or 'undated'}): {res.paper.title}")
+    if not res.neighbours:
+        info(f"no paper matches among {res.corpus:,}" + (f" since {since}" if since else ""))
+        return
+    for n in res.neighbours:
+        echo(f"{n.cosine:.3f}  {n.date or 'undated':10}  {n.id:<16} {n.title}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("similar")(similar)

@@ -1,0 +1,514 @@
+"""CorpusIndex: every paper vector the store holds for one embedder, in a FAISS index kept on disk.
+
+The index is derived data. `sync()` brings it up to the store: the vectors stored since the last sync are
+appended as a new segment (a small file: no FAISS index is loaded or rewritten for a day's papers); once the
+segments grow large they are merged (below APPROX_THRESHOLD vectors: into one segment; above: added to the
+trained IVF lists). Whenever the index is missing, unreadable, built for another embedder, or disagrees with
+the store, it is rebuilt from the store and `sync()` says why in one line (SyncResult.note; `warn` gets it too).
+
+Agreement with the store is checked cheaply on every sync, without reading vectors: the number of paper
+vectors, the store's highest rowid, the row the index saw last, and a few sampled (id, text hash) pairs. A
+full check (`status(verify=True)`) compares the digest of every (id, text hash) row and the files' checksums.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from ..io import Warn
+from ..prefilter.embed import QUERY_PREFIX, slug
+from . import files as F
+from . import kinds as K
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+# Topic/query vectors share the store's embeddings table with papers, under ids starting with QUERY_PREFIX
+# (prefilter.embed); the index leaves them out.
+MAX_SEGMENTS = 16               # more segments than this are merged
+TAIL_MIN = 20_000               # an IVF index takes its segments in once they hold this many vectors ...
+TAIL_SHARE = 0.05               # ... or this share of the base, whichever is more
+N_PROBES = 8                    # sampled (id, text hash) pairs checked against the store on every sync
+READ_BATCH = 20_000
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+
+
+@dataclass
+class SyncResult:
+    count: int = 0                      # vectors in the index afterwards
+    added: int = 0                      # appended by this sync
+    rebuilt: str | None = None          # why the index was rebuilt from the store, if it was
+    merged: bool = False                # segments merged
+    kind: str = "flat"
+    seconds: float = 0.0
+
+    @property
+    def note(self) -> str | None:
+        """The one line a caller shows, when there is something to say."""
+        if self.rebuilt:
+            how = "built" if self.rebuilt == F.NO_INDEX else "rebuilt"
+            return (f"index {how} from the store ({self.rebuilt}): {self.count:,} vectors, "
+                    f"{'exact' if self.kind == 'flat' else 'approximate (IVF)'}")
+        return None
+
+
+@dataclass
+class IndexStatus:
+    embedder: str
+    directory: str
+    exists: bool
+    kind: str = ""
+    vectors: int = 0
+    store_vectors: int = 0
+    size_bytes: int = 0
+    built: float = 0.0
+    updated: float = 0.0
+    segments: int = 0
+    tail: int = 0
+    nlist: int = 0
+    nprobe: int = 0
+    problem: str | None = None           # None: agrees with the store
+    behind: int = 0                      # store vectors not yet added (the next sync adds them)
+    extra: dict = field(default_factory=dict)
+
+
+class _Rebuild(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CorpusIndex:
+    """The persisted index of one embedder's paper vectors in one store."""
+
+    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None, say_first_build: bool = True):
+        """warn hears the one line of a rebuild (and, with say_first_build, of the first build of an index
+        that was not there: the daily pipeline keeps that one quiet, there is nothing wrong to say)."""
+        self.store = store
+        self.embedder = embedder
+        self.dir = store.index_dir / slug(embedder)
+        self.warn = warn
+        self.say_first_build = say_first_build
+        self.manifest: F.Manifest | None = None
+        self._mem = None            # (base IVF index | None, base ids, tail vectors (array), tail ids)
+
+    def __len__(self) -> int:
+        return self.manifest.count if self.manifest is not None else 0
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind if self.manifest is not None else ""
+
+    def _say(self, res: SyncResult) -> SyncResult:
+        if res.rebuilt == F.NO_INDEX and not self.say_first_build:
+            return res
+        if res.note and self.warn is not None:
+            self.warn(res.note)
+        return res
+
+    # ------------------------------------------------------------------ keeping up with the store
+    def sync(self) -> SyncResult:
+        """Bring the index up to the store's paper vectors (see the module's docstring)."""
+        t0 = time.perf_counter()
+        with F.locked(self.dir, exclusive=True):
+            try:
+                m = F.read_manifest(self.dir)
+                if m.embedder != self.embedder:
+                    raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
+                if m.kind not in K.KINDS:
+                    raise _Rebuild(f"unknown kind {m.kind!r}")
+                res = self._sync(m)
+            except F.IndexFileError as e:
+                res = self._rebuild(str(e))
+            except _Rebuild as e:
+                res = self._rebuild(e.reason)
+        self._mem = None
+        res.seconds = time.perf_counter() - t0
+        return self._say(res)
+
+    def rebuild(self, reason: str = "asked to") -> SyncResult:
+        t0 = time.perf_counter()
+        with F.locked(self.dir, exclusive=True):
+            res = self._rebuild(reason)
+        self._mem = None
+        res.seconds = time.perf_counter() - t0
+        return self._say(res)
+
+    def _check(self, m: F.Manifest, count: int, top: int) -> None:
+        """Raise _Rebuild when the index cannot be the store's (cheap: no vector is read)."""
+        st = self.store
+        if top < m.max_rowid:
+            raise _Rebuild(f"the store's rows were renumbered or replaced (highest rowid {top}, the index saw "
+                           f"{m.max_rowid}): another database, or a VACUUM")
+        checks = list(m.probes)
+        if m.anchor:
+            rowid, pid, th = m.anchor
+            row = st.embedding_at(int(rowid))
+            if row != (self.embedder, pid, th):
+                checks.append([pid, th])
+        if checks:
+            have = st.embedding_hashes([c[0] for c in checks], self.embedder)
+            for pid, th in checks:
+                if pid not in have:
+                    raise _Rebuild(f"{pid} is in the index but no longer in the store")
+                if have[pid] != th:
+                    raise _Rebuild(f"the stored vector of {pid} changed (its text was edited)")
+        if count < m.count:
+            raise _Rebuild(f"the store holds {count:,} vectors, fewer than the index's {m.count:,}")
+
+    def _sync(self, m: F.Manifest) -> SyncResult:
+        st = self.store
+        with st.read_snapshot():
+            count, top = st.paper_vector_stats(self.embedder, QUERY_PREFIX)
+            self._check(m, count, top)
+            if count == m.count and top == m.max_rowid:
+                return self._maybe_merge(m, SyncResult(count=m.count, kind=m.kind))
+            skip: set[str] = set()
+            n_new = self._count_new(m.max_rowid)
+            if count != m.count + n_new:
+                # some new rows re-store a vector the index holds, or rows were removed: look at the ids
+                ids, hashes = self._all_ids(m)
+                known = dict(zip(ids, hashes))
+                for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
+                                                 vectors=False):
+                    for _, pid, th, _ in rows:
+                        if pid in known:
+                            if known[pid] != th:
+                                raise _Rebuild(f"the stored vector of {pid} changed (its text was edited)")
+                            skip.add(pid)
+                if count != m.count + n_new - len(skip):
+                    gone = m.count + n_new - len(skip) - count
+                    raise _Rebuild(f"{gone:,} vectors were removed from the store")
+            added = self._append(m, top, skip)
+        if m.kind == "flat" and m.count >= K.APPROX_THRESHOLD:
+            return self._rebuild(f"the corpus reached {K.APPROX_THRESHOLD:,} vectors: switching to the "
+                                 "approximate IVF index")
+        if m.base is not None and m.count >= K.RETRAIN_GROWTH * m.base.trained_on:
+            return self._rebuild(f"the corpus grew {K.RETRAIN_GROWTH}x since the IVF was trained on "
+                                 f"{m.base.trained_on:,} vectors: retraining")
+        return self._maybe_merge(m, SyncResult(count=m.count, added=added, kind=m.kind))
+
+    def _count_new(self, after: int) -> int:
+        n = 0
+        for rows in self.store.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=after, vectors=False):
+            n += len(rows)
+        return n
+
+    def _append(self, m: F.Manifest, top: int, skip: set[str]) -> int:
+        """Stream the rows above m.max_rowid (less `skip`) into a new segment; write the manifest."""
+        writer = None
+        added, digest, last = 0, 0, None
+        try:
+            for rows in self.store.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
+                                                     batch=READ_BATCH):
+                rows = [r for r in rows if r[1] not in skip]
+                if not rows:
+                    continue
+                if m.dim == 0:                     # the first vectors of an index built on an empty store
+                    m.dim = len(rows[0][3]) // 4
+                vecs = _vectors(rows, m.dim, self.embedder)
+                if writer is None:
+                    writer = F.SegmentWriter(self.dir, m.dim)
+                writer.add([r[1] for r in rows], [r[2] for r in rows], vecs)
+                digest += F.digest_of((r[1], r[2]) for r in rows)
+                _refresh_probes(m.probes, rows, m.count + added)
+                added += len(rows)
+                last = rows[-1]
+            if writer is not None:
+                m.segments.append(writer.close())
+                writer = None
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
+        m.count += added
+        m.digest = (m.digest + digest) % (1 << 64)
+        m.max_rowid = top
+        if last is not None:
+            m.anchor = [last[0], last[1], last[2]]
+        F.write_manifest(self.dir, m)
+        self.manifest = m
+        return added
+
+    def _maybe_merge(self, m: F.Manifest, res: SyncResult) -> SyncResult:
+        self.manifest = m
+        if m.base is not None:
+            if m.tail_count > max(TAIL_MIN, int(TAIL_SHARE * m.base.count)) or len(m.segments) > MAX_SEGMENTS:
+                self._merge_into_base(m)
+                res.merged = True
+        elif len(m.segments) > MAX_SEGMENTS:
+            self._merge_segments(m)
+            res.merged = True
+        return res
+
+    def _merge_segments(self, m: F.Manifest) -> None:
+        writer = F.SegmentWriter(self.dir, m.dim)
+        try:
+            for seg in m.segments:
+                ids, hashes = F.read_ids(self.dir, seg.ids, seg.count)
+                writer.add(ids, hashes, F.read_segment_vectors(self.dir, seg, m.dim))
+            m.segments = [writer.close()]
+        except BaseException:
+            writer.discard()
+            raise
+        F.write_manifest(self.dir, m)
+
+    def _merge_into_base(self, m: F.Manifest) -> None:
+        """Add the segments' vectors to the trained IVF lists (an incremental add, no retraining)."""
+        fa = K.faiss()
+        base = m.base
+        index = fa.read_index(str(F.check_file(self.dir, base.index, crc=False)))
+        stem = F.new_name("base", "")
+        ids = F.StreamFile(self.dir, stem + ".ids")
+        try:
+            ids.write(F.check_file(self.dir, base.ids, crc=True).read_bytes())
+            for seg in m.segments:
+                index.add(F.read_segment_vectors(self.dir, seg, m.dim))
+                ids.write(F.check_file(self.dir, seg.ids, crc=True).read_bytes())
+            idref = ids.close()
+        except BaseException:
+            ids.discard()
+            raise
+        m.base = self._write_base(index, stem, idref, base.nlist, base.nprobe, base.trained_on)
+        m.segments = []
+        F.write_manifest(self.dir, m)
+
+    def _write_base(self, index, stem: str, ids: F.FileRef, nlist: int, nprobe: int, trained_on: int) -> F.Base:
+        """Write the IVF index beside its already written ids file; fsynced, with its size and CRC."""
+        path = self.dir / (stem + ".faiss")
+        try:
+            K.faiss().write_index(index, str(path))
+            with open(path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            ref = F.FileRef(path.name, path.stat().st_size, F.file_crc(path))
+        except BaseException:
+            for p in (path, self.dir / ids.name):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            raise
+        return F.Base(index=ref, ids=ids, count=int(index.ntotal), nlist=nlist, nprobe=nprobe,
+                      trained_on=trained_on)
+
+    # ------------------------------------------------------------------ rebuilding
+    def _rebuild(self, reason: str) -> SyncResult:
+        st = self.store
+        with st.read_snapshot():
+            count, top = st.paper_vector_stats(self.embedder, QUERY_PREFIX)
+            kind = K.kind_for(count)
+            dim = self._store_dim()
+            m = F.Manifest(embedder=self.embedder, dim=dim, kind=kind, built=time.time())
+            if kind == "flat":
+                self._append(m, top, set())         # every row: one segment; writes the manifest
+            else:
+                self._build_ivf(m, count, top)
+        self.manifest = m
+        return SyncResult(count=m.count, rebuilt=reason, kind=m.kind)
+
+    def _store_dim(self) -> int:
+        for rows in self.store.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=1):
+            return len(rows[0][3]) // 4
+        return 0
+
+    def _build_ivf(self, m: F.Manifest, count: int, top: int) -> None:
+        """Train on a sample spread over the store, then stream every row into the lists (and the ids file)."""
+        st = self.store
+        nlist = K.nlist_for(count)
+        n_train = min(count, K.TRAIN_PER_LIST * nlist)
+        every = max(1, count // n_train)        # rowid % every: a sample spread over the whole corpus
+        sample = [_vectors(rows, m.dim, self.embedder)
+                  for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, every=every, batch=READ_BATCH)]
+        index = K.train_ivf(np.concatenate(sample), nlist)
+        del sample
+        stem = F.new_name("base", "")
+        ids = F.StreamFile(self.dir, stem + ".ids")
+        n, digest, last = 0, 0, None
+        try:
+            for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=READ_BATCH):
+                index.add(_vectors(rows, m.dim, self.embedder))
+                ids.write("".join(f"{r[1]}\t{r[2]}\n" for r in rows).encode("utf-8"))
+                digest += F.digest_of((r[1], r[2]) for r in rows)
+                _refresh_probes(m.probes, rows, n)
+                n += len(rows)
+                last = rows[-1]
+            idref = ids.close()
+        except BaseException:
+            ids.discard()
+            raise
+        m.base = self._write_base(index, stem, idref, nlist, int(index.nprobe), n)
+        m.count = n
+        m.max_rowid = top
+        m.digest = digest % (1 << 64)
+        m.anchor = [last[0], last[1], last[2]] if last else None
+        F.write_manifest(self.dir, m)
+
+    # ------------------------------------------------------------------ reading
+    def _all_ids(self, m: F.Manifest) -> tuple[list[str], list[str]]:
+        ids: list[str] = []
+        hashes: list[str] = []
+        if m.base is not None:
+            a, b = F.read_ids(self.dir, m.base.ids, m.base.count)
+            ids += a
+            hashes += b
+        for seg in m.segments:
+            a, b = F.read_ids(self.dir, seg.ids, seg.count)
+            ids += a
+            hashes += b
+        return ids, hashes
+
+    def ids(self) -> list[str]:
+        """Every indexed paper id, in index order (base first, then the segments)."""
+        if self.manifest is None:
+            self.sync()
+        with F.locked(self.dir, exclusive=False):
+            return self._all_ids(self.manifest)[0]
+
+    def load(self) -> None:
+        """Read the index into memory for searching (sync first: the index then holds every stored vector).
+        A file that turns out unreadable rebuilds the index from the store."""
+        if self.manifest is None:
+            self.sync()
+        try:
+            self._load()
+        except F.IndexFileError as e:
+            self.rebuild(str(e))
+            self._load()
+
+    def _load(self) -> None:
+        with F.locked(self.dir, exclusive=False):
+            m = F.read_manifest(self.dir)            # the newest: another process may have synced since
+            if m.embedder != self.embedder:
+                raise F.IndexFileError(f"it was built for the embedder {m.embedder!r}")
+            self.manifest = m
+            base, base_ids = None, []
+            if m.base is not None:
+                fa = K.faiss()                      # only the approximate kind needs FAISS
+                path = F.check_file(self.dir, m.base.index, crc=False)
+                try:               # mapped, not read: the lists a query probes are paged in as it needs them
+                    base = fa.read_index(str(path), fa.IO_FLAG_MMAP)
+                except RuntimeError as e:
+                    raise F.IndexFileError(f"{m.base.index.name} is unreadable "
+                                           f"({str(e).strip().splitlines()[-1][:120]})") from None
+                if base.ntotal != m.base.count or base.d != m.dim:
+                    raise F.IndexFileError(f"{m.base.index.name} holds {base.ntotal} vectors of {base.d} "
+                                           f"dimensions, its manifest says {m.base.count} of {m.dim}")
+                base.nprobe = m.base.nprobe
+                base_ids = F.read_id_column(self.dir, m.base.ids, m.base.count, crc=False)
+            tail = F.read_segments_into(self.dir, m.segments, m.dim)
+            tail_ids: list[str] = []
+            for seg in m.segments:
+                col = F.read_id_column(self.dir, seg.ids, seg.count, crc=True)
+                tail_ids += [col[i] for i in range(len(col))]
+        self._mem = (base, base_ids, tail, tail_ids)
+
+    def _query(self, queries: np.ndarray, in_base, in_tail) -> tuple[np.ndarray, list]:
+        """The queries as float32 rows (loading the index if need be), and [(what in_base(index, q) or
+        in_tail(array, q) found, the ids of its rows)] for the approximate base and the recent segments."""
+        q = K.f32(queries)
+        if self._mem is None:
+            self.load()
+        if len(self) and q.shape[1] != self.manifest.dim:
+            raise InputError(f"query vectors have {q.shape[1]} dimensions, the index {self.manifest.dim}",
+                             where=str(self.dir))
+        base, base_ids, tail, tail_ids = self._mem
+        parts = []
+        if len(self) and base is not None:
+            parts.append((in_base(base, q), base_ids))
+        if len(self) and len(tail):
+            parts.append((in_tail(tail, q), tail_ids))
+        return q, parts
+
+    def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
+        """For each query vector, the k most similar indexed papers, best first (cosine)."""
+        q, parts = self._query(queries, lambda ix, q: K.search(ix, q, k), lambda a, q: K.flat_topk(a, q, k))
+        return [_merge(parts, i, k) for i in range(len(q))]
+
+    def within(self, queries: np.ndarray, min_score: float) -> list[list[Hit]]:
+        """For each query vector, every indexed paper at cosine >= min_score, best first (exact over the recent
+        segments, the probed lists of the approximate index)."""
+        q, parts = self._query(queries, lambda ix, q: K.ivf_range(ix, q, min_score),
+                               lambda a, q: K.flat_range(a, q, min_score))
+        out = []
+        for i in range(len(q)):
+            hits = [Hit(ids[r], float(s)) for found, ids in parts for s, r in zip(*found[i])]
+            hits.sort(key=lambda h: -h.score)
+            out.append(hits)
+        return out
+
+    # ------------------------------------------------------------------ status
+    def status(self, verify: bool = True) -> IndexStatus:
+        """What the index holds and whether it agrees with the store; changes nothing. verify=True also
+        compares the digest of every stored (id, text hash) and the files' checksums (reads no vector)."""
+        st = IndexStatus(embedder=self.embedder, directory=str(self.dir), exists=False)
+        store = self.store
+        with store.read_snapshot():
+            count, top = store.paper_vector_stats(self.embedder, QUERY_PREFIX)
+            st.store_vectors = count
+            try:
+                m = F.read_manifest(self.dir)
+            except F.IndexFileError as e:
+                st.problem = str(e)
+                return st
+            st.exists = True
+            st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated
+            st.segments, st.tail = len(m.segments), m.tail_count
+            if m.base is not None:
+                st.nlist, st.nprobe = m.base.nlist, m.base.nprobe
+            st.size_bytes = F.folder_size(self.dir)
+            try:
+                if m.embedder != self.embedder:
+                    raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
+                self._check(m, count, top)
+                st.behind = self._count_new(m.max_rowid)
+                if verify:
+                    for ref in m.files():
+                        F.check_file(self.dir, ref, crc=True)
+                    if not st.behind:          # rows not synced yet would differ: the next sync adds them
+                        pairs = ((r[1], r[2]) for rows in store.paper_vector_rows(
+                            self.embedder, QUERY_PREFIX, vectors=False) for r in rows)
+                        if F.digest_of(pairs) != m.digest:
+                            raise _Rebuild("the digest of the store's (id, text hash) rows differs from the "
+                                           "index's")
+            except (_Rebuild, F.IndexFileError) as e:
+                st.problem = getattr(e, "reason", None) or str(e)
+        return st
+
+
+def _merge(parts, i: int, k: int) -> list[Hit]:
+    hits = [Hit(ids[r], float(s)) for (scores, rows), ids in parts for s, r in zip(scores[i], rows[i]) if r >= 0]
+    hits.sort(key=lambda h: -h.score)
+    return hits[:k]
+
+
+def _vectors(rows, dim: int, embedder: str) -> np.ndarray:
+    blobs = [r[3] for r in rows]
+    if any(len(b) != dim * 4 for b in blobs):
+        sizes = sorted({len(b) // 4 for b in blobs} | {dim})
+        raise ModelError(f"the store holds vectors of several sizes {sizes} for embedder '{embedder}'; the model "
+                         "at that name changed", where=embedder)
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), dim)
+
+
+def _refresh_probes(probes: list, rows, before: int) -> None:
+    """Keep `probes` a uniform sample (reservoir) of N_PROBES (id, text hash) pairs over every indexed row;
+    `before` is how many rows were indexed before `rows`."""
+    rng = random.Random(before)
+    for j, r in enumerate(rows):
+        if len(probes) < N_PROBES:
+            probes.append([r[1], r[2]])
+        else:
+            slot = rng.randrange(before + j + 1)
+            if slot < N_PROBES:
+                probes[slot] = [r[1], r[2]]

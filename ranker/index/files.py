@@ -1,0 +1,330 @@
+"""The index's files on disk: a manifest naming everything else, written last and atomically.
+
+One folder per embedder (<store's folder>/faiss/<embedder slug>/):
+  manifest.json          what the index is: embedder, dim, kind, counts, the store position it reflects, and
+                         the names, sizes and CRC-32s of the files below
+  seg-<token>.f32 / .ids segments of recently added vectors: raw float32 rows / "id<TAB>text hash" lines
+  base-<token>.faiss/.ids the approximate (IVF) index and its row ids, once the corpus is large
+  .lock                  flock: one writer at a time; readers share
+
+Every data file gets a fresh name, is written in pieces (its size and CRC-32 counted on the way) and fsynced
+before the manifest that names it replaces the old one. The manifest is written by io.atomic_write (temp file,
+fsync, rename, fsync of the folder); the data files need no rename, as no reader looks at a file before a
+manifest names it. A process killed at any moment therefore leaves the old manifest naming old, complete
+files, or the new manifest naming new, complete files; files no manifest names (a killed writer's pieces, the
+files an update replaced) are removed by the next writer, which holds the folder's lock.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+NO_INDEX = "there was no index yet"
+
+
+class IndexFileError(Exception):
+    """An index file is missing, truncated or not what the manifest says (the index is rebuilt)."""
+
+
+@dataclass
+class FileRef:
+    name: str
+    size: int
+    crc: int
+
+
+@dataclass
+class Segment:
+    vectors: FileRef
+    ids: FileRef
+    count: int
+
+
+@dataclass
+class Base:
+    index: FileRef
+    ids: FileRef
+    count: int
+    nlist: int
+    nprobe: int
+    trained_on: int
+
+
+@dataclass
+class Manifest:
+    embedder: str
+    dim: int
+    kind: str                                  # "flat" | "ivf"
+    count: int = 0
+    digest: int = 0                            # sum of row_digest(id, text hash) over the rows, mod 2**64
+    max_rowid: int = 0                         # the store's highest embeddings rowid when last synced
+    anchor: list | None = None                 # [rowid, id, text hash] of the highest indexed row
+    probes: list[list[str]] = field(default_factory=list)   # a few [id, text hash] to check against the store
+    base: Base | None = None
+    segments: list[Segment] = field(default_factory=list)
+    built: float = 0.0                         # when it was last rebuilt from the store (unix time)
+    updated: float = 0.0
+    format: int = FORMAT
+
+    @property
+    def tail_count(self) -> int:
+        return sum(s.count for s in self.segments)
+
+    def files(self) -> list[FileRef]:
+        out = [f for s in self.segments for f in (s.vectors, s.ids)]
+        if self.base is not None:
+            out += [self.base.index, self.base.ids]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        d = json.loads(text)
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise IndexFileError(f"manifest format {d.get('format') if isinstance(d, dict) else '?'} is not "
+                                 f"{FORMAT}")
+        try:
+            base = d.pop("base", None)
+            segs = d.pop("segments", [])
+            m = cls(**d)
+            m.base = None if base is None else Base(**{**base, "index": FileRef(**base["index"]),
+                                                       "ids": FileRef(**base["ids"])})
+            m.segments = [Segment(vectors=FileRef(**s["vectors"]), ids=FileRef(**s["ids"]), count=s["count"])
+                          for s in segs]
+        except (TypeError, KeyError) as e:
+            raise IndexFileError(f"manifest fields are not as expected ({e})") from None
+        return m
+
+
+def row_digest(paper_id: str, text_hash: str) -> int:
+    """A 64-bit number per (id, text hash); the manifest keeps their sum, so adding rows updates it."""
+    import hashlib
+    return int.from_bytes(hashlib.blake2b(f"{paper_id}\0{text_hash}".encode(), digest_size=8).digest(), "little")
+
+
+def digest_of(pairs) -> int:
+    total = 0
+    for pid, th in pairs:
+        total += row_digest(pid, th)
+    return total % (1 << 64)
+
+
+# --------------------------------------------------------------------------- the folder
+def new_name(stem: str, suffix: str) -> str:
+    return f"{stem}-{time.time_ns():x}{secrets.token_hex(3)}{suffix}"
+
+
+@contextmanager
+def locked(directory: Path, exclusive: bool) -> Iterator[None]:
+    """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:          # not POSIX: the atomic manifest still keeps every reader safe
+        yield
+        return
+    with open(directory / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IndexFileError(NO_INDEX) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise IndexFileError(f"its manifest is unreadable ({e})") from None
+    try:
+        return Manifest.from_json(text)
+    except json.JSONDecodeError as e:
+        raise IndexFileError(f"its manifest is not valid JSON ({e.msg})") from None
+
+
+def write_manifest(directory: Path, m: Manifest) -> None:
+    """Replace the manifest atomically, then remove every file it does not name."""
+    from ..io import atomic_write
+    m.updated = time.time()
+    atomic_write(directory / MANIFEST, m.to_json())
+    keep = {f.name for f in m.files()} | {MANIFEST, ".lock"}
+    for p in directory.iterdir():
+        if p.name not in keep:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def check_file(directory: Path, ref: FileRef, *, crc: bool) -> Path:
+    path = directory / ref.name
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise IndexFileError(f"{ref.name} is missing") from None
+    if size != ref.size:
+        raise IndexFileError(f"{ref.name} holds {size} bytes, its manifest says {ref.size}")
+    if crc and file_crc(path) != ref.crc:
+        raise IndexFileError(f"{ref.name} does not match its checksum")
+    return path
+
+
+def file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 22)
+            if not block:
+                return crc
+            crc = zlib.crc32(block, crc)
+
+
+# --------------------------------------------------------------------------- writing data files
+class StreamFile:
+    """A new data file written in pieces, its size and CRC-32 counted as it goes, fsynced on close."""
+
+    def __init__(self, directory: Path, name: str):
+        self.name = name
+        self.path = directory / self.name
+        self._fh = open(self.path, "wb")
+        self.size = 0
+        self.crc = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self.size += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+
+    def close(self) -> FileRef:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return FileRef(self.name, self.size, self.crc)
+
+    def discard(self) -> None:
+        try:
+            self._fh.close()
+        finally:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+
+
+class SegmentWriter:
+    """Rows (id, text hash, vector) streamed into a new segment: raw float32 rows + one id line each."""
+
+    def __init__(self, directory: Path, dim: int):
+        self.dim = dim
+        self.count = 0
+        stem = new_name("seg", "")
+        self._vec = StreamFile(directory, stem + ".f32")
+        self._ids = StreamFile(directory, stem + ".ids")
+
+    def add(self, ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        if vectors.shape != (len(ids), self.dim):
+            raise ValueError(f"segment rows of shape {vectors.shape}, expected ({len(ids)}, {self.dim})")
+        self._vec.write(vectors.tobytes())
+        self._ids.write("".join(f"{i}\t{h}\n" for i, h in zip(ids, hashes)).encode("utf-8"))
+        self.count += len(ids)
+
+    def close(self) -> Segment:
+        return Segment(vectors=self._vec.close(), ids=self._ids.close(), count=self.count)
+
+    def discard(self) -> None:
+        self._vec.discard()
+        self._ids.discard()
+
+
+# --------------------------------------------------------------------------- reading data files
+def read_ids(directory: Path, ref: FileRef, count: int) -> tuple[list[str], list[str]]:
+    path = check_file(directory, ref, crc=True)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        pairs = [line.split("\t") for line in lines]
+        if len(pairs) != count or any(len(p) != 2 for p in pairs):
+            raise ValueError
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise IndexFileError(f"{ref.name} does not hold {count} id lines") from None
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+class IdColumn:
+    """The ids of an ids file, decoded one at a time on demand (a 1M-row file is read in milliseconds)."""
+
+    def __init__(self, data: bytes, ends: np.ndarray):
+        self._data = data
+        self._ends = ends
+        self._starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, row: int) -> str:
+        line = self._data[int(self._starts[row]):int(self._ends[row])]
+        return line.split(b"\t", 1)[0].decode("utf-8")
+
+
+def read_id_column(directory: Path, ref: FileRef, count: int, *, crc: bool) -> IdColumn:
+    path = check_file(directory, ref, crc=crc)
+    data = path.read_bytes()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if len(ends) != count:
+        raise IndexFileError(f"{ref.name} does not hold {count} id lines")
+    return IdColumn(data, ends)
+
+
+def read_segments_into(directory: Path, segments: list[Segment], dim: int) -> np.ndarray:
+    """Every segment's vectors in one array, read a piece at a time (each file checked against its CRC on the
+    way), so memory holds the result and one piece, never a second copy."""
+    out = np.empty((sum(s.count for s in segments), dim), dtype=np.float32)
+    row = 0
+    piece = max(1, (4 << 20) // (4 * max(dim, 1)))          # rows in about 4 MB
+    for seg in segments:
+        path = check_file(directory, seg.vectors, crc=False)
+        if seg.vectors.size != seg.count * dim * 4:
+            raise IndexFileError(f"{seg.vectors.name} does not hold {seg.count} vectors of {dim} dimensions")
+        crc = 0
+        with open(path, "rb") as fh:
+            for start in range(0, seg.count, piece):
+                n = min(piece, seg.count - start)
+                data = fh.read(n * dim * 4)
+                if len(data) != n * dim * 4:
+                    raise IndexFileError(f"{seg.vectors.name} ended early")
+                crc = zlib.crc32(data, crc)
+                out[row + start:row + start + n] = np.frombuffer(data, dtype="<f4").reshape(n, dim)
+        if crc != seg.vectors.crc:
+            raise IndexFileError(f"{seg.vectors.name} does not match its checksum")
+        row += seg.count
+    return out
+
+
+def read_segment_vectors(directory: Path, seg: Segment, dim: int) -> np.ndarray:
+    path = check_file(directory, seg.vectors, crc=True)
+    if seg.vectors.size != seg.count * dim * 4:
+        raise IndexFileError(f"{seg.vectors.name} does not hold {seg.count} vectors of {dim} dimensions")
+    return np.fromfile(path, dtype="<f4").reshape(seg.count, dim).astype(np.float32, copy=False)
+
+
+def folder_size(directory: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+    except OSError:
+        return 0

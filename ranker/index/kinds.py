@@ -1,0 +1,141 @@
+"""The two kinds of corpus index, and when each is used.
+
+Vectors are L2-normalised float32, so inner product = cosine.
+
+- "flat" (exact): below APPROX_THRESHOLD vectors. The vectors are a plain array; a query block is one matrix
+  product against it (faster here than a flat FAISS index, and no FAISS needed for a small corpus).
+- "ivf" (FAISS IVF-Flat, approximate): from APPROX_THRESHOLD vectors on. k-means cuts the space into nlist cells
+  (nlist = 4 * sqrt(n) when trained); a vector is stored, uncompressed, in the list of its nearest centroid, and
+  a query scans only the NPROBE lists nearest to it. New vectors are added to the trained lists, no retraining;
+  the file is memory-mapped, so opening it costs nothing and a query reads only the lists it probes.
+
+Why IVF-Flat and not HNSW (scripts/bench_index.py, 1M 384-d vectors drawn from a mixture fit to real MiniLM
+vectors, 200 fresh queries, k=10, 2 CPU cores): both reach recall@10 >= 0.95 far inside the 20 ms target (IVF
+nlist 4000 / nprobe 32: recall 0.986, p95 1.41 ms; HNSW M=32 / efSearch 64: recall 0.984, p95 0.53 ms). But
+each command is a new process that opens the index: the IVF opens and answers a first query in under 5 ms
+mapped, the HNSW graph takes 0.88 s to open even mapped. The IVF also builds 5x faster (26 s against 136 s),
+adds a 1,000-paper day in 0.011 s against 0.219 s, and is 250 MB smaller.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import MissingDependency
+
+APPROX_THRESHOLD = 100_000       # from this many vectors on, the approximate kind
+NPROBE = 32                      # lists a query scans (recall@10 0.99 at 100k and at 1M in the benchmark)
+LISTS_PER_SQRT = 4               # nlist = 4 * sqrt(n)
+TRAIN_PER_LIST = 40              # training vectors per list (faiss warns below 39)
+RETRAIN_GROWTH = 4               # retrain the IVF once the corpus is this many times what it was trained on
+KINDS = ("flat", "ivf")
+
+
+def faiss():
+    try:
+        import faiss as _faiss
+    except ImportError:
+        raise MissingDependency("faiss-cpu", "", "the corpus index") from None
+    return _faiss
+
+
+def kind_for(n: int) -> str:
+    return "ivf" if n >= APPROX_THRESHOLD else "flat"
+
+
+def nlist_for(n: int) -> int:
+    return int(min(65536, max(16, LISTS_PER_SQRT * math.sqrt(max(n, 1)))))
+
+
+def f32(vectors: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+
+
+def new_flat(dim: int):
+    return faiss().IndexFlatIP(dim)
+
+
+def train_ivf(sample: np.ndarray, nlist: int, nprobe: int | None = None):
+    """An empty IVF-Flat index trained on `sample` (about TRAIN_PER_LIST * nlist rows)."""
+    fa = faiss()
+    sample = f32(sample)
+    dim = sample.shape[1]
+    nlist = max(1, min(nlist, len(sample)))
+    quantizer = fa.IndexFlatIP(dim)
+    index = fa.IndexIVFFlat(quantizer, dim, nlist, fa.METRIC_INNER_PRODUCT)
+    index.cp.seed = 1234                 # the same sample gives the same centroids
+    index.cp.min_points_per_centroid = max(1, min(39, len(sample) // nlist))   # no warning on small tests
+    index.train(sample)
+    index.nprobe = min(nprobe or NPROBE, nlist)
+    return index
+
+
+def build(vectors: np.ndarray, kind: str | None = None, *, nprobe: int | None = None):
+    """An index of `kind` (default: by size) holding `vectors`; the IVF is trained on a spread-out sample."""
+    vectors = f32(vectors)
+    n, dim = vectors.shape
+    kind = kind or kind_for(n)
+    if kind == "flat":
+        index = new_flat(dim)
+    elif kind == "ivf":
+        nlist = nlist_for(n)
+        n_train = min(n, TRAIN_PER_LIST * nlist)
+        step = max(1, n // n_train)
+        index = train_ivf(vectors[::step][:n_train], nlist, nprobe)
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
+    for i in range(0, n, 100_000):
+        index.add(vectors[i:i + 100_000])
+    return index
+
+
+def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows), each (len(queries), k); a row of -1 means fewer than k vectors were found."""
+    q = f32(queries)
+    if index.ntotal == 0:
+        return (np.full((len(q), k), -np.inf, dtype=np.float32), np.full((len(q), k), -1, dtype=np.int64))
+    return index.search(q, max(1, k))
+
+
+BLOCK = 256                      # queries compared with a flat array at once (256 x 100k floats = 100 MB)
+
+
+def flat_topk(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner products against a plain array, in query blocks: (scores, rows), best first, rows of
+    -1 past the array's end. (One matrix product a block: faster here than a flat FAISS index.)"""
+    q = f32(queries)
+    n = len(vectors)
+    k = max(1, k)
+    scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+    rows = np.full((len(q), k), -1, dtype=np.int64)
+    if n == 0:
+        return scores, rows
+    kk = min(k, n)
+    for i in range(0, len(q), BLOCK):
+        s = q[i:i + BLOCK] @ vectors.T
+        top = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(s), 1))
+        ts = np.take_along_axis(s, top, 1)
+        order = np.argsort(-ts, axis=1, kind="stable")
+        scores[i:i + len(s), :kk] = np.take_along_axis(ts, order, 1)
+        rows[i:i + len(s), :kk] = np.take_along_axis(top, order, 1)
+    return scores, rows
+
+
+def flat_range(vectors: np.ndarray, queries: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each query, (scores, rows) of every vector with inner product >= min_score."""
+    q = f32(queries)
+    out = []
+    for i in range(0, len(q), BLOCK):
+        s = q[i:i + BLOCK] @ vectors.T if len(vectors) else np.zeros((len(q[i:i + BLOCK]), 0), np.float32)
+        for r in s:
+            hit = np.flatnonzero(r >= min_score)
+            out.append((r[hit], hit))
+    return out
+
+
+def ivf_range(index, queries: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The same through a FAISS index's range search (inner product above min_score, in the probed lists)."""
+    q = f32(queries)
+    lims, scores, rows = index.range_search(q, float(min_score))
+    return [(scores[lims[i]:lims[i + 1]], rows[lims[i]:lims[i + 1]]) for i in range(len(q))]

@@ -1,0 +1,309 @@
+"""The corpus index on real SQLite and real FAISS with small synthetic vectors (no model): incremental syncs
+against rebuilds, every reason to rebuild, the approximate kind, the files on disk, kill -9 during an update."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ranker.errors import InputError
+from ranker.index import CorpusIndex, corpus, files, kinds
+from ranker.store import Store
+
+from conftest import REPO
+
+EMB = "toy"
+
+
+def unit(m):
+    m = np.asarray(m, dtype=np.float32)
+    return m / np.linalg.norm(m, axis=-1, keepdims=True)
+
+
+def put(store, vecs, start, stop, prefix="2501", tag="h"):
+    store.put_embeddings(((f"{prefix}.{i:05d}", f"{tag}{i}", vecs[i]) for i in range(start, stop)), EMB)
+
+
+@pytest.fixture
+def vecs():
+    return unit(np.random.default_rng(7).normal(size=(3000, 24)))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "r.sqlite3")
+    yield s
+    s.close()
+
+
+def ids_and_hits(idx, queries, k=5):
+    idx.load()
+    return sorted(idx.ids()), [[(h.id, round(h.score, 5)) for h in hs] for hs in idx.search(queries, k)]
+
+
+def test_the_index_lives_beside_the_database_and_follows_it(store, vecs):
+    put(store, vecs, 0, 40)
+    store.put_embeddings([("~query:abc", "q", vecs[2999])], EMB)          # topic vectors are not papers
+    notes = []
+    idx = CorpusIndex(store, EMB, warn=notes.append)
+    res = idx.sync()
+    assert idx.dir == store.path.parent / "faiss" / EMB and (idx.dir / "manifest.json").exists()
+    assert res.count == 40 and res.rebuilt == files.NO_INDEX and len(idx) == 40
+    assert notes == ["index built from the store (there was no index yet): 40 vectors, exact"]
+    hits = idx.search(vecs[[3]], k=3)[0]
+    assert hits[0].id == "2501.00003" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert "~query:abc" not in idx.ids()
+
+    put(store, vecs, 40, 55)
+    again = CorpusIndex(store, EMB, warn=notes.append)
+    res = again.sync()
+    assert (res.count, res.added, res.rebuilt) == (55, 15, None) and len(notes) == 1      # silent
+    assert again.search(vecs[[50]], k=1)[0][0].id == "2501.00050"
+    assert CorpusIndex(store, EMB).sync().added == 0                                     # nothing new: no-op
+    with pytest.raises(InputError, match="dimensions"):
+        again.search(np.ones((1, 8), np.float32))
+
+
+def test_incremental_syncs_equal_a_rebuild(store, vecs):
+    queries = unit(vecs[:20] + 0.3 * np.random.default_rng(1).normal(size=(20, 24)))
+    for start in range(0, 400, 23):                      # 18 syncs: more segments than MAX_SEGMENTS, merged
+        put(store, vecs, start, min(start + 23, 400))
+        CorpusIndex(store, EMB).sync()
+    store.put_embeddings([("2501.00007", "h7", vecs[7])], EMB)      # the same vector stored again: no change
+    inc = CorpusIndex(store, EMB)
+    assert inc.sync().rebuilt is None and len(inc) == 400
+    assert len(inc.manifest.segments) <= corpus.MAX_SEGMENTS
+    got = ids_and_hits(inc, queries)
+    inc.rebuild("test")
+    want = ids_and_hits(CorpusIndex(store, EMB), queries)
+    assert got == want and len(got[0]) == 400
+
+
+def test_the_approximate_kind_takes_over_and_adds_incrementally(store, vecs, monkeypatch):
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 1000)
+    monkeypatch.setattr(corpus, "TAIL_MIN", 300)
+    monkeypatch.setattr(kinds, "NPROBE", 10_000)        # every list probed: the IVF answers exactly, comparable
+    queries = unit(vecs[:30] + 0.3 * np.random.default_rng(2).normal(size=(30, 24)))
+    notes = []
+    put(store, vecs, 0, 900)
+    assert CorpusIndex(store, EMB).sync().kind == "flat"
+    put(store, vecs, 900, 1100)
+    idx = CorpusIndex(store, EMB, warn=notes.append)
+    assert idx.sync().kind == "ivf" and "switching to the approximate IVF index" in notes[-1]
+    trained = idx.manifest.base
+    assert trained.count == 1100 and trained.trained_on == 1100 and not idx.manifest.segments
+    merged = False
+    for start in range(1100, 2000, 100):                 # days added to the tail, merged into the trained lists
+        put(store, vecs, start, start + 100)
+        res = CorpusIndex(store, EMB, warn=notes.append).sync()
+        assert res.rebuilt is None and res.added == 100
+        merged |= res.merged
+    inc = CorpusIndex(store, EMB)
+    inc.sync()
+    assert merged and inc.manifest.base.trained_on == 1100 and inc.manifest.base.count > 1100
+    assert inc.manifest.base.nlist == trained.nlist          # the same trained lists: added to, not retrained
+    got = ids_and_hits(inc, queries)
+    inc.rebuild("test")
+    assert ids_and_hits(CorpusIndex(store, EMB), queries) == got
+
+    assert files.read_manifest(inc.dir).base.trained_on == 2000
+    put(store, unit(np.random.default_rng(5).normal(size=(6001, 24))), 0, 6001, prefix="2502")   # > 4 x 2000
+    assert "retraining" in (CorpusIndex(store, EMB).sync().rebuilt or "")
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("delete manifest", "there was no index yet"),
+    ("garbage manifest", "not valid JSON"),
+    ("other embedder", "built for the embedder 'mpnet'"),
+    ("truncate segment", "holds"),
+    ("flip segment byte", "checksum"),
+    ("delete segment", "missing"),
+])
+def test_a_damaged_index_is_rebuilt_with_a_reason(store, vecs, damage, reason):
+    put(store, vecs, 0, 50)
+    idx = CorpusIndex(store, EMB)
+    idx.sync()
+    seg = idx.dir / idx.manifest.segments[0].vectors.name
+    man = idx.dir / "manifest.json"
+    if damage == "delete manifest":
+        man.unlink()
+    elif damage == "garbage manifest":
+        man.write_text("{not json")
+    elif damage == "other embedder":
+        man.write_text(man.read_text().replace('"embedder": "toy"', '"embedder": "mpnet"'))
+    elif damage == "truncate segment":
+        seg.write_bytes(seg.read_bytes()[:-10])
+    elif damage == "flip segment byte":
+        b = bytearray(seg.read_bytes())
+        b[17] ^= 0xFF
+        seg.write_bytes(bytes(b))
+    elif damage == "delete segment":
+        seg.unlink()
+    notes = []
+    again = CorpusIndex(store, EMB, warn=notes.append)
+    again.sync()
+    hits = again.search(vecs[[4]], k=1)[0]            # a damaged data file is found when loading
+    assert len(notes) == 1 and reason in notes[0] and notes[0].startswith("index "), notes
+    assert len(again) == 50 and hits[0].id == "2501.00004"
+    assert CorpusIndex(store, EMB).status().problem is None
+
+
+@pytest.mark.parametrize("damage, reason", [("garbage", "unreadable"), ("truncate", "holds"),
+                                            ("delete", "missing")])
+def test_a_damaged_approximate_index_is_rebuilt_with_a_reason(store, vecs, monkeypatch, damage, reason):
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 500)
+    put(store, vecs, 0, 600)
+    idx = CorpusIndex(store, EMB)
+    assert idx.sync().kind == "ivf"
+    base = idx.dir / idx.manifest.base.index.name
+    if damage == "garbage":
+        base.write_bytes(b"\0" * base.stat().st_size)
+    elif damage == "truncate":
+        base.write_bytes(base.read_bytes()[:1000])
+    else:
+        base.unlink()
+    notes = []
+    again = CorpusIndex(store, EMB, warn=notes.append)
+    assert again.sync().rebuilt is None                      # the cheap checks read no data file ...
+    assert again.search(vecs[[9]], k=1)[0][0].id == "2501.00009"   # ... loading finds it and rebuilds
+    assert len(notes) == 1 and reason in notes[0], notes
+    assert CorpusIndex(store, EMB).status().problem is None
+
+
+def test_an_index_that_disagrees_with_the_store_is_rebuilt_with_a_reason(tmp_path, vecs):
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as store:
+        put(store, vecs, 0, 60)
+        CorpusIndex(store, EMB).sync()
+
+        store.put_embeddings([("2501.00010", "edited", vecs[2000])], EMB)          # a paper's text changed
+        notes = []
+        idx = CorpusIndex(store, EMB, warn=notes.append)
+        assert "the stored vector of 2501.00010 changed" in idx.sync().rebuilt
+        assert idx.search(vecs[[2000]], k=1)[0][0].id == "2501.00010"
+
+    with sqlite3.connect(db) as c:                                                 # rows removed
+        c.execute("DELETE FROM embeddings WHERE paper_id IN ('2501.00020', '2501.00021')")
+    with Store(db) as store:
+        st = CorpusIndex(store, EMB).status()
+        assert st.problem and st.vectors == 60 and st.store_vectors == 58
+        res = CorpusIndex(store, EMB).sync()
+        assert res.rebuilt and res.count == 58
+
+    other = tmp_path / "other.sqlite3"                                  # another database, as many rows
+    with Store(other) as o:
+        put(o, vecs, 100, 158, prefix="2502")
+    os.replace(other, db)
+    for extra in ("-wal", "-shm"):
+        Path(str(db) + extra).unlink(missing_ok=True)
+    with Store(db) as store:
+        res = CorpusIndex(store, EMB).sync()
+        assert res.rebuilt and res.count == 58, res
+        assert CorpusIndex(store, EMB).ids()[0].startswith("2502.")
+
+
+def test_status_reports_counts_and_the_full_check_finds_a_forged_digest(store, vecs):
+    put(store, vecs, 0, 30)
+    idx = CorpusIndex(store, EMB)
+    assert not idx.status().exists
+    idx.sync()
+    put(store, vecs, 30, 35)
+    st = CorpusIndex(store, EMB).status()
+    assert (st.exists, st.kind, st.vectors, st.store_vectors, st.behind, st.problem) == (True, "flat", 30, 35, 5,
+                                                                                          None)
+    assert st.size_bytes > 30 * 24 * 4 and st.updated >= st.built > 0
+    CorpusIndex(store, EMB).sync()
+    man = idx.dir / "manifest.json"
+    m = json.loads(man.read_text())
+    m["digest"] = (m["digest"] + 1) % (1 << 64)
+    man.write_text(json.dumps(m))
+    assert CorpusIndex(store, EMB).status(verify=False).problem is None      # the cheap checks cannot see it
+    assert "digest" in CorpusIndex(store, EMB).status().problem
+
+
+def test_writers_leave_no_stray_files(store, vecs):
+    put(store, vecs, 0, 10)
+    idx = CorpusIndex(store, EMB)
+    idx.sync()
+    (idx.dir / "seg-left-by-a-killed-writer.f32").write_bytes(b"x" * 100)
+    put(store, vecs, 10, 20)
+    CorpusIndex(store, EMB).sync()
+    names = sorted(p.name for p in idx.dir.iterdir())
+    m = files.read_manifest(idx.dir)
+    assert names == sorted({f.name for f in m.files()} | {"manifest.json", ".lock"})
+
+
+# --------------------------------------------------------------------------- kill -9
+CHILD = """
+import sys, time
+from ranker.index import CorpusIndex, corpus, kinds
+from ranker.store import Store
+kinds.APPROX_THRESHOLD = 10**9           # stay exact: the update is one long segment write
+corpus.READ_BATCH = 2_000
+with Store(sys.argv[1]) as s:
+    idx = CorpusIndex(s, "toy")
+    print("start", flush=True)
+    t = time.perf_counter()
+    idx.rebuild("test") if sys.argv[2] == "rebuild" else idx.sync()
+print(time.perf_counter() - t, flush=True)
+"""
+N_OLD, N_NEW, DIM = 5_000, 80_000, 128
+
+
+def _child(db, mode):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(db), mode], stdout=subprocess.PIPE, env=env, text=True)
+    assert p.stdout.readline().strip() == "start"
+    return p
+
+
+@pytest.fixture(scope="module")
+def pending(tmp_path_factory):
+    """A database whose index holds N_OLD vectors, with N_NEW more stored since."""
+    d = tmp_path_factory.mktemp("kill9")
+    rng = np.random.default_rng(3)
+    with Store(d / "r.sqlite3") as store:
+        store.put_embeddings(((f"2501.{i:05d}", f"h{i}", v) for i, v in
+                              enumerate(unit(rng.normal(size=(N_OLD, DIM))))), EMB)
+        CorpusIndex(store, EMB).sync()
+        for c in range(0, N_NEW, 20_000):
+            store.put_embeddings(((f"2502.{c + i:05d}", "n", v) for i, v in
+                                  enumerate(unit(rng.normal(size=(20_000, DIM))))), EMB)
+    return d
+
+
+def test_kill_9_during_an_update_leaves_the_old_or_the_new_index(pending, tmp_path):
+    import shutil
+    shutil.copytree(pending, tmp_path / "timing")
+    p = _child(tmp_path / "timing" / "r.sqlite3", "rebuild")      # how long an uninterrupted update takes
+    span = float(p.stdout.read().strip())
+    assert p.wait(timeout=300) == 0
+
+    outcomes = []
+    for i, frac in enumerate((0.2, 0.5, 0.8, 1.0, 1.1, 1.2, 1.3, 1.4, 1.6, 2.0)):
+        trial = tmp_path / f"t{i}"
+        shutil.copytree(pending, trial)
+        mode = ("sync", "rebuild")[i % 2]
+        p = _child(trial / "r.sqlite3", mode)
+        time.sleep(span * frac)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+        with Store(trial / "r.sqlite3") as store:
+            m = files.read_manifest(store.index_dir / EMB)         # never a torn manifest
+            st = CorpusIndex(store, EMB).status()                 # every file it names is whole (checksums)
+            assert st.problem is None, (mode, frac, st.problem)
+            assert m.count == st.vectors and st.vectors in (N_OLD, N_OLD + N_NEW)
+            outcomes.append((mode, p.returncode == -signal.SIGKILL, st.vectors))
+            res = CorpusIndex(store, EMB).sync()                  # the next command completes the update
+            assert res.count == N_OLD + N_NEW and res.rebuilt is None
+            assert CorpusIndex(store, EMB).search(np.eye(DIM, dtype=np.float32)[:1], 1)[0]
+    # the kills did land inside updates: some left the old index, killed
+    assert any(killed and n == N_OLD for _, killed, n in outcomes), outcomes
