@@ -41,10 +41,11 @@ def apply_offline(offline: bool) -> None:
         enable_offline()
 
 
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Scoring backend: vllm, transformers, openai "
-                                                   "(or fake, for tests).", show_default=False)]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Scoring backend: vllm, llamacpp (CPU), "
+                                                   "transformers, openai (or fake, for tests).", show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset (smollm2-135m, qwen2.5-coder-0.5b), "
-                                                 "a local folder or a Hugging Face id.", show_default=False)]
+                                                 "a local folder or a Hugging Face id (llamacpp: a preset or a "
+                                                 ".gguf file).", show_default=False)]
 ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected (also the "
                                                      "probability-weighted mean of the score values).",
                                                      show_default=False)]
