@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
 
-# the llamacpp backend's extra: pip compiles llama.cpp for this CPU (~4 min on 2 cores); `make test` only
+# the benchmark's llama.cpp engines (scripts/bench_scoring.py and its tests): pip compiles llama.cpp for this
+# CPU (~4 min on 2 cores); `make test` only
 llamacpp: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet -e '.[llamacpp]'

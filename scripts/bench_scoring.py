@@ -1,25 +1,30 @@
 """Benchmark LLM scoring on this machine: every engine a user could pick, on the same papers, model, prompts,
 token limit and JSON constraint, against what the hardware can do.
 
-    .venv/bin/python scripts/bench_scoring.py                       # 32 papers, SmolLM2, every engine
+    .venv/bin/python scripts/bench_scoring.py                       # 16 papers, SmolLM2, every engine
     .venv/bin/python scripts/bench_scoring.py --n 16 --layouts seed,instructions-first
-    .venv/bin/python scripts/bench_scoring.py --engines vllm,llamacpp --n 8
-    .venv/bin/python scripts/bench_scoring.py --engines llamacpp --llamacpp-args '{"n_ubatch": 256}'
+    .venv/bin/python scripts/bench_scoring.py --engines vllm,llamacpp-f16 --n 8
+    .venv/bin/python scripts/bench_scoring.py --engines llamacpp-f32 --settings '{"llamacpp-f32": {"parallel": 8}}'
+    .venv/bin/python scripts/bench_scoring.py --engines vllm \
+        --settings '{"vllm": {"engine_args": {"max_num_batched_tokens": 2048}}}'
 
-Engines (each in its own process, so its peak RSS is its own):
-  vllm             vLLM's offline engine, float32 (the CPU build's default), every request of a layout in one
-                   batch, prefix cache (the vllm backend as `ranker score` runs it)
+Engines (each in its own process, so its peak RSS is its own), each at the best setting measured on this
+machine (ENGINE_SETTINGS; --settings overrides):
+  vllm             the vllm backend as `ranker score` runs it: float32 (the CPU build's default), every
+                   request of a layout in one batch, prefix cache; the reference the others are compared to
+  vllm-bf16        the same in bfloat16 (AMX matrix units on this CPU)
   transformers     the plain loop: one paper at a time, the whole prompt each time, float32
   llamacpp-f32     llama.cpp on an F32 GGUF holding exactly the weights vLLM loads (`ranker models prepare
-                   smollm2-135m --gguf f32`): the same precision
-  llamacpp-f16     the same weights in F16
-  llamacpp         llama.cpp on the GGUF as shipped (Q4_1 for SmolLM2): what a CPU user runs
-Every llama.cpp engine is the llamacpp backend: one request at a time, the previous request's KV cache
-reused for the common prefix, the schema as a GBNF grammar, greedy.
+                   smollm2-135m --gguf f32`), F32 KV cache: the same precision as vllm
+  llamacpp-f16     the same weights in F16 (`--gguf f16`)
+  llamacpp         llama.cpp on the GGUF as shipped (Q4_1 for SmolLM2): what a CPU user of Ollama runs
+Every llama.cpp engine is scripts/llamacpp_scorer.py (needs the optional extra `ranker[llamacpp]`):
+sequences decoded together, the requests' shared prefix computed once, the schema as a GBNF grammar, greedy.
 
 Prints, per layout and engine: papers/s, prompt tokens computed per paper, decode tokens/s, peak RSS,
-answers identical to vLLM's, the FLOP rate achieved and its share of the machine's measured float32 GEMM
-rate; then the machine's limits and an estimate of a day on one H100 (assumptions printed with it).
+answers identical to vLLM's (same scores; same text), the FLOP rate achieved and its share of the machine's
+measured GEMM rate in the engine's precision; then the machine's limits and an estimate of a day on one H100
+(assumptions printed with it).
 """
 from __future__ import annotations
 
@@ -36,8 +41,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_LISTING = REPO / "tests" / "data" / "days" / "2025-06-23" / "listing.jsonl"
-ENGINES = ("vllm", "transformers", "llamacpp-f32", "llamacpp-f16", "llamacpp")
-DEFAULT_ENGINES = ("vllm", "transformers", "llamacpp-f32", "llamacpp")
+ENGINES = ("vllm", "vllm-bf16", "transformers", "llamacpp-f32", "llamacpp-f16", "llamacpp")
+DEFAULT_ENGINES = ENGINES
+# Each engine's settings: the best measured on this 2-core machine, under the shared lock (README, "Scoring
+# speed"). vLLM: the backend's defaults (float32 on CPU, 32-token KV blocks, the worker on every core).
+ENGINE_SETTINGS: dict[str, dict] = {
+    "vllm": {},
+    "vllm-bf16": {"dtype": "bfloat16"},
+    "llamacpp-f32": {"quant": "f32", "parallel": 16, "kv_f32": True},
+    "llamacpp-f16": {"quant": "f16", "parallel": 8, "flash_attn": True},
+    "llamacpp": {"quant": None, "parallel": 16},
+}
+# The GEMM rate each engine's matrix multiplies are held against: its own precision (Q4_1 has no torch
+# GEMM; its products run as int8 dot products, held against float32's rate).
+LIMIT_OF = {"vllm": "fp32", "vllm-bf16": "bf16", "transformers": "fp32", "llamacpp-f32": "fp32",
+            "llamacpp-f16": "fp16", "llamacpp": "fp32"}
 
 # Assumed throughput of vLLM serving an 8B model in bf16 on one H100 SXM (80 GB), batch of a few hundred
 # requests. Conservative round numbers: prefill is compute-bound (2 x 8e9 FLOP per token at ~20 % of the
@@ -163,20 +181,21 @@ def attention_flops(shape: dict, spans: list[tuple[int, int]]) -> float:
 
 
 # --------------------------------------------------------------------------- the machine's limit
-def measure_limit(shape: dict, threads: int) -> dict:
-    """float32 GEMM rate (torch and numpy) at the shapes of a prompt chunk and of one decode step,
-    bfloat16 for reference, and memory bandwidth (a 1 GiB copy)."""
+def measure_limit(shape: dict, threads: int, trials: int = 3) -> dict:
+    """GEMM rates at the shapes of a prompt chunk (512 tokens x each of the model's matrices), in float32
+    (torch and numpy), bfloat16 and float16 (torch), and float32 at 32 rows and at one row (a decode step);
+    memory bandwidth (a 1 GiB copy). Each rate is the best of `trials`: a limit, not a typical value."""
     import numpy as np
     import torch
     torch.set_num_threads(threads)
     h, i, q, kv = shape["hidden"], shape["intermediate"], shape["q_dim"], shape["kv_dim"]
     mats = [(h, q), (h, kv), (h, kv), (q, h), (h, i), (h, i), (i, h)]
 
-    def rate(T, dtype, lib="torch"):
+    def once(T, dtype, lib):
         flops = secs = 0.0
         for k, n in mats:
             if lib == "torch":
-                a, b = torch.randn(T, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+                a, b = torch.randn(T, k).to(dtype), torch.randn(k, n).to(dtype)
                 f = lambda: torch.mm(a, b)  # noqa: E731
             else:
                 a, b = np.random.rand(T, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)
@@ -190,10 +209,12 @@ def measure_limit(shape: dict, threads: int) -> dict:
             flops += 2.0 * T * k * n
         return flops / secs / 1e9
 
+    def rate(T, dtype=torch.float32, lib="torch"):
+        return max(once(T, dtype, lib) for _ in range(trials))
+
     out = {"threads": threads,
-           "fp32_gemm_T512_torch": rate(512, torch.float32), "fp32_gemm_T512_numpy": rate(512, None, "numpy"),
-           "fp32_gemm_T32_torch": rate(32, torch.float32), "fp32_gemv_T1_torch": rate(1, torch.float32),
-           "bf16_gemm_T512_torch": rate(512, torch.bfloat16)}
+           "fp32": rate(512), "fp32_numpy": rate(512, lib="numpy"), "bf16": rate(512, torch.bfloat16),
+           "fp16": rate(512, torch.float16), "fp32_T32": rate(32), "fp32_T1": rate(1)}
     x = torch.ones(256 << 20, dtype=torch.float32)
     y = torch.empty_like(x)
     y.copy_(x)
@@ -210,21 +231,28 @@ def reset_cache(backend) -> None:
     if backend.name == "vllm":
         backend._llm.reset_prefix_cache()
     elif backend.name == "llamacpp":
-        backend._engine.forget()
+        backend.forget()
+
+
+def engine_settings(engine: str, given: str | None = None) -> dict:
+    """The engine's settings: ENGINE_SETTINGS[engine], updated with what `given` (--settings: a JSON object
+    of engine -> settings) says for it."""
+    return {**ENGINE_SETTINGS.get(engine, {}), **json.loads(given or "{}").get(engine, {})}
 
 
 def run_engine(engine: str, model: str, by_layout: dict, args) -> dict:
-    if engine == "vllm":
+    settings = engine_settings(engine, args.settings)
+    if engine.startswith("vllm"):
         from ranker.backends.vllm_backend import VLLMBackend
-        make = lambda: VLLMBackend(model)  # noqa: E731
+        make = lambda: VLLMBackend(model, settings)  # noqa: E731
     elif engine == "transformers":
         from ranker.backends.transformers_backend import TransformersBackend
         make = lambda: TransformersBackend(model, batch_size=1, threads=args.threads)  # noqa: E731
     else:
-        from ranker.backends.llamacpp_backend import LlamaCppBackend
-        quant = engine.split("-", 1)[1] if "-" in engine else None
-        extra = json.loads(args.llamacpp_args or "{}")
-        make = lambda: LlamaCppBackend(model, quant=quant, **extra)  # noqa: E731
+        from llamacpp_scorer import LlamaCppScorer
+        from ranker import models
+        quant = settings.pop("quant")
+        make = lambda: LlamaCppScorer(models.gguf_file(model, quant), **settings)  # noqa: E731
     t0 = time.perf_counter()
     be = make()
     load = time.perf_counter() - t0
@@ -264,7 +292,7 @@ def run_engine(engine: str, model: str, by_layout: dict, args) -> dict:
             if engine == "transformers":
                 entry["prefill_s"] = prefill
                 entry["decode_s"] = gen - prefill
-            elif engine == "vllm":
+            elif engine.startswith("vllm"):
                 # the same batch again: every prompt now in the prefix cache (all but its last <32 tokens),
                 # so the rerun is nearly all decode: an estimate of vLLM's batched decode rate
                 t1 = time.perf_counter()
@@ -277,9 +305,11 @@ def run_engine(engine: str, model: str, by_layout: dict, args) -> dict:
             else:
                 # steps that read no prompt token: the decode rate at this many sequences at once
                 entry["decode_tok_s"] = d["decode_only_tokens"] / max(1e-9, d["decode_only_seconds"])
-                entry["settings"] = {k: after[k] for k in ("parallel", "n_threads", "n_batch", "n_ubatch")}
+                entry["settings"] = {k: after[k] for k in ("parallel", "n_threads", "n_batch", "n_ubatch",
+                                                            "flash_attn", "kv_f32")}
             out["layouts"][layout] = entry
         out["peak_rss_mb"] = peak_rss_mb()
+        out["settings"] = engine_settings(engine, args.settings)
         if engine == "transformers":
             import torch
             out["threads"] = torch.get_num_threads()
@@ -316,7 +346,14 @@ def spawn(what: str, argv: list[str], tmp: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- the report
-def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | None, reqs, comment_chars) -> dict:
+def same_answers(texts: list, ref_texts: list) -> tuple[int, int]:
+    """(answers with the same two scores, answers with the very same text) against the reference's."""
+    scored = sum(1 for a, b in zip(scores(texts), scores(ref_texts)) if a is not None and a == b)
+    return scored, sum(1 for a, b in zip(texts, ref_texts) if a is not None and a == b)
+
+
+def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | None, reqs, comment_chars,
+            precision: str = "fp32") -> dict:
     e = r["layouts"][lay]
     computed = e["prompt_tokens"] - e["cached_prompt_tokens"] + e.get("primer_prompt_tokens", 0)
     sampled = e["completion_tokens"]
@@ -324,10 +361,7 @@ def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | Non
     spans = []
     for p, c, g in zip(e["prompt_ids"], e["cached"], e["completions"]):
         spans += [(c, p), (p, p + g)]
-    same = None
-    if ref is not None:
-        same = sum(1 for a, b in zip(scores(e["texts"]), scores(ref["layouts"][lay]["texts"]))
-                   if a is not None and a == b)
+    same = same_answers(e["texts"], ref["layouts"][lay]["texts"]) if ref is not None else None
     gflops = flops / e["generate_s"] / 1e9
     return {"papers_per_s": n / e["generate_s"], "generate_s": e["generate_s"], "cpu_s": e["cpu_s"],
             "prompt_per_paper": e["prompt_tokens"] / n, "computed_per_paper": computed / n,
@@ -338,18 +372,22 @@ def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | Non
             "peak_rss_mb": r.get("peak_rss_mb"), "same_as_vllm": same,
             "valid": valid_count(e["texts"], reqs, comment_chars), "gflop_per_paper": flops / n / 1e9,
             "attention_share": attention_flops(shape, spans) / flops, "gflops": gflops,
-            "limit_share": gflops / limit["fp32_gemm_T512_torch"] if limit else None}
+            "limit": precision, "limit_share": gflops / limit[precision] if limit else None}
 
 
-LABELS = {"vllm": "vLLM (fp32, batched, prefix cache)", "transformers": "transformers (fp32, one at a time)",
-          "llamacpp-f32": "llama.cpp F32 GGUF (same weights)", "llamacpp-f16": "llama.cpp F16 GGUF (same weights)",
-          "llamacpp": "llama.cpp GGUF as shipped"}
+LABELS = {"vllm": "vLLM fp32 (the backend's default)", "vllm-bf16": "vLLM bf16",
+          "transformers": "transformers fp32, one at a time", "llamacpp-f32": "llama.cpp F32 GGUF (same weights)",
+          "llamacpp-f16": "llama.cpp F16 GGUF (same weights)", "llamacpp": "llama.cpp Q4_1 GGUF as shipped"}
+
+
+def r_settings(run: dict) -> str:
+    return f"settings {run.get('settings') or 'the defaults'}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--n", type=int, default=32, help="papers to score")
+    ap.add_argument("--n", type=int, default=16, help="papers to score")
     ap.add_argument("--listing", type=Path, default=None,
                     help="a listing.jsonl (default: the repository's copy of 2025-06-23)")
     ap.add_argument("--comment-chars", type=int, default=300)
@@ -361,8 +399,9 @@ def main() -> int:
                     help=f"comma-separated, from: {', '.join(ENGINES)} (vllm first: answers are compared to it)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for the transformers loop (default: torch's own, every core)")
-    ap.add_argument("--llamacpp-args", default=None,
-                    help='JSON options for the llamacpp backend, e.g. \'{"n_ubatch": 256, "n_threads": 2}\'')
+    ap.add_argument("--settings", default=None,
+                    help='JSON: engine -> settings over ENGINE_SETTINGS (VLLMOptions; LlamaCppSettings plus quant), '
+                         'e.g. \'{"llamacpp-f16": {"parallel": 16}}\'')
     ap.add_argument("--limit-threads", type=int, default=len(os.sched_getaffinity(0)),
                     help="threads for the GEMM measurement (default: every core)")
     ap.add_argument("--no-limit", action="store_true", help="skip measuring the machine's GEMM rate")
@@ -382,6 +421,12 @@ def main() -> int:
     for e in engines:
         if e not in ENGINES:
             ap.error(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+    try:
+        given = json.loads(args.settings or "{}")
+    except ValueError as e:
+        ap.error(f"--settings is not JSON: {e}")
+    if not isinstance(given, dict) or any(k not in ENGINES or not isinstance(v, dict) for k, v in given.items()):
+        ap.error(f"--settings: a JSON object of engine -> settings object; engines: {', '.join(ENGINES)}")
     papers = load_papers(listing, args.n)
     n = len(papers)
     by_layout = {lay: build_requests(papers, args.comment_chars, args.max_tokens, args.abstract_tokens, lay)
@@ -395,8 +440,8 @@ def main() -> int:
             str(args.abstract_tokens), "--layouts", ",".join(layouts), "--limit-threads", str(args.limit_threads)]
     if args.threads:
         argv += ["--threads", str(args.threads)]
-    if args.llamacpp_args:
-        argv += ["--llamacpp-args", args.llamacpp_args]
+    if args.settings:
+        argv += ["--settings", args.settings]
     runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         limit = {} if args.no_limit else spawn("limit", argv, Path(tmp))
@@ -409,26 +454,27 @@ def main() -> int:
                  "engines": {e: {k: v for k, v in r.items() if k != "layouts"} for e, r in runs.items()},
                  "layouts": {}}
     if limit:
-        print(f"\nThe machine ({limit['threads']} threads): float32 GEMM at a prompt chunk's shapes (512 tokens x "
-              f"the model's matrices) {limit['fp32_gemm_T512_torch']:.0f} GFLOP/s with torch, "
-              f"{limit['fp32_gemm_T512_numpy']:.0f} with numpy; {limit['fp32_gemm_T32_torch']:.0f} at 32 rows, "
-              f"{limit['fp32_gemv_T1_torch']:.0f} at one row (decode, bandwidth-bound); bfloat16 (AMX) "
-              f"{limit['bf16_gemm_T512_torch']:.0f} GFLOP/s; memory copy {limit['copy_GBps']:.1f} GB/s.")
+        print(f"\nThe machine's limit ({limit['threads']} threads, best of 3): GEMM at a prompt chunk's shapes "
+              f"(512 tokens x the model's matrices) float32 {limit['fp32']:.0f} GFLOP/s with torch "
+              f"({limit['fp32_numpy']:.0f} with numpy), bfloat16 (AMX) {limit['bf16']:.0f}, float16 "
+              f"{limit['fp16']:.0f}; float32 {limit['fp32_T32']:.0f} at 32 rows, {limit['fp32_T1']:.0f} at one row "
+              f"(decode, bandwidth-bound); memory copy {limit['copy_GBps']:.1f} GB/s.")
     print(f"Work per token: 2 x {shape['non_embedding'] / 1e6:.1f}M non-embedding parameters per token computed "
           f"+ 2 x {shape['lm_head'] / 1e6:.1f}M (output layer) per token sampled; attention scores apart.")
     ref = runs.get("vllm")
     header = ("| engine | layout | papers/s | vs vLLM | prompt tokens computed / paper | decode tok/s | peak RSS "
-              "| same scores as vLLM | valid | GFLOP/s | share of fp32 GEMM limit |")
+              "| same scores / same text as vLLM | valid | GFLOP/s | share of the GEMM limit |")
     rows = [header, "| " + " | ".join(["---"] * 11) + " |"]
     for lay in layouts:
         fig["layouts"][lay] = {}
         for e, r in runs.items():
-            f = figures(r, lay, n, shape, limit, ref if e != "vllm" else None, by_layout[lay], args.comment_chars)
+            f = figures(r, lay, n, shape, limit, ref if e != "vllm" else None, by_layout[lay], args.comment_chars,
+                        LIMIT_OF[e])
             fig["layouts"][lay][e] = {**f, **{k: v for k, v in r["layouts"][lay].items()
                                              if k not in ("texts", "prompt_ids", "cached", "completions")}}
             vs = f["papers_per_s"] / (n / ref["layouts"][lay]["generate_s"]) if ref else None
-            same = "-" if f["same_as_vllm"] is None else f"{f['same_as_vllm']}/{n}"
-            share = "-" if f["limit_share"] is None else f"{f['limit_share']:.1%}"
+            same = "-" if f["same_as_vllm"] is None else "{} / {}".format(*f["same_as_vllm"])
+            share = "-" if f["limit_share"] is None else f"{f['limit_share']:.1%} of {f['limit']}"
             rows.append(
                 f"| {LABELS[e]} | {lay} | {f['papers_per_s']:.3f} ({f['generate_s']:.0f} s) | "
                 f"{'-' if vs is None or e == 'vllm' else f'{vs:.2f}x'} | "
@@ -442,8 +488,8 @@ def main() -> int:
         for e in runs:
             f = fig["layouts"][lay][e]
             extra = ""
-            if e == "vllm":
-                extra = (f"; rerun with every prompt cached {f['rerun_s']:.1f} s ({f['rerun_same']}/{n} answers "
+            if e.startswith("vllm"):
+                extra = (f"; {r_settings(runs[e])}; rerun with every prompt cached {f['rerun_s']:.1f} s ({f['rerun_same']}/{n} answers "
                          f"identical), primer {f['primer_prompt_tokens']} tokens")
             elif e.startswith("llamacpp"):
                 extra = f"; {f['settings']}; grammar full-vocabulary masks {f['grammar_full_masks']}"

@@ -13,7 +13,6 @@ REGISTRY: dict[str, str] = {
     "vllm": "ranker.backends.vllm_backend:VLLMBackend",
     "transformers": "ranker.backends.transformers_backend:TransformersBackend",
     "openai": "ranker.backends.openai_backend:OpenAIBackend",
-    "llamacpp": "ranker.backends.llamacpp_backend:LlamaCppBackend",
     "fake": "ranker.backends.fake:FakeBackend",
 }
 

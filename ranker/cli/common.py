@@ -31,8 +31,7 @@ BackendOptionOpt = Annotated[Optional[list[str]], typer.Option(
     "(e.g. dtype=bfloat16, concurrency=16, engine_args='{ tensor_parallel_size = 2 }'); repeat for more.",
     show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset (smollm2-135m, qwen2.5-coder-0.5b), "
-                                                 "a local folder or a Hugging Face id (llamacpp: a preset or a "
-                                                 ".gguf file).", show_default=False)]
+                                                 "a local folder or a Hugging Face id.", show_default=False)]
 ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected (also the "
                                                      "probability-weighted mean of the score values).",
                                                      show_default=False)]

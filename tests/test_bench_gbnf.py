@@ -1,13 +1,18 @@
-"""The scoring schema as a GBNF grammar (what the llamacpp backend enforces). The grammar's behaviour with
-llama.cpp's own matcher is tested in test_backends_llamacpp.py; here its text and its refusals."""
+"""The scoring schema as a GBNF grammar (scripts/gbnf.py: what the benchmark's llama.cpp engines enforce). The
+grammar's behaviour with llama.cpp's own matcher is tested in test_bench_llamacpp.py; here its text and its
+refusals."""
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
-from ranker.backends.gbnf import schema_to_gbnf
+from conftest import REPO
 from ranker.backends.schema import paper_schema
+
+sys.path.insert(0, str(REPO / "scripts"))
+from gbnf import schema_to_gbnf  # noqa: E402
 
 
 def rules(text: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """A small scoring engine on llama.cpp's C API (the ctypes bindings of llama-cpp-python): several sequences
 decoded together over one KV cache, a shared prompt prefix computed once, greedy decoding under a GBNF
-grammar. The llamacpp backend is its only user; llama_cpp is passed in, never imported here.
+grammar. llamacpp_scorer.py (scripts/bench_scoring.py's llama.cpp engines) is its only user; llama_cpp is
+passed in, never imported here.
 
 How a batch of jobs runs:
   1. The jobs' common token prefix is held in sequence 0. What it shares with the prefix already held (from
@@ -17,14 +18,13 @@ How a batch of jobs runs:
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -64,15 +64,11 @@ class Job:
     ids: list[int]                        # the prompt, as token ids
     gbnf: str                             # the grammar the answer must follow (root rule "root")
     max_tokens: int
-    top_k: int = 0                        # >0: record the grammar-allowed tokens among the raw top_k
-    on_finish: Callable[["Job", Callable[[int, int], Any]], None] | None = None
     # filled in by the engine
     out: list[int] = field(default_factory=list)
     finish: str = "length"
     cached: int = 0                       # prompt tokens served from the KV cache
-    steps: list[list[tuple[int, float]]] = field(default_factory=list)   # per output token: (token, p)
     error: str | None = None
-    score_probs: dict | None = None       # set by on_finish in expected-score mode
 
 
 @dataclass
@@ -134,7 +130,7 @@ class Engine:
         self._cand = np.zeros(self.n_vocab, dtype=TOKEN_DTYPE)
         self._all_ids = np.arange(self.n_vocab, dtype=np.intc)
         self._one = np.zeros(1, dtype=TOKEN_DTYPE)
-        self.stats = {"primer_tokens": 0, "steps": 0, "full_masks": 0, "probes": 0,
+        self.stats = {"primer_tokens": 0, "steps": 0, "full_masks": 0,
                       "decode_only_seconds": 0.0, "decode_only_tokens": 0}
 
     # ------------------------------------------------------------------ text
@@ -245,18 +241,6 @@ class Engine:
             raise EngineError("the grammar allows no token here")
         return int(c["id"][int(np.argmax(masked))])
 
-    def _allowed_top(self, grammar, logits: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(token, probability) of the grammar-allowed tokens among the raw top k (probabilities of the
-        raw distribution: what matters downstream is their ratios)."""
-        top = np.argpartition(logits, -k)[-k:]
-        m = float(np.max(logits))
-        log_z = m + math.log(float(np.exp(logits - m).sum()))
-        arr = np.zeros(k, dtype=TOKEN_DTYPE)
-        arr["id"] = top
-        arr["logit"] = logits[top]
-        self._apply(grammar, arr)
-        return [(int(t), math.exp(float(v) - log_z)) for t, v in zip(arr["id"], arr["logit"]) if v != -np.inf]
-
     # ------------------------------------------------------------------ the scheduler
     def run(self, jobs: list[Job]) -> None:
         """Run every job to its end (results are written into the jobs)."""
@@ -313,14 +297,12 @@ class Engine:
                 self._decode(entries)
                 self.stats["steps"] += 1
                 done = []
-                for k, s in enumerate(slots):         # every slot's token first: a probe overwrites logits
+                for k, s in enumerate(slots):
                     if s is None or s.row < 0:
                         continue
                     job = s.job
                     logits = self.logits(s.row)
                     tok = self._choose(s.grammar, logits)
-                    if job.top_k:
-                        job.steps.append(self._allowed_top(s.grammar, logits, job.top_k))
                     lc.llama_sampler_accept(s.grammar, tok)
                     job.out.append(tok)
                     if self.is_eog(tok):
@@ -344,27 +326,8 @@ class Engine:
             raise
 
     def _finish(self, s: _Slot) -> None:
-        job = s.job
-        try:
-            if job.on_finish is not None:
-                start = len(job.ids)
-
-                def ask(pos: int, tok: int):
-                    """Grammar-allowed next tokens after the prompt, out[:pos] and `tok`."""
-                    self.stats["probes"] += 1
-                    self.lc.llama_memory_seq_rm(self.mem, s.seq, start + pos, -1)
-                    self._decode([(tok, start + pos, s.seq, True)])
-                    g = self._grammar(job.gbnf)
-                    try:
-                        for t in job.out[:pos] + [tok]:
-                            self.lc.llama_sampler_accept(g, t)
-                        return self._allowed_top(g, self.logits(0), job.top_k or 64)
-                    finally:
-                        self.lc.llama_sampler_free(g)
-                job.on_finish(job, ask)
-        finally:
-            self.lc.llama_sampler_free(s.grammar)
-            self.lc.llama_memory_seq_rm(self.mem, s.seq, -1, -1)
+        self.lc.llama_sampler_free(s.grammar)
+        self.lc.llama_memory_seq_rm(self.mem, s.seq, -1, -1)
 
     def close(self) -> None:
         lc = self.lc
