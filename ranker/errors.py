@@ -11,7 +11,9 @@ str() shows the key, the CLI the flag that sets it.
 from __future__ import annotations
 
 import re
-from typing import Callable
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 _MENTION = re.compile(r"\{key:([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -39,6 +41,11 @@ class RankerError(Exception):
     def __str__(self) -> str:
         return self.render()
 
+    def __reduce__(self):
+        # picklable whatever a subclass's constructor takes, so an error raised in another process (a Ray
+        # worker) comes back as itself
+        return (_restore, (type(self), self.args, self.__dict__))
+
 
 class InputError(RankerError):
     """A file or value we were given is not what it should be."""
@@ -60,6 +67,10 @@ class BackendError(RankerError):
     """A scoring backend failed as a whole (not one paper)."""
 
 
+class StoreError(InputError):
+    """The database cannot be opened, read or written: read-only, locked by another process, a full disk."""
+
+
 class MissingDependency(RankerError):
     """An optional package is not installed; says which extra brings it."""
 
@@ -71,5 +82,80 @@ class MissingDependency(RankerError):
         self.extra = extra
 
 
+def _restore(cls, args, state):
+    e = cls.__new__(cls)
+    Exception.__init__(e, *args)
+    e.__dict__.update(state)
+    return e
+
+
 def where(path, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a step: which step (`stage`) and, where papers are scored, how many of those due
+    have a stored score by then (`scored` of `due`; None where the step scores nothing). A KeyboardInterrupt,
+    so whatever treats Ctrl-C specially still does; the CLI words it as one line and exits 130."""
+
+    def __init__(self, stage: str, scored: int | None = None, due: int | None = None):
+        super().__init__(stage)
+        self.stage = stage
+        self.scored = scored
+        self.due = due
+
+    def __str__(self) -> str:
+        kept = (f"{self.scored} paper{'s' if self.scored != 1 else ''} scored so far "
+                f"{'are' if self.scored != 1 else 'is'} kept" if self.scored is not None
+                else "what was stored so far is kept")
+        return f"interrupted during {self.stage}; {kept}; rerun to resume"
+
+
+# Set when Ctrl-C was pressed (the CLI's SIGINT handler says so), in case a library swallowed the
+# KeyboardInterrupt it raised: every step checks it at its checkpoints and stops there.
+_INTERRUPT = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Ctrl-C was pressed: steps stop at their next checkpoint, even where a library caught the
+    KeyboardInterrupt (some engines do while they start)."""
+    _INTERRUPT.set()
+
+
+def interrupt_requested() -> bool:
+    return _INTERRUPT.is_set()
+
+
+def clear_interrupt() -> None:
+    _INTERRUPT.clear()
+
+
+def checkpoint() -> None:
+    """A place where a long step may stop: raises KeyboardInterrupt when Ctrl-C was pressed."""
+    if _INTERRUPT.is_set():
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def during(stage: str, scored: Callable[[], int | None] | None = None,
+           due: Callable[[], int | None] | None = None) -> Iterator[None]:
+    """Name the step a Ctrl-C interrupts: a KeyboardInterrupt in the block becomes Interrupted(stage) (with
+    the counts `scored()` and `due()` give, when given); an Interrupted from an inner step keeps its stage and
+    gains the counts it lacks. The end of the block is a checkpoint, and after Ctrl-C any error in the block
+    (an engine whose worker process got the same signal) is the interrupt."""
+    try:
+        yield
+        checkpoint()                       # a Ctrl-C the block swallowed stops the step here
+    except Interrupted as e:
+        if e.scored is None and scored is not None:
+            e.scored = scored()
+        if e.due is None and due is not None:
+            e.due = due()
+        raise
+    except KeyboardInterrupt as e:
+        raise Interrupted(stage, scored() if scored else None, due() if due else None) from e
+    except Exception as e:
+        if not _INTERRUPT.is_set():
+            raise
+        # after Ctrl-C, an engine whose worker process got the same signal fails with its own error
+        raise Interrupted(stage, scored() if scored else None, due() if due else None) from e

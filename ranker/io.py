@@ -4,6 +4,9 @@
   parse_arxiv_id / arxiv_id    an arXiv id in any of the forms arXiv and digests write it
   same_paper_id                an exact id, optionally with a version suffix (for validating model answers)
   retry                        exponential backoff that honours Retry-After, for every network client
+                               (a deadline and a cancellable wait bound it)
+  redact / add_secret          secrets (a registered API key, Bearer / sk- tokens) out of every error text
+  clean_text                   NUL, control and bidi-override characters out of text from outside
   is_loopback_host / _url      what offline mode still allows
   expand_paths                 files named by paths, folders (searched recursively) and globs
   Warn, Progress               the one signature of every warning and progress callback
@@ -29,8 +32,10 @@ from .errors import InputError
 
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
-# (stage, done, total): how far a long step is; total None when unknown.
+# (stage, done, total): how far a long step is; total None when unknown. A stage named LOADING + what ("loading
+# smollm2-135m") is a model load: (stage, 0, None) when it starts, (stage, 1, 1) when the model is ready.
 Progress = Callable[[str, int, "int | None"], None]
+LOADING = "loading "
 
 
 def ignore_warning(_msg: str) -> None:
@@ -62,12 +67,19 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
     it, so a reader (or a killed run) sees the old file or the whole new one. A symlink is followed (the link
     stays, its target is replaced); a character or block device, a FIFO or a socket (/dev/null, /dev/stdout)
-    is written in place, never replaced. A directory is an InputError; so is any OSError (a full disk, a
-    read-only file system), naming the path, and the temporary file is removed whatever went wrong."""
+    is written in place, never replaced, and so is anything named under /dev or /proc (/dev/stdout
+    redirected to a file is appended to, not renamed over). A directory is an InputError; so is any OSError
+    (a full disk, a read-only file system), naming the path, and the temporary file is removed whatever went
+    wrong."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
     target = given
+    if _names_a_stream(given):
+        if given.is_dir():
+            raise InputError("is a directory; give a file name", where=str(given))
+        yield from _write_in_place(given, mode.replace("w", "a"), encoding)
+        return
     try:
         st = os.stat(given)                          # follows links
     except FileNotFoundError:
@@ -115,9 +127,17 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     _fsync_dir(folder)
 
 
+def _names_a_stream(path: Path) -> bool:
+    """/dev/stdout, /dev/fd/3, /proc/self/fd/1 ...: a name for an open stream (or a device), never a place to
+    put a new file. Checked on the path as given, before links are followed (/dev/stdout resolves to
+    whatever the shell redirected it to)."""
+    parts = Path(os.path.abspath(path)).parts
+    return len(parts) > 2 and parts[1] in ("dev", "proc")
+
+
 def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:
     try:
-        with open(path, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
+        with open(path, mode, **({"encoding": encoding} if "b" not in mode else {})) as f:
             yield f
             f.flush()
     except OSError as e:
@@ -208,6 +228,7 @@ class Retryable(Exception):
         self.kind = kind                      # "status", "timeout" or "connection"
         self.attempts = 0                     # set when retry gives up: how many attempts were made
         self.too_long = False                 # set when retry gives up because the server asked for too long
+        self.out_of_time = False              # set when retry gives up because its deadline has come
 
 
 @dataclass
@@ -225,12 +246,19 @@ class RetryPolicy:
 T = TypeVar("T")
 
 
+class Cancelled(Exception):
+    """A wait of `retry` was cut short by its `sleep` (the run is being interrupted)."""
+
+
 def retry(call: Callable[[], T], policy: RetryPolicy,
-          on_retry: Callable[[int, Retryable, float], None] | None = None) -> T:
+          on_retry: Callable[[int, Retryable, float], None] | None = None, *, deadline: float | None = None,
+          sleep: Callable[[float], bool | None] = time.sleep) -> T:
     """Call `call` until it returns; each Retryable it raises is retried after policy.wait(), at most
     policy.retries times. on_retry(attempt, error, wait) hears of each retry before its wait. When the
-    retries are spent, or a server's Retry-After exceeds policy.max_wait, the last Retryable is raised with
-    `attempts` (and `too_long`) set."""
+    retries are spent, a server's Retry-After exceeds policy.max_wait, or the next attempt could not start
+    before `deadline` (a time.monotonic() value), the last Retryable is raised with `attempts` (and
+    `too_long` or `out_of_time`) set. `sleep(seconds)` waits between attempts; one that returns True
+    (threading.Event.wait of a set event) cancels the retries with Cancelled."""
     for attempt in range(policy.retries + 1):
         try:
             return call()
@@ -242,9 +270,13 @@ def retry(call: Callable[[], T], policy: RetryPolicy,
             if attempt == policy.retries:
                 raise
             wait = policy.wait(attempt, e.retry_after)
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                e.out_of_time = True
+                raise
             if on_retry is not None:
                 on_retry(attempt + 1, e, wait)
-            time.sleep(wait)
+            if sleep(wait) is True:
+                raise Cancelled("cancelled") from e
     raise AssertionError("unreachable")
 
 
@@ -264,6 +296,46 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+# --------------------------------------------------------------------------- secrets and outside text
+_SECRETS: set[str] = set()
+# Credential shapes redacted wherever they appear: a Bearer token, an OpenAI-style key, a value given to a
+# key-like name (api_key=..., "authorization": "...").
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}")
+_SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
+_NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key)[\"']?\s*[:=]\s*"
+                    r"[\"']?)(?!bearer\b)[A-Za-z0-9._~+/=\-]{8,}")
+REDACTED = "[redacted]"
+
+
+def add_secret(value: str | None) -> None:
+    """Remember a secret of this process (an API key) so that `redact` removes it from any text."""
+    if value and len(value.strip()) >= 4:
+        _SECRETS.add(value.strip())
+
+
+def redact(text: object) -> str:
+    """`text` with every secret this process knows (add_secret) and anything shaped like a credential
+    (a Bearer token, an sk-... key, api_key=... / "authorization": ...) replaced by [redacted]. Applied to
+    every error text before it is stored or printed."""
+    out = str(text)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        out = out.replace(secret, REDACTED)
+    out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
+    out = _SK_KEY.sub(REDACTED, out)
+    return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)
+
+
+# C0/C1 controls other than tab, newline and carriage return; bidi embeddings, overrides and isolates
+# (U+202A..U+202E, U+2066..U+2069), which can make text read differently from what it says.
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """Text from outside (a paper, a model's comment) without NUL, other control characters and bidi
+    controls; everything else unchanged."""
+    return _UNSAFE_CHARS.sub("", text)
 
 
 # --------------------------------------------------------------------------- loopback

@@ -5,6 +5,7 @@ friends in their offline / no-telemetry modes through environment variables (whi
 vLLM's engine core inherit), installs a guard on socket connects in this process, so a library that tries
 anyway fails loudly instead of leaking, and makes `check_allowed(url)` refuse any non-loopback URL before a
 client even tries it. `disable_offline()` undoes all three (for tests and long-lived processes).
+`worker_env()` is what a process this one does not start (a Ray worker on another node) needs to be offline too.
 """
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ _saved: dict | None = None           # while offline: the environment and socket
 
 def is_offline() -> bool:
     return _saved is not None
+
+
+def worker_env() -> dict[str, str]:
+    """The variables a process that this one does not start needs in order to be as offline as this one (a
+    Ray worker on another node): OFFLINE_ENV while offline, else nothing."""
+    return dict(OFFLINE_ENV) if is_offline() else {}
 
 
 def check_allowed(url: str) -> None:

@@ -51,16 +51,20 @@ class Paper:
 
 @dataclass
 class Ranked:
-    """A paper with its prefilter verdict."""
+    """A paper with its prefilter verdict. `rule` says when a rule rather than the score decided: "pin" (a
+    pinned author's paper, kept whatever its score), "exclude:<the rule>" (never sent to the LLM)."""
     paper: Paper
     prefilter_score: float
     kept: bool
     topic: str = ""
+    rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The prefilter output's line: id, prefilter_score, kept, topic, then the paper's fields."""
+        """The prefilter output's line: id, prefilter_score, kept, topic, (rule,) then the paper's fields."""
         d = {"id": self.paper.id, "prefilter_score": round(float(self.prefilter_score), 6),
              "kept": self.kept, "topic": self.topic}
+        if self.rule:
+            d["rule"] = self.rule
         for k, v in self.paper.to_dict().items():
             d.setdefault(k, v)
         return d
@@ -73,9 +77,9 @@ class Ranked:
         score = extra.get("prefilter_score")
         if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
             return None
-        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic")}
+        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "rule")}
         return cls(paper=replace(paper, extra=rest), prefilter_score=float(score), kept=extra["kept"],
-                   topic=str(extra.get("topic") or ""))
+                   topic=str(extra.get("topic") or ""), rule=str(extra.get("rule") or ""))
 
 
 @dataclass
@@ -89,6 +93,7 @@ class Score:
     expected_novelty: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
 
     def to_jsonl(self) -> dict[str, Any]:
         """Exactly the seed's keys: a drop-in for GPT's JSONL."""
@@ -118,3 +123,44 @@ class Usage:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cached_prompt_tokens += other.cached_prompt_tokens
+
+
+@dataclass
+class RankingRow:
+    """One row of the store's rankings table, read back for the web pages: a paper's place in one day's stored
+    ranking, by id (the paper itself is read separately), with the day, embedder and run it came from. Not a
+    second Ranked: Ranked carries the Paper through the steps and out to the prefilter JSONL; Store.put_rankings
+    turns Ranked records into these rows."""
+    day: str
+    paper_id: str
+    prefilter_score: float
+    kept: bool
+    topic: str = ""
+    rule: str | None = None       # None, or the user rule that decided it: "pin" / "exclude:<the rule>" (Ranked.rule)
+    embedder: str | None = None
+    run_id: int | None = None
+
+
+@dataclass
+class DayDigest:
+    """Which scores make a day's digest: those of (model, prompt_hash), picked under the cut-offs."""
+    day: str
+    model: str
+    prompt_hash: str
+    min_relevance: int
+    min_novelty: int
+    run_id: int | None = None
+    created_at: float = 0.0
+
+
+@dataclass
+class Label:
+    """The user's own verdict on a paper: +1 (thumbs up) or -1 (thumbs down)."""
+    paper_id: str
+    label: int
+    day: str | None = None        # the digest day it was given on
+    created_at: float = 0.0
+
+    @property
+    def liked(self) -> bool:
+        return self.label > 0

@@ -10,34 +10,41 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .backends import Backend, Request, Result
-from .backends.schema import check_answer, paper_schema
-from .errors import ConfigError
-from .io import Progress
+from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
+from .errors import ConfigError, checkpoint, during
+from .io import Progress, redact
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
 from .store import Store
 
 
+NO_THINKING = {"enable_thinking": False}
+
+
 @dataclass
 class ScoreOptions:
     papers_per_request: int = 1
     abstract_tokens: int = 400
-    comment_chars: int = 300
+    comment_chars: int = COMMENT_CHARS    # asked for in the prompt, enforced by the schema (see schema.py)
     score_mode: str = "greedy"        # or "expected": also read the score-value probabilities
     batch_size: int = 64              # requests per backend call; scores are stored after each call
     hardened: bool = True             # paper text inside <paper> delimiters, marked as data
     layout: str = "seed"              # or "instructions-first" (see ranker.prompts.build_messages)
+    # passed to the model's chat template: a reasoning template (Qwen3 ...) thinks by default, spending the
+    # token budget on a hidden monologue before the JSON; off unless asked
+    chat_template_kwargs: dict = field(default_factory=lambda: dict(NO_THINKING))
 
     @classmethod
     def from_settings(cls, scoring: ScoringSettings) -> "ScoreOptions":
         """From the [scoring] settings."""
         return cls(papers_per_request=scoring.papers_per_request, abstract_tokens=scoring.abstract_tokens,
                    comment_chars=scoring.comment_chars, score_mode=scoring.score_mode,
-                   batch_size=scoring.batch_size, layout=scoring.prompt_layout)
+                   batch_size=scoring.batch_size, layout=scoring.prompt_layout,
+                   chat_template_kwargs=dict(scoring.chat_template_kwargs))
 
     def prompt_options(self) -> dict:
         """What changes the text the model sees (and so the prompt hash)."""
@@ -45,6 +52,8 @@ class ScoreOptions:
                 "comment_chars": self.comment_chars, "hardened": self.hardened}
         if self.layout != "seed":          # the seed layout keeps the hashes scores were stored under
             opts["layout"] = self.layout
+        if self.chat_template_kwargs != NO_THINKING:
+            opts["chat_template_kwargs"] = dict(sorted(self.chat_template_kwargs.items()))
         return opts
 
     @property
@@ -68,11 +77,36 @@ class ScoreRun:
     engine: dict = field(default_factory=dict)
     backend: str = ""                   # the backend's name (steps.score_day)
     load_seconds: float = 0.0           # opening the backend (steps.score_day)
+    pending: list[Paper] = field(default_factory=list)    # not in the store yet (stored_run), to score
+
+    @property
+    def scores_usage(self) -> Usage:
+        """What the run's scores cost when the model wrote them, reused ones included (the store keeps each
+        score's tokens): the same for a run and its rerun, unlike `usage`, this run's own spend."""
+        u = Usage()
+        for p in self.papers:
+            s = self.scores.get(p.id)
+            if s is not None:
+                u.add(Usage(prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens,
+                            cached_prompt_tokens=s.cached_prompt_tokens))
+        return u
 
     @property
     def status(self) -> str:
-        """ok, or partial when some papers could not be scored."""
+        """ok; partial when some papers could not be scored; failed when papers were due and none has a
+        score."""
+        if self.papers and not self.scores:
+            return "failed"
         return "partial" if self.failures else "ok"
+
+    def failure_summary(self) -> str:
+        """'3 of 40 papers could not be scored (first: 2506.00001: not JSON ...)', or '' when none failed."""
+        if not self.failures:
+            return ""
+        first = self.failures[0]
+        n = len(self.failures)
+        return (f"{n} of {len(self.papers)} paper{'s' if len(self.papers) != 1 else ''} could not be scored "
+                f"(first: {first.arxiv_id}: {first.reason})")
 
     def lines(self) -> Iterator[str]:
         """The seed's JSONL of this run, in the papers' order."""
@@ -90,7 +124,7 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
     if result.text is None:
         raise ValueError("no output")
     try:
-        data = json.loads(result.text)
+        data = load_answer(result.text)
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg} at char {e.pos})") from None
     out = {obj["ARXIVID"]: Score(arxiv_id=obj["ARXIVID"], relevance=obj["RELEVANCE"], novelty=obj["NOVELTY"],
@@ -104,6 +138,7 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
     for s in out.values():
         s.prompt_tokens = result.usage.prompt_tokens // share
         s.completion_tokens = result.usage.completion_tokens // share
+        s.cached_prompt_tokens = result.usage.cached_prompt_tokens // share
     return out
 
 
@@ -130,9 +165,39 @@ def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: Score
     budget, exactly as scoring sends them (benchmarks and evaluations build theirs here too)."""
     return [Request(key=",".join(p.id for p in g),
                     messages=build_messages(prompts, g, abstract_tokens=options.abstract_tokens,
-                                            hardened=options.hardened, layout=options.layout),
+                                            hardened=options.hardened, layout=options.layout,
+                                            comment_chars=options.comment_chars),
                     schema=paper_schema([p.id for p in g], options.comment_chars),
-                    max_tokens=options.max_tokens) for g in groups]
+                    max_tokens=options.max_tokens,
+                    chat_template_kwargs=dict(options.chat_template_kwargs) or None) for g in groups]
+
+
+def stored_run(papers: Iterable[Paper], model_name: str, prompts: PromptSet, store: Store, *,
+               options: ScoreOptions | None = None) -> ScoreRun:
+    """The run as far as the store already has it: each paper once, in order; the stored scores of this
+    model and prompt (hash) reused; `pending` the papers still to score. Needs no backend, so a day whose
+    papers are all scored loads no model."""
+    opt = options or ScoreOptions()
+    papers = list({p.id: p for p in papers}.values())
+    phash = prompts.hash(**opt.prompt_options())
+    run = ScoreRun(model=model_name, prompt_hash=phash, papers=papers)
+    stored = store.get_scores([p.id for p in papers], model_name, phash)
+    if opt.score_mode == "expected":   # a greedy-mode score lacks the expectation: score it again
+        stored = {k: s for k, s in stored.items() if s.expected_relevance is not None}
+    run.scores.update(stored)
+    run.reused = len(stored)
+    run.pending = [p for p in papers if p.id not in stored]
+    return run
+
+
+def check_score_mode(backend: Backend, options: ScoreOptions) -> bool:
+    """Whether the score-value probabilities are asked for ("expected" mode); a ConfigError when the backend
+    cannot report them."""
+    want_probs = options.score_mode == "expected"
+    if want_probs and not backend.supports_score_probs:
+        raise ConfigError(f"the {backend.name} backend cannot report score probabilities; use the greedy "
+                          "score mode", key="scoring.score_mode")
+    return want_probs
 
 
 def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, store: Store, *,
@@ -140,68 +205,106 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
                  progress: Progress | None = None) -> ScoreRun:
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
     stored as each batch completes, so an interrupted run resumes from the store. A paper whose answer fails
-    validation is retried once, then recorded as a failure; nothing is silently dropped."""
+    validation is retried once, then recorded as a failure; nothing is silently dropped. `progress` hears
+    ("scoring", done, total) as the backend finishes requests, not only between batches."""
     opt = options or ScoreOptions()
-    want_probs = opt.score_mode == "expected"
-    if want_probs and not backend.supports_score_probs:
-        raise ConfigError(f"the {backend.name} backend cannot report score probabilities; use the greedy "
-                          "score mode", key="scoring.score_mode")
-    papers = list({p.id: p for p in papers}.values())
-    phash = prompts.hash(**opt.prompt_options())
-    run = ScoreRun(model=backend.model_name, prompt_hash=phash, papers=papers)
+    check_score_mode(backend, opt)          # a wrong mode is an error even when every score is stored
+    run = stored_run(papers, backend.model_name, prompts, store, options=opt)
+    pending, run.pending = run.pending, []
+    total = len(run.papers)
     t0 = time.perf_counter()
-
-    stored = store.get_scores([p.id for p in papers], run.model, phash)
-    if want_probs:   # a greedy-mode score lacks the expectation: score it again
-        stored = {k: s for k, s in stored.items() if s.expected_relevance is not None}
-    run.scores.update(stored)
-    run.reused = len(stored)
-    pending = [p for p in papers if p.id not in stored]
     try:
-        done = len(stored)
-        if progress:
-            progress("scoring", done, len(papers))
-        groups = [pending[i:i + opt.papers_per_request] for i in range(0, len(pending), opt.papers_per_request)]
-        for b in range(0, len(groups), opt.batch_size):
-            batch = groups[b:b + opt.batch_size]
-            failed = _run_batch(batch, backend, prompts, opt, want_probs, run, store, run_id, final=False)
-            if failed:
-                run.retried += sum(len(g) for g in failed)
-                _run_batch(failed, backend, prompts, opt, want_probs, run, store, run_id, final=True)
-            done += sum(len(g) for g in batch)
-            if progress:
-                progress("scoring", done, len(papers))
+        with during("scoring", scored=lambda: len(run.scores), due=lambda: total):
+            _score_pending(pending, backend, prompts, opt, run, store, run_id, progress, total)
     finally:
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
     return run
 
 
-def _run_batch(groups: list[list[Paper]], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
-               want_probs: bool, run: ScoreRun, store: Store, run_id: int | None,
-               final: bool) -> list[list[Paper]]:
-    """Score one batch of request groups; returns the groups to retry (first pass) or records failures."""
-    requests = build_requests(groups, prompts, opt)
-    results = backend.generate(requests, score_probs=want_probs)
-    if len(results) != len(requests):
-        raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(requests)} requests")
-    retry: list[list[Paper]] = []
-    for group, res in zip(groups, results):
+def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, opt: ScoreOptions,
+                   run: ScoreRun, store: Store, run_id: int | None, progress: Progress | None, total: int) -> None:
+    """Score the papers without a stored score, batch by batch, each batch stored as it completes."""
+    done = run.reused
+    if progress:
+        progress("scoring", done, total)
+    per_call = opt.batch_size * opt.papers_per_request
+    for b in range(0, len(pending), per_call):
+        checkpoint()                       # Ctrl-C, even one the engine swallowed, stops before the next batch
+        batch = pending[b:b + per_call]
+        batch_end = done + len(batch)
+        res = score_batch(batch, backend, prompts, opt,
+                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request))
+        store.put_scores(res.scores.values(), run.model, run.prompt_hash, run_id)
+        for f in res.failures.values():
+            store.put_failure(f, run.model, run.prompt_hash, run_id)
+        run.scores.update(res.scores)
+        run.failures += res.failures.values()
+        run.scored += len(res.scores)
+        run.retried += res.retried
         run.usage.add(res.usage)
-        ids = [p.id for p in group]
-        try:
-            scores = parse_result(res, ids, opt.comment_chars)
-        except ValueError as e:
-            if not final:
-                retry.append(group)
-                continue
-            for pid in ids:
-                f = Failure(arxiv_id=pid, reason=str(e), raw=res.text or "")
-                store.put_failure(f, run.model, run.prompt_hash, run_id)
-                run.failures.append(f)
-            continue
-        for pid in ids:
-            store.put_score(scores[pid], run.model, run.prompt_hash, run_id)
-            run.scores[pid] = scores[pid]
-            run.scored += 1
-    return retry
+        done = batch_end
+        if progress:
+            progress("scoring", done, total)
+
+
+def _ticker(progress: Progress | None, start: int, end: int, total: int, per_request: int):
+    """A backend's completion callback (n requests finished) as ("scoring", done, total) progress, never past
+    the batch's end (a backend that repeats a request after a failure may count it twice)."""
+    if progress is None:
+        return None
+    done = start
+
+    def tick(n: int = 1) -> None:
+        nonlocal done
+        done = min(end, done + n * per_request)
+        progress("scoring", done, total)
+    return tick
+
+
+@dataclass
+class BatchScores:
+    """What score_batch gives back for one batch: a Score or a Failure for every paper."""
+    scores: dict[str, Score] = field(default_factory=dict)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    retried: int = 0
+
+
+def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, options: ScoreOptions | None = None,
+                *, on_done: Callable[[int], None] | None = None) -> BatchScores:
+    """Score one batch of papers (one backend call, and one more for the answers that failed validation),
+    with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
+    their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. `on_done(n)` is
+    handed to the first call's backend.generate (n requests finished), for a progress bar; the retry call
+    is not counted again."""
+    opt = options or ScoreOptions()
+    want_probs = check_score_mode(backend, opt)
+    out = BatchScores()
+    groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
+    for final in (False, True):
+        if not groups:
+            break
+        requests = build_requests(groups, prompts, opt)
+        if on_done is not None and not final:
+            results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
+        else:
+            results = backend.generate(requests, score_probs=want_probs)
+        if len(results) != len(groups):
+            raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
+                               "requests")
+        retry: list[list[Paper]] = []
+        for group, res in zip(groups, results):
+            out.usage.add(res.usage)
+            ids = [p.id for p in group]
+            try:
+                out.scores.update(parse_result(res, ids, opt.comment_chars))
+            except ValueError as e:
+                if not final:
+                    retry.append(group)
+                    continue
+                for pid in ids:
+                    out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
+        out.retried += sum(len(g) for g in retry)
+        groups = retry
+    return out

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
     model_validator
 
 from .errors import ConfigError
-from .io import read_text
+from .io import add_secret, read_text
 from .records import ANNOUNCE_TYPES, valid_category
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +84,9 @@ class FetchSettings(_Section):
 
 class PrefilterSettings(_Section):
     embedder: str = "minilm"                  # preset, folder or Hugging Face id
+    # phrases ("diffusion model") or patterns ("re:^quantum") whose papers never reach the LLM; exclude.txt
+    # beside the prompts adds more (ranker.prefilter.rules)
+    exclude: list[str] = []
     max_tokens: int | None = Field(None, ge=8)    # cut each text to this many tokens (None: the embedder's 128)
     keep: float = Field(0.4, gt=0, le=1)      # fraction of the day kept ...
     top: int | None = Field(None, ge=1)       # ... or exactly this many
@@ -98,7 +101,10 @@ class ScoringSettings(_Section):
     score_mode: Literal["greedy", "expected"] = "greedy"
     papers_per_request: int = Field(1, ge=1)
     abstract_tokens: int = Field(400, ge=16)
-    comment_chars: int = Field(300, ge=20)
+    comment_chars: int = Field(300, ge=20)    # = backends.schema.COMMENT_CHARS, GPT-4o's 99th percentile
+    # passed to the model's chat template (vLLM, transformers, an OpenAI-compatible server): reasoning
+    # templates (Qwen3 ...) think by default, which spends the token budget on a hidden monologue
+    chat_template_kwargs: dict[str, Any] = {"enable_thinking": False}
     batch_size: int = Field(64, ge=1)         # requests per engine call; scores are stored after each call
     prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
     # [scoring.<backend>] tables, by backend name: validated by that backend's Options model
@@ -124,6 +130,7 @@ class ScoringSettings(_Section):
 class DigestSettings(_Section):
     min_relevance: int = Field(8, ge=1, le=10)
     min_novelty: int = Field(7, ge=1, le=10)
+    authors: str | None = None                # pinned authors (default: authors.txt beside the prompts)
 
 
 def env_flag(value: str | None) -> bool:
@@ -194,13 +201,14 @@ class Settings(_Section):
 class Origin:
     kind: Literal["file", "env", "flag"]
     name: str               # the file's path, the variable, or the flag's parameter name ("min_keep")
+    line: int | None = None     # a file's line that sets the value (or opens the table)
 
 
 # Flags, by the parameter name a command declares them under, and the setting each sets.
 FLAG_KEYS: dict[str, str] = {
     "backend": "scoring.backend", "model": "scoring.model", "prompts": "scoring.prompts",
     "score_mode": "scoring.score_mode", "prompt_layout": "scoring.prompt_layout",
-    "papers_per_request": "scoring.papers_per_request",
+    "papers_per_request": "scoring.papers_per_request", "batch_size": "scoring.batch_size",
     "embedder": "prefilter.embedder", "max_tokens": "prefilter.max_tokens", "keep": "prefilter.keep",
     "top": "prefilter.top", "calibration": "prefilter.calibration",
     "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",
@@ -249,16 +257,52 @@ def _leaves(data: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _read_toml(path: Path) -> dict:
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\s\"']+?)\s*\]\s*(?:#.*)?$")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.\s]+?)\s*=")
+
+
+def _bare(key: str) -> str:
+    return ".".join(part.strip().strip("\"'") for part in key.split("."))
+
+
+def toml_lines(text: str) -> dict[str, int]:
+    """The line of each key ("prefilter.keep") and table ("scoring.vllm") a TOML text sets, as far as a line
+    scan tells (a key inside a multi-line value is not seen; the parser has already accepted the file)."""
+    out: dict[str, int] = {}
+    table = ""
+    for n, line in enumerate(text.splitlines(), start=1):
+        m = _TOML_TABLE.match(line)
+        if m:
+            table = _bare(m.group(1))
+            out.setdefault(table, n)
+            continue
+        m = _TOML_KEY.match(line)
+        if m:
+            key = f"{table}.{_bare(m.group(1))}" if table else _bare(m.group(1))
+            out.setdefault(key, n)
+    return out
+
+
+def _read_toml(path: Path, shown: str | None = None) -> tuple[dict, dict[str, int]]:
+    """The config's values and the line of each key. Errors name the file as `shown` (as the user gave it)."""
+    shown = shown or str(path)
+    text = read_text(path, "config file", ConfigError)
     try:
-        data = tomllib.loads(read_text(path, "config file", ConfigError))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"not valid TOML: {e}", where=str(path)) from None
+        msg = str(e)
+        m = _TOML_POS.search(msg)
+        where = f"{shown}:{m.group(1)}" if m else shown
+        msg = _TOML_POS.sub("", msg).replace("(at end of document)", "at the end of the file").strip()
+        msg = (msg[:1].lower() + msg[1:]) + (f" (column {m.group(2)})" if m else "")
+        raise ConfigError(f"not valid TOML: {msg}", where=where) from None
+    lines = toml_lines(text)
     for key in _leaves(data):
         if key.rsplit(".", 1)[-1] in ("api_key", "openai_api_key"):
             raise ConfigError("an API key is read from the environment (OPENAI_API_KEY) only, never from a file",
-                              where=str(path), key=key)
-    return data
+                              where=f"{shown}:{lines[key]}" if key in lines else shown, key=key)
+    return data, lines
 
 
 def _env_value(var: str, raw: str, kind: type) -> Any:
@@ -305,10 +349,13 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
     g = Gathered()
     path = Path(config) if config is not None else (cwd or Path.cwd()) / DEFAULT_CONFIG
     if config is not None or path.exists():
+        shown = str(config) if config is not None else DEFAULT_CONFIG     # as the user knows it
         g.config_file = path
-        g.data = _read_toml(path)
+        g.data, lines = _read_toml(path, shown)
         for key in _leaves(g.data):
-            g.origins[key] = Origin("file", str(path))
+            g.origins[key] = Origin("file", shown, lines.get(key))
+        for key, n in lines.items():                 # tables too, so an error about one names its line
+            g.origins.setdefault(key, Origin("file", shown, n))
     for var, (key, kind) in ENV_KEYS.items():
         if env.get(var, "").strip():
             _put(g.data, key, _env_value(var, env[var], kind))
@@ -359,6 +406,8 @@ def build(g: Gathered) -> Settings:
             msg = "unknown setting"
         raise ConfigError(msg, key=key) from None
     s._origins = dict(g.origins)
+    if s.openai_api_key is not None:
+        add_secret(s.openai_api_key.get_secret_value())     # never to appear in an error, stored or printed
     return s
 
 

@@ -8,7 +8,11 @@ four calls plus the run folder:
     res = run_day(day, out_dir, s, store=store)              # all of the above, and the run folder
 
 `s` is the one Settings (ranker.settings). `ranker fetch`, `prefilter` and `score` are one step each plus an
-export; `ranker run` is run_day.
+export; `ranker run` is run_day. The steps talk through the store: fetch_day stores the papers, prefilter_day
+the day's ranking, score_day the scores, and run_day records which scores make the day's digest (what
+`ranker serve` and `ranker site` show). The user's rules (exclusions, author pins: ranker.prefilter.rules) are
+read once per day (day_rules) and apply in the prefilter (what is kept, and the rule stored with the ranking)
+and the digest (author matches).
 """
 from __future__ import annotations
 
@@ -16,21 +20,25 @@ import json
 import platform
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import __version__
-from .backends import Backend, make_backend
+from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
-from .digest import Selected, TokenCost, pick_papers, render_json, render_markdown
-from .io import Progress, Warn, atomic_write
+from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
+from .errors import BackendError, ConfigError, during
+from .io import LOADING, Progress, Warn, atomic_file, atomic_write, redact
 from .prefilter import PrefilterResult, rank_papers
+from .prefilter.rules import DayRules, load_rules
 from .prompts import PromptSet, load_prompts
-from .records import Paper
-from .scoring import ScoreOptions, ScoreRun, score_papers
+from .records import DayDigest, Paper
+from .scoring import ScoreOptions, ScoreRun, score_papers, stored_run
 from .settings import Settings
-from .sources import ReadReport, fetch_ids, fetch_today, fetch_window, ranked_lines, read_papers
+from .sources import (ReadReport, fetch_announced, fetch_ids, fetch_today, fetch_window, ranked_lines,
+                      read_papers)
 from .sources.ingest import IngestResult, ingest
 from .sources.net import NetPolicy, rss_feed_url
 from .store import Store
@@ -47,20 +55,41 @@ class Day:
 
     @property
     def date(self) -> str:
-        """The announcement day: the day most papers carry (today when none does)."""
-        days = Counter({d: n for d, n in self.stored.days.items() if d})
-        return days.most_common(1)[0][0] if days else time.strftime("%Y-%m-%d")
+        """The announcement day: the day most papers carry (the day asked for, or today, when none does)."""
+        return announcement_day(Counter(self.stored.days), default=self.report.feed_date)
+
+    def empty_reason(self) -> str:
+        """Why a day holds no papers, in one line (a weekend, a holiday, a filter that kept nothing)."""
+        from .sources.days import is_announcement_day, weekday_name
+        day = self.report.feed_date
+        if self.report.seen:
+            return (f"none of the {self.report.seen} papers in {self.source} is in the categories and announce "
+                    "types asked for")
+        if day and not is_announcement_day(day):
+            return f"{day} is a {weekday_name(day)}: arXiv announces nothing then (Monday to Friday only)"
+        on = f" on {day}" if day else ""
+        return f"no announcements{on} in {self.source} (a weekend or a holiday?)"
+
+
+def announcement_day(days: Counter, default: str | None = None) -> str:
+    """The day most papers carry, from a count of papers by day ('' uncounted); `default`, else today, when
+    none has one."""
+    days = Counter({d: n for d, n in days.items() if d})
+    if days:
+        return days.most_common(1)[0][0]
+    return default or time.strftime("%Y-%m-%d")
 
 
 def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *, store: Store | None,
               out: str | Path | None = None, date: str | None = None, ids: Sequence[str] | None = None,
-              since: str | None = None, until: str | None = None, keep: bool = True,
-              report: ReadReport | None = None, progress: Progress | None = None,
+              since: str | None = None, until: str | None = None, announced: str | None = None,
+              keep: bool = True, report: ReadReport | None = None, progress: Progress | None = None,
               warn: Warn | None = None) -> Day:
     """A day's papers, read once and upserted into the store once (one transaction), from:
       source   a file or an http(s) URL (arXiv RSS/Atom XML, a metadata snapshot or papers JSONL, maybe
                gzipped), or papers already read;
       ids      the arXiv API, these ids;  since/until  the arXiv API, a submission window (backfills);
+      announced  the arXiv API, the announcements dated that day, rebuilt (sources.days);
       nothing  today's RSS feed.
     Filtered by settings.fetch (categories, announce types); `date` replaces every paper's day. `out` also
     writes them as papers JSONL, atomically, in the same pass; keep=False returns no papers (a 30,000-paper
@@ -70,51 +99,102 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
     policy = NetPolicy.from_settings(f)
     report = report if report is not None else ReadReport()
     common = dict(report=report, policy=policy, warn=warn)
-    if ids:
-        papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
-    elif since:
-        papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
-    elif isinstance(source, (str, Path)):
-        papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
-    elif source is not None:
-        papers, what = source, "papers given"
-    else:
-        papers, what = fetch_today(f.categories, f.announce, date, **common), rss_feed_url(f.categories, f.rss_url)
-    stored = ingest(papers, out, store, progress=progress, keep=keep)
+    with during("fetch"):
+        if ids:
+            papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
+        elif since:
+            papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
+        elif announced:
+            papers, what = fetch_announced(announced, f.categories, f.announce, **common), "the arXiv API"
+        elif isinstance(source, (str, Path)):
+            papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
+        elif source is not None:
+            papers, what = source, "papers given"
+        else:
+            papers = fetch_today(f.categories, f.announce, date, **common)
+            what = rss_feed_url(f.categories, f.rss_url)
+        stored = ingest(papers, out, store, progress=progress, keep=keep)
     return Day(stored.papers, what, report, stored, seconds=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- 2. prefilter a day
+def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
+    """The user's exclusions (settings.prefilter.exclude + exclude.txt beside the prompts) and author pins
+    (settings.digest.authors, else authors.txt beside the prompts)."""
+    return load_rules(prompts.source, settings.prefilter.exclude, settings.digest.authors)
+
+
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
-                  prompts: PromptSet | None = None, progress: Progress | None = None) -> PrefilterResult:
+                  prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
+                  progress: Progress | None = None, rules: DayRules | None = None) -> PrefilterResult:
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
-    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict."""
+    keep / top / min_keep, calibration), best first, each a Ranked record with its verdict; papers an
+    exclusion matches are never kept, a pinned author's always (`rules`, default day_rules).
+
+    With a store, the ranking is stored as the ranking of `date` (default: the day most papers carry),
+    replacing that day's earlier one, with the papers the store does not hold yet and the rule that decided
+    each paper, if any: the day's pages (`ranker serve`, `ranker site`) read it from there."""
     from .prefilter.embed import Embedder
     want = settings.prefilter
-    emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
-    return rank_papers(papers, prompts if prompts is not None else load_prompts(settings.scoring.prompts),
-                       embedder=emb, keep=None if want.top else want.keep, top=want.top, min_keep=want.min_keep,
-                       calibration=want.calibration, store=store, progress=progress)
+    prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    rules = rules if rules is not None else day_rules(settings, prompts)
+    with during("prefilter"):
+        emb = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+        result = rank_papers(papers, prompts, embedder=emb, keep=None if want.top else want.keep, top=want.top,
+                             min_keep=want.min_keep, calibration=want.calibration, store=store, progress=progress,
+                             rules=rules)
+    if store is not None:
+        day = date or announcement_day(Counter(p.date for p in papers))
+        store.put_rankings(day, result.ranked, embedder=result.embedder, run_id=run_id)
+    return result
 
 
 # --------------------------------------------------------------------------- 3. score a day
 def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, backend: Backend | None = None,
               prompts: PromptSet | None = None, run_id: int | None = None,
-              progress: Progress | None = None) -> ScoreRun:
+              progress: Progress | None = None, warn: Warn | None = None) -> ScoreRun:
     """Every paper scored once by the LLM (settings.scoring), stored as each batch completes; already
-    stored scores are reused. `backend` defaults to the one the settings choose (opened and closed here)."""
+    stored scores are reused. `backend` defaults to the one the settings choose, opened (progress hears
+    "loading <model>") and closed here, and only when some paper still needs scoring: a rerun of a scored
+    day, or no papers at all, loads no model. When papers were due and not one has a score (every request
+    failed), a BackendError says so (its `run` is the ScoreRun, failures recorded); some failures make the
+    run "partial", which is returned."""
     options = ScoreOptions.from_settings(settings.scoring)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    if backend is None:
+        cls = backend_class(settings.scoring.backend)
+        name = cls.store_name(settings.scoring.model)
+        if name is not None:
+            ready = stored_run(papers, name, prompts, store, options=options)
+            if not ready.pending:
+                if options.score_mode == "expected" and not cls.supports_score_probs:
+                    raise ConfigError(f"the {cls.name} backend cannot report score probabilities; use the "
+                                      "greedy score mode", key="scoring.score_mode")
+                ready.backend = cls.name
+                if progress and ready.papers:
+                    progress("scoring", len(ready.papers), len(ready.papers))
+                return ready
     t0 = time.perf_counter()
     own = backend is None
-    be = make_backend(settings) if own else backend
-    load = time.perf_counter() - t0
+    stage = f"{LOADING}{settings.scoring.model}"
+    be = backend
     try:
+        with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
+            if own and progress:
+                progress(stage, 0, None)
+            be = make_backend(settings, warn=warn) if own else backend
+            if own and progress:
+                progress(stage, 1, 1)
+        load = time.perf_counter() - t0
         run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress)
     finally:
-        if own:
+        if own and be is not None:
             be.close()
     run.backend, run.load_seconds = be.name, load
+    if run.status == "failed":
+        err = BackendError(f"nothing was scored: {run.failure_summary()}")
+        err.run = run
+        raise err
     return run
 
 
@@ -124,24 +204,41 @@ class Digest:
     date: str
     markdown: str                  # the seed's Markdown digest
     json: dict                     # the seed's JSON output, keyed by arXiv id
-    selected: list[Selected]       # the picks, best first
-    cost: TokenCost
+    selected: list[Selected]       # the digest's entries in order: author matches, then the picks best first
+    cost: TokenCost                # what the digest's scores cost (ScoreRun.scores_usage)
+
+    @property
+    def picks(self) -> int:
+        return sum(1 for s in self.selected if not s.author_match)
+
+    @property
+    def author_matches(self) -> int:
+        return sum(1 for s in self.selected if s.author_match)
 
 
 def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: Settings, *, scanned: int,
-                  prompts: PromptSet | None = None) -> Digest:
-    """The picks (settings.digest cut-offs) in the seed's Markdown and JSON, with the run's tokens and cost."""
+                  prompts: PromptSet | None = None, rules: DayRules | None = None) -> Digest:
+    """The picks (settings.digest cut-offs; ties in the prefilter's order, run.papers) and the pinned
+    authors' other papers ("Author match", first), in the seed's Markdown and JSON, with what the scores
+    cost. The same scores give the same bytes, whether this run wrote them or found them stored."""
     cutoffs = settings.digest
-    by_id = {p.id: p for p in papers}
-    selected = pick_papers(run.scores, by_id, min_relevance=cutoffs.min_relevance,
-                           min_novelty=cutoffs.min_novelty)
-    prompt_cost, completion_cost = costs(run.model, run.usage)
-    cost = TokenCost(model=Path(run.model).name if "/" in run.model else run.model,
-                     prompt_tokens=run.usage.prompt_tokens, completion_tokens=run.usage.completion_tokens,
-                     prompt_cost=prompt_cost, completion_cost=completion_cost)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    rules = rules if rules is not None else day_rules(settings, prompts)
+    by_id = {p.id: p for p in papers}
+    order = [p.id for p in run.papers]
+    picks = pick_papers(run.scores, by_id, min_relevance=cutoffs.min_relevance, min_novelty=cutoffs.min_novelty,
+                        order=order)
+    pinned = {p.id: names for p in papers if rules.pins and (names := rules.pins.match(p))}
+    matches = author_matches(pinned, picks, run.scores, by_id, order=order)
+    selected = matches + picks
+    usage = run.scores_usage
+    prompt_cost, completion_cost = costs(run.model, usage)
+    cost = TokenCost(model=Path(run.model).name if "/" in run.model else run.model,
+                     prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                     prompt_cost=prompt_cost, completion_cost=completion_cost)
     md = render_markdown(date, selected, usage=cost, total_papers=len(papers), scanned_papers=scanned,
-                         prompts=prompts)
+                         prompts=prompts, scores_shown=sum(1 for p in run.papers if p.id in run.scores),
+                         author_matches=len(matches) if rules.pins else None)
     return Digest(date, md, render_json(selected), selected, cost)
 
 
@@ -151,6 +248,7 @@ class DayResult:
     day: str
     files: dict[str, Path] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    run: ScoreRun | None = None           # the scoring of the day (its failures, for a partial run)
 
 
 def run_files(out_dir: str | Path, day: str) -> dict[str, Path]:
@@ -162,46 +260,75 @@ def run_files(out_dir: str | Path, day: str) -> dict[str, Path]:
 
 
 def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, backend: Backend | None = None,
-            progress: Progress | None = None) -> DayResult:
+            progress: Progress | None = None, warn: Warn | None = None) -> DayResult:
     """The daily job on a fetched Day: prefilter, score, render, written to `out_dir`.
 
-    The folder's manifest (<day>-run.json) is written first with status "running", each file atomically as
-    its step ends, and the manifest last with status ok (or partial, when some papers could not be scored),
-    or failed with the error: a killed or failed run never leaves a finished run's manifest beside files of
-    another run."""
+    The folder's manifest (<day>-run.json) is written first with status "running"; the data files are
+    written once every step has ended (each to a temporary file, all renamed together), and the manifest
+    last with status ok (or partial, when some papers could not be scored), or failed / interrupted with
+    the error: a killed, failed or interrupted run never leaves a finished run's manifest beside files of
+    another run, nor a mix of two runs' data files. The folder's index (index.md, index.json: the days,
+    newest first) is rewritten after a run that finished."""
+    from .runindex import write_index
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
+    rules = day_rules(settings, prompts)
     manifest: dict = {"day": day.date, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "versions": _versions()}
     timings = {"fetch": day.seconds}
+    run: ScoreRun | None = None
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()
-            pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, progress=progress)
-            atomic_write(files["prefilter"], ranked_lines(pre.ranked))
+            with during("prefilter", scored=lambda: 0):
+                pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date,
+                                    run_id=rec.id, progress=progress, rules=rules)
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
-            run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
-                            run_id=rec.id, progress=progress)
-            atomic_write(files["scores"], run.lines())
+            try:
+                run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
+                                run_id=rec.id, progress=progress, warn=warn)
+            except BackendError as e:
+                run = getattr(e, "run", None)
+                raise
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
-            digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts)
-            atomic_write(files["markdown"], digest.markdown)
-            _write_json(files["json"], digest.json)
-            manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-            rec.status = manifest["status"]
-            rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
-            _write_json(files["manifest"], manifest)
+            with during("writing the digest", scored=lambda: len(run.scores)):
+                digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts,
+                                       rules=rules)
+                manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
+                _write_outputs(files, pre, run, digest)
+                # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
+                store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
+                                               settings.digest.min_novelty, run_id=rec.id))
+                rec.status = manifest["status"]
+                rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
+                _write_json(files["manifest"], manifest)
+                files.update(write_index(out_dir))
         except BaseException as e:
-            manifest.update(status="failed", error=str(e) or type(e).__name__)
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            manifest.update(status=status, error=redact(e) or type(e).__name__)
+            if run is not None and run.failures:
+                manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
             try:
                 _write_json(files["manifest"], manifest)
             except Exception:
                 pass
             raise
-    return DayResult(day=day.date, files=files, manifest=manifest)
+    return DayResult(day=day.date, files=files, manifest=manifest, run=run)
+
+
+def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest) -> None:
+    """The run's data files, each written whole to a temporary file first; they take their names together,
+    once all of them are written, so a run that fails or is killed before leaves the folder's earlier files
+    as one set (beside a manifest that says this run is running, failed or interrupted)."""
+    contents = {"prefilter": ranked_lines(pre.ranked), "scores": run.lines(), "markdown": [digest.markdown],
+                "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"]}
+    with ExitStack() as stack:
+        for key, chunks in contents.items():
+            f = stack.enter_context(atomic_file(files[key]))
+            f.writelines(chunks)
 
 
 def _write_json(path: Path, data) -> None:
@@ -219,13 +346,19 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
         "prompts": {"source": prompts.source, "hash": run.prompt_hash, "options": options.prompt_options()},
         "cutoffs": {"min_relevance": cutoffs.min_relevance, "min_novelty": cutoffs.min_novelty},
         "counts": {"papers": len(day.papers), "new_in_store": day.stored.stored_new,
-                   "seen_before": len(day.stored.seen_before), "kept": pre.kept, "embedded": pre.embedded,
+                   "seen_before": len(day.stored.seen_before), "excluded": pre.excluded, "kept": pre.kept,
+                   "pinned": pre.pinned, "embedded": pre.embedded,
                    "scored": run.scored, "reused": run.reused, "retried": run.retried,
-                   "failed": len(run.failures), "selected": len(digest.selected)},
+                   "failed": len(run.failures), "selected": digest.picks, "author_matches": digest.author_matches},
+        # what this run spent; the digest's table shows what its scores cost, reused ones included
         "tokens": {"prompt": run.usage.prompt_tokens, "completion": run.usage.completion_tokens,
                    "cached_prompt": run.usage.cached_prompt_tokens},
-        "cost_usd": round(digest.cost.prompt_cost + digest.cost.completion_cost, 6),
+        "tokens_of_scores": {"prompt": digest.cost.prompt_tokens, "completion": digest.cost.completion_tokens},
+        "cost_usd": round(sum(costs(run.model, run.usage)), 6),
         "engine": run.engine,
+        "batch_invariant": bool(scoring.options.get("vllm", {}).get("batch_invariant", False))
+        if scoring.backend == "vllm" else None,
+        "exclusions_matched": pre_rules(pre),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "failures": [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures],
     }
@@ -233,6 +366,11 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
         out["expected_scores"] = {i: {"relevance": s.expected_relevance, "novelty": s.expected_novelty}
                                   for i, s in run.scores.items()}
     return out
+
+
+def pre_rules(pre: PrefilterResult) -> list[str]:
+    """The exclusion rules that matched a paper of the day, each once."""
+    return sorted({r.rule.removeprefix("exclude:") for r in pre.ranked if r.rule.startswith("exclude:")})
 
 
 def _versions() -> dict:

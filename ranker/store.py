@@ -4,10 +4,19 @@ Schema changes are an ordered list of named migration functions (MIGRATIONS); th
 the names applied, so each runs once.
 Every write happens inside one transaction, so a process killed mid-write leaves the database as it
 was before that write (SQLite's journal rolls the half-done transaction back on the next open).
+
+Each run row carries the process (pid, host) recording it; opening the store marks rows whose process is gone
+(a kill -9, a power cut) as interrupted. A database that cannot be written (a read-only file system or file)
+is opened read-only: reading works, and a write is a StoreError that says "read-only" and names the file. SQLite
+errors (locked, full disk, I/O) become StoreErrors naming the database; "locked" also names the ranker
+process recorded as running, when there is one.
 """
 from __future__ import annotations
 
 import json
+import re
+import os
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -17,8 +26,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .errors import InputError
-from .records import Failure, Paper, Score
+from .errors import InputError, StoreError
+from .io import clean_text, redact
+from .records import DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 
 # --------------------------------------------------------------------------- migrations
 # Each migration is a named function that changes the schema inside one transaction. They run in list order,
@@ -94,9 +104,109 @@ def m001_initial(c: sqlite3.Connection) -> None:
         )""")
 
 
+def m002_rankings_and_day_digests(c: sqlite3.Connection) -> None:
+    """What a day's pages show: the prefilter's ranking of the day, and which scores make its digest."""
+    c.execute("""
+        CREATE TABLE rankings (
+            day TEXT NOT NULL,
+            paper_id TEXT NOT NULL,
+            prefilter_score REAL NOT NULL,
+            kept INTEGER NOT NULL,          -- 0/1: passed on to the LLM
+            topic TEXT,                     -- best-matching topic of the prompt set
+            rule TEXT,                      -- NULL, or a user rule that decided it ('pin', 'exclude')
+            embedder TEXT,
+            run_id INTEGER,
+            PRIMARY KEY (day, paper_id)
+        )""")
+    c.execute("CREATE INDEX rankings_paper ON rankings (paper_id)")
+    c.execute("CREATE INDEX paper_days_day ON paper_days (day)")
+    c.execute("""
+        CREATE TABLE day_digests (
+            day TEXT PRIMARY KEY,
+            run_id INTEGER,
+            model TEXT NOT NULL,            -- the scores of (model, prompt_hash) make the day's digest
+            prompt_hash TEXT NOT NULL,
+            min_relevance INTEGER NOT NULL,
+            min_novelty INTEGER NOT NULL,
+            created_at REAL NOT NULL
+        )""")
+
+
+def m003_labels(c: sqlite3.Connection) -> None:
+    """The user's own labels (thumbs up/down), and every change made to them."""
+    c.execute("""
+        CREATE TABLE labels (
+            paper_id TEXT PRIMARY KEY,
+            label INTEGER NOT NULL CHECK (label IN (-1, 1)),
+            day TEXT,                       -- the digest day it was given on
+            created_at REAL NOT NULL
+        )""")
+    c.execute("""
+        CREATE TABLE label_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            paper_id TEXT NOT NULL,
+            label INTEGER NOT NULL CHECK (label IN (-1, 0, 1)),   -- 0: the label was taken back
+            day TEXT,
+            created_at REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT 'user'                   -- user | import
+        )""")
+
+
+def m004_score_cached_tokens(c: sqlite3.Connection) -> None:
+    """Each score's share of the prompt tokens a provider served from its cache, so a digest built from
+    stored scores prices them as the first run did."""
+    c.execute("ALTER TABLE scores ADD COLUMN cached_prompt_tokens INTEGER DEFAULT 0")
+def m005_run_owner(c: sqlite3.Connection) -> None:
+    """The process recording a run (pid, host), so a later start can tell a run whose process is gone. Rows
+    that earlier versions left 'running' cannot be traced to a process: they are marked interrupted."""
+    c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    c.execute("ALTER TABLE runs ADD COLUMN host TEXT")
+    c.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
+    m002_rankings_and_day_digests,
+    m003_labels,
+    m004_score_cached_tokens,
+    m005_run_owner,
 ]
+
+# A database from before named migrations counted its schema in PRAGMA user_version, over a list of SQL
+# scripts: 1 on main, 2 and 3 from the web pages' branch. What each count meant, by name, so such a database is
+# adopted right wherever other migrations come to stand in MIGRATIONS.
+LEGACY_VERSIONS: tuple[str, ...] = ("m001_initial", "m002_rankings_and_day_digests", "m003_labels")
+
+# Migrations that shipped on a branch under another name before the merge placed them: a database that branch
+# made records the old name, which means the same change.
+RENAMED: dict[str, str] = {"m002_score_cached_tokens": "m004_score_cached_tokens",   # the daily branch (#13)
+                           "m002_run_owner": "m005_run_owner"}                       # the safety branch (#11)
+
+HOST = socket.gethostname()
+
+
+def process_alive(pid: int, since: float | None = None) -> bool:
+    """Is process `pid` (of this host) alive, and (when /proc says when it started) started before `since`
+    (the run's start, so a recycled pid is not taken for the run's process)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass                                     # alive, another user's
+    except OSError:
+        return False
+    if since is None:
+        return True
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])                  # field 22: start time, clock ticks after boot
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return started <= since + 2.0                # btime is whole seconds
 
 
 @dataclass
@@ -114,18 +224,22 @@ class RunRecord:
     summary: dict = field(default_factory=dict)
 
 
+_READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
+
+
 class PaperAdder:
     """Stores papers inside a transaction the caller holds (see Store.adding_papers)."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, *, fts: bool = False):
         self.conn = conn
+        self.fts = fts              # keep the word-search index (papers_fts) current, once it has been built
         self.result = AddResult()
 
     def __call__(self, p: Paper) -> str | None:
         c, res = self.conn, self.result
         row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
-        args = (p.version, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories),
-                p.primary_category, p.comment)
+        args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
+                json.dumps(p.categories), p.primary_category, clean_text(p.comment) if p.comment else p.comment)
         earlier = None
         if row is None:
             c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
@@ -148,21 +262,162 @@ class PaperAdder:
         if p.date:
             c.execute("INSERT OR REPLACE INTO paper_days (paper_id, day, announce_type) VALUES (?,?,?)",
                       (p.id, p.date, p.announce_type))
+        if self.fts:
+            if row is not None:
+                c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
+            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, p.title, p.abstract))
         return earlier
 
 
+def describe_db_error(e: BaseException) -> str:
+    """An SQLite error in words a user can act on, for a RankerError (a setting it advises on is a {key:...}
+    mention, which the CLI words as the flag or variable)."""
+    text = str(e).strip()
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return "the database is busy (another ranker command is writing to it); try again when it has finished"
+    if "unable to open" in low:
+        return "cannot open the database file (does its folder exist, and may we write there?)"
+    if "readonly" in low or "read-only" in low:
+        return "the database is read-only here; give a writable {key:db} or {key:home}"
+    if "disk is full" in low or "database or disk is full" in low:
+        return "the disk is full; free some space and run the same command again (what was stored is kept)"
+    if "disk i/o" in low:
+        return "the disk failed while writing the database (disk I/O error)"
+    if "not a database" in low or "malformed" in low or "encrypted" in low:
+        return f"not a usable ranker database ({text})"
+    return f"database error: {text}"
+
+
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0):
+        """Open (creating it and its folder when needed) the database at `path`. A writer waits up to
+        `busy_timeout` seconds for another process's write to finish before a StoreError says it is locked."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA busy_timeout=30000")
-            self._migrate()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the database's folder {self.path.parent}: "
+                             f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
+        self.busy_timeout = busy_timeout
+        self.read_only: str | None = None            # why the database can only be read, when it can
+        self.conn = None
+        if self.path.is_dir():
+            raise StoreError("is a directory, not a database file", where=str(self.path))
+        try:
+            self._open()
         except sqlite3.DatabaseError as e:
-            raise InputError(f"not a usable ranker database ({e})", where=str(self.path)) from None
+            read_only = self.path.exists() and self._is_read_only(e)
+            error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            if error is not None:
+                raise error from None
+            self._open_read_only(e)
+        self._mark_dead_runs()
+
+    def _open(self) -> None:
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        if self.conn.execute("PRAGMA query_only").fetchone()[0] == 0 and not os.access(self.path, os.W_OK):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        self._migrate()
+
+    def _is_read_only(self, e: sqlite3.DatabaseError) -> bool:
+        text = str(e).lower()
+        return any(m in text for m in _READ_ONLY) or not os.access(self.path, os.W_OK) \
+            or not os.access(self.path.parent, os.W_OK)
+
+    def _why_read_only(self) -> str:
+        there = self.path if self.path.exists() else self.path.parent
+        try:
+            if os.statvfs(there).f_flag & os.ST_RDONLY:
+                return "its file system is mounted read-only"
+        except OSError:
+            pass
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            return "the file is not writable"
+        return "its folder is not writable"
+
+    def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
+        """Open a database that cannot be written for reading (mode=ro, or immutable on read-only media
+        where SQLite cannot create its WAL index); its schema must be current (no migration can run)."""
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
+                                            isolation_level=None)
+                names = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+                break
+            except sqlite3.DatabaseError as e:
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                if "no such table" in str(e).lower():
+                    raise StoreError(f"read-only ({self._why_read_only()}) and not a ranker database yet",
+                                     where=str(self.path)) from None
+                last = e
+        else:
+            raise self._error(last if "not a database" in str(last).lower() else first, "open") from None
+        self.read_only = self._why_read_only()
+        if names != {m.__name__ for m in MIGRATIONS}:
+            self.conn.close()
+            raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
+                             "write; open it once where it is writable", where=str(self.path))
+
+    def _error(self, e: sqlite3.DatabaseError, doing: str = "write") -> StoreError:
+        """A SQLite error as one line naming the database (and, for a lock, the ranker run holding it)."""
+        text = str(e)
+        low = text.lower()
+        if "locked" in low or "busy" in low:
+            holder = self.holder() or ("no ranker run or score is recorded as running: maybe a ranker fetch "
+                                       "or another program")
+            return StoreError(f"database is locked: another process kept it busy for over {self.busy_timeout:g} s "
+                              f"({holder}); wait for it to finish or use another database", where=str(self.path))
+        if any(m in low for m in _READ_ONLY):
+            return StoreError(f"read-only ({self._why_read_only()}): cannot {doing} it", where=str(self.path))
+        if "disk is full" in low or "no space" in low:
+            return StoreError(f"cannot {doing}: No space left on device (database or disk is full)",
+                              where=str(self.path))
+        if "disk i/o error" in low:
+            return StoreError(f"cannot {doing}: disk I/O error", where=str(self.path))
+        if isinstance(e, sqlite3.OperationalError) and doing != "open":
+            return StoreError(f"cannot {doing}: {text}", where=str(self.path))
+        return StoreError(f"not a usable ranker database ({text})", where=str(self.path))
+
+    def holder(self) -> str | None:
+        """'ranker score (pid 123, since 12:03:04)': the latest run recorded as running by another live
+        process, or None."""
+        try:
+            rows = self.conn.execute("SELECT kind, pid, host, started_at FROM runs WHERE status='running' "
+                                     "AND pid IS NOT NULL ORDER BY id DESC LIMIT 20").fetchall()
+        except (sqlite3.Error, AttributeError):
+            return None
+        for kind, pid, host, started in rows:
+            if pid == os.getpid() and host == HOST:
+                continue
+            if host != HOST or process_alive(pid, started):
+                where = "" if host == HOST else f" on {host}"
+                since = time.strftime("%H:%M:%S", time.localtime(started))
+                return f"held by ranker {kind}, pid {pid}{where}, running since {since}"
+        return None
+
+    def _mark_dead_runs(self) -> None:
+        """Runs recorded as running by a process of this host that is gone become 'interrupted'."""
+        if self.read_only:
+            return
+        try:
+            rows = self.conn.execute("SELECT id, pid, started_at FROM runs WHERE status='running' AND host=?",
+                                     (HOST,)).fetchall()
+            dead = [r[0] for r in rows if r[1] is not None and not process_alive(r[1], r[2])]
+            if dead:
+                with self.transaction() as c:
+                    c.executemany("UPDATE runs SET status='interrupted', finished_at=COALESCE(finished_at, ?) "
+                                  "WHERE id=? AND status='running'", ((time.time(), i) for i in dead))
+        except (sqlite3.DatabaseError, StoreError):
+            pass                                  # a lock now is not this open's failure: try next time
 
     @property
     def index_dir(self) -> Path:
@@ -171,7 +426,8 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -181,19 +437,45 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction; a SQLite error in it (locked, read-only, full disk) is a StoreError naming
+        the database."""
+        if self.read_only:
+            raise StoreError(f"read-only ({self.read_only}): cannot write to it", where=str(self.path))
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as e:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass                              # SQLite already rolled back (a full disk, an I/O error)
+            if isinstance(e, sqlite3.OperationalError):
+                raise self._error(e) from None
             raise
-        else:
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass
+            raise self._error(e) from None
 
     def _migrate(self) -> None:
-        """Apply the migrations this database has not had, in order, each in its own transaction."""
+        """Apply the migrations this database has not had, in order, each in its own transaction. A database
+        that is up to date is only read (no write lock is taken)."""
         names = [m.__name__ for m in MIGRATIONS]
-        with self.transaction() as c:
+        try:
+            applied = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+            if applied == set(names) and self.conn.execute("PRAGMA user_version").fetchone()[0] == len(names):
+                return
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e).lower():
+                raise
+        with self._raw_transaction() as c:
             c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
             applied = {r[0] for r in c.execute("SELECT name FROM _migrations")}
             counted = c.execute("PRAGMA user_version").fetchone()[0]
@@ -202,19 +484,38 @@ class Store:
                                  where=str(self.path))
             if not applied and counted:
                 # a database from before named migrations: user_version counted the ones it had
-                c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in names[:counted]))
-                applied = set(names[:counted])
+                if counted > len(LEGACY_VERSIONS):
+                    raise InputError(f"database schema v{counted} is newer than this ranker", where=str(self.path))
+                had = LEGACY_VERSIONS[:counted]
+                c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in had))
+                applied = set(had)
+            for was, now in RENAMED.items():
+                if was in applied and now not in applied:
+                    c.execute("UPDATE _migrations SET name=? WHERE name=?", (now, was))
+                    applied = (applied - {was}) | {now}
         unknown = applied - set(names)
         if unknown:
             raise InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
                              "it was made by a newer ranker", where=str(self.path))
-        for i, migration in enumerate(MIGRATIONS, start=1):
+        for migration in MIGRATIONS:
             if migration.__name__ in applied:
                 continue
-            with self.transaction() as c:
+            with self._raw_transaction() as c:
                 migration(c)
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
-                c.execute(f"PRAGMA user_version = {i}")
+                applied.add(migration.__name__)
+                c.execute(f"PRAGMA user_version = {len(applied)}")   # how many it has, wherever they stand
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction whose SQLite errors stay SQLite errors (opening maps them itself)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     @property
     def migrations(self) -> list[str]:
@@ -242,34 +543,96 @@ class Store:
         """One transaction for a stream of papers: `add(paper)` stores one and returns the day it was first
         seen when that is an earlier day (else None). Everything added is committed when the block ends
         without error, and rolled back otherwise."""
+        fts = self._fts_exists()
         with self.transaction() as c:
-            yield PaperAdder(c)
+            yield PaperAdder(c, fts=fts)
 
     def get_paper(self, paper_id: str) -> Paper | None:
-        row = self.conn.execute("SELECT id,version,title,abstract,authors,categories,primary_category,comment,"
-                                "first_seen FROM papers WHERE id=?", (paper_id,)).fetchone()
-        if row is None:
-            return None
-        return Paper(id=row[0], version=row[1], title=row[2], abstract=row[3], authors=json.loads(row[4]),
-                     categories=json.loads(row[5]), primary_category=row[6] or "", comment=row[7],
-                     date=row[8] or "")
+        return self.get_papers([paper_id]).get(paper_id)
 
     def count_papers(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
 
+    def get_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """The stored papers among `ids` (unknown ids are left out)."""
+        out: dict[str, Paper] = {}
+        for chunk in _chunks(list(ids)):
+            q = ("SELECT id,version,title,abstract,authors,categories,primary_category,comment,first_seen FROM papers "
+                 "WHERE id IN (%s)" % ",".join("?" * len(chunk)))
+            for r in self.conn.execute(q, chunk):
+                out[r[0]] = Paper(id=r[0], version=r[1], title=r[2], abstract=r[3], authors=json.loads(r[4]),
+                                  categories=json.loads(r[5]), primary_category=r[6] or "", comment=r[7],
+                                  date=r[8] or "")
+        return out
+
+    def day_paper_ids(self, day: str) -> list[str]:
+        """The ids of the papers announced on `day`, in the order they were stored."""
+        return [r[0] for r in self.conn.execute("SELECT paper_id FROM paper_days WHERE day=? ORDER BY rowid", (day,))]
+
+    def paper_days(self, paper_id: str) -> list[str]:
+        """Every day a paper was announced on (or ranked on), oldest first."""
+        rows = self.conn.execute("SELECT day FROM paper_days WHERE paper_id=? UNION SELECT day FROM rankings "
+                                 "WHERE paper_id=? ORDER BY 1", (paper_id, paper_id)).fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ word search
+    def _fts_exists(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='papers_fts'").fetchone() is not None
+
+    def _ensure_fts(self) -> bool:
+        """The full-text index of titles and abstracts (FTS5), built on the first search and kept current by
+        add_papers from then on. It is derived data, not part of the schema: False when this SQLite has no FTS5."""
+        if self._fts_exists():
+            return True
+        try:
+            with self.transaction() as c:
+                c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+                          "tokenize='unicode61 remove_diacritics 2')")
+                c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+        except sqlite3.OperationalError:        # compiled without FTS5
+            return False
+        return True
+
+    def search_papers(self, query: str, limit: int = 50) -> list[str]:
+        """Ids of the papers whose title or abstract holds every word of `query` (the last one also as a prefix),
+        best match first: FTS5's BM25 with the title weighing more, or, without FTS5, a LIKE scan, newest first."""
+        words = _WORD.findall(query or "")[:20]
+        if not words:
+            return []
+        if self._ensure_fts():
+            terms = [f'"{w}"' for w in words[:-1]] + [f'"{words[-1]}"*']
+            match = "{title abstract} : (" + " ".join(terms) + ")"
+            rows = self.conn.execute("SELECT id FROM papers_fts WHERE papers_fts MATCH ? "
+                                     "ORDER BY bm25(papers_fts, 0.0, 10.0, 1.0) LIMIT ?", (match, limit))
+            return [r[0] for r in rows]
+        cond, args = [], []
+        for w in words:
+            pat = "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            cond.append("(title LIKE ? ESCAPE '\\' OR abstract LIKE ? ESCAPE '\\')")
+            args += [pat, pat]
+        rows = self.conn.execute(f"SELECT id FROM papers WHERE {' AND '.join(cond)} "
+                                 "ORDER BY last_seen DESC, id LIMIT ?", (*args, limit))
+        return [r[0] for r in rows]
+
     # ------------------------------------------------------------------ runs
     @contextmanager
     def recording(self, kind: str, params: dict) -> Iterator[RunRecord]:
-        """A row of the runs table for the block: 'running' while it runs, then the record's status (ok,
-        partial) and summary, or 'failed' when the block raises (a killed process leaves 'running')."""
+        """A row of the runs table for the block, owned by this process (pid, host): 'running' while it runs,
+        then the record's status (ok, partial) and summary, 'interrupted' on Ctrl-C, or 'failed' when the
+        block raises. A killed process leaves 'running' until the next Store opened on this host sees that
+        the process is gone and marks it interrupted."""
         with self.transaction() as c:
-            cur = c.execute("INSERT INTO runs (kind, started_at, params) VALUES (?,?,?)",
-                            (kind, time.time(), json.dumps(params, default=str)))
+            cur = c.execute("INSERT INTO runs (kind, started_at, params, pid, host) VALUES (?,?,?,?,?)",
+                            (kind, time.time(), json.dumps(params, default=str), os.getpid(), HOST))
             rec = RunRecord(id=int(cur.lastrowid))
         try:
             yield rec
-        except BaseException:
+        except KeyboardInterrupt:
+            rec.status = "interrupted"
+            raise
+        except BaseException as e:
             rec.status = "failed"
+            rec.summary = {**rec.summary, "error": redact(e) or type(e).__name__}
             raise
         finally:
             with self.transaction() as c:
@@ -287,28 +650,41 @@ class Store:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             q = ("SELECT paper_id,relevance,novelty,comment,expected_relevance,expected_novelty,prompt_tokens,"
-                 "completion_tokens FROM scores WHERE model=? AND prompt_hash=? AND paper_id IN (%s)"
-                 % ",".join("?" * len(chunk)))
+                 "completion_tokens,cached_prompt_tokens FROM scores WHERE model=? AND prompt_hash=? AND "
+                 "paper_id IN (%s)" % ",".join("?" * len(chunk)))
             for r in self.conn.execute(q, (model, prompt_hash, *chunk)):
                 out[r[0]] = Score(arxiv_id=r[0], relevance=r[1], novelty=r[2], comment=r[3],
                                   expected_relevance=r[4], expected_novelty=r[5], prompt_tokens=r[6] or 0,
-                                  completion_tokens=r[7] or 0)
+                                  completion_tokens=r[7] or 0, cached_prompt_tokens=r[8] or 0)
         return out
 
     def put_score(self, score: Score, model: str, prompt_hash: str, run_id: int | None = None) -> None:
+        self.put_scores([score], model, prompt_hash, run_id)
+
+    def put_scores(self, scores: Iterable[Score], model: str, prompt_hash: str, run_id: int | None = None) -> int:
+        """Store many scores of one model and prompt in one transaction (each replaces the paper's earlier
+        score and failure under that key). Returns how many were written."""
+        n = 0
+        now = time.time()
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty, score.comment,
-                       score.expected_relevance, score.expected_novelty, score.prompt_tokens,
-                       score.completion_tokens, run_id, time.time()))
-            c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
-                      (score.arxiv_id, model, prompt_hash))
+            for score in scores:
+                c.execute("INSERT OR REPLACE INTO scores (paper_id, model, prompt_hash, relevance, novelty, "
+                          "comment, expected_relevance, expected_novelty, prompt_tokens, completion_tokens, run_id, "
+                          "created_at, cached_prompt_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty,
+                           clean_text(score.comment),
+                           score.expected_relevance, score.expected_novelty, score.prompt_tokens,
+                           score.completion_tokens, run_id, now, score.cached_prompt_tokens))
+                c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
+                          (score.arxiv_id, model, prompt_hash))
+                n += 1
+        return n
 
     def put_failure(self, failure: Failure, model: str, prompt_hash: str, run_id: int | None = None) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)",
-                      (failure.arxiv_id, model, prompt_hash, failure.reason, failure.raw[:4000], run_id,
-                       time.time()))
+                      (failure.arxiv_id, model, prompt_hash, redact(failure.reason),
+                       redact(clean_text(failure.raw[:4000])), run_id, time.time()))
 
     def get_failures(self, model: str, prompt_hash: str) -> list[Failure]:
         rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",
@@ -337,3 +713,184 @@ class Store:
 
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
+
+    def paper_vectors(self, embedder: str, skip_prefix: str = "~") -> tuple[list[str], np.ndarray]:
+        """Every stored vector of `embedder` whose id does not start with `skip_prefix` (the embedder's own query
+        vectors do), as (ids, matrix). Vectors of another size than the first are left out."""
+        ids: list[str] = []
+        rows: list[np.ndarray] = []
+        dim0 = None
+        q = "SELECT paper_id, dim, vector FROM embeddings WHERE embedder=?"
+        args: tuple = (embedder,)
+        if skip_prefix:
+            q, args = q + " AND substr(paper_id, 1, ?) != ?", (embedder, len(skip_prefix), skip_prefix)
+        for pid, dim, blob in self.conn.execute(q, args):
+            dim0 = dim if dim0 is None else dim0
+            if dim == dim0:
+                ids.append(pid)
+                rows.append(np.frombuffer(blob, dtype=np.float32, count=dim))
+        return ids, (np.stack(rows) if rows else np.zeros((0, dim0 or 0), dtype=np.float32))
+
+    # ------------------------------------------------------------------ a day's ranking and digest
+    def put_rankings(self, day: str, ranked: Iterable[Ranked], *, embedder: str | None = None,
+                     run_id: int | None = None) -> int:
+        """Replace `day`'s prefilter ranking with `ranked`, in one transaction; a ranked paper the store does not
+        hold yet is stored with it (a ranking names papers the pages can show). Returns the rows written."""
+        n = 0
+        with self.transaction() as c:
+            add = PaperAdder(c, fts=self._fts_exists())
+            c.execute("DELETE FROM rankings WHERE day=?", (day,))
+            for r in ranked:
+                if c.execute("SELECT 1 FROM papers WHERE id=?", (r.paper.id,)).fetchone() is None:
+                    add(r.paper)
+                c.execute("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?,?,?)",
+                          (day, r.paper.id, float(r.prefilter_score), int(bool(r.kept)), r.topic or "",
+                           r.rule or None, embedder, run_id))
+                n += 1
+        return n
+
+    def get_rankings(self, day: str) -> list[RankingRow]:
+        """`day`'s ranking, best first."""
+        rows = self.conn.execute("SELECT day,paper_id,prefilter_score,kept,topic,rule,embedder,run_id FROM rankings "
+                                 "WHERE day=? ORDER BY prefilter_score DESC, paper_id", (day,))
+        return [RankingRow(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5], r[6], r[7]) for r in rows]
+
+    def rankings_of_paper(self, paper_id: str) -> list[RankingRow]:
+        rows = self.conn.execute("SELECT day,paper_id,prefilter_score,kept,topic,rule,embedder,run_id FROM rankings "
+                                 "WHERE paper_id=? ORDER BY day", (paper_id,))
+        return [RankingRow(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5], r[6], r[7]) for r in rows]
+
+    def put_day_digest(self, digest: DayDigest) -> None:
+        """Record which scores make `digest.day`'s digest (the latest run of a day wins)."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO day_digests VALUES (?,?,?,?,?,?,?)",
+                      (digest.day, digest.run_id, digest.model, digest.prompt_hash, int(digest.min_relevance),
+                       int(digest.min_novelty), digest.created_at or time.time()))
+
+    def get_day_digest(self, day: str) -> DayDigest | None:
+        r = self.conn.execute("SELECT day,model,prompt_hash,min_relevance,min_novelty,run_id,created_at "
+                              "FROM day_digests WHERE day=?", (day,)).fetchone()
+        return DayDigest(*r) if r else None
+
+    def scores_of_paper(self, paper_id: str) -> list[tuple[str, str, Score]]:
+        """Every stored score of a paper as (model, prompt_hash, score), newest first."""
+        rows = self.conn.execute("SELECT model,prompt_hash,relevance,novelty,comment,expected_relevance,"
+                                 "expected_novelty FROM scores WHERE paper_id=? ORDER BY created_at DESC", (paper_id,))
+        return [(r[0], r[1], Score(paper_id, r[2], r[3], r[4], expected_relevance=r[5], expected_novelty=r[6]))
+                for r in rows]
+
+    def days(self) -> list[str]:
+        """Every day the store knows (announced, ranked or digested), oldest first."""
+        rows = self.conn.execute("SELECT day FROM paper_days UNION SELECT day FROM rankings "
+                                 "UNION SELECT day FROM day_digests ORDER BY 1")
+        return [r[0] for r in rows]
+
+    def digest_picks(self, day_prefix: str = "") -> list[tuple[str, str, str]]:
+        """(day, paper id, topic) of every digest pick on the days starting with `day_prefix` ("2025-05" for a
+        month): a kept paper whose score under the day's digest model and prompt passes the day's cut-offs."""
+        rows = self.conn.execute(
+            "SELECT g.day, r.paper_id, r.topic FROM day_digests g JOIN rankings r ON r.day = g.day AND r.kept "
+            "JOIN scores s ON s.paper_id = r.paper_id AND s.model = g.model AND s.prompt_hash = g.prompt_hash "
+            "WHERE substr(g.day, 1, ?) = ? AND s.relevance >= g.min_relevance AND s.novelty >= g.min_novelty "
+            "ORDER BY g.day, r.paper_id", (len(day_prefix), day_prefix))
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def day_summaries(self) -> list[dict]:
+        """One dict per day the store knows (announced, ranked or digested), newest first: papers, kept, scored
+        (kept papers with a score under the day's digest model and prompt), picks (those of them that pass the
+        day's cut-offs), up / down (labels of its papers)."""
+        days: dict[str, dict] = {}
+
+        def row(d):
+            return days.setdefault(d, {"day": d, "papers": 0, "kept": 0, "scored": 0, "picks": 0, "up": 0, "down": 0,
+                                       "ranked": False, "digest": False})
+        for d, n in self.conn.execute("SELECT day, COUNT(*) FROM paper_days GROUP BY day"):
+            row(d)["papers"] = n
+        for d, n, k in self.conn.execute("SELECT day, COUNT(*), SUM(kept) FROM rankings GROUP BY day"):
+            r = row(d)
+            r.update(papers=max(r["papers"], n), kept=k or 0, ranked=True)
+        for d, scored, picks in self.conn.execute(
+                "SELECT g.day, SUM(r.kept), SUM(r.kept AND s.relevance >= g.min_relevance "
+                "AND s.novelty >= g.min_novelty) FROM day_digests g JOIN rankings r ON r.day = g.day "
+                "JOIN scores s ON s.paper_id = r.paper_id AND s.model = g.model AND s.prompt_hash = g.prompt_hash "
+                "GROUP BY g.day"):
+            row(d).update(scored=scored, picks=picks or 0)
+        for (d,) in self.conn.execute("SELECT day FROM day_digests"):
+            row(d)["digest"] = True
+        for d, up, down in self.conn.execute(
+                "SELECT x.day, SUM(l.label = 1), SUM(l.label = -1) FROM labels l JOIN "
+                "(SELECT paper_id, day FROM paper_days UNION SELECT paper_id, day FROM rankings) x "
+                "ON x.paper_id = l.paper_id GROUP BY x.day"):
+            if d in days:
+                days[d].update(up=up or 0, down=down or 0)
+        return [days[d] for d in sorted(days, reverse=True)]
+
+    # ------------------------------------------------------------------ the user's labels
+    def set_label(self, paper_id: str, label: int, day: str | None = None, *, created_at: float | None = None,
+                  source: str = "user") -> None:
+        """Thumbs up (+1) or down (-1) on a paper; 0 takes the label back. Every change is kept in label_events."""
+        if label not in (-1, 0, 1):
+            raise InputError(f"a label is +1, -1 or 0 (undo), got {label!r}", where=paper_id)
+        now = time.time() if created_at is None else float(created_at)
+        with self.transaction() as c:
+            if label == 0:
+                c.execute("DELETE FROM labels WHERE paper_id=?", (paper_id,))
+            else:
+                c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?)", (paper_id, label, day, now))
+            c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
+                      (paper_id, label, day, now, source))
+
+    def get_labels(self, ids: Iterable[str] | None = None) -> dict[str, Label]:
+        """The current labels (all of them, or those of `ids`), by paper id."""
+        q = "SELECT paper_id,label,day,created_at FROM labels"
+        if ids is None:
+            return {r[0]: Label(*r) for r in self.conn.execute(q + " ORDER BY created_at DESC, paper_id")}
+        out: dict[str, Label] = {}
+        for chunk in _chunks(list(ids)):
+            for r in self.conn.execute(q + " WHERE paper_id IN (%s)" % ",".join("?" * len(chunk)), chunk):
+                out[r[0]] = Label(*r)
+        return out
+
+    def count_labels(self) -> tuple[int, int]:
+        """(thumbs up, thumbs down)."""
+        up, down = self.conn.execute("SELECT SUM(label = 1), SUM(label = -1) FROM labels").fetchone()
+        return up or 0, down or 0
+
+    def label_events(self, paper_id: str | None = None) -> list[dict]:
+        """The history of label changes, oldest first (label 0 = taken back)."""
+        q = "SELECT paper_id,label,day,created_at,source FROM label_events"
+        rows = self.conn.execute(q + (" WHERE paper_id=?" if paper_id else "") + " ORDER BY id",
+                                 (paper_id,) if paper_id else ())
+        return [dict(zip(("paper_id", "label", "day", "created_at", "source"), r)) for r in rows]
+
+    def import_labels(self, labels: Iterable[Label]) -> dict[str, int]:
+        """Merge labels from elsewhere, in one transaction; for a paper labelled on both sides the later verdict
+        wins, so importing the same file twice changes nothing. Returns counts: added, changed, unchanged."""
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        with self.transaction() as c:
+            for lb in labels:
+                if lb.label not in (-1, 1):
+                    raise InputError(f"a label is +1 or -1, got {lb.label!r}", where=lb.paper_id)
+                cur = c.execute("SELECT label, created_at FROM labels WHERE paper_id=?", (lb.paper_id,)).fetchone()
+                if cur is not None and (cur[0] == lb.label or cur[1] >= lb.created_at):
+                    counts["unchanged"] += 1
+                    continue
+                c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?)",
+                          (lb.paper_id, lb.label, lb.day, lb.created_at))
+                c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
+                          (lb.paper_id, lb.label, lb.day, lb.created_at, "import"))
+                counts["added" if cur is None else "changed"] += 1
+        return counts
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _fts_id(paper_id: str) -> str:
+    """An FTS5 query that finds a paper's row by its id column (the caller checks the id exactly)."""
+    return 'id : "' + paper_id.replace('"', '""') + '"'
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,40 @@ MODELS = REPO / "models"
 RANKER = [sys.executable, "-m", "ranker"]        # the CLI, as a process of this interpreter
 
 
-def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900) -> subprocess.CompletedProcess:
+def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
+           pre: str = "") -> subprocess.CompletedProcess:
     """Run `ranker ARGS` as a real subprocess (the environment of this test, plus `env`; no RANKER_DEBUG) and
-    return it finished, with text stdout and stderr."""
+    return it finished, with text stdout and stderr. `pre`: Python run in that process before the CLI starts
+    (to hide an installed package, or keep a server from binding beyond loopback)."""
     e = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}}
     if "RANKER_DEBUG" not in (env or {}):
         e.pop("RANKER_DEBUG", None)
-    return subprocess.run([*RANKER, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
+    cmd = [sys.executable, "-c", f"{pre}\nfrom ranker.cli import main; main()"] if pre else RANKER
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
                           timeout=timeout)
+
+
+def without_loading(err: str) -> str:
+    """stderr less the model's 'loading <model> ...' / 'ready' lines, which come before everything else."""
+    return "".join(x for x in err.splitlines(keepends=True) if not x.startswith("loading "))
+
+
+def fake_settings(tmp_path, **flags):
+    """Settings for a day on the fake backend (model "tiny"), the database in tmp_path, plus `flags`."""
+    from ranker.settings import resolve
+    return resolve(flags={"backend": "fake", "model": "tiny", **flags, "db": tmp_path / "db.sqlite3"},
+                   env={"RANKER_HOME": str(tmp_path / "home")})
+
+
+@contextmanager
+def vector_store(settings, listing):
+    """The settings' store, holding vectors for the papers of `listing` and the prompt's topics (store_vectors):
+    a day's prefilter runs on it without loading a model."""
+    from ranker.sources import read_papers
+    from ranker.store import Store
+    with Store(settings.db_path) as s:
+        store_vectors(s, list(read_papers(listing)))
+        yield s
 
 
 def store_vectors(store, papers, prompts=None, embedder: str = "minilm", dim: int = 384) -> None:
@@ -49,6 +76,46 @@ def store_vectors(store, papers, prompts=None, embedder: str = "minilm", dim: in
         t = " ".join(t.split())
         rows.append((QUERY_PREFIX + text_hash(t), text_hash(t), vec(t)))
     store.put_embeddings(rows, embedder_key(embedder))
+
+
+def make_snapshot(out: Path, n: int, per_day: int = 100) -> Path:
+    """An arXiv metadata snapshot of n papers, per_day a day, spliced from the shared days
+    (scripts/make_snapshot.py), written to `out`."""
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(n), "--per-day",
+                    str(per_day), "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+def store_tables(db) -> dict:
+    """Every data table of a store, rows in a fixed order (runs left out: each command is one run), to compare
+    a database before and after."""
+    import sqlite3
+    c = sqlite3.connect(db)
+    try:
+        return {t: c.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+                for t in ("papers", "paper_days", "scores", "failures", "embeddings")}
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------- backfills
+def backfill_settings(*options: str, **flags):
+    """Settings as `ranker backfill` resolves them from these flags (the fake backend and model m unless
+    given); `options` are --backend-option KEY=VALUE texts."""
+    from ranker.settings import resolve
+    return resolve(flags={"backend": "fake", "model": "m", **flags, "backend_option": list(options)})
+
+
+def backfill_table(out, kind: str):
+    """Every row of a backfill folder's `ranked` or `scores` shards, as one pyarrow Table."""
+    from ranker.backfill import shards
+    schema = shards.RANKED if kind == "ranked" else shards.SCORES
+    return shards.read_table(shards.shard_files(Path(out) / kind), schema)
+
+
+def parquet_files(out) -> dict[str, int]:
+    """Each Parquet file under `out` with its mtime: equal before and after means nothing was written."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in Path(out).rglob("*.parquet")}
 
 
 @pytest.fixture(autouse=True)

@@ -76,7 +76,12 @@ def test_the_digest_and_the_manifest_price_cached_tokens_as_the_engine_does():
     prompt, completion = costs("gpt-4o", u)
     assert prompt == pytest.approx(0.6 * 2.5 + 0.4 * 1.25) and completion == pytest.approx(1.0)
     assert prompt + completion == pytest.approx(cost_usd("gpt-4o", u))
-    dig = render_digest("2025-05-15", [], ScoreRun(model="gpt-4o", prompt_hash="h", usage=u), resolve(env={}),
-                        scanned=0)
+    # the digest prices what its scores cost (each carries its share of the tokens, cached ones included)
+    from ranker.records import Paper, Score
+    papers = [Paper(id=f"2505.0000{i}", title="t", abstract="a") for i in range(2)]
+    scores = {p.id: Score(p.id, 5, 5, "c", prompt_tokens=500_000, completion_tokens=50_000,
+                          cached_prompt_tokens=200_000) for p in papers}
+    run = ScoreRun(model="gpt-4o", prompt_hash="h", papers=papers, scores=scores)
+    dig = render_digest("2025-05-15", papers, run, resolve(env={}), scanned=0)
     assert (dig.cost.prompt_cost, dig.cost.completion_cost) == (prompt, completion)
     assert "| **Cost**     | $2.00     | $1.00        | $3.00     |" in dig.markdown

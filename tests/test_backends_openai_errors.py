@@ -108,6 +108,10 @@ class Server:
                 elif mode == "hang":
                     time.sleep(3)
                     return self._send(200, {})
+                elif mode in ("echo", "echo500"):   # a server (or proxy) that echoes the request's credentials
+                    auth = self.headers.get("Authorization") or ""
+                    return self._send(400 if mode == "echo" else 500, {"error": {
+                        "message": f"bad request; you sent Authorization: {auth} (key {auth[7:]})"}})
                 elif mode == "denied":
                     return self._send(401, {"error": {"message": "Incorrect API key provided"}})
                 elif mode == "strict":
@@ -277,3 +281,73 @@ def test_offline_mode_refuses_a_remote_server(offline, server):
     with pytest.raises(ConfigError):
         OpenAIBackend("gpt-4o", base_url="ftp://example.org")
     assert backend(server).generate([req("2506.00001", "ok")])[0].ok     # a loopback server is fine
+
+
+def test_chat_template_kwargs_reach_a_local_server_but_not_openai(server):
+    """vLLM's server hands `chat_template_kwargs` to the model's chat template (thinking off for a reasoning
+    template); OpenAI's API refuses unknown fields, so it is never sent there."""
+    r = req("2506.00001", "ok")
+    r.chat_template_kwargs = {"enable_thinking": False}
+    be = backend(server, model="local-model")
+    (out,) = be.generate([r])
+    assert out.ok and server.bodies[-1]["chat_template_kwargs"] == {"enable_thinking": False}
+    be.close()
+    be = backend(server, model="gpt-4o")
+    be.is_openai = True                      # as for api.openai.com
+    be.generate([r])
+    assert "chat_template_kwargs" not in server.bodies[-1]
+    be.close()
+def test_a_key_echoed_by_the_server_never_reaches_an_error_text(server):
+    be = backend(server, api_key=KEY, retries=1)
+    out = be.generate([req("2506.00001", "echo"), req("2506.00002", "echo500")])
+    assert all(r.finish_reason == "error" and "HTTP" in r.error for r in out)
+    assert all(KEY not in r.error and "sk-test" not in r.error and "[redacted]" in r.error for r in out), out
+
+
+@pytest.mark.parametrize("text", [
+    f"Incorrect API key provided: {KEY}.", f"Authorization: Bearer {KEY}", f'{{"api_key": "{KEY}"}}',
+    "Bearer abc.def-ghi_123456", "x-api-key: 0123456789abcdef", "sk-proj-AbCdEf0123456789",
+])
+def test_redact_removes_credential_shapes(text):
+    from ranker.io import redact
+    out = redact(text)
+    assert "[redacted]" in out and KEY not in out and "0123456789" not in out and "abc.def" not in out
+
+
+def test_redact_removes_a_registered_secret_of_any_shape_and_leaves_prose():
+    from ranker.io import add_secret, redact
+    add_secret("plain-local-token-42")
+    assert redact("server said plain-local-token-42 is wrong") == "server said [redacted] is wrong"
+    for prose in ("the token limit is 4096 tokens", "Basic assumption", "API key missing", "HTTP 500: upstream"):
+        assert redact(prose) == prose
+
+
+def test_the_key_is_absent_from_stderr_the_failures_run_json_and_the_runs_table(server, tmp_path):
+    """`ranker score` and `ranker run` against a server that echoes the key in its error bodies."""
+    import sqlite3
+    from conftest import DAYS, ranker
+    from ranker.store import Store
+    from conftest import store_vectors
+    from ranker.sources import read_papers
+    rows = [json.loads(x) for x in (DAYS / "2025-05-15" / "listing.jsonl").open()][:3]
+    for r in rows:
+        r["abstract"] += " MODE=echo"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
+        store_vectors(s, list(read_papers(papers)))
+    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url}
+    opts = ["--backend", "openai", "--model", "gpt-4o-mini", "--backend-option", "backoff=0.01", "--db", db]
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", *opts, env=env)
+    assert r.returncode == 1 and "could not be scored" in r.stderr and "[redacted]" in r.stderr, r.stderr
+    out = ranker("run", "--papers", papers, "--out", tmp_path / "out", *opts, env=env)
+    assert out.returncode == 1, out.stderr
+    assert any(a == f"Bearer {KEY}" for a in server.auth)           # the key was sent, and echoed back
+    c = sqlite3.connect(db)
+    stored = json.dumps(c.execute("SELECT * FROM failures").fetchall() + c.execute("SELECT * FROM runs").fetchall())
+    c.close()
+    manifest = (tmp_path / "out" / "2025-05-15-run.json").read_text()
+    for text in (r.stderr, out.stderr, stored, manifest):
+        assert KEY not in text and "sk-test" not in text
+    assert "[redacted]" in stored and "[redacted]" in manifest

@@ -155,3 +155,17 @@ def test_prefilter_with_another_embedders_calibration_is_a_one_line_error(tmp_pa
 def test_calibrate_cli_errors(tmp_path):
     r = ranker("calibrate", "--history", tmp_path / "none", "--out", tmp_path / "c.json")
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].endswith("history directory not found")
+
+
+def test_a_history_listing_reports_the_rows_it_skips(tmp_path):
+    """calibrate reads papers too: what a day's listing skipped is said, with the count and the first place."""
+    from ranker.prefilter.history import load_day
+    day = tmp_path / "2025-05-15"
+    day.mkdir()
+    rows = (DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()
+    (day / "listing.jsonl").write_text("\n".join([rows[0], "{broken", rows[1], '{"no": "id"}', *rows[2:]]) + "\n")
+    (day / "gpt_scores.jsonl").write_text((DAYS / "2025-05-15" / "gpt_scores.jsonl").read_text())
+    heard: list[str] = []
+    d = load_day(day, warn=heard.append)
+    assert len(d.papers) == len(rows) and d.picks
+    assert heard == [f"2 records skipped (unreadable or without id/title); first at {day / 'listing.jsonl'}:2"]

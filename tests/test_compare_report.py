@@ -143,7 +143,7 @@ def test_cli_missing_file_is_one_line_error(tmp_path):
 def test_cli_help_has_an_example():
     res = ranker("compare", "--help")
     assert res.returncode == 0
-    assert "Example: ranker compare --gpt" in res.stdout and "--prefilter" in res.stdout
+    assert "Example:\n    ranker compare --gpt" in res.stdout and "--prefilter" in res.stdout
 
 
 def test_cli_unquoted_glob_explains_itself(tmp_path):

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from ranker.digest import TokenCost, pick_papers, render_json, render_markdown
 from ranker.prompts import load_prompts
 from ranker.records import Paper, Score
@@ -43,3 +45,110 @@ def test_json_has_the_seed_shape():
     assert set(v) == {"SCORE", "ARXIVID", "COMMENT", "RELEVANCE", "NOVELTY", "authors", "title", "abstract",
                       "arxiv_id"}
     assert v["SCORE"] == v["RELEVANCE"] + v["NOVELTY"]
+
+
+# --------------------------------------------------------------------------- outside text in the digest
+# What a title, an author list, an abstract or a model's comment might carry into a Markdown site. Each must
+# render as the very text it is: no HTML, no link, no image, no emphasis or code it did not have.
+ATTACKS = {
+    "script": "<script>alert(1)</script>",
+    "img onerror": '<img src=x onerror="alert(1)">',
+    "svg onload": "<svg onload=alert(1)>",
+    "iframe": '<iframe src="javascript:alert(1)"></iframe>',
+    "link": "[Click](javascript:alert(1))",
+    "link to a site": "[Log in again](https://evil.example/login)",
+    "image": "![x](https://evil.example/x.png)",
+    "autolink": "<javascript:alert(1)>",
+    "autolink to a site": "<https://evil.example/login>",
+    "reference": "[a]: https://evil.example and [a]",
+    "closing the title's link": "x](javascript:alert(1)) [y",
+    "entity": "&#60;script&#62;alert(1)&lt;/script&gt;",
+    "emphasis": "a *b* and __c__ and ~~d~~",
+    "code": "`rm -rf` and ``x``",
+    "backslash before a bracket": "\\[Click\\](javascript:alert(1))",
+    "new block": "line one\n# Heading\n<div>x</div>",
+}
+
+
+def _render(md: str):
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"html": True}).enable("strikethrough").parse(md)
+
+
+def _inline(tokens):
+    for t in tokens:
+        yield t
+        yield from _inline(t.children or [])
+
+
+def _digest_of(title, authors, abstract, comment, pid="2506.00001"):
+    from ranker.digest import Selected
+    sel = [Selected(Paper(id=pid, title=title, abstract=abstract, authors=authors), Score(pid, 9, 8, comment))]
+    return render_markdown("2025-06-23", sel, usage=TokenCost("local"), total_papers=1, scanned_papers=1,
+                           prompts=load_prompts())
+
+
+def _field_text(tokens, label: str) -> str:
+    """The text a field renders as: the inline content after '**Label:**'."""
+    for t in tokens:
+        if t.type == "inline" and t.content.startswith(f"**{label}:**"):
+            kids = t.children
+            i = next(k for k, c in enumerate(kids) if c.type == "strong_close")
+            return "".join(c.content if c.type in ("text", "code_inline") else " " if c.type == "softbreak" else ""
+                           for c in kids[i + 1:]).strip()
+    raise AssertionError(f"no {label} field")
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS.values()), ids=list(ATTACKS))
+def test_outside_text_renders_as_itself(attack):
+    text = f"Safe {attack} end"
+    md = _digest_of(text, [f"Eve {attack}", "Bob"], text, text)
+    papers = md[md.index("**Table of contents"):md.index("# Paper Selection Prompt")]   # the outside text's part
+    tokens = _render(papers)
+    kinds = {t.type for t in _inline(tokens)}
+    assert not kinds & {"html_block", "image", "em_open", "s_open", "code_inline", "code_block"}, md
+    html = [t.content for t in _inline(tokens) if t.type == "html_inline"]
+    assert html == ['<a id="link1">', "</a>"]                 # only the digest's own anchor
+    links = [t.attrs.get("href") for t in _inline(tokens) if t.type == "link_open"]
+    assert links == ["#user-content-link1", "https://arxiv.org/abs/2506.00001"]   # only the digest's own
+    shown = " ".join(text.split())                        # one line: a line break shows as a space
+    assert _field_text(tokens, "Abstract") == shown and _field_text(tokens, "Comment") == shown
+    assert _field_text(tokens, "Authors") == " ".join(f"Eve {attack}, Bob".split())
+    title = [t for t in _inline(tokens) if t.type == "text" and t.content.startswith("Safe")]
+    assert len(title) == 2 and all(t.content.strip() == shown for t in title), md
+
+
+def test_links_are_built_only_from_valid_ids():
+    for pid in ("javascript:alert(1)", "2506.00001vEVIL", "../../etc/passwd", "2506.00001)(x"):
+        md = _digest_of("T", ["A"], "x", "y", pid=pid)
+        hrefs = [t.attrs.get("href") for t in _inline(_render(md)) if t.type == "link_open"]
+        assert hrefs == ["#user-content-link1"], (pid, md)
+    md = _digest_of("T", ["A"], "x", "y", pid="cs/0501001")
+    assert "(https://arxiv.org/abs/cs/0501001)" in md
+
+
+def test_nul_and_bidi_controls_never_reach_the_store_or_the_digest(tmp_path):
+    from ranker.sources import read_papers
+    from ranker.store import Store
+    evil = "Good\u202eevil\u2066x\u2069 paper\x00 title"
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"id": "2506.00001", "title": evil, "abstract": f"A {evil}",
+                             "authors": [f"Eve{chr(0x202d)} X"], "categories": ["cs.LG"]}) + "\n")
+    p = next(read_papers(f))
+    assert p.title == "Goodevilx paper title" and p.authors == ["Eve X"]
+    with Store(tmp_path / "db.sqlite3") as s:
+        s.add_papers([Paper(id="2506.00002", title=evil, abstract=evil, authors=[evil])])     # given directly
+        stored = s.get_paper("2506.00002")
+    assert stored.title == stored.abstract == stored.authors[0] == "Goodevilx paper title"
+    md = _digest_of(evil, [evil], evil, evil)
+    assert not any(c in md for c in "\x00\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def test_ordinary_text_is_unchanged():
+    """Titles, abstracts and GPT's comments of the shared days: the escaping touches only what would act."""
+    from ranker.digest import md_text
+    rows = [json.loads(line) for day in ("2025-06-23", "2025-07-02") for line in (DAYS / day / "gpt_scores.jsonl").open()]
+    plain = [r[k] for r in rows for k in ("title", "abstract", "COMMENT") if not set(r[k]) & set("<>&\n")]
+    assert len(plain) > 100
+    changed = [t for t in plain if md_text(t) != t]
+    assert len(changed) <= len(plain) // 50, changed[:3]

@@ -108,7 +108,7 @@ def test_empty_day_online_writes_an_empty_file(tmp_path):
                    RANKER_RSS_URL=srv.url("/rss/"))
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"no announcements on 2024-11-30 in {srv.url('/rss/cs.LG+cs.AI')} (a weekend or holiday?): "
+        f"nothing to do: no announcements on 2024-11-30 in {srv.url('/rss/cs.LG+cs.AI')} (a weekend or holiday?); "
         f"wrote an empty {tmp_path / 'p.jsonl'}"]
     assert (tmp_path / "p.jsonl").read_text() == ""
 
@@ -183,6 +183,6 @@ def test_filters_that_match_nothing_say_so(tmp_path):
     r = fetch_cli("fetch", "--from", DAYS / "2025-05-15" / "listing.jsonl", "--category", "q-bio.NC",
                "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3")
     assert r.returncode == 0, r.stderr
-    assert r.stderr.strip() == (f"0 of 192 papers in {DAYS / '2025-05-15' / 'listing.jsonl'} match q-bio.NC / "
-                                f"new,cross: wrote an empty {tmp_path / 'p.jsonl'}")
+    assert r.stderr.strip() == (f"nothing to do: 0 of 192 papers in {DAYS / '2025-05-15' / 'listing.jsonl'} match "
+                                f"q-bio.NC / new,cross; wrote an empty {tmp_path / 'p.jsonl'}")
     assert (tmp_path / "p.jsonl").read_text() == ""

@@ -75,12 +75,13 @@ def test_empty_topics_file_and_topic_without_text_are_one_line_errors(tmp_path):
         assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_empty_papers_file_and_bad_flags_are_one_line_errors(tmp_path):
+def test_an_empty_papers_file_is_nothing_to_do_and_bad_flags_are_one_line_errors(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl")
-    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
-        f"error: {empty}: no papers to rank (the file is empty)"]
+    assert r.returncode == 0 and r.stdout == "" and r.stderr.strip().splitlines() == [
+        f"nothing to do: no papers in {empty} (wrote an empty {tmp_path / 'o.jsonl'})"]
+    assert (tmp_path / "o.jsonl").read_text() == ""
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl", "--keep", "1.5")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "--keep" in r.stderr
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl", "--keep", "0.3", "--top", "5")

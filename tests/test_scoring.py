@@ -120,10 +120,23 @@ def test_expected_mode_fills_expectations(papers, store):
     ('{"ARXIVID": "1", "COMMENT": 3, "RELEVANCE": 5, "NOVELTY": 3}', "COMMENT"),
     ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": true, "NOVELTY": 3}', "RELEVANCE True"),
     ('[1, 2]', "not a JSON object"),
+    # a forged second key would win in a plain JSON parser: refused
+    ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": 2, "NOVELTY": 3, "RELEVANCE": 10}', "'RELEVANCE' appears twice"),
+    ('{"papers": [], "papers": [{"ARXIVID": "1"}]}', "'papers' appears twice"),
+    # the id may only gain a version suffix
+    ('{"ARXIVID": "1vEVIL", "COMMENT": "c", "RELEVANCE": 5, "NOVELTY": 3}', "ARXIVID '1vEVIL' is not '1'"),
+    ('{"ARXIVID": "1v2x", "COMMENT": "c", "RELEVANCE": 5, "NOVELTY": 3}', "ARXIVID '1v2x'"),
+    ('{"ARXIVID": "1 v2", "COMMENT": "c", "RELEVANCE": 5, "NOVELTY": 3}', "ARXIVID '1 v2'"),
 ])
 def test_validation_messages(text, msg):
     with pytest.raises(ValueError, match=msg):
         parse_result(Result("1", text), ["1"], 300)
+
+
+def test_a_versioned_id_is_accepted_and_stored_bare():
+    got = parse_result(Result("2506.16065", r'{"ARXIVID": "2506.16065v3", "COMMENT": "c\u202e\u0000!", '
+                                            r'"RELEVANCE": 5, "NOVELTY": 3}'), ["2506.16065"], 300)
+    assert list(got) == ["2506.16065"] and got["2506.16065"].comment == "c!"      # bidi and NUL dropped
 
 
 def test_the_instructions_first_layout_reaches_the_backend_and_is_its_own_key(papers, store):

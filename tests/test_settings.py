@@ -110,7 +110,7 @@ def test_cli_names_a_flag_a_variable_or_the_file(tmp_path):
                                               "equal to 0\n")
     f = toml(tmp_path, '[prefilter]\nmin_keep = "5"\n')
     r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--config", f)
-    assert r.returncode == 1 and r.stderr == f"error: {f}: prefilter.min_keep: Input should be a valid integer\n"
+    assert r.returncode == 1 and r.stderr == f"error: {f}:2: prefilter.min_keep: Input should be a valid integer\n"
     assert not (tmp_path / "o.jsonl").exists()
 
 
@@ -136,5 +136,5 @@ def test_cli_words_a_backend_option_by_its_flag(tmp_path):
     assert r.returncode == 1 and r.stderr == "error: --backend-option speed: unknown option\n"
     f = toml(tmp_path, "[scoring.fake]\nflaky = 3\n")
     r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--config", f)
-    assert r.returncode == 1 and r.stderr.startswith(f"error: {f}: scoring.fake.flaky: ")
+    assert r.returncode == 1 and r.stderr.startswith(f"error: {f}:2: scoring.fake.flaky: ")
     assert not (tmp_path / "s.jsonl").exists()

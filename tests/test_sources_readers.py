@@ -113,7 +113,7 @@ def test_rss_empty_day_is_not_an_error():
 
 def test_rss_without_pubdate_needs_a_date():
     doc = rss_doc([rss_item()], pubdate=None)
-    with pytest.raises(InputError, match="--date"):
+    with pytest.raises(InputError, match="pass date YYYY-MM-DD"):
         list(read_papers(doc))
     (p,) = read_papers(doc, date="2024-12-02")
     assert p.date == "2024-12-02"

@@ -13,12 +13,11 @@ import pytest
 
 from ranker.backends.fake import FakeBackend, fake_scores
 from ranker.errors import BackendError
-from ranker.settings import resolve
 from ranker.sources import read_papers, read_ranked
 from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
 from ranker.store import Store
 
-from conftest import DAYS, ranker, store_vectors
+from conftest import DAYS, fake_settings, ranker, store_vectors, vector_store, without_loading
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_novelty": 5}
@@ -26,13 +25,12 @@ FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_
 
 @pytest.fixture
 def settings(tmp_path):
-    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
+    return fake_settings(tmp_path, **FLAGS)
 
 
 @pytest.fixture
 def store(settings):
-    with Store(settings.db_path) as s:
-        store_vectors(s, list(read_papers(LISTING)))
+    with vector_store(settings, LISTING) as s:
         yield s
 
 
@@ -65,8 +63,9 @@ def test_a_whole_day_through_the_four_steps(settings, store, tmp_path):
     res = run_day(day, tmp_path / "out", settings, store=store)
     m = res.manifest
     assert m["status"] == "ok" and m["backend"] == "fake" and m["model"] == "fake:tiny"
-    assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "kept": 8, "embedded": 0,
-                           "scored": 0, "reused": 8, "retried": 0, "failed": 0, "selected": len(picks)}
+    assert m["counts"] == {"papers": 192, "new_in_store": 192, "seen_before": 0, "excluded": 0, "kept": 8,
+                           "pinned": 0, "embedded": 0, "scored": 0, "reused": 8, "retried": 0, "failed": 0,
+                           "selected": len(picks), "author_matches": 0}
     assert json.loads(res.files["manifest"].read_text()) == m
     assert [r["ARXIVID"] for r in lines(res.files["scores"])] == [p.id for p in pre.kept_papers]
     ranked = read_ranked(res.files["prefilter"])
@@ -103,7 +102,7 @@ KILLED_RUN = textwrap.dedent("""
         def generate(self, requests, **kw):
             os._exit(9)                     # as a kill -9 in the middle of scoring would
 
-    s = resolve(flags={"backend": "fake", "top": 8, "db": sys.argv[1]})
+    s = resolve(flags={"backend": "fake", "top": 12, "db": sys.argv[1]})     # other settings than the first run
     with Store(s.db_path) as store:
         run_day(fetch_day(sys.argv[2], s, store=store), sys.argv[3], s, store=store, backend=Killed("other"))
 """)
@@ -120,9 +119,10 @@ def test_a_killed_run_never_leaves_an_earlier_ok_manifest_beside_its_files(setti
     m = json.loads((out / "2025-05-15-run.json").read_text())
     assert m["status"] == "running" and m["run_id"] != first.manifest["run_id"]       # not the old "ok"
     assert sorted(f.name for f in out.iterdir()) == sorted(before)                   # no temporary left
-    assert (out / "2025-05-15-scores.jsonl").read_bytes() == before["2025-05-15-scores.jsonl"]   # never half
-    with Store(settings.db_path) as again:
-        assert again.run_status(m["run_id"]) == "running" and again.integrity_check() == "ok"
+    data = {f.name: f.read_bytes() for f in out.iterdir() if not f.name.endswith("-run.json")}
+    assert data == {k: v for k, v in before.items() if not k.endswith("-run.json")}  # the old set, whole
+    with Store(settings.db_path) as again:           # the next open sees the process is gone
+        assert again.run_status(m["run_id"]) == "interrupted" and again.integrity_check() == "ok"
 
 
 # --------------------------------------------------------------------------- as commands
@@ -163,3 +163,97 @@ def test_writing_to_dev_null_keeps_the_device(store, settings, tmp_path):
         _repair_dev_null(before)
     r = ranker("prefilter", "--papers", LISTING, "--out", tmp_path, "--db", settings.db_path)
     assert r.returncode == 1 and r.stderr == f"error: {tmp_path}: is a directory; give a file name\n"
+
+
+# --------------------------------------------------------------------------- the run folder, adversarially
+def test_a_killed_rerun_into_an_older_run_folder_leaves_the_older_set_whole(store, settings, tmp_path):
+    """`ranker run` with other settings into a folder holding an earlier run's files, SIGKILLed while it
+    scores: the folder still holds the earlier run's data files, all of them, and a manifest that says the
+    new run is running (never the old run's "ok" beside new files)."""
+    import signal
+    import time
+    from conftest import RANKER
+    out, db = tmp_path / "out", settings.db_path
+    store.close()
+    r = ranker("run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--config", _toml(tmp_path))
+    assert r.returncode == 0, r.stderr
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    other = tmp_path / "other.toml"
+    other.write_text("[prefilter]\ntop = 12\n[scoring]\nmodel = 'other'\nbatch_size = 1\n")
+    p = subprocess.Popen([*RANKER, "run", "--papers", LISTING, "--out", str(out), "--db", str(db), "--backend", "fake",
+                          "--config", str(other), "--backend-option", "delay=0.3"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    with Store(db) as s:
+        while s.conn.execute("SELECT COUNT(*) FROM scores WHERE model='fake:other'").fetchone()[0] < 2:
+            assert p.poll() is None, p.stderr.read()
+            assert time.monotonic() - t0 < 60
+            time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    after = {f.name: f.read_bytes() for f in out.iterdir()}
+    assert sorted(after) == sorted(before)                                      # no temporary left
+    m = json.loads(after.pop("2025-05-15-run.json"))
+    assert m["status"] == "running" and "model" not in m
+    assert after == {k: v for k, v in before.items() if k != "2025-05-15-run.json"}   # the older set, whole
+
+
+def test_out_dev_stdout_redirected_to_a_file_is_written_through(store, settings, tmp_path):
+    """`ranker score --out /dev/stdout > s.jsonl` (as root): the redirected file gets the lines and stays the
+    file the shell opened (not renamed over); a pipe works too."""
+    from conftest import RANKER
+    store.close()
+    target = tmp_path / "s.jsonl"
+    with open(target, "w") as f:
+        inode = os.fstat(f.fileno()).st_ino
+        p = subprocess.run([*RANKER, "score", "--papers", LISTING, "--out", "/dev/stdout", "--db", settings.db_path,
+                            "--backend", "fake"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert os.stat(target).st_ino == inode and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))\
+        == []
+    assert len(lines(target)) == 192
+    r = ranker("score", "--papers", LISTING, "--out", "/dev/stdout", "--db", settings.db_path, "--backend", "fake")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 192
+    r = ranker("score", "--papers", LISTING, "--out", tmp_path, "--db", settings.db_path, "--backend", "fake")
+    assert r.returncode == 1 and r.stderr == f"error: {tmp_path}: is a directory; give a file name\n"
+
+
+def test_a_full_disk_under_the_run_folder_names_the_file_and_leaves_no_temporary(store, settings, tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True).returncode:
+        pytest.skip("a full disk needs a tmpfs mount (root)")
+    store.close()
+    try:
+        r = ranker("run", "--papers", LISTING, "--out", d, "--db", settings.db_path, "--backend", "fake",
+                   "--config", _toml(tmp_path))
+        err = without_loading(r.stderr)
+        assert r.returncode == 1 and len(err.splitlines()) == 1
+        assert err.startswith(f"error: {d / '2025-05-15-'}") and "No space left on device" in r.stderr
+        assert sorted(p.name for p in d.iterdir()) == ["2025-05-15-run.json"]           # no .tmp / .part
+        m = json.loads((d / "2025-05-15-run.json").read_text())
+        assert m["status"] == "failed" and "No space left on device" in m["error"]
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+
+
+# --------------------------------------------------------------------------- unreadable rows are reported
+def test_run_and_score_report_the_rows_they_skip(store, settings, tmp_path):
+    """3 unreadable rows and 1 overlong abstract: each command that reads papers says so the way `ranker
+    prefilter` does (a count and the first place), and goes on with the rest."""
+    rows = LISTING.read_text().splitlines()[:10]
+    long = json.loads(rows[4])
+    long["abstract"] = "x " * 15_000
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([rows[0], "{not json", rows[1], '{"title": "no id"}', json.dumps(long), rows[2],
+                              '{"id": "2505.99999"}', *rows[5:]]) + "\n")
+    want = [f"warning: 3 records skipped (unreadable or without id/title); first at {bad}:2",
+            f"warning: 1 overlong abstracts/titles cut to 20,000/1,000 characters; first at {bad}:5"]
+    store_vectors(store, list(read_papers(bad)))             # the cut abstract's vector too: no model is loaded
+    store.close()
+    for cmd in (["prefilter", "--out", tmp_path / "r.jsonl"],
+                ["score", "--out", tmp_path / "s.jsonl", "--backend", "fake"],
+                ["run", "--out", tmp_path / "out", "--backend", "fake", "--config", _toml(tmp_path)]):
+        r = ranker(*cmd, "--papers", bad, "--db", settings.db_path)
+        assert r.returncode == 0, r.stderr
+        assert [x for x in r.stderr.splitlines() if x.startswith("warning:")] == want, (cmd[0], r.stderr)

@@ -106,14 +106,38 @@ CREATE TABLE embeddings (paper_id TEXT NOT NULL, embedder TEXT NOT NULL, text_ha
 """
 
 
-def v1_database(path):
+# The web pages' branch appended two more scripts to that list (user_version 2 and 3), run the same way.
+V2_SQL = """
+CREATE TABLE rankings (day TEXT NOT NULL, paper_id TEXT NOT NULL, prefilter_score REAL NOT NULL, kept INTEGER NOT
+    NULL, topic TEXT, rule TEXT, embedder TEXT, run_id INTEGER, PRIMARY KEY (day, paper_id));
+CREATE INDEX rankings_paper ON rankings (paper_id);
+CREATE INDEX paper_days_day ON paper_days (day);
+CREATE TABLE day_digests (day TEXT PRIMARY KEY, run_id INTEGER, model TEXT NOT NULL, prompt_hash TEXT NOT NULL,
+    min_relevance INTEGER NOT NULL, min_novelty INTEGER NOT NULL, created_at REAL NOT NULL)
+"""
+V3_SQL = """
+CREATE TABLE labels (paper_id TEXT PRIMARY KEY, label INTEGER NOT NULL CHECK (label IN (-1, 1)), day TEXT,
+    created_at REAL NOT NULL);
+CREATE TABLE label_events (id INTEGER PRIMARY KEY AUTOINCREMENT, paper_id TEXT NOT NULL, label INTEGER NOT NULL
+    CHECK (label IN (-1, 0, 1)), day TEXT, created_at REAL NOT NULL, source TEXT NOT NULL DEFAULT 'user')
+"""
+
+
+def v1_database(path, version: int = 1):
+    """A database as the ranker before named migrations left it at `version` (1; 2 and 3 from the web branch)."""
     c = sqlite3.connect(path)
-    for stmt in V1_SQL.split(";"):
-        c.execute(stmt)
+    for sql in (V1_SQL, V2_SQL, V3_SQL)[:version]:
+        for stmt in sql.split(";"):
+            c.execute(stmt)
     c.execute("INSERT INTO papers VALUES ('2501.00001', 1, 'T', 'A', '[]', '[\"cs.LG\"]', 'cs.LG', NULL, "
               "'2025-01-06', '2025-01-06')")
     c.execute("INSERT INTO scores VALUES ('2501.00001', 'm', 'h', 8, 7, 'ok', NULL, NULL, 0, 0, NULL, 0)")
-    c.execute("PRAGMA user_version = 1")
+    if version >= 2:
+        c.execute("INSERT INTO rankings VALUES ('2025-01-06', '2501.00001', 0.5, 1, 'T1', NULL, 'minilm', 3)")
+        c.execute("INSERT INTO day_digests VALUES ('2025-01-06', 3, 'm', 'h', 8, 7, 0)")
+    if version >= 3:
+        c.execute("INSERT INTO labels VALUES ('2501.00001', 1, '2025-01-06', 5)")
+    c.execute(f"PRAGMA user_version = {version}")
     c.commit()
     c.close()
 
@@ -134,8 +158,9 @@ def test_a_version_1_database_upgrades_cleanly(tmp_path, monkeypatch):
         c.execute("ALTER TABLE papers ADD COLUMN note TEXT")
 
     monkeypatch.setattr("ranker.store.MIGRATIONS", [*MIGRATIONS, m900_test_column])
-    with Store(db) as s:                           # m001 is recognised as done, only the new one runs
-        assert s.migrations == ["m001_initial", "m900_test_column"] and s.schema_version == 2 and ran == [1]
+    with Store(db) as s:                           # m001 is recognised as done, only the later ones run
+        assert s.migrations == [*(m.__name__ for m in MIGRATIONS), "m900_test_column"] and ran == [1]
+        assert s.migrations[0] == "m001_initial" and s.schema_version == len(MIGRATIONS) + 1
         assert s.get_paper("2501.00001").title == "T"
         assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].relevance == 8
         assert s.integrity_check() == "ok"
@@ -143,19 +168,114 @@ def test_a_version_1_database_upgrades_cleanly(tmp_path, monkeypatch):
         assert ran == [1] and s.conn.execute("SELECT note FROM papers").fetchone() == (None,)
 
 
-def test_m001_builds_the_schema_version_1_had(tmp_path):
+def _schema(db):
+    """Every table's columns and every index's columns, by name (what a migration builds)."""
+    c = sqlite3.connect(db)
+    names = c.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE "
+                      "'sqlite_%' AND name != '_migrations' ORDER BY name").fetchall()
+    out = {n: c.execute(f"PRAGMA {'table' if t == 'table' else 'index'}_info({n})").fetchall() for t, n in names}
+    c.close()
+    return out
+def test_m001_builds_the_schema_version_1_had(tmp_path, monkeypatch):
     old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
     v1_database(old)
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:1])
     Store(new).close()
 
-    def columns(db):
-        c = sqlite3.connect(db)
-        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
-                                          "'sqlite_%' AND name != '_migrations' ORDER BY name")]
-        out = {t: c.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}
-        c.close()
-        return out
-    assert columns(old) == columns(new)
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_named_migrations_build_the_schema_each_old_version_had(tmp_path, version, monkeypatch):
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(old, version)
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:version])
+    Store(new).close()
+    assert _schema(old) == _schema(new)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_old_database_upgrades_to_the_latest_schema_and_keeps_its_data(tmp_path, version):
+    db, fresh = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(db, version)
+    with Store(db) as s:
+        assert s.migrations == [m.__name__ for m in MIGRATIONS] and s.schema_version == len(MIGRATIONS)
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].relevance == 8
+        if version >= 2:
+            assert s.get_rankings("2025-01-06")[0].topic == "T1" and s.get_day_digest("2025-01-06").run_id == 3
+        assert s.get_labels() == ({"2501.00001": s.get_labels()["2501.00001"]} if version >= 3 else {})
+        s.set_label("2501.00001", -1, "2025-01-06")                # the new tables work
+        assert s.get_labels()["2501.00001"].label == -1 and s.integrity_check() == "ok"
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].cached_prompt_tokens == 0   # m004's default
+        s.put_score(Score("2501.00002", 6, 5, "c", prompt_tokens=900, cached_prompt_tokens=700), "m", "h")
+        assert s.get_scores(["2501.00002"], "m", "h")["2501.00002"].cached_prompt_tokens == 700
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
+def test_an_old_v2_database_is_adopted_by_name_wherever_other_migrations_stand(tmp_path, monkeypatch):
+    # another branch's migration merged before the web's: user_version 2 still means m001 + m002_rankings...
+    db = tmp_path / "old.sqlite3"
+    v1_database(db, 2)
+    ran = []
+
+    def m002_other_branch(c):
+        ran.append("other")
+        c.execute("ALTER TABLE runs ADD COLUMN other_branch INTEGER")
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_other_branch, *MIGRATIONS[1:]])
+    with Store(db) as s:
+        assert ran == ["other"] and s.schema_version == len(MIGRATIONS) + 1
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} | {"m002_other_branch"}
+        assert s.get_rankings("2025-01-06")[0].paper_id == "2501.00001"
+
+
+def test_a_daily_branch_database_has_its_m002_score_cached_tokens_adopted_as_m004(tmp_path, monkeypatch):
+    # the daily branch (#13) shipped m004's change as its m002, before the web's m002/m003 were merged
+    db, fresh = tmp_path / "daily.sqlite3", tmp_path / "new.sqlite3"
+    m004 = next(m for m in MIGRATIONS if m.__name__ == "m004_score_cached_tokens")
+
+    def m002_score_cached_tokens(c):
+        m004(c)
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_score_cached_tokens])
+    with Store(db) as s:
+        s.put_score(Score("2501.00001", 8, 7, "ok", prompt_tokens=900, cached_prompt_tokens=640), "m", "h")
+        assert s.migrations == ["m001_initial", "m002_score_cached_tokens"] and s.schema_version == 2
+    monkeypatch.undo()
+    with Store(db) as s:                            # the column is not added twice; the web's tables are built
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} and s.schema_version == len(MIGRATIONS)
+        assert s.get_scores(["2501.00001"], "m", "h")["2501.00001"].cached_prompt_tokens == 640
+        assert s.get_rankings("2025-01-06") == [] and s.integrity_check() == "ok"
+    with Store(db) as s:                            # and reopening migrates nothing more
+        assert s.schema_version == len(MIGRATIONS)
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
+def test_a_safety_branch_database_has_its_m002_run_owner_adopted_as_m005(tmp_path, monkeypatch):
+    # the safety branch (#11) shipped m005's change as its m002; its running rows were marked interrupted
+    db, fresh = tmp_path / "safety.sqlite3", tmp_path / "new.sqlite3"
+    m005 = next(m for m in MIGRATIONS if m.__name__ == "m005_run_owner")
+
+    def m002_run_owner(c):
+        m005(c)
+
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_run_owner])
+    Store(db).close()
+    monkeypatch.undo()
+    with Store(db) as s:                            # the columns are not added twice; the others are built
+        assert set(s.migrations) == {m.__name__ for m in MIGRATIONS} and s.integrity_check() == "ok"
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
+def test_an_old_database_newer_than_any_known_version_is_refused(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    v1_database(db, 3)
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA user_version = 4")
+    c.close()
+    with pytest.raises(InputError, match="newer than this ranker"):
+        Store(db)
 
 
 def test_a_database_with_unknown_migrations_is_refused(tmp_path):
@@ -167,3 +287,111 @@ def test_a_database_with_unknown_migrations_is_refused(tmp_path):
     c.close()
     with pytest.raises(InputError, match="m777_from_the_future"):
         Store(db)
+
+
+# --------------------------------------------------------------------------- read-only, locked, full
+@pytest.fixture
+def read_only_home(tmp_path):
+    """A folder holding a valid database with one paper, then made read-only: a tmpfs remounted read-only
+    where mounting is permitted (root), else file and folder modes."""
+    import os
+    import subprocess
+    home = tmp_path / "home"
+    home.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(home)],
+                                                   capture_output=True).returncode == 0
+    if os.geteuid() == 0 and not mounted:
+        pytest.skip("root without mount: cannot make a folder read-only")
+    with Store(home / "ranker.sqlite3") as s:
+        s.add_papers([paper("2505.00001")])
+    if mounted:
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+    else:
+        os.chmod(home / "ranker.sqlite3", 0o444)
+        os.chmod(home, 0o555)
+    try:
+        yield home
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(home)], check=True)
+        else:
+            os.chmod(home, 0o755)
+
+
+def test_a_read_only_database_opens_for_reading_and_says_read_only_on_a_write(read_only_home):
+    from ranker.errors import StoreError
+    db = read_only_home / "ranker.sqlite3"
+    with Store(db) as s:
+        assert s.read_only and s.get_paper("2505.00001").title == "T 2505.00001"
+        with pytest.raises(StoreError) as e:
+            s.add_papers([paper("2505.00002")])
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: read-only (") and "not a usable" not in msg and "\n" not in msg
+
+
+def test_a_read_only_ranker_home_is_named_as_such_by_the_commands(read_only_home, tmp_path):
+    from conftest import DAYS, ranker
+    listing = DAYS / "2025-05-15" / "listing.jsonl"
+    r = ranker("fetch", "--from", listing, "--out", tmp_path / "day.jsonl", env={"RANKER_HOME": read_only_home})
+    db = read_only_home / "ranker.sqlite3"
+    assert r.returncode == 1 and r.stderr.startswith(f"error: {db}: read-only (") and "not a usable" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
+def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
+    """Another process records a `ranker score` run and holds a write transaction open."""
+    import subprocess
+    import sys
+    import textwrap
+    from ranker.errors import StoreError
+    db = tmp_path / "r.sqlite3"
+    Store(db).close()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from ranker.store import Store
+        with Store({str(db)!r}) as s, s.recording("score", {{}}):
+            s.conn.execute("BEGIN IMMEDIATE")
+            print("holding", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with Store(db, busy_timeout=0.2) as s:                 # opening an up-to-date database takes no lock
+            with pytest.raises(StoreError) as e:
+                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+    finally:
+        holder.kill()
+        holder.wait()
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: database is locked: ") and f"held by ranker score, pid {holder.pid}" in msg
+
+
+def test_a_full_disk_names_the_database(tmp_path):
+    import os
+    import subprocess
+    from ranker.errors import StoreError
+    d = tmp_path / "tiny"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)], capture_output=True).returncode:
+        pytest.skip("a full disk needs a tmpfs mount (root)")
+    try:
+        with Store(d / "r.sqlite3") as s:
+            with pytest.raises(StoreError) as e:
+                s.put_embeddings(((f"p{i}", "h", np.ones(384, dtype=np.float32)) for i in range(2000)), "minilm")
+            assert str(e.value).startswith(f"{d / 'r.sqlite3'}: cannot write: No space left on device")
+            assert s.count_embeddings("minilm") == 0 and s.integrity_check() == "ok"
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+        assert not os.path.ismount(d)
+
+
+def test_m002_marks_the_rows_older_versions_left_running(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    v1_database(db)
+    c = sqlite3.connect(db)
+    c.execute("INSERT INTO runs (kind, started_at, status) VALUES ('run', 0, 'running')")
+    c.commit()
+    c.close()
+    with Store(db) as s:
+        assert s.run_status(1) == "interrupted"
+        assert {r[1] for r in s.conn.execute("PRAGMA table_info(runs)")} >= {"pid", "host"}

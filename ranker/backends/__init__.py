@@ -5,6 +5,7 @@ import importlib
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..io import Warn
 from ..settings import Settings
 from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
 
@@ -43,16 +44,24 @@ def check_options(settings: Settings) -> None:
         backend_class(name).parse_options(table)
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
     """The backend the settings choose, with its [scoring.<backend>] options, the models folder and, for a
-    backend that uses one, the API key from the environment."""
+    backend that uses one, the API key from the environment (and `warn` for one that has notes)."""
     scoring = settings.scoring
     cls = backend_class(scoring.backend)
     extra: dict[str, Any] = {"models_dir": settings.models_dir}
     if getattr(cls, "uses_api_key", False) and settings.openai_api_key is not None:
         extra["api_key"] = settings.openai_api_key.get_secret_value()
+    if getattr(cls, "uses_warn", False) and warn is not None:
+        extra["warn"] = warn
     return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
 
 
+def model_key(name: str, model: str) -> str:
+    """What scores made by backend `name` with `model` are stored under (Backend.model_name), known
+    without building the backend."""
+    return backend_class(name).model_key(model)
+
+
 __all__ = ["Backend", "BackendOptions", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "backend_class",
-           "get_backend", "check_options", "make_backend"]
+           "get_backend", "check_options", "make_backend", "model_key"]

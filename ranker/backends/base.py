@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -54,6 +54,7 @@ class Request:
     messages: list[dict[str, str]]    # [{"role": "system", ...}, {"role": "user", ...}]
     schema: dict                      # JSON schema the output must satisfy (enforced by the engine)
     max_tokens: int = 256
+    chat_template_kwargs: dict | None = None   # given to the model's chat template ({"enable_thinking": False})
 
 
 @dataclass
@@ -88,9 +89,28 @@ class Backend(ABC):
             options = options.model_dump(exclude_unset=True)
         return cls.Options.parse(cls.name, options, kwargs)
 
+    @classmethod
+    def store_name(cls, model: str) -> str | None:
+        """The name this backend will store scores of `model` under (its model_name), known before it is
+        built, or None when only the built backend knows (a server's own model). Lets a day whose papers are
+        all scored skip loading the model."""
+        return model
+
+    @classmethod
+    def model_key(cls, model: str) -> str:
+        """store_name where it must be known without building the backend (the backfill looks up what is
+        already scored before it starts an engine): a ConfigError when only the built backend knows."""
+        name = cls.store_name(model)
+        if name is None:
+            raise ConfigError(f"the {cls.name} backend learns the model's name only from its server; name the "
+                              f"served model here, not {model!r}", key="scoring.model")
+        return name
+
     @abstractmethod
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
-        """Run every request (batched as the engine likes) and return results in the same order."""
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
+        """Run every request (batched as the engine likes) and return results in the same order; `on_done(n)`
+        is told as requests finish (n at a time), for a progress bar."""
 
     def stats(self) -> dict:
         """Engine figures for the run manifest (e.g. prefix-cache hits)."""

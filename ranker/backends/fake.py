@@ -10,13 +10,26 @@ garbage   text that is not JSON            length    a cut-off answer, finish_re
 error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+
+die_once="/path/marker" kills the whole process (SIGKILL) inside a generate() call made while the marker file
+does not exist, creating it first: a worker lost mid-batch, once (the backfill's retry and resume tests).
+die_after=N lets N calls of this instance through before that.
+
+Its COMMENT is two sentences of ~150 characters, cut at the schema's maxLength as an engine cuts a bounded
+string (mid-word).
+
+delay     seconds each request takes (a slow engine: to watch progress, and for interrupt tests)
+deaf      the delay swallows Ctrl-C, as some engines do while they start (for interrupt tests)
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import Field
 
@@ -30,6 +43,13 @@ def fake_scores(arxiv_id: str) -> tuple[int, int]:
     h = hashlib.sha256(arxiv_id.encode("utf-8")).digest()
     span = SCORE_MAX - SCORE_MIN + 1
     return SCORE_MIN + h[0] % span, SCORE_MIN + h[1] % span
+
+
+def fake_comment(arxiv_id: str) -> str:
+    """The fake judgement of a paper: two whole sentences, 150-odd characters."""
+    rel, nov = fake_scores(arxiv_id)
+    return (f"A fake judgement of {arxiv_id}, written by a backend without a model for testing. "
+            f"It gives relevance {rel} and novelty {nov} from a hash of the identifier.")
 
 
 def _max_comment(schema: dict) -> int:
@@ -47,6 +67,12 @@ class FakeOptions(BackendOptions):
     raise_for: set[str] = Field(set(), strict=False)
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
+    die_once: str | None = None              # a marker file: SIGKILL this process once (see the module doc)
+    die_after: int = Field(0, ge=0)          # calls let through before that
+    delay: float = Field(0.0, ge=0, strict=False)   # seconds per request
+    deaf: bool = False                       # the delay swallows Ctrl-C
+    noise: bool = False                      # write to fds 1 and 2, log, print and start a child that prints,
+                                             # as an engine and its worker processes do (terminal tests)
 
 
 class FakeBackend(Backend):
@@ -57,9 +83,15 @@ class FakeBackend(Backend):
     def __init__(self, model: str = "fake", options: Mapping[str, Any] | FakeOptions | None = None, *,
                  models_dir: Path | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
-        self.model_name = f"fake:{model}"
+        self.model_name = self.store_name(model)
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
+        self.die_once, self.die_after = o.die_once, o.die_after
+        self.noise = o.noise
+        if o.noise:
+            _noise("loading")
+        self.chat_template_kwargs: list[dict | None] = []   # what each request asked of the template, for tests
+        self.delay, self.deaf = o.delay, o.deaf
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
@@ -74,18 +106,36 @@ class FakeBackend(Backend):
         for i in ids:
             rel, nov = fake_scores(i)
             objs.append({"ARXIVID": (i + "x") if wrong else i,
-                         "COMMENT": f"fake judgement of {i}"[:cap], "RELEVANCE": rel, "NOVELTY": nov})
+                         "COMMENT": fake_comment(i)[:cap], "RELEVANCE": rel, "NOVELTY": nov})
         data = objs[0] if len(ids) == 1 else {"papers": objs}
         return json.dumps(data, separators=(",", ":"))
 
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+    @classmethod
+    def store_name(cls, model: str) -> str:
+        return f"fake:{model}"
+
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
         self.calls.append([r.key for r in requests])
+        if self.die_once and requests and len(self.calls) > self.die_after:
+            try:
+                fd = os.open(self.die_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+        if self.noise:
+            _noise("generating")
         for r in requests:
             if self._hit(self.raise_for, r, schema_ids(r.schema)):
                 raise BackendError(f"injected failure for {r.key}")
         out = []
         for r in requests:
+            if self.delay:
+                self._wait(self.delay)
             ids = schema_ids(r.schema)
+            self.chat_template_kwargs.append(r.chat_template_kwargs)
             first_time = r.key not in self._seen
             self._seen.add(r.key)
             prompt = sum(len(m.get("content", "").split()) for m in r.messages)
@@ -106,7 +156,18 @@ class FakeBackend(Backend):
                 rel, nov = fake_scores(ids[0])
                 probs = {f: _peaked(v) for f, v in zip(SCORE_FIELDS, (rel, nov))}
             out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
+            if on_done is not None:
+                on_done(1)
         return out
+
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                time.sleep(end - time.monotonic())
+            except KeyboardInterrupt:
+                if not self.deaf:
+                    raise
 
     def stats(self) -> dict:
         return {"requests": sum(len(c) for c in self.calls), "prompt_tokens": self._usage.prompt_tokens,
@@ -114,6 +175,21 @@ class FakeBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
+
+
+def _noise(when: str) -> None:
+    """What an engine writes behind our back: raw writes to fds 1 and 2, a log record, a print, a warning and a
+    child process's output (an engine worker inherits the descriptors)."""
+    import logging
+    import subprocess
+    import sys
+    import warnings
+    os.write(1, f"ENGINE-NOISE fd1 {when}\n".encode())
+    os.write(2, f"ENGINE-NOISE fd2 {when}\n".encode())
+    logging.getLogger("vllm.fake").warning("ENGINE-NOISE log %s", when)
+    print(f"ENGINE-NOISE print {when}", flush=True)
+    warnings.warn(f"ENGINE-NOISE warning {when}", stacklevel=1)
+    subprocess.run([sys.executable, "-c", f"print('ENGINE-NOISE child {when}')"], check=False)
 
 
 def _peaked(v: int) -> dict[int, float]:

@@ -10,15 +10,20 @@ enforces in strict mode. Should a server reject the schema itself (HTTP 400 nami
 drops the keywords it may not support (lengths, ranges, prefixItems) for the rest of the run, and the
 caller's validation catches what the server then lets through.
 
-Requests run concurrently (`concurrency`, default 8). 429, 5xx, timeouts and dropped connections are
-retried with exponential backoff and jitter (`retries`, default 4; Retry-After is honoured); what still
-fails becomes a Result with finish_reason "error" and the reason, so the run goes on.
+Requests run concurrently (`concurrency`, default 8) on daemon threads. 429, 5xx, timeouts and dropped
+connections are retried with exponential backoff and jitter (`retries`, default 4; Retry-After is honoured)
+within the request's deadline (`total_timeout`); what still fails becomes a Result with finish_reason
+"error" and the reason, so the run goes on. Every wait is bounded: connecting (`connect_timeout`, 10 s), the
+server's silence in one attempt (`timeout`, 120 s) and the whole request, retries included (`total_timeout`,
+300 s), so one paper never holds a run for long. Ctrl-C stops generate() at once: the waiting thread is
+interrupted, no request is started after it, and the threads still waiting on a hung server are daemons
+that never keep the process alive.
 
-Options (OpenAIOptions, the [scoring.openai] table): base_url (OPENAI_BASE_URL), concurrency, timeout
-(seconds a request may take, default 180), retries, backoff (first wait, seconds), max_backoff (the longest
+Options (OpenAIOptions, the [scoring.openai] table): base_url (OPENAI_BASE_URL), concurrency,
+connect_timeout, timeout, total_timeout, retries, backoff (first wait, seconds), max_backoff (the longest
 wait; a server asking for longer fails the request), probe (expected mode: ask the server for the next-token
 distribution after an ambiguous '1', using vLLM's continue_final_message; default: on unless the server is
-OpenAI's).
+OpenAI's). Error texts never carry the key: a server that echoes it back is redacted (ranker.io.redact).
 """
 from __future__ import annotations
 
@@ -26,15 +31,15 @@ import copy
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import Field
 
 from ..errors import BackendError, ConfigError, FetchError, MissingDependency
-from ..io import RETRY_STATUS, RetryPolicy, Retryable, retry, retry_after_seconds
+from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, redact, retry,
+                  retry_after_seconds)
 from ..netguard import check_allowed
 from ..records import Usage
 from .base import Backend, BackendOptions, Request, Result
@@ -73,15 +78,64 @@ def relax_schema(schema: dict) -> dict:
 
 
 def _snippet(text: str, limit: int = 200) -> str:
-    text = " ".join((text or "").split())
+    """A bounded, redacted one-line excerpt of what a server said."""
+    text = redact(" ".join((text or "").split()))
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_on_daemons(fn: Callable[[T], R], items: Sequence[T], workers: int, cancel: threading.Event) -> list[R]:
+    """[fn(x) for x in items] on up to `workers` daemon threads, in order. The calling thread waits in short
+    slices, so Ctrl-C reaches it at once; it then sets `cancel` (no item starts after it) and leaves without
+    joining: a thread still blocked on a hung server is a daemon and never keeps the process alive."""
+    if not items:
+        return []
+    results: list[Any] = [None] * len(items)
+    failed: list[BaseException] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    state = {"next": 0, "left": len(items)}
+
+    def work() -> None:
+        while not cancel.is_set() and not failed:
+            with lock:
+                i = state["next"]
+                if i >= len(items):
+                    return
+                state["next"] += 1
+            try:
+                results[i] = fn(items[i])
+            except BaseException as e:                # handed to the caller, which raises it
+                failed.append(e)
+            with lock:
+                state["left"] -= 1
+                if state["left"] == 0:
+                    done.set()
+        done.set()
+
+    for _ in range(min(workers, len(items))):
+        threading.Thread(target=work, daemon=True, name="ranker-openai").start()
+    try:
+        while not done.wait(0.25):
+            pass
+    except BaseException:
+        cancel.set()
+        raise
+    if failed:
+        raise failed[0]
+    return results
 
 
 class OpenAIOptions(BackendOptions):
     """[scoring.openai]"""
     base_url: str = DEFAULT_BASE_URL
     concurrency: int = Field(8, ge=1)
-    timeout: float = Field(180.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)      # seconds to open a connection
+    timeout: float = Field(120.0, gt=0)             # seconds the server may stay silent in one attempt
+    total_timeout: float = Field(300.0, gt=0)       # seconds one request may take in all, retries included
     retries: int = Field(4, ge=0)
     backoff: float = Field(1.0, ge=0)
     max_backoff: float = Field(30.0, gt=0)
@@ -94,10 +148,14 @@ class OpenAIBackend(Backend):
     supports_score_probs = True
     uses_api_key = True               # make_backend passes the settings' OPENAI_API_KEY as api_key
 
+    @classmethod
+    def store_name(cls, model: str) -> str | None:
+        return None if model in ("", "auto") else model     # "auto": the server's first model, once asked
+
     def __init__(self, model: str, options: Mapping[str, Any] | OpenAIOptions | None = None, *,
                  models_dir: Path | None = None, api_key: str | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
-        base_url, timeout = o.base_url, o.timeout
+        base_url = o.base_url
         try:
             import httpx
         except ImportError as e:
@@ -117,14 +175,16 @@ class OpenAIBackend(Backend):
         self.probe = (not self.is_openai) if o.probe is None else o.probe
         self.concurrency = o.concurrency
         self.retries = o.retries
+        self.connect_timeout, self.timeout, self.total_timeout = o.connect_timeout, o.timeout, o.total_timeout
         self._retry = RetryPolicy(retries=o.retries, backoff=o.backoff, max_wait=o.max_backoff)
         headers = {"Content-Type": "application/json"}
         if api_key:
+            add_secret(api_key)                   # redacted from any error text, should a server echo it
             headers["Authorization"] = f"Bearer {api_key}"
         del api_key
-        self._client = httpx.Client(base_url=self.base_url, headers=headers,
-                                    timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=self._timeout(None),
                                     limits=httpx.Limits(max_connections=self.concurrency + 2))
+        self._cancel = threading.Event()          # set on Ctrl-C: nothing new starts, waits end
         self._lock = threading.Lock()
         self._relaxed = False
         self._refused: str | None = None
@@ -133,17 +193,25 @@ class OpenAIBackend(Backend):
         self.model_name = self._discover_model() if model in ("", "auto") else model
 
     # ------------------------------------------------------------------ HTTP
+    def _timeout(self, deadline: float | None):
+        """The httpx timeouts of one attempt: connect, then the server's silence, none past `deadline`."""
+        left = float("inf") if deadline is None else max(0.05, deadline - time.monotonic())
+        read = min(self.timeout, left)
+        return self._httpx.Timeout(read, connect=min(self.connect_timeout, left), pool=read)
+
     def _discover_model(self) -> str:
         try:
-            data = self._client.get("/models").json()
+            data = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout)).json()
             return data["data"][0]["id"]
         except Exception as e:
             raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
 
-    def _post_once(self, body: dict) -> dict:
+    def _post_once(self, body: dict, deadline: float | None = None) -> dict:
         httpx = self._httpx
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
         try:
-            resp = self._client.post("/chat/completions", json=body)
+            resp = self._client.post("/chat/completions", json=body, timeout=self._timeout(deadline))
         except httpx.TimeoutException:
             raise Retryable("timed out", kind="timeout") from None
         except httpx.TransportError as e:
@@ -163,13 +231,16 @@ class OpenAIBackend(Backend):
             raise _Fatal(f"unreadable response (HTTP {resp.status_code}): {_snippet(resp.text, 120)!r}") from None
         return data
 
-    def _post(self, body: dict) -> dict:
-        """POST with retries on 429/5xx/timeouts (ranker.io.retry: exponential backoff, Retry-After honoured)."""
+    def _post(self, body: dict, deadline: float | None = None) -> dict:
+        """POST with retries on 429/5xx/timeouts (ranker.io.retry: exponential backoff, Retry-After honoured),
+        none started after `deadline` (time.monotonic()); a Ctrl-C ends the waits (Cancelled)."""
         def count(_n, _e, _wait):
             with self._lock:
                 self._stats["retries"] += 1
 
-        return retry(lambda: self._post_once(body), self._retry, count)
+        deadline = deadline if deadline is not None else time.monotonic() + self.total_timeout
+        return retry(lambda: self._post_once(body, deadline), self._retry, count, deadline=deadline,
+                     sleep=self._cancel.wait)
 
     # ------------------------------------------------------------------ one request
     def _body(self, req: Request, score_probs: bool) -> dict:
@@ -180,14 +251,17 @@ class OpenAIBackend(Backend):
                                     "json_schema": {"name": "paper_scores", "schema": schema, "strict": True}}}
         if score_probs:
             body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        if req.chat_template_kwargs and not self.is_openai:    # vLLM's server hands it to the chat template
+            body["chat_template_kwargs"] = dict(req.chat_template_kwargs)
         return body
 
     def _one(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         if self._refused:
             return Result(req.key, None, "error", error=self._refused), None
+        deadline = time.monotonic() + self.total_timeout
         try:
             try:
-                data = self._post(self._body(req, score_probs))
+                data = self._post(self._body(req, score_probs), deadline)
             except _Fatal as e:
                 schema_trouble = e.status == 400 and not self._relaxed and any(
                     w in e.body.lower() for w in ("schema", "response_format", "json_schema"))
@@ -195,14 +269,21 @@ class OpenAIBackend(Backend):
                     raise
                 with self._lock:
                     self._relaxed = True
-                data = self._post(self._body(req, score_probs))
+                data = self._post(self._body(req, score_probs), deadline)
         except Retryable as e:
-            why = f"the server asks to wait {e.retry_after:.0f} s" if e.too_long else f"after {e.attempts} attempts"
-            return Result(req.key, None, "error", error=f"{e} ({why})"), None
+            if e.too_long:
+                why = f"the server asks to wait {e.retry_after:.0f} s"
+            elif e.out_of_time:
+                why = f"no time left of the request's {self.total_timeout:g} s after {e.attempts} attempts"
+            else:
+                why = f"after {e.attempts} attempts"
+            return Result(req.key, None, "error", error=redact(f"{e} ({why})")), None
+        except Cancelled:
+            return Result(req.key, None, "error", error="cancelled (interrupted)"), None
         except _Fatal as e:
             if e.status in (401, 403):
-                self._refused = str(e)
-            return Result(req.key, None, "error", error=str(e)), None
+                self._refused = redact(e)
+            return Result(req.key, None, "error", error=redact(e)), None
         choice = data["choices"][0]
         text = choice["message"].get("content")
         u = data.get("usage") or {}
@@ -222,19 +303,28 @@ class OpenAIBackend(Backend):
         return Result(req.key, text, finish, usage=usage), choice.get("logprobs")
 
     # ------------------------------------------------------------------ the interface
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            pairs = list(pool.map(lambda r: self._one(r, score_probs), requests))
-            results = [p[0] for p in pairs]
-            if score_probs:
-                self._fill_score_probs(requests, pairs, pool)
+        lock = threading.Lock()
+
+        def one(r: Request):
+            pair = self._one(r, score_probs)
+            if on_done is not None:
+                with lock:
+                    on_done(1)
+            return pair
+
+        pairs = run_on_daemons(one, requests, self.concurrency, self._cancel)
+        results = [p[0] for p in pairs]
+        if score_probs:
+            self._fill_score_probs(requests, pairs)
         self._stats["requests"] += len(requests)
         self._stats["failed"] += sum(1 for r in results if not r.ok)
         self._stats["seconds"] += time.perf_counter() - t0
         return results
 
-    def _fill_score_probs(self, requests, pairs, pool) -> None:
+    def _fill_score_probs(self, requests, pairs) -> None:
         prepared = []
         needs: list[tuple[int, int, str]] = []
         for n, (res, lp) in enumerate(pairs):
@@ -259,7 +349,7 @@ class OpenAIBackend(Backend):
                 res = pairs[n][0]
                 starts = next(p[2] for p in prepared if p[0] == n)
                 return need, self._probe(requests[n], res.text[:starts[pos]] + tok)
-            for need, cands in pool.map(run, needs):
+            for need, cands in run_on_daemons(run, needs, self.concurrency, self._cancel):
                 answers[need] = cands
         for n, res, starts, steps in prepared:
             res.score_probs = score_distributions(res.text, starts, steps,
@@ -270,6 +360,8 @@ class OpenAIBackend(Backend):
         body = {"model": self.model_name, "temperature": 0, "max_tokens": 1, "logprobs": True,
                 "top_logprobs": TOP_LOGPROBS, "continue_final_message": True, "add_generation_prompt": False,
                 "messages": [*req.messages, {"role": "assistant", "content": prefix}]}
+        if req.chat_template_kwargs and not self.is_openai:
+            body["chat_template_kwargs"] = dict(req.chat_template_kwargs)
         with self._lock:
             self._stats["probe_requests"] += 1
         try:
@@ -291,4 +383,6 @@ class OpenAIBackend(Backend):
                 "cached_prompt_tokens": u.cached_prompt_tokens, "cost_usd": round(self.cost_usd(), 6)}
 
     def close(self) -> None:
+        if self._cancel.is_set():     # interrupted: a daemon thread may still wait on the server; let it be
+            return
         self._client.close()

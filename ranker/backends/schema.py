@@ -16,16 +16,43 @@ escape sequences, so a COMMENT can carry no '"', backslash or newline: the model
 """
 from __future__ import annotations
 
+import re
+import json
 from typing import Any
 
-from ..io import same_paper_id
+from ..io import clean_text, same_paper_id
 from .base import SCORE_FIELDS
 
 SCORE_MIN, SCORE_MAX = 1, 10
 KEYS = ("ARXIVID", "COMMENT", *SCORE_FIELDS)
+# The default bound of a COMMENT, in characters: the 99th percentile of the 1,368 comments GPT-4o wrote in the
+# fifty days of history (302.65; median 160, 95th percentile 256, longest 381), rounded. The prompt asks for it
+# and the schema enforces it.
+COMMENT_CHARS = 300
+ELLIPSIS = "\u2026"
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
-def paper_object(arxiv_id: str, comment_chars: int = 300) -> dict[str, Any]:
+def fit_comment(text: str, limit: int) -> str:
+    """A COMMENT folded to one line and, when it reached `limit` characters (an engine stops a bounded string
+    there, mid-word) or went past it (a server that ignored the bound), cut back to its last whole sentence,
+    or failing one that keeps half the room, its last whole word, followed by an ellipsis; never longer than
+    `limit`. A comment that ended by itself within the bound is left as written."""
+    reached = len(text) >= limit
+    text = " ".join(text.split())
+    if not reached or (len(text) <= limit and text.endswith((".", "!", "?"))):
+        return text
+    room = text[:limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(room)]
+    if ends and ends[-1] >= limit // 2:
+        return room[:ends[-1]]
+    cut = room[:limit - 1]
+    if len(text) > limit - 1 and not text[limit - 1].isspace():   # the cut falls inside a word: drop that word
+        cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return cut.rstrip(" ,;:-\u2013\u2014") + ELLIPSIS
+
+
+def paper_object(arxiv_id: str, comment_chars: int = COMMENT_CHARS) -> dict[str, Any]:
     score = {"type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX}
     return {
         "type": "object",
@@ -39,7 +66,7 @@ def paper_object(arxiv_id: str, comment_chars: int = 300) -> dict[str, Any]:
     }
 
 
-def paper_schema(ids: list[str], comment_chars: int = 300) -> dict[str, Any]:
+def paper_schema(ids: list[str], comment_chars: int = COMMENT_CHARS) -> dict[str, Any]:
     """The schema for one request scoring `ids` (one id: a bare object; several: {"papers": [...]})."""
     if not ids:
         raise ValueError("paper_schema needs at least one id")
@@ -68,6 +95,21 @@ def schema_ids(schema: dict[str, Any]) -> list[str]:
     if "papers" in props:
         return [o["properties"]["ARXIVID"]["enum"][0] for o in props["papers"]["prefixItems"]]
     return [props["ARXIVID"]["enum"][0]]
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def load_answer(text: str) -> Any:
+    """An answer's JSON text as data. A key given twice in one object is refused (JSON parsers keep the last
+    one, so a forged second "RELEVANCE" would win); other problems raise json.JSONDecodeError."""
+    return json.loads(text, object_pairs_hook=_no_duplicate_keys)
 
 
 def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool = True) -> list[dict[str, Any]]:
@@ -109,6 +151,8 @@ def check_answer(data: Any, ids: list[str], comment_chars: int, *, strict: bool 
             raise ValueError("COMMENT is not a string")
         if strict and len(comment) > comment_chars:
             raise ValueError(f"COMMENT is longer than {comment_chars} characters")
-        out.append({"ARXIVID": want, "COMMENT": " ".join(comment.split())[:comment_chars],
+        comment = clean_text(comment)
+        comment = " ".join(comment.split()) if strict else fit_comment(comment, comment_chars)
+        out.append({"ARXIVID": want, "COMMENT": comment,
                     **{f: obj[f] for f in SCORE_FIELDS}})
     return out

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import Field
 
@@ -106,16 +106,22 @@ class TransformersBackend(Backend):
             ids.add(int(self._tok.eos_token_id))
         return ids
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return list(self._tok.encode(text, add_special_tokens=False))
+    def prompt_text(self, messages: list[dict[str, str]], chat_template_kwargs: dict | None = None) -> str:
+        """The model's chat template applied to the messages, with `chat_template_kwargs` (enable_thinking)
+        given to the template."""
+        return self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             **(chat_template_kwargs or {}))
+
+    def prompt_ids(self, messages: list[dict[str, str]], chat_template_kwargs: dict | None = None) -> list[int]:
+        return list(self._tok.encode(self.prompt_text(messages, chat_template_kwargs), add_special_tokens=False))
 
     def _grammar(self, schema: dict):
         return self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False,
                                                   separators=(",", ":"))
 
     # ------------------------------------------------------------------ the interface
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
         results: list[Result] = []
         for k in range(0, len(requests), self.batch_size):
@@ -131,6 +137,8 @@ class TransformersBackend(Backend):
                             results.extend(self._generate_chunk([r], score_probs))
                         except Exception as e1:
                             results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
+            if on_done is not None:
+                on_done(len(chunk))
         self._stats["requests"] += len(requests)
         self._stats["failed"] += sum(1 for r in results if not r.ok)
         self._stats["generate_seconds"] += time.perf_counter() - t0
@@ -138,7 +146,7 @@ class TransformersBackend(Backend):
 
     def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
         torch, xgr = self._torch, self._xgr
-        prompts = [self.prompt_ids(r.messages) for r in chunk]
+        prompts = [self.prompt_ids(r.messages, r.chat_template_kwargs) for r in chunk]
         width = max(len(p) for p in prompts)
         pad = self._tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)

@@ -8,8 +8,14 @@ Options (VLLMOptions, the [scoring.vllm] table; all optional): max_model_len, gp
 tensor_parallel_size, dtype, kv_cache_gb (CPU: the KV cache size, default 1 GiB), seed, prime_prefix (compute
 the requests' common prompt prefix once before the batch, default on), engine_process (run vLLM's engine
 core in a separate process: vLLM's own default, kept on GPUs; off on CPU, where it gains nothing and the
-engine's start-up errors then reach us with their message), quiet (vLLM logs at WARNING), engine_args
-(a dict passed through to vllm.LLM, winning over everything above).
+engine's start-up errors then reach us with their message), quiet (vLLM logs at WARNING), batch_invariant
+(VLLM_BATCH_INVARIANT: greedy output that does not depend on what else shares the batch, so a day scored
+again gives the same answers; NVIDIA GPUs of compute capability 8.0+ only, refused elsewhere; slower),
+engine_args (a dict passed through to vllm.LLM, winning over everything above: quantization="awq",
+kv_cache_dtype="fp8", enable_chunked_prefill, ...).
+
+The installed vLLM's version is checked at start (vllm_env.check_version): one warning line outside the
+tested range, an error when it is too old for structured outputs.
 
 On a CPU build of vLLM the defaults are float32, eager mode, 32-token KV blocks and a 1 GiB KV cache
 (VLLM_CPU_KVCACHE_SPACE, when set, wins); vLLM binds its OpenMP threads itself (VLLM_CPU_OMP_THREADS_BIND,
@@ -23,16 +29,18 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import Field
 
 from .. import models
 from ..errors import ModelError
+from ..io import Warn
 from ..records import Usage
 from .base import Backend, BackendOptions, Request, Result, one_line
 from .probs import TOP_LOGPROBS, Step, score_distributions
-from .vllm_env import import_vllm, scoped_env, start_env, torch_threads, user_kv_cache
+from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
+                       user_kv_cache)
 
 CPU_MAX_MODEL_LEN = 8192
 
@@ -56,9 +64,29 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
         return ModelError(f"model {model} does not fit in memory: {msg} (lower max_model_len, raise "
                           "gpu_memory_utilization / kv_cache_gb, or choose a smaller model)")
     if "engine core initialization failed" in low:
-        return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log above "
+        return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log "
                           "(most often: the model does not fit in memory, lower max_model_len)")
     return ModelError(f"vLLM could not load {model}: {msg}")
+
+
+def _completions(on_done: Callable[[int], None]):
+    """What vLLM's generate() takes as `use_tqdm` (a tqdm factory) to report each request as it finishes:
+    a tqdm drawing nowhere whose update() tells `on_done`."""
+    import io
+
+    from tqdm import tqdm
+
+    class Completions(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.update(file=io.StringIO(), dynamic_ncols=False, mininterval=3600)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            out = super().update(n)
+            on_done(int(n or 0))
+            return out
+
+    return Completions
 
 
 def common_prefix(seqs: list[list[int]]) -> int:
@@ -84,6 +112,7 @@ class VLLMOptions(BackendOptions):
     prime_prefix: bool = True                                 # compute the batch's shared prefix once first
     engine_process: bool | None = None                        # engine core in its own process (GPU default)
     quiet: bool = True                                        # vLLM logs at WARNING
+    batch_invariant: bool = False                             # VLLM_BATCH_INVARIANT (GPU, capability 8.0+)
     engine_args: dict[str, Any] = {}                          # passed to vllm.LLM, winning over the above
 
 
@@ -91,16 +120,28 @@ class VLLMBackend(Backend):
     name = "vllm"
     Options = VLLMOptions
     supports_score_probs = True
+    uses_warn = True                  # make_backend passes the caller's Warn (the version check's line)
 
     def __init__(self, model: str, options: Mapping[str, Any] | VLLMOptions | None = None, *,
-                 models_dir: Path | None = None, **kwargs):
+                 models_dir: Path | None = None, warn: Warn | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
         self.model_name = model
         path = models.resolve(model, kind="llm", models_dir=models_dir)
         vllm = import_vllm(quiet=o.quiet)
+        self.vllm_version = check_version(warn)
         from vllm.platforms import current_platform
 
         self.device = "cpu" if current_platform.is_cpu() else current_platform.device_type or "gpu"
+        self.batch_invariant = o.batch_invariant
+        if o.batch_invariant:
+            cap = None
+            if self.device != "cpu":
+                try:
+                    c = current_platform.get_device_capability()
+                    cap = (int(c.major), int(c.minor)) if c is not None else None
+                except Exception:
+                    cap = None
+            check_batch_invariant(self.device, cap)
         engine_process = o.engine_process if o.engine_process is not None else self.device != "cpu"
         max_model_len = o.max_model_len
         kwargs: dict[str, Any] = dict(model=path, tokenizer=path, seed=o.seed, enable_prefix_caching=True,
@@ -134,8 +175,9 @@ class VLLMBackend(Backend):
 
         t0 = time.perf_counter()
         threads = torch_threads()
-        env = start_env(self.device, o.tensor_parallel_size, engine_process)
-        self.engine_env = {k: v for k, v in env.items() if k.startswith("VLLM_CPU")}
+        env = start_env(self.device, o.tensor_parallel_size, engine_process, o.batch_invariant)
+        self.engine_env = {k: v for k, v in env.items() if k.startswith("VLLM_CPU") or k == "VLLM_BATCH_INVARIANT"}
+        self._run_env = {"VLLM_BATCH_INVARIANT": "1"} if o.batch_invariant else {}
         try:
             with scoped_env(env):
                 self._llm = vllm.LLM(**kwargs)
@@ -157,10 +199,15 @@ class VLLMBackend(Backend):
                        "primer_prompt_tokens": 0, "probe_requests": 0}
 
     # ------------------------------------------------------------------ helpers
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        """The chat template applied the way vLLM's chat() does (no extra BOS), as token ids."""
-        text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return list(self._tok.encode(text, add_special_tokens=False))
+    def prompt_text(self, messages: list[dict[str, str]], chat_template_kwargs: dict | None = None) -> str:
+        """The chat template applied the way vLLM's chat() does, `chat_template_kwargs` (enable_thinking)
+        given to the template."""
+        return self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             **(chat_template_kwargs or {}))
+
+    def prompt_ids(self, messages: list[dict[str, str]], chat_template_kwargs: dict | None = None) -> list[int]:
+        """The prompt as token ids (no extra BOS, as vLLM's chat() does)."""
+        return list(self._tok.encode(self.prompt_text(messages, chat_template_kwargs), add_special_tokens=False))
 
     def _sampling(self, req: Request, max_tokens: int, logprobs: bool):
         from vllm.sampling_params import SamplingParams, StructuredOutputsParams
@@ -168,11 +215,14 @@ class VLLMBackend(Backend):
                               structured_outputs=StructuredOutputsParams(json=req.schema),
                               logprobs=TOP_LOGPROBS if logprobs else None)
 
-    def _run(self, prompts: list[list[int]], params: list) -> list:
-        return self._llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+    def _run(self, prompts: list[list[int]], params: list, on_done: Callable[[int], None] | None = None) -> list:
+        with scoped_env(self._run_env):
+            return self._llm.generate([{"prompt_token_ids": p} for p in prompts], params,
+                                      use_tqdm=_completions(on_done) if on_done is not None else False)
 
     # ------------------------------------------------------------------ the interface
-    def generate(self, requests: list[Request], *, score_probs: bool = False) -> list[Result]:
+    def generate(self, requests: list[Request], *, score_probs: bool = False,
+                 on_done: Callable[[int], None] | None = None) -> list[Result]:
         if not requests:
             return []
         t0 = time.perf_counter()
@@ -182,7 +232,7 @@ class VLLMBackend(Backend):
         params = []
         for i, req in enumerate(requests):
             try:
-                ids = self.prompt_ids(req.messages)
+                ids = self.prompt_ids(req.messages, req.chat_template_kwargs)
             except Exception as e:
                 results[i] = Result(req.key, None, "error", error=f"chat template failed: {one_line(e)}")
                 continue
@@ -198,7 +248,9 @@ class VLLMBackend(Backend):
 
         if len(prompts) > 1 and self.prime_prefix:
             self._prime(prompts)
-        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo])
+        if on_done is not None and len(todo) < len(requests):
+            on_done(len(requests) - len(todo))          # refused before the engine: done at once
+        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo], on_done)
         for i, ids, out in zip(todo, prompts, outs):
             results[i] = out if isinstance(out, Result) else self._result(requests[i], ids, out)
         if score_probs:
@@ -223,20 +275,20 @@ class VLLMBackend(Backend):
         except Exception:
             pass   # only an optimisation
 
-    def _generate_isolating(self, prompts, params, keys) -> list:
+    def _generate_isolating(self, prompts, params, keys, on_done=None) -> list:
         """One engine call for the batch; if it fails as a whole, find the request(s) at fault by
         running them one at a time, so one bad request cannot sink the others."""
         if not prompts:
             return []
         try:
-            return self._run(prompts, params)
+            return self._run(prompts, params, on_done)
         except Exception as e:
             if len(prompts) == 1:
                 return [Result(keys[0], None, "error", error=f"vLLM: {one_line(e)}",
                                usage=Usage(prompt_tokens=len(prompts[0])))]
         out = []
         for p, sp, k in zip(prompts, params, keys):
-            out.extend(self._generate_isolating([p], [sp], [k]))
+            out.extend(self._generate_isolating([p], [sp], [k], on_done))
         return out
 
     def _result(self, req: Request, prompt_ids: list[int], out) -> Result:
@@ -311,6 +363,7 @@ class VLLMBackend(Backend):
             "prefix_cache_hit_rate": round(u.cached_prompt_tokens / u.prompt_tokens, 4) if u.prompt_tokens else 0.0,
             "load_seconds": round(self.load_seconds, 2),
             "max_model_len": self.max_model_len,
+            "vllm": self.vllm_version, "batch_invariant": self.batch_invariant,
             "engine_args": {k: v for k, v in self.engine_args.items() if isinstance(v, (int, float, str, bool))},
             "engine_env": dict(self.engine_env),
         }

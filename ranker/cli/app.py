@@ -1,20 +1,58 @@
 """The `ranker` command: a thin layer over the library. The only place that prints and exits."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
-from . import calibrate, compare, fetch, models, prefilter, run, score
-from .common import error_line
+from . import backfill, calibrate, compare, fetch, import_, labels, models, prefilter, run, score, serve, site
+from .common import error_line, info, os_error_line, sqlite_error_line, usage_line
+from .term import TERM
+
+EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
+
+\b
+Examples:
+  ranker run --out ~/digests                       today's cs.LG + cs.AI, ranked, into ~/digests/<date>-*
+  ranker run --out ~/digests --date 2025-05-15     rebuild a past day (arXiv API)
+  ranker run --papers day.jsonl --out digest/ --offline
+  ranker prefilter --papers day.jsonl --out ranked.jsonl --keep 0.3
+  ranker models list
+
+Engine and library messages go to a log file under $RANKER_HOME/logs (its path is printed when a command
+fails); -v/--verbose shows them instead. `ranker COMMAND --help` has each command's options and an example.
+"""
+
+
+class _CtrlC(BaseException):
+    """Carries a Ctrl-C out of a command past typer's runner, which would turn it into a returned status 130
+    and drop what the library said about it (the step, the papers kept)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _CtrlC(e) from e
+
 
 app = typer.Typer(
     name="ranker",
-    help="Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.",
+    cls=_Group,
+    help=EXAMPLES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,          # plain help: flags shown as flags, no markup read into help texts
 )
 
 
@@ -26,46 +64,107 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Show the version and exit.")) -> None:
+                                       help="Show the version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the engines' and libraries' own "
+                                       "messages on the terminal instead of the log file.")) -> None:
     """ranker: a local, offline ranker for the daily arXiv announcements."""
+    TERM.verbose = TERM.verbose or verbose
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
-for _module in (fetch, prefilter, calibrate, score, run, compare, models):
+for _module in (fetch, prefilter, calibrate, score, run, compare, models, serve, site, labels, backfill, import_):
     _module.register(app)
 
 
+def _fail(line: str, code: int = 1) -> None:
+    from ..io import redact
+    info(f"error: {redact(line)}{TERM.log_note()}")
+    TERM.restore()
+    sys.exit(code)
+
+
+def _interrupted(e: KeyboardInterrupt | None) -> None:
+    """Ctrl-C: one line (the step and what is kept), status 130."""
+    from ..errors import Interrupted
+    line = str(e) if isinstance(e, Interrupted) else "interrupted; what was stored so far is kept; rerun to resume"
+    info(line)
+    TERM.restore()
+    sys.exit(130)
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    """SIGINT: raise KeyboardInterrupt, and say so to the library too (a step stops at its next checkpoint
+    even if an engine swallows the exception). A second Ctrl-C stops the process at once; the next command
+    marks its run interrupted."""
+    from ..errors import interrupt_requested, request_interrupt
+    if interrupt_requested():
+        line = b"interrupted again: stopping now; what was stored so far is kept; rerun to resume\n"
+        try:
+            os.write(TERM.err.fileno(), line)   # the terminal's stderr (fd 2 may be the command's log)
+        except (OSError, ValueError, AttributeError):
+            os.write(2, line)
+        os._exit(130)
+    request_interrupt()
+    raise KeyboardInterrupt
+
+
+def _after_ctrl_c() -> None:
+    """After Ctrl-C, an error that reaches main() is its echo (an engine whose worker got the same signal)."""
+    from ..errors import interrupt_requested
+    if interrupt_requested():
+        _interrupted(None)
+
+
 def main() -> None:
+    import sqlite3
+
     from ..errors import RankerError
     from ..settings import debug_from_env
     debug = debug_from_env()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False, prog_name="ranker")
+    except _CtrlC as e:
+        if debug:
+            raise e.interrupt from None
+        _interrupted(e.interrupt)
+    except KeyboardInterrupt as e:
+        _interrupted(e)
     except RankerError as e:
         if debug:
             raise
-        typer.echo(f"error: {error_line(e)}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: what was written so far is kept; run the same command again to resume",
-                   err=True)
-        sys.exit(130)
+        _after_ctrl_c()
+        _fail(error_line(e))
     except SystemExit:
+        TERM.restore()
         raise
-    except Exception as e:  # click usage errors and anything unexpected: one line, never a traceback
-        import click
-        if isinstance(e, click.exceptions.Exit):
+    except Exception as e:  # usage errors and anything unexpected: one line, never a traceback
+        if isinstance(e, typer.Exit):
+            TERM.restore()
             sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
-            if debug:
-                raise
-            typer.echo(f"error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code if isinstance(e, click.UsageError) else 1)
-        if isinstance(e, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
+        if isinstance(e, typer.Abort):
+            info("aborted")
+            TERM.restore()
             sys.exit(130)
+        if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
+            typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
+            sys.exit(0)
         if debug:
+            TERM.restore()
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        typer.echo(f"error: {type(e).__name__}: {first} (set RANKER_DEBUG=1 for the traceback)", err=True)
-        sys.exit(1)
+        _after_ctrl_c()
+        if isinstance(e, typer.TyperException):
+            _fail(usage_line(e), getattr(e, "exit_code", 1) or 1)
+        if isinstance(e, sqlite3.Error):
+            _fail(sqlite_error_line(e))
+        if isinstance(e, OSError):
+            _fail(os_error_line(e))
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
+    finally:
+        TERM.restore()
+    if status == 130:                        # typer's answer to a Ctrl-C outside any command (while parsing)
+        _interrupted(None)
+    if isinstance(status, int) and status:   # typer returns the status of an Exit instead of exiting
+        sys.exit(status)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, Progress, PromptsOpt, echo, info,
-                     load_settings, warn)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
+                     echo, info, load_settings, warn)
 
 
 def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl "
@@ -18,14 +18,17 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
               max_tokens: MaxTokensOpt = None,
               evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print leave-one-day-out metrics "
                                                      "(fits the model once per day more).")] = True,
-              config: ConfigOpt = None, db: DbOpt = None) -> None:
+              config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+              verbose: VerboseOpt = False) -> None:
     """Learn from days GPT-4o already judged; print what it buys on each day it did not see.
 
     A light model: logistic regressions on embeddings and on words, stacked with the zero-shot topic score.
 
     Use the file with `ranker prefilter --calibration FILE` (and the same --embedder).
 
-    Example: ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
+    \b
+    Example:
+      ranker calibrate --history ~/gpt-digests --out ~/.ranker/calibration.json
     """
     from ..prefilter.calibrate import calibrate as fit_history, mean_metrics
     from ..prefilter.embed import Embedder
@@ -34,7 +37,8 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
     from ..prompts import load_prompts
     from ..store import Store
 
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
+                      offline=offline)
     ps = load_prompts(s.scoring.prompts)
     days = load_history(history, warn=warn)
     if not days:
@@ -50,6 +54,10 @@ def calibrate(history: Annotated[Path, typer.Option("--history", help="Folder of
         emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
         cal, loo = fit_history(days, ps, embedder=emb, store=store, evaluate=evaluate,
                                progress=bar)
+        up, down = store.count_labels()
+    if up or down:
+        info(f"note: {up + down} labels of yours are stored ({up} up, {down} down); this calibration learns from "
+             "GPT's picks only and does not use them yet")
     cal.loo = loo
     if loo:
         echo("leave-one-day-out (each day ranked by a model fit on the other days):")

@@ -2,11 +2,15 @@
 the wording of errors (a setting's key named as the flag, variable or ranker.toml entry it came from)."""
 from __future__ import annotations
 
-import sys
+import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+from ..io import LOADING
+from .term import TERM, command_name
 
 if TYPE_CHECKING:
     from ..errors import RankerError
@@ -43,55 +47,132 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
     "--prompt-layout", help="seed (the seed's order: papers, then the output instructions) or "
     "instructions-first (instructions join the shared prefix: fewer tokens computed per paper).",
     show_default=False)]
+KeepOpt = Annotated[Optional[float], typer.Option(
+    "--keep", help="Fraction of the papers to keep for the LLM, in (0, 1] (default 0.4; never fewer than 20 "
+    "papers, or all of them when there are fewer). On a GPU scoring a whole day takes seconds: --keep 1 "
+    "sends every paper.", show_default=False)]
+TopOpt = Annotated[Optional[int], typer.Option("--top", help="Keep exactly the K best papers instead of a "
+                                               "fraction.", show_default=False)]
+PapersPerRequestOpt = Annotated[Optional[int], typer.Option(
+    "--papers-per-request", help="Papers in one request (1 = one paper per request, the default; more "
+    "reproduces the seed's multi-paper batches).", show_default=False)]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
     show_default=False)]
 
 
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' and libraries' own "
+                                           "messages on the terminal instead of the log file.")]
+
+
 # --------------------------------------------------------------------------- printing
+# stdout (TERM.out) carries only what the user asked for; stderr (TERM.err) our notes, progress and errors.
+# Anything else (library logs, engine workers) goes to the command's log file (ranker.cli.term).
 def echo(msg: str = "") -> None:
     """stdout: results a user asked for."""
-    typer.echo(msg)
+    typer.echo(msg, file=TERM.out)
 
 
 def info(msg: str) -> None:
     """stderr: progress and notes, so stdout stays clean for pipes."""
-    typer.echo(msg, err=True)
+    typer.echo(msg, file=TERM.err)
 
 
 def warn(msg: str) -> None:
     """stderr: a ranker.io.Warn callback (a skipped line, a retry)."""
-    typer.echo(f"warning: {msg}", err=True)
+    typer.echo(f"warning: {msg}", file=TERM.err)
+
+
+def nothing_to_do(why: str) -> None:
+    """The one line every command says when its input holds nothing to work on (it then exits 0)."""
+    info(f"nothing to do: {why}")
+
+
+def warn_read(report) -> None:
+    """What a read of papers skipped, cut or repaired (a sources.ReadReport): one warning per kind, with the
+    count and the first place. Every command that reads papers says it this way."""
+    for note in report.notes():
+        warn(note)
+
+
+def warn_failures(run) -> None:
+    """A partial run (a scoring.ScoreRun with failures): one warning line counting them."""
+    if run is not None and run.failures:
+        from ..io import redact
+        warn(redact(f"{run.failure_summary()}; rerun to retry them"))
+
+
+_STD_NAMES = {"/dev/stdout": 1, "/dev/fd/1": 1, "/proc/self/fd/1": 1,
+              "/dev/stderr": 2, "/dev/fd/2": 2, "/proc/self/fd/2": 2}
+
+
+def out_path(path: Path) -> Path:
+    """An --out file as the user meant it: /dev/stdout or /dev/stderr is the terminal's (or the shell's
+    redirection's) stream, not descriptor 1 or 2, which carry the command's log while it runs."""
+    fd = _STD_NAMES.get(str(path))
+    if fd is None or not TERM.capturing:
+        return path
+    stream = TERM.out if fd == 1 else TERM.err
+    try:
+        return Path(f"/dev/fd/{stream.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        return path
 
 
 def progress_enabled() -> bool:
-    return sys.stderr.isatty()
+    return TERM.err.isatty()
 
 
 class Progress:
-    """A progress bar on a terminal (stderr), silence elsewhere: a ranker.io.Progress callback. A stage of
-    unknown size (total None) shows a running count."""
+    """A ranker.io.Progress callback. On a terminal (stderr): a bar per stage with its count, elapsed time and
+    an estimate of the time left; a model load ("loading NAME" stage) shows a spinner with its time. Elsewhere
+    only the loads are said, one line each, so a log of the run still shows where the time went."""
 
     def __init__(self):
         self._bar = None
         self._tasks: dict[str, int] = {}
+        self._started: dict[str, float] = {}
 
     def __enter__(self):
         if progress_enabled():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-                TimeElapsedColumn
             from rich.console import Console
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            self._bar = RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"),
+                                     TimeRemainingColumn(), console=Console(file=TERM.err), transient=True,
+                                     refresh_per_second=4)
             self._bar.__enter__()
         return self
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if stage.startswith(LOADING):
+            self._loading(stage, done, total)
+            return
         if self._bar is None or (total is None and done % 200):
             return
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=total)
         self._bar.update(self._tasks[stage], completed=done, total=total)
+
+    def _loading(self, stage: str, done: int, total: int | None) -> None:
+        finished = total is not None and done >= total
+        if not finished:
+            self._started[stage] = time.perf_counter()
+            if self._bar is None:
+                info(f"{stage} ...")
+            elif stage not in self._tasks:
+                self._tasks[stage] = self._bar.add_task(stage + " ...", total=None)
+            return
+        seconds = time.perf_counter() - self._started.pop(stage, time.perf_counter())
+        line = f"{stage}: ready in {seconds:.1f} s"
+        if self._bar is None:
+            info(line)
+        else:
+            task = self._tasks.pop(stage, None)
+            if task is not None:
+                self._bar.remove_task(task)
+            self._bar.console.print(line, highlight=False, markup=False)
 
     def __exit__(self, *exc):
         if self._bar is not None:
@@ -104,9 +185,13 @@ ORIGINS: dict[str, "Origin"] = {}      # where each value of this command's sett
 _FLAG_NAMES = {"from_": "--from", "categories": "--category", "fmt": "--format"}
 
 
-def load_settings(config: Path | None, **flags) -> "Settings":
+DB_PATH: list[Path] = []             # the database this command opened (named by a database error)
+
+
+def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Settings":
     """The one Settings of this command, from ranker.toml, the environment and its flags (None = not given);
-    also checks the chosen backend's options and switches offline mode on when asked."""
+    also checks the chosen backend's options, switches offline mode on when asked, and from here on sends
+    what libraries and engines print to the command's log file (unless verbose)."""
     from .. import settings
     g = settings.gather(config, flags)
     ORIGINS.clear()
@@ -117,6 +202,9 @@ def load_settings(config: Path | None, **flags) -> "Settings":
     if s.offline:
         from ..netguard import enable_offline
         enable_offline()
+    DB_PATH[:] = [s.db_path]
+    TERM.verbose = TERM.verbose or verbose or s.debug
+    TERM.capture(s.home, command_name())
     return s
 
 
@@ -125,10 +213,14 @@ def flag_name(param: str) -> str:
 
 
 def name_key(key: str) -> str:
-    """A key at fault as the user gave it: --keep, RANKER_FETCH_RETRIES, 'ranker.toml: prefilter.keep', or
-    for a plain parameter ("date") its flag."""
+    """A key at fault as the user gave it: --keep, RANKER_FETCH_RETRIES, 'ranker.toml:3: prefilter.keep', or
+    for a plain parameter ("date") its flag. A table named in the config file ("scoring.vlm") is blamed on
+    the file that has it."""
     from ..settings import BACKEND_OPTION, Settings
     origin = ORIGINS.get(key)
+    if origin is None:      # a table or a section: the origin of a value inside it
+        inside = [o for k, o in ORIGINS.items() if k.startswith(key + ".")]
+        origin = inside[0] if inside else None
     if origin is not None:
         if origin.kind == "flag":
             if origin.name == BACKEND_OPTION:
@@ -136,7 +228,7 @@ def name_key(key: str) -> str:
             return flag_name(origin.name)
         if origin.kind == "env":
             return origin.name
-        return f"{origin.name}: {key}"
+        return f"{origin.name}:{origin.line}: {key}" if origin.line else f"{origin.name}: {key}"
     if "." in key or key in Settings.model_fields:
         return key
     return flag_name(key)
@@ -158,3 +250,98 @@ def name_mention(key: str) -> str:
 
 def error_line(e: "RankerError") -> str:
     return e.render(name_key, name_mention)
+
+
+# --------------------------------------------------------------------------- errors in the user's words
+_PYDANTIC_WORDS = (("valid number", "a number"), ("valid integer", "an integer"), ("valid float", "a number"),
+                   ("valid boolean", "true or false"))
+
+
+def _given(opt: str) -> str | None:
+    """The value given to an option on this command line, for a message."""
+    import sys
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        if a == opt and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(opt + "="):
+            return a[len(opt) + 1:]
+    return None
+
+
+def _opt(param) -> str:
+    """A parameter as the user writes it: its flag, or an argument's name as --help shows it (FILE)."""
+    opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")]
+    if opts:
+        return opts[0]
+    if getattr(param, "param_type_name", "") == "argument" and getattr(param, "name", None):
+        return param.name.upper()
+    return getattr(param, "name", None) or "a value"
+
+
+def _closest(word: str, choices) -> str:
+    from difflib import get_close_matches
+    near = get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.5)
+    return f"; did you mean {near[0]}?" if near else ""
+
+
+def _options_of(ctx) -> list[str]:
+    out: list[str] = []
+    for p in getattr(getattr(ctx, "command", None), "params", []) or []:
+        out += [o for o in (*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])) if o.startswith("--")]
+    return out
+
+
+def usage_line(e) -> str:
+    """A command-line mistake (a typer/click usage exception) as one line in the user's words: the flag and
+    what is wrong with it, the closest flag or command for a misspelt one; never the exception's class."""
+    kind = type(e).__name__
+    ctx = getattr(e, "ctx", None)
+    where = f" (see `{ctx.command_path.replace('python -m ranker', 'ranker')} --help`)" if ctx is not None else ""
+    if kind == "NoSuchOption":
+        name = e.option_name
+        near = _closest(name, _options_of(ctx)) if ctx is not None else ""
+        return f"there is no option {name}{near or where}"
+    if kind == "MissingParameter":
+        param = e.param
+        what = re.split(r"\.\s+(?=[A-Z])", getattr(param, "help", None) or "")[0].rstrip(".")   # its first sentence
+        if what and not what[1:2].isupper():          # "Folder for ..." -> "folder for ...", not "JSONL" -> "jSONL"
+            what = what[0].lower() + what[1:]
+        return f"{_opt(param)} is required" + (f" ({what})" if what else "")
+    if kind == "BadOptionUsage":
+        name = getattr(e, "option_name", "") or ""
+        if "requires an argument" in e.message or "requires" in e.message:
+            return f"{name} needs a value{where}"
+        return f"{name}: {e.message}"
+    if kind == "BadParameter" or kind == "NoSuchOption" or hasattr(e, "param"):
+        param = getattr(e, "param", None)
+        opt = _opt(param) if param is not None else (e.param_hint or "a value")
+        msg = e.message.split(",")[0].strip().rstrip(".")
+        for needle, words in _PYDANTIC_WORDS:
+            if needle in msg:
+                msg = f"expected {words}"
+        given = _given(opt) if isinstance(opt, str) and opt.startswith("--") else None
+        return f"{opt}: {msg}" + (f", got {given!r}" if given is not None else "")
+    if kind == "UsageError" and "No such command" in e.message:
+        name = e.message.split("'")[1] if "'" in e.message else e.message
+        group = getattr(ctx, "command", None)
+        names = list(getattr(group, "commands", {}) or {}) if group is not None else []
+        return f"there is no command {name!r}{_closest(name, names) or where}"
+    msg = e.format_message() if hasattr(e, "format_message") else str(e)
+    return " ".join(msg.split()) or kind
+
+
+def os_error_line(e: OSError) -> str:
+    """A file system error as '<path>: <what happened>' (no errno, no class name)."""
+    what = (e.strerror or str(e) or type(e).__name__).strip()
+    what = what[0].lower() + what[1:] if what else what
+    names = [str(x) for x in (e.filename, e.filename2) if x is not None]
+    return f"{' -> '.join(names)}: {what}" if names else what
+
+
+def sqlite_error_line(e: Exception) -> str:
+    """An SQLite error as one line naming the database and what to do."""
+    from ..errors import InputError
+    from ..store import describe_db_error
+    db = DB_PATH[0] if DB_PATH else "the database"
+    return error_line(InputError(describe_db_error(e), where=str(db)))     # its {key:...} mentions as flags

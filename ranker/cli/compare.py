@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import echo, info
+from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -29,16 +29,21 @@ def compare(
         "recall of GPT's picks.", show_default=False)] = None,
     min_relevance: Annotated[float, typer.Option("--min-relevance", help="A pick needs RELEVANCE >= this.")] = 8,
     min_novelty: Annotated[float, typer.Option("--min-novelty", help="A pick needs NOVELTY >= this.")] = 7,
+    config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Compare a local model's judgements with GPT's: rank correlation, error, pick precision/recall.
 
     Writes OUT/metrics.json and a self-contained OUT/report.html (tables and plots) and prints a Markdown summary. Papers are matched by arXiv id (versions stripped); several days may be given at once: pass a directory, a quoted glob, or repeat the option.
 
-    Example: ranker compare --gpt 'data/days/*/gpt_scores.jsonl' --local out/scores.jsonl --papers 'data/days/*/listing.jsonl' --prefilter out/ranked.jsonl --out out/compare
+    \b
+    Example:
+      ranker compare --gpt 'data/days/*/gpt_scores.jsonl' --local out/scores.jsonl \\
+        --papers 'data/days/*/listing.jsonl' --prefilter out/ranked.jsonl --out out/compare
     """
     from ..compare import run_compare
     from ..errors import InputError
 
+    load_settings(config, verbose=verbose, offline=offline)     # offline mode, the log file
     if ctx.args:
         raise InputError(f"unexpected extra argument(s) {' '.join(ctx.args[:3])}{' ...' if len(ctx.args) > 3 else ''}: "
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "

@@ -6,19 +6,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, flag_name, info, load_settings, warn
+from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, flag_name, info, load_settings,
+                     nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
+\b
 Examples:
-
-  ranker fetch --out papers.jsonl   (today's announcements, online)
-
+  ranker fetch --out papers.jsonl        (today's announcements, online)
   ranker fetch --from arxiv_rss_2024-11-28.xml --category cs.LG,cs.AI --out papers.jsonl
-
   ranker fetch --from arxiv-metadata-oai-snapshot.json --category cs.LG --date 2025-05-13 --out day.jsonl
-
   ranker fetch --ids 2411.17700,2411.17702v2 --out some.jsonl
-
   ranker fetch --since 2025-05-12 --until 2025-05-13 --out backfill.jsonl
 """
 
@@ -49,6 +46,7 @@ def fetch(
     db: DbOpt = None,
     offline: OfflineOpt = None,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Fetch a day's papers: from arXiv's RSS feed (default), a saved file (--from), the arXiv API (--ids,
     --since/--until). Papers go into the database and into --out as JSON lines; a one-line summary goes to
@@ -61,7 +59,7 @@ def fetch(
     from ..steps import fetch_day
     from ..store import Store
 
-    s = load_settings(config, category=category, announce=announce, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, category=category, announce=announce, db=db, offline=offline)
     modes = [name for name, given in (("from_", from_), ("ids", ids), ("since", since)) if given]
     if len(modes) > 1:
         raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
@@ -72,19 +70,21 @@ def fetch(
                          "instead", key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress() as progress:
-        day = fetch_day(from_, s, store=store, out=out, date=date, ids=ids.split(",") if ids else None,
-                        since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+        # recorded as a run, so a command waiting on the database it holds can name it
+        with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until}) as rec:
+            day = fetch_day(from_, s, store=store, out=out_path(out), date=date, ids=ids.split(",") if ids else None,
+                            since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+            rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
 
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""
-            info(f"no announcements{day} in {source} (a weekend or holiday?): wrote an empty {out}")
+            nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); wrote an empty {out}")
         else:
-            info(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}: "
-                 f"wrote an empty {out}")
+            nothing_to_do(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
+                          f"wrote an empty {out}")
         return
     info(summary_line(res, report))
 

@@ -1,36 +1,37 @@
 """`ranker prefilter`: rank a day's papers by closeness to the prompt's topics; mark the top part kept."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, PapersOpt, Progress,
-                     PromptsOpt, info, load_settings, warn)
+from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
+                     Progress, PromptsOpt, TopOpt, VerboseOpt, info, load_settings, nothing_to_do, out_path, warn_read)
+from .term import TERM
 
 
 def prefilter(papers: PapersOpt,
               out: Annotated[Path, typer.Option("--out", help="Where to write the ranked papers (JSONL; '-' for "
                                                 "stdout).")],
               prompts: PromptsOpt = None,
-              keep: Annotated[Optional[float], typer.Option(
-                  "--keep", help="Fraction of the papers to keep, in (0, 1] (default 0.4; never fewer than 20 "
-                  "papers, or all of them when there are fewer).", show_default=False)] = None,
-              top: Annotated[Optional[int], typer.Option(
-                  "--top", help="Keep exactly the K best papers instead of a fraction.", show_default=False)] = None,
+              keep: KeepOpt = None,
+              top: TopOpt = None,
               calibration: CalibrationOpt = None,
               embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
-              config: ConfigOpt = None, db: DbOpt = None) -> None:
+              config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+              verbose: VerboseOpt = False) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
-    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic and the paper's fields.
+    Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic, the rule that decided
+    when one did (pin: a pinned author's paper, kept; exclude:RULE: never sent to the LLM) and the paper's
+    fields. The file feeds `ranker score --only-kept` directly. Vectors are cached in the database: a rerun
+    embeds nothing.
 
-    The file feeds `ranker score --only-kept` directly. Vectors are cached in the database: a rerun embeds nothing.
-
-    Example: ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
+    \b
+    Example:
+      ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --keep 0.4
     """
     from ..errors import InputError
     from ..io import atomic_write
@@ -40,21 +41,23 @@ def prefilter(papers: PapersOpt,
 
     if keep is not None and top is not None:
         raise InputError("give --keep or --top, not both", key="top")
-    s = load_settings(config, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top, calibration=calibration,
-                      prompts=prompts, db=db)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
+                      calibration=calibration, prompts=prompts, db=db, offline=offline)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
-    for note in report.notes():
-        warn(note)
+    warn_read(report)
     if not rows:
-        raise InputError("no papers to rank (the file is empty)", where=str(papers))
+        if str(out) != "-":
+            atomic_write(out_path(out), [])
+        nothing_to_do(f"no papers in {papers}" + (f" (wrote an empty {out})" if str(out) != "-" else ""))
+        return
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, progress=bar)
     if str(out) == "-":
-        sys.stdout.writelines(ranked_lines(result.ranked))
-        sys.stdout.flush()
+        TERM.out.writelines(ranked_lines(result.ranked))
+        TERM.out.flush()
     else:
-        atomic_write(out, ranked_lines(result.ranked))
+        atomic_write(out_path(out), ranked_lines(result.ranked))
     info(result.summary() + f" -> {out}")
 
 

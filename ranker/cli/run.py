@@ -6,49 +6,93 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, echo, info,
-                     load_settings, warn)
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt,
+                     LayoutOpt, MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
+                     ScoreModeOpt, TopOpt, VerboseOpt, echo, info, load_settings, nothing_to_do, warn,
+                     warn_failures, warn_read)
+
+
+def _help() -> str:
+    from .. import REPO_DAY
+    return f"""Run the whole day: fetch (or read) -> prefilter -> score -> digest (Markdown, JSON, scores, manifest).
+
+Without --papers, today's announcements are fetched (arXiv RSS); --date DAY rebuilds a past day through the
+arXiv API. A day without announcements (a weekend, a holiday) says so in one line and exits 0. Each day's
+files go to OUT/<date>-*, and OUT/index.md (and index.json) list the days, newest first. stdout gets only the
+digest's path.
+
+\b
+Examples:
+  ranker run --out ~/digests
+  ranker run --out ~/digests --date 2025-05-15
+  ranker run --papers {REPO_DAY} --out digest/ --offline
+"""
 
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
         papers: Annotated[Optional[Path], typer.Option("--papers", help="The day's papers (JSONL, RSS/Atom XML or "
-                                                       "a metadata snapshot). Without it, today's RSS is fetched.",
+                                                       "a metadata snapshot). Without it, today's RSS is fetched "
+                                                       "(or the --date day's announcements).",
                                                        show_default=False)] = None,
+        date: Annotated[Optional[str], typer.Option("--date", help="YYYY-MM-DD: rebuild that day's announcements "
+                                                    "through the arXiv API (with --papers: label the papers with "
+                                                    "this day).", show_default=False)] = None,
         category: Annotated[Optional[str], typer.Option("--category", help="Categories to fetch, comma-separated "
                                                         "(default cs.LG,cs.AI).", show_default=False)] = None,
         announce: Annotated[Optional[str], typer.Option("--announce", help="Announce types to fetch "
                                                         "(default new,cross).", show_default=False)] = None,
+        keep: KeepOpt = None, top: TopOpt = None,
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
-        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, calibration: CalibrationOpt = None,
+        score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
+        papers_per_request: PapersPerRequestOpt = None,
+        calibration: CalibrationOpt = None,
         min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
                                                              help="Cut-off (default 8).")] = None,
         min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
                                                            help="Cut-off (default 7).")] = None,
-        config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
-    """Run the whole day: fetch (or read) -> prefilter -> score -> digest (Markdown, JSON, scores, manifest).
+        config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    from ..errors import InputError
+    from ..io import is_loopback_url
+    from ..sources.filters import check_day
 
-    Example: ranker run --papers ranker/data/2025-05-15/listing.jsonl --out digest/ --offline
-    """
-    s = load_settings(config, category=category, announce=announce, backend=backend, model=model,
-                      backend_option=backend_option, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
-                      score_mode=score_mode, prompt_layout=prompt_layout, calibration=calibration,
-                      min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
+    if keep is not None and top is not None:
+        raise InputError("give --keep or --top, not both", key="top")
+    day_given = check_day(date, "date") if date else None
+    s = load_settings(config, verbose=verbose, category=category, announce=announce, keep=keep, top=top,
+                      backend=backend, model=model, backend_option=backend_option, embedder=embedder,
+                      max_tokens=max_tokens, prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
+                      papers_per_request=papers_per_request, calibration=calibration, min_relevance=min_relevance,
+                      min_novelty=min_novelty, db=db, offline=offline)
+    if papers is None and s.offline:
+        url = s.fetch.api_url if day_given else s.fetch.rss_url
+        if not is_loopback_url(url):
+            raise InputError("offline mode: the day's announcements are on arXiv's server; give the day's papers "
+                             "with --papers FILE instead", key="offline")
+    from ..errors import during
     from ..steps import fetch_day, run_day
     from ..store import Store
 
     with Store(s.db_path) as store, Progress() as bar:
-        day = fetch_day(papers, s, store=store, progress=bar, warn=warn)
+        with during("fetch", scored=lambda: 0):
+            if papers is None and day_given:
+                day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn)
+            else:
+                day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn)
+        warn_read(day.report)
         if not day.papers:
-            info(f"no papers to rank in {day.source} (no announcement that day?): nothing written")
+            nothing_to_do(day.empty_reason())
             return
-        res = run_day(day, out, s, store=store, progress=bar)
+        res = run_day(day, out, s, store=store, progress=bar, warn=warn)
     c = res.manifest["counts"]
-    info(f"{res.day}: {c['papers']} papers, {c['kept']} kept by the prefilter, {c['scored']} scored "
-         f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected")
+    pins = f", {c['author_matches']} author match{'es' if c['author_matches'] != 1 else ''}" \
+        if c.get("author_matches") else ""
+    excluded = f", {c['excluded']} excluded" if c.get("excluded") else ""
+    info(f"{res.day}: {c['papers']} papers{excluded}, {c['kept']} kept by the prefilter, {c['scored']} scored "
+         f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected{pins}")
+    warn_failures(res.run)
     echo(str(res.files["markdown"]))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    app.command("run", help=_help())(run)

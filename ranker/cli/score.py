@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, LayoutOpt, ModelOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, ScoreModeOpt, info, load_settings)
+                     PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, info, load_settings,
+                     nothing_to_do, out_path, warn, warn_failures, warn_read)
 
 
 def score(papers: PapersOpt,
@@ -16,37 +17,47 @@ def score(papers: PapersOpt,
           prompts: PromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
           score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
-          papers_per_request: Annotated[Optional[int], typer.Option(
-              "--papers-per-request", help="Papers in one request (1 = one paper per request, the default; "
-              "more reproduces the seed's multi-paper batches).", show_default=False)] = None,
-          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None) -> None:
+          papers_per_request: PapersPerRequestOpt = None,
+          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Score papers with a local LLM; writes one {ARXIVID, COMMENT, RELEVANCE, NOVELTY} line per paper.
 
-    Example: ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
+    Papers already scored by the same model and prompt are reused from the database; when all are, no
+    model is loaded.
+
+    \b
+    Example:
+      ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
     """
-    s = load_settings(config, backend=backend, model=model, backend_option=backend_option, prompts=prompts,
-                      score_mode=score_mode, prompt_layout=prompt_layout, papers_per_request=papers_per_request,
-                      db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option,
+                      prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
+                      papers_per_request=papers_per_request, db=db, offline=offline)
+    from ..errors import during
     from ..io import atomic_write
-    from ..sources import read_papers, read_ranked
+    from ..sources import ReadReport, read_papers, read_ranked
     from ..steps import score_day
     from ..store import Store
 
+    report = ReadReport()
     if only_kept:
-        rows = [r.paper for r in read_ranked(papers) if r.kept]
+        rows = [r.paper for r in read_ranked(papers, report=report) if r.kept]
     else:
-        rows = list(read_papers(papers))
+        rows = list(read_papers(papers, report=report))
+    warn_read(report)
+    if not rows:
+        atomic_write(out_path(out), [])
+        nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {papers} (wrote an empty {out})")
+        return
     with Store(s.db_path) as store, Progress() as bar:
         with store.recording("score", {"papers": str(papers), "n": len(rows), "backend": s.scoring.backend,
                                        "model": s.scoring.model}) as rec:
-            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar)
+            run = score_day(rows, s, store=store, run_id=rec.id, progress=bar, warn=warn)
             rec.status = run.status
-        atomic_write(out, run.lines())
+        with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
+            atomic_write(out_path(out), run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
-    for f in run.failures[:10]:
-        info(f"failed: {f.arxiv_id}: {f.reason}")
+    warn_failures(run)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..digest import md_unescape
 from ..errors import InputError, where
 from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text
 
@@ -138,8 +139,8 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
             missing = [n for n, v in (("Relevance", rel), ("Novelty", nov)) if v is None]
             warn(f"{src}: skipped paper block {pid}: {' and '.join(missing)} missing or not a number")
             return
-        rows.append(ScoreRow(id=pid, relevance=rel, novelty=nov, comment=fields.get("comment", ""),
-                             title=b["title"], date=day, source=src))
+        rows.append(ScoreRow(id=pid, relevance=rel, novelty=nov, comment=md_unescape(fields.get("comment", "")),
+                             title=md_unescape(b["title"]), date=day, source=src))
 
     current_field: str | None = None
     for i, line in enumerate(lines, start=1):

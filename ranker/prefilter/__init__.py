@@ -5,6 +5,8 @@ Library entry point:
               store=None, progress=None) -> PrefilterResult
       every paper as a Ranked record, best first, `kept` set by the keep policy; plus what was embedded or
       reused from the store, and timings
+  score_vectors(paper_vecs, query_vecs, queries, papers, calibration) / keep_mask(score, k)
+      the same ranking on vectors already made, one day at a time (the backfill's per-day stage)
 Submodules: embed (sentence embeddings + store cache), rank (zero-shot score, keep policy), index (FAISS),
 calibrate (learning from GPT digest history), history (reading that history), metrics (AUC, recall@k).
 """
@@ -25,8 +27,9 @@ if TYPE_CHECKING:
     from ..store import Store
     from .calibrate import Calibration
     from .embed import Embedder
+    from .rules import DayRules
 
-__all__ = ["rank_papers", "PrefilterResult"]
+__all__ = ["rank_papers", "score_vectors", "keep_mask", "PrefilterResult"]
 
 
 @dataclass
@@ -49,6 +52,16 @@ class PrefilterResult:
         return [r.paper for r in self.ranked if r.kept]
 
     @property
+    def excluded(self) -> int:
+        """Papers an exclusion rule kept from the LLM."""
+        return sum(r.rule.startswith("exclude:") for r in self.ranked)
+
+    @property
+    def pinned(self) -> int:
+        """Papers kept because a pinned author wrote them (whatever their score)."""
+        return sum(r.rule == "pin" for r in self.ranked)
+
+    @property
     def reused(self) -> int:
         """Paper vectors that came from the store (not embedded this run)."""
         return max(0, len(self.ranked) - self.embedded)
@@ -57,25 +70,53 @@ class PrefilterResult:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
         cached = "all vectors from the store" if not self.embedded else f"{self.embedded} texts embedded"
-        return (f"prefilter: kept {self.kept} of {n} papers ({how}, embedder {self.embedder}; {cached}; "
+        rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),
+                                                          (self.pinned, "by pinned authors")) if n)
+        return (f"prefilter: kept {self.kept} of {n} papers ({how}, embedder {self.embedder}; {cached}{rules}; "
                 f"{self.seconds:.1f}s)")
+
+
+def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, papers: Sequence[Paper],
+                  calibration: "Calibration | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """(prefilter score, best topic index) of each paper of ONE day, from its vectors: the zero-shot score
+    centred on these papers, or the calibration's probability when one is given. rank_papers and the
+    backfill's per-day stage both rank through here."""
+    from .rank import zero_shot
+    zs, topic_idx = zero_shot(paper_vecs, query_vecs, queries)
+    score = calibration.score(paper_vecs, zs, papers) if calibration is not None else zs.astype(np.float64)
+    return np.asarray(score, dtype=np.float64), topic_idx
+
+
+def keep_mask(score: np.ndarray, k: int) -> np.ndarray:
+    """True for the k best scores (ties: the earlier paper first, as rank_papers orders them)."""
+    order = np.argsort(-np.asarray(score), kind="stable")
+    mask = np.zeros(len(order), dtype=bool)
+    mask[order[:k]] = True
+    return mask
 
 
 def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
                 embedder: "str | Embedder" = "minilm", keep: float | None = 0.4, top: int | None = None,
                 min_keep: int = 20, calibration: "Calibration | str | Path | None" = None,
-                store: "Store | None" = None, progress: Progress | None = None) -> PrefilterResult:
+                store: "Store | None" = None, progress: Progress | None = None,
+                rules: "DayRules | None" = None) -> PrefilterResult:
     """Every paper, sorted by descending prefilter_score; `kept` marks the top `top` papers, or the top
-    `keep` fraction (never fewer than min(len(papers), min_keep))."""
+    `keep` fraction (never fewer than min(len(papers), min_keep)), of the papers no exclusion rule matches.
+    `rules` (prefilter.rules): an excluded paper is never kept (its `rule` says which rule); a pinned
+    author's paper is always kept (rule "pin"), besides the top part."""
     from ..prompts import load_prompts
     from .calibrate import Calibration
     from .embed import Embedder
-    from .rank import build_queries, n_keep, zero_shot
+    from .rank import build_queries, n_keep
 
     t0 = time.perf_counter()
     prompts = prompts if prompts is not None else load_prompts()
     qs = build_queries(prompts)
     k = n_keep(len(papers), keep=keep, top=top, min_keep=min_keep)     # validates keep/top before any work
+    excluded = {p.id: r.text for p in papers if rules and rules.exclusions and (r := rules.exclusions.match(p))}
+    pinned = {p.id for p in papers if rules and rules.pins and rules.pins.match(p)}
+    if excluded:
+        k = n_keep(len(papers) - len(excluded), keep=keep, top=top, min_keep=min_keep)
     emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
     cal = None
     if calibration is not None:
@@ -87,15 +128,23 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
         return PrefilterResult([], emb.key, calibrated=cal is not None, seconds=time.perf_counter() - t0)
 
     t = time.perf_counter()
-    qv = emb.embed_queries(qs.texts, store)
+    qv = emb.embed_queries(qs.texts, store, progress=progress)
     pv = emb.embed_papers(papers, store, progress=progress)
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
-    zs, topic_idx = zero_shot(pv, qv, qs)
-    score = cal.score(pv, zs, papers) if cal is not None else zs.astype(np.float64)
+    score, topic_idx = score_vectors(pv, qv, qs, papers, cal)
     order = np.argsort(-score, kind="stable")
-    ranked = [Ranked(paper=papers[i], prefilter_score=float(score[i]), kept=j < k,
-                     topic=qs.topic_names[int(topic_idx[i])]) for j, i in enumerate(order)]
+    ranked, j = [], 0
+    for i in order:
+        p = papers[i]
+        r = Ranked(paper=p, prefilter_score=float(score[i]), kept=False, topic=qs.topic_names[int(topic_idx[i])])
+        if p.id in excluded:
+            r.rule = f"exclude:{excluded[p.id]}"
+        else:
+            r.kept = j < k or p.id in pinned
+            r.rule = "pin" if p.id in pinned else ""
+            j += 1
+        ranked.append(r)
     timings["score"] = time.perf_counter() - t
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependency, ModelError
+from ..io import LOADING
 from ..records import Paper
 
 if TYPE_CHECKING:
@@ -74,9 +75,11 @@ class Embedder:
     """Embeds texts with one sentence-transformers model; `model` loads on first use."""
 
     def __init__(self, name: str | None = None, *, max_tokens: int | None = None, batch_size: int = 32,
-                 device: str | None = None, models_dir: Path | None = None):
+                 device: str | None = None, threads: int | None = None, models_dir: Path | None = None):
         """max_tokens: cut each text to this many tokens (default DEFAULT_MAX_TOKENS; never more than the
         model's own limit). Another cut gives other vectors, cached under their own key, e.g. "minilm@256".
+        threads: torch's intra-op threads for this process (default: torch's own choice), for workers whose
+        environment says otherwise (a Ray actor is started with OMP_NUM_THREADS=1).
         models_dir: where prepared presets live (Settings.models_dir)."""
         if max_tokens is not None and max_tokens < 8:
             raise InputError("must be at least 8", key="prefilter.max_tokens")
@@ -87,6 +90,7 @@ class Embedder:
         self.key = embedder_key(self.name, models_dir) + suffix
         self.batch_size = batch_size
         self.device = device or "cpu"
+        self.threads = threads
         self._model = None
         self._lock = threading.Lock()
         self.texts_encoded = 0          # how many texts went through the model (tests and benchmarks read it)
@@ -114,6 +118,9 @@ class Embedder:
         except ImportError:
             raise MissingDependency("sentence-transformers", "", "the embedding prefilter") from None
         _quiet_transformers()
+        if self.threads:
+            import torch
+            torch.set_num_threads(int(self.threads))
         try:
             model = SentenceTransformer(path, device=self.device, local_files_only=True)
         except Exception as e:  # a folder that is not a sentence-transformers model, an id not in the cache
@@ -149,6 +156,11 @@ class Embedder:
         # longest first, so each chunk holds texts of similar length (less padding, faster batches)
         missing = sorted((i for i, pid in enumerate(ids) if pid not in found), key=lambda i: -len(texts[i]))
         vecs: dict[str, np.ndarray] = dict(found)
+        if missing and self._model is None and progress is not None:     # say so: torch + the model take a while
+            stage = f"{LOADING}{self.name}"
+            progress(stage, 0, None)
+            self.model
+            progress(stage, 1, 1)
         for start in range(0, len(missing), CHUNK):
             idx = missing[start:start + CHUNK]
             new = self.encode([texts[i] for i in idx])
@@ -184,13 +196,15 @@ class Embedder:
             return m[[pos[pid] for pid in ids]]
         return self._cached(ids, texts, store, progress)
 
-    def embed_queries(self, texts: Iterable[str], store: "Store | None" = None) -> np.ndarray:
+    def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
+                      progress: "Progress | None" = None) -> np.ndarray:
         """Query vectors (topic descriptions, keywords), cached in the store under their text's hash."""
         texts = [" ".join(t.split()) for t in texts]
         ids = [QUERY_PREFIX + text_hash(t) for t in texts]
         uniq = list(dict.fromkeys(ids))
         by_id = dict(zip(ids, texts))
-        m = self._cached(uniq, [by_id[u] for u in uniq], store)
+        loads = None if progress is None else (lambda st, d, t: progress(st, d, t) if st.startswith(LOADING) else None)
+        m = self._cached(uniq, [by_id[u] for u in uniq], store, loads)
         pos = {u: i for i, u in enumerate(uniq)}
         return m[[pos[q] for q in ids]] if ids else m
 

@@ -18,7 +18,7 @@ from ..compare.readers import read_scores, sniff
 from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import Paper
-from ..sources import read_papers
+from ..sources import ReadReport, read_papers
 
 
 
@@ -35,9 +35,14 @@ class HistoryDay:
         return [p.id in self.picks for p in self.papers]
 
 
-def read_listing(path: Path) -> list[Paper]:
-    """The day's papers through the shared reader (a bad line is skipped and counted, as everywhere)."""
-    return list(read_papers(path))
+def read_listing(path: Path, warn: Warn = ignore_warning) -> list[Paper]:
+    """The day's papers through the shared reader: a bad line is skipped, and what the read skipped or cut
+    is reported through `warn`, one line per kind with the count and the first place, as everywhere."""
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    for note in report.notes():
+        warn(note)
+    return papers
 
 
 # --------------------------------------------------------------------------- GPT's picks
@@ -62,7 +67,7 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning) -> HistoryDay:
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
-    papers = read_listing(listing)
+    papers = read_listing(listing, warn)
     ids, source = _find_picks(day_dir, papers, warn)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import clean_text
 from ..records import Paper
 
 DEFAULT_DIR = Path(__file__).parent / "default"
@@ -25,7 +27,8 @@ FILES = {
     "postfix": "postfix_prompt_abstract.txt",
 }
 # Bumped whenever the way messages are assembled changes, so stored scores of an older layout are not reused.
-BUILDER_VERSION = "3"
+# 4: paper text has every angle bracket (and look-alike) escaped, and broader answer-shaped text neutralised.
+BUILDER_VERSION = "4"
 
 # Said once, before the papers: abstracts are data, whatever they claim.
 DATA_NOTICE = (
@@ -149,25 +152,60 @@ def truncate_words(text: str, max_tokens: int) -> str:
     return " ".join(words[:limit]) + " ..."
 
 
-# The answer's own keys, as a paper's text might forge them ('"RELEVANCE": 10'). Real abstracts never write
-# these upper-case keys; a model, especially a small one, copies an answer it finds in its input.
-_ANSWER_KEYS = r"(?:ARXIVID|COMMENT|RELEVANCE|NOVELTY)"
-_FORGED_OBJECT = re.compile(r"\{[^{}]*\"" + _ANSWER_KEYS + r"\"[^{}]*\}?")
-_FORGED_KEY = re.compile(r"\"?\b" + _ANSWER_KEYS + r"\b\"?\s*:")
+# --------------------------------------------------------------------------- paper text is data
+# A paper's block must be impossible to close from inside, whatever the spelling (</pa</paper>per>, < /paper>,
+# </paper x>, ＜/paper＞): rather than hunting for spellings of the tag, paper text carries no angle bracket
+# at all. The ASCII ones and every character that reads as one become &lt; / &gt;, which a model reads the
+# same way and which no delimiter is made of.
+ANGLE_OPEN = "<\uff1c\ufe64\u2039\u3008\u300a\u2329\u27e8\u27ea\u276c\u276e\u2770\u29fc\u02c2\u1438"
+ANGLE_CLOSE = ">\uff1e\ufe65\u203a\u3009\u300b\u232a\u27e9\u27eb\u276d\u276f\u2771\u29fd\u02c3\u1433"
+_ANGLES = str.maketrans({**{c: "&lt;" for c in ANGLE_OPEN}, **{c: "&gt;" for c in ANGLE_CLOSE}})
+_ANY_ANGLE = re.compile(f"[{re.escape(ANGLE_OPEN + ANGLE_CLOSE)}]")
+# Letters and signs in other widths (fullwidth Ｒ, small-form ﹕, mathematical 𝐑) spell the same words: folded
+# to ASCII (NFKC, only for these blocks, so x² or ﬁ stay as written).
+_FOLD = re.compile("[\uff01-\uff5e\ufe50-\ufe6b\U0001d400-\U0001d7ff]")
+
+# The answer's own keys, as a paper's text might forge them: '"RELEVANCE": 10', "{'relevance': 10}",
+# 'R E L E V A N C E = 10', '“ARXIVID”: "..."'. A key followed by a separator and a value (a digit for the
+# scores, a quote for the texts) is answer-shaped: real abstracts write "Relevance: accurate forecasts" or
+# "novelty detection", never that (none of the 14,691 papers of the shared days matches).
+_QUOTES = "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
 
 
-def _sanitize(text: str) -> str:
-    """Paper text is data: it may not close its own block, nor carry something shaped like an answer."""
-    text = re.sub(r"</?\s*paper\s*>", "", text, flags=re.I)
-    text = _FORGED_OBJECT.sub("[text shaped like a score answer removed]", text)
-    return _FORGED_KEY.sub(lambda m: m.group(0).strip('":').lower() + " -", text)
+def _spaced(word: str) -> str:
+    """A word whose letters may be split by spaces, dots, dashes, stars or underscores (R E L, R.E.L, R-E-L)."""
+    return r"[\s._*\-]{0,2}".join(re.escape(c) for c in word)
+
+
+_Q = f"(?:[{_QUOTES}]|\\\\)*"                         # quotes, and backslash-escaped quotes (\")
+_SCORE_KEY = "|".join(_spaced(w) for w in ("RELEVANCE", "NOVELTY"))
+_TEXT_KEY = "|".join(_spaced(w) for w in ("ARXIVID", "ARXIV ID", "COMMENT"))
+_PAIR = (rf"(?P<q>{_Q})(?P<key>(?<![A-Za-z])(?:(?P<score>{_SCORE_KEY})|(?P<text>{_TEXT_KEY}))(?![A-Za-z]))"
+         rf"{_Q}\s*[:=]\s*(?(score){_Q}(?=\d)|(?=[{_QUOTES}]))")
+_FORGED_PAIR = re.compile(_PAIR, re.IGNORECASE)
+_FORGED_OBJECT = re.compile(r"[{\[][^{}\[\]]*?" + _PAIR + r"[^{}]*[}\]]?", re.IGNORECASE)
+FORGED_NOTE = "[text shaped like a score answer removed]"
+
+
+def sanitize(text: str) -> str:
+    """Paper text as it goes into the prompt: no control or format characters (zero-width, bidi), other-width
+    letters folded to ASCII, every angle bracket escaped (so no tag can be written), and text shaped like an
+    answer removed (an object) or defused (a key: 'relevance - 10')."""
+    text = "".join(ch for ch in clean_text(text) if unicodedata.category(ch) != "Cf")
+    text = _FOLD.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+    text = text.translate(_ANGLES)
+    text = _FORGED_OBJECT.sub(FORGED_NOTE, text)
+    text = _FORGED_PAIR.sub(lambda m: re.sub(r"[^A-Za-z]", "", m.group("key")).lower() + " - ", text)
+    if _ANY_ANGLE.search(text):            # cannot happen after translate(); the guarantee is checked anyway
+        raise AssertionError("an angle bracket survived the paper sanitiser")
+    return text
 
 
 def format_paper(p: Paper, abstract_tokens: int = 400, hardened: bool = True) -> str:
     body = (f"ArXiv ID: {p.id}\nTitle: {p.title}\nAuthors: {' and '.join(p.authors)}\n"
             f"Abstract: {truncate_words(p.abstract, abstract_tokens)}")
     if hardened:
-        return f"<paper>\n{_sanitize(body)}\n</paper>"
+        return f"<paper>\n{sanitize(body)}\n</paper>"
     return body
 
 
@@ -182,8 +220,14 @@ def prompt_prefix(ps: PromptSet, hardened: bool = True) -> str:
 LAYOUTS = ("seed", "instructions-first")
 
 
+def comment_bound(chars: int) -> str:
+    """The sentence that asks for a COMMENT of bounded length (the schema enforces the same bound)."""
+    return f"Write each COMMENT as one or two complete sentences of at most {int(chars)} characters."
+
+
 def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int = 400,
-                   hardened: bool = True, layout: str = "seed") -> list[dict[str, str]]:
+                   hardened: bool = True, layout: str = "seed",
+                   comment_chars: int | None = None) -> list[dict[str, str]]:
     """Chat messages the way the seed system sends them: the system prompt, then one user message with
     topics, scoring criteria, the papers and the output instructions (in that order, so every request of a
     day shares the longest possible prefix).
@@ -191,7 +235,8 @@ def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int =
     layout="instructions-first" moves the output instructions up, between the criteria and the papers, so
     they join the prefix every request shares: with one paper per request a prefix-caching engine then
     computes ~30% fewer tokens per paper. The paper still ends the message, followed (hardened) by the
-    one-line reminder of which id to answer for."""
+    one-line reminder of which id to answer for. `comment_chars` adds the sentence asking for a COMMENT
+    within that many characters, last."""
     if layout not in LAYOUTS:
         raise InputError(f"unknown prompt layout {layout!r}; expected one of {', '.join(LAYOUTS)}",
                          where="prompt_layout")
@@ -204,6 +249,8 @@ def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int =
     if hardened:
         ids = ", ".join(p.id for p in papers)
         user += f"\n\nAnswer with one JSON object per paper, for these ArXiv IDs only: {ids}."
+    if comment_chars:
+        user += "\n\n" + comment_bound(comment_chars)
     return [{"role": "system", "content": ps.system}, {"role": "user", "content": user}]
 
 

@@ -5,6 +5,7 @@
     write_papers(papers, path) / paper_lines / ranked_lines              -> papers JSONL, prefilter output
     fetch_today(categories, announce)                                    -> today's RSS announcements
     fetch_ids(ids) / fetch_window(since, until, categories)             -> arXiv API metadata
+    fetch_announced(day, categories, announce)                          -> a past day, rebuilt (arXiv API)
 
 This module only re-exports. By job: reading (open, sniff, parse, write), api (online), filters (categories,
 announce types, user-given values), normalize (one record -> a clean Paper), report (what a read saw),
@@ -26,12 +27,13 @@ than 20,000 characters is cut (counted); a line that is not valid JSON is skippe
 from __future__ import annotations
 
 from ..records import ANNOUNCE_TYPES
-from .api import DEFAULT_CATEGORIES, fetch_ids, fetch_today, fetch_window
+from .api import DEFAULT_CATEGORIES, fetch_announced, fetch_ids, fetch_today, fetch_window
 from .filters import filter_papers
 from .reading import (DEFAULT_ANNOUNCE, FORMATS, detect_format, paper_lines, ranked_lines, read_papers, read_ranked,
                       write_papers)
 from .report import ReadReport
 
 __all__ = ["read_papers", "read_ranked", "write_papers", "paper_lines", "ranked_lines", "fetch_today", "fetch_ids",
+           "fetch_announced",
            "fetch_window", "detect_format", "filter_papers", "ReadReport", "DEFAULT_CATEGORIES", "DEFAULT_ANNOUNCE",
            "ANNOUNCE_TYPES", "FORMATS"]

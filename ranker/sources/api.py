@@ -103,6 +103,32 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
     return out
 
 
+def fetch_announced(day: str, categories: list[str] | str | None = None, announce: list[str] | str | None = None,
+                    *, report: ReadReport | None = None, policy=None, warn: Warn | None = None) -> Iterator[Paper]:
+    """The announcements dated `day` (YYYY-MM-DD) rebuilt through the arXiv API: the papers in `categories`
+    first submitted in the window that announcement holds (ranker.sources.days), each dated `day`, announce
+    types new / cross relative to `categories`. A Saturday or Sunday yields nothing and asks nothing (the
+    report's feed_date says which day it was)."""
+    import arxiv
+
+    from .days import is_announcement_day, submission_window
+    from .net import api_client, window_query_utc
+    d = check_day(day, "date")
+    report = report if report is not None else ReadReport(source="arXiv API")
+    report.source = report.source or "arXiv API"
+    report.feed_date = d
+    if not is_announcement_day(d):
+        return iter(())
+    cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
+    ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else list(DEFAULT_ANNOUNCE)
+    start, end = submission_window(d)
+    client = api_client(policy=policy, warn=warn, page_size=500)
+    search = arxiv.Search(query=window_query_utc(start, end, cats), max_results=None,
+                          sort_by=arxiv.SortCriterion.SubmittedDate, sort_order=arxiv.SortOrder.Ascending)
+    return filter_papers(_results_to_papers(client.results(search), "arXiv API", report, d), categories=cats,
+                         announce=ann, report=report, buffered=True)
+
+
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
                  announce: list[str] | str | None = None, date: str | None = None, *,
                  report: ReadReport | None = None, policy=None, warn: Warn | None = None,

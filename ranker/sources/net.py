@@ -157,6 +157,15 @@ def window_query(since: str, until: str, categories: list[str]) -> str:
     return f"({cats}) AND submittedDate:[{s}0000 TO {u}2359]"
 
 
+def window_query_utc(start, end, categories: list[str]) -> str:
+    """The arXiv API query for papers in `categories` submitted from `start` up to (not including) `end`,
+    two UTC datetimes (the API takes minutes, GMT, both ends included)."""
+    from datetime import timedelta
+    last = end - timedelta(minutes=1)
+    cats = " OR ".join(f"cat:{c}" for c in categories)
+    return f"({cats}) AND submittedDate:[{start:%Y%m%d%H%M} TO {last:%Y%m%d%H%M}]"
+
+
 def api_client(*, policy: NetPolicy | None = None, warn: Warn | None = None, page_size: int = 200):
     """An arxiv.Client talking to policy.api_url through a polite session.
 

@@ -11,7 +11,7 @@ from datetime import date as _date
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ..io import parse_arxiv_id
+from ..io import clean_text, parse_arxiv_id
 from ..records import ANNOUNCE_TYPES, Paper, valid_category
 from .report import ABSTRACT_CAP, TITLE_CAP, ReadReport
 
@@ -21,10 +21,10 @@ _MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
 
 
 def fold(text: Any) -> str:
-    """Whitespace folded to single spaces; None -> ''."""
+    """Whitespace folded to single spaces, NUL, control and bidi-control characters dropped; None -> ''."""
     if text is None:
         return ""
-    return " ".join(str(text).split())
+    return " ".join(clean_text(str(text)).split())
 
 
 def fix_mojibake(text: str) -> str:

@@ -39,7 +39,7 @@ def parse_rss(data: bytes, source: str, report: ReadReport | None = None, *,
     if date:
         day = date
     elif day is None and items:
-        raise InputError("the feed gives no announcement day (<pubDate>); pass --date YYYY-MM-DD", where=source)
+        raise InputError("the feed gives no announcement day (<pubDate>); pass {key:date} YYYY-MM-DD", where=source)
     report.feed_date = day or ""
     return _papers_of(items, day or "", source, report)
 

@@ -1,0 +1,108 @@
+"""`ranker import`: a backfill folder's shards into the store, so the rest of ranker sees the papers.
+
+Ranked rows become papers (with the day they were listed on) and embeddings (under the backfill's embedder
+key and text hash: the same cache `ranker prefilter` reads); score rows become scores and failures under
+their (model, prompt hash). Every write is keyed, and a score already stored with the same values is left
+alone, so importing twice leaves the database exactly as importing once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..io import Progress
+from ..records import Failure, Score
+from ..store import Store
+from . import manifest as mf
+from . import shards
+
+CHUNK_FILES = 16            # shards per store transaction
+
+
+@dataclass
+class ImportResult:
+    papers: int = 0
+    embeddings: int = 0
+    scores_new: int = 0
+    scores_unchanged: int = 0
+    failures: int = 0
+    shards: int = 0
+    keys: list = field(default_factory=list)     # (model, prompt_hash) seen
+
+
+def _same(a: Score, b: Score) -> bool:
+    return (a.relevance, a.novelty, a.comment, a.expected_relevance, a.expected_novelty, a.prompt_tokens,
+            a.completion_tokens) == (b.relevance, b.novelty, b.comment, b.expected_relevance, b.expected_novelty,
+                                     b.prompt_tokens, b.completion_tokens)
+
+
+def import_backfill(out: str | Path, store: Store, progress: Progress | None = None) -> ImportResult:
+    """Every shard of the backfill folder `out` into `store` (see the module doc); one run in its runs table."""
+    out = Path(out).expanduser()
+    if not (out / mf.NAME).exists():
+        raise InputError("not a backfill folder (no manifest.json)", where=str(out))
+    m = mf.load(out)
+    embedder = (m.get("pinned") or {}).get("embedder")
+    res = ImportResult()
+    with store.recording("import", {"folder": str(out)}) as rec:
+        try:
+            ranked = shards.shard_files(out / shards.RANKED_DIR)
+            scored = shards.shard_files(out / shards.SCORES_DIR)
+            total = len(ranked) + len(scored)
+            for i in range(0, len(ranked), CHUNK_FILES):
+                part = ranked[i:i + CHUNK_FILES]
+                _import_ranked(part, store, embedder, res)
+                res.shards += len(part)
+                if progress:
+                    progress("import", res.shards, total)
+            for i in range(0, len(scored), CHUNK_FILES):
+                part = scored[i:i + CHUNK_FILES]
+                _import_scores(shards.best_scores(shards.read_table(part, shards.SCORES)), store, rec.id, res)
+                res.shards += len(part)
+                if progress:
+                    progress("import", res.shards, total)
+        finally:
+            rec.summary = {k: v for k, v in res.__dict__.items() if k != "keys"}
+    return res
+
+
+def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: ImportResult) -> None:
+    """Papers (with their days) and, when the folder was embedded, their vectors under the embedder's key."""
+    cols = [f.name for f in shards.PAPER_FIELDS] + (["text_hash", "vector"] if embedder else [])
+    t = shards.dedupe(shards.read_table(files, shards.RANKED, cols), ["id", "date"])
+    res.papers += store.add_papers(shards.table_papers(t)).new
+    if embedder:
+        t = t.filter(t.column("vector").is_valid())
+        if t.num_rows:
+            rows = zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), shards.vectors(t))
+            store.put_embeddings(rows, embedder)
+            res.embeddings += t.num_rows
+
+
+def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
+    rows = t.to_pylist()
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        by_key.setdefault((r["model"], r["prompt_hash"]), []).append(r)
+    for (model, phash), group in by_key.items():
+        if (model, phash) not in res.keys:
+            res.keys.append((model, phash))
+        have = store.get_scores([r["id"] for r in group], model, phash)
+        failed = {f.arxiv_id: f.reason for f in store.get_failures(model, phash)} \
+            if any(r["status"] == "failed" for r in group) else {}
+        new = []
+        for r in group:
+            if r["status"] == "scored":
+                s = Score(arxiv_id=r["id"], relevance=r["RELEVANCE"], novelty=r["NOVELTY"], comment=r["COMMENT"] or "",
+                          expected_relevance=r["expected_relevance"], expected_novelty=r["expected_novelty"],
+                          prompt_tokens=r["prompt_tokens"] or 0, completion_tokens=r["completion_tokens"] or 0)
+                if r["id"] in have and _same(have[r["id"]], s):
+                    res.scores_unchanged += 1
+                else:
+                    new.append(s)
+            elif r["status"] == "failed" and r["id"] not in have:
+                if failed.get(r["id"]) != (r["error"] or ""):
+                    store.put_failure(Failure(r["id"], r["error"] or "", ""), model, phash, run_id)
+                res.failures += 1
+        res.scores_new += store.put_scores(new, model, phash, run_id)

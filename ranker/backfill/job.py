@@ -1,0 +1,229 @@
+"""One backfill run: check and pin the settings, find what earlier runs already wrote, hand the two phases
+(rank, then score) to an engine, and record the run in the manifest.
+
+Exactly once: ranking skips the days an earlier run finished (a day is ranked whole, so an interrupted day is
+ranked again and only its missing rows are written); scoring skips the papers that already have a score row
+for the same model and prompt hash (a failed row is tried again). Shard names depend only on their rows, so a
+batch written twice (a retried worker) replaces itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, RankerError
+from ..io import Progress
+from ..scoring import ScoreOptions
+from ..settings import Settings
+from . import manifest as mf
+from . import shards
+from .plan import Filters, SourcePlan
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class BackfillSpec:
+    """What a backfill reads and writes and which phases it runs. How each step runs (the embedder, the keep
+    policy, the calibration, the prompt, the backend, its model and options, the score options, the
+    categories) comes from the Settings run_backfill is given, as for the daily steps."""
+    source: str | Path
+    out: str | Path
+    since: str | None = None
+    until: str | None = None
+    all_categories: bool = False                 # False: settings.fetch.categories; True: every category
+    announce: list[str] | None = None            # None: every announce type
+    embed: bool = False                          # embed + per-day prefilter; without it every paper is kept
+    score: bool = False
+    device: str | None = None                    # the embedder's torch device (default cpu; cuda on GPU workers)
+    embed_batch: int = 256                       # papers per embedding batch
+    shard_rows: int = 2000                       # rows per written shard (at least; one day's rows per file)
+
+
+@dataclass
+class Job:
+    """A spec and its settings resolved against the output folder: what the engines are handed."""
+    spec: BackfillSpec
+    settings: Settings
+    out: Path
+    source: SourcePlan
+    filters: Filters
+    pins: dict
+    prompts: Any
+    options: ScoreOptions                        # settings.scoring as score options
+    calibration: Any = None                      # prefilter.calibrate.Calibration, loaded once
+    plan: Any = None                             # stages.PrefilterPlan, when ranking with the prefilter
+    partial: dict = field(default_factory=dict)  # day -> ids already ranked in an unfinished day
+    model_key: str | None = None
+    prompt_hash: str | None = None
+
+    @property
+    def score_prefix(self) -> str:
+        from ..prefilter.embed import slug
+        return f"{slug(self.model_key or 'none')}-{self.prompt_hash}"
+
+
+@dataclass
+class BackfillResult:
+    out: Path
+    manifest: Path
+    run: dict
+    summary: dict
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _check_spec(spec: BackfillSpec) -> None:
+    from ..sources.filters import check_day
+    if not (spec.embed or spec.score):
+        raise InputError("ask for the embedding prefilter, scoring ({key:score}) or both; neither is asked for",
+                         key="embed")
+    if spec.since:
+        spec.since = check_day(spec.since, "since")
+    if spec.until:
+        spec.until = check_day(spec.until, "until")
+    if spec.since and spec.until and spec.until < spec.since:
+        raise InputError(f"{spec.until} is before since {spec.since}", key="until")
+    if spec.embed_batch < 1 or spec.shard_rows < 1:
+        raise InputError("must be at least 1", key="embed_batch" if spec.embed_batch < 1 else "shard_rows")
+
+
+def _engine(name: str, address: str | None, ray_options: dict | None, progress: Progress | None,
+            debug: bool):
+    if name not in ENGINES:
+        raise InputError(f"unknown engine {name!r}; choose local or ray", key="engine")
+    if name == "ray":
+        from .ray_engine import RayEngine           # raises MissingDependency without ranker[ray]
+        return RayEngine(address=address, progress=progress, debug=debug, **(ray_options or {}))
+    if address:
+        raise InputError("an address is for the ray engine", key="address")
+    from .local import LocalEngine
+    return LocalEngine(progress=progress)
+
+
+def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local", address: str | None = None,
+                 store=None, ray_options: dict | None = None, progress: Progress | None = None) -> BackfillResult:
+    """Rank (and score) a whole source into spec.out, each step as `settings` says (prefilter, scoring,
+    fetch.categories); see the module doc. `store` (a Store) caches the prompt's query vectors, so a rerun
+    loads no model when nothing is left to do."""
+    from ..prompts import load_prompts
+    from ..sources import ANNOUNCE_TYPES
+    from ..sources.filters import parse_list
+
+    _check_spec(spec)
+    out = Path(spec.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", where=str(out))
+    cats = None if spec.all_categories else list(settings.fetch.categories)
+    ann = parse_list(spec.announce, key="announce", allowed=ANNOUNCE_TYPES) if spec.announce else None
+    eng = _engine(engine, address, ray_options, progress, settings.debug)
+    want = settings.prefilter
+    prompts = load_prompts(settings.scoring.prompts)
+    source = SourcePlan.of(spec.source)
+
+    pins: dict = {"embed": spec.embed, "categories": sorted(cats) if cats else None,
+                  "announce": sorted(ann) if ann else None}
+    embedder = calibration = None
+    if spec.embed:
+        from ..prefilter.calibrate import Calibration
+        from ..prefilter.embed import Embedder
+        from ..prefilter.rank import build_queries
+        embedder = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+        if want.calibration:                 # a missing or wrong file is one error before any work
+            calibration = Calibration.load(want.calibration)
+            calibration.check_embedder(embedder.key)
+        qs = build_queries(prompts)
+        pins.update(embedder=embedder.key, keep=None if want.top else want.keep, top=want.top,
+                    min_keep=want.min_keep, calibration=_sha256(want.calibration) if want.calibration else None,
+                    queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16])
+    job = Job(spec=spec, settings=settings, out=out, source=source,
+              filters=Filters(spec.since, spec.until, tuple(cats) if cats else None, tuple(ann) if ann else None),
+              pins=pins, prompts=prompts, options=ScoreOptions.from_settings(settings.scoring),
+              calibration=calibration)
+    if spec.score:
+        from ..backends import model_key
+        job.model_key = model_key(settings.scoring.backend, settings.scoring.model)
+        job.prompt_hash = prompts.hash(**job.options.prompt_options())
+
+    with mf.locked(out):
+        m = mf.load(out)
+        mf.check_pins(m, pins, out)
+        m["pinned"] = pins
+        mf.save(out, m)
+        run: dict = {"started": mf.now(), "engine": engine, "address": address, "source": str(spec.source),
+                     "since": spec.since, "until": spec.until, "status": "running", "phases": {}}
+        if spec.score:
+            run["scoring"] = {"backend": settings.scoring.backend, "model": job.model_key,
+                              "prompt_hash": job.prompt_hash, "options": job.options.prompt_options(),
+                              "score_mode": job.options.score_mode}
+        t_all = time.perf_counter()
+        try:
+            run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
+            if spec.score:
+                run["phases"]["score"] = _score(job, eng)
+            run["status"] = "ok"
+        except BaseException as e:
+            run["status"] = "failed"
+            run["error"] = str(e) if isinstance(e, RankerError) else f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            try:
+                eng.close()
+            finally:
+                run["seconds"] = round(time.perf_counter() - t_all, 2)
+                run["finished"] = mf.now()
+                run["processes"] = getattr(eng, "processes", None) or _own_peak()
+                m["runs"].append(run)
+                try:
+                    m["summary"] = shards.summary(out)
+                except RankerError:
+                    pass
+                path = mf.save(out, m)
+    return BackfillResult(out=out, manifest=path, run=run, summary=m.get("summary", {}))
+
+
+def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
+    spec, want = job.spec, job.settings.prefilter
+    if mf.covers(m, job.source.fingerprint, spec.since, spec.until):
+        return {"skipped": "this source and window were ranked by an earlier run"}
+    t0 = time.perf_counter()
+    state = shards.ranked_state(job.out, with_pairs=not spec.embed)
+    if spec.embed:
+        from .stages import PrefilterPlan
+        job.filters = Filters(**{**job.filters.__dict__, "skip_days": frozenset(state.complete_days)})
+        job.partial = {d: frozenset(ids) for d, ids in state.partial.items()}
+        job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
+                                       min_keep=want.min_keep, calibration=job.calibration, store=store)
+    else:
+        job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
+    res = eng.rank(job)
+    res["days_already_complete"] = len(state.complete_days)
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
+    return res
+
+
+def _score(job: Job, eng) -> dict:
+    t0 = time.perf_counter()
+    todo = shards.score_todo(job.out, job.model_key, job.prompt_hash, job.spec.since, job.spec.until)
+    res: dict = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count}
+    if todo.count:
+        res.update(eng.score(job, todo))
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def _own_peak() -> list[dict]:
+    import os
+    import resource
+    return [{"pid": os.getpid(), "name": "driver",
+             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}]

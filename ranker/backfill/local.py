@@ -1,0 +1,113 @@
+"""The one-process engine: the same steps as the Ray engine, run in this process, for a workstation.
+
+Ranking streams the source in batches; with the prefilter, each embedded batch is spilled to
+OUT/_work/embedded/date=<day>/ (so memory holds one batch, then one day), then every day is ranked whole and
+written to OUT/ranked/. A batch whose spill is on disk is not embedded again by a rerun of an interrupted
+run with the same source and settings. Scoring reads the ranked shards that hold work and writes score
+shards of `shard_rows` rows as it goes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from . import shards
+from .plan import chunks, read_source
+from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, progress=None):
+        self.progress = progress or (lambda stage, done, total: None)
+
+    # ------------------------------------------------------------------ ranking
+    def rank(self, job) -> dict:
+        from ..sources import ReadReport
+        report = ReadReport(source=str(job.spec.source))
+        papers = read_source(job.source.splits, job.filters, report)
+        ranked_root = job.out / shards.RANKED_DIR
+        written = []
+        if job.plan is None:
+            n = 0
+            for batch in chunks(papers, job.spec.shard_rows):
+                written += shards.write_partitioned(unranked(shards.papers_table(batch)), ranked_root, "ranked")
+                n += len(batch)
+                self.progress("reading", n, None)
+            return {"read": n, "filtered": report.filtered, "shards": len(written),
+                    "rows_written": sum(r for _, r in written)}
+
+        work = self._work_dir(job)
+        stage = EmbedStage(job.settings, device=job.spec.device)
+        days: set[str] = set()
+        n = embedded = 0
+        for batch in chunks(papers, job.spec.embed_batch):
+            t = shards.papers_table(batch)
+            days.update(t.column("date").to_pylist())
+            n += len(batch)
+            marker = work / "batches" / (shards.shard_name("batch", t.column("id").to_pylist()) + ".done")
+            if not marker.exists():
+                shards.write_partitioned(stage(t), work, "emb")
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+                embedded += len(batch)
+            self.progress("embedding", n, None)
+        for i, day in enumerate(sorted(days)):
+            t = shards.read_table(shards.shard_files(work, day, day), shards.RANKED)
+            t = prefilter_day(t, job.plan, job.partial.get(day, frozenset()))
+            written += shards.write_partitioned(t, ranked_root, "ranked")
+            shutil.rmtree(work / f"date={day}", ignore_errors=True)
+            self.progress("ranking days", i + 1, len(days))
+        shutil.rmtree(work, ignore_errors=True)
+        return {"read": n, "filtered": report.filtered, "embedded": embedded, "days": len(days),
+                "shards": len(written), "rows_written": sum(r for _, r in written),
+                "model_load_seconds": round(stage.embedder.load_seconds, 2)}
+
+    def _work_dir(self, job) -> Path:
+        """The spill folder, emptied when it was left by a run with another source or other settings."""
+        work = job.out / shards.WORK_DIR / "embedded"
+        key = hashlib.sha1(json.dumps([job.source.fingerprint, job.pins, job.filters.since, job.filters.until],
+                                      sort_keys=True, default=str).encode()).hexdigest()
+        stamp = work / "params"
+        if not (stamp.exists() and stamp.read_text() == key):
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            stamp.write_text(key)
+        return work
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, job, todo: shards.ScoreTodo) -> dict:
+        stage = ScoreStage(job.settings, job.prompts, job.model_key)
+        root = job.out / shards.SCORES_DIR
+        prefix = job.score_prefix
+        batch = job.options.batch_size * job.options.papers_per_request
+        pending, held, done, written = [], 0, 0, []
+        try:
+            for f in todo.files:
+                t = shards.keep_todo(shards.read_table([f], shards.RANKED, shards.SCORE_INPUT), todo.todo)
+                for start in range(0, t.num_rows, batch):
+                    part = stage(t.slice(start, batch))
+                    pending.append(part)
+                    held += part.num_rows
+                    done += part.num_rows
+                    if held >= job.spec.shard_rows:
+                        written += shards.write_partitioned(_concat(pending), root, prefix)
+                        pending, held = [], 0
+                    self.progress("scoring", done, todo.count)
+            if pending:
+                written += shards.write_partitioned(_concat(pending), root, prefix)
+            stats = stage.backend.stats()
+        finally:
+            stage.close()
+        return {"rows_written": sum(r for _, r in written), "shards": len(written), "engine": stats}
+
+    def close(self) -> None:
+        pass
+
+
+def _concat(tables):
+    import pyarrow as pa
+    return pa.concat_tables(tables)

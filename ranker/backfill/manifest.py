@@ -1,0 +1,92 @@
+"""OUT/manifest.json: what a backfill folder holds and how it was made, and the lock that keeps two runs apart.
+
+The prefilter settings are pinned by the first run (a day's ranking depends on every one of them, and on
+which papers compete that day): a later run into the same folder must use the same ones, or another output
+folder. The model and prompt may change from run to run: score rows are kept per (model, prompt hash).
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError
+from ..io import atomic_write, read_text
+
+FORMAT = "ranker-backfill"
+VERSION = 1
+NAME = "manifest.json"
+# pinned value -> the setting (or run_backfill parameter) a user changes to get it, for the error's key
+PIN_KEYS = {"embed": "embed", "embedder": "prefilter.embedder", "keep": "prefilter.keep", "top": "prefilter.top",
+            "min_keep": "prefilter.min_keep", "calibration": "prefilter.calibration", "queries": "scoring.prompts",
+            "categories": "fetch.categories", "announce": "announce"}
+
+
+def load(out: Path) -> dict:
+    path = Path(out) / NAME
+    if not path.exists():
+        return {"format": FORMAT, "version": VERSION, "pinned": None, "ranked_sources": [], "runs": []}
+    try:
+        d = json.loads(read_text(path, "backfill manifest"))
+    except ValueError as e:
+        raise InputError(f"unreadable backfill manifest ({e})", where=str(path)) from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise InputError("not a backfill manifest (expected the manifest.json `ranker backfill` writes)",
+                         where=str(path))
+    if d.get("version") != VERSION:
+        raise InputError(f"backfill manifest version {d.get('version')} is not supported (this ranker writes "
+                         f"version {VERSION})", where=str(path))
+    d.setdefault("ranked_sources", [])
+    d.setdefault("runs", [])
+    return d
+
+
+def save(out: Path, manifest: dict) -> Path:
+    path = Path(out) / NAME
+    atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def check_pins(manifest: dict, pins: dict, out: Path) -> None:
+    """Raise if this run's prefilter settings differ from the ones the folder was ranked with."""
+    old = manifest.get("pinned")
+    if not old:
+        return
+    for key, value in pins.items():
+        if key in old and old[key] != value:
+            raise InputError(f"{out} was ranked with {key} = {old[key]!r}, this run asks for {value!r}; use the "
+                             "same setting or another output folder", key=PIN_KEYS.get(key, key))
+
+
+def covers(manifest: dict, fingerprint: list, since: str | None, until: str | None) -> bool:
+    """True when an earlier run ranked this very source (same files, sizes, times) over a window that
+    contains this one."""
+    for e in manifest.get("ranked_sources", []):
+        if e.get("files") != fingerprint:
+            continue
+        s, u = e.get("since"), e.get("until")
+        if (s is None or (since is not None and s <= since)) and (u is None or (until is not None and u >= until)):
+            return True
+    return False
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """One backfill at a time per output folder (an advisory lock on OUT/.lock)."""
+    import fcntl
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError("another backfill is writing this folder", where=str(out)) from None
+        yield
+    finally:
+        f.close()
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -1,0 +1,196 @@
+"""What a backfill reads: the source files, how they split into independent reads, and the row filters.
+
+A source is an arXiv metadata snapshot, a papers JSONL file (maybe gzipped), or a folder: its listing.jsonl,
+else every `<day>/listing.jsonl` under it (the history layout; GPT's files beside them are not papers), else
+every *.jsonl / *.json (.gz) file in it.
+An uncompressed JSON-lines file splits into byte ranges read independently (a line belongs to the range its
+first byte is in), so a 4 GB snapshot is read by many workers at once and no worker holds more than a batch;
+a gzipped file or an XML feed is one read. Each range goes through the library's own readers
+(ranker.sources: iter_snapshot / iter_jsonl / read_papers, then filter_papers for categories, announce types
+and duplicate ids), and then through the backfill's filters: the day window and the days (or ids) already done.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..errors import InputError
+from ..records import Paper
+from ..sources import ReadReport, detect_format, filter_papers, read_papers
+
+SPLIT_BYTES = 32 << 20          # one read task per 32 MB of an uncompressed JSON-lines file (~20k papers)
+_SNIFF = 64 * 1024
+_EXTENSIONS = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One independent read: a byte range of a JSON-lines file, or a whole file."""
+    path: str
+    fmt: str                    # snapshot | jsonl | rss | atom
+    start: int = 0
+    end: int | None = None      # None: to the end of the file (and the only way to read .gz and XML)
+    gz: bool = False
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Applied to every paper after the readers: the day window, and what an earlier run already wrote."""
+    since: str | None = None
+    until: str | None = None
+    categories: tuple[str, ...] | None = None
+    announce: tuple[str, ...] | None = None
+    skip_days: frozenset[str] = frozenset()        # days whose every paper is already ranked
+    skip_pairs: frozenset[str] = frozenset()       # "id|date" rows already ranked (runs without a prefilter)
+
+    def wants(self, p: Paper) -> bool:
+        if not p.date:
+            return False
+        if (self.since and p.date < self.since) or (self.until and p.date > self.until):
+            return False
+        if p.date in self.skip_days:
+            return False
+        return not (self.skip_pairs and f"{p.id}|{p.date}" in self.skip_pairs)
+
+
+# --------------------------------------------------------------------------- the source
+def source_files(source: str | os.PathLike) -> list[Path]:
+    """The files of a source: the file itself, or the papers files of a folder (see the module doc)."""
+    p = Path(source).expanduser()
+    if not p.exists():
+        raise InputError("no such file or folder", where=str(p))
+    if p.is_file():
+        return [p]
+    names = ("listing.jsonl", "listing.jsonl.gz")
+    listings = [p / n for n in names if (p / n).is_file()] or \
+        sorted(f for f in p.glob("*/listing.jsonl*") if f.name in names)
+    if listings:
+        return listings
+    files = sorted(f for f in p.iterdir()
+                   if f.is_file() and f.name.endswith(_EXTENSIONS) and not f.name.startswith((".", "_")))
+    if not files:
+        raise InputError("no papers files here (expected <day>/listing.jsonl or *.jsonl / *.json, maybe .gz)",
+                         where=str(p))
+    return files
+
+
+def fingerprint(files: Iterable[Path]) -> list[list]:
+    """[path, size, mtime_ns] of each file: a rerun on an unchanged source can skip reading it."""
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _sniff(path: Path) -> tuple[str, bool]:
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gz else open
+        with opener(path, "rb") as f:
+            head = f.read(_SNIFF)
+            first = None
+            if head.lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+                f.seek(0)
+                first = f.readline()
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror or e})", where=str(path)) from None
+    fmt = detect_format(head, first)
+    if fmt is None:
+        raise InputError("unrecognised format: expected an arXiv metadata snapshot, papers JSON lines or "
+                         "arXiv RSS/Atom XML", where=str(path))
+    return fmt, gz
+
+
+def plan_splits(files: Iterable[Path], split_bytes: int = SPLIT_BYTES) -> list[Split]:
+    """Independent reads covering every file once."""
+    out: list[Split] = []
+    for f in files:
+        fmt, gz = _sniff(f)
+        size = f.stat().st_size
+        if gz or fmt in ("rss", "atom") or size <= split_bytes:
+            out.append(Split(str(f), fmt, 0, None, gz))
+            continue
+        for start in range(0, size, split_bytes):
+            out.append(Split(str(f), fmt, start, min(size, start + split_bytes), False))
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+def _range_lines(path: str, start: int, end: int | None) -> Iterator[bytes]:
+    """The lines whose first byte lies in [start, end)."""
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            f.readline()            # the rest of a line that began before `start` belongs to the range before
+        pos = f.tell()
+        while end is None or pos < end:
+            line = f.readline()
+            if not line:
+                return
+            pos += len(line)
+            yield line
+
+
+def _gz_lines(path: str) -> Iterator[bytes]:
+    try:
+        with gzip.open(path, "rb") as f:
+            yield from f
+    except (OSError, EOFError) as e:
+        raise InputError(f"cannot read ({e})", where=path) from None
+
+
+def read_split(split: Split, filters: Filters, report: ReadReport | None = None) -> Iterator[Paper]:
+    """The papers of one split that pass the readers' filters and `filters`."""
+    report = report if report is not None else ReadReport(source=split.path)
+    cats = list(filters.categories) if filters.categories else None
+    ann = list(filters.announce) if filters.announce else None
+    if split.fmt in ("rss", "atom"):
+        papers: Iterable[Paper] = read_papers(split.path, cats, ann, report=report)
+    else:
+        lines = _gz_lines(split.path) if split.gz else _range_lines(split.path, split.start, split.end)
+        where = split.path if split.start == 0 else f"{split.path}@{split.start}"
+        if split.fmt == "snapshot":
+            from ..sources.snapshot import iter_snapshot
+            raw = iter_snapshot(lines, where, report)
+        else:
+            from ..sources.jsonl import iter_jsonl
+            raw = iter_jsonl(lines, where, report)
+        papers = filter_papers(raw, categories=cats, announce=ann, report=report)
+    for p in papers:
+        if filters.wants(p):
+            yield p
+        else:
+            report.filtered += 1
+
+
+def read_source(splits: Iterable[Split], filters: Filters, report: ReadReport | None = None) -> Iterator[Paper]:
+    for s in splits:
+        yield from read_split(s, filters, report)
+
+
+def chunks(items: Iterable, n: int) -> Iterator[list]:
+    buf: list = []
+    for x in items:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+@dataclass
+class SourcePlan:
+    files: list[Path]
+    splits: list[Split] = field(default_factory=list)
+    fingerprint: list[list] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, source: str | os.PathLike, split_bytes: int = SPLIT_BYTES) -> "SourcePlan":
+        files = source_files(source)
+        return cls(files, plan_splits(files, split_bytes), fingerprint(files))

@@ -1,0 +1,413 @@
+"""The Ray Data engine (ranker[ray]): the backfill's two phases as streaming Ray Data pipelines.
+
+    rank:  read_datasource(PapersDatasource)             one read task per split of the source, streaming
+           .map_batches(EmbedStage, ActorPoolStrategy)   one embedder per actor, built once (GPU actors: one
+                                                         per GPU; CPU: one per `embed_threads` cores)
+           .groupby("date").map_groups(prefilter_day)    a whole day per call (the zero-shot day median)
+           .write_datasink(ShardSink(OUT/ranked))        shards written as they complete
+    score: read_parquet(ranked shards with work)
+           .map_batches(ScoreStage, ActorPoolStrategy)   one backend per actor, built once: a vLLM engine per
+                                                         GPU, or per tensor-parallel group of GPUs
+           .write_datasink(ShardSink(OUT/scores))
+
+The two phases run one after the other, so each gets every GPU. Actors are restarted and their batch retried
+when a worker dies (max_restarts / max_task_retries); shard names depend only on their rows, so a retried
+batch replaces its own file. With no address, a Ray instance is started on this machine for the run and
+stopped after it; with an address ("auto", "ray://host:10001") the run joins that cluster, whose every node
+needs ranker with the same extras installed, the models in the same models folder (Settings.models_dir) and
+the output folder on a filesystem they all mount. Workers get the run's Settings with their stage; in offline
+mode, workers on other nodes get netguard's offline variables. ray is imported only here.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+
+from ..backends.base import one_line
+from ..errors import MissingDependency, RankerError
+from ..io import Progress
+from ..netguard import worker_env
+from ..settings import Settings
+from . import shards
+from .plan import chunks, read_split
+from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
+
+READ_BLOCK_ROWS = 1000
+RETRIES = 3                  # restarts of a dead actor, and retries of the batch it held
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise MissingDependency("ray", "ray", "the Ray engine of `ranker backfill`") from None
+    return ray
+
+
+# --------------------------------------------------------------------------- the pieces Ray runs
+def _read_blocks(split, filters, rows: int):
+    for batch in chunks(read_split(split, filters), rows):
+        yield shards.papers_table(batch)
+
+
+def papers_datasource(splits, filters, rows_per_block: int = READ_BLOCK_ROWS):
+    """A Ray Data datasource of the source's papers: one read task per split, blocks of ranked-schema rows."""
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
+
+    class PapersDatasource(Datasource):
+        def estimate_inmemory_data_size(self):
+            return None
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            return [ReadTask(functools.partial(_read_blocks, s, filters, rows_per_block),
+                             BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[s.path]),
+                             schema=shards.RANKED)
+                    for s in splits]
+
+    return PapersDatasource()
+
+
+def shard_sink(root: str, prefix: str, schema, min_rows: int):
+    """A Ray Data datasink writing each write task's rows as per-day shards (shards.write_partitioned)."""
+    import pyarrow as pa
+    from ray.data.block import BlockAccessor
+    from ray.data.datasource import Datasink
+
+    class ShardSink(Datasink):
+        def __init__(self):
+            self.files: list = []
+            self.rows = 0
+
+        @property
+        def min_rows_per_write(self):
+            return min_rows
+
+        def write(self, blocks, ctx):
+            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            # a shuffle partition that held no day comes as an empty block without columns
+            tables = [shards.conform(t, schema) for t in tables if t.num_rows]
+            if not tables:
+                return []
+            return shards.write_partitioned(pa.concat_tables(tables), root, prefix)
+
+        def on_write_complete(self, write_result):
+            self.files = [f for r in write_result.write_returns for f in (r or [])]
+            self.rows = int(write_result.num_rows)
+
+    return ShardSink()
+
+
+def _deferring(cls):
+    """The stage class for an actor pool, holding back a RankerError of its constructor (a missing model, a
+    bad option) until its first batch: raised there, it reaches the driver as itself; raised while the actor
+    is built, Ray only passes on a traceback's text."""
+    class Stage(cls):
+        def __init__(self, *args, **kwargs):
+            self._error = None
+            try:
+                super().__init__(*args, **kwargs)
+            except RankerError as e:
+                self._error = e
+
+        def __call__(self, t):
+            if self._error is not None:
+                raise self._error
+            return super().__call__(t)
+
+    Stage.__name__ = Stage.__qualname__ = cls.__name__
+    return Stage
+
+
+def _prefilter_group(t, plan, partial):
+    if t.num_rows == 0:
+        return shards.RANKED.empty_table()
+    return prefilter_day(t, plan, partial.get(t.column("date")[0].as_py(), frozenset()))
+
+
+_TODO: dict = {}
+
+
+def _keep_todo(t, ref):
+    import ray
+    key = ref[0].hex()
+    if key not in _TODO:
+        _TODO.clear()
+        _TODO[key] = set(ray.get(ref[0]))
+    return shards.keep_todo(t, _TODO[key])
+
+
+def _map_batches(ds, fn, **kwargs):
+    """map_batches with bounded actor restarts and batch retries. Ray 2.60 takes them only as extra remote
+    arguments, which it marks deprecated (its own default is to retry forever)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return ds.map_batches(fn, max_restarts=RETRIES, max_task_retries=RETRIES, **kwargs)
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    """The innermost exception: what a worker raised, out of Ray's wrappers."""
+    seen = set()
+    while id(e) not in seen:
+        seen.add(id(e))
+        nxt = getattr(e, "cause", None)
+        nxt = nxt if isinstance(nxt, BaseException) else (e.__cause__ or None)
+        if nxt is None:
+            break
+        e = nxt
+    return e
+
+
+def _ranker_error(e: BaseException) -> RankerError | None:
+    """The RankerError a worker raised, out of the exceptions Ray wraps it in."""
+    seen = set()
+    todo = [e]
+    while todo:
+        x = todo.pop(0)
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        cause = getattr(x, "cause", None)
+        if isinstance(cause, RankerError):
+            return cause
+        if isinstance(x, RankerError) and type(x).__module__.startswith("ranker"):
+            return x
+        todo += [cause if isinstance(cause, BaseException) else None, x.__cause__, x.__context__]
+    return None
+
+
+def gpus_per_engine(settings: Settings) -> int:
+    """GPUs one scoring engine takes: the chosen backend's tensor_parallel_size (its engine_args' wins)."""
+    from ..backends import backend_class
+    name = settings.scoring.backend
+    o = backend_class(name).parse_options(settings.scoring.options.get(name))
+    engine_args = getattr(o, "engine_args", None) or {}
+    return max(1, int(engine_args.get("tensor_parallel_size") or getattr(o, "tensor_parallel_size", 1) or 1))
+
+
+# --------------------------------------------------------------------------- the engine
+class RayEngine:
+    name = "ray"
+
+    def __init__(self, address: str | None = None, progress: Progress | None = None, *, debug: bool = False,
+                 num_cpus: int | None = None, object_store_mb: int = 512, embed_actors: int | None = None,
+                 embed_threads: int | None = None, score_actors: int | None = None, progress_bars: bool = False,
+                 sample_memory: bool = True):
+        """debug (Settings.debug): leave Ray's own console lines and native log lines on stderr."""
+        self.ray = import_ray()
+        self.address = address
+        self.progress = progress
+        self.debug = debug
+        self.num_cpus = num_cpus
+        self.object_store_mb = object_store_mb
+        self.embed_actors, self.embed_threads, self.score_actors = embed_actors, embed_threads, score_actors
+        self.progress_bars = progress_bars
+        self.sample_memory = sample_memory
+        self.processes: list[dict] | None = None
+        self._own = False
+        self._connected = False
+        self._temp: str | None = None
+        self._sampler = None
+        self._filter = None
+
+    # ------------------------------------------------------------------ session
+    def _connect(self) -> None:
+        if self._connected:
+            return
+        ray = self.ray
+        if self._filter is None and not self.debug:
+            self._filter = NativeLogFilter().start()
+        if self.sample_memory:
+            from .procmem import PeakSampler
+            self._sampler = PeakSampler().start()
+        if not ray.is_initialized():
+            common = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
+            try:
+                if self.address:
+                    # workers on other nodes do not inherit this process's environment: offline mode travels
+                    # to them as variables (a local instance's workers are this process's children)
+                    env = worker_env()
+                    ray.init(address=self.address, runtime_env={"env_vars": env} if env else None, **common)
+                else:
+                    self._temp = tempfile.mkdtemp(prefix="ranker-ray-", dir="/tmp")
+                    ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1,
+                             object_store_memory=int(self.object_store_mb) << 20, _temp_dir=self._temp, **common)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise RankerError(f"cannot start or reach Ray: {one_line(e)}",
+                                  key="address" if self.address else None) from None
+            self._own = True
+        if not self.debug:
+            # Ray Data's console lines (progress notes, and each failure with Ray's traceback) stay in its log
+            # file; a failure reaches the user as one line from the exception
+            for h in logging.getLogger("ray.data").handlers:
+                if not type(h).__name__.endswith("FileHandler"):
+                    h.setLevel(logging.CRITICAL + 1)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = self.progress_bars
+        ctx.print_on_execution_start = False
+        ctx.raise_original_map_exception = True     # a stage's RankerError comes back as itself
+        self._connected = True
+
+    def _resources(self) -> tuple[float, float]:
+        r = self.ray.cluster_resources()
+        return float(r.get("CPU", 1)), float(r.get("GPU", 0))
+
+    def _execute(self, run) -> None:
+        try:
+            run()
+        except Exception as e:
+            err = _ranker_error(e)
+            if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
+                err.args = (err.render(),)
+                raise err from None
+            root = _root_cause(e)
+            raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
+                              "shows Ray's log)") from None
+
+    # ------------------------------------------------------------------ the phases
+    def rank(self, job) -> dict:
+        self._connect()
+        ray, spec = self.ray, job.spec
+        cpus, gpus = self._resources()
+        ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters))
+        info: dict = {"read_tasks": len(job.source.splits)}
+        if job.plan is not None:
+            if gpus >= 1:
+                n, threads = self.embed_actors or int(gpus), None
+                res = {"num_gpus": 1, "num_cpus": 1}
+                device = spec.device or "cuda"
+            else:
+                threads = self.embed_threads or int(min(cpus, 8))
+                n = self.embed_actors or max(1, int(cpus // threads))
+                res = {"num_cpus": max(1, min(threads, cpus) - 1)}
+                device = spec.device
+            ds = _map_batches(ds, _deferring(EmbedStage),
+                              fn_constructor_kwargs=dict(settings=job.settings, device=device, threads=threads),
+                              batch_size=spec.embed_batch, batch_format="pyarrow",
+                              compute=ray.data.ActorPoolStrategy(size=n), **res)
+            parts = max(2, min(200, int(cpus) * 2))
+            ds = ds.groupby("date", num_partitions=parts).map_groups(
+                _prefilter_group, fn_kwargs={"plan": job.plan, "partial": job.partial}, batch_format="pyarrow")
+            info.update(embed_actors=n, embed_threads=threads, embed_resources=res)
+        else:
+            ds = ds.map_batches(unranked, batch_format="pyarrow")
+        sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
+        self._execute(lambda: ds.write_datasink(sink))
+        return {**info, "shards": len(sink.files), "rows_written": sink.rows}
+
+    def score(self, job, todo: shards.ScoreTodo) -> dict:
+        self._connect()
+        ray, spec = self.ray, job.spec
+        cpus, gpus = self._resources()
+        ds = ray.data.read_parquet([str(f) for f in todo.files], partitioning=None) \
+            .select_columns(shards.SCORE_INPUT)
+        if todo.todo is not None:
+            ds = ds.map_batches(_keep_todo, fn_kwargs={"ref": [ray.put(sorted(todo.todo))]},
+                                batch_format="pyarrow")
+        if gpus >= 1 and job.settings.scoring.backend in ("vllm", "transformers"):
+            tp = gpus_per_engine(job.settings)
+            n = self.score_actors or max(1, int(gpus) // tp)
+            res = {"num_gpus": tp, "num_cpus": 1}
+        else:
+            n = self.score_actors or 1
+            res = {"num_cpus": 1}
+        opts = job.options
+        ds = _map_batches(ds, _deferring(ScoreStage),
+                          fn_constructor_kwargs=dict(settings=job.settings, prompts=job.prompts,
+                                                     model_key=job.model_key),
+                          batch_size=opts.batch_size * opts.papers_per_request, batch_format="pyarrow",
+                          compute=ray.data.ActorPoolStrategy(size=n), **res)
+        sink = shard_sink(str(job.out / shards.SCORES_DIR), job.score_prefix, shards.SCORES, spec.shard_rows)
+        self._execute(lambda: ds.write_datasink(sink))
+        return {"score_actors": n, "score_resources": res, "shards": len(sink.files), "rows_written": sink.rows}
+
+    def close(self) -> None:
+        if self._sampler is not None:
+            self.processes = self._sampler.stop()
+            self._sampler = None
+        if self._own:
+            try:
+                self.ray.shutdown()
+            finally:
+                self._own = False
+                if self._temp:
+                    shutil.rmtree(self._temp, ignore_errors=True)
+                    self._temp = None
+        if self._filter is not None:
+            self._filter.stop()
+            self._filter = None
+        self._connected = False
+
+
+class NativeLogFilter:
+    """Keeps the log lines of Ray's C++ core ("[2026-01-05 10:00:00,123 E 123 123] core_worker.cc:...") off
+    this process's stderr while the engine runs; everything else written there passes through. The driver's
+    core worker prints one such ERROR line per actor pool (Ray Data keeps the actors' arguments in the object
+    store and asks for restarts), which is noise to a user: a real failure reaches us as an exception.
+    Debug mode (Settings.debug) leaves stderr alone. The last lines dropped are kept in `dropped`."""
+
+    PATTERN = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ [DIWEF] \d+ \d+\] \S+\.(?:cc|h):\d+: ")
+
+    def __init__(self):
+        self.dropped: list[str] = []
+        self._saved: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "NativeLogFilter":
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            r, w = os.pipe()
+            os.dup2(w, 2)
+            os.close(w)
+        except OSError:
+            self._saved = None
+            return self
+        self._thread = threading.Thread(target=self._pump, args=(r, self._saved), name="ray-stderr",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _pump(self, r: int, out: int) -> None:
+        with os.fdopen(r, "rb", buffering=0) as src:
+            pending = b""
+            while True:
+                chunk = src.read(65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                keep = []
+                for line in lines:
+                    if self.PATTERN.match(line):
+                        self.dropped = (self.dropped + [line.decode(errors="replace")])[-50:]
+                    else:
+                        keep.append(line + b"\n")
+                if keep:
+                    os.write(out, b"".join(keep))
+                if pending and not pending.startswith(b"["):   # a progress bar redraws without a newline
+                    os.write(out, pending)
+                    pending = b""
+            if pending:
+                os.write(out, pending)
+
+    def stop(self) -> None:
+        if self._saved is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)          # closes the pipe's write end: the pump reads EOF and ends
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        os.close(self._saved)
+        self._saved = None

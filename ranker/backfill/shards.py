@@ -1,0 +1,313 @@
+"""The backfill's output: Parquet shards, written atomically under names that depend only on their rows.
+
+    OUT/ranked/date=YYYY-MM-DD/ranked-<h>.parquet          every paper read: its fields, text hash, vector,
+                                                          prefilter score, kept, topic, papers of its day
+    OUT/scores/date=YYYY-MM-DD/<model>-<prompt>-<h>.parquet  one row a paper for one model and prompt hash:
+                                                          status scored | failed | not_kept, the scores
+
+<h> is a hash of the shard's sorted ids, so a batch that is written twice (a worker retried by Ray, a rerun of
+an interrupted day) lands on the same file, and a file is either absent or whole (a temporary name in the same
+folder, then a rename). Readers dedupe on top of that: ranked rows by (id, date), score rows by (id, model,
+prompt_hash), a scored row winning over a failed one and the newest over older ones.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from ..errors import InputError
+from ..io import atomic_file
+from ..records import Paper
+
+RANKED_DIR = "ranked"
+SCORES_DIR = "scores"
+WORK_DIR = "_work"
+
+PAPER_FIELDS = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("title", pa.string()),
+    pa.field("abstract", pa.string()),
+    pa.field("authors", pa.list_(pa.string())),
+    pa.field("categories", pa.list_(pa.string())),
+    pa.field("primary_category", pa.string()),
+    pa.field("arxiv_comment", pa.string()),      # the paper's own comment field (pages, venue ...)
+    pa.field("announce_type", pa.string()),
+    pa.field("version", pa.int32()),
+]
+RANKED = pa.schema(PAPER_FIELDS + [
+    pa.field("text_hash", pa.string()),          # of the text embedded (ranker.prefilter.embed.text_hash)
+    pa.field("vector", pa.list_(pa.float32())),  # normalised; null when not embedded
+    pa.field("prefilter_score", pa.float64()),   # null when not embedded
+    pa.field("kept", pa.bool_()),
+    pa.field("topic", pa.string()),
+    pa.field("day_papers", pa.int32()),          # papers ranked together on that day; null when not embedded
+])
+SCORES = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("prefilter_score", pa.float64()),
+    pa.field("kept", pa.bool_()),
+    pa.field("topic", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("prompt_hash", pa.string()),
+    pa.field("status", pa.string()),             # scored | failed | not_kept
+    pa.field("RELEVANCE", pa.int16()),
+    pa.field("NOVELTY", pa.int16()),
+    pa.field("COMMENT", pa.string()),
+    pa.field("expected_relevance", pa.float64()),
+    pa.field("expected_novelty", pa.float64()),
+    pa.field("prompt_tokens", pa.int32()),
+    pa.field("completion_tokens", pa.int32()),
+    pa.field("error", pa.string()),
+    pa.field("written_at", pa.float64()),
+])
+# what the scoring stage reads of a ranked row (not the vector)
+SCORE_INPUT = [f.name for f in PAPER_FIELDS] + ["prefilter_score", "kept", "topic"]
+DONE_STATUSES = ("scored", "not_kept")          # a failed row is tried again by the next run
+_STATUS_RANK = {"scored": 0, "not_kept": 0, "failed": 1}
+
+
+# --------------------------------------------------------------------------- rows <-> papers
+def papers_table(papers: Sequence[Paper]) -> pa.Table:
+    """Ranked-schema rows of papers, with nothing ranked yet (kept true, the rest null)."""
+    n = len(papers)
+    cols = {
+        "id": [p.id for p in papers], "date": [p.date for p in papers], "title": [p.title for p in papers],
+        "abstract": [p.abstract for p in papers], "authors": [list(p.authors) for p in papers],
+        "categories": [list(p.categories) for p in papers],
+        "primary_category": [p.primary_category or None for p in papers],
+        "arxiv_comment": [p.comment for p in papers], "announce_type": [p.announce_type for p in papers],
+        "version": [p.version for p in papers],
+        "text_hash": [None] * n, "vector": [None] * n, "prefilter_score": [None] * n, "kept": [True] * n,
+        "topic": [None] * n, "day_papers": [None] * n,
+    }
+    return pa.Table.from_pydict(cols, schema=RANKED)
+
+
+def table_papers(t: pa.Table) -> list[Paper]:
+    """Papers from rows that carry the paper fields."""
+    cols = {f.name: t.column(f.name).to_pylist() for f in PAPER_FIELDS}
+    out = []
+    for i in range(t.num_rows):
+        out.append(Paper(id=cols["id"][i], date=cols["date"][i], title=cols["title"][i] or "",
+                         abstract=cols["abstract"][i] or "", authors=cols["authors"][i] or [],
+                         categories=cols["categories"][i] or [], primary_category=cols["primary_category"][i] or "",
+                         comment=cols["arxiv_comment"][i], announce_type=cols["announce_type"][i],
+                         version=cols["version"][i]))
+    return out
+
+
+def vector_column(m: np.ndarray) -> pa.Array:
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    n, d = m.shape
+    offsets = pa.array(np.arange(0, n * d + 1, d, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(m.reshape(-1)))
+
+
+def vectors(t: pa.Table) -> np.ndarray:
+    """The vector column as an (n, dim) float32 matrix; every row must have one."""
+    col = t.column("vector").combine_chunks()
+    if col.null_count:
+        raise InputError("rows without a vector reached a step that needs one (ranked without {key:embed})")
+    flat = np.asarray(col.flatten(), dtype=np.float32)
+    return flat.reshape(t.num_rows, -1) if t.num_rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The schema's columns in its order and types (extra columns dropped)."""
+    return t.select(schema.names).cast(schema)
+
+
+# --------------------------------------------------------------------------- writing
+def shard_name(prefix: str, ids: Iterable[str]) -> str:
+    h = hashlib.sha1("\n".join(sorted(ids)).encode("utf-8")).hexdigest()[:16]
+    return f"{prefix}-{h}.parquet"
+
+
+def write_shard(t: pa.Table, path: Path) -> None:
+    """Write a Parquet file so that it is either absent or whole (ranker.io.atomic_file)."""
+    with atomic_file(path, "wb") as f:
+        pq.write_table(t, f, compression="zstd")
+
+
+def write_partitioned(t: pa.Table, root: str | Path, prefix: str) -> list[tuple[str, int]]:
+    """One shard per day of the rows, under root/date=<day>/; returns (path relative to root, rows)."""
+    root = Path(root)
+    out = []
+    if t.num_rows == 0:
+        return out
+    days = t.column("date")
+    distinct = sorted(set(days.to_pylist()))
+    for day in distinct:
+        part = t if len(distinct) == 1 else t.filter(pc.equal(days, day))
+        name = shard_name(prefix, part.column("id").to_pylist())
+        rel = f"date={day}/{name}"
+        write_shard(part, root / rel)
+        out.append((rel, part.num_rows))
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+def shard_files(root: str | Path, since: str | None = None, until: str | None = None,
+                prefix: str | None = None) -> list[Path]:
+    """The shards under root (sorted), of the days in [since, until] and names starting with prefix."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir()):
+        if not (d.is_dir() and d.name.startswith("date=")):
+            continue
+        day = d.name[5:]
+        if (since and day < since) or (until and day > until):
+            continue
+        for f in sorted(d.iterdir()):
+            if f.suffix == ".parquet" and not f.name.startswith((".", "_")) and \
+                    (prefix is None or f.name.startswith(prefix + "-")):
+                out.append(f)
+    return out
+
+
+def read_table(files: Sequence[Path], schema: pa.Schema, columns: list[str] | None = None,
+               filter=None) -> pa.Table:
+    if not files:
+        return schema.empty_table().select(columns) if columns else schema.empty_table()
+    try:
+        ds = pads.dataset([str(f) for f in files], schema=schema, format="parquet")
+        return ds.to_table(columns=columns, filter=filter)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise InputError(f"unreadable shard ({' '.join(str(e).split())[:300]})", where=str(files[0].parent)) \
+            from None
+
+
+def dedupe(t: pa.Table, keys: list[str], sort: list[tuple[str, str]] | None = None) -> pa.Table:
+    """The first row of each key (after sorting by `sort`, else in table order)."""
+    if t.num_rows == 0:
+        return t
+    if sort:
+        t = t.take(pc.sort_indices(t, sort_keys=sort))
+    idx = t.select(keys).append_column("__i", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+    first = idx.group_by(keys, use_threads=False).aggregate([("__i", "min")]).column("__i_min")
+    return t.take(pc.sort_indices(first))
+
+
+def best_scores(t: pa.Table) -> pa.Table:
+    """One score row per (id, model, prompt_hash): scored/not_kept before failed, then the newest."""
+    if t.num_rows == 0:
+        return t
+    rank = pa.array([_STATUS_RANK.get(s, 2) for s in t.column("status").to_pylist()], pa.int8())
+    t = t.append_column("__rank", rank)
+    t = dedupe(t, ["id", "model", "prompt_hash"], [("__rank", "ascending"), ("written_at", "descending")])
+    return t.drop_columns(["__rank"])
+
+
+# --------------------------------------------------------------------------- what is already there
+@dataclass
+class RankedState:
+    complete_days: set[str] = field(default_factory=set)      # every paper of the day ranked
+    partial: dict[str, set[str]] = field(default_factory=dict)  # day -> ids already ranked (day unfinished)
+    pairs: set[str] = field(default_factory=set)               # "id|date" of every ranked row
+    rows: int = 0
+
+
+def ranked_state(out: str | Path, with_pairs: bool = False) -> RankedState:
+    """Which days (and rows) an earlier run finished. A day ranked by the prefilter is complete when it holds
+    as many distinct ids as the papers it was ranked among (day_papers)."""
+    t = read_table(shard_files(Path(out) / RANKED_DIR), RANKED, ["id", "date", "day_papers"])
+    st = RankedState(rows=t.num_rows)
+    if t.num_rows == 0:
+        return st
+    t = dedupe(t, ["id", "date"])
+    ids, days, sizes = (t.column(c).to_pylist() for c in ("id", "date", "day_papers"))
+    per_day: dict[str, set[str]] = defaultdict(set)
+    size: dict[str, int] = {}
+    for i, d, n in zip(ids, days, sizes):
+        per_day[d].add(i)
+        if n is not None:
+            size[d] = max(size.get(d, 0), n)
+    for d, got in per_day.items():
+        if d in size and len(got) >= size[d]:
+            st.complete_days.add(d)
+        elif d in size:
+            st.partial[d] = got
+    if with_pairs:
+        st.pairs = {f"{i}|{d}" for i, d in zip(ids, days)}
+    return st
+
+
+@dataclass
+class ScoreTodo:
+    files: list[Path]               # ranked shards holding rows to score
+    todo: set[str] | None           # "id|date" to score; None: every row of `files`
+    count: int = 0                  # rows to score
+    candidates: int = 0             # distinct papers ranked in the window
+    done: int = 0                   # of them, already scored (or not kept) for this model and prompt
+
+
+def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None = None,
+               until: str | None = None) -> ScoreTodo:
+    """The ranked rows of the window that still need a score row for (model, prompt_hash). A paper ranked on
+    several days is scored once, from its first day."""
+    out = Path(out)
+    files = shard_files(out / RANKED_DIR, since, until)
+    r = read_table(files, RANKED, ["id", "date"])
+    if r.num_rows == 0:
+        return ScoreTodo([], set(), 0, 0, 0)
+    first = dedupe(r, ["id"], [("date", "ascending"), ("id", "ascending")])
+    s = read_table(shard_files(out / SCORES_DIR), SCORES, ["id", "model", "prompt_hash", "status"],
+                   filter=(pads.field("model") == model) & (pads.field("prompt_hash") == prompt_hash))
+    done_ids = {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist())
+                if st in DONE_STATUSES}
+    todo = {f"{i}|{d}" for i, d in zip(first.column("id").to_pylist(), first.column("date").to_pylist())
+            if i not in done_ids}
+    done = first.num_rows - len(todo)
+    if not todo:
+        return ScoreTodo([], set(), 0, first.num_rows, done)
+    every = len(todo) == r.num_rows           # nothing done, no repeated ids: no filter needed
+    if not every:
+        days = {k.rsplit("|", 1)[1] for k in todo}
+        files = [f for f in files if f.parent.name[5:] in days]
+    return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done)
+
+
+def keep_todo(t: pa.Table, todo: set[str] | None) -> pa.Table:
+    if todo is None or t.num_rows == 0:
+        return t
+    keys = pc.binary_join_element_wise(t.column("id"), t.column("date"), "|")
+    return t.filter(pc.is_in(keys, value_set=pa.array(sorted(todo), pa.string())))
+
+
+def summary(out: str | Path) -> dict:
+    """Counts for the manifest, from the shards themselves."""
+    out = Path(out)
+    r = dedupe(read_table(shard_files(out / RANKED_DIR), RANKED, ["id", "date", "kept"]), ["id", "date"])
+    days = r.column("date").to_pylist()
+    res: dict = {"ranked": {"rows": r.num_rows, "papers": len(set(r.column("id").to_pylist())),
+                            "days": len(set(days)), "kept": int(pc.sum(r.column("kept")).as_py() or 0),
+                            "first_day": min(days) if days else None, "last_day": max(days) if days else None,
+                            "shards": len(shard_files(out / RANKED_DIR))},
+                 "scores": {}}
+    s = best_scores(read_table(shard_files(out / SCORES_DIR), SCORES,
+                               ["id", "model", "prompt_hash", "status", "prompt_tokens", "completion_tokens",
+                                "written_at"]))
+    by: dict[tuple[str, str], dict] = {}
+    for m, h, st, pt, ct in zip(*(s.column(c).to_pylist() for c in ("model", "prompt_hash", "status",
+                                                                    "prompt_tokens", "completion_tokens"))):
+        d = by.setdefault((m, h), {"model": m, "prompt_hash": h, "scored": 0, "failed": 0, "not_kept": 0,
+                                   "prompt_tokens": 0, "completion_tokens": 0})
+        d[st] = d.get(st, 0) + 1
+        d["prompt_tokens"] += pt or 0
+        d["completion_tokens"] += ct or 0
+    res["scores"] = {f"{m}|{h}": v for (m, h), v in sorted(by.items())}
+    res["score_shards"] = len(shard_files(out / SCORES_DIR))
+    return res

@@ -1,0 +1,166 @@
+"""The backfill's three steps as plain functions on batches of rows (pyarrow Tables), and the small callable
+classes a Ray actor (or the local engine) builds ONCE and then calls batch after batch.
+
+    embed_table(t, embedder)         per batch: text hash + vector of every row
+    prefilter_day(t, plan)           per day: the day's prefilter score, kept, topic (one day's rows at once:
+                                     the zero-shot score centres each query on the day's median)
+    unranked(t)                      no prefilter: every row kept
+    score_table(t, backend, ...)     per batch: the kept rows scored by the backend, the others passed on as
+                                     not_kept; one SCORES row per input row
+
+They call the library's own building blocks: Embedder.encode and text_hash, prefilter.score_vectors /
+keep_mask / rank.n_keep, scoring.score_batch (requests, validation, one retry) and backends.make_backend.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import BackendError
+from ..settings import Settings
+from . import shards
+
+
+# --------------------------------------------------------------------------- embedding
+def embed_table(t: pa.Table, embedder) -> pa.Table:
+    """Fill text_hash and vector (the embedder's normalised vectors of title + abstract)."""
+    from ..prefilter.embed import paper_text, text_hash
+    if t.num_rows == 0:
+        return t
+    texts = [paper_text(p) for p in shards.table_papers(t)]
+    vecs = embedder.encode(texts)
+    t = t.set_column(t.schema.get_field_index("text_hash"), "text_hash",
+                     pa.array([text_hash(x) for x in texts], pa.string()))
+    return t.set_column(t.schema.get_field_index("vector"), "vector", shards.vector_column(vecs))
+
+
+class EmbedStage:
+    """One embedder per worker, its model loaded on the first batch."""
+
+    def __init__(self, settings: Settings, device: str | None = None, threads: int | None = None):
+        from ..prefilter.embed import Embedder
+        want = settings.prefilter
+        self.embedder = Embedder(want.embedder, max_tokens=want.max_tokens, device=device, threads=threads,
+                                 models_dir=settings.models_dir)
+
+    def __call__(self, t: pa.Table) -> pa.Table:
+        return embed_table(t, self.embedder)
+
+
+# --------------------------------------------------------------------------- the per-day prefilter
+@dataclass
+class PrefilterPlan:
+    """Everything the per-day step needs, small enough to ship to every worker."""
+    queries: Any                      # prefilter.rank.QuerySet
+    query_vectors: np.ndarray
+    calibration: Any = None           # prefilter.calibrate.Calibration or None
+    keep: float | None = 0.4
+    top: int | None = None
+    min_keep: int = 20
+
+    @classmethod
+    def build(cls, prompts, embedder, *, keep: float | None = 0.4, top: int | None = None, min_keep: int = 20,
+              calibration=None, store=None) -> "PrefilterPlan":
+        """Query vectors from `embedder` (an Embedder; cached in `store` when given); `calibration` a loaded
+        Calibration (prefilter.calibrate), checked against the embedder, or None."""
+        from ..prefilter.rank import build_queries, n_keep
+        n_keep(1, keep=keep, top=top, min_keep=min_keep)          # validates keep / top before any work
+        if calibration is not None:
+            calibration.check_embedder(embedder.key)
+        qs = build_queries(prompts)
+        qv = embedder.embed_queries(qs.texts, store)
+        return cls(qs, np.asarray(qv, dtype=np.float32), calibration, keep, top, min_keep)
+
+
+def prefilter_day(t: pa.Table, plan: PrefilterPlan, done_ids: frozenset[str] | set[str] = frozenset()) -> pa.Table:
+    """Rank one day's rows (all of them, whatever order they come in) and mark the day's keep share kept.
+    Rows whose id is in `done_ids` (written by an interrupted earlier run) are ranked with the day, then
+    left out of the result."""
+    from ..prefilter import keep_mask, score_vectors
+    from ..prefilter.rank import n_keep
+    if t.num_rows == 0:
+        return t
+    days = set(t.column("date").to_pylist())
+    if len(days) != 1:
+        raise ValueError(f"prefilter_day got rows of {len(days)} days")
+    t = shards.dedupe(t, ["id"], [("id", "ascending")])       # one row a paper, in a fixed order
+    papers = shards.table_papers(t)
+    score, topic_idx = score_vectors(shards.vectors(t), plan.query_vectors, plan.queries, papers,
+                                     plan.calibration)
+    k = n_keep(t.num_rows, keep=plan.keep, top=plan.top, min_keep=plan.min_keep)
+    kept = keep_mask(score, k)
+    names = plan.queries.topic_names
+    for name, arr in (("prefilter_score", pa.array(score, pa.float64())), ("kept", pa.array(kept, pa.bool_())),
+                      ("topic", pa.array([names[int(i)] for i in topic_idx], pa.string())),
+                      ("day_papers", pa.array(np.full(t.num_rows, t.num_rows, dtype=np.int32)))):
+        t = t.set_column(t.schema.get_field_index(name), name, arr)
+    if done_ids:
+        t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=pa.array(sorted(done_ids), pa.string()))))
+    return shards.conform(t, shards.RANKED)
+
+
+def unranked(t: pa.Table) -> pa.Table:
+    """No prefilter: every row goes on to scoring."""
+    t = t.set_column(t.schema.get_field_index("kept"), "kept", pa.array(np.ones(t.num_rows, bool)))
+    return shards.conform(t, shards.RANKED)
+
+
+# --------------------------------------------------------------------------- scoring
+def score_table(t: pa.Table, backend, prompts, options, prompt_hash: str) -> pa.Table:
+    """One SCORES row per input row: kept rows go to the backend in one batch (scoring.score_batch: the same
+    requests, validation and single retry as `ranker score`); the others are passed on as not_kept."""
+    from ..scoring import score_batch
+    n = t.num_rows
+    papers = shards.table_papers(t)
+    kept = [bool(k) if k is not None else True for k in t.column("kept").to_pylist()]
+    res = score_batch([p for p, k in zip(papers, kept) if k], backend, prompts, options) if any(kept) else None
+    cols: dict[str, list] = {c: [None] * n for c in ("status", "RELEVANCE", "NOVELTY", "COMMENT",
+                                                     "expected_relevance", "expected_novelty",
+                                                     "prompt_tokens", "completion_tokens", "error")}
+    for i, (p, k) in enumerate(zip(papers, kept)):
+        if not k:
+            cols["status"][i] = "not_kept"
+            continue
+        s = res.scores.get(p.id)
+        if s is not None:
+            cols["status"][i] = "scored"
+            cols["RELEVANCE"][i], cols["NOVELTY"][i], cols["COMMENT"][i] = s.relevance, s.novelty, s.comment
+            cols["expected_relevance"][i], cols["expected_novelty"][i] = s.expected_relevance, s.expected_novelty
+            cols["prompt_tokens"][i], cols["completion_tokens"][i] = s.prompt_tokens, s.completion_tokens
+        else:
+            f = res.failures.get(p.id)
+            cols["status"][i] = "failed"
+            cols["error"][i] = f.reason if f else "no answer for this paper"
+    out = {"id": t.column("id"), "date": t.column("date"), "prefilter_score": t.column("prefilter_score"),
+           "kept": pa.array(kept, pa.bool_()), "topic": t.column("topic"),
+           "model": pa.array([backend.model_name] * n, pa.string()),
+           "prompt_hash": pa.array([prompt_hash] * n, pa.string()),
+           **{k: pa.array(v, shards.SCORES.field(k).type) for k, v in cols.items()},
+           "written_at": pa.array([time.time()] * n, pa.float64())}
+    return pa.Table.from_pydict({k: out[k] for k in shards.SCORES.names}, schema=shards.SCORES)
+
+
+class ScoreStage:
+    """One backend per worker, built once (a vLLM engine per GPU actor, or per tensor-parallel group)."""
+
+    def __init__(self, settings: Settings, prompts, model_key: str | None = None):
+        from ..backends import make_backend
+        from ..scoring import ScoreOptions
+        self.backend = make_backend(settings)
+        if model_key is not None and self.backend.model_name != model_key:
+            raise BackendError(f"the {self.backend.name} backend serves '{self.backend.model_name}', not "
+                               f"'{model_key}' as planned")
+        self.prompts = prompts
+        self.options = ScoreOptions.from_settings(settings.scoring)
+        self.prompt_hash = prompts.hash(**self.options.prompt_options())
+
+    def __call__(self, t: pa.Table) -> pa.Table:
+        return score_table(t, self.backend, self.prompts, self.options, self.prompt_hash)
+
+    def close(self) -> None:
+        self.backend.close()

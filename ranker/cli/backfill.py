@@ -1,0 +1,122 @@
+"""`ranker backfill`: rank (and score) a whole arXiv snapshot or folder of papers into Parquet shards."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo, info,
+                     load_settings, nothing_to_do, progress_enabled)
+from .term import TERM
+
+EXAMPLES = """
+\b
+Examples:
+  ranker backfill --from arxiv-metadata-oai-snapshot.json --out bf/ --since 2024-01-01 --until 2025-12-31 \\
+    --category cs.LG,cs.AI --embed --score --backend vllm --model /data/Qwen2.5-7B-Instruct \\
+    --engine ray --address auto
+  ranker backfill --from days/ --out bf/ --embed      (rank only: every paper, its vector and prefilter score)
+  ranker import bf/                                    (then the other commands see them)
+"""
+
+
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="An arXiv metadata snapshot (JSON lines, may be .gz), a "
+                                       "papers JSONL file, or a folder of them (<day>/listing.jsonl or *.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: ranked/ and scores/ Parquet shards and "
+                                      "manifest.json. A rerun into it does only what is missing.")],
+    since: Annotated[Optional[str], typer.Option("--since", help="First day (YYYY-MM-DD) to include.",
+                                                 show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD) to include.",
+                                                 show_default=False)] = None,
+    category: Annotated[Optional[str], typer.Option(
+        "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
+        "listed (default: fetch.categories of ranker.toml, cs.LG,cs.AI).", show_default=False)] = None,
+    all_categories: Annotated[bool, typer.Option("--all-categories", help="Keep papers of every category.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (Ray Data; needs "
+                                        "the ray extra of ranker).")] = "local",
+    address: Annotated[Optional[str], typer.Option(
+        "--address", help="With --engine ray: an existing Ray cluster ('auto' on a node of it, or "
+        "ray://HOST:10001). Without it a Ray instance is started on this machine for the run.",
+        show_default=False)] = None,
+    embed: Annotated[bool, typer.Option("--embed", help="Embed every paper and keep each day's best part "
+                                        "(the prefilter); without it every paper is kept.")] = False,
+    score: Annotated[bool, typer.Option("--score", help="Score the kept papers with the LLM backend.")] = False,
+    backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
+    prompts: PromptsOpt = None,
+    embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
+    keep: Annotated[Optional[float], typer.Option("--keep", help="Fraction of each day to keep (default 0.4).",
+                                                  show_default=False)] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
+                                               show_default=False)] = None,
+    calibration: CalibrationOpt = None,
+    score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Requests per engine call (default: scoring.batch_size of ranker.toml, 64; on a GPU "
+        "256-1024 keeps vLLM busy).", show_default=False)] = None,
+    config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+) -> None:
+    """Rank (and score) a whole snapshot: read -> embed -> prefilter per day -> score the kept -> Parquet shards.
+
+    Writes OUT/ranked/date=DAY/*.parquet (every paper: fields, vector, prefilter score, kept),
+    OUT/scores/date=DAY/*.parquet (one row a paper: id, date, prefilter score, kept, RELEVANCE, NOVELTY, COMMENT,
+    model, prompt hash, status) and OUT/manifest.json. Exactly once: a rerun skips what is already written for the
+    same model and prompt. `ranker import OUT` loads the result into the database. A source (or window) without
+    papers is nothing to do. Ray's own messages go to the command's log file (-v: the terminal).
+    """
+    from ..errors import InputError
+    if keep is not None and top is not None:
+        raise InputError("give --keep or --top, not both", key="top")
+    if category and all_categories:
+        raise InputError("give --category or --all-categories, not both", key="all_categories")
+    s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model, backend_option=backend_option,
+                      prompts=prompts, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
+                      calibration=calibration, score_mode=score_mode, prompt_layout=prompt_layout,
+                      batch_size=batch_size, db=db, offline=offline)
+    from ..backfill import BackfillSpec, run_backfill
+    from ..store import Store
+
+    spec = BackfillSpec(source=from_, out=out, since=since, until=until, all_categories=all_categories,
+                        embed=embed, score=score)
+    # Ray Data's own bars draw on the terminal's stderr, which is the log file unless -v
+    ray_options = {"progress_bars": progress_enabled() and not TERM.capturing} if engine == "ray" else None
+    with Store(s.db_path) as store, Progress() as bar:
+        res = run_backfill(spec, s, engine=engine, address=address, store=store, ray_options=ray_options,
+                           progress=bar)
+    if not res.summary.get("ranked", {}).get("papers"):
+        window = " ".join(x for x in (f"from {since}" if since else "", f"until {until}" if until else "") if x)
+        where = "" if all_categories else f" of {','.join(s.fetch.categories)}"
+        nothing_to_do(f"no papers{where} in {from_}{' ' + window if window else ''} (its manifest: {res.manifest})")
+        return
+    info(summary_line(res))
+    echo(str(res.manifest))
+
+
+def summary_line(res) -> str:
+    r = res.run["phases"].get("rank", {})
+    s = res.run["phases"].get("score")
+    tot = res.summary.get("ranked", {})
+    if "skipped" in r:
+        line = "ranking: nothing new (this source and window are done)"
+    else:
+        line = (f"ranking: {r.get('rows_written', 0)} papers written"
+                + (f", {r['days_already_complete']} days already complete" if r.get("days_already_complete") else ""))
+    days = tot.get("days", 0)
+    line += f"; {tot.get('papers', 0)} papers in {days} day{'s' if days != 1 else ''}, {tot.get('kept', 0)} kept"
+    if s is not None:
+        line += f"; scoring: {s.get('to_do', 0)} to score ({s.get('already_done', 0)} already done)"
+        key = f"{res.run['scoring']['model']}|{res.run['scoring']['prompt_hash']}"
+        c = res.summary.get("scores", {}).get(key)
+        if c:
+            line += f", {c['scored']} scored, {c['failed']} failed in all"
+    procs = res.run.get("processes") or []
+    if procs:
+        line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {len(procs)} process(es)"
+    return line + f"; {res.run['seconds']:.1f}s -> {res.out}"
+
+
+def register(app: typer.Typer) -> None:
+    import inspect
+    app.command("backfill", help=inspect.cleandoc(backfill.__doc__ or "") + "\n" + EXAMPLES)(backfill)

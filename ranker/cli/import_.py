@@ -1,0 +1,41 @@
+"""`ranker import`: load a backfill folder's shards into the database (papers, embeddings, scores)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, info, load_settings, nothing_to_do
+
+
+def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.")],
+            config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+            verbose: VerboseOpt = False) -> None:
+    """Load a backfill into the database: its papers (with their days), their vectors and every score row.
+
+    Idempotent: importing the same folder again changes nothing. Afterwards the other commands see the backfilled
+    papers: `ranker prefilter` reuses their vectors (same embedder) and `ranker score` their scores (same model
+    and prompt). A folder without shards yet is nothing to do.
+
+    \b
+    Example:
+      ranker import bf/
+    """
+    s = load_settings(config, verbose=verbose, db=db, offline=offline)
+    from ..backfill import import_backfill
+    from ..store import Store
+
+    with Store(s.db_path) as store, Progress() as bar:
+        res = import_backfill(folder, store, progress=bar)
+    if not res.shards:
+        nothing_to_do(f"{folder} holds no shards (`ranker backfill` writes them)")
+        return
+    keys = ", ".join(f"{m} / {h}" for m, h in res.keys) or "none"
+    info(f"imported {folder}: {res.shards} shards; {res.papers} new papers, {res.embeddings} vectors, "
+         f"{res.scores_new} scores written ({res.scores_unchanged} already stored), {res.failures} failures; "
+         f"models / prompts: {keys}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)

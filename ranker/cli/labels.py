@@ -1,0 +1,87 @@
+"""`ranker labels`: your thumbs up/down, to and from a JSONL file (id, label, time)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+labels_app = typer.Typer(help="""Your labels (thumbs up/down from `ranker serve`): export, import, list.
+
+\b
+Examples:
+  ranker labels export ~/ranker-labels.jsonl
+  ranker labels import ~/ranker-labels.jsonl     (on another machine: merged, the later label wins)
+  ranker labels list
+""", no_args_is_help=True, rich_markup_mode=None)
+
+
+@labels_app.command("export")
+def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.")], config: ConfigOpt = None,
+           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    """Write every label to FILE, one JSON line each: {"id", "label" (1 up, -1 down), "time", "day"}.
+
+    \b
+    Example:
+      ranker labels export ~/ranker-labels.jsonl
+    """
+    from ..labels import export_labels
+    with _store(config, db, offline, verbose) as store:
+        n = export_labels(store, file)
+    if not n:
+        nothing_to_do(f"no labels in {store.path} (wrote an empty {file})")
+        return
+    info(f"labels: {n} written -> {file}")
+
+
+@labels_app.command("import")
+def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker labels export`.")],
+            config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+            verbose: VerboseOpt = False) -> None:
+    """Merge the labels of FILE into the store. Idempotent; where both sides labelled a paper, the later wins.
+
+    \b
+    Example:
+      ranker labels import ~/ranker-labels.jsonl
+    """
+    from ..labels import import_labels
+    with _store(config, db, offline, verbose) as store:
+        c = import_labels(store, file)
+    if not sum(c.values()):
+        nothing_to_do(f"no labels in {file}")
+        return
+    info(f"labels: {c['added']} added, {c['changed']} changed, {c['unchanged']} unchanged from {file}")
+
+
+@labels_app.command("list")
+def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    """Print the labels, newest first: id, up/down, day, title.
+
+    \b
+    Example:
+      ranker labels list
+    """
+    with _store(config, db, offline, verbose) as store:
+        labels = store.get_labels()
+        papers = store.get_papers(labels)
+    if not labels:
+        nothing_to_do(f"no labels in {store.path} yet (the thumbs of `ranker serve` give them)")
+        return
+    for pid, lb in labels.items():
+        title = papers[pid].title if pid in papers else ""
+        echo(f"{pid}\t{'up' if lb.liked else 'down'}\t{lb.day or ''}\t{title}")
+
+
+def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool) -> "Store":
+    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db)."""
+    from ..store import Store
+    return Store(load_settings(config, verbose=verbose, db=db, offline=offline).db_path)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(labels_app, name="labels")

@@ -1,0 +1,47 @@
+"""`ranker serve`: browse the store's digests in a browser and give thumbs up/down."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, info, load_settings
+
+
+def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+          host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but loopback exposes "
+                                            "your store and labels to the network.")] = "127.0.0.1",
+          read_only: Annotated[bool, typer.Option("--read-only", help="No feedback buttons; every POST is "
+                                                  "refused.")] = False,
+          embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
+          db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
+
+    Thumbs up/down are stored as your labels (`ranker labels export` takes them to another machine).
+
+    Search is by meaning when the store holds the embedder's vectors (the prefilter's --embedder and
+    --max-tokens), else by words. The server's own messages go to the command's log file (-v: the terminal).
+
+    \b
+    Example:
+      ranker serve --port 8000
+    """
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    from ..web.security import is_loopback
+    from ..web.server import allowed_hosts_for, bind, serve as run_server, url_of
+    try:
+        from ..web.app import create_app
+    except ImportError as e:                         # fastapi's own dependencies (starlette, pydantic)
+        from ..errors import MissingDependency
+        raise MissingDependency(e.name or "fastapi", "web", "ranker serve") from None
+
+    if not is_loopback(host):
+        info(f"warning: --host {host} serves your store and labels to every machine that can reach it")
+    app = create_app(s, read_only=read_only, allowed_hosts=allowed_hosts_for(host))
+    sock = bind(host, port)
+    info(f"serving {url_of(sock)}{' (read-only)' if read_only else ''}; Ctrl-C stops")
+    run_server(app, sock)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,39 @@
+"""`ranker site`: the store's pages as a static website."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
+
+
+def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
+                                           "rewritten).")],
+         config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+    """Render the archive, every day, month and paper to static HTML, with search done in the page.
+
+    Ready for GitHub Pages or any file server, and readable from disk. No feedback buttons. A database that
+    holds no day yet is nothing to do (no site is written).
+
+    \b
+    Example:
+      ranker site --out site/
+    """
+    s = load_settings(config, verbose=verbose, db=db, offline=offline)
+    from ..store import Store
+    from ..web.render import environment
+    from ..web.site import build_site
+    environment()                    # a missing web extra is said first, whatever the store holds
+    with Store(s.db_path) as store:
+        if not store.days():
+            nothing_to_do(f"{s.db_path} holds no days yet (`ranker run` stores them); wrote no site")
+            return
+        res = build_site(store, out)
+    info(res.summary())
+    echo(str(res.out / "index.html"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("site")(site)

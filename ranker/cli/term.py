@@ -1,0 +1,137 @@
+"""The terminal of one command: what reaches the user, and where everything else goes.
+
+stdout carries only what the user asked for (a path, the data of a pipe), stderr our own notes, progress and
+the one error line. Everything else written while a command runs, Python logging and warnings, vLLM's, torch's
+and transformers' messages, the engine worker process's own prints to its inherited descriptors, goes to a log
+file, RANKER_HOME/logs/<date>-<time>-<command>.log, unless -v/--verbose (or RANKER_DEBUG=1) asks to see it:
+file descriptors 1 and 2 are pointed at the log, and our two streams keep the terminal's originals.
+
+    TERM.capture(home, "run")     # from here on, only TERM.out / TERM.err reach the terminal
+    TERM.restore()                # the descriptors are the terminal's again; an empty log is removed
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+KEEP_LOGS = 30          # the newest log files kept in RANKER_HOME/logs
+
+
+class Terminal:
+    def __init__(self):
+        self.verbose = False
+        self.log_path: Path | None = None
+        self._saved: tuple[int, int] | None = None
+        self._out: TextIO | None = None
+        self._err: TextIO | None = None
+        self._handler: logging.Handler | None = None
+
+    @property
+    def out(self) -> TextIO:
+        """Where results go: the terminal's stdout."""
+        return self._out or sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        """Where notes, progress and errors go: the terminal's stderr."""
+        return self._err or sys.stderr
+
+    @property
+    def capturing(self) -> bool:
+        return self._saved is not None
+
+    def capture(self, home: Path, command: str) -> None:
+        """Send descriptors 1 and 2 (and so every library's output and the worker processes') to a new log
+        file under home/logs. Does nothing when verbose, already capturing, or the log cannot be created."""
+        if self.verbose or self._saved is not None:
+            return
+        logs = Path(home) / "logs"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        try:
+            logs.mkdir(parents=True, exist_ok=True)
+            path = logs / f"{stamp}-{command or 'ranker'}-{os.getpid()}.log"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            return          # no log folder: the user sees everything rather than the command failing
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        saved = (os.dup(1), os.dup(2))
+        enc = getattr(sys.stdout, "encoding", None) or "utf-8"
+        self._out = open(saved[0], "w", buffering=1, encoding=enc, errors="replace", closefd=False)
+        self._err = open(saved[1], "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or enc,
+                         errors="replace", closefd=False)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        self._saved = saved
+        self.log_path = path
+        self._handler = logging.StreamHandler(sys.stderr)       # fd 2: the log
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(self._handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        _prune(logs, KEEP_LOGS)
+
+    def log_note(self) -> str:
+        """' (details in LOG)' when the log holds anything, for a failure's line; else ''."""
+        path = self.log_path
+        try:
+            if path is not None and path.stat().st_size > 0:
+                return f" (details in {path})"
+        except OSError:
+            pass
+        return ""
+
+    def restore(self) -> None:
+        """Give descriptors 1 and 2 back to the terminal; remove the log when nothing was written to it."""
+        if self._saved is None:
+            return
+        for stream in (sys.stdout, sys.stderr, self._out, self._err):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+            self._handler = None
+        out, err = self._saved
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for f in (self._out, self._err):
+            f.close()
+        os.close(out)
+        os.close(err)
+        self._saved = self._out = self._err = None
+        try:
+            if self.log_path is not None and self.log_path.stat().st_size == 0:
+                self.log_path.unlink()
+        except OSError:
+            pass
+
+
+def _prune(logs: Path, keep: int) -> None:
+    try:
+        files = sorted(logs.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[keep:]:
+            old.unlink()
+    except OSError:
+        pass
+
+
+def command_name(argv: list[str] | None = None) -> str:
+    """The command of this invocation ('run', 'models-prepare', 'labels-export') from argv, for the log's name."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    name = "-".join(words[:2]) if words[:1] in (["models"], ["labels"]) else (words[0] if words else "ranker")
+    return "".join(c for c in name if c.isalnum() or c in "-_") or "ranker"
+
+
+TERM = Terminal()

@@ -1,0 +1,168 @@
+"""The user's own labels (thumbs up/down): moving them between machines, and turning them into training rows.
+
+A labels file is JSONL, one label a line: {"id": "2505.09572", "label": 1, "time": "2025-05-15T09:12:03Z"}
+(label +1 = thumbs up, -1 = thumbs down; "day", the digest day it was given on, is written and read too).
+Importing is idempotent: for a paper labelled on both sides the later verdict wins.
+
+As training data (training_rows) a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a
+GPT row: the user's taste is the target, GPT's picks are the stand-in for it. The calibration fit does not take
+these rows yet; `ranker calibrate` only says how many labels are stored.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .io import arxiv_id, atomic_write, read_text
+from .records import Label, Paper
+
+if TYPE_CHECKING:
+    from .prefilter.history import HistoryDay
+    from .store import Store
+
+LABEL_WEIGHT = 3.0
+# Labels alone (no GPT history) train a calibration once there are this many of each kind.
+MIN_LABELS_EACH = 10
+_WORDS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "1": 1}
+
+
+# --------------------------------------------------------------------------- files
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(raw, where: str) -> float:
+    if isinstance(raw, bool):
+        raise InputError("'time' must be an ISO 8601 time or seconds since 1970", where=where)
+    if isinstance(raw, (int, float)):
+        return float(raw)
+    if isinstance(raw, str) and raw.strip():
+        try:
+            dt = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"'time' is not an ISO 8601 time: {raw!r}", where=where) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    raise InputError("missing 'time' (an ISO 8601 time, e.g. 2025-05-15T09:12:03Z)", where=where)
+
+
+def _label(raw, where: str) -> int:
+    if isinstance(raw, bool):
+        raise InputError(f"'label' must be 1 (up) or -1 (down), got {json.dumps(raw)}", where=where)
+    if isinstance(raw, (int, float)) and raw in (1, -1):
+        return int(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _WORDS:
+        return _WORDS[raw.strip().lower()]
+    raise InputError(f"'label' must be 1 (up) or -1 (down), got {json.dumps(raw)}", where=where)
+
+
+def read_labels(path: str | Path) -> list[Label]:
+    """Every label of a JSONL file; the first bad line is an InputError naming file:line. An arXiv id is kept
+    without its version (2505.09572v2 labels 2505.09572), any other id as given."""
+    out: list[Label] = []
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"not valid JSON ({e.msg})", where=where) from None
+        if not isinstance(d, dict):
+            raise InputError("expected a JSON object with id, label, time", where=where)
+        pid = d.get("id")
+        if not isinstance(pid, str) or not pid.strip():
+            raise InputError("missing 'id' (the arXiv id)", where=where)
+        day = d.get("day")
+        out.append(Label(paper_id=arxiv_id(pid) or pid.strip(), label=_label(d.get("label"), where),
+                         day=day if isinstance(day, str) and day else None, created_at=_time(d.get("time"), where)))
+    return out
+
+
+def label_lines(labels: Iterable[Label]) -> Iterator[str]:
+    """The JSONL lines of a labels file: {"id", "label", "time"} and "day" when known."""
+    for lb in labels:
+        row = {"id": lb.paper_id, "label": lb.label, "time": _iso(lb.created_at)}
+        if lb.day:
+            row["day"] = lb.day
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def export_labels(store: "Store", path: str | Path) -> int:
+    """Write the store's labels (oldest first) to a JSONL file, atomically. Returns how many."""
+    labels = sorted(store.get_labels().values(), key=lambda lb: (lb.created_at, lb.paper_id))
+    atomic_write(path, label_lines(labels))
+    return len(labels)
+
+
+def import_labels(store: "Store", path: str | Path) -> dict[str, int]:
+    """Read the whole file first (a bad line stores nothing), then merge it in one transaction."""
+    return store.import_labels(read_labels(path))
+
+
+# --------------------------------------------------------------------------- training
+def labels_for_training(store: "Store") -> dict[str, bool]:
+    """The stored labels as training targets: paper id -> liked."""
+    return {pid: lb.liked for pid, lb in store.get_labels().items()}
+
+
+def labels_needed(labels: Mapping[str, bool]) -> int:
+    """How many more labels a calibration from labels alone needs (0: enough): MIN_LABELS_EACH of each kind."""
+    up = sum(1 for v in labels.values() if v)
+    down = len(labels) - up
+    return max(0, MIN_LABELS_EACH - up) + max(0, MIN_LABELS_EACH - down)
+
+
+class TrainingRows(NamedTuple):
+    papers: list[Paper]
+    y: np.ndarray            # bool: picked (GPT) or liked (the user)
+    weights: np.ndarray      # 1 for a GPT row, LABEL_WEIGHT for a row the user labelled
+    groups: list[str]        # each row's day, for the by-day folds of the fit
+
+
+def training_rows(history_days: Sequence["HistoryDay"], labels: Mapping[str, bool], *,
+                  label_papers: Mapping[str, Paper] | None = None, label_days: Mapping[str, str] | None = None,
+                  label_weight: float = LABEL_WEIGHT) -> TrainingRows:
+    """The rows a calibration learns from. Every paper of every history day, its target GPT's pick, unless the
+    user labelled it: then the label is the target and the row weighs `label_weight`. Labelled papers in no
+    history day join as rows of their own when `label_papers` holds them (grouped under `label_days[id]`, else the
+    paper's date), so labels alone, with no GPT history, give a training set too."""
+    papers: list[Paper] = []
+    y: list[bool] = []
+    w: list[float] = []
+    groups: list[str] = []
+    seen: set[str] = set()
+    for day in history_days:
+        for p in day.papers:
+            seen.add(p.id)
+            papers.append(p)
+            groups.append(day.date)
+            if p.id in labels:
+                y.append(bool(labels[p.id]))
+                w.append(label_weight)
+            else:
+                y.append(p.id in day.picks)
+                w.append(1.0)
+    for pid in sorted(labels):
+        if pid in seen or label_papers is None or pid not in label_papers:
+            continue
+        p = label_papers[pid]
+        papers.append(p)
+        groups.append((label_days or {}).get(pid) or p.date or "labels")
+        y.append(bool(labels[pid]))
+        w.append(label_weight)
+    return TrainingRows(papers, np.asarray(y, dtype=bool), np.asarray(w, dtype=np.float64), groups)
+
+
+def store_training_rows(store: "Store", history_days: Iterable["HistoryDay"] = ()) -> TrainingRows:
+    """training_rows() with the store's labels, and the store's papers for labels outside the history."""
+    stored = store.get_labels()
+    return training_rows(list(history_days), {pid: lb.liked for pid, lb in stored.items()},
+                         label_papers=store.get_papers(stored),
+                         label_days={pid: lb.day for pid, lb in stored.items() if lb.day})

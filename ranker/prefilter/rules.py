@@ -1,0 +1,203 @@
+"""The user's two rules over a day's papers, applied before and beside the prefilter's score, offline:
+
+  exclusions   phrases or patterns whose papers never reach the LLM ([prefilter] exclude in ranker.toml, and
+               exclude.txt beside the prompts): a plain phrase matches the title or abstract case-insensitively
+               as whole words (the last word also in its plural, whitespace and hyphens alike: "diffusion model"
+               matches "Diffusion-Models"); `re:PATTERN` is a Python regular expression (case-insensitive).
+  author pins  an authors file (authors.txt beside the prompts, or [digest] authors = FILE): one author a line,
+               aliases separated by `|` ("Jane Q. Doe | J. Doe"), `#` starts a comment, "Doe, Jane" works too.
+               A pinned author's papers are kept by the prefilter (rule "pin") and always enter the digest.
+
+Names are matched on a normal form: TeX accents ({\\"o}, \\'e) and diacritics dropped, case folded, initials
+matching the names they start ("J. Smith" is "John Smith"); the family name (last word) must be equal, and
+every given name both sides write must agree ("John A. Smith" is not "John B. Smith", "Jane Smith" is not
+"John Smith", a name written in the other order is another name). Particles (van, der, de, ...) are ignored
+among given names. An initial is ambiguous by nature: pin the full name when a colleague shares it.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import ConfigError, InputError
+from ..io import read_text
+from ..records import Paper
+
+EXCLUDE_FILE = "exclude.txt"
+AUTHORS_FILE = "authors.txt"
+
+# --------------------------------------------------------------------------- names
+_TEX_LETTERS = {r"\ss": "ss", r"\ae": "ae", r"\AE": "AE", r"\oe": "oe", r"\OE": "OE", r"\aa": "a", r"\AA": "A",
+                r"\o": "o", r"\O": "O", r"\l": "l", r"\L": "L", r"\i": "i", r"\j": "j"}
+_TEX_LETTER = re.compile(r"\\(ss|ae|AE|oe|OE|aa|AA|o|O|l|L|i|j)(?![A-Za-z])")
+_TEX_ACCENT = re.compile(r"\\(?:[\"'`^~=.]|[uvHckrdb](?=[\s{]))\s*")
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
+                          "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "þ": "th", "ı": "i"})
+PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ten",
+             "ter", "bin", "al", "el", "y", "zu"}
+
+
+def plain_name(text: str) -> str:
+    """A name without TeX accents, diacritics or case: '{\\"U}nal, {\\c C}a\\u{g}r{\\i}' -> 'unal, cagri'."""
+    text = _TEX_LETTER.sub(lambda m: _TEX_LETTERS["\\" + m.group(1)], text)
+    text = _TEX_ACCENT.sub("", text).replace("{", "").replace("}", "")
+    text = unicodedata.normalize("NFKD", text.translate(_LETTERS))
+    return "".join(c for c in text if not unicodedata.combining(c)).casefold()
+
+
+def name_tokens(name: str) -> list[str]:
+    """A person's name as words in the order written; "Last, First" is turned around. Apostrophes join
+    (O'Brien -> obrien); hyphens, dots and other marks separate."""
+    text = plain_name(name)
+    if text.count(",") == 1:
+        last, first = text.split(",")
+        if first.strip() and not re.fullmatch(r"\s*(jr|sr|ii|iii|iv)\.?\s*", first):
+            text = f"{first} {last}"
+    text = re.sub(r"['’`]", "", text)
+    words = re.findall(r"[^\W\d_]+", text)
+    return [w for w in words if w not in ("jr", "sr")]
+
+
+def _agree(a: str, b: str) -> bool:
+    """Two given names agree: equal, or one is an initial of the other."""
+    return a == b or (len(a) == 1 and b.startswith(a)) or (len(b) == 1 and a.startswith(b))
+
+
+def same_person(pin: list[str], author: list[str]) -> bool:
+    """Whether an author's name tokens may be the pinned name's (see the module doc for the rules)."""
+    if not pin or not author or pin[-1] != author[-1]:
+        return False
+    given_p = [t for t in pin[:-1] if t not in PARTICLES]
+    given_a = [t for t in author[:-1] if t not in PARTICLES]
+    if not given_p or not given_a:
+        return pin == author                    # a mononym, or a bare family name: only the same words
+    return all(_agree(x, y) for x, y in zip(given_p, given_a))
+
+
+@dataclass
+class Pin:
+    name: str                                   # the first spelling of the line, as written
+    forms: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class AuthorPins:
+    pins: list[Pin] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self):
+        self._by_family: dict[str, list[tuple[Pin, list[str]]]] = {}
+        for pin in self.pins:
+            for form in pin.forms:
+                self._by_family.setdefault(form[-1], []).append((pin, form))
+
+    def __bool__(self) -> bool:
+        return bool(self.pins)
+
+    def match(self, paper: Paper) -> list[str]:
+        """The pinned names (as the authors file writes them) among the paper's authors, in file order."""
+        found: list[str] = []
+        for author in paper.authors:
+            toks = name_tokens(author)
+            for pin, form in self._by_family.get(toks[-1] if toks else "", ()):
+                if pin.name not in found and same_person(form, toks):
+                    found.append(pin.name)
+        return [p.name for p in self.pins if p.name in found]
+
+    @classmethod
+    def read(cls, path: str | Path) -> "AuthorPins":
+        """Read an authors file (see the module doc); a missing file is an InputError naming it."""
+        p = Path(path)
+        text = read_text(p, "authors file")
+        pins = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            names = [x.strip() for x in line.split("|") if x.strip()]
+            forms = [name_tokens(x) for x in names]
+            if not names or not all(forms):
+                raise InputError("expected an author's name (aliases separated by |)", where=f"{p}:{n}")
+            pins.append(Pin(names[0], forms))
+        return cls(pins, str(p))
+
+
+# --------------------------------------------------------------------------- exclusions
+@dataclass
+class Rule:
+    text: str                    # as the user wrote it: "diffusion model", "re:^quantum"
+    pattern: re.Pattern
+    origin: str                  # where it was written: "exclude.txt:3" or the config key
+
+
+def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
+    """One exclusion rule; a bad pattern is an error naming where it was written."""
+    raw = text.strip()
+    if raw.lower().startswith("re:"):
+        try:
+            pattern = re.compile(raw[3:].strip(), re.IGNORECASE)
+        except re.error as e:
+            err = ConfigError if key else InputError
+            raise err(f"not a valid regular expression in {raw!r}: {e}", key=key,
+                      where=None if key else origin) from None
+    else:
+        words = re.findall(r"\w+", raw)
+        if not words:
+            err = ConfigError if key else InputError
+            raise err(f"an exclusion needs at least one word, got {raw!r}", key=key, where=None if key else origin)
+        body = r"[\s\-]+".join(re.escape(w) for w in words)
+        pattern = re.compile(r"(?<!\w)" + body + r"(?:e?s)?(?!\w)", re.IGNORECASE)
+    return Rule(raw, pattern, origin)
+
+
+@dataclass
+class Exclusions:
+    rules: list[Rule] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def match(self, paper: Paper) -> Rule | None:
+        """The first rule the paper's title or abstract matches, or None."""
+        text = f"{paper.title}\n{paper.abstract}"
+        for rule in self.rules:
+            if rule.pattern.search(text):
+                return rule
+        return None
+
+    @classmethod
+    def build(cls, phrases: Iterable[str] = (), file: str | Path | None = None, *,
+              key: str = "prefilter.exclude") -> "Exclusions":
+        """The rules of the config (`phrases`, named by `key` when wrong) and of a file (one a line, `#`
+        comments), config first."""
+        rules = [compile_rule(t, key, key=key) for t in phrases]
+        if file is not None:
+            p = Path(file)
+            text = read_text(p, "exclusions file")
+            for n, line in enumerate(text.splitlines(), start=1):
+                line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+                if line:
+                    rules.append(compile_rule(line, f"{p}:{n}"))
+        return cls(rules)
+
+
+# --------------------------------------------------------------------------- both, for a day
+@dataclass
+class DayRules:
+    exclusions: Exclusions = field(default_factory=Exclusions)
+    pins: AuthorPins = field(default_factory=AuthorPins)
+
+
+def load_rules(prompts_dir: str | Path | None, exclude: Iterable[str] = (),
+               authors: str | Path | None = None) -> DayRules:
+    """The exclusions (config phrases + exclude.txt beside the prompts, when there is one) and the author
+    pins (`authors`, else authors.txt beside the prompts, when there is one)."""
+    folder = Path(prompts_dir) if prompts_dir else None
+    ex_file = folder / EXCLUDE_FILE if folder is not None and (folder / EXCLUDE_FILE).is_file() else None
+    if authors is None and folder is not None and (folder / AUTHORS_FILE).is_file():
+        authors = folder / AUTHORS_FILE
+    pins = AuthorPins.read(Path(authors).expanduser()) if authors else AuthorPins()
+    return DayRules(Exclusions.build(exclude, ex_file), pins)

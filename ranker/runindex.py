@@ -1,0 +1,57 @@
+"""The index of a digest folder: every day `ranker run` wrote there, newest first, with its counts.
+
+    write_index("digests/")     # digests/index.md and digests/index.json, rebuilt from the days' manifests
+
+The index is rebuilt from the <date>-run.json manifests each time (a day rerun, or one deleted by hand, shows
+as it now is), and each file is written atomically, so a reader never sees half of it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .io import atomic_write
+
+_MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
+COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
+
+
+def read_days(out_dir: str | Path) -> list[dict]:
+    """One row per day with a readable manifest in `out_dir`, newest first."""
+    rows = []
+    for f in Path(out_dir).iterdir():
+        m = _MANIFEST.match(f.name)
+        if not m:
+            continue
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        counts = data.get("counts") or {}
+        row = {"day": m.group(1), "status": data.get("status", "unknown"),
+               **{k: counts.get(k) for k in COLUMNS},
+               "model": data.get("model"), "digest": f"{m.group(1)}-output.md"}
+        rows.append(row)
+    rows.sort(key=lambda r: r["day"], reverse=True)
+    return rows
+
+
+def render_index(rows: list[dict]) -> str:
+    out = ["# Daily digests", "", "| day | status | papers | kept | scored | selected | author matches |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        cells = ["-" if r.get(k) is None else str(r[k]) for k in COLUMNS]
+        link = f"[{r['day']}]({r['digest']})" if r["status"] in ("ok", "partial") else r["day"]
+        out.append(f"| {link} | {r['status']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_index(out_dir: str | Path) -> dict[str, Path]:
+    """Rewrite out_dir/index.md and out_dir/index.json from the days' manifests; returns both paths."""
+    out = Path(out_dir)
+    rows = read_days(out)
+    files = {"index_md": out / "index.md", "index_json": out / "index.json"}
+    atomic_write(files["index_json"], json.dumps({"days": rows}, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(files["index_md"], render_index(rows))
+    return files

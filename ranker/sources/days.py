@@ -1,0 +1,53 @@
+"""arXiv's announcement calendar: which days have announcements, and which submissions a day's announcement
+holds, so a past day can be rebuilt through the arXiv API (which knows submission times, not announcement
+days).
+
+arXiv announces Sunday to Thursday at 20:00 US Eastern time; the listing (and the RSS feed) is dated the next
+day, Monday to Friday. The announcement dated D holds what was submitted between the 14:00 Eastern deadline
+of the weekday before the previous weekday and the deadline of the previous weekday: Tuesday's holds Friday
+14:00 to Monday 14:00, Monday's Thursday 14:00 to Friday 14:00. A public holiday shifts the schedule, which
+this calendar does not know: a rebuilt day next to one may hold a day more or less than arXiv's listing did.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+DEADLINE = time(14, 0)               # submissions received before this (US Eastern) make the next announcement
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _eastern():
+    try:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo("America/New_York")
+    except Exception:                # no tz database: Eastern Daylight Time, right from March to November
+        return timezone(timedelta(hours=-4))
+
+
+def is_announcement_day(day: str) -> bool:
+    """arXiv's listings are dated Monday to Friday."""
+    return date.fromisoformat(day).weekday() < 5
+
+
+def weekday_name(day: str) -> str:
+    return WEEKDAYS[date.fromisoformat(day).weekday()]
+
+
+def _previous_weekday(d: date) -> date:
+    d -= timedelta(days=1)
+    while d.weekday() >= 5:
+        d -= timedelta(days=1)
+    return d
+
+
+def submission_window(day: str) -> tuple[datetime, datetime]:
+    """The submission times (UTC, start inclusive, end exclusive) the announcement dated `day` holds."""
+    d = date.fromisoformat(day)
+    if d.weekday() >= 5:
+        raise ValueError(f"{day} is a {weekday_name(day)}: arXiv announces nothing dated then")
+    end_day = _previous_weekday(d)
+    start_day = _previous_weekday(end_day)
+    tz = _eastern()
+    start = datetime.combine(start_day, DEADLINE, tzinfo=tz).astimezone(timezone.utc)
+    end = datetime.combine(end_day, DEADLINE, tzinfo=tz).astimezone(timezone.utc)
+    return start, end

@@ -1,0 +1,105 @@
+"""`ranker site`: the store's pages as static HTML (archive, months, days, papers, search), for GitHub Pages or
+any file server, and readable straight from disk (file://): every link is relative, and search runs in the page
+over an index written as a script (static/search-index.js), since browsers refuse to fetch() files from disk.
+
+No feedback buttons and no labels: the site is for publishing. Rebuilding is idempotent: a page whose content
+did not change is not written again (its mtime stays), so only the days that changed are rewritten.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..io import atomic_write
+from ..store import Store
+from . import views
+from .render import STATIC, SiteUrls, paper_file, render
+from .search import corpus_similar
+
+STATIC_FILES = ("style.css", "site.js")
+
+
+@dataclass
+class SiteResult:
+    out: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    days: int = 0
+    papers: int = 0
+
+    @property
+    def pages(self) -> int:
+        return len(self.written) + self.unchanged
+
+    def summary(self) -> str:
+        return (f"site: {self.days} days, {self.papers} papers; {len(self.written)} files written, "
+                f"{self.unchanged} unchanged -> {self.out / 'index.html'}")
+
+
+class _Writer:
+    def __init__(self, out: Path, result: SiteResult):
+        self.out = out
+        self.result = result
+
+    def write(self, rel: str, content: str | bytes) -> None:
+        """Write the file atomically, unless it already holds exactly this content (then it is left alone)."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        path = self.out / rel
+        if _holds(path, data):
+            self.result.unchanged += 1
+            return
+        atomic_write(path, data)
+        self.result.written.append(rel)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False            # unreadable: written again (atomic_write names the path if that fails too)
+
+
+def build_site(store: Store, out: str | Path, *, similar=corpus_similar) -> SiteResult:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", where=str(out))
+    res = SiteResult(out=out)
+    w = _Writer(out, res)
+    for name in STATIC_FILES:
+        w.write(f"static/{name}", (STATIC / name).read_bytes())
+
+    groups = views.archive(store)
+    w.write("index.html", render("archive.html", urls=SiteUrls(0), groups=groups, up=0, down=0))
+    for g in groups:
+        mp = views.month_page(store, g.month, groups)
+        if mp is not None:
+            w.write(f"months/{g.month}.html", render("month.html", urls=SiteUrls(1), page=mp))
+
+    index: dict[str, list] = {}
+    days = store.days()
+    for day in days:
+        dp = views.day_page(store, day, with_labels=False, all_days=days)
+        if dp is None:
+            continue
+        res.days += 1
+        w.write(f"days/{day}.html", render("day.html", urls=SiteUrls(1), page=dp))
+        for row in dp.picks + dp.rest:            # a paper on several days: its latest day
+            index[row.paper.id] = [row.paper.id, row.paper.title, day, row.topic, int(row.picked),
+                                   f"papers/{paper_file(row.paper.id)}", " ".join(row.paper.abstract.split())]
+
+    for pid in sorted(index):
+        pp = views.paper_page(store, pid, similar=similar, with_labels=False)
+        if pp is not None:
+            res.papers += 1
+            w.write(f"papers/{paper_file(pid)}", render("paper.html", urls=SiteUrls(1), page=pp))
+
+    rows = sorted(index.values(), key=lambda r: (r[2], r[0]), reverse=True)
+    # A script, not a .json file: pages opened from disk may not fetch() a file next to them. '<' only occurs
+    # inside JSON strings, where \u003c means the same: no paper's text can look like markup, even if inlined.
+    w.write("static/search-index.js", "window.RANKER_SEARCH = " + json.dumps(
+        {"papers": rows}, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n")
+    w.write("search.html", render("search.html", urls=SiteUrls(0), q="", mode="", used="", rows=[],
+                                  semantic=False, embedder="", note=""))
+    return res

@@ -1,0 +1,83 @@
+// ranker site: what the static pages do without a server. Hand-written, no dependencies.
+//  - a day page filters its rows by topic and by picked / scored / all;
+//  - search.html searches the generated index (static/search-index.js) for words in titles and abstracts.
+// Text from papers is only ever set with textContent, never as markup.
+(function () {
+  "use strict";
+
+  function dayFilters() {
+    var form = document.querySelector("form.filters");
+    if (!form) { return; }
+    function apply() {
+      var topic = form.elements.topic.value;
+      var checked = form.querySelector('input[name="show"]:checked');
+      var show = checked ? checked.value : "all";
+      var n = 0;
+      document.querySelectorAll("article.paper").forEach(function (a) {
+        var status = a.getAttribute("data-status");
+        var ok = (!topic || a.getAttribute("data-topic") === topic) &&
+          (show === "all" || (show === "picked" && status === "picked") ||
+           (show === "scored" && (status === "picked" || status === "scored")));
+        a.hidden = !ok;
+        if (ok) { n += 1; }
+      });
+      var shown = form.querySelector(".shown");
+      if (shown) { shown.textContent = n + " shown"; }
+    }
+    form.addEventListener("change", apply);
+    form.addEventListener("submit", function (ev) { ev.preventDefault(); apply(); });
+    var submit = form.querySelector('button[type="submit"]');
+    if (submit) { submit.hidden = true; }
+  }
+
+  function words(text) {
+    return (text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) || []);
+  }
+
+  function search() {
+    var list = document.getElementById("results");
+    if (!list) { return; }
+    var status = document.getElementById("search-status");
+    var q = new URLSearchParams(window.location.search).get("q") || "";
+    var input = document.querySelector('form.search-page input[name="q"]');
+    if (input) { input.value = q; }
+    var idx = window.RANKER_SEARCH;
+    if (!idx) { status.textContent = "The search index (static/search-index.js) did not load."; return; }
+    var want = words(q);
+    if (!want.length) { status.textContent = idx.papers.length + " papers indexed. Every word must appear in the title or the abstract."; return; }
+    var hits = [];
+    idx.papers.forEach(function (p) {
+      // p: [id, title, day, topic, picked, url, abstract]
+      var title = p[1].toLowerCase(), text = title + " " + p[6].toLowerCase();
+      var inTitle = 0;
+      for (var i = 0; i < want.length; i++) {
+        if (text.indexOf(want[i]) < 0) { return; }
+        if (title.indexOf(want[i]) >= 0) { inTitle += 1; }
+      }
+      hits.push({ p: p, inTitle: inTitle });
+    });
+    hits.sort(function (a, b) {
+      return (b.inTitle - a.inTitle) || (b.p[4] - a.p[4]) || (a.p[2] < b.p[2] ? 1 : a.p[2] > b.p[2] ? -1 : 0);
+    });
+    status.textContent = hits.length + " result" + (hits.length === 1 ? "" : "s") + " for \u201c" + q + "\u201d" +
+      (hits.length > 200 ? " (the first 200)" : "") + ", by words in titles and abstracts.";
+    hits.slice(0, 200).forEach(function (h) {
+      var p = h.p, li = document.createElement("li"), a = document.createElement("a");
+      a.href = p[5];
+      a.textContent = p[1];
+      li.appendChild(a);
+      var meta = document.createElement("div");
+      meta.className = "muted";
+      meta.textContent = p[0] + " \u00b7 " + p[2] + (p[3] ? " \u00b7 " + p[3] : "") + (p[4] ? " \u00b7 digest pick" : "");
+      li.appendChild(meta);
+      var snip = document.createElement("div");
+      snip.className = "snippet";
+      snip.textContent = p[6].length > 260 ? p[6].slice(0, 259) + "\u2026" : p[6];
+      li.appendChild(snip);
+      list.appendChild(li);
+    });
+  }
+
+  dayFilters();
+  search();
+})();

@@ -1,0 +1,280 @@
+"""`ranker backfill` with the local engine and `ranker import`, no model loaded: the source split into byte
+ranges, the per-day prefilter against the daily one, Parquet shards written exactly once, resuming after a
+kill -9, reruns that do nothing, import twice == once, and the one-line errors (Ray missing included).
+The Ray engine and the real models are in test_backfill_ray.py."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, ranker, \
+    store_tables
+from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
+from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
+from ranker.backends.fake import fake_scores
+from ranker.errors import InputError, MissingDependency
+from ranker.store import Store
+
+ALL_IDS = sorted({json.loads(line)["id"] for d in DAYS.iterdir() for line in (d / "listing.jsonl").open()})
+
+
+# --------------------------------------------------------------------------- the source
+def test_a_folder_of_days_reads_its_listings_only():
+    files = source_files(DAYS)
+    assert [f.name for f in files] == ["listing.jsonl"] * 5          # gpt_scores.jsonl is not a papers file
+    with pytest.raises(InputError, match="no such file"):
+        source_files(DAYS / "nope")
+
+
+def test_byte_ranges_read_every_paper_exactly_once(tmp_path):
+    snap = make_snapshot(tmp_path / "snap.json", 300)
+    whole = [p.id for s in plan_splits([snap], split_bytes=1 << 40) for p in read_split(s, Filters())]
+    assert len(whole) == len(set(whole)) == 300
+    for size in (997, 4096, 65536):                     # ranges that cut lines anywhere
+        splits = plan_splits([snap], split_bytes=size)
+        assert len(splits) > 1
+        got = [p.id for s in splits for p in read_split(s, Filters())]
+        assert sorted(got) == sorted(whole), size
+
+
+def test_filters_window_categories_and_done_days(tmp_path):
+    snap = make_snapshot(tmp_path / "snap.json", 300, 100)          # 2026-01-05, -06, -07
+    (split,) = plan_splits([snap])
+    days = {p.date for p in read_split(split, Filters())}
+    assert len(days) >= 3
+    first = min(days)
+    got = list(read_split(split, Filters(since=sorted(days)[1], until=sorted(days)[1])))
+    assert {p.date for p in got} == {sorted(days)[1]}
+    got = list(read_split(split, Filters(categories=("cs.CV",))))
+    assert got and all("cs.CV" in p.categories for p in got)
+    assert first not in {p.date for p in read_split(split, Filters(skip_days=frozenset({first})))}
+
+
+# --------------------------------------------------------------------------- the per-day prefilter
+def test_the_per_day_prefilter_is_the_daily_prefilter(tmp_path):
+    """prefilter_day on one day's vectors keeps exactly what `ranker prefilter` (rank_papers) keeps with the
+    same vectors."""
+    from ranker.prefilter import rank_papers
+    from ranker.prefilter.embed import QUERY_PREFIX, Embedder, paper_text, text_hash
+    from ranker.prefilter.rank import build_queries
+    from ranker.prompts import load_prompts
+    from ranker.sources import read_papers
+    from ranker.backfill.stages import PrefilterPlan, prefilter_day
+
+    papers = list(read_papers(DAYS / "2025-06-23" / "listing.jsonl"))
+    ps = load_prompts()
+    qs = build_queries(ps)
+    rng = np.random.default_rng(1)
+    pv = rng.normal(size=(len(papers), 16)).astype(np.float32)
+    pv /= np.linalg.norm(pv, axis=1, keepdims=True)
+    qv = rng.normal(size=(len(qs.texts), 16)).astype(np.float32)
+    qv /= np.linalg.norm(qv, axis=1, keepdims=True)
+    emb = Embedder("minilm")
+    with Store(tmp_path / "r.sqlite3") as store:          # every vector cached: no model is loaded
+        store.put_embeddings(((p.id, text_hash(paper_text(p)), v) for p, v in zip(papers, pv)), emb.key)
+        store.put_embeddings(((QUERY_PREFIX + text_hash(" ".join(t.split())), text_hash(" ".join(t.split())), v)
+                              for t, v in zip(qs.texts, qv)), emb.key)
+        daily = rank_papers(papers, ps, embedder=emb, keep=0.25, store=store)
+        plan = PrefilterPlan.build(ps, emb, keep=0.25, store=store)
+    assert not emb.loaded
+    t = shards.papers_table(papers[::-1])                 # any order in, the same answer out
+    t = t.set_column(t.schema.get_field_index("vector"), "vector", shards.vector_column(pv[::-1]))
+    out = prefilter_day(t, plan)
+    assert out.num_rows == len(papers)
+    got = dict(zip(out.column("id").to_pylist(), zip(out.column("prefilter_score").to_pylist(),
+                                                     out.column("kept").to_pylist(), out.column("topic").to_pylist())))
+    for r in daily.ranked:
+        score, kept, topic = got[r.paper.id]
+        assert kept == r.kept and topic == r.topic and score == pytest.approx(r.prefilter_score)
+    assert set(out.column("day_papers").to_pylist()) == {len(papers)}
+    done = set(out.column("id").to_pylist()[:10])          # an interrupted day: ranked whole, 10 rows left out
+    again = prefilter_day(t, plan, done)
+    assert again.num_rows == len(papers) - 10 and not done & set(again.column("id").to_pylist())
+
+
+# --------------------------------------------------------------------------- the local engine
+def test_local_backfill_scores_every_paper_once_and_a_rerun_does_nothing(tmp_path):
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS, out=out, score=True)
+    res = run_backfill(spec, backfill_settings())
+    r, s = backfill_table(out, "ranked"), backfill_table(out, "scores")
+    assert sorted(r.column("id").to_pylist()) == ALL_IDS                  # every paper, once
+    assert sorted(s.column("id").to_pylist()) == ALL_IDS
+    assert set(s.column("status").to_pylist()) == {"scored"}
+    for row in s.to_pylist()[:50]:
+        assert (row["RELEVANCE"], row["NOVELTY"]) == fake_scores(row["id"])
+        assert row["model"] == "fake:m" and row["prompt_hash"] == res.run["scoring"]["prompt_hash"]
+    assert res.summary["scores"][f"fake:m|{res.run['scoring']['prompt_hash']}"]["scored"] == len(ALL_IDS)
+    before = parquet_files(out)
+
+    again = run_backfill(spec, backfill_settings())
+    assert parquet_files(out) == before                                       # nothing written, nothing touched
+    assert "skipped" in again.run["phases"]["rank"]
+    assert again.run["phases"]["score"]["to_do"] == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert [r["status"] for r in m["runs"]] == ["ok", "ok"]
+
+    window = BackfillSpec(source=DAYS, out=out, score=True, since="2025-05-13", until="2025-05-15")
+    other = run_backfill(window, backfill_settings(model="n"))
+    s = backfill_table(out, "scores")
+    assert other.run["phases"]["score"]["to_do"] == s.num_rows - len(ALL_IDS) > 0   # the window's papers only
+    assert {d for d, m in zip(s.column("date").to_pylist(), s.column("model").to_pylist()) if m == "fake:n"} \
+        == {"2025-05-13", "2025-05-15"}
+
+
+def test_failed_papers_are_rows_and_the_next_run_tries_them_again(tmp_path):
+    out = tmp_path / "bf"
+    ids = sorted(json.loads(line)["id"] for line in (DAYS / "2025-05-15" / "listing.jsonl").open())
+    bad = ids[:3]
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True)
+    run_backfill(spec, backfill_settings(f"garbage={json.dumps(bad)}"))
+    s = backfill_table(out, "scores")
+    failed = sorted(i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()) if st == "failed")
+    assert failed == bad
+    assert all("not JSON" in e for e, st in zip(s.column("error").to_pylist(), s.column("status").to_pylist())
+               if st == "failed")
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["score"]["to_do"] == 3
+    best = shards.best_scores(backfill_table(out, "scores"))
+    assert best.num_rows == len(ids) and set(best.column("status").to_pylist()) == {"scored"}
+
+
+def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
+    """The process dies inside a scoring batch (the fake backend SIGKILLs it after 6 batches of 50, one shard of
+    200 rows written); the rerun scores only the rest, and every paper ends up in the files exactly once."""
+    out, marker = tmp_path / "bf", tmp_path / "died"
+    code = ("import sys; from ranker.backfill import BackfillSpec, run_backfill; "
+            "from ranker.settings import resolve; "
+            "s = resolve(flags={'backend': 'fake', 'model': 'm', 'batch_size': 50, "
+            "'backend_option': [f'die_once={sys.argv[3]!r}', 'die_after=6']}); "
+            "run_backfill(BackfillSpec(source=sys.argv[1], out=sys.argv[2], score=True, shard_rows=200), s)")
+    cmd = [sys.executable, "-c", code, str(DAYS), str(out), str(marker)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL and marker.exists(), p.stderr
+    assert backfill_table(out, "scores").num_rows == 200
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["pinned"] and m["runs"] == []                    # killed: no run was recorded as finished
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    ids = backfill_table(out, "scores").column("id").to_pylist()
+    assert sorted(ids) == ALL_IDS                                            # exactly once, in the files too
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["runs"][-1]["phases"]["score"]["already_done"] == 200
+    assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
+
+
+def test_import_twice_equals_once(tmp_path):
+    out = tmp_path / "bf"
+    run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings(f"garbage=[{ALL_IDS[0]!r}]"))
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as store:
+        first = import_backfill(out, store)
+    once = store_tables(db)
+    with Store(db) as store:
+        second = import_backfill(out, store)
+    assert store_tables(db) == once
+    assert first.papers == len(ALL_IDS) and second.papers == 0
+    assert first.scores_new == len(ALL_IDS) - 1 and second.scores_new == 0
+    assert second.scores_unchanged == len(ALL_IDS) - 1
+    assert len(once["scores"]) == len(ALL_IDS) - 1 and len(once["failures"]) == 1
+    with Store(db) as store:                                  # what digests and `ranker score` read
+        got = store.get_scores(ALL_IDS[1:4], "fake:m", first.keys[0][1])
+        assert [(got[i].relevance, got[i].novelty) for i in ALL_IDS[1:4]] == [fake_scores(i) for i in ALL_IDS[1:4]]
+        assert store.get_paper(ALL_IDS[5]).title
+        assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
+
+
+# --------------------------------------------------------------------------- errors
+def test_settings_are_pinned_per_output_folder(tmp_path):
+    out = tmp_path / "bf"
+    day = BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True)
+    run_backfill(day, backfill_settings())
+    with pytest.raises(InputError) as e:
+        run_backfill(day, backfill_settings(category="cs.CL"))
+    assert e.value.key == "fetch.categories" and "['cs.AI', 'cs.LG']" in e.value.message
+    with pytest.raises(InputError) as e:
+        run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "x"), backfill_settings())
+    assert e.value.key == "embed" and "neither is asked for" in e.value.message      # an error, not "nothing to do"
+    with pytest.raises(InputError) as e:
+        run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "x", score=True, since="2025-06-01",
+                                  until="2025-05-01"), backfill_settings())
+    assert e.value.key == "until"
+
+
+def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)             # `import ray` now fails as if not installed
+    with pytest.raises(MissingDependency, match=r"ranker\[ray\]"):
+        run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "bf", score=True), backfill_settings(), engine="ray")
+    assert not (tmp_path / "bf").exists()
+    fake = tmp_path / "site"                                  # the CLI, with a `ray` that cannot be imported
+    (fake / "ray").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text("raise ImportError('No module named ray (simulated)')\n")
+    p = ranker("backfill", "--from", DAYS, "--out", tmp_path / "bf", "--score", "--backend", "fake", "--engine",
+               "ray", env={"PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])})
+    assert p.returncode == 1
+    assert p.stderr.strip().count("\n") == 0 and "pip install 'ranker[ray]'" in p.stderr, p.stderr
+
+
+def test_cli_backfill_and_import(tmp_path):
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+               "m", "--db", db)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str(out / "manifest.json")
+    assert "192 papers in 1 day, 192 kept" in p.stderr and "192 scored, 0 failed" in p.stderr, p.stderr
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 0, p.stderr
+    assert "scores written" in p.stderr
+    with Store(db) as store:
+        assert store.count_papers() == 192
+    p = ranker("import", tmp_path, "--db", db)
+    assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_help_has_examples_and_every_default_it_names():
+    p = ranker("backfill", "--help", env={"COLUMNS": "200"})
+    assert p.returncode == 0 and "ranker backfill --from" in p.stdout and "ranker import bf/" in p.stdout
+    # rich took [words] for markup and dropped them: the defaults are named without brackets (help is plain
+    # now, wrapped by click: compared without its line breaks)
+    text = " ".join(p.stdout.split())
+    assert "(default: fetch.categories of ranker.toml" in text and "the ray extra" in text
+    assert "(default: scoring.batch_size of ranker.toml, 64" in text
+    # the examples keep their lines (not run together into one paragraph)
+    assert re.search(r"^\s+ranker import bf/", p.stdout, re.M) and re.search(r"^\s+--engine ray", p.stdout, re.M)
+
+
+@pytest.fixture(scope="module")
+def one_day_backfill(tmp_path_factory):
+    """A folder `ranker backfill --score` wrote for one day (fake backend)."""
+    out = tmp_path_factory.mktemp("one-day") / "bf"
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True), backfill_settings())
+    return out
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--embed", "--keep", "0.5", "--top", "3"], "error: --top: give --keep or --top"),
+    (["--score", "--category", "cs.CL"], "error: --category: "),                  # not what the folder was ranked with
+    (["--score", "--batch-size", "0"], "error: --batch-size: "),
+    (["--score", "--backend-option", "die_after=-1"], "error: --backend-option die_after: "),
+    (["--score", "--since", "2025-13-01"], "error: --since: expected a day as YYYY-MM-DD"),
+    (["--score", "--engine", "spark"], "error: --engine: unknown engine 'spark'"),
+    (["--score", "--address", "auto"], "error: --address: an address is for the ray engine"),
+    (["--keep", "0.5"], "error: --embed: ask for the embedding prefilter, scoring (--score) or both"),
+    (["--embed", "--calibration", "/nonexistent/calib.json"], "error: /nonexistent/calib.json: calibration file"),
+])
+def test_cli_errors_name_the_flag_at_fault_in_one_line(tmp_path, one_day_backfill, args, named):
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out, copy_function=shutil.copy2)
+    before = parquet_files(out)
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--backend", "fake", "--db",
+               tmp_path / "r.sqlite3", *args)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and p.stderr.startswith(named), p.stderr
+    assert parquet_files(out) == before                            # nothing already written was lost

@@ -1,0 +1,152 @@
+"""`ranker backfill --engine ray` on a real Ray instance in local mode (ray.init on this machine, 2 CPUs, a
+small object store): a 2,000-paper snapshot through the real MiniLM embedder, the per-day prefilter and fake
+scoring; the same rows as the local engine; a scoring worker SIGKILLed mid-batch and retried by Ray; one real
+vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, store_tables
+from ranker.backends.fake import fake_scores
+from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
+from ranker.errors import ModelError
+from ranker.netguard import OFFLINE_ENV
+from ranker.prefilter.rank import n_keep
+from ranker.store import Store
+
+ray = pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
+pytestmark = pytest.mark.slow          # a Ray instance (and most tests a real model) per module
+
+RAY_OPTIONS = {"sample_memory": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_local():
+    """One Ray instance for the module: 2 CPUs, a 300 MB object store; its workers import this checkout and
+    inherit offline mode's variables (no socket guard in this process: Ray finds its address by a connect)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        for k, v in OFFLINE_ENV.items():
+            mp.setenv(k, v)
+        temp = tempfile.mkdtemp(prefix="ranker-rt-", dir="/tmp")
+        ray.init(num_cpus=2, object_store_memory=300 << 20, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, _temp_dir=temp)
+        yield
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_2000_papers_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_import(tmp_path):
+    snap = make_snapshot(tmp_path / "snap.json", 2000, 400)                  # five days of 400 papers
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=snap, out=out, embed=True, score=True)
+    with Store(tmp_path / "cache.sqlite3") as store:
+        res = run_backfill(spec, backfill_settings(), engine="ray", store=store, ray_options=RAY_OPTIONS)
+    assert res.run["status"] == "ok" and res.run["phases"]["rank"]["embed_actors"] == 1
+
+    r = backfill_table(out, "ranked")
+    ids = r.column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 2000                        # every paper exactly once
+    per_day = Counter(r.column("date").to_pylist())
+    assert sorted(per_day.values()) == [400] * 5
+    kept = Counter(d for d, k in zip(r.column("date").to_pylist(), r.column("kept").to_pylist()) if k)
+    assert kept == {d: n_keep(n) for d, n in per_day.items()}      # the keep share of each day, per day
+    assert set(r.column("day_papers").to_pylist()) == {400}
+    v = shards.vectors(r)
+    assert v.shape == (2000, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
+
+    s = backfill_table(out, "scores")
+    assert sorted(s.column("id").to_pylist()) == sorted(ids)
+    status = dict(zip(s.column("id").to_pylist(), s.column("status").to_pylist()))
+    kept_ids = {i for i, k in zip(ids, r.column("kept").to_pylist()) if k}
+    assert {i for i, st in status.items() if st == "scored"} == kept_ids
+    assert {i for i, st in status.items() if st == "not_kept"} == set(ids) - kept_ids
+    for row in s.to_pylist():
+        if row["status"] == "scored":
+            assert (row["RELEVANCE"], row["NOVELTY"]) == fake_scores(row["id"])
+
+    before = parquet_files(out)                                     # a rerun: nothing to read, embed or score
+    with Store(tmp_path / "cache.sqlite3") as store:
+        again = run_backfill(spec, backfill_settings(), engine="ray", store=store, ray_options=RAY_OPTIONS)
+    assert parquet_files(out) == before
+    assert "skipped" in again.run["phases"]["rank"] and again.run["phases"]["score"]["to_do"] == 0
+
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as st:
+        first = import_backfill(out, st)
+    once = store_tables(db)
+    with Store(db) as st:
+        import_backfill(out, st)
+    assert store_tables(db) == once                                         # import twice == import once
+    assert first.papers == 2000 and first.embeddings == 2000 and first.scores_new == len(kept_ids)
+    assert len(once["embeddings"]) == 2000 and {e[1] for e in once["embeddings"]} == {"minilm"}
+
+
+def test_local_and_ray_engines_write_the_same_rows(tmp_path):
+    snap = make_snapshot(tmp_path / "snap.json", 300, 100)
+    spec = dict(source=snap, embed=True, score=True)
+    run_backfill(BackfillSpec(out=tmp_path / "local", **spec), backfill_settings(keep=0.3), engine="local")
+    run_backfill(BackfillSpec(out=tmp_path / "ray", **spec), backfill_settings(keep=0.3), engine="ray",
+                 ray_options=RAY_OPTIONS)
+    for kind, cols in (("ranked", ["id", "date", "kept", "topic", "day_papers"]),
+                       ("scores", ["id", "date", "kept", "status", "RELEVANCE", "NOVELTY", "COMMENT"])):
+        a, b = (backfill_table(tmp_path / e, kind).sort_by("id") for e in ("local", "ray"))
+        assert a.num_rows == b.num_rows == 300
+        assert a.select(cols).to_pylist() == b.select(cols).to_pylist()
+        assert np.allclose(a.column("prefilter_score").to_numpy(), b.column("prefilter_score").to_numpy(),
+                           atol=1e-5)
+    assert np.allclose(shards.vectors(backfill_table(tmp_path / "local", "ranked").sort_by("id")),
+                       shards.vectors(backfill_table(tmp_path / "ray", "ranked").sort_by("id")), atol=1e-4)
+
+
+def test_a_worker_killed_mid_batch_is_retried_and_every_paper_lands_once(tmp_path):
+    """The scoring actor SIGKILLs itself inside its first batch; Ray restarts it and retries the batch."""
+    snap = make_snapshot(tmp_path / "snap.json", 600, 200)
+    marker = tmp_path / "died"
+    out = tmp_path / "bf"
+    res = run_backfill(BackfillSpec(source=snap, out=out, score=True, shard_rows=100),
+                       backfill_settings(f"die_once={str(marker)!r}", batch_size=50), engine="ray",
+                       ray_options=RAY_OPTIONS)
+    assert marker.exists()                                          # the worker did die
+    assert res.run["status"] == "ok"
+    s = backfill_table(out, "scores")
+    ids = s.column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 600                         # every paper exactly once, in the files
+    assert set(s.column("status").to_pylist()) == {"scored"}
+    assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
+
+
+def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):
+    with pytest.raises(ModelError) as e:
+        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True),
+                     backfill_settings(backend="vllm", model="no-such-model"), engine="ray", ray_options=RAY_OPTIONS)
+    assert "no-such-model" in str(e.value) and "\n" not in str(e.value)
+    m = json.loads((tmp_path / "bf" / "manifest.json").read_text())
+    assert m["runs"][-1]["status"] == "failed"
+
+
+def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):
+    pytest.importorskip("vllm")
+    rows = [json.loads(line) for line in (DAYS / "2025-07-02" / "listing.jsonl").open()][:8]
+    src = tmp_path / "eight.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "bf"
+    res = run_backfill(BackfillSpec(source=src, out=out, all_categories=True, score=True),
+                       backfill_settings("max_model_len=4096", backend="vllm", model="smollm2-135m", batch_size=8),
+                       engine="ray", ray_options=RAY_OPTIONS)
+    s = backfill_table(out, "scores")
+    assert sorted(s.column("id").to_pylist()) == sorted(r["id"] for r in rows)
+    assert set(s.column("status").to_pylist()) == {"scored"}, s.column("error").to_pylist()
+    assert set(s.column("model").to_pylist()) == {"smollm2-135m"}
+    for row in s.to_pylist():
+        assert 1 <= row["RELEVANCE"] <= 10 and 1 <= row["NOVELTY"] <= 10 and row["prompt_tokens"] > 500
+    eng = res.run["phases"]["score"]
+    assert eng["score_actors"] == 1 and eng["rows_written"] == 8

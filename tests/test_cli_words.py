@@ -1,0 +1,207 @@
+"""The command line in the user's words: each kind of mistake is one line naming the flag, file or config line
+at fault (never an exception's class), empty input is 'nothing to do' everywhere, and --help shows examples
+and flags as flags."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ranker.sources import read_papers
+from ranker.store import Store
+
+from conftest import DAYS, ranker, store_vectors
+
+LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+CLASS_NAME = re.compile(r"\b(BadParameter|MissingParameter|NoSuchOption|BadOptionUsage|UsageError|FileNotFoundError"
+                        r"|OSError|OperationalError|DatabaseError|Errno|Traceback)\b")
+
+
+def one_error(r, code=None) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert not CLASS_NAME.search(lines[0]), lines[0]
+    if code is not None:
+        assert r.returncode == code, (r.returncode, r.stderr)
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- command-line mistakes
+@pytest.mark.parametrize("args,line,code", [
+    (["run", "--out", "x", "--kep", "3"], "error: there is no option --kep; did you mean --keep?", 2),
+    (["prefilter", "--papers", "p", "--out", "o", "--embeder", "minilm"],
+     "error: there is no option --embeder; did you mean --embedder?", 2),
+    (["run", "--out", "x", "--zzz"], "error: there is no option --zzz (see `ranker run --help`)", 2),
+    (["run", "--out", "x", "--papers"], "error: --papers needs a value", 2),
+    (["prefilter", "--papers", str(LISTING)],
+     "error: --out is required (where to write the ranked papers (JSONL; '-' for stdout))", 2),
+    (["prefilter", "--papers", str(LISTING), "--out", "o", "--keep", "abc"],
+     "error: --keep: expected a number, got 'abc'", 2),
+    (["run", "--out", "x", "--top", "many"], "error: --top: expected an integer, got 'many'", 2),
+    (["rn"], "error: there is no command 'rn'; did you mean run?", 2),
+    (["run", "--out", "x", "--date", "15/05/2025"], "error: --date: expected a day as YYYY-MM-DD, got '15/05/2025'", 1),
+    (["run", "--out", "x", "--keep", "0.3", "--top", "4"], "error: --top: give --keep or --top, not both", 1),
+    # the backfill and web commands, and arguments (named as --help shows them)
+    (["backfill", "--from", "x", "--out", "y", "--engin", "ray"],
+     "error: there is no option --engin; did you mean --engine?", 2),
+    (["serve", "--port", "abc"], "error: --port: expected an integer, got 'abc'", 2),
+    (["labels", "exprt", "f"], "error: there is no command 'exprt'; did you mean export?", 2),
+    (["import"], "error: FOLDER is required (a folder `ranker backfill` wrote)", 2),
+    (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export`)", 2),
+    (["models", "prepare"], "error: NAMES is required (preset names, e.g. minilm smollm2-135m)", 2),
+])
+def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
+    r = ranker(*args, cwd=tmp_path)
+    assert one_error(r, code) == line
+
+
+def test_a_missing_file_and_a_folder_that_cannot_be_made_are_named(tmp_path):
+    r = ranker("prefilter", "--papers", tmp_path / "nope.jsonl", "--out", tmp_path / "o.jsonl")
+    assert one_error(r, 1) == f"error: {tmp_path / 'nope.jsonl'}: file not found"
+    r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake",
+               "--db", "/proc/nope/db.sqlite3")
+    assert one_error(r, 1) == ("error: /proc/nope/db.sqlite3: cannot create the database's folder /proc/nope: "
+                               "no such file or directory")
+
+
+def test_database_errors_in_words(tmp_path):
+    folder = tmp_path / "db-is-a-folder"
+    folder.mkdir()
+    r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--db", folder)
+    assert one_error(r, 1) == f"error: {folder}: is a directory, not a database file"
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is no database" * 100)
+    r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--db", junk)
+    assert one_error(r, 1).startswith(f"error: {junk}: not a usable ranker database (file is not a database)")
+
+
+def test_os_and_sqlite_errors_reaching_the_top_are_worded():
+    import sqlite3
+
+    from ranker.cli.common import DB_PATH, os_error_line, sqlite_error_line
+    e = PermissionError(13, "Permission denied", "/data/out.md")
+    assert os_error_line(e) == "/data/out.md: permission denied"
+    assert os_error_line(OSError(28, "No space left on device")) == "no space left on device"
+    DB_PATH[:] = ["/home/u/ranker.sqlite3"]
+    assert sqlite_error_line(sqlite3.OperationalError("database is locked")) == (
+        "/home/u/ranker.sqlite3: the database is busy (another ranker command is writing to it); try again when "
+        "it has finished")
+    assert "the disk is full" in sqlite_error_line(sqlite3.OperationalError("database or disk is full"))
+    assert sqlite_error_line(sqlite3.OperationalError("attempt to write a readonly database")) == (
+        "/home/u/ranker.sqlite3: the database is read-only here; give a writable --db or RANKER_HOME")
+
+
+# --------------------------------------------------------------------------- the config file
+@pytest.mark.parametrize("text,line", [
+    ('[prefilter]\nmin_keep = "5"\n', "ranker.toml:2: prefilter.min_keep: Input should be a valid integer"),
+    ("[prefilter]\nkeep = 0.3\n\n[scoring]\nbackend = 'vlm'\n",
+     "ranker.toml:5: scoring.backend: unknown backend 'vlm'; choose one of: fake, openai, transformers, vllm"),
+    ("[scoring.vlm]\ndtype = 'float16'\n",
+     "ranker.toml:1: scoring.vlm: no backend is called 'vlm'; choose one of: fake, openai, transformers, vllm"),
+    ("[prefilter]\nkepp = 0.3\n", "ranker.toml:2: prefilter.kepp: unknown setting"),
+    ("[prefilter]\nkeep = 0.3\nmin_keep = = 5\n", "ranker.toml:3: not valid TOML: invalid value (column 12)"),
+    ("[prefilter]\nexclude = ['re:(unclosed']\n", "ranker.toml:2: prefilter.exclude: not a valid regular expression"),
+])
+def test_config_errors_name_the_file_and_line(tmp_path, text, line):
+    (tmp_path / "ranker.toml").write_text(text)
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(LISTING)))
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--top", "2",
+               cwd=tmp_path)
+    assert one_error(r, 1).startswith("error: " + line), r.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_backend_misnamed_on_the_command_line_is_blamed_on_the_flag(tmp_path):
+    (tmp_path / "ranker.toml").write_text("[scoring]\nbackend = 'vllm'\n")
+    r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "vlm", cwd=tmp_path)
+    assert one_error(r, 1) == ("error: --backend: unknown backend 'vlm'; choose one of: fake, openai, transformers, "
+                               "vllm")
+
+
+# --------------------------------------------------------------------------- empty input, everywhere the same
+def test_empty_input_is_nothing_to_do_everywhere_and_loads_no_model(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    runs = {
+        "prefilter": ranker("prefilter", "--papers", empty, "--out", tmp_path / "r.jsonl"),
+        "score": ranker("score", "--papers", empty, "--out", tmp_path / "s.jsonl", "--backend", "vllm"),
+        "score --only-kept": ranker("score", "--papers", empty, "--only-kept", "--out", tmp_path / "s2.jsonl",
+                                    "--backend", "vllm"),
+        "run": ranker("run", "--papers", empty, "--out", tmp_path / "d", "--backend", "vllm"),
+        "fetch": ranker("fetch", "--from", empty, "--out", tmp_path / "f.jsonl"),
+        # the backfill and web commands: an empty source, a backfill without shards, a store without days or
+        # labels, a labels file without labels
+        "backfill": ranker("backfill", "--from", empty, "--out", tmp_path / "bf", "--score", "--backend", "vllm"),
+        "backfill in a window": ranker("backfill", "--from", LISTING, "--out", tmp_path / "bf2", "--score",
+                                       "--backend", "vllm", "--since", "2030-01-01"),
+        "import": ranker("import", tmp_path / "bf"),
+        "site": ranker("site", "--out", tmp_path / "site"),
+        "labels export": ranker("labels", "export", tmp_path / "l.jsonl"),
+        "labels import": ranker("labels", "import", empty),
+        "labels list": ranker("labels", "list"),
+    }
+    for name, r in runs.items():
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 0 and r.stdout == "" and len(lines) == 1, (name, r.stderr)
+        assert lines[0].startswith("nothing to do: "), (name, lines)
+        assert "loading" not in r.stderr                     # no model was loaded
+    assert not (tmp_path / "home" / "logs").exists() or not any((tmp_path / "home" / "logs").iterdir())
+    for f in ("r.jsonl", "s.jsonl", "s2.jsonl", "f.jsonl", "l.jsonl"):
+        assert (tmp_path / f).read_text() == ""
+    assert runs["backfill in a window"].stderr.startswith(f"nothing to do: no papers of cs.LG,cs.AI in {LISTING} "
+                                                          "from 2030-01-01")
+    assert not (tmp_path / "site").exists()
+    with Store(tmp_path / "home" / "ranker.sqlite3") as s:      # nothing was stored on the way
+        assert s.count_papers() == 0 and s.days() == [] and s.get_labels() == {}
+
+
+# --------------------------------------------------------------------------- help
+def test_help_shows_examples_and_flags_as_flags():
+    root = ranker("--help")
+    assert root.returncode == 0 and "Examples:" in root.stdout and "ranker run --out" in root.stdout
+    models = ranker("models", "--help")
+    assert "Examples:" in models.stdout and "ranker models prepare" in models.stdout
+    assert ranker("models").stdout == models.stdout          # a group without its command shows its help
+    labels = ranker("labels", "--help")
+    assert "Examples:" in labels.stdout and ranker("labels").stdout == labels.stdout
+    for cmd in ("fetch", "prefilter", "calibrate", "score", "run", "compare", ("models", "list"),
+                ("models", "prepare"), "serve", "site", ("labels", "export"), ("labels", "import"),
+                ("labels", "list"), "backfill", "import"):
+        r = ranker(*((cmd,) if isinstance(cmd, str) else cmd), "--help")
+        assert r.returncode == 0 and "Example" in r.stdout, cmd
+        assert "<bool>" not in r.stdout and "--offline " in r.stdout and "--verbose" in r.stdout, cmd
+        assert re.search(r"^Options:", r.stdout, re.M) and "\u2500" not in r.stdout, cmd     # plain, no rich boxes
+    assert re.search(r"^\s+--only-kept\s+Score only", ranker("score", "--help").stdout, re.M)
+
+
+def test_the_run_help_example_works_from_any_folder(tmp_path):
+    text = ranker("run", "--help").stdout
+    m = re.search(r"ranker run --papers (\S+) --out digest/ --offline", text)
+    assert m, text
+    papers = m.group(1)
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(papers)))
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    r = ranker("run", "--papers", papers, "--out", "digest/", "--offline", "--backend", "fake", "--top", "3",
+               "--db", tmp_path / "db.sqlite3", cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert (elsewhere / "digest" / "2025-05-15-output.md").exists()
+
+
+def test_run_takes_the_prefilter_and_scorer_flags(tmp_path):
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(LISTING)))
+        store_vectors(s, list(read_papers(LISTING)), embedder="minilm@64")      # what --max-tokens 64 reads
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--backend",
+               "fake", "--top", "6", "--papers-per-request", "2", "--max-tokens", "64", "--offline")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "d" / "2025-05-15-run.json").read_text())
+    assert m["counts"]["kept"] == 6 and m["prompts"]["options"]["papers_per_request"] == 2
+    assert m["embedder"] == "minilm@64" and m["counts"]["embedded"] == 0
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d2", "--db", tmp_path / "db.sqlite3", "--backend",
+               "fake", "--keep", "0.05", "--offline")
+    assert r.returncode == 0
+    assert json.loads((tmp_path / "d2" / "2025-05-15-run.json").read_text())["counts"]["kept"] == 20

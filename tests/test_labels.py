@@ -1,0 +1,124 @@
+"""The user's labels: JSONL export/import (library and CLI) and the training rows calibration learns from."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ranker.errors import InputError
+from ranker.labels import (LABEL_WEIGHT, export_labels, import_labels, labels_for_training, labels_needed,
+                           read_labels, store_training_rows, training_rows)
+from ranker.prefilter.history import load_day
+from ranker.records import Paper
+from ranker.store import Store
+
+from conftest import DAYS, ranker
+
+
+def test_export_then_import_on_a_new_machine(tmp_path):
+    with Store(tmp_path / "a.sqlite3") as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
+        s.set_label("2505.07363", -1, "2025-05-15", created_at=1747300100.0)
+        s.set_label("hep-th/9901001", 1, None, created_at=1747300200.0)
+        assert export_labels(s, tmp_path / "labels.jsonl") == 3
+    rows = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert rows[0] == {"id": "2505.09572", "label": 1, "time": "2025-05-15T09:06:40Z", "day": "2025-05-15"}
+    assert [r["label"] for r in rows] == [1, -1, 1] and "day" not in rows[2]
+    with Store(tmp_path / "b.sqlite3") as s:
+        assert import_labels(s, tmp_path / "labels.jsonl") == {"added": 3, "changed": 0, "unchanged": 0}
+        assert import_labels(s, tmp_path / "labels.jsonl") == {"added": 0, "changed": 0, "unchanged": 3}
+        got = s.get_labels()
+        assert got["2505.09572"].created_at == 1747300000.0 and got["2505.09572"].day == "2025-05-15"
+        assert got["2505.07363"].label == -1
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2", "label": 3, "time": 1}',
+     "'label' must be 1"),
+    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{broken', "not valid JSON"),
+    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"label": 1, "time": 1}', "missing 'id'"),
+    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2", "label": -1, "time": "yesterday"}',
+     "not an ISO 8601 time"),
+    ('{"id": "1", "label": 1, "time": "2025-05-15T09:00:00Z"}\n["2", 1]', "expected a JSON object"),
+])
+def test_a_bad_row_names_file_and_line_and_stores_nothing(tmp_path, line, message):
+    f = tmp_path / "labels.jsonl"
+    f.write_text(line + "\n")
+    with pytest.raises(InputError, match=message) as e:
+        read_labels(f)
+    assert str(e.value).startswith(f"{f}:2: ")
+    with Store(tmp_path / "r.sqlite3") as s:
+        with pytest.raises(InputError):
+            import_labels(s, f)
+        assert s.get_labels() == {}
+
+
+def test_an_arxiv_id_is_read_without_its_version_and_other_ids_as_given(tmp_path):
+    f = tmp_path / "labels.jsonl"
+    f.write_text('{"id": " 2505.09572v2 ", "label": "up", "time": 1}\n'
+                 '{"id": "arXiv:hep-th/9901001v1", "label": -1, "time": 2}\n'
+                 '{"id": "my-note-7", "label": 1, "time": 3}\n')
+    assert [(lb.paper_id, lb.label) for lb in read_labels(f)] == [("2505.09572", 1), ("hep-th/9901001", -1),
+                                                                  ("my-note-7", 1)]
+
+
+def test_labels_cli_export_import_and_errors(tmp_path):
+    db_a, db_b = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    with Store(db_a) as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
+        s.set_label("2505.07363", -1, "2025-05-15", created_at=1747300100.0)
+    f = tmp_path / "out" / "labels.jsonl"
+    r = ranker("labels", "export", f, "--db", db_a)
+    assert r.returncode == 0 and "labels: 2 written" in r.stderr, r.stderr
+    r = ranker("labels", "import", f, "--db", db_b)
+    assert r.returncode == 0 and "2 added, 0 changed, 0 unchanged" in r.stderr, r.stderr
+    r = ranker("labels", "import", f, "--db", db_b)
+    assert r.returncode == 0 and "0 added, 0 changed, 2 unchanged" in r.stderr, r.stderr
+    r = ranker("labels", "list", "--db", db_b)
+    assert r.stdout.splitlines()[0].split("\t")[:3] == ["2505.07363", "down", "2025-05-15"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "label": "maybe", "time": 1}\n')
+    r = ranker("labels", "import", bad, "--db", db_b)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"error: {bad}:1: 'label' must be"), r.stderr
+    r = ranker("labels", "import", tmp_path / "missing.jsonl", "--db", db_b)
+    assert r.returncode == 1 and "missing.jsonl: file not found" in r.stderr
+
+
+def _p(pid, day):
+    return Paper(id=pid, title=f"T {pid}", abstract="A", date=day)
+
+
+def test_training_rows_label_overrides_gpt_and_weighs_more():
+    day = load_day(DAYS / "2025-05-15")
+    picked = sorted(day.picks)[0]
+    not_picked = next(p.id for p in day.papers if p.id not in day.picks)
+    base = training_rows([day], {})
+    assert len(base.papers) == len(day.papers) and base.y.sum() == len(day.picks)
+    assert np.all(base.weights == 1.0) and set(base.groups) == {"2025-05-15"}
+
+    rows = training_rows([day], {picked: False, not_picked: True, "2501.00001": True},
+                         label_papers={"2501.00001": _p("2501.00001", "2025-01-02")})
+    idx = {p.id: i for i, p in enumerate(rows.papers)}
+    assert rows.y[idx[picked]] == False and rows.weights[idx[picked]] == LABEL_WEIGHT      # noqa: E712
+    assert rows.y[idx[not_picked]] == True and rows.weights[idx[not_picked]] == LABEL_WEIGHT  # noqa: E712
+    # a labelled paper outside the history joins as a row of its own day
+    assert rows.y[idx["2501.00001"]] and rows.groups[idx["2501.00001"]] == "2025-01-02"
+    assert len(rows.papers) == len(day.papers) + 1
+    assert rows.y.sum() == len(day.picks) + 1
+    others = [i for p, i in idx.items() if p not in (picked, not_picked, "2501.00001")]
+    assert np.array_equal(rows.y[others], base.y[others]) and np.all(rows.weights[others] == 1.0)
+
+
+def test_labels_alone_make_a_training_set_and_say_how_many_are_missing(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([_p(f"2505.{i:05d}", "2025-05-15") for i in range(12)])
+        for i in range(12):
+            s.set_label(f"2505.{i:05d}", 1 if i < 9 else -1, "2025-05-15")
+        labels = labels_for_training(s)
+        assert sum(labels.values()) == 9
+        assert labels_needed(labels) == 1 + 7                       # 10 of each kind
+        rows = store_training_rows(s)                              # no GPT history at all
+        assert len(rows.papers) == 12 and rows.y.sum() == 9 and np.all(rows.weights == LABEL_WEIGHT)
+        assert set(rows.groups) == {"2025-05-15"}

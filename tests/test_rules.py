@@ -1,0 +1,202 @@
+"""The user's rules over a day: author pins (matched offline on normalised names) and exclusions (phrases and
+patterns whose papers never reach the LLM), on a shared real day with the fake backend."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ranker.backends.fake import FakeBackend
+from ranker.errors import InputError
+from ranker.prefilter.rules import AuthorPins, Exclusions, name_tokens, plain_name, same_person
+from ranker.prompts import DEFAULT_DIR
+from ranker.records import Paper
+from ranker.settings import resolve
+from ranker.sources import read_papers, read_ranked
+from ranker.steps import fetch_day, run_day
+from ranker.store import Store
+
+from conftest import DAYS, ranker, store_vectors
+
+LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+
+
+# --------------------------------------------------------------------------- names
+def test_names_are_compared_without_accents_tex_or_case():
+    assert plain_name('Konstantin Sch\\"urholt') == plain_name("Konstantin Schürholt") == "konstantin schurholt"
+    assert name_tokens("Rodrigo Mart\\'inez-Pe\\~na") == ["rodrigo", "martinez", "pena"]
+    assert name_tokens("{\\\"U}nal, {\\c C}a\\u{g}r{\\i}") == ["cagri", "unal"]        # "Last, First" turned
+    assert name_tokens("Łukasz Kaiser") == ["lukasz", "kaiser"] and name_tokens("Seán O'Brien") == ["sean", "obrien"]
+
+
+@pytest.mark.parametrize("pin,author,same", [
+    ("John Smith", "John Smith", True),
+    ("John Smith", "J. Smith", True),                  # the paper gives an initial
+    ("J. Smith", "John Smith", True),                  # the pin gives one
+    ("John Smith", "John B. Smith", True),             # a middle name the pin does not give
+    ("John Smith", "JOHN SMITH", True),
+    ("Laurens van der Maaten", "L. J. P. van der Maaten", True),
+    ("Bin-Bin Gao", "Bin-Bin Gao", True),
+    ("John Smith", "Jane Smith", False),               # another given name
+    ("John A. Smith", "John B. Smith", False),         # conflicting middle initials
+    ("John Smith", "John Smithson", False),            # another family name
+    ("John Smith", "Smith John", False),               # the other order is another person
+    ("Yang You", "You Yang", False),
+    ("Bin-Bin Gao", "Wei Gao", False),
+    ("Bin-Bin Gao", "Ze-Feng Gao", False),
+    ("Smith", "John Smith", False),                    # a bare family name pins only itself
+])
+def test_same_person(pin, author, same):
+    assert same_person(name_tokens(pin), name_tokens(author)) is same
+
+
+def test_authors_file_aliases_comments_and_bad_lines(tmp_path):
+    f = tmp_path / "authors.txt"
+    f.write_text("# my people\nJane Q. Doe | J. Doe   # an alias\n\nSch\\\"otz, Christof\n")
+    pins = AuthorPins.read(f)
+    assert [p.name for p in pins.pins] == ["Jane Q. Doe", 'Sch\\"otz, Christof']
+    paper = Paper(id="1", title="t", abstract="a", authors=["Christof Schötz", "Jane Doe"])
+    assert pins.match(paper) == ["Jane Q. Doe", 'Sch\\"otz, Christof']
+    f.write_text("Jane Doe\n | \n")
+    with pytest.raises(InputError) as e:
+        AuthorPins.read(f)
+    assert e.value.where == f"{f}:2"
+    with pytest.raises(InputError, match="authors file not found"):
+        AuthorPins.read(tmp_path / "nope.txt")
+
+
+def test_exclusion_phrases_and_patterns(tmp_path):
+    f = tmp_path / "exclude.txt"
+    f.write_text("# never these\nlarge language model\nre:\\bquantum\\b  # physics\n")
+    ex = Exclusions.build(["diffusion model"], f)
+    assert [(r.text, r.origin) for r in ex.rules] == [("diffusion model", "prefilter.exclude"),
+                                                      ("large language model", f"{f}:2"),
+                                                      ("re:\\bquantum\\b", f"{f}:3")]
+
+    def hit(title, abstract=""):
+        r = ex.match(Paper(id="1", title=title, abstract=abstract))
+        return r.text if r else None
+    assert hit("Guided Diffusion Models for video") == "diffusion model"          # case, plural
+    assert hit("x", "we study diffusion-model sampling") == "diffusion model"     # hyphen
+    assert hit("Diffusion modelling of heat") is None                             # whole words only
+    assert hit("Large  Language\nModels are ...") == "large language model"
+    assert hit("Quantum circuits") == "re:\\bquantum\\b" and hit("Quantumness") is None
+    f.write_text("re:(unclosed\n")
+    with pytest.raises(InputError) as e:
+        Exclusions.build([], f)
+    assert e.value.where == f"{f}:1" and "regular expression" in str(e.value)
+
+
+# --------------------------------------------------------------------------- a shared day
+PINNED = {"2505.09263", "2505.09264", "2505.09265",      # Bin-Bin Gao (not Wei Gao, Ze-Feng Gao, ...)
+          "2505.09089",                                  # Christof Schötz, pinned in TeX
+          "2505.09287",                                  # Valdemar Švábenský, pinned by an initial alias
+          "2505.08808", "2505.09203"}                    # Hao Sun (not Li Sun, Lichao Sun, ...)
+
+
+@pytest.fixture
+def day_setup(tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\nSch\\\"otz, Christof\nV. Svabensky | Valdemar Svabensky\n"
+                                         "Hao Sun\nYann LeCun   # nothing today\n")
+    (prompts / "exclude.txt").write_text("diffusion model\nre:^\\s*federated\n")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nbackend = 'fake'\n"
+                   f"prompts = '{prompts}'\n[digest]\nmin_relevance = 5\nmin_novelty = 5\n")
+    db = tmp_path / "db.sqlite3"
+    papers = list(read_papers(LISTING))
+    with Store(db) as s:
+        store_vectors(s, papers)
+    return cfg, db, papers
+
+
+def test_pins_and_exclusions_on_a_shared_day(day_setup, tmp_path):
+    cfg, db, papers = day_setup
+    s = resolve(cfg, flags={"db": db}, env={"RANKER_HOME": str(tmp_path / "home")})
+    text = {p.id: f"{p.title}\n{p.abstract}".lower() for p in papers}
+    be = FakeBackend("tiny")
+    with Store(db) as store:
+        res = run_day(fetch_day(LISTING, s, store=store), tmp_path / "out", s, store=store, backend=be)
+    ranked = read_ranked(res.files["prefilter"])
+    rule = {r.paper.id: r.rule for r in ranked}
+    kept = {r.paper.id for r in ranked if r.kept}
+    excluded = {i for i, r in rule.items() if r.startswith("exclude:")}
+
+    # exclusions: the rule that matched is named, and no excluded paper reached the backend
+    assert {rule[i] for i in excluded} == {"exclude:diffusion model", "exclude:re:^\\s*federated",
+                                           "exclude:reinforcement learning"}
+    assert all("diffusion" in text[i] for i in excluded if rule[i] == "exclude:diffusion model")
+    assert all("reinforcement learning" in text[i] for i in excluded if rule[i] == "exclude:reinforcement learning")
+    assert all(text[i].startswith("federated") for i in excluded if "federated" in rule[i])
+    assert all(not any(w in text[i] for w in ("diffusion model", "reinforcement learning"))
+               for i in rule if i not in excluded)
+    asked = {i for call in be.calls for key in call for i in key.split(",")}
+    assert not asked & excluded and asked == kept
+    assert not kept & excluded
+
+    # pins: kept whatever their score (besides the top 8 of the rest), marked, and only the right people
+    pinned_kept = {i for i, r in rule.items() if r == "pin"}
+    assert pinned_kept == PINNED - excluded and "2505.09089" in excluded      # Schötz's paper is on diffusion
+    top8 = [r.paper.id for r in ranked if not r.rule.startswith("exclude:")][:8]
+    assert kept == set(top8) | pinned_kept
+
+    # the digest: every pinned paper is in it; those that are not picks come first, marked "Author match"
+    md = res.files["markdown"].read_text()
+    js = json.loads(res.files["json"].read_text())
+    assert PINNED <= set(js)
+    matches = [i for i, e in js.items() if e["COMMENT"] == "Author match"]
+    assert matches == list(js)[:len(matches)]                                 # first
+    assert all(js[i]["author_match"] for i in matches)
+    assert js["2505.09089"]["RELEVANCE"] is None and js["2505.09089"]["author_match"] == ['Sch\\"otz, Christof']
+    picks = [i for i in js if i not in matches]
+    assert f"Total relevant papers: {len(picks)}\n\nTotal author matches: {len(matches)}\n" in md
+    assert md.count("**Comment:** Author match") == len(matches)
+    c = res.manifest["counts"]
+    assert (c["excluded"], c["pinned"], c["author_matches"], c["selected"]) == (
+        len(excluded), len(pinned_kept), len(matches), len(picks))
+    assert res.manifest["exclusions_matched"] == sorted({rule[i][len("exclude:"):] for i in excluded})
+
+
+def test_the_prefilter_command_names_the_rule(day_setup, tmp_path):
+    cfg, db, _ = day_setup
+    r = ranker("prefilter", "--papers", LISTING, "--out", tmp_path / "r.jsonl", "--db", db, "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    by_id = {x["id"]: x for x in rows}
+    assert by_id["2505.09089"]["rule"] == "exclude:diffusion model" and not by_id["2505.09089"]["kept"]
+    assert by_id["2505.09264"]["rule"] == "pin" and by_id["2505.09264"]["kept"]
+    assert "excluded by a rule" in r.stderr and "by pinned authors" in r.stderr
+
+
+def test_the_stored_ranking_keeps_each_rule_and_the_web_pages_show_it(day_setup, tmp_path):
+    """run_day stores the day's ranking with the rule that decided each paper (what `ranker serve` and
+    `ranker site` read), and the day and paper pages badge them: pinned, excluded (naming the rule)."""
+    pytest.importorskip("jinja2")
+    from ranker.web import views
+    from ranker.web.render import ServeUrls, render
+    cfg, db, _ = day_setup
+    s = resolve(cfg, flags={"db": db}, env={"RANKER_HOME": str(tmp_path / "home")})
+    with Store(db) as store:
+        res = run_day(fetch_day(LISTING, s, store=store), tmp_path / "out", s, store=store, backend=FakeBackend("t"))
+        rule = {r.paper.id: r.rule for r in read_ranked(res.files["prefilter"])}
+        stored = {r.paper_id: r.rule for r in store.get_rankings("2025-05-15")}
+        assert stored == {i: r or None for i, r in rule.items()}
+        pinned = {i for i, r in rule.items() if r == "pin"}
+        excluded = {i for i, r in rule.items() if r.startswith("exclude:")}
+        assert pinned and excluded
+
+        page = views.day_page(store, "2025-05-15")
+        rows = page.picks + page.rest
+        assert {r.paper.id for r in rows if r.rule == "pin"} == pinned
+        html = render("day.html", urls=ServeUrls(), page=page)
+        assert html.count('class="badge pin"') == len(pinned)
+        assert html.count('class="badge exclude"') == len(excluded)
+        assert 'title="an exclusion dropped it: diffusion model">excluded</span>' in html
+        assert 'title="an exclusion dropped it: re:^\\s*federated">excluded</span>' in html
+
+        paper = render("paper.html", urls=ServeUrls(), page=views.paper_page(store, "2505.09089"))
+        assert '<span class="badge exclude" title="diffusion model">excluded</span>' in paper
+        paper = render("paper.html", urls=ServeUrls(), page=views.paper_page(store, "2505.09264"))
+        assert '<span class="badge pin">pinned</span>' in paper

@@ -1,0 +1,145 @@
+"""The store's tables for the web pages: a day's ranking, which scores make its digest, the user's labels, search."""
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from ranker.errors import InputError
+from ranker.records import DayDigest, Label, Paper, Ranked, Score
+from ranker.store import Store
+
+
+def paper(pid, day="2025-05-15", title=None, abstract="An abstract."):
+    return Paper(id=pid, title=title or f"Title {pid}", abstract=abstract, authors=["A"], categories=["cs.LG"],
+                 primary_category="cs.LG", date=day)
+
+
+def ranked(p, score, kept, topic="T1"):
+    return Ranked(paper=p, prefilter_score=score, kept=kept, topic=topic)
+
+
+def test_rankings_replace_the_day_and_come_back_best_first(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        ps = [paper(str(i)) for i in range(4)]
+        s.add_papers(ps)
+        assert s.put_rankings("2025-05-15", [ranked(ps[0], 0.1, False), ranked(ps[1], 0.9, True, "T2"),
+                                             ranked(ps[2], 0.5, True)], embedder="minilm", run_id=7) == 3
+        rows = s.get_rankings("2025-05-15")
+        assert [r.paper_id for r in rows] == ["1", "2", "0"]
+        assert rows[0].kept and rows[0].topic == "T2" and rows[0].embedder == "minilm" and rows[0].run_id == 7
+        assert rows[0].rule is None
+        # a rerun of the day replaces its ranking whole (paper 0 is gone, 3 is new)
+        pin = ranked(ps[3], 0.05, True)
+        pin.rule = "pin"
+        s.put_rankings("2025-05-15", [ranked(ps[1], 0.2, False), pin])
+        rows = s.get_rankings("2025-05-15")
+        assert [(r.paper_id, r.kept, r.rule) for r in rows] == [("1", False, None), ("3", True, "pin")]
+        assert [r.day for r in s.rankings_of_paper("3")] == ["2025-05-15"]
+
+
+def test_day_digest_latest_run_wins(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        assert s.get_day_digest("2025-05-15") is None
+        s.put_day_digest(DayDigest("2025-05-15", "m1", "h1", 8, 7, run_id=1))
+        s.put_day_digest(DayDigest("2025-05-15", "m2", "h2", 9, 6, run_id=2))
+        g = s.get_day_digest("2025-05-15")
+        assert (g.model, g.prompt_hash, g.min_relevance, g.min_novelty, g.run_id) == ("m2", "h2", 9, 6, 2)
+        assert g.created_at > 0
+
+
+def test_day_summaries_and_digest_picks_count_kept_papers_passing_the_cutoffs(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        ps = [paper(str(i)) for i in range(5)] + [paper("9", day="2025-06-01")]
+        s.add_papers(ps)
+        s.put_rankings("2025-05-15", [ranked(ps[0], 0.9, True, "A"), ranked(ps[1], 0.8, True, "B"),
+                                      ranked(ps[2], 0.7, True, "A"), ranked(ps[3], 0.1, False),
+                                      ranked(ps[4], 0.0, False)])
+        s.put_day_digest(DayDigest("2025-05-15", "m", "h", 8, 7))
+        s.put_score(Score("0", 9, 8, "yes"), "m", "h")
+        s.put_score(Score("1", 8, 6, "novelty too low"), "m", "h")
+        s.put_score(Score("2", 10, 10, "yes"), "m", "h")
+        s.put_score(Score("3", 10, 10, "not kept: no pick"), "m", "h")
+        s.put_score(Score("0", 1, 1, "another model"), "other", "h")
+        s.set_label("0", 1, "2025-05-15")
+        s.set_label("3", -1, "2025-05-15")
+        days = {d["day"]: d for d in s.day_summaries()}
+        assert list(days) == ["2025-06-01", "2025-05-15"]              # newest first
+        d = days["2025-05-15"]
+        # scored: kept papers with a digest score (paper 3 has one but was not kept)
+        assert (d["papers"], d["kept"], d["scored"], d["picks"], d["up"], d["down"]) == (5, 3, 3, 2, 1, 1)
+        assert days["2025-06-01"]["papers"] == 1 and not days["2025-06-01"]["ranked"]
+        assert s.digest_picks("2025-05") == [("2025-05-15", "0", "A"), ("2025-05-15", "2", "A")]
+        assert s.digest_picks("2025-06") == []
+        assert s.days() == ["2025-05-15", "2025-06-01"]
+
+
+def test_labels_set_change_undo_with_history(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.set_label("1", 1, "2025-05-15")
+        s.set_label("1", -1, "2025-05-15")
+        s.set_label("2", 1, None)
+        assert {k: v.label for k, v in s.get_labels().items()} == {"1": -1, "2": 1}
+        assert s.count_labels() == (1, 1)
+        s.set_label("1", 0)                                     # undo deletes the label
+        assert set(s.get_labels()) == {"2"} and s.get_labels(["1"]) == {}
+        assert [(e["paper_id"], e["label"]) for e in s.label_events()] == [("1", 1), ("1", -1), ("2", 1), ("1", 0)]
+        assert [e["label"] for e in s.label_events("1")] == [1, -1, 0]
+        with pytest.raises(InputError, match=r"\+1, -1 or 0"):
+            s.set_label("1", 2)
+        with pytest.raises(sqlite3.IntegrityError):              # the schema refuses other values too
+            s.conn.execute("INSERT INTO labels VALUES ('x', 5, NULL, 0)")
+
+
+def test_import_labels_is_idempotent_and_the_later_verdict_wins(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.set_label("1", 1, "2025-05-15", created_at=1000.0)
+        s.set_label("2", 1, "2025-05-15", created_at=5000.0)
+        incoming = [Label("1", -1, "2025-05-15", 2000.0),       # newer than ours: wins
+                    Label("2", -1, "2025-05-15", 3000.0),       # older than ours: ignored
+                    Label("3", 1, "2025-05-16", 4000.0)]        # new
+        assert s.import_labels(incoming) == {"added": 1, "changed": 1, "unchanged": 1}
+        assert {k: v.label for k, v in s.get_labels().items()} == {"1": -1, "2": 1, "3": 1}
+        events = len(s.label_events())
+        assert s.import_labels(incoming) == {"added": 0, "changed": 0, "unchanged": 3}
+        assert len(s.label_events()) == events
+        with pytest.raises(InputError):
+            s.import_labels([Label("4", 1, None, 1.0), Label("5", 0, None, 1.0)])
+        assert "4" not in s.get_labels()                         # one transaction: nothing half-imported
+
+
+def test_word_search_fts_follows_new_and_changed_papers(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([paper("1", title="Sparse attention for long contexts", abstract="We prune heads."),
+                      paper("2", title="Diffusion policies", abstract="Robots learn with sparse rewards."),
+                      paper("3", title="Unrelated", abstract="Nothing here.")])
+        assert s.search_papers("sparse") == ["1", "2"]                # the title weighs more
+        assert s.search_papers("sparse rewards") == ["2"]              # every word
+        assert s.search_papers("atten") == ["1"]                       # the last word is also a prefix
+        assert s.search_papers('"; DROP TABLE papers; --') == []       # words only: no FTS syntax from the user
+        assert s.search_papers("   ") == []
+        # the index built by the first search follows later writes
+        s.add_papers([paper("4", title="Sparse mixtures of experts"), paper("3", title="Now about sparse coding")])
+        assert set(s.search_papers("sparse")) == {"1", "2", "3", "4"}
+        s.add_papers([paper("1", title="Renamed", abstract="Different words.")])
+        assert "1" not in s.search_papers("sparse") and s.search_papers("renamed") == ["1"]
+        assert s.conn.execute("SELECT COUNT(*) FROM papers_fts").fetchone()[0] == 4
+
+
+def test_word_search_without_fts5_uses_like(tmp_path, monkeypatch):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([paper("1", title="100% sparse_attention"), paper("2", title="sparse")])
+        monkeypatch.setattr(Store, "_ensure_fts", lambda self: False)
+        assert sorted(s.search_papers("sparse")) == ["1", "2"]
+        assert s.search_papers("sparse_attention") == ["1"]            # '_' is a letter, not a LIKE wildcard
+        assert s.search_papers("100") == ["1"]
+
+
+def test_paper_vectors_leave_out_query_vectors(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        v = np.ones(4, dtype=np.float32) / 2
+        s.put_embeddings([("1", "h", v), ("2", "h", -v), ("~query:abc", "h", v)], "minilm")
+        ids, m = s.paper_vectors("minilm")
+        assert sorted(ids) == ["1", "2"] and m.shape == (2, 4)
+        assert s.paper_vectors("mpnet")[0] == []

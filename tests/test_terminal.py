@@ -1,0 +1,222 @@
+"""The terminal a user sees: stdout carries only what was asked for, engine noise goes to the log file, a
+model load is announced and the scoring bar moves while papers finish (watched under tmux, or a pty)."""
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ranker.sources import read_papers
+from ranker.store import Store
+
+from conftest import DAYS, REPO, ranker, store_vectors
+
+LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    with Store(path) as s:
+        store_vectors(s, list(read_papers(LISTING)))       # the prefilter loads no model
+    return path
+
+
+def _logs(tmp_path):
+    return sorted((tmp_path / "home" / "logs").glob("*.log")) if (tmp_path / "home" / "logs").exists() else []
+
+
+def test_stdout_is_the_digest_path_and_engine_noise_goes_to_the_log(db, tmp_path):
+    out = tmp_path / "out.txt"
+    with out.open("w") as f:      # `ranker run ... > out.txt`
+        p = subprocess.run([*_cli(), "run", "--papers", LISTING, "--out", tmp_path / "d", "--db", db, "--backend",
+                            "fake", "--top", "4", "--backend-option", "noise=true"], stdout=f, stderr=subprocess.PIPE,
+                           text=True, env=_env(tmp_path), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text().splitlines() == [str(tmp_path / "d" / "2025-05-15-output.md")]
+    assert "ENGINE-NOISE" not in p.stderr
+    lines = p.stderr.splitlines()           # not a terminal: no bar, the load said in two lines, the summary
+    assert len(lines) == 3 and lines[0] == "loading smollm2-135m ...", p.stderr
+    assert re.fullmatch(r"loading smollm2-135m: ready in \d+\.\d s", lines[1])
+    assert re.fullmatch(r"2025-05-15: 192 papers, 4 kept by the prefilter, 4 scored \(0 reused, 0 failed\), "
+                        r"\d+ selected", lines[2])
+    (log,) = _logs(tmp_path)
+    text = log.read_text()
+    assert log.name.endswith(".log") and "-run-" in log.name
+    for what in ("fd1 loading", "fd2 generating", "log generating", "print loading", "warning generating",
+                 "child generating"):
+        assert f"ENGINE-NOISE {what}" in text, what
+
+
+def test_verbose_shows_the_noise_and_a_failure_names_the_log(db, tmp_path):
+    args = ["run", "--papers", LISTING, "--out", tmp_path / "d", "--db", db, "--backend", "fake", "--top", "3",
+            "--backend-option", "noise=true"]
+    r = ranker(*args, "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and "ENGINE-NOISE child loading" in r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == str(tmp_path / "d" / "2025-05-15-output.md")
+    # a failure says where the details are; the first paper raises inside the backend
+    first = (tmp_path / "d" / "2025-05-15-scores.jsonl").read_text().split('"')[3]
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "e", "--db", db, "--backend", "fake", "--model", "other",
+               "--top", "3", "--backend-option", "noise=true", "--backend-option", f"raise_for=['{first}']",
+               env=_env(tmp_path))
+    assert r.returncode == 1 and r.stdout == ""
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    m = re.search(r"\(details in (\S+\.log)\)$", line)
+    assert m and "injected failure" in line and "ENGINE-NOISE" in open(m.group(1)).read()
+
+
+def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
+    """Under tmux (or a pty when tmux is missing): frames of the terminal while 16 papers are scored a quarter
+    of a second each show the model load and counts between 0 and 16 before the run ends."""
+    cmd = [*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+           "--backend", "fake", "--model", "tiny", "--top", "16", "--backend-option", "delay=0.25"]
+    frames = _watch_tmux(cmd, tmp_path) if shutil.which("tmux") else _watch_pty(cmd, tmp_path)
+    screen = "\n".join(frames)
+    assert "loading tiny" in screen
+    counts = {int(n) for n in re.findall(r"scoring\D*?(\d+)/16", screen)}
+    moving = sorted(n for n in counts if 0 < n < 16)
+    assert len(moving) >= 3, (counts, frames[-3:])       # seen at several points, not only at 0 and the end
+    assert "left" in screen                               # the estimate of the time left
+    assert (tmp_path / "d" / "2025-05-15-output.md").exists()
+
+
+def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_and_verbose(db, tmp_path):
+    """backfill, import, serve, site and labels follow the same terminal: engine noise in the command's log
+    file unless -v, and --offline switches offline mode on for the command."""
+    args = ["backfill", "--from", LISTING, "--out", tmp_path / "bf", "--score", "--backend", "fake", "--model", "m",
+            "--backend-option", "noise=true", "--db", db, "--offline"]
+    r = ranker(*args, env=_env(tmp_path))
+    assert r.returncode == 0 and r.stdout == f"{tmp_path / 'bf' / 'manifest.json'}\n", r.stderr
+    assert "ENGINE-NOISE" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    (log,) = _logs(tmp_path)
+    assert "-backfill-" in log.name and "ENGINE-NOISE child generating" in log.read_text()
+    r = ranker(*args[:4], tmp_path / "bf-v", *args[5:], "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and "ENGINE-NOISE fd2 generating" in r.stderr, r.stderr
+    assert len(_logs(tmp_path)) == 1                                          # -v: no log file of its own
+
+    r = ranker("import", tmp_path / "bf", "--db", db, "--offline", "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and "192 scores written" in r.stderr, r.stderr
+    # serve: offline mode is on inside the command (the server is replaced so that nothing binds); the
+    # replacement also prints, which only -v shows
+    said = tmp_path / "mode.txt"
+    probe = ("import ranker.web.server as s\nfrom ranker import netguard\n"
+             "s.bind = lambda host, port: __import__('socket').socket()\ns.url_of = lambda sock: 'http://x/'\n"
+             f"s.serve = lambda *a, **k: (open({str(said)!r}, 'w').write(str(netguard.is_offline())), "
+             "print('SERVER-NOISE'))")
+    for flags, offline in (([], False), (["--offline", "-v"], True), (["--offline"], True)):
+        r = ranker("serve", "--db", db, *flags, pre=probe, env=_env(tmp_path))
+        assert r.returncode == 0 and r.stderr.startswith("serving http://x/"), r.stderr
+        assert said.read_text() == str(offline) and ("SERVER-NOISE" in r.stdout) == ("-v" in flags), flags
+    r = ranker("site", "--out", tmp_path / "site", "--db", db, "--offline", "-v", env=_env(tmp_path))
+    assert r.returncode == 0 and r.stdout.strip() == str(tmp_path / "site" / "index.html"), r.stderr
+    for cmd in (["labels", "export", tmp_path / "l.jsonl"], ["labels", "import", tmp_path / "l.jsonl"],
+                ["labels", "list"]):
+        r = ranker(*cmd, "--db", db, "--offline", "-v", env=_env(tmp_path))
+        assert r.returncode == 0 and r.stderr.startswith("nothing to do: no labels"), (cmd, r.stderr)
+
+
+# --------------------------------------------------------------------------- helpers
+def _cli():
+    return [sys.executable, "-m", "ranker"]
+
+
+def _env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}
+    env.update(RANKER_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), COLUMNS="120", TERM="xterm-256color")
+    return env
+
+
+def _watch_tmux(cmd, tmp_path) -> list[str]:
+    sock, done = f"ranker-test-{os.getpid()}", tmp_path / "done"
+    env = _env(tmp_path)
+    shell = " ".join(f"{k}={_q(v)}" for k, v in env.items() if k in ("RANKER_HOME", "PYTHONPATH", "TERM", "PATH"))
+    line = f"env {shell} {' '.join(_q(c) for c in cmd)}; echo $? > {_q(str(done))}; sleep 60"
+    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-s", "t", "-x", "150", "-y", "40", line],
+                   check=True, env=env)
+    frames = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            shot = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p", "-t", "t"], capture_output=True,
+                                  text=True).stdout
+            frames.append(shot)
+            if done.exists():
+                break
+            time.sleep(0.1)
+        assert done.exists() and done.read_text().strip() == "0", frames[-1]
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+    return frames
+
+
+def _watch_pty(cmd, tmp_path) -> list[str]:
+    master, slave = pty.openpty()
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=_env(tmp_path), close_fds=True)
+    os.close(slave)
+    frames, buf = [], b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            frames.append(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", chunk.decode("utf-8", "replace")))
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    assert p.wait(timeout=60) == 0, buf[-2000:]
+    return frames
+
+
+def _q(s: str) -> str:
+    import shlex
+    return shlex.quote(str(s))
+
+
+@pytest.mark.slow
+def test_a_real_vllm_run_to_a_file_and_its_rerun(db, tmp_path):
+    """`ranker run ... > out.txt` with the real vLLM engine (a SmolLM2 copy whose chat template thinks by
+    default): out.txt holds the digest's path and nothing else, the terminal only our three lines, no COMMENT
+    that reached its bound ends mid-word; the rerun loads no model and writes the same digest."""
+    from test_reasoning_template import thinking_copy
+    model = thinking_copy(tmp_path / "smollm2-thinking")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text("[scoring]\nbackend = 'vllm'\ncomment_chars = 80\n[scoring.vllm]\nmax_model_len = 4096\n")
+    args = ["run", "--papers", LISTING, "--out", tmp_path / "d", "--db", db, "--config", cfg, "--model", model,
+            "--top", "3", "--offline"]
+    out = tmp_path / "out.txt"
+    with out.open("w") as f:
+        p = subprocess.run([*_cli(), *map(str, args)], stdout=f, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=900)
+    assert p.returncode == 0, p.stderr
+    digest = tmp_path / "d" / "2025-05-15-output.md"
+    assert out.read_text() == f"{digest}\n"
+    lines = p.stderr.splitlines()
+    assert len(lines) == 3 and lines[0] == f"loading {model} ...", p.stderr           # no engine chatter
+    assert re.fullmatch(rf"loading {re.escape(str(model))}: ready in \d+\.\d s", lines[1])
+    assert lines[2].startswith("2025-05-15: 192 papers, 3 kept by the prefilter, 3 scored (0 reused, 0 failed)")
+    (log,) = _logs(tmp_path)
+    assert "vllm" in log.read_text().lower()                                          # it went here instead
+    scores = [json.loads(x) for x in (tmp_path / "d" / "2025-05-15-scores.jsonl").read_text().splitlines()]
+    assert len(scores) == 3
+    for s in scores:
+        c = s["COMMENT"]
+        assert len(c) <= 80 and (len(c) < 79 or c.endswith((".", "!", "?", "\u2026"))), c
+    first = digest.read_bytes()
+
+    r = ranker(*args, env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0 and r.stdout == f"{digest}\n"
+    assert "loading" not in r.stderr and "(3 reused, 0 failed)" in r.stderr
+    assert digest.read_bytes() == first

@@ -1,0 +1,226 @@
+"""The web's parts without a browser: plots, the security checks, views over a small store, semantic search, and
+the serve CLI's edges (a port in use, a non-loopback host, a missing extra), calibrate's note on labels."""
+from __future__ import annotations
+
+import shutil
+import socket
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from ranker.errors import ModelError
+from ranker.prefilter.embed import Embedder
+from ranker.records import DayDigest, Paper, Ranked, Score
+from ranker.sources import read_papers
+from ranker.store import Store
+from ranker.web import plots, security, views
+from ranker.web.render import ServeUrls, render
+from ranker.web.search import SemanticSearch, corpus_similar, search
+
+from conftest import DAYS, ranker, store_vectors
+
+SVG = "{http://www.w3.org/2000/svg}"
+EVIL = '<script>window.__pwned=1</script>"&'
+
+
+def _svg(s: str) -> ET.Element:
+    return ET.fromstring(s)                 # well-formed XML, or this raises
+
+
+def test_histogram_marks_the_keep_cutoff_between_kept_and_dropped():
+    scores = [0.1 * i for i in range(10)]
+    kept = [s >= 0.65 for s in scores]
+    root = _svg(plots.score_histogram(scores, kept, bins=10))
+    cut = [e for e in root.iter(SVG + "line") if e.get("class") == "cutoff"]
+    assert len(cut) == 1
+    # x of 0.65 on a 0..0.9 axis drawn from x=44 over 504 px
+    assert float(cut[0].get("x1")) == pytest.approx(44 + 0.65 / 0.9 * 504, abs=0.2)
+    texts = [t.text for t in root.iter(SVG + "text")]
+    assert "kept: 3 of 10" in texts
+    assert len([r for r in root.iter(SVG + "rect")]) == 10
+    assert _svg(plots.score_histogram([], [])).find(SVG + "text").text.startswith("No prefilter")
+
+
+def test_grid_counts_every_pair_and_outlines_the_pick_corner():
+    pairs = [(9, 8), (9, 8), (10, 10), (3, 4), (8, 6)]
+    root = _svg(plots.score_grid(pairs, 8, 7))
+    counts = [int(t.text) for t in root.iter(SVG + "text") if t.get("font-size") == "9"]
+    assert sorted(counts) == [1, 1, 1, 2]
+    box = [e for e in root.iter(SVG + "rect") if e.get("class") == "cutoff"][0]
+    assert (int(box.get("x")), int(box.get("width"))) == (48 + 7 * 24 - 1, 3 * 24 + 1)     # relevance 8..10
+    assert int(box.get("height")) == 4 * 24 + 1                                             # novelty 7..10
+    assert "3 papers here" in [t.text for t in root.iter(SVG + "text")]
+
+
+def test_plots_escape_names():
+    s = plots.topic_bars([(EVIL, 3), ("B", 1)], f"title {EVIL}")
+    assert "<script>" not in s and "&lt;script&gt;" in s
+    root = _svg(s)
+    assert root.find(SVG + "title").text == f"title {EVIL}"
+
+
+def test_security_checks():
+    assert security.is_loopback("127.0.0.1") and security.is_loopback("::1") and security.is_loopback("localhost")
+    assert security.is_loopback("127.0.0.2") and security.is_loopback("[::1]") and not security.is_loopback("0.0.0.0")
+    assert not security.is_loopback("")                                # binds to every address
+    assert not security.is_loopback("192.168.1.5") and not security.is_loopback("example.org")
+    loop = {"127.0.0.1", "localhost", "::1"}
+    assert security.host_allowed("127.0.0.1:8000", loop) and security.host_allowed("[::1]:8000", loop)
+    assert security.host_allowed("LOCALHOST:8000", loop)
+    assert not security.host_allowed("evil.example:8000", loop) and not security.host_allowed("", loop)
+    assert security.host_allowed("anything", None)
+    own = ("http", "127.0.0.1:8000")
+    assert security.same_origin("http://127.0.0.1:8000", None, *own)
+    assert not security.same_origin("http://127.0.0.1:8001", None, *own)
+    assert not security.same_origin("null", None, *own)
+    assert not security.same_origin(None, "http://evil.example/x", *own)
+    assert security.same_origin(None, "http://127.0.0.1:8000/day/x", *own)
+    assert security.same_origin(None, None, *own)                      # no browser: the token decides
+    assert security.safe_next("/day/2025-05-15?show=picked#p-1") == "/day/2025-05-15?show=picked#p-1"
+    for bad in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", "", None,
+                "/a\nb"):
+        assert security.safe_next(bad) == "/"
+    secret = security.new_secret()
+    assert security.token_ok(secret, secret) and not security.token_ok("x", secret)
+    assert not security.token_ok(None, secret) and not security.token_ok("", secret)
+
+
+def _small_store(tmp_path) -> Store:
+    s = Store(tmp_path / "r.sqlite3")
+    ps = [Paper(id=f"2505.0000{i}", title=f"Paper {i}", abstract=f"About topic {i}.", date="2025-05-15",
+                authors=["A"], categories=["cs.LG"]) for i in range(5)]
+    s.add_papers(ps)
+    rk = [Ranked(ps[i], 1.0 - i / 10, i < 3, topic="T" if i % 2 else EVIL) for i in range(5)]
+    rk[0].rule = "pin"
+    rk[4].rule = f"exclude:re:{EVIL}"           # Ranked.rule as the prefilter writes it (the rule after "exclude:")
+    s.put_rankings("2025-05-15", rk)
+    s.put_day_digest(DayDigest("2025-05-15", "m", "h", 8, 7))
+    for i, (r, n) in enumerate([(9, 9), (8, 6), (10, 8)]):
+        s.put_score(Score(ps[i].id, r, n, f"comment {i} {EVIL}"), "m", "h")
+    return s
+
+
+def test_day_view_picks_rules_and_filters(tmp_path):
+    with _small_store(tmp_path) as s:
+        page = views.day_page(s, "2025-05-15")
+        assert [r.paper.id for r in page.picks] == ["2505.00002", "2505.00000"]     # both 18: relevance breaks the tie
+        assert [r.paper.id for r in page.rest] == ["2505.00001", "2505.00003", "2505.00004"]
+        assert page.counts == {"papers": 5, "kept": 3, "scored": 3, "picks": 2, "up": 0, "down": 0}
+        assert page.picks[1].rule == "pin" and page.rest[2].rule == f"exclude:re:{EVIL}"
+        html = render("day.html", urls=ServeUrls(), page=page, can_label=True, csrf="tok")
+        assert html.count('class="badge pin"') == 1 and html.count('class="badge exclude"') == 1
+        assert "<script>window" not in html and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+        only_t = views.day_page(s, "2025-05-15", topic="T")
+        assert {r.paper.id for r in only_t.picks + only_t.rest} == {"2505.00001", "2505.00003"}
+        scored = views.day_page(s, "2025-05-15", show="scored")
+        assert len(scored.picks) + len(scored.rest) == 3
+        assert views.day_page(s, "2025-05-16") is None and views.day_page(s, "../etc") is None
+        month = views.month_page(s, "2025-05")
+        assert dict(month.per_topic) == {EVIL: 2} and month.picks == 2
+
+
+def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
+    with _small_store(tmp_path) as s:
+        assert corpus_similar(s, "2505.00000", 5) == []          # no ranker.index here: nothing, no error
+        page = views.paper_page(s, "2505.00000", similar=lambda store, pid, k: [(pid, 1.0), ("2505.00003", 0.8),
+                                                                                  ("unknown", 0.7)])
+        assert [(p.id, sc) for p, sc in page.similar] == [("2505.00003", 0.8)]
+        assert page.main.score.relevance == 9 and page.picked_on == ["2025-05-15"]
+        html = render("paper.html", urls=ServeUrls(), page=page)
+        assert "Similar papers" in html and 'href="/paper/2505.00003"' in html
+        assert 'href="https://arxiv.org/pdf/2505.00000"' in html
+        html = render("paper.html", urls=ServeUrls(), page=views.paper_page(s, "2505.00000"))
+        assert "Similar papers" not in html
+        assert views.paper_page(s, "nope") is None
+
+
+def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([Paper(id=str(i), title=f"t{i}", abstract="a") for i in range(3)])
+        eye = np.eye(4, dtype=np.float32)
+        s.put_embeddings([("0", "h", eye[0]), ("1", "h", eye[1]), ("2", "h", (eye[1] + eye[2]) / np.sqrt(2)),
+                          ("~query:x", "h", eye[1])], "vecs")
+        sem = SemanticSearch(Embedder("vecs"))
+        asked = []
+        monkeypatch.setattr(sem.embedder, "encode", lambda texts: asked.append(texts) or eye[[1]])
+        assert sem.available(s)
+        got = sem.search(s, "  what   I want ", k=2)
+        assert [i for i, _ in got] == ["1", "2"] and got[0][1] == pytest.approx(1.0)
+        assert asked == [["what I want"]]
+        s.put_embeddings([("3", "h", eye[1])], "vecs")           # a new vector is seen on the next search
+        assert {i for i, _ in sem.search(s, "q", k=2)} == {"1", "3"}
+        assert search(s, "t1", "words", sem) == ("words", ["1"], "")
+        assert search(s, "q", "auto", sem)[0] == "meaning"
+        assert search(s, "t1", "auto", SemanticSearch(Embedder("other")))[0] == "words"   # no vectors of that embedder
+        # vectors of a model this machine cannot load: words, and a note that says why
+        broken = SemanticSearch(Embedder("vecs"))
+        monkeypatch.setattr(broken.embedder, "encode", lambda texts: broken.embedder.model)
+        monkeypatch.setattr(type(broken.embedder), "_load", lambda self: (_ for _ in ()).throw(
+            ModelError("not prepared", where="vecs")))
+        mode, ids, note = search(s, "t1", "auto", broken)
+        assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
+
+
+def test_serve_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        r = ranker("serve", "--port", port, "--db", tmp_path / "r.sqlite3")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: --port: cannot listen on 127.0.0.1:{port}")
+
+
+def test_serve_on_a_non_loopback_host_warns_in_one_line(tmp_path):
+    # bind and serve are replaced so the test opens nothing beyond loopback
+    pre = ("import ranker.web.server as s\norig = s.bind\ns.bind = lambda host, port: orig('127.0.0.1', 0)\n"
+           "s.serve = lambda *a, **k: None")
+    r = ranker("serve", "--host", "0.0.0.0", "--db", tmp_path / "r.sqlite3", pre=pre)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("warning: --host 0.0.0.0 serves your store and labels to every machine")
+    assert lines[1].startswith("serving http://127.0.0.1:")
+    r = ranker("serve", "--db", tmp_path / "r.sqlite3", pre=pre)
+    assert "warning" not in r.stderr
+
+
+def test_a_missing_web_extra_is_one_line(tmp_path):
+    r = ranker("serve", "--db", tmp_path / "r.sqlite3", pre="import sys; sys.modules['fastapi'] = None")
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "error: the package 'fastapi' is not installed (needed for ranker serve); install it with: "
+        "pip install 'ranker[web]'"], r.stderr
+    r = ranker("site", "--out", tmp_path / "site", "--db", tmp_path / "r.sqlite3",
+             pre="import sys; sys.modules['jinja2'] = None")
+    assert r.returncode == 1 and "pip install 'ranker[web]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_help_has_examples():
+    for cmd, example in ((["serve"], "ranker serve --port 8000"), (["site"], "ranker site --out site/"),
+                         (["labels", "export"], "ranker labels export"),
+                         (["labels", "import"], "ranker labels import")):
+        r = ranker(*cmd, "--help")
+        assert r.returncode == 0 and example in r.stdout, (cmd, r.stdout)
+
+
+def test_calibrate_says_the_labels_are_stored_and_not_used_yet(tmp_path):
+    # vectors put in the store beforehand: the fit embeds nothing and loads no model
+    hist, db = tmp_path / "history", tmp_path / "r.sqlite3"
+    papers = []
+    for day in ("2025-05-15", "2025-07-02"):
+        shutil.copytree(DAYS / day, hist / day)
+        papers += read_papers(DAYS / day / "listing.jsonl")
+    with Store(db) as s:
+        store_vectors(s, papers, embedder="test-vectors", dim=16)
+    args = ("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--embedder", "test-vectors",
+            "--no-eval", "--db", db)
+    r = ranker(*args, timeout=300)
+    assert r.returncode == 0 and "labels of yours" not in r.stderr, r.stderr
+    with Store(db) as s:
+        s.set_label(papers[0].id, 1, "2025-05-15")
+        s.set_label(papers[1].id, -1, "2025-05-15")
+    r = ranker(*args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert ("note: 2 labels of yours are stored (1 up, 1 down); this calibration learns from GPT's picks only "
+            "and does not use them yet") in r.stderr

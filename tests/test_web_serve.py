@@ -1,0 +1,292 @@
+"""`ranker serve` started for real on 127.0.0.1 (a subprocess) over a store filled by the pipeline, driven by a real
+headless Chromium: archive -> day -> paper, thumbs up, reload, labels page; hostile text; cross-site posts;
+read-only mode. Plain HTTP checks of the same server cover what a browser would not send."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from ranker.labels import LABEL_WEIGHT, store_training_rows
+from ranker.prefilter.history import load_day
+from ranker.store import Store
+
+from conftest import DAYS
+from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
+from webtools import browser, chromium_path, have_playwright, needs_browser, start_server
+
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    db = tmp / "ranker.sqlite3"
+    results = fill_store(db, tmp / "out", days=(DAY, OTHER_DAY))
+    server = start_server(db, tmp / "serve.log")
+    try:
+        yield server, db, results
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if chromium_path() is None or not have_playwright():
+        pytest.skip("needs Debian's chromium and the playwright package")
+    with browser() as b:
+        yield b
+
+
+def _get(url: str, headers: dict | None = None) -> tuple[int, str, dict]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode("utf-8"), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8"), dict(e.headers)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+
+def _post(url: str, fields: dict, headers: dict | None = None) -> tuple[int, str, dict]:
+    data = urllib.parse.urlencode(fields).encode()
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, r.read().decode("utf-8"), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8"), dict(e.headers)
+
+
+def _token(server) -> str:
+    import re
+    _, html, _ = _get(server.url + "/")
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def _label(db, pid):
+    c = sqlite3.connect(db)
+    try:
+        row = c.execute("SELECT label, day FROM labels WHERE paper_id=?", (pid,)).fetchone()
+    finally:
+        c.close()
+    return row
+
+
+# ------------------------------------------------------------------------------------------ HTTP
+
+def test_pages_answer_and_unknown_ones_are_404(site):
+    server, _, results = site
+    for path in ("/", "/month/2025-05", f"/day/{DAY}", f"/paper/{HOSTILE_ID}", "/search?q=diffusion", "/labels",
+                 "/static/style.css", "/static/app.js"):
+        status, body, headers = _get(server.url + path)
+        assert status == 200, (path, body[:300])
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+    for path in ("/day/2025-01-01", "/day/not-a-day", "/paper/0000.00000", "/month/1999-01"):
+        assert _get(server.url + path)[0] == 404, path
+
+
+def test_the_day_page_lists_the_digest_picks_first_in_the_digest_order(site):
+    server, _, results = site
+    import json
+    import re
+    digest = json.loads(results[OTHER_DAY].files["json"].read_text())     # the day's digest JSON, as written
+    _, html, _ = _get(f"{server.url}/day/{OTHER_DAY}")
+    picks = html.split('<section class="picks">')[1].split("</section>")[0]
+    ids = re.findall(r'<article class="paper picked[^"]*" id="p-([^"]+)"', picks)
+    assert ids == list(digest) and len(ids) >= 5
+    rest = html.split('<section class="rest">')[1]
+    n_rest = len(re.findall(r"<article ", rest))
+    assert len(ids) + n_rest == results[OTHER_DAY].manifest["counts"]["papers"]
+    # filters: picked only; one topic only
+    _, html, _ = _get(f"{server.url}/day/{OTHER_DAY}?show=picked")
+    assert len(re.findall(r"<article ", html)) == len(ids)
+    _, html, _ = _get(f"{server.url}/day/{OTHER_DAY}?show=scored")
+    assert len(re.findall(r"<article ", html)) == results[OTHER_DAY].manifest["counts"]["scored"]
+    topic = re.search(r'<option value="([^"]+)">', html).group(1)
+    _, html, _ = _get(f"{server.url}/day/{OTHER_DAY}?" + urllib.parse.urlencode({"topic": topic}))
+    topics = set(re.findall(r'data-topic="([^"]*)"', html))
+    assert topics == {topic}
+
+
+def test_search_by_words(site):
+    server, _, _ = site
+    _, html, _ = _get(server.url + "/search?q=diffusion+policy")
+    assert "by words in titles and abstracts" in html
+    assert "Train a Multi-Task Diffusion Policy on RLBench-18" in html
+    _, html, _ = _get(server.url + "/search?q=zzzzqqqq")
+    assert "0 results" in html
+
+
+def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
+    server, db, _ = site
+    pid = "2505.09572"
+    token = _token(server)
+    own = {"Origin": server.url}
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up"}, own)[0] == 403            # no token
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": "guess"}, own)[0] == 403
+    status, body, _ = _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                            {"Origin": "http://evil.example"})
+    assert status == 403 and "cross-site" in body
+    status, _, _ = _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                         {"Referer": "http://evil.example/page"})
+    assert status == 403
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                 {**own, "Host": "evil.example"})[0] == 400                                            # DNS rebinding
+    assert _get(server.url + "/", {"Host": "rebound.example"})[0] == 400
+    assert _label(db, pid) is None
+    status, _, headers = _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token,
+                                                        "next": "https://evil.example/"}, own)
+    assert status == 303 and headers["location"] == "/"                 # never redirected off the app
+    assert _label(db, pid) == (1, DAY)                                   # the day it was given on: the paper's
+    status, _, _ = _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": token}, own)
+    assert status == 303 and _label(db, pid) is None
+    assert _post(server.url + "/label", {"paper_id": "nope", "label": "up", "csrf": token}, own)[0] == 404
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
+
+
+def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
+    _, db, _ = site
+    ro = start_server(db, tmp_path / "ro.log", "--read-only")
+    try:
+        _, html, _ = _get(f"{ro.url}/day/{DAY}")
+        assert "<article " in html and 'class="thumbs"' not in html and "csrf-token" not in html
+        assert "Read-only" in html
+        status, body, _ = _post(ro.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": "x"},
+                                {"Origin": ro.url})
+        assert status == 403 and "read-only" in body
+    finally:
+        ro.stop()
+    assert _label(db, "2505.09572") is None
+
+
+# ------------------------------------------------------------------------------------------ browser
+
+@needs_browser
+def test_label_changes_calibration_training_set(site, chromium):
+    """Archive -> day -> paper in the browser; thumbs up on a paper GPT did not pick; reload shows it; the labels
+    page lists it; and the rows the next calibration trains on now hold it as liked, weighing LABEL_WEIGHT."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    history = load_day(DAYS / DAY)
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    assert page.locator("h1").inner_text() == "Archive"
+    page.click(f"a[href='/day/{DAY}']")
+    assert page.locator("h1").inner_text() == f"Papers of {DAY}"
+    rest = page.locator("section.rest article.paper")
+    # the first paper of the rest that GPT did not pick
+    ids = [a.get_attribute("id")[2:] for a in rest.all()[:40]]
+    pid = next(i for i in ids if i not in history.picks and i != HOSTILE_ID)
+    with Store(db) as s:
+        before = store_training_rows(s, [history])
+    i = [p.id for p in before.papers].index(pid)
+    assert before.y[i] == False and before.weights[i] == 1.0          # noqa: E712
+
+    page.click(f"article[id='p-{pid}'] h3 a")
+    assert page.url.endswith(f"/paper/{pid}")
+    assert page.locator(f"a[href='https://arxiv.org/abs/{pid}']").count() == 1
+    assert page.locator(f"a[href='https://arxiv.org/pdf/{pid}']").count() == 1
+    page.click("form.thumbs button.up")
+    expect(page.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    assert page.locator("form.thumbs button.up").get_attribute("aria-pressed") == "true"
+    assert page.locator("form.thumbs button.undo").is_visible()
+    assert _label(db, pid) == (1, DAY)
+
+    page.click("a[href='/labels']")
+    row = page.locator(f"tr[id='l-{pid}']")
+    assert row.count() == 1 and "up" in row.locator("td.label").inner_text()
+
+    with Store(db) as s:
+        after = store_training_rows(s, [history])
+    assert after.y[i] == True and after.weights[i] == LABEL_WEIGHT     # noqa: E712
+    others = np.arange(len(after.y)) != i
+    assert np.array_equal(after.y[others], before.y[others])
+
+    # thumbs down on the same paper from the day page, then undo: the label goes, the training row is GPT's again
+    page.goto(f"{server.url}/day/{DAY}#p-{pid}")
+    form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+    assert form.locator("button.up").get_attribute("aria-pressed") == "true"
+    form.locator("button.down").click()
+    expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+    expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+    assert _label(db, pid) == (-1, DAY)
+    form.locator("button.undo").click()
+    expect(form.locator("button.undo")).to_be_hidden()
+    expect(form.locator(".state")).to_have_text("")
+    assert _label(db, pid) is None
+    with Store(db) as s:
+        assert store_training_rows(s, [history]).weights[i] == 1.0
+    assert errors == []
+    page.close()
+
+
+@needs_browser
+def test_hostile_text_renders_as_text_and_runs_no_script(site, chromium):
+    """bypass_csp: the page's own Content-Security-Policy would stop an injected script anyway; with it off this
+    checks the escaping itself."""
+    server, _, _ = site
+    ctx = chromium.new_context(bypass_csp=True)
+    page = ctx.new_page()
+    for path in (f"/day/{DAY}", f"/paper/{HOSTILE_ID}", "/search?q=hostile", "/month/2025-05"):
+        page.goto(server.url + path)
+        page.wait_for_load_state("load")
+        assert page.evaluate("typeof window.__pwned") == "undefined", path
+        assert page.evaluate("document.querySelectorAll('main script, main img').length") == 0, path
+    page.goto(f"{server.url}/paper/{HOSTILE_ID}")
+    assert page.locator("h1").inner_text() == HOSTILE_TITLE
+    assert "onerror=" in page.locator("p.abstract").inner_text()
+    assert page.title().startswith("<script>")
+    ctx.close()
+
+
+@needs_browser
+def test_a_cross_site_form_post_from_the_browser_is_refused(site, chromium):
+    """A page of another origin (another port on 127.0.0.1) posts a form to /label, even with the right token (as if
+    it had leaked): the Origin check refuses it and nothing is stored."""
+    server, db, _ = site
+    token = _token(server)
+    evil = (f'<!DOCTYPE html><html><body><form id="f" method="post" action="{server.url}/label">'
+            f'<input name="csrf" value="{token}"><input name="paper_id" value="2505.07363">'
+            '<input name="label" value="up"></form><script>document.getElementById("f").submit()</script>'
+            "</body></html>").encode()
+
+    class Evil(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(evil)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        page = chromium.new_page()
+        responses = []
+        page.on("response", lambda r: responses.append((r.url, r.status)) if r.url.endswith("/label") else None)
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+        page.wait_for_url(f"{server.url}/label")
+        assert responses and responses[-1][1] == 403
+        assert "cross-site request refused" in page.content()
+        page.close()
+    finally:
+        httpd.shutdown()
+    assert _label(db, "2505.07363") is None

@@ -1,0 +1,130 @@
+"""`ranker site`: static pages of the store, opened from disk (file://) in a real headless Chromium; rebuilding
+rewrites only what changed."""
+from __future__ import annotations
+
+import pytest
+
+from ranker.store import Store
+from ranker.web.render import paper_file
+from ranker.web.site import build_site
+
+from conftest import ranker
+from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
+from webtools import browser, needs_browser
+
+
+
+@pytest.fixture(scope="module")
+def store_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    db = tmp / "ranker.sqlite3"
+    fill_store(db, tmp / "out", days=(DAY,))
+    return db
+
+
+def _mtimes(root):
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_site_cli_writes_pages_and_a_rebuild_rewrites_only_what_changed(store_db, tmp_path):
+    out = tmp_path / "site"
+    r = ranker("site", "--out", out, "--db", store_db)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out / "index.html")
+    assert "site: 1 days, 193 papers;" in r.stderr and "0 unchanged" in r.stderr
+    for rel in ("index.html", f"days/{DAY}.html", "months/2025-05.html", "search.html", "static/style.css",
+                "static/site.js", "static/search-index.js", f"papers/{paper_file(HOSTILE_ID)}"):
+        assert (out / rel).is_file(), rel
+    html = (out / f"days/{DAY}.html").read_text()
+    assert 'class="thumbs"' not in html and "csrf" not in html and 'action="/label"' not in html   # no feedback
+    assert 'href="/' not in html and 'src="/' not in html                                    # relative links only
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html and "<script>window.__pwned" not in html
+    index = (out / "static/search-index.js").read_text()
+    assert index.startswith("window.RANKER_SEARCH = {") and "<script>" not in index
+
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]     # atomic writes leave no temporary file
+    before = _mtimes(out)
+    r = ranker("site", "--out", out, "--db", store_db)
+    assert r.returncode == 0 and "0 files written" in r.stderr, r.stderr
+    assert _mtimes(out) == before                                     # idempotent: nothing touched
+
+    # a label changes nothing published; a new day rewrites that day, the lists that name it, and its papers
+    with Store(store_db) as s:
+        s.set_label("2505.09572", 1, DAY)
+        fill_store(store_db, tmp_path / "out2", days=(OTHER_DAY,), hostile=False)
+        res = build_site(s, out)
+    changed = set(res.written)
+    assert f"days/{DAY}.html" in changed                               # its "next day" link is new
+    assert {"index.html", f"days/{OTHER_DAY}.html", "months/2025-07.html", "static/search-index.js"} <= changed
+    assert not any(c.startswith("papers/2505.") for c in changed)      # the old day's papers are untouched
+    assert sum(c.startswith("papers/2507.") for c in changed) == 244
+    after = _mtimes(out)
+    assert after[f"papers/{paper_file('2505.09572')}"] == before[f"papers/{paper_file('2505.09572')}"]
+
+
+def test_site_file_names_stay_inside_the_folder():
+    assert paper_file("2505.09572") == "2505.09572.html"
+    assert paper_file("hep-th/9901001") == "hep-th_9901001.html"
+    for evil in ("../../etc/passwd", "..", "a/../../b", "x y", "<script>"):
+        name = paper_file(evil)
+        assert "/" not in name and not name.startswith(".") and name.endswith(".html")
+    assert paper_file("a b") != paper_file("a_b")
+
+
+def test_site_refuses_a_file_as_out(store_db, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = ranker("site", "--out", f, "--db", store_db)
+    assert r.returncode == 1 and r.stderr.strip() == f"error: {f}: exists and is not a folder"
+
+
+@needs_browser
+def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path):
+    out = tmp_path / "site"
+    with Store(store_db) as s:
+        build_site(s, out)
+    with browser() as b:
+        page = b.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "index.html").as_uri())
+        assert page.locator("h1").inner_text() == "Archive"
+        page.click(f"a[href='days/{DAY}.html']")
+        assert page.locator("h1").inner_text() == f"Papers of {DAY}"
+        assert page.locator("form.thumbs").count() == 0
+        total = page.locator("article.paper").count()
+        assert total == 193
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        # filters run in the page
+        picks = page.locator("section.picks article.paper").count()
+        page.check("input[name=show][value=picked]")
+        assert page.locator("article.paper:visible").count() == picks
+        assert page.locator("form.filters .shown").inner_text() == f"{picks} shown"
+        page.check("input[name=show][value=all]")
+        topic = page.locator("select[name=topic] option").nth(1).get_attribute("value")
+        page.select_option("select[name=topic]", topic)
+        visible = page.locator("article.paper:visible")
+        assert 0 < visible.count() < total
+        assert {visible.nth(i).get_attribute("data-topic") for i in range(visible.count())} == {topic}
+        # a paper page, the hostile one: text, no script
+        page.goto((out / "papers" / paper_file(HOSTILE_ID)).as_uri())
+        assert page.locator("h1").inner_text() == HOSTILE_TITLE
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        page.click(f"a[href='../days/{DAY}.html']")
+        assert page.locator("h1").inner_text() == f"Papers of {DAY}"
+        # search over the generated index, from the page's own search box
+        page.fill("header form.search input[name=q]", "diffusion policy")
+        page.press("header form.search input[name=q]", "Enter")
+        page.wait_for_selector("#results li")
+        first = page.locator("#results li a").first
+        assert "Diffusion Policy" in first.inner_text()
+        assert "result" in page.locator("#search-status").inner_text()
+        first.click()
+        assert "Diffusion Policy" in page.locator("h1").inner_text()
+        # a hostile result is shown as text
+        page.goto((out / "search.html").as_uri() + "?q=hostile")
+        page.wait_for_selector("#results li")
+        assert HOSTILE_TITLE in page.locator("#results").inner_text()
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.evaluate("document.querySelectorAll('#results script, #results img').length") == 0
+        assert errors == []

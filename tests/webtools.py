@@ -1,0 +1,80 @@
+"""Helpers of the web tests: a real `ranker serve` in a subprocess on a free 127.0.0.1 port, and headless Chromium
+(Debian's /usr/bin/chromium) driven by Playwright. Playwright's own browser download is never used."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import RANKER
+
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--no-default-browser-check",
+                 "--disable-dev-shm-usage", "--disable-sync", "--metrics-recording-only"]
+
+
+def chromium_path() -> str | None:
+    for cand in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or ""):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
+
+
+def have_playwright() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_browser = pytest.mark.skipif(chromium_path() is None or not have_playwright(),
+                                   reason="needs Debian's chromium and the playwright package (the test extra)")
+
+
+@contextmanager
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, url: str, log: Path):
+        self.proc, self.url, self.log = proc, url.rstrip("/"), log
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_server(db: Path, log: Path, *args: str, timeout: float = 60) -> Server:
+    """`ranker serve --port 0 --db DB ARGS...`; returns once it printed the address it listens on."""
+    fh = open(log, "w")
+    proc = subprocess.Popen([*RANKER, "serve", "--port", "0", "--db", str(db), *args], stdout=fh,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "RANKER_DEBUG": "1"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"serving (http://\S+?)/?[;\s]", log.read_text())
+        if m:
+            return Server(proc, m.group(1), log)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"ranker serve did not start: {log.read_text()[-2000:]}")
