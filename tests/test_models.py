@@ -78,3 +78,71 @@ def test_presets_are_parsed_once_until_the_file_changes(tmp_path, monkeypatch):
                  'member = "m"\n')
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
     assert "extra" in models.presets(tmp_path) and len(calls) == 2
+
+
+def _tiny_q4_gguf(path, rng):
+    """A small GGUF of the shipped kind: one Q4_1 matrix, one F32 norm, metadata and a token list."""
+    import gguf
+    from gguf.quants import quantize
+    w = rng.normal(scale=0.05, size=(8, 64)).astype("float32")
+    wr = gguf.GGUFWriter(path, "llama")
+    wr.add_name("tiny")
+    wr.add_uint32("llama.block_count", 1)
+    wr.add_float32("llama.rope.freq_base", 1e4)
+    wr.add_array("tokenizer.ggml.tokens", ["a", "b", "<|im_end|>"])
+    wr.add_string("tokenizer.chat_template", "{{ messages }}")
+    wr.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_1)
+    wr.add_tensor("blk.0.ffn_down.weight", quantize(w, gguf.GGMLQuantizationType.Q4_1),
+                  raw_dtype=gguf.GGMLQuantizationType.Q4_1)
+    wr.add_tensor("blk.0.attn_norm.weight", rng.normal(size=64).astype("float32"))
+    wr.write_header_to_file()
+    wr.write_kv_data_to_file()
+    wr.write_tensors_to_file()
+    wr.close()
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_float_gguf_holds_the_prepared_folders_weights(tmp_path, dtype):
+    """The float GGUF keeps every metadata key and holds exactly the values convert_gguf saves for vLLM:
+    the dequantised weights rounded to bfloat16 (torch's rounding), as F32 or F16."""
+    import gguf
+    import numpy as np
+    import torch
+    from gguf.quants import dequantize
+    src, out = tmp_path / "q.gguf", tmp_path / f"w.{dtype}.gguf"
+    _tiny_q4_gguf(src, np.random.default_rng(0))
+    models.float_gguf(src, out, dtype)
+    a, b = gguf.GGUFReader(src), gguf.GGUFReader(out)
+    meta = lambda r: {k: f.contents() for k, f in r.fields.items()   # noqa: E731
+                      if not k.startswith("GGUF.") and k != "general.file_type"}
+    assert meta(a) == meta(b)
+    assert b.fields["general.file_type"].contents() == (0 if dtype == "f32" else 1)
+    ta, tb = {t.name: t for t in a.tensors}, {t.name: t for t in b.tensors}
+    want = torch.from_numpy(dequantize(ta["blk.0.ffn_down.weight"].data, ta["blk.0.ffn_down.weight"].tensor_type))
+    want = want.to(torch.bfloat16).float().numpy()
+    got = tb["blk.0.ffn_down.weight"]
+    assert got.tensor_type.name == dtype.upper() and list(got.shape) == [64, 8]
+    assert np.array_equal(np.asarray(got.data, dtype=np.float32), want)
+    norm = tb["blk.0.attn_norm.weight"]                       # vectors stay F32, untouched
+    assert norm.tensor_type.name == "F32" and np.array_equal(norm.data, ta["blk.0.attn_norm.weight"].data)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_presets_gguf_file_and_how_to_prepare_it(tmp_path):
+    (tmp_path / "presets.toml").write_text((REPO / "models" / "presets.toml").read_text())
+    with pytest.raises(ModelError, match="run: ranker models prepare smollm2-135m --gguf f32"):
+        models.gguf_file("smollm2-135m", "f32", tmp_path)
+    with pytest.raises(ModelError, match="run: ranker models prepare smollm2-135m$"):
+        models.gguf_file("smollm2-135m", models_dir=tmp_path)
+    with pytest.raises(ConfigError, match="has no GGUF"):
+        models.gguf_file("minilm", models_dir=tmp_path)
+    with pytest.raises(ConfigError, match="unknown GGUF variant 'q2'"):
+        models.gguf_file("smollm2-135m", "q2", tmp_path)
+    with pytest.raises(ModelError, match="not a preset with GGUF weights"):
+        models.gguf_file("nope", models_dir=tmp_path)
+    (tmp_path / "gguf").mkdir()
+    (tmp_path / "gguf" / "smollm2-135m.f16.gguf").write_bytes(b"GGUF")
+    assert models.gguf_file("smollm2-135m", "f16", tmp_path) == tmp_path / "gguf" / "smollm2-135m.f16.gguf"
+    with pytest.raises(ConfigError, match="has no GGUF") as e:
+        models.prepare("minilm", models_dir=tmp_path, gguf=("f32",))
+    assert e.value.key == "gguf"

