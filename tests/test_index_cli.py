@@ -163,10 +163,10 @@ def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
     # calibrate syncs the index too: removed, it comes back from the store with one line saying why
     import shutil
     shutil.rmtree(db.parent / "faiss")
-    hist = tmp_path / "history"
-    for day, rows in (("2025-05-13", day_a), ("2025-05-15", day_b)):     # GPT's picks: the gpt_selected flags
-        (hist / day).mkdir(parents=True)
-        write(hist / day / "listing.jsonl", rows)
+    hist = tmp_path / "history"               # calibrate needs 3 days and 30 picks: the stored 81 papers in 3
+    for day, rows in (("2025-05-13", day_a), ("2025-05-14", day_b[:20]), ("2025-05-15", day_b[20:] + [planted])):
+        (hist / day).mkdir(parents=True)      # GPT's picks: the gpt_selected flags, 11 a day
+        write(hist / day / "listing.jsonl", [{**x, "gpt_selected": i < 11} for i, x in enumerate(rows)])
     r = ranker("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--no-eval", "--db", db)
     assert r.returncode == 0, r.stderr
     assert "index built from the store (there was no index yet): 81 vectors, exact" in r.stderr
