@@ -160,6 +160,20 @@ def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | It
     return n
 
 
+def output_dir(path: str | os.PathLike, key: str = "out") -> Path:
+    """The folder a command writes its files into, created with its parents; an InputError naming it (and
+    the setting `key`) when it cannot be made or is not a folder."""
+    out = Path(path).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the output directory: {e.strerror or e}", where=str(out), key=key) \
+            from None
+    if not out.is_dir():
+        raise InputError("not a directory", where=str(out), key=key)
+    return out
+
+
 def read_text(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError,
               errors: str = "strict") -> str:
     """A UTF-8 text file, or an `error` (InputError or a subclass) naming the path: not found, a directory,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
-from ..io import Warn, atomic_write, ignore_warning
+from ..io import Warn, atomic_write, ignore_warning, output_dir
 from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
@@ -67,14 +67,7 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     metrics["n_warnings"] = len(warnings)
     metrics["warnings"] = warnings[:MAX_WARNINGS_KEPT]
 
-    out = Path(out_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot create the output directory: {e.strerror or e}", where=str(out), key="out") \
-            from None
-    if not out.is_dir():
-        raise InputError("not a directory", where=str(out), key="out")
+    out = output_dir(out_dir)
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     atomic_write(out / "report.html", render_html(metrics, gpt, local))
     return metrics

@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint
-from ..io import LOADING, Progress, Warn, atomic_write, ignore_warning
+from ..io import LOADING, Progress, Warn, atomic_write, ignore_warning, output_dir
 from ..prefilter.history import HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
 from ..settings import Settings
@@ -117,7 +117,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     llm = llm or backend is not None
     warn = warn or ignore_warning
     history = Path(history).expanduser()
-    out = _out_dir(out_dir)
+    out = output_dir(out_dir)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     read = read_history(history, warn)
     by_date = {d.date: d for d in read.days}
@@ -238,16 +238,4 @@ def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool,
         out.update(backend=backend.name if backend is not None else settings.scoring.backend,
                    model=backend.model_name if backend is not None else settings.scoring.model,
                    min_relevance=settings.digest.min_relevance, min_novelty=settings.digest.min_novelty)
-    return out
-
-
-def _out_dir(out_dir: str | Path) -> Path:
-    out = Path(out_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot create the output directory: {e.strerror or e}", where=str(out), key="out") \
-            from None
-    if not out.is_dir():
-        raise InputError("not a directory", where=str(out), key="out")
     return out
