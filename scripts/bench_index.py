@@ -5,7 +5,7 @@ a 1,000-paper day, syncing when nothing is new, loading, search latency and reca
 recent segments into the trained lists, memory and size on disk.
 
     .venv/bin/python scripts/bench_index.py [--n 1000000] [--sizes 100000,1000000] [--skip-kinds] [--skip-hnsw]
-        [--vectors-db /work/cache/history-embeddings.sqlite3]
+        [--vectors-db ../cache/history-embeddings.sqlite3]
 
 The vectors are synthetic but fit to real ones: the MiniLM vectors of real abstracts (a store that holds them,
 --vectors-db, or the test days embedded on the spot) are clustered (k-means, 256 clusters), and each synthetic
@@ -330,7 +330,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="100000,1000000", help="store sizes for the product's index")
     ap.add_argument("--skip-kinds", action="store_true")
     ap.add_argument("--skip-hnsw", action="store_true")
-    ap.add_argument("--vectors-db", default="/work/cache/history-embeddings.sqlite3")
+    ap.add_argument("--vectors-db", default=str(Path(__file__).resolve().parents[2] / "cache" / "history-embeddings.sqlite3"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
     t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 """How the web pages scale: a store of many real days (the fake backend stands in for the LLM), then the time to
 build the static site (cold and again), its size, and the time `ranker serve` takes to answer each kind of page.
 
-    python scripts/bench_web.py --history /work/shared/data/days --db /tmp/web-bench/ranker.sqlite3 \
-        --vectors-from /work/cache/history-embeddings.sqlite3 --site /tmp/web-bench/site
+    python scripts/bench_web.py --history ../shared/data/days --db /tmp/web-bench/ranker.sqlite3 \
+        --vectors-from ../cache/history-embeddings.sqlite3 --site /tmp/web-bench/site
 
 --vectors-from copies an existing store's MiniLM vectors first (read only), so no day is embedded again; without
 it the days are embedded with MiniLM (minutes on a CPU).

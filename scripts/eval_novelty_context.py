@@ -5,7 +5,7 @@ agreement of NOVELTY with GPT's NOVELTY (Spearman, within-1, mean) for each, plu
 weighted) NOVELTY's Spearman, which ties less than the integers.
 
     .venv/bin/python scripts/eval_novelty_context.py [--model qwen2.5-coder-0.5b] [--n 40] [--k 5]
-        [--vectors-db /work/cache/history-embeddings.sqlite3]
+        [--vectors-db ../cache/history-embeddings.sqlite3]
 
 The corpus is every paper of the 50 shared days (their days and titles in a temporary store; vectors copied
 from --vectors-db when it holds them, embedded otherwise), so a paper of a late day has weeks of earlier papers
@@ -32,8 +32,8 @@ def main() -> int:
     ap.add_argument("--backend", default="vllm")
     ap.add_argument("--n", type=int, default=40, help="GPT picks to score (from the later half of the days)")
     ap.add_argument("--k", type=int, default=5)
-    ap.add_argument("--days", type=Path, default=Path("/work/shared/data/days"))
-    ap.add_argument("--vectors-db", default="/work/cache/history-embeddings.sqlite3")
+    ap.add_argument("--days", type=Path, default=REPO.parent / "shared" / "data" / "days")
+    ap.add_argument("--vectors-db", default=str(REPO.parent / "cache" / "history-embeddings.sqlite3"))
     ap.add_argument("--comment-chars", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

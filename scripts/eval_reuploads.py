@@ -2,8 +2,8 @@
 """Where to put the re-upload threshold: on the shared days, the cosine of every paper to its nearest paper
 announced on an EARLIER day (another id), and what the pairs at the top of that distribution are.
 
-    .venv/bin/python scripts/eval_reuploads.py [--days /work/shared/data/days]
-        [--vectors-db /work/cache/history-embeddings.sqlite3] [--embedder minilm]
+    .venv/bin/python scripts/eval_reuploads.py [--days ../shared/data/days]
+        [--vectors-db ../cache/history-embeddings.sqlite3] [--embedder minilm]
 
 A pair counts as "the same paper" by its text, independently of the embedding: the two abstracts are near
 copies (difflib ratio >= 0.9 on the lower-cased words). The script prints the cosine distribution, every pair
@@ -72,13 +72,13 @@ def words(text: str) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=Path, default=REPO.parent.parent / "shared" / "data" / "days")
-    ap.add_argument("--vectors-db", default="/work/cache/history-embeddings.sqlite3")
+    ap.add_argument("--vectors-db", default=str(REPO.parent / "cache" / "history-embeddings.sqlite3"))
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--show", type=float, default=0.85, help="list the pairs at or above this cosine")
     ap.add_argument("--plant", type=int, default=200, help="re-uploads to make of random real papers (0: none)")
     args = ap.parse_args()
     if not args.days.is_dir():
-        args.days = Path("/work/shared/data/days")
+        args.days = REPO.parent / "shared" / "data" / "days"
     papers, repeats = load_days(args.days)
     days = sorted({p.date for p in papers})
     print(f"{len(days)} days {days[0]}..{days[-1]}, {len(papers):,} distinct papers "

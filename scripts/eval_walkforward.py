@@ -10,7 +10,7 @@ fit and the time to rank one day; then the keep-by-recall check of the shipped l
     PYTHONPATH=$PWD flock /tmp/ranker-heavy.lock .venv/bin/python scripts/eval_walkforward.py \
         [--data ../shared/data] [--db STORE] [--approaches shipped,zero-shot,...] [--list]
 
-Vectors come from the store (--db; default /work/cache/history-embeddings.sqlite3 when it exists, else
+Vectors come from the store (--db; default ../cache/history-embeddings.sqlite3 beside the checkout when it exists, else
 $RANKER_HOME's); a day missing from it is embedded and stored.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED_CACHE = Path("/work/cache/history-embeddings.sqlite3")
+SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
 # ../shared/data next to the checkout (a worktree one level deeper finds it one level further up)
 DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
             REPO.parent / "shared" / "data")
