@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -46,6 +47,12 @@ def test_serve_shows_the_bundled_day_searches_by_meaning_and_takes_the_screensho
         # by meaning: MiniLM's vectors are in the store, so the query is embedded and compared with them
         found = _get(server.url + "/search?q=robots+learning+to+grasp+objects")
         assert "by meaning (minilm embeddings)" in found
+        # ...through the corpus index, which `ranker run` built: a paper's own title finds it first
+        assert (db.parent / "faiss" / "minilm").is_dir()
+        paper = json.loads((BUNDLED / "listing.jsonl").read_text().splitlines()[7])
+        found = _get(server.url + "/search?" + urllib.parse.urlencode({"q": paper["title"]}))
+        first = found.index('href="/paper/')
+        assert found[first:].startswith(f'href="/paper/{paper["id"]}"'), found[first:first + 80]
         words = _get(server.url + "/search?q=robots+learning+to+grasp+objects&mode=words")
         assert "by words" in words
 

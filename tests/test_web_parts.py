@@ -148,7 +148,31 @@ def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
         assert "Similar papers" in html and 'href="/paper/2505.00003"' in html
 
 
-def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
+def test_similar_for_many_papers_is_what_each_page_would_ask_for(tmp_path):
+    """The static site asks the index once for every paper (corpus_similar_many): the same neighbours, in the
+    same order, as one paper at a time; papers without a stored vector have none, under any of two embedders."""
+    from ranker.web.search import corpus_similar_many
+    rng = np.random.default_rng(1)
+    with Store(tmp_path / "r.sqlite3") as s:
+        ids = [f"2505.{i:05d}" for i in range(300)]
+        s.add_papers([Paper(id=i, title=f"t{i}", abstract="a") for i in ids + ["2505.99999"]])
+        v = rng.normal(size=(300, 32)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        s.put_embeddings(((i, "h", v[n]) for n, i in enumerate(ids[:250])), "minilm")
+        w = rng.normal(size=(50, 16)).astype(np.float32)
+        w /= np.linalg.norm(w, axis=1, keepdims=True)
+        s.put_embeddings(((i, "h", w[n]) for n, i in enumerate(ids[250:])), "other")
+        many = corpus_similar_many(s, ids + ["2505.99999"], 8, batch=64)
+        assert set(many) == set(ids)                        # 2505.99999 has no vector: no panel
+        for pid in ids[::7]:
+            one = corpus_similar(s, pid, 8)
+            assert [i for i, _ in many[pid]] == [i for i, _ in one] and len(one) == 8
+            assert [c for _, c in many[pid]] == pytest.approx([c for _, c in one], abs=1e-6)
+            assert pid not in [i for i, _ in many[pid]]
+        assert all(i in ids[250:] for i, _ in many[ids[260]])       # the other embedder's own corpus
+
+
+def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_path, monkeypatch):
     with Store(tmp_path / "r.sqlite3") as s:
         s.add_papers([Paper(id=str(i), title=f"t{i}", abstract="a") for i in range(3)])
         eye = np.eye(4, dtype=np.float32)
@@ -160,6 +184,7 @@ def test_semantic_search_ranks_stored_vectors_by_cosine(tmp_path, monkeypatch):
         assert sem.available(s)
         got = sem.search(s, "  what   I want ", k=2)
         assert [i for i, _ in got] == ["1", "2"] and got[0][1] == pytest.approx(1.0)
+        assert (s.path.parent / "faiss" / "vecs").is_dir()          # found through the corpus index
         assert asked == [["what I want"]]
         s.put_embeddings([("3", "h", eye[1])], "vecs")           # a new vector is seen on the next search
         assert {i for i, _ in sem.search(s, "q", k=2)} == {"1", "3"}

@@ -1,9 +1,8 @@
 """Search for the pages: words (the store's full-text index) or meaning (the query embedded like the papers,
-stored vectors ranked by cosine), and similar papers from the corpus index when there is one."""
+the nearest papers from the FAISS corpus index), and similar papers from the same index."""
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -17,14 +16,13 @@ MODES = ("auto", "words", "meaning")
 
 
 class SemanticSearch:
-    """Ranks the store's paper vectors of one embedder by cosine to the embedded query. The model loads on the
-    first query; the vectors are read once and read again when the store holds more of them."""
+    """Search by meaning: the query is embedded like the papers (the prefilter's embedder, same model and token
+    cut, so its vectors are the stored ones) and looked up in the FAISS corpus index (ranker.index), brought up
+    to the store first, so a search never reads the store's vectors into memory. The model loads on the first
+    query."""
 
     def __init__(self, embedder: "Embedder"):
-        """embedder: the one the prefilter uses (same model and token cut), so its stored vectors are found."""
         self.embedder = embedder
-        self._lock = threading.Lock()
-        self._cache: tuple[int, list[str], np.ndarray] | None = None
 
     @property
     def key(self) -> str:
@@ -33,24 +31,22 @@ class SemanticSearch:
     def available(self, store: "Store") -> bool:
         return store.count_embeddings(self.key) > 0
 
-    def _vectors(self, store: "Store") -> tuple[list[str], np.ndarray]:
-        n = store.count_embeddings(self.key)
-        with self._lock:
-            if self._cache is None or self._cache[0] != n:
-                ids, m = store.paper_vectors(self.key)
-                self._cache = (n, ids, m)
-            return self._cache[1], self._cache[2]
-
     def search(self, store: "Store", query: str, k: int = 50) -> list[tuple[str, float]]:
-        ids, m = self._vectors(store)
-        if not ids or not query.strip():
+        """[(paper id, cosine), ...], best first. A RankerError when the model cannot be loaded or the index
+        cannot be brought up to date here (a read-only folder): search() then falls back to words."""
+        from ..index import open_index
+        query = " ".join(query.split())
+        if not query:
             return []
-        q = self.embedder.encode([" ".join(query.split())])[0]
-        if q.shape[0] != m.shape[1]:
-            return []
-        sims = m @ q
-        top = np.argsort(-sims, kind="stable")[:k]
-        return [(ids[i], float(sims[i])) for i in top]
+        q = np.asarray(self.embedder.encode([query]), dtype=np.float32)
+        try:
+            idx = open_index(store, self.key)
+            if not len(idx) or q.shape[1] != idx.manifest.dim:
+                return []
+            hits = idx.search(q, k)[0]
+        except (OSError, RuntimeError) as e:         # RuntimeError: what faiss raises
+            raise RankerError(f"the corpus index cannot be used here ({e})") from None
+        return [(h.id, float(h.score)) for h in hits]
 
 
 def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSearch | None = None,
@@ -82,3 +78,29 @@ def corpus_similar(store: "Store", paper_id: str, k: int) -> list[tuple[str, flo
             return []
         return [(n.id, float(n.cosine)) for n in found.neighbours]
     return []
+
+
+def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int,
+                        batch: int = 1024) -> dict[str, list[tuple[str, float]]]:
+    """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
+    once and searched with the papers' stored vectors in batches. paper id -> [(id, cosine), ...]; a paper
+    without a stored vector is absent."""
+    from ..index import open_index
+    from ..prefilter.embed import QUERY_PREFIX
+    out: dict[str, list[tuple[str, float]]] = {}
+    left = list(dict.fromkeys(paper_ids))
+    for key in store.paper_embedders(QUERY_PREFIX):
+        vecs = store.get_vectors(left, key) if left else {}
+        if not vecs:
+            continue
+        try:
+            idx = open_index(store, key)
+            ids = [i for i in left if i in vecs]
+            for start in range(0, len(ids), batch):
+                chunk = ids[start:start + batch]
+                for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
+                    out[pid] = [(h.id, float(h.score)) for h in hits if h.id != pid][:k]
+        except (RankerError, OSError, RuntimeError):     # an index that cannot be written here: no panels
+            return out
+        left = [i for i in left if i not in vecs]
+    return out

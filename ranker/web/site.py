@@ -16,7 +16,7 @@ from ..io import atomic_write
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
-from .search import corpus_similar
+from .search import corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
 
@@ -61,7 +61,10 @@ def _holds(path: Path, data: bytes) -> bool:
         return False            # unreadable: written again (atomic_write names the path if that fails too)
 
 
-def build_site(store: Store, out: str | Path, *, similar=corpus_similar) -> SiteResult:
+def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
+    """Every page as static HTML under `out`, writing only the files whose content changed. `similar`: the
+    paper pages' similar papers, (store, id, k) -> [(id, cosine)]; default the corpus index, searched once for
+    every paper (corpus_similar_many)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=str(out))
@@ -89,6 +92,11 @@ def build_site(store: Store, out: str | Path, *, similar=corpus_similar) -> Site
             index[row.paper.id] = [row.paper.id, row.paper.title, day, row.topic, int(row.picked),
                                    f"papers/{paper_file(row.paper.id)}", " ".join(row.paper.abstract.split())]
 
+    if similar is None:
+        near = corpus_similar_many(store, sorted(index), views.SIMILAR_K)
+
+        def similar(_store, pid, _k):
+            return near.get(pid, [])
     for pid in sorted(index):
         pp = views.paper_page(store, pid, similar=similar, with_labels=False)
         if pp is not None:

@@ -235,7 +235,10 @@ class PaperPage:
 SimilarFn = Callable[[Store, str, int], list[tuple[str, float]]]
 
 
-def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None, k: int = 8,
+SIMILAR_K = 8          # similar papers on a paper's page
+
+
+def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None, k: int = SIMILAR_K,
                with_labels: bool = True) -> PaperPage | None:
     paper = store.get_paper(paper_id)
     if paper is None:
