@@ -243,6 +243,34 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
     assert e.value.key == "scoring.novelty_context" and not (tmp_path / "y").exists()
 
 
+def test_the_keep_rule_is_pinned_as_it_applies(tmp_path, monkeypatch):
+    """The folder pins the rule the days were kept by, defaults filled in: a resume that would keep by
+    another rule (a recall given or dropped) is refused, the same rule spelt out is not."""
+    import hashlib
+    from ranker.backfill import manifest as mf
+    from ranker.prefilter.embed import Embedder
+
+    def encode(self, texts):
+        m = np.stack([np.random.default_rng(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)).normal(size=384)
+                      for t in texts]).astype(np.float32)
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+    monkeypatch.setattr(Embedder, "encode", encode)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
+    run_backfill(spec, backfill_settings(recall=0.7))
+    assert {"recall": 0.7, "keep": None, "top": None}.items() <= mf.load(out)["pinned"].items()
+    with pytest.raises(InputError) as e:                      # dropped: the default would keep 40% instead
+        run_backfill(spec, backfill_settings())
+    assert e.value.key in ("prefilter.keep", "prefilter.recall") and "0.7" in str(e.value), str(e.value)
+    run_backfill(spec, backfill_settings(recall=0.7))         # the same rule again: fine
+    other = BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf2", embed=True)
+    run_backfill(other, backfill_settings())                  # the default, pinned as it applies: keep 0.4
+    assert {"keep": 0.4, "recall": None, "top": None}.items() <= mf.load(tmp_path / "bf2")["pinned"].items()
+    run_backfill(other, backfill_settings(keep=0.4))          # ...so saying it is the same rule
+    with pytest.raises(InputError):
+        run_backfill(other, backfill_settings(recall=0.9))
+
+
 def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)             # `import ray` now fails as if not installed
     with pytest.raises(MissingDependency, match=r"ranker\[ray\]"):
@@ -281,6 +309,7 @@ def test_help_has_examples_and_every_default_it_names():
     text = " ".join(p.stdout.split())
     assert "(default: fetch.categories of ranker.toml" in text and "the ray extra" in text
     assert "(default: scoring.batch_size of ranker.toml, 64" in text
+    assert "(default: by recall 0.95 with a calibration, else 0.4;" in text         # the keep rule as it applies
     # the examples keep their lines (not run together into one paragraph)
     assert re.search(r"^\s+ranker import bf/", p.stdout, re.M) and re.search(r"^\s+--engine ray", p.stdout, re.M)
 

@@ -146,8 +146,10 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             calibration = Calibration.load(want.calibration)
             calibration.check_embedder(embedder.key)
         qs = build_queries(prompts)
-        pins.update(embedder=embedder.key, keep=None if want.top else want.keep, top=want.top,
-                    min_keep=want.min_keep, **({"recall": want.recall} if want.recall is not None else {}),
+        from ..prefilter.recall import effective_rule
+        top, keep, recall = effective_rule(top=want.top, keep=want.keep, recall=want.recall,
+                                           calibrated=bool(want.calibration))
+        pins.update(embedder=embedder.key, keep=keep, top=top, min_keep=want.min_keep, recall=recall,
                     calibration=_sha256(want.calibration) if want.calibration else None,
                     queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16])
     job = Job(spec=spec, settings=settings, out=out, source=source,

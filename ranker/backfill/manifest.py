@@ -19,6 +19,7 @@ FORMAT = "ranker-backfill"
 VERSION = 1
 NAME = "manifest.json"
 # pinned value -> the setting (or run_backfill parameter) a user changes to get it, for the error's key
+KEEP_RULE = ("top", "keep", "recall")          # pinned as the rule applies (prefilter.recall.effective_rule)
 PIN_KEYS = {"embed": "embed", "embedder": "prefilter.embedder", "keep": "prefilter.keep", "top": "prefilter.top",
             "recall": "prefilter.recall", "min_keep": "prefilter.min_keep", "calibration": "prefilter.calibration",
             "queries": "scoring.prompts", "categories": "fetch.categories", "announce": "announce"}
@@ -54,6 +55,13 @@ def check_pins(manifest: dict, pins: dict, out: Path) -> None:
     old = manifest.get("pinned")
     if not old:
         return
+    rule = [k for k in KEEP_RULE if k in old and k in pins]
+    if any(old[k] != pins[k] for k in rule):
+        def said(d):
+            return ", ".join(f"{k} = {d[k]!r}" for k in rule if d[k] is not None) or "the default"
+        key = next(k for k in rule if pins[k] is not None or old[k] is not None)
+        raise InputError(f"{out} was kept by {said(old)}, this run asks for {said(pins)}; use the same keep rule or "
+                         "another output folder", key=PIN_KEYS.get(key, key))
     for key, value in pins.items():
         if key in old and old[key] != value:
             raise InputError(f"{out} was ranked with {key} = {old[key]!r}, this run asks for {value!r}; use the "

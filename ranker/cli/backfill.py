@@ -47,8 +47,9 @@ def backfill(
     backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
     prompts: PromptsOpt = None,
     embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
-    keep: Annotated[Optional[float], typer.Option("--keep", help="Fraction of each day to keep (default 0.4).",
-                                                  show_default=False)] = None,
+    keep: Annotated[Optional[float], typer.Option(
+        "--keep", help="Fraction of each day to keep (default: by recall 0.95 with a calibration, else 0.4; "
+        "[prefilter] recall sets another recall).", show_default=False)] = None,
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
                                                show_default=False)] = None,
     calibration: CalibrationOpt = None,

@@ -106,6 +106,19 @@ def keep_for_recall(scores: np.ndarray, recall: float, calibration: "Calibration
     return k, "recall-prior", cut, recall
 
 
+def effective_rule(*, top: int | None = None, keep: float | None = None, recall: float | None = None,
+                   calibrated: bool = False) -> tuple[int | None, float | None, float | None]:
+    """(top, keep, recall) as decide_keep applies them, the defaults filled in: `top` wins, then `keep`, then
+    `recall`; with none of them recall DEFAULT_RECALL when calibrated, else the fraction DEFAULT_KEEP."""
+    if top is not None:
+        return top, None, None
+    if keep is not None:
+        return None, keep, None
+    if recall is not None:
+        return None, None, recall
+    return (None, None, DEFAULT_RECALL) if calibrated else (None, DEFAULT_KEEP, None)
+
+
 def decide_keep(scores: np.ndarray, *, top: int | None = None, keep: float | None = None,
                 recall: float | None = None, min_keep: int = 20,
                 calibration: "Calibration | None" = None) -> KeepDecision:
@@ -123,11 +136,7 @@ def decide_keep(scores: np.ndarray, *, top: int | None = None, keep: float | Non
         raise InputError(f"must be a fraction in (0, 1], got {keep}", key="prefilter.keep")
     if recall is not None:
         _check_recall(recall)
-    if keep is None and recall is None:
-        if calibration is not None:
-            recall = DEFAULT_RECALL
-        else:
-            keep = DEFAULT_KEEP
+    _, keep, recall = effective_rule(keep=keep, recall=recall, calibrated=calibration is not None)
     if keep is not None:
         k = min(n, math.ceil(keep * n - 1e-9))
         expected = None if calibration is not None else round(zero_shot_recall(keep), 3)
