@@ -184,6 +184,33 @@ def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
     assert sorted(p.name for p in (tmp_path / "once" / "calibrations").iterdir()) == ["2025-06-23.json"]
     assert all(d.calibration["last"] == "2025-05-15" for d in once.days)
 
+    # a calibration named in the settings (ranker.toml) was fit on 2025-06-23: an eval without --calibrate
+    # ranks zero-shot, as it says, and never with it
+    seen = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
+        update={"calibration": str(tmp_path / "out" / "calibrations" / "2025-07-02.json")})})
+    zs = evaluate_history(hist, tmp_path / "zs", seen, store=store, days=2)
+    assert zs.settings["calibration"] == "zero-shot" and [d.date for d in zs.days] == list(FIVE[3:])
+    for day in zs.days:
+        papers = list(read_papers(DAYS / day.date / "listing.jsonl"))
+        picks = set(gpt_of(day.date))
+        close(day.prefilter, expected_prefilter(prefilter_day(papers, settings, store=store).ranked, picks))
+        assert day.prefilter["auc"] != pytest.approx(
+            expected_prefilter(prefilter_day(papers, seen, store=store).ranked, picks)["auc"], abs=1e-3)
+
+
+def test_the_replayed_papers_join_the_store_and_the_index_with_their_days(tmp_path, settings, store):
+    from ranker.index import CorpusIndex, earlier_neighbours
+    hist = make_history(tmp_path / "hist")
+    evaluate_history(hist, tmp_path / "out", settings, store=store)
+    ids = [p.id for d in THREE for p in read_papers(DAYS / d / "listing.jsonl")]
+    got = store.get_papers(ids)
+    assert len(got) == len(set(ids)) and all(got[i].date for i in ids)
+    st = CorpusIndex(store, "minilm").status()
+    assert st.problem is None and st.vectors == st.store_vectors > 0
+    last = list(read_papers(DAYS / THREE[-1] / "listing.jsonl"))[:5]
+    near = earlier_neighbours(last, store, k=3)         # the novelty context of a replayed day: earlier days only
+    assert all(len(ns) == 3 and all(n.date and n.date < THREE[-1] for n in ns) for ns in near.values())
+
 
 def test_which_days(tmp_path):
     days = {f"2025-05-{i:02d}": 12 for i in range(1, 13)}

@@ -107,8 +107,12 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                 llm) through steps.score_day and pick the digest through steps.render_digest
     A day the history reader (prefilter.history.read_history) cannot use (no GPT picks, picks missing from
     its listing, a bad line, a digest in an unknown format) is skipped, counted in the result and passed to
-    `warn` as one line. Past days' rankings are not stored (the store's own days stay as `ranker run` left
-    them); the scores are, as `ranker run` stores them."""
+    `warn` as one line. Without `calibrate` every day is ranked zero-shot, whatever calibration the settings
+    name (it may have been fit on these very days). The history's papers join the store (their days and
+    titles, beside the vectors the replay embeds) and the corpus index, as `ranker calibrate` records them;
+    past days' rankings are not stored (the store's own days stay as `ranker run` left them); the scores are,
+    as `ranker run` stores them."""
+    from ..index import update_index
     from ..prefilter.calibrate import fit_data, history_data
     from ..prefilter.embed import Embedder
     from ..steps import prefilter_day
@@ -135,14 +139,19 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                    models_dir=settings.models_dir)
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
                         progress=(lambda d, n: progress("embedding days", d, n)) if progress else None)
+    # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`
+    # records them), so the corpus index and the novelty context know each one's day
+    update_index(store, emb.key, (p for d in used for p in by_date[d].papers), warn=warn)
 
+    zero_shot = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
+        update={"calibration": None})})
     cal_dir = out / "calibrations"
     cal_file, cal_info = None, None
     kept: dict[str, list] = {}              # each day's kept papers, best first, for the scoring pass
     for i, date in enumerate(dates):
         checkpoint()                        # Ctrl-C stops between days, even where a library swallowed it
         day = by_date[date]
-        ev_s = settings
+        ev_s = zero_shot                    # a calibration in the settings would have seen these days
         sec: dict[str, float] = {}
         if calibrate and (cal_file is None or not train_once):
             t = time.perf_counter()
