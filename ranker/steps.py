@@ -31,7 +31,7 @@ from . import __version__
 from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
-from .errors import BackendError, ConfigError, during
+from .errors import BackendError, ConfigError, RankerError, during
 from .io import LOADING, Progress, Warn, atomic_file, atomic_write, redact
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.rules import DayRules, load_rules
@@ -200,8 +200,14 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     related = None
     if options.novelty_context > 0:
         from .index import novelty_context
-        related = novelty_context(papers, store, embedder=_embedder(settings), k=options.novelty_context,
-                                  warn=warn)
+        try:
+            related = novelty_context(papers, store, embedder=_embedder(settings), k=options.novelty_context,
+                                      warn=warn)
+        except (OSError, RuntimeError) as e:      # RuntimeError: what faiss raises
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise RankerError(f"the novelty context needs the corpus index, which cannot be brought up to date "
+                              f"in {store.index_dir} ({first}); make that folder writable or set it to 0",
+                              key="scoring.novelty_context") from None
     t0 = time.perf_counter()
     own = backend is None
     stage = f"{LOADING}{settings.scoring.model}"

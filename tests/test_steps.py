@@ -300,3 +300,25 @@ def test_run_and_score_report_the_rows_they_skip(store, settings, tmp_path):
         r = ranker(*cmd, "--papers", bad, "--db", settings.db_path)
         assert r.returncode == 0, r.stderr
         assert [x for x in r.stderr.splitlines() if x.startswith("warning:")] == want, (cmd[0], r.stderr)
+
+
+def test_the_novelty_context_without_a_usable_index_stops_the_run_with_one_line(tmp_path):
+    """The prefilter only warns when the index cannot be written (derived data); scoring with the novelty
+    context needs the index, so the run stops with one line naming the setting, and no score is stored
+    under the context's prompt hash without its context."""
+    from ranker.errors import RankerError
+    s = fake_settings(tmp_path, top=10, novelty_context=2)
+    notes = []
+    with vector_store(s, DAYS / "2025-05-15" / "listing.jsonl") as store:
+        papers = list(read_papers(DAYS / "2025-05-15" / "listing.jsonl"))
+        store.index_dir.parent.mkdir(parents=True, exist_ok=True)
+        store.index_dir.write_text("a file where the index folder would be\n")
+        day = fetch_day(papers, s, store=store)
+        with pytest.raises(RankerError) as e:
+            run_day(day, tmp_path / "out", s, store=store, warn=notes.append)
+        assert e.value.key == "scoring.novelty_context" and str(store.index_dir) in str(e.value)
+        assert any(n.startswith("index: not updated") for n in notes)       # the prefilter's warning came first
+        assert store.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0
+    manifest = json.loads((tmp_path / "out" / "2025-05-15-run.json").read_text())
+    assert manifest["status"] == "failed" and "novelty context" in manifest["error"]
+
