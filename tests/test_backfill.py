@@ -192,11 +192,9 @@ def test_import_twice_equals_once(tmp_path):
         assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
 
 
-def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeypatch):
-    """Orchestration only: the embedder's encode is replaced by a hash-seeded stand-in (the real MiniLM runs in
-    test_backfill_ray.py); the import brings the corpus index up to the imported vectors, incrementally."""
+def hashed_embedder(monkeypatch) -> None:
+    """The embedder's encode replaced by a stand-in seeded by each text's hash (orchestration tests: no model)."""
     import hashlib
-    from ranker.index import CorpusIndex, similar
     from ranker.prefilter.embed import Embedder
 
     def encode(self, texts):
@@ -204,6 +202,13 @@ def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeyp
                       for t in texts]).astype(np.float32)
         return m / np.linalg.norm(m, axis=1, keepdims=True)
     monkeypatch.setattr(Embedder, "encode", encode)
+
+
+def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeypatch):
+    """Orchestration only: the embedder's encode is replaced by a hash-seeded stand-in (the real MiniLM runs in
+    test_backfill_ray.py); the import brings the corpus index up to the imported vectors, incrementally."""
+    from ranker.index import CorpusIndex, similar
+    hashed_embedder(monkeypatch)
     notes, db = [], tmp_path / "r.sqlite3"
     for n, day in enumerate(("2025-05-13", "2025-05-15")):
         out = tmp_path / f"bf-{day}"
@@ -246,15 +251,8 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
 def test_the_keep_rule_is_pinned_as_it_applies(tmp_path, monkeypatch):
     """The folder pins the rule the days were kept by, defaults filled in: a resume that would keep by
     another rule (a recall given or dropped) is refused, the same rule spelt out is not."""
-    import hashlib
     from ranker.backfill import manifest as mf
-    from ranker.prefilter.embed import Embedder
-
-    def encode(self, texts):
-        m = np.stack([np.random.default_rng(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)).normal(size=384)
-                      for t in texts]).astype(np.float32)
-        return m / np.linalg.norm(m, axis=1, keepdims=True)
-    monkeypatch.setattr(Embedder, "encode", encode)
+    hashed_embedder(monkeypatch)
     out = tmp_path / "bf"
     spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
     run_backfill(spec, backfill_settings(recall=0.7))
