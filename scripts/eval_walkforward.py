@@ -10,8 +10,8 @@ fit and the time to rank one day; then the keep-by-recall check of the shipped l
     PYTHONPATH=$PWD flock /tmp/ranker-heavy.lock .venv/bin/python scripts/eval_walkforward.py \
         [--data ../shared/data] [--db STORE] [--approaches shipped,zero-shot,...] [--list]
 
-Vectors come from the store (--db; default ../cache/history-embeddings.sqlite3 beside the checkout when it exists, else
-$RANKER_HOME's); a day missing from it is embedded and stored.
+Vectors come from the store (--db; default ../cache/history-embeddings.sqlite3 beside the checkout when it
+exists, else $RANKER_HOME's); a day missing from it is embedded and stored.
 """
 from __future__ import annotations
 
