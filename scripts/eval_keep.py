@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wf_common import DATA, fmt, load_data, shipped_walk_forward  # noqa: E402
+from wf_common import DATA, SHARED_CACHE, fmt, load_data, shipped_walk_forward  # noqa: E402
 
 
 def kept_recall(s, y, k):
@@ -36,7 +36,9 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--db", type=Path, default=None, help="the store holding the days' vectors")
+    ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None,
+                    help="the store holding the days' vectors (default ../cache/history-embeddings.sqlite3 "
+                    "beside the checkout when it exists, else $RANKER_HOME's)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the walk-forward fits' scores here")
     ap.add_argument("--test-days", type=int, default=15)
     args = ap.parse_args()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wf_common import DATA, fmt, load_data, shipped_walk_forward  # noqa: E402
+from wf_common import DATA, SHARED_CACHE, fmt, load_data, shipped_walk_forward  # noqa: E402
 
 
 def main() -> int:
@@ -31,7 +31,9 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--db", type=Path, default=None, help="the store holding the days' vectors")
+    ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None,
+                    help="the store holding the days' vectors (default ../cache/history-embeddings.sqlite3 "
+                    "beside the checkout when it exists, else $RANKER_HOME's)")
     ap.add_argument("--cache", type=Path, default=None, help="the history-only fits' scores (shared with "
                     "eval_keep.py)")
     ap.add_argument("--test-days", type=int, default=15)

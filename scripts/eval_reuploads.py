@@ -71,14 +71,12 @@ def words(text: str) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=Path, default=REPO.parent.parent / "shared" / "data" / "days")
+    ap.add_argument("--days", type=Path, default=REPO.parent / "shared" / "data" / "days")
     ap.add_argument("--vectors-db", default=str(REPO.parent / "cache" / "history-embeddings.sqlite3"))
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--show", type=float, default=0.85, help="list the pairs at or above this cosine")
     ap.add_argument("--plant", type=int, default=200, help="re-uploads to make of random real papers (0: none)")
     args = ap.parse_args()
-    if not args.days.is_dir():
-        args.days = REPO.parent / "shared" / "data" / "days"
     papers, repeats = load_days(args.days)
     days = sorted({p.date for p in papers})
     print(f"{len(days)} days {days[0]}..{days[-1]}, {len(papers):,} distinct papers "

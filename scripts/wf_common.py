@@ -11,6 +11,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# the 50 days' MiniLM vectors, kept beside the checkout between measurements (read; a missing day is added)
+SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
 DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
             REPO.parent / "shared" / "data")
 

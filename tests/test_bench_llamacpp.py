@@ -75,7 +75,7 @@ def test_real_papers_answer_the_schema_and_share_the_prefix(engine):
 
 
 @pytest.mark.slow
-def test_one_at_a_time_gives_the_same_answers_as_in_parallel(engine):
+def test_one_at_a_time_gives_mostly_the_same_scores_as_in_parallel(engine):
     from llamacpp_scorer import LlamaCppScorer
     ps = load_prompts()
     pp = papers(3, DAYS / "2025-05-13" / "listing.jsonl")
@@ -89,7 +89,10 @@ def test_one_at_a_time_gives_the_same_answers_as_in_parallel(engine):
     finally:
         single.close()
     assert all(r.ok for r in together + alone)
-    same = sum(json.loads(a.text)["RELEVANCE"] == json.loads(b.text)["RELEVANCE"] for a, b in zip(together, alone))
+    def scores(r):
+        a = json.loads(r.text)
+        return a["RELEVANCE"], a["NOVELTY"]
+    same = sum(scores(a) == scores(b) for a, b in zip(together, alone))
     assert same >= 2       # batching may move a float's last bit, rarely a greedy choice
     # one request per call: each call computes only what differs from the previous prompt
     assert st["primer_prompt_tokens"] < sum(r.usage.prompt_tokens for r in alone) / 2

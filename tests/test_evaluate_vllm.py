@@ -4,6 +4,7 @@ second eval of the same model scores nothing."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -42,6 +43,18 @@ def test_eval_with_real_vllm(tmp_path):
         assert d["llm"]["digest"]["local_picks"] == d["llm"]["scored"]
     o = data["overall"]
     assert o["llm"]["scored"] >= 5 and o["llm"]["relevance"]["n"] == sum(len(d["pairs"]) for d in data["days"])
+    # the figures are the answers vLLM wrote, as stored: each pair's local scores, and the digest is exactly
+    # the scored papers (cut-offs 1/1)
+    with sqlite3.connect(tmp_path / "home" / "ranker.sqlite3") as c:
+        stored = {pid: [rel, nov] for pid, rel, nov in c.execute("SELECT paper_id, relevance, novelty FROM scores")}
+    assert len(stored) == o["llm"]["scored"]
+    for d in data["days"]:
+        assert all(p["local"] == stored[p["id"]] for p in d["pairs"])
+        assert set(d["digest"]) <= set(stored)
+        rows = (hist / d["date"] / "gpt_scores.jsonl").read_text().splitlines()
+        gpt = {json.loads(x)["id"]: json.loads(x) for x in rows}
+        assert [p["id"] for p in d["pairs"]] == sorted(set(gpt) & set(stored) & set(d["digest"]))
+        assert all(p["gpt"] == [gpt[p["id"]]["RELEVANCE"], gpt[p["id"]]["NOVELTY"]] for p in d["pairs"])
     assert "model smollm2-135m (vllm)" in (tmp_path / "out" / "report.html").read_text()
 
     again = ranker(*args[:4], tmp_path / "again", *args[5:])

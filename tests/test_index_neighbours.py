@@ -118,8 +118,9 @@ def test_similar_by_id_text_and_since(store):
         similar(store, "x", embedder=emb, since="May")
 
 
-def test_similar_tells_ids_from_text():
-    """similar() takes a query as a paper id when ranker.io.arxiv_id reads one in it."""
+def test_what_similar_reads_as_a_paper_id():
+    """similar() takes a query as a paper id when ranker.io.arxiv_id reads one in it (the id and text paths
+    themselves: test_similar_by_id_text_and_since)."""
     assert arxiv_id("2505.09343") == arxiv_id("arXiv:2505.09343v3") == "2505.09343"
     assert arxiv_id("math.GT/0309136") == "math.GT/0309136" and arxiv_id("hep-th/9901001v2") == "hep-th/9901001"
     assert arxiv_id("mixture of experts") is None and arxiv_id("2505") is None
