@@ -34,6 +34,7 @@ from .digest import Selected, TokenCost, author_matches, pick_papers, render_jso
 from .errors import BackendError, ConfigError, RankerError, during
 from .io import LOADING, Progress, Warn, atomic_file, atomic_write, redact
 from .prefilter import PrefilterResult, rank_papers
+from .prefilter.embed import Embedder
 from .prefilter.rules import DayRules, load_rules
 from .prompts import PromptSet, load_prompts
 from .records import DayDigest, Paper
@@ -126,12 +127,6 @@ def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
     return load_rules(prompts.source, settings.prefilter.exclude, settings.digest.authors)
 
 
-def _embedder(settings: Settings):
-    from .prefilter.embed import Embedder
-    want = settings.prefilter
-    return Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
-
-
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
                   prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
                   progress: Progress | None = None, rules: DayRules | None = None,
@@ -152,9 +147,10 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     rules = rules if rules is not None else day_rules(settings, prompts)
     with during("prefilter"):
-        result = rank_papers(papers, prompts, embedder=_embedder(settings), keep=None if want.top else want.keep,
-                             top=want.top, recall=want.recall, min_keep=want.min_keep, calibration=want.calibration,
-                             store=store, progress=progress, rules=rules)
+        result = rank_papers(papers, prompts, embedder=Embedder.from_settings(settings),
+                             keep=None if want.top else want.keep, top=want.top, recall=want.recall,
+                             min_keep=want.min_keep, calibration=want.calibration, store=store, progress=progress,
+                             rules=rules)
         if store is not None and record and result.ranked:
             from .index import index_day
             t = time.perf_counter()
@@ -201,8 +197,8 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     if options.novelty_context > 0:
         from .index import novelty_context
         try:
-            related = novelty_context(papers, store, embedder=_embedder(settings), k=options.novelty_context,
-                                      warn=warn)
+            related = novelty_context(papers, store, embedder=Embedder.from_settings(settings),
+                                      k=options.novelty_context, warn=warn)
         except (OSError, RuntimeError) as e:      # RuntimeError: what faiss raises
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise RankerError(f"the novelty context needs the corpus index, which cannot be brought up to date "

@@ -141,7 +141,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         from ..prefilter.calibrate import Calibration
         from ..prefilter.embed import Embedder
         from ..prefilter.rank import build_queries
-        embedder = Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir)
+        embedder = Embedder.from_settings(settings)
         if want.calibration:                 # a missing or wrong file is one error before any work
             calibration = Calibration.load(want.calibration)
             calibration.check_embedder(embedder.key)

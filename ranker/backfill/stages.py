@@ -44,9 +44,7 @@ class EmbedStage:
 
     def __init__(self, settings: Settings, device: str | None = None, threads: int | None = None):
         from ..prefilter.embed import Embedder
-        want = settings.prefilter
-        self.embedder = Embedder(want.embedder, max_tokens=want.max_tokens, device=device, threads=threads,
-                                 models_dir=settings.models_dir)
+        self.embedder = Embedder.from_settings(settings, device=device, threads=threads)
 
     def __call__(self, t: pa.Table) -> pa.Table:
         return embed_table(t, self.embedder)

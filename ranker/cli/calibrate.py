@@ -80,7 +80,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                  key="history")
         else:
             check_enough(days, labels_short=labels_needed(lab.labels) if lab.labels else None, where=str(history))
-        emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
+        emb = Embedder.from_settings(s)
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None,
                                   eval_on=[d.date for d in days] or None, progress=bar)

@@ -122,7 +122,7 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     from ..index import embed_corpus
     from ..prefilter.embed import Embedder
     from ..sources import read_papers
-    emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
+    emb = Embedder.from_settings(s)
     r = embed_corpus(read_papers(papers_file), store, emb, progress=progress, warn=info)
     skipped = f"; {r.skipped:,} without title or abstract skipped" if r.skipped else ""
     if r.sync is None:

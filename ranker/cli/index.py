@@ -27,7 +27,7 @@ def _when(t: float) -> str:
 
 def _embedder_key(s) -> str:
     from ..prefilter.embed import Embedder
-    return Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir).key
+    return Embedder.from_settings(s).key
 
 
 @index_app.command("status")

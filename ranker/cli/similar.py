@@ -33,7 +33,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     from ..prefilter.embed import Embedder
     from ..store import Store
 
-    emb = Embedder(s.prefilter.embedder, max_tokens=s.prefilter.max_tokens, models_dir=s.models_dir)
+    emb = Embedder.from_settings(s)
     with Store(s.db_path) as store:
         if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
             nothing_to_do(f"no paper vectors for the embedder {emb.key} in {store.path} yet (`ranker run`, "

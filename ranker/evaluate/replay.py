@@ -135,8 +135,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
 
     # every day used is embedded once, by one model, into the store: ranking a day later loads none
     used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
-    emb = Embedder(settings.prefilter.embedder, max_tokens=settings.prefilter.max_tokens,
-                   models_dir=settings.models_dir)
+    emb = Embedder.from_settings(settings)
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
                         progress=(lambda d, n: progress("embedding days", d, n)) if progress else None)
     # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`

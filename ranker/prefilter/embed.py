@@ -19,6 +19,7 @@ from ..records import Paper
 
 if TYPE_CHECKING:
     from ..io import Progress
+    from ..settings import Settings
     from ..store import Store
 
 DEFAULT_EMBEDDER = "minilm"
@@ -95,6 +96,13 @@ class Embedder:
         self._lock = threading.Lock()
         self.texts_encoded = 0          # how many texts went through the model (tests and benchmarks read it)
         self.load_seconds = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: "Settings", **kw) -> "Embedder":
+        """The embedder the settings name (settings.prefilter: embedder, max_tokens; settings.models_dir);
+        `kw`: device, threads, batch_size."""
+        want = settings.prefilter
+        return cls(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir, **kw)
 
     # ------------------------------------------------------------------ the model
     @property

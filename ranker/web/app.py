@@ -36,8 +36,7 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     db = settings.db_path
     secret = secret or security.new_secret()
     urls = ServeUrls()
-    want = settings.prefilter
-    semantic = SemanticSearch(Embedder(want.embedder, max_tokens=want.max_tokens, models_dir=settings.models_dir))
+    semantic = SemanticSearch(Embedder.from_settings(settings))
     app = FastAPI(title="ranker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.secret = secret
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
