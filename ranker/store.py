@@ -767,9 +767,7 @@ class Store:
 
     def _rows_for_ids(self, sql: str, ids: Iterable[str], *args) -> Iterator[tuple]:
         """The rows of `sql` (whose `IN (%s)` takes the ids; `args` bind the ? before it), 500 ids a query."""
-        ids = list(dict.fromkeys(ids))
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+        for chunk in _chunks(list(dict.fromkeys(ids))):
             yield from self.conn.execute(sql % ",".join("?" * len(chunk)), (*args, *chunk))
 
     def embedding_hashes(self, ids: Iterable[str], embedder: str) -> dict[str, str]:
@@ -787,23 +785,6 @@ class Store:
         """id -> the first day the store saw it announced, for the ids with a known day."""
         return dict(self._rows_for_ids("SELECT id, first_seen FROM papers WHERE first_seen IS NOT NULL AND id "
                                        "IN (%s)", ids))
-
-    def paper_vectors(self, embedder: str, skip_prefix: str = "~") -> tuple[list[str], np.ndarray]:
-        """Every stored vector of `embedder` whose id does not start with `skip_prefix` (the embedder's own query
-        vectors do), as (ids, matrix). Vectors of another size than the first are left out."""
-        ids: list[str] = []
-        rows: list[np.ndarray] = []
-        dim0 = None
-        q = "SELECT paper_id, dim, vector FROM embeddings WHERE embedder=?"
-        args: tuple = (embedder,)
-        if skip_prefix:
-            q, args = q + " AND substr(paper_id, 1, ?) != ?", (embedder, len(skip_prefix), skip_prefix)
-        for pid, dim, blob in self.conn.execute(q, args):
-            dim0 = dim if dim0 is None else dim0
-            if dim == dim0:
-                ids.append(pid)
-                rows.append(np.frombuffer(blob, dtype=np.float32, count=dim))
-        return ids, (np.stack(rows) if rows else np.zeros((0, dim0 or 0), dtype=np.float32))
 
     # ------------------------------------------------------------------ a day's ranking and digest
     def put_rankings(self, day: str, ranked: Iterable[Ranked], *, embedder: str | None = None,

@@ -137,9 +137,12 @@ def test_word_search_without_fts5_uses_like(tmp_path, monkeypatch):
 
 
 def test_paper_vectors_leave_out_query_vectors(tmp_path):
+    """What the corpus index reads of the store: paper vectors only, never the embedder's own query vectors."""
     with Store(tmp_path / "r.sqlite3") as s:
         v = np.ones(4, dtype=np.float32) / 2
         s.put_embeddings([("1", "h", v), ("2", "h", -v), ("~query:abc", "h", v)], "minilm")
-        ids, m = s.paper_vectors("minilm")
+        rows = [r for chunk in s.paper_vector_rows("minilm", "~") for r in chunk]
+        ids, m = [r[1] for r in rows], np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows])
         assert sorted(ids) == ["1", "2"] and m.shape == (2, 4)
-        assert s.paper_vectors("mpnet")[0] == []
+        assert s.paper_vector_stats("minilm", "~")[0] == 2 and s.paper_embedders("~") == ["minilm"]
+        assert [r for chunk in s.paper_vector_rows("mpnet", "~") for r in chunk] == []
