@@ -120,6 +120,7 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     """Embed the papers just written (streamed back from the file, a chunk at a time) and sync the corpus
     index; the summary line."""
     from ..index import embed_corpus
+    from ..index.kinds import label
     from ..prefilter.embed import Embedder
     from ..sources import read_papers
     emb = Embedder.from_settings(s)
@@ -128,8 +129,7 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     if r.sync is None:
         index = "index not updated"
     else:
-        kind = "exact" if r.sync.kind == "flat" else "approximate (IVF)"
-        index = f"index ({emb.key}): {r.sync.count:,} vectors, {kind}"
+        index = f"index ({emb.key}): {r.sync.count:,} vectors, {label(r.sync.kind)}"
     return (f"embedded {r.embedded:,} of {r.papers:,} papers ({r.papers - r.embedded:,} already stored){skipped}; "
             f"{index}")
 

@@ -36,8 +36,8 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
          f"{res.scores_new} scores written ({res.scores_unchanged} already stored), {res.failures} failures; "
          f"models / prompts: {keys}")
     if res.index is not None:
-        kind = "exact" if res.index.kind == "flat" else "approximate (IVF)"
-        info(f"corpus index: {res.index.count:,} vectors, {kind}")
+        from ..index.kinds import label
+        info(f"corpus index: {res.index.count:,} vectors, {label(res.index.kind)}")
 
 
 def register(app: typer.Typer) -> None:

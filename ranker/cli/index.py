@@ -92,6 +92,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     """
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..index import CorpusIndex
+    from ..index.kinds import label
     from ..store import Store
 
     key = _embedder_key(s)
@@ -100,8 +101,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
             nothing_to_do(f"no paper vectors for the embedder {key} in {store.path} to index")
             return
         res = CorpusIndex(store, key).rebuild("asked to")
-    kind = "exact" if res.kind == "flat" else "approximate (IVF)"
-    info(f"index rebuilt for {key}: {res.count:,} vectors, {kind}, {res.seconds:.1f}s")
+    info(f"index rebuilt for {key}: {res.count:,} vectors, {label(res.kind)}, {res.seconds:.1f}s")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,7 +59,7 @@ class SyncResult:
         if self.rebuilt:
             how = "built" if self.rebuilt == F.NO_INDEX else "rebuilt"
             return (f"index {how} from the store ({self.rebuilt}): {self.count:,} vectors, "
-                    f"{'exact' if self.kind == 'flat' else 'approximate (IVF)'}")
+                    f"{K.label(self.kind)}")
         return None
 
 
@@ -80,7 +80,6 @@ class IndexStatus:
     nprobe: int = 0
     problem: str | None = None           # None: agrees with the store
     behind: int = 0                      # store vectors not yet added (the next sync adds them)
-    extra: dict = field(default_factory=dict)
 
 
 class _Rebuild(Exception):

@@ -40,6 +40,11 @@ def faiss():
     return _faiss
 
 
+def label(kind: str) -> str:
+    """How a kind is named to the user."""
+    return "exact" if kind == "flat" else "approximate (IVF)"
+
+
 def kind_for(n: int) -> str:
     return "ivf" if n >= APPROX_THRESHOLD else "flat"
 
