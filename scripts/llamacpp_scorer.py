@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gbnf import schema_to_gbnf
 from llamacpp_engine import Engine, Job
-from ranker.backends.base import Request, Result
+from ranker.backends.base import Request, Result, answer_room
 from ranker.records import Usage
 
 CTX_PER_SEQUENCE = 4096   # default KV cells per parallel sequence (the shared prefix's cells count once)
@@ -100,11 +100,9 @@ class LlamaCppScorer:
         jobs: dict[int, Job] = {}
         for i, req in enumerate(requests):
             ids = self.prompt_ids(req.messages)
-            room = self.max_model_len - len(ids)
-            if room < 8:
-                results[i] = Result(req.key, None, "error", usage=Usage(prompt_tokens=len(ids)),
-                                    error=f"prompt of {len(ids)} tokens does not fit the context of "
-                                          f"{self.max_model_len}")
+            room, too_long = answer_room(req.key, len(ids), self.max_model_len)
+            if too_long is not None:
+                results[i] = too_long
                 continue
             jobs[i] = Job(ids, self._gbnf(req.schema), min(req.max_tokens, room))
         self._engine.run(list(jobs.values()))

@@ -85,3 +85,14 @@ def test_the_digest_and_the_manifest_price_cached_tokens_as_the_engine_does():
     dig = render_digest("2025-05-15", papers, run, resolve(env={}), scanned=0)
     assert (dig.cost.prompt_cost, dig.cost.completion_cost) == (prompt, completion)
     assert "| **Cost**     | $2.00     | $1.00        | $3.00     |" in dig.markdown
+
+
+def test_a_prompt_must_leave_room_for_its_answer():
+    """The engines' shared check (vLLM, the benchmark's llama.cpp): a prompt that leaves fewer than 8 tokens of
+    the context is that request's error result, naming both sizes, its prompt tokens counted."""
+    from ranker.backends.base import answer_room
+    assert answer_room("a", 4000, 4096) == (96, None)
+    assert answer_room("a", 4088, 4096) == (8, None)
+    room, res = answer_room("2505.00001", 4090, 4096)
+    assert room == 0 and not res.ok and res.key == "2505.00001" and res.usage.prompt_tokens == 4090
+    assert res.error == "prompt of 4090 tokens does not fit a context of 4096 tokens"

@@ -73,6 +73,19 @@ class Result:
         return self.text is not None and self.finish_reason == "stop" and self.error is None
 
 
+MIN_ANSWER_ROOM = 8        # tokens of the context a prompt must leave for its answer
+
+
+def answer_room(key: str, prompt_tokens: int, context: int) -> tuple[int, Result | None]:
+    """(tokens left for the answer, None) when a prompt of `prompt_tokens` fits a context of `context` tokens
+    with room to answer; else (0, the request's error Result naming both sizes)."""
+    room = context - prompt_tokens
+    if room >= MIN_ANSWER_ROOM:
+        return room, None
+    return 0, Result(key, None, "error", usage=Usage(prompt_tokens=prompt_tokens),
+                     error=f"prompt of {prompt_tokens} tokens does not fit a context of {context} tokens")
+
+
 class Backend(ABC):
     """Subclasses set `name` and `Options`, take (model, options=None, *, models_dir=None, **options) and
     implement `generate`; heavy imports happen in __init__ or generate."""

@@ -37,7 +37,7 @@ from .. import models
 from ..errors import ModelError
 from ..io import Warn
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, one_line
+from .base import Backend, BackendOptions, Request, Result, answer_room, one_line
 from .probs import TOP_LOGPROBS, Step, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
@@ -236,11 +236,9 @@ class VLLMBackend(Backend):
             except Exception as e:
                 results[i] = Result(req.key, None, "error", error=f"chat template failed: {one_line(e)}")
                 continue
-            room = self.max_model_len - len(ids)
-            if room < 8:
-                results[i] = Result(req.key, None, "error", usage=Usage(prompt_tokens=len(ids)),
-                                    error=f"prompt of {len(ids)} tokens does not fit max_model_len "
-                                          f"{self.max_model_len}")
+            room, too_long = answer_room(req.key, len(ids), self.max_model_len)
+            if too_long is not None:
+                results[i] = too_long
                 continue
             todo.append(i)
             prompts.append(ids)
