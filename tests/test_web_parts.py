@@ -150,7 +150,9 @@ def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
 
 def test_similar_for_many_papers_is_what_each_page_would_ask_for(tmp_path):
     """The static site asks the index once for every paper (corpus_similar_many): the same neighbours, in the
-    same order, as one paper at a time; papers without a stored vector have none, under any of two embedders."""
+    same order, as `ranker similar` finds for one paper (ranker.index.similar, a filtered search of its own);
+    papers without a stored vector have none, under any of two embedders."""
+    from ranker.index import similar
     from ranker.web.search import corpus_similar_many
     rng = np.random.default_rng(1)
     with Store(tmp_path / "r.sqlite3") as s:
@@ -165,7 +167,10 @@ def test_similar_for_many_papers_is_what_each_page_would_ask_for(tmp_path):
         many = corpus_similar_many(s, ids + ["2505.99999"], 8, batch=64)
         assert set(many) == set(ids)                        # 2505.99999 has no vector: no panel
         for pid in ids[::7]:
-            one = corpus_similar(s, pid, 8)
+            key = "minilm" if pid in ids[:250] else "other"
+            one = [(n.id, n.cosine) for n in similar(s, pid, embedder=key, k=8).neighbours]
+            page = corpus_similar(s, pid, 8)                    # what a served paper page asks
+            assert [i for i, _ in page] == [i for i, _ in many[pid]]
             assert [i for i, _ in many[pid]] == [i for i, _ in one] and len(one) == 8
             assert [c for _, c in many[pid]] == pytest.approx([c for _, c in one], abs=1e-6)
             assert pid not in [i for i, _ in many[pid]]

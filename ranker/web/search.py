@@ -66,25 +66,16 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
 def corpus_similar(store: "Store", paper_id: str, k: int) -> list[tuple[str, float]]:
     """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder that holds
     the paper's vector: [(paper id, cosine), ...], best first. Nothing (and no model loaded) when the store has
-    no vector of the paper; the index is brought up to the store first (built the first time)."""
-    from ..index import similar as index_similar
-    from ..prefilter.embed import QUERY_PREFIX
-    for key in store.paper_embedders(QUERY_PREFIX):
-        if not store.get_vectors([paper_id], key):
-            continue
-        try:
-            found = index_similar(store, paper_id, embedder=key, k=k)
-        except (RankerError, OSError, RuntimeError):     # an index that cannot be written here: no panel
-            return []
-        return [(n.id, float(n.cosine)) for n in found.neighbours]
-    return []
+    no vector of the paper, or the index cannot be brought up to date here; the index is brought up to the
+    store first (built the first time)."""
+    return corpus_similar_many(store, [paper_id], k).get(paper_id, [])
 
 
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int,
                         batch: int = 1024) -> dict[str, list[tuple[str, float]]]:
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
-    once and searched with the papers' stored vectors in batches. paper id -> [(id, cosine), ...]; a paper
-    without a stored vector is absent."""
+    once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out).
+    paper id -> [(id, cosine), ...]; a paper without a stored vector is absent."""
     from ..index import open_index
     from ..prefilter.embed import QUERY_PREFIX
     out: dict[str, list[tuple[str, float]]] = {}
