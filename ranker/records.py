@@ -48,6 +48,11 @@ class Paper:
     def url(self) -> str:
         return f"https://arxiv.org/abs/{self.id}"
 
+    @property
+    def primary(self) -> str:
+        """The primary arXiv category: primary_category, else the first category, else ""."""
+        return self.primary_category or (self.categories[0] if self.categories else "")
+
 
 @dataclass
 class Ranked:

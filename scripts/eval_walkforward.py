@@ -99,7 +99,7 @@ def zero_shot_approaches(ctx) -> dict:
 
     out = {
         "zs: max cosine to topic descriptions (reference)": lambda d: (d.X @ ctx["desc_q"].T).max(axis=1),
-        "zs: SHIPPED rank.zero_shot (0.7-centred firing, z + 0.5 x keyword in title)": lambda d: d.zs,
+        "zs: SHIPPED rank.zero_shot (0.7-centred firing, z + 0.5 x keyword in title + 0.2 x category neighbourhood)": lambda d: d.zs,
         "zs: mean firing over queries, median-centred (previous default)": lambda d: mean_firing(d),
         "zs: mean cosine over queries (no centring)": lambda d: (d.X @ qv.T).mean(axis=1),
         "zs: mean firing, centred on the 0.75 quantile": lambda d: mean_firing(d, centre=0.75),
@@ -158,6 +158,16 @@ def zero_shot_approaches(ctx) -> dict:
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, kw_re, "title") + 0.25 * hits(d, kw_re, "abstract"))
     out["zs: median-centred (z) + 0.5 x keyword or topic item in title"] = (
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, item_re, "title"))
+    from ranker.prefilter.rank import category_neighbourhood, zero_shot
+
+    def without_categories(d):        # the shipped score before its category neighbourhood
+        return zero_shot(d.X, qv, qs, [p.title for p in d.papers])[0].astype(np.float64)
+    out["zs: 0.7-centred (z) + 0.5 x keyword in title, no category neighbourhood"] = without_categories
+    for w in (0.1, 0.2, 0.3, 0.5):
+        for k in (0.0, 5.0, 20.0):
+            out[f"zs: ... + {w} x category neighbourhood (shrunk by {k:g} papers)"] = (
+                lambda ww, kk: lambda d: (lambda b: b + ww * category_neighbourhood(
+                    b, [p.primary for p in d.papers], kk))(without_categories(d)))(w, k)
     for b in (0.1, 0.2, 0.3, 0.5):
         out[f"zs: median-centred (z) + {b} log(1 + authors)"] = (lambda bb: lambda d: with_authors(d, bb))(b)
     return out
@@ -249,6 +259,13 @@ class Components:
         kind, *args = name.split(":")
         if kind in ("dens", "nov"):
             return self._raw(name, tr), lambda d: self._raw(name, d)
+        if kind == "zs2":                     # the second embedder's zero-shot score
+            z2 = self.ctx["zs2"]
+
+            def get(d):
+                return np.array([z2[p.id] for p in d.papers])
+            mu, sd = get(tr).mean(), get(tr).std() or 1.0
+            return (get(tr) - mu) / sd, lambda d: (get(d) - mu) / sd
         if kind == "zs":
             mu, sd = tr.zs.mean(), tr.zs.std() or 1.0
             return (tr.zs - mu) / sd, lambda d: (d.zs - mu) / sd
@@ -275,6 +292,13 @@ class Components:
             hl = float(args[1]) if len(args) > 1 else 0.0
             return (lambda tr: cal._lr(C).fit(tr.X, tr.y, sample_weight=cal.day_weights(tr.groups, hl)),
                     lambda m, d: m.decision_function(d.X))
+        if kind == "emb2":                                   # emb2:C  LR on the second embedder's vectors
+            C = float(args[0])
+            x2 = self.ctx["x2"]
+
+            def X2(d):
+                return np.stack([x2[p.id] for p in d.papers])
+            return lambda tr: cal._lr(C).fit(X2(tr), tr.y), lambda m, d: m.decision_function(X2(d))
         if kind == "mlp":                                    # mlp:hidden  a one-hidden-layer network on the vectors
             h = int(args[0])
 
@@ -529,6 +553,11 @@ def learner_approaches(ctx) -> dict:
         "B, author x text interaction terms": stacked(best, "interact"),
         "B + seniority, noisy-AND gate (topic model x author model)": stacked(best + ["senior"], "gate"),
         "B, noisy-AND gate (topic model x author model)": stacked(best, "gate"),
+        "B2 = B + second embedder's LR": stacked(best + ["emb2:1"]),
+        "B2 + second embedder's zero-shot": stacked(best + ["emb2:1", "zs2"]),
+        "B with the second embedder's LR instead": stacked(["emb2:1", "words:1:10", "zs", "meta", "title:1:10"]),
+        "B with the second embedder's LR and zero-shot instead": stacked(
+            ["emb2:1", "words:1:10", "zs2", "meta", "title:1:10"]),
     })
     return out
 
@@ -550,6 +579,8 @@ def main() -> int:
                     help="folder holding days/<date>/ (default: %(default)s)")
     ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None)
     ap.add_argument("--embedder", default="minilm")
+    ap.add_argument("--embedder2", default=None, help="a second embedder whose vectors the 'second embedder' "
+                    "approaches read (e.g. mpnet; embedded through the store)")
     ap.add_argument("--prompts", type=Path, default=None)
     ap.add_argument("--test-days", type=int, default=15)
     ap.add_argument("--approaches", default="", help="comma-separated substrings of approach names (default all)")
@@ -603,6 +634,14 @@ def main() -> int:
             tv = emb.embed_queries([p.title or "" for p in data.papers], store)
         ctx["title_vecs"] = {p.id: tv[i] for i, p in enumerate(data.papers)}
         print(f"title vectors: {time.perf_counter() - t:.1f}s")
+
+    if args.embedder2:
+        t = time.perf_counter()
+        with Store(db_path) as store:
+            d2 = history_data(days, prompts, embedder=Embedder(args.embedder2), store=store)
+        ctx["x2"] = {p.id: d2.X[i] for i, p in enumerate(d2.papers)}
+        ctx["zs2"] = {p.id: d2.zs[i] for i, p in enumerate(d2.papers)}
+        print(f"second embedder {args.embedder2}: {time.perf_counter() - t:.1f}s")
 
     rows, recall_checks = [], []
     for name, fn in zsa.items():

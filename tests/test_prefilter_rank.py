@@ -13,7 +13,8 @@ from conftest import ranker
 from ranker.errors import InputError
 from ranker.prefilter.embed import Embedder, embedder_key, paper_text, slug, text_hash
 from ranker.prefilter.metrics import auc, day_metrics, recall_at
-from ranker.prefilter.rank import QuerySet, _relevant_items, build_queries, zero_shot
+from ranker.prefilter.rank import (CATEGORY_WEIGHT, QuerySet, _relevant_items, build_queries,
+                                   category_neighbourhood, zero_shot)
 from ranker.prefilter.recall import decide_keep
 from ranker.prompts import FILES, load_prompts
 from ranker.records import Paper
@@ -100,6 +101,34 @@ def test_zero_shot_rewards_strong_matches_and_names_the_topic():
     assert [qs.topic_names[t] for t in topic] == ["A", "B", "A", "A", "A"]
     s0, t0 = zero_shot(papers[:0], queries, qs)
     assert s0.shape == (0,) and t0.shape == (0,)
+
+
+def test_the_category_neighbourhood_lifts_papers_of_an_on_topic_category():
+    # two papers with the same own score: the one whose category's other papers sit on the topics ranks first
+    score = np.array([1.0, 0.9, 0.8, 0.0, -0.9, -0.9, -1.0, 0.0])
+    prim = ["cs.LG", "cs.LG", "cs.LG", "cs.LG", "cs.RO", "cs.RO", "cs.RO", "cs.RO"]
+    nb = category_neighbourhood(score, prim)
+    assert nb[3] > 0 > nb[7] and nb[0] == nb[3]                 # one value per category
+    assert abs(nb.mean()) < 1e-9 and abs(nb.std() - 1) < 1e-9    # z-scored over the papers
+    # the shrinkage: one high-scoring q-bio paper is less evidence than three good cs.LG ones
+    s3 = np.array([2.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0])
+    p3 = ["q-bio.BM"] + ["cs.LG"] * 3 + ["cs.RO"] * 4
+    raw = category_neighbourhood(s3, p3, prior_papers=0.0)
+    shrunk = category_neighbourhood(s3, p3, prior_papers=5.0)
+    assert raw[0] > raw[1] > raw[4] and shrunk[1] > shrunk[0] > shrunk[4]
+    assert np.all(category_neighbourhood(score, ["cs.LG"] * 8) == 0)   # one category: no information
+
+    # in zero_shot: equal vectors, different categories
+    qs = QuerySet(texts=["a"], topic_of=[0], topic_names=["A"])
+    queries = unit(np.eye(3)[:1])
+    papers = unit([[1, 0, 0.1], [1, 0, 0.1], [1, 0, 0.3], [0, 1, 0], [0, 1, 0.1], [0.5, 0.5, 0]])
+    prim = ["cs.LG", "cs.LG", "cs.LG", "cs.RO", "cs.RO", "cs.RO"]
+    plain, _ = zero_shot(papers, queries, qs)
+    with_cat, _ = zero_shot(papers, queries, qs, primary=prim)
+    assert plain[0] == plain[1]
+    lifted = with_cat - plain
+    assert np.allclose(lifted[:3], lifted[0]) and np.allclose(lifted[3:], lifted[3]) and lifted[0] > lifted[3]
+    assert np.allclose(lifted, CATEGORY_WEIGHT * category_neighbourhood(plain, prim), atol=1e-6)
 
 
 @pytest.mark.parametrize("n,keep,top,expect", [

@@ -72,7 +72,7 @@ def test_keep_by_recall_from_held_back_scores_holds_the_recall_on_new_days():
 def test_without_a_calibration_the_recall_rule_is_the_zero_shot_prior():
     s = np.linspace(1, 0, 200)
     k, rule, thr, expected = keep_for_recall(s, 0.95)
-    assert rule == "recall-prior" and k == math.ceil(ZERO_SHOT_FRACTIONS[0.95] * 200) and thr == s[k - 1]
+    assert rule == "recall-prior" and k == round(ZERO_SHOT_FRACTIONS[0.95] * 200) and thr == s[k - 1]
     assert zero_shot_fraction(0.95) == ZERO_SHOT_FRACTIONS[0.95]
     assert zero_shot_fraction(0.5) <= zero_shot_fraction(0.9) <= zero_shot_fraction(0.99) <= 1.0
     assert keep_for_recall(s, 1.0)[0] == 200

@@ -477,7 +477,7 @@ def history_data(days, prompts, *, embedder="minilm", store=None, progress=None)
     Xs, ys, zss, gs, papers = [], [], [], [], []
     for i, day in enumerate(days):
         v = emb.embed_papers(day.papers, store)
-        zs, _ = zero_shot(v, qv, qs, [p.title for p in day.papers])
+        zs, _ = zero_shot(v, qv, qs, [p.title for p in day.papers], [p.primary for p in day.papers])
         Xs.append(v)
         ys.append(np.asarray(day.labels, dtype=bool))
         zss.append(zs)

@@ -42,7 +42,7 @@ def paper_authors(p: Paper) -> list[str]:
 
 def paper_categories(p: Paper) -> list[str]:
     cats = [c for c in (p.categories or []) if c]
-    prim = p.primary_category or (cats[0] if cats else "")
+    prim = p.primary
     return list(dict.fromkeys([prim] + cats)) if prim else cats
 
 
