@@ -9,7 +9,7 @@ fixed fraction (recall.DEFAULT_KEEP) and the zero-shot prior for R, on all days 
 walk-forward figures of those fits beside zero-shot's, as `ranker calibrate` prints them.
 
     PYTHONPATH=$PWD flock /tmp/ranker-heavy.lock .venv/bin/python scripts/eval_keep.py \\
-        [--db STORE] [--cache DIR] [--test-days 15]
+        [--db STORE] [--cache DIR] [--test-days 15] [--embedder mpnet]
 """
 from __future__ import annotations
 
@@ -41,13 +41,14 @@ def main() -> int:
                     "beside the checkout when it exists, else $RANKER_HOME's)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the walk-forward fits' scores here")
     ap.add_argument("--test-days", type=int, default=15)
+    ap.add_argument("--embedder", default="minilm", help="minilm (the default) or mpnet (the slower tier)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    data, secs = load_data(args.data, args.db)
+    data, secs = load_data(args.data, args.db, args.embedder)
     days = data.days
     test = days[-args.test_days:]
     print(f"{len(days)} days {days[0]}..{days[-1]}, {len(data.y)} papers, {int(data.y.sum())} picks "
-          f"(loaded in {secs:.1f}s); walk-forward on {test[0]}..{test[-1]} ({len(test)} days)")
+          f"(loaded in {secs:.1f}s); embedder {data.embedder}; walk-forward on {test[0]}..{test[-1]} ({len(test)} days)")
     wf = shipped_walk_forward(data, test, args.cache)
     print(f"walk-forward, shipped calibration: {fmt(mean_of([day_metrics(wf[d][0], wf[d][1]) for d in test]))}")
     zs = {d: (data.zs[data.groups == d], data.y[data.groups == d]) for d in days}
