@@ -109,7 +109,7 @@ def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, paper
     backfill's per-day stage both rank through here."""
     from .rank import zero_shot
     zs, topic_idx = zero_shot(paper_vecs, query_vecs, queries, [p.title for p in papers],
-                                 [p.primary for p in papers])
+                              [p.primary for p in papers])
     score = calibration.score(paper_vecs, zs, papers) if calibration is not None else zs.astype(np.float64)
     return np.asarray(score, dtype=np.float64), topic_idx
 

@@ -62,9 +62,10 @@ FIRING_QUANTILE = 0.7
 # Added to the day-z-scored firing score when a relevant keyword is in the title (0.25-1.0 measure the same).
 TITLE_BONUS = 0.5
 # The category neighbourhood: each paper also gets this weight times the (z-scored) mean score of the papers that
-# share its primary category among those ranked, the mean shrunk towards 0 as if CATEGORY_PRIOR_PAPERS more
-# papers of average score were in the category. On the 50 shared days every weight from 0.1 to 0.3 and every
-# shrinkage from 0 to 20 papers lowers keep95 from 0.569 to 0.548-0.557; 0.2 and 5 sit in the middle.
+# share its primary category among those ranked, the mean shrunk towards the mean of all of them as if
+# CATEGORY_PRIOR_PAPERS more papers of average score were in the category. On the 50 shared days every weight
+# from 0.1 to 0.3 and every shrinkage from 0 to 20 papers lowers keep95 from 0.569 to 0.549-0.557 (mpnet: 0.546
+# to 0.530); 0.2 and 5 sit in the middle.
 CATEGORY_WEIGHT = 0.2
 CATEGORY_PRIOR_PAPERS = 5.0
 
