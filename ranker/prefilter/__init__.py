@@ -107,9 +107,8 @@ def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, paper
     """(prefilter score, best topic index) of each paper of ONE day, from its vectors: the zero-shot score
     centred on these papers, or the calibration's probability when one is given. rank_papers and the
     backfill's per-day stage both rank through here."""
-    from .rank import zero_shot
-    zs, topic_idx = zero_shot(paper_vecs, query_vecs, queries, [p.title for p in papers],
-                              [p.primary for p in papers])
+    from .rank import zero_shot_papers
+    zs, topic_idx = zero_shot_papers(paper_vecs, query_vecs, queries, papers)
     score = calibration.score(paper_vecs, zs, papers) if calibration is not None else zs.astype(np.float64)
     return np.asarray(score, dtype=np.float64), topic_idx
 

@@ -470,14 +470,14 @@ def fit_data(data: HistoryData, *, options: Options | None = None,
 def history_data(days, prompts, *, embedder="minilm", store=None, progress=None) -> HistoryData:
     """Embed every history day (through the store's cache) and score it zero-shot, day by day."""
     from .embed import Embedder
-    from .rank import build_queries, zero_shot
+    from .rank import build_queries, zero_shot_papers
     emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
     qs = build_queries(prompts)
     qv = emb.embed_queries(qs.texts, store)
     Xs, ys, zss, gs, papers = [], [], [], [], []
     for i, day in enumerate(days):
         v = emb.embed_papers(day.papers, store)
-        zs, _ = zero_shot(v, qv, qs, [p.title for p in day.papers], [p.primary for p in day.papers])
+        zs, _ = zero_shot_papers(v, qv, qs, day.papers)
         Xs.append(v)
         ys.append(np.asarray(day.labels, dtype=bool))
         zss.append(zs)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..prompts import PromptSet, Topic
+from ..records import Paper
 
 _EG = re.compile(r"\((?:e\.g\.|i\.e\.|like|such as)\s*,?\s*", re.I)
 
@@ -158,3 +159,10 @@ def zero_shot(paper_vecs: np.ndarray, query_vecs: np.ndarray, qs: QuerySet,
     owner = np.asarray(qs.topic_of)
     per_topic = np.stack([sims[:, owner == i].mean(axis=1) for i in range(len(qs.topic_names))], axis=1)
     return score.astype(np.float32), per_topic.argmax(axis=1)
+
+
+def zero_shot_papers(paper_vecs: np.ndarray, query_vecs: np.ndarray, qs: QuerySet,
+                     papers: Sequence[Paper]) -> tuple[np.ndarray, np.ndarray]:
+    """zero_shot of one day's papers with everything it reads of them (titles, primary categories): how the
+    prefilter, calibration and the backfill score a day."""
+    return zero_shot(paper_vecs, query_vecs, qs, [p.title for p in papers], [p.primary for p in papers])
