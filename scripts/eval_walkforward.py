@@ -222,6 +222,12 @@ class Components:
         tag = f"{len(tr.y)}-{int(tr.y.sum())}-{len(FEATURES) if name.startswith('meta') else 0}"
         if name == "senior":
             tag += f"-{len(SENIOR)}"
+        kind = name.split(":")[0]
+        # signals read from vectors are kept per embedder (MiniLM's files keep their old names)
+        if kind in ("emb", "mlp", "knn", "dens", "nov", "temb") and self.ctx["embedder"] != "minilm":
+            tag += f"-{self.ctx['embedder']}"
+        if kind in ("emb2", "zs2"):
+            tag += f"-{self.ctx['embedder2']}"
         safe = name.replace(":", "_")
         return Path(root) / f"{safe}--{tr.days[-1]}--{tag}.npz"
 
@@ -628,6 +634,7 @@ def main() -> int:
     pick = (lambda n: not want or any(w in n for w in want))
     ctx["data"] = data
     ctx["cache"] = args.cache
+    ctx["embedder"], ctx["embedder2"] = emb.key, args.embedder2
     if any(pick(n) and "title-embedding" in n for n in lra):
         t = time.perf_counter()
         with Store(db_path) as store:
