@@ -13,8 +13,8 @@ from conftest import ranker
 from ranker.errors import InputError
 from ranker.prefilter.embed import Embedder, embedder_key, paper_text, slug, text_hash
 from ranker.prefilter.metrics import auc, day_metrics, recall_at
-from ranker.prefilter.rank import (CATEGORY_WEIGHT, QuerySet, _relevant_items, build_queries,
-                                   category_neighbourhood, zero_shot)
+from ranker.prefilter.rank import (APPLICATION, APPLICATION_WEIGHT, CATEGORY_WEIGHT, KEYWORD, QuerySet,
+                                   _relevant_items, build_queries, category_neighbourhood, zero_shot)
 from ranker.prefilter.recall import decide_keep
 from ranker.prompts import FILES, load_prompts
 from ranker.records import Paper
@@ -37,7 +37,11 @@ def test_default_topics_give_descriptions_items_and_keywords():
     # every topic has its description first, then its items; no Irrelevant text is used as a query
     assert qs.texts[0].startswith("Representation Learning: Insights into how deep networks encode")
     assert not any("Irrelevant" in t or "jail-breaking" in t for t in qs.texts)
-    assert set(qs.topic_of) == {-1, 0, 1, 2, 3, 4, 5}
+    assert set(qs.topic_of) == {KEYWORD, APPLICATION, 0, 1, 2, 3, 4, 5}
+    # the application keywords are queries that count against a paper; the Irrelevant keywords are not queries
+    apps = [t for t, o in zip(qs.texts, qs.topic_of) if o == APPLICATION]
+    assert apps[0] == "Image Segmentation" and "Time Series" in apps and len(apps) == 13
+    assert "Reinforcement Learning" not in qs.texts and "Time Series" not in qs.title_terms
 
 
 def test_relevant_line_items_keep_brackets_together():
@@ -129,6 +133,21 @@ def test_the_category_neighbourhood_lifts_papers_of_an_on_topic_category():
     lifted = with_cat - plain
     assert np.allclose(lifted[:3], lifted[0]) and np.allclose(lifted[3:], lifted[3]) and lifted[0] > lifted[3]
     assert np.allclose(lifted, CATEGORY_WEIGHT * category_neighbourhood(plain, prim), atol=1e-6)
+
+
+def test_application_queries_count_against_a_paper_and_never_name_its_topic():
+    # query 0 is topic A, query 1 an application keyword; papers 0 and 1 sit as close to the topic, paper 1
+    # also close to the application: it ranks below paper 0, by APPLICATION_WEIGHT x its z-scored firing
+    qs = QuerySet(texts=["a", "app"], topic_of=[0, APPLICATION], topic_names=["A"])
+    queries = unit(np.eye(3)[:2])
+    papers = unit([[0.8, 0, 0.6], [0.8, 0.6, 0], [0, 0, 1], [0.2, 0, 1], [0, 1, 0.3], [0.1, 0.2, 1]])
+    score, topic = zero_shot(papers, queries, qs)
+    topic_only, _ = zero_shot(papers, queries[:1], QuerySet(texts=["a"], topic_of=[0], topic_names=["A"]))
+    assert score[0] > score[1] and topic_only[0] == pytest.approx(topic_only[1], abs=1e-6)
+    sims = papers @ queries[1]
+    fire = np.maximum(sims - np.quantile(sims, 0.7), 0)
+    assert np.allclose(topic_only - score, APPLICATION_WEIGHT * (fire - fire.mean()) / fire.std(), atol=1e-5)
+    assert set(topic.tolist()) == {0}                       # the best topic is always a topic
 
 
 @pytest.mark.parametrize("n,keep,top,expect", [
