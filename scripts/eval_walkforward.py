@@ -33,8 +33,12 @@ DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "sha
 # --------------------------------------------------------------------------- approaches
 def zero_shot_approaches(ctx) -> dict:
     """name -> function(day HistoryData) -> scores, for scores that learn nothing."""
-    qs, qv = ctx["qs"], ctx["qv"]
-    owner = np.asarray(qs.topic_of)
+    from ranker.prefilter.rank import APPLICATION, APPLICATION_WEIGHT, category_neighbourhood, zero_shot
+    qs, qv_all = ctx["qs"], ctx["qv"]
+    # the alternatives read the topic and relevant-keyword queries; the shipped score also the application ones
+    pos = np.asarray(qs.topic_of) != APPLICATION
+    qv, owner = qv_all[pos], np.asarray(qs.topic_of)[pos]
+    pos_texts = [t for t, keep in zip(qs.texts, pos) if keep]
     n_topics = len(qs.topic_names)
 
     def firing(d, centre="median", floor=True, whiten=False, X=None):
@@ -86,7 +90,7 @@ def zero_shot_approaches(ctx) -> dict:
         for part in re.split(r"[/()]", kw):
             if part.strip():
                 kw_phrases.append(part.strip())
-    item_phrases = kw_phrases + [t.split(": ", 1)[1] for t in qs.texts if ": " in t and len(t.split(": ", 1)[1]) < 40]
+    item_phrases = kw_phrases + [t.split(": ", 1)[1] for t in pos_texts if ": " in t and len(t.split(": ", 1)[1]) < 40]
 
     def pattern(phrases):
         alts = sorted({re.escape(" ".join(re.split(r"[\s-]+", p.lower()))).replace(r"\ ", r"[\s-]+")
@@ -99,7 +103,8 @@ def zero_shot_approaches(ctx) -> dict:
 
     out = {
         "zs: max cosine to topic descriptions (reference)": lambda d: (d.X @ ctx["desc_q"].T).max(axis=1),
-        "zs: SHIPPED rank.zero_shot (0.7-centred firing, z + 0.5 x keyword in title + 0.2 x category neighbourhood)": lambda d: d.zs,
+        "zs: SHIPPED rank.zero_shot (0.7-centred firing, z - 0.1 x application + 0.5 x keyword in title + 0.2 x "
+        "category neighbourhood)": lambda d: d.zs,
         "zs: mean firing over queries, median-centred (previous default)": lambda d: mean_firing(d),
         "zs: mean cosine over queries (no centring)": lambda d: (d.X @ qv.T).mean(axis=1),
         "zs: mean firing, centred on the 0.75 quantile": lambda d: mean_firing(d, centre=0.75),
@@ -139,10 +144,10 @@ def zero_shot_approaches(ctx) -> dict:
         v = TfidfVectorizer(sublinear_tf=True, stop_words="english")
         P = v.fit_transform([paper_text(p) for p in d.papers])
         if per_query:
-            S = (P @ v.transform(qs.texts).T).toarray()
+            S = (P @ v.transform(pos_texts).T).toarray()
             S = np.maximum(S - np.median(S, axis=0, keepdims=True), 0)
             return S.mean(axis=1)
-        return (P @ v.transform([" ".join(qs.texts)]).T).toarray()[:, 0]
+        return (P @ v.transform([" ".join(pos_texts)]).T).toarray()[:, 0]
 
     def z75(d):
         return zscore(mean_firing(d, centre=0.75))
@@ -158,16 +163,26 @@ def zero_shot_approaches(ctx) -> dict:
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, kw_re, "title") + 0.25 * hits(d, kw_re, "abstract"))
     out["zs: median-centred (z) + 0.5 x keyword or topic item in title"] = (
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, item_re, "title"))
-    from ranker.prefilter.rank import category_neighbourhood, zero_shot
+    def application(d):               # the application keywords' mean firing, z-scored on the day
+        sims = d.X @ qv_all[~pos].T
+        f = np.maximum(sims - np.quantile(sims, 0.7, axis=0, keepdims=True), 0.0).mean(axis=1)
+        return zscore(f)
 
-    def without_categories(d):        # the shipped score before its category neighbourhood
-        return zero_shot(d.X, qv, qs, [p.title for p in d.papers])[0].astype(np.float64)
+    def without_categories(d, app=0.0):   # the shipped score before its category neighbourhood, app weight `app`
+        QS = type(qs)(texts=pos_texts, topic_of=owner.tolist(), topic_names=qs.topic_names,
+                      title_terms=qs.title_terms)
+        base = zero_shot(d.X, qv, QS, [p.title for p in d.papers])[0].astype(np.float64)
+        return base - app * application(d) if app else base
     out["zs: 0.7-centred (z) + 0.5 x keyword in title, no category neighbourhood"] = without_categories
     for w in (0.1, 0.2, 0.3, 0.5):
         for k in (0.0, 5.0, 20.0):
             out[f"zs: ... + {w} x category neighbourhood (shrunk by {k:g} papers)"] = (
                 lambda ww, kk: lambda d: (lambda b: b + ww * category_neighbourhood(
                     b, [p.primary for p in d.papers], kk))(without_categories(d)))(w, k)
+    for a in (0.05, 0.1, 0.15, 0.2):      # the application keywords against a paper, then the neighbourhood
+        out[f"zs: ... - {a} x application keywords' firing (z) + 0.2 x category neighbourhood"] = (
+            lambda aa: lambda d: (lambda b: b + 0.2 * category_neighbourhood(b, [p.primary for p in d.papers]))(
+                without_categories(d, aa)))(a)
     for b in (0.1, 0.2, 0.3, 0.5):
         out[f"zs: median-centred (z) + {b} log(1 + authors)"] = (lambda bb: lambda d: with_authors(d, bb))(b)
     return out
@@ -203,7 +218,7 @@ class Components:
         oof, apply = self._compute(name, tr)
         secs = time.perf_counter() - t
         self.memo[key] = (oof, apply, secs)
-        if path is not None and name != "zs":
+        if path is not None and name not in UNCACHED:
             full = self.ctx["data"]
             later = [d for d in full.days if d > tr.days[-1]]
             if later:
@@ -217,7 +232,7 @@ class Components:
     def _path(self, name, tr):
         from ranker.prefilter.features import FEATURES
         root = self.ctx.get("cache")
-        if root is None or name == "zs":
+        if root is None or name in UNCACHED:
             return None
         tag = f"{len(tr.y)}-{int(tr.y.sum())}-{len(FEATURES) if name.startswith('meta') else 0}"
         if name == "senior":
@@ -234,6 +249,8 @@ class Components:
     def _raw(self, name, d):
         """Features that learn nothing, per row of d."""
         kind, *args = name.split(":")
+        if kind in ("topics", "queries"):      # the zero-shot score's parts, before it averages them
+            return self._firing(kind, d)
         k = int(args[0])
         if kind == "dens":                     # mean cosine to the k nearest other papers of the same day
             out = np.zeros(len(d.y))
@@ -259,11 +276,34 @@ class Components:
             return out
         raise ValueError(kind)
 
+    def _firing(self, kind, d):
+        """Per row: each query's firing (rank.zero_shot's detector, scaled by its day's spread) -- "queries";
+        or per topic the mean firing of its queries, the keywords' mean firing and a keyword-in-title flag --
+        "topics". Label-free, so a stacker can weigh the prompt's parts by how GPT rewards them."""
+        from ranker.prefilter.rank import FIRING_QUANTILE
+        qs, qv = self.ctx["qs"], self.ctx["qv"]
+        owner = np.asarray(qs.topic_of)
+        pattern = qs.title_pattern()
+        cols = len(qs.texts) if kind == "queries" else len(qs.topic_names) + 2
+        out = np.zeros((len(d.y), cols))
+        for day in d.days:
+            m = np.flatnonzero(d.groups == day)
+            sims = d.X[m] @ qv.T
+            fire = np.maximum(sims - np.quantile(sims, FIRING_QUANTILE, axis=0, keepdims=True), 0.0)
+            fire /= fire.std(axis=0, keepdims=True) + 1e-9
+            if kind == "queries":
+                out[m] = fire
+                continue
+            out[m, :-2] = np.stack([fire[:, owner == i].mean(axis=1) for i in range(len(qs.topic_names))], 1)
+            out[m, -2] = fire[:, owner == -1].mean(axis=1) if (owner == -1).any() else 0.0
+            out[m, -1] = [1.0 if pattern and pattern.search(d.papers[i].title or "") else 0.0 for i in m]
+        return out
+
     def _compute(self, name, tr):
         from ranker.prefilter import calibrate as cal
         from ranker.prefilter.features import counts_of, features, out_of_day_features, prior_day_features
         kind, *args = name.split(":")
-        if kind in ("dens", "nov"):
+        if kind in ("dens", "nov", "topics", "queries"):
             return self._raw(name, tr), lambda d: self._raw(name, d)
         if kind == "zs2":                     # the second embedder's zero-shot score
             z2 = self.ctx["zs2"]
@@ -355,6 +395,8 @@ class Components:
         raise ValueError(kind)
 
 
+# signals cheaper to recompute than to read back
+UNCACHED = ("zs", "topics", "queries")
 SENIOR = ("senior_papers_max", "senior_coauthors_max", "senior_last_author_papers")
 
 
@@ -401,6 +443,30 @@ def seniority(tr, d) -> np.ndarray:
         idx = np.flatnonzero(tr.groups == g)
         out[idx] = rows([tr.papers[i] for i in idx], per_day[g])
     return out
+
+
+def fit_push(Z: np.ndarray, y: np.ndarray, groups: np.ndarray, p: float = 4.0, tau: float = 1.0,
+             l2: float = 1e-2, w0: np.ndarray | None = None) -> np.ndarray:
+    """Stacking weights fit to keep95's own concern, the picks a day ranks lowest: per pick, the soft share of
+    its day's non-picks that outrank it, r = mean sigmoid((s_neg - s_pick) / tau); the loss is the mean over a
+    day's picks of r**p (p > 1 weighs a pick ranked low far more than one ranked high), summed over days, + L2.
+    Returns the weights (no intercept: only the order within a day matters)."""
+    from scipy.optimize import minimize
+    days = [(Z[(groups == g) & y], Z[(groups == g) & ~y]) for g in np.unique(groups)
+            if y[groups == g].any() and (~y[groups == g]).any()]
+
+    def f(wv):
+        loss, grad = l2 * wv @ wv, 2 * l2 * wv
+        for P, N in days:
+            sp, sn = P @ wv, N @ wv
+            sig = 1.0 / (1.0 + np.exp(-(sn[None, :] - sp[:, None]) / tau))
+            r = sig.mean(axis=1)
+            loss += (r ** p).sum() / len(sp)
+            dr = p * r ** (p - 1) / len(sp)
+            h = sig * (1 - sig) / (tau * len(sn))
+            grad += (dr[:, None] * h).sum(axis=0) @ N - (dr * h.sum(axis=1)) @ P
+        return loss, grad
+    return minimize(f, np.zeros(Z.shape[1]) if w0 is None else w0, jac=True, method="L-BFGS-B").x
 
 
 def fit_gate(T: np.ndarray, U: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0):
@@ -471,8 +537,10 @@ def learner_approaches(ctx) -> dict:
                         M[m] = (M[m] - M[m].mean(axis=0)) / (M[m].std(axis=0) + 1e-9)
                 return M
             t_stack = time.perf_counter()
-            labels = [x for n in names for x in (list(FEATURES) if n.startswith("meta") else
-                                                 list(SENIOR) if n == "senior" else [n])]
+            qs = ctx["qs"]
+            wide = {"senior": list(SENIOR), "queries": [f"query{i}" for i in range(len(qs.texts))],
+                    "topics": [f"topic{i}" for i in range(len(qs.topic_names))] + ["keywords", "title_hit"]}
+            labels = [x for n in names for x in (list(FEATURES) if n.startswith("meta") else wide.get(n, [n]))]
             keep_cols = np.array([lab not in drop for lab in labels])
             labels = [lab for lab in labels if lab not in drop]
             base_cols = cols
@@ -499,6 +567,12 @@ def learner_approaches(ctx) -> dict:
                 st = cal._lr(1.0).fit(xcols(None), tr.y, sample_weight=w)
                 fit.totals.append(component_seconds + time.perf_counter() - t_stack)
                 return lambda d: st.decision_function(xcols(d))
+            if stacker == "push":             # weights that lift each day's lowest-ranked picks (fit_push)
+                mean, scale = M.mean(0), M.std(0) + 1e-9
+                lr0 = cal._lr(1.0).fit((M - mean) / scale, tr.y, sample_weight=w)
+                coef = fit_push((M - mean) / scale, tr.y, tr.groups, w0=lr0.coef_[0])
+                fit.totals.append(component_seconds + time.perf_counter() - t_stack)
+                return lambda d: ((cols(d) - mean) / scale) @ coef
             if stacker == "lr":
                 mean, scale, coef, b = cal.fit_stack(M, tr.y, w, [("embedding" if lab.startswith(("emb", "words",
                                                      "title", "knn", "temb")) else lab) for lab in labels], True)
@@ -559,6 +633,9 @@ def learner_approaches(ctx) -> dict:
         "B, author x text interaction terms": stacked(best, "interact"),
         "B + seniority, noisy-AND gate (topic model x author model)": stacked(best + ["senior"], "gate"),
         "B, noisy-AND gate (topic model x author model)": stacked(best, "gate"),
+        "B, tail-focused pairwise stack (push, p=4)": stacked(best, "push"),
+        "B + per-topic firing, keywords, keyword in title": stacked(best + ["topics"]),
+        "B + every query's firing": stacked(best + ["queries"]),
         "B2 = B + second embedder's LR": stacked(best + ["emb2:1"]),
         "B2 + second embedder's zero-shot": stacked(best + ["emb2:1", "zs2"]),
         "B with the second embedder's LR instead": stacked(["emb2:1", "words:1:10", "zs", "meta", "title:1:10"]),
@@ -594,6 +671,8 @@ def main() -> int:
                     "here, so later runs stack them without refitting")
     ap.add_argument("--every", type=int, default=1, help="use every Nth day only (a quick look at another "
                     "embedder's zero-shot figures; learners need consecutive days)")
+    ap.add_argument("--window", type=int, default=0, help="fit each learner on only the N days just before "
+                    "its test day (0: every earlier day); runs with N = 10, 20, 30, 40 show what more history buys")
     ap.add_argument("--per-day", action="store_true", help="also print each test day's figures per learner")
     ap.add_argument("--list", action="store_true", help="list the approaches and exit")
     ap.add_argument("--recall-study", action="store_true", help="only compare keep-by-recall rules for the "
@@ -619,7 +698,7 @@ def main() -> int:
     print(f"{len(all_days)} days {all_days[0]}..{all_days[-1]}, {len(data.y)} papers, {int(data.y.sum())} picks; "
           f"embedder {emb.key}; {emb.texts_encoded} texts embedded; loaded in {time.perf_counter() - t0:.1f}s")
     print(f"walk-forward test days: {test_days[0]}..{test_days[-1]} ({len(test_days)}), each ranked by a fit on "
-          f"the days before it")
+          + (f"the {args.window} days before it" if args.window else "the days before it"))
 
     if args.recall_study:
         for line in recall_study(data, test_days, args.cache):
@@ -670,6 +749,8 @@ def main() -> int:
         fits = {}
 
         def fit_and_keep(tr, fn=fn, fits=fits):
+            if args.window:
+                tr = tr.subset(np.isin(tr.groups, tr.days[-args.window:]))
             score = fn(tr)
             fits[tr.days[-1]] = score
             return score
