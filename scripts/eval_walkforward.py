@@ -163,16 +163,20 @@ def zero_shot_approaches(ctx) -> dict:
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, kw_re, "title") + 0.25 * hits(d, kw_re, "abstract"))
     out["zs: median-centred (z) + 0.5 x keyword or topic item in title"] = (
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, item_re, "title"))
-    def application(d):               # the application keywords' mean firing, z-scored on the day
-        sims = d.X @ qv_all[~pos].T
+    def application(d, vecs=None):    # the application (or other) keywords' mean firing, z-scored on the day
+        sims = d.X @ (qv_all[~pos] if vecs is None else vecs).T
         f = np.maximum(sims - np.quantile(sims, 0.7, axis=0, keepdims=True), 0.0).mean(axis=1)
         return zscore(f)
 
-    def without_categories(d, app=0.0):   # the shipped score before its category neighbourhood, app weight `app`
+    def without_categories(d, app=0.0, irr=0.0):  # the shipped score before its category neighbourhood
         QS = type(qs)(texts=pos_texts, topic_of=owner.tolist(), topic_names=qs.topic_names,
                       title_terms=qs.title_terms)
         base = zero_shot(d.X, qv, QS, [p.title for p in d.papers])[0].astype(np.float64)
-        return base - app * application(d) if app else base
+        if app:
+            base = base - app * application(d)
+        if irr:                       # the prompt's Irrelevant keywords against a paper too
+            base = base - irr * application(d, ctx["irrelevant_q"])
+        return base
     out["zs: 0.7-centred (z) + 0.5 x keyword in title, no category neighbourhood"] = without_categories
     for w in (0.1, 0.2, 0.3, 0.5):
         for k in (0.0, 5.0, 20.0):
@@ -183,6 +187,10 @@ def zero_shot_approaches(ctx) -> dict:
         out[f"zs: ... - {a} x application keywords' firing (z) + 0.2 x category neighbourhood"] = (
             lambda aa: lambda d: (lambda b: b + 0.2 * category_neighbourhood(b, [p.primary for p in d.papers]))(
                 without_categories(d, aa)))(a)
+    for a in (0.05, 0.1):
+        out[f"zs: shipped, also - {a} x the Irrelevant keywords' firing (z)"] = (
+            lambda aa: lambda d: (lambda b: b + 0.2 * category_neighbourhood(b, [p.primary for p in d.papers]))(
+                without_categories(d, APPLICATION_WEIGHT, aa)))(a)
     for b in (0.1, 0.2, 0.3, 0.5):
         out[f"zs: median-centred (z) + {b} log(1 + authors)"] = (lambda bb: lambda d: with_authors(d, bb))(b)
     return out
@@ -692,7 +700,8 @@ def main() -> int:
             print(f"embedded {emb.texts_encoded} texts in {time.perf_counter() - t:.1f}s "
                   f"({emb.load_seconds:.1f}s of it loading the model)")
         ctx = {"qs": qs, "qv": emb.embed_queries(qs.texts, store), "prompts": prompts,
-               "desc_q": emb.embed_queries([t.description for t in prompts.topics], store), "store": store}
+               "desc_q": emb.embed_queries([t.description for t in prompts.topics], store), "store": store,
+               "irrelevant_q": emb.embed_queries([k for k in prompts.keywords.irrelevant if k.strip()], store)}
     all_days = sorted(set(data.groups.tolist()))
     test_days = all_days[-args.test_days:]
     print(f"{len(all_days)} days {all_days[0]}..{all_days[-1]}, {len(data.y)} papers, {int(data.y.sum())} picks; "
