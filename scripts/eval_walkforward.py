@@ -33,7 +33,8 @@ DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "sha
 # --------------------------------------------------------------------------- approaches
 def zero_shot_approaches(ctx) -> dict:
     """name -> function(day HistoryData) -> scores, for scores that learn nothing."""
-    from ranker.prefilter.rank import APPLICATION, APPLICATION_WEIGHT, category_neighbourhood, zero_shot
+    from ranker.prefilter.rank import (APPLICATION, APPLICATION_WEIGHT, FIRING_QUANTILE, category_neighbourhood,
+                                       zero_shot)
     qs, qv_all = ctx["qs"], ctx["qv"]
     # the alternatives read the topic and relevant-keyword queries; the shipped score also the application ones
     pos = np.asarray(qs.topic_of) != APPLICATION
@@ -165,7 +166,7 @@ def zero_shot_approaches(ctx) -> dict:
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, item_re, "title"))
     def application(d, vecs=None):    # the application (or other) keywords' mean firing, z-scored on the day
         sims = d.X @ (qv_all[~pos] if vecs is None else vecs).T
-        f = np.maximum(sims - np.quantile(sims, 0.7, axis=0, keepdims=True), 0.0).mean(axis=1)
+        f = np.maximum(sims - np.quantile(sims, FIRING_QUANTILE, axis=0, keepdims=True), 0.0).mean(axis=1)
         return zscore(f)
 
     def without_categories(d, app=0.0, irr=0.0):  # the shipped score before its category neighbourhood

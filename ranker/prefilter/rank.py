@@ -134,8 +134,9 @@ def build_queries(prompts: PromptSet) -> QuerySet:
 
 
 def _z(v: np.ndarray) -> np.ndarray:
+    """v z-scored; zeros when every value is the same (nothing to tell apart)."""
     sd = v.std()
-    return (v - v.mean()) / sd if sd > 1e-12 else v - v.mean()
+    return (v - v.mean()) / sd if sd > 1e-12 else np.zeros(len(v))
 
 
 def category_neighbourhood(score: np.ndarray, primary: Sequence[str],
@@ -145,9 +146,7 @@ def category_neighbourhood(score: np.ndarray, primary: Sequence[str],
     keys = np.unique(np.asarray([c or "" for c in primary]), return_inverse=True)[1]
     sums = np.bincount(keys, weights=np.asarray(score, dtype=np.float64) - float(np.mean(score)))
     counts = np.bincount(keys)
-    prior = (sums / (counts + prior_papers))[keys]
-    sd = prior.std()
-    return (prior - prior.mean()) / sd if sd > 1e-12 else np.zeros(len(score))
+    return _z((sums / (counts + prior_papers))[keys])
 
 
 def zero_shot(paper_vecs: np.ndarray, query_vecs: np.ndarray, qs: QuerySet,

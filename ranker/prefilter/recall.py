@@ -31,7 +31,8 @@ DEFAULT_RECALL = 0.95            # the default target when a calibration is give
 ZERO_SHOT_FRACTIONS = {0.50: 0.15, 0.60: 0.20, 0.70: 0.25, 0.75: 0.30, 0.80: 0.35, 0.85: 0.40, 0.90: 0.45,
                        0.95: 0.55, 0.99: 0.80, 1.00: 1.00}
 # Without a calibration the default keeps this fixed fraction: it held 0.872 of GPT-4o's picks on the 50 shared
-# days (0.873 on the last 15), which the summary and the run manifest state as its expected recall.
+# days (0.873 on the last 15); the summary and the run manifest state the table's rounded-down 0.85
+# (zero_shot_recall) as its expected recall.
 DEFAULT_KEEP = 0.4
 
 
