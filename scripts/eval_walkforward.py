@@ -33,7 +33,7 @@ DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "sha
 # --------------------------------------------------------------------------- approaches
 def zero_shot_approaches(ctx) -> dict:
     """name -> function(day HistoryData) -> scores, for scores that learn nothing."""
-    from ranker.prefilter.rank import (APPLICATION, APPLICATION_WEIGHT, FIRING_QUANTILE, category_neighbourhood,
+    from ranker.prefilter.rank import (APPLICATION, APPLICATION_WEIGHT, category_neighbourhood, query_firing,
                                        zero_shot)
     qs, qv_all = ctx["qs"], ctx["qv"]
     # the alternatives read the topic and relevant-keyword queries; the shipped score also the application ones
@@ -165,9 +165,7 @@ def zero_shot_approaches(ctx) -> dict:
     out["zs: median-centred (z) + 0.5 x keyword or topic item in title"] = (
         lambda d: zscore(mean_firing(d)) + 0.5 * hits(d, item_re, "title"))
     def application(d, vecs=None):    # the application (or other) keywords' mean firing, z-scored on the day
-        sims = d.X @ (qv_all[~pos] if vecs is None else vecs).T
-        f = np.maximum(sims - np.quantile(sims, FIRING_QUANTILE, axis=0, keepdims=True), 0.0).mean(axis=1)
-        return zscore(f)
+        return zscore(query_firing(d.X, qv_all[~pos] if vecs is None else vecs)[1].mean(axis=1))
 
     def without_categories(d, app=0.0, irr=0.0):  # the shipped score before its category neighbourhood
         QS = type(qs)(texts=pos_texts, topic_of=owner.tolist(), topic_names=qs.topic_names,
@@ -289,7 +287,7 @@ class Components:
         """Per row: each query's firing (rank.zero_shot's detector, scaled by its day's spread) -- "queries";
         or per topic the mean firing of its queries, the keywords' mean firing and a keyword-in-title flag --
         "topics". Label-free, so a stacker can weigh the prompt's parts by how GPT rewards them."""
-        from ranker.prefilter.rank import FIRING_QUANTILE
+        from ranker.prefilter.rank import KEYWORD, query_firing
         qs, qv = self.ctx["qs"], self.ctx["qv"]
         owner = np.asarray(qs.topic_of)
         pattern = qs.title_pattern()
@@ -297,14 +295,13 @@ class Components:
         out = np.zeros((len(d.y), cols))
         for day in d.days:
             m = np.flatnonzero(d.groups == day)
-            sims = d.X[m] @ qv.T
-            fire = np.maximum(sims - np.quantile(sims, FIRING_QUANTILE, axis=0, keepdims=True), 0.0)
+            fire = query_firing(d.X[m], qv)[1]
             fire /= fire.std(axis=0, keepdims=True) + 1e-9
             if kind == "queries":
                 out[m] = fire
                 continue
             out[m, :-2] = np.stack([fire[:, owner == i].mean(axis=1) for i in range(len(qs.topic_names))], 1)
-            out[m, -2] = fire[:, owner == -1].mean(axis=1) if (owner == -1).any() else 0.0
+            out[m, -2] = fire[:, owner == KEYWORD].mean(axis=1) if (owner == KEYWORD).any() else 0.0
             out[m, -1] = [1.0 if pattern and pattern.search(d.papers[i].title or "") else 0.0 for i in m]
         return out
 

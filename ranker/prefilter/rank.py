@@ -149,6 +149,14 @@ def category_neighbourhood(score: np.ndarray, primary: Sequence[str],
     return _z((sums / (counts + prior_papers))[keys])
 
 
+def query_firing(paper_vecs: np.ndarray, query_vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cosines, firing), each (papers, queries): how far each paper's cosine to each query sits above the
+    FIRING_QUANTILE of that query's cosines over these papers, zero below it. In float64, so a day's figures do
+    not depend on the order its papers come in."""
+    sims = np.asarray(paper_vecs, dtype=np.float64) @ np.asarray(query_vecs, dtype=np.float64).T
+    return sims, np.maximum(sims - np.quantile(sims, FIRING_QUANTILE, axis=0, keepdims=True), 0.0)
+
+
 def zero_shot(paper_vecs: np.ndarray, query_vecs: np.ndarray, qs: QuerySet,
               titles: Sequence[str] | None = None,
               primary: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -169,9 +177,7 @@ def zero_shot(paper_vecs: np.ndarray, query_vecs: np.ndarray, qs: QuerySet,
     if len(paper_vecs) == 0:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=int)
     owner = np.asarray(qs.topic_of)
-    # (papers, queries), in float64: a day's scores do not depend on the order its papers come in
-    sims = np.asarray(paper_vecs, dtype=np.float64) @ np.asarray(query_vecs, dtype=np.float64).T
-    firing = np.maximum(sims - np.quantile(sims, FIRING_QUANTILE, axis=0, keepdims=True), 0.0)
+    sims, firing = query_firing(paper_vecs, query_vecs)
     on = owner != APPLICATION
     # the plain mean cosine, scaled far below any firing difference, only orders papers that fire nowhere
     score = _z(firing[:, on].mean(axis=1) + 1e-4 * sims[:, on].mean(axis=1))
