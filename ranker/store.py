@@ -320,11 +320,25 @@ class Store:
     def _open(self) -> None:
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self._set_wal()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         if self.conn.execute("PRAGMA query_only").fetchone()[0] == 0 and not os.access(self.path, os.W_OK):
             raise sqlite3.OperationalError("attempt to write a readonly database")
         self._migrate()
+
+    def _set_wal(self) -> None:
+        """Switch a new database to WAL. The switch takes SQLite's exclusive lock without waiting for it, so
+        several processes opening one new file at once would see "database is locked" at once: retry within
+        the busy timeout, as any other write would wait."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e).lower() or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _is_read_only(self, e: sqlite3.DatabaseError) -> bool:
         text = str(e).lower()
@@ -501,6 +515,10 @@ class Store:
             if migration.__name__ in applied:
                 continue
             with self._raw_transaction() as c:
+                # another process opening the same database may have applied it since `applied` was read
+                if c.execute("SELECT 1 FROM _migrations WHERE name=?", (migration.__name__,)).fetchone():
+                    applied.add(migration.__name__)
+                    continue
                 migration(c)
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
                 applied.add(migration.__name__)

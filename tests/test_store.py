@@ -395,3 +395,39 @@ def test_m002_marks_the_rows_older_versions_left_running(tmp_path):
     with Store(db) as s:
         assert s.run_status(1) == "interrupted"
         assert {r[1] for r in s.conn.execute("PRAGMA table_info(runs)")} >= {"pid", "host"}
+
+
+def _open_after(barrier, path, errors):
+    from ranker.store import Store
+    barrier.wait()
+    try:
+        with Store(path) as s:
+            s.conn.execute("SELECT count(*) FROM _migrations").fetchone()
+    except Exception as e:      # reported to the parent, which fails the test with it
+        errors.put(f"{type(e).__name__}: {e}")
+
+
+def test_processes_opening_one_new_database_at_once_all_get_it(tmp_path):
+    """Several commands started together on a fresh home (a cron job and a web server, say) each create the
+    database: none may fail with "database is locked" or a migration applied twice."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    errors = ctx.Queue()
+    for trial in range(8):
+        path = tmp_path / f"new-{trial}.sqlite3"
+        barrier = ctx.Barrier(4)
+        procs = [ctx.Process(target=_open_after, args=(barrier, path, errors)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 4
+        found = []
+        while not errors.empty():
+            found.append(errors.get())
+        assert not found, f"trial {trial}: {found}"
+        with Store(path) as s:
+            names = [r[0] for r in s.conn.execute("SELECT name FROM _migrations")]
+            assert len(names) == len(set(names)) == len(MIGRATIONS)
+            assert s.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+            assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
