@@ -317,14 +317,14 @@ def _env_value(var: str, raw: str, kind: type) -> Any:
     text = raw.strip()
     if kind is bool:
         if text.lower() not in TRUE | FALSE:
-            raise ConfigError(f"expected 1 or 0 (true/false), got {raw!r}", key=var)
+            raise ConfigError(f"expected 1 or 0 (true/false), got {raw!r}", where=var)
         return text.lower() in TRUE
     if kind in (int, float):
         try:
             return kind(text)
         except ValueError:
             raise ConfigError(f"expected {'an integer' if kind is int else 'a number'}, got {raw!r}",
-                              key=var) from None
+                              where=var) from None
     return text
 
 
@@ -366,7 +366,15 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins.setdefault(key, Origin("file", shown, n))
     for var, (key, kind) in ENV_KEYS.items():
         if env.get(var, "").strip():
-            _put(g.data, key, _env_value(var, env[var], kind))
+            try:
+                _put(g.data, key, _env_value(var, env[var], kind))
+            except ConfigError as e:
+                if e.key is None:
+                    raise
+                # ranker.toml gave a plain value where the variable's key needs a table: blame that entry
+                o = g.origins.get(e.key)
+                where = (f"{o.name}:{o.line}" if o.line else o.name) if o else None
+                raise ConfigError(f"{e.key} must be a table ([{e.key}]) to take {var}", where=where) from None
             g.origins[key] = Origin("env", var)
     for var, key in SECRET_ENV.items():
         if env.get(var):

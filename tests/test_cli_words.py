@@ -29,32 +29,39 @@ def one_error(r, code=None) -> str:
 
 # --------------------------------------------------------------------------- command-line mistakes
 @pytest.mark.parametrize("args,line,code", [
-    (["run", "--out", "x", "--kep", "3"], "error: there is no option --kep; did you mean --keep?", 2),
+    (["run", "--out", "x", "--kep", "3"], "error: there is no option --kep; did you mean --keep?", 1),
     (["prefilter", "--papers", "p", "--out", "o", "--embeder", "minilm"],
-     "error: there is no option --embeder; did you mean --embedder?", 2),
-    (["run", "--out", "x", "--zzz"], "error: there is no option --zzz (see `ranker run --help`)", 2),
-    (["run", "--out", "x", "--papers"], "error: --papers needs a value", 2),
+     "error: there is no option --embeder; did you mean --embedder?", 1),
+    (["run", "--out", "x", "--zzz"], "error: there is no option --zzz (see `ranker run --help`)", 1),
+    (["run", "--out", "x", "--papers"], "error: --papers needs a value", 1),
     (["prefilter", "--papers", str(LISTING)],
-     "error: --out is required (where to write the ranked papers (JSONL; '-' for stdout))", 2),
+     "error: --out is required (where to write the ranked papers (JSONL; '-' for stdout))", 1),
     (["prefilter", "--papers", str(LISTING), "--out", "o", "--keep", "abc"],
-     "error: --keep: expected a number, got 'abc'", 2),
-    (["run", "--out", "x", "--top", "many"], "error: --top: expected an integer, got 'many'", 2),
-    (["rn"], "error: there is no command 'rn'; did you mean run?", 2),
+     "error: --keep: expected a number, got 'abc'", 1),
+    (["run", "--out", "x", "--top", "many"], "error: --top: expected an integer, got 'many'", 1),
+    (["rn"], "error: there is no command 'rn'; did you mean run?", 1),
     (["run", "--out", "x", "--date", "15/05/2025"], "error: --date: expected a day as YYYY-MM-DD, got '15/05/2025'", 1),
     (["run", "--out", "x", "--keep", "0.3", "--top", "4"],
      "error: --top: give one of --keep, --top and --recall, not --keep and --top", 1),
     # the backfill and web commands, and arguments (named as --help shows them)
     (["backfill", "--from", "x", "--out", "y", "--engin", "ray"],
-     "error: there is no option --engin; did you mean --engine?", 2),
-    (["serve", "--port", "abc"], "error: --port: expected an integer, got 'abc'", 2),
-    (["labels", "exprt", "f"], "error: there is no command 'exprt'; did you mean export?", 2),
-    (["import"], "error: FOLDER is required (a folder `ranker backfill` wrote)", 2),
-    (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export`)", 2),
-    (["models", "prepare"], "error: NAMES is required (preset names, e.g. minilm smollm2-135m)", 2),
+     "error: there is no option --engin; did you mean --engine?", 1),
+    (["serve", "--port", "abc"], "error: --port: expected an integer, got 'abc'", 1),
+    (["labels", "exprt", "f"], "error: there is no command 'exprt'; did you mean export?", 1),
+    (["import"], "error: FOLDER is required (a folder `ranker backfill` wrote)", 1),
+    (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export`)", 1),
+    (["models", "prepare"], "error: NAMES is required (preset names, e.g. minilm smollm2-135m)", 1),
 ])
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)
     assert one_error(r, code) == line
+
+
+def test_a_bad_environment_variable_is_named_as_the_variable(tmp_path):
+    r = ranker("fetch", "--from", LISTING, "--out", tmp_path / "o.jsonl", "--offline",
+               env={"RANKER_FETCH_RETRIES": "abc", "RANKER_HOME": tmp_path / "home"}, cwd=tmp_path)
+    assert one_error(r, 1) == "error: RANKER_FETCH_RETRIES: expected an integer, got 'abc'"
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_a_missing_file_and_a_folder_that_cannot_be_made_are_named(tmp_path):

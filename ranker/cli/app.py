@@ -158,7 +158,7 @@ def main() -> None:
             raise
         _after_ctrl_c()
         if isinstance(e, typer.TyperException):
-            _fail(usage_line(e), getattr(e, "exit_code", 1) or 1)
+            _fail(usage_line(e))        # bad input, as any other: status 1 (never click's 2)
         if isinstance(e, sqlite3.Error):
             _fail(sqlite_error_line(e))
         if isinstance(e, OSError):
