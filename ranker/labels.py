@@ -42,6 +42,10 @@ def _time(raw, where: str) -> float:
     if isinstance(raw, bool):
         raise InputError("'time' must be an ISO 8601 time or seconds since 1970", where=where)
     if isinstance(raw, (int, float)):
+        try:
+            _iso(raw)                 # a time the file can be written back with (not NaN, inf or year 10^6)
+        except (ValueError, OverflowError, OSError):
+            raise InputError(f"'time' is not a time: {raw!r} seconds since 1970", where=where) from None
         return float(raw)
     if isinstance(raw, str) and raw.strip():
         try:
@@ -65,8 +69,9 @@ def _label(raw, where: str) -> int:
 
 
 def read_labels(path: str | Path) -> list[Label]:
-    """Every label of a JSONL file; the first bad line is an InputError naming file:line. An arXiv id is kept
-    without its version (2505.09572v2 labels 2505.09572), any other id as given."""
+    """Every label of a JSONL file; the first bad line is an InputError naming file:line. An id is kept
+    without its version (2505.09572v2 labels 2505.09572); one that is not an arXiv id is a bad line (every
+    paper the store holds has one, so such a label could never apply)."""
     out: list[Label] = []
     for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
@@ -81,8 +86,10 @@ def read_labels(path: str | Path) -> list[Label]:
         pid = d.get("id")
         if not isinstance(pid, str) or not pid.strip():
             raise InputError("missing 'id' (the arXiv id)", where=where)
+        if arxiv_id(pid) is None:
+            raise InputError(f"'id' is not an arXiv id: {pid.strip()[:60]!r}", where=where)
         day = d.get("day")
-        out.append(Label(paper_id=arxiv_id(pid) or pid.strip(), label=_label(d.get("label"), where),
+        out.append(Label(paper_id=arxiv_id(pid), label=_label(d.get("label"), where),
                          day=day if isinstance(day, str) and day else None, created_at=_time(d.get("time"), where)))
     return out
 
