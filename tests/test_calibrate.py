@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -254,3 +255,18 @@ def test_a_history_listing_reports_the_rows_it_skips(tmp_path):
     d = load_day(day, warn=heard.append)
     assert len(d.papers) == len(rows) and d.picks
     assert heard == [f"2 records skipped (unreadable or without id/title); first at {day / 'listing.jsonl'}:2"]
+
+
+def test_a_one_day_fit_has_no_recall_thresholds_and_keeps_by_the_prior():
+    """One day has no held-back picks: its thresholds would all be the placeholder score, keeping the same
+    papers for every recall. Keeping by recall falls back to the zero-shot prior instead."""
+    from ranker.prefilter.recall import decide_keep, zero_shot_fraction
+    X, y, zs, g, papers = _toy(n_days=1)
+    cal = fit(X, y, zs, g, papers, embedder="toy")
+    assert cal.recall_thresholds == {} and cal.recall_fractions == {} and cal.recall_source == "none"
+    s = cal.score(X, zs, papers)
+    kept = [decide_keep(s, recall=r, calibration=cal, min_keep=0) for r in (0.8, 0.95)]
+    assert [k.rule for k in kept] == ["recall-prior", "recall-prior"]
+    assert [k.n_keep for k in kept] == [math.ceil(zero_shot_fraction(r) * len(s) - 1e-9) for r in (0.8, 0.95)]
+    X, y, zs, g, papers = _toy(n_days=2)
+    assert fit(X, y, zs, g, papers, embedder="toy").recall_thresholds         # two days: thresholds again

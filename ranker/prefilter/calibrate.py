@@ -433,6 +433,11 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         trained_on={"days": sorted(set(f.groups.tolist())), "papers": int(len(f.y)), "picks": int(f.y.sum()),
                     "labels": int(sum(1 for p in papers if labels and p.id in labels)),
                     "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    if len(set(f.groups.tolist())) < 2:
+        # one day has no held-back picks to learn a threshold from (its out-of-day inputs are placeholders):
+        # keeping by recall falls back to the zero-shot prior
+        cal.recall_source = "none"
+        return cal
     # how high held-back picks scored: the stacker applied to the out-of-day inputs
     oof_scores = 1.0 / (1.0 + np.exp(-(((f.oof - mean) / scale) @ coef + b)))
     cal.recall_thresholds = recall_thresholds(oof_scores, f.y, f.groups)
