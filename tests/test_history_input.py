@@ -121,3 +121,37 @@ def test_a_history_too_short_says_how_much_more_and_writes_nothing(tmp_path):
     assert r.stderr.strip().splitlines()[-1] == (
         f"error: {h}: too short to learn from: 2 days with 53 GPT picks; a calibration needs at least 3 days and "
         "30 picks (1 more day needed); no calibration written")
+
+
+def test_harmless_listing_notes_keep_the_day_and_odd_folders_and_misplaced_files_are_named(tmp_path):
+    h = tmp_path / "hist"
+    # an empty abstract and a duplicated line: every paper is still there, so the day is used
+    d = copy_day("2025-04-30", h / "2025-04-30")
+    lines = (d / "listing.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["abstract"] = ""
+    (d / "listing.jsonl").write_text("\n".join([json.dumps(first), *lines[1:], lines[5]]) + "\n")
+    copy_day("2025-05-13", h / "2025-05-13")
+    # a folder whose name is not a YYYY-MM-DD day: it would sort after 2025-05-13 and break walk-forward
+    copy_day("2025-05-15", h / "2025-5-9")
+    # a paper listing saved as the picks: named, without advice meant for another command
+    d = copy_day("2025-05-15", h / "2025-05-15")
+    shutil.copy(d / "listing.jsonl", d / "gpt_scores.jsonl")
+    # a stray .json beside the digest's .json: the digest is found
+    d = copy_day("2025-06-23", h / "2025-06-23")
+    picks = picks_of("2025-06-23")
+    (d / "gpt_scores.jsonl").unlink()
+    (d / "a-settings.json").write_text(json.dumps({"theme": "dark"}))
+    (d / "output.json").write_text(json.dumps({p: {"ARXIVID": p, "RELEVANCE": 9, "NOVELTY": 8} for p in picks}))
+    said = []
+    hist = read_history(h, warn=said.append)
+    assert [x.date for x in hist.days] == ["2025-04-30", "2025-05-13", "2025-06-23"]
+    assert hist.days[2].source == "output.json" and hist.days[2].picks == set(picks)
+    problems = {s["day"]: s["problem"] for s in hist.skipped}
+    assert problems["2025-5-9"] == "the folder's name is not a day as YYYY-MM-DD"
+    assert problems["2025-05-15"].startswith("gpt_scores.jsonl: this is a paper listing, not judgements")
+    assert "{key:" not in problems["2025-05-15"] and "pass it as" not in problems["2025-05-15"]
+    notes = [ln for ln in said if "day skipped" not in ln]
+    assert len(notes) == 2 and any("without an abstract" in n for n in notes) \
+        and any("duplicate ids dropped" in n for n in notes), said
+    assert all(str(h / "2025-04-30" / "listing.jsonl") in n for n in notes)

@@ -10,13 +10,17 @@ and GPT's picks for that day, in the first of these that is present:
 Only ids matter here; they are read by the one reader of GPT digests, ranker.compare.readers.
 
 read_history() is the one reader of a history directory (calibration and `ranker eval` use it): a day that
-cannot be trusted (no GPT picks file, picks missing from its listing, a line that is not valid JSON in either
-file, a digest in an unknown format, no paper or no pick) is skipped with one line naming the day and the
-problem, counted in History.skipped, and the other days are used.
+cannot be trusted (a folder name that is not a YYYY-MM-DD day, no GPT picks file, picks missing from its
+listing, a line that is not valid JSON in either file, a digest in an unknown format, no paper or no pick) is
+skipped with one line naming the day and the problem, counted in History.skipped, and the other days are used.
+What leaves every paper of a listing there (an empty abstract, a duplicate line, an abstract cut to the cap)
+is said once and the day is used.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from ..compare.readers import read_scores, sniff
@@ -24,6 +28,11 @@ from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import Paper
 from ..sources import ReadReport, read_papers
+
+
+# Advice a reader's error gives a command ("...; pass it as {key:papers}"): meaningless for a history day.
+_ADVICE = re.compile(r";[^;]*\{key:[^}]*\}[^;]*")
+_DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -45,13 +54,33 @@ class History:
     skipped: list[dict] = field(default_factory=list)      # {"day": folder name, "problem": why}, in order
 
 
-def read_listing(path: Path, warn: Warn = ignore_warning) -> list[Paper]:
-    """The day's papers through the shared reader: a bad line is skipped, and what the read skipped or cut
-    is reported through `warn`, one line per kind with the count and the first place, as everywhere."""
+# What a read may report about a listing without making the day untrustworthy: the papers are all there
+# (an empty abstract, a duplicate line, an overlong abstract cut, invalid UTF-8 replaced).
+_HARMLESS = ("no_abstract", "duplicates", "truncated", "bad_bytes")
+
+
+def is_day_name(name: str) -> bool:
+    """Whether a folder name is a day as YYYY-MM-DD (so that names sort in time order)."""
+    if not _DAY_NAME.fullmatch(name):
+        return False
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+def read_listing(path: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning) -> list[Paper]:
+    """The day's papers through the shared reader, one line per kind of problem with the count and the first
+    place, as everywhere: records it could not read (a truncated or invalid line, no id or title) go to
+    `warn`, the harmless kinds (_HARMLESS) to `notice`."""
     report = ReadReport()
     papers = list(read_papers(path, report=report))
+    harmless = report.take(_HARMLESS)
     for note in report.notes():
         warn(note)
+    for note in harmless.notes():
+        notice(note)
     return papers
 
 
@@ -61,8 +90,14 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[st
     f = day_dir / "gpt_scores.jsonl"
     if f.exists():
         return list(read_scores(f, warn=warn)), f.name
-    for f in sorted(day_dir.glob("*.json")):
-        return list(read_scores(f, warn=warn)), f.name
+    first: InputError | None = None
+    for f in sorted(day_dir.glob("*.json")):          # the first that is a digest (another .json may sit there)
+        try:
+            return list(read_scores(f, warn=warn)), f.name
+        except InputError as e:
+            first = first or e
+    if first is not None:
+        raise first
     for f in sorted(list(day_dir.glob("*.md")) + list(day_dir.glob("*.txt"))):
         ids = list(read_scores(f, warn=warn)) if sniff(f) == "markdown" else []
         if ids:
@@ -73,17 +108,17 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[st
                      "'gpt_selected' flags in listing.jsonl", where=str(day_dir))
 
 
-def load_day(day_dir: Path, warn: Warn = ignore_warning) -> HistoryDay:
+def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning) -> HistoryDay:
+    """One day folder. `warn`: what makes the day untrustworthy; `notice`: what does not (see read_listing)."""
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
-    papers = read_listing(listing, warn)
+    papers = read_listing(listing, warn, notice)
     ids, source = _find_picks(day_dir, papers, warn)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
     missing = sorted({i for i in ids if i not in present})
-    date = day_dir.name
-    return HistoryDay(date=date, papers=papers, picks=picks, missing=missing, source=source)
+    return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source)
 
 
 def read_history(directory: str | Path, warn: Warn = ignore_warning) -> History:
@@ -100,11 +135,18 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning) -> History:
     for dd in day_dirs:
         problems: list[str] = []
         day = None
+        if not is_day_name(dd.name):
+            # walk-forward orders days by their folder names: "2025-5-9" would sort after "2025-05-13"
+            why = "the folder's name is not a day as YYYY-MM-DD"
+            out.skipped.append({"day": dd.name, "problem": why})
+            warn(f"{dd}: day skipped: {why}")
+            continue
         try:
-            day = load_day(dd, problems.append)
+            day = load_day(dd, problems.append, warn)
         except InputError as e:
             inside = e.where and Path(e.where) != dd and Path(e.where).parent == dd
-            problems.insert(0, f"{Path(e.where).name}: {e.message}" if inside else e.message)
+            message = _ADVICE.sub("", e.message)
+            problems.insert(0, f"{Path(e.where).name}: {message}" if inside else message)
         except (OSError, UnicodeError, ValueError) as e:       # an unreadable file
             problems.insert(0, f"unreadable ({e})")
         if day is not None and day.missing:

@@ -51,6 +51,17 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     def first_where(self, kind: str) -> str | None:
         return self._first.get(kind)
 
+    def take(self, kinds: tuple[str, ...]) -> "ReadReport":
+        """A report of only these kinds of problem, moved out of this one (a caller that treats them
+        differently: the history reader skips a day for unreadable records, never for an empty abstract)."""
+        out = ReadReport(source=self.source)
+        for kind in kinds:
+            setattr(out, kind, getattr(self, kind))
+            setattr(self, kind, 0)
+            if kind in self._first:
+                out._first[kind] = self._first.pop(kind)
+        return out
+
     def notes(self) -> list[str]:
         """One line per kind of problem (the CLI prints them as warnings)."""
         out = []
