@@ -53,8 +53,9 @@ run: setup
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
 	@echo "browse it: $(BIN)/ranker serve   (then open http://127.0.0.1:8000)"
 
+# RANKER_REQUIRE_ALL=1: a test that would skip for a missing component (vLLM, Ray, Chromium...) fails instead
 test: setup $(RAY_STAMP) $(LLAMA_STAMP)
-	$(BIN)/python -m pytest -q
+	RANKER_REQUIRE_ALL=1 $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from require_all import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401  (hooks)
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"          # a copy of shared/data: five days + arXiv fixtures
 DAYS = DATA / "days"
