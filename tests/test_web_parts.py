@@ -71,6 +71,11 @@ def test_security_checks():
     assert security.host_allowed("LOCALHOST:8000", loop)
     assert not security.host_allowed("evil.example:8000", loop) and not security.host_allowed("", loop)
     assert security.host_allowed("anything", None)
+    from ranker.web.server import allowed_hosts_for
+    for bound, header in (("127.0.0.2", "127.0.0.2:8000"), ("[::1]", "[::1]:8000"), ("localhost", "localhost:80")):
+        assert security.host_allowed(header, allowed_hosts_for(bound))
+        assert not security.host_allowed("evil.example:8000", allowed_hosts_for(bound))
+    assert allowed_hosts_for("0.0.0.0") is None
     own = ("http", "127.0.0.1:8000")
     assert security.same_origin("http://127.0.0.1:8000", None, *own)
     assert not security.same_origin("http://127.0.0.1:8001", None, *own)

@@ -34,9 +34,10 @@ def url_of(sock: socket.socket) -> str:
 
 
 def allowed_hosts_for(host: str) -> set[str] | None:
-    """Loopback binds answer only to loopback Host names (a page of another site cannot reach the app through a
-    DNS name it re-pointed at 127.0.0.1); a bind to another address answers to any Host."""
-    return set(LOOPBACK_NAMES) if is_loopback(host) else None
+    """Loopback binds answer only to loopback Host names and the address bound (127.0.0.2 too): a page of another
+    site cannot reach the app through a DNS name it re-pointed at 127.0.0.1; a bind to another address answers
+    to any Host."""
+    return set(LOOPBACK_NAMES) | {host.strip("[]").lower()} if is_loopback(host) else None
 
 
 def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
