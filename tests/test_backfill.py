@@ -171,6 +171,19 @@ def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
     assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
 
 
+def test_ctrl_c_mid_scoring_keeps_the_answers_in_hand_and_the_rerun_resumes_after_them(tmp_path):
+    """Ctrl-C after 3 scoring batches of 50, before a 2,000-row shard filled: the 150 answers are written, not
+    thrown away, and the rerun scores only the rest."""
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS, out=out, score=True, shard_rows=2000)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings("interrupt_after=3", batch_size=50))
+    assert backfill_table(out, "scores").num_rows == 150
+    res = run_backfill(spec, backfill_settings(batch_size=50))
+    assert res.run["phases"]["score"]["to_do"] == len(ALL_IDS) - 150
+    assert sorted(backfill_table(out, "scores").column("id").to_pylist()) == ALL_IDS     # each exactly once
+
+
 def test_import_twice_equals_once(tmp_path):
     out = tmp_path / "bf"
     run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings(f"garbage=[{ALL_IDS[0]!r}]"))

@@ -14,6 +14,7 @@ wrong_id  valid JSON with another paper's id (exercises the caller's validation)
 die_once="/path/marker" kills the whole process (SIGKILL) inside a generate() call made while the marker file
 does not exist, creating it first: a worker lost mid-batch, once (the backfill's retry and resume tests).
 die_after=N lets N calls of this instance through before that.
+interrupt_after=N: the call after N calls raises KeyboardInterrupt, as Ctrl-C in the middle of a run.
 
 Its COMMENT is two sentences of ~150 characters, cut at the schema's maxLength as an engine cuts a bounded
 string (mid-word).
@@ -69,6 +70,7 @@ class FakeOptions(BackendOptions):
     wrong_id: set[str] = Field(set(), strict=False)
     die_once: str | None = None              # a marker file: SIGKILL this process once (see the module doc)
     die_after: int = Field(0, ge=0)          # calls let through before that
+    interrupt_after: int | None = Field(None, ge=0)   # calls let through before a KeyboardInterrupt
     delay: float = Field(0.0, ge=0, strict=False)   # seconds per request
     deaf: bool = False                       # the delay swallows Ctrl-C
     noise: bool = False                      # write to fds 1 and 2, log, print and start a child that prints,
@@ -86,7 +88,7 @@ class FakeBackend(Backend):
         self.model_name = self.store_name(model)
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
-        self.die_once, self.die_after = o.die_once, o.die_after
+        self.die_once, self.die_after, self.interrupt_after = o.die_once, o.die_after, o.interrupt_after
         self.noise = o.noise
         if o.noise:
             _noise("loading")
@@ -125,6 +127,8 @@ class FakeBackend(Backend):
             else:
                 os.close(fd)
                 os.kill(os.getpid(), signal.SIGKILL)
+        if self.interrupt_after is not None and len(self.calls) > self.interrupt_after:
+            raise KeyboardInterrupt
         if self.noise:
             _noise("generating")
         for r in requests:

@@ -8,6 +8,7 @@ shards of `shard_rows` rows as it goes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -100,6 +101,13 @@ class LocalEngine:
             if pending:
                 written += shards.write_partitioned(_concat(pending), root, prefix)
             stats = stage.backend.stats()
+        except BaseException:
+            # Ctrl-C or a backend that gave up: keep the answers already in hand (up to a shard's worth), so
+            # the rerun resumes after them; the error that stopped the run is what the caller sees
+            if pending:
+                with contextlib.suppress(Exception):
+                    shards.write_partitioned(_concat(pending), root, prefix)
+            raise
         finally:
             stage.close()
         return {"rows_written": sum(r for _, r in written), "shards": len(written), "engine": stats}
