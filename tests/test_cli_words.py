@@ -51,6 +51,9 @@ def one_error(r, code=None) -> str:
     (["import"], "error: FOLDER is required (a folder `ranker backfill` wrote)", 1),
     (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export`)", 1),
     (["models", "prepare"], "error: NAMES is required (preset names, e.g. minilm smollm2-135m)", 1),
+    # checked before an empty database could make them "nothing to do"
+    (["similar", "2505.00001", "--k", "0"], "error: --k: must be at least 1", 1),
+    (["similar", "moe", "--since", "yesterday"], "error: --since: expected a day as YYYY-MM-DD, got 'yesterday'", 1),
 ])
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)

@@ -42,6 +42,15 @@ def test_contract_207_papers(tmp_path):
         assert c.execute("SELECT COUNT(*) FROM paper_days WHERE day='2024-11-28'").fetchone()[0] == 207
 
 
+def test_out_dash_is_stdout_as_for_prefilter(tmp_path):
+    r = fetch_cli("fetch", "--from", RSS, "--category", "cs.LG,cs.AI", "--announce", "new,cross", "--out", "-",
+                  "--db", tmp_path / "r.sqlite3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 207 and not (tmp_path / "-").exists()
+    assert r.stderr.strip().splitlines()[-1] == "207 papers (79 new, 128 cross) for 2024-11-28 -> -"
+
+
 def test_papers_seen_on_an_earlier_day_are_marked(tmp_path):
     db = tmp_path / "r.sqlite3"
     assert fetch_cli("fetch", "--from", RSS, "--category", "cs.AI", "--out", tmp_path / "a.jsonl",

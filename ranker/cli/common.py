@@ -115,8 +115,10 @@ _STD_NAMES = {"/dev/stdout": 1, "/dev/fd/1": 1, "/proc/self/fd/1": 1,
 
 
 def out_path(path: Path) -> Path:
-    """An --out file as the user meant it: /dev/stdout or /dev/stderr is the terminal's (or the shell's
+    """An --out file as the user meant it: '-', /dev/stdout or /dev/stderr is the terminal's (or the shell's
     redirection's) stream, not descriptor 1 or 2, which carry the command's log while it runs."""
+    if str(path) == "-":
+        path = Path("/dev/stdout")
     fd = _STD_NAMES.get(str(path))
     if fd is None or not TERM.capturing:
         return path

@@ -22,7 +22,7 @@ Examples:
 
 
 def fetch(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the papers (JSON lines, written atomically).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the papers (JSON lines, written atomically; '-' for stdout).")],
     from_: Annotated[Optional[str], typer.Option(
         "--from", help="A file or URL to read instead of today's feed: arXiv RSS or Atom XML, an arXiv metadata "
         "snapshot (JSON lines, may be .gz) or papers JSONL.", show_default=False)] = None,
@@ -89,6 +89,7 @@ def fetch(
             rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
             embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
+    res.out = str(out)                  # as the user named it ('-', not the descriptor it was written to)
 
     warn_read(report)
     if res.written == 0:

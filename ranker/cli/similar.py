@@ -30,9 +30,11 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     """
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..index import CorpusIndex, similar as find
+    from ..index.neighbours import check_query
     from ..prefilter.embed import Embedder
     from ..store import Store
 
+    check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
     emb = Embedder.from_settings(s)
     with Store(s.db_path) as store:
         if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:

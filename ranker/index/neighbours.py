@@ -132,11 +132,8 @@ def filtered_search(index: CorpusIndex, queries: np.ndarray, k: int, accept: Cal
 
 
 # --------------------------------------------------------------------------- similar
-def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm", k: int = 10,
-            since: str | None = None, warn: Warn | None = None) -> SimilarResult:
-    """The k stored papers nearest to `query`: an arXiv id the store knows (the paper itself left out) or any
-    text (a title, a topic, a question). `since` (YYYY-MM-DD) keeps papers first announced on or after it.
-    An id's vector comes from the store, so no model is loaded; text is embedded (the query is cached)."""
+def check_query(query: str, *, k: int = 10, since: str | None = None) -> str:
+    """similar()'s arguments checked (InputError naming the one at fault); the query with its spaces folded."""
     if k < 1:
         raise InputError("must be at least 1", key="k")
     query = " ".join(query.split())
@@ -144,6 +141,15 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
         raise InputError("the query is empty: give an arXiv id or some text")
     if since is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
         raise InputError(f"expected a day as YYYY-MM-DD, got {since!r}", key="since")
+    return query
+
+
+def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm", k: int = 10,
+            since: str | None = None, warn: Warn | None = None) -> SimilarResult:
+    """The k stored papers nearest to `query`: an arXiv id the store knows (the paper itself left out) or any
+    text (a title, a topic, a question). `since` (YYYY-MM-DD) keeps papers first announced on or after it.
+    An id's vector comes from the store, so no model is loaded; text is embedded (the query is cached)."""
+    query = check_query(query, k=k, since=since)
     key = embedder.key if not isinstance(embedder, str) else _embedder(embedder).key
     pid = arxiv_id(query)
     paper = None
