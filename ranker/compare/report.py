@@ -153,7 +153,7 @@ def _agreement_table(m: Mapping[str, Any]) -> str:
 
 
 def _selection_table(sel: Mapping[str, Any]) -> str:
-    names = {"common": "papers both scored", "listing": "whole listing (--papers)"}
+    names = {"common": "papers both scored", "listing": "whole listing"}
     rows = [[esc(names.get(k, k))] + [esc(fmt(v.get(c))) for c in _SEL_KEYS] for k, v in sel.items()]
     return _table(["over"] + list(_SEL_KEYS), rows)
 
@@ -219,7 +219,7 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     counts = [["GPT judgements", esc(metrics["n_gpt"])], ["local judgements", esc(metrics["n_local"])],
               ["papers both judged", esc(metrics["n_common"])]]
     if "n_papers" in metrics:
-        counts += [["papers in the listing (--papers)", esc(metrics["n_papers"])],
+        counts += [["papers in the listing", esc(metrics["n_papers"])],
                    ["GPT judgements outside the listing", esc(metrics["gpt_not_in_papers"])],
                    ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
     add("<h2>Counts</h2>" + _table(["", "n"], counts))
