@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .errors import InputError, StoreError
+from .errors import InputError, RankerError, StoreError
 from .io import clean_text, redact
 from .records import DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 
@@ -306,6 +306,11 @@ class Store:
             raise StoreError("is a directory, not a database file", where=str(self.path))
         try:
             self._open()
+        except RankerError:               # a database this ranker refuses (a newer schema): closed, not leaked
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            raise
         except sqlite3.DatabaseError as e:
             read_only = self.path.exists() and self._is_read_only(e)
             error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
@@ -643,8 +648,10 @@ class Store:
             cur = c.execute("INSERT INTO runs (kind, started_at, params, pid, host) VALUES (?,?,?,?,?)",
                             (kind, time.time(), json.dumps(params, default=str), os.getpid(), HOST))
             rec = RunRecord(id=int(cur.lastrowid))
+        raised = True
         try:
             yield rec
+            raised = False
         except KeyboardInterrupt:
             rec.status = "interrupted"
             raise
@@ -653,9 +660,15 @@ class Store:
             rec.summary = {**rec.summary, "error": redact(e) or type(e).__name__}
             raise
         finally:
-            with self.transaction() as c:
-                c.execute("UPDATE runs SET finished_at=?, status=?, summary=? WHERE id=?",
-                          (time.time(), rec.status, json.dumps(rec.summary, default=str), rec.id))
+            try:
+                with self.transaction() as c:
+                    c.execute("UPDATE runs SET finished_at=?, status=?, summary=? WHERE id=?",
+                              (time.time(), rec.status, json.dumps(rec.summary, default=str), rec.id))
+            except Exception:
+                # the block's own error is the one to report (a full disk or a lock must not replace it); the
+                # row stays 'running' until the next Store opened here marks it interrupted
+                if not raised:
+                    raise
 
     def run_status(self, run_id: int) -> str | None:
         row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()

@@ -431,3 +431,21 @@ def test_processes_opening_one_new_database_at_once_all_get_it(tmp_path):
             assert len(names) == len(set(names)) == len(MIGRATIONS)
             assert s.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
             assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failing_block_is_the_error_reported_even_when_its_run_cannot_be_recorded(tmp_path, monkeypatch):
+    from ranker.errors import StoreError
+
+    def no_transaction():
+        raise StoreError("database is locked")
+    with Store(tmp_path / "r.sqlite3") as s:
+        with pytest.raises(ValueError, match="the block's own error"):
+            with s.recording("fetch", {}) as rec:
+                monkeypatch.setattr(s, "transaction", no_transaction)
+                raise ValueError("the block's own error")
+        monkeypatch.undo()
+        assert s.run_status(rec.id) == "running"               # marked interrupted by the next open here
+        with pytest.raises(StoreError, match="locked"):       # a block that succeeded but whose end cannot be
+            with s.recording("fetch", {}):                     # recorded: that is the error
+                monkeypatch.setattr(s, "transaction", no_transaction)
+        monkeypatch.undo()
