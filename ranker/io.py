@@ -1,6 +1,7 @@
 """The few helpers every layer shares, each written once:
 
   atomic_file / atomic_write   write a file so a reader sees the old one or the whole new one, never half
+  check_writable               fail at once, naming the file, where such a write would fail after a long job
   parse_arxiv_id / arxiv_id    an arXiv id in any of the forms arXiv and digests write it
   same_paper_id                an exact id, optionally with a version suffix (for validating model answers)
   retry                        exponential backoff that honours Retry-After, for every network client
@@ -20,6 +21,7 @@ import random
 import re
 import secrets
 import stat
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +47,30 @@ def ignore_warning(_msg: str) -> None:
 # --------------------------------------------------------------------------- atomic writes
 def _cannot_write(path, e: OSError) -> InputError:
     return InputError(f"cannot write: {e.strerror or e}", where=str(path))
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """An InputError naming `path` now where atomic_file would fail at the end of a long job: a directory
+    given as a file, or a folder that cannot be made or written in (tried: its folders are made, a temporary
+    file is created there and removed)."""
+    given = Path(path)
+    if _names_a_stream(given) and given.exists():
+        return
+    if given.is_dir():
+        raise InputError("is a directory; give a file name", where=str(given))
+    folder = Path(os.path.realpath(given)).parent
+    there = folder
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise InputError(f"cannot write: {there} is not a folder", where=str(given))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise _cannot_write(given, e) from None
 
 
 def _fsync_dir(folder: Path) -> None:

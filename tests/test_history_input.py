@@ -155,3 +155,15 @@ def test_harmless_listing_notes_keep_the_day_and_odd_folders_and_misplaced_files
     assert len(notes) == 2 and any("without an abstract" in n for n in notes) \
         and any("duplicate ids dropped" in n for n in notes), said
     assert all(str(h / "2025-04-30" / "listing.jsonl") in n for n in notes)
+
+
+def test_bad_flags_are_refused_before_the_history_is_read(bad_history, tmp_path):
+    """One line and nothing else: not the six skipped days' lines first, nor minutes of fitting before an
+    --out that cannot be written."""
+    r = ranker("eval", "--history", bad_history, "--out", tmp_path / "ev", "--days", "0", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.splitlines() == ["error: --days: needs at least 1 day"], r.stderr
+    for out, why in ((tmp_path, "is a directory; give a file name"),
+                     (tmp_path / "f.txt" / "c.json", f"cannot write: {tmp_path / 'f.txt'} is not a folder")):
+        (tmp_path / "f.txt").write_text("")
+        r = ranker("calibrate", "--history", bad_history, "--out", out, cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.splitlines() == [f"error: {out}: {why}"], r.stderr

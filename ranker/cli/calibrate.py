@@ -43,6 +43,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     import time
 
     from ..errors import InputError
+    from ..io import check_writable
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
     from ..prefilter.embed import Embedder
@@ -53,6 +54,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
 
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
                       offline=offline)
+    check_writable(out)                         # before minutes of embedding and fitting, not after
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
@@ -86,8 +88,8 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                   eval_on=[d.date for d in days] or None, progress=bar)
         from ..index import update_index
         update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)
-    if evaluate and report is None:
-        info("note: walk-forward figures need at least 3 days; skipped")
+    if evaluate and (report is None or not report.days):
+        info("note: walk-forward figures need at least 3 days with GPT picks before the days they rank; skipped")
     if report is not None and report.days:
         for line in table(report):
             echo(line)

@@ -54,6 +54,14 @@ class EvalResult:
 
 
 # --------------------------------------------------------------------------- which days
+def check_choice(*, calibrate: bool, train_once: bool, days: int | None) -> None:
+    """choose_days()'s own arguments, checked before any history is read."""
+    if days is not None and days < 1:
+        raise InputError("needs at least 1 day", key="days")
+    if train_once and not calibrate:
+        raise InputError("trains the calibration once, so it needs one: add {key:calibrate}", key="train_once")
+
+
 def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, days: int | None) -> list[str]:
     """The days to evaluate, oldest first, from the history's days (date -> GPT's picks that day): the last
     `days` (all by default); with a calibration only days after enough history to learn from (calibrate.MIN_DAYS
@@ -61,10 +69,7 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
     it trains the one calibration)."""
     from ..prefilter.calibrate import MIN_DAYS, MIN_PICKS
     dates = sorted(picks)
-    if days is not None and days < 1:
-        raise InputError("needs at least 1 day", key="days")
-    if train_once and not calibrate:
-        raise InputError("trains the calibration once, so it needs one: add {key:calibrate}", key="train_once")
+    check_choice(calibrate=calibrate, train_once=train_once, days=days)
     if not calibrate:
         return dates[-days:] if days else dates
     before = np.cumsum([0] + [picks[d] for d in dates])[:-1]          # picks on the days before each day
@@ -120,6 +125,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     t0 = time.perf_counter()
     llm = llm or backend is not None
     warn = warn or ignore_warning
+    check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history = Path(history).expanduser()
     out = output_dir(out_dir)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
