@@ -307,3 +307,32 @@ def test_kill_9_during_an_update_leaves_the_old_or_the_new_index(pending, tmp_pa
             assert CorpusIndex(store, EMB).search(np.eye(DIM, dtype=np.float32)[:1], 1)[0]
     # the kills did land inside updates: some left the old index, killed
     assert any(killed and n == N_OLD for _, killed, n in outcomes), outcomes
+
+
+def test_an_index_held_open_is_read_from_disk_once_until_the_store_changes(tmp_path, vecs, monkeypatch):
+    """A server's requests each open the store anew; the index they share is synced every time but read from
+    disk only when a sync changed it (100k vectors are 150 MB a page view otherwise)."""
+    from ranker.index import OpenIndexes
+    loads = []
+    real = CorpusIndex._load
+    monkeypatch.setattr(CorpusIndex, "_load", lambda self: (loads.append(1), real(self))[1])
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        put(s, vecs, 0, 100)
+    held = OpenIndexes()
+    for request in range(3):                         # three page views, each with its own Store
+        with Store(db) as s, held.use(s, EMB) as idx:
+            assert [h.id for h in idx.search(vecs[[7]], 1)[0]] == ["2501.00007"]
+    assert len(loads) == 1
+    with Store(db) as s:
+        put(s, vecs, 100, 120)                       # a day was ranked meanwhile
+    with Store(db) as s, held.use(s, EMB) as idx:
+        assert len(idx) == 120 and [h.id for h in idx.search(vecs[[110]], 1)[0]] == ["2501.00110"]
+    assert len(loads) == 2
+    with Store(db) as s:                             # one opened for the block reads it itself
+        idx = corpus.CorpusIndex(s, EMB)
+        idx.sync()
+        idx.search(vecs[[1]], 1)
+        idx.sync()                                   # nothing changed: stays in memory
+        idx.search(vecs[[1]], 1)
+    assert len(loads) == 3

@@ -4,6 +4,7 @@ the store whenever it is missing, unreadable or disagrees with it. Exact below 1
 
 Library entry points:
   CorpusIndex(store, embedder).sync() / .rebuild() / .status() / .search(vectors, k)
+  OpenIndexes().use(store, embedder)                                   indexes kept in memory by a server
   similar(store, "2506.16065" or "free text", k=10, since=None)        nearest papers, with days and titles
   earlier_neighbours(papers, store, k=5) / novelty_context(...)        nearest papers announced BEFORE each one
   find_reuploads(papers, vectors, index, store)                        the same paper again under a new id
@@ -24,9 +25,9 @@ import numpy as np
 from ..errors import RankerError
 from ..io import Warn
 from .corpus import CorpusIndex, Hit, IndexStatus, SyncResult
-from .neighbours import (REUPLOAD_COSINE, Neighbour, Reupload, SimilarResult, earlier_neighbours, find_reuploads,
-                         novelty_context, open_index, past_pick_similarity, pick_similarity, reupload_notes,
-                         similar)
+from .neighbours import (REUPLOAD_COSINE, Neighbour, OpenIndexes, Reupload, SimilarResult, earlier_neighbours,
+                         find_reuploads, index_for, novelty_context, open_index, past_pick_similarity,
+                         pick_similarity, reupload_notes, similar)
 from .stream import EmbedResult, embed_corpus
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CorpusIndex", "Hit", "IndexStatus", "SyncResult", "Neighbour", "Reupload", "SimilarResult",
            "REUPLOAD_COSINE", "similar", "earlier_neighbours", "novelty_context", "find_reuploads", "reupload_notes",
-           "pick_similarity", "past_pick_similarity", "open_index", "embed_corpus", "EmbedResult", "index_day",
+           "pick_similarity", "past_pick_similarity", "open_index", "OpenIndexes", "index_for", "embed_corpus", "EmbedResult", "index_day",
            "update_index", "index_statuses"]
 
 

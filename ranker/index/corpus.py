@@ -101,6 +101,7 @@ class CorpusIndex:
         self.say_first_build = say_first_build
         self.manifest: F.Manifest | None = None
         self._mem = None            # (base IVF index | None, base ids, tail vectors (array), tail ids)
+        self._mem_files: list | None = None      # the manifest's files _mem was read from
 
     def __len__(self) -> int:
         return self.manifest.count if self.manifest is not None else 0
@@ -132,7 +133,8 @@ class CorpusIndex:
                 res = self._rebuild(str(e))
             except _Rebuild as e:
                 res = self._rebuild(e.reason)
-        self._mem = None
+        if self.manifest is None or self.manifest.files() != self._mem_files:
+            self._mem = None        # read again at the next search; an index that did not change stays loaded
         res.seconds = time.perf_counter() - t0
         return self._say(res)
 
@@ -411,6 +413,7 @@ class CorpusIndex:
                 col = F.read_id_column(self.dir, seg.ids, seg.count, crc=True)
                 tail_ids += [col[i] for i in range(len(col))]
         self._mem = (base, base_ids, tail, tail_ids)
+        self._mem_files = m.files()
 
     def _query(self, queries: np.ndarray, in_base, in_tail) -> tuple[np.ndarray, list]:
         """The queries as float32 rows (loading the index if need be), and [(what in_base(index, q) or

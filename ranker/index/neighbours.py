@@ -7,8 +7,10 @@ is strictly before a paper's own day, so a paper never sees itself, its own day,
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -76,6 +78,42 @@ def open_index(store: "Store", embedder: str, warn: Warn | None = None) -> Corpu
     idx = CorpusIndex(store, embedder, warn=warn)
     idx.sync()
     return idx
+
+
+class OpenIndexes:
+    """Corpus indexes held open by a long-lived process (the web server), so a request does not read an index
+    from disk again: each use brings the index up to the store it is given (a cheap check when nothing
+    changed) and it is read again only when that changed it. One use at a time (a store's connection belongs
+    to the thread that opened it, and a request's store is only lent for the block)."""
+
+    def __init__(self):
+        self._open: dict[tuple[str, str], CorpusIndex] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def use(self, store: "Store", embedder: str) -> Iterator[CorpusIndex]:
+        with self._lock:
+            key = (str(store.path), embedder)
+            idx = self._open.get(key)
+            if idx is None:
+                idx = self._open[key] = CorpusIndex(store, embedder)
+            idx.store = store
+            try:
+                idx.sync()
+                yield idx
+            finally:
+                idx.store = None
+
+
+@contextmanager
+def index_for(store: "Store", embedder: str, indexes: OpenIndexes | None = None) -> Iterator[CorpusIndex]:
+    """The corpus index of `embedder` brought up to the store: held open in `indexes` when given, else opened
+    for the block."""
+    if indexes is None:
+        yield open_index(store, embedder)
+    else:
+        with indexes.use(store, embedder) as idx:
+            yield idx
 
 
 class _Dates:

@@ -7,6 +7,7 @@ connections stay in their thread).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from ..errors import MissingDependency
@@ -36,7 +37,11 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     db = settings.db_path
     secret = secret or security.new_secret()
     urls = ServeUrls()
-    semantic = SemanticSearch(Embedder.from_settings(settings))
+    from ..index import OpenIndexes
+    indexes = OpenIndexes()              # each corpus index read from disk once, again only when it changes
+    semantic = SemanticSearch(Embedder.from_settings(settings), indexes)
+    if similar is corpus_similar:
+        similar = functools.partial(corpus_similar, indexes=indexes)
     app = FastAPI(title="ranker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.secret = secret
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

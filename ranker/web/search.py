@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import RankerError
 
 if TYPE_CHECKING:
+    from ..index import OpenIndexes
     from ..prefilter.embed import Embedder
     from ..store import Store
 
@@ -21,8 +22,9 @@ class SemanticSearch:
     to the store first, so a search never reads the store's vectors into memory. The model loads on the first
     query."""
 
-    def __init__(self, embedder: "Embedder"):
+    def __init__(self, embedder: "Embedder", indexes: "OpenIndexes | None" = None):
         self.embedder = embedder
+        self.indexes = indexes          # the server's open indexes (None: opened for each search)
 
     @property
     def key(self) -> str:
@@ -34,16 +36,16 @@ class SemanticSearch:
     def search(self, store: "Store", query: str, k: int = 50) -> list[tuple[str, float]]:
         """[(paper id, cosine), ...], best first. A RankerError when the model cannot be loaded or the index
         cannot be brought up to date here (a read-only folder): search() then falls back to words."""
-        from ..index import open_index
+        from ..index import index_for
         query = " ".join(query.split())
         if not query:
             return []
         q = np.asarray(self.embedder.encode([query]), dtype=np.float32)
         try:
-            idx = open_index(store, self.key)
-            if not len(idx) or q.shape[1] != idx.manifest.dim:
-                return []
-            hits = idx.search(q, k)[0]
+            with index_for(store, self.key, self.indexes) as idx:
+                if not len(idx) or q.shape[1] != idx.manifest.dim:
+                    return []
+                hits = idx.search(q, k)[0]
         except (OSError, RuntimeError) as e:         # RuntimeError: what faiss raises
             raise RankerError(f"the corpus index cannot be used here ({e})") from None
         return [(h.id, float(h.score)) for h in hits]
@@ -63,20 +65,21 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
     return "words", store.search_papers(query, limit), note
 
 
-def corpus_similar(store: "Store", paper_id: str, k: int) -> list[tuple[str, float]]:
+def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
+                   ) -> list[tuple[str, float]]:
     """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder that holds
     the paper's vector: [(paper id, cosine), ...], best first. Nothing (and no model loaded) when the store has
     no vector of the paper, or the index cannot be brought up to date here; the index is brought up to the
     store first (built the first time)."""
-    return corpus_similar_many(store, [paper_id], k).get(paper_id, [])
+    return corpus_similar_many(store, [paper_id], k, indexes=indexes).get(paper_id, [])
 
 
-def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int,
-                        batch: int = 1024) -> dict[str, list[tuple[str, float]]]:
+def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,
+                        indexes: "OpenIndexes | None" = None) -> dict[str, list[tuple[str, float]]]:
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
     once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out).
     paper id -> [(id, cosine), ...]; a paper without a stored vector is absent."""
-    from ..index import open_index
+    from ..index import index_for
     from ..prefilter.embed import QUERY_PREFIX
     out: dict[str, list[tuple[str, float]]] = {}
     left = list(dict.fromkeys(paper_ids))
@@ -85,12 +88,12 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int,
         if not vecs:
             continue
         try:
-            idx = open_index(store, key)
-            ids = [i for i in left if i in vecs]
-            for start in range(0, len(ids), batch):
-                chunk = ids[start:start + batch]
-                for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
-                    out[pid] = [(h.id, float(h.score)) for h in hits if h.id != pid][:k]
+            with index_for(store, key, indexes) as idx:
+                ids = [i for i in left if i in vecs]
+                for start in range(0, len(ids), batch):
+                    chunk = ids[start:start + batch]
+                    for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
+                        out[pid] = [(h.id, float(h.score)) for h in hits if h.id != pid][:k]
         except (RankerError, OSError, RuntimeError):     # an index that cannot be written here: no panels
             return out
         left = [i for i in left if i not in vecs]
