@@ -52,22 +52,29 @@ def import_ray():
 
 
 # --------------------------------------------------------------------------- the pieces Ray runs
-def _read_blocks(split, filters, rows: int):
+def _read_blocks(split, filters_ref, rows: int):
+    import ray
+    filters = ray.get(filters_ref[0])
     for batch in chunks(read_split(split, filters), rows):
         yield shards.papers_table(batch)
 
 
 def papers_datasource(splits, filters, rows_per_block: int = READ_BLOCK_ROWS):
-    """A Ray Data datasource of the source's papers: one read task per split, blocks of ranked-schema rows."""
+    """A Ray Data datasource of the source's papers: one read task per split, blocks of ranked-schema rows.
+    The filters go into the object store once (on a rerun they hold every pair already ranked: millions of
+    strings for a snapshot), and each read task carries only a reference to them."""
+    import ray
     from ray.data import Datasource, ReadTask
     from ray.data.block import BlockMetadata
+
+    filters_ref = [ray.put(filters)]       # held in a list, as _keep_todo's reference is
 
     class PapersDatasource(Datasource):
         def estimate_inmemory_data_size(self):
             return None
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-            return [ReadTask(functools.partial(_read_blocks, s, filters, rows_per_block),
+            return [ReadTask(functools.partial(_read_blocks, s, filters_ref, rows_per_block),
                              BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[s.path]),
                              schema=shards.RANKED)
                     for s in splits]
