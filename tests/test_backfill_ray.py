@@ -106,6 +106,37 @@ def test_local_and_ray_engines_write_the_same_rows(tmp_path):
                        shards.vectors(backfill_table(tmp_path / "ray", "ranked").sort_by("id")), atol=1e-4)
 
 
+def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again(tmp_path, monkeypatch):
+    """The embedding is spilled apart from the per-day shuffle: a run stopped after its first 100 of 300
+    papers were embedded (here by the local engine, Ctrl-C) leaves them on disk, and the Ray engine's rerun
+    embeds only the other 200; the rows are those of a run that was never stopped."""
+    from ranker.backfill import local
+    snap = make_snapshot(tmp_path / "snap.json", 300, 100)
+    spec = dict(source=snap, embed=True, embed_batch=100)
+    out = tmp_path / "bf"
+    real, calls = local.EmbedStage.__call__, []
+
+    def stop_at_the_second_batch(self, t):
+        calls.append(t.num_rows)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, t)
+    monkeypatch.setattr(local.EmbedStage, "__call__", stop_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(BackfillSpec(out=out, **spec), backfill_settings(), engine="local")
+    monkeypatch.undo()
+    assert len(shards.pairs_in(shards.shard_files(out / shards.WORK_DIR / "embedded"))) == 100
+    res = run_backfill(BackfillSpec(out=out, **spec), backfill_settings(), engine="ray", ray_options=RAY_OPTIONS)
+    rank = res.run["phases"]["rank"]
+    assert (rank["already_embedded"], rank["embedded"]) == (100, 200)
+    assert not (out / shards.WORK_DIR / "embedded").exists()
+    run_backfill(BackfillSpec(out=tmp_path / "whole", **spec), backfill_settings(), engine="local")
+    a, b = (backfill_table(o, "ranked").sort_by("id") for o in (out, tmp_path / "whole"))
+    assert a.num_rows == b.num_rows == 300
+    assert a.select(["id", "date", "kept", "topic"]).to_pylist() == b.select(["id", "date", "kept", "topic"]).to_pylist()
+    assert np.allclose(shards.vectors(a), shards.vectors(b), atol=1e-4)
+
+
 def test_a_worker_killed_mid_batch_is_retried_and_every_paper_lands_once(tmp_path):
     """The scoring actor SIGKILLs itself inside its first batch; Ray restarts it and retries the batch."""
     snap = make_snapshot(tmp_path / "snap.json", 600, 200)

@@ -65,6 +65,21 @@ class Job:
         from ..prefilter.embed import slug
         return f"{slug(self.model_key or 'none')}-{self.prompt_hash}"
 
+    def embedded_dir(self) -> Path:
+        """Where either engine keeps the papers it embedded and has not ranked yet (a killed run's rerun
+        embeds only the rest), emptied when a run with another source or other settings left it."""
+        import json
+        import shutil
+        work = self.out / shards.WORK_DIR / "embedded"
+        key = hashlib.sha1(json.dumps([self.source.fingerprint, self.pins, self.filters.since, self.filters.until],
+                                      sort_keys=True, default=str).encode()).hexdigest()
+        stamp = work / "params"
+        if not (stamp.exists() and stamp.read_text() == key):
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            stamp.write_text(key)
+        return work
+
 
 @dataclass
 class BackfillResult:

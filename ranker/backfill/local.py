@@ -9,10 +9,7 @@ shards of `shard_rows` rows as it goes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import shutil
-from pathlib import Path
 
 from . import shards
 from .plan import chunks, read_source
@@ -41,7 +38,7 @@ class LocalEngine:
             return {"read": n, "filtered": report.filtered, "shards": len(written),
                     "rows_written": sum(r for _, r in written)}
 
-        work = self._work_dir(job)
+        work = job.embedded_dir()
         stage = EmbedStage(job.settings, device=job.spec.device)
         days: set[str] = set()
         n = embedded = 0
@@ -66,18 +63,6 @@ class LocalEngine:
         return {"read": n, "filtered": report.filtered, "embedded": embedded, "days": len(days),
                 "shards": len(written), "rows_written": sum(r for _, r in written),
                 "model_load_seconds": round(stage.embedder.load_seconds, 2)}
-
-    def _work_dir(self, job) -> Path:
-        """The spill folder, emptied when it was left by a run with another source or other settings."""
-        work = job.out / shards.WORK_DIR / "embedded"
-        key = hashlib.sha1(json.dumps([job.source.fingerprint, job.pins, job.filters.since, job.filters.until],
-                                      sort_keys=True, default=str).encode()).hexdigest()
-        stamp = work / "params"
-        if not (stamp.exists() and stamp.read_text() == key):
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
-            stamp.write_text(key)
-        return work
 
     # ------------------------------------------------------------------ scoring
     def score(self, job, todo: shards.ScoreTodo) -> dict:

@@ -3,8 +3,11 @@
     rank:  read_datasource(PapersDatasource)             one read task per split of the source, streaming
            .map_batches(EmbedStage, ActorPoolStrategy)   one embedder per actor, built once (GPU actors: one
                                                          per GPU; CPU: one per `embed_threads` cores)
+           .write_datasink(ShardSink(OUT/_work/embedded)) spilled as they complete: a rerun of a stopped run
+                                                         reads past what is there (the local engine's spill too)
+           then read_parquet(the spill)
            .groupby("date").map_groups(prefilter_day)    a whole day per call (the zero-shot day median)
-           .write_datasink(ShardSink(OUT/ranked))        shards written as they complete
+           .write_datasink(ShardSink(OUT/ranked))        shards written as they complete; the spill removed
     score: read_parquet(ranked shards with work)
            .map_batches(ScoreStage, ActorPoolStrategy)   one backend per actor, built once: a vLLM engine per
                                                          GPU, or per tensor-parallel group of GPUs
@@ -35,7 +38,7 @@ from ..io import Progress
 from ..netguard import worker_env
 from ..settings import Settings
 from . import shards
-from .plan import chunks, read_split
+from .plan import Filters, chunks, read_split
 from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
 
 READ_BLOCK_ROWS = 1000
@@ -284,31 +287,50 @@ class RayEngine:
         self._connect()
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
-        ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters))
         info: dict = {"read_tasks": len(job.source.splits)}
-        if job.plan is not None:
-            if gpus >= 1:
-                n, threads = self.embed_actors or int(gpus), None
-                res = {"num_gpus": 1, "num_cpus": 1}
-                device = spec.device or "cuda"
-            else:
-                threads = self.embed_threads or int(min(cpus, 8))
-                n = self.embed_actors or max(1, int(cpus // threads))
-                res = {"num_cpus": max(1, min(threads, cpus) - 1)}
-                device = spec.device
-            ds = _map_batches(ds, _deferring(EmbedStage),
-                              fn_constructor_kwargs=dict(settings=job.settings, device=device, threads=threads),
-                              batch_size=spec.embed_batch, batch_format="pyarrow",
-                              compute=ray.data.ActorPoolStrategy(size=n), **res)
+        if job.plan is None:
+            ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters))
+            ds = ds.map_batches(unranked, batch_format="pyarrow")
+            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
+            self._execute(lambda: ds.write_datasink(sink))
+            return {**info, "shards": len(sink.files), "rows_written": sink.rows}
+        # 1. embed what a killed run did not: spilled to OUT/_work/embedded (a day is ranked only whole, after
+        #    a shuffle that keeps nothing if the run dies, so the embedding is kept apart from it)
+        work = job.embedded_dir()
+        spilled = shards.pairs_in(shards.shard_files(work))
+        filters = Filters(**{**job.filters.__dict__, "skip_pairs": job.filters.skip_pairs | spilled})
+        ds = ray.data.read_datasource(papers_datasource(job.source.splits, filters))
+        if gpus >= 1:
+            n, threads = self.embed_actors or int(gpus), None
+            res = {"num_gpus": 1, "num_cpus": 1}
+            device = spec.device or "cuda"
+        else:
+            threads = self.embed_threads or int(min(cpus, 8))
+            n = self.embed_actors or max(1, int(cpus // threads))
+            res = {"num_cpus": max(1, min(threads, cpus) - 1)}
+            device = spec.device
+        ds = _map_batches(ds, _deferring(EmbedStage),
+                          fn_constructor_kwargs=dict(settings=job.settings, device=device, threads=threads),
+                          batch_size=spec.embed_batch, batch_format="pyarrow",
+                          compute=ray.data.ActorPoolStrategy(size=n), **res)
+        info.update(embed_actors=n, embed_threads=threads, embed_resources=res)
+        spill = shard_sink(str(work), "emb", shards.RANKED, spec.shard_rows)
+        self._execute(lambda: ds.write_datasink(spill))
+        info.update(embedded=spill.rows, already_embedded=len(spilled))
+        # 2. rank every spilled day whole (days a killed run already wrote in full are left out)
+        files = [f for f in shards.shard_files(work) if f.parent.name[5:] not in job.filters.skip_days]
+        rows = 0
+        shard_count = 0
+        if files:
             parts = max(2, min(200, int(cpus) * 2))
+            ds = ray.data.read_parquet([str(f) for f in files], partitioning=None)
             ds = ds.groupby("date", num_partitions=parts).map_groups(
                 _prefilter_group, fn_kwargs={"plan": job.plan, "partial": job.partial}, batch_format="pyarrow")
-            info.update(embed_actors=n, embed_threads=threads, embed_resources=res)
-        else:
-            ds = ds.map_batches(unranked, batch_format="pyarrow")
-        sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
-        self._execute(lambda: ds.write_datasink(sink))
-        return {**info, "shards": len(sink.files), "rows_written": sink.rows}
+            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
+            self._execute(lambda: ds.write_datasink(sink))
+            rows, shard_count = sink.rows, len(sink.files)
+        shutil.rmtree(work, ignore_errors=True)
+        return {**info, "shards": shard_count, "rows_written": rows}
 
     def score(self, job, todo: shards.ScoreTodo) -> dict:
         self._connect()

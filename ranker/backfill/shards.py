@@ -178,6 +178,14 @@ def shard_files(root: str | Path, since: str | None = None, until: str | None = 
     return out
 
 
+def pairs_in(files: Sequence[Path]) -> frozenset[str]:
+    """The "id|date" of every row of these shards (reads two columns)."""
+    if not files:
+        return frozenset()
+    t = pads.dataset([str(f) for f in files], format="parquet").to_table(columns=["id", "date"])
+    return frozenset(f"{i}|{d}" for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()))
+
+
 def read_table(files: Sequence[Path], schema: pa.Schema, columns: list[str] | None = None,
                filter=None) -> pa.Table:
     if not files:
