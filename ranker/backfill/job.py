@@ -9,6 +9,8 @@ batch written twice (a retried worker) replaces itself.
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +70,6 @@ class Job:
     def embedded_dir(self) -> Path:
         """Where either engine keeps the papers it embedded and has not ranked yet (a killed run's rerun
         embeds only the rest), emptied when a run with another source or other settings left it."""
-        import json
-        import shutil
         work = self.out / shards.WORK_DIR / "embedded"
         key = hashlib.sha1(json.dumps([self.source.fingerprint, self.pins, self.filters.since, self.filters.until],
                                       sort_keys=True, default=str).encode()).hexdigest()
