@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import arxiv_id, atomic_write, read_text
+from .prefilter.history import LABEL_DAY_SUFFIX
 from .records import Label, Paper
 
 if TYPE_CHECKING:
@@ -177,9 +178,6 @@ def store_training_rows(store: "Store", history_days: Iterable["HistoryDay"] = (
                          label_days={pid: lb.day for pid, lb in stored.items() if lb.day})
 
 
-# Labelled papers outside the history are grouped into days named "<day>+labels": they sort right after that
-# day's GPT history (before the next day), so a walk-forward fit for a day never sees the labels given on it.
-LABEL_DAY_SUFFIX = "+labels"
 
 
 class TrainingLabels(NamedTuple):

@@ -270,3 +270,23 @@ def test_a_one_day_fit_has_no_recall_thresholds_and_keeps_by_the_prior():
     assert [k.n_keep for k in kept] == [math.ceil(zero_shot_fraction(r) * len(s) - 1e-9) for r in (0.8, 0.95)]
     X, y, zs, g, papers = _toy(n_days=2)
     assert fit(X, y, zs, g, papers, embedder="toy").recall_thresholds         # two days: thresholds again
+
+
+def test_labels_outside_the_history_do_not_count_as_days_for_keeping_by_recall(monkeypatch):
+    """A user's few labels on papers outside the history form a pseudo-day of those papers; its 'recall' (one
+    liked paper: all or nothing) must not move the thresholds that keep a whole day."""
+    import ranker.prefilter.calibrate as C
+    X, y, zs, g, papers = _toy(n_days=3)
+    lab = np.zeros(3, dtype=bool)
+    lab[0] = True
+    Xl = np.vstack([X, X[:3]])
+    g2 = np.concatenate([g, ["2025-01-02+labels"] * 3])
+    papers2 = papers + [Paper(id=f"L.{i}", title="robot paper", abstract="we study", categories=["cs.LG"])
+                        for i in range(3)]
+    seen = []
+    real = C.recall_thresholds
+    monkeypatch.setattr(C, "recall_thresholds", lambda s, yy, gg=None: (seen.append(set(gg)), real(s, yy, gg))[1])
+    cal = fit(Xl, np.concatenate([y, lab]), np.concatenate([zs, zs[:3]]), g2, papers2, embedder="toy")
+    assert seen and all(not any(str(d).endswith("+labels") for d in days) for days in seen)
+    assert set.union(*seen) == set(g.tolist())
+    assert cal.recall_source == "out-of-day" and cal.recall_fractions["0.95"] < 1.0

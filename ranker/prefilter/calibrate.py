@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..io import atomic_write, read_text
 from ..records import Paper
 from .embed import paper_text
+from .history import LABEL_DAY_SUFFIX
 
 FORMAT = "ranker-calibration"
 VERSION = 2
@@ -433,15 +434,18 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         trained_on={"days": sorted(set(f.groups.tolist())), "papers": int(len(f.y)), "picks": int(f.y.sum()),
                     "labels": int(sum(1 for p in papers if labels and p.id in labels)),
                     "created": time.strftime("%Y-%m-%d %H:%M:%S")})
-    if len(set(f.groups.tolist())) < 2:
+    # Keeping by recall learns from whole days only: a user's labels outside the history form "days" of the
+    # few papers they labelled (LABEL_DAY_SUFFIX), whose recall says nothing about a day's ranking.
+    whole = np.array([not str(g).endswith(LABEL_DAY_SUFFIX) for g in f.groups])
+    if len(set(f.groups[whole].tolist())) < 2 or len(set(f.groups.tolist())) < 2:
         # one day has no held-back picks to learn a threshold from (its out-of-day inputs are placeholders):
         # keeping by recall falls back to the zero-shot prior
         cal.recall_source = "none"
         return cal
     # how high held-back picks scored: the stacker applied to the out-of-day inputs
-    oof_scores = 1.0 / (1.0 + np.exp(-(((f.oof - mean) / scale) @ coef + b)))
-    cal.recall_thresholds = recall_thresholds(oof_scores, f.y, f.groups)
-    cal.recall_fractions = recall_fractions(oof_scores, f.y, f.groups)
+    oof_scores = 1.0 / (1.0 + np.exp(-(((f.oof[whole] - mean) / scale) @ coef + b)))
+    cal.recall_thresholds = recall_thresholds(oof_scores, f.y[whole], f.groups[whole])
+    cal.recall_fractions = recall_fractions(oof_scores, f.y[whole], f.groups[whole])
     cal.recall_source = "out-of-day"
     return cal
 

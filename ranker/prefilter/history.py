@@ -30,6 +30,11 @@ from ..records import Paper
 from ..sources import ReadReport, read_papers
 
 
+# Labelled papers outside the history are grouped into days named "<day>+labels" (ranker.labels): they sort
+# right after that day's GPT history (before the next day), so a walk-forward fit for a day never sees the
+# labels given on it. They are not whole days: nothing that measures a day's ranking reads them as one.
+LABEL_DAY_SUFFIX = "+labels"
+
 # Advice a reader's error gives a command ("...; pass it as {key:papers}"): meaningless for a history day.
 _ADVICE = re.compile(r";[^;]*\{key:[^}]*\}[^;]*")
 _DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
