@@ -126,6 +126,21 @@ def test_day_view_picks_rules_and_filters(tmp_path):
         assert dict(month.per_topic) == {EVIL: 2} and month.picks == 2
 
 
+def test_a_day_the_store_holds_but_never_ranked_says_so(tmp_path):
+    """A history day that `calibrate` or `eval` put in the store: its papers, no ranking, no digest. Nothing on
+    it was kept by the prefilter, and the page does not claim an order it does not have."""
+    with _small_store(tmp_path) as s:
+        s.add_papers([Paper(id=f"2505.1000{i}", title=f"Later {i}", abstract="A.", date="2025-05-16",
+                            authors=["B"], categories=["cs.LG"]) for i in range(3)])
+        page = views.day_page(s, "2025-05-16")
+        assert not page.ranked and page.counts["kept"] == 0 and len(page.rest) == 3
+        html = render("day.html", urls=ServeUrls(), page=page, can_label=True, csrf="tok")
+        assert "not ranked yet" in html and 'class="badge kept"' not in html and "The day's papers" in html
+        assert "prefilter's order" not in html and "kept by the prefilter" not in html
+        ranked = render("day.html", urls=ServeUrls(), page=views.day_page(s, "2025-05-15"), can_label=True, csrf="t")
+        assert "3 kept by the prefilter" in ranked and 'class="badge kept"' in ranked
+
+
 def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
     with _small_store(tmp_path) as s:
         assert corpus_similar(s, "2505.00000", 5) == []          # no vector of it stored: nothing, no model

@@ -61,6 +61,7 @@ class DayPage:
     next_day: str | None = None
     hist_svg: str = ""
     grid_svg: str = ""
+    ranked: bool = True                  # the prefilter ranked the day (else: the store's order)
 
     @property
     def month(self) -> str:
@@ -93,7 +94,9 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
     papers = store.get_papers(ids)
     scores = store.get_scores(ids, digest.model, digest.prompt_hash) if digest else {}
     by_rank = {r.paper_id: (i, r) for i, r in enumerate(rankings, start=1)}
-    kept = {r.paper_id for r in rankings if r.kept} if rankings else set(ids)
+    # without a ranking, a day's digest scored every paper (each was "kept"); a day only ingested (by `calibrate`
+    # or `eval` from a history) has neither: nothing was kept
+    kept = {r.paper_id for r in rankings if r.kept} if rankings else set(ids) if digest is not None else set()
     picked = []
     if digest is not None:
         # in the ranking's order, so ties fall as in the digest (it scores the kept papers in that order)
@@ -125,7 +128,8 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
     rest = [r for r in rows.values() if not r.picked and keep(r)]
     prev_day, next_day = _neighbours(store, day, all_days)
     page = DayPage(day=day, picks=pick_rows, rest=rest, topics=sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
-                   counts=counts, digest=digest, topic=topic, show=show, prev_day=prev_day, next_day=next_day)
+                   counts=counts, digest=digest, topic=topic, show=show, prev_day=prev_day, next_day=next_day,
+                   ranked=bool(rankings))
     if plots_too:
         if rankings:
             page.hist_svg = plots.score_histogram([r.prefilter_score for r in rankings], [r.kept for r in rankings])
