@@ -28,7 +28,10 @@ def read_days(out_dir: str | Path) -> list[dict]:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        counts = data.get("counts") or {}
+        counts = dict(data.get("counts") or {})
+        if counts.get("scored") is not None or counts.get("reused") is not None:
+            # the day's papers with a score: a rerun reuses the stored ones (its own run scored none)
+            counts["scored"] = (counts.get("scored") or 0) + (counts.get("reused") or 0)
         row = {"day": m.group(1), "status": data.get("status", "unknown"),
                **{k: counts.get(k) for k in COLUMNS},
                "model": data.get("model"), "digest": f"{m.group(1)}-output.md"}

@@ -54,6 +54,7 @@ def one_error(r, code=None) -> str:
     # checked before an empty database could make them "nothing to do"
     (["similar", "2505.00001", "--k", "0"], "error: --k: must be at least 1", 1),
     (["similar", "moe", "--since", "yesterday"], "error: --since: expected a day as YYYY-MM-DD, got 'yesterday'", 1),
+    (["similar", "moe", "--since", "2025-13-01"], "error: --since: expected a day as YYYY-MM-DD, got '2025-13-01'", 1),
 ])
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)

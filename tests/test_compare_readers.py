@@ -108,9 +108,14 @@ def test_directory_and_glob_read_several_days(tmp_path):
     shutil.copy(SEED, nested / "digest.md")
     shutil.copy(DAYS / "2025-07-02" / "gpt_scores.jsonl", tmp_path / "2025-07-02.jsonl")
     (tmp_path / "notes.txt").write_text("just some notes, not a digest\n")
-    mixed, mixed_files = read_score_files(tmp_path)
-    assert sorted(f.name for f in mixed_files) == ["2025-07-02.jsonl", "digest.md"]
-    assert len(mixed) == 47 + 21
+    # what `ranker run` writes beside its digests, and any other Markdown, is not a digest: passed over quietly
+    (tmp_path / "index.md").write_text("# Daily digests\n\n| day | status |\n| --- | --- |\n")
+    (tmp_path / "README.md").write_text("# My digests\n\nSome notes.\n")
+    (tmp_path / "empty-day.md").write_text("# Personalized Daily ArXiv Papers 2025-07-03\n\nNo papers.\n")
+    w: list[str] = []
+    mixed, mixed_files = read_score_files(tmp_path, warn=w.append)
+    assert sorted(f.name for f in mixed_files) == ["2025-07-02.jsonl", "digest.md", "empty-day.md"]
+    assert len(mixed) == 47 + 21 and not [x for x in w if "index.md" in x or "README.md" in x]
 
 
 def test_same_paper_in_two_files_with_different_scores_warns(tmp_path):

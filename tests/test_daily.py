@@ -180,9 +180,10 @@ def test_the_index_lists_the_days_newest_first(settings, store, tmp_path):
         res = run_day(fetch_day(dated, settings, store=store), out, settings, store=store)
     index = json.loads((out / "index.json").read_text())["days"]
     assert [d["day"] for d in index] == ["2025-05-16", "2025-05-15", "2025-05-14"]
-    assert all(d["status"] == "ok" and d["papers"] == 40 and d["kept"] == 12 for d in index)
+    # each day's 12 kept papers have scores, though only the first day's run asked the model (the others reused)
+    assert all(d["status"] == "ok" and d["papers"] == 40 and d["kept"] == 12 and d["scored"] == 12 for d in index)
     md = (out / "index.md").read_text().splitlines()
-    assert md[4].startswith("| [2025-05-16](2025-05-16-output.md) | ok | 40 | 12 |")
+    assert md[4].startswith("| [2025-05-16](2025-05-16-output.md) | ok | 40 | 12 | 12 |")
     assert res.files["index_md"] == out / "index.md"
 
 

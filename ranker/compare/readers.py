@@ -35,6 +35,7 @@ _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _MD_HEADER = re.compile(r"^##\s+(?:\d+\.\s+)?\[(?P<title>.*)\]\((?P<url>[^)\s]+)\)")
 _MD_FIELD = re.compile(r"^\*\*(?P<name>[A-Za-z][A-Za-z ]*?):\*\*\s*(?P<value>.*)$")
 _MD_DAY = re.compile(r"^#\s+.*?(\d{4}-\d{2}-\d{2})")
+_MD_DIGEST_TITLE = re.compile(r"#\s+Personalized Daily Arxiv Papers", re.IGNORECASE)   # the seed's, even empty
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?")
 
 _ID_KEYS = ("ARXIVID", "ARXIV_ID", "arxiv_id", "arxivid", "id", "ID")
@@ -274,11 +275,24 @@ def sniff(path: Path, text: str | None = None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- paths
 
+def _found(f: Path, kinds: set[str]) -> bool:
+    """Whether a file met in a folder or glob is one of `kinds`; Markdown only when it holds a digest's paper
+    blocks or title (not a folder's index.md, a README, notes)."""
+    if f.suffix.lower() not in SCORE_SUFFIXES:
+        return False
+    kind = sniff(f)
+    if kind != "markdown":
+        return kind in kinds
+    if "markdown" not in kinds:
+        return False
+    text = f.read_text(encoding="utf-8", errors="replace")
+    return "**Relevance:**" in text or "**ArXiv ID:**" in text or bool(_MD_DIGEST_TITLE.match(text.lstrip()))
+
+
 def score_files(specs, kinds: set[str], key: str) -> list[Path]:
     """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
     what = " / ".join(sorted(kinds - {"empty"})) + " file"
-    return expand_paths(specs, keep=lambda f: f.suffix.lower() in SCORE_SUFFIXES and sniff(f) in kinds,
-                        what=what, key=key)
+    return expand_paths(specs, keep=lambda f: _found(f, kinds), what=what, key=key)
 
 
 # ---------------------------------------------------------------------------------------- public API

@@ -6,7 +6,6 @@ is strictly before a paper's own day, so a paper never sees itself, its own day,
 """
 from __future__ import annotations
 
-import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import Warn, arxiv_id
 from ..records import Paper, Ranked
+from ..sources.filters import check_day
 from .corpus import CorpusIndex, Hit
 
 if TYPE_CHECKING:
@@ -177,8 +177,8 @@ def check_query(query: str, *, k: int = 10, since: str | None = None) -> str:
     query = " ".join(query.split())
     if not query:
         raise InputError("the query is empty: give an arXiv id or some text")
-    if since is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", since):
-        raise InputError(f"expected a day as YYYY-MM-DD, got {since!r}", key="since")
+    if since is not None:
+        check_day(since, key="since")
     return query
 
 

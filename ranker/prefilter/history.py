@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from ..compare.readers import read_scores, sniff
@@ -28,6 +27,7 @@ from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import Paper
 from ..sources import ReadReport, read_papers
+from ..sources.filters import check_day
 
 
 # Labelled papers outside the history are grouped into days named "<day>+labels" (ranker.labels): they sort
@@ -37,7 +37,6 @@ LABEL_DAY_SUFFIX = "+labels"
 
 # Advice a reader's error gives a command ("...; pass it as {key:papers}"): meaningless for a history day.
 _ADVICE = re.compile(r";[^;]*\{key:[^}]*\}[^;]*")
-_DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -65,14 +64,11 @@ _HARMLESS = ("no_abstract", "duplicates", "truncated", "bad_bytes")
 
 
 def is_day_name(name: str) -> bool:
-    """Whether a folder name is a day as YYYY-MM-DD (so that names sort in time order)."""
-    if not _DAY_NAME.fullmatch(name):
-        return False
+    """Whether a folder name is a day written as YYYY-MM-DD (so that names sort in time order)."""
     try:
-        date.fromisoformat(name)
-    except ValueError:
+        return check_day(name) == name
+    except InputError:
         return False
-    return True
 
 
 def read_listing(path: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning) -> list[Paper]:
