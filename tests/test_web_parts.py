@@ -214,7 +214,11 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
         s.put_embeddings([("3", "h", eye[1])], "vecs")           # a new vector is seen on the next search
         assert {i for i, _ in sem.search(s, "q", k=2)} == {"1", "3"}
         assert search(s, "t1", "words", sem) == ("words", ["1"], "")
-        assert search(s, "q", "auto", sem)[0] == "meaning"
+        assert search(s, "q", "auto", sem)[0] == "meaning"                    # no paper holds the word "q"
+        # a paper naming the query's words comes up even where the embedder ranks it last: the two fused
+        assert [i for i, _ in sem.search(s, "t0", k=4)][-1] == "0"
+        assert search(s, "t0", "auto", sem) == ("both", ["0", "1", "3", "2"], "")
+        assert search(s, "t0", "meaning", sem) == ("meaning", ["1", "3", "2", "0"], "")
         assert search(s, "t1", "auto", SemanticSearch(Embedder("other")))[0] == "words"   # no vectors of that embedder
         # vectors of a model this machine cannot load: words, and a note that says why
         broken = SemanticSearch(Embedder("vecs"))

@@ -51,17 +51,38 @@ class SemanticSearch:
         return [(h.id, float(h.score)) for h in hits]
 
 
+# Reciprocal rank fusion: a paper's place in each list counts 1 / (FUSE_K + place); the usual constant, which
+# lets a paper high on one list and absent from the other still come near the top.
+FUSE_K = 60
+
+
+def fuse(*rankings: Sequence[str]) -> list[str]:
+    """One ranking of ids from several (reciprocal rank fusion), best first; ties keep the first list's order."""
+    score: dict[str, float] = {}
+    for ranking in rankings:
+        for place, pid in enumerate(ranking, start=1):
+            score[pid] = score.get(pid, 0.0) + 1.0 / (FUSE_K + place)
+    return sorted(score, key=lambda pid: -score[pid])
+
+
 def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSearch | None = None,
            limit: int = 50) -> tuple[str, list[str], str]:
-    """(the mode used, paper ids best first, a note). auto: by meaning when the store holds vectors of the
-    embedder, else by words; by words too when the embedder cannot be loaded here (the note says why)."""
+    """(the mode used: words / meaning / both, paper ids best first, a note). auto: when the store holds
+    vectors of the embedder, the meaning ranking fused with the papers holding every word of the query (a
+    paper that names the query's very words is not lost behind a small embedder's near misses), else by
+    words; by words too when the embedder cannot be loaded here (the note says why)."""
     mode = mode if mode in MODES else "auto"
     note = ""
     if mode != "words" and semantic is not None and semantic.available(store):
         try:
-            return "meaning", [i for i, _ in semantic.search(store, query, limit)], ""
+            meaning = [i for i, _ in semantic.search(store, query, limit)]
         except RankerError as e:              # e.g. vectors copied from a machine that has the model
             note = f"search by meaning is unavailable ({e}); by words instead"
+        else:
+            words = store.search_papers(query, limit) if mode == "auto" else []
+            if not words:
+                return "meaning", meaning, ""
+            return "both", fuse(meaning, words)[:limit], ""
     return "words", store.search_papers(query, limit), note
 
 
