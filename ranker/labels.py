@@ -178,8 +178,6 @@ def store_training_rows(store: "Store", history_days: Iterable["HistoryDay"] = (
                          label_days={pid: lb.day for pid, lb in stored.items() if lb.day})
 
 
-
-
 class TrainingLabels(NamedTuple):
     labels: dict[str, bool]          # paper id -> liked, every stored label
     days: list["HistoryDay"]         # the labelled papers in no history day, as days of their own

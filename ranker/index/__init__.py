@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CorpusIndex", "Hit", "IndexStatus", "SyncResult", "Neighbour", "Reupload", "SimilarResult",
            "REUPLOAD_COSINE", "similar", "earlier_neighbours", "novelty_context", "find_reuploads", "reupload_notes",
-           "pick_similarity", "past_pick_similarity", "open_index", "OpenIndexes", "index_for", "embed_corpus", "EmbedResult", "index_day",
-           "update_index", "index_statuses"]
+           "pick_similarity", "past_pick_similarity", "open_index", "OpenIndexes", "index_for", "embed_corpus",
+           "EmbedResult", "index_day", "update_index", "index_statuses"]
 
 
 def _not_updated(e: BaseException, warn: Warn | None) -> None:

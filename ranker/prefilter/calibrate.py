@@ -437,7 +437,7 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
     # Keeping by recall learns from whole days only: a user's labels outside the history form "days" of the
     # few papers they labelled (LABEL_DAY_SUFFIX), whose recall says nothing about a day's ranking.
     whole = np.array([not str(g).endswith(LABEL_DAY_SUFFIX) for g in f.groups])
-    if len(set(f.groups[whole].tolist())) < 2 or len(set(f.groups.tolist())) < 2:
+    if len(set(f.groups[whole].tolist())) < 2:
         # one day has no held-back picks to learn a threshold from (its out-of-day inputs are placeholders):
         # keeping by recall falls back to the zero-shot prior
         cal.recall_source = "none"

@@ -1,5 +1,6 @@
-"""Search for the pages: words (the store's full-text index) or meaning (the query embedded like the papers,
-the nearest papers from the FAISS corpus index), and similar papers from the same index."""
+"""Search for the pages: words (the store's full-text index), meaning (the query embedded like the papers,
+the nearest papers from the FAISS corpus index) or, by default, both fused; and similar papers from the
+same index."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
