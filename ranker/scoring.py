@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 from .backends import Backend, Request, Result
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
 from .errors import ConfigError, InputError, checkpoint, during
-from .io import Progress, redact
+from .io import Progress, redact, same_paper_id
 from .prompts import PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
@@ -134,10 +134,16 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
     out = {obj["ARXIVID"]: Score(arxiv_id=obj["ARXIVID"], relevance=obj["RELEVANCE"], novelty=obj["NOVELTY"],
                                  comment=obj["COMMENT"])
            for obj in check_answer(data, ids, comment_chars, strict=False)}
-    if len(ids) == 1 and result.score_probs:
-        s = out[ids[0]]
-        s.expected_relevance = _expectation(result.score_probs.get("RELEVANCE"))
-        s.expected_novelty = _expectation(result.score_probs.get("NOVELTY"))
+    if result.score_probs:
+        # {field: dist} for a one-paper answer; {"<id as answered>/<field>": dist} for several (backends.probs)
+        for pid, sc in out.items():
+            if len(ids) == 1:
+                mine = result.score_probs
+            else:
+                mine = {k.rsplit("/", 1)[1]: v for k, v in result.score_probs.items()
+                        if "/" in k and same_paper_id(k.rsplit("/", 1)[0], pid)}
+            sc.expected_relevance = _expectation(mine.get("RELEVANCE"))
+            sc.expected_novelty = _expectation(mine.get("NOVELTY"))
     share = max(1, len(ids))
     for s in out.values():
         s.prompt_tokens = result.usage.prompt_tokens // share

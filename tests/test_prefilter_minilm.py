@@ -78,6 +78,8 @@ def test_a_real_day_puts_gpts_picks_on_top_and_a_rerun_needs_no_model(embed_cach
 
 def test_cli_writes_every_paper_sorted_with_its_verdict(tmp_path, embed_cache_db):
     papers = DAY.read_text().splitlines()
+    with Store(embed_cache_db) as store:            # the day's vectors stored, whichever test ran before this one
+        rank_papers(day_papers(), load_prompts(), embedder=Embedder("minilm"), store=store)
     titled = {"id": "2599.00001", "title": "Sparse Mixture-of-Experts Transformers: pruning, quantization and "
               "low-rank compression of the KV cache", "abstract": "", "authors": ["A. Author"],
               "categories": ["cs.LG"]}

@@ -114,6 +114,18 @@ def test_expected_mode_fills_expectations(papers, store):
     assert run_g.scored == 2 and run_e.reused == 0 and run_e.scored == 2
 
 
+def test_expected_mode_with_several_papers_per_request_fills_each_and_a_rerun_reuses_them(papers, store):
+    """Several papers answered at once: each one's distributions come keyed "<id>/<field>"; without reading
+    them every paper lacked its expectation, and each rerun scored the whole day again."""
+    opt = ScoreOptions(score_mode="expected", papers_per_request=2)
+    run = score_papers(papers[:4], FakeBackend(), load_prompts(), store, options=opt)
+    assert all(s.expected_relevance is not None and s.expected_novelty is not None for s in run.scores.values())
+    assert {pid: round(s.expected_relevance) for pid, s in run.scores.items()} == \
+        {pid: s.relevance for pid, s in run.scores.items()}
+    again = score_papers(papers[:4], FakeBackend(), load_prompts(), store, options=opt)
+    assert (again.reused, again.scored) == (4, 0)
+
+
 @pytest.mark.parametrize("text,msg", [
     ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": 11, "NOVELTY": 3}', "RELEVANCE 11"),
     ('{"ARXIVID": "1", "COMMENT": "c", "RELEVANCE": 5}', "missing NOVELTY"),

@@ -156,9 +156,12 @@ class FakeBackend(Backend):
             usage = Usage(prompt_tokens=prompt, completion_tokens=max(1, len(text) // 4))
             self._usage.add(usage)
             probs = None
-            if score_probs and finish == "stop" and len(ids) == 1 and text.startswith("{"):
-                rel, nov = fake_scores(ids[0])
-                probs = {f: _peaked(v) for f, v in zip(SCORE_FIELDS, (rel, nov))}
+            if score_probs and finish == "stop" and text.startswith("{"):
+                # as the engines' backends.probs gives them: by field for one paper, "<id>/<field>" for several
+                probs = {}
+                for pid in ids:
+                    for f, v in zip(SCORE_FIELDS, fake_scores(pid)):
+                        probs[f if len(ids) == 1 else f"{pid}/{f}"] = _peaked(v)
             out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
             if on_done is not None:
                 on_done(1)
