@@ -259,6 +259,15 @@ def test_a_server_that_refuses_the_schema_gets_a_relaxed_one(server):
     assert "prefixItems" not in json.dumps(relaxed) and "minimum" not in json.dumps(relaxed)
 
 
+def test_concurrent_requests_each_retry_relaxed_when_the_schema_is_refused(server):
+    """Four requests in flight when the server refuses the strict schema: each one that sent it strict tries
+    again relaxed, even when another has already switched the backend to relaxed schemas."""
+    be = backend(server, concurrency=4)
+    out = be.generate([req(f"2506.0000{i}", "strict") for i in range(1, 5)])
+    assert all(r.ok for r in out), [r.error for r in out]
+    assert be.stats()["schema_relaxed"] is True
+
+
 def test_expected_mode_reads_top_logprobs(server):
     be = backend(server, probe=False)
     out = be.generate([req("2506.00001", "ok")], score_probs=True)

@@ -243,8 +243,8 @@ class OpenAIBackend(Backend):
                      sleep=self._cancel.wait)
 
     # ------------------------------------------------------------------ one request
-    def _body(self, req: Request, score_probs: bool) -> dict:
-        schema = relax_schema(req.schema) if self._relaxed else req.schema
+    def _body(self, req: Request, score_probs: bool, relaxed: bool) -> dict:
+        schema = relax_schema(req.schema) if relaxed else req.schema
         body = {"model": self.model_name, "messages": req.messages, "temperature": 0,
                 "max_tokens": req.max_tokens, "seed": 0,
                 "response_format": {"type": "json_schema",
@@ -260,16 +260,17 @@ class OpenAIBackend(Backend):
             return Result(req.key, None, "error", error=self._refused), None
         deadline = time.monotonic() + self.total_timeout
         try:
+            relaxed = self._relaxed       # what this request sends: another thread may relax the schema meanwhile
             try:
-                data = self._post(self._body(req, score_probs), deadline)
+                data = self._post(self._body(req, score_probs, relaxed), deadline)
             except _Fatal as e:
-                schema_trouble = e.status == 400 and not self._relaxed and any(
+                schema_trouble = e.status == 400 and not relaxed and any(
                     w in e.body.lower() for w in ("schema", "response_format", "json_schema"))
                 if not schema_trouble:
                     raise
                 with self._lock:
                     self._relaxed = True
-                data = self._post(self._body(req, score_probs), deadline)
+                data = self._post(self._body(req, score_probs, True), deadline)
         except Retryable as e:
             if e.too_long:
                 why = f"the server asks to wait {e.retry_after:.0f} s"
