@@ -4,8 +4,8 @@ subprocess whose peak RSS is read from os.wait4: memory stays bounded at that si
 
 The embedder is the real MiniLM, but embedding 30,000 texts takes ~15 min on 2 CPU cores (that whole run is
 scripts/bench_load.py's job: 916 s, 1,070 MB peak). Here the store first gets vectors for all but 1,000 of
-the papers, so the model embeds 1,000 texts in its batches while reading, ranking, FAISS and writing handle
-all 30,000.
+the papers, so the model embeds 1,000 texts in its batches while reading, ranking, the corpus index (exact:
+a plain matrix below 100,000 vectors, FAISS IVF above) and writing handle all 30,000.
 """
 import json
 import os

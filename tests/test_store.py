@@ -176,13 +176,6 @@ def _schema(db):
     out = {n: c.execute(f"PRAGMA {'table' if t == 'table' else 'index'}_info({n})").fetchall() for t, n in names}
     c.close()
     return out
-def test_m001_builds_the_schema_version_1_had(tmp_path, monkeypatch):
-    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
-    v1_database(old)
-    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:1])
-    Store(new).close()
-
-
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_named_migrations_build_the_schema_each_old_version_had(tmp_path, version, monkeypatch):
     old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
