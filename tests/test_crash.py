@@ -71,9 +71,17 @@ def test_kill_during_fetch(tmp_path, env):
     snap = tmp_path / "snapshot.json"
     ok([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", "20000", "--out", str(snap)], env)
     big = tmp_path / "big.jsonl"
-    t0 = time.time()
+
+    def writing() -> bool:         # killed while papers stream into the output's temporary file, not before
+        for f in tmp_path.glob(".big.jsonl.*"):
+            try:
+                if f.stat().st_size > 10_000:
+                    return True
+            except FileNotFoundError:  # renamed into place: the fetch is done, and kill_when says so
+                pass
+        return False
     kill_when([*RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env,
-              lambda: time.time() - t0 > 1.5)
+              writing)
     assert integrity(db(tmp_path)) == "ok"
     assert count(db(tmp_path), "SELECT COUNT(*) FROM papers") == before      # nothing half-written
     assert not big.exists()                                                   # the output appears whole or not
