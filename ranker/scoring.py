@@ -295,18 +295,24 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
                 *, on_done: Callable[[int], None] | None = None, related: Related | None = None) -> BatchScores:
     """Score one batch of papers (one backend call, and one more for the answers that failed validation),
     with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
-    their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. `on_done(n)` is
-    handed to the first call's backend.generate (n requests finished), for a progress bar; the retry call
-    is not counted again. `related`: as for score_papers."""
+    their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. The retry is
+    not the same greedy request again (it would fail the same way): each paper of a failed request is asked
+    alone, and one whose answer was cut off gets twice the room. `on_done(n)` is handed to the first call's
+    backend.generate (n requests finished), for a progress bar; the retry call is not counted again.
+    `related`: as for score_papers."""
     opt = options or ScoreOptions()
     _check_related(opt, related)
     want_probs = check_score_mode(backend, opt)
     out = BatchScores()
     groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
+    cut_off: set[str] = set()               # papers whose first answer ran out of tokens
     for final in (False, True):
         if not groups:
             break
         requests = build_requests(groups, prompts, opt, related if opt.novelty_context > 0 else None)
+        for req, group in zip(requests, groups):
+            if group[0].id in cut_off:
+                req.max_tokens *= 2
         if on_done is not None and not final:
             results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
         else:
@@ -322,7 +328,9 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
                 out.scores.update(parse_result(res, ids, opt.comment_chars))
             except ValueError as e:
                 if not final:
-                    retry.append(group)
+                    retry += [[p] for p in group]
+                    if res.finish_reason == "length":
+                        cut_off.update(ids)
                     continue
                 for pid in ids:
                     out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")

@@ -94,6 +94,26 @@ def test_backend_crash_keeps_what_was_stored(papers, store, tmp_path):
     assert run.reused == 4 and [r["ARXIVID"] for r in lines(out)] == [p.id for p in papers]
 
 
+def test_the_retry_asks_each_paper_alone_and_gives_a_cut_off_answer_more_room(papers, store):
+    """A failed three-paper request is not sent again as it was (greedy decoding would fail the same way):
+    its papers are asked one by one, so one bad paper no longer fails the two others, and a paper whose
+    answer was cut off is asked with twice the token budget."""
+    bad, cut = papers[1].id, papers[4].id
+    be = FakeBackend(garbage={bad}, length={cut})
+    sent = []
+    real = be.generate
+    be.generate = lambda reqs, **kw: (sent.append([(r.key, r.max_tokens) for r in reqs]), real(reqs, **kw))[1]
+    opt = ScoreOptions(papers_per_request=3)
+    run = score_papers(papers[:6], be, load_prompts(), store, options=opt)
+    assert {f.arxiv_id for f in run.failures} == {bad, cut}
+    assert set(run.scores) == {p.id for p in papers[:6]} - {bad, cut}
+    first, second = sent
+    assert [k.count(",") + 1 for k, _ in first] == [3, 3]
+    assert [k for k, _ in second] == [p.id for p in papers[:6]]            # every paper of both requests, alone
+    room = dict(second)
+    assert room[cut] == 2 * room[bad] and run.retried == 6
+
+
 def test_several_papers_per_request(papers, store, tmp_path):
     be = FakeBackend()
     run = score_to(tmp_path / "s.jsonl", papers[:7], be, load_prompts(), store,
