@@ -111,3 +111,14 @@ def test_one_validator_strict_for_engines_lenient_for_scoring():
     for bad in (obj("avEVIL"), obj("a", rel=11), {"ARXIVID": "a", "RELEVANCE": 5, "NOVELTY": 5}):
         with pytest.raises(ValueError):
             check_answer(bad, ["a"], 10, strict=False)
+
+
+def test_lenient_scoring_takes_several_answers_in_any_order_when_each_id_is_answered_once():
+    """A server that relaxed the schema's fixed order may answer [b, a]; scoring matches them by id. An id
+    answered twice (or not at all) is still an error, naming the first place that disagrees."""
+    a, b = obj("a", "about a"), obj("b", "about b")
+    assert check_answer({"papers": [b, a]}, ["a", "b"], 20, strict=False) == [a, b]
+    with pytest.raises(ValueError, match="ARXIVID 'b' is not 'a'"):
+        check_answer({"papers": [b, a]}, ["a", "b"], 20)                     # an engine must keep the order
+    with pytest.raises(ValueError, match="ARXIVID 'b' is not 'a'"):
+        check_answer({"papers": [b, b]}, ["a", "b"], 20, strict=False)
