@@ -61,6 +61,8 @@ def test_prices():
     assert price_for("gpt-4o") == price_for("gpt-4o-2024-08-06") == price_for("openai/gpt-4o")
     assert price_for("gpt-4o-mini-2024-07-18").prompt == 0.15
     assert price_for("smollm2-135m") is None and price_for("gpt-4offline") is None
+    # the longest listed prefix: gpt-4.1-mini is not priced as gpt-4.1
+    assert price_for("gpt-4.1-mini-2025-04-14").prompt == 0.40 and price_for("gpt-4.1-2025-04-14").prompt == 2.00
     u = Usage(prompt_tokens=1_000_000, completion_tokens=100_000, cached_prompt_tokens=400_000)
     assert cost_usd("gpt-4o", u) == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 0.1 * 10)
     assert cost_usd("gpt-4o-mini", Usage(prompt_tokens=2_000_000, completion_tokens=1_000_000)) == pytest.approx(0.9)

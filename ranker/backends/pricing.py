@@ -1,6 +1,6 @@
 """What a scoring run costs in API fees. Local models (vLLM, transformers, a local `vllm serve`) cost $0.
 
-Prices are US dollars per million tokens (OpenAI list prices; cached prompt tokens are billed at half).
+Prices are US dollars per million tokens (OpenAI list prices; cached prompt tokens at their own, lower price).
 A model id matches the longest listed prefix, so "gpt-4o-2024-08-06" is priced as gpt-4o and
 "gpt-4o-mini-2024-07-18" as gpt-4o-mini. Anything unlisted is taken to be local and free.
 """
@@ -21,6 +21,9 @@ class Price:
 PRICES: dict[str, Price] = {
     "gpt-4o": Price(2.50, 10.00, 1.25),
     "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "gpt-4.1": Price(2.00, 8.00, 0.50),          # the 4.1 family bills cached prompt tokens at a quarter
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
 }
 
 
