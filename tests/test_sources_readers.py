@@ -11,7 +11,8 @@ import pytest
 from ranker.errors import InputError, RankerError
 from ranker.records import Paper
 from ranker.sources import ReadReport, detect_format, read_papers, write_papers
-from ranker.sources.normalize import split_authors
+from ranker.sources.filters import within
+from ranker.sources.normalize import delatex, split_authors
 from ranker.sources.report import ABSTRACT_CAP
 
 from conftest import DAYS, FIXTURES
@@ -90,6 +91,9 @@ def test_rss_authors_tex_accents_and_affiliations():
     names = [a for p in by_id.values() for a in p.authors]
     assert "Przemysław Olbratowski" in names and "Jarosław Żygierewicz" in names
     assert "Benjamin Rémy" in names
+    # an accent at the end of a given name keeps the space after it (33 authors of this feed)
+    assert "José Reina-Valero" in names and "JoséReina-Valero" not in names
+    assert delatex("Ren\\'e Steijl and Fran\\c{c}ois Roy, {\\'E}mile") == "René Steijl and François Roy, Émile"
     assert not any("(" in a or "\\" in a or "{" in a for a in names)
     assert split_authors("A. One (Univ A, Dept B), B. Two and C. Three") == ["A. One", "B. Two", "C. Three"]
 
@@ -248,6 +252,17 @@ def test_prefilter_output_keeps_unknown_keys(tmp_path):
 def test_categories_filter_on_jsonl():
     papers = list(read_papers(DAYS / "2025-05-13" / "listing.jsonl", categories="cs.AI", announce="new"))
     assert papers and all(p.primary_category == "cs.AI" for p in papers)
+
+
+def test_an_archive_holds_its_subject_classes():
+    """--category cs is every cs.* paper (it matched none: names were compared whole); hep-th stays itself."""
+    every = list(read_papers(RSS, announce="new,cross"))
+    cs = list(read_papers(RSS, categories="cs", announce="new,cross"))
+    assert cs and {p.id for p in cs} == {p.id for p in every if any(c.startswith("cs.") for c in p.categories)}
+    assert all(p.announce_type == ("new" if p.primary_category.startswith("cs.") else "cross") for p in cs)
+    assert {p.id for p in read_papers(RSS, categories="cs.LG,cs.AI")} <= {p.id for p in cs}
+    assert within("astro-ph.CO", ["astro-ph"]) and within("hep-th", ["hep-th"])
+    assert not within("hep-ph", ["hep-th"]) and not within("astro-ph", ["astro-ph.CO"]) and not within("csx.LG", ["cs"])
 
 
 def test_write_papers_is_atomic(tmp_path):

@@ -26,7 +26,7 @@ def filter_papers(papers: Iterable[Paper], *, categories: list[str] | None = Non
     out: list[Paper] = []
     for p in papers:
         if cats is not None:
-            if not any(c in cats for c in p.categories):
+            if not any(within(c, cats) for c in p.categories):
                 report.filtered += 1
                 continue
             p.announce_type = relative_announce(p, cats)
@@ -53,16 +53,22 @@ def filter_papers(papers: Iterable[Paper], *, categories: list[str] | None = Non
         yield p
 
 
+def within(category: str, wanted: list[str]) -> bool:
+    """Whether a paper's category is one of `wanted`, an archive among them holding its subject classes
+    ("cs" holds cs.LG, "astro-ph" astro-ph.CO; "hep-th" is a category of its own)."""
+    return any(category == w or category.startswith(w + ".") for w in wanted)
+
+
 def relative_announce(paper: Paper, categories: list[str] | None) -> str | None:
     """The announce type as a feed of exactly `categories` would give it: a paper whose primary category is
     one of them is 'new' (or 'replace'), one only cross-listed into them is 'cross' (or 'replace-cross')."""
     base = paper.announce_type or "new"
     if not categories:
         return base
-    if not any(c in categories for c in paper.categories):
+    if not any(within(c, categories) for c in paper.categories):
         return base
     replaced = base.startswith("replace")
-    if paper.primary_category in categories:
+    if within(paper.primary_category or "", categories):
         return "replace" if replaced else "new"
     return "replace-cross" if replaced else "cross"
 
@@ -72,9 +78,9 @@ def per_category(paper: Paper, categories: list[str]) -> dict[str, str | None]:
     replaced = (paper.announce_type or "").startswith("replace")
     out: dict[str, str | None] = {}
     for c in categories:
-        if c not in paper.categories:
+        if not any(within(pc, [c]) for pc in paper.categories):
             out[c] = None
-        elif c == paper.primary_category:
+        elif within(paper.primary_category or "", [c]):
             out[c] = "replace" if replaced else "new"
         else:
             out[c] = "replace-cross" if replaced else "cross"

@@ -44,7 +44,8 @@ _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u
 _LETTERS = {"l": "ł", "L": "Ł", "o": "ø", "O": "Ø", "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ",
             "oe": "œ", "OE": "Œ", "i": "ı", "j": "ȷ", "dh": "ð", "DH": "Ð", "th": "þ", "TH": "Þ",
             "dj": "đ", "DJ": "Đ", "ng": "ŋ", "NG": "Ŋ"}
-_ACCENT_RE = re.compile(r"""\{?\\([`'^"~=.]|[uvHckr](?=[\s{]))\s*\{?\s*(\\?[A-Za-z])\s*\}?\}?""")
+# (the closing braces may follow spaces; spaces with no brace after them belong to the text: Jos\'e Reina)
+_ACCENT_RE = re.compile(r"""\{?\\([`'^"~=.]|[uvHckr](?=[\s{]))\s*\{?\s*(\\?[A-Za-z])(?:\s*\})?\}?""")
 _LETTER_RE = re.compile(r"\{\\(ss|aa|AA|ae|AE|oe|OE|dh|DH|th|TH|dj|DJ|ng|NG|l|L|o|O|i|j)\s*\}"
                         r"|\\(dh|DH|ss|aa|AA|ae|AE|oe|OE|th|TH|dj|DJ|ng|NG|l|L|o|O|i|j)(?:\s+|(?![a-z]))"
                         r"|\\(dh|DH)")
