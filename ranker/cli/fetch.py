@@ -14,7 +14,7 @@ EXAMPLES = """
 Examples:
   ranker fetch --out papers.jsonl        (today's announcements, online)
   ranker fetch --from arxiv_rss_2024-11-28.xml --category cs.LG,cs.AI --out papers.jsonl
-  ranker fetch --from arxiv-metadata-oai-snapshot.json --category cs.LG --date 2025-05-13 --out day.jsonl
+  ranker fetch --from saved_listing.jsonl --date 2025-05-13 --out day.jsonl   (label an undated file's day)
   ranker fetch --ids 2411.17700,2411.17702v2 --out some.jsonl
   ranker fetch --since 2025-05-12 --until 2025-05-13 --out backfill.jsonl
   ranker fetch --from arxiv-metadata-oai-snapshot.json --embed --out corpus.jsonl   (index years of arXiv once)
