@@ -147,6 +147,26 @@ def test_date_rebuilds_a_past_day_through_the_arxiv_api(tmp_path):
     assert {x["date"] for x in rows} == {"2025-05-15"}
 
 
+def test_a_weekday_the_api_answers_empty_is_an_error_not_a_holiday(tmp_path):
+    """The arXiv API sometimes answers an empty feed for a while; a weekday's submission window is never empty,
+    so the day is asked again and then reported as a failure (exit 1): a cron job must not skip it silently."""
+    empty = (b'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+             b'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"><title>ArXiv Query</title><id>x</id>'
+             b'<updated>2025-05-15T00:00:00-04:00</updated><opensearch:totalResults>0</opensearch:totalResults>'
+             b'<opensearch:startIndex>0</opensearch:startIndex><opensearch:itemsPerPage>500'
+             b'</opensearch:itemsPerPage></feed>')
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, empty))
+        env = {"RANKER_API_URL": srv.url("/api/query"), "RANKER_API_DELAY": "0", "RANKER_FETCH_BACKOFF": "0",
+               "RANKER_FETCH_RETRIES": "2"}
+        r = ranker("run", "--date", "2025-05-15", "--out", tmp_path / "d", "--backend", "fake", env=env)
+        assert srv.hits() == 3                                   # asked again twice
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"error: {srv.url('/api/query')}: the arXiv API answered no paper for 2025-05-15's submission window 3 times")
+    assert not (tmp_path / "d" / "2025-05-15-output.md").exists()
+
+
 def test_a_weekend_day_is_one_line_and_asks_nothing(tmp_path):
     with FixtureServer() as srv:
         srv.route("/api/query", Reply(200, _atom()))

@@ -2,6 +2,7 @@
 through ranker.sources.net's polite HTTP (timeouts, retries, offline mode)."""
 from __future__ import annotations
 
+import time
 from typing import Iterable, Iterator
 
 from ..errors import FetchError, InputError
@@ -112,7 +113,7 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
     import arxiv
 
     from .days import is_announcement_day, submission_window
-    from .net import api_client, window_query_utc
+    from .net import NetPolicy, api_client, window_query_utc
     d = check_day(day, "date")
     report = report if report is not None else ReadReport(source="arXiv API")
     report.source = report.source or "arXiv API"
@@ -122,11 +123,33 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
     cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else list(DEFAULT_ANNOUNCE)
     start, end = submission_window(d)
+    policy = policy or NetPolicy()
     client = api_client(policy=policy, warn=warn, page_size=500)
     search = arxiv.Search(query=window_query_utc(start, end, cats), max_results=None,
                           sort_by=arxiv.SortCriterion.SubmittedDate, sort_order=arxiv.SortOrder.Ascending)
-    return filter_papers(_results_to_papers(client.results(search), "arXiv API", report, d), categories=cats,
-                         announce=ann, report=report, buffered=True)
+    return filter_papers(_results_to_papers(_never_empty(client, search, policy, d, cats), "arXiv API", report, d),
+                         categories=cats, announce=ann, report=report, buffered=True)
+
+
+def _never_empty(client, search, policy: "NetPolicy", day: str, cats: list[str]) -> Iterator:
+    """The results of a weekday's submission window, asked again (with the policy's backoff) while the API
+    answers none: a weekday window is never empty (even before a holiday, papers are submitted), but the API
+    is known to answer an empty feed for a while. A FetchError when it keeps doing so: a cron job must not
+    take the day for a holiday and skip it."""
+    wait = max(policy.backoff, policy.api_delay)
+    for attempt in range(policy.retries + 1):
+        got = False
+        for r in client.results(search):
+            got = True
+            yield r
+        if got:
+            return
+        if attempt < policy.retries:
+            time.sleep(wait)
+            wait *= 2
+    raise FetchError(f"the arXiv API answered no paper for {day}'s submission window {policy.retries + 1} "
+                     f"times ({', '.join(cats)}; it sometimes answers empty for a while): try again later",
+                     where=policy.api_url)
 
 
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
