@@ -2,11 +2,10 @@
 through ranker.sources.net's polite HTTP (timeouts, retries, offline mode)."""
 from __future__ import annotations
 
-import time
 from typing import Iterable, Iterator
 
 from ..errors import FetchError, InputError
-from ..io import Warn, parse_arxiv_id
+from ..io import Retryable, Warn, parse_arxiv_id, retry
 from ..records import ANNOUNCE_TYPES, Paper
 from .filters import check_day, filter_papers, parse_list, relative_announce
 from .reading import DEFAULT_ANNOUNCE, read_papers
@@ -132,24 +131,27 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
 
 
 def _never_empty(client, search, policy: "NetPolicy", day: str, cats: list[str]) -> Iterator:
-    """The results of a weekday's submission window, asked again (with the policy's backoff) while the API
-    answers none: a weekday window is never empty (even before a holiday, papers are submitted), but the API
-    is known to answer an empty feed for a while. A FetchError when it keeps doing so: a cron job must not
-    take the day for a holiday and skip it."""
-    wait = max(policy.backoff, policy.api_delay)
-    for attempt in range(policy.retries + 1):
-        got = False
-        for r in client.results(search):
-            got = True
-            yield r
-        if got:
-            return
-        if attempt < policy.retries:
-            time.sleep(wait)
-            wait *= 2
-    raise FetchError(f"the arXiv API answered no paper for {day}'s submission window {policy.retries + 1} "
-                     f"times ({', '.join(cats)}; it sometimes answers empty for a while): try again later",
-                     where=policy.api_url)
+    """The results of a weekday's submission window, asked again (ranker.io.retry, the policy's backoff, at
+    least the API's delay) while the API answers none: a weekday window is never empty (even before a holiday,
+    papers are submitted), but the API is known to answer an empty feed for a while. A FetchError when it
+    keeps doing so: a cron job must not take the day for a holiday and skip it."""
+    def first():
+        results = iter(client.results(search))
+        try:
+            return next(results), results
+        except StopIteration:
+            raise Retryable("no paper in the window", kind="empty") from None
+
+    rules = policy.retry
+    rules.backoff = max(rules.backoff, policy.api_delay)
+    try:
+        head, rest = retry(first, rules)
+    except Retryable as e:
+        raise FetchError(f"the arXiv API answered no paper for {day}'s submission window {e.attempts} times "
+                         f"({', '.join(cats)}; it sometimes answers empty for a while): try again later",
+                         where=policy.api_url) from None
+    yield head
+    yield from rest
 
 
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
