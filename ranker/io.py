@@ -276,10 +276,11 @@ class RetryPolicy:
     retries: int = 5            # attempts after the first
     backoff: float = 2.0        # seconds before the first retry; doubled each time, with a little jitter
     max_wait: float = 120.0     # the longest single wait; a server asking for longer ends the retries at once
+    floor: float = 0.0          # no wait is shorter (a service's own spacing between two requests)
 
     def wait(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds before retry number `attempt` (0-based): the backoff, or what the server asked if longer."""
-        backoff = min(self.max_wait, self.backoff * (2 ** attempt)) * random.uniform(0.8, 1.0)
+        backoff = max(self.floor, min(self.max_wait, self.backoff * (2 ** attempt)) * random.uniform(0.8, 1.0))
         return backoff if retry_after is None else min(self.max_wait, max(retry_after, backoff))
 
 

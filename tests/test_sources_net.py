@@ -179,6 +179,15 @@ def test_fetch_ids_429_then_success(api_env):
     assert api_env.hits() == 2
 
 
+def test_an_api_retry_waits_at_least_the_api_delay(api_env):
+    """arXiv asks for 3 s between two API requests; a retry is a request too, so the backoff (2 s by
+    default) may not bring the second try sooner than the API delay."""
+    api_env.route("/api/query", Reply(503), Reply(200, ATOM_IDS))
+    assert [p.id for p in fetch_ids(["1707.08567"], policy=api_env.policy(api_delay=0.6))] == ["1707.08567"]
+    first, second = api_env.log
+    assert second.at - first.at >= 0.6
+
+
 def test_fetch_window(api_env):
     page = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
     api_env.route("/api/query", Reply(200, page))

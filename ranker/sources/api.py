@@ -143,7 +143,7 @@ def _never_empty(client, search, policy: "NetPolicy", day: str, cats: list[str])
             raise Retryable("no paper in the window", kind="empty") from None
 
     rules = policy.retry
-    rules.backoff = max(rules.backoff, policy.api_delay)
+    rules.backoff = rules.floor = max(rules.backoff, policy.api_delay)
     try:
         head, rest = retry(first, rules)
     except Retryable as e:

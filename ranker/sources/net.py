@@ -14,7 +14,7 @@ In offline mode (ranker.netguard) any URL whose host is not loopback is refused 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import __version__
 from ..errors import FetchError
@@ -32,6 +32,7 @@ class NetPolicy:
     backoff: float = 2.0      # seconds before the first retry; doubled each retry
     max_wait: float = 120.0   # the longest single wait; a longer Retry-After ends the fetch at once
     api_delay: float = 3.0    # seconds between two arXiv API requests (arXiv's terms of use)
+    min_wait: float = 0.0     # no retry comes sooner (the API session sets it to api_delay)
     rss_url: str = DEFAULT_RSS_URL
     api_url: str = DEFAULT_API_URL
 
@@ -42,7 +43,7 @@ class NetPolicy:
 
     @property
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(retries=self.retries, backoff=self.backoff, max_wait=self.max_wait)
+        return RetryPolicy(retries=self.retries, backoff=self.backoff, max_wait=self.max_wait, floor=self.min_wait)
 
 
 # --------------------------------------------------------------------------- retries
@@ -183,5 +184,6 @@ def api_client(*, policy: NetPolicy | None = None, warn: Warn | None = None, pag
     check_allowed(base)
     client = arxiv.Client(page_size=page_size, delay_seconds=policy.api_delay, num_retries=min(2, policy.retries))
     client.query_url_format = base + ("&{}" if "?" in base else "?{}")
-    client._session = make_session(policy, base, warn)
+    # A retry is an API request too: no retry comes sooner than the API's delay.
+    client._session = make_session(replace(policy, min_wait=policy.api_delay), base, warn)
     return client
