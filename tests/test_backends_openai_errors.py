@@ -292,6 +292,17 @@ def test_offline_mode_refuses_a_remote_server(offline, server):
     assert backend(server).generate([req("2506.00001", "ok")])[0].ok     # a loopback server is fine
 
 
+def test_an_openai_model_without_a_price_is_said_once_not_billed_as_zero_silently(server):
+    """OpenAI bills every model; one missing from the price table would show $0 in the digest without a
+    word. A local or LAN server's model costs nothing, so it says nothing."""
+    notes: list[str] = []
+    OpenAIBackend("gpt-9-preview", base_url="https://api.openai.com/v1", warn=notes.append).close()
+    assert len(notes) == 1 and "gpt-9-preview" in notes[0] and "price table" in notes[0]
+    OpenAIBackend("gpt-4o-2024-08-06", base_url="https://api.openai.com/v1", warn=notes.append).close()
+    backend(server, model="local-model", warn=notes.append).close()
+    assert len(notes) == 1
+
+
 def test_chat_template_kwargs_reach_a_local_server_but_not_openai(server):
     """vLLM's server hands `chat_template_kwargs` to the model's chat template (thinking off for a reasoning
     template); OpenAI's API refuses unknown fields, so it is never sent there."""

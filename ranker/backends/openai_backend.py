@@ -39,11 +39,11 @@ from pydantic import Field
 
 from ..errors import BackendError, ConfigError, FetchError, MissingDependency
 from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, redact, retry,
-                  retry_after_seconds)
+                  retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
 from .base import Backend, BackendOptions, Request, Result
-from .pricing import cost_usd
+from .pricing import cost_usd, price_for
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -147,13 +147,14 @@ class OpenAIBackend(Backend):
     Options = OpenAIOptions
     supports_score_probs = True
     uses_api_key = True               # make_backend passes the settings' OPENAI_API_KEY as api_key
+    uses_warn = True                  # make_backend passes the caller's Warn (an unpriced OpenAI model's line)
 
     @classmethod
     def store_name(cls, model: str) -> str | None:
         return None if model in ("", "auto") else model     # "auto": the server's first model, once asked
 
     def __init__(self, model: str, options: Mapping[str, Any] | OpenAIOptions | None = None, *,
-                 models_dir: Path | None = None, api_key: str | None = None, **kwargs):
+                 models_dir: Path | None = None, api_key: str | None = None, warn: Warn | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
         base_url = o.base_url
         try:
@@ -191,6 +192,9 @@ class OpenAIBackend(Backend):
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
         self.model_name = self._discover_model() if model in ("", "auto") else model
+        if self.is_openai and price_for(self.model_name) is None and warn is not None:
+            warn(f"{self.model_name} is not in ranker's price table (ranker/backends/pricing.py): what OpenAI "
+                 "bills for it shows as $0 in the digest and the manifest")
 
     # ------------------------------------------------------------------ HTTP
     def _timeout(self, deadline: float | None):
