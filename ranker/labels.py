@@ -1,8 +1,9 @@
 """The user's own labels (thumbs up/down): moving them between machines, and turning them into training rows.
 
 A labels file is JSONL, one label a line: {"id": "2505.09572", "label": 1, "time": "2025-05-15T09:12:03Z"}
-(label +1 = thumbs up, -1 = thumbs down; "day", the digest day it was given on, is written and read too).
-Importing is idempotent: for a paper labelled on both sides the later verdict wins.
+(label +1 = thumbs up, -1 = thumbs down, 0 = a label taken back; "day", the digest day it was given on,
+YYYY-MM-DD, is written and read too). Importing is idempotent: for a paper labelled on both sides the later
+verdict wins, a taking back included (an older thumb from another machine does not bring it back).
 
 As training data (training_rows) a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a
 GPT row: the user's taste is the target, GPT's picks are the stand-in for it. `ranker calibrate` learns from the
@@ -21,7 +22,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import arxiv_id, atomic_write, read_text
-from .prefilter.history import LABEL_DAY_SUFFIX
+from .prefilter.history import LABEL_DAY_SUFFIX, is_day_name
 from .records import Label, Paper
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 LABEL_WEIGHT = 3.0
 # Labels alone (no GPT history) train a calibration once there are this many of each kind.
 MIN_LABELS_EACH = 10
-_WORDS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "1": 1}
+_WORDS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "1": 1, "0": 0, "undo": 0}
 
 
 # --------------------------------------------------------------------------- files
@@ -61,12 +62,12 @@ def _time(raw, where: str) -> float:
 
 def _label(raw, where: str) -> int:
     if isinstance(raw, bool):
-        raise InputError(f"'label' must be 1 (up) or -1 (down), got {json.dumps(raw)}", where=where)
-    if isinstance(raw, (int, float)) and raw in (1, -1):
+        raise InputError(f"'label' must be 1 (up), -1 (down) or 0 (taken back), got {json.dumps(raw)}", where=where)
+    if isinstance(raw, (int, float)) and raw in (1, -1, 0):
         return int(raw)
     if isinstance(raw, str) and raw.strip().lower() in _WORDS:
         return _WORDS[raw.strip().lower()]
-    raise InputError(f"'label' must be 1 (up) or -1 (down), got {json.dumps(raw)}", where=where)
+    raise InputError(f"'label' must be 1 (up), -1 (down) or 0 (taken back), got {json.dumps(raw)}", where=where)
 
 
 def read_labels(path: str | Path) -> list[Label]:
@@ -90,8 +91,10 @@ def read_labels(path: str | Path) -> list[Label]:
         if arxiv_id(pid) is None:
             raise InputError(f"'id' is not an arXiv id: {pid.strip()[:60]!r}", where=where)
         day = d.get("day")
+        if day is not None and day != "" and not (isinstance(day, str) and is_day_name(day)):
+            raise InputError(f"'day' must be a day YYYY-MM-DD, got {json.dumps(day)[:40]}", where=where)
         out.append(Label(paper_id=arxiv_id(pid), label=_label(d.get("label"), where),
-                         day=day if isinstance(day, str) and day else None, created_at=_time(d.get("time"), where)))
+                         day=day or None, created_at=_time(d.get("time"), where)))
     return out
 
 
@@ -105,8 +108,9 @@ def label_lines(labels: Iterable[Label]) -> Iterator[str]:
 
 
 def export_labels(store: "Store", path: str | Path) -> int:
-    """Write the store's labels (oldest first) to a JSONL file, atomically. Returns how many."""
-    labels = sorted(store.get_labels().values(), key=lambda lb: (lb.created_at, lb.paper_id))
+    """Write the store's labels, and the labels taken back (label 0), oldest first, to a JSONL file,
+    atomically. Returns how many lines."""
+    labels = sorted([*store.get_labels().values(), *store.taken_back()], key=lambda lb: (lb.created_at, lb.paper_id))
     atomic_write(path, label_lines(labels))
     return len(labels)
 

@@ -914,11 +914,16 @@ class Store:
     # ------------------------------------------------------------------ the user's labels
     def set_label(self, paper_id: str, label: int, day: str | None = None, *, created_at: float | None = None,
                   source: str = "user") -> None:
-        """Thumbs up (+1) or down (-1) on a paper; 0 takes the label back. Every change is kept in label_events."""
+        """Thumbs up (+1) or down (-1) on a paper; 0 takes the label back. Every change is kept in label_events;
+        a click that changes nothing (the same thumb again, an undo with no label) is no change: no event, and
+        the label keeps its time (a later import compares against the time the verdict was given)."""
         if label not in (-1, 0, 1):
             raise InputError(f"a label is +1, -1 or 0 (undo), got {label!r}", where=paper_id)
         now = time.time() if created_at is None else float(created_at)
         with self.transaction() as c:
+            cur = c.execute("SELECT label FROM labels WHERE paper_id=?", (paper_id,)).fetchone()
+            if (cur[0] if cur else 0) == label:
+                return
             if label == 0:
                 c.execute("DELETE FROM labels WHERE paper_id=?", (paper_id,))
             else:
@@ -942,6 +947,14 @@ class Store:
         up, down = self.conn.execute("SELECT SUM(label = 1), SUM(label = -1) FROM labels").fetchone()
         return up or 0, down or 0
 
+    def taken_back(self) -> list[Label]:
+        """The papers whose label was taken back (their last change is an undo), as label-0 Labels: an export
+        carries them, so an older verdict from another machine does not bring the label back."""
+        q = ("SELECT e.paper_id, e.day, e.created_at FROM label_events e WHERE e.label = 0 AND e.id = "
+             "(SELECT MAX(id) FROM label_events WHERE paper_id = e.paper_id) "
+             "AND e.paper_id NOT IN (SELECT paper_id FROM labels) ORDER BY e.created_at, e.paper_id")
+        return [Label(pid, 0, day, t) for pid, day, t in self.conn.execute(q)]
+
     def label_events(self, paper_id: str | None = None) -> list[dict]:
         """The history of label changes, oldest first (label 0 = taken back)."""
         q = "SELECT paper_id,label,day,created_at,source FROM label_events"
@@ -951,21 +964,30 @@ class Store:
 
     def import_labels(self, labels: Iterable[Label]) -> dict[str, int]:
         """Merge labels from elsewhere, in one transaction; for a paper labelled on both sides the later verdict
-        wins, so importing the same file twice changes nothing. Returns counts: added, changed, unchanged."""
-        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        wins, an undo (label 0) included on either side, so importing the same file twice changes nothing.
+        Returns counts: added, changed, taken back, unchanged."""
+        counts = {"added": 0, "changed": 0, "taken back": 0, "unchanged": 0}
         with self.transaction() as c:
             for lb in labels:
-                if lb.label not in (-1, 1):
-                    raise InputError(f"a label is +1 or -1, got {lb.label!r}", where=lb.paper_id)
+                if lb.label not in (-1, 0, 1):
+                    raise InputError(f"a label is +1, -1 or 0 (taken back), got {lb.label!r}", where=lb.paper_id)
                 cur = c.execute("SELECT label, created_at FROM labels WHERE paper_id=?", (lb.paper_id,)).fetchone()
-                if cur is not None and (cur[0] == lb.label or cur[1] >= lb.created_at):
+                if cur is None:       # never labelled here, or taken back here: when?
+                    row = c.execute("SELECT MAX(created_at) FROM label_events WHERE paper_id=? AND label=0",
+                                    (lb.paper_id,)).fetchone()
+                    cur = (0, row[0]) if row[0] is not None else None
+                if (lb.label == 0 and cur is None) or (cur is not None and (cur[0] == lb.label
+                                                                            or cur[1] >= lb.created_at)):
                     counts["unchanged"] += 1
                     continue
-                c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?)",
-                          (lb.paper_id, lb.label, lb.day, lb.created_at))
+                if lb.label == 0:
+                    c.execute("DELETE FROM labels WHERE paper_id=?", (lb.paper_id,))
+                else:
+                    c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?)",
+                              (lb.paper_id, lb.label, lb.day, lb.created_at))
                 c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                           (lb.paper_id, lb.label, lb.day, lb.created_at, "import"))
-                counts["added" if cur is None else "changed"] += 1
+                counts["taken back" if lb.label == 0 else "added" if cur is None or cur[0] == 0 else "changed"] += 1
         return counts
 
 

@@ -26,8 +26,8 @@ def test_export_then_import_on_a_new_machine(tmp_path):
     assert rows[0] == {"id": "2505.09572", "label": 1, "time": "2025-05-15T09:06:40Z", "day": "2025-05-15"}
     assert [r["label"] for r in rows] == [1, -1, 1] and "day" not in rows[2]
     with Store(tmp_path / "b.sqlite3") as s:
-        assert import_labels(s, tmp_path / "labels.jsonl") == {"added": 3, "changed": 0, "unchanged": 0}
-        assert import_labels(s, tmp_path / "labels.jsonl") == {"added": 0, "changed": 0, "unchanged": 3}
+        assert import_labels(s, tmp_path / "labels.jsonl") == {"added": 3, "changed": 0, "taken back": 0, "unchanged": 0}
+        assert import_labels(s, tmp_path / "labels.jsonl") == {"added": 0, "changed": 0, "taken back": 0, "unchanged": 3}
         got = s.get_labels()
         assert got["2505.09572"].created_at == 1747300000.0 and got["2505.09572"].day == "2025-05-15"
         assert got["2505.07363"].label == -1
@@ -37,6 +37,9 @@ def test_export_then_import_on_a_new_machine(tmp_path):
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2505.00002", "label": 3, "time": 1}',
      "'label' must be 1"),
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{broken', "not valid JSON"),
+    ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'     # a day the web page could not undo
+     '{"id": "2505.00002", "label": 1, "time": "2025-05-15T09:00:00Z", "day": "July 2nd"}',
+     "'day' must be a day YYYY-MM-DD"),
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"label": 1, "time": 1}', "missing 'id'"),
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2505.00002", "label": -1, "time": "yesterday"}',
      "not an ISO 8601 time"),
@@ -70,9 +73,9 @@ def test_labels_cli_export_import_and_errors(tmp_path):
     r = ranker("labels", "export", f, "--db", db_a)
     assert r.returncode == 0 and "labels: 2 written" in r.stderr, r.stderr
     r = ranker("labels", "import", f, "--db", db_b)
-    assert r.returncode == 0 and "2 added, 0 changed, 0 unchanged" in r.stderr, r.stderr
+    assert r.returncode == 0 and "2 added, 0 changed, 0 taken back, 0 unchanged" in r.stderr, r.stderr
     r = ranker("labels", "import", f, "--db", db_b)
-    assert r.returncode == 0 and "0 added, 0 changed, 2 unchanged" in r.stderr, r.stderr
+    assert r.returncode == 0 and "0 added, 0 changed, 0 taken back, 2 unchanged" in r.stderr, r.stderr
     r = ranker("labels", "list", "--db", db_b)
     assert r.stdout.splitlines()[0].split("\t")[:3] == ["2505.07363", "down", "2025-05-15"]
     bad = tmp_path / "bad.jsonl"

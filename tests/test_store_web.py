@@ -99,14 +99,48 @@ def test_import_labels_is_idempotent_and_the_later_verdict_wins(tmp_path):
         incoming = [Label("1", -1, "2025-05-15", 2000.0),       # newer than ours: wins
                     Label("2", -1, "2025-05-15", 3000.0),       # older than ours: ignored
                     Label("3", 1, "2025-05-16", 4000.0)]        # new
-        assert s.import_labels(incoming) == {"added": 1, "changed": 1, "unchanged": 1}
+        assert s.import_labels(incoming) == {"added": 1, "changed": 1, "taken back": 0, "unchanged": 1}
         assert {k: v.label for k, v in s.get_labels().items()} == {"1": -1, "2": 1, "3": 1}
         events = len(s.label_events())
-        assert s.import_labels(incoming) == {"added": 0, "changed": 0, "unchanged": 3}
+        assert s.import_labels(incoming) == {"added": 0, "changed": 0, "taken back": 0, "unchanged": 3}
         assert len(s.label_events()) == events
         with pytest.raises(InputError):
-            s.import_labels([Label("4", 1, None, 1.0), Label("5", 0, None, 1.0)])
+            s.import_labels([Label("4", 1, None, 1.0), Label("5", 2, None, 1.0)])
         assert "4" not in s.get_labels()                         # one transaction: nothing half-imported
+
+
+def test_a_taken_back_label_stays_taken_back_against_older_verdicts_and_travels(tmp_path):
+    """An undo is a verdict with a time too: importing an export made before it must not bring the label
+    back, a later thumb from elsewhere does, and an export carries the undo (label 0) to the other side."""
+    from ranker.labels import export_labels, import_labels, read_labels
+    a, b = Store(tmp_path / "a.sqlite3"), Store(tmp_path / "b.sqlite3")
+    with a, b:
+        a.set_label("2505.00001", -1, "2025-05-15", created_at=1000.0)
+        a.set_label("2505.00002", 1, "2025-05-15", created_at=1000.0)
+        export_labels(a, tmp_path / "before.jsonl")
+        a.set_label("2505.00001", 0, created_at=2000.0)                       # taken back after the export
+        assert import_labels(a, tmp_path / "before.jsonl") == {"added": 0, "changed": 0, "taken back": 0,
+                                                                "unchanged": 2}
+        assert set(a.get_labels()) == {"2505.00002"}
+        assert a.import_labels([Label("2505.00001", 1, None, 3000.0)])["added"] == 1   # a later thumb wins
+        a.set_label("2505.00001", 0, created_at=4000.0)
+        # the other machine learns of the undo from the export
+        assert import_labels(b, tmp_path / "before.jsonl")["added"] == 2
+        assert export_labels(a, tmp_path / "after.jsonl") == 2
+        assert [(lb.paper_id, lb.label) for lb in read_labels(tmp_path / "after.jsonl")] == [("2505.00002", 1), ("2505.00001", 0)]
+        assert import_labels(b, tmp_path / "after.jsonl") == {"added": 0, "changed": 0, "taken back": 1,
+                                                               "unchanged": 1}
+        assert set(b.get_labels()) == {"2505.00002"}
+        assert import_labels(b, tmp_path / "after.jsonl")["taken back"] == 0     # idempotent
+
+
+def test_a_click_that_changes_nothing_records_nothing(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.set_label("2505.00001", 1, "2025-05-15", created_at=1000.0)
+        s.set_label("2505.00001", 1, "2025-05-15", created_at=2000.0)         # the same thumb again
+        s.set_label("2505.00002", 0, created_at=2000.0)                       # an undo with nothing to undo
+        assert [(e["paper_id"], e["label"]) for e in s.label_events()] == [("2505.00001", 1)]
+        assert s.get_labels()["2505.00001"].created_at == 1000.0              # the verdict's own time is kept
 
 
 def test_word_search_fts_follows_new_and_changed_papers(tmp_path):

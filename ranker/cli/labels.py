@@ -55,7 +55,8 @@ def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker l
     if not sum(c.values()):
         nothing_to_do(f"no labels in {file}")
         return
-    info(f"labels: {c['added']} added, {c['changed']} changed, {c['unchanged']} unchanged from {file}")
+    info(f"labels: {c['added']} added, {c['changed']} changed, {c['taken back']} taken back, "
+         f"{c['unchanged']} unchanged from {file}")
 
 
 @labels_app.command("list")
