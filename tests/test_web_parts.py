@@ -75,7 +75,10 @@ def test_security_checks():
     for bound, header in (("127.0.0.2", "127.0.0.2:8000"), ("[::1]", "[::1]:8000"), ("localhost", "localhost:80")):
         assert security.host_allowed(header, allowed_hosts_for(bound))
         assert not security.host_allowed("evil.example:8000", allowed_hosts_for(bound))
-    assert allowed_hosts_for("0.0.0.0") is None
+    import socket
+    lan = allowed_hosts_for("0.0.0.0", ("ranker.lab.example",))
+    assert socket.gethostname().lower() in lan and "ranker.lab.example" in lan and "localhost" in lan
+    assert not security.host_allowed("evil.example:8000", lan) and "0.0.0.0" not in lan
     own = ("http", "127.0.0.1:8000")
     assert security.same_origin("http://127.0.0.1:8000", None, *own)
     assert not security.same_origin("http://127.0.0.1:8001", None, *own)

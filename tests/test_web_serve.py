@@ -3,7 +3,9 @@ headless Chromium: archive -> day -> paper, thumbs up, reload, labels page; host
 read-only mode. Plain HTTP checks of the same server cover what a browser would not send."""
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 import threading
 import urllib.error
 import urllib.parse
@@ -17,7 +19,7 @@ from ranker.labels import LABEL_WEIGHT, store_training_rows
 from ranker.prefilter.history import load_day
 from ranker.store import Store
 
-from conftest import DAYS
+from conftest import DAYS, RANKER
 from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
 from webtools import browser, chromium_path, have_playwright, needs_browser, start_server
 
@@ -169,6 +171,76 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     finally:
         ro.stop()
     assert _label(db, "2505.09572") is None
+
+
+def test_a_busy_database_is_said_in_words_and_holds_up_only_its_own_request(site):
+    """Another process holds the write lock (a long run's transaction): a thumb waits the app's busy timeout,
+    then says so in words (503, JSON for the script, a page for a plain form), while every other page answers
+    at once; the click stored nothing, and works once the lock is gone."""
+    import time
+    from ranker.web.app import BUSY_TIMEOUT
+    server, db, _ = site
+    pid, token = "2505.07363", _token(server)
+    own = {"Origin": server.url, "Accept": "application/json"}
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        answers: dict = {}
+        t = threading.Thread(target=lambda: answers.update(
+            post=_post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token}, own)))
+        t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert _get(server.url + "/")[0] == 200
+        assert time.monotonic() - t0 < BUSY_TIMEOUT / 2          # not queued behind the waiting write
+        t.join(60)
+        status, body, _ = answers["post"]
+        assert status == 503 and "database is locked" in json.loads(body)["error"]
+        status, body, _ = _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token},
+                                {"Origin": server.url})
+        assert status == 503 and "<h1>The database is busy</h1>" in body and "Traceback" not in body
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _label(db, pid) is None
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token}, own)[0] == 200
+    assert _label(db, pid)[0] == -1
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": token}, own)[0] == 200
+
+
+def test_a_stale_page_is_told_to_reload(site):
+    server, _, _ = site
+    status, body, _ = _post(server.url + "/label", {"paper_id": "2505.07363", "label": "up", "csrf": "old-page"},
+                            {"Origin": server.url, "Accept": "application/json"})
+    assert status == 403 and "reload it" in json.loads(body)["error"]
+
+
+def test_a_database_that_is_not_one_is_refused_at_start(tmp_path):
+    bad = tmp_path / "notes.sqlite3"
+    bad.write_text("my notes, not a database\n" * 50)
+    r = subprocess.run([*RANKER, "serve", "--port", "0", "--db", str(bad)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and "serving" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(bad) in line
+    assert bad.read_text() == "my notes, not a database\n" * 50
+
+
+def test_bound_beyond_loopback_it_answers_only_this_machines_names(site, tmp_path):
+    """--host 0.0.0.0 used to answer any Host, so a page of another site could re-point a name of its own at
+    this machine and read the store as the same origin (DNS rebinding)."""
+    import socket
+    _, db, _ = site
+    srv = start_server(db, tmp_path / "lan.log", "--host", "0.0.0.0", "--allow-host", "ranker.lab.example")
+    try:
+        port = srv.url.rsplit(":", 1)[1]
+        url = f"http://127.0.0.1:{port}"
+        assert _get(url + "/", {"Host": f"evil.example:{port}"})[0] == 400
+        for name in (socket.gethostname(), "ranker.lab.example", "127.0.0.1", "localhost"):
+            assert _get(url + "/", {"Host": f"{name}:{port}"})[0] == 200, name
+        assert "answers to the Host names" in srv.log.read_text()
+    finally:
+        srv.stop()
 
 
 # ------------------------------------------------------------------------------------------ browser

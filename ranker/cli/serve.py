@@ -13,6 +13,10 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
                                             "your store and labels to the network.")] = "127.0.0.1",
           read_only: Annotated[bool, typer.Option("--read-only", help="No feedback buttons; every POST is "
                                                   "refused.")] = False,
+          allow_host: Annotated[list[str] | None, typer.Option(
+              "--allow-host", help="Another Host name the server answers to (repeat it): a DNS alias or a proxy's "
+              "name. It answers to the loopback names, the address bound and, bound beyond loopback, this "
+              "machine's names and addresses; any other Host is refused (DNS rebinding).")] = None,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
@@ -35,9 +39,14 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         from ..errors import MissingDependency
         raise MissingDependency(e.name or "fastapi", "web", "ranker serve") from None
 
+    from ..store import Store
+    with Store(s.db_path):            # a database that cannot be opened is one line now, not a 500 per page
+        pass
+    hosts = allowed_hosts_for(host, tuple(allow_host or ()))
     if not is_loopback(host):
-        info(f"warning: --host {host} serves your store and labels to every machine that can reach it")
-    app = create_app(s, read_only=read_only, allowed_hosts=allowed_hosts_for(host))
+        info(f"warning: --host {host} serves your store and labels to every machine that can reach it; it "
+             f"answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
+    app = create_app(s, read_only=read_only, allowed_hosts=hosts)
     sock = bind(host, port)
     info(f"serving {url_of(sock)}{' (read-only)' if read_only else ''}; Ctrl-C stops")
     run_server(app, sock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from ..errors import MissingDependency
+from ..errors import MissingDependency, RankerError
 from ..settings import Settings
 from ..store import Store
 from . import security, views
@@ -21,18 +21,22 @@ try:
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
 except ImportError:                                             # pragma: no cover - the extra is missing
     raise MissingDependency("fastapi", "web", "ranker serve") from None
 
+BUSY_TIMEOUT = 5.0
 LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 0, "clear": 0}
 
 
 def create_app(settings: Settings, *, read_only: bool = False, similar: Callable | None = corpus_similar,
-               allowed_hosts: set[str] | None = None, secret: str | None = None) -> "FastAPI":
+               allowed_hosts: set[str] | None = None, secret: str | None = None,
+               busy_timeout: float = BUSY_TIMEOUT) -> "FastAPI":
     """The app over the settings' database (settings.db_path); search by meaning embeds the query with the
     prefilter's embedder (settings.prefilter: embedder, max_tokens). allowed_hosts: the Host names it answers to
     (None: any; the CLI passes the loopback names when it binds to loopback). read_only: no feedback buttons,
-    every POST is refused (403)."""
+    every POST is refused (403). busy_timeout: how long a request waits for another process's write before
+    the page says the database is busy (a person is waiting, not a cron job)."""
     from ..prefilter.embed import Embedder
     db = settings.db_path
     secret = secret or security.new_secret()
@@ -53,6 +57,19 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     def not_found(what: str) -> HTMLResponse:
         return page("error.html", status=404, title="Not found", message=what)
 
+    def refuse(request: Request, status: int, title: str, message: str) -> Response:
+        """A refused or failed request in words: JSON for the page's script, a page for a plain form."""
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"error": message}, status_code=status)
+        return page("error.html", status=status, title=title, message=message)
+
+    @app.exception_handler(RankerError)
+    async def store_failed(request: Request, e: RankerError) -> Response:
+        """The store cannot be read or written (locked by a long run, not a ranker database, a full disk): said
+        in words, never a bare 500; a lock is 503, the request may succeed later."""
+        busy = "database is locked" in e.message
+        return refuse(request, 503 if busy else 500, "The database is busy" if busy else "The store failed", str(e))
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         host = request.headers.get("host", "")
@@ -72,33 +89,33 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
 
     @app.get("/", response_class=HTMLResponse)
     def archive_page():
-        with Store(db) as store:
+        with Store(db, busy_timeout=busy_timeout) as store:
             groups = views.archive(store)
             up, down = store.count_labels()
         return page("archive.html", groups=groups, up=up, down=down)
 
     @app.get("/month/{month}", response_class=HTMLResponse)
     def month(month: str):
-        with Store(db) as store:
+        with Store(db, busy_timeout=busy_timeout) as store:
             mp = views.month_page(store, month)
         return page("month.html", page=mp) if mp else not_found(f"No days in {month}.")
 
     @app.get("/day/{day}", response_class=HTMLResponse)
     def day(day: str, topic: str = "", show: str = "all"):
-        with Store(db) as store:
+        with Store(db, busy_timeout=busy_timeout) as store:
             dp = views.day_page(store, day, topic=topic, show=show)
         return page("day.html", page=dp) if dp else not_found(f"Nothing stored for the day {day}.")
 
     @app.get("/paper/{paper_id:path}", response_class=HTMLResponse)
     def paper(paper_id: str):
-        with Store(db) as store:
+        with Store(db, busy_timeout=busy_timeout) as store:
             pp = views.paper_page(store, paper_id, similar=similar)
         return page("paper.html", page=pp) if pp else not_found(f"No paper {paper_id} in the store.")
 
     @app.get("/search", response_class=HTMLResponse)
     def search_page(q: str = "", mode: str = "auto"):
         mode = mode if mode in MODES else "auto"
-        with Store(db) as store:
+        with Store(db, busy_timeout=busy_timeout) as store:
             can_mean = semantic.available(store)
             used, rows, note = mode, [], ""
             if q.strip():
@@ -109,31 +126,41 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
 
     @app.get("/labels", response_class=HTMLResponse)
     def labels():
-        with Store(db) as store:
+        with Store(db, busy_timeout=busy_timeout) as store:
             rows, history = views.labels_page(store)
             up, down = store.count_labels()
         return page("labels.html", rows=rows, history=history, up=up, down=down)
+
+    def set_label(paper_id: str, value: int, day: str) -> str | None:
+        """Store the label (in a worker thread: a busy database delays this request, not the server); the day it
+        was given on, or None when the store has no such paper."""
+        with Store(db, busy_timeout=busy_timeout) as store:
+            p = store.get_paper(paper_id)
+            if p is None:
+                return None
+            if not day:
+                days = store.paper_days(paper_id)
+                day = days[-1] if days else (p.date or "")
+            store.set_label(paper_id, value, day or None)
+        return day
 
     @app.post("/label")
     async def label(request: Request):
         form = await request.form()
         token = form.get("csrf") or request.headers.get("x-csrf-token")
         if not security.token_ok(token, secret):
-            return Response("missing or wrong CSRF token\n", status_code=403, media_type="text/plain")
+            return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "
+                          "was loaded, or it came from elsewhere): reload it and click again.")
         paper_id = str(form.get("paper_id") or "")
         value = LABEL_VALUES.get(str(form.get("label") or ""))
         day = str(form.get("day") or "")
-        if value is None or (day and not views.DAY_RE.match(day)):
-            return Response("label must be up, down or undo; day YYYY-MM-DD\n", status_code=400,
-                            media_type="text/plain")
-        with Store(db) as store:
-            p = store.get_paper(paper_id)
-            if p is None:
-                return Response("no such paper\n", status_code=404, media_type="text/plain")
-            if not day:
-                days = store.paper_days(paper_id)
-                day = days[-1] if days else (p.date or "")
-            store.set_label(paper_id, value, day or None)
+        if value is None:
+            return refuse(request, 400, "Bad request", "A label is up, down or undo.")
+        if day and not views.DAY_RE.match(day):
+            day = ""                      # not a day this app wrote: the paper's own day is taken instead
+        day = await run_in_threadpool(set_label, paper_id, value, day)
+        if day is None:
+            return refuse(request, 404, "Not found", f"No paper {paper_id} in the store.")
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"paper_id": paper_id, "label": value, "day": day})
         return RedirectResponse(security.safe_next(str(form.get("next") or "")), status_code=303)

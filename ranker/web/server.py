@@ -33,11 +33,43 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def allowed_hosts_for(host: str) -> set[str] | None:
-    """Loopback binds answer only to loopback Host names and the address bound (127.0.0.2 too): a page of another
-    site cannot reach the app through a DNS name it re-pointed at 127.0.0.1; a bind to another address answers
-    to any Host."""
-    return set(LOOPBACK_NAMES) | {host.strip("[]").lower()} if is_loopback(host) else None
+def allowed_hosts_for(host: str, extra: tuple[str, ...] = ()) -> set[str]:
+    """The Host names the app answers to. A page of another site can point a DNS name of its own at this
+    machine (DNS rebinding) and then read the store and post labels as the same origin; only Host names this
+    machine really has are answered. Loopback binds: the loopback names and the address bound (127.0.0.2 too).
+    Other binds: those, the machine's host names and addresses, and `extra` (a name the user reaches it by)."""
+    bound = host.strip("[]").lower()
+    names = set(LOOPBACK_NAMES) | {h.strip().strip("[]").lower() for h in extra if h.strip()}
+    if bound and bound not in _ANY:
+        names.add(bound)
+    if not is_loopback(host):
+        names |= machine_names()
+    return names
+
+
+_ANY = {"0.0.0.0", "::", ""}
+
+
+def machine_names() -> set[str]:
+    """This machine's host name, its fully qualified name, their addresses, and the address it reaches the
+    network from (found by routing, no packet is sent)."""
+    out: set[str] = set()
+    for name in {socket.gethostname(), socket.getfqdn()}:
+        if not name:
+            continue
+        out.add(name.lower())
+        try:
+            out |= {str(info[4][0]).lower() for info in socket.getaddrinfo(name, None)}
+        except OSError:
+            pass
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                out.add(str(s.getsockname()[0]).lower())
+        except OSError:
+            pass
+    return out - _ANY
 
 
 def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:

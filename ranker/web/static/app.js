@@ -32,7 +32,11 @@
       method: "POST", body: body, credentials: "same-origin",
       headers: { "Accept": "application/json", "X-CSRF-Token": token }
     }).then(function (r) {
-      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      if (!r.ok) {
+        return r.json().catch(function () { return {}; }).then(function (d) {
+          throw new Error(d.error || ("HTTP " + r.status));
+        });
+      }
       return r.json();
     }).then(function (d) {
       var pid = form.getAttribute("data-paper");
@@ -40,7 +44,7 @@
         if (f.getAttribute("data-paper") === pid) { show(f, d.label); }
       });
     }).catch(function (e) {
-      form.querySelector(".state").textContent = "not saved (" + e.message + ")";
+      form.querySelector(".state").textContent = "not saved: " + e.message;
     });
   });
 })();
