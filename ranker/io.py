@@ -20,14 +20,16 @@ import os
 import random
 import re
 import secrets
+import signal
 import stat
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, TypeVar
+from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlparse
 
 from .errors import InputError
@@ -87,7 +89,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
+                renames: list[tuple[Path, Path]] | None = None) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -96,7 +99,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     is written in place, never replaced, and so is anything named under /dev or /proc (/dev/stdout
     redirected to a file is appended to, not renamed over). A directory is an InputError; so is any OSError
     (a full disk, a read-only file system), naming the path, and the temporary file is removed whatever went
-    wrong."""
+    wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended for rename_together."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
@@ -141,6 +144,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if renames is not None:
+            renames.append((tmp, target))
+            return
         os.replace(tmp, target)
     except BaseException as e:
         try:
@@ -151,6 +157,52 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
             raise _cannot_write(given, e) from None
         raise
     _fsync_dir(folder)
+
+
+def write_together(files: Mapping[Path, Iterable[str]]) -> None:
+    """Write several text files as one set: each whole to a temporary file on disk first, then all renamed in
+    one quick step with Ctrl-C held back until it ends, so an interruption (or a failure to write any of
+    them) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is raised once the new
+    set is in place, marked `written`."""
+    renames: list[tuple[Path, Path]] = []
+    try:
+        for path, chunks in files.items():
+            with atomic_file(path, renames=renames) as f:
+                f.writelines(chunks)
+    except BaseException:
+        for tmp, _ in renames:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+    try:
+        with _ctrl_c_held():
+            for tmp, target in renames:
+                os.replace(tmp, target)
+    except KeyboardInterrupt as e:
+        e.written = True                           # the Ctrl-C held back: the whole new set has its names
+        raise
+    for folder in dict.fromkeys(target.parent for _, target in renames):
+        _fsync_dir(folder)
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """SIGINT arriving inside the block is acted on when it ends (by the handler that was in place)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield                                      # only the main thread may set a handler; None: not Python's
+        return
+    caught: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, caught[0])
+    elif caught and previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
 
 
 def _names_a_stream(path: Path) -> bool:

@@ -22,7 +22,6 @@ import json
 import platform
 import time
 from collections import Counter
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -32,7 +31,7 @@ from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
 from .errors import BackendError, ConfigError, RankerError, during
-from .io import LOADING, Progress, Warn, atomic_file, atomic_write, redact
+from .io import LOADING, Progress, Warn, atomic_write, ignore_warning, redact, write_together
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
 from .prefilter.rules import DayRules, load_rules
@@ -298,12 +297,13 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             progress: Progress | None = None, warn: Warn | None = None) -> DayResult:
     """The daily job on a fetched Day: prefilter, score, render, written to `out_dir`.
 
-    The folder's manifest (<day>-run.json) is written first with status "running"; the data files are
-    written once every step has ended (each to a temporary file, all renamed together), and the manifest
-    last with status ok (or partial, when some papers could not be scored), or failed / interrupted with
-    the error: a killed, failed or interrupted run never leaves a finished run's manifest beside files of
-    another run, nor a mix of two runs' data files. The folder's index (index.md, index.json: the days,
-    newest first) is rewritten after a run that finished."""
+    The folder's manifest (<day>-run.json) is written first with status "running"; the data files and the
+    finished manifest (status ok, or partial when some papers could not be scored) are written once every
+    step has ended, each to a temporary file, and renamed together with Ctrl-C held back for that moment; a
+    run that fails or is stopped before rewrites the manifest as failed / interrupted with the error. So a
+    run never leaves a finished run's manifest beside files of another run, nor a mix of two runs' data
+    files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
+    finished; a failure to rewrite it is a warning (the day's own files are whole)."""
     from .runindex import write_index
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
@@ -335,15 +335,15 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        rules=rules,
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-                _write_outputs(files, pre, run, digest)
                 # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
                 store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
                                                settings.digest.min_novelty, run_id=rec.id))
                 rec.status = manifest["status"]
                 rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
-                _write_json(files["manifest"], manifest)
-                files.update(write_index(out_dir))
+                _write_outputs(files, pre, run, digest, manifest)       # the run's last step: files + manifest
         except BaseException as e:
+            if any(getattr(x, "written", False) for x in (e, e.__cause__)):
+                raise                                 # Ctrl-C came as the finished set took its names
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
             manifest.update(status=status, error=redact(e) or type(e).__name__)
             if run is not None and run.failures:
@@ -353,19 +353,23 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             except Exception:
                 pass
             raise
+    try:
+        files.update(write_index(out_dir))
+    except RankerError as e:                 # the day's own files are whole and say ok: the index is a convenience
+        (warn or ignore_warning)(f"the folder's index was not rewritten: {e}")
     return DayResult(day=day.date, files=files, manifest=manifest, run=run)
 
 
-def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest) -> None:
-    """The run's data files, each written whole to a temporary file first; they take their names together,
-    once all of them are written, so a run that fails or is killed before leaves the folder's earlier files
-    as one set (beside a manifest that says this run is running, failed or interrupted)."""
+def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest,
+                   manifest: dict) -> None:
+    """The run's data files and its finished manifest, each written whole to a temporary file first; they take
+    their names together (Ctrl-C held back for that moment), so a run that fails or is stopped before leaves
+    the folder's earlier files as one set beside a manifest that says this run is running, failed or
+    interrupted, and one that got there leaves its own whole set beside its own manifest."""
     contents = {"prefilter": ranked_lines(pre.ranked), "scores": run.lines(), "markdown": [digest.markdown],
-                "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"]}
-    with ExitStack() as stack:
-        for key, chunks in contents.items():
-            f = stack.enter_context(atomic_file(files[key]))
-            f.writelines(chunks)
+                "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"],
+                "manifest": [json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"]}
+    write_together({files[key]: chunks for key, chunks in contents.items()})
 
 
 def _write_json(path: Path, data) -> None:

@@ -125,6 +125,48 @@ def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):
     assert store.run_status(m["run_id"]) == "failed"
 
 
+def test_ctrl_c_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(settings, store, tmp_path,
+                                                                            monkeypatch):
+    """Ctrl-C landing between two renames of the run's files used to leave some files of the new run beside
+    others of the old one, under a manifest saying "interrupted"; it is held back until the set (manifest
+    included) has its names, then acted on."""
+    import signal
+    out = tmp_path / "out"
+    day = fetch_day(LISTING, settings, store=store)
+    run_day(day, out, settings, store=store)
+    real, done = os.replace, []
+
+    def replace_then_ctrl_c(src, dst):
+        real(src, dst)
+        if str(dst).endswith("-prefilter.jsonl") or done:
+            done.append(dst)
+        if len(done) == 1:
+            os.kill(os.getpid(), signal.SIGINT)          # arrives after the set's first rename
+
+    monkeypatch.setattr(os, "replace", replace_then_ctrl_c)
+    other = fake_settings(tmp_path, **{**FLAGS, "top": 12})
+    with pytest.raises(KeyboardInterrupt):
+        run_day(day, out, other, store=store)
+    monkeypatch.setattr(os, "replace", real)
+    assert len(done) == 5, [str(d)[-30:] for d in done]   # every file of the set, then the interrupt
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and m["counts"]["kept"] == 12
+    assert len(lines(out / "2025-05-15-prefilter.jsonl")) == len(day.papers)
+    assert sum(r["kept"] for r in lines(out / "2025-05-15-prefilter.jsonl")) == 12
+    assert not [f for f in out.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_an_index_that_cannot_be_rewritten_is_a_warning_after_a_whole_run(settings, store, tmp_path):
+    out = tmp_path / "out"
+    (out / "index.md").mkdir(parents=True)               # the folder's index cannot be written
+    notes: list[str] = []
+    res = run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store, warn=notes.append)
+    assert res.manifest["status"] == "ok"
+    assert json.loads((out / "2025-05-15-run.json").read_text())["status"] == "ok"
+    assert store.run_status(res.manifest["run_id"]) == "ok"
+    assert any("index was not rewritten" in n and "index.md" in n for n in notes), notes
+
+
 KILLED_RUN = textwrap.dedent("""
     import os, sys
     from ranker.backends.fake import FakeBackend
