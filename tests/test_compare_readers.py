@@ -240,3 +240,28 @@ def test_ranker_digest_writers_round_trip(tmp_path):
     undated.parent.mkdir()
     undated.write_text(js.read_text())
     assert {r.date for r in read_scores(undated).values()} == {""}
+
+
+def test_unicode_line_separators_inside_a_title_or_comment_split_nothing(tmp_path):
+    """Lines end at a line feed only: a U+2028 in a title (or U+2029, U+0085, VT, FF in a JSON string) is text,
+    not a line break that loses the paper's block and hands its title to the next paper."""
+    text = SEED.read_text()
+    old = "## 2. [Drag-and-Drop LLMs: Zero-Shot Prompt-to-Weights]"
+    assert old in text
+    md = tmp_path / "digest.md"
+    md.write_text(text.replace(old, "## 2. [Drag-and-Drop\u2028LLMs: Zero-Shot\x0cPrompt-to-Weights]"))
+    w: list[str] = []
+    rows = read_scores(md, warn=w.append)
+    assert w == [] and list(rows) == _seed_ids_in_order()
+    assert rows["2506.16406"].title == "Drag-and-Drop\u2028LLMs: Zero-Shot\x0cPrompt-to-Weights"
+    assert rows["2506.16065"].title.startswith("Floating-Point Neural Networks")
+
+    jl = tmp_path / "scores.jsonl"
+    jl.write_text("".join(json.dumps({"ARXIVID": pid, "RELEVANCE": 9, "NOVELTY": 8, "COMMENT": f"one\u2028two\u2029"
+                                      f"three\x85four\x0bfive {pid}"}, ensure_ascii=False) + "\r\n"
+                          for pid in ("2506.16065", "2506.16406")))
+    w = []
+    rows = read_scores(jl, warn=w.append)
+    assert w == [] and list(rows) == ["2506.16065", "2506.16406"]
+    assert rows["2506.16406"].comment == "one\u2028two\u2029three\x85four\x0bfive 2506.16406"
+    assert rows["2506.16406"].source == f"{jl}:2"

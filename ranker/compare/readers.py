@@ -120,8 +120,15 @@ def _is_score_dict(d: Any) -> bool:
 
 # ---------------------------------------------------------------------------------------- formats
 
+def _lines(text: str) -> list[str]:
+    """The text's lines, split at line feeds only (a CR before one is dropped): str.splitlines() also breaks at
+    U+2028, U+2029, U+0085, VT and FF, which may sit inside a title or a JSON string, so a paper lost its
+    block (its title went to the next) and a JSONL record was cut in two."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
-    lines = text.splitlines()
+    lines = _lines(text)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
     block: dict[str, Any] | None = None
@@ -208,7 +215,7 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[Scor
 def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
     day = date_from_path(path)
     rows: list[ScoreRow] = []
-    for i, line in enumerate(text.splitlines(), start=1):
+    for i, line in enumerate(_lines(text), start=1):
         s = line.strip()
         if not s:
             continue
@@ -255,7 +262,7 @@ def sniff(path: Path, text: str | None = None) -> str | None:
             if not vals:
                 return "json"
         # JSONL: look at the first few object lines
-        for line in s.splitlines()[:20]:
+        for line in _lines(s)[:20]:
             try:
                 d = json.loads(line)
             except json.JSONDecodeError:
