@@ -265,3 +265,32 @@ def test_unicode_line_separators_inside_a_title_or_comment_split_nothing(tmp_pat
     assert w == [] and list(rows) == ["2506.16065", "2506.16406"]
     assert rows["2506.16406"].comment == "one\u2028two\u2029three\x85four\x0bfive 2506.16406"
     assert rows["2506.16406"].source == f"{jl}:2"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("gpt.csv", "id,relevance,novelty\n2506.16065,9,8\n"),
+    ("gpt.html", "<html><body><h2>Digest</h2><p>2506.16065: 9/8</p></body></html>\n"),
+    ("notes.md", "# Some notes\n\nnothing here but 2506.16065\n"),
+    ("gpt.txt", "hello world\nnot a digest\n"),
+])
+def test_a_file_in_an_unknown_format_is_an_error_naming_it(tmp_path, name, text):
+    """Named directly, a file that is no digest (a CSV, HTML, Markdown without a digest's title or paper
+    blocks) is refused, not parsed as Markdown into nothing with a warning."""
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(InputError) as e:
+        read_scores(p)
+    assert e.value.where == str(p) and e.value.message.startswith("not a digest: expected the seed's Markdown")
+    with pytest.raises(InputError, match="not a digest"):
+        read_score_files(p, key="gpt")
+
+
+def test_cli_a_csv_given_as_gpt_is_one_error_line(tmp_path):
+    from conftest import ranker
+    p = tmp_path / "gpt.csv"
+    p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
+    res = ranker("compare", "--gpt", p, "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl", "--out", tmp_path / "o")
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().splitlines() == [f"error: {p}: not a digest: expected the seed's Markdown digest, its "
+                                               "JSON output, or JSONL judgements (ARXIVID or id, RELEVANCE, NOVELTY)"]
+    assert not (tmp_path / "o").exists()

@@ -167,3 +167,16 @@ def test_bad_flags_are_refused_before_the_history_is_read(bad_history, tmp_path)
         (tmp_path / "f.txt").write_text("")
         r = ranker("calibrate", "--history", bad_history, "--out", out, cwd=tmp_path)
         assert r.returncode == 1 and r.stderr.splitlines() == [f"error: {out}: {why}"], r.stderr
+
+
+def test_a_markdown_digest_beside_notes_is_found(tmp_path):
+    """Notes or a README beside the day's Markdown digest are passed over (the reader refuses Markdown that is
+    no digest), the digest gives the picks."""
+    from conftest import SEED_DIGEST
+    d = copy_day("2025-06-23", tmp_path / "h" / "2025-06-23")
+    (d / "gpt_scores.jsonl").unlink()
+    (d / "README.md").write_text("# My digests\n\nSaved by hand.\n")
+    shutil.copy(SEED_DIGEST, d / "digest.md")
+    said = []
+    hist = read_history(tmp_path / "h", warn=said.append)
+    assert said == [] and hist.days[0].source == "digest.md" and hist.days[0].picks == set(picks_of("2025-06-23"))

@@ -39,6 +39,8 @@ _MD_DIGEST_TITLE = re.compile(r"#\s+Personalized Daily Arxiv Papers", re.IGNOREC
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?")
 
 _ID_KEYS = ("ARXIVID", "ARXIV_ID", "arxiv_id", "arxivid", "id", "ID")
+KNOWN_FORMATS = ("expected the seed's Markdown digest, its JSON output, or JSONL judgements "
+                 "(ARXIVID or id, RELEVANCE, NOVELTY)")
 SCORE_SUFFIXES = (".md", ".markdown", ".txt", ".json", ".jsonl", ".ndjson")
 
 
@@ -237,7 +239,8 @@ def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
 
 
 def sniff(path: Path, text: str | None = None) -> str | None:
-    """'markdown', 'json', 'jsonl' for a score file; 'papers' / 'prefilter' for listings; None if unknown."""
+    """'markdown', 'json', 'jsonl' for a score file; 'papers' / 'prefilter' for listings; 'empty'; None if
+    unknown. 'markdown' is any Markdown: is_markdown_digest() tells a digest."""
     if text is None:
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -292,7 +295,12 @@ def _found(f: Path, kinds: set[str]) -> bool:
         return kind in kinds
     if "markdown" not in kinds:
         return False
-    text = f.read_text(encoding="utf-8", errors="replace")
+    return is_markdown_digest(f.read_text(encoding="utf-8", errors="replace"))
+
+
+def is_markdown_digest(text: str) -> bool:
+    """Whether Markdown is a digest: its paper blocks' fields or the seed's title (a digest that picked
+    nothing has only the title), not a folder's index.md, a README or notes."""
     return "**Relevance:**" in text or "**ArXiv ID:**" in text or bool(_MD_DIGEST_TITLE.match(text.lstrip()))
 
 
@@ -315,7 +323,7 @@ def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, Scor
     if kind == "empty":
         warn(f"{path}: empty file, no papers")
         return {}
-    if kind == "markdown":
+    if kind == "markdown" and is_markdown_digest(text):
         rows = _parse_markdown(text, path, warn)
     elif kind == "json":
         rows = _parse_json_digest(json.loads(text), text, path, warn)
@@ -330,8 +338,8 @@ def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, Scor
     elif path.suffix.lower() == ".json":
         raise InputError("not a JSON digest (an object keyed by arXiv id) nor JSONL judgements",
                          where=str(path))
-    else:
-        rows = _parse_markdown(text, path, warn)
+    else:   # a CSV, an HTML page, Markdown without a digest's title or paper blocks, plain text
+        raise InputError(f"not a digest: {KNOWN_FORMATS}", where=str(path))
     out: dict[str, ScoreRow] = {}
     for r in rows:
         _merge(out, r, warn)

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compare.readers import read_scores, sniff
+from ..compare.readers import is_markdown_digest, read_scores, sniff
 from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import Paper
@@ -86,6 +86,11 @@ def read_listing(path: Path, warn: Warn = ignore_warning, notice: Warn = ignore_
 
 
 # --------------------------------------------------------------------------- GPT's picks
+def _is_digest(f: Path) -> bool:
+    """A Markdown digest, not notes or a README beside it."""
+    return sniff(f) == "markdown" and is_markdown_digest(f.read_text(encoding="utf-8", errors="replace"))
+
+
 def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[str], str]:
     """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers)."""
     f = day_dir / "gpt_scores.jsonl"
@@ -100,7 +105,7 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[st
     if first is not None:
         raise first
     for f in sorted(list(day_dir.glob("*.md")) + list(day_dir.glob("*.txt"))):
-        ids = list(read_scores(f, warn=warn)) if sniff(f) == "markdown" else []
+        ids = list(read_scores(f, warn=warn)) if _is_digest(f) else []
         if ids:
             return ids, f.name
     if any("gpt_selected" in p.extra for p in papers):
