@@ -28,6 +28,7 @@ class Selected:
     paper: Paper
     score: Score | None                                  # None: an author match that was not scored
     author_match: list[str] = field(default_factory=list)   # the pinned authors it is there for (not a pick)
+    pinned: list[str] = field(default_factory=list)         # a pick's pinned authors (it is there on merit)
     # the same paper announced earlier under another id: {"id", "date", "cosine"} and, when the store has
     # them for the same model and prompt, that paper's "RELEVANCE" and "NOVELTY"
     reupload_of: dict | None = None
@@ -47,9 +48,10 @@ class TokenCost:
 
 
 def ranking_key(s: Score) -> tuple:
-    """RELEVANCE + NOVELTY first (the seed's SCORE); the expected values, when known, break ties finely."""
+    """RELEVANCE + NOVELTY first (the seed's SCORE), then RELEVANCE (the seed's digests order every tie so:
+    48 of 48 tied pairs over the 50 shared days); the expected values, when known, break what is left."""
     exp = ((s.expected_relevance or s.relevance) + (s.expected_novelty or s.novelty))
-    return (s.total, exp, s.relevance)
+    return (s.total, s.relevance, exp)
 
 
 def pick_papers(scores: dict[str, Score], papers: dict[str, Paper], *, min_relevance: int = 8,
@@ -126,8 +128,8 @@ def md_text(text: object, *, link_text: bool = False) -> str:
     if link_text or _LINK_TAIL.search(text):
         escaped |= {"[", "]"}
     runs = [len(r) for r in _BACKTICKS.findall(text)]
-    if any(runs.count(n) >= 2 for n in set(runs)):
-        escaped.add("`")
+    if runs and (link_text or any(runs.count(n) >= 2 for n in set(runs))):
+        escaped.add("`")          # a link's text shares its paragraph: a lone ` could pair with one after it
     out = []
     for i, ch in enumerate(text):
         if ch == "\\":
@@ -182,9 +184,9 @@ def render_markdown(day: str, selected: list[Selected], *, usage: TokenCost, tot
                    ["**Token**", str(usage.prompt_tokens), str(usage.completion_tokens), str(total)],
                    ["**Cost**", f"${usage.prompt_cost:.2f}", f"${usage.completion_cost:.2f}", f"${cost:.2f}"]]),
            ""]
-    if scores_shown:
-        out += [f"Tokens and cost: what the {scores_shown} scores of this digest cost when the model wrote them "
-                "(a rerun reuses stored scores and spends nothing).", ""]
+    if scores_shown:          # a comment: the rendered digest stays the seed's, the file says what the table is
+        out += [f"<!-- Tokens and cost: what the {scores_shown} scores of this digest cost when the model wrote "
+                "them (a rerun reuses stored scores and spends nothing). -->", ""]
     out += [f"Total arXiv papers: {total_papers}", "", f"Total scanned papers: {scanned_papers}", "",
             f"Total relevant papers: {picks}", ""]
     if author_matches is not None:
@@ -226,7 +228,8 @@ def _reupload_lines(s: Selected) -> list[str]:
 def render_json(selected: list[Selected]) -> dict:
     """The seed's JSON output: an object keyed by arXiv id, in the digest's order. An author match carries
     COMMENT "Author match", the pinned names as `author_match`, and its scores when it was scored (else
-    null); a paper announced earlier under another id carries "reupload_of"."""
+    null); a pick by a pinned author carries the names as `pinned_authors`; a paper announced earlier under
+    another id carries "reupload_of"."""
     out = {}
     for s in selected:
         sc = s.score
@@ -236,6 +239,8 @@ def render_json(selected: list[Selected]) -> dict:
                  "arxiv_id": s.paper.id}
         if s.author_match:
             entry["author_match"] = list(s.author_match)
+        if s.pinned:
+            entry["pinned_authors"] = list(s.pinned)
         if s.reupload_of:
             entry["reupload_of"] = s.reupload_of
         out[s.paper.id] = entry

@@ -262,6 +262,8 @@ def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: S
                         order=order)
     pinned = {p.id: names for p in papers if rules.pins and (names := rules.pins.match(p))}
     matches = author_matches(pinned, picks, run.scores, by_id, order=order)
+    for sel in picks:
+        sel.pinned = list(pinned.get(sel.paper.id, ()))
     selected = matches + picks
     for sel in selected:
         sel.reupload_of = (reuploads or {}).get(sel.paper.id)

@@ -55,8 +55,8 @@ def test_a_rerun_loads_no_model_and_writes_the_same_digest(settings, store, tmp_
     md = before["markdown"].decode()
     tokens = again.manifest["tokens_of_scores"]
     assert "| **Token**  " in md and f" {tokens['prompt']} " in md
-    assert "Tokens and cost: what the 12 scores of this digest cost when the model wrote them (a rerun reuses " \
-           "stored scores and spends nothing)." in md
+    assert "<!-- Tokens and cost: what the 12 scores of this digest cost when the model wrote them (a rerun " \
+           "reuses stored scores and spends nothing). -->" in md          # in the file, not in the rendered page
 
 
 def test_score_day_with_nothing_to_score_builds_no_backend(settings, store, monkeypatch):

@@ -37,6 +37,24 @@ def test_cutoffs_and_order():
     assert [s.paper.id for s in pick_papers(scores, papers)] == ["b", "a2", "a"]
 
 
+def test_a_tie_in_score_goes_to_relevance_before_the_expected_values():
+    """The seed orders equal SCOREs by RELEVANCE (every tied pair of the 50 shared days); a score mode with
+    expected values kept that order only when they happened to agree."""
+    papers = {i: Paper(id=i, title=i, abstract="", authors=[]) for i in ("8-8", "9-7")}
+    scores = {"8-8": Score("8-8", 8, 8, "", expected_relevance=8.3, expected_novelty=7.6),
+              "9-7": Score("9-7", 9, 7, "", expected_relevance=8.7, expected_novelty=6.9)}
+    assert [s.paper.id for s in pick_papers(scores, papers)] == ["9-7", "8-8"]
+    seen = 0
+    for day in sorted(p.name for p in DAYS.iterdir() if (p / "gpt_scores.jsonl").exists()):
+        ps, sc = _gpt_day(day)
+        rows = [json.loads(line) for line in (DAYS / day / "gpt_scores.jsonl").open()]
+        for a, b in zip(rows, rows[1:]):
+            if a["SCORE"] == b["SCORE"]:
+                assert a["RELEVANCE"] >= b["RELEVANCE"], (day, a["id"], b["id"])
+                seen += 1
+    assert seen
+
+
 def test_json_has_the_seed_shape():
     papers, scores = _gpt_day("2025-05-15")
     out = render_json(pick_papers(scores, papers))
@@ -65,6 +83,7 @@ ATTACKS = {
     "entity": "&#60;script&#62;alert(1)&lt;/script&gt;",
     "emphasis": "a *b* and __c__ and ~~d~~",
     "code": "`rm -rf` and ``x``",
+    "a lone backtick": "Learning with `torch.compile",
     "backslash before a bracket": "\\[Click\\](javascript:alert(1))",
     "new block": "line one\n# Heading\n<div>x</div>",
 }

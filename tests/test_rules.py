@@ -151,6 +151,7 @@ def test_pins_and_exclusions_on_a_shared_day(day_setup, tmp_path):
     assert all(js[i]["author_match"] for i in matches)
     assert js["2505.09089"]["RELEVANCE"] is None and js["2505.09089"]["author_match"] == ['Sch\\"otz, Christof']
     picks = [i for i in js if i not in matches]
+    assert {i for i in picks if js[i].get("pinned_authors")} == set(picks) & PINNED == {"2505.08808"}  # marked
     assert f"Total relevant papers: {len(picks)}\n\nTotal author matches: {len(matches)}\n" in md
     assert md.count("**Comment:** Author match") == len(matches)
     c = res.manifest["counts"]
