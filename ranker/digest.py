@@ -1,7 +1,7 @@
 """Scores + papers -> the digest, in the seed system's Markdown and JSON formats.
 
-The picks (RELEVANCE and NOVELTY at or above the cut-offs) come best first, ties in the prefilter's order, so
-a rerun writes the same digest. Papers by a pinned author that are not picks come first, marked as the seed
+The picks (RELEVANCE and NOVELTY at or above the cut-offs) come best first (SCORE, then RELEVANCE, as the seed
+orders them), remaining ties in the prefilter's order, so a rerun writes the same digest. Papers by a pinned author that are not picks come first, marked as the seed
 marks them ("Comment: Author match"; their scores shown when they were scored), and are counted on their own
 line. The token table shows what the digest's scores cost when the model wrote them, reused ones included.
 
