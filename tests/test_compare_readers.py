@@ -147,14 +147,75 @@ def test_papers_and_prefilter_readers(tmp_path):
 # ------------------------------------------------------------------------------------------ bad input
 
 def test_empty_digest_is_a_warning_not_a_crash(tmp_path):
-    for name, text in (("empty.md", ""), ("heading_only.md", "# Personalized Daily ArXiv Papers 2025-06-23\n\n"
-                                                             "Total relevant papers: 0\n"),
-                       ("empty.json", "{}"), ("empty.jsonl", "\n\n")):
+    for name, text in (("empty.md", ""), ("empty.jsonl", "\n\n")):
         p = tmp_path / name
         p.write_text(text)
         w: list[str] = []
         assert read_scores(p, warn=w.append) == {}
         assert len(w) == 1 and str(p) in w[0], (name, w)
+
+
+def test_a_digest_that_lists_no_paper_says_so_only_when_it_is_not_a_valid_one(tmp_path):
+    """The seed's title and "Total relevant papers: 0" (or an empty JSON digest) is a day that picked nothing:
+    no warning. Markdown with paper fields but no block, or a count the blocks do not bear out, is."""
+    for name, text in (("heading_only.md", "# Personalized Daily ArXiv Papers 2025-06-23\n\n"
+                                           "Total relevant papers: 0\n"),
+                       ("2025-06-23-output.json", "{}")):
+        p = tmp_path / name
+        p.write_text(text)
+        w: list[str] = []
+        assert read_scores(p, warn=w.append) == {} and w == [], (name, w)
+    p = tmp_path / "cut.md"
+    p.write_text("# Personalized Daily ArXiv Papers 2025-06-23\n\nTotal relevant papers: 12\n\n"
+                 "**Table of contents with paper titles:**\n\n")
+    w = []
+    assert read_scores(p, warn=w.append) == {}
+    assert w == [f"{p}: no paper blocks found in this Markdown digest (it says 12 relevant papers)"]
+
+
+def _ranker_digests(tmp_path, selected, day="2025-07-02"):
+    """What `ranker run` writes for `selected`: its Markdown and its JSON digest (named as run names it)."""
+    from ranker.digest import TokenCost, render_json, render_markdown
+    from ranker.prompts import load_prompts
+    md = tmp_path / "digest.md"
+    md.write_text(render_markdown(day, selected, usage=TokenCost(model="local"), total_papers=244,
+                                  scanned_papers=6, prompts=load_prompts(),
+                                  author_matches=sum(1 for s in selected if s.author_match)))
+    js = tmp_path / f"{day}-output.json"
+    js.write_text(json.dumps(render_json(selected), indent=2))
+    return md, js
+
+
+def test_ranker_own_digest_author_matches_and_zero_picks_read_without_a_warning(tmp_path):
+    """`ranker run`'s digest is valid input: an author match without scores is no judgement (skipped quietly),
+    one with scores is read and marked; a day that picked nothing is no papers and no warning."""
+    from ranker.digest import Selected
+    from ranker.records import Paper, Score
+
+    papers = [Paper.from_dict(d) for d in _jsonl(DAYS / "2025-07-02" / "listing.jsonl")[:4]]
+    sel = [Selected(papers[0], None, author_match=["A. Author"]),                       # pinned, not scored
+           Selected(papers[1], Score(arxiv_id=papers[1].id, relevance=3, novelty=2, comment="meh"),
+                    author_match=["B. Author"]),                                        # pinned, scored low
+           Selected(papers[2], Score(arxiv_id=papers[2].id, relevance=9, novelty=8, comment="good")),
+           Selected(papers[3], Score(arxiv_id=papers[3].id, relevance=8, novelty=7, comment="fine"))]
+    for path in _ranker_digests(tmp_path, sel):
+        w: list[str] = []
+        rows = read_scores(path, warn=w.append)
+        assert w == [], (path, w)
+        assert list(rows) == [p.id for p in papers[1:]], path
+        assert [r.author_match for r in rows.values()] == [True, False, False]
+        assert (rows[papers[1].id].relevance, rows[papers[1].id].novelty) == (3, 2)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path in _ranker_digests(empty, []):
+        w = []
+        assert read_scores(path, warn=w.append) == {} and w == [], (path, w)
+    only_pins = tmp_path / "pins"
+    only_pins.mkdir()
+    for path in _ranker_digests(only_pins, sel[:1]):
+        w = []
+        assert read_scores(path, warn=w.append) == {} and w == [], (path, w)
 
 
 def test_malformed_markdown_block_is_skipped_with_file_and_line(tmp_path):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..digest import md_unescape
+from ..digest import AUTHOR_MATCH, md_unescape
 from ..errors import InputError, where
 from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text
 
@@ -36,6 +36,7 @@ _MD_HEADER = re.compile(r"^##\s+(?:\d+\.\s+)?\[(?P<title>.*)\]\((?P<url>[^)\s]+)
 _MD_FIELD = re.compile(r"^\*\*(?P<name>[A-Za-z][A-Za-z ]*?):\*\*\s*(?P<value>.*)$")
 _MD_DAY = re.compile(r"^#\s+.*?(\d{4}-\d{2}-\d{2})")
 _MD_DIGEST_TITLE = re.compile(r"#\s+Personalized Daily Arxiv Papers", re.IGNORECASE)   # the seed's, even empty
+_MD_TOTAL = re.compile(r"^Total relevant papers:\s*(\d+)\s*$")
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?")
 
 _ID_KEYS = ("ARXIVID", "ARXIV_ID", "arxiv_id", "arxivid", "id", "ID")
@@ -54,6 +55,7 @@ class ScoreRow:
     title: str = ""
     date: str = ""        # announcement day when the file says (row field, digest header or file name)
     source: str = ""      # file:line it came from
+    author_match: bool = False   # in the digest for its authors ("Author match"), scored but not picked
 
     def picked(self, min_relevance: float, min_novelty: float) -> bool:
         return self.relevance >= min_relevance and self.novelty >= min_novelty
@@ -95,6 +97,24 @@ def _ci_get(d: dict, name: str) -> Any:
     return None
 
 
+def is_author_match(comment: Any, names: Any = None) -> bool:
+    """Whether a digest entry is there for its authors, not picked: the seed's COMMENT "Author match" (a
+    `ranker run` JSON digest also lists the pinned names as `author_match`)."""
+    return bool(names) or str(comment or "").strip().lower() == AUTHOR_MATCH.lower()
+
+
+class _Counting:
+    """A Warn that counts what it passed on: a file that gave no row says so once only when something in it was
+    skipped (a digest that picked nothing, or only author matches, is valid and says nothing)."""
+
+    def __init__(self, warn: Warn):
+        self.warn, self.n = warn, 0
+
+    def __call__(self, msg: str) -> None:
+        self.n += 1
+        self.warn(msg)
+
+
 def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | None = None) -> ScoreRow | None:
     raw_id = next((d[k] for k in _ID_KEYS if d.get(k) not in (None, "")), None) or key_id
     if not raw_id:
@@ -104,16 +124,20 @@ def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | N
     if pid is None:
         warn(f"{src}: skipped: {str(raw_id)[:60]!r} is not an arXiv id")
         return None
-    rel, nov = _number(_ci_get(d, "relevance")), _number(_ci_get(d, "novelty"))
+    comment = d.get("COMMENT", d.get("Comment", ""))  # lowercase 'comment' is arXiv's own comment field
+    author_match = is_author_match(comment, d.get("author_match"))
+    raw_rel, raw_nov = _ci_get(d, "relevance"), _ci_get(d, "novelty")
+    if author_match and raw_rel is None and raw_nov is None:
+        return None              # an author match that was not scored: in the digest, not a judgement
+    rel, nov = _number(raw_rel), _number(raw_nov)
     if rel is None or nov is None:
         missing = [n for n, v in (("RELEVANCE", rel), ("NOVELTY", nov)) if v is None]
         warn(f"{src}: skipped {pid}: {' and '.join(missing)} missing or not a number")
         return None
-    comment = d.get("COMMENT", d.get("Comment", ""))  # lowercase 'comment' is arXiv's own comment field
     return ScoreRow(id=pid, relevance=rel, novelty=nov,
                     comment="" if comment is None else str(comment),
                     title=str(d.get("title") or d.get("TITLE") or ""),
-                    date=str(d.get("date") or file_day or ""), source=src)
+                    date=str(d.get("date") or file_day or ""), source=src, author_match=author_match)
 
 
 def _is_score_dict(d: Any) -> bool:
@@ -134,6 +158,8 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
     day = date_from_path(path)
     rows: list[ScoreRow] = []
     block: dict[str, Any] | None = None
+    blocks = headings = 0
+    total: int | None = None             # the digest's "Total relevant papers: N"
 
     def close(b: dict[str, Any] | None) -> None:
         if b is None:
@@ -144,29 +170,39 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
         if not pid:
             warn(f"{src}: skipped paper block: no arXiv id (no **ArXiv ID:** line, no arxiv.org/abs link)")
             return
+        comment = md_unescape(fields.get("comment", ""))
+        author_match = is_author_match(comment)
+        if author_match and fields.get("relevance") is None and fields.get("novelty") is None:
+            return               # an author match that was not scored: in the digest, not a judgement
         rel, nov = _number(fields.get("relevance")), _number(fields.get("novelty"))
         if rel is None or nov is None:
             missing = [n for n, v in (("Relevance", rel), ("Novelty", nov)) if v is None]
             warn(f"{src}: skipped paper block {pid}: {' and '.join(missing)} missing or not a number")
             return
-        rows.append(ScoreRow(id=pid, relevance=rel, novelty=nov, comment=md_unescape(fields.get("comment", "")),
-                             title=md_unescape(b["title"]), date=day, source=src))
+        rows.append(ScoreRow(id=pid, relevance=rel, novelty=nov, comment=comment, title=md_unescape(b["title"]),
+                             date=day, source=src, author_match=author_match))
 
     current_field: str | None = None
     for i, line in enumerate(lines, start=1):
-        if block is None and not rows:
+        if not blocks:
             m = _MD_DAY.match(line)
             if m:
                 day = m.group(1)   # the digest's own "# ... 2025-06-23" heading beats the file name
+            m = _MD_TOTAL.match(line.strip())
+            if m:
+                total = int(m.group(1))
         h = _MD_HEADER.match(line)
         if h:
             close(block)
             block = {"line": i, "title": h.group("title").strip(), "url": h.group("url"), "fields": {}}
+            blocks += 1
             current_field = None
             continue
         if line.startswith("# ") or line.strip() == "#":
-            # A top-level heading after the papers (e.g. "# Paper Selection Prompt") ends the paper list.
-            if block is not None or rows:
+            # A top-level heading after the papers, or after the digest's title when it has no paper (e.g.
+            # "# Paper Selection Prompt"), ends the paper list.
+            headings += 1
+            if blocks or headings > 1:
                 close(block)
                 block = None
                 break
@@ -182,8 +218,10 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
         elif current_field == "comment":
             block["fields"]["comment"] += " " + line.strip()
     close(block)
-    if not rows:
-        warn(f"{path}: no paper blocks found in this Markdown digest")
+    picked_nothing = not blocks and bool(_MD_DIGEST_TITLE.match(text.lstrip())) and not total
+    if not blocks and not picked_nothing:
+        warn(f"{path}: no paper blocks found in this Markdown digest"
+             + (f" (it says {total} relevant papers)" if total else ""))
     return rows
 
 
@@ -193,6 +231,7 @@ def _line_of(text: str, needle: str) -> int | None:
 
 
 def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+    warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
     items: Iterable[tuple[str | None, Any]]
@@ -209,12 +248,13 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[Scor
         row = _row_from_dict(val, src, day, warn, key_id=key)
         if row:
             rows.append(row)
-    if not rows:
+    if not rows and warn.n:
         warn(f"{path}: no papers in this JSON digest")
     return rows
 
 
 def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+    warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
     for i, line in enumerate(_lines(text), start=1):
@@ -233,7 +273,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
         row = _row_from_dict(d, src, day, warn)
         if row:
             rows.append(row)
-    if not rows:
+    if not rows and warn.n:
         warn(f"{path}: no judgements in this JSONL file")
     return rows
 
