@@ -228,3 +228,53 @@ def test_listing_days_one_side_never_judged_are_left_out(tmp_path):
     sel = m["selection"]["listing"]
     assert (sel["tp"], sel["fp"], sel["fn"], sel["f1"]) == (47, 0, 0, 1.0)
     assert m["days"]["2025-05-13"]["n_common"] == 0 and "listing" not in m["days"]["2025-05-13"]["selection"]
+
+
+def _listing_ids(day: str) -> list[str]:
+    return [d["id"] for d in _jsonl(DAYS / day / "listing.jsonl")]
+
+
+def test_a_day_one_side_judged_and_picked_nothing_is_kept_in_the_listing(tmp_path):
+    """GPT's file for a day is empty (GPT picked nothing), or the local digest is {}: the day is judged, not
+    dropped; the other side's picks there are false positives (or misses), as an independent count says."""
+    gpt_dir = tmp_path / "gpt"
+    (gpt_dir / "2025-06-23").mkdir(parents=True)
+    (gpt_dir / "2025-07-02").mkdir()
+    (gpt_dir / "2025-06-23" / "gpt_scores.jsonl").write_text((DAYS / "2025-06-23" / "gpt_scores.jsonl").read_text())
+    (gpt_dir / "2025-07-02" / "gpt_scores.jsonl").write_text("")
+    gpt_picks = {d["id"] for d in _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")}
+    ids = _listing_ids("2025-06-23") + _listing_ids("2025-07-02")
+    local = synthetic_local(ids, seed=7)
+    write_local_jsonl(tmp_path / "local.jsonl", local)
+    papers = [DAYS / "2025-06-23" / "listing.jsonl", DAYS / "2025-07-02" / "listing.jsonl"]
+    w: list[str] = []
+    m = run_compare(gpt_dir, tmp_path / "local.jsonl", tmp_path / "out", papers=papers, warn=w.append)
+    assert w == [] and "papers_days_skipped" not in m and m["gpt_days_without_rows"] == ["2025-07-02"]
+    assert m["n_papers"] == len(ids)
+    local_picks = {i for i, (r, n) in local.items() if r >= 8 and n >= 7}
+    on_0702 = local_picks & set(_listing_ids("2025-07-02"))
+    assert on_0702
+    sel = m["selection"]["listing"]
+    assert (sel["n"], sel["tp"], sel["fp"], sel["fn"]) == (len(ids), len(local_picks & gpt_picks),
+                                                           len(local_picks - gpt_picks), len(gpt_picks - local_picks))
+    day = m["days"]["2025-07-02"]["selection"]["listing"]
+    assert (day["n"], day["fp"], day["tp"], day["gpt_picks"]) == (len(_listing_ids("2025-07-02")), len(on_0702), 0, 0)
+
+    # the other way round: the local model's `ranker run` JSON digest for 2025-07-02 is {} (it picked nothing)
+    (tmp_path / "loc").mkdir()
+    both = {d["id"]: d for day_ in ("2025-06-23", "2025-07-02") for d in _jsonl(DAYS / day_ / "gpt_scores.jsonl")}
+    write_local_jsonl(tmp_path / "loc" / "2025-06-23.jsonl",
+                      {i: (d["RELEVANCE"], d["NOVELTY"]) for i, d in both.items() if i in gpt_picks})
+    (tmp_path / "loc" / "2025-07-02-output.json").write_text("{}")
+    gpt_both = tmp_path / "gpt_both"
+    gpt_both.mkdir()
+    for day_ in ("2025-06-23", "2025-07-02"):
+        (gpt_both / f"{day_}.jsonl").write_text((DAYS / day_ / "gpt_scores.jsonl").read_text())
+    m = run_compare(gpt_both, tmp_path / "loc", tmp_path / "out2", papers=papers)
+    assert "papers_days_skipped" not in m and m["local_days_without_rows"] == ["2025-07-02"]
+    sel = m["selection"]["listing"]
+    n_0702 = len(_jsonl(DAYS / "2025-07-02" / "gpt_scores.jsonl"))
+    assert (sel["n"], sel["tp"], sel["fp"], sel["fn"]) == (len(ids), 47, 0, n_0702)
+    from ranker.compare import summary_markdown
+    assert "Note: days the local files cover with no paper (nothing picked): 2025-07-02" in summary_markdown(m)
+    assert "Days the local files cover with no paper (nothing picked): 2025-07-02</p>" in (tmp_path / "out2" / "report.html").read_text()

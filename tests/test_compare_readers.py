@@ -146,13 +146,45 @@ def test_papers_and_prefilter_readers(tmp_path):
 
 # ------------------------------------------------------------------------------------------ bad input
 
-def test_empty_digest_is_a_warning_not_a_crash(tmp_path):
-    for name, text in (("empty.md", ""), ("empty.jsonl", "\n\n")):
-        p = tmp_path / name
+def test_an_empty_file_is_no_papers_and_its_day_judged_with_nothing_picked(tmp_path):
+    for name, text in (("empty.md", ""), ("empty.jsonl", "\n\n"), ("blank.txt", "  \n")):
+        p = tmp_path / "2025-07-03" / name
+        p.parent.mkdir(exist_ok=True)
         p.write_text(text)
         w: list[str] = []
-        assert read_scores(p, warn=w.append) == {}
-        assert len(w) == 1 and str(p) in w[0], (name, w)
+        rows = read_scores(p, warn=w.append)
+        assert rows == {} and w == [] and rows.empty_days == {"2025-07-03"}, (name, w)
+    undated = tmp_path / "empty.jsonl"
+    undated.write_text("")
+    assert read_scores(undated).empty_days == set()
+
+
+def test_each_file_says_its_day_even_without_a_row(tmp_path):
+    """A file read for a day records that day when it has no row (GPT picked nothing): the digest's heading,
+    else the file's name or folder. A file whose rows were all bad records nothing: that day is not known
+    to be judged."""
+    from ranker.digest import TokenCost, render_json, render_markdown
+    from ranker.prompts import load_prompts
+    md = tmp_path / "digest.md"        # undated name: the heading says the day
+    md.write_text(render_markdown("2025-07-02", [], usage=TokenCost(model="gpt-4o"), total_papers=244,
+                                  scanned_papers=0, prompts=load_prompts()))
+    js = tmp_path / "2025-07-03-output.json"
+    js.write_text(json.dumps(render_json([])))
+    folder = tmp_path / "2025-07-04"
+    folder.mkdir()
+    (folder / "gpt_scores.jsonl").write_text("")
+    broken = tmp_path / "2025-07-07.jsonl"
+    broken.write_text('{"ARXIVID": "2507.00001", "RELEVANCE": 9}\n')
+    full = tmp_path / "2025-06-23.jsonl"
+    full.write_text((DAYS / "2025-06-23" / "gpt_scores.jsonl").read_text())
+    assert read_scores(md).empty_days == {"2025-07-02"}
+    assert read_scores(js).empty_days == {"2025-07-03"}
+    assert read_scores(full).empty_days == set() and len(read_scores(full)) == 47
+    w: list[str] = []
+    assert read_scores(broken, warn=w.append).empty_days == set() and len(w) == 2
+    rows, files = read_score_files(tmp_path, key="gpt")
+    assert len(files) == 5 and len(rows) == 47
+    assert rows.empty_days == {"2025-07-02", "2025-07-03", "2025-07-04"}
 
 
 def test_a_digest_that_lists_no_paper_says_so_only_when_it_is_not_a_valid_one(tmp_path):

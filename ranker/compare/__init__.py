@@ -19,11 +19,11 @@ from ..io import Warn, atomic_write, ignore_warning, output_dir
 from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
-from .readers import PrefilterRow, ScoreRow, date_from_path, read_score_files, read_scores, score_files
+from .readers import Judgements, PrefilterRow, ScoreRow, date_from_path, read_score_files, read_scores, score_files
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
-           "read_prefilter_files", "summary_markdown", "render_html", "ScoreRow", "PrefilterRow"]
+           "read_prefilter_files", "summary_markdown", "render_html", "Judgements", "ScoreRow", "PrefilterRow"]
 
 MAX_WARNINGS_KEPT = 200
 
@@ -57,7 +57,8 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
         pf_map, pf_files = read_prefilter_files(prefilter, warn=_warn)
 
     metrics = compute_metrics(gpt, local, papers=paper_map, prefilter=pf_map,
-                              min_relevance=min_relevance, min_novelty=min_novelty)
+                              min_relevance=min_relevance, min_novelty=min_novelty,
+                              gpt_empty_days=gpt.empty_days, local_empty_days=local.empty_days)
     metrics["gpt_files"] = [str(f) for f in gpt_files]
     metrics["local_files"] = [str(f) for f in local_files]
     if paper_files is not None:

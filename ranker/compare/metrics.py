@@ -182,20 +182,26 @@ def day_of_paper(pid: str, gpt: Mapping[str, ScoreRow], local: Mapping[str, Scor
 def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], *,
                     papers: Mapping[str, Paper] | None = None,
                     prefilter: Mapping[str, PrefilterRow] | None = None,
-                    min_relevance: float = 8, min_novelty: float = 7) -> dict[str, Any]:
+                    min_relevance: float = 8, min_novelty: float = 7,
+                    gpt_empty_days: Iterable[str] = (), local_empty_days: Iterable[str] = ()) -> dict[str, Any]:
     """All the numbers of metrics.json (without file lists and warnings, which run_compare adds).
 
     The listing (`papers`) and the prefilter rows are measured only on days the judgements cover: a listing
     day GPT (or the local model) never judged would otherwise turn the other side's picks into errors.
     Days come from the listing, the rows' own dates or the file names; without dates nothing is dropped.
+    gpt_empty_days / local_empty_days: days a side judged and picked nothing (a file without a row, see
+    readers.Judgements): they are covered, and the other side's picks there count against it.
     """
     common = sorted(set(gpt) & set(local))
     out: dict[str, Any] = {"n_gpt": len(gpt), "n_local": len(local), "n_common": len(common),
                            "thresholds": {"min_relevance": min_relevance, "min_novelty": min_novelty}}
     everything = set(gpt) | set(local) | set(papers or {}) | set(prefilter or {})
     day = {pid: day_of_paper(pid, gpt, local, papers, prefilter) for pid in everything}
-    gpt_days = {day[i] for i in gpt if day[i]}
-    local_days = {day[i] for i in local if day[i]}
+    gpt_days = {day[i] for i in gpt if day[i]} | set(gpt_empty_days)
+    local_days = {day[i] for i in local if day[i]} | set(local_empty_days)
+    for side, empty in (("gpt", gpt_empty_days), ("local", local_empty_days)):
+        if empty:
+            out[f"{side}_days_without_rows"] = sorted(set(empty) - {day[i] for i in (gpt if side == "gpt" else local)})
 
     def only_days(m: Mapping[str, Any] | None, keep: set[str], key: str) -> Mapping[str, Any] | None:
         if m is None or not keep:

@@ -153,7 +153,7 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+def _parse_markdown(text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str]:
     lines = _lines(text)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -222,7 +222,7 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
     if not blocks and not picked_nothing:
         warn(f"{path}: no paper blocks found in this Markdown digest"
              + (f" (it says {total} relevant papers)" if total else ""))
-    return rows
+    return rows, day
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -230,7 +230,7 @@ def _line_of(text: str, needle: str) -> int | None:
     return text.count("\n", 0, idx) + 1 if idx >= 0 else None
 
 
-def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str]:
     warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -250,10 +250,10 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> list[Scor
             rows.append(row)
     if not rows and warn.n:
         warn(f"{path}: no papers in this JSON digest")
-    return rows
+    return rows, day
 
 
-def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
+def _parse_jsonl(text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str]:
     warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -275,7 +275,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn) -> list[ScoreRow]:
             rows.append(row)
     if not rows and warn.n:
         warn(f"{path}: no judgements in this JSONL file")
-    return rows
+    return rows, day
 
 
 def sniff(path: Path, text: str | None = None) -> str | None:
@@ -352,37 +352,50 @@ def score_files(specs, kinds: set[str], key: str) -> list[Path]:
 
 # ---------------------------------------------------------------------------------------- public API
 
-def read_scores(path: str | Path, *, warn: Warn | None = None) -> dict[str, ScoreRow]:
-    """Judgements in one file, keyed by arXiv id (no version). Format detected from the content."""
-    warn = warn or ignore_warning
+class Judgements(dict):
+    """ScoreRows keyed by arXiv id, and `empty_days`: the days a file judged without a single row (an empty
+    gpt_scores.jsonl, a digest that picked nothing): judged, nothing picked. A day's rows say it was judged;
+    such a file is the only word that a day with no row was judged at all."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.empty_days: set[str] = set()
+
+
+def read_scores(path: str | Path, *, warn: Warn | None = None) -> Judgements:
+    """Judgements in one file, keyed by arXiv id (no version). Format detected from the content. A file that
+    holds no row and had nothing skipped (empty, or a digest that picked nothing) adds its day (the digest's
+    heading, else the last YYYY-MM-DD of its path) to `empty_days`."""
+    warn = _Counting(warn or ignore_warning)
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
     text = read_text(path, errors="replace")
     kind = sniff(path, text)
-    if kind == "empty":
-        warn(f"{path}: empty file, no papers")
-        return {}
-    if kind == "markdown" and is_markdown_digest(text):
-        rows = _parse_markdown(text, path, warn)
+    if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
+        rows, day = [], date_from_path(path)
+    elif kind == "markdown" and is_markdown_digest(text):
+        rows, day = _parse_markdown(text, path, warn)
     elif kind == "json":
-        rows = _parse_json_digest(json.loads(text), text, path, warn)
+        rows, day = _parse_json_digest(json.loads(text), text, path, warn)
     elif kind == "jsonl":
-        rows = _parse_jsonl(text, path, warn)
+        rows, day = _parse_jsonl(text, path, warn)
     elif kind in ("papers", "prefilter"):
         raise InputError(f"this is a {'paper listing' if kind == 'papers' else 'prefilter output'}, "
                          "not judgements (no RELEVANCE/NOVELTY); pass it as "
                          f"{{key:{'papers' if kind == 'papers' else 'prefilter'}}}", where=str(path))
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = _parse_jsonl(text, path, warn)   # every line bad: each is reported
+        rows, day = _parse_jsonl(text, path, warn)   # every line bad: each is reported
     elif path.suffix.lower() == ".json":
         raise InputError("not a JSON digest (an object keyed by arXiv id) nor JSONL judgements",
                          where=str(path))
     else:   # a CSV, an HTML page, Markdown without a digest's title or paper blocks, plain text
         raise InputError(f"not a digest: {KNOWN_FORMATS}", where=str(path))
-    out: dict[str, ScoreRow] = {}
+    out = Judgements()
     for r in rows:
         _merge(out, r, warn)
+    if not out and not warn.n and day:
+        out.empty_days.add(day)
     return out
 
 
@@ -401,12 +414,15 @@ def _merge(out: dict[str, ScoreRow], r: ScoreRow, warn: Warn) -> None:
 
 
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
-                     warn: Warn | None = None) -> tuple[dict[str, ScoreRow], list[Path]]:
-    """Judgements from files, directories or globs (several days at once), merged by arXiv id."""
+                     warn: Warn | None = None) -> tuple[Judgements, list[Path]]:
+    """Judgements from files, directories or globs (several days at once), merged by arXiv id; `empty_days`
+    gathers the files' (see read_scores)."""
     warn = warn or ignore_warning
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
-    out: dict[str, ScoreRow] = {}
+    out = Judgements()
     for f in files:
-        for r in read_scores(f, warn=warn).values():
+        judged = read_scores(f, warn=warn)
+        for r in judged.values():
             _merge(out, r, warn)
+        out.empty_days |= judged.empty_days
     return out, files

@@ -224,7 +224,9 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                    ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
     add("<h2>Counts</h2>" + _table(["", "n"], counts))
     for key, what in (("papers_days_skipped", "Listing days left out (not judged by both sides)"),
-                      ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)")):
+                      ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)"),
+                      ("gpt_days_without_rows", "Days GPT's files cover with no paper (nothing picked)"),
+                      ("local_days_without_rows", "Days the local files cover with no paper (nothing picked)")):
         if metrics.get(key):
             add(f'<p class="note">{esc(what)}: {esc(", ".join(metrics[key]))}</p>')
 
@@ -327,7 +329,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         lines.append(f"| {k} | {s['n']} | {s['gpt_picks']} | {s['local_picks']} | {fmt(s['precision'])} | "
                      f"{fmt(s['recall'])} | {fmt(s['f1'])} |")
     for key, what in (("papers_days_skipped", "listing days left out (not judged by both sides)"),
-                      ("prefilter_days_skipped", "prefilter days left out (GPT judged none of their papers)")):
+                      ("prefilter_days_skipped", "prefilter days left out (GPT judged none of their papers)"),
+                      ("gpt_days_without_rows", "days GPT's files cover with no paper (nothing picked)"),
+                      ("local_days_without_rows", "days the local files cover with no paper (nothing picked)")):
         if metrics.get(key):
             lines += ["", f"Note: {what}: {', '.join(metrics[key])}"]
     prefilter = metrics.get("prefilter")
