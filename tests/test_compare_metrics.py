@@ -208,13 +208,30 @@ def test_no_overlap_gives_n_common_zero_and_a_message(tmp_path):
     assert (tmp_path / "out" / "report.html").exists()
 
 
-def test_empty_digest_gives_n_common_zero(tmp_path):
+def test_a_side_without_any_judgement_is_nothing_to_do_and_writes_nothing(tmp_path):
     md = tmp_path / "digest.md"
     md.write_text("# Personalized Daily ArXiv Papers 2025-06-23\n\nTotal relevant papers: 0\n")
     w: list[str] = []
     m = run_compare(md, DAYS / "2025-06-23" / "gpt_scores.jsonl", tmp_path / "out", warn=w.append)
-    assert m["n_common"] == 0 and m["n_gpt"] == 0
-    assert "GPT" in m["message"] and m["n_warnings"] == 0 and w == []
+    assert m["nothing_to_do"] == (f"the GPT side ({md}) holds no judgement: nothing to compare; wrote no "
+                                  "metrics.json or report.html")
+    assert (m["n_gpt"], m["n_local"], w) == (0, 47, []) and not (tmp_path / "out").exists()
+    (tmp_path / "a.jsonl").write_text("")
+    (tmp_path / "b.jsonl").write_text("\n")
+    m = run_compare(md, [tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "out")
+    assert m["nothing_to_do"].startswith(f"the GPT side ({md}) and the local side (2 files) hold no judgement")
+
+
+def test_cli_an_empty_gpt_file_is_one_nothing_to_do_line(tmp_path):
+    from conftest import ranker
+    empty = tmp_path / "gpt_scores.jsonl"
+    empty.write_text("")
+    res = ranker("compare", "--gpt", empty, "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl",
+                 "--out", tmp_path / "out")
+    assert res.returncode == 0 and res.stdout == "", (res.stdout, res.stderr)
+    assert res.stderr.splitlines() == [f"nothing to do: the GPT side ({empty}) holds no judgement: nothing to "
+                                       "compare; wrote no metrics.json or report.html"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_listing_days_one_side_never_judged_are_left_out(tmp_path):

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings
+from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -59,6 +59,11 @@ def compare(
 
     metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
                           min_relevance=min_relevance, min_novelty=min_novelty, warn=warn)
+    if metrics.get("nothing_to_do"):
+        if shown > _MAX_SHOWN_WARNINGS:
+            info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")
+        nothing_to_do(metrics["nothing_to_do"])
+        return
     if shown > _MAX_SHOWN_WARNINGS:
         info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
     from ..compare import summary_markdown

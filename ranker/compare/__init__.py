@@ -37,6 +37,8 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     gpt_paths / local_paths / papers / prefilter: a file, a directory (searched recursively), a glob, or a
     list of those. Returns the metrics (the content of metrics.json). Input problems that only lose a
     paper (a malformed block or line) are skipped, counted and passed to `warn` (and kept in metrics.json).
+    When a side holds no judgement at all (empty files, digests that picked nothing) there is nothing to
+    compare: nothing is written and the result is {"nothing_to_do": why, ...} (the counts, files, warnings).
     """
     warnings: list[str] = []
 
@@ -56,6 +58,11 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     if prefilter:
         pf_map, pf_files = read_prefilter_files(prefilter, warn=_warn)
 
+    if not gpt or not local:
+        return {"nothing_to_do": _nothing_to_compare(gpt_files if not gpt else [], local_files if not local else []),
+                "n_gpt": len(gpt), "n_local": len(local), "gpt_files": [str(f) for f in gpt_files],
+                "local_files": [str(f) for f in local_files], "n_warnings": len(warnings),
+                "warnings": warnings[:MAX_WARNINGS_KEPT]}
     metrics = compute_metrics(gpt, local, papers=paper_map, prefilter=pf_map,
                               min_relevance=min_relevance, min_novelty=min_novelty,
                               gpt_empty_days=gpt.empty_days, local_empty_days=local.empty_days)
@@ -72,6 +79,15 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     atomic_write(out / "report.html", render_html(metrics, gpt, local))
     return metrics
+
+
+def _nothing_to_compare(gpt_files: list[Path], local_files: list[Path]) -> str:
+    """Why there is nothing to compare: the side(s) holding no judgement, with their files."""
+    def files(fs: list[Path]) -> str:
+        return str(fs[0]) if len(fs) == 1 else f"{len(fs)} files"
+    sides = [f"the {side} side ({files(fs)})" for side, fs in (("GPT", gpt_files), ("local", local_files)) if fs]
+    return (f"{' and '.join(sides)} hold{'s' if len(sides) == 1 else ''} no judgement: "
+            "nothing to compare; wrote no metrics.json or report.html")
 
 
 def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, Paper], list[Path]]:
