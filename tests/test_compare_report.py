@@ -155,3 +155,34 @@ def test_cli_unquoted_glob_explains_itself(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "quote a glob" in lines[0], res.stderr
     # (a quoted glob is expanded by ranker itself: see test_directory_and_glob_read_several_days)
+
+
+def _listed(html_text: str, heading: str) -> list[str]:
+    """The arXiv ids in the report's section under <h2>heading</h2> (none when the section is absent)."""
+    if f"<h2>{heading}</h2>" not in html_text:
+        return []
+    section = html_text.split(f"<h2>{heading}</h2>", 1)[1].split("<h2>", 1)[0]
+    return re.findall(r'<td class="t"><a href="https://arxiv.org/abs/[^"]+">([^<]+)</a></td>', section)
+
+
+def test_missed_and_extra_lists_are_the_selection_tables_papers(tmp_path):
+    """GPT judged one day of five, the local model all five: the report's lists of misses and false picks hold
+    exactly the listing table's fn and fp papers (its judged day), not local picks on days GPT never saw."""
+    gpt = {d["id"]: d for d in _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")}
+    listing = [d for f in sorted(DAYS.glob("*/listing.jsonl")) for d in _jsonl(f)]
+    with (tmp_path / "local.jsonl").open("w") as f:
+        for k, d in enumerate(listing):
+            r, n = (9, 8) if k % 4 == 0 else (3, 2)          # picks every fourth paper of every day
+            f.write(json.dumps({"ARXIVID": d["id"], "COMMENT": "", "RELEVANCE": r, "NOVELTY": n}) + "\n")
+    m = run_compare(SEED, tmp_path / "local.jsonl", tmp_path / "out", papers=DAYS)
+    day = {d["id"] for d in listing if d["date"] == "2025-06-23"}
+    local_picks = {d["id"] for k, d in enumerate(listing) if k % 4 == 0}
+    want_missed, want_extra = sorted(set(gpt) - local_picks), sorted((local_picks & day) - set(gpt))
+    sel = m["selection"]["listing"]
+    assert (sel["fn"], sel["fp"]) == (len(want_missed), len(want_extra))
+    text = (tmp_path / "out" / "report.html").read_text()
+    assert f"<h2>Local picks GPT did not pick</h2><p class=\"muted\">{len(want_extra)} papers;" in text
+    assert f"<h2>GPT picks the local model did not pick</h2><p class=\"muted\">{len(want_missed)} papers" in text
+    assert _listed(text, "Local picks GPT did not pick") == want_extra[:30]
+    assert _listed(text, "GPT picks the local model did not pick") == want_missed[:30]
+    assert m["gpt_picks_missed"] == want_missed and m["local_picks_extra"] == want_extra

@@ -222,6 +222,13 @@ def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], 
     block = _block(gpt, local, common, papers, prefilter, min_relevance, min_novelty)
     block.pop("n_common")
     out.update(block)
+    # the papers behind the selection table's misses and false picks: over the listing (its judged days) when
+    # there is one, else over the papers both judged
+    over = sorted(papers) if papers is not None else common
+    g_pick = {i for i in over if i in gpt and gpt[i].picked(min_relevance, min_novelty)}
+    l_pick = {i for i in over if i in local and local[i].picked(min_relevance, min_novelty)}
+    out["gpt_picks_missed"] = sorted(g_pick - l_pick)
+    out["local_picks_extra"] = sorted(l_pick - g_pick)
     out["confusion_relevance"] = confusion([gpt[i].relevance for i in common], [local[i].relevance for i in common])
     out["confusion_novelty"] = confusion([gpt[i].novelty for i in common], [local[i].novelty for i in common])
 

@@ -280,14 +280,13 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         add(f"<h2>Largest disagreements</h2><p class=\"muted\">Up to {max_rows} papers, by |Δrelevance| + "
             "|Δnovelty|.</p>")
         add(_pairs_table(diff[:max_rows], gpt, local) if diff else "<p>None: every score matches.</p>")
-    missed = sorted(i for i in gpt if gpt[i].picked(mr, mn) and (i not in local or not local[i].picked(mr, mn))
-                    and (i in local or "n_papers" in metrics))
+    # the table's misses and false picks (over the listing's judged days, or the papers both judged)
+    missed = list(metrics.get("gpt_picks_missed", []))
     if missed:
         add(f"<h2>GPT picks the local model did not pick</h2><p class=\"muted\">{len(missed)} papers"
             f"{'; the first ' + str(max_rows) if len(missed) > max_rows else ''}.</p>")
         add(_pairs_table(missed[:max_rows], gpt, local))
-    extra = sorted(i for i in local if local[i].picked(mr, mn) and (i in gpt and not gpt[i].picked(mr, mn)
-                                                                      or i not in gpt and "n_papers" in metrics))
+    extra = list(metrics.get("local_picks_extra", []))
     if extra:
         add(f"<h2>Local picks GPT did not pick</h2><p class=\"muted\">{len(extra)} papers"
             f"{'; the first ' + str(max_rows) if len(extra) > max_rows else ''}.</p>")
