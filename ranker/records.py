@@ -1,6 +1,7 @@
 """Plain records that flow through the pipeline. No I/O here."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -81,10 +82,12 @@ class Ranked:
     @classmethod
     def from_paper(cls, paper: Paper) -> "Ranked | None":
         """The verdict a paper read from prefilter output carries in its extra fields (which it leaves),
-        or None when it carries none."""
+        or None when it carries none or a malformed one (a score that is not a finite number: JSON's NaN,
+        Infinity)."""
         extra = paper.extra
         score = extra.get("prefilter_score")
-        if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)):
+        if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)) \
+                or not math.isfinite(score):
             return None
         rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "rule", "reupload_of")}
         reupload = extra.get("reupload_of")

@@ -387,3 +387,22 @@ def test_cli_a_csv_given_as_gpt_is_one_error_line(tmp_path):
     assert res.stderr.strip().splitlines() == [f"error: {p}: not a digest: expected the seed's Markdown digest, its "
                                                "JSON output, or JSONL judgements (ARXIVID or id, RELEVANCE, NOVELTY)"]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_prefilter_score_that_is_not_finite_is_a_skipped_row(tmp_path):
+    """JSON's NaN / Infinity as prefilter_score: the row is skipped with file:line, like a RELEVANCE that is not
+    a number, and compare measures the rest instead of failing ("Input contains NaN")."""
+    from ranker.compare import run_compare
+    pf = tmp_path / "ranked.jsonl"
+    rows = [("2506.16065", "0.9"), ("2506.16406", "NaN"), ("2506.15655", "0.1"), ("2506.16332", "Infinity"),
+            ("2506.15682", "-Infinity"), ("2506.15686", "0.5")]
+    pf.write_text("".join(f'{{"id": "{i}", "prefilter_score": {s}, "kept": true, "title": "T", "abstract": "a", '
+                          f'"date": "2025-06-23"}}\n' for i, s in rows))
+    w: list[str] = []
+    got, _ = read_prefilter_files(pf, warn=w.append)
+    assert list(got) == ["2506.16065", "2506.15655", "2506.15686"]
+    assert [x.split(": ")[0] for x in w] == [f"{pf}:2", f"{pf}:4", f"{pf}:5"]
+    w = []
+    m = run_compare(SEED, DAYS / "2025-06-23" / "gpt_scores.jsonl", tmp_path / "out", prefilter=pf, warn=w.append)
+    assert len(w) == 3 and m["prefilter"]["n"] == 3 and m["prefilter"]["gpt_picks"] == 1   # 2506.16065
+    assert m["prefilter"]["roc_auc"] == 1.0
