@@ -406,3 +406,23 @@ def test_a_prefilter_score_that_is_not_finite_is_a_skipped_row(tmp_path):
     m = run_compare(SEED, DAYS / "2025-06-23" / "gpt_scores.jsonl", tmp_path / "out", prefilter=pf, warn=w.append)
     assert len(w) == 3 and m["prefilter"]["n"] == 3 and m["prefilter"]["gpt_picks"] == 1   # 2506.16065
     assert m["prefilter"]["roc_auc"] == 1.0
+
+
+def test_judgements_given_as_the_listing_are_refused(tmp_path):
+    """gpt_scores.jsonl (or a digest) named as the listing would make GPT's picks the whole day: refused with
+    one line naming it, as a listing given as judgements is."""
+    from conftest import ranker
+    jl = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    for f in (jl, SEED):
+        with pytest.raises(InputError) as e:
+            read_listing_files([DAYS / "2025-06-23" / "listing.jsonl", f])
+        assert e.value.key == "papers" and e.value.where == str(f)
+        assert e.value.render(name_mention=lambda key: f"--{key}").endswith(
+            "not a paper listing (every paper of the day); pass it as --gpt or --local")
+    res = ranker("compare", "--gpt", jl, "--local", jl, "--papers", jl, "--out", tmp_path / "o")
+    assert res.returncode == 1 and res.stderr.splitlines() == [
+        f"error: --papers {jl}: holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the day); "
+        "pass it as --gpt or --local"], res.stderr
+    assert not (tmp_path / "o").exists()
+    # the listing folder itself still reads (its gpt_scores.jsonl files are not listings and are passed over)
+    assert len(read_listing_files(DAYS)[0]) == 1445

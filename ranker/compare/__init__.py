@@ -19,7 +19,8 @@ from ..io import Warn, atomic_write, ignore_warning, output_dir
 from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
-from .readers import Judgements, PrefilterRow, ScoreRow, date_from_path, read_score_files, read_scores, score_files
+from .readers import (Judgements, PrefilterRow, ScoreRow, date_from_path, is_markdown_digest, read_score_files,
+                      read_scores, score_files, sniff)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
@@ -92,10 +93,15 @@ def _nothing_to_compare(gpt_files: list[Path], local_files: list[Path]) -> str:
 
 def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, Paper], list[Path]]:
     """Papers JSONL (the listing.jsonl layout, or prefilter output): the days' universe, by id. Files,
-    directories or globs; a paper without a day takes the one its file name gives."""
+    directories or globs; a paper without a day takes the one its file name gives. A file of judgements
+    (gpt_scores.jsonl, a digest) named here is an InputError: read as a listing it would shrink the universe
+    to one side's picks."""
     files = score_files(specs, kinds={"papers", "prefilter"}, key="papers")
     out: dict[str, Paper] = {}
     for f in files:
+        if _is_judgements(f):
+            raise InputError("holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
+                             "day); pass it as {key:gpt} or {key:local}", where=str(f), key="papers")
         n = 0
         for p in read_papers(f, report=ReadReport(on_warning=warn)):
             p.date = p.date or date_from_path(f)
@@ -104,6 +110,12 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str,
         if n == 0:
             warn(f"{f}: no papers in this listing")
     return out, files
+
+
+def _is_judgements(f: Path) -> bool:
+    kind = sniff(f)
+    return kind in ("json", "jsonl") or kind == "markdown" and is_markdown_digest(
+        f.read_text(encoding="utf-8", errors="replace"))
 
 
 def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, PrefilterRow], list[Path]]:
