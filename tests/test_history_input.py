@@ -180,3 +180,41 @@ def test_a_markdown_digest_beside_notes_is_found(tmp_path):
     said = []
     hist = read_history(tmp_path / "h", warn=said.append)
     assert said == [] and hist.days[0].source == "digest.md" and hist.days[0].picks == set(picks_of("2025-06-23"))
+
+
+def test_gpt_picks_are_the_judgements_compare_counts_as_picks(tmp_path):
+    """A digest lists more than picks: author matches (scored or not) and, in a user's own history, rows under
+    the cut-offs. Eval and calibrate learn from exactly the papers compare counts as GPT's picks."""
+    from ranker.compare import run_compare
+    from ranker.digest import Selected, TokenCost, render_json, render_markdown
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper, Score
+
+    rows = [json.loads(ln) for ln in (DAYS / "2025-06-23" / "gpt_scores.jsonl").read_text().splitlines()]
+    listing = [json.loads(ln) for ln in (DAYS / "2025-06-23" / "listing.jsonl").read_text().splitlines()]
+    others = [d for d in listing if d["id"] not in {r["id"] for r in rows}][:3]
+    lowered = {rows[0]["id"]: (7, 9), rows[1]["id"]: (9, 6)}            # under RELEVANCE 8 / NOVELTY 7
+    sel = [Selected(Paper.from_dict(others[0]), None, author_match=["A. Pinned"]),
+           Selected(Paper.from_dict(others[1]), Score(others[1]["id"], 3, 2, "low"), author_match=["B. Pinned"]),
+           Selected(Paper.from_dict(others[2]), Score(others[2]["id"], 9, 9, "high"), author_match=["C. Pinned"])]
+    sel += [Selected(Paper.from_dict(r), Score(r["id"], *lowered.get(r["id"], (r["RELEVANCE"], r["NOVELTY"])),
+                                               r["COMMENT"])) for r in rows]
+    want = {r["id"] for r in rows} - set(lowered)
+    h = tmp_path / "h"
+    for name, text in (("digest.md", render_markdown("2025-06-23", sel, usage=TokenCost("gpt-4o"),
+                                                      total_papers=len(listing), scanned_papers=len(sel),
+                                                      prompts=load_prompts(), author_matches=3)),
+                       ("output.json", json.dumps(render_json(sel))),
+                       ("gpt_scores.jsonl", "".join(json.dumps({"id": s.paper.id, "RELEVANCE": s.score.relevance,
+                                                                "NOVELTY": s.score.novelty,
+                                                                "COMMENT": s.comment}) + "\n"
+                                                    for s in sel if s.score))):
+        d = h / name.replace(".", "-") / "2025-06-23"
+        d.mkdir(parents=True)
+        shutil.copy(DAYS / "2025-06-23" / "listing.jsonl", d / "listing.jsonl")
+        (d / name).write_text(text)
+        said = []
+        day = read_history(d.parent, warn=said.append).days[0]
+        assert said == [] and day.source == name and day.picks == want, name
+        m = run_compare(d / name, d / name, tmp_path / "cmp", papers=d / "listing.jsonl")
+        assert m["selection"]["listing"]["gpt_picks"] == len(want) == 45, name

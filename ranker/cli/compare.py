@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..compare.readers import MIN_NOVELTY, MIN_RELEVANCE
 from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
 
 _MAX_SHOWN_WARNINGS = 20
@@ -27,8 +28,8 @@ def compare(
     prefilter: Annotated[Optional[list[str]], typer.Option(
         "--prefilter", help="`ranker prefilter` output (id, prefilter_score, kept) to measure the prefilter's "
         "recall of GPT's picks.", show_default=False)] = None,
-    min_relevance: Annotated[float, typer.Option("--min-relevance", help="A pick needs RELEVANCE >= this.")] = 8,
-    min_novelty: Annotated[float, typer.Option("--min-novelty", help="A pick needs NOVELTY >= this.")] = 7,
+    min_relevance: Annotated[float, typer.Option("--min-relevance", help="A pick needs RELEVANCE >= this.")] = MIN_RELEVANCE,
+    min_novelty: Annotated[float, typer.Option("--min-novelty", help="A pick needs NOVELTY >= this.")] = MIN_NOVELTY,
     config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Compare a local model's judgements with GPT's: rank correlation, error, pick precision/recall.

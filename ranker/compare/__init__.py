@@ -19,7 +19,7 @@ from ..io import Warn, atomic_write, ignore_warning, output_dir
 from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
-from .readers import (Judgements, PrefilterRow, ScoreRow, date_from_path, is_markdown_digest, read_score_files,
+from .readers import (MIN_NOVELTY, MIN_RELEVANCE, Judgements, PrefilterRow, ScoreRow, date_from_path, is_markdown_digest, read_score_files,
                       read_scores, score_files, sniff)
 from .report import render_html, summary_markdown
 
@@ -31,7 +31,7 @@ MAX_WARNINGS_KEPT = 200
 
 
 def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefilter=None,
-                min_relevance: float = 8, min_novelty: float = 7, *,
+                min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY, *,
                 warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Compare GPT's judgements with a local model's; write out_dir/metrics.json and out_dir/report.html.
 

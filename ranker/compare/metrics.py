@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..records import Paper
-from .readers import PrefilterRow, ScoreRow
+from .readers import MIN_NOVELTY, MIN_RELEVANCE, PrefilterRow, ScoreRow
 
 KEPT_FRACTIONS = (0.10, 0.25, 0.40, 0.60)
 CURVE_POINTS = 101
@@ -182,7 +182,7 @@ def day_of_paper(pid: str, gpt: Mapping[str, ScoreRow], local: Mapping[str, Scor
 def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], *,
                     papers: Mapping[str, Paper] | None = None,
                     prefilter: Mapping[str, PrefilterRow] | None = None,
-                    min_relevance: float = 8, min_novelty: float = 7,
+                    min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY,
                     gpt_empty_days: Iterable[str] = (), local_empty_days: Iterable[str] = ()) -> dict[str, Any]:
     """All the numbers of metrics.json (without file lists and warnings, which run_compare adds).
 

@@ -39,6 +39,11 @@ _MD_DIGEST_TITLE = re.compile(r"#\s+Personalized Daily Arxiv Papers", re.IGNOREC
 _MD_TOTAL = re.compile(r"^Total relevant papers:\s*(\d+)\s*$")
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?")
 
+# A pick: RELEVANCE and NOVELTY at or above these (the seed's cut-offs; compare's defaults, and what the history
+# reader counts as GPT's picks), and not an author match.
+MIN_RELEVANCE = 8
+MIN_NOVELTY = 7
+
 _ID_KEYS = ("ARXIVID", "ARXIV_ID", "arxiv_id", "arxivid", "id", "ID")
 KNOWN_FORMATS = ("expected the seed's Markdown digest, its JSON output, or JSONL judgements "
                  "(ARXIVID or id, RELEVANCE, NOVELTY)")
@@ -57,8 +62,9 @@ class ScoreRow:
     source: str = ""      # file:line it came from
     author_match: bool = False   # in the digest for its authors ("Author match"), scored but not picked
 
-    def picked(self, min_relevance: float, min_novelty: float) -> bool:
-        return self.relevance >= min_relevance and self.novelty >= min_novelty
+    def picked(self, min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> bool:
+        """Whether this judgement is a pick: scores at the cut-offs, and not in the digest for its authors."""
+        return not self.author_match and self.relevance >= min_relevance and self.novelty >= min_novelty
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A history directory holds one folder per day:
   <date>/listing.jsonl   every paper announced that day (the papers JSONL layout)
-and GPT's picks for that day, in the first of these that is present:
+and GPT's picks for that day (its judgements at compare's cut-offs, RELEVANCE >= 8 and NOVELTY >= 7, that are
+not author matches), in the first of these that is present:
   <date>/gpt_scores.jsonl   one JSON object a line with the paper's "id" (or "ARXIVID")
   <date>/*.json             the digest's JSON output: an object keyed by arXiv id ({"2506.16065": {"SCORE": ...}})
   <date>/*.md, *.txt        the digest as published in Markdown (paper blocks carry "**ArXiv ID:** ...")
@@ -22,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compare.readers import is_markdown_digest, read_scores, sniff
+from ..compare.readers import MIN_NOVELTY, MIN_RELEVANCE, is_markdown_digest, read_scores, sniff
 from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import Paper
@@ -92,22 +93,25 @@ def _is_digest(f: Path) -> bool:
 
 
 def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[str], str]:
-    """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers)."""
+    """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers): its
+    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match)."""
+    def picks(f: Path) -> list[str]:
+        return [i for i, r in read_scores(f, warn=warn).items() if r.picked(MIN_RELEVANCE, MIN_NOVELTY)]
+
     f = day_dir / "gpt_scores.jsonl"
     if f.exists():
-        return list(read_scores(f, warn=warn)), f.name
+        return picks(f), f.name
     first: InputError | None = None
     for f in sorted(day_dir.glob("*.json")):          # the first that is a digest (another .json may sit there)
         try:
-            return list(read_scores(f, warn=warn)), f.name
+            return picks(f), f.name
         except InputError as e:
             first = first or e
     if first is not None:
         raise first
     for f in sorted(list(day_dir.glob("*.md")) + list(day_dir.glob("*.txt"))):
-        ids = list(read_scores(f, warn=warn)) if _is_digest(f) else []
-        if ids:
-            return ids, f.name
+        if _is_digest(f):
+            return picks(f), f.name
     if any("gpt_selected" in p.extra for p in papers):
         return [p.id for p in papers if p.extra.get("gpt_selected") is True], "listing.jsonl (gpt_selected)"
     raise InputError("no GPT picks for this day: expected gpt_scores.jsonl, a digest .json / .md, or "
