@@ -218,3 +218,31 @@ def test_gpt_picks_are_the_judgements_compare_counts_as_picks(tmp_path):
         assert said == [] and day.source == name and day.picks == want, name
         m = run_compare(d / name, d / name, tmp_path / "cmp", papers=d / "listing.jsonl")
         assert m["selection"]["listing"]["gpt_picks"] == len(want) == 45, name
+
+
+def test_a_paper_listed_without_scores_is_no_pick_and_keeps_the_day(tmp_path):
+    """A digest block (or JSONL line) with neither score is no judgement: said once as a notice, and the day is
+    used with the other picks; only damage (a line that is not JSON, an unknown format) skips a day."""
+    from conftest import SEED_DIGEST
+    text = SEED_DIGEST.read_text()
+    cut = text.index("## 1. [")
+    extra = ("## 1. [cAST: Enhancing Code Retrieval-Augmented Generation](https://arxiv.org/abs/2506.15655)\n\n"
+             "**ArXiv ID:** 2506.15655\n\n**Authors:** X\n\n**Abstract:** y\n\n**Comment:** listed, not scored\n\n"
+             "---\n\n")
+    h = tmp_path / "h"
+    d = copy_day("2025-06-23", h / "2025-06-23")
+    (d / "gpt_scores.jsonl").unlink()
+    (d / "digest.md").write_text(text[:cut] + extra + text[cut:])
+    line = text[:cut].count("\n") + 1
+    d2 = copy_day("2025-07-02", h / "2025-07-02")
+    with (d2 / "gpt_scores.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "2507.00001", "COMMENT": "no scores"}) + "\n")
+    n2 = len(picks_of("2025-07-02")) + 1
+    said = []
+    hist = read_history(h, warn=said.append)
+    assert hist.skipped == [] and [x.date for x in hist.days] == ["2025-06-23", "2025-07-02"]
+    assert hist.days[0].picks == set(picks_of("2025-06-23")) and hist.days[1].picks == set(picks_of("2025-07-02"))
+    assert said == [f"{d / 'digest.md'}:{line}: skipped paper block 2506.15655: Relevance and Novelty missing or "
+                    "not a number",
+                    f"{d2 / 'gpt_scores.jsonl'}:{n2}: skipped 2507.00001: RELEVANCE and NOVELTY missing or not a "
+                    "number"], said

@@ -121,7 +121,8 @@ class _Counting:
         self.warn(msg)
 
 
-def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | None = None) -> ScoreRow | None:
+def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | None = None,
+                   notice: Warn | None = None) -> ScoreRow | None:
     raw_id = next((d[k] for k in _ID_KEYS if d.get(k) not in (None, "")), None) or key_id
     if not raw_id:
         warn(f"{src}: skipped: no arXiv id (expected ARXIVID or id)")
@@ -138,7 +139,8 @@ def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | N
     rel, nov = _number(raw_rel), _number(raw_nov)
     if rel is None or nov is None:
         missing = [n for n, v in (("RELEVANCE", rel), ("NOVELTY", nov)) if v is None]
-        warn(f"{src}: skipped {pid}: {' and '.join(missing)} missing or not a number")
+        say = notice if notice is not None and raw_rel is None and raw_nov is None else warn   # unscored: no pick
+        say(f"{src}: skipped {pid}: {' and '.join(missing)} missing or not a number")
         return None
     return ScoreRow(id=pid, relevance=rel, novelty=nov,
                     comment="" if comment is None else str(comment),
@@ -159,7 +161,7 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _parse_markdown(text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str]:
+def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[ScoreRow], str]:
     lines = _lines(text)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -183,7 +185,8 @@ def _parse_markdown(text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], 
         rel, nov = _number(fields.get("relevance")), _number(fields.get("novelty"))
         if rel is None or nov is None:
             missing = [n for n, v in (("Relevance", rel), ("Novelty", nov)) if v is None]
-            warn(f"{src}: skipped paper block {pid}: {' and '.join(missing)} missing or not a number")
+            say = notice if fields.get("relevance") is None and fields.get("novelty") is None else warn
+            say(f"{src}: skipped paper block {pid}: {' and '.join(missing)} missing or not a number")
             return
         rows.append(ScoreRow(id=pid, relevance=rel, novelty=nov, comment=comment, title=md_unescape(b["title"]),
                              date=day, source=src, author_match=author_match))
@@ -236,7 +239,7 @@ def _line_of(text: str, needle: str) -> int | None:
     return text.count("\n", 0, idx) + 1 if idx >= 0 else None
 
 
-def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str]:
+def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[ScoreRow], str]:
     warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -251,7 +254,7 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> tuple[lis
         if not isinstance(val, dict):
             warn(f"{src}: skipped entry {key if key is not None else n}: not an object")
             continue
-        row = _row_from_dict(val, src, day, warn, key_id=key)
+        row = _row_from_dict(val, src, day, warn, key_id=key, notice=notice)
         if row:
             rows.append(row)
     if not rows and warn.n:
@@ -259,7 +262,7 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn) -> tuple[lis
     return rows, day
 
 
-def _parse_jsonl(text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str]:
+def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[ScoreRow], str]:
     warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -276,7 +279,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn) -> tuple[list[ScoreRow], str
         if not isinstance(d, dict):
             warn(f"{src}: skipped line: not a JSON object")
             continue
-        row = _row_from_dict(d, src, day, warn)
+        row = _row_from_dict(d, src, day, warn, notice=notice)
         if row:
             rows.append(row)
     if not rows and warn.n:
@@ -368,11 +371,16 @@ class Judgements(dict):
         self.empty_days: set[str] = set()
 
 
-def read_scores(path: str | Path, *, warn: Warn | None = None) -> Judgements:
+def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | None = None) -> Judgements:
     """Judgements in one file, keyed by arXiv id (no version). Format detected from the content. A file that
     holds no row and had nothing skipped (empty, or a digest that picked nothing) adds its day (the digest's
-    heading, else the last YYYY-MM-DD of its path) to `empty_days`."""
+    heading, else the last YYYY-MM-DD of its path) to `empty_days`.
+
+    warn: what is skipped as damaged (a line that is not JSON, an entry without an id, a score that is not a
+    number); notice (default: warn): an entry listed without any score, which is no judgement and so no pick
+    (an author match without scores is skipped silently)."""
     warn = _Counting(warn or ignore_warning)
+    notice = notice or warn
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
@@ -381,17 +389,17 @@ def read_scores(path: str | Path, *, warn: Warn | None = None) -> Judgements:
     if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
         rows, day = [], date_from_path(path)
     elif kind == "markdown" and is_markdown_digest(text):
-        rows, day = _parse_markdown(text, path, warn)
+        rows, day = _parse_markdown(text, path, warn, notice)
     elif kind == "json":
-        rows, day = _parse_json_digest(json.loads(text), text, path, warn)
+        rows, day = _parse_json_digest(json.loads(text), text, path, warn, notice)
     elif kind == "jsonl":
-        rows, day = _parse_jsonl(text, path, warn)
+        rows, day = _parse_jsonl(text, path, warn, notice)
     elif kind in ("papers", "prefilter"):
         raise InputError(f"this is a {'paper listing' if kind == 'papers' else 'prefilter output'}, "
                          "not judgements (no RELEVANCE/NOVELTY); pass it as "
                          f"{{key:{'papers' if kind == 'papers' else 'prefilter'}}}", where=str(path))
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows, day = _parse_jsonl(text, path, warn)   # every line bad: each is reported
+        rows, day = _parse_jsonl(text, path, warn, notice)   # every line bad: each is reported
     elif path.suffix.lower() == ".json":
         raise InputError("not a JSON digest (an object keyed by arXiv id) nor JSONL judgements",
                          where=str(path))

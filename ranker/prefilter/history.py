@@ -8,14 +8,15 @@ not author matches), in the first of these that is present:
   <date>/*.json             the digest's JSON output: an object keyed by arXiv id ({"2506.16065": {"SCORE": ...}})
   <date>/*.md, *.txt        the digest as published in Markdown (paper blocks carry "**ArXiv ID:** ...")
   the listing's own "gpt_selected": true flags
-Only ids matter here; they are read by the one reader of GPT digests, ranker.compare.readers.
+Only which papers are picks matters here; they are read by the one reader of GPT digests, ranker.compare.readers.
 
 read_history() is the one reader of a history directory (calibration and `ranker eval` use it): a day that
 cannot be trusted (a folder name that is not a YYYY-MM-DD day, no GPT picks file, picks missing from its
 listing, a line that is not valid JSON in either file, a digest in an unknown format, no paper or no pick) is
 skipped with one line naming the day and the problem, counted in History.skipped, and the other days are used.
 What leaves every paper of a listing there (an empty abstract, a duplicate line, an abstract cut to the cap)
-is said once and the day is used.
+is said once and the day is used, as is a paper a digest lists without scores (no pick; an author match
+without scores is not even said).
 """
 from __future__ import annotations
 
@@ -92,11 +93,15 @@ def _is_digest(f: Path) -> bool:
     return sniff(f) == "markdown" and is_markdown_digest(f.read_text(encoding="utf-8", errors="replace"))
 
 
-def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[str], str]:
+def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = ignore_warning
+                ) -> tuple[list[str], str]:
     """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers): its
-    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match)."""
+    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match).
+    `warn`: what the reader skipped as damaged (the day is not to be trusted); `notice`: a paper listed
+    without scores, which is simply no pick."""
     def picks(f: Path) -> list[str]:
-        return [i for i, r in read_scores(f, warn=warn).items() if r.picked(MIN_RELEVANCE, MIN_NOVELTY)]
+        rows = read_scores(f, warn=warn, notice=notice)
+        return [i for i, r in rows.items() if r.picked(MIN_RELEVANCE, MIN_NOVELTY)]
 
     f = day_dir / "gpt_scores.jsonl"
     if f.exists():
@@ -119,12 +124,13 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn) -> tuple[list[st
 
 
 def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning) -> HistoryDay:
-    """One day folder. `warn`: what makes the day untrustworthy; `notice`: what does not (see read_listing)."""
+    """One day folder. `warn`: what makes the day untrustworthy; `notice`: what does not (see read_listing and
+    _find_picks)."""
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
     papers = read_listing(listing, warn, notice)
-    ids, source = _find_picks(day_dir, papers, warn)
+    ids, source = _find_picks(day_dir, papers, warn, notice)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
     missing = sorted({i for i in ids if i not in present})
