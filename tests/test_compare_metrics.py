@@ -294,4 +294,5 @@ def test_a_day_one_side_judged_and_picked_nothing_is_kept_in_the_listing(tmp_pat
     assert (sel["n"], sel["tp"], sel["fp"], sel["fn"]) == (len(ids), 47, 0, n_0702)
     from ranker.compare import summary_markdown
     assert "Note: days the local files cover with no paper (nothing picked): 2025-07-02" in summary_markdown(m)
-    assert "Days the local files cover with no paper (nothing picked): 2025-07-02</p>" in (tmp_path / "out2" / "report.html").read_text()
+    report = (tmp_path / "out2" / "report.html").read_text()
+    assert "Days the local files cover with no paper (nothing picked): 2025-07-02</p>" in report

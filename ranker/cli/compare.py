@@ -28,7 +28,8 @@ def compare(
     prefilter: Annotated[Optional[list[str]], typer.Option(
         "--prefilter", help="`ranker prefilter` output (id, prefilter_score, kept) to measure the prefilter's "
         "recall of GPT's picks.", show_default=False)] = None,
-    min_relevance: Annotated[float, typer.Option("--min-relevance", help="A pick needs RELEVANCE >= this.")] = MIN_RELEVANCE,
+    min_relevance: Annotated[float, typer.Option("--min-relevance",
+                                                 help="A pick needs RELEVANCE >= this.")] = MIN_RELEVANCE,
     min_novelty: Annotated[float, typer.Option("--min-novelty", help="A pick needs NOVELTY >= this.")] = MIN_NOVELTY,
     config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
 ) -> None:
