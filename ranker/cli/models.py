@@ -27,8 +27,9 @@ def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: Verbose
     """
     from ..models import folder_size, presets
     s = load_settings(config, verbose=verbose, offline=offline)
+    found = presets(s.models_dir)          # a broken presets.toml is one error line, before any output
     echo(f"{'name':<20} {'kind':<9} {'prepared':<9} {'size':>8}  description")
-    for p in presets(s.models_dir).values():
+    for p in found.values():
         size = f"{folder_size(p.path) / 1e6:.0f} MB" if p.prepared else "-"
         echo(f"{p.name:<20} {p.kind:<9} {'yes' if p.prepared else 'no':<9} {size:>8}  {p.description}")
 
