@@ -114,8 +114,9 @@ def folder_size(path: Path) -> int:
 
 
 def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) -> str:
-    """A preset name -> its prepared folder; an existing folder -> itself; anything else is taken for a
-    Hugging Face id (which works only where the weights are already in the local cache or online)."""
+    """A preset name -> its prepared folder; an existing folder -> itself (for an LLM, one with a config.json);
+    anything else is taken for a Hugging Face id (which works only where the weights are already in the local
+    cache or online)."""
     p = presets(models_dir).get(name)
     if p is not None:
         if kind and p.kind != kind:
@@ -128,11 +129,18 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
         if not path.is_dir():
             raise ModelError("a model must be a folder (GGUF files: add them as a preset or convert them first)",
                              where=str(path))
+        if kind == "llm" and not any((path / f).is_file() for f in MODEL_CONFIGS):
+            raise ModelError("not a model folder (no config.json)", where=str(path))
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         known = ", ".join(sorted(presets(models_dir)))
         raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=name)
     return name
+
+
+# What makes a folder a model an LLM loader takes: transformers' config.json (vLLM also reads Mistral's
+# params.json layout).
+MODEL_CONFIGS = ("config.json", "params.json")
 
 
 # --------------------------------------------------------------------------- preparing
