@@ -115,8 +115,9 @@ def folder_size(path: Path) -> int:
 
 def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) -> str:
     """A preset name -> its prepared folder; an existing folder -> itself (for an LLM, one with a config.json);
-    anything else is taken for a Hugging Face id (which works only where the weights are already in the local
-    cache or online)."""
+    anything else is taken for a Hugging Face id, which works only where the weights are already in the local
+    Hugging Face cache or online (the loader downloads them). In offline mode an id not in that cache is a
+    ModelError here, before any loader gives its own advice about connecting."""
     p = presets(models_dir).get(name)
     if p is not None:
         if kind and p.kind != kind:
@@ -132,15 +133,38 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
         if kind == "llm" and not any((path / f).is_file() for f in MODEL_CONFIGS):
             raise ModelError("not a model folder (no config.json)", where=str(path))
         return str(path.resolve())
-    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+    if not looks_like_hub_id(name):
         known = ", ".join(sorted(presets(models_dir)))
         raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=name)
+    if netguard.is_offline() and hub_cached(name) is None:
+        raise ModelError(NOT_CACHED + "; offline mode downloads nothing (run once online, or copy the model "
+                         "folder over and name it)", where=name)
     return name
 
 
 # What makes a folder a model an LLM loader takes: transformers' config.json (vLLM also reads Mistral's
 # params.json layout).
 MODEL_CONFIGS = ("config.json", "params.json")
+NOT_CACHED = "not a local folder, not a prepared preset and not in the Hugging Face cache"
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """'org/model': what resolve takes for a Hugging Face id when no folder or preset has the name."""
+    return not name.startswith((".", "/", "~")) and name.count("/") == 1 and all(name.split("/"))
+
+
+def hub_cached(repo_id: str) -> str | None:
+    """The folder of `repo_id`'s main revision in the local Hugging Face cache (HF_HOME / HF_HUB_CACHE), or None
+    when it is not there. Never touches the network."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    try:
+        folder = snapshot_download(repo_id, local_files_only=True)
+    except Exception:       # not in the cache (LocalEntryNotFoundError), or not a valid id
+        return None
+    return folder if folder and Path(folder).is_dir() and any(Path(folder).iterdir()) else None
 
 
 # --------------------------------------------------------------------------- preparing

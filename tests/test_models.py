@@ -5,7 +5,7 @@ import pytest
 from ranker import models
 from ranker.errors import ConfigError, ModelError
 
-from conftest import MODELS, REPO, ranker
+from conftest import DAYS, MODELS, REPO, ranker, without_loading
 
 
 def test_presets_registry():
@@ -205,3 +205,43 @@ def test_a_folder_without_a_config_is_not_an_llm(tmp_path):
         assert models.resolve(str(MODELS / name), kind="llm") == str(MODELS / name)
     (tmp_path / "config.json").write_text("{}")
     assert models.resolve(str(tmp_path), kind="llm") == str(tmp_path.resolve())
+
+
+def _hub_cache(root, repo_id: str, files: dict[str, str]):
+    """A Hugging Face cache (HF_HUB_CACHE layout) holding `files` as repo_id's main revision."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for name, text in files.items():
+        (snap / name).write_text(text)
+    return snap
+
+
+def test_offline_a_hub_id_not_in_the_cache_says_so(tmp_path, monkeypatch, offline):
+    """Offline, a Hugging Face id is looked up in the local cache first: not there, a ModelError that says it is
+    not cached and that offline mode downloads nothing (not Hugging Face's advice to check the connection);
+    there, the id is what the loader gets."""
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelError) as e:
+        models.resolve("org/not-cached", kind="llm")
+    assert e.value.where == "org/not-cached"
+    assert "not in the Hugging Face cache; offline mode downloads nothing" in str(e.value)
+    _hub_cache(tmp_path / "hub", "org/cached", {"config.json": "{}"})
+    assert models.resolve("org/cached", kind="llm") == "org/cached"
+    assert models.hub_cached("org/cached").endswith("snapshots/0123456789abcdef0123456789abcdef01234567")
+
+
+def test_offline_cli_names_the_uncached_hub_id_in_one_line(tmp_path):
+    papers = tmp_path / "day.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[0] + "\n")
+    p = ranker("score", "--papers", papers, "--out", tmp_path / "o.jsonl", "--offline",
+               "--backend", "transformers", "--model", "org/not-cached", env={"HF_HOME": tmp_path / "hf"})
+    err = without_loading(p.stderr)
+    assert p.returncode == 1
+    assert err.startswith("error: org/not-cached: not a local folder, not a prepared preset and not in the "
+                          "Hugging Face cache; offline mode downloads nothing")
+    assert err.count("\n") == 1 and "internet" not in err
