@@ -344,7 +344,8 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, g
 
     One prepare at a time per models folder (a lock on it); what an earlier prepare of the preset left when
     it was killed (its staging folders, a half-written GGUF) is removed first. The new folder takes the
-    preset's name in one rename, the old one moved aside before, so the name is never a half-deleted folder."""
+    preset's name in one rename, the old one moved aside before, so the name is never a half-deleted folder.
+    A file system error (a full disk) is a ModelError naming the models folder."""
     all_presets = presets(models_dir)
     if name not in all_presets:
         raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}",
@@ -352,10 +353,24 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, g
     p = all_presets[name]
     for q in gguf:
         _check_gguf_variant(p, q)
-    with _models_lock(p.root, lambda: log(f"{name}: waiting for another prepare in {p.root}")):
-        _remove_stale(p, log)
-        _prepare_locked(p, force, gguf, log)
+    try:
+        with _models_lock(p.root, lambda: log(f"{name}: waiting for another prepare in {p.root}")):
+            _remove_stale(p, log)
+            _prepare_locked(p, force, gguf, log)
+    except OSError as e:
+        raise ModelError(f"cannot prepare '{name}': {_os_words(e)}", where=str(p.root)) from None
+    except Exception as e:
+        if type(e).__name__ == "SafetensorError":      # safetensors' own error for a failed write (a full disk)
+            raise ModelError(f"cannot prepare '{name}': writing the weights failed: {e}", where=str(p.root)) \
+                from None
+        raise
     return p.path
+
+
+def _os_words(e: OSError) -> str:
+    what = (e.strerror or str(e) or type(e).__name__).strip()
+    what = what[0].lower() + what[1:] if what else what
+    return f"{what} ({e.filename})" if e.filename else what
 
 
 @contextmanager
