@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -20,6 +21,20 @@ from ..records import Usage
 
 # Fields whose value distribution a backend reports in "expected" score mode.
 SCORE_FIELDS = ("RELEVANCE", "NOVELTY")
+
+
+def local_model_key(model: str, models_dir: Path | None = None) -> str:
+    """What scores of a model loaded from disk are stored under: a preset's name, an existing folder's
+    absolute path (so ./model typed in two working directories is two models, and two spellings of one folder
+    one), anything else (a Hugging Face id) as given. The order is models.resolve's."""
+    from .. import models
+    try:
+        if model in models.presets(models_dir):
+            return model
+    except ConfigError:          # no presets.toml to read: resolve says so when the model is loaded
+        pass
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else model
 
 
 def one_line(e: BaseException, limit: int = 400) -> str:
@@ -106,8 +121,8 @@ class Backend(ABC):
     def store_name(cls, model: str) -> str | None:
         """The name this backend will store scores of `model` under (its model_name), known before it is
         built, or None when only the built backend knows (a server's own model). Lets a day whose papers are
-        all scored skip loading the model."""
-        return model
+        all scored skip loading the model. For a model loaded from disk: local_model_key."""
+        return local_model_key(model)
 
     @classmethod
     def model_key(cls, model: str) -> str:

@@ -19,7 +19,7 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, one_line
+from .base import Backend, BackendOptions, Request, Result, local_model_key, one_line
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -57,8 +57,8 @@ class TransformersBackend(Backend):
                  models_dir: Path | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
         device, dtype, threads = o.device, o.dtype, o.threads
-        self.model_name = model
         path = models.resolve(model, kind="llm", models_dir=models_dir)
+        self.model_name = local_model_key(model, models_dir)
         torch, transformers, xgr = _imports()
         self._torch, self._xgr = torch, xgr
         if threads:

@@ -37,7 +37,7 @@ from .. import models
 from ..errors import ModelError
 from ..io import Warn
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, answer_room, one_line
+from .base import Backend, BackendOptions, Request, Result, answer_room, local_model_key, one_line
 from .probs import TOP_LOGPROBS, Step, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
@@ -125,8 +125,8 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, options: Mapping[str, Any] | VLLMOptions | None = None, *,
                  models_dir: Path | None = None, warn: Warn | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
-        self.model_name = model
         path = models.resolve(model, kind="llm", models_dir=models_dir)
+        self.model_name = local_model_key(model, models_dir)
         vllm = import_vllm(quiet=o.quiet)
         self.vllm_version = check_version(warn)
         from vllm.platforms import current_platform
