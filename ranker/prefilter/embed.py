@@ -129,10 +129,19 @@ class Embedder:
         if self.threads:
             import torch
             torch.set_num_threads(int(self.threads))
+        # a Hugging Face id not in the local cache is downloaded, except in offline mode (where resolve has
+        # already refused one that is not cached)
+        from .. import netguard
+        from ..models import NOT_CACHED, hub_cached, looks_like_hub_id
+        offline = netguard.is_offline()
+        downloads = path == self.name and looks_like_hub_id(path) and not offline and hub_cached(path) is None
         try:
-            model = SentenceTransformer(path, device=self.device, local_files_only=True)
-        except Exception as e:  # a folder that is not a sentence-transformers model, an id not in the cache
+            model = SentenceTransformer(path, device=self.device, local_files_only=offline)
+        except Exception as e:  # a folder that is not a sentence-transformers model, a failed download
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if downloads:
+                raise ModelError(f"{NOT_CACHED}, and downloading it from Hugging Face failed: {first}",
+                                 where=self.name) from None
             raise ModelError(f"cannot load the embedder: {first}", where=self.name) from None
         model.max_seq_length = min(self.max_tokens, model.max_seq_length or self.max_tokens)
         self.load_seconds = time.perf_counter() - t0

@@ -1,0 +1,97 @@
+"""The embedder named by a Hugging Face id: downloaded when online and not cached, taken from the local
+cache offline, and a clear ModelError when it is neither there nor downloadable."""
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import MODELS, REPO
+
+_LOAD = """
+import sys
+from ranker import netguard
+from ranker.errors import ModelError
+from ranker.prefilter.embed import Embedder
+if sys.argv[1] == "offline":
+    netguard.enable_offline()
+try:
+    e = Embedder(sys.argv[2])
+    print("vector", e.encode(["a paper about graph neural networks"])[0][:4].round(4).tolist())
+except ModelError as err:
+    print("ModelError", err)
+"""
+
+
+def _load(mode: str, name: str, env: dict) -> str:
+    p = subprocess.run([sys.executable, "-c", _LOAD, mode, name], capture_output=True, text=True, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def hub():
+    """A stand-in for the Hugging Face Hub on 127.0.0.1 that has nothing (404) and records what is asked."""
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}", asked
+    finally:
+        srv.shutdown()
+
+
+def test_an_uncached_id_is_downloaded_online_and_refused_offline(tmp_path, hub):
+    """Online, an id not in the cache is asked of the Hub (here: which has not got it), and the error says it is
+    not local and the download failed; offline, nothing is asked and the error says offline mode downloads
+    nothing."""
+    url, asked = hub
+    env = {"HF_ENDPOINT": url, "HF_HOME": str(tmp_path / "hf")}
+    out = _load("online", "someone/some-embedder", env)
+    assert out.startswith("ModelError someone/some-embedder: not a local folder, not a prepared preset and not in "
+                          "the Hugging Face cache, and downloading it from Hugging Face failed: "), out
+    assert any("someone/some-embedder" in path for path in asked), asked
+    asked.clear()
+    out = _load("offline", "someone/some-embedder", env)
+    assert out.startswith("ModelError someone/some-embedder: not a local folder, not a prepared preset and not in "
+                          "the Hugging Face cache; offline mode downloads nothing"), out
+    assert asked == []
+
+
+@pytest.mark.slow
+def test_a_cached_id_loads_offline(tmp_path, hub):
+    """An id in the local Hugging Face cache (MiniLM's files under its Hub name) loads offline, without asking
+    anyone, and embeds as the minilm preset does."""
+    url, asked = hub
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for f in (MODELS / "minilm").rglob("*"):
+        if f.is_file():
+            (snap / f.relative_to(MODELS / "minilm")).parent.mkdir(parents=True, exist_ok=True)
+            (snap / f.relative_to(MODELS / "minilm")).symlink_to(f)
+    env = {"HF_ENDPOINT": url, "HF_HOME": str(tmp_path / "hf")}
+    cached = _load("offline", "sentence-transformers/all-MiniLM-L6-v2", env)
+    assert cached.startswith("vector ") and cached == _load("offline", "minilm", env)
+    assert asked == []
