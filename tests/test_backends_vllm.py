@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import DAYS
+from conftest import DAYS, MODELS
 from ranker.backends.base import Request
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import MissingDependency, ModelError
@@ -132,3 +132,46 @@ def test_small_machines_give_vllms_cpu_worker_every_core(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "1")
     assert cpu_thread_env() == {}                                      # the user's choice wins
+
+
+def _without_context_length(src, dest):
+    """A copy of a model folder (files linked) whose config.json leaves out max_position_embeddings."""
+    dest.mkdir()
+    for f in src.iterdir():
+        if f.name != "config.json":
+            (dest / f.name).symlink_to(f)
+    cfg = json.loads((src / "config.json").read_text())
+    del cfg["max_position_embeddings"]
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def test_the_context_length_is_read_as_transformers_reads_the_config(tmp_path):
+    """The model's context length as transformers reads config.json: a Llama without max_position_embeddings has
+    Llama's default (2048, what vLLM derives too), GPT-2 keeps it in n_positions, a multimodal model in its text
+    config; a config no one can read: unknown (then vLLM chooses)."""
+    from ranker.backends.vllm_backend import _model_max_len
+    assert _model_max_len(str(MODELS / "smollm2-135m")) == 8192
+    assert _model_max_len(str(_without_context_length(MODELS / "smollm2-135m", tmp_path / "llama"))) == 2048
+    for name, cfg, want in [("gpt2", {"model_type": "gpt2", "n_positions": 1536}, 1536),
+                            ("vlm", {"model_type": "llava", "text_config": {"model_type": "llama",
+                                                                            "max_position_embeddings": 3072}}, 3072),
+                            ("odd", {"model_type": "no-such-architecture"}, None),
+                            ("none", None, None)]:
+        (tmp_path / name).mkdir()
+        if cfg is not None:
+            (tmp_path / name / "config.json").write_text(json.dumps(cfg))
+        assert _model_max_len(str(tmp_path / name)) == want, name
+
+
+@pytest.mark.slow
+def test_a_model_whose_config_leaves_out_its_context_length_loads(tmp_path):
+    """vLLM was handed max_model_len 8192 for such a model and refused it (more than the 2048 it derives)."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    folder = _without_context_length(MODELS / "smollm2-135m", tmp_path / "smol")
+    be = VLLMBackend(str(folder))
+    try:
+        assert be.max_model_len == 2048 and be.engine_args["max_model_len"] == 2048
+    finally:
+        be.close()

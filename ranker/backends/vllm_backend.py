@@ -25,7 +25,6 @@ worker process.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -45,15 +44,26 @@ from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped
 CPU_MAX_MODEL_LEN = 8192
 
 
+# Where configs keep the context length, as vLLM looks for it (GPT-2: n_positions, MPT: max_seq_len, ...).
+_MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+                 "max_seq_length", "seq_len")
+
+
 def _model_max_len(path: str) -> int | None:
-    cfg = Path(path) / "config.json"
+    """The model's context length from its config as transformers reads it (the text model's config for a
+    multimodal one, a model type's default where config.json leaves it out), or None when no config says."""
     try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        from transformers import AutoConfig
+        cfg = AutoConfig.from_pretrained(path)
+    except Exception:             # an unknown model type, a Hub id not cached: vLLM finds out for itself
         return None
-    data = data.get("text_config", data)
-    v = data.get("max_position_embeddings")
-    return int(v) if isinstance(v, int) and v > 0 else None
+    get_text = getattr(cfg, "get_text_config", None)
+    text = get_text() if callable(get_text) else cfg
+    for key in _MAX_LEN_KEYS:
+        v = getattr(text, key, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
 
 
 def _engine_error(e: BaseException, model: str) -> ModelError:
@@ -158,9 +168,9 @@ class VLLMBackend(Backend):
                           block_size=32)
             if not user_kv_cache():
                 kwargs["kv_cache_memory_bytes"] = int((o.kv_cache_gb or 1.0) * (1 << 30))
-            if max_model_len is None:
+            if max_model_len is None:       # at most CPU_MAX_MODEL_LEN; unknown: vLLM's own choice
                 mm = _model_max_len(path)
-                max_model_len = min(CPU_MAX_MODEL_LEN, mm) if mm else CPU_MAX_MODEL_LEN
+                max_model_len = min(CPU_MAX_MODEL_LEN, mm) if mm else None
         else:
             if o.dtype:
                 kwargs["dtype"] = o.dtype
