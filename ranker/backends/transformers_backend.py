@@ -40,6 +40,33 @@ def _imports():
     return torch, transformers, xgrammar
 
 
+def _device(torch, name: str) -> str:
+    """`name` checked as a torch device this machine has ("cpu", "cuda", "cuda:1", "mps"), before any model
+    is loaded: a ConfigError (scoring.transformers.device) for a name torch does not know or a device that is
+    not here."""
+    key = "scoring.transformers.device"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"{name!r} is not a torch device (cpu, cuda, cuda:N, mps, ...)", key=key) from None
+    if dev.type == "cpu":
+        return str(dev)
+    backend = getattr(torch, dev.type, None)          # torch.cuda, torch.mps, torch.xpu, ...
+    available = getattr(backend, "is_available", None)
+    try:
+        here = bool(available()) if callable(available) else False
+    except Exception:
+        here = False
+    if not here:
+        build = f" (this torch {torch.__version__} is built without CUDA)" \
+            if dev.type == "cuda" and getattr(torch.version, "cuda", None) is None else ""
+        raise ConfigError(f"no {dev.type} device on this machine{build}; use cpu", key=key)
+    count = getattr(backend, "device_count", None)
+    if dev.index is not None and callable(count) and dev.index >= count():
+        raise ConfigError(f"no device {dev}: this machine has {count()} {dev.type} device(s)", key=key)
+    return str(dev)
+
+
 class TransformersOptions(BackendOptions):
     """[scoring.transformers]"""
     device: str | None = None         # default: cuda when available, else cpu
@@ -63,7 +90,7 @@ class TransformersBackend(Backend):
         self._torch, self._xgr = torch, xgr
         if threads:
             torch.set_num_threads(int(threads))
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = _device(torch, device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
             torch_dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
         else:
