@@ -109,6 +109,7 @@ class Backend(ABC):
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     model_name: str = ""              # what the manifest and the store key scores by
     supports_score_probs: bool = False   # "expected" score mode needs it (scoring checks)
+    loads_local_model: bool = False      # its model is a preset, folder or Hugging Face id (models.resolve)
 
     @classmethod
     def parse_options(cls, options: Mapping[str, Any] | BackendOptions | None = None, **kwargs) -> BackendOptions:
@@ -123,6 +124,16 @@ class Backend(ABC):
         built, or None when only the built backend knows (a server's own model). Lets a day whose papers are
         all scored skip loading the model. For a model loaded from disk: local_model_key."""
         return local_model_key(model)
+
+    @classmethod
+    def check_model(cls, model: str, models_dir: Path | None = None) -> None:
+        """Find `model` as the backend will load it, without loading it, so a command can refuse a model that
+        is not there (a preset not prepared, a missing folder) before any other work: a ModelError or
+        ConfigError. Backends that load weights from disk set `loads_local_model`; for the others (a server's
+        model) there is nothing to look for."""
+        if cls.loads_local_model:
+            from .. import models
+            models.resolve(model, kind="llm", models_dir=models_dir)
 
     @classmethod
     def model_key(cls, model: str) -> str:

@@ -79,6 +79,7 @@ class TransformersBackend(Backend):
     name = "transformers"
     Options = TransformersOptions
     supports_score_probs = True
+    loads_local_model = True
 
     def __init__(self, model: str, options: Mapping[str, Any] | TransformersOptions | None = None, *,
                  models_dir: Path | None = None, **kwargs):

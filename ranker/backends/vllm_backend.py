@@ -130,6 +130,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     Options = VLLMOptions
     supports_score_probs = True
+    loads_local_model = True
     uses_warn = True                  # make_backend passes the caller's Warn (the version check's line)
 
     def __init__(self, model: str, options: Mapping[str, Any] | VLLMOptions | None = None, *,

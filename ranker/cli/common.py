@@ -222,6 +222,13 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
     return s
 
 
+def check_model(s: "Settings") -> None:
+    """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
+    a command that scores starts on the day: a missing one is an error now, not after the prefilter."""
+    from ..backends import backend_class
+    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir)
+
+
 def one_keep_rule(**rules) -> None:
     """At most one of the keep-rule flags (--keep, --top, --recall); a given one replaces ranker.toml's."""
     from ..errors import InputError

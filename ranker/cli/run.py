@@ -8,8 +8,8 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt,
                      LayoutOpt, MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress,
-                     PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, echo, info, load_settings, nothing_to_do,
-                     one_keep_rule, warn, warn_failures, warn_read)
+                     PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, echo, info, load_settings,
+                     nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -69,6 +69,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         if not is_loopback_url(url):
             raise InputError("offline mode: the day's announcements are on arXiv's server; give the day's papers "
                              "with --papers FILE instead", key="offline")
+    check_model(s)
     from ..errors import during
     from ..steps import fetch_day, run_day
     from ..store import Store

@@ -8,8 +8,8 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt,
                      ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, VerboseOpt, info, load_settings, nothing_to_do, out_path, warn, warn_failures,
-                     warn_read)
+                     ScoreModeOpt, VerboseOpt, check_model, info, load_settings, nothing_to_do, out_path, warn,
+                     warn_failures, warn_read)
 
 
 def score(papers: PapersOpt,
@@ -35,6 +35,7 @@ def score(papers: PapersOpt,
                       prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
+    check_model(s)
     from ..errors import during
     from ..io import atomic_write
     from ..sources import ReadReport, read_papers, read_ranked
