@@ -976,8 +976,14 @@ class Store:
                     row = c.execute("SELECT MAX(created_at) FROM label_events WHERE paper_id=? AND label=0",
                                     (lb.paper_id,)).fetchone()
                     cur = (0, row[0]) if row[0] is not None else None
-                if (lb.label == 0 and cur is None) or (cur is not None and (cur[0] == lb.label
-                                                                            or cur[1] >= lb.created_at)):
+                if lb.label == 0 and cur is None:
+                    # the undo of a thumb never given here is kept as an event: an older thumb imported later
+                    # loses to it, and this store's exports carry it on
+                    c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
+                              (lb.paper_id, 0, lb.day, lb.created_at, "import"))
+                    counts["unchanged"] += 1
+                    continue
+                if cur is not None and (cur[0] == lb.label or cur[1] >= lb.created_at):
                     counts["unchanged"] += 1
                     continue
                 if lb.label == 0:

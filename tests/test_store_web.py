@@ -134,6 +134,21 @@ def test_a_taken_back_label_stays_taken_back_against_older_verdicts_and_travels(
         assert import_labels(b, tmp_path / "after.jsonl")["taken back"] == 0     # idempotent
 
 
+def test_an_undo_imported_where_the_thumb_never_was_still_beats_an_older_thumb(tmp_path):
+    """Merges must not depend on the order exports arrive in: the undo (time 200) first, then the older thumb
+    (time 100), ends as the other order does, with no label; and this store's export carries the undo on."""
+    from ranker.labels import export_labels, read_labels
+    for order in ([Label("2505.00001", 0, None, 200.0)], [Label("2505.00001", 1, None, 100.0)]), \
+                 ([Label("2505.00001", 1, None, 100.0)], [Label("2505.00001", 0, None, 200.0)]):
+        with Store(tmp_path / f"{len(list(tmp_path.iterdir()))}.sqlite3") as s:
+            for batch in order:
+                s.import_labels(batch)
+                s.import_labels(batch)                                       # idempotent either way
+            assert s.get_labels() == {}
+            export_labels(s, tmp_path / "out.jsonl")
+            assert [(lb.paper_id, lb.label) for lb in read_labels(tmp_path / "out.jsonl")] == [("2505.00001", 0)]
+
+
 def test_a_click_that_changes_nothing_records_nothing(tmp_path):
     with Store(tmp_path / "r.sqlite3") as s:
         s.set_label("2505.00001", 1, "2025-05-15", created_at=1000.0)
