@@ -149,7 +149,8 @@ def _without_context_length(src, dest):
 def test_the_context_length_is_read_as_transformers_reads_the_config(tmp_path):
     """The model's context length as transformers reads config.json: a Llama without max_position_embeddings has
     Llama's default (2048, what vLLM derives too), GPT-2 keeps it in n_positions, a multimodal model in its text
-    config; a config no one can read: unknown (then vLLM chooses)."""
+    config; a model type transformers does not know: what config.json states; no length at all: unknown
+    (then vLLM chooses)."""
     from ranker.backends.vllm_backend import _model_max_len
     assert _model_max_len(str(MODELS / "smollm2-135m")) == 8192
     assert _model_max_len(str(_without_context_length(MODELS / "smollm2-135m", tmp_path / "llama"))) == 2048
@@ -157,6 +158,8 @@ def test_the_context_length_is_read_as_transformers_reads_the_config(tmp_path):
                             ("vlm", {"model_type": "llava", "text_config": {"model_type": "llama",
                                                                             "max_position_embeddings": 3072}}, 3072),
                             ("odd", {"model_type": "no-such-architecture"}, None),
+                            ("new", {"model_type": "brand-new-architecture", "max_position_embeddings": 131072},
+                             131072),                  # transformers cannot read it: config.json as written
                             ("none", None, None)]:
         (tmp_path / name).mkdir()
         if cfg is not None:

@@ -25,6 +25,7 @@ worker process.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -55,12 +56,28 @@ def _model_max_len(path: str) -> int | None:
     try:
         from transformers import AutoConfig
         cfg = AutoConfig.from_pretrained(path)
-    except Exception:             # an unknown model type, a Hub id not cached: vLLM finds out for itself
-        return None
+    except Exception:             # a model type this transformers does not know: config.json as written
+        return _written_max_len(Path(path) / "config.json")
     get_text = getattr(cfg, "get_text_config", None)
     text = get_text() if callable(get_text) else cfg
+    return _first_len(lambda key: getattr(text, key, None))
+
+
+def _written_max_len(config: Path) -> int | None:
+    """The context length config.json itself states (its text config's for a multimodal one), or None."""
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None                # no config (a Hub id not cached): vLLM finds out for itself
+    if not isinstance(data, dict):
+        return None
+    text = data.get("text_config") if isinstance(data.get("text_config"), dict) else data
+    return _first_len(text.get) or _first_len(data.get)
+
+
+def _first_len(get: Callable[[str], Any]) -> int | None:
     for key in _MAX_LEN_KEYS:
-        v = getattr(text, key, None)
+        v = get(key)
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
     return None
