@@ -181,7 +181,7 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     if backend is None:
         cls = backend_class(settings.scoring.backend)
-        name = cls.store_name(settings.scoring.model)
+        name = cls.store_name(settings.scoring.model, settings.models_dir)
         if name is not None:
             ready = stored_run(papers, name, prompts, store, options=options)
             if not ready.pending:
@@ -314,6 +314,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                       "versions": _versions()}
     timings = {"fetch": day.seconds}
     run: ScoreRun | None = None
+    held: BaseException | None = None        # a Ctrl-C that came as the finished set took its names
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
@@ -345,20 +346,23 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 _write_outputs(files, pre, run, digest, manifest)       # the run's last step: files + manifest
         except BaseException as e:
             if any(getattr(x, "written", False) for x in (e, e.__cause__)):
-                raise                                 # Ctrl-C came as the finished set took its names
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            manifest.update(status=status, error=redact(e) or type(e).__name__)
-            if run is not None and run.failures:
-                manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
-            try:
-                _write_json(files["manifest"], manifest)
-            except Exception:
-                pass
-            raise
+                held = e                          # the run is whole: recorded ok, indexed, then the Ctrl-C
+            else:
+                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                manifest.update(status=status, error=redact(e) or type(e).__name__)
+                if run is not None and run.failures:
+                    manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
+                try:
+                    _write_json(files["manifest"], manifest)
+                except Exception:
+                    pass
+                raise
     try:
         files.update(write_index(out_dir))
     except RankerError as e:                 # the day's own files are whole and say ok: the index is a convenience
         (warn or ignore_warning)(f"the folder's index was not rewritten: {e}")
+    if held is not None:
+        raise held
     return DayResult(day=day.date, files=files, manifest=manifest, run=run)
 
 

@@ -56,3 +56,18 @@ def test_the_same_relative_folder_in_two_directories_is_scored_twice(tmp_path):
     import sqlite3
     models = {r[0] for r in sqlite3.connect(db).execute("SELECT DISTINCT model FROM scores")}
     assert models == {str(tmp_path / "one" / "m"), str(tmp_path / "two" / "m")}
+
+
+def test_the_key_known_before_loading_uses_the_settings_models_folder(tmp_path, monkeypatch):
+    """A models folder of one's own whose presets.toml names `mine`, run from a folder that holds a `mine`
+    folder too: the built backend keys scores by the preset's name, so the key known before loading (which
+    tells a finished day to load no model, and the backfill what is scored) must be the same."""
+    own = tmp_path / "models"
+    own.mkdir()
+    (own / "presets.toml").write_text((MODELS / "presets.toml").read_text().replace("[smollm2-135m]", "[mine]"))
+    monkeypatch.chdir(own)
+    (own / "mine").mkdir()
+    from ranker.backends.base import local_model_key
+    for backend in ("vllm", "transformers"):
+        assert backend_class(backend).store_name("mine", own) == "mine" == local_model_key("mine", own)
+        assert model_key(backend, "mine", own) == "mine"

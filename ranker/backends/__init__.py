@@ -57,10 +57,10 @@ def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
     return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
 
 
-def model_key(name: str, model: str) -> str:
+def model_key(name: str, model: str, models_dir: Path | None = None) -> str:
     """What scores made by backend `name` with `model` are stored under (Backend.model_name), known
-    without building the backend."""
-    return backend_class(name).model_key(model)
+    without building the backend (models_dir: the settings' models folder, as make_backend passes it)."""
+    return backend_class(name).model_key(model, models_dir)
 
 
 __all__ = ["Backend", "BackendOptions", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "backend_class",

@@ -119,11 +119,12 @@ class Backend(ABC):
         return cls.Options.parse(cls.name, options, kwargs)
 
     @classmethod
-    def store_name(cls, model: str) -> str | None:
+    def store_name(cls, model: str, models_dir: Path | None = None) -> str | None:
         """The name this backend will store scores of `model` under (its model_name), known before it is
         built, or None when only the built backend knows (a server's own model). Lets a day whose papers are
-        all scored skip loading the model. For a model loaded from disk: local_model_key."""
-        return local_model_key(model)
+        all scored skip loading the model. For a model loaded from disk: local_model_key (with the same
+        models_dir the backend is built with, whose presets.toml names the presets)."""
+        return local_model_key(model, models_dir)
 
     @classmethod
     def check_model(cls, model: str, models_dir: Path | None = None) -> None:
@@ -136,10 +137,10 @@ class Backend(ABC):
             models.resolve(model, kind="llm", models_dir=models_dir)
 
     @classmethod
-    def model_key(cls, model: str) -> str:
+    def model_key(cls, model: str, models_dir: Path | None = None) -> str:
         """store_name where it must be known without building the backend (the backfill looks up what is
         already scored before it starts an engine): a ConfigError when only the built backend knows."""
-        name = cls.store_name(model)
+        name = cls.store_name(model, models_dir)
         if name is None:
             raise ConfigError(f"the {cls.name} backend learns the model's name only from its server; name the "
                               f"served model here, not {model!r}", key="scoring.model")

@@ -113,7 +113,7 @@ class FakeBackend(Backend):
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
-    def store_name(cls, model: str) -> str:
+    def store_name(cls, model: str, models_dir: Path | None = None) -> str:
         return f"fake:{model}"
 
     def generate(self, requests: list[Request], *, score_probs: bool = False,

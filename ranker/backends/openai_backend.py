@@ -150,7 +150,7 @@ class OpenAIBackend(Backend):
     uses_warn = True                  # make_backend passes the caller's Warn (an unpriced OpenAI model's line)
 
     @classmethod
-    def store_name(cls, model: str) -> str | None:
+    def store_name(cls, model: str, models_dir: Path | None = None) -> str | None:
         return None if model in ("", "auto") else model     # "auto": the server's first model, once asked
 
     def __init__(self, model: str, options: Mapping[str, Any] | OpenAIOptions | None = None, *,

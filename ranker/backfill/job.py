@@ -173,7 +173,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
               calibration=calibration)
     if spec.score:
         from ..backends import model_key
-        job.model_key = model_key(settings.scoring.backend, settings.scoring.model)
+        job.model_key = model_key(settings.scoring.backend, settings.scoring.model, settings.models_dir)
         job.prompt_hash = prompts.hash(**job.options.prompt_options())
 
     with mf.locked(out):

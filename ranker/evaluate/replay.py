@@ -236,7 +236,7 @@ def _needs_model(papers: list, settings: Settings, store: Store, prompts: Prompt
     """Whether some of these papers still lack a stored score of the model settings.scoring names."""
     from ..backends import backend_class
     from ..scoring import ScoreOptions, stored_run
-    name = backend_class(settings.scoring.backend).store_name(settings.scoring.model)
+    name = backend_class(settings.scoring.backend).store_name(settings.scoring.model, settings.models_dir)
     if name is None:
         return True
     return bool(stored_run(papers, name, prompts, store, options=ScoreOptions.from_settings(settings.scoring)).pending)
