@@ -78,8 +78,8 @@ def test_an_uncached_id_is_downloaded_online_and_refused_offline(tmp_path, hub):
 
 @pytest.mark.slow
 def test_a_cached_id_loads_offline(tmp_path, hub):
-    """An id in the local Hugging Face cache (MiniLM's files under its Hub name) loads offline, without asking
-    anyone, and embeds as the minilm preset does."""
+    """An id in the local Hugging Face cache (MiniLM's files under its Hub name) loads offline and online
+    without asking anyone, and embeds as the minilm preset does."""
     url, asked = hub
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hf" / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
@@ -95,3 +95,5 @@ def test_a_cached_id_loads_offline(tmp_path, hub):
     cached = _load("offline", "sentence-transformers/all-MiniLM-L6-v2", env)
     assert cached.startswith("vector ") and cached == _load("offline", "minilm", env)
     assert asked == []
+    assert _load("online", "sentence-transformers/all-MiniLM-L6-v2", env) == cached
+    assert not [p for p in asked if "MiniLM" in p], asked   # online too: the cached model is not asked for

@@ -130,13 +130,14 @@ class Embedder:
             import torch
             torch.set_num_threads(int(self.threads))
         # a Hugging Face id not in the local cache is downloaded, except in offline mode (where resolve has
-        # already refused one that is not cached)
+        # already refused one that is not cached); one that is cached loads from the cache without asking the
+        # Hub (a firewalled network would make every load wait on connection timeouts)
         from .. import netguard
         from ..models import NOT_CACHED, hub_cached, looks_like_hub_id
         offline = netguard.is_offline()
         downloads = path == self.name and looks_like_hub_id(path) and not offline and hub_cached(path) is None
         try:
-            model = SentenceTransformer(path, device=self.device, local_files_only=offline)
+            model = SentenceTransformer(path, device=self.device, local_files_only=not downloads)
         except Exception as e:  # a folder that is not a sentence-transformers model, a failed download
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             if downloads:
