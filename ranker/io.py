@@ -165,25 +165,33 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
     them) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is raised once the new
     set is in place, marked `written`."""
     renames: list[tuple[Path, Path]] = []
+    done: list[Path] = []
+    placed = False
     try:
         for path, chunks in files.items():
             with atomic_file(path, renames=renames) as f:
                 f.writelines(chunks)
-    except BaseException:
-        for tmp, _ in renames:
+        with _ctrl_c_held():
+            while renames:
+                tmp, target = renames[0]
+                try:
+                    os.replace(tmp, target)
+                except OSError as e:
+                    raise _cannot_write(target, e) from None
+                renames.pop(0)
+                done.append(target)
+            placed = True
+    except KeyboardInterrupt as e:
+        if placed:
+            e.written = True                       # the Ctrl-C held back: the whole new set has its names
+        raise
+    finally:
+        for tmp, _ in renames:                     # whatever did not take its name
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise
-    try:
-        with _ctrl_c_held():
-            for tmp, target in renames:
-                os.replace(tmp, target)
-    except KeyboardInterrupt as e:
-        e.written = True                           # the Ctrl-C held back: the whole new set has its names
-        raise
-    for folder in dict.fromkeys(target.parent for _, target in renames):
+    for folder in dict.fromkeys(target.parent for target in done):
         _fsync_dir(folder)
 
 
