@@ -231,3 +231,34 @@ def test_expand_paths(tmp_path):
     with pytest.raises(InputError) as e:
         expand_paths(tmp_path / "nope", keep=keep, what="x", key="gpt")
     assert e.value.key == "gpt" and str(e.value) == f"gpt {tmp_path / 'nope'}: no such file or directory"
+
+
+def test_write_together_leaves_no_temporary_whatever_stops_it(tmp_path, monkeypatch):
+    """A set of files written together: stopped while writing (Ctrl-C in the second file's chunks) the old set
+    stays and no temporary is left; a rename that fails is an InputError naming the file, and the temporaries
+    not yet renamed are removed; a Ctrl-C before the renames is not marked as having written the set."""
+    from ranker.io import write_together
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a\n")
+    b.write_text("old b\n")
+
+    def stopped():
+        yield "new b, part 1\n"
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as e:
+        write_together({a: ["new a\n"], b: stopped()})
+    assert not getattr(e.value, "written", False)
+    assert (a.read_text(), b.read_text()) == ("old a\n", "old b\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    real = os.replace
+
+    def refuse_b(src, dst):
+        if str(dst).endswith("b.txt"):
+            raise OSError(errno.EACCES, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_b)
+    with pytest.raises(InputError, match="b.txt"):
+        write_together({a: ["new a\n"], b: ["new b\n"], tmp_path / "c.txt": ["c\n"]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
