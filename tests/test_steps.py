@@ -148,9 +148,14 @@ def test_ctrl_c_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(se
     with pytest.raises(KeyboardInterrupt):
         run_day(day, out, other, store=store)
     monkeypatch.setattr(os, "replace", real)
-    assert len(done) == 5, [str(d)[-30:] for d in done]   # every file of the set, then the interrupt
+    names = [p.name for p in done]                        # every file of the set, the index, then the interrupt
+    assert names[:5] == ["2025-05-15-prefilter.jsonl", "2025-05-15-scores.jsonl", "2025-05-15-output.md",
+                         "2025-05-15-output.json", "2025-05-15-run.json"]
+    assert sorted(names[5:]) == ["index.json", "index.md"]
     m = json.loads((out / "2025-05-15-run.json").read_text())
     assert m["status"] == "ok" and m["counts"]["kept"] == 12
+    assert store.run_status(m["run_id"]) == "ok"                         # the store says what the folder says
+    assert json.loads((out / "index.json").read_text())["days"][0]["kept"] == 12   # the index rewritten too
     assert len(lines(out / "2025-05-15-prefilter.jsonl")) == len(day.papers)
     assert sum(r["kept"] for r in lines(out / "2025-05-15-prefilter.jsonl")) == 12
     assert not [f for f in out.iterdir() if f.name.endswith(".tmp")]
