@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .io import clean_text, parse_arxiv_id
 from .prompts import PromptSet, seed_user_prompt
-from .records import Paper, Score
+from .records import MIN_NOVELTY, MIN_RELEVANCE, Paper, Score
 
 
 AUTHOR_MATCH = "Author match"       # the seed's COMMENT for a paper in the digest for its authors
@@ -54,8 +54,8 @@ def ranking_key(s: Score) -> tuple:
     return (s.total, s.relevance, exp)
 
 
-def pick_papers(scores: dict[str, Score], papers: dict[str, Paper], *, min_relevance: int = 8,
-                min_novelty: int = 7, order: list[str] | None = None) -> list[Selected]:
+def pick_papers(scores: dict[str, Score], papers: dict[str, Paper], *, min_relevance: int = MIN_RELEVANCE,
+                min_novelty: int = MIN_NOVELTY, order: list[str] | None = None) -> list[Selected]:
     """Keep RELEVANCE >= min_relevance and NOVELTY >= min_novelty; best first, ties in `order` (the
     prefilter's: best first; by default the scores' own order), so the same scores always give the same
     digest."""

@@ -11,6 +11,10 @@ PAPER_FIELDS = ("id", "date", "title", "abstract", "authors", "categories", "pri
                 "comment", "announce_type", "version")
 # How a paper appears in a day's announcements, strongest first.
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+# A pick: RELEVANCE and NOVELTY at or above these (the seed's cut-offs): the digest's defaults, compare's, and
+# what the history reader counts as GPT's picks.
+MIN_RELEVANCE = 8
+MIN_NOVELTY = 7
 _CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
 
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 
 from .errors import ConfigError
 from .io import add_secret, read_text
-from .records import ANNOUNCE_TYPES, valid_category
+from .records import ANNOUNCE_TYPES, MIN_NOVELTY, MIN_RELEVANCE, valid_category
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "ranker.toml"
@@ -133,8 +133,8 @@ class ScoringSettings(_Section):
 
 
 class DigestSettings(_Section):
-    min_relevance: int = Field(8, ge=1, le=10)
-    min_novelty: int = Field(7, ge=1, le=10)
+    min_relevance: int = Field(MIN_RELEVANCE, ge=1, le=10)
+    min_novelty: int = Field(MIN_NOVELTY, ge=1, le=10)
     authors: str | None = None                # pinned authors (default: authors.txt beside the prompts)
 
 

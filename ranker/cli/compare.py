@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..compare.readers import MIN_NOVELTY, MIN_RELEVANCE
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
 
 _MAX_SHOWN_WARNINGS = 20

@@ -19,8 +19,9 @@ from ..io import Warn, atomic_write, ignore_warning, output_dir
 from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
-from .readers import (MIN_NOVELTY, MIN_RELEVANCE, Judgements, PrefilterRow, ScoreRow, date_from_path,
-                      is_markdown_digest, read_score_files, read_scores, score_files, sniff)
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
+from .readers import (Judgements, PrefilterRow, ScoreRow, date_from_path, is_markdown_digest, read_score_files,
+                      read_scores, score_files, sniff)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",

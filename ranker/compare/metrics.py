@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..records import Paper
-from .readers import MIN_NOVELTY, MIN_RELEVANCE, PrefilterRow, ScoreRow
+from ..records import MIN_NOVELTY, MIN_RELEVANCE, Paper
+from .readers import PrefilterRow, ScoreRow
 
 KEPT_FRACTIONS = (0.10, 0.25, 0.40, 0.60)
 CURVE_POINTS = 101

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from ..digest import AUTHOR_MATCH, md_unescape
 from ..errors import InputError, where
 from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
 
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
@@ -39,10 +40,6 @@ _MD_DIGEST_TITLE = re.compile(r"#\s+Personalized Daily Arxiv Papers", re.IGNOREC
 _MD_TOTAL = re.compile(r"^Total relevant papers:\s*(\d+)\s*$")
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?")
 
-# A pick: RELEVANCE and NOVELTY at or above these (the seed's cut-offs; compare's defaults, and what the history
-# reader counts as GPT's picks), and not an author match.
-MIN_RELEVANCE = 8
-MIN_NOVELTY = 7
 
 _ID_KEYS = ("ARXIVID", "ARXIV_ID", "arxiv_id", "arxivid", "id", "ID")
 KNOWN_FORMATS = ("expected the seed's Markdown digest, its JSON output, or JSONL judgements "

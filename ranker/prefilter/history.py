@@ -24,10 +24,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compare.readers import MIN_NOVELTY, MIN_RELEVANCE, is_markdown_digest, read_scores, sniff
+from ..compare.readers import is_markdown_digest, read_scores, sniff
 from ..errors import InputError
 from ..io import Warn, ignore_warning
-from ..records import Paper
+from ..records import MIN_NOVELTY, MIN_RELEVANCE, Paper
 from ..sources import ReadReport, read_papers
 from ..sources.filters import check_day
 
