@@ -20,8 +20,8 @@ from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .readers import (Judgements, PrefilterRow, ScoreRow, date_from_path, is_markdown_digest, read_score_files,
-                      read_scores, score_files, sniff)
+from .readers import (Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, read_score_files,
+                      read_scores, score_files)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
@@ -114,9 +114,7 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str,
 
 
 def _is_judgements(f: Path) -> bool:
-    kind = sniff(f)
-    return kind in ("json", "jsonl") or kind == "markdown" and is_markdown_digest(
-        f.read_text(encoding="utf-8", errors="replace"))
+    return file_kind(f) in ("json", "jsonl", "markdown")
 
 
 def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, PrefilterRow], list[Path]]:

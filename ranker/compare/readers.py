@@ -331,17 +331,20 @@ def sniff(path: Path, text: str | None = None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- paths
 
+def file_kind(f: Path) -> str | None:
+    """sniff() of a file, read once, with Markdown that is no digest (a folder's index.md, a README, notes)
+    told apart as 'notes': 'markdown' is then a digest."""
+    try:
+        text = f.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    kind = sniff(f, text)
+    return "notes" if kind == "markdown" and not is_markdown_digest(text) else kind
+
+
 def _found(f: Path, kinds: set[str]) -> bool:
-    """Whether a file met in a folder or glob is one of `kinds`; Markdown only when it holds a digest's paper
-    blocks or title (not a folder's index.md, a README, notes)."""
-    if f.suffix.lower() not in SCORE_SUFFIXES:
-        return False
-    kind = sniff(f)
-    if kind != "markdown":
-        return kind in kinds
-    if "markdown" not in kinds:
-        return False
-    return is_markdown_digest(f.read_text(encoding="utf-8", errors="replace"))
+    """Whether a file met in a folder or glob is one of `kinds` (Markdown: a digest, see file_kind)."""
+    return f.suffix.lower() in SCORE_SUFFIXES and file_kind(f) in kinds
 
 
 def is_markdown_digest(text: str) -> bool:

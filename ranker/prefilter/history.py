@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compare.readers import is_markdown_digest, read_scores, sniff
+from ..compare.readers import file_kind, read_scores
 from ..errors import InputError
 from ..io import Warn, ignore_warning
 from ..records import MIN_NOVELTY, MIN_RELEVANCE, Paper
@@ -90,7 +90,7 @@ def read_listing(path: Path, warn: Warn = ignore_warning, notice: Warn = ignore_
 # --------------------------------------------------------------------------- GPT's picks
 def _is_digest(f: Path) -> bool:
     """A Markdown digest, not notes or a README beside it."""
-    return sniff(f) == "markdown" and is_markdown_digest(f.read_text(encoding="utf-8", errors="replace"))
+    return file_kind(f) == "markdown"
 
 
 def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = ignore_warning
