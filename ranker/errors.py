@@ -68,7 +68,10 @@ class BackendError(RankerError):
 
 
 class StoreError(InputError):
-    """The database cannot be opened, read or written: read-only, locked by another process, a full disk."""
+    """The database cannot be opened, read or written: read-only, locked by another process, a full disk.
+    `busy`: another process held it past the busy timeout (the same request may succeed later)."""
+
+    busy = False
 
 
 class MissingDependency(RankerError):

@@ -393,8 +393,10 @@ class Store:
         if "locked" in low or "busy" in low:
             holder = self.holder() or ("no ranker run or score is recorded as running: maybe a ranker fetch "
                                        "or another program")
-            return StoreError(f"database is locked: another process kept it busy for over {self.busy_timeout:g} s "
-                              f"({holder}); wait for it to finish or use another database", where=str(self.path))
+            err = StoreError(f"database is locked: another process kept it busy for over {self.busy_timeout:g} s "
+                             f"({holder}); wait for it to finish or use another database", where=str(self.path))
+            err.busy = True
+            return err
         if any(m in low for m in _READ_ONLY):
             return StoreError(f"read-only ({self._why_read_only()}): cannot {doing} it", where=str(self.path))
         if "disk is full" in low or "no space" in low:

@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     async def store_failed(request: Request, e: RankerError) -> Response:
         """The store cannot be read or written (locked by a long run, not a ranker database, a full disk): said
         in words, never a bare 500; a lock is 503, the request may succeed later."""
-        busy = "database is locked" in e.message
+        busy = getattr(e, "busy", False)
         return refuse(request, 503 if busy else 500, "The database is busy" if busy else "The store failed", str(e))
 
     @app.middleware("http")
