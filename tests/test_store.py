@@ -361,21 +361,16 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
 
 def test_a_full_disk_names_the_database(tmp_path):
     import os
-    import subprocess
+    from conftest import small_disk
     from ranker.errors import StoreError
     d = tmp_path / "tiny"
-    d.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)], capture_output=True).returncode:
-        pytest.skip("a full disk needs a tmpfs mount (root)")
-    try:
+    with small_disk(d, "256k"):
         with Store(d / "r.sqlite3") as s:
             with pytest.raises(StoreError) as e:
                 s.put_embeddings(((f"p{i}", "h", np.ones(384, dtype=np.float32)) for i in range(2000)), "minilm")
             assert str(e.value).startswith(f"{d / 'r.sqlite3'}: cannot write: No space left on device")
             assert s.count_embeddings("minilm") == 0 and s.integrity_check() == "ok"
-    finally:
-        subprocess.run(["umount", str(d)], check=True)
-        assert not os.path.ismount(d)
+    assert not os.path.ismount(d)
 
 
 def test_m002_marks_the_rows_older_versions_left_running(tmp_path):
