@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -125,12 +126,22 @@ def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):
     assert store.run_status(m["run_id"]) == "failed"
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler for the test, as a user's process has it: an earlier test in this process
+    (an engine, a server) may have left another in place, and the whole suite once ran the test below without
+    its KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is not None:                      # None: not set from Python, so not ours to put back
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(settings, store, tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch, python_ctrl_c):
     """Ctrl-C landing between two renames of the run's files used to leave some files of the new run beside
     others of the old one, under a manifest saying "interrupted"; it is held back until the set (manifest
     included) has its names, then acted on."""
-    import signal
     out = tmp_path / "out"
     day = fetch_day(LISTING, settings, store=store)
     run_day(day, out, settings, store=store)
