@@ -118,6 +118,27 @@ def test_similar_by_id_text_and_since(store):
         similar(store, "x", embedder=emb, since="May")
 
 
+def test_similar_since_finds_k_papers_of_a_recent_day_in_a_large_corpus(store):
+    """--since a day whose papers are a sliver of the corpus (30 of 6,030) and far from the query: they lie
+    past the candidates a filtered search looks at, and still the k nearest of them come back."""
+    rng = np.random.default_rng(11)
+    n_old, n_new = 6000, 30
+    v = rng.normal(size=(n_old + n_new, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ps = [Paper(id=f"2501.{i:05d}", title=f"t{i}", abstract="a", date="2025-01-02" if i < n_old else "2025-02-03")
+          for i in range(n_old + n_new)]
+    v[n_old:] = -v[0]                                   # the recent papers all face away from the query ...
+    v[n_old:] += 0.3 * rng.normal(size=(n_new, 16))    # ... each a little differently
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    store.add_papers(ps)
+    store.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(ps)), "toy")
+    res = similar(store, "2501.00000", embedder="toy", k=10, since="2025-02-01")
+    want = np.argsort(-(v[n_old:] @ v[0]), kind="stable")[:10] + n_old
+    assert [n.id for n in res.neighbours] == [ps[i].id for i in want]
+    assert all(n.date == "2025-02-03" for n in res.neighbours) and res.corpus == n_old + n_new
+    assert len(similar(store, "2501.00000", embedder="toy", k=50, since="2025-02-01").neighbours) == n_new
+
+
 def test_what_similar_reads_as_a_paper_id():
     """similar() takes a query as a paper id when ranker.io.arxiv_id reads one in it (the id and text paths
     themselves: test_similar_by_id_text_and_since)."""

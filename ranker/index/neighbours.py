@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import Warn, arxiv_id
+from ..prefilter.embed import QUERY_PREFIX
 from ..records import Paper, Ranked
 from ..sources.filters import check_day
 from .corpus import CorpusIndex, Hit
@@ -209,10 +210,30 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
         return h.id not in exclude and (since is None or dates[h.id] >= since)
 
     hits = filtered_search(idx, vec, k, accept, dates=dates if since else None)[0] if len(idx) else []
+    if since is not None and len(hits) < k and len(idx):
+        # the filtered search looks at MAX_POOL candidates at most (and the approximate index only at its probed
+        # lists): papers since a recent day may lie past them, so those papers are searched exactly instead
+        hits = _nearest_since(store, key, vec, k, since, exclude)
     papers = store.get_papers(h.id for h in hits)
     out = [Neighbour(h.id, h.score, papers[h.id].date if h.id in papers else "",
                      papers[h.id].title if h.id in papers else "") for h in hits]
     return SimilarResult(query=pid or query, paper=paper, neighbours=out, corpus=len(idx))
+
+
+def _nearest_since(store: "Store", key: str, vec: np.ndarray, k: int, since: str, exclude: set[str]) -> list[Hit]:
+    """The k stored papers first seen on or after `since` nearest to `vec`, exact: a scan of their vectors."""
+    from .corpus import READ_BATCH, _vectors
+    from .kinds import f32, flat_topk
+    q = f32(vec)
+    best: list[Hit] = []
+    for rows in store.paper_vector_rows(key, QUERY_PREFIX, seen_since=since, batch=READ_BATCH):
+        rows = [r for r in rows if r[1] not in exclude]
+        if not rows:
+            continue
+        scores, found = flat_topk(_vectors(rows, q.shape[1], key), q, min(k, len(rows)))
+        best += [Hit(rows[r][1], float(sc)) for sc, r in zip(scores[0], found[0]) if r >= 0]
+        best = sorted(best, key=lambda h: -h.score)[:k]
+    return best
 
 
 # --------------------------------------------------------------------------- earlier papers
