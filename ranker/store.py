@@ -771,14 +771,19 @@ class Store:
         return int(n), int(top or 0)
 
     def paper_vector_rows(self, embedder: str, query_prefix: str, *, after_rowid: int = 0, every: int = 1,
-                          vectors: bool = True, batch: int = 20_000
-                          ) -> Iterator[list[tuple[int, str, str, bytes | None]]]:
+                          vectors: bool = True, batch: int = 20_000, seen_since: str | None = None,
+                          seen_before: str | None = None) -> Iterator[list[tuple[int, str, str, bytes | None]]]:
         """Chunks of (rowid, paper id, text hash, float32 vector bytes or None), in rowid order, for the rows
-        above `after_rowid`; every > 1 keeps only rowids divisible by it (an evenly spread sample)."""
+        above `after_rowid`; every > 1 keeps only rowids divisible by it (an evenly spread sample); seen_since
+        (YYYY-MM-DD) keeps only papers first seen on or after that day, seen_before only those first seen before it."""
         cols = "rowid, paper_id, text_hash, " + ("vector" if vectors else "NULL")
         sql = (f"SELECT {cols} FROM embeddings WHERE rowid > ? AND embedder=? AND paper_id NOT LIKE ?"
-               + (" AND rowid % ? = 0" if every > 1 else "") + " ORDER BY rowid")
-        args: tuple = (after_rowid, embedder, _like_prefix(query_prefix)) + ((every,) if every > 1 else ())
+               + (" AND rowid % ? = 0" if every > 1 else "")
+               + (" AND paper_id IN (SELECT id FROM papers WHERE first_seen >= ?)" if seen_since else "")
+               + (" AND paper_id IN (SELECT id FROM papers WHERE first_seen < ?)" if seen_before else "")
+               + " ORDER BY rowid")
+        args: tuple = ((after_rowid, embedder, _like_prefix(query_prefix)) + ((every,) if every > 1 else ())
+                       + ((seen_since,) if seen_since else ()) + ((seen_before,) if seen_before else ()))
         cur = self.conn.execute(sql, args)
         while True:
             rows = cur.fetchmany(batch)

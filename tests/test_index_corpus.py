@@ -178,6 +178,34 @@ def test_a_damaged_approximate_index_is_rebuilt_with_a_reason(store, vecs, monke
     assert CorpusIndex(store, EMB).status().problem is None
 
 
+@pytest.mark.parametrize("damage, reason", [("garbage", "checksum"), ("flip", "checksum")])
+def test_a_damaged_approximate_index_is_rebuilt_when_new_vectors_are_merged_into_it(store, vecs, monkeypatch,
+                                                                                    damage, reason):
+    """A merge rewrites the IVF file: one that fails its checksum is rebuilt from the store, not carried into
+    the new file (nor an error at every later sync)."""
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 500)
+    monkeypatch.setattr(corpus, "TAIL_MIN", 100)
+    put(store, vecs, 0, 600)
+    idx = CorpusIndex(store, EMB)
+    idx.sync()
+    base = idx.dir / idx.manifest.base.index.name
+    b = bytearray(base.read_bytes())
+    if damage == "garbage":
+        b = bytearray(len(b))
+    else:                                            # the same size, a few vectors' bytes changed
+        for j in range(len(b) // 2, len(b) // 2 + 400):
+            b[j] ^= 0x55
+    base.write_bytes(bytes(b))
+    put(store, vecs, 600, 800)                       # more than TAIL_MIN: merged into the IVF lists
+    notes = []
+    res = CorpusIndex(store, EMB, warn=notes.append).sync()
+    assert res.rebuilt and reason in res.rebuilt and len(notes) == 1, (res, notes)
+    assert res.count == 800 and CorpusIndex(store, EMB).status().problem is None
+    fresh = CorpusIndex(store, EMB)
+    hits = fresh.search(vecs[:800], k=1)
+    assert [h[0].id for h in hits] == [f"2501.{i:05d}" for i in range(800)]
+
+
 def test_an_index_that_disagrees_with_the_store_is_rebuilt_with_a_reason(tmp_path, vecs):
     db = tmp_path / "r.sqlite3"
     with Store(db) as store:

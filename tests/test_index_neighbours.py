@@ -118,6 +118,27 @@ def test_similar_by_id_text_and_since(store):
         similar(store, "x", embedder=emb, since="May")
 
 
+def test_similar_since_finds_k_papers_of_a_recent_day_in_a_large_corpus(store):
+    """--since a day whose papers are a sliver of the corpus (30 of 6,030) and far from the query: they lie
+    past the candidates a filtered search looks at, and still the k nearest of them come back."""
+    rng = np.random.default_rng(11)
+    n_old, n_new = 6000, 30
+    v = rng.normal(size=(n_old + n_new, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ps = [Paper(id=f"2501.{i:05d}", title=f"t{i}", abstract="a", date="2025-01-02" if i < n_old else "2025-02-03")
+          for i in range(n_old + n_new)]
+    v[n_old:] = -v[0]                                   # the recent papers all face away from the query ...
+    v[n_old:] += 0.3 * rng.normal(size=(n_new, 16))    # ... each a little differently
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    store.add_papers(ps)
+    store.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(ps)), "toy")
+    res = similar(store, "2501.00000", embedder="toy", k=10, since="2025-02-01")
+    want = np.argsort(-(v[n_old:] @ v[0]), kind="stable")[:10] + n_old
+    assert [n.id for n in res.neighbours] == [ps[i].id for i in want]
+    assert all(n.date == "2025-02-03" for n in res.neighbours) and res.corpus == n_old + n_new
+    assert len(similar(store, "2501.00000", embedder="toy", k=50, since="2025-02-01").neighbours) == n_new
+
+
 def test_what_similar_reads_as_a_paper_id():
     """similar() takes a query as a paper id when ranker.io.arxiv_id reads one in it (the id and text paths
     themselves: test_similar_by_id_text_and_since)."""
@@ -150,6 +171,27 @@ def test_the_novelty_context_never_holds_the_paper_its_day_or_later_papers(tmp_p
                 assert [n.cosine for n in got] == pytest.approx(best, abs=1e-4)
         ctx = novelty_context(ps, store, embedder=emb, k=k)
         assert all(day < p.date for p in ps for day, _ in ctx[p.id])
+
+
+def test_an_old_day_scored_against_a_corpus_of_later_papers_gets_its_k_earlier_ones(store):
+    """Scoring an old day after years were stored: its 30 earlier papers are a sliver of the corpus and far
+    from the paper, past the candidates a filtered search looks at, and still its k nearest earlier come back."""
+    rng = np.random.default_rng(12)
+    n_late, n_early = 6000, 30
+    v = rng.normal(size=(n_late + n_early + 1, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ps = [Paper(id=f"2502.{i:05d}", title=f"t{i}", abstract="a",
+                date="2025-02-03" if i < n_late else "2025-01-02" if i < n_late + n_early else "2025-01-10")
+          for i in range(n_late + n_early + 1)]
+    v[n_late:-1] = -v[-1] + 0.3 * rng.normal(size=(n_early, 16))      # the earlier papers face away from it
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    store.add_papers(ps)
+    store.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(ps)), "toy")
+    near = earlier_neighbours([ps[-1]], store, embedder="toy", k=5)[ps[-1].id]
+    want = np.argsort(-(v[n_late:-1] @ v[-1]), kind="stable")[:5] + n_late
+    assert [n.id for n in near] == [ps[i].id for i in want]
+    assert all(n.date == "2025-01-02" for n in near)
+    assert len(earlier_neighbours([ps[-1]], store, embedder="toy", k=50)[ps[-1].id]) == n_early
 
 
 def test_a_paper_of_unknown_day_gets_no_context(store):

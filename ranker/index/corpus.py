@@ -267,9 +267,9 @@ class CorpusIndex:
 
     def _merge_into_base(self, m: F.Manifest) -> None:
         """Add the segments' vectors to the trained IVF lists (an incremental add, no retraining)."""
-        fa = K.faiss()
         base = m.base
-        index = fa.read_index(str(F.check_file(self.dir, base.index, crc=False)))
+        # checked against its CRC: the lists are written into a new file, which must not carry a damaged one
+        index = self._read_base(base.index, crc=True)
         stem = F.new_name("base", "")
         ids = F.StreamFile(self.dir, stem + ".ids")
         try:
@@ -395,13 +395,8 @@ class CorpusIndex:
             self.manifest = m
             base, base_ids = None, []
             if m.base is not None:
-                fa = K.faiss()                      # only the approximate kind needs FAISS
-                path = F.check_file(self.dir, m.base.index, crc=False)
-                try:               # mapped, not read: the lists a query probes are paged in as it needs them
-                    base = fa.read_index(str(path), fa.IO_FLAG_MMAP)
-                except RuntimeError as e:
-                    raise F.IndexFileError(f"{m.base.index.name} is unreadable "
-                                           f"({str(e).strip().splitlines()[-1][:120]})") from None
+                # mapped, not read: the lists a query probes are paged in as it needs them
+                base = self._read_base(m.base.index, crc=False, mmap=True)
                 if base.ntotal != m.base.count or base.d != m.dim:
                     raise F.IndexFileError(f"{m.base.index.name} holds {base.ntotal} vectors of {base.d} "
                                            f"dimensions, its manifest says {m.base.count} of {m.dim}")
@@ -414,6 +409,15 @@ class CorpusIndex:
                 tail_ids += [col[i] for i in range(len(col))]
         self._mem = (base, base_ids, tail, tail_ids)
         self._mem_files = m.files()
+
+    def _read_base(self, ref: F.FileRef, *, crc: bool, mmap: bool = False):
+        """The approximate index's FAISS file (only that kind needs FAISS); IndexFileError when it is unreadable."""
+        fa = K.faiss()
+        path = F.check_file(self.dir, ref, crc=crc)
+        try:
+            return fa.read_index(str(path), fa.IO_FLAG_MMAP) if mmap else fa.read_index(str(path))
+        except RuntimeError as e:
+            raise F.IndexFileError(f"{ref.name} is unreadable ({str(e).strip().splitlines()[-1][:120]})") from None
 
     def _query(self, queries: np.ndarray, in_base, in_tail) -> tuple[np.ndarray, list]:
         """The queries as float32 rows (loading the index if need be), and [(what in_base(index, q) or

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import Warn, arxiv_id
+from ..prefilter.embed import QUERY_PREFIX
 from ..records import Paper, Ranked
 from ..sources.filters import check_day
 from .corpus import CorpusIndex, Hit
@@ -209,10 +210,32 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
         return h.id not in exclude and (since is None or dates[h.id] >= since)
 
     hits = filtered_search(idx, vec, k, accept, dates=dates if since else None)[0] if len(idx) else []
+    if since is not None and len(hits) < k and len(idx):
+        # the filtered search looks at MAX_POOL candidates at most (and the approximate index only at its probed
+        # lists): papers since a recent day may lie past them, so those papers are searched exactly instead
+        hits = _nearest_seen(store, key, vec, k, [exclude], since=since)[0]
     papers = store.get_papers(h.id for h in hits)
     out = [Neighbour(h.id, h.score, papers[h.id].date if h.id in papers else "",
                      papers[h.id].title if h.id in papers else "") for h in hits]
     return SimilarResult(query=pid or query, paper=paper, neighbours=out, corpus=len(idx))
+
+
+def _nearest_seen(store: "Store", key: str, queries: np.ndarray, k: int, exclude: Sequence[set[str]], *,
+                  since: str | None = None, before: str | None = None) -> list[list[Hit]]:
+    """For each query, the k stored papers nearest to it among those first seen on or after `since` / before
+    `before` (leaving out the query's ids in `exclude`), exact: a scan of their vectors from the store."""
+    from .corpus import READ_BATCH, _vectors
+    from .kinds import f32, flat_topk
+    q = f32(queries)
+    best: list[list[Hit]] = [[] for _ in range(len(q))]
+    spare = max((len(e) for e in exclude), default=0)
+    for rows in store.paper_vector_rows(key, QUERY_PREFIX, seen_since=since, seen_before=before, batch=READ_BATCH):
+        scores, found = flat_topk(_vectors(rows, q.shape[1], key), q, min(k + spare, len(rows)))
+        for j in range(len(q)):
+            hs = [Hit(rows[r][1], float(sc)) for sc, r in zip(scores[j], found[j])
+                  if r >= 0 and rows[r][1] not in exclude[j]]
+            best[j] = sorted(best[j] + hs, key=lambda h: -h.score)[:k]
+    return best
 
 
 # --------------------------------------------------------------------------- earlier papers
@@ -252,6 +275,18 @@ def earlier_neighbours(papers: Sequence[Paper], store: "Store", *, embedder: "st
     todo = [i for i, d in enumerate(days) if d]
     hits = filtered_search(idx, vecs[todo], k, lambda j, h: accept(todo[j], h), dates=dates) if todo else []
     found = dict(zip(todo, hits))
+    short: dict[str, list[int]] = {}
+    for i in todo:
+        if len(found[i]) < k:
+            short.setdefault(days[i], []).append(i)
+    for day, qs in short.items():
+        # the filtered search looks at MAX_POOL candidates at most (and the approximate index only at its probed
+        # lists): scoring an old day against a corpus of mostly later papers, the earlier ones may lie past
+        # them, so those are searched exactly instead
+        for i, hs in zip(qs, _nearest_seen(store, key, vecs[qs], k, [{papers[i].id} for i in qs], before=day)):
+            found[i] = hs
+            dates.fetch(h.id for h in hs)
+    hits = list(found.values())
     meta = store.get_papers({h.id for hs in hits for h in hs})
     out: dict[str, list[Neighbour]] = {}
     for i, p in enumerate(papers):
