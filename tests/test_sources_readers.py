@@ -400,3 +400,32 @@ def test_unrecognised_format(tmp_path):
     html.write_text("<html><body>502 Bad Gateway</body></html>")
     with pytest.raises(RankerError, match="unrecognised format"):
         read_papers(html)
+
+
+@pytest.mark.parametrize("lead", [b"\xef\xbb\xbf", b"\n", b"  \r\n\n", b"\xef\xbb\xbf\n"])
+def test_a_bom_or_blank_first_line_loses_nothing(tmp_path, lead):
+    """A file saved by an editor with a byte-order mark, or with a blank line on top, is the same file: a
+    snapshot is still read as a snapshot (days, comments, versions) and no first row is lost."""
+    rows = listing_rows(n=3)
+    snap = tmp_path / "snap.json"
+    snap.write_bytes(lead + "".join(json.dumps(to_snapshot(r)) + "\n" for r in rows).encode("utf-8"))
+    report = ReadReport()
+    papers = list(read_papers(snap, report=report))
+    assert [p.id for p in papers] == [r["id"] for r in rows] and report.skipped == 0
+    assert {p.date for p in papers} == {"2025-05-13"} and {p.version for p in papers} == {2}
+    assert "versions" not in papers[0].extra
+    listing = tmp_path / "listing.jsonl"
+    listing.write_bytes(lead + JSONL_BYTES)
+    report = ReadReport()
+    assert len(list(read_papers(listing, report=report))) == 192 and report.skipped == 0
+    report = ReadReport()
+    assert len(list(read_papers(lead + JSONL_BYTES, report=report))) == 192 and report.skipped == 0
+
+
+def test_a_bom_inside_concatenated_files_is_not_a_bad_row(tmp_path):
+    two = tmp_path / "two.jsonl"
+    rows = listing_rows(n=2)
+    two.write_bytes(b"\xef\xbb\xbf" + (json.dumps(rows[0]) + "\n").encode() + b"\xef\xbb\xbf"
+                    + (json.dumps(rows[1]) + "\n").encode())
+    report = ReadReport()
+    assert [p.id for p in read_papers(two, report=report)] == [r["id"] for r in rows] and report.skipped == 0

@@ -52,6 +52,15 @@ def _head(data: bytes) -> bytes:
     return head
 
 
+def _first_line(f: IO[bytes]) -> bytes:
+    """The first line that is not blank, without a byte-order mark (read whole, however long)."""
+    for line in f:
+        line = _head(line)
+        if line:
+            return line
+    return b""
+
+
 def detect_format(head: bytes, first_line: bytes | None = None) -> str | None:
     """'rss' | 'atom' | 'snapshot' | 'jsonl' from the first bytes (and, for JSON, the first line)."""
     head = _head(head)
@@ -66,7 +75,9 @@ def detect_format(head: bytes, first_line: bytes | None = None) -> str | None:
         return None
     if head.startswith(b"{"):
         from .snapshot import looks_like_snapshot
-        line = (first_line if first_line is not None else head.split(b"\n", 1)[0]).strip()
+        line = _head(first_line) if first_line is not None else b""
+        if not line:                     # not given, or blank: the first line of the head that is not blank
+            line = next((x.strip() for x in head.splitlines() if x.strip()), b"")
         try:
             obj = json.loads(line.decode("utf-8", errors="replace"))
         except (ValueError, RecursionError):
@@ -110,7 +121,7 @@ def _read_file(path: Path, fmt: str | None, report: ReadReport, date: str | None
                 first_line = None
                 if _head(head).startswith(b"{"):
                     f.seek(0)
-                    first_line = f.readline()
+                    first_line = _first_line(f)
                 f.seek(0)
                 fmt = detect_format(head, first_line)
                 if fmt is None:
