@@ -429,3 +429,66 @@ def test_a_bom_inside_concatenated_files_is_not_a_bad_row(tmp_path):
                     + (json.dumps(rows[1]) + "\n").encode())
     report = ReadReport()
     assert [p.id for p in read_papers(two, report=report)] == [r["id"] for r in rows] and report.skipped == 0
+
+
+# --------------------------------------------------------------------------- pipes and stdin
+def _snapshot_bytes(n: int) -> bytes:
+    rows = listing_rows("2025-05-13")
+    out = []
+    for i in range(n):
+        d = to_snapshot(rows[i % len(rows)])
+        d["id"] = f"2501.{i:05d}"
+        out.append(json.dumps(d) + "\n")
+    return "".join(out).encode("utf-8")
+
+
+def _feed(fd: int, data: bytes):
+    """Write `data` into a pipe from a thread (as `zcat snapshot.gz |` would)."""
+    import os
+    import threading
+
+    def run():
+        with os.fdopen(fd, "wb") as w:
+            view = memoryview(data)
+            for i in range(0, len(data), 1 << 16):
+                w.write(view[i:i + (1 << 16)])
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_named_pipe_is_read_as_a_stream(tmp_path, gz):
+    """`--from <(zcat snapshot.gz)` or a FIFO: a stream that cannot seek back is sniffed and read once."""
+    import os
+    data = _snapshot_bytes(300)
+    fifo = tmp_path / "snap.fifo"
+    os.mkfifo(fifo)
+    t = _feed(os.open(fifo, os.O_RDWR), gzip.compress(data) if gz else data)
+    papers = list(read_papers(fifo, categories="cs.LG,cs.AI"))
+    t.join(5)
+    assert len(papers) == sum(1 for r in (json.loads(x) for x in data.splitlines())
+                              if {"cs.LG", "cs.AI"} & set(r["categories"].split()))
+    assert papers[0].date == "2025-05-13" and papers[0].version == 2
+
+
+def test_stdin_is_streamed_not_read_whole(monkeypatch):
+    """A snapshot piped into `--from -` is read a line at a time, like a file: memory stays flat."""
+    import io
+    import os
+    import sys
+    data = _snapshot_bytes(2000)
+    r, w = os.pipe()
+    stdin = io.TextIOWrapper(open(r, "rb"))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    t = _feed(w, data)
+    tracemalloc.start()
+    n = 0
+    for p in read_papers("-"):
+        n += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    t.join(5)
+    assert n == 2000 and p.version == 2
+    assert peak < len(data) / 8, (peak, len(data))
+    stdin.close()
