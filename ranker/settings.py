@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 
 from .errors import ConfigError
 from .io import add_secret, read_text
-from .records import ANNOUNCE_TYPES, MIN_NOVELTY, MIN_RELEVANCE, valid_category
+from .records import ANNOUNCE_TYPES, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "ranker.toml"
@@ -68,8 +68,9 @@ class FetchSettings(_Section):
     @classmethod
     def _categories(cls, v: list[str]) -> list[str]:
         for c in v:
-            if not valid_category(c):
-                raise ValueError(f"{c!r} is not an arXiv category like cs.LG")
+            problem = category_problem(c)
+            if problem:
+                raise ValueError(problem)
         if not v:
             raise ValueError("no category given")
         return list(dict.fromkeys(v))

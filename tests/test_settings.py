@@ -61,6 +61,10 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[prefilter]\nkepp = 0.3\n", "prefilter.kepp", "unknown setting"),
     ("[scoring]\nscore_mode = 'best'\n", "scoring.score_mode", "'greedy' or 'expected'"),
     ("[fetch]\ncategories = ['cs LG']\n", "fetch.categories", "'cs LG' is not an arXiv category"),
+    # a category spelt in the wrong case matches no paper: every day would be "nothing to do"
+    ("[fetch]\ncategories = ['cs.lg', 'cs.AI']\n", "fetch.categories", "did you mean 'cs.LG'?"),
+    ("[fetch]\ncategories = ['CS.AI']\n", "fetch.categories", "did you mean 'cs.AI'?"),
+    ("[fetch]\ncategories = ['cond-mat.Soft']\n", "fetch.categories", "did you mean 'cond-mat.soft'?"),
     # TOML's inf: a timeout, wait or delay without end (time_t overflows, or the fetch sleeps forever)
     ("[fetch]\ntimeout = inf\n", "fetch.timeout", "finite number"),
     ("[fetch]\nbackoff = inf\n", "fetch.backoff", "finite number"),

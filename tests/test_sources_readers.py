@@ -492,3 +492,16 @@ def test_stdin_is_streamed_not_read_whole(monkeypatch):
     assert n == 2000 and p.version == 2
     assert peak < len(data) / 8, (peak, len(data))
     stdin.close()
+
+
+def test_a_category_in_the_wrong_case_is_refused_with_the_right_one():
+    from ranker.sources.filters import parse_list
+    assert parse_list("cs.LG, stat.ML,physics.optics, hep-th, astro-ph.CO, q-bio.NC", key="categories") == \
+        ["cs.LG", "stat.ML", "physics.optics", "hep-th", "astro-ph.CO", "q-bio.NC"]
+    for given, right in (("cs.lg", "cs.LG"), ("Stat.ml", "stat.ML"), ("physics.Optics", "physics.optics"),
+                         ("HEP-TH", "hep-th")):
+        with pytest.raises(InputError) as e:
+            parse_list(f"cs.AI,{given}", key="categories")
+        assert e.value.key == "categories" and f"did you mean {right!r}?" in str(e.value)
+    with pytest.raises(InputError):
+        list(read_papers(LISTING, categories="cs.lg"))
