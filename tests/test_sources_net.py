@@ -226,3 +226,13 @@ def test_an_api_page_cut_short_is_retried(api_env):
     api_env.route("/api/query", Reply(200, ATOM_IDS, cut=200), Reply(200, ATOM_IDS))
     assert [p.id for p in fetch_ids(["1707.08567"], policy=api_env.policy())] == ["1707.08567"]
     assert api_env.hits() == 2
+
+
+def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):
+    """math.GT/0309136 is math/0309136 (an old id's subject class is not part of it): the API answers with the
+    archive's id, and the paper is found, not reported missing."""
+    old = ATOM_IDS.replace(b"1707.08567", b"math/0309136")
+    api_env.route("/api/query", Reply(200, old))
+    report = ReadReport()
+    papers = fetch_ids(["math.GT/0309136v1"], report=report, policy=api_env.policy())
+    assert [p.id for p in papers] == ["math/0309136"] and report.skipped == 0
