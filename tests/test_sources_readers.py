@@ -505,3 +505,21 @@ def test_a_category_in_the_wrong_case_is_refused_with_the_right_one():
         assert e.value.key == "categories" and f"did you mean {right!r}?" in str(e.value)
     with pytest.raises(InputError):
         list(read_papers(LISTING, categories="cs.lg"))
+
+
+# --------------------------------------------------------------------------- the announcement calendar
+def test_the_windows_are_right_without_a_time_zone_database(monkeypatch):
+    """Without tz data (no tzdata package, no /usr/share/zoneinfo) the 14:00 Eastern deadline still follows
+    US daylight saving time: EST in winter, EDT from the second Sunday of March to the first of November."""
+    import zoneinfo
+    from datetime import datetime, timezone
+
+    from ranker.sources import days
+    want = {d: days.submission_window(d) for d in ("2025-01-15", "2025-03-10", "2025-03-11", "2025-05-20",
+                                                   "2025-11-03", "2025-11-04", "2024-11-04", "2024-12-31")}
+
+    def no_data(key):
+        raise zoneinfo.ZoneInfoNotFoundError(key)
+    monkeypatch.setattr(zoneinfo, "ZoneInfo", no_data)
+    assert {d: days.submission_window(d) for d in want} == want
+    assert days.submission_window("2025-01-15")[1] == datetime(2025, 1, 14, 19, tzinfo=timezone.utc)
