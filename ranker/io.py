@@ -280,17 +280,24 @@ def read_text(path: str | os.PathLike, what: str = "file", error: type[InputErro
 _NEW_ID = r"\d{4}\.\d{4,5}"                                  # 2506.16065
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Za-z\-]{2,})?/\d{7}"         # cs/0501001, math.GT/0309136
 _ID = re.compile(rf"^({_NEW_ID}|{_OLD_ID})(?:v(\d+))?$")
-_ID_PREFIX = re.compile(r"^(?:oai:arxiv\.org:|arxiv:|(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)",
-                        re.IGNORECASE)
+_ID_PREFIX = re.compile(r"^(?:oai:arxiv\.org:|arxiv:|(?P<url>(?:https?://)?(?:www\.|export\.)?arxiv\.org/"
+                        r"(?:abs|pdf|html)/))", re.IGNORECASE)
 
 
 def parse_arxiv_id(raw: object) -> tuple[str, int | None] | None:
     """(id without version, version or None) from '2506.16065', '2506.16065v2', 'arXiv:2506.16065',
     'oai:arXiv.org:2506.16065v1', 'cs/0501001', 'https://arxiv.org/abs/2506.16065v2' or
-    'https://arxiv.org/pdf/2506.16065v2.pdf'; None when it is not an arXiv id."""
+    'https://arxiv.org/pdf/2506.16065v2.pdf' (a link's ?query and #anchor ignored, /html/ too); None when it is
+    not an arXiv id."""
     if not isinstance(raw, str):
         return None
-    s = _ID_PREFIX.sub("", raw.strip(), count=1).strip().rstrip("/")
+    s = raw.strip()
+    prefix = _ID_PREFIX.match(s)
+    if prefix:
+        s = s[prefix.end():]
+        if prefix.group("url"):
+            s = re.split(r"[?#]", s, maxsplit=1)[0]
+    s = s.strip().rstrip("/")
     if s.lower().endswith(".pdf"):
         s = s[:-4]
     m = _ID.match(s)

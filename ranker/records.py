@@ -18,9 +18,27 @@ MIN_NOVELTY = 7
 _CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
 
 
+# archives whose subject classes arXiv writes in capitals (cs.LG, math.GT), and in lower case (cond-mat.soft)
+_CAPITAL_CLASSES = frozenset({"cs", "math", "stat", "eess", "econ", "q-bio", "q-fin", "nlin", "astro-ph"})
+_LOWER_CLASSES = frozenset({"physics", "cond-mat"})
+
+
 def valid_category(cat: str) -> bool:
     """An arXiv category name such as cs.LG, stat.ML or hep-th."""
     return isinstance(cat, str) and bool(_CATEGORY.match(cat))
+
+
+def category_problem(cat: str) -> str | None:
+    """Why a category a user gave cannot be one of arXiv's (a paper's categories are matched exactly, so
+    'cs.lg' would match nothing), or None when it can be."""
+    archive, dot, subject = cat.partition(".")
+    right = archive.lower() + dot + (subject.upper() if archive.lower() in _CAPITAL_CLASSES
+                                     else subject.lower() if archive.lower() in _LOWER_CLASSES else subject)
+    if valid_category(cat) and right == cat:
+        return None
+    if valid_category(right):
+        return f"{cat!r} is not an arXiv category; did you mean {right!r}?"
+    return f"{cat!r} is not an arXiv category like cs.LG"
 
 
 @dataclass

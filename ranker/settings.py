@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 
 from .errors import ConfigError
 from .io import add_secret, read_text
-from .records import ANNOUNCE_TYPES, MIN_NOVELTY, MIN_RELEVANCE, valid_category
+from .records import ANNOUNCE_TYPES, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "ranker.toml"
@@ -56,10 +56,11 @@ class _Section(BaseModel):
 class FetchSettings(_Section):
     categories: list[str] = ["cs.LG", "cs.AI"]
     announce: list[str] = ["new", "cross"]
-    timeout: float = Field(30.0, gt=0)        # seconds to wait for an arXiv server to answer
+    # (seconds are finite: TOML's inf, or RANKER_FETCH_TIMEOUT=inf, would wait forever or overflow)
+    timeout: float = Field(30.0, gt=0, allow_inf_nan=False)     # seconds to wait for an arXiv server to answer
     retries: int = Field(5, ge=0)             # retries after a 429/5xx or a connection error
-    backoff: float = Field(2.0, ge=0)         # seconds before the first retry, doubled each time
-    api_delay: float = Field(3.0, ge=0)       # seconds between two arXiv API requests (arXiv asks for 3)
+    backoff: float = Field(2.0, ge=0, allow_inf_nan=False)      # seconds before the first retry, doubled each time
+    api_delay: float = Field(3.0, ge=0, allow_inf_nan=False)    # seconds between two arXiv API requests (3 asked)
     rss_url: str = DEFAULT_RSS_URL
     api_url: str = DEFAULT_API_URL
 
@@ -67,8 +68,9 @@ class FetchSettings(_Section):
     @classmethod
     def _categories(cls, v: list[str]) -> list[str]:
         for c in v:
-            if not valid_category(c):
-                raise ValueError(f"{c!r} is not an arXiv category like cs.LG")
+            problem = category_problem(c)
+            if problem:
+                raise ValueError(problem)
         if not v:
             raise ValueError("no category given")
         return list(dict.fromkeys(v))

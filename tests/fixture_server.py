@@ -35,6 +35,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0            # seconds to wait before answering
     content_type: str = "application/xml; charset=utf-8"
+    cut: int | None = None        # send only this many bytes of the body, then hang up (a reset mid-download)
 
 
 @dataclass
@@ -69,6 +70,12 @@ class FixtureServer:
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
                     self.end_headers()
+                    if reply.cut is not None:
+                        self.wfile.write(reply.body[:reply.cut])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -162,13 +162,19 @@ def test_a_fifo_is_written_through(tmp_path):
     ("https://arxiv.org/abs/2506.16065v1", ("2506.16065", 1)), ("https://www.arxiv.org/pdf/2506.16065v2.pdf",
                                                                 ("2506.16065", 2)),
     ("https://export.arxiv.org/abs/0704.0001", ("0704.0001", None)),
+    # links as a browser's address bar holds them: a listing's context, an anchor, the HTML rendering
+    ("https://arxiv.org/abs/2506.16065v2?context=cs.LG", ("2506.16065", 2)),
+    ("https://arxiv.org/abs/2506.16065#S3", ("2506.16065", None)),
+    ("https://arxiv.org/html/2506.16065v1", ("2506.16065", 1)), ("arxiv.org/html/2506.16065v1/#S2", ("2506.16065", 1)),
+    ("https://arxiv.org/pdf/2506.16065v2?download=1", ("2506.16065", 2)),
 ])
 def test_arxiv_ids_in_every_form(raw, want):
     assert parse_arxiv_id(raw) == want and arxiv_id(raw) == want[0]
 
 
 @pytest.mark.parametrize("raw", ["2411.177", "2506.16065vEVIL", "not an id", "", None, 2506.16065,
-                                 "https://example.org/abs/2506.16065"])
+                                 "https://example.org/abs/2506.16065", "2506.16065?x", "2506.16065#y",
+                                 "https://arxiv.org/abs/2506.16065vEVIL?context=cs"])
 def test_what_is_not_an_arxiv_id(raw):
     assert parse_arxiv_id(raw) is None
 

@@ -61,6 +61,14 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[prefilter]\nkepp = 0.3\n", "prefilter.kepp", "unknown setting"),
     ("[scoring]\nscore_mode = 'best'\n", "scoring.score_mode", "'greedy' or 'expected'"),
     ("[fetch]\ncategories = ['cs LG']\n", "fetch.categories", "'cs LG' is not an arXiv category"),
+    # a category spelt in the wrong case matches no paper: every day would be "nothing to do"
+    ("[fetch]\ncategories = ['cs.lg', 'cs.AI']\n", "fetch.categories", "did you mean 'cs.LG'?"),
+    ("[fetch]\ncategories = ['CS.AI']\n", "fetch.categories", "did you mean 'cs.AI'?"),
+    ("[fetch]\ncategories = ['cond-mat.Soft']\n", "fetch.categories", "did you mean 'cond-mat.soft'?"),
+    # TOML's inf: a timeout, wait or delay without end (time_t overflows, or the fetch sleeps forever)
+    ("[fetch]\ntimeout = inf\n", "fetch.timeout", "finite number"),
+    ("[fetch]\nbackoff = inf\n", "fetch.backoff", "finite number"),
+    ("[fetch]\napi_delay = inf\n", "fetch.api_delay", "finite number"),
     ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
     ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
     # each backend's own table, checked against its Options
@@ -84,6 +92,10 @@ def test_bad_environment_names_the_variable(tmp_path):
     with pytest.raises(ConfigError) as e:
         resolve(env={"RANKER_OFFLINE": "maybe"})
     assert str(e.value) == "RANKER_OFFLINE: expected 1 or 0 (true/false), got 'maybe'"
+    for var in ("RANKER_FETCH_TIMEOUT", "RANKER_API_DELAY"):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={var: "inf"})
+        assert e.value.key.startswith("fetch.") and "finite number" in str(e.value)
     # a variable whose key ranker.toml made a plain value: the file's line is at fault, not a flag
     f = toml(tmp_path, "# fetch settings\nfetch = 3\n")
     with pytest.raises(ConfigError) as e:

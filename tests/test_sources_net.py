@@ -205,3 +205,34 @@ def test_api_timeout():
     with silent_server() as base:
         with pytest.raises(FetchError, match="no answer"):
             fetch_ids(["1707.08567"], policy=fast(timeout=0.3, retries=0, api_url=base + "/api/query"))
+
+
+def test_a_connection_lost_mid_download_is_retried(rss_env):
+    """A feed whose connection drops half-way through the body is asked again, like a reset before it."""
+    rss_env.route(FEED_PATH, Reply(200, RSS, cut=len(RSS) // 2), Reply(200, RSS))
+    notes = []
+    assert len(list(fetch_today(policy=rss_env.policy(), warn=notes.append))) == 207
+    assert rss_env.hits(FEED_PATH) == 2 and len(notes) == 1 and "retry 1/3" in notes[0]
+
+
+def test_a_connection_lost_mid_download_every_time_is_one_line(rss_env):
+    rss_env.route(FEED_PATH, Reply(200, RSS, cut=100))
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=rss_env.policy(retries=1))
+    assert "2 tries" in str(e.value) and rss_env.hits(FEED_PATH) == 2
+
+
+def test_an_api_page_cut_short_is_retried(api_env):
+    api_env.route("/api/query", Reply(200, ATOM_IDS, cut=200), Reply(200, ATOM_IDS))
+    assert [p.id for p in fetch_ids(["1707.08567"], policy=api_env.policy())] == ["1707.08567"]
+    assert api_env.hits() == 2
+
+
+def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):
+    """math.GT/0309136 is math/0309136 (an old id's subject class is not part of it): the API answers with the
+    archive's id, and the paper is found, not reported missing."""
+    old = ATOM_IDS.replace(b"1707.08567", b"math/0309136")
+    api_env.route("/api/query", Reply(200, old))
+    report = ReadReport()
+    papers = fetch_ids(["math.GT/0309136v1"], report=report, policy=api_env.policy())
+    assert [p.id for p in papers] == ["math/0309136"] and report.skipped == 0

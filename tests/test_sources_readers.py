@@ -400,3 +400,126 @@ def test_unrecognised_format(tmp_path):
     html.write_text("<html><body>502 Bad Gateway</body></html>")
     with pytest.raises(RankerError, match="unrecognised format"):
         read_papers(html)
+
+
+@pytest.mark.parametrize("lead", [b"\xef\xbb\xbf", b"\n", b"  \r\n\n", b"\xef\xbb\xbf\n"])
+def test_a_bom_or_blank_first_line_loses_nothing(tmp_path, lead):
+    """A file saved by an editor with a byte-order mark, or with a blank line on top, is the same file: a
+    snapshot is still read as a snapshot (days, comments, versions) and no first row is lost."""
+    rows = listing_rows(n=3)
+    snap = tmp_path / "snap.json"
+    snap.write_bytes(lead + "".join(json.dumps(to_snapshot(r)) + "\n" for r in rows).encode("utf-8"))
+    report = ReadReport()
+    papers = list(read_papers(snap, report=report))
+    assert [p.id for p in papers] == [r["id"] for r in rows] and report.skipped == 0
+    assert {p.date for p in papers} == {"2025-05-13"} and {p.version for p in papers} == {2}
+    assert "versions" not in papers[0].extra
+    listing = tmp_path / "listing.jsonl"
+    listing.write_bytes(lead + JSONL_BYTES)
+    report = ReadReport()
+    assert len(list(read_papers(listing, report=report))) == 192 and report.skipped == 0
+    report = ReadReport()
+    assert len(list(read_papers(lead + JSONL_BYTES, report=report))) == 192 and report.skipped == 0
+
+
+def test_a_bom_inside_concatenated_files_is_not_a_bad_row(tmp_path):
+    two = tmp_path / "two.jsonl"
+    rows = listing_rows(n=2)
+    two.write_bytes(b"\xef\xbb\xbf" + (json.dumps(rows[0]) + "\n").encode() + b"\xef\xbb\xbf"
+                    + (json.dumps(rows[1]) + "\n").encode())
+    report = ReadReport()
+    assert [p.id for p in read_papers(two, report=report)] == [r["id"] for r in rows] and report.skipped == 0
+
+
+# --------------------------------------------------------------------------- pipes and stdin
+def _snapshot_bytes(n: int) -> bytes:
+    rows = listing_rows("2025-05-13")
+    out = []
+    for i in range(n):
+        d = to_snapshot(rows[i % len(rows)])
+        d["id"] = f"2501.{i:05d}"
+        out.append(json.dumps(d) + "\n")
+    return "".join(out).encode("utf-8")
+
+
+def _feed(fd: int, data: bytes):
+    """Write `data` into a pipe from a thread (as `zcat snapshot.gz |` would)."""
+    import os
+    import threading
+
+    def run():
+        with os.fdopen(fd, "wb") as w:
+            view = memoryview(data)
+            for i in range(0, len(data), 1 << 16):
+                w.write(view[i:i + (1 << 16)])
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_named_pipe_is_read_as_a_stream(tmp_path, gz):
+    """`--from <(zcat snapshot.gz)` or a FIFO: a stream that cannot seek back is sniffed and read once."""
+    import os
+    data = _snapshot_bytes(300)
+    fifo = tmp_path / "snap.fifo"
+    os.mkfifo(fifo)
+    t = _feed(os.open(fifo, os.O_RDWR), gzip.compress(data) if gz else data)
+    papers = list(read_papers(fifo, categories="cs.LG,cs.AI"))
+    t.join(5)
+    assert len(papers) == sum(1 for r in (json.loads(x) for x in data.splitlines())
+                              if {"cs.LG", "cs.AI"} & set(r["categories"].split()))
+    assert papers[0].date == "2025-05-13" and papers[0].version == 2
+
+
+def test_stdin_is_streamed_not_read_whole(monkeypatch):
+    """A snapshot piped into `--from -` is read a line at a time, like a file: memory stays flat."""
+    import io
+    import os
+    import sys
+    data = _snapshot_bytes(2000)
+    r, w = os.pipe()
+    stdin = io.TextIOWrapper(open(r, "rb"))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    t = _feed(w, data)
+    tracemalloc.start()
+    n = 0
+    for p in read_papers("-"):
+        n += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    t.join(5)
+    assert n == 2000 and p.version == 2
+    assert peak < len(data) / 8, (peak, len(data))
+    stdin.close()
+
+
+def test_a_category_in_the_wrong_case_is_refused_with_the_right_one():
+    from ranker.sources.filters import parse_list
+    assert parse_list("cs.LG, stat.ML,physics.optics, hep-th, astro-ph.CO, q-bio.NC", key="categories") == \
+        ["cs.LG", "stat.ML", "physics.optics", "hep-th", "astro-ph.CO", "q-bio.NC"]
+    for given, right in (("cs.lg", "cs.LG"), ("Stat.ml", "stat.ML"), ("physics.Optics", "physics.optics"),
+                         ("HEP-TH", "hep-th")):
+        with pytest.raises(InputError) as e:
+            parse_list(f"cs.AI,{given}", key="categories")
+        assert e.value.key == "categories" and f"did you mean {right!r}?" in str(e.value)
+    with pytest.raises(InputError):
+        list(read_papers(LISTING, categories="cs.lg"))
+
+
+# --------------------------------------------------------------------------- the announcement calendar
+def test_the_windows_are_right_without_a_time_zone_database(monkeypatch):
+    """Without tz data (no tzdata package, no /usr/share/zoneinfo) the 14:00 Eastern deadline still follows
+    US daylight saving time: EST in winter, EDT from the second Sunday of March to the first of November."""
+    import zoneinfo
+    from datetime import datetime, timezone
+
+    from ranker.sources import days
+    want = {d: days.submission_window(d) for d in ("2025-01-15", "2025-03-10", "2025-03-11", "2025-05-20",
+                                                   "2025-11-03", "2025-11-04", "2024-11-04", "2024-12-31")}
+
+    def no_data(key):
+        raise zoneinfo.ZoneInfoNotFoundError(key)
+    monkeypatch.setattr(zoneinfo, "ZoneInfo", no_data)
+    assert {d: days.submission_window(d) for d in want} == want
+    assert days.submission_window("2025-01-15")[1] == datetime(2025, 1, 14, 19, tzinfo=timezone.utc)

@@ -2,6 +2,7 @@
 through ranker.sources.net's polite HTTP (timeouts, retries, offline mode)."""
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator
 
 from ..errors import FetchError, InputError
@@ -12,6 +13,8 @@ from .reading import DEFAULT_ANNOUNCE, read_papers
 from .report import ReadReport
 
 DEFAULT_CATEGORIES = ["cs.LG", "cs.AI"]
+# an old id's subject class, which is not part of the id: arXiv answers math.GT/0309136 as math/0309136
+_OLD_CLASS = re.compile(r"\.[A-Za-z\-]+/")
 
 
 def fetch_today(categories: list[str] | str | None = None, announce: list[str] | str | None = None,
@@ -92,7 +95,7 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
             got.setdefault(p.id, p)
     out = []
     for pid in wanted:
-        p = got.get(pid)
+        p = got.get(pid) or got.get(_OLD_CLASS.sub("/", pid))
         if p is None:
             report.warn("skipped", "arXiv API", f"{pid}: not found")
             continue

@@ -16,12 +16,22 @@ DEADLINE = time(14, 0)               # submissions received before this (US East
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def _eastern():
+def _deadline(d: date) -> datetime:
+    """14:00 US Eastern on day `d`, in UTC."""
     try:
         from zoneinfo import ZoneInfo
-        return ZoneInfo("America/New_York")
-    except Exception:                # no tz database: Eastern Daylight Time, right from March to November
-        return timezone(timedelta(hours=-4))
+        tz = ZoneInfo("America/New_York")
+    except Exception:
+        # no tz database: the US rule (since 2007), EDT from the second Sunday of March to the first of November
+        summer = _sunday(d.year, 3, 2) <= d < _sunday(d.year, 11, 1)
+        tz = timezone(timedelta(hours=-4 if summer else -5))
+    return datetime.combine(d, DEADLINE, tzinfo=tz).astimezone(timezone.utc)
+
+
+def _sunday(year: int, month: int, n: int) -> date:
+    """The n-th Sunday of a month."""
+    first = date(year, month, 1)
+    return first + timedelta(days=(6 - first.weekday()) % 7 + 7 * (n - 1))
 
 
 def is_announcement_day(day: str) -> bool:
@@ -46,8 +56,4 @@ def submission_window(day: str) -> tuple[datetime, datetime]:
     if d.weekday() >= 5:
         raise ValueError(f"{day} is a {weekday_name(day)}: arXiv announces nothing dated then")
     end_day = _previous_weekday(d)
-    start_day = _previous_weekday(end_day)
-    tz = _eastern()
-    start = datetime.combine(start_day, DEADLINE, tzinfo=tz).astimezone(timezone.utc)
-    end = datetime.combine(end_day, DEADLINE, tzinfo=tz).astimezone(timezone.utc)
-    return start, end
+    return _deadline(_previous_weekday(end_day)), _deadline(end_day)

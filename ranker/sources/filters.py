@@ -7,7 +7,7 @@ from datetime import date as _date
 from typing import Iterable, Iterator
 
 from ..errors import InputError
-from ..records import ANNOUNCE_TYPES, Paper, valid_category
+from ..records import ANNOUNCE_TYPES, Paper, category_problem
 from .report import ReadReport
 
 # When the same paper shows up twice, the stronger announcement wins.
@@ -109,8 +109,9 @@ def parse_list(value: str | list[str] | None, *, key: str, allowed: tuple[str, .
                 continue
             if allowed is not None and item not in allowed:
                 raise InputError(f"unknown value {item!r}; expected one of {', '.join(allowed)}", key=key)
-            if allowed is None and not valid_category(item):
-                raise InputError(f"{item!r} is not an arXiv category like cs.LG", key=key)
+            problem = category_problem(item) if allowed is None else None
+            if problem:
+                raise InputError(problem, key=key)
             if item not in out:
                 out.append(item)
     return out

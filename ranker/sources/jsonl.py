@@ -55,9 +55,11 @@ def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = 
 
 
 def json_lines(lines, source: str, report: ReadReport):
-    """Yield (where, object) for each non-blank line of a JSON-lines byte stream. Invalid UTF-8 is replaced
-    (counted); a line that is not a JSON object is skipped with a counted warning naming file:line."""
+    """Yield (where, object) for each non-blank line of a JSON-lines byte stream, a byte-order mark ignored.
+    Invalid UTF-8 is replaced (counted); a line that is not a JSON object is skipped with a counted warning
+    naming file:line."""
     for lineno, raw in enumerate(lines, start=1):
+        raw = raw.removeprefix(b"\xef\xbb\xbf")      # a byte-order mark (an editor's, or a file's of several)
         if not raw.strip():
             continue
         where = f"{source}:{lineno}"

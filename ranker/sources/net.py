@@ -4,11 +4,12 @@
 - `api_client()`: an `arxiv.Client` (the arXiv API through the `arxiv` package) pointed at policy.api_url
   and given our session, so it gets the same timeout and retries.
 
-Every request goes through `PoliteAdapter`: a 429 or 5xx answer, a refused or reset connection and a timeout
-are retried (ranker.io.retry: exponential backoff, the server's Retry-After honoured); when the retries are
-spent a FetchError says what happened. arxiv 4.0.2's own client sets no timeout and retries immediately
-without backoff, so its retries are kept for the one case it knows best (a spuriously empty page) and the
-HTTP side is ours. The knobs are the [fetch] settings (NetPolicy.from_settings).
+Every request goes through `PoliteAdapter`: a 429 or 5xx answer, a refused or reset connection (also one lost
+in the middle of the body) and a timeout are retried (ranker.io.retry: exponential backoff, the server's
+Retry-After honoured); when the retries are spent a FetchError says what happened. arxiv 4.0.2's own client
+sets no timeout and retries immediately without backoff, so its retries are kept for the one case it knows
+best (a spuriously empty page) and the HTTP side is ours. The knobs are the [fetch] settings
+(NetPolicy.from_settings).
 
 In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting.
 """
@@ -70,6 +71,13 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                     resp.close()
                     raise Retryable(f"HTTP {resp.status_code}", status=resp.status_code,
                                     retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+                if not kwargs.get("stream"):
+                    # the body is read here, so a connection lost half-way through it is retried too
+                    try:
+                        resp.content
+                    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                        resp.close()
+                        raise Retryable("connection lost mid-download", kind="connection") from None
                 return resp
 
             def retrying(n: int, e: Retryable, wait: float) -> None:

@@ -31,9 +31,7 @@ def is_url(s: str | os.PathLike) -> bool:
 
 def _open_path(path: Path) -> IO[bytes]:
     try:
-        f = open(path, "rb")
-        magic = f.read(2)
-        f.seek(0)
+        return open(path, "rb")
     except FileNotFoundError:
         raise InputError("file not found", where=str(path)) from None
     except IsADirectoryError:
@@ -42,9 +40,48 @@ def _open_path(path: Path) -> IO[bytes]:
         raise InputError("permission denied", where=str(path)) from None
     except OSError as e:
         raise InputError(f"cannot open ({e.strerror or e})", where=str(path)) from None
-    if magic == b"\x1f\x8b":
-        return gzip.open(f, "rb")  # type: ignore[return-value]
-    return f
+
+
+class _Rejoined(io.RawIOBase):
+    """The bytes already read from a stream (its sniffed head), then the rest of it: a pipe (stdin,
+    `<(zcat ...)`) is read once and never seeked. Closing it closes the streams in `owned`."""
+
+    def __init__(self, head: bytes, rest: IO[bytes], owned: tuple = ()):
+        self._head, self._rest, self._owned = memoryview(head), rest, owned
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if len(self._head):
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:] if n < len(self._head) else memoryview(b"")
+            return n
+        data = self._rest.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            for s in self._owned:
+                s.close()
+        super().close()
+
+
+def _sniffed(raw: IO[bytes], close: bool) -> tuple[IO[bytes], bytes]:
+    """`raw` (gunzipped when it is gzip) as a stream that starts again at its first byte, and its head: the
+    first 64 KiB, for JSON completed to the end of a line (a first line is read whole, however long).
+    Closing the stream closes `raw` when `close`."""
+    owned: tuple = (raw,) if close else ()
+    stream, head = raw, raw.read(_SNIFF)
+    if head[:2] == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=io.BufferedReader(_Rejoined(head, raw)), mode="rb")
+        owned = (stream, *owned)
+        head = stream.read(_SNIFF)
+    if _head(head).startswith(b"{"):
+        head += stream.readline()
+    return io.BufferedReader(_Rejoined(head, stream, owned), buffer_size=_SNIFF), head
 
 
 def _head(data: bytes) -> bytes:
@@ -66,7 +103,9 @@ def detect_format(head: bytes, first_line: bytes | None = None) -> str | None:
         return None
     if head.startswith(b"{"):
         from .snapshot import looks_like_snapshot
-        line = (first_line if first_line is not None else head.split(b"\n", 1)[0]).strip()
+        line = _head(first_line) if first_line is not None else b""
+        if not line:                     # not given, or blank: the first line of the head that is not blank
+            line = next((x.strip() for x in head.splitlines() if x.strip()), b"")
         try:
             obj = json.loads(line.decode("utf-8", errors="replace"))
         except (ValueError, RecursionError):
@@ -100,19 +139,16 @@ def _parse_bytes(data: bytes, source: str, fmt: str | None, report: ReadReport, 
     return fmt, _stream_lines(io.BytesIO(data), source, fmt, report, date)
 
 
-def _read_file(path: Path, fmt: str | None, report: ReadReport, date: str | None) -> tuple[str, Iterator[Paper]]:
-    source = str(path)
-    f = _open_path(path)
+def _read_stream(raw: IO[bytes], source: str, fmt: str | None, report: ReadReport, date: str | None, *,
+                 close: bool = True) -> tuple[str, Iterator[Paper]]:
+    """Papers from an open binary stream (a file, a pipe, stdin; maybe gzipped) read once from its start: XML
+    whole, JSON lines lazily. `close`: the stream is closed when the papers end (stdin is left open)."""
+    f = raw
     try:
         try:
+            f, head = _sniffed(raw, close)
             if fmt is None:
-                head = f.read(_SNIFF)
-                first_line = None
-                if _head(head).startswith(b"{"):
-                    f.seek(0)
-                    first_line = f.readline()
-                f.seek(0)
-                fmt = detect_format(head, first_line)
+                fmt = detect_format(head)
                 if fmt is None:
                     raise _unknown_format(source)
             if fmt in ("rss", "atom"):
@@ -122,7 +158,8 @@ def _read_file(path: Path, fmt: str | None, report: ReadReport, date: str | None
         except (OSError, EOFError) as e:      # unreadable, or a corrupt .gz
             raise InputError(f"cannot read ({e})", where=source) from None
     except BaseException:
-        f.close()
+        if close or f is not raw:
+            f.close()
         raise
     return fmt, _stream_lines(f, source, fmt, report, date)
 
@@ -180,9 +217,9 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
         data = fetch_bytes(source, policy=policy, warn=warn)
         kind, papers = _parse_bytes(data, source, fmt, report, day)
     elif source == "<stdin>":
-        kind, papers = _parse_bytes(sys.stdin.buffer.read(), source, fmt, report, day)
+        kind, papers = _read_stream(sys.stdin.buffer, source, fmt, report, day, close=False)
     else:
-        kind, papers = _read_file(Path(path_or_url), fmt, report, day)
+        kind, papers = _read_stream(_open_path(Path(path_or_url)), str(Path(path_or_url)), fmt, report, day)
     feed = kind in ("rss", "atom")
     if ann is None and kind == "rss":
         ann = list(DEFAULT_ANNOUNCE)
