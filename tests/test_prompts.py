@@ -198,3 +198,13 @@ def test_prose_is_left_alone(text):
 def test_the_sanitiser_change_gives_scores_a_new_prompt_hash():
     from ranker import prompts
     assert prompts.BUILDER_VERSION == "4"            # the text the model sees changed in version 4
+
+
+def test_a_prompt_set_saved_with_a_byte_order_mark_loses_nothing(tmp_path):
+    # Windows editors (Notepad) save UTF-8 with a BOM: the first topic must not vanish, nor the BOM reach the model
+    for key, name in FILES.items():
+        text = {"topics": "1. Graphs\n   - Relevant: GNN theory\n2. Sparsity\n"}.get(key, key)
+        (tmp_path / name).write_text("\ufeff" + text, encoding="utf-8")
+    ps = load_prompts(tmp_path)
+    assert [t.name for t in ps.topics] == ["Graphs", "Sparsity"]
+    assert ps.system == "system" and not any("\ufeff" in t for t in (ps.topics_text, ps.criteria, ps.postfix))

@@ -87,7 +87,7 @@ def load_prompts(directory: str | Path | None = None) -> PromptSet:
     for key, name in FILES.items():
         f = d / name
         try:
-            texts[key] = f.read_text(encoding="utf-8")
+            texts[key] = f.read_text(encoding="utf-8-sig")    # a BOM (Notepad's UTF-8) is not text
         except FileNotFoundError:
             raise InputError(f"missing {name} (a prompt directory holds {', '.join(FILES.values())})",
                              where=str(f)) from None
