@@ -208,3 +208,28 @@ def test_a_prompt_set_saved_with_a_byte_order_mark_loses_nothing(tmp_path):
     ps = load_prompts(tmp_path)
     assert [t.name for t in ps.topics] == ["Graphs", "Sparsity"]
     assert ps.system == "system" and not any("\ufeff" in t for t in (ps.topics_text, ps.criteria, ps.postfix))
+
+
+def test_a_prompt_folder_that_is_not_one_or_holds_an_empty_file_is_one_clear_error(tmp_path):
+    for key, name in FILES.items():
+        (tmp_path / name).write_text({"topics": "1. Graphs\n"}.get(key, key), encoding="utf-8")
+    with pytest.raises(InputError, match="not a folder") as e:
+        load_prompts(tmp_path / FILES["system"])
+    assert e.value.where == str(tmp_path / FILES["system"])
+    with pytest.raises(InputError, match="prompt directory not found"):
+        load_prompts(tmp_path / "nope")
+    for key, name in FILES.items():
+        if key == "topics":
+            continue
+        (tmp_path / name).write_text(" \n\n", encoding="utf-8")
+        with pytest.raises(InputError, match="the file is empty") as e:
+            load_prompts(tmp_path)
+        assert e.value.where == str(tmp_path / name)
+        (tmp_path / name).unlink()
+        (tmp_path / name).mkdir()
+        with pytest.raises(InputError, match="is a folder, not a file") as e:
+            load_prompts(tmp_path)
+        assert e.value.where == str(tmp_path / name)
+        (tmp_path / name).rmdir()
+        (tmp_path / name).write_text(key, encoding="utf-8")
+    assert load_prompts(tmp_path).system == "system"
