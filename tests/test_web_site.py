@@ -9,7 +9,7 @@ from ranker.web.render import paper_file
 from ranker.web.site import build_site
 
 from conftest import ranker
-from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
+from webstore import DAY, EMBEDDER, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
 from webtools import browser, needs_browser
 
 
@@ -138,3 +138,41 @@ def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert page.evaluate("document.querySelectorAll('#results script, #results img').length") == 0
         assert errors == []
+
+
+def _broken_links(root):
+    """Relative href/src of every page whose file is not in the site, as (page, link)."""
+    import re
+    from urllib.parse import unquote, urlsplit
+    bad = []
+    for page in root.rglob("*.html"):
+        for link in re.findall(r'(?:href|src|action)="([^"#][^"]*)"', page.read_text(encoding="utf-8")):
+            if link.startswith(("https:", "http:", "data:")):
+                continue
+            if not (page.parent / unquote(urlsplit(link.replace("&amp;", "&")).path)).is_file():
+                bad.append((str(page.relative_to(root)), link))
+    return bad
+
+
+def test_similar_papers_link_only_to_pages_the_site_has(store_db, tmp_path):
+    # a paper the store holds with a vector but on no day (stored without a date) has no page of its own: a
+    # day paper's page must not list it among its similar papers, a link to nothing
+    import shutil
+
+    from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+    from ranker.records import Paper
+    db = tmp_path / "copy.sqlite3"
+    shutil.copy(store_db, db)
+    with Store(db) as s:
+        src = s.get_paper("2505.09572")
+        twins = [Paper(id=f"2401.0000{i}", title=src.title, abstract=src.abstract, authors=["A. Author"],
+                       categories=["cs.LG"], primary_category="cs.LG") for i in range(3)]
+        s.add_papers(twins)
+        key = embedder_key(EMBEDDER)
+        vec = s.get_vectors([src.id], key)[src.id]
+        s.put_embeddings([(p.id, text_hash(paper_text(p)), vec) for p in twins], key)
+        res = build_site(s, tmp_path / "site")
+    assert not any((tmp_path / "site" / "papers" / paper_file(p.id)).exists() for p in twins) and res.papers
+    assert _broken_links(tmp_path / "site") == []
+    html = (tmp_path / "site" / "papers" / paper_file(src.id)).read_text(encoding="utf-8")
+    assert "Similar papers" in html and "2401.0000" not in html

@@ -93,12 +93,19 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
                                    f"papers/{paper_file(row.paper.id)}", " ".join(row.paper.abstract.split())]
 
     if similar is None:
-        near = corpus_similar_many(store, sorted(index), views.SIMILAR_K)
+        # twice as many: room for the neighbours left out below
+        near = corpus_similar_many(store, sorted(index), 2 * views.SIMILAR_K)
 
         def similar(_store, pid, _k):
             return near.get(pid, [])
+    found = similar
+
+    def similar_in_site(st, pid, k):
+        """Only papers with a page here: the corpus index also holds papers on no day, which have none."""
+        return [(i, sim) for i, sim in found(st, pid, k) if i in index]
+
     for pid in sorted(index):
-        pp = views.paper_page(store, pid, similar=similar, with_labels=False)
+        pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False)
         if pp is not None:
             res.papers += 1
             w.write(f"papers/{paper_file(pid)}", render("paper.html", urls=SiteUrls(1), page=pp))
