@@ -176,3 +176,72 @@ def test_similar_papers_link_only_to_pages_the_site_has(store_db, tmp_path):
     assert _broken_links(tmp_path / "site") == []
     html = (tmp_path / "site" / "papers" / paper_file(src.id)).read_text(encoding="utf-8")
     assert "Similar papers" in html and "2401.0000" not in html
+
+
+def _reachable_broken(root):
+    """Links to missing files on the pages a visitor can reach from index.html (and the search index's papers)."""
+    import json
+    import re
+    from urllib.parse import unquote, urlsplit
+    seen, todo, bad = set(), [root / "index.html"], []
+    index = root / "static" / "search-index.js"
+    if index.is_file():
+        rows = json.loads(index.read_text(encoding="utf-8").split("=", 1)[1].strip().rstrip(";"))["papers"]
+        todo += [root / r[5] for r in rows]
+    while todo:
+        page = todo.pop()
+        if page in seen:
+            continue
+        seen.add(page)
+        if not page.is_file():
+            bad.append(str(page.relative_to(root)))
+            continue
+        if page.suffix != ".html":
+            continue
+        for link in re.findall(r'(?:href|src)="([^"#][^"]*)"', page.read_text(encoding="utf-8")):
+            if not link.startswith(("https:", "http:", "data:")):
+                todo.append((page.parent / unquote(urlsplit(link.replace("&amp;", "&")).path)).resolve())
+    return bad
+
+
+def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_path, monkeypatch):
+    # Ctrl-C, a full disk or an error halfway through a rebuild that adds a day: what a visitor can reach from
+    # index.html must still be whole (the new pages go in first, the pages that link to them after)
+    import os
+    import shutil
+    db, old, out = tmp_path / "s.sqlite3", tmp_path / "old", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    with Store(db) as s:
+        assert build_site(s, old).papers == 12
+    fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=12, hostile=False)
+    real = os.replace
+    stop_after, stopped = 0, True
+    while stopped:                       # stop the rebuild at its first rename, its second, ... until it ends
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(old, out)
+        calls = []
+
+        def failing(src, dst):
+            if len(calls) >= stop_after:
+                raise KeyboardInterrupt
+            calls.append(dst)
+            return real(src, dst)
+        monkeypatch.setattr(os, "replace", failing)
+        try:
+            with Store(db) as s:
+                res = build_site(s, out)
+            stopped = False
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.setattr(os, "replace", real)
+        assert _reachable_broken(out) == [], stop_after
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], stop_after
+        stop_after += 1
+    assert stop_after > 16 and {str(p.relative_to(out)) for p in calls} == set(res.written)
+    assert res.days == 2 and res.papers == 24 and _reachable_broken(out) == [] and _broken_links(out) == []
+    # a build killed outright (kill -9) leaves its temporary files: the next one removes them, never publishes them
+    left = out / "days" / f".{DAY}.html.0123abcd.tmp"
+    left.write_text("half a page")
+    with Store(db) as s:
+        build_site(s, out)
+    assert not left.exists() and (out / "days" / f"{DAY}.html").is_file()
