@@ -233,3 +233,13 @@ def test_a_prompt_folder_that_is_not_one_or_holds_an_empty_file_is_one_clear_err
         (tmp_path / name).rmdir()
         (tmp_path / name).write_text(key, encoding="utf-8")
     assert load_prompts(tmp_path).system == "system"
+
+
+def test_topics_after_the_keywords_block_are_topics_too():
+    # the LLM reads every topic of the file; the prefilter must rank for the same ones, wherever Keywords sits
+    text = ("1. Graphs\n   - Relevant: GNN theory\n\n**Keywords:**\n- Relevant: MoE, pruning\n"
+            "- Irrelevant: robotics\n\n2. Sparsity\n   - Relevant: pruning theory\n   - Irrelevant: hardware\n")
+    topics, keywords = parse_topics(text)
+    assert [(t.number, t.name, t.relevant, t.irrelevant) for t in topics] == [
+        (1, "Graphs", "GNN theory", ""), (2, "Sparsity", "pruning theory", "hardware")]
+    assert keywords.relevant == ["MoE", "pruning"] and keywords.irrelevant == ["robotics"]

@@ -130,7 +130,8 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
             in_keywords, current = True, None
             continue
         m = _TOPIC_RE.match(line)
-        if m and not in_keywords:
+        if m:                                    # a numbered line ends a Keywords block above it
+            in_keywords = False
             current = Topic(number=int(m.group(1)), name=(m.group(2) or "").strip("* "))
             topics.append(current)
             continue
