@@ -117,6 +117,12 @@ class ScoringSettings(_Section):
     # [scoring.<backend>] tables, by backend name: validated by that backend's Options model
     options: dict[str, dict[str, Any]] = {}
 
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, v: str | None) -> str | None:
+        # a folder written "~/my-prompts" in ranker.toml: no shell expands it there
+        return str(Path(v).expanduser()) if v else v
+
     @model_validator(mode="before")
     @classmethod
     def _backend_tables(cls, data: Any) -> Any:

@@ -198,3 +198,48 @@ def test_prose_is_left_alone(text):
 def test_the_sanitiser_change_gives_scores_a_new_prompt_hash():
     from ranker import prompts
     assert prompts.BUILDER_VERSION == "4"            # the text the model sees changed in version 4
+
+
+def test_a_prompt_set_saved_with_a_byte_order_mark_loses_nothing(tmp_path):
+    # Windows editors (Notepad) save UTF-8 with a BOM: the first topic must not vanish, nor the BOM reach the model
+    for key, name in FILES.items():
+        text = {"topics": "1. Graphs\n   - Relevant: GNN theory\n2. Sparsity\n"}.get(key, key)
+        (tmp_path / name).write_text("\ufeff" + text, encoding="utf-8")
+    ps = load_prompts(tmp_path)
+    assert [t.name for t in ps.topics] == ["Graphs", "Sparsity"]
+    assert ps.system == "system" and not any("\ufeff" in t for t in (ps.topics_text, ps.criteria, ps.postfix))
+
+
+def test_a_prompt_folder_that_is_not_one_or_holds_an_empty_file_is_one_clear_error(tmp_path):
+    for key, name in FILES.items():
+        (tmp_path / name).write_text({"topics": "1. Graphs\n"}.get(key, key), encoding="utf-8")
+    with pytest.raises(InputError, match="not a folder") as e:
+        load_prompts(tmp_path / FILES["system"])
+    assert e.value.where == str(tmp_path / FILES["system"])
+    with pytest.raises(InputError, match="prompt directory not found"):
+        load_prompts(tmp_path / "nope")
+    for key, name in FILES.items():
+        if key == "topics":
+            continue
+        (tmp_path / name).write_text(" \n\n", encoding="utf-8")
+        with pytest.raises(InputError, match="the file is empty") as e:
+            load_prompts(tmp_path)
+        assert e.value.where == str(tmp_path / name)
+        (tmp_path / name).unlink()
+        (tmp_path / name).mkdir()
+        with pytest.raises(InputError, match="is a folder, not a file") as e:
+            load_prompts(tmp_path)
+        assert e.value.where == str(tmp_path / name)
+        (tmp_path / name).rmdir()
+        (tmp_path / name).write_text(key, encoding="utf-8")
+    assert load_prompts(tmp_path).system == "system"
+
+
+def test_topics_after_the_keywords_block_are_topics_too():
+    # the LLM reads every topic of the file; the prefilter must rank for the same ones, wherever Keywords sits
+    text = ("1. Graphs\n   - Relevant: GNN theory\n\n**Keywords:**\n- Relevant: MoE, pruning\n"
+            "- Irrelevant: robotics\n\n2. Sparsity\n   - Relevant: pruning theory\n   - Irrelevant: hardware\n")
+    topics, keywords = parse_topics(text)
+    assert [(t.number, t.name, t.relevant, t.irrelevant) for t in topics] == [
+        (1, "Graphs", "GNN theory", ""), (2, "Sparsity", "pruning theory", "hardware")]
+    assert keywords.relevant == ["MoE", "pruning"] and keywords.irrelevant == ["robotics"]

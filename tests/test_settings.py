@@ -168,3 +168,19 @@ def test_cli_words_a_backend_option_by_its_flag(tmp_path):
     r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--config", f)
     assert r.returncode == 1 and r.stderr.startswith(f"error: {f}:2: scoring.fake.flaky: ")
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_a_prompt_folder_under_the_home_folder_is_found(tmp_path, monkeypatch):
+    # no shell expands "~" in ranker.toml: the settings do, so the prompts and the authors.txt beside them load
+    monkeypatch.setenv("HOME", str(tmp_path))
+    from ranker.prompts import DEFAULT_DIR, load_prompts
+    from ranker.prefilter.rules import load_rules
+    mine = tmp_path / "my-prompts"
+    mine.mkdir()
+    for f in DEFAULT_DIR.iterdir():
+        (mine / f.name).write_bytes(f.read_bytes())
+    (mine / "authors.txt").write_text("Jane Doe\n")
+    s = resolve(toml(tmp_path, "[scoring]\nprompts = '~/my-prompts'\n"), env={})
+    assert s.scoring.prompts == str(mine)
+    assert load_prompts(s.scoring.prompts).source == str(mine)
+    assert load_rules(s.scoring.prompts).pins

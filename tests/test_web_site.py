@@ -9,7 +9,7 @@ from ranker.web.render import paper_file
 from ranker.web.site import build_site
 
 from conftest import ranker
-from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
+from webstore import DAY, EMBEDDER, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
 from webtools import browser, needs_browser
 
 
@@ -138,3 +138,110 @@ def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert page.evaluate("document.querySelectorAll('#results script, #results img').length") == 0
         assert errors == []
+
+
+def _broken_links(root):
+    """Relative href/src of every page whose file is not in the site, as (page, link)."""
+    import re
+    from urllib.parse import unquote, urlsplit
+    bad = []
+    for page in root.rglob("*.html"):
+        for link in re.findall(r'(?:href|src|action)="([^"#][^"]*)"', page.read_text(encoding="utf-8")):
+            if link.startswith(("https:", "http:", "data:")):
+                continue
+            if not (page.parent / unquote(urlsplit(link.replace("&amp;", "&")).path)).is_file():
+                bad.append((str(page.relative_to(root)), link))
+    return bad
+
+
+def test_similar_papers_link_only_to_pages_the_site_has(store_db, tmp_path):
+    # a paper the store holds with a vector but on no day (stored without a date) has no page of its own: a
+    # day paper's page must not list it among its similar papers, a link to nothing
+    import shutil
+
+    from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+    from ranker.records import Paper
+    db = tmp_path / "copy.sqlite3"
+    shutil.copy(store_db, db)
+    with Store(db) as s:
+        src = s.get_paper("2505.09572")
+        twins = [Paper(id=f"2401.0000{i}", title=src.title, abstract=src.abstract, authors=["A. Author"],
+                       categories=["cs.LG"], primary_category="cs.LG") for i in range(3)]
+        s.add_papers(twins)
+        key = embedder_key(EMBEDDER)
+        vec = s.get_vectors([src.id], key)[src.id]
+        s.put_embeddings([(p.id, text_hash(paper_text(p)), vec) for p in twins], key)
+        res = build_site(s, tmp_path / "site")
+    assert not any((tmp_path / "site" / "papers" / paper_file(p.id)).exists() for p in twins) and res.papers
+    assert _broken_links(tmp_path / "site") == []
+    html = (tmp_path / "site" / "papers" / paper_file(src.id)).read_text(encoding="utf-8")
+    assert "Similar papers" in html and "2401.0000" not in html
+
+
+def _reachable_broken(root):
+    """Links to missing files on the pages a visitor can reach from index.html (and the search index's papers)."""
+    import json
+    import re
+    from urllib.parse import unquote, urlsplit
+    seen, todo, bad = set(), [root / "index.html"], []
+    index = root / "static" / "search-index.js"
+    if index.is_file():
+        rows = json.loads(index.read_text(encoding="utf-8").split("=", 1)[1].strip().rstrip(";"))["papers"]
+        todo += [root / r[5] for r in rows]
+    while todo:
+        page = todo.pop()
+        if page in seen:
+            continue
+        seen.add(page)
+        if not page.is_file():
+            bad.append(str(page.relative_to(root)))
+            continue
+        if page.suffix != ".html":
+            continue
+        for link in re.findall(r'(?:href|src)="([^"#][^"]*)"', page.read_text(encoding="utf-8")):
+            if not link.startswith(("https:", "http:", "data:")):
+                todo.append((page.parent / unquote(urlsplit(link.replace("&amp;", "&")).path)).resolve())
+    return bad
+
+
+def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_path, monkeypatch):
+    # Ctrl-C, a full disk or an error halfway through a rebuild that adds a day: what a visitor can reach from
+    # index.html must still be whole (the new pages go in first, the pages that link to them after)
+    import os
+    import shutil
+    db, old, out = tmp_path / "s.sqlite3", tmp_path / "old", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    with Store(db) as s:
+        assert build_site(s, old).papers == 12
+    fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=12, hostile=False)
+    real = os.replace
+    stop_after, stopped = 0, True
+    while stopped:                       # stop the rebuild at its first rename, its second, ... until it ends
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(old, out)
+        calls = []
+
+        def failing(src, dst):
+            if len(calls) >= stop_after:
+                raise KeyboardInterrupt
+            calls.append(dst)
+            return real(src, dst)
+        monkeypatch.setattr(os, "replace", failing)
+        try:
+            with Store(db) as s:
+                res = build_site(s, out)
+            stopped = False
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.setattr(os, "replace", real)
+        assert _reachable_broken(out) == [], stop_after
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], stop_after
+        stop_after += 1
+    assert stop_after > 16 and {str(p.relative_to(out)) for p in calls} == set(res.written)
+    assert res.days == 2 and res.papers == 24 and _reachable_broken(out) == [] and _broken_links(out) == []
+    # a build killed outright (kill -9) leaves its temporary files: the next one removes them, never publishes them
+    left = out / "days" / f".{DAY}.html.0123abcd.tmp"
+    left.write_text("half a page")
+    with Store(db) as s:
+        build_site(s, out)
+    assert not left.exists() and (out / "days" / f"{DAY}.html").is_file()

@@ -82,17 +82,24 @@ def load_prompts(directory: str | Path | None = None) -> PromptSet:
     """Load a prompt directory (None = the bundled default, the seed's prompt)."""
     d = Path(directory) if directory else DEFAULT_DIR
     if not d.is_dir():
-        raise InputError("prompt directory not found", where=str(d))
+        raise InputError("not a folder (a prompt directory holds the prompt's files)" if d.exists()
+                         else "prompt directory not found", where=str(d))
     texts = {}
     for key, name in FILES.items():
         f = d / name
         try:
-            texts[key] = f.read_text(encoding="utf-8")
+            texts[key] = f.read_text(encoding="utf-8-sig")    # a BOM (Notepad's UTF-8) is not text
         except FileNotFoundError:
             raise InputError(f"missing {name} (a prompt directory holds {', '.join(FILES.values())})",
                              where=str(f)) from None
+        except IsADirectoryError:
+            raise InputError("is a folder, not a file", where=str(f)) from None
         except UnicodeDecodeError as e:
             raise InputError(f"not UTF-8 text (byte {e.start})", where=str(f)) from None
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror or e}", where=str(f)) from None
+        if key != "topics" and not texts[key].strip():     # the topics file says more about its own emptiness
+            raise InputError("the file is empty: the model would be asked without it", where=str(f))
     topics, keywords = parse_topics(texts["topics"], where=str(d / FILES["topics"]))
     return PromptSet(system=texts["system"].strip(), topics_text=texts["topics"].strip(),
                      criteria=texts["criteria"].strip(), postfix=texts["postfix"].strip(),
@@ -123,7 +130,8 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
             in_keywords, current = True, None
             continue
         m = _TOPIC_RE.match(line)
-        if m and not in_keywords:
+        if m:                                    # a numbered line ends a Keywords block above it
+            in_keywords = False
             current = Topic(number=int(m.group(1)), name=(m.group(2) or "").strip("* "))
             topics.append(current)
             continue
