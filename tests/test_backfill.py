@@ -241,6 +241,38 @@ def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeyp
         assert {x.date for x in near.neighbours} == {"2025-05-15"}
 
 
+def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_again(tmp_path, monkeypatch):
+    """Stopped after two of five days were ranked: the rerun ranks the other three from the spill, embedding
+    nothing again (the days already written change which papers are read, so batches no longer line up)."""
+    from ranker.backfill import local
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encoded = []
+    encode = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.extend(texts) or encode(self, texts))
+    ranked_days = []
+    real = local.prefilter_day
+
+    def stop_on_the_third(t, *a, **k):
+        if len(ranked_days) == 2:
+            raise KeyboardInterrupt
+        ranked_days.append(t.column("date")[0].as_py())
+        return real(t, *a, **k)
+    monkeypatch.setattr(local, "prefilter_day", stop_on_the_third)
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"          # the store caches the query vectors
+    spec = BackfillSpec(source=DAYS, out=out, embed=True, embed_batch=64)
+    with Store(db) as store, pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings(), store=store)
+    assert encoded
+    monkeypatch.setattr(local, "prefilter_day", real)
+    encoded.clear()
+    with Store(db) as store:
+        res = run_backfill(spec, backfill_settings(), store=store)
+    assert encoded == [] and res.run["phases"]["rank"]["days_already_complete"] == 2
+    r = backfill_table(out, "ranked")
+    assert sorted(r.column("id").to_pylist()) == ALL_IDS and len(set(r.column("date").to_pylist())) == 5
+
+
 # --------------------------------------------------------------------------- errors
 def test_settings_are_pinned_per_output_folder(tmp_path):
     out = tmp_path / "bf"
