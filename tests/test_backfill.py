@@ -293,6 +293,31 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
     assert e.value.key == "scoring.novelty_context" and not (tmp_path / "y").exists()
 
 
+def test_settings_are_pinned_only_once_something_is_ranked(tmp_path, monkeypatch):
+    """A first run that ranked nothing (its embedder failed to load; a category the source lacks) pins
+    nothing: the next run with other settings is not refused, and ranks what the first did not."""
+    from ranker.errors import ModelError
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encode = Embedder.encode
+
+    def broken(self, texts):
+        raise ModelError("no such model", where="nosuchmodel")
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
+    monkeypatch.setattr(Embedder, "encode", broken)
+    with pytest.raises(ModelError):
+        run_backfill(spec, backfill_settings(keep=0.5))
+    monkeypatch.setattr(Embedder, "encode", encode)
+    res = run_backfill(spec, backfill_settings(keep=0.3))
+    assert res.run["status"] == "ok" and res.summary["ranked"]["kept"] == round(0.3 * 192)
+    other = tmp_path / "bf2"
+    day = BackfillSpec(source=DAYS / "2025-05-15", out=other, score=True)
+    assert run_backfill(day, backfill_settings(category="q-bio.XX")).summary["ranked"]["rows"] == 0
+    res = run_backfill(day, backfill_settings())
+    assert res.summary["ranked"]["rows"] == 192 and res.summary["scores"]
+
+
 def test_the_keep_rule_is_pinned_as_it_applies(tmp_path, monkeypatch):
     """The folder pins the rule the days were kept by, defaults filled in: a resume that would keep by
     another rule (a recall given or dropped) is refused, the same rule spelt out is not."""
