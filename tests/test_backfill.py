@@ -205,6 +205,30 @@ def test_import_twice_equals_once(tmp_path):
         assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
 
 
+def test_import_keeps_a_score_stored_after_the_backfill_scored_the_paper(tmp_path):
+    """A paper the database holds a later score of (under the same model and prompt) keeps it: importing an
+    older backfill does not put back what it scored; a stored score older than the backfill's is replaced."""
+    from ranker.records import Score
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True), backfill_settings())
+    s = backfill_table(out, "scores")
+    (a, b), phash = s.column("id").to_pylist()[:2], s.column("prompt_hash")[0].as_py()
+    with Store(db) as store:
+        store.put_scores([Score(a, 1, 1, "scored after the backfill")], "fake:m", phash)
+        store.put_scores([Score(b, 1, 1, "scored before the backfill")], "fake:m", phash)
+        store.conn.execute("UPDATE scores SET created_at = 1 WHERE paper_id = ?", (b,))
+        store.conn.commit()
+        res = import_backfill(out, store)
+        got = store.get_scores([a, b], "fake:m", phash)
+    assert got[a].comment == "scored after the backfill"
+    assert (got[b].relevance, got[b].novelty) == fake_scores(b)
+    assert res.scores_new == s.num_rows - 1 and res.scores_newer_kept == 1
+    once = store_tables(db)
+    with Store(db) as store:
+        again = import_backfill(out, store)
+    assert store_tables(db) == once and again.scores_new == 0 and again.scores_newer_kept == 1
+
+
 def hashed_embedder(monkeypatch) -> None:
     """The embedder's encode replaced by a stand-in seeded by each text's hash (orchestration tests: no model)."""
     import hashlib
