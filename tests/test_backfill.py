@@ -179,6 +179,8 @@ def test_ctrl_c_mid_scoring_keeps_the_answers_in_hand_and_the_rerun_resumes_afte
     with pytest.raises(KeyboardInterrupt):
         run_backfill(spec, backfill_settings("interrupt_after=3", batch_size=50))
     assert backfill_table(out, "scores").num_rows == 150
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run          # not a failure with an empty error
     res = run_backfill(spec, backfill_settings(batch_size=50))
     assert res.run["phases"]["score"]["to_do"] == len(ALL_IDS) - 150
     assert sorted(backfill_table(out, "scores").column("id").to_pylist()) == ALL_IDS     # each exactly once

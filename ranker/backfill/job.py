@@ -197,6 +197,9 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             if spec.score:
                 run["phases"]["score"] = _score(job, eng)
             run["status"] = "ok"
+        except KeyboardInterrupt:
+            run["status"] = "interrupted"
+            raise
         except BaseException as e:
             run["status"] = "failed"
             run["error"] = str(e) if isinstance(e, RankerError) else f"{type(e).__name__}: {e}"
