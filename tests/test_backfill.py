@@ -379,6 +379,21 @@ def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monke
     assert p.stderr.strip().count("\n") == 0 and "pip install 'ranker[ray]'" in p.stderr, p.stderr
 
 
+def test_a_scoring_engine_wider_than_the_ray_cluster_is_refused_not_waited_for(tmp_path, monkeypatch):
+    """tensor_parallel_size 2 on a one-GPU cluster: Ray would wait forever for an actor it cannot place (its
+    wait for actors has no limit); the engine says so before building the pipeline. No Ray instance is started."""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ranker.backfill.ray_engine import RayEngine
+    eng = RayEngine(sample_memory=False)
+    monkeypatch.setattr(eng, "_connect", lambda: None)
+    monkeypatch.setattr(eng, "_resources", lambda: (16.0, 1.0))
+    job = type("Job", (), {"spec": BackfillSpec(DAYS, tmp_path), "settings": backfill_settings(
+        "tensor_parallel_size=2", backend="vllm", model="m")})()
+    with pytest.raises(ConfigError) as e:
+        eng.score(job, shards.ScoreTodo([], None))
+    assert e.value.key == "scoring.vllm.tensor_parallel_size" and "2 GPUs" in e.value.message
+
+
 def test_cli_backfill_and_import(tmp_path):
     out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
     p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
