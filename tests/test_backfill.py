@@ -58,6 +58,28 @@ def test_filters_window_categories_and_done_days(tmp_path):
     assert first not in {p.date for p in read_split(split, Filters(skip_days=frozenset({first})))}
 
 
+def test_dedupe_keeps_the_first_row_of_every_key():
+    import pyarrow as pa
+    t = pa.table({"id": ["a", "a", "b", "c", "c", "d"], "v": [1, 2, 3, 4, 5, 6]})
+    assert shards.dedupe(t, ["id"]).to_pydict() == {"id": ["a", "b", "c", "d"], "v": [1, 3, 4, 6]}
+    assert shards.dedupe(t, ["id"], [("v", "descending")]).to_pydict() == {"id": ["d", "c", "b", "a"],
+                                                                          "v": [6, 5, 3, 2]}
+
+
+def test_a_paper_in_two_files_of_a_folder_is_scored(tmp_path):
+    """The same day's papers in two files of the source folder (two ranked rows each): every paper is
+    scored, none counted as done before it was, and the summary counts each row once."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", src / name)
+    res = run_backfill(BackfillSpec(source=src, out=tmp_path / "bf", score=True), backfill_settings())
+    ids = backfill_table(tmp_path / "bf", "scores").column("id").to_pylist()
+    assert len(set(ids)) == 192 and res.run["phases"]["score"]["already_done"] == 0
+    assert res.summary["ranked"]["rows"] == 192
+    assert res.summary["scores"][f"fake:m|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
+
+
 # --------------------------------------------------------------------------- the per-day prefilter
 def test_the_per_day_prefilter_is_the_daily_prefilter(tmp_path):
     """prefilter_day on one day's vectors keeps exactly what `ranker prefilter` (rank_papers) keeps with the
