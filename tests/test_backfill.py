@@ -66,17 +66,18 @@ def test_dedupe_keeps_the_first_row_of_every_key():
                                                                           "v": [6, 5, 3, 2]}
 
 
-def test_a_paper_in_two_files_of_a_folder_is_scored(tmp_path):
+def test_a_paper_in_two_files_of_a_folder_is_scored_once(tmp_path):
     """The same day's papers in two files of the source folder (two ranked rows each): every paper is
-    scored, none counted as done before it was, and the summary counts each row once."""
+    scored once (by the local engine), none counted as done before it was, and the summary counts each row
+    once."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("a.jsonl", "b.jsonl"):
         shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", src / name)
     res = run_backfill(BackfillSpec(source=src, out=tmp_path / "bf", score=True), backfill_settings())
     ids = backfill_table(tmp_path / "bf", "scores").column("id").to_pylist()
-    assert len(set(ids)) == 192 and res.run["phases"]["score"]["already_done"] == 0
-    assert res.summary["ranked"]["rows"] == 192
+    assert len(ids) == len(set(ids)) == 192 and res.run["phases"]["score"]["already_done"] == 0
+    assert res.summary["ranked"]["rows"] == 192 and res.run["phases"]["score"]["engine"]["requests"] == 192
     assert res.summary["scores"][f"fake:m|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
 
 
