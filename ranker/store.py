@@ -691,14 +691,23 @@ class Store:
                                   completion_tokens=r[7] or 0, cached_prompt_tokens=r[8] or 0)
         return out
 
+    def score_times(self, ids: Iterable[str], model: str, prompt_hash: str) -> dict[str, float]:
+        """When each stored score among `ids` of this model and prompt was made."""
+        return {r[0]: r[1] for r in self._rows_for_ids(
+            "SELECT paper_id, created_at FROM scores WHERE model=? AND prompt_hash=? AND paper_id IN (%s)", ids,
+            model, prompt_hash)}
+
     def put_score(self, score: Score, model: str, prompt_hash: str, run_id: int | None = None) -> None:
         self.put_scores([score], model, prompt_hash, run_id)
 
-    def put_scores(self, scores: Iterable[Score], model: str, prompt_hash: str, run_id: int | None = None) -> int:
+    def put_scores(self, scores: Iterable[Score], model: str, prompt_hash: str, run_id: int | None = None, *,
+                   scored_at: dict[str, float] | None = None) -> int:
         """Store many scores of one model and prompt in one transaction (each replaces the paper's earlier
-        score and failure under that key). Returns how many were written."""
+        score and failure under that key). `scored_at`: when a score was made (paper id -> time), for scores
+        made before they are stored; default now. Returns how many were written."""
         n = 0
         now = time.time()
+        scored_at = scored_at or {}
         with self.transaction() as c:
             for score in scores:
                 c.execute("INSERT OR REPLACE INTO scores (paper_id, model, prompt_hash, relevance, novelty, "
@@ -707,7 +716,8 @@ class Store:
                           (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty,
                            clean_text(score.comment),
                            score.expected_relevance, score.expected_novelty, score.prompt_tokens,
-                           score.completion_tokens, run_id, now, score.cached_prompt_tokens))
+                           score.completion_tokens, run_id, scored_at.get(score.arxiv_id, now),
+                           score.cached_prompt_tokens))
                 c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
                           (score.arxiv_id, model, prompt_hash))
                 n += 1

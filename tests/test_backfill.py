@@ -58,6 +58,29 @@ def test_filters_window_categories_and_done_days(tmp_path):
     assert first not in {p.date for p in read_split(split, Filters(skip_days=frozenset({first})))}
 
 
+def test_dedupe_keeps_the_first_row_of_every_key():
+    import pyarrow as pa
+    t = pa.table({"id": ["a", "a", "b", "c", "c", "d"], "v": [1, 2, 3, 4, 5, 6]})
+    assert shards.dedupe(t, ["id"]).to_pydict() == {"id": ["a", "b", "c", "d"], "v": [1, 3, 4, 6]}
+    assert shards.dedupe(t, ["id"], [("v", "descending")]).to_pydict() == {"id": ["d", "c", "b", "a"],
+                                                                          "v": [6, 5, 3, 2]}
+
+
+def test_a_paper_in_two_files_of_a_folder_is_scored_once(tmp_path):
+    """The same day's papers in two files of the source folder (two ranked rows each): every paper is
+    scored once (by the local engine), none counted as done before it was, and the summary counts each row
+    once."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", src / name)
+    res = run_backfill(BackfillSpec(source=src, out=tmp_path / "bf", score=True), backfill_settings())
+    ids = backfill_table(tmp_path / "bf", "scores").column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 192 and res.run["phases"]["score"]["already_done"] == 0
+    assert res.summary["ranked"]["rows"] == 192 and res.run["phases"]["score"]["engine"]["requests"] == 192
+    assert res.summary["scores"][f"fake:m|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
+
+
 # --------------------------------------------------------------------------- the per-day prefilter
 def test_the_per_day_prefilter_is_the_daily_prefilter(tmp_path):
     """prefilter_day on one day's vectors keeps exactly what `ranker prefilter` (rank_papers) keeps with the
@@ -179,6 +202,8 @@ def test_ctrl_c_mid_scoring_keeps_the_answers_in_hand_and_the_rerun_resumes_afte
     with pytest.raises(KeyboardInterrupt):
         run_backfill(spec, backfill_settings("interrupt_after=3", batch_size=50))
     assert backfill_table(out, "scores").num_rows == 150
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run          # not a failure with an empty error
     res = run_backfill(spec, backfill_settings(batch_size=50))
     assert res.run["phases"]["score"]["to_do"] == len(ALL_IDS) - 150
     assert sorted(backfill_table(out, "scores").column("id").to_pylist()) == ALL_IDS     # each exactly once
@@ -203,6 +228,30 @@ def test_import_twice_equals_once(tmp_path):
         assert [(got[i].relevance, got[i].novelty) for i in ALL_IDS[1:4]] == [fake_scores(i) for i in ALL_IDS[1:4]]
         assert store.get_paper(ALL_IDS[5]).title
         assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
+
+
+def test_import_keeps_a_score_stored_after_the_backfill_scored_the_paper(tmp_path):
+    """A paper the database holds a later score of (under the same model and prompt) keeps it: importing an
+    older backfill does not put back what it scored; a stored score older than the backfill's is replaced."""
+    from ranker.records import Score
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True), backfill_settings())
+    s = backfill_table(out, "scores")
+    (a, b), phash = s.column("id").to_pylist()[:2], s.column("prompt_hash")[0].as_py()
+    with Store(db) as store:
+        store.put_scores([Score(a, 1, 1, "scored after the backfill")], "fake:m", phash)
+        store.put_scores([Score(b, 1, 1, "scored before the backfill")], "fake:m", phash)
+        store.conn.execute("UPDATE scores SET created_at = 1 WHERE paper_id = ?", (b,))
+        store.conn.commit()
+        res = import_backfill(out, store)
+        got = store.get_scores([a, b], "fake:m", phash)
+    assert got[a].comment == "scored after the backfill"
+    assert (got[b].relevance, got[b].novelty) == fake_scores(b)
+    assert res.scores_new == s.num_rows - 1 and res.scores_newer_kept == 1
+    once = store_tables(db)
+    with Store(db) as store:
+        again = import_backfill(out, store)
+    assert store_tables(db) == once and again.scores_new == 0 and again.scores_newer_kept == 1
 
 
 def hashed_embedder(monkeypatch) -> None:
@@ -241,6 +290,38 @@ def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeyp
         assert {x.date for x in near.neighbours} == {"2025-05-15"}
 
 
+def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_again(tmp_path, monkeypatch):
+    """Stopped after two of five days were ranked: the rerun ranks the other three from the spill, embedding
+    nothing again (the days already written change which papers are read, so batches no longer line up)."""
+    from ranker.backfill import local
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encoded = []
+    encode = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.extend(texts) or encode(self, texts))
+    ranked_days = []
+    real = local.prefilter_day
+
+    def stop_on_the_third(t, *a, **k):
+        if len(ranked_days) == 2:
+            raise KeyboardInterrupt
+        ranked_days.append(t.column("date")[0].as_py())
+        return real(t, *a, **k)
+    monkeypatch.setattr(local, "prefilter_day", stop_on_the_third)
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"          # the store caches the query vectors
+    spec = BackfillSpec(source=DAYS, out=out, embed=True, embed_batch=64)
+    with Store(db) as store, pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings(), store=store)
+    assert encoded
+    monkeypatch.setattr(local, "prefilter_day", real)
+    encoded.clear()
+    with Store(db) as store:
+        res = run_backfill(spec, backfill_settings(), store=store)
+    assert encoded == [] and res.run["phases"]["rank"]["days_already_complete"] == 2
+    r = backfill_table(out, "ranked")
+    assert sorted(r.column("id").to_pylist()) == ALL_IDS and len(set(r.column("date").to_pylist())) == 5
+
+
 # --------------------------------------------------------------------------- errors
 def test_settings_are_pinned_per_output_folder(tmp_path):
     out = tmp_path / "bf"
@@ -259,6 +340,31 @@ def test_settings_are_pinned_per_output_folder(tmp_path):
     with pytest.raises(ConfigError) as e:                     # no corpus index inside a backfill: refused first
         run_backfill(BackfillSpec(source=DAYS, out=tmp_path / "y", score=True), backfill_settings(novelty_context=3))
     assert e.value.key == "scoring.novelty_context" and not (tmp_path / "y").exists()
+
+
+def test_settings_are_pinned_only_once_something_is_ranked(tmp_path, monkeypatch):
+    """A first run that ranked nothing (its embedder failed to load; a category the source lacks) pins
+    nothing: the next run with other settings is not refused, and ranks what the first did not."""
+    from ranker.errors import ModelError
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encode = Embedder.encode
+
+    def broken(self, texts):
+        raise ModelError("no such model", where="nosuchmodel")
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
+    monkeypatch.setattr(Embedder, "encode", broken)
+    with pytest.raises(ModelError):
+        run_backfill(spec, backfill_settings(keep=0.5))
+    monkeypatch.setattr(Embedder, "encode", encode)
+    res = run_backfill(spec, backfill_settings(keep=0.3))
+    assert res.run["status"] == "ok" and res.summary["ranked"]["kept"] == round(0.3 * 192)
+    other = tmp_path / "bf2"
+    day = BackfillSpec(source=DAYS / "2025-05-15", out=other, score=True)
+    assert run_backfill(day, backfill_settings(category="q-bio.XX")).summary["ranked"]["rows"] == 0
+    res = run_backfill(day, backfill_settings())
+    assert res.summary["ranked"]["rows"] == 192 and res.summary["scores"]
 
 
 def test_the_keep_rule_is_pinned_as_it_applies(tmp_path, monkeypatch):
@@ -294,6 +400,21 @@ def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monke
                "ray", env={"PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])})
     assert p.returncode == 1
     assert p.stderr.strip().count("\n") == 0 and "pip install 'ranker[ray]'" in p.stderr, p.stderr
+
+
+def test_a_scoring_engine_wider_than_the_ray_cluster_is_refused_not_waited_for(tmp_path, monkeypatch):
+    """tensor_parallel_size 2 on a one-GPU cluster: Ray would wait forever for an actor it cannot place (its
+    wait for actors has no limit); the engine says so before building the pipeline. No Ray instance is started."""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ranker.backfill.ray_engine import RayEngine
+    eng = RayEngine(sample_memory=False)
+    monkeypatch.setattr(eng, "_connect", lambda: None)
+    monkeypatch.setattr(eng, "_resources", lambda: (16.0, 1.0))
+    job = type("Job", (), {"spec": BackfillSpec(DAYS, tmp_path), "settings": backfill_settings(
+        "tensor_parallel_size=2", backend="vllm", model="m")})()
+    with pytest.raises(ConfigError) as e:
+        eng.score(job, shards.ScoreTodo([], None))
+    assert e.value.key == "scoring.vllm.tensor_parallel_size" and "2 GPUs" in e.value.message
 
 
 def test_cli_backfill_and_import(tmp_path):

@@ -3,7 +3,8 @@
 Ranked rows become papers (with the day they were listed on) and embeddings (under the backfill's embedder
 key and text hash: the same cache `ranker prefilter` reads); score rows become scores and failures under
 their (model, prompt hash). Every write is keyed, and a score already stored with the same values is left
-alone, so importing twice leaves the database exactly as importing once. When the folder was embedded, the
+alone, so importing twice leaves the database exactly as importing once. A stored score made after the
+backfill's (a later run, a newer backfill) is kept; an imported score keeps the time the backfill made it. When the folder was embedded, the
 corpus index of its embedder (ranker.index) is then brought up to the store's vectors, incrementally.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ImportResult:
     embeddings: int = 0
     scores_new: int = 0
     scores_unchanged: int = 0
+    scores_newer_kept: int = 0                   # the store's score was made after the backfill's: kept
     failures: int = 0
     shards: int = 0
     keys: list = field(default_factory=list)     # (model, prompt_hash) seen
@@ -97,9 +99,10 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
         if (model, phash) not in res.keys:
             res.keys.append((model, phash))
         have = store.get_scores([r["id"] for r in group], model, phash)
+        stored_at = store.score_times(have, model, phash)
         failed = {f.arxiv_id: f.reason for f in store.get_failures(model, phash)} \
             if any(r["status"] == "failed" for r in group) else {}
-        new = []
+        new, scored_at = [], {}
         for r in group:
             if r["status"] == "scored":
                 s = Score(arxiv_id=r["id"], relevance=r["RELEVANCE"], novelty=r["NOVELTY"], comment=r["COMMENT"] or "",
@@ -107,10 +110,14 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
                           prompt_tokens=r["prompt_tokens"] or 0, completion_tokens=r["completion_tokens"] or 0)
                 if r["id"] in have and _same(have[r["id"]], s):
                     res.scores_unchanged += 1
+                elif r["id"] in have and stored_at[r["id"]] >= (r["written_at"] or 0.0):
+                    res.scores_newer_kept += 1
                 else:
                     new.append(s)
+                    if r["written_at"]:
+                        scored_at[r["id"]] = r["written_at"]
             elif r["status"] == "failed" and r["id"] not in have:
                 if failed.get(r["id"]) != (r["error"] or ""):
                     store.put_failure(Failure(r["id"], r["error"] or "", ""), model, phash, run_id)
                 res.failures += 1
-        res.scores_new += store.put_scores(new, model, phash, run_id)
+        res.scores_new += store.put_scores(new, model, phash, run_id, scored_at=scored_at)

@@ -178,6 +178,10 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
 
     with mf.locked(out):
         m = mf.load(out)
+        if m.get("pinned") != pins and not shards.shard_files(out / shards.RANKED_DIR):
+            # nothing was ranked under the pinned settings (an earlier run failed first, or read no papers):
+            # they bind nothing yet, and neither does a source that run read
+            m["pinned"], m["ranked_sources"] = None, []
         mf.check_pins(m, pins, out)
         m["pinned"] = pins
         mf.save(out, m)
@@ -193,6 +197,9 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             if spec.score:
                 run["phases"]["score"] = _score(job, eng)
             run["status"] = "ok"
+        except KeyboardInterrupt:
+            run["status"] = "interrupted"
+            raise
         except BaseException as e:
             run["status"] = "failed"
             run["error"] = str(e) if isinstance(e, RankerError) else f"{type(e).__name__}: {e}"

@@ -2,8 +2,8 @@
 
 Ranking streams the source in batches; with the prefilter, each embedded batch is spilled to
 OUT/_work/embedded/date=<day>/ (so memory holds one batch, then one day), then every day is ranked whole and
-written to OUT/ranked/. A batch whose spill is on disk is not embedded again by a rerun of an interrupted
-run with the same source and settings. Scoring reads the ranked shards that hold work and writes score
+written to OUT/ranked/. A paper whose spill is on disk is not read or embedded again by a rerun of an
+interrupted run with the same source and settings, wherever it stopped. Scoring reads the ranked shards that hold work and writes score
 shards of `shard_rows` rows as it goes.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 import shutil
 
 from . import shards
-from .plan import chunks, read_source
+from .plan import Filters, chunks, read_source
 from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
 
 
@@ -26,10 +26,10 @@ class LocalEngine:
     def rank(self, job) -> dict:
         from ..sources import ReadReport
         report = ReadReport(source=str(job.spec.source))
-        papers = read_source(job.source.splits, job.filters, report)
         ranked_root = job.out / shards.RANKED_DIR
         written = []
         if job.plan is None:
+            papers = read_source(job.source.splits, job.filters, report)
             n = 0
             for batch in chunks(papers, job.spec.shard_rows):
                 written += shards.write_partitioned(unranked(shards.papers_table(batch)), ranked_root, "ranked")
@@ -38,20 +38,21 @@ class LocalEngine:
             return {"read": n, "filtered": report.filtered, "shards": len(written),
                     "rows_written": sum(r for _, r in written)}
 
+        # what a stopped run spilled is not read again (as in the Ray engine): the days it ranked since are
+        # skipped now, so the papers left would not fall into the same batches
         work = job.embedded_dir()
+        spilled = shards.pairs_in(shards.shard_files(work))
+        filters = Filters(**{**job.filters.__dict__, "skip_pairs": job.filters.skip_pairs | spilled})
+        papers = read_source(job.source.splits, filters, report)
         stage = EmbedStage(job.settings, device=job.spec.device)
-        days: set[str] = set()
+        days = {k.rsplit("|", 1)[1] for k in spilled} - job.filters.skip_days
         n = embedded = 0
         for batch in chunks(papers, job.spec.embed_batch):
             t = shards.papers_table(batch)
             days.update(t.column("date").to_pylist())
             n += len(batch)
-            marker = work / "batches" / (shards.shard_name("batch", t.column("id").to_pylist()) + ".done")
-            if not marker.exists():
-                shards.write_partitioned(stage(t), work, "emb")
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-                embedded += len(batch)
+            shards.write_partitioned(stage(t), work, "emb")
+            embedded += len(batch)
             self.progress("embedding", n, None)
         for i, day in enumerate(sorted(days)):
             t = shards.read_table(shards.shard_files(work, day, day), shards.RANKED)
@@ -60,7 +61,8 @@ class LocalEngine:
             shutil.rmtree(work / f"date={day}", ignore_errors=True)
             self.progress("ranking days", i + 1, len(days))
         shutil.rmtree(work, ignore_errors=True)
-        return {"read": n, "filtered": report.filtered, "embedded": embedded, "days": len(days),
+        return {"read": n, "filtered": report.filtered, "embedded": embedded, "already_embedded": len(spilled),
+                "days": len(days),
                 "shards": len(written), "rows_written": sum(r for _, r in written),
                 "model_load_seconds": round(stage.embedder.load_seconds, 2)}
 
@@ -71,9 +73,14 @@ class LocalEngine:
         prefix = job.score_prefix
         batch = job.options.batch_size * job.options.papers_per_request
         pending, held, done, written = [], 0, 0, []
+        left = None if todo.todo is None else set(todo.todo)     # a row ranked twice is scored from one shard
         try:
             for f in todo.files:
-                t = shards.keep_todo(shards.read_table([f], shards.RANKED, shards.SCORE_INPUT), todo.todo)
+                t = shards.keep_todo(shards.read_table([f], shards.RANKED, shards.SCORE_INPUT), left)
+                if left is not None:
+                    t = shards.dedupe(t, ["id", "date"])
+                    left.difference_update(f"{i}|{d}" for i, d in zip(t.column("id").to_pylist(),
+                                                                      t.column("date").to_pylist()))
                 for start in range(0, t.num_rows, batch):
                     part = stage(t.slice(start, batch))
                     pending.append(part)

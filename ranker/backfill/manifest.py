@@ -1,8 +1,8 @@
 """OUT/manifest.json: what a backfill folder holds and how it was made, and the lock that keeps two runs apart.
 
-The prefilter settings are pinned by the first run (a day's ranking depends on every one of them, and on
-which papers compete that day): a later run into the same folder must use the same ones, or another output
-folder. The model and prompt may change from run to run: score rows are kept per (model, prompt hash).
+The prefilter settings are pinned by the first run that ranks papers (a day's ranking depends on every one
+of them, and on which papers compete that day): a later run into the same folder must use the same ones, or
+another output folder. The model and prompt may change from run to run: score rows are kept per (model, prompt hash).
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ import tempfile
 import threading
 
 from ..backends.base import one_line
-from ..errors import MissingDependency, RankerError
+from ..errors import ConfigError, MissingDependency, RankerError
 from ..io import Progress
 from ..netguard import worker_env
 from ..settings import Settings
@@ -336,13 +336,18 @@ class RayEngine:
         self._connect()
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
+        backend = job.settings.scoring.backend
+        if gpus >= 1 and backend in ("vllm", "transformers"):
+            tp = gpus_per_engine(job.settings)
+            if tp > gpus:           # an actor that cannot be placed: Ray Data would wait for it forever
+                raise ConfigError(f"one scoring engine takes {tp} GPUs and the Ray cluster has {gpus:g}; use at "
+                                  "most as many", key=f"scoring.{backend}.tensor_parallel_size")
         ds = ray.data.read_parquet([str(f) for f in todo.files], partitioning=None) \
             .select_columns(shards.SCORE_INPUT)
         if todo.todo is not None:
             ds = ds.map_batches(_keep_todo, fn_kwargs={"ref": [ray.put(sorted(todo.todo))]},
                                 batch_format="pyarrow")
-        if gpus >= 1 and job.settings.scoring.backend in ("vllm", "transformers"):
-            tp = gpus_per_engine(job.settings)
+        if gpus >= 1 and backend in ("vllm", "transformers"):
             n = self.score_actors or max(1, int(gpus) // tp)
             res = {"num_gpus": tp, "num_cpus": 1}
         else:

@@ -206,7 +206,7 @@ def dedupe(t: pa.Table, keys: list[str], sort: list[tuple[str, str]] | None = No
         t = t.take(pc.sort_indices(t, sort_keys=sort))
     idx = t.select(keys).append_column("__i", pa.array(np.arange(t.num_rows, dtype=np.int64)))
     first = idx.group_by(keys, use_threads=False).aggregate([("__i", "min")]).column("__i_min")
-    return t.take(pc.sort_indices(first))
+    return t.take(first.take(pc.sort_indices(first)))         # those rows, in table order
 
 
 def best_scores(t: pa.Table) -> pa.Table:

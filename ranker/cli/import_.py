@@ -33,7 +33,9 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
         return
     keys = ", ".join(f"{m} / {h}" for m, h in res.keys) or "none"
     info(f"imported {folder}: {res.shards} shards; {res.papers} new papers, {res.embeddings} vectors, "
-         f"{res.scores_new} scores written ({res.scores_unchanged} already stored), {res.failures} failures; "
+         f"{res.scores_new} scores written ({res.scores_unchanged} already stored"
+         + (f", {res.scores_newer_kept} kept as the store's own later score" if res.scores_newer_kept else "")
+         + f"), {res.failures} failures; "
          f"models / prompts: {keys}")
     if res.index is not None:
         from ..index.kinds import label
