@@ -1,11 +1,12 @@
 """`ranker import`: a backfill folder's shards into the store, so the rest of ranker sees the papers.
 
-Ranked rows become papers (with the day they were listed on) and embeddings (under the backfill's embedder
-key and text hash: the same cache `ranker prefilter` reads); score rows become scores and failures under
-their (model, prompt hash). Every write is keyed, and a score already stored with the same values is left
-alone, so importing twice leaves the database exactly as importing once. A stored score made after the
-backfill's (a later run, a newer backfill) is kept; an imported score keeps the time the backfill made it. When the folder was embedded, the
-corpus index of its embedder (ranker.index) is then brought up to the store's vectors, incrementally.
+Ranked rows become papers (with the day they were listed on) and embeddings (under the backfill's embedder key
+and text hash: the same cache `ranker prefilter` reads); score rows become scores and failures under their
+(model, prompt hash). Every write is keyed, and a score already stored with the same values is left alone, so
+importing twice leaves the database exactly as importing once. A stored score made after the backfill's (a later
+run, a newer backfill) is kept; an imported score keeps the time the backfill made it. When the folder was
+embedded, the corpus index of its embedder (ranker.index) is then brought up to the store's vectors,
+incrementally.
 """
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 Ranking streams the source in batches; with the prefilter, each embedded batch is spilled to
 OUT/_work/embedded/date=<day>/ (so memory holds one batch, then one day), then every day is ranked whole and
-written to OUT/ranked/. A paper whose spill is on disk is not read or embedded again by a rerun of an
-interrupted run with the same source and settings, wherever it stopped. Scoring reads the ranked shards that hold work and writes score
-shards of `shard_rows` rows as it goes.
+written to OUT/ranked/. A paper whose spill is on disk is not read or embedded again by a rerun of an interrupted
+run with the same source and settings, wherever it stopped. Scoring reads the ranked shards that hold work and
+writes score shards of `shard_rows` rows as it goes.
 """
 from __future__ import annotations
 
