@@ -254,18 +254,23 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         batch = pending[b:b + per_call]
         batch_end = done + len(batch)
         res = score_batch(batch, backend, prompts, opt, related=related,
-                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request))
-        store.put_scores(res.scores.values(), run.model, run.prompt_hash, run_id)
+                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request),
+                          on_scores=lambda scores: _keep(scores, run, store, run_id))
         for f in res.failures.values():
             store.put_failure(f, run.model, run.prompt_hash, run_id)
-        run.scores.update(res.scores)
         run.failures += res.failures.values()
-        run.scored += len(res.scores)
         run.retried += res.retried
         run.usage.add(res.usage)
         done = batch_end
         if progress:
             progress("scoring", done, total)
+
+
+def _keep(scores: dict[str, Score], run: ScoreRun, store: Store, run_id: int | None) -> None:
+    """Store a call's validated scores and count them in the run."""
+    store.put_scores(scores.values(), run.model, run.prompt_hash, run_id)
+    run.scores.update(scores)
+    run.scored += len(scores)
 
 
 def _ticker(progress: Progress | None, start: int, end: int, total: int, per_request: int):
@@ -292,13 +297,16 @@ class BatchScores:
 
 
 def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, options: ScoreOptions | None = None,
-                *, on_done: Callable[[int], None] | None = None, related: Related | None = None) -> BatchScores:
+                *, on_done: Callable[[int], None] | None = None, related: Related | None = None,
+                on_scores: Callable[[dict[str, Score]], None] | None = None) -> BatchScores:
     """Score one batch of papers (one backend call, and one more for the answers that failed validation),
     with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
     their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. The retry is
     not the same greedy request again (it would fail the same way): each paper of a failed request is asked
     alone, and one whose answer was cut off gets twice the room. `on_done(n)` is handed to the first call's
     backend.generate (n requests finished), for a progress bar; the retry call is not counted again.
+    `on_scores(scores)` hears each call's validated scores as soon as they are read, before the retry call, so
+    a caller that stores them (score_papers) keeps them should the retry be interrupted or fail.
     `related`: as for score_papers."""
     opt = options or ScoreOptions()
     _check_related(opt, related)
@@ -321,11 +329,12 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
             raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
                                "requests")
         retry: list[list[Paper]] = []
+        new: dict[str, Score] = {}
         for group, res in zip(groups, results):
             out.usage.add(res.usage)
             ids = [p.id for p in group]
             try:
-                out.scores.update(parse_result(res, ids, opt.comment_chars))
+                new.update(parse_result(res, ids, opt.comment_chars))
             except ValueError as e:
                 if not final:
                     retry += [[p] for p in group]
@@ -334,6 +343,9 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
                     continue
                 for pid in ids:
                     out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
+        out.scores.update(new)
+        if on_scores is not None and new:
+            on_scores(new)
         out.retried += sum(len(g) for g in retry)
         groups = retry
     return out

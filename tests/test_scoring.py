@@ -209,3 +209,19 @@ def test_an_answer_may_only_add_a_version_to_the_id(papers, store):
     with pytest.raises(ValueError, match="ARXIVID"):
         parse_result(Result(pid, f'{{"ARXIVID": "{pid}vEVIL", "COMMENT": "", "RELEVANCE": 5, "NOVELTY": 4}}'),
                      [pid], 300)
+
+
+def test_a_ctrl_c_during_the_retry_keeps_the_batch_s_good_answers(papers, store):
+    """The answers of a batch's first call are stored before its retry call: Ctrl-C (or a backend error) while
+    one bad paper is asked again used to lose every other paper of the batch, answered and validated."""
+    from ranker.errors import Interrupted
+    ps = load_prompts()
+    be = FakeBackend(flaky={papers[0].id}, interrupt_after=1)     # the retry call is interrupted
+    with pytest.raises(Interrupted) as e:
+        score_papers(papers, be, ps, store)
+    assert e.value.scored == 11
+    phash = ps.hash(**ScoreOptions().prompt_options())
+    assert set(store.get_scores([p.id for p in papers], be.model_name, phash)) == {p.id for p in papers[1:]}
+    again = FakeBackend()
+    run = score_papers(papers, again, ps, store)
+    assert (run.reused, run.scored) == (11, 1) and again.calls == [[papers[0].id]]
