@@ -144,12 +144,18 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
                         if "/" in k and same_paper_id(k.rsplit("/", 1)[0], pid)}
             sc.expected_relevance = _expectation(mine.get("RELEVANCE"))
             sc.expected_novelty = _expectation(mine.get("NOVELTY"))
-    share = max(1, len(ids))
-    for s in out.values():
-        s.prompt_tokens = result.usage.prompt_tokens // share
-        s.completion_tokens = result.usage.completion_tokens // share
-        s.cached_prompt_tokens = result.usage.cached_prompt_tokens // share
+    u = result.usage
+    for n, s in enumerate(out.values()):       # each paper a share; the shares add up to the request's tokens
+        s.prompt_tokens = _share(u.prompt_tokens, len(out), n)
+        s.completion_tokens = _share(u.completion_tokens, len(out), n)
+        s.cached_prompt_tokens = _share(u.cached_prompt_tokens, len(out), n)
     return out
+
+
+def _share(total: int, parts: int, n: int) -> int:
+    """The n-th of `parts` whole shares of `total` (the first total % parts shares one more)."""
+    q, r = divmod(total, parts)
+    return q + (1 if n < r else 0)
 
 
 def _expectation(probs: dict[int, float] | None) -> float | None:

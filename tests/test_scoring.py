@@ -225,3 +225,18 @@ def test_a_ctrl_c_during_the_retry_keeps_the_batch_s_good_answers(papers, store)
     again = FakeBackend()
     run = score_papers(papers, again, ps, store)
     assert (run.reused, run.scored) == (11, 1) and again.calls == [[papers[0].id]]
+
+
+def test_a_request_s_tokens_are_shared_out_whole_among_its_papers(papers, store):
+    """Several papers per request: each paper's stored tokens are a share of the request's, and the shares add
+    up to it (they were rounded down, so the digest's token table fell short of what the model spent)."""
+    run = score_papers(papers[:12], FakeBackend(), load_prompts(), store, options=ScoreOptions(papers_per_request=5))
+    assert not run.failures and run.retried == 0
+    assert run.scores_usage == run.usage
+    ids = ["2506.00001", "2506.00002", "2506.00003"]
+    text = json.dumps({"papers": [{"ARXIVID": i, "COMMENT": "c", "RELEVANCE": 5, "NOVELTY": 4} for i in ids]})
+    from ranker.records import Usage
+    got = parse_result(Result("k", text, usage=Usage(1000, 101, 2)), ids, 300)
+    assert [s.prompt_tokens for s in got.values()] == [334, 333, 333]
+    assert sum(s.completion_tokens for s in got.values()) == 101
+    assert sum(s.cached_prompt_tokens for s in got.values()) == 2
