@@ -309,7 +309,8 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
     with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
     their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. The retry is
     not the same greedy request again (it would fail the same way): each paper of a failed request is asked
-    alone, and one whose answer was cut off gets twice the room. `on_done(n)` is handed to the first call's
+    alone, and one whose answer was cut off gets twice the room; a one-paper request the backend answered
+    with an error and no text is a Failure at once. `on_done(n)` is handed to the first call's
     backend.generate (n requests finished), for a progress bar; the retry call is not counted again.
     `on_scores(scores)` hears each call's validated scores as soon as they are read, before the retry call, so
     a caller that stores them (score_papers) keeps them should the retry be interrupted or fail.
@@ -342,7 +343,9 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
             try:
                 new.update(parse_result(res, ids, opt.comment_chars))
             except ValueError as e:
-                if not final:
+                # no answer at all from a one-paper request: the backend's own error, after its own retries
+                # (a server down, a prompt too long); the same request again would fail the same way
+                if not final and (len(group) > 1 or res.text is not None):
                     retry += [[p] for p in group]
                     if res.finish_reason == "length":
                         cut_off.update(ids)

@@ -240,3 +240,17 @@ def test_a_request_s_tokens_are_shared_out_whole_among_its_papers(papers, store)
     assert [s.prompt_tokens for s in got.values()] == [334, 333, 333]
     assert sum(s.completion_tokens for s in got.values()) == 101
     assert sum(s.cached_prompt_tokens for s in got.values()) == 2
+
+
+def test_a_one_paper_request_the_backend_failed_is_not_sent_again(papers, store):
+    """A request that got no answer at all (the backend's own error, after its own retries: a server down, a
+    prompt too long) is recorded as failed, not sent again unchanged: with a dead server every paper cost
+    twice the backend's retries before the run could fail. A several-paper request is still split."""
+    be = FakeBackend(error={papers[0].id})
+    run = score_papers(papers[:3], be, load_prompts(), store)
+    assert len(be.calls) == 1 and run.retried == 0
+    assert [(f.arxiv_id, f.reason) for f in run.failures] == [(papers[0].id, "injected error")]
+    be = FakeBackend(error={papers[3].id})
+    run = score_papers(papers[3:6], be, load_prompts(), store, options=ScoreOptions(papers_per_request=2))
+    assert be.calls[1] == [papers[3].id, papers[4].id] and run.retried == 2
+    assert [f.arxiv_id for f in run.failures] == [papers[3].id] and len(run.scores) == 2
