@@ -144,12 +144,18 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
                         if "/" in k and same_paper_id(k.rsplit("/", 1)[0], pid)}
             sc.expected_relevance = _expectation(mine.get("RELEVANCE"))
             sc.expected_novelty = _expectation(mine.get("NOVELTY"))
-    share = max(1, len(ids))
-    for s in out.values():
-        s.prompt_tokens = result.usage.prompt_tokens // share
-        s.completion_tokens = result.usage.completion_tokens // share
-        s.cached_prompt_tokens = result.usage.cached_prompt_tokens // share
+    u = result.usage
+    for n, s in enumerate(out.values()):       # each paper a share; the shares add up to the request's tokens
+        s.prompt_tokens = _share(u.prompt_tokens, len(out), n)
+        s.completion_tokens = _share(u.completion_tokens, len(out), n)
+        s.cached_prompt_tokens = _share(u.cached_prompt_tokens, len(out), n)
     return out
+
+
+def _share(total: int, parts: int, n: int) -> int:
+    """The n-th of `parts` whole shares of `total` (the first total % parts shares one more)."""
+    q, r = divmod(total, parts)
+    return q + (1 if n < r else 0)
 
 
 def _expectation(probs: dict[int, float] | None) -> float | None:
@@ -254,18 +260,23 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         batch = pending[b:b + per_call]
         batch_end = done + len(batch)
         res = score_batch(batch, backend, prompts, opt, related=related,
-                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request))
-        store.put_scores(res.scores.values(), run.model, run.prompt_hash, run_id)
+                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request),
+                          on_scores=lambda scores: _keep(scores, run, store, run_id))
         for f in res.failures.values():
             store.put_failure(f, run.model, run.prompt_hash, run_id)
-        run.scores.update(res.scores)
         run.failures += res.failures.values()
-        run.scored += len(res.scores)
         run.retried += res.retried
         run.usage.add(res.usage)
         done = batch_end
         if progress:
             progress("scoring", done, total)
+
+
+def _keep(scores: dict[str, Score], run: ScoreRun, store: Store, run_id: int | None) -> None:
+    """Store a call's validated scores and count them in the run."""
+    store.put_scores(scores.values(), run.model, run.prompt_hash, run_id)
+    run.scores.update(scores)
+    run.scored += len(scores)
 
 
 def _ticker(progress: Progress | None, start: int, end: int, total: int, per_request: int):
@@ -292,13 +303,17 @@ class BatchScores:
 
 
 def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, options: ScoreOptions | None = None,
-                *, on_done: Callable[[int], None] | None = None, related: Related | None = None) -> BatchScores:
+                *, on_done: Callable[[int], None] | None = None, related: Related | None = None,
+                on_scores: Callable[[dict[str, Score]], None] | None = None) -> BatchScores:
     """Score one batch of papers (one backend call, and one more for the answers that failed validation),
     with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
     their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. The retry is
     not the same greedy request again (it would fail the same way): each paper of a failed request is asked
-    alone, and one whose answer was cut off gets twice the room. `on_done(n)` is handed to the first call's
+    alone, and one whose answer was cut off gets twice the room; a one-paper request the backend answered
+    with an error and no text is a Failure at once. `on_done(n)` is handed to the first call's
     backend.generate (n requests finished), for a progress bar; the retry call is not counted again.
+    `on_scores(scores)` hears each call's validated scores as soon as they are read, before the retry call, so
+    a caller that stores them (score_papers) keeps them should the retry be interrupted or fail.
     `related`: as for score_papers."""
     opt = options or ScoreOptions()
     _check_related(opt, related)
@@ -321,19 +336,25 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
             raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
                                "requests")
         retry: list[list[Paper]] = []
+        new: dict[str, Score] = {}
         for group, res in zip(groups, results):
             out.usage.add(res.usage)
             ids = [p.id for p in group]
             try:
-                out.scores.update(parse_result(res, ids, opt.comment_chars))
+                new.update(parse_result(res, ids, opt.comment_chars))
             except ValueError as e:
-                if not final:
+                # no answer at all from a one-paper request: the backend's own error, after its own retries
+                # (a server down, a prompt too long); the same request again would fail the same way
+                if not final and (len(group) > 1 or res.text is not None):
                     retry += [[p] for p in group]
                     if res.finish_reason == "length":
                         cut_off.update(ids)
                     continue
                 for pid in ids:
                     out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
+        out.scores.update(new)
+        if on_scores is not None and new:
+            on_scores(new)
         out.retried += sum(len(g) for g in retry)
         groups = retry
     return out

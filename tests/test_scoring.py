@@ -209,3 +209,48 @@ def test_an_answer_may_only_add_a_version_to_the_id(papers, store):
     with pytest.raises(ValueError, match="ARXIVID"):
         parse_result(Result(pid, f'{{"ARXIVID": "{pid}vEVIL", "COMMENT": "", "RELEVANCE": 5, "NOVELTY": 4}}'),
                      [pid], 300)
+
+
+def test_a_ctrl_c_during_the_retry_keeps_the_batch_s_good_answers(papers, store):
+    """The answers of a batch's first call are stored before its retry call: Ctrl-C (or a backend error) while
+    one bad paper is asked again used to lose every other paper of the batch, answered and validated."""
+    from ranker.errors import Interrupted
+    ps = load_prompts()
+    be = FakeBackend(flaky={papers[0].id}, interrupt_after=1)     # the retry call is interrupted
+    with pytest.raises(Interrupted) as e:
+        score_papers(papers, be, ps, store)
+    assert e.value.scored == 11
+    phash = ps.hash(**ScoreOptions().prompt_options())
+    assert set(store.get_scores([p.id for p in papers], be.model_name, phash)) == {p.id for p in papers[1:]}
+    again = FakeBackend()
+    run = score_papers(papers, again, ps, store)
+    assert (run.reused, run.scored) == (11, 1) and again.calls == [[papers[0].id]]
+
+
+def test_a_request_s_tokens_are_shared_out_whole_among_its_papers(papers, store):
+    """Several papers per request: each paper's stored tokens are a share of the request's, and the shares add
+    up to it (they were rounded down, so the digest's token table fell short of what the model spent)."""
+    run = score_papers(papers[:12], FakeBackend(), load_prompts(), store, options=ScoreOptions(papers_per_request=5))
+    assert not run.failures and run.retried == 0
+    assert run.scores_usage == run.usage
+    ids = ["2506.00001", "2506.00002", "2506.00003"]
+    text = json.dumps({"papers": [{"ARXIVID": i, "COMMENT": "c", "RELEVANCE": 5, "NOVELTY": 4} for i in ids]})
+    from ranker.records import Usage
+    got = parse_result(Result("k", text, usage=Usage(1000, 101, 2)), ids, 300)
+    assert [s.prompt_tokens for s in got.values()] == [334, 333, 333]
+    assert sum(s.completion_tokens for s in got.values()) == 101
+    assert sum(s.cached_prompt_tokens for s in got.values()) == 2
+
+
+def test_a_one_paper_request_the_backend_failed_is_not_sent_again(papers, store):
+    """A request that got no answer at all (the backend's own error, after its own retries: a server down, a
+    prompt too long) is recorded as failed, not sent again unchanged: with a dead server every paper cost
+    twice the backend's retries before the run could fail. A several-paper request is still split."""
+    be = FakeBackend(error={papers[0].id})
+    run = score_papers(papers[:3], be, load_prompts(), store)
+    assert len(be.calls) == 1 and run.retried == 0
+    assert [(f.arxiv_id, f.reason) for f in run.failures] == [(papers[0].id, "injected error")]
+    be = FakeBackend(error={papers[3].id})
+    run = score_papers(papers[3:6], be, load_prompts(), store, options=ScoreOptions(papers_per_request=2))
+    assert be.calls[1] == [papers[3].id, papers[4].id] and run.retried == 2
+    assert [f.arxiv_id for f in run.failures] == [papers[3].id] and len(run.scores) == 2
