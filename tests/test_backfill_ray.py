@@ -154,6 +154,27 @@ def test_a_worker_killed_mid_batch_is_retried_and_every_paper_lands_once(tmp_pat
     assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
 
 
+def test_a_paper_ranked_twice_on_the_same_day_is_scored_once_on_ray(tmp_path):
+    """A folder whose a.jsonl and b.jsonl hold the same day, ranked (by the local engine, for a fixed layout)
+    into 300-row shards: papers twice in one shard and papers in two shards. The Ray engine then scores
+    another model: each paper once, one row each."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", src / name)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=src, out=out, score=True, shard_rows=300)
+    run_backfill(spec, backfill_settings())
+    ranked = backfill_table(out, "ranked")
+    assert ranked.num_rows == 384 and len(set(ranked.column("id").to_pylist())) == 192   # each paper twice
+    res = run_backfill(spec, backfill_settings(model="n", batch_size=16), engine="ray", ray_options=RAY_OPTIONS)
+    assert res.run["phases"]["score"]["to_do"] == 192 and res.run["phases"]["score"]["rows_written"] == 192
+    s = backfill_table(out, "scores")
+    ids = [i for i, m in zip(s.column("id").to_pylist(), s.column("model").to_pylist()) if m == "fake:n"]
+    assert len(ids) == len(set(ids)) == 192
+    assert res.summary["scores"][f"fake:n|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
+
+
 def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):
     with pytest.raises(ModelError) as e:
         run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True),
