@@ -14,7 +14,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, store_tables
+from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, \
+    snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.errors import ModelError
@@ -173,6 +174,26 @@ def test_a_paper_ranked_twice_on_the_same_day_is_scored_once_on_ray(tmp_path):
     ids = [i for i, m in zip(s.column("id").to_pylist(), s.column("model").to_pylist()) if m == "fake:n"]
     assert len(ids) == len(set(ids)) == 192
     assert res.summary["scores"][f"fake:n|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
+
+
+def test_the_ray_read_tasks_count_the_lines_they_skip_as_the_local_engine_does(tmp_path, monkeypatch):
+    """A snapshot with bad lines cut into 16 KB ranges (a read task each): the manifest records the same counts
+    by reason, and the same first lines by their line in the file, as the local engine's."""
+    from ranker.backfill import plan
+    snap = snapshot_with_bad_lines(tmp_path / "snap.json", garbage=20)
+    of = plan.SourcePlan.of.__func__
+    monkeypatch.setattr(plan.SourcePlan, "of", classmethod(lambda cls, source: of(cls, source, 16384)))
+    got = {}
+    for engine in ("local", "ray"):
+        res = run_backfill(BackfillSpec(source=snap, out=tmp_path / engine, all_categories=True, score=True),
+                           backfill_settings(), engine=engine, ray_options=RAY_OPTIONS if engine == "ray" else None)
+        assert res.summary["ranked"]["rows"] == 300
+        got[engine] = json.loads(res.manifest.read_text())["runs"][-1]["phases"]["rank"]
+    assert got["ray"]["read_tasks"] > 30
+    assert got["ray"]["input"] == got["local"]["input"]
+    assert got["ray"]["input"]["skipped_by_reason"] == {"no_id": 1, "not_json": 22}
+    assert [e.split(": ", 1)[0] for e in got["ray"]["input"]["skipped_first"]] == \
+        [f"{snap}:{n}" for n in (41, 152, 303, 304, 305)]
 
 
 def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):

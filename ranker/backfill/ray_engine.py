@@ -40,7 +40,7 @@ from ..io import Progress
 from ..netguard import worker_env
 from ..settings import Settings
 from . import shards
-from .plan import Filters, chunks, read_split
+from .plan import Filters, ReadTally, SplitReport, chunks, read_split
 from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
 
 READ_BLOCK_ROWS = 1000
@@ -57,21 +57,26 @@ def import_ray():
 
 
 # --------------------------------------------------------------------------- the pieces Ray runs
-def _read_blocks(split, filters_ref, rows: int):
+def _read_blocks(index: int, split, filters_ref, tally, rows: int):
+    """The papers of one split, in blocks; then what its read skipped, to the run's ReadTally actor."""
     import ray
     filters = ray.get(filters_ref[0])
-    for batch in chunks(read_split(split, filters), rows):
+    report = SplitReport(source=split.path)
+    for batch in chunks(read_split(split, filters, report), rows):
         yield shards.papers_table(batch)
+    if tally is not None:
+        ray.get(tally.add.remote(index, report.record()))
 
 
-def papers_datasource(splits, filters, rows_per_block: int = READ_BLOCK_ROWS):
+def papers_datasource(splits, filters, tally=None, rows_per_block: int = READ_BLOCK_ROWS):
     """A Ray Data datasource of the source's papers: one read task per split, blocks of ranked-schema rows.
     The filters go into the object store once (on a rerun they hold every pair already ranked: millions of
-    strings for a snapshot), and each read task carries only a reference to them."""
+    strings for a snapshot), and each read task carries only a reference to them. Each task reports what its
+    split skipped to `tally` (a ReadTally actor), by the split's index: a retried task replaces its report."""
     import ray
     filters_ref = [ray.put(filters)]       # held in a list, as _read_todo's reference is
-    return _datasource([(functools.partial(_read_blocks, s, filters_ref, rows_per_block), s.path) for s in splits],
-                       shards.RANKED)
+    return _datasource([(functools.partial(_read_blocks, i, s, filters_ref, tally, rows_per_block), s.path)
+                        for i, s in enumerate(splits)], shards.RANKED)
 
 
 def _read_todo(path: str, keys_ref, rows: int):
@@ -300,24 +305,32 @@ class RayEngine:
             raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
                               "shows Ray's log)") from None
 
+    def _tallied(self, tally) -> dict:
+        """The manifest's record of what the read skipped (ReadTally.record), the actor then ended."""
+        try:
+            return self.ray.get(tally.record.remote())
+        finally:
+            self.ray.kill(tally)
+
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
         self._connect()
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         info: dict = {"read_tasks": len(job.source.splits)}
+        tally = ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)     # the read tasks report to it
         if job.plan is None:
-            ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters))
+            ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters, tally))
             ds = ds.map_batches(unranked, batch_format="pyarrow")
             sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
             self._execute(lambda: ds.write_datasink(sink))
-            return {**info, "shards": len(sink.files), "rows_written": sink.rows}
+            return {**info, "input": self._tallied(tally), "shards": len(sink.files), "rows_written": sink.rows}
         # 1. embed what a killed run did not: spilled to OUT/_work/embedded (a day is ranked only whole, after
         #    a shuffle that keeps nothing if the run dies, so the embedding is kept apart from it)
         work = job.embedded_dir()
         spilled = shards.pairs_in(shards.shard_files(work))
         filters = Filters(**{**job.filters.__dict__, "skip_pairs": job.filters.skip_pairs | spilled})
-        ds = ray.data.read_datasource(papers_datasource(job.source.splits, filters))
+        ds = ray.data.read_datasource(papers_datasource(job.source.splits, filters, tally))
         if gpus >= 1:
             n, threads = self.embed_actors or int(gpus), None
             res = {"num_gpus": 1, "num_cpus": 1}
@@ -334,7 +347,7 @@ class RayEngine:
         info.update(embed_actors=n, embed_threads=threads, embed_resources=res)
         spill = shard_sink(str(work), "emb", shards.RANKED, spec.shard_rows)
         self._execute(lambda: ds.write_datasink(spill))
-        info.update(embedded=spill.rows, already_embedded=len(spilled))
+        info.update(input=self._tallied(tally), embedded=spill.rows, already_embedded=len(spilled))
         # 2. rank every spilled day whole (days a killed run already wrote in full are left out)
         files = [f for f in shards.shard_files(work) if f.parent.name[5:] not in job.filters.skip_days]
         rows = 0
