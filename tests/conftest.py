@@ -1,6 +1,7 @@
 """Shared test fixtures. Every test runs with its own RANKER_HOME, so nothing touches the user's database."""
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -86,6 +87,17 @@ def make_snapshot(out: Path, n: int, per_day: int = 100) -> Path:
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(n), "--per-day",
                     str(per_day), "--out", str(out)], check=True, capture_output=True)
     return out
+
+
+def snapshot_with_bad_lines(path, garbage: int = 0):
+    """A 300-paper snapshot with a line that is not JSON (line 41), a row without an id (152), `garbage` more
+    lines that are not JSON after it, and a truncated last line; gzipped when the name ends in .gz."""
+    good = make_snapshot(path.parent / f"{path.name}.good", 300).read_bytes().splitlines(keepends=True)
+    lines = good[:40] + [b"not json {\n"] + good[40:150] + [b'{"title": "No id", "abstract": "x"}\n'] + \
+        good[150:] + [b"<garbage>\n"] * garbage + [good[0][:100]]
+    data = b"".join(lines)
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
 
 
 def store_tables(db) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, ranker, \
-    store_tables
+    snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
@@ -79,6 +79,36 @@ def test_a_paper_in_two_files_of_a_folder_is_scored_once(tmp_path):
     assert len(ids) == len(set(ids)) == 192 and res.run["phases"]["score"]["already_done"] == 0
     assert res.summary["ranked"]["rows"] == 192 and res.run["phases"]["score"]["engine"]["requests"] == 192
     assert res.summary["scores"][f"fake:m|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
+
+
+SKIPPED_LINES = {"skipped": 3, "skipped_by_reason": {"no_id": 1, "not_json": 2}}
+
+
+def test_skipped_lines_are_counted_by_reason_and_named_by_their_file_line(tmp_path):
+    """However the file is cut into byte ranges (one range holding only the truncated last line among them),
+    every good paper is read and the bad lines are counted by reason, named by their line in the file."""
+    from ranker.backfill.plan import ReadTally, read_source
+    snap = snapshot_with_bad_lines(tmp_path / "snap.json")
+    size = snap.stat().st_size
+    for split_bytes in (1 << 40, size - 100, 4096):
+        splits = plan_splits([snap], split_bytes=split_bytes)
+        tally = ReadTally(splits)
+        assert len(list(read_source(splits, Filters(), tally))) == 300, split_bytes
+        rec = tally.record()
+        assert SKIPPED_LINES.items() <= rec.items(), (split_bytes, rec)
+        assert [e.split(": ", 1)[0] for e in rec["skipped_first"]] == [f"{snap}:41", f"{snap}:152", f"{snap}:303"]
+        assert "not valid JSON" in rec["skipped_first"][0] and "no valid arXiv id" in rec["skipped_first"][1]
+
+
+def test_a_backfill_records_the_lines_it_skipped_in_its_manifest(tmp_path):
+    snap = snapshot_with_bad_lines(tmp_path / "snap.json.gz", garbage=1000)
+    res = run_backfill(BackfillSpec(source=snap, out=tmp_path / "bf", all_categories=True, score=True),
+                       backfill_settings())
+    assert res.summary["ranked"]["rows"] == 300
+    got = json.loads(res.manifest.read_text())["runs"][-1]["phases"]["rank"]["input"]
+    assert got["skipped"] == 1003 and got["skipped_by_reason"] == {"no_id": 1, "not_json": 1002}
+    assert [e.split(": ", 1)[0] for e in got["skipped_first"]] == [f"{snap}:{n}" for n in (41, 152, 303, 304, 305)]
+    assert got["filtered"] == 0 and got["duplicates"] == 0
 
 
 # --------------------------------------------------------------------------- the per-day prefilter
@@ -431,6 +461,18 @@ def test_cli_backfill_and_import(tmp_path):
         assert store.count_papers() == 192
     p = ranker("import", tmp_path, "--db", db)
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_cli_backfill_says_how_many_lines_it_skipped_and_why(tmp_path):
+    """A thousand lines that are not JSON: one count by reason in the summary, three of them named, not all."""
+    snap = snapshot_with_bad_lines(tmp_path / "snap.json", garbage=1000)
+    p = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--score", "--all-categories", "--backend",
+               "fake", "--model", "m", "--db", tmp_path / "r.sqlite3")
+    assert p.returncode == 0, p.stderr
+    assert "1,003 lines of the source skipped (1,002 not valid JSON, 1 without a valid arXiv id)" in p.stderr
+    named = [line for line in p.stderr.splitlines() if line.startswith("warning: ")]
+    assert [line.split(": ")[1] for line in named] == [f"{snap}:41", f"{snap}:152", f"{snap}:303"], p.stderr
+    assert named[-1].endswith("(and 1,000 more, counted in the manifest)") and p.stderr.count("\n") < 8
 
 
 def test_help_has_examples_and_every_default_it_names():

@@ -14,7 +14,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, store_tables
+from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, \
+    snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.errors import ModelError
@@ -152,6 +153,47 @@ def test_a_worker_killed_mid_batch_is_retried_and_every_paper_lands_once(tmp_pat
     assert len(ids) == len(set(ids)) == 600                         # every paper exactly once, in the files
     assert set(s.column("status").to_pylist()) == {"scored"}
     assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
+
+
+def test_a_paper_ranked_twice_on_the_same_day_is_scored_once_on_ray(tmp_path):
+    """A folder whose a.jsonl and b.jsonl hold the same day, ranked (by the local engine, for a fixed layout)
+    into 300-row shards: papers twice in one shard and papers in two shards. The Ray engine then scores
+    another model: each paper once, one row each."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", src / name)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=src, out=out, score=True, shard_rows=300)
+    run_backfill(spec, backfill_settings())
+    ranked = backfill_table(out, "ranked")
+    assert ranked.num_rows == 384 and len(set(ranked.column("id").to_pylist())) == 192   # each paper twice
+    res = run_backfill(spec, backfill_settings(model="n", batch_size=16), engine="ray", ray_options=RAY_OPTIONS)
+    assert res.run["phases"]["score"]["to_do"] == 192 and res.run["phases"]["score"]["rows_written"] == 192
+    s = backfill_table(out, "scores")
+    ids = [i for i, m in zip(s.column("id").to_pylist(), s.column("model").to_pylist()) if m == "fake:n"]
+    assert len(ids) == len(set(ids)) == 192
+    assert res.summary["scores"][f"fake:n|{res.run['scoring']['prompt_hash']}"]["scored"] == 192
+
+
+def test_the_ray_read_tasks_count_the_lines_they_skip_as_the_local_engine_does(tmp_path, monkeypatch):
+    """A snapshot with bad lines cut into 16 KB ranges (a read task each): the manifest records the same counts
+    by reason, and the same first lines by their line in the file, as the local engine's."""
+    from ranker.backfill import plan
+    snap = snapshot_with_bad_lines(tmp_path / "snap.json", garbage=20)
+    of = plan.SourcePlan.of.__func__
+    monkeypatch.setattr(plan.SourcePlan, "of", classmethod(lambda cls, source: of(cls, source, 16384)))
+    got = {}
+    for engine in ("local", "ray"):
+        res = run_backfill(BackfillSpec(source=snap, out=tmp_path / engine, all_categories=True, score=True),
+                           backfill_settings(), engine=engine, ray_options=RAY_OPTIONS if engine == "ray" else None)
+        assert res.summary["ranked"]["rows"] == 300
+        got[engine] = json.loads(res.manifest.read_text())["runs"][-1]["phases"]["rank"]
+    assert got["ray"]["read_tasks"] > 30
+    assert got["ray"]["input"] == got["local"]["input"]
+    assert got["ray"]["input"]["skipped_by_reason"] == {"no_id": 1, "not_json": 22}
+    assert [e.split(": ", 1)[0] for e in got["ray"]["input"]["skipped_first"]] == \
+        [f"{snap}:{n}" for n in (41, 152, 303, 304, 305)]
 
 
 def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):

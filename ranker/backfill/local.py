@@ -12,7 +12,7 @@ import contextlib
 import shutil
 
 from . import shards
-from .plan import Filters, chunks, read_source
+from .plan import Filters, ReadTally, chunks, read_source
 from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
 
 
@@ -24,18 +24,17 @@ class LocalEngine:
 
     # ------------------------------------------------------------------ ranking
     def rank(self, job) -> dict:
-        from ..sources import ReadReport
-        report = ReadReport(source=str(job.spec.source))
+        tally = ReadTally(job.source.splits)
         ranked_root = job.out / shards.RANKED_DIR
         written = []
         if job.plan is None:
-            papers = read_source(job.source.splits, job.filters, report)
+            papers = read_source(job.source.splits, job.filters, tally)
             n = 0
             for batch in chunks(papers, job.spec.shard_rows):
                 written += shards.write_partitioned(unranked(shards.papers_table(batch)), ranked_root, "ranked")
                 n += len(batch)
                 self.progress("reading", n, None)
-            return {"read": n, "filtered": report.filtered, "shards": len(written),
+            return {"read": n, "input": tally.record(), "shards": len(written),
                     "rows_written": sum(r for _, r in written)}
 
         # what a stopped run spilled is not read again (as in the Ray engine): the days it ranked since are
@@ -43,7 +42,7 @@ class LocalEngine:
         work = job.embedded_dir()
         spilled = shards.pairs_in(shards.shard_files(work))
         filters = Filters(**{**job.filters.__dict__, "skip_pairs": job.filters.skip_pairs | spilled})
-        papers = read_source(job.source.splits, filters, report)
+        papers = read_source(job.source.splits, filters, tally)
         stage = EmbedStage(job.settings, device=job.spec.device)
         days = {k.rsplit("|", 1)[1] for k in spilled} - job.filters.skip_days
         n = embedded = 0
@@ -61,7 +60,7 @@ class LocalEngine:
             shutil.rmtree(work / f"date={day}", ignore_errors=True)
             self.progress("ranking days", i + 1, len(days))
         shutil.rmtree(work, ignore_errors=True)
-        return {"read": n, "filtered": report.filtered, "embedded": embedded, "already_embedded": len(spilled),
+        return {"read": n, "input": tally.record(), "embedded": embedded, "already_embedded": len(spilled),
                 "days": len(days),
                 "shards": len(written), "rows_written": sum(r for _, r in written),
                 "model_load_seconds": round(stage.embedder.load_seconds, 2)}

@@ -8,6 +8,9 @@ first byte is in), so a 4 GB snapshot is read by many workers at once and no wor
 a gzipped file or an XML feed is one read. Each range goes through the library's own readers
 (ranker.sources: iter_snapshot / iter_jsonl / read_papers, then filter_papers for categories, announce types
 and duplicate ids), and then through the backfill's filters: the day window and the days (or ids) already done.
+What the readers skip (a line that is not JSON, a row without an id, a truncated last line) is counted per split
+(SplitReport) and summed over the splits, in any order, by a ReadTally: counts by reason and the first few
+skipped lines as file:line, a byte range's line numbers made the file's.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from ..sources import ReadReport, detect_format, filter_papers, read_papers
 SPLIT_BYTES = 32 << 20          # one read task per 32 MB of an uncompressed JSON-lines file (~20k papers)
 _SNIFF = 64 * 1024
 _EXTENSIONS = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+MAX_EXAMPLES = 5                # skipped lines a backfill names (file:line); every one is counted
+COUNTED = ("skipped", "filtered", "duplicates", "bad_bytes", "no_abstract", "truncated")   # ReadReport's counts
 
 
 @dataclass(frozen=True)
@@ -144,22 +149,90 @@ def _gz_lines(path: str) -> Iterator[bytes]:
         raise InputError(f"cannot read ({e})", where=path) from None
 
 
-def read_split(split: Split, filters: Filters, report: ReadReport | None = None) -> Iterator[Paper]:
-    """The papers of one split that pass the readers' filters and `filters`."""
-    report = report if report is not None else ReadReport(source=split.path)
+@dataclass
+class SplitReport(ReadReport):
+    """The report of one split's read, which also counts the split's lines and keeps its first skipped lines."""
+    lines: int = 0
+    examples: list[tuple[str, str]] = field(default_factory=list)     # (where, message)
+
+    def warn(self, kind: str, where: str, msg: str, reason: str | None = None) -> None:
+        super().warn(kind, where, msg, reason)
+        if kind == "skipped" and len(self.examples) < MAX_EXAMPLES:
+            self.examples.append((where, msg))
+
+    def record(self) -> dict:
+        """What ReadTally.add takes (small, to travel from a Ray read task)."""
+        return {"lines": self.lines, "reasons": dict(self.reasons), "examples": list(self.examples),
+                **{k: getattr(self, k) for k in COUNTED}}
+
+
+class ReadTally:
+    """What a backfill's read of its splits skipped or dropped. Splits report in any order (Ray's read tasks),
+    a split reported again (a retried task) replacing its report; record() sums them in source order."""
+
+    def __init__(self, splits: Iterable[Split]):
+        self.splits = list(splits)
+        self.reads: dict[int, dict] = {}
+
+    def add(self, index: int, record: dict) -> None:
+        self.reads[index] = record
+
+    def record(self) -> dict:
+        """For the manifest: skipped (lines), skipped_by_reason, skipped_first (the first few, "file:line:
+        message"), and the papers filtered out, duplicates dropped, lines with bad bytes repaired, papers
+        without an abstract kept, overlong texts cut."""
+        counts = dict.fromkeys(COUNTED, 0)
+        reasons: dict[str, int] = {}
+        first: list[str] = []
+        line0: dict[str, int | None] = {}       # per file: lines in its splits before this one (None: unknown)
+        for i, s in enumerate(self.splits):
+            r = self.reads.get(i)
+            before = line0.get(s.path, 0)
+            line0[s.path] = None if r is None or before is None else before + r["lines"]
+            if r is None:
+                continue
+            for k in COUNTED:
+                counts[k] += r[k]
+            for k, n in r["reasons"].items():
+                reasons[k] = reasons.get(k, 0) + n
+            for where, msg in r["examples"][:MAX_EXAMPLES - len(first)]:
+                first.append(f"{_file_line(s, where, before)}: {msg}")
+        return {"skipped": counts.pop("skipped"), "skipped_by_reason": dict(sorted(reasons.items())),
+                "skipped_first": first, **counts}
+
+
+def _file_line(split: Split, where: str, before: int | None) -> str:
+    """A reader's "path@start:line" (a line of a byte range) as the file's "path:line", when the lines before
+    the range are known."""
+    prefix = f"{split.path}@{split.start}:"
+    if split.start and before is not None and where.startswith(prefix) and where[len(prefix):].isdigit():
+        return f"{split.path}:{before + int(where[len(prefix):])}"
+    return where
+
+
+def _counted(lines: Iterable[bytes], report: SplitReport) -> Iterator[bytes]:
+    for line in lines:
+        report.lines += 1
+        yield line
+
+
+def read_split(split: Split, filters: Filters, report: SplitReport | None = None) -> Iterator[Paper]:
+    """The papers of one split that pass the readers' filters and `filters`; `report` hears what was skipped."""
+    report = report if report is not None else SplitReport(source=split.path)
     cats = list(filters.categories) if filters.categories else None
     ann = list(filters.announce) if filters.announce else None
     if split.fmt in ("rss", "atom"):
         papers: Iterable[Paper] = read_papers(split.path, cats, ann, report=report)
     else:
-        lines = _gz_lines(split.path) if split.gz else _range_lines(split.path, split.start, split.end)
+        lines = _counted(_gz_lines(split.path) if split.gz else _range_lines(split.path, split.start, split.end),
+                         report)
         where = split.path if split.start == 0 else f"{split.path}@{split.start}"
         if split.fmt == "snapshot":
             from ..sources.snapshot import iter_snapshot
-            raw = iter_snapshot(lines, where, report)
+            raw = iter_snapshot(lines, where, report, part=split.end is not None)
         else:
             from ..sources.jsonl import iter_jsonl
-            raw = iter_jsonl(lines, where, report)
+            raw = iter_jsonl(lines, where, report, part=split.end is not None)
         papers = filter_papers(raw, categories=cats, announce=ann, report=report)
     for p in papers:
         if filters.wants(p):
@@ -168,9 +241,12 @@ def read_split(split: Split, filters: Filters, report: ReadReport | None = None)
             report.filtered += 1
 
 
-def read_source(splits: Iterable[Split], filters: Filters, report: ReadReport | None = None) -> Iterator[Paper]:
-    for s in splits:
+def read_source(splits: Iterable[Split], filters: Filters, tally: ReadTally | None = None) -> Iterator[Paper]:
+    for i, s in enumerate(splits):
+        report = SplitReport(source=s.path)
         yield from read_split(s, filters, report)
+        if tally is not None:
+            tally.add(i, report.record())
 
 
 def chunks(items: Iterable, n: int) -> Iterator[list]:

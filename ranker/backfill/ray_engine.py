@@ -1,6 +1,6 @@
 """The Ray Data engine (ranker[ray]): the backfill's two phases as streaming Ray Data pipelines.
 
-    rank:  read_datasource(PapersDatasource)             one read task per split of the source, streaming
+    rank:  read_datasource(the papers)                   one read task per split of the source, streaming
            .map_batches(EmbedStage, ActorPoolStrategy)   one embedder per actor, built once (GPU actors: one
                                                          per GPU; CPU: one per `embed_threads` cores)
            .write_datasink(ShardSink(OUT/_work/embedded)) spilled as they complete: a rerun of a stopped run
@@ -8,7 +8,8 @@
            then read_parquet(the spill)
            .groupby("date").map_groups(prefilter_day)    a whole day per call (the zero-shot day median)
            .write_datasink(ShardSink(OUT/ranked))        shards written as they complete; the spill removed
-    score: read_parquet(ranked shards with work)
+    score: read_datasource(the rows to score)            one read task per ranked shard with work, each reading
+                                                         only the rows it owns: a row ranked twice is read once
            .map_batches(ScoreStage, ActorPoolStrategy)   one backend per actor, built once: a vLLM engine per
                                                          GPU, or per tensor-parallel group of GPUs
            .write_datasink(ShardSink(OUT/scores))
@@ -31,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from pathlib import Path
 
 from ..backends.base import one_line
 from ..errors import ConfigError, MissingDependency, RankerError
@@ -38,7 +40,7 @@ from ..io import Progress
 from ..netguard import worker_env
 from ..settings import Settings
 from . import shards
-from .plan import Filters, chunks, read_split
+from .plan import Filters, ReadTally, SplitReport, chunks, read_split
 from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
 
 READ_BLOCK_ROWS = 1000
@@ -55,34 +57,67 @@ def import_ray():
 
 
 # --------------------------------------------------------------------------- the pieces Ray runs
-def _read_blocks(split, filters_ref, rows: int):
+def _read_blocks(index: int, split, filters_ref, tally, rows: int):
+    """The papers of one split, in blocks; then what its read skipped, to the run's ReadTally actor."""
     import ray
     filters = ray.get(filters_ref[0])
-    for batch in chunks(read_split(split, filters), rows):
+    report = SplitReport(source=split.path)
+    for batch in chunks(read_split(split, filters, report), rows):
         yield shards.papers_table(batch)
+    if tally is not None:
+        ray.get(tally.add.remote(index, report.record()))
 
 
-def papers_datasource(splits, filters, rows_per_block: int = READ_BLOCK_ROWS):
+def papers_datasource(splits, filters, tally=None, rows_per_block: int = READ_BLOCK_ROWS):
     """A Ray Data datasource of the source's papers: one read task per split, blocks of ranked-schema rows.
     The filters go into the object store once (on a rerun they hold every pair already ranked: millions of
-    strings for a snapshot), and each read task carries only a reference to them."""
+    strings for a snapshot), and each read task carries only a reference to them. Each task reports what its
+    split skipped to `tally` (a ReadTally actor), by the split's index: a retried task replaces its report."""
     import ray
+    filters_ref = [ray.put(filters)]       # held in a list, as _read_todo's reference is
+    return _datasource([(functools.partial(_read_blocks, i, s, filters_ref, tally, rows_per_block), s.path)
+                        for i, s in enumerate(splits)], shards.RANKED)
+
+
+def _read_todo(path: str, keys_ref, rows: int):
+    """The rows of one ranked shard to score: those it owns (shards.todo_per_file), each once."""
+    import ray
+    t = shards.read_table([Path(path)], shards.RANKED, shards.SCORE_INPUT)
+    if keys_ref is not None:
+        t = shards.dedupe(shards.keep_todo(t, set(ray.get(keys_ref[0]))), ["id", "date"])
+    for start in range(0, t.num_rows, rows):
+        yield t.slice(start, rows)
+
+
+def todo_datasource(todo: shards.ScoreTodo, rows_per_block: int = READ_BLOCK_ROWS):
+    """A Ray Data datasource of the ranked rows to score: one read task per shard that holds any, each with a
+    reference to only its own rows, so a row ranked twice (twice in one shard, or in two) is read once."""
+    import pyarrow as pa
+    import ray
+    reads = []
+    for f, keys in zip(todo.files, shards.todo_per_file(todo)):
+        if keys is not None and not keys:
+            continue
+        ref = None if keys is None else [ray.put(sorted(keys))]
+        reads.append((functools.partial(_read_todo, str(f), ref, rows_per_block), str(f)))
+    return _datasource(reads, pa.schema([shards.RANKED.field(n) for n in shards.SCORE_INPUT]))
+
+
+def _datasource(reads, schema):
+    """A Ray Data datasource of one read task per (generator function, the file it reads)."""
     from ray.data import Datasource, ReadTask
     from ray.data.block import BlockMetadata
 
-    filters_ref = [ray.put(filters)]       # held in a list, as _keep_todo's reference is
-
-    class PapersDatasource(Datasource):
+    class FilesDatasource(Datasource):
         def estimate_inmemory_data_size(self):
             return None
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-            return [ReadTask(functools.partial(_read_blocks, s, filters_ref, rows_per_block),
-                             BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[s.path]),
-                             schema=shards.RANKED)
-                    for s in splits]
+            return [ReadTask(fn, BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[path]),
+                             schema=schema)
+                    for fn, path in reads]
 
-    return PapersDatasource()
+    return FilesDatasource()
 
 
 def shard_sink(root: str, prefix: str, schema, min_rows: int):
@@ -140,18 +175,6 @@ def _prefilter_group(t, plan, partial):
     if t.num_rows == 0:
         return shards.RANKED.empty_table()
     return prefilter_day(t, plan, partial.get(t.column("date")[0].as_py(), frozenset()))
-
-
-_TODO: dict = {}
-
-
-def _keep_todo(t, ref):
-    import ray
-    key = ref[0].hex()
-    if key not in _TODO:
-        _TODO.clear()
-        _TODO[key] = set(ray.get(ref[0]))
-    return shards.keep_todo(t, _TODO[key])
 
 
 def _map_batches(ds, fn, **kwargs):
@@ -282,24 +305,32 @@ class RayEngine:
             raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
                               "shows Ray's log)") from None
 
+    def _tallied(self, tally) -> dict:
+        """The manifest's record of what the read skipped (ReadTally.record), the actor then ended."""
+        try:
+            return self.ray.get(tally.record.remote())
+        finally:
+            self.ray.kill(tally)
+
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
         self._connect()
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         info: dict = {"read_tasks": len(job.source.splits)}
+        tally = ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)     # the read tasks report to it
         if job.plan is None:
-            ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters))
+            ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters, tally))
             ds = ds.map_batches(unranked, batch_format="pyarrow")
             sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
             self._execute(lambda: ds.write_datasink(sink))
-            return {**info, "shards": len(sink.files), "rows_written": sink.rows}
+            return {**info, "input": self._tallied(tally), "shards": len(sink.files), "rows_written": sink.rows}
         # 1. embed what a killed run did not: spilled to OUT/_work/embedded (a day is ranked only whole, after
         #    a shuffle that keeps nothing if the run dies, so the embedding is kept apart from it)
         work = job.embedded_dir()
         spilled = shards.pairs_in(shards.shard_files(work))
         filters = Filters(**{**job.filters.__dict__, "skip_pairs": job.filters.skip_pairs | spilled})
-        ds = ray.data.read_datasource(papers_datasource(job.source.splits, filters))
+        ds = ray.data.read_datasource(papers_datasource(job.source.splits, filters, tally))
         if gpus >= 1:
             n, threads = self.embed_actors or int(gpus), None
             res = {"num_gpus": 1, "num_cpus": 1}
@@ -316,7 +347,7 @@ class RayEngine:
         info.update(embed_actors=n, embed_threads=threads, embed_resources=res)
         spill = shard_sink(str(work), "emb", shards.RANKED, spec.shard_rows)
         self._execute(lambda: ds.write_datasink(spill))
-        info.update(embedded=spill.rows, already_embedded=len(spilled))
+        info.update(input=self._tallied(tally), embedded=spill.rows, already_embedded=len(spilled))
         # 2. rank every spilled day whole (days a killed run already wrote in full are left out)
         files = [f for f in shards.shard_files(work) if f.parent.name[5:] not in job.filters.skip_days]
         rows = 0
@@ -342,11 +373,7 @@ class RayEngine:
             if tp > gpus:           # an actor that cannot be placed: Ray Data would wait for it forever
                 raise ConfigError(f"one scoring engine takes {tp} GPUs and the Ray cluster has {gpus:g}; use at "
                                   "most as many", key=f"scoring.{backend}.tensor_parallel_size")
-        ds = ray.data.read_parquet([str(f) for f in todo.files], partitioning=None) \
-            .select_columns(shards.SCORE_INPUT)
-        if todo.todo is not None:
-            ds = ds.map_batches(_keep_todo, fn_kwargs={"ref": [ray.put(sorted(todo.todo))]},
-                                batch_format="pyarrow")
+        ds = ray.data.read_datasource(todo_datasource(todo))
         if gpus >= 1 and backend in ("vllm", "transformers"):
             n = self.score_actors or max(1, int(gpus) // tp)
             res = {"num_gpus": tp, "num_cpus": 1}

@@ -288,6 +288,20 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
     return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done)
 
 
+def todo_per_file(todo: ScoreTodo) -> list[set[str] | None]:
+    """The "id|date" rows each of todo.files is to score (None: all of its rows). A row in several shards
+    belongs to the first that holds it, as the local engine reads them, so that it is scored once."""
+    if todo.todo is None:
+        return [None] * len(todo.files)
+    left, out = set(todo.todo), []
+    for f in todo.files:
+        t = read_table([f], RANKED, ["id", "date"])
+        mine = {f"{i}|{d}" for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist())} & left
+        left -= mine
+        out.append(mine)
+    return out
+
+
 def keep_todo(t: pa.Table, todo: set[str] | None) -> pa.Table:
     if todo is None or t.num_rows == 0:
         return t

@@ -8,7 +8,7 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo, info,
-                     load_settings, nothing_to_do, progress_enabled)
+                     load_settings, nothing_to_do, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -86,10 +86,14 @@ def backfill(
     with Store(s.db_path) as store, Progress() as bar:
         res = run_backfill(spec, s, engine=engine, address=address, store=store, ray_options=ray_options,
                            progress=bar)
+    for line in skipped_examples(res):
+        warn(line)
     if not res.summary.get("ranked", {}).get("papers"):
         window = " ".join(x for x in (f"from {since}" if since else "", f"until {until}" if until else "") if x)
         where = "" if all_categories else f" of {','.join(s.fetch.categories)}"
-        nothing_to_do(f"no papers{where} in {from_}{' ' + window if window else ''} (its manifest: {res.manifest})")
+        skipped = skipped_count(res)
+        nothing_to_do(f"no papers{where} in {from_}{' ' + window if window else ''} "
+                      f"({skipped + '; ' if skipped else ''}its manifest: {res.manifest})")
         return
     info(summary_line(res))
     echo(str(res.manifest))
@@ -106,6 +110,9 @@ def summary_line(res) -> str:
                 + (f", {r['days_already_complete']} days already complete" if r.get("days_already_complete") else ""))
     days = tot.get("days", 0)
     line += f"; {tot.get('papers', 0)} papers in {days} day{'s' if days != 1 else ''}, {tot.get('kept', 0)} kept"
+    skipped = skipped_count(res)
+    if skipped:
+        line += f"; {skipped}"
     if s is not None:
         line += f"; scoring: {s.get('to_do', 0)} to score ({s.get('already_done', 0)} already done)"
         key = f"{res.run['scoring']['model']}|{res.run['scoring']['prompt_hash']}"
@@ -116,6 +123,31 @@ def summary_line(res) -> str:
     if procs:
         line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {len(procs)} process(es)"
     return line + f"; {res.run['seconds']:.1f}s -> {res.out}"
+
+
+SHOWN_SKIPPED = 3          # skipped lines named on the terminal (the manifest names the first few, counts all)
+
+
+def skipped_count(res) -> str:
+    """How many lines of the source the read skipped, and why; "" when none."""
+    from ..sources.report import SKIP_REASONS
+    inp = res.run["phases"].get("rank", {}).get("input") or {}
+    n = inp.get("skipped", 0)
+    if not n:
+        return ""
+    why = sorted((inp.get("skipped_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    return (f"{n:,} line{'s' if n != 1 else ''} of the source skipped ("
+            + ", ".join(f"{c:,} {SKIP_REASONS.get(k, k)}" for k, c in why) + ")")
+
+
+def skipped_examples(res) -> list[str]:
+    """The first few lines the read skipped, as file:line and the reader's message."""
+    inp = res.run["phases"].get("rank", {}).get("input") or {}
+    first = (inp.get("skipped_first") or [])[:SHOWN_SKIPPED]
+    more = inp.get("skipped", 0) - len(first)
+    if first and more > 0:
+        first[-1] += f" (and {more:,} more, counted in the manifest)"
+    return first
 
 
 def register(app: typer.Typer) -> None:

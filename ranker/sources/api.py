@@ -97,7 +97,7 @@ def fetch_ids(ids: Iterable[str], *, categories: list[str] | str | None = None, 
     for pid in wanted:
         p = got.get(pid) or got.get(_OLD_CLASS.sub("/", pid))
         if p is None:
-            report.warn("skipped", "arXiv API", f"{pid}: not found")
+            report.warn("skipped", "arXiv API", f"{pid}: not found", "not_found")
             continue
         if cats and any(c in cats for c in p.categories):
             p.announce_type = relative_announce(p, cats)

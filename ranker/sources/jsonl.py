@@ -31,7 +31,8 @@ def _announce(d: dict) -> str | None:
 
 
 def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = None, *,
-               date: str | None = None) -> Iterator[Paper]:
+               date: str | None = None, part: bool = False) -> Iterator[Paper]:
+    """The papers of our JSON lines; `part` as for snapshot.iter_snapshot."""
     report = report if report is not None else ReadReport(source=source)
     good = 0
     for where, d in json_lines(lines, source, report):
@@ -46,11 +47,12 @@ def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = 
         if paper is None:
             continue
         if ("prefilter_score" in d or "kept" in d) and Ranked.from_paper(paper) is None:
-            report.warn("skipped", where, f"{paper.id}: prefilter_score or kept missing or malformed; skipped")
+            report.warn("skipped", where, f"{paper.id}: prefilter_score or kept missing or malformed; skipped",
+                        "bad_verdict")
             continue
         good += 1
         yield paper
-    if good == 0 and report.skipped:
+    if good == 0 and report.skipped and not part:
         raise no_valid_records(report, "paper")
 
 
@@ -73,11 +75,11 @@ def json_lines(lines, source: str, report: ReadReport):
         except (ValueError, RecursionError) as e:
             report.seen += 1
             msg = str(e).splitlines()[0][:80] if str(e) else "syntax error"
-            report.warn("skipped", where, f"not valid JSON ({msg}); a truncated line? skipped")
+            report.warn("skipped", where, f"not valid JSON ({msg}); a truncated line? skipped", "not_json")
             continue
         report.seen += 1
         if not isinstance(obj, dict):
-            report.warn("skipped", where, f"expected a JSON object, got {type(obj).__name__}; skipped")
+            report.warn("skipped", where, f"expected a JSON object, got {type(obj).__name__}; skipped", "not_object")
             continue
         yield where, obj
 

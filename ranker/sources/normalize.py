@@ -163,12 +163,12 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
     parsed = parse_arxiv_id(raw_id)
     if parsed is None:
         shown = raw_id if isinstance(raw_id, str) else type(raw_id).__name__
-        report.warn("skipped", where, f"no valid arXiv id ({str(shown)[:60]!r}); skipped")
+        report.warn("skipped", where, f"no valid arXiv id ({str(shown)[:60]!r}); skipped", "no_id")
         return None
     pid, id_version = parsed
     title_s = fix_mojibake(fold(title)) if isinstance(title, str) else ""
     if not title_s:
-        report.warn("skipped", where, f"{pid}: no title; skipped")
+        report.warn("skipped", where, f"{pid}: no title; skipped", "no_title")
         return None
     abstract_s = fix_mojibake(fold(abstract)) if isinstance(abstract, str) else ""
     abstract_s = _ABSTRACT_LABEL.sub("", abstract_s, count=1)

@@ -9,6 +9,10 @@ from ..io import Warn
 MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
 ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
 TITLE_CAP = 1_000
+# why a record was skipped (ReadReport.reasons), in words
+SKIP_REASONS = {"not_json": "not valid JSON", "not_object": "not a JSON object", "no_id": "without a valid arXiv id",
+                "no_title": "without a title", "bad_verdict": "with a malformed prefilter verdict",
+                "not_found": "not found"}
 
 
 @dataclass
@@ -21,6 +25,7 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     filtered:    records dropped by the category / announce-type filter
     duplicates:  records whose id was already yielded (the first occurrence wins)
     skipped:     records that could not be used (bad JSON, no id, no title), each a counted warning
+    reasons:     the skipped records by reason (a key of SKIP_REASONS)
     no_abstract: papers kept with an empty abstract
     truncated:   papers whose abstract (or title) was cut to the cap
     bad_bytes:   records (lines) whose invalid UTF-8 was replaced with U+FFFD
@@ -35,13 +40,17 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     truncated: int = 0
     bad_bytes: int = 0
     feed_date: str = ""          # the channel's announcement day, when the source has one
+    reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     on_warning: Warn | None = None
     _first: dict[str, str] = field(default_factory=dict)
 
-    def warn(self, kind: str, where: str, msg: str) -> None:
-        """Count one problem of `kind`; keep the first few messages (and the first place of each kind)."""
+    def warn(self, kind: str, where: str, msg: str, reason: str | None = None) -> None:
+        """Count one problem of `kind` (and its reason, for a skipped record); keep the first few messages (and
+        the first place of each kind)."""
         setattr(self, kind, getattr(self, kind) + 1)
+        if reason is not None:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
         self._first.setdefault(kind, where)
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(f"{where}: {msg}")
@@ -60,6 +69,8 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
             setattr(self, kind, 0)
             if kind in self._first:
                 out._first[kind] = self._first.pop(kind)
+        if "skipped" in kinds:
+            out.reasons, self.reasons = self.reasons, {}
         return out
 
     def notes(self) -> list[str]:

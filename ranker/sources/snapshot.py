@@ -44,7 +44,9 @@ def _versions(value) -> tuple[str | None, int | None]:
 
 
 def iter_snapshot(lines: Iterable[bytes], source: str, report: ReadReport | None = None, *,
-                  date: str | None = None) -> Iterator[Paper]:
+                  date: str | None = None, part: bool = False) -> Iterator[Paper]:
+    """The snapshot's papers. Lines that are not a paper are skipped, counted; a file with none is an error,
+    unless the lines are `part` of one (a byte range, which may hold a truncated last line alone)."""
     report = report if report is not None else ReadReport(source=source)
     good = 0
     for where, d in json_lines(lines, source, report):
@@ -59,5 +61,5 @@ def iter_snapshot(lines: Iterable[bytes], source: str, report: ReadReport | None
         if paper is not None:
             good += 1
             yield paper
-    if good == 0 and report.skipped:
+    if good == 0 and report.skipped and not part:
         raise no_valid_records(report, "snapshot")
