@@ -1,6 +1,7 @@
 """Plain records that flow through the pipeline. No I/O here."""
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -75,6 +76,14 @@ class Paper:
     def primary(self) -> str:
         """The primary arXiv category: primary_category, else the first category, else ""."""
         return self.primary_category or (self.categories[0] if self.categories else "")
+
+    @property
+    def scored_text(self) -> str:
+        """A short hash of what the scoring prompt shows of the paper (title, authors, abstract; spaces folded):
+        a stored score judged other text when it differs (a replacement that rewrote the abstract)."""
+        parts = (self.title or "", " and ".join(self.authors), self.abstract or "")
+        text = "\0".join(" ".join(x.split()) for x in parts)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass

@@ -202,7 +202,9 @@ def stored_run(papers: Iterable[Paper], model_name: str, prompts: PromptSet, sto
     papers = list({p.id: p for p in papers}.values())
     phash = prompts.hash(**opt.prompt_options())
     run = ScoreRun(model=model_name, prompt_hash=phash, papers=papers)
-    stored = store.get_scores([p.id for p in papers], model_name, phash)
+    # a score of other text (a replacement rewrote the abstract) is not reused: the paper is scored again
+    stored = store.get_scores([p.id for p in papers], model_name, phash,
+                              texts={p.id: p.scored_text for p in papers})
     if opt.score_mode == "expected":   # a greedy-mode score lacks the expectation: score it again
         stored = {k: s for k, s in stored.items() if s.expected_relevance is not None}
     run.scores.update(stored)
@@ -261,7 +263,7 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         batch_end = done + len(batch)
         res = score_batch(batch, backend, prompts, opt, related=related,
                           on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request),
-                          on_scores=lambda scores: _keep(scores, run, store, run_id))
+                          on_scores=lambda scores: _keep(scores, batch, run, store, run_id))
         for f in res.failures.values():
             store.put_failure(f, run.model, run.prompt_hash, run_id)
         run.failures += res.failures.values()
@@ -272,9 +274,10 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
             progress("scoring", done, total)
 
 
-def _keep(scores: dict[str, Score], run: ScoreRun, store: Store, run_id: int | None) -> None:
-    """Store a call's validated scores and count them in the run."""
-    store.put_scores(scores.values(), run.model, run.prompt_hash, run_id)
+def _keep(scores: dict[str, Score], batch: list[Paper], run: ScoreRun, store: Store, run_id: int | None) -> None:
+    """Store a call's validated scores (with the text each judged) and count them in the run."""
+    store.put_scores(scores.values(), run.model, run.prompt_hash, run_id,
+                     texts={p.id: p.scored_text for p in batch if p.id in scores})
     run.scores.update(scores)
     run.scored += len(scores)
 

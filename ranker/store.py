@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -164,12 +164,19 @@ def m005_run_owner(c: sqlite3.Connection) -> None:
     c.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
 
 
+def m006_score_text(c: sqlite3.Connection) -> None:
+    """What each score judged: a hash of the paper's text as the prompt showed it (Paper.scored_text), so a
+    paper whose text changed since is scored again. Scores stored before have none and are reused as they are."""
+    c.execute("ALTER TABLE scores ADD COLUMN text_hash TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_rankings_and_day_digests,
     m003_labels,
     m004_score_cached_tokens,
     m005_run_owner,
+    m006_score_text,
 ]
 
 # A database from before named migrations counted its schema in PRAGMA user_version, over a list of SQL
@@ -677,15 +684,20 @@ class Store:
         return row[0] if row else None
 
     # ------------------------------------------------------------------ scores
-    def get_scores(self, ids: Iterable[str], model: str, prompt_hash: str) -> dict[str, Score]:
+    def get_scores(self, ids: Iterable[str], model: str, prompt_hash: str, *,
+                   texts: Mapping[str, str] | None = None) -> dict[str, Score]:
+        """The stored scores of `ids` under this model and prompt. `texts` (paper id -> Paper.scored_text):
+        a score that judged other text of the paper is left out (one stored without a text hash is not)."""
         out: dict[str, Score] = {}
         ids = list(ids)
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             q = ("SELECT paper_id,relevance,novelty,comment,expected_relevance,expected_novelty,prompt_tokens,"
-                 "completion_tokens,cached_prompt_tokens FROM scores WHERE model=? AND prompt_hash=? AND "
-                 "paper_id IN (%s)" % ",".join("?" * len(chunk)))
+                 "completion_tokens,cached_prompt_tokens,text_hash FROM scores WHERE model=? AND prompt_hash=? "
+                 "AND paper_id IN (%s)" % ",".join("?" * len(chunk)))
             for r in self.conn.execute(q, (model, prompt_hash, *chunk)):
+                if texts is not None and r[9] is not None and texts.get(r[0], r[9]) != r[9]:
+                    continue
                 out[r[0]] = Score(arxiv_id=r[0], relevance=r[1], novelty=r[2], comment=r[3],
                                   expected_relevance=r[4], expected_novelty=r[5], prompt_tokens=r[6] or 0,
                                   completion_tokens=r[7] or 0, cached_prompt_tokens=r[8] or 0)
@@ -701,23 +713,24 @@ class Store:
         self.put_scores([score], model, prompt_hash, run_id)
 
     def put_scores(self, scores: Iterable[Score], model: str, prompt_hash: str, run_id: int | None = None, *,
-                   scored_at: dict[str, float] | None = None) -> int:
+                   scored_at: Mapping[str, float] | None = None, texts: Mapping[str, str] | None = None) -> int:
         """Store many scores of one model and prompt in one transaction (each replaces the paper's earlier
         score and failure under that key). `scored_at`: when a score was made (paper id -> time), for scores
-        made before they are stored; default now. Returns how many were written."""
+        made before they are stored; default now. `texts`: paper id -> the Paper.scored_text it judged.
+        Returns how many were written."""
         n = 0
         now = time.time()
-        scored_at = scored_at or {}
+        scored_at, texts = scored_at or {}, texts or {}
         with self.transaction() as c:
             for score in scores:
                 c.execute("INSERT OR REPLACE INTO scores (paper_id, model, prompt_hash, relevance, novelty, "
                           "comment, expected_relevance, expected_novelty, prompt_tokens, completion_tokens, run_id, "
-                          "created_at, cached_prompt_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          "created_at, cached_prompt_tokens, text_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                           (score.arxiv_id, model, prompt_hash, score.relevance, score.novelty,
                            clean_text(score.comment),
                            score.expected_relevance, score.expected_novelty, score.prompt_tokens,
                            score.completion_tokens, run_id, scored_at.get(score.arxiv_id, now),
-                           score.cached_prompt_tokens))
+                           score.cached_prompt_tokens, texts.get(score.arxiv_id)))
                 c.execute("DELETE FROM failures WHERE paper_id=? AND model=? AND prompt_hash=?",
                           (score.arxiv_id, model, prompt_hash))
                 n += 1

@@ -64,6 +64,26 @@ def test_rerun_is_free_and_resumes(papers, store, tmp_path):
     assert run.reused == 0
 
 
+def test_a_paper_whose_text_changed_is_scored_again(papers, store):
+    """A replacement that rewrote the abstract (or the title, or the authors) under the same id: the stored
+    score judged other text, so the paper is scored again; a new version with the same text, or spaces
+    moved, keeps its score; a score stored before text hashes were kept is reused as it is."""
+    from dataclasses import replace
+    ps = load_prompts()
+    score_papers(papers[:4], FakeBackend(), ps, store)
+    changed = [replace(papers[0], abstract=papers[0].abstract + " We also release code.", version=2),
+               replace(papers[1], title="A new title"),
+               replace(papers[2], version=3, abstract="  " + papers[2].abstract.replace(" ", "\n ", 3)),
+               papers[3]]
+    be = FakeBackend()
+    run = score_papers(changed, be, ps, store)
+    assert sorted(k for c in be.calls for k in c) == sorted([papers[0].id, papers[1].id])
+    assert run.reused == 2 and run.scored == 2
+    assert score_papers(changed, FakeBackend(), ps, store).reused == 4          # now stored with their new text
+    store.conn.execute("UPDATE scores SET text_hash=NULL")                   # as an older database holds them
+    assert score_papers(papers[:4], FakeBackend(), ps, store).reused == 4
+
+
 def test_retry_once_then_record_failure(papers, store, tmp_path):
     bad, flaky, cut, wrong = papers[0].id, papers[1].id, papers[2].id, papers[3].id
     be = FakeBackend(garbage={bad}, flaky={flaky}, length={cut}, wrong_id={wrong})

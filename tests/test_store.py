@@ -231,7 +231,9 @@ def test_a_daily_branch_database_has_its_m002_score_cached_tokens_adopted_as_m00
 
     monkeypatch.setattr("ranker.store.MIGRATIONS", [MIGRATIONS[0], m002_score_cached_tokens])
     with Store(db) as s:
-        s.put_score(Score("2501.00001", 8, 7, "ok", prompt_tokens=900, cached_prompt_tokens=640), "m", "h")
+        with s.transaction() as c:                  # as that branch's code wrote it (today's adds text_hash)
+            c.execute("INSERT INTO scores (paper_id, model, prompt_hash, relevance, novelty, comment, prompt_tokens, "
+                      "created_at, cached_prompt_tokens) VALUES ('2501.00001', 'm', 'h', 8, 7, 'ok', 900, 0, 640)")
         assert s.migrations == ["m001_initial", "m002_score_cached_tokens"] and s.schema_version == 2
     monkeypatch.undo()
     with Store(db) as s:                            # the column is not added twice; the web's tables are built
