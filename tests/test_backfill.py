@@ -284,6 +284,37 @@ def test_import_keeps_a_score_stored_after_the_backfill_scored_the_paper(tmp_pat
     assert store_tables(db) == once and again.scores_new == 0 and again.scores_newer_kept == 1
 
 
+def test_imported_scores_carry_the_text_they_judged(tmp_path):
+    """A backfill's score rows name the text each judged, and the import keeps it: a later daily run over a
+    paper whose abstract was rewritten since scores it again and reuses the rest; a folder written before the
+    column existed still imports (its scores are reused as they are)."""
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+
+    from ranker.backends.fake import FakeBackend
+    from ranker.prompts import load_prompts
+    from ranker.scoring import score_papers
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True), backfill_settings())
+    s = backfill_table(out, "scores")
+    scored = [i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()) if st == "scored"]
+    assert scored and all(s.column("text_hash").to_pylist()[s.column("id").to_pylist().index(i)] for i in scored)
+    with Store(db) as store:
+        import_backfill(out, store)
+        papers = list(store.get_papers(scored[:3]).values())
+        changed = [replace(papers[0], abstract=papers[0].abstract + " Code is released."), *papers[1:]]
+        be = FakeBackend(model="m")
+        run = score_papers(changed, be, load_prompts(), store)
+        assert [k for c in be.calls for k in c] == [papers[0].id] and run.reused == 2
+    for f in (out / "scores").rglob("*.parquet"):             # as a folder from before the column
+        pq.write_table(pq.read_table(f).drop_columns(["text_hash"]), f)
+    with Store(tmp_path / "old.sqlite3") as store:
+        assert import_backfill(out, store).scores_new == len(scored)
+        be = FakeBackend(model="m")
+        assert score_papers(changed, be, load_prompts(), store).reused == 3 and not be.calls
+
+
 def hashed_embedder(monkeypatch) -> None:
     """The embedder's encode replaced by a stand-in seeded by each text's hash (orchestration tests: no model)."""
     import hashlib

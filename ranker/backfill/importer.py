@@ -103,7 +103,7 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
         stored_at = store.score_times(have, model, phash)
         failed = {f.arxiv_id: f.reason for f in store.get_failures(model, phash)} \
             if any(r["status"] == "failed" for r in group) else {}
-        new, scored_at = [], {}
+        new, scored_at, texts = [], {}, {}
         for r in group:
             if r["status"] == "scored":
                 s = Score(arxiv_id=r["id"], relevance=r["RELEVANCE"], novelty=r["NOVELTY"], comment=r["COMMENT"] or "",
@@ -117,8 +117,10 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
                     new.append(s)
                     if r["written_at"]:
                         scored_at[r["id"]] = r["written_at"]
+                    if r["text_hash"]:
+                        texts[r["id"]] = r["text_hash"]
             elif r["status"] == "failed" and r["id"] not in have:
                 if failed.get(r["id"]) != (r["error"] or ""):
                     store.put_failure(Failure(r["id"], r["error"] or "", ""), model, phash, run_id)
                 res.failures += 1
-        res.scores_new += store.put_scores(new, model, phash, run_id, scored_at=scored_at)
+        res.scores_new += store.put_scores(new, model, phash, run_id, scored_at=scored_at, texts=texts)

@@ -70,6 +70,7 @@ SCORES = pa.schema([
     pa.field("completion_tokens", pa.int32()),
     pa.field("error", pa.string()),
     pa.field("written_at", pa.float64()),
+    pa.field("text_hash", pa.string()),          # Paper.scored_text of the text judged (null: older folders)
 ])
 # what the scoring stage reads of a ranked row (not the vector)
 SCORE_INPUT = [f.name for f in PAPER_FIELDS] + ["prefilter_score", "kept", "topic"]

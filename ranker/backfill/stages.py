@@ -123,7 +123,8 @@ def score_table(t: pa.Table, backend, prompts, options, prompt_hash: str) -> pa.
     res = score_batch([p for p, k in zip(papers, kept) if k], backend, prompts, options) if any(kept) else None
     cols: dict[str, list] = {c: [None] * n for c in ("status", "RELEVANCE", "NOVELTY", "COMMENT",
                                                      "expected_relevance", "expected_novelty",
-                                                     "prompt_tokens", "completion_tokens", "error")}
+                                                     "prompt_tokens", "completion_tokens", "error",
+                                                     "text_hash")}
     for i, (p, k) in enumerate(zip(papers, kept)):
         if not k:
             cols["status"][i] = "not_kept"
@@ -134,6 +135,7 @@ def score_table(t: pa.Table, backend, prompts, options, prompt_hash: str) -> pa.
             cols["RELEVANCE"][i], cols["NOVELTY"][i], cols["COMMENT"][i] = s.relevance, s.novelty, s.comment
             cols["expected_relevance"][i], cols["expected_novelty"][i] = s.expected_relevance, s.expected_novelty
             cols["prompt_tokens"][i], cols["completion_tokens"][i] = s.prompt_tokens, s.completion_tokens
+            cols["text_hash"][i] = p.scored_text
         else:
             f = res.failures.get(p.id)
             cols["status"][i] = "failed"
