@@ -239,6 +239,21 @@ def test_a_hanging_server_times_out(server):
     assert out[0].finish_reason == "error" and "timed out" in out[0].error and "2 attempts" in out[0].error
 
 
+def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
+    """No server on the port (not started, stopped): the first requests spend their attempts, the rest are
+    not sent and fail at once naming the reason, so a day of papers ends in seconds, not minutes each."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+        be = OpenAIBackend("m", base_url=url, concurrency=1, retries=2, backoff=0.01, max_backoff=0.02)
+        out = be.generate([req(f"2506.{i:05d}", "ok") for i in range(6)])
+    assert all(r.finish_reason == "error" and "connection failed" in r.error for r in out)
+    assert "not answering" not in out[0].error and "3 attempts" in out[0].error
+    assert all("is not answering, so the remaining requests were not sent" in r.error for r in out[1:])
+    assert be.stats()["retries"] == 2                                 # the first request's, no other's
+
+
 def test_refused_key_fails_fast_without_showing_it(server):
     be = backend(server, concurrency=1, api_key=KEY)
     out = be.generate([req("2506.00001", "denied"), req("2506.00002", "denied")])

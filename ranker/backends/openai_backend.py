@@ -15,7 +15,8 @@ connections are retried with exponential backoff and jitter (`retries`, default 
 within the request's deadline (`total_timeout`); what still fails becomes a Result with finish_reason
 "error" and the reason, so the run goes on. Every wait is bounded: connecting (`connect_timeout`, 10 s), the
 server's silence in one attempt (`timeout`, 120 s) and the whole request, retries included (`total_timeout`,
-300 s), so one paper never holds a run for long. Ctrl-C stops generate() at once: the waiting thread is
+300 s), so one paper never holds a run for long. A request that cannot connect in all its attempts takes the
+server for gone: the requests after it fail at once with that reason (a rerun sends them). Ctrl-C stops generate() at once: the waiting thread is
 interrupted, no request is started after it, and the threads still waiting on a hung server are daemons
 that never keep the process alive.
 
@@ -189,6 +190,7 @@ class OpenAIBackend(Backend):
         self._lock = threading.Lock()
         self._relaxed = False
         self._refused: str | None = None
+        self._down: str | None = None             # why the server is taken for gone: no connection, retries spent
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
         self.model_name = self._discover_model() if model in ("", "auto") else model
@@ -262,6 +264,8 @@ class OpenAIBackend(Backend):
     def _one(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         if self._refused:
             return Result(req.key, None, "error", error=self._refused), None
+        if self._down:          # the requests after one that could not connect in all its attempts: not sent
+            return Result(req.key, None, "error", error=self._down), None
         deadline = time.monotonic() + self.total_timeout
         try:
             relaxed = self._relaxed       # what this request sends: another thread may relax the schema meanwhile
@@ -282,7 +286,12 @@ class OpenAIBackend(Backend):
                 why = f"no time left of the request's {self.total_timeout:g} s after {e.attempts} attempts"
             else:
                 why = f"after {e.attempts} attempts"
-            return Result(req.key, None, "error", error=redact(f"{e} ({why})")), None
+            error = redact(f"{e} ({why})")
+            if e.kind == "connection" and not e.out_of_time:
+                # a server that is not there (not started, stopped): each request would spend the same
+                # attempts and backoff in vain, minutes over a day; the rest fail at once with this reason
+                self._down = f"{error}; {self.base_url} is not answering, so the remaining requests were not sent"
+            return Result(req.key, None, "error", error=error), None
         except Cancelled:
             return Result(req.key, None, "error", error="cancelled (interrupted)"), None
         except _Fatal as e:
