@@ -568,9 +568,9 @@ class Store:
         """One transaction for a stream of papers: `add(paper)` stores one and returns the day it was first
         seen when that is an earlier day (else None). Everything added is committed when the block ends
         without error, and rolled back otherwise."""
-        fts = self._fts_exists()
         with self.transaction() as c:
-            yield PaperAdder(c, fts=fts)
+            # asked under the write lock: an index another process built while this one waited is kept current
+            yield PaperAdder(c, fts=self._fts_exists())
 
     def get_paper(self, paper_id: str) -> Paper | None:
         return self.get_papers([paper_id]).get(paper_id)
@@ -606,15 +606,17 @@ class Store:
 
     def _ensure_fts(self) -> bool:
         """The full-text index of titles and abstracts (FTS5), built on the first search and kept current by
-        add_papers from then on. It is derived data, not part of the schema: False when this SQLite has no FTS5."""
+        add_papers from then on. It is derived data, not part of the schema: False when it cannot be built now
+        (this SQLite has no FTS5, the database is read-only or busy with another process's write)."""
         if self._fts_exists():
             return True
         try:
             with self.transaction() as c:
-                c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
-                          "tokenize='unicode61 remove_diacritics 2')")
-                c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
-        except sqlite3.OperationalError:        # compiled without FTS5
+                if not self._fts_exists():      # another process built it while this one waited for the lock
+                    c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+                              "tokenize='unicode61 remove_diacritics 2')")
+                    c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+        except StoreError:
             return False
         return True
 

@@ -1,4 +1,5 @@
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -437,3 +438,56 @@ def test_a_failing_block_is_the_error_reported_even_when_its_run_cannot_be_recor
             with s.recording("fetch", {}):                     # recorded: that is the error
                 monkeypatch.setattr(s, "transaction", no_transaction)
         monkeypatch.undo()
+
+
+def test_word_search_works_on_a_read_only_database(read_only_home):
+    # the word index is built by the first search; a database that cannot be written searches by LIKE instead
+    with Store(read_only_home / "ranker.sqlite3") as s:
+        assert s.read_only and s.search_papers("T 2505") == ["2505.00001"]
+
+
+def test_word_search_works_while_another_process_writes(tmp_path):
+    # a long write elsewhere (a daily run, an import) must not turn the web page's search into an error
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.add_papers([paper("2505.00001")])
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(db, busy_timeout=0.2) as s:
+            assert s.search_papers("T 2505") == ["2505.00001"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Store(db) as s:                                 # and the index is built once the database is free
+        assert s.search_papers("T 2505") == ["2505.00001"] and s._fts_exists()
+
+
+def test_papers_stored_while_another_process_builds_the_word_index_are_searchable(tmp_path):
+    # an import that waits for the lock while a search builds the word index must then keep the index current
+    import threading
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.add_papers([paper("2505.00001")])
+    holding = threading.Event()
+
+    def build():                                          # what Store._ensure_fts does, in another connection
+        with Store(db) as builder:
+            builder.conn.execute("BEGIN IMMEDIATE")
+            holding.set()
+            time.sleep(0.5)                               # the other writer has checked and is waiting now
+            builder.conn.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+                                 "tokenize='unicode61 remove_diacritics 2')")
+            builder.conn.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+            builder.conn.execute("COMMIT")
+
+    t = threading.Thread(target=build)
+    t.start()
+    assert holding.wait(10)
+    try:
+        with Store(db) as s:
+            s.add_papers([paper("2505.00002")])
+            assert s._fts_exists() and s.search_papers("00002") == ["2505.00002"]
+    finally:
+        t.join()
+
