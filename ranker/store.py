@@ -325,11 +325,22 @@ class Store:
     def _open(self) -> None:
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        self._refuse_foreign()
         self._set_wal()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         if self.conn.execute("PRAGMA query_only").fetchone()[0] == 0 and not os.access(self.path, os.W_OK):
             raise sqlite3.OperationalError("attempt to write a readonly database")
         self._migrate()
+
+    def _refuse_foreign(self) -> None:
+        """A SQLite database another program made (tables, but neither ranker's migrations nor its papers) is
+        refused before anything is written: ranker's tables and WAL mode would change that program's file."""
+        tables = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                                   "AND name NOT LIKE 'sqlite%' ORDER BY name")]
+        if tables and "_migrations" not in tables and "papers" not in tables:
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(f"not a ranker database (it holds another program's tables: {shown})",
+                             where=str(self.path))
 
     def _set_wal(self) -> None:
         """Switch a new database to WAL. The switch takes SQLite's exclusive lock without waiting for it, so

@@ -491,3 +491,19 @@ def test_papers_stored_while_another_process_builds_the_word_index_are_searchabl
     finally:
         t.join()
 
+
+def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path):
+    from ranker.errors import StoreError
+    db = tmp_path / "places.sqlite"
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+    c.execute("INSERT INTO moz_places VALUES (1, 'https://arxiv.org')")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError) as e:
+        Store(db)
+    assert str(e.value).startswith(f"{db}: not a ranker database") and "moz_places" in str(e.value)
+    c = sqlite3.connect(db)
+    assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["moz_places"]
+    assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    c.close()
