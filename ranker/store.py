@@ -19,7 +19,7 @@ import os
 import socket
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -228,14 +228,19 @@ _READ_ONLY = ("readonly database", "read-only", "unable to open database file", 
 
 
 class PaperAdder:
-    """Stores papers inside a transaction the caller holds (see Store.adding_papers)."""
+    """Stores papers inside a transaction the caller holds (see Store.adding_papers), or one that `begin`
+    opens at the first paper (it returns the connection and whether the word-search index exists)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, fts: bool = False):
+    def __init__(self, conn: sqlite3.Connection | None, *, fts: bool = False,
+                 begin: Callable[[], tuple[sqlite3.Connection, bool]] | None = None):
         self.conn = conn
         self.fts = fts              # keep the word-search index (papers_fts) current, once it has been built
+        self.begin = begin
         self.result = AddResult()
 
     def __call__(self, p: Paper) -> str | None:
+        if self.conn is None:
+            self.conn, self.fts = self.begin()
         c, res = self.conn, self.result
         row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
         args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
@@ -578,10 +583,14 @@ class Store:
     def adding_papers(self) -> Iterator["PaperAdder"]:
         """One transaction for a stream of papers: `add(paper)` stores one and returns the day it was first
         seen when that is an earlier day (else None). Everything added is committed when the block ends
-        without error, and rolled back otherwise."""
-        with self.transaction() as c:
-            # asked under the write lock: an index another process built while this one waited is kept current
-            yield PaperAdder(c, fts=self._fts_exists())
+        without error, and rolled back otherwise. The transaction begins at the first paper, so a source slow
+        to give it (a day fetched from the arXiv API, its retries) does not hold the write lock meanwhile."""
+        with ExitStack() as stack:
+            def begin() -> tuple[sqlite3.Connection, bool]:
+                c = stack.enter_context(self.transaction())
+                # asked under the write lock: an index another process built while this one waited is kept
+                return c, self._fts_exists()
+            yield PaperAdder(None, begin=begin)
 
     def get_paper(self, paper_id: str) -> Paper | None:
         return self.get_papers([paper_id]).get(paper_id)

@@ -507,3 +507,23 @@ def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path):
     assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["moz_places"]
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     c.close()
+
+
+def test_a_stream_of_papers_takes_the_write_lock_only_once_its_first_paper_is_there(tmp_path):
+    # a day fetched from the arXiv API arrives after minutes of paging and retries: meanwhile another process
+    # (a label from the web page, an import) must be able to write
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s, Store(db, busy_timeout=0.2) as other:
+        def slow_source():
+            other.set_label("2505.00009", 1)               # written while the source has given nothing yet
+            yield paper("2505.00001")
+            yield paper("2505.00002")
+        assert s.add_papers(slow_source()).new == 2
+        assert s.add_papers([]).new == 0
+
+        def broken_source():
+            yield paper("2505.00003")
+            raise RuntimeError("the connection dropped")
+        with pytest.raises(RuntimeError):                  # a source failing mid-way still stores nothing
+            s.add_papers(broken_source())
+        assert s.count_papers() == 2 and other.get_labels()["2505.00009"].label == 1
