@@ -741,9 +741,14 @@ class Store:
                       (failure.arxiv_id, model, prompt_hash, redact(failure.reason),
                        redact(clean_text(failure.raw[:4000])), run_id, time.time()))
 
-    def get_failures(self, model: str, prompt_hash: str) -> list[Failure]:
-        rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",
-                                 (model, prompt_hash)).fetchall()
+    def get_failures(self, model: str, prompt_hash: str, ids: Iterable[str] | None = None) -> list[Failure]:
+        """The stored failures of a model and prompt: all of them, or those of `ids`."""
+        if ids is None:
+            rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",
+                                     (model, prompt_hash))
+        else:
+            rows = self._rows_for_ids("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=? "
+                                      "AND paper_id IN (%s)", ids, model, prompt_hash)
         return [Failure(r[0], r[1], r[2] or "") for r in rows]
 
     # ------------------------------------------------------------------ embeddings
