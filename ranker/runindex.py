@@ -28,11 +28,15 @@ def read_days(out_dir: str | Path) -> list[dict]:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        counts = dict(data.get("counts") or {})
+        if not isinstance(data, dict):
+            continue                          # not a run's manifest (edited by hand, another program's file)
+        counts = data.get("counts")
+        counts = {k: v for k, v in counts.items() if type(v) is int} if isinstance(counts, dict) else {}
         if counts.get("scored") is not None or counts.get("reused") is not None:
             # the day's papers with a score: a rerun reuses the stored ones (its own run scored none)
             counts["scored"] = (counts.get("scored") or 0) + (counts.get("reused") or 0)
-        row = {"day": m.group(1), "status": data.get("status", "unknown"),
+        status = data.get("status")
+        row = {"day": m.group(1), "status": status if isinstance(status, str) and status else "unknown",
                **{k: counts.get(k) for k in COLUMNS},
                "model": data.get("model"), "digest": f"{m.group(1)}-output.md"}
         rows.append(row)

@@ -19,7 +19,7 @@ import os
 import socket
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
@@ -235,14 +235,19 @@ _READ_ONLY = ("readonly database", "read-only", "unable to open database file", 
 
 
 class PaperAdder:
-    """Stores papers inside a transaction the caller holds (see Store.adding_papers)."""
+    """Stores papers inside a transaction the caller holds (see Store.adding_papers), or one that `begin`
+    opens at the first paper (it returns the connection and whether the word-search index exists)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, fts: bool = False):
+    def __init__(self, conn: sqlite3.Connection | None, *, fts: bool = False,
+                 begin: Callable[[], tuple[sqlite3.Connection, bool]] | None = None):
         self.conn = conn
         self.fts = fts              # keep the word-search index (papers_fts) current, once it has been built
+        self.begin = begin
         self.result = AddResult()
 
     def __call__(self, p: Paper) -> str | None:
+        if self.conn is None:
+            self.conn, self.fts = self.begin()
         c, res = self.conn, self.result
         row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
         args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
@@ -332,11 +337,22 @@ class Store:
     def _open(self) -> None:
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        self._refuse_foreign()
         self._set_wal()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         if self.conn.execute("PRAGMA query_only").fetchone()[0] == 0 and not os.access(self.path, os.W_OK):
             raise sqlite3.OperationalError("attempt to write a readonly database")
         self._migrate()
+
+    def _refuse_foreign(self) -> None:
+        """A SQLite database another program made (tables, but neither ranker's migrations nor its papers) is
+        refused before anything is written: ranker's tables and WAL mode would change that program's file."""
+        tables = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                                   "AND name NOT LIKE 'sqlite%' ORDER BY name")]
+        if tables and "_migrations" not in tables and "papers" not in tables:
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(f"not a ranker database (it holds another program's tables: {shown})",
+                             where=str(self.path))
 
     def _set_wal(self) -> None:
         """Switch a new database to WAL. The switch takes SQLite's exclusive lock without waiting for it, so
@@ -574,10 +590,14 @@ class Store:
     def adding_papers(self) -> Iterator["PaperAdder"]:
         """One transaction for a stream of papers: `add(paper)` stores one and returns the day it was first
         seen when that is an earlier day (else None). Everything added is committed when the block ends
-        without error, and rolled back otherwise."""
-        fts = self._fts_exists()
-        with self.transaction() as c:
-            yield PaperAdder(c, fts=fts)
+        without error, and rolled back otherwise. The transaction begins at the first paper, so a source slow
+        to give it (a day fetched from the arXiv API, its retries) does not hold the write lock meanwhile."""
+        with ExitStack() as stack:
+            def begin() -> tuple[sqlite3.Connection, bool]:
+                c = stack.enter_context(self.transaction())
+                # asked under the write lock: an index another process built while this one waited is kept
+                return c, self._fts_exists()
+            yield PaperAdder(None, begin=begin)
 
     def get_paper(self, paper_id: str) -> Paper | None:
         return self.get_papers([paper_id]).get(paper_id)
@@ -613,15 +633,17 @@ class Store:
 
     def _ensure_fts(self) -> bool:
         """The full-text index of titles and abstracts (FTS5), built on the first search and kept current by
-        add_papers from then on. It is derived data, not part of the schema: False when this SQLite has no FTS5."""
+        add_papers from then on. It is derived data, not part of the schema: False when it cannot be built now
+        (this SQLite has no FTS5, the database is read-only or busy with another process's write)."""
         if self._fts_exists():
             return True
         try:
             with self.transaction() as c:
-                c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
-                          "tokenize='unicode61 remove_diacritics 2')")
-                c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
-        except sqlite3.OperationalError:        # compiled without FTS5
+                if not self._fts_exists():      # another process built it while this one waited for the lock
+                    c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+                              "tokenize='unicode61 remove_diacritics 2')")
+                    c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+        except StoreError:
             return False
         return True
 
@@ -742,9 +764,14 @@ class Store:
                       (failure.arxiv_id, model, prompt_hash, redact(failure.reason),
                        redact(clean_text(failure.raw[:4000])), run_id, time.time()))
 
-    def get_failures(self, model: str, prompt_hash: str) -> list[Failure]:
-        rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",
-                                 (model, prompt_hash)).fetchall()
+    def get_failures(self, model: str, prompt_hash: str, ids: Iterable[str] | None = None) -> list[Failure]:
+        """The stored failures of a model and prompt: all of them, or those of `ids`."""
+        if ids is None:
+            rows = self.conn.execute("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=?",
+                                     (model, prompt_hash))
+        else:
+            rows = self._rows_for_ids("SELECT paper_id, reason, raw FROM failures WHERE model=? AND prompt_hash=? "
+                                      "AND paper_id IN (%s)", ids, model, prompt_hash)
         return [Failure(r[0], r[1], r[2] or "") for r in rows]
 
     # ------------------------------------------------------------------ embeddings

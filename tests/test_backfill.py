@@ -21,6 +21,7 @@ from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
 from ranker.errors import ConfigError, InputError, MissingDependency
+from ranker.records import Failure
 from ranker.store import Store
 
 ALL_IDS = sorted({json.loads(line)["id"] for d in DAYS.iterdir() for line in (d / "listing.jsonl").open()})
@@ -546,3 +547,21 @@ def test_cli_errors_name_the_flag_at_fault_in_one_line(tmp_path, one_day_backfil
                tmp_path / "r.sqlite3", *args)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and p.stderr.startswith(named), p.stderr
     assert parquet_files(out) == before                            # nothing already written was lost
+
+
+def test_import_reads_only_the_stored_failures_of_the_papers_it_imports(tmp_path):
+    # a backfill's failures can be many (each with up to 4,000 characters of raw answer): the import asks for
+    # those of the rows in hand, not every failure of the model and prompt at each chunk
+    out = tmp_path / "bf"
+    run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings(f"garbage=[{ALL_IDS[0]!r}]"))
+    with Store(tmp_path / "r.sqlite3") as store:
+        store.put_failure(Failure("2401.00001", "old", "x" * 4000), "fake:m", "other")
+        import_backfill(out, store)
+        reads: list[str] = []
+        store.conn.set_trace_callback(reads.append)
+        import_backfill(out, store)
+        store.conn.set_trace_callback(None)
+        failure_reads = [q for q in reads if "FROM failures" in q and q.lstrip().upper().startswith("SELECT")]
+        assert failure_reads and all("paper_id IN" in q for q in failure_reads)
+        assert [f.arxiv_id for f in store.get_failures("fake:m", "other", ids=["2401.00001", "x"])] == ["2401.00001"]
+        assert store.get_failures("fake:m", "other", ids=["x"]) == []

@@ -1,4 +1,5 @@
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -439,3 +440,92 @@ def test_a_failing_block_is_the_error_reported_even_when_its_run_cannot_be_recor
             with s.recording("fetch", {}):                     # recorded: that is the error
                 monkeypatch.setattr(s, "transaction", no_transaction)
         monkeypatch.undo()
+
+
+def test_word_search_works_on_a_read_only_database(read_only_home):
+    # the word index is built by the first search; a database that cannot be written searches by LIKE instead
+    with Store(read_only_home / "ranker.sqlite3") as s:
+        assert s.read_only and s.search_papers("T 2505") == ["2505.00001"]
+
+
+def test_word_search_works_while_another_process_writes(tmp_path):
+    # a long write elsewhere (a daily run, an import) must not turn the web page's search into an error
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.add_papers([paper("2505.00001")])
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(db, busy_timeout=0.2) as s:
+            assert s.search_papers("T 2505") == ["2505.00001"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Store(db) as s:                                 # and the index is built once the database is free
+        assert s.search_papers("T 2505") == ["2505.00001"] and s._fts_exists()
+
+
+def test_papers_stored_while_another_process_builds_the_word_index_are_searchable(tmp_path):
+    # an import that waits for the lock while a search builds the word index must then keep the index current
+    import threading
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.add_papers([paper("2505.00001")])
+    holding = threading.Event()
+
+    def build():                                          # what Store._ensure_fts does, in another connection
+        with Store(db) as builder:
+            builder.conn.execute("BEGIN IMMEDIATE")
+            holding.set()
+            time.sleep(0.5)                               # the other writer has checked and is waiting now
+            builder.conn.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+                                 "tokenize='unicode61 remove_diacritics 2')")
+            builder.conn.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+            builder.conn.execute("COMMIT")
+
+    t = threading.Thread(target=build)
+    t.start()
+    assert holding.wait(10)
+    try:
+        with Store(db) as s:
+            s.add_papers([paper("2505.00002")])
+            assert s._fts_exists() and s.search_papers("00002") == ["2505.00002"]
+    finally:
+        t.join()
+
+
+def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path):
+    from ranker.errors import StoreError
+    db = tmp_path / "places.sqlite"
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+    c.execute("INSERT INTO moz_places VALUES (1, 'https://arxiv.org')")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError) as e:
+        Store(db)
+    assert str(e.value).startswith(f"{db}: not a ranker database") and "moz_places" in str(e.value)
+    c = sqlite3.connect(db)
+    assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["moz_places"]
+    assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    c.close()
+
+
+def test_a_stream_of_papers_takes_the_write_lock_only_once_its_first_paper_is_there(tmp_path):
+    # a day fetched from the arXiv API arrives after minutes of paging and retries: meanwhile another process
+    # (a label from the web page, an import) must be able to write
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s, Store(db, busy_timeout=0.2) as other:
+        def slow_source():
+            other.set_label("2505.00009", 1)               # written while the source has given nothing yet
+            yield paper("2505.00001")
+            yield paper("2505.00002")
+        assert s.add_papers(slow_source()).new == 2
+        assert s.add_papers([]).new == 0
+
+        def broken_source():
+            yield paper("2505.00003")
+            raise RuntimeError("the connection dropped")
+        with pytest.raises(RuntimeError):                  # a source failing mid-way still stores nothing
+            s.add_papers(broken_source())
+        assert s.count_papers() == 2 and other.get_labels()["2505.00009"].label == 1

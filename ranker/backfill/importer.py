@@ -101,8 +101,8 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
             res.keys.append((model, phash))
         have = store.get_scores([r["id"] for r in group], model, phash)
         stored_at = store.score_times(have, model, phash)
-        failed = {f.arxiv_id: f.reason for f in store.get_failures(model, phash)} \
-            if any(r["status"] == "failed" for r in group) else {}
+        failed_ids = [r["id"] for r in group if r["status"] == "failed"]
+        failed = {f.arxiv_id: f.reason for f in store.get_failures(model, phash, failed_ids)} if failed_ids else {}
         new, scored_at, texts = [], {}, {}
         for r in group:
             if r["status"] == "scored":
