@@ -249,10 +249,10 @@ class PaperAdder:
         if self.conn is None:
             self.conn, self.fts = self.begin()
         c, res = self.conn, self.result
-        row = c.execute("SELECT first_seen FROM papers WHERE id=?", (p.id,)).fetchone()
+        row = c.execute("SELECT first_seen, version FROM papers WHERE id=?", (p.id,)).fetchone()
         args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
                 json.dumps(p.categories), p.primary_category, clean_text(p.comment) if p.comment else p.comment)
-        earlier = None
+        earlier, older = None, False
         if row is None:
             c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
                       "comment,id,first_seen,last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -260,13 +260,16 @@ class PaperAdder:
             res.new += 1
         else:
             first = row[0]
-            c.execute("UPDATE papers SET version=COALESCE(?,version), title=?, abstract=?, authors=?, "
-                      "categories=?, primary_category=?, comment=?, "
+            # an older version (an old backfill or day read after newer ones) never replaces a newer one's text
+            older = p.version is not None and row[1] is not None and p.version < row[1]
+            text = ("" if older else "version=COALESCE(?,version), title=?, abstract=?, authors=?, categories=?, "
+                    "primary_category=?, comment=?, ")
+            c.execute("UPDATE papers SET " + text +
                       "first_seen=CASE WHEN first_seen IS NULL OR (? IS NOT NULL AND ? < first_seen) "
                       "  THEN ? ELSE first_seen END, "
                       "last_seen=CASE WHEN last_seen IS NULL OR ? > last_seen THEN ? ELSE last_seen END "
                       "WHERE id=?",
-                      (*args, p.date or None, p.date or None, p.date or None, p.date or "",
+                      (*(() if older else args), p.date or None, p.date or None, p.date or None, p.date or "",
                        p.date or None, p.id))
             res.updated += 1
             if first and p.date and first < p.date:
@@ -274,7 +277,7 @@ class PaperAdder:
         if p.date:
             c.execute("INSERT OR REPLACE INTO paper_days (paper_id, day, announce_type) VALUES (?,?,?)",
                       (p.id, p.date, p.announce_type))
-        if self.fts:
+        if self.fts and not (row is not None and older):
             if row is not None:
                 c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
             c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, p.title, p.abstract))
@@ -579,8 +582,9 @@ class Store:
 
     # ------------------------------------------------------------------ papers
     def add_papers(self, papers: Iterable[Paper]) -> AddResult:
-        """Insert or refresh papers and the day each was announced, in one transaction.
-        A paper already announced on an earlier day is reported in `seen_before`."""
+        """Insert or refresh papers and the day each was announced, in one transaction (a paper's text is the
+        latest version's: an older version read later only adds its day). A paper already announced on an
+        earlier day is reported in `seen_before`."""
         with self.adding_papers() as add:
             for p in papers:
                 add(p)

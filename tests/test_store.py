@@ -51,6 +51,24 @@ def test_papers_first_seen_and_repeats(tmp_path):
         assert s.count_papers() == 3
 
 
+def test_an_older_version_read_later_keeps_the_newer_text(tmp_path):
+    """An old backfill imported (or an old day read) after a newer version was stored: the stored text stays
+    the newer one, word search included, and the older one only adds its day; a newer version, or one of
+    unknown version, still replaces it."""
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([Paper("2501.00001", "v1 title", "graph networks", date="2025-01-06", version=1)])
+        s.search_papers("graph")                                # builds the word-search index
+        s.add_papers([Paper("2501.00001", "v2 title", "diffusion models", date="2025-01-20", version=2)])
+        s.add_papers([Paper("2501.00001", "v1 title", "graph networks", date="2025-01-06", version=1)])
+        p = s.get_paper("2501.00001")
+        assert (p.title, p.abstract, p.version) == ("v2 title", "diffusion models", 2)
+        assert s.search_papers("diffusion") == ["2501.00001"] and not s.search_papers("graph")
+        assert s.first_seen(["2501.00001"]) == {"2501.00001": "2025-01-06"}
+        s.add_papers([Paper("2501.00001", "v3 title", "x", date="2025-02-03", version=3)])
+        s.add_papers([Paper("2501.00001", "unversioned", "y", date="2025-02-04")])
+        assert (s.get_paper("2501.00001").title, s.get_paper("2501.00001").version) == ("unversioned", 3)
+
+
 def test_failed_transaction_keeps_what_was_stored(tmp_path):
     with Store(tmp_path / "r.sqlite3") as s:
         s.add_papers([paper("1")])
