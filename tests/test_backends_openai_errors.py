@@ -105,6 +105,9 @@ class Server:
                     return self._send(500, {"error": {"message": "upstream exploded"}})
                 elif mode == "garbage":
                     return self._send(200, None, raw=b"<html>a proxy login page</html>")
+                elif mode == "drop":           # the connection closed before any answer: the server is there
+                    self.close_connection = True
+                    return
                 elif mode == "hang":
                     time.sleep(3)
                     return self._send(200, {})
@@ -252,6 +255,15 @@ def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
     assert "not answering" not in out[0].error and "3 attempts" in out[0].error
     assert all("is not answering, so the remaining requests were not sent" in r.error for r in out[1:])
     assert be.stats()["retries"] == 2                                 # the first request's, no other's
+
+
+def test_a_connection_dropped_mid_request_does_not_give_the_server_up(server):
+    """A server that is there but drops one request's connection before answering (a proxy's reset, a worker
+    that died on that prompt): that paper fails after its attempts, the papers after it are still sent."""
+    be = backend(server, concurrency=1, retries=1)
+    out = be.generate([req("2506.00001", "drop"), req("2506.00002", "ok"), req("2506.00003", "ok")])
+    assert out[0].finish_reason == "error" and "connection failed" in out[0].error
+    assert "not answering" not in out[0].error and out[1].ok and out[2].ok, [r.error for r in out]
 
 
 def test_refused_key_fails_fast_without_showing_it(server):

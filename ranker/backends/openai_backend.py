@@ -16,7 +16,8 @@ within the request's deadline (`total_timeout`); what still fails becomes a Resu
 "error" and the reason, so the run goes on. Every wait is bounded: connecting (`connect_timeout`, 10 s), the
 server's silence in one attempt (`timeout`, 120 s) and the whole request, retries included (`total_timeout`,
 300 s), so one paper never holds a run for long. A request that cannot connect in all its attempts takes the
-server for gone: the requests after it fail at once with that reason (a rerun sends them). Ctrl-C stops generate() at once: the waiting thread is
+server for gone: the requests after it fail at once with that reason (a rerun sends them); a connection the
+server dropped after accepting it does not. Ctrl-C stops generate() at once: the waiting thread is
 interrupted, no request is started after it, and the threads still waiting on a hung server are daemons
 that never keep the process alive.
 
@@ -58,6 +59,11 @@ class _Fatal(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class _NotThere(Retryable):
+    """A connection that could not be made (nothing listens at the address): unlike a connection the server
+    dropped mid-request, it says the server is not there."""
 
 
 def relax_schema(schema: dict) -> dict:
@@ -220,6 +226,8 @@ class OpenAIBackend(Backend):
             resp = self._client.post("/chat/completions", json=body, timeout=self._timeout(deadline))
         except httpx.TimeoutException:
             raise Retryable("timed out", kind="timeout") from None
+        except httpx.ConnectError as e:
+            raise _NotThere(f"connection failed ({type(e).__name__})", kind="connection") from None
         except httpx.TransportError as e:
             raise Retryable(f"connection failed ({type(e).__name__})", kind="connection") from None
         if resp.status_code in RETRY_STATUS:
@@ -287,7 +295,7 @@ class OpenAIBackend(Backend):
             else:
                 why = f"after {e.attempts} attempts"
             error = redact(f"{e} ({why})")
-            if e.kind == "connection" and not e.out_of_time:
+            if isinstance(e, _NotThere) and not e.out_of_time:
                 # a server that is not there (not started, stopped): each request would spend the same
                 # attempts and backoff in vain, minutes over a day; the rest fail at once with this reason
                 self._down = f"{error}; {self.base_url} is not answering, so the remaining requests were not sent"
