@@ -565,3 +565,25 @@ def test_import_reads_only_the_stored_failures_of_the_papers_it_imports(tmp_path
         assert failure_reads and all("paper_id IN" in q for q in failure_reads)
         assert [f.arxiv_id for f in store.get_failures("fake:m", "other", ids=["2401.00001", "x"])] == ["2401.00001"]
         assert store.get_failures("fake:m", "other", ids=["x"]) == []
+
+
+def test_importing_an_older_version_keeps_the_newer_version_s_vector(tmp_path, monkeypatch):
+    """An old backfill imported after the store took a newer version of a paper keeps the newer text (Store),
+    and so the vector of that text too: the older row's vector would stand for an abstract the store no longer
+    holds, in the corpus index and every similar-papers list."""
+    hashed_embedder(monkeypatch)
+    src = tmp_path / "old.jsonl"
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[:30]]
+    src.write_text("".join(json.dumps({**r, "version": 1}) + "\n" for r in rows))
+    out, pid = tmp_path / "bf", rows[0]["id"]
+    run_backfill(BackfillSpec(source=src, out=out, embed=True), backfill_settings())
+    newer = np.zeros(384, np.float32)
+    newer[0] = 1.0
+    with Store(tmp_path / "r.sqlite3") as store:
+        from ranker.records import Paper
+        store.add_papers([Paper(pid, "The second version", "A rewritten abstract.", date="2025-06-02", version=2)])
+        store.put_embeddings([(pid, "v2-text", newer)], "minilm")
+        res = import_backfill(out, store)
+        assert store.get_paper(pid).abstract == "A rewritten abstract."
+        assert store.embedding_hashes([pid], "minilm") == {pid: "v2-text"}
+        assert res.embeddings == 29 and store.count_embeddings("minilm") == 30

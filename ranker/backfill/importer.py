@@ -1,7 +1,8 @@
 """`ranker import`: a backfill folder's shards into the store, so the rest of ranker sees the papers.
 
 Ranked rows become papers (with the day they were listed on) and embeddings (under the backfill's embedder key
-and text hash: the same cache `ranker prefilter` reads); score rows become scores and failures under their
+and text hash: the same cache `ranker prefilter` reads; a row of an older version than the store holds adds only
+its day, neither its text nor its vector); score rows become scores and failures under their
 (model, prompt hash). Every write is keyed, and a score already stored with the same values is left alone, so
 importing twice leaves the database exactly as importing once. A stored score made after the backfill's (a later
 run, a newer backfill) is kept; an imported score keeps the time the backfill made it. When the folder was
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
 
 from ..errors import InputError
 from ..io import Progress, Warn
@@ -85,10 +88,20 @@ def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: I
     res.papers += store.add_papers(shards.table_papers(t)).new
     if embedder:
         t = t.filter(t.column("vector").is_valid())
+        t = t.filter(pa.array(_not_older(t, store), pa.bool_()))
         if t.num_rows:
             rows = zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), shards.vectors(t))
             store.put_embeddings(rows, embedder)
             res.embeddings += t.num_rows
+
+
+def _not_older(t, store: Store) -> list[bool]:
+    """For each row, False when the store holds a newer version of its paper: the store kept that version's
+    text (Store.add_papers), so the row's vector, of the older text, is not stored over that text's."""
+    ids, versions = t.column("id").to_pylist(), t.column("version").to_pylist()
+    stored = store.get_papers({i for i, v in zip(ids, versions) if v is not None})
+    return [not (v is not None and i in stored and stored[i].version is not None and v < stored[i].version)
+            for i, v in zip(ids, versions)]
 
 
 def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
