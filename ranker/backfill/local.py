@@ -72,14 +72,10 @@ class LocalEngine:
         prefix = job.score_prefix
         batch = job.options.batch_size * job.options.papers_per_request
         pending, held, done, written = [], 0, 0, []
-        left = None if todo.todo is None else set(todo.todo)     # a row ranked twice is scored from one shard
         try:
-            for f in todo.files:
-                t = shards.keep_todo(shards.read_table([f], shards.RANKED, shards.SCORE_INPUT), left)
-                if left is not None:
-                    t = shards.dedupe(t, ["id", "date"])
-                    left.difference_update(f"{i}|{d}" for i, d in zip(t.column("id").to_pylist(),
-                                                                      t.column("date").to_pylist()))
+            # a row ranked twice (in one shard or two) is scored once, from the first shard that holds it
+            for f, mine in zip(todo.files, shards.todo_per_file(todo)):
+                t = shards.read_to_score(f, mine)
                 for start in range(0, t.num_rows, batch):
                     part = stage(t.slice(start, batch))
                     pending.append(part)

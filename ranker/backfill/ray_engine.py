@@ -82,9 +82,7 @@ def papers_datasource(splits, filters, tally=None, rows_per_block: int = READ_BL
 def _read_todo(path: str, keys_ref, rows: int):
     """The rows of one ranked shard to score: those it owns (shards.todo_per_file), each once."""
     import ray
-    t = shards.read_table([Path(path)], shards.RANKED, shards.SCORE_INPUT)
-    if keys_ref is not None:
-        t = shards.dedupe(shards.keep_todo(t, set(ray.get(keys_ref[0]))), ["id", "date"])
+    t = shards.read_to_score(Path(path), None if keys_ref is None else set(ray.get(keys_ref[0])))
     for start in range(0, t.num_rows, rows):
         yield t.slice(start, rows)
 

@@ -291,7 +291,7 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
 
 def todo_per_file(todo: ScoreTodo) -> list[set[str] | None]:
     """The "id|date" rows each of todo.files is to score (None: all of its rows). A row in several shards
-    belongs to the first that holds it, as the local engine reads them, so that it is scored once."""
+    belongs to the first that holds it, so that it is scored once (both engines read their rows through it)."""
     if todo.todo is None:
         return [None] * len(todo.files)
     left, out = set(todo.todo), []
@@ -301,6 +301,13 @@ def todo_per_file(todo: ScoreTodo) -> list[set[str] | None]:
         left -= mine
         out.append(mine)
     return out
+
+
+def read_to_score(f: Path, mine: set[str] | None) -> pa.Table:
+    """The rows of ranked shard `f` to score, each once: all of them (mine None) or those in `mine` (its share
+    of todo_per_file)."""
+    t = read_table([f], RANKED, SCORE_INPUT)
+    return t if mine is None else dedupe(keep_todo(t, mine), ["id", "date"])
 
 
 def keep_todo(t: pa.Table, todo: set[str] | None) -> pa.Table:
