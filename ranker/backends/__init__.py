@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ConfigError
 from ..io import Warn
 from ..settings import Settings
 from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # name -> "module:Class"; modules are imported only when their backend is asked for.
 REGISTRY: dict[str, str] = {

@@ -3,7 +3,7 @@ through ranker.sources.net's polite HTTP (timeouts, retries, offline mode)."""
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import FetchError, InputError
 from ..io import Retryable, Warn, parse_arxiv_id, retry
@@ -11,6 +11,9 @@ from ..records import ANNOUNCE_TYPES, Paper
 from .filters import check_day, filter_papers, parse_list, relative_announce
 from .reading import DEFAULT_ANNOUNCE, read_papers
 from .report import ReadReport
+
+if TYPE_CHECKING:
+    from .net import NetPolicy
 
 DEFAULT_CATEGORIES = ["cs.LG", "cs.AI"]
 # an old id's subject class, which is not part of the id: arXiv answers math.GT/0309136 as math/0309136
