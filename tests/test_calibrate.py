@@ -290,3 +290,45 @@ def test_labels_outside_the_history_do_not_count_as_days_for_keeping_by_recall(m
     assert seen and all(not any(str(d).endswith("+labels") for d in days) for days in seen)
     assert set.union(*seen) == set(g.tolist())
     assert cal.recall_source == "out-of-day" and cal.recall_fractions["0.95"] < 1.0
+
+
+def _nan_in(d, key):
+    d[key][0] = float("nan")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["recall_thresholds"].__setitem__("0.95", "abc"),
+    lambda d: d["recall_thresholds"].__setitem__("high", 0.5),
+    lambda d: d.__setitem__("recall_thresholds", [1, 2]),
+    lambda d: d["recall_fractions"].__setitem__("0.95", None),
+    lambda d: d.__setitem__("options", []),
+    lambda d: d["options"].__setitem__("meta", "yes"),
+    lambda d: d.__setitem__("counts", {"papers": [1, 2]}),
+    lambda d: d.__setitem__("counts", {"x": 1}),
+    lambda d: d["counts"].__setitem__("n_papers", "many"),
+    lambda d: d["stack_coef"].__setitem__(0, "x"),
+    lambda d: _nan_in(d, "stack_coef"),
+    lambda d: d["input_scale"].__setitem__(0, 0),
+    lambda d: _nan_in(d, "input_mean"),
+    lambda d: d.__setitem__("stack_intercept", "x"),
+    lambda d: d.__setitem__("zs_std", float("inf")),
+    lambda d: d["text_models"]["words"].__setitem__("vocab", [1] * len(d["text_models"]["words"]["vocab"])),
+    lambda d: d["text_models"]["words"].pop("ngrams"),
+    lambda d: d["text_models"]["embedding"].__setitem__("intercept", float("nan")),
+    lambda d: [d[k].append(v) for k, v in (("inputs", "bogus"), ("stack_coef", 1), ("input_mean", 0),
+                                          ("input_scale", 1))],
+    lambda d: d.__setitem__("trained_on", []),
+])
+def test_a_hand_edited_calibration_file_is_refused_naming_it(tmp_path, edit):
+    """A calibration file edited by hand (a wrong type, NaN, a zero scale, an input the options do not make) is
+    one InputError naming the file when it is loaded, not a crash or NaN scores when a day is ranked."""
+    X, y, zs, g, papers = _toy(n_days=3)
+    f = tmp_path / "cal.json"
+    fit(X, y, zs, g, papers, embedder="toy").save(f)
+    Calibration.load(f).score(X, zs, papers)
+    d = json.loads(f.read_text())
+    edit(d)
+    f.write_text(json.dumps(d))
+    with pytest.raises(InputError, match="malformed calibration file") as e:
+        Calibration.load(f)
+    assert e.value.where == str(f)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -241,19 +242,89 @@ class Calibration:
                              f"version {VERSION}); calibrate again", where=str(path))
         try:
             cal = cls(**{k: v for k, v in d.items() if k not in ("format", "version")})
-            n = len(cal.inputs)
-            ok = len(cal.stack_coef) == n and len(cal.input_mean) == n and len(cal.input_scale) == n
-            for name in _text_names(cal.opt):
-                d = cal.text_models[name]
-                size = cal.dim if name == "embedding" else len(d["vocab"])
-                ok = ok and name in cal.inputs and len(_unb64(d["coef"])) == size and (
-                    name == "embedding" or len(_unb64(d["idf"])) == size)
+            problem = cal._problem()
         except (TypeError, ValueError, KeyError) as e:
-            raise InputError(f"malformed calibration file ({e})", where=str(path)) from None
-        if not ok:
-            raise InputError("malformed calibration file (its coefficients do not match its sizes)",
-                             where=str(path))
+            problem = str(e)
+        if problem:
+            raise InputError(f"malformed calibration file ({problem})", where=str(path))
         return cal
+
+    def _problem(self) -> str | None:
+        """What is wrong with a calibration read from a file (one edited by hand), or None: every field is
+        checked here, so that ranking a day with it cannot crash or score NaN."""
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        def numbers(v) -> bool:
+            return isinstance(v, list) and all(number(x) for x in v)
+
+        if not isinstance(self.embedder, str) or not isinstance(self.dim, int) or isinstance(self.dim, bool) \
+                or self.dim < 1:
+            return "its embedder or dimension"
+        if not isinstance(self.options, dict):
+            return "options is not an object"
+        for k, v in self.options.items():
+            default = Options.__dataclass_fields__[k].default if k in Options.__dataclass_fields__ else None
+            if default is not None and not (isinstance(v, bool) if isinstance(default, bool) else number(v)
+                                            and (isinstance(v, int) or not isinstance(default, int))):
+                return f"options.{k} is {v!r}"
+        opt = self.opt
+        if self.inputs != input_names(opt):
+            return "its stacking inputs are not the ones its options make"
+        n = len(self.inputs)
+        for k in ("stack_coef", "input_mean", "input_scale"):
+            v = getattr(self, k)
+            if not numbers(v) or len(v) != n:
+                return f"{k} is not {n} finite numbers"
+        if any(x == 0 for x in self.input_scale):
+            return "input_scale holds 0"
+        for k in ("stack_intercept", "zs_mean", "zs_std"):
+            if not number(getattr(self, k)):
+                return f"{k} is not a finite number"
+        if not isinstance(self.text_models, dict):
+            return "text_models is not an object"
+        for name in _text_names(opt):
+            t = self.text_models.get(name)
+            if not isinstance(t, dict) or not number(t.get("intercept")):
+                return f"text model {name}"
+            coef = _unb64(t["coef"])
+            if name == "embedding":
+                size = self.dim
+            else:
+                vocab = t.get("vocab")
+                if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab) \
+                        or len(set(vocab)) != len(vocab) or t.get("ngrams") not in (1, 2, 3):
+                    return f"text model {name}: its vocabulary"
+                size = len(vocab)
+                if len(_unb64(t["idf"])) != size or not np.isfinite(_unb64(t["idf"])).all():
+                    return "its coefficients do not match its sizes"
+            if len(coef) != size or not np.isfinite(coef).all():
+                return "its coefficients do not match its sizes"
+        if opt.meta:
+            c = self.counts
+            if not isinstance(c, dict):
+                return "counts is not an object"
+            for k in ("papers", "picks", "cat_papers", "cat_picks", "prim_papers", "prim_picks"):
+                v = c.get(k)
+                if not isinstance(v, dict) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                      for x in v.values()):
+                    return f"counts.{k}"
+            for k in ("n_papers", "n_picks", "n_days"):
+                if not isinstance(c.get(k), int) or isinstance(c.get(k), bool):
+                    return f"counts.{k}"
+        for k in ("recall_thresholds", "recall_fractions"):
+            v = getattr(self, k)
+            if not isinstance(v, dict) or not all(number(x) for x in v.values()):
+                return f"{k} is not an object of numbers"
+            try:
+                if not all(0 < float(r) <= 1 for r in v):
+                    return f"{k}: a recall target outside (0, 1]"
+            except ValueError:
+                return f"{k}: a recall target that is not a number"
+        for k in ("trained_on", "walk_forward"):
+            if not isinstance(getattr(self, k), dict):
+                return f"{k} is not an object"
+        return None
 
 
 # --------------------------------------------------------------------------- fitting
