@@ -246,3 +246,30 @@ def test_a_paper_listed_without_scores_is_no_pick_and_keeps_the_day(tmp_path):
                     "not a number",
                     f"{d2 / 'gpt_scores.jsonl'}:{n2}: skipped 2507.00001: RELEVANCE and NOVELTY missing or not a "
                     "number"], said
+
+
+def test_a_copied_or_linked_day_and_a_day_entry_that_is_no_folder_are_skipped_and_named(tmp_path):
+    """A day folder that holds another day's papers (a copy, a symlink) would count that day twice and, walk-
+    forward, be ranked by a fit that learned its very papers and picks; an entry named as a day that is no folder
+    (a dangling link) would vanish unsaid. Each is skipped with one line; papers a later day lists again (real
+    listings hold a few) are no copy."""
+    h = tmp_path / "hist"
+    for d in GOOD:
+        copy_day(d, h / d)
+    (h / "2025-05-16").symlink_to(h / "2025-05-15")               # the same day under a later date
+    copy_day("2025-04-30", h / "2025-06-30")                        # a copy under another date
+    (h / "2025-07-01").symlink_to(tmp_path / "gone")               # a link to a folder that is not there
+    # a later day listing two papers of an earlier one again: used
+    d = copy_day("2025-07-02", h / "2025-07-02")
+    again = (DAYS / "2025-05-13" / "listing.jsonl").read_text().splitlines()[:2]
+    (d / "listing.jsonl").write_text((d / "listing.jsonl").read_text() + "".join(x + "\n" for x in again))
+    said = []
+    hist = read_history(h, warn=said.append)
+    assert [x.date for x in hist.days] == [*GOOD, "2025-07-02"]
+    problems = {s["day"]: s["problem"] for s in hist.skipped}
+    assert set(problems) == {"2025-05-16", "2025-06-30", "2025-07-01"}
+    assert "2025-05-15" in problems["2025-05-16"] and "copy" in problems["2025-05-16"]
+    assert "2025-04-30" in problems["2025-06-30"]
+    assert "not a folder" in problems["2025-07-01"]
+    assert sorted(ln.split(": day skipped")[0] for ln in said if "day skipped" in ln) == \
+        [str(h / d) for d in sorted(problems)]

@@ -11,9 +11,10 @@ not author matches), in the first of these that is present:
 Only which papers are picks matters here; they are read by the one reader of GPT digests, ranker.compare.readers.
 
 read_history() is the one reader of a history directory (calibration and `ranker eval` use it): a day that
-cannot be trusted (a folder name that is not a YYYY-MM-DD day, no GPT picks file, picks missing from its
-listing, a line that is not valid JSON in either file, a digest in an unknown format, no paper or no pick) is
-skipped with one line naming the day and the problem, counted in History.skipped, and the other days are used.
+cannot be trusted (a folder name that is not a YYYY-MM-DD day, an entry so named that is no folder, no GPT picks
+file, picks missing from its listing, a line that is not valid JSON in either file, a digest in an unknown format,
+no paper or no pick, most of its papers listed on one earlier day: a copy of that day) is skipped with one
+line naming the day and the problem, counted in History.skipped, and the other days are used.
 What leaves every paper of a listing there (an empty abstract, a duplicate line, an abstract cut to the cap)
 is said once and the day is used, as is a paper a digest lists without scores (no pick; an author match
 without scores is not even said).
@@ -21,6 +22,7 @@ without scores is not even said).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,16 +146,22 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning) -> History:
     d = Path(directory)
     if not d.is_dir():
         raise InputError("history directory not found", where=str(d))
-    day_dirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # an entry named as a day that is no folder (a dangling link) is said, not passed over
+    day_dirs = sorted(p for p in d.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_day_name(p.name)))
     if not day_dirs:
         raise InputError("no day folders (expected <date>/listing.jsonl and <date>/gpt_scores.jsonl)", where=str(d))
     out = History(days=[])
+    first_day: dict[str, str] = {}          # paper id -> the first usable day that lists it
     for dd in day_dirs:
         problems: list[str] = []
         day = None
+        why = ""
         if not is_day_name(dd.name):
             # walk-forward orders days by their folder names: "2025-5-9" would sort after "2025-05-13"
             why = "the folder's name is not a day as YYYY-MM-DD"
+        elif not dd.is_dir():
+            why = "not a folder" + (" (a link to nothing)" if dd.is_symlink() else "")
+        if why:
             out.skipped.append({"day": dd.name, "problem": why})
             warn(f"{dd}: day skipped: {why}")
             continue
@@ -173,12 +181,21 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning) -> History:
             problems.append("listing.jsonl has no papers")
         if day is not None and not problems and not day.picks:
             problems.append(f"no GPT pick (from {day.source})")
+        if day is not None and not problems:
+            # another day's papers under this date (a copy, a link): counted twice, and walk-forward would rank
+            # it by a fit that learned these very papers; a few papers listed again on a later day are no copy
+            earlier = Counter(first_day[p.id] for p in day.papers if p.id in first_day)
+            if earlier and 2 * max(earlier.values()) > len(day.papers):
+                same, n = earlier.most_common(1)[0]
+                problems.append(f"{n} of its {len(day.papers)} papers are listed on {same} too: a copy of that day?")
         if problems:
             why = problems[0].removeprefix(f"{dd}: ").removeprefix(f"{dd}/")
             out.skipped.append({"day": dd.name, "problem": why})
             warn(f"{dd}: day skipped: {why}")
             continue
         out.days.append(day)
+        for p in day.papers:
+            first_day.setdefault(p.id, day.date)
     if not out.days:
         raise InputError(f"no usable day in the history ({len(out.skipped)} skipped; each day needs "
                          "<date>/listing.jsonl and GPT's picks, e.g. <date>/gpt_scores.jsonl)", where=str(d))
