@@ -375,3 +375,23 @@ def test_the_novelty_context_without_a_usable_index_stops_the_run_with_one_line(
     manifest = json.loads((tmp_path / "out" / "2025-05-15-run.json").read_text())
     assert manifest["status"] == "failed" and "novelty context" in manifest["error"]
 
+
+
+def test_a_calibration_fit_on_the_day_it_ranks_says_so(settings, store, tmp_path):
+    """Ranking a day with a calibration that learned that very day's picks gives figures that are not a
+    forecast (its recall there is in-sample): the prefilter's summary says so, and only then."""
+    from ranker.prefilter.calibrate import fit_data, history_data
+    from ranker.prefilter.embed import Embedder
+    from ranker.prefilter.history import load_day
+    from ranker.prompts import load_prompts
+    day = fetch_day(LISTING, settings, store=store)                # 2025-05-15
+    flags = {**FLAGS, "top": None, "db": settings.db_path}
+    for names in (("2025-04-30", "2025-05-13", "2025-05-15"), ("2025-04-30", "2025-05-13")):
+        hist = [load_day(DAYS / d) for d in names]
+        for h in hist:
+            store_vectors(store, h.papers)
+        f = tmp_path / f"cal-{len(names)}.json"
+        fit_data(history_data(hist, load_prompts(), embedder=Embedder("minilm"), store=store)).save(f)
+        pre = prefilter_day(day.papers, resolve(flags={**flags, "calibration": f}, env={}), store=store)
+        said = "fit on this day" in pre.summary()
+        assert said == ("2025-05-15" in names) and pre.fit_on == ["2025-05-15"][:int(said)], pre.summary()

@@ -51,6 +51,8 @@ class PrefilterResult:
     timings: dict[str, float] = field(default_factory=dict)
     keep: dict = field(default_factory=dict)     # recall.KeepDecision.to_dict(): rule, threshold, expected recall
     vectors: np.ndarray | None = field(default=None, repr=False)   # the papers' vectors, in the input's order
+    # the papers' days the calibration was fit on: its ranking there is in-sample, not a forecast
+    fit_on: list[str] = field(default_factory=list)
 
     @property
     def kept(self) -> int:
@@ -97,9 +99,11 @@ class PrefilterResult:
                                                           (self.pinned, "by pinned authors")) if n)
         n_re = self.reuploads
         reup = f"; {n_re} re-upload{'s' if n_re != 1 else ''} of earlier papers" if n_re else ""
+        seen = (f"; the calibration was fit on this day ({', '.join(self.fit_on)}): its ranking here is "
+                "in-sample, not a forecast") if self.fit_on else ""
         return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}{rules}"
                 f"{reup}; "
-                f"{self.seconds:.1f}s)")
+                f"{self.seconds:.1f}s){seen}")
 
 
 def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, papers: Sequence[Paper],
@@ -174,6 +178,7 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
             j += 1
         ranked.append(r)
     timings["score"] = time.perf_counter() - t
+    trained = set(cal.trained_on.get("days") or []) if cal is not None else set()
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
-                           keep=dec.to_dict(), vectors=pv)
+                           keep=dec.to_dict(), vectors=pv, fit_on=sorted({p.date for p in papers} & trained))
