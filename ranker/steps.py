@@ -323,6 +323,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             with during("prefilter", scored=lambda: 0):
                 pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date,
                                     run_id=rec.id, progress=progress, rules=rules, warn=warn)
+            for note in pre.caveats():         # `ranker prefilter` says these in its summary; a run here
+                (warn or ignore_warning)(f"prefilter: {note}")
             timings["prefilter"] = time.perf_counter() - t
             t = time.perf_counter()
             try:

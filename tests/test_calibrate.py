@@ -332,3 +332,52 @@ def test_a_hand_edited_calibration_file_is_refused_naming_it(tmp_path, edit):
     with pytest.raises(InputError, match="malformed calibration file") as e:
         Calibration.load(f)
     assert e.value.where == str(f)
+
+
+def test_a_calibration_fit_under_other_topics_says_so_where_it_ranks(tmp_path):
+    """The zero-shot input and the recall thresholds of a calibration were measured against its topics: used
+    with a prompt whose topics differ, the prefilter's summary (and a run's warnings) say so; under the same
+    topics, or with a file from before topics were recorded, nothing is said."""
+    from ranker.prefilter import rank_papers
+    from ranker.prefilter.embed import Embedder
+    from ranker.prefilter.rank import build_queries
+    from ranker.prompts import DEFAULT_DIR, load_prompts
+
+    class Toy(Embedder):                      # the toy history's 16 dimensions, from hashed words
+        def __init__(self):
+            super().__init__("toy")
+
+        @property
+        def dim(self) -> int:
+            return 16
+
+        def encode(self, texts):
+            out = np.full((len(texts), 16), 0.01, np.float32)
+            for i, t in enumerate(texts):
+                for w in t.lower().split():
+                    out[i, sum(w.encode()) % 16] += 1.0
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    X, y, zs, g, papers = _toy(n_days=3)
+    mine = load_prompts()
+    other_dir = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, other_dir)
+    (other_dir / "paper_topics.txt").write_text((other_dir / "paper_topics.txt").read_text()
+                                                + "\n5. New results on protein folding with language models\n")
+    other = load_prompts(other_dir)
+    assert build_queries(other).digest() != build_queries(mine).digest()
+    data = HistoryData(X, y, zs, g, papers, "toy", build_queries(mine).digest())
+    cal = fit_data(data)
+    assert cal.topics == build_queries(mine).digest() and fit_data(data.subset(g != g[0])).topics == cal.topics
+    day = papers[:40]
+    same = rank_papers(day, mine, embedder=Toy(), calibration=cal, top=10)
+    moved = rank_papers(day, other, embedder=Toy(), calibration=cal, top=10)
+    assert not same.other_topics and "other topics" not in same.summary()
+    assert moved.other_topics and "fit under other topics than this prompt's" in moved.summary()
+    f = tmp_path / "cal.json"
+    cal.save(f)
+    assert Calibration.load(f).topics == cal.topics
+    d = json.loads(f.read_text())
+    del d["topics"]                                            # a file written before topics were recorded
+    f.write_text(json.dumps(d))
+    assert not rank_papers(day, other, embedder=Toy(), calibration=f, top=10).other_topics

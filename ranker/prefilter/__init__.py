@@ -53,6 +53,9 @@ class PrefilterResult:
     vectors: np.ndarray | None = field(default=None, repr=False)   # the papers' vectors, in the input's order
     # the papers' days the calibration was fit on: its ranking there is in-sample, not a forecast
     fit_on: list[str] = field(default_factory=list)
+    # the calibration was fit under other topics than the prompt's: its zero-shot input and recall thresholds
+    # were measured against those
+    other_topics: bool = False
 
     @property
     def kept(self) -> int:
@@ -83,6 +86,17 @@ class PrefilterResult:
         """Paper vectors that came from the store (not embedded this run)."""
         return max(0, len(self.ranked) - self.embedded)
 
+    def caveats(self) -> list[str]:
+        """What the figures of a calibrated ranking do not mean here, in words (none for most days)."""
+        out = []
+        if self.fit_on:
+            out.append(f"the calibration was fit on this day ({', '.join(self.fit_on)}): its ranking here is "
+                       "in-sample, not a forecast")
+        if self.other_topics:
+            out.append("the calibration was fit under other topics than this prompt's: its ranking and recall "
+                       "were measured for those (calibrate again)")
+        return out
+
     def summary(self) -> str:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
@@ -99,8 +113,7 @@ class PrefilterResult:
                                                           (self.pinned, "by pinned authors")) if n)
         n_re = self.reuploads
         reup = f"; {n_re} re-upload{'s' if n_re != 1 else ''} of earlier papers" if n_re else ""
-        seen = (f"; the calibration was fit on this day ({', '.join(self.fit_on)}): its ranking here is "
-                "in-sample, not a forecast") if self.fit_on else ""
+        seen = "".join(f"; {note}" for note in self.caveats())
         return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}{rules}"
                 f"{reup}; "
                 f"{self.seconds:.1f}s){seen}")
@@ -181,4 +194,5 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     trained = set(cal.trained_on.get("days") or []) if cal is not None else set()
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
-                           keep=dec.to_dict(), vectors=pv, fit_on=sorted({p.date for p in papers} & trained))
+                           keep=dec.to_dict(), vectors=pv, fit_on=sorted({p.date for p in papers} & trained),
+                           other_topics=cal is not None and bool(cal.topics) and cal.topics != qs.digest())

@@ -172,6 +172,7 @@ class Calibration:
     recall_source: str = ""
     trained_on: dict = field(default_factory=dict)
     walk_forward: dict = field(default_factory=dict)   # walk-forward figures on the history, when computed
+    topics: str = ""             # QuerySet.digest() of the topics it was fit under ("": a file from before)
 
     # ------------------------------------------------------------------ use
     @property
@@ -324,6 +325,8 @@ class Calibration:
         for k in ("trained_on", "walk_forward"):
             if not isinstance(getattr(self, k), dict):
                 return f"{k} is not an object"
+        if not isinstance(self.topics, str):
+            return "topics is not text"
         return None
 
 
@@ -484,10 +487,12 @@ def recall_fractions(scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> d
 
 
 def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], papers: Sequence[Paper], *,
-        embedder: str, options: Options | None = None, labels: Mapping[str, bool] | None = None) -> Calibration:
+        embedder: str, options: Options | None = None, labels: Mapping[str, bool] | None = None,
+        topics: str = "") -> Calibration:
     """Fit on all rows. groups: each row's day (the stacking weights come from out-of-day inputs).
     labels: the user's own verdicts by paper id; each overrides GPT's pick for that paper and weighs
-    options.label_weight times as much."""
+    options.label_weight times as much. topics: the QuerySet.digest() the zero-shot scores `zs` were measured
+    under."""
     f = fit_inputs(X, y, zs, groups, papers, options=options, labels=labels)
     opt = f.options
     names = input_names(opt)
@@ -498,7 +503,8 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         coef = np.array([1.0 if n in ("embedding", "words", "title") else 0.0 for n in names])
         b = 0.0
     cal = Calibration(
-        embedder=embedder, dim=int(np.asarray(X).shape[1]), options=asdict(opt), text_models=f.text.to_dict(),
+        embedder=embedder, dim=int(np.asarray(X).shape[1]), topics=topics, options=asdict(opt),
+        text_models=f.text.to_dict(),
         counts=f.counts.to_dict() if opt.meta else {},
         inputs=names, input_mean=[float(v) for v in mean], input_scale=[float(v) for v in scale],
         stack_coef=[float(v) for v in coef], stack_intercept=b, zs_mean=f.zs_mean, zs_std=f.zs_std,
@@ -530,11 +536,12 @@ class HistoryData:
     groups: np.ndarray
     papers: list[Paper]
     embedder: str
+    topics: str = ""             # QuerySet.digest() of the topics zs was measured under
 
     def subset(self, mask: np.ndarray) -> "HistoryData":
         idx = np.flatnonzero(mask)
         return HistoryData(self.X[idx], self.y[idx], self.zs[idx], self.groups[idx],
-                           [self.papers[i] for i in idx], self.embedder)
+                           [self.papers[i] for i in idx], self.embedder, self.topics)
 
     @property
     def days(self) -> list[str]:
@@ -544,7 +551,7 @@ class HistoryData:
 def fit_data(data: HistoryData, *, options: Options | None = None,
              labels: Mapping[str, bool] | None = None) -> Calibration:
     return fit(data.X, data.y, data.zs, data.groups, data.papers, embedder=data.embedder, options=options,
-               labels=labels)
+               labels=labels, topics=data.topics)
 
 
 def history_data(days, prompts, *, embedder="minilm", store=None, progress=None) -> HistoryData:
@@ -566,7 +573,7 @@ def history_data(days, prompts, *, embedder="minilm", store=None, progress=None)
         if progress is not None:
             progress(i + 1, len(days))
     return HistoryData(np.concatenate(Xs), np.concatenate(ys), np.concatenate(zss).astype(np.float64),
-                       np.asarray(gs), papers, emb.key)
+                       np.asarray(gs), papers, emb.key, qs.digest())
 
 
 def check_enough(days, *, labels_short: int | None = None, where: str | None = None) -> None:

@@ -100,6 +100,13 @@ class QuerySet:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def digest(self) -> str:
+        """A short hash of what the zero-shot score is measured against (the query texts and title keywords): a
+        calibration records the one it was fit under."""
+        import hashlib
+        text = "\0".join(self.texts) + "\0\0" + "\0".join(self.title_terms)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
 
 def build_queries(prompts: PromptSet) -> QuerySet:
     topics: list[Topic] = prompts.topics
