@@ -49,6 +49,11 @@ TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 # --------------------------------------------------------------------------- the settings
+def _home_path(v: str | None) -> str | None:
+    """A path written "~/..." in ranker.toml, a variable or `--db=~/...`: no shell expands it there."""
+    return str(Path(v).expanduser()) if v else v
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -99,6 +104,11 @@ class PrefilterSettings(_Section):
     min_keep: int = Field(20, ge=0)           # never fewer than min(N, min_keep)
     calibration: str | None = None            # a `ranker calibrate` file
 
+    @field_validator("calibration")
+    @classmethod
+    def _calibration(cls, v: str | None) -> str | None:
+        return _home_path(v)
+
 
 class ScoringSettings(_Section):
     backend: str = "vllm"
@@ -120,8 +130,7 @@ class ScoringSettings(_Section):
     @field_validator("prompts")
     @classmethod
     def _prompts(cls, v: str | None) -> str | None:
-        # a folder written "~/my-prompts" in ranker.toml: no shell expands it there
-        return str(Path(v).expanduser()) if v else v
+        return _home_path(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +196,11 @@ class Settings(_Section):
     digest: DigestSettings = DigestSettings()
     openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
     _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
+
+    @field_validator("home", "db", "models_dir")
+    @classmethod
+    def _paths(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else v
 
     @property
     def db_path(self) -> Path:

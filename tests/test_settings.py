@@ -184,3 +184,16 @@ def test_a_prompt_folder_under_the_home_folder_is_found(tmp_path, monkeypatch):
     assert s.scoring.prompts == str(mine)
     assert load_prompts(s.scoring.prompts).source == str(mine)
     assert load_rules(s.scoring.prompts).pins
+
+
+def test_a_path_under_the_home_folder_is_expanded_wherever_it_is_given(tmp_path, monkeypatch):
+    # ranker.toml, RANKER_DB in a systemd unit and `--db=~/x` reach ranker with the "~" unexpanded: the
+    # database must not land in a folder literally called "~" under the working directory
+    monkeypatch.setenv("HOME", str(tmp_path))
+    f = toml(tmp_path, "home = '~/h'\ndb = '~/r.sqlite3'\nmodels_dir = '~/m'\n"
+                       "[prefilter]\ncalibration = '~/calib.json'\n")
+    s = resolve(f, env={})
+    assert (s.home, s.db_path, s.models_dir) == (tmp_path / "h", tmp_path / "r.sqlite3", tmp_path / "m")
+    assert s.prefilter.calibration == str(tmp_path / "calib.json")
+    assert resolve(env={"RANKER_DB": "~/e.sqlite3"}).db_path == tmp_path / "e.sqlite3"
+    assert resolve(flags={"db": "~/f.sqlite3", "calibration": "~/c.json"}, env={}).db_path == tmp_path / "f.sqlite3"
