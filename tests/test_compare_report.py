@@ -128,6 +128,8 @@ def test_cli_prints_markdown_summary_and_writes_files(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "## ranker compare: 47 papers both judged" in res.stdout
     assert "| relevance |" in res.stdout and "| novelty |" in res.stdout
+    # stdout is the Markdown summary alone (`ranker compare ... > summary.md`); where the files went is a note
+    assert "Wrote" not in res.stdout and f"{tmp_path / 'out' / 'metrics.json'}" in res.stderr
     assert f"warning: {local}:48: skipped line" in res.stderr
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["n_common"] == 47 and m["relevance"]["mae"] == 1.0 and m["relevance"]["exact"] == 0.0

@@ -75,8 +75,7 @@ def compare(
         info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
     from ..compare import summary_markdown
     echo(summary_markdown(metrics))
-    echo("")
-    echo(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
+    info(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:
