@@ -98,9 +98,9 @@ class PrefilterSettings(_Section):
     # the keep rule: the top `keep` fraction, exactly `top` papers, or the smallest top part expected to hold a
     # share `recall` of GPT's picks; none given: recall 0.95 with a calibration, else prefilter.recall's fixed
     # DEFAULT_KEEP fraction. A rule given by a flag replaces the ones ranker.toml names.
-    keep: float | None = Field(None, gt=0, le=1)
+    keep: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     top: int | None = Field(None, ge=1)
-    recall: float | None = Field(None, gt=0, le=1)
+    recall: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     min_keep: int = Field(20, ge=0)           # never fewer than min(N, min_keep)
     calibration: str | None = None            # a `ranker calibrate` file
 

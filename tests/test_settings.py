@@ -197,3 +197,11 @@ def test_a_path_under_the_home_folder_is_expanded_wherever_it_is_given(tmp_path,
     assert s.prefilter.calibration == str(tmp_path / "calib.json")
     assert resolve(env={"RANKER_DB": "~/e.sqlite3"}).db_path == tmp_path / "e.sqlite3"
     assert resolve(flags={"db": "~/f.sqlite3", "calibration": "~/c.json"}, env={}).db_path == tmp_path / "f.sqlite3"
+
+
+@pytest.mark.parametrize("flag", ["keep", "recall"])
+def test_a_fraction_that_is_not_a_number_is_said_so(flag):
+    # `--keep nan` passes every bound check a comparison makes; "less than or equal to 1" would be a riddle
+    with pytest.raises(ConfigError) as e:
+        resolve(flags={flag: float("nan")}, env={})
+    assert e.value.key == f"prefilter.{flag}" and "finite number" in str(e.value)
