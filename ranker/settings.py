@@ -139,8 +139,12 @@ class ScoringSettings(_Section):
         older spelling) is the vllm backend's."""
         if not isinstance(data, dict):
             return data
+        given = data.get("options") or {}
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            return data                 # not tables: the field's own check says what is wrong, and where
         data = dict(data)
-        options = {k: dict(v) for k, v in (data.pop("options", None) or {}).items()}
+        options = {k: dict(v) for k, v in given.items()}
+        data.pop("options", None)
         if "engine_args" in data:
             options.setdefault("vllm", {})["engine_args"] = data.pop("engine_args")
         for k in [k for k, v in data.items() if isinstance(v, dict) and k not in cls.model_fields]:

@@ -205,3 +205,14 @@ def test_a_fraction_that_is_not_a_number_is_said_so(flag):
     with pytest.raises(ConfigError) as e:
         resolve(flags={flag: float("nan")}, env={})
     assert e.value.key == f"prefilter.{flag}" and "finite number" in str(e.value)
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[scoring]\noptions = 3\n", "scoring.options"),
+    ("[scoring.options]\nvllm = 3\n", "scoring.vllm"),
+])
+def test_a_malformed_options_table_is_a_config_error(tmp_path, text, key):
+    # the field that holds the [scoring.<backend>] tables: a plain value there is a bad setting, not a crash
+    with pytest.raises(ConfigError) as e:
+        resolve(toml(tmp_path, text), env={})
+    assert e.value.key == key and "valid dictionary" in str(e.value)
