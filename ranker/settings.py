@@ -276,10 +276,10 @@ class Gathered:
 
 def _put(data: dict, key: str, value: Any) -> None:
     parts = key.split(".")
-    for p in parts[:-1]:
+    for n, p in enumerate(parts[:-1], start=1):
         data = data.setdefault(p, {})
         if not isinstance(data, dict):
-            raise ConfigError("expected a table", key=p)
+            raise ConfigError("expected a table", key=".".join(parts[:n]))
     data[parts[-1]] = value
 
 

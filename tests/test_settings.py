@@ -216,3 +216,10 @@ def test_a_malformed_options_table_is_a_config_error(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
         resolve(toml(tmp_path, text), env={})
     assert e.value.key == key and "valid dictionary" in str(e.value)
+
+
+def test_a_variable_whose_table_the_file_made_a_value_names_the_whole_key(tmp_path):
+    f = toml(tmp_path, "[scoring]\nbackend = 'openai'\nopenai = 3\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
+    assert str(e.value) == f"{f}:3: scoring.openai must be a table ([scoring.openai]) to take OPENAI_BASE_URL"
