@@ -49,6 +49,11 @@ TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 # --------------------------------------------------------------------------- the settings
+def _home_path(v: str | None) -> str | None:
+    """A path written "~/..." in ranker.toml, a variable or `--db=~/...`: no shell expands it there."""
+    return str(Path(v).expanduser()) if v else v
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -93,11 +98,16 @@ class PrefilterSettings(_Section):
     # the keep rule: the top `keep` fraction, exactly `top` papers, or the smallest top part expected to hold a
     # share `recall` of GPT's picks; none given: recall 0.95 with a calibration, else prefilter.recall's fixed
     # DEFAULT_KEEP fraction. A rule given by a flag replaces the ones ranker.toml names.
-    keep: float | None = Field(None, gt=0, le=1)
+    keep: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     top: int | None = Field(None, ge=1)
-    recall: float | None = Field(None, gt=0, le=1)
+    recall: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     min_keep: int = Field(20, ge=0)           # never fewer than min(N, min_keep)
     calibration: str | None = None            # a `ranker calibrate` file
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibration(cls, v: str | None) -> str | None:
+        return _home_path(v)
 
 
 class ScoringSettings(_Section):
@@ -120,8 +130,7 @@ class ScoringSettings(_Section):
     @field_validator("prompts")
     @classmethod
     def _prompts(cls, v: str | None) -> str | None:
-        # a folder written "~/my-prompts" in ranker.toml: no shell expands it there
-        return str(Path(v).expanduser()) if v else v
+        return _home_path(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -130,8 +139,12 @@ class ScoringSettings(_Section):
         older spelling) is the vllm backend's."""
         if not isinstance(data, dict):
             return data
+        given = data.get("options") or {}
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            return data                 # not tables: the field's own check says what is wrong, and where
         data = dict(data)
-        options = {k: dict(v) for k, v in (data.pop("options", None) or {}).items()}
+        options = {k: dict(v) for k, v in given.items()}
+        data.pop("options", None)
         if "engine_args" in data:
             options.setdefault("vllm", {})["engine_args"] = data.pop("engine_args")
         for k in [k for k, v in data.items() if isinstance(v, dict) and k not in cls.model_fields]:
@@ -187,6 +200,11 @@ class Settings(_Section):
     digest: DigestSettings = DigestSettings()
     openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
     _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
+
+    @field_validator("home", "db", "models_dir")
+    @classmethod
+    def _paths(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else v
 
     @property
     def db_path(self) -> Path:
@@ -258,10 +276,10 @@ class Gathered:
 
 def _put(data: dict, key: str, value: Any) -> None:
     parts = key.split(".")
-    for p in parts[:-1]:
+    for n, p in enumerate(parts[:-1], start=1):
         data = data.setdefault(p, {})
         if not isinstance(data, dict):
-            raise ConfigError("expected a table", key=p)
+            raise ConfigError("expected a table", key=".".join(parts[:n]))
     data[parts[-1]] = value
 
 

@@ -61,6 +61,23 @@ def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code)
     assert one_error(r, code) == line
 
 
+@pytest.mark.parametrize("args,flag", [
+    # `--date "$DAY"` with DAY unset: not today's feed, nor every day of a source, in place of the day asked for
+    (["run", "--out", "x", "--date", ""], "--date"),
+    (["run", "--out", "x", "--papers", str(LISTING), "--date", " "], "--date"),
+    (["fetch", "--out", "x", "--from", ""], "--from"),
+    (["fetch", "--out", "x", "--ids", ""], "--ids"),
+    (["fetch", "--out", "x", "--since", ""], "--since"),
+    (["fetch", "--out", "x", "--from", str(LISTING), "--date", ""], "--date"),
+    (["backfill", "--from", str(LISTING), "--out", "y", "--embed", "--since", ""], "--since"),
+    (["backfill", "--from", "", "--out", "y", "--embed"], "--from"),
+])
+def test_an_empty_value_is_an_error_not_an_option_left_out(tmp_path, args, flag):
+    r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"})
+    assert one_error(r, 1).startswith(f"error: {flag}: empty"), r.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_a_bad_environment_variable_is_named_as_the_variable(tmp_path):
     r = ranker("fetch", "--from", LISTING, "--out", tmp_path / "o.jsonl", "--offline",
                env={"RANKER_FETCH_RETRIES": "abc", "RANKER_HOME": tmp_path / "home"}, cwd=tmp_path)

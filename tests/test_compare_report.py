@@ -128,6 +128,8 @@ def test_cli_prints_markdown_summary_and_writes_files(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "## ranker compare: 47 papers both judged" in res.stdout
     assert "| relevance |" in res.stdout and "| novelty |" in res.stdout
+    # stdout is the Markdown summary alone (`ranker compare ... > summary.md`); where the files went is a note
+    assert "Wrote" not in res.stdout and f"{tmp_path / 'out' / 'metrics.json'}" in res.stderr
     assert f"warning: {local}:48: skipped line" in res.stderr
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["n_common"] == 47 and m["relevance"]["mae"] == 1.0 and m["relevance"]["exact"] == 0.0
@@ -186,3 +188,22 @@ def test_missed_and_extra_lists_are_the_selection_tables_papers(tmp_path):
     assert _listed(text, "Local picks GPT did not pick") == want_extra[:30]
     assert _listed(text, "GPT picks the local model did not pick") == want_missed[:30]
     assert m["gpt_picks_missed"] == want_missed and m["local_picks_extra"] == want_extra
+
+
+def test_cli_cut_offs_come_from_the_settings_and_are_checked(tmp_path):
+    # [digest] min_relevance / min_novelty of ranker.toml are the cut-offs of `ranker run`: compare's picks use
+    # them too when no flag is given, and a cut-off outside 1-10 is an error naming its flag
+    (tmp_path / "ranker.toml").write_text("[digest]\nmin_relevance = 3\nmin_novelty = 2\n")
+    res = ranker("compare", "--gpt", str(SEED), "--local", str(SEED), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["thresholds"] == {"min_relevance": 3, "min_novelty": 2}
+    res = ranker("compare", "--gpt", str(SEED), "--local", str(SEED), "--out", str(tmp_path / "out"),
+                 "--min-novelty", "5", cwd=tmp_path)
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert res.returncode == 0 and m["thresholds"] == {"min_relevance": 3, "min_novelty": 5}
+    for bad in ("-5", "11", "nan"):
+        res = ranker("compare", "--gpt", str(SEED), "--local", str(SEED), "--out", str(tmp_path / "bad"),
+                     "--min-relevance", bad, cwd=tmp_path)
+        assert res.returncode == 1 and res.stderr.startswith("error: --min-relevance: "), res.stderr
+        assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -184,3 +184,42 @@ def test_a_prompt_folder_under_the_home_folder_is_found(tmp_path, monkeypatch):
     assert s.scoring.prompts == str(mine)
     assert load_prompts(s.scoring.prompts).source == str(mine)
     assert load_rules(s.scoring.prompts).pins
+
+
+def test_a_path_under_the_home_folder_is_expanded_wherever_it_is_given(tmp_path, monkeypatch):
+    # ranker.toml, RANKER_DB in a systemd unit and `--db=~/x` reach ranker with the "~" unexpanded: the
+    # database must not land in a folder literally called "~" under the working directory
+    monkeypatch.setenv("HOME", str(tmp_path))
+    f = toml(tmp_path, "home = '~/h'\ndb = '~/r.sqlite3'\nmodels_dir = '~/m'\n"
+                       "[prefilter]\ncalibration = '~/calib.json'\n")
+    s = resolve(f, env={})
+    assert (s.home, s.db_path, s.models_dir) == (tmp_path / "h", tmp_path / "r.sqlite3", tmp_path / "m")
+    assert s.prefilter.calibration == str(tmp_path / "calib.json")
+    assert resolve(env={"RANKER_DB": "~/e.sqlite3"}).db_path == tmp_path / "e.sqlite3"
+    assert resolve(flags={"db": "~/f.sqlite3", "calibration": "~/c.json"}, env={}).db_path == tmp_path / "f.sqlite3"
+
+
+@pytest.mark.parametrize("flag", ["keep", "recall"])
+def test_a_fraction_that_is_not_a_number_is_said_so(flag):
+    # `--keep nan` passes every bound check a comparison makes; "less than or equal to 1" would be a riddle
+    with pytest.raises(ConfigError) as e:
+        resolve(flags={flag: float("nan")}, env={})
+    assert e.value.key == f"prefilter.{flag}" and "finite number" in str(e.value)
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[scoring]\noptions = 3\n", "scoring.options"),
+    ("[scoring.options]\nvllm = 3\n", "scoring.vllm"),
+])
+def test_a_malformed_options_table_is_a_config_error(tmp_path, text, key):
+    # the field that holds the [scoring.<backend>] tables: a plain value there is a bad setting, not a crash
+    with pytest.raises(ConfigError) as e:
+        resolve(toml(tmp_path, text), env={})
+    assert e.value.key == key and "valid dictionary" in str(e.value)
+
+
+def test_a_variable_whose_table_the_file_made_a_value_names_the_whole_key(tmp_path):
+    f = toml(tmp_path, "[scoring]\nbackend = 'openai'\nopenai = 3\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
+    assert str(e.value) == f"{f}:3: scoring.openai must be a table ([scoring.openai]) to take OPENAI_BASE_URL"

@@ -79,6 +79,15 @@ def test_security_checks():
     lan = allowed_hosts_for("0.0.0.0", ("ranker.lab.example",))
     assert socket.gethostname().lower() in lan and "ranker.lab.example" in lan and "localhost" in lan
     assert not security.host_allowed("evil.example:8000", lan) and "0.0.0.0" not in lan
+    # offline mode (--offline, RANKER_OFFLINE=1) refuses outgoing connections, not serving the lab's network: the
+    # routing probe that finds this machine's address is refused, and the bind goes on without that address
+    from ranker.netguard import disable_offline, enable_offline
+    enable_offline()
+    try:
+        lan = allowed_hosts_for("0.0.0.0")
+    finally:
+        disable_offline()
+    assert socket.gethostname().lower() in lan and "localhost" in lan
     own = ("http", "127.0.0.1:8000")
     assert security.same_origin("http://127.0.0.1:8000", None, *own)
     assert not security.same_origin("http://127.0.0.1:8001", None, *own)

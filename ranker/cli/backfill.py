@@ -8,7 +8,7 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo, info,
-                     load_settings, nothing_to_do, progress_enabled, warn)
+                     load_settings, not_empty, nothing_to_do, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -68,6 +68,7 @@ def backfill(
     papers is nothing to do. Ray's own messages go to the command's log file (-v: the terminal).
     """
     from ..errors import InputError
+    not_empty(from_=from_, since=since, until=until, address=address)
     if keep is not None and top is not None:
         raise InputError("give --keep or --top, not both", key="top")
     if category and all_categories:

@@ -229,6 +229,15 @@ def check_model(s: "Settings") -> None:
     backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir)
 
 
+def not_empty(**values) -> None:
+    """An option given an empty text (`--date "$DAY"` with DAY unset) is an error, not the option left out: left
+    out, --date would rank today's feed and --since every day of the source instead of the one asked for."""
+    from ..errors import InputError
+    for name, v in values.items():
+        if isinstance(v, str) and not v.strip():
+            raise InputError("empty; give a value or leave the option out", key=name)
+
+
 def one_keep_rule(**rules) -> None:
     """At most one of the keep-rule flags (--keep, --top, --recall); a given one replaces ranker.toml's."""
     from ..errors import InputError

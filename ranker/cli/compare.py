@@ -28,9 +28,12 @@ def compare(
     prefilter: Annotated[Optional[list[str]], typer.Option(
         "--prefilter", help="`ranker prefilter` output (id, prefilter_score, kept) to measure the prefilter's "
         "recall of GPT's picks.", show_default=False)] = None,
-    min_relevance: Annotated[float, typer.Option("--min-relevance",
-                                                 help="A pick needs RELEVANCE >= this.")] = MIN_RELEVANCE,
-    min_novelty: Annotated[float, typer.Option("--min-novelty", help="A pick needs NOVELTY >= this.")] = MIN_NOVELTY,
+    min_relevance: Annotated[Optional[int], typer.Option(
+        "--min-relevance", help=f"A pick needs RELEVANCE >= this (default: [digest] min_relevance of ranker.toml, "
+        f"{MIN_RELEVANCE}).", show_default=False)] = None,
+    min_novelty: Annotated[Optional[int], typer.Option(
+        "--min-novelty", help=f"A pick needs NOVELTY >= this (default: [digest] min_novelty of ranker.toml, "
+        f"{MIN_NOVELTY}).", show_default=False)] = None,
     config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Compare a local model's judgements with GPT's: rank correlation, error, pick precision/recall.
@@ -45,7 +48,9 @@ def compare(
     from ..compare import run_compare
     from ..errors import InputError
 
-    load_settings(config, verbose=verbose, offline=offline)     # offline mode, the log file
+    # the digest's cut-offs (flag, else ranker.toml), offline mode, the log file
+    s = load_settings(config, verbose=verbose, min_relevance=min_relevance, min_novelty=min_novelty,
+                      offline=offline)
     if ctx.args:
         raise InputError(f"unexpected extra argument(s) {' '.join(ctx.args[:3])}{' ...' if len(ctx.args) > 3 else ''}: "
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "
@@ -60,7 +65,7 @@ def compare(
             info(f"warning: {msg}")
 
     metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
-                          min_relevance=min_relevance, min_novelty=min_novelty, warn=warn)
+                          min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn)
     if metrics.get("nothing_to_do"):
         if shown > _MAX_SHOWN_WARNINGS:
             info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")
@@ -70,8 +75,7 @@ def compare(
         info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
     from ..compare import summary_markdown
     echo(summary_markdown(metrics))
-    echo("")
-    echo(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
+    info(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, flag_name,
-                     info, load_settings, nothing_to_do, out_path, warn, warn_read)
+                     info, load_settings, not_empty, nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
 \b
@@ -66,6 +66,7 @@ def fetch(
     from ..steps import fetch_day
     from ..store import Store
 
+    not_empty(from_=from_, ids=ids, since=since, until=until, date=date)
     s = load_settings(config, verbose=verbose, category=category, announce=announce, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
     if embed and not _regular_file(out):

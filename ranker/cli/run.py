@@ -9,7 +9,7 @@ import typer
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt,
                      LayoutOpt, MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress,
                      PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, echo, info, load_settings,
-                     nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
+                     not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -56,6 +56,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     from ..io import is_loopback_url
     from ..sources.filters import check_day
 
+    not_empty(date=date)
     one_keep_rule(keep=keep, top=top, recall=recall)
     day_given = check_day(date, "date") if date else None
     s = load_settings(config, verbose=verbose, category=category, announce=announce, keep=keep, top=top,

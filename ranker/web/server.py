@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 from typing import Callable
 
-from ..errors import InputError, MissingDependency
+from ..errors import FetchError, InputError, MissingDependency
 from .security import LOOPBACK_NAMES, is_loopback
 
 
@@ -67,7 +67,7 @@ def machine_names() -> set[str]:
             with socket.socket(family, socket.SOCK_DGRAM) as s:
                 s.connect((probe, 9))
                 out.add(str(s.getsockname()[0]).lower())
-        except OSError:
+        except (OSError, FetchError):       # FetchError: offline mode refuses even this packet-less connect
             pass
     return out - _ANY
 
