@@ -71,11 +71,18 @@ def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code)
     (["fetch", "--out", "x", "--from", str(LISTING), "--date", ""], "--date"),
     (["backfill", "--from", str(LISTING), "--out", "y", "--embed", "--since", ""], "--since"),
     (["backfill", "--from", "", "--out", "y", "--embed"], "--from"),
+    # a setting's flag: not its default in place of the model asked for; a path's: not the working folder
+    (["prefilter", "--papers", str(LISTING), "--out", "x", "--embedder", ""], "--embedder"),
+    (["run", "--out", "x", "--papers", str(LISTING), "--model", " "], "--model"),
+    (["run", "--out", "", "--papers", str(LISTING)], "--out"),
+    (["prefilter", "--papers", str(LISTING), "--out", "x", "--prompts", ""], "--prompts"),
+    (["prefilter", "--papers", str(LISTING), "--out", "x", "--db", ""], "--db"),
+    (["labels", "export", ""], "FILE"),
 ])
 def test_an_empty_value_is_an_error_not_an_option_left_out(tmp_path, args, flag):
     r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"})
-    assert one_error(r, 1).startswith(f"error: {flag}: empty"), r.stderr
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert one_error(r, 1) == f"error: {flag}: empty; give a value or leave the option out", r.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "home").exists()
 
 
 def test_a_bad_environment_variable_is_named_as_the_variable(tmp_path):

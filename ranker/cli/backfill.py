@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo, info,
-                     load_settings, not_empty, nothing_to_do, progress_enabled, warn)
+                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo,
+                     given_path, info, load_settings, not_empty, nothing_to_do, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -26,7 +26,7 @@ def backfill(
     from_: Annotated[str, typer.Option("--from", help="An arXiv metadata snapshot (JSON lines, may be .gz), a "
                                        "papers JSONL file, or a folder of them (<day>/listing.jsonl or *.jsonl).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: ranked/ and scores/ Parquet shards and "
-                                      "manifest.json. A rerun into it does only what is missing.")],
+                                      "manifest.json. A rerun into it does only what is missing.", parser=given_path)],
     since: Annotated[Optional[str], typer.Option("--since", help="First day (YYYY-MM-DD) to include.",
                                                  show_default=False)] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD) to include.",

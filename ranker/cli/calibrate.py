@@ -6,15 +6,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
-                     echo, info, load_settings, warn)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt, echo,
+                     given_path, info, load_settings, warn)
 
 
-def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).")],
+def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).",
+                                                parser=given_path)],
               history: Annotated[Optional[Path], typer.Option(
                   "--history", help="Folder of past days: <date>/listing.jsonl plus GPT's picks "
                   "(<date>/gpt_scores.jsonl, or the digest's .json or .md). Without it: your labels alone.",
-                  show_default=False)] = None,
+                  show_default=False, parser=given_path)] = None,
               prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Learn from your own thumbs up/down "

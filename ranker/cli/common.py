@@ -16,13 +16,23 @@ if TYPE_CHECKING:
     from ..errors import RankerError
     from ..settings import Origin, Settings
 
+def given_path(raw: str) -> Path:
+    """A path option's value as typed; an empty one (`--out "$DIR"` with DIR unset) is an error, where Path("")
+    would quietly be the working folder."""
+    if not raw.strip():
+        raise typer.BadParameter("empty; give a value or leave the option out")
+    return Path(raw)
+
+
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_HOME/ranker.sqlite3).",
-                                               show_default=False)]
+                                               show_default=False, parser=given_path)]
 PromptsOpt = Annotated[Optional[Path], typer.Option("--prompts", help="Prompt directory in the seed layout "
-                                                    "(default: the bundled prompt set).", show_default=False)]
+                                                    "(default: the bundled prompt set).", show_default=False,
+                                                    parser=given_path)]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A ranker.toml with defaults; flags override it.",
-                                                   show_default=False)]
-PapersOpt = Annotated[Path, typer.Option("--papers", help="Papers JSONL (from `ranker fetch` or `ranker prefilter`).")]
+                                                   show_default=False, parser=given_path)]
+PapersOpt = Annotated[Path, typer.Option("--papers", help="Papers JSONL (from `ranker fetch` or `ranker prefilter`).",
+                                         parser=given_path)]
 OfflineOpt = Annotated[Optional[bool], typer.Option("--offline", help="Open no network connection except to "
                                                     "loopback (same as RANKER_OFFLINE=1).", show_default=False)]
 EmbedderOpt = Annotated[Optional[str], typer.Option("--embedder", help="Embedding model: a preset name (minilm, "
@@ -58,7 +68,7 @@ PapersPerRequestOpt = Annotated[Optional[int], typer.Option(
     "reproduces the seed's multi-paper batches).", show_default=False)]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
-    show_default=False)]
+    show_default=False, parser=given_path)]
 NoveltyContextOpt = Annotated[Optional[int], typer.Option(
     "--novelty-context", help="Show each paper's K nearest EARLIER papers in the corpus (day and title) inside its "
     "prompt, so the model judges novelty against prior work (default 0 = off; scores are stored apart).",
@@ -207,6 +217,7 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
     also checks the chosen backend's options, switches offline mode on when asked, and from here on sends
     what libraries and engines print to the command's log file (unless verbose)."""
     from .. import settings
+    not_empty(**{k: v for k, v in flags.items() if isinstance(v, str)})    # --model "$M" with M unset
     g = settings.gather(config, flags)
     ORIGINS.clear()
     ORIGINS.update(g.origins)
@@ -361,7 +372,7 @@ def usage_line(e) -> str:
             if needle in msg:
                 msg = f"expected {words}"
         given = _given(opt) if isinstance(opt, str) and opt.startswith("--") else None
-        return f"{opt}: {msg}" + (f", got {given!r}" if given is not None else "")
+        return f"{opt}: {msg}" + (f", got {given!r}" if given else "")
     if kind == "UsageError" and "No such command" in e.message:
         name = e.message.split("'")[1] if "'" in e.message else e.message
         group = getattr(ctx, "command", None)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
+from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, given_path, info, load_settings, nothing_to_do
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -21,7 +21,7 @@ def compare(
     local: Annotated[list[str], typer.Option("--local", help="The local model's judgements: `ranker score` JSONL "
                                              "or a `ranker run` JSON/Markdown digest; file, directory or glob.",
                                              show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="Directory for metrics.json and report.html.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for metrics.json and report.html.", parser=given_path)],
     papers: Annotated[Optional[list[str]], typer.Option(
         "--papers", help="The day's whole listing (papers JSONL, listing.jsonl layout) for selection over every "
         "paper; file, directory or glob.", show_default=False)] = None,

@@ -6,15 +6,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt,
-                     OfflineOpt, Progress, PromptsOpt, RecallOpt, VerboseOpt, echo, info, load_settings,
-                     one_keep_rule, warn)
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt,
+                     Progress, PromptsOpt, RecallOpt, VerboseOpt, echo, given_path, info, load_settings, one_keep_rule,
+                     warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
                                                 "GPT's picks (<date>/gpt_scores.jsonl, or the digest's .json or "
-                                                ".md).")],
-          out: Annotated[Path, typer.Option("--out", help="Folder for eval.json, report.html and the calibrations.")],
+                                                ".md).", parser=given_path)],
+          out: Annotated[Path, typer.Option("--out", help="Folder for eval.json, report.html and the calibrations.",
+                                            parser=given_path)],
           calibrate: Annotated[bool, typer.Option("--calibrate", help="Rank each day with a calibration fit only on "
                                                   "the days before it (as `ranker calibrate` would have made it "
                                                   "that morning); without it, zero-shot.")] = False,

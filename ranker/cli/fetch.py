@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, flag_name,
-                     info, load_settings, not_empty, nothing_to_do, out_path, warn, warn_read)
+                     given_path, info, load_settings, not_empty, nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
 \b
@@ -22,7 +22,8 @@ Examples:
 
 
 def fetch(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the papers (JSON lines, written atomically; '-' for stdout).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the papers (JSON lines, written atomically; "
+                                      "'-' for stdout).", parser=given_path)],
     from_: Annotated[Optional[str], typer.Option(
         "--from", help="A file or URL to read instead of today's feed: arXiv RSS or Atom XML, an arXiv metadata "
         "snapshot (JSON lines, may be .gz) or papers JSONL.", show_default=False)] = None,

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, info, load_settings, nothing_to_do
+from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, given_path, info, load_settings, nothing_to_do
 
 
-def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.")],
+def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.", parser=given_path)],
             config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
             verbose: VerboseOpt = False) -> None:
     """Load a backfill into the database: its papers (with their days), their vectors and every score row.

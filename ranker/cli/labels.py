@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
+from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, given_path, info, load_settings, nothing_to_do
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -22,8 +22,8 @@ Examples:
 
 
 @labels_app.command("export")
-def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.")], config: ConfigOpt = None,
-           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", parser=given_path)],
+           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Write every label to FILE, one JSON line each: {"id", "label" (1 up, -1 down), "time", "day"}.
 
     \b
@@ -40,7 +40,7 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.")], c
 
 
 @labels_app.command("import")
-def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker labels export`.")],
+def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker labels export`.", parser=given_path)],
             config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
             verbose: VerboseOpt = False) -> None:
     """Merge the labels of FILE into the store. Idempotent; where both sides labelled a paper, the later wins.

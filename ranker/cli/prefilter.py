@@ -7,14 +7,14 @@ from typing import Annotated
 import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, info, load_settings, nothing_to_do,
-                     one_keep_rule, out_path, warn_read)
+                     Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, given_path, info, load_settings,
+                     nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
 
 
 def prefilter(papers: PapersOpt,
               out: Annotated[Path, typer.Option("--out", help="Where to write the ranked papers (JSONL; '-' for "
-                                                "stdout).")],
+                                                "stdout).", parser=given_path)],
               prompts: PromptsOpt = None,
               keep: KeepOpt = None,
               top: TopOpt = None,

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt,
-                     LayoutOpt, MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress,
-                     PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, echo, info, load_settings,
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
+                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, echo, given_path, info, load_settings,
                      not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
 
 
@@ -29,11 +29,11 @@ Examples:
 """
 
 
-def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.")],
+def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.", parser=given_path)],
         papers: Annotated[Optional[Path], typer.Option("--papers", help="The day's papers (JSONL, RSS/Atom XML or "
                                                        "a metadata snapshot). Without it, today's RSS is fetched "
                                                        "(or the --date day's announcements).",
-                                                       show_default=False)] = None,
+                                                       show_default=False, parser=given_path)] = None,
         date: Annotated[Optional[str], typer.Option("--date", help="YYYY-MM-DD: rebuild that day's announcements "
                                                     "through the arXiv API (with --papers: label the papers with "
                                                     "this day).", show_default=False)] = None,

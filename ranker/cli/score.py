@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt,
-                     ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     ScoreModeOpt, VerboseOpt, check_model, info, load_settings, nothing_to_do, out_path, warn,
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
+                     NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt,
+                     VerboseOpt, check_model, given_path, info, load_settings, nothing_to_do, out_path, warn,
                      warn_failures, warn_read)
 
 
 def score(papers: PapersOpt,
-          out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores.")],
+          out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores.", parser=given_path)],
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
           prompts: PromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,

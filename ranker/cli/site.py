@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, info, load_settings, nothing_to_do
+from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, given_path, info, load_settings, nothing_to_do
 
 
 def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
-                                           "rewritten).")],
+                                           "rewritten).", parser=given_path)],
          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Render the archive, every day, month and paper to static HTML, with search done in the page.
 
