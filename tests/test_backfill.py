@@ -529,7 +529,11 @@ def one_day_backfill(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args, named", [
-    (["--embed", "--keep", "0.5", "--top", "3"], "error: --top: give --keep or --top"),
+    (["--embed", "--keep", "0.5", "--top", "3"], "error: --top: give one of --keep, --top and --recall, not "
+                                                 "--keep and --top"),
+    (["--embed", "--top", "3", "--recall", "0.9"], "error: --recall: give one of"),
+    (["--embed", "--recall", "1.5"], "error: --recall: "),                        # the flags run takes, checked alike
+    (["--score", "--papers-per-request", "0"], "error: --papers-per-request: "),
     (["--score", "--category", "cs.CL"], "error: --category: "),                  # not what the folder was ranked with
     (["--score", "--batch-size", "0"], "error: --batch-size: "),
     (["--score", "--backend-option", "die_after=-1"], "error: --backend-option die_after: "),

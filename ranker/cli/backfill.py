@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, ScoreModeOpt, VerboseOpt, echo,
-                     given_path, info, load_settings, not_empty, nothing_to_do, progress_enabled, warn)
+                     MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt,
+                     ScoreModeOpt, VerboseOpt, echo, given_path, info, load_settings, not_empty, nothing_to_do,
+                     one_keep_rule, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -48,12 +49,13 @@ def backfill(
     prompts: PromptsOpt = None,
     embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
     keep: Annotated[Optional[float], typer.Option(
-        "--keep", help="Fraction of each day to keep (default: by recall 0.95 with a calibration, else 0.4; "
-        "[prefilter] recall sets another recall).", show_default=False)] = None,
+        "--keep", help="Fraction of each day to keep (default: by recall 0.95 with a calibration, else 0.4).",
+        show_default=False)] = None,
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
                                                show_default=False)] = None,
+    recall: RecallOpt = None,
     calibration: CalibrationOpt = None,
-    score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
+    score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, papers_per_request: PapersPerRequestOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Requests per engine call (default: scoring.batch_size of ranker.toml, 64; on a GPU "
         "256-1024 keeps vLLM busy).", show_default=False)] = None,
@@ -69,14 +71,14 @@ def backfill(
     """
     from ..errors import InputError
     not_empty(from_=from_, since=since, until=until, address=address)
-    if keep is not None and top is not None:
-        raise InputError("give --keep or --top, not both", key="top")
+    one_keep_rule(keep=keep, top=top, recall=recall)
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
-    s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model, backend_option=backend_option,
-                      prompts=prompts, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
-                      calibration=calibration, score_mode=score_mode, prompt_layout=prompt_layout,
-                      batch_size=batch_size, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model,
+                      backend_option=backend_option, prompts=prompts, embedder=embedder, max_tokens=max_tokens,
+                      keep=keep, top=top, recall=recall, calibration=calibration, score_mode=score_mode,
+                      prompt_layout=prompt_layout, papers_per_request=papers_per_request, batch_size=batch_size,
+                      db=db, offline=offline)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store
 
