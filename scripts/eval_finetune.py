@@ -34,9 +34,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
-DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
-            REPO.parent / "shared" / "data")
+sys.path.insert(1, str(REPO / "scripts"))
+from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
 
 
 def load_minilm(models_dir: Path | None, max_tokens: int):

@@ -25,10 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))        # wf_common
-SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
-# ../shared/data next to the checkout (a worktree one level deeper finds it one level further up)
-DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
-            REPO.parent / "shared" / "data")
+from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
 
 
 # --------------------------------------------------------------------------- approaches

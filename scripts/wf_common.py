@@ -11,8 +11,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-# the 50 days' MiniLM vectors, kept beside the checkout between measurements (read; a missing day is added)
-SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
+# the 50 days' MiniLM vectors, kept beside the checkout between measurements (read; a missing day is added); a
+# worktree one level deeper finds it one level further up, as DATA below: else the scripts' --db fell back to
+# the user's own store in $RANKER_HOME and embedded the 50 days into it
+SHARED_CACHE = next((p for p in (REPO.parent / "cache" / "history-embeddings.sqlite3",
+                                 REPO.parents[1] / "cache" / "history-embeddings.sqlite3") if p.exists()),
+                    REPO.parent / "cache" / "history-embeddings.sqlite3")
 DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
             REPO.parent / "shared" / "data")
 

@@ -57,3 +57,21 @@ def test_a_cached_fit_is_not_read_for_another_embedder(tmp_path, monkeypatch):
     again = wf_common.shipped_walk_forward(_data(), [day], tmp_path)
     assert calls == ["minilm", "mpnet"]
     assert a[day][0][0] == 1.0 and b[day][0][0] == 2.0 and again[day][0][0] == 1.0
+
+
+def test_the_shared_cache_is_found_from_a_worktree_one_level_deeper(tmp_path, monkeypatch):
+    """A checkout at work/main finds work/cache, and so does a worktree at work/wt/NAME; before, the worktree's
+    scripts fell back to the user's own store in $RANKER_HOME."""
+    import importlib.util
+    import shutil
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    cache = tmp_path / "cache" / "history-embeddings.sqlite3"
+    cache.parent.mkdir()
+    cache.touch()
+    for checkout in (tmp_path / "main", tmp_path / "wt" / "name"):
+        (checkout / "scripts").mkdir(parents=True)
+        shutil.copy(REPO / "scripts" / "wf_common.py", checkout / "scripts")
+        spec = importlib.util.spec_from_file_location(f"wf_{checkout.name}", checkout / "scripts" / "wf_common.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert mod.SHARED_CACHE == cache, checkout
