@@ -30,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "scripts"))
+from wf_common import SHARED_CACHE  # noqa: E402  (found from a worktree too)
 DIM = 384
 Q = 200
 K = 10
@@ -330,7 +332,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="100000,1000000", help="store sizes for the product's index")
     ap.add_argument("--skip-kinds", action="store_true")
     ap.add_argument("--skip-hnsw", action="store_true")
-    ap.add_argument("--vectors-db", default=str(Path(__file__).resolve().parents[2] / "cache" / "history-embeddings.sqlite3"))
+    ap.add_argument("--vectors-db", default=str(SHARED_CACHE))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
     t0 = time.perf_counter()

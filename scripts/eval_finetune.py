@@ -34,9 +34,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
-DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
-            REPO.parent / "shared" / "data")
+sys.path.insert(1, str(REPO / "scripts"))
+from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
 
 
 def load_minilm(models_dir: Path | None, max_tokens: int):
@@ -210,11 +209,12 @@ def main() -> int:
     ship_s = time.perf_counter() - t
     test_inputs = {d: fitted.inputs(sub.X, sub.zs, sub.papers)
                    for d in test_days for sub in [data.subset(data.groups == d)]}
-    report("shipped calibration (fit once on the 35 train days)",
+    report(f"shipped calibration (fit once on the {len(train_days)} train days)",
            {d: ((M - mean) / scale) @ coef + b for d, M in test_inputs.items()}, ship_s)
     report("zero-shot", per_day(lambda sub: sub.zs))
     emb35 = cal._lr(1.0).fit(train.X, train.y)
-    report("embedding LR alone, frozen MiniLM, 35 days", per_day(lambda sub: emb35.decision_function(sub.X)))
+    report(f"embedding LR alone, frozen MiniLM, {len(train_days)} days",
+           per_day(lambda sub: emb35.decision_function(sub.X)))
     report("embedding LR alone, frozen MiniLM, the fine-tuning days", per_day(lambda sub: head.decision_function(sub.X)))
 
     # fine-tune
@@ -258,9 +258,9 @@ def main() -> int:
     n50, p50 = len(data.y), int(data.y.sum())
     est = p50 * (1 + args.negatives) * args.epochs / train_rate + n50 / embed_rate
     print(f"\ntimes: fine-tuning {train_rate:.1f} examples/s, embedding with the fine-tuned model {embed_rate:.1f} "
-          f"papers/s; a calibration on the 50 days ({n50} papers, {p50} picks, {args.negatives:g} non-picks per "
-          f"pick, {args.epochs} epoch(s)) would need about {est / 60:.1f} min for fine-tuning and re-embedding, "
-          f"plus the shipped fit ({ship_s:.0f}s here on 35 days)")
+          f"papers/s; a calibration on the {len(all_days)} days ({n50} papers, {p50} picks, {args.negatives:g} "
+          f"non-picks per pick, {args.epochs} epoch(s)) would need about {est / 60:.1f} min for fine-tuning and "
+          f"re-embedding, plus the shipped fit ({ship_s:.0f}s here on {len(train_days)} days)")
     print(f"total {time.perf_counter() - t0:.0f}s")
     return 0
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "scripts"))
+from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
 
 
 def main() -> int:
@@ -32,8 +34,8 @@ def main() -> int:
     ap.add_argument("--backend", default="vllm")
     ap.add_argument("--n", type=int, default=40, help="GPT picks to score (from the later half of the days)")
     ap.add_argument("--k", type=int, default=5)
-    ap.add_argument("--days", type=Path, default=REPO.parent / "shared" / "data" / "days")
-    ap.add_argument("--vectors-db", default=str(REPO.parent / "cache" / "history-embeddings.sqlite3"))
+    ap.add_argument("--days", type=Path, default=DATA / "days")
+    ap.add_argument("--vectors-db", default=str(SHARED_CACHE))
     ap.add_argument("--comment-chars", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -29,6 +29,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "scripts"))
+from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
 
 
 def load_days(days: Path):
@@ -71,8 +73,8 @@ def words(text: str) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=Path, default=REPO.parent / "shared" / "data" / "days")
-    ap.add_argument("--vectors-db", default=str(REPO.parent / "cache" / "history-embeddings.sqlite3"))
+    ap.add_argument("--days", type=Path, default=DATA / "days")
+    ap.add_argument("--vectors-db", default=str(SHARED_CACHE))
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--show", type=float, default=0.85, help="list the pairs at or above this cosine")
     ap.add_argument("--plant", type=int, default=200, help="re-uploads to make of random real papers (0: none)")

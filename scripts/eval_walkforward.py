@@ -24,10 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED_CACHE = REPO.parent / "cache" / "history-embeddings.sqlite3"
-# ../shared/data next to the checkout (a worktree one level deeper finds it one level further up)
-DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
-            REPO.parent / "shared" / "data")
+sys.path.insert(1, str(REPO / "scripts"))        # wf_common
+from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
 
 
 # --------------------------------------------------------------------------- approaches
@@ -836,14 +834,15 @@ def walk_forward_scores(data, days, cache) -> dict:
     kept in `cache` (a folder) when given."""
     import json
     from ranker.prefilter import calibrate as cal
+    from wf_common import shipped_path
     out = {}
     for d in days:
-        path = Path(cache) / f"wf-shipped--{d}.npz" if cache else None
+        tr, te = data.subset(data.groups < d), data.subset(data.groups == d)
+        path = shipped_path(cache, d, tr)
         if path is not None and path.exists():
             z = np.load(path)
             out[d] = (z["scores"], z["labels"].astype(bool), json.loads(str(z["thresholds"])))
             continue
-        tr, te = data.subset(data.groups < d), data.subset(data.groups == d)
         c = cal.fit_data(tr)
         out[d] = (c.score(te.X, te.zs, te.papers), te.y, c.recall_thresholds)
         if path is not None:
