@@ -873,6 +873,11 @@ class Store:
                                   ids, embedder)
         return {pid: np.frombuffer(blob, dtype=np.float32, count=dim) for pid, dim, blob in rows}
 
+    def versions(self, ids: Iterable[str]) -> dict[str, int]:
+        """id -> the version of the paper's stored text, for the ids with a known version."""
+        return dict(self._rows_for_ids("SELECT id, version FROM papers WHERE version IS NOT NULL AND id IN (%s)",
+                                       ids))
+
     def first_seen(self, ids: Iterable[str]) -> dict[str, str]:
         """id -> the first day the store saw it announced, for the ids with a known day."""
         return dict(self._rows_for_ids("SELECT id, first_seen FROM papers WHERE first_seen IS NOT NULL AND id "

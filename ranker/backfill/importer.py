@@ -99,9 +99,8 @@ def _not_older(t, store: Store) -> list[bool]:
     """For each row, False when the store holds a newer version of its paper: the store kept that version's
     text (Store.add_papers), so the row's vector, of the older text, is not stored over that text's."""
     ids, versions = t.column("id").to_pylist(), t.column("version").to_pylist()
-    stored = store.get_papers({i for i, v in zip(ids, versions) if v is not None})
-    return [not (v is not None and i in stored and stored[i].version is not None and v < stored[i].version)
-            for i, v in zip(ids, versions)]
+    stored = store.versions({i for i, v in zip(ids, versions) if v is not None})   # not the papers' texts
+    return [not (v is not None and i in stored and v < stored[i]) for i, v in zip(ids, versions)]
 
 
 def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
