@@ -149,6 +149,8 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
         if pp is not None:
             res.papers += 1
             w.write(f"papers/{paper_file(pid)}", render("paper.html", urls=SiteUrls(1), page=pp))
+    # each day page is read again here, with its plots, rather than held from the first pass: a site of years
+    # would hold every day's rows at once (the first pass keeps only the search index's rows)
     for day in day_pages:
         res.days += 1
         w.write(f"days/{day}.html", render("day.html", urls=SiteUrls(1),
