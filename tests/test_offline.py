@@ -46,3 +46,20 @@ def test_guard_itself_catches_a_connection(tmp_path):
     code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=1)\nexcept OSError:\n    pass\n"
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     assert "192.0.2.1" in log.read_text()
+
+
+def test_no_offline_overrides_the_environment(tmp_path):
+    """RANKER_OFFLINE=1 (or a config's offline = true) is a default: --no-offline lets this one command reach
+    the network again, and without it the command refuses before any connection."""
+    log = tmp_path / "net.log"
+    env = dict(os.environ, RANKER_HOME=str(tmp_path / "home"), RANKER_TEST_NETLOG=str(log), RANKER_OFFLINE="1",
+               RANKER_RSS_URL="http://192.0.2.1/rss/cs.LG", RANKER_FETCH_RETRIES="0", RANKER_FETCH_TIMEOUT="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests" / "netguard_site"),
+                                                        os.environ.get("PYTHONPATH")])))
+    args = [*RANKER, "fetch", "--out", str(tmp_path / "o.jsonl")]
+    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "offline mode" in p.stderr and not log.exists(), p.stderr
+    p = subprocess.run([*args, "--no-offline"], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "offline mode" not in p.stderr, p.stderr
+    assert "192.0.2.1" in log.read_text()        # it tried the feed (the guard refused it: no real traffic)
+    assert not (tmp_path / "o.jsonl").exists()

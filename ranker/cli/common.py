@@ -33,8 +33,9 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A ranker.to
                                                    show_default=False, parser=given_path)]
 PapersOpt = Annotated[Path, typer.Option("--papers", help="Papers JSONL (from `ranker fetch` or `ranker prefilter`).",
                                          parser=given_path)]
-OfflineOpt = Annotated[Optional[bool], typer.Option("--offline", help="Open no network connection except to "
-                                                    "loopback (same as RANKER_OFFLINE=1).", show_default=False)]
+OfflineOpt = Annotated[Optional[bool], typer.Option("--offline/--no-offline", help="Open no network connection "
+                                                    "except to loopback (same as RANKER_OFFLINE=1); --no-offline "
+                                                    "overrides the environment and ranker.toml.", show_default=False)]
 EmbedderOpt = Annotated[Optional[str], typer.Option("--embedder", help="Embedding model: a preset name (minilm, "
                                                     "mpnet), a local folder or a Hugging Face id.",
                                                     show_default=False)]
