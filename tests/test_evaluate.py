@@ -280,6 +280,21 @@ def test_bad_days_are_skipped_and_counted(tmp_path, settings, store):
     assert "2025-05-15" in (tmp_path / "out" / "report.html").read_text()
 
 
+def test_an_output_folder_inside_the_history_is_not_a_skipped_day(tmp_path, settings, store):
+    """`--out ~/gpt/eval` beside the day folders: the eval's own folder is neither read nor said as a bad day,
+    on the first run (made before the history is read) or on the next; a real odd folder still is."""
+    hist = make_history(tmp_path / "hist")
+    (hist / "notes").mkdir()
+    for _ in range(2):
+        warned = []
+        res = evaluate_history(hist, hist / "eval", settings, store=store, warn=warned.append)
+        assert [x["day"] for x in res.skipped] == ["notes"]
+        assert [w for w in warned if "skipped" in w] == [f"{hist / 'notes'}: day skipped: the folder's name is "
+                                                         "not a day as YYYY-MM-DD"]
+        assert [d.date for d in res.days] == list(THREE)
+    assert (hist / "eval" / "eval.json").exists()
+
+
 def test_a_history_with_no_usable_day_is_one_error(tmp_path, settings, store):
     with pytest.raises(InputError, match="history directory not found"):
         evaluate_history(tmp_path / "nope", tmp_path / "out", settings, store=store)

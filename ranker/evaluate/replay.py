@@ -129,7 +129,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     history = Path(history).expanduser()
     out = output_dir(out_dir)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
-    read = read_history(history, warn)
+    read = read_history(history, warn, leave_out=out)
     by_date = {d.date: d for d in read.days}
     dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
                         days=days)

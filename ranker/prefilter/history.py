@@ -139,15 +139,18 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_w
     return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source)
 
 
-def read_history(directory: str | Path, warn: Warn = ignore_warning) -> History:
+def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: Path | None = None) -> History:
     """Every day folder under `directory`, oldest first: the usable ones as HistoryDays, the others skipped
     (see the module's docstring), each with one line to `warn`: "<day folder>: day skipped: <problem>".
-    An InputError when the directory is missing or no day is usable."""
+    `leave_out`: a folder that is no day and not to be said either (the caller's own output folder, when the
+    user puts it inside the history). An InputError when the directory is missing or no day is usable."""
     d = Path(directory)
     if not d.is_dir():
         raise InputError("history directory not found", where=str(d))
+    own = leave_out.resolve() if leave_out is not None else None
     # an entry named as a day that is no folder (a dangling link) is said, not passed over
-    day_dirs = sorted(p for p in d.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_day_name(p.name)))
+    day_dirs = sorted(p for p in d.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_day_name(p.name))
+                      and (own is None or p.resolve() != own))
     if not day_dirs:
         raise InputError("no day folders (expected <date>/listing.jsonl and <date>/gpt_scores.jsonl)", where=str(d))
     out = History(days=[])
