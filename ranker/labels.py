@@ -188,6 +188,7 @@ class TrainingLabels(NamedTuple):
     on_history: int                  # labels on papers of the history days (each overrides GPT's pick)
     outside: int                     # labels on papers in no history day, used through `days`
     unknown: int                     # labels on papers the store does not hold (left out)
+    dates: dict[str, str] = {}       # paper id -> the day its label was given (its digest day, else the UTC day)
 
     @property
     def used(self) -> int:
@@ -222,4 +223,10 @@ def training_labels(store: "Store", history_days: Sequence["HistoryDay"] = ()) -
                       label_days_of={pid: lb.day for pid, lb in stored.items() if lb.day})
     on_history = sum(1 for pid in labels if pid in seen)
     outside = sum(len(d.papers) for d in days)
-    return TrainingLabels(labels, days, on_history, outside, len(labels) - on_history - outside)
+    return TrainingLabels(labels, days, on_history, outside, len(labels) - on_history - outside,
+                          {pid: given_on(lb) for pid, lb in stored.items()})
+
+
+def given_on(label: Label) -> str:
+    """The day a label was given: the digest day it was given on, else the UTC day of its time."""
+    return label.day or datetime.fromtimestamp(label.created_at, timezone.utc).strftime("%Y-%m-%d")

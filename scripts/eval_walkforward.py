@@ -759,7 +759,7 @@ def main() -> int:
             score = fn(tr)
             fits[tr.days[-1]] = score
             return score
-        rep = walk_forward(data, fit_and_keep, test_days)
+        rep = walk_forward(data, lambda tr, _day: fit_and_keep(tr), test_days)
         # a stack of shared signals: its fit time counts every signal it stacks, whichever approach computed it
         fit_s = float(np.mean(fn.totals)) if getattr(fn, "totals", None) else float(np.mean(rep.fit_seconds))
         rows.append((name, rep.mean(), None, fit_s, float(np.mean(rep.rank_seconds))))

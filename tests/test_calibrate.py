@@ -109,6 +109,28 @@ def _toy(n_days=3, n=120, dim=16, seed=0):
     return X, y, zs, np.array(g), papers
 
 
+def test_walk_forward_leaves_out_labels_given_after_the_test_day():
+    """`ranker calibrate`'s printed figures: a day is ranked as the user lived it, so labels given on or after
+    it (here: the first day's papers all labelled the wrong way round) do not reach its fit; given before, they
+    do (the same labels change the figures)."""
+    from ranker.prefilter.calibrate import walk_forward_report
+    X, y, zs, g, papers = _toy(n_days=5)
+    data = HistoryData(X, y, zs, g, papers, "toy")
+    test = ["2025-01-04", "2025-01-05"]
+    wrong = {p.id: not bool(v) for p, v, day in zip(papers, y, g) if day <= "2025-01-02"}
+
+    def figures(dates):
+        rep = walk_forward_report(data, test, labels=wrong, label_dates=dates)
+        return [rep.learned[d]["auc"] for d in rep.days]
+    plain = [walk_forward_report(data, test).learned[d]["auc"] for d in test]
+    assert figures({pid: "2026-12-04" for pid in wrong}) == plain           # given after both: never used
+    early = figures({pid: "2025-01-03" for pid in wrong})
+    assert early[0] < plain[0] and early[1] < plain[1]                      # known before both: learned from
+    on_first = figures({pid: "2025-01-04" for pid in wrong})               # given on the first test day
+    assert on_first[0] == plain[0] and on_first[1] == early[1]
+    assert figures(None) == early                                           # no dates: known before every day
+
+
 def test_fit_save_load_and_score(tmp_path):
     X, y, zs, g, papers = _toy()
     cal = fit(X, y, zs, g, papers, embedder="toy", options=Options(meta=True, c_title=10.0))
@@ -136,8 +158,9 @@ def test_walk_forward_ranks_each_day_with_a_fit_on_earlier_days_only():
     data = HistoryData(X, y, zs, g, papers, "toy")
     seen = []
 
-    def fit_fn(tr):
+    def fit_fn(tr, day):
         seen.append(tr.days)
+        assert day not in tr.days and max(tr.days) < day
         cal = fit_data(tr)
         return lambda d: cal.score(d.X, d.zs, d.papers)
     rep = walk_forward(data, fit_fn, ["2025-01-04", "2025-01-05"])

@@ -85,7 +85,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
             check_enough(days, labels_short=labels_needed(lab.labels) if lab.labels else None, where=str(history))
         emb = Embedder.from_settings(s)
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
-                                  evaluate=evaluate, labels=lab.labels or None,
+                                  evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)
         from ..index import update_index
         update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)

@@ -593,12 +593,14 @@ def check_enough(days, *, labels_short: int | None = None, where: str | None = N
 
 def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = True, eval_share: float = 1 / 3,
               options: Options | None = None, labels: Mapping[str, bool] | None = None,
-              eval_on: Sequence[str] | None = None, progress: Callable | None = None):
+              label_dates: Mapping[str, str] | None = None, eval_on: Sequence[str] | None = None,
+              progress: Callable | None = None):
     """Fit a calibration on history days. With `evaluate`, also the walk-forward figures on the last
     `eval_share` of the days (of `eval_on`, when given: e.g. the GPT days, not the days of labels alone), each
     ranked by a fit on the days before it, beside zero-shot's. `labels`: the user's verdicts by paper id (each
-    overrides GPT's pick and weighs options.label_weight). Returns (calibration, walkforward.Report or None)."""
-    from .walkforward import walk_forward
+    overrides GPT's pick and weighs options.label_weight); `label_dates`: the day each was given (YYYY-MM-DD):
+    a walk-forward fit uses only the labels given before its test day (one without a date counts as given
+    before every day). Returns (calibration, walkforward.Report or None)."""
     t0 = time.perf_counter()
     data = history_data(days, prompts, embedder=embedder, store=store,
                         progress=(lambda d, n: progress("embedding", d, n)) if progress else None)
@@ -607,9 +609,9 @@ def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = 
     on = sorted(eval_on) if eval_on else data.days
     if evaluate and len(on) >= 3:
         t = time.perf_counter()
-        report = walk_forward(data, lambda tr: _scorer(fit_data(tr, options=options, labels=labels)),
-                              test_days=eval_days(on, eval_share),
-                              progress=(lambda d, n: progress("walk-forward", d, n)) if progress else None)
+        report = walk_forward_report(data, eval_days(on, eval_share), options=options, labels=labels,
+                                     label_dates=label_dates,
+                                     progress=(lambda d, n: progress("walk-forward", d, n)) if progress else None)
         seconds["walk_forward"] = time.perf_counter() - t
     if progress:
         progress("fitting", 0, 1)
@@ -622,6 +624,20 @@ def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = 
         cal.walk_forward = report.to_dict()
     cal.trained_on["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
     return cal, report
+
+
+def walk_forward_report(data: HistoryData, test_days: Sequence[str], *, options: Options | None = None,
+                        labels: Mapping[str, bool] | None = None, label_dates: Mapping[str, str] | None = None,
+                        progress: Callable | None = None):
+    """The shipped learner, walk-forward on `test_days` (see calibrate: labels given on or after a test day are
+    left out of its fit, as a user ranking that day did not have them yet)."""
+    from .walkforward import walk_forward
+    dates = label_dates or {}
+
+    def fit_before(tr: HistoryData, day: str):
+        known = {pid: v for pid, v in (labels or {}).items() if dates.get(pid, "") < day}
+        return _scorer(fit_data(tr, options=options, labels=known or None))
+    return walk_forward(data, fit_before, test_days=test_days, progress=progress)
 
 
 def eval_days(days: Sequence[str], share: float = 1 / 3) -> list[str]:

@@ -36,8 +36,9 @@ class Report:
 
 
 def walk_forward(data, fit: Callable, test_days: Sequence[str], *, progress: Callable | None = None) -> Report:
-    """fit(train HistoryData) -> score(day HistoryData) -> scores. Each test day is scored by a fit on the
-    days strictly before it (a day with no pick, or no earlier day with one, is left out)."""
+    """fit(train HistoryData, test day) -> score(day HistoryData) -> scores. Each test day is scored by a fit on
+    the days strictly before it (a day with no pick, or no earlier day with one, is left out); the fit is told
+    the day, so that it can leave out what was only known later (the user's labels given after it)."""
     rep = Report(days=[])
     for i, d in enumerate(test_days):
         tr_mask = data.groups < d
@@ -46,7 +47,7 @@ def walk_forward(data, fit: Callable, test_days: Sequence[str], *, progress: Cal
             continue
         tr = data.subset(tr_mask)
         t = time.perf_counter()
-        score = fit(tr)
+        score = fit(tr, d)
         rep.fit_seconds.append(time.perf_counter() - t)
         t = time.perf_counter()
         s = np.asarray(score(te), dtype=np.float64)
