@@ -993,7 +993,9 @@ class Store:
             if label == 0:
                 c.execute("DELETE FROM labels WHERE paper_id=?", (paper_id,))
             else:
-                c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?)", (paper_id, label, day, now))
+                # a verdict given where no digest day is known keeps the day the earlier one was given on
+                c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,COALESCE(?,(SELECT day FROM labels WHERE "
+                          "paper_id=?)),?)", (paper_id, label, day, paper_id, now))
             c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                       (paper_id, label, day, now, source))
 
@@ -1055,8 +1057,8 @@ class Store:
                 if lb.label == 0:
                     c.execute("DELETE FROM labels WHERE paper_id=?", (lb.paper_id,))
                 else:
-                    c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?)",
-                              (lb.paper_id, lb.label, lb.day, lb.created_at))
+                    c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,COALESCE(?,(SELECT day FROM labels WHERE "
+                              "paper_id=?)),?)", (lb.paper_id, lb.label, lb.day, lb.paper_id, lb.created_at))
                 c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                           (lb.paper_id, lb.label, lb.day, lb.created_at, "import"))
                 counts["taken back" if lb.label == 0 else "added" if cur is None or cur[0] == 0 else "changed"] += 1

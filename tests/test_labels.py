@@ -33,6 +33,21 @@ def test_export_then_import_on_a_new_machine(tmp_path):
         assert got["2505.07363"].label == -1
 
 
+def test_a_verdict_without_a_day_keeps_the_day_the_earlier_one_was_given_on(tmp_path):
+    """A later thumb imported from a file without days (or clicked where no digest day is known) changes the
+    verdict, not the day it was first given on: calibration orders labels by that day."""
+    with Store(tmp_path / "a.sqlite3") as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
+        s.set_label("2505.07363", 1, "2025-05-15", created_at=1747300000.0)
+        (tmp_path / "later.jsonl").write_text('{"id": "2505.09572", "label": -1, "time": "2025-06-01T00:00:00Z"}\n')
+        assert import_labels(s, tmp_path / "later.jsonl")["changed"] == 1
+        s.set_label("2505.07363", -1, None, created_at=1748700000.0)
+        got = s.get_labels()
+        assert [(got[i].label, got[i].day) for i in ("2505.09572", "2505.07363")] == [(-1, "2025-05-15")] * 2
+        s.set_label("2505.07363", 1, "2025-06-02", created_at=1748800000.0)      # a day given wins
+        assert s.get_labels()["2505.07363"].day == "2025-06-02"
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2505.00002", "label": 3, "time": 1}',
      "'label' must be 1"),
