@@ -47,7 +47,7 @@ def logprobs_for(text: str) -> dict:
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
         self.attempts: dict[str, int] = {}
@@ -144,7 +144,7 @@ class Server:
             def handle_error(self, *a):
                 pass
 
-        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.httpd = Quiet(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -255,6 +255,26 @@ def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
     assert "not answering" not in out[0].error and "3 attempts" in out[0].error
     assert all("is not answering, so the remaining requests were not sent" in r.error for r in out[1:])
     assert be.stats()["retries"] == 2                                 # the first request's, no other's
+
+
+def test_a_server_taken_for_gone_is_tried_again_after_a_while(server):
+    """The backend outlives one day (`ranker eval` scores day after day with one backend): a server stopped
+    and started again is used again once `down_seconds` have passed, not given up for the object's life."""
+    port = server.httpd.server_address[1]
+    be = backend(server, concurrency=1, retries=1)
+    be.down_seconds = 1.0
+    server.close()                        # (before any request: a kept-alive connection would still answer)
+    out = be.generate([req(f"2506.0001{i}", "ok") for i in range(3)])
+    assert all("is not answering" in r.error for r in out[1:]), [r.error for r in out]
+    again = Server(port)
+    try:
+        out = be.generate([req("2506.00020", "ok")])            # still within down_seconds: not sent
+        assert "is not answering" in out[0].error and again.attempts == {}
+        time.sleep(1.1)
+        out = be.generate([req("2506.00021", "ok"), req("2506.00022", "ok")])
+        assert all(r.ok for r in out), [r.error for r in out]
+    finally:
+        again.close()
 
 
 def test_a_connection_dropped_mid_request_does_not_give_the_server_up(server):

@@ -155,6 +155,9 @@ class OpenAIBackend(Backend):
     supports_score_probs = True
     uses_api_key = True               # make_backend passes the settings' OPENAI_API_KEY as api_key
     uses_warn = True                  # make_backend passes the caller's Warn (an unpriced OpenAI model's line)
+    # how long a server that could not be reached is taken for gone: its requests fail at once, then the next
+    # one tries again (a long-lived backend, as in `ranker eval` over many days, sees a restarted server)
+    down_seconds = 30.0
 
     @classmethod
     def store_name(cls, model: str, models_dir: Path | None = None) -> str | None:
@@ -197,6 +200,7 @@ class OpenAIBackend(Backend):
         self._relaxed = False
         self._refused: str | None = None
         self._down: str | None = None             # why the server is taken for gone: no connection, retries spent
+        self._down_until = 0.0                    # ... until this time.monotonic()
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
         self.model_name = self._discover_model() if model in ("", "auto") else model
@@ -272,7 +276,8 @@ class OpenAIBackend(Backend):
     def _one(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         if self._refused:
             return Result(req.key, None, "error", error=self._refused), None
-        if self._down:          # the requests after one that could not connect in all its attempts: not sent
+        if self._down and time.monotonic() < self._down_until:
+            # the requests after one that could not connect in all its attempts: not sent, for a while
             return Result(req.key, None, "error", error=self._down), None
         deadline = time.monotonic() + self.total_timeout
         try:
@@ -299,6 +304,7 @@ class OpenAIBackend(Backend):
                 # a server that is not there (not started, stopped): each request would spend the same
                 # attempts and backoff in vain, minutes over a day; the rest fail at once with this reason
                 self._down = f"{error}; {self.base_url} is not answering, so the remaining requests were not sent"
+                self._down_until = time.monotonic() + self.down_seconds
             return Result(req.key, None, "error", error=error), None
         except Cancelled:
             return Result(req.key, None, "error", error="cancelled (interrupted)"), None
