@@ -48,6 +48,29 @@ def test_vectors_are_normalised_cached_and_only_new_text_is_embedded(tmp_path):
         assert again.texts_encoded == 1 and not np.allclose(v3[0], v[0])
 
 
+def test_an_older_version_ranked_again_leaves_the_newer_texts_vector(tmp_path):
+    """An old day ranked again (`ranker run --date`, an old listing) lists a paper's v1 where the store holds
+    its v2: the day is ranked on the text it lists, the store keeps v2's text and v2's vector beside it."""
+    import dataclasses
+    from ranker.prefilter.embed import text_hash
+    new = dataclasses.replace(day_papers()[0], version=2, title="Revised: a newer title")
+    old = dataclasses.replace(new, version=1, title="The first title")
+    other = dataclasses.replace(day_papers()[1], version=1)
+    with Store(tmp_path / "r.sqlite3") as store:
+        emb = Embedder("minilm")
+        store.add_papers([new])
+        v_new = emb.embed_papers([new], store)[0]
+        store.add_papers([old, other])
+        assert store.versions([new.id]) == {new.id: 2}
+        v_old = emb.embed_papers([old, other], store)
+        np.testing.assert_allclose(v_old[0], emb.encode([paper_text(old)])[0], atol=1e-5)   # ranked as listed
+        assert store.embedding_hashes([new.id, other.id], "minilm") == {new.id: text_hash(paper_text(new)),
+                                                                       other.id: text_hash(paper_text(other))}
+        before = emb.texts_encoded
+        np.testing.assert_array_equal(emb.embed_papers([new], store)[0], v_new)
+        assert emb.texts_encoded == before                             # the newer text's vector is still there
+
+
 def test_a_real_day_puts_gpts_picks_on_top_and_a_rerun_needs_no_model(embed_cache_db):
     papers = day_papers()
     labels = np.array([bool(p.extra.get("gpt_selected")) for p in papers])

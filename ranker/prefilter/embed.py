@@ -168,7 +168,10 @@ class Embedder:
         return _normalise(np.concatenate(out))
 
     # ------------------------------------------------------------------ cached
-    def _cached(self, ids: list[str], texts: list[str], store: "Store | None", progress=None) -> np.ndarray:
+    def _cached(self, ids: list[str], texts: list[str], store: "Store | None", progress=None,
+                not_stored: set[str] = frozenset()) -> np.ndarray:
+        """`not_stored`: ids whose new vectors are used, not written over the store's (an older version's text
+        of a paper whose newer text the store holds)."""
         hashes = [text_hash(t) for t in texts]
         found = store.get_embeddings(dict(zip(ids, hashes)), self.key) if store is not None else {}
         # longest first, so each chunk holds texts of similar length (less padding, faster batches)
@@ -183,7 +186,8 @@ class Embedder:
             idx = missing[start:start + CHUNK]
             new = self.encode([texts[i] for i in idx])
             if store is not None:
-                store.put_embeddings(((ids[i], hashes[i], new[j]) for j, i in enumerate(idx)), self.key)
+                store.put_embeddings(((ids[i], hashes[i], new[j]) for j, i in enumerate(idx)
+                                      if ids[i] not in not_stored), self.key)
             for j, i in enumerate(idx):
                 vecs[ids[i]] = new[j]
             if progress is not None:
@@ -199,20 +203,26 @@ class Embedder:
     def embed_papers(self, papers: Sequence[Paper], store: "Store | None" = None,
                      progress: "Progress | None" = None) -> np.ndarray:
         """One normalised row per paper, in order; cached vectors (same embedder, same text) are reused and
-        new ones are written to the store. progress("embedding", done, total) hears of each chunk."""
+        new ones are written to the store, except for a paper whose newer version the store already holds (an
+        old day ranked again): the store keeps that version's text (Store.add_papers), so its vector stays too.
+        progress("embedding", done, total) hears of each chunk."""
         ids = [p.id for p in papers]
         texts = [paper_text(p) for p in papers]
         for p, t in zip(papers, texts):
             if not t:
                 raise InputError("the paper has neither a title nor an abstract", where=p.id)
+        older: set[str] = set()
+        if store is not None:
+            stored = store.versions({p.id for p in papers if p.version is not None})
+            older = {p.id for p in papers if p.version is not None and p.version < stored.get(p.id, 0)}
         if len(set(ids)) != len(ids):
             # the same id twice: embed once, repeat the row
             uniq = list(dict.fromkeys(ids))
             first = {pid: texts[i] for i, pid in reversed(list(enumerate(ids)))}
-            m = self._cached(uniq, [first[u] for u in uniq], store, progress)
+            m = self._cached(uniq, [first[u] for u in uniq], store, progress, older)
             pos = {u: i for i, u in enumerate(uniq)}
             return m[[pos[pid] for pid in ids]]
-        return self._cached(ids, texts, store, progress)
+        return self._cached(ids, texts, store, progress, older)
 
     def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
                       progress: "Progress | None" = None) -> np.ndarray:
