@@ -285,6 +285,31 @@ def test_import_keeps_a_score_stored_after_the_backfill_scored_the_paper(tmp_pat
     assert store_tables(db) == once and again.scores_new == 0 and again.scores_newer_kept == 1
 
 
+def test_the_same_score_imported_later_takes_the_text_it_judged(tmp_path):
+    """The database scored a paper's older text; the backfill later gave the same verdict on its newer text:
+    the import counts it unchanged and remembers the newer text, so a run over that text reuses the score."""
+    from ranker.records import Score
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True), backfill_settings())
+    s = backfill_table(out, "scores").to_pylist()
+    row = next(r for r in s if r["status"] == "scored")
+    with Store(db) as store:
+        store.put_scores([Score(row["id"], row["RELEVANCE"], row["NOVELTY"], row["COMMENT"],
+                                row["expected_relevance"], row["expected_novelty"], row["prompt_tokens"] or 0,
+                                row["completion_tokens"] or 0)], "fake:m",
+                         row["prompt_hash"], texts={row["id"]: "hash-of-the-older-text"})
+        store.conn.execute("UPDATE scores SET created_at = 1 WHERE paper_id = ?", (row["id"],))
+        store.conn.commit()
+        res = import_backfill(out, store)
+        assert res.scores_unchanged == 1 and res.scores_new == len([r for r in s if r["status"] == "scored"]) - 1
+        assert row["id"] in store.get_scores([row["id"]], "fake:m", row["prompt_hash"],
+                                             texts={row["id"]: row["text_hash"]})
+    once = store_tables(db)
+    with Store(db) as store:
+        assert import_backfill(out, store).scores_unchanged == len(once["scores"])
+    assert store_tables(db) == once                            # and a second import changes nothing
+
+
 def test_imported_scores_carry_the_text_they_judged(tmp_path):
     """A backfill's score rows name the text each judged, and the import keeps it: a later daily run over a
     paper whose abstract was rewritten since scores it again and reuses the rest; a folder written before the

@@ -116,14 +116,21 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
         failed_ids = [r["id"] for r in group if r["status"] == "failed"]
         failed = {f.arxiv_id: f.reason for f in store.get_failures(model, phash, failed_ids)} if failed_ids else {}
         new, scored_at, texts = [], {}, {}
+        same_later: list[Score] = []          # the stored score again, judged later (of newer text, maybe)
         for r in group:
             if r["status"] == "scored":
                 s = Score(arxiv_id=r["id"], relevance=r["RELEVANCE"], novelty=r["NOVELTY"], comment=r["COMMENT"] or "",
                           expected_relevance=r["expected_relevance"], expected_novelty=r["expected_novelty"],
                           prompt_tokens=r["prompt_tokens"] or 0, completion_tokens=r["completion_tokens"] or 0)
+                later = r["id"] not in have or stored_at[r["id"]] < (r["written_at"] or 0.0)
                 if r["id"] in have and _same(have[r["id"]], s):
                     res.scores_unchanged += 1
-                elif r["id"] in have and stored_at[r["id"]] >= (r["written_at"] or 0.0):
+                    if later and r["text_hash"]:
+                        # the same verdict, given later: the text it judged is the one to remember, or a run
+                        # over the newer text would score the paper again
+                        same_later.append(s)
+                        scored_at[r["id"]], texts[r["id"]] = r["written_at"], r["text_hash"]
+                elif not later:
                     res.scores_newer_kept += 1
                 else:
                     new.append(s)
@@ -136,3 +143,5 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
                     store.put_failure(Failure(r["id"], r["error"] or "", ""), model, phash, run_id)
                 res.failures += 1
         res.scores_new += store.put_scores(new, model, phash, run_id, scored_at=scored_at, texts=texts)
+        if same_later:
+            store.put_scores(same_later, model, phash, run_id, scored_at=scored_at, texts=texts)
