@@ -426,3 +426,27 @@ def test_judgements_given_as_the_listing_are_refused(tmp_path):
     assert not (tmp_path / "o").exists()
     # the listing folder itself still reads (its gpt_scores.jsonl files are not listings and are passed over)
     assert len(read_listing_files(DAYS)[0]) == 1445
+
+
+def test_a_byte_order_mark_changes_nothing(tmp_path):
+    """A GPT digest saved as "UTF-8 with BOM" (Notepad, Excel) reads as the same judgements: the BOM cost the
+    JSONL file its first line, made the JSON digest an error and hid the Markdown digest's dated heading."""
+    day = DAYS / "2025-06-23"
+    digest = {d["id"]: {"SCORE": d["RELEVANCE"] + d["NOVELTY"], "ARXIVID": d["id"], "COMMENT": d["COMMENT"],
+                        "RELEVANCE": d["RELEVANCE"], "NOVELTY": d["NOVELTY"], "title": d["title"]}
+              for d in _jsonl(day / "gpt_scores.jsonl")}
+    plain = {"gpt_scores.jsonl": (day / "gpt_scores.jsonl").read_bytes(), "digest.md": SEED.read_bytes(),
+             "output.json": json.dumps(digest, indent=2).encode()}
+    bom = tmp_path / "with-bom"               # no date in the path: the Markdown's day is its heading's
+    bom.mkdir()
+    for name, data in plain.items():
+        (bom / name).write_bytes(b"\xef\xbb\xbf" + data)
+    expected = {pid: (r.relevance, r.novelty, r.comment) for pid, r in read_scores(SEED).items()}
+    for name in plain:
+        warnings: list[str] = []
+        rows = read_scores(bom / name, warn=warnings.append)
+        assert warnings == [], name
+        assert {pid: (r.relevance, r.novelty, r.comment) for pid, r in rows.items()} == expected, name
+    assert {r.date for r in read_scores(bom / "digest.md").values()} == {"2025-06-23"}
+    rows, files = read_score_files(bom, key="gpt")            # a folder finds all three
+    assert sorted(f.name for f in files) == sorted(plain) and set(rows) == set(expected)
