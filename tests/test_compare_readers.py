@@ -450,3 +450,22 @@ def test_a_byte_order_mark_changes_nothing(tmp_path):
     assert {r.date for r in read_scores(bom / "digest.md").values()} == {"2025-06-23"}
     rows, files = read_score_files(bom, key="gpt")            # a folder finds all three
     assert sorted(f.name for f in files) == sorted(plain) and set(rows) == set(expected)
+
+
+def test_an_arxiv_id_written_as_a_json_number_keeps_its_digits(tmp_path):
+    """JSONL from a tool that wrote ids unquoted (pandas from a CSV, a model's answer): 2506.16370 is that
+    paper, not 2506.1637 (the float's shortest form, a valid-looking id of no paper), for one id in ten."""
+    src = _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")
+    ids = [d["id"] for d in src]
+    assert sum(i.endswith("0") for i in ids) >= 3
+    lines = ['{"ARXIVID": %s, "RELEVANCE": %d, "NOVELTY": %d, "COMMENT": %s}'
+             % (d["id"], d["RELEVANCE"], d["NOVELTY"], json.dumps(d["COMMENT"])) for d in src]
+    unquoted = tmp_path / "2025-06-23-scores.jsonl"
+    unquoted.write_text("\n".join(lines) + "\n")
+    digest = tmp_path / "2025-06-23-output.json"        # the JSON digest's ARXIVID, its keys being strings
+    digest.write_text("{" + ", ".join(f'"{d["id"]}": {line}' for d, line in zip(src, lines)) + "}")
+    for path in (unquoted, digest):
+        warnings: list[str] = []
+        rows = read_scores(path, warn=warnings.append)
+        assert warnings == [] and list(rows) == ids, path.name
+        assert all((rows[d["id"]].relevance, rows[d["id"]].novelty) == (d["RELEVANCE"], d["NOVELTY"]) for d in src)

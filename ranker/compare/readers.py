@@ -118,9 +118,20 @@ class _Counting:
         self.warn(msg)
 
 
+class _JsonNumber(float):
+    """A JSON number with a fraction that keeps its text: an arXiv id written unquoted, 2506.16060, is that id,
+    where str() of the float gives 2506.1606, another (valid-looking) id, and the judgement was silently lost."""
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | None = None,
                    notice: Warn | None = None) -> ScoreRow | None:
     raw_id = next((d[k] for k in _ID_KEYS if d.get(k) not in (None, "")), None) or key_id
+    raw_id = getattr(raw_id, "text", raw_id)
     if not raw_id:
         warn(f"{src}: skipped: no arXiv id (expected ARXIVID or id)")
         return None
@@ -275,7 +286,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[
             continue
         src = where(path, i)
         try:
-            d = json.loads(s)
+            d = json.loads(s, parse_float=_JsonNumber)
         except json.JSONDecodeError as e:
             warn(f"{src}: skipped line: not valid JSON ({e.msg})")
             continue
@@ -397,7 +408,7 @@ def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | No
     elif kind == "markdown" and is_markdown_digest(text):
         rows, day = _parse_markdown(text, path, warn, notice)
     elif kind == "json":
-        rows, day = _parse_json_digest(json.loads(text), text, path, warn, notice)
+        rows, day = _parse_json_digest(json.loads(text, parse_float=_JsonNumber), text, path, warn, notice)
     elif kind == "jsonl":
         rows, day = _parse_jsonl(text, path, warn, notice)
     elif kind in ("papers", "prefilter"):
