@@ -469,3 +469,18 @@ def test_an_arxiv_id_written_as_a_json_number_keeps_its_digits(tmp_path):
         rows = read_scores(path, warn=warnings.append)
         assert warnings == [] and list(rows) == ids, path.name
         assert all((rows[d["id"]].relevance, rows[d["id"]].novelty) == (d["RELEVANCE"], d["NOVELTY"]) for d in src)
+
+
+def test_a_markdown_digest_cut_short_says_so(tmp_path):
+    """A digest that ends between two paper blocks (a download or a copy cut short) lost GPT's later picks
+    without a word: they then counted as papers GPT did not pick."""
+    text = SEED.read_text()
+    cut = tmp_path / "2025-06-23-output.md"
+    cut.write_text(text[:text.index("## 31. [")])
+    warnings: list[str] = []
+    rows = read_scores(cut, warn=warnings.append)
+    assert list(rows) == _seed_ids_in_order()[:30]
+    assert warnings == [f"{cut}: 30 paper blocks found, but the digest says 47 relevant papers: is it cut short?"]
+    said: list[str] = []
+    read_scores(SEED, warn=said.append)           # the whole digest says nothing
+    assert said == []

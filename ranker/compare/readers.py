@@ -245,6 +245,8 @@ def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[li
     if not blocks and not picked_nothing:
         warn(f"{path}: no paper blocks found in this Markdown digest"
              + (f" (it says {total} relevant papers)" if total else ""))
+    elif total and blocks < total:      # the seed counts its author matches in the total, ranker on their own line
+        warn(f"{path}: {blocks} paper blocks found, but the digest says {total} relevant papers: is it cut short?")
     return rows, day
 
 
