@@ -484,3 +484,21 @@ def test_a_markdown_digest_cut_short_says_so(tmp_path):
     said: list[str] = []
     read_scores(SEED, warn=said.append)           # the whole digest says nothing
     assert said == []
+
+
+def test_a_seed_json_digest_of_only_author_matches_is_a_day_that_picked_nothing(tmp_path):
+    """The seed writes an author match as the paper plus COMMENT "Author match" (no RELEVANCE / NOVELTY). A
+    day whose JSON digest held only those was 'not a JSON digest', an error, where its Markdown reads as
+    a day judged with nothing picked."""
+    d = _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")[0]
+    entry = {"authors": d["authors"], "title": d["title"], "abstract": d["abstract"], "arxiv_id": d["id"],
+             "COMMENT": "Author match", "SCORE": 20.0}
+    path = tmp_path / "2025-06-23_output.json"
+    path.write_text(json.dumps({d["id"]: entry}, indent=4))
+    warnings: list[str] = []
+    rows = read_scores(path, warn=warnings.append)
+    assert dict(rows) == {} and rows.empty_days == {"2025-06-23"} and warnings == []
+    beside = {d["id"]: entry, "2506.16406": {**entry, "arxiv_id": "2506.16406", "COMMENT": "c",
+                                             "RELEVANCE": 9, "NOVELTY": 8}}
+    path.write_text(json.dumps(beside))                     # beside a pick, as before: the pick only
+    assert list(read_scores(path)) == ["2506.16406"]

@@ -326,7 +326,8 @@ def sniff(path: Path, text: str | None = None) -> str | None:
                 return "jsonl"        # a one-line JSONL file
             vals = list(obj.values())
             if vals and all(isinstance(v, dict) for v in vals):
-                return "json" if any(_is_score_dict(v) for v in vals) else None
+                # the seed's author matches carry no RELEVANCE / NOVELTY: a day of only those is a digest too
+                return "json" if any(_is_score_dict(v) or is_author_match(v.get("COMMENT")) for v in vals) else None
             if not vals:
                 return "json"
         # JSONL: look at the first few object lines
