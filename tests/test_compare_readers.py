@@ -426,3 +426,79 @@ def test_judgements_given_as_the_listing_are_refused(tmp_path):
     assert not (tmp_path / "o").exists()
     # the listing folder itself still reads (its gpt_scores.jsonl files are not listings and are passed over)
     assert len(read_listing_files(DAYS)[0]) == 1445
+
+
+def test_a_byte_order_mark_changes_nothing(tmp_path):
+    """A GPT digest saved as "UTF-8 with BOM" (Notepad, Excel) reads as the same judgements: the BOM cost the
+    JSONL file its first line, made the JSON digest an error and hid the Markdown digest's dated heading."""
+    day = DAYS / "2025-06-23"
+    digest = {d["id"]: {"SCORE": d["RELEVANCE"] + d["NOVELTY"], "ARXIVID": d["id"], "COMMENT": d["COMMENT"],
+                        "RELEVANCE": d["RELEVANCE"], "NOVELTY": d["NOVELTY"], "title": d["title"]}
+              for d in _jsonl(day / "gpt_scores.jsonl")}
+    plain = {"gpt_scores.jsonl": (day / "gpt_scores.jsonl").read_bytes(), "digest.md": SEED.read_bytes(),
+             "output.json": json.dumps(digest, indent=2).encode()}
+    bom = tmp_path / "with-bom"               # no date in the path: the Markdown's day is its heading's
+    bom.mkdir()
+    for name, data in plain.items():
+        (bom / name).write_bytes(b"\xef\xbb\xbf" + data)
+    expected = {pid: (r.relevance, r.novelty, r.comment) for pid, r in read_scores(SEED).items()}
+    for name in plain:
+        warnings: list[str] = []
+        rows = read_scores(bom / name, warn=warnings.append)
+        assert warnings == [], name
+        assert {pid: (r.relevance, r.novelty, r.comment) for pid, r in rows.items()} == expected, name
+    assert {r.date for r in read_scores(bom / "digest.md").values()} == {"2025-06-23"}
+    rows, files = read_score_files(bom, key="gpt")            # a folder finds all three
+    assert sorted(f.name for f in files) == sorted(plain) and set(rows) == set(expected)
+
+
+def test_an_arxiv_id_written_as_a_json_number_keeps_its_digits(tmp_path):
+    """JSONL from a tool that wrote ids unquoted (pandas from a CSV, a model's answer): 2506.16370 is that
+    paper, not 2506.1637 (the float's shortest form, a valid-looking id of no paper), for one id in ten."""
+    src = _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")
+    ids = [d["id"] for d in src]
+    assert sum(i.endswith("0") for i in ids) >= 3
+    lines = ['{"ARXIVID": %s, "RELEVANCE": %d, "NOVELTY": %d, "COMMENT": %s}'
+             % (d["id"], d["RELEVANCE"], d["NOVELTY"], json.dumps(d["COMMENT"])) for d in src]
+    unquoted = tmp_path / "2025-06-23-scores.jsonl"
+    unquoted.write_text("\n".join(lines) + "\n")
+    digest = tmp_path / "2025-06-23-output.json"        # the JSON digest's ARXIVID, its keys being strings
+    digest.write_text("{" + ", ".join(f'"{d["id"]}": {line}' for d, line in zip(src, lines)) + "}")
+    for path in (unquoted, digest):
+        warnings: list[str] = []
+        rows = read_scores(path, warn=warnings.append)
+        assert warnings == [] and list(rows) == ids, path.name
+        assert all((rows[d["id"]].relevance, rows[d["id"]].novelty) == (d["RELEVANCE"], d["NOVELTY"]) for d in src)
+
+
+def test_a_markdown_digest_cut_short_says_so(tmp_path):
+    """A digest that ends between two paper blocks (a download or a copy cut short) lost GPT's later picks
+    without a word: they then counted as papers GPT did not pick."""
+    text = SEED.read_text()
+    cut = tmp_path / "2025-06-23-output.md"
+    cut.write_text(text[:text.index("## 31. [")])
+    warnings: list[str] = []
+    rows = read_scores(cut, warn=warnings.append)
+    assert list(rows) == _seed_ids_in_order()[:30]
+    assert warnings == [f"{cut}: 30 paper blocks found, but the digest says 47 relevant papers: is it cut short?"]
+    said: list[str] = []
+    read_scores(SEED, warn=said.append)           # the whole digest says nothing
+    assert said == []
+
+
+def test_a_seed_json_digest_of_only_author_matches_is_a_day_that_picked_nothing(tmp_path):
+    """The seed writes an author match as the paper plus COMMENT "Author match" (no RELEVANCE / NOVELTY). A
+    day whose JSON digest held only those was 'not a JSON digest', an error, where its Markdown reads as
+    a day judged with nothing picked."""
+    d = _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")[0]
+    entry = {"authors": d["authors"], "title": d["title"], "abstract": d["abstract"], "arxiv_id": d["id"],
+             "COMMENT": "Author match", "SCORE": 20.0}
+    path = tmp_path / "2025-06-23_output.json"
+    path.write_text(json.dumps({d["id"]: entry}, indent=4))
+    warnings: list[str] = []
+    rows = read_scores(path, warn=warnings.append)
+    assert dict(rows) == {} and rows.empty_days == {"2025-06-23"} and warnings == []
+    beside = {d["id"]: entry, "2506.16406": {**entry, "arxiv_id": "2506.16406", "COMMENT": "c",
+                                             "RELEVANCE": 9, "NOVELTY": 8}}
+    path.write_text(json.dumps(beside))                     # beside a pick, as before: the pick only
+    assert list(read_scores(path)) == ["2506.16406"]

@@ -118,9 +118,20 @@ class _Counting:
         self.warn(msg)
 
 
+class _JsonNumber(float):
+    """A JSON number with a fraction that keeps its text: an arXiv id written unquoted, 2506.16060, is that id,
+    where str() of the float gives 2506.1606, another (valid-looking) id, and the judgement was silently lost."""
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | None = None,
                    notice: Warn | None = None) -> ScoreRow | None:
     raw_id = next((d[k] for k in _ID_KEYS if d.get(k) not in (None, "")), None) or key_id
+    raw_id = getattr(raw_id, "text", raw_id)
     if not raw_id:
         warn(f"{src}: skipped: no arXiv id (expected ARXIVID or id)")
         return None
@@ -150,6 +161,12 @@ def _is_score_dict(d: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- formats
+
+def _without_bom(text: str) -> str:
+    """The text without a leading byte-order mark (a file saved by Notepad or Excel as "UTF-8 with BOM"): left
+    in, it made the first JSONL line invalid, a JSON digest no digest and a Markdown digest's heading unread."""
+    return text.removeprefix("\ufeff")
+
 
 def _lines(text: str) -> list[str]:
     """The text's lines, split at line feeds only (a CR before one is dropped): str.splitlines() also breaks at
@@ -228,6 +245,8 @@ def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[li
     if not blocks and not picked_nothing:
         warn(f"{path}: no paper blocks found in this Markdown digest"
              + (f" (it says {total} relevant papers)" if total else ""))
+    elif total and blocks < total:      # the seed counts its author matches in the total, ranker on their own line
+        warn(f"{path}: {blocks} paper blocks found, but the digest says {total} relevant papers: is it cut short?")
     return rows, day
 
 
@@ -269,7 +288,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[
             continue
         src = where(path, i)
         try:
-            d = json.loads(s)
+            d = json.loads(s, parse_float=_JsonNumber)
         except json.JSONDecodeError as e:
             warn(f"{src}: skipped line: not valid JSON ({e.msg})")
             continue
@@ -289,7 +308,7 @@ def sniff(path: Path, text: str | None = None) -> str | None:
     unknown. 'markdown' is any Markdown: is_markdown_digest() tells a digest."""
     if text is None:
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = _without_bom(path.read_text(encoding="utf-8", errors="replace"))
         except OSError:
             return None
     s = text.lstrip()
@@ -307,7 +326,8 @@ def sniff(path: Path, text: str | None = None) -> str | None:
                 return "jsonl"        # a one-line JSONL file
             vals = list(obj.values())
             if vals and all(isinstance(v, dict) for v in vals):
-                return "json" if any(_is_score_dict(v) for v in vals) else None
+                # the seed's author matches carry no RELEVANCE / NOVELTY: a day of only those is a digest too
+                return "json" if any(_is_score_dict(v) or is_author_match(v.get("COMMENT")) for v in vals) else None
             if not vals:
                 return "json"
         # JSONL: look at the first few object lines
@@ -335,7 +355,7 @@ def file_kind(f: Path) -> str | None:
     """sniff() of a file, read once, with Markdown that is no digest (a folder's index.md, a README, notes)
     told apart as 'notes': 'markdown' is then a digest."""
     try:
-        text = f.read_text(encoding="utf-8", errors="replace")
+        text = _without_bom(f.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None
     kind = sniff(f, text)
@@ -384,14 +404,14 @@ def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | No
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
-    text = read_text(path, errors="replace")
+    text = _without_bom(read_text(path, errors="replace"))
     kind = sniff(path, text)
     if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
         rows, day = [], date_from_path(path)
     elif kind == "markdown" and is_markdown_digest(text):
         rows, day = _parse_markdown(text, path, warn, notice)
     elif kind == "json":
-        rows, day = _parse_json_digest(json.loads(text), text, path, warn, notice)
+        rows, day = _parse_json_digest(json.loads(text, parse_float=_JsonNumber), text, path, warn, notice)
     elif kind == "jsonl":
         rows, day = _parse_jsonl(text, path, warn, notice)
     elif kind in ("papers", "prefilter"):
