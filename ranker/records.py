@@ -16,6 +16,8 @@ ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 # what the history reader counts as GPT's picks.
 MIN_RELEVANCE = 8
 MIN_NOVELTY = 7
+# the database's file name in RANKER_HOME (settings); its FAISS indexes are faiss/ beside it (store)
+DB_FILE = "ranker.sqlite3"
 _CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
 
 

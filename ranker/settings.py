@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 
 from .errors import ConfigError
 from .io import add_secret, read_text
-from .records import ANNOUNCE_TYPES, MIN_NOVELTY, MIN_RELEVANCE, category_problem
+from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "ranker.toml"
@@ -208,7 +208,7 @@ class Settings(_Section):
 
     @property
     def db_path(self) -> Path:
-        return self.db if self.db is not None else self.home / "ranker.sqlite3"
+        return self.db if self.db is not None else self.home / DB_FILE
 
     @property
     def presets_file(self) -> Path:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import InputError, RankerError, StoreError
 from .io import clean_text, redact
-from .records import DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
+from .records import DB_FILE, DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 
 # --------------------------------------------------------------------------- migrations
 # Each migration is a named function that changes the schema inside one transaction. They run in list order,
@@ -468,8 +468,10 @@ class Store:
 
     @property
     def index_dir(self) -> Path:
-        """Where the FAISS indexes of this database's vectors live: faiss/ beside it."""
-        return self.path.parent / "faiss"
+        """Where the FAISS indexes of this database's vectors live: faiss/ beside the default database file
+        (ranker.sqlite3), faiss-<file name>/ beside any other, so two databases in one folder keep an index each
+        (sharing one, each rebuilt the other's whenever it was used)."""
+        return self.path.parent / ("faiss" if self.path.name == DB_FILE else f"faiss-{self.path.name}")
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:

@@ -44,6 +44,21 @@ def store(tmp_path):
     s.close()
 
 
+def test_two_databases_in_one_folder_keep_an_index_each(tmp_path, vecs):
+    """ranker.sqlite3's index is faiss/, any other database's faiss-<its file name>/: an eval's database beside
+    the daily one neither rebuilds the daily index nor answers from it."""
+    with Store(tmp_path / "ranker.sqlite3") as a, Store(tmp_path / "eval.sqlite3") as b:
+        assert (a.index_dir, b.index_dir) == (tmp_path / "faiss", tmp_path / "faiss-eval.sqlite3")
+        put(a, vecs, 0, 30)
+        put(b, vecs, 30, 50, prefix="2502")
+        for _ in range(2):
+            ra, rb = CorpusIndex(a, EMB).sync(), CorpusIndex(b, EMB).sync()
+            assert (ra.count, rb.count) == (30, 20)
+        assert ra.rebuilt is None and rb.rebuilt is None          # the second round: each its own, up to date
+        ids_a, _ = ids_and_hits(CorpusIndex(a, EMB), vecs[:1])
+        assert len(ids_a) == 30 and all(i.startswith("2501.") for i in ids_a)
+
+
 def ids_and_hits(idx, queries, k=5):
     idx.load()
     return sorted(idx.ids()), [[(h.id, round(h.score, 5)) for h in hs] for hs in idx.search(queries, k)]
@@ -55,7 +70,7 @@ def test_the_index_lives_beside_the_database_and_follows_it(store, vecs):
     notes = []
     idx = CorpusIndex(store, EMB, warn=notes.append)
     res = idx.sync()
-    assert idx.dir == store.path.parent / "faiss" / EMB and (idx.dir / "manifest.json").exists()
+    assert idx.dir == store.path.parent / "faiss-r.sqlite3" / EMB and (idx.dir / "manifest.json").exists()
     assert res.count == 40 and res.rebuilt == files.NO_INDEX and len(idx) == 40
     assert notes == ["index built from the store (there was no index yet): 40 vectors, exact"]
     hits = idx.search(vecs[[3]], k=3)[0]

@@ -331,7 +331,7 @@ def test_score_day_shows_earlier_papers_only_and_stores_those_scores_apart(store
 
 
 def test_a_prefilter_whose_index_cannot_be_written_still_ranks_and_says_so(store):
-    (store.path.parent / "faiss").write_text("a file where the index folder should be")
+    store.index_dir.write_text("a file where the index folder should be")
     notes = []
     res = prefilter(store, [paper(i, "2025-05-01") for i in range(25)], warn=notes.append)
     assert len(res.ranked) == 25 and res.kept == 20
@@ -483,5 +483,5 @@ def test_the_store_knows_the_days_and_titles(store):
     assert store.first_seen([p.id for p in ps] + ["2599.00001"]) == {p.id: p.date for p in ps}
     got = store.get_papers([ps[1].id, "2599.00001"])
     assert list(got) == [ps[1].id] and got[ps[1].id].title == ps[1].title
-    assert store.index_dir == store.path.parent / "faiss"
+    assert store.index_dir == store.path.parent / "faiss-r.sqlite3"
     assert json.loads(json.dumps(store.paper_embedders("~query:"))) == [emb.key]

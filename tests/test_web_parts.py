@@ -175,7 +175,7 @@ def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
         s.put_embeddings(((f"2505.0000{i}", "h", v[i]) for i in range(5)), "minilm")
         got = corpus_similar(s, "2505.00000", 3)
         assert len(got) == 3 and got[0][0] == "2505.00003" and got[0][1] > 0.9
-        assert "2505.00000" not in [i for i, _ in got] and (s.path.parent / "faiss" / "minilm").is_dir()
+        assert "2505.00000" not in [i for i, _ in got] and (s.index_dir / "minilm").is_dir()
         html = render("paper.html", urls=ServeUrls(), page=views.paper_page(s, "2505.00000", similar=corpus_similar))
         assert "Similar papers" in html and 'href="/paper/2505.00003"' in html
 
@@ -221,7 +221,7 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
         assert sem.available(s)
         got = sem.search(s, "  what   I want ", k=2)
         assert [i for i, _ in got] == ["1", "2"] and got[0][1] == pytest.approx(1.0)
-        assert (s.path.parent / "faiss" / "vecs").is_dir()          # found through the corpus index
+        assert (s.index_dir / "vecs").is_dir()          # found through the corpus index
         assert asked == [["what I want"]]
         s.put_embeddings([("3", "h", eye[1])], "vecs")           # a new vector is seen on the next search
         assert {i for i, _ in sem.search(s, "q", k=2)} == {"1", "3"}
