@@ -131,6 +131,28 @@ def test_search_by_words(site):
     assert "0 results" in html
 
 
+def test_a_search_with_more_hits_than_shown_does_not_say_the_shown_ones_are_all(site):
+    """The page showed the first 50 hits and said "50 results for “learning”" while over 200 papers of the
+    store hold the word: the count it prints must not pass its cap off as the number of matches."""
+    import re
+    server, db, _ = site
+    c = sqlite3.connect(db)
+    try:
+        holding = c.execute("SELECT COUNT(*) FROM papers WHERE title LIKE '%learning%' "
+                            "OR abstract LIKE '%learning%'").fetchone()[0]
+    finally:
+        c.close()
+    _, html, _ = _get(server.url + "/search?q=learning&mode=words")
+    status = re.search(r'id="search-status">([^<]*)<', html).group(1)
+    shown = len(re.findall(r"<article ", html))
+    assert 0 < shown < holding
+    assert status.startswith(f"more than {shown} results for") and f"the best {shown} shown" in status, status
+    _, html, _ = _get(server.url + "/search?q=diffusion+policy&mode=words")     # all shown: the real count
+    status = re.search(r'id="search-status">([^<]*)<', html).group(1)
+    n = len(re.findall(r"<article ", html))
+    assert 0 < n < shown and status.startswith(f"{n} result{'s' if n != 1 else ''} for"), status
+
+
 def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     server, db, _ = site
     pid = "2505.09572"
