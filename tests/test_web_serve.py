@@ -384,3 +384,31 @@ def test_a_cross_site_form_post_from_the_browser_is_refused(site, chromium):
     finally:
         httpd.shutdown()
     assert _label(db, "2505.07363") is None
+
+
+def test_the_labels_page_links_only_days_the_store_holds(tmp_path):
+    """Labels imported from another machine carry the day they were given on there; a day this store never
+    fetched was still a link, to "Nothing stored for the day" (404). Every link of the page must answer."""
+    import re
+    from ranker.labels import import_labels
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", n=30, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+    (tmp_path / "labels.jsonl").write_text(
+        json.dumps({"id": pid, "label": 1, "time": "2025-06-01T08:00:00Z", "day": "2025-06-01"}) + "\n"
+        + json.dumps({"id": "2505.00001", "label": -1, "time": "2025-06-02T08:00:00Z", "day": DAY}) + "\n")
+    with Store(db) as s:
+        assert import_labels(s, tmp_path / "labels.jsonl")["added"] == 2
+    server = start_server(db, tmp_path / "serve.log")
+    try:
+        status, html, _ = _get(server.url + "/labels")
+        assert status == 200
+        table = html.split('<table class="labels">')[1].split("</table>")[0]
+        assert "2025-06-01" in table                            # the day is still said, as text
+        links = set(re.findall(r'href="([^"]+)"', table))
+        assert f"/paper/{pid}" in links and f"/day/{DAY}" in links
+        for link in links:
+            assert _get(server.url + link)[0] == 200, link
+    finally:
+        server.stop()
