@@ -412,3 +412,32 @@ def test_the_labels_page_links_only_days_the_store_holds(tmp_path):
             assert _get(server.url + link)[0] == 200, link
     finally:
         server.stop()
+
+
+@needs_browser
+def test_a_thumb_on_the_labels_page_changes_what_its_row_says(site, chromium):
+    """On the labels page a row's thumbs changed the label while the row's own column still said the old
+    one ("up" beside a pressed thumbs down, "down" after the label was taken back) until a reload."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    pid, token = "2507.00008", _token(server)
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
+    page = chromium.new_page()
+    try:
+        page.goto(server.url + "/labels")
+        row = page.locator(f"tr[id='l-{pid}']")
+        said = row.locator("td.label")                      # what a reader sees of it
+        assert said.inner_text().strip() == "up"
+        row.locator("form.thumbs button.down").click()
+        expect(row.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "true")
+        assert said.inner_text().strip() == "down"
+        assert _label(db, pid)[0] == -1
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs button.undo")).to_be_hidden()
+        assert said.inner_text().strip() == "taken back"
+        assert _label(db, pid) is None
+        page.reload()
+        assert page.locator(f"tr[id='l-{pid}']").count() == 0
+    finally:
+        page.close()
