@@ -131,6 +131,28 @@ def test_search_by_words(site):
     assert "0 results" in html
 
 
+def test_a_search_with_more_hits_than_shown_does_not_say_the_shown_ones_are_all(site):
+    """The page showed the first 50 hits and said "50 results for “learning”" while over 200 papers of the
+    store hold the word: the count it prints must not pass its cap off as the number of matches."""
+    import re
+    server, db, _ = site
+    c = sqlite3.connect(db)
+    try:
+        holding = c.execute("SELECT COUNT(*) FROM papers WHERE title LIKE '%learning%' "
+                            "OR abstract LIKE '%learning%'").fetchone()[0]
+    finally:
+        c.close()
+    _, html, _ = _get(server.url + "/search?q=learning&mode=words")
+    status = re.search(r'id="search-status">([^<]*)<', html).group(1)
+    shown = len(re.findall(r"<article ", html))
+    assert 0 < shown < holding
+    assert status.startswith(f"more than {shown} results for") and f"the best {shown} shown" in status, status
+    _, html, _ = _get(server.url + "/search?q=diffusion+policy&mode=words")     # all shown: the real count
+    status = re.search(r'id="search-status">([^<]*)<', html).group(1)
+    n = len(re.findall(r"<article ", html))
+    assert 0 < n < shown and status.startswith(f"{n} result{'s' if n != 1 else ''} for"), status
+
+
 def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     server, db, _ = site
     pid = "2505.09572"
@@ -362,3 +384,60 @@ def test_a_cross_site_form_post_from_the_browser_is_refused(site, chromium):
     finally:
         httpd.shutdown()
     assert _label(db, "2505.07363") is None
+
+
+def test_the_labels_page_links_only_days_the_store_holds(tmp_path):
+    """Labels imported from another machine carry the day they were given on there; a day this store never
+    fetched was still a link, to "Nothing stored for the day" (404). Every link of the page must answer."""
+    import re
+    from ranker.labels import import_labels
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", n=30, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+    (tmp_path / "labels.jsonl").write_text(
+        json.dumps({"id": pid, "label": 1, "time": "2025-06-01T08:00:00Z", "day": "2025-06-01"}) + "\n"
+        + json.dumps({"id": "2505.00001", "label": -1, "time": "2025-06-02T08:00:00Z", "day": DAY}) + "\n")
+    with Store(db) as s:
+        assert import_labels(s, tmp_path / "labels.jsonl")["added"] == 2
+    server = start_server(db, tmp_path / "serve.log")
+    try:
+        status, html, _ = _get(server.url + "/labels")
+        assert status == 200
+        table = html.split('<table class="labels">')[1].split("</table>")[0]
+        assert "2025-06-01" in table                            # the day is still said, as text
+        links = set(re.findall(r'href="([^"]+)"', table))
+        assert f"/paper/{pid}" in links and f"/day/{DAY}" in links
+        for link in links:
+            assert _get(server.url + link)[0] == 200, link
+    finally:
+        server.stop()
+
+
+@needs_browser
+def test_a_thumb_on_the_labels_page_changes_what_its_row_says(site, chromium):
+    """On the labels page a row's thumbs changed the label while the row's own column still said the old
+    one ("up" beside a pressed thumbs down, "down" after the label was taken back) until a reload."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    pid, token = "2507.00008", _token(server)
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
+    page = chromium.new_page()
+    try:
+        page.goto(server.url + "/labels")
+        row = page.locator(f"tr[id='l-{pid}']")
+        said = row.locator("td.label")                      # what a reader sees of it
+        assert said.inner_text().strip() == "up"
+        row.locator("form.thumbs button.down").click()
+        expect(row.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "true")
+        assert said.inner_text().strip() == "down"
+        assert _label(db, pid)[0] == -1
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs button.undo")).to_be_hidden()
+        assert said.inner_text().strip() == "taken back"
+        assert _label(db, pid) is None
+        page.reload()
+        assert page.locator(f"tr[id='l-{pid}']").count() == 0
+    finally:
+        page.close()

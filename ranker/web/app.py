@@ -26,6 +26,7 @@ except ImportError:                                             # pragma: no cov
     raise MissingDependency("fastapi", "web", "ranker serve") from None
 
 BUSY_TIMEOUT = 5.0
+SEARCH_LIMIT = 50          # results on the search page; one more is asked for, to tell the page there are more
 LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 0, "clear": 0}
 
 
@@ -117,11 +118,12 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
         mode = mode if mode in MODES else "auto"
         with Store(db, busy_timeout=busy_timeout) as store:
             can_mean = semantic.available(store)
-            used, rows, note = mode, [], ""
+            used, rows, note, more = mode, [], "", False
             if q.strip():
-                used, ids, note = search(store, q, mode, semantic)
-                rows = views.paper_rows(store, ids)
-        return page("search.html", q=q, mode=mode, used=used, rows=rows, semantic=can_mean,
+                used, ids, note = search(store, q, mode, semantic, limit=SEARCH_LIMIT + 1)
+                more = len(ids) > SEARCH_LIMIT
+                rows = views.paper_rows(store, ids[:SEARCH_LIMIT])
+        return page("search.html", q=q, mode=mode, used=used, rows=rows, more=more, semantic=can_mean,
                     embedder=semantic.key, note=note)
 
     @app.get("/labels", response_class=HTMLResponse)

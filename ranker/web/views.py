@@ -277,12 +277,14 @@ def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None,
 class LabelRow:
     label: Label
     paper: Paper | None
+    day_known: bool = False              # the store holds the day the label was given on (it has a page)
 
 
 def labels_page(store: Store, events: int = 50) -> tuple[list[LabelRow], list[dict]]:
     labels = list(store.get_labels().values())                    # newest first
     papers = store.get_papers([lb.paper_id for lb in labels])
-    rows = [LabelRow(lb, papers.get(lb.paper_id)) for lb in labels]
+    days = set(store.days())          # a label imported from another machine may name a day this one never had
+    rows = [LabelRow(lb, papers.get(lb.paper_id), lb.day in days) for lb in labels]
     history = store.label_events()[-events:][::-1]
     return rows, history
 

@@ -17,6 +17,12 @@
       card.classList.toggle("liked", label > 0);
       card.classList.toggle("disliked", label < 0);
     }
+    var row = form.closest("tr");              // the labels page: the row's label column says the new label too
+    if (row) {
+      row.querySelectorAll("td.label [data-label]").forEach(function (s) {
+        s.hidden = s.getAttribute("data-label") !== String(label);
+      });
+    }
   }
 
   document.addEventListener("submit", function (ev) {
