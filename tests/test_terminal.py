@@ -88,6 +88,26 @@ def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
     assert (tmp_path / "d" / "2025-05-15-output.md").exists()
 
 
+def test_a_warning_while_the_bar_is_drawn_is_a_line_of_its_own(tmp_path):
+    """A warning said while a bar is on the terminal (here: a line of the papers file that cannot be read, said
+    once the 800 papers are read, their bar drawn) goes above the bar on a line of its own; written straight
+    to the terminal it was glued to the bar's line, which stayed on the screen."""
+    rows = [line for day in ("2025-05-13", "2025-06-23") for line in open(DAYS / day / "listing.jsonl")]
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text("".join(rows) + "{not json\n")
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
+        store_vectors(s, list(read_papers(papers)))
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    cmd = [*_cli(), "run", "--papers", str(papers), "--out", str(tmp_path / "d"), "--db", str(db),
+           "--backend", "fake", "--model", "tiny", "--top", "4"]
+    screen = _watch_tmux(cmd, tmp_path)[-1].splitlines()
+    warned = [line for line in screen if "records skipped" in line]
+    assert warned and all(line.startswith("warning: 1 records skipped") for line in warned), screen
+    assert not any("reading papers" in line or "scoring" in line for line in screen), screen
+
+
 def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_and_verbose(db, tmp_path):
     """backfill, import, serve, site and labels follow the same terminal: engine noise in the command's log
     file unless -v, and --offline switches offline mode on for the command."""
