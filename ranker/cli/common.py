@@ -147,6 +147,15 @@ def out_path(path: Path) -> Path:
 _LIVE: list = []          # the progress bar on the terminal now (rich), through which info() prints
 
 
+def leave_bar() -> bytes:
+    """What takes the terminal out of the progress bar drawn now (its lines cleared, the cursor the bar hid
+    shown again), for a process that ends without the bar's own cleanup (a second Ctrl-C); b"" when none is."""
+    if not _LIVE:
+        return b""
+    lines = max(1, sum(1 for task in _LIVE[-1].tasks if task.visible))
+    return b"\r\x1b[2K" + b"\x1b[1A\x1b[2K" * (lines - 1) + b"\x1b[?25h"
+
+
 def progress_enabled() -> bool:
     return TERM.err.isatty()
 
