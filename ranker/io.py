@@ -216,9 +216,16 @@ def _ctrl_c_held() -> Iterator[None]:
 def _names_a_stream(path: Path) -> bool:
     """/dev/stdout, /dev/fd/3, /proc/self/fd/1 ...: a name for an open stream (or a device), never a place to
     put a new file. Checked on the path as given, before links are followed (/dev/stdout resolves to
-    whatever the shell redirected it to)."""
+    whatever the shell redirected it to). A file or folder under /dev itself (/dev/shm/digests/, a tmpfs)
+    is a place like any other: written whole and renamed, never appended to."""
     parts = Path(os.path.abspath(path)).parts
-    return len(parts) > 2 and parts[1] in ("dev", "proc")
+    if len(parts) <= 2 or parts[1] not in ("dev", "proc"):
+        return False
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return parts[1] == "proc"                  # a new file: /dev/shm/x.json is made, /proc is no place
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or parts[1] == "proc"
 
 
 def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:

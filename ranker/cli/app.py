@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from . import (backfill, calibrate, compare, evaluate, fetch, import_, index, labels, models, prefilter, run, score,
                serve, similar, site)
-from .common import error_line, info, os_error_line, sqlite_error_line, usage_line
+from .common import error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
 from .term import TERM
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -102,8 +102,8 @@ def _on_ctrl_c(signum, frame) -> None:
     from ..errors import interrupt_requested, request_interrupt
     if interrupt_requested():
         line = b"interrupted again: stopping now; what was stored so far is kept; rerun to resume\n"
-        try:
-            os.write(TERM.err.fileno(), line)   # the terminal's stderr (fd 2 may be the command's log)
+        try:                                    # the terminal's stderr (fd 2 may be the command's log)
+            os.write(TERM.err.fileno(), leave_bar() + line)   # never glued to a bar, nor the cursor left hidden
         except (OSError, ValueError, AttributeError):
             os.write(2, line)
         os._exit(130)

@@ -93,13 +93,18 @@ def echo(msg: str = "") -> None:
 
 
 def info(msg: str) -> None:
-    """stderr: progress and notes, so stdout stays clean for pipes."""
-    typer.echo(msg, file=TERM.err)
+    """stderr: progress and notes, so stdout stays clean for pipes. While a progress bar is drawn, the line goes
+    above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
+    which the next redraw then leaves behind)."""
+    if _LIVE:
+        _LIVE[-1].console.print(msg, highlight=False, markup=False, soft_wrap=True)
+    else:
+        typer.echo(msg, file=TERM.err)
 
 
 def warn(msg: str) -> None:
     """stderr: a ranker.io.Warn callback (a skipped line, a retry)."""
-    typer.echo(f"warning: {msg}", file=TERM.err)
+    info(f"warning: {msg}")
 
 
 def nothing_to_do(why: str) -> None:
@@ -140,6 +145,18 @@ def out_path(path: Path) -> Path:
         return path
 
 
+_LIVE: list = []          # the progress bar on the terminal now (rich), through which info() prints
+
+
+def leave_bar() -> bytes:
+    """What takes the terminal out of the progress bar drawn now (its lines cleared, the cursor the bar hid
+    shown again), for a process that ends without the bar's own cleanup (a second Ctrl-C); b"" when none is."""
+    if not _LIVE:
+        return b""
+    lines = max(1, sum(1 for task in _LIVE[-1].tasks if task.visible))
+    return b"\r\x1b[2K" + b"\x1b[1A\x1b[2K" * (lines - 1) + b"\x1b[?25h"
+
+
 def progress_enabled() -> bool:
     return TERM.err.isatty()
 
@@ -165,6 +182,7 @@ class Progress:
                                      TimeRemainingColumn(), console=Console(file=TERM.err), transient=True,
                                      refresh_per_second=4)
             self._bar.__enter__()
+            _LIVE.append(self._bar)
         return self
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
@@ -201,6 +219,8 @@ class Progress:
 
     def __exit__(self, *exc):
         if self._bar is not None:
+            if self._bar in _LIVE:
+                _LIVE.remove(self._bar)
             self._bar.__exit__(*exc)
 
 
