@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .backends import Backend, Request, Result
+from .backends.base import Interrupted
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
 from .errors import ConfigError, InputError, checkpoint, during
 from .io import Progress, redact, same_paper_id
@@ -331,10 +332,25 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
         for req, group in zip(requests, groups):
             if group[0].id in cut_off:
                 req.max_tokens *= 2
-        if on_done is not None and not final:
-            results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
-        else:
-            results = backend.generate(requests, score_probs=want_probs)
+        try:
+            if on_done is not None and not final:
+                results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
+            else:
+                results = backend.generate(requests, score_probs=want_probs)
+        except Interrupted as e:
+            # Ctrl-C: the answers that came back before it are kept (paid for, on a metered API), then it stops
+            kept: dict[str, Score] = {}
+            for group, res in zip(groups, e.results):
+                if res is not None and res.ok:
+                    try:
+                        kept.update(parse_result(res, [p.id for p in group], opt.comment_chars))
+                    except ValueError:
+                        pass
+            if kept:
+                out.scores.update(kept)
+                if on_scores is not None:
+                    on_scores(kept)
+            raise
         if len(results) != len(groups):
             raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
                                "requests")

@@ -234,6 +234,26 @@ def test_garbage_body_is_an_error_result(server):
     assert out[0].finish_reason == "error" and "unreadable response" in out[0].error
 
 
+def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
+    """A metered API bills every answer: Ctrl-C while one request hangs keeps the batch's answered papers in
+    the store (the rerun does not pay for them again), and the interrupt still stops the run."""
+    import _thread
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.scoring import ScoreOptions, score_papers
+    from ranker.store import Store
+    papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract=f"MODE={'hang' if i == 3 else 'ok'}",
+                    categories=["cs.LG"]) for i in range(6)]
+    be = backend(server, concurrency=2)
+    threading.Timer(1.0, _thread.interrupt_main).start()           # what a Ctrl-C does to the main thread
+    with Store(tmp_path / "r.sqlite3") as store:
+        with pytest.raises(KeyboardInterrupt):
+            score_papers(papers, be, load_prompts(), store, options=ScoreOptions(papers_per_request=1))
+        phash = load_prompts().hash(**ScoreOptions(papers_per_request=1).prompt_options())
+        got = store.get_scores([p.id for p in papers], be.model_name, phash)
+    assert sorted(got) == [p.id for p in papers if p.id != "2506.00003"]      # all but the hanging one
+
+
 def test_a_hanging_server_times_out(server):
     be = backend(server, timeout=0.5, retries=1)
     t0 = time.monotonic()

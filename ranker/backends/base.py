@@ -88,6 +88,15 @@ class Result:
         return self.text is not None and self.finish_reason == "stop" and self.error is None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during Backend.generate, with what had come back by then: `results[i]` is request i's Result, or
+    None for a request that had not been answered. A caller keeps the answers paid for before it stops."""
+
+    def __init__(self, results: list["Result | None"]):
+        super().__init__()
+        self.results = results
+
+
 MIN_ANSWER_ROOM = 8        # tokens of the context a prompt must leave for its answer
 
 

@@ -44,7 +44,7 @@ from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, r
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result
+from .base import Backend, BackendOptions, Interrupted, Request, Result
 from .pricing import cost_usd, price_for
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
@@ -97,7 +97,8 @@ R = TypeVar("R")
 def run_on_daemons(fn: Callable[[T], R], items: Sequence[T], workers: int, cancel: threading.Event) -> list[R]:
     """[fn(x) for x in items] on up to `workers` daemon threads, in order. The calling thread waits in short
     slices, so Ctrl-C reaches it at once; it then sets `cancel` (no item starts after it) and leaves without
-    joining: a thread still blocked on a hung server is a daemon and never keeps the process alive."""
+    joining: a thread still blocked on a hung server is a daemon and never keeps the process alive. The
+    KeyboardInterrupt is raised as Interrupted, holding the items' results so far (None: not finished)."""
     if not items:
         return []
     results: list[Any] = [None] * len(items)
@@ -128,6 +129,9 @@ def run_on_daemons(fn: Callable[[T], R], items: Sequence[T], workers: int, cance
     try:
         while not done.wait(0.25):
             pass
+    except KeyboardInterrupt:
+        cancel.set()
+        raise Interrupted(list(results)) from None
     except BaseException:
         cancel.set()
         raise
@@ -343,7 +347,10 @@ class OpenAIBackend(Backend):
                     on_done(1)
             return pair
 
-        pairs = run_on_daemons(one, requests, self.concurrency, self._cancel)
+        try:
+            pairs = run_on_daemons(one, requests, self.concurrency, self._cancel)
+        except Interrupted as e:          # the answers already paid for go back with the interrupt
+            raise Interrupted([None if p is None or score_probs else p[0] for p in e.results]) from None
         results = [p[0] for p in pairs]
         if score_probs:
             self._fill_score_probs(requests, pairs)
