@@ -18,7 +18,7 @@ MIN_RELEVANCE = 8
 MIN_NOVELTY = 7
 # the database's file name in RANKER_HOME (settings); its FAISS indexes are faiss/ beside it (store)
 DB_FILE = "ranker.sqlite3"
-_CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
+_CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?\Z")
 
 
 # archives whose subject classes arXiv writes in capitals (cs.LG, math.GT), and in lower case (cond-mat.soft)

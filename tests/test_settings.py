@@ -223,3 +223,13 @@ def test_a_variable_whose_table_the_file_made_a_value_names_the_whole_key(tmp_pa
     with pytest.raises(ConfigError) as e:
         resolve(f, env={"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
     assert str(e.value) == f"{f}:3: scoring.openai must be a table ([scoring.openai]) to take OPENAI_BASE_URL"
+
+
+def test_a_category_or_day_with_a_line_break_is_not_one():
+    """The validating patterns end at the text's end (\\Z): "$" also matched before a final line break, so
+    "cs.LG\n" passed as a category (and matched no paper) and "2025-05-15\n" as a label's day."""
+    from ranker.records import category_problem
+    from ranker.web.views import DAY_RE, MONTH_RE
+    assert category_problem("cs.LG") is None and category_problem("cs.LG\n") is not None
+    assert DAY_RE.match("2025-05-15") and not DAY_RE.match("2025-05-15\n")
+    assert MONTH_RE.match("2025-05") and not MONTH_RE.match("2025-05\n")

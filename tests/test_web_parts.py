@@ -76,8 +76,10 @@ def test_security_checks():
         assert security.host_allowed(header, allowed_hosts_for(bound))
         assert not security.host_allowed("evil.example:8000", allowed_hosts_for(bound))
     import socket
-    lan = allowed_hosts_for("0.0.0.0", ("ranker.lab.example",))
+    lan = allowed_hosts_for("0.0.0.0", ("ranker.lab.example", "Proxy.Lab.Example:8443", "[fd00::7]:80", "fd00::8"))
     assert socket.gethostname().lower() in lan and "ranker.lab.example" in lan and "localhost" in lan
+    for header in ("proxy.lab.example:8443", "proxy.lab.example", "[fd00::7]:8000", "[fd00::8]"):
+        assert security.host_allowed(header, lan), header       # --allow-host name:port: the name is allowed
     assert not security.host_allowed("evil.example:8000", lan) and "0.0.0.0" not in lan
     # offline mode (--offline, RANKER_OFFLINE=1) refuses outgoing connections, not serving the lab's network: the
     # routing probe that finds this machine's address is refused, and the bind goes on without that address

@@ -174,6 +174,9 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
                                                         "next": "https://evil.example/"}, own)
     assert status == 303 and headers["location"] == "/"                 # never redirected off the app
     assert _label(db, pid) == (1, DAY)                                   # the day it was given on: the paper's
+    status, _, _ = _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token,
+                                                  "day": "2025-06-01\n"}, own)
+    assert status == 303 and _label(db, pid) == (-1, DAY)             # no day with a line break (export breaks)
     status, _, _ = _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": token}, own)
     assert status == 303 and _label(db, pid) is None
     assert _post(server.url + "/label", {"paper_id": "nope", "label": "up", "csrf": token}, own)[0] == 404

@@ -5,7 +5,7 @@ import socket
 from typing import Callable
 
 from ..errors import FetchError, InputError, MissingDependency
-from .security import LOOPBACK_NAMES, is_loopback
+from .security import LOOPBACK_NAMES, host_name, is_loopback
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -37,9 +37,10 @@ def allowed_hosts_for(host: str, extra: tuple[str, ...] = ()) -> set[str]:
     """The Host names the app answers to. A page of another site can point a DNS name of its own at this
     machine (DNS rebinding) and then read the store and post labels as the same origin; only Host names this
     machine really has are answered. Loopback binds: the loopback names and the address bound (127.0.0.2 too).
-    Other binds: those, the machine's host names and addresses, and `extra` (a name the user reaches it by)."""
+    Other binds: those, the machine's host names and addresses, and `extra` (a name the user reaches it by, a
+    port written after it left out: the Host header's port is not compared either)."""
     bound = host.strip("[]").lower()
-    names = set(LOOPBACK_NAMES) | {h.strip().strip("[]").lower() for h in extra if h.strip()}
+    names = set(LOOPBACK_NAMES) | {host_name(h) for h in extra if h.strip()}
     if bound and bound not in _ANY:
         names.add(bound)
     if not is_loopback(host):

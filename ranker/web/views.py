@@ -17,8 +17,8 @@ from ..records import DayDigest, Label, Paper, RankingRow, Score
 from ..store import Store
 from . import plots
 
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
+DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")          # \Z: "$" would let a line break end it
+MONTH_RE = re.compile(r"^\d{4}-\d{2}\Z")
 SHOW = ("all", "picked", "scored")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
