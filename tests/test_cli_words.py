@@ -85,6 +85,20 @@ def test_an_empty_value_is_an_error_not_an_option_left_out(tmp_path, args, flag)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "home").exists()
 
 
+@pytest.mark.parametrize("args,flag", [
+    (["run", "--out", "x", "--papers", "https://example.org/day.jsonl"], "--papers"),
+    (["prefilter", "--papers", "https://example.org/day.jsonl", "--out", "x"], "--papers"),
+    (["calibrate", "--history", "http://example.org/days/", "--out", "x"], "--history"),
+])
+def test_a_url_where_a_file_is_expected_says_so(tmp_path, args, flag):
+    """Path would fold "https://host/f" into "https:/host/f", which then failed as an unreadable URL."""
+    r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"})
+    url = args[args.index(flag) + 1]
+    assert one_error(r, 1) == (f"error: {flag}: a URL where a local path is expected (save it first: ranker fetch "
+                               f"--from URL --out FILE), got {url!r}"), r.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "home").exists()
+
+
 def test_a_bad_environment_variable_is_named_as_the_variable(tmp_path):
     r = ranker("fetch", "--from", LISTING, "--out", tmp_path / "o.jsonl", "--offline",
                env={"RANKER_FETCH_RETRIES": "abc", "RANKER_HOME": tmp_path / "home"}, cwd=tmp_path)

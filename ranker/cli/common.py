@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 
 def given_path(raw: str) -> Path:
     """A path option's value as typed; an empty one (`--out "$DIR"` with DIR unset) is an error, where Path("")
-    would quietly be the working folder."""
+    would quietly be the working folder, and so is a URL (Path would fold its "//" into a name no one meant)."""
     if not raw.strip():
         raise typer.BadParameter("empty; give a value or leave the option out")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", raw.strip()):
+        raise typer.BadParameter("a URL where a local path is expected (save it first: ranker fetch --from URL "
+                                 "--out FILE)")
     return Path(raw)
 
 
