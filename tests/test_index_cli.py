@@ -162,7 +162,7 @@ def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
 
     # calibrate syncs the index too: removed, it comes back from the store with one line saying why
     import shutil
-    shutil.rmtree(db.parent / "faiss-r.sqlite3")     # r.sqlite3's own (faiss/ is ranker.sqlite3's)
+    shutil.rmtree(db.parent / "faiss")
     hist = tmp_path / "history"               # calibrate needs 3 days and 30 picks: the stored 81 papers in 3
     for day, rows in (("2025-05-13", day_a), ("2025-05-14", day_b[:20]), ("2025-05-15", day_b[20:] + [planted])):
         (hist / day).mkdir(parents=True)      # GPT's picks: the gpt_selected flags, 11 a day
