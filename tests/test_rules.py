@@ -38,6 +38,13 @@ def test_names_are_compared_without_accents_tex_or_case():
     ("John Smith", "JOHN SMITH", True),
     ("Laurens van der Maaten", "L. J. P. van der Maaten", True),
     ("Bin-Bin Gao", "Bin-Bin Gao", True),
+    ("Yann LeCun", "Y. LeCun", True),                  # an initial that is also a particle's word ("y")
+    ("Y. Bengio", "Yoshua Bengio", True),
+    ("Le Song", "L. Song", True),                      # a given name that is a particle's word
+    ("Bin Yu", "B. Yu", True),
+    ("Di He", "D. He", True),
+    ("Le Song", "Lin Song", False),
+    ("Laurens van der Maaten", "van der Maaten", False),
     ("John Smith", "Jane Smith", False),               # another given name
     ("John A. Smith", "John B. Smith", False),         # conflicting middle initials
     ("John Smith", "John Smithson", False),            # another family name
