@@ -89,6 +89,10 @@ def test_exclusion_phrases_and_patterns(tmp_path):
     assert hit("Diffusion modelling of heat") is None                             # whole words only
     assert hit("Large  Language\nModels are ...") == "large language model"
     assert hit("Quantum circuits") == "re:\\bquantum\\b" and hit("Quantumness") is None
+    ex = Exclusions.build(["case study", "survey", "policy gradient"])
+    assert hit("Three Case Studies of ...") == "case study"                     # consonant + y: -ies
+    assert hit("A case-study") == "case study" and hit("Case studying") is None
+    assert hit("Surveys of X") == "survey" and hit("Policy gradients") == "policy gradient"
     f.write_text("re:(unclosed\n")
     with pytest.raises(InputError) as e:
         Exclusions.build([], f)

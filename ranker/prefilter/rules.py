@@ -155,8 +155,11 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
         if not words:
             err = ConfigError if key else InputError
             raise err(f"an exclusion needs at least one word, got {raw!r}", key=key, where=None if key else origin)
-        body = r"[\s\-]+".join(re.escape(w) for w in words)
-        pattern = re.compile(r"(?<!\w)" + body + r"(?:e?s)?(?!\w)", re.IGNORECASE)
+        last = re.escape(words[-1]) + r"(?:e?s)?"
+        if re.search(r"[^aeiou]y$", words[-1], re.IGNORECASE):      # study -> studies, ontology -> ontologies
+            last = f"(?:{last}|{re.escape(words[-1][:-1])}ies)"
+        body = r"[\s\-]+".join([re.escape(w) for w in words[:-1]] + [last])
+        pattern = re.compile(r"(?<!\w)" + body + r"(?!\w)", re.IGNORECASE)
     return Rule(raw, pattern, origin)
 
 
