@@ -9,8 +9,8 @@ import pytest
 from ranker.errors import InputError
 from ranker.prefilter.calibrate import Calibration, recall_fractions, recall_thresholds
 from ranker.prefilter.metrics import day_metrics, keep95, keep_for, recall_at
-from ranker.prefilter.recall import (DEFAULT_KEEP, ZERO_SHOT_FRACTIONS, decide_keep, keep_for_recall,
-                                     zero_shot_fraction, zero_shot_recall)
+from ranker.prefilter.recall import (DEFAULT_KEEP, ZERO_SHOT_FRACTIONS, calibrated_threshold, decide_keep,
+                                     keep_for_recall, zero_shot_fraction, zero_shot_recall)
 
 
 def test_keep95_is_the_rank_of_the_pick_that_completes_95_percent():
@@ -99,3 +99,25 @@ def test_decide_keep_precedence_floor_and_errors():
         with pytest.raises(InputError) as e:
             decide_keep(s, **kw)
         assert e.value.key == key
+
+
+def test_a_day_with_nothing_to_keep_names_the_recall_rule_that_applies(tmp_path):
+    """Every paper excluded (or an empty day): keeping by recall without a calibration is the zero-shot prior,
+    and the result (what `ranker run`'s manifest records) says so, not the calibrated rule."""
+    from conftest import DAYS, store_vectors
+    from ranker.prefilter import rank_papers
+    from ranker.prefilter.rules import DayRules, Exclusions
+    from ranker.sources import read_papers
+    from ranker.store import Store
+
+    for d in (decide_keep(np.zeros(0), recall=0.9), decide_keep(np.zeros(0), recall=0.9, min_keep=0)):
+        assert (d.rule, d.n_keep, d.threshold) == ("recall-prior", 0, None)
+    cal = _cal_from(np.linspace(1, 0, 100), np.r_[np.ones(50, bool), np.zeros(50, bool)], np.zeros(100))
+    d = decide_keep(np.zeros(0), recall=0.9, calibration=cal)
+    assert (d.rule, d.n_keep, d.threshold) == ("recall", 0, calibrated_threshold(cal, 0.9))
+    papers = list(read_papers(DAYS / "2025-05-15" / "listing.jsonl"))[:30]
+    with Store(tmp_path / "db.sqlite3") as store:
+        store_vectors(store, papers)
+        res = rank_papers(papers, recall=0.9, store=store, rules=DayRules(exclusions=Exclusions.build(["re:."])))
+    assert res.kept == 0 and res.excluded == 30 and res.keep["rule"] == "recall-prior"
+    assert "by recall 0.9 (zero-shot prior)" in res.summary()

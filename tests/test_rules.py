@@ -38,6 +38,13 @@ def test_names_are_compared_without_accents_tex_or_case():
     ("John Smith", "JOHN SMITH", True),
     ("Laurens van der Maaten", "L. J. P. van der Maaten", True),
     ("Bin-Bin Gao", "Bin-Bin Gao", True),
+    ("Yann LeCun", "Y. LeCun", True),                  # an initial that is also a particle's word ("y")
+    ("Y. Bengio", "Yoshua Bengio", True),
+    ("Le Song", "L. Song", True),                      # a given name that is a particle's word
+    ("Bin Yu", "B. Yu", True),
+    ("Di He", "D. He", True),
+    ("Le Song", "Lin Song", False),
+    ("Laurens van der Maaten", "van der Maaten", False),
     ("John Smith", "Jane Smith", False),               # another given name
     ("John A. Smith", "John B. Smith", False),         # conflicting middle initials
     ("John Smith", "John Smithson", False),            # another family name
@@ -82,6 +89,10 @@ def test_exclusion_phrases_and_patterns(tmp_path):
     assert hit("Diffusion modelling of heat") is None                             # whole words only
     assert hit("Large  Language\nModels are ...") == "large language model"
     assert hit("Quantum circuits") == "re:\\bquantum\\b" and hit("Quantumness") is None
+    ex = Exclusions.build(["case study", "survey", "policy gradient"])
+    assert hit("Three Case Studies of ...") == "case study"                     # consonant + y: -ies
+    assert hit("A case-study") == "case study" and hit("Case studying") is None
+    assert hit("Surveys of X") == "survey" and hit("Policy gradients") == "policy gradient"
     f.write_text("re:(unclosed\n")
     with pytest.raises(InputError) as e:
         Exclusions.build([], f)

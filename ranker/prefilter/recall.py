@@ -96,8 +96,6 @@ def keep_for_recall(scores: np.ndarray, recall: float, calibration: "Calibration
     _check_recall(recall)
     s = np.asarray(scores, dtype=np.float64)
     n = len(s)
-    if n == 0:
-        return 0, "recall", None, recall
     thr = calibrated_threshold(calibration, recall) if calibration is not None else None
     if thr is not None:
         k = int((s >= thr).sum())

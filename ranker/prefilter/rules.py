@@ -12,7 +12,8 @@ Names are matched on a normal form: TeX accents ({\\"o}, \\'e) and diacritics dr
 matching the names they start ("J. Smith" is "John Smith"); the family name (last word) must be equal, and
 every given name both sides write must agree ("John A. Smith" is not "John B. Smith", "Jane Smith" is not
 "John Smith", a name written in the other order is another name). Particles (van, der, de, ...) are ignored
-among given names. An initial is ambiguous by nature: pin the full name when a colleague shares it.
+among given names, unless every given name is one ("Y. LeCun", "Le Song"). An initial is ambiguous by nature:
+pin the full name when a colleague shares it.
 """
 from __future__ import annotations
 
@@ -66,12 +67,18 @@ def _agree(a: str, b: str) -> bool:
     return a == b or (len(a) == 1 and b.startswith(a)) or (len(b) == 1 and a.startswith(b))
 
 
+def _given(tokens: list[str]) -> list[str]:
+    """The given names of a name's tokens, particles left out; when every one is a particle's word ("Y. LeCun",
+    "Le Song", "Bin-Bin Gao") they are the given names themselves."""
+    given = [t for t in tokens[:-1] if t not in PARTICLES]
+    return given or tokens[:-1]
+
+
 def same_person(pin: list[str], author: list[str]) -> bool:
     """Whether an author's name tokens may be the pinned name's (see the module doc for the rules)."""
     if not pin or not author or pin[-1] != author[-1]:
         return False
-    given_p = [t for t in pin[:-1] if t not in PARTICLES]
-    given_a = [t for t in author[:-1] if t not in PARTICLES]
+    given_p, given_a = _given(pin), _given(author)
     if not given_p or not given_a:
         return pin == author                    # a mononym, or a bare family name: only the same words
     return all(_agree(x, y) for x, y in zip(given_p, given_a))
@@ -148,8 +155,11 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
         if not words:
             err = ConfigError if key else InputError
             raise err(f"an exclusion needs at least one word, got {raw!r}", key=key, where=None if key else origin)
-        body = r"[\s\-]+".join(re.escape(w) for w in words)
-        pattern = re.compile(r"(?<!\w)" + body + r"(?:e?s)?(?!\w)", re.IGNORECASE)
+        last = re.escape(words[-1]) + r"(?:e?s)?"
+        if re.search(r"[^aeiou]y$", words[-1], re.IGNORECASE):      # study -> studies, ontology -> ontologies
+            last = f"(?:{last}|{re.escape(words[-1][:-1])}ies)"
+        body = r"[\s\-]+".join([re.escape(w) for w in words[:-1]] + [last])
+        pattern = re.compile(r"(?<!\w)" + body + r"(?!\w)", re.IGNORECASE)
     return Rule(raw, pattern, origin)
 
 
