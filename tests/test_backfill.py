@@ -617,3 +617,24 @@ def test_importing_an_older_version_keeps_the_newer_version_s_vector(tmp_path, m
         assert store.get_paper(pid).abstract == "A rewritten abstract."
         assert store.embedding_hashes([pid], "minilm") == {pid: "v2-text"}
         assert res.embeddings == 29 and store.count_embeddings("minilm") == 30
+
+
+def test_a_calibration_fit_for_other_topics_is_said(tmp_path, monkeypatch):
+    """As `ranker prefilter` and `ranker run` do: a calibration fit under other topics than the prompt's ranks
+    with figures measured for those, and the backfill says so once (it said nothing)."""
+    from ranker.prefilter.calibrate import OTHER_TOPICS, fit
+    from ranker.records import Paper
+    hashed_embedder(monkeypatch)
+    rng = np.random.default_rng(0)
+    n = 200
+    papers = [Paper(id=f"2501.{i:05d}", title=f"paper {i}", abstract="we study things", categories=["cs.LG"],
+                    authors=[f"Author {i}"]) for i in range(n)]
+    cal = fit(rng.normal(size=(n, 384)).astype(np.float32), rng.random(n) < 0.2, rng.normal(size=n),
+              np.array(["2025-01-01"] * 100 + ["2025-01-02"] * 100), papers, embedder="minilm",
+              topics="fit-for-other-topics")
+    cal.save(tmp_path / "cal.json")
+    warned = []
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", embed=True)
+    run_backfill(spec, backfill_settings(calibration=tmp_path / "cal.json"), warn=warned.append)
+    assert warned == [f"prefilter: {OTHER_TOPICS}"]
+    assert backfill_table(tmp_path / "bf", "ranked").num_rows == 192       # ranked all the same

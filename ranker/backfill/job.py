@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError, RankerError
-from ..io import Progress
+from ..io import Progress, Warn
 from ..scoring import ScoreOptions
 from ..settings import Settings
 from . import manifest as mf
@@ -126,10 +126,12 @@ def _engine(name: str, address: str | None, ray_options: dict | None, progress: 
 
 
 def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local", address: str | None = None,
-                 store=None, ray_options: dict | None = None, progress: Progress | None = None) -> BackfillResult:
+                 store=None, ray_options: dict | None = None, progress: Progress | None = None,
+                 warn: Warn | None = None) -> BackfillResult:
     """Rank (and score) a whole source into spec.out, each step as `settings` says (prefilter, scoring,
     fetch.categories); see the module doc. `store` (a Store) caches the prompt's query vectors, so a rerun
-    loads no model when nothing is left to do."""
+    loads no model when nothing is left to do. `warn` hears what the ranking does not mean here (a
+    calibration fit under other topics)."""
     from ..prompts import load_prompts
     from ..sources import ANNOUNCE_TYPES
     from ..sources.filters import parse_list
@@ -161,6 +163,9 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             calibration = Calibration.load(want.calibration)
             calibration.check_embedder(embedder.key)
         qs = build_queries(prompts)
+        if calibration is not None and calibration.other_topics(qs.digest()) and warn is not None:
+            from ..prefilter.calibrate import OTHER_TOPICS
+            warn(f"prefilter: {OTHER_TOPICS}")
         from ..prefilter.recall import effective_rule
         top, keep, recall = effective_rule(top=want.top, keep=want.keep, recall=want.recall,
                                            calibrated=bool(want.calibration))

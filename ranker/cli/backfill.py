@@ -88,7 +88,7 @@ def backfill(
     ray_options = {"progress_bars": progress_enabled() and not TERM.capturing} if engine == "ray" else None
     with Store(s.db_path) as store, Progress() as bar:
         res = run_backfill(spec, s, engine=engine, address=address, store=store, ray_options=ray_options,
-                           progress=bar)
+                           progress=bar, warn=warn)
     for line in skipped_examples(res):
         warn(line)
     if not res.summary.get("ranked", {}).get("papers"):

@@ -93,8 +93,8 @@ class PrefilterResult:
             out.append(f"the calibration was fit on this day ({', '.join(self.fit_on)}): its ranking here is "
                        "in-sample, not a forecast")
         if self.other_topics:
-            out.append("the calibration was fit under other topics than this prompt's: its ranking and recall "
-                       "were measured for those (calibrate again)")
+            from .calibrate import OTHER_TOPICS
+            out.append(OTHER_TOPICS)
         return out
 
     def summary(self) -> str:
@@ -195,4 +195,4 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
                            keep=dec.to_dict(), vectors=pv, fit_on=sorted({p.date for p in papers} & trained),
-                           other_topics=cal is not None and bool(cal.topics) and cal.topics != qs.digest())
+                           other_topics=cal is not None and cal.other_topics(qs.digest()))

@@ -40,6 +40,9 @@ VERSION = 2
 RECALL_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(51))     # 0.50 .. 1.00
 # The least history worth learning from: days with GPT picks, and picks over all of them. Below it the stacker has
 # too few days to weigh its signals out of day and the walk-forward check cannot run, so nothing is written.
+# said where a calibration ranks under topics it was not fit for (Calibration.other_topics)
+OTHER_TOPICS = ("the calibration was fit under other topics than this prompt's: its ranking and recall were "
+                "measured for those (calibrate again)")
 MIN_DAYS = 3
 MIN_PICKS = 30
 
@@ -216,6 +219,11 @@ class Calibration:
         z = (M - np.asarray(self.input_mean)) / np.asarray(self.input_scale)
         logit = z @ np.asarray(self.stack_coef) + self.stack_intercept
         return 1.0 / (1.0 + np.exp(-logit))
+
+    def other_topics(self, topics: str) -> bool:
+        """Whether it was fit under other topics than `topics` (a QuerySet.digest()); unknown (an older file):
+        no."""
+        return bool(self.topics) and self.topics != topics
 
     def check_embedder(self, key: str) -> None:
         if key != self.embedder:
