@@ -37,17 +37,13 @@ from .. import models
 from ..errors import ModelError
 from ..io import Warn
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, answer_room, local_model_key, one_line
+from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, local_model_key,
+                   one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
 
 CPU_MAX_MODEL_LEN = 8192
-
-
-# Where configs keep the context length, as vLLM looks for it (GPT-2: n_positions, MPT: max_seq_len, ...).
-_MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
-                 "max_seq_length", "seq_len")
 
 
 def _model_max_len(path: str) -> int | None:
@@ -60,7 +56,7 @@ def _model_max_len(path: str) -> int | None:
         return _written_max_len(Path(path) / "config.json")
     get_text = getattr(cfg, "get_text_config", None)
     text = get_text() if callable(get_text) else cfg
-    return _first_len(lambda key: getattr(text, key, None))
+    return config_context(lambda key: getattr(text, key, None))
 
 
 def _written_max_len(config: Path) -> int | None:
@@ -72,15 +68,7 @@ def _written_max_len(config: Path) -> int | None:
     if not isinstance(data, dict):
         return None
     text = data.get("text_config") if isinstance(data.get("text_config"), dict) else data
-    return _first_len(text.get) or _first_len(data.get)
-
-
-def _first_len(get: Callable[[str], Any]) -> int | None:
-    for key in _MAX_LEN_KEYS:
-        v = get(key)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-    return None
+    return config_context(text.get) or config_context(data.get)
 
 
 def _engine_error(e: BaseException, model: str) -> ModelError:
