@@ -232,9 +232,30 @@ class VLLMBackend(Backend):
                               logprobs=TOP_LOGPROBS if logprobs else None)
 
     def _run(self, prompts: list[list[int]], params: list, on_done: Callable[[int], None] | None = None) -> list:
-        with scoped_env(self._run_env):
-            return self._llm.generate([{"prompt_token_ids": p} for p in prompts], params,
-                                      use_tqdm=_completions(on_done) if on_done is not None else False)
+        try:
+            with scoped_env(self._run_env):
+                outs = self._llm.generate([{"prompt_token_ids": p} for p in prompts], params,
+                                          use_tqdm=_completions(on_done) if on_done is not None else False)
+        except BaseException:
+            self._drop_unfinished()
+            raise
+        if len(outs) != len(prompts):       # never hand one request's answer to another
+            raise RuntimeError(f"the engine returned {len(outs)} outputs for {len(prompts)} requests")
+        return outs
+
+    def _drop_unfinished(self) -> None:
+        """Abort the requests a failed engine call left in the engine: the next call would return their outputs
+        with its own, each answer then given to the wrong request."""
+        engine = self._llm.llm_engine
+        try:
+            ids = list(engine.output_processor.request_states)
+            if ids:
+                try:
+                    engine.abort_request(ids, internal=True)
+                except TypeError:           # vLLM before internal request ids
+                    engine.abort_request(ids)
+        except Exception:
+            pass
 
     # ------------------------------------------------------------------ the interface
     def generate(self, requests: list[Request], *, score_probs: bool = False,
