@@ -141,6 +141,17 @@ def test_a_missing_model_folder_is_a_one_line_model_error(tmp_path):
     assert "no-such-model" in str(e.value) and one_line(e.value)
 
 
+@pytest.mark.slow
+def test_a_typo_in_engine_args_is_a_config_error_naming_it():
+    """It was vLLM's TypeError, read as 'vLLM could not load smollm2-135m'; the engine is not started."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        VLLMBackend("smollm2-135m", max_model_len=1024, engine_args={"tensor_paralel_size": 1})
+    assert e.value.key == "scoring.vllm.engine_args.tensor_paralel_size" and one_line(e.value)
+
+
 def test_vllm_not_installed_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)       # makes `import vllm` fail
     from ranker.backends import get_backend

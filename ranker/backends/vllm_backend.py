@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 from pydantic import Field
 
 from .. import models
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..io import Warn
 from ..records import Usage
 from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, local_model_key,
@@ -82,6 +82,22 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
         return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log "
                           "(most often: the model does not fit in memory, lower max_model_len)")
     return ModelError(f"vLLM could not load {model}: {msg}")
+
+
+def _check_engine_args(vllm, engine_args: Mapping[str, Any]) -> None:
+    """A key of engine_args that this vLLM's LLM does not take is a ConfigError naming it, before the engine
+    starts (vLLM's own TypeError read as the model failing to load)."""
+    import dataclasses
+    import inspect
+    try:
+        known = {n for n, p in inspect.signature(vllm.LLM.__init__).parameters.items()
+                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        known |= {f.name for f in dataclasses.fields(vllm.EngineArgs)}
+    except Exception:             # cannot tell: vLLM says so itself
+        return
+    for key in engine_args:
+        if key not in known:
+            raise ConfigError("unknown engine argument of this vLLM", key=f"scoring.vllm.engine_args.{key}")
 
 
 def _completions(on_done: Callable[[int], None]):
@@ -186,6 +202,7 @@ class VLLMBackend(Backend):
             kwargs["max_model_len"] = int(max_model_len)
         if o.gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = float(o.gpu_memory_utilization)
+        _check_engine_args(vllm, o.engine_args)
         kwargs.update(o.engine_args)
         self.engine_args = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
 
