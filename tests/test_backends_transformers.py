@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import DAYS
+from conftest import DAYS, MODELS
 from ranker.backends.base import Request
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import ModelError
@@ -70,3 +70,44 @@ def test_a_missing_model_is_a_model_error(tmp_path):
     with pytest.raises(ModelError) as e:
         TransformersBackend(str(tmp_path / "nothing-here"))
     assert "\n" not in str(e.value)
+
+
+def short_context_model(tmp_path, context: int):
+    """The bundled SmolLM2 as a folder whose config states a context of `context` tokens (weights linked)."""
+    src, dst = (MODELS / "smollm2-135m").resolve(), tmp_path / "smollm2-short"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.name != "config.json":
+            (dst / f.name).symlink_to(f)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["max_position_embeddings"] = context
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):
+    """A prompt over the model's context is refused with the reason (it was scored beyond the positions the
+    model knows); one that fits leaves its answer only the room that is left."""
+    from transformers import AutoTokenizer
+
+    from ranker.backends.transformers_backend import TransformersBackend
+    ps = load_prompts()
+    long_p, short_p = papers(2)
+    long_m = build_messages(ps, [long_p], abstract_tokens=150)
+    short_m = build_messages(ps, [short_p], abstract_tokens=10)
+    tok = AutoTokenizer.from_pretrained(str(MODELS / "smollm2-135m"))
+    n_short = len(tok.encode(tok.apply_chat_template(short_m, add_generation_prompt=True, tokenize=False),
+                             add_special_tokens=False))
+    context = n_short + 20
+    be = TransformersBackend(str(short_context_model(tmp_path, context)), threads=1, batch_size=2)
+    try:
+        reqs = [Request(long_p.id, long_m, paper_schema([long_p.id], 60), max_tokens=70),
+                Request(short_p.id, short_m, paper_schema([short_p.id], 60), max_tokens=70)]
+        out = be.generate(reqs)
+    finally:
+        be.close()
+    assert [r.key for r in out] == [long_p.id, short_p.id]
+    assert out[0].text is None and out[0].finish_reason == "error"
+    assert f"does not fit a context of {context} tokens" in out[0].error
+    assert out[1].usage.prompt_tokens == n_short
+    assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 20

@@ -84,6 +84,37 @@ def test_a_batch_of_real_papers(engine):
 
 
 @pytest.mark.slow
+def test_an_engine_call_that_fails_midway_leaves_nothing_for_the_next(engine, monkeypatch):
+    """The batch fails after one request finished: the requests it left in the engine are dropped, so the
+    one-at-a-time pass that finds the fault gives each paper its own answer (it gave paper 0 paper 1's, and so
+    on down the batch)."""
+    ps = load_prompts()
+    pp = papers(3)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+            for p in pp]
+    reqs[0].max_tokens = 3                       # finishes first, cut off
+    llm_engine = engine._llm.llm_engine
+    real_step, failed = llm_engine.step, []
+
+    def step():
+        outs = real_step()
+        if not failed and any(o.finished for o in outs):
+            failed.append(True)
+            raise RuntimeError("the engine stumbled")
+        return outs
+
+    monkeypatch.setattr(llm_engine, "step", step)
+    monkeypatch.setattr(engine, "prime_prefix", False)
+    out = engine.generate(reqs)
+    assert failed and [r.key for r in out] == [p.id for p in pp]
+    assert out[0].finish_reason == "length" and out[0].usage.completion_tokens == 3
+    for r, p in zip(out[1:], pp[1:]):
+        assert r.ok, r.error
+        check_answer(json.loads(r.text), [p.id], 40)
+    assert not llm_engine.has_unfinished_requests()
+
+
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend
@@ -108,6 +139,17 @@ def test_a_missing_model_folder_is_a_one_line_model_error(tmp_path):
     with pytest.raises(ModelError) as e:
         VLLMBackend(str(tmp_path / "no-such-model"))
     assert "no-such-model" in str(e.value) and one_line(e.value)
+
+
+@pytest.mark.slow
+def test_a_typo_in_engine_args_is_a_config_error_naming_it():
+    """It was vLLM's TypeError, read as 'vLLM could not load smollm2-135m'; the engine is not started."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        VLLMBackend("smollm2-135m", max_model_len=1024, engine_args={"tensor_paralel_size": 1})
+    assert e.value.key == "scoring.vllm.engine_args.tensor_paralel_size" and one_line(e.value)
 
 
 def test_vllm_not_installed_names_the_extra(monkeypatch):

@@ -99,6 +99,19 @@ class Interrupted(KeyboardInterrupt):
 
 MIN_ANSWER_ROOM = 8        # tokens of the context a prompt must leave for its answer
 
+# Where configs keep the context length, as vLLM looks for it (GPT-2: n_positions, MPT: max_seq_len, ...).
+MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+                "max_seq_length", "seq_len")
+
+
+def config_context(get: Callable[[str], Any]) -> int | None:
+    """The context length a model's config states (`get(key)` reads one of its keys), or None."""
+    for key in MAX_LEN_KEYS:
+        v = get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
 
 def answer_room(key: str, prompt_tokens: int, context: int) -> tuple[int, Result | None]:
     """(tokens left for the answer, None) when a prompt of `prompt_tokens` fits a context of `context` tokens

@@ -19,7 +19,7 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, local_model_key, one_line
+from .base import Backend, BackendOptions, Request, Result, answer_room, config_context, local_model_key, one_line
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -114,6 +114,10 @@ class TransformersBackend(Backend):
             self._tok.pad_token = self._tok.eos_token
         self._tok.padding_side = "left"
         self._eos = self._stop_ids()
+        cfg = self._model.config
+        text_cfg = cfg.get_text_config() if callable(getattr(cfg, "get_text_config", None)) else cfg
+        # the context the model was built for (None: its config does not say); a prompt must leave room in it
+        self.max_model_len = config_context(lambda key: getattr(text_cfg, key, None))
         vocab = max(int(self._model.config.vocab_size), len(self._tok))
         info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
                                                   stop_token_ids=sorted(self._eos) or None)
@@ -173,15 +177,35 @@ class TransformersBackend(Backend):
         return results
 
     def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
+        """Results for `chunk`: a prompt that leaves its answer no room in the model's context is refused with
+        that reason, the others generated together, each with at most the room its prompt leaves."""
+        out: list[Result | None] = [None] * len(chunk)
+        todo, prompts, limits = [], [], []
+        for i, r in enumerate(chunk):
+            ids = self.prompt_ids(r.messages, r.chat_template_kwargs)
+            room, too_long = (r.max_tokens, None) if self.max_model_len is None else \
+                answer_room(r.key, len(ids), self.max_model_len)
+            if too_long is not None:
+                out[i] = too_long
+                continue
+            todo.append(i)
+            prompts.append(ids)
+            limits.append(min(r.max_tokens, room))
+        if todo:
+            for i, res in zip(todo, self._generate_fitting([chunk[i] for i in todo], prompts, limits, score_probs)):
+                out[i] = res
+        return out  # type: ignore[return-value]
+
+    def _generate_fitting(self, chunk: list[Request], prompts: list[list[int]], limits: list[int],
+                          score_probs: bool) -> list[Result]:
         torch, xgr = self._torch, self._xgr
-        prompts = [self.prompt_ids(r.messages, r.chat_template_kwargs) for r in chunk]
         width = max(len(p) for p in prompts)
         pad = self._tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         grammars = [self._grammar(r.schema) for r in chunk]
         processor = xgr.contrib.hf.LogitsProcessor(grammars)
-        max_new = max(r.max_tokens for r in chunk)
+        max_new = max(limits)
         with torch.inference_mode():
             out = self._model.generate(
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, do_sample=False,
@@ -190,7 +214,7 @@ class TransformersBackend(Backend):
                 output_scores=score_probs, use_cache=True)
         gen = out.sequences[:, width:].tolist()
         results = []
-        for row, (req, prompt) in enumerate(zip(chunk, prompts)):
+        for row, (req, prompt, limit) in enumerate(zip(chunk, prompts, limits)):
             ids = gen[row]
             n_gen, stopped = len(ids), False
             for j, t in enumerate(ids):
@@ -198,12 +222,12 @@ class TransformersBackend(Backend):
                     n_gen, stopped = j + 1, True
                     break
             text_ids = [t for t in ids[:n_gen] if t not in self._eos]
-            if n_gen > req.max_tokens:      # a batch runs to its longest limit: cut to this request's
-                text_ids = text_ids[:req.max_tokens]
+            if n_gen > limit:               # a batch runs to its longest limit: cut to this request's
+                text_ids = text_ids[:limit]
             text = self._tok.decode(text_ids, skip_special_tokens=True)
-            usage = Usage(prompt_tokens=len(prompt), completion_tokens=min(n_gen, req.max_tokens))
+            usage = Usage(prompt_tokens=len(prompt), completion_tokens=min(n_gen, limit))
             self._usage.add(usage)
-            res = Result(req.key, text, "stop" if stopped and n_gen <= req.max_tokens else "length", usage=usage)
+            res = Result(req.key, text, "stop" if stopped and n_gen <= limit else "length", usage=usage)
             if score_probs and res.ok:
                 res.score_probs = self._probs(out, row, prompt, text_ids, width,
                                               single=len(chunk) == 1)

@@ -34,20 +34,16 @@ from typing import Any, Callable, Mapping
 from pydantic import Field
 
 from .. import models
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..io import Warn
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, answer_room, local_model_key, one_line
+from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, local_model_key,
+                   one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
 
 CPU_MAX_MODEL_LEN = 8192
-
-
-# Where configs keep the context length, as vLLM looks for it (GPT-2: n_positions, MPT: max_seq_len, ...).
-_MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
-                 "max_seq_length", "seq_len")
 
 
 def _model_max_len(path: str) -> int | None:
@@ -60,7 +56,7 @@ def _model_max_len(path: str) -> int | None:
         return _written_max_len(Path(path) / "config.json")
     get_text = getattr(cfg, "get_text_config", None)
     text = get_text() if callable(get_text) else cfg
-    return _first_len(lambda key: getattr(text, key, None))
+    return config_context(lambda key: getattr(text, key, None))
 
 
 def _written_max_len(config: Path) -> int | None:
@@ -72,15 +68,7 @@ def _written_max_len(config: Path) -> int | None:
     if not isinstance(data, dict):
         return None
     text = data.get("text_config") if isinstance(data.get("text_config"), dict) else data
-    return _first_len(text.get) or _first_len(data.get)
-
-
-def _first_len(get: Callable[[str], Any]) -> int | None:
-    for key in _MAX_LEN_KEYS:
-        v = get(key)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-    return None
+    return config_context(text.get) or config_context(data.get)
 
 
 def _engine_error(e: BaseException, model: str) -> ModelError:
@@ -94,6 +82,22 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
         return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log "
                           "(most often: the model does not fit in memory, lower max_model_len)")
     return ModelError(f"vLLM could not load {model}: {msg}")
+
+
+def _check_engine_args(vllm, engine_args: Mapping[str, Any]) -> None:
+    """A key of engine_args that this vLLM's LLM does not take is a ConfigError naming it, before the engine
+    starts (vLLM's own TypeError read as the model failing to load)."""
+    import dataclasses
+    import inspect
+    try:
+        known = {n for n, p in inspect.signature(vllm.LLM.__init__).parameters.items()
+                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        known |= {f.name for f in dataclasses.fields(vllm.EngineArgs)}
+    except Exception:             # cannot tell: vLLM says so itself
+        return
+    for key in engine_args:
+        if key not in known:
+            raise ConfigError("unknown engine argument of this vLLM", key=f"scoring.vllm.engine_args.{key}")
 
 
 def _completions(on_done: Callable[[int], None]):
@@ -198,6 +202,7 @@ class VLLMBackend(Backend):
             kwargs["max_model_len"] = int(max_model_len)
         if o.gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = float(o.gpu_memory_utilization)
+        _check_engine_args(vllm, o.engine_args)
         kwargs.update(o.engine_args)
         self.engine_args = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
 
@@ -244,9 +249,30 @@ class VLLMBackend(Backend):
                               logprobs=TOP_LOGPROBS if logprobs else None)
 
     def _run(self, prompts: list[list[int]], params: list, on_done: Callable[[int], None] | None = None) -> list:
-        with scoped_env(self._run_env):
-            return self._llm.generate([{"prompt_token_ids": p} for p in prompts], params,
-                                      use_tqdm=_completions(on_done) if on_done is not None else False)
+        try:
+            with scoped_env(self._run_env):
+                outs = self._llm.generate([{"prompt_token_ids": p} for p in prompts], params,
+                                          use_tqdm=_completions(on_done) if on_done is not None else False)
+        except BaseException:
+            self._drop_unfinished()
+            raise
+        if len(outs) != len(prompts):       # never hand one request's answer to another
+            raise RuntimeError(f"the engine returned {len(outs)} outputs for {len(prompts)} requests")
+        return outs
+
+    def _drop_unfinished(self) -> None:
+        """Abort the requests a failed engine call left in the engine: the next call would return their outputs
+        with its own, each answer then given to the wrong request."""
+        engine = self._llm.llm_engine
+        try:
+            ids = list(engine.output_processor.request_states)
+            if ids:
+                try:
+                    engine.abort_request(ids, internal=True)
+                except TypeError:           # vLLM before internal request ids
+                    engine.abort_request(ids)
+        except Exception:
+            pass
 
     # ------------------------------------------------------------------ the interface
     def generate(self, requests: list[Request], *, score_probs: bool = False,
