@@ -619,6 +619,7 @@ def test_importing_an_older_version_keeps_the_newer_version_s_vector(tmp_path, m
         assert res.embeddings == 29 and store.count_embeddings("minilm") == 30
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")     # a far-off paper's logit once overflowed exp, on stderr
 def test_a_calibration_fit_for_other_topics_is_said(tmp_path, monkeypatch):
     """As `ranker prefilter` and `ranker run` do: a calibration fit under other topics than the prompt's ranks
     with figures measured for those, and the backfill says so once (it said nothing)."""

@@ -68,6 +68,12 @@ class Options:
         return cls(**known)
 
 
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    """The stack's probability. Logits past +-500 are clipped: exp would overflow (a RuntimeWarning on the
+    user's terminal) where the probability is 0 or 1 to the last bit either way."""
+    return 1.0 / (1.0 + np.exp(-np.clip(logit, -500.0, 500.0)))
+
+
 def _b64(a: np.ndarray, dtype=np.float32) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")
 
@@ -218,7 +224,7 @@ class Calibration:
         M = self.stack_inputs(vectors, zero_shot, papers)
         z = (M - np.asarray(self.input_mean)) / np.asarray(self.input_scale)
         logit = z @ np.asarray(self.stack_coef) + self.stack_intercept
-        return 1.0 / (1.0 + np.exp(-logit))
+        return _sigmoid(logit)
 
     def other_topics(self, topics: str) -> bool:
         """Whether it was fit under other topics than `topics` (a QuerySet.digest()); unknown (an older file):
@@ -528,7 +534,7 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         cal.recall_source = "none"
         return cal
     # how high held-back picks scored: the stacker applied to the out-of-day inputs
-    oof_scores = 1.0 / (1.0 + np.exp(-(((f.oof[whole] - mean) / scale) @ coef + b)))
+    oof_scores = _sigmoid(((f.oof[whole] - mean) / scale) @ coef + b)
     cal.recall_thresholds = recall_thresholds(oof_scores, f.y[whole], f.groups[whole])
     cal.recall_fractions = recall_fractions(oof_scores, f.y[whole], f.groups[whole])
     cal.recall_source = "out-of-day"
