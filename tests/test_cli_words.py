@@ -220,7 +220,9 @@ def test_help_shows_examples_and_flags_as_flags():
     assert ranker("models").stdout == models.stdout          # a group without its command shows its help
     labels = ranker("labels", "--help")
     assert "Examples:" in labels.stdout and ranker("labels").stdout == labels.stdout
-    for cmd in ("fetch", "prefilter", "calibrate", "score", "run", "compare", ("models", "list"),
+    index = ranker("index", "--help")      # the README: every command's --help has an example, groups too
+    assert "Examples:" in index.stdout and "ranker index status" in index.stdout
+    for cmd in ("fetch", "prefilter", "calibrate", "score", "run", "compare", "eval", ("models", "list"),
                 ("models", "prepare"), "serve", "site", ("labels", "export"), ("labels", "import"),
                 ("labels", "list"), "backfill", "import", "similar", ("index", "status"), ("index", "rebuild")):
         r = ranker(*((cmd,) if isinstance(cmd, str) else cmd), "--help")

@@ -9,8 +9,14 @@ import typer
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
                      nothing_to_do)
 
-index_app = typer.Typer(help="The corpus index (FAISS) of every stored paper vector: status, rebuild.",
-                        no_args_is_help=True)
+index_app = typer.Typer(help="""The corpus index (FAISS) of every stored paper vector: status, rebuild.
+
+\b
+Examples:
+  ranker index status            vectors, embedder, kind, size, agreement with the database
+  ranker index status --quick    without the full check
+  ranker index rebuild           never needed for correctness: a sync rebuilds whatever disagrees
+""", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _size(n: float) -> str:

@@ -3,7 +3,7 @@
 stdout carries only what the user asked for (a path, the data of a pipe), stderr our own notes, progress and
 the one error line. Everything else written while a command runs, Python logging and warnings, vLLM's, torch's
 and transformers' messages, the engine worker process's own prints to its inherited descriptors, goes to a log
-file, RANKER_HOME/logs/<date>-<time>-<command>.log, unless -v/--verbose (or RANKER_DEBUG=1) asks to see it:
+file, RANKER_HOME/logs/<date>-<time>-<command>-<pid>.log, unless -v/--verbose (or RANKER_DEBUG=1) asks to see it:
 file descriptors 1 and 2 are pointed at the log, and our two streams keep the terminal's originals.
 
     TERM.capture(home, "run")     # from here on, only TERM.out / TERM.err reach the terminal
