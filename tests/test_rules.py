@@ -93,6 +93,9 @@ def test_exclusion_phrases_and_patterns(tmp_path):
     assert hit("Three Case Studies of ...") == "case study"                     # consonant + y: -ies
     assert hit("A case-study") == "case study" and hit("Case studying") is None
     assert hit("Surveys of X") == "survey" and hit("Policy gradients") == "policy gradient"
+    ex = Exclusions.build(["C++", "F# code"])                     # the symbols are part of the word
+    assert hit("Fuzzing C++ compilers") == "C++" and hit("x", "we port F# code to ...") == "F# code"
+    assert hit("Appendix C of the proof") is None and hit("C-level reasoning") is None
     f.write_text("re:(unclosed\n")
     with pytest.raises(InputError) as e:
         Exclusions.build([], f)

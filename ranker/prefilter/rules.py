@@ -151,11 +151,14 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
             raise err(f"not a valid regular expression in {raw!r}: {e}", key=key,
                       where=None if key else origin) from None
     else:
-        words = re.findall(r"\w+", raw)
+        # words, each with the + or # that may end it (C++, C#, F#: without them "C++" banned every "C")
+        words = re.findall(r"\w+[+#]*", raw)
         if not words:
             err = ConfigError if key else InputError
             raise err(f"an exclusion needs at least one word, got {raw!r}", key=key, where=None if key else origin)
-        last = re.escape(words[-1]) + r"(?:e?s)?"
+        last = re.escape(words[-1])
+        if re.search(r"\w$", words[-1]):
+            last += r"(?:e?s)?"
         if re.search(r"[^aeiou]y$", words[-1], re.IGNORECASE):      # study -> studies, ontology -> ontologies
             last = f"(?:{last}|{re.escape(words[-1][:-1])}ies)"
         body = r"[\s\-]+".join([re.escape(w) for w in words[:-1]] + [last])
