@@ -96,6 +96,8 @@ def test_exclusion_phrases_and_patterns(tmp_path):
     ex = Exclusions.build(["C++", "F# code"])                     # the symbols are part of the word
     assert hit("Fuzzing C++ compilers") == "C++" and hit("x", "we port F# code to ...") == "F# code"
     assert hit("Appendix C of the proof") is None and hit("C-level reasoning") is None
+    f.write_text("C# code\t# a tab before the comment\n")
+    assert [r.text for r in Exclusions.build([], f).rules] == ["C# code"]
     f.write_text("re:(unclosed\n")
     with pytest.raises(InputError) as e:
         Exclusions.build([], f)

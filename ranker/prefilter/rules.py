@@ -191,7 +191,7 @@ class Exclusions:
             p = Path(file)
             text = read_text(p, "exclusions file")
             for n, line in enumerate(text.splitlines(), start=1):
-                line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+                line = re.split(r"\s#", line, maxsplit=1)[0].strip() if not line.lstrip().startswith("#") else ""
                 if line:
                     rules.append(compile_rule(line, f"{p}:{n}"))
         return cls(rules)
