@@ -269,10 +269,11 @@ def output_dir(path: str | os.PathLike, key: str = "out") -> Path:
 
 def read_text(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError,
               errors: str = "strict") -> str:
-    """A UTF-8 text file, or an `error` (InputError or a subclass) naming the path: not found, a directory,
-    unreadable, not UTF-8 (unless errors="replace")."""
+    """A UTF-8 text file, a leading byte-order mark dropped (Notepad's "UTF-8 with BOM": it is not text), or an
+    `error` (InputError or a subclass) naming the path: not found, a directory, unreadable, not UTF-8 (unless
+    errors="replace")."""
     try:
-        return Path(path).read_text(encoding="utf-8", errors=errors)
+        return Path(path).read_text(encoding="utf-8-sig", errors=errors)
     except FileNotFoundError:
         raise error(f"{what} not found", where=str(path)) from None
     except IsADirectoryError:

@@ -254,6 +254,40 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     assert sorted(got) == [p.id for p in papers if p.id != "2506.00003"]      # all but the hanging one
 
 
+def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server, tmp_path, monkeypatch):
+    """Expected-score mode: every answer came back, and Ctrl-C lands while the ambiguous score digits are being
+    probed. The interrupt still stops the run as one (the probes' own partial results were handed on as the
+    requests' answers, and reading them failed with an AttributeError), and no answer without its
+    probabilities is stored as a score."""
+    import _thread
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.scoring import ScoreOptions, score_papers
+    from ranker.store import Store
+    papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract="MODE=ok", categories=["cs.LG"])
+              for i in range(3)]
+    plain = logprobs_for
+
+    def novelty_1_or_10(text):             # NOVELTY 7, against a '1' that may be 1 or 10: that needs a probe
+        lp = plain(text)
+        for i, tok in enumerate(lp["content"]):
+            if text[:i].endswith('"NOVELTY":'):
+                tok["top_logprobs"] = [{"token": "7", "logprob": -0.2}, {"token": "1", "logprob": -1.7}]
+        return lp
+    monkeypatch.setitem(globals(), "logprobs_for", novelty_1_or_10)
+    be = backend(server, model="served-model", concurrency=2, probe=True)
+    probed = threading.Event()
+    monkeypatch.setattr(be, "_probe", lambda req, prefix: probed.set() or (time.sleep(3) if req.key.endswith("2")
+                                                                           else None) or [])   # the last hangs
+    opt = ScoreOptions(papers_per_request=1, score_mode="expected")
+    threading.Timer(1.0, _thread.interrupt_main).start()
+    with Store(tmp_path / "r.sqlite3") as store:
+        with pytest.raises(KeyboardInterrupt):
+            score_papers(papers, be, load_prompts(), store, options=opt)
+        phash = load_prompts().hash(**opt.prompt_options())
+        assert probed.is_set() and store.get_scores([p.id for p in papers], be.model_name, phash) == {}
+
+
 def test_a_hanging_server_times_out(server):
     be = backend(server, timeout=0.5, retries=1)
     t0 = time.monotonic()

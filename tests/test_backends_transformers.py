@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import DAYS, MODELS
-from ranker.backends.base import Request
+from ranker.backends.base import Request, Result
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import ModelError
 from ranker.prompts import build_messages, load_prompts
@@ -111,3 +111,26 @@ def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):
     assert f"does not fit a context of {context} tokens" in out[0].error
     assert out[1].usage.prompt_tokens == n_short
     assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 20
+
+
+def test_a_batch_never_runs_past_the_context_for_its_longest_prompt():
+    """Left-padded to its longest prompt, a batch generates its largest answer limit on every row: a prompt that
+    fits with little room, beside one with much, was run past the model's context (a learned-position model,
+    GPT-2, fails there, on a GPU for the rest of the process). No model call goes past the context."""
+    from ranker.backends.transformers_backend import TransformersBackend
+    be = TransformersBackend.__new__(TransformersBackend)          # no model: what _generate_chunk hands on
+    be.max_model_len = 100
+    be.prompt_ids = lambda messages, kwargs=None: [1] * int(messages[0]["content"])
+    calls = []
+
+    def fitting(chunk, prompts, limits, score_probs):
+        calls.append((max(len(p) for p in prompts), max(limits)))
+        return [Result(r.key, "{}", "stop") for r in chunk]
+    be._generate_fitting = fitting
+    reqs = [Request(n, [{"role": "user", "content": n}], {}, max_tokens=50) for n in ("90", "20", "30")]
+    out = be._generate_chunk(reqs, False)
+    assert [r.key for r in out] == ["90", "20", "30"] and all(r.ok for r in out)
+    assert calls and all(width + new <= 100 for width, new in calls), calls
+    calls.clear()
+    be._generate_chunk(reqs[1:], False)                            # a batch that fits stays one call
+    assert calls == [(30, 50)]

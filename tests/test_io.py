@@ -293,3 +293,29 @@ def test_write_together_leaves_no_temporary_whatever_stops_it(tmp_path, monkeypa
     with pytest.raises(InputError, match="b.txt"):
         write_together({a: ["new a\n"], b: ["new b\n"], tmp_path / "c.txt": ["c\n"]})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_a_byte_order_mark_is_not_text_in_any_file_read_through_read_text(tmp_path):
+    """Notepad's "UTF-8 with BOM": read_text is where every user file is read (ranker.toml, the authors and
+    exclusions files, a labels file), so it drops the mark there, as the compare readers, prompts and JSONL
+    sources each did: the config was "not valid TOML", a labels file lost its first line, the first
+    exclusion matched nothing and the first pin's name carried the mark."""
+    from ranker.io import read_text
+    from ranker.labels import import_labels
+    from ranker.prefilter.rules import AuthorPins, Exclusions
+    from ranker.records import Paper
+    from ranker.settings import resolve
+    from ranker.store import Store
+    bom = b"\xef\xbb\xbf"
+    files = {"ranker.toml": b"[prefilter]\ntop = 5\n", "authors.txt": b"Yann LeCun\n",
+             "exclude.txt": b"case study\n",
+             "labels.jsonl": b'{"id": "2505.09572", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(bom + data)
+        assert read_text(tmp_path / name) == data.decode()
+    assert resolve(tmp_path / "ranker.toml", env={}).prefilter.top == 5
+    assert [p.name for p in AuthorPins.read(tmp_path / "authors.txt").pins] == ["Yann LeCun"]
+    hit = Exclusions.build([], tmp_path / "exclude.txt").match(Paper(id="1", title="A case study", abstract=""))
+    assert hit is not None and hit.text == "case study"
+    with Store(tmp_path / "r.sqlite3") as s:
+        assert import_labels(s, tmp_path / "labels.jsonl")["added"] == 1

@@ -108,6 +108,22 @@ def test_a_warning_while_the_bar_is_drawn_is_a_line_of_its_own(tmp_path):
     assert not any("reading papers" in line or "scoring" in line for line in screen), screen
 
 
+def test_a_line_said_above_the_bar_is_the_text_as_given(monkeypatch):
+    """Through the bar's console a line is printed, not read as rich text: a ":x:" in a path, a title or an
+    error (an emoji code to rich) stays those three characters, as when no bar is drawn."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from ranker.cli import common
+    out = io.StringIO()
+    bar = Bar(console=Console(file=out, width=200))
+    monkeypatch.setattr(common, "_LIVE", [bar])
+    common.warn("2506.00001: skipped: the file ends in :x: [bold]not[/bold] :100:")
+    assert out.getvalue() == "warning: 2506.00001: skipped: the file ends in :x: [bold]not[/bold] :100:\n"
+
+
 def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, tmp_path):
     """An engine that swallows Ctrl-C; the second one ends the process at once, without the bar's own cleanup:
     its line stands on its own (not glued to the bar's) and the cursor the bar hid is shown again."""

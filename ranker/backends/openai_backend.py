@@ -353,7 +353,10 @@ class OpenAIBackend(Backend):
             raise Interrupted([None if p is None or score_probs else p[0] for p in e.results]) from None
         results = [p[0] for p in pairs]
         if score_probs:
-            self._fill_score_probs(requests, pairs)
+            try:
+                self._fill_score_probs(requests, pairs)
+            except Interrupted:           # its results are the probes': no answer has its probabilities yet
+                raise Interrupted([None] * len(requests)) from None
         self._stats["requests"] += len(requests)
         self._stats["failed"] += sum(1 for r in results if not r.ok)
         self._stats["seconds"] += time.perf_counter() - t0

@@ -191,9 +191,16 @@ class TransformersBackend(Backend):
             todo.append(i)
             prompts.append(ids)
             limits.append(min(r.max_tokens, room))
-        if todo:
-            for i, res in zip(todo, self._generate_fitting([chunk[i] for i in todo], prompts, limits, score_probs)):
-                out[i] = res
+        groups = [list(range(len(todo)))] if todo else []
+        if todo and self.max_model_len is not None and max(map(len, prompts)) + max(limits) > self.max_model_len:
+            # left-padded to its longest prompt, the batch runs every row to its largest limit: that prompt's
+            # row would go past the context (each fits alone)
+            groups = [[k] for k in range(len(todo))]
+        for g in groups:
+            got = self._generate_fitting([chunk[todo[k]] for k in g], [prompts[k] for k in g],
+                                         [limits[k] for k in g], score_probs)
+            for k, res in zip(g, got):
+                out[todo[k]] = res
         return out  # type: ignore[return-value]
 
     def _generate_fitting(self, chunk: list[Request], prompts: list[list[int]], limits: list[int],

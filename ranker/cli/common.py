@@ -100,7 +100,7 @@ def info(msg: str) -> None:
     above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
     which the next redraw then leaves behind)."""
     if _LIVE:
-        _LIVE[-1].console.print(msg, highlight=False, markup=False, soft_wrap=True)
+        _LIVE[-1].console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
     else:
         typer.echo(msg, file=TERM.err)
 

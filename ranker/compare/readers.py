@@ -162,12 +162,6 @@ def _is_score_dict(d: Any) -> bool:
 
 # ---------------------------------------------------------------------------------------- formats
 
-def _without_bom(text: str) -> str:
-    """The text without a leading byte-order mark (a file saved by Notepad or Excel as "UTF-8 with BOM"): left
-    in, it made the first JSONL line invalid, a JSON digest no digest and a Markdown digest's heading unread."""
-    return text.removeprefix("\ufeff")
-
-
 def _lines(text: str) -> list[str]:
     """The text's lines, split at line feeds only (a CR before one is dropped): str.splitlines() also breaks at
     U+2028, U+2029, U+0085, VT and FF, which may sit inside a title or a JSON string, so a paper lost its
@@ -308,7 +302,7 @@ def sniff(path: Path, text: str | None = None) -> str | None:
     unknown. 'markdown' is any Markdown: is_markdown_digest() tells a digest."""
     if text is None:
         try:
-            text = _without_bom(path.read_text(encoding="utf-8", errors="replace"))
+            text = path.read_text(encoding="utf-8-sig", errors="replace")    # a byte-order mark is not text
         except OSError:
             return None
     s = text.lstrip()
@@ -355,7 +349,7 @@ def file_kind(f: Path) -> str | None:
     """sniff() of a file, read once, with Markdown that is no digest (a folder's index.md, a README, notes)
     told apart as 'notes': 'markdown' is then a digest."""
     try:
-        text = _without_bom(f.read_text(encoding="utf-8", errors="replace"))
+        text = f.read_text(encoding="utf-8-sig", errors="replace")       # a byte-order mark is not text
     except OSError:
         return None
     kind = sniff(f, text)
@@ -404,7 +398,7 @@ def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | No
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
-    text = _without_bom(read_text(path, errors="replace"))
+    text = read_text(path, errors="replace")
     kind = sniff(path, text)
     if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
         rows, day = [], date_from_path(path)
