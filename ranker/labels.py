@@ -188,7 +188,7 @@ class TrainingLabels(NamedTuple):
     on_history: int                  # labels on papers of the history days (each overrides GPT's pick)
     outside: int                     # labels on papers in no history day, used through `days`
     unknown: int                     # labels on papers the store does not hold (left out)
-    dates: dict[str, str] = {}       # paper id -> the day its label was given (its digest day, else the UTC day)
+    dates: dict[str, str] | None = None   # paper id -> the day its label was given (its digest day, else UTC's)
 
     @property
     def used(self) -> int:

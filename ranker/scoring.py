@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .backends import Backend, Request, Result
-from .backends.base import Interrupted
+from .backends.base import GenerateInterrupted
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
 from .errors import ConfigError, InputError, checkpoint, during
 from .io import Progress, redact, same_paper_id
@@ -337,7 +337,7 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
                 results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
             else:
                 results = backend.generate(requests, score_probs=want_probs)
-        except Interrupted as e:
+        except GenerateInterrupted as e:
             # Ctrl-C: the answers that came back before it are kept (paid for, on a metered API), then it stops
             kept: dict[str, Score] = {}
             for group, res in zip(groups, e.results):

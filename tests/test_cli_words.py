@@ -94,8 +94,8 @@ def test_a_url_where_a_file_is_expected_says_so(tmp_path, args, flag):
     """Path would fold "https://host/f" into "https:/host/f", which then failed as an unreadable URL."""
     r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"})
     url = args[args.index(flag) + 1]
-    assert one_error(r, 1) == (f"error: {flag}: a URL where a local path is expected (save it first: ranker fetch "
-                               f"--from URL --out FILE), got {url!r}"), r.stderr
+    assert one_error(r, 1) == (f"error: {flag}: a URL where a local path is expected (save what it points to "
+                               f"first), got {url!r}"), r.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "home").exists()
 
 

@@ -88,7 +88,7 @@ class Result:
         return self.text is not None and self.finish_reason == "stop" and self.error is None
 
 
-class Interrupted(KeyboardInterrupt):
+class GenerateInterrupted(KeyboardInterrupt):
     """Ctrl-C during Backend.generate, with what had come back by then: `results[i]` is request i's Result, or
     None for a request that had not been answered. A caller keeps the answers paid for before it stops."""
 

@@ -44,7 +44,7 @@ from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, r
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
-from .base import Backend, BackendOptions, Interrupted, Request, Result
+from .base import Backend, BackendOptions, GenerateInterrupted, Request, Result
 from .pricing import cost_usd, price_for
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
@@ -98,7 +98,7 @@ def run_on_daemons(fn: Callable[[T], R], items: Sequence[T], workers: int, cance
     """[fn(x) for x in items] on up to `workers` daemon threads, in order. The calling thread waits in short
     slices, so Ctrl-C reaches it at once; it then sets `cancel` (no item starts after it) and leaves without
     joining: a thread still blocked on a hung server is a daemon and never keeps the process alive. The
-    KeyboardInterrupt is raised as Interrupted, holding the items' results so far (None: not finished)."""
+    KeyboardInterrupt is raised as GenerateInterrupted, holding the items' results so far (None: not finished)."""
     if not items:
         return []
     results: list[Any] = [None] * len(items)
@@ -131,7 +131,7 @@ def run_on_daemons(fn: Callable[[T], R], items: Sequence[T], workers: int, cance
             pass
     except KeyboardInterrupt:
         cancel.set()
-        raise Interrupted(list(results)) from None
+        raise GenerateInterrupted(list(results)) from None
     except BaseException:
         cancel.set()
         raise
@@ -349,14 +349,14 @@ class OpenAIBackend(Backend):
 
         try:
             pairs = run_on_daemons(one, requests, self.concurrency, self._cancel)
-        except Interrupted as e:          # the answers already paid for go back with the interrupt
-            raise Interrupted([None if p is None or score_probs else p[0] for p in e.results]) from None
+        except GenerateInterrupted as e:          # the answers already paid for go back with the interrupt
+            raise GenerateInterrupted([None if p is None or score_probs else p[0] for p in e.results]) from None
         results = [p[0] for p in pairs]
         if score_probs:
             try:
                 self._fill_score_probs(requests, pairs)
-            except Interrupted:           # its results are the probes': no answer has its probabilities yet
-                raise Interrupted([None] * len(requests)) from None
+            except GenerateInterrupted:           # its results are the probes': no answer has its probabilities yet
+                raise GenerateInterrupted([None] * len(requests)) from None
         self._stats["requests"] += len(requests)
         self._stats["failed"] += sum(1 for r in results if not r.ok)
         self._stats["seconds"] += time.perf_counter() - t0

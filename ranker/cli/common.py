@@ -22,8 +22,7 @@ def given_path(raw: str) -> Path:
     if not raw.strip():
         raise typer.BadParameter("empty; give a value or leave the option out")
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", raw.strip()):
-        raise typer.BadParameter("a URL where a local path is expected (save it first: ranker fetch --from URL "
-                                 "--out FILE)")
+        raise typer.BadParameter("a URL where a local path is expected (save what it points to first)")
     return Path(raw)
 
 

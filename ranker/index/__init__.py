@@ -1,6 +1,7 @@
 """The FAISS corpus index: every paper vector the store holds, per embedder, persisted next to the database
-(<database folder>/faiss/<embedder>/), kept up to date incrementally by the commands that embed, rebuilt from
-the store whenever it is missing, unreadable or disagrees with it. Exact below 100,000 vectors, IVF-Flat above.
+(Store.index_dir/<embedder>/: faiss/ beside ranker.sqlite3, faiss-<file name>/ beside another), kept up to
+date incrementally by the commands that embed, rebuilt from the store whenever it is missing, unreadable or
+disagrees with it. Exact below 100,000 vectors, IVF-Flat above.
 
 Library entry points:
   CorpusIndex(store, embedder).sync() / .rebuild() / .status() / .search(vectors, k)

@@ -1,6 +1,6 @@
 """The index's files on disk: a manifest naming everything else, written last and atomically.
 
-One folder per embedder (<store's folder>/faiss/<embedder slug>/):
+One folder per embedder (Store.index_dir/<embedder slug>/, i.e. faiss/ or faiss-<database file name>/ beside it):
   manifest.json          what the index is: embedder, dim, kind, counts, the store position it reflects, and
                          the names, sizes and CRC-32s of the files below
   seg-<token>.f32 / .ids segments of recently added vectors: raw float32 rows / "id<TAB>text hash" lines

@@ -38,11 +38,11 @@ FORMAT = "ranker-calibration"
 VERSION = 2
 # Recall targets the file stores a score threshold for (recall.py interpolates between them).
 RECALL_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(51))     # 0.50 .. 1.00
-# The least history worth learning from: days with GPT picks, and picks over all of them. Below it the stacker has
-# too few days to weigh its signals out of day and the walk-forward check cannot run, so nothing is written.
-# said where a calibration ranks under topics it was not fit for (Calibration.other_topics)
+# Said where a calibration ranks under topics it was not fit for (Calibration.other_topics).
 OTHER_TOPICS = ("the calibration was fit under other topics than this prompt's: its ranking and recall were "
                 "measured for those (calibrate again)")
+# The least history worth learning from: days with GPT picks, and picks over all of them. Below it the stacker has
+# too few days to weigh its signals out of day and the walk-forward check cannot run, so nothing is written.
 MIN_DAYS = 3
 MIN_PICKS = 30
 
