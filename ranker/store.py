@@ -305,18 +305,25 @@ def describe_db_error(e: BaseException) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True):
         """Open (creating it and its folder when needed) the database at `path`. A writer waits up to
-        `busy_timeout` seconds for another process's write to finish before a StoreError says it is locked."""
+        `busy_timeout` seconds for another process's write to finish before a StoreError says it is locked.
+        create=False (the commands that only read: site, similar, index status, labels export/list): a
+        database that does not exist is an empty one held in memory, so a mistyped --db / RANKER_DB /
+        RANKER_HOME leaves no new file or folder behind (the command says the path and that it holds nothing)."""
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.read_only: str | None = None            # why the database can only be read, when it can
+        self.conn = None
+        if not create and not self.path.exists() and not self.path.is_symlink():
+            self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            self._migrate()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(f"cannot create the database's folder {self.path.parent}: "
                              f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
-        self.busy_timeout = busy_timeout
-        self.read_only: str | None = None            # why the database can only be read, when it can
-        self.conn = None
         if self.path.is_dir():
             raise StoreError("is a directory, not a database file", where=str(self.path))
         try:

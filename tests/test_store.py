@@ -547,3 +547,24 @@ def test_a_stream_of_papers_takes_the_write_lock_only_once_its_first_paper_is_th
         with pytest.raises(RuntimeError):                  # a source failing mid-way still stores nothing
             s.add_papers(broken_source())
         assert s.count_papers() == 2 and other.get_labels()["2505.00009"].label == 1
+
+
+def test_a_missing_database_is_not_created_by_the_commands_that_only_read(tmp_path):
+    """A mistyped --db given to a command that only reads the store (site, similar, index status / rebuild,
+    labels export / list) says the path holds nothing and exits 0, as an empty store does, but leaves no new
+    database file, nor its folder, behind (it used to create both: `--db /tmp/nodir/x.sqlite3` made /tmp/nodir)."""
+    from conftest import ranker
+    db = tmp_path / "typo" / "ranker.sqlite3"
+    for args in (("site", "--out", tmp_path / "site"), ("similar", "2505.00001"), ("index", "status"),
+                 ("index", "rebuild"), ("labels", "export", tmp_path / "labels.jsonl"), ("labels", "list")):
+        r = ranker(*args, "--db", db)
+        assert r.returncode == 0, (args, r.stderr)
+        assert str(db) in r.stdout + r.stderr, (args, r.stdout, r.stderr)
+        assert not db.parent.exists(), args
+    assert not (tmp_path / "site").exists()
+    # a store that is there is opened as before, and an import still creates one
+    (tmp_path / "labels.jsonl").write_text('{"id": "2505.00001", "label": 1, "time": "2025-05-15T10:00:00Z"}\n')
+    r = ranker("labels", "import", tmp_path / "labels.jsonl", "--db", db)
+    assert r.returncode == 0 and db.exists(), r.stderr
+    r = ranker("labels", "list", "--db", db)
+    assert r.returncode == 0 and "2505.00001" in r.stdout, r.stderr

@@ -56,11 +56,11 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
     from ..store import Store
 
     chosen = embedder is not None or max_tokens is not None
-    with Store(s.db_path) as store:
+    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick)
-        where = store.index_dir
+        where, path = store.index_dir, store.path
     if not sts:
-        echo(f"no paper vectors in the database and no index under {where}")
+        echo(f"no paper vectors in the database {path} and no index under {where}")
         return
     for st in sts:
         echo(f"embedder      {st.embedder}")
@@ -102,7 +102,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     from ..store import Store
 
     key = _embedder_key(s)
-    with Store(s.db_path) as store:
+    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, key).status(verify=False).store_vectors:
             nothing_to_do(f"no paper vectors for the embedder {key} in {store.path} to index")
             return

@@ -31,7 +31,7 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", par
       ranker labels export ~/ranker-labels.jsonl
     """
     from ..labels import export_labels
-    with _store(config, db, offline, verbose) as store:
+    with _store(config, db, offline, verbose, create=False) as store:
         n = export_labels(store, file)
     if not n:
         nothing_to_do(f"no labels in {store.path} (wrote an empty {file})")
@@ -67,7 +67,7 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
     Example:
       ranker labels list
     """
-    with _store(config, db, offline, verbose) as store:
+    with _store(config, db, offline, verbose, create=False) as store:
         labels = store.get_labels()
         papers = store.get_papers(labels)
     if not labels:
@@ -78,10 +78,12 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
         echo(f"{pid}\t{'up' if lb.liked else 'down'}\t{lb.day or ''}\t{title}")
 
 
-def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool) -> "Store":
-    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db)."""
+def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool,
+           create: bool = True) -> "Store":
+    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db); create=False for a command
+    that only reads it (a mistyped --db then leaves no empty database behind)."""
     from ..store import Store
-    return Store(load_settings(config, verbose=verbose, db=db, offline=offline).db_path)
+    return Store(load_settings(config, verbose=verbose, db=db, offline=offline).db_path, create=create)
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
 
     check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
     emb = Embedder.from_settings(s)
-    with Store(s.db_path) as store:
+    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
             nothing_to_do(f"no paper vectors for the embedder {emb.key} in {store.path} yet (`ranker run`, "
                           "`ranker prefilter` or `ranker fetch --embed` stores them)")

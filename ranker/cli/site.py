@@ -26,7 +26,7 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
     from ..web.render import environment
     from ..web.site import build_site
     environment()                    # a missing web extra is said first, whatever the store holds
-    with Store(s.db_path) as store:
+    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not store.days():
             nothing_to_do(f"{s.db_path} holds no days yet (`ranker run` stores them); wrote no site")
             return
