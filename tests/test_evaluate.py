@@ -296,11 +296,20 @@ def test_an_output_folder_inside_the_history_is_not_a_skipped_day(tmp_path, sett
 
 
 def test_a_history_with_no_usable_day_is_one_error(tmp_path, settings, store):
+    """...and leaves no empty --out folder behind (the folder used to be made before the history was read)."""
     with pytest.raises(InputError, match="history directory not found"):
         evaluate_history(tmp_path / "nope", tmp_path / "out", settings, store=store)
+    assert not (tmp_path / "out").exists()
     (tmp_path / "empty" / "2025-01-01").mkdir(parents=True)
     with pytest.raises(InputError, match="no usable day"):
         evaluate_history(tmp_path / "empty", tmp_path / "out", settings, store=store)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="usable days"):            # too few days to calibrate on
+        evaluate_history(make_history(tmp_path / "hist"), tmp_path / "out", settings, store=store, calibrate=True)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "file").write_text("")                               # a file where the folder goes: said first
+    with pytest.raises(InputError, match="output directory"):
+        evaluate_history(tmp_path / "nope", tmp_path / "file", settings, store=store)
 
 
 # ------------------------------------------------------------------ the command

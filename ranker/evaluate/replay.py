@@ -127,12 +127,16 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     warn = warn or ignore_warning
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history = Path(history).expanduser()
-    out = output_dir(out_dir)
+    out = Path(out_dir).expanduser()
+    if out.exists():
+        output_dir(out)                     # a file where the folder goes is said before any work
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     read = read_history(history, warn, leave_out=out)
     by_date = {d.date: d for d in read.days}
     dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
                         days=days)
+    out = output_dir(out)                   # made once there is something to evaluate: a history that cannot
+                                            # be used leaves no empty folder behind
     res = EvalResult(history=str(history), settings=_described(settings, calibrate, train_once, llm, backend),
                      skipped=read.skipped)
     if days and len(dates) < days:
