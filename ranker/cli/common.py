@@ -391,6 +391,8 @@ def usage_line(e) -> str:
         param = getattr(e, "param", None)
         opt = _opt(param) if param is not None else (e.param_hint or "a value")
         msg = e.message.split(",")[0].strip().rstrip(".")
+        if getattr(param, "required", False):       # a required option or argument cannot be left out
+            msg = msg.replace(" or leave the option out", "")
         for needle, words in _PYDANTIC_WORDS:
             if needle in msg:
                 msg = f"expected {words}"
