@@ -294,3 +294,21 @@ def test_a_real_vllm_run_to_a_file_and_its_rerun(db, tmp_path):
     assert r.returncode == 0 and r.stdout == f"{digest}\n"
     assert "loading" not in r.stderr and "(3 reused, 0 failed)" in r.stderr
     assert digest.read_bytes() == first
+
+
+@pytest.mark.parametrize("args", [("models", "list"), ("prefilter", "--papers", str(LISTING), "--out", "-")])
+def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
+    """`ranker prefilter --out - | head -1`: the reader closes the pipe early. The command stops quietly (exit 1,
+    click's status for a broken pipe), with no traceback: closing the log's stdout used to raise
+    BrokenPipeError out of main()."""
+    read, write = os.pipe()
+    os.close(read)                                   # every write to stdout now fails with EPIPE
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    try:
+        p = subprocess.run([sys.executable, "-m", "ranker", *args, "--db", str(db)] if args[0] != "models"
+                           else [sys.executable, "-m", "ranker", *args], stdout=write, stderr=subprocess.PIPE,
+                           text=True, env=env, timeout=300)
+    finally:
+        os.close(write)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr

@@ -107,7 +107,10 @@ class Terminal:
         os.dup2(out, 1)
         os.dup2(err, 2)
         for f in (self._out, self._err):
-            f.close()
+            try:
+                f.close()
+            except OSError:                 # a reader that went away (`ranker ... | head`): its data is moot
+                pass
         os.close(out)
         os.close(err)
         self._saved = self._out = self._err = None
