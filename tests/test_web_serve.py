@@ -97,6 +97,18 @@ def test_pages_answer_and_unknown_ones_are_404(site):
         assert headers["x-frame-options"] == "DENY"
     for path in ("/day/2025-01-01", "/day/not-a-day", "/paper/0000.00000", "/month/1999-01"):
         assert _get(server.url + path)[0] == 404, path
+    # HEAD (link checkers, `curl -I`): the page's status and headers, no body (FastAPI said 405 to each)
+    import http.client
+    from urllib.parse import urlsplit
+    u = urlsplit(server.url)
+    for path, status in (("/", 200), (f"/day/{DAY}", 200), ("/search?q=diffusion", 200), ("/static/app.js", 200),
+                         ("/day/2025-01-01", 404)):
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        c.request("HEAD", path)
+        r = c.getresponse()
+        assert (r.status, r.read()) == (status, b""), path
+        assert r.getheader("x-frame-options") == "DENY"
+        c.close()
 
 
 def test_the_day_page_lists_the_digest_picks_first_in_the_digest_order(site):

@@ -71,6 +71,10 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
         busy = getattr(e, "busy", False)
         return refuse(request, 503 if busy else 500, "The database is busy" if busy else "The store failed", str(e))
 
+    def pages(path: str, **kw):
+        """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
+        return app.api_route(path, methods=["GET", "HEAD"], **kw)
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         host = request.headers.get("host", "")
@@ -88,32 +92,32 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
             response.headers.setdefault(k, v)
         return response
 
-    @app.get("/", response_class=HTMLResponse)
+    @pages("/", response_class=HTMLResponse)
     def archive_page():
         with Store(db, busy_timeout=busy_timeout) as store:
             groups = views.archive(store)
             up, down = store.count_labels()
         return page("archive.html", groups=groups, up=up, down=down)
 
-    @app.get("/month/{month}", response_class=HTMLResponse)
+    @pages("/month/{month}", response_class=HTMLResponse)
     def month(month: str):
         with Store(db, busy_timeout=busy_timeout) as store:
             mp = views.month_page(store, month)
         return page("month.html", page=mp) if mp else not_found(f"No days in {month}.")
 
-    @app.get("/day/{day}", response_class=HTMLResponse)
+    @pages("/day/{day}", response_class=HTMLResponse)
     def day(day: str, topic: str = "", show: str = "all"):
         with Store(db, busy_timeout=busy_timeout) as store:
             dp = views.day_page(store, day, topic=topic, show=show)
         return page("day.html", page=dp) if dp else not_found(f"Nothing stored for the day {day}.")
 
-    @app.get("/paper/{paper_id:path}", response_class=HTMLResponse)
+    @pages("/paper/{paper_id:path}", response_class=HTMLResponse)
     def paper(paper_id: str):
         with Store(db, busy_timeout=busy_timeout) as store:
             pp = views.paper_page(store, paper_id, similar=similar)
         return page("paper.html", page=pp) if pp else not_found(f"No paper {paper_id} in the store.")
 
-    @app.get("/search", response_class=HTMLResponse)
+    @pages("/search", response_class=HTMLResponse)
     def search_page(q: str = "", mode: str = "auto"):
         mode = mode if mode in MODES else "auto"
         with Store(db, busy_timeout=busy_timeout) as store:
@@ -126,7 +130,7 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
         return page("search.html", q=q, mode=mode, used=used, rows=rows, more=more, semantic=can_mean,
                     embedder=semantic.key, note=note)
 
-    @app.get("/labels", response_class=HTMLResponse)
+    @pages("/labels", response_class=HTMLResponse)
     def labels():
         with Store(db, busy_timeout=busy_timeout) as store:
             rows, history = views.labels_page(store)
