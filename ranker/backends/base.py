@@ -113,6 +113,13 @@ def config_context(get: Callable[[str], Any]) -> int | None:
     return None
 
 
+def hf_config_context(cfg: Any) -> int | None:
+    """config_context of a transformers config object: its text model's config for a multimodal one."""
+    get_text = getattr(cfg, "get_text_config", None)
+    text = get_text() if callable(get_text) else cfg
+    return config_context(lambda key: getattr(text, key, None))
+
+
 def answer_room(key: str, prompt_tokens: int, context: int) -> tuple[int, Result | None]:
     """(tokens left for the answer, None) when a prompt of `prompt_tokens` fits a context of `context` tokens
     with room to answer; else (0, the request's error Result naming both sizes)."""

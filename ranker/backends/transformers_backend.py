@@ -19,7 +19,7 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, answer_room, config_context, local_model_key, one_line
+from .base import Backend, BackendOptions, Request, Result, answer_room, hf_config_context, local_model_key, one_line
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -114,10 +114,8 @@ class TransformersBackend(Backend):
             self._tok.pad_token = self._tok.eos_token
         self._tok.padding_side = "left"
         self._eos = self._stop_ids()
-        cfg = self._model.config
-        text_cfg = cfg.get_text_config() if callable(getattr(cfg, "get_text_config", None)) else cfg
         # the context the model was built for (None: its config does not say); a prompt must leave room in it
-        self.max_model_len = config_context(lambda key: getattr(text_cfg, key, None))
+        self.max_model_len = hf_config_context(self._model.config)
         vocab = max(int(self._model.config.vocab_size), len(self._tok))
         info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
                                                   stop_token_ids=sorted(self._eos) or None)

@@ -37,8 +37,8 @@ from .. import models
 from ..errors import ConfigError, ModelError
 from ..io import Warn
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, local_model_key,
-                   one_line)
+from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, hf_config_context,
+                   local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
@@ -54,9 +54,7 @@ def _model_max_len(path: str) -> int | None:
         cfg = AutoConfig.from_pretrained(path)
     except Exception:             # a model type this transformers does not know: config.json as written
         return _written_max_len(Path(path) / "config.json")
-    get_text = getattr(cfg, "get_text_config", None)
-    text = get_text() if callable(get_text) else cfg
-    return config_context(lambda key: getattr(text, key, None))
+    return hf_config_context(cfg)
 
 
 def _written_max_len(config: Path) -> int | None:
