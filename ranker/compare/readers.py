@@ -302,8 +302,8 @@ def sniff(path: Path, text: str | None = None) -> str | None:
     unknown. 'markdown' is any Markdown: is_markdown_digest() tells a digest."""
     if text is None:
         try:
-            text = path.read_text(encoding="utf-8-sig", errors="replace")    # a byte-order mark is not text
-        except OSError:
+            text = read_text(path, errors="replace")
+        except InputError:
             return None
     s = text.lstrip()
     if not s:
@@ -349,8 +349,8 @@ def file_kind(f: Path) -> str | None:
     """sniff() of a file, read once, with Markdown that is no digest (a folder's index.md, a README, notes)
     told apart as 'notes': 'markdown' is then a digest."""
     try:
-        text = f.read_text(encoding="utf-8-sig", errors="replace")       # a byte-order mark is not text
-    except OSError:
+        text = read_text(f, errors="replace")
+    except InputError:
         return None
     kind = sniff(f, text)
     return "notes" if kind == "markdown" and not is_markdown_digest(text) else kind
