@@ -39,6 +39,9 @@ def one_error(r, code=None) -> str:
     (["prefilter", "--papers", str(LISTING), "--out", "o", "--keep", "abc"],
      "error: --keep: expected a number, got 'abc'", 1),
     (["run", "--out", "x", "--top", "many"], "error: --top: expected an integer, got 'many'", 1),
+    # past the model's own limit the cut would only file its vectors under another key
+    (["prefilter", "--papers", str(LISTING), "--out", "o", "--max-tokens", "100000"],
+     "error: --max-tokens: must be at most 256: minilm reads no more tokens than that", 1),
     (["rn"], "error: there is no command 'rn'; did you mean run?", 1),
     (["run", "--out", "x", "--date", "15/05/2025"], "error: --date: expected a day as YYYY-MM-DD, got '15/05/2025'", 1),
     (["run", "--out", "x", "--keep", "0.3", "--top", "4"],

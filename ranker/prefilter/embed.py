@@ -72,6 +72,22 @@ def slug(key: str) -> str:
     return f"{base}-{hashlib.sha1(key.encode()).hexdigest()[:8]}" if base != key else base
 
 
+def token_limit(name: str, models_dir: Path | None = None) -> int | None:
+    """The most tokens a local sentence-transformers model reads (its sentence_bert_config.json's
+    max_seq_length); None when that is not known without loading it (a Hugging Face id, an unprepared preset,
+    a folder without the file)."""
+    import json
+    from ..models import presets
+    p = presets(models_dir).get(name)
+    folder = p.path if p is not None and p.prepared else Path(name).expanduser()
+    try:
+        cfg = json.loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        n = int(cfg["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n if n > 0 else None
+
+
 class Embedder:
     """Embeds texts with one sentence-transformers model; `model` loads on first use."""
 
@@ -85,6 +101,12 @@ class Embedder:
         if max_tokens is not None and max_tokens < 8:
             raise InputError("must be at least 8", key="prefilter.max_tokens")
         self.name = name or DEFAULT_EMBEDDER
+        limit = token_limit(self.name, models_dir) if max_tokens is not None else None
+        if limit is not None and max_tokens > limit:
+            # the model would read `limit` tokens anyway; a larger cut would only file the same vectors under a
+            # key of their own (and rebuild the corpus index for nothing)
+            raise InputError(f"must be at most {limit}: {self.name} reads no more tokens than that",
+                             key="prefilter.max_tokens")
         self.max_tokens = max_tokens or DEFAULT_MAX_TOKENS
         suffix = f"@{self.max_tokens}" if self.max_tokens != DEFAULT_MAX_TOKENS else ""
         self.models_dir = models_dir
