@@ -7,7 +7,7 @@ from ranker.errors import InputError
 from ranker.prompts import DATA_NOTICE, FILES, build_messages, load_prompts, parse_topics
 from ranker.records import Paper
 
-from conftest import SEED_DIGEST
+from conftest import MODELS, SEED_DIGEST
 
 
 def test_default_prompt_set_is_the_seeds_prompt():
@@ -243,3 +243,24 @@ def test_topics_after_the_keywords_block_are_topics_too():
     assert [(t.number, t.name, t.relevant, t.irrelevant) for t in topics] == [
         (1, "Graphs", "GNN theory", ""), (2, "Sparsity", "pruning theory", "hardware")]
     assert keywords.relevant == ["MoE", "pruning"] and keywords.irrelevant == ["robotics"]
+
+
+@pytest.mark.parametrize("abstract", ["x7Q" * 6000,                                   # no space at all
+                                      "a" * 20000,                                    # one run of letters
+                                      "注意力机制的稀疏化" * 1500,                        # CJK: no spaces either
+                                      " ".join(["$\\mathbf{x}_{t}\\in\\mathbb{R}^{d}$"] * 1000)])  # LaTeX words
+def test_an_abstract_without_short_english_words_is_still_cut_near_the_budget(abstract):
+    from tokenizers import Tokenizer
+    from ranker.prompts import truncate_words
+    tok = Tokenizer.from_file(str(MODELS / "smollm2-135m" / "tokenizer.json"))
+    assert len(tok.encode(abstract).ids) >= 5000
+    cut = truncate_words(abstract, 400)
+    assert cut.endswith(" ...") and abstract.startswith(cut[:-4].split(" ")[0][:100])
+    assert len(tok.encode(cut[:-4]).ids) <= 3 * 400          # the text kept, its " ..." mark aside
+
+
+def test_an_english_abstract_is_cut_by_words_alone():
+    from ranker.prompts import truncate_words
+    text = " ".join(f"word{i % 10}" for i in range(1000))
+    assert truncate_words(text, 400) == " ".join(text.split()[:300]) + " ..."
+    assert truncate_words("short abstract", 400) == "short abstract"
