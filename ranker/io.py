@@ -218,14 +218,23 @@ def _names_a_stream(path: Path) -> bool:
     put a new file. Checked on the path as given, before links are followed (/dev/stdout resolves to
     whatever the shell redirected it to). A file or folder under /dev itself (/dev/shm/digests/, a tmpfs)
     is a place like any other: written whole and renamed, never appended to."""
-    parts = Path(os.path.abspath(path)).parts
+    return _stream_name(Path(os.path.abspath(path)), 0)
+
+
+def _stream_name(path: Path, hops: int) -> bool:
+    parts = path.parts
     if len(parts) <= 2 or parts[1] not in ("dev", "proc"):
         return False
+    if parts[1] == "proc" or Path(os.path.realpath(path.parent)).parts[1:2] == ("proc",):
+        return True                                # /proc/self/fd/1, /dev/fd/3 (/dev/fd is /proc/self/fd)
     try:
         mode = os.lstat(path).st_mode
     except OSError:
-        return parts[1] == "proc"                  # a new file: /dev/shm/x.json is made, /proc is no place
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or parts[1] == "proc"
+        return False                               # a new file: /dev/shm/x.json is made
+    if stat.S_ISLNK(mode) and hops < 40:
+        # /dev/stdout leads into /proc (a stream); a link a user made in /dev/shm to a file there does not
+        return _stream_name(Path(os.path.abspath(os.path.join(path.parent, os.readlink(path)))), hops + 1)
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:

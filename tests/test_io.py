@@ -163,6 +163,11 @@ def test_a_file_in_a_folder_under_dev_is_replaced_whole_not_appended_to():
         with pytest.raises(InputError):
             atomic_write(f, broken())
         assert f.read_text() == '{"status": "ok"}\n' and os.listdir(f.parent) == [f.name]
+        # a link made there to that file is a file's name too: its target replaced whole, the link kept
+        link = folder / "latest.json"
+        link.symlink_to(f)
+        atomic_write(link, '{"status": "again"}\n')
+        assert link.is_symlink() and f.read_text() == '{"status": "again"}\n'
     finally:
         shutil.rmtree(folder)
 
