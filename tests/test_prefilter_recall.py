@@ -55,7 +55,7 @@ def test_keep_by_recall_from_held_back_scores_holds_the_recall_on_new_days():
         return np.concatenate(s), np.concatenate(y), np.array(g)
     cal = _cal_from(*days(40))
     s, y, g = days(30)
-    for R in (0.8, 0.9, 0.95):
+    for R in (0.3, 0.8, 0.9, 0.95):
         got, frac = [], []
         for d in range(30):
             m = g == d
@@ -65,8 +65,9 @@ def test_keep_by_recall_from_held_back_scores_holds_the_recall_on_new_days():
             got.append(y[m][kept].sum() / max(1, y[m].sum()))
             frac.append(k / m.sum())
         assert abs(np.mean(got) - R) < 0.03, (R, np.mean(got))
-    # a higher target keeps more
+    # a higher target keeps more, below one half too
     assert keep_for_recall(s, 0.95, cal)[0] > keep_for_recall(s, 0.8, cal)[0]
+    assert keep_for_recall(s, 0.5, cal)[0] > keep_for_recall(s, 0.3, cal)[0] > keep_for_recall(s, 0.1, cal)[0]
 
 
 def test_without_a_calibration_the_recall_rule_is_the_zero_shot_prior():

@@ -37,7 +37,7 @@ from .history import LABEL_DAY_SUFFIX
 FORMAT = "ranker-calibration"
 VERSION = 2
 # Recall targets the file stores a score threshold for (recall.py interpolates between them).
-RECALL_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(51))     # 0.50 .. 1.00
+RECALL_GRID = tuple(round(0.01 * i, 2) for i in range(1, 101))     # 0.01 .. 1.00
 # Said where a calibration ranks under topics it was not fit for (Calibration.other_topics).
 OTHER_TOPICS = ("the calibration was fit under other topics than this prompt's: its ranking and recall were "
                 "measured for those (calibrate again)")
