@@ -789,7 +789,7 @@ def main() -> int:
     per_day = [(data.zs[data.groups == d], data.y[data.groups == d]) for d in all_days]
     grid = np.round(np.arange(0.01, 1.001, 0.01), 2)
     mean_rec = np.array([np.mean([recall_at(z, y, f) for z, y in per_day]) for f in grid])
-    for R in sorted(ZERO_SHOT_FRACTIONS):
+    for R in sorted(r for r in ZERO_SHOT_FRACTIONS if r > 0):       # 0 -> 0 is no measurement
         need = grid[np.argmax(mean_rec >= R - 1e-9)]
         f = zero_shot_fraction(R)
         ra = np.mean([recall_at(z, y, f) for z, y in per_day])

@@ -76,6 +76,9 @@ def test_without_a_calibration_the_recall_rule_is_the_zero_shot_prior():
     assert rule == "recall-prior" and k == round(ZERO_SHOT_FRACTIONS[0.95] * 200) and thr == s[k - 1]
     assert zero_shot_fraction(0.95) == ZERO_SHOT_FRACTIONS[0.95]
     assert zero_shot_fraction(0.5) <= zero_shot_fraction(0.9) <= zero_shot_fraction(0.99) <= 1.0
+    # below the measured table a smaller target keeps less (the line to 0), not the table's first fraction
+    assert 0 < zero_shot_fraction(0.1) < zero_shot_fraction(0.3) < zero_shot_fraction(0.5)
+    assert keep_for_recall(s, 0.2)[0] < keep_for_recall(s, 0.5)[0]
     assert keep_for_recall(s, 1.0)[0] == 200
     assert 0 < zero_shot_recall(DEFAULT_KEEP) < 1
 
