@@ -315,6 +315,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     timings = {"fetch": day.seconds}
     run: ScoreRun | None = None
     held: BaseException | None = None        # a Ctrl-C that came as the finished set took its names
+    earlier: tuple = ()                      # the day's digest record before this run replaced it
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
@@ -341,6 +342,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
                 # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
+                # (put back as it was should the files below not take their names)
+                earlier = (store.get_day_digest(day.date),)
                 store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
                                                settings.digest.min_novelty, run_id=rec.id))
                 rec.status = manifest["status"]
@@ -352,6 +355,11 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             else:
                 status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 manifest.update(status=status, error=redact(e) or type(e).__name__)
+                if earlier:                       # the web view shows the day the folder still holds
+                    try:
+                        store.restore_day_digest(day.date, earlier[0])
+                    except Exception:
+                        pass
                 if run is not None and run.failures:
                     manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
                 try:

@@ -928,6 +928,15 @@ class Store:
                       (digest.day, digest.run_id, digest.model, digest.prompt_hash, int(digest.min_relevance),
                        int(digest.min_novelty), digest.created_at or time.time()))
 
+    def restore_day_digest(self, day: str, earlier: DayDigest | None) -> None:
+        """Put back what `day`'s digest was before a run that did not finish writing its files: `earlier` as it
+        was (its own time kept), or no digest at all."""
+        if earlier is not None:
+            self.put_day_digest(earlier)
+            return
+        with self.transaction() as c:
+            c.execute("DELETE FROM day_digests WHERE day=?", (day,))
+
     def get_day_digest(self, day: str) -> DayDigest | None:
         r = self.conn.execute("SELECT day,model,prompt_hash,min_relevance,min_novelty,run_id,created_at "
                               "FROM day_digests WHERE day=?", (day,)).fetchone()

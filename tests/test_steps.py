@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from ranker.backends.fake import FakeBackend, fake_scores
-from ranker.errors import BackendError
+from ranker.errors import BackendError, InputError
 from ranker.settings import resolve
 from ranker.sources import read_papers, read_ranked
 from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
@@ -124,6 +124,29 @@ def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):
     m = json.loads((out / "2025-05-15-run.json").read_text())
     assert m["status"] == "failed" and "injected failure" in m["error"] and m["run_id"] != first.manifest["run_id"]
     assert store.run_status(m["run_id"]) == "failed"
+
+
+def test_a_run_whose_files_fail_leaves_the_days_digest_record_as_the_folder_has_it(settings, store, tmp_path):
+    """The web view picks a day's scores by the store's digest record: a rerun that could not write its files
+    must not leave it pointing at the rerun's model while the folder holds the first run's digest."""
+    day = fetch_day(LISTING, settings, store=store)
+    out = tmp_path / "out"
+    first = run_day(day, out, settings, store=store)
+    assert store.get_day_digest(day.date).run_id == first.manifest["run_id"]
+    (out / "2025-05-15-scores.jsonl").unlink()
+    (out / "2025-05-15-scores.jsonl").mkdir()                    # the rerun cannot put its file there
+    other = FakeBackend("other")
+    with pytest.raises(InputError, match="is a directory"):
+        run_day(day, out, settings, store=store, backend=other)
+    g = store.get_day_digest(day.date)
+    assert g.run_id == first.manifest["run_id"] and g.model == first.run.model
+    # a day that had no digest before has none after such a failure
+    fresh = tmp_path / "fresh"
+    (fresh / "2025-05-15-output.md").mkdir(parents=True)
+    store.restore_day_digest(day.date, None)
+    with pytest.raises(InputError):
+        run_day(day, fresh, settings, store=store, backend=other)
+    assert store.get_day_digest(day.date) is None
 
 
 @pytest.fixture
