@@ -296,3 +296,70 @@ def test_a_day_one_side_judged_and_picked_nothing_is_kept_in_the_listing(tmp_pat
     assert "Note: days the local files cover with no paper (nothing picked): 2025-07-02" in summary_markdown(m)
     report = (tmp_path / "out2" / "report.html").read_text()
     assert "Days the local files cover with no paper (nothing picked): 2025-07-02</p>" in report
+
+
+def test_a_paper_listed_on_two_days_counts_on_each_in_the_per_day_table(tmp_path):
+    """arXiv lists a paper again now and then (15 of the shared history's 14,691 papers are on two days; GPT
+    picked 2504.15777 on 2025-06-13, its second day, not on 2025-04-23). Compare gave such a paper its first
+    listing day only: that day's table counted GPT's pick of the second day, the second day lost the paper from
+    its listing, GPT's pick and the local judgement. Each day counts it with that day's rows; the overall figures
+    count it once."""
+    a, b = "2025-06-23", "2025-07-02"
+    again = next(d for d in _jsonl(DAYS / a / "listing.jsonl")
+                 if d["id"] not in {g["id"] for g in _jsonl(DAYS / a / "gpt_scores.jsonl")})
+    listing = {a: _jsonl(DAYS / a / "listing.jsonl"), b: _jsonl(DAYS / b / "listing.jsonl") + [{**again, "date": b}]}
+    gpt = {a: _jsonl(DAYS / a / "gpt_scores.jsonl"),
+           b: _jsonl(DAYS / b / "gpt_scores.jsonl") + [{"id": again["id"], "date": b, "title": again["title"],
+                                                        "RELEVANCE": 9, "NOVELTY": 8, "COMMENT": "picked again"}]}
+    rng = np.random.default_rng(5)
+    days = tmp_path / "days"
+    prefilter: dict[str, list[dict]] = {}
+    for d in (a, b):
+        (days / d).mkdir(parents=True)
+        (days / d / "listing.jsonl").write_text("".join(json.dumps(x) + "\n" for x in listing[d]))
+        (days / d / "gpt_scores.jsonl").write_text("".join(json.dumps(x) + "\n" for x in gpt[d]))
+        # the prefilter ranks each day: the paper listed twice has a row (and a place) on each
+        scores = rng.random(len(listing[d]))
+        cut = np.quantile(scores, 0.75)
+        prefilter[d] = [{"id": x["id"], "title": x["title"], "abstract": x["abstract"], "date": d,
+                         "prefilter_score": float(s), "kept": bool(s >= cut)} for x, s in zip(listing[d], scores)]
+        (days / d / "ranked.jsonl").write_text("".join(json.dumps(x) + "\n" for x in prefilter[d]))
+    # the local model judged every paper once, without a day (`ranker score` of the listings)
+    ids = sorted({x["id"] for d in (a, b) for x in listing[d]})
+    local = synthetic_local(ids, seed=5)
+    local[again["id"]] = (9, 9)
+    write_local_jsonl(tmp_path / "local.jsonl", local)
+
+    w: list[str] = []
+    m = run_compare(str(days / "*" / "gpt_scores.jsonl"), tmp_path / "local.jsonl", tmp_path / "out",
+                    papers=str(days / "*" / "listing.jsonl"), prefilter=str(days / "*" / "ranked.jsonl"),
+                    warn=w.append)
+    assert w == []
+
+    def picks(rows) -> set[str]:
+        return {x["id"] for x in rows if x["RELEVANCE"] >= 8 and x["NOVELTY"] >= 7}
+    local_picks = {i for i, (r, n) in local.items() if r >= 8 and n >= 7}
+    # overall: each paper once
+    gpt_picks = picks(gpt[a]) | picks(gpt[b])
+    assert m["n_papers"] == len(ids) == len(listing[a]) + len(listing[b]) - 1
+    assert m["n_gpt"] == len(gpt[a]) + len(gpt[b])
+    sel = m["selection"]["listing"]
+    assert (sel["n"], sel["tp"], sel["fp"], sel["fn"]) == (len(ids), len(gpt_picks & local_picks),
+                                                           len(local_picks - gpt_picks), len(gpt_picks - local_picks))
+    assert m["prefilter"]["n"] == len(ids) and m["prefilter"]["gpt_picks"] == len(gpt_picks)
+    # per day: the day's listing, GPT's judgements of that day, the local ones of the papers listed that day
+    for d in (a, b):
+        dm = m["days"][d]
+        listed = {x["id"] for x in listing[d]}
+        g, l_ = picks(gpt[d]), local_picks & listed
+        assert again["id"] in listed and (again["id"] in g) == (d == b)
+        assert (dm["n_gpt"], dm["n_local"], dm["n_common"]) == (len(gpt[d]), len(listed), len(gpt[d]))
+        day_sel = dm["selection"]["listing"]
+        assert (day_sel["n"], day_sel["gpt_picks"], day_sel["tp"], day_sel["fp"], day_sel["fn"]) == (
+            len(listed), len(g), len(g & l_), len(l_ - g), len(g - l_)), d
+        pf = dm["prefilter"]
+        kept = {x["id"] for x in prefilter[d] if x["kept"]}
+        assert (pf["n"], pf["gpt_picks"]) == (len(listed), len(g))
+        assert pf["recall_at_kept"] == pytest.approx(len(g & kept) / len(g), abs=1e-6)
+        assert pf["kept_fraction"] == pytest.approx(len(kept) / len(listed), abs=1e-6)
+    assert "a paper listed on several days counts on each" in (tmp_path / "out" / "report.html").read_text()

@@ -128,6 +128,51 @@ def test_same_paper_in_two_files_with_different_scores_warns(tmp_path):
     assert len(w) == 1 and f"{b}:1" in w[0] and f"{a}:1" in w[0]
 
 
+def test_a_paper_judged_and_listed_on_two_days_keeps_each_days_row(tmp_path):
+    """A paper listed again on a later day is judged again there, maybe otherwise: that is no clash to warn of,
+    and each day's judgement is kept by (day, id) beside the paper's first; the same day judged twice otherwise
+    still warns. One file with both days' rows (a `date` field each) keeps both too, and so do the listing and
+    prefilter readers."""
+    a, b = tmp_path / "2025-06-23" / "gpt_scores.jsonl", tmp_path / "2025-07-02" / "gpt_scores.jsonl"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    a.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 6, "NOVELTY": 6}\n')
+    b.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 9, "NOVELTY": 8}\n')
+    w: list[str] = []
+    rows, _ = read_score_files(tmp_path, warn=w.append)
+    assert w == [] and list(rows) == ["2506.16065"] and rows["2506.16065"].relevance == 6
+    assert {k: (r.relevance, r.date) for k, r in rows.by_day.items()} == {
+        ("2025-06-23", "2506.16065"): (6, "2025-06-23"), ("2025-07-02", "2506.16065"): (9, "2025-07-02")}
+    again = tmp_path / "again-2025-07-02.jsonl"
+    again.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 5, "NOVELTY": 8}\n')
+    rows, _ = read_score_files(tmp_path, warn=w.append)
+    assert len(w) == 1 and f"{again}:1" in w[0] and f"{b}:1" in w[0] and "keeping the first" in w[0]
+    assert rows.by_day[("2025-07-02", "2506.16065")].relevance == 9
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"id": "2506.16065", "date": "2025-06-23", "RELEVANCE": 6, "NOVELTY": 6}\n'
+                   '{"id": "2506.16065", "date": "2025-07-02", "RELEVANCE": 9, "NOVELTY": 8}\n')
+    w = []
+    rows = read_scores(one, warn=w.append)
+    assert w == [] and sorted(rows.by_day) == [("2025-06-23", "2506.16065"), ("2025-07-02", "2506.16065")]
+
+    paper = next(d for d in _jsonl(DAYS / "2025-06-23" / "listing.jsonl") if d["id"] == "2506.16065")
+    later = tmp_path / "listing-2025-07-02.jsonl"
+    later.write_text(json.dumps({**paper, "date": "2025-07-02"}) + "\n")
+    papers, _ = read_listing_files([DAYS / "2025-06-23" / "listing.jsonl", later])
+    assert len(papers) == 380 and papers["2506.16065"].date == "2025-06-23"
+    assert [k for k in papers.by_day if k[1] == "2506.16065"] == [("2025-06-23", "2506.16065"),
+                                                                   ("2025-07-02", "2506.16065")]
+    ranked = []
+    for day, score in (("2025-06-23", 0.2), ("2025-07-02", 0.9)):
+        f = tmp_path / f"ranked-{day}.jsonl"
+        f.write_text(json.dumps({**paper, "date": day, "prefilter_score": score, "kept": score > 0.5}) + "\n")
+        ranked.append(f)
+    pf, _ = read_prefilter_files(ranked)
+    assert pf["2506.16065"].score == 0.2
+    assert {k: (r.score, r.kept) for k, r in pf.by_day.items()} == {("2025-06-23", "2506.16065"): (0.2, False),
+                                                                   ("2025-07-02", "2506.16065"): (0.9, True)}
+
+
 def test_papers_and_prefilter_readers(tmp_path):
     papers, files = read_listing_files(DAYS)
     assert sorted(f.name for f in files) == ["listing.jsonl"] * 5

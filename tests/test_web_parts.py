@@ -244,6 +244,7 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
 
 
 def test_serve_port_in_use_is_one_line(tmp_path):
+    Store(tmp_path / "r.sqlite3").close()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
@@ -258,6 +259,7 @@ def test_serve_on_a_non_loopback_host_warns_in_one_line(tmp_path):
     # bind and serve are replaced so the test opens nothing beyond loopback
     pre = ("import ranker.web.server as s\norig = s.bind\ns.bind = lambda host, port: orig('127.0.0.1', 0)\n"
            "s.serve = lambda *a, **k: None")
+    Store(tmp_path / "r.sqlite3").close()
     r = ranker("serve", "--host", "0.0.0.0", "--db", tmp_path / "r.sqlite3", pre=pre)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -265,6 +267,31 @@ def test_serve_on_a_non_loopback_host_warns_in_one_line(tmp_path):
     assert lines[1].startswith("serving http://127.0.0.1:")
     r = ranker("serve", "--db", tmp_path / "r.sqlite3", pre=pre)
     assert "warning" not in r.stderr
+
+
+def test_serve_refuses_a_database_that_is_not_there_but_makes_the_homes_own(tmp_path):
+    """serve writes labels: a mistyped --db made a new empty database there (and its folder), the archive empty
+    and the thumbs given stored in it, where the commands that only read say the path holds nothing. It is one
+    line naming the option and the path; the home's own database is still made on a first serve."""
+    # the bind is replaced: nothing listens
+    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: __import__('socket').socket()\n"
+           "s.url_of = lambda sock: 'http://x/'\ns.serve = lambda *a, **k: None")
+    home = tmp_path / "home"
+    typo = tmp_path / "typo" / "rnaker.sqlite3"
+    r = ranker("serve", "--db", typo, pre=pre, env={"RANKER_HOME": home})
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: --db {typo}: no database there (a typo?); `ranker run` makes one"], r.stderr
+    assert not typo.parent.exists()
+    r = ranker("serve", pre=pre, env={"RANKER_HOME": home, "RANKER_DB": typo})
+    assert r.returncode == 1 and r.stderr.startswith(f"error: RANKER_DB {typo}: no database there"), r.stderr
+    assert not typo.parent.exists()
+    # the home's database: made, and served
+    r = ranker("serve", pre=pre, env={"RANKER_HOME": home})
+    assert r.returncode == 0 and r.stderr.startswith("serving http://x/"), r.stderr
+    assert (home / "ranker.sqlite3").is_file()
+    # and a database that is there is served, named however
+    r = ranker("serve", "--db", home / "ranker.sqlite3", pre=pre, env={"RANKER_HOME": tmp_path / "other"})
+    assert r.returncode == 0 and r.stderr.startswith("serving http://x/"), r.stderr
 
 
 def test_a_missing_web_extra_is_one_line(tmp_path):

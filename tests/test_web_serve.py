@@ -17,6 +17,7 @@ import pytest
 
 from ranker.labels import LABEL_WEIGHT, store_training_rows
 from ranker.prefilter.history import load_day
+from ranker.records import Score
 from ranker.store import Store
 
 from conftest import DAYS, RANKER
@@ -456,3 +457,45 @@ def test_a_thumb_on_the_labels_page_changes_what_its_row_says(site, chromium):
         assert page.locator(f"tr[id='l-{pid}']").count() == 0
     finally:
         page.close()
+
+
+@needs_browser
+def test_a_paper_the_day_dropped_is_not_scored_there_whatever_the_store_holds(tmp_path, chromium):
+    """The store holds, under the day's digest model and prompt, a score of a paper the day's prefilter dropped
+    (another day or run scored it): the day page showed it as scored (the LLM's verdict, the "scored" filter),
+    though the day's run never sent it to the LLM and the page's own count said otherwise. A day shows what its
+    run did; the paper's page still lists the stored score."""
+    import re
+    db = tmp_path / "ranker.sqlite3"
+    results = fill_store(db, tmp_path / "out", n=40, hostile=False)
+    scored = results[DAY].manifest["counts"]["scored"]
+    with Store(db) as s:
+        dropped = [r.paper_id for r in s.get_rankings(DAY) if not r.kept]
+        g = s.get_day_digest(DAY)
+        pid = dropped[0]
+        s.put_score(Score(pid, 10, 10, "Judged on another day."), g.model, g.prompt_hash)
+        title = s.get_paper(pid).title
+    assert 0 < scored < 40 and dropped
+    server = start_server(db, tmp_path / "serve.log")
+    page = chromium.new_page()
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        assert f"{scored} scored" in page.locator("p.counts").inner_text()
+        row = page.locator(f"article[id='p-{pid}']")
+        assert row.get_attribute("data-status") == "ranked"
+        assert row.locator(".llm").count() == 0 and "Judged on another day." not in row.inner_text()
+        page.check("input[name=show][value=scored]")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url(re.compile(r"show=scored"))
+        assert page.locator("article.paper").count() == scored
+        assert page.locator(f"article[id='p-{pid}']").count() == 0
+        # a search lists it as the day had it too
+        page.goto(f"{server.url}/search?" + urllib.parse.urlencode({"q": title, "mode": "words"}))
+        found = page.locator(f"article[id='p-{pid}']")
+        assert found.get_attribute("data-status") == "ranked" and found.locator(".llm").count() == 0
+        # its own page keeps every stored score
+        page.goto(f"{server.url}/paper/{pid}")
+        assert "Judged on another day." in page.locator("table.scores").inner_text()
+    finally:
+        page.close()
+        server.stop()

@@ -23,6 +23,9 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
 
     Thumbs up/down are stored as your labels (`ranker labels export` takes them to another machine).
 
+    A database named with --db (or RANKER_DB, ranker.toml's db) must exist; the home's own is made on a first
+    serve.
+
     Search is by meaning when the store holds the embedder's vectors (the prefilter's --embedder and
     --max-tokens), else by words. The server's own messages go to the command's log file (-v: the terminal).
 
@@ -39,8 +42,16 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         from ..errors import MissingDependency
         raise MissingDependency(e.name or "fastapi", "web", "ranker serve") from None
 
+    from ..records import DB_FILE
     from ..store import Store
-    with Store(s.db_path):            # a database that cannot be opened is one line now, not a 500 per page
+    db_path = s.db_path
+    if not db_path.exists() and not db_path.is_symlink() and db_path.absolute() != (s.home / DB_FILE).absolute():
+        # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
+        # only read): a mistyped --db would have left a new empty database there, labels going into it; the home's
+        # own database is made on a first serve (an empty archive)
+        from ..errors import InputError
+        raise InputError("no database there (a typo?); `ranker run` makes one", key="db", where=str(db_path))
+    with Store(db_path):              # a database that cannot be opened is one line now, not a 500 per page
         pass
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
     if not is_loopback(host):

@@ -16,16 +16,16 @@ from typing import Any, Callable
 
 from ..errors import InputError
 from ..io import Warn, atomic_write, ignore_warning, output_dir
-from ..records import Paper
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .readers import (Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, read_score_files,
+from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, read_score_files,
                       read_scores, score_files)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
-           "read_prefilter_files", "summary_markdown", "render_html", "Judgements", "ScoreRow", "PrefilterRow"]
+           "read_prefilter_files", "summary_markdown", "render_html", "DayRows", "Judgements", "ScoreRow",
+           "PrefilterRow"]
 
 MAX_WARNINGS_KEPT = 200
 
@@ -92,13 +92,13 @@ def _nothing_to_compare(gpt_files: list[Path], local_files: list[Path]) -> str:
             "nothing to compare; wrote no metrics.json or report.html")
 
 
-def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, Paper], list[Path]]:
-    """Papers JSONL (the listing.jsonl layout, or prefilter output): the days' universe, by id. Files,
-    directories or globs; a paper without a day takes the one its file name gives. A file of judgements
-    (gpt_scores.jsonl, a digest) named here is an InputError: read as a listing it would shrink the universe
-    to one side's picks."""
+def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, list[Path]]:
+    """Papers JSONL (the listing.jsonl layout, or prefilter output): the days' universe, by id (a paper listed on
+    several days: its first listing, and each day's in `by_day`). Files, directories or globs; a paper without
+    a day takes the one its file name gives. A file of judgements (gpt_scores.jsonl, a digest) named here is an
+    InputError: read as a listing it would shrink the universe to one side's picks."""
     files = score_files(specs, kinds={"papers", "prefilter"}, key="papers")
-    out: dict[str, Paper] = {}
+    out: DayRows = DayRows()
     for f in files:
         if _is_judgements(f):
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
@@ -106,7 +106,7 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str,
         n = 0
         for p in read_papers(f, report=ReadReport(on_warning=warn)):
             p.date = p.date or date_from_path(f)
-            out.setdefault(p.id, p)
+            out.add(p.id, p)
             n += 1
         if n == 0:
             warn(f"{f}: no papers in this listing")
@@ -117,15 +117,16 @@ def _is_judgements(f: Path) -> bool:
     return file_kind(f) in ("json", "jsonl", "markdown")
 
 
-def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[dict[str, PrefilterRow], list[Path]]:
-    """`ranker prefilter` output (read as Ranked records): each paper's score, verdict and day, by id."""
+def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, list[Path]]:
+    """`ranker prefilter` output (read as Ranked records): each paper's score, verdict and day, by id (a paper
+    ranked on several days: its first row, and each day's in `by_day`)."""
     files = score_files(specs, kinds={"prefilter"}, key="prefilter")
-    out: dict[str, PrefilterRow] = {}
+    out: DayRows = DayRows()
     for f in files:
         rows = read_ranked(f, report=ReadReport(on_warning=warn))
         for r in rows:
-            out.setdefault(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
-                                                    date=r.paper.date or date_from_path(f)))
+            out.add(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
+                                             date=r.paper.date or date_from_path(f)))
         if not rows:
             warn(f"{f}: no rows in this prefilter output")
     return out, files

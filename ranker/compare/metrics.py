@@ -168,15 +168,55 @@ def _block(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], ids: list
     return out
 
 
-def day_of_paper(pid: str, gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow],
-                 papers: Mapping[str, Paper] | None, prefilter: Mapping[str, PrefilterRow] | None) -> str:
-    if papers and pid in papers and papers[pid].date:
-        return papers[pid].date
-    for src in (gpt, local, prefilter or {}):
-        r = src.get(pid)
-        if r is not None and r.date:
-            return r.date
-    return ""
+def _dated(m: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
+    """The rows of `m` that have a day, keyed by (day, id): a reader's `by_day` (readers.DayRows: a paper read on
+    several days has a row for each), and for a plain mapping, or a row it kept no day of, the row's own date."""
+    out = dict(getattr(m, "by_day", {}))
+    have = {i for _, i in out}
+    out.update({(r.date, i): r for i, r in m.items() if i not in have and r.date})
+    return out
+
+
+def rows_by_day(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], papers: Mapping[str, Paper] | None,
+                prefilter: Mapping[str, PrefilterRow] | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Where each row counts in the per-day figures: for "papers", "gpt", "local" and "prefilter", day -> {id: row}.
+
+    A paper counts on each day it is listed (arXiv announces a paper again now and then), and a judgement or a
+    prefilter row on its own day: a paper listed on two days is in both days' listings, and picked by GPT on the
+    day GPT picked it. The listing decides the day of a row that contradicts it: a row dated a day its paper is
+    not listed on counts on the paper's listing days, as a row without a day does (a judgement of the paper, on
+    each day it was listed); a row without a day of a paper the listing does not hold counts on the days the
+    other files give the paper."""
+    sources = {"papers": papers or {}, "gpt": gpt, "local": local, "prefilter": prefilter or {}}
+    dated = {k: _dated(m) for k, m in sources.items()}
+    listed: dict[str, list[str]] = defaultdict(list)
+    for d, i in sorted(dated["papers"]):
+        listed[i].append(d)
+    out: dict[str, dict[str, dict[str, Any]]] = {k: defaultdict(dict) for k in sources}
+    for (d, i), r in dated["papers"].items():
+        out["papers"][d][i] = r
+    for k in ("gpt", "local", "prefilter"):
+        elsewhere = []
+        for (d, i), r in dated[k].items():
+            if i in listed and d not in listed[i]:
+                elsewhere.append((i, r))
+            else:
+                out[k][d][i] = r
+        for i, r in elsewhere:                # after the rows of the day itself, which they do not replace
+            for d in listed[i]:
+                out[k][d].setdefault(i, r)
+    known: dict[str, set[str]] = defaultdict(set)
+    for k in ("gpt", "local", "prefilter"):
+        for d, rows in out[k].items():
+            for i in rows:
+                known[i].add(d)
+    for k, m in sources.items():
+        have = {i for _, i in dated[k]}
+        for i, r in m.items():
+            if i not in have:
+                for d in listed.get(i) or sorted(known.get(i, ())):
+                    out[k][d].setdefault(i, r)
+    return {k: dict(v) for k, v in out.items()}
 
 
 def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], *,
@@ -191,34 +231,47 @@ def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], 
     Days come from the listing, the rows' own dates or the file names; without dates nothing is dropped.
     gpt_empty_days / local_empty_days: days a side judged and picked nothing (a file without a row, see
     readers.Judgements): they are covered, and the other side's picks there count against it.
+
+    A paper listed (judged, ranked) on several days, as readers.DayRows hold it: the per-day figures count it on
+    each of its days with that day's rows (see rows_by_day); the overall figures count it once, with its first
+    judgement read on each side (the files in order: a folder of days, the earliest) and its listing and
+    prefilter row of the first day the judgements cover.
     """
     common = sorted(set(gpt) & set(local))
     out: dict[str, Any] = {"n_gpt": len(gpt), "n_local": len(local), "n_common": len(common),
                            "thresholds": {"min_relevance": min_relevance, "min_novelty": min_novelty}}
-    everything = set(gpt) | set(local) | set(papers or {}) | set(prefilter or {})
-    day = {pid: day_of_paper(pid, gpt, local, papers, prefilter) for pid in everything}
-    gpt_days = {day[i] for i in gpt if day[i]} | set(gpt_empty_days)
-    local_days = {day[i] for i in local if day[i]} | set(local_empty_days)
+    on_day = rows_by_day(gpt, local, papers, prefilter)
+    gpt_days = set(on_day["gpt"]) | set(gpt_empty_days)
+    local_days = set(on_day["local"]) | set(local_empty_days)
     for side, empty in (("gpt", gpt_empty_days), ("local", local_empty_days)):
         if empty:
-            out[f"{side}_days_without_rows"] = sorted(set(empty) - {day[i] for i in (gpt if side == "gpt" else local)})
+            out[f"{side}_days_without_rows"] = sorted(set(empty) - set(on_day[side]))
 
-    def only_days(m: Mapping[str, Any] | None, keep: set[str], key: str) -> Mapping[str, Any] | None:
+    def only_days(m: Mapping[str, Any] | None, source: str, keep: set[str], key: str) -> Mapping[str, Any] | None:
+        """m less the papers on none of the days `keep` (one without a day stays), each with its row of the first
+        day kept; the days left out are said under `key`."""
         if m is None or not keep:
             return m
-        dropped = sorted({day[i] for i in m if day[i] and day[i] not in keep})
+        dropped = sorted(d for d in on_day[source] if d not in keep)
         if dropped:
             out[key] = dropped
-        return {i: v for i, v in m.items() if not day[i] or day[i] in keep}
+        first: dict[str, Any] = {}
+        for d in sorted(on_day[source]):
+            if d in keep:
+                for i, r in on_day[source][d].items():
+                    first.setdefault(i, r)
+        placed = {i for rows in on_day[source].values() for i in rows}
+        return {i: first.get(i, v) for i, v in m.items() if i in first or i not in placed}
 
     if papers is not None:
-        papers = only_days(papers, gpt_days & local_days if gpt_days and local_days else gpt_days or local_days,
+        papers = only_days(papers, "papers",
+                           gpt_days & local_days if gpt_days and local_days else gpt_days or local_days,
                            "papers_days_skipped")
         out["n_papers"] = len(papers)
         out["gpt_not_in_papers"] = sum(1 for i in gpt if i not in papers)
         out["local_not_in_papers"] = sum(1 for i in local if i not in papers)
     if prefilter is not None:
-        prefilter = only_days(prefilter, gpt_days, "prefilter_days_skipped")
+        prefilter = only_days(prefilter, "prefilter", gpt_days, "prefilter_days_skipped")
     block = _block(gpt, local, common, papers, prefilter, min_relevance, min_novelty)
     block.pop("n_common")
     out.update(block)
@@ -232,17 +285,17 @@ def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], 
     out["confusion_relevance"] = confusion([gpt[i].relevance for i in common], [local[i].relevance for i in common])
     out["confusion_novelty"] = confusion([gpt[i].novelty for i in common], [local[i].novelty for i in common])
 
-    # per-day breakdown when the judgements come from several days
+    # per-day breakdown when the judgements come from several days: each day with its own rows, keyed by (day, id)
     days = sorted(gpt_days | local_days)
     if len(days) > 1:
         out["days"] = {}
         for d in days:
-            def sub(m: Mapping[str, Any] | None, ok: bool = True) -> dict | None:
-                return None if m is None or not ok else {k: v for k, v in m.items() if day.get(k) == d}
-            g, l = sub(gpt), sub(local)
-            ids = [i for i in common if day[i] == d]
-            blk = _block(g, l, ids, sub(papers, d in gpt_days and d in local_days), sub(prefilter, d in gpt_days),
-                         min_relevance, min_novelty)
+            def sub(source: str, given: Mapping[str, Any] | None, ok: bool = True) -> dict | None:
+                return None if given is None or not ok else dict(on_day[source].get(d, {}))
+            g, l = sub("gpt", gpt), sub("local", local)
+            ids = sorted(set(g) & set(l))
+            blk = _block(g, l, ids, sub("papers", papers, d in gpt_days and d in local_days),
+                         sub("prefilter", prefilter, d in gpt_days), min_relevance, min_novelty)
             blk = {"n_gpt": len(g), "n_local": len(l), **blk}
             if "prefilter" in blk:
                 blk["prefilter"].pop("curve", None)

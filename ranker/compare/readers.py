@@ -375,10 +375,28 @@ def score_files(specs, kinds: set[str], key: str) -> list[Path]:
 
 # ---------------------------------------------------------------------------------------- public API
 
-class Judgements(dict):
-    """ScoreRows keyed by arXiv id, and `empty_days`: the days a file judged without a single row (an empty
-    gpt_scores.jsonl, a digest that picked nothing): judged, nothing picked. A day's rows say it was judged;
-    such a file is the only word that a day with no row was judged at all."""
+class DayRows(dict):
+    """Rows keyed by arXiv id, each paper once (its first row read), and `by_day`: every row that has a day, keyed
+    by (day, id). A paper is announced again on a later day now and then (15 of the 14,691 papers of the shared
+    history are listed on two days), and judged or ranked on each: the per-day figures count it on each day
+    (`by_day`), the overall ones once (the id's row)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.by_day: dict[tuple[str, str], Any] = {}
+
+    def add(self, pid: str, row: Any) -> None:
+        """`row` of paper `pid`: the paper's row if it has none yet, and its day's if it has a day (row.date)."""
+        self.setdefault(pid, row)
+        if row.date:
+            self.by_day.setdefault((row.date, pid), row)
+
+
+class Judgements(DayRows):
+    """ScoreRows keyed by arXiv id (a paper judged on several days: the first judgement read; each day's in
+    `by_day`), and `empty_days`: the days a file judged without a single row (an empty gpt_scores.jsonl, a
+    digest that picked nothing): judged, nothing picked. A day's rows say it was judged; such a file is the only
+    word that a day with no row was judged at all."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -386,13 +404,20 @@ class Judgements(dict):
 
 
 def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | None = None) -> Judgements:
-    """Judgements in one file, keyed by arXiv id (no version). Format detected from the content. A file that
-    holds no row and had nothing skipped (empty, or a digest that picked nothing) adds its day (the digest's
-    heading, else the last YYYY-MM-DD of its path) to `empty_days`.
+    """Judgements in one file, keyed by arXiv id (no version), and by (day, id) where a judgement has a day.
+    Format detected from the content. A file that holds no row and had nothing skipped (empty, or a digest that
+    picked nothing) adds its day (the digest's heading, else the last YYYY-MM-DD of its path) to `empty_days`.
 
     warn: what is skipped as damaged (a line that is not JSON, an entry without an id, a score that is not a
     number); notice (default: warn): an entry listed without any score, which is no judgement and so no pick
     (an author match without scores is skipped silently)."""
+    out = Judgements()
+    _read_into(out, path, warn=warn, notice=notice)
+    return out
+
+
+def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None, notice: Warn | None = None) -> None:
+    """read_scores() of one file, merged into `out` (which may hold other files' judgements)."""
     warn = _Counting(warn or ignore_warning)
     notice = notice or warn
     path = Path(path).expanduser()
@@ -419,18 +444,20 @@ def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | No
                          where=str(path))
     else:   # a CSV, an HTML page, Markdown without a digest's title or paper blocks, plain text
         raise InputError(f"not a digest: {KNOWN_FORMATS}", where=str(path))
-    out = Judgements()
     for r in rows:
         _merge(out, r, warn)
-    if not out and not warn.n and day:
+    if not rows and not warn.n and day:
         out.empty_days.add(day)
-    return out
 
 
-def _merge(out: dict[str, ScoreRow], r: ScoreRow, warn: Warn) -> None:
-    old = out.get(r.id)
+def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
+    first = out.get(r.id)
+    same_day = out.by_day.get((r.date, r.id)) if r.date else None
+    out.add(r.id, r)
+    # the judgement this one repeats: the same day's, else one of unknown day; a judgement of another day is one
+    # of its own (a paper listed again, judged again), not a repeat
+    old = same_day or (first if first is not None and not (r.date and first.date) else None)
     if old is None:
-        out[r.id] = r
         return
     if (old.relevance, old.novelty) != (r.relevance, r.novelty):
         warn(f"{r.source}: {r.id} already judged at {old.source} with different scores "
@@ -443,14 +470,11 @@ def _merge(out: dict[str, ScoreRow], r: ScoreRow, warn: Warn) -> None:
 
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None) -> tuple[Judgements, list[Path]]:
-    """Judgements from files, directories or globs (several days at once), merged by arXiv id; `empty_days`
-    gathers the files' (see read_scores)."""
+    """Judgements from files, directories or globs (several days at once), merged by arXiv id and, where a
+    judgement has a day, by (day, id); `empty_days` gathers the files' (see read_scores)."""
     warn = warn or ignore_warning
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out = Judgements()
     for f in files:
-        judged = read_scores(f, warn=warn)
-        for r in judged.values():
-            _merge(out, r, warn)
-        out.empty_days |= judged.empty_days
+        _read_into(out, f, warn=warn)
     return out, files

@@ -254,7 +254,11 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         add(_table(["", "value"], rows))
 
     if metrics.get("days"):
-        add("<h2>Per day</h2>" + _days_table(metrics["days"]))
+        add("<h2>Per day</h2>")
+        add('<p class="muted">Each day with its own rows: a paper listed on several days counts on each, with the '
+            "judgements of that day (one without a day on every day its paper is listed); the figures above count "
+            "it once.</p>")
+        add(_days_table(metrics["days"]))
 
     add("<h2>Plots</h2><div class=\"plots\">")
     if common:

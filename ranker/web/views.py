@@ -3,7 +3,9 @@ render from here, so they show the same thing.
 
 A day's page: the digest's picks first (best first, as the digest orders them), then the rest of the day in the
 prefilter's order. A pick is a paper the prefilter kept whose score under the day's digest model and prompt
-passes the day's cut-offs: exactly what the day's Markdown digest lists.
+passes the day's cut-offs: exactly what the day's Markdown digest lists. A day shows the LLM's score of the
+papers it kept only: a paper it dropped is not scored there, whatever the store holds for it from another day
+or run (the paper's own page lists every stored score and the days whose digest it makes).
 """
 from __future__ import annotations
 
@@ -92,15 +94,19 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
     if not ids and digest is None:
         return None
     papers = store.get_papers(ids)
-    scores = store.get_scores(ids, digest.model, digest.prompt_hash) if digest else {}
     by_rank = {r.paper_id: (i, r) for i, r in enumerate(rankings, start=1)}
     # without a ranking, a day's digest scored every paper (each was "kept"); a day only ingested (by `calibrate`
     # or `eval` from a history) has neither: nothing was kept
     kept = {r.paper_id for r in rankings if r.kept} if rankings else set(ids) if digest is not None else set()
+    # the scores of the papers the day kept only: the store also holds, under the same model and prompt, scores
+    # of papers this day's prefilter dropped (scored on another day, or by another run of this one), which made
+    # such a paper "scored" here, in the scored filter and with the LLM's verdict, though the day's run never
+    # sent it to the LLM (its page lists every stored score)
+    scores = store.get_scores([i for i in ids if i in kept], digest.model, digest.prompt_hash) if digest else {}
     picked = []
     if digest is not None:
         # in the ranking's order, so ties fall as in the digest (it scores the kept papers in that order)
-        picked = [s.paper.id for s in pick_papers({i: scores[i] for i in ids if i in scores and i in kept},
+        picked = [s.paper.id for s in pick_papers({i: scores[i] for i in ids if i in scores},
                                                   papers, min_relevance=digest.min_relevance,
                                                   min_novelty=digest.min_novelty)]
     labels = store.get_labels(ids) if with_labels else {}
@@ -134,7 +140,7 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
         if rankings:
             page.hist_svg = plots.score_histogram([r.prefilter_score for r in rankings], [r.kept for r in rankings])
         if digest is not None and scores:
-            pairs = [(s.relevance, s.novelty) for i, s in scores.items() if i in kept]
+            pairs = [(s.relevance, s.novelty) for s in scores.values()]
             page.grid_svg = plots.score_grid(pairs, digest.min_relevance, digest.min_novelty)
     return page
 
@@ -302,10 +308,9 @@ def paper_rows(store: Store, ids: list[str], *, with_labels: bool = True) -> lis
         day = r.day if r else papers[pid].date
         score, picked = None, False
         g = store.get_day_digest(day) if day else None
-        if g is not None:
+        if g is not None and (r is None or r.kept):       # a paper the day dropped: not scored there (day_page)
             score = store.get_scores([pid], g.model, g.prompt_hash).get(pid)
-            picked = bool(score and r and r.kept and score.relevance >= g.min_relevance
-                          and score.novelty >= g.min_novelty)
+            picked = bool(score and r and score.relevance >= g.min_relevance and score.novelty >= g.min_novelty)
         out.append(Row(paper=papers[pid], rank=None, prefilter_score=r.prefilter_score if r else None,
                        kept=bool(r and r.kept), topic=r.topic if r else "", rule=r.rule if r else None,
                        score=score, picked=picked, label=labels[pid].label if pid in labels else 0, day=day or ""))
