@@ -115,6 +115,52 @@ def test_an_engine_call_that_fails_midway_leaves_nothing_for_the_next(engine, mo
 
 
 @pytest.mark.slow
+def test_a_batch_that_fails_is_counted_once_per_request(engine, monkeypatch):
+    """Progress hears each request once, as it finishes. A batch that fails after one request finished (and was
+    told) is run again one request at a time: that request was told a second time, so the count ran ahead
+    of the papers done and past the batch; a request that then fails alone was never told."""
+    ps = load_prompts()
+    pp = papers(3)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+            for p in pp]
+    reqs[0].max_tokens = 3                       # finishes first
+    llm, llm_engine = engine._llm, engine._llm.llm_engine
+    real_generate, real_step = llm.generate, llm_engine.step
+    calls: list[int] = []
+    plan: dict[int, str] = {}                    # engine call -> how it fails
+    finished = [False]                           # a request of this call has finished (and was told)
+
+    def step():
+        if plan.get(len(calls) - 1) == "midway" and finished[0]:
+            raise RuntimeError("the engine stumbled")
+        outs = real_step()
+        finished[0] = finished[0] or any(o.finished for o in outs)      # vLLM tells it after this step
+        return outs
+
+    def generate(prompts, params, **kw):
+        calls.append(len(prompts))
+        finished[0] = False
+        if plan.get(len(calls) - 1) == "at once":
+            raise RuntimeError("the engine would not start the batch")
+        return real_generate(prompts, params, **kw)
+
+    monkeypatch.setattr(llm_engine, "step", step)
+    monkeypatch.setattr(llm, "generate", generate)
+    monkeypatch.setattr(engine, "prime_prefix", False)
+    for fails, want_ok in [({0: "midway"}, [False, True, True]),             # then each alone: all answer
+                           ({0: "at once", 3: "at once"}, [False, True, False])]:   # the last fails alone too
+        calls.clear()
+        plan.clear()
+        plan.update(fails)
+        told: list[int] = []
+        out = engine.generate(reqs, on_done=told.append)
+        assert calls == [3, 1, 1, 1]
+        assert [r.ok for r in out] == want_ok and out[0].finish_reason == "length"
+        assert sum(told) == len(reqs), (fails, told)
+        assert not llm_engine.has_unfinished_requests()
+
+
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend

@@ -118,6 +118,27 @@ def _completions(on_done: Callable[[int], None]):
     return Completions
 
 
+class _Told:
+    """A generate() call's `on_done`, told of each request once. The engine tells of a request as it finishes;
+    an engine call that then fails loses the answers it had, and its requests are run again one at a time (or
+    fail): `lost` takes back what that call had counted, and on_done hears only what goes past the most it has
+    heard. So no request is counted twice, and the count ends at the number of requests."""
+
+    def __init__(self, on_done: Callable[[int], None]):
+        self.on_done = on_done
+        self.finished = 0          # requests finished, less those of engine calls that failed
+        self.told = 0              # what on_done has heard
+
+    def __call__(self, n: int = 1) -> None:
+        self.finished += n
+        if self.finished > self.told:
+            self.on_done(self.finished - self.told)
+            self.told = self.finished
+
+    def lost(self, n: int) -> None:
+        self.finished -= n
+
+
 def common_prefix(seqs: list[list[int]]) -> int:
     if not seqs:
         return 0
@@ -300,7 +321,8 @@ class VLLMBackend(Backend):
             self._prime(prompts)
         if on_done is not None and len(todo) < len(requests):
             on_done(len(requests) - len(todo))          # refused before the engine: done at once
-        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo], on_done)
+        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo],
+                                        _Told(on_done) if on_done is not None else None)
         for i, ids, out in zip(todo, prompts, outs):
             results[i] = out if isinstance(out, Result) else self._result(requests[i], ids, out)
         if score_probs:
@@ -325,15 +347,21 @@ class VLLMBackend(Backend):
         except Exception:
             pass   # only an optimisation
 
-    def _generate_isolating(self, prompts, params, keys, on_done=None) -> list:
+    def _generate_isolating(self, prompts, params, keys, on_done: _Told | None = None) -> list:
         """One engine call for the batch; if it fails as a whole, find the request(s) at fault by
-        running them one at a time, so one bad request cannot sink the others."""
+        running them one at a time, so one bad request cannot sink the others. `on_done` hears each request
+        once: the requests the failed call had finished are run again, and one that fails alone is done."""
         if not prompts:
             return []
+        before = on_done.finished if on_done is not None else 0
         try:
             return self._run(prompts, params, on_done)
         except Exception as e:
+            if on_done is not None:
+                on_done.lost(on_done.finished - before)
             if len(prompts) == 1:
+                if on_done is not None:
+                    on_done(1)
                 return [Result(keys[0], None, "error", error=f"vLLM: {one_line(e)}",
                                usage=Usage(prompt_tokens=len(prompts[0])))]
         out = []
