@@ -39,7 +39,7 @@ from ..io import Warn
 from ..records import Usage
 from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, hf_config_context,
                    local_model_key, one_line)
-from .probs import TOP_LOGPROBS, Step, score_distributions
+from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
 
@@ -411,21 +411,27 @@ class VLLMBackend(Backend):
             score_distributions(c.text, starts, steps,
                                 ask=lambda pos, tok, n=n: needs.append((n, pos, tok)) or None)
         answers: dict[tuple[int, int, int], list] = {}
+        failed: dict[int, str] = {}                      # item -> why a probe it needed failed
         if needs:
             probe_prompts = [items[n][1] + list(items[n][2].outputs[0].token_ids[:pos]) + [tok]
                              for n, pos, tok in needs]
             sp = SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
-            try:
-                outs = self._run(probe_prompts, [sp] * len(probe_prompts))
-                self._stats["probe_requests"] += len(outs)
-                for need, o in zip(needs, outs):
-                    lp = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
-                    answers[need] = [(t, info.decoded_token if info.decoded_token is not None
-                                      else self._tok.decode([t]), math.exp(info.logprob))
-                                     for t, info in lp.items() if info.logprob not in (None, -math.inf)]
-            except Exception:
-                answers = {}
+            # as the answers: a failed call is run again one probe at a time, so one bad probe fails one answer
+            outs = self._generate_isolating(probe_prompts, [sp] * len(probe_prompts),
+                                            [f"probe {k}" for k in range(len(needs))])
+            self._stats["probe_requests"] += len(outs)
+            for need, o in zip(needs, outs):
+                if isinstance(o, Result):                # this probe failed, alone
+                    failed.setdefault(need[0], o.error or "no answer")
+                    continue
+                lp = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
+                answers[need] = [(t, info.decoded_token if info.decoded_token is not None
+                                  else self._tok.decode([t]), math.exp(info.logprob))
+                                 for t, info in lp.items() if info.logprob not in (None, -math.inf)]
         for n, res, _prompt, c, starts, steps in prepared:
+            if n in failed:
+                probe_failed(res, failed[n])
+                continue
             res.score_probs = score_distributions(c.text, starts, steps,
                                                   ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
 
