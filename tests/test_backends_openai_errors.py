@@ -247,7 +247,9 @@ def test_garbage_body_is_an_error_result(server):
 
 def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     """A metered API bills every answer: Ctrl-C while one request hangs keeps the batch's answered papers in
-    the store (the rerun does not pay for them again), and the interrupt still stops the run."""
+    the store (the rerun does not pay for them again), and the interrupt still stops the run. Each kept score
+    carries its answer's tokens, so the rerun's digest table (scores_usage) counts them as any stored score,
+    while the rerun's own spend (usage: the manifest's tokens and cost) is the one paper it asked for."""
     import _thread
     from ranker.prompts import load_prompts
     from ranker.records import Paper
@@ -262,7 +264,14 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
             score_papers(papers, be, load_prompts(), store, options=ScoreOptions(papers_per_request=1))
         phash = load_prompts().hash(**ScoreOptions(papers_per_request=1).prompt_options())
         got = store.get_scores([p.id for p in papers], be.model_name, phash)
-    assert sorted(got) == [p.id for p in papers if p.id != "2506.00003"]      # all but the hanging one
+        assert sorted(got) == [p.id for p in papers if p.id != "2506.00003"]      # all but the hanging one
+        assert all((s.prompt_tokens, s.completion_tokens, s.cached_prompt_tokens) == (1000, 40, 600)
+                   for s in got.values())
+        papers[3].abstract = "MODE=ok"
+        run = score_papers(papers, backend(server), load_prompts(), store, options=ScoreOptions(papers_per_request=1))
+    assert (run.reused, run.scored) == (5, 1)
+    assert (run.usage.prompt_tokens, run.usage.completion_tokens) == (1000, 40)
+    assert (run.scores_usage.prompt_tokens, run.scores_usage.completion_tokens) == (6000, 240)
 
 
 def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server, tmp_path, monkeypatch):
