@@ -5,6 +5,7 @@ The user message of each request names how the server should behave: "MODE=ok", 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -97,6 +98,16 @@ class Server:
                 mode = re.search(r"MODE=(\w+)", user).group(1)
                 with srv.lock:
                     n = srv.attempts[user] = srv.attempts.get(user, 0) + 1
+                if body.get("continue_final_message"):     # a probe: the token after the answer so far
+                    if mode == "probe500":
+                        return self._send(500, {"error": {"message": "the probe exploded"}})
+                    tops = [{"token": "0", "logprob": -0.1}, {"token": "}", "logprob": -2.4}]
+                    return self._send(200, {"id": "p", "object": "chat.completion", "model": body["model"],
+                                            "choices": [{"index": 0, "finish_reason": "length",
+                                                         "message": {"role": "assistant", "content": "0"},
+                                                         "logprobs": {"content": [{"token": "0", "logprob": -0.1,
+                                                                                   "top_logprobs": tops}]}}],
+                                            "usage": {"prompt_tokens": 1040, "completion_tokens": 1}})
                 if mode == "slow" or mode == "ok":
                     time.sleep(0.3 if mode == "slow" else 0)
                 elif mode == "429once" and n == 1:
@@ -236,7 +247,9 @@ def test_garbage_body_is_an_error_result(server):
 
 def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     """A metered API bills every answer: Ctrl-C while one request hangs keeps the batch's answered papers in
-    the store (the rerun does not pay for them again), and the interrupt still stops the run."""
+    the store (the rerun does not pay for them again), and the interrupt still stops the run. Each kept score
+    carries its answer's tokens, so the rerun's digest table (scores_usage) counts them as any stored score,
+    while the rerun's own spend (usage: the manifest's tokens and cost) is the one paper it asked for."""
     import _thread
     from ranker.prompts import load_prompts
     from ranker.records import Paper
@@ -251,7 +264,14 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
             score_papers(papers, be, load_prompts(), store, options=ScoreOptions(papers_per_request=1))
         phash = load_prompts().hash(**ScoreOptions(papers_per_request=1).prompt_options())
         got = store.get_scores([p.id for p in papers], be.model_name, phash)
-    assert sorted(got) == [p.id for p in papers if p.id != "2506.00003"]      # all but the hanging one
+        assert sorted(got) == [p.id for p in papers if p.id != "2506.00003"]      # all but the hanging one
+        assert all((s.prompt_tokens, s.completion_tokens, s.cached_prompt_tokens) == (1000, 40, 600)
+                   for s in got.values())
+        papers[3].abstract = "MODE=ok"
+        run = score_papers(papers, backend(server), load_prompts(), store, options=ScoreOptions(papers_per_request=1))
+    assert (run.reused, run.scored) == (5, 1)
+    assert (run.usage.prompt_tokens, run.usage.completion_tokens) == (1000, 40)
+    assert (run.scores_usage.prompt_tokens, run.scores_usage.completion_tokens) == (6000, 240)
 
 
 def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server, tmp_path, monkeypatch):
@@ -286,6 +306,41 @@ def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server,
             score_papers(papers, be, load_prompts(), store, options=opt)
         phash = load_prompts().hash(**opt.prompt_options())
         assert probed.is_set() and store.get_scores([p.id for p in papers], be.model_name, phash) == {}
+
+
+def test_an_answer_whose_probe_failed_is_not_stored_with_the_one_counted_as_one(server, tmp_path, monkeypatch):
+    """Expected mode: NOVELTY 7 was written against a '1' that may be 1 or the start of 10, which a probe asks
+    the server to tell. Where the probe answers, the '1' is split by it; where it fails (HTTP 500, retries
+    spent), the '1' was counted as 1, and a NOVELTY expectation pulled towards 1 was stored and reused by
+    every rerun. Now that answer fails: the paper is asked for again, then recorded as failed, never stored."""
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.scoring import ScoreOptions, score_papers
+    from ranker.store import Store
+    plain = logprobs_for
+
+    def novelty_1_or_10(text):
+        lp = plain(text)
+        for i, tok in enumerate(lp["content"]):
+            if text[:i].endswith('"NOVELTY":'):
+                tok["top_logprobs"] = [{"token": "7", "logprob": -0.7}, {"token": "1", "logprob": -0.7}]
+        return lp
+    monkeypatch.setitem(globals(), "logprobs_for", novelty_1_or_10)
+    papers = [Paper(id="2506.00001", title="a", abstract="MODE=ok", categories=["cs.LG"]),
+              Paper(id="2506.00002", title="b", abstract="MODE=probe500", categories=["cs.LG"])]
+    be = backend(server, model="served-model", probe=True, retries=1)
+    opt = ScoreOptions(papers_per_request=1, score_mode="expected")
+    with Store(tmp_path / "r.sqlite3") as store:
+        run = score_papers(papers, be, load_prompts(), store, options=opt)
+        stored = store.get_scores([p.id for p in papers], be.model_name, run.prompt_hash)
+    q = math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.4))          # the probe: '0' against '}' after the '1'
+    assert run.scores["2506.00001"].expected_novelty == pytest.approx(7 * 0.5 + 10 * 0.5 * q + 1 * 0.5 * (1 - q),
+                                                                      abs=1e-4)
+    assert sorted(stored) == ["2506.00001"] and run.retried == 1
+    (f,) = run.failures
+    assert f.arxiv_id == "2506.00002" and "probe telling 1 from 10 failed" in f.reason and "HTTP 500" in f.reason
+    assert f.raw.startswith('{"ARXIVID":"2506.00002"')              # the answer that came back, for the record
+    assert be.stats()["failed"] == 2                                  # the first answer and its retry
 
 
 def test_a_hanging_server_times_out(server):

@@ -115,6 +115,94 @@ def test_an_engine_call_that_fails_midway_leaves_nothing_for_the_next(engine, mo
 
 
 @pytest.mark.slow
+def test_a_batch_that_fails_is_counted_once_per_request(engine, monkeypatch):
+    """Progress hears each request once, as it finishes. A batch that fails after one request finished (and was
+    told) is run again one request at a time: that request was told a second time, so the count ran ahead
+    of the papers done and past the batch; a request that then fails alone was never told."""
+    ps = load_prompts()
+    pp = papers(3)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+            for p in pp]
+    reqs[0].max_tokens = 3                       # finishes first
+    llm, llm_engine = engine._llm, engine._llm.llm_engine
+    real_generate, real_step = llm.generate, llm_engine.step
+    calls: list[int] = []
+    plan: dict[int, str] = {}                    # engine call -> how it fails
+    finished = [False]                           # a request of this call has finished (and was told)
+
+    def step():
+        if plan.get(len(calls) - 1) == "midway" and finished[0]:
+            raise RuntimeError("the engine stumbled")
+        outs = real_step()
+        finished[0] = finished[0] or any(o.finished for o in outs)      # vLLM tells it after this step
+        return outs
+
+    def generate(prompts, params, **kw):
+        calls.append(len(prompts))
+        finished[0] = False
+        if plan.get(len(calls) - 1) == "at once":
+            raise RuntimeError("the engine would not start the batch")
+        return real_generate(prompts, params, **kw)
+
+    monkeypatch.setattr(llm_engine, "step", step)
+    monkeypatch.setattr(llm, "generate", generate)
+    monkeypatch.setattr(engine, "prime_prefix", False)
+    for fails, want_ok in [({0: "midway"}, [False, True, True]),             # then each alone: all answer
+                           ({0: "at once", 3: "at once"}, [False, True, False])]:   # the last fails alone too
+        calls.clear()
+        plan.clear()
+        plan.update(fails)
+        told: list[int] = []
+        out = engine.generate(reqs, on_done=told.append)
+        assert calls == [3, 1, 1, 1]
+        assert [r.ok for r in out] == want_ok and out[0].finish_reason == "length"
+        assert sum(told) == len(reqs), (fails, told)
+        assert not llm_engine.has_unfinished_requests()
+
+
+@pytest.mark.slow
+def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch):
+    """Expected mode: a score digit written against a '1' candidate (1, or the start of 10?) is told by a probe,
+    one more engine call. When the probes' call failed, every such '1' was counted as 1 and the answers kept
+    expectations pulled towards 1. Now the probes are run again one at a time, and an answer whose own probe
+    still fails is an error (its text kept: scoring asks for the paper again), the others read as usual."""
+    ps = load_prompts()
+    pp = papers(2)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+            for p in pp]
+    first = engine.prompt_ids(reqs[0].messages)
+    # SmolLM2 writes '1' (then '0') for every score, which needs no probe: kept from writing it (a logit bias;
+    # the log-probs are read before it), it writes another digit against a '1' that must be probed
+    one, real_sampling = engine._tok.convert_tokens_to_ids("1"), engine._sampling
+
+    def sampling(req, max_tokens, logprobs):
+        sp = real_sampling(req, max_tokens, logprobs)
+        sp.logit_bias = {one: -100.0}
+        return sp
+    monkeypatch.setattr(engine, "_sampling", sampling)
+    llm = engine._llm
+    real_generate = llm.generate
+    probes: list[list[str]] = []                 # each call of probes: whose answer each probe is for
+
+    def generate(prompts, params, **kw):
+        if params[0].max_tokens == 1 and params[0].logprobs:
+            probes.append(["bad" if p["prompt_token_ids"][:len(first)] == first else "good" for p in prompts])
+            if len(prompts) > 1 or probes[-1] == ["bad"]:
+                raise RuntimeError("the engine stumbled")           # the batch, then the first answer's alone
+        return real_generate(prompts, params, **kw)
+
+    monkeypatch.setattr(llm, "generate", generate)
+    monkeypatch.setattr(engine, "prime_prefix", False)
+    out = engine.generate(reqs, score_probs=True)
+    assert probes and set(probes[0]) == {"bad", "good"}, "each answer needed a probe"
+    bad, good = out
+    assert not bad.ok and bad.finish_reason == "error" and bad.score_probs is None
+    assert "probe telling 1 from 10 failed" in bad.error and "the engine stumbled" in bad.error
+    check_answer(json.loads(bad.text), [pp[0].id], 40)               # the answer itself is kept
+    assert good.ok and set(good.score_probs) == {"RELEVANCE", "NOVELTY"}
+
+
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend

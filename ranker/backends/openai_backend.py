@@ -25,7 +25,8 @@ Options (OpenAIOptions, the [scoring.openai] table): base_url (OPENAI_BASE_URL),
 connect_timeout, timeout, total_timeout, retries, backoff (first wait, seconds), max_backoff (the longest
 wait; a server asking for longer fails the request), probe (expected mode: ask the server for the next-token
 distribution after an ambiguous '1', using vLLM's continue_final_message; default: on unless the server is
-OpenAI's). Error texts never carry the key: a server that echoes it back is redacted (ranker.io.redact).
+OpenAI's; an answer whose probe fails is an error, so scoring asks for the paper again). Error texts never
+carry the key: a server that echoes it back is redacted (ranker.io.redact).
 """
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, r
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
-from .base import Backend, BackendOptions, GenerateInterrupted, Request, Result
+from .base import Backend, BackendOptions, GenerateInterrupted, Request, Result, one_line
 from .pricing import cost_usd, price_for
-from .probs import TOP_LOGPROBS, Step, score_distributions
+from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RELAX_KEYS = {"maxLength", "minLength", "minimum", "maximum", "minItems", "maxItems"}
@@ -381,20 +382,31 @@ class OpenAIBackend(Backend):
             score_distributions(res.text, starts, steps,
                                 ask=lambda pos, tok, n=n: needs.append((n, pos, tok)) or None)
         answers: dict = {}
+        failed: dict[int, str] = {}               # answer -> why a probe it needed failed
         if needs and self.probe:
             def run(need):
                 n, pos, tok = need
                 res = pairs[n][0]
                 starts = next(p[2] for p in prepared if p[0] == n)
-                return need, self._probe(requests[n], res.text[:starts[pos]] + tok)
-            for need, cands in run_on_daemons(run, needs, self.concurrency, self._cancel):
-                answers[need] = cands
+                try:
+                    return need, self._probe(requests[n], res.text[:starts[pos]] + tok), None
+                except Exception as e:
+                    return need, None, redact(one_line(e))
+            for need, cands, why in run_on_daemons(run, needs, self.concurrency, self._cancel):
+                if why is None:
+                    answers[need] = cands
+                else:
+                    failed.setdefault(need[0], why)
         for n, res, starts, steps in prepared:
+            if n in failed:
+                probe_failed(res, failed[n])
+                continue
             res.score_probs = score_distributions(res.text, starts, steps,
                                                   ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
 
     def _probe(self, req: Request, prefix: str):
-        """Next-token candidates after the assistant has written `prefix` (vLLM's continue_final_message)."""
+        """Next-token candidates after the assistant has written `prefix` (vLLM's continue_final_message). A
+        probe the server fails raises as _post does; an answer without log-probs is a _Fatal."""
         body = {"model": self.model_name, "temperature": 0, "max_tokens": 1, "logprobs": True,
                 "top_logprobs": TOP_LOGPROBS, "continue_final_message": True, "add_generation_prompt": False,
                 "messages": [*req.messages, {"role": "assistant", "content": prefix}]}
@@ -402,12 +414,12 @@ class OpenAIBackend(Backend):
             body["chat_template_kwargs"] = dict(req.chat_template_kwargs)
         with self._lock:
             self._stats["probe_requests"] += 1
+        data = self._post(body)
         try:
-            data = self._post(body)
             content = data["choices"][0]["logprobs"]["content"]
             return [(c["token"], c["token"], math.exp(c["logprob"])) for c in content[0]["top_logprobs"]]
-        except Exception:
-            return None
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise _Fatal("the probe's answer has no log-probs") from None
 
     # ------------------------------------------------------------------ reporting
     def cost_usd(self) -> float:

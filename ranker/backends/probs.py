@@ -13,7 +13,9 @@ in the text:
    ',', '}', ']' or whitespace). Where '1' is the token the model emitted, that is the next position's
    reported candidates (already under the grammar); otherwise the backend is asked (`ask`) for the
    next-token distribution after the prefix ending in that candidate, which it answers with one short
-   extra forward pass (batched), or None when it cannot (the '1' mass then counts as 1);
+   extra forward pass (batched), or None when it has no way to ask (the openai backend with probe off: the
+   '1' mass then counts as 1). A probe that was sent and failed leaves the value unknown: the backend fails
+   that answer (`probe_failed`) rather than count the '1' as 1;
 4. renormalises over the allowed values 1..10.
 
 The candidates' probabilities are whatever the engine reports at that position. vLLM (logprobs_mode
@@ -27,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .base import SCORE_FIELDS
+from .base import SCORE_FIELDS, Result
 
 ALLOWED = tuple(range(1, 11))
 TOP_LOGPROBS = 20          # candidates every backend asks its engine for at each generated position
@@ -193,6 +195,14 @@ def score_distributions(text: str, starts: list[int], steps: list[Step], ask: As
         key = fld if len(ids) <= 1 else f"{aid}/{fld}"
         out[key] = dist
     return out or None
+
+
+def probe_failed(result: Result, reason: str) -> None:
+    """Fail an answer a probe of which failed: its ambiguous '1' may be 1 or the start of 10, and counted as 1
+    it would give a wrong expectation, stored and then reused by every rerun. Its text and usage are kept;
+    scoring asks for the paper again, then records it as failed."""
+    result.finish_reason, result.score_probs = "error", None
+    result.error = f"score probabilities unknown: the probe telling 1 from 10 failed ({reason})"
 
 
 def expected_value(dist: dict[int, float] | None) -> float | None:

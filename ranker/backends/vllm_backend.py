@@ -39,7 +39,7 @@ from ..io import Warn
 from ..records import Usage
 from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, hf_config_context,
                    local_model_key, one_line)
-from .probs import TOP_LOGPROBS, Step, score_distributions
+from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
 
@@ -116,6 +116,27 @@ def _completions(on_done: Callable[[int], None]):
             return out
 
     return Completions
+
+
+class _Told:
+    """A generate() call's `on_done`, told of each request once. The engine tells of a request as it finishes;
+    an engine call that then fails loses the answers it had, and its requests are run again one at a time (or
+    fail): `lost` takes back what that call had counted, and on_done hears only what goes past the most it has
+    heard. So no request is counted twice, and the count ends at the number of requests."""
+
+    def __init__(self, on_done: Callable[[int], None]):
+        self.on_done = on_done
+        self.finished = 0          # requests finished, less those of engine calls that failed
+        self.told = 0              # what on_done has heard
+
+    def __call__(self, n: int = 1) -> None:
+        self.finished += n
+        if self.finished > self.told:
+            self.on_done(self.finished - self.told)
+            self.told = self.finished
+
+    def lost(self, n: int) -> None:
+        self.finished -= n
 
 
 def common_prefix(seqs: list[list[int]]) -> int:
@@ -300,7 +321,8 @@ class VLLMBackend(Backend):
             self._prime(prompts)
         if on_done is not None and len(todo) < len(requests):
             on_done(len(requests) - len(todo))          # refused before the engine: done at once
-        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo], on_done)
+        outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo],
+                                        _Told(on_done) if on_done is not None else None)
         for i, ids, out in zip(todo, prompts, outs):
             results[i] = out if isinstance(out, Result) else self._result(requests[i], ids, out)
         if score_probs:
@@ -325,15 +347,21 @@ class VLLMBackend(Backend):
         except Exception:
             pass   # only an optimisation
 
-    def _generate_isolating(self, prompts, params, keys, on_done=None) -> list:
+    def _generate_isolating(self, prompts, params, keys, on_done: _Told | None = None) -> list:
         """One engine call for the batch; if it fails as a whole, find the request(s) at fault by
-        running them one at a time, so one bad request cannot sink the others."""
+        running them one at a time, so one bad request cannot sink the others. `on_done` hears each request
+        once: the requests the failed call had finished are run again, and one that fails alone is done."""
         if not prompts:
             return []
+        before = on_done.finished if on_done is not None else 0
         try:
             return self._run(prompts, params, on_done)
         except Exception as e:
+            if on_done is not None:
+                on_done.lost(on_done.finished - before)
             if len(prompts) == 1:
+                if on_done is not None:
+                    on_done(1)
                 return [Result(keys[0], None, "error", error=f"vLLM: {one_line(e)}",
                                usage=Usage(prompt_tokens=len(prompts[0])))]
         out = []
@@ -383,21 +411,27 @@ class VLLMBackend(Backend):
             score_distributions(c.text, starts, steps,
                                 ask=lambda pos, tok, n=n: needs.append((n, pos, tok)) or None)
         answers: dict[tuple[int, int, int], list] = {}
+        failed: dict[int, str] = {}                      # item -> why a probe it needed failed
         if needs:
             probe_prompts = [items[n][1] + list(items[n][2].outputs[0].token_ids[:pos]) + [tok]
                              for n, pos, tok in needs]
             sp = SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
-            try:
-                outs = self._run(probe_prompts, [sp] * len(probe_prompts))
-                self._stats["probe_requests"] += len(outs)
-                for need, o in zip(needs, outs):
-                    lp = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
-                    answers[need] = [(t, info.decoded_token if info.decoded_token is not None
-                                      else self._tok.decode([t]), math.exp(info.logprob))
-                                     for t, info in lp.items() if info.logprob not in (None, -math.inf)]
-            except Exception:
-                answers = {}
+            # as the answers: a failed call is run again one probe at a time, so one bad probe fails one answer
+            outs = self._generate_isolating(probe_prompts, [sp] * len(probe_prompts),
+                                            [f"probe {k}" for k in range(len(needs))])
+            self._stats["probe_requests"] += len(outs)
+            for need, o in zip(needs, outs):
+                if isinstance(o, Result):                # this probe failed, alone
+                    failed.setdefault(need[0], o.error or "no answer")
+                    continue
+                lp = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
+                answers[need] = [(t, info.decoded_token if info.decoded_token is not None
+                                  else self._tok.decode([t]), math.exp(info.logprob))
+                                 for t, info in lp.items() if info.logprob not in (None, -math.inf)]
         for n, res, _prompt, c, starts, steps in prepared:
+            if n in failed:
+                probe_failed(res, failed[n])
+                continue
             res.score_probs = score_distributions(c.text, starts, steps,
                                                   ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
 
