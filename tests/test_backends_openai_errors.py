@@ -339,6 +339,7 @@ def test_an_answer_whose_probe_failed_is_not_stored_with_the_one_counted_as_one(
     assert sorted(stored) == ["2506.00001"] and run.retried == 1
     (f,) = run.failures
     assert f.arxiv_id == "2506.00002" and "probe telling 1 from 10 failed" in f.reason and "HTTP 500" in f.reason
+    assert "[scoring.openai] probe = false" in f.reason                  # the way out for a server without probes
     assert f.raw.startswith('{"ARXIVID":"2506.00002"')              # the answer that came back, for the record
     assert be.stats()["failed"] == 2                                  # the first answer and its retry
 

@@ -399,7 +399,9 @@ class OpenAIBackend(Backend):
                     failed.setdefault(need[0], why)
         for n, res, starts, steps in prepared:
             if n in failed:
-                probe_failed(res, failed[n])
+                # a server that cannot answer probes at all (no continue_final_message) fails every such answer:
+                # the option that counts the '1' as 1 instead is named
+                probe_failed(res, f"{failed[n]}; a server without probes: [scoring.openai] probe = false")
                 continue
             res.score_probs = score_distributions(res.text, starts, steps,
                                                   ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
