@@ -17,6 +17,7 @@ from ranker.backends.base import Request
 from ranker.backends.openai_backend import OpenAIBackend, relax_schema
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import ConfigError
+from ranker.records import Usage
 
 KEY = "sk-test-SECRET-0123456789"
 
@@ -298,7 +299,7 @@ def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server,
     be = backend(server, model="served-model", concurrency=2, probe=True)
     probed = threading.Event()
     monkeypatch.setattr(be, "_probe", lambda req, prefix: probed.set() or (time.sleep(3) if req.key.endswith("2")
-                                                                           else None) or [])   # the last hangs
+                                                                           else None) or ([], Usage()))  # the last hangs
     opt = ScoreOptions(papers_per_request=1, score_mode="expected")
     threading.Timer(1.0, _thread.interrupt_main).start()
     with Store(tmp_path / "r.sqlite3") as store:
@@ -337,6 +338,11 @@ def test_an_answer_whose_probe_failed_is_not_stored_with_the_one_counted_as_one(
     assert run.scores["2506.00001"].expected_novelty == pytest.approx(7 * 0.5 + 10 * 0.5 * q + 1 * 0.5 * (1 - q),
                                                                       abs=1e-4)
     assert sorted(stored) == ["2506.00001"] and run.retried == 1
+    # the probes are billed like any request: the run's spend and the paper's own tokens hold its probe's
+    # (three answers of 1000 + 40 tokens, one probe of 1040 + 1; the failed probes answered nothing)
+    assert (run.usage.prompt_tokens, run.usage.completion_tokens) == (3 * 1000 + 1040, 3 * 40 + 1)
+    assert (be.stats()["prompt_tokens"], be.stats()["completion_tokens"]) == (3 * 1000 + 1040, 3 * 40 + 1)
+    assert (stored["2506.00001"].prompt_tokens, stored["2506.00001"].completion_tokens) == (2040, 41)
     (f,) = run.failures
     assert f.arxiv_id == "2506.00002" and "probe telling 1 from 10 failed" in f.reason and "HTTP 500" in f.reason
     assert "[scoring.openai] probe = false" in f.reason                  # the way out for a server without probes

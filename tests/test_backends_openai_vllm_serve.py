@@ -97,8 +97,8 @@ def test_structured_scoring_through_vllm_serve(server):
     # the probe behind an ambiguous '1' (1 or 10?): continue the assistant's answer for one token
     written = json.loads(out[0].text)
     prefix = json.dumps({**written, "RELEVANCE": 0}, separators=(",", ":")).split('"RELEVANCE":')[0]
-    cands = be._probe(reqs[0], prefix + '"RELEVANCE":1')
-    assert cands and any(piece in ("0", ",") for _, piece, _ in cands)
+    cands, spent = be._probe(reqs[0], prefix + '"RELEVANCE":1')
+    assert cands and any(piece in ("0", ",") for _, piece, _ in cands) and spent.completion_tokens == 1
     st = be.stats()
     assert st["failed"] == 0 and st["cost_usd"] == 0.0 and st["server"] == "127.0.0.1"
     be.close()

@@ -154,6 +154,14 @@ class OpenAIOptions(BackendOptions):
     probe: bool | None = None
 
 
+def _usage_of(data: dict) -> Usage:
+    """The tokens an answer's "usage" reports (the prompt's cached part too, where the server says it)."""
+    u = data.get("usage") or {}
+    details = u.get("prompt_tokens_details") or {}
+    return Usage(prompt_tokens=int(u.get("prompt_tokens") or 0), completion_tokens=int(u.get("completion_tokens") or 0),
+                 cached_prompt_tokens=int(details.get("cached_tokens") or 0))
+
+
 class OpenAIBackend(Backend):
     name = "openai"
     Options = OpenAIOptions
@@ -319,11 +327,7 @@ class OpenAIBackend(Backend):
             return Result(req.key, None, "error", error=redact(e)), None
         choice = data["choices"][0]
         text = choice["message"].get("content")
-        u = data.get("usage") or {}
-        details = u.get("prompt_tokens_details") or {}
-        usage = Usage(prompt_tokens=int(u.get("prompt_tokens") or 0),
-                      completion_tokens=int(u.get("completion_tokens") or 0),
-                      cached_prompt_tokens=int(details.get("cached_tokens") or 0))
+        usage = _usage_of(data)
         with self._lock:
             self._usage.add(usage)
         finish = choice.get("finish_reason") or "stop"
@@ -383,6 +387,7 @@ class OpenAIBackend(Backend):
                                 ask=lambda pos, tok, n=n: needs.append((n, pos, tok)) or None)
         answers: dict = {}
         failed: dict[int, str] = {}               # answer -> why a probe it needed failed
+        spent: dict[int, Usage] = {}              # answer -> its probes' tokens (billed like any request)
         if needs and self.probe:
             def run(need):
                 n, pos, tok = need
@@ -392,11 +397,14 @@ class OpenAIBackend(Backend):
                     return need, self._probe(requests[n], res.text[:starts[pos]] + tok), None
                 except Exception as e:
                     return need, None, redact(one_line(e))
-            for need, cands, why in run_on_daemons(run, needs, self.concurrency, self._cancel):
+            for need, got, why in run_on_daemons(run, needs, self.concurrency, self._cancel):
                 if why is None:
-                    answers[need] = cands
+                    answers[need], usage = got
+                    spent.setdefault(need[0], Usage()).add(usage)
                 else:
                     failed.setdefault(need[0], why)
+        for n, usage in spent.items():
+            pairs[n][0].usage.add(usage)
         for n, res, starts, steps in prepared:
             if n in failed:
                 # a server that cannot answer probes at all (no continue_final_message) fails every such answer:
@@ -407,8 +415,9 @@ class OpenAIBackend(Backend):
                                                   ask=lambda pos, tok, n=n: answers.get((n, pos, tok)))
 
     def _probe(self, req: Request, prefix: str):
-        """Next-token candidates after the assistant has written `prefix` (vLLM's continue_final_message). A
-        probe the server fails raises as _post does; an answer without log-probs is a _Fatal."""
+        """(next-token candidates, the probe's tokens) after the assistant has written `prefix` (vLLM's
+        continue_final_message). A probe the server fails raises as _post does; an answer without log-probs is a
+        _Fatal."""
         body = {"model": self.model_name, "temperature": 0, "max_tokens": 1, "logprobs": True,
                 "top_logprobs": TOP_LOGPROBS, "continue_final_message": True, "add_generation_prompt": False,
                 "messages": [*req.messages, {"role": "assistant", "content": prefix}]}
@@ -417,9 +426,12 @@ class OpenAIBackend(Backend):
         with self._lock:
             self._stats["probe_requests"] += 1
         data = self._post(body)
+        usage = _usage_of(data)
+        with self._lock:
+            self._usage.add(usage)
         try:
             content = data["choices"][0]["logprobs"]["content"]
-            return [(c["token"], c["token"], math.exp(c["logprob"])) for c in content[0]["top_logprobs"]]
+            return [(c["token"], c["token"], math.exp(c["logprob"])) for c in content[0]["top_logprobs"]], usage
         except (KeyError, IndexError, TypeError, ValueError):
             raise _Fatal("the probe's answer has no log-probs") from None
 
