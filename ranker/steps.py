@@ -105,7 +105,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
         if ids:
             papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"
         elif since:
-            papers, what = fetch_window(since, until, f.categories, f.announce, date, **common), "the arXiv API"
+            papers = fetch_window(since, until, f.categories, f.announce, date, progress=progress, **common)
+            what = "the arXiv API"
         elif announced:
             papers, what = fetch_announced(announced, f.categories, f.announce, **common), "the arXiv API"
         elif isinstance(source, (str, Path)):

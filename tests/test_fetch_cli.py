@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -166,6 +169,54 @@ def test_ids_and_window_through_the_api(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "submittedDate:[202505120000 TO 202505132359]" in srv.log[-1].query["search_query"][0]
     assert lines(tmp_path / "w.jsonl")
+
+
+def test_a_window_fetch_leaves_the_database_writable_between_its_pages(tmp_path):
+    """`fetch --since` pages through the arXiv API (minutes, 3 s apart). It held the write lock from its first
+    page on, so meanwhile a thumb from `ranker serve` or any other write failed with "database is locked"; the
+    pages are read first and stored in one short transaction, which still stores nothing when a page fails."""
+    from ranker.store import Store
+    query = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes()
+    page1 = query.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>20")
+    n = iter(range(1, 11))
+    page2 = re.sub(rb"<id>http://arxiv.org/abs/[^<]*</id>",
+                   lambda m: b"<id>http://arxiv.org/abs/2505.%05dv1</id>" % next(n), page1)
+    db, out = tmp_path / "r.sqlite3", tmp_path / "w.jsonl"
+    Store(db).close()
+
+    def window(srv, out):
+        return fetch_cli("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", out, "--db", db,
+                         RANKER_API_URL=srv.url("/api/query"), RANKER_FETCH_RETRIES=0)
+
+    def between_pages(srv, fetching, paper_id, before=0):
+        """Once the second page is asked for (the first one read), write to the store from here."""
+        while srv.hits() < before + 2 and not fetching.done():
+            time.sleep(0.02)
+        assert srv.hits() == before + 2 and not fetching.done()
+        with Store(db, busy_timeout=0.5) as other:
+            other.set_label(paper_id, 1)           # a StoreError "database is locked" when the fetch holds it
+
+    with FixtureServer() as srv, ThreadPoolExecutor(1) as pool:
+        srv.route("/api/query", Reply(200, page1), Reply(200, page2, delay=2.0))
+        fetching = pool.submit(window, srv, out)
+        between_pages(srv, fetching, "2505.00001")
+        r = fetching.result()
+        assert r.returncode == 0, r.stderr
+        ids = {x["id"] for x in lines(out)}
+        assert "2505.00001" in ids and "2202.12139" in ids       # both pages, stored at once
+        assert count(db) == len(ids)
+        with Store(db) as s:
+            assert s.get_labels()["2505.00001"].label == 1
+
+        # the second page fails: the first page's papers are not stored, nor is a file written
+        srv.route("/api/query", Reply(200, page1.replace(b"2202.12139", b"2505.00090")), Reply(503, delay=1.0))
+        fetching = pool.submit(window, srv, tmp_path / "failed.jsonl")
+        between_pages(srv, fetching, "2202.12139", before=2)
+        r = fetching.result()
+        assert r.returncode == 1 and "HTTP 503" in r.stderr, r.stderr
+        assert count(db) == len(ids) and not (tmp_path / "failed.jsonl").exists()
+        with sqlite3.connect(db) as c:
+            assert c.execute("SELECT 1 FROM papers WHERE id='2505.00090'").fetchone() is None
 
 
 @pytest.mark.parametrize("args, message", [

@@ -246,6 +246,43 @@ def test_a_busy_database_is_said_in_words_and_holds_up_only_its_own_request(site
     assert _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": token}, own)[0] == 200
 
 
+def test_two_quick_thumbs_on_a_busy_database_keep_the_last_one(site):
+    """Two thumbs on one paper while another process holds the write lock: both wait, and once the lock is
+    gone the later click's label is the one stored. They used to wait side by side in SQLite's busy handler,
+    which polls a waiter less often the longer it has waited, so the earlier click mostly took the lock last
+    and its label stayed (five rounds: a race the later click sometimes wins by chance must not pass)."""
+    import time
+    server, db, _ = site
+    pid, token = "2505.08792", _token(server)
+    own = {"Origin": server.url, "Accept": "application/json"}
+    answers: dict = {}
+
+    def click(label):
+        answers[label] = _post(server.url + "/label", {"paper_id": pid, "label": label, "csrf": token}, own)
+
+    click("undo")                              # (no label yet: changes nothing; the server's first label post)
+    for earlier, later, stays in (("down", "up", 1), ("undo", "down", -1), ("up", "down", -1), ("undo", "up", 1),
+                                  ("down", "undo", 0)):
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            first = threading.Thread(target=click, args=(earlier,))
+            first.start()
+            time.sleep(1.0)                    # the first click waits on the lock a while, the second one briefly
+            second = threading.Thread(target=click, args=(later,))
+            second.start()
+            time.sleep(0.1)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        first.join(30)
+        second.join(30)
+        assert answers[earlier][0] == 200 and answers[later][0] == 200
+        assert (_label(db, pid) or (0,))[0] == stays, (earlier, later)
+    with Store(db) as s:                       # every click stored, in the order given
+        assert [e["label"] for e in s.label_events(pid)] == [-1, 1, 0, -1, 1, -1, 0, 1, -1, 0]
+
+
 def test_a_stale_page_is_told_to_reload(site):
     server, _, _ = site
     status, body, _ = _post(server.url + "/label", {"paper_id": "2505.07363", "label": "up", "csrf": "old-page"},
@@ -343,6 +380,52 @@ def test_label_changes_calibration_training_set(site, chromium):
         assert store_training_rows(s, [history]).weights[i] == 1.0
     assert errors == []
     page.close()
+
+
+@needs_browser
+def test_quick_thumbs_in_the_browser_on_a_busy_database_end_on_the_last_click(site, chromium):
+    """On a liked paper, thumbs down then thumbs up, quickly, while another process holds the database: the page
+    still showed the paper liked when the second click came, so it was sent as an undo (a click on a pressed
+    thumb), and the two posts raced for the lock; the paper ends liked, as the last click says, in the store
+    and on the page."""
+    import time
+    from playwright.sync_api import expect
+    server, db, _ = site
+    pid, token = "2505.08793", _token(server)
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/paper/{pid}")
+        form = page.locator("form.thumbs")
+        assert form.locator("button.up").get_attribute("aria-pressed") == "true"
+        # every answer the page shows, in order (the last one only would also be the page before any answer)
+        page.evaluate("""() => { window.said = []; const state = document.querySelector('form.thumbs .state');
+            new MutationObserver(() => window.said.push(state.textContent))
+                .observe(state, {childList: true, characterData: true, subtree: true}); }""")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            form.locator("button.down").click()
+            time.sleep(1.0)
+            form.locator("button.up").click()
+            time.sleep(0.2)
+            assert form.locator("button.up").get_attribute("aria-pressed") == "true"   # nothing answered yet
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        page.wait_for_function("() => window.said.length >= 2", timeout=20000)
+        assert page.evaluate("() => window.said") == ["not for you", "you liked this"]
+        assert _label(db, pid)[0] == 1
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, -1, 1]
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        expect(form.locator("button.down")).to_have_attribute("aria-pressed", "false")
+        assert errors == []
+    finally:
+        page.close()
 
 
 @needs_browser

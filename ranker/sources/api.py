@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import FetchError, InputError
-from ..io import Retryable, Warn, parse_arxiv_id, retry
+from ..io import Progress, Retryable, Warn, parse_arxiv_id, retry
 from ..records import ANNOUNCE_TYPES, Paper
 from .filters import check_day, filter_papers, parse_list, relative_announce
 from .reading import DEFAULT_ANNOUNCE, read_papers
@@ -33,8 +33,10 @@ def fetch_today(categories: list[str] | str | None = None, announce: list[str] |
                        warn=warn, fmt="rss")
 
 
-def _results_to_papers(results, source: str, report: ReadReport, date: str | None) -> Iterator[Paper]:
-    """arxiv.Result objects -> Papers; network failures while paging become FetchError."""
+def _results_to_papers(results, source: str, report: ReadReport, date: str | None,
+                       progress: Progress | None = None) -> Iterator[Paper]:
+    """arxiv.Result objects -> Papers; network failures while paging become FetchError. `progress` hears
+    ("fetching from the arXiv API", results read, None)."""
     import arxiv
     import requests
 
@@ -56,6 +58,8 @@ def _results_to_papers(results, source: str, report: ReadReport, date: str | Non
             raise FetchError(f"the arXiv API request failed ({type(e).__name__})", where=source) from None
         n += 1
         report.seen += 1
+        if progress is not None:
+            progress("fetching from the arXiv API", n, None)
         published = r.published.date().isoformat() if getattr(r, "published", None) else ""
         p = make_paper(report, f"{source}#{n}", raw_id=r.entry_id, title=r.title, abstract=r.summary,
                        authors=[a.name for a in r.authors], categories=r.categories,
@@ -163,10 +167,13 @@ def _never_empty(client, search, policy: "NetPolicy", day: str, cats: list[str])
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,
                  announce: list[str] | str | None = None, date: str | None = None, *,
                  report: ReadReport | None = None, policy=None, warn: Warn | None = None,
-                 max_results: int | None = None) -> Iterator[Paper]:
+                 max_results: int | None = None, progress: Progress | None = None) -> Iterator[Paper]:
     """Papers submitted between `since` and `until` (YYYY-MM-DD, inclusive; until defaults to today) in
     `categories`, from the arXiv API, oldest first: for backfills. A paper's day is its first version's
-    submission day unless `date` is given."""
+    submission day unless `date` is given. Every page is read before the first paper is given (as
+    fetch_announced does): a window is many pages apart by the API's delay, and a caller storing the papers in
+    one transaction (ranker.sources.ingest) must not hold the database's write lock across them. `progress`
+    hears of the results read while the pages come."""
     import arxiv
     from datetime import date as _date
 
@@ -183,6 +190,6 @@ def fetch_window(since: str, until: str | None = None, categories: list[str] | s
     client = api_client(policy=policy, warn=warn, page_size=500)
     search = arxiv.Search(query=window_query(s, u, cats), max_results=max_results,
                           sort_by=arxiv.SortCriterion.SubmittedDate, sort_order=arxiv.SortOrder.Ascending)
-    return filter_papers(_results_to_papers(client.results(search), "arXiv API", report, day), categories=cats,
-                  announce=ann, report=report)
+    return filter_papers(_results_to_papers(client.results(search), "arXiv API", report, day, progress),
+                         categories=cats, announce=ann, report=report, buffered=True)
 

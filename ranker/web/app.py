@@ -2,13 +2,15 @@
 
 Pages: / (archive of days by month), /month/YYYY-MM, /day/YYYY-MM-DD, /paper/ID, /search, /labels.
 Feedback: POST /label (paper_id, label = up | down | undo, day, next) with the page's CSRF token, answered with a
-redirect for a plain form and with JSON for the page's script. Each request opens the store for itself (SQLite
-connections stay in their thread).
+redirect for a plain form and with JSON for the page's script; a paper's labels are stored in the order their
+requests came. Each request opens the store for itself (SQLite connections stay in their thread).
 """
 from __future__ import annotations
 
+import asyncio
 import functools
-from typing import Callable
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
 
 from ..errors import MissingDependency, RankerError
 from ..settings import Settings
@@ -137,6 +139,24 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
             up, down = store.count_labels()
         return page("labels.html", rows=rows, history=history, up=up, down=down)
 
+    # A paper's label writes run one at a time, in the order their requests came (asyncio.Lock lets its waiters
+    # in first come, first served). Side by side, two quick clicks on one paper while another process held the
+    # database both waited in SQLite's busy handler, which polls the longer waiter less often: the earlier
+    # click mostly took the lock last, and its label was the one kept.
+    writing: dict[str, tuple[asyncio.Lock, list[int]]] = {}      # paper id -> its lock, how many hold or wait
+
+    @asynccontextmanager
+    async def in_turn(paper_id: str) -> AsyncIterator[None]:
+        lock, users = writing.setdefault(paper_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del writing[paper_id]
+
     def set_label(paper_id: str, value: int, day: str) -> str | None:
         """Store the label (in a worker thread: a busy database delays this request, not the server); the day it
         was given on, or None when the store has no such paper."""
@@ -164,7 +184,9 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
             return refuse(request, 400, "Bad request", "A label is up, down or undo.")
         if day and not views.DAY_RE.match(day):
             day = ""                      # not a day this app wrote: the paper's own day is taken instead
-        day = await run_in_threadpool(set_label, paper_id, value, day)
+        async with in_turn(paper_id):
+            # (a request cancelled meanwhile still waits for its thread: the next write never overtakes it)
+            day = await run_in_threadpool(set_label, paper_id, value, day)
         if day is None:
             return refuse(request, 404, "Not found", f"No paper {paper_id} in the store.")
         if "application/json" in request.headers.get("accept", ""):

@@ -25,16 +25,16 @@
     }
   }
 
-  document.addEventListener("submit", function (ev) {
-    var form = ev.target;
-    if (!form.classList || !form.classList.contains("thumbs")) { return; }
-    ev.preventDefault();
-    var value = ev.submitter ? ev.submitter.value : "undo";
-    var current = parseInt(form.getAttribute("data-label") || "0", 10);
-    if ((value === "up" && current > 0) || (value === "down" && current < 0)) { value = "undo"; }
-    var body = new URLSearchParams(new FormData(form));
-    body.set("label", value);
-    fetch(form.getAttribute("action"), {
+  // A paper's clicks are posted one after another, in click order (the next once the server answered the one
+  // before), so the last click is the label that stays however long a busy database holds them up; a click
+  // toggles against the label the clicks before it asked for, not against what the page showed before they
+  // were answered (thumbs down then up, quickly, on a liked paper is up, not an undo).
+  var posting = {};     // paper id -> the promise of its last click's post
+  var asked = {};       // paper id -> [its last click, the label that click asks for], until it is answered
+  var clicks = 0;
+
+  function post(form, body) {
+    return fetch(form.getAttribute("action"), {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "Accept": "application/json", "X-CSRF-Token": token }
     }).then(function (r) {
@@ -44,13 +44,31 @@
         });
       }
       return r.json();
+    });
+  }
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.classList || !form.classList.contains("thumbs")) { return; }
+    ev.preventDefault();
+    var pid = form.getAttribute("data-paper");
+    var value = ev.submitter ? ev.submitter.value : "undo";
+    var current = asked[pid] ? asked[pid][1] : parseInt(form.getAttribute("data-label") || "0", 10);
+    if ((value === "up" && current > 0) || (value === "down" && current < 0)) { value = "undo"; }
+    var click = ++clicks;
+    asked[pid] = [click, value === "up" ? 1 : value === "down" ? -1 : 0];
+    var body = new URLSearchParams(new FormData(form));
+    body.set("label", value);
+    posting[pid] = (posting[pid] || Promise.resolve()).then(function () {
+      return post(form, body);
     }).then(function (d) {
-      var pid = form.getAttribute("data-paper");
       document.querySelectorAll("form.thumbs").forEach(function (f) {
         if (f.getAttribute("data-paper") === pid) { show(f, d.label); }
       });
     }).catch(function (e) {
       form.querySelector(".state").textContent = "not saved: " + e.message;
+    }).then(function () {
+      if (asked[pid] && asked[pid][0] === click) { delete asked[pid]; }   // the last click answered
     });
   });
 })();
