@@ -163,7 +163,7 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
     """Write several text files as one set: each whole to a temporary file on disk first, then all renamed in
     one quick step with Ctrl-C held back until it ends, so an interruption (or a failure to write any of
     them) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is raised once the new
-    set is in place, marked `written`."""
+    set is in place, marked `written`; so is one that comes while the folders are synced after it."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
     placed = False
@@ -181,18 +181,18 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
                 renames.pop(0)
                 done.append(target)
             placed = True
+        for folder in dict.fromkeys(target.parent for target in done):
+            _fsync_dir(folder)
     except KeyboardInterrupt as e:
         if placed:
-            e.written = True                       # the Ctrl-C held back: the whole new set has its names
-        raise
+            e.written = True                       # the Ctrl-C held back, or one during the sync: the whole
+        raise                                      # new set has its names
     finally:
         for tmp, _ in renames:                     # whatever did not take its name
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-    for folder in dict.fromkeys(target.parent for target in done):
-        _fsync_dir(folder)
 
 
 @contextmanager

@@ -195,6 +195,40 @@ def test_ctrl_c_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(se
     assert not [f for f in out.iterdir() if f.name.endswith(".tmp")]
 
 
+def test_ctrl_c_while_the_folder_is_synced_after_the_new_files_is_a_whole_run(settings, store, tmp_path,
+                                                                              monkeypatch, python_ctrl_c):
+    """Once the run's files have their names, the folder is synced to disk (it can take a while): Ctrl-C there
+    was taken for one before the renames, so the finished manifest was rewritten "interrupted" beside the new
+    files and the day's digest record was put back to the earlier run's, which the folder no longer holds."""
+    import ranker.io as rio
+    out = tmp_path / "out"
+    day = fetch_day(LISTING, settings, store=store)
+    run_day(day, out, settings, store=store)
+    real_replace, real_sync, armed = os.replace, rio._fsync_dir, []
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith("-prefilter.jsonl"):         # only the run's set of files has this one
+            armed.append(dst)
+
+    def sync_then_ctrl_c(folder):
+        real_sync(folder)
+        if armed and len(armed) < 2:
+            armed.append(folder)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(rio, "_fsync_dir", sync_then_ctrl_c)
+    other = fake_settings(tmp_path, **{**FLAGS, "top": 12})
+    with pytest.raises(KeyboardInterrupt):
+        run_day(day, out, other, store=store, backend=FakeBackend("other"))
+    assert len(armed) == 2
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and m["counts"]["kept"] == 12 and store.run_status(m["run_id"]) == "ok"
+    g = store.get_day_digest(day.date)
+    assert g.run_id == m["run_id"] and g.model == m["model"]
+
+
 def test_an_index_that_cannot_be_rewritten_is_a_warning_after_a_whole_run(settings, store, tmp_path):
     out = tmp_path / "out"
     (out / "index.md").mkdir(parents=True)               # the folder's index cannot be written
