@@ -96,8 +96,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
     it, so a reader (or a killed run) sees the old file or the whole new one. A symlink is followed (the link
     stays, its target is replaced); a character or block device, a FIFO or a socket (/dev/null, /dev/stdout)
-    is written in place, never replaced, and so is anything named under /dev or /proc (/dev/stdout
-    redirected to a file is appended to, not renamed over). A directory is an InputError; so is any OSError
+    is written in place, never replaced, and so is a name in /proc or one that leads there (/dev/stdout
+    redirected to a file is appended to, not renamed over; see _names_a_stream). A directory is an InputError; so is any OSError
     (a full disk, a read-only file system), naming the path, and the temporary file is removed whatever went
     wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended for write_together."""
     if mode not in ("w", "wb"):
@@ -215,9 +215,10 @@ def _ctrl_c_held() -> Iterator[None]:
 
 def _names_a_stream(path: Path) -> bool:
     """/dev/stdout, /dev/fd/3, /proc/self/fd/1 ...: a name for an open stream (or a device), never a place to
-    put a new file. Checked on the path as given, before links are followed (/dev/stdout resolves to
-    whatever the shell redirected it to). A file or folder under /dev itself (/dev/shm/digests/, a tmpfs)
-    is a place like any other: written whole and renamed, never appended to."""
+    put a new file. Checked on the path as given, then link by link without resolving /proc's own links
+    (/dev/stdout resolves to whatever the shell redirected it to): a name that leads into /proc is a stream.
+    A file or folder under /dev itself (/dev/shm/digests/, a tmpfs), or a link there to one, is a place like
+    any other: written whole and renamed, never appended to."""
     return _stream_name(Path(os.path.abspath(path)), 0)
 
 
