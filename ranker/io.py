@@ -96,8 +96,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
     it, so a reader (or a killed run) sees the old file or the whole new one. A symlink is followed (the link
     stays, its target is replaced); a character or block device, a FIFO or a socket (/dev/null, /dev/stdout)
-    is written in place, never replaced, and so is anything named under /dev or /proc (/dev/stdout
-    redirected to a file is appended to, not renamed over). A directory is an InputError; so is any OSError
+    is written in place, never replaced, and so is a name in /proc or one that leads there (/dev/stdout
+    redirected to a file is appended to, not renamed over; see _names_a_stream). A directory is an InputError; so is any OSError
     (a full disk, a read-only file system), naming the path, and the temporary file is removed whatever went
     wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended for write_together."""
     if mode not in ("w", "wb"):
@@ -163,7 +163,7 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
     """Write several text files as one set: each whole to a temporary file on disk first, then all renamed in
     one quick step with Ctrl-C held back until it ends, so an interruption (or a failure to write any of
     them) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is raised once the new
-    set is in place, marked `written`."""
+    set is in place, marked `written`; so is one that comes while the folders are synced after it."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
     placed = False
@@ -181,18 +181,18 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
                 renames.pop(0)
                 done.append(target)
             placed = True
+        for folder in dict.fromkeys(target.parent for target in done):
+            _fsync_dir(folder)
     except KeyboardInterrupt as e:
         if placed:
-            e.written = True                       # the Ctrl-C held back: the whole new set has its names
-        raise
+            e.written = True                       # the Ctrl-C held back, or one during the sync: the whole
+        raise                                      # new set has its names
     finally:
         for tmp, _ in renames:                     # whatever did not take its name
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-    for folder in dict.fromkeys(target.parent for target in done):
-        _fsync_dir(folder)
 
 
 @contextmanager
@@ -215,9 +215,10 @@ def _ctrl_c_held() -> Iterator[None]:
 
 def _names_a_stream(path: Path) -> bool:
     """/dev/stdout, /dev/fd/3, /proc/self/fd/1 ...: a name for an open stream (or a device), never a place to
-    put a new file. Checked on the path as given, before links are followed (/dev/stdout resolves to
-    whatever the shell redirected it to). A file or folder under /dev itself (/dev/shm/digests/, a tmpfs)
-    is a place like any other: written whole and renamed, never appended to."""
+    put a new file. Checked on the path as given, then link by link without resolving /proc's own links
+    (/dev/stdout resolves to whatever the shell redirected it to): a name that leads into /proc is a stream.
+    A file or folder under /dev itself (/dev/shm/digests/, a tmpfs), or a link there to one, is a place like
+    any other: written whole and renamed, never appended to."""
     return _stream_name(Path(os.path.abspath(path)), 0)
 
 

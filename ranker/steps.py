@@ -303,7 +303,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     The folder's manifest (<day>-run.json) is written first with status "running"; the data files and the
     finished manifest (status ok, or partial when some papers could not be scored) are written once every
     step has ended, each to a temporary file, and renamed together with Ctrl-C held back for that moment; a
-    run that fails or is stopped before rewrites the manifest as failed / interrupted with the error. So a
+    run that fails or is stopped before rewrites the manifest as failed / interrupted with the error, and puts
+    the store's ranking and digest record of the day (what its web pages show) back as they were. So a
     run never leaves a finished run's manifest beside files of another run, nor a mix of two runs' data
     files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
     finished; a failure to rewrite it is a warning (the day's own files are whole)."""
@@ -317,6 +318,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     run: ScoreRun | None = None
     held: BaseException | None = None        # a Ctrl-C that came as the finished set took its names
     earlier: tuple = ()                      # the day's digest record before this run replaced it
+    ranked_before = store.get_rankings(day.date)     # and its ranking, which the prefilter step replaces
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
@@ -356,11 +358,14 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             else:
                 status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 manifest.update(status=status, error=redact(e) or type(e).__name__)
-                if earlier:                       # the web view shows the day the folder still holds
-                    try:
+                # the web view shows the day the folder still holds: its ranking (the day's pages pick from the
+                # papers it kept) and its digest record, as they were before this run
+                try:
+                    if earlier:
                         store.restore_day_digest(day.date, earlier[0])
-                    except Exception:
-                        pass
+                    store.restore_rankings(day.date, ranked_before)
+                except Exception:
+                    pass
                 if run is not None and run.failures:
                     manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
                 try:

@@ -22,7 +22,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -909,6 +909,15 @@ class Store:
                            r.rule or None, embedder, run_id))
                 n += 1
         return n
+
+    def restore_rankings(self, day: str, earlier: Sequence[RankingRow]) -> None:
+        """Put back `day`'s ranking as get_rankings read it before a run that did not finish replaced it (none:
+        no ranking)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM rankings WHERE day=?", (day,))
+            c.executemany("INSERT INTO rankings VALUES (?,?,?,?,?,?,?,?)",
+                          [(day, r.paper_id, float(r.prefilter_score), int(bool(r.kept)), r.topic or "", r.rule,
+                            r.embedder, r.run_id) for r in earlier])
 
     def get_rankings(self, day: str) -> list[RankingRow]:
         """`day`'s ranking, best first."""

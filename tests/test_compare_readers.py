@@ -173,6 +173,22 @@ def test_a_paper_judged_and_listed_on_two_days_keeps_each_days_row(tmp_path):
                                                                    ("2025-07-02", "2506.16065"): (0.9, True)}
 
 
+def test_a_judgement_without_a_day_repeated_on_a_day_is_kept_for_that_day_too(tmp_path):
+    """A file without a day (`ranker score` output) judged a paper that a day's file judges again otherwise: the
+    warning says the first is kept, and the overall figures keep it; the per-day figures read `by_day`, which
+    held the second, so the two tables counted different verdicts of one paper."""
+    undated = tmp_path / "local.jsonl"
+    day = tmp_path / "2025-07-02" / "scores.jsonl"
+    day.parent.mkdir()
+    undated.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 6, "NOVELTY": 6}\n')
+    day.write_text('{"ARXIVID": "2506.16065", "COMMENT": "", "RELEVANCE": 9, "NOVELTY": 8}\n')
+    w: list[str] = []
+    rows, _ = read_score_files([undated, day], warn=w.append)
+    assert len(w) == 1 and "keeping the first" in w[0]
+    assert rows["2506.16065"].relevance == 6 and rows["2506.16065"].date == "2025-07-02"
+    assert {k: r.relevance for k, r in rows.by_day.items()} == {("2025-07-02", "2506.16065"): 6}
+
+
 def test_papers_and_prefilter_readers(tmp_path):
     papers, files = read_listing_files(DAYS)
     assert sorted(f.name for f in files) == ["listing.jsonl"] * 5

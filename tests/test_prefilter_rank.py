@@ -190,6 +190,29 @@ def test_embedder_key_and_slug(tmp_path):
     assert "/" not in slug(str(tmp_path)) and slug("minilm") == "minilm"
 
 
+def test_max_tokens_is_held_to_the_models_own_limit_where_it_is_known(tmp_path, monkeypatch):
+    """The limit is read from the folder the embedder loads: a folder named, a prepared preset. An unprepared
+    preset has no such folder (loading it is an error of its own): a folder of its name in the working
+    directory, which it never loads, set a limit of its own on it."""
+    from conftest import MODELS
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "sentence_bert_config.json").write_text('{"max_seq_length": 64}')
+    with pytest.raises(InputError, match="must be at most 64"):
+        Embedder(str(mine), max_tokens=65)
+    assert Embedder(str(mine), max_tokens=64).key == f"{mine}@64"
+    assert Embedder("org/model", max_tokens=4096).key == "org/model@4096"          # not known without loading
+    with pytest.raises(InputError, match="must be at most 256: minilm"):
+        Embedder("minilm", max_tokens=257)                               # the prepared preset's own folder
+    own = tmp_path / "models"
+    own.mkdir()
+    (own / "presets.toml").write_text((MODELS / "presets.toml").read_text())
+    (tmp_path / "minilm").mkdir()
+    (tmp_path / "minilm" / "sentence_bert_config.json").write_text('{"max_seq_length": 16}')
+    monkeypatch.chdir(tmp_path)
+    assert Embedder("minilm", max_tokens=200, models_dir=own).key == "minilm@200"
+
+
 def test_a_missing_model_is_a_clear_error_before_anything_loads():
     from ranker.errors import ModelError
     emb = Embedder("/nonexistent/model/folder")

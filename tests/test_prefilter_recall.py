@@ -83,6 +83,21 @@ def test_without_a_calibration_the_recall_rule_is_the_zero_shot_prior():
     assert 0 < zero_shot_recall(DEFAULT_KEEP) < 1
 
 
+def test_a_calibration_without_targets_below_one_half_keeps_and_expects_its_lowest():
+    """A calibration file made before the targets ran from 0.01 holds thresholds from recall 0.50 up: asked for
+    less, it keeps what 0.50 needs, and the manifest said it expected the recall asked for."""
+    rng = np.random.default_rng(3)
+    s, y = rng.normal(size=400), rng.random(400) < 0.2
+    cal = _cal_from(s, y, np.zeros(400))
+    old = Calibration(embedder="toy", dim=1)
+    old.recall_thresholds = {r: t for r, t in cal.recall_thresholds.items() if float(r) >= 0.5}
+    k, rule, thr, expected = keep_for_recall(s, 0.3, old)
+    assert (k, thr) == keep_for_recall(s, 0.5, old)[::2] and expected == 0.5
+    assert keep_for_recall(s, 0.3, cal)[3] == 0.3 and keep_for_recall(s, 0.3, cal)[0] < k
+    d = decide_keep(s, recall=0.3, calibration=old)
+    assert (d.target, d.expected_recall) == (0.3, 0.5)
+
+
 def test_decide_keep_precedence_floor_and_errors():
     s = np.linspace(1, 0, 100)
     cal = _cal_from(np.r_[np.linspace(1, 0, 100)], np.r_[np.ones(50, bool), np.zeros(50, bool)], np.zeros(100))

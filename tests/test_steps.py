@@ -149,6 +149,34 @@ def test_a_run_whose_files_fail_leaves_the_days_digest_record_as_the_folder_has_
     assert store.get_day_digest(day.date) is None
 
 
+def test_a_rerun_that_fails_leaves_the_days_ranking_as_the_folder_has_it(settings, store, tmp_path):
+    """The day's pages pick from the papers its stored ranking kept, under its digest record: a rerun under
+    another keep rule that failed (its files, or its scoring) put the record back but left its own ranking,
+    so the page's kept papers and picks were neither the folder's run nor the failed one."""
+    from ranker.web.views import day_page
+    day = fetch_day(LISTING, settings, store=store)
+    out = tmp_path / "out"
+    run_day(day, out, fake_settings(tmp_path, **{**FLAGS, "min_relevance": 1, "min_novelty": 1}), store=store)
+    before = store.get_rankings(day.date)
+    picks = list(json.loads((out / "2025-05-15-output.json").read_text()))
+    page = day_page(store, day.date)
+    assert page.counts["kept"] == 8 and [r.paper.id for r in page.picks] == picks and len(picks) == 8
+    (out / "2025-05-15-scores.jsonl").unlink()
+    (out / "2025-05-15-scores.jsonl").mkdir()                    # the rerun cannot put its file there
+    one = fake_settings(tmp_path, **{**FLAGS, "top": 1})
+    with pytest.raises(InputError, match="is a directory"):
+        run_day(day, out, one, store=store, backend=FakeBackend("other"))
+    assert store.get_rankings(day.date) == before
+    page = day_page(store, day.date)
+    assert page.counts["kept"] == 8 and [r.paper.id for r in page.picks] == picks
+    # a rerun whose every request failed (a model that has scored nothing yet): its ranking is not the day's
+    third = fake_settings(tmp_path, **{**FLAGS, "top": 1, "model": "third"})
+    kept = prefilter_day(day.papers, third, store=store, record=False).kept_papers
+    with pytest.raises(BackendError):
+        run_day(day, out, third, store=store, backend=FakeBackend("third", raise_for={p.id for p in kept}))
+    assert store.get_rankings(day.date) == before
+
+
 @pytest.fixture
 def python_ctrl_c():
     """Python's own Ctrl-C handler for the test, as a user's process has it: an earlier test in this process
@@ -193,6 +221,40 @@ def test_ctrl_c_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(se
     assert len(lines(out / "2025-05-15-prefilter.jsonl")) == len(day.papers)
     assert sum(r["kept"] for r in lines(out / "2025-05-15-prefilter.jsonl")) == 12
     assert not [f for f in out.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_ctrl_c_while_the_folder_is_synced_after_the_new_files_is_a_whole_run(settings, store, tmp_path,
+                                                                              monkeypatch, python_ctrl_c):
+    """Once the run's files have their names, the folder is synced to disk (it can take a while): Ctrl-C there
+    was taken for one before the renames, so the finished manifest was rewritten "interrupted" beside the new
+    files and the day's digest record was put back to the earlier run's, which the folder no longer holds."""
+    import ranker.io as rio
+    out = tmp_path / "out"
+    day = fetch_day(LISTING, settings, store=store)
+    run_day(day, out, settings, store=store)
+    real_replace, real_sync, armed = os.replace, rio._fsync_dir, []
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith("-prefilter.jsonl"):         # only the run's set of files has this one
+            armed.append(dst)
+
+    def sync_then_ctrl_c(folder):
+        real_sync(folder)
+        if armed and len(armed) < 2:
+            armed.append(folder)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(rio, "_fsync_dir", sync_then_ctrl_c)
+    other = fake_settings(tmp_path, **{**FLAGS, "top": 12})
+    with pytest.raises(KeyboardInterrupt):
+        run_day(day, out, other, store=store, backend=FakeBackend("other"))
+    assert len(armed) == 2
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and m["counts"]["kept"] == 12 and store.run_status(m["run_id"]) == "ok"
+    g = store.get_day_digest(day.date)
+    assert g.run_id == m["run_id"] and g.model == m["model"]
 
 
 def test_an_index_that_cannot_be_rewritten_is_a_warning_after_a_whole_run(settings, store, tmp_path):

@@ -54,8 +54,8 @@ ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greed
                                                      show_default=False)]
 MaxTokensOpt = Annotated[Optional[int], typer.Option(
     "--max-tokens", help="Cut each paper to this many tokens before embedding (default 128, what the bundled "
-    "embedders were trained on; 256 reads more of the abstract, twice as slowly). Calibrate and prefilter "
-    "with the same value.", show_default=False)]
+    "embedders were trained on; 256, MiniLM's own limit, reads more of the abstract, twice as slowly; never "
+    "past the model's limit). Calibrate and prefilter with the same value.", show_default=False)]
 LayoutOpt = Annotated[Optional[str], typer.Option(
     "--prompt-layout", help="seed (the seed's order: papers, then the output instructions) or "
     "instructions-first (instructions join the shared prefix: fewer tokens computed per paper).",

@@ -453,17 +453,18 @@ def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None, notice: 
 def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
     first = out.get(r.id)
     same_day = out.by_day.get((r.date, r.id)) if r.date else None
-    out.add(r.id, r)
     # the judgement this one repeats: the same day's, else one of unknown day; a judgement of another day is one
     # of its own (a paper listed again, judged again), not a repeat
     old = same_day or (first if first is not None and not (r.date and first.date) else None)
     if old is None:
+        out.add(r.id, r)
         return
     if (old.relevance, old.novelty) != (r.relevance, r.novelty):
         warn(f"{r.source}: {r.id} already judged at {old.source} with different scores "
              f"({old.relevance:g}/{old.novelty:g} vs {r.relevance:g}/{r.novelty:g}); keeping the first")
     if not old.date and r.date:
         old.date = r.date
+        out.by_day[(r.date, r.id)] = old          # the first is kept for that day too, as the warning says
     if not old.title and r.title:
         old.title = r.title
 

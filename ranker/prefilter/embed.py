@@ -79,7 +79,9 @@ def token_limit(name: str, models_dir: Path | None = None) -> int | None:
     import json
     from ..models import presets
     p = presets(models_dir).get(name)
-    folder = p.path if p is not None and p.prepared else Path(name).expanduser()
+    if p is not None and not p.prepared:
+        return None                    # a preset is never loaded from a folder of its name elsewhere
+    folder = p.path if p is not None else Path(name).expanduser()
     try:
         cfg = json.loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))
         n = int(cfg["max_seq_length"])

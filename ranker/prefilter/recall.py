@@ -101,7 +101,10 @@ def keep_for_recall(scores: np.ndarray, recall: float, calibration: "Calibration
     thr = calibrated_threshold(calibration, recall) if calibration is not None else None
     if thr is not None:
         k = int((s >= thr).sum())
-        return k, "recall", thr, recall
+        # a calibration made when the targets began at 0.50 keeps below that what its lowest target needs, and
+        # expects that one's recall
+        lowest = min(float(r) for r in calibration.recall_thresholds)
+        return k, "recall", thr, max(recall, lowest)
     k = min(n, math.ceil(zero_shot_fraction(recall) * n - 1e-9))
     cut = float(np.sort(s)[::-1][k - 1]) if k else None
     return k, "recall-prior", cut, recall

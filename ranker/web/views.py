@@ -122,7 +122,7 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
         rows[pid].picked = True
     topics = Counter(r.topic for r in rows.values() if r.topic)
     counts = {"papers": len(rows), "kept": sum(r.kept for r in rows.values()),
-              "scored": sum(r.kept and r.score is not None for r in rows.values()), "picks": len(picked),
+              "scored": sum(r.score is not None for r in rows.values()), "picks": len(picked),
               "up": sum(r.label > 0 for r in rows.values()), "down": sum(r.label < 0 for r in rows.values())}
 
     def keep(r: Row) -> bool:
