@@ -162,21 +162,27 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
 def write_together(files: Mapping[Path, Iterable[str]]) -> None:
     """Write several text files as one set: each whole to a temporary file on disk first, then all renamed in
     one quick step with Ctrl-C held back until it ends, so an interruption (or a failure to write any of
-    them) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is raised once the new
-    set is in place, marked `written`; so is one that comes while the folders are synced after it."""
+    them, or a rename that fails midway: the files renamed before it take their old files back, kept under a
+    second name meanwhile) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is
+    raised once the new set is in place, marked `written`; so is one that comes while the folders are synced
+    after it."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
+    kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
     placed = False
     try:
         for path, chunks in files.items():
             with atomic_file(path, renames=renames) as f:
                 f.writelines(chunks)
         with _ctrl_c_held():
+            for _, target in renames:
+                kept[target] = _second_name(target)
             while renames:
                 tmp, target = renames[0]
                 try:
                     os.replace(tmp, target)
                 except OSError as e:
+                    _put_back(done, kept)          # a rename that fails midway: the old set, not a mix
                     raise _cannot_write(target, e) from None
                 renames.pop(0)
                 done.append(target)
@@ -188,11 +194,38 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
             e.written = True                       # the Ctrl-C held back, or one during the sync: the whole
         raise                                      # new set has its names
     finally:
-        for tmp, _ in renames:                     # whatever did not take its name
-            try:
+        for tmp in [t for t, _ in renames] + [k for k in kept.values() if isinstance(k, Path)]:
+            try:                                   # whatever did not take its name, and the old files' names
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _second_name(target: Path) -> Path | bool:
+    """A hard link to `target`'s old file beside it, so write_together can put it back; False when there is no
+    old file (putting back is removing the new one), True when no second name can be made (a file system
+    without hard links: that file is not put back)."""
+    if not os.path.lexists(target):
+        return False
+    link = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+    try:
+        os.link(target, link)
+    except OSError:
+        return True
+    return link
+
+
+def _put_back(done: list[Path], kept: Mapping[Path, Path | bool]) -> None:
+    """The targets renamed so far take their old files back, a new one is removed; best effort."""
+    for target in reversed(done):
+        old = kept.get(target, True)
+        try:
+            if isinstance(old, Path):
+                os.replace(old, target)
+            elif old is False:
+                os.unlink(target)
+        except OSError:
+            pass
 
 
 @contextmanager

@@ -296,7 +296,13 @@ def test_write_together_leaves_no_temporary_whatever_stops_it(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "replace", refuse_b)
     with pytest.raises(InputError, match="b.txt"):
-        write_together({a: ["new a\n"], b: ["new b\n"], tmp_path / "c.txt": ["c\n"]})
+        write_together({tmp_path / "c.txt": ["c\n"], a: ["new a\n"], b: ["new b\n"]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    # the rename of b failed after c and a had theirs: both are taken back, the old set stays whole
+    assert (a.read_text(), b.read_text()) == ("old a\n", "old b\n")
+    monkeypatch.setattr(os, "replace", real)
+    write_together({a: ["new a\n"], b: ["new b\n"]})
+    assert (a.read_text(), b.read_text()) == ("new a\n", "new b\n") and a.stat().st_nlink == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
 
 
