@@ -97,3 +97,33 @@ def test_a_cached_id_loads_offline(tmp_path, hub):
     assert asked == []
     assert _load("online", "sentence-transformers/all-MiniLM-L6-v2", env) == cached
     assert not [p for p in asked if "MiniLM" in p], asked   # online too: the cached model is not asked for
+
+
+def test_a_cached_ids_token_limit_is_read_from_the_cache_without_loading_it(tmp_path, hub):
+    """--max-tokens past the model's limit is one error for a Hugging Face id in the cache too (as for a preset
+    or a folder), read from its sentence_bert_config.json without loading the model or asking the Hub; an id
+    not cached stays unknown (clamped when it loads)."""
+    url, asked = hub
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--someone--cached-embedder"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "sentence_bert_config.json").write_text('{"max_seq_length": 384}')
+    code = """
+import sys
+from ranker.errors import InputError
+from ranker.prefilter.embed import Embedder, token_limit
+print(token_limit("someone/cached-embedder"), token_limit("someone/not-cached"))
+Embedder("someone/cached-embedder", max_tokens=384)
+try:
+    Embedder("someone/cached-embedder", max_tokens=385)
+except InputError as e:
+    print(e)
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "HF_ENDPOINT": url, "HF_HOME": str(tmp_path / "hf")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines() == ["384 None", "prefilter.max_tokens: must be at most 384: "
+                                                 "someone/cached-embedder reads no more tokens than that"]
+    assert asked == []

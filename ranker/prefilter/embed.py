@@ -74,14 +74,18 @@ def slug(key: str) -> str:
 
 def token_limit(name: str, models_dir: Path | None = None) -> int | None:
     """The most tokens a local sentence-transformers model reads (its sentence_bert_config.json's
-    max_seq_length); None when that is not known without loading it (a Hugging Face id, an unprepared preset,
-    a folder without the file)."""
+    max_seq_length): a prepared preset's, a folder's, or a Hugging Face id's in the local cache; None when that
+    is not known without loading it (an unprepared preset, an id not cached, a folder without the file)."""
     import json
-    from ..models import presets
+    from ..models import hub_cached, looks_like_hub_id, presets
     p = presets(models_dir).get(name)
     if p is not None and not p.prepared:
         return None                    # a preset is never loaded from a folder of its name elsewhere
     folder = p.path if p is not None else Path(name).expanduser()
+    if p is None and not folder.exists() and looks_like_hub_id(name):
+        folder = hub_cached(name)      # never the network: an id not cached is clamped when it loads
+        if folder is None:
+            return None
     try:
         cfg = json.loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))
         n = int(cfg["max_seq_length"])
