@@ -184,12 +184,17 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
     real_generate = llm.generate
     probes: list[list[str]] = []                 # each call of probes: whose answer each probe is for
 
+    written: list[int] = []                     # the answers' own completion tokens, in request order
+
     def generate(prompts, params, **kw):
         if params[0].max_tokens == 1 and params[0].logprobs:
             probes.append(["bad" if p["prompt_token_ids"][:len(first)] == first else "good" for p in prompts])
             if len(prompts) > 1 or probes[-1] == ["bad"]:
                 raise RuntimeError("the engine stumbled")           # the batch, then the first answer's alone
-        return real_generate(prompts, params, **kw)
+            return real_generate(prompts, params, **kw)
+        outs = real_generate(prompts, params, **kw)
+        written.extend(len(o.outputs[0].token_ids) for o in outs)
+        return outs
 
     monkeypatch.setattr(llm, "generate", generate)
     monkeypatch.setattr(engine, "prime_prefix", False)
@@ -200,6 +205,10 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
     assert "probe telling 1 from 10 failed" in bad.error and "the engine stumbled" in bad.error
     check_answer(json.loads(bad.text), [pp[0].id], 40)               # the answer itself is kept
     assert good.ok and set(good.score_probs) == {"RELEVANCE", "NOVELTY"}
+    # the good answer's tokens hold its probes' (one token each), as the engine's totals do
+    n_probes = probes[0].count("good")
+    assert good.usage.completion_tokens == written[1] + n_probes and bad.usage.completion_tokens == written[0]
+    assert engine.stats()["completion_tokens"] >= sum(written) + n_probes
 
 
 @pytest.mark.slow

@@ -369,11 +369,16 @@ class VLLMBackend(Backend):
             out.extend(self._generate_isolating([p], [sp], [k], on_done))
         return out
 
+    @staticmethod
+    def _usage_of(out, prompt_ids: list[int] | None = None) -> Usage:
+        """The tokens one engine output computed: its prompt (the cached part too) and its completion."""
+        return Usage(prompt_tokens=len(out.prompt_token_ids or prompt_ids or ()),
+                     completion_tokens=len(out.outputs[0].token_ids),
+                     cached_prompt_tokens=int(out.num_cached_tokens or 0))
+
     def _result(self, req: Request, prompt_ids: list[int], out) -> Result:
         c = out.outputs[0]
-        usage = Usage(prompt_tokens=len(out.prompt_token_ids or prompt_ids),
-                      completion_tokens=len(c.token_ids),
-                      cached_prompt_tokens=int(out.num_cached_tokens or 0))
+        usage = self._usage_of(out, prompt_ids)
         self._usage.add(usage)
         finish = c.finish_reason or "stop"
         if finish not in ("stop", "length"):
@@ -424,6 +429,9 @@ class VLLMBackend(Backend):
                 if isinstance(o, Result):                # this probe failed, alone
                     failed.setdefault(need[0], o.error or "no answer")
                     continue
+                spent = self._usage_of(o)
+                self._usage.add(spent)
+                items[need[0]][0].usage.add(spent)       # the answer's tokens hold its probes'
                 lp = o.outputs[0].logprobs[0] if o.outputs[0].logprobs else {}
                 answers[need] = [(t, info.decoded_token if info.decoded_token is not None
                                   else self._tok.decode([t]), math.exp(info.logprob))
