@@ -275,6 +275,20 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     assert (run.scores_usage.prompt_tokens, run.scores_usage.completion_tokens) == (6000, 240)
 
 
+def novelty_against_a_one(monkeypatch, seven: float, one: float) -> None:
+    """The scripted server writes NOVELTY 7 against a '1' candidate (1, or the start of 10?), with these
+    log-probs: an answer whose expectation needs a probe."""
+    plain = logprobs_for
+
+    def novelty_1_or_10(text):
+        lp = plain(text)
+        for i, tok in enumerate(lp["content"]):
+            if text[:i].endswith('"NOVELTY":'):
+                tok["top_logprobs"] = [{"token": "7", "logprob": seven}, {"token": "1", "logprob": one}]
+        return lp
+    monkeypatch.setitem(globals(), "logprobs_for", novelty_1_or_10)
+
+
 def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server, tmp_path, monkeypatch):
     """Expected-score mode: every answer came back, and Ctrl-C lands while the ambiguous score digits are being
     probed. The interrupt still stops the run as one (the probes' own partial results were handed on as the
@@ -287,15 +301,7 @@ def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server,
     from ranker.store import Store
     papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract="MODE=ok", categories=["cs.LG"])
               for i in range(3)]
-    plain = logprobs_for
-
-    def novelty_1_or_10(text):             # NOVELTY 7, against a '1' that may be 1 or 10: that needs a probe
-        lp = plain(text)
-        for i, tok in enumerate(lp["content"]):
-            if text[:i].endswith('"NOVELTY":'):
-                tok["top_logprobs"] = [{"token": "7", "logprob": -0.2}, {"token": "1", "logprob": -1.7}]
-        return lp
-    monkeypatch.setitem(globals(), "logprobs_for", novelty_1_or_10)
+    novelty_against_a_one(monkeypatch, -0.2, -1.7)
     be = backend(server, model="served-model", concurrency=2, probe=True)
     probed = threading.Event()
     monkeypatch.setattr(be, "_probe", lambda req, prefix: probed.set() or (time.sleep(3) if req.key.endswith("2")
@@ -318,15 +324,7 @@ def test_an_answer_whose_probe_failed_is_not_stored_with_the_one_counted_as_one(
     from ranker.records import Paper
     from ranker.scoring import ScoreOptions, score_papers
     from ranker.store import Store
-    plain = logprobs_for
-
-    def novelty_1_or_10(text):
-        lp = plain(text)
-        for i, tok in enumerate(lp["content"]):
-            if text[:i].endswith('"NOVELTY":'):
-                tok["top_logprobs"] = [{"token": "7", "logprob": -0.7}, {"token": "1", "logprob": -0.7}]
-        return lp
-    monkeypatch.setitem(globals(), "logprobs_for", novelty_1_or_10)
+    novelty_against_a_one(monkeypatch, -0.7, -0.7)
     papers = [Paper(id="2506.00001", title="a", abstract="MODE=ok", categories=["cs.LG"]),
               Paper(id="2506.00002", title="b", abstract="MODE=probe500", categories=["cs.LG"])]
     be = backend(server, model="served-model", probe=True, retries=1)
