@@ -201,6 +201,20 @@ def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
             expected_prefilter(prefilter_day(papers, seen, store=store).ranked, picks)["auc"], abs=1e-3)
 
 
+def test_where_the_time_went_is_in_eval_json_and_the_report(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist", FIVE)
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, calibrate=True)
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    t = data["timings"]
+    assert t["fits"] == 2 and t["calibrate"] > 0 and t["embedding"] >= 0
+    assert t["calibrate"] == pytest.approx(sum(d["seconds"]["calibrate"] for d in data["days"]), abs=0.11)
+    assert t["prefilter"] == pytest.approx(sum(d["seconds"]["prefilter"] for d in data["days"]), abs=0.11)
+    assert t["total"] == data["seconds"] >= t["embedding"] + t["calibrate"] + t["prefilter"] - 0.2
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert f"took {t['total']:.0f} s (embedding the days" in html and "2 calibration fits" in html
+    assert res.timings == t
+
+
 def test_the_replayed_papers_join_the_store_and_the_index_with_their_days(tmp_path, settings, store):
     from ranker.index import CorpusIndex, earlier_neighbours
     hist = make_history(tmp_path / "hist")

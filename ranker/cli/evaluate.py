@@ -54,6 +54,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
       ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B
     """
     from ..evaluate import evaluate_history, summary_markdown
+    from ..evaluate.report import took
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
@@ -69,7 +70,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
              "rerun to retry them")
     echo(summary_markdown(res.to_dict()))
     echo("")
-    info(f"Wrote {res.files['json']} and {res.files['html']} ({res.seconds:.0f}s)")
+    info(f"Wrote {res.files['json']} and {res.files['html']}; {took(res.timings)}")
 
 
 def register(app: typer.Typer) -> None:

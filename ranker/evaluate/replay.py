@@ -46,11 +46,12 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     files: dict = field(default_factory=dict)            # eval.json, report.html
     seconds: float = 0.0
+    timings: dict = field(default_factory=dict)          # seconds per stage over all days (see timings())
 
     def to_dict(self) -> dict:
         return {"history": self.history, "settings": self.settings, "overall": self.overall,
                 "days": [asdict(d) for d in self.days], "skipped": self.skipped, "n_skipped": len(self.skipped),
-                "notes": self.notes, "seconds": round(self.seconds, 1)}
+                "notes": self.notes, "seconds": round(self.seconds, 1), "timings": self.timings}
 
 
 # --------------------------------------------------------------------------- which days
@@ -145,12 +146,14 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
 
     # every day used is embedded once, by one model, into the store: ranking a day later loads none
     used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
+    t = time.perf_counter()
     emb = Embedder.from_settings(settings)
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
                         progress=(lambda d, n: progress("embedding days", d, n)) if progress else None)
     # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`
     # records them), so the corpus index and the novelty context know each one's day
     update_index(store, emb.key, (p for d in used for p in by_date[d].papers), warn=warn)
+    embedding = time.perf_counter() - t
 
     zero_shot = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
         update={"calibration": None})})
@@ -192,6 +195,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
         _score_days(res.days, kept, by_date, history, settings, store, backend, prompts, progress, warn)
     res.overall = figures.overall([asdict(d) for d in res.days])
     res.seconds = time.perf_counter() - t0
+    res.timings = timings(res.seconds, embedding, res.days)
     res.files = {"json": out / "eval.json", "html": out / "report.html"}
     from .report import render_html
     atomic_write(res.files["json"], json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n")
@@ -236,6 +240,16 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
 
 
 # --------------------------------------------------------------------------- helpers
+def timings(total: float, embedding: float, days: list[DayEval]) -> dict:
+    """Where an eval's time went: embedding the days used (and indexing them), the calibration fits, ranking
+    and scoring, each summed over the days, with the number of fits (a day's own seconds stay in its record)."""
+    def summed(k: str) -> float:
+        return round(sum(d.seconds.get(k, 0.0) for d in days), 1)
+    return {"total": round(total, 1), "embedding": round(embedding, 1), "calibrate": summed("calibrate"),
+            "fits": sum(1 for d in days if "calibrate" in d.seconds), "prefilter": summed("prefilter"),
+            "score": summed("score")}
+
+
 def _needs_model(papers: list, settings: Settings, store: Store, prompts: PromptSet) -> bool:
     """Whether some of these papers still lack a stored score of the model settings.scoring names."""
     from ..backends import backend_class

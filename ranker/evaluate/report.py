@@ -18,6 +18,19 @@ def _span(days: list[Mapping]) -> str:
     return f"{days[0]['date']}..{days[-1]['date']}" if days else "no day"
 
 
+def took(t: Mapping) -> str:
+    """Where the time went, from eval.json's timings ("" for a file from before they were recorded)."""
+    if not t:
+        return ""
+    parts = [f"embedding the days {t['embedding']:.0f} s"]
+    if t.get("fits"):
+        parts.append(f"{t['fits']} calibration fit{'s' if t['fits'] != 1 else ''} {t['calibrate']:.0f} s")
+    parts.append(f"ranking {t['prefilter']:.1f} s")
+    if t.get("score"):
+        parts.append(f"scoring {t['score']:.0f} s")
+    return f"took {t['total']:.0f} s ({', '.join(parts)})"
+
+
 def _how(s: Mapping) -> str:
     from ..prefilter.recall import DEFAULT_KEEP, DEFAULT_RECALL
     default = (f"recall {DEFAULT_RECALL:g}" if s["calibration"] != "zero-shot" else f"keep {DEFAULT_KEEP:g}") \
@@ -115,7 +128,8 @@ def render_html(result: Mapping[str, Any]) -> str:
         f'{esc(o["days"])} days ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks; '
         f'{esc(_how(s))}'
         + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
-           f"and NOVELTY &ge; {esc(s['min_novelty'])}" if llm else "") + ".</p>")
+           f"and NOVELTY &ge; {esc(s['min_novelty'])}" if llm else "")
+        + (f"; {esc(took(result['timings']))}" if result.get("timings") else "") + ".</p>")
     if result.get("skipped"):
         add(f'<p class="note">{esc(len(result["skipped"]))} day(s) skipped: '
             + "; ".join(f"{esc(x['day'])}: {esc(x['problem'])}" for x in result["skipped"]) + "</p>")
