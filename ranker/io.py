@@ -99,7 +99,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     is written in place, never replaced, and so is a name in /proc or one that leads there (/dev/stdout
     redirected to a file is appended to, not renamed over; see _names_a_stream). A directory is an InputError;
     so is any OSError (a full disk, a read-only file system), naming the path, and the temporary file is
-    removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended for write_together."""
+    removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended
+    for write_together."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)

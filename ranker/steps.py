@@ -317,8 +317,9 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     timings = {"fetch": day.seconds}
     run: ScoreRun | None = None
     held: BaseException | None = None        # a Ctrl-C that came as the finished set took its names
-    earlier: tuple = ()                      # the day's digest record before this run replaced it
-    ranked_before = store.get_rankings(day.date)     # and its ranking, which the prefilter step replaces
+    # what the day's web pages show, put back should this run not finish: its ranking (the prefilter step
+    # replaces it) and its digest record (replaced just before the files)
+    ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
         _write_json(files["manifest"], manifest)
@@ -345,8 +346,6 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
                 # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
-                # (put back as it was should the files below not take their names)
-                earlier = (store.get_day_digest(day.date),)
                 store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
                                                settings.digest.min_novelty, run_id=rec.id))
                 rec.status = manifest["status"]
@@ -361,8 +360,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 # the web view shows the day the folder still holds: its ranking (the day's pages pick from the
                 # papers it kept) and its digest record, as they were before this run
                 try:
-                    if earlier:
-                        store.restore_day_digest(day.date, earlier[0])
+                    store.restore_day_digest(day.date, digest_before)
                     store.restore_rankings(day.date, ranked_before)
                 except Exception:
                     pass
