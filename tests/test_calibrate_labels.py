@@ -119,3 +119,19 @@ def test_labels_alone_train_once_there_are_enough(tmp_path):
     assert d["trained_on"]["labels"] == 40 and d["trained_on"]["picks"] == 10
     r = ranker("calibrate", "--out", out, "--db", db, "--no-labels")
     assert r.returncode == 1 and "error: --history: nothing to learn from" in r.stderr
+
+
+def test_labels_alone_from_a_database_that_is_not_there_is_one_line_naming_it(tmp_path):
+    """Calibrating from labels alone (no --history) reads only the database: a mistyped --db made a new empty
+    one there (and its folder), then blamed --history for "too few labels: 20 more needed". Now the line names
+    the option and the path, and nothing is made. With --history a new database is still made (the history's
+    papers and vectors join it)."""
+    typo = tmp_path / "typo" / "rnaker.sqlite3"
+    out = tmp_path / "c.json"
+    r = ranker("calibrate", "--out", out, "--db", typo)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: --db {typo}: no database there (a typo?); `ranker run` makes one"], r.stderr
+    assert not typo.parent.exists() and not out.exists()
+    r = ranker("calibrate", "--out", out, "--db", typo, "--no-labels")
+    assert r.returncode == 1 and "error: --history: nothing to learn from" in r.stderr, r.stderr
+    assert not typo.parent.exists()

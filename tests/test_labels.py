@@ -87,6 +87,7 @@ def test_labels_cli_export_import_and_errors(tmp_path):
     f = tmp_path / "out" / "labels.jsonl"
     r = ranker("labels", "export", f, "--db", db_a)
     assert r.returncode == 0 and "labels: 2 written" in r.stderr, r.stderr
+    Store(db_b).close()                 # the other machine's database (its first run made it)
     r = ranker("labels", "import", f, "--db", db_b)
     assert r.returncode == 0 and "2 added, 0 changed, 0 taken back, 0 unchanged" in r.stderr, r.stderr
     r = ranker("labels", "import", f, "--db", db_b)
@@ -100,6 +101,33 @@ def test_labels_cli_export_import_and_errors(tmp_path):
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"error: {bad}:1: 'label' must be"), r.stderr
     r = ranker("labels", "import", tmp_path / "missing.jsonl", "--db", db_b)
     assert r.returncode == 1 and "missing.jsonl: file not found" in r.stderr
+
+
+def test_labels_import_refuses_a_database_that_is_not_there_but_makes_the_homes_own(tmp_path):
+    """An import into a mistyped --db made a new empty database there (and its folder) and stored the labels in
+    it, where no paper, no serve and no calibrate of the real database would ever see them; it said "2 added" and
+    exited 0. Now it is one line naming the option and the path, and nothing is made. The home's own database is
+    still made by an import (a new machine: the labels wait there for their papers)."""
+    f = tmp_path / "labels.jsonl"
+    f.write_text('{"id": "2505.09572", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'
+                 '{"id": "2505.07363", "label": -1, "time": "2025-05-15T09:01:00Z"}\n')
+    home = tmp_path / "home"
+    typo = tmp_path / "typo" / "rnaker.sqlite3"
+    r = ranker("labels", "import", f, "--db", typo, env={"RANKER_HOME": home})
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: --db {typo}: no database there (a typo?); `ranker run` makes one"], r.stderr
+    assert not typo.parent.exists() and not (home / "ranker.sqlite3").exists()
+    r = ranker("labels", "import", f, env={"RANKER_HOME": home, "RANKER_DB": typo})
+    assert r.returncode == 1 and r.stderr.startswith(f"error: RANKER_DB {typo}: no database there"), r.stderr
+    assert not typo.parent.exists()
+    # the home's database: made on a first import, as on a new machine
+    r = ranker("labels", "import", f, env={"RANKER_HOME": home})
+    assert r.returncode == 0 and "2 added" in r.stderr, r.stderr
+    with Store(home / "ranker.sqlite3") as s:
+        assert sorted(s.get_labels()) == ["2505.07363", "2505.09572"]
+    # and a database that is there is imported into, named however
+    r = ranker("labels", "import", f, "--db", home / "ranker.sqlite3", env={"RANKER_HOME": tmp_path / "other"})
+    assert r.returncode == 0 and "2 unchanged" in r.stderr, r.stderr
 
 
 def _p(pid, day):

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt, echo,
-                     given_path, info, load_settings, warn)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
+                     db_there, echo, given_path, info, load_settings, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).",
@@ -65,6 +65,10 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         n_picks = sum(len(d.picks) for d in days)
         skipped = f"; {len(hist.skipped)} day{'s' if len(hist.skipped) != 1 else ''} skipped" if hist.skipped else ""
         info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks{skipped}")
+    elif not labels:
+        raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
+    else:
+        db_there(s)         # labels alone are read from the database: a mistyped --db is not an empty one
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
         lab = training_labels(store, days) if labels else TrainingLabels({}, [], 0, 0, 0)
@@ -74,8 +78,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                  f"history papers, overriding GPT's pick; {lab.outside} on other papers)"
                  + (f"; {lab.unknown} left out: papers not in the database" if lab.unknown else ""))
         if history is None:
-            if not labels:
-                raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
             short = labels_needed({p.id: lab.labels[p.id] for d in lab.days for p in d.papers})
             if short:
                 raise InputError(f"no GPT history given, and too few labels to learn from alone: {short} more "

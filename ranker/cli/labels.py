@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, given_path, info, load_settings, nothing_to_do
+from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, db_there, echo, given_path, info, load_settings,
+                     nothing_to_do)
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -31,7 +32,7 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", par
       ranker labels export ~/ranker-labels.jsonl
     """
     from ..labels import export_labels
-    with _store(config, db, offline, verbose, create=False) as store:
+    with _store(config, db, offline, verbose) as store:
         n = export_labels(store, file)
     if not n:
         nothing_to_do(f"no labels in {store.path} (wrote an empty {file})")
@@ -45,12 +46,15 @@ def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker l
             verbose: VerboseOpt = False) -> None:
     """Merge the labels of FILE into the store. Idempotent; where both sides labelled a paper, the later wins.
 
+    A database named with --db (or RANKER_DB, ranker.toml's db) must exist; the home's own is made on a first
+    import.
+
     \b
     Example:
       ranker labels import ~/ranker-labels.jsonl
     """
     from ..labels import import_labels
-    with _store(config, db, offline, verbose) as store:
+    with _store(config, db, offline, verbose, writes=True) as store:
         c = import_labels(store, file)
     if not sum(c.values()):
         nothing_to_do(f"no labels in {file}")
@@ -67,7 +71,7 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
     Example:
       ranker labels list
     """
-    with _store(config, db, offline, verbose, create=False) as store:
+    with _store(config, db, offline, verbose) as store:
         labels = store.get_labels()
         papers = store.get_papers(labels)
     if not labels:
@@ -78,12 +82,15 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
         echo(f"{pid}\t{'up' if lb.liked else 'down'}\t{lb.day or ''}\t{title}")
 
 
-def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool,
-           create: bool = True) -> "Store":
-    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db); create=False for a command
-    that only reads it (a mistyped --db then leaves no empty database behind)."""
+def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool, *,
+           writes: bool = False) -> "Store":
+    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db). A command that only reads it
+    (export, list) opens a missing one as an empty store, leaving no database behind; one that writes (import)
+    makes only the home's own when missing: a missing one named otherwise is an error (a mistyped --db would
+    get a new database holding the labels and no papers, where nothing else looks)."""
     from ..store import Store
-    return Store(load_settings(config, verbose=verbose, db=db, offline=offline).db_path, create=create)
+    s = load_settings(config, verbose=verbose, db=db, offline=offline)
+    return Store(db_there(s)) if writes else Store(s.db_path, create=False)
 
 
 def register(app: typer.Typer) -> None:

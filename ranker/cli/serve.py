@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, info, load_settings
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, info,
+                     load_settings)
 
 
 def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
@@ -42,15 +43,10 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         from ..errors import MissingDependency
         raise MissingDependency(e.name or "fastapi", "web", "ranker serve") from None
 
-    from ..records import DB_FILE
     from ..store import Store
-    db_path = s.db_path
-    if not db_path.exists() and not db_path.is_symlink() and db_path.absolute() != (s.home / DB_FILE).absolute():
-        # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
-        # only read): a mistyped --db would have left a new empty database there, labels going into it; the home's
-        # own database is made on a first serve (an empty archive)
-        from ..errors import InputError
-        raise InputError("no database there (a typo?); `ranker run` makes one", key="db", where=str(db_path))
+    # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
+    # only read): a mistyped --db is an error; the home's own database is made on a first serve (an empty archive)
+    db_path = db_there(s)
     with Store(db_path):              # a database that cannot be opened is one line now, not a 500 per page
         pass
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
