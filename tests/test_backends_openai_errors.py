@@ -391,6 +391,48 @@ def test_a_server_taken_for_gone_is_tried_again_after_a_while(server):
         again.close()
 
 
+def test_after_the_while_one_request_goes_first_and_the_others_wait_for_it():
+    """Once `down_seconds` have passed, every worker used to send its request, each spending all its attempts
+    and backoff on a server still gone (8 workers: 8 requests' retries at once, again each time the while
+    ends). Now one request goes first; the others wait for its outcome: still gone, they fail at once."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+        be = OpenAIBackend("m", base_url=url, concurrency=8, retries=2, backoff=0.2, max_backoff=0.4)
+        be.down_seconds = 0.5
+        out = be.generate([req("2506.00001", "ok")])
+        assert "3 attempts" in out[0].error and be.stats()["retries"] == 2
+        time.sleep(0.6)
+        be.down_seconds = 30.0            # gone again: long enough for the waiting ones to see it, however slow
+        out = be.generate([req(f"2506.{i:05d}", "ok") for i in range(10, 18)])
+    first = [r for r in out if "not answering" not in r.error]
+    assert len(first) == 1 and "connection failed" in first[0].error and "3 attempts" in first[0].error, \
+        [r.error for r in out]
+    assert be.stats()["retries"] == 4                     # the first request's and the one sent after the while
+
+
+def test_after_the_while_the_others_are_sent_once_the_first_is_answered(server):
+    """The server started again: the request sent first after the while is answered, and the ones that waited
+    for it are sent too (not failed as while it was gone)."""
+    port = server.httpd.server_address[1]
+    be = backend(server, concurrency=8, retries=1)
+    be.down_seconds = 0.5
+    server.close()                        # (before any request: a kept-alive connection would still answer)
+    out = be.generate([req("2506.00001", "ok")])
+    assert "connection failed" in out[0].error
+    again = Server(port)
+    try:
+        time.sleep(0.6)
+        out = be.generate([req(f"2506.{i:05d}", "slow") for i in range(10, 18)])
+        assert all(r.ok for r in out), [r.error for r in out]
+        assert len(again.bodies) == 8
+        out = be.generate([req("2506.00020", "ok")])                    # and from then on, as usual
+        assert out[0].ok, out[0].error
+    finally:
+        again.close()
+
+
 def test_a_connection_dropped_mid_request_does_not_give_the_server_up(server):
     """A server that is there but drops one request's connection before answering (a proxy's reset, a worker
     that died on that prompt): that paper fails after its attempts, the papers after it are still sent."""

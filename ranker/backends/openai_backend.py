@@ -16,8 +16,9 @@ within the request's deadline (`total_timeout`); what still fails becomes a Resu
 "error" and the reason, so the run goes on. Every wait is bounded: connecting (`connect_timeout`, 10 s), the
 server's silence in one attempt (`timeout`, 120 s) and the whole request, retries included (`total_timeout`,
 300 s), so one paper never holds a run for long. A request that cannot connect in all its attempts takes the
-server for gone: the requests after it fail at once with that reason (a rerun sends them); a connection the
-server dropped after accepting it does not. Ctrl-C stops generate() at once: the waiting thread is
+server for gone: the requests after it fail at once with that reason (a rerun sends them), for a while; then
+one request goes first and the others wait for its outcome. A connection the server dropped after accepting it
+does not take the server for gone. Ctrl-C stops generate() at once: the waiting thread is
 interrupted, no request is started after it, and the threads still waiting on a hung server are daemons
 that never keep the process alive.
 
@@ -168,8 +169,9 @@ class OpenAIBackend(Backend):
     supports_score_probs = True
     uses_api_key = True               # make_backend passes the settings' OPENAI_API_KEY as api_key
     uses_warn = True                  # make_backend passes the caller's Warn (an unpriced OpenAI model's line)
-    # how long a server that could not be reached is taken for gone: its requests fail at once, then the next
-    # one tries again (a long-lived backend, as in `ranker eval` over many days, sees a restarted server)
+    # how long a server that could not be reached is taken for gone: its requests fail at once, then one tries
+    # again, the others waiting for it (a long-lived backend, as in `ranker eval` over many days, sees a
+    # restarted server)
     down_seconds = 30.0
 
     @classmethod
@@ -214,6 +216,7 @@ class OpenAIBackend(Backend):
         self._refused: str | None = None
         self._down: str | None = None             # why the server is taken for gone: no connection, retries spent
         self._down_until = 0.0                    # ... until this time.monotonic()
+        self._trying: threading.Event | None = None   # set when the request sent first after that ends is over
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
         self.model_name = self._discover_model() if model in ("", "auto") else model
@@ -286,12 +289,49 @@ class OpenAIBackend(Backend):
             body["chat_template_kwargs"] = dict(req.chat_template_kwargs)
         return body
 
+    def _admit(self) -> str | bool:
+        """Whether a request may be sent: False to send it as usual; a reason to fail it at once (the server
+        taken for gone, for a while); True when it is the one sent first once that while is over. The requests
+        that come while that one is out wait for its outcome (the other workers would each spend all their
+        attempts and backoff on a server still gone): the server back, they are sent; still gone, they fail
+        at once as before."""
+        while True:
+            with self._lock:
+                if not self._down:
+                    return False
+                if time.monotonic() < self._down_until:
+                    # the requests after one that could not connect in all its attempts: not sent, for a while
+                    return self._down
+                if self._trying is None:
+                    self._trying = threading.Event()
+                    return True
+                trying = self._trying
+            while not trying.wait(0.05):            # in slices: a Ctrl-C ends the wait
+                if self._cancel.is_set():
+                    return "cancelled (interrupted)"
+
+    def _tried(self) -> None:
+        """The request sent first after the while is over: unless it took the server for gone again, the
+        server is taken as there (it answered, or failed otherwise); the requests waiting for it go on."""
+        with self._lock:
+            if time.monotonic() >= self._down_until:
+                self._down = None
+            self._trying.set()
+            self._trying = None
+
     def _one(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         if self._refused:
             return Result(req.key, None, "error", error=self._refused), None
-        if self._down and time.monotonic() < self._down_until:
-            # the requests after one that could not connect in all its attempts: not sent, for a while
-            return Result(req.key, None, "error", error=self._down), None
+        admit = self._admit()
+        if isinstance(admit, str):
+            return Result(req.key, None, "error", error=admit), None
+        try:
+            return self._send(req, score_probs)
+        finally:
+            if admit:
+                self._tried()
+
+    def _send(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         deadline = time.monotonic() + self.total_timeout
         try:
             relaxed = self._relaxed       # what this request sends: another thread may relax the schema meanwhile
@@ -316,8 +356,10 @@ class OpenAIBackend(Backend):
             if isinstance(e, _NotThere) and not e.out_of_time:
                 # a server that is not there (not started, stopped): each request would spend the same
                 # attempts and backoff in vain, minutes over a day; the rest fail at once with this reason
-                self._down = f"{error}; {self.base_url} is not answering, so the remaining requests were not sent"
-                self._down_until = time.monotonic() + self.down_seconds
+                with self._lock:
+                    self._down = (f"{error}; {self.base_url} is not answering, so the remaining requests were "
+                                  "not sent")
+                    self._down_until = time.monotonic() + self.down_seconds
             return Result(req.key, None, "error", error=error), None
         except Cancelled:
             return Result(req.key, None, "error", error="cancelled (interrupted)"), None
