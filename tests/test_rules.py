@@ -53,6 +53,18 @@ def test_names_are_compared_without_accents_tex_or_case():
     ("Bin-Bin Gao", "Wei Gao", False),
     ("Bin-Bin Gao", "Ze-Feng Gao", False),
     ("Smith", "John Smith", False),                    # a bare family name pins only itself
+    # a particle written in lower case beside capitals is part of the family name, never a given name, so not
+    # the name an initial stands for; capitalised, alone before the family name, it may be one ("Le Song")
+    ("de Gaulle", "D. Gaulle", False),
+    ("D. Gaulle", "de Gaulle", False),
+    ("van der Berg", "V. Berg", False),
+    ("de Gaulle", "de Gaulle", True),
+    ("de Gaulle", "De Gaulle", True),
+    ("de Gaulle", "DE GAULLE", True),                  # all capitals (or none): the case tells nothing
+    ("de Gaulle", "Charles de Gaulle", False),         # a bare family name, particle and all, pins only itself
+    ("Charles de Gaulle", "C. De Gaulle", True),
+    ("Van Nguyen", "V. Nguyen", True),                 # capitalised: a given name
+    ("le song", "L. Song", True),                      # written in lower case throughout: as before
 ])
 def test_same_person(pin, author, same):
     assert same_person(name_tokens(pin), name_tokens(author)) is same
@@ -71,6 +83,17 @@ def test_authors_file_aliases_comments_and_bad_lines(tmp_path):
     assert e.value.where == f"{f}:2"
     with pytest.raises(InputError, match="authors file not found"):
         AuthorPins.read(tmp_path / "nope.txt")
+
+
+def test_a_pinned_family_name_with_its_particle_does_not_pin_an_initial(tmp_path):
+    """The pin "de Gaulle" took its particle for a given name and kept every paper of a "D. Gaulle" (and
+    "Dmitri Gaulle") as the pinned author's; a pin written with capitals still pins its initial ("Le Song")."""
+    f = tmp_path / "authors.txt"
+    f.write_text("de Gaulle\nLe Song\n")
+    pins = AuthorPins.read(f)
+    assert pins.match(Paper(id="1", title="t", abstract="a", authors=["D. Gaulle", "Dmitri Gaulle"])) == []
+    assert pins.match(Paper(id="2", title="t", abstract="a", authors=["Ann Smith", "de Gaulle"])) == ["de Gaulle"]
+    assert pins.match(Paper(id="3", title="t", abstract="a", authors=["L. Song"])) == ["Le Song"]
 
 
 def test_exclusion_phrases_and_patterns(tmp_path):

@@ -12,8 +12,9 @@ Names are matched on a normal form: TeX accents ({\\"o}, \\'e) and diacritics dr
 matching the names they start ("J. Smith" is "John Smith"); the family name (last word) must be equal, and
 every given name both sides write must agree ("John A. Smith" is not "John B. Smith", "Jane Smith" is not
 "John Smith", a name written in the other order is another name). Particles (van, der, de, ...) are ignored
-among given names, unless every given name is one ("Y. LeCun", "Le Song"). An initial is ambiguous by nature:
-pin the full name when a colleague shares it.
+among given names, unless every given name is one ("Y. LeCun", "Le Song"); one written in lower case in a name
+with capitals is never a given name ("de Gaulle" is a family name alone, which pins only itself, not "D.
+Gaulle"). An initial is ambiguous by nature: pin the full name when a colleague shares it.
 """
 from __future__ import annotations
 
@@ -41,25 +42,37 @@ PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos"
              "ter", "bin", "al", "el", "y", "zu"}
 
 
-def plain_name(text: str) -> str:
-    """A name without TeX accents, diacritics or case: '{\\"U}nal, {\\c C}a\\u{g}r{\\i}' -> 'unal, cagri'."""
+def _unaccented(text: str) -> str:
+    """A name without TeX accents or diacritics, its case kept."""
     text = _TEX_LETTER.sub(lambda m: _TEX_LETTERS["\\" + m.group(1)], text)
     text = _TEX_ACCENT.sub("", text).replace("{", "").replace("}", "")
     text = unicodedata.normalize("NFKD", text.translate(_LETTERS))
-    return "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def plain_name(text: str) -> str:
+    """A name without TeX accents, diacritics or case: '{\\"U}nal, {\\c C}a\\u{g}r{\\i}' -> 'unal, cagri'."""
+    return _unaccented(text).casefold()
+
+
+class _Particle(str):
+    """A particle's word written in lower case in a name with capitals ("de" of "Charles de Gaulle"): part of
+    the family name, never a given name, even the only word before it. Equal to its text as any token."""
 
 
 def name_tokens(name: str) -> list[str]:
-    """A person's name as words in the order written; "Last, First" is turned around. Apostrophes join
-    (O'Brien -> obrien); hyphens, dots and other marks separate."""
-    text = plain_name(name)
+    """A person's name as words in the order written, case folded; "Last, First" is turned around. Apostrophes
+    join (O'Brien -> obrien); hyphens, dots and other marks separate. A particle written in lower case among
+    capitals is a _Particle."""
+    text = _unaccented(name)
     if text.count(",") == 1:
         last, first = text.split(",")
-        if first.strip() and not re.fullmatch(r"\s*(jr|sr|ii|iii|iv)\.?\s*", first):
+        if first.strip() and not re.fullmatch(r"\s*(jr|sr|ii|iii|iv)\.?\s*", first, re.IGNORECASE):
             text = f"{first} {last}"
     text = re.sub(r"['’`]", "", text)
-    words = re.findall(r"[^\W\d_]+", text)
-    return [w for w in words if w not in ("jr", "sr")]
+    cased = any(c.isupper() for c in text)       # all in one case ("DE GAULLE", "le song"), the case tells nothing
+    words = [(w, w.casefold()) for w in re.findall(r"[^\W\d_]+", text)]
+    return [_Particle(f) if cased and w.islower() and f in PARTICLES else f for w, f in words if f not in ("jr", "sr")]
 
 
 def _agree(a: str, b: str) -> bool:
@@ -69,9 +82,10 @@ def _agree(a: str, b: str) -> bool:
 
 def _given(tokens: list[str]) -> list[str]:
     """The given names of a name's tokens, particles left out; when every one is a particle's word ("Y. LeCun",
-    "Le Song", "Bin-Bin Gao") they are the given names themselves."""
+    "Le Song", "Bin-Bin Gao") they are the given names themselves, unless written in lower case as particles
+    ("de Gaulle": no given name)."""
     given = [t for t in tokens[:-1] if t not in PARTICLES]
-    return given or tokens[:-1]
+    return given or [t for t in tokens[:-1] if not isinstance(t, _Particle)]
 
 
 def same_person(pin: list[str], author: list[str]) -> bool:
