@@ -12,7 +12,6 @@ full check (`status(verify=True)`) compares the digest of every (id, text hash) 
 """
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -286,19 +285,21 @@ class CorpusIndex:
         F.write_manifest(self.dir, m)
 
     def _write_base(self, index, stem: str, ids: F.FileRef, nlist: int, nprobe: int, trained_on: int) -> F.Base:
-        """Write the IVF index beside its already written ids file; fsynced, with its size and CRC."""
-        path = self.dir / (stem + ".faiss")
+        """Write the IVF index beside its already written ids file; fsynced, with its size and CRC.
+
+        Streamed through a StreamFile rather than written by FAISS to a path: FAISS's own writer ignores an
+        error when it closes the file, so a full disk met by its last buffered bytes left a short file whose
+        (short) size and CRC the new manifest recorded over the old, whole index."""
+        out = F.StreamFile(self.dir, stem + ".faiss")
         try:
-            K.faiss().write_index(index, str(path))
-            with open(path, "rb+") as fh:
-                os.fsync(fh.fileno())
-            ref = F.FileRef(path.name, path.stat().st_size, F.file_crc(path))
+            K.write_index(index, out.write)
+            ref = out.close()
         except BaseException:
-            for p in (path, self.dir / ids.name):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
+            out.discard()
+            try:
+                (self.dir / ids.name).unlink()
+            except OSError:
+                pass
             raise
         return F.Base(index=ref, ids=ids, count=int(index.ntotal), nlist=nlist, nprobe=nprobe,
                       trained_on=trained_on)

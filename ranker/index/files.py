@@ -220,11 +220,12 @@ class StreamFile:
     def discard(self) -> None:
         try:
             self._fh.close()
-        finally:
-            try:
-                self.path.unlink()
-            except OSError:
-                pass
+        except OSError:         # its buffered bytes cannot be written (the full disk that stopped it): no matter
+            pass
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
 
 
 class SegmentWriter:
