@@ -16,6 +16,7 @@ files an update replaced) are removed by the next writer, which holds the folder
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -127,16 +128,34 @@ def new_name(stem: str, suffix: str) -> str:
     return f"{stem}-{time.time_ns():x}{secrets.token_hex(3)}{suffix}"
 
 
+# What opening a file for writing raises in a folder this process cannot write in: a read-only mount, another
+# user's folder.
+CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 @contextmanager
 def locked(directory: Path, exclusive: bool) -> Iterator[None]:
-    """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist).
+    The writer makes the folder and the lock file; a reader opens the lock file for reading only, and reads
+    without it where it cannot (no index yet, a lock file it may not read): no data file is changed in place
+    and the manifest is replaced atomically, so a reader never sees a torn index either way."""
     try:
         import fcntl
     except ImportError:          # not POSIX: the atomic manifest still keeps every reader safe
+        if exclusive:
+            directory.mkdir(parents=True, exist_ok=True)
         yield
         return
-    with open(directory / ".lock", "a+") as fh:
+    if exclusive:
+        directory.mkdir(parents=True, exist_ok=True)
+        fh = open(directory / ".lock", "a+")
+    else:
+        try:
+            fh = open(directory / ".lock", "rb")
+        except OSError:
+            yield
+            return
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
