@@ -315,6 +315,39 @@ def test_status_reports_counts_and_the_full_check_finds_a_forged_digest(store, v
     assert "digest" in CorpusIndex(store, EMB).status().problem
 
 
+def test_status_while_a_writer_replaces_the_files_sees_a_whole_index(store, vecs, monkeypatch):
+    """`ranker index status` while the daily run syncs: the writer (here in a thread, with its own connection
+    and lock) merges the segments the status has just read the manifest of, removing their files; status
+    reads under the readers' lock, so the writer waits and no whole index is called damaged."""
+    import threading
+    monkeypatch.setattr(corpus, "MAX_SEGMENTS", 1)          # the writer's next sync merges the segments
+    put(store, vecs, 0, 50)
+    CorpusIndex(store, EMB).sync()
+    put(store, vecs, 50, 60)
+    done = []
+
+    def writer():
+        with Store(store.path) as s:
+            done.append(CorpusIndex(s, EMB).sync())
+
+    real = files.folder_size
+
+    def meanwhile(directory):                              # status has read the manifest: a writer comes
+        t = threading.Thread(target=writer)
+        t.start()
+        t.join(timeout=1.0)
+        threads.append(t)
+        return real(directory)
+    threads = []
+    monkeypatch.setattr(files, "folder_size", meanwhile)
+    st = CorpusIndex(store, EMB).status()
+    monkeypatch.setattr(files, "folder_size", real)
+    threads[0].join(timeout=30)
+    assert st.problem is None and (st.vectors, st.behind) == (50, 10), st
+    assert done and done[0].merged and done[0].count == 60
+    assert CorpusIndex(store, EMB).status().problem is None
+
+
 def test_writers_leave_no_stray_files(store, vecs):
     put(store, vecs, 0, 10)
     idx = CorpusIndex(store, EMB)

@@ -486,10 +486,11 @@ class CorpusIndex:
     # ------------------------------------------------------------------ status
     def status(self, verify: bool = True) -> IndexStatus:
         """What the index holds and whether it agrees with the store; changes nothing. verify=True also
-        compares the digest of every stored (id, text hash) and the files' checksums (reads no vector)."""
+        compares the digest of every stored (id, text hash) and the files' checksums (reads no vector).
+        Under the readers' lock: a writer replacing files meanwhile would make a whole index look damaged."""
         st = IndexStatus(embedder=self.embedder, directory=str(self.dir), exists=False)
         store = self.store
-        with store.read_snapshot():
+        with F.locked(self.dir, exclusive=False), store.read_snapshot():
             count, top = store.paper_vector_stats(self.embedder, QUERY_PREFIX)
             st.store_vectors = count
             try:
