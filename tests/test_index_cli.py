@@ -148,6 +148,30 @@ def test_similar_on_a_read_only_home_uses_the_index_as_it_stands(stocked, read_o
     assert lines[0].endswith(": the corpus index there needs writing (1 vector stored since it was last updated)")
 
 
+@pytest.mark.parametrize("in_the_way", ["faiss-r.sqlite3", "faiss-r.sqlite3/minilm"])
+def test_a_file_where_the_index_folder_goes_is_named(stocked, tmp_path, in_the_way):
+    """A file where the index's folder (or the database's index folder) should be: each command names that
+    file, not the folder it was making under it."""
+    db, papers = stocked
+    blocker = db.parent / in_the_way
+    blocker.parent.mkdir(exist_ok=True)
+    blocker.write_text("not a folder")
+    line = f"{blocker}: is a file, not a folder: the corpus index is kept there"
+    for args in (("similar", papers[40].id), ("index", "rebuild")):
+        r = ranker(*args, "--db", db)
+        assert r.returncode == 1 and r.stdout == "" and r.stderr.strip().splitlines() == [f"error: {line}"], r.stderr
+    r = ranker("index", "status", "--db", db)
+    assert r.returncode == 0 and f"  index       none ({blocker} is a file, not a folder); the database holds 60 " \
+        "paper vectors" in r.stdout, r.stdout
+    src = write(tmp_path / "day.jsonl", listing("2025-05-15", 5))
+    with Store(db) as s:                             # vectors stored: no model loads
+        store_vectors(s, [Paper.from_dict(x) for x in listing("2025-05-15", 5)])
+    r = ranker("fetch", "--from", src, "--embed", "--out", tmp_path / "out.jsonl", "--db", db, "--offline")
+    assert r.returncode == 0, r.stderr
+    assert f"index: not updated ({line}); the next command that embeds retries" in r.stderr.splitlines(), r.stderr
+    assert blocker.read_text() == "not a folder"
+
+
 def test_fetch_embed_syncs_the_index_and_embeds_only_what_is_missing(tmp_path):
     """Every vector already stored (under the keys the embedder looks up): no model loads, the index follows."""
     db = tmp_path / "r.sqlite3"

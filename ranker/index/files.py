@@ -128,6 +128,24 @@ def new_name(stem: str, suffix: str) -> str:
     return f"{stem}-{time.time_ns():x}{secrets.token_hex(3)}{suffix}"
 
 
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The folder itself or the nearest of its parents that is a file, if one is."""
+    return next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+
+
+def make_folder(directory: Path) -> None:
+    """Make the index's folder and its parents; a file in the way is an error naming that file (mkdir would
+    name the folder it was making, which the user will not find)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = _file_in_the_way(directory)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder: the corpus index is kept there",
+                                 str(blocker)) from None
+
+
 # What opening a file for writing raises in a folder this process cannot write in: a read-only mount, another
 # user's folder.
 CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -143,11 +161,11 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
         import fcntl
     except ImportError:          # not POSIX: the atomic manifest still keeps every reader safe
         if exclusive:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_folder(directory)
         yield
         return
     if exclusive:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_folder(directory)
         fh = open(directory / ".lock", "a+")
     else:
         try:
@@ -169,6 +187,10 @@ def read_manifest(directory: Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise IndexFileError(NO_INDEX) from None
+    except NotADirectoryError as e:
+        blocker = _file_in_the_way(directory)
+        raise IndexFileError(f"{blocker} is a file, not a folder" if blocker else
+                             f"its manifest is unreadable ({e})") from None
     except (OSError, UnicodeDecodeError) as e:
         raise IndexFileError(f"its manifest is unreadable ({e})") from None
     try:
