@@ -191,6 +191,30 @@ def test_fetch_embed_syncs_the_index_and_embeds_only_what_is_missing(tmp_path):
 
 # --------------------------------------------------------------------------- slow: real MiniLM, real days
 @pytest.mark.slow
+def test_similar_embeds_text_without_storing_it_in_a_read_only_database(stocked, read_only):
+    """Free text (and a paper stored without a vector) on a read-only home: embedded by the real MiniLM and
+    searched, not written to the database (which refused it: 'read-only ...: cannot write to it')."""
+    import shutil
+    src, papers = stocked
+    home, switch = read_only
+    db = home / "ranker.sqlite3"
+    shutil.copy(src, db)
+    with Store(db) as s:
+        s.add_papers([Paper(id="2599.00002", title="Routing tokens to experts",
+                            abstract="A sparse mixture of experts for long context.", date="2025-05-16")])
+    assert ranker("index", "rebuild", "--db", db).returncode == 0
+    switch(True)
+    r = ranker("similar", "sparse mixture of experts routing", "--k", "3", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr
+    r = ranker("similar", "2599.00002", "--k", "2", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 2, r.stderr
+    assert "nearest to 2599.00002 (2025-05-16): Routing tokens to experts" in r.stderr
+    switch(False)
+    with Store(db) as s:
+        assert s.count_embeddings("minilm") == len(papers)          # nothing was stored
+
+
+@pytest.mark.slow
 def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
     db = tmp_path / "home" / "ranker.sqlite3"
     day_a = listing("2025-05-13", 40)
