@@ -171,8 +171,10 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
         try:
             fh = open(directory / ".lock", "rb")
         except OSError:
-            yield
-            return
+            fh = None
+    if fh is None:
+        yield
+        return
     with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
