@@ -85,6 +85,93 @@ def test_similar_on_an_empty_store_is_one_line(tmp_path):
     assert r.returncode == 0 and "no paper vectors in the database " in r.stdout and "and no index under" in r.stdout
 
 
+@pytest.fixture
+def read_only(tmp_path):
+    """A home folder and a switch that makes it read-only or writable again: a tmpfs remounted where mounting
+    is permitted (root, whom file modes do not stop), else file and folder modes."""
+    import os
+    import subprocess
+    home = tmp_path / "home"
+    home.mkdir()
+    root = os.geteuid() == 0
+    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(home)],
+                               capture_output=True).returncode != 0:
+        pytest.skip("root without mount: cannot make a folder read-only")
+
+    def switch(ro: bool) -> None:
+        if root:
+            subprocess.run(["mount", "-o", f"remount,{'ro' if ro else 'rw'}", str(home)], check=True)
+        else:
+            for p in [home, *home.rglob("*")]:
+                os.chmod(p, (0o555 if p.is_dir() else 0o444) if ro else (0o755 if p.is_dir() else 0o644))
+    try:
+        yield home, switch
+    finally:
+        if root:
+            subprocess.run(["umount", str(home)], check=True)
+        else:
+            switch(False)
+
+
+def test_similar_on_a_read_only_home_uses_the_index_as_it_stands(stocked, read_only):
+    """A database and its index on read-only media (a mounted copy, another user's folder): the index agrees
+    with the database, so `similar` and the pages' similar papers answer from it (the lock file, which
+    cannot be opened for writing there, was an error); an index the database has outgrown is one line naming
+    its folder and what it lacks."""
+    import shutil
+    from ranker.web.search import corpus_similar
+    src, papers = stocked
+    home, switch = read_only
+    db = home / "ranker.sqlite3"
+    shutil.copy(src, db)
+    r = ranker("similar", papers[40].id, "--k", "3", "--db", db)
+    assert r.returncode == 0, r.stderr
+    want = r.stdout
+    switch(True)
+    r = ranker("similar", papers[40].id, "--k", "3", "--db", db)
+    assert r.returncode == 0 and r.stdout == want, r.stderr
+    assert r.stderr.splitlines() == [f"nearest to {papers[40].id} (2025-05-15): {papers[40].title}"]
+    with Store(db) as s:
+        assert s.read_only
+        assert [i for i, _ in corpus_similar(s, papers[40].id, 3)] == [line.split()[2] for line in want.splitlines()]
+    r = ranker("index", "status", "--db", db)
+    assert r.returncode == 0 and "agrees with the database (full check)" in r.stdout, r.stdout
+
+    switch(False)
+    with Store(db) as s:                             # a vector stored where the index could not follow
+        s.put_embeddings([("2599.00001", "h", np.full(384, 384 ** -0.5, np.float32))], "minilm")
+    switch(True)
+    r = ranker("similar", papers[40].id, "--k", "3", "--db", db)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and r.stdout == "" and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {home / 'faiss' / 'minilm'}: ")          # read-only / permission denied
+    assert lines[0].endswith(": the corpus index there needs writing (1 vector stored since it was last updated)")
+
+
+@pytest.mark.parametrize("in_the_way", ["faiss-r.sqlite3", "faiss-r.sqlite3/minilm"])
+def test_a_file_where_the_index_folder_goes_is_named(stocked, tmp_path, in_the_way):
+    """A file where the index's folder (or the database's index folder) should be: each command names that
+    file, not the folder it was making under it."""
+    db, papers = stocked
+    blocker = db.parent / in_the_way
+    blocker.parent.mkdir(exist_ok=True)
+    blocker.write_text("not a folder")
+    line = f"{blocker}: is a file, not a folder: the corpus index is kept there"
+    for args in (("similar", papers[40].id), ("index", "rebuild")):
+        r = ranker(*args, "--db", db)
+        assert r.returncode == 1 and r.stdout == "" and r.stderr.strip().splitlines() == [f"error: {line}"], r.stderr
+    r = ranker("index", "status", "--db", db)
+    assert r.returncode == 0 and f"  index       none ({blocker} is a file, not a folder); the database holds 60 " \
+        "paper vectors" in r.stdout, r.stdout
+    src = write(tmp_path / "day.jsonl", listing("2025-05-15", 5))
+    with Store(db) as s:                             # vectors stored: no model loads
+        store_vectors(s, [Paper.from_dict(x) for x in listing("2025-05-15", 5)])
+    r = ranker("fetch", "--from", src, "--embed", "--out", tmp_path / "out.jsonl", "--db", db, "--offline")
+    assert r.returncode == 0, r.stderr
+    assert f"index: not updated ({line}); the next command that embeds retries" in r.stderr.splitlines(), r.stderr
+    assert blocker.read_text() == "not a folder"
+
+
 def test_fetch_embed_syncs_the_index_and_embeds_only_what_is_missing(tmp_path):
     """Every vector already stored (under the keys the embedder looks up): no model loads, the index follows."""
     db = tmp_path / "r.sqlite3"
@@ -103,6 +190,30 @@ def test_fetch_embed_syncs_the_index_and_embeds_only_what_is_missing(tmp_path):
 
 
 # --------------------------------------------------------------------------- slow: real MiniLM, real days
+@pytest.mark.slow
+def test_similar_embeds_text_without_storing_it_in_a_read_only_database(stocked, read_only):
+    """Free text (and a paper stored without a vector) on a read-only home: embedded by the real MiniLM and
+    searched, not written to the database (which refused it: 'read-only ...: cannot write to it')."""
+    import shutil
+    src, papers = stocked
+    home, switch = read_only
+    db = home / "ranker.sqlite3"
+    shutil.copy(src, db)
+    with Store(db) as s:
+        s.add_papers([Paper(id="2599.00002", title="Routing tokens to experts",
+                            abstract="A sparse mixture of experts for long context.", date="2025-05-16")])
+    assert ranker("index", "rebuild", "--db", db).returncode == 0
+    switch(True)
+    r = ranker("similar", "sparse mixture of experts routing", "--k", "3", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr
+    r = ranker("similar", "2599.00002", "--k", "2", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 2, r.stderr
+    assert "nearest to 2599.00002 (2025-05-16): Routing tokens to experts" in r.stderr
+    switch(False)
+    with Store(db) as s:
+        assert s.count_embeddings("minilm") == len(papers)          # nothing was stored
+
+
 @pytest.mark.slow
 def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
     db = tmp_path / "home" / "ranker.sqlite3"

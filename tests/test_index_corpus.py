@@ -221,6 +221,49 @@ def test_a_damaged_approximate_index_is_rebuilt_when_new_vectors_are_merged_into
     assert [h[0].id for h in hits] == [f"2501.{i:05d}" for i in range(800)]
 
 
+FULL_CHILD = """
+import resource, signal, sys
+from ranker.index import CorpusIndex, kinds
+from ranker.store import Store
+kinds.APPROX_THRESHOLD = 500
+with Store(sys.argv[1]) as s:
+    # no file may grow past the limit: the write that would fails (EFBIG), as on a disk with that much room
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+    try:
+        CorpusIndex(s, "toy").rebuild("test")
+    except OSError as e:
+        print("OSError", e.errno)
+"""
+
+
+@pytest.mark.parametrize("short_by", [10, 100, 5000])
+def test_a_full_disk_while_the_approximate_index_is_written_keeps_the_old_one(store, vecs, monkeypatch,
+                                                                              tmp_path, short_by):
+    """The IVF file meets a full disk when only its last bytes are left to write (what FAISS keeps buffered
+    until it closes the file) or earlier: the update fails with the disk's error, and the old index stays,
+    whole and named by the manifest (not a short file recorded under its own short size and CRC)."""
+    import errno
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 500)
+    put(store, vecs, 0, 700)
+    idx = CorpusIndex(store, EMB)
+    assert idx.sync().kind == "ivf"
+    before = idx.manifest.base
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", FULL_CHILD, str(store.path), str(before.index.size - short_by)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["OSError", str(errno.EFBIG)], (r.stdout, r.stderr)
+    assert r.stderr == ""                                   # nothing of FAISS's own on the terminal
+    assert files.read_manifest(idx.dir).base == before
+    assert sorted(p.name for p in idx.dir.iterdir()) == sorted([before.index.name, before.ids.name,
+                                                                "manifest.json", ".lock"])
+    assert CorpusIndex(store, EMB).status().problem is None
+    notes = []
+    fresh = CorpusIndex(store, EMB, warn=notes.append)
+    assert [h[0].id for h in fresh.search(vecs[:700], k=1)] == [f"2501.{i:05d}" for i in range(700)]
+    assert notes == []                                      # read as it was: nothing to rebuild
+
+
 def test_an_index_that_disagrees_with_the_store_is_rebuilt_with_a_reason(tmp_path, vecs):
     db = tmp_path / "r.sqlite3"
     with Store(db) as store:
@@ -270,6 +313,39 @@ def test_status_reports_counts_and_the_full_check_finds_a_forged_digest(store, v
     man.write_text(json.dumps(m))
     assert CorpusIndex(store, EMB).status(verify=False).problem is None      # the cheap checks cannot see it
     assert "digest" in CorpusIndex(store, EMB).status().problem
+
+
+def test_status_while_a_writer_replaces_the_files_sees_a_whole_index(store, vecs, monkeypatch):
+    """`ranker index status` while the daily run syncs: the writer (here in a thread, with its own connection
+    and lock) merges the segments the status has just read the manifest of, removing their files; status
+    reads under the readers' lock, so the writer waits and no whole index is called damaged."""
+    import threading
+    monkeypatch.setattr(corpus, "MAX_SEGMENTS", 1)          # the writer's next sync merges the segments
+    put(store, vecs, 0, 50)
+    CorpusIndex(store, EMB).sync()
+    put(store, vecs, 50, 60)
+    done = []
+
+    def writer():
+        with Store(store.path) as s:
+            done.append(CorpusIndex(s, EMB).sync())
+
+    real = files.folder_size
+
+    def meanwhile(directory):                              # status has read the manifest: a writer comes
+        t = threading.Thread(target=writer)
+        t.start()
+        t.join(timeout=1.0)
+        threads.append(t)
+        return real(directory)
+    threads = []
+    monkeypatch.setattr(files, "folder_size", meanwhile)
+    st = CorpusIndex(store, EMB).status()
+    monkeypatch.setattr(files, "folder_size", real)
+    threads[0].join(timeout=30)
+    assert st.problem is None and (st.vectors, st.behind) == (50, 10), st
+    assert done and done[0].merged and done[0].count == 60
+    assert CorpusIndex(store, EMB).status().problem is None
 
 
 def test_writers_leave_no_stray_files(store, vecs):

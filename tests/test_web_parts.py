@@ -211,6 +211,33 @@ def test_similar_for_many_papers_is_what_each_page_would_ask_for(tmp_path):
         assert all(i in ids[250:] for i, _ in many[ids[260]])       # the other embedder's own corpus
 
 
+def test_similar_for_many_papers_reads_their_vectors_a_batch_at_a_time(tmp_path, monkeypatch):
+    """The static site of a large corpus (a backfill's papers, each on a day page): the papers' vectors are read
+    from the store a batch at a time, not all at once beside the index (a large corpus is the approximate
+    kind, mapped from disk, so the vectors read here were the whole of the memory)."""
+    import tracemalloc
+    from ranker.index import CorpusIndex, kinds
+    from ranker.web.search import corpus_similar_many
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 5000)
+    n, dim = 20_000, 384
+    rng = np.random.default_rng(2)
+    ids = [f"2501.{i:05d}" for i in range(n)]
+    with Store(tmp_path / "r.sqlite3") as s:
+        for c in range(0, n, 5000):
+            v = rng.normal(size=(5000, dim)).astype(np.float32)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            s.put_embeddings(((ids[c + i], "h", v[i]) for i in range(5000)), "minilm")
+        assert CorpusIndex(s, "minilm").sync().kind == "ivf"
+        tracemalloc.start()
+        try:
+            many = corpus_similar_many(s, ids, 1, batch=512)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(many) == n and all(len(hits) == 1 for hits in many.values())
+    assert peak < 0.6 * n * dim * 4, f"{peak / 2**20:.1f} MB at the peak"
+
+
 def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_path, monkeypatch):
     with Store(tmp_path / "r.sqlite3") as s:
         s.add_papers([Paper(id=str(i), title=f"t{i}", abstract="a") for i in range(3)])

@@ -43,7 +43,10 @@ __all__ = ["CorpusIndex", "Hit", "IndexStatus", "SyncResult", "Neighbour", "Reup
 
 def _not_updated(e: BaseException, warn: Warn | None) -> None:
     if warn is not None:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if isinstance(e, OSError) and e.strerror and e.filename:      # the file and what happened, no errno
+            first = f"{e.filename}: {e.strerror}"
+        else:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         warn(f"index: not updated ({first}); the next command that embeds retries")
 
 

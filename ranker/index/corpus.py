@@ -12,7 +12,6 @@ full check (`status(verify=True)`) compares the digest of every (id, text hash) 
 """
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -121,22 +120,51 @@ class CorpusIndex:
     def sync(self) -> SyncResult:
         """Bring the index up to the store's paper vectors (see the module's docstring)."""
         t0 = time.perf_counter()
-        with F.locked(self.dir, exclusive=True):
-            try:
-                m = F.read_manifest(self.dir)
-                if m.embedder != self.embedder:
-                    raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
-                if m.kind not in K.KINDS:
-                    raise _Rebuild(f"unknown kind {m.kind!r}")
-                res = self._sync(m)
-            except F.IndexFileError as e:
-                res = self._rebuild(str(e))
-            except _Rebuild as e:
-                res = self._rebuild(e.reason)
+        try:
+            with F.locked(self.dir, exclusive=True):
+                try:
+                    m = F.read_manifest(self.dir)
+                    if m.embedder != self.embedder:
+                        raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
+                    if m.kind not in K.KINDS:
+                        raise _Rebuild(f"unknown kind {m.kind!r}")
+                    res = self._sync(m)
+                except F.IndexFileError as e:
+                    res = self._rebuild(str(e))
+                except _Rebuild as e:
+                    res = self._rebuild(e.reason)
+        except OSError as e:
+            if e.errno not in F.CANNOT_WRITE:
+                raise
+            res = self._as_it_stands(e)
         if self.manifest is None or self.manifest.files() != self._mem_files:
             self._mem = None        # read again at the next search; an index that did not change stays loaded
         res.seconds = time.perf_counter() - t0
         return self._say(res)
+
+    def _as_it_stands(self, e: OSError) -> SyncResult:
+        """sync() in a folder it cannot write in (a read-only mount, another user's folder, `e` says which):
+        the index as it stands when it agrees with the store and holds every stored vector, so a copy of a
+        home on read-only media still answers; else an OSError naming the folder and what it lacks."""
+        try:
+            with F.locked(self.dir, exclusive=False):
+                m = F.read_manifest(self.dir)
+            if m.embedder != self.embedder:
+                raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
+            if m.kind not in K.KINDS:
+                raise _Rebuild(f"unknown kind {m.kind!r}")
+            with self.store.read_snapshot():
+                count, top = self.store.paper_vector_stats(self.embedder, QUERY_PREFIX)
+                self._check(m, count, top)
+                behind = self._count_new(m.max_rowid)
+            if behind:
+                raise _Rebuild(f"{behind:,} vector{'s' if behind != 1 else ''} stored since it was last updated")
+        except (F.IndexFileError, _Rebuild) as why:
+            reason = getattr(why, "reason", None) or str(why)
+            raise OSError(e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})",
+                          str(self.dir)) from None
+        self.manifest = m
+        return SyncResult(count=m.count, kind=m.kind)
 
     def rebuild(self, reason: str = "asked to") -> SyncResult:
         t0 = time.perf_counter()
@@ -286,19 +314,21 @@ class CorpusIndex:
         F.write_manifest(self.dir, m)
 
     def _write_base(self, index, stem: str, ids: F.FileRef, nlist: int, nprobe: int, trained_on: int) -> F.Base:
-        """Write the IVF index beside its already written ids file; fsynced, with its size and CRC."""
-        path = self.dir / (stem + ".faiss")
+        """Write the IVF index beside its already written ids file; fsynced, with its size and CRC.
+
+        Streamed through a StreamFile rather than written by FAISS to a path: FAISS's own writer ignores an
+        error when it closes the file, so a full disk met by its last buffered bytes left a short file whose
+        (short) size and CRC the new manifest recorded over the old, whole index."""
+        out = F.StreamFile(self.dir, stem + ".faiss")
         try:
-            K.faiss().write_index(index, str(path))
-            with open(path, "rb+") as fh:
-                os.fsync(fh.fileno())
-            ref = F.FileRef(path.name, path.stat().st_size, F.file_crc(path))
+            K.write_index(index, out.write)
+            ref = out.close()
         except BaseException:
-            for p in (path, self.dir / ids.name):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
+            out.discard()
+            try:
+                (self.dir / ids.name).unlink()
+            except OSError:
+                pass
             raise
         return F.Base(index=ref, ids=ids, count=int(index.ntotal), nlist=nlist, nprobe=nprobe,
                       trained_on=trained_on)
@@ -456,10 +486,11 @@ class CorpusIndex:
     # ------------------------------------------------------------------ status
     def status(self, verify: bool = True) -> IndexStatus:
         """What the index holds and whether it agrees with the store; changes nothing. verify=True also
-        compares the digest of every stored (id, text hash) and the files' checksums (reads no vector)."""
+        compares the digest of every stored (id, text hash) and the files' checksums (reads no vector).
+        Under the readers' lock: a writer replacing files meanwhile would make a whole index look damaged."""
         st = IndexStatus(embedder=self.embedder, directory=str(self.dir), exists=False)
         store = self.store
-        with store.read_snapshot():
+        with F.locked(self.dir, exclusive=False), store.read_snapshot():
             count, top = store.paper_vector_stats(self.embedder, QUERY_PREFIX)
             st.store_vectors = count
             try:

@@ -16,6 +16,7 @@ files an update replaced) are removed by the next writer, which holds the folder
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -127,16 +128,54 @@ def new_name(stem: str, suffix: str) -> str:
     return f"{stem}-{time.time_ns():x}{secrets.token_hex(3)}{suffix}"
 
 
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The folder itself or the nearest of its parents that is a file, if one is."""
+    return next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+
+
+def make_folder(directory: Path) -> None:
+    """Make the index's folder and its parents; a file in the way is an error naming that file (mkdir would
+    name the folder it was making, which the user will not find)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = _file_in_the_way(directory)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder: the corpus index is kept there",
+                                 str(blocker)) from None
+
+
+# What opening a file for writing raises in a folder this process cannot write in: a read-only mount, another
+# user's folder.
+CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 @contextmanager
 def locked(directory: Path, exclusive: bool) -> Iterator[None]:
-    """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist).
+    The writer makes the folder and the lock file; a reader opens the lock file for reading only, and reads
+    without it where it cannot (no index yet, a lock file it may not read): no data file is changed in place
+    and the manifest is replaced atomically, so a reader never sees a torn index either way."""
     try:
         import fcntl
     except ImportError:          # not POSIX: the atomic manifest still keeps every reader safe
+        if exclusive:
+            make_folder(directory)
         yield
         return
-    with open(directory / ".lock", "a+") as fh:
+    if exclusive:
+        make_folder(directory)
+        fh = open(directory / ".lock", "a+")
+    else:
+        try:
+            fh = open(directory / ".lock", "rb")
+        except OSError:
+            fh = None
+    if fh is None:
+        yield
+        return
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
@@ -150,6 +189,10 @@ def read_manifest(directory: Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise IndexFileError(NO_INDEX) from None
+    except NotADirectoryError as e:
+        blocker = _file_in_the_way(directory)
+        raise IndexFileError(f"{blocker} is a file, not a folder" if blocker else
+                             f"its manifest is unreadable ({e})") from None
     except (OSError, UnicodeDecodeError) as e:
         raise IndexFileError(f"its manifest is unreadable ({e})") from None
     try:
@@ -220,11 +263,12 @@ class StreamFile:
     def discard(self) -> None:
         try:
             self._fh.close()
-        finally:
-            try:
-                self.path.unlink()
-            except OSError:
-                pass
+        except OSError:         # its buffered bytes cannot be written (the full disk that stopped it): no matter
+            pass
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
 
 
 class SegmentWriter:

@@ -19,6 +19,7 @@ adds a 1,000-paper day in 0.011 s against 0.219 s, and is 250 MB smaller.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -93,6 +94,13 @@ def build(vectors: np.ndarray, kind: str | None = None, *, nprobe: int | None = 
     for i in range(0, n, 100_000):
         index.add(vectors[i:i + 100_000])
     return index
+
+
+def write_index(index, write: Callable[[bytes], object]) -> None:
+    """Serialise a FAISS index through `write`, called with its bytes a piece at a time; an exception `write`
+    raises (a full disk) stops it and comes out as itself."""
+    fa = faiss()
+    fa.write_index(index, fa.PyCallbackIOWriter(write))
 
 
 def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -192,16 +192,17 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     key = embedder.key if not isinstance(embedder, str) else _embedder(embedder).key
     pid = arxiv_id(query)
     paper = None
+    cache = None if store.read_only else store        # a read-only database: embedded, not stored
     if pid is not None:
         paper = store.get_paper(pid)
         vec = store.get_vectors([pid], key).get(pid)
         if vec is None:
             if paper is None:
                 raise InputError("unknown paper: the store has neither its vector nor its text", where=pid)
-            vec = _embedder(embedder).embed_papers([paper], store)[0]
+            vec = _embedder(embedder).embed_papers([paper], cache)[0]
         exclude = {pid}
     else:
-        vec = _embedder(embedder).embed_queries([query], store)[0]
+        vec = _embedder(embedder).embed_queries([query], cache)[0]
         exclude = set()
     idx = open_index(store, key, warn)          # after the query is known good: an error stays one line
     dates = _Dates(store)

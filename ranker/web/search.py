@@ -106,17 +106,21 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
     out: dict[str, list[tuple[str, float]]] = {}
     left = list(dict.fromkeys(paper_ids))
     for key in store.paper_embedders(QUERY_PREFIX):
-        vecs = store.get_vectors(left, key) if left else {}
-        if not vecs:
+        have = store.embedding_hashes(left, key) if left else {}      # which have a vector (none read yet)
+        if not have:
             continue
         try:
             with index_for(store, key, indexes) as idx:
-                ids = [i for i in left if i in vecs]
+                ids = [i for i in left if i in have]
                 for start in range(0, len(ids), batch):
-                    chunk = ids[start:start + batch]
+                    # a batch's vectors at a time: a site of a whole backfill's papers holds 1.5 KB a paper else
+                    vecs = store.get_vectors(ids[start:start + batch], key)
+                    chunk = [i for i in ids[start:start + batch] if i in vecs]
+                    if not chunk:
+                        continue
                     for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
                         out[pid] = [(h.id, float(h.score)) for h in hits if h.id != pid][:k]
         except (RankerError, OSError, RuntimeError):     # an index that cannot be written here: no panels
             return out
-        left = [i for i in left if i not in vecs]
+        left = [i for i in left if i not in have]
     return out
