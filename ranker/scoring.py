@@ -306,6 +306,16 @@ class BatchScores:
     retried: int = 0
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C inside score_batch, with what the batch had by then (`batch`): the scores of the answers that came
+    back before it (on_scores heard them too), the failures already final and the tokens spent. A paper with
+    neither has no answer: a rerun asks for it again."""
+
+    def __init__(self, batch: BatchScores):
+        super().__init__()
+        self.batch = batch
+
+
 def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, options: ScoreOptions | None = None,
                 *, on_done: Callable[[int], None] | None = None, related: Related | None = None,
                 on_scores: Callable[[dict[str, Score]], None] | None = None) -> BatchScores:
@@ -317,7 +327,8 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
     with an error and no text is a Failure at once. `on_done(n)` is handed to the first call's
     backend.generate (n requests finished), for a progress bar; the retry call is not counted again.
     `on_scores(scores)` hears each call's validated scores as soon as they are read, before the retry call, so
-    a caller that stores them (score_papers) keeps them should the retry be interrupted or fail.
+    a caller that stores them (score_papers) keeps them should the retry be interrupted or fail. Ctrl-C is
+    BatchInterrupted, holding what the batch had by then (a caller that writes no store, the backfill, keeps it).
     `related`: as for score_papers."""
     opt = options or ScoreOptions()
     _check_related(opt, related)
@@ -325,57 +336,62 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
     out = BatchScores()
     groups = [papers[i:i + opt.papers_per_request] for i in range(0, len(papers), opt.papers_per_request)]
     cut_off: set[str] = set()               # papers whose first answer ran out of tokens
-    for final in (False, True):
-        if not groups:
-            break
-        requests = build_requests(groups, prompts, opt, related if opt.novelty_context > 0 else None)
-        for req, group in zip(requests, groups):
-            if group[0].id in cut_off:
-                req.max_tokens *= 2
-        try:
-            if on_done is not None and not final:
-                results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
-            else:
-                results = backend.generate(requests, score_probs=want_probs)
-        except GenerateInterrupted as e:
-            # Ctrl-C: the answers that came back before it are kept (paid for, on a metered API), then it stops
-            kept: dict[str, Score] = {}
-            for group, res in zip(groups, e.results):
-                if res is not None and res.ok:
-                    try:
-                        kept.update(parse_result(res, [p.id for p in group], opt.comment_chars))
-                    except ValueError:
-                        pass
-            if kept:
-                out.scores.update(kept)
-                if on_scores is not None:
-                    on_scores(kept)
-            raise
-        if len(results) != len(groups):
-            raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
-                               "requests")
-        retry: list[list[Paper]] = []
-        new: dict[str, Score] = {}
-        for group, res in zip(groups, results):
-            out.usage.add(res.usage)
-            ids = [p.id for p in group]
+    try:
+        for final in (False, True):
+            if not groups:
+                break
+            requests = build_requests(groups, prompts, opt, related if opt.novelty_context > 0 else None)
+            for req, group in zip(requests, groups):
+                if group[0].id in cut_off:
+                    req.max_tokens *= 2
             try:
-                new.update(parse_result(res, ids, opt.comment_chars))
-            except ValueError as e:
-                # no answer at all from a one-paper request: the backend's own error, after its own retries
-                # (a server down, a prompt too long); the same request again would fail the same way
-                if not final and (len(group) > 1 or res.text is not None):
-                    retry += [[p] for p in group]
-                    if res.finish_reason == "length":
-                        cut_off.update(ids)
-                    continue
-                for pid in ids:
-                    out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
-        out.scores.update(new)
-        if on_scores is not None and new:
-            on_scores(new)
-        out.retried += sum(len(g) for g in retry)
-        groups = retry
+                if on_done is not None and not final:
+                    results = backend.generate(requests, score_probs=want_probs, on_done=on_done)
+                else:
+                    results = backend.generate(requests, score_probs=want_probs)
+            except GenerateInterrupted as e:
+                # Ctrl-C: the answers that came back before it are kept (paid for, on a metered API), then it stops
+                kept: dict[str, Score] = {}
+                for group, res in zip(groups, e.results):
+                    if res is not None:
+                        out.usage.add(res.usage)          # spent, whether or not the answer is kept
+                    if res is not None and res.ok:
+                        try:
+                            kept.update(parse_result(res, [p.id for p in group], opt.comment_chars))
+                        except ValueError:
+                            pass
+                if kept:
+                    out.scores.update(kept)
+                    if on_scores is not None:
+                        on_scores(kept)
+                raise
+            if len(results) != len(groups):
+                raise RuntimeError(f"backend {backend.name} returned {len(results)} results for {len(groups)} "
+                                   "requests")
+            retry: list[list[Paper]] = []
+            new: dict[str, Score] = {}
+            for group, res in zip(groups, results):
+                out.usage.add(res.usage)
+                ids = [p.id for p in group]
+                try:
+                    new.update(parse_result(res, ids, opt.comment_chars))
+                except ValueError as e:
+                    # no answer at all from a one-paper request: the backend's own error, after its own retries
+                    # (a server down, a prompt too long); the same request again would fail the same way
+                    if not final and (len(group) > 1 or res.text is not None):
+                        retry += [[p] for p in group]
+                        if res.finish_reason == "length":
+                            cut_off.update(ids)
+                        continue
+                    for pid in ids:
+                        out.failures[pid] = Failure(arxiv_id=pid, reason=redact(e), raw=res.text or "")
+            out.scores.update(new)
+            if on_scores is not None and new:
+                on_scores(new)
+            out.retried += sum(len(g) for g in retry)
+            groups = retry
+    except KeyboardInterrupt as e:
+        raise BatchInterrupted(out) from e
     return out
 
 

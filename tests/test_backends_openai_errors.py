@@ -275,6 +275,33 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     assert (run.scores_usage.prompt_tokens, run.scores_usage.completion_tokens) == (6000, 240)
 
 
+def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(server, tmp_path):
+    """`ranker backfill` on a metered API, Ctrl-C while one request of a block hangs: the block's other answers
+    are written, with their tokens (the block was thrown away whole, and the rerun paid for those answers
+    again), and the hanging paper has no row, so the rerun asks for it alone."""
+    import _thread
+    from ranker.backfill import BackfillSpec, run_backfill, shards
+    from ranker.settings import resolve
+    src = tmp_path / "papers.jsonl"
+    ids = [f"2506.{i:05d}" for i in range(6)]
+    src.write_text("".join(json.dumps({"id": i, "date": "2025-06-02", "title": f"paper {i}", "categories": ["cs.LG"],
+                                       "abstract": f"MODE={'hang' if i == ids[3] else 'ok'}"}) + "\n" for i in ids))
+    s = resolve(flags={"backend": "openai", "model": "gpt-4o-mini",
+                       "backend_option": ["concurrency=2", "backoff=0.01", "max_backoff=0.05"]},
+                env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url})
+    out = tmp_path / "bf"
+    threading.Timer(1.0, _thread.interrupt_main).start()           # what a Ctrl-C does to the main thread
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(BackfillSpec(source=src, out=out, score=True), s)
+    rows = shards.read_table(shards.shard_files(out / shards.SCORES_DIR), shards.SCORES).to_pylist()
+    assert sorted(r["id"] for r in rows) == [i for i in ids if i != ids[3]]
+    assert all((r["status"], r["prompt_tokens"], r["completion_tokens"]) == ("scored", 1000, 40) for r in rows)
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted"
+    todo = shards.score_todo(out, run["scoring"]["model"], run["scoring"]["prompt_hash"])
+    assert todo.count == 1 and todo.todo == {f"{ids[3]}|2025-06-02"}
+
+
 def novelty_against_a_one(monkeypatch, seven: float, one: float) -> None:
     """The scripted server writes NOVELTY 7 against a '1' candidate (1, or the start of 10?), with these
     log-probs: an answer whose expectation needs a probe."""

@@ -240,6 +240,45 @@ def test_ctrl_c_mid_scoring_keeps_the_answers_in_hand_and_the_rerun_resumes_afte
     assert sorted(backfill_table(out, "scores").column("id").to_pylist()) == ALL_IDS     # each exactly once
 
 
+def test_ctrl_c_inside_a_block_keeps_the_block_s_answers_and_the_rerun_asks_only_for_the_rest(tmp_path):
+    """Ctrl-C inside the second block of 50, while its one unreadable answer is asked again: the block's 49 answers
+    had come back and are written beside the first block's 50 (before, the whole block was thrown away and scored
+    again, paid again on a metered API); the unanswered paper gets no row, neither scored nor failed, so the
+    rerun scores it, and only it and the blocks not reached. The command still ends as an interrupt: the same
+    line, status 130, the run recorded interrupted. The kept rows import into the database with their tokens."""
+    day = DAYS / "2025-05-15"
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    spec = BackfillSpec(source=day, out=out, score=True)
+    with pytest.raises(KeyboardInterrupt):          # ranked, then stopped before the first request
+        run_backfill(spec, backfill_settings("interrupt_after=0", batch_size=50))
+    assert backfill_table(out, "scores").num_rows == 0
+    order = backfill_table(out, "ranked").column("id").to_pylist()       # the order the blocks are cut in
+    bad = order[60]                                  # in the second block: read, then asked again alone
+    p = ranker("backfill", "--from", day, "--out", out, "--score", "--backend", "fake", "--model", "m",
+               "--batch-size", "50", "--backend-option", f"garbage=[{bad!r}]", "--backend-option",
+               "interrupt_after=2", "--db", db)                  # block 1, block 2, then Ctrl-C in its retry
+    assert p.returncode == 130 and p.stderr == "interrupted; what was stored so far is kept; rerun to resume\n"
+    s = backfill_table(out, "scores")
+    assert sorted(s.column("id").to_pylist()) == sorted(i for i in order[:100] if i != bad)
+    assert set(s.column("status").to_pylist()) == {"scored"}
+    assert all(t > 0 for t in s.column("prompt_tokens").to_pylist() + s.column("completion_tokens").to_pylist())
+    m = json.loads((out / "manifest.json").read_text())
+    assert [r["status"] for r in m["runs"]] == ["interrupted", "interrupted"] and "error" not in m["runs"][-1]
+    key = f"fake:m|{m['runs'][-1]['scoring']['prompt_hash']}"
+    assert m["summary"]["scores"][key]["scored"] == 99
+    assert m["summary"]["scores"][key]["prompt_tokens"] == sum(s.column("prompt_tokens").to_pylist())
+    with Store(db) as store:
+        import_backfill(out, store)
+        got = store.get_scores(order, "fake:m", m["runs"][-1]["scoring"]["prompt_hash"])
+        assert sorted(got) == sorted(s.column("id").to_pylist()) and all(x.prompt_tokens > 0 for x in got.values())
+        assert store.get_failures("fake:m", m["runs"][-1]["scoring"]["prompt_hash"], [bad]) == []
+    res = run_backfill(spec, backfill_settings(batch_size=50))
+    assert res.run["phases"]["score"]["to_do"] == len(order) - 99
+    s = shards.best_scores(backfill_table(out, "scores"))
+    assert sorted(s.column("id").to_pylist()) == sorted(order) and set(s.column("status").to_pylist()) == {"scored"}
+    assert backfill_table(out, "scores").num_rows == len(order)                           # each exactly once
+
+
 def test_import_twice_equals_once(tmp_path):
     out = tmp_path / "bf"
     run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings(f"garbage=[{ALL_IDS[0]!r}]"))

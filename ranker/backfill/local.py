@@ -13,7 +13,7 @@ import shutil
 
 from . import shards
 from .plan import Filters, ReadTally, chunks, read_source
-from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
+from .stages import EmbedStage, ScoreStage, ScoringInterrupted, prefilter_day, unranked
 
 
 class LocalEngine:
@@ -77,7 +77,11 @@ class LocalEngine:
             for f, mine in zip(todo.files, shards.todo_per_file(todo)):
                 t = shards.read_to_score(f, mine)
                 for start in range(0, t.num_rows, batch):
-                    part = stage(t.slice(start, batch))
+                    try:
+                        part = stage(t.slice(start, batch))
+                    except ScoringInterrupted as e:
+                        pending.append(e.rows)      # the batch's answers that came back before the Ctrl-C
+                        raise
                     pending.append(part)
                     held += part.num_rows
                     done += part.num_rows

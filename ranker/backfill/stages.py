@@ -113,14 +113,29 @@ def unranked(t: pa.Table) -> pa.Table:
 
 
 # --------------------------------------------------------------------------- scoring
+class ScoringInterrupted(KeyboardInterrupt):
+    """Ctrl-C while score_table's batch was scored, with the SCORES rows settled by then (`rows`): the papers
+    whose answers came back before it, and the rows not kept. The engine writes them, so a rerun does not ask
+    for those answers again; a paper left without an answer has no row, and the rerun scores it."""
+
+    def __init__(self, rows: pa.Table):
+        super().__init__()
+        self.rows = rows
+
+
 def score_table(t: pa.Table, backend, prompts, options, prompt_hash: str) -> pa.Table:
     """One SCORES row per input row: kept rows go to the backend in one batch (scoring.score_batch: the same
-    requests, validation and single retry as `ranker score`); the others are passed on as not_kept."""
-    from ..scoring import score_batch
+    requests, validation and single retry as `ranker score`); the others are passed on as not_kept. Ctrl-C
+    is ScoringInterrupted, with the rows settled before it."""
+    from ..scoring import BatchInterrupted, score_batch
     n = t.num_rows
     papers = shards.table_papers(t)
     kept = [bool(k) if k is not None else True for k in t.column("kept").to_pylist()]
-    res = score_batch([p for p, k in zip(papers, kept) if k], backend, prompts, options) if any(kept) else None
+    stopped = None
+    try:
+        res = score_batch([p for p, k in zip(papers, kept) if k], backend, prompts, options) if any(kept) else None
+    except BatchInterrupted as e:
+        res, stopped = e.batch, e
     cols: dict[str, list] = {c: [None] * n for c in ("status", "RELEVANCE", "NOVELTY", "COMMENT",
                                                      "expected_relevance", "expected_novelty",
                                                      "prompt_tokens", "completion_tokens", "error",
@@ -146,7 +161,13 @@ def score_table(t: pa.Table, backend, prompts, options, prompt_hash: str) -> pa.
            "prompt_hash": pa.array([prompt_hash] * n, pa.string()),
            **{k: pa.array(v, shards.SCORES.field(k).type) for k, v in cols.items()},
            "written_at": pa.array([time.time()] * n, pa.float64())}
-    return pa.Table.from_pydict({k: out[k] for k in shards.SCORES.names}, schema=shards.SCORES)
+    rows = pa.Table.from_pydict({k: out[k] for k in shards.SCORES.names}, schema=shards.SCORES)
+    if stopped is not None:
+        # a paper the Ctrl-C left without an answer would be a failed row here: it gets none (a half-scored
+        # batch is never written as done), nor does a failure the interrupted batch had already made final
+        settled = pc.is_in(rows.column("status"), value_set=pa.array(shards.DONE_STATUSES, pa.string()))
+        raise ScoringInterrupted(rows.filter(settled)) from stopped
+    return rows
 
 
 class ScoreStage:
