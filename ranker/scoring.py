@@ -262,8 +262,9 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         checkpoint()                       # Ctrl-C, even one the engine swallowed, stops before the next batch
         batch = pending[b:b + per_call]
         batch_end = done + len(batch)
+        sizes = [min(opt.papers_per_request, len(batch) - i) for i in range(0, len(batch), opt.papers_per_request)]
         res = score_batch(batch, backend, prompts, opt, related=related,
-                          on_done=_ticker(progress, done, batch_end, total, opt.papers_per_request),
+                          on_done=_ticker(progress, done, sizes, total),
                           on_scores=lambda scores: _keep(scores, batch, run, store, run_id))
         for f in res.failures.values():
             store.put_failure(f, run.model, run.prompt_hash, run_id)
@@ -283,17 +284,29 @@ def _keep(scores: dict[str, Score], batch: list[Paper], run: ScoreRun, store: St
     run.scored += len(scores)
 
 
-def _ticker(progress: Progress | None, start: int, end: int, total: int, per_request: int):
-    """A backend's completion callback (n requests finished) as ("scoring", done, total) progress, never past
-    the batch's end (a backend that repeats a request after a failure may count it twice)."""
+def _ticker(progress: Progress | None, start: int, sizes: list[int], total: int):
+    """A backend's completion callback (on_done(n, which): n requests finished) as ("scoring", done, total)
+    progress, `sizes` the papers of each request of the call. A request the backend names counts its own papers
+    (a short last request is not a full one), once (a backend that repeats a request after a failure may tell
+    it twice); one it only counts (vLLM) counts as the smallest not yet done, which has the least to write: the
+    count never runs ahead of the papers answered, nor past the batch's end."""
     if progress is None:
         return None
-    done = start
+    named: set[int] = set()
+    named_papers = unnamed = 0
 
-    def tick(n: int = 1) -> None:
-        nonlocal done
-        done = min(end, done + n * per_request)
-        progress("scoring", done, total)
+    def tick(n: int = 1, which: Sequence[int] | None = None) -> None:
+        nonlocal named_papers, unnamed
+        if which is None:
+            unnamed += n
+        for i in which or ():
+            if i not in named and 0 <= i < len(sizes):
+                named.add(i)
+                named_papers += sizes[i]
+        done = named_papers
+        if unnamed:
+            done += sum(sorted(s for i, s in enumerate(sizes) if i not in named)[:unnamed])
+        progress("scoring", start + done, total)
     return tick
 
 
@@ -317,15 +330,16 @@ class BatchInterrupted(KeyboardInterrupt):
 
 
 def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, options: ScoreOptions | None = None,
-                *, on_done: Callable[[int], None] | None = None, related: Related | None = None,
+                *, on_done: Callable[..., None] | None = None, related: Related | None = None,
                 on_scores: Callable[[dict[str, Score]], None] | None = None) -> BatchScores:
     """Score one batch of papers (one backend call, and one more for the answers that failed validation),
     with no store and no file: score_papers stores what it gives back, the backfill's workers write it to
     their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. The retry is
     not the same greedy request again (it would fail the same way): each paper of a failed request is asked
     alone, and one whose answer was cut off gets twice the room; a one-paper request the backend answered
-    with an error and no text is a Failure at once. `on_done(n)` is handed to the first call's
-    backend.generate (n requests finished), for a progress bar; the retry call is not counted again.
+    with an error and no text is a Failure at once. `on_done(n, which)` is handed to the first call's
+    backend.generate (n requests finished: Backend.generate), for a progress bar; the retry call is not
+    counted again. Its requests are the papers options.papers_per_request at a time, in order.
     `on_scores(scores)` hears each call's validated scores as soon as they are read, before the retry call, so
     a caller that stores them (score_papers) keeps them should the retry be interrupted or fail. Ctrl-C is
     BatchInterrupted, holding what the batch had by then (a caller that writes no store, the backfill, keeps it).

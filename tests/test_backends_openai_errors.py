@@ -302,6 +302,24 @@ def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(serv
     assert todo.count == 1 and todo.todo == {f"{ids[3]}|2025-06-02"}
 
 
+def test_progress_counts_the_papers_of_each_request_that_came_back(server, tmp_path):
+    """Three papers a request, seven papers: the short last request (one paper) is answered first. The progress
+    bar counted each finished request as three papers, so it showed 3, then 6 papers scored while 1, then 4
+    had an answer, until the batch ended; it counts each request's own papers."""
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.scoring import ScoreOptions, score_papers
+    from ranker.store import Store
+    papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract=f"MODE={'ok' if i == 6 else 'slow'}",
+                    categories=["cs.LG"]) for i in range(7)]
+    seen: list[tuple] = []
+    with Store(tmp_path / "r.sqlite3") as store:
+        run = score_papers(papers, backend(server, concurrency=3), load_prompts(), store,
+                           options=ScoreOptions(papers_per_request=3), progress=lambda *e: seen.append(e))
+    assert len(run.scores) == 7 and len(server.bodies) == 3
+    assert seen == [("scoring", n, 7) for n in (0, 1, 4, 7, 7)]
+
+
 def novelty_against_a_one(monkeypatch, seven: float, one: float) -> None:
     """The scripted server writes NOVELTY 7 against a '1' candidate (1, or the start of 10?), with these
     log-probs: an answer whose expectation needs a probe."""

@@ -55,10 +55,12 @@ def test_small_batches_and_a_cut_off_answer(backend):
             for p in pp]
     reqs[1].max_tokens = 5
     backend.batch_size = 2
+    told = []
     try:
-        out = backend.generate(reqs)
+        out = backend.generate(reqs, on_done=lambda n, which: told.append((n, which)))
     finally:
         backend.batch_size = 1
+    assert told == [(2, [0, 1])]                  # the batch's requests, named for the progress bar
     assert out[0].ok, out[0].error
     check_answer(json.loads(out[0].text), [pp[0].id], 40)
     assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 5

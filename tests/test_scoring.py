@@ -274,3 +274,22 @@ def test_a_one_paper_request_the_backend_failed_is_not_sent_again(papers, store)
     run = score_papers(papers[3:6], be, load_prompts(), store, options=ScoreOptions(papers_per_request=2))
     assert be.calls[1] == [papers[3].id, papers[4].id] and run.retried == 2
     assert [f.arxiv_id for f in run.failures] == [papers[3].id] and len(run.scores) == 2
+
+
+def test_progress_counts_the_papers_answered_whether_the_engine_names_its_requests_or_not(papers, store):
+    """Three papers a request, seven papers: requests of 3, 3 and 1. A backend that names the requests that
+    finished (the fake, in order) counts each request's own papers; one that tells only how many (vLLM) counts
+    each as the smallest left (the short one, with the least to write, finishes first there): before, each
+    finished request counted three papers, the short one too, so the bar ran ahead of the answers."""
+    class CountsOnly(FakeBackend):
+        def generate(self, requests, *, score_probs=False, on_done=None):
+            out = super().generate(requests, score_probs=score_probs)
+            for _ in requests:
+                on_done(1)
+            return out
+
+    for be, want in ((FakeBackend("a"), [0, 3, 6, 7, 7]), (CountsOnly("b"), [0, 1, 4, 7, 7])):
+        seen = []
+        score_papers(papers[:7], be, load_prompts(), store, options=ScoreOptions(papers_per_request=3),
+                     progress=lambda stage, done, total: seen.append((stage, done, total)))
+        assert seen == [("scoring", n, 7) for n in want], type(be).__name__

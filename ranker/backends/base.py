@@ -177,9 +177,10 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(self, requests: list[Request], *, score_probs: bool = False,
-                 on_done: Callable[[int], None] | None = None) -> list[Result]:
-        """Run every request (batched as the engine likes) and return results in the same order; `on_done(n)`
-        is told as requests finish (n at a time), for a progress bar."""
+                 on_done: Callable[..., None] | None = None) -> list[Result]:
+        """Run every request (batched as the engine likes) and return results in the same order; `on_done(n,
+        which)` is told as requests finish (n at a time), for a progress bar: `which` their indices in
+        `requests`, left out (on_done(n)) where the engine says only how many (vLLM)."""
 
     def stats(self) -> dict:
         """Engine figures for the run manifest (e.g. prefix-cache hits)."""

@@ -117,7 +117,7 @@ class FakeBackend(Backend):
         return f"fake:{model}"
 
     def generate(self, requests: list[Request], *, score_probs: bool = False,
-                 on_done: Callable[[int], None] | None = None) -> list[Result]:
+                 on_done: Callable[..., None] | None = None) -> list[Result]:
         self.calls.append([r.key for r in requests])
         if self.die_once and requests and len(self.calls) > self.die_after:
             try:
@@ -135,7 +135,7 @@ class FakeBackend(Backend):
             if self._hit(self.raise_for, r, schema_ids(r.schema)):
                 raise BackendError(f"injected failure for {r.key}")
         out = []
-        for r in requests:
+        for i, r in enumerate(requests):
             if self.delay:
                 self._wait(self.delay)
             ids = schema_ids(r.schema)
@@ -164,7 +164,7 @@ class FakeBackend(Backend):
                         probs[f if len(ids) == 1 else f"{pid}/{f}"] = _peaked(v)
             out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
             if on_done is not None:
-                on_done(1)
+                on_done(1, [i])
         return out
 
     def _wait(self, seconds: float) -> None:

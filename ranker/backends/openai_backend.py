@@ -383,19 +383,20 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------------ the interface
     def generate(self, requests: list[Request], *, score_probs: bool = False,
-                 on_done: Callable[[int], None] | None = None) -> list[Result]:
+                 on_done: Callable[..., None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
         lock = threading.Lock()
 
-        def one(r: Request):
+        def one(item: tuple[int, Request]):
+            i, r = item
             pair = self._one(r, score_probs)
             if on_done is not None:
                 with lock:
-                    on_done(1)
+                    on_done(1, [i])
             return pair
 
         try:
-            pairs = run_on_daemons(one, requests, self.concurrency, self._cancel)
+            pairs = run_on_daemons(one, list(enumerate(requests)), self.concurrency, self._cancel)
         except GenerateInterrupted as e:          # the answers already paid for go back with the interrupt
             raise GenerateInterrupted([None if p is None or score_probs else p[0] for p in e.results]) from None
         results = [p[0] for p in pairs]

@@ -151,7 +151,7 @@ class TransformersBackend(Backend):
 
     # ------------------------------------------------------------------ the interface
     def generate(self, requests: list[Request], *, score_probs: bool = False,
-                 on_done: Callable[[int], None] | None = None) -> list[Result]:
+                 on_done: Callable[..., None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
         results: list[Result] = []
         for k in range(0, len(requests), self.batch_size):
@@ -168,7 +168,7 @@ class TransformersBackend(Backend):
                         except Exception as e1:
                             results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
             if on_done is not None:
-                on_done(len(chunk))
+                on_done(len(chunk), list(range(k, k + len(chunk))))
         self._stats["requests"] += len(requests)
         self._stats["failed"] += sum(1 for r in results if not r.ok)
         self._stats["generate_seconds"] += time.perf_counter() - t0
