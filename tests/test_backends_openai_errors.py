@@ -296,10 +296,18 @@ def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(serv
     rows = shards.read_table(shards.shard_files(out / shards.SCORES_DIR), shards.SCORES).to_pylist()
     assert sorted(r["id"] for r in rows) == [i for i in ids if i != ids[3]]
     assert all((r["status"], r["prompt_tokens"], r["completion_tokens"]) == ("scored", 1000, 40) for r in rows)
-    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    m = json.loads((out / "manifest.json").read_text())
+    (run,) = m["runs"]
     assert run["status"] == "interrupted"
     todo = shards.score_todo(out, run["scoring"]["model"], run["scoring"]["prompt_hash"])
     assert todo.count == 1 and todo.todo == {f"{ids[3]}|2025-06-02"}
+    # what the five answers cost is reported: the folder's tokens of scores, and the stopped run's own spend
+    scores = m["summary"]["scores"][f"{run['scoring']['model']}|{run['scoring']['prompt_hash']}"]
+    assert (scores["scored"], scores["prompt_tokens"], scores["completion_tokens"]) == (5, 5000, 200)
+    phase = run["phases"]["score"]
+    assert (phase["to_do"], phase["rows_written"]) == (6, 5)
+    assert (phase["engine"]["prompt_tokens"], phase["engine"]["completion_tokens"]) == (5000, 200)
+    assert phase["engine"]["cost_usd"] == pytest.approx((2000 * 0.15 + 3000 * 0.075 + 200 * 0.60) / 1e6)
 
 
 def test_progress_counts_the_papers_of_each_request_that_came_back(server, tmp_path):

@@ -267,6 +267,8 @@ def test_ctrl_c_inside_a_block_keeps_the_block_s_answers_and_the_rerun_asks_only
     key = f"fake:m|{m['runs'][-1]['scoring']['prompt_hash']}"
     assert m["summary"]["scores"][key]["scored"] == 99
     assert m["summary"]["scores"][key]["prompt_tokens"] == sum(s.column("prompt_tokens").to_pylist())
+    phase = m["runs"][-1]["phases"]["score"]          # the stopped run's own record: what it wrote and spent
+    assert (phase["to_do"], phase["rows_written"]) == (len(order), 99) and phase["engine"]["requests"] == 101
     with Store(db) as store:
         import_backfill(out, store)
         got = store.get_scores(order, "fake:m", m["runs"][-1]["scoring"]["prompt_hash"])

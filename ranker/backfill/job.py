@@ -200,7 +200,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         try:
             run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
             if spec.score:
-                run["phases"]["score"] = _score(job, eng)
+                _score(job, eng, run["phases"])
             run["status"] = "ok"
         except KeyboardInterrupt:
             run["status"] = "interrupted"
@@ -247,14 +247,21 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
     return res
 
 
-def _score(job: Job, eng) -> dict:
+def _score(job: Job, eng, phases: dict) -> None:
+    """The score phase, its record put in `phases` (the run's) as it starts: a run stopped part-way (Ctrl-C, a
+    backend that gave up) records what the engine did by then, which comes with the error (LocalEngine.score),
+    so it still says what its answers cost."""
     t0 = time.perf_counter()
     todo = shards.score_todo(job.out, job.model_key, job.prompt_hash, job.spec.since, job.spec.until)
-    res: dict = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count}
-    if todo.count:
-        res.update(eng.score(job, todo))
-    res["seconds"] = round(time.perf_counter() - t0, 2)
-    return res
+    res = phases["score"] = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count}
+    try:
+        if todo.count:
+            res.update(eng.score(job, todo))
+    except BaseException as e:
+        res.update(getattr(e, "score_phase", None) or {})
+        raise
+    finally:
+        res["seconds"] = round(time.perf_counter() - t0, 2)
 
 
 def _own_peak() -> list[dict]:

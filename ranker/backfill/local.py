@@ -92,19 +92,28 @@ class LocalEngine:
             if pending:
                 written += shards.write_partitioned(_concat(pending), root, prefix)
             stats = stage.backend.stats()
-        except BaseException:
+        except BaseException as e:
             # Ctrl-C or a backend that gave up: keep the answers already in hand (up to a shard's worth), so
-            # the rerun resumes after them; the error that stopped the run is what the caller sees
+            # the rerun resumes after them; the error that stopped the run is what the caller sees, carrying
+            # what the phase did by then (`score_phase`: the run's record, what the engine spent included)
             if pending:
                 with contextlib.suppress(Exception):
-                    shards.write_partitioned(_concat(pending), root, prefix)
+                    written += shards.write_partitioned(_concat(pending), root, prefix)
+            with contextlib.suppress(Exception):
+                e.score_phase = _phase(written, stage.backend.stats())
             raise
         finally:
             stage.close()
-        return {"rows_written": sum(r for _, r in written), "shards": len(written), "engine": stats}
+        return _phase(written, stats)
 
     def close(self) -> None:
         pass
+
+
+def _phase(written: list[tuple[str, int]], stats: dict) -> dict:
+    """The score phase's record: the rows and shards written, the engine's figures (tokens, a metered API's
+    cost)."""
+    return {"rows_written": sum(r for _, r in written), "shards": len(written), "engine": stats}
 
 
 def _concat(tables):
