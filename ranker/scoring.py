@@ -230,7 +230,9 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     """Score every paper once. Already-stored scores (same model and prompt hash) are reused; new ones are
     stored as each batch completes, so an interrupted run resumes from the store. A paper whose answer fails
     validation is retried once, then recorded as a failure; nothing is silently dropped. `progress` hears
-    ("scoring", done, total) as the backend finishes requests, not only between batches.
+    ("scoring", done, total) as the backend finishes requests, not only between batches. Ctrl-C stops it with
+    the interrupt's `run` the ScoreRun as far as it got (its usage: what it spent, the answers that came back
+    before the Ctrl-C included).
 
     related: with options.novelty_context > 0, each paper's earlier related papers (required then, so one
     prompt hash never covers two kinds of prompt)."""
@@ -244,6 +246,9 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     try:
         with during("scoring", scored=lambda: len(run.scores), due=lambda: total):
             _score_pending(pending, backend, prompts, opt, run, store, run_id, progress, total, related)
+    except KeyboardInterrupt as e:
+        e.run = run              # as far as it got, its spend included (as steps.score_day's BackendError)
+        raise
     finally:
         run.seconds = time.perf_counter() - t0
         run.engine = backend.stats()
@@ -263,9 +268,13 @@ def _score_pending(pending: list[Paper], backend: Backend, prompts: PromptSet, o
         batch = pending[b:b + per_call]
         batch_end = done + len(batch)
         sizes = [min(opt.papers_per_request, len(batch) - i) for i in range(0, len(batch), opt.papers_per_request)]
-        res = score_batch(batch, backend, prompts, opt, related=related,
-                          on_done=_ticker(progress, done, sizes, total),
-                          on_scores=lambda scores: _keep(scores, batch, run, store, run_id))
+        try:
+            res = score_batch(batch, backend, prompts, opt, related=related,
+                              on_done=_ticker(progress, done, sizes, total),
+                              on_scores=lambda scores: _keep(scores, batch, run, store, run_id))
+        except BatchInterrupted as e:
+            run.usage.add(e.batch.usage)   # the answers that came back before Ctrl-C were paid for (and kept)
+            raise
         for f in res.failures.values():
             store.put_failure(f, run.model, run.prompt_hash, run_id)
         run.failures += res.failures.values()

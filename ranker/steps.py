@@ -335,8 +335,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             try:
                 run = score_day(pre.kept_papers, settings, store=store, backend=backend, prompts=prompts,
                                 run_id=rec.id, progress=progress, warn=warn)
-            except BackendError as e:
-                run = getattr(e, "run", None)
+            except (BackendError, KeyboardInterrupt) as e:
+                run = getattr(e, "run", None)         # as far as it got: what it spent goes in the manifest
                 raise
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
             with during("writing the digest", scored=lambda: len(run.scores)):
@@ -364,6 +364,9 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                     store.restore_rankings(day.date, ranked_before)
                 except Exception:
                     pass
+                if run is not None:
+                    # what the run spent before it stopped (on a metered API, the answers kept at a Ctrl-C too)
+                    manifest.update(_spent(run))
                 if run is not None and run.failures:
                     manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
                 try:
@@ -400,6 +403,7 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
               prompts: PromptSet, timings: dict[str, float]) -> dict:
     scoring, cutoffs = settings.scoring, settings.digest
     options = ScoreOptions.from_settings(scoring)
+    spent = _spent(run)
     out = {
         "status": run.status,
         "model": run.model, "backend": run.backend, "score_mode": scoring.score_mode,
@@ -412,10 +416,9 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
                    "scored": run.scored, "reused": run.reused, "retried": run.retried,
                    "failed": len(run.failures), "selected": digest.picks, "author_matches": digest.author_matches},
         # what this run spent; the digest's table shows what its scores cost, reused ones included
-        "tokens": {"prompt": run.usage.prompt_tokens, "completion": run.usage.completion_tokens,
-                   "cached_prompt": run.usage.cached_prompt_tokens},
+        "tokens": spent["tokens"],
         "tokens_of_scores": {"prompt": digest.cost.prompt_tokens, "completion": digest.cost.completion_tokens},
-        "cost_usd": round(sum(costs(run.model, run.usage)), 6),
+        "cost_usd": spent["cost_usd"],
         "engine": run.engine,
         "batch_invariant": bool(scoring.options.get("vllm", {}).get("batch_invariant", False))
         if scoring.backend == "vllm" else None,
@@ -427,6 +430,13 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
         out["expected_scores"] = {i: {"relevance": s.expected_relevance, "novelty": s.expected_novelty}
                                   for i, s in run.scores.items()}
     return out
+
+
+def _spent(run: ScoreRun) -> dict:
+    """The manifest's record of what a run's scoring spent: its tokens and their cost."""
+    return {"tokens": {"prompt": run.usage.prompt_tokens, "completion": run.usage.completion_tokens,
+                       "cached_prompt": run.usage.cached_prompt_tokens},
+            "cost_usd": round(sum(costs(run.model, run.usage)), 6)}
 
 
 def pre_rules(pre: PrefilterResult) -> list[str]:

@@ -275,6 +275,34 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     assert (run.scores_usage.prompt_tokens, run.scores_usage.completion_tokens) == (6000, 240)
 
 
+def test_a_run_stopped_by_ctrl_c_records_what_its_answers_cost(server, tmp_path):
+    """`ranker run` on a metered API, Ctrl-C while one request hangs: the five answers that came back are kept
+    (and paid for), and the day's manifest, rewritten as interrupted, says what the run spent (it said nothing:
+    the kept answers were paid for by no run's account; the rerun's spend is only the paper it asks for)."""
+    import _thread
+    from conftest import store_vectors
+    from ranker.records import Paper
+    from ranker.settings import resolve
+    from ranker.steps import fetch_day, run_day
+    from ranker.store import Store
+    papers = [Paper(id=f"2506.{i:05d}", date="2025-06-02", title=f"paper {i}", categories=["cs.LG"],
+                    abstract=f"MODE={'hang' if i == 3 else 'ok'}") for i in range(6)]
+    s = resolve(flags={"backend": "openai", "model": "gpt-4o-mini", "top": 6, "db": tmp_path / "r.sqlite3",
+                       "backend_option": ["concurrency=2", "backoff=0.01", "max_backoff=0.05"]},
+                env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url, "RANKER_HOME": str(tmp_path / "home")})
+    out = tmp_path / "out"
+    with Store(s.db_path) as store:
+        store_vectors(store, papers)
+        day = fetch_day(papers, s, store=store, date="2025-06-02")
+        threading.Timer(1.0, _thread.interrupt_main).start()        # what a Ctrl-C does to the main thread
+        with pytest.raises(KeyboardInterrupt):
+            run_day(day, out, s, store=store)
+    m = json.loads((out / "2025-06-02-run.json").read_text())
+    assert m["status"] == "interrupted" and m["error"].startswith("interrupted during scoring; 5 papers")
+    assert m["tokens"] == {"prompt": 5000, "completion": 200, "cached_prompt": 3000}
+    assert m["cost_usd"] == pytest.approx((2000 * 0.15 + 3000 * 0.075 + 200 * 0.60) / 1e6)
+
+
 def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(server, tmp_path):
     """`ranker backfill` on a metered API, Ctrl-C while one request of a block hangs: the block's other answers
     are written, with their tokens (the block was thrown away whole, and the rerun paid for those answers
