@@ -233,3 +233,49 @@ def test_a_category_or_day_with_a_line_break_is_not_one():
     assert category_problem("cs.LG") is None and category_problem("cs.LG\n") is not None
     assert DAY_RE.match("2025-05-15") and not DAY_RE.match("2025-05-15\n")
     assert MONTH_RE.match("2025-05") and not MONTH_RE.match("2025-05\n")
+
+
+def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):
+    """`ranker ... --config ~/arxiv/ranker.toml` run from another folder (cron runs in $HOME): the file's
+    `db = "ranker.sqlite3"` and `prompts = "prompts"` are the ones beside it. Read from the working folder, the
+    prompts were not found there, and the database was a new empty one there (every paper scored again)."""
+    import shutil
+    import sqlite3
+
+    from ranker.prompts import DEFAULT_DIR
+    conf = tmp_path / "conf"
+    shutil.copytree(DEFAULT_DIR, conf / "prompts")
+    f = conf / "ranker.toml"
+    f.write_text("db = 'ranker.sqlite3'\n[scoring]\nbackend = 'fake'\nmodel = 'tiny'\nprompts = 'prompts'\n")
+    papers = DAYS / "2025-05-15" / "listing.jsonl"
+    lines = []
+    for where in ("one", "two"):
+        cwd = tmp_path / where
+        cwd.mkdir()
+        r = ranker("score", "--papers", papers, "--out", "s.jsonl", "--config", f, cwd=cwd,
+                   env={"RANKER_HOME": str(tmp_path / "home")})
+        assert r.returncode == 0, r.stderr
+        lines.append(r.stderr.splitlines()[-1])
+        assert not (cwd / "ranker.sqlite3").exists() and (cwd / "s.jsonl").exists()    # a flag's: the cwd's
+    n = len(papers.read_text().splitlines())
+    assert f"({n} reused from the store, 0 new" in lines[1], lines
+    assert sqlite3.connect(conf / "ranker.sqlite3").execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n
+
+    # models: a folder written as one (or there beside the file) is the file's; presets and ids stay names
+    (conf / "weights" / "m").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for written, meant in [("./weights/m", str(conf / "weights" / "m")), ("weights/m", str(conf / "weights" / "m")),
+                           ("../x", str(conf / ".." / "x")),
+                           ("smollm2-135m", "smollm2-135m"), ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")]:
+        f.write_text(f"[scoring]\nmodel = '{written}'\n[prefilter]\nembedder = '{written}'\n")
+        s = resolve(f, env={})
+        assert s.scoring.model == s.prefilter.embedder == meant
+    # the working folder's own ranker.toml (or one named there) keeps its paths as written
+    monkeypatch.chdir(conf)
+    f.write_text("db = 'x.sqlite3'\n[scoring]\nprompts = 'prompts'\n")
+    for s in (resolve(env={}), resolve("ranker.toml", env={})):
+        assert (str(s.db), s.scoring.prompts) == ("x.sqlite3", "prompts")
+    # a flag or a variable is the working folder's
+    monkeypatch.chdir(tmp_path)
+    s = resolve(f, flags={"prompts": "p"}, env={"RANKER_DB": "e.sqlite3"})
+    assert (str(s.db), s.scoring.prompts) == ("e.sqlite3", "p")
