@@ -472,6 +472,12 @@ def _error_key(loc: tuple) -> str:
 
 def build(g: Gathered) -> Settings:
     """Validate gathered values into Settings; the first problem is a ConfigError carrying its key."""
+    prefilter = g.data.get("prefilter")
+    given = [k for k in KEEP_RULE_KEYS if isinstance(prefilter, dict) and prefilter.get(k.split(".")[1]) is not None]
+    if len(given) > 1:          # the prefilter would follow one and drop the others without a word
+        names = [k.split(".")[1] for k in KEEP_RULE_KEYS]
+        raise ConfigError(f"give one of {', '.join(names[:-1])} and {names[-1]}, not "
+                          f"{' and '.join(k.split('.')[1] for k in given)}", key=given[-1])
     try:
         s = Settings.model_validate(g.data)
     except ValidationError as e:

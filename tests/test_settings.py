@@ -279,3 +279,19 @@ def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     s = resolve(f, flags={"prompts": "p"}, env={"RANKER_DB": "e.sqlite3"})
     assert (str(s.db), s.scoring.prompts) == ("e.sqlite3", "p")
+
+
+def test_two_keep_rules_in_the_config_file_are_refused(tmp_path):
+    """`keep = 0.3` and `top = 40` both in ranker.toml: `top` won and `keep` was dropped without a word (two such
+    flags are refused); one rule given by a flag still replaces the file's, however many it names."""
+    f = toml(tmp_path, "[prefilter]\nkeep = 0.3\nmin_keep = 5\ntop = 40\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == "prefilter.top" and "one of keep, top and recall, not keep and top" in str(e.value)
+    s = resolve(f, flags={"recall": 0.9}, env={})
+    assert (s.prefilter.keep, s.prefilter.top, s.prefilter.recall) == (None, None, 0.9)
+    papers = DAYS / "2025-05-15" / "listing.jsonl"
+    r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--config", f)
+    assert r.returncode == 1 and r.stderr == (f"error: {f}:4: prefilter.top: give one of keep, top and recall, "
+                                              "not keep and top\n")
+    assert not (tmp_path / "o.jsonl").exists()
