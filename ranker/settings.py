@@ -59,6 +59,15 @@ def _home_path(v: str | None) -> str | None:
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, v: Any) -> Any:
+        """An empty text is refused, as an empty flag is: taken for "not given", `prompts = ""` silently meant the
+        bundled prompt set and `home = ""` the working folder."""
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("empty; give a value or leave the key out")
+        return v
+
 
 class FetchSettings(_Section):
     categories: list[str] = ["cs.LG", "cs.AI"]
@@ -88,6 +97,8 @@ class FetchSettings(_Section):
         for a in v:
             if a not in ANNOUNCE_TYPES:
                 raise ValueError(f"unknown value {a!r}; expected one of {', '.join(ANNOUNCE_TYPES)}")
+        if not v:               # a fetch would take an empty list for the default types
+            raise ValueError(f"no announce type given (expected some of {', '.join(ANNOUNCE_TYPES)})")
         return list(dict.fromkeys(v))
 
 

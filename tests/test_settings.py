@@ -295,3 +295,32 @@ def test_two_keep_rules_in_the_config_file_are_refused(tmp_path):
     assert r.returncode == 1 and r.stderr == (f"error: {f}:4: prefilter.top: give one of keep, top and recall, "
                                               "not keep and top\n")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[scoring]\nprompts = ''\n", "scoring.prompts"),          # was: the bundled prompt set, without a word
+    ("home = ' '\n", "home"),                                  # was: the working folder
+    ("db = ''\n", "db"),                                       # was: "." (".: is a directory, not a database file")
+    ("models_dir = ''\n", "models_dir"),
+    ("[prefilter]\ncalibration = ''\n", "prefilter.calibration"),   # was: no calibration
+    ("[digest]\nauthors = ''\n", "digest.authors"),            # was: no pins, authors.txt beside the prompts unread
+    ("[scoring]\nmodel = ''\n", "scoring.model"),
+    ("[prefilter]\nembedder = ''\n", "prefilter.embedder"),
+    ("[fetch]\nrss_url = ''\n", "fetch.rss_url"),
+    ("[fetch]\nannounce = []\n", "fetch.announce"),            # was: the default announce types
+])
+def test_an_empty_value_in_the_config_file_is_refused(tmp_path, text, key):
+    """An empty text in ranker.toml is refused as an empty flag is, not taken for the default (or for ".")."""
+    f = toml(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == key and ("empty; give a value or leave the key out" in str(e.value)
+                                   or "no announce type given" in str(e.value))
+
+
+def test_the_cli_names_an_empty_value_of_the_config_file(tmp_path):
+    f = toml(tmp_path, "[scoring]\nbackend = 'fake'\nprompts = ''\n")
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "s.jsonl",
+               "--model", "tiny", "--config", f)
+    assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.prompts: empty; give a value or leave the key out\n"
+    assert not (tmp_path / "s.jsonl").exists()
