@@ -300,3 +300,13 @@ def test_a_wrapped_relevant_line_is_read_whole():
     assert [(t.relevant, t.irrelevant) for t in topics] == [
         ("GNN theory, message passing, over-squashing and graph rewiring.", "molecules and proteins.")]
     assert keywords.relevant == ["MoE", "pruning"] and keywords.application == ["Time Series"]
+
+
+def test_a_numbered_list_inside_a_field_is_not_a_topic():
+    """A field that lists its items as "1) ... 2) ..." on the lines under it: those lines were topics of their own,
+    so the prefilter ranked for a topic "translation" the file never had and every later topic moved down."""
+    text = ("1. Large Language Models\n   - Relevant: pretraining\n   - Irrelevant: domain-specific usage:\n"
+            "     1) translation,\n     2) jail-breaking.\n2. Sparsity\n   - Relevant: pruning\n")
+    topics, _ = parse_topics(text)
+    assert [(t.number, t.name, t.irrelevant) for t in topics] == [
+        (1, "Large Language Models", "domain-specific usage: 1) translation, 2) jail-breaking."), (2, "Sparsity", "")]

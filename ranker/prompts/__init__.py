@@ -124,7 +124,8 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     """Numbered topics ("1. Name" followed by "- Relevant: ..." / "- Irrelevant: ...") and an optional
     "Keywords:" block ("- Relevant: a, b", "- Irrelevant: ...", "- Application: ..."). A topic or the Keywords
     line may be a Markdown heading or bold; a field's text may go on over the lines that follow it (an editor
-    wrapping long lines), up to a blank line or the next field, topic or heading."""
+    wrapping long lines), up to a blank line or the next field, topic or heading; a line set further in than
+    the field is its text even when numbered ("1) translation" listed under an Irrelevant line)."""
     if not text.strip():
         raise InputError("the topics file is empty: write at least one numbered topic", where=where)
     topics: list[Topic] = []
@@ -132,9 +133,15 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     in_keywords = False
     current: Topic | None = None
     field_text: list[str] | None = None       # the lines of the field being read, while it may go on
+    field_indent = 0                          # where that field's line starts
     fields: list[tuple[object, str, list[str]]] = []
     for line in text.splitlines():
         plain = _HEADING.sub("", line)
+        indent = len(line) - len(line.lstrip())
+        if field_text is not None and line.strip() and plain == line and indent > field_indent \
+                and not _FIELD_RE.match(line):
+            field_text.append(line.strip())  # under a field and further in: its text ("1) translation" too)
+            continue
         if _KEYWORDS_RE.match(plain):
             in_keywords, current, field_text = True, None, None
             continue
@@ -146,7 +153,7 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
             continue
         f = _FIELD_RE.match(line)
         if f:
-            kind, field_text = f.group(1).lower(), [f.group(2).strip()]
+            kind, field_text, field_indent = f.group(1).lower(), [f.group(2).strip()], indent
             if in_keywords:
                 fields.append((keywords, kind, field_text))
             elif current is not None and kind in ("relevant", "irrelevant"):
