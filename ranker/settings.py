@@ -5,6 +5,8 @@
 
 Precedence, lowest first: the defaults below, ranker.toml (./ranker.toml or the file given), the environment,
 the flags. Nothing below the CLI reads the environment: it is given a Settings (or the values it needs).
+A relative path in the file is read from the file's folder (PATH_KEYS, MODEL_KEYS); a flag's or a variable's
+from the working directory.
 
 Environment:
   RANKER_HOME        where the database, FAISS indexes and caches live (default: the platform's user data dir)
@@ -57,6 +59,15 @@ def _home_path(v: str | None) -> str | None:
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, v: Any) -> Any:
+        """An empty text is refused, as an empty flag is: taken for "not given", `prompts = ""` silently meant the
+        bundled prompt set and `home = ""` the working folder."""
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("empty; give a value or leave the key out")
+        return v
+
 
 class FetchSettings(_Section):
     categories: list[str] = ["cs.LG", "cs.AI"]
@@ -86,6 +97,8 @@ class FetchSettings(_Section):
         for a in v:
             if a not in ANNOUNCE_TYPES:
                 raise ValueError(f"unknown value {a!r}; expected one of {', '.join(ANNOUNCE_TYPES)}")
+        if not v:               # a fetch would take an empty list for the default types
+            raise ValueError(f"no announce type given (expected some of {', '.join(ANNOUNCE_TYPES)})")
         return list(dict.fromkeys(v))
 
 
@@ -261,6 +274,13 @@ ENV_KEYS: dict[str, tuple[str, type]] = {
     "OPENAI_BASE_URL": ("scoring.openai.base_url", str),
 }
 SECRET_ENV = {"OPENAI_API_KEY": "openai_api_key"}
+# Settings that name a file or folder. Written relative in a config file they are read from the file's folder,
+# as a flag's are from the working directory: `--config ~/ranker/ranker.toml` run from cron (or any other
+# folder) must find its prompts and calibration and keep using its database, not start an empty one there.
+PATH_KEYS = ("home", "db", "models_dir", "prefilter.calibration", "scoring.prompts", "digest.authors")
+# Settings that name a model: a preset, a folder or a Hugging Face id. A relative folder in a config file is read
+# from the file's folder when it is written as one ("./x", "../x": never a preset or an id) or is there.
+MODEL_KEYS = ("scoring.model", "prefilter.embedder")
 _LIST_KEYS = {"fetch.categories", "fetch.announce"}
 # The prefilter's keep rules: one given by a flag replaces any other that ranker.toml names.
 KEEP_RULE_KEYS = ("prefilter.keep", "prefilter.top", "prefilter.recall")
@@ -339,6 +359,25 @@ def _read_toml(path: Path, shown: str | None = None) -> tuple[dict, dict[str, in
     return data, lines
 
 
+def _from_folder(data: dict, base: Path) -> None:
+    """The file's relative paths (PATH_KEYS, MODEL_KEYS) read from `base`, its folder (Path() for the working
+    folder's own file: kept as written). "~" is left to the fields' own expansion."""
+    for key in (*PATH_KEYS, *MODEL_KEYS):
+        *tables, name = key.split(".")
+        table = data
+        for t in tables:
+            table = table.get(t) if isinstance(table, dict) else None
+        v = table.get(name) if isinstance(table, dict) else None
+        if not isinstance(v, str) or not v.strip():
+            continue                    # not given, or wrong: validation names it
+        path = Path(v).expanduser()
+        if path.is_absolute() or base == Path():
+            continue
+        if key in MODEL_KEYS and not (v.startswith(("./", "../")) or ("/" in v and (base / path).exists())):
+            continue                    # a preset or a Hugging Face id (or a folder of the working directory)
+        table[name] = str(base / path)
+
+
 def _env_value(var: str, raw: str, kind: type) -> Any:
     text = raw.strip()
     if kind is bool:
@@ -386,6 +425,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         shown = str(config) if config is not None else DEFAULT_CONFIG     # as the user knows it
         g.config_file = path
         g.data, lines = _read_toml(path, shown)
+        _from_folder(g.data, path.parent if config is not None or cwd is not None else Path())
         for key in _leaves(g.data):
             g.origins[key] = Origin("file", shown, lines.get(key))
         for key, n in lines.items():                 # tables too, so an error about one names its line
@@ -443,6 +483,12 @@ def _error_key(loc: tuple) -> str:
 
 def build(g: Gathered) -> Settings:
     """Validate gathered values into Settings; the first problem is a ConfigError carrying its key."""
+    prefilter = g.data.get("prefilter")
+    given = [k for k in KEEP_RULE_KEYS if isinstance(prefilter, dict) and prefilter.get(k.split(".")[1]) is not None]
+    if len(given) > 1:          # the prefilter would follow one and drop the others without a word
+        names = [k.split(".")[1] for k in KEEP_RULE_KEYS]
+        raise ConfigError(f"give one of {', '.join(names[:-1])} and {names[-1]}, not "
+                          f"{' and '.join(k.split('.')[1] for k in given)}", key=given[-1])
     try:
         s = Settings.model_validate(g.data)
     except ValidationError as e:

@@ -4,11 +4,10 @@ import unicodedata
 import pytest
 
 from ranker.errors import InputError
-from ranker.prompts import DATA_NOTICE, FILES, build_messages, load_prompts, parse_topics
+from ranker.prompts import DATA_NOTICE, DEFAULT_DIR, FILES, build_messages, load_prompts, parse_topics
 from ranker.records import Paper
 
 from conftest import MODELS, SEED_DIGEST
-
 
 def test_default_prompt_set_is_the_seeds_prompt():
     ps = load_prompts()
@@ -264,3 +263,50 @@ def test_an_english_abstract_is_cut_by_words_alone():
     text = " ".join(f"word{i % 10}" for i in range(1000))
     assert truncate_words(text, 400) == " ".join(text.split()[:300]) + " ..."
     assert truncate_words("short abstract", 400) == "short abstract"
+
+
+@pytest.mark.parametrize("topic,keywords", [
+    ("### {n}. {name}", "## Keywords"),                 # Markdown headings, as the file's own "## Relevant Topics"
+    ("**{n}. {name}**", "### Keywords:"),               # bold
+    ("**{n}.** {name}", "# **Keywords**"),
+    ("## {n}) {name}", "Keywords:"),
+])
+def test_markdown_headings_and_bold_in_the_topics_file_are_read(tmp_path, topic, keywords):
+    """The topics file is Markdown (it opens with "## Relevant Topics"): a topic written as a heading or in bold
+    was no topic, so its Relevant line overwrote the topic above's, and a "## Keywords" heading was no Keywords
+    block, so the keyword lines overwrote the last topic's and the prefilter had no keywords at all; the LLM
+    still read every line, so the prefilter ranked for other topics than the ones the model scored."""
+    from ranker.prefilter.rank import build_queries
+    default = load_prompts()
+    text = (DEFAULT_DIR / FILES["topics"]).read_text(encoding="utf-8").replace("**Keywords:**", keywords)
+    for t in default.topics:
+        text = text.replace(f"\n{t.number}. {t.name}\n", "\n" + topic.format(n=t.number, name=t.name) + "\n")
+    for key, name in FILES.items():
+        src = DEFAULT_DIR / name
+        (tmp_path / name).write_text(text if key == "topics" else src.read_text(encoding="utf-8"), encoding="utf-8")
+    ps = load_prompts(tmp_path)
+    assert ps.topics_text != default.topics_text
+    assert ps.topics == default.topics and ps.keywords == default.keywords
+    assert build_queries(ps).digest() == build_queries(default).digest()
+
+
+def test_a_wrapped_relevant_line_is_read_whole():
+    """An editor that wraps at 80 columns splits "- Relevant: ..." over lines: the prefilter read only its first
+    line, while the model reads all of it."""
+    text = ("1. Graphs\n   - Relevant: GNN theory, message passing,\n     over-squashing and graph\n"
+            "     rewiring.\n   - Irrelevant: molecules\n     and proteins.\n\nKeywords:\n- Relevant: MoE,\n  pruning\n"
+            "- Application: Time Series\n")
+    topics, keywords = parse_topics(text)
+    assert [(t.relevant, t.irrelevant) for t in topics] == [
+        ("GNN theory, message passing, over-squashing and graph rewiring.", "molecules and proteins.")]
+    assert keywords.relevant == ["MoE", "pruning"] and keywords.application == ["Time Series"]
+
+
+def test_a_numbered_list_inside_a_field_is_not_a_topic():
+    """A field that lists its items as "1) ... 2) ..." on the lines under it: those lines were topics of their own,
+    so the prefilter ranked for a topic "translation" the file never had and every later topic moved down."""
+    text = ("1. Large Language Models\n   - Relevant: pretraining\n   - Irrelevant: domain-specific usage:\n"
+            "     1) translation,\n     2) jail-breaking.\n2. Sparsity\n   - Relevant: pruning\n")
+    topics, _ = parse_topics(text)
+    assert [(t.number, t.name, t.irrelevant) for t in topics] == [
+        (1, "Large Language Models", "domain-specific usage: 1) translation, 2) jail-breaking."), (2, "Sparsity", "")]

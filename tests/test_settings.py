@@ -233,3 +233,94 @@ def test_a_category_or_day_with_a_line_break_is_not_one():
     assert category_problem("cs.LG") is None and category_problem("cs.LG\n") is not None
     assert DAY_RE.match("2025-05-15") and not DAY_RE.match("2025-05-15\n")
     assert MONTH_RE.match("2025-05") and not MONTH_RE.match("2025-05\n")
+
+
+def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):
+    """`ranker ... --config ~/arxiv/ranker.toml` run from another folder (cron runs in $HOME): the file's
+    `db = "ranker.sqlite3"` and `prompts = "prompts"` are the ones beside it. Read from the working folder, the
+    prompts were not found there, and the database was a new empty one there (every paper scored again)."""
+    import shutil
+    import sqlite3
+
+    from ranker.prompts import DEFAULT_DIR
+    conf = tmp_path / "conf"
+    shutil.copytree(DEFAULT_DIR, conf / "prompts")
+    f = conf / "ranker.toml"
+    f.write_text("db = 'ranker.sqlite3'\n[scoring]\nbackend = 'fake'\nmodel = 'tiny'\nprompts = 'prompts'\n")
+    papers = DAYS / "2025-05-15" / "listing.jsonl"
+    lines = []
+    for where in ("one", "two"):
+        cwd = tmp_path / where
+        cwd.mkdir()
+        r = ranker("score", "--papers", papers, "--out", "s.jsonl", "--config", f, cwd=cwd,
+                   env={"RANKER_HOME": str(tmp_path / "home")})
+        assert r.returncode == 0, r.stderr
+        lines.append(r.stderr.splitlines()[-1])
+        assert not (cwd / "ranker.sqlite3").exists() and (cwd / "s.jsonl").exists()    # a flag's: the cwd's
+    n = len(papers.read_text().splitlines())
+    assert f"({n} reused from the store, 0 new" in lines[1], lines
+    assert sqlite3.connect(conf / "ranker.sqlite3").execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n
+
+    # models: a folder written as one (or there beside the file) is the file's; presets and ids stay names
+    (conf / "weights" / "m").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for written, meant in [("./weights/m", str(conf / "weights" / "m")), ("weights/m", str(conf / "weights" / "m")),
+                           ("../x", str(conf / ".." / "x")),
+                           ("smollm2-135m", "smollm2-135m"), ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")]:
+        f.write_text(f"[scoring]\nmodel = '{written}'\n[prefilter]\nembedder = '{written}'\n")
+        s = resolve(f, env={})
+        assert s.scoring.model == s.prefilter.embedder == meant
+    # the working folder's own ranker.toml (or one named there) keeps its paths as written
+    monkeypatch.chdir(conf)
+    f.write_text("db = 'x.sqlite3'\n[scoring]\nprompts = 'prompts'\n")
+    for s in (resolve(env={}), resolve("ranker.toml", env={})):
+        assert (str(s.db), s.scoring.prompts) == ("x.sqlite3", "prompts")
+    # a flag or a variable is the working folder's
+    monkeypatch.chdir(tmp_path)
+    s = resolve(f, flags={"prompts": "p"}, env={"RANKER_DB": "e.sqlite3"})
+    assert (str(s.db), s.scoring.prompts) == ("e.sqlite3", "p")
+
+
+def test_two_keep_rules_in_the_config_file_are_refused(tmp_path):
+    """`keep = 0.3` and `top = 40` both in ranker.toml: `top` won and `keep` was dropped without a word (two such
+    flags are refused); one rule given by a flag still replaces the file's, however many it names."""
+    f = toml(tmp_path, "[prefilter]\nkeep = 0.3\nmin_keep = 5\ntop = 40\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == "prefilter.top" and "one of keep, top and recall, not keep and top" in str(e.value)
+    s = resolve(f, flags={"recall": 0.9}, env={})
+    assert (s.prefilter.keep, s.prefilter.top, s.prefilter.recall) == (None, None, 0.9)
+    papers = DAYS / "2025-05-15" / "listing.jsonl"
+    r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--config", f)
+    assert r.returncode == 1 and r.stderr == (f"error: {f}:4: prefilter.top: give one of keep, top and recall, "
+                                              "not keep and top\n")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[scoring]\nprompts = ''\n", "scoring.prompts"),          # was: the bundled prompt set, without a word
+    ("home = ' '\n", "home"),                                  # was: the working folder
+    ("db = ''\n", "db"),                                       # was: "." (".: is a directory, not a database file")
+    ("models_dir = ''\n", "models_dir"),
+    ("[prefilter]\ncalibration = ''\n", "prefilter.calibration"),   # was: no calibration
+    ("[digest]\nauthors = ''\n", "digest.authors"),            # was: no pins, authors.txt beside the prompts unread
+    ("[scoring]\nmodel = ''\n", "scoring.model"),
+    ("[prefilter]\nembedder = ''\n", "prefilter.embedder"),
+    ("[fetch]\nrss_url = ''\n", "fetch.rss_url"),
+    ("[fetch]\nannounce = []\n", "fetch.announce"),            # was: the default announce types
+])
+def test_an_empty_value_in_the_config_file_is_refused(tmp_path, text, key):
+    """An empty text in ranker.toml is refused as an empty flag is, not taken for the default (or for ".")."""
+    f = toml(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == key and ("empty; give a value or leave the key out" in str(e.value)
+                                   or "no announce type given" in str(e.value))
+
+
+def test_the_cli_names_an_empty_value_of_the_config_file(tmp_path):
+    f = toml(tmp_path, "[scoring]\nbackend = 'fake'\nprompts = ''\n")
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "s.jsonl",
+               "--model", "tiny", "--config", f)
+    assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.prompts: empty; give a value or leave the key out\n"
+    assert not (tmp_path / "s.jsonl").exists()

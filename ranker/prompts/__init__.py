@@ -106,7 +106,11 @@ def load_prompts(directory: str | Path | None = None) -> PromptSet:
                      source=str(d), topics=topics, keywords=keywords)
 
 
-_TOPIC_RE = re.compile(r"^\s*(\d+)[.)](?:\s+(.*?))?\s*$")
+# The topics file is Markdown: a topic or the Keywords line may be written as a heading ("### 2. Model
+# Architecture", "## Keywords") or in bold ("**2. Model Architecture**", "**2.** ...", "**Keywords:**").
+_HEADING = re.compile(r"^\s*#{1,6}\s+")
+_TOPIC_RE = re.compile(r"^[*_\s]*(\d+)[.)][*_]*(?:\s+(.*?))?\s*$")
+_KEYWORDS_RE = re.compile(r"^[*_\s]*keywords[*_\s]*:?[*_\s]*$", re.I)
 _FIELD_RE = re.compile(r"^\s*[-*]\s*\**(Relevant|Irrelevant|Application)\**\s*:\s*(.*)$", re.I)
 
 
@@ -118,30 +122,50 @@ def _split_keywords(text: str) -> list[str]:
 
 def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic], Keywords]:
     """Numbered topics ("1. Name" followed by "- Relevant: ..." / "- Irrelevant: ...") and an optional
-    "Keywords:" block ("- Relevant: a, b", "- Irrelevant: ...", "- Application: ...")."""
+    "Keywords:" block ("- Relevant: a, b", "- Irrelevant: ...", "- Application: ..."). A topic or the Keywords
+    line may be a Markdown heading or bold; a field's text may go on over the lines that follow it (an editor
+    wrapping long lines), up to a blank line or the next field, topic or heading; a line set further in than
+    the field is its text even when numbered ("1) translation" listed under an Irrelevant line)."""
     if not text.strip():
         raise InputError("the topics file is empty: write at least one numbered topic", where=where)
     topics: list[Topic] = []
     keywords = Keywords()
     in_keywords = False
     current: Topic | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if re.match(r"^\s*\**keywords\**\s*:?\**\s*$", line, re.I):
-            in_keywords, current = True, None
+    field_text: list[str] | None = None       # the lines of the field being read, while it may go on
+    field_indent = 0                          # where that field's line starts
+    fields: list[tuple[object, str, list[str]]] = []
+    for line in text.splitlines():
+        plain = _HEADING.sub("", line)
+        indent = len(line) - len(line.lstrip())
+        if field_text is not None and line.strip() and plain == line and indent > field_indent \
+                and not _FIELD_RE.match(line):
+            field_text.append(line.strip())  # under a field and further in: its text ("1) translation" too)
             continue
-        m = _TOPIC_RE.match(line)
+        if _KEYWORDS_RE.match(plain):
+            in_keywords, current, field_text = True, None, None
+            continue
+        m = _TOPIC_RE.match(plain)
         if m:                                    # a numbered line ends a Keywords block above it
-            in_keywords = False
-            current = Topic(number=int(m.group(1)), name=(m.group(2) or "").strip("* "))
+            in_keywords, field_text = False, None
+            current = Topic(number=int(m.group(1)), name=(m.group(2) or "").strip("*_ "))
             topics.append(current)
             continue
         f = _FIELD_RE.match(line)
         if f:
-            kind, value = f.group(1).lower(), f.group(2).strip()
+            kind, field_text, field_indent = f.group(1).lower(), [f.group(2).strip()], indent
             if in_keywords:
-                setattr(keywords, kind, _split_keywords(value))
+                fields.append((keywords, kind, field_text))
             elif current is not None and kind in ("relevant", "irrelevant"):
-                setattr(current, kind, value)
+                fields.append((current, kind, field_text))
+            continue
+        if not line.strip() or plain != line:    # a blank line or another heading ends a field
+            field_text = None
+        elif field_text is not None:
+            field_text.append(line.strip())
+    for owner, kind, lines in fields:            # the last of a kind wins, as it always has
+        value = " ".join(x for x in lines if x)
+        setattr(owner, kind, _split_keywords(value) if isinstance(owner, Keywords) else value)
     if not topics:
         raise InputError("no numbered topics found (expected lines like '1. Representation Learning')",
                          where=where)
