@@ -475,6 +475,45 @@ def test_the_keep_rule_is_pinned_as_it_applies(tmp_path, monkeypatch):
         run_backfill(other, backfill_settings(recall=0.9))
 
 
+def test_the_users_exclusions_and_author_pins_keep_as_ranker_prefilter_keeps(tmp_path, monkeypatch):
+    """--embed keeps each day as `ranker prefilter` does, the user's rules included (the backfill kept by the keep
+    rule alone): an excluded paper is never kept nor sent to the LLM, the keep rule counts only the others, and
+    a pinned author's paper is kept besides. The rules are pinned with the folder: a resume under others is
+    refused, as another keep rule is."""
+    from ranker.prefilter import rank_papers
+    from ranker.prefilter.embed import Embedder
+    from ranker.prompts import DEFAULT_DIR, load_prompts
+    from ranker.settings import resolve
+    from ranker.sources import read_papers
+    from ranker.steps import day_rules
+    hashed_embedder(monkeypatch)
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
+    (prompts / "exclude.txt").write_text("diffusion model\n")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
+    day, out = DAYS / "2025-05-15", tmp_path / "bf"
+    spec = BackfillSpec(source=day, out=out, embed=True, score=True)
+    run_backfill(spec, settings)
+    r = backfill_table(out, "ranked")
+    ids = set(r.column("id").to_pylist())
+    ps = load_prompts(prompts)
+    daily = rank_papers([p for p in read_papers(day / "listing.jsonl") if p.id in ids], ps,
+                        embedder=Embedder("minilm"), top=8, rules=day_rules(settings, ps))
+    assert len(daily.ranked) == len(ids) and daily.excluded > 5 and daily.pinned > 0      # the day has both
+    kept = {x.paper.id for x in daily.ranked if x.kept}
+    assert len(kept) == 8 + daily.pinned
+    assert {i for i, k in zip(r.column("id").to_pylist(), r.column("kept").to_pylist()) if k} == kept
+    s = backfill_table(out, "scores")
+    assert {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()) if st == "scored"} == kept
+    (prompts / "exclude.txt").write_text("diffusion model\ngraph neural network\n")
+    with pytest.raises(InputError) as e:
+        run_backfill(spec, resolve(cfg, flags={"backend": "fake", "model": "m"}))
+    assert e.value.key == "prefilter.exclude"
+
+
 def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)             # `import ray` now fails as if not installed
     with pytest.raises(MissingDependency, match=r"ranker\[ray\]"):

@@ -107,6 +107,36 @@ def test_local_and_ray_engines_write_the_same_rows(tmp_path):
                        shards.vectors(backfill_table(tmp_path / "ray", "ranked").sort_by("id")), atol=1e-4)
 
 
+def test_the_ray_engine_keeps_by_the_users_rules_as_the_local_engine_does(tmp_path):
+    """The user's exclusions and author pins travel to the Ray workers with the per-day plan: the same rows kept
+    as by the local engine, no excluded paper kept or scored, every pinned author's paper kept."""
+    from ranker.prompts import DEFAULT_DIR
+    from ranker.settings import resolve
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
+    (prompts / "exclude.txt").write_text("diffusion model\nre:^\\s*federated\n")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
+    kept = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True, score=True), settings,
+                     engine=engine, ray_options=RAY_OPTIONS if engine == "ray" else None)
+        r, s = backfill_table(out, "ranked"), backfill_table(out, "scores")
+        kept[engine] = {i for i, k in zip(r.column("id").to_pylist(), r.column("kept").to_pylist()) if k}
+        assert {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist())
+                if st == "scored"} == kept[engine]
+        text = {i: f"{t} {a}".lower() for i, t, a in zip(*(r.column(c).to_pylist() for c in ("id", "title",
+                                                                                             "abstract")))}
+        assert not any("diffusion model" in text[i] or "reinforcement learning" in text[i] for i in kept[engine])
+    assert kept["ray"] == kept["local"]
+    assert {"2505.09264", "2505.09265", "2505.08808", "2505.09203"} <= kept["ray"]     # the pins
+    assert "2505.09263" not in kept["ray"]             # a pinned author's paper on diffusion models: excluded
+    assert len(kept["ray"]) > 8
+
+
 def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again(tmp_path, monkeypatch):
     """The embedding is spilled apart from the per-day shuffle: a run stopped after its first 100 of 300
     papers were embedded (here by the local engine, Ctrl-C) leaves them on disk, and the Ray engine's rerun
