@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, ranker, \
-    snapshot_with_bad_lines, store_tables
+from conftest import DAYS, REPO, backfill_settings, backfill_table, damaged_gz, make_snapshot, parquet_files, \
+    ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
@@ -110,6 +110,19 @@ def test_a_backfill_records_the_lines_it_skipped_in_its_manifest(tmp_path):
     assert got["skipped"] == 1003 and got["skipped_by_reason"] == {"no_id": 1, "not_json": 1002}
     assert [e.split(": ", 1)[0] for e in got["skipped_first"]] == [f"{snap}:{n}" for n in (41, 152, 303, 304, 305)]
     assert got["filtered"] == 0 and got["duplicates"] == 0
+
+
+def test_a_damaged_gz_source_is_one_error_naming_the_file(tmp_path):
+    """A .gz cut short (a download stopped) or corrupt: an InputError naming the file, not Click's "aborted" with
+    status 130 (the EOFError of a sniff past the end) or an "unexpected failure" (zlib.error)."""
+    for name, path in damaged_gz(tmp_path).items():
+        with pytest.raises(InputError) as e:
+            run_backfill(BackfillSpec(source=path, out=tmp_path / f"bf-{name}", score=True), backfill_settings())
+        assert e.value.where == str(path) and e.value.message.startswith("cannot read ("), (name, e.value)
+    p = ranker("backfill", "--from", tmp_path / "short.jsonl.gz", "--out", tmp_path / "bf", "--score", "--backend",
+               "fake", "--db", tmp_path / "r.sqlite3")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"error: {tmp_path / 'short.jsonl.gz'}: cannot read ("), p.stderr
 
 
 # --------------------------------------------------------------------------- the per-day prefilter

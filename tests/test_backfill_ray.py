@@ -14,11 +14,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, \
+from conftest import DAYS, REPO, backfill_settings, backfill_table, damaged_gz, make_snapshot, parquet_files, \
     snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
-from ranker.errors import ModelError
+from ranker.errors import InputError, ModelError
 from ranker.netguard import OFFLINE_ENV
 from ranker.store import Store
 
@@ -233,6 +233,17 @@ def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):
     assert "no-such-model" in str(e.value) and "\n" not in str(e.value)
     m = json.loads((tmp_path / "bf" / "manifest.json").read_text())
     assert m["runs"][-1]["status"] == "failed"
+
+
+def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
+    """A .gz cut short or corrupt past what the plan's sniff reads fails in the Ray read task: the caller gets
+    the InputError naming the file (zlib's own error was "the Ray pipeline failed")."""
+    files = damaged_gz(tmp_path)
+    for name in ("cut", "corrupt"):
+        with pytest.raises(InputError) as e:
+            run_backfill(BackfillSpec(source=files[name], out=tmp_path / name, score=True), backfill_settings(),
+                         engine="ray", ray_options=RAY_OPTIONS)
+        assert e.value.where == str(files[name]) and e.value.message.startswith("cannot read ("), (name, e.value)
 
 
 def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):
