@@ -91,11 +91,20 @@ def test_2000_papers_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_impo
 
 
 def test_local_and_ray_engines_write_the_same_rows(tmp_path):
+    """...and report the same progress: papers embedded, days ranked of all, papers scored of the to-do (the Ray
+    engine said nothing, and `ranker backfill --engine ray` showed no bar)."""
     snap = make_snapshot(tmp_path / "snap.json", 300, 100)
     spec = dict(source=snap, embed=True, score=True)
-    run_backfill(BackfillSpec(out=tmp_path / "local", **spec), backfill_settings(keep=0.3), engine="local")
+    said = {"local": [], "ray": []}
+    run_backfill(BackfillSpec(out=tmp_path / "local", **spec), backfill_settings(keep=0.3), engine="local",
+                 progress=lambda *a: said["local"].append(a))
     run_backfill(BackfillSpec(out=tmp_path / "ray", **spec), backfill_settings(keep=0.3), engine="ray",
-                 ray_options=RAY_OPTIONS)
+                 ray_options=RAY_OPTIONS, progress=lambda *a: said["ray"].append(a))
+    last = {e: {stage: (done, total) for stage, done, total in calls} for e, calls in said.items()}
+    assert last["ray"] == last["local"] == {"embedding": (300, None), "ranking days": (3, 3), "scoring": (300, 300)}
+    for stage in last["ray"]:
+        done = [d for s, d, _ in said["ray"] if s == stage]
+        assert done == sorted(done), (stage, done)
     for kind, cols in (("ranked", ["id", "date", "kept", "topic", "day_papers"]),
                        ("scores", ["id", "date", "kept", "status", "RELEVANCE", "NOVELTY", "COMMENT"])):
         a, b = (backfill_table(tmp_path / e, kind).sort_by("id") for e in ("local", "ray"))
