@@ -216,7 +216,8 @@ def test_failed_papers_are_rows_and_the_next_run_tries_them_again(tmp_path):
 
 def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
     """The process dies inside a scoring batch (the fake backend SIGKILLs it after 6 batches of 50, one shard of
-    200 rows written); the rerun scores only the rest, and every paper ends up in the files exactly once."""
+    200 rows written); the rerun scores only the rest, and every paper ends up in the files exactly once. The
+    ranking finished before the kill: the rerun does not read the source again."""
     out, marker = tmp_path / "bf", tmp_path / "died"
     code = ("import sys; from ranker.backfill import BackfillSpec, run_backfill; "
             "from ranker.settings import resolve; "
@@ -229,12 +230,14 @@ def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
     assert backfill_table(out, "scores").num_rows == 200
     m = json.loads((out / "manifest.json").read_text())
     assert m["pinned"] and m["runs"] == []                    # killed: no run was recorded as finished
+    assert len(m["ranked_sources"]) == 1                      # ...but the ranking before it was
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     ids = backfill_table(out, "scores").column("id").to_pylist()
     assert sorted(ids) == ALL_IDS                                            # exactly once, in the files too
     m = json.loads((out / "manifest.json").read_text())
     assert m["runs"][-1]["phases"]["score"]["already_done"] == 200
+    assert "skipped" in m["runs"][-1]["phases"]["rank"]       # the source is not read again
     assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
 
 

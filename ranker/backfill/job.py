@@ -212,6 +212,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         t_all = time.perf_counter()
         try:
             run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
+            mf.save(out, m)             # the source ranked: a rerun after a kill while scoring does not read it again
             if spec.score:
                 run["phases"]["score"] = _score(job, eng)
             run["status"] = "ok"
