@@ -425,6 +425,19 @@ def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_aga
     assert sorted(r.column("id").to_pylist()) == ALL_IDS and len(set(r.column("date").to_pylist())) == 5
 
 
+def test_days_already_complete_counts_the_days_of_the_run_s_window(tmp_path, monkeypatch):
+    """A folder ranked up to 2025-05-15 (three days), then the days from June: none of them was complete, and the
+    summary said "3 days already complete" (the folder's, not the window's); a run over every day finds three."""
+    hashed_embedder(monkeypatch)
+    out = tmp_path / "bf"
+    counts = []
+    for since, until in ((None, "2025-05-15"), ("2025-06-01", None), (None, None)):
+        res = run_backfill(BackfillSpec(source=DAYS, out=out, embed=True, since=since, until=until),
+                           backfill_settings())
+        counts.append(res.run["phases"]["rank"]["days_already_complete"])
+    assert counts == [0, 0, 5] and res.run["phases"]["rank"]["rows_written"] == 0
+
+
 # --------------------------------------------------------------------------- errors
 def test_settings_are_pinned_per_output_folder(tmp_path):
     out = tmp_path / "bf"

@@ -255,7 +255,9 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
     else:
         job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
     res = eng.rank(job)
-    res["days_already_complete"] = len(state.complete_days)
+    # of this run's window: the folder's other days were never this run's to rank
+    res["days_already_complete"] = sum(1 for d in state.complete_days
+                                       if not (spec.since and d < spec.since) and not (spec.until and d > spec.until))
     res["seconds"] = round(time.perf_counter() - t0, 2)
     m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
     return res
