@@ -100,6 +100,35 @@ def snapshot_with_bad_lines(path, garbage: int = 0):
     return path
 
 
+def damaged_gz(folder: Path) -> dict[str, Path]:
+    """The five days as one .gz, damaged three ways: cut short within its first 64 KB (the format sniff reads
+    that far), cut short further on, and with bytes overwritten past the middle where zlib itself fails (a
+    damaged block header: zlib.error, neither OSError nor EOFError)."""
+    import io
+    import zlib
+    whole = gzip.compress(b"".join((d / "listing.jsonl").read_bytes() for d in sorted(DAYS.iterdir())))
+    assert len(whole) > 300_000
+
+    def overwritten(at: int) -> bytes:
+        return whole[:at] + bytes(b ^ 0xFF for b in whole[at:at + 50]) + whole[at + 50:]
+
+    def zlib_fails(data: bytes) -> bool:
+        try:
+            for _ in gzip.GzipFile(fileobj=io.BytesIO(data)):
+                pass
+        except zlib.error:
+            return True
+        except (OSError, EOFError):
+            pass
+        return False
+    corrupt = next(d for at in range(len(whole) // 2, len(whole) - 100, 1000) if zlib_fails(d := overwritten(at)))
+    out = {}
+    for name, data in (("short", whole[:5000]), ("cut", whole[:len(whole) // 2]), ("corrupt", corrupt)):
+        out[name] = folder / f"{name}.jsonl.gz"
+        out[name].write_bytes(data)
+    return out
+
+
 def store_tables(db) -> dict:
     """Every data table of a store, rows in a fixed order (runs left out: each command is one run), to compare
     a database before and after."""

@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, ranker, \
-    snapshot_with_bad_lines, store_tables
+from conftest import DAYS, REPO, backfill_settings, backfill_table, damaged_gz, make_snapshot, parquet_files, \
+    ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
@@ -112,6 +112,19 @@ def test_a_backfill_records_the_lines_it_skipped_in_its_manifest(tmp_path):
     assert got["filtered"] == 0 and got["duplicates"] == 0
 
 
+def test_a_damaged_gz_source_is_one_error_naming_the_file(tmp_path):
+    """A .gz cut short (a download stopped) or corrupt: an InputError naming the file, not Click's "aborted" with
+    status 130 (the EOFError of a sniff past the end) or an "unexpected failure" (zlib.error)."""
+    for name, path in damaged_gz(tmp_path).items():
+        with pytest.raises(InputError) as e:
+            run_backfill(BackfillSpec(source=path, out=tmp_path / f"bf-{name}", score=True), backfill_settings())
+        assert e.value.where == str(path) and e.value.message.startswith("cannot read ("), (name, e.value)
+    p = ranker("backfill", "--from", tmp_path / "short.jsonl.gz", "--out", tmp_path / "bf", "--score", "--backend",
+               "fake", "--db", tmp_path / "r.sqlite3")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"error: {tmp_path / 'short.jsonl.gz'}: cannot read ("), p.stderr
+
+
 # --------------------------------------------------------------------------- the per-day prefilter
 def test_the_per_day_prefilter_is_the_daily_prefilter(tmp_path):
     """prefilter_day on one day's vectors keeps exactly what `ranker prefilter` (rank_papers) keeps with the
@@ -203,7 +216,8 @@ def test_failed_papers_are_rows_and_the_next_run_tries_them_again(tmp_path):
 
 def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
     """The process dies inside a scoring batch (the fake backend SIGKILLs it after 6 batches of 50, one shard of
-    200 rows written); the rerun scores only the rest, and every paper ends up in the files exactly once."""
+    200 rows written); the rerun scores only the rest, and every paper ends up in the files exactly once. The
+    ranking finished before the kill: the rerun does not read the source again."""
     out, marker = tmp_path / "bf", tmp_path / "died"
     code = ("import sys; from ranker.backfill import BackfillSpec, run_backfill; "
             "from ranker.settings import resolve; "
@@ -216,12 +230,14 @@ def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
     assert backfill_table(out, "scores").num_rows == 200
     m = json.loads((out / "manifest.json").read_text())
     assert m["pinned"] and m["runs"] == []                    # killed: no run was recorded as finished
+    assert len(m["ranked_sources"]) == 1                      # ...but the ranking before it was
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     ids = backfill_table(out, "scores").column("id").to_pylist()
     assert sorted(ids) == ALL_IDS                                            # exactly once, in the files too
     m = json.loads((out / "manifest.json").read_text())
     assert m["runs"][-1]["phases"]["score"]["already_done"] == 200
+    assert "skipped" in m["runs"][-1]["phases"]["rank"]       # the source is not read again
     assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
 
 
@@ -450,6 +466,19 @@ def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_aga
     assert sorted(r.column("id").to_pylist()) == ALL_IDS and len(set(r.column("date").to_pylist())) == 5
 
 
+def test_days_already_complete_counts_the_days_of_the_run_s_window(tmp_path, monkeypatch):
+    """A folder ranked up to 2025-05-15 (three days), then the days from June: none of them was complete, and the
+    summary said "3 days already complete" (the folder's, not the window's); a run over every day finds three."""
+    hashed_embedder(monkeypatch)
+    out = tmp_path / "bf"
+    counts = []
+    for since, until in ((None, "2025-05-15"), ("2025-06-01", None), (None, None)):
+        res = run_backfill(BackfillSpec(source=DAYS, out=out, embed=True, since=since, until=until),
+                           backfill_settings())
+        counts.append(res.run["phases"]["rank"]["days_already_complete"])
+    assert counts == [0, 0, 5] and res.run["phases"]["rank"]["rows_written"] == 0
+
+
 # --------------------------------------------------------------------------- errors
 def test_settings_are_pinned_per_output_folder(tmp_path):
     out = tmp_path / "bf"
@@ -514,6 +543,45 @@ def test_the_keep_rule_is_pinned_as_it_applies(tmp_path, monkeypatch):
     run_backfill(other, backfill_settings(keep=0.4))          # ...so saying it is the same rule
     with pytest.raises(InputError):
         run_backfill(other, backfill_settings(recall=0.9))
+
+
+def test_the_users_exclusions_and_author_pins_keep_as_ranker_prefilter_keeps(tmp_path, monkeypatch):
+    """--embed keeps each day as `ranker prefilter` does, the user's rules included (the backfill kept by the keep
+    rule alone): an excluded paper is never kept nor sent to the LLM, the keep rule counts only the others, and
+    a pinned author's paper is kept besides. The rules are pinned with the folder: a resume under others is
+    refused, as another keep rule is."""
+    from ranker.prefilter import rank_papers
+    from ranker.prefilter.embed import Embedder
+    from ranker.prompts import DEFAULT_DIR, load_prompts
+    from ranker.settings import resolve
+    from ranker.sources import read_papers
+    from ranker.steps import day_rules
+    hashed_embedder(monkeypatch)
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
+    (prompts / "exclude.txt").write_text("diffusion model\n")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
+    day, out = DAYS / "2025-05-15", tmp_path / "bf"
+    spec = BackfillSpec(source=day, out=out, embed=True, score=True)
+    run_backfill(spec, settings)
+    r = backfill_table(out, "ranked")
+    ids = set(r.column("id").to_pylist())
+    ps = load_prompts(prompts)
+    daily = rank_papers([p for p in read_papers(day / "listing.jsonl") if p.id in ids], ps,
+                        embedder=Embedder("minilm"), top=8, rules=day_rules(settings, ps))
+    assert len(daily.ranked) == len(ids) and daily.excluded > 5 and daily.pinned > 0      # the day has both
+    kept = {x.paper.id for x in daily.ranked if x.kept}
+    assert len(kept) == 8 + daily.pinned
+    assert {i for i, k in zip(r.column("id").to_pylist(), r.column("kept").to_pylist()) if k} == kept
+    s = backfill_table(out, "scores")
+    assert {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()) if st == "scored"} == kept
+    (prompts / "exclude.txt").write_text("diffusion model\ngraph neural network\n")
+    with pytest.raises(InputError) as e:
+        run_backfill(spec, resolve(cfg, flags={"backend": "fake", "model": "m"}))
+    assert e.value.key == "prefilter.exclude"
 
 
 def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):

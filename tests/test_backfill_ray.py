@@ -14,11 +14,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, make_snapshot, parquet_files, \
+from conftest import DAYS, REPO, backfill_settings, backfill_table, damaged_gz, make_snapshot, parquet_files, \
     snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
-from ranker.errors import ModelError
+from ranker.errors import InputError, ModelError
 from ranker.netguard import OFFLINE_ENV
 from ranker.store import Store
 
@@ -91,11 +91,20 @@ def test_2000_papers_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_impo
 
 
 def test_local_and_ray_engines_write_the_same_rows(tmp_path):
+    """...and report the same progress: papers embedded, days ranked of all, papers scored of the to-do (the Ray
+    engine said nothing, and `ranker backfill --engine ray` showed no bar)."""
     snap = make_snapshot(tmp_path / "snap.json", 300, 100)
     spec = dict(source=snap, embed=True, score=True)
-    run_backfill(BackfillSpec(out=tmp_path / "local", **spec), backfill_settings(keep=0.3), engine="local")
+    said = {"local": [], "ray": []}
+    run_backfill(BackfillSpec(out=tmp_path / "local", **spec), backfill_settings(keep=0.3), engine="local",
+                 progress=lambda *a: said["local"].append(a))
     run_backfill(BackfillSpec(out=tmp_path / "ray", **spec), backfill_settings(keep=0.3), engine="ray",
-                 ray_options=RAY_OPTIONS)
+                 ray_options=RAY_OPTIONS, progress=lambda *a: said["ray"].append(a))
+    last = {e: {stage: (done, total) for stage, done, total in calls} for e, calls in said.items()}
+    assert last["ray"] == last["local"] == {"embedding": (300, None), "ranking days": (3, 3), "scoring": (300, 300)}
+    for stage in last["ray"]:
+        done = [d for s, d, _ in said["ray"] if s == stage]
+        assert done == sorted(done), (stage, done)
     for kind, cols in (("ranked", ["id", "date", "kept", "topic", "day_papers"]),
                        ("scores", ["id", "date", "kept", "status", "RELEVANCE", "NOVELTY", "COMMENT"])):
         a, b = (backfill_table(tmp_path / e, kind).sort_by("id") for e in ("local", "ray"))
@@ -105,6 +114,36 @@ def test_local_and_ray_engines_write_the_same_rows(tmp_path):
                            atol=1e-5)
     assert np.allclose(shards.vectors(backfill_table(tmp_path / "local", "ranked").sort_by("id")),
                        shards.vectors(backfill_table(tmp_path / "ray", "ranked").sort_by("id")), atol=1e-4)
+
+
+def test_the_ray_engine_keeps_by_the_users_rules_as_the_local_engine_does(tmp_path):
+    """The user's exclusions and author pins travel to the Ray workers with the per-day plan: the same rows kept
+    as by the local engine, no excluded paper kept or scored, every pinned author's paper kept."""
+    from ranker.prompts import DEFAULT_DIR
+    from ranker.settings import resolve
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
+    (prompts / "exclude.txt").write_text("diffusion model\nre:^\\s*federated\n")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
+    kept = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True, score=True), settings,
+                     engine=engine, ray_options=RAY_OPTIONS if engine == "ray" else None)
+        r, s = backfill_table(out, "ranked"), backfill_table(out, "scores")
+        kept[engine] = {i for i, k in zip(r.column("id").to_pylist(), r.column("kept").to_pylist()) if k}
+        assert {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist())
+                if st == "scored"} == kept[engine]
+        text = {i: f"{t} {a}".lower() for i, t, a in zip(*(r.column(c).to_pylist() for c in ("id", "title",
+                                                                                             "abstract")))}
+        assert not any("diffusion model" in text[i] or "reinforcement learning" in text[i] for i in kept[engine])
+    assert kept["ray"] == kept["local"]
+    assert {"2505.09264", "2505.09265", "2505.08808", "2505.09203"} <= kept["ray"]     # the pins
+    assert "2505.09263" not in kept["ray"]             # a pinned author's paper on diffusion models: excluded
+    assert len(kept["ray"]) > 8
 
 
 def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again(tmp_path, monkeypatch):
@@ -203,6 +242,17 @@ def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):
     assert "no-such-model" in str(e.value) and "\n" not in str(e.value)
     m = json.loads((tmp_path / "bf" / "manifest.json").read_text())
     assert m["runs"][-1]["status"] == "failed"
+
+
+def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
+    """A .gz cut short or corrupt past what the plan's sniff reads fails in the Ray read task: the caller gets
+    the InputError naming the file (zlib's own error was "the Ray pipeline failed")."""
+    files = damaged_gz(tmp_path)
+    for name in ("cut", "corrupt"):
+        with pytest.raises(InputError) as e:
+            run_backfill(BackfillSpec(source=files[name], out=tmp_path / name, score=True), backfill_settings(),
+                         engine="ray", ray_options=RAY_OPTIONS)
+        assert e.value.where == str(files[name]) and e.value.message.startswith("cannot read ("), (name, e.value)
 
 
 def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):

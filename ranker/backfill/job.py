@@ -57,6 +57,7 @@ class Job:
     prompts: Any
     options: ScoreOptions                        # settings.scoring as score options
     calibration: Any = None                      # prefilter.calibrate.Calibration, loaded once
+    rules: Any = None                            # prefilter.rules.DayRules (exclusions, author pins), read once
     plan: Any = None                             # stages.PrefilterPlan, when ranking with the prefilter
     partial: dict = field(default_factory=dict)  # day -> ids already ranked in an unfinished day
     model_key: str | None = None
@@ -95,6 +96,15 @@ def _sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def _rules_digest(rules) -> str | None:
+    """What the folder pins of the user's rules (the exclusions and the pinned authors, as matched): None
+    without any, so folders ranked before rules were pinned resume as they are."""
+    if not (rules.exclusions or rules.pins):
+        return None
+    what = [[r.text for r in rules.exclusions.rules], [p.forms for p in rules.pins.pins]]
+    return hashlib.sha1(json.dumps(what, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def _check_spec(spec: BackfillSpec) -> None:
@@ -153,7 +163,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
 
     pins: dict = {"embed": spec.embed, "categories": sorted(cats) if cats else None,
                   "announce": sorted(ann) if ann else None}
-    embedder = calibration = None
+    embedder = calibration = rules = None
     if spec.embed:
         from ..prefilter.calibrate import Calibration
         from ..prefilter.embed import Embedder
@@ -162,6 +172,8 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         if want.calibration:                 # a missing or wrong file is one error before any work
             calibration = Calibration.load(want.calibration)
             calibration.check_embedder(embedder.key)
+        from ..steps import day_rules
+        rules = day_rules(settings, prompts)        # as `ranker prefilter` reads them; a bad one is an error here
         qs = build_queries(prompts)
         if calibration is not None and calibration.other_topics(qs.digest()) and warn is not None:
             from ..prefilter.calibrate import OTHER_TOPICS
@@ -171,11 +183,12 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                                            calibrated=bool(want.calibration))
         pins.update(embedder=embedder.key, keep=keep, top=top, min_keep=want.min_keep, recall=recall,
                     calibration=_sha256(want.calibration) if want.calibration else None,
-                    queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16])
+                    queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16],
+                    rules=_rules_digest(rules))
     job = Job(spec=spec, settings=settings, out=out, source=source,
               filters=Filters(spec.since, spec.until, tuple(cats) if cats else None, tuple(ann) if ann else None),
               pins=pins, prompts=prompts, options=ScoreOptions.from_settings(settings.scoring),
-              calibration=calibration)
+              calibration=calibration, rules=rules)
     if spec.score:
         from ..backends import model_key
         job.model_key = model_key(settings.scoring.backend, settings.scoring.model, settings.models_dir)
@@ -199,6 +212,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         t_all = time.perf_counter()
         try:
             run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
+            mf.save(out, m)             # the source ranked: a rerun after a kill while scoring does not read it again
             if spec.score:
                 _score(job, eng, run["phases"])
             run["status"] = "ok"
@@ -237,11 +251,13 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
         job.partial = {d: frozenset(ids) for d, ids in state.partial.items()}
         job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
                                        min_keep=want.min_keep, recall=want.recall, calibration=job.calibration,
-                                       store=store)
+                                       store=store, rules=job.rules)
     else:
         job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
     res = eng.rank(job)
-    res["days_already_complete"] = len(state.complete_days)
+    # of this run's window: the folder's other days were never this run's to rank
+    res["days_already_complete"] = sum(1 for d in state.complete_days
+                                       if not (spec.since and d < spec.since) and not (spec.until and d > spec.until))
     res["seconds"] = round(time.perf_counter() - t0, 2)
     m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
     return res

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,6 +25,8 @@ from ..errors import InputError
 from ..records import Paper
 from ..sources import ReadReport, detect_format, filter_papers, read_papers
 
+# what a damaged .gz raises while it is read: cut short (EOFError), or corrupt (OSError, zlib.error)
+GZ_ERRORS = (OSError, EOFError, zlib.error)
 SPLIT_BYTES = 32 << 20          # one read task per 32 MB of an uncompressed JSON-lines file (~20k papers)
 _SNIFF = 64 * 1024
 _EXTENSIONS = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -102,8 +105,8 @@ def _sniff(path: Path) -> tuple[str, bool]:
             if head.lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
                 f.seek(0)
                 first = f.readline()
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror or e})", where=str(path)) from None
+    except GZ_ERRORS as e:
+        raise InputError(f"cannot read ({getattr(e, 'strerror', None) or e})", where=str(path)) from None
     fmt = detect_format(head, first)
     if fmt is None:
         raise InputError("unrecognised format: expected an arXiv metadata snapshot, papers JSON lines or "
@@ -145,7 +148,7 @@ def _gz_lines(path: str) -> Iterator[bytes]:
     try:
         with gzip.open(path, "rb") as f:
             yield from f
-    except (OSError, EOFError) as e:
+    except GZ_ERRORS as e:
         raise InputError(f"cannot read ({e})", where=path) from None
 
 

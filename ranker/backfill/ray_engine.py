@@ -20,7 +20,9 @@ batch replaces its own file. With no address, a Ray instance is started on this 
 stopped after it; with an address ("auto", "ray://host:10001") the run joins that cluster, whose every node
 needs ranker with the same extras installed, the models in the same models folder (Settings.models_dir) and
 the output folder on a filesystem they all mount. Workers get the run's Settings with their stage; in offline
-mode, workers on other nodes get netguard's offline variables. ray is imported only here.
+mode, workers on other nodes get netguard's offline variables. Progress: each sink tells a counting actor what it
+wrote, which a driver thread passes to the engine's progress callback (papers embedded, days ranked, papers
+scored of the run's to-do), as the local engine reports. ray is imported only here.
 """
 from __future__ import annotations
 
@@ -118,8 +120,22 @@ def _datasource(reads, schema):
     return FilesDatasource()
 
 
-def shard_sink(root: str, prefix: str, schema, min_rows: int):
-    """A Ray Data datasink writing each write task's rows as per-day shards (shards.write_partitioned)."""
+class WriteCount:
+    """What the sinks of a pipeline wrote so far (a Ray actor the write tasks tell), for the progress."""
+
+    def __init__(self):
+        self.n = 0
+
+    def add(self, n: int) -> None:
+        self.n += n
+
+    def get(self) -> int:
+        return self.n
+
+
+def shard_sink(root: str, prefix: str, schema, min_rows: int, count=None, days: bool = False):
+    """A Ray Data datasink writing each write task's rows as per-day shards (shards.write_partitioned); each
+    write task tells `count` (a WriteCount actor) the rows it wrote, or the days with `days`."""
     import pyarrow as pa
     from ray.data.block import BlockAccessor
     from ray.data.datasource import Datasink
@@ -139,7 +155,11 @@ def shard_sink(root: str, prefix: str, schema, min_rows: int):
             tables = [shards.conform(t, schema) for t in tables if t.num_rows]
             if not tables:
                 return []
-            return shards.write_partitioned(pa.concat_tables(tables), root, prefix)
+            written = shards.write_partitioned(pa.concat_tables(tables), root, prefix)
+            if count is not None:             # waited for: counted before the pipeline can end
+                import ray
+                ray.get(count.add.remote(len(written) if days else sum(n for _, n in written)))
+            return written
 
         def on_write_complete(self, write_result):
             self.files = [f for r in write_result.write_returns for f in (r or [])]
@@ -291,8 +311,15 @@ class RayEngine:
         r = self.ray.cluster_resources()
         return float(r.get("CPU", 1)), float(r.get("GPU", 0))
 
-    def _execute(self, run) -> None:
+    def _execute(self, run, stage: str | None = None, total: int | None = None, count=None) -> None:
+        """Run a pipeline; with `stage`, its sink's WriteCount `count` goes to the progress callback as it grows
+        (a driver thread polls it: the driver itself waits in Ray while the pipeline runs)."""
+        watch = None
+        if stage is not None and count is not None and self.progress is not None:
+            watch = _Watch(self.ray, count, lambda n: self.progress(stage, min(n, total) if total else n, total))
         try:
+            if watch is not None:
+                watch.start()
             run()
         except Exception as e:
             err = _ranker_error(e)
@@ -302,6 +329,18 @@ class RayEngine:
             root = _root_cause(e)
             raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
                               "shows Ray's log)") from None
+        finally:
+            if watch is not None:
+                watch.stop()
+            if count is not None:
+                self.ray.kill(count)
+
+    def _count(self):
+        """A WriteCount actor for one pipeline's sink (None without a progress callback, or while Ray Data draws
+        its own bars on the same terminal)."""
+        if self.progress is None or self.progress_bars:
+            return None
+        return self.ray.remote(num_cpus=0)(WriteCount).remote()
 
     def _tallied(self, tally) -> dict:
         """The manifest's record of what the read skipped (ReadTally.record), the actor then ended."""
@@ -320,8 +359,9 @@ class RayEngine:
         if job.plan is None:
             ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters, tally))
             ds = ds.map_batches(unranked, batch_format="pyarrow")
-            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
-            self._execute(lambda: ds.write_datasink(sink))
+            count = self._count()
+            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows, count)
+            self._execute(lambda: ds.write_datasink(sink), "reading", None, count)
             return {**info, "input": self._tallied(tally), "shards": len(sink.files), "rows_written": sink.rows}
         # 1. embed what a killed run did not: spilled to OUT/_work/embedded (a day is ranked only whole, after
         #    a shuffle that keeps nothing if the run dies, so the embedding is kept apart from it)
@@ -343,8 +383,9 @@ class RayEngine:
                           batch_size=spec.embed_batch, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(size=n), **res)
         info.update(embed_actors=n, embed_threads=threads, embed_resources=res)
-        spill = shard_sink(str(work), "emb", shards.RANKED, spec.shard_rows)
-        self._execute(lambda: ds.write_datasink(spill))
+        count = self._count()
+        spill = shard_sink(str(work), "emb", shards.RANKED, spec.shard_rows, count)
+        self._execute(lambda: ds.write_datasink(spill), "embedding", None, count)
         info.update(input=self._tallied(tally), embedded=spill.rows, already_embedded=len(spilled))
         # 2. rank every spilled day whole (days a killed run already wrote in full are left out)
         files = [f for f in shards.shard_files(work) if f.parent.name[5:] not in job.filters.skip_days]
@@ -355,8 +396,11 @@ class RayEngine:
             ds = ray.data.read_parquet([str(f) for f in files], partitioning=None)
             ds = ds.groupby("date", num_partitions=parts).map_groups(
                 _prefilter_group, fn_kwargs={"plan": job.plan, "partial": job.partial}, batch_format="pyarrow")
-            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows)
-            self._execute(lambda: ds.write_datasink(sink))
+            count = self._count()
+            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows, count,
+                              days=True)
+            days = len({f.parent.name for f in files})
+            self._execute(lambda: ds.write_datasink(sink), "ranking days", days, count)
             rows, shard_count = sink.rows, len(sink.files)
         shutil.rmtree(work, ignore_errors=True)
         return {**info, "shards": shard_count, "rows_written": rows}
@@ -384,8 +428,9 @@ class RayEngine:
                                                      model_key=job.model_key),
                           batch_size=opts.batch_size * opts.papers_per_request, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(size=n), **res)
-        sink = shard_sink(str(job.out / shards.SCORES_DIR), job.score_prefix, shards.SCORES, spec.shard_rows)
-        self._execute(lambda: ds.write_datasink(sink))
+        count = self._count()
+        sink = shard_sink(str(job.out / shards.SCORES_DIR), job.score_prefix, shards.SCORES, spec.shard_rows, count)
+        self._execute(lambda: ds.write_datasink(sink), "scoring", todo.count, count)
         return {"score_actors": n, "score_resources": res, "shards": len(sink.files), "rows_written": sink.rows}
 
     def close(self) -> None:
@@ -404,6 +449,39 @@ class RayEngine:
             self._filter.stop()
             self._filter = None
         self._connected = False
+
+
+class _Watch:
+    """A driver thread that passes a WriteCount's number to `report` as it changes (twice a second), and once
+    more when stopped."""
+
+    def __init__(self, ray, count, report, interval: float = 0.5):
+        self.ray, self.count, self.report, self.interval = ray, count, report, interval
+        self.last = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ray-progress", daemon=True)
+
+    def _poll(self) -> None:
+        try:
+            n = self.ray.get(self.count.get.remote(), timeout=10)
+        except Exception:         # the progress is never the run's failure
+            return
+        if n != self.last:
+            self.last = n
+            self.report(n)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._poll()
+
+    def start(self) -> "_Watch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._poll()
 
 
 class NativeLogFilter:

@@ -9,7 +9,8 @@ classes a Ray actor (or the local engine) builds ONCE and then calls batch after
                                      not_kept; one SCORES row per input row
 
 They call the library's own building blocks: Embedder.encode and text_hash, prefilter.score_vectors /
-keep_mask / recall.decide_keep, scoring.score_batch (requests, validation, one retry) and backends.make_backend.
+keep_day (recall.decide_keep, the user's exclusions and author pins), scoring.score_batch (requests,
+validation, one retry) and backends.make_backend.
 """
 from __future__ import annotations
 
@@ -61,13 +62,16 @@ class PrefilterPlan:
     top: int | None = None
     min_keep: int = 20
     recall: float | None = None
+    rules: Any = None                 # prefilter.rules.DayRules: the user's exclusions and author pins, or None
 
     @classmethod
     def build(cls, prompts, embedder, *, keep: float | None = None, top: int | None = None, min_keep: int = 20,
-              recall: float | None = None, calibration=None, store=None) -> "PrefilterPlan":
+              recall: float | None = None, calibration=None, store=None, rules=None) -> "PrefilterPlan":
         """Query vectors from `embedder` (an Embedder; cached in `store` when given); `calibration` a loaded
         Calibration (prefilter.calibrate), checked against the embedder, or None. The keep rule is the daily
-        prefilter's (prefilter.recall.decide_keep: top, keep, recall, or the default)."""
+        prefilter's (prefilter.recall.decide_keep: top, keep, recall, or the default), and so are `rules`
+        (prefilter.rules.DayRules, as steps.day_rules reads them): an excluded paper is never kept, a pinned
+        author's always."""
         from ..prefilter.rank import build_queries
         from ..prefilter.recall import decide_keep
         decide_keep(np.zeros(1), keep=keep, top=top, recall=recall, min_keep=min_keep)  # validates before any work
@@ -75,15 +79,14 @@ class PrefilterPlan:
             calibration.check_embedder(embedder.key)
         qs = build_queries(prompts)
         qv = embedder.embed_queries(qs.texts, store)
-        return cls(qs, np.asarray(qv, dtype=np.float32), calibration, keep, top, min_keep, recall)
+        return cls(qs, np.asarray(qv, dtype=np.float32), calibration, keep, top, min_keep, recall, rules)
 
 
 def prefilter_day(t: pa.Table, plan: PrefilterPlan, done_ids: frozenset[str] | set[str] = frozenset()) -> pa.Table:
-    """Rank one day's rows (all of them, whatever order they come in) and mark the day's keep share kept.
-    Rows whose id is in `done_ids` (written by an interrupted earlier run) are ranked with the day, then
-    left out of the result."""
-    from ..prefilter import keep_mask, score_vectors
-    from ..prefilter.recall import decide_keep
+    """Rank one day's rows (all of them, whatever order they come in) and mark kept what `ranker prefilter`
+    keeps of the day (the plan's keep rule and the user's exclusions and author pins). Rows whose id is in
+    `done_ids` (written by an interrupted earlier run) are ranked with the day, then left out of the result."""
+    from ..prefilter import keep_day, score_vectors
     if t.num_rows == 0:
         return t
     days = set(t.column("date").to_pylist())
@@ -93,9 +96,8 @@ def prefilter_day(t: pa.Table, plan: PrefilterPlan, done_ids: frozenset[str] | s
     papers = shards.table_papers(t)
     score, topic_idx = score_vectors(shards.vectors(t), plan.query_vectors, plan.queries, papers,
                                      plan.calibration)
-    k = decide_keep(score, keep=plan.keep, top=plan.top, recall=plan.recall, min_keep=plan.min_keep,
-                    calibration=plan.calibration).n_keep
-    kept = keep_mask(score, k)
+    _, kept, _, _ = keep_day(score, papers, keep=plan.keep, top=plan.top, recall=plan.recall,
+                             min_keep=plan.min_keep, calibration=plan.calibration, rules=plan.rules)
     names = plan.queries.topic_names
     for name, arr in (("prefilter_score", pa.array(score, pa.float64())), ("kept", pa.array(kept, pa.bool_())),
                       ("topic", pa.array([names[int(i)] for i in topic_idx], pa.string())),

@@ -6,8 +6,9 @@ Library entry point:
       every paper as a Ranked record, best first, `kept` and `rule` set by the keep policy and the user's rules
       (pins, exclusions); plus the keep decision (rule, threshold, expected recall), what was embedded or
       reused from the store, and timings
-  score_vectors(paper_vecs, query_vecs, queries, papers, calibration) / keep_mask(score, k)
-      the same ranking on vectors already made, one day at a time (the backfill's per-day stage)
+  score_vectors(paper_vecs, query_vecs, queries, papers, calibration) / keep_day(score, papers, ..., rules)
+      the same ranking and keep decision on vectors already made, one day at a time (the backfill's per-day
+      stage)
 The keep policy (recall.decide_keep): `top` papers, else the top `keep` fraction, else the smallest top part
 expected to hold a share `recall` of GPT's picks; by default recall 0.95 with a calibration, the fraction
 recall.DEFAULT_KEEP without one; never fewer than min(n, min_keep). It applies to the papers no exclusion
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .embed import Embedder
     from .rules import DayRules
 
-__all__ = ["rank_papers", "score_vectors", "keep_mask", "PrefilterResult"]
+__all__ = ["rank_papers", "score_vectors", "keep_day", "PrefilterResult"]
 
 
 @dataclass
@@ -130,12 +131,33 @@ def score_vectors(paper_vecs: np.ndarray, query_vecs: np.ndarray, queries, paper
     return np.asarray(score, dtype=np.float64), topic_idx
 
 
-def keep_mask(score: np.ndarray, k: int) -> np.ndarray:
-    """True for the k best scores (ties: the earlier paper first, as rank_papers orders them)."""
-    order = np.argsort(-np.asarray(score), kind="stable")
-    mask = np.zeros(len(order), dtype=bool)
-    mask[order[:k]] = True
-    return mask
+def keep_day(score: np.ndarray, papers: Sequence[Paper], *, keep: float | None = None, top: int | None = None,
+             recall: float | None = None, min_keep: int = 20, calibration: "Calibration | None" = None,
+             rules: "DayRules | None" = None):
+    """The keep policy over ONE day's scores and the user's rules: (the papers' indices best first (ties: the
+    earlier paper first), kept per paper, the rule that decided each per paper, the KeepDecision). An excluded
+    paper is never kept and the keep rule counts only the others; a pinned author's paper is kept besides
+    (`rules`: the user's DayRules). rank_papers and the backfill's per-day stage both keep through here."""
+    from .recall import decide_keep
+    excluded = {p.id: r.text for p in papers if rules and rules.exclusions and (r := rules.exclusions.match(p))}
+    pinned = {p.id for p in papers if rules and rules.pins and rules.pins.match(p)}
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="stable")
+    candidates = [i for i in order if papers[i].id not in excluded]
+    dec = decide_keep(score[candidates], keep=keep, top=top, recall=recall, min_keep=min_keep,
+                      calibration=calibration)
+    kept = np.zeros(len(papers), dtype=bool)
+    why = [""] * len(papers)
+    j = 0
+    for i in order:
+        p = papers[i]
+        if p.id in excluded:
+            why[i] = f"exclude:{excluded[p.id]}"
+            continue
+        kept[i] = j < dec.n_keep or p.id in pinned
+        why[i] = "pin" if p.id in pinned else dec.rule if j < dec.n_by_rule or j >= dec.n_keep else "min_keep"
+        j += 1
+    return order, kept, why, dec
 
 
 def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
@@ -157,8 +179,6 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     prompts = prompts if prompts is not None else load_prompts()
     qs = build_queries(prompts)
     decide_keep(np.zeros(1), keep=keep, top=top, recall=recall, min_keep=min_keep)   # validates before any work
-    excluded = {p.id: r.text for p in papers if rules and rules.exclusions and (r := rules.exclusions.match(p))}
-    pinned = {p.id for p in papers if rules and rules.pins and rules.pins.match(p)}
     emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
     cal = None
     if calibration is not None:
@@ -175,21 +195,10 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
     score, topic_idx = score_vectors(pv, qv, qs, papers, cal)
-    order = np.argsort(-score, kind="stable")
-    candidates = [i for i in order if papers[i].id not in excluded]
-    dec = decide_keep(score[candidates], keep=keep, top=top, recall=recall, min_keep=min_keep, calibration=cal)
-    ranked, j = [], 0
-    for i in order:
-        p = papers[i]
-        r = Ranked(paper=p, prefilter_score=float(score[i]), kept=False, topic=qs.topic_names[int(topic_idx[i])])
-        if p.id in excluded:
-            r.rule = f"exclude:{excluded[p.id]}"
-        else:
-            r.kept = j < dec.n_keep or p.id in pinned
-            r.rule = ("pin" if p.id in pinned else
-                      dec.rule if j < dec.n_by_rule or j >= dec.n_keep else "min_keep")
-            j += 1
-        ranked.append(r)
+    order, kept, why, dec = keep_day(score, papers, keep=keep, top=top, recall=recall, min_keep=min_keep,
+                                     calibration=cal, rules=rules)
+    ranked = [Ranked(paper=papers[i], prefilter_score=float(score[i]), kept=bool(kept[i]),
+                     topic=qs.topic_names[int(topic_idx[i])], rule=why[i]) for i in order]
     timings["score"] = time.perf_counter() - t
     trained = set(cal.trained_on.get("days") or []) if cal is not None else set()
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
