@@ -15,7 +15,7 @@ from ranker.sources.filters import within
 from ranker.sources.normalize import delatex, split_authors
 from ranker.sources.report import ABSTRACT_CAP
 
-from conftest import DAYS, FIXTURES
+from conftest import DAYS, FIXTURES, damaged_gz
 
 RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"
 ATOM_QUERY = FIXTURES / "arxiv_api_atom_query_10.xml"
@@ -297,6 +297,23 @@ def test_corrupt_gzip(tmp_path):
     with pytest.raises(InputError) as e:
         list(read_papers(path))
     assert str(e.value).startswith(f"{path}: cannot read")
+
+
+@pytest.mark.parametrize("damage", ["short", "cut", "corrupt"])
+def test_a_damaged_gz_is_one_error_naming_the_file(tmp_path, damage):
+    """A .gz cut short or with a damaged block (zlib's own error, neither OSError nor EOFError, which came out
+    as an unexpected failure naming nothing) is one InputError naming the file, read as a file or as XML."""
+    path = damaged_gz(tmp_path)[damage]
+    with pytest.raises(InputError) as e:
+        list(read_papers(path))
+    assert str(e.value).startswith(f"{path}: cannot read") and "\n" not in str(e.value)
+    xml = tmp_path / "feed.xml.gz"
+    data = gzip.compress(RSS.read_bytes())
+    xml.write_bytes(data[:len(data) // 2] + bytes(b ^ 0xFF for b in data[len(data) // 2:len(data) // 2 + 50])
+                    + data[len(data) // 2 + 50:])
+    with pytest.raises(InputError) as e:
+        list(read_papers(xml))
+    assert str(e.value).startswith(f"{xml}: ")
 
 
 def test_truncated_xml_names_file_and_line(tmp_path):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,9 +23,8 @@ from typing import Iterable, Iterator
 from ..errors import InputError
 from ..records import Paper
 from ..sources import ReadReport, detect_format, filter_papers, read_papers
+from ..sources.reading import GZ_ERRORS
 
-# what a damaged .gz raises while it is read: cut short (EOFError), or corrupt (OSError, zlib.error)
-GZ_ERRORS = (OSError, EOFError, zlib.error)
 SPLIT_BYTES = 32 << 20          # one read task per 32 MB of an uncompressed JSON-lines file (~20k papers)
 _SNIFF = 64 * 1024
 _EXTENSIONS = (".jsonl", ".json", ".jsonl.gz", ".json.gz")

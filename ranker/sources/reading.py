@@ -11,6 +11,7 @@ import io
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
@@ -19,6 +20,10 @@ from ..io import Warn, atomic_write
 from ..records import ANNOUNCE_TYPES, Paper, Ranked
 from .filters import check_day, filter_papers, parse_list
 from .report import ReadReport
+
+# what reading a damaged .gz raises: cut short (EOFError), a bad header or CRC (OSError), a damaged deflate block
+# (zlib.error, neither of the others)
+GZ_ERRORS = (OSError, EOFError, zlib.error)
 
 DEFAULT_ANNOUNCE = ["new", "cross"]
 FORMATS = ("rss", "atom", "snapshot", "jsonl")
@@ -125,7 +130,7 @@ def _parse_bytes(data: bytes, source: str, fmt: str | None, report: ReadReport, 
         if data[:2] == b"\x1f\x8b":
             try:
                 data = gzip.decompress(data)
-            except (OSError, EOFError) as e:
+            except GZ_ERRORS as e:
                 raise InputError(f"corrupt gzip data ({e})", where=source) from None
         fmt = detect_format(data[:_SNIFF], _head(data).split(b"\n", 1)[0])
         if fmt is None:
@@ -155,7 +160,7 @@ def _read_stream(raw: IO[bytes], source: str, fmt: str | None, report: ReadRepor
                 data = f.read()
                 f.close()
                 return _parse_bytes(data, source, fmt, report, date)
-        except (OSError, EOFError) as e:      # unreadable, or a corrupt .gz
+        except GZ_ERRORS as e:      # unreadable, or a corrupt .gz
             raise InputError(f"cannot read ({e})", where=source) from None
     except BaseException:
         if close or f is not raw:
@@ -169,7 +174,7 @@ def _stream_lines(f: IO[bytes], source: str, fmt: str, report: ReadReport, date:
     def lines() -> Iterator[bytes]:
         try:
             yield from f
-        except (OSError, EOFError) as e:     # e.g. a truncated .gz
+        except GZ_ERRORS as e:     # e.g. a truncated .gz
             raise InputError(f"cannot read ({e})", where=source) from None
 
     try:
