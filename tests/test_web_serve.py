@@ -582,3 +582,53 @@ def test_a_paper_the_day_dropped_is_not_scored_there_whatever_the_store_holds(tm
     finally:
         page.close()
         server.stop()
+
+
+@needs_browser
+def test_going_back_to_a_page_shows_the_labels_given_since(site, chromium):
+    """Thumbs up on a day page, then thumbs down on the paper's own page, then Back: the day page came back as
+    the browser had kept it (no thumb, or the thumbs up) while the store held the thumbs down, and a click on the
+    thumb that looked pressed took a label back instead of giving one. A page shown again (Back, Forward) says
+    what the store holds now."""
+    import re
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        pid = page.locator("section.rest article.paper").nth(5).get_attribute("id")[2:]
+        assert _label(db, pid) is None
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        form.locator("button.up").click()
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        page.click(f"article[id='p-{pid}'] h3 a")
+        page.wait_for_url(f"{server.url}/paper/{pid}")
+        expect(page.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        page.locator("form.thumbs button.down").click()
+        expect(page.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == -1
+
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{OTHER_DAY}")
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+        expect(page.locator(f"article[id='p-{pid}']")).to_have_class(re.compile(r"\bdisliked\b"))
+        form.locator("button.up").click()                    # up, as the page now rightly shows it not pressed
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == 1
+
+        page.go_forward()                                    # the paper's page said down when it was left
+        page.wait_for_url(f"{server.url}/paper/{pid}")
+        expect(page.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "false")
+        page.locator("form.thumbs button.undo").click()
+        expect(page.locator("form.thumbs button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()
+    assert _get(f"{server.url}/day/{OTHER_DAY}")[2]["cache-control"] == "no-store"
+    assert _get(f"{server.url}/static/app.js")[2]["cache-control"] == "no-cache"     # checked again, not run stale

@@ -92,6 +92,12 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
         response = await call_next(request)
         for k, v in security.HEADERS.items():
             response.headers.setdefault(k, v)
+        # A page is never shown again from the browser's cache: Back to a day page showed the labels it had when
+        # it was loaded (or left), not those given since on another page, and a click on a thumb that only looked
+        # pressed took the label back. The static files are checked again (304) each time, so an upgrade's
+        # app.js is never run by an older page's cache.
+        response.headers.setdefault("Cache-Control", "no-cache" if request.url.path.startswith("/static/")
+                                    else "no-store")
         return response
 
     @pages("/", response_class=HTMLResponse)

@@ -47,6 +47,12 @@
     });
   }
 
+  // A page the browser kept in memory and shows again (Back, Forward) shows the labels it had when it was
+  // left; the server's pages are never cached otherwise (Cache-Control: no-store), so it is loaded again.
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) { window.location.reload(); }
+  });
+
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList || !form.classList.contains("thumbs")) { return; }
