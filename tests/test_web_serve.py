@@ -144,6 +144,23 @@ def test_search_by_words(site):
     assert "0 results" in html
 
 
+def test_a_search_for_an_arxiv_id_finds_its_paper(site):
+    """An arXiv id typed or pasted into the search box (bare, with its version, arXiv:, its abs or pdf link) found
+    nothing: "0 results", as no title or abstract holds it. It finds its paper, first and alone."""
+    import re
+    server, _, _ = site
+    pid = "2505.09572"
+    for q in (pid, f"{pid}v2", f"arXiv:{pid}", f"https://arxiv.org/abs/{pid}v1", f"https://arxiv.org/pdf/{pid}",
+              f" {pid} "):
+        for mode in ("auto", "words", "meaning"):
+            _, html, _ = _get(server.url + "/search?" + urllib.parse.urlencode({"q": q, "mode": mode}))
+            assert re.findall(r'<article class="[^"]*" id="p-([^"]+)"', html) == [pid], (q, mode)
+            status = re.search(r'id="search-status">([^<]*)<', html).group(1)
+            assert status.startswith("1 result for") and "by arXiv id" in status, status
+    _, html, _ = _get(server.url + "/search?q=0000.00001")        # an id the store does not hold: said so
+    assert "<article " not in html and "0 results" in html and "no paper 0000.00001 in the store" in html
+
+
 def test_a_search_with_more_hits_than_shown_does_not_say_the_shown_ones_are_all(site):
     """The page showed the first 50 hits and said "50 results for “learning”" while over 200 papers of the
     store hold the word: the count it prints must not pass its cap off as the number of matches."""

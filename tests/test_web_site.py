@@ -90,6 +90,7 @@ def test_site_refuses_a_file_as_out(store_db, tmp_path):
 
 @needs_browser
 def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path):
+    from urllib.parse import urlencode
     out = tmp_path / "site"
     with Store(store_db) as s:
         build_site(s, out)
@@ -131,6 +132,13 @@ def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path
         assert "result" in page.locator("#search-status").inner_text()
         first.click()
         assert "Diffusion Policy" in page.locator("h1").inner_text()
+        # an arXiv id, bare, with its version or as its link, finds its paper (no title or abstract holds it)
+        for q in ("2505.09572", "arXiv:2505.09572v2", "https://arxiv.org/abs/2505.09572"):
+            page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
+            page.wait_for_selector("#results li")
+            assert page.locator("#results li").count() == 1, q
+            assert page.locator("#results li a").get_attribute("href") == "papers/2505.09572.html"
+            assert page.locator("#search-status").inner_text().startswith("1 result for")
         # a hostile result is shown as text
         page.goto((out / "search.html").as_uri() + "?q=hostile")
         page.wait_for_selector("#results li")
