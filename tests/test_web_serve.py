@@ -649,3 +649,49 @@ def test_going_back_to_a_page_shows_the_labels_given_since(site, chromium):
         page.close()
     assert _get(f"{server.url}/day/{OTHER_DAY}")[2]["cache-control"] == "no-store"
     assert _get(f"{server.url}/static/app.js")[2]["cache-control"] == "no-cache"     # checked again, not run stale
+
+
+@needs_browser
+def test_a_label_on_a_paper_the_store_does_not_hold_can_be_taken_back(site, chromium):
+    """Labels imported on a new machine are on papers its store does not hold yet: the labels page listed them
+    with no thumbs, and a post for one was "No paper ... in the store" (404), so a wrong one could never be taken
+    back or changed. It can, keeping the day it was given on, and the undo travels with an export."""
+    from playwright.sync_api import expect
+    from ranker.labels import export_labels, read_labels
+    from ranker.records import Label
+    server, db, _ = site
+    pid = "2505.00002"
+    with Store(db) as s:
+        assert s.get_paper(pid) is None
+        s.import_labels([Label(pid, 1, "2025-05-01", 1747000000.0)])
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(server.url + "/labels")
+        row = page.locator(f"tr[id='l-{pid}']")
+        assert "not in this store" in row.inner_text()
+        expect(row.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        row.locator("form.thumbs button.down").click()
+        expect(row.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid) == (-1, "2025-05-01")
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs button.undo")).to_be_hidden()
+        assert row.locator("td.label").inner_text().strip() == "taken back"
+        assert row.locator(".state").inner_text() == ""
+        assert _label(db, pid) is None
+        with Store(db) as s:
+            export_labels(s, server.log.parent / "labels.jsonl")
+        assert [(lb.label, lb.day) for lb in read_labels(server.log.parent / "labels.jsonl")
+                if lb.paper_id == pid] == [(0, "2025-05-01")]
+        row.locator("form.thumbs button.up").click()           # given again, before the page is reloaded
+        expect(row.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid) == (1, "2025-05-01")
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs button.undo")).to_be_hidden()
+        assert errors == []
+    finally:
+        page.close()
+    token = _token(server)       # a paper neither held nor ever labelled here is still not found
+    assert _post(server.url + "/label", {"paper_id": "2505.00003", "label": "up", "csrf": token},
+                 {"Origin": server.url})[0] == 404
