@@ -420,7 +420,8 @@ def test_quick_thumbs_in_the_browser_on_a_busy_database_end_on_the_last_click(si
         assert form.locator("button.up").get_attribute("aria-pressed") == "true"
         # every answer the page shows, in order (the last one only would also be the page before any answer)
         page.evaluate("""() => { window.said = []; const state = document.querySelector('form.thumbs .state');
-            new MutationObserver(() => window.said.push(state.textContent))
+            new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach((n) =>
+                n.textContent === 'saving\u2026' || window.said.push(n.textContent))))
                 .observe(state, {childList: true, characterData: true, subtree: true}); }""")
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
@@ -695,3 +696,58 @@ def test_a_label_on_a_paper_the_store_does_not_hold_can_be_taken_back(site, chro
     token = _token(server)       # a paper neither held nor ever labelled here is still not found
     assert _post(server.url + "/label", {"paper_id": "2505.00003", "label": "up", "csrf": token},
                  {"Origin": server.url})[0] == 404
+
+
+@needs_browser
+def test_a_thumb_clicked_again_after_one_not_saved_is_what_was_clicked(site, chromium):
+    """On a liked paper, thumbs down while another process holds the database past the app's busy timeout, and
+    (the page saying nothing meanwhile) thumbs down again: the first was not saved (503), yet the second went out
+    as an undo, toggled against the label the first had only asked for, and took the thumbs up away. A click
+    says it is being saved, and is sent as what it means against the label the store answered last; with the
+    server out of reach it says it was not saved and leaves the buttons as they were."""
+    import time
+    from playwright.sync_api import expect
+    from ranker.web.app import BUSY_TIMEOUT
+    server, db, _ = site
+    pid, token = "2505.08795", _token(server)
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/paper/{pid}")
+        form = page.locator("form.thumbs")
+        state = form.locator(".state")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            form.locator("button.down").click()
+            expect(state).to_have_text("saving…")
+            time.sleep(1.0)
+            form.locator("button.down").click()
+            page.wait_for_function("() => document.querySelector('form.thumbs .state').textContent"
+                                   ".startsWith('not saved')", timeout=(BUSY_TIMEOUT + 10) * 1000)
+        finally:
+            holder.execute("ROLLBACK")               # the second click's post now goes through
+            holder.close()
+        expect(state).to_have_text("not for you", timeout=(BUSY_TIMEOUT + 10) * 1000)
+        expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == -1
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, -1]
+
+        page.context.set_offline(True)                  # the server out of reach: said, nothing pressed
+        try:
+            form.locator("button.up").click()
+            expect(state).to_have_text("not saved: the server did not answer (is ranker serve running?)")
+            expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+            expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        finally:
+            page.context.set_offline(False)
+        form.locator("button.down").click()             # the pressed thumb takes it back, as the store had it
+        expect(state).to_have_text("")
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()
