@@ -144,6 +144,23 @@ def test_search_by_words(site):
     assert "0 results" in html
 
 
+def test_a_search_for_an_arxiv_id_finds_its_paper(site):
+    """An arXiv id typed or pasted into the search box (bare, with its version, arXiv:, its abs or pdf link) found
+    nothing: "0 results", as no title or abstract holds it. It finds its paper, first and alone."""
+    import re
+    server, _, _ = site
+    pid = "2505.09572"
+    for q in (pid, f"{pid}v2", f"arXiv:{pid}", f"https://arxiv.org/abs/{pid}v1", f"https://arxiv.org/pdf/{pid}",
+              f" {pid} "):
+        for mode in ("auto", "words", "meaning"):
+            _, html, _ = _get(server.url + "/search?" + urllib.parse.urlencode({"q": q, "mode": mode}))
+            assert re.findall(r'<article class="[^"]*" id="p-([^"]+)"', html) == [pid], (q, mode)
+            status = re.search(r'id="search-status">([^<]*)<', html).group(1)
+            assert status.startswith("1 result for") and "by arXiv id" in status, status
+    _, html, _ = _get(server.url + "/search?q=0000.00001")        # an id the store does not hold: said so
+    assert "<article " not in html and "0 results" in html and "no paper 0000.00001 in the store" in html
+
+
 def test_a_search_with_more_hits_than_shown_does_not_say_the_shown_ones_are_all(site):
     """The page showed the first 50 hits and said "50 results for “learning”" while over 200 papers of the
     store hold the word: the count it prints must not pass its cap off as the number of matches."""
@@ -403,7 +420,8 @@ def test_quick_thumbs_in_the_browser_on_a_busy_database_end_on_the_last_click(si
         assert form.locator("button.up").get_attribute("aria-pressed") == "true"
         # every answer the page shows, in order (the last one only would also be the page before any answer)
         page.evaluate("""() => { window.said = []; const state = document.querySelector('form.thumbs .state');
-            new MutationObserver(() => window.said.push(state.textContent))
+            new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach((n) =>
+                n.textContent === 'saving\u2026' || window.said.push(n.textContent))))
                 .observe(state, {childList: true, characterData: true, subtree: true}); }""")
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
@@ -582,3 +600,154 @@ def test_a_paper_the_day_dropped_is_not_scored_there_whatever_the_store_holds(tm
     finally:
         page.close()
         server.stop()
+
+
+@needs_browser
+def test_going_back_to_a_page_shows_the_labels_given_since(site, chromium):
+    """Thumbs up on a day page, then thumbs down on the paper's own page, then Back: the day page came back as
+    the browser had kept it (no thumb, or the thumbs up) while the store held the thumbs down, and a click on the
+    thumb that looked pressed took a label back instead of giving one. A page shown again (Back, Forward) says
+    what the store holds now."""
+    import re
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        pid = page.locator("section.rest article.paper").nth(5).get_attribute("id")[2:]
+        assert _label(db, pid) is None
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        form.locator("button.up").click()
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        page.click(f"article[id='p-{pid}'] h3 a")
+        page.wait_for_url(f"{server.url}/paper/{pid}")
+        expect(page.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        page.locator("form.thumbs button.down").click()
+        expect(page.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == -1
+
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{OTHER_DAY}")
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+        expect(page.locator(f"article[id='p-{pid}']")).to_have_class(re.compile(r"\bdisliked\b"))
+        form.locator("button.up").click()                    # up, as the page now rightly shows it not pressed
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == 1
+
+        page.go_forward()                                    # the paper's page said down when it was left
+        page.wait_for_url(f"{server.url}/paper/{pid}")
+        expect(page.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "false")
+        page.locator("form.thumbs button.undo").click()
+        expect(page.locator("form.thumbs button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()
+    assert _get(f"{server.url}/day/{OTHER_DAY}")[2]["cache-control"] == "no-store"
+    assert _get(f"{server.url}/static/app.js")[2]["cache-control"] == "no-cache"     # checked again, not run stale
+
+
+@needs_browser
+def test_a_label_on_a_paper_the_store_does_not_hold_can_be_taken_back(site, chromium):
+    """Labels imported on a new machine are on papers its store does not hold yet: the labels page listed them
+    with no thumbs, and a post for one was "No paper ... in the store" (404), so a wrong one could never be taken
+    back or changed. It can, keeping the day it was given on, and the undo travels with an export."""
+    from playwright.sync_api import expect
+    from ranker.labels import export_labels, read_labels
+    from ranker.records import Label
+    server, db, _ = site
+    pid = "2505.00002"
+    with Store(db) as s:
+        assert s.get_paper(pid) is None
+        s.import_labels([Label(pid, 1, "2025-05-01", 1747000000.0)])
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(server.url + "/labels")
+        row = page.locator(f"tr[id='l-{pid}']")
+        assert "not in this store" in row.inner_text()
+        expect(row.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        row.locator("form.thumbs button.down").click()
+        expect(row.locator("form.thumbs button.down")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid) == (-1, "2025-05-01")
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs button.undo")).to_be_hidden()
+        assert row.locator("td.label").inner_text().strip() == "taken back"
+        assert row.locator(".state").inner_text() == ""
+        assert _label(db, pid) is None
+        with Store(db) as s:
+            export_labels(s, server.log.parent / "labels.jsonl")
+        assert [(lb.label, lb.day) for lb in read_labels(server.log.parent / "labels.jsonl")
+                if lb.paper_id == pid] == [(0, "2025-05-01")]
+        row.locator("form.thumbs button.up").click()           # given again, before the page is reloaded
+        expect(row.locator("form.thumbs button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid) == (1, "2025-05-01")
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs button.undo")).to_be_hidden()
+        assert errors == []
+    finally:
+        page.close()
+    token = _token(server)       # a paper neither held nor ever labelled here is still not found
+    assert _post(server.url + "/label", {"paper_id": "2505.00003", "label": "up", "csrf": token},
+                 {"Origin": server.url})[0] == 404
+
+
+@needs_browser
+def test_a_thumb_clicked_again_after_one_not_saved_is_what_was_clicked(site, chromium):
+    """On a liked paper, thumbs down while another process holds the database past the app's busy timeout, and
+    (the page saying nothing meanwhile) thumbs down again: the first was not saved (503), yet the second went out
+    as an undo, toggled against the label the first had only asked for, and took the thumbs up away. A click
+    says it is being saved, and is sent as what it means against the label the store answered last; with the
+    server out of reach it says it was not saved and leaves the buttons as they were."""
+    import time
+    from playwright.sync_api import expect
+    from ranker.web.app import BUSY_TIMEOUT
+    server, db, _ = site
+    pid, token = "2505.08795", _token(server)
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
+                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/paper/{pid}")
+        form = page.locator("form.thumbs")
+        state = form.locator(".state")
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            form.locator("button.down").click()
+            expect(state).to_have_text("saving…")
+            time.sleep(1.0)
+            form.locator("button.down").click()
+            page.wait_for_function("() => document.querySelector('form.thumbs .state').textContent"
+                                   ".startsWith('not saved')", timeout=(BUSY_TIMEOUT + 10) * 1000)
+        finally:
+            holder.execute("ROLLBACK")               # the second click's post now goes through
+            holder.close()
+        expect(state).to_have_text("not for you", timeout=(BUSY_TIMEOUT + 10) * 1000)
+        expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == -1
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, -1]
+
+        page.context.set_offline(True)                  # the server out of reach: said, nothing pressed
+        try:
+            form.locator("button.up").click()
+            expect(state).to_have_text("not saved: the server did not answer (is ranker serve running?)")
+            expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+            expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        finally:
+            page.context.set_offline(False)
+        form.locator("button.down").click()             # the pressed thumb takes it back, as the store had it
+        expect(state).to_have_text("")
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()

@@ -90,6 +90,7 @@ def test_site_refuses_a_file_as_out(store_db, tmp_path):
 
 @needs_browser
 def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path):
+    from urllib.parse import urlencode
     out = tmp_path / "site"
     with Store(store_db) as s:
         build_site(s, out)
@@ -131,6 +132,13 @@ def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path
         assert "result" in page.locator("#search-status").inner_text()
         first.click()
         assert "Diffusion Policy" in page.locator("h1").inner_text()
+        # an arXiv id, bare, with its version or as its link, finds its paper (no title or abstract holds it)
+        for q in ("2505.09572", "arXiv:2505.09572v2", "https://arxiv.org/abs/2505.09572"):
+            page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
+            page.wait_for_selector("#results li")
+            assert page.locator("#results li").count() == 1, q
+            assert page.locator("#results li a").get_attribute("href") == "papers/2505.09572.html"
+            assert page.locator("#search-status").inner_text().startswith("1 result for")
         # a hostile result is shown as text
         page.goto((out / "search.html").as_uri() + "?q=hostile")
         page.wait_for_selector("#results li")
@@ -245,3 +253,42 @@ def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_pat
     with Store(db) as s:
         build_site(s, out)
     assert not left.exists() and (out / "days" / f"{DAY}.html").is_file()
+
+
+def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_path):
+    """`ranker site --out .` in a folder of one's own wrote its index.html, search.html and static/style.css over
+    the files of those names there, and searched the whole tree (.git, a home folder) for temporary files to
+    delete. A folder that holds what the site writes, and is not a site ranker wrote, is refused with nothing
+    written; a folder beside whose files the site fits (a GitHub Pages repository) keeps them untouched."""
+    mine = tmp_path / "mine"
+    (mine / "static").mkdir(parents=True)
+    (mine / "index.html").write_text("<h1>my own page</h1>")
+    (mine / "static" / "style.css").write_text("body { color: red }")
+    before = {str(p.relative_to(mine)) for p in mine.rglob("*")}
+    r = ranker("site", "--out", mine, "--db", store_db)
+    assert r.returncode == 1 and "site:" not in r.stderr, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"error: {mine}: holds index.html") and "static" in line, line
+    assert (mine / "index.html").read_text() == "<h1>my own page</h1>"
+    assert (mine / "static" / "style.css").read_text() == "body { color: red }"
+    assert {str(p.relative_to(mine)) for p in mine.rglob("*")} == before          # nothing added either
+
+    repo = tmp_path / "pages"
+    (repo / ".git" / "objects").mkdir(parents=True)
+    (repo / "README.md").write_text("my notes\n")
+    theirs = repo / ".git" / "objects" / ".pack.0123abcd.tmp"      # another program's file, named like ours
+    theirs.write_text("keep me")
+    for _ in range(2):                                  # a first build beside the files, then a rebuild
+        r = ranker("site", "--out", repo, "--db", store_db)
+        assert r.returncode == 0 and (repo / "index.html").is_file() and (repo / "days" / f"{DAY}.html").is_file()
+        assert (repo / "README.md").read_text() == "my notes\n" and theirs.read_text() == "keep me"
+    assert "0 files written" in r.stderr, r.stderr
+
+    old = tmp_path / "old"                     # a site built before sites were marked is still rebuilt in place
+    with Store(store_db) as s:
+        build_site(s, old)
+    for marker in old.glob(".*"):
+        marker.unlink()
+    (old / "index.html").write_text("an index.html from an older ranker site")
+    r = ranker("site", "--out", old, "--db", store_db)
+    assert r.returncode == 0 and "Archive" in (old / "index.html").read_text(), r.stderr

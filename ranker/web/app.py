@@ -92,6 +92,12 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
         response = await call_next(request)
         for k, v in security.HEADERS.items():
             response.headers.setdefault(k, v)
+        # A page is never shown again from the browser's cache: Back to a day page showed the labels it had when
+        # it was loaded (or left), not those given since on another page, and a click on a thumb that only looked
+        # pressed took the label back. The static files are checked again (304) each time, so an upgrade's
+        # app.js is never run by an older page's cache.
+        response.headers.setdefault("Cache-Control", "no-cache" if request.url.path.startswith("/static/")
+                                    else "no-store")
         return response
 
     @pages("/", response_class=HTMLResponse)
@@ -159,11 +165,19 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
 
     def set_label(paper_id: str, value: int, day: str) -> str | None:
         """Store the label (in a worker thread: a busy database delays this request, not the server); the day it
-        was given on, or None when the store has no such paper."""
+        was given on, or None when the store has no such paper and no label of it."""
         with Store(db, busy_timeout=busy_timeout) as store:
             p = store.get_paper(paper_id)
             if p is None:
-                return None
+                # a label imported from another machine, on a paper this store does not hold (yet): it can still
+                # be changed or taken back (and given again), on the day it was given on
+                events = store.label_events(paper_id)
+                if not events:
+                    return None
+                given = store.get_labels([paper_id]).get(paper_id)
+                day = day or (given.day if given else events[-1]["day"]) or ""
+                store.set_label(paper_id, value, day or None)
+                return day
             if not day:
                 days = store.paper_days(paper_id)
                 day = days[-1] if days else (p.date or "")

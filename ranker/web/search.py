@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import RankerError
+from ..io import arxiv_id
 
 if TYPE_CHECKING:
     from ..index import OpenIndexes
@@ -68,12 +69,16 @@ def fuse(*rankings: Sequence[str]) -> list[str]:
 
 def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSearch | None = None,
            limit: int = 50) -> tuple[str, list[str], str]:
-    """(the mode used: words / meaning / both, paper ids best first, a note). auto: when the store holds
+    """(the mode used: words / meaning / both / id, paper ids best first, a note). auto: when the store holds
     vectors of the embedder, the meaning ranking fused with the papers holding every word of the query (a
     paper that names the query's very words is not lost behind a small embedder's near misses), else by
-    words; by words too when the embedder cannot be loaded here (the note says why)."""
+    words; by words too when the embedder cannot be loaded here (the note says why). A query that is an arXiv
+    id (with its version, arXiv:, its abs or pdf link) is its paper, in any mode: no title or abstract holds it."""
     mode = mode if mode in MODES else "auto"
     note = ""
+    pid = arxiv_id(query)
+    if pid is not None:
+        return ("id", [pid], "") if store.get_paper(pid) is not None else ("id", [], f"no paper {pid} in the store")
     if mode != "words" and semantic is not None and semantic.available(store):
         try:
             meaning = [i for i, _ in semantic.search(store, query, limit)]

@@ -23,6 +23,12 @@ from .search import corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")          # ranker.io.atomic_file's temporary files
+# What a site puts in its folder (the folders hold pages of its own only); a folder that holds any of these and is
+# not a site ranker wrote is not written into. MARKER goes in first, so even a first build stopped halfway is
+# known as a site by the next one.
+OWN = ("index.html", "search.html", "static", "days", "months", "papers")
+FOLDERS = ("static", "days", "months", "papers")
+MARKER = ".ranker-site"
 
 
 @dataclass
@@ -101,18 +107,40 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=str(out))
+    _refuse_others(out)
     res = SiteResult(out=out)
     w = _Writer(out, res)
     if out.is_dir():                         # what a killed build left: temporary files are never published
-        for tmp in out.rglob(".*.tmp"):
-            if _TEMPORARY.match(tmp.name) and tmp.is_file():
-                tmp.unlink(missing_ok=True)
+        for folder in (out, *(out / f for f in FOLDERS)):       # only where the site writes: not .git, not ~
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                if _TEMPORARY.match(tmp.name) and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+    if not (out / MARKER).is_file():
+        atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
     try:
         _write_pages(store, w, similar)
         w.finish()
     finally:
         w.discard()
     return res
+
+
+def _refuse_others(out: Path) -> None:
+    """An InputError when `out` holds a file or folder of the site's names and is not a site ranker wrote (its
+    MARKER, or, from before sites were marked, its search index): `ranker site --out .` in a folder of one's own
+    wrote over its index.html. Other files (a repository's README, .git) stay beside the site."""
+    if not out.is_dir() or (out / MARKER).is_file():
+        return
+    try:
+        with open(out / "static" / "search-index.js", "rb") as f:
+            if f.read(22) == b"window.RANKER_SEARCH =":
+                return
+    except OSError:
+        pass
+    clash = [name for name in OWN if os.path.lexists(out / name)]
+    if clash:
+        raise InputError(f"holds {', '.join(clash)}, and is not a site ranker wrote; choose a new folder, an empty "
+                         "one, or one holding a site of ranker's", where=str(out))
 
 
 def _write_pages(store: Store, w: _Writer, similar) -> None:

@@ -26,12 +26,13 @@
   }
 
   // A paper's clicks are posted one after another, in click order (the next once the server answered the one
-  // before), so the last click is the label that stays however long a busy database holds them up; a click
-  // toggles against the label the clicks before it asked for, not against what the page showed before they
-  // were answered (thumbs down then up, quickly, on a liked paper is up, not an undo).
+  // before), so the last click is the label that stays however long a busy database holds them up. What a click
+  // sends is decided when its turn comes, against the label the store answered last: a click on the thumb the
+  // store holds takes it back (thumbs down then up, quickly, on a liked paper is up, not an undo), and a click
+  // after one that was not saved (a database busy past the server's wait) is not toggled against a label the
+  // store never took (thumbs down twice is down, not an undo of the thumbs up).
   var posting = {};     // paper id -> the promise of its last click's post
-  var asked = {};       // paper id -> [its last click, the label that click asks for], until it is answered
-  var clicks = 0;
+  var waiting = {};     // paper id -> its clicks not answered yet
 
   function post(form, body) {
     return fetch(form.getAttribute("action"), {
@@ -44,31 +45,42 @@
         });
       }
       return r.json();
+    }, function () {          // offline, or the server stopped: fetch's own words are "Failed to fetch"
+      throw new Error("the server did not answer (is ranker serve running?)");
     });
   }
+
+  // A page the browser kept in memory and shows again (Back, Forward) shows the labels it had when it was
+  // left; the server's pages are never cached otherwise (Cache-Control: no-store), so it is loaded again.
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) { window.location.reload(); }
+  });
 
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList || !form.classList.contains("thumbs")) { return; }
     ev.preventDefault();
     var pid = form.getAttribute("data-paper");
-    var value = ev.submitter ? ev.submitter.value : "undo";
-    var current = asked[pid] ? asked[pid][1] : parseInt(form.getAttribute("data-label") || "0", 10);
-    if ((value === "up" && current > 0) || (value === "down" && current < 0)) { value = "undo"; }
-    var click = ++clicks;
-    asked[pid] = [click, value === "up" ? 1 : value === "down" ? -1 : 0];
+    var asked = ev.submitter ? ev.submitter.value : "undo";
     var body = new URLSearchParams(new FormData(form));
-    body.set("label", value);
+    var state = form.querySelector(".state");
+    waiting[pid] = (waiting[pid] || 0) + 1;
+    state.textContent = "saving\u2026";
     posting[pid] = (posting[pid] || Promise.resolve()).then(function () {
+      var current = parseInt(form.getAttribute("data-label") || "0", 10);
+      var value = asked;
+      if ((value === "up" && current > 0) || (value === "down" && current < 0)) { value = "undo"; }
+      body.set("label", value);
       return post(form, body);
     }).then(function (d) {
       document.querySelectorAll("form.thumbs").forEach(function (f) {
         if (f.getAttribute("data-paper") === pid) { show(f, d.label); }
       });
+      if (waiting[pid] > 1) { state.textContent = "saving\u2026"; }      // a later click is still on its way
     }).catch(function (e) {
-      form.querySelector(".state").textContent = "not saved: " + e.message;
+      state.textContent = "not saved: " + e.message;                    // said until the next click's answer
     }).then(function () {
-      if (asked[pid] && asked[pid][0] === click) { delete asked[pid]; }   // the last click answered
+      if (!--waiting[pid]) { delete waiting[pid]; }
     });
   });
 })();

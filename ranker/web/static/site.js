@@ -1,6 +1,7 @@
 // ranker site: what the static pages do without a server. Hand-written, no dependencies.
 //  - a day page filters its rows by topic and by picked / scored / all;
-//  - search.html searches the generated index (static/search-index.js) for words in titles and abstracts.
+//  - search.html searches the generated index (static/search-index.js) for words in titles and abstracts, or
+//    finds the paper of an arXiv id.
 // Text from papers is only ever set with textContent, never as markup.
 (function () {
   "use strict";
@@ -34,6 +35,17 @@
     return (text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) || []);
   }
 
+  // An arXiv id, bare, with its version, arXiv: or as its abs / pdf link (as ranker.io.parse_arxiv_id reads one).
+  var ARXIV_ID = new RegExp("^(?:arxiv:|(?:https?://)?(?:www\\.|export\\.)?arxiv\\.org/(?:abs|pdf|html)/)?" +
+    "(\\d{4}\\.\\d{4,5}|[a-z][a-z\\-]*(?:\\.[A-Za-z\\-]{2,})?/\\d{7})(?:v\\d+)?(?:\\.pdf)?/?$", "i");
+
+  function arxivId(q) {
+    q = q.trim();
+    if (/arxiv\.org\//i.test(q)) { q = q.replace(/[?#].*$/, ""); }
+    var m = ARXIV_ID.exec(q);
+    return m ? m[1] : null;
+  }
+
   function search() {
     var list = document.getElementById("results");
     if (!list) { return; }
@@ -43,10 +55,15 @@
     if (input) { input.value = q; }
     var idx = window.RANKER_SEARCH;
     if (!idx) { status.textContent = "The search index (static/search-index.js) did not load."; return; }
-    var want = words(q);
+    var want = words(q), id = arxivId(q), how = ", by words in titles and abstracts.";
     if (!want.length) { status.textContent = idx.papers.length + " papers indexed. Every word must appear in the title or the abstract."; return; }
     var hits = [];
-    idx.papers.forEach(function (p) {
+    if (id) {            // its paper: no title or abstract holds an id
+      how = ", by arXiv id.";
+      idx.papers.forEach(function (p) { if (p[0] === id) { hits.push({ p: p, inTitle: 0 }); } });
+      if (!hits.length) { how = ": no paper " + id + " on this site."; }
+    }
+    (id ? [] : idx.papers).forEach(function (p) {
       // p: [id, title, day, topic, picked, url, abstract]
       var title = p[1].toLowerCase(), text = title + " " + p[6].toLowerCase();
       var inTitle = 0;
@@ -60,7 +77,7 @@
       return (b.inTitle - a.inTitle) || (b.p[4] - a.p[4]) || (a.p[2] < b.p[2] ? 1 : a.p[2] > b.p[2] ? -1 : 0);
     });
     status.textContent = hits.length + " result" + (hits.length === 1 ? "" : "s") + " for \u201c" + q + "\u201d" +
-      (hits.length > 200 ? " (the first 200)" : "") + ", by words in titles and abstracts.";
+      (hits.length > 200 ? " (the first 200)" : "") + how;
     hits.slice(0, 200).forEach(function (h) {
       var p = h.p, li = document.createElement("li"), a = document.createElement("a");
       a.href = p[5];
