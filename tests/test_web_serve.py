@@ -385,6 +385,11 @@ def test_label_changes_calibration_training_set(site, chromium):
     page.goto(f"{server.url}/day/{DAY}#p-{pid}")
     form = page.locator(f"article[id='p-{pid}'] form.thumbs")
     assert form.locator("button.up").get_attribute("aria-pressed") == "true"
+    # the thumbs are drawn once per page and used by name on every button: each draws its shape (about 14 x 14)
+    assert page.content().count("Q8.6 1 9.6 1.6") == 2
+    boxes = page.evaluate("() => [...document.querySelectorAll('form.thumbs button svg.icon use')].map("
+                          "u => { const b = u.getBBox(); return [b.width, b.height]; })")
+    assert len(boxes) >= 2 * 40 and all(13 < w < 15 and 13 < h < 15 for w, h in boxes)
     form.locator("button.down").click()
     expect(form.locator("button.down")).to_have_attribute("aria-pressed", "true")
     expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
