@@ -756,3 +756,31 @@ def test_a_thumb_clicked_again_after_one_not_saved_is_what_was_clicked(site, chr
         assert errors == []
     finally:
         page.close()
+
+
+def test_ctrl_c_stops_serve_with_a_line_that_fits_a_server(tmp_path):
+    """Ctrl-C is how serve is stopped (it says so when it starts): not an interrupted step with something to
+    resume, but one line saying it stopped and where the labels are, and status 0."""
+    import os
+    import re
+    import signal
+    import time
+    db = tmp_path / "r.sqlite3"
+    with Store(db):
+        pass
+    env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}      # as a user runs it
+    proc = subprocess.Popen([*RANKER, "serve", "--port", "0", "--db", str(db)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
+    try:
+        first = proc.stdout.readline()
+        url = re.search(r"serving (http://\S+?)/?;", first).group(1)
+        assert _get(url + "/")[0] == 200
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert rest.splitlines() == [f"stopped; your labels are kept in {db}"]

@@ -56,7 +56,12 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     app = create_app(s, read_only=read_only, allowed_hosts=hosts)
     sock = bind(host, port)
     info(f"serving {url_of(sock)}{' (read-only)' if read_only else ''}; Ctrl-C stops")
-    run_server(app, sock)
+    try:
+        run_server(app, sock)
+    except KeyboardInterrupt:
+        # how a server is stopped (uvicorn closes its connections, then hands the Ctrl-C on): nothing was cut
+        # short, so not the steps' "interrupted ... rerun to resume" and its status 130
+        info(f"stopped; your labels are kept in {db_path}")
 
 
 def register(app: typer.Typer) -> None:
