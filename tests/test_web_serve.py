@@ -784,3 +784,22 @@ def test_ctrl_c_stops_serve_with_a_line_that_fits_a_server(tmp_path):
             proc.kill()
     assert proc.returncode == 0, rest
     assert rest.splitlines() == [f"stopped; your labels are kept in {db}"]
+
+
+@needs_browser
+def test_every_kind_of_page_fits_a_phone_screen_without_sideways_scrolling(site, chromium):
+    """At a phone's 390 CSS pixels (serve --host on a home network): the page is as wide as the screen; a wide
+    table or plot scrolls inside itself, not the whole page."""
+    server, db, _ = site
+    with Store(db) as st:
+        pid = st.day_paper_ids(DAY)[0]
+    page = chromium.new_page(viewport={"width": 390, "height": 800})
+    wide = {}
+    for path in ("/", f"/day/{DAY}", f"/month/{DAY[:7]}", f"/paper/{pid}", "/labels",
+                 "/search?" + urllib.parse.urlencode({"q": "learning", "mode": "words"})):
+        page.goto(server.url + path)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        if width > 390:
+            wide[path] = width
+    page.close()
+    assert wide == {}
