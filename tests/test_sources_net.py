@@ -147,6 +147,18 @@ def test_offline_allows_loopback(rss_env, offline):
     assert len(list(fetch_today(policy=rss_env.policy()))) == 207
 
 
+def test_offline_refuses_a_redirect_off_loopback(rss_env, offline):
+    """A loopback feed (a mirror, a proxy) that redirects to arXiv: offline, the redirect's target is refused
+    before any name lookup or connect, in one line naming it. It was followed: a DNS query for rss.arxiv.org
+    from the air-gapped machine, retried as a network failure, then 'check the network'."""
+    rss_env.route(FEED_PATH, Reply(302, headers={"Location": "https://rss.arxiv.org/rss/cs.LG+cs.AI"}))
+    notes = []
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=rss_env.policy(), warn=notes.append)
+    assert "offline mode: will not connect to rss.arxiv.org" in str(e.value), str(e.value)
+    assert notes == [] and rss_env.hits(FEED_PATH) == 1
+
+
 def test_read_papers_from_a_url(server):
     server.route("/saved.xml", Reply(200, RSS))
     assert len(list(read_papers(server.url("/saved.xml"), "cs.LG,cs.AI", policy=fast()))) == 207

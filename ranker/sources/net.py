@@ -11,7 +11,8 @@ sets no timeout and retries immediately without backoff, so its retries are kept
 best (a spuriously empty page) and the HTTP side is ours. The knobs are the [fetch] settings
 (NetPolicy.from_settings).
 
-In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting.
+In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting, a
+redirect's target too.
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
         """An HTTPAdapter that retries by itself (ranker.io.retry): backoff, a default timeout, Retry-After."""
 
         def send(self, request, **kwargs):
+            # every request, each hop of a redirect included: offline, a redirect off loopback is refused here,
+            # before a name lookup or a connect (and not retried as a network failure)
+            check_allowed(request.url)
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = policy.timeout
             url, host = request.url, url_host(request.url)
