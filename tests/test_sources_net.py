@@ -248,3 +248,68 @@ def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):
     report = ReadReport()
     papers = fetch_ids(["math.GT/0309136v1"], report=report, policy=api_env.policy())
     assert [p.id for p in papers] == ["math/0309136"] and report.skipped == 0
+
+
+# --------------------------------------------------------------------------- the API's empty pages
+EMPTY_ATOM = (b'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+              b'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"><title>ArXiv Query</title><id>x</id>'
+              b'<opensearch:totalResults>0</opensearch:totalResults><opensearch:startIndex>0</opensearch:startIndex>'
+              b'<opensearch:itemsPerPage>500</opensearch:itemsPerPage></feed>')
+
+
+def two_pages() -> tuple[bytes, bytes]:
+    """The 10-entry API answer as the first page of 20 results, and a second page of 10 other ids."""
+    import re
+    first = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>20")
+    n = iter(range(1, 11))
+    second = re.sub(rb"<id>http://arxiv.org/abs/[^<]*</id>",
+                    lambda m: b"<id>http://arxiv.org/abs/2505.%05dv1</id>" % next(n), first)
+    return first, second
+
+
+def test_an_empty_page_in_the_middle_of_a_listing_is_asked_again_politely(api_env):
+    """The API answers a page with no entry for a while, in the middle of a listing whose totalResults says
+    more. arxiv's own two quick tries (3 s apart) failed the whole window (or `run --date`'s day) where the
+    same quirk on the first page was ridden out: the page is asked again as the policy says, each try at least
+    the API's delay after the one before, and the listing is whole."""
+    first, second = two_pages()
+    api_env.route("/api/query", Reply(200, first), Reply(200, EMPTY_ATOM), Reply(200, EMPTY_ATOM),
+                  Reply(200, EMPTY_ATOM), Reply(200, second))
+    report, notes = ReadReport(), []
+    papers = list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], report=report, warn=notes.append,
+                               policy=api_env.policy(retries=3, api_delay=0.3)))
+    assert report.seen == 20 and {p.id for p in papers} & {f"2505.{i:05d}" for i in range(1, 11)}
+    assert [h.query["start"] for h in api_env.log] == [["0"], ["10"], ["10"], ["10"], ["10"]]
+    assert all(b.at - a.at >= 0.3 for a, b in zip(api_env.log, api_env.log[1:]))
+    assert len(notes) == 3 and "empty page" in notes[0] and "retry 1/3" in notes[0]
+
+
+def test_a_middle_page_that_stays_empty_is_an_error_not_a_short_listing(api_env):
+    first, _ = two_pages()
+    api_env.route("/api/query", Reply(200, first), Reply(200, EMPTY_ATOM))
+    with pytest.raises(FetchError) as e:
+        list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], policy=api_env.policy(retries=2)))
+    msg = str(e.value)
+    assert "empty page 3 times in the middle of the listing (from result 10 on" in msg and "\n" not in msg
+    assert api_env.hits() == 4
+
+
+def test_an_empty_first_answer_is_asked_again_before_it_is_believed(api_env):
+    """An empty first page was believed at once: `fetch --ids` of papers that exist reported every id 'not
+    found', and a window of weekdays was 'nothing to do' (exit 0). It is asked again first; one that stays
+    empty is believed (unknown ids, a window nobody submitted to)."""
+    api_env.route("/api/query", Reply(200, EMPTY_ATOM), Reply(200, ATOM_IDS))
+    report = ReadReport()
+    assert [p.id for p in fetch_ids(["1707.08567"], report=report, policy=api_env.policy())] == ["1707.08567"]
+    assert report.skipped == 0 and api_env.hits() == 2
+
+    page = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    api_env.route("/api/query", Reply(200, EMPTY_ATOM), Reply(200, page))
+    report = ReadReport()
+    assert list(fetch_window("2025-05-12", "2025-05-13", report=report, policy=api_env.policy()))
+    assert report.seen == 10 and api_env.hits() == 4
+
+    api_env.route("/api/query", Reply(200, EMPTY_ATOM))
+    report = ReadReport()
+    assert fetch_ids(["2505.99999"], report=report, policy=api_env.policy(retries=2)) == []
+    assert report.skipped == 1 and api_env.hits() == 7
