@@ -313,3 +313,15 @@ def test_an_empty_first_answer_is_asked_again_before_it_is_believed(api_env):
     report = ReadReport()
     assert fetch_ids(["2505.99999"], report=report, policy=api_env.policy(retries=2)) == []
     assert report.skipped == 1 and api_env.hits() == 7
+
+
+def test_every_request_says_it_is_ranker(server):
+    """arxiv sent its own User-Agent ('arxiv.py/4.0.2') with every API page, over ours: the API's operators
+    saw a generic library, not ranker and its promise of 3 s between requests."""
+    from ranker.sources.net import USER_AGENT
+    server.route("/api/query", Reply(200, ATOM_IDS))
+    server.route(FEED_PATH, Reply(200, RSS))
+    fetch_ids(["1707.08567"], policy=fast(api_url=server.url("/api/query")))
+    fetch_today(policy=fast(rss_url=server.url("/rss/")))
+    assert [h.headers.get("User-Agent") for h in server.log] == [USER_AGENT, USER_AGENT]
+    assert USER_AGENT.startswith("ranker/")

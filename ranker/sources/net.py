@@ -61,6 +61,8 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
             # every request, each hop of a redirect included: offline, a redirect off loopback is refused here,
             # before a name lookup or a connect (and not retried as a network failure)
             check_allowed(request.url)
+            # who we are, on every request: arxiv sends its own User-Agent with each API page, over the session's
+            request.headers["User-Agent"] = USER_AGENT
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = policy.timeout
             url, host = request.url, url_host(request.url)
