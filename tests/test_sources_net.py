@@ -325,3 +325,26 @@ def test_every_request_says_it_is_ranker(server):
     fetch_today(policy=fast(rss_url=server.url("/rss/")))
     assert [h.headers.get("User-Agent") for h in server.log] == [USER_AGENT, USER_AGENT]
     assert USER_AGENT.startswith("ranker/")
+
+
+MAINTENANCE = (b"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n<title>arXiv is down for\n maintenance"
+               b"</title></head><body><p>Back soon<br>The arXiv team</p></body></html>")
+
+
+def test_a_web_page_answered_with_200_is_said_so(rss_env, api_env):
+    """arXiv's maintenance page (or a network's login page) answered with 200: for the feed it read 'not
+    well-formed XML (Opening and ending tag mismatch: meta ...); a truncated or corrupted download?', and from
+    the API it parsed as an answer with no entry, so a window or a list of ids came back empty (exit 0,
+    'nothing to do'). Either way it is one line saying a web page came, with its title, and asks nothing more."""
+    rss_env.route(FEED_PATH, Reply(200, MAINTENANCE, content_type="text/html; charset=utf-8"))
+    api_env.route("/api/query", Reply(200, MAINTENANCE, content_type="text/html; charset=utf-8"))
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=fast(rss_url=rss_env.url("/rss/")))
+    assert str(e.value) == (f"{rss_env.url(FEED_PATH)}: 127.0.0.1:{rss_env.port} answered a web page ('arXiv is "
+                            "down for maintenance') instead of a feed (a maintenance page, or a network that "
+                            "wants a login first?): try again later")
+    with pytest.raises(FetchError, match="answered a web page"):
+        list(fetch_window("2025-05-12", "2025-05-13", policy=fast(api_url=api_env.url("/api/query"))))
+    with pytest.raises(FetchError, match="answered a web page"):
+        fetch_ids(["1707.08567"], policy=fast(api_url=api_env.url("/api/query")))
+    assert rss_env.hits(FEED_PATH) == 1 and api_env.hits("/api/query") == 2

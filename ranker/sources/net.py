@@ -17,11 +17,13 @@ redirect's target too.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from .. import __version__
 from ..errors import FetchError
-from ..io import RETRY_STATUS, RetryPolicy, Retryable, Warn, is_loopback_url, retry, retry_after_seconds, url_host
+from ..io import (RETRY_STATUS, RetryPolicy, Retryable, Warn, clean_text, is_loopback_url, retry, retry_after_seconds,
+                  url_host)
 from ..netguard import check_allowed
 from ..settings import DEFAULT_API_URL, DEFAULT_RSS_URL, FetchSettings
 
@@ -85,6 +87,8 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
                         resp.close()
                         raise Retryable("connection lost mid-download", kind="connection") from None
+                    if resp.status_code == 200:
+                        _not_a_web_page(resp.content, url, host)
                 return resp
 
             def retrying(n: int, e: Retryable, wait: float) -> None:
@@ -98,6 +102,24 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                 raise _gave_up(e, url, host, policy) from None
 
     return PoliteAdapter()
+
+
+_HTML = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b",
+                   re.IGNORECASE | re.DOTALL)
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _not_a_web_page(body: bytes, url: str, host: str) -> None:
+    """A FetchError for an HTML page answered with 200 where a feed or a file was asked for (arXiv's
+    maintenance page, a network's login page, a proxy's error page). Read as a feed it was 'not well-formed
+    XML; a truncated download?', and from the arXiv API an answer with no entry: an empty listing."""
+    head = body[:8192]
+    if not _HTML.match(head):
+        return
+    m = _TITLE.search(head)
+    title = clean_text(" ".join(m.group(1).decode("utf-8", "replace").split()))[:100] if m else ""
+    raise FetchError(f"{host} answered a web page{f' ({title!r})' if title else ''} instead of a feed (a "
+                     "maintenance page, or a network that wants a login first?): try again later", where=url)
 
 
 def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError:
