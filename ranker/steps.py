@@ -92,7 +92,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
                gzipped), or papers already read;
       ids      the arXiv API, these ids;  since/until  the arXiv API, a submission window (backfills);
       announced  the arXiv API, the announcements dated that day, rebuilt (sources.days);
-      nothing  today's RSS feed.
+      nothing  today's RSS feed; with `date`, the announcements dated that day, rebuilt (as `announced`: the
+               feed holds only today's, and relabelling them would store them under another day).
     Filtered by settings.fetch (categories, announce types); `date` replaces every paper's day. `out` also
     writes them as papers JSONL, atomically, in the same pass; keep=False returns no papers (a 30,000-paper
     snapshot then never sits in memory)."""
@@ -101,6 +102,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
     policy = NetPolicy.from_settings(f)
     report = report if report is not None else ReadReport()
     common = dict(report=report, policy=policy, warn=warn)
+    if source is None and not (ids or since or announced) and date:
+        announced, date = date, None
     with during("fetch"):
         if ids:
             papers, what = fetch_ids(ids, categories=f.categories, date=date, **common), "the arXiv API"

@@ -43,6 +43,7 @@ class Hit:
     path: str
     query: dict[str, list[str]]
     at: float
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class FixtureServer:
@@ -58,7 +59,7 @@ class FixtureServer:
             def do_GET(self):  # noqa: N802
                 parts = urlsplit(self.path)
                 with server._lock:
-                    server.log.append(Hit(parts.path, parse_qs(parts.query), time.monotonic()))
+                    server.log.append(Hit(parts.path, parse_qs(parts.query), time.monotonic(), dict(self.headers.items())))
                     script = server._routes.get(parts.path)
                     reply = (script.pop(0) if len(script) > 1 else script[0]) if script else Reply(404, b"not found")
                 if reply.delay:

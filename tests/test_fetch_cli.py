@@ -171,6 +171,37 @@ def test_ids_and_window_through_the_api(tmp_path):
     assert lines(tmp_path / "w.jsonl")
 
 
+def test_date_alone_rebuilds_that_day_instead_of_relabelling_todays_feed(tmp_path):
+    """`ranker fetch --date D` without a source downloaded today's RSS feed and stored its papers as D's
+    announcements (the database then says 2024-11-28's papers were announced on 2025-05-15: 'seen on an
+    earlier day', re-uploads and the novelty context all read that). It rebuilds D through the arXiv API, as
+    `ranker run --date` does."""
+    db, out = tmp_path / "r.sqlite3", tmp_path / "day.jsonl"
+    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    with FixtureServer() as srv:
+        srv.route("/rss/cs.LG+cs.AI", Reply(200, RSS.read_bytes()))
+        srv.route("/api/query", Reply(200, atom))
+        r = fetch_cli("fetch", "--date", "2025-05-15", "--out", out, "--db", db, RANKER_RSS_URL=srv.url("/rss/"),
+                      RANKER_API_URL=srv.url("/api/query"))
+        assert r.returncode == 0, r.stderr
+        assert srv.hits("/rss/cs.LG+cs.AI") == 0 and srv.hits("/api/query") == 1
+        # Thursday 2025-05-15 holds what was submitted Tuesday 14:00 to Wednesday 14:00 US Eastern
+        assert "submittedDate:[202505131800 TO 202505141759]" in srv.log[-1].query["search_query"][0]
+    from ranker.sources import read_papers
+    rows = lines(out)
+    rss_ids = {p.id for p in read_papers(RSS)}
+    assert rows and {x["date"] for x in rows} == {"2025-05-15"} and not rss_ids & {x["id"] for x in rows}
+    with sqlite3.connect(db) as c:
+        stored = {i for (i,) in c.execute("SELECT paper_id FROM paper_days WHERE day='2025-05-15'")}
+    assert stored == {x["id"] for x in rows}
+    assert r.stderr.strip().splitlines()[-1].startswith(f"{len(rows)} paper") and "for 2025-05-15" in r.stderr
+
+    # offline, the day is on arXiv's API server: one line, nothing asked
+    r = fetch_cli("fetch", "--date", "2025-05-15", "--out", out, "--db", db, "--offline")
+    assert r.returncode == 1 and "offline mode: the day's announcements are on arXiv's server" in r.stderr
+
+
 def test_a_window_fetch_leaves_the_database_writable_between_its_pages(tmp_path):
     """`fetch --since` pages through the arXiv API (minutes, 3 s apart). It held the write lock from its first
     page on, so meanwhile a thumb from `ranker serve` or any other write failed with "database is locked"; the

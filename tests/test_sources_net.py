@@ -147,6 +147,18 @@ def test_offline_allows_loopback(rss_env, offline):
     assert len(list(fetch_today(policy=rss_env.policy()))) == 207
 
 
+def test_offline_refuses_a_redirect_off_loopback(rss_env, offline):
+    """A loopback feed (a mirror, a proxy) that redirects to arXiv: offline, the redirect's target is refused
+    before any name lookup or connect, in one line naming it. It was followed: a DNS query for rss.arxiv.org
+    from the air-gapped machine, retried as a network failure, then 'check the network'."""
+    rss_env.route(FEED_PATH, Reply(302, headers={"Location": "https://rss.arxiv.org/rss/cs.LG+cs.AI"}))
+    notes = []
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=rss_env.policy(), warn=notes.append)
+    assert "offline mode: will not connect to rss.arxiv.org" in str(e.value), str(e.value)
+    assert notes == [] and rss_env.hits(FEED_PATH) == 1
+
+
 def test_read_papers_from_a_url(server):
     server.route("/saved.xml", Reply(200, RSS))
     assert len(list(read_papers(server.url("/saved.xml"), "cs.LG,cs.AI", policy=fast()))) == 207
@@ -236,3 +248,103 @@ def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):
     report = ReadReport()
     papers = fetch_ids(["math.GT/0309136v1"], report=report, policy=api_env.policy())
     assert [p.id for p in papers] == ["math/0309136"] and report.skipped == 0
+
+
+# --------------------------------------------------------------------------- the API's empty pages
+EMPTY_ATOM = (b'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+              b'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"><title>ArXiv Query</title><id>x</id>'
+              b'<opensearch:totalResults>0</opensearch:totalResults><opensearch:startIndex>0</opensearch:startIndex>'
+              b'<opensearch:itemsPerPage>500</opensearch:itemsPerPage></feed>')
+
+
+def two_pages() -> tuple[bytes, bytes]:
+    """The 10-entry API answer as the first page of 20 results, and a second page of 10 other ids."""
+    import re
+    first = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>20")
+    n = iter(range(1, 11))
+    second = re.sub(rb"<id>http://arxiv.org/abs/[^<]*</id>",
+                    lambda m: b"<id>http://arxiv.org/abs/2505.%05dv1</id>" % next(n), first)
+    return first, second
+
+
+def test_an_empty_page_in_the_middle_of_a_listing_is_asked_again_politely(api_env):
+    """The API answers a page with no entry for a while, in the middle of a listing whose totalResults says
+    more. arxiv's own two quick tries (3 s apart) failed the whole window (or `run --date`'s day) where the
+    same quirk on the first page was ridden out: the page is asked again as the policy says, each try at least
+    the API's delay after the one before, and the listing is whole."""
+    first, second = two_pages()
+    api_env.route("/api/query", Reply(200, first), Reply(200, EMPTY_ATOM), Reply(200, EMPTY_ATOM),
+                  Reply(200, EMPTY_ATOM), Reply(200, second))
+    report, notes = ReadReport(), []
+    papers = list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], report=report, warn=notes.append,
+                               policy=api_env.policy(retries=3, api_delay=0.3)))
+    assert report.seen == 20 and {p.id for p in papers} & {f"2505.{i:05d}" for i in range(1, 11)}
+    assert [h.query["start"] for h in api_env.log] == [["0"], ["10"], ["10"], ["10"], ["10"]]
+    assert all(b.at - a.at >= 0.3 for a, b in zip(api_env.log, api_env.log[1:]))
+    assert len(notes) == 3 and "empty page" in notes[0] and "retry 1/3" in notes[0]
+
+
+def test_a_middle_page_that_stays_empty_is_an_error_not_a_short_listing(api_env):
+    first, _ = two_pages()
+    api_env.route("/api/query", Reply(200, first), Reply(200, EMPTY_ATOM))
+    with pytest.raises(FetchError) as e:
+        list(fetch_window("2025-05-12", "2025-05-13", ["cs.LG", "cs.AI"], policy=api_env.policy(retries=2)))
+    msg = str(e.value)
+    assert "empty page 3 times in the middle of the listing (from result 10 on" in msg and "\n" not in msg
+    assert api_env.hits() == 4
+
+
+def test_an_empty_first_answer_is_asked_again_before_it_is_believed(api_env):
+    """An empty first page was believed at once: `fetch --ids` of papers that exist reported every id 'not
+    found', and a window of weekdays was 'nothing to do' (exit 0). It is asked again first; one that stays
+    empty is believed (unknown ids, a window nobody submitted to)."""
+    api_env.route("/api/query", Reply(200, EMPTY_ATOM), Reply(200, ATOM_IDS))
+    report = ReadReport()
+    assert [p.id for p in fetch_ids(["1707.08567"], report=report, policy=api_env.policy())] == ["1707.08567"]
+    assert report.skipped == 0 and api_env.hits() == 2
+
+    page = ATOM_QUERY.replace(b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    api_env.route("/api/query", Reply(200, EMPTY_ATOM), Reply(200, page))
+    report = ReadReport()
+    assert list(fetch_window("2025-05-12", "2025-05-13", report=report, policy=api_env.policy()))
+    assert report.seen == 10 and api_env.hits() == 4
+
+    api_env.route("/api/query", Reply(200, EMPTY_ATOM))
+    report = ReadReport()
+    assert fetch_ids(["2505.99999"], report=report, policy=api_env.policy(retries=2)) == []
+    assert report.skipped == 1 and api_env.hits() == 7
+
+
+def test_every_request_says_it_is_ranker(server):
+    """arxiv sent its own User-Agent ('arxiv.py/4.0.2') with every API page, over ours: the API's operators
+    saw a generic library, not ranker and its promise of 3 s between requests."""
+    from ranker.sources.net import USER_AGENT
+    server.route("/api/query", Reply(200, ATOM_IDS))
+    server.route(FEED_PATH, Reply(200, RSS))
+    fetch_ids(["1707.08567"], policy=fast(api_url=server.url("/api/query")))
+    fetch_today(policy=fast(rss_url=server.url("/rss/")))
+    assert [h.headers.get("User-Agent") for h in server.log] == [USER_AGENT, USER_AGENT]
+    assert USER_AGENT.startswith("ranker/")
+
+
+MAINTENANCE = (b"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n<title>arXiv is down for\n maintenance"
+               b"</title></head><body><p>Back soon<br>The arXiv team</p></body></html>")
+
+
+def test_a_web_page_answered_with_200_is_said_so(rss_env, api_env):
+    """arXiv's maintenance page (or a network's login page) answered with 200: for the feed it read 'not
+    well-formed XML (Opening and ending tag mismatch: meta ...); a truncated or corrupted download?', and from
+    the API it parsed as an answer with no entry, so a window or a list of ids came back empty (exit 0,
+    'nothing to do'). Either way it is one line saying a web page came, with its title, and asks nothing more."""
+    rss_env.route(FEED_PATH, Reply(200, MAINTENANCE, content_type="text/html; charset=utf-8"))
+    api_env.route("/api/query", Reply(200, MAINTENANCE, content_type="text/html; charset=utf-8"))
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=fast(rss_url=rss_env.url("/rss/")))
+    assert str(e.value) == (f"{rss_env.url(FEED_PATH)}: 127.0.0.1:{rss_env.port} answered a web page ('arXiv is "
+                            "down for maintenance') instead of a feed (a maintenance page, or a network that "
+                            "wants a login first?): try again later")
+    with pytest.raises(FetchError, match="answered a web page"):
+        list(fetch_window("2025-05-12", "2025-05-13", policy=fast(api_url=api_env.url("/api/query"))))
+    with pytest.raises(FetchError, match="answered a web page"):
+        fetch_ids(["1707.08567"], policy=fast(api_url=api_env.url("/api/query")))
+    assert rss_env.hits(FEED_PATH) == 1 and api_env.hits("/api/query") == 2

@@ -13,6 +13,7 @@ EXAMPLES = """
 \b
 Examples:
   ranker fetch --out papers.jsonl        (today's announcements, online)
+  ranker fetch --date 2025-05-13 --out day.jsonl   (a past day's announcements, rebuilt through the arXiv API)
   ranker fetch --from arxiv_rss_2024-11-28.xml --category cs.LG,cs.AI --out papers.jsonl
   ranker fetch --from saved_listing.jsonl --date 2025-05-13 --out day.jsonl   (label an undated file's day)
   ranker fetch --ids 2411.17700,2411.17702v2 --out some.jsonl
@@ -44,7 +45,8 @@ def fetch(
         show_default=False)] = None,
     date: Annotated[Optional[str], typer.Option(
         "--date", help="Use this announcement day (YYYY-MM-DD) for every paper instead of the one the source "
-        "gives.", show_default=False)] = None,
+        "gives; without --from, --ids or --since: that day's announcements, rebuilt through the arXiv API (as "
+        "`ranker run --date`).", show_default=False)] = None,
     embed: Annotated[bool, typer.Option(
         "--embed", help="Also embed every paper written (in chunks, into the database: memory stays bounded "
         "whatever the input's size) and bring the corpus index up to date, for `ranker similar` and the novelty "
@@ -78,9 +80,10 @@ def fetch(
         raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
     if until and not since:
         raise InputError("--until needs --since", key="until")
-    if not modes and s.offline and not is_loopback_url(s.fetch.rss_url):
-        raise InputError("offline mode: today's feed is on arXiv's server; read a saved file with --from FILE "
-                         "instead", key="offline")
+    if not modes and s.offline and not is_loopback_url(s.fetch.api_url if date else s.fetch.rss_url):
+        what = "the day's announcements are" if date else "today's feed is"
+        raise InputError(f"offline mode: {what} on arXiv's server; read a saved file with --from FILE instead",
+                         key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress() as progress:
         # recorded as a run, so a command waiting on the database it holds can name it

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import FetchError, InputError
-from ..io import Progress, Retryable, Warn, parse_arxiv_id, retry
+from ..io import Progress, Warn, parse_arxiv_id
 from ..records import ANNOUNCE_TYPES, Paper
 from .filters import check_day, filter_papers, parse_list, relative_announce
 from .reading import DEFAULT_ANNOUNCE, read_papers
@@ -141,27 +141,19 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
 
 
 def _never_empty(client, search, policy: "NetPolicy", day: str, cats: list[str]) -> Iterator:
-    """The results of a weekday's submission window, asked again (ranker.io.retry, the policy's backoff, at
-    least the API's delay) while the API answers none: a weekday window is never empty (even before a holiday,
-    papers are submitted), but the API is known to answer an empty feed for a while. A FetchError when it
-    keeps doing so: a cron job must not take the day for a holiday and skip it."""
-    def first():
-        results = iter(client.results(search))
-        try:
-            return next(results), results
-        except StopIteration:
-            raise Retryable("no paper in the window", kind="empty") from None
-
-    rules = policy.retry
-    rules.backoff = rules.floor = max(rules.backoff, policy.api_delay)
+    """The results of a weekday's submission window. A weekday window is never empty (even before a holiday,
+    papers are submitted), but the API is known to answer an empty feed for a while: the client asks an empty
+    first page again (ranker.sources.net, the policy's retries and backoff) before believing it, and here a
+    FetchError says it kept doing so: a cron job must not take the day for a holiday and skip it."""
+    results = iter(client.results(search))
     try:
-        head, rest = retry(first, rules)
-    except Retryable as e:
-        raise FetchError(f"the arXiv API answered no paper for {day}'s submission window {e.attempts} times "
-                         f"({', '.join(cats)}; it sometimes answers empty for a while): try again later",
+        head = next(results)
+    except StopIteration:
+        raise FetchError(f"the arXiv API answered no paper for {day}'s submission window {client.empty_tries} "
+                         f"times ({', '.join(cats)}; it sometimes answers empty for a while): try again later",
                          where=policy.api_url) from None
     yield head
-    yield from rest
+    yield from results
 
 
 def fetch_window(since: str, until: str | None = None, categories: list[str] | str | None = None,

@@ -2,24 +2,28 @@
 
 - `fetch_bytes(url)`: one GET (the RSS feed) with a timeout and retries.
 - `api_client()`: an `arxiv.Client` (the arXiv API through the `arxiv` package) pointed at policy.api_url
-  and given our session, so it gets the same timeout and retries.
+  and given our session, so it gets the same timeout and retries; an empty page is asked again as policy
+  says too.
 
 Every request goes through `PoliteAdapter`: a 429 or 5xx answer, a refused or reset connection (also one lost
 in the middle of the body) and a timeout are retried (ranker.io.retry: exponential backoff, the server's
 Retry-After honoured); when the retries are spent a FetchError says what happened. arxiv 4.0.2's own client
-sets no timeout and retries immediately without backoff, so its retries are kept for the one case it knows
-best (a spuriously empty page) and the HTTP side is ours. The knobs are the [fetch] settings
-(NetPolicy.from_settings).
+sets no timeout and retries without backoff, so its retries are off: the HTTP side is ours, and so is the
+one case it knows best (a spuriously empty page, asked again with the same backoff). The knobs are the
+[fetch] settings (NetPolicy.from_settings).
 
-In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting.
+In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting, a
+redirect's target too.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from .. import __version__
 from ..errors import FetchError
-from ..io import RETRY_STATUS, RetryPolicy, Retryable, Warn, is_loopback_url, retry, retry_after_seconds, url_host
+from ..io import (RETRY_STATUS, RetryPolicy, Retryable, Warn, clean_text, is_loopback_url, retry, retry_after_seconds,
+                  url_host)
 from ..netguard import check_allowed
 from ..settings import DEFAULT_API_URL, DEFAULT_RSS_URL, FetchSettings
 
@@ -56,6 +60,11 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
         """An HTTPAdapter that retries by itself (ranker.io.retry): backoff, a default timeout, Retry-After."""
 
         def send(self, request, **kwargs):
+            # every request, each hop of a redirect included: offline, a redirect off loopback is refused here,
+            # before a name lookup or a connect (and not retried as a network failure)
+            check_allowed(request.url)
+            # who we are, on every request: arxiv sends its own User-Agent with each API page, over the session's
+            request.headers["User-Agent"] = USER_AGENT
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = policy.timeout
             url, host = request.url, url_host(request.url)
@@ -78,6 +87,8 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
                         resp.close()
                         raise Retryable("connection lost mid-download", kind="connection") from None
+                    if resp.status_code == 200:
+                        _not_a_web_page(resp.content, url, host)
                 return resp
 
             def retrying(n: int, e: Retryable, wait: float) -> None:
@@ -91,6 +102,24 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                 raise _gave_up(e, url, host, policy) from None
 
     return PoliteAdapter()
+
+
+_HTML = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b",
+                   re.IGNORECASE | re.DOTALL)
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _not_a_web_page(body: bytes, url: str, host: str) -> None:
+    """A FetchError for an HTML page answered with 200 where a feed or a file was asked for (arXiv's
+    maintenance page, a network's login page, a proxy's error page). Read as a feed it was 'not well-formed
+    XML; a truncated download?', and from the arXiv API an answer with no entry: an empty listing."""
+    head = body[:8192]
+    if not _HTML.match(head):
+        return
+    m = _TITLE.search(head)
+    title = clean_text(" ".join(m.group(1).decode("utf-8", "replace").split()))[:100] if m else ""
+    raise FetchError(f"{host} answered a web page{f' ({title!r})' if title else ''} instead of a feed (a "
+                     "maintenance page, or a network that wants a login first?): try again later", where=url)
 
 
 def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError:
@@ -180,18 +209,73 @@ def api_client(*, policy: NetPolicy | None = None, warn: Warn | None = None, pag
 
     arxiv 4.0.2 builds request URLs from the class attribute `Client.query_url_format` (set here per
     instance), keeps its requests.Session in `_session` (replaced by ours: timeout, backoff, Retry-After),
-    retries failed pages `num_retries` times without waiting (kept low: our adapter already retried) and
-    sleeps `delay_seconds` between requests."""
+    sleeps `delay_seconds` between requests and asks an empty page again `num_retries` times, 3 s apart,
+    from `_parse_feed` (overridden here: see _polite_client)."""
     try:
-        import arxiv
+        client_class = _polite_client()
     except ImportError:
         from ..errors import MissingDependency
         raise MissingDependency("arxiv", "", "fetching from the arXiv API") from None
     policy = policy or NetPolicy()
     base = policy.api_url
     check_allowed(base)
-    client = arxiv.Client(page_size=page_size, delay_seconds=policy.api_delay, num_retries=min(2, policy.retries))
+    client = client_class(policy, warn, page_size=page_size, delay_seconds=policy.api_delay, num_retries=0)
     client.query_url_format = base + ("&{}" if "?" in base else "?{}")
     # A retry is an API request too: no retry comes sooner than the API's delay.
     client._session = make_session(replace(policy, min_wait=policy.api_delay), base, warn)
     return client
+
+
+def _polite_client():
+    import arxiv
+
+    class PoliteClient(arxiv.Client):
+        """An arxiv.Client whose empty pages are asked again as the policy says (its retries, its backoff, at
+        least the API's delay apart): the API is known to answer a page with no entry for a while, in the
+        middle of a listing whose totalResults says more as well as on its first page. arxiv's own two tries,
+        6 s in all, ended a listing of several pages with an error where the first page's quirk was ridden
+        out, and an empty first page was believed at once (`fetch --ids` reported every id not found, a
+        window was 'nothing to do').
+
+        A middle page that stays empty is a FetchError, never a listing ended short. A first page that stays
+        empty is believed (nothing matches); `empty_tries` then says how many times it was asked, for a
+        caller that knows the answer cannot be empty (a weekday's announcements)."""
+
+        def __init__(self, policy: NetPolicy, warn: Warn | None, **kwargs):
+            super().__init__(**kwargs)
+            self._policy, self._warn = policy, warn
+            self.empty_tries = 0
+
+        def _parse_feed(self, url, first_page=True, _try_index=0):
+            empty = []
+
+            def attempt():
+                try:
+                    # as a later page, so that arxiv raises on an empty first page too (num_retries is 0)
+                    return super(PoliteClient, self)._parse_feed(url, first_page=False, _try_index=_try_index)
+                except arxiv.UnexpectedEmptyPageError as e:
+                    empty[:] = [e.raw_feed]
+                    raise Retryable("an empty page (the arXiv API answers none at times)", kind="empty") from None
+
+            def retrying(n: int, e: Retryable, wait: float) -> None:
+                if self._warn:
+                    self._warn(f"{url_host(url)}: {e.reason}; retry {n}/{self._policy.retries} in {wait:.1f} s")
+
+            rules = self._policy.retry
+            rules.backoff = rules.floor = max(rules.backoff, self._policy.api_delay)
+            try:
+                return retry(attempt, rules, retrying)
+            except Retryable as e:
+                self.empty_tries = e.attempts
+                if first_page:
+                    return empty[0]
+                raise FetchError(f"the arXiv API answered an empty page {e.attempts} times in the middle of the "
+                                 f"listing (from result {_start_of(url)} on; it sometimes does for a while): try "
+                                 "again later", where=url) from None
+
+    return PoliteClient
+
+
+def _start_of(url: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+    return (parse_qs(urlsplit(url).query).get("start") or ["?"])[0]
