@@ -395,12 +395,24 @@ class Store:
         return "its folder is not writable"
 
     def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
-        """Open a database that cannot be written for reading (mode=ro, or immutable on read-only media
-        where SQLite cannot create its WAL index); its schema must be current (no migration can run)."""
-        for query in ("mode=ro", "immutable=1"):
+        """Open a database that cannot be written for reading; its schema must be current (no migration can
+        run). mode=ro, where SQLite can open or create the WAL's index (-shm) beside it. On read-only media
+        without one, a write-ahead log (-wal) there holds writes not yet in the file (of a process killed
+        mid-way, or a copy that left out the -shm): it is read with the index held in memory (exclusive locking
+        mode, no file locks: nothing can write there); with no log, the file alone is the database (immutable)."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            logged = wal.stat().st_size > 0
+        except FileNotFoundError:
+            logged = False
+        except OSError:
+            logged = True                 # there, but unreadable: never read the file as if it had none
+        for query in ("mode=ro", "mode=ro&vfs=unix-none" if logged else "immutable=1"):
             try:
                 self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
                                             isolation_level=None)
+                if "vfs=" in query:
+                    self.conn.execute("PRAGMA locking_mode=EXCLUSIVE")
                 names = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
                 break
             except sqlite3.DatabaseError as e:

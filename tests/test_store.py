@@ -1,5 +1,10 @@
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -458,6 +463,58 @@ def test_a_failing_block_is_the_error_reported_even_when_its_run_cannot_be_recor
             with s.recording("fetch", {}):                     # recorded: that is the error
                 monkeypatch.setattr(s, "transaction", no_transaction)
         monkeypatch.undo()
+
+
+@contextmanager
+def tmpfs_home(tmp_path):
+    """A folder on a tmpfs of its own (unmounted after the block), and a function that remounts it read-only:
+    read-only media, where SQLite can create no file beside a database. Skipped where mounting is not
+    permitted."""
+    home = tmp_path / "media"
+    home.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(home)],
+                                           capture_output=True).returncode:
+        pytest.skip("read-only media need a tmpfs mount (root)")
+    try:
+        yield home, lambda: subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+    finally:
+        subprocess.run(["umount", str(home)], check=True)
+
+
+def killed_after_writing(db, code: str) -> None:
+    """Run `code` (with `s`, a Store of `db`) in a real process that is then killed (kill -9): what it
+    committed is left in the database's write-ahead log (-wal), not yet in the file."""
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from ranker.records import Paper
+        from ranker.store import Store
+        s = Store({str(db)!r})
+        """) + textwrap.dedent(code) + "\nos.kill(os.getpid(), signal.SIGKILL)\n"], capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+
+
+def test_read_only_media_read_the_writes_a_killed_process_left_in_the_wal(tmp_path):
+    # A copy of a home taken while a run was writing (or after it was killed) holds its last writes in the
+    # -wal only; a copy often leaves out the -shm index (SQLite rebuilds it). On read-only media SQLite cannot
+    # rebuild it beside the file: the store opened the database as immutable, which reads the file alone, and
+    # showed it as it was before those writes, saying nothing.
+    with tmpfs_home(tmp_path) as (home, make_read_only):
+        db = home / "ranker.sqlite3"
+        with Store(db) as s:
+            s.add_papers([paper("2505.00001")])
+        killed_after_writing(db, """
+            s.add_papers([Paper(id="2505.00002", title="Second", abstract="A", date="2025-05-16")])
+            s.set_label("2505.00002", 1, "2025-05-16")
+            """)
+        assert (home / "ranker.sqlite3-wal").stat().st_size > 0
+        (home / "ranker.sqlite3-shm").unlink()
+        make_read_only()
+        with Store(db) as s:
+            assert s.read_only == "its file system is mounted read-only"
+            assert s.count_papers() == 2 and s.get_paper("2505.00002").title == "Second"
+            assert s.get_labels()["2505.00002"].label == 1 and s.search_papers("second") == ["2505.00002"]
+            assert s.days() == ["2025-05-15", "2025-05-16"]
+        assert sorted(p.name for p in home.iterdir()) == ["ranker.sqlite3", "ranker.sqlite3-wal"]
 
 
 def test_word_search_works_on_a_read_only_database(read_only_home):
