@@ -416,20 +416,35 @@ class Store:
                 names = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
                 break
             except sqlite3.DatabaseError as e:
+                unnamed = "no such table" in str(e).lower()
+                # a database from before named migrations counted them in user_version (see _migrate)
+                counted = self.conn.execute("PRAGMA user_version").fetchone()[0] if unnamed else 0
+                if counted:
+                    names = set(LEGACY_VERSIONS[:counted]) if counted <= len(LEGACY_VERSIONS) else None
+                    break
                 if self.conn is not None:
                     self.conn.close()
                     self.conn = None
-                if "no such table" in str(e).lower():
+                if unnamed:
                     raise StoreError(f"read-only ({self._why_read_only()}) and not a ranker database yet",
                                      where=str(self.path)) from None
                 last = e
         else:
             raise self._error(last if "not a database" in str(last).lower() else first, "open") from None
         self.read_only = self._why_read_only()
-        if names != {m.__name__ for m in MIGRATIONS}:
+        known = {m.__name__ for m in MIGRATIONS}
+        if names != known:
             self.conn.close()
+            if names is None:
+                raise InputError(f"database schema v{counted} is newer than this ranker", where=str(self.path))
+            if names - known - set(RENAMED):
+                raise self._newer(names - known - set(RENAMED))
             raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
                              "write; open it once where it is writable", where=str(self.path))
+
+    def _newer(self, unknown: set[str]) -> InputError:
+        return InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
+                          "it was made by a newer ranker", where=str(self.path))
 
     def _error(self, e: sqlite3.DatabaseError, doing: str = "write") -> StoreError:
         """A SQLite error as one line naming the database (and, for a lock, the ranker run holding it)."""
@@ -561,10 +576,8 @@ class Store:
                 if was in applied and now not in applied:
                     c.execute("UPDATE _migrations SET name=? WHERE name=?", (now, was))
                     applied = (applied - {was}) | {now}
-        unknown = applied - set(names)
-        if unknown:
-            raise InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
-                             "it was made by a newer ranker", where=str(self.path))
+        if applied - set(names):
+            raise self._newer(applied - set(names))
         for migration in MIGRATIONS:
             if migration.__name__ in applied:
                 continue

@@ -517,6 +517,37 @@ def test_read_only_media_read_the_writes_a_killed_process_left_in_the_wal(tmp_pa
         assert sorted(p.name for p in home.iterdir()) == ["ranker.sqlite3", "ranker.sqlite3-wal"]
 
 
+@pytest.mark.parametrize("made_by", ["newer", "legacy"])
+def test_read_only_media_say_which_ranker_a_database_needs(tmp_path, made_by):
+    # On read-only media a newer ranker's database was said to need "an upgrade this ranker cannot write; open
+    # it once where it is writable" (where it is then refused as newer), and a database from before named
+    # migrations was "not a ranker database yet".
+    with tmpfs_home(tmp_path) as (home, make_read_only):
+        db = home / "ranker.sqlite3"
+        if made_by == "newer":
+            Store(db).close()
+            c = sqlite3.connect(db)
+            c.execute("INSERT INTO _migrations VALUES ('m777_from_the_future', 0)")
+            c.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+            c.commit()
+            c.close()
+            with pytest.raises(InputError) as writable:
+                Store(db)
+        else:
+            v1_database(db, 3)
+        make_read_only()
+        with pytest.raises(InputError) as e:
+            Store(db)
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: ") and "\n" not in msg
+    if made_by == "newer":
+        assert "m777_from_the_future" in msg and "made by a newer ranker" in msg and "upgrade" not in msg
+        assert "newer than this ranker" in str(writable.value)
+    else:
+        assert msg == (f"{db}: read-only (its file system is mounted read-only) and its schema needs an upgrade "
+                       "this ranker cannot write; open it once where it is writable")
+
+
 def test_word_search_works_on_a_read_only_database(read_only_home):
     # the word index is built by the first search; a database that cannot be written searches by LIKE instead
     with Store(read_only_home / "ranker.sqlite3") as s:
