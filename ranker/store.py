@@ -823,14 +823,23 @@ class Store:
                  % ",".join("?" * len(chunk)))
             for pid, th, dim, blob in self.conn.execute(q, (embedder, *chunk)):
                 if th == keys[pid]:
-                    out[pid] = np.frombuffer(blob, dtype=np.float32, count=dim)
+                    out[pid] = self._vector(pid, embedder, dim, blob)
         return out
 
     def put_embeddings(self, rows: Iterable[tuple[str, str, np.ndarray]], embedder: str) -> None:
+        """Store (paper id, text hash, vector) rows, each vector one row of numbers (as float32); anything else
+        (a (1, d) matrix) is a ValueError and stores nothing."""
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
-                          ((pid, embedder, th, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
-                           for pid, th, v in rows))
+                          ((pid, embedder, th, *_vector_row(pid, v)) for pid, th, v in rows))
+
+    def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray:
+        """A stored vector as float32 numbers; a row whose bytes are not `dim` of them is a damaged database."""
+        if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+            size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+            raise StoreError(f"the stored vector of {pid} ({embedder}) holds {size}, not the {dim} float32 numbers "
+                             "its row says: the database is damaged", where=str(self.path))
+        return np.frombuffer(blob, dtype=np.float32)
 
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
@@ -905,7 +914,7 @@ class Store:
         """paper id -> its stored vector, whatever text it was embedded from."""
         rows = self._rows_for_ids("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)",
                                   ids, embedder)
-        return {pid: np.frombuffer(blob, dtype=np.float32, count=dim) for pid, dim, blob in rows}
+        return {pid: self._vector(pid, embedder, dim, blob) for pid, dim, blob in rows}
 
     def versions(self, ids: Iterable[str]) -> dict[str, int]:
         """id -> the version of the paper's stored text, for the ids with a known version."""
@@ -1123,6 +1132,14 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def _fts_id(paper_id: str) -> str:
     """An FTS5 query that finds a paper's row by its id column (the caller checks the id exactly)."""
     return 'id : "' + paper_id.replace('"', '""') + '"'
+
+
+def _vector_row(pid: str, v) -> tuple[int, bytes]:
+    """(dim, float32 bytes) of one vector to store."""
+    a = np.asarray(v, dtype=np.float32)
+    if a.ndim != 1 or not a.size:
+        raise ValueError(f"the vector of {pid} has shape {a.shape}, not one row of numbers")
+    return a.shape[0], a.tobytes()
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

@@ -107,6 +107,33 @@ def test_embeddings_cache_checks_text_hash(tmp_path):
         assert s.get_embeddings({"1": "h1"}, "mpnet") == {}
 
 
+def test_a_vector_is_stored_as_the_row_it_is_or_refused(tmp_path):
+    # A (1, d) matrix was stored with dim 1 (its number of rows) and its d numbers: it was read back as a vector of
+    # one number, silently; a (2, d) one as a vector of two.
+    from ranker.errors import StoreError
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.put_embeddings([("1", "h", np.array([0.5, 0.25, 2.0, 1.0], dtype=np.float64)), ("2", "h", [1.0, 2.0])],
+                         "minilm")
+        got = s.get_vectors(["1", "2"], "minilm")
+        assert got["1"].dtype == np.float32 and got["1"].tolist() == [0.5, 0.25, 2.0, 1.0] and got["2"].shape == (2,)
+        for bad in (np.ones((1, 4), dtype=np.float32), np.ones((2, 4), dtype=np.float32), np.float32(1.0), []):
+            with pytest.raises(ValueError, match="the vector of 3 has shape"):
+                s.put_embeddings([("1", "h2", np.zeros(4, dtype=np.float32)), ("3", "h", bad)], "minilm")
+        assert s.count_embeddings("minilm") == 2 and s.get_embeddings({"1": "h"}, "minilm")["1"][0] == 0.5
+        # a row whose bytes are not its dim's float32 numbers (a damaged database) is said to be so, not cut to
+        # size or a ValueError of numpy's
+        with s.transaction() as c:
+            c.execute("UPDATE embeddings SET vector = ? WHERE paper_id = '1'", (np.ones(8, dtype=np.float32).tobytes(),))
+            c.execute("UPDATE embeddings SET vector = ? WHERE paper_id = '2'", (b"\0" * 4,))
+        for pid in ("1", "2"):
+            for read in (lambda: s.get_vectors([pid], "minilm"), lambda: s.get_embeddings({pid: "h"}, "minilm")):
+                with pytest.raises(StoreError) as e:
+                    read()
+                assert str(e.value).startswith(f"{db}: the stored vector of {pid} (minilm) holds ")
+                assert "the database is damaged" in str(e.value)
+
+
 # The statements ranker ran before named migrations (its MIGRATIONS[0] string, less comments and line breaks),
 # split on ";" as it did, then PRAGMA user_version = 1; test_m001_builds_the_schema_version_1_had checks that
 # they give the very tables m001_initial gives.
