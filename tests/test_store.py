@@ -236,6 +236,33 @@ def test_named_migrations_build_the_schema_each_old_version_had(tmp_path, versio
     assert _schema(old) == _schema(new)
 
 
+def test_a_migration_killed_midway_leaves_the_schema_before_it_and_the_next_open_finishes(tmp_path):
+    # kill -9 between the two statements of m005: the database is as m004 left it, neither old nor new
+    db, fresh = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(db, 3)
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        import ranker.store as st
+
+        def m005_run_owner(c):
+            c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+            os.kill(os.getpid(), signal.SIGKILL)
+        st.MIGRATIONS[st.MIGRATIONS.index(st.m005_run_owner)] = m005_run_owner
+        st.Store({str(db)!r})
+        """)], capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+    c = sqlite3.connect(db)
+    done = [r[0] for r in c.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    columns = [r[1] for r in c.execute("PRAGMA table_info(runs)")]
+    c.close()
+    assert done == [m.__name__ for m in MIGRATIONS[:4]] and "pid" not in columns
+    with Store(db) as s:
+        assert s.migrations == [m.__name__ for m in MIGRATIONS] and s.integrity_check() == "ok"
+        assert s.get_labels()["2501.00001"].label == 1 and s.get_rankings("2025-01-06")[0].topic == "T1"
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
+
+
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_old_database_upgrades_to_the_latest_schema_and_keeps_its_data(tmp_path, version):
     db, fresh = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
