@@ -280,7 +280,8 @@ class PaperAdder:
         if self.fts and not (row is not None and older):
             if row is not None:
                 c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
-            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, p.title, p.abstract))
+            # the text as stored (args: cleaned), as an index built from the papers table holds it
+            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, args[1], args[2]))
         return earlier
 
 

@@ -625,6 +625,20 @@ def test_word_search_works_while_another_process_writes(tmp_path):
         assert s.search_papers("T 2505") == ["2505.00001"] and s._fts_exists()
 
 
+def test_the_word_index_holds_the_text_the_store_keeps(tmp_path):
+    # The store keeps a title without control characters (a bidi override, a NUL); a paper stored after the word
+    # index was built was indexed with them, so its words were split where they stood ("Dif<U+202E>fusion":
+    # "dif", "fusion") and a search for the word the page shows found nothing, though an index built from the
+    # stored papers finds it.
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([paper("2505.00001")])
+        assert s.search_papers("T") == ["2505.00001"]                   # the index is built
+        s.add_papers([Paper(id="2505.00002", title="Dif\u202efusion of gr\x00aphs", abstract="Sam\x07pling",
+                            date="2025-05-15")])
+        assert s.get_paper("2505.00002").title == "Diffusion of graphs"
+        assert s.search_papers("diffusion graphs") == ["2505.00002"] and s.search_papers("sampling") == ["2505.00002"]
+
+
 def test_papers_stored_while_another_process_builds_the_word_index_are_searchable(tmp_path):
     # an import that waits for the lock while a search builds the word index must then keep the index current
     import threading
