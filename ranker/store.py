@@ -327,6 +327,9 @@ class Store:
                              f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
         if self.path.is_dir():
             raise StoreError("is a directory, not a database file", where=str(self.path))
+        if self.path.exists() and not self.path.is_file():
+            # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
+            raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
         try:
             self._open()
         except RankerError:               # a database this ranker refuses (a newer schema): closed, not leaked

@@ -46,6 +46,19 @@ def test_not_a_database_is_a_clean_error(tmp_path):
     assert str(bad) in str(e.value)
 
 
+def test_a_path_that_is_not_a_file_is_refused_in_one_line(tmp_path):
+    # a pipe or a device (--db /dev/null, for "no database") was "cannot open: disk I/O error", which reads as a
+    # failing disk, and SQLite left a -journal beside /dev/null
+    from ranker.errors import StoreError
+    fifo = tmp_path / "db.pipe"
+    os.mkfifo(fifo)
+    for create in (True, False):
+        with pytest.raises(StoreError) as e:
+            Store(fifo, create=create)
+        assert str(e.value) == f"{fifo}: not a file (a device or a pipe), so not a database file"
+    assert [p.name for p in tmp_path.iterdir()] == ["db.pipe"]
+
+
 def test_papers_first_seen_and_repeats(tmp_path):
     with Store(tmp_path / "r.sqlite3") as s:
         r1 = s.add_papers([paper("1"), paper("2")])
