@@ -280,7 +280,8 @@ class PaperAdder:
         if self.fts and not (row is not None and older):
             if row is not None:
                 c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
-            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, p.title, p.abstract))
+            # the text as stored (args: cleaned), as an index built from the papers table holds it
+            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, args[1], args[2]))
         return earlier
 
 
@@ -326,6 +327,9 @@ class Store:
                              f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
         if self.path.is_dir():
             raise StoreError("is a directory, not a database file", where=str(self.path))
+        if self.path.exists() and not self.path.is_file():
+            # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
+            raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
         try:
             self._open()
         except RankerError:               # a database this ranker refuses (a newer schema): closed, not leaked
@@ -395,29 +399,56 @@ class Store:
         return "its folder is not writable"
 
     def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
-        """Open a database that cannot be written for reading (mode=ro, or immutable on read-only media
-        where SQLite cannot create its WAL index); its schema must be current (no migration can run)."""
-        for query in ("mode=ro", "immutable=1"):
+        """Open a database that cannot be written for reading; its schema must be current (no migration can
+        run). mode=ro, where SQLite can open or create the WAL's index (-shm) beside it. On read-only media
+        without one, a write-ahead log (-wal) there holds writes not yet in the file (of a process killed
+        mid-way, or a copy that left out the -shm): it is read with the index held in memory (exclusive locking
+        mode, no file locks: nothing can write there); with no log, the file alone is the database (immutable)."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            logged = wal.stat().st_size > 0
+        except FileNotFoundError:
+            logged = False
+        except OSError:
+            logged = True                 # there, but unreadable: never read the file as if it had none
+        for query in ("mode=ro", "mode=ro&vfs=unix-none" if logged else "immutable=1"):
             try:
                 self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
                                             isolation_level=None)
+                if "vfs=" in query:
+                    self.conn.execute("PRAGMA locking_mode=EXCLUSIVE")
                 names = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
                 break
             except sqlite3.DatabaseError as e:
+                unnamed = "no such table" in str(e).lower()
+                # a database from before named migrations counted them in user_version (see _migrate)
+                counted = self.conn.execute("PRAGMA user_version").fetchone()[0] if unnamed else 0
+                if counted:
+                    names = set(LEGACY_VERSIONS[:counted]) if counted <= len(LEGACY_VERSIONS) else None
+                    break
                 if self.conn is not None:
                     self.conn.close()
                     self.conn = None
-                if "no such table" in str(e).lower():
+                if unnamed:
                     raise StoreError(f"read-only ({self._why_read_only()}) and not a ranker database yet",
                                      where=str(self.path)) from None
                 last = e
         else:
             raise self._error(last if "not a database" in str(last).lower() else first, "open") from None
         self.read_only = self._why_read_only()
-        if names != {m.__name__ for m in MIGRATIONS}:
+        known = {m.__name__ for m in MIGRATIONS}
+        if names != known:
             self.conn.close()
+            if names is None:
+                raise InputError(f"database schema v{counted} is newer than this ranker", where=str(self.path))
+            if names - known - set(RENAMED):
+                raise self._newer(names - known - set(RENAMED))
             raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
                              "write; open it once where it is writable", where=str(self.path))
+
+    def _newer(self, unknown: set[str]) -> InputError:
+        return InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
+                          "it was made by a newer ranker", where=str(self.path))
 
     def _error(self, e: sqlite3.DatabaseError, doing: str = "write") -> StoreError:
         """A SQLite error as one line naming the database (and, for a lock, the ranker run holding it)."""
@@ -549,10 +580,8 @@ class Store:
                 if was in applied and now not in applied:
                     c.execute("UPDATE _migrations SET name=? WHERE name=?", (now, was))
                     applied = (applied - {was}) | {now}
-        unknown = applied - set(names)
-        if unknown:
-            raise InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
-                             "it was made by a newer ranker", where=str(self.path))
+        if applied - set(names):
+            raise self._newer(applied - set(names))
         for migration in MIGRATIONS:
             if migration.__name__ in applied:
                 continue
@@ -798,14 +827,23 @@ class Store:
                  % ",".join("?" * len(chunk)))
             for pid, th, dim, blob in self.conn.execute(q, (embedder, *chunk)):
                 if th == keys[pid]:
-                    out[pid] = np.frombuffer(blob, dtype=np.float32, count=dim)
+                    out[pid] = self._vector(pid, embedder, dim, blob)
         return out
 
     def put_embeddings(self, rows: Iterable[tuple[str, str, np.ndarray]], embedder: str) -> None:
+        """Store (paper id, text hash, vector) rows, each vector one row of numbers (as float32); anything else
+        (a (1, d) matrix) is a ValueError and stores nothing."""
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
-                          ((pid, embedder, th, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
-                           for pid, th, v in rows))
+                          ((pid, embedder, th, *_vector_row(pid, v)) for pid, th, v in rows))
+
+    def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray:
+        """A stored vector as float32 numbers; a row whose bytes are not `dim` of them is a damaged database."""
+        if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+            size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+            raise StoreError(f"the stored vector of {pid} ({embedder}) holds {size}, not the {dim} float32 numbers "
+                             "its row says: the database is damaged", where=str(self.path))
+        return np.frombuffer(blob, dtype=np.float32)
 
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
@@ -880,7 +918,7 @@ class Store:
         """paper id -> its stored vector, whatever text it was embedded from."""
         rows = self._rows_for_ids("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)",
                                   ids, embedder)
-        return {pid: np.frombuffer(blob, dtype=np.float32, count=dim) for pid, dim, blob in rows}
+        return {pid: self._vector(pid, embedder, dim, blob) for pid, dim, blob in rows}
 
     def versions(self, ids: Iterable[str]) -> dict[str, int]:
         """id -> the version of the paper's stored text, for the ids with a known version."""
@@ -1098,6 +1136,14 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def _fts_id(paper_id: str) -> str:
     """An FTS5 query that finds a paper's row by its id column (the caller checks the id exactly)."""
     return 'id : "' + paper_id.replace('"', '""') + '"'
+
+
+def _vector_row(pid: str, v) -> tuple[int, bytes]:
+    """(dim, float32 bytes) of one vector to store."""
+    a = np.asarray(v, dtype=np.float32)
+    if a.ndim != 1 or not a.size:
+        raise ValueError(f"the vector of {pid} has shape {a.shape}, not one row of numbers")
+    return a.shape[0], a.tobytes()
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

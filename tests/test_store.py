@@ -1,5 +1,10 @@
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -39,6 +44,19 @@ def test_not_a_database_is_a_clean_error(tmp_path):
     with pytest.raises(InputError) as e:
         Store(bad)
     assert str(bad) in str(e.value)
+
+
+def test_a_path_that_is_not_a_file_is_refused_in_one_line(tmp_path):
+    # a pipe or a device (--db /dev/null, for "no database") was "cannot open: disk I/O error", which reads as a
+    # failing disk, and SQLite left a -journal beside /dev/null
+    from ranker.errors import StoreError
+    fifo = tmp_path / "db.pipe"
+    os.mkfifo(fifo)
+    for create in (True, False):
+        with pytest.raises(StoreError) as e:
+            Store(fifo, create=create)
+        assert str(e.value) == f"{fifo}: not a file (a device or a pipe), so not a database file"
+    assert [p.name for p in tmp_path.iterdir()] == ["db.pipe"]
 
 
 def test_papers_first_seen_and_repeats(tmp_path):
@@ -100,6 +118,33 @@ def test_embeddings_cache_checks_text_hash(tmp_path):
         assert np.array_equal(s.get_embeddings({"1": "h1"}, "minilm")["1"], v)
         assert s.get_embeddings({"1": "changed"}, "minilm") == {}
         assert s.get_embeddings({"1": "h1"}, "mpnet") == {}
+
+
+def test_a_vector_is_stored_as_the_row_it_is_or_refused(tmp_path):
+    # A (1, d) matrix was stored with dim 1 (its number of rows) and its d numbers: it was read back as a vector of
+    # one number, silently; a (2, d) one as a vector of two.
+    from ranker.errors import StoreError
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.put_embeddings([("1", "h", np.array([0.5, 0.25, 2.0, 1.0], dtype=np.float64)), ("2", "h", [1.0, 2.0])],
+                         "minilm")
+        got = s.get_vectors(["1", "2"], "minilm")
+        assert got["1"].dtype == np.float32 and got["1"].tolist() == [0.5, 0.25, 2.0, 1.0] and got["2"].shape == (2,)
+        for bad in (np.ones((1, 4), dtype=np.float32), np.ones((2, 4), dtype=np.float32), np.float32(1.0), []):
+            with pytest.raises(ValueError, match="the vector of 3 has shape"):
+                s.put_embeddings([("1", "h2", np.zeros(4, dtype=np.float32)), ("3", "h", bad)], "minilm")
+        assert s.count_embeddings("minilm") == 2 and s.get_embeddings({"1": "h"}, "minilm")["1"][0] == 0.5
+        # a row whose bytes are not its dim's float32 numbers (a damaged database) is said to be so, not cut to
+        # size or a ValueError of numpy's
+        with s.transaction() as c:
+            c.execute("UPDATE embeddings SET vector = ? WHERE paper_id = '1'", (np.ones(8, dtype=np.float32).tobytes(),))
+            c.execute("UPDATE embeddings SET vector = ? WHERE paper_id = '2'", (b"\0" * 4,))
+        for pid in ("1", "2"):
+            for read in (lambda: s.get_vectors([pid], "minilm"), lambda: s.get_embeddings({pid: "h"}, "minilm")):
+                with pytest.raises(StoreError) as e:
+                    read()
+                assert str(e.value).startswith(f"{db}: the stored vector of {pid} (minilm) holds ")
+                assert "the database is damaged" in str(e.value)
 
 
 # The statements ranker ran before named migrations (its MIGRATIONS[0] string, less comments and line breaks),
@@ -202,6 +247,33 @@ def test_named_migrations_build_the_schema_each_old_version_had(tmp_path, versio
     monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:version])
     Store(new).close()
     assert _schema(old) == _schema(new)
+
+
+def test_a_migration_killed_midway_leaves_the_schema_before_it_and_the_next_open_finishes(tmp_path):
+    # kill -9 between the two statements of m005: the database is as m004 left it, neither old nor new
+    db, fresh = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    v1_database(db, 3)
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        import ranker.store as st
+
+        def m005_run_owner(c):
+            c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+            os.kill(os.getpid(), signal.SIGKILL)
+        st.MIGRATIONS[st.MIGRATIONS.index(st.m005_run_owner)] = m005_run_owner
+        st.Store({str(db)!r})
+        """)], capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+    c = sqlite3.connect(db)
+    done = [r[0] for r in c.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    columns = [r[1] for r in c.execute("PRAGMA table_info(runs)")]
+    c.close()
+    assert done == [m.__name__ for m in MIGRATIONS[:4]] and "pid" not in columns
+    with Store(db) as s:
+        assert s.migrations == [m.__name__ for m in MIGRATIONS] and s.integrity_check() == "ok"
+        assert s.get_labels()["2501.00001"].label == 1 and s.get_rankings("2025-01-06")[0].topic == "T1"
+    Store(fresh).close()
+    assert _schema(db) == _schema(fresh)
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -460,6 +532,89 @@ def test_a_failing_block_is_the_error_reported_even_when_its_run_cannot_be_recor
         monkeypatch.undo()
 
 
+@contextmanager
+def tmpfs_home(tmp_path):
+    """A folder on a tmpfs of its own (unmounted after the block), and a function that remounts it read-only:
+    read-only media, where SQLite can create no file beside a database. Skipped where mounting is not
+    permitted."""
+    home = tmp_path / "media"
+    home.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(home)],
+                                           capture_output=True).returncode:
+        pytest.skip("read-only media need a tmpfs mount (root)")
+    try:
+        yield home, lambda: subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+    finally:
+        subprocess.run(["umount", str(home)], check=True)
+
+
+def killed_after_writing(db, code: str) -> None:
+    """Run `code` (with `s`, a Store of `db`) in a real process that is then killed (kill -9): what it
+    committed is left in the database's write-ahead log (-wal), not yet in the file."""
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from ranker.records import Paper
+        from ranker.store import Store
+        s = Store({str(db)!r})
+        """) + textwrap.dedent(code) + "\nos.kill(os.getpid(), signal.SIGKILL)\n"], capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+
+
+def test_read_only_media_read_the_writes_a_killed_process_left_in_the_wal(tmp_path):
+    # A copy of a home taken while a run was writing (or after it was killed) holds its last writes in the
+    # -wal only; a copy often leaves out the -shm index (SQLite rebuilds it). On read-only media SQLite cannot
+    # rebuild it beside the file: the store opened the database as immutable, which reads the file alone, and
+    # showed it as it was before those writes, saying nothing.
+    with tmpfs_home(tmp_path) as (home, make_read_only):
+        db = home / "ranker.sqlite3"
+        with Store(db) as s:
+            s.add_papers([paper("2505.00001")])
+        killed_after_writing(db, """
+            s.add_papers([Paper(id="2505.00002", title="Second", abstract="A", date="2025-05-16")])
+            s.set_label("2505.00002", 1, "2025-05-16")
+            """)
+        assert (home / "ranker.sqlite3-wal").stat().st_size > 0
+        (home / "ranker.sqlite3-shm").unlink()
+        make_read_only()
+        with Store(db) as s:
+            assert s.read_only == "its file system is mounted read-only"
+            assert s.count_papers() == 2 and s.get_paper("2505.00002").title == "Second"
+            assert s.get_labels()["2505.00002"].label == 1 and s.search_papers("second") == ["2505.00002"]
+            assert s.days() == ["2025-05-15", "2025-05-16"]
+        assert sorted(p.name for p in home.iterdir()) == ["ranker.sqlite3", "ranker.sqlite3-wal"]
+
+
+@pytest.mark.parametrize("made_by", ["newer", "legacy"])
+def test_read_only_media_say_which_ranker_a_database_needs(tmp_path, made_by):
+    # On read-only media a newer ranker's database was said to need "an upgrade this ranker cannot write; open
+    # it once where it is writable" (where it is then refused as newer), and a database from before named
+    # migrations was "not a ranker database yet".
+    with tmpfs_home(tmp_path) as (home, make_read_only):
+        db = home / "ranker.sqlite3"
+        if made_by == "newer":
+            Store(db).close()
+            c = sqlite3.connect(db)
+            c.execute("INSERT INTO _migrations VALUES ('m777_from_the_future', 0)")
+            c.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+            c.commit()
+            c.close()
+            with pytest.raises(InputError) as writable:
+                Store(db)
+        else:
+            v1_database(db, 3)
+        make_read_only()
+        with pytest.raises(InputError) as e:
+            Store(db)
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: ") and "\n" not in msg
+    if made_by == "newer":
+        assert "m777_from_the_future" in msg and "made by a newer ranker" in msg and "upgrade" not in msg
+        assert "newer than this ranker" in str(writable.value)
+    else:
+        assert msg == (f"{db}: read-only (its file system is mounted read-only) and its schema needs an upgrade "
+                       "this ranker cannot write; open it once where it is writable")
+
+
 def test_word_search_works_on_a_read_only_database(read_only_home):
     # the word index is built by the first search; a database that cannot be written searches by LIKE instead
     with Store(read_only_home / "ranker.sqlite3") as s:
@@ -481,6 +636,20 @@ def test_word_search_works_while_another_process_writes(tmp_path):
         other.close()
     with Store(db) as s:                                 # and the index is built once the database is free
         assert s.search_papers("T 2505") == ["2505.00001"] and s._fts_exists()
+
+
+def test_the_word_index_holds_the_text_the_store_keeps(tmp_path):
+    # The store keeps a title without control characters (a bidi override, a NUL); a paper stored after the word
+    # index was built was indexed with them, so its words were split where they stood ("Dif<U+202E>fusion":
+    # "dif", "fusion") and a search for the word the page shows found nothing, though an index built from the
+    # stored papers finds it.
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([paper("2505.00001")])
+        assert s.search_papers("T") == ["2505.00001"]                   # the index is built
+        s.add_papers([Paper(id="2505.00002", title="Dif\u202efusion of gr\x00aphs", abstract="Sam\x07pling",
+                            date="2025-05-15")])
+        assert s.get_paper("2505.00002").title == "Diffusion of graphs"
+        assert s.search_papers("diffusion graphs") == ["2505.00002"] and s.search_papers("sampling") == ["2505.00002"]
 
 
 def test_papers_stored_while_another_process_builds_the_word_index_are_searchable(tmp_path):
