@@ -321,3 +321,15 @@ def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
             else:
                 assert status.endswith(", by words in titles and abstracts."), (q, status)
         assert errors == []
+
+
+def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):
+    """The thumbs icons, drawn once per page since serve's pages carried their paths on every button, went into
+    every page of the static site too, which shows no thumb and no label count: 641 bytes on each of a large
+    site's 14,735 files. A page of the site draws none, and uses none."""
+    out = tmp_path / "site"
+    with Store(store_db) as s:
+        build_site(s, out)
+    pages = list(out.rglob("*.html"))
+    assert len(pages) > 100
+    assert [p.name for p in pages if "icon-up" in p.read_text(encoding="utf-8")] == []
