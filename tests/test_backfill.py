@@ -584,6 +584,34 @@ def test_the_users_exclusions_and_author_pins_keep_as_ranker_prefilter_keeps(tmp
     assert e.value.key == "prefilter.exclude"
 
 
+def test_a_resume_under_other_author_pins_is_refused_naming_the_authors_setting(tmp_path, monkeypatch):
+    """The exclusions and the author pins were pinned as one digest named prefilter.exclude: a resume after
+    authors.txt changed was refused as if the exclusions had, naming a setting the user never touched. Each is
+    pinned on its own, and the refusal names the one that changed."""
+    from ranker.prompts import DEFAULT_DIR
+    from ranker.settings import resolve
+    hashed_embedder(monkeypatch)
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\n")
+    (prompts / "exclude.txt").write_text("diffusion model\n")
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\ntop = 8\n[scoring]\nprompts = '{prompts}'\n")
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", embed=True)
+    run_backfill(spec, resolve(cfg))
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
+    with pytest.raises(InputError) as e:
+        run_backfill(spec, resolve(cfg))
+    assert e.value.key == "digest.authors" and "authors" in e.value.message, (e.value.key, e.value.message)
+    (prompts / "authors.txt").write_text("Bin-Bin Gao\n")
+    (prompts / "exclude.txt").write_text("diffusion model\ngraph neural network\n")
+    with pytest.raises(InputError) as e:
+        run_backfill(spec, resolve(cfg))
+    assert e.value.key == "prefilter.exclude" and "exclude" in e.value.message, (e.value.key, e.value.message)
+    (prompts / "exclude.txt").write_text("diffusion model\n")
+    assert run_backfill(spec, resolve(cfg)).run["status"] == "ok"            # the same rules: resumed
+
+
 def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)             # `import ray` now fails as if not installed
     with pytest.raises(MissingDependency, match=r"ranker\[ray\]"):

@@ -292,3 +292,44 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     (old / "index.html").write_text("an index.html from an older ranker site")
     r = ranker("site", "--out", old, "--db", store_db)
     assert r.returncode == 0 and "Archive" in (old / "index.html").read_text(), r.stderr
+
+
+@needs_browser
+def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
+    """site.js said it read an id as ranker.io.parse_arxiv_id does, and did not: "arXiv: 2505.09572" (as many
+    citations write it) and "oai:arXiv.org:2505.09572" found the paper in serve but nothing on the static site,
+    and "2505.09572V2" was an id on the site only. The site reads each query as serve does."""
+    from urllib.parse import urlencode
+    from ranker.io import arxiv_id
+    out = tmp_path / "site"
+    with Store(store_db) as s:
+        build_site(s, out)
+    queries = ("arXiv: 2505.09572", "oai:arXiv.org:2505.09572v1", "https://arxiv.org/pdf/2505.09572v1.pdf/",
+               "ARXIV.ORG/abs/2505.09572?context=cs", " 2505.09572 ", "2505.09572V2", "arXiv 2505.09572")
+    assert [arxiv_id(q) for q in queries] == ["2505.09572"] * 5 + [None, None]        # serve's reading
+    with browser() as b:
+        page = b.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for q in queries:
+            page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
+            page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
+            status = page.locator("#search-status").inner_text()
+            if arxiv_id(q):
+                assert status.endswith(", by arXiv id.") and page.locator("#results li").count() == 1, (q, status)
+                assert page.locator("#results li a").get_attribute("href") == "papers/2505.09572.html"
+            else:
+                assert status.endswith(", by words in titles and abstracts."), (q, status)
+        assert errors == []
+
+
+def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):
+    """The thumbs icons, drawn once per page since serve's pages carried their paths on every button, went into
+    every page of the static site too, which shows no thumb and no label count: 641 bytes on each of a large
+    site's 14,735 files. A page of the site draws none, and uses none."""
+    out = tmp_path / "site"
+    with Store(store_db) as s:
+        build_site(s, out)
+    pages = list(out.rglob("*.html"))
+    assert len(pages) > 100
+    assert [p.name for p in pages if "icon-up" in p.read_text(encoding="utf-8")] == []

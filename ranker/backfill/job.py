@@ -98,13 +98,13 @@ def _sha256(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _rules_digest(rules) -> str | None:
-    """What the folder pins of the user's rules (the exclusions and the pinned authors, as matched): None
-    without any, so folders ranked before rules were pinned resume as they are."""
-    if not (rules.exclusions or rules.pins):
-        return None
-    what = [[r.text for r in rules.exclusions.rules], [p.forms for p in rules.pins.pins]]
-    return hashlib.sha1(json.dumps(what, ensure_ascii=False).encode()).hexdigest()[:16]
+def _rules_pins(rules) -> dict[str, str | None]:
+    """What the folder pins of the user's rules, each on its own so a refused resume names the one that changed:
+    the exclusions and the pinned authors, as matched (a digest, None without any)."""
+    def digest(what: list) -> str | None:
+        return hashlib.sha1(json.dumps(what, ensure_ascii=False).encode()).hexdigest()[:16] if what else None
+    return {"exclude": digest([r.text for r in rules.exclusions.rules]),
+            "authors": digest([p.forms for p in rules.pins.pins])}
 
 
 def _check_spec(spec: BackfillSpec) -> None:
@@ -184,7 +184,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         pins.update(embedder=embedder.key, keep=keep, top=top, min_keep=want.min_keep, recall=recall,
                     calibration=_sha256(want.calibration) if want.calibration else None,
                     queries=hashlib.sha1("\n".join(qs.texts).encode()).hexdigest()[:16],
-                    rules=_rules_digest(rules))
+                    **_rules_pins(rules))
     job = Job(spec=spec, settings=settings, out=out, source=source,
               filters=Filters(spec.since, spec.until, tuple(cats) if cats else None, tuple(ann) if ann else None),
               pins=pins, prompts=prompts, options=ScoreOptions.from_settings(settings.scoring),

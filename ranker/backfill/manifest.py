@@ -22,8 +22,8 @@ NAME = "manifest.json"
 KEEP_RULE = ("top", "keep", "recall")          # pinned as the rule applies (prefilter.recall.effective_rule)
 PIN_KEYS = {"embed": "embed", "embedder": "prefilter.embedder", "keep": "prefilter.keep", "top": "prefilter.top",
             "recall": "prefilter.recall", "min_keep": "prefilter.min_keep", "calibration": "prefilter.calibration",
-            "queries": "scoring.prompts", "rules": "prefilter.exclude", "categories": "fetch.categories",
-            "announce": "announce"}
+            "queries": "scoring.prompts", "exclude": "prefilter.exclude", "authors": "digest.authors",
+            "categories": "fetch.categories", "announce": "announce"}
 
 
 def load(out: Path) -> dict:

@@ -35,14 +35,21 @@
     return (text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) || []);
   }
 
-  // An arXiv id, bare, with its version, arXiv: or as its abs / pdf link (as ranker.io.parse_arxiv_id reads one).
-  var ARXIV_ID = new RegExp("^(?:arxiv:|(?:https?://)?(?:www\\.|export\\.)?arxiv\\.org/(?:abs|pdf|html)/)?" +
-    "(\\d{4}\\.\\d{4,5}|[a-z][a-z\\-]*(?:\\.[A-Za-z\\-]{2,})?/\\d{7})(?:v\\d+)?(?:\\.pdf)?/?$", "i");
+  // An arXiv id, bare, with its version, arXiv: or as its abs / pdf link: read step by step as
+  // ranker.io.parse_arxiv_id reads one, so a query finds its paper here exactly when it does in `ranker serve`
+  // (the prefix in any case, then spaces; the id itself as written).
+  var ID_PREFIX = /^(?:oai:arxiv\.org:|arxiv:|((?:https?:\/\/)?(?:www\.|export\.)?arxiv\.org\/(?:abs|pdf|html)\/))/i;
+  var ARXIV_ID = /^(\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Za-z\-]{2,})?\/\d{7})(?:v\d+)?$/;
 
   function arxivId(q) {
-    q = q.trim();
-    if (/arxiv\.org\//i.test(q)) { q = q.replace(/[?#].*$/, ""); }
-    var m = ARXIV_ID.exec(q);
+    var s = q.trim(), prefix = ID_PREFIX.exec(s);
+    if (prefix) {
+      s = s.slice(prefix[0].length);
+      if (prefix[1]) { s = s.split(/[?#]/)[0]; }     // a link's ?query and #anchor
+    }
+    s = s.trim().replace(/\/+$/, "");
+    if (s.toLowerCase().endsWith(".pdf")) { s = s.slice(0, -4); }
+    var m = ARXIV_ID.exec(s);
     return m ? m[1] : null;
   }
 
