@@ -198,3 +198,17 @@ def small_disk(d: Path, size: str):
         yield d
     finally:
         subprocess.run(["umount", str(d)], check=True)
+
+
+def rules_config(tmp_path: Path, authors: str, exclude: str, prefilter: str = "top = 8") -> tuple[Path, Path]:
+    """(a copy of the default prompt folder holding these authors.txt and exclude.txt, a ranker.toml naming it
+    with these [prefilter] lines): the user's rules for the backfill's keep tests."""
+    import shutil
+    from ranker.prompts import DEFAULT_DIR
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text(authors)
+    (prompts / "exclude.txt").write_text(exclude)
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\n{prefilter}\n[scoring]\nprompts = '{prompts}'\n")
+    return prompts, cfg

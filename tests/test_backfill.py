@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, damaged_gz, make_snapshot, parquet_files, \
+from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, make_snapshot, parquet_files, \
     ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
@@ -552,17 +552,13 @@ def test_the_users_exclusions_and_author_pins_keep_as_ranker_prefilter_keeps(tmp
     refused, as another keep rule is."""
     from ranker.prefilter import rank_papers
     from ranker.prefilter.embed import Embedder
-    from ranker.prompts import DEFAULT_DIR, load_prompts
+    from ranker.prompts import load_prompts
     from ranker.settings import resolve
     from ranker.sources import read_papers
     from ranker.steps import day_rules
     hashed_embedder(monkeypatch)
-    prompts = tmp_path / "prompts"
-    shutil.copytree(DEFAULT_DIR, prompts)
-    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
-    (prompts / "exclude.txt").write_text("diffusion model\n")
-    cfg = tmp_path / "ranker.toml"
-    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    prompts, cfg = rules_config(tmp_path, "Bin-Bin Gao\nHao Sun\n", "diffusion model\n",
+                                "top = 8\nexclude = ['reinforcement learning']")
     settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
     day, out = DAYS / "2025-05-15", tmp_path / "bf"
     spec = BackfillSpec(source=day, out=out, embed=True, score=True)
@@ -588,15 +584,9 @@ def test_a_resume_under_other_author_pins_is_refused_naming_the_authors_setting(
     """The exclusions and the author pins were pinned as one digest named prefilter.exclude: a resume after
     authors.txt changed was refused as if the exclusions had, naming a setting the user never touched. Each is
     pinned on its own, and the refusal names the one that changed."""
-    from ranker.prompts import DEFAULT_DIR
     from ranker.settings import resolve
     hashed_embedder(monkeypatch)
-    prompts = tmp_path / "prompts"
-    shutil.copytree(DEFAULT_DIR, prompts)
-    (prompts / "authors.txt").write_text("Bin-Bin Gao\n")
-    (prompts / "exclude.txt").write_text("diffusion model\n")
-    cfg = tmp_path / "ranker.toml"
-    cfg.write_text(f"[prefilter]\ntop = 8\n[scoring]\nprompts = '{prompts}'\n")
+    prompts, cfg = rules_config(tmp_path, "Bin-Bin Gao\n", "diffusion model\n")
     spec = BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", embed=True)
     run_backfill(spec, resolve(cfg))
     (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")

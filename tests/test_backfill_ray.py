@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, backfill_table, damaged_gz, make_snapshot, parquet_files, \
+from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, make_snapshot, parquet_files, \
     snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
@@ -119,14 +119,9 @@ def test_local_and_ray_engines_write_the_same_rows(tmp_path):
 def test_the_ray_engine_keeps_by_the_users_rules_as_the_local_engine_does(tmp_path):
     """The user's exclusions and author pins travel to the Ray workers with the per-day plan: the same rows kept
     as by the local engine, no excluded paper kept or scored, every pinned author's paper kept."""
-    from ranker.prompts import DEFAULT_DIR
     from ranker.settings import resolve
-    prompts = tmp_path / "prompts"
-    shutil.copytree(DEFAULT_DIR, prompts)
-    (prompts / "authors.txt").write_text("Bin-Bin Gao\nHao Sun\n")
-    (prompts / "exclude.txt").write_text("diffusion model\nre:^\\s*federated\n")
-    cfg = tmp_path / "ranker.toml"
-    cfg.write_text(f"[prefilter]\ntop = 8\nexclude = ['reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    prompts, cfg = rules_config(tmp_path, "Bin-Bin Gao\nHao Sun\n", "diffusion model\nre:^\\s*federated\n",
+                                "top = 8\nexclude = ['reinforcement learning']")
     settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
     kept = {}
     for engine in ("local", "ray"):
