@@ -77,6 +77,17 @@ def _token(server) -> str:
     return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
 
 
+def _liked_paper_page(server, chromium, pid: str):
+    """(a browser page on paper `pid`, liked through the server first; the page's script errors, as they come)."""
+    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
+                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
+    page = chromium.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server.url}/paper/{pid}")
+    return page, errors
+
+
 def _label(db, pid):
     c = sqlite3.connect(db)
     try:
@@ -413,14 +424,9 @@ def test_quick_thumbs_in_the_browser_on_a_busy_database_end_on_the_last_click(si
     import time
     from playwright.sync_api import expect
     server, db, _ = site
-    pid, token = "2505.08793", _token(server)
-    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
-                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
-    page = chromium.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    pid = "2505.08793"
+    page, errors = _liked_paper_page(server, chromium, pid)
     try:
-        page.goto(f"{server.url}/paper/{pid}")
         form = page.locator("form.thumbs")
         assert form.locator("button.up").get_attribute("aria-pressed") == "true"
         # every answer the page shows, in order (the last one only would also be the page before any answer)
@@ -714,14 +720,9 @@ def test_a_thumb_clicked_again_after_one_not_saved_is_what_was_clicked(site, chr
     from playwright.sync_api import expect
     from ranker.web.app import BUSY_TIMEOUT
     server, db, _ = site
-    pid, token = "2505.08795", _token(server)
-    assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": token},
-                 {"Origin": server.url, "Accept": "application/json"})[0] == 200
-    page = chromium.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    pid = "2505.08795"
+    page, errors = _liked_paper_page(server, chromium, pid)
     try:
-        page.goto(f"{server.url}/paper/{pid}")
         form = page.locator("form.thumbs")
         state = form.locator(".state")
         holder = sqlite3.connect(db, isolation_level=None)
