@@ -239,6 +239,20 @@ def test_a_workers_error_reaches_the_caller_as_the_library_error(tmp_path):
     assert m["runs"][-1]["status"] == "failed"
 
 
+def test_a_failed_pipeline_gives_its_actors_cpus_back_while_the_caller_holds_the_error(tmp_path):
+    """Ray Data lets a failed pipeline's actors go by dropping its references to them; one left in the
+    error's traceback kept its CPU, and the next pipeline in the process waited for it forever (the next test
+    here, one vLLM actor beside a read task on 2 CPUs, hung to its timeout)."""
+    import time
+    with pytest.raises(ModelError) as e:
+        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True),
+                     backfill_settings(backend="vllm", model="no-such-model"), engine="ray", ray_options=RAY_OPTIONS)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == 2, (ray.available_resources(), e.value)
+
+
 def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
     """A .gz cut short or corrupt past what the plan's sniff reads fails in the Ray read task: the caller gets
     the InputError naming the file (zlib's own error was "the Ray pipeline failed")."""

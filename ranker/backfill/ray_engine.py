@@ -27,6 +27,7 @@ scored of the run's to-do), as the local engine reports. ray is imported only he
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import re
@@ -217,6 +218,21 @@ def _root_cause(e: BaseException) -> BaseException:
     return e
 
 
+def _failure(e: BaseException) -> RankerError:
+    """The error a failed pipeline reaches the caller as: the worker's own RankerError, or one line naming the
+    innermost cause; detached from every traceback and chained exception (they hold the pipeline's frames)."""
+    err = _ranker_error(e)
+    if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
+        err.args = (err.render(),)
+    else:
+        root = _root_cause(e)
+        err = RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
+                          "shows Ray's log)")
+    err.__cause__ = err.__context__ = None
+    err.__suppress_context__ = True
+    return err.with_traceback(None)
+
+
 def _ranker_error(e: BaseException) -> RankerError | None:
     """The RankerError a worker raised, out of the exceptions Ray wraps it in."""
     seen = set()
@@ -317,23 +333,25 @@ class RayEngine:
         watch = None
         if stage is not None and count is not None and self.progress is not None:
             watch = _Watch(self.ray, count, lambda n: self.progress(stage, min(n, total) if total else n, total))
+        failure: RankerError | None = None
         try:
             if watch is not None:
                 watch.start()
             run()
         except Exception as e:
-            err = _ranker_error(e)
-            if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
-                err.args = (err.render(),)
-                raise err from None
-            root = _root_cause(e)
-            raise RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
-                              "shows Ray's log)") from None
+            failure = _failure(e)
         finally:
             if watch is not None:
                 watch.stop()
             if count is not None:
                 self.ray.kill(count)
+        if failure is not None:
+            # Ray Data lets a failed pipeline's actors go by dropping its references to them, not by killing
+            # them; the last references sit in the dead frames of the failure's traceback, in cycles that only
+            # a full collection frees, and each actor holds its CPUs or GPU until then: the next pipeline in
+            # this process waited forever for them. The error goes up without that traceback, collected first.
+            gc.collect()
+            raise failure
 
     def _count(self):
         """A WriteCount actor for one pipeline's sink (None without a progress callback, or while Ray Data draws
