@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -212,13 +214,43 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
 
 
 @pytest.mark.slow
-def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch):
+def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch, capfd):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    before = _engine_processes()
     with pytest.raises(ModelError) as e:
         VLLMBackend("smollm2-135m", max_model_len=4096, engine_args={"kv_cache_memory_bytes": 16 << 20})
     assert "does not fit in memory" in str(e.value) and one_line(e.value)
+    # the start that failed let go of its worker (the weights loaded, 1.5 GB) while the caller still holds
+    # the error; it had lived on beside the rest of the test suite
+    deadline = time.monotonic() + 20
+    while _engine_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _engine_processes() - before, e.value
+    assert "died unexpectedly" not in capfd.readouterr().err      # shut down on purpose, not found dead
+
+
+def _engine_processes() -> set[int]:
+    """This process's living descendants that vLLM named (VLLM::Worker, VLLM::EngineCore), read from /proc."""
+    parent, name = {}, {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2:].split()
+        if rest[0] != "Z":
+            parent[int(d.name)], name[int(d.name)] = int(rest[1]), stat[stat.index("(") + 1:stat.rindex(")")]
+    mine, todo = set(), [os.getpid()]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        mine.update(kids)
+        todo += kids
+    return {p for p in mine if name[p].startswith("VLLM")}
 
 
 @pytest.mark.slow

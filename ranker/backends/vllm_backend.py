@@ -82,6 +82,40 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
     return ModelError(f"vLLM could not load {model}: {msg}")
 
 
+def _processes_started() -> set:
+    import multiprocessing
+    return set(multiprocessing.active_children())
+
+
+def _stop_failed_start(e: BaseException, before: set) -> None:
+    """Stop what a failed engine start left running. vLLM shuts its workers down (with the weights they
+    loaded, 1.5 GB for SmolLM2 on a CPU) only in a finalizer that keeps the executor alive itself, so they
+    lived until this process exited: shut the executors found in the failure's frames (an executor shut
+    down on purpose logs no "worker died"), then end any process the start left all the same."""
+    import multiprocessing
+    tb, done = e.__traceback__, set()
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        tb = tb.tb_next
+        for part in (obj, getattr(obj, "model_executor", None)):
+            kind = type(part)
+            if (part is not None and id(part) not in done and kind.__module__.startswith("vllm.")
+                    and kind.__name__.endswith("Executor") and hasattr(part, "shutdown")):
+                done.add(id(part))
+                try:
+                    part.shutdown()
+                except Exception:
+                    pass
+    left = [p for p in multiprocessing.active_children() if p not in before]
+    for p in left:
+        p.terminate()
+    for p in left:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
 def _check_engine_args(vllm, engine_args: Mapping[str, Any]) -> None:
     """A key of engine_args that this vLLM's LLM does not take is a ConfigError naming it, before the engine
     starts (vLLM's own TypeError read as the model failing to load)."""
@@ -230,17 +264,22 @@ class VLLMBackend(Backend):
         env = start_env(self.device, o.tensor_parallel_size, engine_process, o.batch_invariant)
         self.engine_env = {k: v for k, v in env.items() if k.startswith("VLLM_CPU") or k == "VLLM_BATCH_INVARIANT"}
         self._run_env = {"VLLM_BATCH_INVARIANT": "1"} if o.batch_invariant else {}
+        failure: ModelError | None = None
+        started = _processes_started()
         try:
             with scoped_env(env):
                 self._llm = vllm.LLM(**kwargs)
         except (ValueError, RuntimeError, OSError, MemoryError) as e:
-            raise _engine_error(e, model) from None
+            failure = _engine_error(e, model)
+            _stop_failed_start(e, started)
         except Exception as e:
-            if type(e).__name__ in ("OutOfMemoryError",):
-                raise _engine_error(e, model) from None
-            raise ModelError(f"vLLM could not load {model}: {one_line(e)}") from None
+            failure = (_engine_error(e, model) if type(e).__name__ in ("OutOfMemoryError",)
+                       else ModelError(f"vLLM could not load {model}: {one_line(e)}"))
+            _stop_failed_start(e, started)
         finally:
             torch_threads(threads)     # starting the engine drops this process to one torch thread
+        if failure is not None:
+            raise failure
         self.load_seconds = time.perf_counter() - t0
         self._vllm = vllm
         self._tok = self._llm.get_tokenizer()
