@@ -115,14 +115,18 @@ def test_empty_feed_is_an_empty_day(rss_env):
 
 
 def test_env_knobs_make_the_policy(tmp_path):
-    from ranker.settings import resolve
+    from ranker.settings import FetchSettings, resolve
     cfg = tmp_path / "ranker.toml"
-    cfg.write_text("[fetch]\ntimeout = 9\nretries = 2\n")
+    cfg.write_text("[fetch]\ntimeout = 9\nretries = 2\ndownload_timeout = 60\n")
     s = resolve(cfg, env={"RANKER_FETCH_TIMEOUT": "1.5", "RANKER_FETCH_RETRIES": "7", "RANKER_FETCH_BACKOFF": "0.01",
                           "RANKER_API_DELAY": "0", "RANKER_RSS_URL": "http://127.0.0.1:9/rss/"})
     p = NetPolicy.from_settings(s.fetch)
     assert (p.timeout, p.retries, p.backoff, p.api_delay) == (1.5, 7, 0.01, 0.0)     # the environment wins
     assert p.rss_url == "http://127.0.0.1:9/rss/" and p.api_url == "https://export.arxiv.org/api/query"
+    assert p.download_timeout == 60.0
+    s = resolve(cfg, env={"RANKER_FETCH_DOWNLOAD_TIMEOUT": "2.5"})
+    assert NetPolicy.from_settings(s.fetch).download_timeout == 2.5
+    assert NetPolicy.from_settings(FetchSettings()).download_timeout == NetPolicy().download_timeout == 300.0
 
 
 def test_retry_after_forms():

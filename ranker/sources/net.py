@@ -52,8 +52,8 @@ class NetPolicy:
 
     @classmethod
     def from_settings(cls, fetch: FetchSettings) -> "NetPolicy":
-        return cls(timeout=fetch.timeout, retries=fetch.retries, backoff=fetch.backoff, api_delay=fetch.api_delay,
-                   rss_url=fetch.rss_url, api_url=fetch.api_url)
+        return cls(timeout=fetch.timeout, download_timeout=fetch.download_timeout, retries=fetch.retries,
+                   backoff=fetch.backoff, api_delay=fetch.api_delay, rss_url=fetch.rss_url, api_url=fetch.api_url)
 
     @property
     def retry(self) -> RetryPolicy:
