@@ -15,7 +15,8 @@ Environment:
   RANKER_OFFLINE     1 = never open a non-loopback connection
   RANKER_DEBUG       1 = show full tracebacks
   RANKER_RSS_URL, RANKER_API_URL   base URLs of arXiv's RSS feed and API (tests point them at 127.0.0.1)
-  RANKER_FETCH_TIMEOUT, RANKER_FETCH_RETRIES, RANKER_FETCH_BACKOFF, RANKER_API_DELAY   network politeness
+  RANKER_FETCH_TIMEOUT, RANKER_FETCH_DOWNLOAD_TIMEOUT, RANKER_FETCH_RETRIES, RANKER_FETCH_BACKOFF,
+  RANKER_API_DELAY   network politeness
   OPENAI_BASE_URL    the OpenAI-compatible server of the `openai` backend ([scoring.openai] base_url)
   OPENAI_API_KEY     its key: read from the environment only, never from a file, never printed or stored
 
@@ -74,6 +75,10 @@ class FetchSettings(_Section):
     announce: list[str] = ["new", "cross"]
     # (seconds are finite: TOML's inf, or RANKER_FETCH_TIMEOUT=inf, would wait forever or overflow)
     timeout: float = Field(30.0, gt=0, allow_inf_nan=False)     # seconds to wait for an arXiv server to answer
+    # seconds one try may take in all, from the request to the answer's last byte: `timeout` bounds each
+    # silence only, and a server (a proxy, a captive portal) that trickles a byte now and then kept a fetch
+    # going for hours; 300 s holds arXiv's largest answers (the cs.LG+cs.AI feed, ~3 MB) down to ~10 KB/s
+    download_timeout: float = Field(300.0, gt=0, allow_inf_nan=False)
     retries: int = Field(5, ge=0)             # retries after a 429/5xx or a connection error
     backoff: float = Field(2.0, ge=0, allow_inf_nan=False)      # seconds before the first retry, doubled each time
     api_delay: float = Field(3.0, ge=0, allow_inf_nan=False)    # seconds between two arXiv API requests (3 asked)
@@ -270,6 +275,7 @@ ENV_KEYS: dict[str, tuple[str, type]] = {
     "RANKER_OFFLINE": ("offline", bool), "RANKER_DEBUG": ("debug", bool),
     "RANKER_RSS_URL": ("fetch.rss_url", str), "RANKER_API_URL": ("fetch.api_url", str),
     "RANKER_FETCH_TIMEOUT": ("fetch.timeout", float), "RANKER_FETCH_RETRIES": ("fetch.retries", int),
+    "RANKER_FETCH_DOWNLOAD_TIMEOUT": ("fetch.download_timeout", float),
     "RANKER_FETCH_BACKOFF": ("fetch.backoff", float), "RANKER_API_DELAY": ("fetch.api_delay", float),
     "OPENAI_BASE_URL": ("scoring.openai.base_url", str),
 }

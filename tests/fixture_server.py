@@ -7,7 +7,8 @@
         assert srv.hits("/rss/cs.LG+cs.AI") == 2
 
 Each request to a path takes the next reply of its script; the last one repeats. Unknown paths get 404.
-`silent_server()` gives the URL of a socket that accepts connections and never answers (for timeouts).
+`silent_server()` gives the URL of a socket that accepts connections and never answers (for timeouts);
+Reply(trickle=...) an answer that keeps coming, a little at a time.
 """
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class Reply:
     delay: float = 0.0            # seconds to wait before answering
     content_type: str = "application/xml; charset=utf-8"
     cut: int | None = None        # send only this many bytes of the body, then hang up (a reset mid-download)
+    # send the body `piece` bytes at a time, `trickle` seconds apart (a server, proxy or captive portal that
+    # trickles its answer); `chunked`: as one HTTP/1.1 chunk each, with no Content-Length
+    trickle: float = 0.0
+    piece: int = 1
+    chunked: bool = False
 
 
 @dataclass
@@ -67,7 +73,10 @@ class FixtureServer:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    if reply.chunked:
+                        self.send_header("Transfer-Encoding", "chunked")
+                    else:
+                        self.send_header("Content-Length", str(len(reply.body)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
                     self.end_headers()
@@ -76,6 +85,14 @@ class FixtureServer:
                         self.wfile.flush()
                         self.close_connection = True
                         self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if reply.trickle:
+                        for at in range(0, len(reply.body), reply.piece):
+                            time.sleep(reply.trickle)
+                            piece = reply.body[at:at + reply.piece]
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if reply.chunked else piece)
+                        if reply.chunked:
+                            self.wfile.write(b"0\r\n\r\n")
                         return
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):

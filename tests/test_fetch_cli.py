@@ -145,6 +145,37 @@ def test_online_503_storm_is_one_line(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.timeout(90)
+def test_online_trickling_feed_is_one_line(tmp_path):
+    """A feed (a proxy, a captive portal) that sends a byte every 0.2 s never trips the timeout: `ranker fetch`
+    from cron ran on for hours and never said why. Each try now ends at the download timeout, is retried, and the
+    last is one line naming the host, the limit and the setting that sets it."""
+    with FixtureServer() as srv:
+        srv.route("/rss/cs.LG+cs.AI", Reply(200, b"<" * 1_000_000, trickle=0.2))
+        r = ranker("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3", timeout=60,
+                   env={**FAST, "RANKER_RSS_URL": srv.url("/rss/"), "RANKER_FETCH_TIMEOUT": "1",
+                        "RANKER_FETCH_DOWNLOAD_TIMEOUT": "1.5", "RANKER_FETCH_RETRIES": "1"})
+        assert srv.hits() == 2
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {srv.url('/rss/cs.LG+cs.AI')}: 127.0.0.1:{srv.port} was still sending its answer after 1.5 s (2 "
+        "tries; a proxy or a network that holds the connection open?); try again later, or on a very slow link "
+        "raise RANKER_FETCH_DOWNLOAD_TIMEOUT")
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("toml, env, line", [
+    ("[fetch]\ndownload_timeout = 0\n", {}, "ranker.toml:2: fetch.download_timeout: Input should be greater than 0"),
+    ("[fetch]\ndownload_timeout = inf\n", {}, "ranker.toml:2: fetch.download_timeout: Input should be a finite number"),
+    ("", {"RANKER_FETCH_DOWNLOAD_TIMEOUT": "5min"}, "RANKER_FETCH_DOWNLOAD_TIMEOUT: expected a number, got '5min'"),
+])
+def test_a_bad_download_timeout_is_one_line_naming_it(tmp_path, toml, env, line):
+    (tmp_path / "ranker.toml").write_text(toml)
+    r = fetch_cli("fetch", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3", cwd=tmp_path,
+                  RANKER_RSS_URL="http://127.0.0.1:9/rss/", **env)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == ["error: " + line], r.stderr
+
+
 def test_offline_refuses_arxiv_but_reads_files(tmp_path):
     r = fetch_cli("fetch", "--out", tmp_path / "p.jsonl", "--offline")
     assert r.returncode == 1 and "offline mode" in r.stderr and "--from FILE" in r.stderr

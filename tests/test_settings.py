@@ -69,6 +69,9 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[fetch]\ntimeout = inf\n", "fetch.timeout", "finite number"),
     ("[fetch]\nbackoff = inf\n", "fetch.backoff", "finite number"),
     ("[fetch]\napi_delay = inf\n", "fetch.api_delay", "finite number"),
+    ("[fetch]\ndownload_timeout = inf\n", "fetch.download_timeout", "finite number"),
+    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "greater than 0"),
+    ('[fetch]\ndownload_timeout = "300"\n', "fetch.download_timeout", "valid number"),
     ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
     ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
     # each backend's own table, checked against its Options
@@ -92,7 +95,7 @@ def test_bad_environment_names_the_variable(tmp_path):
     with pytest.raises(ConfigError) as e:
         resolve(env={"RANKER_OFFLINE": "maybe"})
     assert str(e.value) == "RANKER_OFFLINE: expected 1 or 0 (true/false), got 'maybe'"
-    for var in ("RANKER_FETCH_TIMEOUT", "RANKER_API_DELAY"):
+    for var in ("RANKER_FETCH_TIMEOUT", "RANKER_FETCH_DOWNLOAD_TIMEOUT", "RANKER_API_DELAY"):
         with pytest.raises(ConfigError) as e:
             resolve(env={var: "inf"})
         assert e.value.key.startswith("fetch.") and "finite number" in str(e.value)

@@ -1,6 +1,7 @@
 """Online fetching against a real HTTP server on 127.0.0.1 serving the arXiv fixtures."""
 from __future__ import annotations
 
+import gzip
 import time
 
 import pytest
@@ -114,14 +115,18 @@ def test_empty_feed_is_an_empty_day(rss_env):
 
 
 def test_env_knobs_make_the_policy(tmp_path):
-    from ranker.settings import resolve
+    from ranker.settings import FetchSettings, resolve
     cfg = tmp_path / "ranker.toml"
-    cfg.write_text("[fetch]\ntimeout = 9\nretries = 2\n")
+    cfg.write_text("[fetch]\ntimeout = 9\nretries = 2\ndownload_timeout = 60\n")
     s = resolve(cfg, env={"RANKER_FETCH_TIMEOUT": "1.5", "RANKER_FETCH_RETRIES": "7", "RANKER_FETCH_BACKOFF": "0.01",
                           "RANKER_API_DELAY": "0", "RANKER_RSS_URL": "http://127.0.0.1:9/rss/"})
     p = NetPolicy.from_settings(s.fetch)
     assert (p.timeout, p.retries, p.backoff, p.api_delay) == (1.5, 7, 0.01, 0.0)     # the environment wins
     assert p.rss_url == "http://127.0.0.1:9/rss/" and p.api_url == "https://export.arxiv.org/api/query"
+    assert p.download_timeout == 60.0
+    s = resolve(cfg, env={"RANKER_FETCH_DOWNLOAD_TIMEOUT": "2.5"})
+    assert NetPolicy.from_settings(s.fetch).download_timeout == 2.5
+    assert NetPolicy.from_settings(FetchSettings()).download_timeout == NetPolicy().download_timeout == 300.0
 
 
 def test_retry_after_forms():
@@ -248,6 +253,76 @@ def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):
     report = ReadReport()
     papers = fetch_ids(["math.GT/0309136v1"], report=report, policy=api_env.policy())
     assert [p.id for p in papers] == ["math/0309136"] and report.skipped == 0
+
+
+# --------------------------------------------------------------------------- answers that trickle
+FOREVER = b"<" * 1_000_000          # a byte every 0.2 s: 55 hours
+# each silence (0.2 s) well under the timeout, each try's answer cut off at the download timeout
+TRICKLING = {"timeout": 1.0, "download_timeout": 1.5}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_feed_that_trickles_forever_is_abandoned_at_the_download_timeout(rss_env, chunked):
+    """`timeout` bounds each silence, not the answer: a server (a proxy, a captive portal) that sent a byte every
+    0.2 s never tripped it, and a cron `ranker fetch` ran on for hours without a word. Each try ends once its
+    answer is still coming `download_timeout` after the request, is retried like a timeout, and the last is one
+    line naming the host and the limit."""
+    rss_env.route(FEED_PATH, Reply(200, FOREVER, trickle=0.2, chunked=chunked))
+    notes = []
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=rss_env.policy(retries=1, **TRICKLING), warn=notes.append)
+    took = time.monotonic() - t0
+    host = f"127.0.0.1:{rss_env.port}"
+    assert str(e.value) == (f"{rss_env.url(FEED_PATH)}: {host} was still sending its answer after 1.5 s (2 tries; a "
+                            "proxy or a network that holds the connection open?); try again later, or on a very "
+                            "slow link raise fetch.download_timeout")
+    assert rss_env.hits(FEED_PATH) == 2
+    assert notes == [f"{host}: the answer was still coming after 1.5 s; retry 1/1 in 0.0 s"]
+    assert 2 * 1.5 <= took < 2 * (1.5 + 1.0) + 1.5
+
+
+@pytest.mark.timeout(30)
+def test_an_api_page_that_trickles_forever_is_abandoned_at_the_download_timeout(api_env):
+    """The arXiv API's pages come through arxiv's Client and its `_session`, which is ours: the same limit."""
+    api_env.route("/api/query", Reply(200, FOREVER, trickle=0.2))
+    t0 = time.monotonic()
+    with pytest.raises(FetchError, match=r"was still sending its answer after 1.5 s \(3 tries;"):
+        fetch_ids(["1707.08567"], policy=api_env.policy(retries=2, **TRICKLING))
+    assert api_env.hits() == 3 and time.monotonic() - t0 < 3 * (1.5 + 1.0) + 1.5
+
+
+@pytest.mark.timeout(30)
+def test_a_trickling_answer_is_retried_like_a_timeout(rss_env):
+    rss_env.route(FEED_PATH, Reply(200, FOREVER, trickle=0.2), Reply(200, RSS))
+    notes = []
+    assert len(list(fetch_today(policy=rss_env.policy(**TRICKLING), warn=notes.append))) == 207
+    assert rss_env.hits(FEED_PATH) == 2 and len(notes) == 1 and "still coming after 1.5 s; retry 1/3" in notes[0]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("reply", [
+    Reply(200, RSS, trickle=0.03, piece=64 * 1024),
+    Reply(200, RSS, trickle=0.03, piece=64 * 1024, chunked=True),
+    Reply(200, gzip.compress(RSS), headers={"Content-Encoding": "gzip"}, trickle=0.03, piece=16 * 1024),
+], ids=["length", "chunked", "gzip"])
+def test_a_slow_answer_within_the_download_timeout_is_read_whole(server, reply):
+    """The body is read a piece at a time as it arrives (to look at the clock between pieces): a slow answer that
+    ends in time is the same bytes as a fast one, whatever its framing or compression."""
+    server.route("/feed.xml", reply)
+    t0 = time.monotonic()
+    assert fetch_bytes(server.url("/feed.xml"), policy=fast(timeout=1.0, download_timeout=4.0)) == RSS
+    assert server.hits() == 1 and time.monotonic() - t0 >= 0.5
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_api_page_within_the_download_timeout_is_read_whole(api_env):
+    api_env.route("/api/query", Reply(200, ATOM_IDS, trickle=0.05, piece=256))
+    t0 = time.monotonic()
+    assert [p.id for p in fetch_ids(["1707.08567"], policy=api_env.policy(timeout=1.0, download_timeout=3.0))] == [
+        "1707.08567"]
+    assert api_env.hits() == 1 and time.monotonic() - t0 >= 0.7
 
 
 # --------------------------------------------------------------------------- the API's empty pages

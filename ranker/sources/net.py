@@ -6,11 +6,18 @@
   says too.
 
 Every request goes through `PoliteAdapter`: a 429 or 5xx answer, a refused or reset connection (also one lost
-in the middle of the body) and a timeout are retried (ranker.io.retry: exponential backoff, the server's
-Retry-After honoured); when the retries are spent a FetchError says what happened. arxiv 4.0.2's own client
-sets no timeout and retries without backoff, so its retries are off: the HTTP side is ours, and so is the
-one case it knows best (a spuriously empty page, asked again with the same backoff). The knobs are the
-[fetch] settings (NetPolicy.from_settings).
+in the middle of the body), a timeout and an answer still coming after `download_timeout` are retried
+(ranker.io.retry: exponential backoff, the server's Retry-After honoured); when the retries are spent a
+FetchError says what happened. arxiv 4.0.2's own client sets no timeout and retries without backoff, so its
+retries are off: the HTTP side is ours, and so is the one case it knows best (a spuriously empty page, asked
+again with the same backoff). The knobs are the [fetch] settings (NetPolicy.from_settings).
+
+`timeout` bounds each wait for the server (the connect, then each silence between bytes), not the answer: a
+server, proxy or captive portal that trickles a byte every few seconds never trips it. So the adapter reads the
+body itself, a piece at a time as it arrives (_read_body), and a try whose answer has not ended
+`download_timeout` seconds after the request is abandoned. Both readers of the network get it: fetch_bytes
+and arxiv's `_session.get`, neither of which streams (a stream=True caller would read the body itself; none
+does).
 
 In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting, a
 redirect's target too.
@@ -18,6 +25,7 @@ redirect's target too.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, replace
 
 from .. import __version__
@@ -33,6 +41,7 @@ USER_AGENT = f"ranker/{__version__} (local arXiv ranker; polite: >=3 s between A
 @dataclass
 class NetPolicy:
     timeout: float = 30.0     # seconds without an answer (connect, then between bytes)
+    download_timeout: float = 300.0   # seconds one try may take in all, from the request to the body's last byte
     retries: int = 5          # retries after the first try
     backoff: float = 2.0      # seconds before the first retry; doubled each retry
     max_wait: float = 120.0   # the longest single wait; a longer Retry-After ends the fetch at once
@@ -43,8 +52,8 @@ class NetPolicy:
 
     @classmethod
     def from_settings(cls, fetch: FetchSettings) -> "NetPolicy":
-        return cls(timeout=fetch.timeout, retries=fetch.retries, backoff=fetch.backoff, api_delay=fetch.api_delay,
-                   rss_url=fetch.rss_url, api_url=fetch.api_url)
+        return cls(timeout=fetch.timeout, download_timeout=fetch.download_timeout, retries=fetch.retries,
+                   backoff=fetch.backoff, api_delay=fetch.api_delay, rss_url=fetch.rss_url, api_url=fetch.api_url)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -70,6 +79,7 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
             url, host = request.url, url_host(request.url)
 
             def attempt():
+                deadline = time.monotonic() + policy.download_timeout
                 try:
                     resp = super(PoliteAdapter, self).send(request, **kwargs)
                 except requests.exceptions.Timeout:
@@ -81,12 +91,17 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                     raise Retryable(f"HTTP {resp.status_code}", status=resp.status_code,
                                     retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
                 if not kwargs.get("stream"):
-                    # the body is read here, so a connection lost half-way through it is retried too
+                    # the body is read here, so a connection lost half-way through it is retried too, and so is
+                    # an answer that trickles on past the try's deadline
                     try:
-                        resp.content
+                        whole = _read_body(resp, deadline)
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
                         resp.close()
                         raise Retryable("connection lost mid-download", kind="connection") from None
+                    if not whole:
+                        resp.close()
+                        raise Retryable(f"the answer was still coming after {policy.download_timeout:g} s",
+                                        kind="slow")
                     if resp.status_code == 200:
                         _not_a_web_page(resp.content, url, host)
                 return resp
@@ -102,6 +117,37 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                 raise _gave_up(e, url, host, policy) from None
 
     return PoliteAdapter()
+
+
+_PIECE = 64 * 1024
+
+
+def _read_body(resp, deadline: float) -> bool:
+    """Read the body of `resp` (a requests.Response whose body is not read yet) into resp.content, as
+    requests does, but a piece at a time as it arrives (urllib3's read1: one read of the connection, which
+    waits at most the timeout), so that the try's `deadline` (a time.monotonic() value) is looked at after
+    each piece: `resp.content` reads on as long as bytes keep coming. False when the deadline came first.
+    A failed read raises what resp.content would."""
+    import requests
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    pieces = []
+    try:
+        while piece := resp.raw.read1(_PIECE, decode_content=True):
+            pieces.append(piece)
+            if time.monotonic() > deadline:
+                return False
+    # requests' own translation (Response.iter_content)
+    except ProtocolError as e:
+        raise requests.exceptions.ChunkedEncodingError(e) from None
+    except DecodeError as e:
+        raise requests.exceptions.ContentDecodingError(e) from None
+    except ReadTimeoutError as e:
+        raise requests.exceptions.ConnectionError(e) from None
+    except SSLError as e:
+        raise requests.exceptions.SSLError(e) from None
+    resp._content, resp._content_consumed = b"".join(pieces), True
+    return True
 
 
 _HTML = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b",
@@ -129,6 +175,10 @@ def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError
     if e.kind == "timeout":
         return FetchError(f"no answer from {host} within {policy.timeout:g} s ({e.attempts} tries); the server "
                           "may be down, try again later", where=url)
+    if e.kind == "slow":
+        return FetchError(f"{host} was still sending its answer after {policy.download_timeout:g} s "
+                          f"({e.attempts} tries; a proxy or a network that holds the connection open?); try again "
+                          "later, or on a very slow link raise {key:fetch.download_timeout}", where=url)
     if e.kind == "connection":
         return FetchError(f"cannot connect to {host} ({e.reason}) after {e.attempts} tries; check the network "
                           "or try again later", where=url)
