@@ -233,33 +233,47 @@ class RunRecord:
 
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
 
+# The word-search index (papers_fts) is built by the first search, into a table of another name that becomes
+# papers_fts once it holds every paper, a chunk of papers (by rowid) per write transaction with the lock let go
+# between them: a writer in another process (a daily run started by cron while the pages are searched, a
+# thumb clicked on them) gets it there, where one transaction over 200,000 papers held it for 20 s. A chunk
+# holds the lock about half a second (abstracts of arXiv's length; a second at most); a waiting writer tries
+# again at least every 100 ms (SQLite's busy handler), so a pause of half that lets it in within a chunk or two,
+# for a tenth more time the build takes.
+FTS_BUILD_CHUNK = 5000
+FTS_BUILD_PAUSE = 0.05              # seconds
+_FTS_BUILDING = "papers_fts_building"
+_FTS_COLUMNS = "fts5(id, title, abstract, tokenize='unicode61 remove_diacritics 2')"
+
 
 class PaperAdder:
     """Stores papers inside a transaction the caller holds (see Store.adding_papers), or one that `begin`
-    opens at the first paper (it returns the connection and whether the word-search index exists)."""
+    opens at the first paper (it returns the connection and the word-search index's state, Store._fts_state)."""
 
-    def __init__(self, conn: sqlite3.Connection | None, *, fts: bool = False,
-                 begin: Callable[[], tuple[sqlite3.Connection, bool]] | None = None):
+    def __init__(self, conn: sqlite3.Connection | None, *, fts: tuple[bool, int | None] = (False, None),
+                 begin: Callable[[], tuple[sqlite3.Connection, tuple[bool, int | None]]] | None = None):
         self.conn = conn
-        self.fts = fts              # keep the word-search index (papers_fts) current, once it has been built
+        # keep the word-search index (papers_fts) current, once it has been built; while a build is unfinished,
+        # its papers up to the rowid it has reached (those above are copied by its later chunks, as they are then)
+        self.fts, self.building = fts
         self.begin = begin
         self.result = AddResult()
 
     def __call__(self, p: Paper) -> str | None:
         if self.conn is None:
-            self.conn, self.fts = self.begin()
+            self.conn, (self.fts, self.building) = self.begin()
         c, res = self.conn, self.result
-        row = c.execute("SELECT first_seen, version FROM papers WHERE id=?", (p.id,)).fetchone()
+        row = c.execute("SELECT first_seen, version, rowid FROM papers WHERE id=?", (p.id,)).fetchone()
         args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
                 json.dumps(p.categories), p.primary_category, clean_text(p.comment) if p.comment else p.comment)
         earlier, older = None, False
         if row is None:
-            c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
-                      "comment,id,first_seen,last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                      (*args, p.id, p.date or None, p.date or None))
+            rowid = c.execute("INSERT INTO papers (version,title,abstract,authors,categories,primary_category,"
+                              "comment,id,first_seen,last_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                              (*args, p.id, p.date or None, p.date or None)).lastrowid
             res.new += 1
         else:
-            first = row[0]
+            first, rowid = row[0], row[2]
             # an older version (an old backfill or day read after newer ones) never replaces a newer one's text
             older = p.version is not None and row[1] is not None and p.version < row[1]
             text = ("" if older else "version=COALESCE(?,version), title=?, abstract=?, authors=?, categories=?, "
@@ -282,6 +296,12 @@ class PaperAdder:
                 c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
             # the text as stored (args: cleaned), as an index built from the papers table holds it
             c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, args[1], args[2]))
+        elif self.building is not None and rowid <= self.building and not (row is not None and older):
+            # a paper the unfinished build has copied: its row there (the paper's rowid) takes the new text
+            if row is not None:
+                c.execute(f"DELETE FROM {_FTS_BUILDING} WHERE rowid = ?", (rowid,))
+            c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) VALUES (?,?,?,?)",
+                      (rowid, p.id, args[1], args[2]))
         return earlier
 
 
@@ -635,10 +655,11 @@ class Store:
         without error, and rolled back otherwise. The transaction begins at the first paper, so a source slow
         to give it (a day fetched from the arXiv API, its retries) does not hold the write lock meanwhile."""
         with ExitStack() as stack:
-            def begin() -> tuple[sqlite3.Connection, bool]:
+            def begin() -> tuple[sqlite3.Connection, tuple[bool, int | None]]:
                 c = stack.enter_context(self.transaction())
-                # asked under the write lock: an index another process built while this one waited is kept
-                return c, self._fts_exists()
+                # asked under the write lock: an index another process built (or took further) while this one
+                # waited is kept
+                return c, self._fts_state()
             yield PaperAdder(None, begin=begin)
 
     def get_paper(self, paper_id: str) -> Paper | None:
@@ -673,21 +694,46 @@ class Store:
     def _fts_exists(self) -> bool:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='papers_fts'").fetchone() is not None
 
+    def _fts_state(self) -> tuple[bool, int | None]:
+        """(whether the word-search index is built, the highest paper rowid an unfinished build holds or None)."""
+        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('papers_fts', ?)",
+                                                 (_FTS_BUILDING,))}
+        if "papers_fts" in names:
+            return True, None
+        if _FTS_BUILDING in names:
+            return False, self.conn.execute(f"SELECT MAX(rowid) FROM {_FTS_BUILDING}").fetchone()[0] or 0
+        return False, None
+
     def _ensure_fts(self) -> bool:
         """The full-text index of titles and abstracts (FTS5), built on the first search and kept current by
         add_papers from then on. It is derived data, not part of the schema: False when it cannot be built now
-        (this SQLite has no FTS5, the database is read-only or busy with another process's write)."""
+        (this SQLite has no FTS5, the database is read-only or busy with another process's write).
+        The build copies the papers in rowid order, FTS_BUILD_CHUNK a transaction, into papers_fts_building
+        (a paper's row there has the paper's rowid; add_papers keeps those the build has passed current), which
+        the transaction that copies the last papers renames papers_fts. So a build interrupted (the process
+        killed, the lock not got within the busy timeout) is never taken for the index: the next search goes on
+        from where it stopped. A search never reads an unfinished index: it finishes the build first, taking
+        turns with any other process building it; when it cannot, it is answered as without FTS5 (LIKE)."""
         if self._fts_exists():
             return True
         try:
-            with self.transaction() as c:
-                if not self._fts_exists():      # another process built it while this one waited for the lock
-                    c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
-                              "tokenize='unicode61 remove_diacritics 2')")
-                    c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+            while True:
+                with self.transaction() as c:
+                    built, upto = self._fts_state()
+                    if built:                   # another process finished it while this one waited for the lock
+                        return True
+                    if upto is None:
+                        c.execute(f"CREATE VIRTUAL TABLE {_FTS_BUILDING} USING {_FTS_COLUMNS}")
+                        upto = 0
+                    copied = c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) "
+                                       "SELECT rowid, id, title, abstract FROM papers WHERE rowid > ? "
+                                       "ORDER BY rowid LIMIT ?", (upto, FTS_BUILD_CHUNK)).rowcount
+                    if copied < FTS_BUILD_CHUNK:    # every paper is in (none can be added meanwhile: the lock)
+                        c.execute(f"ALTER TABLE {_FTS_BUILDING} RENAME TO papers_fts")
+                        return True
+                time.sleep(FTS_BUILD_PAUSE)
         except StoreError:
             return False
-        return True
 
     def search_papers(self, query: str, limit: int = 50) -> list[str]:
         """Ids of the papers whose title or abstract holds every word of `query` (the last one also as a prefix),
@@ -937,7 +983,7 @@ class Store:
         hold yet is stored with it (a ranking names papers the pages can show). Returns the rows written."""
         n = 0
         with self.transaction() as c:
-            add = PaperAdder(c, fts=self._fts_exists())
+            add = PaperAdder(c, fts=self._fts_state())
             c.execute("DELETE FROM rankings WHERE day=?", (day,))
             for r in ranked:
                 if c.execute("SELECT 1 FROM papers WHERE id=?", (r.paper.id,)).fetchone() is None:

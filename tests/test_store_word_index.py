@@ -1,0 +1,169 @@
+"""The word-search index (papers_fts) that the first search builds, while other processes write: the build takes
+the write lock a chunk of papers at a time, so they get it between chunks; what they write meanwhile is searchable
+once, with its new text; a build killed mid-way is finished by the next search."""
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+from ranker.records import Paper
+from ranker.store import Store
+
+N = 20_000
+# abstracts of arXiv's length and variety (160 words of about 19,000), so that one transaction over N papers takes
+# more than a second, as it did
+WORDS = [a + b + c + d for a in ("lin", "gra", "dif", "spa", "tok", "emb", "net", "mod", "opt", "ker", "sam", "vec")
+         for b in ("ea", "o", "u", "ie", "a", "or", "ul", "an", "ex", "im")
+         for c in ("r", "ph", "sion", "rse", "en", "ding", "m", "tes", "al", "ics")
+         for d in ("", "s", "ed", "ing", "ly", "ion", "al", "er", "ic", "ist", "ize", "ure", "ent", "ive", "ous", "ness")]
+
+
+def pid(i: int) -> str:
+    return f"2501.{i:05d}"
+
+
+def stored(db, n: int = N) -> None:
+    """n papers, paper i (rowid i + 1) titled with its own word w<i>."""
+    rnd = random.Random(0)
+    with Store(db) as s:
+        s.add_papers(Paper(id=pid(i), title=f"w{i:05d} graphs", abstract=" ".join(rnd.choices(WORDS, k=160)),
+                           date="2025-01-06") for i in range(n))
+
+
+def building(db, chunk: int) -> subprocess.Popen:
+    """A real process whose first search builds the index, `chunk` papers a transaction."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import ranker.store as st
+        st.FTS_BUILD_CHUNK = {chunk}
+        with st.Store({str(db)!r}) as s:
+            print("building", flush=True)
+            print(len(s.search_papers("w00001")), flush=True)
+        """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def look(db, sql: str):
+    """One value read by a connection of its own (WAL: it waits for no writer)."""
+    c = sqlite3.connect(db)
+    try:
+        return c.execute(sql).fetchone()[0]
+    finally:
+        c.close()
+
+
+def built(db) -> bool:
+    return bool(look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts'"))
+
+
+def copied(db) -> int:
+    """How far the unfinished build has got (0 before its first chunk)."""
+    if not look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts_building'"):
+        return 0
+    return look(db, "SELECT COALESCE(MAX(rowid), 0) FROM papers_fts_building")
+
+
+def wait_for(cond, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_other_processes_write_between_the_chunks_of_the_first_build_and_their_papers_are_found_once(tmp_path):
+    # The first search copied every paper into the index in one write transaction (22 s for 200,000 papers):
+    # a daily run or a thumb clicked meanwhile waited that long for the lock, or failed on it.
+    db = tmp_path / "r.sqlite3"
+    stored(db)
+    # another process, started and its store open, writes when told to, with half a second to get the lock: a
+    # new paper, and one the build has not copied yet getting new text
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from ranker.errors import StoreError
+        from ranker.records import Paper
+        from ranker.store import Store
+        with Store({str(db)!r}, busy_timeout=0.5) as s:
+            print("ready", flush=True)
+            sys.stdin.readline()
+            try:
+                s.add_papers([Paper(id="2502.00001", title="Newcomer graphs", abstract="Added mid-build.",
+                                    date="2025-02-03"),
+                              Paper(id={pid(N - 1)!r}, title="Lastchanged title", abstract="x", date="2025-01-06")])
+            except StoreError as e:
+                print(e, flush=True)
+            else:
+                print("written", flush=True)
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    builder = None
+    try:
+        assert writer.stdout.readline() == "ready\n"
+        builder = building(db, chunk=500)
+        assert builder.stdout.readline() == "building\n", builder.stderr.read()
+        time.sleep(0.1)                                   # the build is under way
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline() == "written\n"
+        assert not built(db)                              # (it was not finished yet)
+        # and a paper the build has copied already gets new text
+        assert wait_for(lambda: copied(db) >= 1)
+        with Store(db, busy_timeout=0.5) as s:
+            s.add_papers([Paper(id=pid(0), title="Firstchanged title", abstract="y", date="2025-01-06")])
+        assert not built(db)
+        out, err = builder.communicate(timeout=120)
+    finally:
+        for p in (writer, builder):
+            if p is not None:
+                p.kill()
+                p.wait()
+    assert builder.returncode == 0 and out == "1\n", err
+    with Store(db) as s:
+        assert s._fts_exists() and s.count_papers() == N + 1
+        indexed = s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone()
+        assert indexed == (N + 1, N + 1)
+        assert s.search_papers("newcomer") == ["2502.00001"]
+        assert s.search_papers("lastchanged") == [pid(N - 1)] and s.search_papers(f"w{N - 1:05d}") == []
+        assert s.search_papers("firstchanged") == [pid(0)] and s.search_papers("w00000") == []
+        assert s.search_papers("w12345") == [pid(12345)]
+        assert s.conn.execute("SELECT name FROM sqlite_master WHERE name='papers_fts_building'").fetchone() is None
+
+
+def test_a_first_build_killed_midway_is_not_taken_for_the_index_and_the_next_search_finishes_it(tmp_path):
+    # The build's work was one transaction, all lost to a kill; built in chunks, what a killed build leaves must
+    # be neither searched as if complete nor left so: the next search goes on from there.
+    db = tmp_path / "r.sqlite3"
+    stored(db)
+    builder = building(db, chunk=500)
+    try:
+        assert builder.stdout.readline() == "building\n", builder.stderr.read()
+        assert wait_for(lambda: copied(db) >= 2000 or builder.poll() is not None), "the build never got under way"
+        assert builder.poll() is None, "the build committed nothing until it was done: a kill mid-way loses it all"
+        builder.send_signal(signal.SIGKILL)
+        builder.wait()
+    finally:
+        builder.kill()
+        builder.wait()
+    assert builder.returncode == -9, builder.stderr.read()
+    assert not built(db) and 2000 <= copied(db) < N, "the killed build committed none of its chunks"
+    with Store(db) as s:
+        s.add_papers([Paper(id=pid(1), title="Changedafter the kill", abstract="z", date="2025-01-06"),
+                      Paper(id="2502.00001", title="Newcomer graphs", abstract="Added after the kill.",
+                            date="2025-02-03")])
+    # a search that cannot finish the build (another process holds the lock) is answered from the papers
+    # themselves, not from the half-built index
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(db, busy_timeout=0.2) as s:
+            assert s.search_papers(f"w{N - 1:05d}") == [pid(N - 1)] and not s._fts_exists()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Store(db) as s:
+        assert s.search_papers(f"w{N - 1:05d}") == [pid(N - 1)] and s._fts_exists()
+        indexed = s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone()
+        assert indexed == (N + 1, N + 1)
+        assert s.search_papers("changedafter") == [pid(1)] and s.search_papers("w00001") == []
+        assert s.search_papers("newcomer") == ["2502.00001"] and s.search_papers("w00000") == [pid(0)]
