@@ -318,6 +318,37 @@ def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
         assert e.value.where == str(files[name]) and e.value.message.startswith("cannot read ("), (name, e.value)
 
 
+def test_a_failed_ranking_ends_its_read_tally_while_the_caller_holds_the_error(tmp_path):
+    """The read tasks count what they skip in an actor of the ranking's; a pipeline that failed left it alive (a
+    worker process of its own) for as long as the caller held the error, whose frames held its handle."""
+    import time
+    files = damaged_gz(tmp_path)
+    with pytest.raises(InputError) as e:
+        run_backfill(BackfillSpec(source=files["cut"], out=tmp_path / "bf", score=True), backfill_settings(),
+                     engine="ray", ray_options=RAY_OPTIONS)
+    deadline = time.monotonic() + 30
+    while _actor_processes("ReadTally") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _actor_processes("ReadTally"), e.value
+
+
+def _actor_processes(cls: str) -> list[int]:
+    """The living processes below this one that run an actor of class `cls` (Ray names them ray::<class>)."""
+    from pathlib import Path
+
+    from ranker.backfill.procmem import descendants
+    out = []
+    for pid in descendants(os.getpid()):
+        try:
+            named = (Path(f"/proc/{pid}") / "cmdline").read_bytes().startswith(f"ray::{cls}".encode())
+            living = (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            continue
+        if named and living:
+            out.append(pid)
+    return out
+
+
 def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):
     pytest.importorskip("vllm")
     rows = [json.loads(line) for line in (DAYS / "2025-07-02" / "listing.jsonl").open()][:8]

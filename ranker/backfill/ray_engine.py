@@ -403,10 +403,18 @@ class RayEngine:
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
         self._connect()
+        tally = self.ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)   # the read tasks report to it
+        try:
+            return self._rank(job, tally)
+        finally:
+            # also when a pipeline failed: the handle in the error's frames kept the actor (a worker process)
+            # alive for as long as the caller held the error
+            self.ray.kill(tally)
+
+    def _rank(self, job, tally) -> dict:
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         info: dict = {"read_tasks": len(job.source.splits)}
-        tally = ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)     # the read tasks report to it
         if job.plan is None:
             ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters, tally))
             ds = ds.map_batches(unranked, batch_format="pyarrow")
