@@ -248,6 +248,24 @@ def test_a_backend_that_cannot_learn_the_model_lets_go_of_its_connection(server)
     assert server.connections == 0, e.value
 
 
+def test_a_scoring_stage_whose_backend_serves_another_model_than_planned_closes_it(server):
+    """A backfill plans the name its scores are stored under; a worker whose backend serves another model (a
+    model folder named relative to another working directory, on a Ray node) is a BackendError, and the backend
+    is closed first: it stayed open in a stage nobody could close (a vLLM engine, its GPU held, for as long as
+    the actor lived). Here what stayed open is the backend's connection to its server."""
+    from ranker.backfill.stages import ScoreStage
+    from ranker.prompts import load_prompts
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai", "model": "auto"}, env={"OPENAI_BASE_URL": server.url})
+    with pytest.raises(BackendError) as e:
+        ScoreStage(s, load_prompts(), model_key="planned-model")
+    assert "serves 'served-model', not 'planned-model'" in str(e.value)
+    deadline = time.monotonic() + 5
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.connections == 0, e.value
+
+
 def test_429_is_retried(server):
     be = backend(server)
     out = be.generate([req("2506.00001", "429once")])
