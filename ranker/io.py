@@ -139,9 +139,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     except OSError as e:
         raise _cannot_write(given, e) from None
     try:
-        if st is not None:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))       # a rewritten file keeps its permissions
+        # the descriptor goes into the file object first: whatever fails after this closes it
         with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
+            if st is not None:
+                os.chmod(tmp, stat.S_IMODE(st.st_mode))   # a rewritten file keeps its permissions
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, RankerError, StoreError
+from .errors import InputError, StoreError
 from .io import clean_text, redact
 from .records import DB_FILE, DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 
@@ -352,11 +352,6 @@ class Store:
             raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
         try:
             self._open()
-        except RankerError:               # a database this ranker refuses (a newer schema): closed, not leaked
-            if self.conn is not None:
-                self.conn.close()
-                self.conn = None
-            raise
         except sqlite3.DatabaseError as e:
             read_only = self.path.exists() and self._is_read_only(e)
             error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
@@ -366,6 +361,13 @@ class Store:
             if error is not None:
                 raise error from None
             self._open_read_only(e)
+        except BaseException:
+            # a database this ranker refuses (a newer schema), a Ctrl-C while waiting for another process's
+            # write: closed, not left open to the error's frames
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            raise
         self._mark_dead_runs()
 
     def _open(self) -> None:

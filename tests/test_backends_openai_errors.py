@@ -16,7 +16,7 @@ import pytest
 from ranker.backends.base import Request
 from ranker.backends.openai_backend import OpenAIBackend, relax_schema
 from ranker.backends.schema import check_answer, paper_schema
-from ranker.errors import ConfigError
+from ranker.errors import BackendError, ConfigError
 from ranker.records import Usage
 
 KEY = "sk-test-SECRET-0123456789"
@@ -55,6 +55,7 @@ class Server:
         self.attempts: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0
+        self.connections = 0              # connections a client holds open (kept alive between requests)
         self.lock = threading.Lock()
         srv = self
 
@@ -77,7 +78,18 @@ class Server:
                 except OSError:
                     pass
 
+            def handle(self):
+                with srv.lock:
+                    srv.connections += 1
+                try:
+                    super().handle()          # request after request, until the client closes the connection
+                finally:
+                    with srv.lock:
+                        srv.connections -= 1
+
             def do_GET(self):  # noqa: N802
+                if not self.path.startswith("/v1/"):      # a base URL without its /v1, as vLLM's server says it
+                    return self._send(404, {"detail": "Not Found"})
                 self._send(200, {"object": "list", "data": [{"id": "served-model", "object": "model"}]})
 
             def do_POST(self):  # noqa: N802
@@ -221,6 +233,37 @@ def test_local_server_needs_no_key_and_model_auto(server):
     out = be.generate([req("2506.00001", "ok")])
     assert out[0].ok and server.auth == [None]
     assert be.stats()["cost_usd"] == 0.0            # unknown / local model: free
+
+
+def test_a_backend_that_cannot_learn_the_model_lets_go_of_its_connection(server):
+    """`auto` asks the server for its model; a server that does not say (a base URL without its /v1: 404) is a
+    BackendError, and the connection the backend asked on is closed before the caller has the error. It stayed
+    open in the failed backend's pool, for as long as the caller held the error."""
+    with pytest.raises(BackendError) as e:
+        OpenAIBackend("auto", base_url=server.url.removesuffix("/v1"))
+    assert "cannot list the models" in str(e.value)
+    deadline = time.monotonic() + 5
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.connections == 0, e.value
+
+
+def test_a_scoring_stage_whose_backend_serves_another_model_than_planned_closes_it(server):
+    """A backfill plans the name its scores are stored under; a worker whose backend serves another model (a
+    model folder named relative to another working directory, on a Ray node) is a BackendError, and the backend
+    is closed first: it stayed open in a stage nobody could close (a vLLM engine, its GPU held, for as long as
+    the actor lived). Here what stayed open is the backend's connection to its server."""
+    from ranker.backfill.stages import ScoreStage
+    from ranker.prompts import load_prompts
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai", "model": "auto"}, env={"OPENAI_BASE_URL": server.url})
+    with pytest.raises(BackendError) as e:
+        ScoreStage(s, load_prompts(), model_key="planned-model")
+    assert "serves 'served-model', not 'planned-model'" in str(e.value)
+    deadline = time.monotonic() + 5
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.connections == 0, e.value
 
 
 def test_429_is_retried(server):

@@ -253,6 +253,60 @@ def test_a_failed_pipeline_gives_its_actors_cpus_back_while_the_caller_holds_the
     assert ray.available_resources().get("CPU", 0) == 2, (ray.available_resources(), e.value)
 
 
+# A process of its own (this module's Ray instance is up): a backfill whose Ray cannot start, then what it left.
+FAILED_START = r"""
+import json, os, sys, time
+from pathlib import Path
+from ranker.backfill import BackfillSpec, run_backfill
+from ranker.errors import RankerError
+from ranker.settings import resolve
+
+def descendants():
+    parent, name = {}, {}
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text() if d.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and stat[stat.rindex(")") + 2] != "Z":
+            parent[int(d.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            name[int(d.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+    mine, todo = [], [os.getpid()]
+    while todo:
+        of = todo.pop()
+        kids = [c for c, p in parent.items() if p == of]
+        mine += kids
+        todo += kids
+    return sorted(name[p] for p in mine)
+
+try:
+    run_backfill(BackfillSpec(source=Path(sys.argv[1]), out=Path(sys.argv[2]), score=True),
+                 resolve(flags={"backend": "fake", "model": "m"}), engine="ray",
+                 ray_options={"object_store_mb": 1, "sample_memory": False})
+except RankerError as e:              # held, as a caller holds it
+    deadline = time.monotonic() + 10
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print(json.dumps({"error": str(e), "processes": descendants(),
+                      "folders": [str(f) for f in Path("/tmp").glob(f"ranker-ray-*/session_*_{os.getpid()}")]}))
+"""
+
+
+def test_a_ray_that_fails_to_start_leaves_no_process_or_folder_behind(tmp_path):
+    """ray.init can fail after starting Ray's first processes (here an object store below Ray's minimum); Ray's
+    own shutdown does not know of them. They ran on (the GCS, the autoscaler's monitor, the dashboard on its
+    port) until the process exited, and the run's Ray folder stayed in /tmp."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", FAILED_START, str(DAYS / "2025-05-15"), str(tmp_path / "bf")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr[-3000:]
+    left = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert left["error"].startswith("cannot start or reach Ray: ") and "object store" in left["error"]
+    assert left["processes"] == [], left
+    assert left["folders"] == [], left
+
+
 def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
     """A .gz cut short or corrupt past what the plan's sniff reads fails in the Ray read task: the caller gets
     the InputError naming the file (zlib's own error was "the Ray pipeline failed")."""
@@ -262,6 +316,37 @@ def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
             run_backfill(BackfillSpec(source=files[name], out=tmp_path / name, score=True), backfill_settings(),
                          engine="ray", ray_options=RAY_OPTIONS)
         assert e.value.where == str(files[name]) and e.value.message.startswith("cannot read ("), (name, e.value)
+
+
+def test_a_failed_ranking_ends_its_read_tally_while_the_caller_holds_the_error(tmp_path):
+    """The read tasks count what they skip in an actor of the ranking's; a pipeline that failed left it alive (a
+    worker process of its own) for as long as the caller held the error, whose frames held its handle."""
+    import time
+    files = damaged_gz(tmp_path)
+    with pytest.raises(InputError) as e:
+        run_backfill(BackfillSpec(source=files["cut"], out=tmp_path / "bf", score=True), backfill_settings(),
+                     engine="ray", ray_options=RAY_OPTIONS)
+    deadline = time.monotonic() + 30
+    while _actor_processes("ReadTally") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _actor_processes("ReadTally"), e.value
+
+
+def _actor_processes(cls: str) -> list[int]:
+    """The living processes below this one that run an actor of class `cls` (Ray names them ray::<class>)."""
+    from pathlib import Path
+
+    from ranker.backfill.procmem import descendants
+    out = []
+    for pid in descendants(os.getpid()):
+        try:
+            named = (Path(f"/proc/{pid}") / "cmdline").read_bytes().startswith(f"ray::{cls}".encode())
+            living = (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            continue
+        if named and living:
+            out.append(pid)
+    return out
 
 
 def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):

@@ -60,6 +60,26 @@ def test_a_rewritten_file_keeps_its_permissions(tmp_path):
     assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask      # not mkstemp's 0600
 
 
+def test_a_temporary_file_refused_its_permissions_is_closed(tmp_path, monkeypatch):
+    """A file system that will not give the temporary file the old file's permissions (EPERM, as some FUSE and
+    network mounts answer) fails the write, naming the file; the temporary file's descriptor, opened before the
+    file object that closes it, stayed open for the life of the process (one more each time)."""
+    f = tmp_path / "a.txt"
+    f.write_text("old")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    monkeypatch.setattr(os, "fchmod", refuse)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(InputError, match=rf"^{f}: cannot write: Operation not permitted$"):
+            atomic_write(f, "new")
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert f.read_text() == "old" and leftovers(tmp_path) == []
+
+
 @pytest.fixture
 def full_dir(tmp_path, monkeypatch):
     """A folder on a 64 KiB tmpfs (a real full disk) where mounting is permitted; elsewhere a folder whose

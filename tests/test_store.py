@@ -452,6 +452,24 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
     assert msg.startswith(f"{db}: database is locked: ") and f"held by ranker score, pid {holder.pid}" in msg
 
 
+def test_a_ctrl_c_while_the_database_is_opened_closes_its_connection(tmp_path):
+    """Ctrl-C while the open waits for another process's write (here the switch of a new database to WAL) ends the
+    open; the connection it had made stayed open for as long as the caller held the KeyboardInterrupt."""
+    import _thread
+    import threading
+    db = tmp_path / "r.sqlite3"
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")                      # another process, writing
+    threading.Timer(0.5, _thread.interrupt_main).start()  # what a Ctrl-C does to the main thread
+    try:
+        with pytest.raises(KeyboardInterrupt) as e:
+            Store(db, busy_timeout=10)
+    finally:
+        other.close()
+    opened = [fd for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(db)]
+    assert opened == [], e.value
+
+
 def test_a_full_disk_names_the_database(tmp_path):
     import os
     from conftest import small_disk

@@ -219,7 +219,13 @@ class OpenAIBackend(Backend):
         self._trying: threading.Event | None = None   # set when the request sent first after that ends is over
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "retries": 0, "probe_requests": 0, "seconds": 0.0}
-        self.model_name = self._discover_model() if model in ("", "auto") else model
+        try:
+            self.model_name = self._discover_model() if model in ("", "auto") else model
+        except BaseException:
+            # the connection that asked would stay open in the pool of a backend nobody can close, for as long
+            # as the caller holds the error
+            self._client.close()
+            raise
         if self.is_openai and price_for(self.model_name) is None and warn is not None:
             warn(f"{self.model_name} is not in ranker's price table (ranker/backends/pricing.py): what OpenAI "
                  "bills for it shows as $0 in the digest and the manifest")

@@ -297,6 +297,7 @@ class RayEngine:
             self._sampler = PeakSampler().start()
         if not ray.is_initialized():
             common = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
+            failure: RankerError | None = None
             try:
                 if self.address:
                     # workers on other nodes do not inherit this process's environment: offline mode travels
@@ -307,9 +308,14 @@ class RayEngine:
                     self._temp = tempfile.mkdtemp(prefix="ranker-ray-", dir="/tmp")
                     ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1,
                              object_store_memory=int(self.object_store_mb) << 20, _temp_dir=self._temp, **common)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise RankerError(f"cannot start or reach Ray: {one_line(e)}",
-                                  key="address" if self.address else None) from None
+            except BaseException as e:
+                self._stop_failed_start(e)
+                if not isinstance(e, (ConnectionError, RuntimeError, ValueError)):
+                    raise
+                failure = RankerError(f"cannot start or reach Ray: {one_line(e)}",
+                                      key="address" if self.address else None)
+            if failure is not None:
+                raise failure
             self._own = True
         if not self.debug:
             # Ray Data's console lines (progress notes, and each failure with Ray's traceback) stay in its log
@@ -322,6 +328,33 @@ class RayEngine:
         ctx.print_on_execution_start = False
         ctx.raise_original_map_exception = True     # a stage's RankerError comes back as itself
         self._connected = True
+
+    def _stop_failed_start(self, e: BaseException) -> None:
+        """Stop what a ray.init that failed had started. It can fail after starting Ray's first processes (the
+        GCS, the autoscaler's monitor, the dashboard on its port: an object store below Ray's minimum, a raylet
+        that does not come up), and ray.shutdown() does not know of them: they ran until this process exited,
+        their folder left in /tmp. They are the processes of the Node in the failure's frames; a Node ray.init had
+        already made its own, ray.shutdown() stops."""
+        try:
+            from ray._private.node import Node
+        except ImportError:       # another Ray: what ray.shutdown() knows is stopped all the same
+            Node = None
+        tb = e.__traceback__
+        while tb is not None and Node is not None:
+            node = tb.tb_frame.f_locals.get("self")
+            tb = tb.tb_next
+            if isinstance(node, Node):
+                try:
+                    node.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
+                except Exception:
+                    pass
+        try:
+            self.ray.shutdown()
+        except Exception:
+            pass
+        if self._temp:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            self._temp = None
 
     def _resources(self) -> tuple[float, float]:
         r = self.ray.cluster_resources()
@@ -370,10 +403,18 @@ class RayEngine:
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
         self._connect()
+        tally = self.ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)   # the read tasks report to it
+        try:
+            return self._rank(job, tally)
+        finally:
+            # also when a pipeline failed: the handle in the error's frames kept the actor (a worker process)
+            # alive for as long as the caller held the error
+            self.ray.kill(tally)
+
+    def _rank(self, job, tally) -> dict:
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         info: dict = {"read_tasks": len(job.source.splits)}
-        tally = ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)     # the read tasks report to it
         if job.plan is None:
             ds = ray.data.read_datasource(papers_datasource(job.source.splits, job.filters, tally))
             ds = ds.map_batches(unranked, batch_format="pyarrow")

@@ -180,6 +180,7 @@ class ScoreStage:
         from ..scoring import ScoreOptions
         self.backend = make_backend(settings)
         if model_key is not None and self.backend.model_name != model_key:
+            self.backend.close()          # nobody else can: the stage that holds it is never made
             raise BackendError(f"the {self.backend.name} backend serves '{self.backend.model_name}', not "
                                f"'{model_key}' as planned")
         self.prompts = prompts
