@@ -235,6 +235,15 @@ def test_local_server_needs_no_key_and_model_auto(server):
     assert be.stats()["cost_usd"] == 0.0            # unknown / local model: free
 
 
+def _connections_closed(server, within: float = 5.0) -> bool:
+    """Whether every client connection to the test server is closed (within a few seconds: the server's
+    handler thread sees the close)."""
+    deadline = time.monotonic() + within
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.connections == 0
+
+
 def test_a_backend_that_cannot_learn_the_model_lets_go_of_its_connection(server):
     """`auto` asks the server for its model; a server that does not say (a base URL without its /v1: 404) is a
     BackendError, and the connection the backend asked on is closed before the caller has the error. It stayed
@@ -242,10 +251,7 @@ def test_a_backend_that_cannot_learn_the_model_lets_go_of_its_connection(server)
     with pytest.raises(BackendError) as e:
         OpenAIBackend("auto", base_url=server.url.removesuffix("/v1"))
     assert "cannot list the models" in str(e.value)
-    deadline = time.monotonic() + 5
-    while server.connections and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.connections == 0, e.value
+    assert _connections_closed(server), e.value
 
 
 def test_a_scoring_stage_whose_backend_serves_another_model_than_planned_closes_it(server):
@@ -260,10 +266,7 @@ def test_a_scoring_stage_whose_backend_serves_another_model_than_planned_closes_
     with pytest.raises(BackendError) as e:
         ScoreStage(s, load_prompts(), model_key="planned-model")
     assert "serves 'served-model', not 'planned-model'" in str(e.value)
-    deadline = time.monotonic() + 5
-    while server.connections and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.connections == 0, e.value
+    assert _connections_closed(server), e.value
 
 
 def test_429_is_retried(server):
