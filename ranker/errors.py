@@ -92,6 +92,17 @@ def _restore(cls, args, state):
     return e
 
 
+def frame_owners(e: BaseException) -> Iterator[object]:
+    """The `self` of each frame the failure `e` went up through, innermost last: how an object half made
+    when a library failed (an engine, a cluster node) is found, to stop what it had started."""
+    tb = e.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        tb = tb.tb_next
+        if owner is not None:
+            yield owner
+
+
 def where(path, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 from pydantic import Field
 
 from .. import models
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, frame_owners
 from ..io import Warn
 from ..records import Usage
 from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, hf_config_context,
@@ -93,10 +93,8 @@ def _stop_failed_start(e: BaseException, before: set) -> None:
     lived until this process exited: shut the executors found in the failure's frames (an executor shut
     down on purpose logs no "worker died"), then end any process the start left all the same."""
     import multiprocessing
-    tb, done = e.__traceback__, set()
-    while tb is not None:
-        obj = tb.tb_frame.f_locals.get("self")
-        tb = tb.tb_next
+    done = set()
+    for obj in frame_owners(e):
         for part in (obj, getattr(obj, "model_executor", None)):
             kind = type(part)
             if (part is not None and id(part) not in done and kind.__module__.startswith("vllm.")

@@ -38,7 +38,7 @@ import threading
 from pathlib import Path
 
 from ..backends.base import one_line
-from ..errors import ConfigError, MissingDependency, RankerError
+from ..errors import ConfigError, MissingDependency, RankerError, frame_owners
 from ..io import Progress
 from ..netguard import worker_env
 from ..settings import Settings
@@ -339,10 +339,7 @@ class RayEngine:
             from ray._private.node import Node
         except ImportError:       # another Ray: what ray.shutdown() knows is stopped all the same
             Node = None
-        tb = e.__traceback__
-        while tb is not None and Node is not None:
-            node = tb.tb_frame.f_locals.get("self")
-            tb = tb.tb_next
+        for node in frame_owners(e) if Node is not None else ():
             if isinstance(node, Node):
                 try:
                     node.kill_all_processes(check_alive=False, allow_graceful=True, wait=True)
@@ -394,11 +391,8 @@ class RayEngine:
         return self.ray.remote(num_cpus=0)(WriteCount).remote()
 
     def _tallied(self, tally) -> dict:
-        """The manifest's record of what the read skipped (ReadTally.record), the actor then ended."""
-        try:
-            return self.ray.get(tally.record.remote())
-        finally:
-            self.ray.kill(tally)
+        """The manifest's record of what the read skipped (ReadTally.record; `rank` ends the actor)."""
+        return self.ray.get(tally.record.remote())
 
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
