@@ -693,9 +693,6 @@ class Store:
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ word search
-    def _fts_exists(self) -> bool:
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='papers_fts'").fetchone() is not None
-
     def _fts_state(self) -> tuple[bool, int | None]:
         """(whether the word-search index is built, the highest paper rowid an unfinished build holds or None)."""
         names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('papers_fts', ?)",
@@ -716,7 +713,7 @@ class Store:
         killed, the lock not got within the busy timeout) is never taken for the index: the next search goes on
         from where it stopped. A search never reads an unfinished index: it finishes the build first, taking
         turns with any other process building it; when it cannot, it is answered as without FTS5 (LIKE)."""
-        if self._fts_exists():
+        if self._fts_state()[0]:
             return True
         try:
             while True:

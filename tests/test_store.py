@@ -653,7 +653,7 @@ def test_word_search_works_while_another_process_writes(tmp_path):
         other.execute("ROLLBACK")
         other.close()
     with Store(db) as s:                                 # and the index is built once the database is free
-        assert s.search_papers("T 2505") == ["2505.00001"] and s._fts_exists()
+        assert s.search_papers("T 2505") == ["2505.00001"] and s._fts_state()[0]
 
 
 def test_the_word_index_holds_the_text_the_store_keeps(tmp_path):
@@ -694,7 +694,7 @@ def test_papers_stored_while_another_process_builds_the_word_index_are_searchabl
     try:
         with Store(db) as s:
             s.add_papers([paper("2505.00002")])
-            assert s._fts_exists() and s.search_papers("00002") == ["2505.00002"]
+            assert s._fts_state()[0] and s.search_papers("00002") == ["2505.00002"]
     finally:
         t.join()
 

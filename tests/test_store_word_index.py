@@ -120,7 +120,7 @@ def test_other_processes_write_between_the_chunks_of_the_first_build_and_their_p
                 p.wait()
     assert builder.returncode == 0 and out == "1\n", err
     with Store(db) as s:
-        assert s._fts_exists() and s.count_papers() == N + 1
+        assert s._fts_state()[0] and s.count_papers() == N + 1
         indexed = s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone()
         assert indexed == (N + 1, N + 1)
         assert s.search_papers("newcomer") == ["2502.00001"]
@@ -157,12 +157,12 @@ def test_a_first_build_killed_midway_is_not_taken_for_the_index_and_the_next_sea
     other.execute("BEGIN IMMEDIATE")
     try:
         with Store(db, busy_timeout=0.2) as s:
-            assert s.search_papers(f"w{N - 1:05d}") == [pid(N - 1)] and not s._fts_exists()
+            assert s.search_papers(f"w{N - 1:05d}") == [pid(N - 1)] and not s._fts_state()[0]
     finally:
         other.execute("ROLLBACK")
         other.close()
     with Store(db) as s:
-        assert s.search_papers(f"w{N - 1:05d}") == [pid(N - 1)] and s._fts_exists()
+        assert s.search_papers(f"w{N - 1:05d}") == [pid(N - 1)] and s._fts_state()[0]
         indexed = s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone()
         assert indexed == (N + 1, N + 1)
         assert s.search_papers("changedafter") == [pid(1)] and s.search_papers("w00001") == []

@@ -267,11 +267,10 @@ class VLLMBackend(Backend):
         try:
             with scoped_env(env):
                 self._llm = vllm.LLM(**kwargs)
-        except (ValueError, RuntimeError, OSError, MemoryError) as e:
-            failure = _engine_error(e, model)
-            _stop_failed_start(e, started)
         except Exception as e:
-            failure = (_engine_error(e, model) if type(e).__name__ in ("OutOfMemoryError",)
+            failure = (_engine_error(e, model)
+                       if isinstance(e, (ValueError, RuntimeError, OSError, MemoryError))
+                       or type(e).__name__ == "OutOfMemoryError"
                        else ModelError(f"vLLM could not load {model}: {one_line(e)}"))
             _stop_failed_start(e, started)
         finally:
