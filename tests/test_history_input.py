@@ -273,3 +273,26 @@ def test_a_copied_or_linked_day_and_a_day_entry_that_is_no_folder_are_skipped_an
     assert "not a folder" in problems["2025-07-01"]
     assert sorted(ln.split(": day skipped")[0] for ln in said if "day skipped" in ln) == \
         [str(h / d) for d in sorted(problems)]
+
+
+def test_a_listing_cut_short_or_empty_is_named_not_the_picks_it_lost(tmp_path):
+    """A listing whose line holding a pick is cut short (a download that stopped), or that is empty, leaves GPT's
+    picks "missing" from it: the day's one line names the cause to mend (the bad line, the empty file), not the
+    picks, which the user would look for in vain."""
+    h = tmp_path / "hist"
+    copy_day(GOOD[0], h / GOOD[0])
+    # the last line of the listing is a pick, cut short
+    d = copy_day("2025-07-02", h / "2025-07-02")
+    lines = (d / "listing.jsonl").read_text().splitlines()
+    pick = next(i for i, ln in enumerate(lines) if json.loads(ln)["id"] in set(picks_of("2025-07-02")))
+    lines.append(lines.pop(pick))
+    (d / "listing.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:80])
+    # an empty listing beside the day's picks
+    d = copy_day("2025-05-13", h / "2025-05-13")
+    (d / "listing.jsonl").write_text("")
+    said = []
+    problems = {s["day"]: s["problem"] for s in read_history(h, warn=said.append).skipped}
+    assert problems["2025-07-02"].startswith("1 records skipped (unreadable or without id/title); first at "
+                                             f"{h / '2025-07-02' / 'listing.jsonl'}:{len(lines)}"), problems
+    assert problems["2025-05-13"] == "listing.jsonl has no papers"
+    assert len(said) == 2 and not any("not in listing.jsonl" in x for x in said)

@@ -176,12 +176,14 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             problems.insert(0, f"{Path(e.where).name}: {message}" if inside else message)
         except (OSError, UnicodeError, ValueError) as e:       # an unreadable file
             problems.insert(0, f"unreadable ({e})")
-        if day is not None and day.missing:
-            problems.insert(0, f"{len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks (from "
-                               f"{day.source}) are not in listing.jsonl ({', '.join(day.missing[:3])}"
-                               f"{' ...' if len(day.missing) > 3 else ''})")
+        # what damaged the files comes first, then an empty listing: either leaves GPT's picks "missing" from
+        # the listing, and the user is to mend the cause (a line cut short), not look for the picks
         if day is not None and not problems and not day.papers:
             problems.append("listing.jsonl has no papers")
+        if day is not None and day.missing:
+            problems.append(f"{len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks (from "
+                            f"{day.source}) are not in listing.jsonl ({', '.join(day.missing[:3])}"
+                            f"{' ...' if len(day.missing) > 3 else ''})")
         if day is not None and not problems and not day.picks:
             problems.append(f"no GPT pick (from {day.source})")
         if day is not None and not problems:
