@@ -151,8 +151,9 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
                         progress=(lambda d, n: progress("embedding days", d, n)) if progress else None)
     # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`
-    # records them), so the corpus index and the novelty context know each one's day
-    update_index(store, emb.key, (p for d in used for p in by_date[d].papers), warn=warn)
+    # records them), so the corpus index and the novelty context know each one's day. The first build of a
+    # new home's index is nothing to warn of (the eval is often a switching user's first command).
+    update_index(store, emb.key, (p for d in used for p in by_date[d].papers), warn=warn, say_first_build=False)
     embedding = time.perf_counter() - t
 
     zero_shot = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(

@@ -59,14 +59,15 @@ def _record_new(store: "Store", papers: "Iterable[Paper]") -> None:
 
 
 def update_index(store: "Store", embedder: str, papers: "Iterable[Paper] | None" = None, *,
-                 warn: Warn | None = None) -> SyncResult | None:
+                 warn: Warn | None = None, say_first_build: bool = True) -> SyncResult | None:
     """Record `papers` the store lacks (their days and titles) and bring the index up to the store's vectors.
     For the commands that embed: a failure to write the index is reported through `warn`, never raised (the
-    index is derived data; the command's own work is done)."""
+    index is derived data; the command's own work is done). `say_first_build`: whether `warn` also hears the
+    first build of an index that was not there (see CorpusIndex)."""
     try:
         if papers is not None:
             _record_new(store, papers)
-        return CorpusIndex(store, embedder, warn=warn).sync()
+        return CorpusIndex(store, embedder, warn=warn, say_first_build=say_first_build).sync()
     except (OSError, RankerError, RuntimeError) as e:     # RuntimeError: what faiss raises
         _not_updated(e, warn)
         return None
