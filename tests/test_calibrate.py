@@ -175,6 +175,14 @@ def test_walk_forward_ranks_each_day_with_a_fit_on_earlier_days_only():
     assert len(lines[3].split()) == 5
 
 
+def test_the_walk_forward_table_of_one_day_says_one_day():
+    """A short history walks forward on one day: "1 day (2025-01-05)", not "1 days (2025-01-05..2025-01-05)"."""
+    from ranker.prefilter.walkforward import Report
+    m = {"auc": 0.9, "recall@25": 0.8, "recall@40": 0.9, "keep95": 0.5}
+    lines = table(Report(days=["2025-01-05"], learned={"2025-01-05": m}, zero_shot={"2025-01-05": m}))
+    assert lines[0] == "walk-forward on 1 day (2025-01-05), each ranked by a fit on the days before it:"
+
+
 def test_a_user_label_overrides_gpts_pick_and_weighs_more():
     X, y, zs, g, papers = _toy()
     plain = fit_inputs(X, y, zs, g, papers)

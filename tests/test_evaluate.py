@@ -297,6 +297,20 @@ def test_bad_days_are_skipped_and_counted(tmp_path, settings, store):
     assert "2025-05-15" in (tmp_path / "out" / "report.html").read_text()
 
 
+def test_one_day_is_said_as_one_day(tmp_path, settings, store):
+    """One day evaluated and one skipped: "1 day (2025-05-15)" and "1 day skipped", in the terminal summary and
+    the report, not "1 days (2025-05-15..2025-05-15)" or "1 day(s)"."""
+    hist = make_history(tmp_path / "hist", THREE[1:])
+    (hist / THREE[1] / "gpt_scores.jsonl").write_text("{\"id\": \"2505.0\n")         # a line cut short
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store)
+    md = summary_markdown(res.to_dict())
+    assert md.startswith(f"## ranker eval: 1 day ({THREE[2]}), "), md
+    assert f"\n1 day skipped: {THREE[1]} (" in md, md
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert f"<title>ranker eval: {THREE[2]}</title>" in html and f"1 day ({THREE[2]})" in html
+    assert "1 day skipped: " in html and "day(s)" not in html and "1 days" not in html
+
+
 def test_an_output_folder_inside_the_history_is_not_a_skipped_day(tmp_path, settings, store):
     """`--out ~/gpt/eval` beside the day folders: the eval's own folder is neither read nor said as a bad day,
     on the first run (made before the history is read) or on the next; a real odd folder still is."""

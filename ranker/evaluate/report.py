@@ -15,7 +15,14 @@ _NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "kee
 
 
 def _span(days: list[Mapping]) -> str:
-    return f"{days[0]['date']}..{days[-1]['date']}" if days else "no day"
+    if not days:
+        return "no day"
+    first, last = days[0]["date"], days[-1]["date"]
+    return first if first == last else f"{first}..{last}"
+
+
+def _n_days(n: int) -> str:
+    return f"{n} day{'s' if n != 1 else ''}"
 
 
 def took(t: Mapping) -> str:
@@ -125,13 +132,13 @@ def render_html(result: Mapping[str, Any]) -> str:
     add("<h1>The local pipeline replayed on your GPT history</h1>")
     add(f'<p class="muted">Made by <code>ranker eval</code> on '
         f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} from <code>{esc(result["history"])}</code>: '
-        f'{esc(o["days"])} days ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks; '
+        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks; '
         f'{esc(_how(s))}'
         + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
            f"and NOVELTY &ge; {esc(s['min_novelty'])}" if llm else "")
         + (f"; {esc(took(result['timings']))}" if result.get("timings") else "") + ".</p>")
     if result.get("skipped"):
-        add(f'<p class="note">{esc(len(result["skipped"]))} day(s) skipped: '
+        add(f'<p class="note">{esc(_n_days(len(result["skipped"])))} skipped: '
             + "; ".join(f"{esc(x['day'])}: {esc(x['problem'])}" for x in result["skipped"]) + "</p>")
     for n in result.get("notes") or []:
         add(f'<p class="note">{esc(n)}</p>')
@@ -176,7 +183,7 @@ def render_html(result: Mapping[str, Any]) -> str:
 def summary_markdown(result: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     s, days, o = result["settings"], result["days"], result["overall"]
-    lines = [f"## ranker eval: {o['days']} days ({_span(days)}), {o['papers']} papers, {o['picks']} GPT picks", "",
+    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {o['papers']} papers, {o['picks']} GPT picks", "",
              f"{_how(s)}; means over days:", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -196,7 +203,7 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
         lines += ["", f"Digest vs GPT's picks: {d['local_picks']} picked, {d['gpt_picks']} by GPT, {d['tp']} both: "
                       f"precision {fmt(d['precision'])}, recall {fmt(d['recall'])}, F1 {fmt(d['f1'])}"]
     if result.get("skipped"):
-        lines += ["", f"{len(result['skipped'])} day(s) skipped: "
+        lines += ["", f"{_n_days(len(result['skipped']))} skipped: "
                   + "; ".join(f"{x['day']} ({x['problem']})" for x in result["skipped"])]
     for n in result.get("notes") or []:
         lines += ["", f"Note: {n}"]

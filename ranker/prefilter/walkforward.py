@@ -72,7 +72,9 @@ def row(name: str, m: dict[str, float]) -> str:
 def table(rep: Report) -> list[str]:
     """The lines `ranker calibrate` prints: the walk-forward means of the learner and of zero-shot."""
     first, last = (rep.days[0], rep.days[-1]) if rep.days else ("-", "-")
+    span = first if first == last else f"{first}..{last}"
     fit_s = float(np.mean(rep.fit_seconds)) if rep.fit_seconds else 0.0
-    return [f"walk-forward on {len(rep.days)} days ({first}..{last}), each ranked by a fit on the days before it:",
+    n = len(rep.days)
+    return [f"walk-forward on {n} day{'s' if n != 1 else ''} ({span}), each ranked by a fit on the days before it:",
             HEADER, row("zero-shot", rep.mean("zero_shot")), row("calibrated", rep.mean("learned")),
             f"(one fit {fit_s:.1f}s; keep95 = the smallest top fraction of a day that holds 95% of GPT's picks)"]
