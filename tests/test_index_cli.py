@@ -172,6 +172,38 @@ def test_a_file_where_the_index_folder_goes_is_named(stocked, tmp_path, in_the_w
     assert blocker.read_text() == "not a folder"
 
 
+# No file may grow past 64 KB in the child (SQLite's 32 KB shared-memory file fits; the index segment of 60
+# 384-d vectors, 92 KB, does not): the write fails as on a disk with that much room left.
+FULL_DISK = ("import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+             "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))")
+
+
+def test_a_full_disk_while_writing_the_index_names_the_file(stocked, tmp_path):
+    """The disk fills while an index file is written: the line names that file (so its folder, which may be
+    another disk than the database's), not only what happened (it said `error: file too large`, and the
+    embedding commands `index: not updated ([Errno 27] File too large)`)."""
+    import errno
+    import os
+    db, papers = stocked
+    folder = db.parent / "faiss-r.sqlite3" / "minilm"
+    what = os.strerror(errno.EFBIG)
+    r = ranker("similar", papers[40].id, "--db", db, pre=FULL_DISK)
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    line = r.stderr.strip()
+    assert line.startswith(f"error: {folder}/seg-") and line.endswith(f".f32: {what[0].lower()}{what[1:]}"), line
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]          # the short file is gone
+
+    day = listing("2025-05-15", 35)[30:]
+    with Store(db) as s:                  # papers and vectors stored beforehand: the fetch writes little else
+        s.add_papers(Paper.from_dict(x) for x in day)
+        store_vectors(s, [Paper.from_dict(x) for x in day])
+    r = ranker("fetch", "--from", write(tmp_path / "day.jsonl", day), "--embed", "--out", tmp_path / "out.jsonl",
+               "--db", db, "--offline", pre=FULL_DISK)
+    assert r.returncode == 0, r.stderr
+    note = [x for x in r.stderr.splitlines() if x.startswith("index: not updated (")]
+    assert len(note) == 1 and note[0].startswith(f"index: not updated ({folder}/seg-") and \
+        note[0].endswith(f".f32: {what}); the next command that embeds retries"), r.stderr
+
 def test_fetch_embed_syncs_the_index_and_embeds_only_what_is_missing(tmp_path):
     """Every vector already stored (under the keys the embedder looks up): no model loads, the index follows."""
     db = tmp_path / "r.sqlite3"

@@ -1,10 +1,11 @@
 """CorpusIndex: every paper vector the store holds for one embedder, in a FAISS index kept on disk.
 
 The index is derived data. `sync()` brings it up to the store: the vectors stored since the last sync are
-appended as a new segment (a small file: no FAISS index is loaded or rewritten for a day's papers); once the
-segments grow large they are merged (below APPROX_THRESHOLD vectors: into one segment; above: added to the
-trained IVF lists). Whenever the index is missing, unreadable, built for another embedder, or disagrees with
-the store, it is rebuilt from the store and `sync()` says why in one line (SyncResult.note; `warn` gets it too).
+appended as a new segment (a small file: no FAISS index is loaded or rewritten for a day's papers); more than
+MAX_SEGMENTS segments are merged into one, and above APPROX_THRESHOLD vectors the segments are added to the
+trained IVF lists once they hold TAIL_MIN vectors or TAIL_SHARE of the IVF's. Whenever the index is missing,
+unreadable, built for another embedder, or disagrees with the store, it is rebuilt from the store and `sync()`
+says why in one line (SyncResult.note; `warn` gets it too).
 
 Agreement with the store is checked cheaply on every sync, without reading vectors: the number of paper
 vectors, the store's highest rowid, the row the index saw last, and a few sampled (id, text hash) pairs. A
@@ -272,11 +273,12 @@ class CorpusIndex:
 
     def _maybe_merge(self, m: F.Manifest, res: SyncResult) -> SyncResult:
         self.manifest = m
-        if m.base is not None:
-            if m.tail_count > max(TAIL_MIN, int(TAIL_SHARE * m.base.count)) or len(m.segments) > MAX_SEGMENTS:
-                self._merge_into_base(m)
-                res.merged = True
+        if m.base is not None and m.tail_count > max(TAIL_MIN, int(TAIL_SHARE * m.base.count)):
+            self._merge_into_base(m)
+            res.merged = True
         elif len(m.segments) > MAX_SEGMENTS:
+            # many small segments (an IVF's too): merged into one, which costs the tail's size, not the IVF's
+            # (adding them to its lists reads and rewrites the whole IVF file)
             self._merge_segments(m)
             res.merged = True
         return res

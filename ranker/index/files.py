@@ -250,15 +250,26 @@ class StreamFile:
         self.crc = 0
 
     def write(self, data: bytes) -> None:
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as e:
+            raise self._named(e) from None
         self.size += len(data)
         self.crc = zlib.crc32(data, self.crc)
 
     def close(self) -> FileRef:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+        except OSError as e:
+            raise self._named(e) from None
         return FileRef(self.name, self.size, self.crc)
+
+    def _named(self, e: OSError) -> OSError:
+        """A write's error (a full disk) with this file's path: write() and fsync() name none, and the line
+        the user sees must say where (the index's folder may be on another disk than the database)."""
+        return e if e.filename is not None else OSError(e.errno, e.strerror, str(self.path))
 
     def discard(self) -> None:
         try:
