@@ -351,19 +351,21 @@ class Store:
             # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
             raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
         try:
-            self._open()
-        except sqlite3.DatabaseError as e:
-            read_only = self.path.exists() and self._is_read_only(e)
-            error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
-            if self.conn is not None:
-                self.conn.close()
-                self.conn = None
-            if error is not None:
-                raise error from None
-            self._open_read_only(e)
+            try:
+                self._open()
+            except sqlite3.DatabaseError as e:
+                read_only = self.path.exists() and self._is_read_only(e)
+                error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                if error is not None:
+                    raise error from None
+                self._open_read_only(e)
         except BaseException:
             # a database this ranker refuses (a newer schema), a Ctrl-C while waiting for another process's
-            # write: closed, not left open to the error's frames
+            # write, a read-only open whose reading of the schema failed or was interrupted: closed, not left
+            # open to the error's frames
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
