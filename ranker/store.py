@@ -351,24 +351,27 @@ class Store:
             # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
             raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
         try:
-            self._open()
-        except sqlite3.DatabaseError as e:
-            read_only = self.path.exists() and self._is_read_only(e)
-            error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
-            if self.conn is not None:
-                self.conn.close()
-                self.conn = None
-            if error is not None:
-                raise error from None
-            self._open_read_only(e)
+            try:
+                self._open()
+            except sqlite3.DatabaseError as e:
+                read_only = self.path.exists() and self._is_read_only(e)
+                error = None if read_only else self._error(e, "open")      # (while the connection can still tell)
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                if error is not None:
+                    raise error from None
+                self._open_read_only(e)
         except BaseException:
             # a database this ranker refuses (a newer schema), a Ctrl-C while waiting for another process's
-            # write: closed, not left open to the error's frames
+            # write, a read-only open whose reading of the schema failed or was interrupted: closed, not left
+            # open to the error's frames
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
             raise
         self._mark_dead_runs()
+        self._drop_stale_fts_build()
 
     def _open(self) -> None:
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
@@ -693,10 +696,14 @@ class Store:
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ word search
+    def _fts_tables(self) -> set[str]:
+        """Which of papers_fts and papers_fts_building the database holds."""
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('papers_fts', ?)",
+                                                (_FTS_BUILDING,))}
+
     def _fts_state(self) -> tuple[bool, int | None]:
         """(whether the word-search index is built, the highest paper rowid an unfinished build holds or None)."""
-        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('papers_fts', ?)",
-                                                 (_FTS_BUILDING,))}
+        names = self._fts_tables()
         if "papers_fts" in names:
             return True, None
         if _FTS_BUILDING in names:
@@ -720,6 +727,9 @@ class Store:
                 with self.transaction() as c:
                     built, upto = self._fts_state()
                     if built:                   # another process finished it while this one waited for the lock
+                        # (a ranker from before the chunked build makes papers_fts anew: then this one's
+                        # unfinished build is of no use, see _drop_stale_fts_build)
+                        c.execute(f"DROP TABLE IF EXISTS {_FTS_BUILDING}")
                         return True
                     if upto is None:
                         c.execute(f"CREATE VIRTUAL TABLE {_FTS_BUILDING} USING {_FTS_COLUMNS}")
@@ -733,6 +743,23 @@ class Store:
                 time.sleep(FTS_BUILD_PAUSE)
         except StoreError:
             return False
+
+    def _drop_stale_fts_build(self) -> None:
+        """Drop an unfinished build of the word index that lies beside a built one. A ranker from before the
+        chunked build makes papers_fts in one transaction, not by renaming papers_fts_building, so one run after
+        a build of this ranker was interrupted leaves both; no build goes on beside a built index (each chunk
+        looks for papers_fts first, under the write lock, and papers stored since update papers_fts alone), so
+        the unfinished one would stay in the file for good, about as large as the index."""
+        if self.read_only:
+            return
+        try:
+            if not {"papers_fts", _FTS_BUILDING} <= self._fts_tables():
+                return
+            with self.transaction() as c:
+                if self._fts_state()[0]:
+                    c.execute(f"DROP TABLE IF EXISTS {_FTS_BUILDING}")
+        except (sqlite3.DatabaseError, StoreError):
+            pass                                  # a lock now is not this open's failure: try next time
 
     def search_papers(self, query: str, limit: int = 50) -> list[str]:
         """Ids of the papers whose title or abstract holds every word of `query` (the last one also as a prefix),

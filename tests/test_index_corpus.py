@@ -391,6 +391,46 @@ def test_writers_leave_no_stray_files(store, vecs):
     assert names == sorted({f.name for f in m.files()} | {"manifest.json", ".lock"})
 
 
+def test_a_segment_whose_second_file_cannot_be_made_leaves_its_first_neither_open_nor_behind(store, vecs):
+    """The index's file system runs out of inodes between a new segment's two files: the update fails with the
+    disk's error, and the vectors file made first was left open (for as long as the caller held the error) and
+    on disk (until the next writer)."""
+    import errno
+    d = store.index_dir
+    d.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=64", "tmpfs", str(d)],
+                                           capture_output=True).returncode:
+        pytest.skip("a file system out of inodes needs a tmpfs mount (root)")
+    try:
+        put(store, vecs, 0, 10)
+        idx = CorpusIndex(store, EMB)
+        idx.sync()
+        before = sorted(p.name for p in idx.dir.iterdir())
+        filler = []
+        try:
+            while True:                                   # every inode taken, then one given back
+                filler.append(d / f"filler-{len(filler)}")
+                filler[-1].touch()
+        except OSError as full:
+            assert full.errno == errno.ENOSPC
+        filler[-2].unlink()
+        put(store, vecs, 10, 20)
+        with pytest.raises(OSError) as e:
+            CorpusIndex(store, EMB).sync()
+        assert e.value.errno == errno.ENOSPC
+        opened = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(idx.dir)):
+                    opened.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass                                      # (the listing's own descriptor, closed since)
+        assert opened == [], e.value
+        assert sorted(p.name for p in idx.dir.iterdir()) == before
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=True)
+
+
 # --------------------------------------------------------------------------- kill -9
 CHILD = """
 import sys, time

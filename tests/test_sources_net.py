@@ -284,6 +284,25 @@ def test_a_feed_that_trickles_forever_is_abandoned_at_the_download_timeout(rss_e
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("reply", [
+    Reply(200, FOREVER, trickle=3.0),
+    Reply(200, FOREVER, trickle=3.0, chunked=True),
+    Reply(200, gzip.compress(FOREVER), headers={"Content-Encoding": "gzip"}, trickle=3.0),
+], ids=["length", "chunked", "gzip"])
+def test_a_try_ends_at_the_download_timeout_not_a_socket_timeout_after_it(server, reply):
+    """The clock was looked at only between pieces of the body: a wait for the next piece ran on past the
+    download timeout for up to the socket `timeout` (a piece every 3 s, under a timeout of 5 s, ended a try
+    of 1 s at 3 s), and a gzip body trickled was not cut at all (urllib3 reads on, each wait under `timeout`,
+    until its header gives a decoded byte). Each wait now ends at the try's deadline."""
+    server.route("/feed.xml", reply)
+    t0 = time.monotonic()
+    with pytest.raises(FetchError, match=r"was still sending its answer after 1 s \(1 tries;"):
+        fetch_bytes(server.url("/feed.xml"), policy=fast(timeout=5.0, download_timeout=1.0, retries=0))
+    took = time.monotonic() - t0
+    assert server.hits() == 1 and 1.0 <= took < 1.6, took
+
+
+@pytest.mark.timeout(30)
 def test_an_api_page_that_trickles_forever_is_abandoned_at_the_download_timeout(api_env):
     """The arXiv API's pages come through arxiv's Client and its `_session`, which is ours: the same limit."""
     api_env.route("/api/query", Reply(200, FOREVER, trickle=0.2))

@@ -470,6 +470,54 @@ def test_a_ctrl_c_while_the_database_is_opened_closes_its_connection(tmp_path):
     assert opened == [], e.value
 
 
+def test_a_ctrl_c_while_a_read_only_open_reads_the_schema_closes_its_connection(tmp_path):
+    """A database seen read-only (here through a read-only bind mount) while another process writes to it through
+    a writable path: the read-only open waits on the writer's lock reading the schema, and a Ctrl-C there (or a
+    failure of its schema-version query) left that connection, and so the file, open for as long as the caller
+    held the error (the mount could not be unmounted meanwhile)."""
+    import _thread
+    import threading
+    if os.geteuid() != 0:
+        pytest.skip("a read-only view of a writable folder needs a bind mount (root)")
+    home, view = tmp_path / "home", tmp_path / "view"
+    home.mkdir()
+    view.mkdir()
+    Store(home / "r.sqlite3").close()
+    # another process (its locks are its own: a connection of this one would keep SQLite from closing any file
+    # of the database here while it holds them), writing to a copy made by another tool: readers wait on its lock
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sqlite3, time
+        c = sqlite3.connect({str(home / "r.sqlite3")!r}, isolation_level=None)
+        c.execute("PRAGMA journal_mode=DELETE")
+        c.execute("BEGIN EXCLUSIVE")
+        print("holding", flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "holding\n"
+        if subprocess.run(["mount", "--bind", str(home), str(view)], capture_output=True).returncode:
+            pytest.skip("bind mounts are not permitted here")
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+            db = view / "r.sqlite3"
+            threading.Timer(0.5, _thread.interrupt_main).start()
+            with pytest.raises(KeyboardInterrupt) as e:
+                Store(db, busy_timeout=0.2)
+            opened = []
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    if os.path.realpath(f"/proc/self/fd/{fd}") == str(db):
+                        opened.append(fd)
+                except OSError:
+                    pass                                  # (the listing's own descriptor, closed since)
+            assert opened == [], e.value
+        finally:
+            subprocess.run(["umount", "-l", str(view)], check=True)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 def test_a_full_disk_names_the_database(tmp_path):
     import os
     from conftest import small_disk

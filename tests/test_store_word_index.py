@@ -167,3 +167,80 @@ def test_a_first_build_killed_midway_is_not_taken_for_the_index_and_the_next_sea
         assert indexed == (N + 1, N + 1)
         assert s.search_papers("changedafter") == [pid(1)] and s.search_papers("w00001") == []
         assert s.search_papers("newcomer") == ["2502.00001"] and s.search_papers("w00000") == [pid(0)]
+
+
+def killed_after_its_first_chunk(db, chunk: int) -> None:
+    """A real process whose first search builds the index and is killed (kill -9) in the pause after its first
+    chunk: `chunk` papers copied into papers_fts_building, the build unfinished."""
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal, time
+        import ranker.store as st
+        st.FTS_BUILD_CHUNK = {chunk}
+        time.sleep = lambda seconds: os.kill(os.getpid(), signal.SIGKILL)
+        with st.Store({str(db)!r}) as s:
+            s.search_papers("w00001")
+        """)], capture_output=True, text=True)
+    assert child.returncode == -9, child.stderr
+    assert not built(db) and copied(db) == chunk
+
+
+def built_by_an_older_ranker(c: sqlite3.Connection) -> None:
+    """What a ranker from before the chunked build does on its first search: papers_fts made and filled in one
+    transaction (it knows nothing of papers_fts_building)."""
+    c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+              "tokenize='unicode61 remove_diacritics 2')")
+    c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+    c.execute("COMMIT")
+
+
+def building_table(db) -> bool:
+    return bool(look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts_building'"))
+
+
+def test_a_build_left_unfinished_beside_an_index_an_older_ranker_built_is_dropped_by_the_next_open(tmp_path):
+    # An older ranker, run after a build of this one was killed, built papers_fts in one go; the unfinished
+    # papers_fts_building beside it was never used again, nor removed: it stayed in the file for good.
+    db = tmp_path / "r.sqlite3"
+    stored(db, 300)
+    killed_after_its_first_chunk(db, 100)
+    with Store(db) as s:                                  # an unfinished build alone is kept, to be gone on with
+        assert building_table(db) and not s._fts_state()[0]
+    older = sqlite3.connect(db, isolation_level=None)
+    older.execute("BEGIN IMMEDIATE")
+    built_by_an_older_ranker(older)
+    older.close()
+    assert built(db) and building_table(db)
+    with Store(db) as s:
+        assert not building_table(db)
+        assert s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone() == (300, 300)
+        assert s.search_papers("w00299") == [pid(299)] and s.search_papers("w00000") == [pid(0)]
+        assert s.integrity_check() == "ok"
+
+
+def test_a_search_that_waited_while_an_older_ranker_built_the_index_drops_its_own_unfinished_build(tmp_path):
+    # A search going on with an unfinished build waits for the lock while an older ranker builds papers_fts in
+    # one go: it then searches that index, and its own unfinished build is dropped, not left beside it.
+    import threading
+    db = tmp_path / "r.sqlite3"
+    stored(db, 300)
+    killed_after_its_first_chunk(db, 100)
+    holding = threading.Event()
+
+    def older_ranker():
+        c = sqlite3.connect(db, isolation_level=None)
+        c.execute("BEGIN IMMEDIATE")
+        holding.set()
+        time.sleep(0.5)                                   # the search has looked and is waiting for the lock now
+        built_by_an_older_ranker(c)
+        c.close()
+
+    with Store(db) as s:
+        t = threading.Thread(target=older_ranker)
+        t.start()
+        try:
+            assert holding.wait(10)
+            assert s.search_papers("w00299") == [pid(299)]
+        finally:
+            t.join()
+        assert built(db) and not building_table(db)
+        assert s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone() == (300, 300)

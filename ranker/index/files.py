@@ -290,7 +290,13 @@ class SegmentWriter:
         self.count = 0
         stem = new_name("seg", "")
         self._vec = StreamFile(directory, stem + ".f32")
-        self._ids = StreamFile(directory, stem + ".ids")
+        try:
+            self._ids = StreamFile(directory, stem + ".ids")
+        except BaseException:
+            # (no inode left, no descriptor left): the first closed and removed, not left open to the error's
+            # frames and on disk until the next writer
+            self._vec.discard()
+            raise
 
     def add(self, ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")

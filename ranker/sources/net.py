@@ -15,9 +15,10 @@ again with the same backoff). The knobs are the [fetch] settings (NetPolicy.from
 `timeout` bounds each wait for the server (the connect, then each silence between bytes), not the answer: a
 server, proxy or captive portal that trickles a byte every few seconds never trips it. So the adapter reads the
 body itself, a piece at a time as it arrives (_read_body), and a try whose answer has not ended
-`download_timeout` seconds after the request is abandoned. Both readers of the network get it: fetch_bytes
-and arxiv's `_session.get`, neither of which streams (a stream=True caller would read the body itself; none
-does).
+`download_timeout` seconds after the request is abandoned, a wait for the next bytes cut short there (the status
+line and headers, read by urllib3 before the body, are bounded by `timeout` per wait alone). Both readers of
+the network get it: fetch_bytes and arxiv's `_session.get`, neither of which streams (a stream=True caller
+would read the body itself; none does).
 
 In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting, a
 redirect's target too.
@@ -124,19 +125,45 @@ _PIECE = 64 * 1024
 
 def _read_body(resp, deadline: float) -> bool:
     """Read the body of `resp` (a requests.Response whose body is not read yet) into resp.content, as
-    requests does, but a piece at a time as it arrives (urllib3's read1: one read of the connection, which
-    waits at most the timeout), so that the try's `deadline` (a time.monotonic() value) is looked at after
-    each piece: `resp.content` reads on as long as bytes keep coming. False when the deadline came first.
-    A failed read raises what resp.content would."""
+    requests does, but a piece at a time as it arrives (urllib3's read1), and no later than the try's
+    `deadline` (a time.monotonic() value): `resp.content` reads on as long as bytes keep coming. The clock is
+    looked at after each piece, and a timer shuts the connection for reading at the deadline (urllib3's
+    HTTPResponse.shutdown), which ends a wait for the next bytes there: `timeout` alone let one wait run on
+    that long past it, and a read of urllib3's that waits several times before it returns (the size line of
+    a chunk, a gzip header, each byte of them trickled) ran on without end. False when the deadline came
+    first. A failed read raises what resp.content would."""
+    import threading
+
     import requests
     from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
+    cut = threading.Event()
+
+    def shut() -> None:
+        cut.set()
+        try:
+            resp.raw.shutdown()
+        except (ValueError, RuntimeError, OSError):
+            pass                # no socket to shut: the body was read whole, its connection given back
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), shut)
+    timer.daemon = True
+    timer.start()
     pieces = []
     try:
-        while piece := resp.raw.read1(_PIECE, decode_content=True):
-            pieces.append(piece)
-            if time.monotonic() > deadline:
-                return False
+        try:
+            while piece := resp.raw.read1(_PIECE, decode_content=True):
+                pieces.append(piece)
+                if time.monotonic() > deadline:
+                    return False
+        except (ProtocolError, DecodeError, ReadTimeoutError, SSLError):
+            if not cut.is_set():
+                raise
+        finally:
+            timer.cancel()
+            timer.join()
+        if cut.is_set():
+            return False        # whatever the read said then (a body without a length just ends there)
     # requests' own translation (Response.iter_content)
     except ProtocolError as e:
         raise requests.exceptions.ChunkedEncodingError(e) from None
