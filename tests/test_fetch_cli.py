@@ -308,3 +308,31 @@ def test_filters_that_match_nothing_say_so(tmp_path):
     assert r.stderr.strip() == (f"nothing to do: 0 of 192 papers in {DAYS / '2025-05-15' / 'listing.jsonl'} match "
                                 f"q-bio.NC / new,cross; wrote an empty {tmp_path / 'p.jsonl'}")
     assert (tmp_path / "p.jsonl").read_text() == ""
+
+
+def _next_open_day() -> str:
+    """The first weekday whose announcement's submission window has not closed yet."""
+    from datetime import date, datetime, timedelta, timezone
+
+    from ranker.sources.days import is_announcement_day, submission_window
+    d = date.today() - timedelta(days=1)
+    while not (is_announcement_day(d.isoformat()) and submission_window(d.isoformat())[1] > datetime.now(timezone.utc)):
+        d += timedelta(days=1)
+    return d.isoformat()
+
+
+@pytest.mark.parametrize("day", [_next_open_day(), "2099-01-05"])
+def test_a_day_not_announced_yet_is_refused_and_asks_nothing(tmp_path, day):
+    """`--date` of the coming announcement (its submission window still open) stored what the API held so far
+    as the whole day, and a day years ahead retried the API's empty answer and said 'try again later'. Both
+    are one line naming --date, nothing asked, nothing stored."""
+    db, out = tmp_path / "r.sqlite3", tmp_path / "day.jsonl"
+    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, atom))
+        r = fetch_cli("fetch", "--date", day, "--out", out, "--db", db, RANKER_API_URL=srv.url("/api/query"))
+        assert srv.hits() == 0
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: --date: {day} is not announced yet: ")
+    assert not out.exists() and (not db.exists() or count(db) == 0)

@@ -448,6 +448,40 @@ def test_a_bom_inside_concatenated_files_is_not_a_bad_row(tmp_path):
     assert [p.id for p in read_papers(two, report=report)] == [r["id"] for r in rows] and report.skipped == 0
 
 
+@pytest.mark.parametrize("lead", [b"\n", b"\r\n\n  ", b"\xef\xbb\xbf\n"])
+def test_a_feed_with_blank_lines_before_its_declaration_is_read(tmp_path, lead):
+    """A feed saved with a blank line on top (a script that printed a newline first) is the same feed, as
+    for JSON lines: the parser refuses an XML declaration not at the start, and used to call it a truncated
+    download. A problem is still named at its own line of the file."""
+    rss = tmp_path / "feed.xml"
+    rss.write_bytes(lead + RSS.read_bytes())
+    assert len(list(read_papers(rss, categories="cs.LG,cs.AI"))) == 207
+    atom = tmp_path / "api.xml"
+    atom.write_bytes(lead + ATOM_QUERY.read_bytes())
+    assert len(list(read_papers(atom))) == 10
+    doc = lead + rss_doc([rss_item("2411.00001"), "\n" + rss_item("not-an-id"), rss_item("2411.00003")])
+    report = ReadReport()
+    assert [p.id for p in read_papers(doc, report=report)] == ["2411.00001", "2411.00003"]
+    line = doc.split(b"not-an-id")[0].count(b"\n") + 1
+    assert report.skipped == 1 and report.first_where("skipped") == f"<bytes>:{line}"
+
+
+def test_a_damaged_first_line_does_not_hide_a_snapshot(tmp_path):
+    """A snapshot whose first line is cut (a file cut at its start, debris of a download) is still a
+    snapshot: the first line that is JSON decides, so the papers keep their first version's day and their
+    version, the damaged line counted."""
+    rows = listing_rows(n=3)
+    body = "".join(json.dumps(to_snapshot(r)) + "\n" for r in rows).encode("utf-8")
+    snap = tmp_path / "snap.json"
+    snap.write_bytes(b'{"id": "2505.0999' + b"\n" + body)
+    for source in (snap, snap.read_bytes(), gzip.compress(snap.read_bytes())):
+        report = ReadReport()
+        papers = list(read_papers(source, report=report))
+        assert [p.id for p in papers] == [r["id"] for r in rows]
+        assert {p.date for p in papers} == {"2025-05-13"} and {p.version for p in papers} == {2}
+        assert report.skipped == 1 and report.first_where("skipped").endswith(":1")
+
+
 # --------------------------------------------------------------------------- pipes and stdin
 def _snapshot_bytes(n: int) -> bytes:
     rows = listing_rows("2025-05-13")

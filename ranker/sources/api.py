@@ -118,7 +118,10 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
     """The announcements dated `day` (YYYY-MM-DD) rebuilt through the arXiv API: the papers in `categories`
     first submitted in the window that announcement holds (ranker.sources.days), each dated `day`, announce
     types new / cross relative to `categories`. A Saturday or Sunday yields nothing and asks nothing (the
-    report's feed_date says which day it was)."""
+    report's feed_date says which day it was); a day whose submission window has not closed yet is an
+    InputError, asked nothing (a part of it would be stored as the whole day)."""
+    from datetime import datetime, timezone
+
     import arxiv
 
     from .days import is_announcement_day, submission_window
@@ -132,6 +135,11 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
     cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else list(DEFAULT_ANNOUNCE)
     start, end = submission_window(d)
+    if end > datetime.now(timezone.utc):
+        # the window is still open (or to come): what the API holds so far would be stored as the whole day
+        raise InputError(f"{d} is not announced yet: its announcement holds the submissions until "
+                         f"{end:%Y-%m-%d %H:%M} UTC (14:00 US Eastern), announced at 20:00 US Eastern that day",
+                         key="date")
     policy = policy or NetPolicy()
     client = api_client(policy=policy, warn=warn, page_size=500)
     search = arxiv.Search(query=window_query_utc(start, end, cats), max_results=None,

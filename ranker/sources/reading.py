@@ -108,14 +108,20 @@ def detect_format(head: bytes, first_line: bytes | None = None) -> str | None:
         return None
     if head.startswith(b"{"):
         from .snapshot import looks_like_snapshot
-        line = _head(first_line) if first_line is not None else b""
-        if not line:                     # not given, or blank: the first line of the head that is not blank
-            line = next((x.strip() for x in head.splitlines() if x.strip()), b"")
-        try:
-            obj = json.loads(line.decode("utf-8", errors="replace"))
-        except (ValueError, RecursionError):
-            return "jsonl"
-        return "snapshot" if looks_like_snapshot(obj) else "jsonl"
+        # the first line that is a JSON object decides (the first line given whole, then the head's): a damaged
+        # first line (a file cut at its start) must not make a snapshot papers JSONL, without its days and versions
+        lines = [first_line] if first_line is not None else []
+        for line in (*lines, *head.splitlines()):
+            line = _head(line)
+            if not line:
+                continue
+            try:
+                obj = json.loads(line.decode("utf-8", errors="replace"))
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(obj, dict):
+                return "snapshot" if looks_like_snapshot(obj) else "jsonl"
+        return "jsonl"
     return None
 
 

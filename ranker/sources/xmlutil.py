@@ -7,6 +7,8 @@ from ..errors import InputError
 from .report import ReadReport
 
 _DECL_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*['\"]([A-Za-z0-9._\-]+)['\"]")
+# blank lines before the XML declaration (a feed saved by a script that printed a newline first), after a BOM
+_BLANK_BEFORE_DECL = re.compile(rb"^(\xef\xbb\xbf)?(\s+)(?=<\?xml[^>]*\?>)")
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -29,11 +31,24 @@ def repair_utf8(data: bytes, source: str, report: ReadReport) -> bytes:
         return text.encode("utf-8")
 
 
+def _declaration_first(data: bytes) -> bytes:
+    """The document with blank lines before its XML declaration moved after it: the parser refuses a
+    declaration anywhere but at the start (the sniffer took the file for a feed all the same), and the items
+    keep their line numbers."""
+    m = _BLANK_BEFORE_DECL.match(data)
+    if not m:
+        return data
+    rest = data[m.end():]
+    end = rest.index(b"?>") + 2
+    return (m.group(1) or b"") + rest[:end] + b"\n" * m.group(2).count(b"\n") + rest[end:]
+
+
 def parse_xml(data: bytes, source: str, report: ReadReport):
     """Parse a whole XML document, or raise InputError naming source:line."""
     from lxml import etree
 
     data = repair_utf8(data, source, report)
+    data = _declaration_first(data)
     if not data.strip():
         raise InputError("empty file, expected an XML feed", where=source)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False,
