@@ -17,6 +17,7 @@ from conftest import DAYS, store_vectors
 from ranker.backends.fake import FakeBackend, fake_scores
 from ranker.errors import InputError
 from ranker.evaluate import choose_days, evaluate_history, summary_markdown
+from ranker.evaluate.figures import RANKING
 from ranker.prefilter.calibrate import Calibration
 from ranker.settings import resolve
 from ranker.sources import read_papers
@@ -395,3 +396,101 @@ def test_a_paper_the_model_fails_on_is_counted_not_picked(tmp_path, settings, st
     assert day.llm["failed"] == 1 and day.llm["scored"] == 39 and res.overall["llm"]["failed"] == 1
     assert bad not in day.digest and bad not in [p["id"] for p in day.pairs]
     assert day.llm["digest"]["n"] == len(papers)
+
+
+def gpt_picked_nothing(hist, day):
+    """GPT's digest of `day` there and empty (it kept no paper), the listing's flags to match."""
+    (hist / day / "gpt_scores.jsonl").write_text("")
+    lst = hist / day / "listing.jsonl"
+    lst.write_text("".join(json.dumps({**json.loads(x), "gpt_selected": False}) + "\n"
+                           for x in lst.read_text().splitlines()))
+
+
+def test_a_day_gpt_picked_nothing_is_evaluated_and_its_local_picks_are_false_positives(tmp_path, settings, store):
+    """A day GPT's digest kept nothing from is not skipped: what the prefilter kept of it is reported and every
+    paper the local digest picks on it is a false positive in the pooled precision; the figures measured against
+    the picks are undefined for it (null, "–"), left out of their means, and the summary says on how many days."""
+    four = THREE + ("2025-06-23",)
+    none = "2025-05-13"
+    hist = make_history(tmp_path / "hist", four)
+    gpt_picked_nothing(hist, none)
+    warned = []
+    evaluate_history(hist, tmp_path / "out", settings, store=store, llm=True, warn=warned.append)
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert warned == [] and data["n_skipped"] == 0 and [d["date"] for d in data["days"]] == list(four)
+
+    pooled = {"tp": 0, "fp": 0, "fn": 0}
+    for day in data["days"]:
+        d = day["date"]
+        picks = set() if d == none else set(gpt_of(d))
+        ranked = prefilter_day(list(read_papers(DAYS / d / "listing.jsonl")), settings, store=store).ranked
+        p = day["prefilter"]
+        if d == none:
+            assert p["picks"] == 0 and p["kept"] == 40 and p["kept_fraction"] == pytest.approx(40 / len(ranked), abs=1e-6)
+            assert all(p[k] is None for k in RANKING + ("kept_recall",)) and set(day["curve"]) == {None}
+        else:
+            close(p, expected_prefilter(ranked, picks))
+        digest = {r.paper.id for r in ranked if r.kept and min(fake_scores(r.paper.id)) >= 6}
+        assert set(day["digest"]) == digest
+        tp, fp, fn = len(digest & picks), len(digest - picks), len(picks - digest)
+        sel = day["llm"]["digest"]
+        assert (sel["tp"], sel["fp"], sel["fn"], sel["gpt_picks"]) == (tp, fp, fn, len(picks))
+        if d == none:
+            fp_none = fp
+            assert fp > 0 and sel["precision"] == 0 and sel["recall"] is None and day["pairs"] == []
+        pooled = {k: pooled[k] + v for k, v in {"tp": tp, "fp": fp, "fn": fn}.items()}
+
+    o = data["overall"]
+    picked = [d for d in data["days"] if d["date"] != none]
+    assert o["days"] == 4 and o["no_pick_days"] == 1 and o["picks"] == sum(len(gpt_of(d)) for d in four if d != none)
+    for k in RANKING + ("kept_recall",):           # over the days with picks
+        assert o["prefilter"][k] == pytest.approx(np.mean([d["prefilter"][k] for d in picked]), abs=1e-6), k
+    assert o["prefilter"]["kept_fraction"] == pytest.approx(
+        np.mean([d["prefilter"]["kept_fraction"] for d in data["days"]]), abs=1e-6)     # over every day
+    dg = o["llm"]["digest"]
+    assert (dg["tp"], dg["fp"], dg["fn"]) == (pooled["tp"], pooled["fp"], pooled["fn"])
+    assert dg["precision"] == pytest.approx(pooled["tp"] / (pooled["tp"] + pooled["fp"]), abs=1e-6)
+    assert dg["precision"] < pooled["tp"] / (pooled["tp"] + pooled["fp"] - fp_none)
+
+    html = (tmp_path / "out" / "report.html").read_text()
+    p = data["days"][1]["prefilter"]
+    assert (f'<tr><td class="t">{none}</td><td>{p["papers"]}</td><td>0</td><td>–</td><td>–</td><td>–</td><td>–</td>'
+            f'<td>40 ({p["kept_fraction"]:.2f})</td><td>–</td><td>top</td></tr>') in html
+    assert "4 days (2025-04-30..2025-06-23)" in html and "(1 day with none)" in html
+    assert ("1 day with no GPT pick counts in kept, and its digest&#x27;s picks as false positives, but not in AUC, "
+            "R@25, R@40, keep95 and recall of kept: those are means over the 3 days with picks.") in html
+    assert html.count("data:image/png;base64,") == 3
+    md = summary_markdown(data)
+    assert f"{o['picks']} GPT picks (1 day with none)" in md and "means over the 3 days with picks" in md
+
+
+def test_a_day_gpt_picked_nothing_is_learnt_from_walk_forward_and_has_no_ranking_figure(tmp_path, settings, store):
+    """With --calibrate a day with no pick is a test day like any (kept fraction) but has no AUC / keep95, its
+    own or zero-shot's, and no NaN reaches the means; a later day's fit learns from its papers as negatives."""
+    none = "2025-06-23"
+    hist = make_history(tmp_path / "hist", FIVE)
+    gpt_picked_nothing(hist, none)
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, calibrate=True)
+    assert [d.date for d in res.days] == [none, "2025-07-02"]
+    day, last = res.days
+    assert day.prefilter["picks"] == 0 and day.prefilter["kept_fraction"] > 0
+    assert all(day.prefilter[k] is None and day.zero_shot[k] is None for k in RANKING)
+    assert res.overall["no_pick_days"] == 1
+    for k in RANKING:
+        assert res.overall["prefilter"][k] == last.prefilter[k] and res.overall["zero_shot"][k] == last.zero_shot[k]
+    cal = Calibration.load(tmp_path / "out" / "calibrations" / "2025-07-02.json")
+    assert cal.trained_on["days"] == list(FIVE[:4]) and cal.trained_on["picks"] == 25 + 36 + 17
+    assert cal.trained_on["papers"] == sum(len(list(read_papers(DAYS / d / "listing.jsonl"))) for d in FIVE[:4])
+    assert last.calibration["days"] == 4
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())      # written without NaN (allow_nan=False)
+    assert data["days"][0]["zero_shot"]["auc"] is None and data["overall"]["zero_shot"]["auc"] is not None
+
+
+def test_which_days_count_only_days_with_picks_as_history_to_learn_from():
+    """A day GPT picked nothing on is evaluated, but a calibration needs MIN_DAYS days with picks before."""
+    dates = [f"2025-05-{i:02d}" for i in range(1, 6)]
+    picks = dict(zip(dates, (20, 0, 20, 20, 20)))
+    assert choose_days(picks, calibrate=True, train_once=False, days=None) == dates[4:]
+    assert choose_days(picks, calibrate=False, train_once=False, days=None) == dates
+    with pytest.raises(InputError, match=r"the history has 4 usable days \(1 with no GPT pick\); .* add 1 more day, "):
+        choose_days(dict(list(picks.items())[:4]), calibrate=True, train_once=False, days=None)

@@ -296,3 +296,71 @@ def test_a_listing_cut_short_or_empty_is_named_not_the_picks_it_lost(tmp_path):
                                              f"{h / '2025-07-02' / 'listing.jsonl'}:{len(lines)}"), problems
     assert problems["2025-05-13"] == "listing.jsonl has no papers"
     assert len(said) == 2 and not any("not in listing.jsonl" in x for x in said)
+
+
+def gpt_picked_nothing(d):
+    """A day whose digest is there and kept no paper: an empty gpt_scores.jsonl, and the listing's flags to match."""
+    (d / "gpt_scores.jsonl").write_text("")
+    rows = [json.loads(ln) for ln in (d / "listing.jsonl").read_text().splitlines()]
+    (d / "listing.jsonl").write_text("".join(json.dumps({**r, "gpt_selected": False}) + "\n" for r in rows))
+    return d
+
+
+def test_a_day_gpt_picked_nothing_is_a_day_of_negatives_not_a_skipped_one(tmp_path):
+    """A day on which GPT's digest kept nothing (its gpt_scores.jsonl empty, its JSON digest with no paper) is a
+    real day: used, with no picks, each of its papers a paper GPT did not pick, and nothing said. A day with no
+    digest at all is still skipped and named; the checks of a history too short count days with picks."""
+    from ranker.digest import render_json
+    h = tmp_path / "hist"
+    for d in GOOD[1:]:
+        copy_day(d, h / d)
+    gpt_picked_nothing(copy_day("2025-06-23", h / "2025-06-23"))
+    d = gpt_picked_nothing(copy_day("2025-07-02", h / "2025-07-02"))
+    (d / "gpt_scores.jsonl").unlink()
+    (d / "output.json").write_text(json.dumps(render_json([])))          # the JSON digest of a day with no pick
+    (h / "2025-07-03").mkdir()                                             # no digest at all: not a day to count
+    (h / "2025-07-03" / "listing.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in json.loads(ln).items() if k != "gpt_selected"}) + "\n"
+        for ln in (DAYS / "2025-07-02" / "listing.jsonl").read_text().splitlines()))
+    said = []
+    hist = read_history(h, warn=said.append)
+    assert [x.date for x in hist.days] == ["2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02"]
+    assert [s["day"] for s in hist.skipped] == ["2025-07-03"]
+    assert "no GPT picks for this day" in hist.skipped[0]["problem"] and len(said) == 1, said
+    none = hist.days[2:]
+    assert [x.source for x in none] == ["gpt_scores.jsonl", "output.json"]
+    assert all(x.picks == set() and x.papers and not any(x.labels) for x in none)
+    assert [len(x.papers) for x in none] == [len(list(read_papers(DAYS / x.date / "listing.jsonl"))) for x in none]
+
+    # two days with 53 picks, and two with none: one more day with picks is needed, said so
+    with pytest.raises(InputError) as e:
+        check_enough(hist.days, where=str(h))
+    assert e.value.message == ("too short to learn from: 2 days with 53 GPT picks (and 2 with none); a calibration "
+                               f"needs at least {MIN_DAYS} days and {MIN_PICKS} picks (1 more day needed); no "
+                               "calibration written")
+    check_enough(read_history(DAYS).days[:1] + hist.days)      # a third day with picks (25): enough
+
+
+def test_calibrate_learns_from_a_day_gpt_picked_nothing_and_ranks_days_with_picks(tmp_path):
+    """`ranker calibrate` on three days with picks and two GPT picked nothing on: the two are learnt from (their
+    papers as negatives) and said in the history's line; the walk-forward figures rank the last of the days
+    with picks (a day with none has no figure to give), with no NaN."""
+    h = tmp_path / "hist"
+    for d in GOOD:
+        copy_day(d, h / d)
+    for d in ("2025-06-23", "2025-07-02"):
+        gpt_picked_nothing(copy_day(d, h / d))
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:                      # vectors stored beforehand: no model is loaded
+        store_vectors(s, [p for d in (*GOOD, "2025-06-23", "2025-07-02")
+                          for p in read_papers(DAYS / d / "listing.jsonl")])
+    r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--db", db)
+    assert r.returncode == 0, r.stderr
+    papers = {d: len(list(read_papers(DAYS / d / "listing.jsonl"))) for d in (*GOOD, "2025-06-23", "2025-07-02")}
+    assert f"history: 5 days, {sum(papers.values())} papers, 78 GPT picks (2 with none)" in r.stderr, r.stderr
+    assert "day skipped" not in r.stderr and "nan" not in r.stdout.lower()
+    assert "walk-forward on 1 day (2025-05-15), each ranked by a fit on the days before it:" in r.stdout, r.stdout
+    trained = json.loads((tmp_path / "c.json").read_text())
+    assert trained["trained_on"]["days"] == sorted(papers) and trained["trained_on"]["picks"] == 78
+    assert trained["trained_on"]["papers"] == sum(papers.values())
+    assert list(trained["walk_forward"]["per_day"]) == ["2025-05-15"]

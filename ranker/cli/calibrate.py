@@ -64,7 +64,9 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         n_papers = sum(len(d.papers) for d in days)
         n_picks = sum(len(d.picks) for d in days)
         skipped = f"; {len(hist.skipped)} day{'s' if len(hist.skipped) != 1 else ''} skipped" if hist.skipped else ""
-        info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks{skipped}")
+        none = sum(1 for d in days if not d.picks)     # GPT picked nothing: their papers are learnt as not picked
+        none_said = f" ({none} with none)" if none else ""
+        info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks{none_said}{skipped}")
     elif not labels:
         raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
     else:

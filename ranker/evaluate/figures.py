@@ -79,9 +79,12 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def overall(days: Sequence[Mapping]) -> dict:
     """The means over days of the ranking and keeping figures (a day where one is undefined is left out of
-    that mean); the LLM's agreement and the digest's precision / recall / F1 over every day's papers pooled."""
+    that mean: on a day GPT picked nothing, every figure but the kept fraction; `no_pick_days` counts those);
+    the LLM's agreement and the digest's precision / recall / F1 over every day's papers pooled (a paper the
+    digest picks on a day GPT picked nothing is a false positive)."""
     out: dict = {"days": len(days), "papers": sum(d["prefilter"]["papers"] for d in days),
-                 "picks": sum(d["prefilter"]["picks"] for d in days)}
+                 "picks": sum(d["prefilter"]["picks"] for d in days),
+                 "no_pick_days": sum(1 for d in days if not d["prefilter"]["picks"])}
     out["prefilter"] = {k: _mean(d["prefilter"].get(k) for d in days) for k in RANKING + KEEPING}
     if days and all(d.get("zero_shot") for d in days):
         out["zero_shot"] = {k: _mean(d["zero_shot"].get(k) for d in days) for k in RANKING}

@@ -66,21 +66,26 @@ def check_choice(*, calibrate: bool, train_once: bool, days: int | None) -> None
 def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, days: int | None) -> list[str]:
     """The days to evaluate, oldest first, from the history's days (date -> GPT's picks that day): the last
     `days` (all by default); with a calibration only days after enough history to learn from (calibrate.MIN_DAYS
-    days and MIN_PICKS picks before them), and with `train_once` the last third by default (the part before
-    it trains the one calibration)."""
+    days with picks and MIN_PICKS picks before them: a day GPT picked nothing on is evaluated but not counted
+    among those days), and with `train_once` the last third by default (the part before it trains the one
+    calibration)."""
     from ..prefilter.calibrate import MIN_DAYS, MIN_PICKS
     dates = sorted(picks)
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     if not calibrate:
         return dates[-days:] if days else dates
     before = np.cumsum([0] + [picks[d] for d in dates])[:-1]          # picks on the days before each day
-    ok = [d for i, d in enumerate(dates) if i >= MIN_DAYS and before[i] >= MIN_PICKS]
+    picked = np.cumsum([0] + [picks[d] > 0 for d in dates])[:-1]     # days with picks before each day
+    ok = [d for i, d in enumerate(dates) if picked[i] >= MIN_DAYS and before[i] >= MIN_PICKS]
     if not ok:
         # a day added after the last one would be evaluated with every day of the history before it
-        n_days, n_picks = max(MIN_DAYS + 1 - len(dates), 1), MIN_PICKS - sum(picks.values())
+        n_with = sum(1 for d in dates if picks[d])
+        n_days, n_picks = max(MIN_DAYS + 1 - n_with, 1), MIN_PICKS - sum(picks.values())
         need = [f"{n_days} more day{'s' if n_days != 1 else ''}"] \
             + ([f"{n_picks} more GPT picks"] if n_picks > 0 else [])
-        raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}; a walk-forward "
+        none = len(dates) - n_with
+        raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}"
+                         f"{f' ({none} with no GPT pick)' if none else ''}; a walk-forward "
                          f"calibration learns from at least {MIN_DAYS} days and {MIN_PICKS} GPT picks before the "
                          f"first day it evaluates: add {' and '.join(need)}, or evaluate zero-shot (without the "
                          "calibration)", key="calibrate")
@@ -111,9 +116,11 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                 on the days before the first evaluated day, for all of them
     llm         score every kept paper with the model settings.scoring names (or `backend`, which implies
                 llm) through steps.score_day and pick the digest through steps.render_digest
-    A day the history reader (prefilter.history.read_history) cannot use (no GPT picks, picks missing from
+    A day the history reader (prefilter.history.read_history) cannot use (no GPT digest, picks missing from
     its listing, a bad line, a digest in an unknown format) is skipped, counted in the result and passed to
-    `warn` as one line. Without `calibrate` every day is ranked zero-shot, whatever calibration the settings
+    `warn` as one line. A day whose digest picked nothing is evaluated: what the prefilter kept of it, and with a
+    model every paper its digest picks as a false positive; the figures measured against the picks are None for
+    it and left out of their means (figures.overall counts such days). Without `calibrate` every day is ranked zero-shot, whatever calibration the settings
     name (it may have been fit on these very days). The history's papers join the store (their days and
     titles, beside the vectors the replay embeds) and the corpus index, as `ranker calibrate` records them;
     past days' rankings are not stored (the store's own days stay as `ranker run` left them); the scores are,

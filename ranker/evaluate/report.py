@@ -25,6 +25,18 @@ def _n_days(n: int) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
 
 
+def no_pick_note(o: Mapping) -> str:
+    """What the means over days stand on when GPT picked nothing on some days ("" when it picked on every day):
+    such a day counts in the kept fraction (and the digest's precision), not in the figures against the picks."""
+    n = o.get("no_pick_days") or 0
+    if not n:
+        return ""
+    fp = (", and its digest's picks as false positives," if n == 1 else
+          ", and their digests' picks as false positives,") if "llm" in o else ""
+    return (f"{_n_days(n)} with no GPT pick {'counts' if n == 1 else 'count'} in kept{fp} but not in AUC, R@25, "
+            f"R@40, keep95 and recall of kept: those are means over the {_n_days(o['days'] - n)} with picks")
+
+
 def took(t: Mapping) -> str:
     """Where the time went, from eval.json's timings ("" for a file from before they were recorded)."""
     if not t:
@@ -50,13 +62,15 @@ def _how(s: Mapping) -> str:
 # ---------------------------------------------------------------------------------------- plots
 def curves_png(days: list[Mapping]) -> str:
     """Each day's recall of GPT's picks against the top fraction kept (thin), their mean (thick), and where the
-    keep rule cut each day (dots)."""
+    keep rule cut each day (dots); a day GPT picked nothing on has no curve."""
     fig = figure(6.2, 4.6)
     ax = fig.add_subplot(111)
     grid = np.linspace(0, 1, len(days[0]["curve"])) if days else np.linspace(0, 1, 101)
     ax.plot([0, 1], [0, 1], color="#bbb", lw=1, ls="--", label="random")
     rows = []
     for d in days:
+        if not d["prefilter"]["picks"]:
+            continue                        # GPT picked nothing that day: no recall to draw
         y = np.array([np.nan if v is None else v for v in d["curve"]], dtype=float)
         rows.append(y)
         ax.plot(grid, y, color="#c05621", lw=0.8, alpha=0.35)
@@ -132,7 +146,8 @@ def render_html(result: Mapping[str, Any]) -> str:
     add("<h1>The local pipeline replayed on your GPT history</h1>")
     add(f'<p class="muted">Made by <code>ranker eval</code> on '
         f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} from <code>{esc(result["history"])}</code>: '
-        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks; '
+        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks'
+        + (f' ({esc(_n_days(o["no_pick_days"]))} with none)' if o.get("no_pick_days") else "") + '; '
         f'{esc(_how(s))}'
         + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
            f"and NOVELTY &ge; {esc(s['min_novelty'])}" if llm else "")
@@ -147,7 +162,8 @@ def render_html(result: Mapping[str, Any]) -> str:
     add('<p class="muted">Means over days. AUC: how well the score separates GPT\'s picks; R@25 / R@40: the '
         "share of the picks in the top 25% / 40% of the day; keep95: the smallest top fraction of the day that "
         "holds 95% of the picks (what the LLM must read to lose few); kept and recall of kept: what the keep "
-        "rule sent on to the LLM, and the share of the picks in it.</p>")
+        "rule sent on to the LLM, and the share of the picks in it."
+        + (f" {esc(no_pick_note(o))}." if no_pick_note(o) else "") + "</p>")
     keys = RANKING + KEEPING
     rows = [_figures_row(s["calibration"], o["prefilter"], keys)]
     if o.get("zero_shot"):
@@ -183,8 +199,10 @@ def render_html(result: Mapping[str, Any]) -> str:
 def summary_markdown(result: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     s, days, o = result["settings"], result["days"], result["overall"]
-    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {o['papers']} papers, {o['picks']} GPT picks", "",
-             f"{_how(s)}; means over days:", "",
+    none = f" ({_n_days(o['no_pick_days'])} with none)" if o.get("no_pick_days") else ""
+    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {o['papers']} papers, {o['picks']} GPT picks"
+             f"{none}", "",
+             f"{_how(s)}; means over days" + (f" ({no_pick_note(o)})" if none else "") + ":", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     p = o["prefilter"]

@@ -42,7 +42,8 @@ RECALL_GRID = tuple(round(0.01 * i, 2) for i in range(1, 101))     # 0.01 .. 1.0
 OTHER_TOPICS = ("the calibration was fit under other topics than this prompt's: its ranking and recall were "
                 "measured for those (calibrate again)")
 # The least history worth learning from: days with GPT picks, and picks over all of them. Below it the stacker has
-# too few days to weigh its signals out of day and the walk-forward check cannot run, so nothing is written.
+# too few days to weigh its signals out of day and the walk-forward check cannot run, so nothing is written. A day
+# GPT picked nothing on is learnt from (its papers are negatives) but not counted among these days.
 MIN_DAYS = 3
 MIN_PICKS = 30
 
@@ -593,16 +594,19 @@ def history_data(days, prompts, *, embedder="minilm", store=None, progress=None)
 def check_enough(days, *, labels_short: int | None = None, where: str | None = None) -> None:
     """InputError when `days` (HistoryDays) are too few to learn from (MIN_DAYS days, MIN_PICKS picks), saying
     how much more is needed. `labels_short`: how many more labels a calibration from labels alone needs (0:
-    enough, then a short GPT history is no obstacle); None when labels are not used."""
-    n_days, n_picks = len(days), sum(len(d.picks) for d in days)
+    enough, then a short GPT history is no obstacle); None when labels are not used. Days GPT picked nothing on
+    are not counted as days (see MIN_DAYS), and said beside them."""
+    n_days, n_picks = sum(1 for d in days if d.picks), sum(len(d.picks) for d in days)
     if (n_days >= MIN_DAYS and n_picks >= MIN_PICKS) or labels_short == 0:
         return
     need = ([f"{MIN_DAYS - n_days} more day{'s' if MIN_DAYS - n_days > 1 else ''}"] if n_days < MIN_DAYS else []) \
         + ([f"{MIN_PICKS - n_picks} more GPT picks"] if n_picks < MIN_PICKS else [])
     alt = f", or {labels_short} more labels of yours" if labels_short else ""
+    none = len(days) - n_days
     raise InputError(f"too short to learn from: {n_days} day{'s' if n_days != 1 else ''} with {n_picks} GPT "
-                     f"picks; a calibration needs at least {MIN_DAYS} days and {MIN_PICKS} picks "
-                     f"({' and '.join(need)} needed{alt}); no calibration written", where=where)
+                     f"picks{f' (and {none} with none)' if none else ''}; a calibration needs at least {MIN_DAYS} "
+                     f"days and {MIN_PICKS} picks ({' and '.join(need)} needed{alt}); no calibration written",
+                     where=where)
 
 
 def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = True, eval_share: float = 1 / 3,
@@ -610,8 +614,8 @@ def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = 
               label_dates: Mapping[str, str] | None = None, eval_on: Sequence[str] | None = None,
               progress: Callable | None = None):
     """Fit a calibration on history days. With `evaluate`, also the walk-forward figures on the last
-    `eval_share` of the days (of `eval_on`, when given: e.g. the GPT days, not the days of labels alone), each
-    ranked by a fit on the days before it, beside zero-shot's. `labels`: the user's verdicts by paper id (each
+    `eval_share` of the days with picks (of `eval_on`, when given: e.g. the GPT days, not the days of labels
+    alone), each ranked by a fit on the days before it, beside zero-shot's. `labels`: the user's verdicts by paper id (each
     overrides GPT's pick and weighs options.label_weight); `label_dates`: the day each was given (YYYY-MM-DD):
     a walk-forward fit uses only the labels given before its test day (one without a date counts as given
     before every day). Returns (calibration, walkforward.Report or None)."""
@@ -620,7 +624,8 @@ def calibrate(days, prompts, *, embedder="minilm", store=None, evaluate: bool = 
                         progress=(lambda d, n: progress("embedding", d, n)) if progress else None)
     seconds = {"embedding": time.perf_counter() - t0}
     report = None
-    on = sorted(eval_on) if eval_on else data.days
+    # the walk-forward figures rank days against their picks: a day with none (GPT picked nothing) is no test day
+    on = [d for d in (sorted(eval_on) if eval_on else data.days) if data.y[data.groups == d].any()]
     if evaluate and len(on) >= 3:
         t = time.perf_counter()
         report = walk_forward_report(data, eval_days(on, eval_share), options=options, labels=labels,

@@ -13,8 +13,11 @@ Only which papers are picks matters here; they are read by the one reader of GPT
 read_history() is the one reader of a history directory (calibration and `ranker eval` use it): a day that
 cannot be trusted (a folder name that is not a YYYY-MM-DD day, an entry so named that is no folder, no GPT picks
 file, picks missing from its listing, a line that is not valid JSON in either file, a digest in an unknown format,
-no paper or no pick, most of its papers listed on one earlier day: a copy of that day) is skipped with one
-line naming the day and the problem, counted in History.skipped, and the other days are used.
+no paper, most of its papers listed on one earlier day: a copy of that day) is skipped with one line naming the
+day and the problem, counted in History.skipped, and the other days are used.
+A day whose digest is there but picked nothing (an empty gpt_scores.jsonl, a digest with no paper, none at the
+cut-offs) is a real day, not a bad one: it is used, with no picks, and every paper of it is a paper GPT did not
+pick (an eval counts what the local pipeline picks on it against it; a calibration learns from its papers).
 What leaves every paper of a listing there (an empty abstract, a duplicate line, an abstract cut to the cap)
 is said once and the day is used, as is a paper a digest lists without scores (no pick; an author match
 without scores is not even said).
@@ -47,7 +50,7 @@ _ADVICE = re.compile(r";[^;]*\{key:[^}]*\}[^;]*")
 class HistoryDay:
     date: str
     papers: list[Paper]
-    picks: set[str]                      # GPT's picks that are in the listing
+    picks: set[str]                      # GPT's picks that are in the listing (none: GPT picked nothing that day)
     missing: list[str] = field(default_factory=list)   # GPT's picks absent from the listing
     source: str = ""                     # which file the picks came from
 
@@ -184,8 +187,6 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             problems.append(f"{len(day.missing)} of {len(day.missing) + len(day.picks)} GPT picks (from "
                             f"{day.source}) are not in listing.jsonl ({', '.join(day.missing[:3])}"
                             f"{' ...' if len(day.missing) > 3 else ''})")
-        if day is not None and not problems and not day.picks:
-            problems.append(f"no GPT pick (from {day.source})")
         if day is not None and not problems:
             # another day's papers under this date (a copy, a link): counted twice, and walk-forward would rank
             # it by a fit that learned these very papers; a few papers listed again on a later day are no copy
