@@ -318,6 +318,36 @@ def test_import_twice_equals_once(tmp_path):
         assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
 
 
+def test_a_damaged_or_unreadable_shard_is_one_error_naming_that_file(tmp_path):
+    """A shard cut short (a copy that stopped) or with a column of a type this ranker cannot read (a newer
+    ranker's) is an InputError naming that very file, not the first folder of its batch or a traceback: the
+    rerun of the backfill and the import both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    out = tmp_path / "bf"
+    run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings())
+    ranked = shards.shard_files(out / "ranked")
+    scored = shards.shard_files(out / "scores")
+    assert len(ranked) > 2 and len(scored) > 2
+    cut = ranked[-1]
+    cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 2])
+    with pytest.raises(InputError, match="unreadable shard") as e:
+        run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings(model="n"))
+    assert e.value.where == str(cut)
+    with Store(tmp_path / "r.sqlite3") as store, pytest.raises(InputError, match="unreadable shard") as e:
+        import_backfill(out, store)
+    assert e.value.where == str(cut)
+    cut.unlink()
+
+    newer = scored[-1]
+    t = pq.read_table(newer)
+    status = pa.array([[s] for s in t.column("status").to_pylist()], pa.list_(pa.string()))
+    pq.write_table(t.set_column(t.schema.get_field_index("status"), "status", status), newer)
+    with Store(tmp_path / "r.sqlite3") as store, pytest.raises(InputError, match="unreadable shard") as e:
+        import_backfill(out, store)
+    assert e.value.where == str(newer)
+
+
 def test_import_keeps_a_score_stored_after_the_backfill_scored_the_paper(tmp_path):
     """A paper the database holds a later score of (under the same model and prompt) keeps it: importing an
     older backfill does not put back what it scored; a stored score older than the backfill's is replaced."""

@@ -183,7 +183,7 @@ def pairs_in(files: Sequence[Path]) -> frozenset[str]:
     """The "id|date" of every row of these shards (reads two columns)."""
     if not files:
         return frozenset()
-    t = pads.dataset([str(f) for f in files], format="parquet").to_table(columns=["id", "date"])
+    t = read_table(files, RANKED, ["id", "date"])
     return frozenset(f"{i}|{d}" for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()))
 
 
@@ -194,9 +194,21 @@ def read_table(files: Sequence[Path], schema: pa.Schema, columns: list[str] | No
     try:
         ds = pads.dataset([str(f) for f in files], schema=schema, format="parquet")
         return ds.to_table(columns=columns, filter=filter)
-    except (OSError, pa.ArrowInvalid) as e:
-        raise InputError(f"unreadable shard ({' '.join(str(e).split())[:300]})", where=str(files[0].parent)) \
-            from None
+    except (OSError, pa.ArrowException) as e:
+        # a damaged file (cut short by a copy), or one whose columns this ranker cannot read (a newer one's
+        # types): named, so that it can be removed or written again
+        raise InputError(f"unreadable shard ({' '.join(str(e).split())[:300]})",
+                         where=str(_unreadable(files, schema, columns) or files[0].parent)) from None
+
+
+def _unreadable(files: Sequence[Path], schema: pa.Schema, columns: list[str] | None) -> Path | None:
+    """The first of `files` that cannot be read alone (None: each can)."""
+    for f in files:
+        try:
+            pads.dataset([str(f)], schema=schema, format="parquet").to_table(columns=columns)
+        except (OSError, pa.ArrowException):
+            return f
+    return None
 
 
 def dedupe(t: pa.Table, keys: list[str], sort: list[tuple[str, str]] | None = None) -> pa.Table:
