@@ -309,6 +309,21 @@ def _put(data: dict, key: str, value: Any) -> None:
     data[parts[-1]] = value
 
 
+def _put_over(g: Gathered, key: str, value: Any, given_as: str) -> None:
+    """_put a variable's or a flag's value over ranker.toml's; where the file made a plain value of a table the
+    key needs (`scoring = 3` and --backend), the file's entry is at fault: named by its line, with what needs
+    it (`given_as`: the variable, or a flag's setting as a mention the CLI words as the flag). Left to _put, a
+    flag's value got "scoring: expected a table", naming neither the file nor its line."""
+    try:
+        _put(g.data, key, value)
+    except ConfigError as e:
+        if e.key is None:
+            raise
+        o = g.origins.get(e.key)
+        where = (f"{o.name}:{o.line}" if o.line else o.name) if o else None
+        raise ConfigError(f"{e.key} must be a table ([{e.key}]) to take {given_as}", where=where) from None
+
+
 def _leaves(data: dict, prefix: str = "") -> list[str]:
     out = []
     for k, v in data.items():
@@ -438,15 +453,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins.setdefault(key, Origin("file", shown, n))
     for var, (key, kind) in ENV_KEYS.items():
         if env.get(var, "").strip():
-            try:
-                _put(g.data, key, _env_value(var, env[var], kind))
-            except ConfigError as e:
-                if e.key is None:
-                    raise
-                # ranker.toml gave a plain value where the variable's key needs a table: blame that entry
-                o = g.origins.get(e.key)
-                where = (f"{o.name}:{o.line}" if o.line else o.name) if o else None
-                raise ConfigError(f"{e.key} must be a table ([{e.key}]) to take {var}", where=where) from None
+            _put_over(g, key, _env_value(var, env[var], kind), var)
             g.origins[key] = Origin("env", var)
     for var, key in SECRET_ENV.items():
         if env.get(var):
@@ -461,7 +468,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         if name not in FLAG_KEYS:
             raise ValueError(f"no setting for the flag parameter {name!r}")
         key = FLAG_KEYS[name]
-        _put(g.data, key, _flag_value(key, value))
+        _put_over(g, key, _flag_value(key, value), f"{{key:{key}}}")
         g.origins[key] = Origin("flag", name)
     if any(g.origins.get(k, Origin("file", "")).kind == "flag" for k in KEEP_RULE_KEYS):
         for key in KEEP_RULE_KEYS:
@@ -475,7 +482,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             key = f"scoring.{backend}.{k}"
             if k in ("api_key", "openai_api_key"):
                 raise ConfigError("an API key is read from the environment (OPENAI_API_KEY) only", key=key)
-            _put(g.data, key, v)
+            _put_over(g, key, v, f"{{key:{key}}}")
             g.origins[key] = Origin("flag", BACKEND_OPTION)
     return g
 

@@ -228,6 +228,18 @@ def test_a_variable_whose_table_the_file_made_a_value_names_the_whole_key(tmp_pa
     assert str(e.value) == f"{f}:3: scoring.openai must be a table ([scoring.openai]) to take OPENAI_BASE_URL"
 
 
+def test_a_flag_whose_table_the_file_made_a_value_names_the_files_line(tmp_path):
+    # as for a variable: the file's entry is at fault, not the flag, which the CLI names as typed
+    f = toml(tmp_path, "# the scoring defaults\nscoring = 3\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, flags={"backend": "fake"}, env={})
+    assert str(e.value) == f"{f}:2: scoring must be a table ([scoring]) to take scoring.backend"
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "o.jsonl",
+               "--config", f, "--backend", "fake", "--model", "tiny")
+    assert r.returncode == 1 and r.stderr == f"error: {f}:2: scoring must be a table ([scoring]) to take --backend\n"
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_a_category_or_day_with_a_line_break_is_not_one():
     """The validating patterns end at the text's end (\\Z): "$" also matched before a final line break, so
     "cs.LG\n" passed as a category (and matched no paper) and "2025-05-15\n" as a label's day."""
