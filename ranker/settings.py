@@ -333,7 +333,7 @@ def _leaves(data: dict, prefix: str = "") -> list[str]:
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_TOML_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\s\"']+?)\s*\]\s*(?:#.*)?$")
+_TOML_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\s\"']+?)\s*\]\]?\s*(?:#.*)?$")   # [t] or [[t]]
 _TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.\s]+?)\s*=")
 
 
@@ -510,6 +510,10 @@ def build(g: Gathered) -> Settings:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
+        elif err["type"] == "path_type":         # pydantic's words name the class: "... for <class 'pathlib.Path'>"
+            msg = "expected a path, written as text"
+        elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
+            msg = f"expected a table ([{key}])"
         raise ConfigError(msg, key=key) from None
     s._origins = dict(g.origins)
     if s.openai_api_key is not None:

@@ -339,3 +339,22 @@ def test_the_cli_names_an_empty_value_of_the_config_file(tmp_path):
                "--model", "tiny", "--config", f)
     assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.prompts: empty; give a value or leave the key out\n"
     assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize("text,line,key,msg", [
+    ("home = 3\n", 1, "home", "expected a path, written as text"),
+    ("# where the store is\ndb = true\n", 2, "db", "expected a path, written as text"),
+    ("[digest]\nmin_novelty = 7\n[[prefilter]]\nkeep = 0.3\n", 3, "prefilter", "expected a table ([prefilter])"),
+])
+def test_a_value_of_the_wrong_kind_is_said_in_the_files_words(tmp_path, text, line, key, msg):
+    """Pydantic's own wording named Python classes ("not a valid path for <class 'pathlib.Path'>", "instance of
+    PrefilterSettings"), and an array of tables ([[prefilter]]) had no line."""
+    f = toml(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == key and str(e.value) == f"{key}: {msg}"
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "s.jsonl",
+               "--backend", "fake", "--model", "tiny", "--config", f,
+               env={"RANKER_HOME": "", "XDG_DATA_HOME": tmp_path / "data"})     # the file's home, not the test's
+    assert r.returncode == 1 and r.stderr == f"error: {f}:{line}: {key}: {msg}\n"
+    assert not (tmp_path / "s.jsonl").exists()
