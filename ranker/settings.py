@@ -414,6 +414,23 @@ def _env_value(var: str, raw: str, kind: type) -> Any:
     return text
 
 
+# Variables of ranker's own that are no setting: the test suite's and the README screenshot's.
+OTHER_ENV = ("RANKER_REQUIRE_ALL", "RANKER_SCREENSHOT", "RANKER_TEST_NETLOG")
+
+
+def _misspelt_variable(env: Mapping[str, str]) -> None:
+    """A ConfigError for a set variable that is a near miss of one of ranker's (RANKER_OFLINE, ranker_db): as an
+    unknown key of ranker.toml, it would otherwise be a silent no-op, and RANKER_OFLINE=1 would open the network."""
+    from difflib import get_close_matches
+    known = {v[len("RANKER_"):]: v for v in (*ENV_KEYS, *OTHER_ENV) if v.startswith("RANKER_")}
+    for var in sorted(env):
+        if not var.upper().startswith("RANKER_") or var in ENV_KEYS or var in OTHER_ENV or not env[var].strip():
+            continue
+        near = get_close_matches(var[len("RANKER_"):].upper(), list(known), n=1, cutoff=0.8)
+        if near:
+            raise ConfigError(f"not a variable ranker reads (a typo?); did you mean {known[near[0]]}?", where=var)
+
+
 def _flag_value(key: str, value: Any) -> Any:
     if isinstance(value, os.PathLike):
         value = str(value)
@@ -451,6 +468,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins[key] = Origin("file", shown, lines.get(key))
         for key, n in lines.items():                 # tables too, so an error about one names its line
             g.origins.setdefault(key, Origin("file", shown, n))
+    _misspelt_variable(env)
     for var, (key, kind) in ENV_KEYS.items():
         if env.get(var, "").strip():
             _put_over(g, key, _env_value(var, env[var], kind), var)

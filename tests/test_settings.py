@@ -106,6 +106,23 @@ def test_bad_environment_names_the_variable(tmp_path):
     assert str(e.value) == f"{f}:2: fetch must be a table ([fetch]) to take RANKER_FETCH_TIMEOUT"
 
 
+def test_a_misspelt_variable_is_an_error_not_a_silent_no_op(tmp_path):
+    """RANKER_OFLINE=1 was ignored without a word: the command opened the network it was told not to."""
+    for var, meant in (("RANKER_OFLINE", "RANKER_OFFLINE"), ("ranker_db", "RANKER_DB"),
+                       ("RANKER_FETCH_RETRY", "RANKER_FETCH_RETRIES")):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={var: "1"})
+        assert str(e.value) == f"{var}: not a variable ranker reads (a typo?); did you mean {meant}?"
+    for var in ("RANKER_REQUIRE_ALL", "RANKER_SCREENSHOT", "RANKER_X", "RANKER_OFLINE_NOTES_DIR"):
+        assert resolve(env={var: "1"}).offline is False          # ranker's others, and names no typo makes
+    assert resolve(env={"RANKER_OFLINE": ""}).offline is False      # set empty: as good as unset
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "o.jsonl",
+               "--backend", "fake", "--model", "tiny", env={"RANKER_OFLINE": "1"})
+    assert r.returncode == 1 and r.stderr == ("error: RANKER_OFLINE: not a variable ranker reads (a typo?); did you "
+                                              "mean RANKER_OFFLINE?\n")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_backend_tables_and_the_older_engine_args(tmp_path):
     f = toml(tmp_path, "[scoring]\nbackend = 'vllm'\nengine_args = { tensor_parallel_size = 2 }\n"
                        "[scoring.vllm]\ndtype = 'bfloat16'\n[scoring.openai]\nconcurrency = 16\n")
