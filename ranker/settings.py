@@ -309,6 +309,21 @@ def _put(data: dict, key: str, value: Any) -> None:
     data[parts[-1]] = value
 
 
+def _put_over(g: Gathered, key: str, value: Any, given_as: str) -> None:
+    """_put a variable's or a flag's value over ranker.toml's; where the file made a plain value of a table the
+    key needs (`scoring = 3` and --backend), the file's entry is at fault: named by its line, with what needs
+    it (`given_as`: the variable, or a flag's setting as a mention the CLI words as the flag). Left to _put, a
+    flag's value got "scoring: expected a table", naming neither the file nor its line."""
+    try:
+        _put(g.data, key, value)
+    except ConfigError as e:
+        if e.key is None:
+            raise
+        o = g.origins.get(e.key)
+        where = (f"{o.name}:{o.line}" if o.line else o.name) if o else None
+        raise ConfigError(f"{e.key} must be a table ([{e.key}]) to take {given_as}", where=where) from None
+
+
 def _leaves(data: dict, prefix: str = "") -> list[str]:
     out = []
     for k, v in data.items():
@@ -318,7 +333,7 @@ def _leaves(data: dict, prefix: str = "") -> list[str]:
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_TOML_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\s\"']+?)\s*\]\s*(?:#.*)?$")
+_TOML_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\s\"']+?)\s*\]\]?\s*(?:#.*)?$")   # [t] or [[t]]
 _TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.\s]+?)\s*=")
 
 
@@ -399,6 +414,23 @@ def _env_value(var: str, raw: str, kind: type) -> Any:
     return text
 
 
+# Variables of ranker's own that are no setting: the test suite's and the README screenshot's.
+OTHER_ENV = ("RANKER_REQUIRE_ALL", "RANKER_SCREENSHOT", "RANKER_TEST_NETLOG")
+
+
+def _misspelt_variable(env: Mapping[str, str]) -> None:
+    """A ConfigError for a set variable that is a near miss of one of ranker's (RANKER_OFLINE, ranker_db): as an
+    unknown key of ranker.toml, it would otherwise be a silent no-op, and RANKER_OFLINE=1 would open the network."""
+    from difflib import get_close_matches
+    known = {v[len("RANKER_"):]: v for v in (*ENV_KEYS, *OTHER_ENV) if v.startswith("RANKER_")}
+    for var in sorted(env):
+        if not var.upper().startswith("RANKER_") or var in ENV_KEYS or var in OTHER_ENV or not env[var].strip():
+            continue
+        near = get_close_matches(var[len("RANKER_"):].upper(), list(known), n=1, cutoff=0.8)
+        if near:
+            raise ConfigError(f"not a variable ranker reads (a typo?); did you mean {known[near[0]]}?", where=var)
+
+
 def _flag_value(key: str, value: Any) -> Any:
     if isinstance(value, os.PathLike):
         value = str(value)
@@ -436,17 +468,10 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins[key] = Origin("file", shown, lines.get(key))
         for key, n in lines.items():                 # tables too, so an error about one names its line
             g.origins.setdefault(key, Origin("file", shown, n))
+    _misspelt_variable(env)
     for var, (key, kind) in ENV_KEYS.items():
         if env.get(var, "").strip():
-            try:
-                _put(g.data, key, _env_value(var, env[var], kind))
-            except ConfigError as e:
-                if e.key is None:
-                    raise
-                # ranker.toml gave a plain value where the variable's key needs a table: blame that entry
-                o = g.origins.get(e.key)
-                where = (f"{o.name}:{o.line}" if o.line else o.name) if o else None
-                raise ConfigError(f"{e.key} must be a table ([{e.key}]) to take {var}", where=where) from None
+            _put_over(g, key, _env_value(var, env[var], kind), var)
             g.origins[key] = Origin("env", var)
     for var, key in SECRET_ENV.items():
         if env.get(var):
@@ -461,7 +486,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         if name not in FLAG_KEYS:
             raise ValueError(f"no setting for the flag parameter {name!r}")
         key = FLAG_KEYS[name]
-        _put(g.data, key, _flag_value(key, value))
+        _put_over(g, key, _flag_value(key, value), f"{{key:{key}}}")
         g.origins[key] = Origin("flag", name)
     if any(g.origins.get(k, Origin("file", "")).kind == "flag" for k in KEEP_RULE_KEYS):
         for key in KEEP_RULE_KEYS:
@@ -475,7 +500,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             key = f"scoring.{backend}.{k}"
             if k in ("api_key", "openai_api_key"):
                 raise ConfigError("an API key is read from the environment (OPENAI_API_KEY) only", key=key)
-            _put(g.data, key, v)
+            _put_over(g, key, v, f"{{key:{key}}}")
             g.origins[key] = Origin("flag", BACKEND_OPTION)
     return g
 
@@ -503,6 +528,10 @@ def build(g: Gathered) -> Settings:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
+        elif err["type"] == "path_type":         # pydantic's words name the class: "... for <class 'pathlib.Path'>"
+            msg = "expected a path, written as text"
+        elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
+            msg = f"expected a table ([{key}])"
         raise ConfigError(msg, key=key) from None
     s._origins = dict(g.origins)
     if s.openai_api_key is not None:

@@ -4,7 +4,7 @@ import unicodedata
 import pytest
 
 from ranker.errors import InputError
-from ranker.prompts import DATA_NOTICE, DEFAULT_DIR, FILES, build_messages, load_prompts, parse_topics
+from ranker.prompts import DATA_NOTICE, DEFAULT_DIR, FILES, PromptSet, build_messages, load_prompts, parse_topics
 from ranker.records import Paper
 
 from conftest import MODELS, SEED_DIGEST
@@ -310,3 +310,29 @@ def test_a_numbered_list_inside_a_field_is_not_a_topic():
     topics, _ = parse_topics(text)
     assert [(t.number, t.name, t.irrelevant) for t in topics] == [
         (1, "Large Language Models", "domain-specific usage: 1) translation, 2) jail-breaking."), (2, "Sparsity", "")]
+
+
+def test_a_bulleted_list_under_a_field_is_its_items():
+    """Items listed under "- Relevant:" as sub-bullets were one text with their dashes ("- MoE - pruning"): one
+    query instead of one per item, and a title keyword no title could hold."""
+    from ranker.prefilter.rank import build_queries
+    text = ("1. Graphs\n   - Relevant:\n     - message passing\n     - expressivity\n   - Irrelevant:\n"
+            "     * molecules\n\n**Keywords:**\n- Relevant:\n  - MoE\n  - pruning\n")
+    topics, keywords = parse_topics(text)
+    assert [(t.relevant, t.irrelevant) for t in topics] == [("message passing, expressivity", "molecules")]
+    assert keywords.relevant == ["MoE", "pruning"]
+    queries = build_queries(PromptSet("s", text, "c", "p", topics=topics, keywords=keywords))
+    assert queries.texts == ["Graphs: message passing, expressivity", "Graphs: message passing", "Graphs: expressivity",
+                             "MoE", "pruning"]
+
+
+def test_a_topics_own_text_without_a_relevant_line_is_ranked_for():
+    """A topic described in its own words under its line ("1. Graphs" then "   message passing, ...", or a list),
+    not on a "- Relevant:" line: the model read it, the prefilter ranked for the topic's name alone."""
+    text = ("Topics I follow:\n\n1. Graph neural networks\n   Message passing and over-squashing.\n"
+            "2. Causal inference\n\n   - do-calculus\n   - identification\n3. Sparsity\n   - Relevant: pruning\n\n"
+            "   An aside the Relevant line overrides.\n\nPlease be strict.\n")
+    topics, _ = parse_topics(text)
+    assert [(t.name, t.relevant) for t in topics] == [
+        ("Graph neural networks", "Message passing and over-squashing."),
+        ("Causal inference", "do-calculus, identification"), ("Sparsity", "pruning")]

@@ -106,6 +106,23 @@ def test_bad_environment_names_the_variable(tmp_path):
     assert str(e.value) == f"{f}:2: fetch must be a table ([fetch]) to take RANKER_FETCH_TIMEOUT"
 
 
+def test_a_misspelt_variable_is_an_error_not_a_silent_no_op(tmp_path):
+    """RANKER_OFLINE=1 was ignored without a word: the command opened the network it was told not to."""
+    for var, meant in (("RANKER_OFLINE", "RANKER_OFFLINE"), ("ranker_db", "RANKER_DB"),
+                       ("RANKER_FETCH_RETRY", "RANKER_FETCH_RETRIES")):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={var: "1"})
+        assert str(e.value) == f"{var}: not a variable ranker reads (a typo?); did you mean {meant}?"
+    for var in ("RANKER_REQUIRE_ALL", "RANKER_SCREENSHOT", "RANKER_X", "RANKER_OFLINE_NOTES_DIR"):
+        assert resolve(env={var: "1"}).offline is False          # ranker's others, and names no typo makes
+    assert resolve(env={"RANKER_OFLINE": ""}).offline is False      # set empty: as good as unset
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "o.jsonl",
+               "--backend", "fake", "--model", "tiny", env={"RANKER_OFLINE": "1"})
+    assert r.returncode == 1 and r.stderr == ("error: RANKER_OFLINE: not a variable ranker reads (a typo?); did you "
+                                              "mean RANKER_OFFLINE?\n")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_backend_tables_and_the_older_engine_args(tmp_path):
     f = toml(tmp_path, "[scoring]\nbackend = 'vllm'\nengine_args = { tensor_parallel_size = 2 }\n"
                        "[scoring.vllm]\ndtype = 'bfloat16'\n[scoring.openai]\nconcurrency = 16\n")
@@ -228,6 +245,18 @@ def test_a_variable_whose_table_the_file_made_a_value_names_the_whole_key(tmp_pa
     assert str(e.value) == f"{f}:3: scoring.openai must be a table ([scoring.openai]) to take OPENAI_BASE_URL"
 
 
+def test_a_flag_whose_table_the_file_made_a_value_names_the_files_line(tmp_path):
+    # as for a variable: the file's entry is at fault, not the flag, which the CLI names as typed
+    f = toml(tmp_path, "# the scoring defaults\nscoring = 3\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, flags={"backend": "fake"}, env={})
+    assert str(e.value) == f"{f}:2: scoring must be a table ([scoring]) to take scoring.backend"
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "o.jsonl",
+               "--config", f, "--backend", "fake", "--model", "tiny")
+    assert r.returncode == 1 and r.stderr == f"error: {f}:2: scoring must be a table ([scoring]) to take --backend\n"
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_a_category_or_day_with_a_line_break_is_not_one():
     """The validating patterns end at the text's end (\\Z): "$" also matched before a final line break, so
     "cs.LG\n" passed as a category (and matched no paper) and "2025-05-15\n" as a label's day."""
@@ -326,4 +355,23 @@ def test_the_cli_names_an_empty_value_of_the_config_file(tmp_path):
     r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "s.jsonl",
                "--model", "tiny", "--config", f)
     assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.prompts: empty; give a value or leave the key out\n"
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize("text,line,key,msg", [
+    ("home = 3\n", 1, "home", "expected a path, written as text"),
+    ("# where the store is\ndb = true\n", 2, "db", "expected a path, written as text"),
+    ("[digest]\nmin_novelty = 7\n[[prefilter]]\nkeep = 0.3\n", 3, "prefilter", "expected a table ([prefilter])"),
+])
+def test_a_value_of_the_wrong_kind_is_said_in_the_files_words(tmp_path, text, line, key, msg):
+    """Pydantic's own wording named Python classes ("not a valid path for <class 'pathlib.Path'>", "instance of
+    PrefilterSettings"), and an array of tables ([[prefilter]]) had no line."""
+    f = toml(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == key and str(e.value) == f"{key}: {msg}"
+    r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "s.jsonl",
+               "--backend", "fake", "--model", "tiny", "--config", f,
+               env={"RANKER_HOME": "", "XDG_DATA_HOME": tmp_path / "data"})     # the file's home, not the test's
+    assert r.returncode == 1 and r.stderr == f"error: {f}:{line}: {key}: {msg}\n"
     assert not (tmp_path / "s.jsonl").exists()

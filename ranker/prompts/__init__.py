@@ -112,6 +112,21 @@ _HEADING = re.compile(r"^\s*#{1,6}\s+")
 _TOPIC_RE = re.compile(r"^[*_\s]*(\d+)[.)][*_]*(?:\s+(.*?))?\s*$")
 _KEYWORDS_RE = re.compile(r"^[*_\s]*keywords[*_\s]*:?[*_\s]*$", re.I)
 _FIELD_RE = re.compile(r"^\s*[-*]\s*\**(Relevant|Irrelevant|Application)\**\s*:\s*(.*)$", re.I)
+_BULLET_RE = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")       # an item of a list written under a field or a topic
+
+
+def _join(lines: list[str]) -> str:
+    """A field's (or a topic's own) lines as one text: wrapped lines joined by a space, the items of a bulleted
+    list under it ("- message passing") by commas, as a one-line field writes them."""
+    out = ""
+    for line in lines:
+        b = _BULLET_RE.match(line)
+        text = (b.group(1) if b else line).strip()
+        if not text:
+            continue
+        sep = "" if not out else ", " if b and not out.endswith((",", ";", ":")) else " "
+        out += sep + text
+    return out
 
 
 def _split_keywords(text: str) -> list[str]:
@@ -125,7 +140,9 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     "Keywords:" block ("- Relevant: a, b", "- Irrelevant: ...", "- Application: ..."). A topic or the Keywords
     line may be a Markdown heading or bold; a field's text may go on over the lines that follow it (an editor
     wrapping long lines), up to a blank line or the next field, topic or heading; a line set further in than
-    the field is its text even when numbered ("1) translation" listed under an Irrelevant line)."""
+    the field is its text even when numbered ("1) translation" listed under an Irrelevant line), and a bulleted
+    list there gives its items. A topic without a Relevant line takes the text written under it (its paragraph
+    and the lines set further in) as one."""
     if not text.strip():
         raise InputError("the topics file is empty: write at least one numbered topic", where=where)
     topics: list[Topic] = []
@@ -135,6 +152,10 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     field_text: list[str] | None = None       # the lines of the field being read, while it may go on
     field_indent = 0                          # where that field's line starts
     fields: list[tuple[object, str, list[str]]] = []
+    # a topic's own text, written under it without a Relevant line ("1. Graphs" then "   message passing ..." or
+    # a bulleted list): the lines of its paragraph and those set further in than the topic's line
+    about: dict[int, list[str]] = {}
+    topic_indent, topic_paragraph = 0, False
     for line in text.splitlines():
         plain = _HEADING.sub("", line)
         indent = len(line) - len(line.lstrip())
@@ -150,22 +171,29 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
             in_keywords, field_text = False, None
             current = Topic(number=int(m.group(1)), name=(m.group(2) or "").strip("*_ "))
             topics.append(current)
+            topic_indent, topic_paragraph = indent, True
             continue
         f = _FIELD_RE.match(line)
         if f:
             kind, field_text, field_indent = f.group(1).lower(), [f.group(2).strip()], indent
+            topic_paragraph = False
             if in_keywords:
                 fields.append((keywords, kind, field_text))
             elif current is not None and kind in ("relevant", "irrelevant"):
                 fields.append((current, kind, field_text))
             continue
         if not line.strip() or plain != line:    # a blank line or another heading ends a field
-            field_text = None
+            field_text, topic_paragraph = None, False
         elif field_text is not None:
             field_text.append(line.strip())
+        elif current is not None and not in_keywords and (topic_paragraph or indent > topic_indent):
+            about.setdefault(len(topics) - 1, []).append(line.strip())
     for owner, kind, lines in fields:            # the last of a kind wins, as it always has
-        value = " ".join(x for x in lines if x)
+        value = _join(lines)
         setattr(owner, kind, _split_keywords(value) if isinstance(owner, Keywords) else value)
+    for i, lines in about.items():               # the prefilter ranks for it as for a Relevant line
+        if not topics[i].relevant.strip():
+            topics[i].relevant = _join(lines)
     if not topics:
         raise InputError("no numbered topics found (expected lines like '1. Representation Learning')",
                          where=where)
