@@ -325,6 +325,12 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
+        # two runs of one day on one store would score the same papers twice and undo each other's ranking and
+        # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
+        for other in store.live_runs("run", before=rec.id, day=day.date):
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
+            raise RankerError(f"another run of {day.date} is under way on this database (process {other['pid']}, "
+                              f"started {started}); wait for it to end", where=str(store.path))
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()

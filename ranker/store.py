@@ -815,6 +815,24 @@ class Store:
                 if not raised:
                     raise
 
+    def live_runs(self, kind: str, *, before: int, **params) -> list[dict]:
+        """The runs of `kind` recorded before run `before` that are still running in another live process of
+        this host and whose params hold `params` (day="2025-05-15"): each as {"id", "pid", "started_at"}."""
+        rows = self.conn.execute("SELECT id, pid, started_at, params FROM runs WHERE kind=? AND status='running' "
+                                 "AND host=? AND id<? ORDER BY id", (kind, HOST, before)).fetchall()
+        out = []
+        for rid, pid, started, raw in rows:
+            try:
+                given = json.loads(raw or "{}")
+            except ValueError:
+                continue
+            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
+                continue
+            if pid is None or pid == os.getpid() or not process_alive(pid, started):
+                continue
+            out.append({"id": rid, "pid": pid, "started_at": started})
+        return out
+
     def run_status(self, run_id: int) -> str | None:
         row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
         return row[0] if row else None

@@ -480,3 +480,50 @@ def test_a_calibration_fit_on_the_day_it_ranks_says_so(settings, store, tmp_path
         pre = prefilter_day(day.papers, resolve(flags={**flags, "calibration": f}, env={}), store=store)
         said = "fit on this day" in pre.summary()
         assert said == ("2025-05-15" in names) and pre.fit_on == ["2025-05-15"][:int(said)], pre.summary()
+
+
+# --------------------------------------------------------------------------- two runs of one day at once
+def test_a_second_run_of_a_day_under_way_stops_before_touching_anything(store, settings, tmp_path):
+    """A cron job and a hand-started `ranker run` of the same day on one database: the second one stops with
+    one line naming the first one's process, scores nothing (no paper asked of the model twice) and leaves the
+    run folder and the day's ranking to the first, which ends ok with every paper its own."""
+    import sqlite3
+    import time
+    from conftest import RANKER
+    store.close()
+    db, out, cfg = settings.db_path, tmp_path / "out", tmp_path / "ranker.toml"
+    cfg.write_text("[prefilter]\ntop = 8\n[scoring]\nmodel = 'tiny'\nbatch_size = 1\n")    # stored one by one
+    args = ["run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--config", cfg, "--offline"]
+    first = subprocess.Popen([*RANKER, *map(str, args), "--backend-option", "delay=0.4"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+
+    def scored() -> int:
+        c = sqlite3.connect(db)
+        try:
+            return c.execute("SELECT count(*) FROM scores").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            c.close()
+    t0 = time.monotonic()
+    while scored() < 1 and first.poll() is None and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    assert first.poll() is None, first.stderr.read()
+    manifest = (out / "2025-05-15-run.json").read_bytes()
+    with Store(db) as s:
+        ranking = s.get_rankings("2025-05-15")
+    second = ranker(*args)
+    assert second.returncode == 1 and second.stdout == ""
+    assert second.stderr.startswith(f"error: {db}: another run of 2025-05-15 is under way on this database "
+                                    f"(process {first.pid}, started ") and len(second.stderr.splitlines()) == 1
+    assert (out / "2025-05-15-run.json").read_bytes() == manifest          # the first run's, "running"
+    with Store(db) as s:
+        assert s.get_rankings("2025-05-15") == ranking
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and (m["counts"]["scored"], m["counts"]["reused"]) == (8, 0)
+    c = sqlite3.connect(db)
+    assert c.execute("SELECT kind, status FROM runs ORDER BY id").fetchall()[-2:] == [("run", "ok"), ("run", "failed")]
+    assert c.execute("SELECT count(*) FROM scores").fetchone()[0] == 8
+    c.close()
