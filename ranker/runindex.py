@@ -18,7 +18,8 @@ COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
 
 
 def read_days(out_dir: str | Path) -> list[dict]:
-    """One row per day with a readable manifest in `out_dir`, newest first."""
+    """One row per day with a readable manifest in `out_dir`, newest first; its `digest` the day's Markdown
+    file, None when the day has none (a first run that failed or was stopped)."""
     rows = []
     for f in Path(out_dir).iterdir():
         m = _MANIFEST.match(f.name)
@@ -36,9 +37,12 @@ def read_days(out_dir: str | Path) -> list[dict]:
             # the day's papers with a score: a rerun reuses the stored ones (its own run scored none)
             counts["scored"] = (counts.get("scored") or 0) + (counts.get("reused") or 0)
         status = data.get("status")
-        row = {"day": m.group(1), "status": status if isinstance(status, str) and status else "unknown",
-               **{k: counts.get(k) for k in COLUMNS},
-               "model": data.get("model"), "digest": f"{m.group(1)}-output.md"}
+        status = status if isinstance(status, str) and status else "unknown"
+        digest = f"{m.group(1)}-output.md"
+        # a run that failed or was stopped leaves the earlier run's digest whole beside its manifest: still linked
+        linked = status in ("ok", "partial") or (f.parent / digest).is_file()
+        row = {"day": m.group(1), "status": status, **{k: counts.get(k) for k in COLUMNS},
+               "model": data.get("model"), "digest": digest if linked else None}
         rows.append(row)
     rows.sort(key=lambda r: r["day"], reverse=True)
     return rows
@@ -49,7 +53,7 @@ def render_index(rows: list[dict]) -> str:
            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         cells = ["-" if r.get(k) is None else str(r[k]) for k in COLUMNS]
-        link = f"[{r['day']}]({r['digest']})" if r["status"] in ("ok", "partial") else r["day"]
+        link = f"[{r['day']}]({r['digest']})" if r.get("digest") else r["day"]
         out.append(f"| {link} | {r['status']} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 

@@ -17,3 +17,16 @@ def test_a_manifest_that_is_not_a_run_manifest_is_left_out_not_an_error(tmp_path
     assert days[0]["scored"] == 3 and days[1]["papers"] is None
     assert days[2]["scored"] is None and days[2]["kept"] == 2 and days[2]["status"] == "unknown"
     assert "| [2025-05-15](2025-05-15-output.md) | ok | 5 | 4 | 3 |" in files["index_md"].read_text()
+
+
+def test_a_day_whose_rerun_stopped_keeps_the_link_to_its_earlier_digest(tmp_path):
+    """A rerun interrupted (or failed) leaves the earlier run's digest whole beside a manifest that says so: the
+    next day's run rewrites the index, which still leads to that digest; a day never finished leads nowhere."""
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "interrupted", "error": "interrupted"}))
+    (tmp_path / "2025-05-15-output.md").write_text("# Personalized Daily ArXiv Papers 2025-05-15\n")
+    (tmp_path / "2025-05-14-run.json").write_text(json.dumps({"status": "failed", "error": "no model"}))
+    files = write_index(tmp_path)
+    days = {d["day"]: d for d in json.loads(files["index_json"].read_text())["days"]}
+    assert days["2025-05-15"]["digest"] == "2025-05-15-output.md" and days["2025-05-14"]["digest"] is None
+    md = files["index_md"].read_text()
+    assert "| [2025-05-15](2025-05-15-output.md) | interrupted | - |" in md and "| 2025-05-14 | failed | - |" in md
