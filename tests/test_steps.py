@@ -482,6 +482,19 @@ def test_a_calibration_fit_on_the_day_it_ranks_says_so(settings, store, tmp_path
         assert said == ("2025-05-15" in names) and pre.fit_on == ["2025-05-15"][:int(said)], pre.summary()
 
 
+
+def test_score_only_kept_on_rows_without_their_kept_says_why_none_is_read(tmp_path):
+    """Prefilter output whose `kept` column was dropped (a spreadsheet round trip, a hand edit): every row is
+    skipped, and the one-line error says why instead of calling readable lines unreadable."""
+    rows = [json.loads(x) for x in LISTING.read_text().splitlines()[:3]]
+    edited = tmp_path / "ranked.jsonl"
+    edited.write_text("".join(json.dumps({**r, "prefilter_score": 0.5}) + "\n" for r in rows))
+    r = ranker("score", "--papers", edited, "--only-kept", "--out", tmp_path / "s.jsonl", "--db",
+               tmp_path / "db.sqlite3", "--backend", "fake")
+    assert r.returncode == 1 and not (tmp_path / "s.jsonl").exists()
+    assert r.stderr == (f"error: {edited}: no valid paper line (3 skipped: 3 with a missing or malformed prefilter "
+                        f"verdict (prefilter_score, kept); first at {edited}:1)\n")
+
 # --------------------------------------------------------------------------- two runs of one day at once
 def test_a_second_run_of_a_day_under_way_stops_before_touching_anything(store, settings, tmp_path):
     """A cron job and a hand-started `ranker run` of the same day on one database: the second one stops with

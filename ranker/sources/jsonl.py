@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked
 from .filters import stronger
 from .normalize import iso_day, make_paper
-from .report import ReadReport
+from .report import SKIP_REASONS, ReadReport
 
 _KNOWN = set(PAPER_FIELDS)
 
@@ -85,6 +85,10 @@ def json_lines(lines, source: str, report: ReadReport):
 
 
 def no_valid_records(report: ReadReport, kind: str) -> InputError:
+    """Every record was skipped: how many, why (a prefilter row without its `kept` is no unreadable line), and
+    where the first one is."""
     first = report.first_where("skipped") or report.source
-    return InputError(f"no valid {kind} line ({report.skipped} unreadable; first at {first})", where=report.source)
+    why = ", ".join(f"{n} {SKIP_REASONS.get(r, r)}" for r, n in sorted(report.reasons.items(), key=lambda x: -x[1]))
+    return InputError(f"no valid {kind} line ({report.skipped} skipped{': ' + why if why else ''}; first at {first})",
+                      where=report.source)
 

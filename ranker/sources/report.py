@@ -11,7 +11,8 @@ ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anythi
 TITLE_CAP = 1_000
 # why a record was skipped (ReadReport.reasons), in words
 SKIP_REASONS = {"not_json": "not valid JSON", "not_object": "not a JSON object", "no_id": "without a valid arXiv id",
-                "no_title": "without a title", "bad_verdict": "with a malformed prefilter verdict",
+                "no_title": "without a title",
+                "bad_verdict": "with a missing or malformed prefilter verdict (prefilter_score, kept)",
                 "not_found": "not found"}
 
 
