@@ -329,6 +329,31 @@ def test_a_database_that_is_not_one_is_refused_at_start(tmp_path):
     assert bad.read_text() == "my notes, not a database\n" * 50
 
 
+def test_a_store_moved_away_while_serving_is_said_and_not_made_anew(tmp_path):
+    """Each request opens the database; one moved or deleted meanwhile was made anew, empty, by the next page:
+    the archive said the store held no day, every day was "Nothing stored" (404), and an empty file was left
+    where the user's had been. Now each page says the database is gone, and answers again once it is back."""
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", n=5, hostile=False)
+    server = start_server(db, tmp_path / "serve.log")
+    try:
+        token = _token(server)
+        away = tmp_path / "elsewhere.sqlite3"
+        db.rename(away)
+        for path in ("/", f"/day/{DAY}", "/labels", "/search?q=learning"):
+            status, html, _ = _get(server.url + path)
+            assert status == 500 and "is gone" in html and str(db) in html, path
+        status, body, _ = _post(server.url + "/label", {"paper_id": "2505.07363", "label": "up", "csrf": token},
+                                {"Origin": server.url, "Accept": "application/json"})
+        assert status == 500 and "is gone" in json.loads(body)["error"]
+        assert not db.exists()
+        away.rename(db)
+        status, html, _ = _get(server.url + f"/day/{DAY}")
+        assert status == 200 and "Papers of" in html
+    finally:
+        server.stop()
+
+
 def test_bound_beyond_loopback_it_answers_only_this_machines_names(site, tmp_path):
     """--host 0.0.0.0 used to answer any Host, so a page of another site could re-point a name of its own at
     this machine and read the store as the same origin (DNS rebinding)."""
