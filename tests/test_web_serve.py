@@ -813,6 +813,34 @@ def test_ctrl_c_stops_serve_with_a_line_that_fits_a_server(tmp_path):
 
 
 @needs_browser
+def test_undo_from_the_keyboard_leaves_the_focus_on_the_paper_s_thumbs(site, chromium):
+    """Undo hides itself once the label is taken back; pressed from the keyboard, it took the focus with it (to
+    the page's body), so the next Enter did nothing. The focus goes to the thumb just taken back, and the
+    keyboard carries on from there."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page = chromium.new_page()
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        pid = page.locator("section.rest article.paper").nth(9).get_attribute("id")[2:]
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        form.locator("button.down").focus()
+        page.keyboard.press("Enter")
+        expect(form).to_have_attribute("data-label", "-1")
+        page.keyboard.press("Tab")                                  # down -> undo
+        expect(form.locator("button.undo")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(form).to_have_attribute("data-label", "0")
+        expect(form.locator("button.down")).to_be_focused()
+        assert _label(db, pid) is None
+        page.keyboard.press("Enter")                                # the keyboard goes on: thumbs down again
+        expect(form).to_have_attribute("data-label", "-1")
+        assert _label(db, pid)[0] == -1
+    finally:
+        page.close()
+
+
+@needs_browser
 def test_every_kind_of_page_fits_a_phone_screen_without_sideways_scrolling(site, chromium):
     """At a phone's 390 CSS pixels (serve --host on a home network): the page is as wide as the screen; a wide
     table or plot scrolls inside itself, not the whole page."""
