@@ -172,6 +172,25 @@ def test_a_search_for_an_arxiv_id_finds_its_paper(site):
     assert "<article " not in html and "0 results" in html and "no paper 0000.00001 in the store" in html
 
 
+def test_a_paper_address_with_its_version_is_its_paper(site):
+    """/paper/2505.09572v2 (an arXiv address's id, pasted) said "No paper 2505.09572v2 in the store" (404): the
+    store holds papers without their version. It leads to the paper's page; an id the store lacks is still 404."""
+    server, _, _ = site
+    status, _, headers = _get_no_redirect(server.url + "/paper/2505.09572v2")
+    assert status == 307 and headers["location"] == "/paper/2505.09572"
+    status, html, _ = _get(server.url + "/paper/2505.09572v2")
+    assert status == 200 and "arXiv:2505.09572" in html
+    assert _get(server.url + "/paper/0000.00001v1")[0] == 404
+
+
+def _get_no_redirect(url: str) -> tuple[int, str, dict]:
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(url, timeout=30) as r:
+            return r.status, r.read().decode("utf-8"), {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8"), {k.lower(): v for k, v in e.headers.items()}
+
+
 def test_a_search_with_more_hits_than_shown_does_not_say_the_shown_ones_are_all(site):
     """The page showed the first 50 hits and said "50 results for “learning”" while over 200 papers of the
     store hold the word: the count it prints must not pass its cap off as the number of matches."""

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from ..errors import MissingDependency, RankerError, StoreError
+from ..io import arxiv_id
 from ..settings import Settings
 from ..store import Store
 from . import security, views
@@ -133,6 +134,11 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     def paper(paper_id: str):
         with open_store() as store:
             pp = views.paper_page(store, paper_id, similar=similar)
+            # an id as arXiv writes it (2505.07045v2, an abs link's tail) is its paper, as in search: the store
+            # holds papers without their version, and the address pasted from arXiv was "No paper" (404)
+            own = arxiv_id(paper_id) if pp is None else None
+            if own and own != paper_id and store.get_paper(own) is not None:
+                return RedirectResponse(urls.paper(own), status_code=307)
         return page("paper.html", page=pp) if pp else not_found(f"No paper {paper_id} in the store.")
 
     @pages("/search", response_class=HTMLResponse)
