@@ -201,6 +201,16 @@ def test_a_user_label_overrides_gpts_pick_and_weighs_more():
     assert b.trained_on["labels"] == 1
 
 
+def test_a_label_on_a_paper_of_two_history_days_counts_once():
+    """A paper announced on two days (a cross-list) is a row of each; its one label was counted twice: `ranker
+    calibrate` said "3 of yours used", then "4 labels" in the line naming the calibration it wrote."""
+    X, y, zs, g, papers = _toy()
+    again = int(np.flatnonzero(g == "2025-01-02")[0])
+    papers[again] = papers[0]                   # the first day's first paper, announced again on the second day
+    cal = fit(X, y, zs, g, papers, embedder="toy", labels={papers[0].id: True, papers[1].id: False})
+    assert cal.trained_on["labels"] == 2
+
+
 def test_calibration_file_errors(tmp_path):
     X, y, zs, g, papers = _toy(n_days=2)
     cal = fit(X, y, zs, g, papers, embedder="mpnet")

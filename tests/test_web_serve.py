@@ -172,6 +172,25 @@ def test_a_search_for_an_arxiv_id_finds_its_paper(site):
     assert "<article " not in html and "0 results" in html and "no paper 0000.00001 in the store" in html
 
 
+def test_a_paper_address_with_its_version_is_its_paper(site):
+    """/paper/2505.09572v2 (an arXiv address's id, pasted) said "No paper 2505.09572v2 in the store" (404): the
+    store holds papers without their version. It leads to the paper's page; an id the store lacks is still 404."""
+    server, _, _ = site
+    status, _, headers = _get_no_redirect(server.url + "/paper/2505.09572v2")
+    assert status == 307 and headers["location"] == "/paper/2505.09572"
+    status, html, _ = _get(server.url + "/paper/2505.09572v2")
+    assert status == 200 and "arXiv:2505.09572" in html
+    assert _get(server.url + "/paper/0000.00001v1")[0] == 404
+
+
+def _get_no_redirect(url: str) -> tuple[int, str, dict]:
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(url, timeout=30) as r:
+            return r.status, r.read().decode("utf-8"), {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8"), {k.lower(): v for k, v in e.headers.items()}
+
+
 def test_a_search_with_more_hits_than_shown_does_not_say_the_shown_ones_are_all(site):
     """The page showed the first 50 hits and said "50 results for “learning”" while over 200 papers of the
     store hold the word: the count it prints must not pass its cap off as the number of matches."""
@@ -327,6 +346,31 @@ def test_a_database_that_is_not_one_is_refused_at_start(tmp_path):
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(bad) in line
     assert bad.read_text() == "my notes, not a database\n" * 50
+
+
+def test_a_store_moved_away_while_serving_is_said_and_not_made_anew(tmp_path):
+    """Each request opens the database; one moved or deleted meanwhile was made anew, empty, by the next page:
+    the archive said the store held no day, every day was "Nothing stored" (404), and an empty file was left
+    where the user's had been. Now each page says the database is gone, and answers again once it is back."""
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", n=5, hostile=False)
+    server = start_server(db, tmp_path / "serve.log")
+    try:
+        token = _token(server)
+        away = tmp_path / "elsewhere.sqlite3"
+        db.rename(away)
+        for path in ("/", f"/day/{DAY}", "/labels", "/search?q=learning"):
+            status, html, _ = _get(server.url + path)
+            assert status == 500 and "is gone" in html and str(db) in html, path
+        status, body, _ = _post(server.url + "/label", {"paper_id": "2505.07363", "label": "up", "csrf": token},
+                                {"Origin": server.url, "Accept": "application/json"})
+        assert status == 500 and "is gone" in json.loads(body)["error"]
+        assert not db.exists()
+        away.rename(db)
+        status, html, _ = _get(server.url + f"/day/{DAY}")
+        assert status == 200 and "Papers of" in html
+    finally:
+        server.stop()
 
 
 def test_bound_beyond_loopback_it_answers_only_this_machines_names(site, tmp_path):
@@ -785,6 +829,34 @@ def test_ctrl_c_stops_serve_with_a_line_that_fits_a_server(tmp_path):
             proc.kill()
     assert proc.returncode == 0, rest
     assert rest.splitlines() == [f"stopped; your labels are kept in {db}"]
+
+
+@needs_browser
+def test_undo_from_the_keyboard_leaves_the_focus_on_the_paper_s_thumbs(site, chromium):
+    """Undo hides itself once the label is taken back; pressed from the keyboard, it took the focus with it (to
+    the page's body), so the next Enter did nothing. The focus goes to the thumb just taken back, and the
+    keyboard carries on from there."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page = chromium.new_page()
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        pid = page.locator("section.rest article.paper").nth(9).get_attribute("id")[2:]
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        form.locator("button.down").focus()
+        page.keyboard.press("Enter")
+        expect(form).to_have_attribute("data-label", "-1")
+        page.keyboard.press("Tab")                                  # down -> undo
+        expect(form.locator("button.undo")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(form).to_have_attribute("data-label", "0")
+        expect(form.locator("button.down")).to_be_focused()
+        assert _label(db, pid) is None
+        page.keyboard.press("Enter")                                # the keyboard goes on: thumbs down again
+        expect(form).to_have_attribute("data-label", "-1")
+        assert _label(db, pid)[0] == -1
+    finally:
+        page.close()
 
 
 @needs_browser

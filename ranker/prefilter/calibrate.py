@@ -524,7 +524,8 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         inputs=names, input_mean=[float(v) for v in mean], input_scale=[float(v) for v in scale],
         stack_coef=[float(v) for v in coef], stack_intercept=b, zs_mean=f.zs_mean, zs_std=f.zs_std,
         trained_on={"days": sorted(set(f.groups.tolist())), "papers": int(len(f.y)), "picks": int(f.y.sum()),
-                    "labels": int(sum(1 for p in papers if labels and p.id in labels)),
+                    # labels, not rows: a paper of two history days is one label (said as "N labels")
+                    "labels": len({p.id for p in papers if labels and p.id in labels}),
                     "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     # Keeping by recall learns from whole days only: a user's labels outside the history form "days" of the
     # few papers they labelled (LABEL_DAY_SUFFIX), whose recall says nothing about a day's ranking.

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
-from ..errors import MissingDependency, RankerError
+from ..errors import MissingDependency, RankerError, StoreError
+from ..io import arxiv_id
 from ..settings import Settings
 from ..store import Store
 from . import security, views
@@ -52,6 +54,15 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     app = FastAPI(title="ranker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.secret = secret
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    def open_store() -> Store:
+        """The store, for one request. The database is opened, never made: one moved or deleted while the server
+        runs was made anew and empty by the next page, which then showed an empty archive and "nothing stored"
+        for every day as if the store held nothing (and left an empty file where the user's had been)."""
+        if not os.path.lexists(db):
+            raise StoreError("is gone (moved or deleted since ranker serve started); put it back, or restart "
+                             "the server to make a new one", where=str(db))
+        return Store(db, busy_timeout=busy_timeout)
 
     def page(template: str, status: int = 200, **ctx) -> HTMLResponse:
         html = render(template, urls=urls, can_label=not read_only, csrf=secret, read_only=read_only, **ctx)
@@ -102,33 +113,38 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
 
     @pages("/", response_class=HTMLResponse)
     def archive_page():
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             groups = views.archive(store)
             up, down = store.count_labels()
         return page("archive.html", groups=groups, up=up, down=down)
 
     @pages("/month/{month}", response_class=HTMLResponse)
     def month(month: str):
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             mp = views.month_page(store, month)
         return page("month.html", page=mp) if mp else not_found(f"No days in {month}.")
 
     @pages("/day/{day}", response_class=HTMLResponse)
     def day(day: str, topic: str = "", show: str = "all"):
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             dp = views.day_page(store, day, topic=topic, show=show)
         return page("day.html", page=dp) if dp else not_found(f"Nothing stored for the day {day}.")
 
     @pages("/paper/{paper_id:path}", response_class=HTMLResponse)
     def paper(paper_id: str):
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             pp = views.paper_page(store, paper_id, similar=similar)
+            # an id as arXiv writes it (2505.07045v2, an abs link's tail) is its paper, as in search: the store
+            # holds papers without their version, and the address pasted from arXiv was "No paper" (404)
+            own = arxiv_id(paper_id) if pp is None else None
+            if own and own != paper_id and store.get_paper(own) is not None:
+                return RedirectResponse(urls.paper(own), status_code=307)
         return page("paper.html", page=pp) if pp else not_found(f"No paper {paper_id} in the store.")
 
     @pages("/search", response_class=HTMLResponse)
     def search_page(q: str = "", mode: str = "auto"):
         mode = mode if mode in MODES else "auto"
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             can_mean = semantic.available(store)
             used, rows, note, more = mode, [], "", False
             if q.strip():
@@ -140,7 +156,7 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
 
     @pages("/labels", response_class=HTMLResponse)
     def labels():
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             rows, history = views.labels_page(store)
             up, down = store.count_labels()
         return page("labels.html", rows=rows, history=history, up=up, down=down)
@@ -166,7 +182,7 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     def set_label(paper_id: str, value: int, day: str) -> str | None:
         """Store the label (in a worker thread: a busy database delays this request, not the server); the day it
         was given on, or None when the store has no such paper and no label of it."""
-        with Store(db, busy_timeout=busy_timeout) as store:
+        with open_store() as store:
             p = store.get_paper(paper_id)
             if p is None:
                 # a label imported from another machine, on a paper this store does not hold (yet): it can still

@@ -7,10 +7,17 @@
   var words = { "1": "you liked this", "-1": "not for you", "0": "" };
 
   function show(form, label) {
+    var before = parseInt(form.getAttribute("data-label") || "0", 10);
+    var undo = form.querySelector("button.undo");
     form.setAttribute("data-label", String(label));
     form.querySelector("button.up").setAttribute("aria-pressed", label > 0 ? "true" : "false");
     form.querySelector("button.down").setAttribute("aria-pressed", label < 0 ? "true" : "false");
-    form.querySelector("button.undo").hidden = label === 0;
+    // undo pressed from the keyboard hides itself: focus went to the page's body, so the next Enter did nothing
+    // and a screen reader lost its place; it goes to the thumb just taken back instead
+    if (label === 0 && document.activeElement === undo) {
+      form.querySelector(before < 0 ? "button.down" : "button.up").focus();
+    }
+    undo.hidden = label === 0;
     form.querySelector(".state").textContent = words[String(label)];
     var card = form.closest("article");
     if (card) {
