@@ -38,8 +38,9 @@ class LocalEngine:
             return {"read": n, "input": tally.record(), "shards": len(written),
                     "rows_written": sum(r for _, r in written), "written_by_day": shards.rows_by_day(written)}
 
-        # what a stopped run spilled is not read again (as in the Ray engine): the days it ranked since are
-        # skipped now, so the papers left would not fall into the same batches
+        # what a stopped run spilled is not read again (as in the Ray engine): the rows it ranked since are
+        # passed over now, so the papers left would not fall into the same batches; a spilled day is ranked
+        # when it still holds a row not ranked
         work = job.embedded_dir()
         spill = shards.shard_files(work)
         spilled = shards.pairs_in(spill)

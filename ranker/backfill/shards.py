@@ -250,8 +250,9 @@ def best_scores(t: pa.Table) -> pa.Table:
 class RankedState:
     pairs: PairSet = field(default_factory=PairSet)            # the (id, date) of every ranked row
     days: set[str] = field(default_factory=set)                # the days that hold ranked rows
-    complete_days: set[str] = field(default_factory=set)       # of them, those holding every paper they were
-    rows: int = 0                                              # ranked among (ranked by the prefilter)
+    complete_days: set[str] = field(default_factory=set)       # of them, those ranked by the prefilter that
+                                                               # hold every paper they were ranked among
+    rows: int = 0                                              # ranked rows (a row written twice counts twice)
 
 
 def ranked_state(out: str | Path) -> RankedState:
