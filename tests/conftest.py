@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -87,6 +88,21 @@ def make_snapshot(out: Path, n: int, per_day: int = 100) -> Path:
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(n), "--per-day",
                     str(per_day), "--out", str(out)], check=True, capture_output=True)
     return out
+
+
+def grown_snapshot(folder: Path) -> tuple[Path, Path]:
+    """A 600-paper snapshot (six days of 100) and its first 550 lines: the older snapshot, whose last day had 50
+    of its 100 papers yet (the last days of a snapshot are incomplete). In the newer one the first paper has a
+    second version since, with another abstract (its day, the first version's, is the same)."""
+    snap = make_snapshot(folder / "snap.json", 600, 100)
+    lines = snap.read_bytes().splitlines(keepends=True)
+    old = folder / "old.json"
+    old.write_bytes(b"".join(lines[:550]))
+    first = json.loads(lines[0])
+    first["versions"] = first["versions"][:1] + [{"version": "v2", "created": "Mon, 2 Mar 2026 10:00:00 GMT"}]
+    first["abstract"] = "A second version: the method rewritten, new results."
+    snap.write_bytes(json.dumps(first).encode() + b"\n" + b"".join(lines[1:]))
+    return old, snap
 
 
 def snapshot_with_bad_lines(path, garbage: int = 0):

@@ -15,11 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, make_snapshot, parquet_files, \
-    ranker, snapshot_with_bad_lines, store_tables
+from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
+    make_snapshot, parquet_files, ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
-from ranker.backfill.plan import Filters, plan_splits, read_split, source_files
+from ranker.backfill.plan import Filters, PairSet, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
+from ranker.cli.backfill import summary_line
 from ranker.errors import ConfigError, InputError, MissingDependency
 from ranker.records import Failure
 from ranker.store import Store
@@ -46,7 +47,7 @@ def test_byte_ranges_read_every_paper_exactly_once(tmp_path):
         assert sorted(got) == sorted(whole), size
 
 
-def test_filters_window_categories_and_done_days(tmp_path):
+def test_filters_window_categories_and_rows_already_ranked(tmp_path):
     snap = make_snapshot(tmp_path / "snap.json", 300, 100)          # 2026-01-05, -06, -07
     (split,) = plan_splits([snap])
     days = {p.date for p in read_split(split, Filters())}
@@ -56,7 +57,11 @@ def test_filters_window_categories_and_done_days(tmp_path):
     assert {p.date for p in got} == {sorted(days)[1]}
     got = list(read_split(split, Filters(categories=("cs.CV",))))
     assert got and all("cs.CV" in p.categories for p in got)
-    assert first not in {p.date for p in read_split(split, Filters(skip_days=frozenset({first})))}
+    ranked = [p for p in read_split(split, Filters(since=first, until=first))][:60]      # 60 of the first day's
+    got = list(read_split(split, Filters(skip_pairs=PairSet.of([p.id for p in ranked], [first] * 60))))
+    assert len(got) == 240 and not {p.id for p in ranked} & {p.id for p in got}
+    assert len(list(read_split(split, Filters(skip_pairs=PairSet.of([p.id for p in ranked], ["2000-01-01"] * 60))))) \
+        == 300                              # the same paper on another day is another row
 
 
 def test_dedupe_keeps_the_first_row_of_every_key():
@@ -796,3 +801,50 @@ def test_a_calibration_fit_for_other_topics_is_said(tmp_path, monkeypatch):
     run_backfill(spec, backfill_settings(calibration=tmp_path / "cal.json"), warn=warned.append)
     assert warned == [f"prefilter: {OTHER_TOPICS}"]
     assert backfill_table(tmp_path / "bf", "ranked").num_rows == 192       # ranked all the same
+
+
+@pytest.mark.parametrize("embed", [True, False])
+def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked(tmp_path, monkeypatch, embed):
+    """The monthly rerun from a newer snapshot into the same folder: the 50 papers that reached the last day
+    since are ranked with that day (it was complete: every paper the older snapshot had), the other days read
+    and left alone; with --embed only the new papers are embedded. The 50 were dropped as `filtered` and 0
+    rows written. A paper ranked before and since revised is not ranked (embedded, scored) again: its row
+    stays the first version's, with --embed or without."""
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encoded = []
+    encode = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.extend(texts) or encode(self, texts))
+    old, snap = grown_snapshot(tmp_path)
+    out = tmp_path / "bf"
+    spec = dict(out=out, all_categories=True, embed=embed, score=not embed)
+    db = tmp_path / "r.sqlite3"            # the store caches the query vectors: only papers are encoded again
+    with Store(db) as store:
+        run_backfill(BackfillSpec(source=old, **spec), backfill_settings(), store=store)
+    before = backfill_table(out, "ranked")
+    last = max(before.column("date").to_pylist())
+    assert before.num_rows == 550 and before.column("date").to_pylist().count(last) == 50
+    encoded.clear()
+    with Store(db) as store:
+        res = run_backfill(BackfillSpec(source=snap, **spec), backfill_settings(), store=store)
+    rank = res.run["phases"]["rank"]
+    assert (rank["rows_written"], rank["input"]["filtered"]) == (50, 550)
+    assert rank["added_to_ranked_days"] == 50
+    assert len(encoded) == (50 if embed else 0)
+    assert summary_line(res).startswith("ranking: 50 papers written (50 added to days already ranked)"
+                                        + (", 5 days already complete; " if embed else "; "))
+    r = backfill_table(out, "ranked")
+    ids = r.column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 600 and r.column("date").to_pylist().count(last) == 100
+    assert res.summary["ranked"]["rows"] == 600
+    old_rows = {x["id"]: x for x in before.to_pylist()}
+    for row in r.to_pylist():          # the rows written before are as they were, the revised paper's too
+        if row["id"] in old_rows:
+            assert row == old_rows[row["id"]]
+    assert old_rows["2601.00001"]["version"] == 1 and not any("second version" in t for t in encoded)
+    if not embed:
+        assert res.run["phases"]["score"]["to_do"] == 50
+    if embed:                          # the new rows were ranked among the whole day
+        assert {x["day_papers"] for x in r.to_pylist() if x["date"] == last and x["id"] not in old_rows} == {100}
+    again = run_backfill(BackfillSpec(source=snap, **spec), backfill_settings())
+    assert "skipped" in again.run["phases"]["rank"]

@@ -14,8 +14,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, make_snapshot, parquet_files, \
-    snapshot_with_bad_lines, store_tables
+from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
+    make_snapshot, parquet_files, snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.errors import InputError, ModelError
@@ -170,6 +170,31 @@ def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again
     assert a.num_rows == b.num_rows == 300
     assert a.select(["id", "date", "kept", "topic"]).to_pylist() == b.select(["id", "date", "kept", "topic"]).to_pylist()
     assert np.allclose(shards.vectors(a), shards.vectors(b), atol=1e-4)
+
+
+def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked_on_ray_as_locally(tmp_path):
+    """The rerun from a newer snapshot (the older one's last day had 50 of its 100 papers): on Ray, as by the
+    local engine, the 50 are embedded (nothing else) and ranked with the 50 rows that day holds, which stay as
+    they were; both engines' folders end with the same rows."""
+    old, snap = grown_snapshot(tmp_path)
+    cols = ["id", "date", "version", "kept", "topic", "day_papers"]
+    got = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        spec = dict(out=out, all_categories=True, embed=True)
+        opts = dict(engine=engine, ray_options=RAY_OPTIONS if engine == "ray" else None)
+        run_backfill(BackfillSpec(source=old, **spec), backfill_settings(), **opts)
+        before = backfill_table(out, "ranked").sort_by("id").select(cols).to_pylist()
+        res = run_backfill(BackfillSpec(source=snap, **spec), backfill_settings(), **opts)
+        rank = res.run["phases"]["rank"]
+        assert (rank["embedded"], rank["rows_written"], rank["added_to_ranked_days"]) == (50, 50, 50), engine
+        assert (rank["days_already_complete"], res.summary["ranked"]["rows"]) == (5, 600), engine
+        r = backfill_table(out, "ranked").sort_by("id")
+        assert r.num_rows == 600 and [x for x in r.select(cols).to_pylist() if x in before] == before
+        got[engine] = r
+    a, b = got["local"], got["ray"]
+    assert a.select(cols).to_pylist() == b.select(cols).to_pylist()
+    assert np.allclose(a.column("prefilter_score").to_numpy(), b.column("prefilter_score").to_numpy(), atol=1e-5)
 
 
 def test_a_worker_killed_mid_batch_is_retried_and_every_paper_lands_once(tmp_path):

@@ -1,8 +1,9 @@
 """One backfill run: check and pin the settings, find what earlier runs already wrote, hand the two phases
 (rank, then score) to an engine, and record the run in the manifest.
 
-Exactly once: ranking skips the days an earlier run finished (a day is ranked whole, so an interrupted day is
-ranked again and only its missing rows are written); scoring skips the papers that already have a score row
+Exactly once: ranking reads past the (id, date) rows earlier runs wrote; with the prefilter a day is ranked
+whole, so a day that gets papers (an interrupted day's rest, a newer snapshot's late papers) is ranked again
+with the rows it holds and only the new rows are written; scoring skips the papers that already have a score row
 for the same model and prompt hash (a failed row is tried again). Shard names depend only on their rows, so a
 batch written twice (a retried worker) replaces itself.
 """
@@ -12,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,6 @@ class Job:
     calibration: Any = None                      # prefilter.calibrate.Calibration, loaded once
     rules: Any = None                            # prefilter.rules.DayRules (exclusions, author pins), read once
     plan: Any = None                             # stages.PrefilterPlan, when ranking with the prefilter
-    partial: dict = field(default_factory=dict)  # day -> ids already ranked in an unfinished day
     model_key: str | None = None
     prompt_hash: str | None = None
 
@@ -244,20 +244,21 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
     if mf.covers(m, job.source.fingerprint, spec.since, spec.until):
         return {"skipped": "this source and window were ranked by an earlier run"}
     t0 = time.perf_counter()
-    state = shards.ranked_state(job.out, with_pairs=not spec.embed)
+    # every paper is read; those already ranked on their day are passed over, one by one: a newer snapshot's
+    # late papers of a day ranked before are new, and (with the prefilter) rank with that day's ranked rows
+    state = shards.ranked_state(job.out)
+    job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": state.pairs})
     if spec.embed:
         from .stages import PrefilterPlan
-        job.filters = Filters(**{**job.filters.__dict__, "skip_days": frozenset(state.complete_days)})
-        job.partial = {d: frozenset(ids) for d, ids in state.partial.items()}
         job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
                                        min_keep=want.min_keep, recall=want.recall, calibration=job.calibration,
                                        store=store, rules=job.rules)
-    else:
-        job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": frozenset(state.pairs)})
     res = eng.rank(job)
+    added = {d: n for d, n in res.pop("written_by_day").items() if d in state.days}
+    res["added_to_ranked_days"] = sum(added.values())
     # of this run's window: the folder's other days were never this run's to rank
-    res["days_already_complete"] = sum(1 for d in state.complete_days
-                                       if not (spec.since and d < spec.since) and not (spec.until and d > spec.until))
+    res["days_already_complete"] = sum(1 for d in state.complete_days if d not in added and
+                                       not (spec.since and d < spec.since) and not (spec.until and d > spec.until))
     res["seconds"] = round(time.perf_counter() - t0, 2)
     m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
     return res

@@ -1,10 +1,11 @@
 """The one-process engine: the same steps as the Ray engine, run in this process, for a workstation.
 
 Ranking streams the source in batches; with the prefilter, each embedded batch is spilled to
-OUT/_work/embedded/date=<day>/ (so memory holds one batch, then one day), then every day is ranked whole and
-written to OUT/ranked/. A paper whose spill is on disk is not read or embedded again by a rerun of an interrupted
-run with the same source and settings, wherever it stopped. Scoring reads the ranked shards that hold work and
-writes score shards of `shard_rows` rows as it goes.
+OUT/_work/embedded/date=<day>/ (so memory holds one batch, then one day), then every day with new papers is
+ranked whole, with the rows it already holds in OUT/ranked/, and its new rows are written there. A paper whose
+spill is on disk is not read or embedded again by a rerun of an interrupted run with the same source and
+settings, wherever it stopped. Scoring reads the ranked shards that hold work and writes score shards of
+`shard_rows` rows as it goes.
 """
 from __future__ import annotations
 
@@ -35,16 +36,18 @@ class LocalEngine:
                 n += len(batch)
                 self.progress("reading", n, None)
             return {"read": n, "input": tally.record(), "shards": len(written),
-                    "rows_written": sum(r for _, r in written)}
+                    "rows_written": sum(r for _, r in written), "written_by_day": shards.rows_by_day(written)}
 
-        # what a stopped run spilled is not read again (as in the Ray engine): the days it ranked since are
-        # skipped now, so the papers left would not fall into the same batches
+        # what a stopped run spilled is not read again (as in the Ray engine): the rows it ranked since are
+        # passed over now, so the papers left would not fall into the same batches; a spilled day is ranked
+        # when it still holds a row not ranked
         work = job.embedded_dir()
-        spilled = shards.pairs_in(shards.shard_files(work))
+        spill = shards.shard_files(work)
+        spilled = shards.pairs_in(spill)
         filters = Filters(**{**job.filters.__dict__, "skip_pairs": job.filters.skip_pairs | spilled})
         papers = read_source(job.source.splits, filters, tally)
         stage = EmbedStage(job.settings, device=job.spec.device)
-        days = {k.rsplit("|", 1)[1] for k in spilled} - job.filters.skip_days
+        days = shards.days_with_new_rows(spill, job.filters.skip_pairs)
         n = embedded = 0
         for batch in chunks(papers, job.spec.embed_batch):
             t = shards.papers_table(batch)
@@ -54,8 +57,10 @@ class LocalEngine:
             embedded += len(batch)
             self.progress("embedding", n, None)
         for i, day in enumerate(sorted(days)):
+            # the day whole: its papers embedded now, and the rows ranked before (their vectors), which stay
+            done = shards.read_table(shards.shard_files(ranked_root, day, day), shards.RANKED)
             t = shards.read_table(shards.shard_files(work, day, day), shards.RANKED)
-            t = prefilter_day(t, job.plan, job.partial.get(day, frozenset()))
+            t = prefilter_day(_concat([done, t]), job.plan, set(done.column("id").to_pylist()))
             written += shards.write_partitioned(t, ranked_root, "ranked")
             shutil.rmtree(work / f"date={day}", ignore_errors=True)
             self.progress("ranking days", i + 1, len(days))
@@ -63,6 +68,7 @@ class LocalEngine:
         return {"read": n, "input": tally.record(), "embedded": embedded, "already_embedded": len(spilled),
                 "days": len(days),
                 "shards": len(written), "rows_written": sum(r for _, r in written),
+                "written_by_day": shards.rows_by_day(written),
                 "model_load_seconds": round(stage.embedder.load_seconds, 2)}
 
     # ------------------------------------------------------------------ scoring

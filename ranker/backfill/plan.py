@@ -7,7 +7,8 @@ An uncompressed JSON-lines file splits into byte ranges read independently (a li
 first byte is in), so a 4 GB snapshot is read by many workers at once and no worker holds more than a batch;
 a gzipped file or an XML feed is one read. Each range goes through the library's own readers
 (ranker.sources: iter_snapshot / iter_jsonl / read_papers, then filter_papers for categories, announce types
-and duplicate ids), and then through the backfill's filters: the day window and the days (or ids) already done.
+and duplicate ids), and then through the backfill's filters: the day window and the papers already ranked on
+their day (a PairSet: 8 bytes a row, for a rerun over millions of ranked rows to hand every read task).
 What the readers skip (a line that is not JSON, a row without an id, a truncated last line) is counted per split
 (SplitReport) and summed over the splits, in any order, by a ReadTally: counts by reason and the first few
 skipped lines as file:line, a byte range's line numbers made the file's.
@@ -15,10 +16,15 @@ skipped lines as file:line, a byte range's line numbers made the file's.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
+
+import numpy as np
 
 from ..errors import InputError
 from ..records import Paper
@@ -42,6 +48,37 @@ class Split:
     gz: bool = False
 
 
+def pair_hash(id_: str, date: str) -> int:
+    """A paper's row ("id|date") as 64 bits, the same in every process."""
+    return int.from_bytes(hashlib.blake2b(f"{id_}|{date}".encode(), digest_size=8).digest(), "little")
+
+
+class PairSet:
+    """A set of (id, date) rows held as their sorted 64-bit hashes (pair_hash): 8 bytes a row, where a set of
+    "id|date" strings takes about 100, and one buffer to pickle (to a Ray task). A lookup costs about 2 us, a
+    few percent of reading the paper. Two rows share a hash with odds of about rows x lookups / 2^64 (1e-7
+    for millions of each): such a paper would be taken for ranked."""
+
+    def __init__(self, hashes=()):
+        # an array.array, which bisect searches faster than numpy does one value at a time
+        self.hashes = array("Q", np.unique(np.asarray(hashes, dtype=np.uint64)).tobytes())
+
+    @classmethod
+    def of(cls, ids: Iterable[str], dates: Iterable[str]) -> "PairSet":
+        return cls(np.fromiter((pair_hash(i, d) for i, d in zip(ids, dates)), dtype=np.uint64))
+
+    def has(self, id_: str, date: str) -> bool:
+        h = pair_hash(id_, date)
+        i = bisect_left(self.hashes, h)
+        return i < len(self.hashes) and self.hashes[i] == h
+
+    def __or__(self, other: "PairSet") -> "PairSet":
+        return PairSet(np.concatenate([np.frombuffer(self.hashes, np.uint64), np.frombuffer(other.hashes, np.uint64)]))
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
 @dataclass(frozen=True)
 class Filters:
     """Applied to every paper after the readers: the day window, and what an earlier run already wrote."""
@@ -49,17 +86,14 @@ class Filters:
     until: str | None = None
     categories: tuple[str, ...] | None = None
     announce: tuple[str, ...] | None = None
-    skip_days: frozenset[str] = frozenset()        # days whose every paper is already ranked
-    skip_pairs: frozenset[str] = frozenset()       # "id|date" rows already ranked (runs without a prefilter)
+    skip_pairs: PairSet = field(default_factory=PairSet)     # the (id, date) rows already ranked
 
     def wants(self, p: Paper) -> bool:
         if not p.date:
             return False
         if (self.since and p.date < self.since) or (self.until and p.date > self.until):
             return False
-        if p.date in self.skip_days:
-            return False
-        return not (self.skip_pairs and f"{p.id}|{p.date}" in self.skip_pairs)
+        return not self.skip_pairs.has(p.id, p.date)
 
 
 # --------------------------------------------------------------------------- the source

@@ -6,7 +6,8 @@
            .write_datasink(ShardSink(OUT/_work/embedded)) spilled as they complete: a rerun of a stopped run
                                                          reads past what is there (the local engine's spill too)
            then read_parquet(the spill)
-           .groupby("date").map_groups(prefilter_day)    a whole day per call (the zero-shot day median)
+           .groupby("date").map_groups(prefilter_day)    a whole day per call (the zero-shot day median), with
+                                                         the rows the day already holds in OUT/ranked
            .write_datasink(ShardSink(OUT/ranked))        shards written as they complete; the spill removed
     score: read_datasource(the rows to score)            one read task per ranked shard with work, each reading
                                                          only the rows it owns: a row ranked twice is read once
@@ -73,8 +74,8 @@ def _read_blocks(index: int, split, filters_ref, tally, rows: int):
 
 def papers_datasource(splits, filters, tally=None, rows_per_block: int = READ_BLOCK_ROWS):
     """A Ray Data datasource of the source's papers: one read task per split, blocks of ranked-schema rows.
-    The filters go into the object store once (on a rerun they hold every pair already ranked: millions of
-    strings for a snapshot), and each read task carries only a reference to them. Each task reports what its
+    The filters go into the object store once (on a rerun they hold every row already ranked: a PairSet of
+    millions of hashes for a snapshot), and each read task carries only a reference to them. Each task reports what its
     split skipped to `tally` (a ReadTally actor), by the split's index: a retried task replaces its report."""
     import ray
     filters_ref = [ray.put(filters)]       # held in a list, as _read_todo's reference is
@@ -190,10 +191,10 @@ def _deferring(cls):
     return Stage
 
 
-def _prefilter_group(t, plan, partial):
+def _prefilter_group(t, plan, done):
     if t.num_rows == 0:
         return shards.RANKED.empty_table()
-    return prefilter_day(t, plan, partial.get(t.column("date")[0].as_py(), frozenset()))
+    return prefilter_day(t, plan, done.get(t.column("date")[0].as_py(), frozenset()))
 
 
 def _map_batches(ds, fn, **kwargs):
@@ -415,7 +416,8 @@ class RayEngine:
             count = self._count()
             sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows, count)
             self._execute(lambda: ds.write_datasink(sink), "reading", None, count)
-            return {**info, "input": self._tallied(tally), "shards": len(sink.files), "rows_written": sink.rows}
+            return {**info, "input": self._tallied(tally), "shards": len(sink.files), "rows_written": sink.rows,
+                    "written_by_day": shards.rows_by_day(sink.files)}
         # 1. embed what a killed run did not: spilled to OUT/_work/embedded (a day is ranked only whole, after
         #    a shuffle that keeps nothing if the run dies, so the embedding is kept apart from it)
         work = job.embedded_dir()
@@ -440,23 +442,31 @@ class RayEngine:
         spill = shard_sink(str(work), "emb", shards.RANKED, spec.shard_rows, count)
         self._execute(lambda: ds.write_datasink(spill), "embedding", None, count)
         info.update(input=self._tallied(tally), embedded=spill.rows, already_embedded=len(spilled))
-        # 2. rank every spilled day whole (days a killed run already wrote in full are left out)
-        files = [f for f in shards.shard_files(work) if f.parent.name[5:] not in job.filters.skip_days]
-        rows = 0
-        shard_count = 0
+        # 2. rank every day with new papers whole: its spilled rows with the rows it already holds (their
+        #    vectors; days a killed run ranked in full since it spilled them are left out)
+        spilled_files = shards.shard_files(work)
+        days = sorted(shards.days_with_new_rows(spilled_files, job.filters.skip_pairs))
+        ranked_root = job.out / shards.RANKED_DIR
+        held = [f for d in days for f in shards.shard_files(ranked_root, d, d)]
+        # the ids a day already holds go to its prefilter task (only those days': a newer snapshot's last few)
+        done: dict[str, set[str]] = {}
+        t = shards.read_table(held, shards.RANKED, ["id", "date"])
+        for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()):
+            done.setdefault(d, set()).add(i)
+        files = [f for f in spilled_files if f.parent.name[5:] in set(days)] + held
+        rows, written = 0, []
         if files:
             parts = max(2, min(200, int(cpus) * 2))
             ds = ray.data.read_parquet([str(f) for f in files], partitioning=None)
             ds = ds.groupby("date", num_partitions=parts).map_groups(
-                _prefilter_group, fn_kwargs={"plan": job.plan, "partial": job.partial}, batch_format="pyarrow")
+                _prefilter_group, fn_kwargs={"plan": job.plan, "done": done}, batch_format="pyarrow")
             count = self._count()
-            sink = shard_sink(str(job.out / shards.RANKED_DIR), "ranked", shards.RANKED, spec.shard_rows, count,
-                              days=True)
-            days = len({f.parent.name for f in files})
-            self._execute(lambda: ds.write_datasink(sink), "ranking days", days, count)
-            rows, shard_count = sink.rows, len(sink.files)
+            sink = shard_sink(str(ranked_root), "ranked", shards.RANKED, spec.shard_rows, count, days=True)
+            self._execute(lambda: ds.write_datasink(sink), "ranking days", len(days), count)
+            rows, written = sink.rows, sink.files
         shutil.rmtree(work, ignore_errors=True)
-        return {**info, "shards": shard_count, "rows_written": rows}
+        return {**info, "shards": len(written), "rows_written": rows,
+                "written_by_day": shards.rows_by_day(written)}
 
     def score(self, job, todo: shards.ScoreTodo) -> dict:
         self._connect()

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from ..errors import InputError
 from ..io import atomic_file
 from ..records import Paper
+from .plan import PairSet
 
 RANKED_DIR = "ranked"
 SCORES_DIR = "scores"
@@ -179,12 +180,24 @@ def shard_files(root: str | Path, since: str | None = None, until: str | None = 
     return out
 
 
-def pairs_in(files: Sequence[Path]) -> frozenset[str]:
-    """The "id|date" of every row of these shards (reads two columns)."""
-    if not files:
-        return frozenset()
+def pairs_in(files: Sequence[Path]) -> PairSet:
+    """The (id, date) of every row of these shards (reads two columns)."""
     t = read_table(files, RANKED, ["id", "date"])
-    return frozenset(f"{i}|{d}" for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()))
+    return PairSet.of(t.column("id").to_pylist(), t.column("date").to_pylist())
+
+
+def days_with_new_rows(files: Sequence[Path], known: PairSet) -> set[str]:
+    """The days of these shards' rows that hold a row not in `known`."""
+    t = read_table(files, RANKED, ["id", "date"])
+    return {d for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()) if not known.has(i, d)}
+
+
+def rows_by_day(written: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """The rows of write_partitioned's shards ("date=DAY/name", rows), summed by day."""
+    out: dict[str, int] = defaultdict(int)
+    for rel, n in written:
+        out[rel.split("/", 1)[0][5:]] += n
+    return dict(out)
 
 
 def read_table(files: Sequence[Path], schema: pa.Schema, columns: list[str] | None = None,
@@ -235,34 +248,28 @@ def best_scores(t: pa.Table) -> pa.Table:
 # --------------------------------------------------------------------------- what is already there
 @dataclass
 class RankedState:
-    complete_days: set[str] = field(default_factory=set)      # every paper of the day ranked
-    partial: dict[str, set[str]] = field(default_factory=dict)  # day -> ids already ranked (day unfinished)
-    pairs: set[str] = field(default_factory=set)               # "id|date" of every ranked row
-    rows: int = 0
+    pairs: PairSet = field(default_factory=PairSet)            # the (id, date) of every ranked row
+    days: set[str] = field(default_factory=set)                # the days that hold ranked rows
+    complete_days: set[str] = field(default_factory=set)       # of them, those ranked by the prefilter that
+                                                               # hold every paper they were ranked among
+    rows: int = 0                                              # ranked rows (a row written twice counts twice)
 
 
-def ranked_state(out: str | Path, with_pairs: bool = False) -> RankedState:
-    """Which days (and rows) an earlier run finished. A day ranked by the prefilter is complete when it holds
-    as many distinct ids as the papers it was ranked among (day_papers)."""
+def ranked_state(out: str | Path) -> RankedState:
+    """What earlier runs ranked. A day ranked by the prefilter is complete when it holds as many distinct ids
+    as the papers it was ranked among (day_papers): every paper the source it was read from had that day (a
+    newer source may have more)."""
     t = read_table(shard_files(Path(out) / RANKED_DIR), RANKED, ["id", "date", "day_papers"])
-    st = RankedState(rows=t.num_rows)
     if t.num_rows == 0:
-        return st
+        return RankedState()
+    st = RankedState(rows=t.num_rows)
     t = dedupe(t, ["id", "date"])
-    ids, days, sizes = (t.column(c).to_pylist() for c in ("id", "date", "day_papers"))
-    per_day: dict[str, set[str]] = defaultdict(set)
-    size: dict[str, int] = {}
-    for i, d, n in zip(ids, days, sizes):
-        per_day[d].add(i)
-        if n is not None:
-            size[d] = max(size.get(d, 0), n)
-    for d, got in per_day.items():
-        if d in size and len(got) >= size[d]:
+    st.pairs = PairSet.of(t.column("id").to_pylist(), t.column("date").to_pylist())
+    per_day = t.group_by("date", use_threads=False).aggregate([("id", "count"), ("day_papers", "max")])
+    for d, got, size in zip(*(per_day.column(c).to_pylist() for c in ("date", "id_count", "day_papers_max"))):
+        st.days.add(d)
+        if size is not None and got >= size:
             st.complete_days.add(d)
-        elif d in size:
-            st.partial[d] = got
-    if with_pairs:
-        st.pairs = {f"{i}|{d}" for i, d in zip(ids, days)}
     return st
 
 

@@ -110,6 +110,8 @@ def summary_line(res) -> str:
         line = "ranking: nothing new (this source and window are done)"
     else:
         line = (f"ranking: {r.get('rows_written', 0)} papers written"
+                + (f" ({r['added_to_ranked_days']} added to days already ranked)"
+                   if r.get("added_to_ranked_days") else "")
                 + (f", {r['days_already_complete']} days already complete" if r.get("days_already_complete") else ""))
     days = tot.get("days", 0)
     line += f"; {tot.get('papers', 0)} papers in {days} day{'s' if days != 1 else ''}, {tot.get('kept', 0)} kept"
