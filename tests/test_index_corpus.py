@@ -431,6 +431,33 @@ def test_a_segment_whose_second_file_cannot_be_made_leaves_its_first_neither_ope
         subprocess.run(["umount", "-l", str(d)], check=True)
 
 
+def test_a_segment_whose_second_file_finds_no_descriptor_leaves_its_first_neither_open_nor_behind(tmp_path):
+    """The same without root (the test above needs a tmpfs mount): the process has no descriptor left for the
+    new segment's second file (RLIMIT_NOFILE, one descriptor free: the first file's)."""
+    import errno
+    import resource
+    d = tmp_path / "index"
+    d.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    free = os.open(os.devnull, os.O_RDONLY)         # the lowest free descriptor, which the first file takes
+    os.close(free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (free + 1, hard))
+    try:
+        with pytest.raises(OSError) as e:
+            files.SegmentWriter(d, 24)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert e.value.errno == errno.EMFILE
+    opened = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(d)):
+                opened.append(fd)
+        except OSError:
+            pass                                          # (the listing's own descriptor, closed since)
+    assert opened == [] and list(d.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- kill -9
 CHILD = """
 import sys, time
