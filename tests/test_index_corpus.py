@@ -18,7 +18,7 @@ from ranker.errors import InputError
 from ranker.index import CorpusIndex, corpus, files, kinds
 from ranker.store import Store
 
-from conftest import REPO
+from conftest import REPO, open_files
 
 EMB = "toy"
 
@@ -418,14 +418,7 @@ def test_a_segment_whose_second_file_cannot_be_made_leaves_its_first_neither_ope
         with pytest.raises(OSError) as e:
             CorpusIndex(store, EMB).sync()
         assert e.value.errno == errno.ENOSPC
-        opened = []
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(idx.dir)):
-                    opened.append(os.path.realpath(f"/proc/self/fd/{fd}"))
-            except OSError:
-                pass                                      # (the listing's own descriptor, closed since)
-        assert opened == [], e.value
+        assert open_files(idx.dir) == [], e.value
         assert sorted(p.name for p in idx.dir.iterdir()) == before
     finally:
         subprocess.run(["umount", "-l", str(d)], check=True)
@@ -448,14 +441,7 @@ def test_a_segment_whose_second_file_finds_no_descriptor_leaves_its_first_neithe
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert e.value.errno == errno.EMFILE
-    opened = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(d)):
-                opened.append(fd)
-        except OSError:
-            pass                                          # (the listing's own descriptor, closed since)
-    assert opened == [] and list(d.iterdir()) == []
+    assert open_files(d) == [] and list(d.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- kill -9
