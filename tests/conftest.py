@@ -35,6 +35,21 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
                           timeout=timeout)
 
 
+def open_files(path) -> list[str]:
+    """The files this process holds open at `path`, or under it when it is a folder (a removed one still open
+    too): what a failed open or write must not leave behind."""
+    at = os.path.realpath(path)
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.path.realpath(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue                              # (the listing's own descriptor, closed since)
+        if target == at or target.startswith(at + os.sep):
+            out.append(target)
+    return out
+
+
 def without_loading(err: str) -> str:
     """stderr less the model's 'loading <model> ...' / 'ready' lines, which come before everything else."""
     return "".join(x for x in err.splitlines(keepends=True) if not x.startswith("loading "))

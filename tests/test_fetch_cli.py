@@ -336,3 +336,36 @@ def test_a_day_not_announced_yet_is_refused_and_asks_nothing(tmp_path, day):
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: --date: {day} is not announced yet: ")
     assert not out.exists() and (not db.exists() or count(db) == 0)
+
+
+def test_a_day_whose_window_closed_is_refused_until_its_announcement(monkeypatch):
+    """Between a window's 14:00 deadline and its announcement at 20:00 US Eastern the API holds none of the day's
+    papers: the day was asked for all the same, its empty answer asked again for every retry, then 'try again
+    later'. It is refused as not announced yet, nothing asked; once announced, it is asked for."""
+    import datetime as dt
+
+    from ranker.errors import InputError
+    from ranker.sources.api import fetch_announced
+    from ranker.sources.net import NetPolicy
+    now = [dt.datetime(2025, 5, 14, 21, 0, tzinfo=dt.timezone.utc)]   # 17:00 EDT: Thursday's window closed at 14:00
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now[0].astimezone(tz) if tz else now[0].replace(tzinfo=None)
+
+    monkeypatch.setattr(dt, "datetime", Clock)
+    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, atom))
+        policy = NetPolicy(api_url=srv.url("/api/query"), retries=0, api_delay=0.0)
+        with pytest.raises(InputError) as e:
+            list(fetch_announced("2025-05-15", policy=policy))
+        assert srv.hits() == 0 and e.value.key == "date"
+        assert e.value.message == ("2025-05-15 is not announced yet: its announcement holds the submissions until "
+                                   "2025-05-14 18:00 UTC (14:00 US Eastern), announced at 2025-05-15 00:00 UTC "
+                                   "(20:00 US Eastern)")
+        now[0] = dt.datetime(2025, 5, 15, 0, 1, tzinfo=dt.timezone.utc)        # 20:01 EDT: announced
+        list(fetch_announced("2025-05-15", policy=policy))
+        assert srv.hits() == 1

@@ -18,7 +18,7 @@ from ranker.errors import InputError
 from ranker.index import CorpusIndex, corpus, files, kinds
 from ranker.store import Store
 
-from conftest import REPO
+from conftest import REPO, open_files
 
 EMB = "toy"
 
@@ -418,17 +418,30 @@ def test_a_segment_whose_second_file_cannot_be_made_leaves_its_first_neither_ope
         with pytest.raises(OSError) as e:
             CorpusIndex(store, EMB).sync()
         assert e.value.errno == errno.ENOSPC
-        opened = []
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(idx.dir)):
-                    opened.append(os.path.realpath(f"/proc/self/fd/{fd}"))
-            except OSError:
-                pass                                      # (the listing's own descriptor, closed since)
-        assert opened == [], e.value
+        assert open_files(idx.dir) == [], e.value
         assert sorted(p.name for p in idx.dir.iterdir()) == before
     finally:
         subprocess.run(["umount", "-l", str(d)], check=True)
+
+
+def test_a_segment_whose_second_file_finds_no_descriptor_leaves_its_first_neither_open_nor_behind(tmp_path):
+    """The same without root (the test above needs a tmpfs mount): the process has no descriptor left for the
+    new segment's second file (RLIMIT_NOFILE, one descriptor free: the first file's)."""
+    import errno
+    import resource
+    d = tmp_path / "index"
+    d.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    free = os.open(os.devnull, os.O_RDONLY)         # the lowest free descriptor, which the first file takes
+    os.close(free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (free + 1, hard))
+    try:
+        with pytest.raises(OSError) as e:
+            files.SegmentWriter(d, 24)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert e.value.errno == errno.EMFILE
+    assert open_files(d) == [] and list(d.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- kill -9

@@ -299,7 +299,8 @@ def test_a_try_ends_at_the_download_timeout_not_a_socket_timeout_after_it(server
     with pytest.raises(FetchError, match=r"was still sending its answer after 1 s \(1 tries;"):
         fetch_bytes(server.url("/feed.xml"), policy=fast(timeout=5.0, download_timeout=1.0, retries=0))
     took = time.monotonic() - t0
-    assert server.hits() == 1 and 1.0 <= took < 1.6, took
+    # (the next piece came at 3 s: well short of it, whatever else a loaded machine runs)
+    assert server.hits() == 1 and 1.0 <= took < 2.5, took
 
 
 @pytest.mark.timeout(30)

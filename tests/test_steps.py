@@ -482,7 +482,6 @@ def test_a_calibration_fit_on_the_day_it_ranks_says_so(settings, store, tmp_path
         assert said == ("2025-05-15" in names) and pre.fit_on == ["2025-05-15"][:int(said)], pre.summary()
 
 
-
 def test_score_only_kept_on_rows_without_their_kept_says_why_none_is_read(tmp_path):
     """Prefilter output whose `kept` column was dropped (a spreadsheet round trip, a hand edit): every row is
     skipped, and the one-line error says why instead of calling readable lines unreadable."""
@@ -494,6 +493,7 @@ def test_score_only_kept_on_rows_without_their_kept_says_why_none_is_read(tmp_pa
     assert r.returncode == 1 and not (tmp_path / "s.jsonl").exists()
     assert r.stderr == (f"error: {edited}: no valid paper line (3 skipped: 3 with a missing or malformed prefilter "
                         f"verdict (prefilter_score, kept); first at {edited}:1)\n")
+
 
 # --------------------------------------------------------------------------- two runs of one day at once
 def test_a_second_run_of_a_day_under_way_stops_before_touching_anything(store, settings, tmp_path):
@@ -507,7 +507,8 @@ def test_a_second_run_of_a_day_under_way_stops_before_touching_anything(store, s
     db, out, cfg = settings.db_path, tmp_path / "out", tmp_path / "ranker.toml"
     cfg.write_text("[prefilter]\ntop = 8\n[scoring]\nmodel = 'tiny'\nbatch_size = 1\n")    # stored one by one
     args = ["run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--config", cfg, "--offline"]
-    first = subprocess.Popen([*RANKER, *map(str, args), "--backend-option", "delay=0.4"], stdout=subprocess.PIPE,
+    # 8 papers a second apart: the second run's start (a new interpreter, on a loaded machine) comes well within
+    first = subprocess.Popen([*RANKER, *map(str, args), "--backend-option", "delay=1.0"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
 
     def scored() -> int:

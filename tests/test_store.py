@@ -13,6 +13,8 @@ from ranker.errors import InputError
 from ranker.records import Failure, Paper, Score
 from ranker.store import MIGRATIONS, Store
 
+from conftest import open_files
+
 
 def paper(pid, day="2025-05-15", **kw):
     return Paper(id=pid, title=f"T {pid}", abstract="A", authors=["X"], categories=["cs.LG"],
@@ -466,8 +468,7 @@ def test_a_ctrl_c_while_the_database_is_opened_closes_its_connection(tmp_path):
             Store(db, busy_timeout=10)
     finally:
         other.close()
-    opened = [fd for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(db)]
-    assert opened == [], e.value
+    assert open_files(db) == [], e.value
 
 
 def test_a_ctrl_c_while_a_read_only_open_reads_the_schema_closes_its_connection(tmp_path):
@@ -503,14 +504,7 @@ def test_a_ctrl_c_while_a_read_only_open_reads_the_schema_closes_its_connection(
             threading.Timer(0.5, _thread.interrupt_main).start()
             with pytest.raises(KeyboardInterrupt) as e:
                 Store(db, busy_timeout=0.2)
-            opened = []
-            for fd in os.listdir("/proc/self/fd"):
-                try:
-                    if os.path.realpath(f"/proc/self/fd/{fd}") == str(db):
-                        opened.append(fd)
-                except OSError:
-                    pass                                  # (the listing's own descriptor, closed since)
-            assert opened == [], e.value
+            assert open_files(db) == [], e.value
         finally:
             subprocess.run(["umount", "-l", str(view)], check=True)
     finally:

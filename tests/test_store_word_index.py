@@ -224,17 +224,20 @@ def test_a_search_that_waited_while_an_older_ranker_built_the_index_drops_its_ow
     db = tmp_path / "r.sqlite3"
     stored(db, 300)
     killed_after_its_first_chunk(db, 100)
-    holding = threading.Event()
+    holding, waiting = threading.Event(), threading.Event()
 
     def older_ranker():
         c = sqlite3.connect(db, isolation_level=None)
         c.execute("BEGIN IMMEDIATE")
         holding.set()
-        time.sleep(0.5)                                   # the search has looked and is waiting for the lock now
+        waiting.wait(10)                                  # the search has looked and is asking for the lock now
         built_by_an_older_ranker(c)
         c.close()
 
     with Store(db) as s:
+        # (told by the search's own BEGIN, not guessed by a sleep: a slow start of the search on a loaded machine
+        # found the index built before it looked, and never came to the path under test)
+        s.conn.set_trace_callback(lambda sql: waiting.set() if sql.startswith("BEGIN") else None)
         t = threading.Thread(target=older_ranker)
         t.start()
         try:

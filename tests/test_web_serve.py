@@ -373,6 +373,25 @@ def test_a_store_moved_away_while_serving_is_said_and_not_made_anew(tmp_path):
         server.stop()
 
 
+def test_a_store_linked_to_whose_file_moved_away_while_serving_is_said_and_not_made_anew(tmp_path):
+    """The database a link (a synced folder's file linked into RANKER_HOME): its file moved away meanwhile, the
+    link was still there, so the next page opened it and SQLite made a new, empty database where the link
+    points (an empty archive, and an empty file in the user's synced folder). It says the database is gone."""
+    real, db = tmp_path / "synced" / "ranker.sqlite3", tmp_path / "home" / "ranker.sqlite3"
+    fill_store(real, tmp_path / "out", n=5, hostile=False)
+    db.parent.mkdir()
+    db.symlink_to(real)
+    server = start_server(db, tmp_path / "serve.log")
+    try:
+        assert _get(server.url + f"/day/{DAY}")[0] == 200
+        real.rename(tmp_path / "elsewhere.sqlite3")
+        status, html, _ = _get(server.url + "/")
+        assert status == 500 and "is gone" in html and str(db) in html
+        assert not real.exists() and db.is_symlink()
+    finally:
+        server.stop()
+
+
 def test_bound_beyond_loopback_it_answers_only_this_machines_names(site, tmp_path):
     """--host 0.0.0.0 used to answer any Host, so a page of another site could re-point a name of its own at
     this machine and read the store as the same origin (DNS rebinding)."""

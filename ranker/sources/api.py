@@ -118,13 +118,13 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
     """The announcements dated `day` (YYYY-MM-DD) rebuilt through the arXiv API: the papers in `categories`
     first submitted in the window that announcement holds (ranker.sources.days), each dated `day`, announce
     types new / cross relative to `categories`. A Saturday or Sunday yields nothing and asks nothing (the
-    report's feed_date says which day it was); a day whose submission window has not closed yet is an
-    InputError, asked nothing (a part of it would be stored as the whole day)."""
+    report's feed_date says which day it was); a day not announced yet is an InputError, asked nothing (the
+    API holds none of its papers, or a part of them would be stored as the whole day)."""
     from datetime import datetime, timezone
 
     import arxiv
 
-    from .days import is_announcement_day, submission_window
+    from .days import announced_at, is_announcement_day, submission_window
     from .net import NetPolicy, api_client, window_query_utc
     d = check_day(day, "date")
     report = report if report is not None else ReadReport(source="arXiv API")
@@ -135,11 +135,12 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
     cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else list(DEFAULT_ANNOUNCE)
     start, end = submission_window(d)
-    if end > datetime.now(timezone.utc):
-        # the window is still open (or to come): what the API holds so far would be stored as the whole day
+    if announced_at(d) > datetime.now(timezone.utc):
+        # the window still open (or to come), or closed and not announced (14:00 to 20:00 US Eastern: the API
+        # holds none of it yet, and its empty answer was asked again and again, then "try again later")
         raise InputError(f"{d} is not announced yet: its announcement holds the submissions until "
-                         f"{end:%Y-%m-%d %H:%M} UTC (14:00 US Eastern), announced at 20:00 US Eastern that day",
-                         key="date")
+                         f"{end:%Y-%m-%d %H:%M} UTC (14:00 US Eastern), announced at {announced_at(d):%Y-%m-%d %H:%M} "
+                         "UTC (20:00 US Eastern)", key="date")
     policy = policy or NetPolicy()
     client = api_client(policy=policy, warn=warn, page_size=500)
     search = arxiv.Search(query=window_query_utc(start, end, cats), max_results=None,

@@ -13,11 +13,12 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 
 DEADLINE = time(14, 0)               # submissions received before this (US Eastern) make the next announcement
+ANNOUNCED = time(20, 0)              # when that announcement is made (US Eastern), the API's papers with it
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def _deadline(d: date) -> datetime:
-    """14:00 US Eastern on day `d`, in UTC."""
+def _deadline(d: date, at: time = DEADLINE) -> datetime:
+    """14:00 (or `at`) US Eastern on day `d`, in UTC."""
     try:
         from zoneinfo import ZoneInfo
         tz = ZoneInfo("America/New_York")
@@ -25,7 +26,7 @@ def _deadline(d: date) -> datetime:
         # no tz database: the US rule (since 2007), EDT from the second Sunday of March to the first of November
         summer = _sunday(d.year, 3, 2) <= d < _sunday(d.year, 11, 1)
         tz = timezone(timedelta(hours=-4 if summer else -5))
-    return datetime.combine(d, DEADLINE, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(d, at, tzinfo=tz).astimezone(timezone.utc)
 
 
 def _sunday(year: int, month: int, n: int) -> date:
@@ -57,3 +58,12 @@ def submission_window(day: str) -> tuple[datetime, datetime]:
         raise ValueError(f"{day} is a {weekday_name(day)}: arXiv announces nothing dated then")
     end_day = _previous_weekday(d)
     return _deadline(_previous_weekday(end_day)), _deadline(end_day)
+
+
+def announced_at(day: str) -> datetime:
+    """When the announcement dated `day` is made (UTC): 20:00 US Eastern on the weekday before, when its
+    submission window (closed at 14:00 that day) reaches the arXiv API."""
+    d = date.fromisoformat(day)
+    if d.weekday() >= 5:
+        raise ValueError(f"{day} is a {weekday_name(day)}: arXiv announces nothing dated then")
+    return _deadline(_previous_weekday(d), ANNOUNCED)

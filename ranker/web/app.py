@@ -58,8 +58,9 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
     def open_store() -> Store:
         """The store, for one request. The database is opened, never made: one moved or deleted while the server
         runs was made anew and empty by the next page, which then showed an empty archive and "nothing stored"
-        for every day as if the store held nothing (and left an empty file where the user's had been)."""
-        if not os.path.lexists(db):
+        for every day as if the store held nothing (and left an empty file where the user's had been). A link
+        whose file is gone is gone too (SQLite made the file it points to)."""
+        if not os.path.exists(db):
             raise StoreError("is gone (moved or deleted since ranker serve started); put it back, or restart "
                              "the server to make a new one", where=str(db))
         return Store(db, busy_timeout=busy_timeout)
