@@ -3,7 +3,7 @@
 The index is derived data. `sync()` brings it up to the store: the vectors stored since the last sync are
 appended as a new segment (a small file: no FAISS index is loaded or rewritten for a day's papers); more than
 MAX_SEGMENTS segments are merged into one, and above APPROX_THRESHOLD vectors the segments are added to the
-trained IVF lists once they hold TAIL_MIN vectors or TAIL_SHARE of the IVF's. Whenever the index is missing,
+trained IVF lists once they hold more than TAIL_MIN vectors and TAIL_SHARE of the IVF's. Whenever the index is missing,
 unreadable, built for another embedder, or disagrees with the store, it is rebuilt from the store and `sync()`
 says why in one line (SyncResult.note; `warn` gets it too).
 
