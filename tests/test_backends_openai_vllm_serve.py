@@ -86,6 +86,7 @@ def test_structured_scoring_through_vllm_serve(server):
     first = be.generate(reqs[:1], score_probs=True)
     rest = be.generate(reqs[1:], score_probs=True)          # these find the shared prefix cached
     out = first + rest
+    assert [r.key for r in out] == [p.id for p in pp]          # (else the loop below checks nothing)
     for r, p in zip(out, pp):
         assert r.ok, r.error
         (obj,) = check_answer(json.loads(r.text), [p.id], 60)

@@ -68,6 +68,7 @@ def test_real_papers_answer_the_schema_and_share_the_prefix(engine):
     # the next call (the next batch of a day) finds the prefix still held: nothing shared is computed again
     again = engine.generate(reqs[:2])
     assert engine.stats()["primer_prompt_tokens"] == st["primer_prompt_tokens"]
+    assert [r.key for r in again] == [r.key for r in reqs[:2]]     # (else the loop below checks nothing)
     for r, p in zip(again, pp):       # (2 sequences at once instead of 8: the floats, so the text, may differ)
         assert r.ok and r.usage.cached_prompt_tokens == shared, r.error
         check_answer(json.loads(r.text), [p.id], 80)

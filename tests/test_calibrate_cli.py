@@ -45,6 +45,10 @@ def test_calibrate_five_days_then_prefilter_with_it_by_recall(tmp_path, embed_ca
     thr = d["recall_thresholds"]["0.95"]
     kept = [x for x in rows if x["kept"]]
     assert kept and {x["rule"] for x in kept} <= {"recall", "min_keep"}
+    # the rule's own rows (some: else the threshold check below checks nothing) are the day's top ones, the
+    # min_keep floor only past them
+    by_rule = [x["kept"] and x["rule"] == "recall" for x in rows]
+    assert 0 < sum(by_rule) and by_rule == [True] * sum(by_rule) + [False] * (len(rows) - sum(by_rule))
     assert all(x["prefilter_score"] >= thr - 1e-6 for x in kept if x["rule"] == "recall")
     assert all(x["prefilter_score"] < thr + 1e-6 for x in rows if not x["kept"])
     # a day it was fit on: GPT's picks are (nearly) all kept

@@ -109,6 +109,11 @@ def test_the_keep_rule_travels_from_the_settings_to_each_row_and_the_manifest(se
     ranked = read_ranked(res.files["prefilter"])
     assert sum(r.kept for r in ranked) == keep["kept"] == res.manifest["counts"]["kept"]
     assert {r.rule for r in ranked if r.kept} <= {"recall", "min_keep"}
+    # the rule's own rows say "recall" (were there none, the threshold check below would check nothing): the
+    # top kept_by_rule of the day, the min_keep floor only past them
+    by_rule = [r.kept and r.rule == "recall" for r in ranked]
+    assert keep["kept_by_rule"] > 0 and by_rule == [True] * keep["kept_by_rule"] + [False] * (
+        len(ranked) - keep["kept_by_rule"])
     assert all(r.prefilter_score >= thr - 1e-6 for r in ranked if r.rule == "recall" and r.kept)
     assert all(r.prefilter_score < thr + 1e-6 for r in ranked if not r.kept)
 
