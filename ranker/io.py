@@ -10,6 +10,7 @@
   clean_text                   NUL, control and bidi-override characters out of text from outside
   is_loopback_host / _url      what offline mode still allows
   expand_paths                 files named by paths, folders (searched recursively) and globs
+  day_span                     days said as one span: `2025-05-15`, or `2025-04-17..2025-07-18`
   Warn, Progress               the one signature of every warning and progress callback
 """
 from __future__ import annotations
@@ -530,6 +531,14 @@ def url_host(url: str) -> str:
 
 # --------------------------------------------------------------------------- naming files
 _GLOB_CHARS = set("*?[")
+
+
+def day_span(days: Iterable[str]) -> str:
+    """The first and the last of these YYYY-MM-DD days as `first..last`, one day alone as itself, "" for none."""
+    ds = sorted(d for d in days if d)
+    if not ds:
+        return ""
+    return ds[0] if ds[0] == ds[-1] else f"{ds[0]}..{ds[-1]}"
 
 
 def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],

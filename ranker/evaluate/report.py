@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..compare.report import CSS, esc, figure, fmt, img, png, scatter_png, table
+from ..io import day_span
 from .figures import KEEPING, RANKING
 
 _NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "keep95",
@@ -15,10 +16,7 @@ _NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "kee
 
 
 def _span(days: list[Mapping]) -> str:
-    if not days:
-        return "no day"
-    first, last = days[0]["date"], days[-1]["date"]
-    return first if first == last else f"{first}..{last}"
+    return day_span(d["date"] for d in days) or "no day"
 
 
 def _n_days(n: int) -> str:

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..io import day_span
 from .metrics import METRICS, day_metrics, mean_of
 
 
@@ -71,8 +72,7 @@ def row(name: str, m: dict[str, float]) -> str:
 
 def table(rep: Report) -> list[str]:
     """The lines `ranker calibrate` prints: the walk-forward means of the learner and of zero-shot."""
-    first, last = (rep.days[0], rep.days[-1]) if rep.days else ("-", "-")
-    span = first if first == last else f"{first}..{last}"
+    span = day_span(rep.days) or "-"
     fit_s = float(np.mean(rep.fit_seconds)) if rep.fit_seconds else 0.0
     n = len(rep.days)
     return [f"walk-forward on {n} day{'s' if n != 1 else ''} ({span}), each ranked by a fit on the days before it:",

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..io import Progress, atomic_file
+from ..io import Progress, atomic_file, day_span
 from ..records import Paper
 
 
@@ -33,10 +33,7 @@ class IngestResult:
     def day_span(self) -> str:
         if not self.days:
             return ""
-        ds = sorted(d for d in self.days if d)
-        if not ds:
-            return "an unknown day"
-        return ds[0] if ds[0] == ds[-1] else f"{ds[0]}..{ds[-1]}"
+        return day_span(self.days) or "an unknown day"
 
 
 def ingest(papers: Iterable[Paper], out: str | os.PathLike | None, store=None,
