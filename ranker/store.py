@@ -330,13 +330,13 @@ class Store:
         """Open (creating it and its folder when needed) the database at `path`. A writer waits up to
         `busy_timeout` seconds for another process's write to finish before a StoreError says it is locked.
         create=False (the commands that only read: site, similar, index status, labels export/list): a
-        database that does not exist is an empty one held in memory, so a mistyped database path leaves no new
-        file or folder behind (the command says the path and that it holds nothing)."""
+        database that does not exist (nor the file a link names) is an empty one held in memory, so a mistyped
+        database path leaves no new file or folder behind (the command says the path and that it holds nothing)."""
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.read_only: str | None = None            # why the database can only be read, when it can
         self.conn = None
-        if not create and not self.path.exists() and not self.path.is_symlink():
+        if not create and not self.path.exists():        # (a link whose file is gone too: SQLite made it)
             self.conn = sqlite3.connect(":memory:", isolation_level=None)
             self._migrate()
             return

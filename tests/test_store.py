@@ -798,3 +798,15 @@ def test_a_missing_database_is_not_created_by_the_commands_that_only_read(tmp_pa
     assert r.returncode == 0, r.stderr
     r = ranker("labels", "list", "--db", db)
     assert r.returncode == 0 and "2505.00001" in r.stdout, r.stderr
+
+
+def test_a_link_to_a_missing_database_is_not_followed_to_make_one_by_a_reader(tmp_path):
+    """A database named through a symlink whose file has gone (moved, a volume not mounted) is missing to the
+    commands that only read, as an absent path is: SQLite, opening the link, made an empty database where it
+    points (and any folder the store makes first)."""
+    gone = tmp_path / "volume" / "ranker.sqlite3"
+    link = tmp_path / "ranker.sqlite3"
+    link.symlink_to(gone)
+    with Store(link, create=False) as s:
+        assert s.count_papers() == 0
+    assert not gone.exists() and not gone.parent.exists() and link.is_symlink()

@@ -453,7 +453,8 @@ class RayEngine:
         t = shards.read_table(held, shards.RANKED, ["id", "date"])
         for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()):
             done.setdefault(d, set()).add(i)
-        files = [f for f in spilled_files if f.parent.name[5:] in set(days)] + held
+        wanted = set(days)
+        files = [f for f in spilled_files if f.parent.name[5:] in wanted] + held
         rows, written = 0, []
         if files:
             parts = max(2, min(200, int(cpus) * 2))
