@@ -43,7 +43,7 @@ from .sources import (ReadReport, fetch_announced, fetch_ids, fetch_today, fetch
                       read_papers)
 from .sources.ingest import IngestResult, ingest
 from .sources.net import NetPolicy, rss_feed_url
-from .store import Store
+from .store import HOST, Store
 
 
 # --------------------------------------------------------------------------- 1. fetch or read a day
@@ -329,8 +329,9 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
         for other in store.live_runs("run", before=rec.id, day=day.date):
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
-            raise RankerError(f"another run of {day.date} is under way on this database (process {other['pid']}, "
-                              f"started {started}); wait for it to end", where=str(store.path))
+            on = "" if other["host"] == HOST else f" on {other['host']}"
+            raise RankerError(f"another run of {day.date} is under way on this database (process {other['pid']}"
+                              f"{on}, started {started}); wait for it to end", where=str(store.path))
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()

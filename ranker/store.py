@@ -216,6 +216,22 @@ def process_alive(pid: int, since: float | None = None) -> bool:
     return started <= since + 2.0                # btime is whole seconds
 
 
+def _run_owner(pid: int | None, host: str | None, started: float | None) -> str:
+    """Who a run recorded as running stands for, by the pid and host that recorded it; the one rule every
+    reader of 'running' rows goes by. "self": this process's own run; "alive": another process of this host
+    that is still running, or any process of another host (its pid cannot be looked at from here: its run
+    counts as running until a Store opened on that host finds the process gone); "gone": a process of this
+    host that has ended, or whose pid now belongs to a process younger than the run; "untraced": a row
+    without a pid (from before runs had owners)."""
+    if pid is None:
+        return "untraced"
+    if host != HOST:
+        return "alive"
+    if not process_alive(pid, started):
+        return "gone"
+    return "self" if pid == os.getpid() else "alive"
+
+
 @dataclass
 class AddResult:
     new: int = 0
@@ -506,9 +522,7 @@ class Store:
         except (sqlite3.Error, AttributeError):
             return None
         for kind, pid, host, started in rows:
-            if pid == os.getpid() and host == HOST:
-                continue
-            if host != HOST or process_alive(pid, started):
+            if _run_owner(pid, host, started) == "alive":
                 where = "" if host == HOST else f" on {host}"
                 since = time.strftime("%H:%M:%S", time.localtime(started))
                 return f"held by ranker {kind}, pid {pid}{where}, running since {since}"
@@ -519,9 +533,8 @@ class Store:
         if self.read_only:
             return
         try:
-            rows = self.conn.execute("SELECT id, pid, started_at FROM runs WHERE status='running' AND host=?",
-                                     (HOST,)).fetchall()
-            dead = [r[0] for r in rows if r[1] is not None and not process_alive(r[1], r[2])]
+            rows = self.conn.execute("SELECT id, pid, host, started_at FROM runs WHERE status='running'").fetchall()
+            dead = [r[0] for r in rows if _run_owner(*r[1:]) == "gone"]
             if dead:
                 with self.transaction() as c:
                     c.executemany("UPDATE runs SET status='interrupted', finished_at=COALESCE(finished_at, ?) "
@@ -816,21 +829,21 @@ class Store:
                     raise
 
     def live_runs(self, kind: str, *, before: int, **params) -> list[dict]:
-        """The runs of `kind` recorded before run `before` that are still running in another live process of
-        this host and whose params hold `params` (day="2025-05-15"): each as {"id", "pid", "started_at"}."""
-        rows = self.conn.execute("SELECT id, pid, started_at, params FROM runs WHERE kind=? AND status='running' "
-                                 "AND host=? AND id<? ORDER BY id", (kind, HOST, before)).fetchall()
+        """The runs of `kind` recorded before run `before` that are still running in another live process (of
+        this host, or of another host: see _run_owner) and whose params hold `params` (day="2025-05-15"): each
+        as {"id", "pid", "host", "started_at"}."""
+        rows = self.conn.execute("SELECT id, pid, host, started_at, params FROM runs WHERE kind=? "
+                                 "AND status='running' AND id<? ORDER BY id", (kind, before)).fetchall()
         out = []
-        for rid, pid, started, raw in rows:
+        for rid, pid, host, started, raw in rows:
             try:
                 given = json.loads(raw or "{}")
             except ValueError:
                 continue
             if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
                 continue
-            if pid is None or pid == os.getpid() or not process_alive(pid, started):
-                continue
-            out.append({"id": rid, "pid": pid, "started_at": started})
+            if _run_owner(pid, host, started) == "alive":
+                out.append({"id": rid, "pid": pid, "host": host, "started_at": started})
         return out
 
     def run_status(self, run_id: int) -> str | None:

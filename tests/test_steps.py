@@ -546,3 +546,25 @@ def test_a_second_run_of_a_day_under_way_stops_before_touching_anything(store, s
     assert c.execute("SELECT kind, status FROM runs ORDER BY id").fetchall()[-2:] == [("run", "ok"), ("run", "failed")]
     assert c.execute("SELECT count(*) FROM scores").fetchone()[0] == 8
     c.close()
+
+
+def test_a_run_of_the_day_recorded_by_another_host_stops_a_second_run_too(settings, store, tmp_path):
+    """A database shared by two machines (a cron job on one, a hand-started run on the other): the other host's
+    process cannot be looked at from here, so its run counts as under way, as the store's "database is locked"
+    line already said (held by it). The second run went ahead, scoring the day's papers a second time."""
+    import time
+    from ranker.errors import RankerError
+    day = fetch_day(LISTING, settings, store=store)
+    with store.transaction() as c:
+        c.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('run', ?, 'running', ?, "
+                  "4242, 'elsewhere.example')", (time.time() - 60, json.dumps({"day": "2025-05-15"})))
+    assert store.holder().startswith("held by ranker run, pid 4242 on elsewhere.example, running since ")
+    ranking = store.get_rankings("2025-05-15")
+    with pytest.raises(RankerError) as e:
+        run_day(day, tmp_path / "out", settings, store=store)
+    assert str(e.value).startswith(f"{store.path}: another run of 2025-05-15 is under way on this database "
+                                   "(process 4242 on elsewhere.example, started ")
+    assert not (tmp_path / "out").exists() and store.get_rankings("2025-05-15") == ranking
+    assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 0
+    with Store(settings.db_path) as again:                  # and no open here takes it for a dead run
+        assert again.conn.execute("SELECT status FROM runs WHERE host='elsewhere.example'").fetchall() == [("running",)]

@@ -810,3 +810,27 @@ def test_a_link_to_a_missing_database_is_not_followed_to_make_one_by_a_reader(tm
     with Store(link, create=False) as s:
         assert s.count_papers() == 0
     assert not gone.exists() and not gone.parent.exists() and link.is_symlink()
+
+
+def test_every_reader_of_running_rows_tells_the_runs_apart_alike(tmp_path):
+    """holder (the "database is locked" line), live_runs (a second `ranker run` of a day) and the marking of dead
+    runs at each open go by one rule: this process's own run is no other process's; a run of another host is
+    under way (its pid cannot be looked at here) and never marked dead from here; a dead process's run is
+    marked interrupted and held by no one."""
+    import json
+    import socket
+    db = tmp_path / "r.sqlite3"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with Store(db) as s:
+        with s.transaction() as c:
+            for pid, host in ((int(dead.stdout), socket.gethostname()), (4242, "elsewhere.example")):
+                c.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('run', ?, "
+                          "'running', ?, ?, ?)", (time.time() - 60, json.dumps({"day": "d"}), pid, host))
+    with Store(db) as s, s.recording("run", {"day": "d"}) as rec:
+        assert [s.run_status(i) for i in (1, 2)] == ["interrupted", "running"]
+        assert [(r["id"], r["pid"], r["host"]) for r in s.live_runs("run", before=rec.id + 1, day="d")] == [
+            (2, 4242, "elsewhere.example")]
+        assert s.holder().startswith("held by ranker run, pid 4242 on elsewhere.example, running since ")
+        with s.transaction() as c:
+            c.execute("UPDATE runs SET status='ok' WHERE id=2")
+        assert s.live_runs("run", before=rec.id + 1, day="d") == [] and s.holder() is None
