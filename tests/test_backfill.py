@@ -848,3 +848,22 @@ def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked(tmp_path, 
         assert {x["day_papers"] for x in r.to_pylist() if x["date"] == last and x["id"] not in old_rows} == {100}
     again = run_backfill(BackfillSpec(source=snap, **spec), backfill_settings())
     assert "skipped" in again.run["phases"]["rank"]
+
+
+def test_a_failed_runs_error_in_the_manifest_carries_no_secret(tmp_path, monkeypatch):
+    """The manifest records a failed run's error text as every other stored error text is: redacted. An error
+    whose text carries a credential (here a scoring call that raised with the Authorization header in its
+    text) was written into manifest.json as it came."""
+    from ranker.backends.fake import FakeBackend
+    key = "sk-test-SECRET-0123456789"
+
+    def leaky(self, requests, *args, **kwargs):
+        raise RuntimeError(f"upstream refused the request (Authorization: Bearer {key})")
+    monkeypatch.setattr(FakeBackend, "generate", leaky)
+    out = tmp_path / "bf"
+    with pytest.raises(RuntimeError):
+        run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings())
+    text = (out / "manifest.json").read_text()
+    run = json.loads(text)["runs"][-1]
+    assert run["status"] == "failed" and run["error"].startswith("RuntimeError: upstream refused the request (")
+    assert "[redacted]" in run["error"] and key not in text and "sk-test" not in text

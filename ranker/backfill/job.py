@@ -221,7 +221,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             raise
         except BaseException as e:
             run["status"] = "failed"
-            run["error"] = str(e) if isinstance(e, RankerError) else f"{type(e).__name__}: {e}"
+            run["error"] = mf.error_text(e)
             raise
         finally:
             try:

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import InputError
-from ..io import atomic_write, read_text
+from ..errors import InputError, RankerError
+from ..io import atomic_write, read_text, redact
 
 FORMAT = "ranker-backfill"
 VERSION = 1
@@ -49,6 +49,13 @@ def save(out: Path, manifest: dict) -> Path:
     path = Path(out) / NAME
     atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     return path
+
+
+def error_text(e: BaseException) -> str:
+    """A failed run's error as its record says it: the error's own line (with the exception type for one that
+    is not the ranker's), without any secret (ranker.io.redact), as every stored error text is: the manifest
+    does not count on each source of an error having filtered it."""
+    return redact(str(e) if isinstance(e, RankerError) else f"{type(e).__name__}: {e}")
 
 
 def check_pins(manifest: dict, pins: dict, out: Path) -> None:
