@@ -36,7 +36,8 @@ def test_missing_and_empty_topic_files(tmp_path):
         load_prompts(tmp_path)
     with pytest.raises(InputError, match="empty"):
         parse_topics("   \n", where="t.txt")
-    with pytest.raises(InputError, match="no numbered topics"):
+    with pytest.raises(InputError, match=r"no topics found \(expected numbered lines like '1\. Representation "
+                                         r"Learning', or a bulleted list of them: '- Representation Learning'\)"):
         parse_topics("just prose\n", where="t.txt")
     with pytest.raises(InputError, match="topic 1 has no text"):
         parse_topics("1. \n", where="t.txt")
@@ -336,3 +337,47 @@ def test_a_topics_own_text_without_a_relevant_line_is_ranked_for():
     assert [(t.name, t.relevant) for t in topics] == [
         ("Graph neural networks", "Message passing and over-squashing."),
         ("Causal inference", "do-calculus, identification"), ("Sparsity", "pruning")]
+
+
+@pytest.mark.parametrize("mark", ["-", "*", "+"])
+def test_topics_written_as_a_bulleted_list_read_as_the_numbered_ones(tmp_path, mark):
+    """The seed's topics with a bullet in place of each topic's number: refused ("no numbered topics found"),
+    though the file says the same; read, they are the numbered file's topics and keywords, so the prefilter
+    ranks for the same queries."""
+    from ranker.prefilter.rank import build_queries
+    default = load_prompts()
+    text = (DEFAULT_DIR / FILES["topics"]).read_text(encoding="utf-8")
+    for t in default.topics:
+        text = text.replace(f"\n{t.number}. {t.name}\n", f"\n{mark} {t.name}\n")
+    for key, name in FILES.items():
+        src = DEFAULT_DIR / name
+        (tmp_path / name).write_text(text if key == "topics" else src.read_text(encoding="utf-8"), encoding="utf-8")
+    ps = load_prompts(tmp_path)
+    assert ps.topics == default.topics and ps.keywords == default.keywords and len(ps.topics) == 6
+    assert build_queries(ps).digest() == build_queries(default).digest()
+
+
+def test_a_bulleted_topic_list_keeps_the_lists_under_its_topics_and_fields():
+    """Under bulleted topics, a list set further in is a topic's own text or a field's items, as under numbered
+    ones; "- Keywords:" is the Keywords line; a bullet on the lines of a Keywords field is its item, and one after
+    the block (past a blank line) is a topic again. Fields may sit at the topics' own indent."""
+    text = ("Topics I follow:\n\n- Graphs\n  - Relevant:\n    - message passing\n    - expressivity\n"
+            "  - Irrelevant: molecules\n* Causal inference\n    - do-calculus\n    - identification\n"
+            "+ **Sparsity**\n- Relevant: pruning\n\n- Keywords:\n- Relevant:\n- MoE\n- pruning\n\n"
+            "- Time series\n  Forecasting theory.\n")
+    topics, keywords = parse_topics(text)
+    assert [(t.number, t.name, t.relevant, t.irrelevant) for t in topics] == [
+        (1, "Graphs", "message passing, expressivity", "molecules"),
+        (2, "Causal inference", "do-calculus, identification", ""), (3, "Sparsity", "pruning", ""),
+        (4, "Time series", "Forecasting theory.", "")]
+    assert keywords.relevant == ["MoE", "pruning"]
+
+
+def test_bullets_in_a_numbered_topics_file_stay_what_they_were():
+    """A file with numbered topics reads its bullets as it always has: the list under a topic's line is the
+    topic's own text (one topic), not topics of their own; and a list before the topics is prose."""
+    text = ("Rules:\n- keep foundational work\n\n1. Graphs\n- message passing\n- expressivity\n"
+            "2. Sparsity\n   - Relevant: pruning\n")
+    topics, _ = parse_topics(text)
+    assert [(t.number, t.name, t.relevant) for t in topics] == [
+        (1, "Graphs", "message passing, expressivity"), (2, "Sparsity", "pruning")]

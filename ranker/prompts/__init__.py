@@ -142,9 +142,46 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     wrapping long lines), up to a blank line or the next field, topic or heading; a line set further in than
     the field is its text even when numbered ("1) translation" listed under an Irrelevant line), and a bulleted
     list there gives its items. A topic without a Relevant line takes the text written under it (its paragraph
-    and the lines set further in) as one."""
+    and the lines set further in) as one.
+
+    A file without numbered topics may list them as a bulleted list ("- Name", "* Name", "+ Name"), numbered
+    in their order: each bullet of the list's own level (the least indent of the file's bullets that are not
+    fields) that is not a field line is a topic, and everything else reads as in the numbered layout. One
+    exception keeps the Keywords block's own list: a bullet of that level written on the lines of a Keywords
+    field ("- Relevant:" then "- MoE") is the field's item, as it is in the numbered layout."""
     if not text.strip():
         raise InputError("the topics file is empty: write at least one numbered topic", where=where)
+    topics, keywords = _read_topics(text)
+    if not topics:
+        level = _bullet_level(text)
+        if level is not None:
+            topics, keywords = _read_topics(text, bullets=level)
+    if not topics:
+        raise InputError("no topics found (expected numbered lines like '1. Representation Learning', or a "
+                         "bulleted list of them: '- Representation Learning')", where=where)
+    for t in topics:
+        if not t.name.strip() and not t.relevant.strip():
+            raise InputError(f"topic {t.number} has no text", where=where)
+    return topics, keywords
+
+
+def _bullet_level(text: str) -> int | None:
+    """The indent of a bulleted topic list: the least indent of the bullets that are no field ("- Relevant:"),
+    Keywords line or heading; None when the file has none."""
+    indents = [len(line) - len(line.lstrip()) for line in text.splitlines()
+               if _HEADING.sub("", line) == line and _topic_bullet(line) is not None and not _FIELD_RE.match(line)]
+    return min(indents, default=None)
+
+
+def _topic_bullet(line: str) -> str | None:
+    """The text of a bullet line that could name a topic ("- Graphs", "* **Graphs**"), or None."""
+    b = _BULLET_RE.match(line)
+    return b.group(1).strip() if b and b.group(1).strip() and not _KEYWORDS_RE.match(b.group(1)) else None
+
+
+def _read_topics(text: str, bullets: int | None = None) -> tuple[list[Topic], Keywords]:
+    """The topics and Keywords of a topics file (parse_topics), numbered topics, or with `bullets` the bulleted
+    topics of that indent."""
     topics: list[Topic] = []
     keywords = Keywords()
     in_keywords = False
@@ -163,13 +200,20 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
                 and not _FIELD_RE.match(line):
             field_text.append(line.strip())  # under a field and further in: its text ("1) translation" too)
             continue
-        if _KEYWORDS_RE.match(plain):
+        bullet = _BULLET_RE.match(line) if bullets == indent and plain == line else None
+        if _KEYWORDS_RE.match(plain) or bullet and _KEYWORDS_RE.match(bullet.group(1)):     # ("- Keywords:")
             in_keywords, current, field_text = True, None, None
             continue
-        m = _TOPIC_RE.match(plain)
-        if m:                                    # a numbered line ends a Keywords block above it
+        if bullets is None:
+            m = _TOPIC_RE.match(plain)
+            number, name = (int(m.group(1)), m.group(2) or "") if m else (0, None)
+        else:                                    # a bullet of the list's level, not one of a Keywords field's
+            name = _topic_bullet(line) if bullet and not _FIELD_RE.match(line) \
+                and not (in_keywords and field_text is not None) else None
+            number = len(topics) + 1
+        if name is not None:                     # a topic's line ends a Keywords block above it
             in_keywords, field_text = False, None
-            current = Topic(number=int(m.group(1)), name=(m.group(2) or "").strip("*_ "))
+            current = Topic(number=number, name=name.strip("*_ "))
             topics.append(current)
             topic_indent, topic_paragraph = indent, True
             continue
@@ -194,12 +238,6 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     for i, lines in about.items():               # the prefilter ranks for it as for a Relevant line
         if not topics[i].relevant.strip():
             topics[i].relevant = _join(lines)
-    if not topics:
-        raise InputError("no numbered topics found (expected lines like '1. Representation Learning')",
-                         where=where)
-    for t in topics:
-        if not t.name.strip() and not t.relevant.strip():
-            raise InputError(f"topic {t.number} has no text", where=where)
     return topics, keywords
 
 
