@@ -329,9 +329,12 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
         for other in store.live_runs("run", before=rec.id, day=day.date):
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
-            on = "" if other["host"] == HOST else f" on {other['host']}"
+            on, then = "", "wait for it to end"
+            if other["host"] != HOST:               # its process is out of sight: say how a dead one is cleared
+                on, then = f" on {other['host']}", (f"wait for it to end (if it is gone, any ranker command on "
+                                                      f"{other['host']} marks it ended)")
             raise RankerError(f"another run of {day.date} is under way on this database (process {other['pid']}"
-                              f"{on}, started {started}); wait for it to end", where=str(store.path))
+                              f"{on}, started {started}); {then}", where=str(store.path))
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()

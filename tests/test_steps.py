@@ -564,6 +564,8 @@ def test_a_run_of_the_day_recorded_by_another_host_stops_a_second_run_too(settin
         run_day(day, tmp_path / "out", settings, store=store)
     assert str(e.value).startswith(f"{store.path}: another run of 2025-05-15 is under way on this database "
                                    "(process 4242 on elsewhere.example, started ")
+    assert str(e.value).endswith("wait for it to end (if it is gone, any ranker command on elsewhere.example "
+                                 "marks it ended)")
     assert not (tmp_path / "out").exists() and store.get_rankings("2025-05-15") == ranking
     assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 0
     with Store(settings.db_path) as again:                  # and no open here takes it for a dead run
