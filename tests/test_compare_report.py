@@ -207,3 +207,24 @@ def test_cli_cut_offs_come_from_the_settings_and_are_checked(tmp_path):
                      "--min-relevance", bad, cwd=tmp_path)
         assert res.returncode == 1 and res.stderr.startswith("error: --min-relevance: "), res.stderr
         assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_a_failed_write_leaves_the_earlier_metrics_and_report_together(tmp_path):
+    """metrics.json and report.html are one set: when report.html cannot be written (here a folder has its name),
+    the command is one error line naming it, and metrics.json is still the earlier run's, not a new one beside
+    a report of another run."""
+    out = tmp_path / "out"
+    assert ranker("compare", "--gpt", str(SEED), "--local", str(SEED), "--out", str(out)).returncode == 0
+    before = (out / "metrics.json").read_bytes()
+    assert json.loads(before)["relevance"]["mae"] == 0.0
+    local = tmp_path / "local.jsonl"
+    local.write_text("".join(json.dumps({"ARXIVID": i, "RELEVANCE": 1, "NOVELTY": 1}) + "\n"
+                             for i in read_scores(SEED)))
+    (out / "report.html").unlink()
+    (out / "report.html").mkdir()
+    res = ranker("compare", "--gpt", str(SEED), "--local", str(local), "--out", str(out))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "report.html" in lines[0], res.stderr
+    assert (out / "metrics.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.html"]      # no temporary left
