@@ -228,3 +228,23 @@ def test_a_failed_write_leaves_the_earlier_metrics_and_report_together(tmp_path)
     assert len(lines) == 1 and lines[0].startswith("error: ") and "report.html" in lines[0], res.stderr
     assert (out / "metrics.json").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.html"]      # no temporary left
+
+
+def test_gpt_judgements_outside_the_listing_are_said_not_silently_dropped(tmp_path):
+    """GPT's own JSONL carries no day, so nothing tells a listing of another day apart by date: GPT's 47 picks
+    were left out of the listing's figures (0 GPT picks over 192 papers) with no word on the terminal. The summary
+    and the report now say how many of GPT's judgements the listing lacks; a listing that holds them says nothing."""
+    gpt = tmp_path / "gpt.jsonl"
+    gpt.write_text("".join(json.dumps({k: d[k] for k in ("id", "RELEVANCE", "NOVELTY", "COMMENT")}) + "\n"
+                           for d in _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")))
+    res = ranker("compare", "--gpt", str(gpt), "--local", str(gpt), "--out", str(tmp_path / "out"),
+                 "--papers", str(DAYS / "2025-05-15" / "listing.jsonl"))
+    assert res.returncode == 0, res.stderr
+    assert "| listing | 192 | 0 | 0 |" in res.stdout
+    note = "47 of GPT's 47 judgements are not in the listing"
+    assert f"Note: {note}" in res.stdout
+    assert note.replace("'", "&#x27;") in (tmp_path / "out" / "report.html").read_text()
+    res = ranker("compare", "--gpt", str(gpt), "--local", str(gpt), "--out", str(tmp_path / "same"),
+                 "--papers", str(DAYS / "2025-06-23" / "listing.jsonl"))
+    assert res.returncode == 0 and "| listing | 380 | 47 | 47 |" in res.stdout and "not in the listing" not in res.stdout
+    assert "not in the listing" not in (tmp_path / "same" / "report.html").read_text()
