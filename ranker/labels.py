@@ -109,10 +109,22 @@ def label_lines(labels: Iterable[Label]) -> Iterator[str]:
 
 def export_labels(store: "Store", path: str | Path) -> int:
     """Write the store's labels, and the labels taken back (label 0), oldest first, to a JSONL file,
-    atomically. Returns how many lines."""
+    atomically. Returns how many lines. A store without any leaves a file that holds something as it is: an
+    empty or mistyped database (`export` typed for `import` on a new machine) must not wipe the labels file
+    brought over from the old one."""
     labels = sorted([*store.get_labels().values(), *store.taken_back()], key=lambda lb: (lb.created_at, lb.paper_id))
+    if not labels and _holds_something(path):
+        return 0
     atomic_write(path, label_lines(labels))
     return len(labels)
+
+
+def _holds_something(path: str | Path) -> bool:
+    """Whether `path` is a regular file (through a link) that is not empty."""
+    try:
+        return Path(path).expanduser().is_file() and Path(path).expanduser().stat().st_size > 0
+    except OSError:
+        return False
 
 
 def import_labels(store: "Store", path: str | Path) -> dict[str, int]:

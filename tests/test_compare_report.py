@@ -207,3 +207,44 @@ def test_cli_cut_offs_come_from_the_settings_and_are_checked(tmp_path):
                      "--min-relevance", bad, cwd=tmp_path)
         assert res.returncode == 1 and res.stderr.startswith("error: --min-relevance: "), res.stderr
         assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_a_failed_write_leaves_the_earlier_metrics_and_report_together(tmp_path):
+    """metrics.json and report.html are one set: when report.html cannot be written (here a folder has its name),
+    the command is one error line naming it, and metrics.json is still the earlier run's, not a new one beside
+    a report of another run."""
+    out = tmp_path / "out"
+    assert ranker("compare", "--gpt", str(SEED), "--local", str(SEED), "--out", str(out)).returncode == 0
+    before = (out / "metrics.json").read_bytes()
+    assert json.loads(before)["relevance"]["mae"] == 0.0
+    local = tmp_path / "local.jsonl"
+    local.write_text("".join(json.dumps({"ARXIVID": i, "RELEVANCE": 1, "NOVELTY": 1}) + "\n"
+                             for i in read_scores(SEED)))
+    (out / "report.html").unlink()
+    (out / "report.html").mkdir()
+    res = ranker("compare", "--gpt", str(SEED), "--local", str(local), "--out", str(out))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "report.html" in lines[0], res.stderr
+    assert (out / "metrics.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "report.html"]      # no temporary left
+
+
+def test_gpt_judgements_outside_the_listing_are_said_not_silently_dropped(tmp_path):
+    """GPT's own JSONL carries no day, so nothing tells a listing of another day apart by date: GPT's 47 picks
+    were left out of the listing's figures (0 GPT picks over 192 papers) with no word on the terminal. The summary
+    and the report now say how many of GPT's judgements the listing lacks; a listing that holds them says nothing."""
+    gpt = tmp_path / "gpt.jsonl"
+    gpt.write_text("".join(json.dumps({k: d[k] for k in ("id", "RELEVANCE", "NOVELTY", "COMMENT")}) + "\n"
+                           for d in _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")))
+    res = ranker("compare", "--gpt", str(gpt), "--local", str(gpt), "--out", str(tmp_path / "out"),
+                 "--papers", str(DAYS / "2025-05-15" / "listing.jsonl"))
+    assert res.returncode == 0, res.stderr
+    assert "| listing | 192 | 0 | 0 |" in res.stdout
+    note = "47 of GPT's 47 judgements are not in the listing"
+    assert f"Note: {note}" in res.stdout
+    assert note.replace("'", "&#x27;") in (tmp_path / "out" / "report.html").read_text()
+    res = ranker("compare", "--gpt", str(gpt), "--local", str(gpt), "--out", str(tmp_path / "same"),
+                 "--papers", str(DAYS / "2025-06-23" / "listing.jsonl"))
+    assert res.returncode == 0 and "| listing | 380 | 47 | 47 |" in res.stdout and "not in the listing" not in res.stdout
+    assert "not in the listing" not in (tmp_path / "same" / "report.html").read_text()

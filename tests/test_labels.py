@@ -166,3 +166,25 @@ def test_labels_alone_make_a_training_set_and_say_how_many_are_missing(tmp_path)
         rows = store_training_rows(s)                              # no GPT history at all
         assert len(rows.papers) == 12 and rows.y.sum() == 9 and np.all(rows.weights == LABEL_WEIGHT)
         assert set(rows.groups) == {"2025-05-15"}
+
+
+def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
+    """`ranker labels export labels.jsonl` typed for `import` on the new machine (or run with a mistyped --db, opened
+    as an empty store) replaced the file brought from the old machine, the only copy of the labels, by an empty one.
+    An export without labels now leaves a file that holds something as it was; a new or empty file is still written."""
+    db = tmp_path / "new.sqlite3"
+    Store(db).close()
+    f = tmp_path / "labels.jsonl"
+    line = '{"id": "2505.09572", "label": 1, "time": "2025-05-15T09:12:03Z", "day": "2025-05-15"}\n'
+    f.write_text(line)
+    for where in (db, tmp_path / "mistyped.sqlite3"):
+        r = ranker("labels", "export", f, "--db", where)
+        assert r.returncode == 0 and r.stderr.strip() == f"nothing to do: no labels in {where} (left {f} as it was)"
+        assert f.read_text() == line
+    r = ranker("labels", "import", f, "--db", db)
+    assert r.returncode == 0 and "1 added" in r.stderr, r.stderr
+    with Store(db) as s:
+        assert export_labels(s, tmp_path / "fresh.jsonl") == 1
+    (tmp_path / "empty.jsonl").write_text("")
+    r = ranker("labels", "export", tmp_path / "empty.jsonl", "--db", tmp_path / "mistyped.sqlite3")
+    assert r.returncode == 0 and "wrote an empty" in r.stderr and (tmp_path / "empty.jsonl").read_text() == ""

@@ -35,7 +35,8 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", par
     with _store(config, db, offline, verbose) as store:
         n = export_labels(store, file)
     if not n:
-        nothing_to_do(f"no labels in {store.path} (wrote an empty {file})")
+        kept = file.is_file() and file.stat().st_size > 0        # what it held stays (see export_labels)
+        nothing_to_do(f"no labels in {store.path} ({f'left {file} as it was' if kept else f'wrote an empty {file}'})")
         return
     info(f"labels: {n} written -> {file}")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
-from ..io import Warn, atomic_write, ignore_warning, output_dir
+from ..io import Warn, ignore_warning, output_dir, write_together
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
@@ -78,8 +78,10 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     metrics["warnings"] = warnings[:MAX_WARNINGS_KEPT]
 
     out = output_dir(out_dir)
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    atomic_write(out / "report.html", render_html(metrics, gpt, local))
+    # the two files as one set, rendered first: a failure (report.html a folder, a full disk) leaves the earlier
+    # pair whole, never a new metrics.json beside the report of another run
+    text, page = json.dumps(metrics, indent=2, allow_nan=False) + "\n", render_html(metrics, gpt, local)
+    write_together({out / "metrics.json": [text], out / "report.html": [page]})
     return metrics
 
 

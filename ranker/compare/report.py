@@ -223,6 +223,8 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                    ["GPT judgements outside the listing", esc(metrics["gpt_not_in_papers"])],
                    ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
     add("<h2>Counts</h2>" + _table(["", "n"], counts))
+    if _outside_listing(metrics):
+        add(f'<p class="note">{esc(_outside_listing(metrics))}</p>')
     for key, what in (("papers_days_skipped", "Listing days left out (not judged by both sides)"),
                       ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)"),
                       ("gpt_days_without_rows", "Days GPT's files cover with no paper (nothing picked)"),
@@ -311,6 +313,16 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     return "\n".join(parts)
 
 
+def _outside_listing(metrics: Mapping[str, Any]) -> str:
+    """What a listing of another day (or one missing GPT's papers) does to the figures, said where it happens: GPT's
+    judgements outside it count in none of the listing's figures, so its picks there are not missed by anyone."""
+    n = metrics.get("gpt_not_in_papers")
+    if not n:
+        return ""
+    return (f"{n} of GPT's {metrics['n_gpt']} judgements are not in the listing and count in none of its figures: "
+            "is the listing of the same day?")
+
+
 # ---------------------------------------------------------------------------------------- terminal
 
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
@@ -337,6 +349,8 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
                       ("local_days_without_rows", "days the local files cover with no paper (nothing picked)")):
         if metrics.get(key):
             lines += ["", f"Note: {what}: {', '.join(metrics[key])}"]
+    if _outside_listing(metrics):
+        lines += ["", f"Note: {_outside_listing(metrics)}"]
     prefilter = metrics.get("prefilter")
     if prefilter:
         at = ", ".join(f"{k}: {fmt(v)}" for k, v in prefilter["recall_at"].items())
