@@ -701,3 +701,51 @@ def test_the_key_is_absent_from_stderr_the_failures_run_json_and_the_runs_table(
     for text in (r.stderr, out.stderr, stored, manifest):
         assert KEY not in text and "sk-test" not in text
     assert "[redacted]" in stored and "[redacted]" in manifest
+
+
+def test_a_server_with_no_model_named_scores_with_its_own_not_as_the_default_preset(server, tmp_path):
+    """`--backend openai` pointed at a local server, no model named (as the README's OPENAI_BASE_URL recipe
+    does): the server's own model. The default model, the local preset smollm2-135m, was sent instead (vLLM's
+    server refuses it, llama.cpp's takes any name) and scores were stored under that preset's name: a day the
+    preset had scored was answered from the store with the preset's scores, the server never asked."""
+    from conftest import DAYS, ranker
+    from ranker.prompts import load_prompts
+    from ranker.records import Score
+    from ranker.scoring import ScoreOptions
+    from ranker.sources import read_papers
+    from ranker.store import Store
+    rows = [json.loads(x) for x in (DAYS / "2025-05-15" / "listing.jsonl").open()][:2]
+    for r in rows:
+        r["abstract"] += " MODE=ok"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db, out = tmp_path / "db.sqlite3", tmp_path / "s.jsonl"
+    ps = list(read_papers(papers))
+    phash = load_prompts().hash(**ScoreOptions().prompt_options())
+    with Store(db) as s:            # what `ranker score` with the local preset (the default backend) stored
+        s.put_scores([Score(p.id, 2, 3, "the local preset's verdict.") for p in ps], "smollm2-135m", phash,
+                     texts={p.id: p.scored_text for p in ps})
+    r = ranker("score", "--papers", papers, "--out", out, "--backend", "openai", "--db", db,
+               env={"OPENAI_BASE_URL": server.url})
+    assert r.returncode == 0, r.stderr
+    assert len(server.bodies) == 2 and {b["model"] for b in server.bodies} == {"served-model"}
+    assert [(x["RELEVANCE"], x["NOVELTY"]) for x in map(json.loads, out.read_text().splitlines())] == [(10, 7)] * 2
+    with Store(db) as s:
+        assert {k: v.relevance for k, v in s.get_scores([p.id for p in ps], "served-model", phash).items()} == \
+            {p.id: 10 for p in ps}
+        assert {v.relevance for v in s.get_scores([p.id for p in ps], "smollm2-135m", phash).values()} == {2}
+
+
+def test_openai_s_own_api_with_no_model_named_is_refused_not_scored_with_its_first_listed(offline):
+    """The server's own model is a local server's; OpenAI lists dozens, and the first of them would be scored
+    with, and billed, unasked: one line asks for the model, before any connection (offline here: no server)."""
+    from ranker.backends import make_backend
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai"}, env={})
+    assert s.scoring.model == "auto"
+    with pytest.raises(ConfigError, match="name the one to score with") as e:
+        make_backend(s)
+    assert e.value.key == "scoring.model"
+    named = resolve(flags={"backend": "openai", "model": "gpt-4o-mini"}, env={})
+    assert named.scoring.model == "gpt-4o-mini"
+    assert resolve(flags={"backend": "vllm"}, env={}).scoring.model == "smollm2-135m"

@@ -192,12 +192,16 @@ class OpenAIBackend(Backend):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"not an http(s) URL: {self.base_url!r}", key="scoring.openai.base_url")
         self.host = parsed.hostname
+        self.is_openai = self.host.endswith("openai.com")
+        if self.is_openai and model in ("", "auto"):
+            # OpenAI lists dozens of models: the first of them would be scored with, and billed, unasked
+            raise ConfigError("OpenAI's API serves many models; name the one to score with (gpt-4o-mini, "
+                              "gpt-4.1, ...)", key="scoring.model")
         try:
             check_allowed(self.base_url)
         except FetchError:
             raise ConfigError(f"offline mode forbids the server {self.host}; point the backend at a local "
                               "server", key="scoring.openai.base_url") from None
-        self.is_openai = self.host.endswith("openai.com")
         self.probe = (not self.is_openai) if o.probe is None else o.probe
         self.concurrency = o.concurrency
         self.retries = o.retries
