@@ -56,6 +56,7 @@ class Server:
         self.in_flight = 0
         self.max_in_flight = 0
         self.connections = 0              # connections a client holds open (kept alive between requests)
+        self.models = ["served-model"]    # what GET /v1/models lists
         self.lock = threading.Lock()
         srv = self
 
@@ -90,7 +91,7 @@ class Server:
             def do_GET(self):  # noqa: N802
                 if not self.path.startswith("/v1/"):      # a base URL without its /v1, as vLLM's server says it
                     return self._send(404, {"detail": "Not Found"})
-                self._send(200, {"object": "list", "data": [{"id": "served-model", "object": "model"}]})
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -749,3 +750,16 @@ def test_openai_s_own_api_with_no_model_named_is_refused_not_scored_with_its_fir
     named = resolve(flags={"backend": "openai", "model": "gpt-4o-mini"}, env={})
     assert named.scoring.model == "gpt-4o-mini"
     assert resolve(flags={"backend": "vllm"}, env={}).scoring.model == "smollm2-135m"
+
+
+def test_auto_against_a_server_that_serves_several_models_asks_which(server):
+    """`auto` (the default with a local server) scores with the model the server serves; one that lists several
+    (Ollama lists every model pulled, vLLM its LoRA adapters) is one line naming them, not the first of them
+    scored with unasked, and the connection that asked is closed."""
+    server.models = ["llama3.1:8b", "qwen2.5:7b", "mistral:7b"]
+    with pytest.raises(ConfigError, match="serves 3 models .llama3.1:8b, qwen2.5:7b, mistral:7b.; name the one") as e:
+        backend(server, model="auto")
+    assert e.value.key == "scoring.model"
+    assert _connections_closed(server), e.value
+    assert backend(server, model="qwen2.5:7b").model_name == "qwen2.5:7b"
+    assert not server.bodies

@@ -242,11 +242,20 @@ class OpenAIBackend(Backend):
         return self._httpx.Timeout(read, connect=min(self.connect_timeout, left), pool=read)
 
     def _discover_model(self) -> str:
+        """The model the server serves ("auto"): the one it lists. A server that lists several (Ollama every
+        model pulled, vLLM its LoRA adapters beside the base model) is a ConfigError naming them: the first
+        would be scored with, unasked."""
         try:
             data = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout)).json()
-            return data["data"][0]["id"]
+            ids = [str(m["id"]) for m in data["data"]]
+            ids[0]
         except Exception as e:
             raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+        if len(ids) > 1:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise ConfigError(f"{self.base_url} serves {len(ids)} models ({_snippet(shown)}); name the one to score "
+                              "with", key="scoring.model")
+        return ids[0]
 
     def _post_once(self, body: dict, deadline: float | None = None) -> dict:
         httpx = self._httpx
