@@ -130,6 +130,9 @@ class Server:
                     return self._send(500, {"error": {"message": "upstream exploded"}})
                 elif mode == "garbage":
                     return self._send(200, None, raw=b"<html>a proxy login page</html>")
+                elif mode in ("nomessage", "numeric"):   # JSON, but no message, or a content that is no text
+                    return self._send(200, {"choices": [{"index": 0, "finish_reason": "stop", "message":
+                                                         None if mode == "nomessage" else {"content": 7}}]})
                 elif mode == "drop":           # the connection closed before any answer: the server is there
                     self.close_connection = True
                     return
@@ -156,6 +159,9 @@ class Server:
                 text = json.dumps(data, separators=(",", ":"))
                 choice = {"index": 0, "finish_reason": "stop",
                           "message": {"role": "assistant", "content": text}}
+                if mode == "parts":                # the content as a list of text parts
+                    choice["message"]["content"] = [{"type": "text", "text": text[:9]},
+                                                    {"type": "text", "text": text[9:]}]
                 if body.get("logprobs"):
                     choice["logprobs"] = logprobs_for(text)
                 self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
@@ -763,3 +769,15 @@ def test_auto_against_a_server_that_serves_several_models_asks_which(server):
     assert _connections_closed(server), e.value
     assert backend(server, model="qwen2.5:7b").model_name == "qwen2.5:7b"
     assert not server.bodies
+
+
+def test_an_answer_without_a_readable_message_fails_its_paper_not_the_run(server):
+    """A body that is JSON but holds no message, or a content that is no text, is that request's error
+    ('unreadable response'): it raised out of generate(), and the whole call's answers, paid for, were lost with
+    a run that ended in 'unexpected failure'. A content sent as a list of text parts is read as their text."""
+    be = backend(server)
+    out = be.generate([req("2506.00001", "ok"), req("2506.00002", "nomessage"), req("2506.00003", "numeric"),
+                       req("2506.00004", "parts")])
+    assert [r.ok for r in out] == [True, False, False, True]
+    assert all("unreadable response" in r.error for r in out[1:3])
+    check_answer(json.loads(out[3].text), ["2506.00004"], 50)

@@ -155,6 +155,17 @@ class OpenAIOptions(BackendOptions):
     probe: bool | None = None
 
 
+def _text_of(content: Any) -> str | None:
+    """A message's content as text: a string as it is, a list of content parts (as some servers send it) as its
+    text parts joined, None as None. Anything else raises: the answer is unreadable."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                         and isinstance(p.get("text"), str) for p in content):
+        return "".join(p["text"] for p in content)
+    raise TypeError(f"a content of type {type(content).__name__}")
+
+
 def _usage_of(data: dict) -> Usage:
     """The tokens an answer's "usage" reports (the prompt's cached part too, where the server says it)."""
     u = data.get("usage") or {}
@@ -279,7 +290,8 @@ class OpenAIBackend(Backend):
             raise _Fatal(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text)
         try:
             data = resp.json()
-            data["choices"][0]["message"]
+            message = data["choices"][0]["message"]
+            message["content"] = _text_of(message.get("content"))
         except Exception:
             raise _Fatal(f"unreadable response (HTTP {resp.status_code}): {_snippet(resp.text, 120)!r}") from None
         return data
