@@ -150,6 +150,16 @@ class ScoringSettings(_Section):
     def _prompts(cls, v: str | None) -> str | None:
         return _home_path(v)
 
+    @model_validator(mode="after")
+    def _served_model(self) -> "ScoringSettings":
+        """The openai backend with no model named scores with the server's own ("auto"). The default,
+        smollm2-135m, is a local preset: sent to a server, vLLM's refuses it and llama.cpp's ignores it, and
+        scores were stored under that preset's name, where a run of the local preset reused them (and the
+        server's run reused the preset's, never asking the server)."""
+        if self.backend == "openai" and "model" not in self.model_fields_set:
+            self.model = "auto"
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _backend_tables(cls, data: Any) -> Any:

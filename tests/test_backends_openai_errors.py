@@ -56,6 +56,7 @@ class Server:
         self.in_flight = 0
         self.max_in_flight = 0
         self.connections = 0              # connections a client holds open (kept alive between requests)
+        self.models = ["served-model"]    # what GET /v1/models lists
         self.lock = threading.Lock()
         srv = self
 
@@ -90,7 +91,7 @@ class Server:
             def do_GET(self):  # noqa: N802
                 if not self.path.startswith("/v1/"):      # a base URL without its /v1, as vLLM's server says it
                     return self._send(404, {"detail": "Not Found"})
-                self._send(200, {"object": "list", "data": [{"id": "served-model", "object": "model"}]})
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -129,6 +130,9 @@ class Server:
                     return self._send(500, {"error": {"message": "upstream exploded"}})
                 elif mode == "garbage":
                     return self._send(200, None, raw=b"<html>a proxy login page</html>")
+                elif mode in ("nomessage", "numeric"):   # JSON, but no message, or a content that is no text
+                    return self._send(200, {"choices": [{"index": 0, "finish_reason": "stop", "message":
+                                                         None if mode == "nomessage" else {"content": 7}}]})
                 elif mode == "drop":           # the connection closed before any answer: the server is there
                     self.close_connection = True
                     return
@@ -155,6 +159,9 @@ class Server:
                 text = json.dumps(data, separators=(",", ":"))
                 choice = {"index": 0, "finish_reason": "stop",
                           "message": {"role": "assistant", "content": text}}
+                if mode == "parts":                # the content as a list of text parts
+                    choice["message"]["content"] = [{"type": "text", "text": text[:9]},
+                                                    {"type": "text", "text": text[9:]}]
                 if body.get("logprobs"):
                     choice["logprobs"] = logprobs_for(text)
                 self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
@@ -701,3 +708,76 @@ def test_the_key_is_absent_from_stderr_the_failures_run_json_and_the_runs_table(
     for text in (r.stderr, out.stderr, stored, manifest):
         assert KEY not in text and "sk-test" not in text
     assert "[redacted]" in stored and "[redacted]" in manifest
+
+
+def test_a_server_with_no_model_named_scores_with_its_own_not_as_the_default_preset(server, tmp_path):
+    """`--backend openai` pointed at a local server, no model named (as the README's OPENAI_BASE_URL recipe
+    does): the server's own model. The default model, the local preset smollm2-135m, was sent instead (vLLM's
+    server refuses it, llama.cpp's takes any name) and scores were stored under that preset's name: a day the
+    preset had scored was answered from the store with the preset's scores, the server never asked."""
+    from conftest import DAYS, ranker
+    from ranker.prompts import load_prompts
+    from ranker.records import Score
+    from ranker.scoring import ScoreOptions
+    from ranker.sources import read_papers
+    from ranker.store import Store
+    rows = [json.loads(x) for x in (DAYS / "2025-05-15" / "listing.jsonl").open()][:2]
+    for r in rows:
+        r["abstract"] += " MODE=ok"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db, out = tmp_path / "db.sqlite3", tmp_path / "s.jsonl"
+    ps = list(read_papers(papers))
+    phash = load_prompts().hash(**ScoreOptions().prompt_options())
+    with Store(db) as s:            # what `ranker score` with the local preset (the default backend) stored
+        s.put_scores([Score(p.id, 2, 3, "the local preset's verdict.") for p in ps], "smollm2-135m", phash,
+                     texts={p.id: p.scored_text for p in ps})
+    r = ranker("score", "--papers", papers, "--out", out, "--backend", "openai", "--db", db,
+               env={"OPENAI_BASE_URL": server.url})
+    assert r.returncode == 0, r.stderr
+    assert len(server.bodies) == 2 and {b["model"] for b in server.bodies} == {"served-model"}
+    assert [(x["RELEVANCE"], x["NOVELTY"]) for x in map(json.loads, out.read_text().splitlines())] == [(10, 7)] * 2
+    with Store(db) as s:
+        assert {k: v.relevance for k, v in s.get_scores([p.id for p in ps], "served-model", phash).items()} == \
+            {p.id: 10 for p in ps}
+        assert {v.relevance for v in s.get_scores([p.id for p in ps], "smollm2-135m", phash).values()} == {2}
+
+
+def test_openai_s_own_api_with_no_model_named_is_refused_not_scored_with_its_first_listed(offline):
+    """The server's own model is a local server's; OpenAI lists dozens, and the first of them would be scored
+    with, and billed, unasked: one line asks for the model, before any connection (offline here: no server)."""
+    from ranker.backends import make_backend
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai"}, env={})
+    assert s.scoring.model == "auto"
+    with pytest.raises(ConfigError, match="name the one to score with") as e:
+        make_backend(s)
+    assert e.value.key == "scoring.model"
+    named = resolve(flags={"backend": "openai", "model": "gpt-4o-mini"}, env={})
+    assert named.scoring.model == "gpt-4o-mini"
+    assert resolve(flags={"backend": "vllm"}, env={}).scoring.model == "smollm2-135m"
+
+
+def test_auto_against_a_server_that_serves_several_models_asks_which(server):
+    """`auto` (the default with a local server) scores with the model the server serves; one that lists several
+    (Ollama lists every model pulled, vLLM its LoRA adapters) is one line naming them, not the first of them
+    scored with unasked, and the connection that asked is closed."""
+    server.models = ["llama3.1:8b", "qwen2.5:7b", "mistral:7b"]
+    with pytest.raises(ConfigError, match="serves 3 models .llama3.1:8b, qwen2.5:7b, mistral:7b.; name the one") as e:
+        backend(server, model="auto")
+    assert e.value.key == "scoring.model"
+    assert _connections_closed(server), e.value
+    assert backend(server, model="qwen2.5:7b").model_name == "qwen2.5:7b"
+    assert not server.bodies
+
+
+def test_an_answer_without_a_readable_message_fails_its_paper_not_the_run(server):
+    """A body that is JSON but holds no message, or a content that is no text, is that request's error
+    ('unreadable response'): it raised out of generate(), and the whole call's answers, paid for, were lost with
+    a run that ended in 'unexpected failure'. A content sent as a list of text parts is read as their text."""
+    be = backend(server)
+    out = be.generate([req("2506.00001", "ok"), req("2506.00002", "nomessage"), req("2506.00003", "numeric"),
+                       req("2506.00004", "parts")])
+    assert [r.ok for r in out] == [True, False, False, True]
+    assert all("unreadable response" in r.error for r in out[1:3])
+    check_answer(json.loads(out[3].text), ["2506.00004"], 50)

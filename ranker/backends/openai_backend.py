@@ -155,6 +155,17 @@ class OpenAIOptions(BackendOptions):
     probe: bool | None = None
 
 
+def _text_of(content: Any) -> str | None:
+    """A message's content as text: a string as it is, a list of content parts (as some servers send it) as its
+    text parts joined, None as None. Anything else raises: the answer is unreadable."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                         and isinstance(p.get("text"), str) for p in content):
+        return "".join(p["text"] for p in content)
+    raise TypeError(f"a content of type {type(content).__name__}")
+
+
 def _usage_of(data: dict) -> Usage:
     """The tokens an answer's "usage" reports (the prompt's cached part too, where the server says it)."""
     u = data.get("usage") or {}
@@ -192,12 +203,16 @@ class OpenAIBackend(Backend):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"not an http(s) URL: {self.base_url!r}", key="scoring.openai.base_url")
         self.host = parsed.hostname
+        self.is_openai = self.host.endswith("openai.com")
+        if self.is_openai and model in ("", "auto"):
+            # OpenAI lists dozens of models: the first of them would be scored with, and billed, unasked
+            raise ConfigError("OpenAI's API serves many models; name the one to score with (gpt-4o-mini, "
+                              "gpt-4.1, ...)", key="scoring.model")
         try:
             check_allowed(self.base_url)
         except FetchError:
             raise ConfigError(f"offline mode forbids the server {self.host}; point the backend at a local "
                               "server", key="scoring.openai.base_url") from None
-        self.is_openai = self.host.endswith("openai.com")
         self.probe = (not self.is_openai) if o.probe is None else o.probe
         self.concurrency = o.concurrency
         self.retries = o.retries
@@ -238,11 +253,20 @@ class OpenAIBackend(Backend):
         return self._httpx.Timeout(read, connect=min(self.connect_timeout, left), pool=read)
 
     def _discover_model(self) -> str:
+        """The model the server serves ("auto"): the one it lists. A server that lists several (Ollama every
+        model pulled, vLLM its LoRA adapters beside the base model) is a ConfigError naming them: the first
+        would be scored with, unasked."""
         try:
             data = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout)).json()
-            return data["data"][0]["id"]
+            ids = [str(m["id"]) for m in data["data"]]
+            ids[0]
         except Exception as e:
             raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+        if len(ids) > 1:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise ConfigError(f"{self.base_url} serves {len(ids)} models ({_snippet(shown)}); name the one to score "
+                              "with", key="scoring.model")
+        return ids[0]
 
     def _post_once(self, body: dict, deadline: float | None = None) -> dict:
         httpx = self._httpx
@@ -266,7 +290,8 @@ class OpenAIBackend(Backend):
             raise _Fatal(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text)
         try:
             data = resp.json()
-            data["choices"][0]["message"]
+            message = data["choices"][0]["message"]
+            message["content"] = _text_of(message.get("content"))
         except Exception:
             raise _Fatal(f"unreadable response (HTTP {resp.status_code}): {_snippet(resp.text, 120)!r}") from None
         return data
