@@ -469,6 +469,8 @@ _BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 _NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key)[\"']?\s*[:=]\s*"
                     r"[\"']?)(?!bearer\b)[A-Za-z0-9._~+/=\-]{8,}")
+# a password written into a URL (https://user:PASSWORD@host/...): the user name stays, the password goes
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#@]+@")
 REDACTED = "[redacted]"
 
 
@@ -480,13 +482,14 @@ def add_secret(value: str | None) -> None:
 
 def redact(text: object) -> str:
     """`text` with every secret this process knows (add_secret) and anything shaped like a credential
-    (a Bearer token, an sk-... key, api_key=... / "authorization": ...) replaced by [redacted]. Applied to
-    every error text before it is stored or printed."""
+    (a Bearer token, an sk-... key, api_key=... / "authorization": ..., a URL's password) replaced by
+    [redacted]. Applied to every error text before it is stored or printed."""
     out = str(text)
     for secret in sorted(_SECRETS, key=len, reverse=True):
         out = out.replace(secret, REDACTED)
     out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
     out = _SK_KEY.sub(REDACTED, out)
+    out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)
 
 

@@ -251,8 +251,19 @@ class Settings(_Section):
         return self._origins
 
     def public(self) -> dict:
-        """The settings as JSON-ready data for the run manifest and the store (no secret in it)."""
-        return self.model_dump(mode="json")
+        """The settings as JSON-ready data for the run manifest and the store (no secret in it: a password
+        written into a server's URL is redacted)."""
+        from .io import redact
+
+        def clean(v):
+            if isinstance(v, str):
+                return redact(v)
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+        return clean(self.model_dump(mode="json"))
 
 
 # --------------------------------------------------------------------------- where values come from

@@ -781,3 +781,19 @@ def test_an_answer_without_a_readable_message_fails_its_paper_not_the_run(server
     assert [r.ok for r in out] == [True, False, False, True]
     assert all("unreadable response" in r.error for r in out[1:3])
     check_answer(json.loads(out[3].text), ["2506.00004"], 50)
+
+
+def test_a_password_in_the_servers_url_is_kept_out_of_error_texts_and_the_stored_settings():
+    """A server reached as https://user:PASSWORD@host/v1 (a proxy in front of a lab's server): its URL went
+    into every error line naming the server and, through the settings, into the runs table as it was."""
+    from ranker.io import redact
+    from ranker.settings import Settings
+    url = "https://lab:hunter2-pass@llm.example:8443/v1"
+    assert redact(f"cannot list the models of {url}: ConnectError") == \
+        "cannot list the models of https://lab:[redacted]@llm.example:8443/v1: ConnectError"
+    assert redact("see https://arxiv.org/abs/2505.01234 and user@example.org") == \
+        "see https://arxiv.org/abs/2505.01234 and user@example.org"
+    s = Settings(scoring={"backend": "openai", "model": "m", "openai": {"base_url": url}})
+    public = json.dumps(s.public())
+    assert "hunter2" not in public and "https://lab:[redacted]@llm.example:8443/v1" in public
+    assert s.scoring.options["openai"]["base_url"] == url       # the backend still connects with it

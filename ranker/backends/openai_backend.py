@@ -187,7 +187,7 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def store_name(cls, model: str, models_dir: Path | None = None) -> str | None:
-        return None if model in ("", "auto") else model     # "auto": the server's first model, once asked
+        return None if model in ("", "auto") else model     # "auto": the model the server serves, once asked
 
     def __init__(self, model: str, options: Mapping[str, Any] | OpenAIOptions | None = None, *,
                  models_dir: Path | None = None, api_key: str | None = None, warn: Warn | None = None, **kwargs):
