@@ -190,6 +190,17 @@ def test_cli_words_a_backend_option_by_its_flag(tmp_path):
     assert not (tmp_path / "s.jsonl").exists()
 
 
+@pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf"])
+def test_an_openai_wait_of_inf_is_refused_as_fetch_s_are(option):
+    """`[scoring.openai] timeout = inf` was taken: every request then failed on the socket's timeout overflowing
+    (or, for total_timeout, a stuck server was waited on for ever)."""
+    from ranker.backends import make_backend
+    s = resolve(flags={"backend": "openai", "model": "m", "backend_option": [option]}, env={})
+    with pytest.raises(ConfigError) as e:
+        make_backend(s)
+    assert e.value.key == "scoring.openai." + option.split("=")[0]
+
+
 def test_a_prompt_folder_under_the_home_folder_is_found(tmp_path, monkeypatch):
     # no shell expands "~" in ranker.toml: the settings do, so the prompts and the authors.txt beside them load
     monkeypatch.setenv("HOME", str(tmp_path))

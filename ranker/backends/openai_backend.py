@@ -146,12 +146,13 @@ class OpenAIOptions(BackendOptions):
     """[scoring.openai]"""
     base_url: str = DEFAULT_BASE_URL
     concurrency: int = Field(8, ge=1)
-    connect_timeout: float = Field(10.0, gt=0)      # seconds to open a connection
-    timeout: float = Field(120.0, gt=0)             # seconds the server may stay silent in one attempt
-    total_timeout: float = Field(300.0, gt=0)       # seconds one request may take in all, retries included
+    # seconds are finite, as [fetch]'s: TOML's inf would overflow the socket's timeout in every request
+    connect_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)     # seconds to open a connection
+    timeout: float = Field(120.0, gt=0, allow_inf_nan=False)    # seconds the server may stay silent in one attempt
+    total_timeout: float = Field(300.0, gt=0, allow_inf_nan=False)  # seconds one request may take, retries included
     retries: int = Field(4, ge=0)
-    backoff: float = Field(1.0, ge=0)
-    max_backoff: float = Field(30.0, gt=0)
+    backoff: float = Field(1.0, ge=0, allow_inf_nan=False)
+    max_backoff: float = Field(30.0, gt=0, allow_inf_nan=False)
     probe: bool | None = None
 
 
