@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,6 +49,32 @@ def open_files(path) -> list[str]:
         if target == at or target.startswith(at + os.sep):
             out.append(target)
     return out
+
+
+@contextmanager
+def ctrl_c_when(reached: threading.Event):
+    """Ctrl-C the main thread (as the signal does: it raises KeyboardInterrupt at its next check) once `reached`
+    is set, by the point of the code under test that the test means (a statement traced, a callback): a timer
+    raced that code's way there on a loaded machine (early, the interrupt hit the test before the code was
+    waiting, or the test itself; late, the wait had ended). Not sent once the block has ended."""
+    import _thread
+    lock, state = threading.Lock(), {"open": True}
+
+    def send():
+        reached.wait()
+        with lock:
+            if state["open"]:
+                _thread.interrupt_main()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield reached
+    finally:
+        with lock:
+            state["open"] = False
+        reached.set()
+        sender.join()
 
 
 def without_loading(err: str) -> str:

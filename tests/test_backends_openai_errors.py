@@ -19,6 +19,8 @@ from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import BackendError, ConfigError
 from ranker.records import Usage
 
+from conftest import ctrl_c_when
+
 KEY = "sk-test-SECRET-0123456789"
 
 
@@ -57,6 +59,8 @@ class Server:
         self.max_in_flight = 0
         self.connections = 0              # connections a client holds open (kept alive between requests)
         self.models = ["served-model"]    # what GET /v1/models lists
+        self.answered = 0                 # requests answered (a hanging one is not, until the server closes)
+        self.release = threading.Event()  # ends the hanging requests: set when the server closes
         self.lock = threading.Lock()
         srv = self
 
@@ -105,6 +109,7 @@ class Server:
                 finally:
                     with srv.lock:
                         srv.in_flight -= 1
+                        srv.answered += 1
 
             def _answer(self, body):
                 user = body["messages"][-1]["content"] if body["messages"][-1]["role"] == "user" \
@@ -136,8 +141,8 @@ class Server:
                 elif mode == "drop":           # the connection closed before any answer: the server is there
                     self.close_connection = True
                     return
-                elif mode == "hang":
-                    time.sleep(3)
+                elif mode == "hang":             # until the test is over (it used to end after 3 s)
+                    srv.release.wait(120)
                     return self._send(200, {})
                 elif mode in ("echo", "echo500"):   # a server (or proxy) that echoes the request's credentials
                     auth = self.headers.get("Authorization") or ""
@@ -181,6 +186,7 @@ class Server:
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -299,12 +305,29 @@ def test_garbage_body_is_an_error_result(server):
     assert out[0].finish_reason == "error" and "unreadable response" in out[0].error
 
 
+def only_the_hanging_request_left(server, answered: int) -> threading.Event:
+    """An event set once the server has answered `answered` requests and, of the backend's worker threads started
+    from now on, one is left (the one waiting on the hanging request; each other one ended after its last answer
+    was in the backend's hands): when a Ctrl-C finds every other answer back, told rather than guessed (a 1 s
+    timer raced them on a loaded machine)."""
+    before = set(threading.enumerate())
+    event = threading.Event()
+
+    def watch():
+        while not event.is_set():
+            workers = [t for t in threading.enumerate() if t.name == "ranker-openai" and t not in before]
+            if server.answered >= answered and len(workers) == 1:
+                event.set()
+            time.sleep(0.01)
+    threading.Thread(target=watch, daemon=True).start()
+    return event
+
+
 def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     """A metered API bills every answer: Ctrl-C while one request hangs keeps the batch's answered papers in
     the store (the rerun does not pay for them again), and the interrupt still stops the run. Each kept score
     carries its answer's tokens, so the rerun's digest table (scores_usage) counts them as any stored score,
     while the rerun's own spend (usage: the manifest's tokens and cost) is the one paper it asked for."""
-    import _thread
     from ranker.prompts import load_prompts
     from ranker.records import Paper
     from ranker.scoring import ScoreOptions, score_papers
@@ -312,9 +335,8 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract=f"MODE={'hang' if i == 3 else 'ok'}",
                     categories=["cs.LG"]) for i in range(6)]
     be = backend(server, concurrency=2)
-    threading.Timer(1.0, _thread.interrupt_main).start()           # what a Ctrl-C does to the main thread
     with Store(tmp_path / "r.sqlite3") as store:
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_when(only_the_hanging_request_left(server, 5)), pytest.raises(KeyboardInterrupt):
             score_papers(papers, be, load_prompts(), store, options=ScoreOptions(papers_per_request=1))
         phash = load_prompts().hash(**ScoreOptions(papers_per_request=1).prompt_options())
         got = store.get_scores([p.id for p in papers], be.model_name, phash)
@@ -332,7 +354,6 @@ def test_a_run_stopped_by_ctrl_c_records_what_its_answers_cost(server, tmp_path)
     """`ranker run` on a metered API, Ctrl-C while one request hangs: the five answers that came back are kept
     (and paid for), and the day's manifest, rewritten as interrupted, says what the run spent (it said nothing:
     the kept answers were paid for by no run's account; the rerun's spend is only the paper it asks for)."""
-    import _thread
     from conftest import store_vectors
     from ranker.records import Paper
     from ranker.settings import resolve
@@ -347,8 +368,7 @@ def test_a_run_stopped_by_ctrl_c_records_what_its_answers_cost(server, tmp_path)
     with Store(s.db_path) as store:
         store_vectors(store, papers)
         day = fetch_day(papers, s, store=store, date="2025-06-02")
-        threading.Timer(1.0, _thread.interrupt_main).start()        # what a Ctrl-C does to the main thread
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_when(only_the_hanging_request_left(server, 5)), pytest.raises(KeyboardInterrupt):
             run_day(day, out, s, store=store)
     m = json.loads((out / "2025-06-02-run.json").read_text())
     assert m["status"] == "interrupted" and m["error"].startswith("interrupted during scoring; 5 papers")
@@ -360,7 +380,6 @@ def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(serv
     """`ranker backfill` on a metered API, Ctrl-C while one request of a block hangs: the block's other answers
     are written, with their tokens (the block was thrown away whole, and the rerun paid for those answers
     again), and the hanging paper has no row, so the rerun asks for it alone."""
-    import _thread
     from ranker.backfill import BackfillSpec, run_backfill, shards
     from ranker.settings import resolve
     src = tmp_path / "papers.jsonl"
@@ -371,8 +390,7 @@ def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(serv
                        "backend_option": ["concurrency=2", "backoff=0.01", "max_backoff=0.05"]},
                 env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url})
     out = tmp_path / "bf"
-    threading.Timer(1.0, _thread.interrupt_main).start()           # what a Ctrl-C does to the main thread
-    with pytest.raises(KeyboardInterrupt):
+    with ctrl_c_when(only_the_hanging_request_left(server, 5)), pytest.raises(KeyboardInterrupt):
         run_backfill(BackfillSpec(source=src, out=out, score=True), s)
     rows = shards.read_table(shards.shard_files(out / shards.SCORES_DIR), shards.SCORES).to_pylist()
     assert sorted(r["id"] for r in rows) == [i for i in ids if i != ids[3]]
@@ -428,7 +446,6 @@ def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server,
     probed. The interrupt still stops the run as one (the probes' own partial results were handed on as the
     requests' answers, and reading them failed with an AttributeError), and no answer without its
     probabilities is stored as a score."""
-    import _thread
     from ranker.prompts import load_prompts
     from ranker.records import Paper
     from ranker.scoring import ScoreOptions, score_papers
@@ -437,13 +454,18 @@ def test_ctrl_c_while_the_probabilities_are_probed_is_still_an_interrupt(server,
               for i in range(3)]
     novelty_against_a_one(monkeypatch, -0.2, -1.7)
     be = backend(server, model="served-model", concurrency=2, probe=True)
-    probed = threading.Event()
-    monkeypatch.setattr(be, "_probe", lambda req, prefix: probed.set() or (time.sleep(3) if req.key.endswith("2")
-                                                                           else None) or ([], Usage()))  # the last hangs
+    probed, hanging = threading.Event(), threading.Event()
+
+    def probe(req, prefix):               # (probes start once every answer is back)
+        probed.set()
+        if req.key.endswith("2"):         # the last one hangs, until the test is over; the Ctrl-C comes then
+            hanging.set()
+            server.release.wait(120)
+        return [], Usage()
+    monkeypatch.setattr(be, "_probe", probe)
     opt = ScoreOptions(papers_per_request=1, score_mode="expected")
-    threading.Timer(1.0, _thread.interrupt_main).start()
     with Store(tmp_path / "r.sqlite3") as store:
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_when(hanging), pytest.raises(KeyboardInterrupt):
             score_papers(papers, be, load_prompts(), store, options=opt)
         phash = load_prompts().hash(**opt.prompt_options())
         assert probed.is_set() and store.get_scores([p.id for p in papers], be.model_name, phash) == {}
@@ -486,7 +508,7 @@ def test_a_hanging_server_times_out(server):
     be = backend(server, timeout=0.5, retries=1)
     t0 = time.monotonic()
     out = be.generate([req("2506.00001", "hang")])
-    assert time.monotonic() - t0 < 2.9
+    assert time.monotonic() - t0 < 30                      # two 0.5 s attempts; the server hangs until it closes
     assert out[0].finish_reason == "error" and "timed out" in out[0].error and "2 attempts" in out[0].error
 
 

@@ -3,6 +3,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import contextmanager
 
@@ -13,7 +14,7 @@ from ranker.errors import InputError
 from ranker.records import Failure, Paper, Score
 from ranker.store import MIGRATIONS, Store
 
-from conftest import open_files
+from conftest import ctrl_c_when, open_files
 
 
 def paper(pid, day="2025-05-15", **kw):
@@ -454,30 +455,48 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
     assert msg.startswith(f"{db}: database is locked: ") and f"held by ranker score, pid {holder.pid}" in msg
 
 
-def test_a_ctrl_c_while_the_database_is_opened_closes_its_connection(tmp_path):
+def reached(monkeypatch, opened: str = "", statement: str | None = None) -> threading.Event:
+    """An event set once a connection made from now on (to a database named with `opened` in it) starts running
+    `statement`, as SQLite's trace of it says, or with no statement, starts compiling its first SELECT, as the
+    authorizer SQLite asks then says (before the schema is read, where a reader waits on a writer's lock; the
+    trace comes only after that): where the store is, not a guess of how soon it gets there."""
+    event = threading.Event()
+    connect = sqlite3.connect
+
+    def tracing(database, *args, **kwargs):
+        conn = connect(database, *args, **kwargs)
+        if opened in str(database):
+            if statement is not None:
+                conn.set_trace_callback(lambda sql: sql == statement and event.set())
+            else:
+                conn.set_authorizer(lambda action, *_: (action == sqlite3.SQLITE_SELECT and event.set())
+                                    or sqlite3.SQLITE_OK)
+        return conn
+    monkeypatch.setattr(sqlite3, "connect", tracing)
+    return event
+
+
+def test_a_ctrl_c_while_the_database_is_opened_closes_its_connection(tmp_path, monkeypatch):
     """Ctrl-C while the open waits for another process's write (here the switch of a new database to WAL) ends the
     open; the connection it had made stayed open for as long as the caller held the KeyboardInterrupt."""
-    import _thread
-    import threading
     db = tmp_path / "r.sqlite3"
     other = sqlite3.connect(db, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")                      # another process, writing
-    threading.Timer(0.5, _thread.interrupt_main).start()  # what a Ctrl-C does to the main thread
+    # the Ctrl-C comes once the open tries the switch, which it retries for as long as the write holds the lock
+    waiting = reached(monkeypatch, statement="PRAGMA journal_mode=WAL")
     try:
-        with pytest.raises(KeyboardInterrupt) as e:
-            Store(db, busy_timeout=10)
+        with ctrl_c_when(waiting), pytest.raises(KeyboardInterrupt) as e:
+            Store(db, busy_timeout=120)
     finally:
         other.close()
     assert open_files(db) == [], e.value
 
 
-def test_a_ctrl_c_while_a_read_only_open_reads_the_schema_closes_its_connection(tmp_path):
+def test_a_ctrl_c_while_a_read_only_open_reads_the_schema_closes_its_connection(tmp_path, monkeypatch):
     """A database seen read-only (here through a read-only bind mount) while another process writes to it through
     a writable path: the read-only open waits on the writer's lock reading the schema, and a Ctrl-C there (or a
     failure of its schema-version query) left that connection, and so the file, open for as long as the caller
     held the error (the mount could not be unmounted meanwhile)."""
-    import _thread
-    import threading
     if os.geteuid() != 0:
         pytest.skip("a read-only view of a writable folder needs a bind mount (root)")
     home, view = tmp_path / "home", tmp_path / "view"
@@ -501,8 +520,10 @@ def test_a_ctrl_c_while_a_read_only_open_reads_the_schema_closes_its_connection(
         try:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
             db = view / "r.sqlite3"
-            threading.Timer(0.5, _thread.interrupt_main).start()
-            with pytest.raises(KeyboardInterrupt) as e:
+            # the Ctrl-C comes once the read-only open starts its query of the schema (SQLite waits there on the
+            # lock for its default 5 s, then the file is read as immutable: the interrupt is sent well within that)
+            reading = reached(monkeypatch, opened="mode=ro")
+            with ctrl_c_when(reading), pytest.raises(KeyboardInterrupt) as e:
                 Store(db, busy_timeout=0.2)
             assert open_files(db) == [], e.value
         finally:
@@ -714,7 +735,6 @@ def test_the_word_index_holds_the_text_the_store_keeps(tmp_path):
 
 def test_papers_stored_while_another_process_builds_the_word_index_are_searchable(tmp_path):
     # an import that waits for the lock while a search builds the word index must then keep the index current
-    import threading
     db = tmp_path / "r.sqlite3"
     with Store(db) as s:
         s.add_papers([paper("2505.00001")])
