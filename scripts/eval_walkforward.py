@@ -686,6 +686,11 @@ def main() -> int:
     db_path = resolve(flags={"db": args.db}).db_path
     t0 = time.perf_counter()
     prompts = load_prompts(args.prompts)
+    if args.list:       # the names only: it used to load every day first, embedding the missing ones into --db
+        qs = build_queries(prompts)
+        ctx = {"qs": qs, "qv": np.zeros((len(qs.texts), 1)), "prompts": prompts}
+        print("\n".join([*zero_shot_approaches(ctx), *learner_approaches(ctx)]))
+        return 0
     days = load_history(args.data / "days", warn=lambda m: print(m, file=sys.stderr))[::args.every]
     emb = Embedder(args.embedder)
     qs = build_queries(prompts)
@@ -711,9 +716,6 @@ def main() -> int:
         print(f"total {time.perf_counter() - t0:.0f}s")
         return 0
     zsa, lra = zero_shot_approaches(ctx), learner_approaches(ctx)
-    if args.list:
-        print("\n".join([*zsa, *lra]))
-        return 0
     want = [w.strip() for w in args.approaches.split(",") if w.strip()]
     pick = (lambda n: not want or any(w in n for w in want))
     ctx["data"] = data
