@@ -718,6 +718,12 @@ def main() -> int:
     zsa, lra = zero_shot_approaches(ctx), learner_approaches(ctx)
     want = [w.strip() for w in args.approaches.split(",") if w.strip()]
     pick = (lambda n: not want or any(w in n for w in want))
+    second = [n for n in lra if "second embedder" in n and pick(n)]
+    if second and not args.embedder2:
+        # they read the second embedder's vectors: without them the run (by default every approach) ended in a
+        # KeyError at the first of them, after hours of the others and before the recall checks
+        print(f"left out, no --embedder2 given: {len(second)} approaches that read a second embedder's vectors")
+        lra = {n: fn for n, fn in lra.items() if n not in second}
     ctx["data"] = data
     ctx["cache"] = args.cache
     ctx["embedder"], ctx["embedder2"] = emb.key, args.embedder2
