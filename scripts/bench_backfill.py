@@ -37,6 +37,7 @@ PREFILL_TOK_S_HIGH = 20_000     # the issue's figure
 DECODE_TOK_S = 3_000            # batched decode, hundreds of sequences in flight
 EMBED_PAPERS_S = 4_633          # MiniLM on one H200 at the 128-token cut, measured (README, bench_gpu.py)
 ENGINE_START_S = 90             # vLLM engine start with an 8B model, each actor in parallel
+TOKENIZER = "qwen2.5-coder-0.5b"  # the preset whose tokenizer is Qwen2.5-7B's
 
 
 def run(cmd: list[str], env: dict) -> tuple[float, float, str]:
@@ -82,20 +83,28 @@ def days_dir() -> Path:
     sys.exit("no <day>/listing.jsonl folder found; give --days")
 
 
-def token_counts(snap: Path, sample: int, days: Path) -> dict:
-    """Prompt tokens per paper (and the shared prefix) with the Qwen2.5 tokenizer; completion tokens of real
-    answers (GPT-4o's comments) in the schema's compact JSON."""
+def tokenizer_folder() -> tuple[str | None, str]:
+    """(the prepared Qwen2.5 folder whose tokenizer counts the tokens, or None; why not). Looked up before the
+    phases run: a machine without the preset measured every phase and then ended in a traceback."""
+    from ranker.errors import RankerError
+    from ranker.models import resolve
+    from ranker.settings import resolve as resolve_settings
+    try:
+        return resolve(TOKENIZER, kind="llm", models_dir=resolve_settings().models_dir), ""
+    except RankerError as e:
+        return None, str(e)
+
+
+def token_counts(snap: Path, sample: int, days: Path, folder: str) -> dict:
+    """Prompt tokens per paper (and the shared prefix) with the Qwen2.5 tokenizer in `folder`; completion tokens
+    of real answers (GPT-4o's comments) in the schema's compact JSON."""
     from transformers import AutoTokenizer
 
     from ranker.backends.vllm_backend import common_prefix
-    from ranker.models import resolve
     from ranker.prompts import load_prompts
     from ranker.scoring import ScoreOptions, build_requests
-    from ranker.settings import resolve as resolve_settings
     from ranker.sources import read_papers
-    s = resolve_settings()
-    tok = AutoTokenizer.from_pretrained(resolve("qwen2.5-coder-0.5b", kind="llm", models_dir=s.models_dir),
-                                        local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     ps, opt = load_prompts(), ScoreOptions()
     papers = [p for p, _ in zip(read_papers(snap), range(sample))]
     ids = []
@@ -158,6 +167,9 @@ def main() -> int:
                             str(snaps[n]), "--days", str(days)], check=True, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     print(f"this machine: {os.cpu_count()} cores; work folder {work}; snapshots spliced from {days}")
+    folder, why = tokenizer_folder()
+    if folder is None:
+        print(f"tokens and the cluster estimate: skipped ({why})")
     fig: dict = {}
     for what, n, extra in (("embed + prefilter (MiniLM)", args.n_embed, ["--embed"]),
                            ("fake scoring (no model)", args.n_score, ["--score", "--backend", "fake"])):
@@ -178,7 +190,12 @@ def main() -> int:
             keep = summ["kept"] / summ["rows"]
             fig["keep_fraction"] = keep
 
-    tc = token_counts(snaps[args.n_embed], args.token_sample, days)
+    if folder is None:
+        print(f"\ntokens and the cluster estimate: skipped ({why})")
+        if args.json:
+            args.json.write_text(json.dumps(fig, indent=2, default=str) + "\n")
+        return 0
+    tc = token_counts(snaps[args.n_embed], args.token_sample, days, folder)
     fig["tokens"] = tc
     print(f"\ntokens (Qwen2.5 tokenizer, seed layout, bundled prompt): {tc['prompt']:.0f} prompt tokens a paper "
           f"over {tc['papers']} papers of the snapshot, {tc['shared']} of them a prefix every request shares, "

@@ -159,7 +159,8 @@ def main() -> int:
     args = ap.parse_args()
     import torch
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error("no CUDA device")
+        # one line, not the usage text: nothing was wrong with the arguments
+        sys.exit(f"bench_gpu.py: no CUDA device here (torch {torch.__version__}); --device cpu tries the script out")
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     figs: dict = {"device": name, "embed": bench_embed(args.embedder, args.n_embed, args.embed_batch, args.device)}

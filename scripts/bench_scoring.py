@@ -29,6 +29,7 @@ measured GEMM rate in the engine's precision; then the machine's limits and an e
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -427,6 +428,21 @@ def main() -> int:
         ap.error(f"--settings is not JSON: {e}")
     if not isinstance(given, dict) or any(k not in ENGINES or not isinstance(v, dict) for k, v in given.items()):
         ap.error(f"--settings: a JSON object of engine -> settings object; engines: {', '.join(ENGINES)}")
+    # what a llama.cpp engine needs, said here: in its own process a missing package or GGUF was a traceback
+    # under "FAILED", after the engines before it had run
+    if any(e.startswith("llamacpp") for e in engines):
+        try:
+            importlib.import_module("llama_cpp")
+        except ImportError:
+            ap.error("the llama.cpp engines need llama-cpp-python: pip install 'ranker[llamacpp]' "
+                     "(or leave them out of --engines)")
+        from ranker import models
+        from ranker.errors import RankerError
+        for e in [e for e in engines if e.startswith("llamacpp")]:
+            try:
+                models.gguf_file(args.model, engine_settings(e, args.settings).get("quant"))
+            except RankerError as x:
+                ap.error(f"{e}: {x} (or leave it out of --engines)")
     papers = load_papers(listing, args.n)
     n = len(papers)
     by_layout = {lay: build_requests(papers, args.comment_chars, args.max_tokens, args.abstract_tokens, lay)

@@ -686,6 +686,11 @@ def main() -> int:
     db_path = resolve(flags={"db": args.db}).db_path
     t0 = time.perf_counter()
     prompts = load_prompts(args.prompts)
+    if args.list:       # the names only: it used to load every day first, embedding the missing ones into --db
+        qs = build_queries(prompts)
+        ctx = {"qs": qs, "qv": np.zeros((len(qs.texts), 1)), "prompts": prompts}
+        print("\n".join([*zero_shot_approaches(ctx), *learner_approaches(ctx)]))
+        return 0
     days = load_history(args.data / "days", warn=lambda m: print(m, file=sys.stderr))[::args.every]
     emb = Embedder(args.embedder)
     qs = build_queries(prompts)
@@ -711,11 +716,14 @@ def main() -> int:
         print(f"total {time.perf_counter() - t0:.0f}s")
         return 0
     zsa, lra = zero_shot_approaches(ctx), learner_approaches(ctx)
-    if args.list:
-        print("\n".join([*zsa, *lra]))
-        return 0
     want = [w.strip() for w in args.approaches.split(",") if w.strip()]
     pick = (lambda n: not want or any(w in n for w in want))
+    second = [n for n in lra if "second embedder" in n and pick(n)]
+    if second and not args.embedder2:
+        # they read the second embedder's vectors: without them the run (by default every approach) ended in a
+        # KeyError at the first of them, after hours of the others and before the recall checks
+        print(f"left out, no --embedder2 given: {len(second)} approaches that read a second embedder's vectors")
+        lra = {n: fn for n, fn in lra.items() if n not in second}
     ctx["data"] = data
     ctx["cache"] = args.cache
     ctx["embedder"], ctx["embedder2"] = emb.key, args.embedder2

@@ -21,7 +21,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DAY_DIRS = [REPO.parent / "shared" / "data" / "days", REPO / "tests" / "data" / "days", REPO / "ranker" / "data"]
+# the shared days beside the checkout, or two levels up from a worktree at work/wt/NAME (as wf_common.DATA): else a
+# worktree's snapshots were spliced from the tests' five days, not the fifty the load figures are measured on
+DAY_DIRS = [REPO.parent / "shared" / "data" / "days", REPO.parents[1] / "shared" / "data" / "days",
+            REPO / "tests" / "data" / "days", REPO / "ranker" / "data"]
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 

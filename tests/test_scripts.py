@@ -1,0 +1,283 @@
+"""The measurement scripts (scripts/) run against today's library in their smallest mode and print the figures
+README.md quotes in the shape it quotes them. Nothing here checks a figure's value on the real data (the lead
+re-measures those); the vectors are the deterministic stand-ins of conftest.store_vectors and the LLM is the
+fake backend, except in the slow tests, which load MiniLM as the scripts do."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DAYS, REPO, SEED_DIGEST, store_vectors
+
+SCRIPTS = REPO / "scripts"
+F = r"-?\d+\.\d{3}"                                  # a figure printed to three decimals
+
+
+def script(name: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run scripts/NAME with this interpreter (the test's RANKER_HOME); it must succeed."""
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == 0, f"{name} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return p
+
+
+@pytest.fixture(scope="module")
+def vectors_db(tmp_path_factory) -> Path:
+    """A store holding stand-in MiniLM vectors for every paper of the tests' five days and every query text the
+    scripts embed (the prompt's queries, topic descriptions and irrelevant keywords): no script loads a model."""
+    from ranker.prefilter.embed import QUERY_PREFIX, embedder_key, text_hash
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.store import Store
+    db = tmp_path_factory.mktemp("script-vectors") / "vectors.sqlite3"
+    papers = [Paper.from_dict(json.loads(line)) for f in sorted(DAYS.glob("*/listing.jsonl"))
+              for line in f.read_text(encoding="utf-8").splitlines()]
+    ps = load_prompts()
+    extra = [t.description for t in ps.topics] + [k for k in ps.keywords.irrelevant if k.strip()]
+    rng = np.random.default_rng(0)
+    with Store(db) as s:
+        store_vectors(s, papers, ps)
+        rows = []
+        for t in sorted({" ".join(t.split()) for t in extra}):
+            v = rng.normal(size=384).astype(np.float32)
+            rows.append((QUERY_PREFIX + text_hash(t), text_hash(t), v / np.linalg.norm(v)))
+        s.put_embeddings(rows, embedder_key("minilm"))
+    return db
+
+
+def test_measure_comments_prints_the_percentiles_the_comment_bound_follows():
+    from ranker.backends.schema import COMMENT_CHARS
+    out = script("measure_comments.py", "--history", DAYS, "--seed", SEED_DIGEST).stdout
+    n = [len(json.loads(line)["COMMENT"]) for f in sorted(DAYS.glob("*/gpt_scores.jsonl"))
+         for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert f"{len(n)} GPT-4o comments in {DAYS}" in out
+    m = re.search(r"min (\d+)  median (\d+)  p90 ([\d.]+)  p95 ([\d.]+)  p99 ([\d.]+)  max (\d+)", out)
+    assert m, out
+    got = [float(x) for x in m.groups()]
+    want = [min(n), round(np.percentile(n, 50)), *np.percentile(n, [90, 95, 99]), max(n)]
+    assert got == pytest.approx(want, abs=0.01)
+    assert re.search(r"seed digest: 47 comments, \d+-\d+ characters", out)
+    assert f"default bound (backends.schema.COMMENT_CHARS): {COMMENT_CHARS}" in out
+
+
+def test_make_snapshot_in_a_worktree_splices_the_shared_days(tmp_path):
+    """A worktree at work/wt/NAME finds work/shared/data/days (as wf_common.DATA does); before, its snapshots
+    (bench_load.py's, the tests' own) were spliced from the tests' five days instead."""
+    def day(root: Path, title: str) -> None:
+        d = root / "2025-01-02"
+        d.mkdir(parents=True)
+        row = {"id": "2501.00001", "title": title, "abstract": "One sentence. Another one.", "authors": ["A B"],
+               "categories": ["cs.LG"], "comment": None}
+        (d / "listing.jsonl").write_text(json.dumps(row) + "\n")
+
+    day(tmp_path / "shared" / "data" / "days", "From the shared days")
+    checkout = tmp_path / "wt" / "name"
+    day(checkout / "tests" / "data" / "days", "From the tests' copy")
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(SCRIPTS / "make_snapshot.py", checkout / "scripts")
+    out = tmp_path / "snap.json"
+    subprocess.run([sys.executable, str(checkout / "scripts" / "make_snapshot.py"), "--n", "3", "--out", str(out)],
+                   check=True, capture_output=True, timeout=60)
+    assert {json.loads(line)["title"] for line in out.read_text().splitlines()} == {"From the shared days"}
+
+
+def test_bench_gpu_without_a_gpu_says_so_in_one_line():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    p = subprocess.run([sys.executable, str(SCRIPTS / "bench_gpu.py"), "--embedder", str(REPO / "models" / "minilm")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()]
+    assert "no CUDA device" in p.stderr and "--device cpu" in p.stderr
+
+
+def test_eval_score_mode_prints_an_auc_per_ranking():
+    out = script("eval_score_mode.py", "--backend", "fake", "--model", "tiny", "--per-day", 6,
+                 "--days", DAYS).stdout
+    assert re.search(r"tiny via fake: 30 papers scored \(10 GPT picks, 0 failures\) in \d+ s", out), out
+    for name in ("greedy RELEVANCE", "greedy RELEVANCE+NOVELTY", "expected RELEVANCE", "expected RELEVANCE+NOVELTY"):
+        assert re.search(rf"AUC {re.escape(name)} +{F}   \(\d+ distinct values\)", out), name
+
+
+def test_eval_injection_prints_each_attacks_shift_per_layout(tmp_path):
+    out = script("eval_injection.py", "--backend", "fake", "--model", "tiny", "--papers", 2,
+                 "--attacks", "direct,single_quote", "--json", tmp_path / "inj.json").stdout
+    for layout in ("plain", "hardened"):
+        assert re.search(rf"{layout} prompt layout, sanitiser current \(tiny, 2 papers\): clean papers whose "
+                         r"score moved when injected papers shared the batch: \d+ \(control, same clean batch "
+                         r"reordered: \d+\)", out), out
+    rows = re.findall(r"^(direct|single_quote) +(-?\d+\.\d\d) +(-?\d+\.\d\d) +(-?\d+\.\d\d) +(-?\d+\.\d\d) +"
+                      r"\d+/2$", out, re.M)
+    assert [r[0] for r in rows] == ["direct", "single_quote"] * 2
+    report = json.loads((tmp_path / "inj.json").read_text())
+    assert set(report["layouts"]) == {"plain", "hardened"} and report["papers"] == 2
+
+
+def test_eval_novelty_context_prints_the_agreement_with_and_without_context(vectors_db):
+    out = script("eval_novelty_context.py", "--backend", "fake", "--model", "tiny", "--n", 4, "--days", DAYS,
+                 "--vectors-db", vectors_db).stdout
+    assert re.search(r"corpus: 1,445 papers of 5 days .*, 0 embedded now; scoring 4 GPT picks", out), out
+    assert "Earlier related papers" in out
+    for k in (0, 5):
+        assert re.search(rf"^K={k}: 4 scored, 0 failed in \d+ s; [\d,]+ prompt tokens$", out, re.M), out
+        assert re.search(rf"^ +{k} +4 +({F}|n/a) +{F} +{F} +{F} +{F} +({F}|n/a) +\d+$", out, re.M), out
+    assert re.search(r"NOVELTY changed for \d+ of 4 papers when the context was added", out)
+
+
+def test_eval_reuploads_prints_the_cosine_distribution_and_the_rule(vectors_db):
+    out = script("eval_reuploads.py", "--days", DAYS, "--vectors-db", vectors_db, "--plant", 0).stdout
+    assert re.search(r"^vectors: [\d,]+ papers, 0 embedded now, the rest from ", out, re.M), out
+    assert re.search(r"the product's rule \(cosine >= [\d.]+, or >= [\d.]+ with nearly the same abstract\) flags "
+                     r"\d+ of the [\d,]+ papers", out), out
+    assert len(re.findall(r"^  threshold 0\.\d\d: flags \d+ of \d+ same-paper pairs, \d+ different papers$", out,
+                          re.M)) == 7
+
+
+def test_eval_keep_prints_the_kept_recall_per_target(vectors_db, tmp_path):
+    db = tmp_path / "v.sqlite3"
+    shutil.copy(vectors_db, db)                          # the script adds nothing, but it opens the store to write
+    out = script("eval_keep.py", "--data", DAYS.parent, "--db", db, "--test-days", 1).stdout
+    assert re.search(r"^5 days 2025-\S+\.\.2025-\S+, 1445 papers, \d+ picks", out, re.M), out
+    metrics = rf"AUC {F}  R@25 {F}  R@40 {F}  keep95 {F}"
+    assert re.search(rf"^walk-forward, shipped calibration: {metrics}$", out, re.M), out
+    assert re.search(rf"^zero-shot, all 5 days: +{metrics}$", out, re.M), out
+    for r in ("0.80", "0.90", "0.95"):
+        assert re.search(rf"^ {r} +{F} +{F} +{F} +{F} +{F}$", out, re.M), r
+    assert len(re.findall(r"mean recall \d\.\d{3}  kept fraction \d\.\d{3}  worst day \d\.\d{3}$", out, re.M)) == 6
+
+
+def test_eval_labels_prints_each_learner(vectors_db, tmp_path):
+    db = tmp_path / "v.sqlite3"
+    shutil.copy(vectors_db, db)
+    out = script("eval_labels.py", "--data", DAYS.parent, "--db", db, "--test-days", 1, "--label-days", 2).stdout
+    m = re.search(r"labels: top 20 of \S+ \(2 days\) by zero-shot: (\d+) labels, (\d+) up, (\d+) down", out)
+    assert m and int(m[1]) == 40 and int(m[2]) + int(m[3]) == 40, out
+    for name in ("zero-shot", "history only", "history + labels", "labels only"):
+        assert re.search(rf"^  {re.escape(name)} +AUC {F}  R@25 {F}  R@40 {F}  keep95 {F}", out, re.M), name
+
+
+def test_eval_walkforward_lists_its_approaches_without_loading_the_days(tmp_path):
+    """--list used to load every day first, embedding what its store lacked: the 50 shared days into the user's
+    own store (no --db and no shared cache) before printing a list of names."""
+    out = script("eval_walkforward.py", "--list", "--data", DAYS.parent, timeout=60).stdout
+    assert "B = v1 + meta + title words" in out and "shipped: ranker calibrate (library fit)" in out
+    assert not (tmp_path / "home" / "ranker.sqlite3").exists()
+
+
+def test_eval_walkforward_prints_a_row_per_approach_and_the_recall_check(vectors_db, tmp_path):
+    db = tmp_path / "v.sqlite3"
+    shutil.copy(vectors_db, db)
+    out = script("eval_walkforward.py", "--data", DAYS.parent, "--db", db, "--test-days", 1, "--approaches",
+                 "SHIPPED,shipped: ranker calibrate", timeout=300).stdout
+    assert re.search(r"^5 days \S+, 1445 papers, \d+ picks; embedder minilm; 0 texts embedded", out, re.M), out
+    four = rf"{F} {F} {F} {F}"
+    assert re.search(rf"^zs: SHIPPED rank.zero_shot .*\| +{four} \| +{four} \| +[\d.]+ \| [\d.]+$", out, re.M), out
+    assert re.search(rf"^shipped: ranker calibrate \(library fit\) +\| +{four} \| +\| +[\d.]+ \| [\d.]+$", out,
+                     re.M), out
+    assert re.search(rf"^ 0\.95 score threshold \(shipped\) +{F} +{F} +{F}$", out, re.M), out
+
+
+@pytest.mark.slow
+def test_bench_load_prints_each_stage(tmp_path):
+    out = script("bench_load.py", "--n", 200, "--workdir", tmp_path, timeout=300).stdout
+    for stage in ("ranker --help (baseline)", "fetch --from snapshot", "prefilter (cold)", "prefilter (warm, cached)"):
+        assert re.search(rf"^{re.escape(stage)} +\d+ papers +[\d.]+ s +\d+ papers/s  peak RSS +\d+ MB$", out,
+                         re.M), stage
+    assert re.search(r"cold/warm prefilter time ratio: [\d.]+x; baseline RSS \d+ MB", out)
+
+
+@pytest.mark.slow
+def test_bench_prefilter_prints_cold_warm_and_the_index():
+    out = script("bench_prefilter.py", "--papers", 60, "--faiss-n", 0, timeout=300).stdout
+    assert re.search(r"cold: +[\d.]+ s for 60 papers \(model load [\d.]+ s, embedding [\d.]+ s = [\d.]+ papers/s",
+                     out), out
+    assert re.search(r"warm: +[\d.]+ s as a CLI process \(rc 0\): prefilter: kept \d+ of 60 papers", out), out
+    assert re.search(r"corpus index: +1,000 vectors  exact \(numpy\) +build +[\d.]+ s  search [\d.]+ ms/query", out)
+
+
+@pytest.mark.slow
+def test_bench_backfill_without_the_tokenizer_still_prints_its_phases(tmp_path, monkeypatch):
+    """Without the Qwen2.5 preset the token counts and the cluster estimate are skipped with the reason, said
+    before the phases run; before, every phase was measured and the run then ended in a traceback."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "minilm").symlink_to(REPO / "models" / "minilm")
+    monkeypatch.setenv("RANKER_MODELS_DIR", str(models))
+    out = script("bench_backfill.py", "--n-embed", 40, "--n-score", 60, "--token-sample", 5, "--days", DAYS,
+                 "--workdir", tmp_path / "work", "--json", tmp_path / "fig.json", timeout=600).stdout
+    why = "skipped (model preset 'qwen2.5-coder-0.5b' is not prepared; run: ranker models prepare qwen2.5-coder-0.5b)"
+    assert out.count(f"tokens and the cluster estimate: {why}") == 2, out
+    for what, n in (("embed + prefilter (MiniLM)", 40), ("fake scoring (no model)", 60)):
+        for engine in ("local", "ray"):
+            assert re.search(rf"^{re.escape(what)} +{engine} +{n} papers  \w+ phase +[\d.]+ s = +[\d.]+ papers/s",
+                             out, re.M), (what, engine)
+        assert re.search(rf"Ray local / local: [\d.]+x the time of the {re.escape(what)} phase", out)
+    assert set(json.loads((tmp_path / "fig.json").read_text())) >= {"embed + prefilter (MiniLM)", "keep_fraction"}
+
+
+def test_bench_scoring_says_what_a_llamacpp_engine_lacks_before_any_engine_starts(tmp_path):
+    """Before, each engine's own process ended in a traceback under "FAILED" after the engines before it had run
+    (minutes of vLLM); now the run is refused with the command that fixes it."""
+    hidden = tmp_path / "hidden" / "llama_cpp"                # llama-cpp-python not installed
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError('No module named llama_cpp', name='llama_cpp')\n")
+    bench = [sys.executable, str(SCRIPTS / "bench_scoring.py"), "--n", "1", "--no-limit"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    p = subprocess.run([*bench, "--engines", "vllm,llamacpp"], capture_output=True, text=True, timeout=120,
+                       env={**env, "PYTHONPATH": f"{hidden.parent}{os.pathsep}{REPO}"})
+    assert p.returncode == 2 and "pip install 'ranker[llamacpp]'" in p.stderr.splitlines()[-1]
+    assert "FAILED" not in p.stdout and "Traceback" not in p.stderr
+    (tmp_path / "models").mkdir()                             # no GGUF prepared
+    p = subprocess.run([*bench, "--engines", "vllm,llamacpp-f32"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
+    assert p.returncode == 2 and "FAILED" not in p.stdout
+    assert "run: ranker models prepare smollm2-135m --gguf f32" in p.stderr.splitlines()[-1]
+
+
+def test_bench_index_prints_the_kinds_table_and_the_products_figures(vectors_db):
+    out = script("bench_index.py", "--n", 20000, "--skip-hnsw", "--sizes", 3000, "--vectors-db", vectors_db,
+                 timeout=300).stdout
+    assert re.search(r"real vectors: 1,445 MiniLM vectors from ", out), out
+    assert len(re.findall(rf"^IVF-Flat nlist \d+ +nprobe \d+ +{F} +[\d.]+ +[\d.]+ +[\d.]+ +\d+ +{F}$", out,
+                          re.M)) == 4, out
+    assert re.search(r"lowest p95 with recall@10 >= 0.95: IVF-Flat", out)
+    assert re.search(r"== ranker.index.CorpusIndex over a SQLite store of 3,000 paper vectors ==", out)
+    assert re.search(r"add a 1,000-paper day: index sync [\d.]+ s \(added 1000, ", out), out
+    assert re.search(rf"search \(base \+ recent segment, k=10\): p50 [\d.]+ ms, p95 [\d.]+ ms; recall@10 vs exact {F}",
+                     out), out
+    assert re.search(r"status with the full check \(digest of 4,000 rows, checksums\): [\d.]+ s, problem: None", out)
+
+
+@pytest.mark.slow
+def test_bench_web_prints_the_site_and_each_pages_time(vectors_db, tmp_path):
+    """Slow: the search by meaning loads MiniLM for its query, as `ranker serve` does."""
+    out = script("bench_web.py", "--history", DAYS, "--days", 1, "--db", tmp_path / "web" / "ranker.sqlite3",
+                 "--vectors-from", vectors_db, "--site", tmp_path / "site", timeout=300).stdout
+    assert re.search(r"^vectors copied: \d+$", out, re.M), out
+    assert re.search(r"^store: 1 days, \d+ papers through run_day \(fake LLM\) in [\d.]+ s$", out, re.M), out
+    assert re.search(r"^site: \d+ files, [\d.]+ MB \(search index [\d.]+ MB\); built in [\d.]+ s; rebuilt in "
+                     r"[\d.]+ s with 0 files written$", out, re.M), out
+    for page in ("archive", "month", "day", "paper", "search by words", "labels"):
+        assert re.search(rf"^serve {page}.*: \d+ ms, \d+ kB$", out, re.M), page
+    assert re.search(r"^serve search by meaning: first [\d.]+ s \(loads the embedder\), then \d+ ms$", out, re.M)
+
+
+def test_eval_walkforward_without_embedder2_leaves_out_the_approaches_that_need_it(vectors_db, tmp_path):
+    """Every approach is the default, and four read a second embedder's vectors: without --embedder2 the run
+    ended in a KeyError at the first of them, after all the others and before the recall checks."""
+    db = tmp_path / "v.sqlite3"
+    shutil.copy(vectors_db, db)
+    out = script("eval_walkforward.py", "--data", DAYS.parent, "--db", db, "--test-days", 1, "--approaches",
+                 "second embedder,shipped: ranker calibrate", timeout=300).stdout
+    assert "left out, no --embedder2 given: 4 approaches that read a second embedder's vectors" in out
+    assert re.search(r"^shipped: ranker calibrate \(library fit\) +\|", out, re.M), out
+    assert "second embedder's LR" not in out and "keep by recall, shipped" in out
