@@ -102,7 +102,8 @@ def main() -> int:
         ids = [p.id for p in sample if p.id in sc]
         g = [gpt[i][1] for i in ids]
         a = agreement(g, [sc[i].novelty for i in ids])
-        e = agreement(g, [sc[i].expected_novelty for i in ids if sc[i].expected_novelty is not None])
+        has_e = [i for i in ids if sc[i].expected_novelty is not None]     # GPT's and the local E[N], paired
+        e = agreement([gpt[i][1] for i in has_e], [sc[i].expected_novelty for i in has_e])
         fmt = lambda x: "n/a" if x is None else f"{x:.3f}"   # noqa: E731
         print(f"{k:>3} {a['n']:>4} {fmt(a['spearman']):>9} {fmt(a['within1']):>9} {fmt(a['exact']):>6} "
               f"{fmt(a['mean_local']):>11} {fmt(a['mean_gpt']):>9} {fmt(e['spearman']):>14} "
