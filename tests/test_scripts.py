@@ -257,6 +257,23 @@ def test_bench_index_prints_the_kinds_table_and_the_products_figures(vectors_db)
     assert re.search(r"status with the full check \(digest of 4,000 rows, checksums\): [\d.]+ s, problem: None", out)
 
 
+def test_bench_word_index_prints_the_builds_time_and_the_longest_lock_and_wait():
+    """The README's figures for the first word search (its build in chunks and in one transaction) were
+    measured by hand; the script prints them."""
+    from ranker.store import FTS_BUILD_CHUNK, FTS_BUILD_PAUSE
+    out = script("bench_word_index.py", "--papers", 3000, timeout=60).stdout
+    assert re.search(r"^store: 3,000 synthetic papers of arXiv length \(titles 8-12 words, abstracts 150-190, "
+                     r"5 authors\) added in [\d.]+ s; \d+ MB$", out, re.M), out
+    assert re.search(r"^first word search \(ranker.web.search.search, words\) builds the index of 3,000 papers:$",
+                     out, re.M), out
+    lock = r": built in [\d.]+ s; the write lock held [\d.]+ s at most by one transaction; a writer every 0.3 s " \
+           r"waited [\d.]+ s at most \(median [\d.]+ s, \d+ writes\)$"
+    n = 3000 // FTS_BUILD_CHUNK + 1
+    chunks = rf"in chunks of {FTS_BUILD_CHUNK:,} papers \({n} transactions?, {FTS_BUILD_PAUSE} s apart\)"
+    assert re.search(rf"^  {chunks}" + lock, out, re.M), out
+    assert re.search(r"^  in one transaction \(FTS_BUILD_CHUNK above the papers\)" + lock, out, re.M), out
+
+
 @pytest.mark.slow
 def test_bench_web_prints_the_site_and_each_pages_time(vectors_db, tmp_path):
     """Slow: the search by meaning loads MiniLM for its query, as `ranker serve` does."""
