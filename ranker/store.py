@@ -252,8 +252,9 @@ _READ_ONLY = ("readonly database", "read-only", "unable to open database file", 
 # The word-search index (papers_fts) is built by the first search, into a table of another name that becomes
 # papers_fts once it holds every paper, a chunk of papers (by rowid) per write transaction with the lock let go
 # between them: a writer in another process (a daily run started by cron while the pages are searched, a
-# thumb clicked on them) gets it there, where one transaction over 200,000 papers held it for 20 s. A chunk
-# holds the lock about half a second (abstracts of arXiv's length; a second at most); a waiting writer tries
+# thumb clicked on them) gets it there, where one transaction over 200,000 papers held it for 14-20 s. A chunk
+# holds the lock about half a second (abstracts of arXiv's length; a second at most: scripts/bench_word_index.py
+# measures both); a waiting writer tries
 # again at least every 100 ms (SQLite's busy handler), so a pause of half that lets it in within a chunk or two,
 # for a tenth more time the build takes.
 FTS_BUILD_CHUNK = 5000
