@@ -312,3 +312,27 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     finally:
         os.close(write)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+def test_a_closed_stderr_or_stdout_is_no_failure(db, tmp_path):
+    """`ranker ... 2>&-` (a cron line that drops the notes) and `>&-`: Python gives no stream for a closed
+    descriptor, and every command failed on its first note, the error line landing on stdout among the data
+    (`unexpected failure: 'NoneType' object has no attribute 'flush'`). The closed stream is /dev/null now:
+    the command does its work, stdout carries the data alone."""
+    def closing(fd):
+        return lambda: os.close(fd)
+
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    p = subprocess.run([*_cli(), "prefilter", "--papers", str(LISTING), "--out", "-", "--db", str(db), "--top", "3"],
+                       stdout=subprocess.PIPE, env=env, timeout=300, preexec_fn=closing(2))
+    assert p.returncode == 0, p.stdout[-500:]
+    rows = [json.loads(x) for x in p.stdout.decode().splitlines()]         # data only: no note, no error
+    assert len(rows) == 192 and sum(r["kept"] for r in rows) == 3
+
+    p = subprocess.run([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                        "--backend", "fake", "--model", "tiny", "--top", "3"],
+                       stderr=subprocess.PIPE, text=True, env=env, timeout=300, preexec_fn=closing(1))
+    assert p.returncode == 0 and "error" not in p.stderr, p.stderr
+    assert p.stderr.splitlines()[-1].startswith("2025-05-15: 192 papers, 3 kept by the prefilter, 3 scored")
+    assert (tmp_path / "d" / "2025-05-15-output.md").exists()
