@@ -336,3 +336,35 @@ def test_a_closed_stderr_or_stdout_is_no_failure(db, tmp_path):
     assert p.returncode == 0 and "error" not in p.stderr, p.stderr
     assert p.stderr.splitlines()[-1].startswith("2025-05-15: 192 papers, 3 kept by the prefilter, 3 scored")
     assert (tmp_path / "d" / "2025-05-15-output.md").exists()
+
+
+def test_a_dumb_terminal_is_told_as_a_log_is(db, tmp_path):
+    """TERM=dumb (Emacs' shell, a CI runner's pty): rich cannot redraw there and drew no bar, but the bar still
+    took the "loading <model> ..." line, so nothing was said while a model loaded, and its end left an empty
+    line. Such a terminal now gets the lines a log gets, and no control sequence."""
+    master, slave = pty.openpty()
+    env = {**_env(tmp_path), "TERM": "dumb"}
+    p = subprocess.Popen([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                          "--backend", "fake", "--model", "tiny", "--top", "4", "--backend-option", "delay=0.1"],
+                         stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    buf = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    assert p.wait(timeout=60) == 0, buf[-2000:]
+    text = buf.decode()
+    assert "\x1b" not in text, text
+    lines = text.replace("\r\n", "\n").split("\n")
+    assert lines[0] == "loading tiny ..." and lines[1].startswith("loading tiny: ready in "), lines
+    assert lines[2].startswith("2025-05-15: 192 papers, 4 kept by the prefilter, 4 scored") and lines[3:] == [""]

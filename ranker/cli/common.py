@@ -2,6 +2,7 @@
 the wording of errors (a setting's key named as the flag, variable or ranker.toml entry it came from)."""
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -160,7 +161,9 @@ def leave_bar() -> bytes:
 
 
 def progress_enabled() -> bool:
-    return TERM.err.isatty()
+    """A bar only on a terminal that can redraw a line: on a dumb one (TERM=dumb, as Emacs' shell sets it) rich
+    draws nothing and the bar swallowed the "loading <model> ..." line, so such a terminal is told as a log is."""
+    return TERM.err.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
 
 
 class Progress:
