@@ -124,6 +124,23 @@ def test_a_line_said_above_the_bar_is_the_text_as_given(monkeypatch):
     assert out.getvalue() == "warning: 2506.00001: skipped: the file ends in :x: [bold]not[/bold] :100:\n"
 
 
+def test_a_model_ready_line_is_the_text_as_given_on_a_narrow_terminal():
+    """The "loading <model>: ready" line said above the bar, as every other line there: on a terminal 20 columns
+    wide (COLUMNS=20) it was broken in two by rich, a model path's ":fire:" turned into an emoji."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from ranker.cli import common
+    out = io.StringIO()
+    progress = common.Progress()
+    progress._bar = Bar(console=Console(file=out, width=20))
+    progress("loading /models/:fire:/smollm2-135m", 0, 1)
+    progress("loading /models/:fire:/smollm2-135m", 1, 1)
+    assert re.fullmatch(r"loading /models/:fire:/smollm2-135m: ready in \d+\.\d s\n", out.getvalue()), out.getvalue()
+
+
 def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, tmp_path):
     """An engine that swallows Ctrl-C; the second one ends the process at once, without the bar's own cleanup:
     its line stands on its own (not glued to the bar's) and the cursor the bar hid is shown again."""

@@ -100,9 +100,15 @@ def info(msg: str) -> None:
     above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
     which the next redraw then leaves behind)."""
     if _LIVE:
-        _LIVE[-1].console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
+        _above(_LIVE[-1], msg)
     else:
         typer.echo(msg, file=TERM.err)
+
+
+def _above(bar, msg: str) -> None:
+    """A line printed above a bar, as the text given: not read as rich text (a ":x:" in a path stays those
+    three characters), nor broken at the terminal's width (the terminal wraps it, as any other line)."""
+    bar.console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def warn(msg: str) -> None:
@@ -220,7 +226,7 @@ class Progress:
             task = self._tasks.pop(stage, None)
             if task is not None:
                 self._bar.remove_task(task)
-            self._bar.console.print(line, highlight=False, markup=False)
+            _above(self._bar, line)
 
     def __exit__(self, *exc):
         if self._bar is not None:
