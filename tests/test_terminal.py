@@ -385,3 +385,48 @@ def test_a_dumb_terminal_is_told_as_a_log_is(db, tmp_path):
     lines = text.replace("\r\n", "\n").split("\n")
     assert lines[0] == "loading tiny ..." and lines[1].startswith("loading tiny: ready in "), lines
     assert lines[2].startswith("2025-05-15: 192 papers, 4 kept by the prefilter, 4 scored") and lines[3:] == [""]
+
+
+@pytest.mark.parametrize("command", ["score", "fetch"])
+def test_data_written_to_the_terminal_is_not_drawn_over_by_the_bar(db, tmp_path, command):
+    """`ranker score --out -` / `ranker fetch --out -` with stdout the terminal the bar is drawn on: the data
+    came while the bar was drawn, glued to its line, and the bar's redraws and end erased lines of it (the
+    first score was cut, a frame "scoring 4/5" left in its place). Now score writes once the bar is gone, and
+    fetch, which streams, draws none: after the first row nothing but plain lines reaches the terminal."""
+    papers = tmp_path / "papers.jsonl"
+    rows = LISTING.read_text().splitlines(keepends=True)
+    if command == "score":
+        papers.write_text("".join(rows[:5]))
+        args = ["score", "--papers", papers, "--backend", "fake", "--model", "tiny", "--backend-option", "delay=0.3"]
+        first, n = b'{"ARXIVID"', 5
+    else:
+        papers.write_text("".join(rows) * 2)          # 384 rows: the reading count is redrawn on the way
+        args = ["fetch", "--from", papers, "--date", "2025-05-15"]
+        first, n = b'{"id"', 192
+    master, slave = pty.openpty()
+    p = subprocess.Popen([*_cli(), *map(str, args), "--out", "-", "--db", str(tmp_path / "fresh.sqlite3")],
+                         stdin=slave, stdout=slave, stderr=slave, env=_env(tmp_path), close_fds=True)
+    os.close(slave)
+    buf = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    assert p.wait(timeout=120) == 0, buf[-2000:]
+    at = buf.find(first)
+    before = buf[max(0, at - 300):at + 50]
+    assert at == 0 or (at > 0 and buf[:at].endswith((b"\r\n", b"\x1b[2K"))), before     # at a line's start
+    rest = buf[at:]
+    assert b"\x1b" not in rest, rest[:3000]
+    lines = rest.decode().replace("\r\n", "\n").splitlines()
+    data = [json.loads(x) for x in lines[:n]]
+    assert len(data) == n and not lines[n].startswith("{"), lines[n:]

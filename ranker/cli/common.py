@@ -154,6 +154,15 @@ def out_path(path: Path) -> Path:
         return path
 
 
+def _terminal_stream(path: Path) -> bool:
+    """An --out that is the terminal's own stdout or stderr ('-', /dev/stdout when it is a terminal)."""
+    fd = _STD_NAMES.get("/dev/stdout" if str(path) == "-" else str(path))
+    try:
+        return fd is not None and (TERM.out if fd == 1 else TERM.err).isatty()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 _LIVE: list = []          # the progress bar on the terminal now (rich), through which info() prints
 
 
@@ -177,14 +186,18 @@ class Progress:
     an estimate of the time left; a model load ("loading NAME" stage) shows a spinner with its time. Elsewhere
     only the loads are said, one line each, so a log of the run still shows where the time went."""
 
-    def __init__(self):
+    def __init__(self, out: Path | None = None):
+        """`out`: where the command streams its data while the bar would be drawn (fetch's --out): when that
+        is the very terminal (`-`, /dev/stdout), no bar, whose redraws erased the data's lines and left their
+        frames among them; the terminal is told as a log is."""
         self._bar = None
+        self._over_data = out is not None and _terminal_stream(out)
         self._tasks: dict[str, int] = {}
         self._shown: dict[str, int] = {}
         self._started: dict[str, float] = {}
 
     def __enter__(self):
-        if progress_enabled():
+        if progress_enabled() and not self._over_data:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn,
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
