@@ -124,6 +124,23 @@ def test_a_line_said_above_the_bar_is_the_text_as_given(monkeypatch):
     assert out.getvalue() == "warning: 2506.00001: skipped: the file ends in :x: [bold]not[/bold] :100:\n"
 
 
+def test_a_model_ready_line_is_the_text_as_given_on_a_narrow_terminal():
+    """The "loading <model>: ready" line said above the bar, as every other line there: on a terminal 20 columns
+    wide (COLUMNS=20) it was broken in two by rich, a model path's ":fire:" turned into an emoji."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from ranker.cli import common
+    out = io.StringIO()
+    progress = common.Progress()
+    progress._bar = Bar(console=Console(file=out, width=20))
+    progress("loading /models/:fire:/smollm2-135m", 0, 1)
+    progress("loading /models/:fire:/smollm2-135m", 1, 1)
+    assert re.fullmatch(r"loading /models/:fire:/smollm2-135m: ready in \d+\.\d s\n", out.getvalue()), out.getvalue()
+
+
 def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, tmp_path):
     """An engine that swallows Ctrl-C; the second one ends the process at once, without the bar's own cleanup:
     its line stands on its own (not glued to the bar's) and the cursor the bar hid is shown again."""
@@ -312,3 +329,104 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     finally:
         os.close(write)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
+def test_a_closed_stderr_or_stdout_is_no_failure(db, tmp_path):
+    """`ranker ... 2>&-` (a cron line that drops the notes) and `>&-`: Python gives no stream for a closed
+    descriptor, and every command failed on its first note, the error line landing on stdout among the data
+    (`unexpected failure: 'NoneType' object has no attribute 'flush'`). The closed stream is /dev/null now:
+    the command does its work, stdout carries the data alone."""
+    def closing(fd):
+        return lambda: os.close(fd)
+
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    p = subprocess.run([*_cli(), "prefilter", "--papers", str(LISTING), "--out", "-", "--db", str(db), "--top", "3"],
+                       stdout=subprocess.PIPE, env=env, timeout=300, preexec_fn=closing(2))
+    assert p.returncode == 0, p.stdout[-500:]
+    rows = [json.loads(x) for x in p.stdout.decode().splitlines()]         # data only: no note, no error
+    assert len(rows) == 192 and sum(r["kept"] for r in rows) == 3
+
+    p = subprocess.run([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                        "--backend", "fake", "--model", "tiny", "--top", "3"],
+                       stderr=subprocess.PIPE, text=True, env=env, timeout=300, preexec_fn=closing(1))
+    assert p.returncode == 0 and "error" not in p.stderr, p.stderr
+    assert p.stderr.splitlines()[-1].startswith("2025-05-15: 192 papers, 3 kept by the prefilter, 3 scored")
+    assert (tmp_path / "d" / "2025-05-15-output.md").exists()
+
+
+def test_a_dumb_terminal_is_told_as_a_log_is(db, tmp_path):
+    """TERM=dumb (Emacs' shell, a CI runner's pty): rich cannot redraw there and drew no bar, but the bar still
+    took the "loading <model> ..." line, so nothing was said while a model loaded, and its end left an empty
+    line. Such a terminal now gets the lines a log gets, and no control sequence."""
+    master, slave = pty.openpty()
+    env = {**_env(tmp_path), "TERM": "dumb"}
+    p = subprocess.Popen([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                          "--backend", "fake", "--model", "tiny", "--top", "4", "--backend-option", "delay=0.1"],
+                         stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    buf = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    assert p.wait(timeout=60) == 0, buf[-2000:]
+    text = buf.decode()
+    assert "\x1b" not in text, text
+    lines = text.replace("\r\n", "\n").split("\n")
+    assert lines[0] == "loading tiny ..." and lines[1].startswith("loading tiny: ready in "), lines
+    assert lines[2].startswith("2025-05-15: 192 papers, 4 kept by the prefilter, 4 scored") and lines[3:] == [""]
+
+
+@pytest.mark.parametrize("command", ["score", "fetch"])
+def test_data_written_to_the_terminal_is_not_drawn_over_by_the_bar(db, tmp_path, command):
+    """`ranker score --out -` / `ranker fetch --out -` with stdout the terminal the bar is drawn on: the data
+    came while the bar was drawn, glued to its line, and the bar's redraws and end erased lines of it (the
+    first score was cut, a frame "scoring 4/5" left in its place). Now score writes once the bar is gone, and
+    fetch, which streams, draws none: after the first row nothing but plain lines reaches the terminal."""
+    papers = tmp_path / "papers.jsonl"
+    rows = LISTING.read_text().splitlines(keepends=True)
+    if command == "score":
+        papers.write_text("".join(rows[:5]))
+        args = ["score", "--papers", papers, "--backend", "fake", "--model", "tiny", "--backend-option", "delay=0.3"]
+        first, n = b'{"ARXIVID"', 5
+    else:
+        papers.write_text("".join(rows) * 2)          # 384 rows: the reading count is redrawn on the way
+        args = ["fetch", "--from", papers, "--date", "2025-05-15"]
+        first, n = b'{"id"', 192
+    master, slave = pty.openpty()
+    p = subprocess.Popen([*_cli(), *map(str, args), "--out", "-", "--db", str(tmp_path / "fresh.sqlite3")],
+                         stdin=slave, stdout=slave, stderr=slave, env=_env(tmp_path), close_fds=True)
+    os.close(slave)
+    buf = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    assert p.wait(timeout=120) == 0, buf[-2000:]
+    at = buf.find(first)
+    before = buf[max(0, at - 300):at + 50]
+    assert at == 0 or (at > 0 and buf[:at].endswith((b"\r\n", b"\x1b[2K"))), before     # at a line's start
+    rest = buf[at:]
+    assert b"\x1b" not in rest, rest[:3000]
+    lines = rest.decode().replace("\r\n", "\n").splitlines()
+    data = [json.loads(x) for x in lines[:n]]
+    assert len(data) == n and not lines[n].startswith("{"), lines[n:]

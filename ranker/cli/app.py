@@ -118,11 +118,33 @@ def _after_ctrl_c() -> None:
         _interrupted(None)
 
 
+def _std_streams() -> None:
+    """A standard descriptor the caller closed (`2>&-` in a cron line, `>&-`, a daemon's `<&-`) is /dev/null
+    from here on. Python gives no stream for it (sys.stderr None): every command fell over its first note,
+    its error line landing on stdout among the data; and the next file opened (the log, the database) would
+    take the free number and receive what is written to it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)       # the lowest free number: fd itself
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdin is None:
+        sys.stdin = open(0, closefd=False)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
 def main() -> None:
     import sqlite3
 
     from ..errors import RankerError
     from ..settings import debug_from_env
+    _std_streams()
     debug = debug_from_env()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)

@@ -2,6 +2,7 @@
 the wording of errors (a setting's key named as the flag, variable or ranker.toml entry it came from)."""
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -99,9 +100,15 @@ def info(msg: str) -> None:
     above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
     which the next redraw then leaves behind)."""
     if _LIVE:
-        _LIVE[-1].console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
+        _above(_LIVE[-1], msg)
     else:
         typer.echo(msg, file=TERM.err)
+
+
+def _above(bar, msg: str) -> None:
+    """A line printed above a bar, as the text given: not read as rich text (a ":x:" in a path stays those
+    three characters), nor broken at the terminal's width (the terminal wraps it, as any other line)."""
+    bar.console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def warn(msg: str) -> None:
@@ -147,6 +154,15 @@ def out_path(path: Path) -> Path:
         return path
 
 
+def _terminal_stream(path: Path) -> bool:
+    """An --out that is the terminal's own stdout or stderr ('-', /dev/stdout when it is a terminal)."""
+    fd = _STD_NAMES.get("/dev/stdout" if str(path) == "-" else str(path))
+    try:
+        return fd is not None and (TERM.out if fd == 1 else TERM.err).isatty()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 _LIVE: list = []          # the progress bar on the terminal now (rich), through which info() prints
 
 
@@ -160,7 +176,9 @@ def leave_bar() -> bytes:
 
 
 def progress_enabled() -> bool:
-    return TERM.err.isatty()
+    """A bar only on a terminal that can redraw a line: on a dumb one (TERM=dumb, as Emacs' shell sets it) rich
+    draws nothing and the bar swallowed the "loading <model> ..." line, so such a terminal is told as a log is."""
+    return TERM.err.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
 
 
 class Progress:
@@ -168,14 +186,18 @@ class Progress:
     an estimate of the time left; a model load ("loading NAME" stage) shows a spinner with its time. Elsewhere
     only the loads are said, one line each, so a log of the run still shows where the time went."""
 
-    def __init__(self):
+    def __init__(self, out: Path | None = None):
+        """`out`: where the command streams its data while the bar would be drawn (fetch's --out): when that
+        is the very terminal (`-`, /dev/stdout), no bar, whose redraws erased the data's lines and left their
+        frames among them; the terminal is told as a log is."""
         self._bar = None
+        self._over_data = out is not None and _terminal_stream(out)
         self._tasks: dict[str, int] = {}
         self._shown: dict[str, int] = {}
         self._started: dict[str, float] = {}
 
     def __enter__(self):
-        if progress_enabled():
+        if progress_enabled() and not self._over_data:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn,
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
@@ -217,7 +239,7 @@ class Progress:
             task = self._tasks.pop(stage, None)
             if task is not None:
                 self._bar.remove_task(task)
-            self._bar.console.print(line, highlight=False, markup=False)
+            _above(self._bar, line)
 
     def __exit__(self, *exc):
         if self._bar is not None:

@@ -85,7 +85,7 @@ def fetch(
         raise InputError(f"offline mode: {what} on arXiv's server; read a saved file with --from FILE instead",
                          key="offline")
     report = ReadReport()
-    with Store(s.db_path) as store, Progress() as progress:
+    with Store(s.db_path) as store, Progress(out) as progress:
         # recorded as a run, so a command waiting on the database it holds can name it
         with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until,
                                        "embed": embed}) as rec:

@@ -52,11 +52,14 @@ def score(papers: PapersOpt,
         atomic_write(out_path(out), [])
         nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {papers} (wrote an empty {out})")
         return
-    with Store(s.db_path) as store, Progress() as bar:
-        with store.recording("score", {"papers": str(papers), "n": len(rows), "backend": s.scoring.backend,
-                                       "model": s.scoring.model}) as rec:
+    with Store(s.db_path) as store:
+        with Progress() as bar, store.recording("score", {"papers": str(papers), "n": len(rows),
+                                                          "backend": s.scoring.backend,
+                                                          "model": s.scoring.model}) as rec:
             run = score_day(rows, s, store=store, run_id=rec.id, progress=bar, warn=warn)
             rec.status = run.status
+        # once the bar is gone: `--out -` on the terminal the bar is drawn on had its lines erased by the bar's
+        # redraws and its last frame left among them
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
             atomic_write(out_path(out), run.lines())
     info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "
