@@ -3,7 +3,8 @@
   exclusions   phrases or patterns whose papers never reach the LLM ([prefilter] exclude in ranker.toml, and
                exclude.txt beside the prompts): a plain phrase matches the title or abstract case-insensitively
                as whole words (the last word also in its plural, whitespace and hyphens alike: "diffusion model"
-               matches "Diffusion-Models"); `re:PATTERN` is a Python regular expression (case-insensitive).
+               matches "Diffusion-Models"; other punctuation between two words must be there too: "GPT-3.5",
+               "A/B testing"); `re:PATTERN` is a Python regular expression (case-insensitive).
   author pins  an authors file (authors.txt beside the prompts, or [digest] authors = FILE): one author a line,
                aliases separated by `|` ("Jane Q. Doe | J. Doe"), `#` starts a comment, "Doe, Jane" works too.
                A pinned author's papers are kept by the prefilter (rule "pin") and always enter the digest.
@@ -166,7 +167,8 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
                       where=None if key else origin) from None
     else:
         # words, each with the + or # that may end it (C++, C#, F#: without them "C++" banned every "C")
-        words = re.findall(r"\w+[+#]*", raw)
+        spans = list(re.finditer(r"\w+[+#]*", raw))
+        words = [m.group() for m in spans]
         if not words:
             err = ConfigError if key else InputError
             raise err(f"an exclusion needs at least one word, got {raw!r}", key=key, where=None if key else origin)
@@ -175,9 +177,20 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
             last += r"(?:e?s)?"
         if re.search(r"[^aeiou]y$", words[-1], re.IGNORECASE):      # study -> studies, ontology -> ontologies
             last = f"(?:{last}|{re.escape(words[-1][:-1])}ies)"
-        body = r"[\s\-]+".join([re.escape(w) for w in words[:-1]] + [last])
+        body = "".join(re.escape(w) + _between(raw[a.end():b.start()])
+                       for w, a, b in zip(words, spans, spans[1:])) + last
         pattern = re.compile(r"(?<!\w)" + body + r"(?!\w)", re.IGNORECASE)
     return Rule(raw, pattern, origin)
+
+
+def _between(gap: str) -> str:
+    """What separates two words of a phrase in the text: spaces and hyphens alike when the phrase puts only those
+    there; punctuation it puts there ("GPT-3.5", "A/B testing", "Alzheimer's") must be there too, spaces around
+    it optional (without it the phrase never matched the very text it was copied from)."""
+    marks = re.sub(r"[\s\-]+", "", gap)
+    if not marks:
+        return r"[\s\-]+"
+    return r"[\s\-]*" + r"[\s\-]*".join("['’`]" if c in "'’`" else re.escape(c) for c in marks) + r"[\s\-]*"
 
 
 @dataclass
