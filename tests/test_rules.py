@@ -70,6 +70,22 @@ def test_same_person(pin, author, same):
     assert same_person(name_tokens(pin), name_tokens(author)) is same
 
 
+def test_a_generational_suffix_is_no_family_name(tmp_path):
+    """The arXiv snapshot writes an author's suffix after the family name ("Henry Ford III", from its
+    authors_parsed [last, first, suffix]); III was taken for the family name, so the pin "Henry Ford" never
+    kept that author's papers. "Jr" was already dropped; a suffix between commas is left out too."""
+    from ranker.sources.normalize import clean_authors
+    f = tmp_path / "authors.txt"
+    f.write_text("Henry Ford\nKing, Jr., Martin Luther\nFord, Edsel, II\n")
+    pins = AuthorPins.read(f)
+    authors = clean_authors([["Ford", "Henry", "III"], ["King", "Martin Luther", "Jr."], ["Ford", "Edsel B.", "II"]])
+    assert authors == ["Henry Ford III", "Martin Luther King Jr.", "Edsel B. Ford II"]
+    assert pins.match(Paper(id="1", title="t", abstract="a", authors=authors)) == [
+        "Henry Ford", "King, Jr., Martin Luther", "Ford, Edsel, II"]
+    assert name_tokens("Ford, Henry III") == name_tokens("Henry Ford IV") == ["henry", "ford"]
+    assert pins.match(Paper(id="2", title="t", abstract="a", authors=["Harold Ford III", "Ford II"])) == []
+
+
 def test_authors_file_aliases_comments_and_bad_lines(tmp_path):
     f = tmp_path / "authors.txt"
     f.write_text("# my people\nJane Q. Doe | J. Doe   # an alias\n\nSch\\\"otz, Christof\n")

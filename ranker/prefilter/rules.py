@@ -39,6 +39,8 @@ _TEX_LETTER = re.compile(r"\\(ss|ae|AE|oe|OE|aa|AA|o|O|l|L|i|j)(?![A-Za-z])")
 _TEX_ACCENT = re.compile(r"\\(?:[\"'`^~=.]|[uvHckrdb](?=[\s{]))\s*")
 _LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
                           "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "þ": "th", "ı": "i"})
+# Generational suffixes written after the family name ("Jr" and "Sr" are dropped wherever they stand).
+_NUMERALS = ("ii", "iii", "iv")
 PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ten",
              "ter", "bin", "al", "el", "y", "zu"}
 
@@ -62,18 +64,28 @@ class _Particle(str):
 
 
 def name_tokens(name: str) -> list[str]:
-    """A person's name as words in the order written, case folded; "Last, First" is turned around. Apostrophes
-    join (O'Brien -> obrien); hyphens, dots and other marks separate. A particle written in lower case among
-    capitals is a _Particle."""
+    """A person's name as words in the order written, case folded; "Last, First" is turned around, a generational
+    suffix (Jr, Sr, II, III, IV) left out. Apostrophes join (O'Brien -> obrien); hyphens, dots and other marks
+    separate. A particle written in lower case among capitals is a _Particle."""
     text = _unaccented(name)
+    suffix = re.compile(r"\s*(jr|sr|ii|iii|iv)\.?\s*", re.IGNORECASE)
+    parts = text.split(",")
+    given = [p for p in parts[1:] if not suffix.fullmatch(p)]
+    if len(parts) == 3 and len(given) == 1:       # "Ford, Henry, III", "King, Jr., Martin": the suffix goes
+        text = f"{parts[0]},{given[0]}"
     if text.count(",") == 1:
         last, first = text.split(",")
-        if first.strip() and not re.fullmatch(r"\s*(jr|sr|ii|iii|iv)\.?\s*", first, re.IGNORECASE):
+        if first.strip() and not suffix.fullmatch(first):
             text = f"{first} {last}"
     text = re.sub(r"['’`]", "", text)
     cased = any(c.isupper() for c in text)       # all in one case ("DE GAULLE", "le song"), the case tells nothing
     words = [(w, w.casefold()) for w in re.findall(r"[^\W\d_]+", text)]
-    return [_Particle(f) if cased and w.islower() and f in PARTICLES else f for w, f in words if f not in ("jr", "sr")]
+    words = [(w, f) for w, f in words if f not in ("jr", "sr")]
+    if len(words) > 2:
+        # "Henry Ford III" (as the arXiv snapshot writes a suffix: first last suffix), "Ford, Henry III": the
+        # family name is Ford, and III no given name
+        words = words[:1] + [(w, f) for w, f in words[1:] if f not in _NUMERALS]
+    return [_Particle(f) if cased and w.islower() and f in PARTICLES else f for w, f in words]
 
 
 def _agree(a: str, b: str) -> bool:
