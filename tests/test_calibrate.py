@@ -359,6 +359,9 @@ def _nan_in(d, key):
     lambda d: [d[k].append(v) for k, v in (("inputs", "bogus"), ("stack_coef", 1), ("input_mean", 0),
                                           ("input_scale", 1))],
     lambda d: d.__setitem__("trained_on", []),
+    lambda d: d["trained_on"].__setitem__("days", 5),                   # ranking a day crashed on it
+    lambda d: d["trained_on"].__setitem__("days", "2025-01-01"),        # read as the days "2", "0", "-" ...
+    lambda d: d["trained_on"].__setitem__("days", [20250101]),
 ])
 def test_a_hand_edited_calibration_file_is_refused_naming_it(tmp_path, edit):
     """A calibration file edited by hand (a wrong type, NaN, a zero scale, an input the options do not make) is

@@ -70,6 +70,22 @@ def test_same_person(pin, author, same):
     assert same_person(name_tokens(pin), name_tokens(author)) is same
 
 
+def test_a_generational_suffix_is_no_family_name(tmp_path):
+    """The arXiv snapshot writes an author's suffix after the family name ("Henry Ford III", from its
+    authors_parsed [last, first, suffix]); III was taken for the family name, so the pin "Henry Ford" never
+    kept that author's papers. "Jr" was already dropped; a suffix between commas is left out too."""
+    from ranker.sources.normalize import clean_authors
+    f = tmp_path / "authors.txt"
+    f.write_text("Henry Ford\nKing, Jr., Martin Luther\nFord, Edsel, II\n")
+    pins = AuthorPins.read(f)
+    authors = clean_authors([["Ford", "Henry", "III"], ["King", "Martin Luther", "Jr."], ["Ford", "Edsel B.", "II"]])
+    assert authors == ["Henry Ford III", "Martin Luther King Jr.", "Edsel B. Ford II"]
+    assert pins.match(Paper(id="1", title="t", abstract="a", authors=authors)) == [
+        "Henry Ford", "King, Jr., Martin Luther", "Ford, Edsel, II"]
+    assert name_tokens("Ford, Henry III") == name_tokens("Henry Ford IV") == ["henry", "ford"]
+    assert pins.match(Paper(id="2", title="t", abstract="a", authors=["Harold Ford III", "Ford II"])) == []
+
+
 def test_authors_file_aliases_comments_and_bad_lines(tmp_path):
     f = tmp_path / "authors.txt"
     f.write_text("# my people\nJane Q. Doe | J. Doe   # an alias\n\nSch\\\"otz, Christof\n")
@@ -125,6 +141,23 @@ def test_exclusion_phrases_and_patterns(tmp_path):
     with pytest.raises(InputError) as e:
         Exclusions.build([], f)
     assert e.value.where == f"{f}:1" and "regular expression" in str(e.value)
+
+
+def test_an_exclusion_with_punctuation_between_its_words_catches_the_text_it_was_copied_from():
+    """A phrase with a dot, slash, apostrophe or ampersand between two words ("GPT-3.5", "A/B testing") asked
+    for spaces or hyphens there and so never matched the very title it was copied from: no paper was excluded."""
+    ex = Exclusions.build(["GPT-3.5", "A/B testing", "Alzheimer's disease", "Q&A", "O(n log n)"])
+
+    def hit(title):
+        r = ex.match(Paper(id="1", title=title, abstract=""))
+        return r.text if r else None
+    assert hit("Prompting GPT-3.5 for code") == "GPT-3.5" and hit("gpt 3.5-turbo as a judge") == "GPT-3.5"
+    assert hit("Online A/B Testing at scale") == "A/B testing" and hit("A / B testing") == "A/B testing"
+    assert hit("Early Alzheimer\u2019s Disease detection") == "Alzheimer's disease"
+    assert hit("Retrieval for Q&A") == "Q&A" and hit("An O(n log n) sort") == "O(n log n)"
+    # the punctuation stands for itself: other numbers, words or a missing mark are other texts
+    assert hit("GPT-3 and 5 others") is None and hit("GPT-3.55") is None and hit("A B testing") is None
+    assert hit("Alzheimers disease") is None and hit("QA pairs") is None
 
 
 # --------------------------------------------------------------------------- a shared day

@@ -340,6 +340,10 @@ class Calibration:
         for k in ("trained_on", "walk_forward"):
             if not isinstance(getattr(self, k), dict):
                 return f"{k} is not an object"
+        # the days it was fit on: the prefilter says when it ranks one of them (in-sample)
+        days = self.trained_on.get("days", [])
+        if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
+            return "trained_on.days is not a list of days"
         if not isinstance(self.topics, str):
             return "topics is not text"
         return None

@@ -3,7 +3,8 @@
   exclusions   phrases or patterns whose papers never reach the LLM ([prefilter] exclude in ranker.toml, and
                exclude.txt beside the prompts): a plain phrase matches the title or abstract case-insensitively
                as whole words (the last word also in its plural, whitespace and hyphens alike: "diffusion model"
-               matches "Diffusion-Models"); `re:PATTERN` is a Python regular expression (case-insensitive).
+               matches "Diffusion-Models"; other punctuation between two words must be there too: "GPT-3.5",
+               "A/B testing"); `re:PATTERN` is a Python regular expression (case-insensitive).
   author pins  an authors file (authors.txt beside the prompts, or [digest] authors = FILE): one author a line,
                aliases separated by `|` ("Jane Q. Doe | J. Doe"), `#` starts a comment, "Doe, Jane" works too.
                A pinned author's papers are kept by the prefilter (rule "pin") and always enter the digest.
@@ -38,6 +39,8 @@ _TEX_LETTER = re.compile(r"\\(ss|ae|AE|oe|OE|aa|AA|o|O|l|L|i|j)(?![A-Za-z])")
 _TEX_ACCENT = re.compile(r"\\(?:[\"'`^~=.]|[uvHckrdb](?=[\s{]))\s*")
 _LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
                           "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "þ": "th", "ı": "i"})
+# Generational suffixes written after the family name ("Jr" and "Sr" are dropped wherever they stand).
+_NUMERALS = ("ii", "iii", "iv")
 PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ten",
              "ter", "bin", "al", "el", "y", "zu"}
 
@@ -61,18 +64,28 @@ class _Particle(str):
 
 
 def name_tokens(name: str) -> list[str]:
-    """A person's name as words in the order written, case folded; "Last, First" is turned around. Apostrophes
-    join (O'Brien -> obrien); hyphens, dots and other marks separate. A particle written in lower case among
-    capitals is a _Particle."""
+    """A person's name as words in the order written, case folded; "Last, First" is turned around, a generational
+    suffix (Jr, Sr, II, III, IV) left out. Apostrophes join (O'Brien -> obrien); hyphens, dots and other marks
+    separate. A particle written in lower case among capitals is a _Particle."""
     text = _unaccented(name)
+    suffix = re.compile(r"\s*(jr|sr|ii|iii|iv)\.?\s*", re.IGNORECASE)
+    parts = text.split(",")
+    given = [p for p in parts[1:] if not suffix.fullmatch(p)]
+    if len(parts) == 3 and len(given) == 1:       # "Ford, Henry, III", "King, Jr., Martin": the suffix goes
+        text = f"{parts[0]},{given[0]}"
     if text.count(",") == 1:
         last, first = text.split(",")
-        if first.strip() and not re.fullmatch(r"\s*(jr|sr|ii|iii|iv)\.?\s*", first, re.IGNORECASE):
+        if first.strip() and not suffix.fullmatch(first):
             text = f"{first} {last}"
     text = re.sub(r"['’`]", "", text)
     cased = any(c.isupper() for c in text)       # all in one case ("DE GAULLE", "le song"), the case tells nothing
     words = [(w, w.casefold()) for w in re.findall(r"[^\W\d_]+", text)]
-    return [_Particle(f) if cased and w.islower() and f in PARTICLES else f for w, f in words if f not in ("jr", "sr")]
+    words = [(w, f) for w, f in words if f not in ("jr", "sr")]
+    if len(words) > 2:
+        # "Henry Ford III" (as the arXiv snapshot writes a suffix: first last suffix), "Ford, Henry III": the
+        # family name is Ford, and III no given name
+        words = words[:1] + [(w, f) for w, f in words[1:] if f not in _NUMERALS]
+    return [_Particle(f) if cased and w.islower() and f in PARTICLES else f for w, f in words]
 
 
 def _agree(a: str, b: str) -> bool:
@@ -166,7 +179,8 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
                       where=None if key else origin) from None
     else:
         # words, each with the + or # that may end it (C++, C#, F#: without them "C++" banned every "C")
-        words = re.findall(r"\w+[+#]*", raw)
+        spans = list(re.finditer(r"\w+[+#]*", raw))
+        words = [m.group() for m in spans]
         if not words:
             err = ConfigError if key else InputError
             raise err(f"an exclusion needs at least one word, got {raw!r}", key=key, where=None if key else origin)
@@ -175,9 +189,20 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
             last += r"(?:e?s)?"
         if re.search(r"[^aeiou]y$", words[-1], re.IGNORECASE):      # study -> studies, ontology -> ontologies
             last = f"(?:{last}|{re.escape(words[-1][:-1])}ies)"
-        body = r"[\s\-]+".join([re.escape(w) for w in words[:-1]] + [last])
+        body = "".join(re.escape(w) + _between(raw[a.end():b.start()])
+                       for w, a, b in zip(words, spans, spans[1:])) + last
         pattern = re.compile(r"(?<!\w)" + body + r"(?!\w)", re.IGNORECASE)
     return Rule(raw, pattern, origin)
+
+
+def _between(gap: str) -> str:
+    """What separates two words of a phrase in the text: spaces and hyphens alike when the phrase puts only those
+    there; punctuation it puts there ("GPT-3.5", "A/B testing", "Alzheimer's") must be there too, spaces around
+    it optional (without it the phrase never matched the very text it was copied from)."""
+    marks = re.sub(r"[\s\-]+", "", gap)
+    if not marks:
+        return r"[\s\-]+"
+    return r"[\s\-]*" + r"[\s\-]*".join("['’`]" if c in "'’`" else re.escape(c) for c in marks) + r"[\s\-]*"
 
 
 @dataclass
