@@ -8,7 +8,8 @@
 
 Each request to a path takes the next reply of its script; the last one repeats. Unknown paths get 404.
 `silent_server()` gives the URL of a socket that accepts connections and never answers (for timeouts);
-Reply(trickle=...) an answer that keeps coming, a little at a time.
+Reply(trickle=...) an answer that keeps coming, a little at a time; Reply(hold=event) one sent once the test
+sets the event.
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0            # seconds to wait before answering
+    # wait for the test to set this before answering (at most a minute): the request is known to be waiting
+    # (hits() counts it) for as long as the test needs, where a delay raced the test's own steps
+    hold: threading.Event | None = None
     content_type: str = "application/xml; charset=utf-8"
     cut: int | None = None        # send only this many bytes of the body, then hang up (a reset mid-download)
     # send the body `piece` bytes at a time, `trickle` seconds apart (a server, proxy or captive portal that
@@ -70,6 +74,8 @@ class FixtureServer:
                     reply = (script.pop(0) if len(script) > 1 else script[0]) if script else Reply(404, b"not found")
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.hold is not None:
+                    reply.hold.wait(60)
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", reply.content_type)

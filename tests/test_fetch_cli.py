@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -250,18 +251,23 @@ def test_a_window_fetch_leaves_the_database_writable_between_its_pages(tmp_path)
         return fetch_cli("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", out, "--db", db,
                          RANKER_API_URL=srv.url("/api/query"), RANKER_FETCH_RETRIES=0)
 
-    def between_pages(srv, fetching, paper_id, before=0):
-        """Once the second page is asked for (the first one read), write to the store from here."""
-        while srv.hits() < before + 2 and not fetching.done():
-            time.sleep(0.02)
-        assert srv.hits() == before + 2 and not fetching.done()
-        with Store(db, busy_timeout=0.5) as other:
-            other.set_label(paper_id, 1)           # a StoreError "database is locked" when the fetch holds it
+    def between_pages(srv, fetching, paper_id, second_page, before=0):
+        """Once the second page is asked for (the first one read), write to the store from here, then let the
+        second page be answered (held till then: a delay of its answer raced this write on a loaded machine)."""
+        try:
+            while srv.hits() < before + 2 and not fetching.done():
+                time.sleep(0.02)
+            assert srv.hits() == before + 2 and not fetching.done()
+            with Store(db, busy_timeout=0.5) as other:
+                other.set_label(paper_id, 1)       # a StoreError "database is locked" when the fetch holds it
+        finally:
+            second_page.set()
 
     with FixtureServer() as srv, ThreadPoolExecutor(1) as pool:
-        srv.route("/api/query", Reply(200, page1), Reply(200, page2, delay=2.0))
+        second_page = threading.Event()
+        srv.route("/api/query", Reply(200, page1), Reply(200, page2, hold=second_page))
         fetching = pool.submit(window, srv, out)
-        between_pages(srv, fetching, "2505.00001")
+        between_pages(srv, fetching, "2505.00001", second_page)
         r = fetching.result()
         assert r.returncode == 0, r.stderr
         ids = {x["id"] for x in lines(out)}
@@ -271,9 +277,10 @@ def test_a_window_fetch_leaves_the_database_writable_between_its_pages(tmp_path)
             assert s.get_labels()["2505.00001"].label == 1
 
         # the second page fails: the first page's papers are not stored, nor is a file written
-        srv.route("/api/query", Reply(200, page1.replace(b"2202.12139", b"2505.00090")), Reply(503, delay=1.0))
+        second_page = threading.Event()
+        srv.route("/api/query", Reply(200, page1.replace(b"2202.12139", b"2505.00090")), Reply(503, hold=second_page))
         fetching = pool.submit(window, srv, tmp_path / "failed.jsonl")
-        between_pages(srv, fetching, "2202.12139", before=2)
+        between_pages(srv, fetching, "2202.12139", second_page, before=2)
         r = fetching.result()
         assert r.returncode == 1 and "HTTP 503" in r.stderr, r.stderr
         assert count(db) == len(ids) and not (tmp_path / "failed.jsonl").exists()

@@ -136,7 +136,8 @@ def test_ctrl_c_stops_a_run_waiting_on_a_hung_openai_server(db, tmp_path):
                   "--model", "m", OPENAI_BASE_URL=url + "/v1")
         waited = after(1.5)
         sent = signal_when(p, lambda: query(db, "SELECT status FROM runs") == [("running",)] and waited())
-        rc, err, took = finish(p, sent, within=5.0)
+        # (a bound for a loaded machine, the interpreter's teardown included: the request alone would wait 120 s)
+        rc, err, took = finish(p, sent, within=20.0)
     assert rc == 130 and err == LINE.format(stage="scoring", n=0), err
     assert query(db, "SELECT kind, status FROM runs") == [("score", "interrupted")]
     assert not (tmp_path / "s.jsonl").exists()
@@ -242,7 +243,7 @@ def test_total_timeout_bounds_one_request_whatever_the_retries():
         t0 = time.monotonic()
         out = be.generate([req("2506.00001", "hang")])
         took = time.monotonic() - t0
-    assert took < 2.5, took
+    assert took < 6.0, took                       # (not the 50 retries' 25 s; slack for a loaded machine)
     assert out[0].finish_reason == "error" and "no time left of the request's 1.5 s" in out[0].error
 
 
@@ -252,7 +253,7 @@ def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
               "--backend-option", "delay=0.3", "--backend-option", "deaf=true", "--config", config(tmp_path, batch_size=1))
     sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 1)
-    rc, err, _ = finish(p, sent, within=5.0)
+    rc, err, _ = finish(p, sent)                    # (130, not 0: the deaf engine alone would score all 8)
     stored = len(query(db, "SELECT 1 FROM scores"))
     assert rc == 130 and err == LINE.format(stage="scoring", n=stored), err
 
@@ -263,7 +264,8 @@ def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
     time.sleep(1.0)
     assert p.poll() is None                                   # the engine swallowed the first Ctrl-C
     p.send_signal(signal.SIGINT)
-    rc, err, _ = finish(p, time.monotonic(), within=3.0)
+    # at once: the request alone would hold it 60 s more (a bound for a loaded machine, far below that)
+    rc, err, _ = finish(p, time.monotonic(), within=15.0)
     assert rc == 130 and err.endswith("interrupted again: stopping now; what was stored so far is kept; "
                                       "rerun to resume\n"), err
     with Store(db):                                           # the next start marks the run interrupted

@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 from ranker.records import Paper
 from ranker.store import Store
@@ -33,15 +32,44 @@ def stored(db, n: int = N) -> None:
                            date="2025-01-06") for i in range(n))
 
 
-def building(db, chunk: int) -> subprocess.Popen:
-    """A real process whose first search builds the index, `chunk` papers a transaction."""
+def building(db, chunk: int, held: int = 0, killed_in: int = 0) -> subprocess.Popen:
+    """A real process whose first search builds the index, `chunk` papers a transaction. It stops in the pause
+    after each of its first `held` chunks (their transaction committed, the write lock let go), says "between
+    chunks" and goes on at a line on its stdin; with `killed_in`, it stops as chunk `killed_in` commits (its papers
+    copied, the lock held), says "committing", and waits there to be killed: where the build is, as it says, not
+    a guess of how far it got by a timer that a loaded machine stretches."""
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
         import ranker.store as st
         st.FTS_BUILD_CHUNK = {chunk}
+        held, killed_in, chunks, pause = {held}, {killed_in}, 0, time.sleep
+
+        def between_chunks(seconds):
+            global held
+            if held:
+                held -= 1
+                print("between chunks", flush=True)
+                sys.stdin.readline()
+            pause(seconds)
+
+        def traced(sql):
+            global chunks
+            chunks += sql.startswith("INSERT INTO papers_fts_building")
+            if sql == "COMMIT" and chunks == killed_in:
+                print("committing", flush=True)
+                sys.stdin.readline()
+
         with st.Store({str(db)!r}) as s:
+            time.sleep = between_chunks
+            s.conn.set_trace_callback(traced)
             print("building", flush=True)
             print(len(s.search_papers("w00001")), flush=True)
-        """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def goes_on(builder: subprocess.Popen) -> None:
+    builder.stdin.write("\n")
+    builder.stdin.flush()
 
 
 def look(db, sql: str):
@@ -62,15 +90,6 @@ def copied(db) -> int:
     if not look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts_building'"):
         return 0
     return look(db, "SELECT COALESCE(MAX(rowid), 0) FROM papers_fts_building")
-
-
-def wait_for(cond, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_other_processes_write_between_the_chunks_of_the_first_build_and_their_papers_are_found_once(tmp_path):
@@ -100,18 +119,23 @@ def test_other_processes_write_between_the_chunks_of_the_first_build_and_their_p
     builder = None
     try:
         assert writer.stdout.readline() == "ready\n"
-        builder = building(db, chunk=500)
+        # (the writes come in the build's pauses, as it says it is there: half a second to get the lock raced a
+        # chunk, which a loaded machine can make longer than that)
+        builder = building(db, chunk=500, held=2)
         assert builder.stdout.readline() == "building\n", builder.stderr.read()
-        time.sleep(0.1)                                   # the build is under way
+        assert builder.stdout.readline() == "between chunks\n", \
+            "the build was one transaction: " + builder.stderr.read()
         writer.stdin.write("go\n")
         writer.stdin.flush()
-        assert writer.stdout.readline() == "written\n"
-        assert not built(db)                              # (it was not finished yet)
+        assert writer.stdout.readline() == "written\n"     # (not "database is locked": the chunk let the lock go)
+        assert not built(db) and copied(db) == 500        # (the first chunk is committed, the build not finished)
+        goes_on(builder)
+        assert builder.stdout.readline() == "between chunks\n", builder.stderr.read()
         # and a paper the build has copied already gets new text
-        assert wait_for(lambda: copied(db) >= 1)
         with Store(db, busy_timeout=0.5) as s:
             s.add_papers([Paper(id=pid(0), title="Firstchanged title", abstract="y", date="2025-01-06")])
-        assert not built(db)
+        assert not built(db) and copied(db) == 1000
+        goes_on(builder)
         out, err = builder.communicate(timeout=120)
     finally:
         for p in (writer, builder):
@@ -135,18 +159,20 @@ def test_a_first_build_killed_midway_is_not_taken_for_the_index_and_the_next_sea
     # be neither searched as if complete nor left so: the next search goes on from there.
     db = tmp_path / "r.sqlite3"
     stored(db)
-    builder = building(db, chunk=500)
+    # killed as its fifth chunk commits: four chunks committed, the fifth's papers copied in a transaction that
+    # never commits
+    builder = building(db, chunk=500, killed_in=5)
     try:
         assert builder.stdout.readline() == "building\n", builder.stderr.read()
-        assert wait_for(lambda: copied(db) >= 2000 or builder.poll() is not None), "the build never got under way"
-        assert builder.poll() is None, "the build committed nothing until it was done: a kill mid-way loses it all"
+        assert builder.stdout.readline() == "committing\n", \
+            "the build committed nothing until it was done: a kill mid-way loses it all. " + builder.stderr.read()
         builder.send_signal(signal.SIGKILL)
         builder.wait()
     finally:
         builder.kill()
         builder.wait()
     assert builder.returncode == -9, builder.stderr.read()
-    assert not built(db) and 2000 <= copied(db) < N, "the killed build committed none of its chunks"
+    assert not built(db) and copied(db) == 2000, "the killed build committed none of its chunks"
     with Store(db) as s:
         s.add_papers([Paper(id=pid(1), title="Changedafter the kill", abstract="z", date="2025-01-06"),
                       Paper(id="2502.00001", title="Newcomer graphs", abstract="Added after the kill.",

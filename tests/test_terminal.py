@@ -168,7 +168,12 @@ def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, t
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert done.read_text().strip() == "130", screen()
-        time.sleep(0.3)
+        # the line is on the pty once the process has ended, on tmux's screen once tmux has read it (a loaded
+        # machine can take longer than a fixed wait for that); what came before it (the bar's end, the cursor
+        # shown) is then on the screen too
+        shown = time.monotonic() + 30
+        while "interrupted again: stopping now" not in screen() and time.monotonic() < shown:
+            time.sleep(0.1)
         lines = [x for x in screen().splitlines() if x.strip()]
         cursor = subprocess.run([*tmux, "display", "-p", "-t", "t", "#{cursor_flag}"], capture_output=True,
                                 text=True).stdout.strip()
