@@ -98,6 +98,82 @@ def test_a_calibration_without_targets_below_one_half_keeps_and_expects_its_lowe
     assert (d.target, d.expected_recall) == (0.3, 0.5)
 
 
+def _synthetic_days(rng, n_days):
+    """Days of 150-600 papers, ~9% of them picks, scored by a noisy probability that ranks the picks higher."""
+    s, y, g = [], [], []
+    for d in range(n_days):
+        n = rng.integers(150, 600)
+        lab = rng.random(n) < 0.09
+        s.append(1 / (1 + np.exp(-(rng.normal(size=n) + 2.2 * lab - 2.5))))
+        y.append(lab)
+        g += [d] * n
+    return np.concatenate(s), np.concatenate(y), np.array(g)
+
+
+def _held(s, y, g, fraction, within=False):
+    """The mean over the days with picks of the share of each day's picks in its top `fraction`: the papers keep
+    keeps (the count rounded up), or `within` the fraction (ranked no lower than fraction x papers)."""
+    got = []
+    for d in np.unique(g):
+        m = g == d
+        if y[m].any():
+            k = math.floor(fraction * m.sum() + 1e-9) if within else math.ceil(fraction * m.sum() - 1e-9)
+            got.append(y[m][np.argsort(-s[m], kind="stable")[:k]].sum() / y[m].sum())
+    return float(np.mean(got))
+
+
+def test_a_fixed_fraction_or_count_states_the_recall_the_calibration_measured_for_it():
+    """--keep F and --top N with a calibration expect the recall its out-of-day record (recall_fractions) holds
+    for that top fraction of a day (N / the day's papers for --top): the highest target whose fraction F covers.
+    On the calibration's own days the papers within the top F held at least that and less than the next target
+    (keep's count, rounded up, at least that); on new days about that. Without a calibration --top expects the zero-shot table's recall, as --keep does; a calibration with no
+    record expects nothing."""
+    rng = np.random.default_rng(5)
+    S, Y, G = _synthetic_days(rng, 40)
+    cal = _cal_from(S, Y, G)
+    s, y, g = _synthetic_days(rng, 30)
+    for F in (0.05, 0.1, 0.2, 0.3, 0.5):
+        d = decide_keep(s[g == 0], keep=F, calibration=cal)
+        R = d.expected_recall
+        assert d.rule == "keep" and R == max(float(r) for r, f in cal.recall_fractions.items() if f <= F)
+        assert R <= _held(S, Y, G, F, within=True) < R + 0.01 and _held(S, Y, G, F) >= R
+        assert abs(_held(s, y, g, F) - R) < 0.04, (F, R, _held(s, y, g, F))
+    day = s[g == 0]
+    d = decide_keep(day, top=60, calibration=cal)
+    assert (d.rule, d.n_keep) == ("top", 60)
+    assert 0 < d.expected_recall == decide_keep(day, keep=60 / len(day), calibration=cal).expected_recall
+    assert d.to_dict()["expected_recall"] == d.expected_recall
+    # without a calibration: the zero-shot table, N / the day's papers
+    d = decide_keep(np.linspace(1, 0, 200), top=80)
+    assert d.expected_recall == round(zero_shot_recall(0.4), 3) == 0.85
+    assert decide_keep(np.linspace(1, 0, 200), top=500).expected_recall == 1.0
+    assert decide_keep(np.zeros(0), top=5).expected_recall is None
+    # a calibration fit on one day holds no record: nothing to expect (the zero-shot table measured another score)
+    bare = Calibration(embedder="toy", dim=1)
+    assert decide_keep(day, keep=0.3, calibration=bare).expected_recall is None
+    assert decide_keep(day, top=60, calibration=bare).expected_recall is None
+
+
+def test_a_fixed_fraction_below_the_lowest_target_of_an_old_calibration_expects_the_line_to_zero():
+    """A calibration file from when the targets began at 0.50 holds no fraction below that target's: a smaller
+    fraction expects the line from (0, 0) to it (less than the curve holds), never the lowest target itself."""
+    rng = np.random.default_rng(7)
+    cal = _cal_from(*_synthetic_days(rng, 20))
+    old = Calibration(embedder="toy", dim=1)
+    old.recall_fractions = {r: f for r, f in cal.recall_fractions.items() if float(r) >= 0.5}
+    f50 = old.recall_fractions["0.50"]
+    s = np.linspace(1, 0, 300)
+    assert decide_keep(s, keep=f50, calibration=old).expected_recall == 0.5
+    low = decide_keep(s, keep=f50 / 2, calibration=old).expected_recall
+    assert low == round(0.25, 3) and low <= decide_keep(s, keep=f50 / 2, calibration=cal).expected_recall
+
+
+def test_the_summary_states_the_expected_recall_of_a_fixed_count():
+    from ranker.prefilter import PrefilterResult
+    keep = decide_keep(np.linspace(1, 0, 200), top=80).to_dict()
+    assert "(top K, expected recall 0.85; zero-shot" in PrefilterResult([], "minilm", keep=keep).summary()
+
+
 def test_decide_keep_precedence_floor_and_errors():
     s = np.linspace(1, 0, 100)
     cal = _cal_from(np.r_[np.linspace(1, 0, 100)], np.r_[np.ones(50, bool), np.zeros(50, bool)], np.zeros(100))

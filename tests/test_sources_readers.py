@@ -98,6 +98,24 @@ def test_rss_authors_tex_accents_and_affiliations():
     assert split_authors("A. One (Univ A, Dept B), B. Two and C. Three") == ["A. One", "B. Two", "C. Three"]
 
 
+def test_a_generational_suffix_after_a_comma_stays_with_its_author():
+    """arXiv writes 'John Smith, Jr.': the suffix is part of that author's name, not an author "Jr."."""
+    assert split_authors("John Smith, Jr., Jane Doe") == ["John Smith, Jr.", "Jane Doe"]
+    assert split_authors("Henry Ford, III and A. Sr\\'e, sr, B. King, IV.") == [
+        "Henry Ford, III", "A. Sré, sr", "B. King, IV."]
+    assert split_authors("J. Smith (MIT), Jr (Harvard), Jane Doe, and Jr. Jones") == [
+        "J. Smith, Jr", "Jane Doe", "Jr. Jones"]
+    # a suffix with no author before it is left as written; a name that only starts like one is a name
+    assert split_authors("Jr., Jane Doe") == ["Jr.", "Jane Doe"]
+    assert split_authors("Ivan Petrov, Iva Novak, Srinivas Rao") == ["Ivan Petrov", "Iva Novak", "Srinivas Rao"]
+    # through a listing, and a pinned "John Smith" still finds him
+    from ranker.prefilter.rules import AuthorPins, Pin, name_tokens
+    paper, = read_papers(rss_doc([rss_item(creator="John Smith, Jr., Jane Doe")]))
+    assert paper.authors == ["John Smith, Jr.", "Jane Doe"]
+    pins = AuthorPins([Pin("John Smith", [name_tokens("John Smith")])])
+    assert pins.match(paper) == ["John Smith"]
+
+
 def test_rss_duplicates_across_categories_new_beats_cross():
     doc = rss_doc([rss_item("2411.00001", "cross", ("cs.CV", "cs.LG")),
                    rss_item("2411.00002", "new", ("cs.LG",)),

@@ -87,7 +87,7 @@ def test_the_keep_rule_travels_from_the_settings_to_each_row_and_the_manifest(se
     from ranker.prefilter.calibrate import fit_data, history_data
     from ranker.prefilter.embed import Embedder
     from ranker.prefilter.history import load_day
-    from ranker.prefilter.recall import zero_shot_fraction
+    from ranker.prefilter.recall import calibrated_recall, zero_shot_fraction
     from ranker.prompts import load_prompts
     day = fetch_day(LISTING, settings, store=store)
     flags = {**FLAGS, "top": None, "db": settings.db_path}
@@ -116,6 +116,13 @@ def test_the_keep_rule_travels_from_the_settings_to_each_row_and_the_manifest(se
         len(ranked) - keep["kept_by_rule"])
     assert all(r.prefilter_score >= thr - 1e-6 for r in ranked if r.rule == "recall" and r.kept)
     assert all(r.prefilter_score < thr + 1e-6 for r in ranked if not r.kept)
+    # a fixed fraction or count over it: the recall the calibration's record expects of that part of the day
+    for rule in ({"keep": 0.3}, {"top": 48}):
+        res = run_day(day, tmp_path / "out", resolve(flags={**flags, **rule, "calibration": tmp_path / "cal.json"},
+                                                     env={}), store=store)
+        keep = res.manifest["keep"]
+        assert (keep["rule"], keep["kept_by_rule"]) == (*rule, round(0.3 * 192) if "keep" in rule else 48)
+        assert keep["expected_recall"] == calibrated_recall(cal, 0.3 if "keep" in rule else 48 / 192) is not None
 
 
 def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):

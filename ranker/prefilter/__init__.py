@@ -106,8 +106,9 @@ class PrefilterResult:
         if rule in ("recall", "recall-prior"):
             src = "calibration" if rule == "recall" else "zero-shot prior"
             why = f"by recall {self.keep['target_recall']:g} ({src})"
-        elif rule == "keep" and self.keep.get("expected_recall") is not None:
-            why = f"fixed fraction, expected recall {self.keep['expected_recall']:.2f}"
+        elif rule in ("keep", "top") and self.keep.get("expected_recall") is not None:
+            what = "fixed fraction" if rule == "keep" else "top K"
+            why = f"{what}, expected recall {self.keep['expected_recall']:.2f}"
         else:
             why = {"keep": "fixed fraction", "top": "top K"}.get(rule, rule)
         rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),

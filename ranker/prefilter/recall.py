@@ -9,6 +9,9 @@ share R of the picks:
     (ZERO_SHOT_FRACTIONS). It is a prior measured on one user's topics, so it is rounded up (conservative).
 decide_keep() applies the precedence the CLI and config use: --top, then --keep, then --recall, then the default
 (recall 0.95 with a calibration; the fixed fraction DEFAULT_KEEP without one).
+A fixed fraction or count states the recall it is expected to hold too (expected_recall), from the same sources
+the other way round: the calibration's own out-of-day record (Calibration.recall_fractions), or the zero-shot
+table; none with a calibration that holds no record (one fit on a single day or on labels alone).
 """
 from __future__ import annotations
 
@@ -81,6 +84,31 @@ def zero_shot_recall(fraction: float) -> float:
     return _interp(inv, fraction)
 
 
+def calibrated_recall(cal: "Calibration", fraction: float) -> float | None:
+    """The share of the picks the calibration expects its top `fraction` of a day to hold, from its
+    recall_fractions (per recall target R, the top fraction of their day within which a share R of the held-back
+    picks ranked, on average over the history's days): the highest target whose fraction `fraction` covers, a
+    floor to the targets' step (0.01). Below the lowest target's fraction the line from (0, 0) to it stands in,
+    as in ZERO_SHOT_FRACTIONS (the recall curve rises fastest at the top of the ranking, so the line expects less
+    than the curve holds). None when the calibration holds no fractions."""
+    pts = [(float(f), float(r)) for r, f in (cal.recall_fractions or {}).items()]
+    if not pts:
+        return None
+    covered = [r for f, r in pts if f <= fraction + 1e-9]
+    if covered:
+        return max(covered)
+    lowest = min(f for f, _ in pts)
+    return round(max(r for f, r in pts if f == lowest) * fraction / lowest, 3)
+
+
+def expected_recall(fraction: float, calibration: "Calibration | None" = None) -> float | None:
+    """The share of GPT's picks a day's top `fraction` is expected to hold: by the calibration's record with
+    one (calibrated_recall), by the zero-shot table without (zero_shot_recall)."""
+    if calibration is None:
+        return round(zero_shot_recall(fraction), 3)
+    return calibrated_recall(calibration, fraction)
+
+
 def calibrated_threshold(cal: "Calibration", recall: float) -> float | None:
     """The score a share `recall` of the calibration's held-back picks reached (interpolated); None when the
     calibration holds no thresholds."""
@@ -135,7 +163,7 @@ def decide_keep(scores: np.ndarray, *, top: int | None = None, keep: float | Non
         if top < 1:
             raise InputError("must be at least 1", key="prefilter.top")
         k = min(n, int(top))
-        return KeepDecision(k, "top", k, _cut(s, k), None)
+        return KeepDecision(k, "top", k, _cut(s, k), expected_recall(k / n, calibration) if n else None)
     if keep is not None and not (0 < keep <= 1):
         raise InputError(f"must be a fraction in (0, 1], got {keep}", key="prefilter.keep")
     if recall is not None:
@@ -143,8 +171,7 @@ def decide_keep(scores: np.ndarray, *, top: int | None = None, keep: float | Non
     _, keep, recall = effective_rule(keep=keep, recall=recall, calibrated=calibration is not None)
     if keep is not None:
         k = min(n, math.ceil(keep * n - 1e-9))
-        expected = None if calibration is not None else round(zero_shot_recall(keep), 3)
-        dec = KeepDecision(k, "keep", k, _cut(s, k), expected)
+        dec = KeepDecision(k, "keep", k, _cut(s, k), expected_recall(keep, calibration))
     else:
         k, rule, thr, expected = keep_for_recall(s, recall, calibration)
         dec = KeepDecision(k, rule, k, thr if thr is not None else _cut(s, k), expected, target=recall)

@@ -67,13 +67,16 @@ def delatex(text: str) -> str:
     return re.sub(r"\\([A-Za-z]+|.)", r"\1", text).replace("{", "").replace("}", "")
 
 
-_AUTHOR_SEP = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
+_AUTHOR_SEP = re.compile(r"(\s*[,;]\s*(?:and\s+)?|\s+and\s+)")       # kept by split: names at even places
+# A generational suffix arXiv writes after a comma ("John Smith, Jr.", "Henry Ford, III"): the name before it,
+# never an author of its own (the suffixes prefilter.rules.name_tokens drops when matching a name)
+_SUFFIX = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
 _PARENS = re.compile(r"\([^()]*\)")
 
 
 def split_authors(text: str) -> list[str]:
     """'A, B (Univ, Dept), C and D' -> ['A', 'B', 'C', 'D']: drop parenthesised affiliations, split on commas
-    and ' and ', turn TeX accents into Unicode."""
+    and ' and ', turn TeX accents into Unicode. A suffix after a comma stays with its name ('John Smith, Jr.')."""
     text = fold(text)
     if "(" in text or ")" in text:
         for _ in range(8):                       # nested parentheses, innermost first
@@ -82,11 +85,14 @@ def split_authors(text: str) -> list[str]:
                 break
         text = re.sub(r"\([^)]*$", " ", text).replace(")", " ").replace("(", " ")
     names = []
-    for part in _AUTHOR_SEP.split(text):
-        name = fold(part)
+    parts = _AUTHOR_SEP.split(text)
+    for i in range(0, len(parts), 2):
+        name = fold(parts[i])
         if name.lower().startswith("and "):
             name = name[4:].strip()
-        if name:
+        if names and _SUFFIX.fullmatch(name) and parts[i - 1].strip() == ",":
+            names[-1] += f", {name}"
+        elif name:
             names.append(fix_mojibake(delatex(name)))
             if len(names) >= MAX_AUTHORS:
                 break
