@@ -137,6 +137,11 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
                              where=str(path))
         if kind == "llm" and not any((path / f).is_file() for f in MODEL_CONFIGS):
             raise ModelError("not a model folder (no config.json)", where=str(path))
+        if kind == "llm":
+            missing = llm_folder_missing(path)
+            if missing:
+                raise ModelError(f"incomplete model folder: {'; '.join(missing)} (copy the whole folder)",
+                                 where=str(path))
         return str(path.resolve())
     if not looks_like_hub_id(name):
         known = ", ".join(sorted(presets(models_dir)))
@@ -151,6 +156,39 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
 # params.json layout).
 MODEL_CONFIGS = ("config.json", "params.json")
 NOT_CACHED = "not a local folder, not a prepared preset and not in the Hugging Face cache"
+# Files whose presence says a folder has weights and a tokenizer, in the layouts transformers and vLLM load
+# (sharded or not, safetensors or PyTorch, Mistral's consolidated.*; a tokenizer as tokenizer.json,
+# sentencepiece's tokenizer.model, vocab files, tiktoken or Mistral's tekken.json).
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+TOKENIZER_FILES = ("tokenizer*", "vocab*", "*.tiktoken", "tekken.json", "spiece.model", "*sentencepiece*.model")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def llm_folder_missing(path: Path) -> list[str]:
+    """What an LLM folder with a config lacks for loading, each as words naming it: no weights, a weight file
+    its index lists, no tokenizer. A folder copied from another machine in part (a shard of 30 not yet there,
+    the tokenizer left behind) otherwise starts the engine and fails there: a missing tokenizer as transformers'
+    advice to install sentencepiece, missing weights as "WorkerProc initialization failed", a missing shard after
+    the others were loaded. Empty: nothing found missing (the files' contents are not read)."""
+    import json
+    names = [f.name for f in path.iterdir() if f.is_file()]
+    has = lambda patterns: any(fnmatch.fnmatch(n, pat) for n in names for pat in patterns)  # noqa: E731
+    missing = []
+    for index in WEIGHT_INDEXES:
+        try:
+            weight_map = json.loads((path / index).read_text(encoding="utf-8")).get("weight_map") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        absent = sorted({str(f) for f in weight_map.values()} - set(names))
+        if absent:
+            shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+            missing.append(f"{len(absent)} of the weight files {index} lists {'is' if len(absent) == 1 else 'are'} "
+                           f"not there ({shown})")
+    if not missing and not has(WEIGHT_FILES):
+        missing.append("no weights (*.safetensors or *.bin)")
+    if not has(TOKENIZER_FILES):
+        missing.append("no tokenizer (tokenizer.json, tokenizer_config.json or tokenizer.model)")
+    return missing
 
 
 def looks_like_hub_id(name: str) -> bool:

@@ -207,7 +207,66 @@ def test_a_folder_without_a_config_is_not_an_llm(tmp_path):
         assert models.resolve(name, kind="llm") == str(MODELS / name)
         assert models.resolve(str(MODELS / name), kind="llm") == str(MODELS / name)
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert models.resolve(str(tmp_path), kind="llm") == str(tmp_path.resolve())
+
+
+def test_a_model_folder_copied_in_part_names_what_it_lacks(tmp_path):
+    """A folder copied from another machine that has its config but not all else: the weight files its index
+    lists and that are not there, no weights at all, no tokenizer, said in one ModelError naming the folder
+    (before, the engine started and failed: transformers' advice to install sentencepiece for a missing
+    tokenizer, vLLM's "WorkerProc initialization failed" for missing weights). Sharded and single-file
+    folders with a tokenizer of any kind resolve; the contents are not read."""
+    import json
+    m = tmp_path / "Qwen2.5-7B-Instruct"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    shards = [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)]
+    (m / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {f"layer.{i}.weight": s for i, s in enumerate(shards * 2)}}))
+    (m / shards[0]).write_bytes(b"")
+    (m / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelError) as e:
+        models.resolve(str(m), kind="llm")
+    assert str(e.value) == (f"{m}: incomplete model folder: 3 of the weight files model.safetensors.index.json "
+                            "lists are not there (model-00002-of-00004.safetensors, model-00003-of-00004."
+                            "safetensors, model-00004-of-00004.safetensors) (copy the whole folder)")
+    for s in shards[1:]:
+        (m / s).write_bytes(b"")
+    assert models.resolve(str(m), kind="llm") == str(m.resolve())
+    (m / "tokenizer.json").unlink()
+    with pytest.raises(ModelError, match=r"incomplete model folder: no tokenizer \(tokenizer.json, "):
+        models.resolve(str(m), kind="llm")
+    for tokenizer in ("tokenizer.model", "vocab.json", "tekken.json"):     # sentencepiece, BPE, Mistral
+        (m / tokenizer).write_text("x")
+        assert models.resolve(str(m), kind="llm") == str(m.resolve())
+        (m / tokenizer).unlink()
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "config.json").write_text("{}")
+    with pytest.raises(ModelError) as e:
+        models.resolve(str(one), kind="llm")
+    assert str(e.value) == (f"{one}: incomplete model folder: no weights (*.safetensors or *.bin); no tokenizer "
+                            "(tokenizer.json, tokenizer_config.json or tokenizer.model) (copy the whole folder)")
+    assert models.resolve(str(one), kind="embedder") == str(one.resolve())     # an embedder's own loader says
+
+
+def test_score_names_a_model_folder_without_its_tokenizer_before_starting_the_engine(tmp_path):
+    """The reported case: SmolLM2's folder copied without tokenizer.json and tokenizer_config.json, scored with
+    vLLM offline. One line naming the folder and what it lacks, before the day is read or vLLM imported."""
+    m = tmp_path / "smol"
+    m.mkdir()
+    for f in (MODELS / "smollm2-135m").iterdir():
+        if not f.name.startswith("tokenizer"):
+            (m / f.name).symlink_to(f)
+    papers = tmp_path / "day.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[0] + "\n")
+    p = ranker("score", "--papers", papers, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--offline", "--backend", "vllm", "--model", m)
+    assert p.returncode == 1
+    assert p.stderr == (f"error: {m}: incomplete model folder: no tokenizer (tokenizer.json, tokenizer_config.json "
+                        "or tokenizer.model) (copy the whole folder)\n")
+    assert not (tmp_path / "db.sqlite3").exists()
 
 
 def _hub_cache(root, repo_id: str, files: dict[str, str]):
