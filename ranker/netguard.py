@@ -4,7 +4,8 @@
 friends in their offline / no-telemetry modes through environment variables (which child processes such as
 vLLM's engine core inherit), installs a guard on socket connects and name lookups in this process, so a
 library that tries anyway fails loudly instead of leaking (or waiting on a name server), and makes
-`check_allowed(url)` refuse any non-loopback URL before a client even tries it. `disable_offline()` undoes all three (for tests and long-lived processes).
+`check_allowed(url)` refuse any non-loopback URL before a client even tries it. `disable_offline()` undoes all
+three (for tests and long-lived processes).
 `worker_env()` is what a process this one does not start (a Ray worker on another node) needs to be offline too.
 """
 from __future__ import annotations
