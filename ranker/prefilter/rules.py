@@ -28,6 +28,7 @@ from typing import Iterable
 from ..errors import ConfigError, InputError
 from ..io import read_text
 from ..records import Paper
+from ..sources.normalize import SUFFIX
 
 EXCLUDE_FILE = "exclude.txt"
 AUTHORS_FILE = "authors.txt"
@@ -68,14 +69,13 @@ def name_tokens(name: str) -> list[str]:
     suffix (Jr, Sr, II, III, IV) left out. Apostrophes join (O'Brien -> obrien); hyphens, dots and other marks
     separate. A particle written in lower case among capitals is a _Particle."""
     text = _unaccented(name)
-    suffix = re.compile(r"\s*(jr|sr|ii|iii|iv)\.?\s*", re.IGNORECASE)
     parts = text.split(",")
-    given = [p for p in parts[1:] if not suffix.fullmatch(p)]
+    given = [p for p in parts[1:] if not SUFFIX.fullmatch(p.strip())]
     if len(parts) == 3 and len(given) == 1:       # "Ford, Henry, III", "King, Jr., Martin": the suffix goes
         text = f"{parts[0]},{given[0]}"
     if text.count(",") == 1:
         last, first = text.split(",")
-        if first.strip() and not suffix.fullmatch(first):
+        if first.strip() and not SUFFIX.fullmatch(first.strip()):
             text = f"{first} {last}"
     text = re.sub(r"['’`]", "", text)
     cased = any(c.isupper() for c in text)       # all in one case ("DE GAULLE", "le song"), the case tells nothing
