@@ -113,13 +113,13 @@ def export_labels(store: "Store", path: str | Path) -> int:
     empty or mistyped database (`export` typed for `import` on a new machine) must not wipe the labels file
     brought over from the old one."""
     labels = sorted([*store.get_labels().values(), *store.taken_back()], key=lambda lb: (lb.created_at, lb.paper_id))
-    if not labels and _holds_something(path):
+    if not labels and holds_something(path):
         return 0
     atomic_write(path, label_lines(labels))
     return len(labels)
 
 
-def _holds_something(path: str | Path) -> bool:
+def holds_something(path: str | Path) -> bool:
     """Whether `path` is a regular file (through a link) that is not empty."""
     try:
         return Path(path).expanduser().is_file() and Path(path).expanduser().stat().st_size > 0

@@ -160,6 +160,30 @@ def test_an_exclusion_with_punctuation_between_its_words_catches_the_text_it_was
     assert hit("Alzheimers disease") is None and hit("QA pairs") is None
 
 
+def test_an_exclusion_copied_with_a_dash_catches_the_hyphenated_text():
+    """A phrase copied from a web page or a PDF often has an en dash, em dash, Unicode hyphen or minus sign where
+    arXiv's title has "-": read as a hyphen, as it was before punctuation between words had to be there too (since
+    then "Hodgkin–Huxley model" excluded no "Hodgkin-Huxley" paper). A dash in the text counts as a hyphen too."""
+    phrases = ["Hodgkin\u2013Huxley model", "vision\u2014language model", "state\u2011space model",
+               "Kolmogorov\u2212Arnold network", "GPT\u20103.5"]
+    ex = Exclusions.build(phrases)
+
+    def hit(title):
+        r = ex.match(Paper(id="1", title=title, abstract=""))
+        return r.text if r else None
+    assert hit("A Hodgkin-Huxley model of spiking") == phrases[0] == hit("The Hodgkin\u2013Huxley Models")
+    assert hit("Hodgkin Huxley models") == phrases[0]
+    assert hit("Vision-Language Models are few-shot learners") == phrases[1]
+    assert hit("Selective State-Space Models") == phrases[2]
+    assert hit("Kolmogorov-Arnold Networks") == phrases[3] and hit("Prompting GPT-3.5") == phrases[4]
+    assert hit("Huxley model") is None and hit("GPT 3.5") == phrases[4] and hit("GPT-35") is None
+    # a hyphen in the phrase catches a dash in the text, and a dash still leaves other punctuation as it was
+    ex = Exclusions.build(["diffusion-model", "A\u2013B/C testing"])
+    assert ex.match(Paper(id="1", title="Diffusion\u2014Models", abstract="")).text == "diffusion-model"
+    assert ex.match(Paper(id="1", title="A-B/C testing", abstract="")).text == "A\u2013B/C testing"
+    assert ex.match(Paper(id="1", title="A-B C testing", abstract="")) is None
+
+
 # --------------------------------------------------------------------------- a shared day
 PINNED = {"2505.09263", "2505.09264", "2505.09265",      # Bin-Bin Gao (not Wei Gao, Ze-Feng Gao, ...)
           "2505.09089",                                  # Christof Schötz, pinned in TeX

@@ -253,27 +253,38 @@ def _watch_tmux(cmd, tmp_path) -> list[str]:
     return frames
 
 
-def _watch_pty(cmd, tmp_path) -> list[str]:
+def _on_pty(cmd, env, *, stdout: bool = True, timeout: float = 60) -> list[bytes]:
+    """Run `cmd` with its stdin and stderr (and its stdout, unless `stdout` is False: then /dev/null) on a new
+    pseudo-terminal: what it wrote there, chunk by chunk as read (everything, what it wrote just before it ended
+    too). It must succeed."""
     master, slave = pty.openpty()
-    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=_env(tmp_path), close_fds=True)
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave if stdout else subprocess.DEVNULL, stderr=slave, env=env,
+                         close_fds=True)
     os.close(slave)
-    frames, buf = [], b""
+    chunks: list[bytes] = []
+    ended = False
     while True:
-        ready, _, _ = select.select([master], [], [], 0.1)
+        ready, _, _ = select.select([master], [], [], 0 if ended else 0.1)
         if ready:
             try:
                 chunk = os.read(master, 65536)
-            except OSError:
+            except OSError:                      # the process and its children are gone
                 break
             if not chunk:
                 break
-            buf += chunk
-            frames.append(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", chunk.decode("utf-8", "replace")))
-        elif p.poll() is not None:
+            chunks.append(chunk)
+        elif ended:                              # (read to the end once it has ended)
             break
+        else:
+            ended = p.poll() is not None
     os.close(master)
-    assert p.wait(timeout=60) == 0, buf[-2000:]
-    return frames
+    assert p.wait(timeout=timeout) == 0, b"".join(chunks)[-2000:]
+    return chunks
+
+
+def _watch_pty(cmd, tmp_path) -> list[str]:
+    return [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", chunk.decode("utf-8", "replace"))
+            for chunk in _on_pty(cmd, _env(tmp_path))]
 
 
 def _q(s: str) -> str:
@@ -364,27 +375,9 @@ def test_a_dumb_terminal_is_told_as_a_log_is(db, tmp_path):
     """TERM=dumb (Emacs' shell, a CI runner's pty): rich cannot redraw there and drew no bar, but the bar still
     took the "loading <model> ..." line, so nothing was said while a model loaded, and its end left an empty
     line. Such a terminal now gets the lines a log gets, and no control sequence."""
-    master, slave = pty.openpty()
-    env = {**_env(tmp_path), "TERM": "dumb"}
-    p = subprocess.Popen([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
-                          "--backend", "fake", "--model", "tiny", "--top", "4", "--backend-option", "delay=0.1"],
-                         stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    buf = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-        elif p.poll() is not None:
-            break
-    os.close(master)
-    assert p.wait(timeout=60) == 0, buf[-2000:]
+    buf = b"".join(_on_pty([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                            "--backend", "fake", "--model", "tiny", "--top", "4", "--backend-option", "delay=0.1"],
+                           {**_env(tmp_path), "TERM": "dumb"}, stdout=False))
     text = buf.decode()
     assert "\x1b" not in text, text
     lines = text.replace("\r\n", "\n").split("\n")
@@ -408,25 +401,8 @@ def test_data_written_to_the_terminal_is_not_drawn_over_by_the_bar(db, tmp_path,
         papers.write_text("".join(rows) * 2)          # 384 rows: the reading count is redrawn on the way
         args = ["fetch", "--from", papers, "--date", "2025-05-15"]
         first, n = b'{"id"', 192
-    master, slave = pty.openpty()
-    p = subprocess.Popen([*_cli(), *map(str, args), "--out", "-", "--db", str(tmp_path / "fresh.sqlite3")],
-                         stdin=slave, stdout=slave, stderr=slave, env=_env(tmp_path), close_fds=True)
-    os.close(slave)
-    buf = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-        elif p.poll() is not None:
-            break
-    os.close(master)
-    assert p.wait(timeout=120) == 0, buf[-2000:]
+    buf = b"".join(_on_pty([*_cli(), *map(str, args), "--out", "-", "--db", str(tmp_path / "fresh.sqlite3")],
+                           _env(tmp_path), timeout=120))
     at = buf.find(first)
     before = buf[max(0, at - 300):at + 50]
     assert at == 0 or (at > 0 and buf[:at].endswith((b"\r\n", b"\x1b[2K"))), before     # at a line's start

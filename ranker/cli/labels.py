@@ -31,11 +31,11 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", par
     Example:
       ranker labels export ~/ranker-labels.jsonl
     """
-    from ..labels import export_labels
+    from ..labels import export_labels, holds_something
     with _store(config, db, offline, verbose) as store:
         n = export_labels(store, file)
-    if not n:
-        kept = file.is_file() and file.stat().st_size > 0        # what it held stays (see export_labels)
+    if not n:                                           # what a file held stays (see export_labels)
+        kept = holds_something(file)
         nothing_to_do(f"no labels in {store.path} ({f'left {file} as it was' if kept else f'wrote an empty {file}'})")
         return
     info(f"labels: {n} written -> {file}")

@@ -106,11 +106,10 @@ class PrefilterResult:
         if rule in ("recall", "recall-prior"):
             src = "calibration" if rule == "recall" else "zero-shot prior"
             why = f"by recall {self.keep['target_recall']:g} ({src})"
-        elif rule in ("keep", "top") and self.keep.get("expected_recall") is not None:
-            what = "fixed fraction" if rule == "keep" else "top K"
-            why = f"{what}, expected recall {self.keep['expected_recall']:.2f}"
         else:
             why = {"keep": "fixed fraction", "top": "top K"}.get(rule, rule)
+            if rule in ("keep", "top") and self.keep.get("expected_recall") is not None:
+                why += f", expected recall {self.keep['expected_recall']:.2f}"
         rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),
                                                           (self.pinned, "by pinned authors")) if n)
         n_re = self.reuploads

@@ -2,8 +2,8 @@
 
   exclusions   phrases or patterns whose papers never reach the LLM ([prefilter] exclude in ranker.toml, and
                exclude.txt beside the prompts): a plain phrase matches the title or abstract case-insensitively
-               as whole words (the last word also in its plural, whitespace and hyphens alike: "diffusion model"
-               matches "Diffusion-Models"; other punctuation between two words must be there too: "GPT-3.5",
+               as whole words (the last word also in its plural, whitespace, hyphens and dashes alike: "diffusion
+               model" matches "Diffusion-Models"; other punctuation between two words must be there too: "GPT-3.5",
                "A/B testing"); `re:PATTERN` is a Python regular expression (case-insensitive).
   author pins  an authors file (authors.txt beside the prompts, or [digest] authors = FILE): one author a line,
                aliases separated by `|` ("Jane Q. Doe | J. Doe"), `#` starts a comment, "Doe, Jane" works too.
@@ -28,6 +28,7 @@ from typing import Iterable
 from ..errors import ConfigError, InputError
 from ..io import read_text
 from ..records import Paper
+from ..sources.normalize import SUFFIX
 
 EXCLUDE_FILE = "exclude.txt"
 AUTHORS_FILE = "authors.txt"
@@ -68,14 +69,13 @@ def name_tokens(name: str) -> list[str]:
     suffix (Jr, Sr, II, III, IV) left out. Apostrophes join (O'Brien -> obrien); hyphens, dots and other marks
     separate. A particle written in lower case among capitals is a _Particle."""
     text = _unaccented(name)
-    suffix = re.compile(r"\s*(jr|sr|ii|iii|iv)\.?\s*", re.IGNORECASE)
     parts = text.split(",")
-    given = [p for p in parts[1:] if not suffix.fullmatch(p)]
+    given = [p for p in parts[1:] if not SUFFIX.fullmatch(p.strip())]
     if len(parts) == 3 and len(given) == 1:       # "Ford, Henry, III", "King, Jr., Martin": the suffix goes
         text = f"{parts[0]},{given[0]}"
     if text.count(",") == 1:
         last, first = text.split(",")
-        if first.strip() and not suffix.fullmatch(first):
+        if first.strip() and not SUFFIX.fullmatch(first.strip()):
             text = f"{first} {last}"
     text = re.sub(r"['’`]", "", text)
     cased = any(c.isupper() for c in text)       # all in one case ("DE GAULLE", "le song"), the case tells nothing
@@ -195,14 +195,21 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
     return Rule(raw, pattern, origin)
 
 
+# Hyphens and dashes, which a phrase copied from a web page or a PDF writes as often as "-": U+2010 hyphen to
+# U+2015 horizontal bar (en and em dashes among them) and the minus sign
+_DASHES = "\\-\u2010-\u2015\u2212"
+_SPACES = f"[\\s{_DASHES}]"
+
+
 def _between(gap: str) -> str:
-    """What separates two words of a phrase in the text: spaces and hyphens alike when the phrase puts only those
-    there; punctuation it puts there ("GPT-3.5", "A/B testing", "Alzheimer's") must be there too, spaces around
-    it optional (without it the phrase never matched the very text it was copied from)."""
-    marks = re.sub(r"[\s\-]+", "", gap)
+    """What separates two words of a phrase in the text: spaces, hyphens and dashes alike when the phrase puts only
+    those there; punctuation it puts there ("GPT-3.5", "A/B testing", "Alzheimer's") must be there too, spaces
+    around it optional (without it the phrase never matched the very text it was copied from)."""
+    marks = re.sub(_SPACES + "+", "", gap)
     if not marks:
-        return r"[\s\-]+"
-    return r"[\s\-]*" + r"[\s\-]*".join("['’`]" if c in "'’`" else re.escape(c) for c in marks) + r"[\s\-]*"
+        return _SPACES + "+"
+    around = _SPACES + "*"
+    return around + around.join("['’`]" if c in "'’`" else re.escape(c) for c in marks) + around
 
 
 @dataclass

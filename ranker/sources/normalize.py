@@ -69,8 +69,8 @@ def delatex(text: str) -> str:
 
 _AUTHOR_SEP = re.compile(r"(\s*[,;]\s*(?:and\s+)?|\s+and\s+)")       # kept by split: names at even places
 # A generational suffix arXiv writes after a comma ("John Smith, Jr.", "Henry Ford, III"): the name before it,
-# never an author of its own (the suffixes prefilter.rules.name_tokens drops when matching a name)
-_SUFFIX = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
+# never an author of its own; prefilter.rules.name_tokens leaves it out when matching a name
+SUFFIX = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
 _PARENS = re.compile(r"\([^()]*\)")
 
 
@@ -90,7 +90,7 @@ def split_authors(text: str) -> list[str]:
         name = fold(parts[i])
         if name.lower().startswith("and "):
             name = name[4:].strip()
-        if names and _SUFFIX.fullmatch(name) and parts[i - 1].strip() == ",":
+        if names and SUFFIX.fullmatch(name) and parts[i - 1].strip() == ",":
             names[-1] += f", {name}"
         elif name:
             names.append(fix_mojibake(delatex(name)))
