@@ -329,12 +329,15 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
         for other in store.live_runs("run", before=rec.id, day=day.date):
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
-            on, then = "", "wait for it to end"
-            if other["host"] != HOST:               # its process is out of sight: say how a dead one is cleared
-                on, then = f" on {other['host']}", (f"wait for it to end (if it is gone, any ranker command on "
-                                                      f"{other['host']} marks it ended)")
-            raise RankerError(f"another run of {day.date} is under way on this database (process {other['pid']}"
-                              f"{on}, started {started}); {then}", where=str(store.path))
+            if other["host"] == HOST:
+                raise RankerError(f"another run of {day.date} is under way on this database (process "
+                                  f"{other['pid']}, started {started}); wait for it to end", where=str(store.path))
+            # another machine's (a database on a shared disk): its process is out of sight from here, and a row
+            # left by one that died where no ranker runs again (a container started afresh under a new name, a
+            # renamed machine) would refuse every rerun of the day for good: said, not refused
+            (warn or ignore_warning)(f"a run of {day.date} recorded on {other['host']} (process {other['pid']}, "
+                                     f"started {started}) is still marked running: if it still runs there, the "
+                                     "two score the same papers")
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()
