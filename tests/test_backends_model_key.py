@@ -71,3 +71,17 @@ def test_the_key_known_before_loading_uses_the_settings_models_folder(tmp_path, 
     for backend in ("vllm", "transformers"):
         assert backend_class(backend).store_name("mine", own) == "mine" == local_model_key("mine", own)
         assert model_key(backend, "mine", own) == "mine"
+
+
+def test_a_backfill_with_the_openai_backend_and_no_model_is_asked_for_the_served_one():
+    """The openai backend with no model named scores with the server's own ("auto", set by the settings, never
+    typed): what must know the stored name before the server is asked (the backfill's plan) says to name it,
+    without quoting an "auto" the user never wrote."""
+    from ranker.errors import ConfigError
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai"}, env={})
+    assert s.scoring.model == "auto"
+    with pytest.raises(ConfigError) as e:
+        model_key("openai", s.scoring.model)
+    assert e.value.key == "scoring.model" and "name the model it serves" in str(e.value)
+    assert "auto" not in str(e.value)

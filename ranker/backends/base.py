@@ -171,8 +171,8 @@ class Backend(ABC):
         already scored before it starts an engine): a ConfigError when only the built backend knows."""
         name = cls.store_name(model, models_dir)
         if name is None:
-            raise ConfigError(f"the {cls.name} backend learns the model's name only from its server; name the "
-                              f"served model here, not {model!r}", key="scoring.model")
+            raise ConfigError(f"the {cls.name} backend learns the model's name only from its server, and this "
+                              "must know it before the server is asked: name the model it serves", key="scoring.model")
         return name
 
     @abstractmethod
