@@ -43,18 +43,8 @@ def _cal_from(scores, y, groups):
 def test_keep_by_recall_from_held_back_scores_holds_the_recall_on_new_days():
     """Thresholds learned from held-back days of a synthetic score keep ~R of the picks of new days."""
     rng = np.random.default_rng(0)
-
-    def days(n_days):
-        s, y, g = [], [], []
-        for d in range(n_days):
-            n = rng.integers(150, 600)
-            lab = rng.random(n) < 0.09
-            s.append(1 / (1 + np.exp(-(rng.normal(size=n) + 2.2 * lab - 2.5))))
-            y.append(lab)
-            g += [d] * n
-        return np.concatenate(s), np.concatenate(y), np.array(g)
-    cal = _cal_from(*days(40))
-    s, y, g = days(30)
+    cal = _cal_from(*_synthetic_days(rng, 40))
+    s, y, g = _synthetic_days(rng, 30)
     for R in (0.3, 0.8, 0.9, 0.95):
         got, frac = [], []
         for d in range(30):
