@@ -268,7 +268,13 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
     ORIGINS.update(g.origins)
     s = settings.build(g)
     from ..backends import check_options
+    from ..errors import ConfigError
     check_options(s)
+    if s.file_layer is not None:        # the file's own [scoring.<backend>] tables, whatever went over them
+        try:
+            check_options(s.file_layer)
+        except ConfigError as e:
+            raise settings.in_file(e, g) from None
     if s.offline:
         from ..netguard import enable_offline
         enable_offline()
