@@ -154,6 +154,18 @@ def out_path(path: Path) -> Path:
         return path
 
 
+def check_out(out: Path, *, folder: bool = False) -> None:
+    """An --out file (or with `folder`, the output folder) that cannot be written, said now, before a model
+    loads or the database opens: a directory given as the file, a file where the folder goes, a folder that
+    cannot be made or written in was said only when the results were written, after the work. Makes
+    nothing."""
+    from ..io import check_output_dir, check_writable
+    if folder:
+        check_output_dir(out)
+    else:
+        check_writable(out_path(out))
+
+
 def _terminal_stream(path: Path) -> bool:
     """An --out that is the terminal's own stdout or stderr ('-', /dev/stdout when it is a terminal)."""
     fd = _STD_NAMES.get("/dev/stdout" if str(path) == "-" else str(path))
