@@ -453,6 +453,17 @@ def usage_line(e) -> str:
                 msg = f"expected {words}"
         given = _given(opt) if isinstance(opt, str) and opt.startswith("--") else None
         return f"{opt}: {msg}" + (f", got {given!r}" if given else "")
+    if kind == "UsageError" and "unexpected extra argument" in e.message:
+        # click's "Got unexpected extra argument(s) (b c)": the words given, and what the command takes instead
+        m = re.match(r"Got unexpected extra arguments?(?:\(s\))? \((.*)\)$", e.message, re.S)
+        extra = m.group(1) if m else e.message
+        command = getattr(ctx, "command", None)
+        takes = [_opt(p) for p in getattr(command, "params", None) or []
+                 if getattr(p, "param_type_name", "") == "argument"]
+        path = ctx.command_path.replace("python -m ranker", "ranker") if ctx is not None else "ranker"
+        then = (f"{' and '.join(takes)} {'is one value' if len(takes) == 1 else 'are one value each'}; quote "
+                "a value that has spaces") if takes else f"`{path}` takes options only"
+        return f"unexpected extra argument{'s' if ' ' in extra else ''} '{extra}': {then}{where}"
     if kind == "UsageError" and "No such command" in e.message:
         name = e.message.split("'")[1] if "'" in e.message else e.message
         group = getattr(ctx, "command", None)
