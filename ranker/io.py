@@ -2,6 +2,7 @@
 
   atomic_file / atomic_write   write a file so a reader sees the old one or the whole new one, never half
   check_writable               fail at once, naming the file, where such a write would fail after a long job
+  check_output_dir             the same for a command's output folder (output_dir makes it)
   parse_arxiv_id / arxiv_id    an arXiv id in any of the forms arXiv and digests write it
   same_paper_id                an exact id, optionally with a version suffix (for validating model answers)
   retry                        exponential backoff that honours Retry-After, for every network client
@@ -54,22 +55,36 @@ def _cannot_write(path, e: OSError) -> InputError:
 
 def check_writable(path: str | os.PathLike) -> None:
     """An InputError naming `path` now where atomic_file would fail at the end of a long job: a directory
-    given as a file, or a folder that cannot be made or written in (tried: its folders are made, a temporary
-    file is created there and removed)."""
+    given as a file, or a folder that cannot be made or written in. Makes nothing: a temporary file is
+    created and removed in its folder, or in the nearest of that folder's parents that is there."""
     given = Path(path)
     if _names_a_stream(given) and given.exists():
         return
     if given.is_dir():
         raise InputError("is a directory; give a file name", where=str(given))
-    folder = Path(os.path.realpath(given)).parent
+    if given.exists() and not given.is_file():
+        return                                      # a device or a pipe: written in place, no file made
+    _can_make_in(Path(os.path.realpath(given)).parent, given)
+
+
+def check_output_dir(path: str | os.PathLike, key: str = "out") -> None:
+    """An InputError naming `path` (and the setting `key`) now where output_dir would fail after a long job:
+    a file where the folder goes, or a folder that cannot be made or written in. Makes nothing."""
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError("not a directory", where=str(out), key=key)
+    _can_make_in(Path(os.path.realpath(out)), out)
+
+
+def _can_make_in(folder: Path, given: Path) -> None:
+    """`folder` is one, or can be made, and a file can be written in it (`given`: what errors name)."""
     there = folder
     while not there.exists() and there != there.parent:
         there = there.parent
     if not there.is_dir():
         raise InputError(f"cannot write: {there} is not a folder", where=str(given))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{given.name}.", suffix=".tmp", dir=there)
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:

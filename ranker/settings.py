@@ -30,6 +30,7 @@ ranker.toml: prefilter.keep.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -228,6 +229,7 @@ class Settings(_Section):
     digest: DigestSettings = DigestSettings()
     openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
     _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
+    _file: "Settings | None" = PrivateAttr(default=None)
 
     @field_validator("home", "db", "models_dir")
     @classmethod
@@ -249,6 +251,12 @@ class Settings(_Section):
     def origins(self) -> dict[str, "Origin"]:
         """Where each value that is not a default came from, by key."""
         return self._origins
+
+    @property
+    def file_layer(self) -> "Settings | None":
+        """The config file's values on their own, validated (None without a file): what a check made after
+        `build` (the backends' options) runs on too, its errors named by in_file."""
+        return self._file
 
     def public(self) -> dict:
         """The settings as JSON-ready data for the run manifest and the store (no secret in it: a password
@@ -319,6 +327,10 @@ class Gathered:
     data: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, Origin] = field(default_factory=dict)
     config_file: Path | None = None
+    # the config file's own values (its relative paths read from its folder) and their origins, before any
+    # variable or flag went over them: `build` validates them as they stand too
+    file_data: dict[str, Any] | None = None
+    file_origins: dict[str, Origin] = field(default_factory=dict)
 
 
 def _put(data: dict, key: str, value: Any) -> None:
@@ -489,6 +501,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins[key] = Origin("file", shown, lines.get(key))
         for key, n in lines.items():                 # tables too, so an error about one names its line
             g.origins.setdefault(key, Origin("file", shown, n))
+        g.file_data, g.file_origins = copy.deepcopy(g.data), dict(g.origins)
     _misspelt_variable(env)
     for var, (key, kind) in ENV_KEYS.items():
         if env.get(var, "").strip():
@@ -533,16 +546,10 @@ def _error_key(loc: tuple) -> str:
     return ".".join(parts)
 
 
-def build(g: Gathered) -> Settings:
-    """Validate gathered values into Settings; the first problem is a ConfigError carrying its key."""
-    prefilter = g.data.get("prefilter")
-    given = [k for k in KEEP_RULE_KEYS if isinstance(prefilter, dict) and prefilter.get(k.split(".")[1]) is not None]
-    if len(given) > 1:          # the prefilter would follow one and drop the others without a word
-        names = [k.split(".")[1] for k in KEEP_RULE_KEYS]
-        raise ConfigError(f"give one of {', '.join(names[:-1])} and {names[-1]}, not "
-                          f"{' and '.join(k.split('.')[1] for k in given)}", key=given[-1])
+def _validated(data: dict) -> Settings:
+    """Settings from raw values; the first problem is a ConfigError carrying its key."""
     try:
-        s = Settings.model_validate(g.data)
+        return Settings.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = _error_key(err["loc"])
@@ -554,6 +561,36 @@ def build(g: Gathered) -> Settings:
         elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
             msg = f"expected a table ([{key}])"
         raise ConfigError(msg, key=key) from None
+
+
+def in_file(e: ConfigError, g: Gathered) -> ConfigError:
+    """A problem with a value of the config file that something else replaced, named by the file's line and
+    the key in the words it has when the file's value is the one used ("ranker.toml:3: prefilter.keep: ...");
+    the key itself is not the error's, which the CLI would name as the variable or flag now holding it."""
+    key = e.key or ""
+    o = g.file_origins.get(key) or next((o for k, o in g.file_origins.items() if k.startswith(key + ".")), None)
+    shown = o.name if o is not None else str(g.config_file)
+    where = f"{shown}:{o.line}" if o is not None and o.line else shown
+    return ConfigError(f"{key}: {e.message}" if key else e.message, where=where)
+
+
+def build(g: Gathered) -> Settings:
+    """Validate gathered values into Settings; the first problem is a ConfigError carrying its key (one with a
+    value of the config file that a variable or flag replaced: naming the file's line, see in_file)."""
+    prefilter = g.data.get("prefilter")
+    given = [k for k in KEEP_RULE_KEYS if isinstance(prefilter, dict) and prefilter.get(k.split(".")[1]) is not None]
+    if len(given) > 1:          # the prefilter would follow one and drop the others without a word
+        names = [k.split(".")[1] for k in KEEP_RULE_KEYS]
+        raise ConfigError(f"give one of {', '.join(names[:-1])} and {names[-1]}, not "
+                          f"{' and '.join(k.split('.')[1] for k in given)}", key=given[-1])
+    s = _validated(g.data)
+    if g.file_data is not None:
+        # a value of the file that a variable or a flag went over is checked all the same: `keep = "x"` under
+        # --keep, or `home = 3` under RANKER_HOME, passed until the day the cron line or the variable went
+        try:
+            s._file = _validated(g.file_data)
+        except ConfigError as e:
+            raise in_file(e, g) from None
     s._origins = dict(g.origins)
     if s.openai_api_key is not None:
         add_secret(s.openai_api_key.get_secret_value())     # never to appear in an error, stored or printed

@@ -58,6 +58,13 @@ def one_error(r, code=None) -> str:
     (["similar", "2505.00001", "--k", "0"], "error: --k: must be at least 1", 1),
     (["similar", "moe", "--since", "yesterday"], "error: --since: expected a day as YYYY-MM-DD, got 'yesterday'", 1),
     (["similar", "moe", "--since", "2025-13-01"], "error: --since: expected a day as YYYY-MM-DD, got '2025-13-01'", 1),
+    # a word too many was click's own "Got unexpected extra argument(s) (b)"
+    (["similar", "mixture", "of", "experts"], "error: unexpected extra arguments 'of experts': QUERY is one value; "
+     "quote a value that has spaces (see `ranker similar --help`)", 1),
+    (["labels", "import", "a.jsonl", "b.jsonl"], "error: unexpected extra argument 'b.jsonl': FILE is one value; quote "
+     "a value that has spaces (see `ranker labels import --help`)", 1),
+    (["fetch", "x.xml", "--out", "o"], "error: unexpected extra argument 'x.xml': `ranker fetch` takes options only "
+     "(see `ranker fetch --help`)", 1),
 ])
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)

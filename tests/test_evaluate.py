@@ -494,3 +494,18 @@ def test_which_days_count_only_days_with_picks_as_history_to_learn_from():
     assert choose_days(picks, calibrate=False, train_once=False, days=None) == dates
     with pytest.raises(InputError, match=r"the history has 4 usable days \(1 with no GPT pick\); .* add 1 more day, "):
         choose_days(dict(list(picks.items())[:4]), calibrate=True, train_once=False, days=None)
+
+
+def test_bad_input_is_said_before_the_database_is_made(tmp_path):
+    """`eval --history <missing>` made the --db database (and its folder) before it said the history was not
+    there; so did --days 0, a file given for the history and an --out that is a file. Nothing is made now."""
+    from conftest import ranker
+    hist, f, db = make_history(tmp_path / "hist"), tmp_path / "f.txt", tmp_path / "new" / "db.sqlite3"
+    f.write_text("")
+    for args, line in (((tmp_path / "nope", tmp_path / "out"), f"{tmp_path / 'nope'}: history directory not found"),
+                       ((f, tmp_path / "out"), f"{f}: not a folder (a history is a folder of <date>/ day folders)"),
+                       ((hist, tmp_path / "out", "--days", "0"), "--days: needs at least 1 day"),
+                       ((hist, f), f"--out {f}: not a directory")):
+        p = ranker("eval", "--history", args[0], "--out", args[1], *args[2:], "--db", db)
+        assert p.returncode == 1 and p.stderr == f"error: {line}\n", p.stderr
+        assert not (tmp_path / "new").exists() and not (tmp_path / "out").exists()

@@ -364,3 +364,16 @@ def test_calibrate_learns_from_a_day_gpt_picked_nothing_and_ranks_days_with_pick
     assert trained["trained_on"]["days"] == sorted(papers) and trained["trained_on"]["picks"] == 78
     assert trained["trained_on"]["papers"] == sum(papers.values())
     assert list(trained["walk_forward"]["per_day"]) == ["2025-05-15"]
+
+
+def test_a_file_given_as_the_history_is_no_folder_not_a_missing_one(tmp_path):
+    """`--history day.jsonl` (a file that is there) was "history directory not found"."""
+    f = tmp_path / "listing.jsonl"
+    shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", f)
+    with pytest.raises(InputError) as e:
+        read_history(f)
+    assert str(e.value) == f"{f}: not a folder (a history is a folder of <date>/ day folders)"
+    for cmd in ("eval", "calibrate"):
+        r = ranker(cmd, "--history", f, "--out", tmp_path / "out", "--db", tmp_path / "db.sqlite3")
+        assert r.returncode == 1 and r.stderr == f"error: {e.value}\n", r.stderr
+        assert not (tmp_path / "out").exists() and not (tmp_path / "db.sqlite3").exists()

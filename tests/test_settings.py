@@ -386,3 +386,35 @@ def test_a_value_of_the_wrong_kind_is_said_in_the_files_words(tmp_path, text, li
                env={"RANKER_HOME": "", "XDG_DATA_HOME": tmp_path / "data"})     # the file's home, not the test's
     assert r.returncode == 1 and r.stderr == f"error: {f}:{line}: {key}: {msg}\n"
     assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize("text,args,env,line,key,msg", [
+    ('[prefilter]\nkeep = "x"\n', ["--keep", "0.3"], {}, 2, "prefilter.keep", "Input should be a valid number"),
+    ('[prefilter]\nkeep = "x"\n', ["--top", "3"], {}, 2, "prefilter.keep", "Input should be a valid number"),
+    ("home = 3\n", [], {"RANKER_HOME": "{tmp}/home"}, 1, "home", "expected a path, written as text"),
+    ("[scoring]\nbackend = 'vlm'\n", ["--backend", "openai"], {}, 2, "scoring.backend",
+     "unknown backend 'vlm'; choose one of: fake, openai, transformers, vllm"),
+    ("[scoring.vllm]\ndtype = 3\n", ["--backend-option", "dtype=bfloat16"], {}, 2, "scoring.vllm.dtype",
+     "Input should be a valid string"),
+])
+def test_a_bad_value_of_the_config_file_is_said_whatever_goes_over_it(tmp_path, text, args, env, line, key, msg):
+    """A value of ranker.toml that a flag or a variable replaced was never validated: `keep = "x"` under --keep,
+    `home = 3` under RANKER_HOME passed until the day the cron line dropped the flag. It is said in the words it
+    has when the file's value is the one used, and nothing is written."""
+    f = toml(tmp_path, text)
+    env = {k: v.format(tmp=tmp_path) for k, v in env.items()}
+    said = f"error: {f}:{line}: {key}: {msg}\n"
+    # (papers that are not there: should the settings pass, the run stops at once)
+    run = ["run", "--papers", tmp_path / "none.jsonl", "--out", tmp_path / "out", "--offline", "--config", f]
+    home = {"RANKER_HOME": "", "XDG_DATA_HOME": tmp_path / "data"}      # the file's home, not the test's
+    r = ranker(*run, env=home)                      # the file's value used: the line to match
+    assert r.returncode == 1 and r.stderr == said, r.stderr
+    r = ranker(*run, *args, env={**home, **env})
+    assert r.returncode == 1 and r.stderr == said, r.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.rglob("*.sqlite3"))
+    if key.startswith("scoring."):
+        return                                      # the backends' options are checked by the CLI
+    flags = {a.removeprefix("--"): float(v) if a == "--keep" else int(v) for a, v in zip(args[::2], args[1::2])}
+    with pytest.raises(ConfigError) as e:
+        resolve(f, flags=flags, env=env)
+    assert str(e.value) == said.removeprefix("error: ").rstrip("\n")

@@ -576,3 +576,24 @@ def test_a_run_of_the_day_recorded_by_another_host_is_said_not_refused(settings,
     assert m["status"] == "ok"
     with Store(settings.db_path) as again:                  # and no open here takes it for a dead run
         assert again.conn.execute("SELECT status FROM runs WHERE host='elsewhere.example'").fetchall() == [("running",)]
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    """`prefilter --out DIR` was refused only once the embedder had loaded and embedded the day, `score` once the
+    model had scored it, `fetch`, `run --out FILE` and `eval` once the --db was made (fetch and run had stored the
+    papers), `compare` once it had read every input: one line now, before any of that."""
+    db, f = tmp_path / "new" / "db.sqlite3", tmp_path / "f.txt"
+    f.write_text("")
+    a_dir = f"error: {tmp_path}: is a directory; give a file name\n"
+    for args, said in ((("prefilter", "--papers", LISTING, "--out", tmp_path), a_dir),
+                       (("score", "--papers", LISTING, "--backend", "fake", "--model", "tiny", "--out", tmp_path),
+                        a_dir),
+                       (("fetch", "--from", LISTING, "--out", tmp_path), a_dir),
+                       (("run", "--papers", LISTING, "--backend", "fake", "--model", "tiny", "--offline", "--out", f),
+                        f"error: --out {f}: not a directory\n")):
+        r = ranker(*args, "--db", db)
+        assert r.returncode == 1 and r.stderr == said, r.stderr        # no "loading ..." line before it
+        assert not (tmp_path / "new").exists()
+    gpt = DAYS / "2025-05-15" / "gpt_scores.jsonl"
+    r = ranker("compare", "--gpt", gpt, "--local", gpt, "--out", f)
+    assert r.returncode == 1 and r.stderr == f"error: --out {f}: not a directory\n", r.stderr

@@ -361,3 +361,12 @@ def test_a_stored_label_changes_the_next_calibrations_training_set(tmp_path):
     assert ("labels: 2 of yours used (1 up, 1 down; 2 on history papers, overriding GPT's pick; 0 on other "
             "papers)") in r.stderr
     assert json.loads((tmp_path / "cal.json").read_text())["trained_on"]["labels"] == 2
+
+
+def test_serve_on_an_address_this_machine_does_not_have_blames_the_host(tmp_path):
+    """`--host 8.8.8.8` was "--port: cannot listen on ...", after the warning about serving beyond loopback."""
+    Store(tmp_path / "r.sqlite3").close()
+    r = ranker("serve", "--host", "198.51.100.7", "--port", "0", "--db", tmp_path / "r.sqlite3")   # (TEST-NET-2)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: --host: cannot listen on 198.51.100.7:0 (")

@@ -154,6 +154,18 @@ def out_path(path: Path) -> Path:
         return path
 
 
+def check_out(out: Path, *, folder: bool = False) -> None:
+    """An --out file (or with `folder`, the output folder) that cannot be written, said now, before a model
+    loads or the database opens: a directory given as the file, a file where the folder goes, a folder that
+    cannot be made or written in was said only when the results were written, after the work. Makes
+    nothing."""
+    from ..io import check_output_dir, check_writable
+    if folder:
+        check_output_dir(out)
+    else:
+        check_writable(out_path(out))
+
+
 def _terminal_stream(path: Path) -> bool:
     """An --out that is the terminal's own stdout or stderr ('-', /dev/stdout when it is a terminal)."""
     fd = _STD_NAMES.get("/dev/stdout" if str(path) == "-" else str(path))
@@ -268,7 +280,13 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
     ORIGINS.update(g.origins)
     s = settings.build(g)
     from ..backends import check_options
+    from ..errors import ConfigError
     check_options(s)
+    if s.file_layer is not None:        # the file's own [scoring.<backend>] tables, whatever went over them
+        try:
+            check_options(s.file_layer)
+        except ConfigError as e:
+            raise settings.in_file(e, g) from None
     if s.offline:
         from ..netguard import enable_offline
         enable_offline()
@@ -435,6 +453,17 @@ def usage_line(e) -> str:
                 msg = f"expected {words}"
         given = _given(opt) if isinstance(opt, str) and opt.startswith("--") else None
         return f"{opt}: {msg}" + (f", got {given!r}" if given else "")
+    if kind == "UsageError" and "unexpected extra argument" in e.message:
+        # click's "Got unexpected extra argument(s) (b c)": the words given, and what the command takes instead
+        m = re.match(r"Got unexpected extra arguments?(?:\(s\))? \((.*)\)$", e.message, re.S)
+        extra = m.group(1) if m else e.message
+        command = getattr(ctx, "command", None)
+        takes = [_opt(p) for p in getattr(command, "params", None) or []
+                 if getattr(p, "param_type_name", "") == "argument"]
+        path = ctx.command_path.replace("python -m ranker", "ranker") if ctx is not None else "ranker"
+        then = (f"{' and '.join(takes)} {'is one value' if len(takes) == 1 else 'are one value each'}; quote "
+                "a value that has spaces") if takes else f"`{path}` takes options only"
+        return f"unexpected extra argument{'s' if ' ' in extra else ''} '{extra}': {then}{where}"
     if kind == "UsageError" and "No such command" in e.message:
         name = e.message.split("'")[1] if "'" in e.message else e.message
         group = getattr(ctx, "command", None)

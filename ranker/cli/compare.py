@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, given_path, info, load_settings, nothing_to_do
+from .common import ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, nothing_to_do
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -55,6 +55,7 @@ def compare(
         raise InputError(f"unexpected extra argument(s) {' '.join(ctx.args[:3])}{' ...' if len(ctx.args) > 3 else ''}: "
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "
                          "pass a directory, or repeat the option for each file")
+    check_out(out, folder=True)
 
     shown = 0
 

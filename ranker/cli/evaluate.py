@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt,
-                     Progress, PromptsOpt, RecallOpt, VerboseOpt, echo, given_path, info, load_settings, one_keep_rule,
-                     warn)
+                     Progress, PromptsOpt, RecallOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
+                     one_keep_rule, warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
@@ -54,13 +54,19 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
       ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B
     """
     from ..evaluate import evaluate_history, summary_markdown
+    from ..evaluate.replay import check_choice
     from ..evaluate.report import took
+    from ..prefilter.history import history_folder
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
     s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep,
                       top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
+    # what can be said without the database is said before it is opened (made, for a new --db)
+    check_choice(calibrate=calibrate, train_once=train_once, days=days)
+    history_folder(history)
+    check_out(out, folder=True)
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
                                llm=backend is not None or model is not None, progress=bar, warn=warn)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, given_path, info, load_settings,
+                     Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, check_out, given_path, info, load_settings,
                      nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
 
@@ -43,6 +43,7 @@ def prefilter(papers: PapersOpt,
     one_keep_rule(keep=keep, top=top, recall=recall)
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
                       recall=recall, calibration=calibration, prompts=prompts, db=db, offline=offline)
+    check_out(out)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
     warn_read(report)

@@ -8,8 +8,8 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, echo, given_path, info, load_settings,
-                     not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
+                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, check_out, echo, given_path, info,
+                     load_settings, not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -65,6 +65,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       papers_per_request=papers_per_request, novelty_context=novelty_context,
                       calibration=calibration, min_relevance=min_relevance,
                       min_novelty=min_novelty, db=db, offline=offline)
+    check_out(out, folder=True)
     if papers is None and s.offline:
         url = s.fetch.api_url if day_given else s.fetch.rss_url
         if not is_loopback_url(url):

@@ -8,7 +8,7 @@ import typer
 
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt,
-                     VerboseOpt, check_model, given_path, info, load_settings, nothing_to_do, out_path, warn,
+                     VerboseOpt, check_model, check_out, given_path, info, load_settings, nothing_to_do, out_path, warn,
                      warn_failures, warn_read)
 
 
@@ -35,6 +35,7 @@ def score(papers: PapersOpt,
                       prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
+    check_out(out)
     check_model(s)
     from ..errors import during
     from ..io import atomic_write

@@ -50,11 +50,11 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     with Store(db_path):              # a database that cannot be opened is one line now, not a 500 per page
         pass
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
+    sock = bind(host, port)           # before the warning: an address it cannot listen on is one line
     if not is_loopback(host):
         info(f"warning: --host {host} serves your store and labels to every machine that can reach it; it "
              f"answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
     app = create_app(s, read_only=read_only, allowed_hosts=hosts)
-    sock = bind(host, port)
     info(f"serving {url_of(sock)}{' (read-only)' if read_only else ''}; Ctrl-C stops")
     try:
         run_server(app, sock)

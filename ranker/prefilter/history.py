@@ -142,14 +142,23 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_w
     return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source)
 
 
+def history_folder(directory: str | Path) -> Path:
+    """The history's folder, or an InputError naming it: not there, or not a folder (a day's file given for
+    it). Cheap, so a command says it before it opens the database or loads a model."""
+    d = Path(directory)
+    if not d.is_dir():
+        if d.exists():
+            raise InputError("not a folder (a history is a folder of <date>/ day folders)", where=str(d))
+        raise InputError("history directory not found", where=str(d))
+    return d
+
+
 def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: Path | None = None) -> History:
     """Every day folder under `directory`, oldest first: the usable ones as HistoryDays, the others skipped
     (see the module's docstring), each with one line to `warn`: "<day folder>: day skipped: <problem>".
     `leave_out`: a folder that is no day and not to be said either (the caller's own output folder, when the
     user puts it inside the history). An InputError when the directory is missing or no day is usable."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise InputError("history directory not found", where=str(d))
+    d = history_folder(directory)
     own = leave_out.resolve() if leave_out is not None else None
     # an entry named as a day that is no folder (a dangling link) is said, not passed over
     day_dirs = sorted(p for p in d.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_day_name(p.name))

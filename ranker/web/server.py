@@ -1,6 +1,7 @@
 """Run the app under uvicorn on a socket bound here, so a port in use is a clean error and port 0 picks a free one."""
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Callable
 
@@ -23,7 +24,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as e:
         sock.close()
-        raise InputError(f"cannot listen on {host}:{port} ({e.strerror})", key="port") from None
+        # an address this machine does not have is the host's fault, not the port's (in use, privileged)
+        at_fault = "host" if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) else "port"
+        raise InputError(f"cannot listen on {host}:{port} ({e.strerror})", key=at_fault) from None
     sock.set_inheritable(True)
     return sock
 
