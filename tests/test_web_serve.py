@@ -409,6 +409,27 @@ def test_bound_beyond_loopback_it_answers_only_this_machines_names(site, tmp_pat
         srv.stop()
 
 
+def test_bound_to_every_address_the_address_it_prints_answers(site, tmp_path):
+    """`--host 0.0.0.0` printed "serving http://0.0.0.0:PORT/": opened as printed, that address reached the
+    server, which refused it (400 "unknown Host header": the bind-all address is no name of this machine). The
+    address printed is one the server answers, for IPv4 and IPv6 alike."""
+    import socket
+    _, db, _ = site
+    for host in ("0.0.0.0", "::"):
+        if host == "::":
+            try:
+                with socket.socket(socket.AF_INET6) as s6:
+                    s6.bind(("::1", 0))
+            except OSError:
+                continue                                  # no IPv6 here
+        srv = start_server(db, tmp_path / f"any{len(host)}.log", "--host", host)
+        try:
+            status, body, _ = _get(srv.url + "/")
+            assert status == 200 and "<h1>Archive</h1>" in body, (host, srv.url, status, body[:200])
+        finally:
+            srv.stop()
+
+
 # ------------------------------------------------------------------------------------------ browser
 
 @needs_browser
