@@ -900,6 +900,46 @@ def test_undo_from_the_keyboard_leaves_the_focus_on_the_paper_s_thumbs(site, chr
 
 
 @needs_browser
+def test_a_double_click_on_a_thumb_gives_the_label_once(site, chromium):
+    """A thumb double-clicked (as many click buttons) was two clicks: the second went out as a click on the
+    thumb the first had just pressed, an undo, and the paper ended with no label, the store's events [1, 0]. A
+    double (or triple) click gives the label once; single clicks later still take it back."""
+    import time
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        rows = page.locator("section.rest article.paper")
+        pid, other = (rows.nth(i).get_attribute("id")[2:] for i in (12, 13))
+        assert _label(db, pid) is None and _label(db, other) is None
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        form.locator("button.up").dblclick()
+        expect(form.locator(".state")).to_have_text("you liked this")
+        time.sleep(1.0)                                  # a second post, if any, is answered by now
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == 1
+        form.locator("button.up").click()                # a click of its own, later: takes it back
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+        assert _label(db, pid) is None
+        form2 = page.locator(f"article[id='p-{other}'] form.thumbs")
+        form2.locator("button.down").click(click_count=3)
+        expect(form2.locator(".state")).to_have_text("not for you")
+        time.sleep(1.0)
+        expect(form2.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, 0]
+            assert [e["label"] for e in s.label_events(other)] == [-1]
+        form2.locator("button.undo").click()
+        expect(form2.locator("button.undo")).to_be_hidden()
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
 def test_every_kind_of_page_fits_a_phone_screen_without_sideways_scrolling(site, chromium):
     """At a phone's 390 CSS pixels (serve --host on a home network): the page is as wide as the screen; a wide
     table or plot scrolls inside itself, not the whole page."""
