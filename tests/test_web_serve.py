@@ -409,6 +409,27 @@ def test_bound_beyond_loopback_it_answers_only_this_machines_names(site, tmp_pat
         srv.stop()
 
 
+def test_bound_to_every_address_the_address_it_prints_answers(site, tmp_path):
+    """`--host 0.0.0.0` printed "serving http://0.0.0.0:PORT/": opened as printed, that address reached the
+    server, which refused it (400 "unknown Host header": the bind-all address is no name of this machine). The
+    address printed is one the server answers, for IPv4 and IPv6 alike."""
+    import socket
+    _, db, _ = site
+    for host in ("0.0.0.0", "::"):
+        if host == "::":
+            try:
+                with socket.socket(socket.AF_INET6) as s6:
+                    s6.bind(("::1", 0))
+            except OSError:
+                continue                                  # no IPv6 here
+        srv = start_server(db, tmp_path / f"any{len(host)}.log", "--host", host)
+        try:
+            status, body, _ = _get(srv.url + "/")
+            assert status == 200 and "<h1>Archive</h1>" in body, (host, srv.url, status, body[:200])
+        finally:
+            srv.stop()
+
+
 # ------------------------------------------------------------------------------------------ browser
 
 @needs_browser
@@ -874,6 +895,46 @@ def test_undo_from_the_keyboard_leaves_the_focus_on_the_paper_s_thumbs(site, chr
         page.keyboard.press("Enter")                                # the keyboard goes on: thumbs down again
         expect(form).to_have_attribute("data-label", "-1")
         assert _label(db, pid)[0] == -1
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_a_double_click_on_a_thumb_gives_the_label_once(site, chromium):
+    """A thumb double-clicked (as many click buttons) was two clicks: the second went out as a click on the
+    thumb the first had just pressed, an undo, and the paper ended with no label, the store's events [1, 0]. A
+    double (or triple) click gives the label once; single clicks later still take it back."""
+    import time
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page = chromium.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        rows = page.locator("section.rest article.paper")
+        pid, other = (rows.nth(i).get_attribute("id")[2:] for i in (12, 13))
+        assert _label(db, pid) is None and _label(db, other) is None
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        form.locator("button.up").dblclick()
+        expect(form.locator(".state")).to_have_text("you liked this")
+        time.sleep(1.0)                                  # a second post, if any, is answered by now
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == 1
+        form.locator("button.up").click()                # a click of its own, later: takes it back
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "false")
+        assert _label(db, pid) is None
+        form2 = page.locator(f"article[id='p-{other}'] form.thumbs")
+        form2.locator("button.down").click(click_count=3)
+        expect(form2.locator(".state")).to_have_text("not for you")
+        time.sleep(1.0)
+        expect(form2.locator("button.down")).to_have_attribute("aria-pressed", "true")
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, 0]
+            assert [e["label"] for e in s.label_events(other)] == [-1]
+        form2.locator("button.undo").click()
+        expect(form2.locator("button.undo")).to_be_hidden()
+        assert errors == []
     finally:
         page.close()
 

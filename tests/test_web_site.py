@@ -323,6 +323,38 @@ def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
         assert errors == []
 
 
+@needs_browser
+def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
+    """The site's search matched a query word anywhere in a title or abstract, though it says "every word must
+    appear": "RL" found every paper with "world" in it (the first hit, by its title), "NER" nearly every paper
+    of the day ("inner", "learner"). It finds the papers that hold each word, the last one also as the start of
+    a word, as serve's search by words does (the store's full-text index), accents and case aside."""
+    import json
+    from urllib.parse import urlencode
+    out = tmp_path / "site"
+    with Store(store_db) as s:
+        build_site(s, out)
+        index = (out / "static" / "search-index.js").read_text(encoding="utf-8")
+        on_site = {p[0] for p in json.loads(index[index.index("{"):index.rindex("}") + 1])["papers"]}
+        queries = ("RL", "ViT", "NER", "net", "GAN", "diffusion policy", "graph neural", "schrodinger",
+                   "Large Language")
+        expect = {q: set(s.search_papers(q, limit=10_000)) & on_site for q in queries}
+    sizes = {q: len(v) for q, v in expect.items()}
+    assert all(n < 200 for n in sizes.values()) and all(sizes[q] for q in queries if q != "NER"), sizes
+    with browser() as b:
+        page = b.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for q in queries:
+            page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
+            page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
+            hrefs = page.locator("#results li a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+            found = {h[len("papers/"):-len(".html")] for h in hrefs}
+            assert found == expect[q], (q, sorted(found - expect[q])[:5], sorted(expect[q] - found)[:5])
+            assert page.locator("#search-status").inner_text().startswith(f"{len(found)} result"), q
+        assert errors == []
+
+
 def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):
     """The thumbs icons, drawn once per page since serve's pages carried their paths on every button, went into
     every page of the static site too, which shows no thumb and no label count: 641 bytes on each of a large

@@ -32,7 +32,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket) -> str:
+    """The address to open. Bound to every address (--host 0.0.0.0 or ::), the socket's own name is no host a
+    browser should be sent to: http://0.0.0.0:8000/, printed at start, reached this server and was refused
+    ("unknown Host header", the bind-all address being no name of this machine); this machine's loopback
+    address of the same family reaches it too, and is answered."""
     host, port = sock.getsockname()[:2]
+    if host in _ANY:
+        host = "::1" if sock.family == socket.AF_INET6 else "127.0.0.1"
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 

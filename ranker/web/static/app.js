@@ -63,6 +63,15 @@
     if (ev.persisted) { window.location.reload(); }
   });
 
+  // A double-click on a thumb is one click: its second click was sent as another one, against the label the
+  // first had just given, so a paper double-clicked up ended with no label (given, then taken back). A click
+  // the browser counts as the second (or third) of a quick series on the same spot submits nothing; a click
+  // from the keyboard counts 0 and always goes.
+  document.addEventListener("click", function (ev) {
+    var button = ev.target.closest ? ev.target.closest("form.thumbs button") : null;
+    if (button && ev.detail > 1) { ev.preventDefault(); }
+  }, true);
+
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList || !form.classList.contains("thumbs")) { return; }

@@ -31,8 +31,10 @@
     if (submit) { submit.hidden = true; }
   }
 
+  // Words as serve's search reads them (SQLite FTS5, unicode61 remove_diacritics 2): runs of letters, digits and
+  // '_', in any case, without accents ("Schrödinger" is "schrodinger").
   function words(text) {
-    return (text.toLowerCase().match(/[\p{L}\p{N}_]+/gu) || []);
+    return (text.toLowerCase().normalize("NFD").replace(/\p{M}+/gu, "").match(/[\p{L}\p{N}_]+/gu) || []);
   }
 
   // An arXiv id, bare, with its version, arXiv: or as its abs / pdf link: read step by step as
@@ -70,13 +72,18 @@
       idx.papers.forEach(function (p) { if (p[0] === id) { hits.push({ p: p, inTitle: 0 }); } });
       if (!hits.length) { how = ": no paper " + id + " on this site."; }
     }
+    // A paper holds every word of the query as a word of its own, the last one also as the start of one, as in
+    // serve: a query word found anywhere in the text made "RL" a hit of every paper about the "world" and "NER"
+    // one of every "inner" or "learner" (nearly every paper of a day for a two-letter acronym).
+    var last = want.length - 1;
+    function holds(text, w, i) { return text.indexOf(" " + w + (i === last ? "" : " ")) >= 0; }
     (id ? [] : idx.papers).forEach(function (p) {
       // p: [id, title, day, topic, picked, url, abstract]
-      var title = p[1].toLowerCase(), text = title + " " + p[6].toLowerCase();
+      var title = " " + words(p[1]).join(" ") + " ", text = title + words(p[6]).join(" ") + " ";
       var inTitle = 0;
       for (var i = 0; i < want.length; i++) {
-        if (text.indexOf(want[i]) < 0) { return; }
-        if (title.indexOf(want[i]) >= 0) { inTitle += 1; }
+        if (!holds(text, want[i], i)) { return; }
+        if (holds(title, want[i], i)) { inTitle += 1; }
       }
       hits.push({ p: p, inTitle: inTitle });
     });
