@@ -22,7 +22,7 @@ from ranker.store import Store
 
 from conftest import DAYS, RANKER
 from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
-from webtools import browser, chromium_path, have_playwright, needs_browser, start_server
+from webtools import browser, chromium_path, have_playwright, needs_browser, start_server, watched_page
 
 
 
@@ -81,9 +81,7 @@ def _liked_paper_page(server, chromium, pid: str):
     """(a browser page on paper `pid`, liked through the server first; the page's script errors, as they come)."""
     assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
                  {"Origin": server.url, "Accept": "application/json"})[0] == 200
-    page = chromium.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = watched_page(chromium)
     page.goto(f"{server.url}/paper/{pid}")
     return page, errors
 
@@ -439,9 +437,7 @@ def test_label_changes_calibration_training_set(site, chromium):
     from playwright.sync_api import expect
     server, db, _ = site
     history = load_day(DAYS / DAY)
-    page = chromium.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = watched_page(chromium)
     page.goto(server.url + "/")
     assert page.locator("h1").inner_text() == "Archive"
     page.click(f"a[href='/day/{DAY}']")
@@ -706,9 +702,7 @@ def test_going_back_to_a_page_shows_the_labels_given_since(site, chromium):
     import re
     from playwright.sync_api import expect
     server, db, _ = site
-    page = chromium.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{OTHER_DAY}")
         pid = page.locator("section.rest article.paper").nth(5).get_attribute("id")[2:]
@@ -760,9 +754,7 @@ def test_a_label_on_a_paper_the_store_does_not_hold_can_be_taken_back(site, chro
     with Store(db) as s:
         assert s.get_paper(pid) is None
         s.import_labels([Label(pid, 1, "2025-05-01", 1747000000.0)])
-    page = chromium.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = watched_page(chromium)
     try:
         page.goto(server.url + "/labels")
         row = page.locator(f"tr[id='l-{pid}']")
@@ -907,9 +899,7 @@ def test_a_double_click_on_a_thumb_gives_the_label_once(site, chromium):
     import time
     from playwright.sync_api import expect
     server, db, _ = site
-    page = chromium.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{OTHER_DAY}")
         rows = page.locator("section.rest article.paper")

@@ -10,7 +10,7 @@ from ranker.web.site import build_site
 
 from conftest import ranker
 from webstore import DAY, EMBEDDER, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
-from webtools import browser, needs_browser
+from webtools import browser, needs_browser, watched_page
 
 
 
@@ -20,6 +20,13 @@ def store_db(tmp_path_factory):
     db = tmp / "ranker.sqlite3"
     fill_store(db, tmp / "out", days=(DAY,))
     return db
+
+
+def _search_site(page, out, q: str) -> None:
+    """The static site's search page asked `q`, once it has said what it found."""
+    from urllib.parse import urlencode
+    page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
+    page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
 
 
 def _mtimes(root):
@@ -95,9 +102,7 @@ def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path
     with Store(store_db) as s:
         build_site(s, out)
     with browser() as b:
-        page = b.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page, errors = watched_page(b)
         page.goto((out / "index.html").as_uri())
         assert page.locator("h1").inner_text() == "Archive"
         page.click(f"a[href='days/{DAY}.html']")
@@ -299,7 +304,6 @@ def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
     """site.js said it read an id as ranker.io.parse_arxiv_id does, and did not: "arXiv: 2505.09572" (as many
     citations write it) and "oai:arXiv.org:2505.09572" found the paper in serve but nothing on the static site,
     and "2505.09572V2" was an id on the site only. The site reads each query as serve does."""
-    from urllib.parse import urlencode
     from ranker.io import arxiv_id
     out = tmp_path / "site"
     with Store(store_db) as s:
@@ -308,12 +312,9 @@ def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
                "ARXIV.ORG/abs/2505.09572?context=cs", " 2505.09572 ", "2505.09572V2", "arXiv 2505.09572")
     assert [arxiv_id(q) for q in queries] == ["2505.09572"] * 5 + [None, None]        # serve's reading
     with browser() as b:
-        page = b.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page, errors = watched_page(b)
         for q in queries:
-            page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
-            page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
+            _search_site(page, out, q)
             status = page.locator("#search-status").inner_text()
             if arxiv_id(q):
                 assert status.endswith(", by arXiv id.") and page.locator("#results li").count() == 1, (q, status)
@@ -330,7 +331,6 @@ def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
     of the day ("inner", "learner"). It finds the papers that hold each word, the last one also as the start of
     a word, as serve's search by words does (the store's full-text index), accents and case aside."""
     import json
-    from urllib.parse import urlencode
     out = tmp_path / "site"
     with Store(store_db) as s:
         build_site(s, out)
@@ -342,12 +342,9 @@ def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
     sizes = {q: len(v) for q, v in expect.items()}
     assert all(n < 200 for n in sizes.values()) and all(sizes[q] for q in queries if q != "NER"), sizes
     with browser() as b:
-        page = b.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page, errors = watched_page(b)
         for q in queries:
-            page.goto((out / "search.html").as_uri() + "?" + urlencode({"q": q}))
-            page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
+            _search_site(page, out, q)
             hrefs = page.locator("#results li a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
             found = {h[len("papers/"):-len(".html")] for h in hrefs}
             assert found == expect[q], (q, sorted(found - expect[q])[:5], sorted(expect[q] - found)[:5])

@@ -49,6 +49,13 @@ def browser():
             b.close()
 
 
+def watched_page(b):
+    """A new page of browser (or context) `b` and the list its script errors are gathered in."""
+    page, errors = b.new_page(), []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
 class Server:
     def __init__(self, proc: subprocess.Popen, url: str, log: Path):
         self.proc, self.url, self.log = proc, url.rstrip("/"), log
