@@ -92,3 +92,36 @@ def test_offline_asks_no_name_server(tmp_path):
     assert p.stdout == ("refused: [Errno -2] offline mode: will not look up 'huggingface.co' (only loopback is "
                         "allowed)\n")
     assert not log.exists(), log.read_text()
+
+
+def _names_in_hosts_file() -> list[str]:
+    """Names /etc/hosts gives this machine that the offline guard does not let through on their own (neither a
+    loopback name nor the host name): resolved from the file, no name server asked."""
+    import socket
+    from ranker import netguard
+    try:
+        lines = open("/etc/hosts", encoding="utf-8").read().splitlines()
+    except OSError:
+        return []
+    names = [n for line in lines for n in line.split("#")[0].split()[1:]]
+    return [n for n in names if not netguard._lookup_allowed(n) and socket.gethostname().lower() != n.lower()]
+
+
+def test_serve_offline_listens_on_a_name_of_this_machine():
+    """`ranker serve --host <a name of this machine>` in offline mode (offline = true in a lab's ranker.toml):
+    the guard on name lookups refused the name the user gave to listen on ("cannot resolve ... offline mode:
+    will not look up"), though /etc/hosts answers it and binding reaches no one."""
+    import socket
+    from ranker import netguard
+    from ranker.web.server import bind
+    names = _names_in_hosts_file()
+    if not names:
+        pytest.skip("/etc/hosts names no other name of this machine")
+    netguard.enable_offline()
+    try:
+        sock = bind(names[0], 0)
+        sock.close()
+        with pytest.raises(socket.gaierror):            # a library's own lookup is still refused
+            socket.getaddrinfo(names[0], 80)
+    finally:
+        netguard.disable_offline()

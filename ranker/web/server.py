@@ -6,6 +6,7 @@ import socket
 from typing import Callable
 
 from ..errors import FetchError, InputError, MissingDependency
+from ..netguard import lookup_to_listen
 from .security import LOOPBACK_NAMES, host_name, is_loopback
 
 
@@ -13,7 +14,7 @@ def bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise InputError(f"must be a port number (0-65535), got {port}", key="port")
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup_to_listen(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise InputError(f"cannot resolve {host!r} ({e.strerror})", key="host") from None
     family, _, _, _, addr = infos[0]
