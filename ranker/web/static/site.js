@@ -77,8 +77,13 @@
     // one of every "inner" or "learner" (nearly every paper of a day for a two-letter acronym).
     var last = want.length - 1;
     function holds(text, w, i) { return text.indexOf(" " + w + (i === last ? "" : " ")) >= 0; }
+    var ascii = /^[\x00-\x7f]*$/;
     (id ? [] : idx.papers).forEach(function (p) {
       // p: [id, title, day, topic, picked, url, abstract]
+      // a text of plain ASCII without a query word even as a fragment cannot hold it: passed over before it is
+      // cut into words (which costs 50 times more; an accented text is always cut, "schrodinger" being in it)
+      var raw = (p[1] + " " + p[6]).toLowerCase();
+      if (ascii.test(raw) && want.some(function (w) { return raw.indexOf(w) < 0; })) { return; }
       var title = " " + words(p[1]).join(" ") + " ", text = title + words(p[6]).join(" ") + " ";
       var inTitle = 0;
       for (var i = 0; i < want.length; i++) {
