@@ -260,7 +260,8 @@ class OpenAIBackend(Backend):
         try:
             data = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout)).json()
             ids = [str(m["id"]) for m in data["data"]]
-            ids[0]
+            if not ids:
+                raise ValueError("no model listed")
         except Exception as e:
             raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
         if len(ids) > 1:

@@ -223,8 +223,9 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                    ["GPT judgements outside the listing", esc(metrics["gpt_not_in_papers"])],
                    ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
     add("<h2>Counts</h2>" + _table(["", "n"], counts))
-    if _outside_listing(metrics):
-        add(f'<p class="note">{esc(_outside_listing(metrics))}</p>')
+    outside = _outside_listing(metrics)
+    if outside:
+        add(f'<p class="note">{esc(outside)}</p>')
     for key, what in (("papers_days_skipped", "Listing days left out (not judged by both sides)"),
                       ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)"),
                       ("gpt_days_without_rows", "Days GPT's files cover with no paper (nothing picked)"),
@@ -349,8 +350,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
                       ("local_days_without_rows", "days the local files cover with no paper (nothing picked)")):
         if metrics.get(key):
             lines += ["", f"Note: {what}: {', '.join(metrics[key])}"]
-    if _outside_listing(metrics):
-        lines += ["", f"Note: {_outside_listing(metrics)}"]
+    outside = _outside_listing(metrics)
+    if outside:
+        lines += ["", f"Note: {outside}"]
     prefilter = metrics.get("prefilter")
     if prefilter:
         at = ", ".join(f"{k}: {fmt(v)}" for k, v in prefilter["recall_at"].items())
