@@ -248,20 +248,25 @@ def _put_back(done: list[Path], kept: Mapping[Path, Path | bool]) -> None:
 
 @contextmanager
 def _ctrl_c_held() -> Iterator[None]:
-    """SIGINT arriving inside the block is acted on when it ends (by the handler that was in place)."""
+    """SIGINT arriving inside the block is acted on when it ends (by the handler that was in place); so is a
+    SIGTERM where a Python handler takes it (the CLI's, which stops the command as a Ctrl-C does)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
         yield                                      # only the main thread may set a handler; None: not Python's
         return
     caught: list = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    held = [signal.SIGINT] + ([signal.SIGTERM] if callable(signal.getsignal(signal.SIGTERM)) else [])
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append((signum, frame))) for sig in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and callable(previous):
-        previous(signal.SIGINT, caught[0])
-    elif caught and previous == signal.SIG_DFL:
-        raise KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        signum, frame = caught[0]
+        if callable(previous[signum]):
+            previous[signum](signum, frame)
+        elif signum == signal.SIGINT and previous[signum] == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def _names_a_stream(path: Path) -> bool:

@@ -160,6 +160,28 @@ def test_ctrl_c_during_the_prefilter_keeps_the_vectors(tmp_path):
     assert not (tmp_path / "ranked.jsonl").exists()
 
 
+# --------------------------------------------------------------------------- SIGTERM
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_the_process_ends_by_it(db, tmp_path):
+    """systemd stopping the timer's unit (its timeout, a shutdown) or `kill PID` sends SIGTERM. At its default
+    action the process vanished mid-run: no line in the cron mail or the journal, the run row and the day's
+    manifest left 'running', the day's web view left with the new ranking beside the old digest. It stops as a
+    Ctrl-C stops it, and then ends by the signal, as whoever sent it expects."""
+    out = tmp_path / "out"
+    p = start("run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--backend-option",
+              "delay=0.3", "--config", config(tmp_path, batch_size=1))
+    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 2, sig=signal.SIGTERM)
+    rc, err, _ = finish(p, sent)
+    stored = len(query(db, "SELECT 1 FROM scores"))
+    assert rc == -signal.SIGTERM and err == LINE.format(stage="scoring", n=stored), err
+    assert query(db, "SELECT kind, status FROM runs") == [("run", "interrupted")]
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "interrupted" and m["error"] == err.strip()
+    assert query(db, "SELECT COUNT(*) FROM rankings") == [(0,)]           # the day's web view put back
+    r = ranker("run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--config", config(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert f"8 kept by the prefilter, {8 - stored} scored ({stored} reused, 0 failed)" in r.stderr
+
+
 # --------------------------------------------------------------------------- kill -9
 def test_a_run_killed_with_sigkill_is_marked_interrupted_by_the_next_command(db, tmp_path):
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",

@@ -235,6 +235,46 @@ def test_ctrl_c_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(se
     assert not [f for f in out.iterdir() if f.name.endswith(".tmp")]
 
 
+@pytest.fixture
+def cli_sigterm():
+    """The CLI's SIGTERM handler (it stops a command as a Ctrl-C does), put back and forgotten afterwards."""
+    from ranker.cli import app
+    from ranker.errors import clear_interrupt
+    previous = signal.signal(signal.SIGTERM, app._on_term)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+    app._TERMINATED.clear()
+    clear_interrupt()
+
+
+def test_sigterm_while_the_run_folder_takes_its_new_files_leaves_one_whole_set(settings, store, tmp_path,
+                                                                             monkeypatch, cli_sigterm):
+    """A SIGTERM (systemd stopping the unit) is held back while the set takes its names, as Ctrl-C is: it stops
+    the run as a Ctrl-C does, and landing between two renames it left files of two runs under one manifest."""
+    out = tmp_path / "out"
+    day = fetch_day(LISTING, settings, store=store)
+    run_day(day, out, settings, store=store)
+    real, done = os.replace, []
+
+    def replace_then_sigterm(src, dst):
+        real(src, dst)
+        if str(dst).endswith("-prefilter.jsonl") or done:
+            done.append(dst)
+        if len(done) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)         # arrives after the set's first rename
+
+    monkeypatch.setattr(os, "replace", replace_then_sigterm)
+    other = fake_settings(tmp_path, **{**FLAGS, "top": 12})
+    with pytest.raises(KeyboardInterrupt):
+        run_day(day, out, other, store=store)
+    monkeypatch.setattr(os, "replace", real)
+    assert [p.name for p in done][:5] == ["2025-05-15-prefilter.jsonl", "2025-05-15-scores.jsonl",
+                                          "2025-05-15-output.md", "2025-05-15-output.json", "2025-05-15-run.json"]
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and m["counts"]["kept"] == 12
+    assert sum(r["kept"] for r in lines(out / "2025-05-15-prefilter.jsonl")) == 12
+
+
 def test_ctrl_c_while_the_folder_is_synced_after_the_new_files_is_a_whole_run(settings, store, tmp_path,
                                                                               monkeypatch, python_ctrl_c):
     """Once the run's files have their names, the folder is synced to disk (it can take a while): Ctrl-C there

@@ -87,11 +87,14 @@ def _fail(line: str, code: int = 1) -> None:
 
 
 def _interrupted(e: KeyboardInterrupt | None) -> None:
-    """Ctrl-C: one line (the step and what is kept), status 130."""
+    """Ctrl-C: one line (the step and what is kept), status 130. After a SIGTERM, the same line, and the process
+    then ends by that signal, as it did before it had a handler."""
     from ..errors import Interrupted
     line = str(e) if isinstance(e, Interrupted) else "interrupted; what was stored so far is kept; rerun to resume"
     info(line)
     TERM.restore()
+    if _TERMINATED:
+        _end_by(signal.SIGTERM)
     sys.exit(130)
 
 
@@ -109,6 +112,35 @@ def _on_ctrl_c(signum, frame) -> None:
         os._exit(130)
     request_interrupt()
     raise KeyboardInterrupt
+
+
+_TERMINATED: list[int] = []     # a SIGTERM came: the command stops as at a Ctrl-C, then ends by the signal
+
+
+def _on_term(signum, frame) -> None:
+    """SIGTERM (systemd stopping the unit, its timeout, a shutdown; `kill PID` from a script): the command stops
+    as at a Ctrl-C, so the run is recorded interrupted, its manifest says so, the day's web view is put back and
+    the engine closed, where the default action left a run marked running and said nothing in the cron mail or
+    the journal. A second one ends the process at once."""
+    from ..errors import interrupt_requested, request_interrupt
+    _TERMINATED.append(signum)
+    if interrupt_requested():
+        _end_by(signum)
+    request_interrupt()
+    raise KeyboardInterrupt
+
+
+def _end_by(signum: int) -> None:
+    """End the process by `signum` at its default action (whoever sent it sees it obeyed: a shell's 143, a
+    systemd stop that counts as clean), what was written flushed first."""
+    for stream in (sys.stdout, sys.stderr, TERM.out, TERM.err):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)                  # not reached: the default action of SIGTERM ends the process
 
 
 def _after_ctrl_c() -> None:
@@ -148,6 +180,8 @@ def main() -> None:
     debug = debug_from_env()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:               # not where the caller ignores it
+        signal.signal(signal.SIGTERM, _on_term)
     try:
         status = app(standalone_mode=False, prog_name="ranker")
     except _CtrlC as e:
