@@ -207,6 +207,36 @@ def test_the_index_lists_the_days_newest_first(settings, store, tmp_path):
     assert res.files["index_md"] == out / "index.md"
 
 
+def test_the_readme_cron_line_and_systemd_unit_run_the_same_job():
+    """The daily habit's cron line and systemd unit are two ways to one job: the same program, the same `ranker
+    run` options (each one the command has), and the same working directory, where ./ranker.toml is read. The
+    unit ran from the home folder, so a user who moved from cron to systemd lost the checkout's ranker.toml
+    (the topics, the calibration, the model) without a word."""
+    import re
+    import shlex
+
+    import typer
+
+    from conftest import REPO
+    from ranker.cli.app import app
+    habit = (REPO / "README.md").read_text().split("### The daily habit", 1)[1].split("\n### ", 1)[0]
+    cron = re.search(r"```cron\n(.*?)```", habit, re.S).group(1)
+    unit = re.search(r"```ini\n(.*?)```", habit, re.S).group(1)
+    (line,) = [x for x in cron.splitlines() if x.strip() and not x.startswith("#")]
+    words = shlex.split(line.replace("$HOME", "~"))[5:]                  # after the five time fields
+    assert words[0] == "cd" and words[2] == "&&"
+    cron_cwd, cron_cmd = words[1], words[3:words.index(">>")]
+    fields = dict(x.split("=", 1) for x in unit.splitlines() if "=" in x and not x.startswith("#"))
+    unit_cwd = fields["WorkingDirectory"].replace("%h", "~")
+    unit_cmd = shlex.split(fields["ExecStart"].replace("%h", "~"))
+    assert unit_cwd == cron_cwd
+    assert unit_cmd[0] == f"{cron_cwd}/{cron_cmd[0]}" and unit_cmd[1:] == cron_cmd[1:]
+    assert unit_cmd[1] == "run"
+    command = typer.main.get_command(app).commands["run"]
+    flags = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    assert all(w in flags for w in unit_cmd[2:] if w.startswith("-")), unit_cmd
+
+
 # --------------------------------------------------------------------------- the GPU-side switches
 def test_reasoning_templates_are_told_not_to_think(settings, store):
     be = FakeBackend("tiny")
