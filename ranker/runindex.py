@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Callable
 
 from .io import atomic_write
 
@@ -17,9 +18,10 @@ _MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
 COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
 
 
-def read_days(out_dir: str | Path) -> list[dict]:
+def read_days(out_dir: str | Path, ended: Callable[[int, str], str | None] | None = None) -> list[dict]:
     """One row per day with a readable manifest in `out_dir`, newest first; its `digest` the day's Markdown
-    file, None when the day has none (a first run that failed or was stopped)."""
+    file, None when the day has none (a first run that failed or was stopped). `ended(run_id, day)`: the status
+    the store recorded for a run that is no longer running (None when it knows no such run, or it runs)."""
     rows = []
     for f in Path(out_dir).iterdir():
         m = _MANIFEST.match(f.name)
@@ -38,6 +40,10 @@ def read_days(out_dir: str | Path) -> list[dict]:
             counts["scored"] = (counts.get("scored") or 0) + (counts.get("reused") or 0)
         status = data.get("status")
         status = status if isinstance(status, str) and status else "unknown"
+        if status == "running" and ended is not None and type(data.get("run_id")) is int:
+            # a run killed (kill -9, a power cut) left its manifest saying so for good; the store was told
+            # since, by the next command that opened it
+            status = ended(data["run_id"], m.group(1)) or status
         digest = f"{m.group(1)}-output.md"
         # a run that failed or was stopped leaves the earlier run's digest whole beside its manifest: still linked
         linked = status in ("ok", "partial") or (f.parent / digest).is_file()
@@ -58,10 +64,11 @@ def render_index(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_index(out_dir: str | Path) -> dict[str, Path]:
-    """Rewrite out_dir/index.md and out_dir/index.json from the days' manifests; returns both paths."""
+def write_index(out_dir: str | Path, ended: Callable[[int, str], str | None] | None = None) -> dict[str, Path]:
+    """Rewrite out_dir/index.md and out_dir/index.json from the days' manifests (`ended`: as read_days');
+    returns both paths."""
     out = Path(out_dir)
-    rows = read_days(out)
+    rows = read_days(out, ended)
     files = {"index_md": out / "index.md", "index_json": out / "index.json"}
     atomic_write(files["index_json"], json.dumps({"days": rows}, indent=2, ensure_ascii=False) + "\n")
     atomic_write(files["index_md"], render_index(rows))

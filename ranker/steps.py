@@ -390,8 +390,12 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 except Exception:
                     pass
                 raise
+    def ended(run_id: int, day: str) -> str | None:
+        status = store.run_status(run_id, "run", day=day)
+        return status if status != "running" else None
+
     try:
-        files.update(write_index(out_dir))
+        files.update(write_index(out_dir, ended))
     except RankerError as e:                 # the day's own files are whole and say ok: the index is a convenience
         (warn or ignore_warning)(f"the folder's index was not rewritten: {e}")
     if held is not None:

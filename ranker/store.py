@@ -847,9 +847,20 @@ class Store:
                 out.append({"id": rid, "pid": pid, "host": host, "started_at": started})
         return out
 
-    def run_status(self, run_id: int) -> str | None:
-        row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
-        return row[0] if row else None
+    def run_status(self, run_id: int, kind: str | None = None, **params) -> str | None:
+        """The run's status; None when there is none, or it is not of `kind` or its params do not hold
+        `params` (day="2025-05-15")."""
+        row = self.conn.execute("SELECT status, kind, params FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None or (kind is not None and row[1] != kind):
+            return None
+        if params:
+            try:
+                given = json.loads(row[2] or "{}")
+            except ValueError:
+                return None
+            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
+                return None
+        return row[0]
 
     # ------------------------------------------------------------------ scores
     def get_scores(self, ids: Iterable[str], model: str, prompt_hash: str, *,

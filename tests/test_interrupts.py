@@ -194,6 +194,25 @@ def test_a_run_killed_with_sigkill_is_marked_interrupted_by_the_next_command(db,
     assert query(db, "SELECT kind, status FROM runs") == [("score", "interrupted"), ("fetch", "ok")]
 
 
+def test_the_index_shows_a_day_whose_run_was_killed_as_interrupted(db, tmp_path):
+    """systemd's SIGKILL after its stop timeout, a power cut: the day's manifest says "running" for good. The next
+    morning's run (another day) marks the row interrupted, and the folder's index it rewrote still listed the
+    killed day as running, week after week."""
+    out = tmp_path / "out"
+    p = start("run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--backend-option",
+              "delay=0.2", "--config", config(tmp_path, batch_size=1))
+    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 1, sig=signal.SIGKILL)
+    finish(p, sent)
+    assert json.loads((out / "2025-05-15-run.json").read_text())["status"] == "running"
+    r = ranker("run", "--papers", LISTING, "--date", "2025-05-16", "--out", out, "--db", db, "--backend", "fake",
+               "--config", config(tmp_path))
+    assert r.returncode == 0, r.stderr
+    days = json.loads((out / "index.json").read_text())["days"]
+    assert [(d["day"], d["status"], d["digest"]) for d in days] == [
+        ("2025-05-16", "ok", "2025-05-16-output.md"), ("2025-05-15", "interrupted", None)]
+    assert "| 2025-05-15 | interrupted |" in (out / "index.md").read_text()
+
+
 def test_a_running_row_of_a_live_process_is_left_alone(tmp_path):
     db = tmp_path / "db.sqlite3"
     with Store(db) as s, s.recording("score", {}) as rec:
