@@ -245,6 +245,23 @@ def test_an_api_page_cut_short_is_retried(api_env):
     assert api_env.hits() == 2
 
 
+def test_an_api_page_whose_xml_is_cut_short_is_retried_not_half_read(api_env):
+    """A page whose HTTP answer is whole but whose XML stops half-way (a body ended by the connection's close, a
+    proxy's truncation): arxiv's parser recovers what it can, so the paper cut inside its author list came back
+    with one author of several, stored as it was, with no word said. It is asked again like a page cut short,
+    and a page that stays broken is one line, with nothing half read given back."""
+    cut = ATOM_IDS[:ATOM_IDS.index(b"<author>") + len(b"<author><name>Some")]
+    api_env.route("/api/query", Reply(200, cut), Reply(200, ATOM_IDS))
+    notes = []
+    papers = fetch_ids(["1707.08567"], policy=api_env.policy(), warn=notes.append)
+    assert [len(p.authors) for p in papers] == [ATOM_IDS.count(b"<author>")] and api_env.hits() == 2
+    assert len(notes) == 1 and "not whole XML" in notes[0] and "retry 1/3" in notes[0]
+    api_env.route("/api/query", Reply(200, cut))
+    with pytest.raises(FetchError, match=r"answered a page that is not whole XML \(.*\) to all 2 tries"):
+        fetch_ids(["1707.08567"], policy=api_env.policy(retries=1))
+    assert api_env.hits() == 4
+
+
 def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):
     """math.GT/0309136 is math/0309136 (an old id's subject class is not part of it): the API answers with the
     archive's id, and the paper is found, not reported missing."""
