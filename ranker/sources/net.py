@@ -90,8 +90,13 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None, whole_xml: bool = False)
                     resp = super(PoliteAdapter, self).send(request, **kwargs)
                 except requests.exceptions.Timeout:
                     raise Retryable(f"no answer within {policy.timeout:g} s", kind="timeout") from None
+                except requests.exceptions.SSLError as e:
+                    if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                        # not retried: a certificate this machine does not trust is no passing trouble
+                        raise _untrusted(e, url, host) from None
+                    raise Retryable(reason_of(e), kind="connection") from None
                 except requests.exceptions.ConnectionError as e:
-                    raise Retryable(_reason(e), kind="connection") from None
+                    raise Retryable(reason_of(e), kind="connection") from None
                 if resp.status_code in RETRY_STATUS:
                     resp.close()
                     raise Retryable(f"HTTP {resp.status_code}", status=resp.status_code,
@@ -238,12 +243,32 @@ def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError
                       "limiting); try again later", where=url)
 
 
-def _reason(e: Exception) -> str:
+# what OpenSSL says went wrong, in requests' message: "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"
+_SSL_SAYS = re.compile(r"\[SSL(?:: [A-Z0-9_]+)?\] ([^()]+?)\s*\(_ssl\.c")
+
+
+def _untrusted(e: Exception, url: str, host: str) -> FetchError:
+    """A FetchError for a certificate the machine does not trust (self-signed, another host's, a company
+    proxy's that re-signs HTTPS): said in words, with the way to trust it; retrying it only waited a minute."""
+    m = re.search(r"certificate verify failed: ([^()]+?)\s*\(_ssl\.c", str(e))
+    why = f" ({m.group(1)})" if m else ""
+    return FetchError(f"{host}'s certificate is not trusted{why}: on a network that inspects HTTPS (a company "
+                      "proxy), set REQUESTS_CA_BUNDLE to the file of its certificate authority", where=url)
+
+
+def reason_of(e: Exception) -> str:
+    """Why a request failed, in words (never the exception's name where its text says more)."""
+    import requests
+
     text = str(e)
     for key in ("Connection refused", "Connection reset", "Name or service not known", "Temporary failure",
                 "Network is unreachable", "test guard", "offline mode", "Remote end closed"):
         if key in text:
             return key.lower()
+    if m := _SSL_SAYS.search(text):
+        return f"the secure connection failed: {m.group(1)}"
+    if isinstance(e, requests.exceptions.TooManyRedirects):
+        return f"{text.rstrip('.').lower()}: a redirect loop"          # "exceeded 30 redirects"
     return type(e).__name__
 
 
@@ -275,7 +300,7 @@ def fetch_bytes(url: str, *, policy: NetPolicy | None = None, warn: Warn | None 
     except FetchError:
         raise
     except requests.exceptions.RequestException as e:
-        raise FetchError(f"request failed ({_reason(e)})", where=url) from None
+        raise FetchError(f"request failed ({reason_of(e)})", where=url) from None
     finally:
         session.close()
     if resp.status_code == 404:
