@@ -289,11 +289,17 @@ def test_an_api_page_whose_xml_is_cut_short_is_retried_not_half_read(api_env):
     notes = []
     papers = fetch_ids(["1707.08567"], policy=api_env.policy(), warn=notes.append)
     assert [len(p.authors) for p in papers] == [ATOM_IDS.count(b"<author>")] and api_env.hits() == 2
-    assert len(notes) == 1 and "not whole XML" in notes[0] and "retry 1/3" in notes[0]
+    assert len(notes) == 1 and "a page cut short (it stops before its closing </feed>)" in notes[0]
+    assert "retry 1/3" in notes[0]
     api_env.route("/api/query", Reply(200, cut))
-    with pytest.raises(FetchError, match=r"answered a page that is not whole XML \(.*\) to all 2 tries"):
+    with pytest.raises(FetchError, match=r"answered a page cut short \(it stops before its closing </feed>\) to all 2 "
+                                         r"tries; try again later$"):
         fetch_ids(["1707.08567"], policy=api_env.policy(retries=1))
     assert api_env.hits() == 4
+    # a byte that is not UTF-8, or a character XML forbids, in a whole page is no reason to ask again
+    api_env.route("/api/query", Reply(200, ATOM_IDS.replace(b"The 10th Asia-Europe", b"The 10th\x0c Asia\xff-Europe")))
+    papers = fetch_ids(["1707.08567"], policy=api_env.policy())
+    assert papers[0].abstract.startswith("The 10th Asia\ufffd-Europe") and api_env.hits() == 5
 
 
 def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):

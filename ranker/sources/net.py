@@ -20,10 +20,10 @@ line and headers, read by urllib3 before the body, are bounded by `timeout` per 
 the network get it: fetch_bytes and arxiv's `_session.get`, neither of which streams (a stream=True caller
 would read the body itself; none does).
 
-An arXiv API page is checked to be whole XML before arxiv parses it: its parser recovers what it can from a
-broken document, so a page cut short (a body ended by the connection's close, a proxy's truncation) gave its
-last entry half an abstract or none of its authors, stored as the paper, with no word said. Such a page is
-retried like a connection lost mid-download.
+An arXiv API page is checked to be whole (to end with its root's end tag) before arxiv parses it: its parser
+recovers what it can from a broken document, so a page cut short (a body ended by the connection's close, a
+proxy's truncation) gave its last entry half an abstract or none of its authors, stored as the paper, with no
+word said. Such a page is retried like a connection lost mid-download.
 
 In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting, a
 redirect's target too.
@@ -115,9 +115,9 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None, whole_xml: bool = False)
                                         kind="slow")
                     if resp.status_code == 200:
                         _not_a_web_page(resp.content, url, host)
-                        if whole_xml and (broken := _not_whole_xml(resp.content)):
+                        if whole_xml and (short := _cut_short(resp.content)):
                             resp.close()
-                            raise Retryable(f"a page that is not whole XML ({broken})", kind="broken")
+                            raise Retryable(short, kind="broken")
                 return resp
 
             def retrying(n: int, e: Retryable, wait: float) -> None:
@@ -208,17 +208,22 @@ def _not_a_web_page(body: bytes, url: str, host: str) -> None:
                      "maintenance page, or a network that wants a login first?): try again later", where=url)
 
 
-def _not_whole_xml(body: bytes) -> str | None:
-    """Why `body` is not a well-formed XML document (lxml's first complaint), or None when it is."""
-    from lxml import etree
+# an XML document's root element: its name, after a byte-order mark, the declaration, comments and a doctype
+_ROOT = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<![^>]*>\s*)*<([A-Za-z_][\w.:\-]*)",
+                   re.DOTALL)
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-    try:
-        etree.fromstring(body, parser=parser)
-    except etree.XMLSyntaxError as e:
-        return ((e.msg or str(e)).splitlines() or ["syntax error"])[0]
-    except ValueError as e:              # e.g. an unknown declared encoding
-        return str(e)
+
+def _cut_short(body: bytes) -> str | None:
+    """What is wrong with `body`, an answer that should be an XML document, when it is not whole: an answer that
+    is not XML, or one that does not end with its root element's end tag (a page cut short); None when it is
+    whole. Only its ends are looked at: a character XML forbids inside an abstract is no reason to ask again
+    (arxiv's parser reads it)."""
+    m = _ROOT.match(body[:4096])
+    if m is None:
+        return "an answer that is not XML"
+    end = b"</" + m.group(1) + b">"
+    if not body.rstrip().endswith(end):
+        return f"a page cut short (it stops before its closing {end.decode('ascii', 'replace')})"
     return None
 
 
@@ -237,8 +242,7 @@ def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError
         return FetchError(f"cannot connect to {host} ({e.reason}) after {e.attempts} tries; check the network "
                           "or try again later", where=url)
     if e.kind == "broken":
-        return FetchError(f"{host} answered {e.reason} to all {e.attempts} tries (cut short on the way?); try "
-                          "again later", where=url)
+        return FetchError(f"{host} answered {e.reason} to all {e.attempts} tries; try again later", where=url)
     return FetchError(f"{host} answered HTTP {e.status} to all {e.attempts} tries (arXiv overloaded or rate "
                       "limiting); try again later", where=url)
 
@@ -274,8 +278,8 @@ def reason_of(e: Exception) -> str:
 
 def make_session(policy: NetPolicy, url: str, warn: Warn | None = None, *, whole_xml: bool = False):
     """A requests.Session whose every request is retried politely. For a loopback URL the environment's
-    proxy settings are ignored (a proxy cannot reach our own loopback). `whole_xml`: a 200 answer that is not
-    a well-formed XML document is retried too (for a reader that would take what it could of it)."""
+    proxy settings are ignored (a proxy cannot reach our own loopback). `whole_xml`: a 200 answer that is an
+    XML document cut short is retried too (for a reader that would take what it could of it)."""
     import requests
 
     s = requests.Session()
@@ -350,7 +354,7 @@ def api_client(*, policy: NetPolicy | None = None, warn: Warn | None = None, pag
     client = client_class(policy, warn, page_size=page_size, delay_seconds=policy.api_delay, num_retries=0)
     client.query_url_format = base + ("&{}" if "?" in base else "?{}")
     # A retry is an API request too: no retry comes sooner than the API's delay. arxiv's parser recovers what it
-    # can of a broken page (a truncated one: its last entry without its authors), so a page must be whole XML.
+    # can of a broken page (a truncated one: its last entry without its authors), so a page must be whole.
     client._session = make_session(replace(policy, min_wait=policy.api_delay), base, warn, whole_xml=True)
     return client
 
