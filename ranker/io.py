@@ -407,7 +407,7 @@ class Retryable(Exception):
         self.retry_after = retry_after        # seconds the server asked for (Retry-After), if it did
         self.status = status                  # the HTTP status, for kind "status"
         self.kind = kind                      # "status", "timeout", "slow" (a body not done by the deadline),
-        #                                       "connection" or "empty" (an empty answer)
+        #                                       "connection", "empty" (an empty answer) or "broken" (cut short)
         self.attempts = 0                     # set when retry gives up: how many attempts were made
         self.too_long = False                 # set when retry gives up because the server asked for too long
         self.out_of_time = False              # set when retry gives up because its deadline has come

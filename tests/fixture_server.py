@@ -7,6 +7,7 @@
         assert srv.hits("/rss/cs.LG+cs.AI") == 2
 
 Each request to a path takes the next reply of its script; the last one repeats. Unknown paths get 404.
+FixtureServer(tls=(certfile, keyfile)) answers over HTTPS with that certificate (`self_signed()` makes one).
 `silent_server()` gives the URL of a socket that accepts connections and never answers (for timeouts);
 Reply(trickle=...) an answer that keeps coming, a little at a time; Reply(hold=event) one sent once the test
 sets the event.
@@ -57,7 +58,7 @@ class Hit:
 
 
 class FixtureServer:
-    def __init__(self):
+    def __init__(self, tls: tuple[str, str] | None = None):
         self._routes: dict[str, list[Reply]] = {}
         self.log: list[Hit] = []
         self._lock = threading.Lock()
@@ -109,6 +110,12 @@ class FixtureServer:
 
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
@@ -117,7 +124,7 @@ class FixtureServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def route(self, path: str, *replies: Reply) -> None:
         with self._lock:
@@ -134,6 +141,21 @@ class FixtureServer:
     def __exit__(self, *exc) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def self_signed(folder) -> tuple[str, str] | None:
+    """(certificate, key) files of a new self-signed certificate for 127.0.0.1 in `folder` (the openssl
+    command makes them), or None without that command."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from ranker.io import retry_after_seconds as retry_after
 from ranker.sources.net import NetPolicy, check_allowed, fetch_bytes, rss_feed_url, window_query
 
 from conftest import FIXTURES
-from fixture_server import FixtureServer, Reply, closed_port_url, silent_server
+from fixture_server import FixtureServer, Reply, closed_port_url, self_signed, silent_server
 
 RSS = (FIXTURES / "arxiv_rss_all_2024-11-28.xml").read_bytes()
 ATOM_QUERY = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes()
@@ -99,6 +99,40 @@ def test_server_that_never_answers_times_out():
 def test_connection_refused():
     with pytest.raises(FetchError, match="cannot connect .*connection refused"):
         fetch_today(policy=fast(retries=1, rss_url=closed_port_url() + "/rss/"))
+
+
+def test_a_certificate_not_trusted_is_said_in_words_and_not_retried(tmp_path):
+    """A server whose certificate this machine does not trust (self-signed here; on a company network, the
+    proxy's that re-signs HTTPS) was a connection failure like any other: retried for a minute by default, then
+    'cannot connect to HOST (SSLError) after 6 tries; ... try again later', an exception's name and advice that
+    cannot help. It is one line at once, saying what is wrong and how to trust the certificate."""
+    tls = self_signed(tmp_path)
+    if tls is None:
+        pytest.skip("no openssl command to make a certificate with")
+    with FixtureServer(tls=tls) as srv:
+        srv.route(FEED_PATH, Reply(200, RSS))
+        srv.route("/api/query", Reply(200, ATOM_IDS))
+        notes = []
+        with pytest.raises(FetchError) as e:
+            fetch_today(policy=fast(rss_url=srv.url("/rss/")), warn=notes.append)
+        assert str(e.value) == (f"{srv.url(FEED_PATH)}: 127.0.0.1:{srv.port}'s certificate is not trusted "
+                                "(self-signed certificate): on a network that inspects HTTPS (a company proxy), "
+                                "set REQUESTS_CA_BUNDLE to the file of its certificate authority")
+        with pytest.raises(FetchError, match="certificate is not trusted"):
+            fetch_ids(["1707.08567"], policy=fast(api_url=srv.url("/api/query")), warn=notes.append)
+        assert notes == [] and srv.hits() == 0
+
+
+def test_other_failures_of_a_request_are_said_in_words_not_by_the_exception(rss_env):
+    """An https URL to a server that speaks plain HTTP, and a redirect loop: 'cannot connect to HOST (SSLError)'
+    and 'request failed (TooManyRedirects)' named an exception."""
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=fast(rss_url=f"https://127.0.0.1:{rss_env.port}/rss/", retries=1))
+    assert "(the secure connection failed: wrong version number) after 2 tries" in str(e.value)
+    rss_env.route(FEED_PATH, Reply(302, headers={"Location": FEED_PATH}))
+    with pytest.raises(FetchError) as e:
+        fetch_today(policy=rss_env.policy())
+    assert str(e.value) == f"{rss_env.url(FEED_PATH)}: request failed (exceeded 30 redirects: a redirect loop)"
 
 
 def test_404_names_the_url(rss_env):
@@ -243,6 +277,29 @@ def test_an_api_page_cut_short_is_retried(api_env):
     api_env.route("/api/query", Reply(200, ATOM_IDS, cut=200), Reply(200, ATOM_IDS))
     assert [p.id for p in fetch_ids(["1707.08567"], policy=api_env.policy())] == ["1707.08567"]
     assert api_env.hits() == 2
+
+
+def test_an_api_page_whose_xml_is_cut_short_is_retried_not_half_read(api_env):
+    """A page whose HTTP answer is whole but whose XML stops half-way (a body ended by the connection's close, a
+    proxy's truncation): arxiv's parser recovers what it can, so the paper cut inside its author list came back
+    with one author of several, stored as it was, with no word said. It is asked again like a page cut short,
+    and a page that stays broken is one line, with nothing half read given back."""
+    cut = ATOM_IDS[:ATOM_IDS.index(b"<author>") + len(b"<author><name>Some")]
+    api_env.route("/api/query", Reply(200, cut), Reply(200, ATOM_IDS))
+    notes = []
+    papers = fetch_ids(["1707.08567"], policy=api_env.policy(), warn=notes.append)
+    assert [len(p.authors) for p in papers] == [ATOM_IDS.count(b"<author>")] and api_env.hits() == 2
+    assert len(notes) == 1 and "a page cut short (it stops before its closing </feed>)" in notes[0]
+    assert "retry 1/3" in notes[0]
+    api_env.route("/api/query", Reply(200, cut))
+    with pytest.raises(FetchError, match=r"answered a page cut short \(it stops before its closing </feed>\) to all 2 "
+                                         r"tries; try again later$"):
+        fetch_ids(["1707.08567"], policy=api_env.policy(retries=1))
+    assert api_env.hits() == 4
+    # a byte that is not UTF-8, or a character XML forbids, in a whole page is no reason to ask again
+    api_env.route("/api/query", Reply(200, ATOM_IDS.replace(b"The 10th Asia-Europe", b"The 10th\x0c Asia\xff-Europe")))
+    papers = fetch_ids(["1707.08567"], policy=api_env.policy())
+    assert papers[0].abstract.startswith("The 10th Asia\ufffd-Europe") and api_env.hits() == 5
 
 
 def test_fetch_ids_finds_an_old_id_given_with_its_subject_class(api_env):

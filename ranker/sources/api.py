@@ -40,6 +40,7 @@ def _results_to_papers(results, source: str, report: ReadReport, date: str | Non
     import arxiv
     import requests
 
+    from .net import reason_of
     from .normalize import make_paper
     it = iter(results)
     n = 0
@@ -55,7 +56,7 @@ def _results_to_papers(results, source: str, report: ReadReport, date: str | Non
         except arxiv.ArxivError as e:
             raise FetchError(f"the arXiv API failed: {e.message}", where=e.url) from None
         except requests.exceptions.RequestException as e:
-            raise FetchError(f"the arXiv API request failed ({type(e).__name__})", where=source) from None
+            raise FetchError(f"the arXiv API request failed ({reason_of(e)})", where=source) from None
         n += 1
         report.seen += 1
         if progress is not None:

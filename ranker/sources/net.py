@@ -20,6 +20,11 @@ line and headers, read by urllib3 before the body, are bounded by `timeout` per 
 the network get it: fetch_bytes and arxiv's `_session.get`, neither of which streams (a stream=True caller
 would read the body itself; none does).
 
+An arXiv API page is checked to be whole (to end with its root's end tag) before arxiv parses it: its parser
+recovers what it can from a broken document, so a page cut short (a body ended by the connection's close, a
+proxy's truncation) gave its last entry half an abstract or none of its authors, stored as the paper, with no
+word said. Such a page is retried like a connection lost mid-download.
+
 In offline mode (ranker.netguard) any URL whose host is not loopback is refused before connecting, a
 redirect's target too.
 """
@@ -62,7 +67,7 @@ class NetPolicy:
 
 
 # --------------------------------------------------------------------------- retries
-def _make_adapter(policy: NetPolicy, warn: Warn | None):
+def _make_adapter(policy: NetPolicy, warn: Warn | None, whole_xml: bool = False):
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -85,8 +90,13 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                     resp = super(PoliteAdapter, self).send(request, **kwargs)
                 except requests.exceptions.Timeout:
                     raise Retryable(f"no answer within {policy.timeout:g} s", kind="timeout") from None
+                except requests.exceptions.SSLError as e:
+                    if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                        # not retried: a certificate this machine does not trust is no passing trouble
+                        raise _untrusted(e, url, host) from None
+                    raise Retryable(reason_of(e), kind="connection") from None
                 except requests.exceptions.ConnectionError as e:
-                    raise Retryable(_reason(e), kind="connection") from None
+                    raise Retryable(reason_of(e), kind="connection") from None
                 if resp.status_code in RETRY_STATUS:
                     resp.close()
                     raise Retryable(f"HTTP {resp.status_code}", status=resp.status_code,
@@ -105,6 +115,9 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None):
                                         kind="slow")
                     if resp.status_code == 200:
                         _not_a_web_page(resp.content, url, host)
+                        if whole_xml and (short := _cut_short(resp.content)):
+                            resp.close()
+                            raise Retryable(short, kind="broken")
                 return resp
 
             def retrying(n: int, e: Retryable, wait: float) -> None:
@@ -195,6 +208,25 @@ def _not_a_web_page(body: bytes, url: str, host: str) -> None:
                      "maintenance page, or a network that wants a login first?): try again later", where=url)
 
 
+# an XML document's root element: its name, after a byte-order mark, the declaration, comments and a doctype
+_ROOT = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<![^>]*>\s*)*<([A-Za-z_][\w.:\-]*)",
+                   re.DOTALL)
+
+
+def _cut_short(body: bytes) -> str | None:
+    """What is wrong with `body`, an answer that should be an XML document, when it is not whole: an answer that
+    is not XML, or one that does not end with its root element's end tag (a page cut short); None when it is
+    whole. Only its ends are looked at: a character XML forbids inside an abstract is no reason to ask again
+    (arxiv's parser reads it)."""
+    m = _ROOT.match(body[:4096])
+    if m is None:
+        return "an answer that is not XML"
+    end = b"</" + m.group(1) + b">"
+    if not body.rstrip().endswith(end):
+        return f"a page cut short (it stops before its closing {end.decode('ascii', 'replace')})"
+    return None
+
+
 def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError:
     if e.too_long:
         return FetchError(f"{host} answered HTTP {e.status} and asks us to wait {e.retry_after:.0f} s; "
@@ -209,26 +241,49 @@ def _gave_up(e: Retryable, url: str, host: str, policy: NetPolicy) -> FetchError
     if e.kind == "connection":
         return FetchError(f"cannot connect to {host} ({e.reason}) after {e.attempts} tries; check the network "
                           "or try again later", where=url)
+    if e.kind == "broken":
+        return FetchError(f"{host} answered {e.reason} to all {e.attempts} tries; try again later", where=url)
     return FetchError(f"{host} answered HTTP {e.status} to all {e.attempts} tries (arXiv overloaded or rate "
                       "limiting); try again later", where=url)
 
 
-def _reason(e: Exception) -> str:
+# what OpenSSL says went wrong, in requests' message: "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"
+_SSL_SAYS = re.compile(r"\[SSL(?:: [A-Z0-9_]+)?\] ([^()]+?)\s*\(_ssl\.c")
+
+
+def _untrusted(e: Exception, url: str, host: str) -> FetchError:
+    """A FetchError for a certificate the machine does not trust (self-signed, another host's, a company
+    proxy's that re-signs HTTPS): said in words, with the way to trust it; retrying it only waited a minute."""
+    m = re.search(r"certificate verify failed: ([^()]+?)\s*\(_ssl\.c", str(e))
+    why = f" ({m.group(1)})" if m else ""
+    return FetchError(f"{host}'s certificate is not trusted{why}: on a network that inspects HTTPS (a company "
+                      "proxy), set REQUESTS_CA_BUNDLE to the file of its certificate authority", where=url)
+
+
+def reason_of(e: Exception) -> str:
+    """Why a request failed, in words (never the exception's name where its text says more)."""
+    import requests
+
     text = str(e)
     for key in ("Connection refused", "Connection reset", "Name or service not known", "Temporary failure",
                 "Network is unreachable", "test guard", "offline mode", "Remote end closed"):
         if key in text:
             return key.lower()
+    if m := _SSL_SAYS.search(text):
+        return f"the secure connection failed: {m.group(1)}"
+    if isinstance(e, requests.exceptions.TooManyRedirects):
+        return f"{text.rstrip('.').lower()}: a redirect loop"          # "exceeded 30 redirects"
     return type(e).__name__
 
 
-def make_session(policy: NetPolicy, url: str, warn: Warn | None = None):
+def make_session(policy: NetPolicy, url: str, warn: Warn | None = None, *, whole_xml: bool = False):
     """A requests.Session whose every request is retried politely. For a loopback URL the environment's
-    proxy settings are ignored (a proxy cannot reach our own loopback)."""
+    proxy settings are ignored (a proxy cannot reach our own loopback). `whole_xml`: a 200 answer that is an
+    XML document cut short is retried too (for a reader that would take what it could of it)."""
     import requests
 
     s = requests.Session()
-    adapter = _make_adapter(policy, warn)
+    adapter = _make_adapter(policy, warn, whole_xml)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
@@ -249,7 +304,7 @@ def fetch_bytes(url: str, *, policy: NetPolicy | None = None, warn: Warn | None 
     except FetchError:
         raise
     except requests.exceptions.RequestException as e:
-        raise FetchError(f"request failed ({_reason(e)})", where=url) from None
+        raise FetchError(f"request failed ({reason_of(e)})", where=url) from None
     finally:
         session.close()
     if resp.status_code == 404:
@@ -298,8 +353,9 @@ def api_client(*, policy: NetPolicy | None = None, warn: Warn | None = None, pag
     check_allowed(base)
     client = client_class(policy, warn, page_size=page_size, delay_seconds=policy.api_delay, num_retries=0)
     client.query_url_format = base + ("&{}" if "?" in base else "?{}")
-    # A retry is an API request too: no retry comes sooner than the API's delay.
-    client._session = make_session(replace(policy, min_wait=policy.api_delay), base, warn)
+    # A retry is an API request too: no retry comes sooner than the API's delay. arxiv's parser recovers what it
+    # can of a broken page (a truncated one: its last entry without its authors), so a page must be whole.
+    client._session = make_session(replace(policy, min_wait=policy.api_delay), base, warn, whole_xml=True)
     return client
 
 
