@@ -4,7 +4,8 @@ Pages: / (archive of days by month), /month/YYYY-MM, /day/YYYY-MM-DD, /paper/ID,
 Feedback: POST /label (paper_id, label = up | down | undo, seen, day, next) with the page's CSRF token, answered
 with a redirect for a plain form and with JSON for the page's script; a paper's labels are stored in the order their
 requests came, and one sent from a page that no longer shows what is stored (seen) is refused (409) with the stored
-label. Each request opens the store for itself (SQLite connections stay in their thread).
+label. GET /labels.json: every current label, for a page to show again what is stored. Each request opens the store
+for itself (SQLite connections stay in their thread).
 """
 from __future__ import annotations
 
@@ -201,6 +202,15 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
                 days = store.paper_days(paper_id)
                 day = days[-1] if days else (p.date or "")
             return day, store.set_label(paper_id, value, day or None, expected=seen)
+
+    @app.get("/labels.json")
+    def current_labels():
+        """Every current label, by paper id (a paper missing has none): a page shown again after a while (its tab
+        or window brought back) asks for them once and shows what is stored, whatever was clicked elsewhere
+        since. All of them, not the page's papers': a person's labels are a few thousand at most, while the ids
+        of a day of 900 papers would not fit the address of a GET."""
+        with open_store() as store:
+            return JSONResponse({"labels": {pid: lb.label for pid, lb in store.get_labels().items()}})
 
     @app.post("/label")
     async def label(request: Request):

@@ -47,6 +47,8 @@
   var posting = {};     // paper id -> the promise of its last click's post
   var waiting = {};     // paper id -> its clicks not answered yet
   var refused = {};     // paper id -> how many of its clicks were refused as made against a label changed elsewhere
+  var answers = 0;      // posts answered, all papers
+  var answered = {};    // paper id -> the value of answers when its last post was answered
 
   function post(form, body) {
     return fetch(form.getAttribute("action"), {
@@ -70,6 +72,33 @@
   window.addEventListener("pageshow", function (ev) {
     if (ev.persisted) { window.location.reload(); }
   });
+
+  // A tab or window looked at again shows the labels stored now (one request for all of them), so a thumb
+  // changed in another one is seen before it is clicked here. A paper with a click on its way, or answered
+  // since the request went out, keeps what its click was answered.
+  var refreshing = false;
+  function refresh() {
+    var forms = document.querySelectorAll("form.thumbs");
+    if (refreshing || document.visibilityState === "hidden" || !forms.length) { return; }
+    refreshing = true;
+    var since = answers;
+    fetch("/labels.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        if (!r.ok) { throw new Error("HTTP " + r.status); }
+        return r.json();
+      }).then(function (d) {
+        forms.forEach(function (f) {
+          var pid = f.getAttribute("data-paper");
+          var label = d.labels[pid] || 0;
+          if (waiting[pid] || (answered[pid] || 0) > since) { return; }
+          if (String(label) !== f.getAttribute("data-label")) { show(f, label); }
+        });
+      }).catch(function () {
+        // the server out of reach or busy: the page stays as it was, and a click still says so
+      }).then(function () { refreshing = false; });
+  }
+  document.addEventListener("visibilitychange", refresh);
+  window.addEventListener("focus", refresh);
 
   // A double-click on a thumb is one click: its second click was sent as another one, against the label the
   // first had just given, so a paper double-clicked up ended with no label (given, then taken back). A click
@@ -106,6 +135,7 @@
         }
         return;
       }
+      answered[pid] = ++answers;
       document.querySelectorAll("form.thumbs").forEach(function (f) {
         if (f.getAttribute("data-paper") === pid) { show(f, d.label); }
       });
