@@ -1159,17 +1159,24 @@ class Store:
 
     # ------------------------------------------------------------------ the user's labels
     def set_label(self, paper_id: str, label: int, day: str | None = None, *, created_at: float | None = None,
-                  source: str = "user") -> None:
+                  source: str = "user", expected: int | None = None) -> int:
         """Thumbs up (+1) or down (-1) on a paper; 0 takes the label back. Every change is kept in label_events;
         a click that changes nothing (the same thumb again, an undo with no label) is no change: no event, and
-        the label keeps its time (a later import compares against the time the verdict was given)."""
+        the label keeps its time (a later import compares against the time the verdict was given).
+        expected: the label the caller believes the paper has (what a page shows, 0 for none); when the store
+        holds another one, the label was changed elsewhere since and nothing is written, unless the store
+        already holds `label`. Checked in the write's own transaction. Returns the label stored after the call
+        (`label`, or the one that stayed)."""
         if label not in (-1, 0, 1):
             raise InputError(f"a label is +1, -1 or 0 (undo), got {label!r}", where=paper_id)
+        if expected not in (None, -1, 0, 1):
+            raise InputError(f"an expected label is +1, -1 or 0 (none), got {expected!r}", where=paper_id)
         now = time.time() if created_at is None else float(created_at)
         with self.transaction() as c:
             cur = c.execute("SELECT label FROM labels WHERE paper_id=?", (paper_id,)).fetchone()
-            if (cur[0] if cur else 0) == label:
-                return
+            stored = cur[0] if cur else 0
+            if stored == label or (expected is not None and stored != expected):
+                return stored
             if label == 0:
                 c.execute("DELETE FROM labels WHERE paper_id=?", (paper_id,))
             else:
@@ -1178,6 +1185,7 @@ class Store:
                           "paper_id=?)),?)", (paper_id, label, day, paper_id, now))
             c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                       (paper_id, label, day, now, source))
+        return label
 
     def get_labels(self, ids: Iterable[str] | None = None) -> dict[str, Label]:
         """The current labels (all of them, or those of `ids`), by paper id."""

@@ -92,6 +92,24 @@ def test_labels_set_change_undo_with_history(tmp_path):
             s.conn.execute("INSERT INTO labels VALUES ('x', 5, NULL, 0)")
 
 
+def test_a_label_expected_to_be_another_than_stored_is_not_written(tmp_path):
+    """expected: the label a page showed. A click from a tab that did not see a change made since in another one
+    (its undo of a label no longer there, its thumb over another's) writes nothing and answers the label stored;
+    one asking what is stored anyway, or expecting what is stored, goes as before."""
+    with Store(tmp_path / "r.sqlite3") as s:
+        assert s.set_label("1", 1, "2025-05-15", expected=0) == 1
+        assert s.set_label("1", -1, "2025-05-15") == -1                 # another tab, no expectation: written
+        assert s.set_label("1", 0, expected=1) == -1                    # the stale tab's undo: refused
+        assert s.set_label("1", 1, "2025-05-15", expected=0) == -1      # its thumb over the other's: refused
+        assert s.get_labels()["1"].label == -1
+        assert s.set_label("1", -1, "2025-05-15", expected=1) == -1     # stale, but what it asks is stored
+        assert [e["label"] for e in s.label_events("1")] == [1, -1]
+        assert s.set_label("1", 0, expected=-1) == 0
+        assert s.get_labels() == {} and [e["label"] for e in s.label_events("1")] == [1, -1, 0]
+        with pytest.raises(InputError, match="expected label"):
+            s.set_label("1", 1, expected=2)
+
+
 def test_import_labels_is_idempotent_and_the_later_verdict_wins(tmp_path):
     with Store(tmp_path / "r.sqlite3") as s:
         s.set_label("1", 1, "2025-05-15", created_at=1000.0)

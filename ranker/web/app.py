@@ -1,9 +1,11 @@
 """`ranker serve`: the FastAPI application over the store.
 
 Pages: / (archive of days by month), /month/YYYY-MM, /day/YYYY-MM-DD, /paper/ID, /search, /labels.
-Feedback: POST /label (paper_id, label = up | down | undo, day, next) with the page's CSRF token, answered with a
-redirect for a plain form and with JSON for the page's script; a paper's labels are stored in the order their
-requests came. Each request opens the store for itself (SQLite connections stay in their thread).
+Feedback: POST /label (paper_id, label = up | down | undo, seen, day, next) with the page's CSRF token, answered
+with a redirect for a plain form and with JSON for the page's script; a paper's labels are stored in the order their
+requests came, and one sent from a page that no longer shows what is stored (seen) is refused (409) with the stored
+label. GET /labels.json: every current label, for a page to show again what is stored. Each request opens the store
+for itself (SQLite connections stay in their thread).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ except ImportError:                                             # pragma: no cov
 BUSY_TIMEOUT = 5.0
 SEARCH_LIMIT = 50          # results on the search page; one more is asked for, to tell the page there are more
 LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 0, "clear": 0}
+LABEL_WORDS = {1: "thumbs up", -1: "thumbs down", 0: "no label"}
 
 
 def create_app(settings: Settings, *, read_only: bool = False, similar: Callable | None = corpus_similar,
@@ -180,9 +183,10 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
             if not users[0]:
                 del writing[paper_id]
 
-    def set_label(paper_id: str, value: int, day: str) -> str | None:
-        """Store the label (in a worker thread: a busy database delays this request, not the server); the day it
-        was given on, or None when the store has no such paper and no label of it."""
+    def set_label(paper_id: str, value: int, day: str, seen: int | None) -> tuple[str, int] | None:
+        """Store the label (in a worker thread: a busy database delays this request, not the server) unless the
+        store holds another one than `seen` (None: not checked); the day it was given on and the label stored
+        after it, or None when the store has no such paper and no label of it."""
         with open_store() as store:
             p = store.get_paper(paper_id)
             if p is None:
@@ -193,13 +197,20 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
                     return None
                 given = store.get_labels([paper_id]).get(paper_id)
                 day = day or (given.day if given else events[-1]["day"]) or ""
-                store.set_label(paper_id, value, day or None)
-                return day
+                return day, store.set_label(paper_id, value, day or None, expected=seen)
             if not day:
                 days = store.paper_days(paper_id)
                 day = days[-1] if days else (p.date or "")
-            store.set_label(paper_id, value, day or None)
-        return day
+            return day, store.set_label(paper_id, value, day or None, expected=seen)
+
+    @app.get("/labels.json")
+    def current_labels():
+        """Every current label, by paper id (a paper missing has none): a page shown again after a while (its tab
+        or window brought back) asks for them once and shows what is stored, whatever was clicked elsewhere
+        since. All of them, not the page's papers': a person's labels are a few thousand at most, while the ids
+        of a day of 900 papers would not fit the address of a GET."""
+        with open_store() as store:
+            return JSONResponse({"labels": {pid: lb.label for pid, lb in store.get_labels().items()}})
 
     @app.post("/label")
     async def label(request: Request):
@@ -213,14 +224,35 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
         day = str(form.get("day") or "")
         if value is None:
             return refuse(request, 400, "Bad request", "A label is up, down or undo.")
+        # seen: the label the page showed when it was clicked (1, -1, 0; the page's forms and its script send it).
+        # Two tabs on one paper: A showed the thumbs up, B gave the thumbs down since, and A's click on the thumb
+        # it showed pressed went out as an undo and took B's label away. A stored label other than the one seen
+        # stays as it is (unless it is the one asked for: nothing to change) and is answered (409), for the page
+        # to show. A request without seen (a script of the user's, curl, a page of an older version) is written
+        # as it says, as before: its label is what it asks for, not a toggle of what it saw.
+        seen = None
+        if form.get("seen") not in (None, ""):
+            seen = LABEL_VALUES.get(str(form.get("seen")))
+            if seen is None:
+                return refuse(request, 400, "Bad request", "The label seen is 1, -1 or 0 (none).")
         if day and not views.DAY_RE.match(day):
             day = ""                      # not a day this app wrote: the paper's own day is taken instead
         async with in_turn(paper_id):
             # (a request cancelled meanwhile still waits for its thread: the next write never overtakes it)
-            day = await run_in_threadpool(set_label, paper_id, value, day)
-        if day is None:
+            done = await run_in_threadpool(set_label, paper_id, value, day, seen)
+        if done is None:
             return refuse(request, 404, "Not found", f"No paper {paper_id} in the store.")
-        if "application/json" in request.headers.get("accept", ""):
+        day, stored = done
+        wants_json = "application/json" in request.headers.get("accept", "")
+        if stored != value:
+            message = (f"The label of {paper_id} was changed elsewhere (another tab or window) since this page "
+                       f"showed it: it is {LABEL_WORDS[stored]} now. Nothing was changed; reload the page and "
+                       f"click again if you still mean it.")
+            if wants_json:
+                return JSONResponse({"paper_id": paper_id, "label": stored, "stale": True, "error": message},
+                                    status_code=409)
+            return page("error.html", status=409, title="Changed elsewhere", message=message)
+        if wants_json:
             return JSONResponse({"paper_id": paper_id, "label": value, "day": day})
         return RedirectResponse(security.safe_next(str(form.get("next") or "")), status_code=303)
 

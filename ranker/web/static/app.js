@@ -5,6 +5,8 @@
   var meta = document.querySelector('meta[name="csrf-token"]');
   var token = meta ? meta.getAttribute("content") : "";
   var words = { "1": "you liked this", "-1": "not for you", "0": "" };
+  var elsewhere = { "1": "changed elsewhere meanwhile: you liked this",
+                    "-1": "changed elsewhere meanwhile: not for you", "0": "taken back elsewhere meanwhile" };
 
   function show(form, label) {
     var before = parseInt(form.getAttribute("data-label") || "0", 10);
@@ -38,8 +40,15 @@
   // store holds takes it back (thumbs down then up, quickly, on a liked paper is up, not an undo), and a click
   // after one that was not saved (a database busy past the server's wait) is not toggled against a label the
   // store never took (thumbs down twice is down, not an undo of the thumbs up).
+  // Each click also sends the label the page shows (seen): one made in a tab that did not see a label given
+  // since in another tab (or window) is refused by the server, which answers the label it holds (409); the page
+  // shows that one and says why, and the clicks made before that answer (against the label the page showed
+  // wrongly) are not sent.
   var posting = {};     // paper id -> the promise of its last click's post
   var waiting = {};     // paper id -> its clicks not answered yet
+  var refused = {};     // paper id -> how many of its clicks were refused as made against a label changed elsewhere
+  var answers = 0;      // posts answered, all papers
+  var answered = {};    // paper id -> the value of answers when its last post was answered
 
   function post(form, body) {
     return fetch(form.getAttribute("action"), {
@@ -48,6 +57,7 @@
     }).then(function (r) {
       if (!r.ok) {
         return r.json().catch(function () { return {}; }).then(function (d) {
+          if (r.status === 409 && d.stale) { return d; }           // changed elsewhere: the label stored
           throw new Error(d.error || ("HTTP " + r.status));
         });
       }
@@ -62,6 +72,33 @@
   window.addEventListener("pageshow", function (ev) {
     if (ev.persisted) { window.location.reload(); }
   });
+
+  // A tab or window looked at again shows the labels stored now (one request for all of them), so a thumb
+  // changed in another one is seen before it is clicked here. A paper with a click on its way, or answered
+  // since the request went out, keeps what its click was answered.
+  var refreshing = false;
+  function refresh() {
+    var forms = document.querySelectorAll("form.thumbs");
+    if (refreshing || document.visibilityState === "hidden" || !forms.length) { return; }
+    refreshing = true;
+    var since = answers;
+    fetch("/labels.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        if (!r.ok) { throw new Error("HTTP " + r.status); }
+        return r.json();
+      }).then(function (d) {
+        forms.forEach(function (f) {
+          var pid = f.getAttribute("data-paper");
+          var label = d.labels[pid] || 0;
+          if (waiting[pid] || (answered[pid] || 0) > since) { return; }
+          if (String(label) !== f.getAttribute("data-label")) { show(f, label); }
+        });
+      }).catch(function () {
+        // the server out of reach or busy: the page stays as it was, and a click still says so
+      }).then(function () { refreshing = false; });
+  }
+  document.addEventListener("visibilitychange", refresh);
+  window.addEventListener("focus", refresh);
 
   // A double-click on a thumb is one click: its second click was sent as another one, against the label the
   // first had just given, so a paper double-clicked up ended with no label (given, then taken back). A click
@@ -80,19 +117,34 @@
     var asked = ev.submitter ? ev.submitter.value : "undo";
     var body = new URLSearchParams(new FormData(form));
     var state = form.querySelector(".state");
+    var before = refused[pid] || 0;
     waiting[pid] = (waiting[pid] || 0) + 1;
     state.textContent = "saving\u2026";
     posting[pid] = (posting[pid] || Promise.resolve()).then(function () {
+      if ((refused[pid] || 0) !== before) { return null; }    // clicked against the label shown wrongly
       var current = parseInt(form.getAttribute("data-label") || "0", 10);
       var value = asked;
       if ((value === "up" && current > 0) || (value === "down" && current < 0)) { value = "undo"; }
       body.set("label", value);
+      body.set("seen", String(current));
       return post(form, body);
     }).then(function (d) {
+      if (!d) {                                                     // not sent
+        if (waiting[pid] === 1 && state.textContent === "saving\u2026") {
+          state.textContent = words[form.getAttribute("data-label")] || "";
+        }
+        return;
+      }
+      answered[pid] = ++answers;
       document.querySelectorAll("form.thumbs").forEach(function (f) {
         if (f.getAttribute("data-paper") === pid) { show(f, d.label); }
       });
-      if (waiting[pid] > 1) { state.textContent = "saving\u2026"; }      // a later click is still on its way
+      if (d.stale) {
+        refused[pid] = (refused[pid] || 0) + 1;
+        state.textContent = elsewhere[String(d.label)];
+      } else if (waiting[pid] > 1) {
+        state.textContent = "saving\u2026";                        // a later click is still on its way
+      }
     }).catch(function (e) {
       state.textContent = "not saved: " + e.message;                    // said until the next click's answer
     }).then(function () {
