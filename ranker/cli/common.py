@@ -315,7 +315,8 @@ def check_model(s: "Settings") -> None:
     """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
     a command that scores starts on the day: a missing one is an error now, not after the prefilter."""
     from ..backends import backend_class
-    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir)
+    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir,
+                                                 options=s.scoring.options.get(s.scoring.backend))
 
 
 def not_empty(**values) -> None:
