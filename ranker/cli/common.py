@@ -243,12 +243,14 @@ class Progress:
             elif stage not in self._tasks:
                 self._tasks[stage] = self._bar.add_task(stage + " ...", total=None)
             return
-        seconds = time.perf_counter() - self._started.pop(stage, time.perf_counter())
+        # a load that ends under the name it learnt (a server's model) is the one started under other words
+        begun = stage if stage in self._started or len(self._started) != 1 else next(iter(self._started))
+        seconds = time.perf_counter() - self._started.pop(begun, time.perf_counter())
         line = f"{stage}: ready in {seconds:.1f} s"
         if self._bar is None:
             info(line)
         else:
-            task = self._tasks.pop(stage, None)
+            task = self._tasks.pop(begun, None)
             if task is not None:
                 self._bar.remove_task(task)
             _above(self._bar, line)

@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint
-from ..io import LOADING, Progress, Warn, atomic_write, ignore_warning, output_dir
+from ..io import Progress, Warn, atomic_write, ignore_warning, output_dir
 from ..prefilter.history import History, HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
 from ..settings import Settings
@@ -231,7 +231,7 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
     """Score each day's kept papers (scores already stored are reused; the model is loaded only when some
     paper still needs it, once for all days) and pick its digest."""
     from ..backends import make_backend
-    from ..steps import render_digest, score_day
+    from ..steps import loading_stage, render_digest, score_day
 
     be, own = backend, False
     try:
@@ -240,12 +240,11 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
             day = by_date[ev.date]
             t = time.perf_counter()
             if be is None and _needs_model(kept[ev.date], settings, store, prompts):
-                stage = f"{LOADING}{settings.scoring.model}"
                 if progress:
-                    progress(stage, 0, None)
+                    progress(loading_stage(settings), 0, None)
                 be, own = make_backend(settings, warn=warn), True
                 if progress:
-                    progress(stage, 1, 1)
+                    progress(loading_stage(settings, be), 1, 1)
             run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts, warn=warn)
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
