@@ -39,7 +39,9 @@ from .errors import InputError
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
 # (stage, done, total): how far a long step is; total None when unknown. A stage named LOADING + what ("loading
-# smollm2-135m") is a model load: (stage, 0, None) when it starts, (stage, 1, 1) when the model is ready.
+# smollm2-135m") is a model load: (stage, 0, None) when it starts, (stage, 1, 1) when the model is ready. A model
+# whose name the load itself learns (a server's own, "auto") may end under that name: a ready stage that never
+# started is the one load in progress.
 Progress = Callable[[str, int, "int | None"], None]
 LOADING = "loading "
 

@@ -118,11 +118,13 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) -> str:
+def resolve(name: str, kind: str | None = None, models_dir: Path | None = None, tokenizer: str | None = None) -> str:
     """A preset name -> its prepared folder; an existing folder -> itself (for an LLM, one with a config.json);
     anything else is taken for a Hugging Face id, which works only where the weights are already in the local
     Hugging Face cache or online (the loader downloads them). In offline mode an id not in that cache is a
-    ModelError here, before any loader gives its own advice about connecting."""
+    ModelError here, before any loader gives its own advice about connecting. `tokenizer`: the tokenizer the
+    loader is given apart from the model (vLLM's engine_args tokenizer, checked by the caller), so an LLM
+    folder need not hold one."""
     p = presets(models_dir).get(name)
     if p is not None:
         if kind and p.kind != kind:
@@ -138,7 +140,7 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None) 
         if kind == "llm" and not any((path / f).is_file() for f in MODEL_CONFIGS):
             raise ModelError("not a model folder (no config.json)", where=str(path))
         if kind == "llm":
-            missing = llm_folder_missing(path)
+            missing = llm_folder_missing(path, tokenizer=tokenizer is None)
             if missing:
                 raise ModelError(f"incomplete model folder: {'; '.join(missing)} (copy the whole folder)",
                                  where=str(path))
@@ -164,12 +166,18 @@ TOKENIZER_FILES = ("tokenizer*", "vocab*", "*.tiktoken", "tekken.json", "spiece.
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
-def llm_folder_missing(path: Path) -> list[str]:
+def holds_tokenizer(path: Path) -> bool:
+    """Whether the folder has a tokenizer's files (TOKENIZER_FILES; their contents are not read)."""
+    return any(fnmatch.fnmatch(f.name, pat) for f in path.iterdir() if f.is_file() for pat in TOKENIZER_FILES)
+
+
+def llm_folder_missing(path: Path, tokenizer: bool = True) -> list[str]:
     """What an LLM folder with a config lacks for loading, each as words naming it: no weights, a weight file
-    its index lists, no tokenizer. A folder copied from another machine in part (a shard of 30 not yet there,
-    the tokenizer left behind) otherwise starts the engine and fails there: a missing tokenizer as transformers'
-    advice to install sentencepiece, missing weights as "WorkerProc initialization failed", a missing shard after
-    the others were loaded. Empty: nothing found missing (the files' contents are not read)."""
+    its index lists, no tokenizer (unless `tokenizer` is False: the loader is given one from elsewhere). A
+    folder copied from another machine in part (a shard of 30 not yet there, the tokenizer left behind)
+    otherwise starts the engine and fails there: a missing tokenizer as transformers' advice to install
+    sentencepiece, missing weights as "WorkerProc initialization failed", a missing shard after the others
+    were loaded. Empty: nothing found missing (the files' contents are not read)."""
     import json
     names = [f.name for f in path.iterdir() if f.is_file()]
     has = lambda patterns: any(fnmatch.fnmatch(n, pat) for n in names for pat in patterns)  # noqa: E731
@@ -186,7 +194,7 @@ def llm_folder_missing(path: Path) -> list[str]:
                            f"not there ({shown})")
     if not missing and not has(WEIGHT_FILES):
         missing.append("no weights (*.safetensors or *.bin)")
-    if not has(TOKENIZER_FILES):
+    if tokenizer and not holds_tokenizer(path):
         missing.append("no tokenizer (tokenizer.json, tokenizer_config.json or tokenizer.model)")
     return missing
 

@@ -170,6 +170,19 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
 
 
 # --------------------------------------------------------------------------- 3. score a day
+def loading_stage(settings: Settings, backend: Backend | None = None) -> str:
+    """The progress stage of loading the scoring model (ranker.io's LOADING): the model the settings name;
+    for one only its server knows ("auto": the backend asks the server) the server it is asked of while
+    the backend is built, and once it is (`backend`) the model it serves."""
+    cls = backend_class(settings.scoring.backend)
+    if cls.store_name(settings.scoring.model, settings.models_dir) is not None:
+        return f"{LOADING}{settings.scoring.model}"
+    if backend is not None:
+        return f"{LOADING}{backend.model_name}"
+    url = getattr(cls.parse_options(settings.scoring.options.get(cls.name)), "base_url", None)
+    return f"{LOADING}the model {redact(url) if url else 'its server'} serves"
+
+
 def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, backend: Backend | None = None,
               prompts: PromptSet | None = None, run_id: int | None = None,
               progress: Progress | None = None, warn: Warn | None = None) -> ScoreRun:
@@ -209,15 +222,14 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
                               key="scoring.novelty_context") from None
     t0 = time.perf_counter()
     own = backend is None
-    stage = f"{LOADING}{settings.scoring.model}"
     be = backend
     try:
         with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
             if own and progress:
-                progress(stage, 0, None)
+                progress(loading_stage(settings), 0, None)
             be = make_backend(settings, warn=warn) if own else backend
             if own and progress:
-                progress(stage, 1, 1)
+                progress(loading_stage(settings, be), 1, 1)
         load = time.perf_counter() - t0
         run = score_papers(papers, be, prompts, store, options=options, run_id=run_id, progress=progress,
                            related=related)

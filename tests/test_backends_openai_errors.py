@@ -765,6 +765,23 @@ def test_a_server_with_no_model_named_scores_with_its_own_not_as_the_default_pre
         assert {v.relevance for v in s.get_scores([p.id for p in ps], "smollm2-135m", phash).values()} == {2}
 
 
+def test_the_loading_line_of_a_server_s_own_model_names_the_server_then_the_model(server, tmp_path):
+    """With no model named ("auto") the loading lines said "loading auto ...", "loading auto: ready": now the
+    server asked while the backend learns the model, then the model it serves, with the time it took."""
+    from conftest import DAYS, ranker
+    row = json.loads((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
+    row["abstract"] += " MODE=ok"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text(json.dumps(row) + "\n")
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
+               "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": server.url})
+    assert r.returncode == 0, r.stderr
+    loading = [x for x in r.stderr.splitlines() if x.startswith("loading ")]
+    assert len(loading) == 2 and loading[0] == f"loading the model {server.url} serves ...", r.stderr
+    assert re.fullmatch(r"loading served-model: ready in \d+\.\d s", loading[1]), r.stderr
+    assert "auto" not in r.stderr
+
+
 def test_openai_s_own_api_with_no_model_named_is_refused_not_scored_with_its_first_listed(offline):
     """The server's own model is a local server's; OpenAI lists dozens, and the first of them would be scored
     with, and billed, unasked: one line asks for the model, before any connection (offline here: no server)."""

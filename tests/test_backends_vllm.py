@@ -349,3 +349,24 @@ def test_a_model_whose_config_leaves_out_its_context_length_loads(tmp_path):
         assert be.max_model_len == 2048 and be.engine_args["max_model_len"] == 2048
     finally:
         be.close()
+
+
+@pytest.mark.slow
+def test_a_model_folder_without_its_tokenizer_loads_with_the_one_engine_args_names(tmp_path):
+    """The folder was refused for lacking tokenizer files though engine_args named the tokenizer vLLM loads;
+    it loads now, with that tokenizer (the user's path, ~ expanded, is what vLLM gets)."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    m, tok = tmp_path / "smol", tmp_path / "tok"
+    m.mkdir()
+    tok.mkdir()
+    for f in (MODELS / "smollm2-135m").iterdir():
+        (tok if f.name.startswith(("tokenizer", "chat_template")) else m).joinpath(f.name).symlink_to(f)
+    be = VLLMBackend(str(m), max_model_len=1024, engine_args={"tokenizer": str(tok)})
+    try:
+        assert be._llm.llm_engine.model_config.tokenizer == str(tok.resolve())
+        assert "tokenizer" not in be.engine_args
+        text = be.prompt_text([{"role": "user", "content": "hello"}])
+        assert "hello" in text and "<|im_start|>" in text               # SmolLM2's chat template, from tok
+    finally:
+        be.close()

@@ -65,10 +65,30 @@ def one_error(r, code=None) -> str:
      "a value that has spaces (see `ranker labels import --help`)", 1),
     (["fetch", "x.xml", "--out", "o"], "error: unexpected extra argument 'x.xml': `ranker fetch` takes options only "
      "(see `ranker fetch --help`)", 1),
+    # one quoted word with a space is one argument, not "arguments" (two words are, quoted as one or not)
+    (["fetch", "my feed.xml", "--out", "o"], "error: unexpected extra argument 'my feed.xml': `ranker fetch` takes "
+     "options only (see `ranker fetch --help`)", 1),
+    (["similar", "mixture", "of experts"], "error: unexpected extra argument 'of experts': QUERY is one value; "
+     "quote a value that has spaces (see `ranker similar --help`)", 1),
+    (["similar", "mixture", "of experts", "models"], "error: unexpected extra arguments 'of experts models': QUERY is "
+     "one value; quote a value that has spaces (see `ranker similar --help`)", 1),
 ])
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)
     assert one_error(r, code) == line
+
+
+def test_an_extra_argument_is_counted_from_the_command_line_where_click_does_not_say(monkeypatch):
+    """A click that words it "argument(s)" whatever the count: one quoted word with a space is one argument
+    as the command line gave it, two words are two."""
+    import click
+
+    from ranker.cli.common import usage_line
+    monkeypatch.setattr("sys.argv", ["ranker", "fetch", "my feed.xml", "--out", "o"])
+    e = click.UsageError("Got unexpected extra argument(s) (my feed.xml)")
+    assert usage_line(e) == "unexpected extra argument 'my feed.xml': `ranker` takes options only"
+    monkeypatch.setattr("sys.argv", ["ranker", "fetch", "my", "feed.xml", "--out", "o"])
+    assert usage_line(e) == "unexpected extra arguments 'my feed.xml': `ranker` takes options only"
 
 
 @pytest.mark.parametrize("args,flag", [

@@ -386,6 +386,32 @@ def test_the_command_words_errors_as_one_line(tmp_path):
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "--keep" in p.stderr and "--top" in p.stderr
 
 
+def test_a_history_with_no_day_to_evaluate_makes_no_database(tmp_path):
+    """`eval` opened (made) the --db database before the history was read: a history whose every day was
+    skipped, or too short for --calibrate, left a new database file behind. The history is read first now;
+    a database already there is left as it was."""
+    from conftest import ranker
+    bad = tmp_path / "bad"
+    for d in ("2025-05-13", "2025-05-14"):                          # listings without GPT's picks
+        (bad / d).mkdir(parents=True)
+        (bad / d / "listing.jsonl").write_text(
+            json.dumps({"id": "2505.00001", "title": "T", "abstract": "A", "date": d}) + "\n")
+    hist, db = make_history(tmp_path / "hist"), tmp_path / "new" / "db.sqlite3"
+    for args, line in (((bad,), f"error: {bad}: no usable day in the history (2 skipped;"),
+                       ((hist, "--calibrate"), "error: --calibrate: the history has 3 usable days")):
+        p = ranker("eval", "--history", *args, "--out", tmp_path / "out", "--db", db)
+        errors = [x for x in p.stderr.splitlines() if x.startswith("error:")]
+        assert p.returncode == 1 and len(errors) == 1 and errors[0].startswith(line), p.stderr
+        assert "Traceback" not in p.stderr
+        assert not (tmp_path / "new").exists() and not (tmp_path / "out").exists()
+    db.parent.mkdir()
+    with Store(db) as s:
+        s.conn.execute("CREATE TABLE mine (x)")
+    before = db.read_bytes()
+    p = ranker("eval", "--history", bad, "--out", tmp_path / "out", "--db", db)
+    assert p.returncode == 1 and db.read_bytes() == before
+
+
 def test_a_paper_the_model_fails_on_is_counted_not_picked(tmp_path, settings, store):
     hist = make_history(tmp_path / "hist")
     papers = list(read_papers(DAYS / THREE[-1] / "listing.jsonl"))

@@ -1,3 +1,4 @@
+import json
 import zipfile
 
 import pytest
@@ -267,6 +268,45 @@ def test_score_names_a_model_folder_without_its_tokenizer_before_starting_the_en
     assert p.stderr == (f"error: {m}: incomplete model folder: no tokenizer (tokenizer.json, tokenizer_config.json "
                         "or tokenizer.model) (copy the whole folder)\n")
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_a_tokenizer_named_in_vllm_engine_args_stands_in_for_the_folders_own(tmp_path):
+    """A model folder without tokenizer files was refused even where [scoring.vllm] engine_args names the
+    tokenizer vLLM is to load (`tokenizer = "/path"`). The folder is taken now when that tokenizer is there;
+    one that is not (a folder gone, a Hugging Face id offline and not cached) is one line naming the key,
+    before the day is read or vLLM imported."""
+    from ranker.backends.vllm_backend import VLLMBackend
+    m = tmp_path / "smol"
+    m.mkdir()
+    for f in (MODELS / "smollm2-135m").iterdir():
+        if not f.name.startswith("tokenizer"):
+            (m / f.name).symlink_to(f)
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    for f in (MODELS / "smollm2-135m").glob("tokenizer*"):
+        (tok / f.name).symlink_to(f)
+    with pytest.raises(ModelError, match="incomplete model folder: no tokenizer"):
+        VLLMBackend.check_model(str(m))
+    VLLMBackend.check_model(str(m), options={"engine_args": {"tokenizer": str(tok)}})
+    assert VLLMBackend.given_tokenizer({"engine_args": {"tokenizer": str(tok)}}) == str(tok.resolve())
+    with pytest.raises(ModelError) as e:                            # a folder with no tokenizer in it
+        VLLMBackend.check_model(str(m), options={"engine_args": {"tokenizer": str(m)}})
+    assert e.value.key == "scoring.vllm.engine_args.tokenizer" and e.value.where == str(m)
+
+    papers = tmp_path / "day.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[0] + "\n")
+    for name, said in ((tmp_path / "gone", f"{tmp_path / 'gone'}: no such tokenizer folder"),
+                       ("org/not-cached", "org/not-cached: not a local folder and not in the Hugging Face cache; "
+                                          "offline mode downloads nothing")):
+        cfg = tmp_path / "ranker.toml"
+        cfg.write_text(f"[scoring.vllm]\nengine_args = {{ tokenizer = {json.dumps(str(name))} }}\n")
+        p = ranker("score", "--papers", papers, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
+                   "--offline", "--backend", "vllm", "--model", m, "--config", cfg,
+                   env={"HF_HOME": tmp_path / "hf"})
+        assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+        assert p.stderr.startswith("error: ") and "scoring.vllm.engine_args.tokenizer" in p.stderr, p.stderr
+        assert said in p.stderr, p.stderr
+        assert not (tmp_path / "db.sqlite3").exists()
 
 
 def _hub_cache(root, repo_id: str, files: dict[str, str]):

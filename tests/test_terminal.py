@@ -141,6 +141,26 @@ def test_a_model_ready_line_is_the_text_as_given_on_a_narrow_terminal():
     assert re.fullmatch(r"loading /models/:fire:/smollm2-135m: ready in \d+\.\d s\n", out.getvalue()), out.getvalue()
 
 
+def test_a_load_that_ends_under_the_model_it_learnt_takes_its_spinner_away():
+    """A server's own model ("auto") is loaded as "the model <server> serves" and ready under the name the
+    server gave: the ready line names that model, and the spinner of the load started under other words
+    goes (it stayed on the bar, spinning, the whole run)."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from ranker.cli import common
+    out = io.StringIO()
+    progress = common.Progress()
+    progress._bar = Bar(console=Console(file=out, width=200))
+    progress("loading the model http://127.0.0.1:8000/v1 serves", 0, None)
+    assert [t.description for t in progress._bar.tasks] == ["loading the model http://127.0.0.1:8000/v1 serves ..."]
+    progress("loading served-model", 1, 1)
+    assert re.fullmatch(r"loading served-model: ready in \d+\.\d s\n", out.getvalue()), out.getvalue()
+    assert progress._bar.tasks == [] and progress._started == {}
+
+
 def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, tmp_path):
     """An engine that swallows Ctrl-C; the second one ends the process at once, without the bar's own cleanup:
     its line stands on its own (not glued to the bar's) and the cursor the bar hid is shown again."""

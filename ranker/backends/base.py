@@ -156,14 +156,21 @@ class Backend(ABC):
         return local_model_key(model, models_dir)
 
     @classmethod
-    def check_model(cls, model: str, models_dir: Path | None = None) -> None:
-        """Find `model` as the backend will load it, without loading it, so a command can refuse a model that
-        is not there (a preset not prepared, a missing folder) before any other work: a ModelError or
-        ConfigError. Backends that load weights from disk set `loads_local_model`; for the others (a server's
-        model) there is nothing to look for."""
+    def check_model(cls, model: str, models_dir: Path | None = None,
+                    options: Mapping[str, Any] | BackendOptions | None = None) -> None:
+        """Find `model` as the backend will load it with these options, without loading it, so a command can
+        refuse a model that is not there (a preset not prepared, a missing folder) before any other work: a
+        ModelError or ConfigError. Backends that load weights from disk set `loads_local_model`; for the others
+        (a server's model) there is nothing to look for."""
         if cls.loads_local_model:
             from .. import models
-            models.resolve(model, kind="llm", models_dir=models_dir)
+            models.resolve(model, kind="llm", models_dir=models_dir, tokenizer=cls.given_tokenizer(options))
+
+    @classmethod
+    def given_tokenizer(cls, options: Mapping[str, Any] | BackendOptions | None = None) -> str | None:
+        """The tokenizer these options give the loader apart from the model, found as it will load it (an
+        error when it is not there), or None: the model's own folder holds it."""
+        return None
 
     @classmethod
     def model_key(cls, model: str, models_dir: Path | None = None) -> str:

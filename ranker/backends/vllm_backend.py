@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import Field
 
-from .. import models
+from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
 from ..io import Warn
 from ..records import Usage
@@ -208,7 +208,8 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, options: Mapping[str, Any] | VLLMOptions | None = None, *,
                  models_dir: Path | None = None, warn: Warn | None = None, **kwargs):
         o = self.parse_options(options, **kwargs)
-        path = models.resolve(model, kind="llm", models_dir=models_dir)
+        tokenizer = self.given_tokenizer(o)
+        path = models.resolve(model, kind="llm", models_dir=models_dir, tokenizer=tokenizer)
         self.model_name = local_model_key(model, models_dir)
         vllm = import_vllm(quiet=o.quiet)
         self.vllm_version = check_version(warn)
@@ -255,6 +256,8 @@ class VLLMBackend(Backend):
             kwargs["gpu_memory_utilization"] = float(o.gpu_memory_utilization)
         _check_engine_args(vllm, o.engine_args)
         kwargs.update(o.engine_args)
+        if tokenizer is not None:
+            kwargs["tokenizer"] = tokenizer         # as found (a folder's ~ expanded)
         self.engine_args = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
 
         t0 = time.perf_counter()
@@ -285,6 +288,31 @@ class VLLMBackend(Backend):
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "batches": 0, "generate_seconds": 0.0,
                        "primer_prompt_tokens": 0, "probe_requests": 0}
+
+    @classmethod
+    def given_tokenizer(cls, options: Mapping[str, Any] | VLLMOptions | None = None) -> str | None:
+        """engine_args' tokenizer (vLLM's own: a folder or a Hugging Face id), which the engine loads in place
+        of the model folder's, so that folder need not hold one. A path must be there (a folder with a
+        tokenizer's files), an id offline in the local Hugging Face cache: a ModelError naming the key
+        otherwise, before the engine starts and fails in its own words (or tries the network)."""
+        name = cls.parse_options(options).engine_args.get("tokenizer")
+        if name is None:
+            return None
+        key = "scoring.vllm.engine_args.tokenizer"
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError("must be a tokenizer's folder or Hugging Face id", key=key)
+        path = Path(name).expanduser()
+        if path.exists():
+            if path.is_dir() and not models.holds_tokenizer(path):
+                raise ModelError("no tokenizer in this folder (tokenizer.json, tokenizer_config.json or "
+                                 "tokenizer.model)", key=key, where=str(path))
+            return str(path.resolve())
+        if not models.looks_like_hub_id(name):
+            raise ModelError("no such tokenizer folder", key=key, where=name)
+        if netguard.is_offline() and models.hub_cached(name) is None:
+            raise ModelError("not a local folder and not in the Hugging Face cache; offline mode downloads "
+                             "nothing (copy the tokenizer's folder over and name it)", key=key, where=name)
+        return name
 
     # ------------------------------------------------------------------ helpers
     def prompt_text(self, messages: list[dict[str, str]], chat_template_kwargs: dict | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -243,12 +244,14 @@ class Progress:
             elif stage not in self._tasks:
                 self._tasks[stage] = self._bar.add_task(stage + " ...", total=None)
             return
-        seconds = time.perf_counter() - self._started.pop(stage, time.perf_counter())
+        # a load that ends under the name it learnt (a server's model) is the one started under other words
+        begun = stage if stage in self._started or len(self._started) != 1 else next(iter(self._started))
+        seconds = time.perf_counter() - self._started.pop(begun, time.perf_counter())
         line = f"{stage}: ready in {seconds:.1f} s"
         if self._bar is None:
             info(line)
         else:
-            task = self._tasks.pop(stage, None)
+            task = self._tasks.pop(begun, None)
             if task is not None:
                 self._bar.remove_task(task)
             _above(self._bar, line)
@@ -315,7 +318,8 @@ def check_model(s: "Settings") -> None:
     """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
     a command that scores starts on the day: a missing one is an error now, not after the prefilter."""
     from ..backends import backend_class
-    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir)
+    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir,
+                                                 options=s.scoring.options.get(s.scoring.backend))
 
 
 def not_empty(**values) -> None:
@@ -455,15 +459,18 @@ def usage_line(e) -> str:
         return f"{opt}: {msg}" + (f", got {given!r}" if given else "")
     if kind == "UsageError" and "unexpected extra argument" in e.message:
         # click's "Got unexpected extra argument(s) (b c)": the words given, and what the command takes instead
-        m = re.match(r"Got unexpected extra arguments?(?:\(s\))? \((.*)\)$", e.message, re.S)
-        extra = m.group(1) if m else e.message
+        m = re.match(r"Got unexpected extra argument(s|\(s\))? \((.*)\)$", e.message, re.S)
+        extra = m.group(2) if m else e.message
+        # how many: click's own word counts them (a quoted word with a space is one); where it cannot tell
+        # ("argument(s)"), the command line's words do
+        many = m.group(1) == "s" if m and m.group(1) != "(s)" else extra not in sys.argv[1:]
         command = getattr(ctx, "command", None)
         takes = [_opt(p) for p in getattr(command, "params", None) or []
                  if getattr(p, "param_type_name", "") == "argument"]
         path = ctx.command_path.replace("python -m ranker", "ranker") if ctx is not None else "ranker"
         then = (f"{' and '.join(takes)} {'is one value' if len(takes) == 1 else 'are one value each'}; quote "
                 "a value that has spaces") if takes else f"`{path}` takes options only"
-        return f"unexpected extra argument{'s' if ' ' in extra else ''} '{extra}': {then}{where}"
+        return f"unexpected extra argument{'s' if many else ''} '{extra}': {then}{where}"
     if kind == "UsageError" and "No such command" in e.message:
         name = e.message.split("'")[1] if "'" in e.message else e.message
         group = getattr(ctx, "command", None)

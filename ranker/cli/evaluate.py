@@ -54,7 +54,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
       ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B
     """
     from ..evaluate import evaluate_history, summary_markdown
-    from ..evaluate.replay import check_choice
+    from ..evaluate.replay import check_choice, read_eval_history
     from ..evaluate.report import took
     from ..prefilter.history import history_folder
     from ..store import Store
@@ -63,13 +63,15 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep,
                       top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
-    # what can be said without the database is said before it is opened (made, for a new --db)
+    # what can be said without the database is said before it is opened (made, for a new --db): the history
+    # too, read here, so one with no day to evaluate leaves no new database behind
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history_folder(history)
     check_out(out, folder=True)
+    read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn)
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
-                               llm=backend is not None or model is not None, progress=bar, warn=warn)
+                               llm=backend is not None or model is not None, progress=bar, warn=warn, read=read)
     failed = res.overall.get("llm", {}).get("failed", 0)
     if failed:
         warn(f"{failed} kept paper{'s' if failed != 1 else ''} could not be scored (counted as not picked); "

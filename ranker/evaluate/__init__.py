@@ -10,8 +10,8 @@ report (report.html from ranker.compare's blocks, the terminal summary).
 """
 from __future__ import annotations
 
-from .replay import DayEval, EvalResult, choose_days, evaluate_history
+from .replay import DayEval, EvalResult, choose_days, evaluate_history, read_eval_history
 from .report import render_html, summary_markdown
 
-__all__ = ["evaluate_history", "EvalResult", "DayEval", "choose_days", "render_html",
+__all__ = ["evaluate_history", "read_eval_history", "EvalResult", "DayEval", "choose_days", "render_html",
            "summary_markdown"]

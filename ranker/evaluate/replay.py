@@ -15,8 +15,8 @@ import numpy as np
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint
-from ..io import LOADING, Progress, Warn, atomic_write, ignore_warning, output_dir
-from ..prefilter.history import HistoryDay, read_history
+from ..io import Progress, Warn, atomic_write, ignore_warning, output_dir
+from ..prefilter.history import History, HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
 from ..settings import Settings
 from ..store import Store
@@ -104,10 +104,25 @@ def gpt_rows(history: Path, day: HistoryDay, warn: Warn = ignore_warning) -> dic
 
 
 # --------------------------------------------------------------------------- the replay
+def read_eval_history(history: str | Path, out_dir: str | Path, *, calibrate: bool = False, train_once: bool = False,
+                      days: int | None = None, warn: Warn = ignore_warning) -> History:
+    """The history evaluate_history() would replay, read (read_history, leaving out out_dir) and checked to
+    have days to evaluate (choose_days): an InputError otherwise, with nothing opened or written, so a caller
+    can say it before it opens (makes, for a new file) the store and pass the result on as `read`."""
+    check_choice(calibrate=calibrate, train_once=train_once, days=days)
+    out = Path(out_dir).expanduser()
+    if out.exists():
+        output_dir(out)                     # a file where the folder goes is said before any work
+    read = read_history(Path(history).expanduser(), warn, leave_out=out)
+    choose_days({d.date: len(d.picks) for d in read.days}, calibrate=calibrate, train_once=train_once, days=days)
+    return read
+
+
 def evaluate_history(history: str | Path, out_dir: str | Path, settings: Settings, *, store: Store,
                      calibrate: bool = False, train_once: bool = False, days: int | None = None,
                      llm: bool = False, backend: Backend | None = None, prompts: PromptSet | None = None,
-                     progress: Progress | None = None, warn: Warn | None = None) -> EvalResult:
+                     progress: Progress | None = None, warn: Warn | None = None,
+                     read: History | None = None) -> EvalResult:
     """Replay the history's days (the last `days`, see choose_days) and measure each against GPT's picks;
     write out_dir/eval.json and out_dir/report.html.
 
@@ -124,7 +139,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     name (it may have been fit on these very days). The history's papers join the store (their days and
     titles, beside the vectors the replay embeds) and the corpus index, as `ranker calibrate` records them;
     past days' rankings are not stored (the store's own days stay as `ranker run` left them); the scores are,
-    as `ranker run` stores them."""
+    as `ranker run` stores them. `read`: the history as read_eval_history() returned it for these arguments
+    (read there before the store was opened), so it is not read again."""
     from ..index import update_index
     from ..prefilter.calibrate import fit_data, history_data
     from ..prefilter.embed import Embedder
@@ -133,13 +149,11 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     t0 = time.perf_counter()
     llm = llm or backend is not None
     warn = warn or ignore_warning
-    check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history = Path(history).expanduser()
     out = Path(out_dir).expanduser()
-    if out.exists():
-        output_dir(out)                     # a file where the folder goes is said before any work
+    if read is None:
+        read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
-    read = read_history(history, warn, leave_out=out)
     by_date = {d.date: d for d in read.days}
     dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
                         days=days)
@@ -217,7 +231,7 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
     """Score each day's kept papers (scores already stored are reused; the model is loaded only when some
     paper still needs it, once for all days) and pick its digest."""
     from ..backends import make_backend
-    from ..steps import render_digest, score_day
+    from ..steps import loading_stage, render_digest, score_day
 
     be, own = backend, False
     try:
@@ -226,12 +240,11 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
             day = by_date[ev.date]
             t = time.perf_counter()
             if be is None and _needs_model(kept[ev.date], settings, store, prompts):
-                stage = f"{LOADING}{settings.scoring.model}"
                 if progress:
-                    progress(stage, 0, None)
+                    progress(loading_stage(settings), 0, None)
                 be, own = make_backend(settings, warn=warn), True
                 if progress:
-                    progress(stage, 1, 1)
+                    progress(loading_stage(settings, be), 1, 1)
             run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts, warn=warn)
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
