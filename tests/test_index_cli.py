@@ -85,6 +85,25 @@ def test_similar_on_an_empty_store_is_one_line(tmp_path):
     assert r.returncode == 0 and "no paper vectors in the database " in r.stdout and "and no index under" in r.stdout
 
 
+def test_similar_under_another_embedder_setting_names_it_and_the_vectors_the_database_holds(stocked, tmp_path):
+    """A database of months of minilm vectors, and settings that now ask for another max_tokens (or embedder):
+    the vectors sit under another key, so there is nothing to search, but the line says which setting chose
+    the key and which value finds the stored vectors (it said "no paper vectors yet", as to an empty
+    database, and sent the user to embed every paper again)."""
+    db, papers = stocked
+    r = ranker("similar", papers[40].id, "--max-tokens", "64", "--db", db)
+    assert r.returncode == 0 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert ("nothing to do: no paper vectors for the embedder minilm@64 (chosen by --max-tokens) in "
+            f"{db}; it holds 60 of the embedder minilm: --max-tokens 128 uses those") in r.stderr, r.stderr
+    config = tmp_path / "ranker.toml"
+    config.write_text('[prefilter]\nembedder = "mpnet"\nmax_tokens = 64\n')
+    r = ranker("index", "rebuild", "--config", config, "--db", db)
+    assert r.returncode == 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (f"no paper vectors for the embedder mpnet@64 (chosen by {config}:2: prefilter.embedder, {config}:3: "
+            "prefilter.max_tokens)") in r.stderr and "--embedder minilm --max-tokens 128 uses those" in r.stderr
+    assert ranker("similar", papers[40].id, "--k", "1", "--max-tokens", "128", "--db", db).stdout.count("\n") == 1
+
+
 @pytest.fixture
 def read_only(tmp_path):
     """A home folder and a switch that makes it read-only or writable again: a tmpfs remounted where mounting

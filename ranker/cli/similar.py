@@ -33,13 +33,15 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     from ..index.neighbours import check_query
     from ..prefilter.embed import Embedder
     from ..store import Store
+    from .index import no_vectors
 
     check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
     emb = Embedder.from_settings(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
-            nothing_to_do(f"no paper vectors for the embedder {emb.key} in {store.path} yet (`ranker run`, "
-                          "`ranker prefilter` or `ranker fetch --embed` stores them)")
+            why = no_vectors(store, emb.key)
+            nothing_to_do(why + (" (`ranker run`, `ranker prefilter` or `ranker fetch --embed` stores them)"
+                                 if why.endswith(" yet") else ""))
             return
         res = find(store, query, embedder=emb, k=k, since=since, warn=info)
     if res.paper is not None:
