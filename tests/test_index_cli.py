@@ -77,6 +77,19 @@ def test_similar_bad_input_is_one_line(stocked, args, message):
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
 
 
+def test_similar_refuses_a_file_for_a_query(stocked, tmp_path):
+    """A paper file given as the query was embedded as the text of its name and answered with that string's
+    neighbours; it is one line saying what similar takes. Words that name no file are still text."""
+    db, papers = stocked
+    paper = tmp_path / "paper.json"
+    paper.write_text(json.dumps({"id": "2599.00001", "title": papers[3].title, "abstract": papers[3].abstract}))
+    r = ranker("similar", paper, "--db", db)
+    assert r.returncode != 0 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{paper}: is a file: give an arXiv id the database knows, or the text to search for" in r.stderr
+    r = ranker("similar", papers[3].id, "--k", "1", "--db", db, cwd=tmp_path)       # an id: never a file
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[40].id
+
+
 def test_similar_on_an_empty_store_is_one_line(tmp_path):
     r = ranker("similar", "2505.00001", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
