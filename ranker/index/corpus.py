@@ -185,6 +185,11 @@ class CorpusIndex:
         if m.anchor:
             rowid, pid, th = m.anchor
             row = st.embedding_at(int(rowid))
+            if row is not None and row[:2] != (self.embedder, pid):
+                # a row that moves (stored again) leaves its rowid empty; another paper there means the rows
+                # were renumbered: the rows above the rowid the index saw last are not the ones it lacks
+                raise _Rebuild(f"the store's rows were renumbered or replaced (row {rowid} is no longer "
+                               f"{pid}): another database, or a VACUUM")
             if row != (self.embedder, pid, th):
                 checks.append([pid, th])
         if checks:
