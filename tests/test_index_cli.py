@@ -90,6 +90,26 @@ def test_similar_refuses_a_file_for_a_query(stocked, tmp_path):
     assert r.returncode == 0 and r.stdout.split()[2] == papers[40].id
 
 
+def test_index_status_calls_a_damaged_file_damaged_and_a_sync_rebuilds_it(stocked):
+    """A truncated or damaged index file is the index's fault, not the database's: status said "disagrees with
+    the database" (or, for an unreadable manifest, that there was no index). Nothing stored is lost: the
+    next command rebuilds it from the database."""
+    db, papers = stocked
+    assert ranker("index", "rebuild", "--db", db).returncode == 0
+    folder = db.parent / "faiss-r.sqlite3" / "minilm"
+    seg = next(folder.glob("seg-*.f32"))
+    seg.write_bytes(seg.read_bytes()[:1000])
+    r = ranker("index", "status", "--db", db)
+    assert f"  state       damaged: {seg.name} holds 1000 bytes, its manifest says 92160 (the next sync rebuilds it " \
+        "from the database)" in r.stdout, r.stdout
+    r = ranker("similar", papers[40].id, "--k", "1", "--db", db)
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[3].id and "index rebuilt from the store" in r.stderr
+    assert "agrees with the database (full check)" in ranker("index", "status", "--db", db).stdout
+    (folder / "manifest.json").write_text('{"format": 1, "embedder"')
+    r = ranker("index", "status", "--db", db)
+    assert "  index       damaged (its manifest is not valid JSON" in r.stdout and "holds 60 paper vectors" in r.stdout
+
+
 def test_similar_on_an_empty_store_is_one_line(tmp_path):
     r = ranker("similar", "2505.00001", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""

@@ -92,7 +92,8 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
     for st in sts:
         echo(f"embedder      {st.embedder}")
         if not st.exists:
-            echo(f"  index       none ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
+            what = "damaged" if st.damaged else "none"
+            echo(f"  index       {what} ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
             continue
         kind = "exact (flat)" if st.kind == "flat" else f"approximate (IVF, {st.nlist} lists, {st.nprobe} probed)"
         echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,})")
@@ -102,7 +103,10 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
         echo(f"  on disk     {_size(st.size_bytes)} in {st.directory}{tail}")
         echo(f"  built       {_when(st.built)}")
         echo(f"  updated     {_when(st.updated)}")
-        if st.problem:
+        if st.damaged:
+            # a file of the index, not the database, is at fault: nothing stored is lost
+            state = f"damaged: {st.problem} (the next sync rebuilds it from the database)"
+        elif st.problem:
             state = f"disagrees with the database: {st.problem} (the next sync rebuilds it)"
         elif st.behind:
             state = f"{st.behind:,} new vectors not added yet (the next command that embeds adds them)"

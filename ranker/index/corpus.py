@@ -79,6 +79,7 @@ class IndexStatus:
     nlist: int = 0
     nprobe: int = 0
     problem: str | None = None           # None: agrees with the store
+    damaged: bool = False                # the problem is a file: missing, truncated, failing its checksum
     behind: int = 0                      # store vectors not yet added (the next sync adds them)
 
 
@@ -503,7 +504,8 @@ class CorpusIndex:
             try:
                 m = F.read_manifest(self.dir)
             except F.IndexFileError as e:
-                st.problem = str(e)
+                # no manifest (none yet, a file where the folder goes) is no index; one unreadable, damaged
+                st.problem, st.damaged = str(e), (self.dir / F.MANIFEST).is_file()
                 return st
             st.exists = True
             st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated
@@ -527,6 +529,7 @@ class CorpusIndex:
                                            "index's")
             except (_Rebuild, F.IndexFileError) as e:
                 st.problem = getattr(e, "reason", None) or str(e)
+                st.damaged = isinstance(e, F.IndexFileError)
         return st
 
 
