@@ -77,12 +77,64 @@ def test_similar_bad_input_is_one_line(stocked, args, message):
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
 
 
+def test_similar_refuses_a_file_for_a_query(stocked, tmp_path):
+    """A paper file given as the query was embedded as the text of its name and answered with that string's
+    neighbours; it is one line saying what similar takes. Words that name no file are still text."""
+    db, papers = stocked
+    paper = tmp_path / "paper.json"
+    paper.write_text(json.dumps({"id": "2599.00001", "title": papers[3].title, "abstract": papers[3].abstract}))
+    r = ranker("similar", paper, "--db", db)
+    assert r.returncode != 0 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{paper}: is a file: give an arXiv id the database knows, or the text to search for" in r.stderr
+    r = ranker("similar", papers[3].id, "--k", "1", "--db", db, cwd=tmp_path)       # an id: never a file
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[40].id
+
+
+def test_index_status_calls_a_damaged_file_damaged_and_a_sync_rebuilds_it(stocked):
+    """A truncated or damaged index file is the index's fault, not the database's: status said "disagrees with
+    the database" (or, for an unreadable manifest, that there was no index). Nothing stored is lost: the
+    next command rebuilds it from the database."""
+    db, papers = stocked
+    assert ranker("index", "rebuild", "--db", db).returncode == 0
+    folder = db.parent / "faiss-r.sqlite3" / "minilm"
+    seg = next(folder.glob("seg-*.f32"))
+    seg.write_bytes(seg.read_bytes()[:1000])
+    r = ranker("index", "status", "--db", db)
+    assert f"  state       damaged: {seg.name} holds 1000 bytes, its manifest says 92160 (the next sync rebuilds it " \
+        "from the database)" in r.stdout, r.stdout
+    r = ranker("similar", papers[40].id, "--k", "1", "--db", db)
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[3].id and "index rebuilt from the store" in r.stderr
+    assert "agrees with the database (full check)" in ranker("index", "status", "--db", db).stdout
+    (folder / "manifest.json").write_text('{"format": 1, "embedder"')
+    r = ranker("index", "status", "--db", db)
+    assert "  index       damaged (its manifest is not valid JSON" in r.stdout and "holds 60 paper vectors" in r.stdout
+
+
 def test_similar_on_an_empty_store_is_one_line(tmp_path):
     r = ranker("similar", "2505.00001", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
     assert r.stderr.startswith("nothing to do: no paper vectors for the embedder minilm in ")
     r = ranker("index", "status", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and "no paper vectors in the database " in r.stdout and "and no index under" in r.stdout
+
+
+def test_similar_under_another_embedder_setting_names_it_and_the_vectors_the_database_holds(stocked, tmp_path):
+    """A database of months of minilm vectors, and settings that now ask for another max_tokens (or embedder):
+    the vectors sit under another key, so there is nothing to search, but the line says which setting chose
+    the key and which value finds the stored vectors (it said "no paper vectors yet", as to an empty
+    database, and sent the user to embed every paper again)."""
+    db, papers = stocked
+    r = ranker("similar", papers[40].id, "--max-tokens", "64", "--db", db)
+    assert r.returncode == 0 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert ("nothing to do: no paper vectors for the embedder minilm@64 (chosen by --max-tokens) in "
+            f"{db}; it holds 60 of the embedder minilm: --max-tokens 128 uses those") in r.stderr, r.stderr
+    config = tmp_path / "ranker.toml"
+    config.write_text('[prefilter]\nembedder = "mpnet"\nmax_tokens = 64\n')
+    r = ranker("index", "rebuild", "--config", config, "--db", db)
+    assert r.returncode == 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (f"no paper vectors for the embedder mpnet@64 (chosen by {config}:2: prefilter.embedder, {config}:3: "
+            "prefilter.max_tokens)") in r.stderr and "--embedder minilm --max-tokens 128 uses those" in r.stderr
+    assert ranker("similar", papers[40].id, "--k", "1", "--max-tokens", "128", "--db", db).stdout.count("\n") == 1
 
 
 @pytest.fixture

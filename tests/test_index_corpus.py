@@ -327,6 +327,28 @@ def test_an_index_that_disagrees_with_the_store_is_rebuilt_with_a_reason(tmp_pat
         assert CorpusIndex(store, EMB).ids()[0].startswith("2502.")
 
 
+def test_a_database_made_again_with_the_same_papers_in_another_order_is_rebuilt(tmp_path, vecs):
+    """The database deleted and made again from a larger snapshot that holds the indexed papers too (same
+    ids, same text, so the same hashes) but in another order: the row the index saw last is another paper's
+    now. The sync took the rows above the old highest rowid as new, so the index held some papers twice and
+    missed others, and every later sync found the counts agreeing and kept it so."""
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as store:
+        put(store, vecs, 0, 60)
+        CorpusIndex(store, EMB).sync()
+    for extra in ("", "-wal", "-shm"):
+        Path(str(db) + extra).unlink(missing_ok=True)
+    order = list(range(100, 160)) + list(range(0, 60))                 # 60 other papers first, then the old 60
+    with Store(db) as store:
+        store.put_embeddings(((f"2501.{i:05d}", f"h{i}", vecs[i]) for i in order), EMB)
+        res = CorpusIndex(store, EMB).sync()
+        assert res.rebuilt and "renumbered or replaced" in res.rebuilt, res
+        idx = CorpusIndex(store, EMB)
+        assert idx.sync().rebuilt is None and sorted(idx.ids()) == sorted(f"2501.{i:05d}" for i in order)
+        assert idx.search(vecs[[130]], k=1)[0][0].id == "2501.00130"
+        assert CorpusIndex(store, EMB).status().problem is None
+
+
 def test_status_reports_counts_and_the_full_check_finds_a_forged_digest(store, vecs):
     put(store, vecs, 0, 30)
     idx = CorpusIndex(store, EMB)

@@ -36,6 +36,33 @@ def _embedder_key(s) -> str:
     return Embedder.from_settings(s).key
 
 
+def no_vectors(store, key: str) -> str:
+    """Why there is nothing to search or index for the embedder `key`: the database holds no paper vectors of
+    it. When it holds another embedder's (the settings changed prefilter.embedder or prefilter.max_tokens since
+    they were stored), the line names the setting that picked `key` and the one that finds those vectors:
+    "no paper vectors yet" said to a database of months of papers sent the user to embed them all again."""
+    from ..prefilter.embed import DEFAULT_MAX_TOKENS, QUERY_PREFIX
+    from .common import name_key, name_mention
+    others = [(store.paper_vector_stats(e, QUERY_PREFIX)[0], e) for e in store.paper_embedders(QUERY_PREFIX)
+              if e != key]
+    if not others:
+        return f"no paper vectors for the embedder {key} in {store.path} yet"
+    count, other = max(others)
+
+    def parts(k: str) -> tuple[str, str]:
+        name, _, tokens = k.rpartition("@") if "@" in k else (k, "", "")
+        return name, tokens or str(DEFAULT_MAX_TOKENS)
+    (name, tokens), (o_name, o_tokens) = parts(key), parts(other)
+    keys = [k for k, a, b in (("prefilter.embedder", name, o_name), ("prefilter.max_tokens", tokens, o_tokens))
+            if a != b]
+    if not keys:
+        return f"no paper vectors for the embedder {key} in {store.path} yet"
+    use = " ".join(f"{name_mention(k)} {o_name if k == 'prefilter.embedder' else o_tokens}" for k in keys)
+    chosen = ", ".join(name_key(k) for k in keys)
+    return (f"no paper vectors for the embedder {key} (chosen by {chosen}) in {store.path}; it holds {count:,} of "
+            f"the embedder {other}: {use} uses those")
+
+
 @index_app.command("status")
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
            db: DbOpt = None,
@@ -65,7 +92,8 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
     for st in sts:
         echo(f"embedder      {st.embedder}")
         if not st.exists:
-            echo(f"  index       none ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
+            what = "damaged" if st.damaged else "none"
+            echo(f"  index       {what} ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
             continue
         kind = "exact (flat)" if st.kind == "flat" else f"approximate (IVF, {st.nlist} lists, {st.nprobe} probed)"
         echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,})")
@@ -75,7 +103,10 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
         echo(f"  on disk     {_size(st.size_bytes)} in {st.directory}{tail}")
         echo(f"  built       {_when(st.built)}")
         echo(f"  updated     {_when(st.updated)}")
-        if st.problem:
+        if st.damaged:
+            # a file of the index, not the database, is at fault: nothing stored is lost
+            state = f"damaged: {st.problem} (the next sync rebuilds it from the database)"
+        elif st.problem:
             state = f"disagrees with the database: {st.problem} (the next sync rebuilds it)"
         elif st.behind:
             state = f"{st.behind:,} new vectors not added yet (the next command that embeds adds them)"
@@ -104,7 +135,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     key = _embedder_key(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, key).status(verify=False).store_vectors:
-            nothing_to_do(f"no paper vectors for the embedder {key} in {store.path} to index")
+            nothing_to_do(no_vectors(store, key))
             return
         res = CorpusIndex(store, key).rebuild("asked to")
     info(f"index rebuilt for {key}: {res.count:,} vectors, {label(res.kind)}, {res.seconds:.1f}s")

@@ -33,13 +33,16 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     from ..index.neighbours import check_query
     from ..prefilter.embed import Embedder
     from ..store import Store
+    from .index import no_vectors
 
     check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
+    _not_a_file(query)
     emb = Embedder.from_settings(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
-            nothing_to_do(f"no paper vectors for the embedder {emb.key} in {store.path} yet (`ranker run`, "
-                          "`ranker prefilter` or `ranker fetch --embed` stores them)")
+            why = no_vectors(store, emb.key)
+            nothing_to_do(why + (" (`ranker run`, `ranker prefilter` or `ranker fetch --embed` stores them)"
+                                 if why.endswith(" yet") else ""))
             return
         res = find(store, query, embedder=emb, k=k, since=since, warn=info)
     if res.paper is not None:
@@ -49,6 +52,19 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
         return
     for n in res.neighbours:
         echo(f"{n.cosine:.3f}  {n.date or 'undated':10}  {n.id:<16} {n.title}")
+
+
+def _not_a_file(query: str) -> None:
+    """A query naming a file (a paper's JSON, a PDF, notes) is refused: it was embedded as the text of its
+    name, "paper.json", and answered with that string's neighbours as if they were the file's."""
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..io import arxiv_id
+    q = query.strip()
+    if q and arxiv_id(q) is None and not any(c.isspace() for c in q) and Path(q).expanduser().is_file():
+        raise InputError("is a file: give an arXiv id the database knows, or the text to search for (quoted)",
+                         where=q)
 
 
 def register(app: typer.Typer) -> None:

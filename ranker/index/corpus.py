@@ -79,6 +79,7 @@ class IndexStatus:
     nlist: int = 0
     nprobe: int = 0
     problem: str | None = None           # None: agrees with the store
+    damaged: bool = False                # the problem is a file: missing, truncated, failing its checksum
     behind: int = 0                      # store vectors not yet added (the next sync adds them)
 
 
@@ -185,6 +186,11 @@ class CorpusIndex:
         if m.anchor:
             rowid, pid, th = m.anchor
             row = st.embedding_at(int(rowid))
+            if row is not None and row[:2] != (self.embedder, pid):
+                # a row that moves (stored again) leaves its rowid empty; another paper there means the rows
+                # were renumbered: the rows above the rowid the index saw last are not the ones it lacks
+                raise _Rebuild(f"the store's rows were renumbered or replaced (row {rowid} is no longer "
+                               f"{pid}): another database, or a VACUUM")
             if row != (self.embedder, pid, th):
                 checks.append([pid, th])
         if checks:
@@ -498,7 +504,8 @@ class CorpusIndex:
             try:
                 m = F.read_manifest(self.dir)
             except F.IndexFileError as e:
-                st.problem = str(e)
+                # no manifest (none yet, a file where the folder goes) is no index; one unreadable, damaged
+                st.problem, st.damaged = str(e), (self.dir / F.MANIFEST).is_file()
                 return st
             st.exists = True
             st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated
@@ -522,6 +529,7 @@ class CorpusIndex:
                                            "index's")
             except (_Rebuild, F.IndexFileError) as e:
                 st.problem = getattr(e, "reason", None) or str(e)
+                st.damaged = isinstance(e, F.IndexFileError)
         return st
 
 
