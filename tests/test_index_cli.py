@@ -88,6 +88,9 @@ def test_similar_refuses_a_file_for_a_query(stocked, tmp_path):
     assert f"{paper}: is a file: give an arXiv id the database knows, or the text to search for" in r.stderr
     r = ranker("similar", papers[3].id, "--k", "1", "--db", db, cwd=tmp_path)       # an id: never a file
     assert r.returncode == 0 and r.stdout.split()[2] == papers[40].id
+    (tmp_path / "attention").write_text("notes")     # a plain word is a search, a file of that name or not
+    r = ranker("similar", "attention", "--k", "1", "--db", db, "--offline", cwd=tmp_path)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stderr
 
 
 def test_index_status_calls_a_damaged_file_damaged_and_a_sync_rebuilds_it(stocked):

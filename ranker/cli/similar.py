@@ -56,15 +56,17 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
 
 def _not_a_file(query: str) -> None:
     """A query naming a file (a paper's JSON, a PDF, notes) is refused: it was embedded as the text of its
-    name, "paper.json", and answered with that string's neighbours as if they were the file's."""
+    name, "paper.json", and answered with that string's neighbours as if they were the file's. Only a word that
+    reads as a path (a dot or a slash in it): a plain word is a search even where a file of that name lies in
+    the folder (quotes cannot tell the shell's word from the file)."""
     from pathlib import Path
 
     from ..errors import InputError
     from ..io import arxiv_id
     q = query.strip()
-    if q and arxiv_id(q) is None and not any(c.isspace() for c in q) and Path(q).expanduser().is_file():
-        raise InputError("is a file: give an arXiv id the database knows, or the text to search for (quoted)",
-                         where=q)
+    if (q and arxiv_id(q) is None and not any(c.isspace() for c in q) and any(c in q for c in "./~")
+            and Path(q).expanduser().is_file()):
+        raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=q)
 
 
 def register(app: typer.Typer) -> None:
