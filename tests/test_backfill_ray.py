@@ -391,3 +391,36 @@ def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):
         assert 1 <= row["RELEVANCE"] <= 10 and 1 <= row["NOVELTY"] <= 10 and row["prompt_tokens"] > 500
     eng = res.run["phases"]["score"]
     assert eng["score_actors"] == 1 and eng["rows_written"] == 8
+
+
+def test_sigterm_stops_a_ray_backfill_as_ctrl_c_does_and_the_rerun_resumes(tmp_path):
+    """`kill PID` or systemd stopping the unit sends SIGTERM, which the CLI takes as a Ctrl-C. ray.init put its
+    own handler (sys.exit(15)) in place of the CLI's: the command ended with status 15 and no line, its run
+    recorded 'failed' with "SystemExit: 15". It stops as at a Ctrl-C (the line, the run interrupted, Ray
+    stopped), ends by the signal, and the rerun scores each paper once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    day, out = DAYS / "2025-05-15", tmp_path / "bf"
+    env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}
+    p = subprocess.Popen([sys.executable, "-m", "ranker", "backfill", "--from", str(day), "--out", str(out),
+                          "--score", "--backend", "fake", "--model", "m", "--batch-size", "1", "--backend-option",
+                          "delay=0.3", "--db", str(tmp_path / "r.sqlite3"), "--engine", "ray"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and p.poll() is None and not (
+            (out / "manifest.json").exists() and json.loads((out / "manifest.json").read_text())["ranked_sources"]):
+        time.sleep(0.2)
+    time.sleep(3)                                   # scoring: 192 papers of 0.3 s each
+    assert p.poll() is None, p.communicate()[1][-2000:]
+    p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGTERM, err[-2000:]
+    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run and "score" in run["phases"]
+    res = run_backfill(BackfillSpec(source=day, out=out, score=True), backfill_settings())
+    assert res.run["status"] == "ok"
+    assert Counter(backfill_table(out, "scores").column("id").to_pylist()) == \
+        Counter(backfill_table(out, "ranked").column("id").to_pylist())               # each paper once

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -299,6 +300,7 @@ class RayEngine:
         if not ray.is_initialized():
             common = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
             failure: RankerError | None = None
+            term = _KeptSigterm()
             try:
                 if self.address:
                     # workers on other nodes do not inherit this process's environment: offline mode travels
@@ -315,6 +317,8 @@ class RayEngine:
                     raise
                 failure = RankerError(f"cannot start or reach Ray: {one_line(e)}",
                                       key="address" if self.address else None)
+            finally:
+                term.restore()
             if failure is not None:
                 raise failure
             self._own = True
@@ -513,6 +517,23 @@ class RayEngine:
             self._filter.stop()
             self._filter = None
         self._connected = False
+
+
+class _KeptSigterm:
+    """The SIGTERM handler in place before ray.init, put back after it. ray.init sets its own in the driver (a
+    sys.exit(15)), which replaced the CLI's: a SIGTERM to `ranker backfill --engine ray` (systemd stopping the
+    unit, `kill PID`) ended the command with status 15 and no line, the run recorded 'failed' with
+    "SystemExit: 15" rather than interrupted. A handler the caller chose (a Python one, or ignoring the signal)
+    is put back; at the default action Ray's stays, as it lets the driver stop Ray on the way out."""
+
+    def __init__(self):
+        self.handler = signal.getsignal(signal.SIGTERM)
+
+    def restore(self) -> None:
+        if self.handler in (signal.SIG_DFL, None) or threading.current_thread() is not threading.main_thread():
+            return                       # only the main thread sets a handler (ray.init sets none elsewhere)
+        if signal.getsignal(signal.SIGTERM) is not self.handler:
+            signal.signal(signal.SIGTERM, self.handler)
 
 
 class _Watch:
