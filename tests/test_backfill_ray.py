@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
+from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, ranker, \
     make_snapshot, parquet_files, snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
@@ -424,3 +424,27 @@ def test_sigterm_stops_a_ray_backfill_as_ctrl_c_does_and_the_rerun_resumes(tmp_p
     assert res.run["status"] == "ok"
     assert Counter(backfill_table(out, "scores").column("id").to_pylist()) == \
         Counter(backfill_table(out, "ranked").column("id").to_pylist())               # each paper once
+
+
+SIGTERM_IN_RAY_INIT = """
+import os, signal
+import ray._private.utils as u
+_set = u.set_sigterm_handler
+def set_and_signal(handler):               # the SIGTERM comes while ray.init starts Ray, Ray's handler in place
+    _set(handler)
+    os.kill(os.getpid(), signal.SIGTERM)
+u.set_sigterm_handler = set_and_signal
+"""
+
+
+def test_sigterm_while_ray_starts_stops_the_backfill_as_ctrl_c_does(tmp_path):
+    """A SIGTERM while ray.init runs met Ray's own handler (sys.exit(15)): status 15 and no line, the run
+    recorded 'failed' with "SystemExit: 15". It is the CLI's SIGTERM, as later in the run."""
+    import signal
+    out = tmp_path / "bf"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model", "m",
+               "--db", tmp_path / "r.sqlite3", "--engine", "ray", pre=SIGTERM_IN_RAY_INIT, timeout=300)
+    assert p.returncode == -signal.SIGTERM, p.stderr[-2000:]
+    assert p.stderr == "interrupted; what was stored so far is kept; rerun to resume\n"
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run

@@ -313,6 +313,7 @@ class RayEngine:
                              object_store_memory=int(self.object_store_mb) << 20, _temp_dir=self._temp, **common)
             except BaseException as e:
                 self._stop_failed_start(e)
+                term.passed_on(e)
                 if not isinstance(e, (ConnectionError, RuntimeError, ValueError)):
                     raise
                 failure = RankerError(f"cannot start or reach Ray: {one_line(e)}",
@@ -534,6 +535,13 @@ class _KeptSigterm:
             return                       # only the main thread sets a handler (ray.init sets none elsewhere)
         if signal.getsignal(signal.SIGTERM) is not self.handler:
             signal.signal(signal.SIGTERM, self.handler)
+
+    def passed_on(self, e: BaseException) -> None:
+        """A SIGTERM that came while ray.init ran met Ray's handler, whose exit `e` is: handed to the caller's
+        handler instead (the CLI's raises the KeyboardInterrupt of a Ctrl-C). Anything else is left alone."""
+        if isinstance(e, SystemExit) and e.code == signal.SIGTERM and callable(self.handler):
+            self.restore()
+            self.handler(signal.SIGTERM, None)
 
 
 class _Watch:
