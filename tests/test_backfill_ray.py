@@ -1,7 +1,8 @@
 """`ranker backfill --engine ray` on a real Ray instance in local mode (ray.init on this machine, 2 CPUs, a
 small object store): a 2,000-paper snapshot through the real MiniLM embedder, the per-day prefilter and fake
 scoring; the same rows as the local engine; a scoring worker SIGKILLed mid-batch and retried by Ray; one real
-vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once."""
+vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once; a SIGTERM (ray.init sets its
+own handler) stops the command as a Ctrl-C does."""
 from __future__ import annotations
 
 import json
