@@ -1,7 +1,8 @@
 """`ranker backfill --engine ray` on a real Ray instance in local mode (ray.init on this machine, 2 CPUs, a
 small object store): a 2,000-paper snapshot through the real MiniLM embedder, the per-day prefilter and fake
 scoring; the same rows as the local engine; a scoring worker SIGKILLed mid-batch and retried by Ray; one real
-vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once."""
+vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once; a SIGTERM (ray.init sets its
+own handler) stops the command as a Ctrl-C does."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
+from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, ranker, \
     make_snapshot, parquet_files, snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
@@ -391,3 +392,60 @@ def test_one_real_vllm_cpu_actor_scores_8_papers(tmp_path):
         assert 1 <= row["RELEVANCE"] <= 10 and 1 <= row["NOVELTY"] <= 10 and row["prompt_tokens"] > 500
     eng = res.run["phases"]["score"]
     assert eng["score_actors"] == 1 and eng["rows_written"] == 8
+
+
+def test_sigterm_stops_a_ray_backfill_as_ctrl_c_does_and_the_rerun_resumes(tmp_path):
+    """`kill PID` or systemd stopping the unit sends SIGTERM, which the CLI takes as a Ctrl-C. ray.init put its
+    own handler (sys.exit(15)) in place of the CLI's: the command ended with status 15 and no line, its run
+    recorded 'failed' with "SystemExit: 15". It stops as at a Ctrl-C (the line, the run interrupted, Ray
+    stopped), ends by the signal, and the rerun scores each paper once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    day, out = DAYS / "2025-05-15", tmp_path / "bf"
+    env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}
+    p = subprocess.Popen([sys.executable, "-m", "ranker", "backfill", "--from", str(day), "--out", str(out),
+                          "--score", "--backend", "fake", "--model", "m", "--batch-size", "1", "--backend-option",
+                          "delay=0.3", "--db", str(tmp_path / "r.sqlite3"), "--engine", "ray"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and p.poll() is None and not (
+            (out / "manifest.json").exists() and json.loads((out / "manifest.json").read_text())["ranked_sources"]):
+        time.sleep(0.2)
+    time.sleep(3)                                   # scoring: 192 papers of 0.3 s each
+    assert p.poll() is None, p.communicate()[1][-2000:]
+    p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGTERM, err[-2000:]
+    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run and "score" in run["phases"]
+    res = run_backfill(BackfillSpec(source=day, out=out, score=True), backfill_settings())
+    assert res.run["status"] == "ok"
+    assert Counter(backfill_table(out, "scores").column("id").to_pylist()) == \
+        Counter(backfill_table(out, "ranked").column("id").to_pylist())               # each paper once
+
+
+SIGTERM_IN_RAY_INIT = """
+import os, signal
+import ray._private.utils as u
+_set = u.set_sigterm_handler
+def set_and_signal(handler):               # the SIGTERM comes while ray.init starts Ray, Ray's handler in place
+    _set(handler)
+    os.kill(os.getpid(), signal.SIGTERM)
+u.set_sigterm_handler = set_and_signal
+"""
+
+
+def test_sigterm_while_ray_starts_stops_the_backfill_as_ctrl_c_does(tmp_path):
+    """A SIGTERM while ray.init runs met Ray's own handler (sys.exit(15)): status 15 and no line, the run
+    recorded 'failed' with "SystemExit: 15". It is the CLI's SIGTERM, as later in the run."""
+    import signal
+    out = tmp_path / "bf"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model", "m",
+               "--db", tmp_path / "r.sqlite3", "--engine", "ray", pre=SIGTERM_IN_RAY_INIT, timeout=300)
+    assert p.returncode == -signal.SIGTERM, p.stderr[-2000:]
+    assert p.stderr == "interrupted; what was stored so far is kept; rerun to resume\n"
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run

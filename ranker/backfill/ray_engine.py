@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -299,6 +300,7 @@ class RayEngine:
         if not ray.is_initialized():
             common = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
             failure: RankerError | None = None
+            term = _KeptSigterm()
             try:
                 if self.address:
                     # workers on other nodes do not inherit this process's environment: offline mode travels
@@ -311,10 +313,13 @@ class RayEngine:
                              object_store_memory=int(self.object_store_mb) << 20, _temp_dir=self._temp, **common)
             except BaseException as e:
                 self._stop_failed_start(e)
+                term.passed_on(e)
                 if not isinstance(e, (ConnectionError, RuntimeError, ValueError)):
                     raise
                 failure = RankerError(f"cannot start or reach Ray: {one_line(e)}",
                                       key="address" if self.address else None)
+            finally:
+                term.restore()
             if failure is not None:
                 raise failure
             self._own = True
@@ -513,6 +518,30 @@ class RayEngine:
             self._filter.stop()
             self._filter = None
         self._connected = False
+
+
+class _KeptSigterm:
+    """The SIGTERM handler in place before ray.init, put back after it. ray.init sets its own in the driver (a
+    sys.exit(15)), which replaced the CLI's: a SIGTERM to `ranker backfill --engine ray` (systemd stopping the
+    unit, `kill PID`) ended the command with status 15 and no line, the run recorded 'failed' with
+    "SystemExit: 15" rather than interrupted. A handler the caller chose (a Python one, or ignoring the signal)
+    is put back; at the default action Ray's stays, as it lets the driver stop Ray on the way out."""
+
+    def __init__(self):
+        self.handler = signal.getsignal(signal.SIGTERM)
+
+    def restore(self) -> None:
+        if self.handler in (signal.SIG_DFL, None) or threading.current_thread() is not threading.main_thread():
+            return                       # only the main thread sets a handler (ray.init sets none elsewhere)
+        if signal.getsignal(signal.SIGTERM) is not self.handler:
+            signal.signal(signal.SIGTERM, self.handler)
+
+    def passed_on(self, e: BaseException) -> None:
+        """A SIGTERM that came while ray.init ran met Ray's handler, whose exit `e` is: handed to the caller's
+        handler instead (the CLI's raises the KeyboardInterrupt of a Ctrl-C). Anything else is left alone."""
+        if isinstance(e, SystemExit) and e.code == signal.SIGTERM and callable(self.handler):
+            self.restore()
+            self.handler(signal.SIGTERM, None)
 
 
 class _Watch:
