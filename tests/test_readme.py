@@ -1,0 +1,497 @@
+"""The README says what the code does: every ranker.toml snippet it shows is accepted by the real settings
+loading (and each backend's options check), and every `ranker ...` command line it shows names a command,
+subcommand and flags the CLI has, with the values and arguments they take. Fast: nothing is run, no model
+loaded; the commands are read from the click objects typer builds (their params), the snippets go through
+settings.gather/build and backends.check_options as `load_settings` sends a config file."""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from ranker.backends import check_options
+from ranker.cli.app import app
+from ranker.errors import ConfigError
+from ranker.settings import Settings, build, gather
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+SHELL = {"bash", "sh", "console", "shell"}      # blocks whose lines are commands
+# every other kind of block the README holds, said here so that a new kind (```zsh) is not skipped unread
+OTHER = {"toml", "python", "cron", "ini", ""}
+
+
+# --------------------------------------------------------------------------- reading the README
+@dataclass
+class Block:
+    lang: str
+    line: int               # the README's line of the block's first content line
+    text: str
+
+
+def blocks(text: str | None = None) -> list[Block]:
+    out, lang, start, body = [], None, 0, []
+    for n, line in enumerate((README.read_text() if text is None else text).splitlines(), start=1):
+        m = re.match(r"^\s*```(\S*)\s*$", line)
+        if m and lang is None:
+            lang, start, body = m.group(1).lower(), n + 1, []
+        elif m:
+            out.append(Block(lang, start, "\n".join(body) + "\n"))
+            lang = None
+        elif lang is not None:
+            body.append(line)
+    assert lang is None, "a code block of the README is never closed"
+    return out
+
+
+def test_every_block_kind_is_read():
+    kinds = {b.lang for b in blocks()}
+    assert kinds <= SHELL | OTHER, f"a kind of code block this test does not read: {kinds - SHELL - OTHER}"
+    assert {"bash", "toml"} <= kinds
+
+
+# --------------------------------------------------------------------------- ranker.toml snippets
+COMMENTED_KEY = re.compile(r"^(\s*)#\s*([A-Za-z_][A-Za-z0-9_]*\s*=\s*\S.*)$")
+
+
+def uncommented(text: str) -> str:
+    """The config with its commented-out settings (`# key = value  # why`) turned on; comment lines that are
+    prose (`#      # the model's own limit`, `# one 24 GB card ...`) stay comments."""
+    return "".join(COMMENTED_KEY.sub(r"\1\2", line) + "\n" for line in text.splitlines())
+
+
+def load(text: str, tmp_path: Path, name: str = "ranker.toml") -> Settings:
+    """A config text through the settings loading a command runs (`load_settings` less its side effects: the
+    log file, offline mode): gather + build, then the backends' options, the file's own tables included."""
+    path = tmp_path / name
+    path.write_text(text)
+    s = build(gather(path, env={}))
+    check_options(s)
+    assert s.file_layer is not None
+    check_options(s.file_layer)
+    return s
+
+
+def config_block() -> Block:
+    found = [b for b in blocks() if b.lang == "toml" and "[fetch]" in b.text and "[digest]" in b.text]
+    assert len(found) == 1, "the README's commented ranker.toml (### Configuration) is not found"
+    return found[0]
+
+
+def toml_snippets() -> list[Block]:
+    return [b for b in blocks() if b.lang == "toml"]
+
+
+@pytest.mark.parametrize("block", toml_snippets(), ids=lambda b: f"README:{b.line}")
+def test_toml_snippet_is_accepted(block, tmp_path):
+    """Each toml block as shown (its commented keys off) is a config the settings accept."""
+    load(block.text, tmp_path)
+
+
+# The commented keys of the Configuration block that are alternatives: one keep rule at a time (keep, top or
+# recall; `top = 100` is named in a comment). Turned on together they are refused, as the settings must.
+KEEP_RULES = {"keep": "0.4", "recall": "0.95", "top": "100"}
+
+
+def _without_keep_rules(text: str) -> str:
+    return "".join(line + "\n" for line in text.splitlines()
+                   if not re.match(r"^\s*(%s)\s*=" % "|".join(KEEP_RULES), line))
+
+
+def test_commented_config_turned_on_is_accepted(tmp_path):
+    """Every commented-out key of the Configuration block, turned on, is a real setting (or backend option)
+    with a value of its type; the keep rules, which exclude one another, each on its own."""
+    full = uncommented(config_block().text)
+    with pytest.raises(ConfigError) as e:
+        load(full, tmp_path)
+    assert "give one of keep, top and recall" in str(e.value), "only the keep rules may clash"
+    rest = _without_keep_rules(full)
+    for key, value in KEEP_RULES.items():
+        text = rest.replace("[prefilter]\n", f"[prefilter]\n{key} = {value}\n", 1)
+        s = load(text, tmp_path)
+        assert getattr(s.prefilter, key) == float(value), key
+
+
+def test_commented_config_lists_every_key_it_turns_on(tmp_path):
+    """The turned-on config sets what it says: each `key = value` line of it reaches the settings (a key the
+    loading dropped on the way would otherwise pass)."""
+    rest = _without_keep_rules(uncommented(config_block().text))
+    s = load(rest, tmp_path)
+    assert s.prefilter.exclude == ["diffusion model", r"re:\bquantum\b"]
+    assert s.scoring.options["vllm"]["tensor_parallel_size"] == 2
+    assert s.scoring.options["vllm"]["engine_args"] == {"enforce_eager": True}
+    assert s.scoring.options["openai"]["total_timeout"] == 300
+
+
+# `name = value` pairs named inside a comment of the config ("# seconds; retries = 5, backoff = 2.0"): keys too
+IN_COMMENT = re.compile(r"\b([a-z_][a-z0-9_]*) = (-?\d+(?:\.\d+)?|true|false|\"[^\"]*\")")
+
+
+def test_keys_named_in_comments_are_settings(tmp_path):
+    """A `key = value` written inside a comment of the Configuration block (`retries = 5, backoff = 2.0`,
+    `top = 100`, `timeout = 120`) is a key of the table it sits in, taking that value."""
+    table, seen = "", 0
+    for line in config_block().text.splitlines():
+        m = re.match(r"^\s*\[([a-z.]+)\]", line)
+        if m:
+            table = m.group(1)
+        code, sep, comment = line.partition("#")
+        if line.lstrip().startswith("#"):             # a commented key: its own comment is after its second #
+            comment = comment.partition("#")[2] if COMMENTED_KEY.match(line) else comment
+        for key, value in IN_COMMENT.findall(comment):
+            seen += 1
+            if table == "prefilter" and key in KEEP_RULES:
+                continue                                # the keep rules: test_commented_config_turned_on...
+            s = load(f"[{table}]\n{key} = {value}\n", tmp_path)
+            assert default_of(table, key) == value_of(s, table, key), f"[{table}] {key}: not its default"
+    assert seen >= 5
+
+
+def value_of(s: Settings, table: str, key: str):
+    section, _, backend = table.partition(".")
+    if backend:
+        from ranker.backends import backend_class
+        return backend_class(backend).Options.model_validate(s.scoring.options[backend]).model_dump()[key]
+    return getattr(getattr(s, section), key)
+
+
+def default_of(table: str, key: str):
+    section, _, backend = table.partition(".")
+    if backend:
+        from ranker.backends import backend_class
+        return backend_class(backend).Options().model_dump()[key]
+    return getattr(getattr(Settings(), section), key)
+
+
+def test_shown_values_are_the_defaults(tmp_path):
+    """The Configuration block's uncommented values are the defaults: the file as shown changes nothing."""
+    shown = load(config_block().text, tmp_path).model_dump(exclude={"home", "models_dir"})
+    default = load("", tmp_path).model_dump(exclude={"home", "models_dir"})
+    assert shown["scoring"].pop("options") == {"vllm": {}, "transformers": {}, "openai": {}}   # all commented
+    default["scoring"].pop("options")
+    assert shown == default
+
+
+# `[table] key` (or `[table] key = value`) in the README's prose, e.g. "`[scoring] novelty_context`"
+PROSE_KEY = re.compile(r"`\[([a-z.]+)\]\s+([a-z_]+)(?:\s+=\s+([^`]+))?`")
+
+
+def test_keys_named_in_prose_are_settings(tmp_path):
+    """A `[table] key` the prose names is a key of that table (a value given, of its type; a placeholder,
+    `FILE`, `N`, `[...]`, stands for one)."""
+    found = PROSE_KEY.findall(README.read_text())
+    assert ("scoring.vllm", "engine_args", '{ tokenizer = "/path" }') in found      # across a line break
+    for table, key, value in found:
+        if value and not (_placeholder(value) or value == "[...]"):
+            load(f"[{table}]\n{key} = {value}\n", tmp_path)
+        else:
+            assert has_key(table, key), f"[{table}] {key}: no such setting"
+
+
+def has_key(table: str, key: str) -> bool:
+    from ranker.backends import REGISTRY, backend_class
+    parts = table.split(".")
+    if parts[0] == "scoring" and len(parts) == 2 and parts[1] in REGISTRY:
+        return key in backend_class(parts[1]).Options.model_fields
+    model = Settings
+    for p in parts:
+        info = model.model_fields.get(p)
+        if info is None:
+            return False
+        model = info.annotation
+    return key in model.model_fields
+
+
+def test_configuration_prose(tmp_path):
+    """What the Configuration section says in words: values typed strictly (its refused example), the older
+    `engine_args` under [scoring], and --backend-option's examples each an option of some backend."""
+    from ranker.backends import REGISTRY, backend_class
+    from ranker.settings import parse_option
+    text = README.read_text()
+    assert '(`min_keep = "5"` is refused: write `5`)' in text
+    with pytest.raises(ConfigError) as e:                # the README's example of something refused
+        load('[prefilter]\nmin_keep = "5"\n', tmp_path)
+    assert e.value.key == "prefilter.min_keep"
+    assert load("[prefilter]\nmin_keep = 5\n", tmp_path).prefilter.min_keep == 5
+    assert "`engine_args` directly\nunder `[scoring]`, still reaches the vllm backend" in text
+    s = load("[scoring]\nengine_args = { enforce_eager = true }\n", tmp_path)
+    assert s.scoring.options == {"vllm": {"engine_args": {"enforce_eager": True}}}
+    m = re.search(r"the value read as TOML: ((?:`[^`]+`(?:, )?)+)", text.replace("\n", " "))
+    examples = re.findall(r"`([^`]+)`", m.group(1))
+    assert len(examples) == 3
+    for example in examples:
+        key, value = parse_option(example.replace("'", ""))
+        takers = [b for b in REGISTRY if b != "fake" and key in backend_class(b).Options.model_fields]
+        assert takers, f"--backend-option {example}: no backend has the option {key}"
+        for b in takers:
+            backend_class(b).parse_options({key: value})
+
+
+def test_environment_variables():
+    """The RANKER_* variables the README names are the ones ranker reads (its settings' or its tests'), and
+    every variable the settings read is named (`RANKER_FETCH_TIMEOUT` / `_RETRIES` short for the others)."""
+    from ranker.settings import ENV_KEYS, OTHER_ENV, SECRET_ENV
+    text = README.read_text()
+    named = set(re.findall(r"\b((?:RANKER|OPENAI)_[A-Z_]+)", text))
+    named |= {"RANKER_FETCH" + suffix for suffix in re.findall(r"`(_[A-Z_]+)`", text)}
+    assert named - {"RANKER_OFLINE"} <= set(ENV_KEYS) | set(SECRET_ENV) | set(OTHER_ENV)   # OFLINE: the typo
+    assert set(ENV_KEYS) | set(SECRET_ENV) <= named
+
+
+def test_the_toml_check_refuses_what_is_not_there(tmp_path):
+    """Self-check: a made-up key or option, or a value of the wrong type, fails the checks above."""
+    for text in ("[prefilter]\nno_such_key = 1\n", "[scoring.vllm]\nno_such_option = 1\n",
+                 "[scoring.openai]\nconcurrency = \"8\"\n", "[no_such_table]\nx = 1\n"):
+        with pytest.raises(ConfigError):
+            load(text, tmp_path)
+    assert uncommented("[fetch]\n# no_such_key = 1\n") == "[fetch]\nno_such_key = 1\n"
+    with pytest.raises(ConfigError):
+        load(uncommented("[fetch]\n# no_such_key = 1\n"), tmp_path)
+    assert not has_key("scoring", "no_such_key") and not has_key("scoring.vllm", "no_such_option")
+    assert has_key("scoring", "novelty_context") and has_key("scoring.vllm", "engine_args")
+
+
+# --------------------------------------------------------------------------- command lines
+@dataclass
+class Line:
+    where: str              # README:<line>
+    args: list[str]         # what follows `ranker`
+
+
+OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", "$(", "`"}
+REDIRECT = re.compile(r"(?<!\S)\d*(?:>>?|<)&?\s*\S+")
+
+
+def _simple_commands(command: str) -> list[list[str]]:
+    """A shell line (continuations joined) as its simple commands' words: comments, redirections and the
+    operators between commands (&&, |, ;) taken out."""
+    lexer = shlex.shlex(REDIRECT.sub(" ", command), posix=True, punctuation_chars="();&|")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    out, cur = [], []
+    for tok in lexer:
+        if tok in OPERATORS or set(tok) <= set("();&|"):
+            out.append(cur)
+            cur = []
+        else:
+            cur.append(tok)
+    out.append(cur)
+    return [c for c in out if c]
+
+
+def ranker_args(command: str) -> list[list[str]]:
+    """The arguments of each `ranker` a shell line runs: the program word after any VAR=value, by its name
+    whatever folder it is run from (`.venv/bin/ranker`); `cd ~/ranker` is not one."""
+    found = []
+    for words in _simple_commands(command):
+        while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+            words = words[1:]
+        if words and words[0].rsplit("/", 1)[-1] == "ranker":
+            found.append(words[1:])
+    return found
+
+
+def shell_lines(block: Block) -> list[tuple[int, str]]:
+    """The commands of a block, by the README line each starts on: continuations joined; in a console block
+    only the `$ ` lines; in a cron table the command after the five time fields; in a systemd unit Exec*=."""
+    out, pending, start = [], "", 0
+    for n, line in enumerate(block.text.splitlines(), start=block.line):
+        if block.lang == "console":
+            if not pending and not line.startswith("$ "):
+                continue
+            line = line[2:] if not pending else line
+        elif block.lang == "cron":
+            if line.lstrip().startswith("#") or len(line.split()) < 6 or "=" in line.split()[0]:
+                continue
+            line = line.split(None, 5)[5]
+        elif block.lang == "ini":
+            m = re.match(r"^\s*Exec\w*=-?(.*)$", line)
+            if not m:
+                continue
+            line = m.group(1)
+        if not pending:
+            start = n
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        out.append((start, pending + line))
+        pending = ""
+    assert not pending, f"README:{start}: a continued line without its end"
+    return out
+
+
+def command_lines(text: str | None = None) -> list[Line]:
+    found = []
+    for b in blocks(text):
+        if b.lang in SHELL | {"cron", "ini"}:
+            for n, command in shell_lines(b):
+                found += [Line(f"README:{n}", args) for args in ranker_args(command)]
+    return found
+
+
+def inline_lines(text: str | None = None) -> list[Line]:
+    """`ranker ...` in the prose's code spans ("`ranker run --recall`")."""
+    text = README.read_text() if text is None else text
+    found = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        for span in re.findall(r"`(ranker(?: [^`]*)?)`", line):
+            found.append(Line(f"README:{n}", shlex.split(span)[1:]))
+    return found
+
+
+ROOT = typer.main.get_command(app)
+
+
+def _is_option(p) -> bool:
+    return p.param_type_name == "option"
+
+
+def _params(cmd) -> list:
+    """The command's parameters, --help included (get_params adds it)."""
+    return cmd.get_params(cmd.context_class(cmd, info_name=cmd.name))
+
+
+def _placeholder(word: str) -> bool:
+    """A word that stands for one the reader writes (`COMMAND`, `<id>`, `DIR`, `...`)."""
+    return word == "..." or bool(re.fullmatch(r"<[^>]+>|[A-Z][A-Z_]*", word))
+
+
+def problems(args: list[str], *, exact: bool = True) -> list[str]:
+    """What is wrong with `ranker ARGS` against the CLI: an unknown command or subcommand, an unknown flag, a
+    flag without the value it takes, a value given to a switch; with `exact`, too few or too many arguments.
+    Brackets of optional parts (`[--days N]`) are read as if they were not there."""
+    args = [a.strip("[]") for a in args if a.strip("[]")]
+    cmd, path, out = ROOT, ["ranker"], []
+    i = 0
+    while True:                                 # the group's own options, then its command
+        while i < len(args) and args[i].startswith("-") and hasattr(cmd, "commands"):
+            name = args[i].split("=", 1)[0]
+            if not any(_is_option(p) and name in p.opts + p.secondary_opts for p in _params(cmd)):
+                return [f"`{' '.join(path)}` has no option {name}"]
+            i += 1
+        if not hasattr(cmd, "commands") or i >= len(args):
+            break
+        if _placeholder(args[i]) and not exact:
+            return []
+        sub = cmd.commands.get(args[i])
+        if sub is None:
+            return [f"`{' '.join(path)}` has no command {args[i]!r}"]
+        cmd, path, i = sub, path + [args[i]], i + 1
+    params = _params(cmd)
+    options = {name: p for p in params if _is_option(p) for name in p.opts + p.secondary_opts}
+    positional = []
+    while i < len(args):
+        word = args[i]
+        i += 1
+        if word == "-" or not word.startswith("-") or re.fullmatch(r"-\d+(\.\d+)?", word):
+            positional.append(word)
+            continue
+        name, eq, value = word.partition("=")
+        p = options.get(name)
+        if p is None:
+            out.append(f"`{' '.join(path)}` has no option {name}")
+            continue
+        takes_value = not (p.is_flag or p.count)
+        if takes_value and not eq:
+            if i >= len(args) or (args[i].startswith("-") and args[i] != "-"):
+                if exact:
+                    out.append(f"`{' '.join(path)}`: {name} needs a value")
+                continue
+            i += 1
+        elif not takes_value and eq:
+            out.append(f"`{' '.join(path)}`: {name} is a switch, given a value")
+    if hasattr(cmd, "commands"):
+        if exact:
+            out.append(f"`{' '.join(path)}` needs a command ({', '.join(cmd.commands)})")
+        return out
+    if exact:
+        arguments = [p for p in params if p.param_type_name == "argument"]
+        least = sum(p.nargs if p.nargs > 0 else 1 for p in arguments if p.required)
+        most = None if any(p.nargs < 0 for p in arguments) else sum(p.nargs for p in arguments)
+        if len(positional) < least or (most is not None and len(positional) > most):
+            out.append(f"`{' '.join(path)}` takes {least}{'' if most == least else '+' if most is None else f'-{most}'}"
+                       f" argument(s), given {len(positional)}: {positional}")
+        for p in params:
+            if _is_option(p) and p.required and not any(o in options and options[o] is p for o in
+                                                        (a.split("=", 1)[0] for a in args)):
+                out.append(f"`{' '.join(path)}`: {p.opts[-1]} is required")
+    return out
+
+
+def test_readme_has_command_lines():
+    lines = command_lines()
+    assert len(lines) >= 20
+    names = {a[0] for line in lines for a in [line.args] if a}
+    assert {"run", "fetch", "backfill", "models", "labels", "index"} <= names
+
+
+@pytest.mark.parametrize("line", command_lines(), ids=lambda l: l.where)
+def test_command_line_is_the_cli(line):
+    """A command line of a code block: its command and subcommand exist, its flags are that command's, each
+    with a value where it takes one, and it gives the arguments (and required flags) the command needs."""
+    assert not problems(line.args), f"{line.where}: ranker {' '.join(line.args)}: {problems(line.args)}"
+
+
+@pytest.mark.parametrize("line", inline_lines(), ids=lambda l: l.where)
+def test_inline_command_is_the_cli(line):
+    """`ranker ...` in the prose: the command, subcommand and flags exist (its arguments may be elided)."""
+    assert not problems(line.args, exact=False), \
+        f"{line.where}: ranker {' '.join(line.args)}: {problems(line.args, exact=False)}"
+
+
+def _all_options(cmd=None) -> set[str]:
+    cmd = ROOT if cmd is None else cmd
+    found = {name for p in _params(cmd) if _is_option(p) for name in p.opts + p.secondary_opts}
+    for sub in getattr(cmd, "commands", {}).values():
+        found |= _all_options(sub)
+    return found
+
+
+# flags the README names that are not ranker's: other programs' and words about flags
+NOT_RANKER = {"--user": "systemctl/journalctl", "--now": "systemctl", "--head": "ray start",
+              "--structured-outputs-config": "vllm serve", "--kep": "the misspelt flag of an error message",
+              "--flag": "the layout's word for any flag"}
+
+
+def test_every_flag_named_is_one():
+    """Every --flag anywhere in the README is an option of some ranker command, one a script under scripts/
+    defines, or one of NOT_RANKER (another program's)."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    defined = {f for path in scripts.glob("*.py") for f in re.findall(r"[\"'](--[a-z0-9-]+)[\"']", path.read_text())}
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", README.read_text()))
+    unknown = named - _all_options() - defined - set(NOT_RANKER)
+    assert not unknown, f"flags nothing defines: {sorted(unknown)}"
+    assert set(NOT_RANKER) <= named, "NOT_RANKER lists a flag the README no longer names"
+
+
+def test_the_command_check_refuses_what_is_not_there():
+    """Self-check: the reader finds ranker where a shell would run it, and the check flags made-up commands,
+    flags and missing values."""
+    text = ("```bash\n"
+            "cd ~/ranker && RANKER_OFFLINE=1 .venv/bin/ranker run --out d/ --no-such-flag \\\n"
+            "  --keep 0.3   # a comment --not-a-flag\n"
+            "ranker fetch --out - | ranker prefilter --papers - --out x.jsonl 2>&1 >> log\n"
+            "```\n")
+    lines = command_lines(text)
+    assert [(x.where, x.args) for x in lines] == [
+        ("README:2", ["run", "--out", "d/", "--no-such-flag", "--keep", "0.3"]),
+        ("README:4", ["fetch", "--out", "-"]), ("README:4", ["prefilter", "--papers", "-", "--out", "x.jsonl"])]
+    assert problems(lines[0].args) == ["`ranker run` has no option --no-such-flag"]
+    assert problems(lines[1].args) == [] and problems(lines[2].args) == []
+    assert problems(["no-such-command"]) == ["`ranker` has no command 'no-such-command'"]
+    assert problems(["models", "no-such-sub"]) == ["`ranker models` has no command 'no-such-sub'"]
+    assert problems(["models"]) and problems(["similar"])           # a subcommand, an argument missing
+    assert problems(["run", "--out"]) == ["`ranker run`: --out needs a value"]
+    assert problems(["run", "--out", "d/", "--offline=1"]) == ["`ranker run`: --offline is a switch, given a value"]
+    assert problems(["prefilter", "--papers", "p"]) == ["`ranker prefilter`: --out is required"]
+    assert problems(["-v", "run", "--out", "d/", "-v", "--no-offline"]) == []
+    assert problems(["COMMAND", "--help"], exact=False) == []
+    assert "--no-such-flag" not in _all_options() and {"--keep", "--quick", "--gguf"} <= _all_options()
+    assert problems(["run", "...", "--kep"], exact=False) == ["`ranker run` has no option --kep"]
+    cron = "```cron\n30 7 * * 1-5  cd $HOME/ranker && .venv/bin/ranker run --out $HOME/d >> $HOME/d/log 2>&1\n```\n"
+    unit = "```ini\n[Service]\nWorkingDirectory=%h/ranker\nExecStart=%h/ranker/.venv/bin/ranker run --out %h/d\n```\n"
+    assert [x.args for x in command_lines(cron + unit)] == [["run", "--out", "$HOME/d"], ["run", "--out", "%h/d"]]
