@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer.main
 
 from ranker.backends import check_options
-from ranker.cli.app import app
 from ranker.errors import ConfigError
 from ranker.settings import Settings, build, gather
+
+from clilines import all_options, placeholder, problems, ranker_args
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -186,7 +186,7 @@ def test_keys_named_in_prose_are_settings(tmp_path):
     found = PROSE_KEY.findall(README.read_text())
     assert ("scoring.vllm", "engine_args", '{ tokenizer = "/path" }') in found      # across a line break
     for table, key, value in found:
-        if value and not (_placeholder(value) or value == "[...]"):
+        if value and not (placeholder(value) or value == "[...]"):
             load(f"[{table}]\n{key} = {value}\n", tmp_path)
         else:
             assert has_key(table, key), f"[{table}] {key}: no such setting"
@@ -262,39 +262,6 @@ class Line:
     args: list[str]         # what follows `ranker`
 
 
-OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", "$(", "`"}
-REDIRECT = re.compile(r"(?<!\S)\d*(?:>>?|<)&?\s*\S+")
-
-
-def _simple_commands(command: str) -> list[list[str]]:
-    """A shell line (continuations joined) as its simple commands' words: comments, redirections and the
-    operators between commands (&&, |, ;) taken out."""
-    lexer = shlex.shlex(REDIRECT.sub(" ", command), posix=True, punctuation_chars="();&|")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    out, cur = [], []
-    for tok in lexer:
-        if tok in OPERATORS or set(tok) <= set("();&|"):
-            out.append(cur)
-            cur = []
-        else:
-            cur.append(tok)
-    out.append(cur)
-    return [c for c in out if c]
-
-
-def ranker_args(command: str) -> list[list[str]]:
-    """The arguments of each `ranker` a shell line runs: the program word after any VAR=value, by its name
-    whatever folder it is run from (`.venv/bin/ranker`); `cd ~/ranker` is not one."""
-    found = []
-    for words in _simple_commands(command):
-        while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-            words = words[1:]
-        if words and words[0].rsplit("/", 1)[-1] == "ranker":
-            found.append(words[1:])
-    return found
-
-
 def shell_lines(block: Block) -> list[tuple[int, str]]:
     """The commands of a block, by the README line each starts on: continuations joined; in a console block
     only the `$ ` lines; in a cron table the command after the five time fields; in a systemd unit Exec*=."""
@@ -343,85 +310,6 @@ def inline_lines(text: str | None = None) -> list[Line]:
     return found
 
 
-ROOT = typer.main.get_command(app)
-
-
-def _is_option(p) -> bool:
-    return p.param_type_name == "option"
-
-
-def _params(cmd) -> list:
-    """The command's parameters, --help included (get_params adds it)."""
-    return cmd.get_params(cmd.context_class(cmd, info_name=cmd.name))
-
-
-def _placeholder(word: str) -> bool:
-    """A word that stands for one the reader writes (`COMMAND`, `<id>`, `DIR`, `...`)."""
-    return word == "..." or bool(re.fullmatch(r"<[^>]+>|[A-Z][A-Z_]*", word))
-
-
-def problems(args: list[str], *, exact: bool = True) -> list[str]:
-    """What is wrong with `ranker ARGS` against the CLI: an unknown command or subcommand, an unknown flag, a
-    flag without the value it takes, a value given to a switch; with `exact`, too few or too many arguments.
-    Brackets of optional parts (`[--days N]`) are read as if they were not there."""
-    args = [a.strip("[]") for a in args if a.strip("[]")]
-    cmd, path, out = ROOT, ["ranker"], []
-    i = 0
-    while True:                                 # the group's own options, then its command
-        while i < len(args) and args[i].startswith("-") and hasattr(cmd, "commands"):
-            name = args[i].split("=", 1)[0]
-            if not any(_is_option(p) and name in p.opts + p.secondary_opts for p in _params(cmd)):
-                return [f"`{' '.join(path)}` has no option {name}"]
-            i += 1
-        if not hasattr(cmd, "commands") or i >= len(args):
-            break
-        if _placeholder(args[i]) and not exact:
-            return []
-        sub = cmd.commands.get(args[i])
-        if sub is None:
-            return [f"`{' '.join(path)}` has no command {args[i]!r}"]
-        cmd, path, i = sub, path + [args[i]], i + 1
-    params = _params(cmd)
-    options = {name: p for p in params if _is_option(p) for name in p.opts + p.secondary_opts}
-    positional = []
-    while i < len(args):
-        word = args[i]
-        i += 1
-        if word == "-" or not word.startswith("-") or re.fullmatch(r"-\d+(\.\d+)?", word):
-            positional.append(word)
-            continue
-        name, eq, value = word.partition("=")
-        p = options.get(name)
-        if p is None:
-            out.append(f"`{' '.join(path)}` has no option {name}")
-            continue
-        takes_value = not (p.is_flag or p.count)
-        if takes_value and not eq:
-            if i >= len(args) or (args[i].startswith("-") and args[i] != "-"):
-                if exact:
-                    out.append(f"`{' '.join(path)}`: {name} needs a value")
-                continue
-            i += 1
-        elif not takes_value and eq:
-            out.append(f"`{' '.join(path)}`: {name} is a switch, given a value")
-    if hasattr(cmd, "commands"):
-        if exact:
-            out.append(f"`{' '.join(path)}` needs a command ({', '.join(cmd.commands)})")
-        return out
-    if exact:
-        arguments = [p for p in params if p.param_type_name == "argument"]
-        least = sum(p.nargs if p.nargs > 0 else 1 for p in arguments if p.required)
-        most = None if any(p.nargs < 0 for p in arguments) else sum(p.nargs for p in arguments)
-        if len(positional) < least or (most is not None and len(positional) > most):
-            out.append(f"`{' '.join(path)}` takes {least}{'' if most == least else '+' if most is None else f'-{most}'}"
-                       f" argument(s), given {len(positional)}: {positional}")
-        for p in params:
-            if _is_option(p) and p.required and not any(o in options and options[o] is p for o in
-                                                        (a.split("=", 1)[0] for a in args)):
-                out.append(f"`{' '.join(path)}`: {p.opts[-1]} is required")
-    return out
-
-
 def test_readme_has_command_lines():
     lines = command_lines()
     assert len(lines) >= 20
@@ -443,14 +331,6 @@ def test_inline_command_is_the_cli(line):
         f"{line.where}: ranker {' '.join(line.args)}: {problems(line.args, exact=False)}"
 
 
-def _all_options(cmd=None) -> set[str]:
-    cmd = ROOT if cmd is None else cmd
-    found = {name for p in _params(cmd) if _is_option(p) for name in p.opts + p.secondary_opts}
-    for sub in getattr(cmd, "commands", {}).values():
-        found |= _all_options(sub)
-    return found
-
-
 # flags the README names that are not ranker's: other programs' and words about flags
 NOT_RANKER = {"--user": "systemctl/journalctl", "--now": "systemctl", "--head": "ray start",
               "--structured-outputs-config": "vllm serve", "--kep": "the misspelt flag of an error message",
@@ -463,7 +343,7 @@ def test_every_flag_named_is_one():
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     defined = {f for path in scripts.glob("*.py") for f in re.findall(r"[\"'](--[a-z0-9-]+)[\"']", path.read_text())}
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", README.read_text()))
-    unknown = named - _all_options() - defined - set(NOT_RANKER)
+    unknown = named - all_options() - defined - set(NOT_RANKER)
     assert not unknown, f"flags nothing defines: {sorted(unknown)}"
     assert set(NOT_RANKER) <= named, "NOT_RANKER lists a flag the README no longer names"
 
@@ -490,7 +370,7 @@ def test_the_command_check_refuses_what_is_not_there():
     assert problems(["prefilter", "--papers", "p"]) == ["`ranker prefilter`: --out is required"]
     assert problems(["-v", "run", "--out", "d/", "-v", "--no-offline"]) == []
     assert problems(["COMMAND", "--help"], exact=False) == []
-    assert "--no-such-flag" not in _all_options() and {"--keep", "--quick", "--gguf"} <= _all_options()
+    assert "--no-such-flag" not in all_options() and {"--keep", "--quick", "--gguf"} <= all_options()
     assert problems(["run", "...", "--kep"], exact=False) == ["`ranker run` has no option --kep"]
     cron = "```cron\n30 7 * * 1-5  cd $HOME/ranker && .venv/bin/ranker run --out $HOME/d >> $HOME/d/log 2>&1\n```\n"
     unit = "```ini\n[Service]\nWorkingDirectory=%h/ranker\nExecStart=%h/ranker/.venv/bin/ranker run --out %h/d\n```\n"
