@@ -1,12 +1,14 @@
 """`ranker ...` command lines read as a shell would and checked against the CLI: the command, subcommand and
-flags exist, each flag has the value it takes, and the arguments are as many as the command takes. The commands
-are read from the click objects typer builds (their params); nothing is run. Shared by the tests of the
-README's command lines (test_readme.py) and of the --help texts' examples (test_cli_help_examples.py)."""
+flags exist, each flag has a value its type and parser take, and the arguments are as many as the command
+takes. The commands are read from the click objects typer builds (their params) and parsed by them; nothing
+is run. Shared by the tests of the README's command lines (test_readme.py) and of the --help texts' examples
+(test_cli_help_examples.py)."""
 from __future__ import annotations
 
 import re
 import shlex
 
+import typer
 import typer.main
 
 from ranker.cli.app import app
@@ -63,8 +65,9 @@ def placeholder(word: str) -> bool:
 
 def problems(args: list[str], *, exact: bool = True) -> list[str]:
     """What is wrong with `ranker ARGS` against the CLI: an unknown command or subcommand, an unknown flag, a
-    flag without the value it takes, a value given to a switch; with `exact`, too few or too many arguments.
-    Brackets of optional parts (`[--days N]`) are read as if they were not there."""
+    flag without the value it takes, a value given to a switch; with `exact`, too few or too many arguments,
+    and then a value the CLI's own parser refuses (parse_problems). Brackets of optional parts (`[--days N]`)
+    are read as if they were not there."""
     args = [a.strip("[]") for a in args if a.strip("[]")]
     cmd, path, out = ROOT, ["ranker"], []
     i = 0
@@ -120,7 +123,27 @@ def problems(args: list[str], *, exact: bool = True) -> list[str]:
             if _is_option(p) and p.required and not any(o in options and options[o] is p for o in
                                                         (a.split("=", 1)[0] for a in args)):
                 out.append(f"`{' '.join(path)}`: {p.opts[-1]} is required")
+        if not out:
+            out += parse_problems(args)
     return out
+
+
+def parse_problems(args: list[str]) -> list[str]:
+    """What the CLI's own parser refuses in `ranker ARGS` that the reading above lets through: a value its
+    option does not take (`--k ten`, `--keep abc`), through each option's type and parser. The commands are
+    parsed, never run; a line with a placeholder (`--days N`) or --help/--version (which would print) is not."""
+    if any(placeholder(a) or a in ("--help", "--version") for a in args):
+        return []
+    cmd, path, rest, ctx = ROOT, ["ranker"], list(args), None
+    try:
+        while True:
+            ctx = cmd.make_context(path[-1], rest, parent=ctx)
+            if not hasattr(cmd, "commands"):
+                return []
+            name, cmd, rest = cmd.resolve_command(ctx, [*getattr(ctx, "_protected_args", ()), *ctx.args])
+            path.append(name)
+    except typer.TyperException as e:       # what main() answers as a usage mistake
+        return [f"`{' '.join(path)}`: {e.format_message() if hasattr(e, 'format_message') else e}"]
 
 
 def all_options(cmd=None) -> set[str]:

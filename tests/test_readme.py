@@ -372,6 +372,14 @@ def test_the_command_check_refuses_what_is_not_there():
     assert problems(["COMMAND", "--help"], exact=False) == []
     assert "--no-such-flag" not in all_options() and {"--keep", "--quick", "--gguf"} <= all_options()
     assert problems(["run", "...", "--kep"], exact=False) == ["`ranker run` has no option --kep"]
+    # values go through the CLI's own parser: its types and parsers (a placeholder's line is not parsed)
+    assert problems(["-v", "similar", "x", "--k", "ten"]) == [
+        "`ranker similar`: Invalid value for '--k': Input should be a valid integer, unable to parse string as an "
+        "integer"]
+    assert problems(["run", "--out", "d/", "--papers", "https://h/p.jsonl"]) == [
+        "`ranker run`: Invalid value for '--papers': a URL where a local path is expected (save what it points to "
+        "first)"]
+    assert problems(["eval", "--history", "h", "--out", "o", "--days", "N"]) == []
     cron = "```cron\n30 7 * * 1-5  cd $HOME/ranker && .venv/bin/ranker run --out $HOME/d >> $HOME/d/log 2>&1\n```\n"
     unit = "```ini\n[Service]\nWorkingDirectory=%h/ranker\nExecStart=%h/ranker/.venv/bin/ranker run --out %h/d\n```\n"
     assert [x.args for x in command_lines(cron + unit)] == [["run", "--out", "$HOME/d"], ["run", "--out", "%h/d"]]

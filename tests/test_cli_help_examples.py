@@ -1,0 +1,178 @@
+"""The examples the --help texts give are command lines ranker takes: every line of each command's and group's
+`Example(s):` block (continuations joined, the note after it left out) is checked as the README's command lines
+are (tests/clilines.py: command, subcommand, flags, their values, the arguments), and every `ranker ...` the
+help's prose quotes names a command and flags that exist. The help is read as `ranker ... --help` prints it
+(typer's CliRunner through the app); nothing else is run."""
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+
+import pytest
+from typer.testing import CliRunner
+
+from ranker.cli.app import app
+
+from clilines import ROOT, problems, ranker_args
+
+
+def command_paths(cmd=ROOT, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group below `cmd`, itself included, by the words that name it (() for ranker)."""
+    found = [path]
+    for name, sub in getattr(cmd, "commands", {}).items():
+        found += command_paths(sub, path + (name,))
+    return found
+
+
+def help_text(path: tuple[str, ...]) -> str:
+    r = CliRunner().invoke(app, [*path, "--help"], prog_name="ranker")
+    assert r.exit_code == 0, (path, r.output)
+    return r.output
+
+
+# --------------------------------------------------------------------------- reading a help text
+@dataclass
+class Example:
+    where: str              # `ranker models --help`:<line of the help text>
+    command: str            # the shell line, continuations joined, its note left out
+
+
+HEADING = re.compile(r"^(\s*)Examples?:\s*$")
+NOTE = re.compile(r"\s{2,}")        # a note follows an example after two spaces or more
+
+
+def _without_note(line: str) -> str:
+    """The line up to the first run of two spaces or more outside quotes (what follows is the example's note:
+    `ranker run --out ~/digests     today's ...`, `ranker import bf/     (then ...)`)."""
+    quote = None
+    for i, c in enumerate(line):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif NOTE.match(line, i):
+            return line[:i]
+    return line
+
+
+def examples(text: str, where: str) -> list[Example]:
+    """The command lines of each `Example:`/`Examples:` block of a help text: the lines indented under the
+    heading, up to a blank or less indented line; a line ending in a backslash continues on the next."""
+    found, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        m = HEADING.match(lines[i])
+        i += 1
+        if not m:
+            continue
+        pending, start = "", 0
+        while i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) > len(m.group(1)):
+            line = _without_note(lines[i].strip()).rstrip()
+            if not pending:
+                start = i + 1
+            i += 1
+            if line.endswith("\\"):
+                pending += line[:-1].rstrip() + " "
+                continue
+            found.append(Example(f"{where}:{start}", pending + line))
+            pending = ""
+        assert not pending, f"{where}:{start}: a continued example without its end"
+    return found
+
+
+def quoted_commands(text: str) -> list[str]:
+    """`ranker ...` in the help's prose (`ranker labels export`), joined where the help wraps a line inside it."""
+    return [" ".join(span.split()) for span in re.findall(r"`(ranker(?:\s[^`]*)?)`", text)]
+
+
+def shell_syntax_error(command: str) -> str:
+    """What bash says of the line read, not run (`bash -n`): empty where it is a valid shell line."""
+    r = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True, timeout=30)
+    return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["syntax error"])[-1]
+
+
+def help_problems(text: str, where: str) -> list[str]:
+    """What is wrong with a help text's examples (each one runs ranker, the way the README's code blocks
+    must) and with the commands its prose quotes (those may leave out arguments and values)."""
+    out = []
+    for ex in examples(text, where):
+        error = shell_syntax_error(ex.command)
+        if error:                           # an unclosed quote, a note glued to the command
+            out.append(f"{ex.where}: {ex.command}: not a shell line ({error})")
+            continue
+        runs = ranker_args(ex.command)
+        if not runs:
+            out.append(f"{ex.where}: {ex.command}: runs no ranker")
+        out += [f"{ex.where}: {ex.command}: {p}" for args in runs for p in problems(args)]
+    for span in quoted_commands(text):
+        out += [f"{where}: `{span}`: {p}" for p in problems(span.split()[1:], exact=False)]
+    return out
+
+
+# --------------------------------------------------------------------------- the CLI's help texts
+PATHS = command_paths()
+
+
+def test_every_command_and_group_is_read():
+    assert () in PATHS and ("models", "prepare") in PATHS and ("index", "status") in PATHS
+    assert len(PATHS) == 1 + len(ROOT.commands) + sum(len(getattr(c, "commands", {})) for c in ROOT.commands.values())
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(("ranker",) + p))
+def test_help_examples_are_command_lines_ranker_takes(path):
+    """Each command's and group's --help has an example, and each of its examples, and each `ranker ...` its
+    prose quotes, is the CLI's."""
+    where = f"`{' '.join(('ranker',) + path)} --help`"
+    text = help_text(path)
+    assert examples(text, where), f"{where}: no example"
+    found = help_problems(text, where)
+    assert not found, "\n".join(found)
+
+
+def test_the_help_check_refuses_a_bad_example():
+    """Self-check: planted wrong examples in a help text of the CLI's layout are each found, and the reading
+    takes the notes and continuations off as the help writes them."""
+    text = ("Usage: ranker thing [OPTIONS]\n"
+            "\n"
+            "  Does a thing; feeds `ranker scroe` and `ranker run --kep` (wrapped `ranker models\n"
+            "  prepar`), see `ranker COMMAND --help`.\n"
+            "\n"
+            "  Examples:\n"
+            "    ranker run --out d/                   a note, after two spaces\n"
+            "    ranker run --out d/ --no-such-flag    (a note in parentheses)\n"
+            "    ranker prefilter --papers p.jsonl --out r.jsonl \\\n"
+            "      --keep      (the value left out)\n"
+            "    ranker similar \"two  spaces quoted\" extra\n"
+            "    ranker fetch --out x.jsonl (a note too close)\n"
+            "    cat list | grep 2505\n"
+            "    ranker nosuch\n"
+            "    ranker similar 2505.09343 --k ten     (a value its option does not take)\n"
+            "\n"
+            "Options:\n"
+            "  --help  Show this message and exit.\n")
+    found = examples(text, "h")
+    assert [(e.where, e.command) for e in found] == [
+        ("h:7", "ranker run --out d/"), ("h:8", "ranker run --out d/ --no-such-flag"),
+        ("h:9", "ranker prefilter --papers p.jsonl --out r.jsonl --keep"),
+        ("h:11", 'ranker similar "two  spaces quoted" extra'),
+        ("h:12", "ranker fetch --out x.jsonl (a note too close)"), ("h:13", "cat list | grep 2505"),
+        ("h:14", "ranker nosuch"), ("h:15", "ranker similar 2505.09343 --k ten")]
+    assert quoted_commands(text) == ["ranker scroe", "ranker run --kep", "ranker models prepar",
+                                     "ranker COMMAND --help"]
+    found = help_problems(text, "h")
+    assert found[:2] == ["h:8: ranker run --out d/ --no-such-flag: `ranker run` has no option --no-such-flag",
+                         "h:9: ranker prefilter --papers p.jsonl --out r.jsonl --keep: `ranker prefilter`: --keep "
+                         "needs a value"]
+    assert found[2].startswith("h:11: ") and "`ranker similar` takes 1 argument(s), given 2" in found[2]
+    assert found[3].startswith("h:12: ") and "not a shell line" in found[3]
+    assert found[4:] == ["h:13: cat list | grep 2505: runs no ranker",
+                         "h:14: ranker nosuch: `ranker` has no command 'nosuch'",
+                         "h:15: ranker similar 2505.09343 --k ten: `ranker similar`: Invalid value for '--k': Input "
+                         "should be a valid integer, unable to parse string as an integer",
+                         "h: `ranker scroe`: `ranker` has no command 'scroe'",
+                         "h: `ranker run --kep`: `ranker run` has no option --kep",
+                         "h: `ranker models prepar`: `ranker models` has no command 'prepar'"]
+    assert help_problems(text.replace("Examples:", "Example:").split("    ranker run --out d/ --no")[0], "h") == [
+        "h: `ranker scroe`: `ranker` has no command 'scroe'",
+        "h: `ranker run --kep`: `ranker run` has no option --kep",
+        "h: `ranker models prepar`: `ranker models` has no command 'prepar'"]
