@@ -1,12 +1,21 @@
 """The README says what the code does: every ranker.toml snippet it shows is accepted by the real settings
 loading (and each backend's options check), and every `ranker ...` command line it shows names a command,
-subcommand and flags the CLI has, with the values and arguments they take. Fast: nothing is run, no model
-loaded; the commands are read from the click objects typer builds (their params), the snippets go through
-settings.gather/build and backends.check_options as `load_settings` sends a config file."""
+subcommand and flags the CLI has, with the values and arguments they take, and every Python example names
+functions, classes, parameters and attributes the library has. Fast: nothing is run, no model loaded; the
+commands are read from the click objects typer builds (tests/clilines.py), the snippets go through
+settings.gather/build and backends.check_options as `load_settings` sends a config file, the Python through
+inspect.signature and the return annotations."""
 from __future__ import annotations
 
+import ast
+import builtins
+import importlib
+import inspect
+import io
 import re
 import shlex
+import tokenize
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -383,3 +392,172 @@ def test_the_command_check_refuses_what_is_not_there():
     cron = "```cron\n30 7 * * 1-5  cd $HOME/ranker && .venv/bin/ranker run --out $HOME/d >> $HOME/d/log 2>&1\n```\n"
     unit = "```ini\n[Service]\nWorkingDirectory=%h/ranker\nExecStart=%h/ranker/.venv/bin/ranker run --out %h/d\n```\n"
     assert [x.args for x in command_lines(cron + unit)] == [["run", "--out", "$HOME/d"], ["run", "--out", "%h/d"]]
+
+
+# --------------------------------------------------------------------------- Python examples
+def python_blocks(text: str | None = None) -> list[Block]:
+    return [b for b in blocks(text) if b.lang == "python"]
+
+
+def _has(cls: type, attr: str) -> bool:
+    """An instance of `cls` has `attr`: a class attribute, method or property, a dataclass or pydantic field."""
+    return (hasattr(cls, attr) or attr in getattr(cls, "__dataclass_fields__", {})
+            or attr in getattr(cls, "model_fields", {}))
+
+
+def _returns(obj) -> type | None:
+    """The class of what calling `obj` gives: the class itself, or the function's return annotation."""
+    return obj if inspect.isclass(obj) else typing.get_type_hints(obj).get("return")
+
+
+def _resolves(flags: dict, cwd: Path) -> str:
+    """What resolve(flags=...) says of the flags (empty: taken), read without a ranker.toml or environment."""
+    from ranker.settings import resolve
+    try:
+        resolve(cwd / "none.toml" if (cwd / "ranker.toml").exists() else None, flags=flags, env={})
+    except (ValueError, ConfigError) as e:
+        return str(e)
+    return ""
+
+
+def python_problems(block: Block, cwd: Path) -> list[str]:
+    """What is wrong with a Python block of the README, read, not run: each name it imports is in that module,
+    each call of a library function or class binds to its signature (the parameters' names, the arguments'
+    count), each attribute it reads of a value it made is one that value's class has (the class a function's
+    return annotation names), and its comments say the same: `Day: ...` after `day = f(...)` names f's return
+    class, `res.summary` an attribute of res, `flags={...}` flags resolve() takes. `cwd`: an empty folder."""
+    tree = ast.parse(block.text)
+    objects: dict[str, object] = dict(vars(builtins))      # imported names, the builtins
+    kinds: dict[str, type] = {}                             # variables: the class of their value
+    assigned: dict[int, str] = {}                           # the block's line -> the variable it assigns
+    out: list[str] = []
+
+    def at(node) -> str:
+        return f"README:{block.line + node.lineno - 1}"
+
+    def callee(func):
+        if isinstance(func, ast.Name):
+            return objects.get(func.id)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in kinds:
+            return getattr(kinds[func.value.id], func.attr, None)
+        return None
+
+    def check(expr) -> None:
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Name) and node.id not in objects and node.id not in kinds:
+                out.append(f"{at(node)}: {node.id} is not defined")
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in kinds:
+                cls = kinds[node.value.id]
+                if not _has(cls, node.attr):
+                    out.append(f"{at(node)}: {node.value.id}.{node.attr}: a {cls.__name__} has no {node.attr}")
+            elif isinstance(node, ast.Call):
+                obj = callee(node.func)
+                if obj is None:             # an undefined name is said above
+                    if not isinstance(node.func, ast.Name):
+                        out.append(f"{at(node)}: {ast.unparse(node.func)}: not a function or class the block has")
+                    continue
+                if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+                    continue
+                try:
+                    inspect.signature(obj).bind(*node.args, **{k.arg: k.value for k in node.keywords})
+                except TypeError as e:
+                    out.append(f"{at(node)}: {ast.unparse(node.func)}(...): {e}")
+                flags = next((k.value for k in node.keywords if k.arg == "flags"), None)
+                if getattr(obj, "__name__", "") == "resolve" and isinstance(flags, ast.Dict):
+                    said = _resolves(ast.literal_eval(flags), cwd)
+                    if said:
+                        out.append(f"{at(node)}: resolve(flags=...): {said}")
+
+    def kind_of(expr, name: str) -> type | None:
+        obj = callee(expr.func) if isinstance(expr, ast.Call) else None
+        kind = _returns(obj) if obj is not None else None
+        if not inspect.isclass(kind):
+            out.append(f"{at(expr)}: what {name} holds is not told (a call whose return annotation is a class)")
+            return None
+        return kind
+
+    def read(body) -> None:
+        for st in body:
+            if isinstance(st, ast.ImportFrom):
+                module = importlib.import_module(st.module)
+                for a in st.names:
+                    if not hasattr(module, a.name):
+                        out.append(f"{at(st)}: {st.module} has no {a.name}")
+                    objects[a.asname or a.name] = getattr(module, a.name, None)
+            elif isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+                check(st.value)
+                name = st.targets[0].id
+                kind = kind_of(st.value, name)
+                if kind is not None:
+                    kinds[name] = kind
+                assigned.update((n, name) for n in range(st.lineno, st.end_lineno + 1))
+            elif isinstance(st, ast.With):
+                for item in st.items:
+                    check(item.context_expr)
+                    if isinstance(item.optional_vars, ast.Name):
+                        name = item.optional_vars.id
+                        kind = kind_of(item.context_expr, name)
+                        if kind is not None:
+                            kinds[name] = _returns(kind.__enter__)
+                read(st.body)
+            elif isinstance(st, ast.Expr):
+                check(st.value)
+            else:
+                out.append(f"{at(st)}: a {type(st).__name__} statement, which this check does not read")
+
+    read(tree.body)
+    for tok in tokenize.generate_tokens(io.StringIO(block.text).readline):
+        if tok.type != tokenize.COMMENT:
+            continue
+        line, comment = tok.start[0], tok.string.lstrip("#").strip()
+        where = f"README:{block.line + line - 1}"
+        m = re.match(r"([A-Z][A-Za-z]+):", comment)
+        if m and line in assigned and assigned[line] in kinds and kinds[assigned[line]].__name__ != m.group(1):
+            out.append(f"{where}: the comment says {m.group(1)}; {assigned[line]} is a "
+                       f"{kinds[assigned[line]].__name__}")
+        for var, attr in re.findall(r"\b([a-z_]\w*)\.([a-z_]\w*)\b", comment):
+            if var in kinds and not _has(kinds[var], attr):
+                out.append(f"{where}: the comment's {var}.{attr}: a {kinds[var].__name__} has no {attr}")
+        for flags in re.findall(r"flags=(\{[^}]*\})", comment):
+            said = _resolves(ast.literal_eval(flags.replace(", ...}", "}")), cwd)
+            if said:
+                out.append(f"{where}: the comment's flags={flags}: {said}")
+    return out
+
+
+def test_readme_has_python_examples():
+    assert len(python_blocks()) >= 2
+
+
+@pytest.mark.parametrize("block", python_blocks(), ids=lambda b: f"README:{b.line}")
+def test_python_example_is_the_library(block, tmp_path):
+    """A Python block names functions and classes the library has, calls them with parameters they take and
+    reads attributes their results have (nothing heavy is run: the signatures and annotations are read)."""
+    found = python_problems(block, tmp_path)
+    assert not found, "\n".join(found)
+
+
+def test_the_python_check_refuses_what_is_not_there(tmp_path):
+    """Self-check: planted mistakes of each kind in a Python block are found."""
+    text = ("```python\n"
+            "from ranker.settings import resolve\n"
+            "from ranker.steps import fetch_day, no_such_step\n"
+            "from ranker.store import Store\n"
+            "\n"
+            "s = resolve(flags={\"keep\": 0.3, \"kepp\": 1})        # Settings: s.db_path (+ flags={\"topp\": 3, ...})\n"
+            "with Store(s.db_path, timeout=3) as store:\n"
+            "    day = fetch_day(\"x.jsonl\", s, store=store)     # Digest: day.titles\n"
+            "    day = fetch_day(\"x.jsonl\", s, stor=store)\n"
+            "    pre = prefilter_day(day.paper, s)\n"
+            "```\n")
+    assert python_problems(python_blocks(text)[0], tmp_path) == [
+        "README:3: ranker.steps has no no_such_step",
+        "README:6: resolve(flags=...): no setting for the flag parameter 'kepp'",
+        "README:7: Store(...): got an unexpected keyword argument 'timeout'",
+        "README:9: fetch_day(...): missing a required argument: 'store'",
+        "README:10: prefilter_day is not defined",
+        "README:10: day.paper: a Day has no paper",
+        "README:10: what pre holds is not told (a call whose return annotation is a class)",
+        "README:6: the comment's flags={\"topp\": 3, ...}: no setting for the flag parameter 'topp'",
+        "README:8: the comment says Digest; day is a Day",
+        "README:8: the comment's day.titles: a Day has no titles"]
