@@ -284,6 +284,55 @@ def test_author_names_match_across_spellings_and_counts_skip_the_rows_own_day():
     assert new[1, col["primary_rate"]] < new[0, col["primary_rate"]]
 
 
+def test_author_counts_merge_a_name_written_with_and_without_letters_nfkd_leaves_whole():
+    """"Łukasz Kaiser" was counted as "ukasz kaiser", another author than "Lukasz Kaiser" (arXiv listings write
+    both), "Strauß" as "strau" beside "Strauss": each spelling's papers and picks counted for half a person."""
+    from ranker.prefilter.features import FEATURES, author_key, counts_of, features
+    assert author_key("Łukasz Kaiser") == author_key("LUKASZ KAISER") == "lukasz kaiser"
+    assert author_key("Johann Strauß") == author_key("Johann Strauss") == "johann strauss"
+    assert author_key("Søren Jørgensen") == "soren jorgensen" and author_key("Þóra Ærø-Đurić") == "thora aero duric"
+    p = lambda i, a: Paper(id=i, title="t", abstract="a", authors=[a], categories=["cs.LG"])
+    history = [p("1", "Łukasz Kaiser"), p("2", "Lukasz Kaiser"), p("3", "Johann Strauß"), p("4", "Johann Strauss"),
+               p("5", "Other One")]
+    c = counts_of(history, [True, False, False, True, False], ["d1", "d2", "d1", "d2", "d2"])
+    assert (c.papers["lukasz kaiser"], c.picks["lukasz kaiser"]) == (2, 1)
+    assert (c.papers["johann strauss"], c.picks["johann strauss"]) == (2, 1)
+    f = features([p("6", "Lukasz Kaiser"), p("7", "Łukasz Kaiser"), p("8", "Johann Strauß")], c)
+    np.testing.assert_array_equal(f[0], f[1])
+    np.testing.assert_array_equal(f[0], f[2])
+    assert f[0, FEATURES.index("authors_seen_max")] == math.log1p(50 / 2 * 2)
+
+
+def test_an_old_calibration_files_author_counts_find_both_spellings(tmp_path):
+    """A calibration file written before letters NFKD leaves whole were spelled in ASCII counted "Łukasz Kaiser"
+    under "ukasz kaiser" (and says no counts.author_keys): read now, a paper by "Łukasz Kaiser" finds those papers
+    and the ones of "Lukasz Kaiser", as a fit on the same history counts them, without calibrating again
+    (re-folding the file's keys could not do it: the letter is gone from them). A paper by "Lukasz Kaiser" finds
+    his papers under that spelling only, as it did with that file before."""
+    import dataclasses
+    X, y, zs, g, papers = _toy()
+    papers = [dataclasses.replace(p, authors=[("Łukasz Kaiser" if i % 2 else "Lukasz Kaiser")
+                                              if a == "Ada Lovélace" else a for a in p.authors])
+              for i, p in enumerate(papers)]
+    by = {s: [i for i, p in enumerate(papers) if s in p.authors] for s in ("Łukasz Kaiser", "Lukasz Kaiser")}
+    assert all(by.values())
+    cal = fit(X, y, zs, g, papers, embedder="toy")
+    assert cal.counts["papers"]["lukasz kaiser"] == len(by["Łukasz Kaiser"]) + len(by["Lukasz Kaiser"])
+    f = tmp_path / "cal.json"
+    cal.save(f)
+    d = json.loads(f.read_text())
+    counts = d["counts"]
+    assert counts.pop("author_keys") == 2
+    for spelling, old_key in (("Łukasz Kaiser", "ukasz kaiser"), ("Lukasz Kaiser", "lukasz kaiser")):
+        counts["papers"][old_key] = len(by[spelling])
+        counts["picks"][old_key] = int(y[by[spelling]].sum())
+    f.write_text(json.dumps(d))
+    old = Calibration.load(f)
+    assert old.counts["papers"]["lukasz kaiser"] == len(by["Lukasz Kaiser"])
+    same = np.setdiff1d(np.arange(len(papers)), by["Lukasz Kaiser"])
+    np.testing.assert_allclose(old.score(X, zs, papers)[same], cal.score(X, zs, papers)[same])
+
+
 def test_a_history_listing_reports_the_rows_it_skips(tmp_path):
     """calibrate reads papers too: what a day's listing skipped is said, with the count and the first place."""
     from ranker.prefilter.history import load_day
@@ -347,6 +396,7 @@ def _nan_in(d, key):
     lambda d: d.__setitem__("counts", {"papers": [1, 2]}),
     lambda d: d.__setitem__("counts", {"x": 1}),
     lambda d: d["counts"].__setitem__("n_papers", "many"),
+    lambda d: d["counts"].__setitem__("author_keys", "2"),
     lambda d: d["stack_coef"].__setitem__(0, "x"),
     lambda d: _nan_in(d, "stack_coef"),
     lambda d: d["input_scale"].__setitem__(0, 0),

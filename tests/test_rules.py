@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from ranker.backends.fake import FakeBackend
@@ -110,6 +111,30 @@ def test_a_pinned_family_name_with_its_particle_does_not_pin_an_initial(tmp_path
     assert pins.match(Paper(id="1", title="t", abstract="a", authors=["D. Gaulle", "Dmitri Gaulle"])) == []
     assert pins.match(Paper(id="2", title="t", abstract="a", authors=["Ann Smith", "de Gaulle"])) == ["de Gaulle"]
     assert pins.match(Paper(id="3", title="t", abstract="a", authors=["L. Song"])) == ["Le Song"]
+
+
+def test_a_pin_in_ascii_keeps_the_papers_of_a_name_with_letters_nfkd_leaves_whole(tmp_path):
+    """Letters with no accent to drop are matched as their ASCII, by the prefilter's keep rule as by the author
+    features (one folding): "Thor Jonsson" did not pin "Þór Jónsson" (a capital thorn was left as it was), "Joan
+    Galla" did not pin "Joan Gal·la" (the Catalan middle dot split the name), "Hili" did not pin "Ħili"."""
+    from ranker.prefilter import keep_day
+    from ranker.prefilter.features import author_key
+    from ranker.prefilter.rules import DayRules
+    f = tmp_path / "authors.txt"
+    f.write_text("Lukasz Kaiser\nThor Jonsson\nJoan Galla\nJohann Strauss\nHili, Marija\n")
+    pins = AuthorPins.read(f)
+    names = dict(zip(["Łukasz Kaiser", "Þór Jónsson", "Joan Gal·la", "Johann Strauß", "Marija Ħili"],
+                     [p.name for p in pins.pins]))
+    others = ["Lukas Kaiser", "Joan Gala", "Ann Strau"]
+    papers = [Paper(id=str(i), title="t", abstract="a", authors=["Ann Smith", a])
+              for i, a in enumerate([*names, *others])]
+    score = np.array([0.0] * len(names) + [3.0, 2.0, 1.0])
+    order, kept, why, _ = keep_day(score, papers, top=1, min_keep=1, rules=DayRules(pins=pins))
+    assert {p.authors[1]: (bool(k), w) for p, k, w in zip(papers, kept, why)} == {
+        **{a: (True, "pin") for a in names}, "Lukas Kaiser": (True, "top"), "Joan Gala": (False, "top"),
+        "Ann Strau": (False, "top")}
+    assert all(pins.match(Paper(id="x", title="t", abstract="a", authors=[a])) == [pin] for a, pin in names.items())
+    assert all(author_key(a) == author_key(pin.replace("Hili, Marija", "Marija Hili")) for a, pin in names.items())
 
 
 def test_exclusion_phrases_and_patterns(tmp_path):

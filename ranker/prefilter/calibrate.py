@@ -328,6 +328,8 @@ class Calibration:
             for k in ("n_papers", "n_picks", "n_days"):
                 if not isinstance(c.get(k), int) or isinstance(c.get(k), bool):
                     return f"counts.{k}"
+            if not isinstance(c.get("author_keys", 1), int) or isinstance(c.get("author_keys"), bool):
+                return "counts.author_keys"
         for k in ("recall_thresholds", "recall_fractions"):
             v = getattr(self, k)
             if not isinstance(v, dict) or not all(number(x) for x in v.values()):

@@ -8,7 +8,8 @@ picks a cs.RO or cs.CR primary paper under the default topics).
 
 Everything here is counted from the days given to it, so a caller that ranks a day passes only earlier days
 (walk-forward), and a fit on history passes every day but the one a row comes from (`out_of_day`).
-Names are matched after normalisation (accents folded, case and punctuation dropped).
+Names are matched after normalisation (accents folded, the letters without one in ASCII as author pins fold
+them, case and punctuation dropped).
 """
 from __future__ import annotations
 
@@ -22,22 +23,49 @@ from typing import Sequence
 import numpy as np
 
 from ..records import Paper
+from ..sources.normalize import unaccented
 
 # Smoothing of a rate towards the history's base rate: an author (or category) with few papers counts as
 # that many papers at the base rate; not tuned (a handful of papers is "little evidence" for any rate).
 PRIOR_PAPERS = 5.0
 
 _NON_ALPHA = re.compile(r"[^a-z ]+")
+# How the author keys of Counts are made, saved with them: 1 (a calibration file without it) dropped the letters
+# NFKD leaves whole ("Łukasz Kaiser" was "ukasz kaiser", another person than "Lukasz Kaiser"); 2 writes them in
+# ASCII (author_key)
+AUTHOR_KEYS = 2
 
 
 def author_key(name: str) -> str:
-    """An author's name as matched across days: accents folded, lower case, letters and single spaces only."""
+    """An author's name as matched across days: accents folded and the letters without one in ASCII
+    (sources.normalize.unaccented, as author pins fold names: "Łukasz" is "lukasz", "Strauß" "strauss"), lower
+    case, letters and single spaces only."""
+    s = unaccented(name or "").encode("ascii", "ignore").decode("ascii").lower()
+    return " ".join(_NON_ALPHA.sub(" ", s).split())
+
+
+def _author_key_1(name: str) -> str:
+    """author_key as AUTHOR_KEYS 1 made it (the letters NFKD leaves whole dropped), for the counts of a
+    calibration file written then."""
     s = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode("ascii").lower()
     return " ".join(_NON_ALPHA.sub(" ", s).split())
 
 
 def paper_authors(p: Paper) -> list[str]:
     return list(dict.fromkeys(k for k in (author_key(a) for a in (p.authors or [])) if k))
+
+
+def _counted_as(p: Paper, counts: "Counts") -> list[tuple[str, ...]]:
+    """The keys each of a paper's authors (paper_authors) is counted under in `counts`: its key, and in counts
+    with keys of version 1 also the key its spelling had then, so "Łukasz Kaiser" finds the papers of both
+    "Łukasz Kaiser" ("ukasz kaiser" then) and "Lukasz Kaiser" there, as a calibration fit now would count them."""
+    if counts.author_keys >= AUTHOR_KEYS:
+        return [(k,) for k in paper_authors(p)]
+    keys: dict[str, set[str]] = {}
+    for a in p.authors or []:
+        if k := author_key(a):
+            keys.setdefault(k, {k}).add(_author_key_1(a) or k)
+    return [tuple(sorted(v)) for v in keys.values()]
 
 
 def paper_categories(p: Paper) -> list[str]:
@@ -58,6 +86,7 @@ class Counts:
     n_papers: int = 0
     n_picks: int = 0
     n_days: int = 0
+    author_keys: int = AUTHOR_KEYS               # how the author keys were made (AUTHOR_KEYS)
 
     def add(self, papers: Sequence[Paper], labels: Sequence[bool], sign: int = 1) -> None:
         for p, y in zip(papers, labels):
@@ -78,7 +107,7 @@ class Counts:
     def copy(self) -> "Counts":
         return Counts(Counter(self.papers), Counter(self.picks), Counter(self.cat_papers), Counter(self.cat_picks),
                       Counter(self.prim_papers), Counter(self.prim_picks), self.n_papers, self.n_picks,
-                      self.n_days)
+                      self.n_days, self.author_keys)
 
     # ------------------------------------------------------------------ file
     def to_dict(self) -> dict:
@@ -87,14 +116,16 @@ class Counts:
         return {"papers": dict(self.papers), "picks": {k: v for k, v in self.picks.items() if v},
                 "cat_papers": dict(self.cat_papers), "cat_picks": dict(self.cat_picks),
                 "prim_papers": dict(self.prim_papers), "prim_picks": dict(self.prim_picks),
-                "n_papers": self.n_papers, "n_picks": self.n_picks, "n_days": self.n_days}
+                "n_papers": self.n_papers, "n_picks": self.n_picks, "n_days": self.n_days,
+                "author_keys": self.author_keys}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Counts":
+        """Counts as to_dict wrote them; a file without "author_keys" has keys of version 1."""
         return cls(Counter(d.get("papers", {})), Counter(d.get("picks", {})), Counter(d.get("cat_papers", {})),
                    Counter(d.get("cat_picks", {})), Counter(d.get("prim_papers", {})),
                    Counter(d.get("prim_picks", {})), int(d.get("n_papers", 0)), int(d.get("n_picks", 0)),
-                   int(d.get("n_days", 0)))
+                   int(d.get("n_days", 0)), int(d.get("author_keys", 1)))
 
 
 def counts_of(papers: Sequence[Paper], labels: Sequence[bool], groups: Sequence[str]) -> Counts:
@@ -123,9 +154,9 @@ def features(papers: Sequence[Paper], counts: Counts) -> np.ndarray:
     per_day = 50.0 / max(counts.n_days, 1)
     rows = np.zeros((len(papers), len(FEATURES)))
     for i, p in enumerate(papers):
-        names = paper_authors(p)
-        seen = [counts.papers.get(a, 0) for a in names]
-        picks = [counts.picks.get(a, 0) for a in names]
+        names = _counted_as(p, counts)
+        seen = [sum(counts.papers.get(k, 0) for k in keys) for keys in names]
+        picks = [sum(counts.picks.get(k, 0) for k in keys) for keys in names]
         rates = [_logit_rate(k, n, base) for k, n in zip(picks, seen)] or [_logit_rate(0, 0, base)]
         cats = paper_categories(p)
         prim = cats[0] if cats else ""

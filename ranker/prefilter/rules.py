@@ -9,7 +9,8 @@
                aliases separated by `|` ("Jane Q. Doe | J. Doe"), `#` starts a comment, "Doe, Jane" works too.
                A pinned author's papers are kept by the prefilter (rule "pin") and always enter the digest.
 
-Names are matched on a normal form: TeX accents ({\\"o}, \\'e) and diacritics dropped, case folded, initials
+Names are matched on a normal form: TeX accents ({\\"o}, \\'e) and diacritics dropped, letters without one
+in ASCII (Ł as L, ß as ss: sources.normalize.unaccented, as the author features match names), case folded, initials
 matching the names they start ("J. Smith" is "John Smith"); the family name (last word) must be equal, and
 every given name both sides write must agree ("John A. Smith" is not "John B. Smith", "Jane Smith" is not
 "John Smith", a name written in the other order is another name). Particles (van, der, de, ...) are ignored
@@ -20,7 +21,6 @@ Gaulle"). An initial is ambiguous by nature: pin the full name when a colleague 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -28,7 +28,7 @@ from typing import Iterable
 from ..errors import ConfigError, InputError
 from ..io import read_text
 from ..records import Paper
-from ..sources.normalize import SUFFIX
+from ..sources.normalize import SUFFIX, unaccented
 
 EXCLUDE_FILE = "exclude.txt"
 AUTHORS_FILE = "authors.txt"
@@ -38,8 +38,6 @@ _TEX_LETTERS = {r"\ss": "ss", r"\ae": "ae", r"\AE": "AE", r"\oe": "oe", r"\OE": 
                 r"\o": "o", r"\O": "O", r"\l": "l", r"\L": "L", r"\i": "i", r"\j": "j"}
 _TEX_LETTER = re.compile(r"\\(ss|ae|AE|oe|OE|aa|AA|o|O|l|L|i|j)(?![A-Za-z])")
 _TEX_ACCENT = re.compile(r"\\(?:[\"'`^~=.]|[uvHckrdb](?=[\s{]))\s*")
-_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
-                          "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "þ": "th", "ı": "i"})
 # Generational suffixes written after the family name ("Jr" and "Sr" are dropped wherever they stand).
 _NUMERALS = ("ii", "iii", "iv")
 PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "ten",
@@ -50,8 +48,7 @@ def _unaccented(text: str) -> str:
     """A name without TeX accents or diacritics, its case kept."""
     text = _TEX_LETTER.sub(lambda m: _TEX_LETTERS["\\" + m.group(1)], text)
     text = _TEX_ACCENT.sub("", text).replace("{", "").replace("}", "")
-    text = unicodedata.normalize("NFKD", text.translate(_LETTERS))
-    return "".join(c for c in text if not unicodedata.combining(c))
+    return unaccented(text)
 
 
 def plain_name(text: str) -> str:

@@ -67,6 +67,23 @@ def delatex(text: str) -> str:
     return re.sub(r"\\([A-Za-z]+|.)", r"\1", text).replace("{", "").replace("}", "")
 
 
+# Latin letters NFKD leaves whole (no base letter and accent to split them into), as the ASCII their names are
+# also written in ("Łukasz" is "Lukasz" in many listings): every letter delatex writes is here, so a name in
+# TeX folds as its Unicode form does. The Catalan middle dot (l·l, ŀl) goes: "Gal·la" is also written "Galla".
+_PLAIN_LETTERS = str.maketrans({
+    "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L",
+    "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "TH", "ı": "i", "ȷ": "j", "ŋ": "ng", "Ŋ": "NG",
+    "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T", "ə": "e", "Ə": "E", "\u00b7": ""})
+
+
+def unaccented(text: str) -> str:
+    """A name without diacritics, the letters above in ASCII, its case kept: "Łukasz Kaiser" -> "Lukasz Kaiser",
+    "Strauß" -> "Strauss". The one folding every match of author names builds on (author pins, the author
+    features of a calibration), so that two spellings are one person to both or to neither."""
+    text = unicodedata.normalize("NFKD", text).translate(_PLAIN_LETTERS)     # after NFKD: "ǿ" is ø + accent
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
 _AUTHOR_SEP = re.compile(r"(\s*[,;]\s*(?:and\s+)?|\s+and\s+)")       # kept by split: names at even places
 # A generational suffix arXiv writes after a comma ("John Smith, Jr.", "Henry Ford, III"): the name before it,
 # never an author of its own; prefilter.rules.name_tokens leaves it out when matching a name
