@@ -214,6 +214,22 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
 
 
 @pytest.mark.slow
+def test_a_model_folder_that_is_not_a_causal_lm_is_refused_saying_so():
+    """The bundled MiniLM embedder named as the scoring model: vLLM, left to choose, takes it for an embedding
+    model and failed with whatever its start met first (a max_model_len it derives otherwise, "HybridKVCache-
+    Coordinator requires at least one cacheable group"), and a classifier or reward model started, every
+    paper then failing with "LLM.generate() is only supported for generative models". Now such a model is
+    refused while its config is read, before any weights load, in one line that says what is wrong."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    before = _engine_processes()
+    with pytest.raises(ModelError) as e:
+        VLLMBackend(str(MODELS / "minilm"))
+    assert "is not a text-generation model" in str(e.value) and "minilm" in str(e.value) and one_line(e.value)
+    assert not _engine_processes() - before
+
+
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch, capfd):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend

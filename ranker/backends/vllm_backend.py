@@ -76,6 +76,10 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
                               "larger than the available", "cuda out of memory")):
         return ModelError(f"model {model} does not fit in memory: {msg} (lower max_model_len, raise "
                           "gpu_memory_utilization / kv_cache_gb, or choose a smaller model)")
+    if "support `--runner generate`" in low:
+        return ModelError(f"model {model} is not a text-generation model: vLLM runs its architecture for "
+                          "embedding or classification only; scoring needs a causal language model (an "
+                          "...ForCausalLM checkpoint)")
     if "engine core initialization failed" in low:
         return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log "
                           "(most often: the model does not fit in memory, lower max_model_len)")
@@ -228,7 +232,10 @@ class VLLMBackend(Backend):
             check_batch_invariant(self.device, cap)
         engine_process = o.engine_process if o.engine_process is not None else self.device != "cpu"
         max_model_len = o.max_model_len
-        kwargs: dict[str, Any] = dict(model=path, tokenizer=path, seed=o.seed, enable_prefix_caching=True,
+        # runner: a model vLLM would run for embedding or classification (a BERT, a reward model) is refused
+        # while its config is read, not started as one whose every request then fails
+        kwargs: dict[str, Any] = dict(model=path, tokenizer=path, runner="generate", seed=o.seed,
+                                      enable_prefix_caching=True,
                                       tensor_parallel_size=o.tensor_parallel_size,
                                       structured_outputs_config={"backend": "xgrammar",
                                                                  "disable_any_whitespace": True})
