@@ -213,6 +213,46 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
     assert engine.stats()["completion_tokens"] >= sum(written) + n_probes
 
 
+def _with_authors(p: Paper, n: int) -> Paper:
+    """The paper with n authors (a collaboration's list is what makes a prompt long: the abstract is cut)."""
+    return Paper.from_dict({**p.to_dict(), "authors": [f"Author{k} Surname{k}" for k in range(n)]})
+
+
+@pytest.mark.slow
+def test_papers_whose_prompts_fill_the_context_fail_alone_and_say_why(engine):
+    """A paper whose prompt is over max_model_len is refused before the engine, one whose prompt leaves less
+    room than its answer needs is cut off, and the papers beside them are scored. The cut-off one failed as
+    "generation was cut off (finish_reason=length)", twice: raising nothing a user sets could help (the budget
+    is doubled on the retry, the room is not); the reason now says its prompt filled the context."""
+    from ranker.scoring import ScoreOptions, score_batch
+    ps = load_prompts()
+    opt = ScoreOptions(abstract_tokens=60, comment_chars=40)
+    plain, tight, over = papers(3)
+
+    def room(p: Paper) -> int:
+        (req,) = _requests([p], ps, opt)
+        return engine.max_model_len - len(engine.prompt_ids(req.messages, req.chat_template_kwargs))
+
+    lo, hi = 0, 2000                              # the fewest authors that leave under 30 tokens of room
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if room(_with_authors(tight, mid)) >= 30 else (lo, mid)
+    tight = _with_authors(tight, lo)
+    over = _with_authors(over, 2 * lo)
+    assert 8 <= room(tight) < 30 < opt.max_tokens and room(over) < 0
+    res = score_batch([tight, plain, over], engine, ps, opt)
+    assert set(res.scores) == {plain.id}
+    assert set(res.failures) == {tight.id, over.id}
+    assert f"does not fit a context of {engine.max_model_len} tokens" in res.failures[over.id].reason
+    why = res.failures[tight.id].reason
+    assert "answer cut off after" in why and f"leaves no more of a context of {engine.max_model_len}" in why
+
+
+def _requests(group: list[Paper], ps, opt):
+    from ranker.scoring import build_requests
+    return build_requests([group], ps, opt)
+
+
 @pytest.mark.slow
 def test_a_model_folder_that_is_not_a_causal_lm_is_refused_saying_so():
     """The bundled MiniLM embedder named as the scoring model: vLLM, left to choose, takes it for an embedding

@@ -394,8 +394,12 @@ class VLLMBackend(Backend):
             on_done(len(requests) - len(todo))          # refused before the engine: done at once
         outs = self._generate_isolating(prompts, params, [requests[i].key for i in todo],
                                         _Told(on_done) if on_done is not None else None)
-        for i, ids, out in zip(todo, prompts, outs):
-            results[i] = out if isinstance(out, Result) else self._result(requests[i], ids, out)
+        for i, ids, sp, out in zip(todo, prompts, params, outs):
+            results[i] = res = out if isinstance(out, Result) else self._result(requests[i], ids, out)
+            if res.finish_reason == "length" and sp.max_tokens < requests[i].max_tokens:
+                # cut off by the context, not by the answer's budget: a larger budget would not help
+                res.error = (f"answer cut off after {sp.max_tokens} tokens: its prompt of {len(ids)} tokens "
+                             f"leaves no more of a context of {self.max_model_len} tokens (max_model_len)")
         if score_probs:
             self._fill_score_probs([(results[i], prompts[k], outs[k]) for k, i in enumerate(todo)
                                     if not isinstance(outs[k], Result)])
