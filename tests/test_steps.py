@@ -410,6 +410,22 @@ def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_r
     assert r.returncode == 0 and "2025-05-15: 242 papers" in r.stderr, r.stderr
 
 
+def test_a_ranked_file_ranked_again_keeps_nothing_of_the_earlier_verdict(store, settings, tmp_path):
+    """`ranker prefilter` reads its own output back as papers: the earlier verdict it carries was written beside
+    the new one, so a re-upload the new ranking did not find (an earlier database's) stayed in the file."""
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(json.dumps({**p.to_dict(), "prefilter_score": 9.0, "kept": True, "topic": "Old",
+                                       "rule": "pin", "reupload_of": {"id": "2401.00001", "date": "2024-01-02",
+                                                                      "cosine": 0.99}}) + "\n"
+                           for p in read_papers(LISTING)))
+    store.close()
+    r = ranker("prefilter", "--papers", old, "--out", tmp_path / "new.jsonl", "--db", settings.db_path, "--top", "5")
+    assert r.returncode == 0, r.stderr
+    new = lines(tmp_path / "new.jsonl")
+    assert len(new) == 192 and sum(x["kept"] for x in new) == 5 and {x["rule"] for x in new} == {"top"}
+    assert not any("reupload_of" in x for x in new) and "Old" not in {x["topic"] for x in new}
+
+
 def _toml(tmp_path):
     f = tmp_path / "ranker.toml"
     f.write_text("[prefilter]\ntop = 8\n[scoring]\nmodel = 'tiny'\n")
