@@ -83,16 +83,16 @@ def announcement_day(days: Counter, default: str | None = None) -> str:
 
 
 def one_day(papers: Iterable[Paper], *, where: str) -> None:
-    """Papers that make one day's ranking and digest: of one announcement day (undated ones count for none).
-    Papers of several days (two days' listings in one file, an API window) were ranked against each other and
-    stored, and written, as the ranking and digest of the day most of them carry, over that day's own: an
+    """Papers that make one day's digest: of one day (undated ones count for none). Papers of several days (two
+    days' listings in one file, an API window, a snapshot's submission days) were ranked against each other and
+    stored, and written, as the day most of them carry, over that day's own ranking and run files: an
     InputError naming the days, raised before anything is stored or written."""
     days = Counter(p.date for p in papers if p.date)
     if len(days) > 1:
         shown = ", ".join(f"{d}: {n}" for d, n in sorted(days.items())[:3])
         more = f" and {len(days) - 3} more" if len(days) > 3 else ""
-        raise InputError(f"holds papers of {len(days)} announcement days ({shown}{more}); a day's ranking and "
-                         "digest are of one day's papers: give them one day at a time", where=where)
+        raise InputError(f"holds papers of {len(days)} days ({shown}{more}); a day's digest is of one day's "
+                         "papers: give one day's, or the day they were all announced as {key:date}", where=where)
 
 
 def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *, store: Store | None,

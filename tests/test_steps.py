@@ -383,24 +383,23 @@ def test_ranker_run_and_prefilter_as_commands(store, settings, tmp_path):
 
 def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_replaced(store, settings, tmp_path):
     """Two days' listings in one file were ranked as one day and stored, and written, as the day most of them
-    carry: over 2025-05-15's own ranking and run folder. Each command refuses them in one line, touching
+    carry: over 2025-05-15's own ranking and run folder. `ranker run` refuses them in one line, touching
     neither."""
     other = list(read_papers(DAYS / "2025-05-13" / "listing.jsonl"))[:50]
     mixed = tmp_path / "two-days.jsonl"
     mixed.write_text(LISTING.read_text() + "".join(json.dumps(p.to_dict()) + "\n" for p in other))
-    store_vectors(store, other)                        # (no model loads, whatever the commands do)
+    store_vectors(store, other)                        # (no model loads, whatever the command does)
     out = tmp_path / "out"
     run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     ranking = [(r.paper_id, r.kept) for r in store.get_rankings("2025-05-15")]
     store.close()
-    want = (f"error: {mixed}: holds papers of 2 announcement days (2025-05-13: 50, 2025-05-15: 192); a day's "
-            "ranking and digest are of one day's papers: give them one day at a time")
-    for cmd in (["run", "--out", out, "--backend", "fake", "--config", _toml(tmp_path)],
-                ["prefilter", "--out", tmp_path / "ranked.jsonl", "--top", "5"]):
-        r = ranker(*cmd, "--papers", mixed, "--db", settings.db_path, "--offline")
-        assert r.returncode == 1 and r.stderr.splitlines() == [want], (cmd[0], r.stderr)
-    assert {f.name: f.read_bytes() for f in out.iterdir()} == before and not (tmp_path / "ranked.jsonl").exists()
+    r = ranker("run", "--papers", mixed, "--out", out, "--db", settings.db_path, "--backend", "fake", "--config",
+               _toml(tmp_path), "--offline")
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: {mixed}: holds papers of 2 days (2025-05-13: 50, 2025-05-15: 192); a day's digest is of one "
+        "day's papers: give one day's, or the day they were all announced as --date"], r.stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     with Store(settings.db_path) as s:
         assert [(r.paper_id, r.kept) for r in s.get_rankings("2025-05-15")] == ranking
         assert s.get_rankings("2025-05-13") == []

@@ -37,7 +37,7 @@ def prefilter(papers: PapersOpt,
     """
     from ..io import atomic_write
     from ..sources import ReadReport, ranked_lines, read_papers
-    from ..steps import one_day, prefilter_day
+    from ..steps import prefilter_day
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
@@ -52,7 +52,6 @@ def prefilter(papers: PapersOpt,
             atomic_write(out_path(out), [])
         nothing_to_do(f"no papers in {papers}" + (f" (wrote an empty {out})" if str(out) != "-" else ""))
         return
-    one_day(rows, where=report.source or str(papers))     # before the store holds a ranking of two days as one
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, progress=bar, warn=info)
     if str(out) == "-":
