@@ -88,6 +88,10 @@ class Paper:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+# the keys of a prefilter output line that are the verdict (Ranked's own), not the paper's
+VERDICT_KEYS = ("prefilter_score", "kept", "topic", "rule", "reupload_of")
+
+
 @dataclass
 class Ranked:
     """A paper with its prefilter verdict. `rule` says what decided it: the keep rule ("top", "keep", "recall",
@@ -109,7 +113,8 @@ class Ranked:
         if self.reupload_of:
             d["reupload_of"] = self.reupload_of
         for k, v in self.paper.to_dict().items():
-            d.setdefault(k, v)
+            if k not in VERDICT_KEYS:       # an earlier ranking's, carried by a paper read from its file
+                d.setdefault(k, v)
         return d
 
     @classmethod
@@ -122,7 +127,7 @@ class Ranked:
         if not isinstance(extra.get("kept"), bool) or isinstance(score, bool) or not isinstance(score, (int, float)) \
                 or not math.isfinite(score):
             return None
-        rest = {k: v for k, v in extra.items() if k not in ("prefilter_score", "kept", "topic", "rule", "reupload_of")}
+        rest = {k: v for k, v in extra.items() if k not in VERDICT_KEYS}
         reupload = extra.get("reupload_of")
         return cls(paper=replace(paper, extra=rest), prefilter_score=float(score), kept=extra["kept"],
                    topic=str(extra.get("topic") or ""), rule=str(extra.get("rule") or ""),

@@ -30,7 +30,7 @@ from . import __version__
 from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
-from .errors import BackendError, ConfigError, RankerError, during
+from .errors import BackendError, ConfigError, InputError, RankerError, during
 from .io import LOADING, Progress, Warn, atomic_write, ignore_warning, redact, write_together
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
@@ -80,6 +80,19 @@ def announcement_day(days: Counter, default: str | None = None) -> str:
     if days:
         return days.most_common(1)[0][0]
     return default or time.strftime("%Y-%m-%d")
+
+
+def one_day(papers: Iterable[Paper], *, where: str) -> None:
+    """Papers that make one day's digest: of one day (undated ones count for none). Papers of several days (two
+    days' listings in one file, an API window, a snapshot's submission days) were ranked against each other and
+    stored, and written, as the day most of them carry, over that day's own ranking and run files: an
+    InputError naming the days, raised before anything is stored or written."""
+    days = Counter(p.date for p in papers if p.date)
+    if len(days) > 1:
+        shown = ", ".join(f"{d}: {n}" for d, n in sorted(days.items())[:3])
+        more = f" and {len(days) - 3} more" if len(days) > 3 else ""
+        raise InputError(f"holds papers of {len(days)} days ({shown}{more}); a day's digest is of one day's "
+                         "papers: give one day's, or the day they were all announced as {key:date}", where=where)
 
 
 def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *, store: Store | None,
@@ -322,8 +335,10 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     the store's ranking and digest record of the day (what its web pages show) back as they were. So a
     run never leaves a finished run's manifest beside files of another run, nor a mix of two runs' data
     files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
-    finished; a failure to rewrite it is a warning (the day's own files are whole)."""
+    finished; a failure to rewrite it is a warning (the day's own files are whole). Papers of several days are
+    refused before any of it (one_day)."""
     from .runindex import write_index
+    one_day(day.papers, where=day.source)
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
     rules = day_rules(settings, prompts)

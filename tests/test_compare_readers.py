@@ -489,6 +489,44 @@ def test_judgements_given_as_the_listing_are_refused(tmp_path):
     assert len(read_listing_files(DAYS)[0]) == 1445
 
 
+def test_a_prefilter_file_at_fault_is_named_as_the_option_not_the_settings_section(tmp_path):
+    """compare's --prefilter shares its name with the [prefilter] settings: a missing file was said as
+    "prefilter nothere.jsonl: ...", or with a ranker.toml that has a [prefilter] table, blamed on that file's
+    line ("ranker.toml:1: prefilter nothere.jsonl")."""
+    from conftest import ranker
+    jl = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    (tmp_path / "ranker.toml").write_text("[prefilter]\ntop = 8\n")
+    for spec, problem in (("nothere.jsonl", "no such file or directory"), ("nothere*.jsonl", "no matching file")):
+        res = ranker("compare", "--gpt", jl, "--local", jl, "--prefilter", spec, "--out", tmp_path / "o",
+                     cwd=tmp_path)
+        assert res.returncode == 1 and res.stderr.splitlines() == [f"error: --prefilter {spec}: {problem}"], \
+            res.stderr
+    # the section itself is still blamed on its line
+    (tmp_path / "ranker.toml").write_text("prefilter = 3\n")
+    res = ranker("compare", "--gpt", jl, "--local", jl, "--prefilter", "x.jsonl", "--out", tmp_path / "o",
+                 cwd=tmp_path)
+    assert res.returncode == 1 and res.stderr.startswith("error: ranker.toml:1: prefilter: "), res.stderr
+
+
+def test_judgements_given_as_the_prefilter_output_are_refused_in_one_line(tmp_path):
+    """`ranker score` output named as --prefilter was read as papers: a warning for each of its lines (no id),
+    twenty of them, then the error. One line naming it, as for --papers."""
+    from conftest import ranker
+    jl = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    scores = tmp_path / "scores.jsonl"                     # as `ranker score` writes it: no id, no title
+    scores.write_text("".join(json.dumps({"ARXIVID": d["id"], "COMMENT": "c", "RELEVANCE": d["RELEVANCE"],
+                                          "NOVELTY": d["NOVELTY"]}) + "\n" for d in _jsonl(jl)))
+    for f in (jl, SEED, scores):
+        with pytest.raises(InputError) as e:
+            read_prefilter_files(f)
+        assert e.value.key == "prefilter" and e.value.where == str(f)
+        res = ranker("compare", "--gpt", jl, "--local", jl, "--prefilter", f, "--out", tmp_path / "o")
+        assert res.returncode == 1 and res.stderr.splitlines() == [
+            f"error: --prefilter {f}: holds judgements (RELEVANCE, NOVELTY), not prefilter output; pass it as "
+            "--gpt or --local"], res.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_byte_order_mark_changes_nothing(tmp_path):
     """A GPT digest saved as "UTF-8 with BOM" (Notepad, Excel) reads as the same judgements: the BOM cost the
     JSONL file its first line, made the JSON digest an error and hid the Markdown digest's dated heading."""

@@ -381,6 +381,50 @@ def test_ranker_run_and_prefilter_as_commands(store, settings, tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("error: --recall: ") and len(r.stderr.splitlines()) == 1
 
 
+def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_replaced(store, settings, tmp_path):
+    """Two days' listings in one file were ranked as one day and stored, and written, as the day most of them
+    carry: over 2025-05-15's own ranking and run folder. `ranker run` refuses them in one line, touching
+    neither."""
+    other = list(read_papers(DAYS / "2025-05-13" / "listing.jsonl"))[:50]
+    mixed = tmp_path / "two-days.jsonl"
+    mixed.write_text(LISTING.read_text() + "".join(json.dumps(p.to_dict()) + "\n" for p in other))
+    store_vectors(store, other)                        # (no model loads, whatever the command does)
+    out = tmp_path / "out"
+    run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    ranking = [(r.paper_id, r.kept) for r in store.get_rankings("2025-05-15")]
+    store.close()
+    r = ranker("run", "--papers", mixed, "--out", out, "--db", settings.db_path, "--backend", "fake", "--config",
+               _toml(tmp_path), "--offline")
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: {mixed}: holds papers of 2 days (2025-05-13: 50, 2025-05-15: 192); a day's digest is of one "
+        "day's papers: give one day's, or the day they were all announced as --date"], r.stderr
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    with Store(settings.db_path) as s:
+        assert [(r.paper_id, r.kept) for r in s.get_rankings("2025-05-15")] == ranking
+        assert s.get_rankings("2025-05-13") == []
+    # labelled as one day (`ranker run --date`), they are one day's papers
+    r = ranker("run", "--papers", mixed, "--date", "2025-05-15", "--out", tmp_path / "one", "--db",
+               settings.db_path, "--backend", "fake", "--config", _toml(tmp_path), "--offline")
+    assert r.returncode == 0 and "2025-05-15: 242 papers" in r.stderr, r.stderr
+
+
+def test_a_ranked_file_ranked_again_keeps_nothing_of_the_earlier_verdict(store, settings, tmp_path):
+    """`ranker prefilter` reads its own output back as papers: the earlier verdict it carries was written beside
+    the new one, so a re-upload the new ranking did not find (an earlier database's) stayed in the file."""
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(json.dumps({**p.to_dict(), "prefilter_score": 9.0, "kept": True, "topic": "Old",
+                                       "rule": "pin", "reupload_of": {"id": "2401.00001", "date": "2024-01-02",
+                                                                      "cosine": 0.99}}) + "\n"
+                           for p in read_papers(LISTING)))
+    store.close()
+    r = ranker("prefilter", "--papers", old, "--out", tmp_path / "new.jsonl", "--db", settings.db_path, "--top", "5")
+    assert r.returncode == 0, r.stderr
+    new = lines(tmp_path / "new.jsonl")
+    assert len(new) == 192 and sum(x["kept"] for x in new) == 5 and {x["rule"] for x in new} == {"top"}
+    assert not any("reupload_of" in x for x in new) and "Old" not in {x["topic"] for x in new}
+
+
 def _toml(tmp_path):
     f = tmp_path / "ranker.toml"
     f.write_text("[prefilter]\ntop = 8\n[scoring]\nmodel = 'tiny'\n")

@@ -270,6 +270,9 @@ _FLAG_NAMES = {"from_": "--from", "categories": "--category", "fmt": "--format"}
 
 
 DB_PATH: list[Path] = []             # the database this command opened (named by a database error)
+# a command's own options named as a section of the settings (compare --prefilter), added once its settings are
+# read: a key of that name is then the option, not the section (nor the ranker.toml line of a value in it)
+OPTION_KEYS: set[str] = set()
 
 
 def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Settings":
@@ -350,6 +353,8 @@ def name_key(key: str) -> str:
     for a plain parameter ("date") its flag. A table named in the config file ("scoring.vlm") is blamed on
     the file that has it."""
     from ..settings import BACKEND_OPTION, Settings
+    if key in OPTION_KEYS:
+        return flag_name(key)
     origin = ORIGINS.get(key)
     if origin is None:      # a table or a section: the origin of a value inside it
         inside = [o for k, o in ORIGINS.items() if k.startswith(key + ".")]

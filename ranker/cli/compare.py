@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, nothing_to_do
+from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
+                     nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -51,6 +52,7 @@ def compare(
     # the digest's cut-offs (flag, else ranker.toml), offline mode, the log file
     s = load_settings(config, verbose=verbose, min_relevance=min_relevance, min_novelty=min_novelty,
                       offline=offline)
+    OPTION_KEYS.add("prefilter")       # the files' errors name --prefilter, not the [prefilter] settings
     if ctx.args:
         raise InputError(f"unexpected extra argument(s) {' '.join(ctx.args[:3])}{' ...' if len(ctx.args) > 3 else ''}: "
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "

@@ -125,6 +125,9 @@ def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows
     files = score_files(specs, kinds={"prefilter"}, key="prefilter")
     out: DayRows = DayRows()
     for f in files:
+        if _is_judgements(f):      # read as papers, each of its lines would be a warning, then the error
+            raise InputError("holds judgements (RELEVANCE, NOVELTY), not prefilter output; pass it as {key:gpt} "
+                             "or {key:local}", where=str(f), key="prefilter")
         rows = read_ranked(f, report=ReadReport(on_warning=warn))
         for r in rows:
             out.add(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
