@@ -17,7 +17,7 @@ from .backends.base import GenerateInterrupted
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
 from .errors import ConfigError, InputError, checkpoint, during
 from .io import Progress, redact, same_paper_id
-from .prompts import PromptSet, build_messages
+from .prompts import MAX_AUTHORS, PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
 from .store import Store
@@ -30,6 +30,7 @@ NO_THINKING = {"enable_thinking": False}
 class ScoreOptions:
     papers_per_request: int = 1
     abstract_tokens: int = 400
+    max_authors: int = MAX_AUTHORS    # author names a paper's block shows at most (ranker.prompts.author_list)
     comment_chars: int = COMMENT_CHARS    # asked for in the prompt, enforced by the schema (see schema.py)
     score_mode: str = "greedy"        # or "expected": also read the score-value probabilities
     batch_size: int = 64              # requests per backend call; scores are stored after each call
@@ -44,8 +45,8 @@ class ScoreOptions:
     def from_settings(cls, scoring: ScoringSettings) -> "ScoreOptions":
         """From the [scoring] settings."""
         return cls(papers_per_request=scoring.papers_per_request, abstract_tokens=scoring.abstract_tokens,
-                   comment_chars=scoring.comment_chars, score_mode=scoring.score_mode,
-                   batch_size=scoring.batch_size, layout=scoring.prompt_layout,
+                   max_authors=scoring.max_authors, comment_chars=scoring.comment_chars,
+                   score_mode=scoring.score_mode, batch_size=scoring.batch_size, layout=scoring.prompt_layout,
                    novelty_context=scoring.novelty_context,
                    chat_template_kwargs=dict(scoring.chat_template_kwargs))
 
@@ -57,6 +58,13 @@ class ScoreOptions:
             opts["layout"] = self.layout
         if self.novelty_context > 0:       # likewise: scores with a novelty context are stored apart
             opts["novelty_context"] = self.novelty_context
+        # an author cap other than the default is stored apart too. The hash is of the prompt set and these
+        # options, never of a paper's text, so the default cap (which changed the blocks of the few papers with
+        # more authors) left every stored score where it was: a score is looked up by (paper, model, prompt
+        # hash), and the text hash stored beside it (Paper.scored_text) is of the paper's full author list,
+        # which the cap does not change.
+        if self.max_authors != MAX_AUTHORS:
+            opts["max_authors"] = self.max_authors
         if self.chat_template_kwargs != NO_THINKING:
             opts["chat_template_kwargs"] = dict(sorted(self.chat_template_kwargs.items()))
         return opts
@@ -188,7 +196,8 @@ def build_requests(groups: list[list[Paper]], prompts: PromptSet, options: Score
     return [Request(key=",".join(p.id for p in g),
                     messages=build_messages(prompts, g, abstract_tokens=options.abstract_tokens,
                                             hardened=options.hardened, layout=options.layout,
-                                            comment_chars=options.comment_chars, related=related),
+                                            comment_chars=options.comment_chars, related=related,
+                                            max_authors=options.max_authors),
                     schema=paper_schema([p.id for p in g], options.comment_chars),
                     max_tokens=options.max_tokens,
                     chat_template_kwargs=dict(options.chat_template_kwargs) or None) for g in groups]

@@ -136,6 +136,7 @@ class ScoringSettings(_Section):
     score_mode: Literal["greedy", "expected"] = "greedy"
     papers_per_request: int = Field(1, ge=1)
     abstract_tokens: int = Field(400, ge=16)
+    max_authors: int = Field(50, ge=4)        # = prompts.MAX_AUTHORS: past it, the first ones and the last 3
     comment_chars: int = Field(300, ge=20)    # = backends.schema.COMMENT_CHARS, GPT-4o's 99th percentile
     # passed to the model's chat template (vLLM, transformers, an OpenAI-compatible server): reasoning
     # templates (Qwen3 ...) think by default, which spends the token budget on a hidden monologue

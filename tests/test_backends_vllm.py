@@ -213,9 +213,13 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
     assert engine.stats()["completion_tokens"] >= sum(written) + n_probes
 
 
-def _with_authors(p: Paper, n: int) -> Paper:
-    """The paper with n authors (a collaboration's list is what makes a prompt long: the abstract is cut)."""
-    return Paper.from_dict({**p.to_dict(), "authors": [f"Author{k} Surname{k}" for k in range(n)]})
+def _with_words(p: Paper, n: int) -> Paper:
+    """The paper with an abstract of n words, which LONG_ABSTRACT lets into the prompt whole: the author list is
+    cut (prompts.MAX_AUTHORS), however long, so the abstract is what makes a prompt as long as a test needs."""
+    return Paper.from_dict({**p.to_dict(), "abstract": " ".join(["results"] * n)})
+
+
+LONG_ABSTRACT = 12000       # abstract_tokens: up to 9,000 words, past twice the 4,000 the search below may try
 
 
 @pytest.mark.slow
@@ -226,19 +230,19 @@ def test_papers_whose_prompts_fill_the_context_fail_alone_and_say_why(engine):
     is doubled on the retry, the room is not); the reason now says its prompt filled the context."""
     from ranker.scoring import ScoreOptions, score_batch
     ps = load_prompts()
-    opt = ScoreOptions(abstract_tokens=60, comment_chars=40)
+    opt = ScoreOptions(abstract_tokens=LONG_ABSTRACT, comment_chars=40)
     plain, tight, over = papers(3)
 
     def room(p: Paper) -> int:
         (req,) = _requests([p], ps, opt)
         return engine.max_model_len - len(engine.prompt_ids(req.messages, req.chat_template_kwargs))
 
-    lo, hi = 0, 2000                              # the fewest authors that leave under 30 tokens of room
+    lo, hi = 0, 4000                              # the fewest words that leave under 30 tokens of room
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if room(_with_authors(tight, mid)) >= 30 else (lo, mid)
-    tight = _with_authors(tight, lo)
-    over = _with_authors(over, 2 * lo)
+        lo, hi = (mid + 1, hi) if room(_with_words(tight, mid)) >= 30 else (lo, mid)
+    tight = _with_words(tight, lo)
+    over = _with_words(over, 2 * lo)
     assert 8 <= room(tight) < 30 < opt.max_tokens and room(over) < 0
     res = score_batch([tight, plain, over], engine, ps, opt)
     assert set(res.scores) == {plain.id}

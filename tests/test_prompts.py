@@ -4,7 +4,8 @@ import unicodedata
 import pytest
 
 from ranker.errors import InputError
-from ranker.prompts import DATA_NOTICE, DEFAULT_DIR, FILES, PromptSet, build_messages, load_prompts, parse_topics
+from ranker.prompts import (DATA_NOTICE, DEFAULT_DIR, FILES, MAX_AUTHORS, PromptSet, author_list, build_messages,
+                            format_paper, load_prompts, parse_topics)
 from ranker.records import Paper
 
 from conftest import MODELS, SEED_DIGEST
@@ -381,3 +382,44 @@ def test_bullets_in_a_numbered_topics_file_stay_what_they_were():
     topics, _ = parse_topics(text)
     assert [(t.number, t.name, t.relevant) for t in topics] == [
         (1, "Graphs", "message passing, expressivity"), (2, "Sparsity", "pruning")]
+
+
+def _authors(n: int) -> list[str]:
+    return [f"Author{k} Surname{k}" for k in range(n)]
+
+
+def test_a_collaborations_author_list_is_cut_and_says_how_many_were_left_out():
+    """A report with 3,303 authors (2507.06261 of the shared history) put every name in its block: 20,000
+    tokens or so, past a 4k or 8k context, so the paper was refused unscored. Its block now names the first
+    authors and the last three (the senior author is often last) with the count left out between, and a paper
+    of 50 authors or fewer is shown as before, every name."""
+    big = Paper(id="2507.06261", title="Gemini 2.5", abstract="We introduce ...", authors=_authors(3303))
+    block = format_paper(big)
+    line = next(x for x in block.splitlines() if x.startswith("Authors: "))
+    names = line.removeprefix("Authors: ").split(" and ")
+    assert names[:47] == big.authors[:47] and names[-3:] == big.authors[-3:]
+    assert names[47] == "[3,253 more authors]" and len(names) == MAX_AUTHORS + 1
+    assert len(block) < 2000 and "Author100 " not in block
+    assert build_messages(load_prompts(), [big])[1]["content"].count("[3,253 more authors]") == 1
+    # the marker goes through the sanitiser as it is; one name left out is said in the singular
+    assert "Authors: Author0 Surname0 and " in format_paper(Paper(id="1", title="t", abstract="a",
+                                                                  authors=_authors(51)))
+    assert author_list(_authors(51)).count("[1 more author]") == 1
+    assert author_list(_authors(10), max_authors=4) == ("Author0 Surname0 and [6 more authors] and "
+                                                        "Author7 Surname7 and Author8 Surname8 and Author9 Surname9")
+    fifty = Paper(id="2", title="t", abstract="a", authors=_authors(50))
+    assert f"Authors: {' and '.join(fifty.authors)}\n" in format_paper(fifty)
+    assert format_paper(fifty, max_authors=4) != format_paper(fifty)
+
+
+def test_the_default_author_cap_keeps_the_prompt_hash_and_another_is_stored_apart():
+    """Scores are stored by (paper, model, prompt hash), the hash of the prompt set and the options: the
+    default cap leaves the hash (and every stored score) as it was; another cap is another prompt."""
+    from ranker.scoring import ScoreOptions
+    from ranker.settings import ScoringSettings
+    ps = load_prompts()
+    assert ScoreOptions().prompt_options() == {"papers_per_request": 1, "abstract_tokens": 400,
+                                               "comment_chars": 300, "hardened": True}
+    assert ScoringSettings().max_authors == MAX_AUTHORS
+    other = ScoreOptions.from_settings(ScoringSettings(max_authors=10))
+    assert other.max_authors == 10 and ps.hash(**other.prompt_options()) != ps.hash(**ScoreOptions().prompt_options())

@@ -60,6 +60,7 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[prefilter]\nkeep = 1.5\n", "prefilter.keep", "less than or equal to 1"),
     ("[prefilter]\nkepp = 0.3\n", "prefilter.kepp", "unknown setting"),
     ("[scoring]\nscore_mode = 'best'\n", "scoring.score_mode", "'greedy' or 'expected'"),
+    ("[scoring]\nmax_authors = 3\n", "scoring.max_authors", "greater than or equal to 4"),
     ("[fetch]\ncategories = ['cs LG']\n", "fetch.categories", "'cs LG' is not an arXiv category"),
     # a category spelt in the wrong case matches no paper: every day would be "nothing to do"
     ("[fetch]\ncategories = ['cs.lg', 'cs.AI']\n", "fetch.categories", "did you mean 'cs.LG'?"),

@@ -334,6 +334,29 @@ def sanitize(text: str) -> str:
     return text
 
 
+# --------------------------------------------------------------------------- the author list
+# A paper's author list is cut like its abstract. Collaboration and lab reports list hundreds to thousands of
+# authors (786 and 3,303 in the shared history): their names alone are 5,000-20,000 tokens, past a local model's
+# 4k or 8k context, so the very reports a reader wants were refused unscored. Past MAX_AUTHORS names the prompt
+# shows the first ones and the last AUTHORS_LAST (a lab's senior author is often last), with the number left out
+# between them: "A and B and ... and [3,253 more authors] and Y and Z". 21 of the 14,691 shared papers have more
+# than 50 authors; every other paper's block is the same text as before.
+MAX_AUTHORS = 50
+AUTHORS_LAST = 3
+
+
+def author_list(authors: Sequence[str], max_authors: int = MAX_AUTHORS) -> str:
+    """The authors as the prompt shows them, joined by "and": all of them up to max_authors (at least
+    AUTHORS_LAST + 1), past it the first max_authors - AUTHORS_LAST, the count left out in square brackets (which
+    the sanitiser leaves as they are), and the last AUTHORS_LAST."""
+    if len(authors) <= max_authors:
+        return " and ".join(authors)
+    head = max(1, max_authors - AUTHORS_LAST)
+    left = len(authors) - head - AUTHORS_LAST
+    marker = f"[{left:,} more author{'s' if left != 1 else ''}]"
+    return " and ".join([*authors[:head], marker, *authors[-AUTHORS_LAST:]])
+
+
 # Introduces the earlier related papers (--novelty-context) inside a paper's block: reference data, not the paper.
 RELATED_NOTE = ("Earlier related papers (reference data, not part of this paper: the titles of the closest papers "
                 "announced before it, found by similarity search; judge NOVELTY against them, not against the "
@@ -341,10 +364,11 @@ RELATED_NOTE = ("Earlier related papers (reference data, not part of this paper:
 
 
 def format_paper(p: Paper, abstract_tokens: int = 400, hardened: bool = True,
-                 related: Sequence[tuple[str, str]] | None = None) -> str:
-    """One paper as the prompt shows it. `related`: (day, title) of earlier related papers, listed inside the
+                 related: Sequence[tuple[str, str]] | None = None, max_authors: int = MAX_AUTHORS) -> str:
+    """One paper as the prompt shows it: the abstract cut to about abstract_tokens tokens, the author list to
+    max_authors names (author_list). `related`: (day, title) of earlier related papers, listed inside the
     paper's block (they are arXiv text too, so they get the same untrusted treatment)."""
-    body = (f"ArXiv ID: {p.id}\nTitle: {p.title}\nAuthors: {' and '.join(p.authors)}\n"
+    body = (f"ArXiv ID: {p.id}\nTitle: {p.title}\nAuthors: {author_list(p.authors, max_authors)}\n"
             f"Abstract: {truncate_words(p.abstract, abstract_tokens)}")
     if related:
         body += "\n" + RELATED_NOTE + "".join(f"\n- {day or 'undated'}: {' '.join(title.split())}"
@@ -373,7 +397,8 @@ def comment_bound(chars: int) -> str:
 def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int = 400,
                    hardened: bool = True, layout: str = "seed",
                    comment_chars: int | None = None,
-                   related: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> list[dict[str, str]]:
+                   related: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+                   max_authors: int = MAX_AUTHORS) -> list[dict[str, str]]:
     """Chat messages the way the seed system sends them: the system prompt, then one user message with
     topics, scoring criteria, the papers and the output instructions (in that order, so every request of a
     day shares the longest possible prefix).
@@ -384,12 +409,14 @@ def build_messages(ps: PromptSet, papers: list[Paper], *, abstract_tokens: int =
     one-line reminder of which id to answer for. `comment_chars` adds the sentence asking for a COMMENT
     within that many characters, last.
 
-    related: paper id -> (day, title) of its earlier related papers (the novelty context), if any."""
+    related: paper id -> (day, title) of its earlier related papers (the novelty context), if any.
+    max_authors: the most author names a paper's block shows (author_list)."""
     if layout not in LAYOUTS:
         raise InputError(f"unknown prompt layout {layout!r}; expected one of {', '.join(LAYOUTS)}",
                          where="prompt_layout")
     related = related or {}
-    papers_text = "\n\n".join(format_paper(p, abstract_tokens, hardened, related.get(p.id)) for p in papers)
+    papers_text = "\n\n".join(format_paper(p, abstract_tokens, hardened, related.get(p.id), max_authors)
+                             for p in papers)
     if layout == "seed":
         user = f"{prompt_prefix(ps, hardened)}{papers_text}\n\n{ps.postfix}"
     else:
