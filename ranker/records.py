@@ -81,8 +81,9 @@ class Paper:
 
     @property
     def scored_text(self) -> str:
-        """A short hash of what the scoring prompt shows of the paper (title, authors, abstract; spaces folded):
-        a stored score judged other text when it differs (a replacement that rewrote the abstract)."""
+        """A short hash of the text the scoring prompt is made from (title, every author, abstract; spaces
+        folded; the prompt may show a cut of it: the abstract's first tokens, a long author list's ends): a
+        stored score judged other text when it differs (a replacement that rewrote the abstract)."""
         parts = (self.title or "", " and ".join(self.authors), self.abstract or "")
         text = "\0".join(" ".join(x.split()) for x in parts)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
