@@ -1063,3 +1063,193 @@ def test_every_kind_of_page_fits_a_phone_screen_without_sideways_scrolling(site,
             wide[path] = width
     page.close()
     assert wide == {}
+
+
+def _focused_paper(page) -> str | None:
+    """The id of the paper entry holding the focus itself (j / k focus the entry, not a control in it)."""
+    return page.evaluate("() => { var a = document.activeElement;"
+                         " return a && a.matches('article.paper') ? a.id.slice(2) : null; }")
+
+
+@needs_browser
+def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
+    """A morning's triage from the keyboard: j / k go to the next / previous paper of the day in the page's order
+    (the digest's picks, then the rest), its entry taking the focus (with a visible outline) and coming into view;
+    on a search's results as well, where o opens the paper's page and, there, u / z label it."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        assert len(ids) > 12
+        seen = []
+        for _ in range(12):
+            page.keyboard.press("j")
+            seen.append(_focused_paper(page))
+        assert seen == ids[:12]
+        page.keyboard.press("k")
+        page.keyboard.press("k")
+        assert _focused_paper(page) == ids[9]
+        entry = page.locator(f"article[id='p-{ids[9]}']")
+        expect(entry).to_be_in_viewport()
+        assert entry.evaluate("e => getComputedStyle(e).outlineStyle") != "none"
+        for _ in range(3):
+            page.keyboard.press("k")
+        assert _focused_paper(page) == ids[6]
+        with Store(db) as s:
+            assert all(s.get_labels([i]) == {} for i in ids[:12])      # moving labels nothing
+
+        pid = page.locator("section.rest article.paper").nth(21).get_attribute("id")[2:]
+        page.goto(f"{server.url}/search?" + urllib.parse.urlencode({"q": pid}))
+        page.keyboard.press("j")                               # (the box keeps no focus once it found some)
+        assert _focused_paper(page) == pid
+        page.keyboard.press("o")
+        page.wait_for_url(f"{server.url}/paper/{pid}")
+        form = page.locator("form.thumbs")
+        page.keyboard.press("u")                               # a paper's own page: its paper, no j needed
+        expect(form.locator(".state")).to_have_text("you liked this")
+        assert _label(db, pid)[0] == 1
+        page.keyboard.press("z")
+        expect(form.locator("button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_keys_label_the_current_paper_as_its_thumbs_do(site, chromium):
+    """u then d then d on the paper j went to: thumbs up, thumbs down, then none, in the store as on the page; + /
+    - and z the same. A key presses the paper's thumb, so it goes the click's way: sent with the label the page
+    shows, and refused with the stored label when another tab changed it meanwhile."""
+    import re
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.route("**/labels.json", lambda route: route.abort())   # the page does not look again on its own
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        rows = page.locator("section.rest article.paper")
+        before, pid = (rows.nth(i).get_attribute("id")[2:] for i in (19, 20))
+        assert _label(db, pid) is None and _label(db, before) is None
+        rows.nth(19).focus()
+        page.keyboard.press("j")
+        assert _focused_paper(page) == pid
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        page.keyboard.press("u")
+        expect(form.locator(".state")).to_have_text("you liked this")
+        assert _label(db, pid)[0] == 1
+        expect(page.locator(f"article[id='p-{pid}']")).to_have_class(re.compile(r"\bliked\b"))
+        page.keyboard.press("d")
+        expect(form.locator(".state")).to_have_text("not for you")
+        assert _label(db, pid)[0] == -1
+        page.keyboard.press("d")                                     # the same again: taken back
+        expect(form.locator("button.undo")).to_be_hidden()
+        expect(form).to_have_attribute("data-label", "0")
+        assert _label(db, pid) is None
+        page.keyboard.press("+")
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == 1
+        page.keyboard.press("z")
+        expect(form.locator("button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, -1, 0, 1, 0]
+        assert _label(db, before) is None
+        assert _focused_paper(page) == pid                           # the focus stays on the paper
+
+        # another tab gives the thumbs up meanwhile: - from this page (which shows none) is refused
+        assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "seen": "0", "csrf": _token(server)},
+                     {"Origin": server.url, "Accept": "application/json"})[0] == 200
+        page.keyboard.press("-")
+        expect(form.locator(".state")).to_have_text("changed elsewhere meanwhile: you liked this")
+        expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        assert _label(db, pid)[0] == 1
+        page.keyboard.press("z")
+        expect(form.locator("button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_keys_typed_into_a_field_or_with_ctrl_label_nothing(site, chromium):
+    """u typed into the search box is a letter of the search, not a thumbs up on the paper focused just before;
+    so is a key held with Ctrl (the browser's own shortcuts). Outside the field, u labels the paper."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        entry = page.locator("section.rest article.paper").nth(22)
+        pid = entry.get_attribute("id")[2:]
+        assert _label(db, pid) is None
+        entry.focus()
+        page.keyboard.press("Control+d")
+        box = page.locator("header input[type=search]")
+        box.focus()
+        page.keyboard.type("ud+-zj")
+        expect(box).to_have_value("ud+-zj")
+        page.locator("select[name=topic]").focus()
+        page.keyboard.press("d")
+        entry.locator("button.up").focus()
+        page.keyboard.press("Alt+u")
+        form = entry.locator("form.thumbs")
+        expect(form.locator(".state")).to_have_text("")
+        with Store(db) as s:
+            assert s.label_events(pid) == []
+        page.keyboard.press("u")                                     # the focus in its entry: labelled
+        expect(form.locator(".state")).to_have_text("you liked this")
+        assert _label(db, pid)[0] == 1
+        page.keyboard.press("u")
+        expect(form.locator("button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+
+        page.goto(f"{server.url}/paper/{pid}")                      # its one paper takes the keys wherever the focus
+        page.locator("header input[type=search]").focus()
+        page.keyboard.type("u")
+        page.keyboard.press("Control+d")
+        expect(page.locator("header input[type=search]")).to_have_value("u")
+        page.locator("header input[type=search]").blur()
+        page.keyboard.press("d")
+        expect(page.locator("form.thumbs .state")).to_have_text("not for you")
+        with Store(db) as s:
+            assert [e["label"] for e in s.label_events(pid)] == [1, 0, -1]
+        page.keyboard.press("z")
+        expect(page.locator("form.thumbs button.undo")).to_be_hidden()
+        assert _label(db, pid) is None
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_question_mark_shows_the_keys(site, chromium):
+    """? shows a small list of the keys and hides it again (Esc too); a day page's thumbs name theirs to a
+    screen reader (aria-keyshortcuts)."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        keys = page.locator("#keys")
+        expect(keys).to_be_hidden()
+        page.keyboard.press("?")
+        expect(keys).to_be_visible()
+        text = keys.inner_text()
+        for k in ("j", "k", "u", "d", "z", "o", "Enter", "?"):
+            assert k in text
+        expect(keys).to_be_in_viewport()
+        page.keyboard.press("?")
+        expect(keys).to_be_hidden()
+        page.keyboard.press("?")
+        page.keyboard.press("Escape")
+        expect(keys).to_be_hidden()
+        thumbs = page.locator("article.paper form.thumbs").first
+        assert thumbs.locator("button.up").get_attribute("aria-keyshortcuts") == "U"
+        assert thumbs.locator("button.down").get_attribute("aria-keyshortcuts") == "D"
+        assert errors == []
+    finally:
+        page.close()

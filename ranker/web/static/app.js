@@ -151,4 +151,60 @@
       if (!--waiting[pid]) { delete waiting[pid]; }
     });
   });
+
+  // Keys, for a morning's triage without the mouse: j / k the next / previous paper (its entry takes the focus and
+  // comes into view), u or + thumbs up and d or - thumbs down on it (the same again takes it back, as a click
+  // does), z takes it back, o (or Enter on the entry itself) opens its page, ? shows or hides the list of keys.
+  // A key presses the paper's own button (click()), so it goes the clicks' way above: in turn, toggled against the
+  // label stored, sent with the label seen and refused when that one changed elsewhere. A key typed in a field or
+  // held with Ctrl, Alt or Meta is left to the field and the browser.
+  var help = document.getElementById("keys");
+  var keyed = { "u": "up", "+": "up", "d": "down", "-": "down", "z": "undo" };
+
+  function entries() {      // the papers of the page, in its order: a day's or a search's entries, the labels' rows
+    return Array.prototype.map.call(document.querySelectorAll("form.thumbs"), function (f) {
+      return f.closest("article, tr") || f;
+    });
+  }
+  entries().forEach(function (e) { e.tabIndex = -1; });   // focusable by the keys (and a click), not by Tab
+
+  function current(list) {   // the entry holding the focus; a paper's own page has only its own
+    var at = document.activeElement;
+    for (var i = 0; at && i < list.length; i++) {
+      if (list[i].contains(at)) { return list[i]; }
+    }
+    return list.length === 1 ? list[0] : null;
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    var t = ev.target, key = ev.key;
+    if (ev.defaultPrevented || ev.ctrlKey || ev.altKey || ev.metaKey || ev.isComposing) { return; }
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName) || t.isContentEditable) { return; }
+    if (help && (key === "?" || (key === "Escape" && !help.hidden))) {
+      help.hidden = key === "Escape" || !help.hidden;
+      ev.preventDefault();
+      return;
+    }
+    var list = entries(), at = current(list);
+    if (key === "j" || key === "k") {
+      if (!list.length) { return; }
+      var i = list.indexOf(at), next;
+      if (i < 0) {          // none yet: the first paper in view
+        next = list.filter(function (e) { return e.getBoundingClientRect().bottom > 0; })[0] || list[0];
+      } else {
+        next = list[Math.max(0, Math.min(list.length - 1, i + (key === "j" ? 1 : -1)))];
+      }
+      next.focus({ preventScroll: true });
+      next.scrollIntoView({ block: "nearest" });
+      ev.preventDefault();
+    } else if (at && keyed[key]) {
+      var form = at.querySelector("form.thumbs"), button = form.querySelector("button." + keyed[key]);
+      // z while the label is on its way takes it back too; with no label, nothing to take back
+      if (!ev.repeat && (!button.hidden || waiting[form.getAttribute("data-paper")])) { button.click(); }
+      ev.preventDefault();
+    } else if (at && (key === "o" || (key === "Enter" && t === at))) {
+      var link = at.querySelector("h3 a, td:first-child a");
+      if (link) { link.click(); ev.preventDefault(); }
+    }
+  });
 })();
