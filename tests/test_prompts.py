@@ -412,6 +412,15 @@ def test_a_collaborations_author_list_is_cut_and_says_how_many_were_left_out():
     assert format_paper(fifty, max_authors=4) != format_paper(fifty)
 
 
+def test_an_author_cap_below_its_floor_shows_each_name_once():
+    """author_list shows at least AUTHORS_LAST + 1 names (the settings refuse a smaller max_authors, a caller of
+    ScoreOptions may not): a cap of 2 on three authors named the last three after the first, the first twice,
+    with "[-1 more authors]" between."""
+    assert author_list(_authors(3), max_authors=2) == " and ".join(_authors(3))
+    assert author_list(_authors(4), max_authors=0) == " and ".join(_authors(4))
+    assert author_list(_authors(6), max_authors=1) == ("Author0 Surname0 and [2 more authors] and "
+                                                       "Author3 Surname3 and Author4 Surname4 and Author5 Surname5")
+
 def test_the_default_author_cap_keeps_the_prompt_hash_and_another_is_stored_apart():
     """Scores are stored by (paper, model, prompt hash), the hash of the prompt set and the options: the
     default cap leaves the hash (and every stored score) as it was; another cap is another prompt."""

@@ -349,9 +349,10 @@ def author_list(authors: Sequence[str], max_authors: int = MAX_AUTHORS) -> str:
     """The authors as the prompt shows them, joined by "and": all of them up to max_authors (at least
     AUTHORS_LAST + 1), past it the first max_authors - AUTHORS_LAST, the count left out in square brackets (which
     the sanitiser leaves as they are), and the last AUTHORS_LAST."""
+    max_authors = max(max_authors, AUTHORS_LAST + 1)    # a smaller cap repeated the last names, counted -1 left
     if len(authors) <= max_authors:
         return " and ".join(authors)
-    head = max(1, max_authors - AUTHORS_LAST)
+    head = max_authors - AUTHORS_LAST
     left = len(authors) - head - AUTHORS_LAST
     marker = f"[{left:,} more author{'s' if left != 1 else ''}]"
     return " and ".join([*authors[:head], marker, *authors[-AUTHORS_LAST:]])
