@@ -99,7 +99,7 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
               out: str | Path | None = None, date: str | None = None, ids: Sequence[str] | None = None,
               since: str | None = None, until: str | None = None, announced: str | None = None,
               keep: bool = True, report: ReadReport | None = None, progress: Progress | None = None,
-              warn: Warn | None = None) -> Day:
+              warn: Warn | None = None, single_day: bool = False) -> Day:
     """A day's papers, read once and upserted into the store once (one transaction), from:
       source   a file or an http(s) URL (arXiv RSS/Atom XML, a metadata snapshot or papers JSONL, maybe
                gzipped), or papers already read;
@@ -109,7 +109,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
                feed holds only today's, and relabelling them would store them under another day).
     Filtered by settings.fetch (categories, announce types); `date` replaces every paper's day. `out` also
     writes them as papers JSONL, atomically, in the same pass; keep=False returns no papers (a 30,000-paper
-    snapshot then never sits in memory)."""
+    snapshot then never sits in memory). single_day: papers of several days are refused (one_day) before any is
+    stored or written (a day's run: they are read whole first)."""
     t0 = time.perf_counter()
     f = settings.fetch
     policy = NetPolicy.from_settings(f)
@@ -132,6 +133,9 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
         else:
             papers = fetch_today(f.categories, f.announce, date, **common)
             what = rss_feed_url(f.categories, f.rss_url)
+        if single_day:
+            papers = list(papers)
+            one_day(papers, where=what)
         stored = ingest(papers, out, store, progress=progress, keep=keep)
     return Day(stored.papers, what, report, stored, seconds=time.perf_counter() - t0)
 

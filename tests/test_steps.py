@@ -384,7 +384,7 @@ def test_ranker_run_and_prefilter_as_commands(store, settings, tmp_path):
 def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_replaced(store, settings, tmp_path):
     """Two days' listings in one file were ranked as one day and stored, and written, as the day most of them
     carry: over 2025-05-15's own ranking and run folder. `ranker run` refuses them in one line, touching
-    neither."""
+    neither, before it stores any of the papers."""
     other = list(read_papers(DAYS / "2025-05-13" / "listing.jsonl"))[:50]
     mixed = tmp_path / "two-days.jsonl"
     mixed.write_text(LISTING.read_text() + "".join(json.dumps(p.to_dict()) + "\n" for p in other))
@@ -393,6 +393,7 @@ def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_r
     run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     ranking = [(r.paper_id, r.kept) for r in store.get_rankings("2025-05-15")]
+    n_papers = store.count_papers()
     store.close()
     r = ranker("run", "--papers", mixed, "--out", out, "--db", settings.db_path, "--backend", "fake", "--config",
                _toml(tmp_path), "--offline")
@@ -403,6 +404,7 @@ def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_r
     with Store(settings.db_path) as s:
         assert [(r.paper_id, r.kept) for r in s.get_rankings("2025-05-15")] == ranking
         assert s.get_rankings("2025-05-13") == []
+        assert s.count_papers() == n_papers and s.get_paper(other[0].id) is None    # not even the papers stored
     # labelled as one day (`ranker run --date`), they are one day's papers
     r = ranker("run", "--papers", mixed, "--date", "2025-05-15", "--out", tmp_path / "one", "--db",
                settings.db_path, "--backend", "fake", "--config", _toml(tmp_path), "--offline")

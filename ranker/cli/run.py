@@ -81,7 +81,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
             if papers is None and day_given:
                 day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn)
             else:
-                day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn)
+                day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn, single_day=True)
         warn_read(day.report)
         if not day.papers:
             nothing_to_do(day.empty_reason())
