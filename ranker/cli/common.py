@@ -284,6 +284,7 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
     g = settings.gather(config, flags)
     ORIGINS.clear()
     ORIGINS.update(g.origins)
+    OPTION_KEYS.clear()                   # a command's own, not the last command's of this process
     s = settings.build(g)
     from ..backends import check_options
     from ..errors import ConfigError
