@@ -1071,6 +1071,14 @@ def _focused_paper(page) -> str | None:
                          " return a && a.matches('article.paper') ? a.id.slice(2) : null; }")
 
 
+def _undo_by_key(page, form, db, pid) -> None:
+    """z takes the paper's label back: the undo hides itself and the store holds no label."""
+    from playwright.sync_api import expect
+    page.keyboard.press("z")
+    expect(form.locator("button.undo")).to_be_hidden()
+    assert _label(db, pid) is None
+
+
 @needs_browser
 def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
     """A morning's triage from the keyboard: j / k go to the next / previous paper of the day in the page's order
@@ -1110,9 +1118,7 @@ def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
         page.keyboard.press("u")                               # a paper's own page: its paper, no j needed
         expect(form.locator(".state")).to_have_text("you liked this")
         assert _label(db, pid)[0] == 1
-        page.keyboard.press("z")
-        expect(form.locator("button.undo")).to_be_hidden()
-        assert _label(db, pid) is None
+        _undo_by_key(page, form, db, pid)
         assert errors == []
     finally:
         page.close()
@@ -1151,9 +1157,7 @@ def test_keys_label_the_current_paper_as_its_thumbs_do(site, chromium):
         page.keyboard.press("+")
         expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
         assert _label(db, pid)[0] == 1
-        page.keyboard.press("z")
-        expect(form.locator("button.undo")).to_be_hidden()
-        assert _label(db, pid) is None
+        _undo_by_key(page, form, db, pid)
         with Store(db) as s:
             assert [e["label"] for e in s.label_events(pid)] == [1, -1, 0, 1, 0]
         assert _label(db, before) is None
@@ -1166,9 +1170,7 @@ def test_keys_label_the_current_paper_as_its_thumbs_do(site, chromium):
         expect(form.locator(".state")).to_have_text("changed elsewhere meanwhile: you liked this")
         expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
         assert _label(db, pid)[0] == 1
-        page.keyboard.press("z")
-        expect(form.locator("button.undo")).to_be_hidden()
-        assert _label(db, pid) is None
+        _undo_by_key(page, form, db, pid)
         assert errors == []
     finally:
         page.close()
@@ -1217,9 +1219,7 @@ def test_keys_typed_into_a_field_or_with_ctrl_label_nothing(site, chromium):
         expect(page.locator("form.thumbs .state")).to_have_text("not for you")
         with Store(db) as s:
             assert [e["label"] for e in s.label_events(pid)] == [1, 0, -1]
-        page.keyboard.press("z")
-        expect(page.locator("form.thumbs button.undo")).to_be_hidden()
-        assert _label(db, pid) is None
+        _undo_by_key(page, page.locator("form.thumbs"), db, pid)
         assert errors == []
     finally:
         page.close()
