@@ -355,7 +355,8 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
     their shards. A paper whose answer fails twice is a Failure; nothing is silently dropped. The retry is
     not the same greedy request again (it would fail the same way): each paper of a failed request is asked
     alone, and one whose answer was cut off gets twice the room; a one-paper request the backend answered
-    with an error and no text is a Failure at once. `on_done(n, which)` is handed to the first call's
+    with an error and no text, or whose answer the model's context cut off (Result.context_full: a larger budget
+    would not help), is a Failure at once. `on_done(n, which)` is handed to the first call's
     backend.generate (n requests finished: Backend.generate), for a progress bar; the retry call is not
     counted again. Its requests are the papers options.papers_per_request at a time, in order.
     `on_scores(scores)` hears each call's validated scores as soon as they are read, before the retry call, so
@@ -409,10 +410,12 @@ def score_batch(papers: list[Paper], backend: Backend, prompts: PromptSet, optio
                     new.update(parse_result(res, ids, opt.comment_chars))
                 except ValueError as e:
                     # no answer at all from a one-paper request: the backend's own error, after its own retries
-                    # (a server down, a prompt too long); the same request again would fail the same way
-                    if not final and (len(group) > 1 or res.text is not None):
+                    # (a server down, a prompt too long); the same request again would fail the same way. Nor
+                    # does one cut off by the context: its prompt leaves no more room, whatever the budget.
+                    # Several papers cut off so are asked alone, each with a shorter prompt.
+                    if not final and (len(group) > 1 or (res.text is not None and not res.context_full)):
                         retry += [[p] for p in group]
-                        if res.finish_reason == "length":
+                        if res.finish_reason == "length" and not res.context_full:
                             cut_off.update(ids)
                         continue
                     for pid in ids:

@@ -64,6 +64,7 @@ def test_small_batches_and_a_cut_off_answer(backend):
     assert out[0].ok, out[0].error
     check_answer(json.loads(out[0].text), [pp[0].id], 40)
     assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 5
+    assert not out[1].context_full and out[1].error is None   # its budget's cut-off: a larger one may do
     assert out[1].text and len(out[1].text) <= 40          # five tokens' worth, not the batch's sixty
 
 
@@ -89,7 +90,9 @@ def short_context_model(tmp_path, context: int):
 
 def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):
     """A prompt over the model's context is refused with the reason (it was scored beyond the positions the
-    model knows); one that fits leaves its answer only the room that is left."""
+    model knows); one that fits leaves its answer only the room that is left, and an answer cut off there says
+    the context is full (Result.context_full), not just "length": it had failed as a budget cut-off, which
+    scoring retried with twice the budget the context does not have."""
     from transformers import AutoTokenizer
 
     from ranker.backends.transformers_backend import TransformersBackend
@@ -113,6 +116,9 @@ def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):
     assert f"does not fit a context of {context} tokens" in out[0].error
     assert out[1].usage.prompt_tokens == n_short
     assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 20
+    assert out[1].context_full and out[1].error == (f"answer cut off after 20 tokens: its prompt of {n_short} "
+                                                    f"tokens leaves no more of a context of {context} tokens "
+                                                    "(the model's config)")
 
 
 def test_a_batch_never_runs_past_the_context_for_its_longest_prompt():

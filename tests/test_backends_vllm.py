@@ -227,7 +227,8 @@ def test_papers_whose_prompts_fill_the_context_fail_alone_and_say_why(engine):
     """A paper whose prompt is over max_model_len is refused before the engine, one whose prompt leaves less
     room than its answer needs is cut off, and the papers beside them are scored. The cut-off one failed as
     "generation was cut off (finish_reason=length)", twice: raising nothing a user sets could help (the budget
-    is doubled on the retry, the room is not); the reason now says its prompt filled the context."""
+    is doubled on the retry, the room is not); the reason now says its prompt filled the context, and it is
+    asked once."""
     from ranker.scoring import ScoreOptions, score_batch
     ps = load_prompts()
     opt = ScoreOptions(abstract_tokens=LONG_ABSTRACT, comment_chars=40)
@@ -244,7 +245,9 @@ def test_papers_whose_prompts_fill_the_context_fail_alone_and_say_why(engine):
     tight = _with_words(tight, lo)
     over = _with_words(over, 2 * lo)
     assert 8 <= room(tight) < 30 < opt.max_tokens and room(over) < 0
+    asked = engine.stats()["requests"]
     res = score_batch([tight, plain, over], engine, ps, opt)
+    assert engine.stats()["requests"] - asked == 3            # no retry: a larger budget would not help
     assert set(res.scores) == {plain.id}
     assert set(res.failures) == {tight.id, over.id}
     assert f"does not fit a context of {engine.max_model_len} tokens" in res.failures[over.id].reason

@@ -134,6 +134,21 @@ def test_the_retry_asks_each_paper_alone_and_gives_a_cut_off_answer_more_room(pa
     assert room[cut] == 2 * room[bad] and run.retried == 6
 
 
+def test_an_answer_the_context_cut_off_is_not_asked_again(papers, store):
+    """A paper whose prompt left its answer less room in the model's context than its budget was asked again
+    with twice the budget: a second prompt computed for nothing, as the room is the context's, not the
+    budget's. It fails at once with the backend's reason; a paper cut off by its budget is still retried."""
+    ctx, cut = papers[0].id, papers[1].id
+    be = FakeBackend(context_full={ctx}, length={cut})
+    run = score_papers(papers[:3], be, load_prompts(), store)
+    asked = [k for call in be.calls for k in call]
+    assert asked.count(ctx) == 1 and asked.count(cut) == 2 and asked.count(papers[2].id) == 1
+    assert {f.arxiv_id for f in run.failures} == {ctx, cut} and run.retried == 1
+    reasons = {f.arxiv_id: f.reason for f in run.failures}
+    assert "leaves no more of a context of" in reasons[ctx]
+    assert "finish_reason=length" in reasons[cut]
+
+
 def test_several_papers_per_request(papers, store, tmp_path):
     be = FakeBackend()
     run = score_to(tmp_path / "s.jsonl", papers[:7], be, load_prompts(), store,

@@ -82,6 +82,9 @@ class Result:
     # "expected" mode: for each score field, the probability of each integer value 1..10 at the position
     # where the model wrote it, renormalised over the values the schema allows. None when not asked / unknown.
     score_probs: dict[str, dict[int, float]] | None = None
+    # cut off ("length") by the model's context, not by the request's max_tokens: its prompt left less room
+    # than that budget, so asking again with a larger one cannot help (cut_by_context)
+    context_full: bool = False
 
     @property
     def ok(self) -> bool:
@@ -128,6 +131,15 @@ def answer_room(key: str, prompt_tokens: int, context: int) -> tuple[int, Result
         return room, None
     return 0, Result(key, None, "error", usage=Usage(prompt_tokens=prompt_tokens),
                      error=f"prompt of {prompt_tokens} tokens does not fit a context of {context} tokens")
+
+
+def cut_by_context(result: Result, limit: int, prompt_tokens: int, context: int, context_name: str) -> None:
+    """Mark `result`, an answer cut off at the `limit` tokens its prompt of `prompt_tokens` left in a context of
+    `context` tokens (`context_name`: where that size comes from), as the context's failure: its reason says so
+    and `context_full` is set, so a caller does not retry it with a larger budget."""
+    result.context_full = True
+    result.error = (f"answer cut off after {limit} tokens: its prompt of {prompt_tokens} tokens leaves no more of "
+                    f"a context of {context} tokens ({context_name})")
 
 
 class Backend(ABC):

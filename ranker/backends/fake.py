@@ -4,12 +4,15 @@ Scores come from a hash of the paper id, so the same paper always gets the same 
 injected per request key (or per paper id for several-paper requests):
 
     FakeBackend("any", garbage={"2506.00001"}, length={"2506.00002"}, error={"2506.00003"},
-                raise_for={"2506.00004"}, flaky={"2506.00005"}, wrong_id={"2506.00006"})
+                raise_for={"2506.00004"}, flaky={"2506.00005"}, wrong_id={"2506.00006"},
+                context_full={"2506.00007"})
 
 garbage   text that is not JSON            length    a cut-off answer, finish_reason "length"
 error     text None, finish_reason "error"  raise_for generate() raises BackendError for the whole batch
 flaky     garbage the first time a key is seen, a good answer afterwards (exercises the retry)
 wrong_id  valid JSON with another paper's id (exercises the caller's validation)
+context_full  a cut-off answer whose prompt left less room in the model's context than its budget, as an
+          engine reports it (Result.context_full, and the reason)
 
 die_once="/path/marker" kills the whole process (SIGKILL) inside a generate() call made while the marker file
 does not exist, creating it first: a worker lost mid-batch, once (the backfill's retry and resume tests).
@@ -36,7 +39,7 @@ from pydantic import Field
 
 from ..errors import BackendError
 from ..records import Usage
-from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
+from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result, cut_by_context
 from .schema import SCORE_MAX, SCORE_MIN, schema_ids
 
 
@@ -68,6 +71,7 @@ class FakeOptions(BackendOptions):
     raise_for: set[str] = Field(set(), strict=False)
     flaky: set[str] = Field(set(), strict=False)
     wrong_id: set[str] = Field(set(), strict=False)
+    context_full: set[str] = Field(set(), strict=False)
     die_once: str | None = None              # a marker file: SIGKILL this process once (see the module doc)
     die_after: int = Field(0, ge=0)          # calls let through before that
     interrupt_after: int | None = Field(None, ge=0)   # calls let through before a KeyboardInterrupt
@@ -88,6 +92,7 @@ class FakeBackend(Backend):
         self.model_name = self.store_name(model)
         self.garbage, self.length, self.error = o.garbage, o.length, o.error
         self.raise_for, self.flaky, self.wrong_id = o.raise_for, o.flaky, o.wrong_id
+        self.context_full = o.context_full
         self.die_once, self.die_after, self.interrupt_after = o.die_once, o.die_after, o.interrupt_after
         self.noise = o.noise
         if o.noise:
@@ -151,7 +156,7 @@ class FakeBackend(Backend):
             finish = "stop"
             if self._hit(self.garbage, r, ids) or (first_time and self._hit(self.flaky, r, ids)):
                 text = "Sure! Here are my scores: RELEVANCE seven"
-            elif self._hit(self.length, r, ids):
+            elif self._hit(self.length, r, ids) or self._hit(self.context_full, r, ids):
                 text, finish = text[: len(text) // 2], "length"
             usage = Usage(prompt_tokens=prompt, completion_tokens=max(1, len(text) // 4))
             self._usage.add(usage)
@@ -162,7 +167,11 @@ class FakeBackend(Backend):
                 for pid in ids:
                     for f, v in zip(SCORE_FIELDS, fake_scores(pid)):
                         probs[f if len(ids) == 1 else f"{pid}/{f}"] = _peaked(v)
-            out.append(Result(r.key, text, finish, usage=usage, score_probs=probs))
+            res = Result(r.key, text, finish, usage=usage, score_probs=probs)
+            if finish == "length" and self._hit(self.context_full, r, ids):
+                # a context of the prompt and what was written: no room left, whatever the budget
+                cut_by_context(res, usage.completion_tokens, prompt, prompt + usage.completion_tokens, "fake")
+            out.append(res)
             if on_done is not None:
                 on_done(1, [i])
         return out

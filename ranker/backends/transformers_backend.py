@@ -19,7 +19,8 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import Backend, BackendOptions, Request, Result, answer_room, hf_config_context, local_model_key, one_line
+from .base import (Backend, BackendOptions, Request, Result, answer_room, cut_by_context, hf_config_context,
+                   local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -233,6 +234,9 @@ class TransformersBackend(Backend):
             usage = Usage(prompt_tokens=len(prompt), completion_tokens=min(n_gen, limit))
             self._usage.add(usage)
             res = Result(req.key, text, "stop" if stopped and n_gen <= limit else "length", usage=usage)
+            if res.finish_reason == "length" and limit < req.max_tokens:
+                # cut off by the context, not by the answer's budget: a larger budget would not help
+                cut_by_context(res, limit, len(prompt), self.max_model_len, "the model's config")
             if score_probs and res.ok:
                 res.score_probs = self._probs(out, row, prompt, text_ids, width,
                                               single=len(chunk) == 1)

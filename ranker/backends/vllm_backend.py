@@ -37,8 +37,8 @@ from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
 from ..io import Warn
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, hf_config_context,
-                   local_model_key, one_line)
+from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, cut_by_context,
+                   hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
@@ -398,8 +398,7 @@ class VLLMBackend(Backend):
             results[i] = res = out if isinstance(out, Result) else self._result(requests[i], ids, out)
             if res.finish_reason == "length" and sp.max_tokens < requests[i].max_tokens:
                 # cut off by the context, not by the answer's budget: a larger budget would not help
-                res.error = (f"answer cut off after {sp.max_tokens} tokens: its prompt of {len(ids)} tokens "
-                             f"leaves no more of a context of {self.max_model_len} tokens (max_model_len)")
+                cut_by_context(res, sp.max_tokens, len(ids), self.max_model_len, "max_model_len")
         if score_probs:
             self._fill_score_probs([(results[i], prompts[k], outs[k]) for k, i in enumerate(todo)
                                     if not isinstance(outs[k], Result)])
