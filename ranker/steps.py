@@ -421,6 +421,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 except Exception:
                     pass
                 raise
+
     def ended(run_id: int, day: str) -> str | None:
         status = store.run_status(run_id, "run", day=day)
         return status if status != "running" else None
