@@ -36,31 +36,30 @@ def _embedder_key(s) -> str:
     return Embedder.from_settings(s).key
 
 
-def no_vectors(store, key: str) -> str:
+def no_vectors(store, key: str, hint: str = "") -> str:
     """Why there is nothing to search or index for the embedder `key`: the database holds no paper vectors of
     it. When it holds another embedder's (the settings changed prefilter.embedder or prefilter.max_tokens since
     they were stored), the line names the setting that picked `key` and the one that finds those vectors:
-    "no paper vectors yet" said to a database of months of papers sent the user to embed them all again."""
+    "no paper vectors yet" said to a database of months of papers sent the user to embed them all again.
+    `hint` follows the line where the database holds no other vectors either (what stores them)."""
     from ..prefilter.embed import DEFAULT_MAX_TOKENS, QUERY_PREFIX
     from .common import name_key, name_mention
+
+    def parts(k: str) -> tuple[str, str]:                # "minilm@64" -> ("minilm", "64")
+        name, at, tokens = k.rpartition("@")
+        return (name, tokens) if at else (k, str(DEFAULT_MAX_TOKENS))
     others = [(store.paper_vector_stats(e, QUERY_PREFIX)[0], e) for e in store.paper_embedders(QUERY_PREFIX)
               if e != key]
-    if not others:
-        return f"no paper vectors for the embedder {key} in {store.path} yet"
-    count, other = max(others)
-
-    def parts(k: str) -> tuple[str, str]:
-        name, _, tokens = k.rpartition("@") if "@" in k else (k, "", "")
-        return name, tokens or str(DEFAULT_MAX_TOKENS)
-    (name, tokens), (o_name, o_tokens) = parts(key), parts(other)
-    keys = [k for k, a, b in (("prefilter.embedder", name, o_name), ("prefilter.max_tokens", tokens, o_tokens))
-            if a != b]
-    if not keys:
-        return f"no paper vectors for the embedder {key} in {store.path} yet"
-    use = " ".join(f"{name_mention(k)} {o_name if k == 'prefilter.embedder' else o_tokens}" for k in keys)
-    chosen = ", ".join(name_key(k) for k in keys)
-    return (f"no paper vectors for the embedder {key} (chosen by {chosen}) in {store.path}; it holds {count:,} of "
-            f"the embedder {other}: {use} uses those")
+    if others:
+        count, other = max(others)
+        setting = {"prefilter.embedder": 0, "prefilter.max_tokens": 1}
+        mine, theirs = parts(key), parts(other)
+        keys = [k for k, i in setting.items() if mine[i] != theirs[i]]
+        if keys:
+            use = " ".join(f"{name_mention(k)} {theirs[setting[k]]}" for k in keys)
+            return (f"no paper vectors for the embedder {key} (chosen by {', '.join(name_key(k) for k in keys)}) "
+                    f"in {store.path}; it holds {count:,} of the embedder {other}: {use} uses those")
+    return f"no paper vectors for the embedder {key} in {store.path} yet{hint}"
 
 
 @index_app.command("status")

@@ -40,9 +40,8 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     emb = Embedder.from_settings(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
-            why = no_vectors(store, emb.key)
-            nothing_to_do(why + (" (`ranker run`, `ranker prefilter` or `ranker fetch --embed` stores them)"
-                                 if why.endswith(" yet") else ""))
+            nothing_to_do(no_vectors(store, emb.key, " (`ranker run`, `ranker prefilter` or `ranker fetch --embed` "
+                                                     "stores them)"))
             return
         res = find(store, query, embedder=emb, k=k, since=since, warn=info)
     if res.paper is not None:
