@@ -1232,9 +1232,10 @@ class Store:
                     row = c.execute("SELECT MAX(created_at) FROM label_events WHERE paper_id=? AND label=0",
                                     (lb.paper_id,)).fetchone()
                     cur = (0, row[0]) if row[0] is not None else None
-                if lb.label == 0 and cur is None:
-                    # the undo of a thumb never given here is kept as an event: an older thumb imported later
-                    # loses to it, and this store's exports carry it on
+                if lb.label == 0 and (cur is None or cur[0] == 0 and cur[1] < lb.created_at):
+                    # the undo of a thumb never given here, or taken back here too but earlier, is kept as an
+                    # event: an older thumb imported later loses to it (not only to this store's earlier undo),
+                    # and this store's exports carry it on
                     c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                               (lb.paper_id, 0, lb.day, lb.created_at, "import"))
                     counts["unchanged"] += 1

@@ -188,3 +188,25 @@ def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     r = ranker("labels", "export", tmp_path / "empty.jsonl", "--db", tmp_path / "mistyped.sqlite3")
     assert r.returncode == 0 and "wrote an empty" in r.stderr and (tmp_path / "empty.jsonl").read_text() == ""
+
+
+def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_took_it_back_too(tmp_path):
+    """A paper taken back here (at 200) and later on the other machine (at 400): importing that undo changed
+    nothing and was not remembered, so a thumb given in between (at 300, an older export imported after it)
+    brought the label back, though the later verdict was the undo. The later undo now counts; its time travels
+    on in this store's exports."""
+    def line(label, t):
+        return json.dumps({"id": "2505.09572", "label": label, "time": t, "day": "2025-05-15"}) + "\n"
+    (tmp_path / "undo.jsonl").write_text(line(0, "2025-05-15T09:06:40Z"))       # 400
+    (tmp_path / "thumb.jsonl").write_text(line(1, "2025-05-15T09:05:00Z"))      # 300
+    with Store(tmp_path / "a.sqlite3") as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0 - 300)
+        s.set_label("2505.09572", 0, "2025-05-15", created_at=1747300000.0 - 200)
+        assert import_labels(s, tmp_path / "undo.jsonl")["unchanged"] == 1
+        assert import_labels(s, tmp_path / "thumb.jsonl") == {"added": 0, "changed": 0, "taken back": 0,
+                                                               "unchanged": 1}
+        assert s.get_labels() == {}
+        assert import_labels(s, tmp_path / "undo.jsonl")["unchanged"] == 1       # again: no second event
+        assert [e["label"] for e in s.label_events()] == [1, 0, 0]
+        export_labels(s, tmp_path / "out.jsonl")
+    assert (tmp_path / "out.jsonl").read_text() == line(0, "2025-05-15T09:06:40Z")
