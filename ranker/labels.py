@@ -33,6 +33,7 @@ LABEL_WEIGHT = 3.0
 # Labels alone (no GPT history) train a calibration once there are this many of each kind.
 MIN_LABELS_EACH = 10
 _WORDS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "1": 1, "0": 0, "undo": 0}
+_SAID = {1: "thumbs up", -1: "thumbs down", 0: "taken back"}
 
 
 # --------------------------------------------------------------------------- files
@@ -73,8 +74,10 @@ def _label(raw, where: str) -> int:
 def read_labels(path: str | Path) -> list[Label]:
     """Every label of a JSONL file; the first bad line is an InputError naming file:line. An id is kept
     without its version (2505.09572v2 labels 2505.09572); one that is not an arXiv id is a bad line (every
-    paper the store holds has one, so such a label could never apply)."""
+    paper the store holds has one, so such a label could never apply). Two verdicts on one paper at the same
+    time are a bad line too: neither is the later one, and the import would keep whichever came first."""
     out: list[Label] = []
+    given: dict[tuple[str, float], tuple[int, int]] = {}       # (id, time) -> (label, line)
     for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -93,8 +96,13 @@ def read_labels(path: str | Path) -> list[Label]:
         day = d.get("day")
         if day is not None and day != "" and not (isinstance(day, str) and is_day_name(day)):
             raise InputError(f"'day' must be a day YYYY-MM-DD, got {json.dumps(day)[:40]}", where=where)
-        out.append(Label(paper_id=arxiv_id(pid), label=_label(d.get("label"), where),
-                         day=day or None, created_at=_time(d.get("time"), where)))
+        lb = Label(paper_id=arxiv_id(pid), label=_label(d.get("label"), where), day=day or None,
+                   created_at=_time(d.get("time"), where))
+        label, first = given.setdefault((lb.paper_id, lb.created_at), (lb.label, lineno))
+        if label != lb.label:
+            raise InputError(f"{lb.paper_id} is {_SAID[lb.label]} here and {_SAID[label]} on line {first}, at the "
+                             "same time: which one?", where=where)
+        out.append(lb)
     return out
 
 

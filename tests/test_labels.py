@@ -59,6 +59,10 @@ def test_a_verdict_without_a_day_keeps_the_day_the_earlier_one_was_given_on(tmp_
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n{"id": "2505.00002", "label": -1, "time": "yesterday"}',
      "not an ISO 8601 time"),
     ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n["2", 1]', "expected a JSON object"),
+    # two verdicts on one paper at one time: neither is the later, and the import kept whichever came first
+    ('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'
+     '{"id": "arXiv:2505.00001v2", "label": "down", "time": "2025-05-15T11:00:00+02:00"}',
+     "2505.00001 is thumbs down here and thumbs up on line 1, at the same time: which one"),
 ])
 def test_a_bad_row_names_file_and_line_and_stores_nothing(tmp_path, line, message):
     f = tmp_path / "labels.jsonl"
@@ -70,6 +74,18 @@ def test_a_bad_row_names_file_and_line_and_stores_nothing(tmp_path, line, messag
         with pytest.raises(InputError):
             import_labels(s, f)
         assert s.get_labels() == {}
+
+
+def test_the_same_verdict_twice_or_two_at_different_times_are_no_conflict(tmp_path):
+    """Two exports joined into one file repeat their common labels; a paper's later verdict wins whatever the
+    order of the lines."""
+    f = tmp_path / "labels.jsonl"
+    f.write_text('{"id": "2505.00001", "label": 1, "time": 5}\n{"id": "2505.00001", "label": 1, "time": 5}\n'
+                 '{"id": "2505.00002", "label": 1, "time": 9}\n{"id": "2505.00002", "label": -1, "time": 5}\n')
+    assert len(read_labels(f)) == 4
+    with Store(tmp_path / "r.sqlite3") as s:
+        import_labels(s, f)
+        assert {pid: lb.label for pid, lb in s.get_labels().items()} == {"2505.00001": 1, "2505.00002": 1}
 
 
 def test_an_arxiv_id_is_read_without_its_version(tmp_path):
