@@ -234,17 +234,18 @@ def label_days(history_days: Sequence["HistoryDay"], labels: Mapping[str, bool],
 
 
 def training_labels(store: "Store", history_days: Sequence["HistoryDay"] = ()) -> TrainingLabels:
-    """The store's labels as calibration input beside `history_days` (see label_days)."""
+    """The store's labels as calibration input beside `history_days` (see label_days). The labelled papers
+    outside the history join as the days their labels were given (given_on), not as their own dates: a
+    walk-forward fit takes the days before its test day, which must hold only the labels given before it."""
     stored = store.get_labels()
     labels = {pid: lb.liked for pid, lb in stored.items()}
     seen = {p.id for d in history_days for p in d.papers}
     papers = store.get_papers([pid for pid in stored if pid not in seen])
-    days = label_days(history_days, labels, label_papers=papers,
-                      label_days_of={pid: lb.day for pid, lb in stored.items() if lb.day})
+    dates = {pid: given_on(lb) for pid, lb in stored.items()}
+    days = label_days(history_days, labels, label_papers=papers, label_days_of=dates)
     on_history = sum(1 for pid in labels if pid in seen)
     outside = sum(len(d.papers) for d in days)
-    return TrainingLabels(labels, days, on_history, outside, len(labels) - on_history - outside,
-                          {pid: given_on(lb) for pid, lb in stored.items()})
+    return TrainingLabels(labels, days, on_history, outside, len(labels) - on_history - outside, dates)
 
 
 def given_on(label: Label) -> str:

@@ -135,3 +135,35 @@ def test_labels_alone_from_a_database_that_is_not_there_is_one_line_naming_it(tm
     r = ranker("calibrate", "--out", out, "--db", typo, "--no-labels")
     assert r.returncode == 1 and "error: --history: nothing to learn from" in r.stderr, r.stderr
     assert not typo.parent.exists()
+
+
+def test_walk_forward_leaves_out_labels_without_a_day_given_after_the_test_day(tmp_path):
+    """Labels imported from a file without days, on papers outside the history, joined the fit as a day named
+    after the papers' own date: labels given in August on papers of April reached the printed walk-forward fit of
+    a July day, which README promises to rank "with only the labels given before it" (for a label without its
+    digest day, before the day of its time). Given after every history day, they now leave the figures as
+    --no-labels prints them."""
+    hist = tmp_path / "hist"
+    for d in ("2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02"):
+        shutil.copytree(DAYS / d, hist / d)
+    db = tmp_path / "r.sqlite3"
+    april = load_day(DAYS / "2025-04-30")
+    with Store(db) as s:
+        store_vectors(s, [p for d in [*hist.iterdir(), DAYS / "2025-04-30"]
+                          for p in read_papers(d / "listing.jsonl")])
+        s.add_papers(april.papers)
+    august = "2025-08-01T09:00:00Z"
+    (tmp_path / "labels.jsonl").write_text("".join(     # GPT's verdicts on April's papers, the wrong way round
+        json.dumps({"id": p.id, "label": -1 if p.id in april.picks else 1, "time": august}) + "\n"
+        for p in april.papers))
+    r = ranker("labels", "import", tmp_path / "labels.jsonl", "--db", db)
+    assert r.returncode == 0, r.stderr
+
+    def figures(*flags):
+        r = ranker("calibrate", "--history", hist, "--out", tmp_path / "c.json", "--db", db, *flags)
+        assert r.returncode == 0, r.stderr
+        return [line for line in r.stdout.splitlines() if line.startswith(("walk-forward", "zero-shot", "calibrated"))]
+    plain = figures("--no-labels")
+    assert len(plain) == 3 and "(2025-07-02)" in plain[0]
+    assert figures() == plain
+    assert json.loads((tmp_path / "c.json").read_text())["trained_on"]["days"][-1] == "2025-08-01+labels"
