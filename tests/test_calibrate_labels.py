@@ -167,3 +167,25 @@ def test_walk_forward_leaves_out_labels_without_a_day_given_after_the_test_day(t
     assert len(plain) == 3 and "(2025-07-02)" in plain[0]
     assert figures() == plain
     assert json.loads((tmp_path / "c.json").read_text())["trained_on"]["days"][-1] == "2025-08-01+labels"
+
+
+def test_labels_on_papers_not_in_the_database_do_not_make_up_for_a_short_history(tmp_path):
+    """A history too short to learn from is accepted beside enough labels of yours; labels on papers the database
+    does not hold (imported on a new machine before its papers) counted among them, though the fit leaves them
+    out: a calibration was fit on one day of 17 picks and no label at all. They no longer count."""
+    hist = tmp_path / "hist"
+    shutil.copytree(DAYS / "2025-05-15", hist / "2025-05-15")
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        store_vectors(s, list(read_papers(hist / "2025-05-15" / "listing.jsonl")))
+        for i in range(20):
+            s.set_label(f"2599.{i:05d}", 1 if i < 10 else -1, "2025-08-01")
+    out = tmp_path / "c.json"
+    r = ranker("calibrate", "--history", hist, "--out", out, "--db", db, "--no-eval")
+    assert r.returncode == 1 and not out.exists(), r.stderr
+    assert "labels: 0 of yours used (10 up, 10 down; 0 on history papers, overriding GPT's pick; 0 on other " \
+           "papers); 20 left out: papers not in the database" in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {hist}: too short to learn from: 1 day with 17 GPT picks; a calibration needs at least 3 days "
+        "and 30 picks (2 more days and 13 more GPT picks needed, or 20 more labels of yours); no calibration "
+        "written")

@@ -86,7 +86,10 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                  f"needed ({MIN_LABELS_EACH} thumbs up and {MIN_LABELS_EACH} thumbs down)",
                                  key="history")
         else:
-            check_enough(days, labels_short=labels_needed(lab.labels) if lab.labels else None, where=str(history))
+            # only labels the fit can use make up for a short history: not those on papers the store does not hold
+            held = {p.id for d in days + lab.days for p in d.papers}
+            check_enough(days, labels_short=labels_needed({i: v for i, v in lab.labels.items() if i in held})
+                         if lab.labels else None, where=str(history))
         emb = Embedder.from_settings(s)
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
