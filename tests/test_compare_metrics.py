@@ -247,6 +247,29 @@ def test_listing_days_one_side_never_judged_are_left_out(tmp_path):
     assert m["days"]["2025-05-13"]["n_common"] == 0 and "listing" not in m["days"]["2025-05-13"]["selection"]
 
 
+def test_a_gpt_digest_of_another_day_leaves_the_listing_out_not_the_local_picks_as_false_ones(tmp_path):
+    """GPT's digest of 2025-05-15 given against a local run and the listing of 2025-06-23: the two sides judged no
+    day in common, yet the whole listing was measured, every local pick there a false pick (precision 0.000,
+    F1 0.000) on a day GPT never judged. With no day in common no listing day counts, as with some in common
+    the others do not."""
+    local = {d["id"]: (d["RELEVANCE"], d["NOVELTY"]) for d in _jsonl(DAYS / "2025-06-23" / "gpt_scores.jsonl")}
+    write_local_jsonl(tmp_path / "local.jsonl", local)
+    m = run_compare(DAYS / "2025-05-15" / "gpt_scores.jsonl", tmp_path / "local.jsonl", tmp_path / "out",
+                    papers=DAYS / "2025-06-23" / "listing.jsonl")
+    assert m["papers_days_skipped"] == ["2025-06-23"] and m["n_papers"] == 0
+    sel = m["selection"]["listing"]
+    assert (sel["n"], sel["local_picks"], sel["fp"], sel["precision"]) == (0, 0, 0, None)
+    assert m["local_picks_extra"] == [] and m["message"].startswith("no paper is in both files")
+    # undated on both sides (files without a day in their names, a listing without dates): nothing is left out
+    for name, f in (("gpt.jsonl", DAYS / "2025-05-15" / "gpt_scores.jsonl"),
+                    ("listing.jsonl", DAYS / "2025-06-23" / "listing.jsonl")):
+        (tmp_path / name).write_text("".join(json.dumps({k: v for k, v in d.items() if k != "date"}) + "\n"
+                                             for d in _jsonl(f)))
+    m = run_compare(tmp_path / "gpt.jsonl", tmp_path / "local.jsonl", tmp_path / "out2",
+                    papers=tmp_path / "listing.jsonl")
+    assert "papers_days_skipped" not in m and m["n_papers"] == len(_listing_ids("2025-06-23"))
+
+
 def _listing_ids(day: str) -> list[str]:
     return [d["id"] for d in _jsonl(DAYS / day / "listing.jsonl")]
 

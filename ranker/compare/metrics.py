@@ -247,10 +247,12 @@ def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], 
         if empty:
             out[f"{side}_days_without_rows"] = sorted(set(empty) - set(on_day[side]))
 
-    def only_days(m: Mapping[str, Any] | None, source: str, keep: set[str], key: str) -> Mapping[str, Any] | None:
+    def only_days(m: Mapping[str, Any] | None, source: str, keep: set[str] | None,
+                  key: str) -> Mapping[str, Any] | None:
         """m less the papers on none of the days `keep` (one without a day stays), each with its row of the first
-        day kept; the days left out are said under `key`."""
-        if m is None or not keep:
+        day kept; the days left out are said under `key`. keep None: no day is known, nothing is left out (an
+        empty `keep`, the two sides judging no day in common, leaves out every day)."""
+        if m is None or keep is None:
             return m
         dropped = sorted(d for d in on_day[source] if d not in keep)
         if dropped:
@@ -265,13 +267,13 @@ def compute_metrics(gpt: Mapping[str, ScoreRow], local: Mapping[str, ScoreRow], 
 
     if papers is not None:
         papers = only_days(papers, "papers",
-                           gpt_days & local_days if gpt_days and local_days else gpt_days or local_days,
+                           gpt_days & local_days if gpt_days and local_days else gpt_days or local_days or None,
                            "papers_days_skipped")
         out["n_papers"] = len(papers)
         out["gpt_not_in_papers"] = sum(1 for i in gpt if i not in papers)
         out["local_not_in_papers"] = sum(1 for i in local if i not in papers)
     if prefilter is not None:
-        prefilter = only_days(prefilter, "prefilter", gpt_days, "prefilter_days_skipped")
+        prefilter = only_days(prefilter, "prefilter", gpt_days or None, "prefilter_days_skipped")
     block = _block(gpt, local, common, papers, prefilter, min_relevance, min_novelty)
     block.pop("n_common")
     out.update(block)
