@@ -1,8 +1,8 @@
 """The user's own labels (thumbs up/down): moving them between machines, and turning them into training rows.
 
 A labels file is JSONL, one label a line: {"id": "2505.09572", "label": 1, "time": "2025-05-15T09:12:03Z"}
-(label +1 = thumbs up, -1 = thumbs down, 0 = a label taken back; "day", the digest day it was given on,
-YYYY-MM-DD, is written and read too). Importing is idempotent: for a paper labelled on both sides the later
+(label +1 = thumbs up, -1 = thumbs down, 0 = a label taken back; "day", the digest day of the page it was given
+on, YYYY-MM-DD, is written and read too). Importing is idempotent: for a paper labelled on both sides the later
 verdict wins, a taking back included (an older thumb from another machine does not bring it back).
 
 As training data (training_rows) a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a
@@ -208,7 +208,7 @@ class TrainingLabels(NamedTuple):
     on_history: int                  # labels on papers of the history days (each overrides GPT's pick)
     outside: int                     # labels on papers in no history day, used through `days`
     unknown: int                     # labels on papers the store does not hold (left out)
-    dates: dict[str, str] | None = None   # paper id -> the day its label was given (its digest day, else UTC's)
+    dates: dict[str, str] | None = None   # paper id -> the day its label was given (given_on)
 
     @property
     def used(self) -> int:
@@ -249,5 +249,9 @@ def training_labels(store: "Store", history_days: Sequence["HistoryDay"] = ()) -
 
 
 def given_on(label: Label) -> str:
-    """The day a label was given: the digest day it was given on, else the UTC day of its time."""
-    return label.day or datetime.fromtimestamp(label.created_at, timezone.utc).strftime("%Y-%m-%d")
+    """The day a label was given: the later of its digest day and the UTC day of its time. The digest day is
+    the day of the page it was clicked on, not when: a thumb given in December on a search result, a paper's
+    page or an old day's page carries that old day, and counts from December (one clicked on the day's own
+    digest that day stays that day)."""
+    clicked = datetime.fromtimestamp(label.created_at, timezone.utc).strftime("%Y-%m-%d")
+    return max(label.day or "", clicked)

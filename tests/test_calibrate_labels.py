@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -18,6 +19,11 @@ from conftest import DAYS, ranker, store_vectors
 
 HIST = ("2025-04-30", "2025-05-13", "2025-05-15")
 OUTSIDE = "2025-06-23"            # a day whose papers are labelled but which is not in the history
+
+
+def at(day: str) -> float:
+    """A label's time on `day` (noon UTC): clicked on that day's page the same day, it counts from that day."""
+    return datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc).timestamp()
 
 
 def _setup(tmp_path):
@@ -61,10 +67,10 @@ def test_labels_change_what_calibrate_learns(tmp_path):
     robots = [p.id for p in day.papers if mentions(p, "robot")]
     with Store(db) as s:
         for pid in down:
-            s.set_label(pid, -1, "2025-05-15")
+            s.set_label(pid, -1, "2025-05-15", created_at=at("2025-05-15"))
         for pid in up + robots[:5]:
-            s.set_label(pid, 1, OUTSIDE)
-        s.set_label("2599.99999", 1, OUTSIDE)                   # a paper the store does not hold
+            s.set_label(pid, 1, OUTSIDE, created_at=at(OUTSIDE))
+        s.set_label("2599.99999", 1, OUTSIDE, created_at=at(OUTSIDE))    # a paper the store does not hold
     assert (len(up), len(down)) == (35, 22)
     labelled = tmp_path / "labelled.json"
     r = ranker("calibrate", "--history", hist, "--out", labelled, "--no-eval", "--db", db)
@@ -101,9 +107,9 @@ def test_labels_alone_train_once_there_are_enough(tmp_path):
     out = tmp_path / "c.json"
     with Store(db) as s:
         for pid in liked[:10]:
-            s.set_label(pid, 1, OUTSIDE)
+            s.set_label(pid, 1, OUTSIDE, created_at=at(OUTSIDE))
         for pid in disliked[:4]:
-            s.set_label(pid, -1, OUTSIDE)
+            s.set_label(pid, -1, OUTSIDE, created_at=at(OUTSIDE))
     r = ranker("calibrate", "--out", out, "--db", db)
     assert r.returncode == 1 and not out.exists()
     assert r.stderr.strip().splitlines()[-1] == (
@@ -111,7 +117,7 @@ def test_labels_alone_train_once_there_are_enough(tmp_path):
         "(10 thumbs up and 10 thumbs down)")
     with Store(db) as s:
         for pid in disliked[4:30]:
-            s.set_label(pid, -1, OUTSIDE)
+            s.set_label(pid, -1, OUTSIDE, created_at=at(OUTSIDE))
     r = ranker("calibrate", "--out", out, "--db", db)
     assert r.returncode == 0, r.stderr
     assert "labels: 40 of yours used (10 up, 30 down; 0 on history papers" in r.stderr
@@ -179,7 +185,7 @@ def test_labels_on_papers_not_in_the_database_do_not_make_up_for_a_short_history
     with Store(db) as s:
         store_vectors(s, list(read_papers(hist / "2025-05-15" / "listing.jsonl")))
         for i in range(20):
-            s.set_label(f"2599.{i:05d}", 1 if i < 10 else -1, "2025-08-01")
+            s.set_label(f"2599.{i:05d}", 1 if i < 10 else -1, "2025-08-01", created_at=at("2025-08-01"))
     out = tmp_path / "c.json"
     r = ranker("calibrate", "--history", hist, "--out", out, "--db", db, "--no-eval")
     assert r.returncode == 1 and not out.exists(), r.stderr
@@ -189,3 +195,53 @@ def test_labels_on_papers_not_in_the_database_do_not_make_up_for_a_short_history
         f"error: {hist}: too short to learn from: 1 day with 17 GPT picks; a calibration needs at least 3 days "
         "and 30 picks (2 more days and 13 more GPT picks needed, or 20 more labels of yours); no calibration "
         "written")
+
+
+def test_walk_forward_counts_a_label_from_when_it_was_clicked_not_from_the_day_of_its_page(tmp_path):
+    """A label's day is the digest day of the page it was clicked on: a thumb given in December on a search
+    result, a paper's page or an old day's page carries that old day (so does an imported line with an old "day"
+    and a later "time"). The printed walk-forward fits took the labels by that day, so a July day was ranked with
+    labels given in December: figures the user never lived, and better than theirs. A label now counts from the
+    later of its day and the day of its time: clicked in December, it leaves the figures as --no-labels prints
+    them, while the calibration written still learns from it; clicked on its day's page that day, it counts from
+    that day."""
+    hist = tmp_path / "hist"
+    for d in ("2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02"):
+        shutil.copytree(DAYS / d, hist / d)
+    april, may = load_day(DAYS / "2025-04-30"), load_day(hist / "2025-05-13")
+
+    def figures(db, *flags):
+        out = db.with_suffix(".json")
+        r = ranker("calibrate", "--history", hist, "--out", out, "--db", db, *flags)
+        assert r.returncode == 0, r.stderr
+        lines = [line for line in r.stdout.splitlines() if line.startswith(("walk-forward", "zero-shot", "calibrated"))]
+        return lines, json.loads(out.read_text())["trained_on"]
+
+    def labelled(name, when):
+        """A store whose user gave GPT's verdicts the wrong way round on the papers of 2025-05-13 (a history day,
+        in `ranker serve`) and of 2025-04-30 (outside the history, imported), each on its day's page, at `when`."""
+        db = tmp_path / f"{name}.sqlite3"
+        with Store(db) as s:
+            store_vectors(s, [p for d in [*hist.iterdir(), DAYS / "2025-04-30"]
+                              for p in read_papers(d / "listing.jsonl")])
+            s.add_papers(april.papers)
+            for p in may.papers:
+                s.set_label(p.id, -1 if p.id in may.picks else 1, may.date, created_at=at(when or may.date))
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(
+            {"id": p.id, "label": -1 if p.id in april.picks else 1, "day": april.date,
+             "time": f"{when or april.date}T09:00:00Z"}) + "\n" for p in april.papers))
+        r = ranker("labels", "import", tmp_path / f"{name}.jsonl", "--db", db)
+        assert r.returncode == 0, r.stderr
+        return db
+    n = len(may.papers) + len(april.papers)
+
+    late = labelled("late", "2025-12-01")             # clicked in December, on the pages of April and May
+    plain, _ = figures(late, "--no-labels")
+    assert len(plain) == 3 and "(2025-07-02)" in plain[0]
+    got, trained = figures(late)
+    assert got == plain
+    assert trained["labels"] == n and trained["days"][-1] == "2025-12-01+labels"
+
+    on_time, trained = figures(labelled("on-time", None))     # clicked on each day's page that day
+    assert on_time != plain
+    assert trained["labels"] == n and "2025-04-30+labels" in trained["days"]
