@@ -211,7 +211,7 @@ class Label:
     """The user's own verdict on a paper: +1 (thumbs up) or -1 (thumbs down)."""
     paper_id: str
     label: int
-    day: str | None = None        # the digest day it was given on
+    day: str | None = None        # the digest day of the page it was given on (not when: see created_at)
     created_at: float = 0.0
 
     @property

@@ -1180,7 +1180,7 @@ class Store:
             if label == 0:
                 c.execute("DELETE FROM labels WHERE paper_id=?", (paper_id,))
             else:
-                # a verdict given where no digest day is known keeps the day the earlier one was given on
+                # a verdict given where no digest day is known keeps the earlier one's digest day
                 c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,COALESCE(?,(SELECT day FROM labels WHERE "
                           "paper_id=?)),?)", (paper_id, label, day, paper_id, now))
             c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",

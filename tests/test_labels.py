@@ -35,7 +35,8 @@ def test_export_then_import_on_a_new_machine(tmp_path):
 
 def test_a_verdict_without_a_day_keeps_the_day_the_earlier_one_was_given_on(tmp_path):
     """A later thumb imported from a file without days (or clicked where no digest day is known) changes the
-    verdict, not the day it was first given on: calibration orders labels by that day."""
+    verdict, not the digest day it was first given on: the labels page links that day's page (calibration counts
+    the new verdict from its own time, ranker.labels.given_on)."""
     with Store(tmp_path / "a.sqlite3") as s:
         s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
         s.set_label("2505.07363", 1, "2025-05-15", created_at=1747300000.0)

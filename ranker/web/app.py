@@ -185,13 +185,13 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
 
     def set_label(paper_id: str, value: int, day: str, seen: int | None) -> tuple[str, int] | None:
         """Store the label (in a worker thread: a busy database delays this request, not the server) unless the
-        store holds another one than `seen` (None: not checked); the day it was given on and the label stored
-        after it, or None when the store has no such paper and no label of it."""
+        store holds another one than `seen` (None: not checked); the digest day it is stored under and the label
+        stored after it, or None when the store has no such paper and no label of it."""
         with open_store() as store:
             p = store.get_paper(paper_id)
             if p is None:
                 # a label imported from another machine, on a paper this store does not hold (yet): it can still
-                # be changed or taken back (and given again), on the day it was given on
+                # be changed or taken back (and given again), under the digest day it was given on
                 events = store.label_events(paper_id)
                 if not events:
                     return None

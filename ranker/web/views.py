@@ -283,7 +283,7 @@ def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None,
 class LabelRow:
     label: Label
     paper: Paper | None
-    day_known: bool = False              # the store holds the day the label was given on (it has a page)
+    day_known: bool = False              # the store holds the label's digest day (it has a page)
 
 
 def labels_page(store: Store, events: int = 50) -> tuple[list[LabelRow], list[dict]]:
