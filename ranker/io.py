@@ -12,6 +12,7 @@
   is_loopback_host / _url      what offline mode still allows
   expand_paths                 files named by paths, folders (searched recursively) and globs
   day_span                     days said as one span: `2025-05-15`, or `2025-04-17..2025-07-18`
+  counted                      a count and its noun: `1 paper`, `2 papers`, `1,204 papers`
   Warn, Progress               the one signature of every warning and progress callback
 """
 from __future__ import annotations
@@ -564,6 +565,12 @@ def day_span(days: Iterable[str]) -> str:
     if not ds:
         return ""
     return ds[0] if ds[0] == ds[-1] else f"{ds[0]}..{ds[-1]}"
+
+
+def counted(n: int, noun: str, many: str | None = None) -> str:
+    """`n` with its noun, singular for one (`1 paper`, `3 papers`; `many` for a plural not made by an "s":
+    `counted(2, "match", "matches")`), thousands grouped (`1,204 papers`)."""
+    return f"{n:,} {noun if n == 1 else (many or noun + 's')}"
 
 
 def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],

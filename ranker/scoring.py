@@ -16,7 +16,7 @@ from .backends import Backend, Request, Result
 from .backends.base import GenerateInterrupted
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
 from .errors import ConfigError, InputError, checkpoint, during
-from .io import Progress, redact, same_paper_id
+from .io import Progress, counted, redact, same_paper_id
 from .prompts import MAX_AUTHORS, PromptSet, build_messages
 from .records import Failure, Paper, Score, Usage
 from .settings import ScoringSettings
@@ -118,7 +118,7 @@ class ScoreRun:
             return ""
         first = self.failures[0]
         n = len(self.failures)
-        return (f"{n} of {len(self.papers)} paper{'s' if len(self.papers) != 1 else ''} could not be scored "
+        return (f"{n} of {counted(len(self.papers), 'paper')} could not be scored "
                 f"(first: {first.arxiv_id}: {first.reason})")
 
     def lines(self) -> Iterator[str]:

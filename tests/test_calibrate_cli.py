@@ -25,7 +25,7 @@ def test_calibrate_five_days_then_prefilter_with_it_by_recall(tmp_path, embed_ca
     zs, calib = out[2].split(), out[3].split()
     assert zs[0] == "zero-shot" and calib[0] == "calibrated" and len(zs) == len(calib) == 5
     assert all(0 < float(v) <= 1 for v in zs[1:] + calib[1:])
-    assert "history: 5 days, 1445 papers, 146 GPT picks" in r.stderr
+    assert "history: 5 days, 1,445 papers, 146 GPT picks" in r.stderr
     assert "keeps by recall 0.95 at score >=" in r.stderr.splitlines()[-1]
     d = json.loads(cal.read_text())
     assert d["embedder"] == "minilm" and d["dim"] == 384 and d["version"] == 2

@@ -293,3 +293,16 @@ def test_run_takes_the_prefilter_and_scorer_flags(tmp_path):
                "fake", "--keep", "0.05", "--offline")
     assert r.returncode == 0
     assert json.loads((tmp_path / "d2" / "2025-05-15-run.json").read_text())["counts"]["kept"] == 20
+
+
+def test_counts_of_one_are_said_in_the_singular(tmp_path):
+    """A day of one paper says "1 paper", not "1 papers"."""
+    one = tmp_path / "one.jsonl"
+    one.write_text(LISTING.read_text().splitlines()[0] + "\n")
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(one)))
+    r = ranker("run", "--papers", one, "--out", tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--backend", "fake",
+               "--top", "1", "--offline")
+    assert r.returncode == 0, r.stderr
+    assert "2025-05-15: 1 paper, 1 kept by the prefilter" in r.stderr, r.stderr
+    assert not re.search(r"\b1 (papers|days|vectors)\b", r.stderr), r.stderr

@@ -357,7 +357,7 @@ def test_calibrate_learns_from_a_day_gpt_picked_nothing_and_ranks_days_with_pick
     r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--db", db)
     assert r.returncode == 0, r.stderr
     papers = {d: len(list(read_papers(DAYS / d / "listing.jsonl"))) for d in (*GOOD, "2025-06-23", "2025-07-02")}
-    assert f"history: 5 days, {sum(papers.values())} papers, 78 GPT picks (2 with none)" in r.stderr, r.stderr
+    assert f"history: 5 days, {sum(papers.values()):,} papers, 78 GPT picks (2 with none)" in r.stderr, r.stderr
     assert "day skipped" not in r.stderr and "nan" not in r.stdout.lower()
     assert "walk-forward on 1 day (2025-05-15), each ranked by a fit on the days before it:" in r.stdout, r.stdout
     trained = json.loads((tmp_path / "c.json").read_text())

@@ -350,3 +350,10 @@ def test_a_byte_order_mark_is_not_text_in_any_file_read_through_read_text(tmp_pa
     assert hit is not None and hit.text == "case study"
     with Store(tmp_path / "r.sqlite3") as s:
         assert import_labels(s, tmp_path / "labels.jsonl")["added"] == 1
+
+
+def test_counted_says_one_in_the_singular_and_groups_thousands():
+    from ranker.io import counted
+    assert [counted(n, "paper") for n in (0, 1, 2, 1204)] == ["0 papers", "1 paper", "2 papers", "1,204 papers"]
+    assert counted(1, "author match", "author matches") == "1 author match"
+    assert counted(3, "author match", "author matches") == "3 author matches"

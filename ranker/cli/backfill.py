@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt,
                      ScoreModeOpt, VerboseOpt, echo, given_path, info, load_settings, not_empty, nothing_to_do,
@@ -109,12 +110,12 @@ def summary_line(res) -> str:
     if "skipped" in r:
         line = "ranking: nothing new (this source and window are done)"
     else:
-        line = (f"ranking: {r.get('rows_written', 0)} papers written"
+        line = (f"ranking: {counted(r.get('rows_written', 0), 'paper')} written"
                 + (f" ({r['added_to_ranked_days']} added to days already ranked)"
                    if r.get("added_to_ranked_days") else "")
-                + (f", {r['days_already_complete']} days already complete" if r.get("days_already_complete") else ""))
+                + (f", {counted(r['days_already_complete'], 'day')} already complete" if r.get("days_already_complete") else ""))
     days = tot.get("days", 0)
-    line += f"; {tot.get('papers', 0)} papers in {days} day{'s' if days != 1 else ''}, {tot.get('kept', 0)} kept"
+    line += f"; {counted(tot.get('papers', 0), 'paper')} in {counted(days, 'day')}, {tot.get('kept', 0)} kept"
     skipped = skipped_count(res)
     if skipped:
         line += f"; {skipped}"
@@ -141,7 +142,7 @@ def skipped_count(res) -> str:
     if not n:
         return ""
     why = sorted((inp.get("skipped_by_reason") or {}).items(), key=lambda kv: -kv[1])
-    return (f"{n:,} line{'s' if n != 1 else ''} of the source skipped ("
+    return (f"{counted(n, 'line')} of the source skipped ("
             + ", ".join(f"{c:,} {SKIP_REASONS.get(k, k)}" for k, c in why) + ")")
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..io import counted
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
                      db_there, echo, given_path, info, load_settings, warn)
 
@@ -63,10 +64,11 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         days = hist.days
         n_papers = sum(len(d.papers) for d in days)
         n_picks = sum(len(d.picks) for d in days)
-        skipped = f"; {len(hist.skipped)} day{'s' if len(hist.skipped) != 1 else ''} skipped" if hist.skipped else ""
+        skipped = f"; {counted(len(hist.skipped), 'day')} skipped" if hist.skipped else ""
         none = sum(1 for d in days if not d.picks)     # GPT picked nothing: their papers are learnt as not picked
         none_said = f" ({none} with none)" if none else ""
-        info(f"history: {len(days)} days, {n_papers} papers, {n_picks} GPT picks{none_said}{skipped}")
+        info(f"history: {counted(len(days), 'day')}, {counted(n_papers, 'paper')}, {counted(n_picks, 'GPT pick')}"
+             f"{none_said}{skipped}")
     elif not labels:
         raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
     else:

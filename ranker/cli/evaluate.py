@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt,
                      Progress, PromptsOpt, RecallOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
                      one_keep_rule, warn)
@@ -74,7 +75,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                llm=backend is not None or model is not None, progress=bar, warn=warn, read=read)
     failed = res.overall.get("llm", {}).get("failed", 0)
     if failed:
-        warn(f"{failed} kept paper{'s' if failed != 1 else ''} could not be scored (counted as not picked); "
+        warn(f"{counted(failed, 'kept paper')} could not be scored (counted as not picked); "
              "rerun to retry them")
     echo(summary_markdown(res.to_dict()))
     echo("")

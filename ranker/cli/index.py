@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..io import counted
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
                      nothing_to_do)
 
@@ -97,7 +98,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
         kind = "exact (flat)" if st.kind == "flat" else f"approximate (IVF, {st.nlist} lists, {st.nprobe} probed)"
         echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,})")
         echo(f"  kind        {kind}")
-        tail = f", {st.tail:,} vectors in {st.segments} recent segment{'s' if st.segments != 1 else ''}" \
+        tail = f", {counted(st.tail, 'vector')} in {counted(st.segments, 'recent segment')}" \
             if st.kind != "flat" and st.segments else ""
         echo(f"  on disk     {_size(st.size_bytes)} in {st.directory}{tail}")
         echo(f"  built       {_when(st.built)}")

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, check_out, echo, given_path, info,
@@ -88,10 +89,10 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
             return
         res = run_day(day, out, s, store=store, progress=bar, warn=warn)
     c = res.manifest["counts"]
-    pins = f", {c['author_matches']} author match{'es' if c['author_matches'] != 1 else ''}" \
+    pins = f", {counted(c['author_matches'], 'author match', 'author matches')}" \
         if c.get("author_matches") else ""
     excluded = f", {c['excluded']} excluded" if c.get("excluded") else ""
-    info(f"{res.day}: {c['papers']} papers{excluded}, {c['kept']} kept by the prefilter, {c['scored']} scored "
+    info(f"{res.day}: {counted(c['papers'], 'paper')}{excluded}, {c['kept']} kept by the prefilter, {c['scored']} scored "
          f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected{pins}")
     warn_failures(res.run)
     echo(str(res.files["markdown"]))

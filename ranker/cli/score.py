@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt,
                      VerboseOpt, check_model, check_out, given_path, info, load_settings, nothing_to_do, out_path, warn,
@@ -63,7 +64,7 @@ def score(papers: PapersOpt,
         # redraws and its last frame left among them
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
             atomic_write(out_path(out), run.lines())
-    info(f"{len(run.scores)} of {len(rows)} papers scored -> {out} ({run.reused} reused from the store, "
+    info(f"{len(run.scores)} of {counted(len(rows), 'paper')} scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
     warn_failures(run)

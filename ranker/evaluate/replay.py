@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint
-from ..io import Progress, Warn, atomic_write, ignore_warning, output_dir
+from ..io import Progress, Warn, atomic_write, counted, ignore_warning, output_dir
 from ..prefilter.history import History, HistoryDay, read_history
 from ..prompts import PromptSet, load_prompts
 from ..settings import Settings
@@ -81,10 +81,10 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
         # a day added after the last one would be evaluated with every day of the history before it
         n_with = sum(1 for d in dates if picks[d])
         n_days, n_picks = max(MIN_DAYS + 1 - n_with, 1), MIN_PICKS - sum(picks.values())
-        need = [f"{n_days} more day{'s' if n_days != 1 else ''}"] \
+        need = [f"{counted(n_days, 'more day', 'more days')}"] \
             + ([f"{n_picks} more GPT picks"] if n_picks > 0 else [])
         none = len(dates) - n_with
-        raise InputError(f"the history has {len(dates)} usable day{'s' if len(dates) != 1 else ''}"
+        raise InputError(f"the history has {counted(len(dates), 'usable day')}"
                          f"{f' ({none} with no GPT pick)' if none else ''}; a walk-forward "
                          f"calibration learns from at least {MIN_DAYS} days and {MIN_PICKS} GPT picks before the "
                          f"first day it evaluates: add {' and '.join(need)}, or evaluate zero-shot (without the "

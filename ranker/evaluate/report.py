@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..compare.report import CSS, esc, figure, fmt, img, png, scatter_png, table
-from ..io import day_span
+from ..io import counted, day_span
 from .figures import KEEPING, RANKING
 
 _NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "keep95",
@@ -20,7 +20,7 @@ def _span(days: list[Mapping]) -> str:
 
 
 def _n_days(n: int) -> str:
-    return f"{n} day{'s' if n != 1 else ''}"
+    return counted(n, "day")
 
 
 def no_pick_note(o: Mapping) -> str:
@@ -41,7 +41,7 @@ def took(t: Mapping) -> str:
         return ""
     parts = [f"embedding the days {t['embedding']:.0f} s"]
     if t.get("fits"):
-        parts.append(f"{t['fits']} calibration fit{'s' if t['fits'] != 1 else ''} {t['calibrate']:.0f} s")
+        parts.append(f"{counted(t['fits'], 'calibration fit')} {t['calibrate']:.0f} s")
     parts.append(f"ranking {t['prefilter']:.1f} s")
     if t.get("score"):
         parts.append(f"scoring {t['score']:.0f} s")
@@ -77,7 +77,7 @@ def curves_png(days: list[Mapping]) -> str:
             ax.plot([p["kept_fraction"]], [p["kept_recall"]], "o", color="#2b6cb0", ms=3.5, alpha=0.8)
     if rows:
         ax.plot(grid, np.nanmean(np.vstack(rows), axis=0), color="#c05621", lw=2.4,
-                label=f"mean of {len(rows)} day{'s' if len(rows) != 1 else ''}")
+                label=f"mean of {counted(len(rows), 'day')}")
     ax.plot([], [], "o", color="#2b6cb0", ms=3.5, label="what the keep rule kept")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
@@ -144,7 +144,7 @@ def render_html(result: Mapping[str, Any]) -> str:
     add("<h1>The local pipeline replayed on your GPT history</h1>")
     add(f'<p class="muted">Made by <code>ranker eval</code> on '
         f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} from <code>{esc(result["history"])}</code>: '
-        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(o["papers"])} papers, {esc(o["picks"])} GPT picks'
+        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(counted(o["papers"], "paper"))}, {esc(counted(o["picks"], "GPT pick"))}'
         + (f' ({esc(_n_days(o["no_pick_days"]))} with none)' if o.get("no_pick_days") else "") + '; '
         f'{esc(_how(s))}'
         + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
@@ -198,7 +198,7 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     s, days, o = result["settings"], result["days"], result["overall"]
     none = f" ({_n_days(o['no_pick_days'])} with none)" if o.get("no_pick_days") else ""
-    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {o['papers']} papers, {o['picks']} GPT picks"
+    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {counted(o['papers'], 'paper')}, {counted(o['picks'], 'GPT pick')}"
              f"{none}", "",
              f"{_how(s)}; means over days" + (f" ({no_pick_note(o)})" if none else "") + ":", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
@@ -211,7 +211,7 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
-        lines += ["", f"LLM {s['model']} ({s['backend']}): {m['scored']} papers scored, {m['failed']} failed; "
+        lines += ["", f"LLM {s['model']} ({s['backend']}): {counted(m['scored'], 'paper')} scored, {m['failed']} failed; "
                       f"on GPT's picks it scored (n={m['relevance']['n']}):", "",
                   "| score | Spearman | within 1 |", "|---|---:|---:|"]
         for w in ("relevance", "novelty"):

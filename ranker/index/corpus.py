@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError, ModelError
-from ..io import Warn
+from ..io import Warn, counted
 from ..prefilter.embed import QUERY_PREFIX, slug
 from . import files as F
 from . import kinds as K
@@ -160,7 +160,7 @@ class CorpusIndex:
                 self._check(m, count, top)
                 behind = self._count_new(m.max_rowid)
             if behind:
-                raise _Rebuild(f"{behind:,} vector{'s' if behind != 1 else ''} stored since it was last updated")
+                raise _Rebuild(f"{counted(behind, 'vector')} stored since it was last updated")
         except (F.IndexFileError, _Rebuild) as why:
             reason = getattr(why, "reason", None) or str(why)
             raise OSError(e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..io import Progress
+from ..io import Progress, counted
 from ..records import Paper, Ranked
 
 if TYPE_CHECKING:
@@ -113,9 +113,9 @@ class PrefilterResult:
         rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),
                                                           (self.pinned, "by pinned authors")) if n)
         n_re = self.reuploads
-        reup = f"; {n_re} re-upload{'s' if n_re != 1 else ''} of earlier papers" if n_re else ""
+        reup = f"; {counted(n_re, 're-upload')} of earlier papers" if n_re else ""
         seen = "".join(f"; {note}" for note in self.caveats())
-        return (f"prefilter: kept {self.kept} of {n} papers ({why}; {how}, embedder {self.embedder}; {cached}{rules}"
+        return (f"prefilter: kept {self.kept} of {counted(n, 'paper')} ({why}; {how}, embedder {self.embedder}; {cached}{rules}"
                 f"{reup}; "
                 f"{self.seconds:.1f}s){seen}")
 

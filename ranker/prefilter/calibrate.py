@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write, read_text
+from ..io import atomic_write, counted, read_text
 from ..records import Paper
 from .embed import paper_text
 from .history import LABEL_DAY_SUFFIX
@@ -610,7 +610,7 @@ def check_enough(days, *, labels_short: int | None = None, where: str | None = N
         + ([f"{MIN_PICKS - n_picks} more GPT picks"] if n_picks < MIN_PICKS else [])
     alt = f", or {labels_short} more labels of yours" if labels_short else ""
     none = len(days) - n_days
-    raise InputError(f"too short to learn from: {n_days} day{'s' if n_days != 1 else ''} with {n_picks} GPT "
+    raise InputError(f"too short to learn from: {counted(n_days, 'day')} with {n_picks} GPT "
                      f"picks{f' (and {none} with none)' if none else ''}; a calibration needs at least {MIN_DAYS} "
                      f"days and {MIN_PICKS} picks ({' and '.join(need)} needed{alt}); no calibration written",
                      where=where)

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..io import day_span
+from ..io import counted, day_span
 from .metrics import METRICS, day_metrics, mean_of
 
 
@@ -75,6 +75,6 @@ def table(rep: Report) -> list[str]:
     span = day_span(rep.days) or "-"
     fit_s = float(np.mean(rep.fit_seconds)) if rep.fit_seconds else 0.0
     n = len(rep.days)
-    return [f"walk-forward on {n} day{'s' if n != 1 else ''} ({span}), each ranked by a fit on the days before it:",
+    return [f"walk-forward on {counted(n, 'day')} ({span}), each ranked by a fit on the days before it:",
             HEADER, row("zero-shot", rep.mean("zero_shot")), row("calibrated", rep.mean("learned")),
             f"(one fit {fit_s:.1f}s; keep95 = the smallest top fraction of a day that holds 95% of GPT's picks)"]

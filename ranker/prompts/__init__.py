@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import InputError
-from ..io import clean_text
+from ..io import clean_text, counted
 from ..records import Paper
 
 DEFAULT_DIR = Path(__file__).parent / "default"
@@ -354,7 +354,7 @@ def author_list(authors: Sequence[str], max_authors: int = MAX_AUTHORS) -> str:
         return " and ".join(authors)
     head = max_authors - AUTHORS_LAST
     left = len(authors) - head - AUTHORS_LAST
-    marker = f"[{left:,} more author{'s' if left != 1 else ''}]"
+    marker = f"[{counted(left, 'more author', 'more authors')}]"
     return " and ".join([*authors[:head], marker, *authors[-AUTHORS_LAST:]])
 
 

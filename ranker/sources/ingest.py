@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..io import Progress, atomic_file, day_span
+from ..io import Progress, atomic_file, counted, day_span
 from ..records import Paper
 
 
@@ -69,7 +69,7 @@ def summary_line(res: IngestResult, report=None) -> str:
     """'207 papers (79 new, 128 cross) for 2024-11-28 -> papers.jsonl; 3 seen on an earlier day'"""
     order = ["new", "cross", "replace", "replace-cross", "unknown"]
     kinds = ", ".join(f"{res.by_type[k]} {k}" for k in order if res.by_type.get(k))
-    line = f"{res.written} paper{'s' if res.written != 1 else ''}"
+    line = counted(res.written, "paper")
     if kinds:
         line += f" ({kinds})"
     span = res.day_span
@@ -81,5 +81,5 @@ def summary_line(res: IngestResult, report=None) -> str:
     if res.seen_before:
         line += f"; {len(res.seen_before)} seen on an earlier day"
     if report is not None and report.duplicates:
-        line += f"; {report.duplicates} duplicate{'s' if report.duplicates != 1 else ''} dropped"
+        line += f"; {counted(report.duplicates, 'duplicate')} dropped"
     return line
