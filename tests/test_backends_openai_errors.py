@@ -22,6 +22,7 @@ from ranker.records import Usage
 from conftest import ctrl_c_when
 
 KEY = "sk-test-SECRET-0123456789"
+CONTEXT, ANSWER_TOKENS = 2048, 40         # the context of the scripted server's model, a whole answer's tokens
 
 
 def answer_for(schema: dict) -> dict:
@@ -127,6 +128,9 @@ class Server:
                                                          "logprobs": {"content": [{"token": "0", "logprob": -0.1,
                                                                                    "top_logprobs": tops}]}}],
                                             "usage": {"prompt_tokens": 1040, "completion_tokens": 1}})
+                ctx = re.fullmatch(r"ctx(old|new|bound|gone)_(\d+)", mode)
+                if ctx:
+                    return self._context(body, ctx.group(1), int(ctx.group(2)))
                 if mode == "slow" or mode == "ok":
                     time.sleep(0.3 if mode == "slow" else 0)
                 elif mode == "429once" and n == 1:
@@ -173,6 +177,38 @@ class Server:
                                  "choices": [choice],
                                  "usage": {"prompt_tokens": 1000, "completion_tokens": 40, "total_tokens": 1040,
                                            "prompt_tokens_details": {"cached_tokens": 600}}})
+
+            def _context(self, body, version, prompt):
+                """A model with a context of CONTEXT tokens, this request's prompt `prompt` tokens long and a
+                whole answer ANSWER_TOKENS long, as vLLM's versions treat a prompt and budget that do not fit:
+                refused with the sizes (old: exactly; bound: the prompt only to one token past what fits),
+                or (new, 0.32) the budget cut to the room the prompt leaves; a prompt longer than the context
+                refused in any version (gone: with a 500, as 0.18's engine did)."""
+                budget = body["max_tokens"]
+                if prompt >= CONTEXT or (version in ("old", "bound") and prompt + budget > CONTEXT):
+                    if version == "old":
+                        message = (f"This model's maximum context length is {CONTEXT} tokens. However, you requested "
+                                   f"{prompt + budget} tokens ({prompt} in the messages, {budget} in the completion). "
+                                   "Please reduce the length of the messages or completion.")
+                    elif version == "bound":
+                        seen = CONTEXT - budget + 1
+                        message = (f"This model's maximum context length is {CONTEXT} tokens. However, you requested "
+                                   f"{budget} output tokens and your prompt contains at least {seen} input tokens, "
+                                   f"for a total of at least {seen + budget} tokens. Please reduce the length of the "
+                                   "input prompt or the number of requested output tokens.")
+                    else:
+                        message = (f"This model's maximum context length is {CONTEXT} tokens. However, your prompt "
+                                   f"contains at least {CONTEXT + 1} input tokens, which exceeds this limit even "
+                                   "without any output tokens. Please reduce the length of the input prompt.")
+                    return self._send(500 if version == "gone" else 400, {"error": {
+                        "message": message, "type": "BadRequestError", "param": "input_tokens", "code": 400}})
+                room = min(budget, CONTEXT - prompt)
+                text = json.dumps(answer_for(body["response_format"]["json_schema"]["schema"]), separators=(",", ":"))
+                done = ANSWER_TOKENS <= room
+                self._send(200, {"id": "c", "object": "chat.completion", "model": body["model"], "choices": [{
+                    "index": 0, "finish_reason": "stop" if done else "length",
+                    "message": {"role": "assistant", "content": text if done else text[:room]}}],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": ANSWER_TOKENS if done else room}})
 
         class Quiet(ThreadingHTTPServer):
             daemon_threads = True
@@ -836,3 +872,93 @@ def test_a_password_in_the_servers_url_is_kept_out_of_error_texts_and_the_stored
     public = json.dumps(s.public())
     assert "hunter2" not in public and "https://lab:[redacted]@llm.example:8443/v1" in public
     assert s.scoring.options["openai"]["base_url"] == url       # the backend still connects with it
+
+
+def test_an_answer_the_server_cut_short_of_its_budget_is_the_context_s_cut_off_not_asked_again(server, tmp_path):
+    """vLLM's server (0.32) gives an answer no more room than its prompt leaves in the model's context, whatever
+    the budget asked for, and says 'length' where it ran out. That was taken for a cut by the budget: the paper
+    was asked again with twice the budget, cut off at the same place, and failed saying 'finish_reason=length'.
+    Now, as the other backends, it is the context's cut-off (context_full, the context named): asked once."""
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.scoring import score_papers
+    from ranker.store import Store
+    (res,) = backend(server, model="served-model").generate([req("2506.00001", "ctxnew_2030")])
+    assert res.finish_reason == "length" and res.context_full and not res.ok
+    assert res.error == ("answer cut off after 18 tokens: its prompt of 2030 tokens leaves no more of a context of "
+                         "2048 tokens (the server's)")
+    # a whole answer cut by its own budget is still a cut by the budget: asked again with twice that
+    r = req("2506.00002", "ctxnew_1000")
+    r.max_tokens = 30
+    (res,) = backend(server, model="served-model").generate([r])
+    assert res.finish_reason == "length" and not res.context_full and res.error is None
+    papers = [Paper(id="2506.00003", title="a", abstract="MODE=ctxnew_2030", categories=["cs.LG"]),
+              Paper(id="2506.00004", title="b", abstract="MODE=ctxnew_1000", categories=["cs.LG"])]
+    with Store(tmp_path / "r.sqlite3") as store:
+        run = score_papers(papers, backend(server, model="served-model"), load_prompts(), store)
+    (f,) = run.failures
+    assert f.arxiv_id == "2506.00003" and "leaves no more of a context of 2048 tokens" in f.reason
+    assert run.retried == 0 and sorted(run.scores) == ["2506.00004"]
+    asked = [b["messages"][-1]["content"] for b in server.bodies[2:]]
+    assert sum("MODE=ctxnew_2030" in m for m in asked) == 1, asked
+
+
+@pytest.mark.parametrize("version", ["old", "bound"])
+def test_a_budget_the_server_refuses_for_the_context_is_cut_to_the_room_the_prompt_leaves(server, version):
+    """vLLM's servers before 0.32 refuse a request whose prompt and budget exceed the model's context (HTTP 400,
+    the sizes in the message; some count the prompt only to one token past what fits). That was the paper's
+    failure, its reason the server's raw JSON; the vllm backend gives such an answer the room its prompt leaves.
+    Now so does this one: the budget cut to that room (the prompt's size asked for with a one-token answer where
+    the refusal only bounds it), and an answer cut off there is the context's, as the other backends say it."""
+    be = backend(server, model="served-model", concurrency=1)
+    fits, cut = be.generate([req("2506.00001", f"ctx{version}_2000"), req("2506.00002", f"ctx{version}_2030")])
+    assert fits.ok, fits.error
+    check_answer(json.loads(fits.text), ["2506.00001"], 50)
+    assert cut.finish_reason == "length" and cut.context_full
+    assert cut.error == ("answer cut off after 18 tokens: its prompt of 2030 tokens leaves no more of a context of "
+                         "2048 tokens (the server's)")
+    sent = [b["max_tokens"] for b in server.bodies]
+    assert sent == ([100, 48, 100, 18] if version == "old" else [100, 1, 48, 100, 1, 18])
+    assert be.stats()["retries"] == 0
+    if version == "bound":               # the one-token answers that measured the prompts are billed too
+        assert fits.usage.prompt_tokens == 2 * 2000 and cut.usage.prompt_tokens == 2 * 2030
+
+
+@pytest.mark.parametrize("version", ["old", "new", "gone"])
+def test_a_prompt_longer_than_the_server_s_context_fails_at_once_saying_so(server, version):
+    """A prompt that leaves its answer no room is refused by every version of vLLM's server (0.18's engine with a
+    500); it failed with the server's raw JSON, and the 500 was sent five times. Now it is sent once and fails as
+    the other backends' does: the prompt does not fit the context (its size a lower bound where vLLM's is)."""
+    be = backend(server, model="served-model")
+    (res,) = be.generate([req("2506.00001", f"ctx{version}_{2045 if version == 'old' else 2100}")])
+    assert res.text is None and res.finish_reason == "error"
+    if version == "old":
+        assert res.error == "prompt of 2045 tokens does not fit a context of 2048 tokens"
+    else:
+        assert res.error == "prompt of at least 2049 tokens does not fit a context of 2048 tokens"
+    assert len(server.bodies) == 1 and be.stats()["retries"] == 0
+    assert not be._down                   # the server is there: the requests after it are sent
+    assert be.generate([req("2506.00002", "ok")])[0].ok
+
+
+def test_other_refusals_are_not_taken_for_the_context():
+    """Only a refusal that says the context's size is the context's; another 400 (or one mentioning a context
+    in other words) stays the request's own error."""
+    from ranker.backends.openai_backend import context_refusal
+    assert context_refusal("max_tokens is too large: 32000. This model supports at most 16384 completion tokens, "
+                           "whereas you provided 32000.") is None
+    assert context_refusal('{"detail": "Not Found"}') is None
+    assert context_refusal("Invalid schema for response_format 'paper_scores': context is not permitted") is None
+    assert context_refusal("'max_tokens' or 'max_completion_tokens' is too large: 300. This model's maximum context "
+                           "length is 2048 tokens and your request has 1900 input tokens (300 > 2048 - 1900).") \
+        == (2048, 1900, True)
+    assert context_refusal("You passed 1949 input tokens and requested 100 output tokens. However, the model's "
+                           "context length is only 2048 tokens, resulting in a maximum input length of 1948 "
+                           "tokens. Please reduce the length of the input prompt.") == (2048, 1949, False)
+    assert context_refusal("max_tokens=5000 cannot be greater than max_model_len=4096. Please request fewer output "
+                           "tokens.") == (4096, None, False)
+    assert context_refusal("The decoder prompt (length 2300) is longer than the maximum model length of 2048. Make "
+                           "sure that `max_model_len` is no smaller than the number of text tokens.") \
+        == (2048, 2300, True)
+    assert context_refusal("This model's maximum context length is 128000 tokens. However, your messages resulted "
+                           "in 130012 tokens. Please reduce the length of the messages.") == (128000, 130012, True)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -46,7 +47,8 @@ from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, r
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
-from .base import Backend, BackendOptions, GenerateInterrupted, Request, Result, one_line
+from .base import (MIN_ANSWER_ROOM, Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
+                   cut_by_context, one_line)
 from .pricing import cost_usd, price_for
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 
@@ -61,6 +63,16 @@ class _Fatal(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class _ContextFull(_Fatal):
+    """The server refused the request as too long for the model's context (context_refusal): `context` its size,
+    `prompt` the prompt's tokens as the server counted them (None: not said), `exact` False where that count is
+    only a lower bound."""
+
+    def __init__(self, message: str, status: int, body: str, context: int, prompt: int | None, exact: bool):
+        super().__init__(message, status, body)
+        self.context, self.prompt, self.exact = context, prompt, exact
 
 
 class _NotThere(Retryable):
@@ -84,6 +96,35 @@ def relax_schema(schema: dict) -> dict:
             return [walk(v) for v in node]
         return node
     return walk(schema)
+
+
+# How a server refuses a request too long for the model's context, in the words of vLLM's versions and OpenAI's
+# API: the context's size is always said. The prompt's is said exactly in most, only as a lower bound where vLLM
+# stops counting one token past what fits ("at least", "You passed"), or not at all (a budget larger than the
+# whole context).
+_CONTEXT_SIZE = re.compile(r"maximum context length (?:is |\()(\d+)|maximum model length of (\d+)"
+                           r"|context length is only (\d+)|greater than max_model_len=(\d+)", re.I)
+_PROMPT_SIZE = re.compile(r"(\d+) (?:tokens )?in the messages|request has (\d+) input tokens"
+                          r"|prompt contains (\d+) input tokens|messages resulted in (\d+) tokens"
+                          r"|prompt \(length (\d+)\)|input length \((\d+)\)", re.I)
+_PROMPT_AT_LEAST = re.compile(r"contains at least (\d+) input tokens|you passed (\d+) input tokens"
+                              r"|upper bound for (\d+) input tokens", re.I)
+
+
+def _number(m: re.Match | None) -> int | None:
+    return None if m is None else int(next(g for g in m.groups() if g is not None))
+
+
+def context_refusal(text: str) -> tuple[int, int | None, bool] | None:
+    """(the context's tokens, the prompt's tokens or None, whether that count is exact) when a server's error
+    text refuses a request as too long for the model's context; None for any other error."""
+    context = _number(_CONTEXT_SIZE.search(text or ""))
+    if context is None:
+        return None
+    exact = _number(_PROMPT_SIZE.search(text))
+    if exact is not None:
+        return context, exact, True
+    return context, _number(_PROMPT_AT_LEAST.search(text)), False
 
 
 def _snippet(text: str, limit: int = 200) -> str:
@@ -282,6 +323,12 @@ class OpenAIBackend(Backend):
             raise _NotThere(f"connection failed ({type(e).__name__})", kind="connection") from None
         except httpx.TransportError as e:
             raise Retryable(f"connection failed ({type(e).__name__})", kind="connection") from None
+        refusal = context_refusal(resp.text) if resp.status_code >= 400 else None
+        if refusal is not None:
+            # the same request again would be refused the same way, whatever the status (vLLM answers some
+            # prompts too long with a 500): not retried
+            raise _ContextFull(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text,
+                               *refusal)
         if resp.status_code in RETRY_STATUS:
             raise Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", status=resp.status_code,
                             retry_after=retry_after_seconds(resp.headers.get("retry-after")))
@@ -310,10 +357,10 @@ class OpenAIBackend(Backend):
                      sleep=self._cancel.wait)
 
     # ------------------------------------------------------------------ one request
-    def _body(self, req: Request, score_probs: bool, relaxed: bool) -> dict:
+    def _body(self, req: Request, score_probs: bool, relaxed: bool, max_tokens: int | None = None) -> dict:
         schema = relax_schema(req.schema) if relaxed else req.schema
         body = {"model": self.model_name, "messages": req.messages, "temperature": 0,
-                "max_tokens": req.max_tokens, "seed": 0,
+                "max_tokens": req.max_tokens if max_tokens is None else max_tokens, "seed": 0,
                 "response_format": {"type": "json_schema",
                                     "json_schema": {"name": "paper_scores", "schema": schema, "strict": True}}}
         if score_probs:
@@ -364,12 +411,54 @@ class OpenAIBackend(Backend):
             if admit:
                 self._tried()
 
+    def _post_fitting(self, req: Request, score_probs: bool, relaxed: bool,
+                      deadline: float) -> tuple[dict, int, Usage] | Result:
+        """POST the request: (the answer, the budget it was given, the tokens of a measuring request). One the
+        server refuses as too long for the model's context is sent once more with its answer's budget cut to the
+        room its prompt leaves, as the vllm backend gives it; where the refusal does not say the prompt's size
+        exactly, a one-token answer tells it first. A prompt that leaves no room is the request's error Result."""
+        budget, spent = req.max_tokens, Usage()
+        try:
+            return self._post(self._body(req, score_probs, relaxed), deadline), budget, spent
+        except _ContextFull as e:
+            context, prompt, exact = e.context, e.prompt, e.exact
+        if not exact and (prompt is None or context - prompt >= MIN_ANSWER_ROOM):
+            try:
+                data = self._post(self._body(req, score_probs, relaxed, 1), deadline)
+            except _ContextFull as e:        # not even a one-token answer fits
+                context, prompt, exact = e.context, e.context if e.prompt is None else e.prompt, e.exact
+            else:
+                spent = _usage_of(data)
+                with self._lock:
+                    self._usage.add(spent)
+                prompt, exact = spent.prompt_tokens or None, bool(spent.prompt_tokens)
+        if prompt is not None and context - prompt < MIN_ANSWER_ROOM:
+            if exact:
+                res = answer_room(req.key, prompt, context)[1]
+            else:
+                res = Result(req.key, None, "error", error=f"prompt of at least {prompt} tokens does not fit a "
+                                                            f"context of {context} tokens")
+            res.usage = spent
+            return res
+        if not exact or context - prompt >= budget:
+            # the server's count of the prompt is unknown, or differs from the one it refused it by
+            return Result(req.key, None, "error", usage=spent, context_full=True,
+                          error=f"the prompt and its answer's budget of {budget} tokens do not fit a context "
+                                f"of {context} tokens")
+        budget = context - prompt
+        try:
+            return self._post(self._body(req, score_probs, relaxed, budget), deadline), budget, spent
+        except _ContextFull:
+            return Result(req.key, None, "error", usage=spent, context_full=True,
+                          error=f"the prompt of {prompt} tokens and its answer's budget of {budget} tokens do not "
+                                f"fit a context of {context} tokens")
+
     def _send(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         deadline = time.monotonic() + self.total_timeout
         try:
             relaxed = self._relaxed       # what this request sends: another thread may relax the schema meanwhile
             try:
-                data = self._post(self._body(req, score_probs, relaxed), deadline)
+                sent = self._post_fitting(req, score_probs, relaxed, deadline)
             except _Fatal as e:
                 schema_trouble = e.status == 400 and not relaxed and any(
                     w in e.body.lower() for w in ("schema", "response_format", "json_schema"))
@@ -377,7 +466,10 @@ class OpenAIBackend(Backend):
                     raise
                 with self._lock:
                     self._relaxed = True
-                data = self._post(self._body(req, score_probs, True), deadline)
+                sent = self._post_fitting(req, score_probs, True, deadline)
+            if isinstance(sent, Result):
+                return sent, None
+            data, budget, spent = sent
         except Retryable as e:
             if e.too_long:
                 why = f"the server asks to wait {e.retry_after:.0f} s"
@@ -412,7 +504,15 @@ class OpenAIBackend(Backend):
                           error=f"no content in the answer{': ' + _snippet(refusal) if refusal else ''}"), None
         if finish not in ("stop", "length"):
             return Result(req.key, text, "error", error=f"finished with '{finish}'", usage=usage), None
-        return Result(req.key, text, finish, usage=usage), choice.get("logprobs")
+        res = Result(req.key, text, finish, usage=usage)
+        if finish == "length" and (budget < req.max_tokens or 0 < usage.completion_tokens < budget):
+            # cut off by the model's context, not by the answer's budget: given the room its prompt leaves (above),
+            # or cut short of its budget (vLLM gives an answer no more room than that itself), so a larger budget
+            # would not help
+            limit = usage.completion_tokens or budget
+            cut_by_context(res, limit, usage.prompt_tokens, usage.prompt_tokens + limit, "the server's")
+        res.usage.add(spent)
+        return res, choice.get("logprobs")
 
     # ------------------------------------------------------------------ the interface
     def generate(self, requests: list[Request], *, score_probs: bool = False,
