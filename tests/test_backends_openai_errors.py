@@ -60,6 +60,8 @@ class Server:
         self.max_in_flight = 0
         self.connections = 0              # connections a client holds open (kept alive between requests)
         self.models = ["served-model"]    # what GET /v1/models lists
+        self.only_its_models = False      # answer a request for another model as vLLM's server does (404)
+        self.key: str | None = None       # the key it requires (vLLM's --api-key), or none
         self.answered = 0                 # requests answered (a hanging one is not, until the server closes)
         self.release = threading.Event()  # ends the hanging requests: set when the server closes
         self.lock = threading.Lock()
@@ -93,10 +95,19 @@ class Server:
                     with srv.lock:
                         srv.connections -= 1
 
+            def _refused(self) -> bool:
+                """A path without its /v1 or a missing key, answered as vLLM's server does."""
+                if not self.path.startswith("/v1/"):      # a base URL without its /v1
+                    self._send(404, {"detail": "Not Found"})
+                    return True
+                if srv.key is not None and self.headers.get("Authorization") != f"Bearer {srv.key}":
+                    self._send(401, {"error": "Unauthorized"})
+                    return True
+                return False
+
             def do_GET(self):  # noqa: N802
-                if not self.path.startswith("/v1/"):      # a base URL without its /v1, as vLLM's server says it
-                    return self._send(404, {"detail": "Not Found"})
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
+                if not self._refused():
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -106,6 +117,11 @@ class Server:
                     srv.in_flight += 1
                     srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
                 try:
+                    if self._refused():
+                        return
+                    if srv.only_its_models and body["model"] not in srv.models:
+                        return self._send(404, {"error": {"message": f"The model `{body['model']}` does not exist.",
+                                                          "type": "NotFoundError", "param": "model", "code": 404}})
                     self._answer(body)
                 finally:
                     with srv.lock:
@@ -294,12 +310,12 @@ def _connections_closed(server, within: float = 5.0) -> bool:
 
 
 def test_a_backend_that_cannot_learn_the_model_lets_go_of_its_connection(server):
-    """`auto` asks the server for its model; a server that does not say (a base URL without its /v1: 404) is a
-    BackendError, and the connection the backend asked on is closed before the caller has the error. It stayed
-    open in the failed backend's pool, for as long as the caller held the error."""
-    with pytest.raises(BackendError) as e:
+    """`auto` asks the server for its model; a server that does not say (a base URL without its /v1: 404) is an
+    error, and the connection the backend asked on is closed before the caller has it. It stayed open in the
+    failed backend's pool, for as long as the caller held the error."""
+    with pytest.raises(ConfigError) as e:
         OpenAIBackend("auto", base_url=server.url.removesuffix("/v1"))
-    assert "cannot list the models" in str(e.value)
+    assert "/models is not there (HTTP 404)" in str(e.value)
     assert _connections_closed(server), e.value
 
 
@@ -962,3 +978,53 @@ def test_other_refusals_are_not_taken_for_the_context():
         == (2048, 2300, True)
     assert context_refusal("This model's maximum context length is 128000 tokens. However, your messages resulted "
                            "in 130012 tokens. Please reduce the length of the messages.") == (128000, 130012, True)
+
+
+def test_a_model_the_server_does_not_serve_stops_the_run_with_one_line_naming_the_setting(server, tmp_path):
+    """vLLM's server answers a request for a model it does not serve with a 404. Every paper failed with the
+    server's raw JSON ('nothing was scored: 3 of 3 papers could not be scored (first: ...: HTTP 404: {"error":
+    ...')), every request sent. Now the first 404 stops the run: one line naming the setting (the flag that set
+    it) and the models the server serves."""
+    from conftest import DAYS, ranker
+    server.only_its_models = True
+    be = backend(server, model="other-model", concurrency=1)
+    with pytest.raises(ConfigError) as e:
+        be.generate([req("2506.00001", "ok"), req("2506.00002", "ok")])
+    assert e.value.key == "scoring.model" and len(server.bodies) == 1
+    assert str(e.value) == f"scoring.model: {server.url} serves 'served-model', not 'other-model'"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(line for line, _ in zip((DAYS / "2025-05-15" / "listing.jsonl").open(), range(2))))
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai", "--model",
+               "other-model", "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": server.url})
+    assert r.returncode == 1
+    assert f"error: --model: {server.url} serves 'served-model', not 'other-model'" in r.stderr, r.stderr
+
+
+def test_a_base_url_without_its_v1_is_one_line_naming_the_setting(server, tmp_path):
+    """OPENAI_BASE_URL=http://host:8000, the /v1 left out: with the model named every paper failed with
+    'HTTP 404: {"detail": "Not Found"}'; with `auto` the run stopped on 'cannot list the models of ...: KeyError'.
+    Now either is one line naming the setting the base URL came from, and what is wrong with it."""
+    from conftest import DAYS, ranker
+    bare = server.url.removesuffix("/v1")
+    with pytest.raises(ConfigError) as e:
+        OpenAIBackend("served-model", base_url=bare).generate([req("2506.00001", "ok")])
+    assert e.value.key == "scoring.openai.base_url" and "/chat/completions is not there (HTTP 404)" in str(e.value)
+    papers = tmp_path / "p.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
+    for model in ("served-model", "auto"):
+        r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai", "--model",
+                   model, "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": bare})
+        path = "/models" if model == "auto" else "/chat/completions"
+        assert r.returncode == 1
+        assert (f"error: OPENAI_BASE_URL: {bare}{path} is not there (HTTP 404): not the base URL of an "
+                "OpenAI-compatible API, which usually ends in /v1") in r.stderr, r.stderr
+
+
+def test_auto_against_a_server_that_wants_a_key_says_so(server):
+    """A `vllm serve --api-key` asked for its model without OPENAI_API_KEY answers 401: that was 'cannot list the
+    models of ...: KeyError'. Now it says the credentials were refused, and where the key comes from."""
+    server.key = KEY
+    with pytest.raises(BackendError, match=r"HTTP 401: the server refused the request's credentials \(check "
+                                           r"OPENAI_API_KEY\)"):
+        backend(server, model="auto")
+    assert backend(server, model="auto", api_key=KEY).model_name == "served-model"

@@ -10,6 +10,13 @@ enforces in strict mode. Should a server reject the schema itself (HTTP 400 nami
 drops the keywords it may not support (lengths, ranges, prefixItems) for the rest of the run, and the
 caller's validation catches what the server then lets through.
 
+A request too long for the model's context ends as it does with the other backends: a refusal naming the
+context's size (vLLM, OpenAI) is not retried; the request is sent once more with its answer's budget cut to the
+room its prompt leaves, and an answer cut off short of its budget is the context's (Result.context_full, so the
+caller does not ask again with a larger one). A 404 (a model the server does not serve, a base URL without its
+/v1) is a ConfigError out of generate() naming scoring.model or scoring.openai.base_url: every request would
+fail alike.
+
 Requests run concurrently (`concurrency`, default 8) on daemon threads. 429, 5xx, timeouts and dropped
 connections are retried with exponential backoff and jitter (`retries`, default 4; Retry-After is honoured)
 within the request's deadline (`total_timeout`); what still fails becomes a Result with finish_reason
@@ -42,7 +49,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field
 
-from ..errors import BackendError, ConfigError, FetchError, MissingDependency
+from ..errors import BackendError, ConfigError, FetchError, MissingDependency, RankerError
 from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, redact, retry,
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
@@ -298,18 +305,53 @@ class OpenAIBackend(Backend):
         """The model the server serves ("auto"): the one it lists. A server that lists several (Ollama every
         model pulled, vLLM its LoRA adapters beside the base model) is a ConfigError naming them: the first
         would be scored with, unasked."""
-        try:
-            data = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout)).json()
-            ids = [str(m["id"]) for m in data["data"]]
-            if not ids:
-                raise ValueError("no model listed")
-        except Exception as e:
-            raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+        ids = self._models()
         if len(ids) > 1:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             raise ConfigError(f"{self.base_url} serves {len(ids)} models ({_snippet(shown)}); name the one to score "
                               "with", key="scoring.model")
         return ids[0]
+
+    def _models(self) -> list[str]:
+        """The ids of the models the server lists (GET /models): a BackendError saying why when it lists none, a
+        ConfigError naming the base URL when the server has no such path."""
+        try:
+            resp = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout))
+        except Exception as e:
+            raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+        if resp.status_code == 404:
+            raise self._no_api("/models")
+        if resp.status_code in (401, 403):
+            raise BackendError(f"cannot list the models of {self.base_url}: HTTP {resp.status_code}: the server "
+                               "refused the request's credentials (check OPENAI_API_KEY)")
+        try:
+            ids = [str(m["id"]) for m in resp.json()["data"]]
+        except Exception:
+            ids = []
+        if not ids:
+            raise BackendError(f"cannot list the models of {self.base_url}: HTTP {resp.status_code}, no model "
+                               f"listed: {_snippet(resp.text, 120)!r}")
+        return ids
+
+    def _no_api(self, path: str) -> ConfigError:
+        """A 404 at one of the API's paths: the base URL is not an OpenAI-compatible API's."""
+        return ConfigError(f"{self.base_url}{path} is not there (HTTP 404): not the base URL of an OpenAI-compatible "
+                           "API, which usually ends in /v1", key="scoring.openai.base_url")
+
+    def _not_served(self, text: str) -> ConfigError:
+        """A 404 from the chat endpoint: the model named is not one the server serves (its error names a model:
+        vLLM, OpenAI, Ollama), or there is no such endpoint at the base URL. Either fails every request alike."""
+        if "model" not in text.lower():
+            return self._no_api("/chat/completions")
+        try:
+            ids = [] if self.is_openai else self._models()      # OpenAI lists dozens: its own words say enough
+        except RankerError:
+            ids = []
+        if ids:
+            shown = ", ".join(f"'{i}'" for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+            return ConfigError(f"{self.base_url} serves {_snippet(shown)}, not '{self.model_name}'", key="scoring.model")
+        return ConfigError(f"{self.base_url} does not serve the model '{self.model_name}': {_snippet(text, 160)}",
+                           key="scoring.model")
 
     def _post_once(self, body: dict, deadline: float | None = None) -> dict:
         httpx = self._httpx
@@ -335,6 +377,10 @@ class OpenAIBackend(Backend):
         if resp.status_code in (401, 403):
             raise _Fatal(f"HTTP {resp.status_code}: the server refused the request's credentials "
                          "(check OPENAI_API_KEY)", resp.status_code)
+        if resp.status_code == 404:
+            # a setting is wrong (the model, the base URL), not this paper: raised out of generate(), the run
+            # stops with one line naming it (every request sent would fail the same way)
+            raise self._not_served(resp.text)
         if resp.status_code >= 400:
             raise _Fatal(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text)
         try:
