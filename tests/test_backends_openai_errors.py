@@ -1028,3 +1028,18 @@ def test_auto_against_a_server_that_wants_a_key_says_so(server):
                                            r"OPENAI_API_KEY\)"):
         backend(server, model="auto")
     assert backend(server, model="auto", api_key=KEY).model_name == "served-model"
+
+
+def test_a_key_with_the_line_end_of_its_file_is_sent_without_it(server):
+    """OPENAI_API_KEY read from a file with Windows line ends (an env-file of `docker --env-file`) ends in '\\r',
+    which no HTTP header may carry: every request failed as 'connection failed (LocalProtocolError)', retried,
+    the key never mentioned. The key is stripped as every other variable is."""
+    from ranker.backends import make_backend
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai", "model": "served-model", "backend_option": ["retries=0"]},
+                env={"OPENAI_API_KEY": KEY + "\r\n", "OPENAI_BASE_URL": server.url})
+    be = make_backend(s)
+    (res,) = be.generate([req("2506.00001", "ok")])
+    assert res.ok, res.error
+    assert server.auth == [f"Bearer {KEY}"]
+    assert resolve(flags={"backend": "openai"}, env={"OPENAI_API_KEY": " \n"}).openai_api_key is None
