@@ -153,6 +153,8 @@ class Server:
                     return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
                 elif mode == "500":
                     return self._send(500, {"error": {"message": "upstream exploded"}})
+                elif mode == "503":             # a proxy in front of a server that is still loading
+                    return self._send(503, None, raw=b"<html>503 Service Temporarily Unavailable</html>")
                 elif mode == "garbage":
                     return self._send(200, None, raw=b"<html>a proxy login page</html>")
                 elif mode in ("nomessage", "numeric"):   # JSON, but no message, or a content that is no text
@@ -1043,3 +1045,23 @@ def test_a_key_with_the_line_end_of_its_file_is_sent_without_it(server):
     assert res.ok, res.error
     assert server.auth == [f"Bearer {KEY}"]
     assert resolve(flags={"backend": "openai"}, env={"OPENAI_API_KEY": " \n"}).openai_api_key is None
+
+
+def test_a_server_unavailable_through_a_request_s_attempts_is_given_up_as_one_not_there():
+    """Behind a proxy, a server that is down or still loading answers 503 (or 502), not a refused connection:
+    every request spent all its attempts and backoff on it (concurrency 8: a day of papers took minutes to fail,
+    the server asked five times each). Now, as a server that is not there, the first request's attempts are
+    spent and the rest fail at once saying so; a server answering 500 is still asked for every paper."""
+    s = Server()
+    try:
+        be = backend(s, concurrency=1, retries=2)
+        out = be.generate([req(f"2506.{i:05d}", "503") for i in range(6)])
+        assert all(r.finish_reason == "error" and "HTTP 503" in r.error for r in out)
+        assert "3 attempts" in out[0].error and "unavailable" not in out[0].error
+        assert all("is unavailable, so the remaining requests were not sent" in r.error for r in out[1:])
+        assert len(s.bodies) == 3
+        be = backend(s, concurrency=1, retries=1)
+        out = be.generate([req(f"2506.{i:05d}", "500") for i in range(10, 13)])
+        assert all("2 attempts" in r.error for r in out) and len(s.bodies) == 3 + 6
+    finally:
+        s.close()

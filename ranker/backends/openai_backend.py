@@ -23,8 +23,9 @@ within the request's deadline (`total_timeout`); what still fails becomes a Resu
 "error" and the reason, so the run goes on. Every wait is bounded: connecting (`connect_timeout`, 10 s), the
 server's silence in one attempt (`timeout`, 120 s) and the whole request, retries included (`total_timeout`,
 300 s), so one paper never holds a run for long. A request that cannot connect in all its attempts takes the
-server for gone: the requests after it fail at once with that reason (a rerun sends them), for a while; then
-one request goes first and the others wait for its outcome. A connection the server dropped after accepting it
+server for gone, as does one answered 502 or 503 in all of them (a proxy in front of a server down or still
+loading): the requests after it fail at once with that reason (a rerun sends them), for a while; then one
+request goes first and the others wait for its outcome. A connection the server dropped after accepting it
 does not take the server for gone. Ctrl-C stops generate() at once: the waiting thread is
 interrupted, no request is started after it, and the threads still waiting on a hung server are daemons
 that never keep the process alive.
@@ -524,12 +525,14 @@ class OpenAIBackend(Backend):
             else:
                 why = f"after {e.attempts} attempts"
             error = redact(f"{e} ({why})")
-            if isinstance(e, _NotThere) and not e.out_of_time:
-                # a server that is not there (not started, stopped): each request would spend the same
-                # attempts and backoff in vain, minutes over a day; the rest fail at once with this reason
+            unavailable = e.status in (502, 503)
+            if (isinstance(e, _NotThere) or unavailable) and not e.out_of_time:
+                # a server that is not there (not started, stopped; behind a proxy, or still loading, it answers
+                # 502 or 503 through all the attempts): each request would spend the same attempts and backoff
+                # in vain, minutes over a day; the rest fail at once with this reason
                 with self._lock:
-                    self._down = (f"{error}; {self.base_url} is not answering, so the remaining requests were "
-                                  "not sent")
+                    self._down = (f"{error}; {self.base_url} is {'unavailable' if unavailable else 'not answering'}"
+                                  ", so the remaining requests were not sent")
                     self._down_until = time.monotonic() + self.down_seconds
             return Result(req.key, None, "error", error=error), None
         except Cancelled:
