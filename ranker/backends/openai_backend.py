@@ -363,7 +363,9 @@ class OpenAIBackend(Backend):
         except httpx.TimeoutException:
             raise Retryable("timed out", kind="timeout") from None
         except httpx.ConnectError as e:
-            raise _NotThere(f"connection failed ({type(e).__name__})", kind="connection") from None
+            # the server named: this is the reason a failed run's one line shows
+            raise _NotThere(f"connection failed ({type(e).__name__}): nothing answers at {self.base_url}",
+                            kind="connection") from None
         except httpx.TransportError as e:
             raise Retryable(f"connection failed ({type(e).__name__})", kind="connection") from None
         refusal = context_refusal(resp.text) if resp.status_code >= 400 else None
