@@ -982,6 +982,9 @@ def test_other_refusals_are_not_taken_for_the_context():
         == (2048, 2300, True)
     assert context_refusal("This model's maximum context length is 128000 tokens. However, your messages resulted "
                            "in 130012 tokens. Please reduce the length of the messages.") == (128000, 130012, True)
+    assert context_refusal('{"error":{"code":400,"message":"request (9412 tokens) exceeds the available context size '
+                           '(8192 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":'
+                           '9412,"n_ctx":8192}}') == (8192, 9412, True)           # llama.cpp's server
 
 
 def test_a_model_the_server_does_not_serve_stops_the_run_with_one_line_naming_the_setting(server, tmp_path):

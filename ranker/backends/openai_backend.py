@@ -106,15 +106,16 @@ def relax_schema(schema: dict) -> dict:
     return walk(schema)
 
 
-# How a server refuses a request too long for the model's context, in the words of vLLM's versions and OpenAI's
-# API: the context's size is always said. The prompt's is said exactly in most, only as a lower bound where vLLM
-# stops counting one token past what fits ("at least", "You passed"), or not at all (a budget larger than the
-# whole context).
+# How a server refuses a request too long for the model's context, in the words of vLLM's versions, OpenAI's API
+# and llama.cpp's server: the context's size is always said. The prompt's is said exactly in most, only as a
+# lower bound where vLLM stops counting one token past what fits ("at least", "You passed"), or not at all (a
+# budget larger than the whole context).
 _CONTEXT_SIZE = re.compile(r"maximum context length (?:is |\()(\d+)|maximum model length of (\d+)"
-                           r"|context length is only (\d+)|greater than max_model_len=(\d+)", re.I)
+                           r"|context length is only (\d+)|greater than max_model_len=(\d+)"
+                           r"|available context size \((\d+) tokens\)", re.I)
 _PROMPT_SIZE = re.compile(r"(\d+) (?:tokens )?in the messages|request has (\d+) input tokens"
                           r"|prompt contains (\d+) input tokens|messages resulted in (\d+) tokens"
-                          r"|prompt \(length (\d+)\)|input length \((\d+)\)", re.I)
+                          r"|prompt \(length (\d+)\)|input length \((\d+)\)|request \((\d+) tokens\) exceeds", re.I)
 _PROMPT_AT_LEAST = re.compile(r"contains at least (\d+) input tokens|you passed (\d+) input tokens"
                               r"|upper bound for (\d+) input tokens", re.I)
 
@@ -350,7 +351,8 @@ class OpenAIBackend(Backend):
             ids = []
         if ids:
             shown = ", ".join(f"'{i}'" for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-            return ConfigError(f"{self.base_url} serves {_snippet(shown)}, not '{self.model_name}'", key="scoring.model")
+            return ConfigError(f"{self.base_url} serves {_snippet(shown)}, not '{self.model_name}'",
+                               key="scoring.model")
         return ConfigError(f"{self.base_url} does not serve the model '{self.model_name}': {_snippet(text, 160)}",
                            key="scoring.model")
 
