@@ -578,7 +578,8 @@ def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
     assert all(r.finish_reason == "error" and "connection failed" in r.error for r in out)
     assert "not answering" not in out[0].error and "3 attempts" in out[0].error
     # the first reason, which a run that scored nothing shows as its one line, names the server too
-    assert out[0].error == f"connection failed (ConnectError): nothing answers at {url} (after 3 attempts)"
+    assert out[0].error == \
+        f"connection failed (ConnectError: [Errno 111] Connection refused) at {url} (after 3 attempts)"
     assert all("is not answering, so the remaining requests were not sent" in r.error for r in out[1:])
     assert be.stats()["retries"] == 2                                 # the first request's, no other's
 

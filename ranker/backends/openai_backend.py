@@ -365,8 +365,9 @@ class OpenAIBackend(Backend):
         except httpx.TimeoutException:
             raise Retryable("timed out", kind="timeout") from None
         except httpx.ConnectError as e:
-            # the server named: this is the reason a failed run's one line shows
-            raise _NotThere(f"connection failed ({type(e).__name__}): nothing answers at {self.base_url}",
+            # the server named, and why (refused, a name not found, a certificate): this is the reason a failed
+            # run's one line shows
+            raise _NotThere(f"connection failed ({type(e).__name__}: {_snippet(str(e), 120)}) at {self.base_url}",
                             kind="connection") from None
         except httpx.TransportError as e:
             raise Retryable(f"connection failed ({type(e).__name__})", kind="connection") from None
