@@ -1071,3 +1071,15 @@ def test_a_server_unavailable_through_a_request_s_attempts_is_given_up_as_one_no
         assert all("2 attempts" in r.error for r in out) and len(s.bodies) == 3 + 6
     finally:
         s.close()
+
+
+def test_auto_against_no_server_says_why_it_cannot_connect():
+    """`auto` with nothing listening said 'cannot list the models of <URL>: ConnectError', the same words for a
+    refused connection, an unknown host and a refused certificate; it now says which."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+        with pytest.raises(BackendError) as e:
+            OpenAIBackend("auto", base_url=url)
+    assert str(e.value) == f"cannot list the models of {url}: ConnectError: [Errno 111] Connection refused"

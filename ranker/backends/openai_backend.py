@@ -320,7 +320,8 @@ class OpenAIBackend(Backend):
         try:
             resp = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout))
         except Exception as e:
-            raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+            why = f"{type(e).__name__}: {_snippet(str(e), 120)}" if str(e) else type(e).__name__
+            raise BackendError(f"cannot list the models of {self.base_url}: {why}") from None
         if resp.status_code == 404:
             raise self._no_api("/models")
         if resp.status_code in (401, 403):
