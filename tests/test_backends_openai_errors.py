@@ -151,6 +151,8 @@ class Server:
                     time.sleep(0.3 if mode == "slow" else 0)
                 elif mode == "429once" and n == 1:
                     return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
+                elif mode == "429long":
+                    return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "120"})
                 elif mode == "500":
                     return self._send(500, {"error": {"message": "upstream exploded"}})
                 elif mode == "503":             # a proxy in front of a server that is still loading
@@ -1083,3 +1085,14 @@ def test_auto_against_no_server_says_why_it_cannot_connect():
         with pytest.raises(BackendError) as e:
             OpenAIBackend("auto", base_url=url)
     assert str(e.value) == f"cannot list the models of {url}: ConnectError: [Errno 111] Connection refused"
+
+
+def test_a_request_that_ran_out_of_a_bound_names_the_option_that_sets_it(server):
+    """A slow server (a CPU build, a long queue) or a rate limit asking for a long wait failed every paper with
+    'timed out (after 5 attempts)' or '(the server asks to wait 120 s)': nothing said the wait is a setting. Each
+    reason now names its option, as the probe's does."""
+    be = backend(server, timeout=0.5, retries=1)
+    hang, limited = be.generate([req("2506.00001", "hang"), req("2506.00002", "429long")])
+    assert hang.error == "timed out (after 2 attempts, each waiting up to 0.5 s ([scoring.openai] timeout))"
+    assert limited.error == ('HTTP 429: {"error": {"message": "rate limited"}} (the server asks to wait 120 s, '
+                             "longer than [scoring.openai] max_backoff (0.05 s))")

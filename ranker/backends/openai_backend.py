@@ -524,10 +524,15 @@ class OpenAIBackend(Backend):
                 return sent, None
             data, budget, spent = sent
         except Retryable as e:
+            # each bound named by its option, as the way out where the server is only slow
             if e.too_long:
-                why = f"the server asks to wait {e.retry_after:.0f} s"
+                why = (f"the server asks to wait {e.retry_after:.0f} s, longer than [scoring.openai] max_backoff "
+                       f"({self._retry.max_wait:g} s)")
             elif e.out_of_time:
-                why = f"no time left of the request's {self.total_timeout:g} s after {e.attempts} attempts"
+                why = (f"no time left of the request's {self.total_timeout:g} s ([scoring.openai] total_timeout) "
+                       f"after {e.attempts} attempts")
+            elif e.kind == "timeout":
+                why = f"after {e.attempts} attempts, each waiting up to {self.timeout:g} s ([scoring.openai] timeout)"
             else:
                 why = f"after {e.attempts} attempts"
             error = redact(f"{e} ({why})")
