@@ -509,8 +509,10 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             _put_over(g, key, _env_value(var, env[var], kind), var)
             g.origins[key] = Origin("env", var)
     for var, key in SECRET_ENV.items():
-        if env.get(var):
-            g.data[key] = env[var]
+        if env.get(var, "").strip():
+            # stripped as every variable is: a key read from a file written on Windows (an env-file's CRLF) kept
+            # its '\r', which no HTTP header may carry, and every request failed as 'connection failed'
+            g.data[key] = env[var].strip()
     g.data.setdefault("home", str(default_home(env)))
     g.data.setdefault("models_dir", str(default_models_dir(env)))
     flags = dict(flags or {})

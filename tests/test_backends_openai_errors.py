@@ -22,6 +22,7 @@ from ranker.records import Usage
 from conftest import ctrl_c_when
 
 KEY = "sk-test-SECRET-0123456789"
+CONTEXT, ANSWER_TOKENS = 2048, 40         # the context of the scripted server's model, a whole answer's tokens
 
 
 def answer_for(schema: dict) -> dict:
@@ -59,6 +60,8 @@ class Server:
         self.max_in_flight = 0
         self.connections = 0              # connections a client holds open (kept alive between requests)
         self.models = ["served-model"]    # what GET /v1/models lists
+        self.only_its_models = False      # answer a request for another model as vLLM's server does (404)
+        self.key: str | None = None       # the key it requires (vLLM's --api-key), or none
         self.answered = 0                 # requests answered (a hanging one is not, until the server closes)
         self.release = threading.Event()  # ends the hanging requests: set when the server closes
         self.lock = threading.Lock()
@@ -92,10 +95,19 @@ class Server:
                     with srv.lock:
                         srv.connections -= 1
 
+            def _refused(self) -> bool:
+                """A path without its /v1 or a missing key, answered as vLLM's server does."""
+                if not self.path.startswith("/v1/"):      # a base URL without its /v1
+                    self._send(404, {"detail": "Not Found"})
+                    return True
+                if srv.key is not None and self.headers.get("Authorization") != f"Bearer {srv.key}":
+                    self._send(401, {"error": "Unauthorized"})
+                    return True
+                return False
+
             def do_GET(self):  # noqa: N802
-                if not self.path.startswith("/v1/"):      # a base URL without its /v1, as vLLM's server says it
-                    return self._send(404, {"detail": "Not Found"})
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
+                if not self._refused():
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -105,6 +117,11 @@ class Server:
                     srv.in_flight += 1
                     srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
                 try:
+                    if self._refused():
+                        return
+                    if srv.only_its_models and body["model"] not in srv.models:
+                        return self._send(404, {"error": {"message": f"The model `{body['model']}` does not exist.",
+                                                          "type": "NotFoundError", "param": "model", "code": 404}})
                     self._answer(body)
                 finally:
                     with srv.lock:
@@ -127,12 +144,19 @@ class Server:
                                                          "logprobs": {"content": [{"token": "0", "logprob": -0.1,
                                                                                    "top_logprobs": tops}]}}],
                                             "usage": {"prompt_tokens": 1040, "completion_tokens": 1}})
+                ctx = re.fullmatch(r"ctx(old|new|bound|gone)_(\d+)", mode)
+                if ctx:
+                    return self._context(body, ctx.group(1), int(ctx.group(2)))
                 if mode == "slow" or mode == "ok":
                     time.sleep(0.3 if mode == "slow" else 0)
                 elif mode == "429once" and n == 1:
                     return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
+                elif mode == "429long":
+                    return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "120"})
                 elif mode == "500":
                     return self._send(500, {"error": {"message": "upstream exploded"}})
+                elif mode == "503":             # a proxy in front of a server that is still loading
+                    return self._send(503, None, raw=b"<html>503 Service Temporarily Unavailable</html>")
                 elif mode == "garbage":
                     return self._send(200, None, raw=b"<html>a proxy login page</html>")
                 elif mode in ("nomessage", "numeric"):   # JSON, but no message, or a content that is no text
@@ -173,6 +197,38 @@ class Server:
                                  "choices": [choice],
                                  "usage": {"prompt_tokens": 1000, "completion_tokens": 40, "total_tokens": 1040,
                                            "prompt_tokens_details": {"cached_tokens": 600}}})
+
+            def _context(self, body, version, prompt):
+                """A model with a context of CONTEXT tokens, this request's prompt `prompt` tokens long and a
+                whole answer ANSWER_TOKENS long, as vLLM's versions treat a prompt and budget that do not fit:
+                refused with the sizes (old: exactly; bound: the prompt only to one token past what fits),
+                or (new, 0.32) the budget cut to the room the prompt leaves; a prompt longer than the context
+                refused in any version (gone: with a 500, as 0.18's engine did)."""
+                budget = body["max_tokens"]
+                if prompt >= CONTEXT or (version in ("old", "bound") and prompt + budget > CONTEXT):
+                    if version == "old":
+                        message = (f"This model's maximum context length is {CONTEXT} tokens. However, you requested "
+                                   f"{prompt + budget} tokens ({prompt} in the messages, {budget} in the completion). "
+                                   "Please reduce the length of the messages or completion.")
+                    elif version == "bound":
+                        seen = CONTEXT - budget + 1
+                        message = (f"This model's maximum context length is {CONTEXT} tokens. However, you requested "
+                                   f"{budget} output tokens and your prompt contains at least {seen} input tokens, "
+                                   f"for a total of at least {seen + budget} tokens. Please reduce the length of the "
+                                   "input prompt or the number of requested output tokens.")
+                    else:
+                        message = (f"This model's maximum context length is {CONTEXT} tokens. However, your prompt "
+                                   f"contains at least {CONTEXT + 1} input tokens, which exceeds this limit even "
+                                   "without any output tokens. Please reduce the length of the input prompt.")
+                    return self._send(500 if version == "gone" else 400, {"error": {
+                        "message": message, "type": "BadRequestError", "param": "input_tokens", "code": 400}})
+                room = min(budget, CONTEXT - prompt)
+                text = json.dumps(answer_for(body["response_format"]["json_schema"]["schema"]), separators=(",", ":"))
+                done = ANSWER_TOKENS <= room
+                self._send(200, {"id": "c", "object": "chat.completion", "model": body["model"], "choices": [{
+                    "index": 0, "finish_reason": "stop" if done else "length",
+                    "message": {"role": "assistant", "content": text if done else text[:room]}}],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": ANSWER_TOKENS if done else room}})
 
         class Quiet(ThreadingHTTPServer):
             daemon_threads = True
@@ -258,12 +314,12 @@ def _connections_closed(server, within: float = 5.0) -> bool:
 
 
 def test_a_backend_that_cannot_learn_the_model_lets_go_of_its_connection(server):
-    """`auto` asks the server for its model; a server that does not say (a base URL without its /v1: 404) is a
-    BackendError, and the connection the backend asked on is closed before the caller has the error. It stayed
-    open in the failed backend's pool, for as long as the caller held the error."""
-    with pytest.raises(BackendError) as e:
+    """`auto` asks the server for its model; a server that does not say (a base URL without its /v1: 404) is an
+    error, and the connection the backend asked on is closed before the caller has it. It stayed open in the
+    failed backend's pool, for as long as the caller held the error."""
+    with pytest.raises(ConfigError) as e:
         OpenAIBackend("auto", base_url=server.url.removesuffix("/v1"))
-    assert "cannot list the models" in str(e.value)
+    assert "/models is not there (HTTP 404)" in str(e.value)
     assert _connections_closed(server), e.value
 
 
@@ -523,6 +579,9 @@ def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
         out = be.generate([req(f"2506.{i:05d}", "ok") for i in range(6)])
     assert all(r.finish_reason == "error" and "connection failed" in r.error for r in out)
     assert "not answering" not in out[0].error and "3 attempts" in out[0].error
+    # the first reason, which a run that scored nothing shows as its one line, names the server too
+    assert out[0].error == \
+        f"connection failed (ConnectError: [Errno 111] Connection refused) at {url} (after 3 attempts)"
     assert all("is not answering, so the remaining requests were not sent" in r.error for r in out[1:])
     assert be.stats()["retries"] == 2                                 # the first request's, no other's
 
@@ -836,3 +895,204 @@ def test_a_password_in_the_servers_url_is_kept_out_of_error_texts_and_the_stored
     public = json.dumps(s.public())
     assert "hunter2" not in public and "https://lab:[redacted]@llm.example:8443/v1" in public
     assert s.scoring.options["openai"]["base_url"] == url       # the backend still connects with it
+
+
+def test_an_answer_the_server_cut_short_of_its_budget_is_the_context_s_cut_off_not_asked_again(server, tmp_path):
+    """vLLM's server (0.32) gives an answer no more room than its prompt leaves in the model's context, whatever
+    the budget asked for, and says 'length' where it ran out. That was taken for a cut by the budget: the paper
+    was asked again with twice the budget, cut off at the same place, and failed saying 'finish_reason=length'.
+    Now, as the other backends, it is the context's cut-off (context_full, the context named): asked once."""
+    from ranker.prompts import load_prompts
+    from ranker.records import Paper
+    from ranker.scoring import score_papers
+    from ranker.store import Store
+    (res,) = backend(server, model="served-model").generate([req("2506.00001", "ctxnew_2030")])
+    assert res.finish_reason == "length" and res.context_full and not res.ok
+    assert res.error == ("answer cut off after 18 tokens: its prompt of 2030 tokens leaves no more of a context of "
+                         "2048 tokens (the server's)")
+    # a whole answer cut by its own budget is still a cut by the budget: asked again with twice that
+    r = req("2506.00002", "ctxnew_1000")
+    r.max_tokens = 30
+    (res,) = backend(server, model="served-model").generate([r])
+    assert res.finish_reason == "length" and not res.context_full and res.error is None
+    papers = [Paper(id="2506.00003", title="a", abstract="MODE=ctxnew_2030", categories=["cs.LG"]),
+              Paper(id="2506.00004", title="b", abstract="MODE=ctxnew_1000", categories=["cs.LG"])]
+    with Store(tmp_path / "r.sqlite3") as store:
+        run = score_papers(papers, backend(server, model="served-model"), load_prompts(), store)
+    (f,) = run.failures
+    assert f.arxiv_id == "2506.00003" and "leaves no more of a context of 2048 tokens" in f.reason
+    assert run.retried == 0 and sorted(run.scores) == ["2506.00004"]
+    asked = [b["messages"][-1]["content"] for b in server.bodies[2:]]
+    assert sum("MODE=ctxnew_2030" in m for m in asked) == 1, asked
+
+
+@pytest.mark.parametrize("version", ["old", "bound"])
+def test_a_budget_the_server_refuses_for_the_context_is_cut_to_the_room_the_prompt_leaves(server, version):
+    """vLLM's servers before 0.32 refuse a request whose prompt and budget exceed the model's context (HTTP 400,
+    the sizes in the message; some count the prompt only to one token past what fits). That was the paper's
+    failure, its reason the server's raw JSON; the vllm backend gives such an answer the room its prompt leaves.
+    Now so does this one: the budget cut to that room (the prompt's size asked for with a one-token answer where
+    the refusal only bounds it), and an answer cut off there is the context's, as the other backends say it."""
+    be = backend(server, model="served-model", concurrency=1)
+    fits, cut = be.generate([req("2506.00001", f"ctx{version}_2000"), req("2506.00002", f"ctx{version}_2030")])
+    assert fits.ok, fits.error
+    check_answer(json.loads(fits.text), ["2506.00001"], 50)
+    assert cut.finish_reason == "length" and cut.context_full
+    assert cut.error == ("answer cut off after 18 tokens: its prompt of 2030 tokens leaves no more of a context of "
+                         "2048 tokens (the server's)")
+    sent = [b["max_tokens"] for b in server.bodies]
+    assert sent == ([100, 48, 100, 18] if version == "old" else [100, 1, 48, 100, 1, 18])
+    assert be.stats()["retries"] == 0
+    if version == "bound":               # the one-token answers that measured the prompts are billed too
+        assert fits.usage.prompt_tokens == 2 * 2000 and cut.usage.prompt_tokens == 2 * 2030
+
+
+@pytest.mark.parametrize("version", ["old", "new", "gone"])
+def test_a_prompt_longer_than_the_server_s_context_fails_at_once_saying_so(server, version):
+    """A prompt that leaves its answer no room is refused by every version of vLLM's server (0.18's engine with a
+    500); it failed with the server's raw JSON, and the 500 was sent five times. Now it is sent once and fails as
+    the other backends' does: the prompt does not fit the context (its size a lower bound where vLLM's is)."""
+    be = backend(server, model="served-model")
+    (res,) = be.generate([req("2506.00001", f"ctx{version}_{2045 if version == 'old' else 2100}")])
+    assert res.text is None and res.finish_reason == "error"
+    if version == "old":
+        assert res.error == "prompt of 2045 tokens does not fit a context of 2048 tokens"
+    else:
+        assert res.error == "prompt of at least 2049 tokens does not fit a context of 2048 tokens"
+    assert len(server.bodies) == 1 and be.stats()["retries"] == 0
+    assert not be._down                   # the server is there: the requests after it are sent
+    assert be.generate([req("2506.00002", "ok")])[0].ok
+
+
+def test_other_refusals_are_not_taken_for_the_context():
+    """Only a refusal that says the context's size is the context's; another 400 (or one mentioning a context
+    in other words) stays the request's own error."""
+    from ranker.backends.openai_backend import context_refusal
+    assert context_refusal("max_tokens is too large: 32000. This model supports at most 16384 completion tokens, "
+                           "whereas you provided 32000.") is None
+    assert context_refusal('{"detail": "Not Found"}') is None
+    assert context_refusal("Invalid schema for response_format 'paper_scores': context is not permitted") is None
+    assert context_refusal("'max_tokens' or 'max_completion_tokens' is too large: 300. This model's maximum context "
+                           "length is 2048 tokens and your request has 1900 input tokens (300 > 2048 - 1900).") \
+        == (2048, 1900, True)
+    assert context_refusal("You passed 1949 input tokens and requested 100 output tokens. However, the model's "
+                           "context length is only 2048 tokens, resulting in a maximum input length of 1948 "
+                           "tokens. Please reduce the length of the input prompt.") == (2048, 1949, False)
+    assert context_refusal("max_tokens=5000 cannot be greater than max_model_len=4096. Please request fewer output "
+                           "tokens.") == (4096, None, False)
+    assert context_refusal("The decoder prompt (length 2300) is longer than the maximum model length of 2048. Make "
+                           "sure that `max_model_len` is no smaller than the number of text tokens.") \
+        == (2048, 2300, True)
+    assert context_refusal("This model's maximum context length is 128000 tokens. However, your messages resulted "
+                           "in 130012 tokens. Please reduce the length of the messages.") == (128000, 130012, True)
+    assert context_refusal('{"error":{"code":400,"message":"request (9412 tokens) exceeds the available context size '
+                           '(8192 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":'
+                           '9412,"n_ctx":8192}}') == (8192, 9412, True)           # llama.cpp's server
+
+
+def test_a_model_the_server_does_not_serve_stops_the_run_with_one_line_naming_the_setting(server, tmp_path):
+    """vLLM's server answers a request for a model it does not serve with a 404. Every paper failed with the
+    server's raw JSON ('nothing was scored: 3 of 3 papers could not be scored (first: ...: HTTP 404: {"error":
+    ...')), every request sent. Now the first 404 stops the run: one line naming the setting (the flag that set
+    it) and the models the server serves."""
+    from conftest import DAYS, ranker
+    server.only_its_models = True
+    be = backend(server, model="other-model", concurrency=1)
+    with pytest.raises(ConfigError) as e:
+        be.generate([req("2506.00001", "ok"), req("2506.00002", "ok")])
+    assert e.value.key == "scoring.model" and len(server.bodies) == 1
+    assert str(e.value) == f"scoring.model: {server.url} serves 'served-model', not 'other-model'"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text("".join(line for line, _ in zip((DAYS / "2025-05-15" / "listing.jsonl").open(), range(2))))
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai", "--model",
+               "other-model", "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": server.url})
+    assert r.returncode == 1
+    assert f"error: --model: {server.url} serves 'served-model', not 'other-model'" in r.stderr, r.stderr
+
+
+def test_a_base_url_without_its_v1_is_one_line_naming_the_setting(server, tmp_path):
+    """OPENAI_BASE_URL=http://host:8000, the /v1 left out: with the model named every paper failed with
+    'HTTP 404: {"detail": "Not Found"}'; with `auto` the run stopped on 'cannot list the models of ...: KeyError'.
+    Now either is one line naming the setting the base URL came from, and what is wrong with it."""
+    from conftest import DAYS, ranker
+    bare = server.url.removesuffix("/v1")
+    with pytest.raises(ConfigError) as e:
+        OpenAIBackend("served-model", base_url=bare).generate([req("2506.00001", "ok")])
+    assert e.value.key == "scoring.openai.base_url" and "/chat/completions is not there (HTTP 404)" in str(e.value)
+    papers = tmp_path / "p.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
+    for model in ("served-model", "auto"):
+        r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai", "--model",
+                   model, "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": bare})
+        path = "/models" if model == "auto" else "/chat/completions"
+        assert r.returncode == 1
+        assert (f"error: OPENAI_BASE_URL: {bare}{path} is not there (HTTP 404): not the base URL of an "
+                "OpenAI-compatible API, which usually ends in /v1") in r.stderr, r.stderr
+
+
+def test_auto_against_a_server_that_wants_a_key_says_so(server):
+    """A `vllm serve --api-key` asked for its model without OPENAI_API_KEY answers 401: that was 'cannot list the
+    models of ...: KeyError'. Now it says the credentials were refused, and where the key comes from."""
+    server.key = KEY
+    with pytest.raises(BackendError, match=r"HTTP 401: the server refused the request's credentials \(check "
+                                           r"OPENAI_API_KEY\)"):
+        backend(server, model="auto")
+    assert backend(server, model="auto", api_key=KEY).model_name == "served-model"
+
+
+def test_a_key_with_the_line_end_of_its_file_is_sent_without_it(server):
+    """OPENAI_API_KEY read from a file with Windows line ends (an env-file of `docker --env-file`) ends in '\\r',
+    which no HTTP header may carry: every request failed as 'connection failed (LocalProtocolError)', retried,
+    the key never mentioned. The key is stripped as every other variable is."""
+    from ranker.backends import make_backend
+    from ranker.settings import resolve
+    s = resolve(flags={"backend": "openai", "model": "served-model", "backend_option": ["retries=0"]},
+                env={"OPENAI_API_KEY": KEY + "\r\n", "OPENAI_BASE_URL": server.url})
+    be = make_backend(s)
+    (res,) = be.generate([req("2506.00001", "ok")])
+    assert res.ok, res.error
+    assert server.auth == [f"Bearer {KEY}"]
+    assert resolve(flags={"backend": "openai"}, env={"OPENAI_API_KEY": " \n"}).openai_api_key is None
+
+
+def test_a_server_unavailable_through_a_request_s_attempts_is_given_up_as_one_not_there():
+    """Behind a proxy, a server that is down or still loading answers 503 (or 502), not a refused connection:
+    every request spent all its attempts and backoff on it (concurrency 8: a day of papers took minutes to fail,
+    the server asked five times each). Now, as a server that is not there, the first request's attempts are
+    spent and the rest fail at once saying so; a server answering 500 is still asked for every paper."""
+    s = Server()
+    try:
+        be = backend(s, concurrency=1, retries=2)
+        out = be.generate([req(f"2506.{i:05d}", "503") for i in range(6)])
+        assert all(r.finish_reason == "error" and "HTTP 503" in r.error for r in out)
+        assert "3 attempts" in out[0].error and "unavailable" not in out[0].error
+        assert all("is unavailable, so the remaining requests were not sent" in r.error for r in out[1:])
+        assert len(s.bodies) == 3
+        be = backend(s, concurrency=1, retries=1)
+        out = be.generate([req(f"2506.{i:05d}", "500") for i in range(10, 13)])
+        assert all("2 attempts" in r.error for r in out) and len(s.bodies) == 3 + 6
+    finally:
+        s.close()
+
+
+def test_auto_against_no_server_says_why_it_cannot_connect():
+    """`auto` with nothing listening said 'cannot list the models of <URL>: ConnectError', the same words for a
+    refused connection, an unknown host and a refused certificate; it now says which."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+        with pytest.raises(BackendError) as e:
+            OpenAIBackend("auto", base_url=url)
+    assert str(e.value) == f"cannot list the models of {url}: ConnectError: [Errno 111] Connection refused"
+
+
+def test_a_request_that_ran_out_of_a_bound_names_the_option_that_sets_it(server):
+    """A slow server (a CPU build, a long queue) or a rate limit asking for a long wait failed every paper with
+    'timed out (after 5 attempts)' or '(the server asks to wait 120 s)': nothing said the wait is a setting. Each
+    reason now names its option, as the probe's does."""
+    be = backend(server, timeout=0.5, retries=1)
+    hang, limited = be.generate([req("2506.00001", "hang"), req("2506.00002", "429long")])
+    assert hang.error == "timed out (after 2 attempts, each waiting up to 0.5 s ([scoring.openai] timeout))"
+    assert limited.error == ('HTTP 429: {"error": {"message": "rate limited"}} (the server asks to wait 120 s, '
+                             "longer than [scoring.openai] max_backoff (0.05 s))")

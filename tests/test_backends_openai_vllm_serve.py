@@ -103,3 +103,35 @@ def test_structured_scoring_through_vllm_serve(server):
     st = be.stats()
     assert st["failed"] == 0 and st["cost_usd"] == 0.0 and st["server"] == "127.0.0.1"
     be.close()
+
+
+def test_a_prompt_near_the_server_s_context_is_the_context_s_cut_off(server):
+    """vLLM's server (--max-model-len 4096) gives an answer no more room than its prompt leaves, whatever budget
+    was asked for, and says 'length' where it ran out: the backend reports it as the context's cut-off (as the
+    vllm backend does), so scoring does not ask again with twice the budget. A prompt longer than the context is
+    refused (HTTP 400): it fails at once, saying so."""
+    from ranker.backends.openai_backend import OpenAIBackend
+    be = OpenAIBackend("auto", base_url=server, timeout=300, retries=0)
+
+    def ask(words: int, max_tokens: int = 80) -> Request:
+        return Request("2506.00001", [{"role": "system", "content": "Score the paper."},
+                                      {"role": "user", "content": "the " * words + "paper 2506.00001"}],
+                       paper_schema(["2506.00001"], 60), max_tokens=max_tokens)
+
+    def prompt_tokens(words: int) -> int:
+        (res,) = be.generate([ask(words, 1)])
+        return res.usage.prompt_tokens
+    a, b = prompt_tokens(100), prompt_tokens(300)
+    assert (b - a) % 200 == 0 and b > a, (a, b)
+    per_word = (b - a) // 200
+    words = 100 + (4096 - 20 - a) // per_word                 # leaves 20 tokens or so of the context
+    (res,) = be.generate([ask(words)])
+    room = 4096 - res.usage.prompt_tokens
+    assert 0 < room < 40 and res.usage.completion_tokens == room, res.usage
+    assert res.finish_reason == "length" and res.context_full and not res.ok
+    assert res.error == (f"answer cut off after {room} tokens: its prompt of {res.usage.prompt_tokens} tokens "
+                         "leaves no more of a context of 4096 tokens (the server's)")
+    (res,) = be.generate([ask(5000)])
+    assert res.text is None and res.error.endswith("tokens does not fit a context of 4096 tokens"), res.error
+    assert be.stats()["retries"] == 0
+    be.close()

@@ -10,14 +10,22 @@ enforces in strict mode. Should a server reject the schema itself (HTTP 400 nami
 drops the keywords it may not support (lengths, ranges, prefixItems) for the rest of the run, and the
 caller's validation catches what the server then lets through.
 
+A request too long for the model's context ends as it does with the other backends: a refusal naming the
+context's size (vLLM, OpenAI) is not retried; the request is sent once more with its answer's budget cut to the
+room its prompt leaves, and an answer cut off short of its budget is the context's (Result.context_full, so the
+caller does not ask again with a larger one). A 404 (a model the server does not serve, a base URL without its
+/v1) is a ConfigError out of generate() naming scoring.model or scoring.openai.base_url: every request would
+fail alike.
+
 Requests run concurrently (`concurrency`, default 8) on daemon threads. 429, 5xx, timeouts and dropped
 connections are retried with exponential backoff and jitter (`retries`, default 4; Retry-After is honoured)
 within the request's deadline (`total_timeout`); what still fails becomes a Result with finish_reason
 "error" and the reason, so the run goes on. Every wait is bounded: connecting (`connect_timeout`, 10 s), the
 server's silence in one attempt (`timeout`, 120 s) and the whole request, retries included (`total_timeout`,
 300 s), so one paper never holds a run for long. A request that cannot connect in all its attempts takes the
-server for gone: the requests after it fail at once with that reason (a rerun sends them), for a while; then
-one request goes first and the others wait for its outcome. A connection the server dropped after accepting it
+server for gone, as does one answered 502 or 503 in all of them (a proxy in front of a server down or still
+loading): the requests after it fail at once with that reason (a rerun sends them), for a while; then one
+request goes first and the others wait for its outcome. A connection the server dropped after accepting it
 does not take the server for gone. Ctrl-C stops generate() at once: the waiting thread is
 interrupted, no request is started after it, and the threads still waiting on a hung server are daemons
 that never keep the process alive.
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -41,12 +50,13 @@ from urllib.parse import urlparse
 
 from pydantic import Field
 
-from ..errors import BackendError, ConfigError, FetchError, MissingDependency
+from ..errors import BackendError, ConfigError, FetchError, MissingDependency, RankerError
 from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, redact, retry,
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
-from .base import Backend, BackendOptions, GenerateInterrupted, Request, Result, one_line
+from .base import (MIN_ANSWER_ROOM, Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
+                   cut_by_context, one_line)
 from .pricing import cost_usd, price_for
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 
@@ -61,6 +71,16 @@ class _Fatal(Exception):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class _ContextFull(_Fatal):
+    """The server refused the request as too long for the model's context (context_refusal): `context` its size,
+    `prompt` the prompt's tokens as the server counted them (None: not said), `exact` False where that count is
+    only a lower bound."""
+
+    def __init__(self, message: str, status: int, body: str, context: int, prompt: int | None, exact: bool):
+        super().__init__(message, status, body)
+        self.context, self.prompt, self.exact = context, prompt, exact
 
 
 class _NotThere(Retryable):
@@ -84,6 +104,36 @@ def relax_schema(schema: dict) -> dict:
             return [walk(v) for v in node]
         return node
     return walk(schema)
+
+
+# How a server refuses a request too long for the model's context, in the words of vLLM's versions, OpenAI's API
+# and llama.cpp's server: the context's size is always said. The prompt's is said exactly in most, only as a
+# lower bound where vLLM stops counting one token past what fits ("at least", "You passed"), or not at all (a
+# budget larger than the whole context).
+_CONTEXT_SIZE = re.compile(r"maximum context length (?:is |\()(\d+)|maximum model length of (\d+)"
+                           r"|context length is only (\d+)|greater than max_model_len=(\d+)"
+                           r"|available context size \((\d+) tokens\)", re.I)
+_PROMPT_SIZE = re.compile(r"(\d+) (?:tokens )?in the messages|request has (\d+) input tokens"
+                          r"|prompt contains (\d+) input tokens|messages resulted in (\d+) tokens"
+                          r"|prompt \(length (\d+)\)|input length \((\d+)\)|request \((\d+) tokens\) exceeds", re.I)
+_PROMPT_AT_LEAST = re.compile(r"contains at least (\d+) input tokens|you passed (\d+) input tokens"
+                              r"|upper bound for (\d+) input tokens", re.I)
+
+
+def _number(m: re.Match | None) -> int | None:
+    return None if m is None else int(next(g for g in m.groups() if g is not None))
+
+
+def context_refusal(text: str) -> tuple[int, int | None, bool] | None:
+    """(the context's tokens, the prompt's tokens or None, whether that count is exact) when a server's error
+    text refuses a request as too long for the model's context; None for any other error."""
+    context = _number(_CONTEXT_SIZE.search(text or ""))
+    if context is None:
+        return None
+    exact = _number(_PROMPT_SIZE.search(text))
+    if exact is not None:
+        return context, exact, True
+    return context, _number(_PROMPT_AT_LEAST.search(text)), False
 
 
 def _snippet(text: str, limit: int = 200) -> str:
@@ -257,18 +307,55 @@ class OpenAIBackend(Backend):
         """The model the server serves ("auto"): the one it lists. A server that lists several (Ollama every
         model pulled, vLLM its LoRA adapters beside the base model) is a ConfigError naming them: the first
         would be scored with, unasked."""
-        try:
-            data = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout)).json()
-            ids = [str(m["id"]) for m in data["data"]]
-            if not ids:
-                raise ValueError("no model listed")
-        except Exception as e:
-            raise BackendError(f"cannot list the models of {self.base_url}: {type(e).__name__}") from None
+        ids = self._models()
         if len(ids) > 1:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             raise ConfigError(f"{self.base_url} serves {len(ids)} models ({_snippet(shown)}); name the one to score "
                               "with", key="scoring.model")
         return ids[0]
+
+    def _models(self) -> list[str]:
+        """The ids of the models the server lists (GET /models): a BackendError saying why when it lists none, a
+        ConfigError naming the base URL when the server has no such path."""
+        try:
+            resp = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout))
+        except Exception as e:
+            why = f"{type(e).__name__}: {_snippet(str(e), 120)}" if str(e) else type(e).__name__
+            raise BackendError(f"cannot list the models of {self.base_url}: {why}") from None
+        if resp.status_code == 404:
+            raise self._no_api("/models")
+        if resp.status_code in (401, 403):
+            raise BackendError(f"cannot list the models of {self.base_url}: HTTP {resp.status_code}: the server "
+                               "refused the request's credentials (check OPENAI_API_KEY)")
+        try:
+            ids = [str(m["id"]) for m in resp.json()["data"]]
+        except Exception:
+            ids = []
+        if not ids:
+            raise BackendError(f"cannot list the models of {self.base_url}: HTTP {resp.status_code}, no model "
+                               f"listed: {_snippet(resp.text, 120)!r}")
+        return ids
+
+    def _no_api(self, path: str) -> ConfigError:
+        """A 404 at one of the API's paths: the base URL is not an OpenAI-compatible API's."""
+        return ConfigError(f"{self.base_url}{path} is not there (HTTP 404): not the base URL of an OpenAI-compatible "
+                           "API, which usually ends in /v1", key="scoring.openai.base_url")
+
+    def _not_served(self, text: str) -> ConfigError:
+        """A 404 from the chat endpoint: the model named is not one the server serves (its error names a model:
+        vLLM, OpenAI, Ollama), or there is no such endpoint at the base URL. Either fails every request alike."""
+        if "model" not in text.lower():
+            return self._no_api("/chat/completions")
+        try:
+            ids = [] if self.is_openai else self._models()      # OpenAI lists dozens: its own words say enough
+        except RankerError:
+            ids = []
+        if ids:
+            shown = ", ".join(f"'{i}'" for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+            return ConfigError(f"{self.base_url} serves {_snippet(shown)}, not '{self.model_name}'",
+                               key="scoring.model")
+        return ConfigError(f"{self.base_url} does not serve the model '{self.model_name}': {_snippet(text, 160)}",
+                           key="scoring.model")
 
     def _post_once(self, body: dict, deadline: float | None = None) -> dict:
         httpx = self._httpx
@@ -279,15 +366,28 @@ class OpenAIBackend(Backend):
         except httpx.TimeoutException:
             raise Retryable("timed out", kind="timeout") from None
         except httpx.ConnectError as e:
-            raise _NotThere(f"connection failed ({type(e).__name__})", kind="connection") from None
+            # the server named, and why (refused, a name not found, a certificate): this is the reason a failed
+            # run's one line shows
+            raise _NotThere(f"connection failed ({type(e).__name__}: {_snippet(str(e), 120)}) at {self.base_url}",
+                            kind="connection") from None
         except httpx.TransportError as e:
             raise Retryable(f"connection failed ({type(e).__name__})", kind="connection") from None
+        refusal = context_refusal(resp.text) if resp.status_code >= 400 else None
+        if refusal is not None:
+            # the same request again would be refused the same way, whatever the status (vLLM answers some
+            # prompts too long with a 500): not retried
+            raise _ContextFull(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text,
+                               *refusal)
         if resp.status_code in RETRY_STATUS:
             raise Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", status=resp.status_code,
                             retry_after=retry_after_seconds(resp.headers.get("retry-after")))
         if resp.status_code in (401, 403):
             raise _Fatal(f"HTTP {resp.status_code}: the server refused the request's credentials "
                          "(check OPENAI_API_KEY)", resp.status_code)
+        if resp.status_code == 404:
+            # a setting is wrong (the model, the base URL), not this paper: raised out of generate(), the run
+            # stops with one line naming it (every request sent would fail the same way)
+            raise self._not_served(resp.text)
         if resp.status_code >= 400:
             raise _Fatal(f"HTTP {resp.status_code}: {_snippet(resp.text)}", resp.status_code, resp.text)
         try:
@@ -310,10 +410,10 @@ class OpenAIBackend(Backend):
                      sleep=self._cancel.wait)
 
     # ------------------------------------------------------------------ one request
-    def _body(self, req: Request, score_probs: bool, relaxed: bool) -> dict:
+    def _body(self, req: Request, score_probs: bool, relaxed: bool, max_tokens: int | None = None) -> dict:
         schema = relax_schema(req.schema) if relaxed else req.schema
         body = {"model": self.model_name, "messages": req.messages, "temperature": 0,
-                "max_tokens": req.max_tokens, "seed": 0,
+                "max_tokens": req.max_tokens if max_tokens is None else max_tokens, "seed": 0,
                 "response_format": {"type": "json_schema",
                                     "json_schema": {"name": "paper_scores", "schema": schema, "strict": True}}}
         if score_probs:
@@ -364,12 +464,54 @@ class OpenAIBackend(Backend):
             if admit:
                 self._tried()
 
+    def _post_fitting(self, req: Request, score_probs: bool, relaxed: bool,
+                      deadline: float) -> tuple[dict, int, Usage] | Result:
+        """POST the request: (the answer, the budget it was given, the tokens of a measuring request). One the
+        server refuses as too long for the model's context is sent once more with its answer's budget cut to the
+        room its prompt leaves, as the vllm backend gives it; where the refusal does not say the prompt's size
+        exactly, a one-token answer tells it first. A prompt that leaves no room is the request's error Result."""
+        budget, spent = req.max_tokens, Usage()
+        try:
+            return self._post(self._body(req, score_probs, relaxed), deadline), budget, spent
+        except _ContextFull as e:
+            context, prompt, exact = e.context, e.prompt, e.exact
+        if not exact and (prompt is None or context - prompt >= MIN_ANSWER_ROOM):
+            try:
+                data = self._post(self._body(req, score_probs, relaxed, 1), deadline)
+            except _ContextFull as e:        # not even a one-token answer fits
+                context, prompt, exact = e.context, e.context if e.prompt is None else e.prompt, e.exact
+            else:
+                spent = _usage_of(data)
+                with self._lock:
+                    self._usage.add(spent)
+                prompt, exact = spent.prompt_tokens or None, bool(spent.prompt_tokens)
+        if prompt is not None and context - prompt < MIN_ANSWER_ROOM:
+            if exact:
+                res = answer_room(req.key, prompt, context)[1]
+            else:
+                res = Result(req.key, None, "error", error=f"prompt of at least {prompt} tokens does not fit a "
+                                                            f"context of {context} tokens")
+            res.usage = spent
+            return res
+        if not exact or context - prompt >= budget:
+            # the server's count of the prompt is unknown, or differs from the one it refused it by
+            return Result(req.key, None, "error", usage=spent, context_full=True,
+                          error=f"the prompt and its answer's budget of {budget} tokens do not fit a context "
+                                f"of {context} tokens")
+        budget = context - prompt
+        try:
+            return self._post(self._body(req, score_probs, relaxed, budget), deadline), budget, spent
+        except _ContextFull:
+            return Result(req.key, None, "error", usage=spent, context_full=True,
+                          error=f"the prompt of {prompt} tokens and its answer's budget of {budget} tokens do not "
+                                f"fit a context of {context} tokens")
+
     def _send(self, req: Request, score_probs: bool) -> tuple[Result, dict | None]:
         deadline = time.monotonic() + self.total_timeout
         try:
             relaxed = self._relaxed       # what this request sends: another thread may relax the schema meanwhile
             try:
-                data = self._post(self._body(req, score_probs, relaxed), deadline)
+                sent = self._post_fitting(req, score_probs, relaxed, deadline)
             except _Fatal as e:
                 schema_trouble = e.status == 400 and not relaxed and any(
                     w in e.body.lower() for w in ("schema", "response_format", "json_schema"))
@@ -377,21 +519,31 @@ class OpenAIBackend(Backend):
                     raise
                 with self._lock:
                     self._relaxed = True
-                data = self._post(self._body(req, score_probs, True), deadline)
+                sent = self._post_fitting(req, score_probs, True, deadline)
+            if isinstance(sent, Result):
+                return sent, None
+            data, budget, spent = sent
         except Retryable as e:
+            # each bound named by its option, as the way out where the server is only slow
             if e.too_long:
-                why = f"the server asks to wait {e.retry_after:.0f} s"
+                why = (f"the server asks to wait {e.retry_after:.0f} s, longer than [scoring.openai] max_backoff "
+                       f"({self._retry.max_wait:g} s)")
             elif e.out_of_time:
-                why = f"no time left of the request's {self.total_timeout:g} s after {e.attempts} attempts"
+                why = (f"no time left of the request's {self.total_timeout:g} s ([scoring.openai] total_timeout) "
+                       f"after {e.attempts} attempts")
+            elif e.kind == "timeout":
+                why = f"after {e.attempts} attempts, each waiting up to {self.timeout:g} s ([scoring.openai] timeout)"
             else:
                 why = f"after {e.attempts} attempts"
             error = redact(f"{e} ({why})")
-            if isinstance(e, _NotThere) and not e.out_of_time:
-                # a server that is not there (not started, stopped): each request would spend the same
-                # attempts and backoff in vain, minutes over a day; the rest fail at once with this reason
+            unavailable = e.status in (502, 503)
+            if (isinstance(e, _NotThere) or unavailable) and not e.out_of_time:
+                # a server that is not there (not started, stopped; behind a proxy, or still loading, it answers
+                # 502 or 503 through all the attempts): each request would spend the same attempts and backoff
+                # in vain, minutes over a day; the rest fail at once with this reason
                 with self._lock:
-                    self._down = (f"{error}; {self.base_url} is not answering, so the remaining requests were "
-                                  "not sent")
+                    self._down = (f"{error}; {self.base_url} is {'unavailable' if unavailable else 'not answering'}"
+                                  ", so the remaining requests were not sent")
                     self._down_until = time.monotonic() + self.down_seconds
             return Result(req.key, None, "error", error=error), None
         except Cancelled:
@@ -412,7 +564,15 @@ class OpenAIBackend(Backend):
                           error=f"no content in the answer{': ' + _snippet(refusal) if refusal else ''}"), None
         if finish not in ("stop", "length"):
             return Result(req.key, text, "error", error=f"finished with '{finish}'", usage=usage), None
-        return Result(req.key, text, finish, usage=usage), choice.get("logprobs")
+        res = Result(req.key, text, finish, usage=usage)
+        if finish == "length" and (budget < req.max_tokens or 0 < usage.completion_tokens < budget):
+            # cut off by the model's context, not by the answer's budget: given the room its prompt leaves (above),
+            # or cut short of its budget (vLLM gives an answer no more room than that itself), so a larger budget
+            # would not help
+            limit = usage.completion_tokens or budget
+            cut_by_context(res, limit, usage.prompt_tokens, usage.prompt_tokens + limit, "the server's")
+        res.usage.add(spent)
+        return res, choice.get("logprobs")
 
     # ------------------------------------------------------------------ the interface
     def generate(self, requests: list[Request], *, score_probs: bool = False,
