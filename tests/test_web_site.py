@@ -88,11 +88,45 @@ def test_site_file_names_stay_inside_the_folder():
     assert paper_file("a b") != paper_file("a_b")
 
 
-def test_site_refuses_a_file_as_out(store_db, tmp_path):
+def test_site_says_an_out_it_cannot_write_as_run_does(store_db, tmp_path):
+    """`ranker site` did not check --out as the other commands do: a file given as the folder was not blamed on
+    --out, a read-only folder was blamed on the hidden marker file (`DIR/.ranker-site: cannot write`), and
+    `--out=~/site` (which the shell leaves as typed) made a folder named "~" in the working folder. Each is one
+    line naming what the user gave, exit 1, nothing written; "~" is the home folder."""
+    import os
+    import subprocess
     f = tmp_path / "file"
     f.write_text("x")
     r = ranker("site", "--out", f, "--db", store_db)
-    assert r.returncode == 1 and r.stderr.strip() == f"error: {f}: exists and is not a folder"
+    assert r.returncode == 1 and r.stderr.strip() == f"error: --out {f}: not a directory", r.stderr
+    r = ranker("site", "--out", f / "site", "--db", store_db)
+    assert r.returncode == 1 and r.stderr.strip() == f"error: {f / 'site'}: cannot write: {f} is not a folder"
+    assert f.read_text() == "x"
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    root = os.geteuid() == 0          # root writes anyway: a read-only tmpfs there
+    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode != 0:
+        pytest.fail("cannot mount a read-only tmpfs as root")
+    if not root:
+        os.chmod(ro, 0o555)
+    try:
+        for out in (ro, ro / "site"):
+            r = ranker("site", "--out", out, "--db", store_db)
+            why = "Read-only file system" if root else "Permission denied"
+            assert r.returncode == 1 and r.stderr.strip() == f"error: {out}: cannot write: {why}", r.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        if root:
+            subprocess.run(["umount", str(ro)], check=True)
+        else:
+            os.chmod(ro, 0o755)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    r = ranker("site", "--out=~/site", "--db", store_db, cwd=work, env={"HOME": tmp_path / "home"})
+    assert r.returncode == 0 and r.stdout.strip() == str(tmp_path / "home" / "site" / "index.html"), r.stderr
+    assert list(work.iterdir()) == [] and (tmp_path / "home" / "site" / f"days/{DAY}.html").is_file()
 
 
 @needs_browser

@@ -104,9 +104,9 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
     """Every page as static HTML under `out`, writing only the files whose content changed. `similar`: the
     paper pages' similar papers, (store, id, k) -> [(id, cosine)]; default the corpus index, searched once for
     every paper (corpus_similar_many)."""
-    out = Path(out)
+    out = Path(out).expanduser()                 # as every command's output folder (io.output_dir)
     if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", where=str(out))
+        raise InputError("exists and is not a folder", where=str(out), key="out")
     _refuse_others(out)
     res = SiteResult(out=out)
     w = _Writer(out, res)
