@@ -294,6 +294,30 @@ def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_pat
     assert not left.exists() and (out / "days" / f"{DAY}.html").is_file()
 
 
+def test_a_day_stored_while_the_site_is_built_is_left_for_the_next_build(tmp_path):
+    """The pages were read from the store in passes (the days, the papers, then the archive and months): a
+    `ranker run` that stored a new day meanwhile put that day in index.html and its month's page, read last,
+    though its page (the days being read first) was never written: two links to nothing on the published site.
+    The build reads one state of the store; the next build has the new day."""
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    stored = []
+
+    def similar(_store, _pid, _k):             # called as the paper pages are written: a run stores a day now
+        if not stored:
+            stored.append(fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=12, hostile=False))
+        return []
+    with Store(db) as s:
+        res = build_site(s, out, similar=similar)
+    assert stored and res.days == 1 and res.papers == 12
+    assert _broken_links(out) == [] and OTHER_DAY not in (out / "index.html").read_text(encoding="utf-8")
+    assert not (out / "months" / f"{OTHER_DAY[:7]}.html").exists()
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert res.days == 2 and res.papers == 24 and _broken_links(out) == []
+    assert f'href="days/{OTHER_DAY}.html"' in (out / "index.html").read_text(encoding="utf-8")
+
+
 def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_path):
     """`ranker site --out .` in a folder of one's own wrote its index.html, search.html and static/style.css over
     the files of those names there, and searched the whole tree (.git, a home folder) for temporary files to

@@ -117,8 +117,18 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
                     tmp.unlink(missing_ok=True)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
+    if similar is None:
+        # the corpus index is searched before the snapshot below: inside it, an index that another process (a
+        # run) brought up to the store since would look ahead of the store, and be built again
+        near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K)   # 2x: room (see below)
+
+        def similar(_store, pid, _k):
+            return near.get(pid, [])
     try:
-        _write_pages(store, w, similar)
+        # one state of the store for every page: a `ranker run` storing a day while the pages were read put it in
+        # the archive and month lists (read last) though its page was never written, a link to nothing
+        with store.read_snapshot():
+            _write_pages(store, w, similar)
         w.finish()
     finally:
         w.discard()
@@ -143,6 +153,14 @@ def _refuse_others(out: Path) -> None:
                          "one, or one holding a site of ranker's", where=str(out))
 
 
+def _day_paper_ids(store: Store) -> list[str]:
+    """The papers of every day, as the day pages list them (its ranking, else the day's papers)."""
+    ids: set[str] = set()
+    for day in store.days():
+        ids.update([r.paper_id for r in store.get_rankings(day)] or store.day_paper_ids(day))
+    return sorted(ids)
+
+
 def _write_pages(store: Store, w: _Writer, similar) -> None:
     res = w.result
     for name in STATIC_FILES:
@@ -160,12 +178,6 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
             index[row.paper.id] = [row.paper.id, row.paper.title, day, row.topic, int(row.picked),
                                    f"papers/{paper_file(row.paper.id)}", " ".join(row.paper.abstract.split())]
 
-    if similar is None:
-        # twice as many: room for the neighbours left out below
-        near = corpus_similar_many(store, sorted(index), 2 * views.SIMILAR_K)
-
-        def similar(_store, pid, _k):
-            return near.get(pid, [])
     found = similar
 
     def similar_in_site(st, pid, k):
