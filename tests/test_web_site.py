@@ -318,6 +318,45 @@ def test_a_day_stored_while_the_site_is_built_is_left_for_the_next_build(tmp_pat
     assert f'href="days/{OTHER_DAY}.html"' in (out / "index.html").read_text(encoding="utf-8")
 
 
+def test_a_rebuild_removes_the_pages_the_site_no_longer_has_and_only_those(tmp_path):
+    """A rebuild wrote the pages that changed and left every other file: a day run again on fewer papers kept
+    the pages of the papers it dropped, a site built again from another database kept the old store's days,
+    months and papers, each with its old scores, on the published site (no longer linked, still served). The
+    rebuild removes the pages it wrote before and no longer has; a file of the user's there stays."""
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY, OTHER_DAY), n=12, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        ids = {r.paper_id for r in s.get_rankings(OTHER_DAY)}
+    mine = {"papers/my-notes.html": "<p>my notes on these papers</p>", "days/README.txt": "kept\n",
+            "months/old-plan.html": "<html>my own</html>"}
+    for rel, text in mine.items():
+        (out / rel).write_text(text)
+    (out / "papers" / "link.html").symlink_to(out / "papers" / "my-notes.html")
+
+    fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=6, hostile=False)      # the day again, on fewer papers
+    with Store(db) as s:
+        kept = {r.paper_id for r in s.get_rankings(OTHER_DAY)}
+        res = build_site(s, out)
+    assert len(kept) == 6 and sorted(res.removed) == sorted(f"papers/{paper_file(i)}" for i in ids - kept)
+    assert f"{len(ids - kept)} removed ->" in res.summary()
+    assert _broken_links(out) == [] and _reachable_broken(out) == []
+
+    other = tmp_path / "other.sqlite3"                                  # the site built from another database
+    fill_store(other, tmp_path / "o3", days=(DAY,), n=12, hostile=False)
+    with Store(other) as s:
+        res = build_site(s, out)
+        on_day = {f"papers/{paper_file(r.paper_id)}" for r in s.get_rankings(DAY)}
+    assert {f"days/{OTHER_DAY}.html", f"months/{OTHER_DAY[:7]}.html"} <= set(res.removed)
+    left = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.parent != out / "static"}
+    assert left == {".ranker-site", "index.html", "search.html", f"days/{DAY}.html", f"months/{DAY[:7]}.html",
+                    *mine, "papers/link.html", *on_day}
+    assert all((out / rel).read_text() == text for rel, text in mine.items())
+    assert (out / "papers" / "link.html").is_symlink()
+    with Store(other) as s:
+        assert build_site(s, out).removed == []
+
+
 def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_path):
     """`ranker site --out .` in a folder of one's own wrote its index.html, search.html and static/style.css over
     the files of those names there, and searched the whole tree (.git, a home folder) for temporary files to

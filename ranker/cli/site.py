@@ -11,8 +11,9 @@ from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, check_out, echo, 
 
 
 def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
-                                           "rewritten; a folder holding an index.html, search.html, static/, "
-                                           "days/, months/ or papers/ that is not a ranker site is refused).",
+                                           "rewritten, pages it no longer has are removed; a folder holding an "
+                                           "index.html, search.html, static/, days/, months/ or papers/ that is "
+                                           "not a ranker site is refused).",
                                            parser=given_path)],
          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Render the archive, every day, month and paper to static HTML, with search done in the page.

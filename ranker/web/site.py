@@ -29,6 +29,8 @@ _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")          # ranker.io.atomic
 OWN = ("index.html", "search.html", "static", "days", "months", "papers")
 FOLDERS = ("static", "days", "months", "papers")
 MARKER = ".ranker-site"
+PAGES = ("days", "months", "papers")           # one page per day, month and paper: the pages that can go stale
+SIGNED = b"A static copy made by <code>ranker site</code>."      # every page's footer (base.html)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class SiteResult:
     out: Path
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
+    removed: list[str] = field(default_factory=list)     # pages of an earlier build that the site no longer has
     days: int = 0
     papers: int = 0
 
@@ -44,8 +47,9 @@ class SiteResult:
         return len(self.written) + self.unchanged
 
     def summary(self) -> str:
+        gone = f", {len(self.removed)} removed" if self.removed else ""
         return (f"site: {self.days} days, {self.papers} papers; {len(self.written)} files written, "
-                f"{self.unchanged} unchanged -> {self.out / 'index.html'}")
+                f"{self.unchanged} unchanged{gone} -> {self.out / 'index.html'}")
 
 
 class _Writer:
@@ -59,9 +63,11 @@ class _Writer:
         self.result = result
         self.renames: list[tuple[Path, Path]] = []      # (temporary file, the page it replaces)
         self.changed: list[str] = []
+        self.site: set[str] = set()                       # every file of this build, written or not
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
+        self.site.add(rel)
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
         if _holds(path, data):
@@ -83,6 +89,28 @@ class _Writer:
                 raise InputError(f"cannot write: {e.strerror or e}", where=str(target)) from None
             self.result.written.append(rel)
         self.renames, self.changed = [], []
+
+    def remove_stale(self) -> None:
+        """Remove the pages an earlier build wrote that this one did not: a paper no longer on any day (its day
+        run again on fewer papers) or a day the store does not have (a site built again from another database)
+        kept its old page, scores and all, on the published site. After finish(): no page of this build links
+        to them. Only pages the site wrote (their footer) go; a file of the user's in those folders stays."""
+        for folder in PAGES:
+            there = self.out / folder
+            for page in sorted(there.glob("*.html")) if there.is_dir() else ():
+                rel = f"{folder}/{page.name}"
+                if rel in self.site or page.is_symlink() or not page.is_file():
+                    continue
+                try:
+                    if SIGNED not in page.read_bytes():
+                        continue
+                    page.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise InputError(f"cannot remove this page, which the site no longer has: {e.strerror or e}",
+                                     where=str(page)) from None
+                self.result.removed.append(rel)
 
     def discard(self) -> None:
         """Remove the temporary files of changed pages that were not put in place (after a failure)."""
@@ -130,6 +158,7 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
         with store.read_snapshot():
             _write_pages(store, w, similar)
         w.finish()
+        w.remove_stale()
     finally:
         w.discard()
     return res
