@@ -396,6 +396,24 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     assert r.returncode == 0 and "Archive" in (old / "index.html").read_text(), r.stderr
 
 
+def test_a_build_leaves_another_commands_temporary_file_in_its_folder(store_db, tmp_path):
+    """A build removed every temporary file of atomic_file's shape in its folder (what a killed build left), so
+    in a folder shared with `ranker run --out DIR` (the digests beside their site) it deleted the digest a run
+    was writing that moment, and the run failed to put it in place. In DIR itself only the temporary files of
+    the site's own files go."""
+    out = tmp_path / "pages"
+    with Store(store_db) as s:
+        build_site(s, out)
+    theirs = out / ".2025-05-15-output.md.0123abcd.tmp"        # `ranker run --out pages` writing its digest
+    theirs.write_text("half a digest")
+    ours = [out / ".index.html.0123abcd.tmp", out / "days" / f".{DAY}.html.89abcdef.tmp"]   # a killed build's
+    for f in ours:
+        f.write_text("half a page")
+    r = ranker("site", "--out", out, "--db", store_db)
+    assert r.returncode == 0, r.stderr
+    assert theirs.read_text() == "half a digest" and not any(f.exists() for f in ours)
+
+
 @needs_browser
 def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
     """site.js said it read an id as ranker.io.parse_arxiv_id does, and did not: "arXiv: 2505.09572" (as many

@@ -22,13 +22,14 @@ from .render import STATIC, SiteUrls, paper_file, render
 from .search import corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")          # ranker.io.atomic_file's temporary files
+_TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")        # ranker.io.atomic_file's temporary files
 # What a site puts in its folder (the folders hold pages of its own only); a folder that holds any of these and is
 # not a site ranker wrote is not written into. MARKER goes in first, so even a first build stopped halfway is
 # known as a site by the next one.
 OWN = ("index.html", "search.html", "static", "days", "months", "papers")
 FOLDERS = ("static", "days", "months", "papers")
 MARKER = ".ranker-site"
+ROOT_FILES = ("index.html", "search.html", MARKER)      # the files the site writes in DIR itself
 PAGES = ("days", "months", "papers")           # one page per day, month and paper: the pages that can go stale
 SIGNED = b"A static copy made by <code>ranker site</code>."      # every page's footer (base.html)
 
@@ -141,7 +142,10 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
     if out.is_dir():                         # what a killed build left: temporary files are never published
         for folder in (out, *(out / f for f in FOLDERS)):       # only where the site writes: not .git, not ~
             for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                if _TEMPORARY.match(tmp.name) and tmp.is_file():
+                m = _TEMPORARY.match(tmp.name)
+                # in DIR itself, only those of the site's own files: DIR may be another command's output
+                # folder too (`ranker run --out DIR`), whose file being written is not the site's to remove
+                if m and (folder != out or m.group(1) in ROOT_FILES) and tmp.is_file():
                     tmp.unlink(missing_ok=True)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
