@@ -225,6 +225,53 @@ def test_similar_papers_link_only_to_pages_the_site_has(store_db, tmp_path):
     assert "Similar papers" in html and "2401.0000" not in html
 
 
+@needs_browser
+def test_every_link_of_the_site_opens_from_disk_and_from_a_web_server(tmp_path):
+    """Chromium follows every link of a site exported into a folder whose path has spaces, non-ASCII letters,
+    '#' and '%' (each a different escape in a file:// URL), opened from disk and from a plain http.server: each
+    page opens, nothing it loads fails, no script error; the search page's results open too."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    db = tmp_path / "s.sqlite3"
+    fill_store(db, tmp_path / "o", days=(DAY, OTHER_DAY), n=8, hostile=False)
+    out = tmp_path / "my site ü é" / "#1 %20"
+    with Store(db) as s:
+        assert build_site(s, out).papers == 16
+    pages = list(out.rglob("*.html"))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with browser() as b:
+            for start in ((out / "index.html").as_uri(), f"http://127.0.0.1:{httpd.server_address[1]}/index.html"):
+                page, errors = watched_page(b)
+                failed = []
+                page.on("requestfailed", lambda r: failed.append(r.url))
+                page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+                seen, todo = set(), [start]
+                while todo:
+                    url = todo.pop()
+                    if url in seen:
+                        continue
+                    seen.add(url)
+                    assert page.goto(url) is not None and page.locator("h1").count() == 1, url
+                    links = page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+                    todo += [u.split("#")[0] for u in links if not u.startswith(("https:", "data:"))]
+                assert len(seen) == len(pages) - 1, start      # every page (search.html: the forms, below)
+                page.goto(start.replace("index.html", "search.html") + "?q=learning")
+                page.wait_for_selector("#results li a")
+                page.locator("#results li a").first.click()
+                assert page.url.split("/")[-2] == "papers" and page.locator("h1").count() == 1
+                assert failed == [] and errors == [], (start, failed, errors)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def _reachable_broken(root):
     """Links to missing files on the pages a visitor can reach from index.html (and the search index's papers)."""
     import json
