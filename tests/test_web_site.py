@@ -404,6 +404,29 @@ def test_a_rebuild_removes_the_pages_the_site_no_longer_has_and_only_those(tmp_p
         assert build_site(s, out).removed == []
 
 
+def test_a_rebuild_keeps_the_pages_another_build_writes_meanwhile(tmp_path):
+    """Two builds into one folder at once, the second begun after a run stored a new day: the first, reading the
+    store as it was, does not have the new day, and removed its page as stale though the second build's
+    index.html links to it. A page written since a build began is not that build's to remove."""
+    import os
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    theirs = out / "days" / f"{OTHER_DAY}.html"
+    old = out / "days" / "2025-01-02.html"              # a stale page of an earlier build: removed
+    old.write_bytes((out / "days" / f"{DAY}.html").read_bytes())
+    os.utime(old, (1, 1))
+
+    def similar(_store, _pid, _k):             # the other build writes its new day's page now
+        if not theirs.exists():
+            theirs.write_bytes((out / "days" / f"{DAY}.html").read_bytes())
+        return []
+    with Store(db) as s:
+        res = build_site(s, out, similar=similar)
+    assert res.removed == ["days/2025-01-02.html"] and theirs.is_file() and not old.exists()
+
+
 def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_path):
     """`ranker site --out .` in a folder of one's own wrote its index.html, search.html and static/style.css over
     the files of those names there, and searched the whole tree (.git, a home folder) for temporary files to

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class _Writer:
         self.renames: list[tuple[Path, Path]] = []      # (temporary file, the page it replaces)
         self.changed: list[str] = []
         self.site: set[str] = set()                       # every file of this build, written or not
+        self.began = time.time()
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
@@ -103,7 +105,9 @@ class _Writer:
                 if rel in self.site or page.is_symlink() or not page.is_file():
                     continue
                 try:
-                    if SIGNED not in page.read_bytes():
+                    # a page written since this build began is another build's, run at the same time on a
+                    # newer state of the store (a day stored meanwhile), whose pages may link to it: kept
+                    if page.stat().st_mtime >= self.began or SIGNED not in page.read_bytes():
                         continue
                     page.unlink()
                 except FileNotFoundError:
