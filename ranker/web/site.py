@@ -5,6 +5,7 @@ over an index written as a script (static/search-index.js), since browsers refus
 No feedback buttons and no labels: the site is for publishing. Rebuilding is idempotent: a page whose content
 did not change is not written again (its mtime stays), so only the days that changed are rewritten. New pages go
 in before the pages that link to them (see _Writer): a rebuild stopped halfway leaves no link to a missing page.
+The pages of an earlier build that this one no longer has go last (_Writer.remove_stale).
 """
 from __future__ import annotations
 
