@@ -88,11 +88,45 @@ def test_site_file_names_stay_inside_the_folder():
     assert paper_file("a b") != paper_file("a_b")
 
 
-def test_site_refuses_a_file_as_out(store_db, tmp_path):
+def test_site_says_an_out_it_cannot_write_as_run_does(store_db, tmp_path):
+    """`ranker site` did not check --out as the other commands do: a file given as the folder was not blamed on
+    --out, a read-only folder was blamed on the hidden marker file (`DIR/.ranker-site: cannot write`), and
+    `--out=~/site` (which the shell leaves as typed) made a folder named "~" in the working folder. Each is one
+    line naming what the user gave, exit 1, nothing written; "~" is the home folder."""
+    import os
+    import subprocess
     f = tmp_path / "file"
     f.write_text("x")
     r = ranker("site", "--out", f, "--db", store_db)
-    assert r.returncode == 1 and r.stderr.strip() == f"error: {f}: exists and is not a folder"
+    assert r.returncode == 1 and r.stderr.strip() == f"error: --out {f}: not a directory", r.stderr
+    r = ranker("site", "--out", f / "site", "--db", store_db)
+    assert r.returncode == 1 and r.stderr.strip() == f"error: {f / 'site'}: cannot write: {f} is not a folder"
+    assert f.read_text() == "x"
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    root = os.geteuid() == 0          # root writes anyway: a read-only tmpfs there
+    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode != 0:
+        pytest.fail("cannot mount a read-only tmpfs as root")
+    if not root:
+        os.chmod(ro, 0o555)
+    try:
+        for out in (ro, ro / "site"):
+            r = ranker("site", "--out", out, "--db", store_db)
+            why = "Read-only file system" if root else "Permission denied"
+            assert r.returncode == 1 and r.stderr.strip() == f"error: {out}: cannot write: {why}", r.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        if root:
+            subprocess.run(["umount", str(ro)], check=True)
+        else:
+            os.chmod(ro, 0o755)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    r = ranker("site", "--out=~/site", "--db", store_db, cwd=work, env={"HOME": tmp_path / "home"})
+    assert r.returncode == 0 and r.stdout.strip() == str(tmp_path / "home" / "site" / "index.html"), r.stderr
+    assert list(work.iterdir()) == [] and (tmp_path / "home" / "site" / f"days/{DAY}.html").is_file()
 
 
 @needs_browser
@@ -191,6 +225,53 @@ def test_similar_papers_link_only_to_pages_the_site_has(store_db, tmp_path):
     assert "Similar papers" in html and "2401.0000" not in html
 
 
+@needs_browser
+def test_every_link_of_the_site_opens_from_disk_and_from_a_web_server(tmp_path):
+    """Chromium follows every link of a site exported into a folder whose path has spaces, non-ASCII letters,
+    '#' and '%' (each a different escape in a file:// URL), opened from disk and from a plain http.server: each
+    page opens, nothing it loads fails, no script error; the search page's results open too."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    db = tmp_path / "s.sqlite3"
+    fill_store(db, tmp_path / "o", days=(DAY, OTHER_DAY), n=8, hostile=False)
+    out = tmp_path / "my site ü é" / "#1 %20"
+    with Store(db) as s:
+        assert build_site(s, out).papers == 16
+    pages = list(out.rglob("*.html"))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with browser() as b:
+            for start in ((out / "index.html").as_uri(), f"http://127.0.0.1:{httpd.server_address[1]}/index.html"):
+                page, errors = watched_page(b)
+                failed = []
+                page.on("requestfailed", lambda r: failed.append(r.url))
+                page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+                seen, todo = set(), [start]
+                while todo:
+                    url = todo.pop()
+                    if url in seen:
+                        continue
+                    seen.add(url)
+                    assert page.goto(url) is not None and page.locator("h1").count() == 1, url
+                    links = page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+                    todo += [u.split("#")[0] for u in links if not u.startswith(("https:", "data:"))]
+                assert len(seen) == len(pages) - 1, start      # every page (search.html: the forms, below)
+                page.goto(start.replace("index.html", "search.html") + "?q=learning")
+                page.wait_for_selector("#results li a")
+                page.locator("#results li a").first.click()
+                assert page.url.split("/")[-2] == "papers" and page.locator("h1").count() == 1
+                assert failed == [] and errors == [], (start, failed, errors)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def _reachable_broken(root):
     """Links to missing files on the pages a visitor can reach from index.html (and the search index's papers)."""
     import json
@@ -260,6 +341,92 @@ def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_pat
     assert not left.exists() and (out / "days" / f"{DAY}.html").is_file()
 
 
+def test_a_day_stored_while_the_site_is_built_is_left_for_the_next_build(tmp_path):
+    """The pages were read from the store in passes (the days, the papers, then the archive and months): a
+    `ranker run` that stored a new day meanwhile put that day in index.html and its month's page, read last,
+    though its page (the days being read first) was never written: two links to nothing on the published site.
+    The build reads one state of the store; the next build has the new day."""
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    stored = []
+
+    def similar(_store, _pid, _k):             # called as the paper pages are written: a run stores a day now
+        if not stored:
+            stored.append(fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=12, hostile=False))
+        return []
+    with Store(db) as s:
+        res = build_site(s, out, similar=similar)
+    assert stored and res.days == 1 and res.papers == 12
+    assert _broken_links(out) == [] and OTHER_DAY not in (out / "index.html").read_text(encoding="utf-8")
+    assert not (out / "months" / f"{OTHER_DAY[:7]}.html").exists()
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert res.days == 2 and res.papers == 24 and _broken_links(out) == []
+    assert f'href="days/{OTHER_DAY}.html"' in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_rebuild_removes_the_pages_the_site_no_longer_has_and_only_those(tmp_path):
+    """A rebuild wrote the pages that changed and left every other file: a day run again on fewer papers kept
+    the pages of the papers it dropped, a site built again from another database kept the old store's days,
+    months and papers, each with its old scores, on the published site (no longer linked, still served). The
+    rebuild removes the pages it wrote before and no longer has; a file of the user's there stays."""
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY, OTHER_DAY), n=12, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        ids = {r.paper_id for r in s.get_rankings(OTHER_DAY)}
+    mine = {"papers/my-notes.html": "<p>my notes on these papers</p>", "days/README.txt": "kept\n",
+            "months/old-plan.html": "<html>my own</html>"}
+    for rel, text in mine.items():
+        (out / rel).write_text(text)
+    (out / "papers" / "link.html").symlink_to(out / "papers" / "my-notes.html")
+
+    fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=6, hostile=False)      # the day again, on fewer papers
+    with Store(db) as s:
+        kept = {r.paper_id for r in s.get_rankings(OTHER_DAY)}
+        res = build_site(s, out)
+    assert len(kept) == 6 and sorted(res.removed) == sorted(f"papers/{paper_file(i)}" for i in ids - kept)
+    assert f"{len(ids - kept)} removed ->" in res.summary()
+    assert _broken_links(out) == [] and _reachable_broken(out) == []
+
+    other = tmp_path / "other.sqlite3"                                  # the site built from another database
+    fill_store(other, tmp_path / "o3", days=(DAY,), n=12, hostile=False)
+    with Store(other) as s:
+        res = build_site(s, out)
+        on_day = {f"papers/{paper_file(r.paper_id)}" for r in s.get_rankings(DAY)}
+    assert {f"days/{OTHER_DAY}.html", f"months/{OTHER_DAY[:7]}.html"} <= set(res.removed)
+    left = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.parent != out / "static"}
+    assert left == {".ranker-site", "index.html", "search.html", f"days/{DAY}.html", f"months/{DAY[:7]}.html",
+                    *mine, "papers/link.html", *on_day}
+    assert all((out / rel).read_text() == text for rel, text in mine.items())
+    assert (out / "papers" / "link.html").is_symlink()
+    with Store(other) as s:
+        assert build_site(s, out).removed == []
+
+
+def test_a_rebuild_keeps_the_pages_another_build_writes_meanwhile(tmp_path):
+    """Two builds into one folder at once, the second begun after a run stored a new day: the first, reading the
+    store as it was, does not have the new day, and removed its page as stale though the second build's
+    index.html links to it. A page written since a build began is not that build's to remove."""
+    import os
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    theirs = out / "days" / f"{OTHER_DAY}.html"
+    old = out / "days" / "2025-01-02.html"              # a stale page of an earlier build: removed
+    old.write_bytes((out / "days" / f"{DAY}.html").read_bytes())
+    os.utime(old, (1, 1))
+
+    def similar(_store, _pid, _k):             # the other build writes its new day's page now
+        if not theirs.exists():
+            theirs.write_bytes((out / "days" / f"{DAY}.html").read_bytes())
+        return []
+    with Store(db) as s:
+        res = build_site(s, out, similar=similar)
+    assert res.removed == ["days/2025-01-02.html"] and theirs.is_file() and not old.exists()
+
+
 def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_path):
     """`ranker site --out .` in a folder of one's own wrote its index.html, search.html and static/style.css over
     the files of those names there, and searched the whole tree (.git, a home folder) for temporary files to
@@ -297,6 +464,24 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     (old / "index.html").write_text("an index.html from an older ranker site")
     r = ranker("site", "--out", old, "--db", store_db)
     assert r.returncode == 0 and "Archive" in (old / "index.html").read_text(), r.stderr
+
+
+def test_a_build_leaves_another_commands_temporary_file_in_its_folder(store_db, tmp_path):
+    """A build removed every temporary file of atomic_file's shape in its folder (what a killed build left), so
+    in a folder shared with `ranker run --out DIR` (the digests beside their site) it deleted the digest a run
+    was writing that moment, and the run failed to put it in place. In DIR itself only the temporary files of
+    the site's own files go."""
+    out = tmp_path / "pages"
+    with Store(store_db) as s:
+        build_site(s, out)
+    theirs = out / ".2025-05-15-output.md.0123abcd.tmp"        # `ranker run --out pages` writing its digest
+    theirs.write_text("half a digest")
+    ours = [out / ".index.html.0123abcd.tmp", out / "days" / f".{DAY}.html.89abcdef.tmp"]   # a killed build's
+    for f in ours:
+        f.write_text("half a page")
+    r = ranker("site", "--out", out, "--db", store_db)
+    assert r.returncode == 0, r.stderr
+    assert theirs.read_text() == "half a digest" and not any(f.exists() for f in ours)
 
 
 @needs_browser

@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, echo, given_path, info, load_settings, nothing_to_do
+from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
+                     nothing_to_do)
 
 
 def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
-                                           "rewritten; a folder holding an index.html, search.html, static/, "
-                                           "days/, months/ or papers/ that is not a ranker site is refused).",
+                                           "rewritten, pages it no longer has are removed; a folder holding an "
+                                           "index.html, search.html, static/, days/, months/ or papers/ that is "
+                                           "not a ranker site is refused).",
                                            parser=given_path)],
          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Render the archive, every day, month and paper to static HTML, with search done in the page.
@@ -24,6 +26,7 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
       ranker site --out site/
     """
     s = load_settings(config, verbose=verbose, db=db, offline=offline)
+    check_out(out, folder=True)      # a file there, or a folder that cannot be written: said as run says it
     from ..store import Store
     from ..web.render import environment
     from ..web.site import build_site

@@ -5,12 +5,14 @@ over an index written as a script (static/search-index.js), since browsers refus
 No feedback buttons and no labels: the site is for publishing. Rebuilding is idempotent: a page whose content
 did not change is not written again (its mtime stays), so only the days that changed are rewritten. New pages go
 in before the pages that link to them (see _Writer): a rebuild stopped halfway leaves no link to a missing page.
+The pages of an earlier build that this one no longer has go last (_Writer.remove_stale).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +24,16 @@ from .render import STATIC, SiteUrls, paper_file, render
 from .search import corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")          # ranker.io.atomic_file's temporary files
+_TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")        # ranker.io.atomic_file's temporary files
 # What a site puts in its folder (the folders hold pages of its own only); a folder that holds any of these and is
 # not a site ranker wrote is not written into. MARKER goes in first, so even a first build stopped halfway is
 # known as a site by the next one.
 OWN = ("index.html", "search.html", "static", "days", "months", "papers")
 FOLDERS = ("static", "days", "months", "papers")
 MARKER = ".ranker-site"
+ROOT_FILES = ("index.html", "search.html", MARKER)      # the files the site writes in DIR itself
+PAGES = ("days", "months", "papers")           # one page per day, month and paper: the pages that can go stale
+SIGNED = b"A static copy made by <code>ranker site</code>."      # every page's footer (base.html)
 
 
 @dataclass
@@ -36,6 +41,7 @@ class SiteResult:
     out: Path
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
+    removed: list[str] = field(default_factory=list)     # pages of an earlier build that the site no longer has
     days: int = 0
     papers: int = 0
 
@@ -44,8 +50,9 @@ class SiteResult:
         return len(self.written) + self.unchanged
 
     def summary(self) -> str:
+        gone = f", {len(self.removed)} removed" if self.removed else ""
         return (f"site: {self.days} days, {self.papers} papers; {len(self.written)} files written, "
-                f"{self.unchanged} unchanged -> {self.out / 'index.html'}")
+                f"{self.unchanged} unchanged{gone} -> {self.out / 'index.html'}")
 
 
 class _Writer:
@@ -59,9 +66,12 @@ class _Writer:
         self.result = result
         self.renames: list[tuple[Path, Path]] = []      # (temporary file, the page it replaces)
         self.changed: list[str] = []
+        self.site: set[str] = set()                       # every file of this build, written or not
+        self.began = time.time()
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
+        self.site.add(rel)
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
         if _holds(path, data):
@@ -84,6 +94,30 @@ class _Writer:
             self.result.written.append(rel)
         self.renames, self.changed = [], []
 
+    def remove_stale(self) -> None:
+        """Remove the pages an earlier build wrote that this one did not: a paper no longer on any day (its day
+        run again on fewer papers) or a day the store does not have (a site built again from another database)
+        kept its old page, scores and all, on the published site. After finish(): no page of this build links
+        to them. Only pages the site wrote (their footer) go; a file of the user's in those folders stays."""
+        for folder in PAGES:
+            there = self.out / folder
+            for page in sorted(there.glob("*.html")) if there.is_dir() else ():
+                rel = f"{folder}/{page.name}"
+                if rel in self.site or page.is_symlink() or not page.is_file():
+                    continue
+                try:
+                    # a page written since this build began is another build's, run at the same time on a
+                    # newer state of the store (a day stored meanwhile), whose pages may link to it: kept
+                    if page.stat().st_mtime >= self.began or SIGNED not in page.read_bytes():
+                        continue
+                    page.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise InputError(f"cannot remove this page, which the site no longer has: {e.strerror or e}",
+                                     where=str(page)) from None
+                self.result.removed.append(rel)
+
     def discard(self) -> None:
         """Remove the temporary files of changed pages that were not put in place (after a failure)."""
         for tmp, _ in self.renames:
@@ -104,22 +138,36 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
     """Every page as static HTML under `out`, writing only the files whose content changed. `similar`: the
     paper pages' similar papers, (store, id, k) -> [(id, cosine)]; default the corpus index, searched once for
     every paper (corpus_similar_many)."""
-    out = Path(out)
+    out = Path(out).expanduser()                 # as every command's output folder (io.output_dir)
     if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", where=str(out))
+        raise InputError("exists and is not a folder", where=str(out), key="out")
     _refuse_others(out)
     res = SiteResult(out=out)
     w = _Writer(out, res)
     if out.is_dir():                         # what a killed build left: temporary files are never published
         for folder in (out, *(out / f for f in FOLDERS)):       # only where the site writes: not .git, not ~
             for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                if _TEMPORARY.match(tmp.name) and tmp.is_file():
+                m = _TEMPORARY.match(tmp.name)
+                # in DIR itself, only those of the site's own files: DIR may be another command's output
+                # folder too (`ranker run --out DIR`), whose file being written is not the site's to remove
+                if m and (folder != out or m.group(1) in ROOT_FILES) and tmp.is_file():
                     tmp.unlink(missing_ok=True)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
+    if similar is None:
+        # the corpus index is searched before the snapshot below: inside it, an index that another process (a
+        # run) brought up to the store since would look ahead of the store, and be built again
+        near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K)   # 2x: room (see below)
+
+        def similar(_store, pid, _k):
+            return near.get(pid, [])
     try:
-        _write_pages(store, w, similar)
+        # one state of the store for every page: a `ranker run` storing a day while the pages were read put it in
+        # the archive and month lists (read last) though its page was never written, a link to nothing
+        with store.read_snapshot():
+            _write_pages(store, w, similar)
         w.finish()
+        w.remove_stale()
     finally:
         w.discard()
     return res
@@ -143,6 +191,14 @@ def _refuse_others(out: Path) -> None:
                          "one, or one holding a site of ranker's", where=str(out))
 
 
+def _day_paper_ids(store: Store) -> list[str]:
+    """The papers of every day, as the day pages list them (its ranking, else the day's papers)."""
+    ids: set[str] = set()
+    for day in store.days():
+        ids.update([r.paper_id for r in store.get_rankings(day)] or store.day_paper_ids(day))
+    return sorted(ids)
+
+
 def _write_pages(store: Store, w: _Writer, similar) -> None:
     res = w.result
     for name in STATIC_FILES:
@@ -160,12 +216,6 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
             index[row.paper.id] = [row.paper.id, row.paper.title, day, row.topic, int(row.picked),
                                    f"papers/{paper_file(row.paper.id)}", " ".join(row.paper.abstract.split())]
 
-    if similar is None:
-        # twice as many: room for the neighbours left out below
-        near = corpus_similar_many(store, sorted(index), 2 * views.SIMILAR_K)
-
-        def similar(_store, pid, _k):
-            return near.get(pid, [])
     found = similar
 
     def similar_in_site(st, pid, k):
