@@ -38,7 +38,7 @@ def test_site_cli_writes_pages_and_a_rebuild_rewrites_only_what_changed(store_db
     r = ranker("site", "--out", out, "--db", store_db)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out / "index.html")
-    assert "site: 1 days, 193 papers;" in r.stderr and "0 unchanged" in r.stderr
+    assert "site: 1 day, 193 papers;" in r.stderr and "0 unchanged" in r.stderr
     for rel in ("index.html", f"days/{DAY}.html", "months/2025-05.html", "search.html", "static/style.css",
                 "static/site.js", "static/search-index.js", f"papers/{paper_file(HOSTILE_ID)}"):
         assert (out / rel).is_file(), rel

@@ -113,7 +113,8 @@ def summary_line(res) -> str:
         line = (f"ranking: {counted(r.get('rows_written', 0), 'paper')} written"
                 + (f" ({r['added_to_ranked_days']} added to days already ranked)"
                    if r.get("added_to_ranked_days") else "")
-                + (f", {counted(r['days_already_complete'], 'day')} already complete" if r.get("days_already_complete") else ""))
+                + (f", {counted(r['days_already_complete'], 'day')} already complete"
+                   if r.get("days_already_complete") else ""))
     days = tot.get("days", 0)
     line += f"; {counted(tot.get('papers', 0), 'paper')} in {counted(days, 'day')}, {tot.get('kept', 0)} kept"
     skipped = skipped_count(res)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import atomic_file, atomic_write
+from ..io import atomic_file, atomic_write, counted
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
@@ -51,7 +51,8 @@ class SiteResult:
 
     def summary(self) -> str:
         gone = f", {len(self.removed)} removed" if self.removed else ""
-        return (f"site: {self.days} days, {self.papers} papers; {len(self.written)} files written, "
+        return (f"site: {counted(self.days, 'day')}, {counted(self.papers, 'paper')}; "
+                f"{counted(len(self.written), 'file')} written, "
                 f"{self.unchanged} unchanged{gone} -> {self.out / 'index.html'}")
 
 
