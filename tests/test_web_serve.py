@@ -1083,7 +1083,8 @@ def _undo_by_key(page, form, db, pid) -> None:
 def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
     """A morning's triage from the keyboard: j / k go to the next / previous paper of the day in the page's order
     (the digest's picks, then the rest), its entry taking the focus (with a visible outline) and coming into view;
-    on a search's results as well, where o opens the paper's page and, there, u / z label it."""
+    on a search's results as well, where o opens the paper's page and, there, u / z label it and o does nothing
+    (it opened the day of the page's Prefilter table, the first link in a table cell of the paper's entry)."""
     from playwright.sync_api import expect
     server, db, _ = site
     page, errors = watched_page(chromium)
@@ -1119,6 +1120,9 @@ def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
         expect(form.locator(".state")).to_have_text("you liked this")
         assert _label(db, pid)[0] == 1
         _undo_by_key(page, form, db, pid)
+        page.keyboard.press("o")                               # its own page: nothing to open (it opened a day)
+        page.wait_for_timeout(500)
+        assert page.url == f"{server.url}/paper/{pid}"
         assert errors == []
     finally:
         page.close()

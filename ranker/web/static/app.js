@@ -203,7 +203,9 @@
       if (!ev.repeat && (!button.hidden || waiting[form.getAttribute("data-paper")])) { button.click(); }
       ev.preventDefault();
     } else if (at && (key === "o" || (key === "Enter" && t === at))) {
-      var link = at.querySelector("h3 a, td:first-child a");
+      // its title's link: a paper's own page has none (its Prefilter table's first cells link its days, and o
+      // opened the first of them)
+      var link = at.querySelector("h3 a, :scope > td:first-child > a");
       if (link) { link.click(); ev.preventDefault(); }
     }
   });
