@@ -1257,3 +1257,42 @@ def test_question_mark_shows_the_keys(site, chromium):
         assert errors == []
     finally:
         page.close()
+
+
+@needs_browser
+def test_esc_in_a_field_hands_the_keys_back_to_the_paper_it_left(site, chromium):
+    """Esc in the search box leaves it, what was typed kept, and the focus goes back to the paper it was on, so
+    j / k / u work again: only Tab did (Esc kept the focus in the box, and Chrome emptied it). The same from the
+    day's topic filter; with no paper visited yet, the focus goes to the page and j starts at the first paper."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        box = page.locator("header input[type=search]")
+        box.focus()
+        page.keyboard.type("jk")
+        page.keyboard.press("Escape")
+        expect(box).to_have_value("jk")
+        expect(box).not_to_be_focused()
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[0]
+        page.keyboard.press("j")
+        box.focus()
+        page.keyboard.type("u")
+        page.keyboard.press("Escape")
+        expect(box).to_have_value("jku")
+        assert _focused_paper(page) == ids[1]
+        outline = "e => getComputedStyle(e).outlineStyle"
+        assert page.locator(f"article[id='p-{ids[1]}']").evaluate(outline) != "none"     # seen to be there
+        page.locator("select[name=topic]").focus()
+        page.keyboard.press("Escape")
+        assert _focused_paper(page) == ids[1]
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[2]
+        with Store(db) as s:
+            assert all(s.label_events(i) == [] for i in ids[:3])
+        assert errors == []
+    finally:
+        page.close()
