@@ -1230,30 +1230,58 @@ def test_keys_typed_into_a_field_or_with_ctrl_label_nothing(site, chromium):
 
 
 @needs_browser
-def test_question_mark_shows_the_keys(site, chromium):
-    """? shows a small list of the keys and hides it again (Esc too); a day page's thumbs name theirs to a
-    screen reader (aria-keyshortcuts)."""
+def test_question_mark_opens_the_keys_as_a_dialog_that_gives_the_focus_back(site, chromium):
+    """? opens the list of keys as a modal dialog, named "Keys" to a screen reader: it takes the focus, Tab stays
+    in it and no key reaches the papers under it; ? again or Esc closes it and the focus is back on the paper it
+    was on, so j goes on from there. It was a box shown beside the page: the focus stayed on the page, and a
+    screen reader was not told it had opened. The thumbs name their keys (aria-keyshortcuts)."""
     from playwright.sync_api import expect
     server, db, _ = site
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{DAY}")
-        keys = page.locator("#keys")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        keys = page.get_by_role("dialog", name="Keys")
         expect(keys).to_be_hidden()
+        for _ in range(3):
+            page.keyboard.press("j")
         page.keyboard.press("?")
         expect(keys).to_be_visible()
-        text = keys.inner_text()
-        for k in ("j", "k", "u", "d", "z", "o", "Enter", "?"):
-            assert k in text
         expect(keys).to_be_in_viewport()
+        text = keys.inner_text()
+        for k in ("j", "k", "u", "d", "z", "o", "Enter", "?", "Esc"):
+            assert k in text
+        inside = "() => document.getElementById('keys').contains(document.activeElement)"
+        assert page.evaluate(inside)
+        for _ in range(3):                  # Tab stays in the dialog (or the browser's own bar), never the page
+            page.keyboard.press("Tab")
+            assert page.evaluate(inside + " || document.activeElement === document.body")
+        page.keyboard.press("j")                                # the papers under it are out of reach
+        expect(keys).to_be_visible()
         page.keyboard.press("?")
         expect(keys).to_be_hidden()
+        assert _focused_paper(page) == ids[2]                   # back where it was
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[3]
         page.keyboard.press("?")
         page.keyboard.press("Escape")
         expect(keys).to_be_hidden()
-        thumbs = page.locator("article.paper form.thumbs").first
-        assert thumbs.locator("button.up").get_attribute("aria-keyshortcuts") == "U"
-        assert thumbs.locator("button.down").get_attribute("aria-keyshortcuts") == "D"
+        assert _focused_paper(page) == ids[3]
+        entry = page.locator(f"article[id='p-{ids[3]}']")
+        assert entry.locator("button.up").get_attribute("aria-keyshortcuts") == "U"
+        assert entry.locator("button.down").get_attribute("aria-keyshortcuts") == "D"
+
+        with Store(db) as s:
+            before = s.label_events(ids[3])
+        page.goto(f"{server.url}/paper/{ids[3]}")               # a paper's page takes u wherever the focus...
+        state = page.locator("form.thumbs .state").inner_text()
+        page.keyboard.press("?")
+        page.keyboard.press("u")                                # ...but not from under the dialog
+        page.keyboard.press("Escape")
+        expect(keys).to_be_hidden()
+        assert page.locator("form.thumbs .state").inner_text() == state      # nothing sent ("saving...")
+        with Store(db) as s:
+            assert s.label_events(ids[3]) == before
         assert errors == []
     finally:
         page.close()

@@ -195,8 +195,14 @@
       }
       return;
     }
-    if (help && (key === "?" || (key === "Escape" && !help.hidden))) {
-      help.hidden = key === "Escape" || !help.hidden;
+    // The list of keys is a modal dialog: it takes the focus (and Tab stays in it), the page under it is inert,
+    // and ? or Esc closes it, the focus going back where it was (the browser's own, on close()).
+    if (help && help.open) {
+      if (key === "?" || key === "Escape") { help.close(); ev.preventDefault(); }
+      return;                                    // no key reaches the papers under it
+    }
+    if (help && key === "?") {
+      help.showModal();
       ev.preventDefault();
       return;
     }
