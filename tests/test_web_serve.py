@@ -1234,7 +1234,7 @@ def test_question_mark_opens_the_keys_as_a_dialog_that_gives_the_focus_back(site
     """? opens the list of keys as a modal dialog, named "Keys" to a screen reader: it takes the focus, Tab stays
     in it and no key reaches the papers under it; ? again or Esc closes it and the focus is back on the paper it
     was on, so j goes on from there. It was a box shown beside the page: the focus stayed on the page, and a
-    screen reader was not told it had opened. The thumbs name their keys (aria-keyshortcuts)."""
+    screen reader was not told it had opened. The thumbs and title links name their keys (aria-keyshortcuts)."""
     from playwright.sync_api import expect
     server, db, _ = site
     page, errors = watched_page(chromium)
@@ -1268,8 +1268,10 @@ def test_question_mark_opens_the_keys_as_a_dialog_that_gives_the_focus_back(site
         expect(keys).to_be_hidden()
         assert _focused_paper(page) == ids[3]
         entry = page.locator(f"article[id='p-{ids[3]}']")
-        assert entry.locator("button.up").get_attribute("aria-keyshortcuts") == "U"
-        assert entry.locator("button.down").get_attribute("aria-keyshortcuts") == "D"
+        assert entry.locator("button.up").get_attribute("aria-keyshortcuts") == "U Plus"
+        assert entry.locator("button.down").get_attribute("aria-keyshortcuts") == "D -"
+        assert entry.locator("button.undo").get_attribute("aria-keyshortcuts") == "Z"
+        assert entry.locator("h3 a").get_attribute("aria-keyshortcuts") == "O"
 
         with Store(db) as s:
             before = s.label_events(ids[3])
