@@ -1083,7 +1083,8 @@ def _undo_by_key(page, form, db, pid) -> None:
 def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
     """A morning's triage from the keyboard: j / k go to the next / previous paper of the day in the page's order
     (the digest's picks, then the rest), its entry taking the focus (with a visible outline) and coming into view;
-    on a search's results as well, where o opens the paper's page and, there, u / z label it."""
+    on a search's results as well, where o opens the paper's page and, there, u / z label it and o does nothing
+    (it opened the day of the page's Prefilter table, the first link in a table cell of the paper's entry)."""
     from playwright.sync_api import expect
     server, db, _ = site
     page, errors = watched_page(chromium)
@@ -1119,6 +1120,9 @@ def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
         expect(form.locator(".state")).to_have_text("you liked this")
         assert _label(db, pid)[0] == 1
         _undo_by_key(page, form, db, pid)
+        page.keyboard.press("o")                               # its own page: nothing to open (it opened a day)
+        page.wait_for_timeout(500)
+        assert page.url == f"{server.url}/paper/{pid}"
         assert errors == []
     finally:
         page.close()
@@ -1226,30 +1230,99 @@ def test_keys_typed_into_a_field_or_with_ctrl_label_nothing(site, chromium):
 
 
 @needs_browser
-def test_question_mark_shows_the_keys(site, chromium):
-    """? shows a small list of the keys and hides it again (Esc too); a day page's thumbs name theirs to a
-    screen reader (aria-keyshortcuts)."""
+def test_question_mark_opens_the_keys_as_a_dialog_that_gives_the_focus_back(site, chromium):
+    """? opens the list of keys as a modal dialog, named "Keys" to a screen reader: it takes the focus, Tab stays
+    in it and no key reaches the papers under it; ? again or Esc closes it and the focus is back on the paper it
+    was on, so j goes on from there. It was a box shown beside the page: the focus stayed on the page, and a
+    screen reader was not told it had opened. The thumbs and title links name their keys (aria-keyshortcuts)."""
     from playwright.sync_api import expect
     server, db, _ = site
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{DAY}")
-        keys = page.locator("#keys")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        keys = page.get_by_role("dialog", name="Keys")
         expect(keys).to_be_hidden()
+        for _ in range(3):
+            page.keyboard.press("j")
         page.keyboard.press("?")
         expect(keys).to_be_visible()
-        text = keys.inner_text()
-        for k in ("j", "k", "u", "d", "z", "o", "Enter", "?"):
-            assert k in text
         expect(keys).to_be_in_viewport()
+        text = keys.inner_text()
+        for k in ("j", "k", "u", "d", "z", "o", "Enter", "?", "Esc"):
+            assert k in text
+        inside = "() => document.getElementById('keys').contains(document.activeElement)"
+        assert page.evaluate(inside)
+        for _ in range(3):                  # Tab stays in the dialog (or the browser's own bar), never the page
+            page.keyboard.press("Tab")
+            assert page.evaluate(inside + " || document.activeElement === document.body")
+        page.keyboard.press("j")                                # the papers under it are out of reach
+        expect(keys).to_be_visible()
         page.keyboard.press("?")
         expect(keys).to_be_hidden()
+        assert _focused_paper(page) == ids[2]                   # back where it was
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[3]
         page.keyboard.press("?")
         page.keyboard.press("Escape")
         expect(keys).to_be_hidden()
-        thumbs = page.locator("article.paper form.thumbs").first
-        assert thumbs.locator("button.up").get_attribute("aria-keyshortcuts") == "U"
-        assert thumbs.locator("button.down").get_attribute("aria-keyshortcuts") == "D"
+        assert _focused_paper(page) == ids[3]
+        entry = page.locator(f"article[id='p-{ids[3]}']")
+        assert entry.locator("button.up").get_attribute("aria-keyshortcuts") == "U Plus"
+        assert entry.locator("button.down").get_attribute("aria-keyshortcuts") == "D -"
+        assert entry.locator("button.undo").get_attribute("aria-keyshortcuts") == "Z"
+        assert entry.locator("h3 a").get_attribute("aria-keyshortcuts") == "O"
+
+        with Store(db) as s:
+            before = s.label_events(ids[3])
+        page.goto(f"{server.url}/paper/{ids[3]}")               # a paper's page takes u wherever the focus...
+        state = page.locator("form.thumbs .state").inner_text()
+        page.keyboard.press("?")
+        page.keyboard.press("u")                                # ...but not from under the dialog
+        page.keyboard.press("Escape")
+        expect(keys).to_be_hidden()
+        assert page.locator("form.thumbs .state").inner_text() == state      # nothing sent ("saving...")
+        with Store(db) as s:
+            assert s.label_events(ids[3]) == before
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_esc_in_a_field_hands_the_keys_back_to_the_paper_it_left(site, chromium):
+    """Esc in the search box leaves it, what was typed kept, and the focus goes back to the paper it was on, so
+    j / k / u work again: only Tab did (Esc kept the focus in the box, and Chrome emptied it). The same from the
+    day's topic filter; with no paper visited yet, the focus goes to the page and j starts at the first paper."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        box = page.locator("header input[type=search]")
+        box.focus()
+        page.keyboard.type("jk")
+        page.keyboard.press("Escape")
+        expect(box).to_have_value("jk")
+        expect(box).not_to_be_focused()
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[0]
+        page.keyboard.press("j")
+        box.focus()
+        page.keyboard.type("u")
+        page.keyboard.press("Escape")
+        expect(box).to_have_value("jku")
+        assert _focused_paper(page) == ids[1]
+        outline = "e => getComputedStyle(e).outlineStyle"
+        assert page.locator(f"article[id='p-{ids[1]}']").evaluate(outline) != "none"     # seen to be there
+        page.locator("select[name=topic]").focus()
+        page.keyboard.press("Escape")
+        assert _focused_paper(page) == ids[1]
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[2]
+        with Store(db) as s:
+            assert all(s.label_events(i) == [] for i in ids[:3])
         assert errors == []
     finally:
         page.close()

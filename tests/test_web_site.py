@@ -540,10 +540,13 @@ def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
 def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):
     """The thumbs icons, drawn once per page since serve's pages carried their paths on every button, went into
     every page of the static site too, which shows no thumb and no label count: 641 bytes on each of a large
-    site's 14,735 files. A page of the site draws none, and uses none."""
+    site's 14,735 files. A page of the site draws none, and uses none. Nor does one name a key: the site has no
+    keys (serve's app.js), so no list of them, no hint to press ?, no aria-keyshortcuts."""
     out = tmp_path / "site"
     with Store(store_db) as s:
         build_site(s, out)
     pages = list(out.rglob("*.html"))
     assert len(pages) > 100
     assert [p.name for p in pages if "icon-up" in p.read_text(encoding="utf-8")] == []
+    keys = ('id="keys"', "aria-keyshortcuts", "<kbd>", "app.js")
+    assert [p.name for p in pages if any(k in p.read_text(encoding="utf-8") for k in keys)] == []

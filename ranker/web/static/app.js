@@ -157,7 +157,7 @@
   // does), z takes it back, o (or Enter on the entry itself) opens its page, ? shows or hides the list of keys.
   // A key presses the paper's own button (click()), so it goes the clicks' way above: in turn, toggled against the
   // label stored, sent with the label seen and refused when that one changed elsewhere. A key typed in a field or
-  // held with Ctrl, Alt or Meta is left to the field and the browser.
+  // held with Ctrl, Alt or Meta is left to the field and the browser; Esc in a field hands the keys back (below).
   var help = document.getElementById("keys");
   var keyed = { "u": "up", "+": "up", "d": "down", "-": "down", "z": "undo" };
 
@@ -167,6 +167,12 @@
     });
   }
   entries().forEach(function (e) { e.tabIndex = -1; });   // focusable by the keys (and a click), not by Tab
+
+  var last = null;          // the entry the focus was in last: Esc out of a field goes back to it
+  document.addEventListener("focusin", function (ev) {
+    var e = ev.target.closest ? ev.target.closest("article, tr") : null;
+    if (e && e.querySelector("form.thumbs")) { last = e; }
+  });
 
   function current(list) {   // the entry holding the focus; a paper's own page has only its own
     var at = document.activeElement;
@@ -179,9 +185,24 @@
   document.addEventListener("keydown", function (ev) {
     var t = ev.target, key = ev.key;
     if (ev.defaultPrevented || ev.ctrlKey || ev.altKey || ev.metaKey || ev.isComposing) { return; }
-    if (/^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName) || t.isContentEditable) { return; }
-    if (help && (key === "?" || (key === "Escape" && !help.hidden))) {
-      help.hidden = key === "Escape" || !help.hidden;
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName) || t.isContentEditable) {
+      // Esc leaves the field (only Tab did, so after a search typed j / k went on typing): the focus goes back to
+      // the paper it was on last, or to the page. What was typed stays, as in Firefox's search box (Chrome's
+      // emptied itself): a query half typed is not lost, and the same Esc does the same in every browser.
+      if (key === "Escape") {
+        if (last && last.isConnected) { last.focus({ preventScroll: true }); } else { t.blur(); }
+        ev.preventDefault();
+      }
+      return;
+    }
+    // The list of keys is a modal dialog: it takes the focus (and Tab stays in it), the page under it is inert,
+    // and ? or Esc closes it, the focus going back where it was (the browser's own, on close()).
+    if (help && help.open) {
+      if (key === "?" || key === "Escape") { help.close(); ev.preventDefault(); }
+      return;                                    // no key reaches the papers under it
+    }
+    if (help && key === "?") {
+      help.showModal();
       ev.preventDefault();
       return;
     }
@@ -203,7 +224,9 @@
       if (!ev.repeat && (!button.hidden || waiting[form.getAttribute("data-paper")])) { button.click(); }
       ev.preventDefault();
     } else if (at && (key === "o" || (key === "Enter" && t === at))) {
-      var link = at.querySelector("h3 a, td:first-child a");
+      // its title's link: a paper's own page has none (its Prefilter table's first cells link its days, and o
+      // opened the first of them)
+      var link = at.querySelector("h3 a, :scope > td:first-child > a");
       if (link) { link.click(); ev.preventDefault(); }
     }
   });
