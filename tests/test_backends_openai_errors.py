@@ -157,6 +157,8 @@ class Server:
                     return self._send(500, {"error": {"message": "upstream exploded"}})
                 elif mode == "503":             # a proxy in front of a server that is still loading
                     return self._send(503, None, raw=b"<html>503 Service Temporarily Unavailable</html>")
+                elif mode == "503long":         # busy for a while, and says for how long
+                    return self._send(503, {"error": {"message": "overloaded"}}, {"Retry-After": "120"})
                 elif mode == "garbage":
                     return self._send(200, None, raw=b"<html>a proxy login page</html>")
                 elif mode in ("nomessage", "numeric"):   # JSON, but no message, or a content that is no text
@@ -1073,6 +1075,56 @@ def test_a_server_unavailable_through_a_request_s_attempts_is_given_up_as_one_no
         assert all("2 attempts" in r.error for r in out) and len(s.bodies) == 3 + 6
     finally:
         s.close()
+
+
+def test_a_503_of_the_moment_does_not_give_the_server_up():
+    """A 503 that asks to wait longer than max_backoff (one attempt, given up at once), and OpenAI's own API,
+    whose 503 is a "slow down" of the moment, tripped the breaker made for a server that is not there: after
+    one such answer every other paper failed unsent for down_seconds. Each paper is now asked."""
+    s = Server()
+    try:
+        be = backend(s, concurrency=1, retries=2)
+        out = be.generate([req(f"2506.{i:05d}", "503long") for i in range(3)])
+        assert all("max_backoff" in r.error and "not sent" not in r.error for r in out), [r.error for r in out]
+        assert len(s.bodies) == 3
+        be = backend(s, concurrency=1, retries=1)
+        be.is_openai = True                                # (what a base URL at api.openai.com sets)
+        out = be.generate([req(f"2506.{i:05d}", "503") for i in range(10, 13)])
+        assert all("2 attempts" in r.error and "not sent" not in r.error for r in out), [r.error for r in out]
+        assert len(s.bodies) == 3 + 6
+    finally:
+        s.close()
+
+
+def test_a_connection_that_times_out_names_connect_timeout_and_gives_the_server_up():
+    """No connection within connect_timeout (a firewall dropping the packets): the error named
+    `[scoring.openai] timeout` and its 120 s, and each paper spent its attempts. It names connect_timeout, and
+    the server is given up as one that is not there."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(0)
+        port = sock.getsockname()[1]
+        waiting = []
+        for _ in range(4):                    # the listening queue full: the next connection is never answered
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            waiting.append(c)
+        try:
+            url = f"http://127.0.0.1:{port}/v1"
+            be = OpenAIBackend("m", base_url=url, concurrency=1, retries=1, backoff=0.01, max_backoff=0.02,
+                               connect_timeout=0.3)
+            out = be.generate([req(f"2506.{i:05d}", "ok") for i in range(3)])
+        finally:
+            for c in waiting:
+                c.close()
+    assert out[0].error == (f"connection timed out after 0.3 s ([scoring.openai] connect_timeout) at {url} "
+                            "(after 2 attempts)"), out[0].error
+    assert all("is not answering, so the remaining requests were not sent" in r.error for r in out[1:])
 
 
 def test_auto_against_no_server_says_why_it_cannot_connect():

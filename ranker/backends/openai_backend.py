@@ -363,6 +363,11 @@ class OpenAIBackend(Backend):
             raise Cancelled("cancelled")
         try:
             resp = self._client.post("/chat/completions", json=body, timeout=self._timeout(deadline))
+        except httpx.ConnectTimeout:
+            # no connection within connect_timeout (a firewall dropping the packets, a host that is down): the
+            # server is not there, as a refused connection says, and the bound is connect_timeout, not timeout
+            raise _NotThere(f"connection timed out after {self.connect_timeout:g} s ([scoring.openai] "
+                            f"connect_timeout) at {self.base_url}", kind="connection") from None
         except httpx.TimeoutException:
             raise Retryable("timed out", kind="timeout") from None
         except httpx.ConnectError as e:
@@ -536,7 +541,9 @@ class OpenAIBackend(Backend):
             else:
                 why = f"after {e.attempts} attempts"
             error = redact(f"{e} ({why})")
-            unavailable = e.status in (502, 503)
+            # 502/503 through every attempt: a server loading or gone behind a proxy. Not OpenAI's own API, whose
+            # 503 is a "slow down" of the moment, nor a 503 asking to wait longer than max_backoff (one attempt)
+            unavailable = e.status in (502, 503) and not self.is_openai and not e.too_long
             if (isinstance(e, _NotThere) or unavailable) and not e.out_of_time:
                 # a server that is not there (not started, stopped; behind a proxy, or still loading, it answers
                 # 502 or 503 through all the attempts): each request would spend the same attempts and backoff
