@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -75,17 +76,41 @@ def test_a_missing_model_is_a_model_error(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def short_context_model(tmp_path, context: int):
-    """The bundled SmolLM2 as a folder whose config states a context of `context` tokens (weights linked)."""
-    src, dst = (MODELS / "smollm2-135m").resolve(), tmp_path / "smollm2-short"
+def model_with(tmp_path, name: str, **changes) -> Path:
+    """The bundled SmolLM2 as a folder whose JSON file `name` has `changes` over its own (weights linked)."""
+    src, dst = (MODELS / "smollm2-135m").resolve(), tmp_path / f"smollm2-{name.split('.')[0]}"
     dst.mkdir()
     for f in src.iterdir():
-        if f.name != "config.json":
+        if f.name != name:
             (dst / f.name).symlink_to(f)
-    cfg = json.loads((src / "config.json").read_text())
-    cfg["max_position_embeddings"] = context
-    (dst / "config.json").write_text(json.dumps(cfg))
+    (dst / name).write_text(json.dumps({**json.loads((src / name).read_text()), **changes}))
     return dst
+
+
+def short_context_model(tmp_path, context: int):
+    """The bundled SmolLM2 as a folder whose config states a context of `context` tokens (weights linked)."""
+    return model_with(tmp_path, "config.json", max_position_embeddings=context)
+
+
+def test_greedy_is_greedy_whatever_the_models_generation_config_suggests(backend, tmp_path):
+    """generate() fills what it is not told from the model's generation_config.json: Qwen2.5's ships
+    do_sample with repetition_penalty 1.05, which bent every "greedy" answer and its score probabilities away
+    from what vLLM (explicit sampling parameters) writes. The same weights with such a file answer the same."""
+    from ranker.backends.transformers_backend import TransformersBackend
+    msgs = [{"role": "user", "content": "Score the paper 'Attention is all you need' (arXiv 1706.03762) for "
+                                        "relevance and novelty, 1 to 10, as JSON."}]
+    req = Request("1706.03762", msgs, paper_schema(["1706.03762"], 60), max_tokens=80)
+    folder = model_with(tmp_path, "generation_config.json", do_sample=True, temperature=0.7, top_k=20,
+                        repetition_penalty=1.3)
+    be = TransformersBackend(str(folder), threads=1)
+    try:
+        (got,) = be.generate([req], score_probs=True)
+    finally:
+        be.close()
+    (want,) = backend.generate([req], score_probs=True)
+    assert want.ok and got.text == want.text
+    for field in ("RELEVANCE", "NOVELTY"):
+        assert got.score_probs[field] == pytest.approx(want.score_probs[field], abs=1e-6)
 
 
 def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):

@@ -115,6 +115,12 @@ class TransformersBackend(Backend):
             self._tok.pad_token = self._tok.eos_token
         self._tok.padding_side = "left"
         self._eos = self._stop_ids()
+        # decoding is what generate() is told and nothing else: generate fills every setting it is not given
+        # from the model's generation_config.json, whose sampling defaults (Qwen2.5's repetition_penalty 1.05,
+        # no_repeat_ngram_size, suppressed tokens, ...) then bent the greedy answer and its probabilities, which
+        # vLLM's explicit sampling parameters never apply; only the stop and pad tokens are kept
+        self._model.generation_config = transformers.GenerationConfig(
+            eos_token_id=sorted(self._eos) or None, pad_token_id=self._tok.pad_token_id)
         # the context the model was built for (None: its config does not say); a prompt must leave room in it
         self.max_model_len = hf_config_context(self._model.config)
         vocab = max(int(self._model.config.vocab_size), len(self._tok))
