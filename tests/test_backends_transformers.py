@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, MODELS
+from conftest import DAYS, MODELS, ctrl_c_when
 from ranker.backends.base import Request, Result
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import ModelError
 from ranker.prompts import build_messages, load_prompts
 from ranker.records import Paper
+from ranker.scoring import ScoreOptions, score_papers
+from ranker.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +70,26 @@ def test_small_batches_and_a_cut_off_answer(backend):
     assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 5
     assert not out[1].context_full and out[1].error is None   # its budget's cut-off: a larger one may do
     assert out[1].text and len(out[1].text) <= 40          # five tokens' worth, not the batch's sixty
+
+
+def test_ctrl_c_keeps_the_answers_generated_before_it(backend, tmp_path):
+    """Scoring hands the backend its whole batch (64 papers) in one call, which this backend answers one
+    paper at a time, seconds of CPU each: Ctrl-C on the second paper threw the first's answer away with the
+    call, and a rerun computed it again. It comes back with the interrupt (GenerateInterrupted) and is stored."""
+    pp = papers(3)
+    opt = ScoreOptions(abstract_tokens=60, comment_chars=60)
+    first_done = threading.Event()
+
+    def progress(stage, done, total):
+        if done >= 1:
+            first_done.set()
+    with Store(tmp_path / "db.sqlite3") as store:
+        with ctrl_c_when(first_done), pytest.raises(KeyboardInterrupt) as e:
+            score_papers(pp, backend, load_prompts(), store, options=opt, progress=progress)
+        got = store.get_scores([p.id for p in pp], backend.model_name,
+                               load_prompts().hash(**opt.prompt_options()))
+    assert list(got) == [pp[0].id]
+    assert e.value.run.scored == 1 and e.value.run.usage.completion_tokens > 0
 
 
 def test_a_missing_model_is_a_model_error(tmp_path):

@@ -19,8 +19,8 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, cut_by_context, hf_config_context,
-                   local_model_key, one_line)
+from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room, cut_by_context,
+                   hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -161,24 +161,30 @@ class TransformersBackend(Backend):
                  on_done: Callable[..., None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
         results: list[Result] = []
-        for k in range(0, len(requests), self.batch_size):
-            chunk = requests[k:k + self.batch_size]
-            try:
-                results.extend(self._generate_chunk(chunk, score_probs))
-            except Exception as e:
-                if len(chunk) == 1:
-                    results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
-                else:   # isolate the request at fault
-                    for r in chunk:
-                        try:
-                            results.extend(self._generate_chunk([r], score_probs))
-                        except Exception as e1:
-                            results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
-            if on_done is not None:
-                on_done(len(chunk), list(range(k, k + len(chunk))))
-        self._stats["requests"] += len(requests)
-        self._stats["failed"] += sum(1 for r in results if not r.ok)
-        self._stats["generate_seconds"] += time.perf_counter() - t0
+        try:
+            for k in range(0, len(requests), self.batch_size):
+                chunk = requests[k:k + self.batch_size]
+                try:
+                    results.extend(self._generate_chunk(chunk, score_probs))
+                except Exception as e:
+                    if len(chunk) == 1:
+                        results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
+                    else:   # isolate the request at fault
+                        for r in chunk:
+                            try:
+                                results.extend(self._generate_chunk([r], score_probs))
+                            except Exception as e1:
+                                results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
+                if on_done is not None:
+                    on_done(len(chunk), list(range(k, k + len(chunk))))
+        except KeyboardInterrupt:
+            # the answers finished before the Ctrl-C (seconds of CPU each, a call holds scoring's whole batch) go
+            # back with it, in order: the ones not reached are None
+            raise GenerateInterrupted(results + [None] * (len(requests) - len(results))) from None
+        finally:
+            self._stats["requests"] += len(results)
+            self._stats["failed"] += sum(1 for r in results if not r.ok)
+            self._stats["generate_seconds"] += time.perf_counter() - t0
         return results
 
     def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
