@@ -99,6 +99,11 @@ class TransformersBackend(Backend):
             torch_dtype = getattr(torch, dtype, None)
             if not isinstance(torch_dtype, torch.dtype):
                 raise ConfigError(f"unknown torch dtype '{dtype}'", key="scoring.transformers.dtype")
+            # a model computes in a float of 16 bits or more: int8, bool or complex64 failed in the loader's words
+            # without the key, a float8 type as an "unexpected failure"
+            if not torch_dtype.is_floating_point or torch_dtype.itemsize < 2:
+                raise ConfigError(f"a model cannot compute in {dtype}; use float32, bfloat16 or float16",
+                                  key="scoring.transformers.dtype")
         t0 = time.perf_counter()
         try:
             self._tok = transformers.AutoTokenizer.from_pretrained(path)
