@@ -136,6 +136,41 @@ def test_greedy_is_greedy_whatever_the_models_generation_config_suggests(backend
         assert got.score_probs[field] == pytest.approx(want.score_probs[field], abs=1e-6)
 
 
+def test_a_multimodal_model_scores_with_its_text_model(tmp_path):
+    """Gemma 3 (4B and up) loads as Gemma3ForConditionalGeneration, whose config keeps vocab_size in its text
+    config only: the backend read config.vocab_size and stopped with an AttributeError ("unexpected failure")
+    once the weights were loaded. A tiny Gemma 3 of random weights, SmolLM2's tokenizer, answers under the
+    schema."""
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, Gemma3Config, Gemma3ForConditionalGeneration
+
+    from ranker.backends.transformers_backend import TransformersBackend
+    src, folder = MODELS / "smollm2-135m", tmp_path / "gemma3-tiny"
+    cfg = Gemma3Config(
+        text_config=dict(vocab_size=len(AutoTokenizer.from_pretrained(str(src))), hidden_size=64,
+                         intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         head_dim=32, max_position_embeddings=4096, sliding_window=512,
+                         layer_types=["sliding_attention", "full_attention"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        mm_tokens_per_image=4, eos_token_id=2, pad_token_id=2, bos_token_id=1)
+    torch.manual_seed(0)
+    Gemma3ForConditionalGeneration(cfg).save_pretrained(folder)
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(src / f, folder / f)
+    be = TransformersBackend(str(folder), threads=1)
+    try:
+        (res,) = be.generate([Request("1706.03762", [{"role": "user", "content": "Score arXiv 1706.03762."}],
+                                      paper_schema(["1706.03762"], 40), max_tokens=200)])
+    finally:
+        be.close()
+    assert be.max_model_len == 4096
+    assert res.ok, res.error
+    check_answer(json.loads(res.text), ["1706.03762"], 40)
+
+
 def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):
     """A prompt over the model's context is refused with the reason (it was scored beyond the positions the
     model knows); one that fits leaves its answer only the room that is left, and an answer cut off there says

@@ -128,7 +128,8 @@ class TransformersBackend(Backend):
             eos_token_id=sorted(self._eos) or None, pad_token_id=self._tok.pad_token_id)
         # the context the model was built for (None: its config does not say); a prompt must leave room in it
         self.max_model_len = hf_config_context(self._model.config)
-        vocab = max(int(self._model.config.vocab_size), len(self._tok))
+        # the logits' width: a multimodal model (Gemma 3) keeps vocab_size in its text model's config only
+        vocab = max(int(self._model.config.get_text_config().vocab_size), len(self._tok))
         info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
                                                   stop_token_ids=sorted(self._eos) or None)
         self._compiler = xgr.GrammarCompiler(info)
