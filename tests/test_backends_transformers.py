@@ -72,6 +72,27 @@ def test_small_batches_and_a_cut_off_answer(backend):
     assert out[1].text and len(out[1].text) <= 40          # five tokens' worth, not the batch's sixty
 
 
+def test_an_answer_does_not_depend_on_what_shares_its_batch(backend):
+    """Left-padded beside a prompt seven times its length, a request gets the greedy answer and the score
+    probabilities it gets alone (padding masked, positions counted from its own first token)."""
+    def req(key, text):
+        return Request(key, [{"role": "user", "content": text}], paper_schema([key], 60), max_tokens=90)
+    short = req("1706.03762", "Score the paper 'Attention is all you need' (arXiv 1706.03762) for relevance and "
+                              "novelty, 1 to 10, as JSON.")
+    long_ = req("2001.00001", "Score this paper, 1 to 10, as JSON. " + "It studies large language models for "
+                              "ranking scientific papers by relevance. " * 40)
+    (alone,) = backend.generate([short], score_probs=True)
+    backend.batch_size = 2
+    try:
+        both = backend.generate([short, long_], score_probs=True)
+    finally:
+        backend.batch_size = 1
+    assert len(backend.prompt_ids(long_.messages)) > 7 * len(backend.prompt_ids(short.messages))
+    assert alone.ok and both[0].text == alone.text and both[1].ok
+    for field in ("RELEVANCE", "NOVELTY"):
+        assert both[0].score_probs[field] == pytest.approx(alone.score_probs[field], abs=1e-5)
+
+
 def test_ctrl_c_keeps_the_answers_generated_before_it(backend, tmp_path):
     """Scoring hands the backend its whole batch (64 papers) in one call, which this backend answers one
     paper at a time, seconds of CPU each: Ctrl-C on the second paper threw the first's answer away with the
