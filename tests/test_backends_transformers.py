@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, MODELS
+from conftest import DAYS, MODELS, ctrl_c_when
 from ranker.backends.base import Request, Result
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.errors import ModelError
 from ranker.prompts import build_messages, load_prompts
 from ranker.records import Paper
+from ranker.scoring import ScoreOptions, score_papers
+from ranker.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +72,47 @@ def test_small_batches_and_a_cut_off_answer(backend):
     assert out[1].text and len(out[1].text) <= 40          # five tokens' worth, not the batch's sixty
 
 
+def test_an_answer_does_not_depend_on_what_shares_its_batch(backend):
+    """Left-padded beside a prompt seven times its length, a request gets the greedy answer and the score
+    probabilities it gets alone (padding masked, positions counted from its own first token)."""
+    def req(key, text):
+        return Request(key, [{"role": "user", "content": text}], paper_schema([key], 60), max_tokens=90)
+    short = req("1706.03762", "Score the paper 'Attention is all you need' (arXiv 1706.03762) for relevance and "
+                              "novelty, 1 to 10, as JSON.")
+    long_ = req("2001.00001", "Score this paper, 1 to 10, as JSON. " + "It studies large language models for "
+                              "ranking scientific papers by relevance. " * 40)
+    (alone,) = backend.generate([short], score_probs=True)
+    backend.batch_size = 2
+    try:
+        both = backend.generate([short, long_], score_probs=True)
+    finally:
+        backend.batch_size = 1
+    assert len(backend.prompt_ids(long_.messages)) > 7 * len(backend.prompt_ids(short.messages))
+    assert alone.ok and both[0].text == alone.text and both[1].ok
+    for field in ("RELEVANCE", "NOVELTY"):
+        assert both[0].score_probs[field] == pytest.approx(alone.score_probs[field], abs=1e-5)
+
+
+def test_ctrl_c_keeps_the_answers_generated_before_it(backend, tmp_path):
+    """Scoring hands the backend its whole batch (64 papers) in one call, which this backend answers one
+    paper at a time, seconds of CPU each: Ctrl-C on the second paper threw the first's answer away with the
+    call, and a rerun computed it again. It comes back with the interrupt (GenerateInterrupted) and is stored."""
+    pp = papers(3)
+    opt = ScoreOptions(abstract_tokens=60, comment_chars=60)
+    first_done = threading.Event()
+
+    def progress(stage, done, total):
+        if done >= 1:
+            first_done.set()
+    with Store(tmp_path / "db.sqlite3") as store:
+        with ctrl_c_when(first_done), pytest.raises(KeyboardInterrupt) as e:
+            score_papers(pp, backend, load_prompts(), store, options=opt, progress=progress)
+        got = store.get_scores([p.id for p in pp], backend.model_name,
+                               load_prompts().hash(**opt.prompt_options()))
+    assert list(got) == [pp[0].id]
+    assert e.value.run.scored == 1 and e.value.run.usage.completion_tokens > 0
+
+
 def test_a_missing_model_is_a_model_error(tmp_path):
     from ranker.backends.transformers_backend import TransformersBackend
     with pytest.raises(ModelError) as e:
@@ -75,17 +120,76 @@ def test_a_missing_model_is_a_model_error(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def short_context_model(tmp_path, context: int):
-    """The bundled SmolLM2 as a folder whose config states a context of `context` tokens (weights linked)."""
-    src, dst = (MODELS / "smollm2-135m").resolve(), tmp_path / "smollm2-short"
+def model_with(tmp_path, name: str, **changes) -> Path:
+    """The bundled SmolLM2 as a folder whose JSON file `name` has `changes` over its own (weights linked)."""
+    src, dst = (MODELS / "smollm2-135m").resolve(), tmp_path / f"smollm2-{name.split('.')[0]}"
     dst.mkdir()
     for f in src.iterdir():
-        if f.name != "config.json":
+        if f.name != name:
             (dst / f.name).symlink_to(f)
-    cfg = json.loads((src / "config.json").read_text())
-    cfg["max_position_embeddings"] = context
-    (dst / "config.json").write_text(json.dumps(cfg))
+    (dst / name).write_text(json.dumps({**json.loads((src / name).read_text()), **changes}))
     return dst
+
+
+def short_context_model(tmp_path, context: int):
+    """The bundled SmolLM2 as a folder whose config states a context of `context` tokens (weights linked)."""
+    return model_with(tmp_path, "config.json", max_position_embeddings=context)
+
+
+def test_greedy_is_greedy_whatever_the_models_generation_config_suggests(backend, tmp_path):
+    """generate() fills what it is not told from the model's generation_config.json: Qwen2.5's ships
+    do_sample with repetition_penalty 1.05, which bent every "greedy" answer and its score probabilities away
+    from what vLLM (explicit sampling parameters) writes. The same weights with such a file answer the same."""
+    from ranker.backends.transformers_backend import TransformersBackend
+    msgs = [{"role": "user", "content": "Score the paper 'Attention is all you need' (arXiv 1706.03762) for "
+                                        "relevance and novelty, 1 to 10, as JSON."}]
+    req = Request("1706.03762", msgs, paper_schema(["1706.03762"], 60), max_tokens=80)
+    folder = model_with(tmp_path, "generation_config.json", do_sample=True, temperature=0.7, top_k=20,
+                        repetition_penalty=1.3)
+    be = TransformersBackend(str(folder), threads=1)
+    try:
+        (got,) = be.generate([req], score_probs=True)
+    finally:
+        be.close()
+    (want,) = backend.generate([req], score_probs=True)
+    assert want.ok and got.text == want.text
+    for field in ("RELEVANCE", "NOVELTY"):
+        assert got.score_probs[field] == pytest.approx(want.score_probs[field], abs=1e-6)
+
+
+def test_a_multimodal_model_scores_with_its_text_model(tmp_path):
+    """Gemma 3 (4B and up) loads as Gemma3ForConditionalGeneration, whose config keeps vocab_size in its text
+    config only: the backend read config.vocab_size and stopped with an AttributeError ("unexpected failure")
+    once the weights were loaded. A tiny Gemma 3 of random weights, SmolLM2's tokenizer, answers under the
+    schema."""
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, Gemma3Config, Gemma3ForConditionalGeneration
+
+    from ranker.backends.transformers_backend import TransformersBackend
+    src, folder = MODELS / "smollm2-135m", tmp_path / "gemma3-tiny"
+    cfg = Gemma3Config(
+        text_config=dict(vocab_size=len(AutoTokenizer.from_pretrained(str(src))), hidden_size=64,
+                         intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         head_dim=32, max_position_embeddings=4096, sliding_window=512,
+                         layer_types=["sliding_attention", "full_attention"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        mm_tokens_per_image=4, eos_token_id=2, pad_token_id=2, bos_token_id=1)
+    torch.manual_seed(0)
+    Gemma3ForConditionalGeneration(cfg).save_pretrained(folder)
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(src / f, folder / f)
+    be = TransformersBackend(str(folder), threads=1)
+    try:
+        (res,) = be.generate([Request("1706.03762", [{"role": "user", "content": "Score arXiv 1706.03762."}],
+                                      paper_schema(["1706.03762"], 40), max_tokens=200)])
+    finally:
+        be.close()
+    assert be.max_model_len == 4096
+    assert res.ok, res.error
+    check_answer(json.loads(res.text), ["1706.03762"], 40)
 
 
 def test_a_prompt_must_leave_its_answer_room_in_the_models_context(tmp_path):

@@ -19,8 +19,8 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, cut_by_context, hf_config_context,
-                   local_model_key, one_line)
+from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room, cut_by_context,
+                   hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -99,6 +99,11 @@ class TransformersBackend(Backend):
             torch_dtype = getattr(torch, dtype, None)
             if not isinstance(torch_dtype, torch.dtype):
                 raise ConfigError(f"unknown torch dtype '{dtype}'", key="scoring.transformers.dtype")
+            # a model computes in a float of 16 bits or more: int8, bool or complex64 failed in the loader's words
+            # without the key, a float8 type as an "unexpected failure"
+            if not torch_dtype.is_floating_point or torch_dtype.itemsize < 2:
+                raise ConfigError(f"a model cannot compute in {dtype}; use float32, bfloat16 or float16",
+                                  key="scoring.transformers.dtype")
         t0 = time.perf_counter()
         try:
             self._tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -115,9 +120,16 @@ class TransformersBackend(Backend):
             self._tok.pad_token = self._tok.eos_token
         self._tok.padding_side = "left"
         self._eos = self._stop_ids()
+        # decoding is what generate() is told and nothing else: generate fills every setting it is not given
+        # from the model's generation_config.json, whose sampling defaults (Qwen2.5's repetition_penalty 1.05,
+        # no_repeat_ngram_size, suppressed tokens, ...) then bent the greedy answer and its probabilities, which
+        # vLLM's explicit sampling parameters never apply; only the stop and pad tokens are kept
+        self._model.generation_config = transformers.GenerationConfig(
+            eos_token_id=sorted(self._eos) or None, pad_token_id=self._tok.pad_token_id)
         # the context the model was built for (None: its config does not say); a prompt must leave room in it
         self.max_model_len = hf_config_context(self._model.config)
-        vocab = max(int(self._model.config.vocab_size), len(self._tok))
+        # the logits' width: a multimodal model (Gemma 3) keeps vocab_size in its text model's config only
+        vocab = max(int(self._model.config.get_text_config().vocab_size), len(self._tok))
         info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
                                                   stop_token_ids=sorted(self._eos) or None)
         self._compiler = xgr.GrammarCompiler(info)
@@ -155,24 +167,30 @@ class TransformersBackend(Backend):
                  on_done: Callable[..., None] | None = None) -> list[Result]:
         t0 = time.perf_counter()
         results: list[Result] = []
-        for k in range(0, len(requests), self.batch_size):
-            chunk = requests[k:k + self.batch_size]
-            try:
-                results.extend(self._generate_chunk(chunk, score_probs))
-            except Exception as e:
-                if len(chunk) == 1:
-                    results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
-                else:   # isolate the request at fault
-                    for r in chunk:
-                        try:
-                            results.extend(self._generate_chunk([r], score_probs))
-                        except Exception as e1:
-                            results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
-            if on_done is not None:
-                on_done(len(chunk), list(range(k, k + len(chunk))))
-        self._stats["requests"] += len(requests)
-        self._stats["failed"] += sum(1 for r in results if not r.ok)
-        self._stats["generate_seconds"] += time.perf_counter() - t0
+        try:
+            for k in range(0, len(requests), self.batch_size):
+                chunk = requests[k:k + self.batch_size]
+                try:
+                    results.extend(self._generate_chunk(chunk, score_probs))
+                except Exception as e:
+                    if len(chunk) == 1:
+                        results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
+                    else:   # isolate the request at fault
+                        for r in chunk:
+                            try:
+                                results.extend(self._generate_chunk([r], score_probs))
+                            except Exception as e1:
+                                results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
+                if on_done is not None:
+                    on_done(len(chunk), list(range(k, k + len(chunk))))
+        except KeyboardInterrupt:
+            # the answers finished before the Ctrl-C (seconds of CPU each, a call holds scoring's whole batch) go
+            # back with it, in order: the ones not reached are None
+            raise GenerateInterrupted(results + [None] * (len(requests) - len(results))) from None
+        finally:
+            self._stats["requests"] += len(results)
+            self._stats["failed"] += sum(1 for r in results if not r.ok)
+            self._stats["generate_seconds"] += time.perf_counter() - t0
         return results
 
     def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
