@@ -249,9 +249,11 @@ def training_labels(store: "Store", history_days: Sequence["HistoryDay"] = ()) -
 
 
 def given_on(label: Label) -> str:
-    """The day a label was given: the later of its digest day and the UTC day of its time. The digest day is
-    the day of the page it was clicked on, not when: a thumb given in December on a search result, a paper's
-    page or an old day's page carries that old day, and counts from December (one clicked on the day's own
-    digest that day stays that day)."""
-    clicked = datetime.fromtimestamp(label.created_at, timezone.utc).strftime("%Y-%m-%d")
+    """The day a label was given: the later of its digest day and the local day of its time (this machine's
+    clock, the one `ranker serve` ran on: in UTC a thumb clicked at 18:00 in California on the day's digest
+    fell on the next day, and the walk-forward left it out of that next day's fit). The digest day is the day
+    of the page it was clicked on, not when: a thumb given in December on a search result, a paper's page or an
+    old day's page carries that old day, and counts from December (one clicked on the day's own digest that
+    day stays that day)."""
+    clicked = datetime.fromtimestamp(label.created_at).strftime("%Y-%m-%d")
     return max(label.day or "", clicked)

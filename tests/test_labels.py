@@ -227,3 +227,24 @@ def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_
         assert [e["label"] for e in s.label_events()] == [1, 0, 0]
         export_labels(s, tmp_path / "out.jsonl")
     assert (tmp_path / "out.jsonl").read_text() == line(0, "2025-05-15T09:06:40Z")
+
+
+@pytest.mark.parametrize("tz, given", [("America/Los_Angeles", "2025-05-15"), ("UTC", "2025-05-16"),
+                                       ("Asia/Tokyo", "2025-05-16")])
+def test_a_label_counts_from_the_day_of_its_time_on_this_machine_s_clock(monkeypatch, tz, given):
+    """A thumb clicked at 18:00 in California on 2025-05-15's digest (01:00 UTC on the 16th) counted from the
+    16th in UTC, so the walk-forward left it out of the 16th's fit though the user gave it before that digest."""
+    import time
+    from datetime import datetime, timezone
+    from ranker.labels import given_on
+    from ranker.records import Label
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        t = datetime(2025, 5, 16, 1, 0, tzinfo=timezone.utc).timestamp()
+        assert given_on(Label(paper_id="2505.00001", label=1, day="2025-05-15", created_at=t)) == given
+        # a page of an older day clicked that evening counts from the evening's day all the same
+        assert given_on(Label(paper_id="2505.00001", label=1, day="2025-04-01", created_at=t)) == given
+    finally:
+        monkeypatch.undo()
+        time.tzset()
