@@ -64,7 +64,7 @@ def score(papers: PapersOpt,
         # redraws and its last frame left among them
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
             atomic_write(out_path(out), run.lines())
-    info(f"{len(run.scores)} of {counted(len(rows), 'paper')} scored -> {out} ({run.reused} reused from the store, "
+    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
     warn_failures(run)

@@ -82,7 +82,7 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
         n_with = sum(1 for d in dates if picks[d])
         n_days, n_picks = max(MIN_DAYS + 1 - n_with, 1), MIN_PICKS - sum(picks.values())
         need = [f"{counted(n_days, 'more day', 'more days')}"] \
-            + ([f"{n_picks} more GPT picks"] if n_picks > 0 else [])
+            + ([counted(n_picks, "more GPT pick", "more GPT picks")] if n_picks > 0 else [])
         none = len(dates) - n_with
         raise InputError(f"the history has {counted(len(dates), 'usable day')}"
                          f"{f' ({none} with no GPT pick)' if none else ''}; a walk-forward "

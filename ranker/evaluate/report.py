@@ -144,7 +144,8 @@ def render_html(result: Mapping[str, Any]) -> str:
     add("<h1>The local pipeline replayed on your GPT history</h1>")
     add(f'<p class="muted">Made by <code>ranker eval</code> on '
         f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} from <code>{esc(result["history"])}</code>: '
-        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(counted(o["papers"], "paper"))}, {esc(counted(o["picks"], "GPT pick"))}'
+        f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(counted(o["papers"], "paper"))}, '
+        f'{esc(counted(o["picks"], "GPT pick"))}'
         + (f' ({esc(_n_days(o["no_pick_days"]))} with none)' if o.get("no_pick_days") else "") + '; '
         f'{esc(_how(s))}'
         + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
@@ -198,8 +199,8 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     s, days, o = result["settings"], result["days"], result["overall"]
     none = f" ({_n_days(o['no_pick_days'])} with none)" if o.get("no_pick_days") else ""
-    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {counted(o['papers'], 'paper')}, {counted(o['picks'], 'GPT pick')}"
-             f"{none}", "",
+    lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {counted(o['papers'], 'paper')}, "
+             f"{counted(o['picks'], 'GPT pick')}{none}", "",
              f"{_how(s)}; means over days" + (f" ({no_pick_note(o)})" if none else "") + ":", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -211,7 +212,8 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
-        lines += ["", f"LLM {s['model']} ({s['backend']}): {counted(m['scored'], 'paper')} scored, {m['failed']} failed; "
+        lines += ["", f"LLM {s['model']} ({s['backend']}): {counted(m['scored'], 'paper')} scored, "
+                      f"{m['failed']} failed; "
                       f"on GPT's picks it scored (n={m['relevance']['n']}):", "",
                   "| score | Spearman | within 1 |", "|---|---:|---:|"]
         for w in ("relevance", "novelty"):

@@ -115,7 +115,8 @@ class PrefilterResult:
         n_re = self.reuploads
         reup = f"; {counted(n_re, 're-upload')} of earlier papers" if n_re else ""
         seen = "".join(f"; {note}" for note in self.caveats())
-        return (f"prefilter: kept {self.kept} of {counted(n, 'paper')} ({why}; {how}, embedder {self.embedder}; {cached}{rules}"
+        return (f"prefilter: kept {self.kept:,} of {counted(n, 'paper')} ({why}; {how}, embedder {self.embedder}; "
+                f"{cached}{rules}"
                 f"{reup}; "
                 f"{self.seconds:.1f}s){seen}")
 

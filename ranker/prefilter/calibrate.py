@@ -606,12 +606,12 @@ def check_enough(days, *, labels_short: int | None = None, where: str | None = N
     n_days, n_picks = sum(1 for d in days if d.picks), sum(len(d.picks) for d in days)
     if (n_days >= MIN_DAYS and n_picks >= MIN_PICKS) or labels_short == 0:
         return
-    need = ([f"{MIN_DAYS - n_days} more day{'s' if MIN_DAYS - n_days > 1 else ''}"] if n_days < MIN_DAYS else []) \
-        + ([f"{MIN_PICKS - n_picks} more GPT picks"] if n_picks < MIN_PICKS else [])
-    alt = f", or {labels_short} more labels of yours" if labels_short else ""
+    need = ([counted(MIN_DAYS - n_days, "more day", "more days")] if n_days < MIN_DAYS else []) \
+        + ([counted(MIN_PICKS - n_picks, "more GPT pick", "more GPT picks")] if n_picks < MIN_PICKS else [])
+    alt = f", or {counted(labels_short, 'more label', 'more labels')} of yours" if labels_short else ""
     none = len(days) - n_days
-    raise InputError(f"too short to learn from: {counted(n_days, 'day')} with {n_picks} GPT "
-                     f"picks{f' (and {none} with none)' if none else ''}; a calibration needs at least {MIN_DAYS} "
+    raise InputError(f"too short to learn from: {counted(n_days, 'day')} with "
+                     f"{counted(n_picks, 'GPT pick')}{f' (and {none} with none)' if none else ''}; a calibration needs at least {MIN_DAYS} "
                      f"days and {MIN_PICKS} picks ({' and '.join(need)} needed{alt}); no calibration written",
                      where=where)
 
