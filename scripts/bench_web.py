@@ -78,8 +78,10 @@ def main() -> None:
             r2 = build_site(store, a.site)
             warm = time.perf_counter() - t
         size = sum(p.stat().st_size for p in a.site.rglob("*") if p.is_file())
-        index = (a.site / "static" / "search-index.js").stat().st_size
-        print(f"site: {r1.pages} files, {size / 1e6:.1f} MB (search index {index / 1e6:.1f} MB); "
+        months = [p.stat().st_size for p in (a.site / "static" / "search").glob("????-??.js")]
+        index = sum(months) + (a.site / "static" / "search" / "index.js").stat().st_size
+        print(f"site: {r1.pages} files, {size / 1e6:.1f} MB (search index {index / 1e6:.1f} MB, {len(months)} months,"
+              f" the largest {max(months, default=0) / 1e6:.1f} MB); "
               f"built in {cold:.1f} s; rebuilt in {warm:.1f} s with {len(r2.written)} files written")
 
     from fastapi.testclient import TestClient

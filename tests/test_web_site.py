@@ -29,6 +29,18 @@ def _search_site(page, out, q: str) -> None:
     page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
 
 
+def _index(root) -> dict:
+    """The site's search index, {month: its papers' rows}, read from its scripts as a browser runs them."""
+    import json
+    months = {}
+    for f in sorted((root / "static" / "search").glob("????-??.js")):
+        text = f.read_text(encoding="utf-8")
+        head = f"window.RANKER_SEARCH_MONTHS[{json.dumps(f.stem)}] = "
+        assert text.startswith(head) and text.endswith(";\n"), f
+        months[f.stem] = json.loads(text[len(head):-2])
+    return months
+
+
 def _mtimes(root):
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
@@ -40,14 +52,15 @@ def test_site_cli_writes_pages_and_a_rebuild_rewrites_only_what_changed(store_db
     assert r.stdout.strip() == str(out / "index.html")
     assert "site: 1 day, 193 papers;" in r.stderr and "0 unchanged" in r.stderr
     for rel in ("index.html", f"days/{DAY}.html", "months/2025-05.html", "search.html", "static/style.css",
-                "static/site.js", "static/search-index.js", f"papers/{paper_file(HOSTILE_ID)}"):
+                "static/site.js", "static/search/index.js", f"papers/{paper_file(HOSTILE_ID)}"):
         assert (out / rel).is_file(), rel
     html = (out / f"days/{DAY}.html").read_text()
     assert 'class="thumbs"' not in html and "csrf" not in html and 'action="/label"' not in html   # no feedback
     assert 'href="/' not in html and 'src="/' not in html                                    # relative links only
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html and "<script>window.__pwned" not in html
-    index = (out / "static/search-index.js").read_text()
-    assert index.startswith("window.RANKER_SEARCH = {") and "<script>" not in index
+    index = (out / "static/search/2025-05.js").read_text()         # the hostile paper's month
+    assert index.startswith('window.RANKER_SEARCH_MONTHS["2025-05"] = [') and HOSTILE_ID in index
+    assert "<script>" not in index and not (out / "static/search-index.js").exists()
 
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]     # atomic writes leave no temporary file
     before = _mtimes(out)
@@ -63,7 +76,8 @@ def test_site_cli_writes_pages_and_a_rebuild_rewrites_only_what_changed(store_db
         res = build_site(s, out)
     changed = set(res.written)
     assert f"days/{DAY}.html" in changed                               # its "next day" link is new
-    assert {"index.html", f"days/{OTHER_DAY}.html", "months/2025-07.html", "static/search-index.js"} <= changed
+    assert {"index.html", f"days/{OTHER_DAY}.html", "months/2025-07.html", "static/search/index.js",
+            "static/search/2025-07.js"} <= changed and "static/search/2025-05.js" not in changed
     # an old day's paper page changes only when its similar papers (the corpus index) now name a new-day paper
     from ranker.web import views
     from ranker.web.search import corpus_similar
@@ -274,14 +288,10 @@ def test_every_link_of_the_site_opens_from_disk_and_from_a_web_server(tmp_path):
 
 def _reachable_broken(root):
     """Links to missing files on the pages a visitor can reach from index.html (and the search index's papers)."""
-    import json
     import re
     from urllib.parse import unquote, urlsplit
     seen, todo, bad = set(), [root / "index.html"], []
-    index = root / "static" / "search-index.js"
-    if index.is_file():
-        rows = json.loads(index.read_text(encoding="utf-8").split("=", 1)[1].strip().rstrip(";"))["papers"]
-        todo += [root / r[5] for r in rows]
+    todo += [root / (r[6] if len(r) > 6 else f"papers/{r[0]}.html") for rows in _index(root).values() for r in rows]
     while todo:
         page = todo.pop()
         if page in seen:
@@ -394,10 +404,10 @@ def test_a_rebuild_removes_the_pages_the_site_no_longer_has_and_only_those(tmp_p
     with Store(other) as s:
         res = build_site(s, out)
         on_day = {f"papers/{paper_file(r.paper_id)}" for r in s.get_rankings(DAY)}
-    assert {f"days/{OTHER_DAY}.html", f"months/{OTHER_DAY[:7]}.html"} <= set(res.removed)
+    assert {f"days/{OTHER_DAY}.html", f"months/{OTHER_DAY[:7]}.html", "static/search/2025-07.js"} <= set(res.removed)
     left = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.parent != out / "static"}
     assert left == {".ranker-site", "index.html", "search.html", f"days/{DAY}.html", f"months/{DAY[:7]}.html",
-                    *mine, "papers/link.html", *on_day}
+                    *mine, "papers/link.html", *on_day, "static/search/index.js", f"static/search/{DAY[:7]}.js"}
     assert all((out / rel).read_text() == text for rel, text in mine.items())
     assert (out / "papers" / "link.html").is_symlink()
     with Store(other) as s:
@@ -432,6 +442,10 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     the files of those names there, and searched the whole tree (.git, a home folder) for temporary files to
     delete. A folder that holds what the site writes, and is not a site ranker wrote, is refused with nothing
     written; a folder beside whose files the site fits (a GitHub Pages repository) keeps them untouched."""
+    import shutil
+
+    from ranker.web.site import MARKER
+
     mine = tmp_path / "mine"
     (mine / "static").mkdir(parents=True)
     (mine / "index.html").write_text("<h1>my own page</h1>")
@@ -459,11 +473,17 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     old = tmp_path / "old"                     # a site built before sites were marked is still rebuilt in place
     with Store(store_db) as s:
         build_site(s, old)
-    for marker in old.glob(".*"):
+    for marker in old.glob(".*"):                   # (or whose marker did not come along with a copy of it)
         marker.unlink()
     (old / "index.html").write_text("an index.html from an older ranker site")
     r = ranker("site", "--out", old, "--db", store_db)
     assert r.returncode == 0 and "Archive" in (old / "index.html").read_text(), r.stderr
+    (old / MARKER).unlink()                     # and before its index was cut by month: one file then
+    shutil.rmtree(old / "static" / "search")
+    (old / "static" / "search-index.js").write_text('window.RANKER_SEARCH = {"papers":[]};\n')
+    r = ranker("site", "--out", old, "--db", store_db)
+    assert r.returncode == 0 and not (old / "static" / "search-index.js").exists(), r.stderr
+    assert (old / "static" / "search" / "index.js").is_file()
 
 
 def test_a_build_leaves_another_commands_temporary_file_in_its_folder(store_db, tmp_path):
@@ -515,12 +535,10 @@ def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
     appear": "RL" found every paper with "world" in it (the first hit, by its title), "NER" nearly every paper
     of the day ("inner", "learner"). It finds the papers that hold each word, the last one also as the start of
     a word, as serve's search by words does (the store's full-text index), accents and case aside."""
-    import json
     out = tmp_path / "site"
     with Store(store_db) as s:
         build_site(s, out)
-        index = (out / "static" / "search-index.js").read_text(encoding="utf-8")
-        on_site = {p[0] for p in json.loads(index[index.index("{"):index.rindex("}") + 1])["papers"]}
+        on_site = {p[0] for rows in _index(out).values() for p in rows}
         queries = ("RL", "ViT", "NER", "net", "GAN", "diffusion policy", "graph neural", "schrodinger",
                    "Large Language")
         expect = {q: set(s.search_papers(q, limit=10_000)) & on_site for q in queries}
@@ -535,6 +553,170 @@ def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
             assert found == expect[q], (q, sorted(found - expect[q])[:5], sorted(expect[q] - found)[:5])
             assert page.locator("#search-status").inner_text().startswith(f"{len(found)} result"), q
         assert errors == []
+
+
+MONTHS = ("2025-04-30", "2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02")       # four months, the data's days
+
+
+def test_the_search_index_is_cut_by_month_and_a_new_day_rewrites_only_its_month(tmp_path):
+    """The search index was one script of every paper (static/search-index.js): 21.5 MB for 50 days of arXiv,
+    past GitHub's 50 MB warning in about six months and its 100 MB limit in a year, rewritten whole for every
+    new day. It is a script a month, each holding that month's papers only (each
+    once, on its latest day), listed with their counts and versions; a new day rewrites its month's and the list,
+    no other month's; a rebuild removes the one-file index of an older build and a month the site no longer has."""
+    import hashlib
+    import json
+    import os
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=MONTHS[:2], n=20, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    index = _index(out)
+    assert sorted(index) == ["2025-04", "2025-05"]
+    for month, rows in index.items():
+        assert rows and all(r[2].startswith(month + "-") for r in rows), month
+        assert rows == sorted(rows, key=lambda r: (r[2], r[0]), reverse=True)
+    ids = [r[0] for rows in index.values() for r in rows]
+    assert len(ids) == len(set(ids)) and {f"papers/{i}.html" for i in ids} == {
+        str(p.relative_to(out)) for p in (out / "papers").glob("*.html")}
+    listed = (out / "static" / "search" / "index.js").read_text()
+    assert listed.startswith("window.RANKER_SEARCH = ") and listed.endswith(";\n")
+    listed = json.loads(listed[len("window.RANKER_SEARCH = "):-2])
+    assert listed["papers"] == len(ids) and [m for m, _, _ in listed["months"]] == ["2025-05", "2025-04"]
+    for month, n, src in listed["months"]:
+        data = (out / "static" / "search" / f"{month}.js").read_bytes()
+        assert n == len(index[month]) and src == f"static/search/{month}.js?v={hashlib.sha1(data).hexdigest()[:12]}"
+
+    # what an older build left: its one index file, and a month's index of a day the store no longer has;
+    # a script of the user's in the folder stays, and so does the file of another build begun meanwhile
+    old = {"static/search-index.js": 'window.RANKER_SEARCH = {"papers":[]};\n',
+           "static/search/2024-12.js": 'window.RANKER_SEARCH_MONTHS["2024-12"] = [];\n'}
+    mine = {"static/search/mine.js": "console.log('mine');\n", "static/search-index.txt": "notes\n"}
+    for rel, text in {**old, **mine}.items():
+        (out / rel).write_text(text)
+        os.utime(out / rel, (1, 1))
+    before = _mtimes(out)
+    fill_store(db, tmp_path / "o", days=MONTHS[2:3], n=20, hostile=False)         # a new day of May
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert sorted(res.removed) == sorted(old) and not any((out / rel).exists() for rel in old)
+    assert all((out / rel).read_text() == text for rel, text in mine.items())
+    assert {"static/search/2025-05.js", "static/search/index.js"} <= set(res.written)
+    assert "static/search/2025-04.js" not in res.written
+    assert _mtimes(out)["static/search/2025-04.js"] == before["static/search/2025-04.js"]
+    assert _index(out)["2025-04"] == index["2025-04"]
+    assert {r[2] for r in _index(out)["2025-05"]} == {"2025-05-13", "2025-05-15"}
+
+    fill_store(db, tmp_path / "o", days=MONTHS[3:4], n=20, hostile=False)         # a new month
+    before = _mtimes(out)
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert {w for w in res.written if w.startswith("static/")} == {"static/search/2025-06.js", "static/search/index.js"}
+    assert all(_mtimes(out)[f"static/search/{m}.js"] == before[f"static/search/{m}.js"] for m in ("2025-04", "2025-05"))
+    assert sorted(_index(out)) == ["2025-04", "2025-05", "2025-06"]
+
+
+@pytest.fixture(scope="module")
+def months_site(tmp_path_factory):
+    """A site of four months (the data's five days, 60 papers each), and the store it was built from."""
+    tmp = tmp_path_factory.mktemp("months")
+    db, out = tmp / "ranker.sqlite3", tmp / "my site #1 %20"
+    fill_store(db, tmp / "out", days=MONTHS, n=60, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    return db, out
+
+
+def _title_words(text: str) -> list[str]:
+    """Words as site.js cuts them: runs of letters, digits and '_', lower case, accents aside."""
+    import re
+    import unicodedata
+    text = "".join(c for c in unicodedata.normalize("NFD", text.lower()) if not unicodedata.category(c).startswith("M"))
+    return re.findall(r"[^\W]+", text)
+
+
+@needs_browser
+def test_the_static_search_searches_every_months_index_in_the_order_of_one(months_site):
+    """A search over the site's months, from disk (file://) and from a plain web server, finds the papers of
+    the oldest month and of the newest, as serve's search does, ranked as the one index ranked them: title
+    hits first, then digest picks, the latest day, the newest id. With no words it counts every paper and loads no
+    month; an id finds its paper in an old month; a month whose index did not load is named, the rest searched."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlencode
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    db, out = months_site
+    index = _index(out)
+    assert sorted(index) == ["2025-04", "2025-05", "2025-06", "2025-07"]
+    rows = {r[0]: r for month in index.values() for r in month}
+    queries = ("learning", "language models", "graph", "diffusion")
+    with Store(db) as s:
+        expect = {q: set(s.search_papers(q, limit=10_000)) & set(rows) for q in queries}
+
+    def ranked(q):
+        want = _title_words(q)
+
+        def in_title(r):
+            title = " " + " ".join(_title_words(r[1])) + " "
+            return sum((" " + w + ("" if i == len(want) - 1 else " ")) in title for i, w in enumerate(want))
+        return sorted(expect[q], key=lambda i: (in_title(rows[i]), rows[i][4], rows[i][2], i), reverse=True)[:200]
+    assert {rows[i][2][:7] for i in expect["learning"]} == set(index)          # every month has a hit
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with browser() as b:
+            for base in (out.as_uri() + "/", f"http://127.0.0.1:{httpd.server_address[1]}/"):
+                page, errors = watched_page(b)
+                asked = []
+                page.on("request", lambda r: asked.append(r.url))
+
+                def ask(q):
+                    page.goto(base + "search.html" + (f"?{urlencode({'q': q})}" if q else ""))
+                    page.wait_for_function("() => /( for \\u201c|indexed)/.test(document.getElementById("
+                                           "'search-status').textContent)")
+                    return page.locator("#search-status").inner_text()
+                assert ask("") == f"{len(rows)} papers indexed. Every word must appear in the title or the abstract."
+                assert not [u for u in asked if "/search/20" in u]            # no month loaded for no words
+                for q in queries:
+                    status = ask(q)
+                    hrefs = page.locator("#results li a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+                    assert hrefs == [f"papers/{i}.html" for i in ranked(q)], q
+                    n = len(expect[q])
+                    assert status == (
+                        f"{n} result{'s' if n != 1 else ''} for \u201c{q}\u201d{' (the first 200)' if n > 200 else ''}"
+                        ", by words in titles and abstracts."), q
+                oldest = min(rows.values(), key=lambda r: r[2])[0]
+                assert ask(oldest) == f"1 result for \u201c{oldest}\u201d, by arXiv id."
+                assert page.locator("#results li a").get_attribute("href") == f"papers/{oldest}.html"
+                assert ask("2501.99999") == "0 results for \u201c2501.99999\u201d: no paper 2501.99999 on this site."
+                assert errors == [], (base, errors)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@needs_browser
+def test_the_static_search_names_a_month_whose_index_did_not_load(months_site, tmp_path):
+    """A month's index that does not load (a file not uploaded) is named after the results of the others."""
+    import shutil
+    _, site = months_site
+    out = tmp_path / "site"
+    shutil.copytree(site, out)
+    month = {r[0]: m for m, rows in _index(out).items() for r in rows}
+    (out / "static" / "search" / "2025-05.js").unlink()
+    with browser() as b:
+        page, _ = watched_page(b)
+        _search_site(page, out, "learning")
+        status = page.locator("#search-status").inner_text()
+        assert status.endswith(", by words in titles and abstracts. Not searched (did not load): "
+                               "static/search/2025-05.js."), status
+        hrefs = page.locator("#results li a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+        assert {month[h[len("papers/"):-len(".html")]] for h in hrefs} == {"2025-04", "2025-06", "2025-07"}
 
 
 def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):

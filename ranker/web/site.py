@@ -1,6 +1,8 @@
 """`ranker site`: the store's pages as static HTML (archive, months, days, papers, search), for GitHub Pages or
 any file server, and readable straight from disk (file://): every link is relative, and search runs in the page
-over an index written as a script (static/search-index.js), since browsers refuse to fetch() files from disk.
+over an index written as scripts, since browsers refuse to fetch() files from disk: one a month
+(static/search/2025-07.js: its papers), which the search page loads as it searches, and static/search/index.js,
+which names them. So no file grows past a month's papers, and a new day rewrites only its month's (and the list).
 
 No feedback buttons and no labels: the site is for publishing. Rebuilding is idempotent: a page whose content
 did not change is not written again (its mtime stays), so only the days that changed are rewritten. New pages go
@@ -9,6 +11,7 @@ The pages of an earlier build that this one no longer has go last (_Writer.remov
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,11 +32,15 @@ _TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")        # ranker.io.atomic
 # not a site ranker wrote is not written into. MARKER goes in first, so even a first build stopped halfway is
 # known as a site by the next one.
 OWN = ("index.html", "search.html", "static", "days", "months", "papers")
-FOLDERS = ("static", "days", "months", "papers")
+FOLDERS = ("static", "static/search", "days", "months", "papers")
 MARKER = ".ranker-site"
 ROOT_FILES = ("index.html", "search.html", MARKER)      # the files the site writes in DIR itself
-PAGES = ("days", "months", "papers")           # one page per day, month and paper: the pages that can go stale
 SIGNED = b"A static copy made by <code>ranker site</code>."      # every page's footer (base.html)
+INDEXED = b"window.RANKER_SEARCH"     # how every search index script begins, today's and the one-file index's
+# The files that can go stale, (folder, pattern, what each begins with or holds): a page per day, month and paper,
+# the search index of a month, and the one index file of the sites built before the index was cut by month.
+STALE = (("days", "*.html", SIGNED), ("months", "*.html", SIGNED), ("papers", "*.html", SIGNED),
+         ("static/search", "*.js", INDEXED), ("static", "search-index.js", INDEXED))
 
 
 @dataclass
@@ -99,17 +106,19 @@ class _Writer:
         """Remove the pages an earlier build wrote that this one did not: a paper no longer on any day (its day
         run again on fewer papers) or a day the store does not have (a site built again from another database)
         kept its old page, scores and all, on the published site. After finish(): no page of this build links
-        to them. Only pages the site wrote (their footer) go; a file of the user's in those folders stays."""
-        for folder in PAGES:
+        to them. So go a month's search index the site no longer has and the one-file index of older builds
+        (static/search-index.js, a file past GitHub's limits in a few months). Only files the site wrote (a
+        page's footer, an index's first words) go; a file of the user's in those folders stays."""
+        for folder, pattern, mark in STALE:
             there = self.out / folder
-            for page in sorted(there.glob("*.html")) if there.is_dir() else ():
+            for page in sorted(there.glob(pattern)) if there.is_dir() else ():
                 rel = f"{folder}/{page.name}"
                 if rel in self.site or page.is_symlink() or not page.is_file():
                     continue
                 try:
                     # a page written since this build began is another build's, run at the same time on a
                     # newer state of the store (a day stored meanwhile), whose pages may link to it: kept
-                    if page.stat().st_mtime >= self.began or SIGNED not in page.read_bytes():
+                    if page.stat().st_mtime >= self.began or not _marked(page, mark):
                         continue
                     page.unlink()
                 except FileNotFoundError:
@@ -126,6 +135,14 @@ class _Writer:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _marked(path: Path, mark: bytes) -> bool:
+    """Whether the file is one the site wrote: a page holds the footer, an index script begins with its name."""
+    if mark == INDEXED:
+        with open(path, "rb") as f:
+            return f.read(len(mark)) == mark
+    return mark in path.read_bytes()
 
 
 def _holds(path: Path, data: bytes) -> bool:
@@ -176,16 +193,17 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
 
 def _refuse_others(out: Path) -> None:
     """An InputError when `out` holds a file or folder of the site's names and is not a site ranker wrote (its
-    MARKER, or, from before sites were marked, its search index): `ranker site --out .` in a folder of one's own
-    wrote over its index.html. Other files (a repository's README, .git) stay beside the site."""
+    MARKER, or, from before sites were marked, its search index, one file then): `ranker site --out .` in a folder
+    of one's own wrote over its index.html. Other files (a repository's README, .git) stay beside the site."""
     if not out.is_dir() or (out / MARKER).is_file():
         return
-    try:
-        with open(out / "static" / "search-index.js", "rb") as f:
-            if f.read(22) == b"window.RANKER_SEARCH =":
-                return
-    except OSError:
-        pass
+    for index in ("search/index.js", "search-index.js"):
+        try:
+            with open(out / "static" / index, "rb") as f:
+                if f.read(22) == b"window.RANKER_SEARCH =":
+                    return
+        except OSError:
+            pass
     clash = [name for name in OWN if os.path.lexists(out / name)]
     if clash:
         raise InputError(f"holds {', '.join(clash)}, and is not a site ranker wrote; choose a new folder, an empty "
@@ -214,8 +232,11 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
             continue
         day_pages.append(day)
         for row in dp.picks + dp.rest:            # a paper on several days: its latest day
-            index[row.paper.id] = [row.paper.id, row.paper.title, day, row.topic, int(row.picked),
-                                   f"papers/{paper_file(row.paper.id)}", " ".join(row.paper.abstract.split())]
+            pid = row.paper.id
+            index[pid] = [pid, row.paper.title, day, row.topic, int(row.picked),
+                          " ".join(row.paper.abstract.split())]
+            if paper_file(pid) != f"{pid}.html":          # its page's name, where the id alone does not give it
+                index[pid].append(f"papers/{paper_file(pid)}")
 
     found = similar
 
@@ -240,11 +261,33 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
         if mp is not None:
             w.write(f"months/{g.month}.html", render("month.html", urls=SiteUrls(1), page=mp))
 
-    rows = sorted(index.values(), key=lambda r: (r[2], r[0]), reverse=True)
-    # A script, not a .json file: pages opened from disk may not fetch() a file next to them. '<' only occurs
-    # inside JSON strings, where \u003c means the same: no paper's text can look like markup, even if inlined.
-    w.write("static/search-index.js", "window.RANKER_SEARCH = " + json.dumps(
-        {"papers": rows}, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n")
+    _write_search_index(w, index.values())
     w.write("search.html", render("search.html", urls=SiteUrls(0), q="", mode="", used="", rows=[],
                                   semantic=False, embedder="", note=""))
     w.write("index.html", render("archive.html", urls=SiteUrls(0), groups=groups, up=0, down=0))
+
+
+def _script_json(value) -> str:
+    """`value` as JSON to put in a script. '<' only occurs inside JSON strings, where \\u003c means the same: no
+    paper's text can look like markup, even if inlined."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _write_search_index(w: _Writer, rows) -> None:
+    """The search index: scripts, not .json files, since pages opened from disk may not fetch() a file next to
+    them. One a month, its papers (each on its latest day) newest first: what changes with a new day is its
+    month's file, and no file outgrows a month (the one file of every paper was 21.5 MB for 50 days of
+    listings, past GitHub's 50 MB warning in about six months, and rewritten whole for each new day). Then the
+    list of them, with each month's count (the search page says how many papers it searches before loading
+    any) and a version of each file's content, so a browser's cached copy of a month's index is not used once
+    that month has changed."""
+    months: dict[str, list] = {}
+    for row in sorted(rows, key=lambda r: (r[2], r[0]), reverse=True):
+        months.setdefault(row[2][:7], []).append(row)
+    listed = []
+    for month, papers in months.items():          # newest first: the search page asks for them in this order
+        data = f"window.RANKER_SEARCH_MONTHS[{_script_json(month)}] = {_script_json(papers)};\n".encode("ascii")
+        w.write(f"static/search/{month}.js", data)
+        listed.append([month, len(papers), f"static/search/{month}.js?v={hashlib.sha1(data).hexdigest()[:12]}"])
+    w.write("static/search/index.js", "window.RANKER_SEARCH = " + _script_json(
+        {"papers": sum(n for _, n, _ in listed), "months": listed}) + ";\n")

@@ -1,7 +1,7 @@
 // ranker site: what the static pages do without a server. Hand-written, no dependencies.
 //  - a day page filters its rows by topic and by picked / scored / all;
-//  - search.html searches the generated index (static/search-index.js) for words in titles and abstracts, or
-//    finds the paper of an arXiv id.
+//  - search.html searches the generated index (static/search/, a script a month) for words in titles and
+//    abstracts, or finds the paper of an arXiv id.
 // Text from papers is only ever set with textContent, never as markup.
 (function () {
   "use strict";
@@ -55,6 +55,9 @@
     return m ? m[1] : null;
   }
 
+  // The search index is cut by month (static/search/2025-07.js, ...), which static/search/index.js lists, newest
+  // first, with their counts: a search asks for every month at once, as scripts (a page opened from disk may not
+  // fetch() a file), searches each as it arrives, shows what it found so far, and lets its papers go.
   function search() {
     var list = document.getElementById("results");
     if (!list) { return; }
@@ -63,55 +66,82 @@
     var input = document.querySelector('form.search-page input[name="q"]');
     if (input) { input.value = q; }
     var idx = window.RANKER_SEARCH;
-    if (!idx) { status.textContent = "The search index (static/search-index.js) did not load."; return; }
-    var want = words(q), id = arxivId(q), how = ", by words in titles and abstracts.";
-    if (!want.length) { status.textContent = idx.papers.length + " papers indexed. Every word must appear in the title or the abstract."; return; }
-    var hits = [];
-    if (id) {            // its paper: no title or abstract holds an id
-      how = ", by arXiv id.";
-      idx.papers.forEach(function (p) { if (p[0] === id) { hits.push({ p: p, inTitle: 0 }); } });
-      if (!hits.length) { how = ": no paper " + id + " on this site."; }
-    }
+    if (!idx || !idx.months) { status.textContent = "The search index (static/search/index.js) did not load."; return; }
+    var want = words(q), id = arxivId(q), how = id ? ", by arXiv id." : ", by words in titles and abstracts.";
+    if (!want.length) { status.textContent = idx.papers + " papers indexed. Every word must appear in the title or the abstract."; return; }
+    var hits = [], searched = 0, failed = [];
     // A paper holds every word of the query as a word of its own, the last one also as the start of one, as in
     // serve: a query word found anywhere in the text made "RL" a hit of every paper about the "world" and "NER"
     // one of every "inner" or "learner" (nearly every paper of a day for a two-letter acronym).
     var last = want.length - 1;
     function holds(text, w, i) { return text.indexOf(" " + w + (i === last ? "" : " ")) >= 0; }
     var ascii = /^[\x00-\x7f]*$/;
-    (id ? [] : idx.papers).forEach(function (p) {
-      // p: [id, title, day, topic, picked, url, abstract]
-      // a text of plain ASCII without a query word even as a fragment cannot hold it: passed over before it is
-      // cut into words (which costs 50 times more; an accented text is always cut, "schrodinger" being in it)
-      var raw = (p[1] + " " + p[6]).toLowerCase();
-      if (ascii.test(raw) && want.some(function (w) { return raw.indexOf(w) < 0; })) { return; }
-      var title = " " + words(p[1]).join(" ") + " ", text = title + words(p[6]).join(" ") + " ";
-      var inTitle = 0;
-      for (var i = 0; i < want.length; i++) {
-        if (!holds(text, want[i], i)) { return; }
-        if (holds(title, want[i], i)) { inTitle += 1; }
+    function searchMonth(papers) {
+      papers.forEach(function (p) {
+        // p: [id, title, day, topic, picked, abstract, and its page where that is not papers/<id>.html]
+        if (id) {          // its paper: no title or abstract holds an id
+          if (p[0] === id) { hits.push({ p: p, inTitle: 0 }); }
+          return;
+        }
+        // a text of plain ASCII without a query word even as a fragment cannot hold it: passed over before it is
+        // cut into words (which costs 50 times more; an accented text is always cut, "schrodinger" being in it)
+        var raw = (p[1] + " " + p[5]).toLowerCase();
+        if (ascii.test(raw) && want.some(function (w) { return raw.indexOf(w) < 0; })) { return; }
+        var title = " " + words(p[1]).join(" ") + " ", text = title + words(p[5]).join(" ") + " ";
+        var inTitle = 0;
+        for (var i = 0; i < want.length; i++) {
+          if (!holds(text, want[i], i)) { return; }
+          if (holds(title, want[i], i)) { inTitle += 1; }
+        }
+        hits.push({ p: p, inTitle: inTitle });
+      });
+    }
+    function newer(x, y) { return x < y ? 1 : x > y ? -1 : 0; }
+    // as one index of every paper ranked them, whatever order the months come in: the id (newest first) last
+    function byRank(a, b) {
+      return (b.inTitle - a.inTitle) || (b.p[4] - a.p[4]) || newer(a.p[2], b.p[2]) || newer(a.p[0], b.p[0]);
+    }
+    function show() {
+      hits.sort(byRank);
+      list.textContent = "";
+      hits.slice(0, 200).forEach(function (h) {
+        var p = h.p, li = document.createElement("li"), a = document.createElement("a");
+        a.href = p[6] || "papers/" + p[0] + ".html";
+        a.textContent = p[1];
+        li.appendChild(a);
+        var meta = document.createElement("div");
+        meta.className = "muted";
+        meta.textContent = p[0] + " \u00b7 " + p[2] + (p[3] ? " \u00b7 " + p[3] : "") + (p[4] ? " \u00b7 digest pick" : "");
+        li.appendChild(meta);
+        var snip = document.createElement("div");
+        snip.className = "snippet";
+        snip.textContent = p[5].length > 260 ? p[5].slice(0, 259) + "\u2026" : p[5];
+        li.appendChild(snip);
+        list.appendChild(li);
+      });
+      var n = hits.length + " result" + (hits.length === 1 ? "" : "s");
+      if (searched < idx.months.length) {
+        status.textContent = "Searching, " + searched + " of " + idx.months.length + " months so far: " + n + ".";
+        return;
       }
-      hits.push({ p: p, inTitle: inTitle });
+      if (id && !hits.length) { how = ": no paper " + id + " on this site."; }
+      status.textContent = n + " for \u201c" + q + "\u201d" + (hits.length > 200 ? " (the first 200)" : "") + how +
+        (failed.length ? " Not searched (did not load): " + failed.join(", ") + "." : "");
+    }
+    var loaded = window.RANKER_SEARCH_MONTHS = window.RANKER_SEARCH_MONTHS || {};
+    idx.months.forEach(function (m) {          // m: [month, its papers, its file (with its version)]
+      var script = document.createElement("script");
+      script.onload = script.onerror = function () {
+        if (loaded[m[0]]) { searchMonth(loaded[m[0]]); } else { failed.push(m[2].split("?")[0]); }
+        delete loaded[m[0]];
+        script.remove();
+        searched += 1;
+        show();
+      };
+      script.src = m[2];
+      document.head.appendChild(script);
     });
-    hits.sort(function (a, b) {
-      return (b.inTitle - a.inTitle) || (b.p[4] - a.p[4]) || (a.p[2] < b.p[2] ? 1 : a.p[2] > b.p[2] ? -1 : 0);
-    });
-    status.textContent = hits.length + " result" + (hits.length === 1 ? "" : "s") + " for \u201c" + q + "\u201d" +
-      (hits.length > 200 ? " (the first 200)" : "") + how;
-    hits.slice(0, 200).forEach(function (h) {
-      var p = h.p, li = document.createElement("li"), a = document.createElement("a");
-      a.href = p[5];
-      a.textContent = p[1];
-      li.appendChild(a);
-      var meta = document.createElement("div");
-      meta.className = "muted";
-      meta.textContent = p[0] + " \u00b7 " + p[2] + (p[3] ? " \u00b7 " + p[3] : "") + (p[4] ? " \u00b7 digest pick" : "");
-      li.appendChild(meta);
-      var snip = document.createElement("div");
-      snip.className = "snippet";
-      snip.textContent = p[6].length > 260 ? p[6].slice(0, 259) + "\u2026" : p[6];
-      li.appendChild(snip);
-      list.appendChild(li);
-    });
+    show();
   }
 
   dayFilters();
