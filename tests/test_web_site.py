@@ -414,27 +414,57 @@ def test_a_rebuild_removes_the_pages_the_site_no_longer_has_and_only_those(tmp_p
         assert build_site(s, out).removed == []
 
 
-def test_a_rebuild_keeps_the_pages_another_build_writes_meanwhile(tmp_path):
-    """Two builds into one folder at once, the second begun after a run stored a new day: the first, reading the
-    store as it was, does not have the new day, and removed its page as stale though the second build's
-    index.html links to it. A page written since a build began is not that build's to remove."""
-    import os
+def test_two_builds_into_one_folder_take_turns(tmp_path):
+    """Two builds into one folder at once (a cron job's and one by hand): the second removed the first's
+    temporary files, the first then failing to put them in place, and a build of an older state of the store
+    removed as stale the pages the other had just linked. The second now waits for the first."""
+    import threading
     db, out = tmp_path / "s.sqlite3", tmp_path / "site"
     fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
     with Store(db) as s:
         build_site(s, out)
-    theirs = out / "days" / f"{OTHER_DAY}.html"
-    old = out / "days" / "2025-01-02.html"              # a stale page of an earlier build: removed
-    old.write_bytes((out / "days" / f"{DAY}.html").read_bytes())
-    os.utime(old, (1, 1))
+    inside, go_on, done = threading.Event(), threading.Event(), []
 
-    def similar(_store, _pid, _k):             # the other build writes its new day's page now
-        if not theirs.exists():
-            theirs.write_bytes((out / "days" / f"{DAY}.html").read_bytes())
+    def held(_store, _pid, _k):                # the first build, stopped in the middle of its pages
+        inside.set()
+        go_on.wait(30)
         return []
+
+    def build(similar):
+        with Store(db) as s:
+            done.append(build_site(s, out, similar=similar))
+    first = threading.Thread(target=build, args=(held,))
+    first.start()
+    assert inside.wait(30)
+    second = threading.Thread(target=build, args=(lambda *_: [],))
+    second.start()
+    second.join(1.5)
+    waited = second.is_alive()
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    assert waited, "the second build ran beside the first"
+    assert len(done) == 2 and (out / "days" / f"{DAY}.html").is_file()
+
+
+def test_a_file_of_the_user_s_own_with_the_site_s_footer_stays(tmp_path):
+    """A page of the site saved under a name of one's own (`papers/favourites.html`) holds the site's footer:
+    the rebuild's removal of stale pages took it for one of its own. Only files of the names the site gives
+    go."""
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
     with Store(db) as s:
-        res = build_site(s, out, similar=similar)
-    assert res.removed == ["days/2025-01-02.html"] and theirs.is_file() and not old.exists()
+        build_site(s, out)
+    page = (out / "days" / f"{DAY}.html").read_bytes()
+    mine = [out / "papers" / "favourites.html", out / "days" / "my-notes.html", out / "months" / "best.html"]
+    for f in mine:
+        f.write_bytes(page)
+    stale = out / "days" / "2025-01-02.html"
+    stale.write_bytes(page)
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert res.removed == ["days/2025-01-02.html"] and not stale.exists()
+    assert all(f.read_bytes() == page for f in mine)
 
 
 def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_path):

@@ -15,12 +15,13 @@ import hashlib
 import json
 import os
 import re
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import InputError
-from ..io import atomic_file, atomic_write, counted
+from ..io import arxiv_id, atomic_file, atomic_write, counted
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
@@ -39,8 +40,25 @@ SIGNED = b"A static copy made by <code>ranker site</code>."      # every page's 
 INDEXED = b"window.RANKER_SEARCH"     # how every search index script begins, today's and the one-file index's
 # The files that can go stale, (folder, pattern, what each begins with or holds): a page per day, month and paper,
 # the search index of a month, and the one index file of the sites built before the index was cut by month.
+# Only files of the names the site gives (a user's own `papers/favourites.html`, saved from a page of the site,
+# holds its footer too, and stays).
 STALE = (("days", "*.html", SIGNED), ("months", "*.html", SIGNED), ("papers", "*.html", SIGNED),
          ("static/search", "*.js", INDEXED), ("static", "search-index.js", INDEXED))
+_DAY_PAGE = re.compile(r"^\d{4}-\d{2}-\d{2}\.html$")
+_MONTH_FILE = re.compile(r"^\d{4}-\d{2}\.(html|js)$")
+
+
+def _named_by_the_site(folder: str, name: str) -> bool:
+    """Whether `name` is one the site gives a file of `folder`: a day's page, a month's page or search index, a
+    paper's page (an arXiv id's, as paper_file names it)."""
+    if folder == "days":
+        return bool(_DAY_PAGE.match(name))
+    if folder in ("months", "static/search"):
+        return bool(_MONTH_FILE.match(name))
+    if folder == "papers":
+        pid = arxiv_id(name[:-len(".html")].replace("_", "/"))
+        return pid is not None and paper_file(pid) == name
+    return True                                        # static/search-index.js, named by STALE itself
 
 
 @dataclass
@@ -75,7 +93,6 @@ class _Writer:
         self.renames: list[tuple[Path, Path]] = []      # (temporary file, the page it replaces)
         self.changed: list[str] = []
         self.site: set[str] = set()                       # every file of this build, written or not
-        self.began = time.time()
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
@@ -113,12 +130,11 @@ class _Writer:
             there = self.out / folder
             for page in sorted(there.glob(pattern)) if there.is_dir() else ():
                 rel = f"{folder}/{page.name}"
-                if rel in self.site or page.is_symlink() or not page.is_file():
+                if rel in self.site or page.is_symlink() or not page.is_file() \
+                        or not _named_by_the_site(folder, page.name):
                     continue
                 try:
-                    # a page written since this build began is another build's, run at the same time on a
-                    # newer state of the store (a day stored meanwhile), whose pages may link to it: kept
-                    if page.stat().st_mtime >= self.began or not _marked(page, mark):
+                    if not _marked(page, mark):
                         continue
                     page.unlink()
                 except FileNotFoundError:
@@ -160,18 +176,42 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", where=str(out), key="out")
     _refuse_others(out)
-    res = SiteResult(out=out)
-    w = _Writer(out, res)
-    if out.is_dir():                         # what a killed build left: temporary files are never published
-        for folder in (out, *(out / f for f in FOLDERS)):       # only where the site writes: not .git, not ~
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                m = _TEMPORARY.match(tmp.name)
-                # in DIR itself, only those of the site's own files: DIR may be another command's output
-                # folder too (`ranker run --out DIR`), whose file being written is not the site's to remove
-                if m and (folder != out or m.group(1) in ROOT_FILES) and tmp.is_file():
-                    tmp.unlink(missing_ok=True)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
+    with _one_build_at_a_time(out):
+        return _build(store, out, similar)
+
+
+@contextmanager
+def _one_build_at_a_time(out: Path) -> Iterator[None]:
+    """An exclusive lock on the site's folder for the whole build (released when the process ends, however it
+    ends): two builds at once (a cron job's and one by hand) removed each other's temporary files, the one not
+    yet put in place failing, and a build of an older state of the store removed as stale the pages the other
+    had just linked. The second waits for the first."""
+    try:
+        import fcntl
+    except ImportError:                      # not POSIX: builds are not kept apart
+        yield
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _build(store: Store, out: Path, similar) -> SiteResult:
+    res = SiteResult(out=out)
+    w = _Writer(out, res)
+    # what a killed build left: temporary files are never published
+    for folder in (out, *(out / f for f in FOLDERS)):       # only where the site writes: not .git, not ~
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            m = _TEMPORARY.match(tmp.name)
+            # in DIR itself, only those of the site's own files: DIR may be another command's output
+            # folder too (`ranker run --out DIR`), whose file being written is not the site's to remove
+            if m and (folder != out or m.group(1) in ROOT_FILES) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
     if similar is None:
         # the corpus index is searched before the snapshot below: inside it, an index that another process (a
         # run) brought up to the store since would look ahead of the store, and be built again
