@@ -79,7 +79,10 @@ _PLAIN_LETTERS = str.maketrans({
 def unaccented(text: str) -> str:
     """A name without diacritics, the letters above in ASCII, its case kept: "Łukasz Kaiser" -> "Lukasz Kaiser",
     "Strauß" -> "Strauss". The one folding every match of author names builds on (author pins, the author
-    features of a calibration), so that two spellings are one person to both or to neither."""
+    features of a calibration), so that two spellings are one person to both or to neither; the store's word
+    search folds titles, abstracts and queries with it too, so that a name found by one is found by the other."""
+    if text.isascii():                       # nothing to fold (most titles and abstracts: the word index folds all)
+        return text
     text = unicodedata.normalize("NFKD", text).translate(_PLAIN_LETTERS)     # after NFKD: "ǿ" is ø + accent
     return "".join(c for c in text if not unicodedata.combining(c))
 
