@@ -70,10 +70,12 @@ def delatex(text: str) -> str:
 # Latin letters NFKD leaves whole (no base letter and accent to split them into), as the ASCII their names are
 # also written in ("Łukasz" is "Lukasz" in many listings): every letter delatex writes is here, so a name in
 # TeX folds as its Unicode form does. The Catalan middle dot (l·l, ŀl) goes: "Gal·la" is also written "Galla".
-_PLAIN_LETTERS = str.maketrans({
+# (The static site's search folds its words with this table too, written into its index: web.site.)
+PLAIN_LETTERS = {
     "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L",
     "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "TH", "ı": "i", "ȷ": "j", "ŋ": "ng", "Ŋ": "NG",
-    "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T", "ə": "e", "Ə": "E", "\u00b7": ""})
+    "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T", "ə": "e", "Ə": "E", "\u00b7": ""}
+_PLAIN_LETTERS = str.maketrans(PLAIN_LETTERS)
 
 
 def unaccented(text: str) -> str:

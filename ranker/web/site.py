@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io import atomic_file, atomic_write
+from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
@@ -192,8 +193,9 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
     rows = sorted(index.values(), key=lambda r: (r[2], r[0]), reverse=True)
     # A script, not a .json file: pages opened from disk may not fetch() a file next to them. '<' only occurs
     # inside JSON strings, where \u003c means the same: no paper's text can look like markup, even if inlined.
-    w.write("static/search-index.js", "window.RANKER_SEARCH = " + json.dumps(
-        {"papers": rows}, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c") + ";\n")
+    # `letters`: what serve's word search folds besides accents (Ł as L, ß as ss), for site.js to fold alike.
+    data = json.dumps({"papers": rows, "letters": PLAIN_LETTERS}, ensure_ascii=True, separators=(",", ":"))
+    w.write("static/search-index.js", "window.RANKER_SEARCH = " + data.replace("<", "\\u003c") + ";\n")
     w.write("search.html", render("search.html", urls=SiteUrls(0), q="", mode="", used="", rows=[],
                                   semantic=False, embedder="", note=""))
     w.write("index.html", render("archive.html", urls=SiteUrls(0), groups=groups, up=0, down=0))
