@@ -29,6 +29,7 @@ import numpy as np
 from .errors import InputError, StoreError
 from .io import clean_text, redact
 from .records import DB_FILE, DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
+from .sources.normalize import unaccented
 
 # --------------------------------------------------------------------------- migrations
 # Each migration is a named function that changes the schema inside one transaction. They run in list order,
@@ -170,6 +171,16 @@ def m006_score_text(c: sqlite3.Connection) -> None:
     c.execute("ALTER TABLE scores ADD COLUMN text_hash TEXT")
 
 
+def m007_word_index_folded(c: sqlite3.Connection) -> None:
+    """The word-search index holds titles and abstracts folded as author names are (Ł as L, ß as ss: see
+    _FTS_COLUMNS), which an index built (or a build begun) before does not: "Lukasz" never found "Łukasz" there.
+    Such an index is marked to be refolded, which the next search does in chunks (Store._ensure_fts): dropping it
+    here held the write lock 2 s on 200,000 papers, and a paper of plain ASCII, most of them, is indexed right."""
+    if c.execute("SELECT 1 FROM sqlite_master WHERE name IN ('papers_fts', 'papers_fts_building')").fetchone():
+        c.execute("CREATE TABLE papers_fts_refold (upto INTEGER NOT NULL)")
+        c.execute("INSERT INTO papers_fts_refold VALUES (0)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_rankings_and_day_digests,
@@ -177,6 +188,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_score_cached_tokens,
     m005_run_owner,
     m006_score_text,
+    m007_word_index_folded,
 ]
 
 # A database from before named migrations counted its schema in PRAGMA user_version, over a list of SQL
@@ -261,6 +273,16 @@ FTS_BUILD_CHUNK = 5000
 FTS_BUILD_PAUSE = 0.05              # seconds
 _FTS_BUILDING = "papers_fts_building"
 _FTS_COLUMNS = "fts5(id, title, abstract, tokenize='unicode61 remove_diacritics 2')"
+# It holds a paper's title and abstract folded by sources.normalize.unaccented, as author pins fold names (Ł as L,
+# ß as ss, ø as o, æ as ae: letters unicode61 keeps whole, removing diacritics only), and a query is folded alike,
+# so "Lukasz", "lukasz" and "Łukasz" each find "Łukasz", "strasse" "Straße". The papers table keeps the text as
+# it is, which the pages show (a search answers ids). In SQL (the build), the same function: unaccented(text).
+# An index from before (m007) is refolded by the next search: the papers whose text folding changes are put in
+# again, folded, in rowid order, FTS_BUILD_CHUNK papers looked at and FTS_REFOLD_CHUNK put in at most a write
+# transaction (taking one out of the index, by its id, is most of the time: ~0.5 ms); papers_fts_refold says how
+# far it has got, and is dropped at the end.
+FTS_REFOLD_CHUNK = 500
+_FTS_REFOLD = "papers_fts_refold"
 
 
 class PaperAdder:
@@ -311,14 +333,14 @@ class PaperAdder:
         if self.fts and not (row is not None and older):
             if row is not None:
                 c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
-            # the text as stored (args: cleaned), as an index built from the papers table holds it
-            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, args[1], args[2]))
+            # the text as stored (args: cleaned), folded, as an index built from the papers table holds it
+            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, *_folded(args)))
         elif self.building is not None and rowid <= self.building and not (row is not None and older):
             # a paper the unfinished build has copied: its row there (the paper's rowid) takes the new text
             if row is not None:
                 c.execute(f"DELETE FROM {_FTS_BUILDING} WHERE rowid = ?", (rowid,))
             c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) VALUES (?,?,?,?)",
-                      (rowid, p.id, args[1], args[2]))
+                      (rowid, p.id, *_folded(args)))
         return earlier
 
 
@@ -711,9 +733,9 @@ class Store:
 
     # ------------------------------------------------------------------ word search
     def _fts_tables(self) -> set[str]:
-        """Which of papers_fts and papers_fts_building the database holds."""
-        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('papers_fts', ?)",
-                                                (_FTS_BUILDING,))}
+        """Which of papers_fts, papers_fts_building and papers_fts_refold the database holds."""
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('papers_fts', ?, ?)",
+                                                (_FTS_BUILDING, _FTS_REFOLD))}
 
     def _fts_state(self) -> tuple[bool, int | None]:
         """(whether the word-search index is built, the highest paper rowid an unfinished build holds or None)."""
@@ -733,30 +755,65 @@ class Store:
         the transaction that copies the last papers renames papers_fts. So a build interrupted (the process
         killed, the lock not got within the busy timeout) is never taken for the index: the next search goes on
         from where it stopped. A search never reads an unfinished index: it finishes the build first, taking
-        turns with any other process building it; when it cannot, it is answered as without FTS5 (LIKE)."""
-        if self._fts_state()[0]:
+        turns with any other process building it; when it cannot, it is answered as without FTS5 (LIKE). An
+        index from before its text was folded (m007) is refolded the same way, chunk by chunk (_refold_chunk)."""
+        names = self._fts_tables()
+        if "papers_fts" in names and _FTS_REFOLD not in names:
             return True
+        self._fold_in_sql()
         try:
             while True:
                 with self.transaction() as c:
                     built, upto = self._fts_state()
-                    if built:                   # another process finished it while this one waited for the lock
-                        # (a ranker from before the chunked build makes papers_fts anew: then this one's
-                        # unfinished build is of no use, see _drop_stale_fts_build)
+                    if built:                   # another process finished it while this one waited for the lock,
+                        # or it is to be refolded (a ranker from before the chunked build makes papers_fts anew:
+                        # then this one's unfinished build is of no use, see _drop_stale_fts_build)
                         c.execute(f"DROP TABLE IF EXISTS {_FTS_BUILDING}")
-                        return True
-                    if upto is None:
-                        c.execute(f"CREATE VIRTUAL TABLE {_FTS_BUILDING} USING {_FTS_COLUMNS}")
-                        upto = 0
-                    copied = c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) "
-                                       "SELECT rowid, id, title, abstract FROM papers WHERE rowid > ? "
-                                       "ORDER BY rowid LIMIT ?", (upto, FTS_BUILD_CHUNK)).rowcount
-                    if copied < FTS_BUILD_CHUNK:    # every paper is in (none can be added meanwhile: the lock)
-                        c.execute(f"ALTER TABLE {_FTS_BUILDING} RENAME TO papers_fts")
+                        if self._refold_chunk(c):
+                            return True
+                    elif self._build_chunk(c, upto):
                         return True
                 time.sleep(FTS_BUILD_PAUSE)
         except StoreError:
             return False
+
+    def _build_chunk(self, c: sqlite3.Connection, upto: int | None) -> bool:
+        """One write transaction's share of the build: the papers after rowid `upto` (None: the build begins)
+        copied, folded. True once the index is there and needs no refolding."""
+        if upto is None:
+            c.execute(f"CREATE VIRTUAL TABLE {_FTS_BUILDING} USING {_FTS_COLUMNS}")
+            upto = 0
+        copied = c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) "
+                           "SELECT rowid, id, unaccented(title), unaccented(abstract) FROM papers WHERE rowid > ? "
+                           "ORDER BY rowid LIMIT ?", (upto, FTS_BUILD_CHUNK)).rowcount
+        if copied < FTS_BUILD_CHUNK:    # every paper is in (none can be added meanwhile: the lock)
+            c.execute(f"ALTER TABLE {_FTS_BUILDING} RENAME TO papers_fts")
+            return _FTS_REFOLD not in self._fts_tables()      # (a build an older ranker began: refolded next)
+        return False
+
+    def _refold_chunk(self, c: sqlite3.Connection) -> bool:
+        """One write transaction's share of refolding an index from before m007 (see FTS_REFOLD_CHUNK): the
+        papers after the rowid papers_fts_refold holds whose title or abstract folding changes, taken out of the
+        index and put in again folded. True once every paper has been looked at (papers_fts_refold dropped)."""
+        if _FTS_REFOLD not in self._fts_tables():
+            return True
+        upto = c.execute(f"SELECT upto FROM {_FTS_REFOLD}").fetchone()[0]
+        last = c.execute("SELECT COALESCE(MAX(rowid), 0) FROM papers").fetchone()[0]
+        top = min(upto + FTS_BUILD_CHUNK, last)
+        rows = c.execute("SELECT rowid, id, unaccented(title), unaccented(abstract) FROM papers "
+                         "WHERE rowid > ? AND rowid <= ? AND (unaccented(title) != title "
+                         "OR unaccented(abstract) != abstract) ORDER BY rowid LIMIT ?",
+                         (upto, top, FTS_REFOLD_CHUNK)).fetchall()
+        if len(rows) == FTS_REFOLD_CHUNK:
+            top = rows[-1][0]
+        for _, pid, title, abstract in rows:
+            c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(pid), pid))
+            c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (pid, title, abstract))
+        if top >= last:
+            c.execute(f"DROP TABLE {_FTS_REFOLD}")
+            return True
+        c.execute(f"UPDATE {_FTS_REFOLD} SET upto = ?", (top,))
+        return False
 
     def _drop_stale_fts_build(self) -> None:
         """Drop an unfinished build of the word index that lies beside a built one. A ranker from before the
@@ -775,10 +832,15 @@ class Store:
         except (sqlite3.DatabaseError, StoreError):
             pass                                  # a lock now is not this open's failure: try next time
 
+    def _fold_in_sql(self) -> None:
+        """unaccented(text) in this connection's SQL: the word index's folding (see _FTS_COLUMNS)."""
+        self.conn.create_function("unaccented", 1, unaccented, deterministic=True)
+
     def search_papers(self, query: str, limit: int = 50) -> list[str]:
         """Ids of the papers whose title or abstract holds every word of `query` (the last one also as a prefix),
-        best match first: FTS5's BM25 with the title weighing more, or, without FTS5, a LIKE scan, newest first."""
-        words = _WORD.findall(query or "")[:20]
+        best match first: FTS5's BM25 with the title weighing more, or, without FTS5, a LIKE scan, newest first.
+        Both fold the query and the papers' text as author pins fold names ("Lukasz" finds "Łukasz")."""
+        words = _WORD.findall(unaccented(query or ""))[:20]
         if not words:
             return []
         if self._ensure_fts():
@@ -787,10 +849,11 @@ class Store:
             rows = self.conn.execute("SELECT id FROM papers_fts WHERE papers_fts MATCH ? "
                                      "ORDER BY bm25(papers_fts, 0.0, 10.0, 1.0) LIMIT ?", (match, limit))
             return [r[0] for r in rows]
+        self._fold_in_sql()
         cond, args = [], []
         for w in words:
             pat = "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            cond.append("(title LIKE ? ESCAPE '\\' OR abstract LIKE ? ESCAPE '\\')")
+            cond.append("(unaccented(title) LIKE ? ESCAPE '\\' OR unaccented(abstract) LIKE ? ESCAPE '\\')")
             args += [pat, pat]
         rows = self.conn.execute(f"SELECT id FROM papers WHERE {' AND '.join(cond)} "
                                  "ORDER BY last_seen DESC, id LIMIT ?", (*args, limit))
@@ -1255,6 +1318,11 @@ class Store:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _folded(args: tuple) -> tuple[str, str]:
+    """The title and abstract of PaperAdder's row as the word index holds them (see _FTS_COLUMNS)."""
+    return unaccented(args[1]), unaccented(args[2])
 
 
 def _fts_id(paper_id: str) -> str:

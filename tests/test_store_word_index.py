@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from ranker.records import Paper
 from ranker.store import Store
 
@@ -273,3 +275,103 @@ def test_a_search_that_waited_while_an_older_ranker_built_the_index_drops_its_ow
             t.join()
         assert built(db) and not building_table(db)
         assert s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone() == (300, 300)
+
+
+# A paper whose words hold letters FTS5's unicode61 keeps whole (it removes diacritics only): Ł, ß, Ø, Æ, Đ, þ
+KAISER = Paper(id="1706.03762", title="Notes of Łukasz Kaiser on attention", authors=["Łukasz Kaiser"],
+               abstract="Taken down in a café on the Straße des 17. Juni, by Ørsted's Æschylus, Đorđe and þorn.",
+               date="2025-01-06")
+PLAIN = Paper(id="2502.00002", title="Attention in graphs", abstract="Lukas walks down the street.",
+              date="2025-01-06")
+# each query finds KAISER alone: the name as typed on any keyboard, in any case, the last word also as a prefix
+# (quotes and stars are no syntax: words only, as before)
+FOLDED = ("Lukasz", "lukasz", "Łukasz", "ŁUKASZ", "łukasz kaiser", "kaiser Łuk", "KAISER luk", '"Lukasz" Kaiser*',
+          "strasse", "Straße", "STRASSE", "strasse des", "Orsted", "ørsted", "aeschylus", "Dorde", "thorn")
+
+
+def test_a_name_is_found_whatever_letters_it_is_typed_in(tmp_path, monkeypatch):
+    # Author pins fold "Łukasz" as "Lukasz" and "Straße" as "Strasse" (sources.normalize.unaccented); the word
+    # search did not: unicode61's remove_diacritics keeps ł, ß, ø, æ, đ, þ whole, so "Lukasz" found nothing.
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([KAISER])
+        for q in FOLDED:                                  # the first builds the index from the papers table
+            assert s.search_papers(q) == [KAISER.id], q
+        s.add_papers([PLAIN, Paper(id="2502.00003", title="Łódź trams", abstract="Gdańsk.", date="2025-01-07"),
+                      KAISER])                            # stored since: by add_papers, a new one and one again
+        for q in FOLDED:
+            assert s.search_papers(q) == [KAISER.id], q
+        assert s.search_papers("lodz gdansk") == s.search_papers("ŁÓDŹ") == ["2502.00003"]   # stored since
+        assert set(s.search_papers("lukas")) == {PLAIN.id, KAISER.id} and s.search_papers("lukas walks") == [PLAIN.id]
+        assert s.get_paper(KAISER.id) == s.get_papers([KAISER.id])[KAISER.id]
+        assert (s.get_paper(KAISER.id).title, s.get_paper(KAISER.id).abstract) == (KAISER.title, KAISER.abstract)
+        # without the index (no FTS5, a busy or read-only database), the LIKE scan folds alike
+        monkeypatch.setattr(Store, "_ensure_fts", lambda self: False)
+        for q in FOLDED:
+            assert s.search_papers(q) == [KAISER.id], q
+        assert s.search_papers("lodz") == ["2502.00003"]
+
+
+def test_a_paper_stored_while_a_build_is_unfinished_is_indexed_folded(tmp_path):
+    db = tmp_path / "r.sqlite3"
+    stored(db, 300)
+    killed_after_its_first_chunk(db, 100)
+    with Store(db) as s:                                  # a paper the build has copied: its row there anew
+        s.add_papers([Paper(id=pid(5), title="Łukasz on Straße", abstract="x", date="2025-01-06")])
+        assert s.search_papers("lukasz strasse") == [pid(5)] and s.search_papers("w00005") == []
+
+
+@pytest.mark.parametrize("left", ["built", "half built"])
+def test_an_index_an_older_ranker_built_unfolded_is_refolded_once_by_the_next_search(tmp_path, monkeypatch, left):
+    # A store whose index a ranker from before m007 built (or began to build: killed mid-way) holds "łukasz":
+    # opened by this one, its search must not read that index as it is ("Lukasz" still found nothing), lose
+    # nothing, nor hold the write lock long to fix it (dropping the index took 2 s on 200,000 papers).
+    import ranker.store as st
+    db = tmp_path / "r.sqlite3"
+    with monkeypatch.context() as m:                      # the previous ranker: its migrations, its index
+        m.setattr(st, "MIGRATIONS", [f for f in st.MIGRATIONS if f.__name__ != "m007_word_index_folded"])
+        stored(db, 300)
+        accented = [Paper(id=f"2502.{i:05d}", title=f"Ærø ferries {i}", abstract="From Łódź to Ħal Far.",
+                          date="2025-02-03") for i in range(10, 17)]
+        with Store(db) as s:
+            s.add_papers([KAISER, PLAIN, *accented])
+            s.set_label(KAISER.id, 1)
+        older = sqlite3.connect(db, isolation_level=None)
+        older.execute("BEGIN IMMEDIATE")
+        if left == "built":
+            built_by_an_older_ranker(older)
+            index = "papers_fts"
+        else:                                             # its first chunks, up to KAISER, then killed
+            older.execute("CREATE VIRTUAL TABLE papers_fts_building USING fts5(id, title, abstract, "
+                          "tokenize='unicode61 remove_diacritics 2')")
+            older.execute("INSERT INTO papers_fts_building (rowid, id, title, abstract) "
+                          "SELECT rowid, id, title, abstract FROM papers WHERE rowid <= 301")
+            older.execute("COMMIT")
+            index = "papers_fts_building"
+        assert older.execute(f"SELECT id FROM {index} WHERE {index} MATCH 'lukasz'").fetchall() == []
+        assert older.execute(f"SELECT id FROM {index} WHERE {index} MATCH 'łukasz'").fetchall() == [(KAISER.id,)]
+        older.close()
+    # in small chunks, to go through several: 100 papers looked at, 3 put in again at most, a transaction
+    monkeypatch.setattr(st, "FTS_BUILD_CHUNK", 100)
+    monkeypatch.setattr(st, "FTS_REFOLD_CHUNK", 3)
+    transactions = []
+    with Store(db) as s:
+        assert "m007_word_index_folded" in s.migrations and look(db, "SELECT upto FROM papers_fts_refold") == 0
+        assert s.count_papers() == 309 and s.get_labels()[KAISER.id].label == 1 and s.integrity_check() == "ok"
+        s.conn.set_trace_callback(lambda sql: transactions.append(sql) if sql == "COMMIT" else None)
+        assert s.search_papers("Lukasz") == [KAISER.id]
+        s.conn.set_trace_callback(None)
+        assert not look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts_refold'")
+        # (the rest of the build, one chunk; rowids 1-300, a chunk each, have nothing to refold; 301-309 hold 8
+        # papers whose text folding changes: 3 transactions)
+        assert len(transactions) == (left != "built") + 3 + 3
+        for q in FOLDED:
+            assert s.search_papers(q) == [KAISER.id], q
+        assert sorted(s.search_papers("aero ferries")) == sorted(s.search_papers("lodz hal")) == \
+            [a.id for a in accented]
+        assert s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone() == (309, 309)
+        assert s.search_papers("w00299") == [pid(299)] and s.search_papers("w00000") == [pid(0)]
+        assert s.integrity_check() == "ok" and not building_table(db)
+    with Store(db) as s:                                  # once: the next open keeps the index as it is
+        assert s.migrations[-1] == "m007_word_index_folded" and built(db)
+        assert not look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts_refold'")
+        assert s.search_papers("lukasz") == [KAISER.id]

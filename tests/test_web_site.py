@@ -749,6 +749,33 @@ def test_the_static_search_names_a_month_whose_index_did_not_load(months_site, t
         assert {month[h[len("papers/"):-len(".html")]] for h in hrefs} == {"2025-04", "2025-06", "2025-07"}
 
 
+@needs_browser
+def test_the_static_search_folds_the_letters_serve_folds(store_db, tmp_path):
+    """serve's search by words folds ł, ß, ø, æ as author pins do ("Lukasz" finds "Łukasz", "strasse" "Straße");
+    the site's search, which reads words as serve does, kept them whole and found nothing for "Lukasz"."""
+    import sqlite3
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    src, dst = sqlite3.connect(store_db), sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    with Store(db) as s:
+        p = s.get_paper("2505.09572")
+        p.title, p.abstract = "Notes of Łukasz Kaiser", "Taken down on the Straße des 17. Juni by Ørsted's Æsir."
+        s.add_papers([p])
+        build_site(s, out)
+        queries = ("Lukasz", "lukasz", "Łukasz", "strasse", "Straße", "kaiser luk", "orsted aesir")
+        assert {q: s.search_papers(q) for q in queries} == {q: ["2505.09572"] for q in queries}     # serve's
+    with browser() as b:
+        page, errors = watched_page(b)
+        for q in queries:
+            _search_site(page, out, q)
+            hrefs = page.locator("#results li a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+            assert hrefs == ["papers/2505.09572.html"], q
+            assert page.locator("#results li a").inner_text() == "Notes of Łukasz Kaiser"
+        assert errors == []
+
+
 def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):
     """The thumbs icons, drawn once per page since serve's pages carried their paths on every button, went into
     every page of the static site too, which shows no thumb and no label count: 641 bytes on each of a large

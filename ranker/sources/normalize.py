@@ -70,16 +70,21 @@ def delatex(text: str) -> str:
 # Latin letters NFKD leaves whole (no base letter and accent to split them into), as the ASCII their names are
 # also written in ("Łukasz" is "Lukasz" in many listings): every letter delatex writes is here, so a name in
 # TeX folds as its Unicode form does. The Catalan middle dot (l·l, ŀl) goes: "Gal·la" is also written "Galla".
-_PLAIN_LETTERS = str.maketrans({
+# (The static site's search folds its words with this table too, written into its index: web.site.)
+PLAIN_LETTERS = {
     "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L",
     "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "TH", "ı": "i", "ȷ": "j", "ŋ": "ng", "Ŋ": "NG",
-    "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T", "ə": "e", "Ə": "E", "\u00b7": ""})
+    "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T", "ə": "e", "Ə": "E", "\u00b7": ""}
+_PLAIN_LETTERS = str.maketrans(PLAIN_LETTERS)
 
 
 def unaccented(text: str) -> str:
     """A name without diacritics, the letters above in ASCII, its case kept: "Łukasz Kaiser" -> "Lukasz Kaiser",
     "Strauß" -> "Strauss". The one folding every match of author names builds on (author pins, the author
-    features of a calibration), so that two spellings are one person to both or to neither."""
+    features of a calibration), so that two spellings are one person to both or to neither; the store's word
+    search folds titles, abstracts and queries with it too, so that a name found by one is found by the other."""
+    if text.isascii():                       # nothing to fold (most titles and abstracts: the word index folds all)
+        return text
     text = unicodedata.normalize("NFKD", text).translate(_PLAIN_LETTERS)     # after NFKD: "ǿ" is ø + accent
     return "".join(c for c in text if not unicodedata.combining(c))
 

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from ..errors import InputError
 from ..io import arxiv_id, atomic_file, atomic_write, counted
+from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
@@ -330,4 +331,4 @@ def _write_search_index(w: _Writer, rows) -> None:
         w.write(f"static/search/{month}.js", data)
         listed.append([month, len(papers), f"static/search/{month}.js?v={hashlib.sha1(data).hexdigest()[:12]}"])
     w.write("static/search/index.js", "window.RANKER_SEARCH = " + _script_json(
-        {"papers": sum(n for _, n, _ in listed), "months": listed}) + ";\n")
+        {"papers": sum(n for _, n, _ in listed), "months": listed, "letters": PLAIN_LETTERS}) + ";\n")

@@ -31,10 +31,14 @@
     if (submit) { submit.hidden = true; }
   }
 
-  // Words as serve's search reads them (SQLite FTS5, unicode61 remove_diacritics 2): runs of letters, digits and
-  // '_', in any case, without accents ("Schrödinger" is "schrodinger").
+  // Words as serve's search reads them (folded by ranker.sources.normalize.unaccented, then SQLite FTS5,
+  // unicode61 remove_diacritics 2): runs of letters, digits and '_', in any case, without accents ("Schrödinger"
+  // is "schrodinger"), and the letters the index's `letters` name as it writes them ("Łukasz" is "lukasz",
+  // "Straße" "strasse"): set from the index by search().
+  var letters = {}, letter = /[]/g;
   function words(text) {
-    return (text.toLowerCase().normalize("NFD").replace(/\p{M}+/gu, "").match(/[\p{L}\p{N}_]+/gu) || []);
+    text = text.normalize("NFKD").replace(letter, function (c) { return letters[c]; });
+    return (text.replace(/\p{M}+/gu, "").toLowerCase().match(/[\p{L}\p{N}_]+/gu) || []);
   }
 
   // An arXiv id, bare, with its version, arXiv: or as its abs / pdf link: read step by step as
@@ -67,6 +71,10 @@
     if (input) { input.value = q; }
     var idx = window.RANKER_SEARCH;
     if (!idx || !idx.months) { status.textContent = "The search index (static/search/index.js) did not load."; return; }
+    letters = idx.letters || {};
+    letter = new RegExp("[" + Object.keys(letters).map(function (c) {
+      return "\\u" + ("000" + c.charCodeAt(0).toString(16)).slice(-4);
+    }).join("") + "]", "g");
     var want = words(q), id = arxivId(q), how = id ? ", by arXiv id." : ", by words in titles and abstracts.";
     if (!want.length) { status.textContent = idx.papers + " papers indexed. Every word must appear in the title or the abstract."; return; }
     var hits = [], searched = 0, failed = [];
