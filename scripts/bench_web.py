@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ranker.io import counted  # noqa: E402
 from ranker.settings import resolve  # noqa: E402
 from ranker.steps import fetch_day, run_day  # noqa: E402
 from ranker.store import Store  # noqa: E402
@@ -65,7 +66,7 @@ def main() -> None:
             day = fetch_day(d / "listing.jsonl", s, store=store)
             n_papers += len(day.papers)
             run_day(day, a.db.parent / "out", s, store=store)       # the fake LLM: settings say so
-    print(f"store: {len(day_dirs)} days, {n_papers} papers through run_day (fake LLM) in "
+    print(f"store: {counted(len(day_dirs), 'day')}, {counted(n_papers, 'paper')} through run_day (fake LLM) in "
           f"{time.perf_counter() - t0:.1f} s")
 
     from ranker.web.site import build_site
@@ -80,7 +81,7 @@ def main() -> None:
         size = sum(p.stat().st_size for p in a.site.rglob("*") if p.is_file())
         months = [p.stat().st_size for p in (a.site / "static" / "search").glob("????-??.js")]
         index = sum(months) + (a.site / "static" / "search" / "index.js").stat().st_size
-        print(f"site: {r1.pages} files, {size / 1e6:.1f} MB (search index {index / 1e6:.1f} MB, {len(months)} months,"
+        print(f"site: {r1.pages} files, {size / 1e6:.1f} MB (search index {index / 1e6:.1f} MB, {counted(len(months), 'month')},"
               f" the largest {max(months, default=0) / 1e6:.1f} MB); "
               f"built in {cold:.1f} s; rebuilt in {warm:.1f} s with {len(r2.written)} files written")
 

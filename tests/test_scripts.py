@@ -282,8 +282,9 @@ def test_bench_web_prints_the_site_and_each_pages_time(vectors_db, tmp_path):
     out = script("bench_web.py", "--history", DAYS, "--days", 1, "--db", tmp_path / "web" / "ranker.sqlite3",
                  "--vectors-from", vectors_db, "--site", tmp_path / "site", timeout=300).stdout
     assert re.search(r"^vectors copied: \d+$", out, re.M), out
-    assert re.search(r"^store: 1 days, \d+ papers through run_day \(fake LLM\) in [\d.]+ s$", out, re.M), out
-    assert re.search(r"^site: \d+ files, [\d.]+ MB \(search index [\d.]+ MB\); built in [\d.]+ s; rebuilt in "
+    assert re.search(r"^store: 1 day, [\d,]+ papers through run_day \(fake LLM\) in [\d.]+ s$", out, re.M), out
+    assert re.search(r"^site: \d+ files, [\d.]+ MB \(search index [\d.]+ MB, 1 month, the largest [\d.]+ MB\); "
+                     r"built in [\d.]+ s; rebuilt in "
                      r"[\d.]+ s with 0 files written$", out, re.M), out
     for page in ("archive", "month", "day", "paper", "search by words", "labels"):
         assert re.search(rf"^serve {page}.*: \d+ ms, \d+ kB$", out, re.M), page
