@@ -1346,6 +1346,15 @@ def test_esc_in_a_field_hands_the_keys_back_to_the_paper_it_left(site, chromium)
         assert _focused_paper(page) == ids[1]
         page.keyboard.press("j")
         assert _focused_paper(page) == ids[2]
+        # a paper scrolled out of sight since: Esc brings it into view with the keys, not a thumb on one unseen
+        far = page.locator(f"article[id='p-{ids[-1]}']")
+        far.focus()
+        page.evaluate("window.scrollTo(0, 0)")
+        in_view = "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight + 1; }"
+        assert not far.evaluate(in_view)
+        box.focus()
+        page.keyboard.press("Escape")
+        assert _focused_paper(page) == ids[-1] and far.evaluate(in_view)
         with Store(db) as s:
             assert all(s.label_events(i) == [] for i in ids[:3])
         assert errors == []

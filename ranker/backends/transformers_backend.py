@@ -129,7 +129,9 @@ class TransformersBackend(Backend):
         # the context the model was built for (None: its config does not say); a prompt must leave room in it
         self.max_model_len = hf_config_context(self._model.config)
         # the logits' width: a multimodal model (Gemma 3) keeps vocab_size in its text model's config only
-        vocab = max(int(self._model.config.get_text_config().vocab_size), len(self._tok))
+        config = self._model.config
+        text = getattr(config, "get_text_config", None)       # (as hf_config_context: older releases lack it)
+        vocab = max(int((text() if text else config).vocab_size), len(self._tok))
         info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=vocab,
                                                   stop_token_ids=sorted(self._eos) or None)
         self._compiler = xgr.GrammarCompiler(info)

@@ -190,7 +190,9 @@
       // the paper it was on last, or to the page. What was typed stays, as in Firefox's search box (Chrome's
       // emptied itself): a query half typed is not lost, and the same Esc does the same in every browser.
       if (key === "Escape") {
-        if (last && last.isConnected) { last.focus({ preventScroll: true }); } else { t.blur(); }
+        // (scrolled into view: the page may have been scrolled away from it, and a key then judged a paper unseen)
+        if (last && last.isConnected) { last.focus({ preventScroll: true }); last.scrollIntoView({ block: "nearest" }); }
+        else { t.blur(); }
         ev.preventDefault();
       }
       return;
