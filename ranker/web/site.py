@@ -199,16 +199,17 @@ def _one_build_at_a_time(out: Path) -> Iterator[None]:
     try:
         fd = os.open(out / MARKER, os.O_WRONLY | os.O_APPEND)
     except OSError:                          # a marker one may not write (copied read-only): unlocked
-        yield
-        return
+        fd = None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:                      # a file system without locks (NFS with no lock daemon): unlocked
-            pass
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:                  # a file system without locks (NFS with no lock daemon): unlocked
+                pass
         yield
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _build(store: Store, out: Path, similar) -> SiteResult:
