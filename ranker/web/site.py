@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError
-from ..io import arxiv_id, atomic_file, atomic_write, counted
+from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
@@ -174,8 +174,7 @@ def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
     paper pages' similar papers, (store, id, k) -> [(id, cosine)]; default the corpus index, searched once for
     every paper (corpus_similar_many)."""
     out = Path(out).expanduser()                 # as every command's output folder (io.output_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", where=str(out), key="out")
+    check_output_dir(out)                        # a file there, a folder that cannot be made or written in
     _refuse_others(out)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
