@@ -423,20 +423,20 @@ def test_two_builds_into_one_folder_take_turns(tmp_path):
     fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
     with Store(db) as s:
         build_site(s, out)
-    inside, go_on, done = threading.Event(), threading.Event(), []
+    inside, go_on, done, told = threading.Event(), threading.Event(), [], []
 
     def held(_store, _pid, _k):                # the first build, stopped in the middle of its pages
         inside.set()
         go_on.wait(30)
         return []
 
-    def build(similar):
+    def build(similar, name):
         with Store(db) as s:
-            done.append(build_site(s, out, similar=similar))
-    first = threading.Thread(target=build, args=(held,))
+            done.append(build_site(s, out, similar=similar, waiting=lambda: told.append(name)))
+    first = threading.Thread(target=build, args=(held, "first"))
     first.start()
     assert inside.wait(30)
-    second = threading.Thread(target=build, args=(lambda *_: [],))
+    second = threading.Thread(target=build, args=(lambda *_: [], "second"))
     second.start()
     second.join(1.5)
     waited = second.is_alive()
@@ -445,6 +445,41 @@ def test_two_builds_into_one_folder_take_turns(tmp_path):
     second.join(30)
     assert waited, "the second build ran beside the first"
     assert len(done) == 2 and (out / "days" / f"{DAY}.html").is_file()
+    assert told == ["second"]                  # the caller heard that it waited (once), and only the one that did
+
+
+def test_site_cli_says_it_waits_for_another_build_into_the_folder(tmp_path):
+    """A second `ranker site` into a folder another build holds waited without a word, for as long as the
+    other took. It says one line on stderr, then builds once the other has ended."""
+    import fcntl
+    import os
+    import subprocess
+    import threading
+
+    from ranker.web.site import MARKER
+
+    from conftest import RANKER
+    db, out = tmp_path / "s.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    fd = os.open(out / MARKER, os.O_WRONLY | os.O_APPEND)        # another build, holding the folder
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}
+    p = subprocess.Popen([*RANKER, "site", "--out", str(out), "--db", str(db)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first: list[str] = []
+        reader = threading.Thread(target=lambda: first.append(p.stderr.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert first == [f"site: waiting for another build into {out} to end\n"], first
+        assert p.poll() is None                                  # still waiting
+    finally:
+        os.close(fd)                                             # the other build ends
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 0, stderr
+    assert stdout.strip() == str(out / "index.html") and stderr.startswith("site: 1 day, 12 papers;")
 
 
 def test_a_file_of_the_user_s_own_with_the_site_s_footer_stays(tmp_path):

@@ -18,7 +18,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import InputError
 from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted
@@ -169,25 +169,27 @@ def _holds(path: Path, data: bytes) -> bool:
         return False            # unreadable: written again (atomic_write names the path if that fails too)
 
 
-def build_site(store: Store, out: str | Path, *, similar=None) -> SiteResult:
+def build_site(store: Store, out: str | Path, *, similar=None,
+               waiting: Callable[[], None] | None = None) -> SiteResult:
     """Every page as static HTML under `out`, writing only the files whose content changed. `similar`: the
     paper pages' similar papers, (store, id, k) -> [(id, cosine)]; default the corpus index, searched once for
-    every paper (corpus_similar_many)."""
+    every paper (corpus_similar_many). `waiting` is called once, before this build waits for another one into
+    `out` to end (see _one_build_at_a_time), so the caller can say why nothing happens."""
     out = Path(out).expanduser()                 # as every command's output folder (io.output_dir)
     check_output_dir(out)                        # a file there, a folder that cannot be made or written in
     _refuse_others(out)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
-    with _one_build_at_a_time(out):
+    with _one_build_at_a_time(out, waiting or (lambda: None)):
         return _build(store, out, similar)
 
 
 @contextmanager
-def _one_build_at_a_time(out: Path) -> Iterator[None]:
+def _one_build_at_a_time(out: Path, waiting: Callable[[], None]) -> Iterator[None]:
     """An exclusive lock on the site's folder for the whole build (released when the process ends, however it
     ends): two builds at once (a cron job's and one by hand) removed each other's temporary files, the one not
     yet put in place failing, and a build of an older state of the store removed as stale the pages the other
-    had just linked. The second waits for the first."""
+    had just linked. The second waits for the first, calling `waiting` before it does."""
     try:
         import fcntl
     except ImportError:                      # not POSIX: builds are not kept apart
@@ -200,15 +202,26 @@ def _one_build_at_a_time(out: Path) -> Iterator[None]:
     except OSError:                          # a marker one may not write (copied read-only): unlocked
         fd = None
     try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:                  # a file system without locks (NFS with no lock daemon): unlocked
-                pass
+        if fd is not None and not _locked(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            waiting()                        # another build holds the folder
+            _locked(fd, fcntl.LOCK_EX)
         yield
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _locked(fd: int, how: int) -> bool:
+    """flock(fd, how); False only where another process holds the lock (a non-blocking `how`). A file system
+    without locks (NFS with no lock daemon) says True: the build goes on unlocked."""
+    import fcntl
+    try:
+        fcntl.flock(fd, how)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def _build(store: Store, out: Path, similar) -> SiteResult:
