@@ -44,6 +44,10 @@ def category_problem(cat: str) -> str | None:
     return f"{cat!r} is not an arXiv category like cs.LG"
 
 
+# the keys of a prefilter output line that are the verdict (Ranked's own), not the paper's
+VERDICT_KEYS = ("prefilter_score", "kept", "topic", "rule", "reupload_of")
+
+
 @dataclass
 class Paper:
     id: str                       # arXiv id without version, e.g. "2506.16065"
@@ -59,9 +63,14 @@ class Paper:
     extra: dict[str, Any] = field(default_factory=dict)   # fields we do not model, kept round-trip
 
     def to_dict(self) -> dict[str, Any]:
+        """The papers JSONL line: the paper's fields, then the fields of its source that we do not model (a
+        user's own), but not a ranking's verdict (VERDICT_KEYS) that a paper read from prefilter output
+        carries in `extra`: a papers file written from it (`ranker fetch --from ranked.jsonl`) is not that
+        ranking's, and `ranker score --only-kept` would take the old verdict for one of it."""
         d = {k: v for k, v in asdict(self).items() if k != "extra"}
         for k, v in self.extra.items():
-            d.setdefault(k, v)
+            if k not in VERDICT_KEYS:
+                d.setdefault(k, v)
         return d
 
     @classmethod
@@ -89,10 +98,6 @@ class Paper:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-# the keys of a prefilter output line that are the verdict (Ranked's own), not the paper's
-VERDICT_KEYS = ("prefilter_score", "kept", "topic", "rule", "reupload_of")
-
-
 @dataclass
 class Ranked:
     """A paper with its prefilter verdict. `rule` says what decided it: the keep rule ("top", "keep", "recall",
@@ -113,9 +118,8 @@ class Ranked:
             d["rule"] = self.rule
         if self.reupload_of:
             d["reupload_of"] = self.reupload_of
-        for k, v in self.paper.to_dict().items():
-            if k not in VERDICT_KEYS:       # an earlier ranking's, carried by a paper read from its file
-                d.setdefault(k, v)
+        for k, v in self.paper.to_dict().items():    # no earlier ranking's verdict (see Paper.to_dict)
+            d.setdefault(k, v)
         return d
 
     @classmethod

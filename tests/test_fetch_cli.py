@@ -70,6 +70,28 @@ def test_papers_seen_on_an_earlier_day_are_marked(tmp_path):
     assert count(db) == 207
 
 
+def test_a_papers_file_from_prefilter_output_holds_no_old_verdict(tmp_path):
+    """`ranker fetch --from ranked.jsonl` (what prefilter or run wrote) carried the ranking's prefilter_score,
+    kept, topic and rule into the papers file, where `ranker score --only-kept` took the old verdict for that
+    file's own. The papers file holds the paper's fields and the user's own keys, not a verdict."""
+    ranked = tmp_path / "ranked.jsonl"
+    rows = lines(DAYS / "2025-05-15" / "listing.jsonl")[:4]
+    ranked.write_text("".join(json.dumps({"id": r["id"], "prefilter_score": 0.9 - i / 10, "kept": i < 2,
+                                          "topic": "Emerging Trends", "rule": "keep", "my_note": "read it",
+                                          **{k: v for k, v in r.items() if k != "id"}}) + "\n"
+                              for i, r in enumerate(rows)))
+    out = tmp_path / "papers.jsonl"
+    r = fetch_cli("fetch", "--from", ranked, "--out", out, "--db", tmp_path / "r.sqlite3")
+    assert r.returncode == 0, r.stderr
+    got = lines(out)
+    assert [x["id"] for x in got] == [x["id"] for x in rows]
+    assert all(x["my_note"] == "read it" and "gpt_selected" in x for x in got)          # the user's keys stay
+    assert not [k for x in got for k in ("prefilter_score", "kept", "topic", "rule") if k in x]
+    r = ranker("score", "--papers", out, "--only-kept", "--out", tmp_path / "s.jsonl", "--backend", "fake",
+               "--db", tmp_path / "r.sqlite3")
+    assert r.returncode == 1 and "prefilter" in r.stderr, r.stderr       # not taken for a ranking
+
+
 def test_missing_file_is_one_line(tmp_path):
     r = fetch_cli("fetch", "--from", "missing.xml", "--out", tmp_path / "p.jsonl", cwd=tmp_path)
     assert r.returncode == 1

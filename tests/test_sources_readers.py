@@ -255,16 +255,21 @@ def test_listing_jsonl_round_trip(tmp_path):
 
 
 def test_prefilter_output_keeps_unknown_keys(tmp_path):
+    """A key of the user's own is written back; the verdict is read (read_ranked takes it from extra), but a
+    papers line written from such a paper does not carry it (it is not that file's ranking)."""
     rows = listing_rows(n=3)
     path = tmp_path / "pre.jsonl"
     with path.open("w") as f:
         for i, r in enumerate(rows):
             f.write(json.dumps({"id": r["id"], "prefilter_score": 0.5 - i / 10, "kept": i < 2, "topic": "t1",
+                                "rule": "keep", "my_note": f"note {i}",
                                 **{k: v for k, v in r.items() if k != "id"}}) + "\n")
     papers = list(read_papers(path))
     assert [p.extra["prefilter_score"] for p in papers] == [0.5, 0.4, 0.3]
     assert [p.extra["kept"] for p in papers] == [True, True, False]
-    assert papers[0].to_dict()["topic"] == "t1"
+    line = papers[0].to_dict()
+    assert line["my_note"] == "note 0" and line["gpt_selected"] == rows[0]["gpt_selected"]
+    assert not {"prefilter_score", "kept", "topic", "rule"} & set(line)
 
 
 def test_categories_filter_on_jsonl():

@@ -1,8 +1,9 @@
 """Our own papers JSONL: the layout of shared/data/days/*/listing.jsonl and of `ranker fetch --out`.
 
 Also reads `ranker prefilter` output, whose rows carry extra keys (prefilter_score, kept, topic, ...): every
-key we do not model is kept in Paper.extra and written back unchanged (reading.read_ranked turns the verdict
-into Ranked records); a row with a malformed verdict is skipped, counted. The per-category keys of a listing
+key we do not model is kept in Paper.extra, and a key of the user's own is written back unchanged; the verdict
+(records.VERDICT_KEYS) is read_ranked's, which turns it into Ranked records, and is not written into a papers
+file (Paper.to_dict). A row with a malformed verdict is skipped, counted. The per-category keys of a listing
 ("cs.LG": "new" | "cross" | null) give the announce type when the row has none.
 """
 from __future__ import annotations
