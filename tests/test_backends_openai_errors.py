@@ -61,6 +61,8 @@ class Server:
         self.connections = 0              # connections a client holds open (kept alive between requests)
         self.models = ["served-model"]    # what GET /v1/models lists
         self.only_its_models = False      # answer a request for another model as vLLM's server does (404)
+        self.not_served_body: dict | None = None    # ... with this body instead (a gateway's, naming no model)
+        self.models_status = 200          # how GET /v1/models answers (a 500: it cannot tell)
         self.key: str | None = None       # the key it requires (vLLM's --api-key), or none
         self.answered = 0                 # requests answered (a hanging one is not, until the server closes)
         self.release = threading.Event()  # ends the hanging requests: set when the server closes
@@ -106,7 +108,9 @@ class Server:
                 return False
 
             def do_GET(self):  # noqa: N802
-                if not self._refused():
+                if not self._refused() and srv.models_status != 200:
+                    self._send(srv.models_status, {"error": "internal error"})
+                elif not self._refused():
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in srv.models]})
 
             def do_POST(self):  # noqa: N802
@@ -119,6 +123,8 @@ class Server:
                 try:
                     if self._refused():
                         return
+                    if srv.only_its_models and body["model"] not in srv.models and srv.not_served_body:
+                        return self._send(404, srv.not_served_body)
                     if srv.only_its_models and body["model"] not in srv.models:
                         return self._send(404, {"error": {"message": f"The model `{body['model']}` does not exist.",
                                                           "type": "NotFoundError", "param": "model", "code": 404}})
@@ -1030,6 +1036,28 @@ def test_a_base_url_without_its_v1_is_one_line_naming_the_setting(server, tmp_pa
         assert r.returncode == 1
         assert (f"error: OPENAI_BASE_URL: {bare}{path} is not there (HTTP 404): not the base URL of an "
                 "OpenAI-compatible API, which usually ends in /v1") in r.stderr, r.stderr
+
+
+def test_a_404_that_names_no_model_is_told_apart_by_the_base_url_s_models(server):
+    """A 404 whose body names no model was always blamed on the base URL ('not the base URL of an
+    OpenAI-compatible API, which usually ends in /v1'), also where the base URL ends in /v1 and its /models
+    answers: a gateway's bare 'Not Found' for a model it does not route. The base URL's /models now tells: a list
+    without the model is the model's fault; a /models that cannot say leaves both named."""
+    server.only_its_models = True
+    server.not_served_body = {"detail": "Not Found"}
+    with pytest.raises(ConfigError) as e:
+        backend(server, model="other-model").generate([req("2506.00001", "ok")])
+    assert e.value.key == "scoring.model"
+    assert str(e.value) == f"scoring.model: {server.url} serves 'served-model', not 'other-model'"
+
+    server.models_status = 500
+    with pytest.raises(ConfigError) as e:
+        backend(server, model="other-model").generate([req("2506.00001", "ok")])
+    assert e.value.key == "scoring.openai.base_url"
+    assert str(e.value) == (f"scoring.openai.base_url: {server.url}/chat/completions answered HTTP 404 "
+                            "('{\"detail\": \"Not Found\"}'): either the base URL is not an OpenAI-compatible "
+                            "API's (which usually ends in /v1), or the server does not serve the model "
+                            "'other-model' (scoring.model)")
 
 
 def test_auto_against_a_server_that_wants_a_key_says_so(server):

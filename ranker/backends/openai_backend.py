@@ -106,6 +106,10 @@ def relax_schema(schema: dict) -> dict:
     return walk(schema)
 
 
+# a 404's body that speaks of a model (not of a path that holds /models: OpenAI's "Invalid URL (POST
+# /v1/models/chat/completions)" is the base URL's)
+_NAMES_A_MODEL = re.compile(r"(?<![/a-z0-9])models?(?![/a-z0-9])", re.IGNORECASE)
+
 # How a server refuses a request too long for the model's context, in the words of vLLM's versions, OpenAI's API
 # and llama.cpp's server: the context's size is always said. The prompt's is said exactly in most, only as a
 # lower bound where vLLM stops counting one token past what fits ("at least", "You passed"), or not at all (a
@@ -342,20 +346,42 @@ class OpenAIBackend(Backend):
                            "API, which usually ends in /v1", key="scoring.openai.base_url")
 
     def _not_served(self, text: str) -> ConfigError:
-        """A 404 from the chat endpoint: the model named is not one the server serves (its error names a model:
-        vLLM, OpenAI, Ollama), or there is no such endpoint at the base URL. Either fails every request alike."""
-        if "model" not in text.lower():
-            return self._no_api("/chat/completions")
+        """A 404 from the chat endpoint: the model named is not one the server serves, or there is no such
+        endpoint at the base URL. Either fails every request alike. The servers' own words tell them apart: a
+        model they do not serve is named (vLLM "The model `x` does not exist.", Ollama 'model "x" not found',
+        OpenAI "The model `x` does not exist or ..."), a path they do not have is not (vLLM {"detail": "Not
+        Found"}, llama.cpp "File Not Found", Ollama "404 page not found", OpenAI "Invalid URL (POST /v1/...)").
+        A body that names no model (a gateway's bare "Not Found") is asked about at the base URL's /models: a
+        404 there too is the base URL; a list without the model is the model; otherwise both are named."""
+        if _NAMES_A_MODEL.search(text):
+            try:
+                ids = [] if self.is_openai else self._models()  # OpenAI lists dozens: its own words say enough
+            except RankerError:
+                ids = []
+            if ids:
+                return self._serves_other(ids)
+            return ConfigError(f"{self.base_url} does not serve the model '{self.model_name}': "
+                               f"{_snippet(text, 160)}", key="scoring.model")
         try:
-            ids = [] if self.is_openai else self._models()      # OpenAI lists dozens: its own words say enough
+            ids = self._models()
+        except ConfigError:                 # /models is not there either: the base URL is not the API's
+            return self._no_api("/chat/completions")
         except RankerError:
             ids = []
+        if ids and self.model_name not in ids:
+            return self._serves_other(ids)
         if ids:
-            shown = ", ".join(f"'{i}'" for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-            return ConfigError(f"{self.base_url} serves {_snippet(shown)}, not '{self.model_name}'",
-                               key="scoring.model")
-        return ConfigError(f"{self.base_url} does not serve the model '{self.model_name}': {_snippet(text, 160)}",
-                           key="scoring.model")
+            return ConfigError(f"{self.base_url}/chat/completions is not there (HTTP 404), though "
+                               f"{self.base_url}/models lists '{self.model_name}': the server answers no chat "
+                               "completions at this base URL", key="scoring.openai.base_url")
+        said = f" ({_snippet(text, 80)!r})" if text.strip() else ""
+        return ConfigError(f"{self.base_url}/chat/completions answered HTTP 404{said}: either the base URL is not "
+                           "an OpenAI-compatible API's (which usually ends in /v1), or the server does not serve "
+                           f"the model '{self.model_name}' (scoring.model)", key="scoring.openai.base_url")
+
+    def _serves_other(self, ids: list[str]) -> ConfigError:
+        shown = ", ".join(f"'{i}'" for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        return ConfigError(f"{self.base_url} serves {_snippet(shown)}, not '{self.model_name}'", key="scoring.model")
 
     def _post_once(self, body: dict, deadline: float | None = None) -> dict:
         httpx = self._httpx
