@@ -682,6 +682,22 @@ def test_cli_backfill_and_import(tmp_path):
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1
 
 
+def test_an_out_that_is_a_file_is_the_line_every_command_gives(tmp_path):
+    """backfill had its own check of --out ('/x: exists and is not a folder', not naming the flag) where every
+    other command says '--out /x: not a directory' (io.check_output_dir); the library says it the same way, with
+    nothing made, and the CLI before the database is opened."""
+    afile, db = tmp_path / "afile", tmp_path / "r.sqlite3"
+    afile.write_text("mine\n")
+    with pytest.raises(InputError) as e:
+        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=afile, score=True), backfill_settings())
+    assert e.value.key == "out" and e.value.message == "not a directory"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", afile, "--score", "--backend", "fake",
+               "--model", "m", "--db", db)
+    site = ranker("site", "--out", afile, "--db", db)
+    assert p.returncode == 1 and p.stderr == f"error: --out {afile}: not a directory\n" == site.stderr, p.stderr
+    assert afile.read_text() == "mine\n" and not db.exists()
+
+
 def test_cli_backfill_says_how_many_lines_it_skipped_and_why(tmp_path):
     """A thousand lines that are not JSON: one count by reason in the summary, three of them named, not all."""
     snap = snapshot_with_bad_lines(tmp_path / "snap.json", garbage=1000)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError, RankerError
-from ..io import Progress, Warn
+from ..io import Progress, Warn, check_output_dir
 from ..scoring import ScoreOptions
 from ..settings import Settings
 from . import manifest as mf
@@ -152,8 +152,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                           "index, which the backfill's own papers join only on `ranker import`); set it to 0 for "
                           "the backfill", key="scoring.novelty_context")
     out = Path(spec.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", where=str(out))
+    check_output_dir(out)        # a file there, a folder that cannot be made or written in: as every command's
     cats = None if spec.all_categories else list(settings.fetch.categories)
     ann = parse_list(spec.announce, key="announce", allowed=ANNOUNCE_TYPES) if spec.announce else None
     eng = _engine(engine, address, ray_options, progress, settings.debug)

@@ -9,8 +9,8 @@ import typer
 from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt,
-                     ScoreModeOpt, VerboseOpt, echo, given_path, info, load_settings, not_empty, nothing_to_do,
-                     one_keep_rule, progress_enabled, warn)
+                     ScoreModeOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, not_empty,
+                     nothing_to_do, one_keep_rule, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -80,6 +80,7 @@ def backfill(
                       keep=keep, top=top, recall=recall, calibration=calibration, score_mode=score_mode,
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request, batch_size=batch_size,
                       db=db, offline=offline)
+    check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store
 
