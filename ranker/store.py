@@ -1284,13 +1284,16 @@ class Store:
     def import_labels(self, labels: Iterable[Label]) -> dict[str, int]:
         """Merge labels from elsewhere, in one transaction; for a paper labelled on both sides the later verdict
         wins, an undo (label 0) included on either side, so importing the same file twice changes nothing.
-        Returns counts: added, changed, taken back, unchanged."""
-        counts = {"added": 0, "changed": 0, "taken back": 0, "unchanged": 0}
+        Returns counts of papers by what the import did to each: added, changed, taken back, unchanged. A paper
+        given several times (two exports put together) counts once, by its label before and after: a thumb the
+        same file then takes back added nothing."""
+        before: dict[str, int | None] = {}          # paper -> its label before the import (None: none)
         with self.transaction() as c:
             for lb in labels:
                 if lb.label not in (-1, 0, 1):
                     raise InputError(f"a label is +1, -1 or 0 (taken back), got {lb.label!r}", where=lb.paper_id)
                 cur = c.execute("SELECT label, created_at FROM labels WHERE paper_id=?", (lb.paper_id,)).fetchone()
+                before.setdefault(lb.paper_id, cur[0] if cur is not None else None)
                 if cur is None:       # never labelled here, or taken back here: when?
                     row = c.execute("SELECT MAX(created_at) FROM label_events WHERE paper_id=? AND label=0",
                                     (lb.paper_id,)).fetchone()
@@ -1301,10 +1304,8 @@ class Store:
                     # and this store's exports carry it on
                     c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                               (lb.paper_id, 0, lb.day, lb.created_at, "import"))
-                    counts["unchanged"] += 1
                     continue
                 if cur is not None and (cur[0] == lb.label or cur[1] >= lb.created_at):
-                    counts["unchanged"] += 1
                     continue
                 if lb.label == 0:
                     c.execute("DELETE FROM labels WHERE paper_id=?", (lb.paper_id,))
@@ -1313,7 +1314,12 @@ class Store:
                               "paper_id=?)),?)", (lb.paper_id, lb.label, lb.day, lb.paper_id, lb.created_at))
                 c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                           (lb.paper_id, lb.label, lb.day, lb.created_at, "import"))
-                counts["taken back" if lb.label == 0 else "added" if cur is None or cur[0] == 0 else "changed"] += 1
+            counts = {"added": 0, "changed": 0, "taken back": 0, "unchanged": 0}
+            for pid, was in before.items():
+                row = c.execute("SELECT label FROM labels WHERE paper_id=?", (pid,)).fetchone()
+                now = row[0] if row is not None else None
+                counts["unchanged" if now == was else "added" if was is None else "taken back" if now is None
+                       else "changed"] += 1
         return counts
 
 

@@ -33,6 +33,33 @@ def test_export_then_import_on_a_new_machine(tmp_path):
         assert got["2505.07363"].label == -1
 
 
+def test_import_counts_papers_by_what_it_did_to_them_not_lines(tmp_path):
+    """Two exports put together give a paper several lines: each line was counted, a thumb the same file then took
+    back as '1 added, 1 changed, 1 taken back' for a paper that ends as it began, unlabelled. The counts are of
+    papers, by their label before and after the import."""
+    f = tmp_path / "both.jsonl"
+    f.write_text('{"id": "2505.09572", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'
+                 '{"id": "2505.09572", "label": -1, "time": "2025-05-15T10:00:00Z"}\n'
+                 '{"id": "2505.09572", "label": 0, "time": "2025-05-15T11:00:00Z"}\n'
+                 '\n'
+                 '{"id": "2505.07363", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'
+                 '{"id": "2505.07363", "label": -1, "time": "2025-05-15T12:00:00Z"}\n'
+                 '{"id": "2505.09573", "label": 1, "time": "2025-05-15T09:00:00Z"}\n'
+                 '{"id": "2505.09573", "label": 1, "time": "2025-05-15T09:30:00Z"}\n'
+                 '{"id": "2505.09574", "label": -1, "time": "2025-05-15T09:00:00Z"}\n'
+                 '{"id": "2505.09574", "label": 0, "time": "2025-05-15T13:00:00Z"}\n')
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.set_label("2505.09574", 1, "2025-05-15", created_at=1747200000.0)      # held here, taken back there
+        s.set_label("2505.07363", 1, "2025-05-15", created_at=1747200000.0)      # changed there
+    r = ranker("labels", "import", f, "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == f"labels: 1 added, 1 changed, 1 taken back, 1 unchanged from {f}\n"
+    with Store(db) as s:
+        assert {k: v.label for k, v in s.get_labels().items()} == {"2505.07363": -1, "2505.09573": 1}
+        assert import_labels(s, f) == {"added": 0, "changed": 0, "taken back": 0, "unchanged": 4}
+
+
 def test_a_verdict_without_a_day_keeps_the_day_the_earlier_one_was_given_on(tmp_path):
     """A later thumb imported from a file without days (or clicked where no digest day is known) changes the
     verdict, not the digest day it was first given on: the labels page links that day's page (calibration counts
