@@ -26,7 +26,7 @@ from typing import Callable
 
 from . import netguard
 from .errors import ConfigError, ModelError
-from .settings import REPO_ROOT, default_models_dir
+from .settings import BUNDLED_PRESETS, default_models_dir
 
 READY_MARK = ".ranker-prepared"
 
@@ -52,9 +52,9 @@ class Preset:
 
 
 def presets_file(models_dir: Path | None = None) -> Path:
-    """models_dir/presets.toml, else the repository's models/presets.toml."""
+    """models_dir/presets.toml, else the presets the package carries."""
     root = Path(models_dir) if models_dir is not None else default_models_dir()
-    for cand in (root / "presets.toml", REPO_ROOT / "models" / "presets.toml"):
+    for cand in (root / "presets.toml", BUNDLED_PRESETS):
         if cand.exists():
             return cand
     return root / "presets.toml"

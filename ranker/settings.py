@@ -46,6 +46,9 @@ from .io import add_secret, read_text
 from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# the presets every install has: package data (models/presets.toml in a checkout is a link to it), so an
+# installed wheel, with no checkout around it, still knows minilm and the rest
+BUNDLED_PRESETS = Path(__file__).resolve().parent / "presets.toml"
 DEFAULT_CONFIG = "ranker.toml"
 DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
@@ -243,7 +246,7 @@ class Settings(_Section):
 
     @property
     def presets_file(self) -> Path:
-        for cand in (self.models_dir / "presets.toml", REPO_ROOT / "models" / "presets.toml"):
+        for cand in (self.models_dir / "presets.toml", BUNDLED_PRESETS):
             if cand.exists():
                 return cand
         return self.models_dir / "presets.toml"

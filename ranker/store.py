@@ -201,6 +201,12 @@ LEGACY_VERSIONS: tuple[str, ...] = ("m001_initial", "m002_rankings_and_day_diges
 RENAMED: dict[str, str] = {"m002_score_cached_tokens": "m004_score_cached_tokens",   # the daily branch (#13)
                            "m002_run_owner": "m005_run_owner"}                       # the safety branch (#11)
 
+# Migrations a database may lack and still be read where it cannot be written (a read-only file, folder or
+# medium, where none can run): reading does without what they change, and the next writable open runs them.
+# m007 only marks an unfolded word index for refolding: a store that lacks it does not search that index (it
+# could miss a folded word) but scans the papers, as where the index cannot be built (see _ensure_fts).
+READ_WITHOUT: frozenset[str] = frozenset({"m007_word_index_folded"})
+
 HOST = socket.gethostname()
 
 
@@ -374,6 +380,7 @@ class Store:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.read_only: str | None = None            # why the database can only be read, when it can
+        self.unmigrated: frozenset[str] = frozenset()  # of READ_WITHOUT, those a read-only database lacks
         self.conn = None
         if not create and not self.path.exists():        # (a link whose file is gone too: SQLite made it)
             self.conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -464,10 +471,11 @@ class Store:
 
     def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
         """Open a database that cannot be written for reading; its schema must be current (no migration can
-        run). mode=ro, where SQLite can open or create the WAL's index (-shm) beside it. On read-only media
-        without one, a write-ahead log (-wal) there holds writes not yet in the file (of a process killed
-        mid-way, or a copy that left out the -shm): it is read with the index held in memory (exclusive locking
-        mode, no file locks: nothing can write there); with no log, the file alone is the database (immutable)."""
+        run) but for migrations of READ_WITHOUT, which reading goes without (self.unmigrated names them). mode=ro,
+        where SQLite can open or create the WAL's index (-shm) beside it. On read-only media without one, a
+        write-ahead log (-wal) there holds writes not yet in the file (of a process killed mid-way, or a copy that
+        left out the -shm): it is read with the index held in memory (exclusive locking mode, no file locks:
+        nothing can write there); with no log, the file alone is the database (immutable)."""
         wal = self.path.with_name(self.path.name + "-wal")
         try:
             logged = wal.stat().st_size > 0
@@ -501,12 +509,17 @@ class Store:
             raise self._error(last if "not a database" in str(last).lower() else first, "open") from None
         self.read_only = self._why_read_only()
         known = {m.__name__ for m in MIGRATIONS}
+        if names is not None:
+            names = {RENAMED.get(n, n) for n in names}        # (the same change under the name it shipped as)
         if names != known:
+            if names is not None and not names - known and known - names <= READ_WITHOUT:
+                self.unmigrated = frozenset(known - names)
+                return
             self.conn.close()
             if names is None:
                 raise InputError(f"database schema v{counted} is newer than this ranker", where=str(self.path))
-            if names - known - set(RENAMED):
-                raise self._newer(names - known - set(RENAMED))
+            if names - known:
+                raise self._newer(names - known)
             raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
                              "write; open it once where it is writable", where=str(self.path))
 
@@ -758,7 +771,8 @@ class Store:
         turns with any other process building it; when it cannot, it is answered as without FTS5 (LIKE). An
         index from before its text was folded (m007) is refolded the same way, chunk by chunk (_refold_chunk)."""
         names = self._fts_tables()
-        if "papers_fts" in names and _FTS_REFOLD not in names:
+        unfolded = m007_word_index_folded.__name__ in self.unmigrated    # (read-only: refolded once writable)
+        if "papers_fts" in names and _FTS_REFOLD not in names and not unfolded:
             return True
         self._fold_in_sql()
         try:

@@ -696,6 +696,42 @@ def test_read_only_media_say_which_ranker_a_database_needs(tmp_path, made_by):
                        "this ranker cannot write; open it once where it is writable")
 
 
+def test_a_store_before_m007_on_read_only_media_is_read_and_upgraded_once_writable(tmp_path, monkeypatch):
+    # A store the ranker before m007 left (m007 only marks an unfolded word index for refolding), copied to a
+    # read-only share, was refused ("its schema needs an upgrade this ranker cannot write; open it once where it
+    # is writable"), so `ranker serve`, `similar` or `labels list` could not read it there. It reads, nothing
+    # written; word search scans the papers (its index, unfolded, would miss "Lukasz"); a writable open runs m007.
+    from conftest import ranker
+    with tmpfs_home(tmp_path) as (home, make_read_only):
+        db = home / "ranker.sqlite3"
+        monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:-1])
+        with Store(db) as s:
+            s.add_papers([paper("2505.00001"), Paper(id="2505.00002", title="Łukasz on attention", abstract="A",
+                                                     date="2025-05-15")])
+            s.set_label("2505.00001", 1, "2025-05-15")
+            with s.transaction() as c:                     # the index as that ranker built it: not folded
+                c.execute("CREATE VIRTUAL TABLE papers_fts USING fts5(id, title, abstract, "
+                          "tokenize='unicode61 remove_diacritics 2')")
+                c.execute("INSERT INTO papers_fts (id, title, abstract) SELECT id, title, abstract FROM papers")
+        monkeypatch.undo()
+        assert MIGRATIONS[-1].__name__ == "m007_word_index_folded"
+        before = {p.name: p.read_bytes() for p in home.iterdir()}
+        make_read_only()
+        with Store(db) as s:
+            assert s.read_only == "its file system is mounted read-only"
+            assert s.unmigrated == {"m007_word_index_folded"} and s.migrations == [m.__name__ for m in MIGRATIONS[:-1]]
+            assert s.get_paper("2505.00002").title == "Łukasz on attention" and s.get_labels()["2505.00001"].label == 1
+            assert s.search_papers("Lukasz") == ["2505.00002"] and s.search_papers("T 2505.00001") == ["2505.00001"]
+        r = ranker("labels", "list", "--db", db)
+        assert r.returncode == 0 and r.stdout.startswith("2505.00001\tup"), r.stderr
+        assert {p.name: p.read_bytes() for p in home.iterdir()} == before
+        subprocess.run(["mount", "-o", "remount,rw", str(home)], check=True)
+        with Store(db) as s:
+            assert not s.read_only and not s.unmigrated and s.migrations == [m.__name__ for m in MIGRATIONS]
+            assert s.search_papers("Lukasz") == ["2505.00002"] and s.integrity_check() == "ok"
+            assert s._fts_tables() == {"papers_fts"}           # refolded by that search, the mark dropped
+
+
 def test_word_search_works_on_a_read_only_database(read_only_home):
     # the word index is built by the first search; a database that cannot be written searches by LIKE instead
     with Store(read_only_home / "ranker.sqlite3") as s:

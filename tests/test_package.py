@@ -1,0 +1,83 @@
+"""The package as an air-gapped lab installs it: a wheel, away from any checkout. Every file the code reads at
+run time must be package data, or the installed ranker fails where the checkout works."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from conftest import REPO
+
+PKG = REPO / "ranker"
+HEAVY = ("torch", "vllm", "faiss", "ray", "transformers", "sentence_transformers")
+
+
+def _declared() -> set:
+    """The files under ranker/ that pyproject.toml's package-data globs take into the wheel."""
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["ranker"]
+    return {p for g in globs for p in PKG.glob(g) if p.is_file()}
+
+
+def test_every_data_file_of_the_package_and_the_bundled_presets_are_package_data(tmp_path):
+    """Each non-Python file in ranker/ (prompts, bundled day, templates, static files, the model presets) is
+    matched by a package-data glob; and a models folder with no presets.toml of its own (what an installed
+    ranker has: $RANKER_HOME/models) falls back to presets inside the package, not to a checkout's models/."""
+    from ranker import models
+    from ranker.settings import Settings
+    data = {p for p in PKG.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    declared = _declared()
+    assert sorted(map(str, data - declared)) == []
+    for f in (models.presets_file(tmp_path), Settings(models_dir=tmp_path).presets_file):
+        assert f in declared, f"{f} is read when the models folder has no presets.toml, and is not " \
+                                        "package data"
+    assert (REPO / "models" / "presets.toml").read_text() == models.presets_file(tmp_path).read_text()
+
+
+@pytest.mark.slow
+def test_the_built_wheel_installed_away_from_the_checkout_runs(tmp_path):
+    """Build the wheel from a copy of the project's files, install it into an empty folder, and run the
+    installed CLI from elsewhere: `models list` knows the presets (it said "cannot read the model presets"),
+    the bundled day and prompts are there, and `--help` imports no heavy engine."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(PKG, src / "ranker", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RANKER_MODELS_DIR", "RANKER_DEBUG")}
+    env["PIP_NO_INDEX"] = "1"
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src),
+                    "-w", str(wheels)], check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    [wheel] = wheels.glob("ranker-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    away = tmp_path / "away"
+    away.mkdir()
+    env.update(PYTHONPATH=str(site), RANKER_HOME=str(tmp_path / "home"))
+
+    def py(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=away,
+                              timeout=300)
+
+    r = py("import sys; sys.argv = ['ranker', 'models', 'list']; from ranker.cli import main; main()")
+    assert r.returncode == 0, r.stderr
+    assert "minilm" in r.stdout and "smollm2-135m" in r.stdout
+    r = py("import ranker, ranker.prompts as p, ranker.web.render as w; from pathlib import Path; "
+           f"assert Path(ranker.__file__).is_relative_to({str(site)!r}); "
+           "assert ranker.REPO_DAY.stat().st_size and (ranker.REPO_DAY.parent / 'gpt_scores.jsonl').exists(); "
+           "assert sorted(f.name for f in p.DEFAULT_DIR.glob('*.txt')) == ['paper_topics.txt', "
+           "'postfix_prompt_abstract.txt', 'score_criteria.txt', 'system_prompt.txt']; "
+           "assert (w.TEMPLATES / 'day.html').exists() and (w.STATIC / 'app.js').exists()")
+    assert r.returncode == 0, r.stderr
+    r = py("import sys, io, contextlib\nsys.argv = ['ranker', '--help']\nfrom ranker.cli import main\n"
+           "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        main()\n    except SystemExit:\n"
+           "        pass\n"
+           f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
