@@ -172,17 +172,18 @@ class TransformersBackend(Backend):
         try:
             for k in range(0, len(requests), self.batch_size):
                 chunk = requests[k:k + self.batch_size]
-                try:
-                    results.extend(self._generate_chunk(chunk, score_probs))
-                except Exception as e:
-                    if len(chunk) == 1:
-                        results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
-                    else:   # isolate the request at fault
-                        for r in chunk:
-                            try:
-                                results.extend(self._generate_chunk([r], score_probs))
-                            except Exception as e1:
-                                results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
+                got = self._try_chunk(chunk, score_probs)
+                if isinstance(got, str) and len(chunk) == 1:
+                    results.append(Result(chunk[0].key, None, "error", error=got))
+                elif isinstance(got, str):
+                    # isolate the request at fault, after the failure's handler: its traceback, which holds the
+                    # batch's tensors (a GPU's out-of-memory batch), is gone by then
+                    self._release()
+                    for r in chunk:
+                        one = self._try_chunk([r], score_probs)
+                        results.extend([Result(r.key, None, "error", error=one)] if isinstance(one, str) else one)
+                else:
+                    results.extend(got)
                 if on_done is not None:
                     on_done(len(chunk), list(range(k, k + len(chunk))))
         except KeyboardInterrupt:
@@ -194,6 +195,23 @@ class TransformersBackend(Backend):
             self._stats["failed"] += sum(1 for r in results if not r.ok)
             self._stats["generate_seconds"] += time.perf_counter() - t0
         return results
+
+    def _try_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result] | str:
+        """_generate_chunk's results, or the failure's reason as a Result's error: only its words leave the
+        handler, not the exception, whose frames hold the failed call's tensors."""
+        try:
+            return self._generate_chunk(chunk, score_probs)
+        except Exception as e:
+            return f"transformers: {one_line(e)}"
+
+    def _release(self) -> None:
+        """Hand the memory a failed batch held back to the device (a CUDA allocator keeps it cached otherwise)."""
+        torch = getattr(self, "_torch", None)
+        if torch is not None and str(getattr(self, "device", "cpu")).startswith("cuda"):
+            try:
+                torch.cuda.empty_cache()
+            except Exception:
+                pass
 
     def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
         """Results for `chunk`: a prompt that leaves its answer no room in the model's context is refused with
