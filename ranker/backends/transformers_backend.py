@@ -19,8 +19,8 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room, cut_by_context,
-                   hf_config_context, local_model_key, one_line)
+from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
+                   chat_template_problem, cut_by_context, hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -107,6 +107,9 @@ class TransformersBackend(Backend):
         t0 = time.perf_counter()
         try:
             self._tok = transformers.AutoTokenizer.from_pretrained(path)
+            problem = chat_template_problem(self._tok, self.prompt_text)     # said before the weights load
+            if problem is not None:
+                raise ModelError(f"model {model} cannot be scored: {problem}")
             self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
             self._model.to(self.device).eval()
         except (OSError, ValueError) as e:
