@@ -191,6 +191,22 @@ def test_cli_words_a_backend_option_by_its_flag(tmp_path):
     assert not (tmp_path / "s.jsonl").exists()
 
 
+def test_a_key_inside_engine_args_is_named_where_engine_args_was_given(tmp_path):
+    """An error about one of engine_args' own keys (its tokenizer not there, a typo) named the bare key
+    scoring.vllm.engine_args.tokenizer, neither the flag nor the file's line that gave it."""
+    papers, out = DAYS / "2025-05-15" / "listing.jsonl", tmp_path / "s.jsonl"
+    gone = tmp_path / "no-tokenizer"
+    r = ranker("score", "--papers", papers, "--out", out, "--backend", "vllm",
+               "--backend-option", f"engine_args={{ tokenizer = '{gone}' }}")
+    assert r.returncode == 1 and r.stderr == (f"error: --backend-option engine_args.tokenizer {gone}: "
+                                              "no such tokenizer folder\n"), r.stderr
+    f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\n[scoring.vllm]\nseed = 1\nengine_args = {{ tokenizer = '{gone}' }}\n")
+    r = ranker("score", "--papers", papers, "--out", out, "--config", f)
+    assert r.returncode == 1 and r.stderr == (f"error: {f}:5: scoring.vllm.engine_args.tokenizer {gone}: "
+                                              "no such tokenizer folder\n"), r.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf"])
 def test_an_openai_wait_of_inf_is_refused_as_fetch_s_are(option):
     """`[scoring.openai] timeout = inf` was taken: every request then failed on the socket's timeout overflowing
