@@ -344,6 +344,19 @@ def test_a_typo_in_engine_args_is_a_config_error_naming_it():
     assert e.value.key == "scoring.vllm.engine_args.tensor_paralel_size" and one_line(e.value)
 
 
+@pytest.mark.parametrize("dtype", ["float8x", "float64", "int8"])
+def test_a_dtype_vllm_does_not_take_is_a_config_error_before_vllm_is_imported(monkeypatch, dtype):
+    """It was 'vLLM could not load smollm2-135m: 2 validation errors for ModelConfig ...', once the engine had
+    been imported and started to load, and named no option."""
+    monkeypatch.setitem(sys.modules, "vllm", None)       # not imported: the option is refused before
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        VLLMBackend("smollm2-135m", dtype=dtype)
+    assert e.value.key == "scoring.vllm.dtype" and one_line(e.value)
+    assert "'bfloat16'" in str(e.value)                  # the names it takes
+
+
 def test_vllm_not_installed_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)       # makes `import vllm` fail
     from ranker.backends import get_backend

@@ -29,7 +29,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from pydantic import Field
 
@@ -187,12 +187,17 @@ def common_prefix(seqs: list[list[int]]) -> int:
     return n
 
 
+# the dtypes vLLM's engine takes by name (its ModelDType): another was its own multi-line validation error, worded
+# as the model failing to load, after the engine had been imported
+VLLMDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+
+
 class VLLMOptions(BackendOptions):
     """[scoring.vllm]"""
     max_model_len: int | None = Field(None, ge=16)           # default: the model's (CPU: at most 8192)
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     tensor_parallel_size: int = Field(1, ge=1)
-    dtype: str | None = None                                  # default: float32 on CPU, the model's on GPU
+    dtype: VLLMDtype | None = None                            # default: float32 on CPU, the model's on GPU
     kv_cache_gb: float | None = Field(None, gt=0)             # CPU default 1 GiB (VLLM_CPU_KVCACHE_SPACE wins)
     seed: int = 0
     prime_prefix: bool = True                                 # compute the batch's shared prefix once first
