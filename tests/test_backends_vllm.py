@@ -277,6 +277,26 @@ def test_a_model_folder_that_is_not_a_causal_lm_is_refused_saying_so():
 
 
 @pytest.mark.slow
+def test_a_model_without_a_chat_template_is_refused_once_and_its_engine_stopped(tmp_path):
+    """A base model, or a folder copied without chat_template.jinja: the engine started, then every paper
+    failed with 'chat template failed: Cannot use chat template functions because ...', one failure record
+    each. It is one ModelError naming the model, the engine it had started stopped."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    src, folder = (MODELS / "smollm2-135m").resolve(), tmp_path / "base-model"
+    folder.mkdir()
+    for f in src.iterdir():
+        if f.name != "chat_template.jinja":
+            (folder / f.name).symlink_to(f)
+    before = _engine_processes()
+    with pytest.raises(ModelError) as e:
+        VLLMBackend(str(folder), max_model_len=1024)
+    assert str(e.value).startswith(f"model {folder} cannot be scored: it has no chat template"), str(e.value)
+    assert one_line(e.value)
+    assert not _engine_processes() - before
+
+
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch, capfd):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend

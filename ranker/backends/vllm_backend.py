@@ -37,8 +37,8 @@ from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
 from ..io import Warn
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, cut_by_context,
-                   hf_config_context, local_model_key, one_line)
+from .base import (Backend, BackendOptions, Request, Result, answer_room, chat_template_problem, config_context,
+                   cut_by_context, hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
@@ -295,6 +295,10 @@ class VLLMBackend(Backend):
         self.load_seconds = time.perf_counter() - t0
         self._vllm = vllm
         self._tok = self._llm.get_tokenizer()
+        problem = chat_template_problem(self._tok, self.prompt_text)
+        if problem is not None:     # (the engine's tokenizer, known once it runs: a tokenizer of engine_args, ...)
+            self.close()
+            raise ModelError(f"model {model} cannot be scored: {problem}")
         self.max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
         self.prime_prefix = o.prime_prefix
         self._usage = Usage()
