@@ -377,6 +377,18 @@ def test_a_dtype_vllm_does_not_take_is_a_config_error_before_vllm_is_imported(mo
     assert "'bfloat16'" in str(e.value)                  # the names it takes
 
 
+def test_engine_args_cannot_name_another_model(monkeypatch):
+    """engine_args' model won over the model named: vLLM loaded that one, and its answers were stored as the
+    named model's scores (the store and the manifest key them by the named one)."""
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        VLLMBackend("smollm2-135m", engine_args={"model": str(MODELS / "qwen2.5-coder-0.5b")})
+    assert e.value.key == "scoring.vllm.engine_args"
+    assert str(e.value) == "scoring.vllm.engine_args: the model is not an engine argument: name it with scoring.model"
+
+
 def test_vllm_not_installed_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)       # makes `import vllm` fail
     from ranker.backends import get_backend

@@ -79,7 +79,7 @@ class BackendOptions(BaseModel):
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(["scoring", backend, *(str(p) for p in err["loc"][:1])])
-            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             raise ConfigError(msg, key=key) from None
 
 

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
@@ -205,6 +205,14 @@ class VLLMOptions(BackendOptions):
     quiet: bool = True                                        # vLLM logs at WARNING
     batch_invariant: bool = False                             # VLLM_BATCH_INVARIANT (GPU, capability 8.0+)
     engine_args: dict[str, Any] = {}                          # passed to vllm.LLM, winning over the above
+
+    @field_validator("engine_args")
+    @classmethod
+    def _not_the_model(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # it won over the model named: another model's answers then stored as the named one's scores
+        if "model" in v:
+            raise ValueError("the model is not an engine argument: name it with {key:scoring.model}")
+        return v
 
 
 class VLLMBackend(Backend):
