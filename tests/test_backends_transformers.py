@@ -52,6 +52,13 @@ def test_three_papers_one_at_a_time_with_probabilities(backend):
     assert st["requests"] == 3 and st["failed"] == 0 and st["cached_prompt_tokens"] == 0
 
 
+def test_the_manifests_engine_figures_say_the_dtype_and_context(backend):
+    """The manifest's engine figures did not say the dtype the model computed in (float32 on a CPU, bfloat16 on
+    a GPU, or the option's) nor the context its prompts had to fit."""
+    st = backend.stats()
+    assert st["dtype"] == "float32" and st["max_model_len"] == 8192 and st["device"] == "cpu"
+
+
 def test_small_batches_and_a_cut_off_answer(backend):
     ps = load_prompts()
     pp = papers(2)

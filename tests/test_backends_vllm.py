@@ -277,6 +277,14 @@ def test_a_model_folder_that_is_not_a_causal_lm_is_refused_saying_so():
 
 
 @pytest.mark.slow
+def test_the_manifests_engine_figures_say_the_dtype_it_computes_in(engine):
+    """On a GPU with dtype left to the model, engine_args had no dtype, and the manifest did not say whether
+    the scores came from bfloat16 or float16 weights; it says the engine's own."""
+    st = engine.stats()
+    assert st["dtype"] == "float32" and st["max_model_len"] == 4096      # (this CPU build's default dtype)
+
+
+@pytest.mark.slow
 def test_a_model_without_a_chat_template_is_refused_once_and_its_engine_stopped(tmp_path):
     """A base model, or a folder copied without chat_template.jinja: the engine started, then every paper
     failed with 'chat template failed: Cannot use chat template functions because ...', one failure record

@@ -104,6 +104,7 @@ class TransformersBackend(Backend):
             if not torch_dtype.is_floating_point or torch_dtype.itemsize < 2:
                 raise ConfigError(f"a model cannot compute in {dtype}; use float32, bfloat16 or float16",
                                   key="scoring.transformers.dtype")
+        self.dtype = str(torch_dtype).removeprefix("torch.")          # for the manifest
         t0 = time.perf_counter()
         try:
             self._tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -327,7 +328,8 @@ class TransformersBackend(Backend):
         return {"backend": self.name, "model": self.model_name, "device": self.device, **self._stats,
                 "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                 "cached_prompt_tokens": 0, "computed_prompt_tokens": u.prompt_tokens,
-                "load_seconds": round(self.load_seconds, 2), "batch_size": self.batch_size}
+                "load_seconds": round(self.load_seconds, 2), "batch_size": self.batch_size,
+                "dtype": self.dtype, "max_model_len": self.max_model_len}
 
     def close(self) -> None:
         self._model = None

@@ -308,6 +308,8 @@ class VLLMBackend(Backend):
             self.close()
             raise ModelError(f"model {model} cannot be scored: {problem}")
         self.max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
+        # the dtype the engine computes in, for the manifest: on a GPU without the option, the model's own
+        self.dtype = str(getattr(self._llm.llm_engine.model_config, "dtype", "") or "").removeprefix("torch.") or None
         self.prime_prefix = o.prime_prefix
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "batches": 0, "generate_seconds": 0.0,
@@ -545,7 +547,7 @@ class VLLMBackend(Backend):
             "computed_prompt_tokens": u.prompt_tokens - u.cached_prompt_tokens,
             "prefix_cache_hit_rate": round(u.cached_prompt_tokens / u.prompt_tokens, 4) if u.prompt_tokens else 0.0,
             "load_seconds": round(self.load_seconds, 2),
-            "max_model_len": self.max_model_len,
+            "max_model_len": self.max_model_len, "dtype": self.dtype,
             "vllm": self.vllm_version, "batch_invariant": self.batch_invariant,
             "engine_args": {k: v for k, v in self.engine_args.items() if isinstance(v, (int, float, str, bool))},
             "engine_env": dict(self.engine_env),
