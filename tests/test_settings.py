@@ -412,7 +412,7 @@ def test_a_value_of_the_wrong_kind_is_said_in_the_files_words(tmp_path, text, li
     ("[scoring]\nbackend = 'vlm'\n", ["--backend", "openai"], {}, 2, "scoring.backend",
      "unknown backend 'vlm'; choose one of: fake, openai, transformers, vllm"),
     ("[scoring.vllm]\ndtype = 3\n", ["--backend-option", "dtype=bfloat16"], {}, 2, "scoring.vllm.dtype",
-     "Input should be a valid string"),
+     "Input should be 'auto', 'half', 'float16', 'bfloat16', 'float' or 'float32'"),
 ])
 def test_a_bad_value_of_the_config_file_is_said_whatever_goes_over_it(tmp_path, text, args, env, line, key, msg):
     """A value of ranker.toml that a flag or a variable replaced was never validated: `keep = "x"` under --keep,
