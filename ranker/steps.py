@@ -412,8 +412,9 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 except Exception:
                     pass
                 if run is not None:
-                    # what the run spent before it stopped (on a metered API, the answers kept at a Ctrl-C too)
-                    manifest.update(_spent(run))
+                    # what the run spent before it stopped (on a metered API, the answers kept at a Ctrl-C too),
+                    # and with which model: the failures below are that model's and those options'
+                    manifest.update(_spent(run), model=run.model, backend=run.backend, engine=run.engine or None)
                 if run is not None and run.failures:
                     manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
                 try:

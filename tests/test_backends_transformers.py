@@ -52,6 +52,13 @@ def test_three_papers_one_at_a_time_with_probabilities(backend):
     assert st["requests"] == 3 and st["failed"] == 0 and st["cached_prompt_tokens"] == 0
 
 
+def test_the_manifests_engine_figures_say_the_dtype_and_context(backend):
+    """The manifest's engine figures did not say the dtype the model computed in (float32 on a CPU, bfloat16 on
+    a GPU, or the option's) nor the context its prompts had to fit."""
+    st = backend.stats()
+    assert st["dtype"] == "float32" and st["max_model_len"] == 8192 and st["device"] == "cpu"
+
+
 def test_small_batches_and_a_cut_off_answer(backend):
     ps = load_prompts()
     pp = papers(2)
@@ -129,6 +136,34 @@ def model_with(tmp_path, name: str, **changes) -> Path:
             (dst / f.name).symlink_to(f)
     (dst / name).write_text(json.dumps({**json.loads((src / name).read_text()), **changes}))
     return dst
+
+
+def template_model(tmp_path, template: str | None) -> Path:
+    """The bundled SmolLM2 as a folder whose chat template is `template` (None: none at all; weights linked)."""
+    src, dst = (MODELS / "smollm2-135m").resolve(), tmp_path / "smollm2-template"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.name != "chat_template.jinja":
+            (dst / f.name).symlink_to(f)
+    if template is not None:
+        (dst / "chat_template.jinja").write_text(template)
+    return dst
+
+
+@pytest.mark.parametrize("template, words", [
+    (None, "it has no chat template"),
+    ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}",
+     "its chat template cannot format a system and a user message, as scoring sends: System role not supported")])
+def test_a_model_whose_chat_template_cannot_take_the_requests_is_refused_once(tmp_path, template, words):
+    """A base model without a chat template (or a folder copied without chat_template.jinja), or one whose
+    template refuses a system message, loaded, then failed every paper in transformers' words, one failure
+    record each. It is one ModelError naming the model, before the weights load."""
+    from ranker.backends.transformers_backend import TransformersBackend
+    folder = template_model(tmp_path, template)
+    with pytest.raises(ModelError) as e:
+        TransformersBackend(str(folder), threads=1)
+    assert str(e.value).startswith(f"model {folder} cannot be scored: {words}"), str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def short_context_model(tmp_path, context: int):

@@ -1,9 +1,14 @@
-"""The transformers backend's device and dtype options, checked before any model is loaded."""
+"""The transformers backend's device and dtype options, checked before any model is loaded, and what its
+generate does around the model (a model stood in for)."""
 from __future__ import annotations
 
 import pytest
 
+import sys
+import weakref
+
 from conftest import DAYS, ranker, without_loading
+from ranker.backends.base import Request, Result
 from ranker.errors import ConfigError
 
 
@@ -43,3 +48,37 @@ def test_the_cli_names_the_option_in_one_line(tmp_path):
     err = without_loading(p.stderr)
     assert p.returncode == 1 and err.count("\n") == 1
     assert err.startswith("error: --backend-option device: 'gpu' is not a torch device"), p.stderr
+
+
+def test_a_failed_batch_is_retried_paper_by_paper_after_its_failure_is_let_go():
+    """A batch that fails (a GPU out of memory) is run again one request at a time to find the one at fault.
+    The retry ran inside the except handler, whose traceback held the failed call's frames and the batch's
+    tensors in them: the memory the retry needed was still taken. It runs after the handler now, the failed
+    batch's objects freed, and each request still gets its own result."""
+    from ranker.backends.transformers_backend import TransformersBackend
+
+    class Tensor:                                   # stands in for the batch's tensors
+        pass
+    be = TransformersBackend.__new__(TransformersBackend)           # no model: _generate_chunk stood in for
+    be.batch_size, be.device = 4, "cpu"
+    be._stats = {"requests": 0, "failed": 0, "generate_seconds": 0.0, "probe_forwards": 0}
+    held: list[weakref.ref] = []
+    seen = []
+
+    def chunk(reqs, score_probs):
+        if len(reqs) > 1:
+            batch = Tensor()                        # a local of the failing frame, as generate's tensors are
+            held.append(weakref.ref(batch))
+            raise RuntimeError("CUDA out of memory")
+        seen.append((reqs[0].key, sys.exc_info()[0], [r() for r in held]))
+        if reqs[0].key == "b":
+            raise ValueError("bad\nrequest")
+        return [Result(reqs[0].key, "{}", "stop")]
+    be._generate_chunk = chunk
+    out = be.generate([Request(k, [{"role": "user", "content": k}], {}) for k in "abc"])
+    assert [(r.key, r.ok, r.error) for r in out] == [("a", True, None), ("b", False, "transformers: bad request"),
+                                                     ("c", True, None)]
+    assert [k for k, _, _ in seen] == ["a", "b", "c"]
+    assert all(exc is None for _, exc, _ in seen), "retried inside the batch failure's handler"
+    assert all(alive == [None] for _, _, alive in seen), "the failed batch's objects were still held"
+    assert be._stats["requests"] == 3 and be._stats["failed"] == 1

@@ -277,6 +277,34 @@ def test_a_model_folder_that_is_not_a_causal_lm_is_refused_saying_so():
 
 
 @pytest.mark.slow
+def test_the_manifests_engine_figures_say_the_dtype_it_computes_in(engine):
+    """On a GPU with dtype left to the model, engine_args had no dtype, and the manifest did not say whether
+    the scores came from bfloat16 or float16 weights; it says the engine's own."""
+    st = engine.stats()
+    assert st["dtype"] == "float32" and st["max_model_len"] == 4096      # (this CPU build's default dtype)
+
+
+@pytest.mark.slow
+def test_a_model_without_a_chat_template_is_refused_once_and_its_engine_stopped(tmp_path):
+    """A base model, or a folder copied without chat_template.jinja: the engine started, then every paper
+    failed with 'chat template failed: Cannot use chat template functions because ...', one failure record
+    each. It is one ModelError naming the model, the engine it had started stopped."""
+    pytest.importorskip("vllm")
+    from ranker.backends.vllm_backend import VLLMBackend
+    src, folder = (MODELS / "smollm2-135m").resolve(), tmp_path / "base-model"
+    folder.mkdir()
+    for f in src.iterdir():
+        if f.name != "chat_template.jinja":
+            (folder / f.name).symlink_to(f)
+    before = _engine_processes()
+    with pytest.raises(ModelError) as e:
+        VLLMBackend(str(folder), max_model_len=1024)
+    assert str(e.value).startswith(f"model {folder} cannot be scored: it has no chat template"), str(e.value)
+    assert one_line(e.value)
+    assert not _engine_processes() - before
+
+
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch, capfd):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend
@@ -342,6 +370,31 @@ def test_a_typo_in_engine_args_is_a_config_error_naming_it():
     with pytest.raises(ConfigError) as e:
         VLLMBackend("smollm2-135m", max_model_len=1024, engine_args={"tensor_paralel_size": 1})
     assert e.value.key == "scoring.vllm.engine_args.tensor_paralel_size" and one_line(e.value)
+
+
+@pytest.mark.parametrize("dtype", ["float8x", "float64", "int8"])
+def test_a_dtype_vllm_does_not_take_is_a_config_error_before_vllm_is_imported(monkeypatch, dtype):
+    """It was 'vLLM could not load smollm2-135m: 2 validation errors for ModelConfig ...', once the engine had
+    been imported and started to load, and named no option."""
+    monkeypatch.setitem(sys.modules, "vllm", None)       # not imported: the option is refused before
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        VLLMBackend("smollm2-135m", dtype=dtype)
+    assert e.value.key == "scoring.vllm.dtype" and one_line(e.value)
+    assert "'bfloat16'" in str(e.value)                  # the names it takes
+
+
+def test_engine_args_cannot_name_another_model(monkeypatch):
+    """engine_args' model won over the model named: vLLM loaded that one, and its answers were stored as the
+    named model's scores (the store and the manifest key them by the named one)."""
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    from ranker.backends.vllm_backend import VLLMBackend
+    from ranker.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        VLLMBackend("smollm2-135m", engine_args={"model": str(MODELS / "qwen2.5-coder-0.5b")})
+    assert e.value.key == "scoring.vllm.engine_args"
+    assert str(e.value) == "scoring.vllm.engine_args: the model is not an engine argument: name it with scoring.model"
 
 
 def test_vllm_not_installed_names_the_extra(monkeypatch):

@@ -253,6 +253,8 @@ def test_nothing_scored_is_an_error_and_a_partial_run_a_warning(db, tmp_path):
     assert r.returncode == 1 and without_loading(r.stderr).startswith("error: nothing was scored: 8 of 8 papers could not be")
     m = json.loads((tmp_path / "out" / "2025-05-15-run.json").read_text())
     assert m["status"] == "failed" and len(m["failures"]) == 8 and "nothing was scored" in m["error"]
+    # which model failed so, with which engine figures (a max_model_len too small for every prompt, say)
+    assert m["backend"] == "fake" and m["model"] and m["engine"]["requests"] == 8
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["2025-05-15-run.json"]
 
     # one failure of four: the scores are written, exit 0, one warning line counting the failure

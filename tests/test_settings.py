@@ -191,6 +191,22 @@ def test_cli_words_a_backend_option_by_its_flag(tmp_path):
     assert not (tmp_path / "s.jsonl").exists()
 
 
+def test_a_key_inside_engine_args_is_named_where_engine_args_was_given(tmp_path):
+    """An error about one of engine_args' own keys (its tokenizer not there, a typo) named the bare key
+    scoring.vllm.engine_args.tokenizer, neither the flag nor the file's line that gave it."""
+    papers, out = DAYS / "2025-05-15" / "listing.jsonl", tmp_path / "s.jsonl"
+    gone = tmp_path / "no-tokenizer"
+    r = ranker("score", "--papers", papers, "--out", out, "--backend", "vllm",
+               "--backend-option", f"engine_args={{ tokenizer = '{gone}' }}")
+    assert r.returncode == 1 and r.stderr == (f"error: --backend-option engine_args.tokenizer {gone}: "
+                                              "no such tokenizer folder\n"), r.stderr
+    f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\n[scoring.vllm]\nseed = 1\nengine_args = {{ tokenizer = '{gone}' }}\n")
+    r = ranker("score", "--papers", papers, "--out", out, "--config", f)
+    assert r.returncode == 1 and r.stderr == (f"error: {f}:5: scoring.vllm.engine_args.tokenizer {gone}: "
+                                              "no such tokenizer folder\n"), r.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf"])
 def test_an_openai_wait_of_inf_is_refused_as_fetch_s_are(option):
     """`[scoring.openai] timeout = inf` was taken: every request then failed on the socket's timeout overflowing
@@ -396,7 +412,7 @@ def test_a_value_of_the_wrong_kind_is_said_in_the_files_words(tmp_path, text, li
     ("[scoring]\nbackend = 'vlm'\n", ["--backend", "openai"], {}, 2, "scoring.backend",
      "unknown backend 'vlm'; choose one of: fake, openai, transformers, vllm"),
     ("[scoring.vllm]\ndtype = 3\n", ["--backend-option", "dtype=bfloat16"], {}, 2, "scoring.vllm.dtype",
-     "Input should be a valid string"),
+     "Input should be 'auto', 'half', 'float16', 'bfloat16', 'float' or 'float32'"),
 ])
 def test_a_bad_value_of_the_config_file_is_said_whatever_goes_over_it(tmp_path, text, args, env, line, key, msg):
     """A value of ranker.toml that a flag or a variable replaced was never validated: `keep = "x"` under --keep,

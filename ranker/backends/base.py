@@ -43,6 +43,26 @@ def one_line(e: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# The shape of every request's messages (prompts.build_messages): what a model's chat template must take.
+CHAT_PROBE = [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]
+
+
+def chat_template_problem(tokenizer: Any, prompt_text: Callable[[list[dict[str, str]]], str]) -> str | None:
+    """Why the model's chat template cannot format scoring's requests (a system and a user message), in words,
+    or None when it can. `prompt_text` is the backend's own way of applying it. A model without a template
+    (a base model, a folder copied without chat_template.jinja) otherwise failed every paper in the
+    tokenizer's words, one failure record each."""
+    try:
+        prompt_text(CHAT_PROBE)
+    except Exception as e:
+        if getattr(tokenizer, "chat_template", "") is None:
+            return ("it has no chat template (a base model, or a folder without chat_template.jinja or a "
+                    "chat_template in tokenizer_config.json); scoring sends chat messages: use an instruct "
+                    "model, or add its template")
+        return f"its chat template cannot format a system and a user message, as scoring sends: {one_line(e)}"
+    return None
+
+
 class BackendOptions(BaseModel):
     """A backend's options. Subclasses list them with their types and defaults; an unknown key, or a value
     of the wrong type ("4" for 4), is a ConfigError naming scoring.<backend>.<key>."""
@@ -59,7 +79,7 @@ class BackendOptions(BaseModel):
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(["scoring", backend, *(str(p) for p in err["loc"][:1])])
-            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             raise ConfigError(msg, key=key) from None
 
 

@@ -19,8 +19,8 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room, cut_by_context,
-                   hf_config_context, local_model_key, one_line)
+from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
+                   chat_template_problem, cut_by_context, hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
 
@@ -104,9 +104,13 @@ class TransformersBackend(Backend):
             if not torch_dtype.is_floating_point or torch_dtype.itemsize < 2:
                 raise ConfigError(f"a model cannot compute in {dtype}; use float32, bfloat16 or float16",
                                   key="scoring.transformers.dtype")
+        self.dtype = str(torch_dtype).removeprefix("torch.")          # for the manifest
         t0 = time.perf_counter()
         try:
             self._tok = transformers.AutoTokenizer.from_pretrained(path)
+            problem = chat_template_problem(self._tok, self.prompt_text)     # said before the weights load
+            if problem is not None:
+                raise ModelError(f"model {model} cannot be scored: {problem}")
             self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
             self._model.to(self.device).eval()
         except (OSError, ValueError) as e:
@@ -172,17 +176,18 @@ class TransformersBackend(Backend):
         try:
             for k in range(0, len(requests), self.batch_size):
                 chunk = requests[k:k + self.batch_size]
-                try:
-                    results.extend(self._generate_chunk(chunk, score_probs))
-                except Exception as e:
-                    if len(chunk) == 1:
-                        results.append(Result(chunk[0].key, None, "error", error=f"transformers: {one_line(e)}"))
-                    else:   # isolate the request at fault
-                        for r in chunk:
-                            try:
-                                results.extend(self._generate_chunk([r], score_probs))
-                            except Exception as e1:
-                                results.append(Result(r.key, None, "error", error=f"transformers: {one_line(e1)}"))
+                got = self._try_chunk(chunk, score_probs)
+                if isinstance(got, str) and len(chunk) == 1:
+                    results.append(Result(chunk[0].key, None, "error", error=got))
+                elif isinstance(got, str):
+                    # isolate the request at fault, after the failure's handler: its traceback, which holds the
+                    # batch's tensors (a GPU's out-of-memory batch), is gone by then
+                    self._release()
+                    for r in chunk:
+                        one = self._try_chunk([r], score_probs)
+                        results.extend([Result(r.key, None, "error", error=one)] if isinstance(one, str) else one)
+                else:
+                    results.extend(got)
                 if on_done is not None:
                     on_done(len(chunk), list(range(k, k + len(chunk))))
         except KeyboardInterrupt:
@@ -194,6 +199,23 @@ class TransformersBackend(Backend):
             self._stats["failed"] += sum(1 for r in results if not r.ok)
             self._stats["generate_seconds"] += time.perf_counter() - t0
         return results
+
+    def _try_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result] | str:
+        """_generate_chunk's results, or the failure's reason as a Result's error: only its words leave the
+        handler, not the exception, whose frames hold the failed call's tensors."""
+        try:
+            return self._generate_chunk(chunk, score_probs)
+        except Exception as e:
+            return f"transformers: {one_line(e)}"
+
+    def _release(self) -> None:
+        """Hand the memory a failed batch held back to the device (a CUDA allocator keeps it cached otherwise)."""
+        torch = getattr(self, "_torch", None)
+        if torch is not None and str(getattr(self, "device", "cpu")).startswith("cuda"):
+            try:
+                torch.cuda.empty_cache()
+            except Exception:
+                pass
 
     def _generate_chunk(self, chunk: list[Request], score_probs: bool) -> list[Result]:
         """Results for `chunk`: a prompt that leaves its answer no room in the model's context is refused with
@@ -306,7 +328,8 @@ class TransformersBackend(Backend):
         return {"backend": self.name, "model": self.model_name, "device": self.device, **self._stats,
                 "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                 "cached_prompt_tokens": 0, "computed_prompt_tokens": u.prompt_tokens,
-                "load_seconds": round(self.load_seconds, 2), "batch_size": self.batch_size}
+                "load_seconds": round(self.load_seconds, 2), "batch_size": self.batch_size,
+                "dtype": self.dtype, "max_model_len": self.max_model_len}
 
     def close(self) -> None:
         self._model = None

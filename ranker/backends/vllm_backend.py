@@ -29,16 +29,16 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
 from ..io import Warn
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, config_context, cut_by_context,
-                   hf_config_context, local_model_key, one_line)
+from .base import (Backend, BackendOptions, Request, Result, answer_room, chat_template_problem, config_context,
+                   cut_by_context, hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
                        user_kv_cache)
@@ -187,12 +187,17 @@ def common_prefix(seqs: list[list[int]]) -> int:
     return n
 
 
+# the dtypes vLLM's engine takes by name (its ModelDType): another was its own multi-line validation error, worded
+# as the model failing to load, after the engine had been imported
+VLLMDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+
+
 class VLLMOptions(BackendOptions):
     """[scoring.vllm]"""
     max_model_len: int | None = Field(None, ge=16)           # default: the model's (CPU: at most 8192)
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     tensor_parallel_size: int = Field(1, ge=1)
-    dtype: str | None = None                                  # default: float32 on CPU, the model's on GPU
+    dtype: VLLMDtype | None = None                            # default: float32 on CPU, the model's on GPU
     kv_cache_gb: float | None = Field(None, gt=0)             # CPU default 1 GiB (VLLM_CPU_KVCACHE_SPACE wins)
     seed: int = 0
     prime_prefix: bool = True                                 # compute the batch's shared prefix once first
@@ -200,6 +205,14 @@ class VLLMOptions(BackendOptions):
     quiet: bool = True                                        # vLLM logs at WARNING
     batch_invariant: bool = False                             # VLLM_BATCH_INVARIANT (GPU, capability 8.0+)
     engine_args: dict[str, Any] = {}                          # passed to vllm.LLM, winning over the above
+
+    @field_validator("engine_args")
+    @classmethod
+    def _not_the_model(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # it won over the model named: another model's answers then stored as the named one's scores
+        if "model" in v:
+            raise ValueError("the model is not an engine argument: name it with {key:scoring.model}")
+        return v
 
 
 class VLLMBackend(Backend):
@@ -290,7 +303,13 @@ class VLLMBackend(Backend):
         self.load_seconds = time.perf_counter() - t0
         self._vllm = vllm
         self._tok = self._llm.get_tokenizer()
+        problem = chat_template_problem(self._tok, self.prompt_text)
+        if problem is not None:     # (the engine's tokenizer, known once it runs: a tokenizer of engine_args, ...)
+            self.close()
+            raise ModelError(f"model {model} cannot be scored: {problem}")
         self.max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
+        # the dtype the engine computes in, for the manifest: on a GPU without the option, the model's own
+        self.dtype = str(getattr(self._llm.llm_engine.model_config, "dtype", "") or "").removeprefix("torch.") or None
         self.prime_prefix = o.prime_prefix
         self._usage = Usage()
         self._stats = {"requests": 0, "failed": 0, "batches": 0, "generate_seconds": 0.0,
@@ -528,7 +547,7 @@ class VLLMBackend(Backend):
             "computed_prompt_tokens": u.prompt_tokens - u.cached_prompt_tokens,
             "prefix_cache_hit_rate": round(u.cached_prompt_tokens / u.prompt_tokens, 4) if u.prompt_tokens else 0.0,
             "load_seconds": round(self.load_seconds, 2),
-            "max_model_len": self.max_model_len,
+            "max_model_len": self.max_model_len, "dtype": self.dtype,
             "vllm": self.vllm_version, "batch_invariant": self.batch_invariant,
             "engine_args": {k: v for k, v in self.engine_args.items() if isinstance(v, (int, float, str, bool))},
             "engine_env": dict(self.engine_env),

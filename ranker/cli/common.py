@@ -360,10 +360,15 @@ def name_key(key: str) -> str:
     if origin is None:      # a table or a section: the origin of a value inside it
         inside = [o for k, o in ORIGINS.items() if k.startswith(key + ".")]
         origin = inside[0] if inside else None
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 2, -1):      # a key inside an option's value (engine_args.tokenizer): the
+        if origin is not None:                  # option's origin (not the table's above it)
+            break
+        origin = ORIGINS.get(".".join(parts[:n]))
     if origin is not None:
         if origin.kind == "flag":
-            if origin.name == BACKEND_OPTION:
-                return f"{flag_name(BACKEND_OPTION)} {key.rsplit('.', 1)[-1]}"
+            if origin.name == BACKEND_OPTION:   # scoring.<backend>.engine_args.x as engine_args.x
+                return f"{flag_name(BACKEND_OPTION)} {key.split('.', 2)[-1]}"
             return flag_name(origin.name)
         if origin.kind == "env":
             return origin.name
