@@ -404,6 +404,9 @@ def test_duplicate_ids_in_jsonl_are_counted(tmp_path):
     report = ReadReport()
     assert len(list(read_papers(path, report=report))) == 3
     assert report.duplicates == 2
+    # each duplicate is named by its own line, as every other warning of a read is (not the bare file name)
+    assert report.first_where("duplicates") == f"{path}:4"
+    assert [w.split(": ")[0] for w in report.warnings] == [f"{path}:4", f"{path}:5"]
 
 
 def test_huge_abstract_is_capped(tmp_path):
