@@ -306,3 +306,33 @@ def test_counts_of_one_are_said_in_the_singular(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "2025-05-15: 1 paper, 1 kept by the prefilter" in r.stderr, r.stderr
     assert not re.search(r"\b1 (papers|days|vectors)\b", r.stderr), r.stderr
+
+
+def test_counts_past_a_thousand_are_grouped_alike_in_the_summaries(tmp_path):
+    """A 1,200-paper day: each count of the run's and the prefilter's summary lines groups its thousands, as the
+    paper count before them does ("1,200 papers, 1200 kept by the prefilter" read as two styles in one line)."""
+    rows = [json.loads(line) for day in sorted(DAYS.iterdir())[:6] for line in (day / "listing.jsonl").open()]
+    rows = list({r["id"]: r for r in rows}.values())[:1200]
+    assert len(rows) == 1200
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({**r, "date": "2025-05-15"}) + "\n" for r in rows))
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(big)))
+    r = ranker("run", "--papers", big, "--out", tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--backend", "fake",
+               "--keep", "1", "--offline")
+    assert r.returncode == 0, r.stderr
+    assert "2025-05-15: 1,200 papers, 1,200 kept by the prefilter, 1,200 scored (0 reused, 0 failed)" in r.stderr, \
+        r.stderr
+    r = ranker("prefilter", "--papers", big, "--out", tmp_path / "r.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--keep", "1", "--offline")
+    assert r.returncode == 0, r.stderr
+    assert "prefilter: kept 1,200 of 1,200 papers" in r.stderr, r.stderr
+    assert not re.search(r"\b\d{4,}\b", r.stderr.replace("2025-05-15", "")), r.stderr
+    import shutil
+    from ranker.prompts import DEFAULT_DIR
+    shutil.copytree(DEFAULT_DIR, tmp_path / "p")
+    (tmp_path / "p" / "exclude.txt").write_text("re:.\n")          # every paper
+    r = ranker("prefilter", "--papers", big, "--out", tmp_path / "r.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--prompts", tmp_path / "p", "--offline")
+    assert r.returncode == 0, r.stderr
+    assert "1,200 excluded by a rule" in r.stderr, r.stderr

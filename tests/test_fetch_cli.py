@@ -130,7 +130,7 @@ def test_warnings_are_counted_lines(tmp_path):
     assert r.returncode == 0, r.stderr
     err = r.stderr.strip().splitlines()
     assert any(e.startswith("warning: 1 records skipped") and f"{path}:6" in e for e in err)
-    assert any(e.startswith("warning: 1 duplicate ids dropped") for e in err)
+    assert any(e.startswith("warning: 1 duplicate ids dropped") and e.endswith(f"{path}:{len(data)}") for e in err)
     assert err[-1].startswith("191 papers (") and "for 2025-05-15" in err[-1]
 
 

@@ -409,6 +409,34 @@ def test_duplicate_ids_in_jsonl_are_counted(tmp_path):
     report = ReadReport()
     assert len(list(read_papers(path, report=report))) == 3
     assert report.duplicates == 2
+    # each duplicate is named by its own line, as every other warning of a read is (not the bare file name)
+    assert report.first_where("duplicates") == f"{path}:4"
+    assert [w.split(": ")[0] for w in report.warnings] == [f"{path}:4", f"{path}:5"]
+
+
+def test_lone_surrogate_escapes_in_jsonl_are_replaced_not_fatal(tmp_path):
+    """A JSON "\\ud800" escape is valid JSON but no Unicode text: it reached the store (and the output
+    file) as a str UTF-8 cannot encode, and `ranker fetch` / `run` died with an unexpected failure."""
+    from ranker.store import Store
+    rows = listing_rows(n=2)
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(1, '{"id": "2505.99999", "title": "Lone \\ud800 surrogate and a pair \\ud83d\\ude80", '
+                    '"abstract": "abs \\udfff", "authors": ["A \\ud800 B"], "categories": ["cs.LG"], '
+                    '"note": "\\udc00"}')
+    path = tmp_path / "sur.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    assert len(papers) == 3
+    odd = papers[1]
+    assert odd.title == "Lone \ufffd surrogate and a pair \U0001f680" and odd.abstract == "abs \ufffd"
+    assert odd.authors == ["A \ufffd B"] and odd.extra["note"] == "\ufffd"
+    assert report.bad_bytes == 1 and report.first_where("bad_bytes") == f"{path}:2"
+    with Store(tmp_path / "db.sqlite3") as st:
+        st.add_papers(papers)
+        assert st.get_paper("2505.99999").title == odd.title
+    write_papers(papers, tmp_path / "out.jsonl")
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8").count("\n") == 3
 
 
 def test_huge_abstract_is_capped(tmp_path):

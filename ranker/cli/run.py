@@ -91,10 +91,10 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     c = res.manifest["counts"]
     pins = f", {counted(c['author_matches'], 'author match', 'author matches')}" \
         if c.get("author_matches") else ""
-    excluded = f", {c['excluded']} excluded" if c.get("excluded") else ""
-    info(f"{res.day}: {counted(c['papers'], 'paper')}{excluded}, {c['kept']} kept by the prefilter, "
-         f"{c['scored']} scored "
-         f"({c['reused']} reused, {c['failed']} failed), {c['selected']} selected{pins}")
+    excluded = f", {c['excluded']:,} excluded" if c.get("excluded") else ""
+    info(f"{res.day}: {counted(c['papers'], 'paper')}{excluded}, {c['kept']:,} kept by the prefilter, "
+         f"{c['scored']:,} scored "
+         f"({c['reused']:,} reused, {c['failed']:,} failed), {c['selected']:,} selected{pins}")
     warn_failures(res.run)
     echo(str(res.files["markdown"]))
 

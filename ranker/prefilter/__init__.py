@@ -101,7 +101,7 @@ class PrefilterResult:
     def summary(self) -> str:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
-        cached = "all vectors from the store" if not self.embedded else f"{self.embedded} texts embedded"
+        cached = "all vectors from the store" if not self.embedded else f"{self.embedded:,} texts embedded"
         rule = self.keep.get("rule", "")
         if rule in ("recall", "recall-prior"):
             src = "calibration" if rule == "recall" else "zero-shot prior"
@@ -110,7 +110,7 @@ class PrefilterResult:
             why = {"keep": "fixed fraction", "top": "top K"}.get(rule, rule)
             if rule in ("keep", "top") and self.keep.get("expected_recall") is not None:
                 why += f", expected recall {self.keep['expected_recall']:.2f}"
-        rules = "".join(f", {n} {what}" for n, what in ((self.excluded, "excluded by a rule"),
+        rules = "".join(f", {n:,} {what}" for n, what in ((self.excluded, "excluded by a rule"),
                                                           (self.pinned, "by pinned authors")) if n)
         n_re = self.reuploads
         reup = f"; {counted(n_re, 're-upload')} of earlier papers" if n_re else ""

@@ -36,7 +36,7 @@ def filter_papers(papers: Iterable[Paper], *, categories: list[str] | None = Non
             report.filtered += 1
             continue
         if p.id in seen:
-            report.warn("duplicates", report.source, f"{p.id}: duplicate; first occurrence kept")
+            report.warn("duplicates", report.where or report.source, f"{p.id}: duplicate; first occurrence kept")
             first = seen[p.id]
             if first is not None:
                 first.announce_type = stronger(first.announce_type, p.announce_type)

@@ -188,6 +188,7 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
                announce_type: str | None = None, version: int | None = None,
                extra: dict[str, Any] | None = None) -> Paper | None:
     """Build a normalised Paper, or count a skip (returns None) when the record has no usable id or title."""
+    report.where = where
     parsed = parse_arxiv_id(raw_id)
     if parsed is None:
         shown = raw_id if isinstance(raw_id, str) else type(raw_id).__name__

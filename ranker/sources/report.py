@@ -41,6 +41,7 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     truncated: int = 0
     bad_bytes: int = 0
     feed_date: str = ""          # the channel's announcement day, when the source has one
+    where: str = ""              # the place of the record read last ("file:line"), for the filters' warnings
     reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     on_warning: Warn | None = None
