@@ -70,7 +70,7 @@ class Day:
         if day and not is_announcement_day(day):
             return f"{day} is a {weekday_name(day)}: arXiv announces nothing then (Monday to Friday only)"
         on = f" on {day}" if day else ""
-        return f"no announcements{on} in {self.source} (a weekend or a holiday?)"
+        return f"no announcements{on} in {self.source} (a weekend or holiday?)"
 
 
 def announcement_day(days: Counter, default: str | None = None) -> str:

@@ -236,6 +236,10 @@ def test_empty_input_is_nothing_to_do_everywhere_and_loads_no_model(tmp_path):
     assert not (tmp_path / "home" / "logs").exists() or not any((tmp_path / "home" / "logs").iterdir())
     for f in ("r.jsonl", "s.jsonl", "s2.jsonl", "f.jsonl", "l.jsonl"):
         assert (tmp_path / f).read_text() == ""
+    # an empty day's reason is worded alike by run and fetch (run's line, then fetch's with the file it wrote)
+    why = f"nothing to do: no announcements in {empty} (a weekend or holiday?)"
+    assert runs["run"].stderr.strip() == why
+    assert runs["fetch"].stderr.strip() == f"{why}; wrote an empty {tmp_path / 'f.jsonl'}"
     assert runs["backfill in a window"].stderr.startswith(f"nothing to do: no papers of cs.LG,cs.AI in {LISTING} "
                                                           "from 2030-01-01")
     assert not (tmp_path / "site").exists()
