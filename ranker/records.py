@@ -5,7 +5,7 @@ import hashlib
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Mapping
 
 # Fields a paper line carries in the papers JSONL (the layout of shared/data/days/*/listing.jsonl).
 PAPER_FIELDS = ("id", "date", "title", "abstract", "authors", "categories", "primary_category",
@@ -48,6 +48,12 @@ def category_problem(cat: str) -> str | None:
 VERDICT_KEYS = ("prefilter_score", "kept", "topic", "rule", "reupload_of")
 
 
+def has_verdict(line: Mapping[str, Any]) -> bool:
+    """Whether a line's keys carry a prefilter verdict (prefilter output), not only a paper (a listing, whose
+    "topic" or "rule" is then a key of the user's own)."""
+    return "prefilter_score" in line or "kept" in line
+
+
 @dataclass
 class Paper:
     id: str                       # arXiv id without version, e.g. "2506.16065"
@@ -66,10 +72,12 @@ class Paper:
         """The papers JSONL line: the paper's fields, then the fields of its source that we do not model (a
         user's own), but not a ranking's verdict (VERDICT_KEYS) that a paper read from prefilter output
         carries in `extra`: a papers file written from it (`ranker fetch --from ranked.jsonl`) is not that
-        ranking's, and `ranker score --only-kept` would take the old verdict for one of it."""
+        ranking's, and `ranker score --only-kept` would take the old verdict for one of it. A paper read from
+        a listing (no verdict) keeps every key, a "topic" of the user's own included."""
         d = {k: v for k, v in asdict(self).items() if k != "extra"}
+        verdict = has_verdict(self.extra)
         for k, v in self.extra.items():
-            if k not in VERDICT_KEYS:
+            if not (verdict and k in VERDICT_KEYS):
                 d.setdefault(k, v)
         return d
 

@@ -1060,6 +1060,22 @@ def test_a_404_that_names_no_model_is_told_apart_by_the_base_url_s_models(server
                             "'other-model' (scoring.model)")
 
 
+def test_a_404_both_causes_line_names_the_model_as_the_user_gave_it(server, tmp_path):
+    """Where /models cannot tell a bare 404 apart, the line names both causes; the model's setting was the literal
+    key 'scoring.model' after a --model flag (the CLI words a mentioned setting as its flag, the base URL's as the
+    variable that gave it)."""
+    from conftest import DAYS, ranker
+    server.only_its_models, server.not_served_body, server.models_status = True, {"detail": "Not Found"}, 500
+    papers = tmp_path / "p.jsonl"
+    papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
+    r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai", "--model",
+               "other-model", "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": server.url})
+    assert r.returncode == 1
+    assert (f"error: OPENAI_BASE_URL: {server.url}/chat/completions answered HTTP 404 ('{{\"detail\": \"Not "
+            "Found\"}'): either the base URL is not an OpenAI-compatible API's (which usually ends in /v1), or the "
+            "server does not serve the model 'other-model' (--model)") in r.stderr, r.stderr
+
+
 def test_auto_against_a_server_that_wants_a_key_says_so(server):
     """A `vllm serve --api-key` asked for its model without OPENAI_API_KEY answers 401: that was 'cannot list the
     models of ...: KeyError'. Now it says the credentials were refused, and where the key comes from."""

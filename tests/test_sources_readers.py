@@ -272,6 +272,17 @@ def test_prefilter_output_keeps_unknown_keys(tmp_path):
     assert not {"prefilter_score", "kept", "topic", "rule"} & set(line)
 
 
+def test_a_listing_s_own_topic_and_rule_keys_are_written_back(tmp_path):
+    """A plain listing (no prefilter_score, no kept) whose rows carry a "topic" or "rule" of the user's own: those
+    are not a ranking's verdict, and a papers line written from such a paper (`ranker fetch --from`) keeps them
+    (they were dropped with the verdict keys of prefilter output)."""
+    rows = listing_rows(n=2)
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps({**r, "topic": "reading group", "rule": "from Anna"}) + "\n" for r in rows))
+    line = list(read_papers(path))[0].to_dict()
+    assert line["topic"] == "reading group" and line["rule"] == "from Anna"
+
+
 def test_categories_filter_on_jsonl():
     papers = list(read_papers(DAYS / "2025-05-13" / "listing.jsonl", categories="cs.AI", announce="new"))
     assert papers and all(p.primary_category == "cs.AI" for p in papers)

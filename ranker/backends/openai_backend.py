@@ -377,7 +377,7 @@ class OpenAIBackend(Backend):
         said = f" ({_snippet(text, 80)!r})" if text.strip() else ""
         return ConfigError(f"{self.base_url}/chat/completions answered HTTP 404{said}: either the base URL is not "
                            "an OpenAI-compatible API's (which usually ends in /v1), or the server does not serve "
-                           f"the model '{self.model_name}' (scoring.model)", key="scoring.openai.base_url")
+                           f"the model '{self.model_name}' ({{key:scoring.model}})", key="scoring.openai.base_url")
 
     def _serves_other(self, ids: list[str]) -> ConfigError:
         shown = ", ".join(f"'{i}'" for i in ids[:5]) + (", ..." if len(ids) > 5 else "")

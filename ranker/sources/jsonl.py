@@ -13,7 +13,7 @@ import re
 from typing import Iterable, Iterator
 
 from ..errors import InputError
-from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked
+from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, has_verdict
 from .filters import stronger
 from .normalize import iso_day, make_paper
 from .report import SKIP_REASONS, ReadReport
@@ -48,7 +48,7 @@ def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = 
                            extra={k: v for k, v in d.items() if k not in _KNOWN})
         if paper is None:
             continue
-        if ("prefilter_score" in d or "kept" in d) and Ranked.from_paper(paper) is None:
+        if has_verdict(d) and Ranked.from_paper(paper) is None:
             report.warn("skipped", where, f"{paper.id}: prefilter_score or kept missing or malformed; skipped",
                         "bad_verdict")
             continue
