@@ -232,6 +232,13 @@ class Calibration:
         no."""
         return bool(self.topics) and self.topics != topics
 
+    def fit_record(self) -> dict:
+        """Which fit this is, for a run's manifest: when it was made, the days and labels it learnt from."""
+        t = self.trained_on or {}
+        days = sorted(t.get("days") or [])
+        return {"created": t.get("created"), "days": len(days), "first_day": days[0] if days else None,
+                "last_day": days[-1] if days else None, "labels": int(t.get("labels") or 0)}
+
     def check_embedder(self, key: str) -> None:
         if key != self.embedder:
             from .embed import DEFAULT_MAX_TOKENS
