@@ -460,7 +460,8 @@ def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, set
     out = {
         "status": run.status,
         "model": run.model, "backend": run.backend, "score_mode": scoring.score_mode,
-        "embedder": pre.embedder, "calibration": settings.prefilter.calibration, "keep": pre.keep,
+        "embedder": pre.embedder, "calibration": settings.prefilter.calibration,
+        "calibration_fit": pre.calibration_fit, "keep": pre.keep,
         "prompts": {"source": prompts.source, "hash": run.prompt_hash, "options": options.prompt_options()},
         "cutoffs": {"min_relevance": cutoffs.min_relevance, "min_novelty": cutoffs.min_novelty},
         "counts": {"papers": len(day.papers), "new_in_store": day.stored.stored_new,

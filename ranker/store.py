@@ -1205,7 +1205,8 @@ class Store:
         return [(r[0], r[1], r[2] or "") for r in rows]
 
     def day_summaries(self) -> list[dict]:
-        """One dict per day the store knows (announced, ranked or digested), newest first: papers, kept, scored
+        """One dict per day the store knows (announced, ranked or digested), newest first: papers (a ranked day's
+        ranking, as its page lists them; else those announced), kept, scored
         (kept papers with a score under the day's digest model and prompt), picks (those of them that pass the
         day's cut-offs), up / down (labels of its papers)."""
         days: dict[str, dict] = {}
@@ -1217,7 +1218,9 @@ class Store:
             row(d)["papers"] = n
         for d, n, k in self.conn.execute("SELECT day, COUNT(*), SUM(kept) FROM rankings GROUP BY day"):
             r = row(d)
-            r.update(papers=max(r["papers"], n), kept=k or 0, ranked=True)
+            # a ranked day's page lists its ranking: a rerun on fewer papers (a saved file cut down) left the
+            # archive counting every paper ever announced that day beside a day page of the ranking's
+            r.update(papers=n, kept=k or 0, ranked=True)
         for d, scored, picks in self.conn.execute(
                 "SELECT g.day, SUM(r.kept), SUM(r.kept AND s.relevance >= g.min_relevance "
                 "AND s.novelty >= g.min_novelty) FROM day_digests g JOIN rankings r ON r.day = g.day "
@@ -1228,7 +1231,8 @@ class Store:
             row(d)["digest"] = True
         for d, up, down in self.conn.execute(
                 "SELECT x.day, SUM(l.label = 1), SUM(l.label = -1) FROM labels l JOIN "
-                "(SELECT paper_id, day FROM paper_days UNION SELECT paper_id, day FROM rankings) x "
+                "(SELECT paper_id, day FROM rankings UNION SELECT paper_id, day FROM paper_days "
+                " WHERE day NOT IN (SELECT day FROM rankings)) x "
                 "ON x.paper_id = l.paper_id GROUP BY x.day"):
             if d in days:
                 days[d].update(up=up or 0, down=down or 0)

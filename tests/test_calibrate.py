@@ -475,3 +475,23 @@ def test_a_calibration_fit_under_other_topics_says_so_where_it_ranks(tmp_path):
     del d["topics"]                                            # a file written before topics were recorded
     f.write_text(json.dumps(d))
     assert not rank_papers(day, other, embedder=Toy(), calibration=f, top=10).other_topics
+
+
+def test_a_calibration_refused_for_its_token_cut_names_the_cut_not_the_embedder_in_use():
+    """A calibration of 'minilm' (the default 128 tokens) refused under max_tokens 256 said 'use --embedder
+    minilm', the embedder already in use, and never the token cut that was at fault."""
+    X, y, zs, g, papers = _toy(n_days=2)
+    cal = fit(X, y, zs, g, papers, embedder="minilm")
+    with pytest.raises(InputError) as e:
+        cal.check_embedder("minilm@256")
+    assert e.value.message.endswith("use {key:prefilter.max_tokens} 128 or calibrate again"), e.value.message
+    with pytest.raises(InputError) as e:
+        cal.check_embedder("mpnet@256")
+    assert "use {key:prefilter.embedder} minilm {key:prefilter.max_tokens} 128 or" in e.value.message
+    cal = fit(X, y, zs, g, papers, embedder="minilm@256")
+    with pytest.raises(InputError) as e:
+        cal.check_embedder("minilm")
+    assert e.value.message.endswith("use {key:prefilter.max_tokens} 256 or calibrate again"), e.value.message
+    with pytest.raises(InputError) as e:
+        cal.check_embedder("mpnet@256")
+    assert e.value.message.endswith("use {key:prefilter.embedder} minilm or calibrate again"), e.value.message

@@ -248,3 +248,40 @@ def test_gpt_judgements_outside_the_listing_are_said_not_silently_dropped(tmp_pa
                  "--papers", str(DAYS / "2025-06-23" / "listing.jsonl"))
     assert res.returncode == 0 and "| listing | 380 | 47 | 47 |" in res.stdout and "not in the listing" not in res.stdout
     assert "not in the listing" not in (tmp_path / "same" / "report.html").read_text()
+
+
+def test_a_run_folder_scored_by_two_models_or_prompts_is_said_to_pool_them(tmp_path):
+    """A `ranker run` folder lived in for weeks holds days scored under the topics and model of their time: the
+    user edits the topics, then switches model. `ranker compare --local folder/` pooled every day's scores into
+    one set of figures without a word; the summary and the report now name each (model, prompt) pair and its
+    days, from the days' run manifests (a failed rerun's manifest, beside the earlier run's files, names no one)."""
+    gpt = _jsonl(DAYS / "2025-05-15" / "gpt_scores.jsonl")
+    folder = tmp_path / "digests"
+    folder.mkdir()
+    runs = {"2025-05-12": ("fake:a", "aaaa1111bbbb2222", "ok"), "2025-05-13": ("fake:a", "aaaa1111bbbb2222", "ok"),
+            "2025-05-14": ("fake:a", "cccc3333dddd4444", "ok"), "2025-05-15": ("fake:b", "cccc3333dddd4444", "ok"),
+            "2025-05-16": ("fake:c", "eeee5555ffff6666", "failed")}
+    for k, (day, (model, h, status)) in enumerate(runs.items()):
+        (folder / f"{day}-scores.jsonl").write_text("".join(
+            json.dumps({"ARXIVID": d["id"], "COMMENT": "x", "RELEVANCE": 9, "NOVELTY": 8}) + "\n"
+            for d in gpt[4 * k:4 * k + 4]))
+        (folder / f"{day}-run.json").write_text(json.dumps({"day": day, "status": status, "model": model,
+                                                            "prompts": {"source": "p", "hash": h}}))
+    (tmp_path / "gpt.jsonl").write_text("".join(json.dumps(d) + "\n" for d in gpt))
+    res = ranker("compare", "--gpt", str(tmp_path / "gpt.jsonl"), "--local", str(folder), "--out",
+                 str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    note = ("the local days were scored by 3 model and prompt pairs (their run manifests), pooled here: "
+            "fake:a with prompt aaaa1111bbbb on 2025-05-12..2025-05-13 (2 days); fake:a with prompt cccc3333dddd "
+            "on 2025-05-14; fake:b with prompt cccc3333dddd on 2025-05-15")
+    assert f"Note: {note}" in res.stdout, res.stdout
+    assert note in (tmp_path / "out" / "report.html").read_text()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [g["model"] for g in metrics["local_scorers"]] == ["fake:a", "fake:a", "fake:b"]
+    for day in ("2025-05-14", "2025-05-15", "2025-05-16"):      # one scorer: nothing to say
+        (folder / f"{day}-run.json").unlink()
+        (folder / f"{day}-scores.jsonl").unlink()
+    res = ranker("compare", "--gpt", str(tmp_path / "gpt.jsonl"), "--local", str(folder), "--out",
+                 str(tmp_path / "one"))
+    assert res.returncode == 0 and "pooled" not in res.stdout, res.stdout
+    assert "local_scorers" not in json.loads((tmp_path / "one" / "metrics.json").read_text())

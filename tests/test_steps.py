@@ -683,3 +683,33 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     gpt = DAYS / "2025-05-15" / "gpt_scores.jsonl"
     r = ranker("compare", "--gpt", gpt, "--local", gpt, "--out", f)
     assert r.returncode == 1 and r.stderr == f"error: --out {f}: not a directory\n", r.stderr
+
+
+def test_the_manifest_says_which_fit_of_the_calibration_file_ranked_the_day(settings, store, tmp_path):
+    """`ranker calibrate` weekly rewrites the same file (calib.json, which ranker.toml names): the manifests of
+    the days it ranked all said "calibration": "calib.json", whichever week's fit it was, so a day's ranking
+    could not be told apart from a rerun's under the next week's. Each manifest now records the fit: when it was
+    made and the days and labels it learnt from."""
+    from ranker.prefilter.calibrate import fit_data, history_data
+    from ranker.prefilter.embed import Embedder
+    from ranker.prefilter.history import load_day
+    from ranker.prompts import load_prompts
+    day = fetch_day(LISTING, settings, store=store)
+    flags = {**FLAGS, "top": None, "db": settings.db_path, "calibration": tmp_path / "calib.json"}
+    res = run_day(day, tmp_path / "out", resolve(flags={**FLAGS, "db": settings.db_path}, env={}), store=store)
+    assert res.manifest["calibration"] is None and res.manifest["calibration_fit"] is None
+    hist = [load_day(DAYS / d) for d in ("2025-05-13", "2025-05-15", "2025-06-23")]
+    for h in hist:
+        store_vectors(store, h.papers)
+    fits = []
+    for week in (hist[:2], hist):
+        cal = fit_data(history_data(week, load_prompts(), embedder=Embedder("minilm"), store=store))
+        cal.trained_on["created"] = f"2025-06-{len(week):02d} 07:00:00"
+        cal.save(tmp_path / "calib.json")
+        fits.append(run_day(day, tmp_path / "out", resolve(flags=flags, env={}), store=store).manifest)
+    assert [m["calibration_fit"] for m in fits] == [
+        {"created": "2025-06-02 07:00:00", "days": 2, "first_day": "2025-05-13", "last_day": "2025-05-15",
+         "labels": 0},
+        {"created": "2025-06-03 07:00:00", "days": 3, "first_day": "2025-05-13", "last_day": "2025-06-23",
+         "labels": 0}]
+    assert json.loads(res.files["manifest"].read_text())["calibration_fit"] == fits[-1]["calibration_fit"]

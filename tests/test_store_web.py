@@ -75,6 +75,27 @@ def test_day_summaries_and_digest_picks_count_kept_papers_passing_the_cutoffs(tm
         assert s.days() == ["2025-05-15", "2025-06-01"]
 
 
+def test_a_day_ranked_again_on_fewer_papers_is_counted_as_its_page_lists_it(tmp_path):
+    """A day run on its saved file, then again on that file cut down (5 papers, then 3): the day page lists the
+    3 of its ranking, but the archive counted the 5 ever announced that day (and a label on a paper no longer
+    in the day's ranking among the day's). A day never ranked still counts the papers announced on it."""
+    with Store(tmp_path / "r.sqlite3") as s:
+        ps = [paper(str(i)) for i in range(5)] + [paper("9", day="2025-06-01")]
+        s.add_papers(ps)
+        s.put_rankings("2025-05-15", [ranked(p, 1.0 - i / 10, i < 2) for i, p in enumerate(ps[:5])])
+        s.add_papers(ps[:3])
+        s.put_rankings("2025-05-15", [ranked(p, 1.0 - i / 10, i < 2) for i, p in enumerate(ps[:3])])
+        s.set_label("1", 1, "2025-05-15")
+        s.set_label("4", -1, "2025-05-15")              # its paper is no longer in the day's ranking
+        s.set_label("9", -1, "2025-06-01")
+        days = {d["day"]: d for d in s.day_summaries()}
+        d = days["2025-05-15"]
+        assert (d["papers"], d["kept"], d["up"], d["down"]) == (3, 2, 1, 0)
+        assert len(s.get_rankings("2025-05-15")) == 3
+        d = days["2025-06-01"]
+        assert (d["papers"], d["ranked"], d["down"]) == (1, False, 1)
+
+
 def test_labels_set_change_undo_with_history(tmp_path):
     with Store(tmp_path / "r.sqlite3") as s:
         s.set_label("1", 1, "2025-05-15")

@@ -11,6 +11,7 @@ ranker.sources, here gathered over several files.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,6 +71,9 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
                               gpt_empty_days=gpt.empty_days, local_empty_days=local.empty_days)
     metrics["gpt_files"] = [str(f) for f in gpt_files]
     metrics["local_files"] = [str(f) for f in local_files]
+    scorers = local_scorers(local_files)
+    if len(scorers) > 1:
+        metrics["local_scorers"] = scorers
     if paper_files is not None:
         metrics["papers_files"] = [str(f) for f in paper_files]
     if pf_files is not None:
@@ -83,6 +87,33 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     text, page = json.dumps(metrics, indent=2, allow_nan=False) + "\n", render_html(metrics, gpt, local)
     write_together({out / "metrics.json": [text], out / "report.html": [page]})
     return metrics
+
+
+_RUN_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})-(?:output\.md|output\.json|scores\.jsonl)$")
+
+
+def local_scorers(files: list[Path]) -> list[dict[str, Any]]:
+    """Who scored the days of `ranker run` folders among `files`: each day's manifest (<day>-run.json beside its
+    digest) names the model and the prompt hash. One entry per (model, prompt hash) with its days, in the order
+    of their first day. A folder lived in for weeks holds days of every model and topics the user had then, and a
+    comparison over it pools them: the summary says so when there are several. A day whose manifest is missing,
+    unreadable or not finished (a failed rerun's, beside the earlier run's files) is left out: it does not say
+    who wrote the files."""
+    days: dict[tuple[str, str], set[str]] = {}
+    for f in files:
+        m = _RUN_FILE.match(f.name)
+        if not m:
+            continue
+        try:
+            run = json.loads((f.parent / f"{m.group(1)}-run.json").read_text(encoding="utf-8"))
+            if run.get("status") not in ("ok", "partial"):
+                continue
+            key = (str(run["model"]), str((run.get("prompts") or {}).get("hash") or ""))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        days.setdefault(key, set()).add(m.group(1))
+    return [{"model": model, "prompt_hash": h, "days": sorted(d)}
+            for (model, h), d in sorted(days.items(), key=lambda kv: min(kv[1]))]
 
 
 def _nothing_to_compare(gpt_files: list[Path], local_files: list[Path]) -> str:

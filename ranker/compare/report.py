@@ -226,6 +226,9 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     outside = _outside_listing(metrics)
     if outside:
         add(f'<p class="note">{esc(outside)}</p>')
+    scorers = _mixed_scorers(metrics)
+    if scorers:
+        add(f'<p class="note">{esc(scorers)}</p>')
     for key, what in (("papers_days_skipped", "Listing days left out (not judged by both sides)"),
                       ("prefilter_days_skipped", "Prefilter days left out (GPT judged none of their papers)"),
                       ("gpt_days_without_rows", "Days GPT's files cover with no paper (nothing picked)"),
@@ -314,6 +317,19 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     return "\n".join(parts)
 
 
+def _mixed_scorers(metrics: Mapping[str, Any]) -> str:
+    """The local days' models and prompts, when their run manifests name several (compare.local_scorers)."""
+    groups = metrics.get("local_scorers") or []
+    if len(groups) < 2:
+        return ""
+
+    def days(d: list[str]) -> str:
+        return d[0] if len(d) == 1 else f"{d[0]}..{d[-1]} ({len(d)} days)"
+    parts = [f"{g['model']} with prompt {g['prompt_hash'][:12] or '?'} on {days(g['days'])}" for g in groups]
+    return (f"the local days were scored by {len(groups)} model and prompt pairs (their run manifests), "
+            f"pooled here: {'; '.join(parts)}")
+
+
 def _outside_listing(metrics: Mapping[str, Any]) -> str:
     """What a listing of another day (or one missing GPT's papers) does to the figures, said where it happens: GPT's
     judgements outside it count in none of the listing's figures, so its picks there are not missed by anyone."""
@@ -353,6 +369,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     outside = _outside_listing(metrics)
     if outside:
         lines += ["", f"Note: {outside}"]
+    scorers = _mixed_scorers(metrics)
+    if scorers:
+        lines += ["", f"Note: {scorers}"]
     prefilter = metrics.get("prefilter")
     if prefilter:
         at = ", ".join(f"{k}: {fmt(v)}" for k, v in prefilter["recall_at"].items())

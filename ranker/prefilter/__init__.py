@@ -57,6 +57,9 @@ class PrefilterResult:
     # the calibration was fit under other topics than the prompt's: its zero-shot input and recall thresholds
     # were measured against those
     other_topics: bool = False
+    # which fit of the calibration file ranked the day (Calibration.fit_record): one file name, rewritten by each
+    # `ranker calibrate`, says nothing of that on its own
+    calibration_fit: dict | None = None
 
     @property
     def kept(self) -> int:
@@ -205,4 +208,5 @@ def rank_papers(papers: Sequence[Paper], prompts: "PromptSet | None" = None, *,
     return PrefilterResult(ranked, emb.key, calibrated=cal is not None, embedded=emb.texts_encoded - before,
                            model_loaded=emb.loaded, seconds=time.perf_counter() - t0, timings=timings,
                            keep=dec.to_dict(), vectors=pv, fit_on=sorted({p.date for p in papers} & trained),
-                           other_topics=cal is not None and cal.other_topics(qs.digest()))
+                           other_topics=cal is not None and cal.other_topics(qs.digest()),
+                           calibration_fit=cal.fit_record() if cal is not None else None)

@@ -232,10 +232,27 @@ class Calibration:
         no."""
         return bool(self.topics) and self.topics != topics
 
+    def fit_record(self) -> dict:
+        """Which fit this is, for a run's manifest: when it was made, the days and labels it learnt from."""
+        t = self.trained_on or {}
+        days = sorted(t.get("days") or [])
+        return {"created": t.get("created"), "days": len(days), "first_day": days[0] if days else None,
+                "last_day": days[-1] if days else None, "labels": int(t.get("labels") or 0)}
+
     def check_embedder(self, key: str) -> None:
         if key != self.embedder:
-            name, _, tokens = self.embedder.partition("@")
-            use = f"{{key:prefilter.embedder}} {name}" + (f" {{key:prefilter.max_tokens}} {tokens}" if tokens else "")
+            from .embed import DEFAULT_MAX_TOKENS
+
+            def split(k: str) -> tuple[str, str]:      # 'minilm@256' -> ('minilm', '256'); no suffix: the default
+                name, at, tokens = k.rpartition("@")
+                return (name, tokens) if at and tokens.isdigit() else (k, str(DEFAULT_MAX_TOKENS))
+            name, tokens = split(self.embedder)
+            now_name, now_tokens = split(key)
+            # only what differs: a calibration of 'minilm' refused at 256 tokens was told to use the embedder
+            # minilm, which it already used, and not the token cut that was at fault
+            use = " ".join(x for x in (f"{{key:prefilter.embedder}} {name}" if name != now_name else "",
+                                       f"{{key:prefilter.max_tokens}} {tokens}" if tokens != now_tokens else "")
+                           if x)
             raise InputError(f"this calibration was made with the embedder '{self.embedder}' ({self.dim}-d), "
                              f"not '{key}'; use {use} or calibrate again", key="prefilter.calibration")
 
