@@ -285,3 +285,25 @@ def test_a_run_folder_scored_by_two_models_or_prompts_is_said_to_pool_them(tmp_p
                  str(tmp_path / "one"))
     assert res.returncode == 0 and "pooled" not in res.stdout, res.stdout
     assert "local_scorers" not in json.loads((tmp_path / "one" / "metrics.json").read_text())
+
+
+def test_days_outside_the_comparison_are_not_said_to_be_pooled(tmp_path):
+    """A run folder of weeks, its model switched before the one day GPT judged: the figures hold that day's
+    papers only, one model's, yet the note said two model and prompt pairs were pooled (it counted every day of
+    the folder, compared or not)."""
+    gpt = _jsonl(DAYS / "2025-05-15" / "gpt_scores.jsonl")
+    old = _jsonl(DAYS / "2025-05-13" / "gpt_scores.jsonl")
+    folder = tmp_path / "digests"
+    folder.mkdir()
+    for day, rows, model in (("2025-05-13", old[:4], "fake:a"), ("2025-05-15", gpt[:4], "fake:b")):
+        (folder / f"{day}-scores.jsonl").write_text("".join(
+            json.dumps({"ARXIVID": d["id"], "COMMENT": "x", "RELEVANCE": 9, "NOVELTY": 8}) + "\n" for d in rows))
+        (folder / f"{day}-run.json").write_text(json.dumps({"day": day, "status": "ok", "model": model,
+                                                            "prompts": {"source": "p", "hash": "abcd"}}))
+    (tmp_path / "gpt.jsonl").write_text("".join(json.dumps(d) + "\n" for d in gpt))
+    m = run_compare(tmp_path / "gpt.jsonl", folder, tmp_path / "out")
+    assert m["n_common"] == 4 and "local_scorers" not in m, m.get("local_scorers")
+    (tmp_path / "gpt.jsonl").write_text("".join(json.dumps(d) + "\n" for d in gpt + old))    # both days judged
+    m = run_compare(tmp_path / "gpt.jsonl", folder, tmp_path / "out")
+    assert [(g["model"], g["days"]) for g in m["local_scorers"]] == [("fake:a", ["2025-05-13"]),
+                                                                      ("fake:b", ["2025-05-15"])]

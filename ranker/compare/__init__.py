@@ -71,7 +71,9 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
                               gpt_empty_days=gpt.empty_days, local_empty_days=local.empty_days)
     metrics["gpt_files"] = [str(f) for f in gpt_files]
     metrics["local_files"] = [str(f) for f in local_files]
-    scorers = local_scorers(local_files)
+    # only the days in the figures: a folder of months, its model switched long before GPT's week, is no pool
+    compared = {d for d, i in local.by_day if i in gpt} | {d for d, _ in gpt.by_day} | set(gpt.empty_days)
+    scorers = local_scorers(local_files, compared)
     if len(scorers) > 1:
         metrics["local_scorers"] = scorers
     if paper_files is not None:
@@ -92,17 +94,17 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
 _RUN_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})-(?:output\.md|output\.json|scores\.jsonl)$")
 
 
-def local_scorers(files: list[Path]) -> list[dict[str, Any]]:
+def local_scorers(files: list[Path], days_compared: set[str] | None = None) -> list[dict[str, Any]]:
     """Who scored the days of `ranker run` folders among `files`: each day's manifest (<day>-run.json beside its
     digest) names the model and the prompt hash. One entry per (model, prompt hash) with its days, in the order
     of their first day. A folder lived in for weeks holds days of every model and topics the user had then, and a
     comparison over it pools them: the summary says so when there are several. A day whose manifest is missing,
     unreadable or not finished (a failed rerun's, beside the earlier run's files) is left out: it does not say
-    who wrote the files."""
+    who wrote the files. `days_compared`: only these days count (those whose papers the figures hold), if given."""
     days: dict[tuple[str, str], set[str]] = {}
     for f in files:
         m = _RUN_FILE.match(f.name)
-        if not m:
+        if not m or (days_compared is not None and m.group(1) not in days_compared):
             continue
         try:
             run = json.loads((f.parent / f"{m.group(1)}-run.json").read_text(encoding="utf-8"))
