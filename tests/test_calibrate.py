@@ -412,6 +412,8 @@ def _nan_in(d, key):
     lambda d: d["trained_on"].__setitem__("days", 5),                   # ranking a day crashed on it
     lambda d: d["trained_on"].__setitem__("days", "2025-01-01"),        # read as the days "2", "0", "-" ...
     lambda d: d["trained_on"].__setitem__("days", [20250101]),
+    lambda d: d["trained_on"].__setitem__("labels", "many"),            # the run's manifest crashed on it
+    lambda d: d["trained_on"].__setitem__("labels", [3]),
 ])
 def test_a_hand_edited_calibration_file_is_refused_naming_it(tmp_path, edit):
     """A calibration file edited by hand (a wrong type, NaN, a zero scale, an input the options do not make) is

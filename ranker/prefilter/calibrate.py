@@ -363,6 +363,10 @@ class Calibration:
         days = self.trained_on.get("days", [])
         if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
             return "trained_on.days is not a list of days"
+        # counted into each run's manifest (fit_record), after the day is embedded and ranked
+        labels = self.trained_on.get("labels", 0)
+        if not isinstance(labels, int) or isinstance(labels, bool) or labels < 0:
+            return "trained_on.labels is not a count"
         if not isinstance(self.topics, str):
             return "topics is not text"
         return None
