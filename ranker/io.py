@@ -389,6 +389,31 @@ def arxiv_id(raw: object) -> str | None:
     return parsed[0] if parsed else None
 
 
+# a \\uD800-\\uDFFF escape: JSON lets one stand alone, where it is no character and UTF-8 cannot write it
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value):
+    """(value with every lone surrogate of its strings, keys too, replaced by U+FFFD, how many strings had one);
+    a pair of escapes is one character already (json joins them). For what json.loads made of a line or file that
+    SURROGATE_ESCAPE finds in: the papers readers (ranker.sources) and the judgements reader (ranker.compare)."""
+    if isinstance(value, str):
+        fixed = _LONE_SURROGATE.sub("\ufffd", value)
+        return fixed, int(fixed != value)
+    if isinstance(value, list):
+        pairs = [without_lone_surrogates(v) for v in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        out, total = {}, 0
+        for k, v in value.items():
+            (k, a), (v, b) = without_lone_surrogates(k), without_lone_surrogates(v)
+            out[k] = v
+            total += a + b
+        return out, total
+    return value, 0
+
+
 def same_paper_id(answer: object, expected: str) -> bool:
     """True when `answer` is exactly `expected`, or `expected` followed by a version suffix vN (nothing else:
     '2506.16065vEVIL' is not 2506.16065)."""

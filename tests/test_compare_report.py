@@ -307,3 +307,21 @@ def test_days_outside_the_comparison_are_not_said_to_be_pooled(tmp_path):
     m = run_compare(tmp_path / "gpt.jsonl", folder, tmp_path / "out")
     assert [(g["model"], g["days"]) for g in m["local_scorers"]] == [("fake:a", ["2025-05-13"]),
                                                                       ("fake:b", ["2025-05-15"])]
+
+
+def test_a_lone_surrogate_escape_in_judgements_is_replaced_not_fatal(tmp_path):
+    """A JSON "\\ud800" escape (valid JSON, no character) in a COMMENT or title of a judgements file: compare
+    died with 'unexpected failure' writing report.html; it is replaced with U+FFFD and said at its file:line, as
+    the papers readers do."""
+    gpt = _jsonl(DAYS / "2025-05-15" / "gpt_scores.jsonl")[:6]
+    (tmp_path / "gpt.jsonl").write_text("".join(json.dumps(d) + "\n" for d in gpt))
+    lines = [json.dumps({"ARXIVID": d["id"], "COMMENT": "x", "RELEVANCE": 9, "NOVELTY": 8}) for d in gpt]
+    lines[2] = lines[2].replace('"x"', '"a lone \\ud800 and a pair \\ud83d\\ude80", "title": "t \\udfff"')
+    (tmp_path / "local.jsonl").write_text("\n".join(lines) + "\n")
+    said: list[str] = []
+    run_compare(tmp_path / "gpt.jsonl", tmp_path / "local.jsonl", tmp_path / "out", warn=said.append)
+    assert said == [f"{tmp_path / 'local.jsonl'}:3: a lone surrogate escape (\\ud800-\\udfff), no character, "
+                    "replaced with U+FFFD"], said
+    row = read_scores(tmp_path / "local.jsonl")[gpt[2]["id"]]
+    assert (row.comment, row.title) == ("a lone \ufffd and a pair \U0001f680", "t \ufffd")
+    assert "a lone \ufffd and a pair \U0001f680" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from ..digest import AUTHOR_MATCH, md_unescape
 from ..errors import InputError, where
-from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text
+from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text, without_lone_surrogates
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -150,9 +150,12 @@ def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | N
         say = notice if notice is not None and raw_rel is None and raw_nov is None else warn   # unscored: no pick
         say(f"{src}: skipped {pid}: {' and '.join(missing)} missing or not a number")
         return None
-    return ScoreRow(id=pid, relevance=rel, novelty=nov,
-                    comment="" if comment is None else str(comment),
-                    title=str(d.get("title") or d.get("TITLE") or ""),
+    # a JSON "\ud800" escape stands for no character: report.html (UTF-8) could not be written with it
+    (comment, title), lone = without_lone_surrogates(["" if comment is None else str(comment),
+                                                      str(d.get("title") or d.get("TITLE") or "")])
+    if lone:
+        warn(f"{src}: a lone surrogate escape (\\ud800-\\udfff), no character, replaced with U+FFFD")
+    return ScoreRow(id=pid, relevance=rel, novelty=nov, comment=comment, title=title,
                     date=str(d.get("date") or file_day or ""), source=src, author_match=author_match)
 
 

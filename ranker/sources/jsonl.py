@@ -9,10 +9,10 @@ file (Paper.to_dict). A row with a malformed verdict is skipped, counted. The pe
 from __future__ import annotations
 
 import json
-import re
 from typing import Iterable, Iterator
 
 from ..errors import InputError
+from ..io import SURROGATE_ESCAPE, without_lone_surrogates
 from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, has_verdict
 from .filters import stronger
 from .normalize import iso_day, make_paper
@@ -80,9 +80,9 @@ def json_lines(lines, source: str, report: ReadReport):
             report.warn("skipped", where, f"not valid JSON ({msg}); a truncated line? skipped", "not_json")
             continue
         report.seen += 1
-        if _SURROGATE_ESCAPE.search(text):
+        if SURROGATE_ESCAPE.search(text):
             try:
-                obj, n = _without_lone_surrogates(obj)
+                obj, n = without_lone_surrogates(obj)
             except RecursionError:
                 report.warn("skipped", where, "nested too deeply; skipped", "not_object")
                 continue
@@ -93,30 +93,6 @@ def json_lines(lines, source: str, report: ReadReport):
             report.warn("skipped", where, f"expected a JSON object, got {type(obj).__name__}; skipped", "not_object")
             continue
         yield where, obj
-
-
-# a \\uD800-\\uDFFF escape: JSON lets one stand alone, where it is no character and UTF-8 cannot write it
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _without_lone_surrogates(value):
-    """(value with every lone surrogate of its strings, keys too, replaced by U+FFFD, how many strings had one);
-    a pair of escapes is one character already (json joins them)."""
-    if isinstance(value, str):
-        fixed = _LONE_SURROGATE.sub("\ufffd", value)
-        return fixed, int(fixed != value)
-    if isinstance(value, list):
-        pairs = [_without_lone_surrogates(v) for v in value]
-        return [v for v, _ in pairs], sum(n for _, n in pairs)
-    if isinstance(value, dict):
-        out, total = {}, 0
-        for k, v in value.items():
-            (k, a), (v, b) = _without_lone_surrogates(k), _without_lone_surrogates(v)
-            out[k] = v
-            total += a + b
-        return out, total
-    return value, 0
 
 
 def no_valid_records(report: ReadReport, kind: str) -> InputError:
