@@ -636,3 +636,19 @@ def test_the_windows_are_right_without_a_time_zone_database(monkeypatch):
     monkeypatch.setattr(zoneinfo, "ZoneInfo", no_data)
     assert {d: days.submission_window(d) for d in want} == want
     assert days.submission_window("2025-01-15")[1] == datetime(2025, 1, 14, 19, tzinfo=timezone.utc)
+
+
+def test_a_line_with_bad_bytes_and_a_lone_surrogate_is_one_record_repaired(tmp_path):
+    """bad_bytes counts records (lines): a line with invalid UTF-8 and a lone \\ud800 escape both was counted
+    twice ('2 records with invalid UTF-8' for one), and the note named invalid UTF-8 for a file of none."""
+    rows = [json.dumps(r).encode() for r in listing_rows(n=3)]
+    rows[0] = rows[0].replace(b'"title": "', b'"title": "\xff \\ud800 ', 1)
+    rows[2] = rows[2].replace(b'"title": "', b'"title": "\\udc00 ', 1)
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    report = ReadReport()
+    papers = list(read_papers(path, report=report))
+    assert len(papers) == 3 and papers[0].title.startswith("\ufffd \ufffd ") and papers[2].title.startswith("\ufffd ")
+    assert report.bad_bytes == 2, report.warnings
+    assert report.notes() == [f"2 records with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD); "
+                              f"first at {path}:1"]

@@ -67,10 +67,11 @@ def json_lines(lines, source: str, report: ReadReport):
         if not raw.strip():
             continue
         where = f"{source}:{lineno}"
+        bad = False
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            text = raw.decode("utf-8", errors="replace")
+            text, bad = raw.decode("utf-8", errors="replace"), True
             report.warn("bad_bytes", where, "invalid UTF-8 bytes replaced with U+FFFD")
         try:
             obj = json.loads(text)
@@ -86,7 +87,7 @@ def json_lines(lines, source: str, report: ReadReport):
             except RecursionError:
                 report.warn("skipped", where, "nested too deeply; skipped", "not_object")
                 continue
-            if n:
+            if n and not bad:                        # bad_bytes counts lines: this one is counted already
                 report.warn("bad_bytes", where, "a lone surrogate escape (\\ud800-\\udfff), no character, "
                             "replaced with U+FFFD")
         if not isinstance(obj, dict):

@@ -29,7 +29,7 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     reasons:     the skipped records by reason (a key of SKIP_REASONS)
     no_abstract: papers kept with an empty abstract
     truncated:   papers whose abstract (or title) was cut to the cap
-    bad_bytes:   records (lines) whose invalid UTF-8 was replaced with U+FFFD
+    bad_bytes:   records (lines) whose invalid UTF-8 or lone \\ud800-\\udfff escapes were replaced with U+FFFD
     """
     source: str = ""
     seen: int = 0
@@ -80,7 +80,7 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
         out = []
         labels = {
             "skipped": "records skipped (unreadable or without id/title)",
-            "bad_bytes": "records with invalid UTF-8 (replaced with U+FFFD)",
+            "bad_bytes": "records with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD)",
             "duplicates": "duplicate ids dropped (first occurrence kept)",
             "no_abstract": "papers without an abstract (kept with an empty abstract)",
             "truncated": f"overlong abstracts/titles cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,} characters",
