@@ -325,3 +325,19 @@ def test_a_lone_surrogate_escape_in_judgements_is_replaced_not_fatal(tmp_path):
     row = read_scores(tmp_path / "local.jsonl")[gpt[2]["id"]]
     assert (row.comment, row.title) == ("a lone \ufffd and a pair \U0001f680", "t \ufffd")
     assert "a lone \ufffd and a pair \U0001f680" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_lone_surrogate_escape_in_a_judgements_date_is_replaced_not_fatal(tmp_path):
+    """The same escape in a judgement's "date" (its row of the per-day table): compare died with 'unexpected
+    failure' writing report.html, the comment and title being the only texts repaired."""
+    gpt = _jsonl(DAYS / "2025-05-15" / "gpt_scores.jsonl")[:3]
+    lines = [json.dumps({**d, "date": "2025-05-15"}) for d in gpt]
+    lines[1] = lines[1].replace('"date": "2025-05-15"', '"date": "2025-05-15\\udc80"')
+    (tmp_path / "gpt.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "local.jsonl").write_text("".join(json.dumps({"ARXIVID": d["id"], "COMMENT": "x", "RELEVANCE": 9,
+                                                              "NOVELTY": 8}) + "\n" for d in gpt))
+    said: list[str] = []
+    run_compare(tmp_path / "gpt.jsonl", tmp_path / "local.jsonl", tmp_path / "out", warn=said.append)
+    assert said == [f"{tmp_path / 'gpt.jsonl'}:2: a lone surrogate escape (\\ud800-\\udfff), no character, "
+                    "replaced with U+FFFD"], said
+    assert "2025-05-15\ufffd" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")

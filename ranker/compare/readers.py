@@ -150,13 +150,15 @@ def _row_from_dict(d: dict, src: str, file_day: str, warn: Warn, key_id: str | N
         say = notice if notice is not None and raw_rel is None and raw_nov is None else warn   # unscored: no pick
         say(f"{src}: skipped {pid}: {' and '.join(missing)} missing or not a number")
         return None
-    # a JSON "\ud800" escape stands for no character: report.html (UTF-8) could not be written with it
-    (comment, title), lone = without_lone_surrogates(["" if comment is None else str(comment),
-                                                      str(d.get("title") or d.get("TITLE") or "")])
+    # a JSON "\ud800" escape stands for no character: report.html (UTF-8) could not be written with it, in
+    # any text of the row that reaches it (its date too: a row of the per-day table)
+    (comment, title, date), lone = without_lone_surrogates(["" if comment is None else str(comment),
+                                                            str(d.get("title") or d.get("TITLE") or ""),
+                                                            str(d.get("date") or file_day or "")])
     if lone:
         warn(f"{src}: a lone surrogate escape (\\ud800-\\udfff), no character, replaced with U+FFFD")
     return ScoreRow(id=pid, relevance=rel, novelty=nov, comment=comment, title=title,
-                    date=str(d.get("date") or file_day or ""), source=src, author_match=author_match)
+                    date=date, source=src, author_match=author_match)
 
 
 def _is_score_dict(d: Any) -> bool:
