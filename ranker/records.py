@@ -126,8 +126,9 @@ class Ranked:
             d["rule"] = self.rule
         if self.reupload_of:
             d["reupload_of"] = self.reupload_of
-        for k, v in self.paper.to_dict().items():    # no earlier ranking's verdict (see Paper.to_dict)
-            d.setdefault(k, v)
+        for k, v in self.paper.to_dict().items():
+            if k not in VERDICT_KEYS:    # the line's verdict is this ranking's: a listing's own "reupload_of"
+                d.setdefault(k, v)       # (Paper.to_dict keeps it) was read back as a re-upload it never found
         return d
 
     @classmethod

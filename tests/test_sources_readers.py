@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 
 from ranker.errors import InputError, RankerError
-from ranker.records import Paper
-from ranker.sources import ReadReport, detect_format, read_papers, write_papers
+from ranker.records import Paper, Ranked
+from ranker.sources import ReadReport, detect_format, ranked_lines, read_papers, read_ranked, write_papers
 from ranker.sources.filters import within
 from ranker.sources.normalize import delatex, split_authors
 from ranker.sources.report import ABSTRACT_CAP
@@ -281,6 +281,22 @@ def test_a_listing_s_own_topic_and_rule_keys_are_written_back(tmp_path):
     path.write_text("".join(json.dumps({**r, "topic": "reading group", "rule": "from Anna"}) + "\n" for r in rows))
     line = list(read_papers(path))[0].to_dict()
     assert line["topic"] == "reading group" and line["rule"] == "from Anna"
+
+
+def test_a_ranking_of_a_listing_with_such_keys_writes_only_its_own_verdict(tmp_path):
+    """The prefilter output of that listing: its verdict keys are the ranking's. A listing's own "reupload_of"
+    (kept in a papers line, above) went into the ranking's line where the ranking found no re-upload, and
+    read_ranked took it for one."""
+    rows = listing_rows(n=2)
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps({**r, "reupload_of": {"id": "2401.00001", "date": "2024-01-02"},
+                                        "my_note": "n"}) + "\n" for r in rows))
+    ranked = [Ranked(paper=p, prefilter_score=0.5, kept=True, topic="t1", rule="top") for p in read_papers(path)]
+    out = tmp_path / "ranked.jsonl"
+    out.write_text("".join(ranked_lines(ranked)))
+    back = read_ranked(out)
+    assert [r.reupload_of for r in back] == [None, None]
+    assert [r.paper.extra.get("my_note") for r in back] == ["n", "n"]
 
 
 def test_categories_filter_on_jsonl():
