@@ -248,6 +248,8 @@ class Calibration:
                 return (name, tokens) if at and tokens.isdigit() else (k, str(DEFAULT_MAX_TOKENS))
             name, tokens = split(self.embedder)
             now_name, now_tokens = split(key)
+            if (name, tokens) == (now_name, now_tokens):    # 'minilm@128' is 'minilm': the same vectors
+                return
             # only what differs: a calibration of 'minilm' refused at 256 tokens was told to use the embedder
             # minilm, which it already used, and not the token cut that was at fault
             use = " ".join(x for x in (f"{{key:prefilter.embedder}} {name}" if name != now_name else "",
