@@ -306,6 +306,22 @@ def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:
         raise _cannot_write(path, e) from None
 
 
+def lock_exclusive(fd: int, waiting: Callable[[], None], *, without_locks: bool = False) -> None:
+    """An exclusive flock on `fd`, held until it is closed (or the process ends, however it ends). Where another
+    process holds it, `waiting` is called once, then the lock is waited for. A file system without locks (NFS
+    with no lock daemon) raises OSError, or, with `without_locks`, leaves `fd` unlocked."""
+    import fcntl
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        if not without_locks:
+            raise
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | Iterable[bytes]) -> int:
     """Write text, bytes or an iterable of text or byte chunks (lines) to `path` through atomic_file.
     An iterable is consumed as it is written, so it may be a generator of any size. Returns the chunks

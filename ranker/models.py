@@ -26,6 +26,7 @@ from typing import Callable
 
 from . import netguard
 from .errors import ConfigError, ModelError
+from .io import lock_exclusive
 from .settings import BUNDLED_PRESETS, default_models_dir
 
 READY_MARK = ".ranker-prepared"
@@ -457,16 +458,10 @@ def _os_words(e: OSError) -> str:
 def _models_lock(root: Path, waiting: Callable[[], None]):
     """An exclusive lock on the models folder for as long as the block runs (released when the process
     dies, however it dies)."""
-    import fcntl
-    import os
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_exclusive(fd, waiting)
         yield
     finally:
         os.close(fd)

@@ -357,3 +357,43 @@ def test_counted_says_one_in_the_singular_and_groups_thousands():
     assert [counted(n, "paper") for n in (0, 1, 2, 1204)] == ["0 papers", "1 paper", "2 papers", "1,204 papers"]
     assert counted(1, "author match", "author matches") == "1 author match"
     assert counted(3, "author match", "author matches") == "3 author matches"
+
+
+# --------------------------------------------------------------------------- lock_exclusive
+def test_lock_exclusive_tells_once_then_waits_for_the_holder(tmp_path):
+    """The one lock of a site build and a models prepare: a second holder is told once, then waits until the
+    first lets go (flock locks belong to open files, so two opens in one process contend as two processes)."""
+    from ranker.io import lock_exclusive
+    f = tmp_path / "lock"
+    f.write_text("")
+    first, second = os.open(f, os.O_WRONLY), os.open(f, os.O_WRONLY)
+    told, got = [], threading.Event()
+    lock_exclusive(first, lambda: told.append("first"))
+    t = threading.Thread(target=lambda: (lock_exclusive(second, lambda: told.append("second")), got.set()))
+    t.start()
+    try:
+        assert not got.wait(0.5) and told == ["second"]          # told, and still waiting
+        os.close(first)
+        assert got.wait(10)
+    finally:
+        t.join(10)
+        os.close(second)
+    assert told == ["second"]
+
+
+def test_lock_exclusive_on_a_file_system_without_locks(tmp_path, monkeypatch):
+    """NFS without a lock daemon answers ENOLCK: an error for a models prepare, an unlocked build for a site."""
+    import fcntl
+
+    from ranker.io import lock_exclusive
+
+    def no_locks(fd, how):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError):
+            lock_exclusive(fd, lambda: pytest.fail("nobody holds it"))
+        lock_exclusive(fd, lambda: pytest.fail("nobody holds it"), without_locks=True)
+    finally:
+        os.close(fd)

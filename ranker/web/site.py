@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted
+from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, lock_exclusive
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
@@ -190,9 +190,7 @@ def _one_build_at_a_time(out: Path, waiting: Callable[[], None]) -> Iterator[Non
     ends): two builds at once (a cron job's and one by hand) removed each other's temporary files, the one not
     yet put in place failing, and a build of an older state of the store removed as stale the pages the other
     had just linked. The second waits for the first, calling `waiting` before it does."""
-    try:
-        import fcntl
-    except ImportError:                      # not POSIX: builds are not kept apart
+    if os.name != "posix":                   # no flock: builds are not kept apart
         yield
         return
     # the marker file, opened for writing: NFS emulates flock by byte-range locks, which an exclusive lock takes
@@ -202,26 +200,12 @@ def _one_build_at_a_time(out: Path, waiting: Callable[[], None]) -> Iterator[Non
     except OSError:                          # a marker one may not write (copied read-only): unlocked
         fd = None
     try:
-        if fd is not None and not _locked(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
-            waiting()                        # another build holds the folder
-            _locked(fd, fcntl.LOCK_EX)
+        if fd is not None:                   # a file system without locks: the build goes on unlocked
+            lock_exclusive(fd, waiting, without_locks=True)
         yield
     finally:
         if fd is not None:
             os.close(fd)
-
-
-def _locked(fd: int, how: int) -> bool:
-    """flock(fd, how); False only where another process holds the lock (a non-blocking `how`). A file system
-    without locks (NFS with no lock daemon) says True: the build goes on unlocked."""
-    import fcntl
-    try:
-        fcntl.flock(fd, how)
-    except BlockingIOError:
-        return False
-    except OSError:
-        pass
-    return True
 
 
 def _build(store: Store, out: Path, similar) -> SiteResult:
