@@ -102,12 +102,16 @@ def local_scorers(files: list[Path], days_compared: set[str] | None = None) -> l
     unreadable or not finished (a failed rerun's, beside the earlier run's files) is left out: it does not say
     who wrote the files. `days_compared`: only these days count (those whose papers the figures hold), if given."""
     days: dict[tuple[str, str], set[str]] = {}
+    read: set[Path] = set()                      # a day's digest, JSON and scores share one manifest: read once
     for f in files:
         m = _RUN_FILE.match(f.name)
         if not m or (days_compared is not None and m.group(1) not in days_compared):
             continue
+        if (manifest := f.parent / f"{m.group(1)}-run.json") in read:
+            continue
+        read.add(manifest)
         try:
-            run = json.loads((f.parent / f"{m.group(1)}-run.json").read_text(encoding="utf-8"))
+            run = json.loads(manifest.read_text(encoding="utf-8"))
             if run.get("status") not in ("ok", "partial"):
                 continue
             key = (str(run["model"]), str((run.get("prompts") or {}).get("hash") or ""))
