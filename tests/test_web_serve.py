@@ -266,6 +266,26 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
 
 
+def test_a_label_posted_with_a_date_that_is_none_is_stored_under_the_papers_day(site, tmp_path):
+    """A script's POST with day=2025-02-30 (the shape of a day, no date) stored that day, and `labels export` wrote
+    it into a file that `labels import` refuses whole ("'day' must be a day"): the paper's own day is taken, as
+    for any day this app never wrote."""
+    from conftest import ranker
+    server, db, _ = site
+    pid = "2505.09027"
+    status, _, _ = _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": _token(server),
+                                                  "day": "2025-02-30"}, {"Origin": server.url})
+    try:
+        assert status == 303 and _label(db, pid) == (-1, DAY)
+        out = tmp_path / "labels.jsonl"
+        assert ranker("labels", "export", out, "--db", db).returncode == 0
+        Store(tmp_path / "other.sqlite3").close()
+        r = ranker("labels", "import", out, "--db", tmp_path / "other.sqlite3")
+        assert r.returncode == 0, r.stderr
+    finally:
+        _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)}, {"Origin": server.url})
+
+
 def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     _, db, _ = site
     ro = start_server(db, tmp_path / "ro.log", "--read-only")

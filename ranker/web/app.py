@@ -17,6 +17,7 @@ from typing import AsyncIterator, Callable
 
 from ..errors import MissingDependency, RankerError, StoreError
 from ..io import arxiv_id
+from ..prefilter.history import is_day_name
 from ..settings import Settings
 from ..store import Store
 from . import security, views
@@ -235,8 +236,11 @@ def create_app(settings: Settings, *, read_only: bool = False, similar: Callable
             seen = LABEL_VALUES.get(str(form.get("seen")))
             if seen is None:
                 return refuse(request, 400, "Bad request", "The label seen is 1, -1 or 0 (none).")
-        if day and not views.DAY_RE.match(day):
-            day = ""                      # not a day this app wrote: the paper's own day is taken instead
+        if day and not (views.DAY_RE.match(day) and is_day_name(day)):
+            # not a day this app wrote: the paper's own day is taken instead. A date that is none (2025-02-30,
+            # from a script of the user's) was stored, and `labels export` wrote it into a file that `labels
+            # import` refuses whole
+            day = ""
         async with in_turn(paper_id):
             # (a request cancelled meanwhile still waits for its thread: the next write never overtakes it)
             done = await run_in_threadpool(set_label, paper_id, value, day, seen)
