@@ -301,6 +301,46 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     assert _label(db, "2505.09572") is None
 
 
+def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_path):
+    """A store on read-only media (a tmpfs mounted read-only; for another user, a file and folder not writable)
+    was served with its thumbs, and every click failed with "The store failed" (500): it is served read-only,
+    the command's line and every page saying why, and a POST is refused as with --read-only."""
+    import os
+    _, db, _ = site
+    media = tmp_path / "media"
+    media.mkdir()
+    root = os.geteuid() == 0
+    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(media)]).returncode != 0:
+        pytest.skip("root without mount: cannot make a folder read-only")
+    try:
+        with sqlite3.connect(db) as src, sqlite3.connect(media / "ranker.sqlite3") as copy:
+            src.backup(copy)
+        copy.close()
+        if root:
+            subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        else:
+            os.chmod(media / "ranker.sqlite3", 0o444)
+            os.chmod(media, 0o555)
+        ro = start_server(media / "ranker.sqlite3", tmp_path / "ro.log")
+        try:
+            line = ro.log.read_text().splitlines()[0]
+            assert line.startswith("serving http://") and f"(read-only: {media / 'ranker.sqlite3'} cannot be " \
+                "written: " in line, line
+            _, html, _ = _get(f"{ro.url}/day/{DAY}")
+            assert "<article " in html and 'class="thumbs"' not in html and "csrf-token" not in html
+            assert f"Read-only: feedback is off ({media / 'ranker.sqlite3'} cannot be written: " in html
+            status, body, _ = _post(ro.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": "x"},
+                                    {"Origin": ro.url})
+            assert status == 403 and "read-only" in body
+        finally:
+            ro.stop()
+    finally:
+        if root:
+            subprocess.run(["umount", str(media)], check=True)
+        else:
+            os.chmod(media, 0o755)
+
+
 def test_a_busy_database_is_said_in_words_and_holds_up_only_its_own_request(site):
     """Another process holds the write lock (a long run's transaction): a thumb waits the app's busy timeout,
     then says so in words (503, JSON for the script, a page for a plain form), while every other page answers

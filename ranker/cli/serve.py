@@ -47,15 +47,20 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
     # only read): a mistyped --db is an error; the home's own database is made on a first serve (an empty archive)
     db_path = db_there(s)
-    with Store(db_path):              # a database that cannot be opened is one line now, not a 500 per page
-        pass
+    with Store(db_path) as store:     # a database that cannot be opened is one line now, not a 500 per page
+        cannot_write = store.read_only
+    if cannot_write and not read_only:
+        # a store on read-only media (or a file not the user's) was served with its thumbs, and every click failed
+        # with "The store failed" (500): it is served read-only, and the pages and this command say why
+        read_only = f"{db_path} cannot be written: {cannot_write}"
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
     sock = bind(host, port)           # before the warning: an address it cannot listen on is one line
     if not is_loopback(host):
         info(f"warning: --host {host} serves your store and labels to every machine that can reach it; it "
              f"answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
     app = create_app(s, read_only=read_only, allowed_hosts=hosts)
-    info(f"serving {url_of(sock)}{' (read-only)' if read_only else ''}; Ctrl-C stops")
+    how = f" (read-only: {read_only})" if isinstance(read_only, str) else " (read-only)" if read_only else ""
+    info(f"serving {url_of(sock)}{how}; Ctrl-C stops")
     try:
         run_server(app, sock)
     except KeyboardInterrupt:

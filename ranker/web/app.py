@@ -38,14 +38,15 @@ LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 
 LABEL_WORDS = {1: "thumbs up", -1: "thumbs down", 0: "no label"}
 
 
-def create_app(settings: Settings, *, read_only: bool = False, similar: Callable | None = corpus_similar,
+def create_app(settings: Settings, *, read_only: bool | str = False, similar: Callable | None = corpus_similar,
                allowed_hosts: set[str] | None = None, secret: str | None = None,
                busy_timeout: float = BUSY_TIMEOUT) -> "FastAPI":
     """The app over the settings' database (settings.db_path); search by meaning embeds the query with the
     prefilter's embedder (settings.prefilter: embedder, max_tokens). allowed_hosts: the Host names it answers to
     (None: any; the CLI passes the loopback names when it binds to loopback). read_only: no feedback buttons,
-    every POST is refused (403). busy_timeout: how long a request waits for another process's write before
-    the page says the database is busy (a person is waiting, not a cron job)."""
+    every POST is refused (403); a text is why, for the pages to say (True: the user asked for it).
+    busy_timeout: how long a request waits for another process's write before the page says the database is
+    busy (a person is waiting, not a cron job)."""
     from ..prefilter.embed import Embedder
     db = settings.db_path
     secret = secret or security.new_secret()
