@@ -545,6 +545,25 @@ def test_bound_to_every_address_the_address_it_prints_answers(site, tmp_path):
             srv.stop()
 
 
+def test_an_ipv6_host_written_as_in_a_url_is_listened_on(site, tmp_path):
+    """`--host [::1]` (an IPv6 address as the address bar writes it, and as the loopback check and the Host names
+    already took it) was "error: --host: cannot resolve '[::1]'"; it listens there, answers, and is loopback."""
+    import socket
+    _, db, _ = site
+    try:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    srv = start_server(db, tmp_path / "v6.log", "--host", "[::1]")
+    try:
+        assert srv.url.startswith("http://[::1]:") and "warning" not in srv.log.read_text()
+        status, body, _ = _get(srv.url + "/")
+        assert status == 200 and "<h1>Archive</h1>" in body
+    finally:
+        srv.stop()
+
+
 # ------------------------------------------------------------------------------------------ browser
 
 @needs_browser

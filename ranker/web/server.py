@@ -13,8 +13,11 @@ from .security import LOOPBACK_NAMES, host_name, is_loopback
 def bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise InputError(f"must be a port number (0-65535), got {port}", key="port")
+    # an IPv6 address as a URL writes it ([::1], [::]): the loopback check and the Host names took it so, and the
+    # bind said "cannot resolve '[::1]'"
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
-        infos = lookup_to_listen(host, port, type=socket.SOCK_STREAM)
+        infos = lookup_to_listen(name, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise InputError(f"cannot resolve {host!r} ({e.strerror})", key="host") from None
     family, _, _, _, addr = infos[0]
