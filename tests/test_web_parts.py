@@ -370,3 +370,21 @@ def test_serve_on_an_address_this_machine_does_not_have_blames_the_host(tmp_path
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert lines[0].startswith("error: --host: cannot listen on 198.51.100.7:0 (")
+
+
+def test_serve_refuses_an_allowed_host_that_is_no_host_name(tmp_path):
+    """`--allow-host http://proxy.lab.example:8000/` (the address pasted from the browser) was taken as the Host
+    name 'http': the server started, and refused the proxy's name it was given as an unknown Host. A URL, a path
+    or a wildcard is one line naming the option, before anything listens; a name with its port is allowed."""
+    pre = ("import ranker.web.server as s\norig = s.bind\ns.bind = lambda host, port: orig('127.0.0.1', 0)\n"
+           "s.serve = lambda *a, **k: None")
+    Store(tmp_path / "r.sqlite3").close()
+    for bad in ("http://proxy.lab.example:8000/", "*.lab.example", "proxy.lab.example/ranker"):
+        r = ranker("serve", "--host", "0.0.0.0", "--allow-host", "gpu3", "--allow-host", bad,
+                   "--db", tmp_path / "r.sqlite3", pre=pre)
+        assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+            f"error: --allow-host: {bad!r} is not a host name or address: give it alone, as papers.lab.example, "
+            "10.0.0.7 or [fd00::7] (a port after it is allowed), without http://, a path or a wildcard"], r.stderr
+    r = ranker("serve", "--host", "0.0.0.0", "--allow-host", "Proxy.Lab.Example:8443", "--db", tmp_path / "r.sqlite3",
+               pre=pre)
+    assert r.returncode == 0 and "proxy.lab.example" in r.stderr.splitlines()[0], r.stderr

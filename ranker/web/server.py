@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
+import re
 import socket
 from typing import Callable
 
@@ -53,7 +55,7 @@ def allowed_hosts_for(host: str, extra: tuple[str, ...] = ()) -> set[str]:
     Other binds: those, the machine's host names and addresses, and `extra` (a name the user reaches it by, a
     port written after it left out: the Host header's port is not compared either)."""
     bound = host.strip("[]").lower()
-    names = set(LOOPBACK_NAMES) | {host_name(h) for h in extra if h.strip()}
+    names = set(LOOPBACK_NAMES) | {allowed_name(h) for h in extra if h.strip()}
     if bound and bound not in _ANY:
         names.add(bound)
     if not is_loopback(host):
@@ -62,6 +64,29 @@ def allowed_hosts_for(host: str, extra: tuple[str, ...] = ()) -> set[str]:
 
 
 _ANY = {"0.0.0.0", "::", ""}
+# a name (papers.lab.example, localhost, gpu3) or an IPv4 address, or an IPv6 one in brackets; a port may follow
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_.])?)(?::\d{1,5})?\Z")
+
+
+def allowed_name(value: str) -> str:
+    """The Host name a name given to answer to stands for ('Proxy.Lab.Example:8443' -> 'proxy.lab.example'). Only
+    a host name or address: a URL ('http://proxy.lab:8000/') was taken as the name 'http', so the name meant was
+    refused as an unknown Host."""
+    v = value.strip().lower()
+    m = _HOST.match(v)
+    if (m and (not m["v6"] or _is_ip(m["v6"]))) or _is_ip(v):
+        return host_name(v)
+    raise InputError(f"{value.strip()!r} is not a host name or address: give it alone, as papers.lab.example, "
+                     "10.0.0.7 or [fd00::7] (a port after it is allowed), without http://, a path or a wildcard",
+                     key="allow_host")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def machine_names() -> set[str]:
