@@ -291,7 +291,11 @@ def test_serve_on_a_non_loopback_host_warns_in_one_line(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("warning: --host 0.0.0.0 serves your store and labels to every machine")
+    # every page carries the token a POST needs: whoever reads them can change the labels, which the line says
+    assert ", and any of them can change your labels (--read-only: they only read them); it answers" in lines[0]
     assert lines[1].startswith("serving http://127.0.0.1:")
+    r = ranker("serve", "--host", "0.0.0.0", "--read-only", "--db", tmp_path / "r.sqlite3", pre=pre)
+    assert r.returncode == 0 and ", and none of them can change your labels (read-only); it answers" in r.stderr
     r = ranker("serve", "--db", tmp_path / "r.sqlite3", pre=pre)
     assert "warning" not in r.stderr
 

@@ -56,8 +56,11 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
     sock = bind(host, port)           # before the warning: an address it cannot listen on is one line
     if not is_loopback(host):
-        info(f"warning: --host {host} serves your store and labels to every machine that can reach it; it "
-             f"answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
+        # every page carries the token a label's POST needs: whoever reads the pages can post labels too
+        change = ("none of them can change your labels (read-only)" if read_only else
+                  "any of them can change your labels (--read-only: they only read them)")
+        info(f"warning: --host {host} serves your store and labels to every machine that can reach it, and {change}; "
+             f"it answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
     app = create_app(s, read_only=read_only, allowed_hosts=hosts)
     how = f" (read-only: {read_only})" if isinstance(read_only, str) else " (read-only)" if read_only else ""
     info(f"serving {url_of(sock)}{how}; Ctrl-C stops")
