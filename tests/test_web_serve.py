@@ -341,6 +341,32 @@ def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_p
             os.chmod(media, 0o755)
 
 
+def test_a_damaged_store_is_said_in_words_on_every_page(site, tmp_path):
+    """A database whose papers SQLite cannot read (a damaged file: "database disk image is malformed") opened
+    at start, and every page showing papers was a bare "Internal Server Error", the words in the log file only:
+    each says which file and what SQLite found, to the page and to the page's script, as any store failure is."""
+    _, db, _ = site
+    damaged = tmp_path / "damaged.sqlite3"
+    with sqlite3.connect(db) as src, sqlite3.connect(damaged) as copy:
+        src.backup(copy)
+        root = copy.execute("SELECT rootpage FROM sqlite_master WHERE name = 'papers'").fetchone()[0]
+        size = copy.execute("PRAGMA page_size").fetchone()[0]
+    copy.close()
+    with open(damaged, "r+b") as f:                   # the papers table's first page, zeroed
+        f.seek((root - 1) * size)
+        f.write(bytes(size))
+    srv = start_server(damaged, tmp_path / "damaged.log")
+    try:
+        said = f"{damaged}: not a usable ranker database (database disk image is malformed)"
+        for path in (f"/day/{DAY}", "/paper/2505.09572", "/search?q=diffusion&mode=words"):
+            status, body, _ = _get(srv.url + path)
+            assert status == 500 and "<h1>The store failed</h1>" in body and said in body, (path, status, body[:300])
+        status, body, _ = _get(f"{srv.url}/day/{DAY}", {"Accept": "application/json"})
+        assert status == 500 and json.loads(body) == {"error": said}
+    finally:
+        srv.stop()
+
+
 def test_a_busy_database_is_said_in_words_and_holds_up_only_its_own_request(site):
     """Another process holds the write lock (a long run's transaction): a thumb waits the app's busy timeout,
     then says so in words (503, JSON for the script, a page for a plain form), while every other page answers

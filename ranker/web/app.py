@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sqlite3
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
@@ -19,7 +20,7 @@ from ..errors import MissingDependency, RankerError, StoreError
 from ..io import arxiv_id
 from ..prefilter.history import is_day_name
 from ..settings import Settings
-from ..store import Store
+from ..store import Store, describe_db_error
 from . import security, views
 from .render import STATIC, ServeUrls, render
 from .search import MODES, SemanticSearch, corpus_similar, search
@@ -89,6 +90,14 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         in words, never a bare 500; a lock is 503, the request may succeed later."""
         busy = getattr(e, "busy", False)
         return refuse(request, 503 if busy else 500, "The database is busy" if busy else "The store failed", str(e))
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def store_unreadable(request: Request, e: sqlite3.DatabaseError) -> Response:
+        """A read SQLite refused: a damaged file ("database disk image is malformed") was a bare "Internal
+        Server Error" on every page, its words in the log file only."""
+        err = StoreError(describe_db_error(e), where=str(db))
+        err.busy = "locked" in str(e).lower() or "busy" in str(e).lower()
+        return await store_failed(request, err)
 
     def pages(path: str, **kw):
         """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
