@@ -286,6 +286,20 @@ def test_a_label_posted_with_a_date_that_is_none_is_stored_under_the_papers_day(
         _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)}, {"Origin": server.url})
 
 
+def test_a_label_posted_on_an_id_as_arxiv_writes_it_labels_its_paper(site):
+    """A script's label on the id it read off arXiv (2505.09115v3, arXiv:2505.09115) was "No paper" (404), the
+    store holding its papers without their version, though the paper's page and `labels import` take such an id
+    as its paper: the label is its paper's, and the answer names the id stored."""
+    server, db, _ = site
+    pid, token = "2505.09115", _token(server)
+    own = {"Origin": server.url, "Accept": "application/json"}
+    status, body, _ = _post(server.url + "/label", {"paper_id": f"{pid}v3", "label": "up", "csrf": token}, own)
+    assert status == 200 and json.loads(body) == {"paper_id": pid, "label": 1, "day": DAY}, body
+    assert _label(db, pid) == (1, DAY) and _label(db, f"{pid}v3") is None
+    status, body, _ = _post(server.url + "/label", {"paper_id": f"arXiv:{pid}", "label": "undo", "csrf": token}, own)
+    assert status == 200 and _label(db, pid) is None
+
+
 def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     _, db, _ = site
     ro = start_server(db, tmp_path / "ro.log", "--read-only")

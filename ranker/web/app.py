@@ -231,6 +231,9 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "
                           "was loaded, or it came from elsewhere): reload it and click again.")
         paper_id = str(form.get("paper_id") or "")
+        # an id as arXiv writes it (2505.09572v2, arXiv:, an abs link) is its paper, as for the paper's page and in
+        # `labels import`: a script's label on the id it read off arXiv was "No paper" (404)
+        paper_id = arxiv_id(paper_id) or paper_id
         value = LABEL_VALUES.get(str(form.get("label") or ""))
         day = str(form.get("day") or "")
         if value is None:
