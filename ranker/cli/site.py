@@ -36,6 +36,8 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
             nothing_to_do(f"{s.db_path} holds no days yet (`ranker run` stores them); wrote no site")
             return
         res = build_site(store, out, waiting=lambda: info(f"site: waiting for another build into {out} to end"))
+    for note in res.notes:
+        info(f"note: {note}")
     info(res.summary())
     echo(str(res.out / "index.html"))
 

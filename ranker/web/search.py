@@ -102,10 +102,12 @@ def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes 
 
 
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,
-                        indexes: "OpenIndexes | None" = None) -> dict[str, list[tuple[str, float]]]:
+                        indexes: "OpenIndexes | None" = None, failed: list[str] | None = None,
+                        ) -> dict[str, list[tuple[str, float]]]:
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
     once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out).
-    paper id -> [(id, cosine), ...]; a paper without a stored vector is absent."""
+    paper id -> [(id, cosine), ...]; a paper without a stored vector is absent. `failed` gets why an index could
+    not be used (a read-only folder beside the database), when one could not."""
     from ..index import index_for
     from ..prefilter.embed import QUERY_PREFIX
     out: dict[str, list[tuple[str, float]]] = {}
@@ -125,7 +127,9 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
                         continue
                     for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
                         out[pid] = [(h.id, float(h.score)) for h in hits if h.id != pid][:k]
-        except (RankerError, OSError, RuntimeError):     # an index that cannot be written here: no panels
+        except (RankerError, OSError, RuntimeError) as e:     # an index that cannot be written here: no panels
+            if failed is not None:
+                failed.append(str(e))
             return out
         left = [i for i in left if i not in have]
     return out

@@ -70,6 +70,7 @@ class SiteResult:
     removed: list[str] = field(default_factory=list)     # pages of an earlier build that the site no longer has
     days: int = 0
     papers: int = 0
+    notes: list[str] = field(default_factory=list)       # what the pages lack, and why
 
     @property
     def pages(self) -> int:
@@ -222,7 +223,13 @@ def _build(store: Store, out: Path, similar) -> SiteResult:
     if similar is None:
         # the corpus index is searched before the snapshot below: inside it, an index that another process (a
         # run) brought up to the store since would look ahead of the store, and be built again
-        near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K)   # 2x: room (see below)
+        failed: list[str] = []
+        near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K,    # 2x: room (see below)
+                                   failed=failed)
+        # a store on read-only media (its index cannot be built beside it) gave pages without their similar
+        # papers, and nothing said so
+        res.notes += [f"similar papers left out of the paper pages: the corpus index cannot be used ({why})"
+                      for why in failed]
 
         def similar(_store, pid, _k):
             return near.get(pid, [])
