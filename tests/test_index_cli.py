@@ -140,6 +140,23 @@ def test_similar_under_another_embedder_setting_names_it_and_the_vectors_the_dat
     assert ranker("similar", papers[40].id, "--k", "1", "--max-tokens", "128", "--db", db).stdout.count("\n") == 1
 
 
+def test_similar_under_another_embedder_setting_with_a_few_vectors_says_it_searched_only_those(stocked):
+    """Months of minilm vectors, then a few days under another token cut: `similar` under the new setting
+    searched its 5 vectors as if they were "every paper the database holds", saying nothing; it says so now,
+    with the setting that finds the 60."""
+    db, papers = stocked
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(5, 384)).astype(np.float32)
+    with Store(db) as s:
+        s.put_embeddings(((p.id, "h", v[i] / np.linalg.norm(v[i])) for i, p in enumerate(papers[:5])), "minilm@64")
+    r = ranker("similar", papers[1].id, "--k", "2", "--max-tokens", "64", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert (f"searched only the 5 paper vectors of the embedder minilm@64 (chosen by --max-tokens) in {db}; it "
+            "holds 60 of the embedder minilm: --max-tokens 128 uses those") in r.stderr, r.stderr
+    r = ranker("similar", papers[1].id, "--k", "2", "--db", db)
+    assert r.returncode == 0 and "searched only" not in r.stderr, r.stderr
+
+
 @pytest.fixture
 def read_only(tmp_path):
     """A home folder and a switch that makes it read-only or writable again: a tmpfs remounted where mounting

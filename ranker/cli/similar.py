@@ -33,7 +33,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     from ..index.neighbours import check_query
     from ..prefilter.embed import Embedder
     from ..store import Store
-    from .index import no_vectors
+    from .index import no_vectors, other_vectors
 
     check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
     _not_a_file(query)
@@ -44,8 +44,13 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
                                                      "stores them)"))
             return
         res = find(store, query, embedder=emb, k=k, since=since, warn=info)
+        # settings switched to another embedder (or token cut) search its few vectors, not "every paper the
+        # database holds": said, with the setting that finds the many
+        fewer = other_vectors(store, emb.key, more_than=res.corpus)
     if res.paper is not None:
         info(f"nearest to {res.paper.id} ({res.paper.date or 'undated'}): {res.paper.title}")
+    if fewer:
+        info(f"searched only the {res.corpus:,} paper vectors of the embedder {emb.key} {fewer}")
     if not res.neighbours:
         info(f"no paper matches among {res.corpus:,}" + (f" since {since}" if since else ""))
         return
