@@ -157,6 +157,27 @@ def test_similar_under_another_embedder_setting_with_a_few_vectors_says_it_searc
     assert r.returncode == 0 and "searched only" not in r.stderr, r.stderr
 
 
+def test_a_command_waiting_for_the_index_lock_says_so(stocked):
+    """`ranker similar` (or `index status`, `index rebuild`) while another process holds the index's lock (a
+    rebuild of a large index takes a minute): it waited in silence, looking hung; it says it is waiting, once,
+    then answers as usual once the lock is let go."""
+    import fcntl
+    import threading
+    db, papers = stocked
+    assert ranker("similar", papers[40].id, "--k", "1", "--db", db).returncode == 0      # the index is made
+    lock = db.parent / f"faiss-{db.name}" / "minilm" / ".lock"
+    line = f"index: waiting for another command using the corpus index in {lock.parent}"
+    for args in (("similar", papers[40].id, "--k", "3"), ("index", "status"), ("index", "rebuild")):
+        with open(lock, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            threading.Timer(2.0, fcntl.flock, (fh.fileno(), fcntl.LOCK_UN)).start()
+            t0 = time.monotonic()
+            r = ranker(*args, "--db", db)
+        assert r.returncode == 0 and time.monotonic() - t0 >= 1.9, (args, r.stderr)
+        assert r.stderr.count(line) == 1, (args, r.stderr)
+    assert len(r.stdout.splitlines()) == 0 and "index rebuilt for minilm: 60 vectors" in r.stderr
+
+
 @pytest.fixture
 def read_only(tmp_path):
     """A home folder and a switch that makes it read-only or writable again: a tmpfs remounted where mounting

@@ -95,7 +95,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
 
     chosen = embedder is not None or max_tokens is not None
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
-        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick)
+        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=info)
         where, path = store.index_dir, store.path
     if not sts:
         echo(f"no paper vectors in the database {path} and no index under {where}")
@@ -140,15 +140,18 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     """
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..index import CorpusIndex
+    from ..index.corpus import waiting_line
     from ..index.kinds import label
     from ..store import Store
 
     key = _embedder_key(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
-        if not CorpusIndex(store, key).status(verify=False).store_vectors:
+        if not CorpusIndex(store, key, warn=info).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, key))
             return
-        res = CorpusIndex(store, key).rebuild("asked to")
+        idx = CorpusIndex(store, key)
+        idx.waiting = lambda: info(waiting_line(idx.dir))      # not warn: the rebuild's line is this command's own
+        res = idx.rebuild("asked to")
     info(f"index rebuilt for {key}: {res.count:,} vectors, {label(res.kind)}, {res.seconds:.1f}s")
 
 

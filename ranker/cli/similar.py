@@ -39,7 +39,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     _not_a_file(query)
     emb = Embedder.from_settings(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
-        if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
+        if not CorpusIndex(store, emb.key, warn=info).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, emb.key, " (`ranker run`, `ranker prefilter` or `ranker fetch --embed` "
                                                      "stores them)"))
             return

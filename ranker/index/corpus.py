@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -83,6 +83,10 @@ class IndexStatus:
     behind: int = 0                      # store vectors not yet added (the next sync adds them)
 
 
+def waiting_line(directory) -> str:
+    return f"index: waiting for another command using the corpus index in {directory}"
+
+
 class _Rebuild(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -92,14 +96,17 @@ class _Rebuild(Exception):
 class CorpusIndex:
     """The persisted index of one embedder's paper vectors in one store."""
 
-    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None, say_first_build: bool = True):
+    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None, say_first_build: bool = True,
+                 waiting: Callable[[], None] | None = None):
         """warn hears the one line of a rebuild (and, with say_first_build, of the first build of an index
-        that was not there: the daily pipeline keeps that one quiet, there is nothing wrong to say)."""
+        that was not there: the daily pipeline keeps that one quiet, there is nothing wrong to say), and that
+        of waiting for another process that holds the index's lock, unless `waiting` is given for that."""
         self.store = store
         self.embedder = embedder
         self.dir = store.index_dir / slug(embedder)
         self.warn = warn
         self.say_first_build = say_first_build
+        self.waiting = waiting
         self.manifest: F.Manifest | None = None
         self._mem = None            # (base IVF index | None, base ids, tail vectors (array), tail ids)
         self._mem_files: list | None = None      # the manifest's files _mem was read from
@@ -110,6 +117,13 @@ class CorpusIndex:
     @property
     def kind(self) -> str:
         return self.manifest.kind if self.manifest is not None else ""
+
+    def _wait(self) -> None:
+        """Another process holds the index's lock (a rebuild, a merge, a status's full check): said once."""
+        if self.waiting is not None:
+            self.waiting()
+        elif self.warn is not None:
+            self.warn(waiting_line(self.dir))
 
     def _say(self, res: SyncResult) -> SyncResult:
         if res.rebuilt == F.NO_INDEX and not self.say_first_build:
@@ -123,7 +137,7 @@ class CorpusIndex:
         """Bring the index up to the store's paper vectors (see the module's docstring)."""
         t0 = time.perf_counter()
         try:
-            with F.locked(self.dir, exclusive=True):
+            with F.locked(self.dir, exclusive=True, waiting=self._wait):
                 try:
                     m = F.read_manifest(self.dir)
                     if m.embedder != self.embedder:
@@ -149,7 +163,7 @@ class CorpusIndex:
         the index as it stands when it agrees with the store and holds every stored vector, so a copy of a
         home on read-only media still answers; else an OSError naming the folder and what it lacks."""
         try:
-            with F.locked(self.dir, exclusive=False):
+            with F.locked(self.dir, exclusive=False, waiting=self._wait):
                 m = F.read_manifest(self.dir)
             if m.embedder != self.embedder:
                 raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
@@ -170,7 +184,7 @@ class CorpusIndex:
 
     def rebuild(self, reason: str = "asked to") -> SyncResult:
         t0 = time.perf_counter()
-        with F.locked(self.dir, exclusive=True):
+        with F.locked(self.dir, exclusive=True, waiting=self._wait):
             res = self._rebuild(reason)
         self._mem = None
         res.seconds = time.perf_counter() - t0
@@ -411,7 +425,7 @@ class CorpusIndex:
         """Every indexed paper id, in index order (base first, then the segments)."""
         if self.manifest is None:
             self.sync()
-        with F.locked(self.dir, exclusive=False):
+        with F.locked(self.dir, exclusive=False, waiting=self._wait):
             return self._all_ids(self.manifest)[0]
 
     def load(self) -> None:
@@ -426,7 +440,7 @@ class CorpusIndex:
             self._load()
 
     def _load(self) -> None:
-        with F.locked(self.dir, exclusive=False):
+        with F.locked(self.dir, exclusive=False, waiting=self._wait):
             m = F.read_manifest(self.dir)            # the newest: another process may have synced since
             if m.embedder != self.embedder:
                 raise F.IndexFileError(f"it was built for the embedder {m.embedder!r}")
@@ -498,7 +512,7 @@ class CorpusIndex:
         Under the readers' lock: a writer replacing files meanwhile would make a whole index look damaged."""
         st = IndexStatus(embedder=self.embedder, directory=str(self.dir), exists=False)
         store = self.store
-        with F.locked(self.dir, exclusive=False), store.read_snapshot():
+        with F.locked(self.dir, exclusive=False, waiting=self._wait), store.read_snapshot():
             count, top = store.paper_vector_stats(self.embedder, QUERY_PREFIX)
             st.store_vectors = count
             try:

@@ -25,9 +25,11 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
+
+from ..io import lock_waiting
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -152,8 +154,10 @@ CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 @contextmanager
-def locked(directory: Path, exclusive: bool) -> Iterator[None]:
+def locked(directory: Path, exclusive: bool, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist).
+    `waiting` is called once when another process holds the lock, before this one waits for it (a rebuild of a
+    large index takes a minute: a command waiting on it in silence looks hung).
     The writer makes the folder and the lock file; a reader opens the lock file for reading only, and reads
     without it where it cannot (no index yet, a lock file it may not read): no data file is changed in place
     and the manifest is replaced atomically, so a reader never sees a torn index either way."""
@@ -176,7 +180,7 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
         yield
         return
     with fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        lock_waiting(fh.fileno(), waiting or (lambda: None), shared=not exclusive)
         try:
             yield
         finally:
