@@ -76,6 +76,10 @@ class Manifest:
     probes: list[list[str]] = field(default_factory=list)   # a few [id, text hash] to check against the store
     base: Base | None = None
     segments: list[Segment] = field(default_factory=list)
+    # rows (positions over the base, then the segments in order) whose paper's vector was stored again with new
+    # text (a revised version): left out of every search, dropped from the files when segments are merged, and
+    # from the approximate base at its next rebuild; `count` and `digest` are the other rows'
+    dropped: list[int] = field(default_factory=list)
     built: float = 0.0                         # when it was last rebuilt from the store (unix time)
     updated: float = 0.0
     format: int = FORMAT
@@ -83,6 +87,11 @@ class Manifest:
     @property
     def tail_count(self) -> int:
         return sum(s.count for s in self.segments)
+
+    @property
+    def base_count(self) -> int:
+        """Rows of the approximate base: the first positions."""
+        return self.base.count if self.base is not None else 0
 
     def files(self) -> list[FileRef]:
         out = [f for s in self.segments for f in (s.vectors, s.ids)]
