@@ -69,6 +69,11 @@ def test_similar_lists_days_titles_and_cosines_and_status_counts(stocked):
     (("2599.99999",), "2599.99999: unknown paper: the store has neither its vector nor its text"),
     (("x", "--since", "last week"), "--since: expected a day as YYYY-MM-DD, got 'last week'"),
     (("x", "--k", "0"), "--k"),
+    # another site's page of a paper was embedded as the URL's text and answered with papers near that string
+    (("https://huggingface.co/papers/2504.11459",), "https://huggingface.co/papers/2504.11459: is a link, not an "
+     "arXiv id or text to search for: give `ranker similar 2504.11459`"),
+    (("https://www.semanticscholar.org/paper/Attention-is-All-you-Need/204e3073",), "is a link, not an arXiv id or "
+     "text to search for: give its arXiv id (or an arxiv.org/abs/ link)"),
 ])
 def test_similar_bad_input_is_one_line(stocked, args, message):
     db, _ = stocked

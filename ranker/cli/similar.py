@@ -37,6 +37,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
 
     check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
     _not_a_file(query)
+    _not_a_link(query)
     emb = Embedder.from_settings(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not CorpusIndex(store, emb.key, warn=info).status(verify=False).store_vectors:
@@ -71,6 +72,22 @@ def _not_a_file(query: str) -> None:
     if (q and arxiv_id(q) is None and not any(c.isspace() for c in q) and any(c in q for c in "./~")
             and Path(q).expanduser().is_file()):
         raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=q)
+
+
+def _not_a_link(query: str) -> None:
+    """A link that is not arXiv's (a paper's page on Hugging Face, alphaXiv, Semantic Scholar) is refused: it
+    was embedded as the text of the URL and answered with papers nearest to that string, at cosines near 0.3,
+    as if they were the paper's neighbours. The line gives the arXiv id the link holds, when it holds one."""
+    import re
+
+    from ..errors import InputError
+    from ..io import arxiv_id
+    q = query.strip()
+    if arxiv_id(q) is not None or any(c.isspace() for c in q) or not re.match(r"(?i)(https?://|www\.)", q):
+        return
+    inside = re.search(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])", q)
+    hint = f"`ranker similar {inside.group(1)}`" if inside else "its arXiv id (or an arxiv.org/abs/ link)"
+    raise InputError(f"is a link, not an arXiv id or text to search for: give {hint}", where=q)
 
 
 def register(app: typer.Typer) -> None:
