@@ -100,7 +100,10 @@ class Manifest:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        d = asdict(self)
+        if not d["dropped"]:      # as before the field was added: an older ranker sharing the home reads it
+            del d["dropped"]
+        return json.dumps(d, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
