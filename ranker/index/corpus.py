@@ -40,7 +40,7 @@ TAIL_SHARE = 0.05               # ... or this share of the base, whichever is mo
 N_PROBES = 8                    # sampled (id, text hash) pairs checked against the store on every sync
 READ_BATCH = 20_000
 # Rows of revised papers left in the files (Manifest.dropped) before the index is rebuilt without them: a search
-# of the approximate base looks at this many more candidates for each of them.
+# of the approximate base asks it for as many more candidates as it holds dropped rows.
 DROPPED_MIN = 1000
 DROPPED_SHARE = 0.01
 
