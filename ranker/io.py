@@ -310,13 +310,19 @@ def lock_exclusive(fd: int, waiting: Callable[[], None], *, without_locks: bool 
     """An exclusive flock on `fd`, held until it is closed (or the process ends, however it ends). Where another
     process holds it, `waiting` is called once, then the lock is waited for. A file system without locks (NFS
     with no lock daemon) raises OSError, or, with `without_locks`, leaves `fd` unlocked."""
+    lock_waiting(fd, waiting, without_locks=without_locks)
+
+
+def lock_waiting(fd: int, waiting: Callable[[], None], *, shared: bool = False, without_locks: bool = False) -> None:
+    """lock_exclusive, or with `shared` a shared flock (readers share it; a writer's exclusive one excludes it)."""
     import fcntl
+    how = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
         except BlockingIOError:
             waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, how)
     except OSError:
         if not without_locks:
             raise

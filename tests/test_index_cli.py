@@ -69,6 +69,11 @@ def test_similar_lists_days_titles_and_cosines_and_status_counts(stocked):
     (("2599.99999",), "2599.99999: unknown paper: the store has neither its vector nor its text"),
     (("x", "--since", "last week"), "--since: expected a day as YYYY-MM-DD, got 'last week'"),
     (("x", "--k", "0"), "--k"),
+    # another site's page of a paper was embedded as the URL's text and answered with papers near that string
+    (("https://huggingface.co/papers/2504.11459",), "https://huggingface.co/papers/2504.11459: is a link, not an "
+     "arXiv id or text to search for: give `ranker similar 2504.11459`"),
+    (("https://www.semanticscholar.org/paper/Attention-is-All-you-Need/204e3073",), "is a link, not an arXiv id or "
+     "text to search for: give its arXiv id (or an arxiv.org/abs/ link)"),
 ])
 def test_similar_bad_input_is_one_line(stocked, args, message):
     db, _ = stocked
@@ -138,6 +143,44 @@ def test_similar_under_another_embedder_setting_names_it_and_the_vectors_the_dat
     assert (f"no paper vectors for the embedder mpnet@64 (chosen by {config}:2: prefilter.embedder, {config}:3: "
             "prefilter.max_tokens)") in r.stderr and "--embedder minilm --max-tokens 128 uses those" in r.stderr
     assert ranker("similar", papers[40].id, "--k", "1", "--max-tokens", "128", "--db", db).stdout.count("\n") == 1
+
+
+def test_similar_under_another_embedder_setting_with_a_few_vectors_says_it_searched_only_those(stocked):
+    """Months of minilm vectors, then a few days under another token cut: `similar` under the new setting
+    searched its 5 vectors as if they were "every paper the database holds", saying nothing; it says so now,
+    with the setting that finds the 60."""
+    db, papers = stocked
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(5, 384)).astype(np.float32)
+    with Store(db) as s:
+        s.put_embeddings(((p.id, "h", v[i] / np.linalg.norm(v[i])) for i, p in enumerate(papers[:5])), "minilm@64")
+    r = ranker("similar", papers[1].id, "--k", "2", "--max-tokens", "64", "--db", db)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert (f"searched only the 5 paper vectors of the embedder minilm@64 (chosen by --max-tokens) in {db}; it "
+            "holds 60 of the embedder minilm: --max-tokens 128 uses those") in r.stderr, r.stderr
+    r = ranker("similar", papers[1].id, "--k", "2", "--db", db)
+    assert r.returncode == 0 and "searched only" not in r.stderr, r.stderr
+
+
+def test_a_command_waiting_for_the_index_lock_says_so(stocked):
+    """`ranker similar` (or `index status`, `index rebuild`) while another process holds the index's lock (a
+    rebuild of a large index takes a minute): it waited in silence, looking hung; it says it is waiting, once,
+    then answers as usual once the lock is let go."""
+    import fcntl
+    import threading
+    db, papers = stocked
+    assert ranker("similar", papers[40].id, "--k", "1", "--db", db).returncode == 0      # the index is made
+    lock = db.parent / f"faiss-{db.name}" / "minilm" / ".lock"
+    line = f"index: waiting for another command using the corpus index in {lock.parent}"
+    for args in (("similar", papers[40].id, "--k", "3"), ("index", "status"), ("index", "rebuild")):
+        with open(lock, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            threading.Timer(2.0, fcntl.flock, (fh.fileno(), fcntl.LOCK_UN)).start()
+            t0 = time.monotonic()
+            r = ranker(*args, "--db", db)
+        assert r.returncode == 0 and time.monotonic() - t0 >= 1.9, (args, r.stderr)
+        assert r.stderr.count(line) == 1, (args, r.stderr)
+    assert len(r.stdout.splitlines()) == 0 and "index rebuilt for minilm: 60 vectors" in r.stderr
 
 
 @pytest.fixture

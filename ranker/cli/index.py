@@ -43,6 +43,16 @@ def no_vectors(store, key: str, hint: str = "") -> str:
     they were stored), the line names the setting that picked `key` and the one that finds those vectors:
     "no paper vectors yet" said to a database of months of papers sent the user to embed them all again.
     `hint` follows the line where the database holds no other vectors either (what stores them)."""
+    other = other_vectors(store, key)
+    if other:
+        return f"no paper vectors for the embedder {key} {other}"
+    return f"no paper vectors for the embedder {key} in {store.path} yet{hint}"
+
+
+def other_vectors(store, key: str, more_than: int = 0) -> str | None:
+    """When another embedder holds more than `more_than` paper vectors in the database (the settings changed
+    prefilter.embedder or prefilter.max_tokens since they were stored): "(chosen by <setting>) in <database>; it
+    holds N of the embedder E: <setting> <value> uses those". None otherwise."""
     from ..prefilter.embed import DEFAULT_MAX_TOKENS, QUERY_PREFIX
     from .common import name_key, name_mention
 
@@ -51,16 +61,17 @@ def no_vectors(store, key: str, hint: str = "") -> str:
         return (name, tokens) if at else (k, str(DEFAULT_MAX_TOKENS))
     others = [(store.paper_vector_stats(e, QUERY_PREFIX)[0], e) for e in store.paper_embedders(QUERY_PREFIX)
               if e != key]
-    if others:
-        count, other = max(others)
-        setting = {"prefilter.embedder": 0, "prefilter.max_tokens": 1}
-        mine, theirs = parts(key), parts(other)
-        keys = [k for k, i in setting.items() if mine[i] != theirs[i]]
-        if keys:
-            use = " ".join(f"{name_mention(k)} {theirs[setting[k]]}" for k in keys)
-            return (f"no paper vectors for the embedder {key} (chosen by {', '.join(name_key(k) for k in keys)}) "
-                    f"in {store.path}; it holds {count:,} of the embedder {other}: {use} uses those")
-    return f"no paper vectors for the embedder {key} in {store.path} yet{hint}"
+    if not others or max(others)[0] <= more_than:
+        return None
+    count, other = max(others)
+    setting = {"prefilter.embedder": 0, "prefilter.max_tokens": 1}
+    mine, theirs = parts(key), parts(other)
+    keys = [k for k, i in setting.items() if mine[i] != theirs[i]]
+    if not keys:
+        return None
+    use = " ".join(f"{name_mention(k)} {theirs[setting[k]]}" for k in keys)
+    return (f"(chosen by {', '.join(name_key(k) for k in keys)}) in {store.path}; it holds {count:,} of the "
+            f"embedder {other}: {use} uses those")
 
 
 @index_app.command("status")
@@ -84,7 +95,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
 
     chosen = embedder is not None or max_tokens is not None
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
-        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick)
+        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=info)
         where, path = store.index_dir, store.path
     if not sts:
         echo(f"no paper vectors in the database {path} and no index under {where}")
@@ -129,15 +140,18 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     """
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..index import CorpusIndex
+    from ..index.corpus import waiting_line
     from ..index.kinds import label
     from ..store import Store
 
     key = _embedder_key(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
-        if not CorpusIndex(store, key).status(verify=False).store_vectors:
+        if not CorpusIndex(store, key, warn=info).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, key))
             return
-        res = CorpusIndex(store, key).rebuild("asked to")
+        idx = CorpusIndex(store, key)
+        idx.waiting = lambda: info(waiting_line(idx.dir))      # not warn: the rebuild's line is this command's own
+        res = idx.rebuild("asked to")
     info(f"index rebuilt for {key}: {res.count:,} vectors, {label(res.kind)}, {res.seconds:.1f}s")
 
 

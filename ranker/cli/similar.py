@@ -33,19 +33,25 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     from ..index.neighbours import check_query
     from ..prefilter.embed import Embedder
     from ..store import Store
-    from .index import no_vectors
+    from .index import no_vectors, other_vectors
 
     check_query(query, k=k, since=since)             # a bad flag is an error even on an empty database
     _not_a_file(query)
+    _not_a_link(query)
     emb = Embedder.from_settings(s)
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
-        if not CorpusIndex(store, emb.key).status(verify=False).store_vectors:
+        if not CorpusIndex(store, emb.key, warn=info).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, emb.key, " (`ranker run`, `ranker prefilter` or `ranker fetch --embed` "
                                                      "stores them)"))
             return
         res = find(store, query, embedder=emb, k=k, since=since, warn=info)
+        # settings switched to another embedder (or token cut) search its few vectors, not "every paper the
+        # database holds": said, with the setting that finds the many
+        fewer = other_vectors(store, emb.key, more_than=res.corpus)
     if res.paper is not None:
         info(f"nearest to {res.paper.id} ({res.paper.date or 'undated'}): {res.paper.title}")
+    if fewer:
+        info(f"searched only the {res.corpus:,} paper vectors of the embedder {emb.key} {fewer}")
     if not res.neighbours:
         info(f"no paper matches among {res.corpus:,}" + (f" since {since}" if since else ""))
         return
@@ -66,6 +72,22 @@ def _not_a_file(query: str) -> None:
     if (q and arxiv_id(q) is None and not any(c.isspace() for c in q) and any(c in q for c in "./~")
             and Path(q).expanduser().is_file()):
         raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=q)
+
+
+def _not_a_link(query: str) -> None:
+    """A link that is not arXiv's (a paper's page on Hugging Face, alphaXiv, Semantic Scholar) is refused: it
+    was embedded as the text of the URL and answered with papers nearest to that string, at cosines near 0.3,
+    as if they were the paper's neighbours. The line gives the arXiv id the link holds, when it holds one."""
+    import re
+
+    from ..errors import InputError
+    from ..io import arxiv_id
+    q = query.strip()
+    if arxiv_id(q) is not None or any(c.isspace() for c in q) or not re.match(r"(?i)(https?://|www\.)", q):
+        return
+    inside = re.search(r"(?<![\d.])(\d{4}\.\d{4,5})(?:v\d+)?(?![\d])", q)
+    hint = f"`ranker similar {inside.group(1)}`" if inside else "its arXiv id (or an arxiv.org/abs/ link)"
+    raise InputError(f"is a link, not an arXiv id or text to search for: give {hint}", where=q)
 
 
 def register(app: typer.Typer) -> None:

@@ -88,8 +88,10 @@ def index_day(store: "Store", embedder: str, papers: "Sequence[Paper]", vectors:
         return {}
 
 
-def index_statuses(store: "Store", embedders: Sequence[str] = (), verify: bool = True) -> list[IndexStatus]:
-    """The status of each named embedder's index, or of every embedder the store or the index folder has."""
+def index_statuses(store: "Store", embedders: Sequence[str] = (), verify: bool = True,
+                   warn: Warn | None = None) -> list[IndexStatus]:
+    """The status of each named embedder's index, or of every embedder the store or the index folder has.
+    `warn` hears of a wait for another process that holds an index's lock."""
     from ..prefilter.embed import QUERY_PREFIX
     from . import files
     names = list(embedders)
@@ -103,4 +105,4 @@ def index_statuses(store: "Store", embedders: Sequence[str] = (), verify: bool =
                 continue
             if name not in names:
                 names.append(name)
-    return [CorpusIndex(store, e).status(verify=verify) for e in names]
+    return [CorpusIndex(store, e, warn=warn).status(verify=verify) for e in names]

@@ -5,7 +5,10 @@ appended as a new segment (a small file: no FAISS index is loaded or rewritten f
 MAX_SEGMENTS segments are merged into one, and above APPROX_THRESHOLD vectors the segments are added to the
 trained IVF lists once they hold more than TAIL_MIN vectors and TAIL_SHARE of the IVF's. Whenever the index is missing,
 unreadable, built for another embedder, or disagrees with the store, it is rebuilt from the store and `sync()`
-says why in one line (SyncResult.note; `warn` gets it too).
+says why in one line (SyncResult.note; `warn` gets it too). A paper whose vector is stored again with new text
+(a revised version embedded again) is no disagreement: its new row is appended like any other and its old row
+marked dropped in the manifest, left out of every search, written out when segments are merged, and rebuilt
+away once more than DROPPED_MIN rows (and DROPPED_SHARE of the index) are dropped.
 
 Agreement with the store is checked cheaply on every sync, without reading vectors: the number of paper
 vectors, the store's highest rowid, the row the index saw last, and a few sampled (id, text hash) pairs. A
@@ -16,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -36,6 +39,10 @@ TAIL_MIN = 20_000               # an IVF index takes its segments in once they h
 TAIL_SHARE = 0.05               # ... or this share of the base, whichever is more
 N_PROBES = 8                    # sampled (id, text hash) pairs checked against the store on every sync
 READ_BATCH = 20_000
+# Rows of revised papers left in the files (Manifest.dropped) before the index is rebuilt without them: a search
+# of the approximate base asks it for as many more candidates as it holds dropped rows.
+DROPPED_MIN = 1000
+DROPPED_SHARE = 0.01
 
 
 @dataclass
@@ -83,6 +90,10 @@ class IndexStatus:
     behind: int = 0                      # store vectors not yet added (the next sync adds them)
 
 
+def waiting_line(directory) -> str:
+    return f"index: waiting for another command using the corpus index in {directory}"
+
+
 class _Rebuild(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -92,17 +103,21 @@ class _Rebuild(Exception):
 class CorpusIndex:
     """The persisted index of one embedder's paper vectors in one store."""
 
-    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None, say_first_build: bool = True):
+    def __init__(self, store: "Store", embedder: str, *, warn: Warn | None = None, say_first_build: bool = True,
+                 waiting: Callable[[], None] | None = None):
         """warn hears the one line of a rebuild (and, with say_first_build, of the first build of an index
-        that was not there: the daily pipeline keeps that one quiet, there is nothing wrong to say)."""
+        that was not there: the daily pipeline keeps that one quiet, there is nothing wrong to say), and that
+        of waiting for another process that holds the index's lock, unless `waiting` is given for that."""
         self.store = store
         self.embedder = embedder
         self.dir = store.index_dir / slug(embedder)
         self.warn = warn
         self.say_first_build = say_first_build
+        self.waiting = waiting
         self.manifest: F.Manifest | None = None
-        self._mem = None            # (base IVF index | None, base ids, tail vectors (array), tail ids)
-        self._mem_files: list | None = None      # the manifest's files _mem was read from
+        # (base IVF index | None, base ids, tail vectors (array), tail ids, the base's dropped rows)
+        self._mem = None
+        self._mem_files: tuple | None = None     # the manifest's files (and dropped rows) _mem was read from
 
     def __len__(self) -> int:
         return self.manifest.count if self.manifest is not None else 0
@@ -110,6 +125,13 @@ class CorpusIndex:
     @property
     def kind(self) -> str:
         return self.manifest.kind if self.manifest is not None else ""
+
+    def _wait(self) -> None:
+        """Another process holds the index's lock (a rebuild, a merge, a status's full check): said once."""
+        if self.waiting is not None:
+            self.waiting()
+        elif self.warn is not None:
+            self.warn(waiting_line(self.dir))
 
     def _say(self, res: SyncResult) -> SyncResult:
         if res.rebuilt == F.NO_INDEX and not self.say_first_build:
@@ -123,7 +145,7 @@ class CorpusIndex:
         """Bring the index up to the store's paper vectors (see the module's docstring)."""
         t0 = time.perf_counter()
         try:
-            with F.locked(self.dir, exclusive=True):
+            with F.locked(self.dir, exclusive=True, waiting=self._wait):
                 try:
                     m = F.read_manifest(self.dir)
                     if m.embedder != self.embedder:
@@ -139,7 +161,7 @@ class CorpusIndex:
             if e.errno not in F.CANNOT_WRITE:
                 raise
             res = self._as_it_stands(e)
-        if self.manifest is None or self.manifest.files() != self._mem_files:
+        if self.manifest is None or _mem_key(self.manifest) != self._mem_files:
             self._mem = None        # read again at the next search; an index that did not change stays loaded
         res.seconds = time.perf_counter() - t0
         return self._say(res)
@@ -149,7 +171,7 @@ class CorpusIndex:
         the index as it stands when it agrees with the store and holds every stored vector, so a copy of a
         home on read-only media still answers; else an OSError naming the folder and what it lacks."""
         try:
-            with F.locked(self.dir, exclusive=False):
+            with F.locked(self.dir, exclusive=False, waiting=self._wait):
                 m = F.read_manifest(self.dir)
             if m.embedder != self.embedder:
                 raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
@@ -170,7 +192,7 @@ class CorpusIndex:
 
     def rebuild(self, reason: str = "asked to") -> SyncResult:
         t0 = time.perf_counter()
-        with F.locked(self.dir, exclusive=True):
+        with F.locked(self.dir, exclusive=True, waiting=self._wait):
             res = self._rebuild(reason)
         self._mem = None
         res.seconds = time.perf_counter() - t0
@@ -195,11 +217,18 @@ class CorpusIndex:
                 checks.append([pid, th])
         if checks:
             have = st.embedding_hashes([c[0] for c in checks], self.embedder)
+            since = None
             for pid, th in checks:
                 if pid not in have:
                     raise _Rebuild(f"{pid} is in the index but no longer in the store")
                 if have[pid] != th:
-                    raise _Rebuild(f"the stored vector of {pid} changed (its text was edited)")
+                    # a revised paper's vector stored again since the last sync (a row above the highest it saw):
+                    # the sync replaces it; changed in place, the store is not the one the index was built on
+                    if since is None:
+                        since = {r[1] for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, vectors=False,
+                                                                       after_rowid=m.max_rowid) for r in rows}
+                    if pid not in since:
+                        raise _Rebuild(f"the stored vector of {pid} changed (its text was edited)")
         if count < m.count:
             raise _Rebuild(f"the store holds {count:,} vectors, fewer than the index's {m.count:,}")
 
@@ -211,25 +240,33 @@ class CorpusIndex:
             if count == m.count and top == m.max_rowid:
                 return self._maybe_merge(m, SyncResult(count=m.count, kind=m.kind))
             skip: set[str] = set()
+            changed: dict[str, tuple[int, str, str]] = {}      # id -> (its row, the old text hash, the new)
             n_new = self._count_new(m.max_rowid)
             if count != m.count + n_new:
-                # some new rows re-store a vector the index holds, or rows were removed: look at the ids
-                ids, hashes = self._all_ids(m)
-                known = dict(zip(ids, hashes))
+                # some new rows re-store a vector the index holds (the same text, or a revised version's), or
+                # rows were removed: look at the ids
+                known = {pid: (pos, th) for pos, pid, th in self._live_rows(m)}
                 for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
                                                  vectors=False):
                     for _, pid, th, _ in rows:
                         if pid in known:
-                            if known[pid] != th:
-                                raise _Rebuild(f"the stored vector of {pid} changed (its text was edited)")
-                            skip.add(pid)
-                if count != m.count + n_new - len(skip):
-                    gone = m.count + n_new - len(skip) - count
+                            pos, old = known[pid]
+                            if old != th:
+                                changed[pid] = (pos, old, th)     # the new row is added, the old one dropped
+                            else:
+                                skip.add(pid)
+                if count != m.count + n_new - len(skip) - len(changed):
+                    gone = m.count + n_new - len(skip) - len(changed) - count
                     raise _Rebuild(f"{gone:,} vectors were removed from the store")
+            if changed:
+                _drop(m, changed)
             added = self._append(m, top, skip)
         if m.kind == "flat" and m.count >= K.APPROX_THRESHOLD:
             return self._rebuild(f"the corpus reached {K.APPROX_THRESHOLD:,} vectors: switching to the "
                                  "approximate IVF index")
+        if len(m.dropped) > max(DROPPED_MIN, DROPPED_SHARE * m.count):
+            return self._rebuild(f"{len(m.dropped):,} vectors of revised papers were replaced: leaving out "
+                                 "their old ones")
         if m.base is not None and m.count >= K.RETRAIN_GROWTH * m.base.trained_on:
             return self._rebuild(f"the corpus grew {K.RETRAIN_GROWTH}x since the IVF was trained on "
                                  f"{m.base.trained_on:,} vectors: retraining")
@@ -292,14 +329,24 @@ class CorpusIndex:
     def _merge_segments(self, m: F.Manifest) -> None:
         writer = F.SegmentWriter(self.dir, m.dim)
         try:
-            for seg in m.segments:
+            for seg, keep in self._kept_segment_rows(m):
                 ids, hashes = F.read_ids(self.dir, seg.ids, seg.count)
-                writer.add(ids, hashes, F.read_segment_vectors(self.dir, seg, m.dim))
+                writer.add([ids[j] for j in keep], [hashes[j] for j in keep],
+                           F.read_segment_vectors(self.dir, seg, m.dim)[keep])
             m.segments = [writer.close()]
         except BaseException:
             writer.discard()
             raise
+        m.dropped = [p for p in m.dropped if p < m.base_count]
         F.write_manifest(self.dir, m)
+
+    def _kept_segment_rows(self, m: F.Manifest):
+        """(segment, its rows not dropped) for each segment, in order."""
+        dropped = set(m.dropped)
+        at = m.base_count
+        for seg in m.segments:
+            yield seg, [j for j in range(seg.count) if at + j not in dropped]
+            at += seg.count
 
     def _merge_into_base(self, m: F.Manifest) -> None:
         """Add the segments' vectors to the trained IVF lists (an incremental add, no retraining)."""
@@ -310,14 +357,16 @@ class CorpusIndex:
         ids = F.StreamFile(self.dir, stem + ".ids")
         try:
             ids.write(F.check_file(self.dir, base.ids, crc=True).read_bytes())
-            for seg in m.segments:
-                index.add(F.read_segment_vectors(self.dir, seg, m.dim))
-                ids.write(F.check_file(self.dir, seg.ids, crc=True).read_bytes())
+            for seg, keep in self._kept_segment_rows(m):
+                index.add(F.read_segment_vectors(self.dir, seg, m.dim)[keep])
+                seg_ids, hashes = F.read_ids(self.dir, seg.ids, seg.count)
+                ids.write("".join(f"{seg_ids[j]}\t{hashes[j]}\n" for j in keep).encode("utf-8"))
             idref = ids.close()
         except BaseException:
             ids.discard()
             raise
         m.base = self._write_base(index, stem, idref, base.nlist, base.nprobe, base.trained_on)
+        m.dropped = [p for p in m.dropped if p < base.count]          # the segments' were left out above
         m.segments = []
         F.write_manifest(self.dir, m)
 
@@ -394,7 +443,8 @@ class CorpusIndex:
         F.write_manifest(self.dir, m)
 
     # ------------------------------------------------------------------ reading
-    def _all_ids(self, m: F.Manifest) -> tuple[list[str], list[str]]:
+    def _live_rows(self, m: F.Manifest) -> list[tuple[int, str, str]]:
+        """(position, id, text hash) of every row not dropped, in index order."""
         ids: list[str] = []
         hashes: list[str] = []
         if m.base is not None:
@@ -405,14 +455,15 @@ class CorpusIndex:
             a, b = F.read_ids(self.dir, seg.ids, seg.count)
             ids += a
             hashes += b
-        return ids, hashes
+        dropped = set(m.dropped)
+        return [(pos, pid, th) for pos, (pid, th) in enumerate(zip(ids, hashes)) if pos not in dropped]
 
     def ids(self) -> list[str]:
         """Every indexed paper id, in index order (base first, then the segments)."""
         if self.manifest is None:
             self.sync()
-        with F.locked(self.dir, exclusive=False):
-            return self._all_ids(self.manifest)[0]
+        with F.locked(self.dir, exclusive=False, waiting=self._wait):
+            return [pid for _, pid, _ in self._live_rows(self.manifest)]
 
     def load(self) -> None:
         """Read the index into memory for searching (sync first: the index then holds every stored vector).
@@ -426,7 +477,7 @@ class CorpusIndex:
             self._load()
 
     def _load(self) -> None:
-        with F.locked(self.dir, exclusive=False):
+        with F.locked(self.dir, exclusive=False, waiting=self._wait):
             m = F.read_manifest(self.dir)            # the newest: another process may have synced since
             if m.embedder != self.embedder:
                 raise F.IndexFileError(f"it was built for the embedder {m.embedder!r}")
@@ -445,8 +496,14 @@ class CorpusIndex:
             for seg in m.segments:
                 col = F.read_id_column(self.dir, seg.ids, seg.count, crc=True)
                 tail_ids += [col[i] for i in range(len(col))]
-        self._mem = (base, base_ids, tail, tail_ids)
-        self._mem_files = m.files()
+        nb = m.base_count
+        gone = [p - nb for p in m.dropped if p >= nb]          # revised papers' old rows: out of memory
+        if gone:
+            tail = np.delete(tail, gone, axis=0)
+            out = set(gone)
+            tail_ids = [pid for j, pid in enumerate(tail_ids) if j not in out]
+        self._mem = (base, base_ids, tail, tail_ids, frozenset(p for p in m.dropped if p < nb))
+        self._mem_files = _mem_key(m)
 
     def _read_base(self, ref: F.FileRef, *, crc: bool, mmap: bool = False):
         """The approximate index's FAISS file (only that kind needs FAISS); IndexFileError when it is unreadable."""
@@ -458,35 +515,38 @@ class CorpusIndex:
             raise F.IndexFileError(f"{ref.name} is unreadable ({str(e).strip().splitlines()[-1][:120]})") from None
 
     def _query(self, queries: np.ndarray, in_base, in_tail) -> tuple[np.ndarray, list]:
-        """The queries as float32 rows (loading the index if need be), and [(what in_base(index, q) or
-        in_tail(array, q) found, the ids of its rows)] for the approximate base and the recent segments."""
+        """The queries as float32 rows (loading the index if need be), and [(what in_base(index, q, how many of
+        its rows are dropped) or in_tail(array, q) found, the ids of its rows, the rows to leave out)] for the
+        approximate base and the recent segments."""
         q = K.f32(queries)
         if self._mem is None:
             self.load()
         if len(self) and q.shape[1] != self.manifest.dim:
             raise InputError(f"query vectors have {q.shape[1]} dimensions, the index {self.manifest.dim}",
                              where=str(self.dir))
-        base, base_ids, tail, tail_ids = self._mem
+        base, base_ids, tail, tail_ids, dropped = self._mem
         parts = []
         if len(self) and base is not None:
-            parts.append((in_base(base, q), base_ids))
+            parts.append((in_base(base, q, len(dropped)), base_ids, dropped))
         if len(self) and len(tail):
-            parts.append((in_tail(tail, q), tail_ids))
+            parts.append((in_tail(tail, q), tail_ids, frozenset()))
         return q, parts
 
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """For each query vector, the k most similar indexed papers, best first (cosine)."""
-        q, parts = self._query(queries, lambda ix, q: K.search(ix, q, k), lambda a, q: K.flat_topk(a, q, k))
+        q, parts = self._query(queries, lambda ix, q, dropped: K.search(ix, q, k + dropped),
+                               lambda a, q: K.flat_topk(a, q, k))
         return [_merge(parts, i, k) for i in range(len(q))]
 
     def within(self, queries: np.ndarray, min_score: float) -> list[list[Hit]]:
         """For each query vector, every indexed paper at cosine >= min_score, best first (exact over the recent
         segments, the probed lists of the approximate index)."""
-        q, parts = self._query(queries, lambda ix, q: K.ivf_range(ix, q, min_score),
+        q, parts = self._query(queries, lambda ix, q, _: K.ivf_range(ix, q, min_score),
                                lambda a, q: K.flat_range(a, q, min_score))
         out = []
         for i in range(len(q)):
-            hits = [Hit(ids[r], float(s)) for found, ids in parts for s, r in zip(*found[i])]
+            hits = [Hit(ids[r], float(s)) for found, ids, dropped in parts for s, r in zip(*found[i])
+                    if r not in dropped]
             hits.sort(key=lambda h: -h.score)
             out.append(hits)
         return out
@@ -498,7 +558,7 @@ class CorpusIndex:
         Under the readers' lock: a writer replacing files meanwhile would make a whole index look damaged."""
         st = IndexStatus(embedder=self.embedder, directory=str(self.dir), exists=False)
         store = self.store
-        with F.locked(self.dir, exclusive=False), store.read_snapshot():
+        with F.locked(self.dir, exclusive=False, waiting=self._wait), store.read_snapshot():
             count, top = store.paper_vector_stats(self.embedder, QUERY_PREFIX)
             st.store_vectors = count
             try:
@@ -533,8 +593,24 @@ class CorpusIndex:
         return st
 
 
+def _mem_key(m: F.Manifest) -> tuple:
+    return m.files(), tuple(m.dropped)
+
+
+def _drop(m: F.Manifest, changed: dict[str, tuple[int, str, str]]) -> None:
+    """Mark the rows of papers whose vector was stored again with new text as dropped (`changed`: id -> (row,
+    old hash, new hash)); the new rows are appended by the same sync."""
+    m.dropped = sorted(set(m.dropped) | {pos for pos, _, _ in changed.values()})
+    m.count -= len(changed)
+    m.digest = (m.digest - F.digest_of((pid, old) for pid, (_, old, _) in changed.items())) % (1 << 64)
+    for probe in m.probes:
+        if probe[0] in changed:
+            probe[1] = changed[probe[0]][2]
+
+
 def _merge(parts, i: int, k: int) -> list[Hit]:
-    hits = [Hit(ids[r], float(s)) for (scores, rows), ids in parts for s, r in zip(scores[i], rows[i]) if r >= 0]
+    hits = [Hit(ids[r], float(s)) for (scores, rows), ids, dropped in parts for s, r in zip(scores[i], rows[i])
+            if r >= 0 and r not in dropped]
     hits.sort(key=lambda h: -h.score)
     return hits[:k]
 

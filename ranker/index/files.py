@@ -25,9 +25,11 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
+
+from ..io import lock_waiting
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -74,6 +76,10 @@ class Manifest:
     probes: list[list[str]] = field(default_factory=list)   # a few [id, text hash] to check against the store
     base: Base | None = None
     segments: list[Segment] = field(default_factory=list)
+    # rows (positions over the base, then the segments in order) whose paper's vector was stored again with new
+    # text (a revised version): left out of every search, dropped from the files when segments are merged, and
+    # from the approximate base at its next rebuild; `count` and `digest` are the other rows'
+    dropped: list[int] = field(default_factory=list)
     built: float = 0.0                         # when it was last rebuilt from the store (unix time)
     updated: float = 0.0
     format: int = FORMAT
@@ -82,6 +88,11 @@ class Manifest:
     def tail_count(self) -> int:
         return sum(s.count for s in self.segments)
 
+    @property
+    def base_count(self) -> int:
+        """Rows of the approximate base: the first positions."""
+        return self.base.count if self.base is not None else 0
+
     def files(self) -> list[FileRef]:
         out = [f for s in self.segments for f in (s.vectors, s.ids)]
         if self.base is not None:
@@ -89,7 +100,10 @@ class Manifest:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        d = asdict(self)
+        if not d["dropped"]:      # as before the field was added: an older ranker sharing the home reads it
+            del d["dropped"]
+        return json.dumps(d, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
@@ -152,8 +166,10 @@ CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 @contextmanager
-def locked(directory: Path, exclusive: bool) -> Iterator[None]:
+def locked(directory: Path, exclusive: bool, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """flock on <directory>/.lock: one writer at a time, readers share (no-op where flock does not exist).
+    `waiting` is called once when another process holds the lock, before this one waits for it (a rebuild of a
+    large index takes a minute: a command waiting on it in silence looks hung).
     The writer makes the folder and the lock file; a reader opens the lock file for reading only, and reads
     without it where it cannot (no index yet, a lock file it may not read): no data file is changed in place
     and the manifest is replaced atomically, so a reader never sees a torn index either way."""
@@ -176,7 +192,7 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
         yield
         return
     with fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        lock_waiting(fh.fileno(), waiting or (lambda: None), shared=not exclusive)
         try:
             yield
         finally:
