@@ -109,6 +109,25 @@ def _toy(n_days=3, n=120, dim=16, seed=0):
     return X, y, zs, np.array(g), papers
 
 
+def test_a_day_of_two_labels_beside_the_others_is_learnt_from_not_a_crash():
+    """Labels alone: 40 given one day, then one up and one down on each of two later days. The out-of-day fold
+    that learnt from those two small days alone found no word in two of their titles and ended `ranker calibrate`
+    (with or without the walk-forward figures) as "unexpected failure: After pruning, no terms remain"."""
+    X, y, zs, g, papers = _toy(n_days=1, n=40)
+    y[:10], y[10:] = True, False
+    for d, words in (("2025-01-02", ("Quantum walks", "Spin chains", "Protein folding", "Enzymes bind")),
+                     ("2025-01-03", ("Galaxy surveys", "Dark halos", "Coral reefs", "Ocean heat"))):
+        X = np.vstack([X, X[:2]])
+        y = np.concatenate([y, [True, False]])
+        zs = np.concatenate([zs, zs[:2]])
+        g = np.concatenate([g, [d, d]])
+        papers += [Paper(id=f"{d}.{k}", title=t, abstract=a, categories=["cs.LG"], authors=[f"A {d} {k}"])
+                   for k, (t, a) in enumerate((words[:2], words[2:]))]
+    cal = fit(X, y, zs, g, papers, embedder="minilm")
+    assert cal.trained_on["days"] == ["2025-01-01", "2025-01-02", "2025-01-03"]
+    assert np.isfinite(cal.score(X, zs, papers)).all()
+
+
 def test_walk_forward_leaves_out_labels_given_after_the_test_day():
     """`ranker calibrate`'s printed figures: a day is ranked as the user lived it, so labels given on or after
     it (here: the first day's papers all labelled the wrong way round) do not reach its fit; given before, they

@@ -119,6 +119,10 @@ def _c(opt: Options, name: str) -> float:
     return {"embedding": opt.c_emb, "words": opt.c_words, "title": opt.c_title}[name]
 
 
+class _NoTerms(Exception):
+    """The papers a text regression was to learn from share no word (min_df): too few of them."""
+
+
 @dataclass
 class _Text:
     """The text regressions, fit on some rows; logits for any rows."""
@@ -132,7 +136,10 @@ class _Text:
                 t.models[name] = (None, _lr(opt.c_emb).fit(X, y, sample_weight=w))
             else:
                 vec = _vectorizer(opt.ngrams if name == "words" else 1, opt.min_df)
-                rows = vec.fit_transform([TEXTS[name](p) for p in papers])
+                try:
+                    rows = vec.fit_transform([TEXTS[name](p) for p in papers])
+                except ValueError:          # sklearn's "empty vocabulary" / "no terms remain" after min_df
+                    raise _NoTerms(name) from None
                 t.models[name] = (vec, _lr(_c(opt, name)).fit(rows, y, sample_weight=w))
         return t
 
@@ -453,14 +460,25 @@ def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[st
             tr = ~te
             if y[tr].all() or not y[tr].any():
                 continue
-            part = _Text.fit(X[tr], [papers[i] for i in np.flatnonzero(tr)], y[tr], w[tr], opt)
+            try:
+                part = _Text.fit(X[tr], [papers[i] for i in np.flatnonzero(tr)], y[tr], w[tr], opt)
+            except _NoTerms:
+                # a fold left with a few papers to learn from (a day of two labels, the rest of the labels one
+                # other day's) shares no word: no out-of-day inputs from it, as a fold of one class; it had
+                # ended calibrate as an "unexpected failure"
+                continue
             oof[te] = np.column_stack(part.logits(X[te], [papers[i] for i in np.flatnonzero(te)]))
     cols = [oof]
     if opt.zero_shot:
         cols.append(((zs - mu) / sd)[:, None])
     if opt.meta:
         cols.append(out_of_day_features(papers, y, groups))
-    text = _Text.fit(X, papers, y, w, opt)
+    try:
+        text = _Text.fit(X, papers, y, w, opt)
+    except _NoTerms as e:
+        what = "titles" if str(e) == "title" else "titles and abstracts"
+        raise InputError(f"too few papers to learn from: no word is in {opt.min_df} of the {len(papers)} papers' "
+                         f"{what}") from None
     return Fitted(text=text, oof=np.column_stack(cols), y=y, w=w, groups=groups,
                   counts=counts_of(papers, y, groups), zs_mean=mu, zs_std=sd, options=opt)
 
