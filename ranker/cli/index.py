@@ -138,7 +138,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
             nothing_to_do(no_vectors(store, key))
             return
         res = CorpusIndex(store, key).rebuild("asked to")
-    info(f"index rebuilt for {key}: {res.count:,} vectors, {label(res.kind)}, {res.seconds:.1f}s")
+    info(f"index rebuilt for {key}: {counted(res.count, 'vector')}, {label(res.kind)}, {res.seconds:.1f}s")
 
 
 def register(app: typer.Typer) -> None:
