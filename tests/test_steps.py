@@ -701,15 +701,16 @@ def test_the_manifest_says_which_fit_of_the_calibration_file_ranked_the_day(sett
     hist = [load_day(DAYS / d) for d in ("2025-05-13", "2025-05-15", "2025-06-23")]
     for h in hist:
         store_vectors(store, h.papers)
-    fits = []
+    fits, sizes = [], []
     for week in (hist[:2], hist):
         cal = fit_data(history_data(week, load_prompts(), embedder=Embedder("minilm"), store=store))
         cal.trained_on["created"] = f"2025-06-{len(week):02d} 07:00:00"
         cal.save(tmp_path / "calib.json")
         fits.append(run_day(day, tmp_path / "out", resolve(flags=flags, env={}), store=store).manifest)
+        sizes.append({"papers": sum(len(h.papers) for h in week), "picks": sum(len(h.picks) for h in week)})
     assert [m["calibration_fit"] for m in fits] == [
         {"created": "2025-06-02 07:00:00", "days": 2, "first_day": "2025-05-13", "last_day": "2025-05-15",
-         "labels": 0},
+         **sizes[0], "labels": 0},
         {"created": "2025-06-03 07:00:00", "days": 3, "first_day": "2025-05-13", "last_day": "2025-06-23",
-         "labels": 0}]
+         **sizes[1], "labels": 0}]
     assert json.loads(res.files["manifest"].read_text())["calibration_fit"] == fits[-1]["calibration_fit"]

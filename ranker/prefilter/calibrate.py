@@ -240,11 +240,18 @@ class Calibration:
         return bool(self.topics) and self.topics != topics
 
     def fit_record(self) -> dict:
-        """Which fit this is, for a run's manifest: when it was made, the days and labels it learnt from."""
+        """Which fit this is, for a run's manifest (calibration_fit) and each day of `ranker eval` (beside the
+        file): when it was made, the days, papers, picks and labels it learnt from. None for what an older file
+        does not record."""
         t = self.trained_on or {}
         days = sorted(t.get("days") or [])
+
+        def count(key: str) -> int | None:
+            v = t.get(key)
+            return v if type(v) is int else None
         return {"created": t.get("created"), "days": len(days), "first_day": days[0] if days else None,
-                "last_day": days[-1] if days else None, "labels": int(t.get("labels") or 0)}
+                "last_day": days[-1] if days else None, "papers": count("papers"), "picks": count("picks"),
+                "labels": int(t.get("labels") or 0)}
 
     def check_embedder(self, key: str) -> None:
         if key != self.embedder:
