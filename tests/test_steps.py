@@ -138,6 +138,27 @@ def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):
     assert store.run_status(m["run_id"]) == "failed"
 
 
+def test_the_index_after_a_failed_rerun_names_the_model_of_the_digest_it_links(settings, store, tmp_path):
+    """A rerun under another model that failed leaves the first run's digest, which the folder's index (rebuilt
+    by the next day's run) still links: beside it, the index named the failed run's model (or none, for a run
+    that failed before it scored). A second failure (or a killed run) in between keeps naming the digest's."""
+    from ranker.runindex import write_index
+    day = fetch_day(LISTING, settings, store=store)
+    out = tmp_path / "out"
+    first = run_day(day, out, settings, store=store)
+    kept = prefilter_day(day.papers, settings, store=store).kept_papers
+    for model in ("other", "third"):
+        with pytest.raises(BackendError):
+            run_day(day, out, settings, store=store, backend=FakeBackend(model, raise_for={kept[0].id}))
+        (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
+        assert (row["status"], row["digest"], row["model"]) == ("failed", "2025-05-15-output.md", first.run.model)
+    run_day(day, out, settings, store=store, backend=FakeBackend("other"))
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and "shown_run" not in m
+    (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
+    assert (row["status"], row["model"]) == ("ok", "fake:other")
+
+
 def test_a_run_whose_files_fail_leaves_the_days_digest_record_as_the_folder_has_it(settings, store, tmp_path):
     """The web view picks a day's scores by the store's digest record: a rerun that could not write its files
     must not leave it pointing at the rerun's model while the folder holds the first run's digest."""
