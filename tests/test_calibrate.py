@@ -507,6 +507,10 @@ def test_a_calibration_fit_under_other_topics_says_so_where_it_ranks(tmp_path):
     ("minilm", "minilm@128", None),
 ])
 def test_a_calibration_refused_for_its_token_cut_names_the_cut_not_the_embedder_in_use(made, used, advice):
+    _check_made_used(made, used, advice)
+
+
+def _check_made_used(made, used, advice):
     """A calibration of 'minilm' (the default 128 tokens) refused under max_tokens 256 said 'use --embedder
     minilm', the embedder already in use, and never the token cut that was at fault; one naming the default
     cut ('minilm@128') was refused under 'minilm' with the advice 'use  or calibrate again'."""
@@ -518,3 +522,14 @@ def test_a_calibration_refused_for_its_token_cut_names_the_cut_not_the_embedder_
     with pytest.raises(InputError) as e:
         cal.check_embedder(used)
     assert e.value.message.endswith(advice), e.value.message
+
+
+def test_a_calibration_of_a_folder_named_like_a_token_cut_is_that_folders(tmp_path):
+    """A calibration made with the folder 'emb@128' (keyed by its path) was taken for one of the folder 'emb' at
+    the default cut: ranking with 'emb' used it, another model's, without a word. The real folder wins."""
+    emb, cut = tmp_path / "emb", tmp_path / "emb@128"
+    cut.mkdir()
+    _check_made_used(str(cut), str(emb), f"use {{key:prefilter.embedder}} {cut} or calibrate again")
+    _check_made_used(str(emb), str(cut), f"use {{key:prefilter.embedder}} {emb} or calibrate again")
+    _check_made_used(str(cut), str(cut), None)
+    _check_made_used(str(cut), f"{cut}@256", "use {key:prefilter.max_tokens} 128 or calibrate again")

@@ -43,12 +43,8 @@ def no_vectors(store, key: str, hint: str = "") -> str:
     they were stored), the line names the setting that picked `key` and the one that finds those vectors:
     "no paper vectors yet" said to a database of months of papers sent the user to embed them all again.
     `hint` follows the line where the database holds no other vectors either (what stores them)."""
-    from ..prefilter.embed import DEFAULT_MAX_TOKENS, QUERY_PREFIX
+    from ..prefilter.embed import QUERY_PREFIX, key_parts as parts      # "minilm@64" -> ("minilm", "64")
     from .common import name_key, name_mention
-
-    def parts(k: str) -> tuple[str, str]:                # "minilm@64" -> ("minilm", "64")
-        name, at, tokens = k.rpartition("@")
-        return (name, tokens) if at else (k, str(DEFAULT_MAX_TOKENS))
     others = [(store.paper_vector_stats(e, QUERY_PREFIX)[0], e) for e in store.paper_embedders(QUERY_PREFIX)
               if e != key]
     if others:

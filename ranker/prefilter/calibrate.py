@@ -255,13 +255,10 @@ class Calibration:
 
     def check_embedder(self, key: str) -> None:
         if key != self.embedder:
-            from .embed import DEFAULT_MAX_TOKENS
+            from .embed import key_parts       # a folder named 'emb@128' is that folder, not 'emb' cut
 
-            def split(k: str) -> tuple[str, str]:      # 'minilm@256' -> ('minilm', '256'); no suffix: the default
-                name, at, tokens = k.rpartition("@")
-                return (name, tokens) if at and tokens.isdigit() else (k, str(DEFAULT_MAX_TOKENS))
-            name, tokens = split(self.embedder)
-            now_name, now_tokens = split(key)
+            name, tokens = key_parts(self.embedder)
+            now_name, now_tokens = key_parts(key)
             if (name, tokens) == (now_name, now_tokens):    # 'minilm@128' is 'minilm': the same vectors
                 return
             # only what differs: a calibration of 'minilm' refused at 256 tokens was told to use the embedder
