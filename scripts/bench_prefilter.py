@@ -134,7 +134,8 @@ def main() -> int:
         warm = rank_papers(papers, prompts, embedder=Embedder(args.embedder, max_tokens=args.max_tokens),
                              store=store)
     warm_s = time.perf_counter() - t0
-    print(f"warm:  {warm_s:6.2f} s in process ({counted(warm.embedded, 'text')} embedded, model loaded: {warm.model_loaded})")
+    print(f"warm:  {warm_s:6.2f} s in process ({counted(warm.embedded, 'text')} embedded, "
+          f"model loaded: {warm.model_loaded})")
 
     # warm, as a user runs it: a fresh `ranker prefilter` process, interpreter start-up and imports included
     src = home / "day.jsonl"

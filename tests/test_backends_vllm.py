@@ -263,7 +263,8 @@ def test_papers_whose_prompts_fill_the_context_fail_alone_and_say_why(engine):
      "[scoring.vllm] engine_args.max_model_len; the model takes up to 8192"),
     (8192, None, {}, 32768, True, "[scoring.vllm] max_model_len, 8192 by default on CPU; the model takes up to 32768"),
     (4096, 4096, {}, None, False, "[scoring.vllm] max_model_len"),
-    (8192, None, {}, 8192, True, "the model's own; [scoring] abstract_tokens or papers_per_request shortens the prompt"),
+    (8192, None, {}, 8192, True,
+     "the model's own; [scoring] abstract_tokens or papers_per_request shortens the prompt"),
     (32768, None, {}, None, False,
      "the model's own; [scoring] abstract_tokens or papers_per_request shortens the prompt"),
     (2048, 2048, {}, 2048, False, "the model's own, as [scoring.vllm] max_model_len sets it; [scoring] abstract_tokens "
