@@ -397,13 +397,14 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        rules=rules,
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-                manifest.pop("shown_run", None)         # this run's digest is the one the folder holds now
                 # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
                 store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
                                                settings.digest.min_novelty, run_id=rec.id))
                 rec.status = manifest["status"]
                 rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
-                _write_outputs(files, pre, run, digest, manifest)       # the run's last step: files + manifest
+                # the run's last step: files + manifest; once written, this run's digest is the one shown
+                _write_outputs(files, pre, run, digest, {k: v for k, v in manifest.items() if k != "shown_run"})
+                manifest.pop("shown_run", None)
         except BaseException as e:
             if any(getattr(x, "written", False) for x in (e, e.__cause__)):
                 held = e                          # the run is whole: recorded ok, indexed, then the Ctrl-C

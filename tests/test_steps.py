@@ -152,9 +152,16 @@ def test_the_index_after_a_failed_rerun_names_the_model_of_the_digest_it_links(s
             run_day(day, out, settings, store=store, backend=FakeBackend(model, raise_for={kept[0].id}))
         (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
         assert (row["status"], row["digest"], row["model"]) == ("failed", "2025-05-15-output.md", first.run.model)
-    run_day(day, out, settings, store=store, backend=FakeBackend("other"))
+    (out / "2025-05-15-scores.jsonl").unlink()
+    (out / "2025-05-15-scores.jsonl").mkdir()                    # a rerun that fails writing its files
+    with pytest.raises(InputError, match="is a directory"):
+        run_day(day, out, settings, store=store, backend=FakeBackend("other"))
+    (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
+    assert (row["status"], row["digest"], row["model"]) == ("failed", "2025-05-15-output.md", first.run.model)
+    (out / "2025-05-15-scores.jsonl").rmdir()
+    res = run_day(day, out, settings, store=store, backend=FakeBackend("other"))
     m = json.loads((out / "2025-05-15-run.json").read_text())
-    assert m["status"] == "ok" and "shown_run" not in m
+    assert m["status"] == "ok" and "shown_run" not in m and "shown_run" not in res.manifest
     (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
     assert (row["status"], row["model"]) == ("ok", "fake:other")
 
