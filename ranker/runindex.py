@@ -47,8 +47,12 @@ def read_days(out_dir: str | Path, ended: Callable[[int, str], str | None] | Non
         digest = f"{m.group(1)}-output.md"
         # a run that failed or was stopped leaves the earlier run's digest whole beside its manifest: still linked
         linked = status in ("ok", "partial") or (f.parent / digest).is_file()
+        model = data.get("model")
+        shown = data.get("shown_run")
+        if status not in ("ok", "partial") and linked and isinstance(shown, dict):
+            model = shown.get("model")        # the linked digest's model, not the failed run's
         row = {"day": m.group(1), "status": status, **{k: counts.get(k) for k in COLUMNS},
-               "model": data.get("model"), "digest": digest if linked else None}
+               "model": model, "digest": digest if linked else None}
         rows.append(row)
     rows.sort(key=lambda r: r["day"], reverse=True)
     return rows

@@ -354,8 +354,13 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     # what the day's web pages show, put back should this run not finish: its ranking (the prefilter step
     # replaces it) and its digest record (replaced just before the files)
     ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
+    # the run whose digest the folder holds, until this one replaces it: the index names its model beside the
+    # digest it links when this run fails or is stopped (it named the failed run's)
+    shown = shown_run(files["manifest"])
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
+        if shown is not None:
+            manifest["shown_run"] = shown
         # two runs of one day on one store would score the same papers twice and undo each other's ranking and
         # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
         for other in store.live_runs("run", before=rec.id, day=day.date):
@@ -397,7 +402,9 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                                settings.digest.min_novelty, run_id=rec.id))
                 rec.status = manifest["status"]
                 rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
-                _write_outputs(files, pre, run, digest, manifest)       # the run's last step: files + manifest
+                # the run's last step: files + manifest; once written, this run's digest is the one shown
+                _write_outputs(files, pre, run, digest, {k: v for k, v in manifest.items() if k != "shown_run"})
+                manifest.pop("shown_run", None)
         except BaseException as e:
             if any(getattr(x, "written", False) for x in (e, e.__cause__)):
                 held = e                          # the run is whole: recorded ok, indexed, then the Ctrl-C
@@ -446,6 +453,22 @@ def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, 
                 "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"],
                 "manifest": [json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"]}
     write_together({files[key]: chunks for key, chunks in contents.items()})
+
+
+def shown_run(manifest: Path) -> dict | None:
+    """The run whose digest a day's folder holds, from the day's manifest before a new run replaces it: that
+    run's own (run_id, model) when it finished, else the one it recorded as shown (a run that failed or was
+    stopped leaves the earlier digest); None when not known (no manifest, or one from before this was kept)."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("status") in ("ok", "partial"):
+        return {"run_id": data.get("run_id"), "model": data.get("model")}
+    shown = data.get("shown_run")
+    return shown if isinstance(shown, dict) else None
 
 
 def _write_json(path: Path, data) -> None:

@@ -517,15 +517,19 @@ class Store:
                 return
             self.conn.close()
             if names is None:
-                raise InputError(f"database schema v{counted} is newer than this ranker", where=str(self.path))
+                raise self._newer(f"database schema v{counted} is newer than this ranker")
             if names - known:
-                raise self._newer(names - known)
+                raise self._unknown(names - known)
             raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
                              "write; open it once where it is writable", where=str(self.path))
 
-    def _newer(self, unknown: set[str]) -> InputError:
-        return InputError(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}); "
-                          "it was made by a newer ranker", where=str(self.path))
+    def _newer(self, what: str) -> InputError:
+        """A database a newer ranker made or upgraded (`what`: how that shows), and what to do about it."""
+        return InputError(f"{what}; upgrade ranker to open it", where=str(self.path))
+
+    def _unknown(self, unknown: set[str]) -> InputError:
+        return self._newer(f"the database has migrations this ranker does not know ({', '.join(sorted(unknown))}): "
+                           "it was made by a newer ranker")
 
     def _error(self, e: sqlite3.DatabaseError, doing: str = "write") -> StoreError:
         """A SQLite error as one line naming the database (and, for a lock, the ranker run holding it)."""
@@ -641,12 +645,11 @@ class Store:
             applied = {r[0] for r in c.execute("SELECT name FROM _migrations")}
             counted = c.execute("PRAGMA user_version").fetchone()[0]
             if counted > len(names):
-                raise InputError(f"database schema v{counted} is newer than this ranker (v{len(names)})",
-                                 where=str(self.path))
+                raise self._newer(f"database schema v{counted} is newer than this ranker (v{len(names)})")
             if not applied and counted:
                 # a database from before named migrations: user_version counted the ones it had
                 if counted > len(LEGACY_VERSIONS):
-                    raise InputError(f"database schema v{counted} is newer than this ranker", where=str(self.path))
+                    raise self._newer(f"database schema v{counted} is newer than this ranker")
                 had = LEGACY_VERSIONS[:counted]
                 c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in had))
                 applied = set(had)
@@ -655,7 +658,7 @@ class Store:
                     c.execute("UPDATE _migrations SET name=? WHERE name=?", (now, was))
                     applied = (applied - {was}) | {now}
         if applied - set(names):
-            raise self._newer(applied - set(names))
+            raise self._unknown(applied - set(names))
         for migration in MIGRATIONS:
             if migration.__name__ in applied:
                 continue

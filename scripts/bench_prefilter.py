@@ -104,6 +104,7 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="ranker-bench-"))
     os.environ["RANKER_HOME"] = str(home)
+    from ranker.io import counted
     from ranker.prefilter import rank_papers
     from ranker.prefilter.embed import Embedder
     from ranker.prompts import load_prompts
@@ -133,7 +134,8 @@ def main() -> int:
         warm = rank_papers(papers, prompts, embedder=Embedder(args.embedder, max_tokens=args.max_tokens),
                              store=store)
     warm_s = time.perf_counter() - t0
-    print(f"warm:  {warm_s:6.2f} s in process ({warm.embedded} texts embedded, model loaded: {warm.model_loaded})")
+    print(f"warm:  {warm_s:6.2f} s in process ({counted(warm.embedded, 'text')} embedded, "
+          f"model loaded: {warm.model_loaded})")
 
     # warm, as a user runs it: a fresh `ranker prefilter` process, interpreter start-up and imports included
     src = home / "day.jsonl"

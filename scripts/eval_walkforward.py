@@ -651,6 +651,7 @@ def learner_approaches(ctx) -> dict:
 
 # --------------------------------------------------------------------------- main
 def main() -> int:
+    from ranker.io import counted
     from ranker.prefilter.calibrate import history_data
     from ranker.prefilter.embed import Embedder
     from ranker.prefilter.history import load_history
@@ -706,7 +707,8 @@ def main() -> int:
     all_days = sorted(set(data.groups.tolist()))
     test_days = all_days[-args.test_days:]
     print(f"{len(all_days)} days {all_days[0]}..{all_days[-1]}, {len(data.y)} papers, {int(data.y.sum())} picks; "
-          f"embedder {emb.key}; {emb.texts_encoded} texts embedded; loaded in {time.perf_counter() - t0:.1f}s")
+          f"embedder {emb.key}; {counted(emb.texts_encoded, 'text')} embedded; "
+          f"loaded in {time.perf_counter() - t0:.1f}s")
     print(f"walk-forward test days: {test_days[0]}..{test_days[-1]} ({len(test_days)}), each ranked by a fit on "
           + (f"the {args.window} days before it" if args.window else "the days before it"))
 

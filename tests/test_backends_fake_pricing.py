@@ -98,3 +98,5 @@ def test_a_prompt_must_leave_room_for_its_answer():
     room, res = answer_room("2505.00001", 4090, 4096)
     assert room == 0 and not res.ok and res.key == "2505.00001" and res.usage.prompt_tokens == 4090
     assert res.error == "prompt of 4090 tokens does not fit a context of 4096 tokens"
+    assert answer_room("a", 4090, 4096, "[scoring.vllm] max_model_len")[1].error == (
+        "prompt of 4090 tokens does not fit a context of 4096 tokens ([scoring.vllm] max_model_len)")

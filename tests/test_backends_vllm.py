@@ -250,9 +250,32 @@ def test_papers_whose_prompts_fill_the_context_fail_alone_and_say_why(engine):
     assert engine.stats()["requests"] - asked == 3            # no retry: a larger budget would not help
     assert set(res.scores) == {plain.id}
     assert set(res.failures) == {tight.id, over.id}
-    assert f"does not fit a context of {engine.max_model_len} tokens" in res.failures[over.id].reason
+    assert res.failures[over.id].reason.endswith(
+        f"does not fit a context of {engine.max_model_len} tokens ([scoring.vllm] max_model_len; the model takes "
+        "up to 8192)"), res.failures[over.id].reason
     why = res.failures[tight.id].reason
     assert "answer cut off after" in why and f"leaves no more of a context of {engine.max_model_len}" in why
+
+
+@pytest.mark.parametrize("context, option, engine_args, model_max, cpu, said", [
+    (4096, 4096, {}, 8192, True, "[scoring.vllm] max_model_len; the model takes up to 8192"),
+    (4096, None, {"max_model_len": 4096}, 8192, False,
+     "[scoring.vllm] engine_args.max_model_len; the model takes up to 8192"),
+    (8192, None, {}, 32768, True, "[scoring.vllm] max_model_len, 8192 by default on CPU; the model takes up to 32768"),
+    (4096, 4096, {}, None, False, "[scoring.vllm] max_model_len"),
+    (8192, None, {}, 8192, True,
+     "the model's own; [scoring] abstract_tokens or papers_per_request shortens the prompt"),
+    (32768, None, {}, None, False,
+     "the model's own; [scoring] abstract_tokens or papers_per_request shortens the prompt"),
+    (2048, 2048, {}, 2048, False, "the model's own, as [scoring.vllm] max_model_len sets it; [scoring] abstract_tokens "
+     "or papers_per_request shortens the prompt"),
+])
+def test_a_prompt_too_long_names_the_setting_of_the_context(context, option, engine_args, model_max, cpu, said):
+    """A prompt over the engine's context named both sizes, not what sets the context: the config key that
+    raises it (with how far the model goes), or, where the model's own limit is the context, what shortens the
+    prompt."""
+    from ranker.backends.vllm_backend import context_name
+    assert context_name(context, option=option, engine_args=engine_args, model_max=model_max, cpu=cpu) == said
 
 
 def _requests(group: list[Paper], ps, opt):

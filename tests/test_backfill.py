@@ -682,6 +682,18 @@ def test_cli_backfill_and_import(tmp_path):
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1
 
 
+def test_import_of_a_backfill_stopped_after_one_shard_counts_it_in_words(tmp_path):
+    # a backfill whose scoring failed leaves its papers' shard; importing it said "1 shards"
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+               "m", "--db", db, "--backend-option", "raise_for=['2505.08800']")
+    assert p.returncode == 1, p.stderr
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.splitlines()[-1] == (f"imported {out}: 1 shard; 192 new papers, 0 vectors, 0 scores written "
+                                         "(0 already stored), 0 failures; models / prompts: none"), p.stderr
+
+
 def test_an_out_that_is_a_file_is_the_line_every_command_gives(tmp_path):
     """backfill had its own check of --out ('/x: exists and is not a folder', not naming the flag) where every
     other command says '--out /x: not a directory' (io.check_output_dir); the library says it the same way, with

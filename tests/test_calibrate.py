@@ -109,6 +109,25 @@ def _toy(n_days=3, n=120, dim=16, seed=0):
     return X, y, zs, np.array(g), papers
 
 
+def test_a_day_of_two_labels_beside_the_others_is_learnt_from_not_a_crash():
+    """Labels alone: 40 given one day, then one up and one down on each of two later days. The out-of-day fold
+    that learnt from those two small days alone found no word in two of their titles and ended `ranker calibrate`
+    (with or without the walk-forward figures) as "unexpected failure: After pruning, no terms remain"."""
+    X, y, zs, g, papers = _toy(n_days=1, n=40)
+    y[:10], y[10:] = True, False
+    for d, words in (("2025-01-02", ("Quantum walks", "Spin chains", "Protein folding", "Enzymes bind")),
+                     ("2025-01-03", ("Galaxy surveys", "Dark halos", "Coral reefs", "Ocean heat"))):
+        X = np.vstack([X, X[:2]])
+        y = np.concatenate([y, [True, False]])
+        zs = np.concatenate([zs, zs[:2]])
+        g = np.concatenate([g, [d, d]])
+        papers += [Paper(id=f"{d}.{k}", title=t, abstract=a, categories=["cs.LG"], authors=[f"A {d} {k}"])
+                   for k, (t, a) in enumerate((words[:2], words[2:]))]
+    cal = fit(X, y, zs, g, papers, embedder="minilm")
+    assert cal.trained_on["days"] == ["2025-01-01", "2025-01-02", "2025-01-03"]
+    assert np.isfinite(cal.score(X, zs, papers)).all()
+
+
 def test_walk_forward_leaves_out_labels_given_after_the_test_day():
     """`ranker calibrate`'s printed figures: a day is ranked as the user lived it, so labels given on or after
     it (here: the first day's papers all labelled the wrong way round) do not reach its fit; given before, they
@@ -488,6 +507,10 @@ def test_a_calibration_fit_under_other_topics_says_so_where_it_ranks(tmp_path):
     ("minilm", "minilm@128", None),
 ])
 def test_a_calibration_refused_for_its_token_cut_names_the_cut_not_the_embedder_in_use(made, used, advice):
+    _check_made_used(made, used, advice)
+
+
+def _check_made_used(made, used, advice):
     """A calibration of 'minilm' (the default 128 tokens) refused under max_tokens 256 said 'use --embedder
     minilm', the embedder already in use, and never the token cut that was at fault; one naming the default
     cut ('minilm@128') was refused under 'minilm' with the advice 'use  or calibrate again'."""
@@ -499,3 +522,14 @@ def test_a_calibration_refused_for_its_token_cut_names_the_cut_not_the_embedder_
     with pytest.raises(InputError) as e:
         cal.check_embedder(used)
     assert e.value.message.endswith(advice), e.value.message
+
+
+def test_a_calibration_of_a_folder_named_like_a_token_cut_is_that_folders(tmp_path):
+    """A calibration made with the folder 'emb@128' (keyed by its path) was taken for one of the folder 'emb' at
+    the default cut: ranking with 'emb' used it, another model's, without a word. The real folder wins."""
+    emb, cut = tmp_path / "emb", tmp_path / "emb@128"
+    cut.mkdir()
+    _check_made_used(str(cut), str(emb), f"use {{key:prefilter.embedder}} {cut} or calibrate again")
+    _check_made_used(str(emb), str(cut), f"use {{key:prefilter.embedder}} {emb} or calibrate again")
+    _check_made_used(str(cut), str(cut), None)
+    _check_made_used(str(cut), f"{cut}@256", "use {key:prefilter.max_tokens} 128 or calibrate again")

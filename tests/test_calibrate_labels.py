@@ -121,10 +121,21 @@ def test_labels_alone_train_once_there_are_enough(tmp_path):
     r = ranker("calibrate", "--out", out, "--db", db)
     assert r.returncode == 0, r.stderr
     assert "labels: 40 of yours used (10 up, 30 down; 0 on history papers" in r.stderr
+    # the figures are skipped as a labels-only user can mend it: not by "3 days with GPT picks" (labels count)
+    assert ("note: walk-forward figures need at least labels given on 3 days, each with a thumb up, ranking each "
+            "by a fit on the days before it; skipped") in r.stderr, r.stderr
     d = json.loads(out.read_text())
     assert d["trained_on"]["labels"] == 40 and d["trained_on"]["picks"] == 10
     r = ranker("calibrate", "--out", out, "--db", db, "--no-labels")
     assert r.returncode == 1 and "error: --history: nothing to learn from" in r.stderr
+    # and that is what it takes: thumbs given on two more days (one up each), and the figures are there
+    with Store(db) as s:
+        for k, given in enumerate(("2025-06-24", "2025-06-25")):
+            s.set_label(liked[10 + k], 1, given, created_at=at(given))
+            s.set_label(disliked[30 + k], -1, given, created_at=at(given))
+    r = ranker("calibrate", "--out", out, "--db", db)
+    assert r.returncode == 0 and "walk-forward figures need" not in r.stderr, r.stderr
+    assert "AUC" in r.stdout and json.loads(out.read_text())["walk_forward"], r.stdout
 
 
 def test_labels_alone_from_a_database_that_is_not_there_is_one_line_naming_it(tmp_path):

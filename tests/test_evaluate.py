@@ -178,7 +178,12 @@ def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
         cal_file = tmp_path / "out" / "calibrations" / f"{day.date}.json"
         cal = Calibration.load(cal_file)
         assert cal.trained_on["days"] == [d for d in FIVE if d < day.date]
-        assert day.calibration["file"] == str(cal_file) and day.calibration["last"] < day.date
+        assert day.calibration["file"] == str(cal_file) and day.calibration["last_day"] < day.date
+        # the shape of a run manifest's calibration_fit (its keys were "first" and "last", and no "created")
+        assert day.calibration == {"file": str(cal_file), "created": cal.trained_on["created"],
+                                   "days": len(cal.trained_on["days"]), "first_day": FIVE[0],
+                                   "last_day": cal.trained_on["days"][-1], "papers": cal.trained_on["papers"],
+                                   "picks": cal.trained_on["picks"], "labels": 0}
         papers = list(read_papers(DAYS / day.date / "listing.jsonl"))
         s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
             update={"calibration": str(cal_file)})})
@@ -186,7 +191,7 @@ def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
 
     once = evaluate_history(hist, tmp_path / "once", settings, store=store, calibrate=True, train_once=True, days=2)
     assert sorted(p.name for p in (tmp_path / "once" / "calibrations").iterdir()) == ["2025-06-23.json"]
-    assert all(d.calibration["last"] == "2025-05-15" for d in once.days)
+    assert all(d.calibration["last_day"] == "2025-05-15" for d in once.days)
 
     # a calibration named in the settings (ranker.toml) was fit on 2025-06-23: an eval without --calibrate
     # ranks zero-shot, as it says, and never with it

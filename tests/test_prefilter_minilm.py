@@ -125,7 +125,7 @@ def test_cli_writes_every_paper_sorted_with_its_verdict(tmp_path, embed_cache_db
     assert rows[pos]["abstract"] == ""
     assert r.stderr.strip().splitlines()[-1].startswith(
         f"prefilter: kept {k} of {n} papers (fixed fraction, expected recall 0.85; zero-shot, embedder minilm; "
-        "1 texts embedded"), r.stderr
+        "1 text embedded"), r.stderr
     assert {x["rule"] for x in rows} == {"keep"}
 
     r = ranker("prefilter", "--papers", src, "--out", out, "--db", embed_cache_db, "--top", "25")

@@ -190,6 +190,24 @@ def test_embedder_key_and_slug(tmp_path):
     assert "/" not in slug(str(tmp_path)) and slug("minilm") == "minilm"
 
 
+def test_a_folder_whose_name_reads_as_another_embedders_token_cut_is_refused_with_how_to_name_it(tmp_path):
+    """The key of a folder 'emb@256' is the key of the folder 'emb' cut at 256 tokens: where both exist, their
+    vectors were filed under one key. Either use is refused, naming the folder to rename; alone, each is fine."""
+    emb, cut = tmp_path / "emb", tmp_path / "emb@256"
+    emb.mkdir()
+    assert Embedder(str(emb), max_tokens=256).key == f"{cut}"
+    cut.mkdir()
+    assert Embedder(str(emb), max_tokens=200).key == f"{emb}@200" and Embedder(str(emb)).key == str(emb)
+    for name, tokens in ((str(emb), 256), (str(cut), None)):
+        with pytest.raises(InputError) as e:
+            Embedder(name, max_tokens=tokens)
+        assert e.value.key == "prefilter.embedder" and e.value.message == (
+            f"'{cut}' names both the folder {cut} and {emb} cut at 256 tokens, whose vectors would be stored as "
+            "one; rename the folder to a name that does not end in @ and digits")
+    emb.rmdir()
+    assert Embedder(str(cut)).key == str(cut)
+
+
 def test_max_tokens_is_held_to_the_models_own_limit_where_it_is_known(tmp_path, monkeypatch):
     """The limit is read from the folder the embedder loads: a folder named, a prepared preset. An unprepared
     preset has no such folder (loading it is an error of its own): a folder of its name in the working

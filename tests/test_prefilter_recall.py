@@ -164,6 +164,15 @@ def test_the_summary_states_the_expected_recall_of_a_fixed_count():
     assert "(top K, expected recall 0.85; zero-shot" in PrefilterResult([], "minilm", keep=keep).summary()
 
 
+@pytest.mark.parametrize("embedded, said", [(1, "; 1 text embedded;"), (1048, "; 1,048 texts embedded;"),
+                                             (0, "; all vectors from the store;")])
+def test_the_summary_counts_the_texts_embedded_in_words(embedded, said):
+    # one text re-embedded (a corrected abstract) was "1 texts embedded"
+    from ranker.prefilter import PrefilterResult
+    keep = decide_keep(np.linspace(1, 0, 200), top=80).to_dict()
+    assert said in PrefilterResult([], "minilm", keep=keep, embedded=embedded).summary()
+
+
 def test_decide_keep_precedence_floor_and_errors():
     s = np.linspace(1, 0, 100)
     cal = _cal_from(np.r_[np.linspace(1, 0, 100)], np.r_[np.ones(50, bool), np.zeros(50, bool)], np.zeros(100))

@@ -30,3 +30,17 @@ def test_a_day_whose_rerun_stopped_keeps_the_link_to_its_earlier_digest(tmp_path
     assert days["2025-05-15"]["digest"] == "2025-05-15-output.md" and days["2025-05-14"]["digest"] is None
     md = files["index_md"].read_text()
     assert "| [2025-05-15](2025-05-15-output.md) | interrupted | - |" in md and "| 2025-05-14 | failed | - |" in md
+
+
+def test_a_failed_rerun_row_names_the_model_of_the_digest_it_links(tmp_path):
+    """A rerun under model b that failed after scoring some papers records b (its failures' model) and the run
+    whose digest the folder still holds: the row links that digest, so it names that run's model, a."""
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "failed", "model": "b", "run_id": 9,
+                                                              "shown_run": {"run_id": 7, "model": "a"}}))
+    (tmp_path / "2025-05-15-output.md").write_text("# Personalized Daily ArXiv Papers 2025-05-15\n")
+    # the same without the earlier digest (a first run that failed): no link, the attempt's model
+    (tmp_path / "2025-05-14-run.json").write_text(json.dumps({"status": "failed", "model": "b",
+                                                              "shown_run": {"run_id": 7, "model": "a"}}))
+    days = json.loads(write_index(tmp_path)["index_json"].read_text())["days"]
+    assert [(d["day"], d["digest"], d["model"]) for d in days] == [
+        ("2025-05-15", "2025-05-15-output.md", "a"), ("2025-05-14", None, "b")]

@@ -138,6 +138,34 @@ def test_a_failed_run_marks_its_manifest_failed(settings, store, tmp_path):
     assert store.run_status(m["run_id"]) == "failed"
 
 
+def test_the_index_after_a_failed_rerun_names_the_model_of_the_digest_it_links(settings, store, tmp_path):
+    """A rerun under another model that failed leaves the first run's digest, which the folder's index (rebuilt
+    by the next day's run) still links: beside it, the index named the failed run's model (or none, for a run
+    that failed before it scored). A second failure (or a killed run) in between keeps naming the digest's."""
+    from ranker.runindex import write_index
+    day = fetch_day(LISTING, settings, store=store)
+    out = tmp_path / "out"
+    first = run_day(day, out, settings, store=store)
+    kept = prefilter_day(day.papers, settings, store=store).kept_papers
+    for model in ("other", "third"):
+        with pytest.raises(BackendError):
+            run_day(day, out, settings, store=store, backend=FakeBackend(model, raise_for={kept[0].id}))
+        (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
+        assert (row["status"], row["digest"], row["model"]) == ("failed", "2025-05-15-output.md", first.run.model)
+    (out / "2025-05-15-scores.jsonl").unlink()
+    (out / "2025-05-15-scores.jsonl").mkdir()                    # a rerun that fails writing its files
+    with pytest.raises(InputError, match="is a directory"):
+        run_day(day, out, settings, store=store, backend=FakeBackend("other"))
+    (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
+    assert (row["status"], row["digest"], row["model"]) == ("failed", "2025-05-15-output.md", first.run.model)
+    (out / "2025-05-15-scores.jsonl").rmdir()
+    res = run_day(day, out, settings, store=store, backend=FakeBackend("other"))
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "ok" and "shown_run" not in m and "shown_run" not in res.manifest
+    (row,) = json.loads(write_index(out)["index_json"].read_text())["days"]
+    assert (row["status"], row["model"]) == ("ok", "fake:other")
+
+
 def test_a_run_whose_files_fail_leaves_the_days_digest_record_as_the_folder_has_it(settings, store, tmp_path):
     """The web view picks a day's scores by the store's digest record: a rerun that could not write its files
     must not leave it pointing at the rerun's model while the folder holds the first run's digest."""
@@ -701,15 +729,16 @@ def test_the_manifest_says_which_fit_of_the_calibration_file_ranked_the_day(sett
     hist = [load_day(DAYS / d) for d in ("2025-05-13", "2025-05-15", "2025-06-23")]
     for h in hist:
         store_vectors(store, h.papers)
-    fits = []
+    fits, sizes = [], []
     for week in (hist[:2], hist):
         cal = fit_data(history_data(week, load_prompts(), embedder=Embedder("minilm"), store=store))
         cal.trained_on["created"] = f"2025-06-{len(week):02d} 07:00:00"
         cal.save(tmp_path / "calib.json")
         fits.append(run_day(day, tmp_path / "out", resolve(flags=flags, env={}), store=store).manifest)
+        sizes.append({"papers": sum(len(h.papers) for h in week), "picks": sum(len(h.picks) for h in week)})
     assert [m["calibration_fit"] for m in fits] == [
         {"created": "2025-06-02 07:00:00", "days": 2, "first_day": "2025-05-13", "last_day": "2025-05-15",
-         "labels": 0},
+         **sizes[0], "labels": 0},
         {"created": "2025-06-03 07:00:00", "days": 3, "first_day": "2025-05-13", "last_day": "2025-06-23",
-         "labels": 0}]
+         **sizes[1], "labels": 0}]
     assert json.loads(res.files["manifest"].read_text())["calibration_fit"] == fits[-1]["calibration_fit"]

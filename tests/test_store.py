@@ -37,8 +37,11 @@ def test_newer_schema_is_refused_with_one_line(tmp_path):
     c = sqlite3.connect(db)
     c.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
     c.close()
-    with pytest.raises(InputError, match="newer than this ranker"):
+    with pytest.raises(InputError) as e:
         Store(db)
+    # it said what was wrong, not what to do
+    assert str(e.value) == (f"{db}: database schema v{len(MIGRATIONS) + 5} is newer than this ranker "
+                            f"(v{len(MIGRATIONS)}); upgrade ranker to open it")
 
 
 def test_not_a_database_is_a_clean_error(tmp_path):
@@ -363,7 +366,7 @@ def test_an_old_database_newer_than_any_known_version_is_refused(tmp_path):
     c = sqlite3.connect(db)
     c.execute("PRAGMA user_version = 4")
     c.close()
-    with pytest.raises(InputError, match="newer than this ranker"):
+    with pytest.raises(InputError, match="newer than this ranker; upgrade ranker to open it$"):
         Store(db)
 
 
@@ -374,7 +377,7 @@ def test_a_database_with_unknown_migrations_is_refused(tmp_path):
     c.execute("INSERT INTO _migrations VALUES ('m777_from_the_future', 0)")
     c.commit()
     c.close()
-    with pytest.raises(InputError, match="m777_from_the_future"):
+    with pytest.raises(InputError, match="m777_from_the_future.*made by a newer ranker; upgrade ranker to open it$"):
         Store(db)
 
 
@@ -689,8 +692,9 @@ def test_read_only_media_say_which_ranker_a_database_needs(tmp_path, made_by):
     msg = str(e.value)
     assert msg.startswith(f"{db}: ") and "\n" not in msg
     if made_by == "newer":
-        assert "m777_from_the_future" in msg and "made by a newer ranker" in msg and "upgrade" not in msg
-        assert "newer than this ranker" in str(writable.value)
+        assert "m777_from_the_future" in msg and "schema needs an upgrade" not in msg
+        assert msg.endswith("it was made by a newer ranker; upgrade ranker to open it")
+        assert str(writable.value).endswith("; upgrade ranker to open it")
     else:
         assert msg == (f"{db}: read-only (its file system is mounted read-only) and its schema needs an upgrade "
                        "this ranker cannot write; open it once where it is writable")

@@ -143,14 +143,21 @@ def hf_config_context(cfg: Any) -> int | None:
     return config_context(lambda key: getattr(text, key, None))
 
 
-def answer_room(key: str, prompt_tokens: int, context: int) -> tuple[int, Result | None]:
+# What shortens a prompt, for a context no setting can raise (said where a prompt does not fit)
+SHORTER_PROMPT = "[scoring] abstract_tokens or papers_per_request shortens the prompt"
+
+
+def answer_room(key: str, prompt_tokens: int, context: int,
+                context_name: str | None = None) -> tuple[int, Result | None]:
     """(tokens left for the answer, None) when a prompt of `prompt_tokens` fits a context of `context` tokens
-    with room to answer; else (0, the request's error Result naming both sizes)."""
+    with room to answer; else (0, the request's error Result naming both sizes, and `context_name`: the setting
+    the context comes from, or what to change)."""
     room = context - prompt_tokens
     if room >= MIN_ANSWER_ROOM:
         return room, None
+    said = f" ({context_name})" if context_name else ""
     return 0, Result(key, None, "error", usage=Usage(prompt_tokens=prompt_tokens),
-                     error=f"prompt of {prompt_tokens} tokens does not fit a context of {context} tokens")
+                     error=f"prompt of {prompt_tokens} tokens does not fit a context of {context} tokens{said}")
 
 
 def cut_by_context(result: Result, limit: int, prompt_tokens: int, context: int, context_name: str) -> None:

@@ -19,7 +19,7 @@ from pydantic import Field
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
 from ..records import Usage
-from .base import (Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
+from .base import (SHORTER_PROMPT, Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
                    chat_template_problem, cut_by_context, hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, score_distributions
 
@@ -66,6 +66,10 @@ def _device(torch, name: str) -> str:
     if dev.index is not None and callable(count) and dev.index >= count():
         raise ConfigError(f"no device {dev}: this machine has {count()} {dev.type} device(s)", key=key)
     return str(dev)
+
+
+# where the context comes from (transformers takes no setting for it), and what fits a prompt into it
+CONTEXT_NAME = f"the model's config; {SHORTER_PROMPT}"
 
 
 class TransformersOptions(BackendOptions):
@@ -225,7 +229,7 @@ class TransformersBackend(Backend):
         for i, r in enumerate(chunk):
             ids = self.prompt_ids(r.messages, r.chat_template_kwargs)
             room, too_long = (r.max_tokens, None) if self.max_model_len is None else \
-                answer_room(r.key, len(ids), self.max_model_len)
+                answer_room(r.key, len(ids), self.max_model_len, CONTEXT_NAME)
             if too_long is not None:
                 out[i] = too_long
                 continue
@@ -278,7 +282,7 @@ class TransformersBackend(Backend):
             res = Result(req.key, text, "stop" if stopped and n_gen <= limit else "length", usage=usage)
             if res.finish_reason == "length" and limit < req.max_tokens:
                 # cut off by the context, not by the answer's budget: a larger budget would not help
-                cut_by_context(res, limit, len(prompt), self.max_model_len, "the model's config")
+                cut_by_context(res, limit, len(prompt), self.max_model_len, CONTEXT_NAME)
             if score_probs and res.ok:
                 res.score_probs = self._probs(out, row, prompt, text_ids, width,
                                               single=len(chunk) == 1)

@@ -37,7 +37,8 @@ from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
 from ..io import Warn
 from ..records import Usage
-from .base import (Backend, BackendOptions, Request, Result, answer_room, chat_template_problem, config_context,
+from .base import (SHORTER_PROMPT, Backend, BackendOptions, Request, Result, answer_room, chat_template_problem,
+                   config_context,
                    cut_by_context, hf_config_context, local_model_key, one_line)
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 from .vllm_env import (check_batch_invariant, check_version, import_vllm, scoped_env, start_env, torch_threads,
@@ -55,6 +56,24 @@ def _model_max_len(path: str) -> int | None:
     except Exception:             # a model type this transformers does not know: config.json as written
         return _written_max_len(Path(path) / "config.json")
     return hf_config_context(cfg)
+
+
+def context_name(context: int, *, option: int | None, engine_args: Mapping[str, Any], model_max: int | None,
+                 cpu: bool) -> str:
+    """Where the engine's context of `context` tokens comes from, as a prompt too long for it says: the setting
+    that sets it (and how far the model goes), or what shortens the prompt where no setting raises it."""
+    if "max_model_len" in engine_args:
+        where = "[scoring.vllm] engine_args.max_model_len"
+    elif option is not None:
+        where = "[scoring.vllm] max_model_len"
+    elif cpu and model_max is not None and context < model_max:
+        where = f"[scoring.vllm] max_model_len, {CPU_MAX_MODEL_LEN} by default on CPU"
+    else:
+        where = None
+    if where is not None and (model_max is None or context < model_max):
+        return where + (f"; the model takes up to {model_max}" if model_max is not None else "")
+    own = f"the model's own, as {where} sets it" if where else "the model's own"
+    return f"{own}; {SHORTER_PROMPT}"
 
 
 def _written_max_len(config: Path) -> int | None:
@@ -245,6 +264,7 @@ class VLLMBackend(Backend):
             check_batch_invariant(self.device, cap)
         engine_process = o.engine_process if o.engine_process is not None else self.device != "cpu"
         max_model_len = o.max_model_len
+        model_max: int | None = None          # the model's own context, where read (said when a prompt is long)
         # runner: a model vLLM would run for embedding or classification (a BERT, a reward model) is refused
         # while its config is read, not started as one whose every request then fails
         kwargs: dict[str, Any] = dict(model=path, tokenizer=path, runner="generate", seed=o.seed,
@@ -263,8 +283,8 @@ class VLLMBackend(Backend):
             if not user_kv_cache():
                 kwargs["kv_cache_memory_bytes"] = int((o.kv_cache_gb or 1.0) * (1 << 30))
             if max_model_len is None:       # at most CPU_MAX_MODEL_LEN; unknown: vLLM's own choice
-                mm = _model_max_len(path)
-                max_model_len = min(CPU_MAX_MODEL_LEN, mm) if mm else None
+                model_max = _model_max_len(path)
+                max_model_len = min(CPU_MAX_MODEL_LEN, model_max) if model_max else None
         else:
             if o.dtype:
                 kwargs["dtype"] = o.dtype
@@ -308,6 +328,10 @@ class VLLMBackend(Backend):
             self.close()
             raise ModelError(f"model {model} cannot be scored: {problem}")
         self.max_model_len = int(self._llm.llm_engine.model_config.max_model_len)
+        if model_max is None and (o.max_model_len is not None or "max_model_len" in o.engine_args):
+            model_max = _model_max_len(path)          # how far a setting could raise it
+        self.context_name = context_name(self.max_model_len, option=o.max_model_len, engine_args=o.engine_args,
+                                         model_max=model_max, cpu=self.device == "cpu")
         # the dtype the engine computes in, for the manifest: on a GPU without the option, the model's own
         self.dtype = str(getattr(self._llm.llm_engine.model_config, "dtype", "") or "").removeprefix("torch.") or None
         self.prime_prefix = o.prime_prefix
@@ -399,7 +423,7 @@ class VLLMBackend(Backend):
             except Exception as e:
                 results[i] = Result(req.key, None, "error", error=f"chat template failed: {one_line(e)}")
                 continue
-            room, too_long = answer_room(req.key, len(ids), self.max_model_len)
+            room, too_long = answer_room(req.key, len(ids), self.max_model_len, self.context_name)
             if too_long is not None:
                 results[i] = too_long
                 continue
@@ -417,7 +441,7 @@ class VLLMBackend(Backend):
             results[i] = res = out if isinstance(out, Result) else self._result(requests[i], ids, out)
             if res.finish_reason == "length" and sp.max_tokens < requests[i].max_tokens:
                 # cut off by the context, not by the answer's budget: a larger budget would not help
-                cut_by_context(res, sp.max_tokens, len(ids), self.max_model_len, "max_model_len")
+                cut_by_context(res, sp.max_tokens, len(ids), self.max_model_len, self.context_name)
         if score_probs:
             self._fill_score_probs([(results[i], prompts[k], outs[k]) for k, i in enumerate(todo)
                                     if not isinstance(outs[k], Result)])

@@ -99,7 +99,12 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         from ..index import update_index
         update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)
     if evaluate and (report is None or not report.days):
-        info("note: walk-forward figures need at least 3 days with GPT picks before the days they rank; skipped")
+        # the days they rank: GPT's days when a history is given (labels then only train), else the days labels
+        # were given on, a day counting once a thumb up was given on it (prefilter.calibrate.calibrate's eval_on)
+        need = ("3 days with GPT picks" if history is not None else
+                "labels given on 3 days, each with a thumb up")
+        info(f"note: walk-forward figures need at least {need}, ranking each by a fit on the days before it; "
+             "skipped")
     if report is not None and report.days:
         for line in table(report):
             echo(line)

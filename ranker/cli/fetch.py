@@ -128,6 +128,7 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     index; the summary line."""
     from ..index import embed_corpus
     from ..index.kinds import label
+    from ..io import counted
     from ..prefilter.embed import Embedder
     from ..sources import read_papers
     emb = Embedder.from_settings(s)
@@ -136,9 +137,9 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     if r.sync is None:
         index = "index not updated"
     else:
-        index = f"index ({emb.key}): {r.sync.count:,} vectors, {label(r.sync.kind)}"
-    return (f"embedded {r.embedded:,} of {r.papers:,} papers ({r.papers - r.embedded:,} already stored){skipped}; "
-            f"{index}")
+        index = f"index ({emb.key}): {counted(r.sync.count, 'vector')}, {label(r.sync.kind)}"
+    return (f"embedded {r.embedded:,} of {counted(r.papers, 'paper')} ({r.papers - r.embedded:,} already stored)"
+            f"{skipped}; {index}")
 
 
 def register(app: typer.Typer) -> None:

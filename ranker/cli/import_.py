@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..io import counted
 from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, given_path, info, load_settings, nothing_to_do
 
 
@@ -32,14 +33,15 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
         nothing_to_do(f"{folder} holds no shards (`ranker backfill` writes them)")
         return
     keys = ", ".join(f"{m} / {h}" for m, h in res.keys) or "none"
-    info(f"imported {folder}: {res.shards} shards; {res.papers} new papers, {res.embeddings} vectors, "
-         f"{res.scores_new} scores written ({res.scores_unchanged} already stored"
-         + (f", {res.scores_newer_kept} kept as the store's own later score" if res.scores_newer_kept else "")
-         + f"), {res.failures} failures; "
+    info(f"imported {folder}: {counted(res.shards, 'shard')}; {counted(res.papers, 'new paper')}, "
+         f"{counted(res.embeddings, 'vector')}, {counted(res.scores_new, 'score')} written "
+         f"({res.scores_unchanged:,} already stored"
+         + (f", {res.scores_newer_kept:,} kept as the store's own later score" if res.scores_newer_kept else "")
+         + f"), {counted(res.failures, 'failure')}; "
          f"models / prompts: {keys}")
     if res.index is not None:
         from ..index.kinds import label
-        info(f"corpus index: {res.index.count:,} vectors, {label(res.index.kind)}")
+        info(f"corpus index: {counted(res.index.count, 'vector')}, {label(res.index.kind)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -53,12 +53,8 @@ def other_vectors(store, key: str, more_than: int = 0) -> str | None:
     """When another embedder holds more than `more_than` paper vectors in the database (the settings changed
     prefilter.embedder or prefilter.max_tokens since they were stored): "(chosen by <setting>) in <database>; it
     holds N of the embedder E: <setting> <value> uses those". None otherwise."""
-    from ..prefilter.embed import DEFAULT_MAX_TOKENS, QUERY_PREFIX
+    from ..prefilter.embed import QUERY_PREFIX, key_parts as parts      # "minilm@64" -> ("minilm", "64")
     from .common import name_key, name_mention
-
-    def parts(k: str) -> tuple[str, str]:                # "minilm@64" -> ("minilm", "64")
-        name, at, tokens = k.rpartition("@")
-        return (name, tokens) if at else (k, str(DEFAULT_MAX_TOKENS))
     others = [(store.paper_vector_stats(e, QUERY_PREFIX)[0], e) for e in store.paper_embedders(QUERY_PREFIX)
               if e != key]
     if not others or max(others)[0] <= more_than:
@@ -152,7 +148,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
         idx = CorpusIndex(store, key)
         idx.waiting = lambda: info(waiting_line(idx.dir))      # not warn: the rebuild's line is this command's own
         res = idx.rebuild("asked to")
-    info(f"index rebuilt for {key}: {res.count:,} vectors, {label(res.kind)}, {res.seconds:.1f}s")
+    info(f"index rebuilt for {key}: {counted(res.count, 'vector')}, {label(res.kind)}, {res.seconds:.1f}s")
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ class DayEval:
     prefilter: dict                      # figures.prefilter_figures
     curve: list                          # figures.recall_curve
     zero_shot: dict | None = None        # the zero-shot score's ranking figures, beside a calibration's
-    calibration: dict | None = None      # the file the day was ranked with and the days it was fit on
+    calibration: dict | None = None      # the file the day was ranked with and its fit (Calibration.fit_record)
     llm: dict | None = None              # figures.llm_figures + scored / failed / model
     pairs: list = field(default_factory=list)    # GPT's picks the LLM scored (figures.pick_pairs)
     digest: list = field(default_factory=list)   # the ids the digest picked, best first
@@ -194,8 +194,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
             cal_dir.mkdir(exist_ok=True)
             cal_file = cal_dir / f"{date}.json"
             cal.save(cal_file)
-            cal_info = {"file": str(cal_file), "days": len(train.days), "first": train.days[0],
-                        "last": train.days[-1], "papers": int(len(train.y)), "picks": int(train.y.sum())}
+            # the shape of a run manifest's calibration_fit, beside the file
+            cal_info = {"file": str(cal_file), **cal.fit_record()}
             sec["calibrate"] = round(time.perf_counter() - t, 2)
         if calibrate:
             ev_s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(

@@ -65,7 +65,7 @@ class SyncResult:
         """The one line a caller shows, when there is something to say."""
         if self.rebuilt:
             how = "built" if self.rebuilt == F.NO_INDEX else "rebuilt"
-            return (f"index {how} from the store ({self.rebuilt}): {self.count:,} vectors, "
+            return (f"index {how} from the store ({self.rebuilt}): {counted(self.count, 'vector')}, "
                     f"{K.label(self.kind)}")
         return None
 

@@ -104,7 +104,7 @@ class PrefilterResult:
     def summary(self) -> str:
         n = len(self.ranked)
         how = "calibrated" if self.calibrated else "zero-shot"
-        cached = "all vectors from the store" if not self.embedded else f"{self.embedded:,} texts embedded"
+        cached = "all vectors from the store" if not self.embedded else f"{counted(self.embedded, 'text')} embedded"
         rule = self.keep.get("rule", "")
         if rule in ("recall", "recall-prior"):
             src = "calibration" if rule == "recall" else "zero-shot prior"

@@ -119,6 +119,10 @@ def _c(opt: Options, name: str) -> float:
     return {"embedding": opt.c_emb, "words": opt.c_words, "title": opt.c_title}[name]
 
 
+class _NoTerms(Exception):
+    """The papers a text regression was to learn from share no word (min_df): too few of them."""
+
+
 @dataclass
 class _Text:
     """The text regressions, fit on some rows; logits for any rows."""
@@ -132,7 +136,10 @@ class _Text:
                 t.models[name] = (None, _lr(opt.c_emb).fit(X, y, sample_weight=w))
             else:
                 vec = _vectorizer(opt.ngrams if name == "words" else 1, opt.min_df)
-                rows = vec.fit_transform([TEXTS[name](p) for p in papers])
+                try:
+                    rows = vec.fit_transform([TEXTS[name](p) for p in papers])
+                except ValueError:          # sklearn's "empty vocabulary" / "no terms remain" after min_df
+                    raise _NoTerms(name) from None
                 t.models[name] = (vec, _lr(_c(opt, name)).fit(rows, y, sample_weight=w))
         return t
 
@@ -233,21 +240,25 @@ class Calibration:
         return bool(self.topics) and self.topics != topics
 
     def fit_record(self) -> dict:
-        """Which fit this is, for a run's manifest: when it was made, the days and labels it learnt from."""
+        """Which fit this is, for a run's manifest (calibration_fit) and each day of `ranker eval` (beside the
+        file): when it was made, the days, papers, picks and labels it learnt from. None for what an older file
+        does not record."""
         t = self.trained_on or {}
         days = sorted(t.get("days") or [])
+
+        def count(key: str) -> int | None:
+            v = t.get(key)
+            return v if type(v) is int else None
         return {"created": t.get("created"), "days": len(days), "first_day": days[0] if days else None,
-                "last_day": days[-1] if days else None, "labels": int(t.get("labels") or 0)}
+                "last_day": days[-1] if days else None, "papers": count("papers"), "picks": count("picks"),
+                "labels": int(t.get("labels") or 0)}
 
     def check_embedder(self, key: str) -> None:
         if key != self.embedder:
-            from .embed import DEFAULT_MAX_TOKENS
+            from .embed import key_parts       # a folder named 'emb@128' is that folder, not 'emb' cut
 
-            def split(k: str) -> tuple[str, str]:      # 'minilm@256' -> ('minilm', '256'); no suffix: the default
-                name, at, tokens = k.rpartition("@")
-                return (name, tokens) if at and tokens.isdigit() else (k, str(DEFAULT_MAX_TOKENS))
-            name, tokens = split(self.embedder)
-            now_name, now_tokens = split(key)
+            name, tokens = key_parts(self.embedder)
+            now_name, now_tokens = key_parts(key)
             if (name, tokens) == (now_name, now_tokens):    # 'minilm@128' is 'minilm': the same vectors
                 return
             # only what differs: a calibration of 'minilm' refused at 256 tokens was told to use the embedder
@@ -453,14 +464,25 @@ def fit_inputs(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[st
             tr = ~te
             if y[tr].all() or not y[tr].any():
                 continue
-            part = _Text.fit(X[tr], [papers[i] for i in np.flatnonzero(tr)], y[tr], w[tr], opt)
+            try:
+                part = _Text.fit(X[tr], [papers[i] for i in np.flatnonzero(tr)], y[tr], w[tr], opt)
+            except _NoTerms:
+                # a fold left with a few papers to learn from (a day of two labels, the rest of the labels one
+                # other day's) shares no word: no out-of-day inputs from it, as a fold of one class; it had
+                # ended calibrate as an "unexpected failure"
+                continue
             oof[te] = np.column_stack(part.logits(X[te], [papers[i] for i in np.flatnonzero(te)]))
     cols = [oof]
     if opt.zero_shot:
         cols.append(((zs - mu) / sd)[:, None])
     if opt.meta:
         cols.append(out_of_day_features(papers, y, groups))
-    text = _Text.fit(X, papers, y, w, opt)
+    try:
+        text = _Text.fit(X, papers, y, w, opt)
+    except _NoTerms as e:
+        what = "titles" if str(e) == "title" else "titles and abstracts"
+        raise InputError(f"too few papers to learn from: no word is in {opt.min_df} of the {len(papers)} papers' "
+                         f"{what}") from None
     return Fitted(text=text, oof=np.column_stack(cols), y=y, w=w, groups=groups,
                   counts=counts_of(papers, y, groups), zs_mean=mu, zs_std=sd, options=opt)
 

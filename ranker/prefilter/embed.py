@@ -66,6 +66,33 @@ def embedder_key(name: str | None, models_dir: Path | None = None) -> str:
     return name
 
 
+def is_folder_key(key: str) -> bool:
+    """Whether `key` (an embedder key) is a local folder's: one ending in @<digits> is otherwise read as a
+    token cut ('minilm@256'), but a folder of that name is that folder (embedder_key keys a folder by its
+    absolute path)."""
+    path = Path(key)
+    return path.is_absolute() and path.is_dir()
+
+
+def key_parts(key: str) -> tuple[str, str]:
+    """An embedder key's (embedder, token cut): 'minilm@256' -> ('minilm', '256'); without a cut, or the key of
+    a folder whose own name ends in @<digits>, the default cut."""
+    name, at, tokens = key.rpartition("@")
+    if at and tokens.isdigit() and not is_folder_key(key):
+        return name, tokens
+    return key, str(DEFAULT_MAX_TOKENS)
+
+
+def _same_key_twice(key: str, models_dir: Path | None) -> str | None:
+    """The other embedder a key ending in @<digits> also names, when both exist: the folder `key` and the
+    embedder before the @ cut at that many tokens (their vectors would share one key in the store)."""
+    name, at, tokens = key.rpartition("@")
+    if not (at and tokens.isdigit() and is_folder_key(key)):
+        return None
+    from ..models import presets
+    return name if name in presets(models_dir) or is_folder_key(name) else None
+
+
 def slug(key: str) -> str:
     """A file-name-safe form of an embedder key."""
     base = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name or key)[:40]
@@ -117,6 +144,11 @@ class Embedder:
         suffix = f"@{self.max_tokens}" if self.max_tokens != DEFAULT_MAX_TOKENS else ""
         self.models_dir = models_dir
         self.key = embedder_key(self.name, models_dir) + suffix
+        other = _same_key_twice(self.key, models_dir)
+        if other is not None:
+            raise InputError(f"'{self.key}' names both the folder {self.key} and {other} cut at "
+                             f"{self.key.rpartition('@')[2]} tokens, whose vectors would be stored as one; rename "
+                             "the folder to a name that does not end in @ and digits", key="prefilter.embedder")
         self.batch_size = batch_size
         self.device = device or "cpu"
         self.threads = threads
