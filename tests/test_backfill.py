@@ -883,3 +883,36 @@ def test_a_failed_runs_error_in_the_manifest_carries_no_secret(tmp_path, monkeyp
     run = json.loads(text)["runs"][-1]
     assert run["status"] == "failed" and run["error"].startswith("RuntimeError: upstream refused the request (")
     assert "[redacted]" in run["error"] and key not in text and "sk-test" not in text
+
+
+def test_a_paper_cross_listed_again_is_scored_from_the_day_that_kept_it(tmp_path, monkeypatch):
+    """A paper announced on two days (cross-listed again later: 15 of the shared 50 days' papers are) was scored
+    only from its first day: passed over as not kept there, it got a not_kept row and was never scored, though
+    its later day kept it (2504.15777 is on 2025-04-23 and, a GPT pick, on 2025-06-13). It is scored from the
+    day that kept it, in one run over both days, and by a rerun whose newer source brings the later day."""
+    hashed_embedder(monkeypatch)
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:30]
+    day_a = tmp_path / "a.jsonl"
+    day_a.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    probe = tmp_path / "probe"
+    run_backfill(BackfillSpec(source=day_a, out=probe, embed=True), backfill_settings(top=5))
+    passed = [i for i, k in zip(*(backfill_table(probe, "ranked").column(c).to_pylist() for c in ("id", "kept")))
+              if not k]
+    x = next(r for r in rows if r["id"] == passed[0])
+    later = tmp_path / "both"
+    later.mkdir()
+    shutil.copy(day_a, later / "a.jsonl")
+    (later / "b.jsonl").write_text(json.dumps({**x, "date": "2025-05-16"}) + "\n")   # a day of one: kept
+    for name, sources in (("once", [later]), ("rerun", [day_a, later])):
+        out = tmp_path / name
+        for src in sources:
+            res = run_backfill(BackfillSpec(source=src, out=out, embed=True, score=True), backfill_settings(top=5))
+        ranked = {(r["id"], r["date"]): r["kept"] for r in backfill_table(out, "ranked").to_pylist()}
+        assert ranked[(x["id"], "2025-05-15")] is False and ranked[(x["id"], "2025-05-16")] is True
+        best = {r["id"]: r for r in shards.best_scores(backfill_table(out, "scores")).to_pylist()}
+        assert (best[x["id"]]["status"], best[x["id"]]["date"]) == ("scored", "2025-05-16"), name
+        assert (best[x["id"]]["RELEVANCE"], best[x["id"]]["NOVELTY"]) == fake_scores(x["id"])
+        key = f"fake:m|{res.run['scoring']['prompt_hash']}"
+        assert res.summary["scores"][key]["scored"] == 6 and res.summary["scores"][key]["not_kept"] == 24
+        again = run_backfill(BackfillSpec(source=later, out=out, embed=True, score=True), backfill_settings(top=5))
+        assert again.run["phases"]["score"]["to_do"] == 0                 # scored once: nothing left

@@ -8,7 +8,7 @@
 <h> is a hash of the shard's sorted ids, so a batch that is written twice (a worker retried by Ray, a rerun of
 an interrupted day) lands on the same file, and a file is either absent or whole (a temporary name in the same
 folder, then a rename). Readers dedupe on top of that: ranked rows by (id, date), score rows by (id, model,
-prompt_hash), a scored row winning over a failed one and the newest over older ones.
+prompt_hash), a scored row winning over a not_kept or failed one and the newest over older ones.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ SCORES = pa.schema([
 # what the scoring stage reads of a ranked row (not the vector)
 SCORE_INPUT = [f.name for f in PAPER_FIELDS] + ["prefilter_score", "kept", "topic"]
 DONE_STATUSES = ("scored", "not_kept")          # a failed row is tried again by the next run
-_STATUS_RANK = {"scored": 0, "not_kept": 0, "failed": 1}
+_STATUS_RANK = {"scored": 0, "not_kept": 1, "failed": 2}    # a paper passed over on one day, scored on another
 
 
 # --------------------------------------------------------------------------- rows <-> papers
@@ -236,7 +236,7 @@ def dedupe(t: pa.Table, keys: list[str], sort: list[tuple[str, str]] | None = No
 
 
 def best_scores(t: pa.Table) -> pa.Table:
-    """One score row per (id, model, prompt_hash): scored/not_kept before failed, then the newest."""
+    """One score row per (id, model, prompt_hash): scored, then not_kept, then failed, then the newest."""
     if t.num_rows == 0:
         return t
     rank = pa.array([_STATUS_RANK.get(s, 2) for s in t.column("status").to_pylist()], pa.int8())
@@ -285,19 +285,23 @@ class ScoreTodo:
 def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None = None,
                until: str | None = None) -> ScoreTodo:
     """The ranked rows of the window that still need a score row for (model, prompt_hash). A paper ranked on
-    several days is scored once, from its first day."""
+    several days (cross-listed again later) is scored once: from the first day that kept it, else its first
+    day. A paper passed over as not kept on one day is scored when another day keeps it (a later day ranked
+    by this run or an earlier one)."""
     out = Path(out)
     files = shard_files(out / RANKED_DIR, since, until)
-    r = read_table(files, RANKED, ["id", "date"])
+    r = read_table(files, RANKED, ["id", "date", "kept"])
     if r.num_rows == 0:
         return ScoreTodo([], set(), 0, 0, 0)
-    first = dedupe(r, ["id"], [("date", "ascending"), ("id", "ascending")])
+    r = r.append_column("__unkept", pc.invert(pc.fill_null(r.column("kept"), True)))
+    first = dedupe(r, ["id"], [("__unkept", "ascending"), ("date", "ascending"), ("id", "ascending")])
     s = read_table(shard_files(out / SCORES_DIR), SCORES, ["id", "model", "prompt_hash", "status"],
                    filter=(pads.field("model") == model) & (pads.field("prompt_hash") == prompt_hash))
-    done_ids = {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist())
-                if st in DONE_STATUSES}
-    todo = {f"{i}|{d}" for i, d in zip(first.column("id").to_pylist(), first.column("date").to_pylist())
-            if i not in done_ids}
+    settled: dict[str, set[str]] = defaultdict(set)
+    for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()):
+        settled[st].add(i)
+    todo = {f"{i}|{d}" for i, d, unkept in zip(*(first.column(c).to_pylist() for c in ("id", "date", "__unkept")))
+            if i not in settled["scored"] and not (unkept and i in settled["not_kept"])}
     done = first.num_rows - len(todo)
     if not todo:
         return ScoreTodo([], set(), 0, first.num_rows, done)
