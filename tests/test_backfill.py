@@ -916,3 +916,28 @@ def test_a_paper_cross_listed_again_is_scored_from_the_day_that_kept_it(tmp_path
         assert res.summary["scores"][key]["scored"] == 6 and res.summary["scores"][key]["not_kept"] == 24
         again = run_backfill(BackfillSpec(source=later, out=out, embed=True, score=True), backfill_settings(top=5))
         assert again.run["phases"]["score"]["to_do"] == 0                 # scored once: nothing left
+
+
+def test_ctrl_c_while_the_run_is_summed_up_still_records_the_run(tmp_path, monkeypatch):
+    """Ctrl-C (or systemd's SIGTERM) after the work, while the folder's totals are read from every shard (seconds
+    on months of history): the run, which scored every paper, was left out of manifest.json (its counts and its
+    spend lost; the earlier manifest kept, with the totals of before it). It is recorded, as interrupted, and
+    the stale totals are not kept as this folder's."""
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True)
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-13", out=out, score=True), backfill_settings())
+
+    def stopped(out):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(shards, "summary", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    m = json.loads((out / "manifest.json").read_text())
+    assert [r["status"] for r in m["runs"]] == ["ok", "interrupted"]
+    score = m["runs"][-1]["phases"]["score"]
+    assert score["rows_written"] == score["to_do"] > 0 and score["engine"]["requests"] > 0
+    assert "summary" not in m                 # not the totals of before this run's rows
+    monkeypatch.undo()
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["score"]["to_do"] == 0 and res.summary["ranked"]["rows"] == m["runs"][-1][
+        "phases"]["rank"]["rows_written"] + m["runs"][0]["phases"]["rank"]["rows_written"]

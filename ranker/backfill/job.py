@@ -234,6 +234,14 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                     m["summary"] = shards.summary(out)
                 except RankerError:
                     pass
+                except KeyboardInterrupt:
+                    # Ctrl-C while the totals are read from every shard (seconds on months of history): the
+                    # run is recorded all the same, and the totals of before it are not kept as the folder's
+                    if run["status"] == "ok":
+                        run["status"] = "interrupted"
+                    m.pop("summary", None)
+                    mf.save(out, m)
+                    raise
                 path = mf.save(out, m)
     return BackfillResult(out=out, manifest=path, run=run, summary=m.get("summary", {}))
 
