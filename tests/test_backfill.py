@@ -941,3 +941,31 @@ def test_ctrl_c_while_the_run_is_summed_up_still_records_the_run(tmp_path, monke
     res = run_backfill(spec, backfill_settings())
     assert res.run["phases"]["score"]["to_do"] == 0 and res.summary["ranked"]["rows"] == m["runs"][-1][
         "phases"]["rank"]["rows_written"] + m["runs"][0]["phases"]["rank"]["rows_written"]
+
+
+def test_importing_again_writes_no_vector_the_store_holds_and_a_paper_on_two_days_has_one(tmp_path, monkeypatch):
+    """`ranker import` after each resume of a long backfill: every vector of the folder was written again
+    (INSERT OR REPLACE: each row moved above the corpus index's mark, which then read them all back), and the
+    import said "N vectors" for them; a paper announced on two days was counted (and written) twice. A vector
+    already stored for the same text is left as it is, and the count is of the vectors written."""
+    import sqlite3
+    hashed_embedder(monkeypatch)
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:30]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (src / "b.jsonl").write_text(json.dumps({**rows[0], "date": "2025-05-16"}) + "\n")
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=src, out=out, embed=True), backfill_settings())
+    with Store(db) as store:
+        first = import_backfill(out, store)
+        assert (first.papers, first.embeddings, store.count_embeddings("minilm")) == (30, 30, 30)
+
+    def rowids():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT rowid, paper_id, text_hash FROM embeddings ORDER BY rowid").fetchall()
+    before = rowids()
+    with Store(db) as store:
+        again = import_backfill(out, store)
+    assert (again.papers, again.embeddings) == (0, 0) and rowids() == before
+    assert again.index.count == 30 and again.index.added == 0
