@@ -969,3 +969,50 @@ def test_importing_again_writes_no_vector_the_store_holds_and_a_paper_on_two_day
         again = import_backfill(out, store)
     assert (again.papers, again.embeddings) == (0, 0) and rowids() == before
     assert again.index.count == 30 and again.index.added == 0
+
+
+def test_a_run_stopped_while_ranking_records_what_it_left_on_disk(tmp_path, monkeypatch):
+    """A run stopped while embedding, then one stopped while ranking days, were recorded in manifest.json with an
+    empty rank phase: the rows they wrote were in no run's figures (the runs' rows_written did not add up to the
+    folder's rows) and what they embedded was not said. Each records the ranked rows it wrote and the papers
+    embedded and not ranked yet; the runs' rows then add up to the folder's."""
+    from ranker.backfill import local
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encode, real = Embedder.encode, local.prefilter_day
+    calls = []
+
+    def stop_on_the_third_batch(self, texts):
+        calls.append(len(texts))
+        if len(calls) == 4:                   # the first call embeds the prompt's queries
+            raise KeyboardInterrupt
+        return encode(self, texts)
+    monkeypatch.setattr(Embedder, "encode", stop_on_the_third_batch)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS, out=out, embed=True, embed_batch=64)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted"
+    assert (run["phases"]["rank"]["rows_written"], run["phases"]["rank"]["embedded_not_ranked"]) == (0, 128)
+    monkeypatch.setattr(Embedder, "encode", encode)
+    days = []
+
+    def stop_on_the_third_day(t, *a, **k):
+        if len(days) == 2:
+            raise KeyboardInterrupt
+        days.append(t.column("date")[0].as_py())
+        return real(t, *a, **k)
+    monkeypatch.setattr(local, "prefilter_day", stop_on_the_third_day)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    rank = json.loads((out / "manifest.json").read_text())["runs"][-1]["phases"]["rank"]
+    written = backfill_table(out, "ranked").num_rows
+    assert rank["rows_written"] == written == sum(1 for f in DAYS.glob("*/listing.jsonl")
+                                                  if f.parent.name in days for _ in f.open())
+    assert rank["embedded_not_ranked"] == len(ALL_IDS) - written and rank["shards"] == 2
+    monkeypatch.setattr(local, "prefilter_day", real)
+    res = run_backfill(spec, backfill_settings())
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["interrupted", "interrupted", "ok"]
+    assert sum(r["phases"]["rank"]["rows_written"] for r in runs) == res.summary["ranked"]["rows"] == len(ALL_IDS)

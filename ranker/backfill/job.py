@@ -210,7 +210,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                               "score_mode": job.options.score_mode}
         t_all = time.perf_counter()
         try:
-            run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
+            _rank(job, eng, m, embedder, store, run["phases"])
             mf.save(out, m)             # the source ranked: a rerun after a kill while scoring does not read it again
             if spec.score:
                 _score(job, eng, run["phases"])
@@ -246,11 +246,35 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
     return BackfillResult(out=out, manifest=path, run=run, summary=m.get("summary", {}))
 
 
-def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
-    spec, want = job.spec, job.settings.prefilter
+def _rank(job: Job, eng, m: dict, embedder, store, phases: dict) -> None:
+    """The rank phase, its record put in `phases` (the run's). A run stopped part-way (Ctrl-C, a failure) records
+    what it left on disk: the ranked rows it wrote, and the papers embedded and not ranked yet (a rerun ranks
+    them without embedding them again)."""
+    spec = job.spec
     if mf.covers(m, job.source.fingerprint, spec.since, spec.until):
-        return {"skipped": "this source and window were ranked by an earlier run"}
+        phases["rank"] = {"skipped": "this source and window were ranked by an earlier run"}
+        return
     t0 = time.perf_counter()
+    ranked_before = set(shards.shard_files(job.out / shards.RANKED_DIR))
+    try:
+        phases["rank"] = _rank_source(job, eng, m, embedder, store)
+    except BaseException:
+        try:
+            new = [f for f in shards.shard_files(job.out / shards.RANKED_DIR) if f not in ranked_before]
+            phases["rank"] = {"shards": len(new), "rows_written": shards.file_rows(new)}
+            if spec.embed:
+                phases["rank"]["embedded_not_ranked"] = shards.file_rows(
+                    shards.shard_files(job.out / shards.WORK_DIR / "embedded"))
+        except Exception:
+            pass
+        raise
+    finally:
+        if "rank" in phases:
+            phases["rank"]["seconds"] = round(time.perf_counter() - t0, 2)
+
+
+def _rank_source(job: Job, eng, m: dict, embedder, store) -> dict:
+    spec, want = job.spec, job.settings.prefilter
     # every paper is read; those already ranked on their day are passed over, one by one: a newer snapshot's
     # late papers of a day ranked before are new, and (with the prefilter) rank with that day's ranked rows
     state = shards.ranked_state(job.out)
@@ -266,7 +290,6 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
     # of this run's window: the folder's other days were never this run's to rank
     res["days_already_complete"] = sum(1 for d in state.complete_days if d not in added and
                                        not (spec.since and d < spec.since) and not (spec.until and d > spec.until))
-    res["seconds"] = round(time.perf_counter() - t0, 2)
     m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
     return res
 

@@ -192,6 +192,11 @@ def days_with_new_rows(files: Sequence[Path], known: PairSet) -> set[str]:
     return {d for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()) if not known.has(i, d)}
 
 
+def file_rows(files: Sequence[Path]) -> int:
+    """The rows of these shards, from their footers (no column is read)."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
 def rows_by_day(written: Iterable[tuple[str, int]]) -> dict[str, int]:
     """The rows of write_partitioned's shards ("date=DAY/name", rows), summed by day."""
     out: dict[str, int] = defaultdict(int)
