@@ -1016,3 +1016,19 @@ def test_a_run_stopped_while_ranking_records_what_it_left_on_disk(tmp_path, monk
     runs = json.loads((out / "manifest.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["interrupted", "interrupted", "ok"]
     assert sum(r["phases"]["rank"]["rows_written"] for r in runs) == res.summary["ranked"]["rows"] == len(ALL_IDS)
+
+
+def test_the_summary_counts_as_to_score_only_the_papers_the_prefilter_kept(tmp_path, monkeypatch):
+    """An embedded backfill said "scoring: 192 to score (0 already done), 10 scored": the 182 papers the prefilter
+    passed over (settled without a request) were counted as papers to score, which read as 182 missing, and
+    as that many requests to pay for on a metered API. They are said apart; the rerun has nothing to score."""
+    hashed_embedder(monkeypatch)
+    day = DAYS / "2025-05-15"
+    n = sum(1 for _ in (day / "listing.jsonl").open())
+    out = tmp_path / "bf"
+    res = run_backfill(BackfillSpec(source=day, out=out, embed=True, score=True), backfill_settings(top=10))
+    assert f"; scoring: 10 to score ({n - 10} not kept, 0 already done), 10 scored, 0 failed in all;" \
+        in summary_line(res)
+    assert res.run["phases"]["score"]["engine"]["requests"] == 10
+    again = run_backfill(BackfillSpec(source=day, out=out, embed=True, score=True), backfill_settings(top=10))
+    assert f"; scoring: 0 to score ({n} already done), 10 scored, 0 failed in all;" in summary_line(again)

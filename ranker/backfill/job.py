@@ -300,7 +300,8 @@ def _score(job: Job, eng, phases: dict) -> None:
     so it still says what its answers cost."""
     t0 = time.perf_counter()
     todo = shards.score_todo(job.out, job.model_key, job.prompt_hash, job.spec.since, job.spec.until)
-    res = phases["score"] = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count}
+    res = phases["score"] = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count,
+                             "not_kept": todo.not_kept}
     try:
         if todo.count:
             res.update(eng.score(job, todo))

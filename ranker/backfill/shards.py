@@ -285,6 +285,7 @@ class ScoreTodo:
     count: int = 0                  # rows to score
     candidates: int = 0             # distinct papers ranked in the window
     done: int = 0                   # of them, already scored (or not kept) for this model and prompt
+    not_kept: int = 0               # of the rows to score, those the prefilter did not keep (no request)
 
 
 def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None = None,
@@ -305,8 +306,11 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
     settled: dict[str, set[str]] = defaultdict(set)
     for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()):
         settled[st].add(i)
-    todo = {f"{i}|{d}" for i, d, unkept in zip(*(first.column(c).to_pylist() for c in ("id", "date", "__unkept")))
-            if i not in settled["scored"] and not (unkept and i in settled["not_kept"])}
+    todo, not_kept = set(), 0
+    for i, d, unkept in zip(*(first.column(c).to_pylist() for c in ("id", "date", "__unkept"))):
+        if i not in settled["scored"] and not (unkept and i in settled["not_kept"]):
+            todo.add(f"{i}|{d}")
+            not_kept += unkept
     done = first.num_rows - len(todo)
     if not todo:
         return ScoreTodo([], set(), 0, first.num_rows, done)
@@ -314,7 +318,7 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
     if not every:
         days = {k.rsplit("|", 1)[1] for k in todo}
         files = [f for f in files if f.parent.name[5:] in days]
-    return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done)
+    return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done, not_kept)
 
 
 def todo_per_file(todo: ScoreTodo) -> list[set[str] | None]:
