@@ -1032,3 +1032,47 @@ def test_the_summary_counts_as_to_score_only_the_papers_the_prefilter_kept(tmp_p
     assert res.run["phases"]["score"]["engine"]["requests"] == 10
     again = run_backfill(BackfillSpec(source=day, out=out, embed=True, score=True), backfill_settings(top=10))
     assert f"; scoring: 0 to score ({n} already done), 10 scored, 0 failed in all;" in summary_line(again)
+
+
+def test_a_stopped_run_s_embedding_survives_a_new_day_added_to_its_folder(tmp_path, monkeypatch):
+    """A backfill of a folder of days stopped while embedding, resumed after the next day's listing was added to
+    the folder (a daily fetch into the history the backfill reads): everything it had embedded was thrown away
+    and embedded again (hours, on months of history), as if a file it read had changed. Only the papers not
+    embedded yet are; a file that did change still empties the spill."""
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    src = tmp_path / "days"
+    days = sorted(DAYS.iterdir())
+    for d in days[:4]:
+        shutil.copytree(d, src / d.name)
+    encode, encoded = Embedder.encode, []
+
+    def stop_on_the_fourth_call(self, texts):      # the first call embeds the prompt's queries
+        if len(encoded) == 3:
+            raise KeyboardInterrupt
+        encoded.append(len(texts))
+        return encode(self, texts)
+    monkeypatch.setattr(Embedder, "encode", stop_on_the_fourth_call)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=src, out=out, embed=True, embed_batch=64)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or encode(self, texts))
+    shutil.copytree(days[4], src / days[4].name)
+    encoded.clear()
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["rank"]["already_embedded"] == 128
+    assert sum(encoded[1:]) == len(ALL_IDS) - 128                   # the queries, then only the rest
+    assert sorted(backfill_table(out, "ranked").column("id").to_pylist()) == ALL_IDS
+
+    out2 = tmp_path / "bf2"                                           # a file it read changed: embedded again
+    spec = BackfillSpec(source=src, out=out2, embed=True, embed_batch=64)
+    monkeypatch.setattr(Embedder, "encode", stop_on_the_fourth_call)
+    encoded.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    first = src / days[0].name / "listing.jsonl"
+    first.write_text(first.read_text().replace("a", "a", 1) + "\n")
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or encode(self, texts))
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["rank"]["already_embedded"] == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError, RankerError
-from ..io import Progress, Warn, check_output_dir
+from ..io import Progress, Warn, atomic_write, check_output_dir
 from ..scoring import ScoreOptions
 from ..settings import Settings
 from . import manifest as mf
@@ -70,15 +70,23 @@ class Job:
 
     def embedded_dir(self) -> Path:
         """Where either engine keeps the papers it embedded and has not ranked yet (a killed run's rerun
-        embeds only the rest), emptied when a run with another source or other settings left it."""
+        embeds only the rest), emptied when a run with other settings or another window left it, or when a
+        file of the source it read has changed or gone since. A folder source that only gained files (the
+        next day's listing, fetched while the backfill was stopped) keeps it: what it holds was read from
+        files that are as they were."""
         work = self.out / shards.WORK_DIR / "embedded"
-        key = hashlib.sha1(json.dumps([self.source.fingerprint, self.pins, self.filters.since, self.filters.until],
+        key = hashlib.sha1(json.dumps([self.pins, self.filters.since, self.filters.until],
                                       sort_keys=True, default=str).encode()).hexdigest()
         stamp = work / "params"
-        if not (stamp.exists() and stamp.read_text() == key):
+        try:
+            old = json.loads(stamp.read_text())
+            keep = old["key"] == key and all(f in self.source.fingerprint for f in old["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            keep = False             # none yet, or an older ranker's stamp
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            stamp.write_text(key)
+        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}))
         return work
 
 
