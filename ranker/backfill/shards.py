@@ -244,7 +244,7 @@ def best_scores(t: pa.Table) -> pa.Table:
     """One score row per (id, model, prompt_hash): scored, then not_kept, then failed, then the newest."""
     if t.num_rows == 0:
         return t
-    rank = pa.array([_STATUS_RANK.get(s, 2) for s in t.column("status").to_pylist()], pa.int8())
+    rank = pa.array([_STATUS_RANK.get(s, 3) for s in t.column("status").to_pylist()], pa.int8())
     t = t.append_column("__rank", rank)
     t = dedupe(t, ["id", "model", "prompt_hash"], [("__rank", "ascending"), ("written_at", "descending")])
     return t.drop_columns(["__rank"])
