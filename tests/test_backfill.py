@@ -895,3 +895,196 @@ def test_a_failed_runs_error_in_the_manifest_carries_no_secret(tmp_path, monkeyp
     run = json.loads(text)["runs"][-1]
     assert run["status"] == "failed" and run["error"].startswith("RuntimeError: upstream refused the request (")
     assert "[redacted]" in run["error"] and key not in text and "sk-test" not in text
+
+
+def test_a_paper_cross_listed_again_is_scored_from_the_day_that_kept_it(tmp_path, monkeypatch):
+    """A paper announced on two days (cross-listed again later: 15 of the shared 50 days' papers are) was scored
+    only from its first day: passed over as not kept there, it got a not_kept row and was never scored, though
+    its later day kept it (2504.15777 is on 2025-04-23 and, a GPT pick, on 2025-06-13). It is scored from the
+    day that kept it, in one run over both days, and by a rerun whose newer source brings the later day."""
+    hashed_embedder(monkeypatch)
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:30]
+    day_a = tmp_path / "a.jsonl"
+    day_a.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    probe = tmp_path / "probe"
+    run_backfill(BackfillSpec(source=day_a, out=probe, embed=True), backfill_settings(top=5))
+    passed = [i for i, k in zip(*(backfill_table(probe, "ranked").column(c).to_pylist() for c in ("id", "kept")))
+              if not k]
+    x = next(r for r in rows if r["id"] == passed[0])
+    later = tmp_path / "both"
+    later.mkdir()
+    shutil.copy(day_a, later / "a.jsonl")
+    (later / "b.jsonl").write_text(json.dumps({**x, "date": "2025-05-16"}) + "\n")   # a day of one: kept
+    for name, sources in (("once", [later]), ("rerun", [day_a, later])):
+        out = tmp_path / name
+        for src in sources:
+            res = run_backfill(BackfillSpec(source=src, out=out, embed=True, score=True), backfill_settings(top=5))
+        ranked = {(r["id"], r["date"]): r["kept"] for r in backfill_table(out, "ranked").to_pylist()}
+        assert ranked[(x["id"], "2025-05-15")] is False and ranked[(x["id"], "2025-05-16")] is True
+        best = {r["id"]: r for r in shards.best_scores(backfill_table(out, "scores")).to_pylist()}
+        assert (best[x["id"]]["status"], best[x["id"]]["date"]) == ("scored", "2025-05-16"), name
+        assert (best[x["id"]]["RELEVANCE"], best[x["id"]]["NOVELTY"]) == fake_scores(x["id"])
+        key = f"fake:m|{res.run['scoring']['prompt_hash']}"
+        assert res.summary["scores"][key]["scored"] == 6 and res.summary["scores"][key]["not_kept"] == 24
+        again = run_backfill(BackfillSpec(source=later, out=out, embed=True, score=True), backfill_settings(top=5))
+        assert again.run["phases"]["score"]["to_do"] == 0                 # scored once: nothing left
+
+
+def test_ctrl_c_while_the_run_is_summed_up_still_records_the_run(tmp_path, monkeypatch):
+    """Ctrl-C (or systemd's SIGTERM) after the work, while the folder's totals are read from every shard (seconds
+    on months of history): the run, which scored every paper, was left out of manifest.json (its counts and its
+    spend lost; the earlier manifest kept, with the totals of before it). It is recorded, as interrupted, and
+    the stale totals are not kept as this folder's."""
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, score=True)
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-13", out=out, score=True), backfill_settings())
+
+    def stopped(out):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(shards, "summary", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    m = json.loads((out / "manifest.json").read_text())
+    assert [r["status"] for r in m["runs"]] == ["ok", "interrupted"]
+    score = m["runs"][-1]["phases"]["score"]
+    assert score["rows_written"] == score["to_do"] > 0 and score["engine"]["requests"] > 0
+    assert "summary" not in m                 # not the totals of before this run's rows
+    monkeypatch.undo()
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["score"]["to_do"] == 0 and res.summary["ranked"]["rows"] == m["runs"][-1][
+        "phases"]["rank"]["rows_written"] + m["runs"][0]["phases"]["rank"]["rows_written"]
+
+
+def test_importing_again_writes_no_vector_the_store_holds_and_a_paper_on_two_days_has_one(tmp_path, monkeypatch):
+    """`ranker import` after each resume of a long backfill: every vector of the folder was written again
+    (INSERT OR REPLACE: each row moved above the corpus index's mark, which then read them all back), and the
+    import said "N vectors" for them; a paper announced on two days was counted (and written) twice. A vector
+    already stored for the same text is left as it is, and the count is of the vectors written."""
+    import sqlite3
+    hashed_embedder(monkeypatch)
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:30]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (src / "b.jsonl").write_text(json.dumps({**rows[0], "date": "2025-05-16"}) + "\n")
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=src, out=out, embed=True), backfill_settings())
+    with Store(db) as store:
+        first = import_backfill(out, store)
+        assert (first.papers, first.embeddings, store.count_embeddings("minilm")) == (30, 30, 30)
+
+    def rowids():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT rowid, paper_id, text_hash FROM embeddings ORDER BY rowid").fetchall()
+    before = rowids()
+    with Store(db) as store:
+        again = import_backfill(out, store)
+    assert (again.papers, again.embeddings) == (0, 0) and rowids() == before
+    assert again.index.count == 30 and again.index.added == 0
+
+
+def test_a_run_stopped_while_ranking_records_what_it_left_on_disk(tmp_path, monkeypatch):
+    """A run stopped while embedding, then one stopped while ranking days, were recorded in manifest.json with an
+    empty rank phase: the rows they wrote were in no run's figures (the runs' rows_written did not add up to the
+    folder's rows) and what they embedded was not said. Each records the ranked rows it wrote and the papers
+    embedded and not ranked yet; the runs' rows then add up to the folder's."""
+    from ranker.backfill import local
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    encode, real = Embedder.encode, local.prefilter_day
+    calls = []
+
+    def stop_on_the_third_batch(self, texts):
+        calls.append(len(texts))
+        if len(calls) == 4:                   # the first call embeds the prompt's queries
+            raise KeyboardInterrupt
+        return encode(self, texts)
+    monkeypatch.setattr(Embedder, "encode", stop_on_the_third_batch)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS, out=out, embed=True, embed_batch=64)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted"
+    assert (run["phases"]["rank"]["rows_written"], run["phases"]["rank"]["embedded_not_ranked"]) == (0, 128)
+    monkeypatch.setattr(Embedder, "encode", encode)
+    days = []
+
+    def stop_on_the_third_day(t, *a, **k):
+        if len(days) == 2:
+            raise KeyboardInterrupt
+        days.append(t.column("date")[0].as_py())
+        return real(t, *a, **k)
+    monkeypatch.setattr(local, "prefilter_day", stop_on_the_third_day)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    rank = json.loads((out / "manifest.json").read_text())["runs"][-1]["phases"]["rank"]
+    written = backfill_table(out, "ranked").num_rows
+    assert rank["rows_written"] == written == sum(1 for f in DAYS.glob("*/listing.jsonl")
+                                                  if f.parent.name in days for _ in f.open())
+    assert rank["embedded_not_ranked"] == len(ALL_IDS) - written and rank["shards"] == 2
+    monkeypatch.setattr(local, "prefilter_day", real)
+    res = run_backfill(spec, backfill_settings())
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["interrupted", "interrupted", "ok"]
+    assert sum(r["phases"]["rank"]["rows_written"] for r in runs) == res.summary["ranked"]["rows"] == len(ALL_IDS)
+
+
+def test_the_summary_counts_as_to_score_only_the_papers_the_prefilter_kept(tmp_path, monkeypatch):
+    """An embedded backfill said "scoring: 192 to score (0 already done), 10 scored": the 182 papers the prefilter
+    passed over (settled without a request) were counted as papers to score, which read as 182 missing, and
+    as that many requests to pay for on a metered API. They are said apart; the rerun has nothing to score."""
+    hashed_embedder(monkeypatch)
+    day = DAYS / "2025-05-15"
+    n = sum(1 for _ in (day / "listing.jsonl").open())
+    out = tmp_path / "bf"
+    res = run_backfill(BackfillSpec(source=day, out=out, embed=True, score=True), backfill_settings(top=10))
+    assert f"; scoring: 10 to score ({n - 10} not kept, 0 already done), 10 scored, 0 failed in all;" \
+        in summary_line(res)
+    assert res.run["phases"]["score"]["engine"]["requests"] == 10
+    again = run_backfill(BackfillSpec(source=day, out=out, embed=True, score=True), backfill_settings(top=10))
+    assert f"; scoring: 0 to score ({n} already done), 10 scored, 0 failed in all;" in summary_line(again)
+
+
+def test_a_stopped_run_s_embedding_survives_a_new_day_added_to_its_folder(tmp_path, monkeypatch):
+    """A backfill of a folder of days stopped while embedding, resumed after the next day's listing was added to
+    the folder (a daily fetch into the history the backfill reads): everything it had embedded was thrown away
+    and embedded again (hours, on months of history), as if a file it read had changed. Only the papers not
+    embedded yet are; a file that did change still empties the spill."""
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    src = tmp_path / "days"
+    days = sorted(DAYS.iterdir())
+    for d in days[:4]:
+        shutil.copytree(d, src / d.name)
+    encode, encoded = Embedder.encode, []
+
+    def stop_on_the_fourth_call(self, texts):      # the first call embeds the prompt's queries
+        if len(encoded) == 3:
+            raise KeyboardInterrupt
+        encoded.append(len(texts))
+        return encode(self, texts)
+    monkeypatch.setattr(Embedder, "encode", stop_on_the_fourth_call)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=src, out=out, embed=True, embed_batch=64)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or encode(self, texts))
+    shutil.copytree(days[4], src / days[4].name)
+    encoded.clear()
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["rank"]["already_embedded"] == 128
+    assert sum(encoded[1:]) == len(ALL_IDS) - 128                   # the queries, then only the rest
+    assert sorted(backfill_table(out, "ranked").column("id").to_pylist()) == ALL_IDS
+
+    out2 = tmp_path / "bf2"                                           # a file it read changed: embedded again
+    spec = BackfillSpec(source=src, out=out2, embed=True, embed_batch=64)
+    monkeypatch.setattr(Embedder, "encode", stop_on_the_fourth_call)
+    encoded.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(spec, backfill_settings())
+    first = src / days[0].name / "listing.jsonl"
+    first.write_text(first.read_text().replace("a", "a", 1) + "\n")
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or encode(self, texts))
+    res = run_backfill(spec, backfill_settings())
+    assert res.run["phases"]["rank"]["already_embedded"] == 0

@@ -89,6 +89,13 @@ def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: I
     if embedder:
         t = t.filter(t.column("vector").is_valid())
         t = t.filter(pa.array(_not_older(t, store), pa.bool_()))
+        # a paper ranked on two days has one vector; one stored already for the same text is not written again
+        # (a rewrite moved every row above the corpus index's mark: each import of a resumed backfill wrote the
+        # whole folder's vectors again, and the index read them all back)
+        t = shards.dedupe(t, ["id"])
+        have = store.embedding_hashes(t.column("id").to_pylist(), embedder) if t.num_rows else {}
+        t = t.filter(pa.array([have.get(i) != h for i, h in zip(t.column("id").to_pylist(),
+                                                                   t.column("text_hash").to_pylist())], pa.bool_()))
         if t.num_rows:
             rows = zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), shards.vectors(t))
             store.put_embeddings(rows, embedder)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError, RankerError
-from ..io import Progress, Warn, check_output_dir
+from ..io import Progress, Warn, atomic_write, check_output_dir
 from ..scoring import ScoreOptions
 from ..settings import Settings
 from . import manifest as mf
@@ -70,15 +70,23 @@ class Job:
 
     def embedded_dir(self) -> Path:
         """Where either engine keeps the papers it embedded and has not ranked yet (a killed run's rerun
-        embeds only the rest), emptied when a run with another source or other settings left it."""
+        embeds only the rest), emptied when a run with other settings or another window left it, or when a
+        file of the source it read has changed or gone since. A folder source that only gained files (the
+        next day's listing, fetched while the backfill was stopped) keeps it: what it holds was read from
+        files that are as they were."""
         work = self.out / shards.WORK_DIR / "embedded"
-        key = hashlib.sha1(json.dumps([self.source.fingerprint, self.pins, self.filters.since, self.filters.until],
+        key = hashlib.sha1(json.dumps([self.pins, self.filters.since, self.filters.until],
                                       sort_keys=True, default=str).encode()).hexdigest()
         stamp = work / "params"
-        if not (stamp.exists() and stamp.read_text() == key):
+        try:
+            old = json.loads(stamp.read_text())
+            keep = old["key"] == key and all(f in self.source.fingerprint for f in old["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            keep = False             # none yet, or an older ranker's stamp
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            stamp.write_text(key)
+        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}))
         return work
 
 
@@ -210,7 +218,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                               "score_mode": job.options.score_mode}
         t_all = time.perf_counter()
         try:
-            run["phases"]["rank"] = _rank(job, eng, m, embedder, store)
+            _rank(job, eng, m, embedder, store, run["phases"])
             mf.save(out, m)             # the source ranked: a rerun after a kill while scoring does not read it again
             if spec.score:
                 _score(job, eng, run["phases"])
@@ -234,15 +242,47 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                     m["summary"] = shards.summary(out)
                 except RankerError:
                     pass
+                except KeyboardInterrupt:
+                    # Ctrl-C while the totals are read from every shard (seconds on months of history): the
+                    # run is recorded all the same, and the totals of before it are not kept as the folder's
+                    if run["status"] == "ok":
+                        run["status"] = "interrupted"
+                    m.pop("summary", None)
+                    mf.save(out, m)
+                    raise
                 path = mf.save(out, m)
     return BackfillResult(out=out, manifest=path, run=run, summary=m.get("summary", {}))
 
 
-def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
-    spec, want = job.spec, job.settings.prefilter
+def _rank(job: Job, eng, m: dict, embedder, store, phases: dict) -> None:
+    """The rank phase, its record put in `phases` (the run's). A run stopped part-way (Ctrl-C, a failure) records
+    what it left on disk: the ranked rows it wrote, and the papers embedded and not ranked yet (a rerun ranks
+    them without embedding them again)."""
+    spec = job.spec
     if mf.covers(m, job.source.fingerprint, spec.since, spec.until):
-        return {"skipped": "this source and window were ranked by an earlier run"}
+        phases["rank"] = {"skipped": "this source and window were ranked by an earlier run"}
+        return
     t0 = time.perf_counter()
+    ranked_before = set(shards.shard_files(job.out / shards.RANKED_DIR))
+    try:
+        phases["rank"] = _rank_source(job, eng, m, embedder, store)
+    except BaseException:
+        try:
+            new = [f for f in shards.shard_files(job.out / shards.RANKED_DIR) if f not in ranked_before]
+            phases["rank"] = {"shards": len(new), "rows_written": shards.file_rows(new)}
+            if spec.embed:
+                phases["rank"]["embedded_not_ranked"] = shards.file_rows(
+                    shards.shard_files(job.out / shards.WORK_DIR / "embedded"))
+        except Exception:
+            pass
+        raise
+    finally:
+        if "rank" in phases:
+            phases["rank"]["seconds"] = round(time.perf_counter() - t0, 2)
+
+
+def _rank_source(job: Job, eng, m: dict, embedder, store) -> dict:
+    spec, want = job.spec, job.settings.prefilter
     # every paper is read; those already ranked on their day are passed over, one by one: a newer snapshot's
     # late papers of a day ranked before are new, and (with the prefilter) rank with that day's ranked rows
     state = shards.ranked_state(job.out)
@@ -258,7 +298,6 @@ def _rank(job: Job, eng, m: dict, embedder, store) -> dict:
     # of this run's window: the folder's other days were never this run's to rank
     res["days_already_complete"] = sum(1 for d in state.complete_days if d not in added and
                                        not (spec.since and d < spec.since) and not (spec.until and d > spec.until))
-    res["seconds"] = round(time.perf_counter() - t0, 2)
     m["ranked_sources"].append({"files": job.source.fingerprint, "since": spec.since, "until": spec.until})
     return res
 
@@ -269,7 +308,8 @@ def _score(job: Job, eng, phases: dict) -> None:
     so it still says what its answers cost."""
     t0 = time.perf_counter()
     todo = shards.score_todo(job.out, job.model_key, job.prompt_hash, job.spec.since, job.spec.until)
-    res = phases["score"] = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count}
+    res = phases["score"] = {"papers": todo.candidates, "already_done": todo.done, "to_do": todo.count,
+                             "not_kept": todo.not_kept}
     try:
         if todo.count:
             res.update(eng.score(job, todo))

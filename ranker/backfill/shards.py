@@ -8,7 +8,7 @@
 <h> is a hash of the shard's sorted ids, so a batch that is written twice (a worker retried by Ray, a rerun of
 an interrupted day) lands on the same file, and a file is either absent or whole (a temporary name in the same
 folder, then a rename). Readers dedupe on top of that: ranked rows by (id, date), score rows by (id, model,
-prompt_hash), a scored row winning over a failed one and the newest over older ones.
+prompt_hash), a scored row winning over a not_kept or failed one and the newest over older ones.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ SCORES = pa.schema([
 # what the scoring stage reads of a ranked row (not the vector)
 SCORE_INPUT = [f.name for f in PAPER_FIELDS] + ["prefilter_score", "kept", "topic"]
 DONE_STATUSES = ("scored", "not_kept")          # a failed row is tried again by the next run
-_STATUS_RANK = {"scored": 0, "not_kept": 0, "failed": 1}
+_STATUS_RANK = {"scored": 0, "not_kept": 1, "failed": 2}    # a paper passed over on one day, scored on another
 
 
 # --------------------------------------------------------------------------- rows <-> papers
@@ -192,6 +192,11 @@ def days_with_new_rows(files: Sequence[Path], known: PairSet) -> set[str]:
     return {d for i, d in zip(t.column("id").to_pylist(), t.column("date").to_pylist()) if not known.has(i, d)}
 
 
+def file_rows(files: Sequence[Path]) -> int:
+    """The rows of these shards, from their footers (no column is read)."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
 def rows_by_day(written: Iterable[tuple[str, int]]) -> dict[str, int]:
     """The rows of write_partitioned's shards ("date=DAY/name", rows), summed by day."""
     out: dict[str, int] = defaultdict(int)
@@ -236,10 +241,10 @@ def dedupe(t: pa.Table, keys: list[str], sort: list[tuple[str, str]] | None = No
 
 
 def best_scores(t: pa.Table) -> pa.Table:
-    """One score row per (id, model, prompt_hash): scored/not_kept before failed, then the newest."""
+    """One score row per (id, model, prompt_hash): scored, then not_kept, then failed, then the newest."""
     if t.num_rows == 0:
         return t
-    rank = pa.array([_STATUS_RANK.get(s, 2) for s in t.column("status").to_pylist()], pa.int8())
+    rank = pa.array([_STATUS_RANK.get(s, 3) for s in t.column("status").to_pylist()], pa.int8())
     t = t.append_column("__rank", rank)
     t = dedupe(t, ["id", "model", "prompt_hash"], [("__rank", "ascending"), ("written_at", "descending")])
     return t.drop_columns(["__rank"])
@@ -280,24 +285,32 @@ class ScoreTodo:
     count: int = 0                  # rows to score
     candidates: int = 0             # distinct papers ranked in the window
     done: int = 0                   # of them, already scored (or not kept) for this model and prompt
+    not_kept: int = 0               # of the rows to score, those the prefilter did not keep (no request)
 
 
 def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None = None,
                until: str | None = None) -> ScoreTodo:
     """The ranked rows of the window that still need a score row for (model, prompt_hash). A paper ranked on
-    several days is scored once, from its first day."""
+    several days (cross-listed again later) is scored once: from the first day that kept it, else its first
+    day. A paper passed over as not kept on one day is scored when another day keeps it (a later day ranked
+    by this run or an earlier one)."""
     out = Path(out)
     files = shard_files(out / RANKED_DIR, since, until)
-    r = read_table(files, RANKED, ["id", "date"])
+    r = read_table(files, RANKED, ["id", "date", "kept"])
     if r.num_rows == 0:
         return ScoreTodo([], set(), 0, 0, 0)
-    first = dedupe(r, ["id"], [("date", "ascending"), ("id", "ascending")])
+    r = r.append_column("__unkept", pc.invert(pc.fill_null(r.column("kept"), True)))
+    first = dedupe(r, ["id"], [("__unkept", "ascending"), ("date", "ascending"), ("id", "ascending")])
     s = read_table(shard_files(out / SCORES_DIR), SCORES, ["id", "model", "prompt_hash", "status"],
                    filter=(pads.field("model") == model) & (pads.field("prompt_hash") == prompt_hash))
-    done_ids = {i for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist())
-                if st in DONE_STATUSES}
-    todo = {f"{i}|{d}" for i, d in zip(first.column("id").to_pylist(), first.column("date").to_pylist())
-            if i not in done_ids}
+    settled: dict[str, set[str]] = defaultdict(set)
+    for i, st in zip(s.column("id").to_pylist(), s.column("status").to_pylist()):
+        settled[st].add(i)
+    todo, not_kept = set(), 0
+    for i, d, unkept in zip(*(first.column(c).to_pylist() for c in ("id", "date", "__unkept"))):
+        if i not in settled["scored"] and not (unkept and i in settled["not_kept"]):
+            todo.add(f"{i}|{d}")
+            not_kept += unkept
     done = first.num_rows - len(todo)
     if not todo:
         return ScoreTodo([], set(), 0, first.num_rows, done)
@@ -305,7 +318,7 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
     if not every:
         days = {k.rsplit("|", 1)[1] for k in todo}
         files = [f for f in files if f.parent.name[5:] in days]
-    return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done)
+    return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done, not_kept)
 
 
 def todo_per_file(todo: ScoreTodo) -> list[set[str] | None]:

@@ -122,7 +122,10 @@ def summary_line(res) -> str:
     if skipped:
         line += f"; {skipped}"
     if s is not None:
-        line += f"; scoring: {s.get('to_do', 0)} to score ({s.get('already_done', 0)} already done)"
+        # the rows the prefilter did not keep are settled without a request: not counted as to score
+        nk = s.get("not_kept", 0)
+        line += (f"; scoring: {s.get('to_do', 0) - nk} to score ("
+                 + (f"{nk} not kept, " if nk else "") + f"{s.get('already_done', 0)} already done)")
         key = f"{res.run['scoring']['model']}|{res.run['scoring']['prompt_hash']}"
         c = res.summary.get("scores", {}).get(key)
         if c:
