@@ -535,3 +535,30 @@ def test_bad_input_is_said_before_the_database_is_made(tmp_path):
         p = ranker("eval", "--history", args[0], "--out", args[1], *args[2:], "--db", db)
         assert p.returncode == 1 and p.stderr == f"error: {line}\n", p.stderr
         assert not (tmp_path / "new").exists() and not (tmp_path / "out").exists()
+
+
+def test_gpt_picks_are_read_at_the_cut_offs_the_local_digest_picks_at(tmp_path, settings, store):
+    """A user whose GPT digest kept RELEVANCE >= 7 evaluates with --min-relevance 7: GPT's picks are the
+    digest's RELEVANCE 7 papers too, as the local digest's are. Eval read GPT's picks at the fixed 8 / 7 and
+    only the local digest at the user's cut-offs: the prefilter was measured against a third of the picks
+    missing, and the local digest's RELEVANCE 7 picks counted as false positives."""
+    hist = make_history(tmp_path / "hist")
+    f = hist / THREE[-1] / "gpt_scores.jsonl"
+    rows = [json.loads(x) for x in f.read_text().splitlines()]
+    for r in rows[::2]:
+        r["RELEVANCE"] = 7
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    papers = list(read_papers(DAYS / THREE[-1] / "listing.jsonl"))
+    for rel, picks in ((7, {r["id"] for r in rows}), (8, {r["id"] for r in rows[1::2]})):
+        s = settings.model_copy(update={"digest": settings.digest.model_copy(
+            update={"min_relevance": rel, "min_novelty": 7})})
+        res = evaluate_history(hist, tmp_path / f"out{rel}", s, store=store, days=1, llm=True)
+        (day,) = res.days
+        assert res.settings["min_relevance"] == rel and res.settings["min_novelty"] == 7
+        ranked = prefilter_day(papers, s, store=store).ranked
+        close(day.prefilter, expected_prefilter(ranked, picks))
+        kept = {r.paper.id for r in ranked if r.kept}
+        assert {p["id"] for p in day.pairs} == picks & kept          # GPT's picks the LLM scored, RELEVANCE 7 too
+        digest = {i for i in kept if fake_scores(i)[0] >= rel and fake_scores(i)[1] >= 7}
+        sel = day.llm["digest"]
+        assert (sel["gpt_picks"], sel["tp"], sel["fp"]) == (len(picks), len(digest & picks), len(digest - picks))

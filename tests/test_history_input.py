@@ -377,3 +377,36 @@ def test_a_file_given_as_the_history_is_no_folder_not_a_missing_one(tmp_path):
         r = ranker(cmd, "--history", f, "--out", tmp_path / "out", "--db", tmp_path / "db.sqlite3")
         assert r.returncode == 1 and r.stderr == f"error: {e.value}\n", r.stderr
         assert not (tmp_path / "out").exists() and not (tmp_path / "db.sqlite3").exists()
+
+
+def at_relevance_7(day_dir, every: int = 2) -> int:
+    """GPT's picks of a digest that kept RELEVANCE >= 7 (a user's own cut-off): every other row of the day's
+    gpt_scores.jsonl lowered to RELEVANCE 7. Returns how many rows were lowered."""
+    f = day_dir / "gpt_scores.jsonl"
+    rows = [json.loads(ln) for ln in f.read_text().splitlines()]
+    for r in rows[::every]:
+        r["RELEVANCE"] = 7
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows[::every])
+
+
+def test_calibrate_reads_gpt_picks_at_the_users_own_cut_offs(tmp_path):
+    """A user whose GPT digest kept RELEVANCE >= 7 says so ([digest] min_relevance = 7, or --min-relevance 7):
+    the digest's RELEVANCE 7 papers are GPT's picks to learn from. The history reader applied the fixed 8 / 7
+    whatever the user's cut-offs, so a third of that user's picks were learnt as papers GPT did not pick."""
+    h = tmp_path / "hist"
+    lowered = sum(at_relevance_7(copy_day(d, h / d)) for d in GOOD)
+    assert lowered > 10
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:                      # vectors stored beforehand: no model is loaded
+        store_vectors(s, [p for d in GOOD for p in read_papers(DAYS / d / "listing.jsonl")])
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text("[digest]\nmin_relevance = 7\n")
+    for args in (("--min-relevance", "7"), ("--config", cfg)):
+        r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--no-eval", "--db", db, *args)
+        assert r.returncode == 0, r.stderr
+        assert "history: 3 days, 821 papers, 78 GPT picks" in r.stderr, r.stderr
+        assert json.loads((tmp_path / "c.json").read_text())["trained_on"]["picks"] == 78
+    r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--no-eval", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert f"history: 3 days, 821 papers, {78 - lowered} GPT picks" in r.stderr, r.stderr     # the default, 8

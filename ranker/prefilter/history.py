@@ -2,8 +2,9 @@
 
 A history directory holds one folder per day:
   <date>/listing.jsonl   every paper announced that day (the papers JSONL layout)
-and GPT's picks for that day (its judgements at compare's cut-offs, RELEVANCE >= 8 and NOVELTY >= 7, that are
-not author matches), in the first of these that is present:
+and GPT's picks for that day (its judgements at the digest's cut-offs, RELEVANCE >= 8 and NOVELTY >= 7 unless the
+caller passes the user's own ([digest] min_relevance / min_novelty, as compare does), that are not author matches),
+in the first of these that is present:
   <date>/gpt_scores.jsonl   one JSON object a line with the paper's "id" (or "ARXIVID")
   <date>/*.json             the digest's JSON output: an object keyed by arXiv id ({"2506.16065": {"SCORE": ...}})
   <date>/*.md, *.txt        the digest as published in Markdown (paper blocks carry "**ArXiv ID:** ...")
@@ -98,15 +99,16 @@ def _is_digest(f: Path) -> bool:
     return file_kind(f) == "markdown"
 
 
-def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = ignore_warning
-                ) -> tuple[list[str], str]:
+def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = ignore_warning, *,
+                min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> tuple[list[str], str]:
     """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers): its
-    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match).
+    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match; a user
+    whose digest kept RELEVANCE >= 7 passes 7, or the digest's RELEVANCE 7 papers would be read as not picked).
     `warn`: what the reader skipped as damaged (the day is not to be trusted); `notice`: a paper listed
     without scores, which is simply no pick."""
     def picks(f: Path) -> list[str]:
         rows = read_scores(f, warn=warn, notice=notice)
-        return [i for i, r in rows.items() if r.picked(MIN_RELEVANCE, MIN_NOVELTY)]
+        return [i for i, r in rows.items() if r.picked(min_relevance, min_novelty)]
 
     f = day_dir / "gpt_scores.jsonl"
     if f.exists():
@@ -128,14 +130,15 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = i
                      "'gpt_selected' flags in listing.jsonl", where=str(day_dir))
 
 
-def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning) -> HistoryDay:
+def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning, *,
+             min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> HistoryDay:
     """One day folder. `warn`: what makes the day untrustworthy; `notice`: what does not (see read_listing and
-    _find_picks)."""
+    _find_picks); min_relevance / min_novelty: the cut-offs a judgement of GPT's is a pick at."""
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
     papers = read_listing(listing, warn, notice)
-    ids, source = _find_picks(day_dir, papers, warn, notice)
+    ids, source = _find_picks(day_dir, papers, warn, notice, min_relevance=min_relevance, min_novelty=min_novelty)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
     missing = sorted({i for i in ids if i not in present})
@@ -153,11 +156,13 @@ def history_folder(directory: str | Path) -> Path:
     return d
 
 
-def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: Path | None = None) -> History:
+def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: Path | None = None, *,
+                 min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> History:
     """Every day folder under `directory`, oldest first: the usable ones as HistoryDays, the others skipped
     (see the module's docstring), each with one line to `warn`: "<day folder>: day skipped: <problem>".
     `leave_out`: a folder that is no day and not to be said either (the caller's own output folder, when the
-    user puts it inside the history). An InputError when the directory is missing or no day is usable."""
+    user puts it inside the history). min_relevance / min_novelty: the cut-offs a judgement of GPT's is a pick
+    at (the user's [digest] ones). An InputError when the directory is missing or no day is usable."""
     d = history_folder(directory)
     own = leave_out.resolve() if leave_out is not None else None
     # an entry named as a day that is no folder (a dangling link) is said, not passed over
@@ -181,7 +186,7 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             warn(f"{dd}: day skipped: {why}")
             continue
         try:
-            day = load_day(dd, problems.append, warn)
+            day = load_day(dd, problems.append, warn, min_relevance=min_relevance, min_novelty=min_novelty)
         except InputError as e:
             inside = e.where and Path(e.where) != dd and Path(e.where).parent == dd
             message = _ADVICE.sub("", e.message)
