@@ -562,3 +562,18 @@ def test_gpt_picks_are_read_at_the_cut_offs_the_local_digest_picks_at(tmp_path, 
         digest = {i for i in kept if fake_scores(i)[0] >= rel and fake_scores(i)[1] >= 7}
         sel = day.llm["digest"]
         assert (sel["gpt_picks"], sel["tp"], sel["fp"]) == (len(picks), len(digest & picks), len(digest - picks))
+
+
+def test_days_gpt_picked_under_other_topics_are_said(tmp_path, settings, store):
+    """Eval measured the prefilter, under the prompt's topics, against GPT's picks of days its digests show
+    were made under other topics (the user edited them since), without a word; the note names those days."""
+    from test_history_input import md_history, other_topics
+    from ranker.prompts import load_prompts
+    _, old = other_topics(tmp_path)
+    hist = md_history(tmp_path / "hist", {THREE[0]: old, THREE[1]: old, THREE[2]: load_prompts()})
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store)
+    assert [d.date for d in res.days] == list(THREE) and res.overall["picks"] == sum(len(gpt_of(d)) for d in THREE)
+    (note,) = res.notes
+    assert note.startswith(f"GPT picked 2 days of the history ({THREE[0]}..{THREE[1]}) under other topics than ")
+    assert f"Note: {note}" in summary_markdown(res.to_dict())
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["notes"] == [note]

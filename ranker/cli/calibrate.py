@@ -55,7 +55,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
     from ..prefilter.embed import Embedder
-    from ..prefilter.history import read_history
+    from ..prefilter.history import read_history, topics_note
     from ..prefilter.walkforward import table
     from ..prompts import load_prompts
     from ..store import Store
@@ -77,6 +77,9 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         none_said = f" ({none} with none)" if none else ""
         info(f"history: {counted(len(days), 'day')}, {counted(n_papers, 'paper')}, {counted(n_picks, 'GPT pick')}"
              f"{none_said}{skipped}")
+        changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
+        if changed:
+            warn(changed)
     elif not labels:
         raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
     else:

@@ -16,7 +16,7 @@ from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint
 from ..io import Progress, Warn, atomic_write, counted, ignore_warning, output_dir
-from ..prefilter.history import History, HistoryDay, read_history
+from ..prefilter.history import History, HistoryDay, read_history, topics_note
 from ..prompts import PromptSet, load_prompts
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from ..settings import Settings
@@ -175,6 +175,11 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
 
     # every day used is embedded once, by one model, into the store: ranking a day later loads none
     used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
+    # GPT's picks of days it made under other topics than the prompt's are no measure of these topics
+    changed = topics_note([by_date[d] for d in used], prompts.topics_text,
+                          where=str(Path(prompts.source) / "paper_topics.txt"))
+    if changed:
+        res.notes.append(changed)
     t = time.perf_counter()
     emb = Embedder.from_settings(settings)
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,

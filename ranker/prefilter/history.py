@@ -30,9 +30,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compare.readers import file_kind, read_scores
+from ..compare.readers import digest_topics, file_kind, read_scores
 from ..errors import InputError
-from ..io import Warn, ignore_warning
+from ..io import Warn, counted, day_span, ignore_warning, read_text
 from ..records import MIN_NOVELTY, MIN_RELEVANCE, Paper
 from ..sources import ReadReport, read_papers
 from ..sources.filters import check_day
@@ -54,6 +54,7 @@ class HistoryDay:
     picks: set[str]                      # GPT's picks that are in the listing (none: GPT picked nothing that day)
     missing: list[str] = field(default_factory=list)   # GPT's picks absent from the listing
     source: str = ""                     # which file the picks came from
+    topics: str | None = None            # the topics its GPT was asked about, when its digest shows the prompt
 
     @property
     def labels(self) -> list[bool]:
@@ -142,7 +143,11 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_w
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
     missing = sorted({i for i in ids if i not in present})
-    return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source)
+    topics = None
+    if source.endswith((".md", ".txt")):                 # a Markdown digest shows the prompt it was picked under
+        topics = digest_topics(read_text(day_dir / source, errors="replace"))
+    return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source,
+                      topics=topics)
 
 
 def history_folder(directory: str | Path) -> Path:
@@ -220,6 +225,25 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
         raise InputError(f"no usable day in the history ({len(out.skipped)} skipped; each day needs "
                          "<date>/listing.jsonl and GPT's picks, e.g. <date>/gpt_scores.jsonl)", where=str(d))
     return out
+
+
+def topics_note(days: list[HistoryDay], topics_text: str, where: str = "the prompt's paper_topics.txt") -> str | None:
+    """A line when GPT picked some days under other topics than `topics_text` (the prompt set's, where the
+    user's topics are now), as their Markdown digests show the prompt: the user changed topics mid-history, or
+    never passed theirs. GPT's picks of those days are for the other topics, and a calibration learns them as
+    the user's; eval measures against them. None when every digest that shows its prompt agrees (JSON and JSONL
+    show none)."""
+    mine = " ".join(topics_text.split())
+    shown = [d for d in days if d.topics is not None]
+    other = [d.date for d in shown if d.topics != mine]
+    if not other:
+        return None
+    kinds = len({d.topics for d in shown if d.topics != mine})
+    return (f"GPT picked {counted(len(other), 'day')} of the history ({day_span(other)}) under other topics than "
+            f"{where}, as {'its digest shows' if len(other) == 1 else 'their digests show'} the prompt"
+            f"{f' ({kinds} sets of topics)' if kinds > 1 else ''}: GPT's picks there are for those topics, yet are "
+            "measured against and learnt as picks for these (pass your topics with --prompts, or leave those days "
+            "out)")
 
 
 def load_history(directory: str | Path, warn: Warn = ignore_warning) -> list[HistoryDay]:
