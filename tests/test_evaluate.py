@@ -577,3 +577,16 @@ def test_days_gpt_picked_under_other_topics_are_said(tmp_path, settings, store):
     assert note.startswith(f"GPT picked 2 days of the history ({THREE[0]}..{THREE[1]}) under other topics than ")
     assert f"Note: {note}" in summary_markdown(res.to_dict())
     assert json.loads((tmp_path / "out" / "eval.json").read_text())["notes"] == [note]
+
+
+def test_a_history_kept_in_month_folders_is_replayed_with_gpt_scores(tmp_path, settings, store):
+    """Days in month folders (2025-05/2025-05-13/) are evaluated as days at the top are, GPT's scores of its
+    picks read from the day's own folder for the agreement figures."""
+    flat, nested = make_history(tmp_path / "flat"), tmp_path / "nested"
+    for d in THREE:
+        shutil.copytree(DAYS / d, nested / d[:7] / d)
+    a = evaluate_history(flat, tmp_path / "a", settings, store=store, llm=True)
+    b = evaluate_history(nested, tmp_path / "b", settings, store=store, llm=True)
+    assert [d.date for d in b.days] == list(THREE) and b.skipped == []
+    assert b.overall == a.overall and [d.pairs for d in b.days] == [d.pairs for d in a.days]
+    assert b.overall["llm"]["relevance"]["n"] > 0

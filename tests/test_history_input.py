@@ -467,3 +467,28 @@ def test_calibrate_says_which_days_gpt_picked_under_other_topics(tmp_path):
     same = md_history(tmp_path / "same", {d: load_prompts() for d in GOOD})    # the prompt's topics throughout
     r = ranker("calibrate", "--history", same, "--out", tmp_path / "c.json", "--no-eval", "--db", db)
     assert r.returncode == 0 and "under other topics" not in r.stderr, r.stderr
+
+
+def test_days_kept_in_month_folders_are_read_in_day_order(tmp_path):
+    """A history kept as 2025-05/2025-05-13/ (or 2025/05/...): every day was "skipped: the folder's name is not a
+    day" and the history had no usable day. The days in such folders are read, in day order across them; a day
+    found twice (in two month folders) is read once, the other said; a folder of neither is still said."""
+    h = tmp_path / "hist"
+    copy_day(GOOD[0], h / "2025-04" / GOOD[0])
+    copy_day(GOOD[1], h / "2025" / "05" / GOOD[1])
+    copy_day(GOOD[2], h / "2025-05" / GOOD[2])
+    copy_day(GOOD[2], h / "2025-06" / GOOD[2])                      # the same day again, misfiled
+    copy_day("2025-06-23", h / "2025-06" / "2025-06-23")
+    (h / "2025-06" / "notes").mkdir()
+    (h / "2025-06" / "notes" / "todo.txt").write_text("switch?\n")
+    (h / "2025-05" / "up").symlink_to(h)                             # a link back up: not read twice
+    said = []
+    hist = read_history(h, warn=said.append)
+    assert [(d.date, d.folder) for d in hist.days] == [
+        (GOOD[0], h / "2025-04" / GOOD[0]), (GOOD[1], h / "2025" / "05" / GOOD[1]),
+        (GOOD[2], h / "2025-05" / GOOD[2]), ("2025-06-23", h / "2025-06" / "2025-06-23")]
+    assert [len(d.picks) for d in hist.days] == [len(picks_of(d)) for d in (*GOOD, "2025-06-23")]
+    assert hist.skipped == [{"day": GOOD[2], "problem": f"this day was read from {h / '2025-05' / GOOD[2]} already"},
+                            {"day": "notes", "problem": "the folder's name is not a day as YYYY-MM-DD"}]
+    assert said == [f"{h / '2025-06' / GOOD[2]}: day skipped: this day was read from {h / '2025-05' / GOOD[2]} "
+                    "already", f"{h / '2025-06' / 'notes'}: day skipped: the folder's name is not a day as YYYY-MM-DD"]

@@ -98,7 +98,7 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
 def gpt_rows(history: Path, day: HistoryDay, warn: Warn = ignore_warning) -> dict[str, ScoreRow]:
     """GPT's judgements of the day's picks (RELEVANCE, NOVELTY), from the file its picks came from, through
     the one reader of GPT digests; none when the picks are only flags in the listing."""
-    f = history / day.date / day.source
+    f = (day.folder or history / day.date) / day.source        # a day in a month's folder is read from there
     if not f.is_file() or f.name == "listing.jsonl":
         return {}
     return {i: r for i, r in read_scores(f, warn=warn).items() if i in day.picks}

@@ -1,6 +1,7 @@
 """Reading a user's history of GPT digests, for calibration.
 
-A history directory holds one folder per day:
+A history directory holds one folder per day (directly, or in folders that group them: a month's, a year's,
+2025-05/2025-05-28/, each day once):
   <date>/listing.jsonl   every paper announced that day (the papers JSONL layout)
 and GPT's picks for that day (its judgements at the digest's cut-offs, RELEVANCE >= 8 and NOVELTY >= 7 unless the
 caller passes the user's own ([digest] min_relevance / min_novelty, as compare does), that are not author matches),
@@ -55,6 +56,7 @@ class HistoryDay:
     missing: list[str] = field(default_factory=list)   # GPT's picks absent from the listing
     source: str = ""                     # which file the picks came from
     topics: str | None = None            # the topics its GPT was asked about, when its digest shows the prompt
+    folder: Path | None = None           # the day's folder (in a month's folder, say)
 
     @property
     def labels(self) -> list[bool]:
@@ -147,7 +149,7 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_w
     if source.endswith((".md", ".txt")):                 # a Markdown digest shows the prompt it was picked under
         topics = digest_topics(read_text(day_dir / source, errors="replace"))
     return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source,
-                      topics=topics)
+                      topics=topics, folder=day_dir)
 
 
 def history_folder(directory: str | Path) -> Path:
@@ -170,13 +172,12 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
     at (the user's [digest] ones). An InputError when the directory is missing or no day is usable."""
     d = history_folder(directory)
     own = leave_out.resolve() if leave_out is not None else None
-    # an entry named as a day that is no folder (a dangling link) is said, not passed over
-    day_dirs = sorted(p for p in d.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_day_name(p.name))
-                      and (own is None or p.resolve() != own))
+    day_dirs = sorted(_entries(d, own, {d.resolve()}), key=lambda p: (p.name, str(p)))
     if not day_dirs:
         raise InputError("no day folders (expected <date>/listing.jsonl and <date>/gpt_scores.jsonl)", where=str(d))
     out = History(days=[])
     first_day: dict[str, str] = {}          # paper id -> the first usable day that lists it
+    used: dict[str, Path] = {}              # day -> the folder it was read from
     for dd in day_dirs:
         problems: list[str] = []
         day = None
@@ -186,6 +187,9 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             why = "the folder's name is not a day as YYYY-MM-DD"
         elif not dd.is_dir():
             why = "not a folder" + (" (a link to nothing)" if dd.is_symlink() else "")
+        elif dd.name in used:
+            # two folders of one day (in two month folders): one day of the walk-forward, read once
+            why = f"this day was read from {used[dd.name]} already"
         if why:
             out.skipped.append({"day": dd.name, "problem": why})
             warn(f"{dd}: day skipped: {why}")
@@ -219,6 +223,7 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             warn(f"{dd}: day skipped: {why}")
             continue
         out.days.append(day)
+        used[day.date] = dd
         for p in day.papers:
             first_day.setdefault(p.id, day.date)
     if not out.days:
@@ -244,6 +249,27 @@ def topics_note(days: list[HistoryDay], topics_text: str, where: str = "the prom
             f"{f' ({kinds} sets of topics)' if kinds > 1 else ''}: GPT's picks there are for those topics, yet are "
             "measured against and learnt as picks for these (pass your topics with --prompts, or leave those days "
             "out)")
+
+
+def _entries(d: Path, own: Path | None, seen: set[Path]) -> list[Path]:
+    """The entries of `d` that are days or are to be said (read_history): day folders, entries named as days that
+    are no folder (a dangling link is said, not passed over), other folders; a folder that is no day but holds
+    days (a month's, a year's) gives its own entries instead of itself. Hidden entries, the caller's own output
+    folder and a folder met twice (a link back up) are left out."""
+    out: list[Path] = []
+    for p in d.iterdir():
+        if p.name.startswith(".") or not (p.is_dir() or is_day_name(p.name)) or (own is not None and p.resolve() == own):
+            continue
+        if p.is_dir() and not is_day_name(p.name):
+            where = p.resolve()
+            if where in seen:
+                continue
+            inner = _entries(p, own, seen | {where})
+            if any(is_day_name(x.name) for x in inner):
+                out += inner
+                continue
+        out.append(p)
+    return out
 
 
 def load_history(directory: str | Path, warn: Warn = ignore_warning) -> list[HistoryDay]:
