@@ -562,6 +562,12 @@ def test_gpt_picks_are_read_at_the_cut_offs_the_local_digest_picks_at(tmp_path, 
         digest = {i for i in kept if fake_scores(i)[0] >= rel and fake_scores(i)[1] >= 7}
         sel = day.llm["digest"]
         assert (sel["gpt_picks"], sel["tp"], sel["fp"]) == (len(picks), len(digest & picks), len(digest - picks))
+        md = summary_markdown(res.to_dict())
+        assert md.splitlines()[0].endswith(f", {len(picks)} GPT picks")
+        said = "GPT's picks (and the digest's) at your cut-offs: RELEVANCE >= 7 and NOVELTY >= 7"
+        assert (said in md.splitlines()) == (rel == 7)
+        assert f"a pick (GPT's and the digest's) is RELEVANCE &ge; {rel} and NOVELTY &ge; 7" in \
+            (tmp_path / f"out{rel}" / "report.html").read_text()
 
 
 def test_days_gpt_picked_under_other_topics_are_said(tmp_path, settings, store):
