@@ -566,6 +566,8 @@ def test_gpt_picks_are_read_at_the_cut_offs_the_local_digest_picks_at(tmp_path, 
         assert md.splitlines()[0].endswith(f", {len(picks)} GPT picks")
         said = "GPT's picks (and the digest's) at your cut-offs: RELEVANCE >= 7 and NOVELTY >= 7"
         assert (said in md.splitlines()) == (rel == 7)
+        zs = summary_markdown({**res.to_dict(), "overall": {k: v for k, v in res.overall.items() if k != "llm"}})
+        assert ("GPT's picks at your cut-offs: RELEVANCE >= 7 and NOVELTY >= 7" in zs.splitlines()) == (rel == 7)
         assert f"a pick (GPT's and the digest's) is RELEVANCE &ge; {rel} and NOVELTY &ge; 7" in \
             (tmp_path / f"out{rel}" / "report.html").read_text()
 

@@ -210,9 +210,10 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     s, days, o = result["settings"], result["days"], result["overall"]
     none = f" ({_n_days(o['no_pick_days'])} with none)" if o.get("no_pick_days") else ""
+    whose = "GPT's picks (and the digest's)" if "llm" in o else "GPT's picks"
     lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {counted(o['papers'], 'paper')}, "
              f"{counted(o['picks'], 'GPT pick')}{none}", "",
-             *([f"GPT's picks (and the digest's) at your cut-offs: {_cut_offs(s)}", ""] if _cut_offs(s) else []),
+             *([f"{whose} at your cut-offs: {_cut_offs(s)}", ""] if _cut_offs(s) else []),
              f"{_how(s)}; means over days" + (f" ({no_pick_note(o)})" if none else "") + ":", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
              "|---|---:|---:|---:|---:|---:|---:|"]
