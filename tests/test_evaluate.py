@@ -598,3 +598,15 @@ def test_a_history_kept_in_month_folders_is_replayed_with_gpt_scores(tmp_path, s
     assert [d.date for d in b.days] == list(THREE) and b.skipped == []
     assert b.overall == a.overall and [d.pairs for d in b.days] == [d.pairs for d in a.days]
     assert b.overall["llm"]["relevance"]["n"] > 0
+
+
+def test_what_a_digest_holds_amiss_is_said_once(tmp_path, settings, store):
+    """A paper GPT's digest lists without scores (no pick) is said when the history is read; scoring the days
+    read the digest again for GPT's scores and said it a second time."""
+    hist = make_history(tmp_path / "hist")
+    f = hist / THREE[-1] / "gpt_scores.jsonl"
+    other = next(p.id for p in read_papers(DAYS / THREE[-1] / "listing.jsonl") if p.id not in gpt_of(THREE[-1]))
+    f.write_text(f.read_text() + json.dumps({"id": other, "COMMENT": "no scores"}) + "\n")
+    warned = []
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1, llm=True, warn=warned.append)
+    assert res.days[0].pairs and len([w for w in warned if other in w]) == 1, warned

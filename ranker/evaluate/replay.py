@@ -95,13 +95,14 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
 
 
 # --------------------------------------------------------------------------- GPT's scores of a day
-def gpt_rows(history: Path, day: HistoryDay, warn: Warn = ignore_warning) -> dict[str, ScoreRow]:
+def gpt_rows(history: Path, day: HistoryDay) -> dict[str, ScoreRow]:
     """GPT's judgements of the day's picks (RELEVANCE, NOVELTY), from the file its picks came from, through
-    the one reader of GPT digests; none when the picks are only flags in the listing."""
+    the one reader of GPT digests; none when the picks are only flags in the listing. What the file holds amiss
+    was said when the history was read, and is not said again."""
     f = (day.folder or history / day.date) / day.source        # a day in a month's folder is read from there
     if not f.is_file() or f.name == "listing.jsonl":
         return {}
-    return {i: r for i, r in read_scores(f, warn=warn).items() if i in day.picks}
+    return {i: r for i, r in read_scores(f, warn=ignore_warning, notice=ignore_warning).items() if i in day.picks}
 
 
 # --------------------------------------------------------------------------- the replay
@@ -262,7 +263,7 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
             ev.digest = [s.paper.id for s in dig.selected if not getattr(s, "author_match", False)]
-            ev.pairs = figures.pick_pairs(gpt_rows(history, day, warn), run.scores)
+            ev.pairs = figures.pick_pairs(gpt_rows(history, day), run.scores)
             ev.llm = {"model": run.model, "scored": len(run.scores), "failed": len(run.failures),
                       "reused": run.reused,
                       **figures.llm_figures(ev.pairs, [p.id for p in day.papers], day.picks, set(ev.digest))}
