@@ -540,3 +540,78 @@ def test_bad_input_is_said_before_the_database_is_made(tmp_path):
         p = ranker("eval", "--history", args[0], "--out", args[1], *args[2:], "--db", db)
         assert p.returncode == 1 and p.stderr == f"error: {line}\n", p.stderr
         assert not (tmp_path / "new").exists() and not (tmp_path / "out").exists()
+
+
+def test_gpt_picks_are_read_at_the_cut_offs_the_local_digest_picks_at(tmp_path, settings, store):
+    """A user whose GPT digest kept RELEVANCE >= 7 evaluates with --min-relevance 7: GPT's picks are the
+    digest's RELEVANCE 7 papers too, as the local digest's are. Eval read GPT's picks at the fixed 8 / 7 and
+    only the local digest at the user's cut-offs: the prefilter was measured against a third of the picks
+    missing, and the local digest's RELEVANCE 7 picks counted as false positives."""
+    hist = make_history(tmp_path / "hist")
+    f = hist / THREE[-1] / "gpt_scores.jsonl"
+    rows = [json.loads(x) for x in f.read_text().splitlines()]
+    for r in rows[::2]:
+        r["RELEVANCE"] = 7
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    papers = list(read_papers(DAYS / THREE[-1] / "listing.jsonl"))
+    for rel, picks in ((7, {r["id"] for r in rows}), (8, {r["id"] for r in rows[1::2]})):
+        s = settings.model_copy(update={"digest": settings.digest.model_copy(
+            update={"min_relevance": rel, "min_novelty": 7})})
+        res = evaluate_history(hist, tmp_path / f"out{rel}", s, store=store, days=1, llm=True)
+        (day,) = res.days
+        assert res.settings["min_relevance"] == rel and res.settings["min_novelty"] == 7
+        ranked = prefilter_day(papers, s, store=store).ranked
+        close(day.prefilter, expected_prefilter(ranked, picks))
+        kept = {r.paper.id for r in ranked if r.kept}
+        assert {p["id"] for p in day.pairs} == picks & kept          # GPT's picks the LLM scored, RELEVANCE 7 too
+        digest = {i for i in kept if fake_scores(i)[0] >= rel and fake_scores(i)[1] >= 7}
+        sel = day.llm["digest"]
+        assert (sel["gpt_picks"], sel["tp"], sel["fp"]) == (len(picks), len(digest & picks), len(digest - picks))
+        md = summary_markdown(res.to_dict())
+        assert md.splitlines()[0].endswith(f", {len(picks)} GPT picks")
+        said = "GPT's picks (and the digest's) at your cut-offs: RELEVANCE >= 7 and NOVELTY >= 7"
+        assert (said in md.splitlines()) == (rel == 7)
+        zs = summary_markdown({**res.to_dict(), "overall": {k: v for k, v in res.overall.items() if k != "llm"}})
+        assert ("GPT's picks at your cut-offs: RELEVANCE >= 7 and NOVELTY >= 7" in zs.splitlines()) == (rel == 7)
+        assert f"a pick (GPT's and the digest's) is RELEVANCE &ge; {rel} and NOVELTY &ge; 7" in \
+            (tmp_path / f"out{rel}" / "report.html").read_text()
+
+
+def test_days_gpt_picked_under_other_topics_are_said(tmp_path, settings, store):
+    """Eval measured the prefilter, under the prompt's topics, against GPT's picks of days its digests show
+    were made under other topics (the user edited them since), without a word; the note names those days."""
+    from test_history_input import md_history, other_topics
+    from ranker.prompts import load_prompts
+    _, old = other_topics(tmp_path)
+    hist = md_history(tmp_path / "hist", {THREE[0]: old, THREE[1]: old, THREE[2]: load_prompts()})
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store)
+    assert [d.date for d in res.days] == list(THREE) and res.overall["picks"] == sum(len(gpt_of(d)) for d in THREE)
+    (note,) = res.notes
+    assert note.startswith(f"GPT picked 2 days of the history ({THREE[0]}..{THREE[1]}) under other topics than ")
+    assert f"Note: {note}" in summary_markdown(res.to_dict())
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["notes"] == [note]
+
+
+def test_a_history_kept_in_month_folders_is_replayed_with_gpt_scores(tmp_path, settings, store):
+    """Days in month folders (2025-05/2025-05-13/) are evaluated as days at the top are, GPT's scores of its
+    picks read from the day's own folder for the agreement figures."""
+    flat, nested = make_history(tmp_path / "flat"), tmp_path / "nested"
+    for d in THREE:
+        shutil.copytree(DAYS / d, nested / d[:7] / d)
+    a = evaluate_history(flat, tmp_path / "a", settings, store=store, llm=True)
+    b = evaluate_history(nested, tmp_path / "b", settings, store=store, llm=True)
+    assert [d.date for d in b.days] == list(THREE) and b.skipped == []
+    assert b.overall == a.overall and [d.pairs for d in b.days] == [d.pairs for d in a.days]
+    assert b.overall["llm"]["relevance"]["n"] > 0
+
+
+def test_what_a_digest_holds_amiss_is_said_once(tmp_path, settings, store):
+    """A paper GPT's digest lists without scores (no pick) is said when the history is read; scoring the days
+    read the digest again for GPT's scores and said it a second time."""
+    hist = make_history(tmp_path / "hist")
+    f = hist / THREE[-1] / "gpt_scores.jsonl"
+    other = next(p.id for p in read_papers(DAYS / THREE[-1] / "listing.jsonl") if p.id not in gpt_of(THREE[-1]))
+    f.write_text(f.read_text() + json.dumps({"id": other, "COMMENT": "no scores"}) + "\n")
+    warned = []
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1, llm=True, warn=warned.append)
+    assert res.days[0].pairs and len([w for w in warned if other in w]) == 1, warned

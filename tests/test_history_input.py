@@ -377,3 +377,118 @@ def test_a_file_given_as_the_history_is_no_folder_not_a_missing_one(tmp_path):
         r = ranker(cmd, "--history", f, "--out", tmp_path / "out", "--db", tmp_path / "db.sqlite3")
         assert r.returncode == 1 and r.stderr == f"error: {e.value}\n", r.stderr
         assert not (tmp_path / "out").exists() and not (tmp_path / "db.sqlite3").exists()
+
+
+def at_relevance_7(day_dir, every: int = 2) -> int:
+    """GPT's picks of a digest that kept RELEVANCE >= 7 (a user's own cut-off): every other row of the day's
+    gpt_scores.jsonl lowered to RELEVANCE 7. Returns how many rows were lowered."""
+    f = day_dir / "gpt_scores.jsonl"
+    rows = [json.loads(ln) for ln in f.read_text().splitlines()]
+    for r in rows[::every]:
+        r["RELEVANCE"] = 7
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows[::every])
+
+
+def test_calibrate_reads_gpt_picks_at_the_users_own_cut_offs(tmp_path):
+    """A user whose GPT digest kept RELEVANCE >= 7 says so ([digest] min_relevance = 7, or --min-relevance 7):
+    the digest's RELEVANCE 7 papers are GPT's picks to learn from. The history reader applied the fixed 8 / 7
+    whatever the user's cut-offs, so a third of that user's picks were learnt as papers GPT did not pick."""
+    h = tmp_path / "hist"
+    lowered = sum(at_relevance_7(copy_day(d, h / d)) for d in GOOD)
+    assert lowered > 10
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:                      # vectors stored beforehand: no model is loaded
+        store_vectors(s, [p for d in GOOD for p in read_papers(DAYS / d / "listing.jsonl")])
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text("[digest]\nmin_relevance = 7\n")
+    for args in (("--min-relevance", "7"), ("--config", cfg)):
+        r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--no-eval", "--db", db, *args)
+        assert r.returncode == 0, r.stderr
+        assert "history: 3 days, 821 papers, 78 GPT picks" in r.stderr, r.stderr
+        assert json.loads((tmp_path / "c.json").read_text())["trained_on"]["picks"] == 78
+    r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--no-eval", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert f"history: 3 days, 821 papers, {78 - lowered} GPT picks" in r.stderr, r.stderr     # the default, 8
+
+
+def md_history(root, prompts_by_day: dict):
+    """Days whose GPT picks come only as the seed's Markdown digest, each rendered under the prompt set given
+    for it (the digest shows its prompt, topics last, as the seed's does)."""
+    from ranker.digest import Selected, TokenCost, render_markdown
+    from ranker.records import Paper, Score
+    for day, ps in prompts_by_day.items():
+        d = copy_day(day, root / day)
+        rows = [json.loads(ln) for ln in (d / "gpt_scores.jsonl").read_text().splitlines()]
+        (d / "gpt_scores.jsonl").unlink()
+        sel = [Selected(Paper.from_dict(r), Score(r["id"], r["RELEVANCE"], r["NOVELTY"], r["COMMENT"])) for r in rows]
+        (d / f"{day}-output.md").write_text(render_markdown(day, sel, usage=TokenCost("gpt-4o"), total_papers=300,
+                                                            scanned_papers=len(sel), prompts=ps))
+    return root
+
+
+def other_topics(tmp_path):
+    """The bundled prompt set with one topic more: the topics a user had before editing them."""
+    from ranker.prompts import DEFAULT_DIR, load_prompts
+    d = tmp_path / "old-prompts"
+    shutil.copytree(DEFAULT_DIR, d)
+    t = d / "paper_topics.txt"
+    t.write_text(t.read_text().replace("**Keywords:**", "7. Reinforcement Learning\n   - Relevant: Policy "
+                                       "optimisation, exploration, offline RL.\n\n**Keywords:**"))
+    return d, load_prompts(d)
+
+
+def test_the_seed_digest_shows_the_topics_it_was_picked_under():
+    from conftest import SEED_DIGEST
+    from ranker.compare.readers import digest_topics
+    from ranker.prompts import load_prompts
+    assert digest_topics(SEED_DIGEST.read_text()) == " ".join(load_prompts().topics_text.split())
+    assert digest_topics("# Personalized Daily ArXiv Papers 2025-06-23\n\nTotal relevant papers: 0\n") is None
+
+
+def test_calibrate_says_which_days_gpt_picked_under_other_topics(tmp_path):
+    """A user who edited their topics mid-history: the days before the edit were picked for the old topics, as
+    their digests' prompt shows. Calibrate learnt those picks as the new topics' without a word; it says now
+    which days were picked under other topics than the prompt set's (and, given the old set, the others)."""
+    from ranker.prompts import load_prompts
+    old_dir, old = other_topics(tmp_path)
+    h = md_history(tmp_path / "hist", {GOOD[0]: old, GOOD[1]: load_prompts(), GOOD[2]: load_prompts()})
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:                      # vectors stored beforehand: no model is loaded
+        store_vectors(s, [p for d in GOOD for p in read_papers(DAYS / d / "listing.jsonl")])
+        store_vectors(s, [], prompts=old)
+    for args, days in (((), f"1 day of the history ({GOOD[0]})"),
+                       (("--prompts", old_dir), f"2 days of the history ({GOOD[1]}..{GOOD[2]})")):
+        r = ranker("calibrate", "--history", h, "--out", tmp_path / "c.json", "--no-eval", "--db", db, *args)
+        assert r.returncode == 0, r.stderr
+        assert "history: 3 days, 821 papers, 78 GPT picks" in r.stderr, r.stderr
+        said = [ln for ln in r.stderr.splitlines() if "under other topics" in ln]
+        assert len(said) == 1 and said[0].startswith(f"warning: GPT picked {days} under other topics than "), r.stderr
+    same = md_history(tmp_path / "same", {d: load_prompts() for d in GOOD})    # the prompt's topics throughout
+    r = ranker("calibrate", "--history", same, "--out", tmp_path / "c.json", "--no-eval", "--db", db)
+    assert r.returncode == 0 and "under other topics" not in r.stderr, r.stderr
+
+
+def test_days_kept_in_month_folders_are_read_in_day_order(tmp_path):
+    """A history kept as 2025-05/2025-05-13/ (or 2025/05/...): every day was "skipped: the folder's name is not a
+    day" and the history had no usable day. The days in such folders are read, in day order across them; a day
+    found twice (in two month folders) is read once, the other said; a folder of neither is still said."""
+    h = tmp_path / "hist"
+    copy_day(GOOD[0], h / "2025-04" / GOOD[0])
+    copy_day(GOOD[1], h / "2025" / "05" / GOOD[1])
+    copy_day(GOOD[2], h / "2025-05" / GOOD[2])
+    copy_day(GOOD[2], h / "2025-06" / GOOD[2])                      # the same day again, misfiled
+    copy_day("2025-06-23", h / "2025-06" / "2025-06-23")
+    (h / "2025-06" / "notes").mkdir()
+    (h / "2025-06" / "notes" / "todo.txt").write_text("switch?\n")
+    (h / "2025-05" / "up").symlink_to(h)                             # a link back up: not read twice
+    said = []
+    hist = read_history(h, warn=said.append)
+    assert [(d.date, d.folder) for d in hist.days] == [
+        (GOOD[0], h / "2025-04" / GOOD[0]), (GOOD[1], h / "2025" / "05" / GOOD[1]),
+        (GOOD[2], h / "2025-05" / GOOD[2]), ("2025-06-23", h / "2025-06" / "2025-06-23")]
+    assert [len(d.picks) for d in hist.days] == [len(picks_of(d)) for d in (*GOOD, "2025-06-23")]
+    assert hist.skipped == [{"day": GOOD[2], "problem": f"this day was read from {h / '2025-05' / GOOD[2]} already"},
+                            {"day": "notes", "problem": "the folder's name is not a day as YYYY-MM-DD"}]
+    assert said == [f"{h / '2025-06' / GOOD[2]}: day skipped: this day was read from {h / '2025-05' / GOOD[2]} "
+                    "already", f"{h / '2025-06' / 'notes'}: day skipped: the folder's name is not a day as YYYY-MM-DD"]

@@ -26,6 +26,12 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                                      "last third of the days, each ranked by a fit on the days "
                                                      "before it, beside zero-shot's (one fit per such day more)."
                                                      )] = True,
+              min_relevance: Annotated[Optional[int], typer.Option(
+                  "--min-relevance", show_default=False, help="A judgement of GPT's is a pick at RELEVANCE >= this "
+                  "(default: [digest] min_relevance of ranker.toml, 8): your digest's own cut-off.")] = None,
+              min_novelty: Annotated[Optional[int], typer.Option(
+                  "--min-novelty", show_default=False, help="A judgement of GPT's is a pick at NOVELTY >= this "
+                  "(default: [digest] min_novelty of ranker.toml, 7).")] = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
               verbose: VerboseOpt = False) -> None:
     """Learn from days GPT-4o already judged, and from your own labels; print what it buys on days it did not see.
@@ -49,18 +55,20 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
     from ..prefilter.embed import Embedder
-    from ..prefilter.history import read_history
+    from ..prefilter.history import read_history, topics_note
     from ..prefilter.walkforward import table
     from ..prompts import load_prompts
     from ..store import Store
 
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
-                      offline=offline)
+                      offline=offline, min_relevance=min_relevance, min_novelty=min_novelty)
     check_writable(out)                         # before minutes of embedding and fitting, not after
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
-        hist = read_history(history, warn=warn)
+        # GPT's picks at the user's own cut-offs: a digest that kept RELEVANCE >= 7 lists those papers as picks
+        hist = read_history(history, warn=warn, min_relevance=s.digest.min_relevance,
+                            min_novelty=s.digest.min_novelty)
         days = hist.days
         n_papers = sum(len(d.papers) for d in days)
         n_picks = sum(len(d.picks) for d in days)
@@ -69,6 +77,9 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         none_said = f" ({none} with none)" if none else ""
         info(f"history: {counted(len(days), 'day')}, {counted(n_papers, 'paper')}, {counted(n_picks, 'GPT pick')}"
              f"{none_said}{skipped}")
+        changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
+        if changed:
+            warn(changed)
     elif not labels:
         raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
     else:

@@ -35,9 +35,13 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
           recall: RecallOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
           prompts: PromptsOpt = None,
           min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
-                                                               help="Digest cut-off (default 8).")] = None,
+                                                               help="A pick needs RELEVANCE >= this, GPT's and "
+                                                               "the local digest's (default: [digest] "
+                                                               "min_relevance of ranker.toml, 8).")] = None,
           min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
-                                                             help="Digest cut-off (default 7).")] = None,
+                                                             help="A pick needs NOVELTY >= this, GPT's and the "
+                                                             "local digest's (default: [digest] min_novelty of "
+                                                             "ranker.toml, 7).")] = None,
           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
           verbose: VerboseOpt = False) -> None:
     """Replay history days end to end, walk-forward, and measure each against GPT's picks.
@@ -69,7 +73,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history_folder(history)
     check_out(out, folder=True)
-    read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn)
+    read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
+                             min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty)
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
                                llm=backend is not None or model is not None, progress=bar, warn=warn, read=read)

@@ -249,6 +249,28 @@ def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[li
     return rows, day
 
 
+_PROMPT_HEADING = "# Paper Selection Prompt"
+_PAPER_LIST = "[PAPER LIST HERE]"
+_QUOTE = re.compile(r"^\s*> ?")
+
+
+def digest_topics(text: str) -> str | None:
+    """The topics a Markdown digest's model was asked to pick for, as the digest shows its prompt (the seed's
+    layout, and `ranker run`'s): the user prompt's text after its "[PAPER LIST HERE]" placeholder, under the
+    last "# Paper Selection Prompt" heading, unquoted, whitespace folded (so it compares with a paper_topics.txt
+    as read). None when the digest shows no prompt."""
+    lines = _lines(text)
+    start = max((i for i, line in enumerate(lines) if line.strip() == _PROMPT_HEADING), default=None)
+    if start is None:
+        return None
+    after = [_QUOTE.sub("", line) for line in lines[start + 1:]]
+    at = next((i for i, line in enumerate(after) if line.strip() == _PAPER_LIST), None)
+    if at is None:
+        return None
+    topics = " ".join(" ".join(after[at + 1:]).split())
+    return topics or None
+
+
 def _line_of(text: str, needle: str) -> int | None:
     idx = text.find(needle)
     return text.count("\n", 0, idx) + 1 if idx >= 0 else None

@@ -16,8 +16,9 @@ from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint
 from ..io import Progress, Warn, atomic_write, counted, ignore_warning, output_dir
-from ..prefilter.history import History, HistoryDay, read_history
+from ..prefilter.history import History, HistoryDay, read_history, topics_note
 from ..prompts import PromptSet, load_prompts
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from ..settings import Settings
 from ..store import Store
 from . import figures
@@ -94,26 +95,30 @@ def choose_days(picks: Mapping[str, int], *, calibrate: bool, train_once: bool, 
 
 
 # --------------------------------------------------------------------------- GPT's scores of a day
-def gpt_rows(history: Path, day: HistoryDay, warn: Warn = ignore_warning) -> dict[str, ScoreRow]:
+def gpt_rows(history: Path, day: HistoryDay) -> dict[str, ScoreRow]:
     """GPT's judgements of the day's picks (RELEVANCE, NOVELTY), from the file its picks came from, through
-    the one reader of GPT digests; none when the picks are only flags in the listing."""
-    f = history / day.date / day.source
+    the one reader of GPT digests; none when the picks are only flags in the listing. What the file holds amiss
+    was said when the history was read, and is not said again."""
+    f = (day.folder or history / day.date) / day.source        # a day in a month's folder is read from there
     if not f.is_file() or f.name == "listing.jsonl":
         return {}
-    return {i: r for i, r in read_scores(f, warn=warn).items() if i in day.picks}
+    return {i: r for i, r in read_scores(f, warn=ignore_warning, notice=ignore_warning).items() if i in day.picks}
 
 
 # --------------------------------------------------------------------------- the replay
 def read_eval_history(history: str | Path, out_dir: str | Path, *, calibrate: bool = False, train_once: bool = False,
-                      days: int | None = None, warn: Warn = ignore_warning) -> History:
-    """The history evaluate_history() would replay, read (read_history, leaving out out_dir) and checked to
-    have days to evaluate (choose_days): an InputError otherwise, with nothing opened or written, so a caller
-    can say it before it opens (makes, for a new file) the store and pass the result on as `read`."""
+                      days: int | None = None, warn: Warn = ignore_warning,
+                      min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> History:
+    """The history evaluate_history() would replay, read (read_history, leaving out out_dir; GPT's picks at
+    the cut-offs min_relevance / min_novelty, the settings' [digest] ones, as the local digest picks) and
+    checked to have days to evaluate (choose_days): an InputError otherwise, with nothing opened or written, so
+    a caller can say it before it opens (makes, for a new file) the store and pass the result on as `read`."""
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     out = Path(out_dir).expanduser()
     if out.exists():
         output_dir(out)                     # a file where the folder goes is said before any work
-    read = read_history(Path(history).expanduser(), warn, leave_out=out)
+    read = read_history(Path(history).expanduser(), warn, leave_out=out, min_relevance=min_relevance,
+                        min_novelty=min_novelty)
     choose_days({d.date: len(d.picks) for d in read.days}, calibrate=calibrate, train_once=train_once, days=days)
     return read
 
@@ -131,6 +136,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                 on the days before the first evaluated day, for all of them
     llm         score every kept paper with the model settings.scoring names (or `backend`, which implies
                 llm) through steps.score_day and pick the digest through steps.render_digest
+    GPT's picks are its judgements at the settings' [digest] cut-offs, the local digest's (a user whose GPT
+    digest kept RELEVANCE >= 7 sets min_relevance = 7 for both).
     A day the history reader (prefilter.history.read_history) cannot use (no GPT digest, picks missing from
     its listing, a bad line, a digest in an unknown format) is skipped, counted in the result and passed to
     `warn` as one line. A day whose digest picked nothing is evaluated: what the prefilter kept of it, and with a
@@ -152,7 +159,9 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     history = Path(history).expanduser()
     out = Path(out_dir).expanduser()
     if read is None:
-        read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn)
+        read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
+                                 min_relevance=settings.digest.min_relevance,
+                                 min_novelty=settings.digest.min_novelty)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     by_date = {d.date: d for d in read.days}
     dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
@@ -167,6 +176,11 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
 
     # every day used is embedded once, by one model, into the store: ranking a day later loads none
     used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
+    # GPT's picks of days it made under other topics than the prompt's are no measure of these topics
+    changed = topics_note([by_date[d] for d in used], prompts.topics_text,
+                          where=str(Path(prompts.source) / "paper_topics.txt"))
+    if changed:
+        res.notes.append(changed)
     t = time.perf_counter()
     emb = Embedder.from_settings(settings)
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
@@ -249,7 +263,7 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
             ev.digest = [s.paper.id for s in dig.selected if not getattr(s, "author_match", False)]
-            ev.pairs = figures.pick_pairs(gpt_rows(history, day, warn), run.scores)
+            ev.pairs = figures.pick_pairs(gpt_rows(history, day), run.scores)
             ev.llm = {"model": run.model, "scored": len(run.scores), "failed": len(run.failures),
                       "reused": run.reused,
                       **figures.llm_figures(ev.pairs, [p.id for p in day.papers], day.picks, set(ev.digest))}
@@ -286,9 +300,10 @@ def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool,
     out = {"embedder": p.embedder, "max_tokens": p.max_tokens, "keep": p.keep, "top": p.top, "recall": p.recall,
            "min_keep": p.min_keep,
            "calibration": ("walk-forward, trained once" if train_once else "walk-forward, retrained each day")
-           if calibrate else "zero-shot"}
+           if calibrate else "zero-shot",
+           # GPT's picks are read at these cut-offs, and the local digest picks at them
+           "min_relevance": settings.digest.min_relevance, "min_novelty": settings.digest.min_novelty}
     if llm:
         out.update(backend=backend.name if backend is not None else settings.scoring.backend,
-                   model=backend.model_name if backend is not None else settings.scoring.model,
-                   min_relevance=settings.digest.min_relevance, min_novelty=settings.digest.min_novelty)
+                   model=backend.model_name if backend is not None else settings.scoring.model)
     return out

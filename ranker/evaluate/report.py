@@ -48,6 +48,16 @@ def took(t: Mapping) -> str:
     return f"took {t['total']:.0f} s ({', '.join(parts)})"
 
 
+def _cut_offs(s: Mapping, default_too: bool = False) -> str:
+    """"RELEVANCE >= 7 and NOVELTY >= 7": the cut-offs GPT's picks were read at (and the local digest picks at),
+    when they are not the digest's defaults or `default_too`; "" when not (or unknown: an older eval.json)."""
+    from ..records import MIN_NOVELTY, MIN_RELEVANCE
+    r, n = s.get("min_relevance"), s.get("min_novelty")
+    if r is None or n is None or ((r, n) == (MIN_RELEVANCE, MIN_NOVELTY) and not default_too):
+        return ""
+    return f"RELEVANCE >= {r:g} and NOVELTY >= {n:g}"
+
+
 def _how(s: Mapping) -> str:
     from ..prefilter.recall import DEFAULT_KEEP, DEFAULT_RECALL
     default = (f"recall {DEFAULT_RECALL:g}" if s["calibration"] != "zero-shot" else f"keep {DEFAULT_KEEP:g}") \
@@ -136,6 +146,7 @@ def _llm_days_table(days: list[Mapping]) -> str:
 def render_html(result: Mapping[str, Any]) -> str:
     s, days, o = result["settings"], result["days"], result["overall"]
     llm = "llm" in o
+    rule, whose = _cut_offs(s, default_too=True), "GPT's and the digest's" if llm else "GPT's"
     parts: list[str] = []
     add = parts.append
     add("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -148,8 +159,8 @@ def render_html(result: Mapping[str, Any]) -> str:
         f'{esc(counted(o["picks"], "GPT pick"))}'
         + (f' ({esc(_n_days(o["no_pick_days"]))} with none)' if o.get("no_pick_days") else "") + '; '
         f'{esc(_how(s))}'
-        + (f"; model {esc(s['model'])} ({esc(s['backend'])}), a pick is RELEVANCE &ge; {esc(s['min_relevance'])} "
-           f"and NOVELTY &ge; {esc(s['min_novelty'])}" if llm else "")
+        + (f"; model {esc(s['model'])} ({esc(s['backend'])})" if llm else "")
+        + (f", a pick ({whose}) is {esc(rule).replace('&gt;=', '&ge;')}" if rule else "")
         + (f"; {esc(took(result['timings']))}" if result.get("timings") else "") + ".</p>")
     if result.get("skipped"):
         add(f'<p class="note">{esc(_n_days(len(result["skipped"])))} skipped: '
@@ -199,8 +210,10 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     s, days, o = result["settings"], result["days"], result["overall"]
     none = f" ({_n_days(o['no_pick_days'])} with none)" if o.get("no_pick_days") else ""
+    whose = "GPT's picks (and the digest's)" if "llm" in o else "GPT's picks"
     lines = [f"## ranker eval: {_n_days(o['days'])} ({_span(days)}), {counted(o['papers'], 'paper')}, "
              f"{counted(o['picks'], 'GPT pick')}{none}", "",
+             *([f"{whose} at your cut-offs: {_cut_offs(s)}", ""] if _cut_offs(s) else []),
              f"{_how(s)}; means over days" + (f" ({no_pick_note(o)})" if none else "") + ":", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
              "|---|---:|---:|---:|---:|---:|---:|"]

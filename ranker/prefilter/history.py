@@ -1,9 +1,11 @@
 """Reading a user's history of GPT digests, for calibration.
 
-A history directory holds one folder per day:
+A history directory holds one folder per day (directly, or in folders that group them: a month's, a year's,
+2025-05/2025-05-28/, each day once):
   <date>/listing.jsonl   every paper announced that day (the papers JSONL layout)
-and GPT's picks for that day (its judgements at compare's cut-offs, RELEVANCE >= 8 and NOVELTY >= 7, that are
-not author matches), in the first of these that is present:
+and GPT's picks for that day (its judgements at the digest's cut-offs, RELEVANCE >= 8 and NOVELTY >= 7 unless the
+caller passes the user's own ([digest] min_relevance / min_novelty, as compare does), that are not author matches),
+in the first of these that is present:
   <date>/gpt_scores.jsonl   one JSON object a line with the paper's "id" (or "ARXIVID")
   <date>/*.json             the digest's JSON output: an object keyed by arXiv id ({"2506.16065": {"SCORE": ...}})
   <date>/*.md, *.txt        the digest as published in Markdown (paper blocks carry "**ArXiv ID:** ...")
@@ -29,9 +31,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compare.readers import file_kind, read_scores
+from ..compare.readers import digest_topics, file_kind, read_scores
 from ..errors import InputError
-from ..io import Warn, ignore_warning
+from ..io import Warn, counted, day_span, ignore_warning, read_text
 from ..records import MIN_NOVELTY, MIN_RELEVANCE, Paper
 from ..sources import ReadReport, read_papers
 from ..sources.filters import check_day
@@ -53,6 +55,8 @@ class HistoryDay:
     picks: set[str]                      # GPT's picks that are in the listing (none: GPT picked nothing that day)
     missing: list[str] = field(default_factory=list)   # GPT's picks absent from the listing
     source: str = ""                     # which file the picks came from
+    topics: str | None = None            # the topics its GPT was asked about, when its digest shows the prompt
+    folder: Path | None = None           # the day's folder (in a month's folder, say)
 
     @property
     def labels(self) -> list[bool]:
@@ -98,15 +102,16 @@ def _is_digest(f: Path) -> bool:
     return file_kind(f) == "markdown"
 
 
-def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = ignore_warning
-                ) -> tuple[list[str], str]:
+def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = ignore_warning, *,
+                min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> tuple[list[str], str]:
     """The ids GPT picked that day, through the one reader of GPT digests (ranker.compare.readers): its
-    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match).
+    judgements that are picks as compare counts them (ScoreRow.picked: the cut-offs, no author match; a user
+    whose digest kept RELEVANCE >= 7 passes 7, or the digest's RELEVANCE 7 papers would be read as not picked).
     `warn`: what the reader skipped as damaged (the day is not to be trusted); `notice`: a paper listed
     without scores, which is simply no pick."""
     def picks(f: Path) -> list[str]:
         rows = read_scores(f, warn=warn, notice=notice)
-        return [i for i, r in rows.items() if r.picked(MIN_RELEVANCE, MIN_NOVELTY)]
+        return [i for i, r in rows.items() if r.picked(min_relevance, min_novelty)]
 
     f = day_dir / "gpt_scores.jsonl"
     if f.exists():
@@ -128,18 +133,23 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = i
                      "'gpt_selected' flags in listing.jsonl", where=str(day_dir))
 
 
-def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning) -> HistoryDay:
+def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_warning, *,
+             min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> HistoryDay:
     """One day folder. `warn`: what makes the day untrustworthy; `notice`: what does not (see read_listing and
-    _find_picks)."""
+    _find_picks); min_relevance / min_novelty: the cut-offs a judgement of GPT's is a pick at."""
     listing = day_dir / "listing.jsonl"
     if not listing.exists():
         raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
     papers = read_listing(listing, warn, notice)
-    ids, source = _find_picks(day_dir, papers, warn, notice)
+    ids, source = _find_picks(day_dir, papers, warn, notice, min_relevance=min_relevance, min_novelty=min_novelty)
     present = {p.id for p in papers}
     picks = {i for i in ids if i in present}
     missing = sorted({i for i in ids if i not in present})
-    return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source)
+    topics = None
+    if source.endswith((".md", ".txt")):                 # a Markdown digest shows the prompt it was picked under
+        topics = digest_topics(read_text(day_dir / source, errors="replace"))
+    return HistoryDay(date=day_dir.name, papers=papers, picks=picks, missing=missing, source=source,
+                      topics=topics, folder=day_dir)
 
 
 def history_folder(directory: str | Path) -> Path:
@@ -153,20 +163,21 @@ def history_folder(directory: str | Path) -> Path:
     return d
 
 
-def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: Path | None = None) -> History:
+def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: Path | None = None, *,
+                 min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY) -> History:
     """Every day folder under `directory`, oldest first: the usable ones as HistoryDays, the others skipped
     (see the module's docstring), each with one line to `warn`: "<day folder>: day skipped: <problem>".
     `leave_out`: a folder that is no day and not to be said either (the caller's own output folder, when the
-    user puts it inside the history). An InputError when the directory is missing or no day is usable."""
+    user puts it inside the history). min_relevance / min_novelty: the cut-offs a judgement of GPT's is a pick
+    at (the user's [digest] ones). An InputError when the directory is missing or no day is usable."""
     d = history_folder(directory)
     own = leave_out.resolve() if leave_out is not None else None
-    # an entry named as a day that is no folder (a dangling link) is said, not passed over
-    day_dirs = sorted(p for p in d.iterdir() if not p.name.startswith(".") and (p.is_dir() or is_day_name(p.name))
-                      and (own is None or p.resolve() != own))
+    day_dirs = sorted(_entries(d, own, {d.resolve()}), key=lambda p: (p.name, str(p)))
     if not day_dirs:
         raise InputError("no day folders (expected <date>/listing.jsonl and <date>/gpt_scores.jsonl)", where=str(d))
     out = History(days=[])
     first_day: dict[str, str] = {}          # paper id -> the first usable day that lists it
+    used: dict[str, Path] = {}              # day -> the folder it was read from
     for dd in day_dirs:
         problems: list[str] = []
         day = None
@@ -176,12 +187,15 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             why = "the folder's name is not a day as YYYY-MM-DD"
         elif not dd.is_dir():
             why = "not a folder" + (" (a link to nothing)" if dd.is_symlink() else "")
+        elif dd.name in used:
+            # two folders of one day (in two month folders): one day of the walk-forward, read once
+            why = f"this day was read from {used[dd.name]} already"
         if why:
             out.skipped.append({"day": dd.name, "problem": why})
             warn(f"{dd}: day skipped: {why}")
             continue
         try:
-            day = load_day(dd, problems.append, warn)
+            day = load_day(dd, problems.append, warn, min_relevance=min_relevance, min_novelty=min_novelty)
         except InputError as e:
             inside = e.where and Path(e.where) != dd and Path(e.where).parent == dd
             message = _ADVICE.sub("", e.message)
@@ -209,11 +223,52 @@ def read_history(directory: str | Path, warn: Warn = ignore_warning, leave_out: 
             warn(f"{dd}: day skipped: {why}")
             continue
         out.days.append(day)
+        used[day.date] = dd
         for p in day.papers:
             first_day.setdefault(p.id, day.date)
     if not out.days:
         raise InputError(f"no usable day in the history ({len(out.skipped)} skipped; each day needs "
                          "<date>/listing.jsonl and GPT's picks, e.g. <date>/gpt_scores.jsonl)", where=str(d))
+    return out
+
+
+def topics_note(days: list[HistoryDay], topics_text: str, where: str = "the prompt's paper_topics.txt") -> str | None:
+    """A line when GPT picked some days under other topics than `topics_text` (the prompt set's, where the
+    user's topics are now), as their Markdown digests show the prompt: the user changed topics mid-history, or
+    never passed theirs. GPT's picks of those days are for the other topics, and a calibration learns them as
+    the user's; eval measures against them. None when every digest that shows its prompt agrees (JSON and JSONL
+    show none)."""
+    mine = " ".join(topics_text.split())
+    shown = [d for d in days if d.topics is not None]
+    other = [d.date for d in shown if d.topics != mine]
+    if not other:
+        return None
+    kinds = len({d.topics for d in shown if d.topics != mine})
+    return (f"GPT picked {counted(len(other), 'day')} of the history ({day_span(other)}) under other topics than "
+            f"{where}, as {'its digest shows' if len(other) == 1 else 'their digests show'} the prompt"
+            f"{f' ({kinds} sets of topics)' if kinds > 1 else ''}: GPT's picks there are for those topics, yet are "
+            "measured against and learnt as picks for these (pass your topics with --prompts, or leave those days "
+            "out)")
+
+
+def _entries(d: Path, own: Path | None, seen: set[Path]) -> list[Path]:
+    """The entries of `d` that are days or are to be said (read_history): day folders, entries named as days that
+    are no folder (a dangling link is said, not passed over), other folders; a folder that is no day but holds
+    days (a month's, a year's) gives its own entries instead of itself. Hidden entries, the caller's own output
+    folder and a folder met twice (a link back up) are left out."""
+    out: list[Path] = []
+    for p in d.iterdir():
+        if p.name.startswith(".") or not (p.is_dir() or is_day_name(p.name)) or (own is not None and p.resolve() == own):
+            continue
+        if p.is_dir() and not is_day_name(p.name):
+            where = p.resolve()
+            if where in seen:
+                continue
+            inner = _entries(p, own, seen | {where})
+            if any(is_day_name(x.name) for x in inner):
+                out += inner
+                continue
+        out.append(p)
     return out
 
 
