@@ -22,6 +22,11 @@ def _same(key: str) -> str:
     return key
 
 
+def mentions(text: str, name_mention: Callable[[str], str] = _same) -> str:
+    """`text` with its {key:...} mentions named by name_mention (the key itself by default; the CLI its flag)."""
+    return _MENTION.sub(lambda m: name_mention(m.group(1)), text)
+
+
 class RankerError(Exception):
     """Something the user can fix: bad input, a missing model, a network outage."""
 
@@ -35,7 +40,7 @@ class RankerError(Exception):
         """One line: '<key as named> <where>: <message>' (the parts that are known), the settings the message
         mentions named by name_mention."""
         label = " ".join(x for x in ((name_key(self.key) if self.key else ""), self.where or "") if x)
-        message = _MENTION.sub(lambda m: name_mention(m.group(1)), self.message)
+        message = mentions(self.message, name_mention)
         return f"{label}: {message}" if label else message
 
     def __str__(self) -> str:

@@ -588,6 +588,8 @@ def test_days_gpt_picked_under_other_topics_are_said(tmp_path, settings, store):
     assert [d.date for d in res.days] == list(THREE) and res.overall["picks"] == sum(len(gpt_of(d)) for d in THREE)
     (note,) = res.notes
     assert note.startswith(f"GPT picked 2 days of the history ({THREE[0]}..{THREE[1]}) under other topics than ")
+    # the library names the setting, not a flag (eval.json and report.html are read outside the CLI too)
+    assert note.endswith("(pass your topics with scoring.prompts, or leave those days out)"), note
     assert f"Note: {note}" in summary_markdown(res.to_dict())
     assert json.loads((tmp_path / "out" / "eval.json").read_text())["notes"] == [note]
 

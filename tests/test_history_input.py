@@ -464,6 +464,7 @@ def test_calibrate_says_which_days_gpt_picked_under_other_topics(tmp_path):
         assert "history: 3 days, 821 papers, 78 GPT picks" in r.stderr, r.stderr
         said = [ln for ln in r.stderr.splitlines() if "under other topics" in ln]
         assert len(said) == 1 and said[0].startswith(f"warning: GPT picked {days} under other topics than "), r.stderr
+        assert said[0].endswith("(pass your topics with --prompts, or leave those days out)"), r.stderr
     same = md_history(tmp_path / "same", {d: load_prompts() for d in GOOD})    # the prompt's topics throughout
     r = ranker("calibrate", "--history", same, "--out", tmp_path / "c.json", "--no-eval", "--db", db)
     assert r.returncode == 0 and "under other topics" not in r.stderr, r.stderr

@@ -8,7 +8,7 @@ import typer
 
 from ..io import counted
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
-                     db_there, echo, given_path, info, load_settings, warn)
+                     db_there, echo, given_path, info, load_settings, name_mention, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).",
@@ -50,7 +50,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     """
     import time
 
-    from ..errors import InputError
+    from ..errors import InputError, mentions
     from ..io import check_writable
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
@@ -79,7 +79,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
              f"{none_said}{skipped}")
         changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
         if changed:
-            warn(changed)
+            warn(mentions(changed, name_mention))
     elif not labels:
         raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
     else:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
-from ..errors import InputError, checkpoint
+from ..errors import InputError, checkpoint, mentions
 from ..io import Progress, Warn, atomic_write, counted, ignore_warning, output_dir
 from ..prefilter.history import History, HistoryDay, read_history, topics_note
 from ..prompts import PromptSet, load_prompts
@@ -180,7 +180,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     changed = topics_note([by_date[d] for d in used], prompts.topics_text,
                           where=str(Path(prompts.source) / "paper_topics.txt"))
     if changed:
-        res.notes.append(changed)
+        res.notes.append(mentions(changed))
     t = time.perf_counter()
     emb = Embedder.from_settings(settings)
     data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,

@@ -237,7 +237,7 @@ def topics_note(days: list[HistoryDay], topics_text: str, where: str = "the prom
     user's topics are now), as their Markdown digests show the prompt: the user changed topics mid-history, or
     never passed theirs. GPT's picks of those days are for the other topics, and a calibration learns them as
     the user's; eval measures against them. None when every digest that shows its prompt agrees (JSON and JSONL
-    show none)."""
+    show none). The advice mentions the setting as {key:scoring.prompts} (errors.mentions names it)."""
     mine = " ".join(topics_text.split())
     shown = [d for d in days if d.topics is not None]
     other = [d.date for d in shown if d.topics != mine]
@@ -247,8 +247,8 @@ def topics_note(days: list[HistoryDay], topics_text: str, where: str = "the prom
     return (f"GPT picked {counted(len(other), 'day')} of the history ({day_span(other)}) under other topics than "
             f"{where}, as {'its digest shows' if len(other) == 1 else 'their digests show'} the prompt"
             f"{f' ({kinds} sets of topics)' if kinds > 1 else ''}: GPT's picks there are for those topics, yet are "
-            "measured against and learnt as picks for these (pass your topics with --prompts, or leave those days "
-            "out)")
+            "measured against and learnt as picks for these (pass your topics with {key:scoring.prompts}, or leave "
+            "those days out)")
 
 
 def _entries(d: Path, own: Path | None, seen: set[Path]) -> list[Path]:
