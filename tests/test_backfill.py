@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+import pyarrow as pa
 
 from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
     make_snapshot, parquet_files, ranker, snapshot_with_bad_lines, store_tables
@@ -928,6 +929,24 @@ def test_a_paper_cross_listed_again_is_scored_from_the_day_that_kept_it(tmp_path
         assert res.summary["scores"][key]["scored"] == 6 and res.summary["scores"][key]["not_kept"] == 24
         again = run_backfill(BackfillSpec(source=later, out=out, embed=True, score=True), backfill_settings(top=5))
         assert again.run["phases"]["score"]["to_do"] == 0                 # scored once: nothing left
+
+
+def test_a_paper_passed_over_on_one_day_and_failed_on_another_is_owed_a_score():
+    """A paper passed over on its first day (a not_kept row) and kept on a later one whose request failed: the
+    best row was the not_kept one, so the summary counted it as passed over, "N failed in all" missed it and an
+    import recorded no failure, while the next run tried it again. Its failed row is the one that stands."""
+    row = {f.name: None for f in shards.SCORES}
+    rows = [{**row, "id": "2505.00001", "date": "2025-05-15", "model": "fake:m", "prompt_hash": "h",
+             "status": "not_kept", "kept": False, "written_at": 1.0},
+            {**row, "id": "2505.00001", "date": "2025-05-16", "model": "fake:m", "prompt_hash": "h",
+             "status": "failed", "kept": True, "error": "timeout", "written_at": 2.0},
+            {**row, "id": "2505.00002", "date": "2025-05-15", "model": "fake:m", "prompt_hash": "h",
+             "status": "not_kept", "kept": False, "written_at": 1.0},
+            {**row, "id": "2505.00002", "date": "2025-05-16", "model": "fake:m", "prompt_hash": "h",
+             "status": "scored", "kept": True, "RELEVANCE": 8, "NOVELTY": 7, "written_at": 0.5}]
+    best = {r["id"]: r for r in shards.best_scores(pa.Table.from_pylist(rows, schema=shards.SCORES)).to_pylist()}
+    assert (best["2505.00001"]["status"], best["2505.00001"]["date"]) == ("failed", "2025-05-16")
+    assert (best["2505.00002"]["status"], best["2505.00002"]["date"]) == ("scored", "2025-05-16")
 
 
 def test_ctrl_c_while_the_run_is_summed_up_still_records_the_run(tmp_path, monkeypatch):

@@ -76,7 +76,9 @@ SCORES = pa.schema([
 # what the scoring stage reads of a ranked row (not the vector)
 SCORE_INPUT = [f.name for f in PAPER_FIELDS] + ["prefilter_score", "kept", "topic"]
 DONE_STATUSES = ("scored", "not_kept")          # a failed row is tried again by the next run
-_STATUS_RANK = {"scored": 0, "not_kept": 1, "failed": 2}    # a paper passed over on one day, scored on another
+# a paper passed over on one day, kept on another: its scored row, else its failed one (a request was made: the
+# paper is owed a score, which the next run tries again), and its not_kept row only where no day's request was
+_STATUS_RANK = {"scored": 0, "failed": 1, "not_kept": 2}
 
 
 # --------------------------------------------------------------------------- rows <-> papers
@@ -241,7 +243,7 @@ def dedupe(t: pa.Table, keys: list[str], sort: list[tuple[str, str]] | None = No
 
 
 def best_scores(t: pa.Table) -> pa.Table:
-    """One score row per (id, model, prompt_hash): scored, then not_kept, then failed, then the newest."""
+    """One score row per (id, model, prompt_hash): scored, then failed, then not_kept, then the newest."""
     if t.num_rows == 0:
         return t
     rank = pa.array([_STATUS_RANK.get(s, 3) for s in t.column("status").to_pylist()], pa.int8())
