@@ -1002,6 +1002,28 @@ def test_importing_again_writes_no_vector_the_store_holds_and_a_paper_on_two_day
     assert again.index.count == 30 and again.index.added == 0
 
 
+def test_a_paper_on_two_days_with_two_texts_has_the_vector_of_the_text_stored(tmp_path, monkeypatch):
+    """A paper listed on two days with its text changed between them (no version number, as a day's listing
+    gives): the store keeps the later read's text, while the import stored the first day's row's vector, of the
+    older text (the index then served it, and the prefilter embedded the paper again). The vector stored is the
+    one of the text the store holds."""
+    from ranker.prefilter.embed import paper_text, text_hash
+    hashed_embedder(monkeypatch)
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:10]
+    assert rows[0].get("version") is None
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (src / "b.jsonl").write_text(json.dumps({**rows[0], "date": "2025-05-16",
+                                             "abstract": rows[0]["abstract"] + " A corrected sentence."}) + "\n")
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=src, out=out, embed=True), backfill_settings())
+    with Store(db) as store:
+        import_backfill(out, store)
+        held = text_hash(paper_text(store.get_paper(rows[0]["id"])))
+        assert store.embedding_hashes([rows[0]["id"]], "minilm") == {rows[0]["id"]: held}
+
+
 def test_a_run_stopped_while_ranking_records_what_it_left_on_disk(tmp_path, monkeypatch):
     """A run stopped while embedding, then one stopped while ranking days, were recorded in manifest.json with an
     empty rank phase: the rows they wrote were in no run's figures (the runs' rows_written did not add up to the

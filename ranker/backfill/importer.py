@@ -89,10 +89,12 @@ def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: I
     if embedder:
         t = t.filter(t.column("vector").is_valid())
         t = t.filter(pa.array(_not_older(t, store), pa.bool_()))
-        # a paper ranked on two days has one vector; one stored already for the same text is not written again
-        # (a rewrite moved every row above the corpus index's mark: each import of a resumed backfill wrote the
-        # whole folder's vectors again, and the index read them all back)
-        t = shards.dedupe(t, ["id"])
+        # a paper ranked on two days has one vector: the one of the text the store kept (add_papers above keeps
+        # a later read's text, unversioned too), else the first; one stored already for the same text is not
+        # written again (a rewrite moved every row above the corpus index's mark: each import of a resumed
+        # backfill wrote the whole folder's vectors again, and the index read them all back)
+        t = t.append_column("__other_text", pa.array(_other_text(t, store), pa.bool_()))
+        t = shards.dedupe(t, ["id"], [("__other_text", "ascending")]).drop_columns(["__other_text"])
         have = store.embedding_hashes(t.column("id").to_pylist(), embedder) if t.num_rows else {}
         t = t.filter(pa.array([have.get(i) != h for i, h in zip(t.column("id").to_pylist(),
                                                                    t.column("text_hash").to_pylist())], pa.bool_()))
@@ -100,6 +102,14 @@ def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: I
             rows = zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), shards.vectors(t))
             store.put_embeddings(rows, embedder)
             res.embeddings += t.num_rows
+
+
+def _other_text(t, store: Store) -> list[bool]:
+    """For each row, whether its vector is of another text than the one the store holds for its paper."""
+    from ..prefilter.embed import paper_text, text_hash
+    ids = t.column("id").to_pylist()
+    held = {i: text_hash(paper_text(p)) for i, p in store.get_papers(set(ids)).items()}
+    return [held.get(i) != h for i, h in zip(ids, t.column("text_hash").to_pylist())]
 
 
 def _not_older(t, store: Store) -> list[bool]:
