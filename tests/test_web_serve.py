@@ -266,6 +266,21 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
 
 
+def test_a_host_name_refused_is_answered_with_the_names_it_answers_to_and_logged_once(site):
+    """A colleague opening the server by a name it does not answer to (a fully qualified name getfqdn does not
+    give) saw a bare "unknown Host header", and the server's log held nothing: the answer names the names it
+    answers to and how its owner allows another; the log says the name refused, once however often it comes."""
+    server, _, _ = site
+    for _ in range(3):
+        status, body, headers = _get(server.url + "/", {"Host": "papers.colleague.example:8000"})
+        assert status == 400, body
+    assert "'papers.colleague.example'" in body and "localhost" in body and "127.0.0.1" in body, body
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert "--allow-host NAME" in body and headers.get("x-content-type-options") == "nosniff"
+    logged = [ln for ln in server.log.read_text().splitlines() if "papers.colleague.example" in ln]
+    assert len(logged) == 1 and "refused" in logged[0] and "localhost" in logged[0], logged
+
+
 def test_a_label_posted_with_a_date_that_is_none_is_stored_under_the_papers_day(site, tmp_path):
     """A script's POST with day=2025-02-30 (the shape of a day, no date) stored that day, and `labels export` wrote
     it into a file that `labels import` refuses whole ("'day' must be a day"): the paper's own day is taken, as
