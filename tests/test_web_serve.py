@@ -333,9 +333,10 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
 def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_path):
     """A store on read-only media (a tmpfs mounted read-only; for another user, a file and folder not writable)
     was served with its thumbs, and every click failed with "The store failed" (500): it is served read-only,
-    the command's line and every page saying why, and a POST is refused as with --read-only."""
+    the command's line and every page saying why, and a POST is refused as with --read-only; a paper's page says
+    why it lists no similar papers."""
     import os
-    _, db, _ = site
+    server, db, _ = site
     media = tmp_path / "media"
     media.mkdir()
     root = os.geteuid() == 0
@@ -358,6 +359,11 @@ def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_p
             _, html, _ = _get(f"{ro.url}/day/{DAY}")
             assert "<article " in html and 'class="thumbs"' not in html and "csrf-token" not in html
             assert f"Read-only: feedback is off ({media / 'ranker.sqlite3'} cannot be written: " in html
+            # its paper pages had no similar papers (the corpus index cannot be built beside the store), and did
+            # not say why, as `ranker site` and search by meaning do
+            _, html, _ = _get(f"{ro.url}/paper/{urllib.parse.quote(HOSTILE_ID)}")
+            assert "<h2>Similar papers</h2>" in html and "None shown: the corpus index cannot be used (" in html
+            assert "<h2>Similar papers</h2>" in _get(f"{server.url}/paper/{urllib.parse.quote(HOSTILE_ID)}")[1]
             status, body, _ = _post(ro.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": "x"},
                                     {"Origin": ro.url})
             assert status == 403 and "read-only" in body
