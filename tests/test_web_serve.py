@@ -281,6 +281,28 @@ def test_a_host_name_refused_is_answered_with_the_names_it_answers_to_and_logged
     assert len(logged) == 1 and "refused" in logged[0] and "localhost" in logged[0], logged
 
 
+def test_a_client_that_drops_mid_body_is_a_quiet_end(site):
+    """A client that hung up while sending a label's POST (a closed laptop, a killed script) left a
+    ClientDisconnect traceback in the serve log: it is the quiet end it is, and nothing is stored."""
+    import socket
+    import time
+    server, db, _ = site
+    pid = "2505.09572"
+    before, logged = _label(db, pid), len(server.log.read_text())
+    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+    body = urllib.parse.urlencode({"paper_id": pid, "label": "down", "csrf": _token(server)}).encode()
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            c.sendall(b"POST /label HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (host.encode(), port.encode(), len(body) + 100) + body)
+            time.sleep(0.2)
+    time.sleep(0.5)
+    assert _get(server.url + "/")[0] == 200                   # the server goes on
+    log = server.log.read_text()[logged:]
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
+    assert _label(db, pid) == before
+
+
 def test_a_label_posted_with_a_date_that_is_none_is_stored_under_the_papers_day(site, tmp_path):
     """A script's POST with day=2025-02-30 (the shape of a day, no date) stored that day, and `labels export` wrote
     it into a file that `labels import` refuses whole ("'day' must be a day"): the paper's own day is taken, as

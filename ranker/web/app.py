@@ -31,6 +31,7 @@ try:
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
 except ImportError:                                             # pragma: no cover - the extra is missing
     raise MissingDependency("fastapi", "web", "ranker serve") from None
 
@@ -248,7 +249,12 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
 
     @app.post("/label")
     async def label(request: Request):
-        form = await request.form()
+        try:
+            form = await request.form()
+        except ClientDisconnect:
+            # the client hung up while sending (a closed laptop, a killed script): nothing to store, no one to
+            # answer; it left a traceback in the log
+            return Response(status_code=400)
         token = form.get("csrf") or request.headers.get("x-csrf-token")
         if not security.token_ok(token, secret):
             return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "
