@@ -270,6 +270,24 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
         assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
 
 
+def test_a_name_of_several_addresses_listens_on_one_it_can_bind_and_prints_that_one(monkeypatch):
+    """`--host localhost` bound the first address the name resolves to, alone: a machine that lists ::1 first
+    with IPv6 turned off could not serve it ("cannot listen"). The first address this machine can bind is
+    listened on, and the address printed is the one bound (not the name, not another of its addresses)."""
+    import ranker.web.server as server
+    v4 = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))
+    for first in ((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0)),          # not this machine's
+                  (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0))):        # ::1 listed first
+        monkeypatch.setattr(server, "lookup_to_listen", lambda name, port, type, _f=first: [_f, v4])
+        with server.bind("localhost", 0) as sock:
+            bound, port = sock.getsockname()[:2]
+            assert bound in ("127.0.0.1", "::1") and bound != "192.0.2.1"
+            want = f"http://[{bound}]:{port}/" if ":" in bound else f"http://{bound}:{port}/"
+            assert server.url_of(sock) == want
+            with socket.create_connection((bound, port), timeout=5):      # the address printed connects
+                pass
+
+
 def test_serve_port_in_use_is_one_line(tmp_path):
     Store(tmp_path / "r.sqlite3").close()
     with socket.socket() as busy:

@@ -266,6 +266,43 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
 
 
+def test_a_host_name_refused_is_answered_with_the_names_it_answers_to_and_logged_once(site):
+    """A colleague opening the server by a name it does not answer to (a fully qualified name getfqdn does not
+    give) saw a bare "unknown Host header", and the server's log held nothing: the answer names the names it
+    answers to and how its owner allows another; the log says the name refused, once however often it comes."""
+    server, _, _ = site
+    for _ in range(3):
+        status, body, headers = _get(server.url + "/", {"Host": "papers.colleague.example:8000"})
+        assert status == 400, body
+    assert "'papers.colleague.example'" in body and "localhost" in body and "127.0.0.1" in body, body
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert "--allow-host NAME" in body and headers.get("x-content-type-options") == "nosniff"
+    logged = [ln for ln in server.log.read_text().splitlines() if "papers.colleague.example" in ln]
+    assert len(logged) == 1 and "refused" in logged[0] and "localhost" in logged[0], logged
+
+
+def test_a_client_that_drops_mid_body_is_a_quiet_end(site):
+    """A client that hung up while sending a label's POST (a closed laptop, a killed script) left a
+    ClientDisconnect traceback in the serve log: it is the quiet end it is, and nothing is stored."""
+    import socket
+    import time
+    server, db, _ = site
+    pid = "2505.09572"
+    before, logged = _label(db, pid), len(server.log.read_text())
+    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+    body = urllib.parse.urlencode({"paper_id": pid, "label": "down", "csrf": _token(server)}).encode()
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=10) as c:
+            c.sendall(b"POST /label HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (host.encode(), port.encode(), len(body) + 100) + body)
+            time.sleep(0.2)
+    time.sleep(0.5)
+    assert _get(server.url + "/")[0] == 200                   # the server goes on
+    log = server.log.read_text()[logged:]
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
+    assert _label(db, pid) == before
+
+
 def test_a_label_posted_with_a_date_that_is_none_is_stored_under_the_papers_day(site, tmp_path):
     """A script's POST with day=2025-02-30 (the shape of a day, no date) stored that day, and `labels export` wrote
     it into a file that `labels import` refuses whole ("'day' must be a day"): the paper's own day is taken, as
@@ -318,9 +355,10 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
 def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_path):
     """A store on read-only media (a tmpfs mounted read-only; for another user, a file and folder not writable)
     was served with its thumbs, and every click failed with "The store failed" (500): it is served read-only,
-    the command's line and every page saying why, and a POST is refused as with --read-only."""
+    the command's line and every page saying why, and a POST is refused as with --read-only; a paper's page says
+    why it lists no similar papers."""
     import os
-    _, db, _ = site
+    server, db, _ = site
     media = tmp_path / "media"
     media.mkdir()
     root = os.geteuid() == 0
@@ -343,6 +381,11 @@ def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_p
             _, html, _ = _get(f"{ro.url}/day/{DAY}")
             assert "<article " in html and 'class="thumbs"' not in html and "csrf-token" not in html
             assert f"Read-only: feedback is off ({media / 'ranker.sqlite3'} cannot be written: " in html
+            # its paper pages had no similar papers (the corpus index cannot be built beside the store), and did
+            # not say why, as `ranker site` and search by meaning do
+            _, html, _ = _get(f"{ro.url}/paper/{urllib.parse.quote(HOSTILE_ID)}")
+            assert "<h2>Similar papers</h2>" in html and "None shown: the corpus index cannot be used (" in html
+            assert "<h2>Similar papers</h2>" in _get(f"{server.url}/paper/{urllib.parse.quote(HOSTILE_ID)}")[1]
             status, body, _ = _post(ro.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": "x"},
                                     {"Origin": ro.url})
             assert status == 403 and "read-only" in body

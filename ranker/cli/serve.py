@@ -61,7 +61,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
                   "any of them can change your labels (--read-only: they only read them)")
         info(f"warning: --host {host} serves your store and labels to every machine that can reach it, and {change}; "
              f"it answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
-    app = create_app(s, read_only=read_only, allowed_hosts=hosts)
+    app = create_app(s, read_only=read_only, allowed_hosts=hosts,
+                     host_hint="the server's owner can allow another with ranker serve --allow-host NAME")
     how = f" (read-only: {read_only})" if isinstance(read_only, str) else " (read-only)" if read_only else ""
     info(f"serving {url_of(sock)}{how}; Ctrl-C stops")
     try:

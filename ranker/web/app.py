@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import sqlite3
 from contextlib import asynccontextmanager
@@ -30,10 +31,14 @@ try:
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
 except ImportError:                                             # pragma: no cover - the extra is missing
     raise MissingDependency("fastapi", "web", "ranker serve") from None
 
 BUSY_TIMEOUT = 5.0
+HOSTS_LOGGED = 100         # refused Host names logged, each once; a flood of made-up names does not fill the log
+HOST_HINT = "the server's owner can allow another name where it is started"
+log = logging.getLogger("ranker.web")
 SEARCH_LIMIT = 50          # results on the search page; one more is asked for, to tell the page there are more
 LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 0, "clear": 0}
 LABEL_WORDS = {1: "thumbs up", -1: "thumbs down", 0: "no label"}
@@ -41,11 +46,13 @@ LABEL_WORDS = {1: "thumbs up", -1: "thumbs down", 0: "no label"}
 
 def create_app(settings: Settings, *, read_only: bool | str = False, similar: Callable | None = corpus_similar,
                allowed_hosts: set[str] | None = None, secret: str | None = None,
-               busy_timeout: float = BUSY_TIMEOUT) -> "FastAPI":
+               busy_timeout: float = BUSY_TIMEOUT, host_hint: str = HOST_HINT) -> "FastAPI":
     """The app over the settings' database (settings.db_path); search by meaning embeds the query with the
     prefilter's embedder (settings.prefilter: embedder, max_tokens). allowed_hosts: the Host names it answers to
-    (None: any; the CLI passes the loopback names when it binds to loopback). read_only: no feedback buttons,
-    every POST is refused (403); a text is why, for the pages to say (True: the user asked for it).
+    (None: any; the CLI passes the loopback names when it binds to loopback); a request for another is refused
+    with those names and `host_hint` (how the owner allows one more: the CLI names its option), and each name
+    refused is logged once. read_only: no feedback buttons, every POST is refused (403); a text is why, for
+    the pages to say (True: the user asked for it).
     busy_timeout: how long a request waits for another process's write before the page says the database is
     busy (a person is waiting, not a cron job)."""
     from ..prefilter.embed import Embedder
@@ -103,11 +110,28 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
         return app.api_route(path, methods=["GET", "HEAD"], **kw)
 
+    refused_hosts: set[str] = set()
+
+    def refuse_host(host: str) -> Response:
+        """A Host this server does not answer to (DNS rebinding; or a colleague's name for this machine, a fully
+        qualified name getfqdn does not give): the bare "unknown Host header" left the one who opened it guessing,
+        and the server's log held nothing. The answer names the names it answers to and how more are allowed;
+        the log says each name refused, once."""
+        name = security.host_name(host)
+        names = ", ".join(sorted(allowed_hosts or ()))
+        if name not in refused_hosts and len(refused_hosts) < HOSTS_LOGGED:
+            refused_hosts.add(name)
+            log.warning("refused a request for the Host name %r: this server answers to %s; %s",
+                        name[:200], names, host_hint)
+        return Response(f"unknown Host header {name[:200]!r}: this server answers to the names {names}; "
+                        f"{host_hint}\n", status_code=400, media_type="text/plain",
+                        headers=security.HEADERS)
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         host = request.headers.get("host", "")
         if not security.host_allowed(host, allowed_hosts):
-            return Response("unknown Host header\n", status_code=400, media_type="text/plain")
+            return refuse_host(host)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             if read_only:
                 return Response("read-only: this server takes no changes\n", status_code=403,
@@ -225,7 +249,12 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
 
     @app.post("/label")
     async def label(request: Request):
-        form = await request.form()
+        try:
+            form = await request.form()
+        except ClientDisconnect:
+            # the client hung up while sending (a closed laptop, a killed script): nothing to store, no one to
+            # answer; it left a traceback in the log
+            return Response(status_code=400)
         token = form.get("csrf") or request.headers.get("x-csrf-token")
         if not security.token_ok(token, secret):
             return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "

@@ -96,9 +96,14 @@ def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes 
                    ) -> list[tuple[str, float]]:
     """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder that holds
     the paper's vector: [(paper id, cosine), ...], best first. Nothing (and no model loaded) when the store has
-    no vector of the paper, or the index cannot be brought up to date here; the index is brought up to the
-    store first (built the first time)."""
-    return corpus_similar_many(store, [paper_id], k, indexes=indexes).get(paper_id, [])
+    no vector of the paper; the index is brought up to the store first (built the first time). A RankerError
+    saying why when the index cannot be used here (a store on read-only media: it cannot be built beside it),
+    for the paper's page to say why it has no similar papers."""
+    failed: list[str] = []
+    got = corpus_similar_many(store, [paper_id], k, indexes=indexes, failed=failed).get(paper_id)
+    if got is None and failed:
+        raise RankerError(f"the corpus index cannot be used ({failed[0]})")
+    return got or []
 
 
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,

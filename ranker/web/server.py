@@ -22,19 +22,28 @@ def bind(host: str, port: int) -> socket.socket:
         infos = lookup_to_listen(name, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise InputError(f"cannot resolve {host!r} ({e.strerror})", key="host") from None
-    family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(addr)
-        sock.listen(128)
-    except OSError as e:
-        sock.close()
-        # an address this machine does not have is the host's fault, not the port's (in use, privileged)
-        at_fault = "host" if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) else "port"
-        raise InputError(f"cannot listen on {host}:{port} ({e.strerror})", key=at_fault) from None
-    sock.set_inheritable(True)
-    return sock
+    # a name of several addresses (localhost: ::1 and 127.0.0.1, in the order the machine lists them) is listened
+    # on at the first one this machine can bind: the first alone was tried, and a machine that lists ::1 first
+    # with IPv6 turned off could not serve `--host localhost`. The address bound is the one printed (url_of).
+    first: OSError | None = None
+    for family, _, _, _, addr in infos:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+            sock.listen(128)
+        except OSError as e:
+            sock.close()
+            first = first or e
+            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue                # not an address of this machine: the name's next one may be
+            break
+        sock.set_inheritable(True)
+        return sock
+    assert first is not None
+    # an address this machine does not have is the host's fault, not the port's (in use, privileged)
+    at_fault = "host" if first.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) else "port"
+    raise InputError(f"cannot listen on {host}:{port} ({first.strerror})", key=at_fault) from None
 
 
 def url_of(sock: socket.socket) -> str:

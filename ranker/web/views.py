@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..digest import pick_papers, ranking_key
+from ..errors import RankerError
 from ..records import DayDigest, Label, Paper, RankingRow, Score
 from ..store import Store
 from . import plots
@@ -228,6 +229,7 @@ class PaperPage:
     picked_on: list[str]
     label: Label | None
     similar: list[tuple[Paper, float]]
+    similar_note: str = ""                  # why there are no similar papers, when they could not be looked up
 
     @property
     def pdf_url(self) -> str:
@@ -270,12 +272,18 @@ def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None,
     picked_on = sorted(set(picked_on))
     label = store.get_labels([paper_id]).get(paper_id) if with_labels else None
     sims: list[tuple[Paper, float]] = []
+    note = ""
     if similar is not None:
-        found = [(i, s) for i, s in similar(store, paper_id, k) if i != paper_id][:k]
+        try:
+            found = [(i, s) for i, s in similar(store, paper_id, k) if i != paper_id][:k]
+        except RankerError as e:
+            # a store on read-only media (its corpus index cannot be built beside it): the page had no similar
+            # papers and did not say why
+            found, note = [], str(e)
         got = store.get_papers([i for i, _ in found])
         sims = [(got[i], s) for i, s in found if i in got]
     return PaperPage(paper=paper, days=days, rankings=rankings, scores=lines, main=main, picked_on=picked_on,
-                     label=label, similar=sims)
+                     label=label, similar=sims, similar_note=note)
 
 
 # --------------------------------------------------------------------------- labels and search
