@@ -22,7 +22,8 @@ from ranker.store import Store
 
 from conftest import DAYS, RANKER
 from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
-from webtools import browser, chromium_path, have_playwright, needs_browser, start_server, watched_page
+from webtools import (browser, chromium_path, have_playwright, needs_browser, read_only_copy, start_server,
+                      watched_page)
 
 
 
@@ -357,22 +358,9 @@ def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_p
     was served with its thumbs, and every click failed with "The store failed" (500): it is served read-only,
     the command's line and every page saying why, and a POST is refused as with --read-only; a paper's page says
     why it lists no similar papers."""
-    import os
     server, db, _ = site
     media = tmp_path / "media"
-    media.mkdir()
-    root = os.geteuid() == 0
-    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(media)]).returncode != 0:
-        pytest.skip("root without mount: cannot make a folder read-only")
-    try:
-        with sqlite3.connect(db) as src, sqlite3.connect(media / "ranker.sqlite3") as copy:
-            src.backup(copy)
-        copy.close()
-        if root:
-            subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
-        else:
-            os.chmod(media / "ranker.sqlite3", 0o444)
-            os.chmod(media, 0o555)
+    with read_only_copy(db, media):
         ro = start_server(media / "ranker.sqlite3", tmp_path / "ro.log")
         try:
             line = ro.log.read_text().splitlines()[0]
@@ -391,11 +379,6 @@ def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_p
             assert status == 403 and "read-only" in body
         finally:
             ro.stop()
-    finally:
-        if root:
-            subprocess.run(["umount", str(media)], check=True)
-        else:
-            os.chmod(media, 0o755)
 
 
 def test_a_damaged_store_is_said_in_words_on_every_page(site, tmp_path):

@@ -10,7 +10,7 @@ from ranker.web.site import build_site
 
 from conftest import ranker
 from webstore import DAY, EMBEDDER, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
-from webtools import browser, needs_browser, watched_page
+from webtools import browser, needs_browser, read_only_copy, watched_page
 
 
 
@@ -105,29 +105,9 @@ def test_site_file_names_stay_inside_the_folder():
 def test_a_site_of_a_store_on_read_only_media_says_its_pages_lack_similar_papers(store_db, tmp_path):
     """Built from a store on read-only media (the corpus index cannot be made beside it), every paper page came
     without its similar papers and nothing said so: one note says what the pages lack and why; the site is built."""
-    import os
-    import sqlite3
-    import subprocess
     media = tmp_path / "media"
-    media.mkdir()
-    root = os.geteuid() == 0
-    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(media)]).returncode != 0:
-        pytest.skip("root without mount: cannot make a folder read-only")
-    try:
-        with sqlite3.connect(store_db) as src, sqlite3.connect(media / "ranker.sqlite3") as copy:
-            src.backup(copy)
-        copy.close()
-        if root:
-            subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
-        else:
-            os.chmod(media / "ranker.sqlite3", 0o444)
-            os.chmod(media, 0o555)
+    with read_only_copy(store_db, media):
         r = ranker("site", "--out", tmp_path / "site", "--db", media / "ranker.sqlite3")
-    finally:
-        if root:
-            subprocess.run(["umount", str(media)], check=True)
-        else:
-            os.chmod(media, 0o755)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 0 and len(lines) == 2, r.stderr
     assert lines[0].startswith("note: similar papers left out of the paper pages: the corpus index cannot be used (")

@@ -85,3 +85,30 @@ def start_server(db: Path, log: Path, *args: str, timeout: float = 60) -> Server
         time.sleep(0.1)
     proc.kill()
     raise AssertionError(f"ranker serve did not start: {log.read_text()[-2000:]}")
+
+
+@contextmanager
+def read_only_copy(db: Path, media: Path):
+    """A copy of the database `db` (SQLite's backup) as media/ranker.sqlite3, on read-only media while the block
+    runs: a tmpfs remounted read-only where mounting is permitted (root), else file and folder modes. Yields the
+    copy's path; skipped where root cannot mount."""
+    import sqlite3
+    media.mkdir()
+    root = os.geteuid() == 0
+    if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(media)]).returncode != 0:
+        pytest.skip("root without mount: cannot make a folder read-only")
+    try:
+        with sqlite3.connect(db) as src, sqlite3.connect(media / "ranker.sqlite3") as copy:
+            src.backup(copy)
+        copy.close()
+        if root:
+            subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        else:
+            os.chmod(media / "ranker.sqlite3", 0o444)
+            os.chmod(media, 0o555)
+        yield media / "ranker.sqlite3"
+    finally:
+        if root:
+            subprocess.run(["umount", str(media)], check=True)
+        else:
+            os.chmod(media, 0o755)
