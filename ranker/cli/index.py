@@ -74,6 +74,19 @@ def other_vectors(store, key: str, more_than: int = 0) -> str | None:
             f"embedder {other}: {use} uses those")
 
 
+def panel_embedder_note(store, key: str) -> str | None:
+    """What `ranker serve` and `ranker site` say when the configured embedder `key`, whose index gives the paper
+    pages their similar papers first, holds fewer paper vectors than another (the settings switched embedder):
+    the papers without a vector of `key` get theirs from that other one. None otherwise."""
+    from ..prefilter.embed import QUERY_PREFIX
+    n = store.paper_vector_stats(key, QUERY_PREFIX)[0]
+    other = other_vectors(store, key, more_than=n)
+    if not other:
+        return None
+    return (f"similar papers come first from the {n:,} paper vectors of the embedder {key} {other}; a paper "
+            f"without one of {key} gets its similar papers from another embedder")
+
+
 @index_app.command("status")
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
            db: DbOpt = None,
