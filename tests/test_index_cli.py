@@ -418,3 +418,22 @@ def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
         near = earlier_neighbours([Paper.from_dict(x) for x in day_b + [planted]], store, k=3)
     assert all(n.date == "2025-05-13" for ns in near.values() for n in ns)
     assert near["2599.00042"][0].id == original["id"] and all(len(ns) == 3 for ns in near.values())
+
+
+def test_similar_to_another_version_than_the_stored_one_says_whose_neighbours_they_are(stocked):
+    """`ranker similar 2504.11459v3` on a database holding v1 answered with v1's neighbours (its vector is v1's
+    text), saying nothing: one line says so now; the version stored, or none given, says nothing."""
+    db, papers = stocked
+    p = papers[40]
+    import dataclasses
+    with Store(db) as s:
+        s.add_papers([dataclasses.replace(s.get_paper(p.id), version=1)])
+        stored = s.get_paper(p.id).version
+    assert stored == 1
+    r = ranker("similar", f"{p.id}v{stored + 2}", "--k", "1", "--db", db)
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[3].id, r.stderr
+    assert (f"note: the database holds {p.id}v{stored}, not v{stored + 2}: these are the neighbours of "
+            f"v{stored}'s title and abstract") in r.stderr, r.stderr
+    for same in (f"{p.id}v{stored}", p.id, f"arXiv:{p.id}"):
+        r = ranker("similar", same, "--k", "1", "--db", db)
+        assert r.returncode == 0 and "note: the database holds" not in r.stderr, r.stderr
