@@ -77,10 +77,11 @@ def other_vectors(store, key: str, more_than: int = 0) -> str | None:
 def panel_embedder_note(store, key: str) -> str | None:
     """What `ranker serve` and `ranker site` say when the configured embedder `key`, whose index gives the paper
     pages their similar papers first, holds fewer paper vectors than another (the settings switched embedder):
-    the papers without a vector of `key` get theirs from that other one. None otherwise."""
+    the papers without a vector of `key` get theirs from that other one. None otherwise, and where `key` holds
+    none (every panel comes from the other then, as before; search by meaning says its own)."""
     from ..prefilter.embed import QUERY_PREFIX
     n = store.paper_vector_stats(key, QUERY_PREFIX)[0]
-    other = other_vectors(store, key, more_than=n)
+    other = other_vectors(store, key, more_than=n) if n else None
     if not other:
         return None
     return (f"similar papers come first from the {n:,} paper vectors of the embedder {key} {other}; a paper "
