@@ -437,3 +437,25 @@ def test_similar_to_another_version_than_the_stored_one_says_whose_neighbours_th
     for same in (f"{p.id}v{stored}", p.id, f"arXiv:{p.id}"):
         r = ranker("similar", same, "--k", "1", "--db", db)
         assert r.returncode == 0 and "note: the database holds" not in r.stderr, r.stderr
+
+
+def test_index_status_counts_say_what_they_are(stocked):
+    """`ranker index status` said "1 new vectors"; and a revised paper's old row (dropped, never searched) is
+    said apart from the vectors searched."""
+    db, papers = stocked
+    assert ranker("similar", papers[0].id, "--k", "1", "--db", db).returncode == 0          # the index built
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(2, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    with Store(db) as s:
+        s.put_embeddings([("2505.99999", "h", v[0])], "minilm")
+    r = ranker("index", "status", "--quick", "--db", db)
+    assert r.returncode == 0 and "state       1 new vector not added yet (" in r.stdout, r.stdout
+    with Store(db) as s:
+        s.put_embeddings([(papers[5].id, "v2", v[1])], "minilm")                           # revised: new text
+    assert ranker("similar", papers[0].id, "--k", "1", "--db", db).returncode == 0          # synced: old row dropped
+    r = ranker("index", "status", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert ("vectors     61 (the database holds 61); 1 old row of revised papers left in its files, never "
+            "searched") in r.stdout, r.stdout
+    assert "agrees with the database (full check)" in r.stdout

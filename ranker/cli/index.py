@@ -121,7 +121,10 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
             echo(f"  index       {what} ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
             continue
         kind = "exact (flat)" if st.kind == "flat" else f"approximate (IVF, {st.nlist} lists, {st.nprobe} probed)"
-        echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,})")
+        # the old rows of revised papers stay in the files until a merge or rebuild: said apart, never searched
+        left = f"; {counted(st.dropped, 'old row')} of revised papers left in its files, never searched" \
+            if st.dropped else ""
+        echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,}){left}")
         echo(f"  kind        {kind}")
         tail = f", {counted(st.tail, 'vector')} in {counted(st.segments, 'recent segment')}" \
             if st.kind != "flat" and st.segments else ""
@@ -134,7 +137,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
         elif st.problem:
             state = f"disagrees with the database: {st.problem} (the next sync rebuilds it)"
         elif st.behind:
-            state = f"{st.behind:,} new vectors not added yet (the next command that embeds adds them)"
+            state = f"{counted(st.behind, 'new vector')} not added yet (the next command that embeds adds them)"
         else:
             state = "agrees with the database" + ("" if quick else " (full check)")
         echo(f"  state       {state}")
