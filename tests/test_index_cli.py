@@ -426,6 +426,9 @@ def test_similar_to_another_version_than_the_stored_one_says_whose_neighbours_th
     db, papers = stocked
     p = papers[40]
     import dataclasses
+    r = ranker("similar", f"{p.id}v3", "--k", "1", "--db", db)             # a listing's paper: no version stored
+    assert r.returncode == 0 and (f"note: the database holds {p.id} without its version: these are the neighbours "
+                                  "of the title and abstract it stored, maybe not v3's") in r.stderr, r.stderr
     with Store(db) as s:
         s.add_papers([dataclasses.replace(s.get_paper(p.id), version=1)])
         stored = s.get_paper(p.id).version

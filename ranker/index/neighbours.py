@@ -67,8 +67,9 @@ class SimilarResult:
     paper: Paper | None          # the query paper, when the query was an id
     neighbours: list[Neighbour]
     corpus: int                  # vectors searched
-    # the version an id asked for (2504.11459v3), when it is not the stored paper's (its vector is that version's
-    # text): `ranker similar` answered an older version's neighbours as if they were the one asked for's
+    # the version an id asked for (2504.11459v3), when it is not the stored paper's, or the store does not know
+    # which it holds (paper.version None; its vector is that text's): `ranker similar` answered an older
+    # version's neighbours as if they were the one asked for's
     other_version: int | None = None
 
 
@@ -222,7 +223,7 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     papers = store.get_papers(h.id for h in hits)
     out = [Neighbour(h.id, h.score, papers[h.id].date if h.id in papers else "",
                      papers[h.id].title if h.id in papers else "") for h in hits]
-    other = asked if paper is not None and asked and paper.version and asked != paper.version else None
+    other = asked if paper is not None and asked and asked != paper.version else None
     return SimilarResult(query=pid or query, paper=paper, neighbours=out, corpus=len(idx), other_version=other)
 
 
