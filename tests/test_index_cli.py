@@ -418,3 +418,47 @@ def test_real_days_fetch_embed_run_similar_and_a_planted_reupload(tmp_path):
         near = earlier_neighbours([Paper.from_dict(x) for x in day_b + [planted]], store, k=3)
     assert all(n.date == "2025-05-13" for ns in near.values() for n in ns)
     assert near["2599.00042"][0].id == original["id"] and all(len(ns) == 3 for ns in near.values())
+
+
+def test_similar_to_another_version_than_the_stored_one_says_whose_neighbours_they_are(stocked):
+    """`ranker similar 2504.11459v3` on a database holding v1 answered with v1's neighbours (its vector is v1's
+    text), saying nothing: one line says so now; the version stored, or none given, says nothing."""
+    db, papers = stocked
+    p = papers[40]
+    import dataclasses
+    r = ranker("similar", f"{p.id}v3", "--k", "1", "--db", db)             # a listing's paper: no version stored
+    assert r.returncode == 0 and (f"note: the database holds {p.id} without its version: these are the neighbours "
+                                  "of the title and abstract it stored, maybe not v3's") in r.stderr, r.stderr
+    with Store(db) as s:
+        s.add_papers([dataclasses.replace(s.get_paper(p.id), version=1)])
+        stored = s.get_paper(p.id).version
+    assert stored == 1
+    r = ranker("similar", f"{p.id}v{stored + 2}", "--k", "1", "--db", db)
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[3].id, r.stderr
+    assert (f"note: the database holds {p.id}v{stored}, not v{stored + 2}: these are the neighbours of "
+            f"v{stored}'s title and abstract") in r.stderr, r.stderr
+    for same in (f"{p.id}v{stored}", p.id, f"arXiv:{p.id}"):
+        r = ranker("similar", same, "--k", "1", "--db", db)
+        assert r.returncode == 0 and "note: the database holds" not in r.stderr, r.stderr
+
+
+def test_index_status_counts_say_what_they_are(stocked):
+    """`ranker index status` said "1 new vectors"; and a revised paper's old row (dropped, never searched) is
+    said apart from the vectors searched."""
+    db, papers = stocked
+    assert ranker("similar", papers[0].id, "--k", "1", "--db", db).returncode == 0          # the index built
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(2, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    with Store(db) as s:
+        s.put_embeddings([("2505.99999", "h", v[0])], "minilm")
+    r = ranker("index", "status", "--quick", "--db", db)
+    assert r.returncode == 0 and "state       1 new vector not added yet (" in r.stdout, r.stdout
+    with Store(db) as s:
+        s.put_embeddings([(papers[5].id, "v2", v[1])], "minilm")                           # revised: new text
+    assert ranker("similar", papers[0].id, "--k", "1", "--db", db).returncode == 0          # synced: old row dropped
+    r = ranker("index", "status", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert ("vectors     61 (the database holds 61); 1 old row of revised papers left in its files, never "
+            "searched") in r.stdout, r.stdout
+    assert "agrees with the database (full check)" in r.stdout

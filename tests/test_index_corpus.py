@@ -613,3 +613,20 @@ def test_an_index_held_open_is_read_from_disk_once_until_the_store_changes(tmp_p
         idx.sync()                                   # nothing changed: stays in memory
         idx.search(vecs[[1]], 1)
     assert len(loads) == 3
+
+
+def test_status_counts_the_recent_segments_rows_searched_and_the_dropped_apart(store, vecs, monkeypatch):
+    """A revised paper's old row in a recent segment (dropped in the manifest, never searched) was counted among
+    the segments' vectors `ranker index status` lists; they are the rows searched now, the dropped said apart."""
+    monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 500)
+    put(store, vecs, 0, 600)
+    assert CorpusIndex(store, EMB).sync().kind == "ivf"
+    put(store, vecs, 600, 650)
+    CorpusIndex(store, EMB).sync()
+    st = CorpusIndex(store, EMB).status()
+    assert (st.vectors, st.segments, st.tail, st.dropped) == (650, 1, 50, 0)
+    store.put_embeddings([("2501.00610", "v2", vecs[2000]), ("2501.00003", "v2", vecs[2001])], EMB)   # revised
+    assert CorpusIndex(store, EMB).sync().rebuilt is None
+    st = CorpusIndex(store, EMB).status()
+    assert st.problem is None and st.vectors == 650 and st.dropped == 2
+    assert st.tail == 50 + 2 - 1                  # the new rows in, the segment's old row of 2501.00610 out

@@ -410,3 +410,66 @@ def test_serve_refuses_an_allowed_host_that_is_no_host_name(tmp_path):
     r = ranker("serve", "--host", "0.0.0.0", "--allow-host", "Proxy.Lab.Example:8443", "--db", tmp_path / "r.sqlite3",
                pre=pre)
     assert r.returncode == 0 and "proxy.lab.example" in r.stderr.splitlines()[0], r.stderr
+
+
+def _switched_store(tmp_path) -> Store:
+    """The small store after a switch of embedder: months of vectors under minilm (the papers 0..4 and older
+    ones), then the token cut set to 64: minilm@64 holds the papers 0..4 again and a newer paper, 2505.00009,
+    the nearest to 2505.00000 under it."""
+    s = _small_store(tmp_path)
+    rng = np.random.default_rng(3)
+    old = [f"2504.{i:05d}" for i in range(20)]
+    s.add_papers([Paper(id=i, title=f"Old {i}", abstract="a", date="2025-04-01") for i in old]
+                 + [Paper(id="2505.00009", title="Newer", abstract="a", date="2025-05-16")])
+    s.put_rankings("2025-05-16", [Ranked(s.get_paper("2505.00009"), 0.5, True)])
+    s.put_day_digest(DayDigest("2025-05-16", "m", "h", 8, 7))
+    v = rng.normal(size=(25, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    s.put_embeddings(((pid, "h", v[n]) for n, pid in enumerate([f"2505.0000{i}" for i in range(5)] + old)), "minilm")
+    w = rng.normal(size=(6, 384)).astype(np.float32)
+    w[5] = w[0] + 0.05 * w[5]
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    s.put_embeddings(((pid, "h", w[n]) for n, pid in enumerate([f"2505.0000{i}" for i in range(5)] + ["2505.00009"])),
+                     "minilm@64")
+    return s
+
+
+def test_similar_papers_come_from_the_configured_embedder_first(tmp_path):
+    """After a switch of embedder the paper pages took their similar papers from the alphabetically first
+    embedder holding the paper's vector (the old one, which never holds a newer paper): the configured one is
+    asked first now, in the served pages (create_app: the settings' embedder) and the static site, and a paper
+    without a vector of it falls back to another's."""
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    from ranker.web.search import corpus_similar_many, similar_embedders
+    with _switched_store(tmp_path) as s:
+        assert similar_embedders(s, "minilm@64") == ["minilm@64", "minilm"]
+        assert similar_embedders(s) == ["minilm", "minilm@64"]        # none configured: most vectors first
+        assert corpus_similar(s, "2505.00000", 3, embedder="minilm@64")[0][0] == "2505.00009"
+        many = corpus_similar_many(s, ["2505.00000", "2504.00003"], 3, embedder="minilm@64")
+        assert many["2505.00000"][0][0] == "2505.00009"
+        assert all(i.startswith(("2504.", "2505.0000")) and i != "2505.00009" for i, _ in many["2504.00003"])
+        assert len(many["2504.00003"]) == 3                           # no minilm@64 vector: minilm's panel
+    st = Settings.model_validate({"db": str(tmp_path / "r.sqlite3"), "prefilter": {"embedder": "minilm", "max_tokens": 64}})
+    html = TestClient(create_app(st)).get("/paper/2505.00000").text
+    assert "Similar papers" in html and 'href="/paper/2505.00009"' in html
+
+
+def test_site_cli_takes_similar_papers_from_the_configured_embedder_and_says_when_it_holds_few(tmp_path):
+    """`ranker site` under settings switched to another token cut: the paper pages' similar papers come from its
+    vectors (the newer paper is near), and the build says that it holds few, and which setting finds the many."""
+    _switched_store(tmp_path).close()
+    db, out = tmp_path / "r.sqlite3", tmp_path / "site"
+    (tmp_path / "ranker.toml").write_text("[prefilter]\nmax_tokens = 64\n")
+    r = ranker("site", "--out", out, "--db", db, "--config", tmp_path / "ranker.toml")
+    assert r.returncode == 0, r.stderr
+    assert 'href="../papers/2505.00009.html"' in (out / "papers" / "2505.00000.html").read_text()
+    assert "note: similar papers come first from the 6 paper vectors of the embedder minilm@64 (chosen by" in r.stderr
+    r = ranker("site", "--out", out, "--db", db, "--max-tokens", "64")
+    assert r.returncode == 0, r.stderr
+    assert (f"note: similar papers come first from the 6 paper vectors of the embedder minilm@64 (chosen by "
+            f"--max-tokens) in {db}; it holds 25 of the embedder minilm: --max-tokens 128 uses those") in r.stderr
+    r = ranker("site", "--out", out, "--db", db)
+    assert r.returncode == 0 and "note: similar" not in r.stderr, r.stderr

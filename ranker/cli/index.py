@@ -70,6 +70,20 @@ def other_vectors(store, key: str, more_than: int = 0) -> str | None:
             f"embedder {other}: {use} uses those")
 
 
+def panel_embedder_note(store, key: str) -> str | None:
+    """What `ranker serve` and `ranker site` say when the configured embedder `key`, whose index gives the paper
+    pages their similar papers first, holds fewer paper vectors than another (the settings switched embedder):
+    the papers without a vector of `key` get theirs from that other one. None otherwise, and where `key` holds
+    none (every panel comes from the other then, as before; search by meaning says its own)."""
+    from ..prefilter.embed import QUERY_PREFIX
+    n = store.paper_vector_stats(key, QUERY_PREFIX)[0]
+    other = other_vectors(store, key, more_than=n) if n else None
+    if not other:
+        return None
+    return (f"similar papers come first from the {n:,} paper vectors of the embedder {key} {other}; a paper "
+            f"without one of {key} gets its similar papers from another embedder")
+
+
 @index_app.command("status")
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
            db: DbOpt = None,
@@ -103,7 +117,10 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
             echo(f"  index       {what} ({st.problem}); the database holds {st.store_vectors:,} paper vectors")
             continue
         kind = "exact (flat)" if st.kind == "flat" else f"approximate (IVF, {st.nlist} lists, {st.nprobe} probed)"
-        echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,})")
+        # the old rows of revised papers stay in the files until a merge or rebuild: said apart, never searched
+        left = f"; {counted(st.dropped, 'old row')} of revised papers left in its files, never searched" \
+            if st.dropped else ""
+        echo(f"  vectors     {st.vectors:,} (the database holds {st.store_vectors:,}){left}")
         echo(f"  kind        {kind}")
         tail = f", {counted(st.tail, 'vector')} in {counted(st.segments, 'recent segment')}" \
             if st.kind != "flat" and st.segments else ""
@@ -116,7 +133,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
         elif st.problem:
             state = f"disagrees with the database: {st.problem} (the next sync rebuilds it)"
         elif st.behind:
-            state = f"{st.behind:,} new vectors not added yet (the next command that embeds adds them)"
+            state = f"{counted(st.behind, 'new vector')} not added yet (the next command that embeds adds them)"
         else:
             state = "agrees with the database" + ("" if quick else " (full check)")
         echo(f"  state       {state}")

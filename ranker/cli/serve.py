@@ -43,12 +43,15 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         from ..errors import MissingDependency
         raise MissingDependency(e.name or "fastapi", "web", "ranker serve") from None
 
+    from ..prefilter.embed import Embedder
     from ..store import Store
+    from .index import panel_embedder_note
     # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
     # only read): a mistyped --db is an error; the home's own database is made on a first serve (an empty archive)
     db_path = db_there(s)
     with Store(db_path) as store:     # a database that cannot be opened is one line now, not a 500 per page
         cannot_write = store.read_only
+        fewer = panel_embedder_note(store, Embedder.from_settings(s).key)
     if cannot_write and not read_only:
         # a store on read-only media (or a file not the user's) was served with its thumbs, and every click failed
         # with "The store failed" (500): it is served read-only, and the pages and this command say why
@@ -64,6 +67,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     app = create_app(s, read_only=read_only, allowed_hosts=hosts,
                      host_hint="the server's owner can allow another with ranker serve --allow-host NAME")
     how = f" (read-only: {read_only})" if isinstance(read_only, str) else " (read-only)" if read_only else ""
+    if fewer:
+        info(f"note: {fewer}")
     info(f"serving {url_of(sock)}{how}; Ctrl-C stops")
     try:
         run_server(app, sock)

@@ -50,6 +50,12 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
         fewer = other_vectors(store, emb.key, more_than=res.corpus)
     if res.paper is not None:
         info(f"nearest to {res.paper.id} ({res.paper.date or 'undated'}): {res.paper.title}")
+    if res.paper is not None and res.other_version and res.paper.version:
+        info(f"note: the database holds {res.paper.id}v{res.paper.version}, not v{res.other_version}: these are "
+             f"the neighbours of v{res.paper.version}'s title and abstract")
+    elif res.paper is not None and res.other_version:
+        info(f"note: the database holds {res.paper.id} without its version: these are the neighbours of the title "
+             f"and abstract it stored, maybe not v{res.other_version}'s")
     if fewer:
         info(f"searched only the {res.corpus:,} paper vectors of the embedder {emb.key} {fewer}")
     if not res.neighbours:

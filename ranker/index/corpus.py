@@ -82,7 +82,8 @@ class IndexStatus:
     built: float = 0.0
     updated: float = 0.0
     segments: int = 0
-    tail: int = 0
+    tail: int = 0                        # the segments' rows searched (their dropped rows not counted)
+    dropped: int = 0                     # rows of revised papers' old vectors left in the files, never searched
     nlist: int = 0
     nprobe: int = 0
     problem: str | None = None           # None: agrees with the store
@@ -569,7 +570,9 @@ class CorpusIndex:
                 return st
             st.exists = True
             st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated
-            st.segments, st.tail = len(m.segments), m.tail_count
+            # the segments' dropped rows (a revised paper's old vector) are not vectors it searches: counted apart
+            st.segments, st.dropped = len(m.segments), len(m.dropped)
+            st.tail = m.tail_count - sum(1 for p in m.dropped if p >= m.base_count)
             if m.base is not None:
                 st.nlist, st.nprobe = m.base.nlist, m.base.nprobe
             st.size_bytes = F.folder_size(self.dir)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequenc
 import numpy as np
 
 from ..errors import InputError
-from ..io import Warn, arxiv_id
+from ..io import Warn, parse_arxiv_id
 from ..prefilter.embed import QUERY_PREFIX
 from ..records import Paper, Ranked
 from ..sources.filters import check_day
@@ -67,6 +67,10 @@ class SimilarResult:
     paper: Paper | None          # the query paper, when the query was an id
     neighbours: list[Neighbour]
     corpus: int                  # vectors searched
+    # the version an id asked for (2504.11459v3), when it is not the stored paper's, or the store does not know
+    # which it holds (paper.version None; its vector is that text's): `ranker similar` answered an older
+    # version's neighbours as if they were the one asked for's
+    other_version: int | None = None
 
 
 def _embedder(embedder: "str | Embedder") -> "Embedder":
@@ -190,7 +194,8 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     An id's vector comes from the store, so no model is loaded; text is embedded (the query is cached)."""
     query = check_query(query, k=k, since=since)
     key = embedder.key if not isinstance(embedder, str) else _embedder(embedder).key
-    pid = arxiv_id(query)
+    parsed = parse_arxiv_id(query)
+    pid, asked = parsed if parsed else (None, None)
     paper = None
     cache = None if store.read_only else store        # a read-only database: embedded, not stored
     if pid is not None:
@@ -218,7 +223,8 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     papers = store.get_papers(h.id for h in hits)
     out = [Neighbour(h.id, h.score, papers[h.id].date if h.id in papers else "",
                      papers[h.id].title if h.id in papers else "") for h in hits]
-    return SimilarResult(query=pid or query, paper=paper, neighbours=out, corpus=len(idx))
+    other = asked if paper is not None and asked and asked != paper.version else None
+    return SimilarResult(query=pid or query, paper=paper, neighbours=out, corpus=len(idx), other_version=other)
 
 
 def _nearest_seen(store: "Store", key: str, queries: np.ndarray, k: int, exclude: Sequence[set[str]], *,

@@ -63,7 +63,8 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     indexes = OpenIndexes()              # each corpus index read from disk once, again only when it changes
     semantic = SemanticSearch(Embedder.from_settings(settings), indexes)
     if similar is corpus_similar:
-        similar = functools.partial(corpus_similar, indexes=indexes)
+        # the paper pages' similar papers from the configured embedder's index first, as search by meaning
+        similar = functools.partial(corpus_similar, indexes=indexes, embedder=semantic.key)
     app = FastAPI(title="ranker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.secret = secret
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -92,15 +92,26 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
     return "words", store.search_papers(query, limit), note
 
 
+def similar_embedders(store: "Store", embedder: str | None = None) -> list[str]:
+    """The embedders whose corpus indexes give a paper its similar papers, in the order tried: `embedder` (the
+    configured one, settings.prefilter: embedder and max_tokens, which new papers are embedded with) first, then
+    the others, most paper vectors first. They were tried alphabetically: after a switch of embedder, a paper
+    stored before it had its panel from the old one, which never holds a newer paper."""
+    from ..prefilter.embed import QUERY_PREFIX
+    have = store.paper_embedders(QUERY_PREFIX)
+    others = sorted((e for e in have if e != embedder), key=lambda e: -store.paper_vector_stats(e, QUERY_PREFIX)[0])
+    return ([embedder] if embedder in have else []) + others
+
+
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
-                   ) -> list[tuple[str, float]]:
-    """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder that holds
-    the paper's vector: [(paper id, cosine), ...], best first. Nothing (and no model loaded) when the store has
-    no vector of the paper; the index is brought up to the store first (built the first time). A RankerError
-    saying why when the index cannot be used here (a store on read-only media: it cannot be built beside it),
-    for the paper's page to say why it has no similar papers."""
+                   embedder: str | None = None) -> list[tuple[str, float]]:
+    """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder of
+    similar_embedders(store, embedder) that holds the paper's vector: [(paper id, cosine), ...], best first.
+    Nothing (and no model loaded) when the store has no vector of the paper; the index is brought up to the store
+    first (built the first time). A RankerError saying why when the index cannot be used here (a store on
+    read-only media: it cannot be built beside it), for the paper's page to say why it has no similar papers."""
     failed: list[str] = []
-    got = corpus_similar_many(store, [paper_id], k, indexes=indexes, failed=failed).get(paper_id)
+    got = corpus_similar_many(store, [paper_id], k, indexes=indexes, failed=failed, embedder=embedder).get(paper_id)
     if got is None and failed:
         raise RankerError(f"the corpus index cannot be used ({failed[0]})")
     return got or []
@@ -108,16 +119,16 @@ def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes 
 
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,
                         indexes: "OpenIndexes | None" = None, failed: list[str] | None = None,
-                        ) -> dict[str, list[tuple[str, float]]]:
+                        embedder: str | None = None) -> dict[str, list[tuple[str, float]]]:
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
-    once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out).
+    once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out); a
+    paper's panel comes from the first embedder of similar_embedders(store, embedder) holding its vector.
     paper id -> [(id, cosine), ...]; a paper without a stored vector is absent. `failed` gets why an index could
     not be used (a read-only folder beside the database), when one could not."""
     from ..index import index_for
-    from ..prefilter.embed import QUERY_PREFIX
     out: dict[str, list[tuple[str, float]]] = {}
     left = list(dict.fromkeys(paper_ids))
-    for key in store.paper_embedders(QUERY_PREFIX):
+    for key in similar_embedders(store, embedder):
         have = store.embedding_hashes(left, key) if left else {}      # which have a vector (none read yet)
         if not have:
             continue

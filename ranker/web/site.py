@@ -170,19 +170,20 @@ def _holds(path: Path, data: bytes) -> bool:
         return False            # unreadable: written again (atomic_write names the path if that fails too)
 
 
-def build_site(store: Store, out: str | Path, *, similar=None,
+def build_site(store: Store, out: str | Path, *, similar=None, embedder: str | None = None,
                waiting: Callable[[], None] | None = None) -> SiteResult:
     """Every page as static HTML under `out`, writing only the files whose content changed. `similar`: the
     paper pages' similar papers, (store, id, k) -> [(id, cosine)]; default the corpus index, searched once for
-    every paper (corpus_similar_many). `waiting` is called once, before this build waits for another one into
-    `out` to end (see _one_build_at_a_time), so the caller can say why nothing happens."""
+    every paper (corpus_similar_many), the index of `embedder` (the configured embedder's key) first. `waiting` is
+    called once, before this build waits for another one into `out` to end (see _one_build_at_a_time), so the
+    caller can say why nothing happens."""
     out = Path(out).expanduser()                 # as every command's output folder (io.output_dir)
     check_output_dir(out)                        # a file there, a folder that cannot be made or written in
     _refuse_others(out)
     if not (out / MARKER).is_file():
         atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
     with _one_build_at_a_time(out, waiting or (lambda: None)):
-        return _build(store, out, similar)
+        return _build(store, out, similar, embedder)
 
 
 @contextmanager
@@ -209,7 +210,7 @@ def _one_build_at_a_time(out: Path, waiting: Callable[[], None]) -> Iterator[Non
             os.close(fd)
 
 
-def _build(store: Store, out: Path, similar) -> SiteResult:
+def _build(store: Store, out: Path, similar, embedder: str | None = None) -> SiteResult:
     res = SiteResult(out=out)
     w = _Writer(out, res)
     # what a killed build left: temporary files are never published
@@ -225,7 +226,7 @@ def _build(store: Store, out: Path, similar) -> SiteResult:
         # run) brought up to the store since would look ahead of the store, and be built again
         failed: list[str] = []
         near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K,    # 2x: room (see below)
-                                   failed=failed)
+                                   failed=failed, embedder=embedder)
         # a store on read-only media (its index cannot be built beside it) gave pages without their similar
         # papers, and nothing said so
         res.notes += [f"similar papers left out of the paper pages: the corpus index cannot be used ({why})"
