@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from ranker.errors import ModelError
+from ranker.errors import InputError, ModelError
 from ranker.prefilter.embed import Embedder
 from ranker.records import DayDigest, Paper, Ranked, Score
 from ranker.sources import read_papers
@@ -286,6 +286,16 @@ def test_a_name_of_several_addresses_listens_on_one_it_can_bind_and_prints_that_
             assert server.url_of(sock) == want
             with socket.create_connection((bound, port), timeout=5):      # the address printed connects
                 pass
+    # an address skipped, then the port in use at the next: the port's fault is said, not the skipped address's
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", busy.getsockname()[1]))
+        monkeypatch.setattr(server, "lookup_to_listen", lambda name, port, type: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0)), taken])
+        with pytest.raises(InputError) as e:
+            server.bind("localhost", busy.getsockname()[1])
+        assert e.value.key == "port" and "in use" in e.value.message, e.value
 
 
 def test_serve_port_in_use_is_one_line(tmp_path):
@@ -445,8 +455,15 @@ def test_similar_papers_come_from_the_configured_embedder_first(tmp_path):
     from ranker.web.app import create_app
     from ranker.web.search import corpus_similar_many, similar_embedders
     with _switched_store(tmp_path) as s:
-        assert similar_embedders(s, "minilm@64") == ["minilm@64", "minilm"]
-        assert similar_embedders(s) == ["minilm", "minilm@64"]        # none configured: most vectors first
+        assert list(similar_embedders(s, "minilm@64")) == ["minilm@64", "minilm"]
+        assert list(similar_embedders(s)) == ["minilm", "minilm@64"]  # none configured: most vectors first
+        counted = []
+        stats = s.paper_vector_stats
+        s.paper_vector_stats = lambda *a: counted.append(a) or stats(*a)
+        assert corpus_similar(s, "2505.00000", 3, embedder="minilm@64")[0][0] == "2505.00009"
+        # a paper the configured embedder holds: no other embedder is counted (its own index's sync counts its own)
+        assert counted and {a[0] for a in counted} == {"minilm@64"}, counted
+        del s.paper_vector_stats
         assert corpus_similar(s, "2505.00000", 3, embedder="minilm@64")[0][0] == "2505.00009"
         many = corpus_similar_many(s, ["2505.00000", "2504.00003"], 3, embedder="minilm@64")
         assert many["2505.00000"][0][0] == "2505.00009"

@@ -3,7 +3,7 @@ the nearest papers from the FAISS corpus index) or, by default, both fused; and 
 same index."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -92,15 +92,17 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
     return "words", store.search_papers(query, limit), note
 
 
-def similar_embedders(store: "Store", embedder: str | None = None) -> list[str]:
+def similar_embedders(store: "Store", embedder: str | None = None) -> "Iterator[str]":
     """The embedders whose corpus indexes give a paper its similar papers, in the order tried: `embedder` (the
     configured one, settings.prefilter: embedder and max_tokens, which new papers are embedded with) first, then
     the others, most paper vectors first. They were tried alphabetically: after a switch of embedder, a paper
-    stored before it had its panel from the old one, which never holds a newer paper."""
+    stored before it had its panel from the old one, which never holds a newer paper. The others are listed and
+    counted only when asked for (a paper page the configured one answers reads no count)."""
     from ..prefilter.embed import QUERY_PREFIX
-    have = store.paper_embedders(QUERY_PREFIX)
-    others = sorted((e for e in have if e != embedder), key=lambda e: -store.paper_vector_stats(e, QUERY_PREFIX)[0])
-    return ([embedder] if embedder in have else []) + others
+    if embedder:
+        yield embedder
+    others = [e for e in store.paper_embedders(QUERY_PREFIX) if e != embedder]
+    yield from sorted(others, key=lambda e: -store.paper_vector_stats(e, QUERY_PREFIX)[0])
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
@@ -148,4 +150,6 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
                 failed.append(str(e))
             return out
         left = [i for i in left if i not in have]
+        if not left:                    # every panel found: the other embedders are not listed (nor counted)
+            break
     return out

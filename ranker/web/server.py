@@ -37,6 +37,7 @@ def bind(host: str, port: int) -> socket.socket:
             first = first or e
             if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                 continue                # not an address of this machine: the name's next one may be
+            first = e                   # what stopped it (a port in use) is said, not an address skipped
             break
         sock.set_inheritable(True)
         return sock
