@@ -3,6 +3,7 @@ the serve CLI's edges (a port in use, a non-loopback host, a missing extra), cal
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import xml.etree.ElementTree as ET
@@ -490,3 +491,31 @@ def test_site_cli_takes_similar_papers_from_the_configured_embedder_and_says_whe
             f"--max-tokens) in {db}; it holds 25 of the embedder minilm: --max-tokens 128 uses those") in r.stderr
     r = ranker("site", "--out", out, "--db", db)
     assert r.returncode == 0 and "note: similar" not in r.stderr, r.stderr
+
+
+def test_a_refused_host_answer_names_no_name_served_and_the_log_stops_after_its_cap(tmp_path, caplog):
+    """A DNS-rebinding page reads the refused-Host answer as its own: it listed every name served (for
+    --host 0.0.0.0 the machine's names and addresses, and the proxies allowed). The answer says how to allow a
+    name; the names served are in the log only, each refused name logged once, and a flood of made-up names
+    stops the log at its cap with one line saying so."""
+    import logging
+
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web import app as web_app
+    from ranker.web.server import allowed_hosts_for
+    Store(tmp_path / "r.sqlite3").close()
+    allowed = allowed_hosts_for("0.0.0.0", ("proxy.corp.internal",))
+    client = TestClient(web_app.create_app(Settings.model_validate({"db": str(tmp_path / "r.sqlite3")}),
+                                           allowed_hosts=allowed), base_url="http://evil.example")
+    with caplog.at_level(logging.WARNING, logger="ranker.web"):
+        r = client.get("/")
+        assert r.status_code == 400 and "'evil.example'" in r.text and web_app.HOST_HINT in r.text, r.text
+        said = set(re.findall(r"[\w.:\[\]-]+", r.text))             # the answer's words (a name is one)
+        assert allowed and not said & allowed, r.text
+        assert "proxy.corp.internal" in caplog.text
+        for n in range(web_app.HOSTS_LOGGED + 5):
+            client.get("/", headers={"Host": f"made-up-{n}.example"})
+    refused = [rec.getMessage() for rec in caplog.records if rec.name == "ranker.web"]
+    assert len(refused) == web_app.HOSTS_LOGGED + 1 and "further ones are not logged" in refused[-1], refused[-3:]

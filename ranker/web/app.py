@@ -116,15 +116,18 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     def refuse_host(host: str) -> Response:
         """A Host this server does not answer to (DNS rebinding; or a colleague's name for this machine, a fully
         qualified name getfqdn does not give): the bare "unknown Host header" left the one who opened it guessing,
-        and the server's log held nothing. The answer names the names it answers to and how more are allowed;
-        the log says each name refused, once."""
+        and the server's log held nothing. The answer says how more names are allowed; the log, for the owner,
+        says each name refused (once) and the names served. Not the answer: a DNS-rebinding page reads it as its
+        own, and would learn the machine's names and addresses and the proxies allowed."""
         name = security.host_name(host)
-        names = ", ".join(sorted(allowed_hosts or ()))
-        if name not in refused_hosts and len(refused_hosts) < HOSTS_LOGGED:
+        if name not in refused_hosts and len(refused_hosts) <= HOSTS_LOGGED:
             refused_hosts.add(name)
-            log.warning("refused a request for the Host name %r: this server answers to %s; %s",
-                        name[:200], names, host_hint)
-        return Response(f"unknown Host header {name[:200]!r}: this server answers to the names {names}; "
+            if len(refused_hosts) > HOSTS_LOGGED:
+                log.warning("refused over %d Host names: further ones are not logged", HOSTS_LOGGED)
+            else:
+                log.warning("refused a request for the Host name %r: this server answers to %s; %s",
+                            name[:200], ", ".join(sorted(allowed_hosts or ())), host_hint)
+        return Response(f"unknown Host header {name[:200]!r}: this server does not answer to that name; "
                         f"{host_hint}\n", status_code=400, media_type="text/plain",
                         headers=security.HEADERS)
 
