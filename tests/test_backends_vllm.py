@@ -327,6 +327,17 @@ def test_a_model_without_a_chat_template_is_refused_once_and_its_engine_stopped(
     assert not _engine_processes() - before
 
 
+def test_engine_errors_advise_on_the_settings_by_their_table():
+    """vLLM's out-of-memory and failed-start errors advised "lower max_model_len" with no table, where the rest of
+    the backend's errors name [scoring.vllm] keys: a user looked for a top-level setting."""
+    from ranker.backends.vllm_backend import _engine_error
+    oom = str(_engine_error(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "m"))
+    assert oom.endswith("(lower [scoring.vllm] max_model_len, raise its gpu_memory_utilization / kv_cache_gb, "
+                        "or choose a smaller model)"), oom
+    start = str(_engine_error(RuntimeError("Engine core initialization failed. See root cause above."), "m"))
+    assert start.endswith("lower [scoring.vllm] max_model_len)"), start
+
+
 @pytest.mark.slow
 def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch, capfd):
     pytest.importorskip("vllm")
@@ -336,6 +347,7 @@ def test_a_model_that_does_not_fit_is_a_one_line_model_error(monkeypatch, capfd)
     with pytest.raises(ModelError) as e:
         VLLMBackend("smollm2-135m", max_model_len=4096, engine_args={"kv_cache_memory_bytes": 16 << 20})
     assert "does not fit in memory" in str(e.value) and one_line(e.value)
+    assert "(lower [scoring.vllm] max_model_len, raise its gpu_memory_utilization / kv_cache_gb" in str(e.value)
     # the start that failed let go of its worker (the weights loaded, 1.5 GB) while the caller still holds
     # the error; it had lived on beside the rest of the test suite
     deadline = time.monotonic() + 20

@@ -93,15 +93,15 @@ def _engine_error(e: BaseException, model: str) -> ModelError:
     low = msg.lower()
     if any(s in low for s in ("kv cache", "out of memory", "memory on node", "no available memory",
                               "larger than the available", "cuda out of memory")):
-        return ModelError(f"model {model} does not fit in memory: {msg} (lower max_model_len, raise "
-                          "gpu_memory_utilization / kv_cache_gb, or choose a smaller model)")
+        return ModelError(f"model {model} does not fit in memory: {msg} (lower [scoring.vllm] max_model_len, "
+                          "raise its gpu_memory_utilization / kv_cache_gb, or choose a smaller model)")
     if "support `--runner generate`" in low:
         return ModelError(f"model {model} is not a text-generation model: vLLM runs its architecture for "
                           "embedding or classification only; scoring needs a causal language model (an "
                           "...ForCausalLM checkpoint)")
     if "engine core initialization failed" in low:
         return ModelError(f"the vLLM engine for {model} failed to start; the cause is in vLLM's log "
-                          "(most often: the model does not fit in memory, lower max_model_len)")
+                          "(most often: the model does not fit in memory, lower [scoring.vllm] max_model_len)")
     return ModelError(f"vLLM could not load {model}: {msg}")
 
 
