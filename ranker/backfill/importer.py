@@ -105,11 +105,15 @@ def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: I
 
 
 def _other_text(t, store: Store) -> list[bool]:
-    """For each row, whether its vector is of another text than the one the store holds for its paper."""
+    """For each row of a paper on several rows (days), whether its vector is of another text than the one the
+    store holds for the paper; False for a paper's only row (nothing to choose: the store's texts are not read)."""
+    from collections import Counter
+
     from ..prefilter.embed import paper_text, text_hash
     ids = t.column("id").to_pylist()
-    held = {i: text_hash(paper_text(p)) for i, p in store.get_papers(set(ids)).items()}
-    return [held.get(i) != h for i, h in zip(ids, t.column("text_hash").to_pylist())]
+    several = {i for i, n in Counter(ids).items() if n > 1}
+    held = {i: text_hash(paper_text(p)) for i, p in store.get_papers(several).items()}
+    return [i in several and held.get(i) != h for i, h in zip(ids, t.column("text_hash").to_pylist())]
 
 
 def _not_older(t, store: Store) -> list[bool]:
