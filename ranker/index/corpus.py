@@ -361,7 +361,7 @@ class CorpusIndex:
             for seg, keep in self._kept_segment_rows(m):
                 index.add(F.read_segment_vectors(self.dir, seg, m.dim)[keep])
                 seg_ids, hashes = F.read_ids(self.dir, seg.ids, seg.count)
-                ids.write("".join(f"{seg_ids[j]}\t{hashes[j]}\n" for j in keep).encode("utf-8"))
+                ids.write(F.id_lines([seg_ids[j] for j in keep], [hashes[j] for j in keep]))
             idref = ids.close()
         except BaseException:
             ids.discard()
@@ -427,7 +427,7 @@ class CorpusIndex:
         try:
             for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=READ_BATCH):
                 index.add(_vectors(rows, m.dim, self.embedder))
-                ids.write("".join(f"{r[1]}\t{r[2]}\n" for r in rows).encode("utf-8"))
+                ids.write(F.id_lines((r[1] for r in rows), (r[2] for r in rows)))
                 digest += F.digest_of((r[1], r[2]) for r in rows)
                 _refresh_probes(m.probes, rows, n)
                 n += len(rows)

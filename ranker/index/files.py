@@ -138,6 +138,11 @@ def digest_of(pairs) -> int:
 
 
 # --------------------------------------------------------------------------- the folder
+def id_lines(ids, hashes) -> bytes:
+    """An ids file's lines for these rows: "<paper id>\t<text hash>\n" each (read_ids reads them)."""
+    return "".join(f"{i}\t{h}\n" for i, h in zip(ids, hashes)).encode("utf-8")
+
+
 def new_name(stem: str, suffix: str) -> str:
     return f"{stem}-{time.time_ns():x}{secrets.token_hex(3)}{suffix}"
 
@@ -319,7 +324,7 @@ class SegmentWriter:
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"segment rows of shape {vectors.shape}, expected ({len(ids)}, {self.dim})")
         self._vec.write(vectors.tobytes())
-        self._ids.write("".join(f"{i}\t{h}\n" for i, h in zip(ids, hashes)).encode("utf-8"))
+        self._ids.write(id_lines(ids, hashes))
         self.count += len(ids)
 
     def close(self) -> Segment:
