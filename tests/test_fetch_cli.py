@@ -398,3 +398,49 @@ def test_a_day_whose_window_closed_is_refused_until_its_announcement(monkeypatch
         now[0] = dt.datetime(2025, 5, 15, 0, 1, tzinfo=dt.timezone.utc)        # 20:01 EDT: announced
         list(fetch_announced("2025-05-15", policy=policy))
         assert srv.hits() == 1
+
+
+@pytest.mark.parametrize("monday, sunday_evening, window", [
+    # EDT: Sunday 20:00 is 00:00 UTC Monday; Thursday and Friday 14:00 EDT are 18:00 UTC
+    ("2025-05-19", (2025, 5, 19, 0, 0), "202505151800 TO 202505161759"),
+    # summer time began that Sunday at 02:00: announced 20:00 EDT, the window's deadlines still EST
+    ("2025-03-10", (2025, 3, 10, 0, 0), "202503061900 TO 202503071859"),
+    # summer time ended that Sunday at 02:00: announced 20:00 EST, the window's deadlines still EDT
+    ("2025-11-03", (2025, 11, 3, 1, 0), "202510301800 TO 202510311759"),
+])
+def test_a_monday_is_announced_on_sunday_evening_not_friday(monkeypatch, monday, sunday_evening, window):
+    """Monday's listing (Thursday 14:00 to Friday 14:00) is announced on Sunday at 20:00 US Eastern; it was
+    taken for announced on Friday at 20:00, so `--date MONDAY` on a Saturday asked the API, which holds none of
+    those papers before Sunday evening, retried its empty answer and said 'try again later' (exit 1 in a
+    weekend cron job) instead of 'not announced yet', and the line named Friday as the announcement."""
+    import datetime as dt
+
+    from ranker.errors import InputError
+    from ranker.sources.api import fetch_announced
+    from ranker.sources.days import announced_at
+    from ranker.sources.net import NetPolicy
+    announced = dt.datetime(*sunday_evening, tzinfo=dt.timezone.utc)
+    assert announced_at(monday) == announced
+    now = [announced - dt.timedelta(days=1, hours=6)]             # Saturday afternoon, US Eastern
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now[0].astimezone(tz) if tz else now[0].replace(tzinfo=None)
+
+    monkeypatch.setattr(dt, "datetime", Clock)
+    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, atom))
+        policy = NetPolicy(api_url=srv.url("/api/query"), retries=0, api_delay=0.0)
+        for at in (now[0], announced - dt.timedelta(minutes=1)):     # Saturday, and Sunday 19:59 Eastern
+            now[0] = at
+            with pytest.raises(InputError) as e:
+                list(fetch_announced(monday, policy=policy))
+            assert srv.hits() == 0 and e.value.key == "date"
+            assert f"announced at {announced:%Y-%m-%d %H:%M} UTC (20:00 US Eastern)" in e.value.message
+        now[0] = announced + dt.timedelta(minutes=1)
+        list(fetch_announced(monday, policy=policy))
+        assert srv.hits() == 1
+        assert srv.log[-1].query["search_query"][0].endswith(f"submittedDate:[{window}]")

@@ -61,9 +61,10 @@ def submission_window(day: str) -> tuple[datetime, datetime]:
 
 
 def announced_at(day: str) -> datetime:
-    """When the announcement dated `day` is made (UTC): 20:00 US Eastern on the weekday before, when its
-    submission window (closed at 14:00 that day) reaches the arXiv API."""
+    """When the announcement dated `day` is made (UTC): 20:00 US Eastern on the day before, when its
+    submission window reaches the arXiv API. That is a Sunday for a Monday: the window closed at 14:00 on
+    Friday, and its papers are not public (the API holds none of them) until Sunday evening."""
     d = date.fromisoformat(day)
     if d.weekday() >= 5:
         raise ValueError(f"{day} is a {weekday_name(day)}: arXiv announces nothing dated then")
-    return _deadline(_previous_weekday(d), ANNOUNCED)
+    return _deadline(d - timedelta(days=1), ANNOUNCED)
