@@ -444,3 +444,36 @@ def test_a_monday_is_announced_on_sunday_evening_not_friday(monkeypatch, monday,
         list(fetch_announced(monday, policy=policy))
         assert srv.hits() == 1
         assert srv.log[-1].query["search_query"][0].endswith(f"submittedDate:[{window}]")
+
+
+def test_a_window_from_a_day_to_come_names_since_not_an_until_never_given(tmp_path):
+    """Without --until a window ends today; one starting after today was refused as '--until: <today> is before
+    the first day', sending the user after a flag they had not used. Nothing is asked."""
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes()))
+        r = fetch_cli("fetch", "--since", "2099-01-05", "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
+                      RANKER_API_URL=srv.url("/api/query"))
+        assert srv.hits() == 0
+    assert r.returncode == 1
+    assert re.fullmatch(r"error: --since: 2099-01-05 is after today \(\d{4}-\d\d-\d\d\): nothing submitted then can "
+                        r"be asked for yet", r.stderr.strip()), r.stderr
+
+
+@pytest.mark.parametrize("tz, utc, today", [
+    ("America/Los_Angeles", (2025, 5, 16, 1, 0), "2025-05-16"),     # 18:00 on the 15th there: UTC's day is later
+    ("Asia/Tokyo", (2025, 5, 15, 20, 0), "2025-05-16"),             # 05:00 on the 16th there: its own is later
+    ("Pacific/Kiritimati", (2025, 5, 15, 12, 0), "2025-05-16"),     # UTC+14
+    ("UTC", (2025, 5, 15, 23, 59), "2025-05-15"),
+])
+def test_today_of_a_submission_window_is_the_later_of_the_machine_s_and_utc_s(monkeypatch, tz, utc, today):
+    import time
+    from datetime import datetime, timezone
+
+    from ranker.sources.days import today as window_today
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        assert window_today(datetime(*utc, tzinfo=timezone.utc)) == today
+    finally:
+        monkeypatch.undo()
+        time.tzset()

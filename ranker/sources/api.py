@@ -170,20 +170,26 @@ def fetch_window(since: str, until: str | None = None, categories: list[str] | s
                  announce: list[str] | str | None = None, date: str | None = None, *,
                  report: ReadReport | None = None, policy=None, warn: Warn | None = None,
                  max_results: int | None = None, progress: Progress | None = None) -> Iterator[Paper]:
-    """Papers submitted between `since` and `until` (YYYY-MM-DD, inclusive; until defaults to today) in
+    """Papers submitted between `since` and `until` (YYYY-MM-DD, inclusive; until defaults to today, days.today) in
     `categories`, from the arXiv API, oldest first: for backfills. A paper's day is its first version's
     submission day unless `date` is given. Every page is read before the first paper is given (as
     fetch_announced does): a window is many pages apart by the API's delay, and a caller storing the papers in
     one transaction (ranker.sources.ingest) must not hold the database's write lock across them. `progress`
     hears of the results read while the pages come."""
     import arxiv
-    from datetime import date as _date
 
+    from .days import today
     from .net import api_client, window_query
     s = check_day(since, "since")
-    u = check_day(until, "until") if until else _date.today().isoformat()
-    if u < s:
-        raise InputError(f"{u} is before the first day, {s}", key="until")
+    if until:
+        u = check_day(until, "until")
+        if u < s:
+            raise InputError(f"{u} is before the first day, {s}", key="until")
+    else:
+        u = today()
+        if u < s:
+            # the window ends today: the day was not given, and naming it sent the user after a flag not used
+            raise InputError(f"{s} is after today ({u}): nothing submitted then can be asked for yet", key="since")
     cats = parse_list(categories, key="categories") if categories else list(DEFAULT_CATEGORIES)
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
     day = check_day(date) if date else None

@@ -29,6 +29,14 @@ def _deadline(d: date, at: time = DEADLINE) -> datetime:
     return datetime.combine(d, at, tzinfo=tz).astimezone(timezone.utc)
 
 
+def today(now: datetime | None = None) -> str:
+    """Today (YYYY-MM-DD) for a window of submission days, which the arXiv API counts in UTC: the later of this
+    machine's day and UTC's, so neither a machine west of UTC in its evening (UTC already tomorrow) nor one
+    east of it in its morning (UTC still yesterday) has its own or UTC's today taken for a day to come."""
+    now = now or datetime.now(timezone.utc)
+    return max(now.astimezone().date(), now.astimezone(timezone.utc).date()).isoformat()
+
+
 def _sunday(year: int, month: int, n: int) -> date:
     """The n-th Sunday of a month."""
     first = date(year, month, 1)
