@@ -477,3 +477,18 @@ def test_today_of_a_submission_window_is_the_later_of_the_machine_s_and_utc_s(mo
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1985-03-04"])
+def test_a_day_before_arxiv_is_refused_and_asks_nothing(tmp_path, day):
+    """A day before arXiv's first announcement has nothing to rebuild: 0001-01-01 failed as 'unexpected failure:
+    date value out of range' and 1985 asked the API, retried its empty answer and said 'try again later'."""
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes()))
+        r = fetch_cli("fetch", "--date", day, "--out", tmp_path / "p.jsonl", "--db", tmp_path / "r.sqlite3",
+                      RANKER_API_URL=srv.url("/api/query"), RANKER_FETCH_RETRIES="0")
+        assert srv.hits() == 0
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"error: --date: {day} is before arXiv's first announcement (1991-08-14): there "
+                                "is no day to rebuild"), r.stderr
+    assert not (tmp_path / "p.jsonl").exists()

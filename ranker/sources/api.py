@@ -125,9 +125,13 @@ def fetch_announced(day: str, categories: list[str] | str | None = None, announc
 
     import arxiv
 
-    from .days import announced_at, is_announcement_day, submission_window
+    from .days import FIRST, announced_at, is_announcement_day, submission_window
     from .net import NetPolicy, api_client, window_query_utc
     d = check_day(day, "date")
+    if d < FIRST.isoformat():
+        # the API's empty answer was asked again and again, then 'try again later' (year 1: a crash)
+        raise InputError(f"{d} is before arXiv's first announcement ({FIRST}): there is no day to rebuild",
+                         key="date")
     report = report if report is not None else ReadReport(source="arXiv API")
     report.source = report.source or "arXiv API"
     report.feed_date = d

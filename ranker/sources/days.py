@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 DEADLINE = time(14, 0)               # submissions received before this (US Eastern) make the next announcement
 ANNOUNCED = time(20, 0)              # when that announcement is made (US Eastern), the API's papers with it
+FIRST = date(1991, 8, 14)            # arXiv's first announcement: no day before it has one to rebuild
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
