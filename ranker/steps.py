@@ -57,7 +57,8 @@ class Day:
 
     @property
     def date(self) -> str:
-        """The announcement day: the day most papers carry (the day asked for, or today, when none does)."""
+        """The announcement day: the day most papers carry (the day asked for, or the newest announcement's, when
+        none does)."""
         return announcement_day(Counter(self.stored.days), default=self.report.feed_date)
 
     def empty_reason(self) -> str:
@@ -74,12 +75,14 @@ class Day:
 
 
 def announcement_day(days: Counter, default: str | None = None) -> str:
-    """The day most papers carry, from a count of papers by day ('' uncounted); `default`, else today, when
-    none has one."""
+    """The day most papers carry, from a count of papers by day ('' uncounted); `default`, else the newest
+    announcement's day (sources.days.current_day), when none has one. (It was the machine's own date: a
+    Saturday or Sunday, and the same papers at the same moment named a day apart in Tokyo and California.)"""
+    from .sources.days import current_day
     days = Counter({d: n for d, n in days.items() if d})
     if days:
         return days.most_common(1)[0][0]
-    return default or time.strftime("%Y-%m-%d")
+    return default or current_day()
 
 
 def one_day(papers: Iterable[Paper], *, where: str) -> None:

@@ -179,6 +179,50 @@ def test_a_weekend_day_is_one_line_and_asks_nothing(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("utc, day", [
+    ((2025, 5, 18, 10, 0), "2025-05-16"),     # a Sunday morning: Friday's listing, Monday's comes at 20:00 EDT
+    ((2025, 5, 18, 23, 59), "2025-05-16"),    # Sunday 19:59 EDT (Monday 08:59 in Tokyo): still Friday's
+    ((2025, 5, 19, 0, 0), "2025-05-19"),      # Sunday 20:00 EDT: Monday's
+    ((2025, 1, 13, 0, 30), "2025-01-10"),     # Monday 00:30 UTC in winter: 19:30 EST Sunday, still Friday's
+    ((2025, 1, 13, 1, 0), "2025-01-13"),
+    ((2025, 11, 2, 5, 30), "2025-10-31"),     # 01:30 on the Sunday summer time ends, the first 01:30 (EDT)
+    ((2025, 11, 2, 6, 30), "2025-10-31"),     # and the second (EST)
+    ((2025, 3, 9, 23, 59), "2025-03-07"),     # the Sunday summer time begins: 19:59 EDT
+    ((2025, 3, 10, 0, 0), "2025-03-10"),
+    ((2025, 5, 14, 23, 59), "2025-05-14"),    # a weekday, 19:59 EDT: that day's
+    ((2025, 5, 15, 0, 0), "2025-05-15"),      # 20:00 EDT: the next day's
+])
+def test_the_current_listing_is_the_newest_announced(utc, day):
+    from datetime import datetime, timezone
+
+    from ranker.sources.days import current_day
+    assert current_day(datetime(*utc, tzinfo=timezone.utc)) == day
+
+
+def test_undated_papers_are_the_current_listing_s_wherever_the_machine_is(settings, store, tmp_path):
+    """Papers without a day (a JSONL of one's own) were named after the machine's date: the same file at the
+    same moment made 2025-05-17's digest in California and 2025-05-18's in Kiritimati, both a weekend. They are
+    the newest announced listing's, the same everywhere: on Sunday 2025-05-18 at 10:00 UTC, Friday's."""
+    undated = tmp_path / "undated.jsonl"
+    undated.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "date"}) + "\n"
+                               for line in LISTING.read_text().splitlines()[:20]))
+    clock = ("import datetime as _dt, ranker.sources.days as _days\n"
+             "class _Clock(_dt.datetime):\n"
+             "    @classmethod\n"
+             "    def now(cls, tz=None):\n"
+             "        t = _dt.datetime(2025, 5, 18, 10, 0, tzinfo=_dt.timezone.utc)\n"
+             "        return t.astimezone(tz) if tz else t.astimezone().replace(tzinfo=None)\n"
+             "_days.datetime = _Clock")
+    names = {}
+    for tz in ("Etc/GMT+12", "America/Los_Angeles", "Pacific/Kiritimati"):     # UTC-12, UTC-7, UTC+14
+        out = tmp_path / tz.replace("/", "_")
+        r = ranker("run", "--papers", undated, "--out", out, "--db", settings.db, "--backend", "fake", "--model",
+                   "tiny", "--offline", env={"TZ": tz, "RANKER_HOME": tmp_path / "home"}, pre=clock)
+        assert r.returncode == 0, r.stderr
+        names[tz] = sorted(p.name for p in out.glob("*-output.md"))
+    assert set(map(tuple, names.values())) == {("2025-05-16-output.md",)}, names
+
+
 def test_announcement_windows():
     from ranker.sources.days import submission_window
     fmt = "%Y-%m-%d %H:%M"

@@ -77,3 +77,13 @@ def announced_at(day: str) -> datetime:
     if d.weekday() >= 5:
         raise ValueError(f"{day} is a {weekday_name(day)}: arXiv announces nothing dated then")
     return _deadline(d - timedelta(days=1), ANNOUNCED)
+
+
+def current_day(now: datetime | None = None) -> str:
+    """The day of the newest listing announced by `now` (default: the clock): Monday to Friday, the same
+    wherever the machine is (Friday's from Thursday 20:00 US Eastern until Sunday 20:00, Monday's from then)."""
+    now = now or datetime.now(timezone.utc)
+    d = now.astimezone(timezone.utc).date() + timedelta(days=1)
+    while d.weekday() >= 5 or _deadline(d - timedelta(days=1), ANNOUNCED) > now:
+        d -= timedelta(days=1)
+    return d.isoformat()
