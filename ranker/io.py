@@ -14,6 +14,7 @@
   day_span                     days said as one span: `2025-05-15`, or `2025-04-17..2025-07-18`
   counted                      a count and its noun: `1 paper`, `2 papers`, `1,204 papers`
   Warn, Progress               the one signature of every warning and progress callback
+  quiet_transformers           transformers' messages and progress bars off for a block, then as they were
 """
 from __future__ import annotations
 
@@ -658,3 +659,40 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
             seen.add(r)
             unique.append(f)
     return unique
+
+
+_QUIET = {"depth": 0, "saved": None}
+_QUIET_LOCK = threading.Lock()
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' messages below errors and its progress bars ("Loading weights") off while the block runs
+    (a model loading writes nothing on the caller's stderr), and put back as they were once the last such block
+    ends: they are transformers' settings for the whole process, and a program that uses ranker as a library
+    keeps its own (they stayed switched off after the first embedder loaded)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except Exception:            # no transformers, or one without these helpers: nothing to quiet
+        yield
+        return
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            try:
+                _QUIET["saved"] = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+                hf_logging.set_verbosity_error()
+                hf_logging.disable_progress_bar()
+            except Exception:    # an older or newer transformers: cosmetic only
+                _QUIET["saved"] = None
+        _QUIET["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            saved = _QUIET["saved"] if _QUIET["depth"] == 0 else None
+            if saved is not None:
+                _QUIET["saved"] = None
+                verbosity, bars = saved
+                hf_logging.set_verbosity(verbosity)
+                (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()

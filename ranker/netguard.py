@@ -5,7 +5,9 @@ friends in their offline / no-telemetry modes through environment variables (whi
 vLLM's engine core inherit), installs a guard on socket connects and name lookups in this process, so a
 library that tries anyway fails loudly instead of leaking (or waiting on a name server), and makes
 `check_allowed(url)` refuse any non-loopback URL before a client even tries it. `disable_offline()` undoes all
-three (for tests and long-lived processes).
+three (for tests and long-lived processes). `offline_while(settings.offline)` is the same for one block: the
+public steps (ranker.steps) hold it, so a program that uses ranker as a library and sets `offline` gets what
+the CLI gives, and its process back as it was after the step.
 `worker_env()` is what a process this one does not start (a Ray worker on another node) needs to be offline too.
 """
 from __future__ import annotations
@@ -13,6 +15,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from .errors import FetchError
 from .io import is_loopback_host, is_loopback_url, url_host
@@ -126,3 +131,31 @@ def disable_offline() -> None:
         else:
             os.environ[k] = v
     _saved = None
+
+
+_SCOPE = {"depth": 0, "enabled": False}     # offline_while blocks open, and whether the first switched it on
+_SCOPE_LOCK = threading.Lock()
+
+
+@contextmanager
+def offline_while(on: bool) -> Iterator[None]:
+    """Offline mode while the block runs when `on` (Settings.offline), switched off again when the last such
+    block ends, unless it was on before the first began (the CLI's enable_offline holds for the whole command).
+    Without it, a program that called the steps with offline set reached the network (the RSS feed, Hugging
+    Face): only the CLI read the setting."""
+    if not on:
+        yield
+        return
+    with _SCOPE_LOCK:
+        if _SCOPE["depth"] == 0:
+            _SCOPE["enabled"] = not is_offline()
+            enable_offline()
+        _SCOPE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _SCOPE_LOCK:
+            _SCOPE["depth"] -= 1
+            if _SCOPE["depth"] == 0 and _SCOPE["enabled"]:
+                _SCOPE["enabled"] = False
+                disable_offline()

@@ -36,7 +36,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, \
     model_validator
@@ -63,6 +63,16 @@ def _home_path(v: str | None) -> str | None:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+    section: ClassVar[str] = ""        # its key in Settings ("prefilter"), which a ConfigError's key starts with
+
+    def __init__(self, /, **data: Any) -> None:
+        """Built in Python (a program using ranker as a library: Settings(prefilter={"keep": 0.3}) or
+        PrefilterSettings(keep=0.3)), a bad value is the ConfigError naming its key that ranker.toml's would
+        be, not pydantic's ValidationError, which a caller catching RankerError let through."""
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise config_error(e, type(self).section) from None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -75,6 +85,7 @@ class _Section(BaseModel):
 
 
 class FetchSettings(_Section):
+    section: ClassVar[str] = "fetch"
     categories: list[str] = ["cs.LG", "cs.AI"]
     announce: list[str] = ["new", "cross"]
     # (seconds are finite: TOML's inf, or RANKER_FETCH_TIMEOUT=inf, would wait forever or overflow)
@@ -112,6 +123,7 @@ class FetchSettings(_Section):
 
 
 class PrefilterSettings(_Section):
+    section: ClassVar[str] = "prefilter"
     embedder: str = "minilm"                  # preset, folder or Hugging Face id
     # phrases ("diffusion model") or patterns ("re:^quantum") whose papers never reach the LLM; exclude.txt
     # beside the prompts adds more (ranker.prefilter.rules)
@@ -133,6 +145,7 @@ class PrefilterSettings(_Section):
 
 
 class ScoringSettings(_Section):
+    section: ClassVar[str] = "scoring"
     backend: str = "vllm"
     model: str = "smollm2-135m"
     prompts: str | None = None                # a prompt directory (None: the bundled seed prompt)
@@ -187,6 +200,7 @@ class ScoringSettings(_Section):
 
 
 class DigestSettings(_Section):
+    section: ClassVar[str] = "digest"
     min_relevance: int = Field(MIN_RELEVANCE, ge=1, le=10)
     min_novelty: int = Field(MIN_NOVELTY, ge=1, le=10)
     authors: str | None = None                # pinned authors (default: authors.txt beside the prompts)
@@ -552,21 +566,27 @@ def _error_key(loc: tuple) -> str:
     return ".".join(parts)
 
 
+def config_error(e: ValidationError, section: str = "") -> ConfigError:
+    """The first problem of a validation as a ConfigError carrying its key (`section`: the key of the section
+    that was validated, "prefilter", or "" for the whole Settings)."""
+    err = e.errors()[0]
+    key = _error_key((section, *err["loc"]) if section else err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    elif err["type"] == "path_type":         # pydantic's words name the class: "... for <class 'pathlib.Path'>"
+        msg = "expected a path, written as text"
+    elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
+        msg = f"expected a table ([{key}])"
+    return ConfigError(msg, key=key)
+
+
 def _validated(data: dict) -> Settings:
     """Settings from raw values; the first problem is a ConfigError carrying its key."""
     try:
         return Settings.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = _error_key(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting"
-        elif err["type"] == "path_type":         # pydantic's words name the class: "... for <class 'pathlib.Path'>"
-            msg = "expected a path, written as text"
-        elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
-            msg = f"expected a table ([{key}])"
-        raise ConfigError(msg, key=key) from None
+        raise config_error(e) from None
 
 
 def in_file(e: ConfigError, g: Gathered) -> ConfigError:

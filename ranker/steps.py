@@ -18,6 +18,8 @@ when settings.scoring.novelty_context > 0; run_day's digest says where a re-uplo
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import platform
 import time
@@ -32,6 +34,7 @@ from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
 from .errors import BackendError, ConfigError, InputError, RankerError, during
 from .io import LOADING, Progress, Warn, atomic_write, ignore_warning, redact, write_together
+from .netguard import offline_while
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
 from .prefilter.rules import DayRules, load_rules
@@ -44,6 +47,20 @@ from .sources import (ReadReport, fetch_announced, fetch_ids, fetch_today, fetch
 from .sources.ingest import IngestResult, ingest
 from .sources.net import NetPolicy, rss_feed_url
 from .store import HOST, Store
+
+
+def _offline_as_set(step):
+    """The step in offline mode (ranker.netguard) when its `settings` say so, as a CLI command is: a program
+    that uses ranker as a library and set `offline` reached the network from the steps (the RSS feed, Hugging
+    Face, a server's URL), since only the CLI read the setting. The process is as it was after the step."""
+    signature = inspect.signature(step)
+
+    @functools.wraps(step)
+    def offline_step(*args, **kwargs):
+        settings = signature.bind_partial(*args, **kwargs).arguments.get("settings")
+        with offline_while(bool(getattr(settings, "offline", False))):
+            return step(*args, **kwargs)
+    return offline_step
 
 
 # --------------------------------------------------------------------------- 1. fetch or read a day
@@ -98,6 +115,7 @@ def one_day(papers: Iterable[Paper], *, where: str) -> None:
                          "papers: give one day's, or the day they were all announced as {key:date}", where=where)
 
 
+@_offline_as_set
 def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *, store: Store | None,
               out: str | Path | None = None, date: str | None = None, ids: Sequence[str] | None = None,
               since: str | None = None, until: str | None = None, announced: str | None = None,
@@ -150,6 +168,7 @@ def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
     return load_rules(prompts.source, settings.prefilter.exclude, settings.digest.authors)
 
 
+@_offline_as_set
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
                   prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
                   progress: Progress | None = None, rules: DayRules | None = None,
@@ -203,6 +222,7 @@ def loading_stage(settings: Settings, backend: Backend | None = None) -> str:
     return f"{LOADING}the model {redact(url) if url else 'its server'} serves"
 
 
+@_offline_as_set
 def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, backend: Backend | None = None,
               prompts: PromptSet | None = None, run_id: int | None = None,
               progress: Progress | None = None, warn: Warn | None = None) -> ScoreRun:
@@ -331,6 +351,7 @@ def run_files(out_dir: str | Path, day: str) -> dict[str, Path]:
             "manifest": out / f"{day}-run.json"}
 
 
+@_offline_as_set
 def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, backend: Backend | None = None,
             progress: Progress | None = None, warn: Warn | None = None) -> DayResult:
     """The daily job on a fetched Day: prefilter, score, render, written to `out_dir`.

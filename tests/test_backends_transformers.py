@@ -284,3 +284,17 @@ def test_a_batch_never_runs_past_the_context_for_its_longest_prompt():
     calls.clear()
     be._generate_chunk(reqs[1:], False)                            # a batch that fits stays one call
     assert calls == [(30, 50)]
+
+
+def test_loading_draws_no_progress_bar_on_the_callers_stderr(capfd):
+    """transformers' "Loading weights" bar was drawn on the stderr of a program that builds the backend (the
+    CLI sends it to its log file; a notebook or a service got it), and the caller's transformers settings
+    stay as they were."""
+    from transformers.utils import logging as hf_logging
+    from ranker.backends.transformers_backend import TransformersBackend
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+    capfd.readouterr()
+    with TransformersBackend("smollm2-135m", threads=1):
+        pass
+    assert "Loading weights" not in capfd.readouterr().err
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == before

@@ -397,3 +397,24 @@ def test_lock_exclusive_on_a_file_system_without_locks(tmp_path, monkeypatch):
         lock_exclusive(fd, lambda: pytest.fail("nobody holds it"), without_locks=True)
     finally:
         os.close(fd)
+
+
+def test_quiet_transformers_puts_the_callers_settings_back_after_the_outermost_block():
+    from transformers.utils import logging as hf_logging
+    from ranker.io import quiet_transformers
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_progress_bar()
+    try:
+        with quiet_transformers():
+            with quiet_transformers():
+                assert hf_logging.get_verbosity() == hf_logging.ERROR
+            assert hf_logging.get_verbosity() == hf_logging.ERROR and not hf_logging.is_progress_bar_enabled()
+        assert hf_logging.get_verbosity() == hf_logging.WARNING and hf_logging.is_progress_bar_enabled()
+        with pytest.raises(ValueError):
+            with quiet_transformers():
+                raise ValueError("a failed load")
+        assert hf_logging.get_verbosity() == hf_logging.WARNING and hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.set_verbosity(before[0])
+        (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()

@@ -125,3 +125,34 @@ def test_serve_offline_listens_on_a_name_of_this_machine():
             socket.getaddrinfo(names[0], 80)
     finally:
         netguard.disable_offline()
+
+
+def test_the_steps_called_from_python_honour_settings_offline_and_leave_the_process_as_it_was(tmp_path):
+    """A program that uses ranker as a library, with `offline` set (offline = true in ranker.toml,
+    RANKER_OFFLINE=1, Settings(offline=True)), got no offline mode at all: only the CLI read the setting, and the
+    steps reached the network (today's RSS feed, a Hugging Face id). Each step is offline now, the process not
+    after it."""
+    import socket
+    from ranker import netguard
+    from ranker.errors import FetchError, ModelError
+    from ranker.settings import Settings
+    from ranker.steps import fetch_day, prefilter_day
+    papers = fetch_day(REPO / "ranker/data/2025-05-15/listing.jsonl", Settings(home=tmp_path), store=None).papers
+    connect, env = socket.socket.connect, dict(os.environ)
+    # a feed on a documentation address (TEST-NET-1): never reached, whatever the test machine's network
+    s = Settings(home=tmp_path, offline=True, fetch={"rss_url": "http://192.0.2.1/rss/", "retries": 0,
+                                                     "timeout": 0.5, "download_timeout": 1.0})
+    with pytest.raises(FetchError, match="offline mode: will not connect to 192.0.2.1"):
+        fetch_day(None, s, store=None)
+    s = Settings(home=tmp_path, offline=True, prefilter={"embedder": "no-such-org/no-such-embedder"})
+    with pytest.raises(ModelError, match="offline mode downloads nothing"):
+        prefilter_day(papers[:3], s, store=None)
+    assert not netguard.is_offline() and socket.socket.connect is connect and dict(os.environ) == env
+    # the CLI's switch, on for the whole command, stays on after a step
+    netguard.enable_offline()
+    try:
+        with pytest.raises(FetchError, match="offline mode"):
+            fetch_day(None, s, store=None)
+        assert netguard.is_offline()
+    finally:
+        netguard.disable_offline()

@@ -147,3 +147,21 @@ def test_cli_writes_every_paper_sorted_with_its_verdict(tmp_path, embed_cache_db
     r = ranker("prefilter", "--papers", small, "--out", out, "--db", embed_cache_db, "--keep", "0.1")
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert r.returncode == 0 and [x["rule"] for x in rows] == ["keep", "keep"] + ["min_keep"] * 10
+
+
+def test_loading_the_embedder_leaves_the_callers_transformers_settings_and_stderr_alone(capfd):
+    """A program that uses ranker as a library keeps transformers' log level and progress bars as it set them:
+    the first embedder that loaded switched both off for the rest of the process. The load itself writes
+    nothing on stderr."""
+    from transformers.utils import logging as hf_logging
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_progress_bar()
+    try:
+        emb = Embedder("minilm")
+        assert emb.encode(["a paper about sparse attention"]).shape == (1, 384) and emb.loaded
+        assert hf_logging.get_verbosity() == hf_logging.INFO and hf_logging.is_progress_bar_enabled()
+        assert capfd.readouterr().err == ""
+    finally:
+        hf_logging.set_verbosity(before[0])
+        (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()

@@ -435,3 +435,24 @@ def test_a_bad_value_of_the_config_file_is_said_whatever_goes_over_it(tmp_path, 
     with pytest.raises(ConfigError) as e:
         resolve(f, flags=flags, env=env)
     assert str(e.value) == said.removeprefix("error: ").rstrip("\n")
+
+
+def test_settings_built_in_python_refuse_a_bad_value_as_a_config_error_naming_its_key(tmp_path):
+    """A program using ranker as a library builds its Settings without a config file; a bad value was pydantic's
+    ValidationError (several lines and a URL), which `except RankerError` let through."""
+    from ranker.errors import RankerError
+    from ranker.settings import PrefilterSettings, ScoringSettings, Settings
+    cases = [(lambda: Settings(home=tmp_path, prefilter={"keep": 2}), "prefilter.keep", "less than or equal to 1"),
+             (lambda: PrefilterSettings(keep=2), "prefilter.keep", "less than or equal to 1"),
+             (lambda: Settings(prefilter=PrefilterSettings(top=0)), "prefilter.top", "greater than or equal to 1"),
+             (lambda: ScoringSettings(backend="fake", batchsize=8), "scoring.batchsize", "unknown setting"),
+             (lambda: Settings(scoring={"fake": 3}), "scoring.fake", "unknown setting"),
+             (lambda: Settings(home=3), "home", "expected a path"),
+             (lambda: Settings(digest=3), "digest", "expected a table ([digest])")]
+    for build, key, words in cases:
+        with pytest.raises(RankerError) as e:
+            build()
+        assert isinstance(e.value, ConfigError) and e.value.key == key and words in str(e.value)
+        assert str(e.value).startswith(f"{key}: ") and "\n" not in str(e.value)
+    s = Settings(home=tmp_path, prefilter=PrefilterSettings(keep=0.3), scoring={"backend": "fake"})
+    assert (s.prefilter.keep, s.scoring.backend, s.db_path) == (0.3, "fake", tmp_path / "ranker.sqlite3")

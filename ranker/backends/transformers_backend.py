@@ -18,6 +18,7 @@ from pydantic import Field
 
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
+from ..io import quiet_transformers
 from ..records import Usage
 from .base import (SHORTER_PROMPT, Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
                    chat_template_problem, cut_by_context, hf_config_context, local_model_key, one_line)
@@ -111,12 +112,14 @@ class TransformersBackend(Backend):
         self.dtype = str(torch_dtype).removeprefix("torch.")          # for the manifest
         t0 = time.perf_counter()
         try:
-            self._tok = transformers.AutoTokenizer.from_pretrained(path)
-            problem = chat_template_problem(self._tok, self.prompt_text)     # said before the weights load
-            if problem is not None:
-                raise ModelError(f"model {model} cannot be scored: {problem}")
-            self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-            self._model.to(self.device).eval()
+            # its "Loading weights" bar is not drawn on the caller's stderr
+            with quiet_transformers():
+                self._tok = transformers.AutoTokenizer.from_pretrained(path)
+                problem = chat_template_problem(self._tok, self.prompt_text)     # said before the weights load
+                if problem is not None:
+                    raise ModelError(f"model {model} cannot be scored: {problem}")
+                self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+                self._model.to(self.device).eval()
         except (OSError, ValueError) as e:
             raise ModelError(f"transformers could not load {model}: {one_line(e)}") from None
         except (RuntimeError, MemoryError) as e:

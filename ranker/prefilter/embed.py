@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependency, ModelError
-from ..io import LOADING
+from ..io import LOADING, quiet_transformers
 from ..records import Paper
 
 if TYPE_CHECKING:
@@ -185,7 +185,6 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise MissingDependency("sentence-transformers", "", "the embedding prefilter") from None
-        _quiet_transformers()
         if self.threads:
             import torch
             torch.set_num_threads(int(self.threads))
@@ -197,7 +196,8 @@ class Embedder:
         offline = netguard.is_offline()
         downloads = path == self.name and looks_like_hub_id(path) and not offline and hub_cached(path) is None
         try:
-            model = SentenceTransformer(path, device=self.device, local_files_only=not downloads)
+            with quiet_transformers():
+                model = SentenceTransformer(path, device=self.device, local_files_only=not downloads)
         except Exception as e:  # a folder that is not a sentence-transformers model, a failed download
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             if downloads:
@@ -221,8 +221,10 @@ class Embedder:
         out = []
         for i in range(0, len(texts), CHUNK):
             chunk = list(texts[i:i + CHUNK])
-            v = self.model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+            model = self.model
+            with quiet_transformers():
+                v = model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
             out.append(np.asarray(v, dtype=np.float32))
             self.texts_encoded += len(chunk)
         return _normalise(np.concatenate(out))
@@ -295,16 +297,6 @@ class Embedder:
         m = self._cached(uniq, [by_id[u] for u in uniq], store, loads)
         pos = {u: i for i, u in enumerate(uniq)}
         return m[[pos[q] for q in ids]] if ids else m
-
-
-def _quiet_transformers() -> None:
-    # transformers draws a "Loading weights" progress bar on stderr; the CLI keeps stderr for its own lines.
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # an older or newer transformers without these helpers: cosmetic only
-        pass
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:
