@@ -533,3 +533,33 @@ def test_a_calibration_of_a_folder_named_like_a_token_cut_is_that_folders(tmp_pa
     _check_made_used(str(emb), str(cut), f"use {{key:prefilter.embedder}} {emb} or calibrate again")
     _check_made_used(str(cut), str(cut), None)
     _check_made_used(str(cut), f"{cut}@256", "use {key:prefilter.max_tokens} 128 or calibrate again")
+
+
+@pytest.mark.parametrize("n_days, ranked", [(30, 10), (57, 19), (250, 20)])
+def test_the_walk_forward_check_of_a_years_history_fits_a_bounded_number_of_days(monkeypatch, n_days, ranked):
+    """A user a year in (250 history days): the check ranked the last third of the days, each by a fit on every
+    day before it, so `ranker calibrate` made 83 fits of up to 250 days each (19 of about 50 at 57 days: fits
+    x papers grew with the square of the history, hours on a CPU). It ranks the last 20 days at most; a shorter
+    history still its last third. Counted, not timed: the fits are stubbed."""
+    import datetime as dt
+
+    import ranker.prefilter.calibrate as cal_mod
+    X, y, zs, _, papers = _toy(n_days=1, n=n_days * 4, dim=4)
+    y[:] = False
+    y[::4] = True                                      # one pick a day
+    start = dt.date(2025, 1, 1)
+    g = np.array([(start + dt.timedelta(days=i // 4)).isoformat() for i in range(len(y))])
+    data = HistoryData(X, y, zs, g, papers, "toy")
+    monkeypatch.setattr(cal_mod, "history_data", lambda *a, **kw: data)
+    fits = []
+
+    def fit_data(tr, **kw):
+        fits.append(len(tr.days))
+        return cal_mod.fit(tr.X[:8], np.arange(8) % 2 == 0, tr.zs[:8], tr.groups[:8], tr.papers[:8], embedder="toy")
+    monkeypatch.setattr(cal_mod, "fit_data", fit_data)
+    monkeypatch.setattr(cal_mod, "_scorer", lambda cal: lambda d: d.zs)
+    _, report = cal_mod.calibrate([], None, embedder="toy")
+    assert len(report.days) == ranked
+    assert len(fits) == ranked + 1                     # the walk-forward fits, then the calibration's own
+    assert report.days[-1] == g[-1]                    # the latest days, each fit on every day before it
+    assert fits[:-1] == list(range(n_days - ranked, n_days)) and fits[-1] == n_days
