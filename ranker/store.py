@@ -1193,9 +1193,16 @@ class Store:
 
     def days(self) -> list[str]:
         """Every day the store knows (announced, ranked or digested), oldest first."""
-        rows = self.conn.execute("SELECT day FROM paper_days UNION SELECT day FROM rankings "
-                                 "UNION SELECT day FROM day_digests ORDER BY 1")
-        return [r[0] for r in rows]
+        # each table's distinct days by stepping its day index from one day to the next (a lookup a day): the
+        # plain UNION read every row of paper_days and rankings, on every day page and labels page of `ranker
+        # serve` (a year's 73,000 papers were read twice for each page's previous / next links)
+        days: set[str] = set()
+        for table in ("paper_days", "rankings", "day_digests"):
+            days.update(r[0] for r in self.conn.execute(
+                f"WITH RECURSIVE d(day) AS (SELECT MIN(day) FROM {table} UNION ALL "
+                f"SELECT (SELECT MIN(day) FROM {table} WHERE day > d.day) FROM d WHERE d.day IS NOT NULL) "
+                "SELECT day FROM d WHERE day IS NOT NULL"))
+        return sorted(days)
 
     def digest_picks(self, day_prefix: str = "") -> list[tuple[str, str, str]]:
         """(day, paper id, topic) of every digest pick on the days starting with `day_prefix` ("2025-05" for a
