@@ -1,0 +1,166 @@
+"""The pages for a screen-reader user and a low-vision user: `ranker serve` and a `ranker site` build in a real
+headless Chromium, checked through the accessibility tree the browser builds (Playwright's aria snapshots and
+roles) and by small checks of our own run in the page (text contrast from the computed colours, links told from
+text, reflow at 320 CSS pixels). No third-party checker."""
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+import pytest
+
+from ranker.store import Store
+from ranker.web.site import build_site
+
+from webstore import DAY, OTHER_DAY, fill_store
+from webtools import browser, chromium_path, have_playwright, needs_browser, start_server, watched_page
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(the server, its database, a static site built from the same store, a liked and a disliked paper)."""
+    tmp = tmp_path_factory.mktemp("a11y")
+    db = tmp / "ranker.sqlite3"
+    fill_store(db, tmp / "out", days=(DAY, OTHER_DAY))
+    with Store(db) as s:
+        ids = s.day_paper_ids(DAY)
+        s.set_label(ids[0], 1, DAY)
+        s.set_label(ids[1], -1, DAY)
+        build_site(s, tmp / "site")
+    server = start_server(db, tmp / "serve.log")
+    try:
+        yield server, db, tmp / "site", ids[:2]
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if chromium_path() is None or not have_playwright():
+        pytest.skip("needs Debian's chromium and the playwright package")
+    with browser() as b:
+        yield b
+
+
+def _pages(server, site, pid) -> list[str]:
+    """Every kind of page, served and static."""
+    q = urllib.parse.urlencode({"q": "learning", "mode": "words"})
+    return [server.url + p for p in ("/", f"/month/{DAY[:7]}", f"/day/{DAY}", f"/paper/{pid}", "/labels",
+                                     f"/search?{q}", "/search")] + \
+        [(site / p).as_uri() for p in ("index.html", f"months/{DAY[:7]}.html", f"days/{DAY}.html",
+                                       f"papers/{pid}.html")] + [(site / "search.html").as_uri() + "?q=learning"]
+
+
+def _settle(page, url: str) -> None:
+    page.goto(url)
+    if url.startswith("file:") and "search.html" in url:
+        page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
+
+
+# the colours of a text as drawn, against what is drawn under it: the first ancestor with a background (an SVG text:
+# the shape of its plot under its middle, or the plot's own background)
+CONTRAST = r"""() => {
+  function rgb(c) {
+    const m = /rgba?\(([^)]*)\)/.exec(c || "");
+    if (!m) { return null; }
+    const v = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return { c: v.slice(0, 3), a: v.length > 3 ? v[3] : 1 };
+  }
+  function lum(c) {
+    const f = x => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  }
+  function ratio(a, b) { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); }
+  function under(e) {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { return c.c; }
+    }
+    return [255, 255, 255];
+  }
+  function underSvg(t) {
+    const b = t.getBBox(), x = b.x + b.width / 2, y = b.y + b.height / 2;
+    let found = null;
+    for (const r of t.ownerSVGElement.querySelectorAll("rect")) {
+      if (r.compareDocumentPosition(t) & Node.DOCUMENT_POSITION_FOLLOWING) {
+        const rb = r.getBBox(), fill = rgb(getComputedStyle(r).fill);
+        if (fill && x >= rb.x && x <= rb.x + rb.width && y >= rb.y && y <= rb.y + rb.height) { found = fill.c; }
+      }
+    }
+    return found || under(t.ownerSVGElement);
+  }
+  const low = [], walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode());) {
+    const e = n.parentElement, text = n.textContent.trim();
+    if (!text || !e.getClientRects().length || e.closest("[hidden], dialog:not([open]), option")) { continue; }
+    const svgText = e.closest("svg") ? e.closest("text") : null;
+    const fg = rgb(svgText ? getComputedStyle(svgText).fill : getComputedStyle(e).color);
+    const bg = svgText ? underSvg(svgText) : under(e);
+    const r = ratio(fg.c, bg);
+    if (r < 4.5) { low.push(`${text.slice(0, 40)} (${e.tagName.toLowerCase()}.${e.getAttribute("class") || ""}): ${r.toFixed(2)}`); }
+  }
+  // a text box is known by its border alone: 3:1 against the page around it (WCAG 1.4.11)
+  for (const i of document.querySelectorAll("input[type=search]")) {
+    const r = ratio(rgb(getComputedStyle(i).borderTopColor).c, under(i.parentElement));
+    if (r < 3) { low.push(`the border of ${i.name} box: ${r.toFixed(2)}`); }
+  }
+  return Array.from(new Set(low));
+}"""
+
+
+def _read(locator) -> str:
+    """What a screen reader reads of `locator`: its aria snapshot, the space the snapshot puts between an element's
+    words and the punctuation after them taken out."""
+    return re.sub(r"\s+([,.])", r"\1", locator.aria_snapshot())
+
+
+@needs_browser
+def test_the_thumbs_icons_that_count_labels_are_read_as_words(served, chromium):
+    """The archive's, a day's and the labels page's counts of labels, and the archive tables' column of them,
+    showed a thumb icon hidden from screen readers and no word: read out as 'Your labels: 1 , 1', a column
+    headed '/', '1 and 1 .'."""
+    from playwright.sync_api import expect
+    server, *_ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(server.url + "/")
+        said = _read(page.locator("main"))
+        assert "Your labels: 1 thumbs up, 1 thumbs down" in said, said[:600]
+        expect(page.get_by_role("columnheader", name="your labels: thumbs up / thumbs down").first).to_be_visible()
+        page.goto(f"{server.url}/day/{DAY}")
+        assert "your labels: 1 thumbs up, 1 thumbs down" in _read(page.locator("p.counts"))
+        page.goto(server.url + "/labels")
+        assert "1 thumbs up and 1 thumbs down." in _read(page.locator("main > p").first)
+        assert errors == []
+    finally:
+        page.close()
+
+
+# headings, landmarks, names: what a screen reader's lists of them (headings, landmarks, form fields) show
+OUTLINE = r"""() => {
+  const hs = Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).filter(h => h.getClientRects().length);
+  const levels = hs.map(h => +h.tagName[1]);
+  const skips = levels.filter((l, i) => i > 0 && l > levels[i - 1] + 1).length;
+  return { h1: levels.filter(l => l === 1).length, first: levels[0], skips: skips, lang: document.documentElement.lang };
+}"""
+
+
+LINKS = r"""() => {
+  // a link in a line of text, told from the text around it by colour alone, needs 3:1 between the two colours
+  // (WCAG 1.4.1, F73) or an underline: the crumbs' links were the muted grey's 1.13:1 from it, with no underline
+  function rgb(c) { return /rgba?\(([^)]*)\)/.exec(c)[1].split(/[\s,\/]+/).slice(0, 3).map(Number); }
+  function lum(c) {
+    const f = x => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  }
+  const bad = [];
+  for (const a of document.querySelectorAll("main a[href]")) {
+    const box = a.parentElement;
+    const own = Array.from(box.childNodes).some(n => n.nodeType === 3 && /\w/.test(n.textContent));
+    if (!own || !a.getClientRects().length || /\bunderline\b/.test(getComputedStyle(a).textDecorationLine)) { continue; }
+    const x = lum(rgb(getComputedStyle(a).color)), y = lum(rgb(getComputedStyle(box).color));
+    const r = (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+    if (r < 3) { bad.push(`${a.textContent.trim().slice(0, 30)}: ${r.toFixed(2)}`); }
+  }
+  return bad;
+}"""
