@@ -136,6 +136,33 @@ def test_the_thumbs_icons_that_count_labels_are_read_as_words(served, chromium):
         page.close()
 
 
+@needs_browser
+def test_taking_a_label_back_is_said_in_the_live_region(served, chromium):
+    """A thumb given is said in the card's live region ('you liked this'); taken back (the same thumb again, or
+    z) it said nothing at all: the text went empty, so a screen reader heard 'saving...' and then silence."""
+    from playwright.sync_api import expect
+    server, db, _, _ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        card = page.locator("article.paper").nth(2)
+        state = card.locator("form.thumbs .state")
+        assert state.get_attribute("aria-live") == "polite"
+        card.locator("button.up").click()
+        expect(state).to_have_text("you liked this")
+        card.locator("button.up").click()
+        expect(card.locator("button.up")).to_have_attribute("aria-pressed", "false")
+        expect(state).to_have_text("label taken back")
+        card.locator("button.down").click()
+        expect(state).to_have_text("not for you")
+        card.focus()
+        page.keyboard.press("z")
+        expect(state).to_have_text("label taken back")
+        assert errors == []
+    finally:
+        page.close()
+
+
 # headings, landmarks, names: what a screen reader's lists of them (headings, landmarks, form fields) show
 OUTLINE = r"""() => {
   const hs = Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).filter(h => h.getClientRects().length);
