@@ -108,10 +108,56 @@ CONTRAST = r"""() => {
 }"""
 
 
+@needs_browser
+def test_every_text_is_drawn_at_aa_contrast_against_what_is_under_it(served, chromium):
+    """WCAG AA: 4.5:1 for every text of every page (a liked and a disliked paper's card, the badges, the plots'
+    axes and the counts in the score grid's cells) and 3:1 for the search box's border. The muted grey on a
+    labelled card (4.40:1), the 'digest pick' badge (3.93:1), the plots' grey axes (4.48:1), white counts on the
+    grid's middle blues (down to 2.3:1) and the search box's border (1.58:1) were under it."""
+    server, _, site, (liked, _) = served
+    page, errors = watched_page(chromium)
+    low = {}
+    try:
+        for url in _pages(server, site, liked):
+            _settle(page, url)
+            found = page.evaluate(CONTRAST)
+            if found:
+                low[url] = found
+        assert errors == []
+    finally:
+        page.close()
+    assert low == {}, "\n".join(f"{u}: {v}" for u, v in low.items())
+
+
 def _read(locator) -> str:
     """What a screen reader reads of `locator`: its aria snapshot, the space the snapshot puts between an element's
     words and the punctuation after them taken out."""
     return re.sub(r"\s+([,.])", r"\1", locator.aria_snapshot())
+
+
+def test_every_count_in_the_score_grid_is_written_at_aa_contrast_on_its_cell():
+    """The grid's cells go from white to the accent's blue with their count; a count was white from the middle of
+    the ramp on, down to 2.3:1 there (and no colour of the two reaches 4.5:1 on some of its blues)."""
+    from ranker.web.plots import score_grid
+    pairs = [(r, n) for r in range(1, 11) for n in range(1, 11) for _ in range((r * 10 + n) % 23 + 1)]
+    svg = score_grid(pairs, 8, 7)
+    cells = re.findall(r'<rect x="[^"]+" y="[^"]+" width="23" height="23" fill="rgb\((\d+),(\d+),(\d+)\)"/>'
+                       r'<text [^>]*font-size="9" fill="(#[0-9a-f]+)">(\d+)</text>', svg)
+    assert len(cells) == 100
+
+    def lum(rgb):
+        f = [c / 255 for c in rgb]
+        f = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in f]
+        return 0.2126 * f[0] + 0.7152 * f[1] + 0.0722 * f[2]
+    low = []
+    for r, g, b, ink, count in cells:
+        ink = ink.lstrip("#")
+        ink = tuple(int(ink[i] * 2, 16) for i in range(3)) if len(ink) == 3 else \
+            tuple(int(ink[i:i + 2], 16) for i in (0, 2, 4))
+        x, y = lum((int(r), int(g), int(b))), lum(ink)
+        if (max(x, y) + 0.05) / (min(x, y) + 0.05) < 4.5:
+            low.append((count, (r, g, b), ink))
+    assert low == []
 
 
 @needs_browser
