@@ -218,6 +218,45 @@ OUTLINE = r"""() => {
 }"""
 
 
+@needs_browser
+def test_each_page_has_one_h1_an_outline_named_landmarks_and_named_controls(served, chromium):
+    """Per page: lang, one h1 first and no heading level skipped (a search's results were h3 under the h1); the
+    site's and the crumbs' navigation landmarks told apart by name (both were 'navigation'); the day's Show
+    radios a group named Show (they were three loose radios 'all', 'picked', 'scored'); a paper's entry, which
+    j / k focus, named by its title (it was a nameless 'article'); every button, link and field named."""
+    from playwright.sync_api import expect
+    server, _, site, (liked, _) = served
+    page, errors = watched_page(chromium)
+    bad = {}
+    try:
+        for url in _pages(server, site, liked):
+            _settle(page, url)
+            o = page.evaluate(OUTLINE)
+            if o != {"h1": 1, "first": 1, "skips": 0, "lang": "en"}:
+                bad[url] = o
+            navs = page.get_by_role("navigation")
+            names = [navs.nth(i).evaluate("e => e.getAttribute('aria-label')") for i in range(navs.count())]
+            if None in names or len(set(names)) != len(names):
+                bad[url + " navigation"] = names
+            for role in ("button", "link", "searchbox", "combobox", "radio"):
+                loc = page.get_by_role(role)
+                nameless = [loc.nth(i).evaluate("e => e.outerHTML.slice(0, 80)") for i in range(loc.count())
+                            if not loc.nth(i).evaluate("e => (e.innerText || e.value || '').trim() || "
+                                                       "e.getAttribute('aria-label') || e.labels && e.labels.length")]
+                if nameless:
+                    bad[url + " " + role] = nameless
+        assert bad == {}, "\n".join(f"{u}: {v}" for u, v in bad.items())
+        for base in (f"{server.url}/day/{DAY}", (site / f"days/{DAY}.html").as_uri()):
+            page.goto(base)
+            group = page.get_by_role("radiogroup", name="Show")
+            expect(group.get_by_role("radio")).to_have_count(3)
+            title = page.locator("article.paper h3").first.inner_text()
+            expect(page.get_by_role("article", name=title, exact=True)).to_have_count(1)
+        assert errors == []
+    finally:
+        page.close()
+
+
 LINKS = r"""() => {
   // a link in a line of text, told from the text around it by colour alone, needs 3:1 between the two colours
   // (WCAG 1.4.1, F73) or an underline: the crumbs' links were the muted grey's 1.13:1 from it, with no underline
