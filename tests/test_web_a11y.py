@@ -257,6 +257,26 @@ def test_each_page_has_one_h1_an_outline_named_landmarks_and_named_controls(serv
         page.close()
 
 
+@needs_browser
+def test_the_static_sites_filter_and_search_say_what_they_found_in_a_live_region(served, chromium):
+    """On the static site the day's filters hide papers and its search fills its results with no page load: the
+    count shown ('9 shown') and the search's status line changed silently for a screen reader."""
+    from playwright.sync_api import expect
+    _, _, site, _ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.goto((site / f"days/{DAY}.html").as_uri())
+        shown = page.get_by_role("status").filter(has_text="shown")
+        expect(shown).to_have_text(re.compile(r"^\d+ shown$"))
+        page.get_by_role("radio", name="picked").check()
+        expect(shown).to_have_text(f"{page.locator('article.paper:visible').count()} shown")
+        page.goto((site / "search.html").as_uri() + "?q=learning")
+        expect(page.get_by_role("status")).to_have_text(re.compile("results for \u201clearning\u201d"))
+        assert errors == []
+    finally:
+        page.close()
+
+
 LINKS = r"""() => {
   // a link in a line of text, told from the text around it by colour alone, needs 3:1 between the two colours
   // (WCAG 1.4.1, F73) or an underline: the crumbs' links were the muted grey's 1.13:1 from it, with no underline
