@@ -296,3 +296,22 @@ LINKS = r"""() => {
   }
   return bad;
 }"""
+
+
+@needs_browser
+def test_a_link_in_a_line_of_text_is_not_told_by_its_colour_alone(served, chromium):
+    """A colour-blind or low-vision user tells the crumbs' links (Archive > 2025-05 > the day) and the archive's
+    '(list)' from the words around them: they were only bluer, 1.03:1 from the muted grey, with no underline."""
+    server, _, site, (liked, _) = served
+    page, errors = watched_page(chromium)
+    bad = {}
+    try:
+        for url in _pages(server, site, liked):
+            _settle(page, url)
+            found = page.evaluate(LINKS)
+            if found:
+                bad[url] = found
+        assert errors == []
+    finally:
+        page.close()
+    assert bad == {}, "\n".join(f"{u}: {v}" for u, v in bad.items())
