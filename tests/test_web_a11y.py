@@ -315,3 +315,21 @@ def test_a_link_in_a_line_of_text_is_not_told_by_its_colour_alone(served, chromi
     finally:
         page.close()
     assert bad == {}, "\n".join(f"{u}: {v}" for u, v in bad.items())
+
+
+@needs_browser
+def test_every_page_reflows_at_320_css_pixels(served, chromium):
+    """WCAG 1.4.10: at 320 CSS pixels (a phone, or 400% zoom of a 1280 px window) no page scrolls sideways (a
+    table may, inside itself). The day's topic filter kept its longest topic's width and pushed the page past it."""
+    server, _, site, (liked, _) = served
+    page = chromium.new_page(viewport={"width": 320, "height": 700})
+    wide = {}
+    try:
+        for url in _pages(server, site, liked):
+            _settle(page, url)
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            if width > 320:
+                wide[url] = width
+    finally:
+        page.close()
+    assert wide == {}, "\n".join(f"{u}: {v}" for u, v in wide.items())
