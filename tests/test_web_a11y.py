@@ -223,7 +223,8 @@ def test_each_page_has_one_h1_an_outline_named_landmarks_and_named_controls(serv
     """Per page: lang, one h1 first and no heading level skipped (a search's results were h3 under the h1); the
     site's and the crumbs' navigation landmarks told apart by name (both were 'navigation'); the day's Show
     radios a group named Show (they were three loose radios 'all', 'picked', 'scored'); a paper's entry, which
-    j / k focus, named by its title (it was a nameless 'article'); every button, link and field named."""
+    j / k focus, named by its title (it was a nameless 'article'); every button, link, field and column header
+    named (the labels page's column of thumbs was headed by nothing)."""
     from playwright.sync_api import expect
     server, _, site, (liked, _) = served
     page, errors = watched_page(chromium)
@@ -238,7 +239,7 @@ def test_each_page_has_one_h1_an_outline_named_landmarks_and_named_controls(serv
             names = [navs.nth(i).evaluate("e => e.getAttribute('aria-label')") for i in range(navs.count())]
             if None in names or len(set(names)) != len(names):
                 bad[url + " navigation"] = names
-            for role in ("button", "link", "searchbox", "combobox", "radio"):
+            for role in ("button", "link", "searchbox", "combobox", "radio", "columnheader"):
                 loc = page.get_by_role(role)
                 nameless = [loc.nth(i).evaluate("e => e.outerHTML.slice(0, 80)") for i in range(loc.count())
                             if not loc.nth(i).evaluate("e => (e.innerText || e.value || '').trim() || "
