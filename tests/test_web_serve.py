@@ -690,7 +690,7 @@ def test_label_changes_calibration_training_set(site, chromium):
     assert _label(db, pid) == (-1, DAY)
     form.locator("button.undo").click()
     expect(form.locator("button.undo")).to_be_hidden()
-    expect(form.locator(".state")).to_have_text("")
+    expect(form.locator(".state")).to_have_text("label taken back")     # said, not only seen
     assert _label(db, pid) is None
     with Store(db) as s:
         assert store_training_rows(s, [history]).weights[i] == 1.0
@@ -969,7 +969,7 @@ def test_a_label_on_a_paper_the_store_does_not_hold_can_be_taken_back(site, chro
         row.locator("form.thumbs button.undo").click()
         expect(row.locator("form.thumbs button.undo")).to_be_hidden()
         assert row.locator("td.label").inner_text().strip() == "taken back"
-        assert row.locator(".state").inner_text() == ""
+        expect(row.locator(".state")).to_have_text("label taken back")
         assert _label(db, pid) is None
         with Store(db) as s:
             export_labels(s, server.log.parent / "labels.jsonl")
@@ -1031,7 +1031,7 @@ def test_a_thumb_clicked_again_after_one_not_saved_is_what_was_clicked(site, chr
         finally:
             page.context.set_offline(False)
         form.locator("button.down").click()             # the pressed thumb takes it back, as the store had it
-        expect(state).to_have_text("")
+        expect(state).to_have_text("label taken back")
         assert _label(db, pid) is None
         assert errors == []
     finally:

@@ -9,8 +9,9 @@ import html
 import math
 from typing import Sequence
 
-INK, MUTED, GRID = "#222", "#777", "#e4e4e4"
-KEPT, DROPPED, PICK = "#2b6cb0", "#c3d3e6", "#c05621"
+# every text colour is at least 4.5:1 on white (WCAG AA; #777 was 4.48), as the stylesheet's are
+INK, MUTED, GRID = "#222", "#656d76", "#e4e4e4"
+KEPT, DROPPED, PICK = "#2b6cb0", "#c3d3e6", "#ad4a1b"
 
 
 def esc(x) -> str:
@@ -29,6 +30,22 @@ def _svg(w: int, h: int, label: str, body: list[str]) -> str:
 def _text(x: float, y: float, s, *, anchor: str = "start", size: int = 11, fill: str = INK, extra: str = "") -> str:
     return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}"{extra}>'
             f"{esc(s)}</text>")
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def f(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    return 0.2126 * f(rgb[0]) + 0.7152 * f(rgb[1]) + 0.0722 * f(rgb[2])
+
+
+def _text_on(rgb: tuple[int, int, int]) -> str:
+    """The colour a text on a fill of `rgb` is read in: white where that is at least 4.5:1, else the ink, else black
+    (a middle blue is under 4.5:1 with both white and the ink: white counts on the grid's were down to 2.3:1)."""
+    lum = _luminance(rgb)
+    if 1.05 / (lum + 0.05) >= 4.5:
+        return "#fff"
+    return INK if (lum + 0.05) / (_luminance((0x22, 0x22, 0x22)) + 0.05) >= 4.5 else "#000"     # 0x22: INK
 
 
 def _nice_step(span: float, n: int = 5) -> float:
@@ -118,12 +135,12 @@ def score_grid(pairs: Sequence[tuple[int, int]], min_relevance: int, min_novelty
             xx = left + (r - 1) * cell
             c = counts[n - 1][r - 1]
             shade = 0.0 if c == 0 else 0.15 + 0.85 * c / top_count
-            fill = ("#f7f7f7" if c == 0 else
-                    f"rgb({int(255 - shade * 212)},{int(255 - shade * 147)},{int(255 - shade * 79)})")
+            rgb = (int(255 - shade * 212), int(255 - shade * 147), int(255 - shade * 79))
+            fill = "#f7f7f7" if c == 0 else "rgb({},{},{})".format(*rgb)
             body.append(f'<rect x="{xx}" y="{yy}" width="{cell - 1}" height="{cell - 1}" fill="{fill}"/>')
             if c:
                 body.append(_text(xx + cell / 2 - 0.5, yy + cell * 0.66, c, anchor="middle", size=9,
-                                  fill="#fff" if shade > 0.55 else INK))
+                                  fill=_text_on(rgb)))
     for r in range(1, 11):
         body.append(_text(left + (r - 0.5) * cell, top + 10 * cell + 13, r, anchor="middle", size=10, fill=MUTED))
     body.append(_text(left + 5 * cell, top + 10 * cell + 30, "relevance", anchor="middle", fill=MUTED))

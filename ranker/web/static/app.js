@@ -144,6 +144,9 @@
         state.textContent = elsewhere[String(d.label)];
       } else if (waiting[pid] > 1) {
         state.textContent = "saving\u2026";                        // a later click is still on its way
+      } else if (d.label === 0) {
+        // said in words: the card's live region went empty, so a screen reader heard "saving..." then nothing
+        state.textContent = "label taken back";
       }
     }).catch(function (e) {
       state.textContent = "not saved: " + e.message;                    // said until the next click's answer
