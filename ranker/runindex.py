@@ -8,11 +8,13 @@ as it now is), and each file is written atomically, so a reader never sees half 
 from __future__ import annotations
 
 import json
+import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from .io import atomic_write
+from .io import atomic_write, lock_exclusive
 
 _MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
 COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
@@ -70,10 +72,32 @@ def render_index(rows: list[dict]) -> str:
 
 def write_index(out_dir: str | Path, ended: Callable[[int, str], str | None] | None = None) -> dict[str, Path]:
     """Rewrite out_dir/index.md and out_dir/index.json from the days' manifests (`ended`: as read_days');
-    returns both paths."""
+    returns both paths. Two runs of other days into one folder (a cron job's, one by hand) take turns, from
+    reading the manifests to writing the index: the one that read first could write last, its index saying
+    running, linking no digest, a day the other had just finished."""
     out = Path(out_dir)
-    rows = read_days(out, ended)
     files = {"index_md": out / "index.md", "index_json": out / "index.json"}
-    atomic_write(files["index_json"], json.dumps({"days": rows}, indent=2, ensure_ascii=False) + "\n")
-    atomic_write(files["index_md"], render_index(rows))
+    with _one_at_a_time(out):
+        rows = read_days(out, ended)
+        atomic_write(files["index_json"], json.dumps({"days": rows}, indent=2, ensure_ascii=False) + "\n")
+        atomic_write(files["index_md"], render_index(rows))
     return files
+
+
+@contextmanager
+def _one_at_a_time(out: Path) -> Iterator[None]:
+    """An exclusive lock on the folder itself (no file of its own in the user's folder), held for a few
+    milliseconds, so nothing is said while it is waited for; released when the process ends, however it ends.
+    Unlocked where the folder cannot be opened or locked (not POSIX, NFS without flock on folders): the index is
+    rewritten by every run."""
+    try:
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and os.name == "posix":
+            lock_exclusive(fd, lambda: None, without_locks=True)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)

@@ -172,7 +172,7 @@ def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
 def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store | None,
                   prompts: PromptSet | None = None, date: str | None = None, run_id: int | None = None,
                   progress: Progress | None = None, rules: DayRules | None = None,
-                  record: bool = True, warn: Warn | None = None) -> PrefilterResult:
+                  record: bool = True, store_ranking: bool = True, warn: Warn | None = None) -> PrefilterResult:
     """Every paper ranked by closeness to the prompt's topics (settings.prefilter: embedder, max_tokens,
     the keep rule keep / top / recall / min_keep, calibration), best first, each a Ranked record with its
     verdict and the rule that decided it; the result's `keep` holds the rule, threshold and expected recall.
@@ -184,7 +184,8 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     days and titles) and vectors also join the corpus index, and a paper that repeats an EARLIER paper under
     another id gets Ranked.reupload_of {"id", "date", "cosine"}. The index is derived data: a rebuild is one
     line to `warn`, and a failure to write it is a warning, never an error. record=False leaves the stored
-    rankings and the index alone and only reads the store's vectors (`ranker eval` replaying past days)."""
+    rankings and the index alone and only reads the store's vectors (`ranker eval` replaying past days);
+    store_ranking=False leaves the stored ranking alone only (run_day stores it with the day's digest record)."""
     want = settings.prefilter
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
     rules = rules if rules is not None else day_rules(settings, prompts)
@@ -202,7 +203,7 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
                     r.reupload_of = found[r.paper.id].to_dict()
             result.timings["index"] = time.perf_counter() - t
             result.seconds += result.timings["index"]
-    if store is not None and record:
+    if store is not None and record and store_ranking:
         day = date or announcement_day(Counter(p.date for p in papers))
         store.put_rankings(day, result.ranked, embedder=result.embedder, run_id=run_id)
     return result
@@ -402,8 +403,12 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         try:
             t = time.perf_counter()
             with during("prefilter", scored=lambda: 0):
+                # the day's ranking is stored below, with its digest record: a run killed while it scores
+                # (kill -9, a power cut: no except runs) left the day's pages showing its ranking beside the
+                # earlier run's digest record, papers picked in the folder's digest missing from them
                 pre = prefilter_day(day.papers, settings, store=store, prompts=prompts, date=day.date,
-                                    run_id=rec.id, progress=progress, rules=rules, warn=warn)
+                                    run_id=rec.id, progress=progress, rules=rules, warn=warn,
+                                    store_ranking=False)
             for note in pre.caveats():         # `ranker prefilter` says these in its summary; a run here
                 (warn or ignore_warning)(f"prefilter: {note}")
             timings["prefilter"] = time.perf_counter() - t
@@ -421,9 +426,12 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        rules=rules,
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-                # which stored scores make this day's digest, under which cut-offs: the day's pages pick the same
-                store.put_day_digest(DayDigest(day.date, run.model, run.prompt_hash, settings.digest.min_relevance,
-                                               settings.digest.min_novelty, run_id=rec.id))
+                # the day's ranking and which stored scores make its digest, under which cut-offs (one
+                # transaction): the day's pages pick the same
+                store.put_rankings(day.date, pre.ranked, embedder=pre.embedder, run_id=rec.id,
+                                   digest=DayDigest(day.date, run.model, run.prompt_hash,
+                                                    settings.digest.min_relevance, settings.digest.min_novelty,
+                                                    run_id=rec.id))
                 rec.status = manifest["status"]
                 rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
                 # the run's last step: files + manifest; once written, this run's digest is the one shown

@@ -1127,11 +1127,14 @@ class Store:
 
     # ------------------------------------------------------------------ a day's ranking and digest
     def put_rankings(self, day: str, ranked: Iterable[Ranked], *, embedder: str | None = None,
-                     run_id: int | None = None) -> int:
+                     run_id: int | None = None, digest: DayDigest | None = None) -> int:
         """Replace `day`'s prefilter ranking with `ranked`, in one transaction; a ranked paper the store does not
-        hold yet is stored with it (a ranking names papers the pages can show). Returns the rows written."""
+        hold yet is stored with it (a ranking names papers the pages can show). `digest`: the day's digest
+        record (put_day_digest), written in the same transaction. Returns the rows written."""
         n = 0
         with self.transaction() as c:
+            if digest is not None:
+                self._put_day_digest(c, digest)
             add = PaperAdder(c, fts=self._fts_state())
             c.execute("DELETE FROM rankings WHERE day=?", (day,))
             for r in ranked:
@@ -1166,9 +1169,13 @@ class Store:
     def put_day_digest(self, digest: DayDigest) -> None:
         """Record which scores make `digest.day`'s digest (the latest run of a day wins)."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO day_digests VALUES (?,?,?,?,?,?,?)",
-                      (digest.day, digest.run_id, digest.model, digest.prompt_hash, int(digest.min_relevance),
-                       int(digest.min_novelty), digest.created_at or time.time()))
+            self._put_day_digest(c, digest)
+
+    @staticmethod
+    def _put_day_digest(c: sqlite3.Connection, digest: DayDigest) -> None:
+        c.execute("INSERT OR REPLACE INTO day_digests VALUES (?,?,?,?,?,?,?)",
+                  (digest.day, digest.run_id, digest.model, digest.prompt_hash, int(digest.min_relevance),
+                   int(digest.min_novelty), digest.created_at or time.time()))
 
     def restore_day_digest(self, day: str, earlier: DayDigest | None) -> None:
         """Put back what `day`'s digest was before a run that did not finish writing its files: `earlier` as it

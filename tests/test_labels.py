@@ -275,3 +275,26 @@ def test_a_label_counts_from_the_day_of_its_time_on_this_machine_s_clock(monkeyp
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_an_export_while_a_thumb_is_given_on_a_paper_taken_back_keeps_the_paper(tmp_path, monkeypatch):
+    """`ranker labels export` while `ranker serve` stores a thumb: the labels and the undos were two reads, and a
+    thumb given between them on a paper whose label had been taken back left that paper out of both (the export
+    neither carried the undo nor the new thumb). Both are read as one state of the store: the undo is exported."""
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
+        s.set_label("2505.09572", 0, "2025-05-15", created_at=1747300100.0)      # taken back
+        s.set_label("2505.07363", -1, "2025-05-15", created_at=1747300200.0)
+        read = s.get_labels
+
+        def labels_then_a_click(*args, **kwargs):
+            got = read(*args, **kwargs)
+            with Store(db) as serve:                  # another process's connection: the server's thumb
+                serve.set_label("2505.09572", 1, "2025-05-15", created_at=1747300300.0)
+            return got
+
+        monkeypatch.setattr(s, "get_labels", labels_then_a_click)
+        assert export_labels(s, tmp_path / "labels.jsonl") == 2
+    rows = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["label"]) for r in rows] == [("2505.09572", 0), ("2505.07363", -1)]

@@ -44,3 +44,44 @@ def test_a_failed_rerun_row_names_the_model_of_the_digest_it_links(tmp_path):
     days = json.loads(write_index(tmp_path)["index_json"].read_text())["days"]
     assert [(d["day"], d["digest"], d["model"]) for d in days] == [
         ("2025-05-15", "2025-05-15-output.md", "a"), ("2025-05-14", None, "b")]
+
+
+def test_two_runs_into_one_folder_write_its_index_in_turn(tmp_path, monkeypatch):
+    """Two runs of other days into one folder end at about the same time: the one that read the manifests first
+    (the other day still running) wrote its index last, and the folder's index said running, linking no digest,
+    for a day that had finished. Reading and writing the index take turns: the last one written is the latest."""
+    import threading
+
+    from ranker import runindex
+
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "ok", "run_id": 1}))
+    (tmp_path / "2025-05-15-output.md").write_text("# Personalized Daily ArXiv Papers 2025-05-15\n")
+    (tmp_path / "2025-05-16-run.json").write_text(json.dumps({"status": "running", "run_id": 2}))
+    reading, finished, waits = threading.Event(), threading.Event(), threading.Event()
+    real_lock = getattr(runindex, "lock_exclusive", None)
+
+    def lock_exclusive(fd, waiting, **kw):
+        real_lock(fd, lambda: (waiting(), waits.set()), **kw)
+
+    monkeypatch.setattr(runindex, "lock_exclusive", lock_exclusive, raising=False)
+
+    def ended(run_id, day):            # the first run reads the store: the other run has not finished yet
+        reading.set()
+        assert finished.wait(10)
+        return None
+
+    first = threading.Thread(target=write_index, args=(tmp_path, ended))
+    first.start()
+    assert reading.wait(10)
+    # the other run finishes: its files and manifest, then its own index (waiting while the first one writes)
+    (tmp_path / "2025-05-16-output.md").write_text("# Personalized Daily ArXiv Papers 2025-05-16\n")
+    (tmp_path / "2025-05-16-run.json").write_text(json.dumps({"status": "ok", "run_id": 2}))
+    second = threading.Thread(target=lambda: (write_index(tmp_path), waits.set()))
+    second.start()
+    assert waits.wait(10)
+    finished.set()
+    first.join(10)
+    second.join(10)
+    days = {d["day"]: d for d in json.loads((tmp_path / "index.json").read_text())["days"]}
+    assert days["2025-05-16"]["status"] == "ok" and days["2025-05-16"]["digest"] == "2025-05-16-output.md"
+    assert "| [2025-05-16](2025-05-16-output.md) | ok |" in (tmp_path / "index.md").read_text()

@@ -382,6 +382,24 @@ def test_a_killed_run_never_leaves_an_earlier_ok_manifest_beside_its_files(setti
         assert again.run_status(m["run_id"]) == "interrupted" and again.integrity_check() == "ok"
 
 
+def test_a_run_killed_while_it_scores_leaves_the_days_pages_as_its_folder_is(settings, store, tmp_path):
+    """The day's pages (ranker serve, ranker site) pick from the stored ranking and the digest record: a rerun
+    killed while it scored (kill -9: no except runs, nothing is put back) had replaced the ranking (top 12, not
+    8) and not the digest record, so the pages disagreed with the digest the folder still holds. The ranking is
+    stored with the digest record, once scoring has ended."""
+    out = tmp_path / "out"
+    first = run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
+    ranked_before, digest_before = store.get_rankings("2025-05-15"), store.get_day_digest("2025-05-15")
+    store.close()
+    p = subprocess.run([sys.executable, "-c", KILLED_RUN, str(settings.db_path), str(LISTING), str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 9, p.stderr
+    with Store(settings.db_path) as again:
+        ranked = again.get_rankings("2025-05-15")
+        assert sum(r.kept for r in ranked) == 8 and {r.run_id for r in ranked} == {first.manifest["run_id"]}
+        assert ranked == ranked_before and again.get_day_digest("2025-05-15") == digest_before
+
+
 # --------------------------------------------------------------------------- as commands
 def test_ranker_run_and_prefilter_as_commands(store, settings, tmp_path):
     db = settings.db_path
