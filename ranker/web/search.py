@@ -105,6 +105,9 @@ def similar_embedders(store: "Store", embedder: str | None = None) -> "Iterator[
     yield from sorted(others, key=lambda e: -store.paper_vector_stats(e, QUERY_PREFIX)[0])
 
 
+INDEX_UNUSABLE = "the corpus index cannot be used"        # a paper page's note where it lists no similar papers
+
+
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
                    embedder: str | None = None) -> list[tuple[str, float]]:
     """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder of
@@ -115,7 +118,7 @@ def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes 
     failed: list[str] = []
     got = corpus_similar_many(store, [paper_id], k, indexes=indexes, failed=failed, embedder=embedder).get(paper_id)
     if got is None and failed:
-        raise RankerError(f"the corpus index cannot be used ({failed[0]})")
+        raise RankerError(f"{INDEX_UNUSABLE} ({failed[0]})")
     return got or []
 
 
