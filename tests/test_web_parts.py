@@ -558,6 +558,53 @@ def test_similar_papers_come_from_the_configured_embedder_first(tmp_path):
     assert "Similar papers" in html and 'href="/paper/2505.00009"' in html
 
 
+def test_a_served_paper_page_says_whose_vectors_its_similar_papers_are_as_it_is_answered(tmp_path):
+    """serve said once at start that the configured embedder held few vectors and the others' panels came from
+    another; vectors of it stored while serving (a run, `ranker index`) made that line wrong, and no page said
+    whose its panel was. Each page says it as it is answered: a paper without a vector of the configured
+    embedder names the embedder its panel comes from; once its vector is stored, the next answer says nothing."""
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    _switched_store(tmp_path).close()
+    st = Settings.model_validate({"db": str(tmp_path / "r.sqlite3"),
+                                  "prefilter": {"embedder": "minilm", "max_tokens": 64}})
+    client = TestClient(create_app(st))
+    note = ('<p class="muted similar-note">These come from the vectors of the embedder minilm: this paper has none '
+            'of minilm@64, the prefilter&#39;s embedder.</p>')
+    html = client.get("/paper/2504.00003").text
+    assert '<ol class="similar">' in html and note in html and 'href="/paper/2505.00009"' not in html, html
+    assert "similar-note" not in client.get("/paper/2505.00000").text       # the configured embedder's panel
+    with Store(tmp_path / "r.sqlite3") as s:                                  # stored while the server runs
+        s.put_embeddings([("2504.00003", "h", s.get_vectors(["2505.00009"], "minilm@64")["2505.00009"])],
+                         "minilm@64")
+    html = client.get("/paper/2504.00003").text
+    assert '<ol class="similar">' in html and "similar-note" not in html
+    assert 'href="/paper/2505.00009"' in html            # minilm@64's panel (minilm holds no 2505.00009)
+    # the static site's pages say it too (its panels are chosen alike)
+    import sqlite3
+
+    from ranker.web.site import build_site
+    with sqlite3.connect(tmp_path / "r.sqlite3") as conn:
+        conn.execute("DELETE FROM embeddings WHERE paper_id='2505.00001' AND embedder='minilm@64'")
+    conn.close()
+    with Store(tmp_path / "r.sqlite3") as s:
+        build_site(s, tmp_path / "site", embedder="minilm@64")
+    html = (tmp_path / "site" / "papers" / "2505.00001.html").read_text()
+    assert '<ol class="similar">' in html and note in html, html
+    assert "similar-note" not in (tmp_path / "site" / "papers" / "2505.00000.html").read_text()
+    # the start line says its counts are the start's, and that the pages say whose a panel is
+    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: [__import__('socket').socket()]\n"
+           "s.url_of = lambda sock: 'http://x/'\ns.serve = lambda *a, **k: None")
+    r = ranker("serve", "--db", tmp_path / "r.sqlite3", "--max-tokens", "64", pre=pre)
+    assert r.returncode == 0 and r.stderr.startswith(
+        "note: at start, similar papers come first from the 6 paper vectors of the embedder minilm@64 (chosen by "
+        "--max-tokens) in "), r.stderr
+    assert r.stderr.splitlines()[0].endswith("a paper without one of minilm@64 gets its similar papers from another "
+                                             "embedder, and its page says so"), r.stderr
+
+
 def test_site_cli_takes_similar_papers_from_the_configured_embedder_and_says_when_it_holds_few(tmp_path):
     """`ranker site` under settings switched to another token cut: the paper pages' similar papers come from its
     vectors (the newer paper is near), and the build says that it holds few, and which setting finds the many."""

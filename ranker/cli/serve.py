@@ -69,7 +69,9 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
                      host_hint="the server's owner can allow another with ranker serve --allow-host NAME")
     how = f" (read-only: {read_only})" if isinstance(read_only, str) else " (read-only)" if read_only else ""
     if fewer:
-        info(f"note: {fewer}")
+        # the counts of this moment: the panels choose per request, each page saying whose its panel is (vectors
+        # stored while it runs, by a `ranker run` or `index`, change them; this line said them as if lasting)
+        info(f"note: at start, {fewer}")
     # every address listened on (--host localhost: [::1] and 127.0.0.1), the first the one to open
     info(f"serving {' and '.join(url_of(x) for x in socks)}{how}; Ctrl-C stops")
     try:

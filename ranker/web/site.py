@@ -26,7 +26,7 @@ from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
-from .search import INDEX_UNUSABLE, corpus_similar_many
+from .search import INDEX_UNUSABLE, Neighbours, corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
 _TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")        # ranker.io.atomic_file's temporary files
@@ -312,7 +312,9 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
 
     def similar_in_site(st, pid, k):
         """Only papers with a page here: the corpus index also holds papers on no day, which have none."""
-        return [(i, sim) for i, sim in found(st, pid, k) if i in index]
+        near = found(st, pid, k)
+        kept = [(i, sim) for i, sim in near if i in index]
+        return near.keep(kept) if isinstance(near, Neighbours) else kept
 
     for pid in sorted(index):
         pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False)
