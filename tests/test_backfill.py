@@ -860,7 +860,7 @@ def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked(tmp_path, 
     assert (rank["rows_written"], rank["input"]["filtered"]) == (50, 550)
     assert rank["added_to_ranked_days"] == 50
     assert len(encoded) == (50 if embed else 0)
-    assert summary_line(res).startswith("ranking: 50 papers written (50 added to days already ranked)"
+    assert summary_line(res).startswith("ranking: 50 rows written (50 added to days already ranked)"
                                         + (", 5 days already complete; " if embed else "; "))
     r = backfill_table(out, "ranked")
     ids = r.column("id").to_pylist()
@@ -929,6 +929,23 @@ def test_a_paper_cross_listed_again_is_scored_from_the_day_that_kept_it(tmp_path
         assert res.summary["scores"][key]["scored"] == 6 and res.summary["scores"][key]["not_kept"] == 24
         again = run_backfill(BackfillSpec(source=later, out=out, embed=True, score=True), backfill_settings(top=5))
         assert again.run["phases"]["score"]["to_do"] == 0                 # scored once: nothing left
+
+
+def test_the_summary_counts_papers_kept_as_it_counts_papers(tmp_path):
+    """A paper listed on two days is two ranked rows: the summary's "kept" counted rows beside "papers" counting
+    papers, and the line read "ranking: 45 papers written; 40 papers in 2 days, 45 kept" (more kept than there
+    were). "kept" counts papers (kept_rows the rows) and the line says rows where it counts them."""
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:20]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (src / "b.jsonl").write_text("".join(json.dumps({**r, "date": "2025-05-16"}) + "\n" for r in rows[:5]))
+    res = run_backfill(BackfillSpec(source=src, out=tmp_path / "bf", score=True), backfill_settings())
+    ranked = res.summary["ranked"]
+    assert (ranked["rows"], ranked["papers"], ranked["days"]) == (25, 20, 2)
+    assert (ranked["kept"], ranked["kept_rows"]) == (20, 25)
+    assert summary_line(res).startswith("ranking: 25 rows written; 20 papers in 2 days, 20 kept; scoring: 20 to "
+                                        "score (0 already done), 20 scored, 0 failed in all;"), summary_line(res)
 
 
 def test_a_paper_passed_over_on_one_day_and_failed_on_another_is_owed_a_score():
