@@ -317,11 +317,16 @@ def test_import_twice_equals_once(tmp_path):
     assert first.scores_new == len(ALL_IDS) - 1 and second.scores_new == 0
     assert second.scores_unchanged == len(ALL_IDS) - 1
     assert len(once["scores"]) == len(ALL_IDS) - 1 and len(once["failures"]) == 1
+    # the failure imported again is said apart, as the scores are: the second import said "1 failure" too
+    assert (first.failures, first.failures_unchanged, second.failures, second.failures_unchanged) == (1, 0, 0, 1)
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 0 and (f"0 scores written ({len(ALL_IDS) - 1:,} already stored), 0 failures (1 already "
+                                  "stored); ") in p.stderr, p.stderr
     with Store(db) as store:                                  # what digests and `ranker score` read
         got = store.get_scores(ALL_IDS[1:4], "fake:m", first.keys[0][1])
         assert [(got[i].relevance, got[i].novelty) for i in ALL_IDS[1:4]] == [fake_scores(i) for i in ALL_IDS[1:4]]
         assert store.get_paper(ALL_IDS[5]).title
-        assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
+        assert [store.run_status(i) for i in (1, 2, 3)] == ["ok"] * 3        # each import is one recorded run
 
 
 def test_a_damaged_or_unreadable_shard_is_one_error_naming_that_file(tmp_path):
