@@ -317,11 +317,16 @@ def test_import_twice_equals_once(tmp_path):
     assert first.scores_new == len(ALL_IDS) - 1 and second.scores_new == 0
     assert second.scores_unchanged == len(ALL_IDS) - 1
     assert len(once["scores"]) == len(ALL_IDS) - 1 and len(once["failures"]) == 1
+    # the failure imported again is said apart, as the scores are: the second import said "1 failure" too
+    assert (first.failures, first.failures_unchanged, second.failures, second.failures_unchanged) == (1, 0, 0, 1)
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 0 and (f"0 scores written ({len(ALL_IDS) - 1:,} already stored), 0 failures (1 already "
+                                  "stored); ") in p.stderr, p.stderr
     with Store(db) as store:                                  # what digests and `ranker score` read
         got = store.get_scores(ALL_IDS[1:4], "fake:m", first.keys[0][1])
         assert [(got[i].relevance, got[i].novelty) for i in ALL_IDS[1:4]] == [fake_scores(i) for i in ALL_IDS[1:4]]
         assert store.get_paper(ALL_IDS[5]).title
-        assert [store.run_status(i) for i in (1, 2)] == ["ok", "ok"]         # each import is one recorded run
+        assert [store.run_status(i) for i in (1, 2, 3)] == ["ok"] * 3        # each import is one recorded run
 
 
 def test_a_damaged_or_unreadable_shard_is_one_error_naming_that_file(tmp_path):
@@ -860,7 +865,7 @@ def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked(tmp_path, 
     assert (rank["rows_written"], rank["input"]["filtered"]) == (50, 550)
     assert rank["added_to_ranked_days"] == 50
     assert len(encoded) == (50 if embed else 0)
-    assert summary_line(res).startswith("ranking: 50 papers written (50 added to days already ranked)"
+    assert summary_line(res).startswith("ranking: 50 rows written (50 added to days already ranked)"
                                         + (", 5 days already complete; " if embed else "; "))
     r = backfill_table(out, "ranked")
     ids = r.column("id").to_pylist()
@@ -929,6 +934,23 @@ def test_a_paper_cross_listed_again_is_scored_from_the_day_that_kept_it(tmp_path
         assert res.summary["scores"][key]["scored"] == 6 and res.summary["scores"][key]["not_kept"] == 24
         again = run_backfill(BackfillSpec(source=later, out=out, embed=True, score=True), backfill_settings(top=5))
         assert again.run["phases"]["score"]["to_do"] == 0                 # scored once: nothing left
+
+
+def test_the_summary_counts_papers_kept_as_it_counts_papers(tmp_path):
+    """A paper listed on two days is two ranked rows: the summary's "kept" counted rows beside "papers" counting
+    papers, and the line read "ranking: 45 papers written; 40 papers in 2 days, 45 kept" (more kept than there
+    were). "kept" counts papers (kept_rows the rows) and the line says rows where it counts them."""
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").open()][:20]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (src / "b.jsonl").write_text("".join(json.dumps({**r, "date": "2025-05-16"}) + "\n" for r in rows[:5]))
+    res = run_backfill(BackfillSpec(source=src, out=tmp_path / "bf", score=True), backfill_settings())
+    ranked = res.summary["ranked"]
+    assert (ranked["rows"], ranked["papers"], ranked["days"]) == (25, 20, 2)
+    assert (ranked["kept"], ranked["kept_rows"]) == (20, 25)
+    assert summary_line(res).startswith("ranking: 25 rows written; 20 papers in 2 days, 20 kept; scoring: 20 to "
+                                        "score (0 already done), 20 scored, 0 failed in all;"), summary_line(res)
 
 
 def test_a_paper_passed_over_on_one_day_and_failed_on_another_is_owed_a_score():

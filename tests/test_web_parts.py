@@ -271,32 +271,115 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
         assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
 
 
-def test_a_name_of_several_addresses_listens_on_one_it_can_bind_and_prints_that_one(monkeypatch):
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6_loopback = pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+V4 = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))
+V6 = (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0))
+
+
+def _at(info, port):
+    return (*info[:4], (info[4][0], port, *info[4][2:]))
+
+
+def test_a_name_of_several_addresses_listens_on_each_it_can_bind_and_prints_them(monkeypatch):
     """`--host localhost` bound the first address the name resolves to, alone: a machine that lists ::1 first
-    with IPv6 turned off could not serve it ("cannot listen"). The first address this machine can bind is
-    listened on, and the address printed is the one bound (not the name, not another of its addresses)."""
+    with IPv6 turned off could not serve it ("cannot listen"). An address this machine lacks is skipped, and
+    the address printed is one bound (not the name, not an address skipped)."""
     import ranker.web.server as server
-    v4 = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))
-    for first in ((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0)),          # not this machine's
-                  (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0))):        # ::1 listed first
-        monkeypatch.setattr(server, "lookup_to_listen", lambda name, port, type, _f=first: [_f, v4])
-        with server.bind("localhost", 0) as sock:
-            bound, port = sock.getsockname()[:2]
-            assert bound in ("127.0.0.1", "::1") and bound != "192.0.2.1"
-            want = f"http://[{bound}]:{port}/" if ":" in bound else f"http://{bound}:{port}/"
-            assert server.url_of(sock) == want
-            with socket.create_connection((bound, port), timeout=5):      # the address printed connects
-                pass
+    monkeypatch.setattr(server, "lookup_to_listen", lambda name, port, type: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port)), _at(V4, port)])     # not this machine's
+    (sock,) = server.bind("localhost", 0)
+    with sock:
+        bound, port = sock.getsockname()[:2]
+        assert bound == "127.0.0.1" and server.url_of(sock) == f"http://127.0.0.1:{port}/"
+        with socket.create_connection((bound, port), timeout=5):      # the address printed connects
+            pass
     # an address skipped, then the port in use at the next: the port's fault is said, not the skipped address's
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
-        taken = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", busy.getsockname()[1]))
-        monkeypatch.setattr(server, "lookup_to_listen", lambda name, port, type: [
-            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 0)), taken])
         with pytest.raises(InputError) as e:
             server.bind("localhost", busy.getsockname()[1])
         assert e.value.key == "port" and "in use" in e.value.message, e.value
+
+
+@needs_ipv6_loopback
+def test_localhost_of_both_loopbacks_listens_on_both_at_one_port(monkeypatch):
+    """`--host localhost` on a machine that lists ::1 and 127.0.0.1 for it (Debian's /etc/hosts) listened on
+    ::1 alone: a bookmark to http://127.0.0.1:PORT/ reached nothing. Both are listened on, at the same port
+    (port 0 too), in the order the machine lists them; a port in use at either is refused naming that
+    address, and the other is not left listening (a bookmark to the busy one would reach what holds it)."""
+    import ranker.web.server as server
+    monkeypatch.setattr(server, "lookup_to_listen", lambda name, port, type: [_at(V6, port), _at(V4, port)])
+    socks = server.bind("localhost", 0)
+    try:
+        assert [x.getsockname()[0] for x in socks] == ["::1", "127.0.0.1"]
+        port = socks[0].getsockname()[1]
+        assert port and socks[1].getsockname()[1] == port
+        assert [server.url_of(x) for x in socks] == [f"http://[::1]:{port}/", f"http://127.0.0.1:{port}/"]
+        for address in ("::1", "127.0.0.1"):
+            with socket.create_connection((address, port), timeout=5):
+                pass
+    finally:
+        for x in socks:
+            x.close()
+    for taken, free in ((V4, V6), (V6, V4)):
+        with socket.socket(taken[0]) as busy:
+            busy.bind(taken[4])
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            with pytest.raises(InputError) as e:
+                server.bind("localhost", port)
+            assert e.value.key == "port" and e.value.message.startswith(
+                f"cannot listen on localhost:{port} at {taken[4][0]} (") and "in use" in e.value.message, e.value
+            with pytest.raises(OSError):
+                socket.create_connection((free[4][0], port), timeout=5).close()
+
+
+@needs_ipv6_loopback
+def test_serve_localhost_answers_at_both_loopback_addresses(tmp_path):
+    """A real `ranker serve --host localhost` (the name resolving to ::1 and 127.0.0.1, as Debian lists it):
+    a page is answered at http://[::1]:PORT/ and at http://127.0.0.1:PORT/ (the second was refused a
+    connection), the start line names both, and a Host this machine is not still gets no page at either."""
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    Store(tmp_path / "r.sqlite3").close()
+    pre = ("import socket\nimport ranker.web.server as s\nreal = s.lookup_to_listen\n"
+           "s.lookup_to_listen = lambda name, port, type: [(socket.AF_INET6, type, 6, '', ('::1', port, 0, 0)), "
+           "(socket.AF_INET, type, 6, '', ('127.0.0.1', port))] if name == 'localhost' else real(name, port, type)")
+    log = tmp_path / "serve.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-c", f"{pre}\nfrom ranker.cli import main; main()", "serve",
+                                 "--host", "localhost", "--port", "0", "--db", str(tmp_path / "r.sqlite3")],
+                                stdout=fh, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (m := re.search(r"serving http://\[::1\]:(\d+)/", log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        port = m.group(1)
+        for base in (f"http://[::1]:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+            with urllib.request.urlopen(base + "/", timeout=10) as r:
+                assert r.status == 200 and b"<html" in r.read().lower()
+            req = urllib.request.Request(base + "/", headers={"Host": f"evil.example:{port}"})
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=10)
+            assert e.value.code == 400
+        assert f"serving http://[::1]:{port}/ and http://127.0.0.1:{port}/; Ctrl-C stops" in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_serve_port_in_use_is_one_line(tmp_path):
@@ -334,7 +417,7 @@ def test_serve_refuses_a_database_that_is_not_there_but_makes_the_homes_own(tmp_
     and the thumbs given stored in it, where the commands that only read say the path holds nothing. It is one
     line naming the option and the path; the home's own database is still made on a first serve."""
     # the bind is replaced: nothing listens
-    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: __import__('socket').socket()\n"
+    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: [__import__('socket').socket()]\n"
            "s.url_of = lambda sock: 'http://x/'\ns.serve = lambda *a, **k: None")
     home = tmp_path / "home"
     typo = tmp_path / "typo" / "rnaker.sqlite3"
@@ -473,6 +556,53 @@ def test_similar_papers_come_from_the_configured_embedder_first(tmp_path):
     st = Settings.model_validate({"db": str(tmp_path / "r.sqlite3"), "prefilter": {"embedder": "minilm", "max_tokens": 64}})
     html = TestClient(create_app(st)).get("/paper/2505.00000").text
     assert "Similar papers" in html and 'href="/paper/2505.00009"' in html
+
+
+def test_a_served_paper_page_says_whose_vectors_its_similar_papers_are_as_it_is_answered(tmp_path):
+    """serve said once at start that the configured embedder held few vectors and the others' panels came from
+    another; vectors of it stored while serving (a run, `ranker index`) made that line wrong, and no page said
+    whose its panel was. Each page says it as it is answered: a paper without a vector of the configured
+    embedder names the embedder its panel comes from; once its vector is stored, the next answer says nothing."""
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    _switched_store(tmp_path).close()
+    st = Settings.model_validate({"db": str(tmp_path / "r.sqlite3"),
+                                  "prefilter": {"embedder": "minilm", "max_tokens": 64}})
+    client = TestClient(create_app(st))
+    note = ('<p class="muted similar-note">These come from the vectors of the embedder minilm: this paper has none '
+            'of minilm@64, the prefilter&#39;s embedder.</p>')
+    html = client.get("/paper/2504.00003").text
+    assert '<ol class="similar">' in html and note in html and 'href="/paper/2505.00009"' not in html, html
+    assert "similar-note" not in client.get("/paper/2505.00000").text       # the configured embedder's panel
+    with Store(tmp_path / "r.sqlite3") as s:                                  # stored while the server runs
+        s.put_embeddings([("2504.00003", "h", s.get_vectors(["2505.00009"], "minilm@64")["2505.00009"])],
+                         "minilm@64")
+    html = client.get("/paper/2504.00003").text
+    assert '<ol class="similar">' in html and "similar-note" not in html
+    assert 'href="/paper/2505.00009"' in html            # minilm@64's panel (minilm holds no 2505.00009)
+    # the static site's pages say it too (its panels are chosen alike)
+    import sqlite3
+
+    from ranker.web.site import build_site
+    with sqlite3.connect(tmp_path / "r.sqlite3") as conn:
+        conn.execute("DELETE FROM embeddings WHERE paper_id='2505.00001' AND embedder='minilm@64'")
+    conn.close()
+    with Store(tmp_path / "r.sqlite3") as s:
+        build_site(s, tmp_path / "site", embedder="minilm@64")
+    html = (tmp_path / "site" / "papers" / "2505.00001.html").read_text()
+    assert '<ol class="similar">' in html and note in html, html
+    assert "similar-note" not in (tmp_path / "site" / "papers" / "2505.00000.html").read_text()
+    # the start line says its counts are the start's, and that the pages say whose a panel is
+    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: [__import__('socket').socket()]\n"
+           "s.url_of = lambda sock: 'http://x/'\ns.serve = lambda *a, **k: None")
+    r = ranker("serve", "--db", tmp_path / "r.sqlite3", "--max-tokens", "64", pre=pre)
+    assert r.returncode == 0 and r.stderr.startswith(
+        "note: at start, similar papers come first from the 6 paper vectors of the embedder minilm@64 (chosen by "
+        "--max-tokens) in "), r.stderr
+    assert r.stderr.splitlines()[0].endswith("a paper without one of minilm@64 gets its similar papers from another "
+                                             "embedder, and its page says so"), r.stderr
 
 
 def test_site_cli_takes_similar_papers_from_the_configured_embedder_and_says_when_it_holds_few(tmp_path):

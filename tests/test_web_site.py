@@ -104,16 +104,28 @@ def test_site_file_names_stay_inside_the_folder():
 
 def test_a_site_of_a_store_on_read_only_media_says_its_pages_lack_similar_papers(store_db, tmp_path):
     """Built from a store on read-only media (the corpus index cannot be made beside it), every paper page came
-    without its similar papers and nothing said so: one note says what the pages lack and why; the site is built."""
+    without its similar papers and nothing said so: one note says what the pages lack and why; the site is built.
+    Each page that lost its panel says so in one line, as serve's page does, without the building machine's
+    paths (the page said nothing); a paper without a vector, which has no panel anyway, says nothing."""
+    import shutil
+    import sqlite3
+    db = tmp_path / "copy.sqlite3"
+    shutil.copy(store_db, db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("DELETE FROM embeddings WHERE paper_id=?", ("2505.09572",)).rowcount == 1
+    conn.close()
     media = tmp_path / "media"
-    with read_only_copy(store_db, media):
+    with read_only_copy(db, media):
         r = ranker("site", "--out", tmp_path / "site", "--db", media / "ranker.sqlite3")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 0 and len(lines) == 2, r.stderr
     assert lines[0].startswith("note: similar papers left out of the paper pages: the corpus index cannot be used (")
     assert str(media) in lines[0] and lines[1].startswith("site: "), r.stderr
     page = (tmp_path / "site" / "papers" / paper_file(HOSTILE_ID)).read_text()
-    assert "Similar papers" not in page
+    assert page.count("Similar papers") == 1 and str(media) not in page and str(tmp_path) not in page
+    assert ('<p class="muted similar-note">None shown: the corpus index cannot be used where this site was built '
+            '(the build said why).</p>') in page
+    assert "Similar papers" not in (tmp_path / "site" / "papers" / paper_file("2505.09572")).read_text()
     # where the index can be made, no note, and the pages have their similar papers
     r = ranker("site", "--out", tmp_path / "site", "--db", store_db)
     assert r.returncode == 0 and "note:" not in r.stderr, r.stderr

@@ -33,7 +33,8 @@ class ImportResult:
     scores_new: int = 0
     scores_unchanged: int = 0
     scores_newer_kept: int = 0                   # the store's score was made after the backfill's: kept
-    failures: int = 0
+    failures: int = 0                            # failures written (new, or of another reason)
+    failures_unchanged: int = 0                  # the same failure already stored (an import again)
     shards: int = 0
     keys: list = field(default_factory=list)     # (model, prompt_hash) seen
     index: object = None                         # the corpus index's SyncResult (embedded folders), or None
@@ -162,7 +163,9 @@ def _import_scores(t, store: Store, run_id: int, res: ImportResult) -> None:
             elif r["status"] == "failed" and r["id"] not in have:
                 if failed.get(r["id"]) != (r["error"] or ""):
                     store.put_failure(Failure(r["id"], r["error"] or "", ""), model, phash, run_id)
-                res.failures += 1
+                    res.failures += 1
+                else:               # an import again: counted apart, as a score already stored is
+                    res.failures_unchanged += 1
         res.scores_new += store.put_scores(new, model, phash, run_id, scored_at=scored_at, texts=texts)
         if same_later:
             store.put_scores(same_later, model, phash, run_id, scored_at=scored_at, texts=texts)

@@ -356,8 +356,12 @@ def summary(out: str | Path) -> dict:
     out = Path(out)
     r = dedupe(read_table(shard_files(out / RANKED_DIR), RANKED, ["id", "date", "kept"]), ["id", "date"])
     days = r.column("date").to_pylist()
+    kept = r.filter(pc.fill_null(r.column("kept"), False))
+    # "kept" counts papers, as "papers" does (kept on a day at least: scored once); it counted (paper, day) rows,
+    # so a paper listed on two days made more papers kept than there were
     res: dict = {"ranked": {"rows": r.num_rows, "papers": len(set(r.column("id").to_pylist())),
-                            "days": len(set(days)), "kept": int(pc.sum(r.column("kept")).as_py() or 0),
+                            "days": len(set(days)), "kept": len(set(kept.column("id").to_pylist())),
+                            "kept_rows": kept.num_rows,
                             "first_day": min(days) if days else None, "last_day": max(days) if days else None,
                             "shards": len(shard_files(out / RANKED_DIR))},
                  "scores": {}}

@@ -111,7 +111,8 @@ def summary_line(res) -> str:
     if "skipped" in r:
         line = "ranking: nothing new (this source and window are done)"
     else:
-        line = (f"ranking: {counted(r.get('rows_written', 0), 'paper')} written"
+        # rows: a paper listed on two days is two (it said "45 papers written" beside "40 papers in 2 days")
+        line = (f"ranking: {counted(r.get('rows_written', 0), 'row')} written"
                 + (f" ({r['added_to_ranked_days']} added to days already ranked)"
                    if r.get("added_to_ranked_days") else "")
                 + (f", {counted(r['days_already_complete'], 'day')} already complete"

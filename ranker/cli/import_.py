@@ -37,7 +37,8 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
          f"{counted(res.embeddings, 'vector')}, {counted(res.scores_new, 'score')} written "
          f"({res.scores_unchanged:,} already stored"
          + (f", {res.scores_newer_kept:,} kept as the store's own later score" if res.scores_newer_kept else "")
-         + f"), {counted(res.failures, 'failure')}; "
+         + f"), {counted(res.failures, 'failure')}"
+         + (f" ({res.failures_unchanged:,} already stored)" if res.failures_unchanged else "") + "; "
          f"models / prompts: {keys}")
     if res.index is not None:
         from ..index.kinds import label

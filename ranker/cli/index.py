@@ -81,7 +81,7 @@ def panel_embedder_note(store, key: str) -> str | None:
     if not other:
         return None
     return (f"similar papers come first from the {n:,} paper vectors of the embedder {key} {other}; a paper "
-            f"without one of {key} gets its similar papers from another embedder")
+            f"without one of {key} gets its similar papers from another embedder, and its page says so")
 
 
 @index_app.command("status")

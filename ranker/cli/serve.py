@@ -36,7 +36,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     """
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     from ..web.security import is_loopback
-    from ..web.server import allowed_hosts_for, bind, serve as run_server, url_of
+    from ..web.server import addresses_of, allowed_hosts_for, bind, serve as run_server, url_of
     try:
         from ..web.app import create_app
     except ImportError as e:                         # fastapi's own dependencies (starlette, pydantic)
@@ -57,7 +57,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         # with "The store failed" (500): it is served read-only, and the pages and this command say why
         read_only = f"{db_path} cannot be written: {cannot_write}"
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
-    sock = bind(host, port)           # before the warning: an address it cannot listen on is one line
+    socks = bind(host, port)          # before the warning: an address it cannot listen on is one line
+    hosts |= addresses_of(socks)
     if not is_loopback(host):
         # every page carries the token a label's POST needs: whoever reads the pages can post labels too
         change = ("none of them can change your labels (read-only)" if read_only else
@@ -68,10 +69,13 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
                      host_hint="the server's owner can allow another with ranker serve --allow-host NAME")
     how = f" (read-only: {read_only})" if isinstance(read_only, str) else " (read-only)" if read_only else ""
     if fewer:
-        info(f"note: {fewer}")
-    info(f"serving {url_of(sock)}{how}; Ctrl-C stops")
+        # the counts of this moment: the panels choose per request, each page saying whose its panel is (vectors
+        # stored while it runs, by a `ranker run` or `index`, change them; this line said them as if lasting)
+        info(f"note: at start, {fewer}")
+    # every address listened on (--host localhost: [::1] and 127.0.0.1), the first the one to open
+    info(f"serving {' and '.join(url_of(x) for x in socks)}{how}; Ctrl-C stops")
     try:
-        run_server(app, sock)
+        run_server(app, socks)
     except KeyboardInterrupt:
         # how a server is stopped (uvicorn closes its connections, then hands the Ctrl-C on): nothing was cut
         # short, so not the steps' "interrupted ... rerun to resume" and its status 130

@@ -105,35 +105,69 @@ def similar_embedders(store: "Store", embedder: str | None = None) -> "Iterator[
     yield from sorted(others, key=lambda e: -store.paper_vector_stats(e, QUERY_PREFIX)[0])
 
 
+INDEX_UNUSABLE = "the corpus index cannot be used"        # a paper page's note where it lists no similar papers
+
+
+class Neighbours(list):
+    """A paper's similar papers, [(paper id, cosine), ...] best first, and where they come from, for its page to
+    say: `embedder`, whose vectors gave them, and `asked`, the embedder asked first (the configured one; None:
+    none was, or it holds no paper vector: every panel is another's then, and nothing is said). Each page reads
+    them as it is answered: a note printed once at a server's start went stale when vectors of the configured
+    embedder were stored while it ran."""
+
+    def __init__(self, items=(), embedder: str | None = None, asked: str | None = None):
+        super().__init__(items)
+        self.embedder, self.asked = embedder, asked
+
+    def keep(self, items) -> "Neighbours":
+        """Others of the same source (a selection of these)."""
+        return Neighbours(items, self.embedder, self.asked)
+
+    def note(self) -> str:
+        """Why the panel is another embedder's than the configured one's; '' where it is that one's."""
+        if not self or not self.asked or self.embedder in (None, self.asked):
+            return ""
+        return (f"from the vectors of the embedder {self.embedder}: this paper has none of {self.asked}, the "
+                "prefilter's embedder")
+
+
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
-                   embedder: str | None = None) -> list[tuple[str, float]]:
+                   embedder: str | None = None) -> Neighbours:
     """Papers near `paper_id` from the FAISS corpus index (ranker.index), under the first embedder of
-    similar_embedders(store, embedder) that holds the paper's vector: [(paper id, cosine), ...], best first.
-    Nothing (and no model loaded) when the store has no vector of the paper; the index is brought up to the store
-    first (built the first time). A RankerError saying why when the index cannot be used here (a store on
-    read-only media: it cannot be built beside it), for the paper's page to say why it has no similar papers."""
+    similar_embedders(store, embedder) that holds the paper's vector: [(paper id, cosine), ...], best first, as
+    Neighbours (which embedder's they are). Nothing (and no model loaded) when the store has no vector of the
+    paper; the index is brought up to the store first (built the first time). A RankerError saying why when the
+    index cannot be used here (a store on read-only media: it cannot be built beside it), for the paper's page to
+    say why it has no similar papers."""
     failed: list[str] = []
     got = corpus_similar_many(store, [paper_id], k, indexes=indexes, failed=failed, embedder=embedder).get(paper_id)
     if got is None and failed:
-        raise RankerError(f"the corpus index cannot be used ({failed[0]})")
-    return got or []
+        raise RankerError(f"{INDEX_UNUSABLE} ({failed[0]})")
+    return got if got is not None else Neighbours(asked=embedder)
 
 
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,
                         indexes: "OpenIndexes | None" = None, failed: list[str] | None = None,
-                        embedder: str | None = None) -> dict[str, list[tuple[str, float]]]:
+                        embedder: str | None = None) -> dict[str, Neighbours]:
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
     once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out); a
     paper's panel comes from the first embedder of similar_embedders(store, embedder) holding its vector.
-    paper id -> [(id, cosine), ...]; a paper without a stored vector is absent. `failed` gets why an index could
-    not be used (a read-only folder beside the database), when one could not."""
+    paper id -> its Neighbours ([(id, cosine), ...] and that embedder); a paper without a stored vector is
+    absent. `failed` gets why an index could not be used (a read-only folder beside the database), when one
+    could not."""
     from ..index import index_for
-    out: dict[str, list[tuple[str, float]]] = {}
+    from ..prefilter.embed import QUERY_PREFIX
+    out: dict[str, Neighbours] = {}
     left = list(dict.fromkeys(paper_ids))
+    asked, checked = embedder, False
     for key in similar_embedders(store, embedder):
         have = store.embedding_hashes(left, key) if left else {}      # which have a vector (none read yet)
         if not have:
             continue
+        if key != embedder and asked and not checked:
+            # the configured embedder holds no paper vector at all: every panel is another's, as before, and no
+            # page says so (nor do serve and site: panel_embedder_note)
+            checked, asked = True, asked if asked in store.paper_embedders(QUERY_PREFIX) else None
         try:
             with index_for(store, key, indexes) as idx:
                 ids = [i for i in left if i in have]
@@ -144,7 +178,8 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
                     if not chunk:
                         continue
                     for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
-                        out[pid] = [(h.id, float(h.score)) for h in hits if h.id != pid][:k]
+                        out[pid] = Neighbours([(h.id, float(h.score)) for h in hits if h.id != pid][:k], key,
+                                              asked)
         except (RankerError, OSError, RuntimeError) as e:     # an index that cannot be written here: no panels
             if failed is not None:
                 failed.append(str(e))

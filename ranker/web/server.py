@@ -1,4 +1,5 @@
-"""Run the app under uvicorn on a socket bound here, so a port in use is a clean error and port 0 picks a free one."""
+"""Run the app under uvicorn on sockets bound here (at every address of the host given), so a port in use is a
+clean error and port 0 picks a free one."""
 from __future__ import annotations
 
 import errno
@@ -12,7 +13,13 @@ from ..netguard import lookup_to_listen
 from .security import LOOPBACK_NAMES, host_name, is_loopback
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets listening on `port` at every address `host` resolves to that this machine has (localhost: ::1 and
+    127.0.0.1 where the machine lists both), in the order the machine lists them: one address alone was
+    listened on, so a bookmark to the other family's (http://127.0.0.1:8000/ for a server on [::1]) reached
+    nothing. An address the machine lacks is skipped (a machine listing ::1 first with IPv6 turned off still
+    serves localhost); a port in use at any address is refused, not served at the others (a bookmark to that
+    address would reach whatever holds it). Port 0: one free port, the same at every address."""
     if not 0 <= port <= 65535:
         raise InputError(f"must be a port number (0-65535), got {port}", key="port")
     # an IPv6 address as a URL writes it ([::1], [::]): the loopback check and the Host names took it so, and the
@@ -22,29 +29,57 @@ def bind(host: str, port: int) -> socket.socket:
         infos = lookup_to_listen(name, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise InputError(f"cannot resolve {host!r} ({e.strerror})", key="host") from None
-    # a name of several addresses (localhost: ::1 and 127.0.0.1, in the order the machine lists them) is listened
-    # on at the first one this machine can bind: the first alone was tried, and a machine that lists ::1 first
-    # with IPv6 turned off could not serve `--host localhost`. The address bound is the one printed (url_of).
-    first: OSError | None = None
-    for family, _, _, _, addr in infos:
+    addrs = list(dict.fromkeys((family, addr) for family, _, _, _, addr in infos))
+    # port 0 at several addresses: the free port the first got may be taken at another; another one is tried
+    for _ in range(_FREE_PORT_TRIES if port == 0 and len(addrs) > 1 else 1):
+        socks, error, at = _listen_all(addrs)
+        if socks:
+            return socks
+        if error.errno != errno.EADDRINUSE:
+            break
+    # an address this machine does not have is the host's fault, not the port's (in use, privileged)
+    at_fault = "host" if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) else "port"
+    where = f" at {at}" if len({a[0] for _, a in addrs}) > 1 else ""       # which of the name's addresses
+    raise InputError(f"cannot listen on {host}:{port}{where} ({error.strerror})", key=at_fault) from None
+
+
+_FREE_PORT_TRIES = 20
+
+
+def _listen_all(addrs: list) -> tuple[list[socket.socket], OSError, str]:
+    """Listening sockets at each of `addrs` ((family, sockaddr)) this machine has; or none, the error that
+    stopped them and the address it came from: what stopped the binding (a port in use, privileged), else, no
+    address being one of this machine's, the first skipped. A port 0 is the first socket's free port at the
+    other addresses."""
+    socks: list[socket.socket] = []
+    skipped: tuple[OSError, str] | None = None
+    port = 0
+    for family, addr in addrs:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if len(addrs) > 1 and family == socket.AF_INET6:
+            # :: alone serves IPv4 too (Linux's default), and 0.0.0.0 beside it was then "in use"
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if port and not addr[1]:
+            addr = (addr[0], port, *addr[2:])
         try:
             sock.bind(addr)
             sock.listen(128)
         except OSError as e:
             sock.close()
-            first = first or e
             if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                continue                # not an address of this machine: the name's next one may be
-            first = e                   # what stopped it (a port in use) is said, not an address skipped
-            break
+                skipped = skipped or (e, addr[0])     # not an address of this machine: the name's next one may be
+                continue
+            for s in socks:             # what stopped it (a port in use) is said, not an address skipped
+                s.close()
+            return [], e, addr[0]
         sock.set_inheritable(True)
-        return sock
-    assert first is not None
-    # an address this machine does not have is the host's fault, not the port's (in use, privileged)
-    at_fault = "host" if first.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) else "port"
-    raise InputError(f"cannot listen on {host}:{port} ({first.strerror})", key=at_fault) from None
+        socks.append(sock)
+        port = port or sock.getsockname()[1]
+    if socks:
+        return socks, OSError(), ""
+    assert skipped is not None
+    return [], *skipped
 
 
 def url_of(sock: socket.socket) -> str:
@@ -71,6 +106,12 @@ def allowed_hosts_for(host: str, extra: tuple[str, ...] = ()) -> set[str]:
     if not is_loopback(host):
         names |= machine_names()
     return names
+
+
+def addresses_of(socks: list[socket.socket]) -> set[str]:
+    """The addresses the sockets listen on, as a Host header names them (the bind-all ones left out): a name of
+    several addresses bound beyond loopback is reached at each (an address, unlike a name, cannot be rebound)."""
+    return {str(x.getsockname()[0]).lower() for x in socks} - _ANY
 
 
 _ANY = {"0.0.0.0", "::", ""}
@@ -121,17 +162,17 @@ def machine_names() -> set[str]:
     return out - _ANY
 
 
-def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
-    """Serve until interrupted."""
+def serve(app, socks: list[socket.socket], *, log_level: str = "warning") -> None:
+    """Serve on the sockets bind() made until interrupted."""
     try:
         import uvicorn
     except ImportError:
         raise MissingDependency("uvicorn", "web", "ranker serve") from None
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=socks)
 
 
 def start(app, host: str, port: int, on_ready: Callable[[str], None] = lambda url: None) -> None:
-    sock = bind(host, port)
-    on_ready(url_of(sock))
-    serve(app, sock)
+    socks = bind(host, port)
+    on_ready(url_of(socks[0]))
+    serve(app, socks)

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..errors import InputError
+from ..errors import InputError, RankerError
 from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, lock_exclusive
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
 from .render import STATIC, SiteUrls, paper_file, render
-from .search import corpus_similar_many
+from .search import INDEX_UNUSABLE, Neighbours, corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
 _TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")        # ranker.io.atomic_file's temporary files
@@ -225,14 +225,19 @@ def _build(store: Store, out: Path, similar, embedder: str | None = None) -> Sit
         # the corpus index is searched before the snapshot below: inside it, an index that another process (a
         # run) brought up to the store since would look ahead of the store, and be built again
         failed: list[str] = []
-        near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K,    # 2x: room (see below)
-                                   failed=failed, embedder=embedder)
+        ids = _day_paper_ids(store)
+        near = corpus_similar_many(store, ids, 2 * views.SIMILAR_K, failed=failed,    # 2x: room (see below)
+                                   embedder=embedder)
         # a store on read-only media (its index cannot be built beside it) gave pages without their similar
         # papers, and nothing said so
-        res.notes += [f"similar papers left out of the paper pages: the corpus index cannot be used ({why})"
-                      for why in failed]
+        res.notes += [f"similar papers left out of the paper pages: {INDEX_UNUSABLE} ({why})" for why in failed]
+        # and each page it cost its panel says so, as serve's page does, without the reason: a published page
+        # would show the building machine's paths (the build's note says it)
+        lost = _with_vectors(store, [i for i in ids if i not in near]) if failed else set()
 
         def similar(_store, pid, _k):
+            if pid in lost:
+                raise RankerError(f"{INDEX_UNUSABLE} where this site was built (the build said why)")
             return near.get(pid, [])
     try:
         # one state of the store for every page: a `ranker run` storing a day while the pages were read put it in
@@ -263,6 +268,16 @@ def _refuse_others(out: Path) -> None:
     if clash:
         raise InputError(f"holds {', '.join(clash)}, and is not a site ranker wrote; choose a new folder, an empty "
                          "one, or one holding a site of ranker's", where=str(out))
+
+
+def _with_vectors(store: Store, ids: list[str]) -> set[str]:
+    """Those of `ids` with a paper vector of any embedder: the papers a usable corpus index gives a panel (one
+    without a vector has none, and its page says nothing, as serve's)."""
+    from ..prefilter.embed import QUERY_PREFIX
+    out: set[str] = set()
+    for key in store.paper_embedders(QUERY_PREFIX) if ids else ():
+        out.update(store.embedding_hashes([i for i in ids if i not in out], key))
+    return out
 
 
 def _day_paper_ids(store: Store) -> list[str]:
@@ -297,7 +312,9 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
 
     def similar_in_site(st, pid, k):
         """Only papers with a page here: the corpus index also holds papers on no day, which have none."""
-        return [(i, sim) for i, sim in found(st, pid, k) if i in index]
+        near = found(st, pid, k)
+        kept = [(i, sim) for i, sim in near if i in index]
+        return near.keep(kept) if isinstance(near, Neighbours) else kept
 
     for pid in sorted(index):
         pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False)

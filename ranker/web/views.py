@@ -19,6 +19,7 @@ from ..errors import RankerError
 from ..records import DayDigest, Label, Paper, RankingRow, Score
 from ..store import Store
 from . import plots
+from .search import Neighbours
 
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")          # \Z: "$" would let a line break end it
 MONTH_RE = re.compile(r"^\d{4}-\d{2}\Z")
@@ -230,6 +231,7 @@ class PaperPage:
     label: Label | None
     similar: list[tuple[Paper, float]]
     similar_note: str = ""                  # why there are no similar papers, when they could not be looked up
+    similar_from: str = ""                  # whose vectors they are, when not the configured embedder's
 
     @property
     def pdf_url(self) -> str:
@@ -272,18 +274,23 @@ def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None,
     picked_on = sorted(set(picked_on))
     label = store.get_labels([paper_id]).get(paper_id) if with_labels else None
     sims: list[tuple[Paper, float]] = []
-    note = ""
+    note = source = ""
     if similar is not None:
         try:
-            found = [(i, s) for i, s in similar(store, paper_id, k) if i != paper_id][:k]
+            near = similar(store, paper_id, k)
+            found = [(i, s) for i, s in near if i != paper_id][:k]
         except RankerError as e:
             # a store on read-only media (its corpus index cannot be built beside it): the page had no similar
             # papers and did not say why
             found, note = [], str(e)
+        else:
+            # another embedder's panel (this paper has no vector of the configured one): said here, as each page
+            # is answered, where serve said it once at start, which went stale as vectors were stored
+            source = near.note() if isinstance(near, Neighbours) else ""
         got = store.get_papers([i for i, _ in found])
         sims = [(got[i], s) for i, s in found if i in got]
     return PaperPage(paper=paper, days=days, rankings=rankings, scores=lines, main=main, picked_on=picked_on,
-                     label=label, similar=sims, similar_note=note)
+                     label=label, similar=sims, similar_note=note, similar_from=source)
 
 
 # --------------------------------------------------------------------------- labels and search
