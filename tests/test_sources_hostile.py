@@ -1,4 +1,4 @@
-"""Hostile or broken inputs the papers readers are handed: a line without end, gzip bombs.
+"""Hostile or broken inputs the papers readers are handed: a line without end, gzip bombs, an answer without end.
 Memory must stay bounded whatever a file or a server holds, and the refusal be one line naming the source."""
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import tracemalloc
 import pytest
 
 from ranker.backfill.plan import Filters, plan_splits, read_split
-from ranker.errors import InputError
+from ranker.errors import FetchError, InputError
 from ranker.sources import ReadReport, read_papers
+from ranker.sources.net import NetPolicy, fetch_bytes
 from ranker.sources.report import LINE_CAP, XML_CAP
+
+from fixture_server import FixtureServer, Reply
 
 MiB = 1024 * 1024
 
@@ -139,3 +142,32 @@ def test_gzipped_bytes_of_json_lines_are_read_as_they_unpack():
     papers, peak = _peak(lambda: list(read_papers(raw, date="2024-11-28", report=report)))
     assert [p.id for p in papers] == ["2411.00001"] and report.reasons == {"overlong": 1}
     assert peak < 5 * LINE_CAP, f"{peak / MiB:.0f} MiB held"
+
+
+@pytest.fixture
+def server():
+    with FixtureServer() as srv:
+        yield srv
+
+
+def _policy(**kw) -> NetPolicy:
+    return NetPolicy(**{"timeout": 2.0, "retries": 2, "backoff": 0.01, "max_wait": 5.0, "api_delay": 0.0, **kw})
+
+
+@pytest.mark.parametrize("how", ["length", "chunked", "gzip"])
+def test_an_answer_larger_than_the_cap_is_refused_not_read_on(server, how):
+    """A proxy or mirror answering without end (or a gzip-encoded bomb: small on the wire) was read into memory
+    until the download timeout: 1.5 GB held 3.2 GB. Past the policy's max_bytes it is one FetchError, not retried."""
+    body = b"<rss>" + b" " * (3 * MiB) + b"</rss>"
+    if how == "gzip":
+        reply = Reply(200, gzip.compress(body, compresslevel=1), headers={"Content-Encoding": "gzip"})
+    else:
+        reply = Reply(200, body, chunked=how == "chunked", piece=256 * 1024, trickle=0.001 if how == "chunked" else 0)
+    server.route("/feed", reply)
+    with pytest.raises(FetchError) as e:
+        fetch_bytes(server.url("/feed"), policy=_policy(max_bytes=MiB))
+    assert "answered more than 1 MiB" in e.value.message and e.value.where == server.url("/feed")
+    assert server.hits("/feed") == 1
+    # within the cap it is read whole, as before
+    assert fetch_bytes(server.url("/feed"), policy=_policy(max_bytes=4 * MiB)) == body
+    assert NetPolicy().max_bytes >= 64 * MiB
