@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Seque
 import numpy as np
 
 from .errors import InputError
-from .io import arxiv_id, atomic_write, read_text
+from .io import arxiv_id, atomic_write, json_loads, read_text
 from .prefilter.history import LABEL_DAY_SUFFIX, is_day_name
 from .records import Label, Paper
 
@@ -83,7 +83,7 @@ def read_labels(path: str | Path) -> list[Label]:
             continue
         where = f"{path}:{lineno}"
         try:
-            d = json.loads(line)
+            d = json_loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"not valid JSON ({e.msg})", where=where) from None
         if not isinstance(d, dict):

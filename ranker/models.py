@@ -26,7 +26,7 @@ from typing import Callable
 
 from . import netguard
 from .errors import ConfigError, ModelError
-from .io import lock_exclusive
+from .io import json_loads, lock_exclusive
 from .settings import BUNDLED_PRESETS, default_models_dir
 
 READY_MARK = ".ranker-prepared"
@@ -179,13 +179,12 @@ def llm_folder_missing(path: Path, tokenizer: bool = True) -> list[str]:
     otherwise starts the engine and fails there: a missing tokenizer as transformers' advice to install
     sentencepiece, missing weights as "WorkerProc initialization failed", a missing shard after the others
     were loaded. Empty: nothing found missing (the files' contents are not read)."""
-    import json
     names = [f.name for f in path.iterdir() if f.is_file()]
     has = lambda patterns: any(fnmatch.fnmatch(n, pat) for n in names for pat in patterns)  # noqa: E731
     missing = []
     for index in WEIGHT_INDEXES:
         try:
-            weight_map = json.loads((path / index).read_text(encoding="utf-8")).get("weight_map") or {}
+            weight_map = json_loads((path / index).read_text(encoding="utf-8")).get("weight_map") or {}
         except (OSError, ValueError, AttributeError):
             continue
         absent = sorted({str(f) for f in weight_map.values()} - set(names))

@@ -854,3 +854,23 @@ def test_static_pages_carry_no_thumbs_icons(store_db, tmp_path):
     assert [p.name for p in pages if "icon-up" in p.read_text(encoding="utf-8")] == []
     keys = ('id="keys"', "aria-keyshortcuts", "<kbd>", "app.js")
     assert [p.name for p in pages if any(k in p.read_text(encoding="utf-8") for k in keys)] == []
+
+
+def test_a_link_in_place_of_a_page_is_replaced_not_written_through(store_db, tmp_path):
+    """A symlink left where a page goes (by a hostile earlier build, or anyone who could write in the folder) had
+    the page written through it: a file outside the site, here the user's own, was overwritten with HTML."""
+    out = tmp_path / "site"
+    with Store(store_db) as store:
+        build_site(store, out)
+    outside = tmp_path / "precious.txt"
+    for rel, target in ((f"days/{DAY}.html", outside), ("static/style.css", outside),
+                        (f"papers/{paper_file(HOSTILE_ID)}", tmp_path / "nothing-there-yet.txt")):
+        page = out / rel
+        outside.write_text("the user's own file\n")
+        page.unlink()
+        page.symlink_to(target)
+        with Store(store_db) as store:
+            res = build_site(store, out)
+        assert outside.read_text() == "the user's own file\n", rel
+        assert not (tmp_path / "nothing-there-yet.txt").exists(), rel
+        assert page.is_file() and not page.is_symlink() and rel in res.written, rel

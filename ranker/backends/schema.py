@@ -17,10 +17,9 @@ escape sequences, so a COMMENT can carry no '"', backslash or newline: the model
 from __future__ import annotations
 
 import re
-import json
 from typing import Any
 
-from ..io import clean_text, same_paper_id
+from ..io import clean_text, json_loads, same_paper_id
 from .base import SCORE_FIELDS
 
 SCORE_MIN, SCORE_MAX = 1, 10
@@ -108,8 +107,9 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def load_answer(text: str) -> Any:
     """An answer's JSON text as data. A key given twice in one object is refused (JSON parsers keep the last
-    one, so a forged second "RELEVANCE" would win); other problems raise json.JSONDecodeError."""
-    return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    one, so a forged second "RELEVANCE" would win); other problems (nesting too deep too) raise
+    json.JSONDecodeError."""
+    return json_loads(text, object_pairs_hook=_no_duplicate_keys)
 
 
 def _in_order_of(objs: list, ids: list[str]) -> list:

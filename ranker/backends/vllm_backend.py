@@ -25,7 +25,6 @@ worker process.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from pydantic import Field, field_validator
 
 from .. import models, netguard
 from ..errors import ConfigError, ModelError, frame_owners
-from ..io import Warn
+from ..io import Warn, json_loads
 from ..records import Usage
 from .base import (SHORTER_PROMPT, Backend, BackendOptions, Request, Result, answer_room, chat_template_problem,
                    config_context,
@@ -79,7 +78,7 @@ def context_name(context: int, *, option: int | None, engine_args: Mapping[str, 
 def _written_max_len(config: Path) -> int | None:
     """The context length config.json itself states (its text config's for a multimodal one), or None."""
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
+        data = json_loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None                # no config (a Hub id not cached): vLLM finds out for itself
     if not isinstance(data, dict):

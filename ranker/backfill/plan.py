@@ -29,7 +29,9 @@ import numpy as np
 from ..errors import InputError
 from ..records import Paper
 from ..sources import ReadReport, detect_format, filter_papers, read_papers
+from ..sources.jsonl import Overlong, capped_lines
 from ..sources.reading import GZ_ERRORS
+from ..sources.report import LINE_CAP
 
 SPLIT_BYTES = 32 << 20          # one read task per 32 MB of an uncompressed JSON-lines file (~20k papers)
 _SNIFF = 64 * 1024
@@ -136,7 +138,7 @@ def _sniff(path: Path) -> tuple[str, bool]:
             first = None
             if head.lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
                 f.seek(0)
-                first = f.readline()
+                first = f.readline(LINE_CAP)
     except GZ_ERRORS as e:
         raise InputError(f"cannot read ({getattr(e, 'strerror', None) or e})", where=str(path)) from None
     fmt = detect_format(head, first)
@@ -168,18 +170,19 @@ def _range_lines(path: str, start: int, end: int | None) -> Iterator[bytes]:
             f.seek(start - 1)
             f.readline()            # the rest of a line that began before `start` belongs to the range before
         pos = f.tell()
+        lines = capped_lines(f)
         while end is None or pos < end:
-            line = f.readline()
-            if not line:
+            line = next(lines, None)
+            if line is None:
                 return
-            pos += len(line)
+            pos += line.size if isinstance(line, Overlong) else len(line)
             yield line
 
 
 def _gz_lines(path: str) -> Iterator[bytes]:
     try:
         with gzip.open(path, "rb") as f:
-            yield from f
+            yield from capped_lines(f)
     except GZ_ERRORS as e:
         raise InputError(f"cannot read ({e})", where=path) from None
 

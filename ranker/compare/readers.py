@@ -27,7 +27,8 @@ from typing import Any, Iterable
 
 from ..digest import AUTHOR_MATCH, md_unescape
 from ..errors import InputError, where
-from ..io import Warn, arxiv_id, expand_paths, ignore_warning, read_text, without_lone_surrogates
+from ..io import (Warn, arxiv_id, expand_paths, ignore_warning, json_loads, read_text,
+                  without_lone_surrogates)
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -309,7 +310,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[
             continue
         src = where(path, i)
         try:
-            d = json.loads(s, parse_float=_JsonNumber)
+            d = json_loads(s, parse_float=_JsonNumber)
         except json.JSONDecodeError as e:
             warn(f"{src}: skipped line: not valid JSON ({e.msg})")
             continue
@@ -337,7 +338,7 @@ def sniff(path: Path, text: str | None = None) -> str | None:
         return "empty"
     if s.startswith("{") or s.startswith("["):
         try:
-            obj = json.loads(s)
+            obj = json_loads(s)
         except json.JSONDecodeError:
             obj = None
         if isinstance(obj, list) and any(_is_score_dict(v) for v in obj):
@@ -354,7 +355,7 @@ def sniff(path: Path, text: str | None = None) -> str | None:
         # JSONL: look at the first few object lines
         for line in _lines(s)[:20]:
             try:
-                d = json.loads(line)
+                d = json_loads(line)
             except json.JSONDecodeError:
                 continue
             if isinstance(d, dict):
@@ -457,7 +458,7 @@ def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None, notice: 
     elif kind == "markdown" and is_markdown_digest(text):
         rows, day = _parse_markdown(text, path, warn, notice)
     elif kind == "json":
-        rows, day = _parse_json_digest(json.loads(text, parse_float=_JsonNumber), text, path, warn, notice)
+        rows, day = _parse_json_digest(json_loads(text, parse_float=_JsonNumber), text, path, warn, notice)
     elif kind == "jsonl":
         rows, day = _parse_jsonl(text, path, warn, notice)
     elif kind in ("papers", "prefilter"):

@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write, counted, read_text
+from ..io import atomic_write, counted, json_loads, read_text
 from ..records import Paper
 from .embed import paper_text
 from .history import LABEL_DAY_SUFFIX
@@ -278,7 +278,7 @@ class Calibration:
         path = Path(path)
         bad = "not a calibration file (expected the JSON that `ranker calibrate` writes)"
         try:
-            d = json.loads(read_text(path, "calibration file"))
+            d = json_loads(read_text(path, "calibration file"))
         except json.JSONDecodeError:
             raise InputError(bad, where=str(path)) from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependency, ModelError
-from ..io import LOADING, quiet_transformers
+from ..io import LOADING, json_loads, quiet_transformers
 from ..records import Paper
 
 if TYPE_CHECKING:
@@ -103,7 +103,6 @@ def token_limit(name: str, models_dir: Path | None = None) -> int | None:
     """The most tokens a local sentence-transformers model reads (its sentence_bert_config.json's
     max_seq_length): a prepared preset's, a folder's, or a Hugging Face id's in the local cache; None when that
     is not known without loading it (an unprepared preset, an id not cached, a folder without the file)."""
-    import json
     from ..models import hub_cached, looks_like_hub_id, presets
     p = presets(models_dir).get(name)
     if p is not None and not p.prepared:
@@ -114,7 +113,7 @@ def token_limit(name: str, models_dir: Path | None = None) -> int | None:
         if folder is None:
             return None
     try:
-        cfg = json.loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        cfg = json_loads((Path(folder) / "sentence_bert_config.json").read_text(encoding="utf-8"))
         n = int(cfg["max_seq_length"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -16,9 +16,30 @@ from ..io import SURROGATE_ESCAPE, without_lone_surrogates
 from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, has_verdict
 from .filters import stronger
 from .normalize import iso_day, make_paper
-from .report import SKIP_REASONS, ReadReport
+from .report import LINE_CAP, SKIP_REASONS, ReadReport
 
 _KNOWN = set(PAPER_FIELDS)
+
+
+class Overlong(bytes):
+    """In place of a line longer than LINE_CAP (its bytes never held): `size`, how long it was."""
+    size: int = 0
+
+
+def capped_lines(f, cap: int = LINE_CAP) -> Iterator[bytes]:
+    """The lines of a binary stream, as iterating it gives them, except that a line longer than `cap` bytes
+    comes as an empty Overlong whose `size` says its length (newline included): memory stays bounded whatever
+    the stream holds."""
+    while line := f.readline(cap + 1):
+        if len(line) <= cap or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while (more := f.readline(1 << 20)) and not more.endswith(b"\n"):
+            size += len(more)
+        over = Overlong()
+        over.size = size + len(more)
+        yield over
 
 
 def _announce(d: dict) -> str | None:
@@ -59,10 +80,15 @@ def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = 
 
 
 def json_lines(lines, source: str, report: ReadReport):
-    """Yield (where, object) for each non-blank line of a JSON-lines byte stream, a byte-order mark ignored.
-    Invalid UTF-8 is replaced (counted); a line that is not a JSON object is skipped with a counted warning
+    """Yield (where, object) for each non-blank line of a JSON-lines byte stream, a byte-order mark ignored
+    (an Overlong line, from capped_lines, is skipped with a counted warning). Invalid UTF-8 is replaced (counted); a line that is not a JSON object is skipped with a counted warning
     naming file:line."""
     for lineno, raw in enumerate(lines, start=1):
+        if isinstance(raw, Overlong):
+            report.seen += 1
+            report.warn("skipped", f"{source}:{lineno}", f"a line of {raw.size:,} bytes, longer than any record "
+                        f"({LINE_CAP // 2**20} MiB at most): skipped", "overlong")
+            continue
         raw = raw.removeprefix(b"\xef\xbb\xbf")      # a byte-order mark (an editor's, or a file's of several)
         if not raw.strip():
             continue

@@ -44,6 +44,12 @@ from ..settings import DEFAULT_API_URL, DEFAULT_RSS_URL, FetchSettings
 USER_AGENT = f"ranker/{__version__} (local arXiv ranker; polite: >=3 s between API requests)"
 
 
+# The largest answer read, as decoded (a gzip-encoded one counts what it unpacks to): a feed is a few MB, an API
+# page less. Bodies are held whole, so an answer without end (a proxy's or a mirror's, a gzip bomb: 1.5 MB on
+# the wire, 1.5 GB decoded) grew the process until the download timeout or the machine's memory ran out.
+MAX_ANSWER = 256 * 1024 * 1024
+
+
 @dataclass
 class NetPolicy:
     timeout: float = 30.0     # seconds without an answer (connect, then between bytes)
@@ -52,6 +58,7 @@ class NetPolicy:
     backoff: float = 2.0      # seconds before the first retry; doubled each retry
     max_wait: float = 120.0   # the longest single wait; a longer Retry-After ends the fetch at once
     api_delay: float = 3.0    # seconds between two arXiv API requests (arXiv's terms of use)
+    max_bytes: int = MAX_ANSWER   # the largest answer read (decoded), held whole in memory
     min_wait: float = 0.0     # no retry comes sooner (the API session sets it to api_delay)
     rss_url: str = DEFAULT_RSS_URL
     api_url: str = DEFAULT_API_URL
@@ -105,7 +112,13 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None, whole_xml: bool = False)
                     # the body is read here, so a connection lost half-way through it is retried too, and so is
                     # an answer that trickles on past the try's deadline
                     try:
-                        whole = _read_body(resp, deadline)
+                        whole = _read_body(resp, deadline, policy.max_bytes)
+                    except _TooBig:
+                        resp.close()
+                        raise FetchError(f"{host} answered more than {policy.max_bytes / 2**20:g} MiB, more than "
+                                         "any feed or API page (a wrong address, or a proxy or mirror sending "
+                                         "without end?); a big file is better saved first and read from disk",
+                                         where=url) from None
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
                         resp.close()
                         raise Retryable("connection lost mid-download", kind="connection") from None
@@ -136,7 +149,11 @@ def _make_adapter(policy: NetPolicy, warn: Warn | None, whole_xml: bool = False)
 _PIECE = 64 * 1024
 
 
-def _read_body(resp, deadline: float) -> bool:
+class _TooBig(Exception):
+    """An answer longer than the policy's max_bytes."""
+
+
+def _read_body(resp, deadline: float, limit: int | None = None) -> bool:
     """Read the body of `resp` (a requests.Response whose body is not read yet) into resp.content, as
     requests does, but a piece at a time as it arrives (urllib3's read1), and no later than the try's
     `deadline` (a time.monotonic() value): `resp.content` reads on as long as bytes keep coming. The clock is
@@ -144,12 +161,20 @@ def _read_body(resp, deadline: float) -> bool:
     HTTPResponse.shutdown), which ends a wait for the next bytes there: `timeout` alone let one wait run on
     that long past it, and a read of urllib3's that waits several times before it returns (the size line of
     a chunk, a gzip header, each byte of them trickled) ran on without end. False when the deadline came
-    first. A failed read raises what resp.content would."""
+    first. A failed read raises what resp.content would; an answer of more than `limit` bytes (as decoded, or
+    as its Content-Length says before any is read) raises _TooBig, what was read dropped."""
     import threading
 
     import requests
     from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
+    if limit is not None:
+        try:
+            declared = int(resp.headers.get("Content-Length") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit and "Content-Encoding" not in resp.headers:
+            raise _TooBig()
     cut = threading.Event()
 
     def shut() -> None:
@@ -162,11 +187,15 @@ def _read_body(resp, deadline: float) -> bool:
     timer = threading.Timer(max(0.0, deadline - time.monotonic()), shut)
     timer.daemon = True
     timer.start()
-    pieces = []
+    pieces, size = [], 0
     try:
         try:
             while piece := resp.raw.read1(_PIECE, decode_content=True):
                 pieces.append(piece)
+                size += len(piece)
+                if limit is not None and size > limit:
+                    pieces.clear()
+                    raise _TooBig()
                 if time.monotonic() > deadline:
                     return False
         except (ProtocolError, DecodeError, ReadTimeoutError, SSLError):

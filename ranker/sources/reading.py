@@ -19,7 +19,8 @@ from ..errors import InputError
 from ..io import Warn, atomic_write
 from ..records import ANNOUNCE_TYPES, Paper, Ranked
 from .filters import check_day, filter_papers, parse_list
-from .report import ReadReport
+from .jsonl import capped_lines
+from .report import LINE_CAP, XML_CAP, ReadReport
 
 # what reading a damaged .gz raises: cut short (EOFError), a bad header or CRC (OSError), a damaged deflate block
 # (zlib.error, neither of the others)
@@ -76,7 +77,7 @@ class _Rejoined(io.RawIOBase):
 
 def _sniffed(raw: IO[bytes], close: bool) -> tuple[IO[bytes], bytes]:
     """`raw` (gunzipped when it is gzip) as a stream that starts again at its first byte, and its head: the
-    first 64 KiB, for JSON completed to the end of a line (a first line is read whole, however long).
+    first 64 KiB, for JSON completed to the end of a line (a first line up to LINE_CAP: a longer one is skipped).
     Closing the stream closes `raw` when `close`."""
     owned: tuple = (raw,) if close else ()
     stream, head = raw, raw.read(_SNIFF)
@@ -85,7 +86,7 @@ def _sniffed(raw: IO[bytes], close: bool) -> tuple[IO[bytes], bytes]:
         owned = (stream, *owned)
         head = stream.read(_SNIFF)
     if _head(head).startswith(b"{"):
-        head += stream.readline()
+        head += stream.readline(LINE_CAP)
     return io.BufferedReader(_Rejoined(head, stream, owned), buffer_size=_SNIFF), head
 
 
@@ -130,17 +131,22 @@ def _unknown_format(source: str) -> InputError:
                       "papers JSON lines", where=source)
 
 
+def _too_big(source: str) -> InputError:
+    return InputError(f"an XML feed larger than {XML_CAP // 2**20} MiB (arXiv's biggest are a few MB): not a "
+                      "feed, or a damaged or hostile file; not read", where=source)
+
+
 def _parse_bytes(data: bytes, source: str, fmt: str | None, report: ReadReport, date: str | None
                  ) -> tuple[str, Iterator[Paper]]:
     if fmt is None:
         if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except GZ_ERRORS as e:
-                raise InputError(f"corrupt gzip data ({e})", where=source) from None
+            # gunzipped as it is read, as a file is: a small gzip bomb never sits whole in memory
+            return _read_stream(io.BytesIO(data), source, None, report, date)
         fmt = detect_format(data[:_SNIFF], _head(data).split(b"\n", 1)[0])
         if fmt is None:
             raise _unknown_format(source)
+    if fmt in ("rss", "atom") and len(data) > XML_CAP:
+        raise _too_big(source)
     if fmt == "rss":
         from .rss import parse_rss
         return fmt, parse_rss(data, source, report, date=date)
@@ -163,7 +169,9 @@ def _read_stream(raw: IO[bytes], source: str, fmt: str | None, report: ReadRepor
                 if fmt is None:
                     raise _unknown_format(source)
             if fmt in ("rss", "atom"):
-                data = f.read()
+                data = f.read(XML_CAP + 1)
+                if len(data) > XML_CAP:
+                    raise _too_big(source)
                 f.close()
                 return _parse_bytes(data, source, fmt, report, date)
         except GZ_ERRORS as e:      # unreadable, or a corrupt .gz
@@ -179,7 +187,7 @@ def _stream_lines(f: IO[bytes], source: str, fmt: str, report: ReadReport, date:
     """Line-by-line reading of a JSON-lines file; the file is closed when the iterator ends."""
     def lines() -> Iterator[bytes]:
         try:
-            yield from f
+            yield from capped_lines(f)
         except GZ_ERRORS as e:     # e.g. a truncated .gz
             raise InputError(f"cannot read ({e})", where=source) from None
 

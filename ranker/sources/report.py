@@ -9,11 +9,19 @@ from ..io import Warn
 MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
 ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
 TITLE_CAP = 1_000
+# The longest line a JSON-lines reader takes (jsonl.capped_lines): a paper's line is a few kB (one with a
+# collaboration's 3,000 authors ~200 kB); a longer one is skipped, counted, read past a piece at a time. A file
+# without newlines (or a small gzip bomb) had its one line read whole into memory: 1.2 MB of .gz held 2.5 GB.
+LINE_CAP = 16 * 1024 * 1024
+# The largest XML document read (it is parsed whole, its tree ~5 times its size): arXiv's RSS feed of every
+# archive for a day is 2.8 MB, an API page of 2,000 entries ~5 MB. A bigger one (a gzip bomb: 1.5 MB of .gz
+# made 1.5 GB, held in 4.8 GB) is refused before it is read whole.
+XML_CAP = 64 * 1024 * 1024
 # why a record was skipped (ReadReport.reasons), in words
 SKIP_REASONS = {"not_json": "not valid JSON", "not_object": "not a JSON object", "no_id": "without a valid arXiv id",
                 "no_title": "without a title",
                 "bad_verdict": "with a missing or malformed prefilter verdict (prefilter_score, kept)",
-                "not_found": "not found"}
+                "not_found": "not found", "overlong": f"longer than any record ({LINE_CAP // 2**20} MiB)"}
 
 
 @dataclass

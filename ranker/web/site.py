@@ -101,6 +101,14 @@ class _Writer:
         self.site.add(rel)
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
+        if path.is_symlink():
+            # a page is the site's own file: a link left in its place (by a hostile earlier build, or anyone who
+            # could write in the folder) is replaced by the page, never written through to a file outside the site
+            try:
+                path.unlink()
+            except OSError as e:
+                raise InputError(f"cannot replace this link with the page: {e.strerror or e}", where=str(path)) \
+                    from None
         if _holds(path, data):
             self.result.unchanged += 1
         elif path.is_file():
