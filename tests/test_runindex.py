@@ -44,3 +44,21 @@ def test_a_failed_rerun_row_names_the_model_of_the_digest_it_links(tmp_path):
     days = json.loads(write_index(tmp_path)["index_json"].read_text())["days"]
     assert [(d["day"], d["digest"], d["model"]) for d in days] == [
         ("2025-05-15", "2025-05-15-output.md", "a"), ("2025-05-14", None, "b")]
+
+
+def test_a_full_disk_while_the_index_is_rewritten_leaves_both_files_as_they_were(tmp_path, monkeypatch):
+    """index.json and index.md are one set: a disk that fills while the Markdown one is written left the new
+    JSON index beside the old Markdown one, which disagree on the days."""
+    import pytest
+
+    from conftest import disk_full_writing
+    from ranker.errors import InputError
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "ok", "counts": {"papers": 5}}))
+    files = write_index(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "2025-05-16-run.json").write_text(json.dumps({"status": "ok", "counts": {"papers": 7}}))
+    failed = disk_full_writing(monkeypatch, "index.md")
+    with pytest.raises(InputError) as e:
+        write_index(tmp_path)
+    assert failed and str(e.value).startswith(f"{files['index_md']}: cannot write: No space left on device")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "2025-05-16-run.json"} == before
