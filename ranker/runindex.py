@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .io import atomic_write, lock_exclusive
+from .io import lock_exclusive, write_together
 
 _MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
 COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
@@ -79,8 +79,10 @@ def write_index(out_dir: str | Path, ended: Callable[[int, str], str | None] | N
     files = {"index_md": out / "index.md", "index_json": out / "index.json"}
     with _one_at_a_time(out):
         rows = read_days(out, ended)
-        atomic_write(files["index_json"], json.dumps({"days": rows}, indent=2, ensure_ascii=False) + "\n")
-        atomic_write(files["index_md"], render_index(rows))
+        # as one set: a failure to write either (a full disk) leaves the two of before, never a Markdown index
+        # that disagrees with the JSON one beside it
+        write_together({files["index_json"]: [json.dumps({"days": rows}, indent=2, ensure_ascii=False) + "\n"],
+                        files["index_md"]: [render_index(rows)]})
     return files
 
 

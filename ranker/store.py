@@ -266,6 +266,9 @@ class RunRecord:
 
 
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
+# A file system with less room than this is full, for a database that failed with an I/O error (see _no_space): a
+# WAL's index (-shm) alone takes 32 KiB
+_FULL_BELOW = 1 << 20
 
 # The word-search index (papers_fts) is built by the first search, into a table of another name that becomes
 # papers_fts once it holds every paper, a chunk of papers (by rowid) per write transaction with the lock let go
@@ -456,17 +459,35 @@ class Store:
     def _is_read_only(self, e: sqlite3.DatabaseError) -> bool:
         text = str(e).lower()
         return any(m in text for m in _READ_ONLY) or not os.access(self.path, os.W_OK) \
-            or not os.access(self.path.parent, os.W_OK)
+            or not os.access(self.path.parent, os.W_OK) or self._no_space(e)
+
+    def _no_space(self, e: sqlite3.DatabaseError) -> bool:
+        """Whether `e` is the disk being full. SQLite says so ("database or disk is full") only for the file's own
+        pages: a WAL database opened where its index (-shm) cannot be made for want of space is a bare "disk I/O
+        error", which is then told by the space its file system has left."""
+        if "disk is full" in str(e).lower() or "no space" in str(e).lower():
+            return True
+        if not str(getattr(e, "sqlite_errorname", "") or "").startswith("SQLITE_IOERR") \
+                and "disk i/o error" not in str(e).lower():
+            return False
+        try:
+            st = os.statvfs(self.path if self.path.exists() else self.path.parent)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < _FULL_BELOW
 
     def _why_read_only(self) -> str:
         there = self.path if self.path.exists() else self.path.parent
         try:
-            if os.statvfs(there).f_flag & os.ST_RDONLY:
-                return "its file system is mounted read-only"
+            st = os.statvfs(there)
         except OSError:
-            pass
+            st = None
+        if st is not None and st.f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
         if self.path.exists() and not os.access(self.path, os.W_OK):
             return "the file is not writable"
+        if os.access(self.path.parent, os.W_OK) and st is not None and st.f_bavail * st.f_frsize < _FULL_BELOW:
+            return "its disk is full; free some space"
         return "its folder is not writable"
 
     def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
@@ -544,7 +565,7 @@ class Store:
             return err
         if any(m in low for m in _READ_ONLY):
             return StoreError(f"read-only ({self._why_read_only()}): cannot {doing} it", where=str(self.path))
-        if "disk is full" in low or "no space" in low:
+        if self._no_space(e):
             return StoreError(f"cannot {doing}: No space left on device (database or disk is full)",
                               where=str(self.path))
         if "disk i/o error" in low:

@@ -258,6 +258,29 @@ def small_disk(d: Path, size: str):
         subprocess.run(["umount", str(d)], check=True)
 
 
+def disk_full_writing(monkeypatch, name: str) -> list[str]:
+    """The disk fills while a file whose name holds `name` is written (its temporary file beside it too): its
+    fsync fails with ENOSPC, as the kernel reports a full disk, every other file is written as usual. Returns the
+    list of the paths it failed, for the test to check that the failure came where it meant (Linux: /proc)."""
+    import errno
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to tell which file an fsync is for")
+    real, failed = os.fsync, []
+
+    def fsync(fd):
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            path = ""
+        if name in Path(path).name:
+            failed.append(path)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return failed
+
+
 def rules_config(tmp_path: Path, authors: str, exclude: str, prefilter: str = "top = 8") -> tuple[Path, Path]:
     """(a copy of the default prompt folder holding these authors.txt and exclude.txt, a ranker.toml naming it
     with these [prefilter] lines): the user's rules for the backfill's keep tests."""

@@ -169,6 +169,23 @@ def test_a_second_eval_of_the_same_model_scores_nothing(tmp_path, settings, stor
     assert third.overall == first.overall
 
 
+def test_a_full_disk_while_the_report_is_written_leaves_the_earlier_eval_whole(tmp_path, settings, store,
+                                                                             monkeypatch):
+    """eval.json and report.html are one set: a disk that filled while the report was written left this eval's
+    eval.json (other days, other figures) beside the earlier eval's report.html."""
+    from conftest import disk_full_writing
+    hist = make_history(tmp_path / "hist")
+    out = tmp_path / "out"
+    evaluate_history(hist, out, settings, store=store, days=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"eval.json", "report.html"}
+    failed = disk_full_writing(monkeypatch, "report.html")
+    with pytest.raises(InputError) as e:
+        evaluate_history(hist, out, settings, store=store, days=2)
+    assert failed and str(e.value).startswith(f"{out / 'report.html'}: cannot write: No space left on device")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before      # no temporary file left either
+
+
 def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
     hist = make_history(tmp_path / "hist", FIVE)
     assert choose_days({d: len(gpt_of(d)) for d in FIVE}, calibrate=True, train_once=False, days=None) == list(FIVE[3:])

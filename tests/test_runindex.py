@@ -85,3 +85,21 @@ def test_two_runs_into_one_folder_write_its_index_in_turn(tmp_path, monkeypatch)
     days = {d["day"]: d for d in json.loads((tmp_path / "index.json").read_text())["days"]}
     assert days["2025-05-16"]["status"] == "ok" and days["2025-05-16"]["digest"] == "2025-05-16-output.md"
     assert "| [2025-05-16](2025-05-16-output.md) | ok |" in (tmp_path / "index.md").read_text()
+
+
+def test_a_full_disk_while_the_index_is_rewritten_leaves_both_files_as_they_were(tmp_path, monkeypatch):
+    """index.json and index.md are one set: a disk that fills while the Markdown one is written left the new
+    JSON index beside the old Markdown one, which disagree on the days."""
+    import pytest
+
+    from conftest import disk_full_writing
+    from ranker.errors import InputError
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "ok", "counts": {"papers": 5}}))
+    files = write_index(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "2025-05-16-run.json").write_text(json.dumps({"status": "ok", "counts": {"papers": 7}}))
+    failed = disk_full_writing(monkeypatch, "index.md")
+    with pytest.raises(InputError) as e:
+        write_index(tmp_path)
+    assert failed and str(e.value).startswith(f"{files['index_md']}: cannot write: No space left on device")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "2025-05-16-run.json"} == before

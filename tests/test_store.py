@@ -550,6 +550,40 @@ def test_a_full_disk_names_the_database(tmp_path):
     assert not os.path.ismount(d)
 
 
+def test_a_database_on_a_full_disk_is_read_and_a_write_says_the_disk_is_full(tmp_path):
+    """A disk that filled up after the database was made: opening it (a WAL database makes its index, -shm, beside
+    it) failed with "cannot open: disk I/O error", for every command, so not even `labels export` could take the
+    labels off to another disk. It opens for reading, and a write says why it cannot be made."""
+    import os
+    from conftest import small_disk
+    from ranker.errors import StoreError
+    d = tmp_path / "tiny"
+    with small_disk(d, "1m"):
+        db = d / "r.sqlite3"
+        with Store(db) as s:
+            s.add_papers([paper("2505.00001"), paper("2505.00002")])
+            s.set_label("2505.00001", 1)
+        before = db.read_bytes()
+        try:
+            with open(d / "filler", "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        with Store(db) as s:
+            assert s.count_papers() == 2 and set(s.get_labels()) == {"2505.00001"}
+            with pytest.raises(StoreError) as e:
+                s.set_label("2505.00002", -1)
+            assert str(e.value) == f"{db}: read-only (its disk is full; free some space): cannot write to it"
+        assert db.read_bytes() == before
+        os.unlink(d / "filler")
+        with Store(db) as s:                            # room again: written as before
+            s.set_label("2505.00002", -1)
+            assert s.read_only is None and set(s.get_labels()) == {"2505.00001", "2505.00002"}
+    assert not os.path.ismount(d)
+
+
 def test_m002_marks_the_rows_older_versions_left_running(tmp_path):
     db = tmp_path / "old.sqlite3"
     v1_database(db)

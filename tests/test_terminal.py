@@ -367,6 +367,28 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("args, named", [
+    (("fetch", "--from", str(LISTING), "--out", "-"), "stdout: cannot write: No space left on device"),
+    (("fetch", "--from", str(LISTING), "--out", "/dev/stdout"), "/dev/stdout: cannot write: No space left on device"),
+    (("prefilter", "--papers", str(LISTING), "--out", "-", "--top", "3"), "stdout: no space left on device"),
+    (("index", "status"), "stdout: no space left on device")])
+def test_a_full_stdout_is_named(db, tmp_path, args, named):
+    """`ranker fetch --out - > file` on a full disk (/dev/full is one): the one error line names stdout, as the
+    user gave it. It named /dev/fd/5, the descriptor the command kept for the terminal's stdout, which the user
+    never typed, or, for a result printed (the ranked papers, a status), nothing at all: 'no space left on
+    device'."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([*_cli(), *args, "--db", str(db)], stdout=full, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=300)
+    lines = p.stderr.splitlines()
+    assert p.returncode == 1 and lines[-1] == f"error: {named}", p.stderr
+    assert "Traceback" not in p.stderr and "/dev/fd" not in p.stderr and len(lines) <= 2, p.stderr
+
+
 def test_a_closed_stderr_or_stdout_is_no_failure(db, tmp_path):
     """`ranker ... 2>&-` (a cron line that drops the notes) and `>&-`: Python gives no stream for a closed
     descriptor, and every command failed on its first note, the error line landing on stdout among the data

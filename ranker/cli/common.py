@@ -6,8 +6,9 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
@@ -93,7 +94,23 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the engi
 # Anything else (library logs, engine workers) goes to the command's log file (ranker.cli.term).
 def echo(msg: str = "") -> None:
     """stdout: results a user asked for."""
-    typer.echo(msg, file=TERM.out)
+    with naming_stdout():
+        typer.echo(msg, file=TERM.out)
+
+
+STDOUT = "stdout"           # how an error names the command's own stdout (`--out -`, a shell's `> file`)
+
+
+@contextmanager
+def naming_stdout() -> Iterator[None]:
+    """A write to stdout that fails (`> /dev/full`, a redirection to a full disk) names it: the error was
+    'no space left on device', naming nothing."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), STDOUT) from None
 
 
 def info(msg: str) -> None:
@@ -140,19 +157,36 @@ _STD_NAMES = {"/dev/stdout": 1, "/dev/fd/1": 1, "/proc/self/fd/1": 1,
               "/dev/stderr": 2, "/dev/fd/2": 2, "/proc/self/fd/2": 2}
 
 
+# the descriptors' names out_path gave -> the --out as the user gave it, for errors (see as_given)
+_GIVEN_AS: dict[str, str] = {}
+
+
 def out_path(path: Path) -> Path:
     """An --out file as the user meant it: '-', /dev/stdout or /dev/stderr is the terminal's (or the shell's
-    redirection's) stream, not descriptor 1 or 2, which carry the command's log while it runs."""
+    redirection's) stream, not descriptor 1 or 2, which carry the command's log while it runs. An error about
+    the name returned names what the user gave (as_given), not /dev/fd/5, which they never typed."""
+    given = STDOUT if str(path) == "-" else str(path)
     if str(path) == "-":
         path = Path("/dev/stdout")
     fd = _STD_NAMES.get(str(path))
-    if fd is None or not TERM.capturing:
+    if fd is None:
+        return path
+    if not TERM.capturing:
+        _GIVEN_AS[str(path)] = given
         return path
     stream = TERM.out if fd == 1 else TERM.err
     try:
-        return Path(f"/dev/fd/{stream.fileno()}")
+        mapped = Path(f"/dev/fd/{stream.fileno()}")
     except (OSError, ValueError, AttributeError):
         return path
+    _GIVEN_AS[str(mapped)] = given
+    return mapped
+
+
+def as_given(where: str) -> str:
+    """A path an error names, as the user gave it: /dev/fd/5, the descriptor out_path wrote `--out -` to, is
+    stdout (/dev/stdout when it was given so); any other path as it is."""
+    return _GIVEN_AS.get(where, where)
 
 
 def check_out(out: Path, *, folder: bool = False) -> None:
@@ -393,6 +427,10 @@ def name_mention(key: str) -> str:
 
 
 def error_line(e: "RankerError") -> str:
+    if e.where is not None and as_given(e.where) != e.where:
+        import copy
+        e = copy.copy(e)
+        e.where = as_given(e.where)
     return e.render(name_key, name_mention)
 
 
@@ -495,7 +533,7 @@ def os_error_line(e: OSError) -> str:
     """A file system error as '<path>: <what happened>' (no errno, no class name)."""
     what = (e.strerror or str(e) or type(e).__name__).strip()
     what = what[0].lower() + what[1:] if what else what
-    names = [str(x) for x in (e.filename, e.filename2) if x is not None]
+    names = [as_given(str(x)) for x in (e.filename, e.filename2) if x is not None]
     return f"{' -> '.join(names)}: {what}" if names else what
 
 

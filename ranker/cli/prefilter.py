@@ -8,7 +8,7 @@ import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
                      Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, check_out, given_path, info, load_settings,
-                     nothing_to_do, one_keep_rule, out_path, warn_read)
+                     naming_stdout, nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
 
 
@@ -55,8 +55,9 @@ def prefilter(papers: PapersOpt,
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, progress=bar, warn=info)
     if str(out) == "-":
-        TERM.out.writelines(ranked_lines(result.ranked))
-        TERM.out.flush()
+        with naming_stdout():
+            TERM.out.writelines(ranked_lines(result.ranked))
+            TERM.out.flush()
     else:
         atomic_write(out_path(out), ranked_lines(result.ranked))
     info(result.summary() + f" -> {out}")

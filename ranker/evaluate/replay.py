@@ -15,7 +15,7 @@ import numpy as np
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
 from ..errors import InputError, checkpoint, mentions
-from ..io import Progress, Warn, atomic_write, counted, ignore_warning, output_dir
+from ..io import Progress, Warn, counted, ignore_warning, output_dir, write_together
 from ..prefilter.history import History, HistoryDay, read_history, topics_note
 from ..prompts import PromptSet, load_prompts
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
@@ -234,8 +234,10 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     res.timings = timings(res.seconds, embedding, res.days)
     res.files = {"json": out / "eval.json", "html": out / "report.html"}
     from .report import render_html
-    atomic_write(res.files["json"], json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n")
-    atomic_write(res.files["html"], render_html(res.to_dict()))
+    # as one set: a failure to write either (a full disk) leaves the earlier eval's pair, never its report
+    # beside this eval's figures
+    write_together({res.files["json"]: [json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n"],
+                    res.files["html"]: [render_html(res.to_dict())]})
     return res
 
 
