@@ -225,8 +225,9 @@ def _build(store: Store, out: Path, similar, embedder: str | None = None) -> Sit
         # the corpus index is searched before the snapshot below: inside it, an index that another process (a
         # run) brought up to the store since would look ahead of the store, and be built again
         failed: list[str] = []
+        # kept beside the index: a new day searches its papers, not every paper again (index.allpairs)
         near = corpus_similar_many(store, _day_paper_ids(store), 2 * views.SIMILAR_K,    # 2x: room (see below)
-                                   failed=failed, embedder=embedder)
+                                   failed=failed, embedder=embedder, keep=True)
         # a store on read-only media (its index cannot be built beside it) gave pages without their similar
         # papers, and nothing said so
         res.notes += [f"similar papers left out of the paper pages: the corpus index cannot be used ({why})"
