@@ -176,3 +176,19 @@ def test_exact_topk_ranks_ties_by_row_and_merges_as_one_search():
     for rows in ([3], [0, 1, 2], list(range(17))):
         for cols in (slice(0, 1), slice(5, 9), slice(0, None)):
             assert (K.exact_scores(vecs[cols], q[rows]) == full[rows][:, cols]).all()
+
+
+def test_lists_kept_under_another_blas_are_searched_again(tmp_path, monkeypatch):
+    # a store copied to another machine (or numpy upgraded): its BLAS may sum a score in another order, and its
+    # kept lists would not merge to what a search from scratch gives there
+    from ranker.index import allpairs
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=30, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    fill_store(db, tmp_path / "o", days=DAYS[2:3], n=30, hostile=False)
+    n = _scored(monkeypatch)
+    monkeypatch.setattr(allpairs, "_kernel", lambda dim: "another machine's")
+    with Store(db) as s:
+        build_site(s, out)
+    assert n[0] == 90 * 90

@@ -20,6 +20,7 @@ import numpy as np
 from ..io import atomic_write
 from . import kinds as K
 from .corpus import CorpusIndex, Hit
+from .kinds import exact_scores as _scores
 
 FORMAT = 1
 
@@ -47,7 +48,7 @@ def nearest_all(idx: CorpusIndex, ids, k: int, *, keep: bool = True,
         if n_old <= n:
             hid.update("\n".join(row_ids[:n_old]).encode("utf-8"))
             hvec.update(np.ascontiguousarray(vecs[:n_old]).tobytes())
-        if n_old > n or hid.hexdigest() + hvec.hexdigest() != old["digest"]:
+        if n_old > n or hid.hexdigest() + hvec.hexdigest() + _kernel(vecs.shape[1]) != old["digest"]:
             old, hid, hvec, n_old = None, hashlib.sha1(), hashlib.sha1(), 0
     else:
         n_old = 0
@@ -74,9 +75,18 @@ def nearest_all(idx: CorpusIndex, ids, k: int, *, keep: bool = True,
         if n > n_old:
             hid.update(("\n" if n_old else "").encode() + "\n".join(row_ids[n_old:]).encode("utf-8"))
             hvec.update(np.ascontiguousarray(vecs[n_old:]).tobytes())
-        _write(cache_path(idx), idx.embedder, k, n, hid.hexdigest() + hvec.hexdigest(), queries, scores, rows)
+        _write(cache_path(idx), idx.embedder, k, n, hid.hexdigest() + hvec.hexdigest() + _kernel(vecs.shape[1]),
+               queries, scores, rows)
     return {q: [Hit(row_ids[r], float(s)) for s, r in zip(scores[j], rows[j]) if r >= 0]
             for j, q in enumerate(queries)}
+
+
+def _kernel(dim: int) -> str:
+    """A digest of exact_scores over fixed random vectors: lists kept by another machine's BLAS (a store copied
+    over, numpy upgraded) may sum in another order, and are not merged with this one's scores."""
+    rng = np.random.default_rng(20251206)
+    v = rng.standard_normal((K.CHUNK, dim)).astype(np.float32)
+    return hashlib.sha1(_scores(v, v[:K.BLOCK]).tobytes()).hexdigest()[:16]
 
 
 def _read(path: Path, embedder: str, k: int) -> dict | None:
