@@ -371,7 +371,8 @@ def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_pat
         assert _reachable_broken(out) == [], stop_after
         assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], stop_after
         stop_after += 1
-    assert stop_after > 16 and {str(p.relative_to(out)) for p in calls} == set(res.written)
+    # (the similar papers kept beside the corpus index are written too, outside the site)
+    assert stop_after > 16 and {str(p.relative_to(out)) for p in calls if p.is_relative_to(out)} == set(res.written)
     assert res.days == 2 and res.papers == 24 and _reachable_broken(out) == [] and _broken_links(out) == []
     # a build killed outright (kill -9) leaves its temporary files: the next one removes them, never publishes them
     left = out / "days" / f".{DAY}.html.0123abcd.tmp"

@@ -15,7 +15,7 @@ Library entry points:
   embed_corpus(papers, store, embedder)                                stream a snapshot into vectors + index
   index_day(...) / update_index(...)                                   the hooks the embedding commands call
 Submodules: kinds (flat / IVF and the choice), files (manifest, segments, atomic writes), corpus, neighbours,
-stream.
+stream, allpairs (every paper's nearest at once, for the site, kept between builds).
 """
 from __future__ import annotations
 

@@ -539,6 +539,15 @@ class CorpusIndex:
                                lambda a, q: K.flat_topk(a, q, k))
         return [_merge(parts, i, k) for i in range(len(q))]
 
+    def exact_rows(self) -> tuple[np.ndarray, list[str]] | None:
+        """(vectors, ids) of every row the exact kind searches, in the order search numbers them; None for the
+        approximate kind. For searches of every paper at once (allpairs)."""
+        if self._mem is None:
+            self.load()
+        if self.manifest.kind != "flat" or self._mem[0] is not None:
+            return None
+        return self._mem[2], list(self._mem[3])
+
     def within(self, queries: np.ndarray, min_score: float) -> list[list[Hit]]:
         """For each query vector, every indexed paper at cosine >= min_score, best first (exact over the recent
         segments, the probed lists of the approximate index)."""

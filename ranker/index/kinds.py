@@ -152,3 +152,84 @@ def ivf_range(index, queries: np.ndarray, min_score: float) -> list[tuple[np.nda
     q = f32(queries)
     lims, scores, rows = index.range_search(q, float(min_score))
     return [(scores[lims[i]:lims[i + 1]], rows[lims[i]:lims[i + 1]]) for i in range(len(q))]
+
+
+CHUNK = 1024                     # vectors compared with a query block at once by exact_scores
+
+
+def exact_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """queries @ vectors.T (float32), each score computed the same way whatever else is in the call: the
+    products are always BLOCK queries x CHUNK vectors, the last of each padded with zeros. BLAS sums a dot
+    product in another order for a small or ragged matrix (a 1-row query, a block of 3 left over, a day of 650
+    vectors), so the same pair scored in two calls of other shapes could differ in the last bit, and two
+    near-equal neighbours swap places: the site's kept neighbour lists (exact_topk) are merged with new
+    papers' scores, and must rank as a search from scratch would."""
+    q = f32(queries)
+    v = f32(vectors)
+    n, dim = len(v), q.shape[1]
+    out = np.empty((len(q), n), dtype=np.float32)
+    qpad = np.zeros((BLOCK, dim), dtype=np.float32)
+    vpad = np.zeros((CHUNK, dim), dtype=np.float32)
+    for i in range(0, len(q), BLOCK):
+        qb = q[i:i + BLOCK]
+        if len(qb) < BLOCK:
+            qpad[:len(qb)] = qb
+            qpad[len(qb):] = 0
+            qb = qpad
+        m = min(BLOCK, len(q) - i)
+        for j in range(0, n, CHUNK):
+            vb = v[j:j + CHUNK]
+            w = len(vb)
+            if w < CHUNK:
+                vpad[:w] = vb
+                vpad[w:] = 0
+                vb = vpad
+            out[i:i + m, j:j + w] = (qb @ vb.T)[:m, :w]
+    return out
+
+
+def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, *, first_row: int = 0,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """flat_topk with every score from exact_scores and ties in row order: (scores, rows), best first, the
+    higher score first and of equal scores the lower row, rows of -1 (score -inf) past the array's end; rows
+    numbered from `first_row` (the rows of `vectors` in a larger array). One total order: the top k of a union
+    is the top k of the parts' top k, so a kept list can be merged with new rows' (merge_topk)."""
+    q = f32(queries)
+    k = max(1, k)
+    scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+    rows = np.full((len(q), k), -1, dtype=np.int64)
+    n = len(vectors)
+    if n == 0 or len(q) == 0:
+        return scores, rows
+    kk = min(k, n)
+    for i in range(0, len(q), BLOCK):
+        s = exact_scores(vectors, q[i:i + BLOCK])
+        if kk < n:
+            top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+            ts = np.take_along_axis(s, top, 1)
+            edge = ts.min(axis=1)
+            # ties at the k-th score: argpartition took any of them; take the lowest rows instead
+            short = np.flatnonzero((s == edge[:, None]).sum(axis=1) != (ts == edge[:, None]).sum(axis=1))
+            for r in short:
+                above = np.flatnonzero(s[r] > edge[r])
+                at = np.flatnonzero(s[r] == edge[r])[:kk - len(above)]
+                top[r] = np.concatenate([above, at])
+        else:
+            top = np.tile(np.arange(n), (len(s), 1))
+        top = np.sort(top, axis=1)                      # row order first: the stable sort keeps it among ties
+        ts = np.take_along_axis(s, top, 1)
+        order = np.argsort(-ts, axis=1, kind="stable")
+        scores[i:i + len(s), :kk] = np.take_along_axis(ts, order, 1)
+        rows[i:i + len(s), :kk] = np.take_along_axis(top, order, 1) + first_row
+    return scores, rows
+
+
+def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of two exact_topk results for the same queries (rows of disjoint parts), in its order."""
+    s = np.concatenate([a[0], b[0]], axis=1)
+    r = np.concatenate([a[1], b[1]], axis=1)
+    # best first: higher score, then lower row; the -1 rows of padding (score -inf) last
+    key_rows = np.where(r < 0, np.iinfo(np.int64).max, r)
+    order = np.lexsort((key_rows, -s), axis=1)[:, :k] if s.size else np.zeros((len(s), 0), dtype=np.int64)
+    return np.take_along_axis(s, order, 1), np.take_along_axis(r, order, 1)

@@ -148,14 +148,18 @@ def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes 
 
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,
                         indexes: "OpenIndexes | None" = None, failed: list[str] | None = None,
-                        embedder: str | None = None) -> dict[str, Neighbours]:
+                        embedder: str | None = None, keep: bool = False,
+                        counts: dict | None = None) -> dict[str, Neighbours]:
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
     once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out); a
     paper's panel comes from the first embedder of similar_embedders(store, embedder) holding its vector.
     paper id -> its Neighbours ([(id, cosine), ...] and that embedder); a paper without a stored vector is
     absent. `failed` gets why an index could not be used (a read-only folder beside the database), when one
-    could not."""
+    could not. `keep`: an exact index keeps the lists beside it, and the next call searches only what is new
+    (index.allpairs; the same lists, in the same order); `counts["compared"]` then adds up the (paper, vector)
+    scores computed."""
     from ..index import index_for
+    from ..index.allpairs import nearest_all
     from ..prefilter.embed import QUERY_PREFIX
     out: dict[str, Neighbours] = {}
     left = list(dict.fromkeys(paper_ids))
@@ -171,7 +175,10 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
         try:
             with index_for(store, key, indexes) as idx:
                 ids = [i for i in left if i in have]
-                for start in range(0, len(ids), batch):
+                every = nearest_all(idx, ids, k + 1, counts=counts) if keep else None
+                for pid, hits in (every or {}).items():
+                    out[pid] = Neighbours([(h.id, h.score) for h in hits if h.id != pid][:k], key, asked)
+                for start in range(0, len(ids) if every is None else 0, batch):
                     # a batch's vectors at a time: a site of a whole backfill's papers holds 1.5 KB a paper else
                     vecs = store.get_vectors(ids[start:start + batch], key)
                     chunk = [i for i in ids[start:start + batch] if i in vecs]

@@ -234,8 +234,9 @@ def _build(store: Store, out: Path, similar, embedder: str | None = None) -> Sit
         # run) brought up to the store since would look ahead of the store, and be built again
         failed: list[str] = []
         ids = _day_paper_ids(store)
+        # kept beside the index: a new day searches its papers, not every paper again (index.allpairs)
         near = corpus_similar_many(store, ids, 2 * views.SIMILAR_K, failed=failed,    # 2x: room (see below)
-                                   embedder=embedder)
+                                   embedder=embedder, keep=True)
         # a store on read-only media (its index cannot be built beside it) gave pages without their similar
         # papers, and nothing said so
         res.notes += [f"similar papers left out of the paper pages: {INDEX_UNUSABLE} ({why})" for why in failed]

@@ -1,0 +1,194 @@
+"""`ranker site`'s similar papers kept from one build to the next (ranker.index.allpairs): a new day searches its
+papers against the corpus and the corpus against its papers, not every paper against every paper (the square of
+the corpus: 38.5 s of a year's rebuild), and every page comes out byte for byte as a build from scratch writes it,
+ties between equal scores included; a revised paper, another embedder or a damaged file searches all again."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import webstore
+from ranker.index import kinds as K
+from ranker.index.allpairs import cache_path
+from ranker.index.corpus import CorpusIndex
+from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+from ranker.store import Store
+from ranker.web.site import build_site
+from webstore import EMBEDDER, fill_store
+
+DAYS = ("2025-04-30", "2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02")
+
+
+@pytest.fixture
+def tied(monkeypatch):
+    """Every 4th paper stored with the vector of a paper stored before it (one of an earlier day, when there is
+    one): equal scores, whose order a kept list merged with new papers must keep as a search from scratch does."""
+    seen: list[np.ndarray] = []
+    seed = webstore.seed_vectors
+
+    def seed_tied(store, papers):
+        seed(store, papers)
+        key = embedder_key(EMBEDDER)
+        got = store.get_vectors([p.id for p in papers], key)
+        twins = []
+        for i, p in enumerate(papers):
+            if i % 4 == 3 and seen:
+                twins.append((p.id, text_hash(paper_text(p)), seen[(i * 7) % len(seen)]))
+        seen.extend(got[p.id] for p in papers if p.id in got)
+        store.put_embeddings(twins, key)
+    monkeypatch.setattr(webstore, "seed_vectors", seed_tied)
+
+
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _scratch(s: Store, out, embedder: str | None = None) -> dict[str, bytes]:
+    """A site built from nothing: no folder, no kept lists."""
+    for f in s.index_dir.glob("*-similar.npz"):
+        f.unlink()
+    build_site(s, out, embedder=embedder)
+    return _files(out)
+
+
+def _scored(monkeypatch) -> list[int]:
+    """(query, vector) scores computed by the exact searches, added up as they run."""
+    n = [0]
+    scores, flat = getattr(K, "exact_scores", None), K.flat_topk
+
+    def exact_scores(vectors, queries):
+        n[0] += len(vectors) * len(np.atleast_2d(queries))
+        return scores(vectors, queries)
+
+    def flat_topk(vectors, queries, k):
+        n[0] += len(vectors) * len(np.atleast_2d(queries))
+        return flat(vectors, queries, k)
+    monkeypatch.setattr(K, "exact_scores", exact_scores, raising=False)
+    monkeypatch.setattr(K, "flat_topk", flat_topk)
+    return n
+
+
+def test_a_rebuild_with_kept_similar_papers_writes_what_a_build_from_scratch_writes(tmp_path, tied, monkeypatch):
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:3], n=60, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    assert any(tmp_path.glob("faiss/*-similar.npz"))                   # the lists kept beside the index
+    fill_store(db, tmp_path / "o", days=DAYS[3:4], n=60, hostile=False)
+    n = _scored(monkeypatch)
+    with Store(db) as s:
+        res = build_site(s, out)
+        assert n[0] == 60 * 240 + 180 * 60                             # the kept lists were used
+        assert any(w.startswith("papers/2505.") for w in res.written)   # old pages' panels name new papers
+        assert _files(out) == _scratch(s, tmp_path / "scratch1")
+
+    # a revised paper (its vector stored again with new text: the index drops its old row)
+    with Store(db) as s:
+        key = embedder_key(EMBEDDER)
+        pid = sorted(s.day_paper_ids(DAYS[1]))[5]
+        vec = s.get_vectors([pid], key)[pid]
+        s.put_embeddings([(pid, "revised-" + hashlib.sha1(pid.encode()).hexdigest()[:8], -vec)], key)
+        n[0] = 0
+        build_site(s, out)
+        assert n[0] == 240 * 240                                       # searched again, every paper
+        assert _files(out) == _scratch(s, tmp_path / "scratch2")
+
+    # another day on kept lists, then a damaged file of kept lists
+    fill_store(db, tmp_path / "o", days=DAYS[4:5], n=60, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        assert _files(out) == _scratch(s, tmp_path / "scratch3")
+        build_site(s, out)
+        for f in tmp_path.glob("faiss/*-similar.npz"):
+            f.write_bytes(f.read_bytes()[:100])
+        build_site(s, out)
+        assert _files(out) == _scratch(s, tmp_path / "scratch4")
+
+
+def test_a_switched_embedder_does_not_use_the_other_embedders_lists(tmp_path):
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=40, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        key = embedder_key(EMBEDDER)
+        # the same papers under another embedder: other vectors (a rotation), same ids and row order
+        rows = [(pid, th, v) for pid, th, v in _vectors_of(s, key)]
+        rng = np.random.default_rng(3)
+        rot = np.linalg.qr(rng.normal(size=(16, 16)))[0].astype(np.float32)
+        s.put_embeddings([(pid, th, (v @ rot).astype(np.float32)) for pid, th, v in rows], "other-vectors")
+        # the first embedder's kept lists, put where the other's would be: refused (built for another embedder)
+        idx = CorpusIndex(s, "other-vectors")
+        idx.sync()
+        cache_path(idx).write_bytes(cache_path(CorpusIndex(s, key)).read_bytes())
+        build_site(s, out, embedder="other-vectors")
+        assert _files(out) == _scratch(s, tmp_path / "scratch", embedder="other-vectors")
+
+
+def _vectors_of(s: Store, key: str):
+    ids = sorted({i for d in s.days() for i in s.day_paper_ids(d)})
+    hashes = s.embedding_hashes(ids, key)
+    vecs = s.get_vectors(ids, key)
+    return [(i, hashes[i], vecs[i]) for i in ids if i in vecs]
+
+
+def test_a_new_day_scores_its_papers_against_the_corpus_not_every_paper_against_every_paper(tmp_path,
+                                                                                            monkeypatch):
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:4], n=60, hostile=False)
+    n = _scored(monkeypatch)
+    with Store(db) as s:
+        build_site(s, out)
+        corpus = len(CorpusIndex(s, embedder_key(EMBEDDER)).ids())
+    first = n[0]
+    assert first == corpus * corpus                   # the first build: every paper against every paper
+    fill_store(db, tmp_path / "o", days=DAYS[4:5], n=60, hostile=False)
+    n[0] = 0
+    with Store(db) as s:
+        build_site(s, out)
+        now = len(CorpusIndex(s, embedder_key(EMBEDDER)).ids())
+    new = now - corpus
+    assert new == 60
+    # the new papers against all, the papers before against the new ones
+    assert n[0] == new * now + corpus * new
+    assert n[0] < 0.5 * now * now
+
+
+def test_exact_topk_ranks_ties_by_row_and_merges_as_one_search():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 8)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    vecs = np.concatenate([base, base[::2], base[::3], base[:5]])        # many exact ties
+    q = vecs[rng.choice(len(vecs), 30, replace=False)]
+    k = 9
+    s, r = K.exact_topk(vecs, q, k)
+    full = K.exact_scores(vecs, q)
+    for i in range(len(q)):
+        want = sorted(range(len(vecs)), key=lambda j: (-full[i, j], j))[:k]
+        assert list(r[i]) == want
+    for cut in (0, 1, 7, 60, len(vecs) - 1, len(vecs)):
+        a = K.exact_topk(vecs[:cut], q, k)
+        b = K.exact_topk(vecs[cut:], q, k, first_row=cut)
+        ms, mr = K.merge_topk(a, b, k)
+        assert (mr == r).all() and (ms == s).all(), cut
+    # the same pair scores the same in calls of any shape (a ragged block, one query, a few vectors)
+    for rows in ([3], [0, 1, 2], list(range(17))):
+        for cols in (slice(0, 1), slice(5, 9), slice(0, None)):
+            assert (K.exact_scores(vecs[cols], q[rows]) == full[rows][:, cols]).all()
+
+
+def test_lists_kept_under_another_blas_are_searched_again(tmp_path, monkeypatch):
+    # a store copied to another machine (or numpy upgraded): its BLAS may sum a score in another order, and its
+    # kept lists would not merge to what a search from scratch gives there
+    from ranker.index import allpairs
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=30, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    fill_store(db, tmp_path / "o", days=DAYS[2:3], n=30, hostile=False)
+    n = _scored(monkeypatch)
+    monkeypatch.setattr(allpairs, "_kernel", lambda dim: "another machine's")
+    with Store(db) as s:
+        build_site(s, out)
+    assert n[0] == 90 * 90
