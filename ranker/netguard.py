@@ -100,7 +100,14 @@ def _hub_constants():
 
 
 def enable_offline() -> None:
-    """Offline for the rest of this process (and its children), until disable_offline()."""
+    """Offline for the rest of this process (and its children), until disable_offline(): pinned on, so an
+    offline_while block open now does not switch it off when it ends."""
+    with _SCOPE_LOCK:
+        _SCOPE["enabled"] = False
+        _enable()
+
+
+def _enable() -> None:
     global _saved
     if _saved is not None:
         return
@@ -163,16 +170,18 @@ _SCOPE_LOCK = threading.Lock()
 @contextmanager
 def offline_while(on: bool) -> Iterator[None]:
     """Offline mode while the block runs when `on` (Settings.offline), switched off again when the last such
-    block ends, unless it was on before the first began (the CLI's enable_offline holds for the whole command).
-    Without it, a program that called the steps with offline set reached the network (the RSS feed, Hugging
-    Face): only the CLI read the setting."""
+    block ends, unless it was on before the first began or enable_offline() was called meanwhile (the CLI's
+    enable_offline holds for the whole command). Without it, a program that called the steps with offline set
+    reached the network (the RSS feed, Hugging Face): only the CLI read the setting.
+    The switch is the process's: while the block runs, every thread is offline, a step called with offline off
+    in another thread included."""
     if not on:
         yield
         return
     with _SCOPE_LOCK:
         if _SCOPE["depth"] == 0:
             _SCOPE["enabled"] = not is_offline()
-            enable_offline()
+            _enable()
         _SCOPE["depth"] += 1
     try:
         yield

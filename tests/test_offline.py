@@ -195,3 +195,18 @@ def test_offline_switches_a_hub_already_imported_and_back():
     with netguard.offline_while(True):
         assert hc.HF_HUB_OFFLINE and hc.HF_HUB_DISABLE_TELEMETRY and hc.is_offline_mode()
     assert (hc.HF_HUB_OFFLINE, hc.HF_HUB_DISABLE_TELEMETRY) == before
+
+
+def test_enable_offline_called_during_a_step_stays_on_after_it():
+    """A direct enable_offline() (a program going offline for good, say from another thread) while a step held
+    offline_while was undone when the step ended: the step had decided at its start that it switched offline on."""
+    from ranker import netguard
+    try:
+        with netguard.offline_while(True):
+            netguard.enable_offline()
+        assert netguard.is_offline()
+    finally:
+        netguard.disable_offline()
+    with netguard.offline_while(True):       # a step's own switch still ends with it
+        assert netguard.is_offline()
+    assert not netguard.is_offline()
