@@ -334,3 +334,36 @@ def test_every_page_reflows_at_320_css_pixels(served, chromium):
     finally:
         page.close()
     assert wide == {}, "\n".join(f"{u}: {v}" for u, v in wide.items())
+
+@needs_browser
+def test_the_focused_row_of_the_labels_page_shows_its_whole_focus_ring(served, chromium):
+    """j/k on the labels page focus a table row, drawn with an outline: the cells made positioned (for their
+    screen-reader words) were painted over it, and the first row's ring had no top edge (the header's shaded
+    cells covered it)."""
+    import io
+    Image = pytest.importorskip("PIL.Image", reason="reads the screenshot's pixels with Pillow")
+    server, *_ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(server.url + "/labels")
+        page.keyboard.press("j")                       # the first row: the header's shaded cells above it
+        row = page.locator("tr:focus")
+        box = row.bounding_box()
+        colour = page.evaluate("r => getComputedStyle(r).outlineColor", row.element_handle())
+        want = tuple(int(c) for c in re.findall(r"\d+", colour)[:3])
+        shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        scale = shot.width / page.viewport_size["width"]
+
+        def ring_share(y: float) -> float:
+            xs = range(int(box["x"] + 8), int(box["x"] + box["width"] - 8), 3)
+            near = [max(abs(a - b) for a, b in zip(shot.getpixel((int(x * scale), int(y * scale))), want)) <= 40
+                    for x in xs]
+            return sum(near) / len(near)
+
+        # the outline: 3 px wide, 2 px outside the row's box; its middle line on each edge
+        top, bottom = box["y"] - 3.5, box["y"] + box["height"] + 3.5
+        assert ring_share(bottom) > .9                 # the check itself sees a ring edge
+        assert ring_share(top) > .9, f"the top edge of the ring: {ring_share(top):.0%} drawn"
+        assert errors == []
+    finally:
+        page.close()
