@@ -278,6 +278,38 @@ def test_the_static_sites_filter_and_search_say_what_they_found_in_a_live_region
         page.close()
 
 
+# every state the static search's status line is seen in, as (its text, its aria-busy), from the page's start
+STATUS_STATES = r"""
+window.statusStates = [];
+new MutationObserver(() => {
+  const s = document.getElementById("search-status");
+  if (!s) { return; }
+  const state = [s.textContent, s.getAttribute("aria-busy")], last = window.statusStates.at(-1);
+  if (!last || last[0] !== state[0] || last[1] !== state[1]) { window.statusStates.push(state); }
+}).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+"""
+
+
+@needs_browser
+def test_the_static_search_says_its_result_once_not_each_months_progress(served, chromium):
+    """The static search's status (a live region) was rewritten 'Searching, k of N months...' as each month
+    arrived, every rewrite read out: it is busy while months load, and the final count is said once."""
+    from playwright.sync_api import expect
+    _, _, site, _ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.add_init_script(STATUS_STATES)
+        page.goto((site / "search.html").as_uri() + "?q=learning")
+        expect(page.get_by_role("status")).to_have_text(re.compile("results for \u201clearning\u201d"))
+        states = page.evaluate("window.statusStates")
+        searching = [s for s in states if s[0].startswith("Searching")]
+        assert searching and all(busy == "true" for _, busy in searching), states
+        assert "results for" in states[-1][0] and states[-1][1] == "false", states
+        assert errors == []
+    finally:
+        page.close()
+
+
 LINKS = r"""() => {
   // a link in a line of text, told from the text around it by colour alone, needs 3:1 between the two colours
   // (WCAG 1.4.1, F73) or an underline: the crumbs' links were the muted grey's 1.13:1 from it, with no underline
