@@ -682,20 +682,25 @@ def quiet_transformers() -> Iterator[None]:
     """transformers' messages below errors and its progress bars ("Loading weights") off while the block runs
     (a model loading writes nothing on the caller's stderr), and put back as they were once the last such block
     ends: they are transformers' settings for the whole process, and a program that uses ranker as a library
-    keeps its own (they stayed switched off after the first embedder loaded)."""
+    keeps its own (they stayed switched off after the first embedder loaded). The bars are switched by their
+    flags, transformers' and huggingface_hub's (its global and per-group states), saved and put back as they
+    were: transformers' enable_progress_bar() also enabled every hub bar, the host's own choices gone."""
     try:
+        import importlib
         from transformers.utils import logging as hf_logging
-    except Exception:            # no transformers, or one without these helpers: nothing to quiet
+        hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")
+        hub_bars = hub_tqdm.progress_bar_states
+        hf_logging._tqdm_active      # a transformers without this flag: nothing to quiet
+    except Exception:            # no transformers, or one without these: nothing to quiet
         yield
         return
     with _QUIET_LOCK:
         if _QUIET["depth"] == 0:
-            try:
-                _QUIET["saved"] = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
-                hf_logging.set_verbosity_error()
-                hf_logging.disable_progress_bar()
-            except Exception:    # an older or newer transformers: cosmetic only
-                _QUIET["saved"] = None
+            _QUIET["saved"] = (hf_logging.get_verbosity(), hf_logging._tqdm_active, dict(hub_bars))
+            hf_logging.set_verbosity_error()
+            hf_logging._tqdm_active = False
+            hub_bars.clear()
+            hub_bars["_global"] = False
         _QUIET["depth"] += 1
     try:
         yield
@@ -705,6 +710,8 @@ def quiet_transformers() -> Iterator[None]:
             saved = _QUIET["saved"] if _QUIET["depth"] == 0 else None
             if saved is not None:
                 _QUIET["saved"] = None
-                verbosity, bars = saved
+                verbosity, bars, states = saved
                 hf_logging.set_verbosity(verbosity)
-                (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+                hf_logging._tqdm_active = bars
+                hub_bars.clear()
+                hub_bars.update(states)

@@ -2,16 +2,17 @@
 
 `enable_offline()` (the CLI calls it when Settings.offline is set) puts Hugging Face, transformers, vLLM and
 friends in their offline / no-telemetry modes through environment variables (which child processes such as
-vLLM's engine core inherit), installs a guard on socket connects and name lookups in this process, so a
-library that tries anyway fails loudly instead of leaking (or waiting on a name server), and makes
-`check_allowed(url)` refuse any non-loopback URL before a client even tries it. `disable_offline()` undoes all
-three (for tests and long-lived processes). `offline_while(settings.offline)` is the same for one block: the
-public steps (ranker.steps) hold it, so a program that uses ranker as a library and sets `offline` gets what
-the CLI gives, and its process back as it was after the step.
+vLLM's engine core inherit) and the copies huggingface_hub took of them at import, installs a guard on socket
+connects and name lookups in this process, so a library that tries anyway fails loudly instead of leaking (or
+waiting on a name server), and makes `check_allowed(url)` refuse any non-loopback URL before a client even tries
+it. `disable_offline()` undoes all three (for tests and long-lived processes). `offline_while(settings.offline)`
+is the same for one block: the public steps (ranker.steps) hold it, so a program that uses ranker as a library
+and sets `offline` gets what the CLI gives, and its process back as it was after the step.
 `worker_env()` is what a process this one does not start (a Ray worker on another node) needs to be offline too.
 """
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 import socket
@@ -33,6 +34,11 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
     "VLLM_HOST_IP": "127.0.0.1",     # else vLLM finds its address by a UDP "connect" to a public IP
 }
+# huggingface_hub reads these variables once, when huggingface_hub.constants is first imported, and asks the
+# module's copies after that (transformers too, through the hub's is_offline_mode()): they are switched there
+# as well, else a hub already imported stayed online, and one first imported during an offline step stayed
+# offline for the rest of the process
+_HUB_CONSTANTS = ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
 _saved: dict | None = None           # while offline: the environment and socket methods to restore
 
 
@@ -83,8 +89,25 @@ def _allowed(sock: socket.socket, address) -> bool:
     return is_loopback_host(str(host))
 
 
+def _hub_constants():
+    """huggingface_hub.constants, imported now if installed (a few milliseconds: it reads the environment as it
+    was before the switch, what it would have read had it come first), so that disable_offline() has its values
+    to put back; None without the hub."""
+    try:
+        return importlib.import_module("huggingface_hub.constants")
+    except ImportError:
+        return None
+
+
 def enable_offline() -> None:
-    """Offline for the rest of this process (and its children), until disable_offline()."""
+    """Offline for the rest of this process (and its children), until disable_offline(): pinned on, so an
+    offline_while block open now does not switch it off when it ends."""
+    with _SCOPE_LOCK:
+        _SCOPE["enabled"] = False
+        _enable()
+
+
+def _enable() -> None:
     global _saved
     if _saved is not None:
         return
@@ -111,9 +134,13 @@ def enable_offline() -> None:
                                                      "is allowed)")
         return real_getaddrinfo(host, *args, **kwargs)
 
+    hub = _hub_constants()
     _saved = {"env": {k: os.environ.get(k) for k in OFFLINE_ENV},
+              "hub": (hub, {k: getattr(hub, k) for k in _HUB_CONSTANTS if hasattr(hub, k)}),
               "socket": (real_connect, real_connect_ex), "getaddrinfo": real_getaddrinfo}
     os.environ.update(OFFLINE_ENV)
+    for k in _saved["hub"][1]:
+        setattr(hub, k, True)
     socket.socket.connect = connect
     socket.socket.connect_ex = connect_ex
     socket.getaddrinfo = getaddrinfo
@@ -130,6 +157,9 @@ def disable_offline() -> None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+    hub, values = _saved["hub"]
+    for k, v in values.items():
+        setattr(hub, k, v)
     _saved = None
 
 
@@ -140,16 +170,18 @@ _SCOPE_LOCK = threading.Lock()
 @contextmanager
 def offline_while(on: bool) -> Iterator[None]:
     """Offline mode while the block runs when `on` (Settings.offline), switched off again when the last such
-    block ends, unless it was on before the first began (the CLI's enable_offline holds for the whole command).
-    Without it, a program that called the steps with offline set reached the network (the RSS feed, Hugging
-    Face): only the CLI read the setting."""
+    block ends, unless it was on before the first began or enable_offline() was called meanwhile (the CLI's
+    enable_offline holds for the whole command). Without it, a program that called the steps with offline set
+    reached the network (the RSS feed, Hugging Face): only the CLI read the setting.
+    The switch is the process's: while the block runs, every thread is offline, a step called with offline off
+    in another thread included."""
     if not on:
         yield
         return
     with _SCOPE_LOCK:
         if _SCOPE["depth"] == 0:
             _SCOPE["enabled"] = not is_offline()
-            enable_offline()
+            _enable()
         _SCOPE["depth"] += 1
     try:
         yield

@@ -220,16 +220,15 @@ def measure(history: Path, home: Path, n: int, *, do_eval: bool, do_calibrate: b
     with Store(s.db_path) as store:
         paper = store.get_rankings(days[n].name)[0].paper_id
     measure_serve(env, days[n].name, paper, port)
+    sub = home / f"hist{n}"             # the first n days of history, for eval and calibrate alike
+    if (do_eval or do_calibrate) and not sub.exists():
+        sub.mkdir()
+        for d in days[:n]:
+            (sub / d.name).symlink_to(d)
     if do_eval:
-        sub = home / f"hist{n}"
-        if not sub.exists():
-            sub.mkdir()
-            for d in days[:n]:
-                (sub / d.name).symlink_to(d)
         timed_cli(["eval", "--history", str(sub), "--out", str(home / f"eval{n}")], env,
                       f"eval over {n} days (zero-shot)")
     if do_calibrate:
-        sub = home / f"hist{n}"
         timed_cli(["calibrate", "--history", str(sub), "--out", str(home / f"calib{n}.json")], env,
                       f"calibrate over {n} days")
 

@@ -11,7 +11,7 @@ import pytest
 from ranker.sources import read_papers
 from ranker.store import Store
 
-from conftest import DAYS, ranker, store_vectors
+from conftest import DAYS, REPO, ranker, store_vectors
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 CLASS_NAME = re.compile(r"\b(BadParameter|MissingParameter|NoSuchOption|BadOptionUsage|UsageError|FileNotFoundError"
@@ -340,3 +340,13 @@ def test_counts_past_a_thousand_are_grouped_alike_in_the_summaries(tmp_path):
                "--prompts", tmp_path / "p", "--offline")
     assert r.returncode == 0, r.stderr
     assert "1,200 excluded by a rule" in r.stderr, r.stderr
+
+
+def test_calibrate_help_says_how_many_days_the_walk_forward_check_ranks():
+    """`ranker calibrate --help` said --eval ranks "the last third of the days" after the check was capped (the
+    README said "at most the last 20"): a user a year in expected 83 fits."""
+    from ranker.prefilter.calibrate import MAX_EVAL_DAYS
+    text = " ".join(ranker("calibrate", "--help").stdout.split())
+    assert f"last third of the days (at most the last {MAX_EVAL_DAYS})" in text, text
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert f"the last third of the history's days with GPT picks, at most the last {MAX_EVAL_DAYS}," in readme

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import shutil
 import stat
@@ -418,3 +419,30 @@ def test_quiet_transformers_puts_the_callers_settings_back_after_the_outermost_b
     finally:
         hf_logging.set_verbosity(before[0])
         (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()
+
+
+def test_quiet_transformers_leaves_the_hosts_hub_progress_bars_as_they_were():
+    """A host that had switched huggingface_hub's bars off (all, or one group's) found them all on again after
+    ranker loaded or ran an embedder: the block put transformers' flag back with enable_progress_bar(), which
+    enables every hub bar too."""
+    import huggingface_hub.utils as hu
+    from transformers.utils import logging as hf_logging
+    from ranker.io import quiet_transformers
+    hub_states = importlib.import_module("huggingface_hub.utils.tqdm").progress_bar_states
+    before = (hf_logging._tqdm_active, dict(hub_states))
+    try:
+        hu.disable_progress_bars()
+        with quiet_transformers():
+            assert hu.are_progress_bars_disabled() and not hf_logging.is_progress_bar_enabled()
+        assert hu.are_progress_bars_disabled() and hf_logging.is_progress_bar_enabled()
+        hu.enable_progress_bars()
+        hu.disable_progress_bars("huggingface_hub.lfs_upload")       # one group off, the rest on
+        with quiet_transformers():
+            assert hu.are_progress_bars_disabled("huggingface_hub.snapshot_download")
+        assert hu.are_progress_bars_disabled("huggingface_hub.lfs_upload")
+        assert not hu.are_progress_bars_disabled("huggingface_hub.snapshot_download")
+        assert hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging._tqdm_active = before[0]
+        hub_states.clear()
+        hub_states.update(before[1])

@@ -156,3 +156,57 @@ def test_the_steps_called_from_python_honour_settings_offline_and_leave_the_proc
         assert netguard.is_offline()
     finally:
         netguard.disable_offline()
+
+
+_STEP_THEN_HUB = """
+import sys
+from ranker.settings import Settings
+from ranker.steps import fetch_day, prefilter_day
+assert "huggingface_hub.constants" not in sys.modules
+from pathlib import Path
+papers = fetch_day(Path(sys.argv[1]), Settings(home=sys.argv[2]), store=None).papers
+prefilter_day(papers[:3], Settings(home=sys.argv[2], offline=True), store=None)   # imports the embedder's stack
+import huggingface_hub.constants as hc
+from transformers.utils.hub import is_offline_mode   # what transformers asks before a download
+print(hc.HF_HUB_OFFLINE, hc.HF_HUB_DISABLE_TELEMETRY, is_offline_mode())
+"""
+
+
+@pytest.mark.slow
+def test_an_offline_step_leaves_the_hub_online_after_it(tmp_path):
+    """huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported: an offline step that loaded the
+    embedder (importing sentence-transformers, transformers and the hub) left the hub offline for the rest of the
+    process once the step had put the environment back, and a later online step asked huggingface.co nothing."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                                                             "HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+                                                             "DISABLE_TELEMETRY", "RANKER_OFFLINE")}
+    env["PYTHONPATH"] = str(REPO)
+    p = subprocess.run([sys.executable, "-c", _STEP_THEN_HUB, str(REPO / "ranker/data/2025-05-15/listing.jsonl"),
+                        str(tmp_path)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "False", "False"]
+
+
+def test_offline_switches_a_hub_already_imported_and_back():
+    """The other order: a hub imported before the step stayed online through it (the variable set too late)."""
+    import huggingface_hub.constants as hc
+    from ranker import netguard
+    before = (hc.HF_HUB_OFFLINE, hc.HF_HUB_DISABLE_TELEMETRY)
+    with netguard.offline_while(True):
+        assert hc.HF_HUB_OFFLINE and hc.HF_HUB_DISABLE_TELEMETRY and hc.is_offline_mode()
+    assert (hc.HF_HUB_OFFLINE, hc.HF_HUB_DISABLE_TELEMETRY) == before
+
+
+def test_enable_offline_called_during_a_step_stays_on_after_it():
+    """A direct enable_offline() (a program going offline for good, say from another thread) while a step held
+    offline_while was undone when the step ended: the step had decided at its start that it switched offline on."""
+    from ranker import netguard
+    try:
+        with netguard.offline_while(True):
+            netguard.enable_offline()
+        assert netguard.is_offline()
+    finally:
+        netguard.disable_offline()
+    with netguard.offline_while(True):       # a step's own switch still ends with it
+        assert netguard.is_offline()
+    assert not netguard.is_offline()

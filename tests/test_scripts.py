@@ -301,3 +301,50 @@ def test_eval_walkforward_without_embedder2_leaves_out_the_approaches_that_need_
     assert "left out, no --embedder2 given: 4 approaches that read a second embedder's vectors" in out
     assert re.search(r"^shipped: ranker calibrate \(library fit\) +\|", out, re.M), out
     assert "second embedder's LR" not in out and "keep by recall, shipped" in out
+
+
+def test_bench_year_measure_calibrate_alone_gets_the_days_before(tmp_path, monkeypatch):
+    """`bench_year.py measure --calibrate` without --eval pointed `ranker calibrate --history` at a folder only
+    the --eval branch made: the calibrate figure was an exit 1 ('no such folder')."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_year", SCRIPTS / "bench_year.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    history = tmp_path / "days"
+    for day in ("2025-05-12", "2025-05-13", "2025-05-14"):
+        (history / day).mkdir(parents=True)
+        (history / day / "listing.jsonl").write_text("")
+    calls = []
+
+    def timed_cli(args, env, label):
+        calls.append(args)
+        if args[0] == "run":
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "2025-05-14-run.json").write_text("{}")
+        return {}
+
+    class Store:                                  # only what measure asks of the store
+        def __init__(self, path):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def count_papers(self):
+            return 0
+
+        def get_rankings(self, day):
+            return [type("R", (), {"paper_id": "2505.00001"})()]
+
+    monkeypatch.setattr(bench, "fill", lambda *a, **k: None)
+    monkeypatch.setattr(bench, "timed_cli", timed_cli)
+    monkeypatch.setattr(bench, "measure_serve", lambda *a, **k: None)
+    monkeypatch.setattr("ranker.store.Store", Store)
+    bench.measure(history, tmp_path / "home", 2, do_eval=False, do_calibrate=True, site=False, port=0)
+    calibrate = next(a for a in calls if a[0] == "calibrate")
+    folder = Path(calibrate[calibrate.index("--history") + 1])
+    assert sorted(p.name for p in folder.iterdir()) == ["2025-05-12", "2025-05-13"]

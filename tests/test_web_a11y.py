@@ -278,6 +278,38 @@ def test_the_static_sites_filter_and_search_say_what_they_found_in_a_live_region
         page.close()
 
 
+# every state the static search's status line is seen in, as (its text, its aria-busy), from the page's start
+STATUS_STATES = r"""
+window.statusStates = [];
+new MutationObserver(() => {
+  const s = document.getElementById("search-status");
+  if (!s) { return; }
+  const state = [s.textContent, s.getAttribute("aria-busy")], last = window.statusStates.at(-1);
+  if (!last || last[0] !== state[0] || last[1] !== state[1]) { window.statusStates.push(state); }
+}).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+"""
+
+
+@needs_browser
+def test_the_static_search_says_its_result_once_not_each_months_progress(served, chromium):
+    """The static search's status (a live region) was rewritten 'Searching, k of N months...' as each month
+    arrived, every rewrite read out: it is busy while months load, and the final count is said once."""
+    from playwright.sync_api import expect
+    _, _, site, _ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.add_init_script(STATUS_STATES)
+        page.goto((site / "search.html").as_uri() + "?q=learning")
+        expect(page.get_by_role("status")).to_have_text(re.compile("results for \u201clearning\u201d"))
+        states = page.evaluate("window.statusStates")
+        searching = [s for s in states if s[0].startswith("Searching")]
+        assert searching and all(busy == "true" for _, busy in searching), states
+        assert "results for" in states[-1][0] and states[-1][1] == "false", states
+        assert errors == []
+    finally:
+        page.close()
+
+
 LINKS = r"""() => {
   // a link in a line of text, told from the text around it by colour alone, needs 3:1 between the two colours
   // (WCAG 1.4.1, F73) or an underline: the crumbs' links were the muted grey's 1.13:1 from it, with no underline
@@ -334,3 +366,36 @@ def test_every_page_reflows_at_320_css_pixels(served, chromium):
     finally:
         page.close()
     assert wide == {}, "\n".join(f"{u}: {v}" for u, v in wide.items())
+
+@needs_browser
+def test_the_focused_row_of_the_labels_page_shows_its_whole_focus_ring(served, chromium):
+    """j/k on the labels page focus a table row, drawn with an outline: the cells made positioned (for their
+    screen-reader words) were painted over it, and the first row's ring had no top edge (the header's shaded
+    cells covered it)."""
+    import io
+    Image = pytest.importorskip("PIL.Image", reason="reads the screenshot's pixels with Pillow")
+    server, *_ = served
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(server.url + "/labels")
+        page.keyboard.press("j")                       # the first row: the header's shaded cells above it
+        row = page.locator("tr:focus")
+        box = row.bounding_box()
+        colour = page.evaluate("r => getComputedStyle(r).outlineColor", row.element_handle())
+        want = tuple(int(c) for c in re.findall(r"\d+", colour)[:3])
+        shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        scale = shot.width / page.viewport_size["width"]
+
+        def ring_share(y: float) -> float:
+            xs = range(int(box["x"] + 8), int(box["x"] + box["width"] - 8), 3)
+            near = [max(abs(a - b) for a, b in zip(shot.getpixel((int(x * scale), int(y * scale))), want)) <= 40
+                    for x in xs]
+            return sum(near) / len(near)
+
+        # the outline: 3 px wide, 2 px outside the row's box; its middle line on each edge
+        top, bottom = box["y"] - 3.5, box["y"] + box["height"] + 3.5
+        assert ring_share(bottom) > .9                 # the check itself sees a ring edge
+        assert ring_share(top) > .9, f"the top edge of the ring: {ring_share(top):.0%} drawn"
+        assert errors == []
+    finally:
+        page.close()

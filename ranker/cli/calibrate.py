@@ -23,8 +23,9 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                                    "in the database too (`ranker serve`, `ranker labels import`)."
                                                    )] = True,
               evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Print walk-forward figures: the "
-                                                     "last third of the days, each ranked by a fit on the days "
-                                                     "before it, beside zero-shot's (one fit per such day more)."
+                                                     "last third of the days (at most the last 20), each ranked by a "
+                                                     "fit on the days before it, beside zero-shot's (one fit per "
+                                                     "such day more)."
                                                      )] = True,
               min_relevance: Annotated[Optional[int], typer.Option(
                   "--min-relevance", show_default=False, help="A judgement of GPT's is a pick at RELEVANCE >= this "

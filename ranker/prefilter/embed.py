@@ -218,14 +218,14 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        for i in range(0, len(texts), CHUNK):
-            chunk = list(texts[i:i + CHUNK])
-            model = self.model
-            with quiet_transformers():
+        model = self.model
+        with quiet_transformers():      # once for the call: it switches settings of the whole process
+            for i in range(0, len(texts), CHUNK):
+                chunk = list(texts[i:i + CHUNK])
                 v = model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
-            out.append(np.asarray(v, dtype=np.float32))
-            self.texts_encoded += len(chunk)
+                out.append(np.asarray(v, dtype=np.float32))
+                self.texts_encoded += len(chunk)
         return _normalise(np.concatenate(out))
 
     # ------------------------------------------------------------------ cached

@@ -128,13 +128,16 @@
         list.appendChild(li);
       });
       var n = hits.length + " result" + (hits.length === 1 ? "" : "s");
+      // busy while months load: a screen reader says the final count once, not each month's "Searching, k of N"
       if (searched < idx.months.length) {
+        status.setAttribute("aria-busy", "true");
         status.textContent = "Searching, " + searched + " of " + idx.months.length + " months so far: " + n + ".";
         return;
       }
       if (id && !hits.length) { how = ": no paper " + id + " on this site."; }
       status.textContent = n + " for \u201c" + q + "\u201d" + (hits.length > 200 ? " (the first 200)" : "") + how +
         (failed.length ? " Not searched (did not load): " + failed.join(", ") + "." : "");
+      status.setAttribute("aria-busy", "false");
     }
     var loaded = window.RANKER_SEARCH_MONTHS = window.RANKER_SEARCH_MONTHS || {};
     idx.months.forEach(function (m) {          // m: [month, its papers, its file (with its version)]
