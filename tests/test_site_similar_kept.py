@@ -192,3 +192,30 @@ def test_lists_kept_under_another_blas_are_searched_again(tmp_path, monkeypatch)
     with Store(db) as s:
         build_site(s, out)
     assert n[0] == 90 * 90
+
+
+def test_lists_that_cannot_be_kept_still_give_every_page_its_similar_papers(tmp_path, monkeypatch):
+    # a store on read-only media (or a full disk) with its index in place: the kept lists cannot be written, and
+    # atomic_write says so as an InputError; the panels were computed and must not be lost with the file
+    import errno
+    import os
+
+    import ranker.io
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=30, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        want = _files(out)
+        for f in s.index_dir.glob("*-similar.npz"):
+            f.unlink()
+    real_open = os.open
+
+    def read_only_open(path, flags, *a, **kw):
+        if "-similar.npz" in str(path) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *a, **kw)
+    monkeypatch.setattr(ranker.io.os, "open", read_only_open)
+    with Store(db) as s:
+        res = build_site(s, tmp_path / "site2")
+        assert not any(s.index_dir.glob("*-similar.npz"))
+    assert _files(tmp_path / "site2") == want, res

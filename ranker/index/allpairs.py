@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import RankerError
 from ..io import atomic_write
 from . import kinds as K
 from .corpus import CorpusIndex, Hit
@@ -118,5 +119,5 @@ def _write(path: Path, embedder: str, k: int, n: int, digest: str, queries, scor
              rows=rows.astype(np.int32))
     try:
         atomic_write(path, buf.getvalue())
-    except OSError:              # a store on read-only media: the next build searches every paper again
-        pass
+    except (RankerError, OSError):   # read-only media, a full disk (atomic_write says so as an InputError): the
+        pass                         # lists computed are kept for this build, and the next searches every paper again
