@@ -219,3 +219,22 @@ def test_lists_that_cannot_be_kept_still_give_every_page_its_similar_papers(tmp_
         res = build_site(s, tmp_path / "site2")
         assert not any(s.index_dir.glob("*-similar.npz"))
     assert _files(tmp_path / "site2") == want, res
+
+
+def test_a_rebuild_with_nothing_new_does_not_rewrite_the_kept_lists(tmp_path, monkeypatch):
+    from ranker.index import allpairs
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=30, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+    writes = []
+    real = allpairs.atomic_write
+    monkeypatch.setattr(allpairs, "atomic_write", lambda path, data: writes.append(path) or real(path, data))
+    n = _scored(monkeypatch)
+    with Store(db) as s:
+        build_site(s, out)
+    assert n[0] == 0 and writes == []                   # the kept lists used as they are, the file left alone
+    fill_store(db, tmp_path / "o", days=DAYS[2:3], n=30, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        assert len(writes) == 1 and _files(out) == _scratch(s, tmp_path / "scratch")
