@@ -238,3 +238,22 @@ def test_a_rebuild_with_nothing_new_does_not_rewrite_the_kept_lists(tmp_path, mo
     with Store(db) as s:
         build_site(s, out)
         assert len(writes) == 1 and _files(out) == _scratch(s, tmp_path / "scratch")
+
+
+def test_a_damaged_vector_ranks_last_and_merges_as_one_search():
+    # a NaN stored vector: its scores (and every score of it as a query) have no order; they rank last, as -inf,
+    # so kept lists merged with new rows are still what a search of every row gives
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(50, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs[17] = np.nan
+    q = vecs[[0, 17, 33]]
+    assert (K.exact_scores(vecs, q)[:, 17] == -np.inf).all() and (K.exact_scores(vecs, q)[1] == -np.inf).all()
+    for k in (5, 49, 50, 60):
+        s, r = K.exact_topk(vecs, q, k)
+        assert 17 not in r[[0, 2], :49] and list(r[1, :min(k, 50)]) == list(range(min(k, 50)))
+        for cut in (0, 1, 17, 18, 30, 49, 50):
+            a = K.exact_topk(vecs[:cut], q, k)
+            b = K.exact_topk(vecs[cut:], q, k, first_row=cut)
+            ms, mr = K.merge_topk(a, b, k)
+            assert (mr == r).all() and (ms == s).all(), (k, cut)

@@ -163,7 +163,7 @@ def exact_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     product in another order for a small or ragged matrix (a 1-row query, a block of 3 left over, a day of 650
     vectors), so the same pair scored in two calls of other shapes could differ in the last bit, and two
     near-equal neighbours swap places: the site's kept neighbour lists (exact_topk) are merged with new
-    papers' scores, and must rank as a search from scratch would."""
+    papers' scores, and must rank as a search from scratch would. A score that is not finite is -inf."""
     q = f32(queries)
     v = f32(vectors)
     n, dim = len(v), q.shape[1]
@@ -185,6 +185,10 @@ def exact_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
                 vpad[w:] = 0
                 vb = vpad
             out[i:i + m, j:j + w] = (qb @ vb.T)[:m, :w]
+    # a damaged stored vector (NaN): its scores rank last, below every real one, by row as -inf ties do; a NaN
+    # has no order (argpartition takes any, merge_topk's sort puts it after the padding), so a kept list merged
+    # with new rows would differ from a search from scratch
+    np.copyto(out, -np.inf, where=~np.isfinite(out))
     return out
 
 
