@@ -257,3 +257,52 @@ def test_a_damaged_vector_ranks_last_and_merges_as_one_search():
             b = K.exact_topk(vecs[cut:], q, k, first_row=cut)
             ms, mr = K.merge_topk(a, b, k)
             assert (mr == r).all() and (ms == s).all(), (k, cut)
+
+
+def test_exact_scores_are_the_same_whatever_the_calls_shape_over_many_blocks_and_chunks():
+    # more queries than a BLOCK and more vectors than a CHUNK, neither a multiple: every block, every chunk and
+    # the padded last of each; a pair scores the same alone (one query, a few vectors padded) as in the whole
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(2 * K.CHUNK + 300, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    q = v[rng.choice(len(v), K.BLOCK + 100, replace=False)]
+    full = K.exact_scores(v, q)
+    assert full.shape == (len(q), len(v))
+    assert np.allclose(full, q.astype(np.float64) @ v.T.astype(np.float64), atol=1e-5)
+    for i in (0, K.BLOCK - 1, K.BLOCK, len(q) - 1):
+        assert (K.exact_scores(v, q[i:i + 1]) == full[i:i + 1]).all(), i
+    for a, b in ((0, 7), (K.CHUNK - 3, K.CHUNK + 5), (2 * K.CHUNK + 1, len(v))):
+        assert (K.exact_scores(v[a:b], q) == full[:, a:b]).all(), (a, b)
+    k = 11
+    s, r = K.exact_topk(v, q, k)
+    want = np.lexsort((np.broadcast_to(np.arange(len(v)), full.shape), -full), axis=1)[:, :k]
+    assert (r == want).all() and (s == np.take_along_axis(full, want, 1)).all()
+    for cut in (K.CHUNK - 1, K.CHUNK + 17):
+        ms, mr = K.merge_topk(K.exact_topk(v[:cut], q, k), K.exact_topk(v[cut:], q, k, first_row=cut), k)
+        assert (mr == r).all() and (ms == s).all(), cut
+
+
+def test_the_same_vectors_under_another_embedder_do_not_use_its_lists(tmp_path, monkeypatch):
+    # the same vectors (same ids, rows and digest) stored under another embedder key: only the embedder named
+    # in the kept file tells the lists apart, and a switched embedder searches every paper again
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=40, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)
+        key = embedder_key(EMBEDDER)
+        mine = CorpusIndex(s, key)
+        order = {pid: r for r, pid in enumerate(mine.ids())}
+        s.put_embeddings(sorted(_vectors_of(s, key), key=lambda row: order[row[0]]), "other-vectors")
+        idx = CorpusIndex(s, "other-vectors")
+        idx.sync()
+        va, ia = mine.exact_rows()
+        vb, ib = idx.exact_rows()
+        assert ia == ib and (va == vb).all()                 # rows the digest cannot tell apart
+        cache_path(idx).write_bytes(cache_path(CorpusIndex(s, key)).read_bytes())
+        corpus = len(idx.ids())
+        n = _scored(monkeypatch)
+        build_site(s, out, embedder="other-vectors")
+        assert n[0] == corpus * corpus
+        n[0] = 0
+        build_site(s, out, embedder="other-vectors")        # its own lists, kept by the build before: used
+        assert n[0] == 0
