@@ -132,7 +132,7 @@ def _unknown_format(source: str) -> InputError:
 
 
 def _too_big(source: str) -> InputError:
-    return InputError(f"an XML feed larger than {XML_CAP // 2**20} MiB (arXiv's biggest are a few MB): not a "
+    return InputError(f"an XML feed larger than {XML_CAP // 2**20} MiB, the most read (arXiv's biggest are a few MB): not a "
                       "feed, or a damaged or hostile file; not read", where=source)
 
 
