@@ -649,3 +649,23 @@ def test_a_refused_host_answer_names_no_name_served_and_the_log_stops_after_its_
             client.get("/", headers={"Host": f"made-up-{n}.example"})
     refused = [rec.getMessage() for rec in caplog.records if rec.name == "ranker.web"]
     assert len(refused) == web_app.HOSTS_LOGGED + 1 and "further ones are not logged" in refused[-1], refused[-3:]
+
+
+def test_a_served_day_and_paper_page_read_one_state_of_the_store(tmp_path, monkeypatch):
+    """serve's day page read the day's ranking and its digest record as separate statements (site reads inside
+    one snapshot): a run finishing between them showed one run's ranking with another's digest and scores."""
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    from webstore import DAY, fill_store
+    fill_store(tmp_path / "r.sqlite3", tmp_path / "out", hostile=False)
+    seen, real = [], Store.get_day_digest
+    monkeypatch.setattr(Store, "get_day_digest", lambda self, day: seen.append(self.conn.in_transaction)
+                        or real(self, day))
+    client = TestClient(create_app(Settings.model_validate({"db": str(tmp_path / "r.sqlite3")}), similar=None))
+    assert client.get(f"/day/{DAY}").status_code == 200
+    with Store(tmp_path / "r.sqlite3") as s:
+        pid = s.get_rankings(DAY)[0].paper_id
+    assert client.get(f"/paper/{pid}").status_code == 200
+    assert seen and all(seen), seen
