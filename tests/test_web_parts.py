@@ -417,7 +417,7 @@ def test_serve_refuses_a_database_that_is_not_there_but_makes_the_homes_own(tmp_
     and the thumbs given stored in it, where the commands that only read say the path holds nothing. It is one
     line naming the option and the path; the home's own database is still made on a first serve."""
     # the bind is replaced: nothing listens
-    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: [__import__('socket').socket()]\n"
+    pre = ("import ranker.web.server as s\norig = s.bind\ns.bind = lambda host, port: orig('127.0.0.1', 0)\n"
            "s.url_of = lambda sock: 'http://x/'\ns.serve = lambda *a, **k: None")
     home = tmp_path / "home"
     typo = tmp_path / "typo" / "rnaker.sqlite3"
@@ -595,7 +595,7 @@ def test_a_served_paper_page_says_whose_vectors_its_similar_papers_are_as_it_is_
     assert '<ol class="similar">' in html and note in html, html
     assert "similar-note" not in (tmp_path / "site" / "papers" / "2505.00000.html").read_text()
     # the start line says its counts are the start's, and that the pages say whose a panel is
-    pre = ("import ranker.web.server as s\ns.bind = lambda host, port: [__import__('socket').socket()]\n"
+    pre = ("import ranker.web.server as s\norig = s.bind\ns.bind = lambda host, port: orig('127.0.0.1', 0)\n"
            "s.url_of = lambda sock: 'http://x/'\ns.serve = lambda *a, **k: None")
     r = ranker("serve", "--db", tmp_path / "r.sqlite3", "--max-tokens", "64", pre=pre)
     assert r.returncode == 0 and r.stderr.startswith(
@@ -682,3 +682,19 @@ def test_a_paper_panel_from_another_embedder_lists_the_embedders_once(tmp_path):
         many = corpus_similar_many(s, ["2504.00003"], 3, embedder="minilm@64")
         assert len(many["2504.00003"]) == 3 and many["2504.00003"].asked == "minilm@64"
         assert len(listed) == 1, listed
+
+
+def test_serve_warns_when_a_loopback_name_binds_beyond_loopback(tmp_path):
+    """serve judged loopback by the name (--host localhost: no warning) while it listens at every address the name
+    resolves to: a resolver giving localhost a LAN address served the store to the network without a word."""
+    import subprocess
+    import sys
+    Store(tmp_path / "r.sqlite3").close()
+    pre = ("import socket\nimport ranker.web.server as s\nreal = s.lookup_to_listen\n"
+           "s.lookup_to_listen = lambda name, port, type: [(socket.AF_INET, type, 6, '', ('0.0.0.0', port))] "
+           "if name == 'localhost' else real(name, port, type)\n"
+           "def stop(app, socks):\n    raise KeyboardInterrupt\ns.serve = stop")
+    res = subprocess.run([sys.executable, "-c", f"{pre}\nfrom ranker.cli import main; main()", "serve",
+                          "--host", "localhost", "--port", "0", "--db", str(tmp_path / "r.sqlite3")],
+                         capture_output=True, text=True, timeout=120)
+    assert "warning: --host localhost serves your store" in res.stderr + res.stdout, res.stderr + res.stdout
