@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .io import lock_exclusive, write_together
+from .io import json_loads, lock_exclusive, write_together
 
 _MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
 COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
@@ -30,7 +30,7 @@ def read_days(out_dir: str | Path, ended: Callable[[int, str], str | None] | Non
         if not m:
             continue
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
+            data = json_loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if not isinstance(data, dict):

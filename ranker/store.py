@@ -384,6 +384,7 @@ class Store:
         self.busy_timeout = busy_timeout
         self.read_only: str | None = None            # why the database can only be read, when it can
         self.unmigrated: frozenset[str] = frozenset()  # of READ_WITHOUT, those a read-only database lacks
+        self._full = False                               # opened read-only because its disk is full (_no_space)
         self.conn = None
         if not create and not self.path.exists():        # (a link whose file is gone too: SQLite made it)
             self.conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -474,7 +475,8 @@ class Store:
             st = os.statvfs(self.path if self.path.exists() else self.path.parent)
         except OSError:
             return False
-        return st.f_bavail * st.f_frsize < _FULL_BELOW
+        # a file system that reports no blocks at all (FUSE, some network ones) says nothing about its room
+        return st.f_blocks > 0 and st.f_bavail * st.f_frsize < _FULL_BELOW
 
     def _why_read_only(self) -> str:
         there = self.path if self.path.exists() else self.path.parent
@@ -486,7 +488,8 @@ class Store:
             return "its file system is mounted read-only"
         if self.path.exists() and not os.access(self.path, os.W_OK):
             return "the file is not writable"
-        if os.access(self.path.parent, os.W_OK) and st is not None and st.f_bavail * st.f_frsize < _FULL_BELOW:
+        if self._full and os.access(self.path.parent, os.W_OK):
+            # only when the open failed for want of space (root-reserved blocks alone leave root room to write)
             return "its disk is full; free some space"
         return "its folder is not writable"
 
@@ -497,6 +500,7 @@ class Store:
         write-ahead log (-wal) there holds writes not yet in the file (of a process killed mid-way, or a copy that
         left out the -shm): it is read with the index held in memory (exclusive locking mode, no file locks:
         nothing can write there); with no log, the file alone is the database (immutable)."""
+        self._full = self._no_space(first)
         wal = self.path.with_name(self.path.name + "-wal")
         try:
             logged = wal.stat().st_size > 0

@@ -103,3 +103,22 @@ def test_a_full_disk_while_the_index_is_rewritten_leaves_both_files_as_they_were
         write_index(tmp_path)
     assert failed and str(e.value).startswith(f"{files['index_md']}: cannot write: No space left on device")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "2025-05-16-run.json"} == before
+
+
+def test_a_manifest_nested_too_deeply_is_left_out_as_bad_json_is(tmp_path):
+    """A '<day>-run.json' of '[' * 100000 raised RecursionError past the readers' `except ValueError`: the run
+    index, compare's note on who scored a folder and a rerun's earlier-digest lookup all died 'unexpected
+    failure'. It is left out, as a manifest that is not JSON is."""
+    from ranker.compare import local_scorers
+    from ranker.steps import shown_run
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "ok", "model": "m",
+                                                              "prompts": {"hash": "h"}}))
+    (tmp_path / "2025-05-15-scores.jsonl").write_text("")
+    deep = tmp_path / "2025-05-14-run.json"
+    deep.write_text("[" * 100_000)
+    (tmp_path / "2025-05-14-scores.jsonl").write_text("")
+    files = write_index(tmp_path)
+    assert [d["day"] for d in json.loads(files["index_json"].read_text())["days"]] == ["2025-05-15"]
+    assert local_scorers(sorted(tmp_path.glob("*-scores.jsonl"))) == [
+        {"model": "m", "prompt_hash": "h", "days": ["2025-05-15"]}]
+    assert shown_run(deep) is None

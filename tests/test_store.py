@@ -957,3 +957,22 @@ def test_the_days_are_read_a_lookup_a_day_not_a_row_a_paper(tmp_path):
     small, big = steps(20), steps(2000)
     assert small[0] == big[0] == ["2025-05-14", "2025-05-15", "2025-05-16"]
     assert big[1] <= 2 * small[1] + 10, (small[1], big[1])
+
+
+def test_a_file_system_reporting_no_room_is_not_judged_full_without_cause(tmp_path, monkeypatch):
+    """Disk full was judged from statvfs's free space alone: a FUSE or network file system that reports 0 blocks
+    (nothing known) made any disk I/O error 'disk is full', and a database read-only for another reason was said
+    to be on a full disk whenever only root-reserved blocks were left."""
+    from types import SimpleNamespace
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.add_papers([paper("2505.00001")])
+    with Store(db) as s:
+        nothing = SimpleNamespace(f_bavail=0, f_frsize=4096, f_blocks=0, f_flag=0)
+        monkeypatch.setattr(os, "statvfs", lambda p: nothing)
+        assert not s._no_space(sqlite3.OperationalError("disk I/O error"))
+        reserved = SimpleNamespace(f_bavail=0, f_frsize=4096, f_blocks=1000, f_flag=0)
+        monkeypatch.setattr(os, "statvfs", lambda p: reserved)
+        assert s._no_space(sqlite3.OperationalError("disk I/O error"))
+        # read-only for a reason other than room (here: none said by the open): not called a full disk
+        assert "disk is full" not in s._why_read_only()

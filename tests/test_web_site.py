@@ -2,6 +2,8 @@
 rewrites only what changed."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from ranker.store import Store
@@ -875,3 +877,23 @@ def test_a_link_in_place_of_a_page_is_replaced_not_written_through(store_db, tmp
         assert outside.read_text() == "the user's own file\n", rel
         assert not (tmp_path / "nothing-there-yet.txt").exists(), rel
         assert page.is_file() and not page.is_symlink() and rel in res.written, rel
+
+
+def test_a_link_in_place_of_a_site_folder_is_replaced_not_written_through(store_db, tmp_path):
+    """papers/ (or days/, static/) a symlink to a folder outside the site: only a page's own name was checked, so
+    the build wrote its pages into that folder, and removed from it the pages it no longer had."""
+    out = tmp_path / "site"
+    with Store(store_db) as store:
+        build_site(store, out)
+    for folder in ("papers", "days", "static"):
+        outside = tmp_path / f"outside-{folder}"
+        outside.mkdir()
+        (outside / "notes.html").write_text("the user's own file\n")
+        before = {p.name: p.read_bytes() for p in outside.iterdir()}
+        shutil.rmtree(out / folder)
+        (out / folder).symlink_to(outside, target_is_directory=True)
+        with Store(store_db) as store:
+            build_site(store, out)
+        assert {p.name: p.read_bytes() for p in outside.iterdir()} == before, folder
+        assert (out / folder).is_dir() and not (out / folder).is_symlink(), folder
+        assert any((out / folder).iterdir()), folder

@@ -168,7 +168,9 @@ def _range_lines(path: str, start: int, end: int | None) -> Iterator[bytes]:
     with open(path, "rb") as f:
         if start > 0:
             f.seek(start - 1)
-            f.readline()            # the rest of a line that began before `start` belongs to the range before
+            # the rest of a line that began before `start` belongs to the range before: skipped in bounded pieces
+            while (c := f.readline(1 << 20)) and not c.endswith(b"\n"):
+                pass
         pos = f.tell()
         lines = capped_lines(f)
         while end is None or pos < end:

@@ -59,7 +59,9 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     hosts = allowed_hosts_for(host, tuple(allow_host or ()))
     socks = bind(host, port)          # before the warning: an address it cannot listen on is one line
     hosts |= addresses_of(socks)
-    if not is_loopback(host):
+    # judged by the addresses bound, not the name: a name that resolves beyond loopback (localhost listed with a
+    # LAN address in /etc/hosts) is listened on at every address it has
+    if not is_loopback(host) or not all(is_loopback(str(x.getsockname()[0])) for x in socks):
         # every page carries the token a label's POST needs: whoever reads the pages can post labels too
         change = ("none of them can change your labels (read-only)" if read_only else
                   "any of them can change your labels (--read-only: they only read them)")

@@ -8,11 +8,10 @@ file (Paper.to_dict). A row with a malformed verdict is skipped, counted. The pe
 """
 from __future__ import annotations
 
-import json
 from typing import Iterable, Iterator
 
 from ..errors import InputError
-from ..io import SURROGATE_ESCAPE, without_lone_surrogates
+from ..io import SURROGATE_ESCAPE, json_loads, without_lone_surrogates
 from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, has_verdict
 from .filters import stronger
 from .normalize import iso_day, make_paper
@@ -100,8 +99,8 @@ def json_lines(lines, source: str, report: ReadReport):
             text, bad = raw.decode("utf-8", errors="replace"), True
             report.warn("bad_bytes", where, "invalid UTF-8 bytes replaced with U+FFFD")
         try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as e:
+            obj = json_loads(text)
+        except ValueError as e:
             report.seen += 1
             msg = str(e).splitlines()[0][:80] if str(e) else "syntax error"
             report.warn("skipped", where, f"not valid JSON ({msg}); a truncated line? skipped", "not_json")

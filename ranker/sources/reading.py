@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from ..errors import InputError
-from ..io import Warn, atomic_write
+from ..io import Warn, atomic_write, json_loads
 from ..records import ANNOUNCE_TYPES, Paper, Ranked
 from .filters import check_day, filter_papers, parse_list
 from .jsonl import capped_lines
@@ -117,8 +117,8 @@ def detect_format(head: bytes, first_line: bytes | None = None) -> str | None:
             if not line:
                 continue
             try:
-                obj = json.loads(line.decode("utf-8", errors="replace"))
-            except (ValueError, RecursionError):
+                obj = json_loads(line.decode("utf-8", errors="replace"))
+            except ValueError:
                 continue
             if isinstance(obj, dict):
                 return "snapshot" if looks_like_snapshot(obj) else "jsonl"
@@ -132,7 +132,7 @@ def _unknown_format(source: str) -> InputError:
 
 
 def _too_big(source: str) -> InputError:
-    return InputError(f"an XML feed larger than {XML_CAP // 2**20} MiB (arXiv's biggest are a few MB): not a "
+    return InputError(f"an XML feed larger than {XML_CAP // 2**20} MiB, the most read (arXiv's biggest are a few MB): not a "
                       "feed, or a damaged or hostile file; not read", where=source)
 
 

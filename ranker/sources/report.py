@@ -15,8 +15,9 @@ TITLE_CAP = 1_000
 LINE_CAP = 16 * 1024 * 1024
 # The largest XML document read (it is parsed whole, its tree ~5 times its size): arXiv's RSS feed of every
 # archive for a day is 2.8 MB, an API page of 2,000 entries ~5 MB. A bigger one (a gzip bomb: 1.5 MB of .gz
-# made 1.5 GB, held in 4.8 GB) is refused before it is read whole.
-XML_CAP = 64 * 1024 * 1024
+# made 1.5 GB, held in 4.8 GB) is refused before it is read whole. An API answer saved whole (30,000 results)
+# is ~70 MiB: the cap is the download's (net.MAX_ANSWER), so whatever a fetch took can be read back.
+XML_CAP = 256 * 1024 * 1024
 # why a record was skipped (ReadReport.reasons), in words
 SKIP_REASONS = {"not_json": "not valid JSON", "not_object": "not a JSON object", "no_id": "without a valid arXiv id",
                 "no_title": "without a title",

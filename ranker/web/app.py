@@ -169,13 +169,13 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
 
     @pages("/day/{day}", response_class=HTMLResponse)
     def day(day: str, topic: str = "", show: str = "all"):
-        with open_store() as store:
+        with open_store() as store, store.read_snapshot():      # its ranking, digest and scores of one state
             dp = views.day_page(store, day, topic=topic, show=show)
         return page("day.html", page=dp) if dp else not_found(f"Nothing stored for the day {day}.")
 
     @pages("/paper/{paper_id:path}", response_class=HTMLResponse)
     def paper(paper_id: str):
-        with open_store() as store:
+        with open_store() as store, store.read_snapshot():      # its rankings, digests and scores of one state
             pp = views.paper_page(store, paper_id, similar=similar)
             # an id as arXiv writes it (2505.07045v2, an abs link's tail) is its paper, as in search: the store
             # holds papers without their version, and the address pasted from arXiv was "No paper" (404)

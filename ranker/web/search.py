@@ -92,16 +92,21 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
     return "words", store.search_papers(query, limit), note
 
 
-def similar_embedders(store: "Store", embedder: str | None = None) -> "Iterator[str]":
+def similar_embedders(store: "Store", embedder: str | None = None, known: list[str] | None = None
+                      ) -> "Iterator[str]":
     """The embedders whose corpus indexes give a paper its similar papers, in the order tried: `embedder` (the
     configured one, settings.prefilter: embedder and max_tokens, which new papers are embedded with) first, then
     the others, most paper vectors first. They were tried alphabetically: after a switch of embedder, a paper
     stored before it had its panel from the old one, which never holds a newer paper. The others are listed and
-    counted only when asked for (a paper page the configured one answers reads no count)."""
+    counted only when asked for (a paper page the configured one answers reads no count). `known`, when given,
+    gets every embedder holding paper vectors once they are listed (past the first), for the caller to reuse."""
     from ..prefilter.embed import QUERY_PREFIX
     if embedder:
         yield embedder
-    others = [e for e in store.paper_embedders(QUERY_PREFIX) if e != embedder]
+    listed = store.paper_embedders(QUERY_PREFIX)
+    if known is not None:
+        known.extend(listed)
+    others = [e for e in listed if e != embedder]
     yield from sorted(others, key=lambda e: -store.paper_vector_stats(e, QUERY_PREFIX)[0])
 
 
@@ -160,18 +165,17 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
     scores computed."""
     from ..index import index_for
     from ..index.allpairs import nearest_all
-    from ..prefilter.embed import QUERY_PREFIX
     out: dict[str, Neighbours] = {}
     left = list(dict.fromkeys(paper_ids))
-    asked, checked = embedder, False
-    for key in similar_embedders(store, embedder):
+    asked, checked, known = embedder, False, []
+    for key in similar_embedders(store, embedder, known):
         have = store.embedding_hashes(left, key) if left else {}      # which have a vector (none read yet)
         if not have:
             continue
         if key != embedder and asked and not checked:
             # the configured embedder holds no paper vector at all: every panel is another's, as before, and no
-            # page says so (nor do serve and site: panel_embedder_note)
-            checked, asked = True, asked if asked in store.paper_embedders(QUERY_PREFIX) else None
+            # page says so (nor do serve and site: panel_embedder_note). `known`: listed already to get here
+            checked, asked = True, asked if asked in known else None
         try:
             with index_for(store, key, indexes) as idx:
                 ids = [i for i in left if i in have]

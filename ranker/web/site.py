@@ -95,12 +95,14 @@ class _Writer:
         self.renames: list[tuple[Path, Path]] = []      # (temporary file, the page it replaces)
         self.changed: list[str] = []
         self.site: set[str] = set()                       # every file of this build, written or not
+        self.folders: set[Path] = set()                   # the site's subfolders made sure of (real, not links)
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
         self.site.add(rel)
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
+        self._real_folders(path.parent)
         if path.is_symlink():
             # a page is the site's own file: a link left in its place (by a hostile earlier build, or anyone who
             # could write in the folder) is replaced by the page, never written through to a file outside the site
@@ -118,6 +120,22 @@ class _Writer:
         else:
             atomic_write(path, data)
             self.result.written.append(rel)
+
+    def _real_folders(self, folder: Path) -> None:
+        """A subfolder of the site (papers/, days/, ...) that is a symlink is replaced by a real, empty folder, as
+        a link where a page goes is replaced by the page: the build never writes, nor removes stale pages, through
+        it in a folder outside the site."""
+        if folder == self.out or folder in self.folders:
+            return
+        self._real_folders(folder.parent)
+        if folder.is_symlink():
+            try:
+                folder.unlink()
+                folder.mkdir()
+            except OSError as e:
+                raise InputError(f"cannot replace this link with the site's folder: {e.strerror or e}",
+                                 where=str(folder)) from None
+        self.folders.add(folder)
 
     def finish(self) -> None:
         """Put the changed files in place."""
@@ -138,7 +156,7 @@ class _Writer:
         page's footer, an index's first words) go; a file of the user's in those folders stays."""
         for folder, pattern, mark in STALE:
             there = self.out / folder
-            for page in sorted(there.glob(pattern)) if there.is_dir() else ():
+            for page in sorted(there.glob(pattern)) if there.is_dir() and not there.is_symlink() else ():
                 rel = f"{folder}/{page.name}"
                 if rel in self.site or page.is_symlink() or not page.is_file() \
                         or not _named_by_the_site(folder, page.name):
