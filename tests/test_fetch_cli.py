@@ -31,6 +31,24 @@ def count(db):
     with sqlite3.connect(db) as c:
         return c.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
 
+def _atom_10() -> bytes:
+    """The API fixture's page of 10 entries, its total said to be those 10 (one page, no second asked)."""
+    return (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
+        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+
+
+def _clock_at(monkeypatch, now: list) -> None:
+    """datetime.datetime.now() is now[0] (an aware moment the test moves) for the code under test."""
+    import datetime as dt
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now[0].astimezone(tz) if tz else now[0].replace(tzinfo=None)
+
+    monkeypatch.setattr(dt, "datetime", Clock)
+
+
 
 def test_contract_207_papers(tmp_path):
     out, db = tmp_path / "papers.jsonl", tmp_path / "r.sqlite3"
@@ -215,8 +233,7 @@ def test_ids_and_window_through_the_api(tmp_path):
         assert r.returncode == 0, r.stderr
         assert [x["id"] for x in lines(tmp_path / "ids.jsonl")] == ["1707.08567"]
         assert "warning: 1 records skipped" in r.stderr
-        page = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
-            b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+        page = _atom_10()
         srv.route("/api/query", Reply(200, page))
         r = fetch_cli("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", tmp_path / "w.jsonl",
                    "--db", tmp_path / "r.sqlite3", RANKER_API_URL=srv.url("/api/query"))
@@ -231,8 +248,7 @@ def test_date_alone_rebuilds_that_day_instead_of_relabelling_todays_feed(tmp_pat
     earlier day', re-uploads and the novelty context all read that). It rebuilds D through the arXiv API, as
     `ranker run --date` does."""
     db, out = tmp_path / "r.sqlite3", tmp_path / "day.jsonl"
-    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
-        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    atom = _atom_10()
     with FixtureServer() as srv:
         srv.route("/rss/cs.LG+cs.AI", Reply(200, RSS.read_bytes()))
         srv.route("/api/query", Reply(200, atom))
@@ -356,8 +372,7 @@ def test_a_day_not_announced_yet_is_refused_and_asks_nothing(tmp_path, day):
     as the whole day, and a day years ahead retried the API's empty answer and said 'try again later'. Both
     are one line naming --date, nothing asked, nothing stored."""
     db, out = tmp_path / "r.sqlite3", tmp_path / "day.jsonl"
-    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
-        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    atom = _atom_10()
     with FixtureServer() as srv:
         srv.route("/api/query", Reply(200, atom))
         r = fetch_cli("fetch", "--date", day, "--out", out, "--db", db, RANKER_API_URL=srv.url("/api/query"))
@@ -377,15 +392,8 @@ def test_a_day_whose_window_closed_is_refused_until_its_announcement(monkeypatch
     from ranker.sources.api import fetch_announced
     from ranker.sources.net import NetPolicy
     now = [dt.datetime(2025, 5, 14, 21, 0, tzinfo=dt.timezone.utc)]   # 17:00 EDT: Thursday's window closed at 14:00
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return now[0].astimezone(tz) if tz else now[0].replace(tzinfo=None)
-
-    monkeypatch.setattr(dt, "datetime", Clock)
-    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
-        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    _clock_at(monkeypatch, now)
+    atom = _atom_10()
     with FixtureServer() as srv:
         srv.route("/api/query", Reply(200, atom))
         policy = NetPolicy(api_url=srv.url("/api/query"), retries=0, api_delay=0.0)
@@ -422,15 +430,8 @@ def test_a_monday_is_announced_on_sunday_evening_not_friday(monkeypatch, monday,
     announced = dt.datetime(*sunday_evening, tzinfo=dt.timezone.utc)
     assert announced_at(monday) == announced
     now = [announced - dt.timedelta(days=1, hours=6)]             # Saturday afternoon, US Eastern
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return now[0].astimezone(tz) if tz else now[0].replace(tzinfo=None)
-
-    monkeypatch.setattr(dt, "datetime", Clock)
-    atom = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes().replace(
-        b"<opensearch:totalResults>214881", b"<opensearch:totalResults>10")
+    _clock_at(monkeypatch, now)
+    atom = _atom_10()
     with FixtureServer() as srv:
         srv.route("/api/query", Reply(200, atom))
         policy = NetPolicy(api_url=srv.url("/api/query"), retries=0, api_delay=0.0)

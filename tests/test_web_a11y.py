@@ -13,7 +13,7 @@ from ranker.store import Store
 from ranker.web.site import build_site
 
 from webstore import DAY, OTHER_DAY, fill_store
-from webtools import browser, chromium_path, have_playwright, needs_browser, start_server, watched_page
+from webtools import browser_or_skip, needs_browser, start_server, watched_page
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,7 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    if chromium_path() is None or not have_playwright():
-        pytest.skip("needs Debian's chromium and the playwright package")
-    with browser() as b:
+    with browser_or_skip() as b:
         yield b
 
 
@@ -55,6 +53,23 @@ def _settle(page, url: str) -> None:
     page.goto(url)
     if url.startswith("file:") and "search.html" in url:
         page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
+
+def _found_on_every_page(served, chromium, script: str) -> dict:
+    """url -> what `script` found on it, for every page that found something (no script error on any page)."""
+    server, _, site, (liked, _) = served
+    page, errors = watched_page(chromium)
+    found = {}
+    try:
+        for url in _pages(server, site, liked):
+            _settle(page, url)
+            got = page.evaluate(script)
+            if got:
+                found[url] = got
+        assert errors == []
+    finally:
+        page.close()
+    return found
+
 
 
 # the colours of a text as drawn, against what is drawn under it: the first ancestor with a background (an SVG text:
@@ -114,18 +129,7 @@ def test_every_text_is_drawn_at_aa_contrast_against_what_is_under_it(served, chr
     axes and the counts in the score grid's cells) and 3:1 for the search box's border. The muted grey on a
     labelled card (4.40:1), the 'digest pick' badge (3.93:1), the plots' grey axes (4.48:1), white counts on the
     grid's middle blues (down to 2.3:1) and the search box's border (1.58:1) were under it."""
-    server, _, site, (liked, _) = served
-    page, errors = watched_page(chromium)
-    low = {}
-    try:
-        for url in _pages(server, site, liked):
-            _settle(page, url)
-            found = page.evaluate(CONTRAST)
-            if found:
-                low[url] = found
-        assert errors == []
-    finally:
-        page.close()
+    low = _found_on_every_page(served, chromium, CONTRAST)
     assert low == {}, "\n".join(f"{u}: {v}" for u, v in low.items())
 
 
@@ -335,18 +339,7 @@ LINKS = r"""() => {
 def test_a_link_in_a_line_of_text_is_not_told_by_its_colour_alone(served, chromium):
     """A colour-blind or low-vision user tells the crumbs' links (Archive > 2025-05 > the day) and the archive's
     '(list)' from the words around them: they were only bluer, 1.03:1 from the muted grey, with no underline."""
-    server, _, site, (liked, _) = served
-    page, errors = watched_page(chromium)
-    bad = {}
-    try:
-        for url in _pages(server, site, liked):
-            _settle(page, url)
-            found = page.evaluate(LINKS)
-            if found:
-                bad[url] = found
-        assert errors == []
-    finally:
-        page.close()
+    bad = _found_on_every_page(served, chromium, LINKS)
     assert bad == {}, "\n".join(f"{u}: {v}" for u, v in bad.items())
 
 
@@ -366,6 +359,7 @@ def test_every_page_reflows_at_320_css_pixels(served, chromium):
     finally:
         page.close()
     assert wide == {}, "\n".join(f"{u}: {v}" for u, v in wide.items())
+
 
 @needs_browser
 def test_the_focused_row_of_the_labels_page_shows_its_whole_focus_ring(served, chromium):

@@ -22,8 +22,7 @@ from ranker.store import Store
 
 from conftest import DAYS, RANKER
 from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
-from webtools import (browser, chromium_path, have_playwright, needs_browser, read_only_copy, start_server,
-                      watched_page)
+from webtools import browser_or_skip, needs_browser, read_only_copy, start_server, watched_page
 
 
 
@@ -41,9 +40,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    if chromium_path() is None or not have_playwright():
-        pytest.skip("needs Debian's chromium and the playwright package")
-    with browser() as b:
+    with browser_or_skip() as b:
         yield b
 
 

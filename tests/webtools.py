@@ -49,6 +49,15 @@ def browser():
             b.close()
 
 
+@contextmanager
+def browser_or_skip():
+    """browser() for a module's fixture, or its tests skipped where Debian's chromium or playwright is missing."""
+    if chromium_path() is None or not have_playwright():
+        pytest.skip("needs Debian's chromium and the playwright package")
+    with browser() as b:
+        yield b
+
+
 def watched_page(b):
     """A new page of browser (or context) `b` and the list its script errors are gathered in."""
     page, errors = b.new_page(), []
