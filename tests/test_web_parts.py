@@ -671,6 +671,32 @@ def test_a_served_day_and_paper_page_read_one_state_of_the_store(tmp_path, monke
     assert seen and all(seen), seen
 
 
+def test_a_served_paper_page_searches_its_similar_papers_outside_its_snapshot(tmp_path):
+    """The paper page's snapshot took in its similar papers' search: the corpus index syncs to the store it is
+    given, and a run that had stored and synced vectors since the snapshot began made the index look ahead of
+    that older state ('the store's rows were renumbered or replaced'): it was rebuilt whole within the request.
+    The search runs before the snapshot (as site's build does); the page still shows what it found."""
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    from webstore import DAY, fill_store
+    fill_store(tmp_path / "r.sqlite3", tmp_path / "out", hostile=False)
+    with Store(tmp_path / "r.sqlite3") as s:
+        pid, other = [r.paper_id for r in s.get_rankings(DAY)[:2]]
+        title = s.get_paper(other).title
+    seen = []
+
+    def similar(store, paper_id, k):
+        seen.append(store.conn.in_transaction)
+        return [(other, 0.5)]
+
+    client = TestClient(create_app(Settings.model_validate({"db": str(tmp_path / "r.sqlite3")}), similar=similar))
+    got = client.get(f"/paper/{pid}")
+    assert got.status_code == 200 and seen == [False], seen
+    assert other in got.text and title.split()[0] in got.text
+
+
 def test_a_paper_panel_from_another_embedder_lists_the_embedders_once(tmp_path):
     """A panel of another embedder than the configured one listed the embedders holding paper vectors twice per
     request (a SELECT DISTINCT over every vector: 130 ms at 600k rows), the second only to ask whether the

@@ -173,15 +173,34 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             dp = views.day_page(store, day, topic=topic, show=show)
         return page("day.html", page=dp) if dp else not_found(f"Nothing stored for the day {day}.")
 
+    def _similar_now(store: Store, paper_id: str) -> views.SimilarFn | None:
+        """The paper's similar papers searched now, handed to paper_page as its `similar` (the error kept as
+        the page's note, as paper_page says it)."""
+        if similar is None:
+            return None
+        try:
+            near = similar(store, paper_id, views.SIMILAR_K)
+        except RankerError as e:
+            failed = e
+
+            def said(*_):
+                raise failed
+            return said
+        return lambda *_: near
+
     @pages("/paper/{paper_id:path}", response_class=HTMLResponse)
     def paper(paper_id: str):
-        with open_store() as store, store.read_snapshot():      # its rankings, digests and scores of one state
-            pp = views.paper_page(store, paper_id, similar=similar)
-            # an id as arXiv writes it (2505.07045v2, an abs link's tail) is its paper, as in search: the store
-            # holds papers without their version, and the address pasted from arXiv was "No paper" (404)
-            own = arxiv_id(paper_id) if pp is None else None
-            if own and own != paper_id and store.get_paper(own) is not None:
-                return RedirectResponse(urls.paper(own), status_code=307)
+        with open_store() as store:
+            # the similar papers first, outside the snapshot: inside it, a corpus index a run synced since the
+            # snapshot began looks ahead of the store, and was rebuilt whole during the request (as site's _build)
+            near = _similar_now(store, paper_id)
+            with store.read_snapshot():      # its rankings, digests and scores of one state
+                pp = views.paper_page(store, paper_id, similar=near)
+                # an id as arXiv writes it (2505.07045v2, an abs link's tail) is its paper, as in search: the
+                # store holds papers without their version, and the address pasted from arXiv was "No paper" (404)
+                own = arxiv_id(paper_id) if pp is None else None
+                if own and own != paper_id and store.get_paper(own) is not None:
+                    return RedirectResponse(urls.paper(own), status_code=307)
         return page("paper.html", page=pp) if pp else not_found(f"No paper {paper_id} in the store.")
 
     @pages("/search", response_class=HTMLResponse)
