@@ -881,7 +881,8 @@ def test_a_link_in_place_of_a_page_is_replaced_not_written_through(store_db, tmp
 
 def test_a_link_in_place_of_a_site_folder_is_replaced_not_written_through(store_db, tmp_path):
     """papers/ (or days/, static/) a symlink to a folder outside the site: only a page's own name was checked, so
-    the build wrote its pages into that folder, and removed from it the pages it no longer had."""
+    the build wrote its pages into that folder, and removed from it the pages it no longer had; and the clearing
+    of a killed build's temporary files, before any page, removed another command's file being written there."""
     out = tmp_path / "site"
     with Store(store_db) as store:
         build_site(store, out)
@@ -889,6 +890,7 @@ def test_a_link_in_place_of_a_site_folder_is_replaced_not_written_through(store_
         outside = tmp_path / f"outside-{folder}"
         outside.mkdir()
         (outside / "notes.html").write_text("the user's own file\n")
+        (outside / ".report.0123abcd.tmp").write_text("another command's file, being written\n")
         before = {p.name: p.read_bytes() for p in outside.iterdir()}
         shutil.rmtree(out / folder)
         (out / folder).symlink_to(outside, target_is_directory=True)

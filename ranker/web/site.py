@@ -236,12 +236,23 @@ def _one_build_at_a_time(out: Path, waiting: Callable[[], None]) -> Iterator[Non
             os.close(fd)
 
 
+def _linked(out: Path, folder: Path) -> bool:
+    """`folder` (out itself or below it), or a folder between it and out, is a symlink."""
+    while folder != out and folder != folder.parent:
+        if folder.is_symlink():
+            return True
+        folder = folder.parent
+    return False
+
+
 def _build(store: Store, out: Path, similar, embedder: str | None = None) -> SiteResult:
     res = SiteResult(out=out)
     w = _Writer(out, res)
     # what a killed build left: temporary files are never published
     for folder in (out, *(out / f for f in FOLDERS)):       # only where the site writes: not .git, not ~
-        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        # nor through a folder that is a link (replaced by a real one when a page is written there): its
+        # temporary files are another command's, in a folder outside the site
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() and not _linked(out, folder) else ():
             m = _TEMPORARY.match(tmp.name)
             # in DIR itself, only those of the site's own files: DIR may be another command's output
             # folder too (`ranker run --out DIR`), whose file being written is not the site's to remove
