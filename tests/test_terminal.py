@@ -224,7 +224,8 @@ def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_
     # replacement also prints, which only -v shows
     said = tmp_path / "mode.txt"
     probe = ("import ranker.web.server as s\nfrom ranker import netguard\n"
-             "s.bind = lambda host, port: [__import__('socket').socket()]\ns.url_of = lambda sock: 'http://x/'\n"
+             "import socket\nsock = socket.socket()\nsock.bind(('127.0.0.1', 0))\n"
+             "s.bind = lambda host, port: [sock]\ns.url_of = lambda sock: 'http://x/'\n"
              f"s.serve = lambda *a, **k: (open({str(said)!r}, 'w').write(str(netguard.is_offline())), "
              "print('SERVER-NOISE'))")
     for flags, offline in (([], False), (["--offline", "-v"], True), (["--offline"], True)):
