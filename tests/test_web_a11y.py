@@ -54,6 +54,7 @@ def _settle(page, url: str) -> None:
     if url.startswith("file:") and "search.html" in url:
         page.wait_for_function("() => / for \\u201c/.test(document.getElementById('search-status').textContent)")
 
+
 def _found_on_every_page(served, chromium, script: str) -> dict:
     """url -> what `script` found on it, for every page that found something (no script error on any page)."""
     server, _, site, (liked, _) = served
