@@ -261,3 +261,16 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
         f"error: --against {bad}: its GPT picks are those with RELEVANCE >= 8 and NOVELTY >= 7, this eval's "
         "RELEVANCE >= 9 and NOVELTY >= 7: the two are measured against different picks and cannot be compared "
         "(evaluate both at the same --min-relevance and --min-novelty)\n"), p.stderr
+
+
+def test_a_mean_difference_of_two_rankings_of_the_same_days():
+    """What the walk-forward scripts print beside their means: the paired difference of two per-day series."""
+    rng = np.random.default_rng(5)
+    a = list(rng.uniform(0.7, 0.95, size=20))
+    b = [x - 0.02 + float(rng.normal(0, 0.005)) for x in a]
+    c = iv.mean_difference(a + [None], b + [0.5])                    # a day one leaves undefined: left out
+    assert c["days"] == 20 and c["difference"] == pytest.approx(np.mean(a) - np.mean(b), abs=1e-6)
+    assert c["this"] == pytest.approx(np.mean(a), abs=1e-6) and c["low"] < c["difference"] < c["high"]
+    assert 0.015 < c["low"] and c["high"] < 0.025
+    assert iv.mean_difference(a, a) == {"this": pytest.approx(np.mean(a), abs=1e-6), "other": pytest.approx(
+        np.mean(a), abs=1e-6), "difference": 0, "low": 0, "high": 0, "days": 20}

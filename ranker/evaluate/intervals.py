@@ -274,6 +274,14 @@ def paired_comparison(this: Mapping, other: Mapping, *, against: str | Path, **k
     return out
 
 
+def mean_difference(this: Sequence[float | None], other: Sequence[float | None], **kw) -> dict:
+    """Per-day values of two rankings of the same days, paired: {"this", "other", "difference", "low", "high",
+    "days"} as paired_comparison gives each figure (a day either leaves undefined is left out of both)."""
+    a = as_terms([x if y is not None else None for x, y in zip(this, other)])
+    b = as_terms([y if x is not None else None for x, y in zip(this, other)])
+    return _paired({"d": (a, b, int(a[1].sum()))}, **kw)["d"]
+
+
 def _paired(terms: Mapping, **kw) -> dict:
     """name -> ((num, den) of this eval, (num, den) of the other, days defining it), all over the same days:
     name -> this eval's figure, the other's, the difference and its interval, the days of both resampled
