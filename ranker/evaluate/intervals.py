@@ -149,7 +149,8 @@ def day_intervals(days: Sequence[Mapping], **kw) -> dict:
     """The intervals of figures.overall()'s figures over these days (eval.json's per-day records):
     {"prefilter": {figure: {"low", "high", "days"}}, "zero_shot": ... (with a calibration), "llm": {"digest":
     {precision, recall, f1}, "relevance": {"within1"}, "novelty": {"within1"}} (with a model)}, and how they
-    were made (settings_record). Spearman and the other agreement figures get none (a rank correlation per
+    were made (settings_record); with a calibration "minus_zero_shot" too: per ranking figure the calibrated
+    ranking's mean difference from zero-shot's on the same days, as mean_difference gives it. Spearman and the other agreement figures get none (a rank correlation per
     resample is not worth its time here)."""
     terms = {}
     blocks = [("prefilter", RANKING + KEEPING)]
@@ -171,6 +172,10 @@ def day_intervals(days: Sequence[Mapping], **kw) -> dict:
         out.setdefault(block, {})[k] = row
     if "llm" in out:
         out["llm"] = _llm_shape(out["llm"])
+    if "zero_shot" in out:
+        # what the calibration bought on these very days: its ranking against zero-shot's, day by day
+        out["minus_zero_shot"] = {k: mean_difference([d["prefilter"].get(k) for d in days],
+                                                     [d["zero_shot"].get(k) for d in days], **kw) for k in RANKING}
     return out
 
 

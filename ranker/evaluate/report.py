@@ -230,6 +230,11 @@ def render_html(result: Mapping[str, Any]) -> str:
         if _shown(iv.get("zero_shot")):
             rows.append(_interval_row(iv["zero_shot"], RANKING) + ["–", "–"])
     add(table([""] + [_NAMES[k] for k in keys], rows))
+    gain = iv.get("minus_zero_shot")
+    if gain and any(r["low"] is not None for r in gain.values()):
+        add("<p>The calibration's gain over zero-shot, day by day (paired): "
+            + esc(", ".join(f"{_NAMES[k]} {_signed(gain[k]['difference'])} {bounds(gain[k], signed=True)}"
+                            for k in RANKING)) + "</p>")
     if iv:
         add(f'<p class="muted">{esc(interval_note(iv, _most_days(iv)))}.</p>')
     if llm:
@@ -281,6 +286,11 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
         if _shown(iv.get("zero_shot")):
             lines.append("| 95% interval | " + " | ".join(bounds(iv["zero_shot"].get(k)) for k in RANKING)
                          + " | | |")
+    gain = iv.get("minus_zero_shot")
+    if gain and any(r["low"] is not None for r in gain.values()):
+        lines += ["", "The calibration's gain over zero-shot, day by day (paired): "
+                  + ", ".join(f"{_NAMES[k]} {_signed(gain[k]['difference'])} {bounds(gain[k], signed=True)}"
+                              for k in RANKING)]
     if iv:
         lines += ["", interval_note(iv, _most_days(iv)) + "."]
     if "llm" in o:
