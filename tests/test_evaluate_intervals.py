@@ -247,6 +247,14 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
     refused({"model": "x", "runs": []}, "not the eval.json of an eval (no settings and per-day figures in it)")
     day = {"date": THREE[0], "prefilter": {"papers": 1, "picks": 1}}
     refused({"settings": {}, "days": []}, "an eval of no day: nothing to compare with")
+    # a file of the right shape with a value no eval writes: said, not a crash in the arithmetic
+    damaged = "; a damaged eval.json? run the eval again"
+    refused({"settings": {}, "days": [{**day, "prefilter": {**day["prefilter"], "auc": "0.9"}}]},
+            f"{THREE[0]}: prefilter.auc is not a number{damaged}")
+    refused({"settings": {}, "days": [day, day]}, f"{THREE[0]} is there twice{damaged}")
+    refused({"settings": {}, "days": [{**day, "llm": {"digest": {"tp": 1}}}]},
+            f"{THREE[0]}: llm.digest has no tp, fp and fn counts{damaged}")
+    refused({"settings": {"min_relevance": "8"}, "days": [day]}, f"settings.min_relevance is not a number{damaged}")
     refused({"settings": {}, "days": [{**day, "date": "2024-01-02"}]},
             "no day in common with this eval: it has 1 day (2024-01-02), this eval 3 days "
             f"({THREE[0]}..{THREE[-1]})")

@@ -208,7 +208,41 @@ def read_eval(against: str | Path) -> dict:
                          key="against")
     if not days:
         raise InputError("an eval of no day: nothing to compare with", where=str(path), key="against")
+    problem = _damage(data)
+    if problem:
+        raise InputError(f"{problem}; a damaged eval.json? run the eval again", where=str(path), key="against")
     return data
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _damage(data: Mapping) -> str:
+    """The first value a comparison reads that is not what an eval writes ("" when none is)."""
+    for k in ("min_relevance", "min_novelty"):
+        if data["settings"].get(k) is not None and not _number(data["settings"][k]):
+            return f"settings.{k} is not a number"
+    seen = set()
+    for d in data["days"]:
+        if d["date"] in seen:
+            return f"{d['date']} is there twice"
+        seen.add(d["date"])
+        for k in RANKING + KEEPING:
+            if d["prefilter"].get(k) is not None and not _number(d["prefilter"][k]):
+                return f"{d['date']}: prefilter.{k} is not a number"
+        llm = d.get("llm")
+        if llm:
+            dg = llm.get("digest") if isinstance(llm, dict) else None
+            if not isinstance(dg, dict) or not all(isinstance(dg.get(k), int) for k in ("tp", "fp", "fn")):
+                return f"{d['date']}: llm.digest has no tp, fp and fn counts"
+            pairs = d.get("pairs") or []
+            if not isinstance(pairs, list) or not all(
+                    isinstance(p, dict) and all(isinstance(p.get(w), list) and len(p[w]) == 2
+                                                and all(_number(x) for x in p[w]) for w in ("gpt", "local"))
+                    for p in pairs):
+                return f"{d['date']}: pairs are not GPT's and the model's scores"
+    return ""
 
 
 def cut_offs(settings: Mapping) -> tuple[float, float]:
