@@ -173,6 +173,10 @@ def test_a_comparison_keeps_to_the_shared_days_where_both_define_a_figure(five):
                                                           abs=1e-6)
     assert c["prefilter"]["auc"]["low"] is None and c["prefilter"]["auc"]["difference"] == 0
     assert "No 95% intervals: 4 days are too few" in comparison_markdown(c)
+    # an eval.json that records no settings (made by hand, or very old) is compared, and said to lack them
+    other["settings"] = {"min_relevance": 6, "min_novelty": 6}
+    assert "- other: (its settings are not recorded)" in comparison_markdown(
+        iv.paired_comparison(five, other, against="x"))
 
 
 def test_evals_that_cannot_be_compared_are_refused(five):

@@ -324,7 +324,10 @@ _LLM_NAMES = (("digest", "precision", "digest precision"), ("digest", "recall", 
 
 
 def _what(s: Mapping) -> str:
-    return _how(s) + (f"; model {s['model']} ({s['backend']})" if s.get("model") else "")
+    """How an eval ranked (and scored), from its settings; an eval.json that does not record them says so."""
+    if not s.get("embedder") or not s.get("calibration"):
+        return "(its settings are not recorded)"
+    return _how(s) + (f"; model {s['model']} ({s.get('backend')})" if s.get("model") else "")
 
 
 def _signed(v) -> str:
