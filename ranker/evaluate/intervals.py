@@ -150,8 +150,8 @@ def day_intervals(days: Sequence[Mapping], **kw) -> dict:
     {"prefilter": {figure: {"low", "high", "days"}}, "zero_shot": ... (with a calibration), "llm": {"digest":
     {precision, recall, f1}, "relevance": {"within1"}, "novelty": {"within1"}} (with a model)}, and how they
     were made (settings_record); with a calibration "minus_zero_shot" too: per ranking figure the calibrated
-    ranking's mean difference from zero-shot's on the same days, as mean_difference gives it. Spearman and the other agreement figures get none (a rank correlation per
-    resample is not worth its time here)."""
+    ranking's mean difference from zero-shot's on the same days, as mean_difference gives it. Spearman and the
+    other agreement figures get none (a rank correlation per resample is not worth its time here)."""
     terms = {}
     blocks = [("prefilter", RANKING + KEEPING)]
     if days and all(d.get("zero_shot") for d in days):
