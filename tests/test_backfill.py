@@ -1151,3 +1151,32 @@ def test_a_stopped_run_s_embedding_survives_a_new_day_added_to_its_folder(tmp_pa
     monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or encode(self, texts))
     res = run_backfill(spec, backfill_settings())
     assert res.run["phases"]["rank"]["already_embedded"] == 0
+
+
+def test_a_folder_an_older_ranker_pinned_resumes_under_the_same_rule(tmp_path, monkeypatch):
+    """A ranker from before the keep rule was pinned as it applies wrote top and keep as given (None: the
+    default) and recall only when set: resumed with the same settings it goes on (it was refused as 'kept by the
+    default, this run asks for keep = 0.4'), and a rule that keeps otherwise is still refused."""
+    from ranker.backfill import manifest as mf
+    hashed_embedder(monkeypatch)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
+    run_backfill(spec, backfill_settings())
+
+    def as_older(**pinned):
+        m = mf.load(out)
+        for key in ("recall", "exclude", "authors"):            # keys that ranker did not write
+            m["pinned"].pop(key, None)
+        m["pinned"].update(pinned)
+        mf.save(out, m)
+    as_older(keep=None, top=None)                               # the default: 40% without a calibration
+    run_backfill(spec, backfill_settings())
+    assert {"keep": 0.4, "recall": None, "top": None}.items() <= mf.load(out)["pinned"].items()
+    as_older(keep=None, top=None)
+    run_backfill(spec, backfill_settings(keep=0.4))             # the same rule spelt out
+    as_older(keep=0.3, top=None, recall=0.7)                    # keep won over recall there as it does here
+    run_backfill(spec, backfill_settings(keep=0.3))
+    as_older(keep=None, top=None)
+    with pytest.raises(InputError) as e:                        # another rule: still refused
+        run_backfill(spec, backfill_settings(recall=0.7))
+    assert e.value.key in ("prefilter.keep", "prefilter.recall") and "keep = 0.4" in str(e.value), str(e.value)

@@ -63,6 +63,14 @@ def check_pins(manifest: dict, pins: dict, out: Path) -> None:
     old = manifest.get("pinned")
     if not old:
         return
+    if "top" in old and "keep" in old:
+        # a folder an older ranker ranked pinned the rule as given (top and keep, None for the default; recall
+        # only when set), not as it applied: filled in here as that ranker applied it (the same order and
+        # defaults), so the same settings resume it and another rule is still refused
+        from ..prefilter.recall import effective_rule
+        top, keep, recall = effective_rule(top=old["top"], keep=old["keep"], recall=old.get("recall"),
+                                           calibrated=old.get("calibration") is not None)
+        old = {**old, "top": top, "keep": keep, "recall": recall}
     rule = [k for k in KEEP_RULE if k in old and k in pins]
     if any(old[k] != pins[k] for k in rule):
         def said(d):
