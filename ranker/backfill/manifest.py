@@ -79,6 +79,14 @@ def check_pins(manifest: dict, pins: dict, out: Path) -> None:
         raise InputError(f"{out} was kept by {said(old)}, this run asks for {said(pins)}; use the same keep rule or "
                          "another output folder", key=PIN_KEYS.get(key, key))
     for key, value in pins.items():
+        if key == "queries" and key in old and old[key] != value:
+            # a digest of the topics as read from the prompts: the prompts edited, or the same prompts read into
+            # other topics by a newer ranker (an upgrade that reads a prompt's topics otherwise), which no setting
+            # of the user's puts back
+            raise InputError(f"{out} was ranked with other prefilter topics than this run reads from the prompts "
+                             f"({old[key]}, now {value}): the prompts were edited, or the ranker that ranked it "
+                             "read them otherwise; rank with those prompts and that ranker, or into another output "
+                             "folder", key=PIN_KEYS[key])
         if key in old and old[key] != value:
             raise InputError(f"{out} was ranked with {key} = {old[key]!r}, this run asks for {value!r}; use the "
                              "same setting or another output folder", key=PIN_KEYS.get(key, key))
