@@ -1151,3 +1151,52 @@ def test_a_stopped_run_s_embedding_survives_a_new_day_added_to_its_folder(tmp_pa
     monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or encode(self, texts))
     res = run_backfill(spec, backfill_settings())
     assert res.run["phases"]["rank"]["already_embedded"] == 0
+
+
+def test_a_folder_an_older_ranker_pinned_resumes_under_the_same_rule(tmp_path, monkeypatch):
+    """A ranker from before the keep rule was pinned as it applies wrote top and keep as given (None: the
+    default) and recall only when set: resumed with the same settings it goes on (it was refused as 'kept by the
+    default, this run asks for keep = 0.4'), and a rule that keeps otherwise is still refused."""
+    from ranker.backfill import manifest as mf
+    hashed_embedder(monkeypatch)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
+    run_backfill(spec, backfill_settings())
+
+    def as_older(**pinned):
+        m = mf.load(out)
+        for key in ("recall", "exclude", "authors"):            # keys that ranker did not write
+            m["pinned"].pop(key, None)
+        m["pinned"].update(pinned)
+        mf.save(out, m)
+    as_older(keep=None, top=None)                               # the default: 40% without a calibration
+    run_backfill(spec, backfill_settings())
+    assert {"keep": 0.4, "recall": None, "top": None}.items() <= mf.load(out)["pinned"].items()
+    as_older(keep=None, top=None)
+    run_backfill(spec, backfill_settings(keep=0.4))             # the same rule spelt out
+    as_older(keep=0.3, top=None, recall=0.7)                    # keep won over recall there as it does here
+    run_backfill(spec, backfill_settings(keep=0.3))
+    as_older(keep=None, top=None)
+    with pytest.raises(InputError) as e:                        # another rule: still refused
+        run_backfill(spec, backfill_settings(recall=0.7))
+    assert e.value.key in ("prefilter.keep", "prefilter.recall") and "keep = 0.4" in str(e.value), str(e.value)
+
+
+def test_a_folder_ranked_under_other_topics_says_the_prompts_or_the_ranker_changed(tmp_path, monkeypatch):
+    """The folder pins a digest of the topics read from the prompts. The same prompts read into other topics by
+    a newer ranker (the topics reader changed since: 35 texts then, 48 now for the bundled prompts) is refused
+    naming the prompts and the ranker that read them, not as a setting to put back ('queries = ...; use the same
+    setting'), which the user never changed."""
+    from ranker.backfill import manifest as mf
+    hashed_embedder(monkeypatch)
+    out = tmp_path / "bf"
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True)
+    run_backfill(spec, backfill_settings())
+    m = mf.load(out)
+    m["pinned"]["queries"] = "1a5a8be954ab9638"            # what a ranker of early December read from them
+    mf.save(out, m)
+    with pytest.raises(InputError) as e:
+        run_backfill(spec, backfill_settings())
+    assert e.value.key == "scoring.prompts", e.value.key
+    assert "prefilter topics" in e.value.message and "read them otherwise" in e.value.message
+    assert "1a5a8be954ab9638" in e.value.message and "use the same setting" not in e.value.message

@@ -63,6 +63,14 @@ def check_pins(manifest: dict, pins: dict, out: Path) -> None:
     old = manifest.get("pinned")
     if not old:
         return
+    if "top" in old and "keep" in old:
+        # a folder an older ranker ranked pinned the rule as given (top and keep, None for the default; recall
+        # only when set), not as it applied: filled in here as that ranker applied it (the same order and
+        # defaults), so the same settings resume it and another rule is still refused
+        from ..prefilter.recall import effective_rule
+        top, keep, recall = effective_rule(top=old["top"], keep=old["keep"], recall=old.get("recall"),
+                                           calibrated=old.get("calibration") is not None)
+        old = {**old, "top": top, "keep": keep, "recall": recall}
     rule = [k for k in KEEP_RULE if k in old and k in pins]
     if any(old[k] != pins[k] for k in rule):
         def said(d):
@@ -71,6 +79,14 @@ def check_pins(manifest: dict, pins: dict, out: Path) -> None:
         raise InputError(f"{out} was kept by {said(old)}, this run asks for {said(pins)}; use the same keep rule or "
                          "another output folder", key=PIN_KEYS.get(key, key))
     for key, value in pins.items():
+        if key == "queries" and key in old and old[key] != value:
+            # a digest of the topics as read from the prompts: the prompts edited, or the same prompts read into
+            # other topics by a newer ranker (an upgrade that reads a prompt's topics otherwise), which no setting
+            # of the user's puts back
+            raise InputError(f"{out} was ranked with other prefilter topics than this run reads from the prompts "
+                             f"({old[key]}, now {value}): the prompts were edited, or the ranker that ranked it "
+                             "read them otherwise; rank with those prompts and that ranker, or into another output "
+                             "folder", key=PIN_KEYS[key])
         if key in old and old[key] != value:
             raise InputError(f"{out} was ranked with {key} = {old[key]!r}, this run asks for {value!r}; use the "
                              "same setting or another output folder", key=PIN_KEYS.get(key, key))
