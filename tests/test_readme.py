@@ -561,3 +561,20 @@ def test_the_python_check_refuses_what_is_not_there(tmp_path):
         "README:6: the comment's flags={\"topp\": 3, ...}: no setting for the flag parameter 'topp'",
         "README:8: the comment says Digest; day is a Day",
         "README:8: the comment's day.titles: a Day has no titles"]
+
+
+# --------------------------------------------------------------------------- the two commands
+def test_make_run_installs_no_system_package():
+    """`make run` on a fresh machine is the venv, the models and the day: the Debian packages only the tests use
+    (chromium, tmux) are installed by `make test`, with apt-get, which fails for a user who is not root (`make
+    run` stopped there, before ranking anything). Read with `make -n`: nothing is run."""
+    import shutil
+    import subprocess
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    run = subprocess.run(["make", "-n", "run"], cwd=README.parent, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "ranker run --papers ranker/data/" in run.stdout and "models prepare" in run.stdout
+    assert "apt-get" not in run.stdout, run.stdout
+    test = subprocess.run(["make", "-n", "test"], cwd=README.parent, capture_output=True, text=True, timeout=60)
+    assert "apt-get install -y -qq chromium" in test.stdout and "pytest" in test.stdout
