@@ -357,6 +357,39 @@ def test_every_flag_named_is_one():
     assert set(NOT_RANKER) <= named, "NOT_RANKER lists a flag the README no longer names"
 
 
+def _walk(cmd, path=("ranker",)):
+    """Every command and group of the CLI, by its words, with its click object."""
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield path + (name,), sub
+        yield from _walk(sub, path + (name,))
+
+
+def unnamed_in(text: str) -> list[str]:
+    """The commands, subcommands and options of the CLI that `text` never names: a command by its words
+    (`ranker labels list`), an option by any of its spellings (`--no-labels` names `--labels/--no-labels`);
+    --help and --version, which every CLI has, apart."""
+    from clilines import ROOT, _is_option, _params
+    text = " ".join(text.split())
+    out = []
+    for words, cmd in _walk(ROOT):
+        if " ".join(words) not in text:
+            out.append(" ".join(words))
+        for p in _params(cmd):
+            names = p.opts + p.secondary_opts if _is_option(p) else []
+            if names and not {"--help", "--version"} & set(names) and not any(
+                    re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(n), text) for n in names):
+                out.append(f"{' '.join(words)} {'/'.join(names)}")
+    return out
+
+
+def test_every_command_and_option_is_named():
+    """A user looking in the README finds every command, subcommand and option the CLI has (the CLI's --help
+    is not the only place a command is documented): `ranker labels list`, `fetch --ids` and `index status
+    --quick` were not there."""
+    assert not unnamed_in(README.read_text())
+    assert {"ranker labels list", "ranker fetch --ids"} <= set(unnamed_in("ranker labels export ranker fetch"))
+
+
 def test_the_command_check_refuses_what_is_not_there():
     """Self-check: the reader finds ranker where a shell would run it, and the check flags made-up commands,
     flags and missing values."""
