@@ -611,3 +611,70 @@ def test_make_run_installs_no_system_package():
     assert "apt-get" not in run.stdout, run.stdout
     test = subprocess.run(["make", "-n", "test"], cwd=README.parent, capture_output=True, text=True, timeout=60)
     assert "apt-get install -y -qq chromium" in test.stdout and "pytest" in test.stdout
+
+
+# --------------------------------------------------------------------------- the layout
+REPO = README.parent
+
+
+def layout_entries() -> dict[str, str]:
+    """The Layout section's tree, ranker/'s entries (`scoring.py`, `sources/`) and the repository's (`scripts/`),
+    each with its text, continuation lines included."""
+    found = [b for b in blocks() if b.lang == "" and b.text.startswith("ranker/\n")]
+    assert len(found) == 1, "the README's layout tree (## Layout) is not found"
+    entries, name = {}, None
+    for line in found[0].text.splitlines()[1:]:
+        m = re.match(r"^(  )?(\S+)\s+(.*)$", line)
+        if m and not line.startswith("   "):
+            name = ("ranker/" if m.group(1) else "") + m.group(2)
+            entries[name] = m.group(3)
+        elif name:
+            entries[name] += " " + line.strip()
+    return entries
+
+
+def _module_words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+
+
+def layout_problems(entries: dict[str, str], readme: str) -> list[str]:
+    """What the layout tree leaves out of the repository: a module or folder of ranker/ with no entry, a module of
+    a package its entry does not name (the commands' own modules of cli/ apart: "one module per command,
+    listed in app.py"), a script of scripts/ the README never names."""
+    out = []
+    pkg = REPO / "ranker"
+    for child in sorted(pkg.iterdir()):
+        if child.name.startswith((".", "__")) or child.suffix == ".pyc":
+            continue
+        key = f"ranker/{child.name}" + ("/" if child.is_dir() else "")
+        if child.suffix == ".py" or child.is_dir():
+            if key not in entries:
+                out.append(f"{key}: no entry in the layout")
+        elif not any(child.name in text for text in entries.values()):
+            out.append(f"{key}: not named in the layout")
+        if not child.is_dir() or key not in entries:
+            continue
+        for module in sorted(child.glob("*.py")):
+            if module.stem == "__init__" or module.stem in _module_words(entries[key]):
+                continue
+            if child.name == "cli" and re.search(r"^def register\(", module.read_text(), re.M):
+                continue
+            out.append(f"{key}{module.name}: not named in its folder's entry")
+    for script in sorted((REPO / "scripts").glob("*.py")):
+        if script.stem not in _module_words(readme):
+            out.append(f"scripts/{script.name}: the README never names it")
+    return out
+
+
+def test_layout_names_every_module_and_script():
+    """The Layout section names every module and folder of ranker/, in its folder's entry, and the README every
+    script (sources/xmlutil, backfill/manifest and procmem, web's server, security, views and render,
+    cli/common, ranker/data and two scripts were missing)."""
+    assert not layout_problems(layout_entries(), README.read_text())
+    entries = layout_entries()
+    assert {"ranker/sources/", "ranker/cli/", "ranker/scoring.py", "scripts/", "tests/"} <= set(entries)
+    entries["ranker/sources/"] = entries["ranker/sources/"].replace("xmlutil", "")
+    del entries["ranker/steps.py"]
+    assert layout_problems(entries, README.read_text().replace("wf_common", "")) == [
+        "ranker/sources/xmlutil.py: not named in its folder's entry", "ranker/steps.py: no entry in the layout",
+        "scripts/wf_common.py: the README never names it"]
