@@ -678,3 +678,73 @@ def test_layout_names_every_module_and_script():
     assert layout_problems(entries, README.read_text().replace("wf_common", "")) == [
         "ranker/sources/xmlutil.py: not named in its folder's entry", "ranker/steps.py: no entry in the layout",
         "scripts/wf_common.py: the README never names it"]
+
+
+# --------------------------------------------------------------------------- the numbers it quotes
+def quoted_constants() -> list[tuple[str, str]]:
+    """(what the README says, where the code keeps it), the README's words made from the code's constants: a
+    limit, a default, a threshold the prose states (not the measured figures). A constant changed alone, or
+    the README's number changed alone, no longer reads the same."""
+    import inspect as _inspect
+
+    from ranker.backfill import plan, ray_engine
+    from ranker.cli import term
+    from ranker.index import corpus, kinds, neighbours, stream
+    from ranker.labels import LABEL_WEIGHT, MIN_LABELS_EACH
+    from ranker.prefilter import calibrate, embed, rank, recall
+    from ranker.prompts import AUTHORS_LAST, MAX_AUTHORS
+    from ranker.settings import Settings
+    from ranker.sources import net, report
+    from ranker.web import app
+    d, f = Settings(), recall.ZERO_SHOT_FRACTIONS
+    store_mb = _inspect.signature(ray_engine.RayEngine.__init__).parameters["object_store_mb"].default
+    return [
+        (f"the newest {term.KEEP_LOGS} are kept", "cli.term.KEEP_LOGS"),
+        (f"an XML feed larger than {report.XML_CAP >> 20} MiB", "sources.report.XML_CAP"),
+        (f"a JSON line longer than {report.LINE_CAP >> 20} MiB", "sources.report.LINE_CAP"),
+        (f"an HTTP answer larger than {net.MAX_ANSWER >> 20} MiB", "sources.net.MAX_ANSWER"),
+        (f"busy for over {app.BUSY_TIMEOUT:g} s", "web.app.BUSY_TIMEOUT"),
+        (f"a chunk ({stream.CHUNK:,}) at a time", "index.stream.CHUNK"),
+        (f"({embed.CHUNK} texts a chunk", "prefilter.embed.CHUNK"),
+        (f"first {embed.DEFAULT_MAX_TOKENS} tokens of title + abstract", "prefilter.embed.DEFAULT_MAX_TOKENS"),
+        (f"{kinds.LISTS_PER_SQRT}·√n lists, {kinds.NPROBE} probed; retrained when the corpus has grown "
+         f"{kinds.RETRAIN_GROWTH}x", "index.kinds"),
+        (f"Exact below {kinds.APPROX_THRESHOLD:,} vectors", "index.kinds.APPROX_THRESHOLD"),
+        (f"once there are more than {corpus.MAX_SEGMENTS},", "index.corpus.MAX_SEGMENTS"),
+        (f"both {corpus.TAIL_MIN:,} vectors and {corpus.TAIL_SHARE:.0%} of the index", "index.corpus.TAIL_*"),
+        (f"over {corpus.DROPPED_MIN:,} rows and over {corpus.DROPPED_SHARE:.0%} of it", "index.corpus.DROPPED_*"),
+        (f"and {corpus.N_PROBES} sampled (id, text hash) pairs", "index.corpus.N_PROBES"),
+        (f"at least {neighbours.REUPLOAD_COSINE} cosine", "index.neighbours.REUPLOAD_COSINE"),
+        (f"ratio >= {neighbours.SAME_TEXT_RATIO} over the words, at cosine >= {neighbours.SAME_ABSTRACT_COSINE}",
+         "index.neighbours.SAME_*"),
+        (f"weighs {LABEL_WEIGHT:g}x a GPT row", "labels.LABEL_WEIGHT"),
+        (f"{MIN_LABELS_EACH} up and {MIN_LABELS_EACH} down", "labels.MIN_LABELS_EACH"),
+        (f"{calibrate.MIN_DAYS} days with GPT picks and {calibrate.MIN_PICKS} picks", "calibrate.MIN_DAYS/PICKS"),
+        (f"the day's {rank.FIRING_QUANTILE * 100:.0f}th percentile", "prefilter.rank.FIRING_QUANTILE"),
+        (f"less {rank.APPLICATION_WEIGHT} x the z-scored mean firing", "prefilter.rank.APPLICATION_WEIGHT"),
+        (f"plus {rank.TITLE_BONUS} when one of the prompt's relevant keywords", "prefilter.rank.TITLE_BONUS"),
+        (f"plus {rank.CATEGORY_WEIGHT} x its category neighbourhood", "prefilter.rank.CATEGORY_WEIGHT"),
+        (f"towards the day's mean by {rank.CATEGORY_PRIOR_PAPERS:g} papers", "prefilter.rank.CATEGORY_PRIOR_PAPERS"),
+        (f"(R 0.80: {f[0.80]:.0%}, 0.90: {f[0.90]:.0%}, 0.95: {f[0.95]:.0%}; below 0.50, measured at {f[0.50]:.0%}",
+         "prefilter.recall.ZERO_SHOT_FRACTIONS"),
+        (f"recall {recall.DEFAULT_RECALL} with a calibration; without one the fixed fraction "
+         f"{recall.DEFAULT_KEEP:.0%}", "prefilter.recall.DEFAULT_*"),
+        (f"never fewer than min(N, {d.prefilter.min_keep}) papers", "[prefilter] min_keep"),
+        (f"into {plan.SPLIT_BYTES >> 20} MB byte ranges", "backfill.plan.SPLIT_BYTES"),
+        (f"(a {store_mb} MB object store)", "backfill.ray_engine.RayEngine object_store_mb"),
+        (f"(up to {ray_engine.RETRIES} times)", "backfill.ray_engine.RETRIES"),
+        (f"about `[scoring] abstract_tokens` ({d.scoring.abstract_tokens})", "[scoring] abstract_tokens"),
+        (f"`max_authors` names ({MAX_AUTHORS}: the first ones, the count left out, the last "
+         f"{['none', 'one', 'two', 'three', 'four', 'five'][AUTHORS_LAST]})", "prompts.MAX_AUTHORS/AUTHORS_LAST"),
+        (f"shows its first {MAX_AUTHORS - AUTHORS_LAST} and last {AUTHORS_LAST}", "prompts.MAX_AUTHORS/AUTHORS_LAST"),
+        (f"The COMMENT's bound, {d.scoring.comment_chars} characters by default", "[scoring] comment_chars"),
+    ]
+
+
+def test_quoted_limits_and_defaults_are_the_code_constants():
+    """Each limit, default and threshold the README's prose states is the value the code holds (the config
+    block's values are checked against the settings above; these are the ones written in sentences)."""
+    text = " ".join(README.read_text().split())
+    missing = [f"{where}: the README does not say {said!r}" for said, where in quoted_constants()
+               if " ".join(said.split()) not in text]
+    assert not missing, "\n".join(missing)
