@@ -181,6 +181,7 @@ def test_the_help_check_refuses_a_bad_example():
 # --------------------------------------------------------------------------- the defaults the help quotes
 def help_defaults() -> dict[str, tuple[str, object]]:
     """Option -> (a pattern whose groups read the default(s) its help quotes, what the code holds)."""
+    from ranker.prefilter.calibrate import MIN_DAYS, MIN_PICKS
     from ranker.prefilter.embed import DEFAULT_MAX_TOKENS
     from ranker.prefilter.recall import DEFAULT_KEEP, DEFAULT_RECALL
     from ranker.settings import Settings
@@ -198,6 +199,7 @@ def help_defaults() -> dict[str, tuple[str, object]]:
         "--keep": (r"(?:default without a calibration ([\d.]+), with one --recall ([\d.]+); never fewer than "
                    r"(\d+) papers|default: by recall ([\d.]+) with a calibration, else ([\d.]+)\))",
                    (DEFAULT_KEEP, DEFAULT_RECALL, d.prefilter.min_keep, DEFAULT_RECALL, DEFAULT_KEEP)),
+        "--days": (r"with --calibrate each day after (\d+) days with GPT picks and (\d+) picks", (MIN_DAYS, MIN_PICKS)),
         "--recall": (r"Default with a calibration: ([\d.]+) \(without one, the fixed fraction ([\d.]+)\)",
                      (DEFAULT_RECALL, DEFAULT_KEEP)),
     }
@@ -205,8 +207,9 @@ def help_defaults() -> dict[str, tuple[str, object]]:
 
 def test_defaults_the_help_quotes_are_the_code_defaults():
     """Every option whose help states its default (--keep's 0.4, --max-tokens' 128, the cut-offs' 8 and 7, the
-    categories...) states the one the settings and constants hold, in every command that has it: the help
-    texts write them out, so a default changed in the code alone would leave them saying the old one."""
+    categories, eval's --days: 3 days with picks and 30 picks, where it said "3 earlier days") states the one
+    the settings and constants hold, in every command that has it: the help texts write them out, so a
+    default changed in the code alone would leave them saying the old one."""
     from clilines import _is_option, _params
     expected, seen, out = help_defaults(), set(), []
     for path in PATHS:
