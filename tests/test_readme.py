@@ -251,6 +251,19 @@ def test_environment_variables():
     assert set(ENV_KEYS) | set(SECRET_ENV) <= named
 
 
+def test_every_setting_and_backend_option_is_named():
+    """Each key ranker.toml takes, and each option of a real backend's table, is named in the README (an error
+    told a CPU user to raise `kv_cache_gb`, which no page named); the API key's is its variable, OPENAI_API_KEY."""
+    from ranker.backends import REGISTRY, backend_class
+    text = README.read_text()
+    keys = [(None, k) for k in Settings.model_fields if k != "openai_api_key"]
+    keys += [(section, k) for section in ("fetch", "prefilter", "scoring", "digest")
+             for k in Settings.model_fields[section].annotation.model_fields if k != "options"]
+    keys += [(f"scoring.{b}", k) for b in REGISTRY if b != "fake" for k in backend_class(b).Options.model_fields]
+    unnamed = [f"[{t}] {k}" if t else k for t, k in keys if not re.search(r"`[^`]*(?<![\w-])%s\b" % k, text)]
+    assert not unnamed, f"settings the README never names: {unnamed}"
+
+
 def test_the_toml_check_refuses_what_is_not_there(tmp_path):
     """Self-check: a made-up key or option, or a value of the wrong type, fails the checks above."""
     for text in ("[prefilter]\nno_such_key = 1\n", "[scoring.vllm]\nno_such_option = 1\n",
