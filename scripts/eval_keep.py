@@ -6,7 +6,8 @@ days before it, and kept by the shipped rule (prefilter.recall.decide_keep: ever
 fit's threshold for R, never fewer than 20 papers). Printed per R: the mean over days of the achieved recall of
 the kept set, its distance to R, the mean kept fraction, and the worst day. Without a calibration: the default
 fixed fraction (recall.DEFAULT_KEEP) and the zero-shot prior for R, on all days and on the last ones. Also the
-walk-forward figures of those fits beside zero-shot's, as `ranker calibrate` prints them.
+walk-forward figures of those fits beside zero-shot's, as `ranker calibrate` prints them, each mean with its 95%
+interval from a bootstrap over the days and the paired difference, as `ranker eval` gives them.
 
     PYTHONPATH=$PWD flock /tmp/ranker-heavy.lock .venv/bin/python scripts/eval_keep.py \\
         [--db STORE] [--cache DIR] [--test-days 15] [--embedder mpnet]
@@ -22,7 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wf_common import DATA, SHARED_CACHE, fmt, load_data, shipped_walk_forward  # noqa: E402
+from wf_common import DATA, SHARED_CACHE, fmt_ci, fmt_diff, load_data, shipped_walk_forward  # noqa: E402
 
 
 def kept_recall(s, y, k):
@@ -31,7 +32,7 @@ def kept_recall(s, y, k):
 
 
 def main() -> int:
-    from ranker.prefilter.metrics import day_metrics, mean_of
+    from ranker.prefilter.metrics import day_metrics
     from ranker.prefilter.recall import DEFAULT_KEEP, decide_keep
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,10 +51,14 @@ def main() -> int:
     print(f"{len(days)} days {days[0]}..{days[-1]}, {len(data.y)} papers, {int(data.y.sum())} picks "
           f"(loaded in {secs:.1f}s); embedder {data.embedder}; walk-forward on {test[0]}..{test[-1]} ({len(test)} days)")
     wf = shipped_walk_forward(data, test, args.cache)
-    print(f"walk-forward, shipped calibration: {fmt(mean_of([day_metrics(wf[d][0], wf[d][1]) for d in test]))}")
+    learned = [day_metrics(wf[d][0], wf[d][1]) for d in test]
     zs = {d: (data.zs[data.groups == d], data.y[data.groups == d]) for d in days}
-    print(f"zero-shot, same days:              {fmt(mean_of([day_metrics(*zs[d]) for d in test]))}")
-    print(f"{f'zero-shot, all {len(days)} days:':<35} {fmt(mean_of([day_metrics(*zs[d]) for d in days]))}")
+    same = [day_metrics(*zs[d]) for d in test]
+    # the means with their 95% intervals from a bootstrap over the days, as `ranker eval` prints them
+    print(f"walk-forward, shipped calibration: {fmt_ci(learned)}")
+    print(f"zero-shot, same days:              {fmt_ci(same)}")
+    print(f"{f'zero-shot, all {len(days)} days:':<35} {fmt_ci([day_metrics(*zs[d]) for d in days])}")
+    print(f"walk-forward minus zero-shot, same days (paired): {fmt_diff(learned, same)}")
     fit_s = [wf[d][3] for d in test if not np.isnan(wf[d][3])]
     if fit_s:
         print(f"one walk-forward fit: {np.mean(fit_s):.1f}s on average")

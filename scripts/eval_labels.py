@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wf_common import DATA, SHARED_CACHE, fmt, load_data, shipped_walk_forward  # noqa: E402
+from wf_common import DATA, SHARED_CACHE, fmt_ci, load_data, shipped_walk_forward  # noqa: E402
 
 
 def main() -> int:
     from ranker.prefilter.calibrate import fit_data
-    from ranker.prefilter.metrics import day_metrics, mean_of
+    from ranker.prefilter.metrics import day_metrics
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -81,11 +81,12 @@ def main() -> int:
         rows["labels only"][d] = day_metrics(cal.score(te.X, te.zs, te.papers), te.y)
 
     print()
-    print(f"walk-forward, last {len(test)} days, mean over days (recall of GPT-4o's picks):")
+    print(f"walk-forward, last {len(test)} days, mean over days (recall of GPT-4o's picks) and its 95% interval "
+          "(bootstrap over days; none under 5 days):")
     for name, per in rows.items():
         f = fits.get(name)
         took = f"  (one fit {np.nanmean(f):.1f}s)" if f else ""
-        print(f"  {name:<17} {fmt(mean_of(list(per.values())))}{took}")
+        print(f"  {name:<17} {fmt_ci(list(per.values()))}{took}")      # each mean with its 95% interval
     print(f"total {time.perf_counter() - t0:.0f}s")
     return 0
 

@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))        # wf_common
-from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
+from wf_common import DATA, SHARED_CACHE, fmt_ci, fmt_diff  # noqa: E402  (found from a worktree too)
 
 
 # --------------------------------------------------------------------------- approaches
@@ -745,6 +745,7 @@ def main() -> int:
         print(f"second embedder {args.embedder2}: {time.perf_counter() - t:.1f}s")
 
     rows, recall_checks = [], []
+    per_test = {}                       # approach -> day -> its figures, on the last days: for the intervals
     for name, fn in zsa.items():
         if not pick(name):
             continue
@@ -757,6 +758,7 @@ def main() -> int:
             per[d] = day_metrics(s, sub.y)
         rows.append((name, mean_of([per[d] for d in test_days]), mean_of(list(per.values())), 0.0,
                      float(np.mean(secs))))
+        per_test[name] = {d: per[d] for d in test_days}
         print_row(*rows[-1], flush=True)
     for name, fn in lra.items():
         if not pick(name):
@@ -773,6 +775,7 @@ def main() -> int:
         # a stack of shared signals: its fit time counts every signal it stacks, whichever approach computed it
         fit_s = float(np.mean(fn.totals)) if getattr(fn, "totals", None) else float(np.mean(rep.fit_seconds))
         rows.append((name, rep.mean(), None, fit_s, float(np.mean(rep.rank_seconds))))
+        per_test[name] = dict(rep.learned)
         print_row(*rows[-1], flush=True)
         if args.per_day:
             for d in rep.days:
@@ -789,6 +792,16 @@ def main() -> int:
           f"| all {len(all_days)} days: AUC  R@25  R@40 keep95 | fit s | rank s/day")
     for r in rows:
         print_row(*r)
+    print()
+    # how far each mean can be trusted: its 95% interval from a bootstrap over the days, and its paired difference
+    # from the shipped zero-shot score on the same days (ranker/evaluate/intervals.py, as `ranker eval` gives them)
+    base = {d: day_metrics(data.zs[data.groups == d], data.y[data.groups == d]) for d in test_days}
+    print(f"last {len(test_days)} days: each mean with its 95% interval (bootstrap over days; none under 5 days), "
+          "and the approach minus the shipped zero-shot score on the same days (paired)")
+    for name, per in per_test.items():
+        ds = [d for d in test_days if d in per]
+        print(f"{name[:57]:<58}| {fmt_ci([per[d] for d in ds])}")
+        print(f"{'':<58}| minus zero-shot: {fmt_diff([per[d] for d in ds], [base[d] for d in ds])}")
     print()
     print("zero-shot prior for keep-by-recall without a calibration (shipped zero-shot score, all days): the "
           "top fraction at which the mean recall over days reached R, the shipped table, and its recall")

@@ -77,3 +77,40 @@ def shipped_walk_forward(data, test_days, cache: Path | None) -> dict:
 
 def fmt(m: dict) -> str:
     return f"AUC {m['auc']:.3f}  R@25 {m['recall@25']:.3f}  R@40 {m['recall@40']:.3f}  keep95 {m['keep95']:.3f}"
+
+
+FIGURES = (("auc", "AUC"), ("recall@25", "R@25"), ("recall@40", "R@40"), ("keep95", "keep95"))
+
+
+def _values(rows: list[dict], k: str) -> list[float | None]:
+    """One figure of each day's day_metrics, None where undefined (NaN: a day without picks)."""
+    return [None if r.get(k) is None or np.isnan(r[k]) else float(r[k]) for r in rows]
+
+
+def _bounds(r: dict, signed: bool = False) -> str:
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return "[–]" if r["low"] is None else f"[{f.format(r['low'])}, {f.format(r['high'])}]"
+
+
+def fmt_ci(rows: list[dict]) -> str:
+    """'AUC 0.926 [0.91, 0.94]  R@25 ...': the mean over these days' day_metrics of each figure with its 95%
+    interval from a bootstrap over the days, as `ranker eval` gives it (ranker/evaluate/intervals.py; none
+    with fewer than 5 days)."""
+    from ranker.evaluate.intervals import mean_interval
+    out = []
+    for k, name in FIGURES:
+        v = [x for x in _values(rows, k) if x is not None]
+        out.append(f"{name} {np.mean(v) if v else float('nan'):.3f} {_bounds(mean_interval(v))}")
+    return "  ".join(out)
+
+
+def fmt_diff(rows: list[dict], base: list[dict]) -> str:
+    """'AUC +0.083 [+0.07, +0.10]  ...': each figure's mean per-day difference rows - base (day_metrics of two
+    rankings of the same days, in the same order) with its paired 95% interval, as `ranker eval --against`."""
+    from ranker.evaluate.intervals import mean_difference
+    out = []
+    for k, name in FIGURES:
+        r = mean_difference(_values(rows, k), _values(base, k))
+        d = r["difference"]
+        out.append(f"{name} {'nan' if d is None else f'{d:+.3f}'} {_bounds(r, signed=True)}")
+    return "  ".join(out)

@@ -147,9 +147,15 @@ def test_eval_keep_prints_the_kept_recall_per_target(vectors_db, tmp_path):
     shutil.copy(vectors_db, db)                          # the script adds nothing, but it opens the store to write
     out = script("eval_keep.py", "--data", DAYS.parent, "--db", db, "--test-days", 1).stdout
     assert re.search(r"^5 days 2025-\S+\.\.2025-\S+, 1445 papers, \d+ picks", out, re.M), out
-    metrics = rf"AUC {F}  R@25 {F}  R@40 {F}  keep95 {F}"
-    assert re.search(rf"^walk-forward, shipped calibration: {metrics}$", out, re.M), out
-    assert re.search(rf"^zero-shot, all 5 days: +{metrics}$", out, re.M), out
+    # each mean with its 95% interval: none over the 1 test day, one over the 5 days
+    none, ci = r"\[–\]", r"\[\d\.\d\d, \d\.\d\d\]"
+
+    def metrics(ci, f=F):
+        return rf"AUC {f} {ci}  R@25 {f} {ci}  R@40 {f} {ci}  keep95 {f} {ci}"
+    assert re.search(rf"^walk-forward, shipped calibration: {metrics(none)}$", out, re.M), out
+    assert re.search(rf"^zero-shot, all 5 days: +{metrics(ci)}$", out, re.M), out
+    diff = metrics(none, r"[+-]\d\.\d{3}")
+    assert re.search(rf"^walk-forward minus zero-shot, same days \(paired\): {diff}$", out, re.M), out
     for r in ("0.80", "0.90", "0.95"):
         assert re.search(rf"^ {r} +{F} +{F} +{F} +{F} +{F}$", out, re.M), r
     assert len(re.findall(r"mean recall \d\.\d{3}  kept fraction \d\.\d{3}  worst day \d\.\d{3}$", out, re.M)) == 6
@@ -162,7 +168,8 @@ def test_eval_labels_prints_each_learner(vectors_db, tmp_path):
     m = re.search(r"labels: top 20 of \S+ \(2 days\) by zero-shot: (\d+) labels, (\d+) up, (\d+) down", out)
     assert m and int(m[1]) == 40 and int(m[2]) + int(m[3]) == 40, out
     for name in ("zero-shot", "history only", "history + labels", "labels only"):
-        assert re.search(rf"^  {re.escape(name)} +AUC {F}  R@25 {F}  R@40 {F}  keep95 {F}", out, re.M), name
+        assert re.search(rf"^  {re.escape(name)} +AUC {F} \[–\]  R@25 {F} \[–\]  R@40 {F} \[–\]  keep95 {F} \[–\]",
+                         out, re.M), name
 
 
 def test_eval_walkforward_lists_its_approaches_without_loading_the_days(tmp_path):
@@ -184,6 +191,11 @@ def test_eval_walkforward_prints_a_row_per_approach_and_the_recall_check(vectors
     assert re.search(rf"^shipped: ranker calibrate \(library fit\) +\| +{four} \| +\| +[\d.]+ \| [\d.]+$", out,
                      re.M), out
     assert re.search(rf"^ 0\.95 score threshold \(shipped\) +{F} +{F} +{F}$", out, re.M), out
+    # each approach's mean over the test days with its interval (none over 1 day) and its paired difference
+    none = rf"AUC {F} \[–\]  R@25 {F} \[–\]  R@40 {F} \[–\]  keep95 {F} \[–\]"
+    signed = none.replace(F, r"[+-]\d\.\d{3}")
+    assert re.search(rf"^shipped: ranker calibrate \(library fit\) +\| {none}\n +\| minus zero-shot: {signed}$",
+                     out, re.M), out
 
 
 @pytest.mark.slow

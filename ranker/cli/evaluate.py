@@ -43,6 +43,11 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                                              help="A pick needs NOVELTY >= this, GPT's and the "
                                                              "local digest's (default: [digest] min_novelty of "
                                                              "ranker.toml, 7).")] = None,
+          against: Annotated[Optional[Path], typer.Option("--against", show_default=False, parser=given_path,
+                                                          help="An earlier eval's eval.json (or its --out folder): "
+                                                          "compare this eval with it, day by day over the days "
+                                                          "both replayed, each figure's difference with its 95% "
+                                                          "paired bootstrap interval.")] = None,
           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
           verbose: VerboseOpt = False) -> None:
     """Replay history days end to end, walk-forward, and measure each against GPT's picks.
@@ -50,18 +55,22 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     Per day and overall: the prefilter's AUC, recall in the top 25% / 40%, keep95 and what its keep rule kept
     (share of the day, share of GPT's picks); with --backend / --model, every kept paper scored by the LLM
     (stored as `ranker run` stores them: a second eval of the same model scores nothing), its agreement with
-    GPT on GPT's picks and the final digest's precision, recall and F1. Writes OUT/eval.json and a
+    GPT on GPT's picks and the final digest's precision, recall and F1; each overall figure with its 95%
+    interval from a bootstrap over days (none with fewer than 5 days). Writes OUT/eval.json and a
     self-contained OUT/report.html and prints a Markdown summary. A day that cannot be read is skipped, said
-    in one line and counted.
+    in one line and counted. With --against, the two evals' figures over the days both replayed, and each
+    difference (this eval minus the other) with its paired interval.
 
     \b
     Examples:
       ranker eval --history ~/gpt-digests --out eval/
       ranker eval --history ~/gpt-digests --out eval/ --calibrate --days 10 --backend vllm --model /data/Qwen2.5-7B
+      ranker eval --history ~/gpt-digests --out eval-cal/ --calibrate --against eval/
     """
     from ..evaluate import evaluate_history, summary_markdown
-    from ..evaluate.replay import check_choice, read_eval_history
-    from ..evaluate.report import took
+    from ..evaluate.intervals import check_pairable, eval_path, paired_comparison, read_eval
+    from ..evaluate.replay import check_choice, choose_days, read_eval_history
+    from ..evaluate.report import comparison_markdown, took
     from ..prefilter.history import history_folder
     from ..store import Store
 
@@ -74,8 +83,18 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history_folder(history)
     check_out(out, folder=True)
+    # the eval to compare with is read now: one that cannot be is said before minutes of replay, and an earlier
+    # eval in this --out (compared before this one replaces it) is read before it is overwritten
+    other = read_eval(against) if against is not None else None
     read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
                              min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty)
+    if other is not None:
+        by_date = {d.date: d for d in read.days}
+        dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate,
+                            train_once=train_once, days=days)
+        check_pairable(other, against=eval_path(against), min_relevance=s.digest.min_relevance,
+                       min_novelty=s.digest.min_novelty,
+                       days={d: (len(by_date[d].papers), len(by_date[d].picks)) for d in dates})
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
                                llm=backend is not None or model is not None, progress=bar, warn=warn, read=read)
@@ -85,6 +104,10 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
              "rerun to retry them")
     echo(summary_markdown(res.to_dict()))
     echo("")
+    if other is not None:
+        echo(comparison_markdown(paired_comparison(res.to_dict(), other, against=eval_path(against)),
+                                 this=f"this eval ({res.files['json']})"))
+        echo("")
     info(f"Wrote {res.files['json']} and {res.files['html']}; {took(res.timings)}")
 
 

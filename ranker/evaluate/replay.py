@@ -21,7 +21,7 @@ from ..prompts import PromptSet, load_prompts
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from ..settings import Settings
 from ..store import Store
-from . import figures
+from . import figures, intervals
 
 @dataclass
 class DayEval:
@@ -43,7 +43,7 @@ class EvalResult:
     settings: dict                       # what was evaluated: embedder, keep rule, calibration mode, model
     days: list[DayEval] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)    # {"day", "problem"} for each day left out
-    overall: dict = field(default_factory=dict)          # figures.overall
+    overall: dict = field(default_factory=dict)          # figures.overall, and its "intervals" (intervals.py)
     notes: list[str] = field(default_factory=list)
     files: dict = field(default_factory=dict)            # eval.json, report.html
     seconds: float = 0.0
@@ -229,7 +229,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
 
     if llm:
         _score_days(res.days, kept, by_date, history, settings, store, backend, prompts, progress, warn)
-    res.overall = figures.overall([asdict(d) for d in res.days])
+    records = [asdict(d) for d in res.days]
+    res.overall = {**figures.overall(records), "intervals": intervals.day_intervals(records)}
     res.seconds = time.perf_counter() - t0
     res.timings = timings(res.seconds, embedding, res.days)
     res.files = {"json": out / "eval.json", "html": out / "report.html"}

@@ -48,6 +48,34 @@ def took(t: Mapping) -> str:
     return f"took {t['total']:.0f} s ({', '.join(parts)})"
 
 
+def bounds(row: Mapping | None, signed: bool = False) -> str:
+    """An interval as printed: "[0.83, 0.86]" (to 2 decimals: the third is within the bootstrap's own noise,
+    see intervals.py), "[+0.07, +0.10]" for a difference; "–" where there is none."""
+    if not row or row.get("low") is None or row.get("high") is None:
+        return "–"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"[{f.format(row['low'])}, {f.format(row['high'])}]"
+
+
+def interval_note(iv: Mapping | None, days: int) -> str:
+    """What the intervals are, or why there are none ("" for an eval.json from before they were computed):
+    `days` the most days a figure stands on."""
+    if not iv:
+        return ""
+    if days < iv["min_days"]:
+        return (f"No 95% intervals: {_n_days(days)} are too few for a bootstrap over days to mean anything "
+                f"(it needs at least {iv['min_days']})")
+    few = (f"; with fewer than {iv['few_days']} days they are too narrow (a bootstrap over few days covers "
+           "less than 95%)") if days < iv.get("few_days", 0) else ""
+    return (f"95% intervals: {iv['method']} (the {_n_days(days)} resampled {iv['resamples']:,} times, seed "
+            f"{iv['seed']}): where the figure could plausibly lie on other days like these{few}")
+
+
+def _most_days(iv: Mapping) -> int:
+    return max([r["days"] for r in iv.get("prefilter", {}).values()]
+               + [r["days"] for r in iv.get("llm", {}).get("digest", {}).values()] or [0])
+
+
 def _cut_offs(s: Mapping, default_too: bool = False) -> str:
     """"RELEVANCE >= 7 and NOVELTY >= 7": the cut-offs GPT's picks were read at (and the local digest picks at),
     when they are not the digest's defaults or `default_too`; "" when not (or unknown: an older eval.json)."""
@@ -104,13 +132,31 @@ def _figures_row(name: str, m: Mapping, keys) -> list[str]:
     return [esc(name)] + [esc(fmt(m.get(k))) for k in keys]
 
 
-def _llm_tables(llm: Mapping) -> str:
+def _shown(iv: Mapping | None) -> bool:
+    """Whether any figure of this block has an interval."""
+    return bool(iv) and any(r.get("low") is not None for r in iv.values())
+
+
+def _interval_row(iv: Mapping, keys, name: str = "95% interval") -> list[str]:
+    return [esc(name)] + [esc(bounds(iv.get(k))) for k in keys]
+
+
+def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
     agree = ("n", "spearman", "within1", "kendall", "mae", "exact", "mean_gpt", "mean_local", "bias")
     sel = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "recall", "f1")
-    return (table(["score"] + list(agree), [_figures_row(w, llm[w], agree) for w in ("relevance", "novelty")])
+    iv = iv or {}
+    rows = []
+    for w in ("relevance", "novelty"):
+        rows.append(_figures_row(w, llm[w], agree))
+        if _shown(iv.get(w)):
+            rows.append(_interval_row(iv[w], agree, "  95% interval"))
+    digest = [_figures_row("all days", llm["digest"], sel)]
+    if _shown(iv.get("digest")):
+        digest.append(_interval_row(iv["digest"], sel))
+    return (table(["score"] + list(agree), rows)
             + "<p class=\"muted\">The final digest against GPT's picks over every paper of the days: a paper GPT "
             "did not pick counts as not picked by GPT, one the prefilter dropped as not picked locally.</p>"
-            + table(["digest"] + list(sel), [_figures_row("all days", llm["digest"], sel)]))
+            + table(["digest"] + list(sel), digest))
 
 
 def _days_table(days: list[Mapping], zero_shot: bool) -> str:
@@ -175,10 +221,22 @@ def render_html(result: Mapping[str, Any]) -> str:
         "rule sent on to the LLM, and the share of the picks in it."
         + (f" {esc(no_pick_note(o))}." if no_pick_note(o) else "") + "</p>")
     keys = RANKING + KEEPING
+    iv = o.get("intervals") or {}
     rows = [_figures_row(s["calibration"], o["prefilter"], keys)]
+    if _shown(iv.get("prefilter")):
+        rows.append(_interval_row(iv["prefilter"], keys))
     if o.get("zero_shot"):
         rows.append(_figures_row("zero-shot, same days", o["zero_shot"], RANKING) + ["–", "–"])
+        if _shown(iv.get("zero_shot")):
+            rows.append(_interval_row(iv["zero_shot"], RANKING) + ["–", "–"])
     add(table([""] + [_NAMES[k] for k in keys], rows))
+    gain = iv.get("minus_zero_shot")
+    if gain and any(r["low"] is not None for r in gain.values()):
+        add("<p>The calibration's gain over zero-shot, day by day (paired): "
+            + esc(", ".join(f"{_NAMES[k]} {_signed(gain[k]['difference'])} {bounds(gain[k], signed=True)}"
+                            for k in RANKING)) + "</p>")
+    if iv:
+        add(f'<p class="muted">{esc(interval_note(iv, _most_days(iv)))}.</p>')
     if llm:
         add(f"<h2>LLM ({esc(s['model'])}) against GPT</h2>")
         add(f'<p class="muted">{esc(o["llm"]["scored"])} kept papers scored ({esc(o["llm"]["failed"])} failed). '
@@ -186,7 +244,7 @@ def render_html(result: Mapping[str, Any]) -> str:
             "within one point, of RELEVANCE and NOVELTY. GPT's digest lists only its picks, so its scores span "
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "
             "the digest's precision, recall and F1 below are the figures that decide.</p>")
-        add(_llm_tables(o["llm"]))
+        add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm")))
     add("<h2>Per day: prefilter</h2>" + _days_table(days, bool(o.get("zero_shot"))))
     if llm:
         add("<h2>Per day: LLM and digest</h2>" + _llm_days_table(days))
@@ -217,11 +275,24 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
              f"{_how(s)}; means over days" + (f" ({no_pick_note(o)})" if none else "") + ":", "",
              "| prefilter | AUC | R@25 | R@40 | keep95 | kept | recall of kept |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    p = o["prefilter"]
+    p, iv = o["prefilter"], o.get("intervals") or {}
     lines.append(f"| {s['calibration']} | " + " | ".join(fmt(p.get(k)) for k in RANKING + KEEPING) + " |")
+    if _shown(iv.get("prefilter")):
+        lines.append("| 95% interval | " + " | ".join(bounds(iv["prefilter"].get(k)) for k in RANKING + KEEPING)
+                     + " |")
     if o.get("zero_shot"):
         z = o["zero_shot"]
         lines.append("| zero-shot | " + " | ".join(fmt(z.get(k)) for k in RANKING) + " | | |")
+        if _shown(iv.get("zero_shot")):
+            lines.append("| 95% interval | " + " | ".join(bounds(iv["zero_shot"].get(k)) for k in RANKING)
+                         + " | | |")
+    gain = iv.get("minus_zero_shot")
+    if gain and any(r["low"] is not None for r in gain.values()):
+        lines += ["", "The calibration's gain over zero-shot, day by day (paired): "
+                  + ", ".join(f"{_NAMES[k]} {_signed(gain[k]['difference'])} {bounds(gain[k], signed=True)}"
+                              for k in RANKING)]
+    if iv:
+        lines += ["", interval_note(iv, _most_days(iv)) + "."]
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
@@ -233,9 +304,57 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
             lines.append(f"| {w} | {fmt(m[w]['spearman'])} | {fmt(m[w]['within1'])} |")
         lines += ["", f"Digest vs GPT's picks: {d['local_picks']} picked, {d['gpt_picks']} by GPT, {d['tp']} both: "
                       f"precision {fmt(d['precision'])}, recall {fmt(d['recall'])}, F1 {fmt(d['f1'])}"]
+        li = iv.get("llm") or {}
+        if _shown(li.get("digest")):
+            lines += ["", "95% intervals over days: precision " + bounds(li["digest"]["precision"]) + ", recall "
+                      + bounds(li["digest"]["recall"]) + ", F1 " + bounds(li["digest"]["f1"]) + "; within 1: "
+                      f"relevance {bounds(li['relevance']['within1'])}, novelty {bounds(li['novelty']['within1'])}"]
     if result.get("skipped"):
         lines += ["", f"{_n_days(len(result['skipped']))} skipped: "
                   + "; ".join(f"{x['day']} ({x['problem']})" for x in result["skipped"])]
     for n in result.get("notes") or []:
         lines += ["", f"Note: {n}"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- two evals
+_LLM_NAMES = (("digest", "precision", "digest precision"), ("digest", "recall", "digest recall"),
+              ("digest", "f1", "digest F1"), ("relevance", "within1", "relevance within 1"),
+              ("novelty", "within1", "novelty within 1"))
+
+
+def _what(s: Mapping) -> str:
+    """How an eval ranked (and scored), from its settings; an eval.json that does not record them says so."""
+    if not s.get("embedder") or not s.get("calibration"):
+        return "(its settings are not recorded)"
+    return _how(s) + (f"; model {s['model']} ({s.get('backend')})" if s.get("model") else "")
+
+
+def _signed(v) -> str:
+    return "–" if v is None else f"{v:+.3f}"
+
+
+def comparison_markdown(c: Mapping[str, Any], this: str = "this eval") -> str:
+    """intervals.paired_comparison's result as Markdown: per figure the two means over the shared days, the
+    difference and its paired interval. `this`: how to call the eval compared (its folder)."""
+    iv = {"min_days": c["min_days"], "few_days": c["few_days"], "method": "paired " + c["method"],
+          "resamples": c["resamples"], "seed": c["seed"]}
+    lines = [f"## {this} against {c['against']}: {counted(c['days'], 'shared day')} ({c['span']})", "",
+             f"- this: {_what(c['this'])}", f"- other: {_what(c['other'])}"]
+    left = [f"{counted(c['only_this'], 'day')} only in this eval" if c["only_this"] else "",
+            f"{counted(c['only_other'], 'day')} only in the other" if c["only_other"] else ""]
+    if any(left):
+        lines.append(f"- left out: {' and '.join(x for x in left if x)}")
+    if "llm" not in c and (c["this"].get("model") or c["other"].get("model")):
+        lines.append("- the digests are not compared: only one of the two scored with a model")
+    lines += ["", "Means over the shared days, the difference (this minus other) and its 95% interval "
+              "(keep95 and kept: lower reads less of each day):", "",
+              "| figure | this | other | difference | 95% interval | days |", "|---|---:|---:|---:|---:|---:|"]
+    rows = [(_NAMES[k], c["prefilter"][k]) for k in RANKING + KEEPING]
+    if "llm" in c:
+        rows += [(name, c["llm"][block][k]) for block, k, name in _LLM_NAMES]
+    for name, r in rows:
+        lines.append(f"| {name} | {fmt(r['this'])} | {fmt(r['other'])} | {_signed(r['difference'])} | "
+                     f"{bounds(r, signed=True)} | {r['days']} |")
+    lines += ["", interval_note(iv, max(r["days"] for _, r in rows)) + "."]
     return "\n".join(lines)

@@ -1,0 +1,306 @@
+"""`ranker eval`'s uncertainty (ranker.evaluate.intervals): the 95% interval of each overall figure from a
+bootstrap over days, and the paired comparison of two evals over the days they share (`--against`). On the
+shared days with vectors put in the store beforehand and the fake backend (no model), as test_evaluate.py."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DAYS, ranker, store_vectors
+from ranker.errors import InputError
+from ranker.evaluate import evaluate_history, summary_markdown
+from ranker.evaluate import intervals as iv
+from ranker.evaluate.figures import KEEPING, RANKING
+from ranker.evaluate.report import comparison_markdown
+from ranker.settings import resolve
+from ranker.sources import read_papers
+from ranker.store import Store
+from test_evaluate import FIVE, FLAGS, THREE, gpt_picked_nothing, make_history
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
+
+
+@pytest.fixture
+def store(settings):
+    with Store(settings.db_path) as s:
+        for d in FIVE:
+            store_vectors(s, list(read_papers(DAYS / d / "listing.jsonl")))
+        yield s
+
+
+@pytest.fixture
+def five(tmp_path, settings, store):
+    """An eval of the five days, with the fake model: eval.json's content."""
+    evaluate_history(make_history(tmp_path / "hist", FIVE), tmp_path / "five", settings, store=store, llm=True)
+    return json.loads((tmp_path / "five" / "eval.json").read_text())
+
+
+def width(row):
+    return row["high"] - row["low"]
+
+
+# ------------------------------------------------------------------ the bootstrap
+def test_an_interval_is_the_same_each_time_holds_the_mean_and_narrows_with_more_days():
+    rng = np.random.default_rng(7)
+    many = list(rng.normal(0.85, 0.05, size=60))
+    few = many[:12]
+    a, b = iv.mean_interval(few), iv.mean_interval(few)
+    assert a == b and a["days"] == 12                                 # a fixed seed: the same numbers
+    assert a["low"] < np.mean(few) < a["high"]
+    wide = iv.mean_interval(many)
+    assert wide["low"] < np.mean(many) < wide["high"] and wide["days"] == 60
+    assert width(wide) < 0.7 * width(a)                               # ~ 1/sqrt(n)
+    # another seed moves the bounds by the bootstrap's own noise, far below the 2 decimals printed
+    other = iv.mean_interval(many, seed=1)
+    assert other != wide and abs(other["low"] - wide["low"]) < 0.002 and abs(other["high"] - wide["high"]) < 0.002
+    # and a normal mean's interval is about +-1.96 standard errors
+    se = np.std(many, ddof=1) / np.sqrt(len(many))
+    assert width(wide) == pytest.approx(2 * 1.96 * se, rel=0.1)
+
+
+def test_too_few_days_give_no_interval_and_an_undefined_day_is_left_out():
+    vals = [0.8, 0.9, 0.85, 0.7]
+    assert iv.mean_interval(vals) == {"low": None, "high": None, "days": 4}
+    assert iv.mean_interval(vals + [None, None]) == {"low": None, "high": None, "days": 4}
+    got = iv.mean_interval(vals + [None, 0.95])
+    assert got["days"] == iv.MIN_DAYS == 5 and got["low"] is not None
+    assert got["low"] < np.mean(vals + [0.95]) < got["high"]          # the mean of the days that define it
+    assert iv.mean_interval([0.5] * 8) == {"low": 0.5, "high": 0.5, "days": 8}
+
+
+# ------------------------------------------------------------------ in an eval
+def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five):
+    o, ivs = five["overall"], five["overall"]["intervals"]
+    assert ivs["resamples"] == iv.RESAMPLES and ivs["seed"] == iv.SEED and ivs["min_days"] == 5
+    for k in RANKING + KEEPING:
+        r = ivs["prefilter"][k]
+        assert r["days"] == 5 and r["low"] <= o["prefilter"][k] <= r["high"], k
+    for k in ("precision", "recall", "f1"):
+        r = ivs["llm"]["digest"][k]
+        assert r["days"] == 5 and r["low"] <= o["llm"]["digest"][k] <= r["high"], k
+    for w in ("relevance", "novelty"):
+        r = ivs["llm"][w]["within1"]
+        assert r["low"] <= o["llm"][w]["within1"] <= r["high"], w
+    # the pooled figures the bootstrap resamples are the eval's own: a comparison with itself reads them back
+    same = iv.paired_comparison(five, five, against="x")
+    assert same["llm"]["digest"]["f1"]["this"] == o["llm"]["digest"]["f1"]
+    assert same["llm"]["relevance"]["within1"]["this"] == o["llm"]["relevance"]["within1"]
+    assert same["prefilter"]["auc"]["this"] == o["prefilter"]["auc"]
+
+    md = summary_markdown(five)
+    r = ivs["prefilter"]
+    assert (f"| 95% interval | [{r['auc']['low']:.2f}, {r['auc']['high']:.2f}] | "
+            f"[{r['recall@25']['low']:.2f}, {r['recall@25']['high']:.2f}] |") in md, md
+    assert "95% intervals: percentile bootstrap over days (the 5 days resampled 100,000 times" in md
+    assert "with fewer than 15 days they are too narrow" in md
+    d = ivs["llm"]["digest"]
+    assert f"95% intervals over days: precision [{d['precision']['low']:.2f}, {d['precision']['high']:.2f}]" in md
+    html = (tmp_path / "five" / "report.html").read_text()
+    assert html.count("<td class=\"t\">95% interval</td>") == 2 and "resampled 100,000 times" in html
+
+
+def test_few_days_say_there_is_no_interval(tmp_path, settings, store):
+    res = evaluate_history(make_history(tmp_path / "hist"), tmp_path / "out", settings, store=store)
+    assert all(r["low"] is None and r["days"] == 3 for r in res.overall["intervals"]["prefilter"].values())
+    md = summary_markdown(res.to_dict())
+    assert "| 95% interval |" not in md
+    assert "No 95% intervals: 3 days are too few for a bootstrap over days to mean anything (it needs at least 5)" \
+        in md
+    # an eval.json from before the intervals: summarised as before
+    old = res.to_dict()
+    old["overall"] = {k: v for k, v in old["overall"].items() if k != "intervals"}
+    assert "interval" not in summary_markdown(old)
+
+
+def test_a_day_gpt_picked_nothing_counts_in_kept_only(tmp_path, settings, store):
+    hist = make_history(tmp_path / "hist", FIVE)
+    gpt_picked_nothing(hist, THREE[1])
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store)
+    p = res.overall["intervals"]["prefilter"]
+    assert p["kept_fraction"]["days"] == 5 and p["kept_fraction"]["low"] is not None
+    assert all(p[k] == {"low": None, "high": None, "days": 4} for k in RANKING + ("kept_recall",))
+
+
+# ------------------------------------------------------------------ two evals
+def test_an_eval_against_itself_differs_by_nothing(five):
+    c = iv.paired_comparison(five, five, against="x")
+    assert c["days"] == 5 and c["only_this"] == c["only_other"] == 0
+    rows = list(c["prefilter"].values()) + [c["llm"][b][k] for b, k in
+                                             (("digest", "precision"), ("digest", "recall"), ("digest", "f1"),
+                                              ("relevance", "within1"), ("novelty", "within1"))]
+    assert all(r["difference"] == r["low"] == r["high"] == 0 and r["days"] == 5 for r in rows)
+    md = comparison_markdown(c)
+    assert "| AUC | " in md and "| +0.000 | [+0.00, +0.00] | 5 |" in md and "-0.0" not in md
+
+
+def test_a_known_shift_is_found_and_pairing_narrows_it(five):
+    other = copy.deepcopy(five)
+    for d in other["days"]:
+        d["prefilter"]["auc"] -= 0.05                                # the same 0.05 worse on every day
+    c = iv.paired_comparison(five, other, against="x")
+    assert c["prefilter"]["auc"]["difference"] == pytest.approx(0.05, abs=1e-6)
+    assert c["prefilter"]["auc"]["low"] == pytest.approx(0.05, abs=1e-6) == c["prefilter"]["auc"]["high"]
+    assert c["prefilter"]["keep95"]["difference"] == 0
+
+    # a shift of 0.03 with day-to-day noise: found within the interval, which is far narrower than the two
+    # figures' own intervals side by side (the days' shared ups and downs cancel)
+    rng = np.random.default_rng(3)
+    days = [{"date": f"2025-05-{i:02d}", "prefilter": {"papers": 300, "picks": 20, "auc": float(a)}}
+            for i, a in enumerate(rng.uniform(0.7, 0.95, size=30), start=1)]
+    worse = copy.deepcopy(days)
+    for d in worse:
+        d["prefilter"]["auc"] -= 0.03 + float(rng.normal(0, 0.01))
+    this, that = ({"settings": {}, "days": x} for x in (days, worse))
+    c = iv.paired_comparison(this, that, against="x")["prefilter"]["auc"]
+    assert c["low"] < 0.03 < c["high"] and c["low"] > 0 and c["days"] == 30
+    assert width(c) < 0.3 * width(iv.mean_interval([d["prefilter"]["auc"] for d in days]))
+
+
+def test_a_comparison_keeps_to_the_shared_days_where_both_define_a_figure(five):
+    other = copy.deepcopy(five)
+    other["days"] = other["days"][1:]                               # 4 days in common: no interval
+    other["days"][0]["prefilter"]["auc"] = None                     # and one without an AUC there
+    c = iv.paired_comparison(five, other, against="x")
+    assert c["days"] == 4 and c["only_this"] == 1 and c["only_other"] == 0
+    assert c["prefilter"]["auc"]["days"] == 3 and c["prefilter"]["keep95"]["days"] == 4
+    assert c["prefilter"]["auc"]["this"] == pytest.approx(np.mean([d["prefilter"]["auc"] for d in five["days"][2:]]),
+                                                          abs=1e-6)
+    assert c["prefilter"]["auc"]["low"] is None and c["prefilter"]["auc"]["difference"] == 0
+    assert "No 95% intervals: 4 days are too few" in comparison_markdown(c)
+    # an eval.json that records no settings (made by hand, or very old) is compared, and said to lack them
+    other["settings"] = {"min_relevance": 6, "min_novelty": 6}
+    assert "- other: (its settings are not recorded)" in comparison_markdown(
+        iv.paired_comparison(five, other, against="x"))
+
+
+def test_evals_that_cannot_be_compared_are_refused(five):
+    strict = copy.deepcopy(five)
+    strict["settings"]["min_relevance"] = 9
+    with pytest.raises(InputError, match=r"its GPT picks are those with RELEVANCE >= 9 and NOVELTY >= 6, this "
+                                         r"eval's RELEVANCE >= 6 and NOVELTY >= 6: .* different picks") as e:
+        iv.paired_comparison(five, strict, against="o/eval.json")
+    assert e.value.key == "against" and e.value.where == "o/eval.json"
+    moved = copy.deepcopy(five)
+    for d in moved["days"]:
+        d["date"] = d["date"].replace("2025", "2024")
+    with pytest.raises(InputError, match=r"no day in common with this eval: it has 5 days \(2024-04-30..2024-07-02\), "
+                                         r"this eval 5 days \(2025-04-30..2025-07-02\)"):
+        iv.paired_comparison(five, moved, against="x")
+    other = copy.deepcopy(five)
+    other["days"][2]["prefilter"]["picks"] += 1
+    n = other["days"][2]["prefilter"]["papers"]
+    with pytest.raises(InputError, match=rf"{FIVE[2]} has {n} papers and .* there, {n} and .* in this eval: the two "
+                                         "replayed different histories"):
+        iv.paired_comparison(five, other, against="x")
+
+
+# ------------------------------------------------------------------ the command
+def _db(tmp_path, days=FIVE):
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
+        for d in days:
+            store_vectors(s, list(read_papers(DAYS / d / "listing.jsonl")))
+    return db
+
+
+def test_the_command_compares_with_an_earlier_eval(tmp_path):
+    db, hist = _db(tmp_path), make_history(tmp_path / "hist", FIVE)
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "a", "--db", db)
+    assert p.returncode == 0, p.stderr
+    data = json.loads((tmp_path / "a" / "eval.json").read_text())
+    auc = data["overall"]["intervals"]["prefilter"]["auc"]
+    assert f"| 95% interval | [{auc['low']:.2f}, {auc['high']:.2f}] |" in p.stdout
+    # the same --out: the earlier eval there is read before this one replaces it
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "a", "--db", db, "--against", tmp_path / "a",
+               "--top", "40")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert f"## this eval ({tmp_path / 'a' / 'eval.json'}) against {tmp_path / 'a' / 'eval.json'}: 5 shared days " \
+           f"({FIVE[0]}..{FIVE[-1]})" in out, out
+    assert "- this: prefilter minilm (zero-shot; top 40)" in out and "- other: prefilter minilm (zero-shot; keep 0.4" \
+        in out
+    assert f"| AUC | {data['overall']['prefilter']['auc']:.3f} | {data['overall']['prefilter']['auc']:.3f} | " \
+           "+0.000 | [+0.00, +0.00] | 5 |" in out                    # the ranking is the keep rule's business
+    kept = [x for x in out.splitlines() if x.startswith("| kept |")][0]
+    assert float(kept.split("|")[4]) < 0                              # 40 papers keep less than 40% of a day
+    assert "paired percentile bootstrap over days (the 5 days resampled" in out and p.stderr.count("error") == 0
+
+
+def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
+    db, hist = _db(tmp_path, THREE), make_history(tmp_path / "hist")
+    bad = tmp_path / "bad.json"
+
+    def refused(content, line):
+        if content is None:
+            bad.unlink(missing_ok=True)
+        else:
+            bad.write_text(content if isinstance(content, str) else json.dumps(content))
+        p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--db", db, "--against", bad)
+        assert p.returncode == 1 and p.stderr == f"error: --against {bad}: {line}\n", p.stderr
+        assert not (tmp_path / "out").exists()                       # said before the eval ran
+
+    refused(None, "eval.json not found")
+    refused('{"settings": {}, "days": [', "not valid JSON (Expecting value, line 1); a damaged eval.json? run the "
+                                          "eval again")
+    refused({"model": "x", "runs": []}, "not the eval.json of an eval (no settings and per-day figures in it)")
+    day = {"date": THREE[0], "prefilter": {"papers": 1, "picks": 1}}
+    refused({"settings": {}, "days": []}, "an eval of no day: nothing to compare with")
+    # a file of the right shape with a value no eval writes: said, not a crash in the arithmetic
+    damaged = "; a damaged eval.json? run the eval again"
+    refused({"settings": {}, "days": [{**day, "prefilter": {**day["prefilter"], "auc": "0.9"}}]},
+            f"{THREE[0]}: prefilter.auc is not a number{damaged}")
+    refused({"settings": {}, "days": [day, day]}, f"{THREE[0]} is there twice{damaged}")
+    refused({"settings": {}, "days": [{**day, "llm": {"digest": {"tp": 1}}}]},
+            f"{THREE[0]}: llm.digest has no tp, fp and fn counts{damaged}")
+    refused({"settings": {"min_relevance": "8"}, "days": [day]}, f"settings.min_relevance is not a number{damaged}")
+    refused({"settings": {}, "days": [{**day, "date": "2024-01-02"}]},
+            "no day in common with this eval: it has 1 day (2024-01-02), this eval 3 days "
+            f"({THREE[0]}..{THREE[-1]})")
+    from ranker.prefilter.history import read_history
+    first = read_history(hist).days[0]                               # GPT's picks at the default cut-offs
+    refused({"settings": {}, "days": [day]},
+            f"{THREE[0]} has 1 paper and 1 GPT pick there, {len(first.papers):,} and {len(first.picks)} in this "
+            "eval: the two replayed different histories and cannot be compared day by day")
+    p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--db", db, "--against", bad,
+               "--min-relevance", "9")
+    assert p.returncode == 1 and p.stderr == (
+        f"error: --against {bad}: its GPT picks are those with RELEVANCE >= 8 and NOVELTY >= 7, this eval's "
+        "RELEVANCE >= 9 and NOVELTY >= 7: the two are measured against different picks and cannot be compared "
+        "(evaluate both at the same --min-relevance and --min-novelty)\n"), p.stderr
+
+
+def test_a_mean_difference_of_two_rankings_of_the_same_days():
+    """What the walk-forward scripts print beside their means: the paired difference of two per-day series."""
+    rng = np.random.default_rng(5)
+    a = list(rng.uniform(0.7, 0.95, size=20))
+    b = [x - 0.02 + float(rng.normal(0, 0.005)) for x in a]
+    c = iv.mean_difference(a + [None], b + [0.5])                    # a day one leaves undefined: left out
+    assert c["days"] == 20 and c["difference"] == pytest.approx(np.mean(a) - np.mean(b), abs=1e-6)
+    assert c["this"] == pytest.approx(np.mean(a), abs=1e-6) and c["low"] < c["difference"] < c["high"]
+    assert 0.015 < c["low"] and c["high"] < 0.025
+    assert iv.mean_difference(a, a) == {"this": pytest.approx(np.mean(a), abs=1e-6), "other": pytest.approx(
+        np.mean(a), abs=1e-6), "difference": 0, "low": 0, "high": 0, "days": 20}
+
+
+def test_a_calibrated_eval_says_its_gain_over_zero_shot_day_by_day(five):
+    """With --calibrate each day's zero-shot figures stand beside the calibrated ones: their paired difference
+    is what the calibration bought, interval included (here zero-shot is 0.05 worse in AUC every day)."""
+    cal = copy.deepcopy(five)
+    for d in cal["days"]:
+        d["zero_shot"] = {k: d["prefilter"][k] for k in RANKING}
+        d["zero_shot"]["auc"] -= 0.05
+    ivs = iv.day_intervals(cal["days"])
+    gain = ivs["minus_zero_shot"]
+    assert gain["auc"]["difference"] == pytest.approx(0.05, abs=1e-6) == gain["auc"]["low"] == gain["auc"]["high"]
+    assert gain["keep95"] == {**gain["keep95"], "difference": 0, "low": 0, "high": 0, "days": 5}
+    assert "minus_zero_shot" not in five["overall"]["intervals"]            # zero-shot alone: nothing to pair
+    cal["overall"] = {**cal["overall"], "zero_shot": {k: 0.5 for k in RANKING}, "intervals": ivs}
+    md = summary_markdown(cal)
+    assert "The calibration's gain over zero-shot, day by day (paired): AUC +0.050 [+0.05, +0.05], R@25 +0.000 " \
+           "[+0.00, +0.00]" in md, md
