@@ -49,7 +49,8 @@ models: $(STAMP)
 
 setup: $(STAMP) models chromium tmux
 
-run: setup
+# the day needs neither chromium nor tmux (only the tests do), nor root for their apt-get
+run: $(STAMP) models
 	$(BIN)/ranker run --papers ranker/data/$(DAY)/listing.jsonl --out $(OUT) --offline
 	@echo "browse it: $(BIN)/ranker serve   (then open http://127.0.0.1:8000)"
 

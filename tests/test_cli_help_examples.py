@@ -176,3 +176,59 @@ def test_the_help_check_refuses_a_bad_example():
         "h: `ranker scroe`: `ranker` has no command 'scroe'",
         "h: `ranker run --kep`: `ranker run` has no option --kep",
         "h: `ranker models prepar`: `ranker models` has no command 'prepar'"]
+
+
+# --------------------------------------------------------------------------- the defaults the help quotes
+def help_defaults() -> dict[str, tuple[str, object]]:
+    """Option -> (a pattern whose groups read the default(s) its help quotes, what the code holds)."""
+    from ranker.prefilter.calibrate import MIN_DAYS, MIN_PICKS
+    from ranker.prefilter.embed import DEFAULT_MAX_TOKENS
+    from ranker.prefilter.recall import DEFAULT_KEEP, DEFAULT_RECALL
+    from ranker.settings import Settings
+    d = Settings()
+    return {
+        "--min-relevance": (r"default\b[^)]*?(\d+)\)", (d.digest.min_relevance,)),
+        "--min-novelty": (r"default\b[^)]*?(\d+)\)", (d.digest.min_novelty,)),
+        "--max-tokens": (r"\(default (\d+),", (DEFAULT_MAX_TOKENS,)),
+        "--batch-size": (r"default: scoring\.batch_size of ranker\.toml, (\d+);", (d.scoring.batch_size,)),
+        "--category": (r"default:? (?:fetch\.categories of ranker\.toml, )?([\w.,]+)\)",
+                       (",".join(d.fetch.categories),)),
+        "--announce": (r"default:? ([\w,-]+)\)", (",".join(d.fetch.announce),)),
+        "--novelty-context": (r"default (\d+) = off", (d.scoring.novelty_context,)),
+        "--papers-per-request": (r"\((\d+) = one paper per request, the default", (d.scoring.papers_per_request,)),
+        "--keep": (r"(?:default without a calibration ([\d.]+), with one --recall ([\d.]+); never fewer than "
+                   r"(\d+) papers|default: by recall ([\d.]+) with a calibration, else ([\d.]+)\))",
+                   (DEFAULT_KEEP, DEFAULT_RECALL, d.prefilter.min_keep, DEFAULT_RECALL, DEFAULT_KEEP)),
+        "--days": (r"with --calibrate each day after (\d+) days with GPT picks and (\d+) picks", (MIN_DAYS, MIN_PICKS)),
+        "--recall": (r"Default with a calibration: ([\d.]+) \(without one, the fixed fraction ([\d.]+)\)",
+                     (DEFAULT_RECALL, DEFAULT_KEEP)),
+    }
+
+
+def test_defaults_the_help_quotes_are_the_code_defaults():
+    """Every option whose help states its default (--keep's 0.4, --max-tokens' 128, the cut-offs' 8 and 7, the
+    categories, eval's --days: 3 days with picks and 30 picks, where it said "3 earlier days") states the one
+    the settings and constants hold, in every command that has it: the help texts write them out, so a
+    default changed in the code alone would leave them saying the old one."""
+    from clilines import _is_option, _params
+    expected, seen, out = help_defaults(), set(), []
+    for path in PATHS:
+        cmd = ROOT
+        for word in path:
+            cmd = cmd.commands[word]
+        for p in _params(cmd):
+            name = p.opts[0] if _is_option(p) else None
+            if name not in expected:
+                continue
+            seen.add(name)
+            text = " ".join((p.help or "").split())
+            if "default" not in text.lower():           # eval's --keep states none
+                continue
+            pattern, values = expected[name]
+            m = re.search(pattern, text)
+            said = [g for g in (m.groups() if m else ()) if g is not None]
+            want = [v for v, g in zip(values, m.groups()) if g is not None] if m else list(values)
+            if not m or [type(v)(g) for v, g in zip(want, said)] != want:
+                out.append(f"ranker {' '.join(path)} {name}: its help says {said or p.help!r}, the code {want}")
+    assert seen == set(expected), f"options no command has: {set(expected) - seen}"
+    assert not out, "\n".join(out)

@@ -350,3 +350,17 @@ def test_calibrate_help_says_how_many_days_the_walk_forward_check_ranks():
     assert f"last third of the days (at most the last {MAX_EVAL_DAYS})" in text, text
     readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
     assert f"the last third of the history's days with GPT picks, at most the last {MAX_EVAL_DAYS}," in readme
+
+
+def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path):
+    """`debug = true` in ranker.toml is the setting RANKER_DEBUG=1 sets (the README names them together): it
+    made the engines' messages show, but an error was still one line, its traceback only with the variable."""
+    (tmp_path / "ranker.toml").write_text("debug = true\n")
+    r = ranker("prefilter", "--papers", "nowhere.jsonl", "--out", "x.jsonl", cwd=tmp_path,
+               env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 1
+    assert "Traceback (most recent call last)" in r.stderr and "nowhere.jsonl: file not found" in r.stderr
+    (tmp_path / "ranker.toml").write_text("debug = false\n")
+    r = ranker("prefilter", "--papers", "nowhere.jsonl", "--out", "x.jsonl", cwd=tmp_path,
+               env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 1 and r.stderr == "error: nowhere.jsonl: file not found\n", r.stderr

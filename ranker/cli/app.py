@@ -185,13 +185,13 @@ def main() -> None:
     try:
         status = app(standalone_mode=False, prog_name="ranker")
     except _CtrlC as e:
-        if debug:
+        if debug or TERM.debug:
             raise e.interrupt from None
         _interrupted(e.interrupt)
     except KeyboardInterrupt as e:
         _interrupted(e)
     except RankerError as e:
-        if debug:
+        if debug or TERM.debug:
             raise
         _after_ctrl_c()
         _fail(error_line(e))
@@ -209,7 +209,7 @@ def main() -> None:
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
             sys.exit(0)
-        if debug:
+        if debug or TERM.debug:
             TERM.restore()
             raise
         _after_ctrl_c()

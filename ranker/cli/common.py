@@ -333,6 +333,7 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
         enable_offline()
     DB_PATH[:] = [s.db_path]
     TERM.verbose = TERM.verbose or verbose or s.debug
+    TERM.debug = s.debug
     TERM.capture(s.home, command_name())
     return s
 

@@ -24,8 +24,9 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                                    "before the first evaluated day, for all of them (faster).")
                                 ] = False,
           days: Annotated[Optional[int], typer.Option("--days", help="Evaluate the last N days (default: every day "
-                                                      "that can be: all zero-shot; with --calibrate each day with 3 "
-                                                      "earlier days, or with --train-once the last third).",
+                                                      "that can be: all zero-shot; with --calibrate each day after 3 "
+                                                      "days with GPT picks and 30 picks, or with --train-once the "
+                                                      "last third).",
                                                       show_default=False)] = None,
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
           keep: Annotated[Optional[float], typer.Option("--keep", help="Send this top fraction of each day to the "
