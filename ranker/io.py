@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import errno
 import glob
 import ipaddress
 import json
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlparse
 
-from .errors import InputError
+from .errors import InputError, ReaderGone
 
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
@@ -55,6 +56,8 @@ def ignore_warning(_msg: str) -> None:
 
 # --------------------------------------------------------------------------- atomic writes
 def _cannot_write(path, e: OSError) -> InputError:
+    if e.errno == errno.EPIPE:              # `--out - | head -1`: the reader went away, nothing is at fault
+        return ReaderGone(f"cannot write: {e.strerror or e}", where=str(path))
     return InputError(f"cannot write: {e.strerror or e}", where=str(path))
 
 
