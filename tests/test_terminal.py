@@ -372,6 +372,27 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("args", [("fetch", "--from", str(LISTING), "--out", "-"),
+                                  ("fetch", "--from", str(LISTING), "--out", "/dev/stdout", "-v"),
+                                  ("score", "--papers", str(LISTING), "--out", "-", "--backend", "fake")])
+def test_data_to_a_redirected_stdout_lands_where_the_shell_left_off(db, tmp_path, args):
+    """`{ echo HEAD; ranker fetch --out -; echo TAIL; } > day.jsonl`: the data goes after what the script wrote
+    before and the script's next line after it. The stdout file was opened afresh (/dev/fd/5, appending at
+    its end as it was then), so the shell's own offset never moved: its next line landed over the first paper."""
+    out = tmp_path / "day.jsonl"
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    with out.open("wb", buffering=0) as f:
+        f.write(b"HEAD\n")
+        p = subprocess.run([*_cli(), *args, "--db", str(db)], stdout=f, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=300)
+        f.write(b"TAIL\n")
+    assert p.returncode == 0, p.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "HEAD" and lines[-1] == "TAIL" and len(lines) == 2 + 192, lines[:3]
+    assert all(isinstance(json.loads(x), dict) for x in lines[1:-1])
+
+
 @pytest.mark.parametrize("args, named", [
     (("fetch", "--from", str(LISTING), "--out", "-"), "stdout: cannot write: No space left on device"),
     (("fetch", "--from", str(LISTING), "--out", "/dev/stdout"), "/dev/stdout: cannot write: No space left on device"),
