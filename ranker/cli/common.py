@@ -192,10 +192,13 @@ def as_given(where: str) -> str:
 def check_out(out: Path, *, folder: bool = False) -> None:
     """An --out file (or with `folder`, the output folder) that cannot be written, said now, before a model
     loads or the database opens: a directory given as the file, a file where the folder goes, a folder that
-    cannot be made or written in was said only when the results were written, after the work. Makes
-    nothing."""
+    cannot be made or written in was said only when the results were written, after the work; '-' (stdout)
+    for a folder. Makes nothing."""
+    from ..errors import InputError
     from ..io import check_output_dir, check_writable
     if folder:
+        if str(out) == "-":         # `--out -` as for fetch: a folder named "-" was made in the working folder
+            raise InputError("'-' (stdout) cannot take this command's files; give a folder", key="out")
         check_output_dir(out)
     else:
         check_writable(out_path(out))
