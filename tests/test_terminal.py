@@ -372,6 +372,25 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
 
 
+def test_a_reader_of_stderr_that_goes_away_costs_the_notes_not_the_run(db, tmp_path):
+    """`ranker run ... 2>&1 | head -1`-like: the reader of stderr closes early. The notes after that are lost;
+    the run goes on to its digest and status 0. It failed on its first note ('loading ...'), recorded failed
+    with '[Errno 32] Broken pipe'."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    try:
+        p = subprocess.run([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                            "--backend", "fake", "--top", "3"], stdout=subprocess.PIPE, stderr=write, text=True,
+                           env=env, timeout=300)
+    finally:
+        os.close(write)
+    digest = tmp_path / "d" / "2025-05-15-output.md"
+    assert p.returncode == 0 and p.stdout == f"{digest}\n" and digest.exists()
+    assert json.loads((tmp_path / "d" / "2025-05-15-run.json").read_text())["status"] == "ok"
+
+
 @pytest.mark.parametrize("args", [("fetch", "--from", str(LISTING), "--out", "-"),
                                   ("fetch", "--from", str(LISTING), "--out", "/dev/stdout", "-v"),
                                   ("score", "--papers", str(LISTING), "--out", "-", "--backend", "fake")])

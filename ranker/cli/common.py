@@ -117,10 +117,13 @@ def info(msg: str) -> None:
     """stderr: progress and notes, so stdout stays clean for pipes. While a progress bar is drawn, the line goes
     above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
     which the next redraw then leaves behind)."""
-    if _LIVE:
-        _above(_LIVE[-1], msg)
-    else:
-        typer.echo(msg, file=TERM.err)
+    try:
+        if _LIVE:
+            _above(_LIVE[-1], msg)
+        else:
+            typer.echo(msg, file=TERM.err)
+    except BrokenPipeError:
+        pass        # stderr's reader went away (`2>&1 | head -1`): the notes are lost, never the command's work
 
 
 def _above(bar, msg: str) -> None:
