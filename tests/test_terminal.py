@@ -73,6 +73,17 @@ def test_verbose_shows_the_noise_and_a_failure_names_the_log(db, tmp_path):
     assert m and "injected failure" in line and "ENGINE-NOISE" in open(m.group(1)).read()
 
 
+def test_verbose_shows_the_noise_on_stderr_and_keeps_stdout_the_data(db, tmp_path):
+    """`ranker -v score --out - > scores.jsonl`: the engines' messages are on the terminal, on stderr; stdout
+    holds the scores alone. Their prints to descriptor 1 and Python's print() landed among the scores."""
+    r = ranker("-v", "score", "--papers", LISTING, "--out", "-", "--db", db, "--backend", "fake", "--model", "tiny",
+               "--backend-option", "noise=true", env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "ENGINE-NOISE fd1 loading" in r.stderr and "ENGINE-NOISE print generating" in r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == 192 and "ENGINE-NOISE" not in r.stdout
+
+
 def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
     """Under tmux (or a pty when tmux is missing): frames of the terminal while 16 papers are scored a quarter
     of a second each show the model load and counts between 0 and 16 before the run ends."""
@@ -231,7 +242,8 @@ def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_
     for flags, offline in (([], False), (["--offline", "-v"], True), (["--offline"], True)):
         r = ranker("serve", "--db", db, *flags, pre=probe, env=_env(tmp_path))
         assert r.returncode == 0 and r.stderr.startswith("serving http://x/"), r.stderr
-        assert said.read_text() == str(offline) and ("SERVER-NOISE" in r.stdout) == ("-v" in flags), flags
+        assert said.read_text() == str(offline) and ("SERVER-NOISE" in r.stderr) == ("-v" in flags), flags
+        assert r.stdout == ""                           # -v shows it on stderr: stdout is for data only
     r = ranker("site", "--out", tmp_path / "site", "--db", db, "--offline", "-v", env=_env(tmp_path))
     assert r.returncode == 0 and r.stdout.strip() == str(tmp_path / "site" / "index.html"), r.stderr
     for cmd in (["labels", "export", tmp_path / "l.jsonl"], ["labels", "import", tmp_path / "l.jsonl"],
