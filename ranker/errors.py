@@ -56,6 +56,11 @@ class InputError(RankerError):
     """A file or value we were given is not what it should be."""
 
 
+class ReaderGone(InputError):
+    """A stream written to lost its reader: the other end of a pipe closed (`ranker fetch --out - | head -1`).
+    Not the user's mistake: the CLI ends quietly (status 1, no line), as a pipeline expects."""
+
+
 class ConfigError(RankerError):
     """The TOML config, a flag or an environment variable is wrong."""
 

@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import errno
 import glob
 import ipaddress
 import json
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlparse
 
-from .errors import InputError
+from .errors import InputError, ReaderGone
 
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
@@ -55,6 +56,8 @@ def ignore_warning(_msg: str) -> None:
 
 # --------------------------------------------------------------------------- atomic writes
 def _cannot_write(path, e: OSError) -> InputError:
+    if e.errno == errno.EPIPE:              # `--out - | head -1`: the reader went away, nothing is at fault
+        return ReaderGone(f"cannot write: {e.strerror or e}", where=str(path))
     return InputError(f"cannot write: {e.strerror or e}", where=str(path))
 
 
@@ -118,7 +121,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     it, so a reader (or a killed run) sees the old file or the whole new one. A symlink is followed (the link
     stays, its target is replaced); a character or block device, a FIFO or a socket (/dev/null, /dev/stdout)
     is written in place, never replaced, and so is a name in /proc or one that leads there (/dev/stdout
-    redirected to a file is appended to, not renamed over; see _names_a_stream). A directory is an InputError;
+    redirected to a file is written through the descriptor, where the shell left off, not renamed over; see
+    _names_a_stream and _write_in_place). A directory is an InputError;
     so is any OSError (a full disk, a read-only file system), naming the path, and the temporary file is
     removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended
     for write_together."""
@@ -299,9 +303,39 @@ def _stream_name(path: Path, hops: int) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+_OWN_FD = re.compile(r"^/(?:dev/fd|proc/self/fd|proc/(\d+)/fd)/(\d+)$")
+_STD_FD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _own_descriptor(path: Path) -> int | None:
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None."""
+    name = os.path.abspath(path)
+    if name in _STD_FD:
+        return _STD_FD[name]
+    m = _OWN_FD.match(name)
+    if m is None or (m.group(1) is not None and int(m.group(1)) != os.getpid()):
+        return None
+    return int(m.group(2))
+
+
 def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:
+    """Write a stream or a device where it is. A name for a descriptor this process holds (`--out -`'s
+    /dev/stdout, /dev/fd/5) is written through that descriptor, sharing its offset: opened afresh, a stdout
+    redirected to a file was written at the file's end as it was when opened, and the shell's next write
+    (`{ ranker fetch --out -; echo done; } > f`) landed over the data."""
+    text = {"encoding": encoding} if "b" not in mode else {}
     try:
-        with open(path, mode, **({"encoding": encoding} if "b" not in mode else {})) as f:
+        fd = _own_descriptor(path)
+        if fd is not None:
+            os.fstat(fd)                        # closed: the name is opened as any other (and fails so)
+            dup = os.dup(fd)
+            f = open(dup, mode.replace("a", "w"), **text)      # an open descriptor is never truncated
+        else:
+            f = open(path, mode, **text)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+    try:
+        with f:
             yield f
             f.flush()
     except OSError as e:
@@ -377,6 +411,10 @@ def read_text(path: str | os.PathLike, what: str = "file", error: type[InputErro
     `error` (InputError or a subclass) naming the path: not found, a directory, unreadable, not UTF-8 (unless
     errors="replace")."""
     try:
+        fd = _own_descriptor(Path(path))
+        if fd is not None:      # /dev/stdin: read where the caller's descriptor is, as a pipe or a file alike
+            with open(os.dup(fd), encoding="utf-8-sig", errors=errors) as f:
+                return f.read()
         return Path(path).read_text(encoding="utf-8-sig", errors=errors)
     except FileNotFoundError:
         raise error(f"{what} not found", where=str(path)) from None

@@ -256,3 +256,15 @@ def test_walk_forward_counts_a_label_from_when_it_was_clicked_not_from_the_day_o
     on_time, trained = figures(labelled("on-time", None))     # clicked on each day's page that day
     assert on_time != plain
     assert trained["labels"] == n and "2025-04-30+labels" in trained["days"]
+
+
+def test_calibrate_out_dash_writes_the_calibration_alone_to_stdout(tmp_path):
+    """`ranker calibrate --history h --out - > cal.json`: '-' is stdout, as for every other --out; it wrote a file
+    named '-' in the working folder, stdout holding the walk-forward table instead."""
+    hist, db, _ = _setup(tmp_path)
+    r = ranker("calibrate", "--history", hist, "--out", "-", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "-").exists()
+    (tmp_path / "cal.json").write_text(r.stdout)
+    cal = Calibration.load(tmp_path / "cal.json")           # the JSON alone, a calibration file as written
+    assert cal.embedder == "minilm" and cal.dim == 384

@@ -52,7 +52,7 @@ def one_error(r, code=None) -> str:
     (["serve", "--port", "abc"], "error: --port: expected an integer, got 'abc'", 1),
     (["labels", "exprt", "f"], "error: there is no command 'exprt'; did you mean export?", 1),
     (["import"], "error: FOLDER is required (a folder `ranker backfill` wrote)", 1),
-    (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export`)", 1),
+    (["labels", "import"], "error: FILE is required (JSONL file from `ranker labels export` ('-' for stdin))", 1),
     (["models", "prepare"], "error: NAMES is required (preset names, e.g. minilm smollm2-135m)", 1),
     # checked before an empty database could make them "nothing to do"
     (["similar", "2505.00001", "--k", "0"], "error: --k: must be at least 1", 1),
@@ -76,6 +76,18 @@ def one_error(r, code=None) -> str:
 def test_usage_mistakes_are_one_line_naming_the_flag(tmp_path, args, line, code):
     r = ranker(*args, cwd=tmp_path)
     assert one_error(r, code) == line
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--papers", str(LISTING), "--backend", "fake"], ["site"], ["compare", "--gpt", str(LISTING),
+                                                                        "--local", str(LISTING)],
+    ["eval", "--history", str(DAYS)], ["backfill", "--from", str(LISTING), "--embed"]])
+def test_stdout_for_a_folder_is_refused_not_made_a_folder_named_dash(tmp_path, args):
+    """`ranker run --out -`, by the habit `fetch --out -` gives: these commands write a folder's files, and a
+    folder named '-' was made in the working folder, the digest's path printed as -/<date>-output.md."""
+    r = ranker(*args, "--out", "-", env={"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1"}, cwd=tmp_path)
+    assert one_error(r, 1) == "error: --out: '-' (stdout) cannot take this command's files; give a folder"
+    assert not (tmp_path / "-").exists()
 
 
 def test_an_extra_argument_is_counted_from_the_command_line_where_click_does_not_say(monkeypatch):

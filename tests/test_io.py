@@ -204,6 +204,36 @@ def test_a_fifo_is_written_through(tmp_path):
     assert got == ["a\nb\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+@pytest.mark.parametrize("name", ["/dev/fd/{fd}", "/proc/self/fd/{fd}"])
+def test_a_descriptor_held_is_written_through_it_where_its_owner_left_off(tmp_path, name):
+    """/dev/fd/N of a file this process has open (the CLI's `--out -` on a redirected stdout): the data goes
+    where the descriptor stands and moves it, so what its owner writes next follows the data. Opened afresh,
+    the data went at the file's end and the owner's next write landed over it."""
+    path = tmp_path / "out.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, b"HEAD\n")
+        atomic_write(name.format(fd=fd), ["a\n", "b\n"])
+        os.write(fd, b"TAIL\n")
+    finally:
+        os.close(fd)
+    assert path.read_text() == "HEAD\na\nb\nTAIL\n"
+
+
+def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
+    """read_text of /dev/stdin (`labels import -` in `{ read header; ranker labels import -; } < f`) reads on
+    from where the descriptor stands, as a pipe would; opened afresh it read the file again from its start."""
+    from ranker.io import read_text
+    path = tmp_path / "in.txt"
+    path.write_text("HEAD\nrest\n")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.read(fd, 5)
+        assert read_text(f"/dev/fd/{fd}") == "rest\n"
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- arXiv ids
 @pytest.mark.parametrize("raw,want", [
     ("2506.16065", ("2506.16065", None)), ("2506.16065v2", ("2506.16065", 2)),

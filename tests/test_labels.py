@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from ranker.prefilter.history import load_day
 from ranker.records import Paper
 from ranker.store import Store
 
-from conftest import DAYS, ranker
+from conftest import DAYS, RANKER, ranker
 
 
 def test_export_then_import_on_a_new_machine(tmp_path):
@@ -145,6 +147,27 @@ def test_labels_cli_export_import_and_errors(tmp_path):
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"error: {bad}:1: 'label' must be"), r.stderr
     r = ranker("labels", "import", tmp_path / "missing.jsonl", "--db", db_b)
     assert r.returncode == 1 and "missing.jsonl: file not found" in r.stderr
+
+
+def test_labels_export_to_and_import_from_a_pipe(tmp_path):
+    """`ranker labels export - | ssh other ranker labels import -`: '-' is stdout and stdin, as for every other
+    command's --out and --papers. Export wrote a file named '-' in the working folder (stdout empty), import
+    looked for one ('-: file not found')."""
+    db_a, db_b = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    with Store(db_a) as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
+        s.set_label("2505.07363", -1, "2025-05-15", created_at=1747300100.0)
+    Store(db_b).close()
+    r = ranker("labels", "export", "-", "--db", db_a, cwd=tmp_path)
+    assert r.returncode == 0 and not (tmp_path / "-").exists(), r.stderr
+    assert [json.loads(x)["id"] for x in r.stdout.splitlines()] == ["2505.09572", "2505.07363"]
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    p = subprocess.run([*RANKER, "labels", "import", "-", "--db", str(db_b)], input=r.stdout, capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0 and "2 added" in p.stderr, p.stderr
+    with Store(db_b) as s:
+        assert {pid: lb.label for pid, lb in s.get_labels().items()} == {"2505.09572": 1, "2505.07363": -1}
 
 
 def test_labels_import_refuses_a_database_that_is_not_there_but_makes_the_homes_own(tmp_path):

@@ -73,6 +73,17 @@ def test_verbose_shows_the_noise_and_a_failure_names_the_log(db, tmp_path):
     assert m and "injected failure" in line and "ENGINE-NOISE" in open(m.group(1)).read()
 
 
+def test_verbose_shows_the_noise_on_stderr_and_keeps_stdout_the_data(db, tmp_path):
+    """`ranker -v score --out - > scores.jsonl`: the engines' messages are on the terminal, on stderr; stdout
+    holds the scores alone. Their prints to descriptor 1 and Python's print() landed among the scores."""
+    r = ranker("-v", "score", "--papers", LISTING, "--out", "-", "--db", db, "--backend", "fake", "--model", "tiny",
+               "--backend-option", "noise=true", env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "ENGINE-NOISE fd1 loading" in r.stderr and "ENGINE-NOISE print generating" in r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == 192 and "ENGINE-NOISE" not in r.stdout
+
+
 def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
     """Under tmux (or a pty when tmux is missing): frames of the terminal while 16 papers are scored a quarter
     of a second each show the model load and counts between 0 and 16 before the run ends."""
@@ -231,7 +242,8 @@ def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_
     for flags, offline in (([], False), (["--offline", "-v"], True), (["--offline"], True)):
         r = ranker("serve", "--db", db, *flags, pre=probe, env=_env(tmp_path))
         assert r.returncode == 0 and r.stderr.startswith("serving http://x/"), r.stderr
-        assert said.read_text() == str(offline) and ("SERVER-NOISE" in r.stdout) == ("-v" in flags), flags
+        assert said.read_text() == str(offline) and ("SERVER-NOISE" in r.stderr) == ("-v" in flags), flags
+        assert r.stdout == ""                           # -v shows it on stderr: stdout is for data only
     r = ranker("site", "--out", tmp_path / "site", "--db", db, "--offline", "-v", env=_env(tmp_path))
     assert r.returncode == 0 and r.stdout.strip() == str(tmp_path / "site" / "index.html"), r.stderr
     for cmd in (["labels", "export", tmp_path / "l.jsonl"], ["labels", "import", tmp_path / "l.jsonl"],
@@ -350,11 +362,14 @@ def test_a_real_vllm_run_to_a_file_and_its_rerun(db, tmp_path):
     assert digest.read_bytes() == first
 
 
-@pytest.mark.parametrize("args", [("models", "list"), ("prefilter", "--papers", str(LISTING), "--out", "-")])
+@pytest.mark.parametrize("args", [("models", "list"), ("prefilter", "--papers", str(LISTING), "--out", "-"),
+                                  ("fetch", "--from", str(LISTING), "--out", "-"),
+                                  ("score", "--papers", str(LISTING), "--out", "-", "--backend", "fake")])
 def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     """`ranker prefilter --out - | head -1`: the reader closes the pipe early. The command stops quietly (exit 1,
     click's status for a broken pipe), with no traceback: closing the log's stdout used to raise
-    BrokenPipeError out of main()."""
+    BrokenPipeError out of main(). Every command alike: fetch and score, whose --out is written as a file is,
+    said `error: stdout: cannot write: Broken pipe` where prefilter said nothing."""
     read, write = os.pipe()
     os.close(read)                                   # every write to stdout now fails with EPIPE
     env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
@@ -366,6 +381,47 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     finally:
         os.close(write)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+    assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
+
+
+def test_a_reader_of_stderr_that_goes_away_costs_the_notes_not_the_run(db, tmp_path):
+    """`ranker run ... 2>&1 | head -1`-like: the reader of stderr closes early. The notes after that are lost;
+    the run goes on to its digest and status 0. It failed on its first note ('loading ...'), recorded failed
+    with '[Errno 32] Broken pipe'."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    try:
+        p = subprocess.run([*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
+                            "--backend", "fake", "--top", "3"], stdout=subprocess.PIPE, stderr=write, text=True,
+                           env=env, timeout=300)
+    finally:
+        os.close(write)
+    digest = tmp_path / "d" / "2025-05-15-output.md"
+    assert p.returncode == 0 and p.stdout == f"{digest}\n" and digest.exists()
+    assert json.loads((tmp_path / "d" / "2025-05-15-run.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("args", [("fetch", "--from", str(LISTING), "--out", "-"),
+                                  ("fetch", "--from", str(LISTING), "--out", "/dev/stdout", "-v"),
+                                  ("score", "--papers", str(LISTING), "--out", "-", "--backend", "fake")])
+def test_data_to_a_redirected_stdout_lands_where_the_shell_left_off(db, tmp_path, args):
+    """`{ echo HEAD; ranker fetch --out -; echo TAIL; } > day.jsonl`: the data goes after what the script wrote
+    before and the script's next line after it. The stdout file was opened afresh (/dev/fd/5, appending at
+    its end as it was then), so the shell's own offset never moved: its next line landed over the first paper."""
+    out = tmp_path / "day.jsonl"
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    with out.open("wb", buffering=0) as f:
+        f.write(b"HEAD\n")
+        p = subprocess.run([*_cli(), *args, "--db", str(db)], stdout=f, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=300)
+        f.write(b"TAIL\n")
+    assert p.returncode == 0, p.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "HEAD" and lines[-1] == "TAIL" and len(lines) == 2 + 192, lines[:3]
+    assert all(isinstance(json.loads(x), dict) for x in lines[1:-1])
 
 
 @pytest.mark.parametrize("args, named", [

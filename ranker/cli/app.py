@@ -1,6 +1,7 @@
 """The `ranker` command: a thin layer over the library. The only place that prints and exits."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -143,6 +144,29 @@ def _end_by(signum: int) -> None:
     os._exit(128 + signum)                  # not reached: the default action of SIGTERM ends the process
 
 
+def _reader_gone() -> None:
+    """The reader of stdout (or of an --out pipe) went away (`ranker fetch --out - | head -1`): no line, status 1,
+    as click ends its own commands then. What is still buffered for that reader is dropped: a stream whose
+    flush fails is pointed at /dev/null, so the interpreter's last flush says nothing at exit."""
+    TERM.restore()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
+            except (OSError, ValueError):
+                pass
+    sys.exit(1)
+
+
+def _broken_pipe(e: BaseException) -> bool:
+    from ..errors import ReaderGone
+    return isinstance(e, ReaderGone) or (isinstance(e, OSError) and e.errno == errno.EPIPE)
+
+
 def _after_ctrl_c() -> None:
     """After Ctrl-C, an error that reaches main() is its echo (an engine whose worker got the same signal)."""
     from ..errors import interrupt_requested
@@ -191,6 +215,8 @@ def main() -> None:
     except KeyboardInterrupt as e:
         _interrupted(e)
     except RankerError as e:
+        if _broken_pipe(e):
+            _reader_gone()
         if debug or TERM.debug:
             raise
         _after_ctrl_c()
@@ -209,6 +235,8 @@ def main() -> None:
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
             sys.exit(0)
+        if _broken_pipe(e):
+            _reader_gone()
         if debug or TERM.debug:
             TERM.restore()
             raise

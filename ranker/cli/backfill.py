@@ -87,7 +87,7 @@ def backfill(
     spec = BackfillSpec(source=from_, out=out, since=since, until=until, all_categories=all_categories,
                         embed=embed, score=score)
     # Ray Data's own bars draw on the terminal's stderr, which is the log file unless -v
-    ray_options = {"progress_bars": progress_enabled() and not TERM.capturing} if engine == "ray" else None
+    ray_options = {"progress_bars": progress_enabled() and not TERM.to_log} if engine == "ray" else None
     with Store(s.db_path) as store, Progress() as bar:
         res = run_backfill(spec, s, engine=engine, address=address, store=store, ray_options=ray_options,
                            progress=bar, warn=warn)

@@ -8,10 +8,11 @@ import typer
 
 from ..io import counted
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
-                     db_there, echo, given_path, info, load_settings, name_mention, warn)
+                     check_out, db_there, echo, given_path, info, load_settings, name_mention, out_path, warn)
 
 
-def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON).",
+def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
+                                                "the walk-forward table then going to stderr).",
                                                 parser=given_path)],
               history: Annotated[Optional[Path], typer.Option(
                   "--history", help="Folder of past days: <date>/listing.jsonl plus GPT's picks "
@@ -52,7 +53,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     import time
 
     from ..errors import InputError, mentions
-    from ..io import check_writable
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
     from ..prefilter.embed import Embedder
@@ -63,7 +63,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
 
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
                       offline=offline, min_relevance=min_relevance, min_novelty=min_novelty)
-    check_writable(out)                         # before minutes of embedding and fitting, not after
+    check_out(out)                              # before minutes of embedding and fitting, not after
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
@@ -119,11 +119,11 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
              "skipped")
     if report is not None and report.days:
         for line in table(report):
-            echo(line)
+            (info if str(out) == "-" else echo)(line)     # `--out - > cal.json`: the JSON alone on stdout
         if report.mean("learned")["keep95"] > report.mean("zero_shot")["keep95"]:
             info("note: on these days the zero-shot score kept GPT's picks in a smaller part of the day than the "
                  "calibration; a longer history (measured: 5 days or more) usually reverses that")
-    cal.save(out)
+    cal.save(out_path(out))                     # '-': stdout, not a file named '-'
     t95 = cal.recall_thresholds.get("0.95")
     secs = cal.trained_on.get("seconds", {})
     took = f"{time.perf_counter() - t0:.0f}s: " + ", ".join(f"{k.replace('_', '-')} {v:.0f}s" for k, v in secs.items())

@@ -117,10 +117,13 @@ def info(msg: str) -> None:
     """stderr: progress and notes, so stdout stays clean for pipes. While a progress bar is drawn, the line goes
     above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
     which the next redraw then leaves behind)."""
-    if _LIVE:
-        _above(_LIVE[-1], msg)
-    else:
-        typer.echo(msg, file=TERM.err)
+    try:
+        if _LIVE:
+            _above(_LIVE[-1], msg)
+        else:
+            typer.echo(msg, file=TERM.err)
+    except BrokenPipeError:
+        pass        # stderr's reader went away (`2>&1 | head -1`): the notes are lost, never the command's work
 
 
 def _above(bar, msg: str) -> None:
@@ -192,10 +195,13 @@ def as_given(where: str) -> str:
 def check_out(out: Path, *, folder: bool = False) -> None:
     """An --out file (or with `folder`, the output folder) that cannot be written, said now, before a model
     loads or the database opens: a directory given as the file, a file where the folder goes, a folder that
-    cannot be made or written in was said only when the results were written, after the work. Makes
-    nothing."""
+    cannot be made or written in was said only when the results were written, after the work; '-' (stdout)
+    for a folder. Makes nothing."""
+    from ..errors import InputError
     from ..io import check_output_dir, check_writable
     if folder:
+        if str(out) == "-":         # `--out -` as for fetch: a folder named "-" was made in the working folder
+            raise InputError("'-' (stdout) cannot take this command's files; give a folder", key="out")
         check_output_dir(out)
     else:
         check_writable(out_path(out))

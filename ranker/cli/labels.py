@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, db_there, echo, given_path, info, load_settings,
-                     nothing_to_do)
+from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, check_out, db_there, echo, given_path, info,
+                     load_settings, nothing_to_do, out_path)
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -23,7 +23,7 @@ Examples:
 
 
 @labels_app.command("export")
-def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", parser=given_path)],
+def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for stdout).", parser=given_path)],
            config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Write every label to FILE, one JSON line each: {"id", "label" (1 up, -1 down), "time", "day"}.
 
@@ -33,7 +33,8 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", par
     """
     from ..labels import export_labels, holds_something
     with _store(config, db, offline, verbose) as store:
-        n = export_labels(store, file)
+        check_out(file)
+        n = export_labels(store, out_path(file))    # '-': stdout, as every command's --out (not a file named -)
     if not n:                                           # what a file held stays (see export_labels)
         kept = holds_something(file)
         nothing_to_do(f"no labels in {store.path} ({f'left {file} as it was' if kept else f'wrote an empty {file}'})")
@@ -42,7 +43,8 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write.", par
 
 
 @labels_app.command("import")
-def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker labels export`.", parser=given_path)],
+def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker labels export` ('-' for stdin).",
+                                                 parser=given_path)],
             config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
             verbose: VerboseOpt = False) -> None:
     """Merge the labels of FILE into the store. Idempotent; where both sides labelled a paper, the later wins.
@@ -56,7 +58,7 @@ def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker l
     """
     from ..labels import import_labels
     with _store(config, db, offline, verbose, writes=True) as store:
-        c = import_labels(store, file)
+        c = import_labels(store, Path("/dev/stdin") if str(file) == "-" else file)    # '-': stdin, not a file
     if not sum(c.values()):
         nothing_to_do(f"no labels in {file}")
         return

@@ -45,19 +45,32 @@ class Terminal:
     def capturing(self) -> bool:
         return self._saved is not None
 
+    @property
+    def to_log(self) -> bool:
+        """Descriptor 2 is the log file now (not the terminal's stderr, as under -v)."""
+        return self._saved is not None and self.log_path is not None
+
     def capture(self, home: Path, command: str) -> None:
         """Send descriptors 1 and 2 (and so every library's output and the worker processes') to a new log
-        file under home/logs. Does nothing when verbose, already capturing, or the log cannot be created."""
-        if self.verbose or self._saved is not None:
+        file under home/logs. Verbose, to the terminal's stderr instead: stdout carries the data alone
+        (`ranker -v score --out - > scores.jsonl` had an engine's prints among the scores). Does nothing when
+        already capturing, or when the log cannot be created."""
+        if self._saved is not None:
             return
-        logs = Path(home) / "logs"
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        try:
-            logs.mkdir(parents=True, exist_ok=True)
-            path = logs / f"{stamp}-{command or 'ranker'}-{os.getpid()}.log"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError:
-            return          # no log folder: the user sees everything rather than the command failing
+        if self.verbose:
+            try:
+                fd, path = os.dup(2), None
+            except OSError:
+                return
+        else:
+            logs = Path(home) / "logs"
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            try:
+                logs.mkdir(parents=True, exist_ok=True)
+                path = logs / f"{stamp}-{command or 'ranker'}-{os.getpid()}.log"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError:
+                return          # no log folder: the user sees everything rather than the command failing
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -73,6 +86,8 @@ class Terminal:
         os.close(fd)
         self._saved = saved
         self.log_path = path
+        if path is None:                # verbose: the libraries' logging as it was, on the terminal
+            return
         self._handler = logging.StreamHandler(sys.stderr)       # fd 2: the log
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
