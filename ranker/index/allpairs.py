@@ -79,7 +79,9 @@ def nearest_all(idx: CorpusIndex, ids, k: int, *, keep: bool = True,
             hvec.update(memoryview(np.ascontiguousarray(vecs[n_old:])))
         _write(cache_path(idx), idx.embedder, k, n, hid.hexdigest() + hvec.hexdigest() + _kernel(vecs.shape[1]),
                queries, scores, rows)
-    return {q: [Hit(row_ids[r], float(s)) for s, r in zip(scores[j], rows[j]) if r >= 0]
+    # a score of -inf is a vector that is not finite (exact_scores): a damaged stored vector is no paper's
+    # neighbour, and a paper whose own vector is damaged has none
+    return {q: [Hit(row_ids[r], float(s)) for s, r in zip(scores[j], rows[j]) if r >= 0 and s > -np.inf]
             for j, q in enumerate(queries)}
 
 
