@@ -84,16 +84,31 @@ def test_a_rebuild_with_kept_similar_papers_writes_what_a_build_from_scratch_wri
         assert any(w.startswith("papers/2505.") for w in res.written)   # old pages' panels name new papers
         assert _files(out) == _scratch(s, tmp_path / "scratch1")
 
-    # a revised paper (its vector stored again with new text: the index drops its old row)
+    # a revised paper (its vector stored again with new text: the index drops its old row, shifting the rows after
+    # it, and appends the new one): the rows are mapped past the dropped one, and searched again are only the
+    # revised paper and the papers whose lists held its old vector, against every row; the others' lists against
+    # the one new row (every paper against every paper, 240 x 240, before)
     with Store(db) as s:
         key = embedder_key(EMBEDDER)
         pid = sorted(s.day_paper_ids(DAYS[1]))[5]
+        vecs, rows = CorpusIndex(s, key).exact_rows()
+        assert len(rows) == 240 and rows.index(pid) < 200              # rows after it shift
+        near = K.exact_topk(vecs, vecs, 2 * 8 + 1)[1]                  # the site's lists (k + 1: the paper itself)
+        again = {rows[j] for j in range(240) if rows.index(pid) in near[j]} | {pid}
         vec = s.get_vectors([pid], key)[pid]
         s.put_embeddings([(pid, "revised-" + hashlib.sha1(pid.encode()).hexdigest()[:8], -vec)], key)
         n[0] = 0
         build_site(s, out)
-        assert n[0] == 240 * 240                                       # searched again, every paper
+        assert 1 < len(again) < 40 and n[0] == len(again) * 240 + (240 - len(again)) * 1
         assert _files(out) == _scratch(s, tmp_path / "scratch2")
+        # a second revision, of a paper in the first rows, over these lists: mapped past both dropped rows
+        pid = rows[2]
+        vec = s.get_vectors([pid], key)[pid]
+        s.put_embeddings([(pid, "revised-again", vec[::-1].copy())], key)
+        n[0] = 0
+        build_site(s, out)
+        assert n[0] < 40 * 240
+        assert _files(out) == _scratch(s, tmp_path / "scratch2b")
 
     # another day on kept lists, then a damaged file of kept lists
     fill_store(db, tmp_path / "o", days=DAYS[4:5], n=60, hostile=False)
