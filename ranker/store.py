@@ -1051,8 +1051,8 @@ class Store:
         return out
 
     def put_embeddings(self, rows: Iterable[tuple[str, str, np.ndarray]], embedder: str) -> None:
-        """Store (paper id, text hash, vector) rows, each vector one row of numbers (as float32); anything else
-        (a (1, d) matrix) is a ValueError and stores nothing."""
+        """Store (paper id, text hash, vector) rows, each vector one row of finite numbers (as float32); anything
+        else (a (1, d) matrix, a NaN or an infinity) is a ValueError and stores nothing."""
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
                           ((pid, embedder, th, *_vector_row(pid, v)) for pid, th, v in rows))
@@ -1401,6 +1401,8 @@ def _vector_row(pid: str, v) -> tuple[int, bytes]:
     a = np.asarray(v, dtype=np.float32)
     if a.ndim != 1 or not a.size:
         raise ValueError(f"the vector of {pid} has shape {a.shape}, not one row of numbers")
+    if not np.isfinite(a).all():
+        raise ValueError(f"the vector of {pid} holds numbers that are not finite (NaN or infinity)")
     return a.shape[0], a.tobytes()
 
 

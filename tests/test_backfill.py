@@ -1200,3 +1200,33 @@ def test_a_folder_ranked_under_other_topics_says_the_prompts_or_the_ranker_chang
     assert e.value.key == "scoring.prompts", e.value.key
     assert "prefilter topics" in e.value.message and "read them otherwise" in e.value.message
     assert "1a5a8be954ab9638" in e.value.message and "use the same setting" not in e.value.message
+
+
+def test_a_backfill_whose_embedder_gives_nan_stops_naming_it_and_an_older_folder_s_nan_vectors_are_not_imported(
+        tmp_path, monkeypatch):
+    """A NaN vector from the model stops the backfill with one line naming the embedder and the paper; shards a
+    ranker wrote before that check (NaN in them) import their papers, not those vectors, and say so."""
+    from ranker.errors import ModelError
+    from ranker.index import CorpusIndex
+    from ranker.prefilter.embed import Embedder
+    hashed_embedder(monkeypatch)
+    day = "2025-05-13"
+    first = json.loads((DAYS / day / "listing.jsonl").open().readline())["id"]
+    hashed = Embedder.encode
+
+    def broken(self, texts):
+        m = hashed(self, texts)
+        m[[t.startswith(title) for t in texts]] = np.nan
+        return m
+    title = " ".join(json.loads((DAYS / day / "listing.jsonl").open().readline())["title"].split())
+    monkeypatch.setattr(Embedder, "encode", broken)
+    with pytest.raises(ModelError, match=rf"^minilm: .*not finite.* paper {re.escape(first)}\b"):
+        run_backfill(BackfillSpec(source=DAYS / day, out=tmp_path / "bf", embed=True), backfill_settings())
+    monkeypatch.setattr(Embedder, "check_finite", lambda self, vecs, names: vecs)     # an older ranker's shards
+    out = tmp_path / "bf-old"
+    run_backfill(BackfillSpec(source=DAYS / day, out=out, embed=True), backfill_settings())
+    with Store(tmp_path / "r.sqlite3") as store:
+        res = import_backfill(out, store)
+        assert res.not_finite == [first] and store.get_paper(first) is not None
+        assert not store.get_vectors([first], "minilm") and res.embeddings == store.count_embeddings("minilm") > 0
+        assert res.index.count == res.embeddings and CorpusIndex(store, "minilm").status().problem is None

@@ -630,3 +630,50 @@ def test_status_counts_the_recent_segments_rows_searched_and_the_dropped_apart(s
     st = CorpusIndex(store, EMB).status()
     assert st.problem is None and st.vectors == 650 and st.dropped == 2
     assert st.tail == 50 + 2 - 1                  # the new rows in, the segment's old row of 2501.00610 out
+
+
+def put_damaged(store, rows, embedder=EMB):
+    """Store (id, text hash, vector) rows as an older ranker or a hand-made store did, finite or not
+    (put_embeddings refuses a NaN or an infinity now)."""
+    with store.transaction() as c:
+        c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
+                      ((pid, embedder, th, len(v), np.asarray(v, dtype=np.float32).tobytes()) for pid, th, v in rows))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_stored_vector_that_is_not_finite_is_never_found_and_finds_nothing(store, vecs, monkeypatch, kind):
+    """A NaN or an infinity in a stored vector (a store made by hand, or by a model that broke): the approximate
+    index could not be trained at all (FAISS's k-means refuses them: every search failed), an infinity scored
+    +inf and topped the lists it was found in, and a NaN query's hits were any papers. Now such a row is never a
+    hit and a query of one finds nothing, in both kinds, built at once or added to day by day, and every other
+    query finds what it finds without them."""
+    if kind == "ivf":
+        monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 500)
+        monkeypatch.setattr(kinds, "NPROBE", 10_000)      # every list probed: exact, comparable with numpy's
+    monkeypatch.setattr(corpus, "TAIL_MIN", 100)
+    nan, inf = vecs[900].copy(), vecs[901].copy()
+    nan[:] = np.nan
+    inf[np.argmax(vecs[:20].sum(axis=0))] = np.inf        # +inf against most of the queries below
+    damaged = {"2501.00900": nan, "2501.00901": inf}
+    good = list(range(0, 300)) + list(range(400, 700))
+    put(store, vecs, 0, 300)
+    put_damaged(store, [(pid, "d", v) for pid, v in damaged.items()])
+    put(store, vecs, 400, 600)
+    assert CorpusIndex(store, EMB).sync().kind == kind              # ivf: trained on a sample holding them
+    put_damaged(store, [("2501.00902", "d", inf)])                   # one more, added to the trained lists
+    damaged["2501.00902"] = inf
+    for start in range(600, 700, 50):
+        put(store, vecs, start, start + 50)
+        CorpusIndex(store, EMB).sync()
+    idx = CorpusIndex(store, EMB)
+    idx.load()
+    assert kind == "flat" or not idx.manifest.segments              # merged into the IVF's lists
+    queries = unit(vecs[:20] + 0.3 * np.random.default_rng(2).normal(size=(20, 24)))
+    expect = vecs[good] @ queries.T
+    for j, hits in enumerate(idx.search(queries, 5)):
+        best = np.argsort(-expect[:, j], kind="stable")[:5]
+        assert [h.id for h in hits] == [f"2501.{good[b]:05d}" for b in best]
+    assert idx.search(np.stack([nan, inf]), 5) == [[], []]
+    assert idx.within(np.stack([nan, inf]), -1.0) == [[], []]
+    assert not [h for hs in idx.within(queries, -1.0) for h in hs if h.id in damaged or not np.isfinite(h.score)]
+    assert CorpusIndex(store, EMB).status().problem is None

@@ -485,3 +485,30 @@ def test_the_store_knows_the_days_and_titles(store):
     assert list(got) == [ps[1].id] and got[ps[1].id].title == ps[1].title
     assert store.index_dir == store.path.parent / "faiss-r.sqlite3"
     assert json.loads(json.dumps(store.paper_embedders("~query:"))) == [emb.key]
+
+
+class BrokenEmbedder(WordHashEmbedder):
+    """Gives NaN for any text holding the word 'overflow' (a model whose half precision overflows there)."""
+
+    def encode(self, texts):
+        out = super().encode(texts)
+        out[["overflow" in t for t in texts]] = np.nan
+        return out
+
+
+def test_an_embedder_that_gives_numbers_that_are_not_finite_is_an_error_naming_it_and_the_paper(store):
+    # its NaN vectors were stored and indexed: the paper's similar papers were any papers, and the topics scored
+    # it NaN; a query's NaN vector found any papers too. None of the batch is stored (one broken text: the model
+    # is not to be trusted with the others)
+    from ranker.errors import ModelError
+    emb = BrokenEmbedder()
+    papers = [paper(i, "2025-05-13") for i in range(5)] + [paper(9, "2025-05-13", ["overflow", "attention"])]
+    store.add_papers(papers)
+    with pytest.raises(ModelError, match=r"^word-hash: .*not finite.* paper 2505\.00009") as e:
+        emb.embed_papers(papers, store)
+    assert "stored" in str(e.value) and store.count_embeddings(emb.key) == 0
+    with pytest.raises(ModelError, match=r'not finite .*for the query "sparse overflow"'):
+        emb.embed_queries(["sparse overflow"], store)
+    assert store.count_embeddings(emb.key) == 0
+    emb.embed_papers(papers[:5], store)                                  # the others are embedded as ever
+    assert store.count_embeddings(emb.key) == 5

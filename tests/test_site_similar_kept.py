@@ -84,16 +84,31 @@ def test_a_rebuild_with_kept_similar_papers_writes_what_a_build_from_scratch_wri
         assert any(w.startswith("papers/2505.") for w in res.written)   # old pages' panels name new papers
         assert _files(out) == _scratch(s, tmp_path / "scratch1")
 
-    # a revised paper (its vector stored again with new text: the index drops its old row)
+    # a revised paper (its vector stored again with new text: the index drops its old row, shifting the rows after
+    # it, and appends the new one): the rows are mapped past the dropped one, and searched again are only the
+    # revised paper and the papers whose lists held its old vector, against every row; the others' lists against
+    # the one new row (every paper against every paper, 240 x 240, before)
     with Store(db) as s:
         key = embedder_key(EMBEDDER)
         pid = sorted(s.day_paper_ids(DAYS[1]))[5]
+        vecs, rows = CorpusIndex(s, key).exact_rows()
+        assert len(rows) == 240 and rows.index(pid) < 200              # rows after it shift
+        near = K.exact_topk(vecs, vecs, 2 * 8 + 1)[1]                  # the site's lists (k + 1: the paper itself)
+        again = {rows[j] for j in range(240) if rows.index(pid) in near[j]} | {pid}
         vec = s.get_vectors([pid], key)[pid]
         s.put_embeddings([(pid, "revised-" + hashlib.sha1(pid.encode()).hexdigest()[:8], -vec)], key)
         n[0] = 0
         build_site(s, out)
-        assert n[0] == 240 * 240                                       # searched again, every paper
+        assert 1 < len(again) < 40 and n[0] == len(again) * 240 + (240 - len(again)) * 1
         assert _files(out) == _scratch(s, tmp_path / "scratch2")
+        # a second revision, of a paper in the first rows, over these lists: mapped past both dropped rows
+        pid = rows[2]
+        vec = s.get_vectors([pid], key)[pid]
+        s.put_embeddings([(pid, "revised-again", vec[::-1].copy())], key)
+        n[0] = 0
+        build_site(s, out)
+        assert n[0] < 40 * 240
+        assert _files(out) == _scratch(s, tmp_path / "scratch2b")
 
     # another day on kept lists, then a damaged file of kept lists
     fill_store(db, tmp_path / "o", days=DAYS[4:5], n=60, hostile=False)
@@ -306,3 +321,52 @@ def test_the_same_vectors_under_another_embedder_do_not_use_its_lists(tmp_path, 
         n[0] = 0
         build_site(s, out, embedder="other-vectors")        # its own lists, kept by the build before: used
         assert n[0] == 0
+
+
+def test_papers_whose_stored_vectors_are_not_finite_are_in_no_panel_and_have_none(tmp_path):
+    # a NaN or an infinity in a stored vector (an older store, a hand-made one): the site's panels listed the
+    # damaged papers at -inf (and an infinity first, at +inf), a damaged paper's own panel was any papers at all,
+    # serve's and `ranker similar`'s too. Now the site is the site of a store without those vectors, kept lists
+    # and all, serve's panels are the site's, and `ranker similar` of a damaged paper says so
+    import shutil
+
+    from ranker.errors import StoreError
+    from ranker.index import similar
+    from ranker.web.search import corpus_similar
+    db, out = tmp_path / "ranker.sqlite3", tmp_path / "site"
+    fill_store(db, tmp_path / "o", days=DAYS[:2], n=40, hostile=False)
+    key = embedder_key(EMBEDDER)
+    with Store(db) as s:
+        ids = sorted({i for d in s.days() for i in s.day_paper_ids(d)})
+        damaged = {ids[3]: np.nan, ids[41]: np.inf}
+        vecs = s.get_vectors(damaged, key)
+        rows = []
+        for pid, bad in damaged.items():
+            v = vecs[pid].copy()
+            v[np.argmax(v) if bad == np.inf else slice(None)] = bad     # +inf where it scores +inf most
+            rows.append((pid, "damaged", key, len(v), v.astype(np.float32).tobytes()))
+        with s.transaction() as c:           # as an older ranker stored them (put_embeddings refuses them now)
+            c.executemany("INSERT OR REPLACE INTO embeddings (paper_id, text_hash, embedder, dim, vector) "
+                          "VALUES (?,?,?,?,?)", rows)
+    clean = tmp_path / "clean.sqlite3"
+    shutil.copy(db, clean)
+    with Store(clean) as s:
+        with s.transaction() as c:
+            c.executemany("DELETE FROM embeddings WHERE paper_id=? AND embedder=?", [(p, key) for p in damaged])
+        build_site(s, tmp_path / "clean-site")
+    with Store(db) as s:
+        build_site(s, out)
+        assert _files(out) == _files(tmp_path / "clean-site")
+        for pid in ids:
+            near = corpus_similar(s, pid, 2 * 8, embedder=key)
+            assert not (pid in damaged and near) and not {i for i, _ in near} & set(damaged)
+            assert all(np.isfinite(c) for _, c in near)
+            if pid not in damaged:
+                assert [n.id for n in similar(s, pid, embedder=key, k=5).neighbours] == [i for i, _ in near][:5]
+        for pid in damaged:
+            with pytest.raises(StoreError, match="not finite.*damaged"):
+                similar(s, pid, embedder=key)
+    fill_store(db, tmp_path / "o", days=DAYS[2:3], n=40, hostile=False)
+    with Store(db) as s:
+        build_site(s, out)                                             # on the kept lists
+        assert _files(out) == _scratch(s, tmp_path / "scratch")

@@ -140,6 +140,12 @@ def test_a_vector_is_stored_as_the_row_it_is_or_refused(tmp_path):
             with pytest.raises(ValueError, match="the vector of 3 has shape"):
                 s.put_embeddings([("1", "h2", np.zeros(4, dtype=np.float32)), ("3", "h", bad)], "minilm")
         assert s.count_embeddings("minilm") == 2 and s.get_embeddings({"1": "h"}, "minilm")["1"][0] == 0.5
+        # nor a NaN or an infinity: such a vector was any paper's neighbour (and topped a list at +inf)
+        for bad in (np.nan, np.inf, -np.inf):
+            with pytest.raises(ValueError, match="the vector of 3 holds numbers that are not finite"):
+                s.put_embeddings([("1", "h2", np.zeros(4, dtype=np.float32)), ("3", "h", [0.5, bad, 0, 0])],
+                                 "minilm")
+        assert s.count_embeddings("minilm") == 2 and s.get_embeddings({"1": "h"}, "minilm")["1"][0] == 0.5
         # a row whose bytes are not its dim's float32 numbers (a damaged database) is said to be so, not cut to
         # size or a ValueError of numpy's
         with s.transaction() as c:

@@ -394,3 +394,45 @@ def test_the_focused_row_of_the_labels_page_shows_its_whole_focus_ring(served, c
         assert errors == []
     finally:
         page.close()
+
+
+SKIP_STATE = """() => {
+  const a = document.activeElement, r = a.getBoundingClientRect();
+  return { text: (a.innerText || "").trim(), href: a.getAttribute("href"), inMain: !!a.closest("main"),
+           shown: r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth };
+}"""
+
+
+@needs_browser
+def test_the_first_tab_stop_of_every_page_skips_to_its_content(served, chromium):
+    """WCAG 2.4.1: a keyboard user went through five Tab stops (the brand, the site's links, the search box and its
+    button) on every page before its own content. Now the first Tab stop is a "Skip to content" link, shown
+    while it has the focus (out of sight before), and Enter on it puts the focus in the main landmark, from
+    where the next Tab goes on in the content: served and static pages alike, an error page too."""
+    server, _, site, (liked, _) = served
+    page, errors = watched_page(chromium)
+    bad = {}
+    try:
+        for url in _pages(server, site, liked) + [server.url + "/paper/2501.99999"]:
+            _settle(page, url)
+            if page.evaluate("() => !!document.activeElement.closest('main')"):
+                # the empty search page puts the focus in its own box (autofocus): in the content already; the
+                # keys from the page's top are checked too, from the body
+                page.evaluate("() => { document.body.tabIndex = -1; document.body.focus(); "
+                              "document.body.removeAttribute('tabindex'); }")
+            link = page.locator("a.skip")
+            before = link.evaluate("e => { const r = e.getBoundingClientRect(); "
+                                   "return r.right > 0 && r.left < innerWidth; }")
+            page.keyboard.press("Tab")
+            first = page.evaluate(SKIP_STATE)
+            page.keyboard.press("Enter")
+            target = page.evaluate(SKIP_STATE)
+            page.keyboard.press("Tab")
+            after = page.evaluate(SKIP_STATE)
+            if (before or first != {"text": "Skip to content", "href": "#main", "inMain": False, "shown": True}
+                    or not target["inMain"] or not after["inMain"]):
+                bad[url] = (before, first, target, after)
+        assert bad == {}, "\n".join(f"{u}: {v}" for u, v in bad.items())
+        assert errors == []
+    finally:
+        page.close()

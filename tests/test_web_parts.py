@@ -269,6 +269,10 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
             ModelError("not prepared", where="vecs")))
         mode, ids, note = search(s, "t1", "auto", broken)
         assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
+        # a model that gives NaN for the query: its hits would be any papers at all; words, and a note saying why
+        monkeypatch.setattr(sem.embedder, "encode", lambda texts: np.full((1, 4), np.nan, dtype=np.float32))
+        mode, ids, note = search(s, "t1", "auto", sem)
+        assert (mode, ids) == ("words", ["1"]) and "not finite" in note
 
 
 def _has_ipv6_loopback() -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError
@@ -36,6 +37,7 @@ class ImportResult:
     failures: int = 0                            # failures written (new, or of another reason)
     failures_unchanged: int = 0                  # the same failure already stored (an import again)
     shards: int = 0
+    not_finite: list = field(default_factory=list)   # papers whose shard vector holds NaN or infinity: not stored
     keys: list = field(default_factory=list)     # (model, prompt_hash) seen
     index: object = None                         # the corpus index's SyncResult (embedded folders), or None
 
@@ -100,9 +102,15 @@ def _import_ranked(files: list[Path], store: Store, embedder: str | None, res: I
         t = t.filter(pa.array([have.get(i) != h for i, h in zip(t.column("id").to_pylist(),
                                                                    t.column("text_hash").to_pylist())], pa.bool_()))
         if t.num_rows:
-            rows = zip(t.column("id").to_pylist(), t.column("text_hash").to_pylist(), shards.vectors(t))
+            vecs = shards.vectors(t)
+            ok = np.isfinite(vecs).all(axis=1)
+            ids = t.column("id").to_pylist()
+            # a shard of a model that broke (written before embed_table refused its numbers): the paper is stored,
+            # its vector is not (a NaN one was any paper's neighbour); the next embedding command embeds it
+            res.not_finite += [i for i, good in zip(ids, ok) if not good]
+            rows = [(i, h, v) for i, h, v, good in zip(ids, t.column("text_hash").to_pylist(), vecs, ok) if good]
             store.put_embeddings(rows, embedder)
-            res.embeddings += t.num_rows
+            res.embeddings += len(rows)
 
 
 def _other_text(t, store: Store) -> list[bool]:

@@ -33,8 +33,9 @@ def embed_table(t: pa.Table, embedder) -> pa.Table:
     from ..prefilter.embed import paper_text, text_hash
     if t.num_rows == 0:
         return t
-    texts = [paper_text(p) for p in shards.table_papers(t)]
-    vecs = embedder.encode(texts)
+    papers = shards.table_papers(t)
+    texts = [paper_text(p) for p in papers]
+    vecs = embedder.check_finite(embedder.encode(texts), [f"paper {p.id}" for p in papers])
     t = t.set_column(t.schema.get_field_index("text_hash"), "text_hash",
                      pa.array([text_hash(x) for x in texts], pa.string()))
     return t.set_column(t.schema.get_field_index("vector"), "vector", shards.vector_column(vecs))

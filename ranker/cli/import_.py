@@ -40,6 +40,10 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
          + f"), {counted(res.failures, 'failure')}"
          + (f" ({res.failures_unchanged:,} already stored)" if res.failures_unchanged else "") + "; "
          f"models / prompts: {keys}")
+    if res.not_finite:
+        info(f"not stored: {counted(len(res.not_finite), 'vector')} holding numbers that are not finite (NaN or "
+             f"infinity), of {', '.join(res.not_finite[:5])}" + (", ..." if len(res.not_finite) > 5 else "")
+             + "; those papers are stored without one (the next command that embeds them makes it)")
     if res.index is not None:
         from ..index.kinds import label
         info(f"corpus index: {counted(res.index.count, 'vector')}, {label(res.index.kind)}")

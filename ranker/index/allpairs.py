@@ -1,12 +1,14 @@
 """Every paper's nearest papers at once (the static site's "Similar papers"), from the exact kind of index.
 
 Searched from scratch that is every paper against every paper: the square of the corpus (38.5 s of a year's site
-build). The lists are kept in a file beside the index (Store.index_dir/<embedder>-similar.npz) with what they were
-searched over: how many rows, and a digest of those rows' ids and vectors. The next build, finding those rows
-unchanged at the head of the index, searches only what is new: the new papers against every row, and every
-kept list against the new rows (merged in: exact_topk's one total order, the higher score then the lower row,
-makes that the same top k as a search of every row). Anything else (another embedder, a revised paper's row
-dropped, a rebuilt or another store's index, another k, a file missing or damaged) searches every paper again.
+build). The lists are kept in a file beside the index (Store.index_dir/<embedder>-similar.npz) with the rows they
+were searched over: each row's id and a checksum of its vector. The next build, finding those rows at the head of
+the index, searches only what is new: the new papers against every row, and every kept list against the new rows
+(merged in: exact_topk's one total order, the higher score then the lower row, makes that the same top k as a
+search of every row). A revised paper's old row, dropped by the index (its new vector appended), shifts the rows
+after it: they are mapped past it, and only the lists that held it (and the revised paper's own) are searched
+again. Anything else (another embedder, a rebuilt or another store's index in another order, another k, another
+BLAS, a file missing, damaged or of another format) searches every paper again.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from . import kinds as K
 from .corpus import CorpusIndex, Hit
 from .kinds import exact_scores as _scores
 
-FORMAT = 1
+FORMAT = 2      # 2: each row's id and checksum, for rows dropped (revised papers) to be mapped past
 
 
 def cache_path(idx: CorpusIndex) -> Path:
@@ -34,7 +36,7 @@ def nearest_all(idx: CorpusIndex, ids, k: int, *, keep: bool = True,
                 counts: dict | None = None) -> dict[str, list[Hit]] | None:
     """The k nearest rows of each paper of `ids` the index holds (itself among them), best first; None for
     the approximate kind (search it as any query). `keep`: read and write the kept lists. `counts["compared"]`
-    adds up the (paper, row) scores computed."""
+    adds up the (paper, row) scores computed, `counts["searched"]` the papers searched against every row."""
     got = idx.exact_rows()
     if got is None:
         return None
@@ -42,45 +44,79 @@ def nearest_all(idx: CorpusIndex, ids, k: int, *, keep: bool = True,
     n = len(row_ids)
     pos = {pid: r for r, pid in enumerate(row_ids)}
     queries = [i for i in dict.fromkeys(ids) if i in pos]
-    hid, hvec = hashlib.sha1(), hashlib.sha1()
-    old = _read(cache_path(idx), idx.embedder, k) if keep and len(pos) == n else None
-    if old is not None:
-        n_old = old["n"]
-        if n_old <= n:
-            hid.update("\n".join(row_ids[:n_old]).encode("utf-8"))
-            hvec.update(memoryview(np.ascontiguousarray(vecs[:n_old])))     # no copy of the matrix to hash it
-        if n_old > n or hid.hexdigest() + hvec.hexdigest() + _kernel(vecs.shape[1]) != old["digest"]:
-            old, hid, hvec, n_old = None, hashlib.sha1(), hashlib.sha1(), 0
-    else:
-        n_old = 0
+    keep = keep and len(pos) == n
+    sums = _row_sums(vecs) if keep else None
+    old = _read(cache_path(idx), idx.embedder, k) if keep else None
+    # rows [0, m) are the kept lists' rows (new_of_old: an old row's number now, -1 for one dropped since); rows
+    # [m, n) are new to them
+    m, new_of_old = _carried(old, row_ids, sums, _kernel(vecs.shape[1])) if old is not None else (0, None)
+    if new_of_old is None:
+        old = None
     scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     rows = np.full((len(queries), k), -1, dtype=np.int64)
     known = {q: j for j, q in enumerate(old["queries"])} if old is not None else {}
-    kept = [j for j, q in enumerate(queries) if q in known]
-    fresh = [j for j, q in enumerate(queries) if q not in known]
+    kept, at = [], []
+    for j, q in enumerate(queries):
+        # its vector is the one its list was searched with (its row carried), and no row of its list was dropped:
+        # the top k of the rows left are those it holds
+        if q in known and pos[q] < m:
+            listed = old["rows"][known[q]]
+            if (new_of_old[listed[listed >= 0]] >= 0).all():
+                kept.append(j)
+                at.append(known[q])
+    fresh = sorted(set(range(len(queries))) - set(kept))
     compared = 0
     if kept:
-        at = [known[queries[j]] for j in kept]
-        a = (old["scores"][at], old["rows"][at])
-        if n > n_old:
-            b = K.exact_topk(vecs[n_old:], vecs[[pos[queries[j]] for j in kept]], k, first_row=n_old)
+        listed = old["rows"][at]
+        a = (old["scores"][at], np.where(listed >= 0, new_of_old[np.maximum(listed, 0)], -1))
+        if n > m:
+            b = K.exact_topk(vecs[m:], vecs[[pos[queries[j]] for j in kept]], k, first_row=m)
             a = K.merge_topk(a, b, k)
-            compared += len(kept) * (n - n_old)
+            compared += len(kept) * (n - m)
         scores[kept], rows[kept] = a
     if fresh:
         scores[fresh], rows[fresh] = K.exact_topk(vecs, vecs[[pos[queries[j]] for j in fresh]], k)
         compared += len(fresh) * n
     if counts is not None:
         counts["compared"] = counts.get("compared", 0) + compared
-    if keep and len(pos) == n and not (old is not None and n == n_old and not fresh):
+        counts["searched"] = counts.get("searched", 0) + len(fresh)
+    if keep and not (old is not None and m == n == len(new_of_old) and not fresh):
         # (nothing new: the file holds these lists already, and is not rewritten, 13 MB fsynced at 73k papers)
-        if n > n_old:
-            hid.update(("\n" if n_old else "").encode() + "\n".join(row_ids[n_old:]).encode("utf-8"))
-            hvec.update(memoryview(np.ascontiguousarray(vecs[n_old:])))
-        _write(cache_path(idx), idx.embedder, k, n, hid.hexdigest() + hvec.hexdigest() + _kernel(vecs.shape[1]),
-               queries, scores, rows)
-    return {q: [Hit(row_ids[r], float(s)) for s, r in zip(scores[j], rows[j]) if r >= 0]
+        _write(cache_path(idx), idx.embedder, k, row_ids, sums, _kernel(vecs.shape[1]), queries, scores, rows)
+    # a score of -inf is a vector that is not finite (exact_scores): a damaged stored vector is no paper's
+    # neighbour, and a paper whose own vector is damaged has none
+    return {q: [Hit(row_ids[r], float(s)) for s, r in zip(scores[j], rows[j]) if r >= 0 and s > -np.inf]
             for j, q in enumerate(queries)}
+
+
+def _row_sums(vecs: np.ndarray) -> np.ndarray:
+    """A checksum of each row's numbers (hashed in place: no copy of the matrix)."""
+    v = np.ascontiguousarray(vecs)
+    return np.frombuffer(b"".join(hashlib.blake2b(memoryview(r), digest_size=8).digest() for r in v),
+                         dtype=np.uint64) if len(v) else np.zeros(0, dtype=np.uint64)
+
+
+def _carried(old: dict, row_ids: list[str], sums: np.ndarray, kernel: str) -> tuple[int, np.ndarray | None]:
+    """(m, new_of_old): the index's rows [0, m) are the kept lists' rows, in their order, the same ids and
+    numbers, less some dropped since (a revised paper's old vector: the index leaves it out and appends its new
+    one); new_of_old maps each kept row to its number now, -1 where dropped. (0, None) when the lists cannot be
+    used: searched under another BLAS (kernel), or rows renumbered in another order (a rebuilt index, another
+    store's) so that none is carried."""
+    if old["kernel"] != kernel:
+        return 0, None
+    old_ids, old_sums = old["ids"], old["sums"]
+    new_of_old = np.full(len(old_ids), -1, dtype=np.int64)
+    j, n = 0, len(row_ids)
+    for r, pid in enumerate(old_ids):
+        # a row of the index as it was kept, or one dropped since: the rows carried keep their order, and those
+        # after them are new (appended); a row not found where it should be counts as dropped (lists holding it
+        # are searched again), so anything else, rows moved about, is searched again too
+        if j < n and row_ids[j] == pid and sums[j] == old_sums[r]:
+            new_of_old[r] = j
+            j += 1
+    if j == 0 and len(old_ids):
+        return 0, None
+    return j, new_of_old
 
 
 def _kernel(dim: int) -> str:
@@ -92,31 +128,38 @@ def _kernel(dim: int) -> str:
 
 
 def _read(path: Path, embedder: str, k: int) -> dict | None:
-    """The kept lists, or None when there are none for this embedder and k (or the file is damaged)."""
+    """The kept lists, or None when there are none for this embedder and k (or the file is damaged, or of
+    another format)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            got = {name: z[name] for name in ("format", "embedder", "k", "n", "digest", "queries", "scores",
-                                              "rows")}
+            got = {name: z[name] for name in ("format", "embedder", "k", "ids", "sums", "kernel", "queries",
+                                              "scores", "rows")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     try:
         if (int(got["format"]) != FORMAT or str(got["embedder"]) != embedder or int(got["k"]) != k
                 or got["scores"].shape != (len(got["queries"]), k) or got["rows"].shape != got["scores"].shape
-                or got["scores"].dtype != np.float32):
+                or got["scores"].dtype != np.float32 or got["sums"].dtype != np.uint64
+                or got["ids"].dtype != np.uint8):
             return None
-        n = int(got["n"])
-        if len(got["rows"]) and (got["rows"].max() >= n or got["rows"].min() < -1):
+        text = got["ids"].tobytes().decode("utf-8")
+        ids = text.split("\n") if text else []
+        n = len(ids)
+        if len(got["sums"]) != n or (len(got["rows"]) and (got["rows"].max() >= n or got["rows"].min() < -1)):
             return None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnicodeDecodeError):
         return None
-    return {"n": n, "digest": str(got["digest"]), "queries": [str(q) for q in got["queries"]],
-            "scores": got["scores"], "rows": got["rows"].astype(np.int64)}
+    return {"ids": ids, "sums": got["sums"], "kernel": str(got["kernel"]),
+            "queries": [str(q) for q in got["queries"]], "scores": got["scores"],
+            "rows": got["rows"].astype(np.int64)}
 
 
-def _write(path: Path, embedder: str, k: int, n: int, digest: str, queries, scores, rows) -> None:
+def _write(path: Path, embedder: str, k: int, row_ids: list[str], sums: np.ndarray, kernel: str, queries, scores,
+           rows) -> None:
     buf = io.BytesIO()
-    np.savez(buf, format=np.int64(FORMAT), embedder=np.str_(embedder), k=np.int64(k), n=np.int64(n),
-             digest=np.str_(digest), queries=np.array(queries, dtype=str), scores=scores,
+    np.savez(buf, format=np.int64(FORMAT), embedder=np.str_(embedder), k=np.int64(k),
+             ids=np.frombuffer("\n".join(row_ids).encode("utf-8"), dtype=np.uint8), sums=sums,
+             kernel=np.str_(kernel), queries=np.array(queries, dtype=str), scores=scores,
              rows=rows.astype(np.int32))
     try:
         atomic_write(path, buf.getvalue())

@@ -359,7 +359,7 @@ class CorpusIndex:
         try:
             ids.write(F.check_file(self.dir, base.ids, crc=True).read_bytes())
             for seg, keep in self._kept_segment_rows(m):
-                index.add(F.read_segment_vectors(self.dir, seg, m.dim)[keep])
+                index.add(K.for_faiss(F.read_segment_vectors(self.dir, seg, m.dim)[keep]))
                 seg_ids, hashes = F.read_ids(self.dir, seg.ids, seg.count)
                 ids.write(F.id_lines([seg_ids[j] for j in keep], [hashes[j] for j in keep]))
             idref = ids.close()
@@ -426,7 +426,7 @@ class CorpusIndex:
         n, digest, last = 0, 0, None
         try:
             for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=READ_BATCH):
-                index.add(_vectors(rows, m.dim, self.embedder))
+                index.add(K.for_faiss(_vectors(rows, m.dim, self.embedder)))
                 ids.write(F.id_lines((r[1] for r in rows), (r[2] for r in rows)))
                 digest += F.digest_of((r[1], r[2]) for r in rows)
                 _refresh_probes(m.probes, rows, n)
@@ -534,10 +534,12 @@ class CorpusIndex:
         return q, parts
 
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """For each query vector, the k most similar indexed papers, best first (cosine)."""
+        """For each query vector, the k most similar indexed papers, best first (cosine). A vector that is not
+        finite (a damaged stored one) is never a hit, and a query that is not finite has none."""
         q, parts = self._query(queries, lambda ix, q, dropped: K.search(ix, q, k + dropped),
                                lambda a, q: K.flat_topk(a, q, k))
-        return [_merge(parts, i, k) for i in range(len(q))]
+        ok = K.finite_rows(q)
+        return [_merge(parts, i, k) if ok[i] else [] for i in range(len(q))]
 
     def exact_rows(self) -> tuple[np.ndarray, list[str]] | None:
         """(vectors, ids) of every row the exact kind searches, in the order search numbers them; None for the
@@ -554,9 +556,10 @@ class CorpusIndex:
         q, parts = self._query(queries, lambda ix, q, _: K.ivf_range(ix, q, min_score),
                                lambda a, q: K.flat_range(a, q, min_score))
         out = []
+        ok = K.finite_rows(q)
         for i in range(len(q)):
             hits = [Hit(ids[r], float(s)) for found, ids, dropped in parts for s, r in zip(*found[i])
-                    if r not in dropped]
+                    if r not in dropped and ok[i]]
             hits.sort(key=lambda h: -h.score)
             out.append(hits)
         return out
@@ -622,7 +625,7 @@ def _drop(m: F.Manifest, changed: dict[str, tuple[int, str, str]]) -> None:
 
 def _merge(parts, i: int, k: int) -> list[Hit]:
     hits = [Hit(ids[r], float(s)) for (scores, rows), ids, dropped in parts for s, r in zip(scores[i], rows[i])
-            if r >= 0 and r not in dropped]
+            if r >= 0 and r not in dropped and np.isfinite(s)]
     hits.sort(key=lambda h: -h.score)
     return hits[:k]
 

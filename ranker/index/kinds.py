@@ -62,12 +62,32 @@ def new_flat(dim: int):
     return faiss().IndexFlatIP(dim)
 
 
+def finite_rows(vectors: np.ndarray) -> np.ndarray:
+    """Which rows hold finite numbers only. A stored vector that does not (a NaN or an infinity: a model that
+    broke, a store made by hand or by an older ranker) is no paper's neighbour and has none: every search leaves
+    it out, and leaves out what a query that is not finite would find."""
+    return np.isfinite(vectors).all(axis=1) if vectors.ndim == 2 else np.isfinite(vectors).all(keepdims=True)
+
+
+def for_faiss(vectors: np.ndarray) -> np.ndarray:
+    """float32 rows for a FAISS index, a row that is not finite made all NaN: FAISS files such a row in no list,
+    so it is never found (an infinity scored +inf against some queries and topped their lists), and a NaN query
+    finds nothing."""
+    v = f32(vectors)
+    bad = ~finite_rows(v)
+    if bad.any():
+        v = v.copy()
+        v[bad] = np.nan
+    return v
+
+
 def train_ivf(sample: np.ndarray, nlist: int, nprobe: int | None = None):
     """An empty IVF-Flat index trained on `sample` (about TRAIN_PER_LIST * nlist rows)."""
     fa = faiss()
     sample = f32(sample)
     dim = sample.shape[1]
     nlist = max(1, min(nlist, len(sample)))
+    sample = sample[finite_rows(sample)]     # FAISS's k-means refuses a sample holding a NaN or an infinity
     quantizer = fa.IndexFlatIP(dim)
     index = fa.IndexIVFFlat(quantizer, dim, nlist, fa.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234                 # the same sample gives the same centroids
@@ -92,7 +112,7 @@ def build(vectors: np.ndarray, kind: str | None = None, *, nprobe: int | None = 
     else:
         raise ValueError(f"unknown index kind {kind!r}")
     for i in range(0, n, 100_000):
-        index.add(vectors[i:i + 100_000])
+        index.add(for_faiss(vectors[i:i + 100_000]))
     return index
 
 
@@ -104,11 +124,14 @@ def write_index(index, write: Callable[[bytes], object]) -> None:
 
 
 def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, rows), each (len(queries), k); a row of -1 means fewer than k vectors were found."""
-    q = f32(queries)
+    """(scores, rows), each (len(queries), k); a row of -1 means fewer than k vectors were found (a score that is
+    not finite is none found)."""
+    q = for_faiss(queries)
     if index.ntotal == 0:
         return (np.full((len(q), k), -np.inf, dtype=np.float32), np.full((len(q), k), -1, dtype=np.int64))
-    return index.search(q, max(1, k))
+    scores, rows = index.search(q, max(1, k))
+    rows[~np.isfinite(scores)] = -1          # an index built before infinities were made NaN (for_faiss)
+    return scores, rows
 
 
 BLOCK = 256                      # queries compared with a flat array at once (256 x 100k floats = 100 MB)
@@ -116,7 +139,8 @@ BLOCK = 256                      # queries compared with a flat array at once (2
 
 def flat_topk(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k inner products against a plain array, in query blocks: (scores, rows), best first, rows of
-    -1 past the array's end. (One matrix product a block: faster here than a flat FAISS index.)"""
+    -1 (score -inf) past the array's end and for a score that is not finite (finite_rows). (One matrix product a
+    block: faster here than a flat FAISS index.)"""
     q = f32(queries)
     n = len(vectors)
     k = max(1, k)
@@ -126,12 +150,15 @@ def flat_topk(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndar
         return scores, rows
     kk = min(k, n)
     for i in range(0, len(q), BLOCK):
-        s = q[i:i + BLOCK] @ vectors.T
+        with np.errstate(invalid="ignore", over="ignore"):       # a stored vector that is not finite
+            s = q[i:i + BLOCK] @ vectors.T
+        np.copyto(s, -np.inf, where=~np.isfinite(s))       # NaN has no order; +inf would come first
         top = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(s), 1))
         ts = np.take_along_axis(s, top, 1)
         order = np.argsort(-ts, axis=1, kind="stable")
         scores[i:i + len(s), :kk] = np.take_along_axis(ts, order, 1)
         rows[i:i + len(s), :kk] = np.take_along_axis(top, order, 1)
+    rows[scores == -np.inf] = -1
     return scores, rows
 
 
@@ -140,9 +167,10 @@ def flat_range(vectors: np.ndarray, queries: np.ndarray, min_score: float) -> li
     q = f32(queries)
     out = []
     for i in range(0, len(q), BLOCK):
-        s = q[i:i + BLOCK] @ vectors.T if len(vectors) else np.zeros((len(q[i:i + BLOCK]), 0), np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            s = q[i:i + BLOCK] @ vectors.T if len(vectors) else np.zeros((len(q[i:i + BLOCK]), 0), np.float32)
         for r in s:
-            hit = np.flatnonzero(r >= min_score)
+            hit = np.flatnonzero((r >= min_score) & np.isfinite(r))
             out.append((r[hit], hit))
     return out
 
@@ -150,8 +178,13 @@ def flat_range(vectors: np.ndarray, queries: np.ndarray, min_score: float) -> li
 def ivf_range(index, queries: np.ndarray, min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """The same through a FAISS index's range search (inner product above min_score, in the probed lists)."""
     q = f32(queries)
-    lims, scores, rows = index.range_search(q, float(min_score))
-    return [(scores[lims[i]:lims[i + 1]], rows[lims[i]:lims[i + 1]]) for i in range(len(q))]
+    lims, scores, rows = index.range_search(for_faiss(q), float(min_score))
+    out = []
+    for i in range(len(q)):
+        s, r = scores[lims[i]:lims[i + 1]], rows[lims[i]:lims[i + 1]]
+        ok = np.isfinite(s)
+        out.append((s[ok], r[ok]))
+    return out
 
 
 CHUNK = 1024                     # vectors compared with a query block at once by exact_scores
@@ -184,7 +217,8 @@ def exact_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
                 vpad[:w] = vb
                 vpad[w:] = 0
                 vb = vpad
-            out[i:i + m, j:j + w] = (qb @ vb.T)[:m, :w]
+            with np.errstate(invalid="ignore", over="ignore"):
+                out[i:i + m, j:j + w] = (qb @ vb.T)[:m, :w]
     # a damaged stored vector (NaN): its scores rank last, below every real one, by row as -inf ties do; a NaN
     # has no order (argpartition takes any, merge_topk's sort puts it after the padding), so a kept list merged
     # with new rows would differ from a search from scratch

@@ -214,7 +214,7 @@ class Embedder:
         return int(get())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 vectors, one row per text (no cache)."""
+        """Normalised float32 vectors, one row per text (no cache; check_finite before they are used)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
@@ -227,6 +227,22 @@ class Embedder:
                 out.append(np.asarray(v, dtype=np.float32))
                 self.texts_encoded += len(chunk)
         return _normalise(np.concatenate(out))
+
+    def check_finite(self, vectors: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """`vectors` (encode's), or a ModelError naming the model and the first text (`names`: what each row is,
+        "paper 2505.01234") whose vector holds a number that is not finite (NaN or infinity). Stored, such a
+        vector was any paper's neighbour and had any topic score. An error, not the paper left out: a model
+        that gives NaN for one text (damaged weights, half precision overflowing on a device) cannot be trusted
+        with the others, and a ranking silently short of papers is worse than a run that stops; nothing of the
+        batch is stored."""
+        v = np.atleast_2d(np.asarray(vectors))
+        bad = np.flatnonzero(~np.isfinite(v).all(axis=1)) if v.size else []
+        if len(bad):
+            more = f" (and {len(bad) - 1} more of {len(v)})" if len(bad) > 1 else ""
+            raise ModelError(f"gave numbers that are not finite (NaN or infinity) for {names[int(bad[0])]}{more}: "
+                             "its weights or this device's arithmetic are broken; none of them was stored",
+                             where=self.key)
+        return vectors
 
     # ------------------------------------------------------------------ cached
     def _cached(self, ids: list[str], texts: list[str], store: "Store | None", progress=None,
@@ -245,7 +261,7 @@ class Embedder:
             progress(stage, 1, 1)
         for start in range(0, len(missing), CHUNK):
             idx = missing[start:start + CHUNK]
-            new = self.encode([texts[i] for i in idx])
+            new = self.check_finite(self.encode([texts[i] for i in idx]), [_name(ids[i], texts[i]) for i in idx])
             if store is not None:
                 store.put_embeddings(((ids[i], hashes[i], new[j]) for j, i in enumerate(idx)
                                       if ids[i] not in not_stored), self.key)
@@ -296,6 +312,16 @@ class Embedder:
         m = self._cached(uniq, [by_id[u] for u in uniq], store, loads)
         pos = {u: i for i, u in enumerate(uniq)}
         return m[[pos[q] for q in ids]] if ids else m
+
+
+def _start(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def _name(pid: str, text: str) -> str:
+    """What an id of the embeddings table is, in a message: a paper, or a query (by its text)."""
+    return f'the query "{_start(text)}"' if pid.startswith(QUERY_PREFIX) else f"paper {pid}"
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:

@@ -43,6 +43,9 @@ class SemanticSearch:
         if not query:
             return []
         q = np.asarray(self.embedder.encode([query]), dtype=np.float32)
+        if not np.isfinite(q).all():       # a broken model: its hits would be any papers at all
+            raise RankerError(f"the embedder {self.key} gave numbers that are not finite (NaN or infinity) for the "
+                              "query")
         try:
             with index_for(store, self.key, self.indexes) as idx:
                 if not len(idx) or q.shape[1] != idx.manifest.dim:
