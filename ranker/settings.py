@@ -11,7 +11,8 @@ from the working directory.
 Environment:
   RANKER_HOME        where the database, FAISS indexes and caches live (default: the platform's user data dir)
   RANKER_DB          the SQLite file (default: $RANKER_HOME/ranker.sqlite3)
-  RANKER_MODELS_DIR  where prepared model folders live (default: the repository's models/ folder)
+  RANKER_MODELS_DIR  where prepared model folders live (default: the repository's models/ folder, else the
+                     home folder's models/)
   RANKER_OFFLINE     1 = never open a non-loopback connection
   RANKER_DEBUG       1 = show full tracebacks
   RANKER_RSS_URL, RANKER_API_URL   base URLs of arXiv's RSS feed and API (tests point them at 127.0.0.1)
@@ -219,15 +220,16 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(user_data_dir("ranker", appauthor=False))
 
 
-def default_models_dir(env: Mapping[str, str] | None = None) -> Path:
-    """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else $RANKER_HOME/models."""
+def default_models_dir(env: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else the home folder's models/
+    (`home`: the settings' own, ranker.toml's `home` included; None: $RANKER_HOME or the platform's)."""
     env = os.environ if env is None else env
     if env.get("RANKER_MODELS_DIR"):
         return Path(env["RANKER_MODELS_DIR"]).expanduser()
     bundled = REPO_ROOT / "models"
     if (bundled / "presets.toml").exists():
         return bundled
-    return default_home(env) / "models"
+    return (home if home is not None else default_home(env)) / "models"
 
 
 def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
@@ -238,7 +240,8 @@ def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
 class Settings(_Section):
     home: Path = Field(default_factory=default_home, strict=False)
     db: Path | None = Field(None, strict=False)           # None: home / ranker.sqlite3
-    models_dir: Path = Field(default_factory=default_models_dir, strict=False)
+    # (the home given beside it, validated first: Settings(home=...) built in Python keeps its models there)
+    models_dir: Path = Field(default_factory=lambda given: default_models_dir(home=given.get("home")), strict=False)
     offline: bool = False
     debug: bool = False
     fetch: FetchSettings = FetchSettings()
@@ -531,7 +534,9 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             # its '\r', which no HTTP header may carry, and every request failed as 'connection failed'
             g.data[key] = env[var].strip()
     g.data.setdefault("home", str(default_home(env)))
-    g.data.setdefault("models_dir", str(default_models_dir(env)))
+    home = g.data["home"]       # ranker.toml's, RANKER_HOME or the platform's: the models go under it too
+    home = Path(home).expanduser() if isinstance(home, str) and home.strip() else None    # (a bad one: named later)
+    g.data.setdefault("models_dir", str(default_models_dir(env, home)))
     flags = dict(flags or {})
     options = flags.pop(BACKEND_OPTION, None) or []
     for name, value in flags.items():

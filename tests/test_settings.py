@@ -456,3 +456,17 @@ def test_settings_built_in_python_refuse_a_bad_value_as_a_config_error_naming_it
         assert str(e.value).startswith(f"{key}: ") and "\n" not in str(e.value)
     s = Settings(home=tmp_path, prefilter=PrefilterSettings(keep=0.3), scoring={"backend": "fake"})
     assert (s.prefilter.keep, s.scoring.backend, s.db_path) == (0.3, "fake", tmp_path / "ranker.sqlite3")
+
+
+def test_the_models_folder_follows_the_home_folder_the_file_names(tmp_path, monkeypatch):
+    # an installed ranker (no checkout's models/): `home = "/data/lab"` in ranker.toml puts the prepared models in
+    # /data/lab/models, as RANKER_HOME=/data/lab does; they were looked for (and prepared) in the platform's
+    # user data folder instead, the file's home ignored
+    import ranker.settings as settings
+    from ranker.settings import Settings
+    monkeypatch.setattr(settings, "REPO_ROOT", tmp_path / "no-checkout")
+    f = toml(tmp_path, "home = 'lab'\n")
+    assert resolve(f, env={}).models_dir == tmp_path / "lab" / "models"
+    assert resolve(f, env={"RANKER_HOME": str(tmp_path / "env")}).models_dir == tmp_path / "env" / "models"
+    assert resolve(f, env={"RANKER_MODELS_DIR": str(tmp_path / "m")}).models_dir == tmp_path / "m"
+    assert Settings(home=tmp_path / "py").models_dir == tmp_path / "py" / "models"      # built in Python too
