@@ -6,7 +6,7 @@
 Precedence, lowest first: the defaults below, ranker.toml (./ranker.toml or the file given), the environment,
 the flags. Nothing below the CLI reads the environment: it is given a Settings (or the values it needs).
 A relative path in the file is read from the file's folder (PATH_KEYS, MODEL_KEYS); a flag's or a variable's
-from the working directory.
+from the working directory. "~" is expanded in every path, and $NAME / ${NAME} in the file's from the environment.
 
 Environment:
   RANKER_HOME        where the database, FAISS indexes and caches live (default: the platform's user data dir)
@@ -453,6 +453,31 @@ def _from_folder(data: dict, base: Path) -> None:
         table[name] = str(base / path)
 
 
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dict[str, int]) -> None:
+    """$NAME and ${NAME} in the file's paths (PATH_KEYS, MODEL_KEYS) from the environment, as a shell does in a
+    flag's: no shell reads the file, and `home = "$SCRATCH/ranker"` made a folder named "$SCRATCH" beside it. A
+    variable that is not set (or empty) is a ConfigError naming the file's line and the key."""
+    for key in (*PATH_KEYS, *MODEL_KEYS):
+        *tables, name = key.split(".")
+        table = data
+        for t in tables:
+            table = table.get(t) if isinstance(table, dict) else None
+        v = table.get(name) if isinstance(table, dict) else None
+        if not isinstance(v, str) or "$" not in v:
+            continue
+
+        def value(m: re.Match) -> str:
+            var = m.group(1) or m.group(2)
+            if not env.get(var, "").strip():
+                where = f"{shown}:{lines[key]}" if key in lines else shown
+                raise ConfigError(f"{key}: ${var} is not set in the environment", where=where)
+            return env[var]
+        table[name] = _VARIABLE.sub(value, v)
+
+
 def _env_value(var: str, raw: str, kind: type) -> Any:
     text = raw.strip()
     if kind is bool:
@@ -517,6 +542,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         shown = str(config) if config is not None else DEFAULT_CONFIG     # as the user knows it
         g.config_file = path
         g.data, lines = _read_toml(path, shown)
+        _expand_variables(g.data, env, shown, lines)
         _from_folder(g.data, path.parent if config is not None or cwd is not None else Path())
         for key in _leaves(g.data):
             g.origins[key] = Origin("file", shown, lines.get(key))

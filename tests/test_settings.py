@@ -470,3 +470,20 @@ def test_the_models_folder_follows_the_home_folder_the_file_names(tmp_path, monk
     assert resolve(f, env={"RANKER_HOME": str(tmp_path / "env")}).models_dir == tmp_path / "env" / "models"
     assert resolve(f, env={"RANKER_MODELS_DIR": str(tmp_path / "m")}).models_dir == tmp_path / "m"
     assert Settings(home=tmp_path / "py").models_dir == tmp_path / "py" / "models"      # built in Python too
+
+
+def test_a_variable_in_a_path_of_the_config_file_is_expanded(tmp_path):
+    # `home = "$SCRATCH/ranker"` in a lab's shared ranker.toml: no shell reads the file, and the database went
+    # to a folder literally named "$SCRATCH" beside it; a variable that is not set is said, naming file and line
+    f = toml(tmp_path, "home = '$SCRATCH/lab'\n[scoring]\nprompts = '${SCRATCH}/p'\nmodel = '$SCRATCH/m'\n"
+                       "[digest]\nauthors = 'a$b.txt'\n")
+    s = resolve(f, env={"SCRATCH": str(tmp_path / "s"), "b": "B"})
+    assert (s.home, s.scoring.prompts, s.scoring.model) == (
+        tmp_path / "s" / "lab", str(tmp_path / "s" / "p"), str(tmp_path / "s" / "m"))
+    assert s.digest.authors == str(tmp_path / "aB.txt")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={"b": "B"})
+    assert str(e.value) == f"{f}:1: home: $SCRATCH is not set in the environment"
+    line = ranker("prefilter", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
+                  tmp_path / "o.jsonl", env={"SCRATCH": ""}, cwd=tmp_path)
+    assert line.returncode == 1 and line.stderr.strip() == f"error: {f}:1: home: $SCRATCH is not set in the environment"
