@@ -487,3 +487,13 @@ def test_a_variable_in_a_path_of_the_config_file_is_expanded(tmp_path):
     line = ranker("prefilter", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
                   tmp_path / "o.jsonl", env={"SCRATCH": ""}, cwd=tmp_path)
     assert line.returncode == 1 and line.stderr.strip() == f"error: {f}:1: home: $SCRATCH is not set in the environment"
+
+
+def test_debug_in_the_config_file_shows_the_traceback_as_ranker_debug_does(tmp_path):
+    # ranker.toml's `debug = true` was taken (and made the command verbose) but a failure still showed one line
+    f = toml(tmp_path, "debug = true\n")
+    args = ("prefilter", "--config", f, "--papers", tmp_path / "none.jsonl", "--out", tmp_path / "o.jsonl")
+    r = ranker(*args, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "file not found" in r.stderr
+    r = ranker(*args, env={"RANKER_DEBUG": "0"}, cwd=tmp_path)      # the variable goes over the file
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'none.jsonl'}: file not found"]

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from . import (backfill, calibrate, compare, evaluate, fetch, import_, index, labels, models, prefilter, run, score,
                serve, similar, site)
-from .common import error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
+from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
 from .term import TERM
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -175,9 +175,7 @@ def main() -> None:
     import sqlite3
 
     from ..errors import RankerError
-    from ..settings import debug_from_env
     _std_streams()
-    debug = debug_from_env()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:               # not where the caller ignores it
@@ -185,13 +183,13 @@ def main() -> None:
     try:
         status = app(standalone_mode=False, prog_name="ranker")
     except _CtrlC as e:
-        if debug:
+        if debugging():
             raise e.interrupt from None
         _interrupted(e.interrupt)
     except KeyboardInterrupt as e:
         _interrupted(e)
     except RankerError as e:
-        if debug:
+        if debugging():
             raise
         _after_ctrl_c()
         _fail(error_line(e))
@@ -209,7 +207,7 @@ def main() -> None:
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
             sys.exit(0)
-        if debug:
+        if debugging():
             TERM.restore()
             raise
         _after_ctrl_c()

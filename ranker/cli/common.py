@@ -304,6 +304,7 @@ _FLAG_NAMES = {"from_": "--from", "categories": "--category", "fmt": "--format"}
 
 
 DB_PATH: list[Path] = []             # the database this command opened (named by a database error)
+DEBUG: list[bool] = []               # the settings' debug (RANKER_DEBUG or ranker.toml's), once they are read
 # a command's own options named as a section of the settings (compare --prefilter), added once its settings are
 # read: a key of that name is then the option, not the section (nor the ranker.toml line of a value in it)
 OPTION_KEYS: set[str] = set()
@@ -332,9 +333,17 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
         from ..netguard import enable_offline
         enable_offline()
     DB_PATH[:] = [s.db_path]
+    DEBUG[:] = [s.debug]
     TERM.verbose = TERM.verbose or verbose or s.debug
     TERM.capture(s.home, command_name())
     return s
+
+
+def debugging() -> bool:
+    """Whether a failure shows its traceback: the command's settings' debug once they are read (RANKER_DEBUG,
+    else ranker.toml's `debug`), RANKER_DEBUG before (ranker.toml's `debug = true` showed none)."""
+    from ..settings import debug_from_env
+    return DEBUG[-1] if DEBUG else debug_from_env()
 
 
 def db_there(s: "Settings") -> Path:
