@@ -251,6 +251,7 @@ class Settings(_Section):
     openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
     _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
     _file: "Settings | None" = PrivateAttr(default=None)
+    _config_file: Path | None = PrivateAttr(default=None)
 
     @field_validator("home", "db", "models_dir")
     @classmethod
@@ -274,6 +275,11 @@ class Settings(_Section):
         return self._origins
 
     @property
+    def config_file(self) -> Path | None:
+        """The ranker.toml read (the one given, or the working folder's), None when none was."""
+        return self._config_file
+
+    @property
     def file_layer(self) -> "Settings | None":
         """The config file's values on their own, validated (None without a file): what a check made after
         `build` (the backends' options) runs on too, its errors named by in_file."""
@@ -282,17 +288,7 @@ class Settings(_Section):
     def public(self) -> dict:
         """The settings as JSON-ready data for the run manifest and the store (no secret in it: a password
         written into a server's URL is redacted)."""
-        from .io import redact
-
-        def clean(v):
-            if isinstance(v, str):
-                return redact(v)
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [clean(x) for x in v]
-            return v
-        return clean(self.model_dump(mode="json"))
+        return _redacted(self.model_dump(mode="json"))
 
 
 # --------------------------------------------------------------------------- where values come from
@@ -649,6 +645,7 @@ def build(g: Gathered) -> Settings:
         except ConfigError as e:
             raise in_file(e, g) from None
     s._origins = dict(g.origins)
+    s._config_file = g.config_file
     if s.openai_api_key is not None:
         add_secret(s.openai_api_key.get_secret_value())     # never to appear in an error, stored or printed
     return s
@@ -658,3 +655,69 @@ def resolve(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | 
             env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ranker.toml (or `config`), the environment and the flags: see the module doc."""
     return build(gather(config, flags, env))
+
+
+# --------------------------------------------------------------------------- the settings in force
+@dataclass(frozen=True)
+class Effective:
+    """One setting in force: its key ("prefilter.keep", "scoring.vllm.dtype"), its value as JSON-ready data (None:
+    not set, the code's own choice then) and where it came from (None: the built-in default)."""
+    key: str
+    value: Any
+    origin: Origin | None
+
+
+def effective(s: Settings, chosen_options: Mapping[str, Any] | None = None) -> list[Effective]:
+    """Every setting of `s` with its value and origin, in the file's order: the top-level keys, then each table's,
+    the [scoring.<backend>] tables after [scoring]'s: the chosen backend's as `chosen_options` gives it (every option,
+    its defaults included: ranker.backends.options_in_force), another's as given. The database is the path in
+    use (home/ranker.sqlite3 when no `db` is given), every path absolute. No secret: the API key is left out
+    and a password in a URL redacted, as in the run manifest."""
+    def origin(key: str) -> Origin | None:
+        o = s.origins.get(key)      # else a value inside it: one key of a table-valued setting, engine_args'
+        return o if o is not None else next((o for k, o in s.origins.items() if k.startswith(key + ".")), None)
+
+    def backend_tables() -> list[Effective]:
+        out = []
+        chosen = s.scoring.backend
+        for backend in [chosen, *sorted(b for b in s.scoring.options if b != chosen)]:
+            given = data["scoring"]["options"].get(backend, {})
+            if backend == chosen and chosen_options is not None:
+                given = chosen_options
+            out += [Effective(f"scoring.{backend}.{k}", _redacted(v), origin(f"scoring.{backend}.{k}"))
+                    for k, v in given.items()]
+        return out
+
+    data = s.public()
+    data["db"] = str(s.db_path)
+    top: list[Effective] = []
+    tables: list[Effective] = []
+    for name, info in Settings.model_fields.items():
+        if info.exclude:
+            continue                                    # the API key
+        section = info.annotation
+        if not (isinstance(section, type) and issubclass(section, _Section)):
+            top.append(Effective(name, _absolute(name, data[name]), origin(name)))
+            continue
+        tables += [Effective(f"{name}.{sub}", _absolute(f"{name}.{sub}", data[name][sub]), origin(f"{name}.{sub}"))
+                   for sub in section.model_fields if (name, sub) != ("scoring", "options")]
+        if name == "scoring":
+            tables += backend_tables()
+    return top + tables
+
+
+def _absolute(key: str, value: Any) -> Any:
+    """A path setting's value as the absolute path it stands for (a relative one is the working folder's)."""
+    return str(Path(value).absolute()) if key in PATH_KEYS and isinstance(value, str) else value
+
+
+def _redacted(v: Any) -> Any:
+    """JSON-ready data with every text redacted (io.redact)."""
+    from .io import redact
+    if isinstance(v, str):
+        return redact(v)
+    if isinstance(v, dict):
+        return {k: _redacted(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_redacted(x) for x in v]
+    return v

@@ -9,8 +9,8 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import (backfill, calibrate, compare, evaluate, fetch, import_, index, labels, models, prefilter, run, score,
-               serve, similar, site)
+from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
+               score, serve, similar, site)
 from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
 from .term import TERM
 
@@ -75,7 +75,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
 for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, similar, index, models, serve, site,
-                labels, backfill, import_):
+                labels, backfill, import_, config):
     _module.register(app)
 
 
