@@ -600,12 +600,32 @@ def config_error(e: ValidationError, section: str = "") -> ConfigError:
     key = _error_key((section, *err["loc"]) if section else err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown setting"
+        msg = "unknown setting" + near_miss(key.split(".")[-1], _keys_beside(key))
     elif err["type"] == "path_type":         # pydantic's words name the class: "... for <class 'pathlib.Path'>"
         msg = "expected a path, written as text"
     elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
         msg = f"expected a table ([{key}])"
     return ConfigError(msg, key=key)
+
+
+def near_miss(word: str, choices) -> str:
+    """'; did you mean X?' for the choice `word` is a likely typo of ('prefilte' for prefilter), else ''."""
+    from difflib import get_close_matches
+    near = get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.7)
+    return f"; did you mean {near[0]}?" if near else ""
+
+
+def _keys_beside(key: str) -> list[str]:
+    """The settings a file may write where `key` stands (the keys of its table), for near_miss."""
+    model: Any = Settings
+    for part in key.split(".")[:-1]:
+        info = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if info is None:
+            return []
+        model = info.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [k for k, f in model.model_fields.items() if not f.exclude and k != "options"]
 
 
 def _validated(data: dict) -> Settings:

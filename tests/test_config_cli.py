@@ -57,4 +57,4 @@ def test_config_json_and_flags_that_override(tmp_path):
 def test_config_says_a_bad_setting_as_every_command_does(tmp_path):
     (tmp_path / "ranker.toml").write_text("[prefilter]\nkep = 0.3\n")
     r = ranker("config", cwd=tmp_path)
-    assert (r.returncode, r.stdout, r.stderr.strip()) == (1, "", "error: ranker.toml:2: prefilter.kep: unknown setting")
+    assert (r.returncode, r.stdout, r.stderr.strip()) == (1, "", "error: ranker.toml:2: prefilter.kep: unknown setting; did you mean keep?")

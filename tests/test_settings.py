@@ -497,3 +497,19 @@ def test_debug_in_the_config_file_shows_the_traceback_as_ranker_debug_does(tmp_p
     assert r.returncode == 1 and "Traceback" in r.stderr and "file not found" in r.stderr
     r = ranker(*args, env={"RANKER_DEBUG": "0"}, cwd=tmp_path)      # the variable goes over the file
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'none.jsonl'}: file not found"]
+
+
+@pytest.mark.parametrize("text,line", [
+    ("[prefilte]\nkeep = 0.3\n", "prefilte: unknown setting; did you mean prefilter?"),
+    ("ofline = true\n", "ofline: unknown setting; did you mean offline?"),
+    ("[scoring]\nmodle = 'x'\n", "scoring.modle: unknown setting; did you mean model?"),
+    ("[digest]\nmin_relevence = 6\n", "digest.min_relevence: unknown setting; did you mean min_relevance?"),
+    ("[scoring.vllm]\ndtyp = 'float16'\n", "scoring.vllm.dtyp: unknown option; did you mean dtype?"),
+    ("[prefilter]\nzzz = 1\n", "prefilter.zzz: unknown setting"),        # nothing near: no guess
+])
+def test_a_misspelt_key_names_the_one_meant(tmp_path, text, line):
+    # as a misspelt flag or RANKER_ variable does: `ofline = true` said only "unknown setting"
+    from ranker.backends import check_options
+    with pytest.raises(ConfigError) as e:
+        check_options(resolve(toml(tmp_path, text), env={}))
+    assert str(e.value) == line
