@@ -311,6 +311,8 @@ FLAG_KEYS: dict[str, str] = {
     "category": "fetch.categories", "announce": "fetch.announce",
     "db": "db", "offline": "offline",
 }
+# Flags that take a setting of ranker.toml (or a variable) back to its default, unset, by the parameter name.
+UNSET_FLAGS: dict[str, str] = {"no_calibration": "prefilter.calibration"}
 # `backend_option` ("KEY=VALUE", repeatable) sets scoring.<backend>.KEY, its value read as TOML ("4", "true",
 # "{ tensor_parallel_size = 2 }"), or as a string when it is not TOML ("bfloat16").
 BACKEND_OPTION = "backend_option"
@@ -563,6 +565,19 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
     options = flags.pop(BACKEND_OPTION, None) or []
     for name, value in flags.items():
         if value is None:
+            continue
+        if name in UNSET_FLAGS:
+            key = UNSET_FLAGS[name]
+            if value and any(flags.get(f) is not None for f, k in FLAG_KEYS.items() if k == key):
+                raise ConfigError(f"given with {{key:{key}}}; give one of them", key=name)
+            if value:
+                *tables, last = key.split(".")
+                table = g.data
+                for part in tables:
+                    table = table.get(part) if isinstance(table, dict) else None
+                if isinstance(table, dict):
+                    table.pop(last, None)
+                g.origins[key] = Origin("flag", name)
             continue
         if name not in FLAG_KEYS:
             raise ValueError(f"no setting for the flag parameter {name!r}")

@@ -513,3 +513,18 @@ def test_a_misspelt_key_names_the_one_meant(tmp_path, text, line):
     with pytest.raises(ConfigError) as e:
         check_options(resolve(toml(tmp_path, text), env={}))
     assert str(e.value) == line
+
+
+def test_no_calibration_takes_the_files_calibration_back_to_none(tmp_path):
+    # a lab's ranker.toml names a calibration: one zero-shot run needed another config file, no flag undid it
+    f = toml(tmp_path, "[prefilter]\ncalibration = 'calib.json'\nmin_keep = 5\n")
+    assert resolve(f, env={}).prefilter.calibration == str(tmp_path / "calib.json")
+    s = resolve(f, flags={"no_calibration": True}, env={})
+    assert (s.prefilter.calibration, s.prefilter.min_keep) == (None, 5)
+    assert s.origins["prefilter.calibration"].name == "no_calibration"
+    assert resolve(f, flags={"no_calibration": None}, env={}).prefilter.calibration == str(tmp_path / "calib.json")
+    r = ranker("prefilter", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
+               tmp_path / "o.jsonl", "--no-calibration", "--calibration", tmp_path / "c.json", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "error: --no-calibration: given with --calibration; give one of them\n")
+    r = ranker("config", "--config", f, cwd=tmp_path)        # (config itself takes no --no-calibration)
+    assert f'calibration = "{tmp_path / "calib.json"}"' in r.stdout

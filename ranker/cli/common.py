@@ -75,6 +75,9 @@ PapersPerRequestOpt = Annotated[Optional[int], typer.Option(
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
     show_default=False, parser=given_path)]
+NoCalibrationOpt = Annotated[Optional[bool], typer.Option(
+    "--no-calibration", help="Rank zero-shot, without the calibration ranker.toml names (the default keep rule "
+    "is then the fixed fraction).", show_default=False)]
 NoveltyContextOpt = Annotated[Optional[int], typer.Option(
     "--novelty-context", help="Show each paper's K nearest EARLIER papers in the corpus (day and title) inside its "
     "prompt, so the model judges novelty against prior work (default 0 = off; scores are stored apart).",
