@@ -6,12 +6,13 @@
 Precedence, lowest first: the defaults below, ranker.toml (./ranker.toml or the file given), the environment,
 the flags. Nothing below the CLI reads the environment: it is given a Settings (or the values it needs).
 A relative path in the file is read from the file's folder (PATH_KEYS, MODEL_KEYS); a flag's or a variable's
-from the working directory.
+from the working directory. "~" is expanded in every path, and $NAME / ${NAME} in the file's from the environment.
 
 Environment:
   RANKER_HOME        where the database, FAISS indexes and caches live (default: the platform's user data dir)
   RANKER_DB          the SQLite file (default: $RANKER_HOME/ranker.sqlite3)
-  RANKER_MODELS_DIR  where prepared model folders live (default: the repository's models/ folder)
+  RANKER_MODELS_DIR  where prepared model folders live (default: the repository's models/ folder, else the
+                     home folder's models/)
   RANKER_OFFLINE     1 = never open a non-loopback connection
   RANKER_DEBUG       1 = show full tracebacks
   RANKER_RSS_URL, RANKER_API_URL   base URLs of arXiv's RSS feed and API (tests point them at 127.0.0.1)
@@ -219,15 +220,16 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(user_data_dir("ranker", appauthor=False))
 
 
-def default_models_dir(env: Mapping[str, str] | None = None) -> Path:
-    """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else $RANKER_HOME/models."""
+def default_models_dir(env: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else the home folder's models/
+    (`home`: the settings' own, ranker.toml's `home` included; None: $RANKER_HOME or the platform's)."""
     env = os.environ if env is None else env
     if env.get("RANKER_MODELS_DIR"):
         return Path(env["RANKER_MODELS_DIR"]).expanduser()
     bundled = REPO_ROOT / "models"
     if (bundled / "presets.toml").exists():
         return bundled
-    return default_home(env) / "models"
+    return (home if home is not None else default_home(env)) / "models"
 
 
 def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
@@ -238,7 +240,8 @@ def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
 class Settings(_Section):
     home: Path = Field(default_factory=default_home, strict=False)
     db: Path | None = Field(None, strict=False)           # None: home / ranker.sqlite3
-    models_dir: Path = Field(default_factory=default_models_dir, strict=False)
+    # (the home given beside it, validated first: Settings(home=...) built in Python keeps its models there)
+    models_dir: Path = Field(default_factory=lambda given: default_models_dir(home=given.get("home")), strict=False)
     offline: bool = False
     debug: bool = False
     fetch: FetchSettings = FetchSettings()
@@ -248,6 +251,7 @@ class Settings(_Section):
     openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
     _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
     _file: "Settings | None" = PrivateAttr(default=None)
+    _config_file: Path | None = PrivateAttr(default=None)
 
     @field_validator("home", "db", "models_dir")
     @classmethod
@@ -271,6 +275,11 @@ class Settings(_Section):
         return self._origins
 
     @property
+    def config_file(self) -> Path | None:
+        """The ranker.toml read (the one given, or the working folder's), None when none was."""
+        return self._config_file
+
+    @property
     def file_layer(self) -> "Settings | None":
         """The config file's values on their own, validated (None without a file): what a check made after
         `build` (the backends' options) runs on too, its errors named by in_file."""
@@ -279,17 +288,7 @@ class Settings(_Section):
     def public(self) -> dict:
         """The settings as JSON-ready data for the run manifest and the store (no secret in it: a password
         written into a server's URL is redacted)."""
-        from .io import redact
-
-        def clean(v):
-            if isinstance(v, str):
-                return redact(v)
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [clean(x) for x in v]
-            return v
-        return clean(self.model_dump(mode="json"))
+        return _redacted(self.model_dump(mode="json"))
 
 
 # --------------------------------------------------------------------------- where values come from
@@ -312,6 +311,8 @@ FLAG_KEYS: dict[str, str] = {
     "category": "fetch.categories", "announce": "fetch.announce",
     "db": "db", "offline": "offline",
 }
+# Flags that take a setting of ranker.toml (or a variable) back to its default, unset, by the parameter name.
+UNSET_FLAGS: dict[str, str] = {"no_calibration": "prefilter.calibration"}
 # `backend_option` ("KEY=VALUE", repeatable) sets scoring.<backend>.KEY, its value read as TOML ("4", "true",
 # "{ tensor_parallel_size = 2 }"), or as a string when it is not TOML ("bfloat16").
 BACKEND_OPTION = "backend_option"
@@ -450,6 +451,31 @@ def _from_folder(data: dict, base: Path) -> None:
         table[name] = str(base / path)
 
 
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dict[str, int]) -> None:
+    """$NAME and ${NAME} in the file's paths (PATH_KEYS, MODEL_KEYS) from the environment, as a shell does in a
+    flag's: no shell reads the file, and `home = "$SCRATCH/ranker"` made a folder named "$SCRATCH" beside it. A
+    variable that is not set (or empty) is a ConfigError naming the file's line and the key."""
+    for key in (*PATH_KEYS, *MODEL_KEYS):
+        *tables, name = key.split(".")
+        table = data
+        for t in tables:
+            table = table.get(t) if isinstance(table, dict) else None
+        v = table.get(name) if isinstance(table, dict) else None
+        if not isinstance(v, str) or "$" not in v:
+            continue
+
+        def value(m: re.Match) -> str:
+            var = m.group(1) or m.group(2)
+            if not env.get(var, "").strip():
+                where = f"{shown}:{lines[key]}" if key in lines else shown
+                raise ConfigError(f"{key}: ${var} is not set in the environment", where=where)
+            return env[var]
+        table[name] = _VARIABLE.sub(value, v)
+
+
 def _env_value(var: str, raw: str, kind: type) -> Any:
     text = raw.strip()
     if kind is bool:
@@ -514,6 +540,7 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
         shown = str(config) if config is not None else DEFAULT_CONFIG     # as the user knows it
         g.config_file = path
         g.data, lines = _read_toml(path, shown)
+        _expand_variables(g.data, env, shown, lines)
         _from_folder(g.data, path.parent if config is not None or cwd is not None else Path())
         for key in _leaves(g.data):
             g.origins[key] = Origin("file", shown, lines.get(key))
@@ -531,11 +558,26 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             # its '\r', which no HTTP header may carry, and every request failed as 'connection failed'
             g.data[key] = env[var].strip()
     g.data.setdefault("home", str(default_home(env)))
-    g.data.setdefault("models_dir", str(default_models_dir(env)))
+    home = g.data["home"]       # ranker.toml's, RANKER_HOME or the platform's: the models go under it too
+    home = Path(home).expanduser() if isinstance(home, str) and home.strip() else None    # (a bad one: named later)
+    g.data.setdefault("models_dir", str(default_models_dir(env, home)))
     flags = dict(flags or {})
     options = flags.pop(BACKEND_OPTION, None) or []
     for name, value in flags.items():
         if value is None:
+            continue
+        if name in UNSET_FLAGS:
+            key = UNSET_FLAGS[name]
+            if value and any(flags.get(f) is not None for f, k in FLAG_KEYS.items() if k == key):
+                raise ConfigError(f"given with {{key:{key}}}; give one of them", key=name)
+            if value:
+                *tables, last = key.split(".")
+                table = g.data
+                for part in tables:
+                    table = table.get(part) if isinstance(table, dict) else None
+                if isinstance(table, dict):
+                    table.pop(last, None)
+                g.origins[key] = Origin("flag", name)
             continue
         if name not in FLAG_KEYS:
             raise ValueError(f"no setting for the flag parameter {name!r}")
@@ -573,12 +615,32 @@ def config_error(e: ValidationError, section: str = "") -> ConfigError:
     key = _error_key((section, *err["loc"]) if section else err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown setting"
+        msg = "unknown setting" + near_miss(key.split(".")[-1], _keys_beside(key))
     elif err["type"] == "path_type":         # pydantic's words name the class: "... for <class 'pathlib.Path'>"
         msg = "expected a path, written as text"
     elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
         msg = f"expected a table ([{key}])"
     return ConfigError(msg, key=key)
+
+
+def near_miss(word: str, choices) -> str:
+    """'; did you mean X?' for the choice `word` is a likely typo of ('prefilte' for prefilter), else ''."""
+    from difflib import get_close_matches
+    near = get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.7)
+    return f"; did you mean {near[0]}?" if near else ""
+
+
+def _keys_beside(key: str) -> list[str]:
+    """The settings a file may write where `key` stands (the keys of its table), for near_miss."""
+    model: Any = Settings
+    for part in key.split(".")[:-1]:
+        info = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if info is None:
+            return []
+        model = info.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [k for k, f in model.model_fields.items() if not f.exclude and k != "options"]
 
 
 def _validated(data: dict) -> Settings:
@@ -618,6 +680,7 @@ def build(g: Gathered) -> Settings:
         except ConfigError as e:
             raise in_file(e, g) from None
     s._origins = dict(g.origins)
+    s._config_file = g.config_file
     if s.openai_api_key is not None:
         add_secret(s.openai_api_key.get_secret_value())     # never to appear in an error, stored or printed
     return s
@@ -627,3 +690,69 @@ def resolve(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | 
             env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ranker.toml (or `config`), the environment and the flags: see the module doc."""
     return build(gather(config, flags, env))
+
+
+# --------------------------------------------------------------------------- the settings in force
+@dataclass(frozen=True)
+class Effective:
+    """One setting in force: its key ("prefilter.keep", "scoring.vllm.dtype"), its value as JSON-ready data (None:
+    not set, the code's own choice then) and where it came from (None: the built-in default)."""
+    key: str
+    value: Any
+    origin: Origin | None
+
+
+def effective(s: Settings, chosen_options: Mapping[str, Any] | None = None) -> list[Effective]:
+    """Every setting of `s` with its value and origin, in the file's order: the top-level keys, then each table's,
+    the [scoring.<backend>] tables after [scoring]'s: the chosen backend's as `chosen_options` gives it (every option,
+    its defaults included: ranker.backends.options_in_force), another's as given. The database is the path in
+    use (home/ranker.sqlite3 when no `db` is given), every path absolute. No secret: the API key is left out
+    and a password in a URL redacted, as in the run manifest."""
+    def origin(key: str) -> Origin | None:
+        o = s.origins.get(key)      # else a value inside it: one key of a table-valued setting, engine_args'
+        return o if o is not None else next((o for k, o in s.origins.items() if k.startswith(key + ".")), None)
+
+    def backend_tables() -> list[Effective]:
+        out = []
+        chosen = s.scoring.backend
+        for backend in [chosen, *sorted(b for b in s.scoring.options if b != chosen)]:
+            given = data["scoring"]["options"].get(backend, {})
+            if backend == chosen and chosen_options is not None:
+                given = chosen_options
+            out += [Effective(f"scoring.{backend}.{k}", _redacted(v), origin(f"scoring.{backend}.{k}"))
+                    for k, v in given.items()]
+        return out
+
+    data = s.public()
+    data["db"] = str(s.db_path)
+    top: list[Effective] = []
+    tables: list[Effective] = []
+    for name, info in Settings.model_fields.items():
+        if info.exclude:
+            continue                                    # the API key
+        section = info.annotation
+        if not (isinstance(section, type) and issubclass(section, _Section)):
+            top.append(Effective(name, _absolute(name, data[name]), origin(name)))
+            continue
+        tables += [Effective(f"{name}.{sub}", _absolute(f"{name}.{sub}", data[name][sub]), origin(f"{name}.{sub}"))
+                   for sub in section.model_fields if (name, sub) != ("scoring", "options")]
+        if name == "scoring":
+            tables += backend_tables()
+    return top + tables
+
+
+def _absolute(key: str, value: Any) -> Any:
+    """A path setting's value as the absolute path it stands for (a relative one is the working folder's)."""
+    return str(Path(value).absolute()) if key in PATH_KEYS and isinstance(value, str) else value
+
+
+def _redacted(v: Any) -> Any:
+    """JSON-ready data with every text redacted (io.redact)."""
+    from .io import redact
+    if isinstance(v, str):
+        return redact(v)
+    if isinstance(v, dict):
+        return {k: _redacted(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_redacted(x) for x in v]
+    return v

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from ranker.backends import check_options
 from ranker.errors import ConfigError
@@ -158,6 +159,29 @@ def test_keys_named_in_comments_are_settings(tmp_path):
             s = load(f"[{table}]\n{key} = {value}\n", tmp_path)
             assert default_of(table, key) == value_of(s, table, key), f"[{table}] {key}: not its default"
     assert seen >= 5
+
+
+def test_every_setting_is_named_in_the_configuration_block():
+    """The Configuration block names every setting there is (set, commented out, or named in a comment as
+    `top = 100` is), the top-level ones before any table: a key the code takes was otherwise found only by
+    reading the code."""
+    named, table = set(), ""
+    for line in uncommented(config_block().text).splitlines():
+        m = re.match(r"^\s*\[([a-z.]+)\]", line)
+        if m:
+            table = m.group(1)
+            continue
+        code, _, comment = line.partition("#")
+        keys = re.findall(r"^\s*([a-z_]+)\s*=", code) + [k for k, _ in IN_COMMENT.findall(comment)]
+        named |= {f"{table}.{k}" if table else k for k in keys}
+    every = set()
+    for name, info in Settings.model_fields.items():
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            every |= {f"{name}.{k}" for k in section.model_fields if (name, k) != ("scoring", "options")}
+        elif not info.exclude:                          # (the API key: the environment's only)
+            every.add(name)
+    assert every - named == set(), "settings the README's ranker.toml does not name"
 
 
 def value_of(s: Settings, table: str, key: str):

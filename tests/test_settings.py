@@ -456,3 +456,75 @@ def test_settings_built_in_python_refuse_a_bad_value_as_a_config_error_naming_it
         assert str(e.value).startswith(f"{key}: ") and "\n" not in str(e.value)
     s = Settings(home=tmp_path, prefilter=PrefilterSettings(keep=0.3), scoring={"backend": "fake"})
     assert (s.prefilter.keep, s.scoring.backend, s.db_path) == (0.3, "fake", tmp_path / "ranker.sqlite3")
+
+
+def test_the_models_folder_follows_the_home_folder_the_file_names(tmp_path, monkeypatch):
+    # an installed ranker (no checkout's models/): `home = "/data/lab"` in ranker.toml puts the prepared models in
+    # /data/lab/models, as RANKER_HOME=/data/lab does; they were looked for (and prepared) in the platform's
+    # user data folder instead, the file's home ignored
+    import ranker.settings as settings
+    from ranker.settings import Settings
+    monkeypatch.setattr(settings, "REPO_ROOT", tmp_path / "no-checkout")
+    f = toml(tmp_path, "home = 'lab'\n")
+    assert resolve(f, env={}).models_dir == tmp_path / "lab" / "models"
+    assert resolve(f, env={"RANKER_HOME": str(tmp_path / "env")}).models_dir == tmp_path / "env" / "models"
+    assert resolve(f, env={"RANKER_MODELS_DIR": str(tmp_path / "m")}).models_dir == tmp_path / "m"
+    assert Settings(home=tmp_path / "py").models_dir == tmp_path / "py" / "models"      # built in Python too
+
+
+def test_a_variable_in_a_path_of_the_config_file_is_expanded(tmp_path):
+    # `home = "$SCRATCH/ranker"` in a lab's shared ranker.toml: no shell reads the file, and the database went
+    # to a folder literally named "$SCRATCH" beside it; a variable that is not set is said, naming file and line
+    f = toml(tmp_path, "home = '$SCRATCH/lab'\n[scoring]\nprompts = '${SCRATCH}/p'\nmodel = '$SCRATCH/m'\n"
+                       "[digest]\nauthors = 'a$b.txt'\n")
+    s = resolve(f, env={"SCRATCH": str(tmp_path / "s"), "b": "B"})
+    assert (s.home, s.scoring.prompts, s.scoring.model) == (
+        tmp_path / "s" / "lab", str(tmp_path / "s" / "p"), str(tmp_path / "s" / "m"))
+    assert s.digest.authors == str(tmp_path / "aB.txt")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={"b": "B"})
+    assert str(e.value) == f"{f}:1: home: $SCRATCH is not set in the environment"
+    line = ranker("prefilter", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
+                  tmp_path / "o.jsonl", env={"SCRATCH": ""}, cwd=tmp_path)
+    assert line.returncode == 1 and line.stderr.strip() == f"error: {f}:1: home: $SCRATCH is not set in the environment"
+
+
+def test_debug_in_the_config_file_shows_the_traceback_as_ranker_debug_does(tmp_path):
+    # ranker.toml's `debug = true` was taken (and made the command verbose) but a failure still showed one line
+    f = toml(tmp_path, "debug = true\n")
+    args = ("prefilter", "--config", f, "--papers", tmp_path / "none.jsonl", "--out", tmp_path / "o.jsonl")
+    r = ranker(*args, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "file not found" in r.stderr
+    r = ranker(*args, env={"RANKER_DEBUG": "0"}, cwd=tmp_path)      # the variable goes over the file
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'none.jsonl'}: file not found"]
+
+
+@pytest.mark.parametrize("text,line", [
+    ("[prefilte]\nkeep = 0.3\n", "prefilte: unknown setting; did you mean prefilter?"),
+    ("ofline = true\n", "ofline: unknown setting; did you mean offline?"),
+    ("[scoring]\nmodle = 'x'\n", "scoring.modle: unknown setting; did you mean model?"),
+    ("[digest]\nmin_relevence = 6\n", "digest.min_relevence: unknown setting; did you mean min_relevance?"),
+    ("[scoring.vllm]\ndtyp = 'float16'\n", "scoring.vllm.dtyp: unknown option; did you mean dtype?"),
+    ("[prefilter]\nzzz = 1\n", "prefilter.zzz: unknown setting"),        # nothing near: no guess
+])
+def test_a_misspelt_key_names_the_one_meant(tmp_path, text, line):
+    # as a misspelt flag or RANKER_ variable does: `ofline = true` said only "unknown setting"
+    from ranker.backends import check_options
+    with pytest.raises(ConfigError) as e:
+        check_options(resolve(toml(tmp_path, text), env={}))
+    assert str(e.value) == line
+
+
+def test_no_calibration_takes_the_files_calibration_back_to_none(tmp_path):
+    # a lab's ranker.toml names a calibration: one zero-shot run needed another config file, no flag undid it
+    f = toml(tmp_path, "[prefilter]\ncalibration = 'calib.json'\nmin_keep = 5\n")
+    assert resolve(f, env={}).prefilter.calibration == str(tmp_path / "calib.json")
+    s = resolve(f, flags={"no_calibration": True}, env={})
+    assert (s.prefilter.calibration, s.prefilter.min_keep) == (None, 5)
+    assert s.origins["prefilter.calibration"].name == "no_calibration"
+    assert resolve(f, flags={"no_calibration": None}, env={}).prefilter.calibration == str(tmp_path / "calib.json")
+    r = ranker("prefilter", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
+               tmp_path / "o.jsonl", "--no-calibration", "--calibration", tmp_path / "c.json", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "error: --no-calibration: given with --calibration; give one of them\n")
+    r = ranker("config", "--config", f, cwd=tmp_path)        # (config itself takes no --no-calibration)
+    assert f'calibration = "{tmp_path / "calib.json"}"' in r.stdout

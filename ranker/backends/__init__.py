@@ -47,6 +47,13 @@ def check_options(settings: Settings) -> None:
         backend_class(name).parse_options(table)
 
 
+def options_in_force(settings: Settings) -> dict[str, Any]:
+    """The chosen backend's options as it will run with them, its defaults included (JSON-ready), for
+    settings.effective."""
+    scoring = settings.scoring
+    return backend_class(scoring.backend).parse_options(scoring.options.get(scoring.backend)).model_dump(mode="json")
+
+
 def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
     """The backend the settings choose, with its [scoring.<backend>] options, the models folder and, for a
     backend that uses one, the API key from the environment (and `warn` for one that has notes)."""
@@ -67,4 +74,4 @@ def model_key(name: str, model: str, models_dir: Path | None = None) -> str:
 
 
 __all__ = ["Backend", "BackendOptions", "Request", "Result", "SCORE_FIELDS", "REGISTRY", "backend_class",
-           "get_backend", "check_options", "make_backend", "model_key"]
+           "get_backend", "check_options", "make_backend", "model_key", "options_in_force"]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 from ..records import Usage
+from ..settings import near_miss
 
 # Fields whose value distribution a backend reports in "expected" score mode.
 SCORE_FIELDS = ("RELEVANCE", "NOVELTY")
@@ -79,7 +80,9 @@ class BackendOptions(BaseModel):
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(["scoring", backend, *(str(p) for p in err["loc"][:1])])
-            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown option" + near_miss(str(err["loc"][0]), cls.model_fields)
             raise ConfigError(msg, key=key) from None
 
 

@@ -10,9 +10,9 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import (backfill, calibrate, compare, evaluate, fetch, import_, index, labels, models, prefilter, run, score,
-               serve, similar, site)
-from .common import error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
+from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
+               score, serve, similar, site)
+from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
 from .term import TERM
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -76,7 +76,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
 for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, similar, index, models, serve, site,
-                labels, backfill, import_):
+                labels, backfill, import_, config):
     _module.register(app)
 
 
@@ -199,9 +199,7 @@ def main() -> None:
     import sqlite3
 
     from ..errors import RankerError
-    from ..settings import debug_from_env
     _std_streams()
-    debug = debug_from_env()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:               # not where the caller ignores it
@@ -209,7 +207,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False, prog_name="ranker")
     except _CtrlC as e:
-        if debug or TERM.debug:
+        if debugging():
             raise e.interrupt from None
         _interrupted(e.interrupt)
     except KeyboardInterrupt as e:
@@ -217,7 +215,7 @@ def main() -> None:
     except RankerError as e:
         if _broken_pipe(e):
             _reader_gone()
-        if debug or TERM.debug:
+        if debugging():
             raise
         _after_ctrl_c()
         _fail(error_line(e))
@@ -237,7 +235,7 @@ def main() -> None:
             sys.exit(0)
         if _broken_pipe(e):
             _reader_gone()
-        if debug or TERM.debug:
+        if debugging():
             TERM.restore()
             raise
         _after_ctrl_c()

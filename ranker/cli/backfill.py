@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, NoCalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt,
                      ScoreModeOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, not_empty,
                      nothing_to_do, one_keep_rule, progress_enabled, warn)
@@ -55,7 +55,7 @@ def backfill(
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
                                                show_default=False)] = None,
     recall: RecallOpt = None,
-    calibration: CalibrationOpt = None,
+    calibration: CalibrationOpt = None, no_calibration: NoCalibrationOpt = None,
     score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None, papers_per_request: PapersPerRequestOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Requests per engine call (default: scoring.batch_size of ranker.toml, 64; on a GPU "
@@ -77,7 +77,7 @@ def backfill(
         raise InputError("give --category or --all-categories, not both", key="all_categories")
     s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model,
                       backend_option=backend_option, prompts=prompts, embedder=embedder, max_tokens=max_tokens,
-                      keep=keep, top=top, recall=recall, calibration=calibration, score_mode=score_mode,
+                      keep=keep, top=top, recall=recall, calibration=calibration, no_calibration=no_calibration, score_mode=score_mode,
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request, batch_size=batch_size,
                       db=db, offline=offline)
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)

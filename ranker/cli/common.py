@@ -75,6 +75,9 @@ PapersPerRequestOpt = Annotated[Optional[int], typer.Option(
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
     "--calibration", help="A calibration file from `ranker calibrate` (learned from your GPT digest history).",
     show_default=False, parser=given_path)]
+NoCalibrationOpt = Annotated[Optional[bool], typer.Option(
+    "--no-calibration", help="Rank zero-shot, without the calibration ranker.toml names (the default keep rule "
+    "is then the fixed fraction).", show_default=False)]
 NoveltyContextOpt = Annotated[Optional[int], typer.Option(
     "--novelty-context", help="Show each paper's K nearest EARLIER papers in the corpus (day and title) inside its "
     "prompt, so the model judges novelty against prior work (default 0 = off; scores are stored apart).",
@@ -310,6 +313,7 @@ _FLAG_NAMES = {"from_": "--from", "categories": "--category", "fmt": "--format"}
 
 
 DB_PATH: list[Path] = []             # the database this command opened (named by a database error)
+DEBUG: list[bool] = []               # the settings' debug (RANKER_DEBUG or ranker.toml's), once they are read
 # a command's own options named as a section of the settings (compare --prefilter), added once its settings are
 # read: a key of that name is then the option, not the section (nor the ranker.toml line of a value in it)
 OPTION_KEYS: set[str] = set()
@@ -338,10 +342,17 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
         from ..netguard import enable_offline
         enable_offline()
     DB_PATH[:] = [s.db_path]
+    DEBUG[:] = [s.debug]
     TERM.verbose = TERM.verbose or verbose or s.debug
-    TERM.debug = s.debug
     TERM.capture(s.home, command_name())
     return s
+
+
+def debugging() -> bool:
+    """Whether a failure shows its traceback: the command's settings' debug once they are read (RANKER_DEBUG,
+    else ranker.toml's `debug`), RANKER_DEBUG before (ranker.toml's `debug = true` showed none)."""
+    from ..settings import debug_from_env
+    return DEBUG[-1] if DEBUG else debug_from_env()
 
 
 def db_there(s: "Settings") -> Path:

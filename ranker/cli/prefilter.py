@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import (CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
+from .common import (CalibrationOpt, NoCalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
                      Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, check_out, given_path, info, load_settings,
                      naming_stdout, nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
@@ -19,7 +19,7 @@ def prefilter(papers: PapersOpt,
               keep: KeepOpt = None,
               top: TopOpt = None,
               recall: RecallOpt = None,
-              calibration: CalibrationOpt = None,
+              calibration: CalibrationOpt = None, no_calibration: NoCalibrationOpt = None,
               embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
@@ -42,7 +42,7 @@ def prefilter(papers: PapersOpt,
 
     one_keep_rule(keep=keep, top=top, recall=recall)
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
-                      recall=recall, calibration=calibration, prompts=prompts, db=db, offline=offline)
+                      recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts, db=db, offline=offline)
     check_out(out)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, LayoutOpt,
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, NoCalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, check_out, echo, given_path, info,
                      load_settings, not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
@@ -47,7 +47,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
         score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
         papers_per_request: PapersPerRequestOpt = None, novelty_context: NoveltyContextOpt = None,
-        calibration: CalibrationOpt = None, recall: RecallOpt = None,
+        calibration: CalibrationOpt = None, no_calibration: NoCalibrationOpt = None, recall: RecallOpt = None,
         min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
                                                              help="Cut-off (default 8).")] = None,
         min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
@@ -64,7 +64,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       recall=recall, backend=backend, model=model, backend_option=backend_option, embedder=embedder,
                       max_tokens=max_tokens, prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, novelty_context=novelty_context,
-                      calibration=calibration, min_relevance=min_relevance,
+                      calibration=calibration, no_calibration=no_calibration, min_relevance=min_relevance,
                       min_novelty=min_novelty, db=db, offline=offline)
     check_out(out, folder=True)
     if papers is None and s.offline:

@@ -24,7 +24,6 @@ KEEP_LOGS = 30          # the newest log files kept in RANKER_HOME/logs
 class Terminal:
     def __init__(self):
         self.verbose = False
-        self.debug = False      # the command's settings ask for tracebacks (ranker.toml's debug = true)
         self.log_path: Path | None = None
         self._saved: tuple[int, int] | None = None
         self._out: TextIO | None = None

@@ -1,0 +1,88 @@
+"""`ranker config`: the settings in force (ranker.toml, the environment, the flags, the defaults) and where each
+came from."""
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .common import ConfigOpt, DbOpt, OfflineOpt, echo, flag_name, load_settings
+
+if TYPE_CHECKING:
+    from ..settings import Effective
+
+DEFAULT = "default"
+
+
+def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
+           as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the config file read and each "
+                                                 "setting's key, value and origin.")] = False) -> None:
+    """Show the settings a command would run with, each with where it came from: a flag, an environment
+    variable, ranker.toml's line, or the default.
+
+    The text is a ranker.toml (a setting that is not set, where the code then chooses, is a comment), in the
+    order flags > environment > ranker.toml > defaults. Only the chosen backend's table lists every option.
+    The API key is never shown, and nothing is written (no log file, no database).
+
+    \b
+    Examples:
+      ranker config
+      ranker config --config ~/lab/ranker.toml --json
+    """
+    from ..backends import options_in_force
+    from ..settings import effective
+    s = load_settings(config, verbose=True, db=db, offline=offline)      # verbose: no log file made for this
+    rows = effective(s, options_in_force(s))
+    where = str(s.config_file) if s.config_file is not None else None
+    if as_json:
+        echo(json.dumps({"config_file": where, "settings": [
+            {"key": r.key, "value": r.value, "from": _origin(r)} for r in rows]}, indent=2, ensure_ascii=False))
+        return
+    echo("# the settings in force; each line says where its value came from (a flag, a variable, the file, or")
+    echo("# the default); the order is flags > environment > ranker.toml > defaults")
+    echo(f"# config file: {where}" if where else "# config file: none (no ranker.toml in the working folder)")
+    table = ""
+    for r in rows:
+        *tables, name = r.key.split(".")
+        if ".".join(tables) != table:
+            table = ".".join(tables)
+            echo(f"\n[{table}]")
+        line = f"{_key(name)} = {_toml(r.value)}" if r.value is not None else f"# {_key(name)} (not set)"
+        echo(f"{line:<47} # {_origin(r)}")
+
+
+def _origin(r: "Effective") -> str:
+    o = r.origin
+    if o is None:
+        return DEFAULT
+    if o.kind == "flag":
+        from ..settings import BACKEND_OPTION
+        if o.name == BACKEND_OPTION:
+            return f"{flag_name(o.name)} {r.key.split('.', 2)[-1]}"
+        return f"--no-{flag_name(o.name)[2:]}" if r.value is False else flag_name(o.name)     # --no-offline
+    if o.kind == "env":
+        return o.name
+    return f"{o.name}:{o.line}" if o.line else o.name
+
+
+def _key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
+def _toml(v: Any) -> str:
+    """A JSON-ready value as TOML (an inline table for a dict)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, str)):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml(x)}" for k, x in v.items()) + " }" if v else "{}"
+    return json.dumps(str(v))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("config")(config)

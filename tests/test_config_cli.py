@@ -1,0 +1,60 @@
+"""`ranker config`: the settings in force and where each came from, as a ranker.toml the settings read back."""
+from __future__ import annotations
+
+import json
+import tomllib
+
+from ranker.backends import options_in_force
+from ranker.settings import effective, resolve
+
+from conftest import ranker
+
+
+def test_config_shows_each_setting_and_where_it_came_from(tmp_path):
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    f = lab / "ranker.toml"
+    f.write_text("home = 'h'\noffline = true\n[prefilter]\nrecall = 0.9\nmin_keep = 5\n[scoring]\nbackend = 'vllm'\n"
+                 "[scoring.vllm]\ndtype = 'float16'\n[scoring.openai]\nbase_url = 'http://u:pw@127.0.0.1:1/v1'\n")
+    env = {"RANKER_FETCH_RETRIES": "3", "OPENAI_API_KEY": "sk-secretsecretsecret", "RANKER_HOME": "",
+           "RANKER_DB": "", "RANKER_OFFLINE": ""}
+    r = ranker("config", "--config", f, "--no-offline", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [" ".join(line.split()) for line in r.stdout.splitlines()]
+    for want in (f"# config file: {f}", f'home = "{lab / "h"}" # {f}:1',
+                 f'db = "{lab / "h" / "ranker.sqlite3"}" # default', "offline = false # --no-offline",
+                 "retries = 3 # RANKER_FETCH_RETRIES", f"recall = 0.9 # {f}:4", "# keep (not set) # default",
+                 "embedder = \"minilm\" # default", f'dtype = "float16" # {f}:9', "tensor_parallel_size = 1 # default",
+                 '[scoring.openai]', 'base_url = "http://u:[redacted]@127.0.0.1:1/v1" # ' + f"{f}:11"):
+        assert want in lines, (want, r.stdout)
+    assert "secretsecret" not in r.stdout + r.stderr and ":pw@" not in r.stdout
+    assert not (lab / "h").exists(), "config makes nothing: no home, no log file, no database"
+    # the text is a ranker.toml: read back, it gives the same settings (the password aside)
+    shown = tomllib.loads(r.stdout)
+    assert shown["prefilter"]["recall"] == 0.9 and "keep" not in shown["prefilter"]
+    again = tmp_path / "again.toml"
+    again.write_text(r.stdout.replace("[redacted]", "pw"))
+    env_then = {"RANKER_FETCH_RETRIES": "3"}
+    def in_force(s):
+        return [(e.key, e.value) for e in effective(s, options_in_force(s))]
+    assert in_force(resolve(again, env={})) == in_force(resolve(f, flags={"offline": False}, env=env_then))
+
+
+def test_config_json_and_flags_that_override(tmp_path):
+    (tmp_path / "ranker.toml").write_text("[digest]\nmin_relevance = 6\n")
+    r = ranker("config", "--json", "--db", "x.sqlite3", "--offline", cwd=tmp_path,
+               env={"RANKER_DB": "", "RANKER_OFFLINE": "0"})
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    by_key = {row["key"]: row for row in got["settings"]}
+    assert got["config_file"] == str(tmp_path / "ranker.toml")
+    assert by_key["db"] == {"key": "db", "value": str(tmp_path / "x.sqlite3"), "from": "--db"}
+    assert by_key["offline"]["from"] == "--offline" and by_key["offline"]["value"] is True
+    assert by_key["digest.min_relevance"] == {"key": "digest.min_relevance", "value": 6, "from": "ranker.toml:2"}
+    assert by_key["scoring.backend"] == {"key": "scoring.backend", "value": "vllm", "from": "default"}
+
+
+def test_config_says_a_bad_setting_as_every_command_does(tmp_path):
+    (tmp_path / "ranker.toml").write_text("[prefilter]\nkep = 0.3\n")
+    r = ranker("config", cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr.strip()) == (1, "", "error: ranker.toml:2: prefilter.kep: unknown setting; did you mean keep?")
