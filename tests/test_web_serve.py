@@ -264,6 +264,23 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
 
 
+def test_an_address_no_route_has_is_a_page_with_the_way_back(site):
+    """A mistyped address (/days/..., an old bookmark) or a GET of /label was Starlette's bare JSON
+    {"detail": "Not Found"}, no page and no link back: a page in words, the address as text; JSON for a script."""
+    server, _, _ = site
+    for path, status in (("/days/2025-05-15", 404), ("/nope%3Cb%3Ebold%3C/b%3E", 404), ("/static/nope.css", 404),
+                         ("/label", 405)):
+        got, body, headers = _get(server.url + path)
+        headers = {k.lower(): v for k, v in headers.items()}
+        assert got == status and headers["content-type"].startswith("text/html"), (path, body[:200])
+        assert 'href="/">Back to the archive</a>' in body and "<b>bold" not in body, path
+        assert headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "No page at /nope&lt;b&gt;bold&lt;/b&gt;." in _get(server.url + "/nope%3Cb%3Ebold%3C/b%3E")[1]
+    assert {k.lower(): v for k, v in _get(server.url + "/label")[2].items()}["allow"] == "POST"
+    status, body, _ = _get(server.url + "/days/x", {"Accept": "application/json"})
+    assert status == 404 and json.loads(body) == {"error": "No page at /days/x."}
+
+
 def test_a_host_name_refused_is_answered_with_how_to_allow_it_and_logged_once(site):
     """A colleague opening the server by a name it does not answer to (a fully qualified name getfqdn does not
     give) saw a bare "unknown Host header", and the server's log held nothing: the answer says how its owner

@@ -899,3 +899,39 @@ def test_a_link_in_place_of_a_site_folder_is_replaced_not_written_through(store_
         assert {p.name: p.read_bytes() for p in outside.iterdir()} == before, folder
         assert (out / folder).is_dir() and not (out / folder).is_symlink(), folder
         assert any((out / folder).iterdir()), folder
+
+
+def test_a_published_site_names_no_folder_of_the_building_machine(tmp_path):
+    """A model loaded from a folder is stored under the folder's absolute path, as are an embedder's vectors:
+    every day and paper page of the site said "Scores by /home/<user>/models/Qwen2.5-7B-Instruct" (and a similar
+    papers note the embedder's folder), naming the user's account and folders on the published web. The folder's
+    own name stands for it there."""
+    from ranker.backends.base import local_model_key
+    from ranker.backends.fake import FakeBackend
+    from ranker.prefilter.embed import embedder_key
+    from ranker.settings import resolve
+    from ranker.steps import fetch_day, run_day
+
+    from conftest import store_vectors
+    from webstore import day_papers, seed_vectors
+    home = tmp_path / "home-of-alice"
+    llm, e5 = home / "models" / "Qwen2.5-7B-Instruct", home / "models" / "e5-small"
+    llm.mkdir(parents=True)
+    e5.mkdir()
+    db = tmp_path / "ranker.sqlite3"
+    settings = resolve(flags={"embedder": EMBEDDER, "backend": "fake", "model": "test", "db": db})
+    backend = FakeBackend("test")
+    backend.model_name = local_model_key(str(llm))           # what a backend loading that folder stores
+    assert backend.model_name == str(llm)
+    papers = day_papers(DAY, 40, hostile=False)
+    with Store(db) as s:
+        seed_vectors(s, papers)
+        store_vectors(s, papers[:5], embedder=str(e5), dim=16)  # the configured embedder holds a few vectors
+        run_day(fetch_day(papers, settings, store=s), tmp_path / "out", settings, store=s, backend=backend)
+        build_site(s, tmp_path / "site", embedder=embedder_key(str(e5)))
+    pages = {p: p.read_text(encoding="utf-8") for p in (tmp_path / "site").rglob("*") if p.is_file()}
+    assert [str(p) for p, text in pages.items() if str(home) in text] == []
+    day = pages[tmp_path / "site" / "days" / f"{DAY}.html"]
+    assert "Scores by <code>Qwen2.5-7B-Instruct</code>" in day
+    notes = [t for t in pages.values() if "similar-note" in t]
+    assert notes and all("none of e5-small, the prefilter" in t for t in notes)

@@ -31,6 +31,7 @@ try:
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.requests import ClientDisconnect
 except ImportError:                                             # pragma: no cover - the extra is missing
     raise MissingDependency("fastapi", "web", "ranker serve") from None
@@ -91,6 +92,19 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error": message}, status_code=status)
         return page("error.html", status=status, title=title, message=message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_page(request: Request, e: StarletteHTTPException) -> Response:
+        """An address no route has (a mistyped /days/..., an old bookmark), a method a route does not take (a GET of
+        /label), a file /static does not have: Starlette's bare {"detail": "Not Found"} as JSON, with no way back
+        to the archive; a page in words, as the other refusals (JSON for the page's script)."""
+        if e.status_code == 404:
+            title, message = "Not found", f"No page at {request.url.path}."
+        else:
+            title = message = str(e.detail)
+        answer = refuse(request, e.status_code, title, message)
+        answer.headers.update(e.headers or {})              # a 405's Allow
+        return answer
 
     @app.exception_handler(RankerError)
     async def store_failed(request: Request, e: RankerError) -> Response:

@@ -99,9 +99,29 @@ def _short(text: str | None, n: int = 240) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
+_LOCAL_PATH = re.compile(r"^(?:[/~\\]|[A-Za-z]:[\\/])")
+
+
+def public_name(key: str | None) -> str:
+    """A model's or embedder's name as a published page shows it: one loaded from a folder is stored under the
+    folder's absolute path (/home/alice/models/Qwen2.5-7B-Instruct), which named the user's account and folders
+    on every page of a site put on the web; the folder's own name stands for it. Any other name (a preset, a
+    Hugging Face id, a server's model) is shown as it is."""
+    key = key or ""
+    if not _LOCAL_PATH.match(key):
+        return key
+    return re.split(r"[/\\]", key.rstrip("/\\"))[-1] or key
+
+
 def _authors(authors, n: int = 6) -> str:
     authors = list(authors or [])
     return ", ".join(authors) if len(authors) <= n else ", ".join(authors[:n]) + f" and {len(authors) - n} more"
+
+
+def _model(context, key: str | None) -> str:
+    """`model` filter: a model's or embedder's name, as public_name gives it on the static site's pages (serve's
+    are the user's own: the full name)."""
+    return public_name(key) if context["urls"].static_site else (key or "")
 
 
 _ENV = None
@@ -117,7 +137,8 @@ def environment():
             raise MissingDependency("jinja2", "web", "the web pages") from None
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        env.filters.update(when=_when, score=_score, short=_short, authors=_authors)
+        env.filters.update(when=_when, score=_score, short=_short, authors=_authors,
+                           model=jinja2.pass_context(_model))
         _ENV = env
     return _ENV
 

@@ -3,7 +3,7 @@ the nearest papers from the FAISS corpus index) or, by default, both fused; and 
 same index."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -123,20 +123,22 @@ class Neighbours(list):
     them as it is answered: a note printed once at a server's start went stale when vectors of the configured
     embedder were stored while it ran."""
 
-    def __init__(self, items=(), embedder: str | None = None, asked: str | None = None):
+    def __init__(self, items=(), embedder: str | None = None, asked: str | None = None,
+                 shown: Callable[[str], str] = str):
         super().__init__(items)
-        self.embedder, self.asked = embedder, asked
+        self.embedder, self.asked, self.shown = embedder, asked, shown
 
-    def keep(self, items) -> "Neighbours":
-        """Others of the same source (a selection of these)."""
-        return Neighbours(items, self.embedder, self.asked)
+    def keep(self, items, shown: Callable[[str], str] | None = None) -> "Neighbours":
+        """Others of the same source (a selection of these); `shown`: how the note names an embedder (the
+        static site: as render.public_name, no folder of the building machine)."""
+        return Neighbours(items, self.embedder, self.asked, shown or self.shown)
 
     def note(self) -> str:
         """Why the panel is another embedder's than the configured one's; '' where it is that one's."""
         if not self or not self.asked or self.embedder in (None, self.asked):
             return ""
-        return (f"from the vectors of the embedder {self.embedder}: this paper has none of {self.asked}, the "
-                "prefilter's embedder")
+        return (f"from the vectors of the embedder {self.shown(self.embedder)}: this paper has none of "
+                f"{self.shown(self.asked)}, the prefilter's embedder")
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,

@@ -25,7 +25,7 @@ from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted,
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
-from .render import STATIC, SiteUrls, paper_file, render
+from .render import STATIC, SiteUrls, paper_file, public_name, render
 from .search import INDEX_UNUSABLE, Neighbours, corpus_similar_many
 
 STATIC_FILES = ("style.css", "site.js")
@@ -352,7 +352,7 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
         """Only papers with a page here: the corpus index also holds papers on no day, which have none."""
         near = found(st, pid, k)
         kept = [(i, sim) for i, sim in near if i in index]
-        return near.keep(kept) if isinstance(near, Neighbours) else kept
+        return near.keep(kept, shown=public_name) if isinstance(near, Neighbours) else kept
 
     for pid in sorted(index):
         pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False)
