@@ -121,11 +121,17 @@ def recall_curve_png(curve: Mapping[str, list], recall_at: Mapping[str, Any], au
             f = float(k.rstrip("%")) / 100
             ax.plot([f], [v], "o", color="#c05621")
             ax.annotate(f"{v:.2f}", (f, v), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    return recall_png(fig, ax, "fraction of each day's papers kept", "Prefilter: recall vs fraction kept")
+
+
+def recall_png(fig, ax, xlabel: str, title: str) -> str:
+    """A plot of the recall of GPT's picks against the fraction kept, framed as every report draws one (this
+    one's and ranker.evaluate's), as a base64 PNG."""
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("fraction of each day's papers kept")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("recall of GPT's picks")
-    ax.set_title("Prefilter: recall vs fraction kept")
+    ax.set_title(title)
     ax.grid(alpha=0.2)
     ax.legend(loc="lower right", fontsize=8)
     return png(fig)

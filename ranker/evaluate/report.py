@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..compare.report import CSS, esc, figure, fmt, img, png, scatter_png, table
+from ..compare.report import CSS, esc, figure, fmt, img, recall_png, scatter_png, table
 from ..io import counted, day_span
 from .figures import KEEPING, RANKING
 
@@ -117,14 +117,7 @@ def curves_png(days: list[Mapping]) -> str:
         ax.plot(grid, np.nanmean(np.vstack(rows), axis=0), color="#c05621", lw=2.4,
                 label=f"mean of {counted(len(rows), 'day')}")
     ax.plot([], [], "o", color="#2b6cb0", ms=3.5, label="what the keep rule kept")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("fraction of the day kept (best first)")
-    ax.set_ylabel("recall of GPT's picks")
-    ax.set_title("Prefilter: recall vs fraction kept, per day")
-    ax.grid(alpha=0.2)
-    ax.legend(loc="lower right", fontsize=8)
-    return png(fig)
+    return recall_png(fig, ax, "fraction of the day kept (best first)", "Prefilter: recall vs fraction kept, per day")
 
 
 # ---------------------------------------------------------------------------------------- HTML
