@@ -34,6 +34,18 @@ def esc(x: Any) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
+def page_start(title: str) -> str:
+    """A report page's HTML up to its body: the title (escaped) and the shared CSS."""
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>")
+
+
+def made_by(command: str) -> str:
+    """'Made by <command> on <now, UTC>', as each report's first line says it."""
+    return f'Made by <code>{esc(command)}</code> on {esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}'
+
+
 def fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "–"
@@ -212,12 +224,9 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     mr, mn = th["min_relevance"], th["min_novelty"]
     parts: list[str] = []
     add = parts.append
-    add("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>ranker compare: local vs GPT</title><style>{CSS}</style></head><body>")
+    add(page_start("ranker compare: local vs GPT"))
     add("<h1>Local model vs GPT</h1>")
-    add(f'<p class="muted">Made by <code>ranker compare</code> on '
-        f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}. A pick is RELEVANCE &ge; {esc(fmt_score(mr))} '
+    add(f'<p class="muted">{made_by("ranker compare")}. A pick is RELEVANCE &ge; {esc(fmt_score(mr))} '
         f"and NOVELTY &ge; {esc(fmt_score(mn))}.</p>")
     if metrics.get("message"):
         add(f'<p class="note">{esc(metrics["message"])}</p>')
