@@ -144,11 +144,6 @@ def import_labels(store: "Store", path: str | Path) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- training
-def labels_for_training(store: "Store") -> dict[str, bool]:
-    """The stored labels as training targets: paper id -> liked."""
-    return {pid: lb.liked for pid, lb in store.get_labels().items()}
-
-
 def labels_needed(labels: Mapping[str, bool]) -> int:
     """How many more labels a calibration from labels alone needs (0: enough): MIN_LABELS_EACH of each kind."""
     up = sum(1 for v in labels.values() if v)

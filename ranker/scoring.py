@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .backends import Backend, Request, Result
 from .backends.base import GenerateInterrupted
+from .backends.probs import expected_value
 from .backends.schema import COMMENT_CHARS, check_answer, load_answer, paper_schema
 from .errors import ConfigError, InputError, checkpoint, during
 from .io import Progress, counted, redact, same_paper_id
@@ -151,8 +152,8 @@ def parse_result(result: Result, ids: list[str], comment_chars: int) -> dict[str
             else:
                 mine = {k.rsplit("/", 1)[1]: v for k, v in result.score_probs.items()
                         if "/" in k and same_paper_id(k.rsplit("/", 1)[0], pid)}
-            sc.expected_relevance = _expectation(mine.get("RELEVANCE"))
-            sc.expected_novelty = _expectation(mine.get("NOVELTY"))
+            sc.expected_relevance = expected_value(mine.get("RELEVANCE"))
+            sc.expected_novelty = expected_value(mine.get("NOVELTY"))
     u = result.usage
     for n, s in enumerate(out.values()):       # each paper a share; the shares add up to the request's tokens
         s.prompt_tokens = _share(u.prompt_tokens, len(out), n)
@@ -165,15 +166,6 @@ def _share(total: int, parts: int, n: int) -> int:
     """The n-th of `parts` whole shares of `total` (the first total % parts shares one more)."""
     q, r = divmod(total, parts)
     return q + (1 if n < r else 0)
-
-
-def _expectation(probs: dict[int, float] | None) -> float | None:
-    if not probs:
-        return None
-    total = sum(probs.values())
-    if total <= 0:
-        return None
-    return round(sum(int(v) * p for v, p in probs.items()) / total, 4)
 
 
 # --------------------------------------------------------------------------- the run

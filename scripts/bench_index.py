@@ -42,11 +42,6 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def now_rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 # --------------------------------------------------------------------------- data
 def real_vectors(db: str | None) -> np.ndarray:
     from ranker.store import Store

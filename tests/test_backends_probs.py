@@ -99,3 +99,11 @@ def test_extension_share_and_nothing_found():
     assert score_distributions('{"COMMENT":"x"}', [0], [Step("x")]) is None
     assert score_distributions("", [], []) is None
     assert not math.isnan(expected_value({k: 0.1 for k in range(1, 11)}))
+
+
+def test_expected_value_is_the_one_scoring_stores():
+    """One expectation for the probes and for scoring's stored expected_relevance/novelty: a distribution whose
+    mass is short of 1 is normalised (not a mean pulled toward 0), one without mass has none."""
+    assert expected_value({9: 0.3, 10: 0.3}) == pytest.approx(9.5)
+    assert expected_value({1: 1 / 3, 2: 2 / 3}) == 1.6667                  # rounded as stored
+    assert expected_value({5: 0.0}) is None and expected_value({}) is None and expected_value(None) is None

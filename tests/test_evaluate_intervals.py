@@ -15,23 +15,13 @@ from ranker.evaluate import evaluate_history, summary_markdown
 from ranker.evaluate import intervals as iv
 from ranker.evaluate.figures import KEEPING, RANKING
 from ranker.evaluate.report import comparison_markdown
-from ranker.settings import resolve
 from ranker.sources import read_papers
 from ranker.store import Store
-from test_evaluate import FIVE, FLAGS, THREE, gpt_picked_nothing, make_history
+import test_evaluate
+from test_evaluate import FIVE, THREE, gpt_picked_nothing, make_history
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return resolve(flags={**FLAGS, "db": tmp_path / "db.sqlite3"}, env={"RANKER_HOME": str(tmp_path / "home")})
-
-
-@pytest.fixture
-def store(settings):
-    with Store(settings.db_path) as s:
-        for d in FIVE:
-            store_vectors(s, list(read_papers(DAYS / d / "listing.jsonl")))
-        yield s
+settings, store = test_evaluate.settings, test_evaluate.store      # the fixtures of the evals there
 
 
 @pytest.fixture

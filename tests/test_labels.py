@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ranker.errors import InputError
-from ranker.labels import (LABEL_WEIGHT, export_labels, import_labels, labels_for_training, labels_needed,
-                           read_labels, store_training_rows, training_rows)
+from ranker.labels import (LABEL_WEIGHT, export_labels, import_labels, labels_needed,
+                           read_labels, store_training_rows, training_labels, training_rows)
 from ranker.prefilter.history import load_day
 from ranker.records import Paper
 from ranker.store import Store
@@ -227,7 +227,7 @@ def test_labels_alone_make_a_training_set_and_say_how_many_are_missing(tmp_path)
         s.add_papers([_p(f"2505.{i:05d}", "2025-05-15") for i in range(12)])
         for i in range(12):
             s.set_label(f"2505.{i:05d}", 1 if i < 9 else -1, "2025-05-15")
-        labels = labels_for_training(s)
+        labels = training_labels(s).labels
         assert sum(labels.values()) == 9
         assert labels_needed(labels) == 1 + 7                       # 10 of each kind
         rows = store_training_rows(s)                              # no GPT history at all

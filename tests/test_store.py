@@ -267,12 +267,13 @@ def test_a_migration_killed_midway_leaves_the_schema_before_it_and_the_next_open
     v1_database(db, 3)
     child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os, signal
+        import ranker.migrations as mg
         import ranker.store as st
 
         def m005_run_owner(c):
             c.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
             os.kill(os.getpid(), signal.SIGKILL)
-        st.MIGRATIONS[st.MIGRATIONS.index(st.m005_run_owner)] = m005_run_owner
+        st.MIGRATIONS[st.MIGRATIONS.index(mg.m005_run_owner)] = m005_run_owner
         st.Store({str(db)!r})
         """)], capture_output=True, text=True)
     assert child.returncode == -9, child.stderr

@@ -206,6 +206,11 @@ def probe_failed(result: Result, reason: str) -> None:
 
 
 def expected_value(dist: dict[int, float] | None) -> float | None:
+    """The mean score of a distribution over score values, its mass normalised to 1 (rounded to 4 places); None
+    for no distribution or one without mass."""
     if not dist:
         return None
-    return sum(v * p for v, p in dist.items())
+    total = sum(dist.values())
+    if total <= 0:
+        return None
+    return round(sum(int(v) * p for v, p in dist.items()) / total, 4)

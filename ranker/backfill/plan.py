@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError
 from ..records import Paper
 from ..sources import ReadReport, detect_format, filter_papers, read_papers
-from ..sources.jsonl import Overlong, capped_lines
+from ..sources.jsonl import Overlong, capped_lines, rest_of_line
 from ..sources.reading import GZ_ERRORS
 from ..sources.report import LINE_CAP
 
@@ -168,9 +168,7 @@ def _range_lines(path: str, start: int, end: int | None) -> Iterator[bytes]:
     with open(path, "rb") as f:
         if start > 0:
             f.seek(start - 1)
-            # the rest of a line that began before `start` belongs to the range before: skipped in bounded pieces
-            while (c := f.readline(1 << 20)) and not c.endswith(b"\n"):
-                pass
+            rest_of_line(f)       # the rest of a line that began before `start` belongs to the range before
         pos = f.tell()
         lines = capped_lines(f)
         while end is None or pos < end:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .readers import ScoreRow
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2em auto;max-width:1150px;
      color:#222;padding:0 1em;line-height:1.4}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
@@ -32,6 +32,18 @@ code{background:#f4f4f4;padding:0 .2em}
 def esc(x: Any) -> str:
     """Text from the inputs, escaped for HTML."""
     return html.escape("" if x is None else str(x), quote=True)
+
+
+def page_start(title: str) -> str:
+    """A report page's HTML up to its body: the title (escaped) and the shared CSS."""
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>")
+
+
+def made_by(command: str) -> str:
+    """'Made by <command> on <now, UTC>', as each report's first line says it."""
+    return f'Made by <code>{esc(command)}</code> on {esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}'
 
 
 def fmt(v: Any, digits: int = 3) -> str:
@@ -52,7 +64,7 @@ def fmt_score(v: float) -> str:
 
 # ---------------------------------------------------------------------------------------- plots
 
-def _png(fig) -> str:
+def png(fig) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
@@ -60,14 +72,14 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(w: float = 5.2, h: float = 4.4):
+def figure(w: float = 5.2, h: float = 4.4):
     # A bare Figure drawn by FigureCanvasAgg (the Agg backend) leaves pyplot's global state alone.
     from matplotlib.figure import Figure
     return Figure(figsize=(w, h))
 
 
 def scatter_png(gpt: list[float], local: list[float], what: str) -> str:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot(111)
     rng = np.random.default_rng(0)
     g = np.asarray(gpt, dtype=float)
@@ -84,11 +96,11 @@ def scatter_png(gpt: list[float], local: list[float], what: str) -> str:
     ax.set_ylabel(f"local {what}")
     ax.set_title(f"{what.capitalize()}: local vs GPT (n={len(g)}, jittered)")
     ax.grid(alpha=0.2)
-    return _png(fig)
+    return png(fig)
 
 
 def heatmap_png(matrix: list[list[int]], what: str) -> str:
-    fig = _figure(5.4, 4.8)
+    fig = figure(5.4, 4.8)
     ax = fig.add_subplot(111)
     m = np.asarray(matrix, dtype=float)
     im = ax.imshow(m, cmap="Blues", origin="upper", aspect="equal")
@@ -106,11 +118,11 @@ def heatmap_png(matrix: list[list[int]], what: str) -> str:
                 ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8,
                         color="white" if m[i, j] > top / 2 else "#123")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return _png(fig)
+    return png(fig)
 
 
 def recall_curve_png(curve: Mapping[str, list], recall_at: Mapping[str, Any], auc: float | None) -> str:
-    fig = _figure(5.6, 4.4)
+    fig = figure(5.6, 4.4)
     ax = fig.add_subplot(111)
     xs = [x for x, y in zip(curve["fraction"], curve["recall"]) if y is not None]
     ys = [y for y in curve["recall"] if y is not None]
@@ -121,19 +133,25 @@ def recall_curve_png(curve: Mapping[str, list], recall_at: Mapping[str, Any], au
             f = float(k.rstrip("%")) / 100
             ax.plot([f], [v], "o", color="#c05621")
             ax.annotate(f"{v:.2f}", (f, v), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    return recall_png(fig, ax, "fraction of each day's papers kept", "Prefilter: recall vs fraction kept")
+
+
+def recall_png(fig, ax, xlabel: str, title: str) -> str:
+    """A plot of the recall of GPT's picks against the fraction kept, framed as every report draws one (this
+    one's and ranker.evaluate's), as a base64 PNG."""
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("fraction of each day's papers kept")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("recall of GPT's picks")
-    ax.set_title("Prefilter: recall vs fraction kept")
+    ax.set_title(title)
     ax.grid(alpha=0.2)
     ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 # ---------------------------------------------------------------------------------------- HTML
 
-def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     """header/rows are already-escaped HTML snippets; the first `left` columns are left-aligned."""
     th = "".join(f'<th class="t">{h}</th>' if i < left else f"<th>{h}</th>" for i, h in enumerate(header))
     body = []
@@ -149,13 +167,13 @@ _SEL_KEYS = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "re
 
 def _agreement_table(m: Mapping[str, Any]) -> str:
     rows = [[esc(what)] + [esc(fmt(m[what].get(k))) for k in _AGREE_KEYS] for what in ("relevance", "novelty")]
-    return _table(["score"] + list(_AGREE_KEYS), rows)
+    return table(["score"] + list(_AGREE_KEYS), rows)
 
 
 def _selection_table(sel: Mapping[str, Any]) -> str:
     names = {"common": "papers both scored", "listing": "whole listing"}
     rows = [[esc(names.get(k, k))] + [esc(fmt(v.get(c))) for c in _SEL_KEYS] for k, v in sel.items()]
-    return _table(["over"] + list(_SEL_KEYS), rows)
+    return table(["over"] + list(_SEL_KEYS), rows)
 
 
 def _paper_link(pid: str) -> str:
@@ -191,10 +209,10 @@ def _days_table(days: Mapping[str, Any]) -> str:
                      esc(fmt(m["selection"]["common"]["f1"])),
                      esc(fmt(m["selection"].get("listing", {}).get("f1"))),
                      esc(fmt(m.get("prefilter", {}).get("roc_auc")))])
-    return _table(header, rows)
+    return table(header, rows)
 
 
-def _img(b64: str, alt: str, caption: str) -> str:
+def img(b64: str, alt: str, caption: str) -> str:
     return (f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{b64}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
@@ -206,12 +224,9 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     mr, mn = th["min_relevance"], th["min_novelty"]
     parts: list[str] = []
     add = parts.append
-    add("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>ranker compare: local vs GPT</title><style>{_CSS}</style></head><body>")
+    add(page_start("ranker compare: local vs GPT"))
     add("<h1>Local model vs GPT</h1>")
-    add(f'<p class="muted">Made by <code>ranker compare</code> on '
-        f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}. A pick is RELEVANCE &ge; {esc(fmt_score(mr))} '
+    add(f'<p class="muted">{made_by("ranker compare")}. A pick is RELEVANCE &ge; {esc(fmt_score(mr))} '
         f"and NOVELTY &ge; {esc(fmt_score(mn))}.</p>")
     if metrics.get("message"):
         add(f'<p class="note">{esc(metrics["message"])}</p>')
@@ -222,7 +237,7 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         counts += [["papers in the listing", esc(metrics["n_papers"])],
                    ["GPT judgements outside the listing", esc(metrics["gpt_not_in_papers"])],
                    ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
-    add("<h2>Counts</h2>" + _table(["", "n"], counts))
+    add("<h2>Counts</h2>" + table(["", "n"], counts))
     outside = _outside_listing(metrics)
     if outside:
         add(f'<p class="note">{esc(outside)}</p>')
@@ -257,7 +272,7 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
                  ["recall of GPT's picks among kept=true", esc(fmt(prefilter["recall_at_kept"]))],
                  ["prefilter rows / GPT picks among them", esc(f"{prefilter['n']} / {prefilter['gpt_picks']}")],
                  ["GPT picks missing from the prefilter file", esc(prefilter["gpt_picks_not_in_prefilter"])]]
-        add(_table(["", "value"], rows))
+        add(table(["", "value"], rows))
 
     if metrics.get("days"):
         add("<h2>Per day</h2>")
@@ -268,16 +283,16 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
 
     add("<h2>Plots</h2><div class=\"plots\">")
     if common:
-        add(_img(scatter_png([gpt[i].relevance for i in common], [local[i].relevance for i in common], "relevance"),
+        add(img(scatter_png([gpt[i].relevance for i in common], [local[i].relevance for i in common], "relevance"),
                  "relevance scatter", "Relevance, one dot per paper both judged; the dashed line is agreement."))
-        add(_img(scatter_png([gpt[i].novelty for i in common], [local[i].novelty for i in common], "novelty"),
+        add(img(scatter_png([gpt[i].novelty for i in common], [local[i].novelty for i in common], "novelty"),
                  "novelty scatter", "Novelty, one dot per paper both judged."))
-        add(_img(heatmap_png(metrics["confusion_relevance"], "relevance"), "relevance confusion heatmap",
+        add(img(heatmap_png(metrics["confusion_relevance"], "relevance"), "relevance confusion heatmap",
                  "How often GPT's relevance (row) met each local relevance (column)."))
-        add(_img(heatmap_png(metrics["confusion_novelty"], "novelty"), "novelty confusion heatmap",
+        add(img(heatmap_png(metrics["confusion_novelty"], "novelty"), "novelty confusion heatmap",
                  "How often GPT's novelty (row) met each local novelty (column)."))
     if prefilter and prefilter["curve"]["fraction"] and prefilter["gpt_picks"]:
-        add(_img(recall_curve_png(prefilter["curve"], prefilter["recall_at"], prefilter["roc_auc"]), "prefilter recall curve",
+        add(img(recall_curve_png(prefilter["curve"], prefilter["recall_at"], prefilter["roc_auc"]), "prefilter recall curve",
                  "Share of GPT's picks the prefilter keeps when each day keeps its top fraction."))
     if not common and not (prefilter and prefilter["gpt_picks"]):
         add('<p class="muted">No plots: no paper is in both inputs.</p>')
@@ -386,12 +401,3 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         lines += ["", f"{metrics['n_warnings']} input warnings (see metrics.json / report.html)."]
     return "\n".join(lines)
 
-
-# ---------------------------------------------------------------------------------------- building blocks
-# What other reports of the same look reuse (ranker.evaluate.report): the page's CSS, a table of escaped
-# cells, an inline PNG with a caption, and a bare matplotlib figure turned into base64 PNG.
-CSS = _CSS
-table = _table
-img = _img
-figure = _figure
-png = _png

@@ -2,12 +2,11 @@
 Markdown summary the command prints. Both read the content of eval.json."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..compare.report import CSS, esc, figure, fmt, img, png, scatter_png, table
+from ..compare.report import esc, figure, fmt, img, made_by, page_start, recall_png, scatter_png, table
 from ..io import counted, day_span
 from .figures import KEEPING, RANKING
 
@@ -117,14 +116,7 @@ def curves_png(days: list[Mapping]) -> str:
         ax.plot(grid, np.nanmean(np.vstack(rows), axis=0), color="#c05621", lw=2.4,
                 label=f"mean of {counted(len(rows), 'day')}")
     ax.plot([], [], "o", color="#2b6cb0", ms=3.5, label="what the keep rule kept")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("fraction of the day kept (best first)")
-    ax.set_ylabel("recall of GPT's picks")
-    ax.set_title("Prefilter: recall vs fraction kept, per day")
-    ax.grid(alpha=0.2)
-    ax.legend(loc="lower right", fontsize=8)
-    return png(fig)
+    return recall_png(fig, ax, "fraction of the day kept (best first)", "Prefilter: recall vs fraction kept, per day")
 
 
 # ---------------------------------------------------------------------------------------- HTML
@@ -195,12 +187,9 @@ def render_html(result: Mapping[str, Any]) -> str:
     rule, whose = _cut_offs(s, default_too=True), "GPT's and the digest's" if llm else "GPT's"
     parts: list[str] = []
     add = parts.append
-    add("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>ranker eval: {esc(_span(days))}</title><style>{CSS}</style></head><body>")
+    add(page_start(f"ranker eval: {_span(days)}"))
     add("<h1>The local pipeline replayed on your GPT history</h1>")
-    add(f'<p class="muted">Made by <code>ranker eval</code> on '
-        f'{esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))} from <code>{esc(result["history"])}</code>: '
+    add(f'<p class="muted">{made_by("ranker eval")} from <code>{esc(result["history"])}</code>: '
         f'{esc(_n_days(o["days"]))} ({esc(_span(days))}), {esc(counted(o["papers"], "paper"))}, '
         f'{esc(counted(o["picks"], "GPT pick"))}'
         + (f' ({esc(_n_days(o["no_pick_days"]))} with none)' if o.get("no_pick_days") else "") + '; '

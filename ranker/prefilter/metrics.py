@@ -70,8 +70,3 @@ def mean_of(rows: list[dict[str, float]]) -> dict[str, float]:
         vals = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         out[k] = float(np.mean(vals)) if vals else float("nan")
     return out
-
-
-def format_row(name: str, m: dict[str, float]) -> str:
-    return (f"{name:<14} AUC {m.get('auc', float('nan')):.3f}  recall@25 {m.get('recall@25', float('nan')):.3f}"
-            f"  recall@40 {m.get('recall@40', float('nan')):.3f}  keep95 {m.get('keep95', float('nan')):.3f}")

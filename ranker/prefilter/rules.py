@@ -51,11 +51,6 @@ def _unaccented(text: str) -> str:
     return unaccented(text)
 
 
-def plain_name(text: str) -> str:
-    """A name without TeX accents, diacritics or case: '{\\"U}nal, {\\c C}a\\u{g}r{\\i}' -> 'unal, cagri'."""
-    return _unaccented(text).casefold()
-
-
 class _Particle(str):
     """A particle's word written in lower case in a name with capitals ("de" of "Charles de Gaulle"): part of
     the family name, never a given name, even the only word before it. Equal to its text as any token."""

@@ -33,12 +33,20 @@ def capped_lines(f, cap: int = LINE_CAP) -> Iterator[bytes]:
         if len(line) <= cap or line.endswith(b"\n"):
             yield line
             continue
-        size = len(line)
-        while (more := f.readline(1 << 20)) and not more.endswith(b"\n"):
-            size += len(more)
         over = Overlong()
-        over.size = size + len(more)
+        over.size = len(line) + rest_of_line(f)
         yield over
+
+
+def rest_of_line(f) -> int:
+    """Read a binary stream past the end of the line it stands in, in bounded pieces; how many bytes that was
+    (its newline included)."""
+    n = 0
+    while more := f.readline(1 << 20):
+        n += len(more)
+        if more.endswith(b"\n"):
+            break
+    return n
 
 
 def _announce(d: dict) -> str | None:
