@@ -74,6 +74,44 @@ def test_too_few_days_give_no_interval_and_an_undefined_day_is_left_out():
     assert iv.mean_interval([0.5] * 8) == {"low": 0.5, "high": 0.5, "days": 8}
 
 
+def _sparse_days(n=6, picked=2):
+    """n scored days of which only the first `picked` have GPT picks (and pairs scored): the digest's recall
+    and within-1 rest on those alone, its precision and F1 (the digest picked one paper a day) on every day."""
+    out = []
+    for i in range(n):
+        on = i < picked
+        out.append({"date": f"2025-05-{i + 1:02d}",
+                    "prefilter": {"papers": 100, "picks": 5 if on else 0, "auc": 0.8 if on else None,
+                                  "kept_fraction": 0.4},
+                    "llm": {"digest": {"tp": (3 if i == 0 else 1) if on else 0, "fp": 1,
+                                       "fn": (1 if i == 0 else 3) if on else 0}},
+                    "pairs": ([{"gpt": [8, 7], "local": [8, 7] if i == 0 else [3, 3]}] * 4) if on else []})
+    return out
+
+
+def test_a_pooled_figure_stands_on_the_days_that_put_something_in_its_denominator():
+    """A day with no GPT pick adds nothing to the digest's recall (nor, with no pair scored, to within-1): an
+    interval from 2 such days was printed as resting on all 6."""
+    r = iv.day_intervals(_sparse_days())
+    assert r["prefilter"]["auc"] == {"low": None, "high": None, "days": 2}
+    d = r["llm"]["digest"]
+    assert d["recall"] == {"low": None, "high": None, "days": 2}
+    assert r["llm"]["relevance"]["within1"] == r["llm"]["novelty"]["within1"] == {"low": None, "high": None,
+                                                                                   "days": 2}
+    assert d["precision"]["days"] == d["f1"]["days"] == 6 and d["precision"]["low"] is not None
+    # paired, a day counts where both evals put something in the figure's denominator
+    this, that = _sparse_days(), _sparse_days()
+    for x in that[2:]:
+        x["pairs"] = [{"gpt": [8, 7], "local": [8, 7]}]                # scored there, not in this eval
+    c = iv.paired_comparison({"settings": {}, "days": this}, {"settings": {}, "days": that}, against="x")
+    assert c["days"] == 6 and c["llm"]["digest"]["recall"]["days"] == 2
+    assert c["llm"]["relevance"]["within1"] == {**c["llm"]["relevance"]["within1"], "low": None, "high": None,
+                                                "days": 2}
+    assert c["llm"]["digest"]["precision"]["days"] == 6 and c["llm"]["digest"]["precision"]["low"] is not None
+    # and with picks on enough days, an interval again
+    assert iv.day_intervals(_sparse_days(picked=5))["llm"]["digest"]["recall"]["days"] == 5
+
+
 # ------------------------------------------------------------------ in an eval
 def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five):
     o, ivs = five["overall"], five["overall"]["intervals"]
@@ -84,9 +122,11 @@ def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five
     for k in ("precision", "recall", "f1"):
         r = ivs["llm"]["digest"][k]
         assert r["days"] == 5 and r["low"] <= o["llm"]["digest"][k] <= r["high"], k
+    # within 1 stands on the days a GPT pick was scored: 4 of them here (none on the first), too few
+    scored = sum(bool(d.get("pairs")) for d in five["days"])
+    assert scored == 4
     for w in ("relevance", "novelty"):
-        r = ivs["llm"][w]["within1"]
-        assert r["low"] <= o["llm"][w]["within1"] <= r["high"], w
+        assert ivs["llm"][w]["within1"] == {"low": None, "high": None, "days": scored}, w
     # the pooled figures the bootstrap resamples are the eval's own: a comparison with itself reads them back
     same = iv.paired_comparison(five, five, against="x")
     assert same["llm"]["digest"]["f1"]["this"] == o["llm"]["digest"]["f1"]
@@ -131,10 +171,11 @@ def test_a_day_gpt_picked_nothing_counts_in_kept_only(tmp_path, settings, store)
 def test_an_eval_against_itself_differs_by_nothing(five):
     c = iv.paired_comparison(five, five, against="x")
     assert c["days"] == 5 and c["only_this"] == c["only_other"] == 0
-    rows = list(c["prefilter"].values()) + [c["llm"][b][k] for b, k in
-                                             (("digest", "precision"), ("digest", "recall"), ("digest", "f1"),
-                                              ("relevance", "within1"), ("novelty", "within1"))]
+    rows = list(c["prefilter"].values()) + [c["llm"]["digest"][k] for k in ("precision", "recall", "f1")]
     assert all(r["difference"] == r["low"] == r["high"] == 0 and r["days"] == 5 for r in rows)
+    # within 1 on the 4 days a GPT pick was scored: no interval
+    assert all(c["llm"][w]["within1"] == {**c["llm"][w]["within1"], "difference": 0, "low": None, "high": None,
+                                          "days": 4} for w in ("relevance", "novelty"))
     md = comparison_markdown(c)
     assert "| AUC | " in md and "| +0.000 | [+0.00, +0.00] | 5 |" in md and "-0.0" not in md
 

@@ -11,10 +11,11 @@ bound by about 2.7 standard errors / sqrt(RESAMPLES) (a standard deviation of 0.
 widest, keep95 over 50 days): the bounds are printed to 2 decimals, which that noise does not reach (the
 third would be noise). 0.1 s for 50 days, ~4 s for 1,000.
 
-With fewer than MIN_DAYS days (where the figure is defined) no interval is given: the bootstrap of so few
-values takes only a handful of distinct means and its percentiles claim a certainty the days cannot give. With
-few days above that (under FEW_DAYS) a percentile interval is still too narrow: about 1.96 sqrt((n-1)/n) /
-t(n-1) of Student's t interval's width, 0.63 at 5 days, 0.88 at 15, 0.97 at 50; the summaries say so.
+With fewer than MIN_DAYS days (where the figure is defined: for a pooled one, the days that put something in
+its denominator) no interval is given: the bootstrap of so few values takes only a handful of distinct means
+and its percentiles claim a certainty the days cannot give. With few days above that (under FEW_DAYS) a
+percentile interval is still too narrow: about 1.96 sqrt((n-1)/n) / t(n-1) of Student's t interval's width,
+0.63 at 5 days, 0.88 at 15, 0.97 at 50; the summaries say so.
 
 A paired comparison takes the days both evals replayed (the same date, the same papers and GPT picks) and
 resamples them together, so the day-to-day variation both share (an easy day is easy for both) cancels: the
@@ -165,7 +166,9 @@ def day_intervals(days: Sequence[Mapping], **kw) -> dict:
         mask = np.array(scored, dtype=np.float64)
         padded = [d if d.get("llm") else {"llm": {"digest": {"tp": 0, "fp": 0, "fn": 0}}} for d in days]
         for k, (num, den) in _pooled(padded).items():
-            terms[("llm", k)] = (num * mask, den * mask, int(mask.sum()))
+            # a day that puts nothing in a figure's denominator (no GPT pick for recall, none scored for
+            # within-1) adds nothing to it: not a day it stands on
+            terms[("llm", k)] = (num * mask, den * mask, int((den * mask > 0).sum()))
     got = ratio_intervals(terms, **kw)
     out: dict = {**settings_record()}
     for (block, k), row in got.items():
@@ -305,7 +308,8 @@ def paired_comparison(this: Mapping, other: Mapping, *, against: str | Path, **k
     if all(ours[d].get("llm") for d in shared) and all(theirs[d].get("llm") for d in shared):
         pa, pb = _pooled([ours[d] for d in shared]), _pooled([theirs[d] for d in shared])
         for k in pa:
-            terms[("llm", k)] = (pa[k], pb[k], len(shared))
+            # the days that put something in both evals' denominators (as day_intervals counts them)
+            terms[("llm", k)] = (pa[k], pb[k], int(((pa[k][1] > 0) & (pb[k][1] > 0)).sum()))
     for (block, k), row in _paired(terms, **kw).items():
         out.setdefault(block, {})[k] = row
     if "llm" in out:
