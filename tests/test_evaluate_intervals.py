@@ -300,11 +300,18 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
     refused({"settings": {}, "days": [{**day, "llm": {"digest": {"tp": 1}}}]},
             f"{THREE[0]}: llm.digest has no tp, fp and fn counts{damaged}")
     refused({"settings": {"min_relevance": "8"}, "days": [day]}, f"settings.min_relevance is not a number{damaged}")
+    # the keep rule the comparison names: a string there, in a file that pairs with this eval, crashed after the
+    # whole replay ("unexpected failure: Unknown format code 'g'")
+    from ranker.prefilter.history import read_history
+    first = read_history(hist).days[0]                               # GPT's picks at the default cut-offs
+    pairable = {"date": THREE[0], "prefilter": {"papers": len(first.papers), "picks": len(first.picks)}}
+    refused({"settings": {"embedder": "minilm", "calibration": "zero-shot", "keep": "0.4"}, "days": [pairable]},
+            f"settings.keep is not a number{damaged}")
+    refused({"settings": {"recall": "0.95"}, "days": [day]}, f"settings.recall is not a number{damaged}")
+    refused({"settings": {"top": 2.5}, "days": [day]}, f"settings.top is not a whole number{damaged}")
     refused({"settings": {}, "days": [{**day, "date": "2024-01-02"}]},
             "no day in common with this eval: it has 1 day (2024-01-02), this eval 3 days "
             f"({THREE[0]}..{THREE[-1]})")
-    from ranker.prefilter.history import read_history
-    first = read_history(hist).days[0]                               # GPT's picks at the default cut-offs
     refused({"settings": {}, "days": [day]},
             f"{THREE[0]} has 1 paper and 1 GPT pick there, {len(first.papers):,} and {len(first.picks)} in this "
             "eval: the two replayed different histories and cannot be compared day by day")

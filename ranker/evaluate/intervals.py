@@ -223,9 +223,12 @@ def _number(v) -> bool:
 
 def _damage(data: Mapping) -> str:
     """The first value a comparison reads that is not what an eval writes ("" when none is)."""
-    for k in ("min_relevance", "min_novelty"):
+    for k in ("min_relevance", "min_novelty", "keep", "recall"):
         if data["settings"].get(k) is not None and not _number(data["settings"][k]):
             return f"settings.{k} is not a number"
+    top = data["settings"].get("top")
+    if top is not None and not (isinstance(top, int) and not isinstance(top, bool)):
+        return "settings.top is not a whole number"
     seen = set()
     for d in data["days"]:
         if d["date"] in seen:
