@@ -241,6 +241,32 @@ def test_evals_that_cannot_be_compared_are_refused(five):
         iv.paired_comparison(five, other, against="x")
 
 
+@pytest.mark.parametrize("prefilter, llm, problem", [
+    ('"auc": 1e400', "", "prefilter.auc is not a number"),                    # JSON reads it as infinity
+    ('"auc": Infinity', "", "prefilter.auc is not a number"),
+    ('"keep95": ' + "9" * 400, "", "prefilter.keep95 is not a number"),        # no float holds it
+    ("", '"tp": true, "fp": 0, "fn": 1', "llm.digest has no tp, fp and fn counts"),
+    ("", '"tp": 1, "fp": -1, "fn": 1', "llm.digest has no tp, fp and fn counts"),
+])
+def test_a_value_no_eval_writes_is_refused_when_read(tmp_path, prefilter, llm, problem):
+    path = tmp_path / "eval.json"
+    day = ('{"date": "2025-05-01", "prefilter": {"papers": 9, "picks": 2' + (", " + prefilter if prefilter else "")
+           + "}" + (', "llm": {"digest": {' + llm + "}}" if llm else "") + "}")
+    path.write_text('{"settings": {}, "days": [' + day + "]}")
+    with pytest.raises(InputError, match=f"eval.json: 2025-05-01: {problem}; a damaged eval.json") as e:
+        iv.read_eval(path)
+    assert e.value.key == "against" and e.value.where == str(path)
+
+
+@pytest.mark.parametrize("papers, picks", [("true", "1"), ("9", "false"), ("-1", "0")])
+def test_a_day_without_whole_counts_is_not_an_evals(tmp_path, papers, picks):
+    path = tmp_path / "eval.json"
+    path.write_text(f'{{"settings": {{}}, "days": [{{"date": "2025-05-01", "prefilter": {{"papers": {papers}, '
+                    f'"picks": {picks}}}}}]}}')
+    with pytest.raises(InputError, match="not the eval.json of an eval"):
+        iv.read_eval(path)
+
+
 # ------------------------------------------------------------------ the command
 def _db(tmp_path, days=FIVE):
     db = tmp_path / "db.sqlite3"

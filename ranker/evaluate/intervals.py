@@ -24,6 +24,7 @@ interval of the difference is far narrower than the two intervals side by side s
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -206,7 +207,7 @@ def read_eval(against: str | Path) -> dict:
     days = data.get("days") if isinstance(data, dict) else None
     if not (isinstance(data.get("settings") if isinstance(data, dict) else None, dict) and isinstance(days, list)
             and all(isinstance(d, dict) and isinstance(d.get("date"), str) and isinstance(d.get("prefilter"), dict)
-                    and all(isinstance(d["prefilter"].get(k), int) for k in ("papers", "picks")) for d in days)):
+                    and all(_count(d["prefilter"].get(k)) for k in ("papers", "picks")) for d in days)):
         raise InputError("not the eval.json of an eval (no settings and per-day figures in it)", where=str(path),
                          key="against")
     if not days:
@@ -218,7 +219,18 @@ def read_eval(against: str | Path) -> dict:
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    """A finite number: not a bool, NaN or infinity (JSON reads 1e400 as one)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:                           # an integer too large for a float
+        return False
+
+
+def _count(v) -> bool:
+    """A count as an eval writes one: a whole number >= 0 (true is not 1 here)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def _damage(data: Mapping) -> str:
@@ -240,7 +252,7 @@ def _damage(data: Mapping) -> str:
         llm = d.get("llm")
         if llm:
             dg = llm.get("digest") if isinstance(llm, dict) else None
-            if not isinstance(dg, dict) or not all(isinstance(dg.get(k), int) for k in ("tp", "fp", "fn")):
+            if not isinstance(dg, dict) or not all(_count(dg.get(k)) for k in ("tp", "fp", "fn")):
                 return f"{d['date']}: llm.digest has no tp, fp and fn counts"
             pairs = d.get("pairs") or []
             if not isinstance(pairs, list) or not all(
