@@ -145,6 +145,27 @@ def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five
     assert html.count("<td class=\"t\">95% interval</td>") == 2 and "resampled 100,000 times" in html
 
 
+def test_a_figure_on_few_days_is_said_too_narrow_whatever_the_others_stand_on(five):
+    """20 days, GPT picking on 6: kept and the digest's precision stand on 20, AUC and recall on 6. The caveat
+    was keyed to the 20 and left out."""
+    narrow = "they are too narrow (a bootstrap over few days covers less than 95%)"
+    ivs = iv.day_intervals(_sparse_days(20, picked=6))
+    assert ivs["prefilter"]["kept_fraction"]["days"] == 20 and ivs["llm"]["digest"]["recall"]["days"] == 6
+    assert ivs["llm"]["digest"]["recall"]["low"] is not None
+    md = summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+    assert "(the 20 days resampled 100,000 times" in md
+    assert f"; with fewer than 15 days (some figures here stand on 6) {narrow}" in md, md
+    c = iv.paired_comparison(*({"settings": {}, "days": _sparse_days(20, picked=6)} for _ in range(2)), against="x")
+    assert f"; with fewer than 15 days (some figures here stand on 6) {narrow}" in comparison_markdown(c)
+    # every figure on 15 days or more: no caveat; all on fewer: said plainly
+    ivs = iv.day_intervals(_sparse_days(20, picked=20))
+    assert narrow not in summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+    ivs = iv.day_intervals(_sparse_days(8, picked=8))
+    assert f"(the 8 days resampled 100,000 times, seed {iv.SEED}): where the figure could plausibly lie on other " \
+           f"days like these; with fewer than 15 days {narrow}" in \
+        summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+
+
 def test_few_days_say_there_is_no_interval(tmp_path, settings, store):
     res = evaluate_history(make_history(tmp_path / "hist"), tmp_path / "out", settings, store=store)
     assert all(r["low"] is None and r["days"] == 3 for r in res.overall["intervals"]["prefilter"].values())
