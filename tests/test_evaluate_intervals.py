@@ -166,6 +166,20 @@ def test_a_figure_on_few_days_is_said_too_narrow_whatever_the_others_stand_on(fi
         summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
 
 
+def test_a_pooled_figure_is_recomputed_from_each_resamples_summed_counts():
+    """The digest's precision / recall / F1 pool the days' counts: each resample sums its days' tp, fp and fn
+    and divides, so one large day weighs as its papers do. Ten large days (0.9 each) and ten tiny days (0 each):
+    pooled 0.89, mean of the days' ratios 0.45; the interval holds the first, far from the second."""
+    days = [{"date": f"2025-05-{i + 1:02d}", "prefilter": {"papers": 100, "picks": 5},
+             "llm": {"digest": {"tp": 90, "fp": 10, "fn": 10} if i % 2 else {"tp": 0, "fp": 1, "fn": 1}}}
+            for i in range(20)]
+    d = iv.day_intervals(days)["llm"]["digest"]
+    pooled = {"precision": 900 / 1010, "recall": 900 / 1010, "f1": 1800 / 2020}
+    for k, v in pooled.items():
+        assert d[k]["days"] == 20 and d[k]["low"] < v < d[k]["high"], k
+        assert d[k]["low"] > 0.85 and d[k]["high"] < 0.91, k          # far from 0.45, the mean of the ratios
+
+
 def test_few_days_say_there_is_no_interval(tmp_path, settings, store):
     res = evaluate_history(make_history(tmp_path / "hist"), tmp_path / "out", settings, store=store)
     assert all(r["low"] is None and r["days"] == 3 for r in res.overall["intervals"]["prefilter"].values())
