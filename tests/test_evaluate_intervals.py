@@ -64,6 +64,44 @@ def test_too_few_days_give_no_interval_and_an_undefined_day_is_left_out():
     assert iv.mean_interval([0.5] * 8) == {"low": 0.5, "high": 0.5, "days": 8}
 
 
+def _sparse_days(n=6, picked=2):
+    """n scored days of which only the first `picked` have GPT picks (and pairs scored): the digest's recall
+    and within-1 rest on those alone, its precision and F1 (the digest picked one paper a day) on every day."""
+    out = []
+    for i in range(n):
+        on = i < picked
+        out.append({"date": f"2025-05-{i + 1:02d}",
+                    "prefilter": {"papers": 100, "picks": 5 if on else 0, "auc": 0.8 if on else None,
+                                  "kept_fraction": 0.4},
+                    "llm": {"digest": {"tp": (3 if i == 0 else 1) if on else 0, "fp": 1,
+                                       "fn": (1 if i == 0 else 3) if on else 0}},
+                    "pairs": ([{"gpt": [8, 7], "local": [8, 7] if i == 0 else [3, 3]}] * 4) if on else []})
+    return out
+
+
+def test_a_pooled_figure_stands_on_the_days_that_put_something_in_its_denominator():
+    """A day with no GPT pick adds nothing to the digest's recall (nor, with no pair scored, to within-1): an
+    interval from 2 such days was printed as resting on all 6."""
+    r = iv.day_intervals(_sparse_days())
+    assert r["prefilter"]["auc"] == {"low": None, "high": None, "days": 2}
+    d = r["llm"]["digest"]
+    assert d["recall"] == {"low": None, "high": None, "days": 2}
+    assert r["llm"]["relevance"]["within1"] == r["llm"]["novelty"]["within1"] == {"low": None, "high": None,
+                                                                                   "days": 2}
+    assert d["precision"]["days"] == d["f1"]["days"] == 6 and d["precision"]["low"] is not None
+    # paired, a day counts where both evals put something in the figure's denominator
+    this, that = _sparse_days(), _sparse_days()
+    for x in that[2:]:
+        x["pairs"] = [{"gpt": [8, 7], "local": [8, 7]}]                # scored there, not in this eval
+    c = iv.paired_comparison({"settings": {}, "days": this}, {"settings": {}, "days": that}, against="x")
+    assert c["days"] == 6 and c["llm"]["digest"]["recall"]["days"] == 2
+    assert c["llm"]["relevance"]["within1"] == {**c["llm"]["relevance"]["within1"], "low": None, "high": None,
+                                                "days": 2}
+    assert c["llm"]["digest"]["precision"]["days"] == 6 and c["llm"]["digest"]["precision"]["low"] is not None
+    # and with picks on enough days, an interval again
+    assert iv.day_intervals(_sparse_days(picked=5))["llm"]["digest"]["recall"]["days"] == 5
+
+
 # ------------------------------------------------------------------ in an eval
 def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five):
     o, ivs = five["overall"], five["overall"]["intervals"]
@@ -74,9 +112,11 @@ def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five
     for k in ("precision", "recall", "f1"):
         r = ivs["llm"]["digest"][k]
         assert r["days"] == 5 and r["low"] <= o["llm"]["digest"][k] <= r["high"], k
+    # within 1 stands on the days a GPT pick was scored: 4 of them here (none on the first), too few
+    scored = sum(bool(d.get("pairs")) for d in five["days"])
+    assert scored == 4
     for w in ("relevance", "novelty"):
-        r = ivs["llm"][w]["within1"]
-        assert r["low"] <= o["llm"][w]["within1"] <= r["high"], w
+        assert ivs["llm"][w]["within1"] == {"low": None, "high": None, "days": scored}, w
     # the pooled figures the bootstrap resamples are the eval's own: a comparison with itself reads them back
     same = iv.paired_comparison(five, five, against="x")
     assert same["llm"]["digest"]["f1"]["this"] == o["llm"]["digest"]["f1"]
@@ -93,6 +133,41 @@ def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five
     assert f"95% intervals over days: precision [{d['precision']['low']:.2f}, {d['precision']['high']:.2f}]" in md
     html = (tmp_path / "five" / "report.html").read_text()
     assert html.count("<td class=\"t\">95% interval</td>") == 2 and "resampled 100,000 times" in html
+
+
+def test_a_figure_on_few_days_is_said_too_narrow_whatever_the_others_stand_on(five):
+    """20 days, GPT picking on 6: kept and the digest's precision stand on 20, AUC and recall on 6. The caveat
+    was keyed to the 20 and left out."""
+    narrow = "they are too narrow (a bootstrap over few days covers less than 95%)"
+    ivs = iv.day_intervals(_sparse_days(20, picked=6))
+    assert ivs["prefilter"]["kept_fraction"]["days"] == 20 and ivs["llm"]["digest"]["recall"]["days"] == 6
+    assert ivs["llm"]["digest"]["recall"]["low"] is not None
+    md = summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+    assert "(the 20 days resampled 100,000 times" in md
+    assert f"; with fewer than 15 days (some figures here stand on 6) {narrow}" in md, md
+    c = iv.paired_comparison(*({"settings": {}, "days": _sparse_days(20, picked=6)} for _ in range(2)), against="x")
+    assert f"; with fewer than 15 days (some figures here stand on 6) {narrow}" in comparison_markdown(c)
+    # every figure on 15 days or more: no caveat; all on fewer: said plainly
+    ivs = iv.day_intervals(_sparse_days(20, picked=20))
+    assert narrow not in summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+    ivs = iv.day_intervals(_sparse_days(8, picked=8))
+    assert f"(the 8 days resampled 100,000 times, seed {iv.SEED}): where the figure could plausibly lie on other " \
+           f"days like these; with fewer than 15 days {narrow}" in \
+        summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+
+
+def test_a_pooled_figure_is_recomputed_from_each_resamples_summed_counts():
+    """The digest's precision / recall / F1 pool the days' counts: each resample sums its days' tp, fp and fn
+    and divides, so one large day weighs as its papers do. Ten large days (0.9 each) and ten tiny days (0 each):
+    pooled 0.89, mean of the days' ratios 0.45; the interval holds the first, far from the second."""
+    days = [{"date": f"2025-05-{i + 1:02d}", "prefilter": {"papers": 100, "picks": 5},
+             "llm": {"digest": {"tp": 90, "fp": 10, "fn": 10} if i % 2 else {"tp": 0, "fp": 1, "fn": 1}}}
+            for i in range(20)]
+    d = iv.day_intervals(days)["llm"]["digest"]
+    pooled = {"precision": 900 / 1010, "recall": 900 / 1010, "f1": 1800 / 2020}
+    for k, v in pooled.items():
+        assert d[k]["days"] == 20 and d[k]["low"] < v < d[k]["high"], k
+        assert d[k]["low"] > 0.85 and d[k]["high"] < 0.91, k          # far from 0.45, the mean of the ratios
 
 
 def test_few_days_say_there_is_no_interval(tmp_path, settings, store):
@@ -121,10 +196,11 @@ def test_a_day_gpt_picked_nothing_counts_in_kept_only(tmp_path, settings, store)
 def test_an_eval_against_itself_differs_by_nothing(five):
     c = iv.paired_comparison(five, five, against="x")
     assert c["days"] == 5 and c["only_this"] == c["only_other"] == 0
-    rows = list(c["prefilter"].values()) + [c["llm"][b][k] for b, k in
-                                             (("digest", "precision"), ("digest", "recall"), ("digest", "f1"),
-                                              ("relevance", "within1"), ("novelty", "within1"))]
+    rows = list(c["prefilter"].values()) + [c["llm"]["digest"][k] for k in ("precision", "recall", "f1")]
     assert all(r["difference"] == r["low"] == r["high"] == 0 and r["days"] == 5 for r in rows)
+    # within 1 on the 4 days a GPT pick was scored: no interval
+    assert all(c["llm"][w]["within1"] == {**c["llm"][w]["within1"], "difference": 0, "low": None, "high": None,
+                                          "days": 4} for w in ("relevance", "novelty"))
     md = comparison_markdown(c)
     assert "| AUC | " in md and "| +0.000 | [+0.00, +0.00] | 5 |" in md and "-0.0" not in md
 
@@ -190,6 +266,32 @@ def test_evals_that_cannot_be_compared_are_refused(five):
         iv.paired_comparison(five, other, against="x")
 
 
+@pytest.mark.parametrize("prefilter, llm, problem", [
+    ('"auc": 1e400', "", "prefilter.auc is not a number"),                    # JSON reads it as infinity
+    ('"auc": Infinity', "", "prefilter.auc is not a number"),
+    ('"keep95": ' + "9" * 400, "", "prefilter.keep95 is not a number"),        # no float holds it
+    ("", '"tp": true, "fp": 0, "fn": 1', "llm.digest has no tp, fp and fn counts"),
+    ("", '"tp": 1, "fp": -1, "fn": 1', "llm.digest has no tp, fp and fn counts"),
+])
+def test_a_value_no_eval_writes_is_refused_when_read(tmp_path, prefilter, llm, problem):
+    path = tmp_path / "eval.json"
+    day = ('{"date": "2025-05-01", "prefilter": {"papers": 9, "picks": 2' + (", " + prefilter if prefilter else "")
+           + "}" + (', "llm": {"digest": {' + llm + "}}" if llm else "") + "}")
+    path.write_text('{"settings": {}, "days": [' + day + "]}")
+    with pytest.raises(InputError, match=f"eval.json: 2025-05-01: {problem}; a damaged eval.json") as e:
+        iv.read_eval(path)
+    assert e.value.key == "against" and e.value.where == str(path)
+
+
+@pytest.mark.parametrize("papers, picks", [("true", "1"), ("9", "false"), ("-1", "0")])
+def test_a_day_without_whole_counts_is_not_an_evals(tmp_path, papers, picks):
+    path = tmp_path / "eval.json"
+    path.write_text(f'{{"settings": {{}}, "days": [{{"date": "2025-05-01", "prefilter": {{"papers": {papers}, '
+                    f'"picks": {picks}}}}}]}}')
+    with pytest.raises(InputError, match="not the eval.json of an eval"):
+        iv.read_eval(path)
+
+
 # ------------------------------------------------------------------ the command
 def _db(tmp_path, days=FIVE):
     db = tmp_path / "db.sqlite3"
@@ -249,11 +351,18 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
     refused({"settings": {}, "days": [{**day, "llm": {"digest": {"tp": 1}}}]},
             f"{THREE[0]}: llm.digest has no tp, fp and fn counts{damaged}")
     refused({"settings": {"min_relevance": "8"}, "days": [day]}, f"settings.min_relevance is not a number{damaged}")
+    # the keep rule the comparison names: a string there, in a file that pairs with this eval, crashed after the
+    # whole replay ("unexpected failure: Unknown format code 'g'")
+    from ranker.prefilter.history import read_history
+    first = read_history(hist).days[0]                               # GPT's picks at the default cut-offs
+    pairable = {"date": THREE[0], "prefilter": {"papers": len(first.papers), "picks": len(first.picks)}}
+    refused({"settings": {"embedder": "minilm", "calibration": "zero-shot", "keep": "0.4"}, "days": [pairable]},
+            f"settings.keep is not a number{damaged}")
+    refused({"settings": {"recall": "0.95"}, "days": [day]}, f"settings.recall is not a number{damaged}")
+    refused({"settings": {"top": 2.5}, "days": [day]}, f"settings.top is not a whole number{damaged}")
     refused({"settings": {}, "days": [{**day, "date": "2024-01-02"}]},
             "no day in common with this eval: it has 1 day (2024-01-02), this eval 3 days "
             f"({THREE[0]}..{THREE[-1]})")
-    from ranker.prefilter.history import read_history
-    first = read_history(hist).days[0]                               # GPT's picks at the default cut-offs
     refused({"settings": {}, "days": [day]},
             f"{THREE[0]} has 1 paper and 1 GPT pick there, {len(first.papers):,} and {len(first.picks)} in this "
             "eval: the two replayed different histories and cannot be compared day by day")

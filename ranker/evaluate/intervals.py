@@ -11,10 +11,11 @@ bound by about 2.7 standard errors / sqrt(RESAMPLES) (a standard deviation of 0.
 widest, keep95 over 50 days): the bounds are printed to 2 decimals, which that noise does not reach (the
 third would be noise). 0.1 s for 50 days, ~4 s for 1,000.
 
-With fewer than MIN_DAYS days (where the figure is defined) no interval is given: the bootstrap of so few
-values takes only a handful of distinct means and its percentiles claim a certainty the days cannot give. With
-few days above that (under FEW_DAYS) a percentile interval is still too narrow: about 1.96 sqrt((n-1)/n) /
-t(n-1) of Student's t interval's width, 0.63 at 5 days, 0.88 at 15, 0.97 at 50; the summaries say so.
+With fewer than MIN_DAYS days (where the figure is defined: for a pooled one, the days that put something in
+its denominator) no interval is given: the bootstrap of so few values takes only a handful of distinct means
+and its percentiles claim a certainty the days cannot give. With few days above that (under FEW_DAYS) a
+percentile interval is still too narrow: about 1.96 sqrt((n-1)/n) / t(n-1) of Student's t interval's width,
+0.63 at 5 days, 0.88 at 15, 0.97 at 50; the summaries say so.
 
 A paired comparison takes the days both evals replayed (the same date, the same papers and GPT picks) and
 resamples them together, so the day-to-day variation both share (an easy day is easy for both) cancels: the
@@ -23,6 +24,7 @@ interval of the difference is far narrower than the two intervals side by side s
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -165,7 +167,9 @@ def day_intervals(days: Sequence[Mapping], **kw) -> dict:
         mask = np.array(scored, dtype=np.float64)
         padded = [d if d.get("llm") else {"llm": {"digest": {"tp": 0, "fp": 0, "fn": 0}}} for d in days]
         for k, (num, den) in _pooled(padded).items():
-            terms[("llm", k)] = (num * mask, den * mask, int(mask.sum()))
+            # a day that puts nothing in a figure's denominator (no GPT pick for recall, none scored for
+            # within-1) adds nothing to it: not a day it stands on
+            terms[("llm", k)] = (num * mask, den * mask, int((den * mask > 0).sum()))
     got = ratio_intervals(terms, **kw)
     out: dict = {**settings_record()}
     for (block, k), row in got.items():
@@ -203,7 +207,7 @@ def read_eval(against: str | Path) -> dict:
     days = data.get("days") if isinstance(data, dict) else None
     if not (isinstance(data.get("settings") if isinstance(data, dict) else None, dict) and isinstance(days, list)
             and all(isinstance(d, dict) and isinstance(d.get("date"), str) and isinstance(d.get("prefilter"), dict)
-                    and all(isinstance(d["prefilter"].get(k), int) for k in ("papers", "picks")) for d in days)):
+                    and all(_count(d["prefilter"].get(k)) for k in ("papers", "picks")) for d in days)):
         raise InputError("not the eval.json of an eval (no settings and per-day figures in it)", where=str(path),
                          key="against")
     if not days:
@@ -215,14 +219,28 @@ def read_eval(against: str | Path) -> dict:
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    """A finite number: not a bool, NaN or infinity (JSON reads 1e400 as one)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:                           # an integer too large for a float
+        return False
+
+
+def _count(v) -> bool:
+    """A count as an eval writes one: a whole number >= 0 (true is not 1 here)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def _damage(data: Mapping) -> str:
     """The first value a comparison reads that is not what an eval writes ("" when none is)."""
-    for k in ("min_relevance", "min_novelty"):
+    for k in ("min_relevance", "min_novelty", "keep", "recall"):
         if data["settings"].get(k) is not None and not _number(data["settings"][k]):
             return f"settings.{k} is not a number"
+    top = data["settings"].get("top")
+    if top is not None and not (isinstance(top, int) and not isinstance(top, bool)):
+        return "settings.top is not a whole number"
     seen = set()
     for d in data["days"]:
         if d["date"] in seen:
@@ -234,7 +252,7 @@ def _damage(data: Mapping) -> str:
         llm = d.get("llm")
         if llm:
             dg = llm.get("digest") if isinstance(llm, dict) else None
-            if not isinstance(dg, dict) or not all(isinstance(dg.get(k), int) for k in ("tp", "fp", "fn")):
+            if not isinstance(dg, dict) or not all(_count(dg.get(k)) for k in ("tp", "fp", "fn")):
                 return f"{d['date']}: llm.digest has no tp, fp and fn counts"
             pairs = d.get("pairs") or []
             if not isinstance(pairs, list) or not all(
@@ -305,7 +323,8 @@ def paired_comparison(this: Mapping, other: Mapping, *, against: str | Path, **k
     if all(ours[d].get("llm") for d in shared) and all(theirs[d].get("llm") for d in shared):
         pa, pb = _pooled([ours[d] for d in shared]), _pooled([theirs[d] for d in shared])
         for k in pa:
-            terms[("llm", k)] = (pa[k], pb[k], len(shared))
+            # the days that put something in both evals' denominators (as day_intervals counts them)
+            terms[("llm", k)] = (pa[k], pb[k], int(((pa[k][1] > 0) & (pb[k][1] > 0)).sum()))
     for (block, k), row in _paired(terms, **kw).items():
         out.setdefault(block, {})[k] = row
     if "llm" in out:

@@ -2,7 +2,7 @@
 Markdown summary the command prints. Both read the content of eval.json."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -56,23 +56,31 @@ def bounds(row: Mapping | None, signed: bool = False) -> str:
     return f"[{f.format(row['low'])}, {f.format(row['high'])}]"
 
 
-def interval_note(iv: Mapping | None, days: int) -> str:
+def interval_note(iv: Mapping | None, rows: Iterable[Mapping]) -> str:
     """What the intervals are, or why there are none ("" for an eval.json from before they were computed):
-    `days` the most days a figure stands on."""
+    `rows` the intervals of the figures shown ({"low", "high", "days"} each). Too narrow with few days is said
+    when any figure with an interval rests on fewer than few_days, not only the one on the most days."""
     if not iv:
         return ""
+    rows = list(rows)
+    days = max((r["days"] for r in rows), default=0)
     if days < iv["min_days"]:
         return (f"No 95% intervals: {_n_days(days)} are too few for a bootstrap over days to mean anything "
                 f"(it needs at least {iv['min_days']})")
-    few = (f"; with fewer than {iv['few_days']} days they are too narrow (a bootstrap over few days covers "
-           "less than 95%)") if days < iv.get("few_days", 0) else ""
+    fewest = min((r["days"] for r in rows if r.get("low") is not None), default=days)
+    few_days = iv.get("few_days", 0)
+    some = f" (some figures here stand on {fewest})" if fewest < few_days <= days else ""
+    few = (f"; with fewer than {few_days} days{some} they are too narrow (a bootstrap over few days covers "
+           "less than 95%)") if fewest < few_days else ""
     return (f"95% intervals: {iv['method']} (the {_n_days(days)} resampled {iv['resamples']:,} times, seed "
             f"{iv['seed']}): where the figure could plausibly lie on other days like these{few}")
 
 
-def _most_days(iv: Mapping) -> int:
-    return max([r["days"] for r in iv.get("prefilter", {}).values()]
-               + [r["days"] for r in iv.get("llm", {}).get("digest", {}).values()] or [0])
+def _rows(iv: Mapping) -> list[Mapping]:
+    """The intervals of an eval's figures (as interval_note takes them)."""
+    llm = iv.get("llm", {})
+    return ([*iv.get("prefilter", {}).values(), *iv.get("zero_shot", {}).values(), *llm.get("digest", {}).values()]
+            + [llm[w]["within1"] for w in ("relevance", "novelty") if w in llm])
 
 
 def _cut_offs(s: Mapping, default_too: bool = False) -> str:
@@ -225,7 +233,7 @@ def render_html(result: Mapping[str, Any]) -> str:
             + esc(", ".join(f"{_NAMES[k]} {_signed(gain[k]['difference'])} {bounds(gain[k], signed=True)}"
                             for k in RANKING)) + "</p>")
     if iv:
-        add(f'<p class="muted">{esc(interval_note(iv, _most_days(iv)))}.</p>')
+        add(f'<p class="muted">{esc(interval_note(iv, _rows(iv)))}.</p>')
     if llm:
         add(f"<h2>LLM ({esc(s['model'])}) against GPT</h2>")
         add(f'<p class="muted">{esc(o["llm"]["scored"])} kept papers scored ({esc(o["llm"]["failed"])} failed). '
@@ -281,7 +289,7 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
                   + ", ".join(f"{_NAMES[k]} {_signed(gain[k]['difference'])} {bounds(gain[k], signed=True)}"
                               for k in RANKING)]
     if iv:
-        lines += ["", interval_note(iv, _most_days(iv)) + "."]
+        lines += ["", interval_note(iv, _rows(iv)) + "."]
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
@@ -345,5 +353,5 @@ def comparison_markdown(c: Mapping[str, Any], this: str = "this eval") -> str:
     for name, r in rows:
         lines.append(f"| {name} | {fmt(r['this'])} | {fmt(r['other'])} | {_signed(r['difference'])} | "
                      f"{bounds(r, signed=True)} | {r['days']} |")
-    lines += ["", interval_note(iv, max(r["days"] for _, r in rows)) + "."]
+    lines += ["", interval_note(iv, [r for _, r in rows]) + "."]
     return "\n".join(lines)
