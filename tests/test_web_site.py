@@ -935,3 +935,48 @@ def test_a_published_site_names_no_folder_of_the_building_machine(tmp_path):
     assert "Scores by <code>Qwen2.5-7B-Instruct</code>" in day
     notes = [t for t in pages.values() if "similar-note" in t]
     assert notes and all("none of e5-small, the prefilter" in t for t in notes)
+
+
+def test_a_published_site_says_an_exclusion_dropped_a_paper_not_the_users_rule(tmp_path):
+    """Every day and paper page of the site showed each exclusion rule's text ('title="an exclusion dropped it:
+    <rule>"', the paper page's badge and its prefilter table): the user's private preferences published on the
+    web. The site says an exclusion dropped the paper, without the rule; serve, the user's own view, keeps it.
+    Nothing else of the user's settings (the prompts and rules folder, the pinned authors) is on any page."""
+    from ranker.backends.fake import FakeBackend
+    from ranker.settings import resolve
+    from ranker.steps import fetch_day, run_day
+    from ranker.web import views
+    from ranker.web.render import ServeUrls, render
+
+    from conftest import rules_config
+    from webstore import day_papers, seed_vectors
+    private = tmp_path / "alice-private-rules"
+    private.mkdir()
+    secret = "re:diffusion(?#alice-avoids-this)"
+    _, cfg = rules_config(private, authors="Bin-Bin Gao  # alice-follows-her\n",
+                          exclude=f"{secret}\nreinforcement learning\n")
+    db = tmp_path / "ranker.sqlite3"
+    settings = resolve(cfg, flags={"embedder": EMBEDDER, "backend": "fake", "model": "test", "db": db})
+    papers = day_papers(DAY, hostile=False)
+    with Store(db) as s:
+        seed_vectors(s, papers)
+        run_day(fetch_day(papers, settings, store=s), tmp_path / "out", settings, store=s,
+                backend=FakeBackend("test"))
+        rules = {r.paper_id: r.rule for r in s.get_rankings(DAY)}
+        assert {f"exclude:{secret}", "exclude:reinforcement learning", "pin"} <= set(rules.values())
+        build_site(s, tmp_path / "site")
+        served = render("day.html", urls=ServeUrls(), page=views.day_page(s, DAY))
+    assert f'title="an exclusion dropped it: {secret}"' in served                   # serve keeps the rule
+    assert 'title="an exclusion dropped it: reinforcement learning"' in served
+    site = tmp_path / "site"
+    pages = {str(p.relative_to(site)): p.read_text(encoding="utf-8") for p in site.rglob("*") if p.is_file()}
+    assert [p for p, text in pages.items()
+            if any(w in text for w in ("alice-", "exclude:", "an exclusion dropped it:", 'title="reinforcement',
+                                       'title="re:'))] == []
+    day = pages[f"days/{DAY}.html"]
+    assert day.count('title="an exclusion dropped it">excluded</span>') == \
+        sum(r.startswith("exclude:") for r in rules.values())
+    assert 'title="an author pin kept it">pinned</span>' in day
+    dropped = next(pid for pid, r in rules.items() if r == "exclude:reinforcement learning")
+    paper = pages[f"papers/{paper_file(dropped)}"]
+    assert '<span class="badge exclude">excluded</span>' in paper and '<td class="t">exclude</td>' in paper
