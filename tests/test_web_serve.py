@@ -368,6 +368,30 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     assert _label(db, "2505.09572") is None
 
 
+def test_the_guards_refusals_carry_the_security_headers_every_answer_does(site, tmp_path):
+    """The guard's own 403s (a post to a read-only server, a cross-site post) were plain text without the headers
+    every other answer carries (CSP, X-Frame-Options, nosniff, Referrer-Policy, CORP): as any page, over HTTP."""
+    from ranker.web.security import HEADERS
+    server, db, _ = site
+
+    def carries_them(answer, why):
+        status, body, headers = answer
+        headers = {k.lower(): v for k, v in headers.items()}
+        assert status == 403 and why in body, body
+        assert {k: headers.get(k.lower()) for k in HEADERS} == HEADERS, why
+        assert headers["cache-control"] == "no-store"
+
+    carries_them(_post(server.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": _token(server)},
+                       {"Origin": "http://evil.example"}), "cross-site")
+    ro = start_server(db, tmp_path / "ro.log", "--read-only")
+    try:
+        carries_them(_post(ro.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": "x"},
+                           {"Origin": ro.url}), "read-only")
+    finally:
+        ro.stop()
+    assert _label(db, "2505.09572") is None
+
+
 def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_path):
     """A store on read-only media (a tmpfs mounted read-only; for another user, a file and folder not writable)
     was served with its thumbs, and every click failed with "The store failed" (500): it is served read-only,

@@ -935,3 +935,117 @@ def test_a_published_site_names_no_folder_of_the_building_machine(tmp_path):
     assert "Scores by <code>Qwen2.5-7B-Instruct</code>" in day
     notes = [t for t in pages.values() if "similar-note" in t]
     assert notes and all("none of e5-small, the prefilter" in t for t in notes)
+
+
+def test_a_published_site_says_an_exclusion_dropped_a_paper_not_the_users_rule(tmp_path):
+    """Every day and paper page of the site showed each exclusion rule's text ('title="an exclusion dropped it:
+    <rule>"', the paper page's badge and its prefilter table): the user's private preferences published on the
+    web. The site says an exclusion dropped the paper, without the rule; serve, the user's own view, keeps it.
+    Nothing else of the user's settings (the prompts and rules folder, the pinned authors) is on any page."""
+    from ranker.backends.fake import FakeBackend
+    from ranker.settings import resolve
+    from ranker.steps import fetch_day, run_day
+    from ranker.web import views
+    from ranker.web.render import ServeUrls, render
+
+    from conftest import rules_config
+    from webstore import day_papers, seed_vectors
+    private = tmp_path / "alice-private-rules"
+    private.mkdir()
+    secret = "re:diffusion(?#alice-avoids-this)"
+    _, cfg = rules_config(private, authors="Bin-Bin Gao  # alice-follows-her\n",
+                          exclude=f"{secret}\nreinforcement learning\n")
+    db = tmp_path / "ranker.sqlite3"
+    settings = resolve(cfg, flags={"embedder": EMBEDDER, "backend": "fake", "model": "test", "db": db})
+    papers = day_papers(DAY, hostile=False)
+    with Store(db) as s:
+        seed_vectors(s, papers)
+        run_day(fetch_day(papers, settings, store=s), tmp_path / "out", settings, store=s,
+                backend=FakeBackend("test"))
+        rules = {r.paper_id: r.rule for r in s.get_rankings(DAY)}
+        assert {f"exclude:{secret}", "exclude:reinforcement learning", "pin"} <= set(rules.values())
+        build_site(s, tmp_path / "site")
+        served = render("day.html", urls=ServeUrls(), page=views.day_page(s, DAY))
+    assert f'title="an exclusion dropped it: {secret}"' in served                   # serve keeps the rule
+    assert 'title="an exclusion dropped it: reinforcement learning"' in served
+    site = tmp_path / "site"
+    pages = {str(p.relative_to(site)): p.read_text(encoding="utf-8") for p in site.rglob("*") if p.is_file()}
+    assert [p for p, text in pages.items()
+            if any(w in text for w in ("alice-", "exclude:", "an exclusion dropped it:", 'title="reinforcement',
+                                       'title="re:'))] == []
+    day = pages[f"days/{DAY}.html"]
+    assert day.count('title="an exclusion dropped it">excluded</span>') == \
+        sum(r.startswith("exclude:") for r in rules.values())
+    assert 'title="an author pin kept it">pinned</span>' in day
+    dropped = next(pid for pid, r in rules.items() if r == "exclude:reinforcement learning")
+    paper = pages[f"papers/{paper_file(dropped)}"]
+    assert '<span class="badge exclude">excluded</span>' in paper and '<td class="t">exclude</td>' in paper
+
+
+@needs_browser
+def test_the_sites_pages_carry_a_content_security_policy_that_lets_them_work_and_stops_inline_script(store_db,
+                                                                                                     tmp_path):
+    """The published site had no Content-Security-Policy: a page that failed to escape something would run it. Each
+    page says one in a <meta> (a file server sends no header of ours): the site's own scripts and stylesheet, the
+    search index's scripts, nothing inline. In Chromium, over http from a plain static server and opened from disk,
+    every kind of page works under it with no violation (the stylesheet applies, the day's filters and the search
+    run, the search form submits), and a script written into a page, inline or as a handler, does not run."""
+    import html
+    import re
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    out = tmp_path / "site"
+    with Store(store_db) as s:
+        build_site(s, out)
+    pages = {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in out.rglob("*.html")}
+    # the first thing in the head, before anything it governs; exactly what the site needs: no inline, no fetch()
+    meta = re.compile(r'<head>\n<meta charset="utf-8">\n<meta http-equiv="Content-Security-Policy" content="([^"]*)">')
+    policies = {html.unescape(m[1]) if (m := meta.search(text)) else None for text in pages.values()}
+    assert policies == {"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                        "form-action 'self'; base-uri 'none'"}
+    day = pages[f"days/{DAY}.html"]
+    (out / "days" / "injected.html").write_text(day.replace(
+        "</main>", '<script>window.__ran = "inline"</script><button onclick="">x</button>'
+                   '<img src="../static/style.css" onerror="window.__ran = \'handler\'"></main>'), encoding="utf-8")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with browser() as b:
+            for base in (out.as_uri(), f"http://127.0.0.1:{httpd.server_address[1]}"):
+                page, errors = watched_page(b)
+                said = []
+                page.on("console", lambda m: said.append(m.text) if "Content Security Policy" in m.text else None)
+                # the page's violations as it reports them (an init script runs outside the page's policy)
+                page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                                     " e => window.__csp.push(e.violatedDirective))")
+                for rel in ("index.html", "months/2025-05.html", f"days/{DAY}.html", "papers/2505.09572.html"):
+                    page.goto(f"{base}/{rel}")
+                    assert page.locator("h1").count() == 1, rel
+                    # style.css applied: its font, not the browser's default serif
+                    assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily"), rel
+                    assert page.evaluate("window.__csp") == [], (base, rel)
+                page.goto(f"{base}/days/{DAY}.html")                   # site.js runs: the filters hide papers
+                picks = page.locator("section.picks article.paper").count()
+                page.check("input[name=show][value=picked]")
+                assert page.locator("article.paper:visible").count() == picks < 193
+                page.fill("header form.search input[name=q]", "diffusion policy")      # the form goes to search
+                page.press("header form.search input[name=q]", "Enter")
+                page.wait_for_selector("#results li")                  # the index's scripts loaded and searched
+                assert page.url == f"{base}/search.html?q=diffusion+policy"
+                assert "Diffusion Policy" in page.locator("#results li a").first.inner_text()
+                assert page.evaluate("window.__csp") == [] and said == [] and errors == [], (base, said, errors)
+                page.goto(f"{base}/days/injected.html")
+                assert page.locator("h1").inner_text() == f"Papers of {DAY}"
+                page.wait_for_function("window.__csp.length >= 2")
+                assert page.evaluate("window.__ran") is None, base
+                assert set(page.evaluate("window.__csp")) == {"script-src-elem", "script-src-attr"}, base
+                assert len(said) >= 2 and errors == [], base
+                page.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

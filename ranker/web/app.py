@@ -142,11 +142,11 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
                 log.warning("refused a request for the Host name %r: this server answers to %s; %s",
                             name[:200], ", ".join(sorted(allowed_hosts or ())), host_hint)
         return Response(f"unknown Host header {name[:200]!r}: this server does not answer to that name; "
-                        f"{host_hint}\n", status_code=400, media_type="text/plain",
-                        headers=security.HEADERS)
+                        f"{host_hint}\n", status_code=400, media_type="text/plain")
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
+    def refused(request: Request) -> Response | None:
+        """The answer to a request the app does not let through (an unknown Host, a change to a read-only store,
+        a cross-site post), or None."""
         host = request.headers.get("host", "")
         if not security.host_allowed(host, allowed_hosts):
             return refuse_host(host)
@@ -157,7 +157,13 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             if not security.same_origin(request.headers.get("origin"), request.headers.get("referer"),
                                         request.url.scheme, host):
                 return Response("cross-site request refused\n", status_code=403, media_type="text/plain")
-        response = await call_next(request)
+        return None
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        # every answer, the guard's own refusals too, carries the security headers: the 403s went without them
+        # (no nosniff, no CSP, framable by any site)
+        response = refused(request) or await call_next(request)
         for k, v in security.HEADERS.items():
             response.headers.setdefault(k, v)
         # A page is never shown again from the browser's cache: Back to a day page showed the labels it had when

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from ..errors import MissingDependency
+from .security import SITE_CSP
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -56,6 +57,7 @@ class ServeUrls:
 class SiteUrls:
     """Links of the static site, relative to a page `depth` folders below the site's root."""
     static_site = True
+    csp = SITE_CSP          # the pages' Content-Security-Policy, in a <meta> (serve's is a header)
 
     def __init__(self, depth: int = 0):
         self.up = "../" * depth

@@ -20,6 +20,12 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+# The static site's pages (`ranker site`) say theirs in a <meta>, a file server or GitHub Pages sending no header of
+# ours: the site's own scripts (site.js, the search index's, which the search page adds) and stylesheet, nothing
+# inline, no fetch (the index is scripts, which a page opened from disk may load). A <meta> cannot say
+# frame-ancestors; 'self' is the site's folder opened from disk (file://) too.
+SITE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+            "base-uri 'none'")
 
 
 def is_loopback(host: str) -> bool:

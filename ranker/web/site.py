@@ -4,9 +4,10 @@ over an index written as scripts, since browsers refuse to fetch() files from di
 (static/search/2025-07.js: its papers), which the search page loads as it searches, and static/search/index.js,
 which names them. So no file grows past a month's papers, and a new day rewrites only its month's (and the list).
 
-No feedback buttons and no labels: the site is for publishing. Rebuilding is idempotent: a page whose content
-did not change is not written again (its mtime stays), so only the days that changed are rewritten. New pages go
-in before the pages that link to them (see _Writer): a rebuild stopped halfway leaves no link to a missing page.
+No feedback buttons, no labels, no exclusion rule's text (views.public_rule): the site is for publishing.
+Rebuilding is idempotent: a page whose content did not change is not written again (its mtime stays), so only the
+days that changed are rewritten. New pages go in before the pages that link to them (see _Writer): a rebuild
+stopped halfway leaves no link to a missing page.
 The pages of an earlier build that this one no longer has go last (_Writer.remove_stale).
 """
 from __future__ import annotations
@@ -335,7 +336,7 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
     days = store.days()
     day_pages = []
     for day in days:
-        dp = views.day_page(store, day, with_labels=False, all_days=days, plots_too=False)
+        dp = views.day_page(store, day, with_labels=False, all_days=days, plots_too=False, public=True)
         if dp is None:
             continue
         day_pages.append(day)
@@ -355,7 +356,7 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
         return near.keep(kept, shown=public_name) if isinstance(near, Neighbours) else kept
 
     for pid in sorted(index):
-        pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False)
+        pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False, public=True)
         if pp is not None:
             res.papers += 1
             w.write(f"papers/{paper_file(pid)}", render("paper.html", urls=SiteUrls(1), page=pp))
@@ -364,7 +365,8 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
     for day in day_pages:
         res.days += 1
         w.write(f"days/{day}.html", render("day.html", urls=SiteUrls(1),
-                                           page=views.day_page(store, day, with_labels=False, all_days=days)))
+                                           page=views.day_page(store, day, with_labels=False, all_days=days,
+                                                               public=True)))
     groups = views.archive(store)
     for g in groups:
         mp = views.month_page(store, g.month, groups)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from ..digest import pick_papers, ranking_key
@@ -76,6 +76,14 @@ class DayPage:
         return len(self.picks) + len(self.rest)
 
 
+def public_rule(rule: str | None) -> str | None:
+    """The rule that decided a paper as a published page (the static site) shows it: that an exclusion dropped it,
+    not the exclusion's text ("exclude:<the rule>" -> "exclude"), which is the user's own preference (a topic
+    avoided, a group's name filtered out) that the site put on the web. The others name nothing of the user's
+    ("pin" names no author; "top", "keep", ...: the keep rule)."""
+    return "exclude" if rule and rule.startswith("exclude:") else rule
+
+
 def _neighbours(store: Store, day: str, days: list[str] | None = None) -> tuple[str | None, str | None]:
     days = store.days() if days is None else days
     if day not in days:
@@ -85,8 +93,9 @@ def _neighbours(store: Store, day: str, days: list[str] | None = None) -> tuple[
 
 
 def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with_labels: bool = True,
-             plots_too: bool = True, all_days: list[str] | None = None) -> DayPage | None:
-    """None when the store knows nothing of `day`. all_days: store.days(), when the caller already has it."""
+             plots_too: bool = True, all_days: list[str] | None = None, public: bool = False) -> DayPage | None:
+    """None when the store knows nothing of `day`. all_days: store.days(), when the caller already has it.
+    public: a page to publish, its rules as public_rule shows them."""
     if not DAY_RE.match(day or ""):
         return None
     show = show if show in SHOW else "all"
@@ -118,7 +127,8 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
             continue
         rank, rr = by_rank.get(pid, (None, None))
         rows[pid] = Row(paper=papers[pid], rank=rank, prefilter_score=rr.prefilter_score if rr else None,
-                        kept=pid in kept, topic=rr.topic if rr else "", rule=rr.rule if rr else None,
+                        kept=pid in kept, topic=rr.topic if rr else "",
+                        rule=(public_rule(rr.rule) if public else rr.rule) if rr else None,
                         score=scores.get(pid), picked=False, label=labels[pid].label if pid in labels else 0, day=day)
     for pid in picked:
         rows[pid].picked = True
@@ -253,11 +263,14 @@ SIMILAR_K = 8          # similar papers on a paper's page
 
 
 def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None, k: int = SIMILAR_K,
-               with_labels: bool = True) -> PaperPage | None:
+               with_labels: bool = True, public: bool = False) -> PaperPage | None:
+    """public: a page to publish, its rules as public_rule shows them."""
     paper = store.get_paper(paper_id)
     if paper is None:
         return None
     rankings = store.rankings_of_paper(paper_id)
+    if public:
+        rankings = [replace(r, rule=public_rule(r.rule)) for r in rankings]
     days = store.paper_days(paper_id)
     digests = {d: g for d in days if (g := store.get_day_digest(d)) is not None}
     kept_on = {r.day for r in rankings if r.kept}
