@@ -220,6 +220,30 @@ def test_a_descriptor_held_is_written_through_it_where_its_owner_left_off(tmp_pa
     assert path.read_text() == "HEAD\na\nb\nTAIL\n"
 
 
+def test_a_descriptor_held_that_cannot_be_opened_leaves_no_copy_of_it_open(tmp_path, monkeypatch):
+    """The copy of a held descriptor that _write_in_place (and read_text) made stayed open when the open on it
+    failed: each failure leaked one descriptor."""
+    import ranker.io as rio
+    from ranker.io import read_text
+
+    def open_descriptors():
+        return {n for n in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{n}")}
+
+    def refuse(file, *a, **kw):
+        raise OSError(errno.EMFILE, "Too many open files")
+    fd = os.open(tmp_path / "out.txt", os.O_RDWR | os.O_CREAT)
+    try:
+        before = open_descriptors()
+        monkeypatch.setattr(rio, "open", refuse, raising=False)
+        with pytest.raises(InputError, match="Too many open files"):
+            atomic_write(f"/dev/fd/{fd}", "x")
+        with pytest.raises(InputError, match="Too many open files"):
+            read_text(f"/dev/fd/{fd}")
+        assert open_descriptors() == before
+    finally:
+        os.close(fd)
+
+
 def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
     """read_text of /dev/stdin (`labels import -` in `{ read header; ranker labels import -; } < f`) reads on
     from where the descriptor stands, as a pipe would; opened afresh it read the file again from its start."""

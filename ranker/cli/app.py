@@ -199,6 +199,8 @@ def main() -> None:
     import sqlite3
 
     from ..errors import RankerError
+    from ..io import given_descriptors, open_descriptors
+    given_descriptors(open_descriptors())      # before anything is opened: /dev/fd/N is the caller's only for these
     _std_streams()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)

@@ -32,8 +32,8 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' f
       ranker labels export ~/ranker-labels.jsonl
     """
     from ..labels import export_labels, holds_something
+    check_out(file)             # before the database is opened: /dev/fd/N is never its descriptor
     with _store(config, db, offline, verbose) as store:
-        check_out(file)
         n = export_labels(store, out_path(file))    # '-': stdout, as every command's --out (not a file named -)
     if not n:                                           # what a file held stays (see export_labels)
         kept = holds_something(file)
