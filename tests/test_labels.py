@@ -280,6 +280,12 @@ def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     r = ranker("labels", "export", tmp_path / "empty.jsonl", "--db", tmp_path / "mistyped.sqlite3")
     assert r.returncode == 0 and "wrote an empty" in r.stderr and (tmp_path / "empty.jsonl").read_text() == ""
+    # '-' is stdout: a file named '-' in the working folder is neither written nor what the note speaks of
+    (tmp_path / "-").write_text(line)
+    r = ranker("labels", "export", "-", "--db", tmp_path / "mistyped.sqlite3", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr.strip() == (
+        f"nothing to do: no labels in {tmp_path / 'mistyped.sqlite3'} (wrote nothing to stdout)"), r.stderr
+    assert (tmp_path / "-").read_text() == line
 
 
 def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_took_it_back_too(tmp_path):
