@@ -258,6 +258,23 @@ def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
         os.close(fd)
 
 
+@pytest.mark.parametrize("text,want", [
+    ("GET http://h/v1/models?key=SECRET&token=TOK failed", "GET http://h/v1/models?key=[redacted]&token=[redacted] failed"),
+    ("https://b.blob/x?sv=2024&sig=abc%2Bd&se=1", "https://b.blob/x?sv=2024&sig=[redacted]&se=1"),
+    ("https://s3/o?X-Amz-Credential=AK/1&X-Amz-Signature=f00d", "https://s3/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"),
+    ("http://h/?secret=s&password=p&client_secret=c", "http://h/?secret=[redacted]&password=[redacted]&client_secret=[redacted]"),
+    ("password: hunter2hunter2", "password: [redacted]"), ('{"client_secret": "0123456789ab"}', '{"client_secret": "[redacted]"}'),
+    # prose and harmless parameters stay
+    ("http://h/v1?model=m&monkey=1&keep=0.4", "http://h/v1?model=m&monkey=1&keep=0.4"),
+    ("use key=value pairs; max_tokens=128 tokens", "use key=value pairs; max_tokens=128 tokens"),
+])
+def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want):
+    """A key given in a URL's query (?key=, &token=, a signed URL's sig=) was printed as written by `ranker config`
+    and kept in the run manifest: redact knew api_key=/access_token= only."""
+    from ranker.io import redact
+    assert redact(text) == want
+
+
 # --------------------------------------------------------------------------- arXiv ids
 @pytest.mark.parametrize("raw,want", [
     ("2506.16065", ("2506.16065", None)), ("2506.16065v2", ("2506.16065", 2)),
