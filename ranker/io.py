@@ -66,6 +66,7 @@ def check_writable(path: str | os.PathLike) -> None:
     given as a file, or a folder that cannot be made or written in. Makes nothing: a temporary file is
     created and removed in its folder, or in the nearest of that folder's parents that is there."""
     given = Path(path)
+    _held_descriptor(given)                         # /dev/fd/3 with no descriptor 3 given: refused now
     if _names_a_stream(given) and given.exists():
         return
     if given.is_dir():
@@ -318,18 +319,70 @@ def _own_descriptor(path: Path) -> int | None:
     return int(m.group(2))
 
 
+# The descriptors the caller gave this process (`3> file`), besides 0-2; None: every one it holds (a library's
+# caller, who opened them itself). The CLI records them as it starts, before it opens anything of its own.
+_GIVEN_FDS: set[int] | None = None
+
+
+def open_descriptors() -> set[int]:
+    """The descriptors this process holds now."""
+    try:
+        names: Iterable = os.listdir("/proc/self/fd")
+    except OSError:
+        try:
+            names = os.listdir("/dev/fd")
+        except OSError:
+            names = range(256)
+    held = set()
+    for name in names:
+        try:
+            fd = int(name)
+            os.fstat(fd)                # (the listing's own descriptor is closed since)
+        except (ValueError, OSError):
+            continue
+        held.add(fd)
+    return held
+
+
+def given_descriptors(fds: Iterable[int] | None) -> set[int] | None:
+    """From now on a name for a descriptor of this process (/dev/fd/N, /proc/self/fd/N) is written or read
+    through it only for 0-2, `fds` (those the caller gave, from open_descriptors() at the start) and any
+    give_descriptor() adds; any other is refused: it is one this process opened for itself (the database:
+    `ranker labels export /dev/fd/3` with no descriptor 3 given wrote the labels over it). None: every one
+    held (the default). Returns the setting it replaces."""
+    global _GIVEN_FDS
+    before, _GIVEN_FDS = _GIVEN_FDS, (None if fds is None else set(fds))
+    return before
+
+
+def give_descriptor(fd: int) -> None:
+    """`fd` stands for a descriptor given to the process (the CLI's own copy of its stdout, /dev/fd/5, which
+    `--out -` is written through while descriptors 1 and 2 carry the log)."""
+    if _GIVEN_FDS is not None:
+        _GIVEN_FDS.add(fd)
+
+
+def _held_descriptor(path: Path, error: type[InputError] = InputError) -> int | None:
+    """_own_descriptor(path), or an `error` when it is one the caller did not give (see given_descriptors)."""
+    fd = _own_descriptor(path)
+    if fd is None or fd <= 2 or _GIVEN_FDS is None or fd in _GIVEN_FDS:
+        return fd
+    raise error(f"descriptor {fd} was not given to ranker (as a shell's `{fd}>file` or `{fd}<file` gives it); "
+                "give a file name", where=str(path))
+
+
 def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:
     """Write a stream or a device where it is. A name for a descriptor this process holds (`--out -`'s
     /dev/stdout, /dev/fd/5) is written through that descriptor, sharing its offset: opened afresh, a stdout
     redirected to a file was written at the file's end as it was when opened, and the shell's next write
-    (`{ ranker fetch --out -; echo done; } > f`) landed over the data."""
+    (`{ ranker fetch --out -; echo done; } > f`) landed over the data. A descriptor the caller did not give is
+    an InputError (_held_descriptor)."""
     text = {"encoding": encoding} if "b" not in mode else {}
+    fd = _held_descriptor(path)
     try:
-        fd = _own_descriptor(path)
         if fd is not None:
             os.fstat(fd)                        # closed: the name is opened as any other (and fails so)
-            dup = os.dup(fd)
-            f = open(dup, mode.replace("a", "w"), **text)      # an open descriptor is never truncated
+            f = _open_dup(fd, mode.replace("a", "w"), **text)  # an open descriptor is never truncated
         else:
             f = open(path, mode, **text)
     except OSError as e:
@@ -340,6 +393,16 @@ def _write_in_place(path: Path, mode: str, encoding: str) -> Iterator[IO]:
             f.flush()
     except OSError as e:
         raise _cannot_write(path, e) from None
+
+
+def _open_dup(fd: int, mode: str, **kw) -> IO:
+    """A file object on a copy of `fd` (closing it leaves `fd` open); the copy is closed if the open fails."""
+    dup = os.dup(fd)
+    try:
+        return open(dup, mode, **kw)
+    except BaseException:
+        os.close(dup)
+        raise
 
 
 def lock_exclusive(fd: int, waiting: Callable[[], None], *, without_locks: bool = False) -> None:
@@ -411,9 +474,9 @@ def read_text(path: str | os.PathLike, what: str = "file", error: type[InputErro
     `error` (InputError or a subclass) naming the path: not found, a directory, unreadable, not UTF-8 (unless
     errors="replace")."""
     try:
-        fd = _own_descriptor(Path(path))
+        fd = _held_descriptor(Path(path), error)
         if fd is not None:      # /dev/stdin: read where the caller's descriptor is, as a pipe or a file alike
-            with open(os.dup(fd), encoding="utf-8-sig", errors=errors) as f:
+            with _open_dup(fd, "r", encoding="utf-8-sig", errors=errors) as f:
                 return f.read()
         return Path(path).read_text(encoding="utf-8-sig", errors=errors)
     except FileNotFoundError:
@@ -585,11 +648,16 @@ def retry_after_seconds(value: str | None) -> float | None:
 # --------------------------------------------------------------------------- secrets and outside text
 _SECRETS: set[str] = set()
 # Credential shapes redacted wherever they appear: a Bearer token, an OpenAI-style key, a value given to a
-# key-like name (api_key=..., "authorization": "...").
+# key-like name (api_key=..., "authorization": "...", password: ...).
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
-_NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key)[\"']?\s*[:=]\s*"
+_NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key|"
+                    r"(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*"
                     r"[\"']?)(?!bearer\b)[A-Za-z0-9._~+/=\-]{8,}")
+# a secret in a URL's query string (http://h/v1?key=...&token=..., a signed URL's sig= or X-Amz-Signature=), of
+# any length: the names that are words of prose too (key, token) only there
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:[a-z0-9]+[_.\-])*(?:key|token|secret|password|passwd|pwd|sig|signature|"
+                           r"auth|credentials?)=)[^&#\s\"'<>]+")
 # a password written into a URL (https://user:PASSWORD@host/...): the user name stays, the password goes
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#@]+@")
 REDACTED = "[redacted]"
@@ -603,14 +671,16 @@ def add_secret(value: str | None) -> None:
 
 def redact(text: object) -> str:
     """`text` with every secret this process knows (add_secret) and anything shaped like a credential
-    (a Bearer token, an sk-... key, api_key=... / "authorization": ..., a URL's password) replaced by
-    [redacted]. Applied to every error text before it is stored or printed."""
+    (a Bearer token, an sk-... key, api_key=... / "authorization": ... / password=..., a URL's password, a
+    URL query's key=, token=, secret=, sig=...) replaced by [redacted]. Applied to every error text before it
+    is stored or printed, to `ranker config` and to the run manifest."""
     out = str(text)
     for secret in sorted(_SECRETS, key=len, reverse=True):
         out = out.replace(secret, REDACTED)
     out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
     out = _SK_KEY.sub(REDACTED, out)
     out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
+    out = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
     return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)
 
 

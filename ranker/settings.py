@@ -451,13 +451,15 @@ def _from_folder(data: dict, base: Path) -> None:
         table[name] = str(base / path)
 
 
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dict[str, int]) -> None:
     """$NAME and ${NAME} in the file's paths (PATH_KEYS, MODEL_KEYS) from the environment, as a shell does in a
-    flag's: no shell reads the file, and `home = "$SCRATCH/ranker"` made a folder named "$SCRATCH" beside it. A
-    variable that is not set (or empty) is a ConfigError naming the file's line and the key."""
+    flag's: no shell reads the file, and `home = "$SCRATCH/ranker"` made a folder named "$SCRATCH" beside it.
+    $$ is a literal $ (as make and compose write it: `home = "/data/pay$$ment"`). A variable that is not set, or
+    set but empty (`$SCRATCH/ranker` would be /ranker, at the root), is a ConfigError naming the file's line
+    and the key."""
     for key in (*PATH_KEYS, *MODEL_KEYS):
         *tables, name = key.split(".")
         table = data
@@ -468,11 +470,16 @@ def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dic
             continue
 
         def value(m: re.Match) -> str:
-            var = m.group(1) or m.group(2)
-            if not env.get(var, "").strip():
-                where = f"{shown}:{lines[key]}" if key in lines else shown
-                raise ConfigError(f"{key}: ${var} is not set in the environment", where=where)
-            return env[var]
+            if m.group(1):
+                return "$"
+            var = m.group(2) or m.group(3)
+            if env.get(var, "").strip():
+                return env[var]
+            where = f"{shown}:{lines[key]}" if key in lines else shown
+            if var in env:
+                raise ConfigError(f"{key}: ${var} is empty in the environment", where=where)
+            raise ConfigError(f"{key}: ${var} is not set in the environment (write $$ for a literal $)",
+                              where=where)
         table[name] = _VARIABLE.sub(value, v)
 
 

@@ -40,6 +40,17 @@ def test_config_shows_each_setting_and_where_it_came_from(tmp_path):
     assert in_force(resolve(again, env={})) == in_force(resolve(f, flags={"offline": False}, env=env_then))
 
 
+def test_config_redacts_a_secret_in_the_query_of_a_server_url(tmp_path):
+    """`base_url = "http://h/v1?key=SECRET&token=TOK"` (a gateway that takes its key in the query): `ranker
+    config`, whose output is pasted into bug reports, printed both as written; the run manifest kept them too."""
+    f = tmp_path / "ranker.toml"
+    f.write_text("[scoring.openai]\nbase_url = 'http://h/v1?key=SECRET&token=TOK&model=m&sig=Zx9'\n")
+    r = ranker("config", "--config", f, env={"RANKER_HOME": tmp_path / "h"}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 'base_url = "http://h/v1?key=[redacted]&token=[redacted]&model=m&sig=[redacted]"' in r.stdout, r.stdout
+    assert not {"SECRET", "TOK", "Zx9"} & set(r.stdout.replace('"', " ").replace("=", " ").replace("&", " ").split())
+
+
 def test_config_json_and_flags_that_override(tmp_path):
     (tmp_path / "ranker.toml").write_text("[digest]\nmin_relevance = 6\n")
     r = ranker("config", "--json", "--db", "x.sqlite3", "--offline", cwd=tmp_path,

@@ -220,6 +220,30 @@ def test_a_descriptor_held_is_written_through_it_where_its_owner_left_off(tmp_pa
     assert path.read_text() == "HEAD\na\nb\nTAIL\n"
 
 
+def test_a_descriptor_held_that_cannot_be_opened_leaves_no_copy_of_it_open(tmp_path, monkeypatch):
+    """The copy of a held descriptor that _write_in_place (and read_text) made stayed open when the open on it
+    failed: each failure leaked one descriptor."""
+    import ranker.io as rio
+    from ranker.io import read_text
+
+    def open_descriptors():
+        return {n for n in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{n}")}
+
+    def refuse(file, *a, **kw):
+        raise OSError(errno.EMFILE, "Too many open files")
+    fd = os.open(tmp_path / "out.txt", os.O_RDWR | os.O_CREAT)
+    try:
+        before = open_descriptors()
+        monkeypatch.setattr(rio, "open", refuse, raising=False)
+        with pytest.raises(InputError, match="Too many open files"):
+            atomic_write(f"/dev/fd/{fd}", "x")
+        with pytest.raises(InputError, match="Too many open files"):
+            read_text(f"/dev/fd/{fd}")
+        assert open_descriptors() == before
+    finally:
+        os.close(fd)
+
+
 def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
     """read_text of /dev/stdin (`labels import -` in `{ read header; ranker labels import -; } < f`) reads on
     from where the descriptor stands, as a pipe would; opened afresh it read the file again from its start."""
@@ -232,6 +256,23 @@ def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
         assert read_text(f"/dev/fd/{fd}") == "rest\n"
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("GET http://h/v1/models?key=SECRET&token=TOK failed", "GET http://h/v1/models?key=[redacted]&token=[redacted] failed"),
+    ("https://b.blob/x?sv=2024&sig=abc%2Bd&se=1", "https://b.blob/x?sv=2024&sig=[redacted]&se=1"),
+    ("https://s3/o?X-Amz-Credential=AK/1&X-Amz-Signature=f00d", "https://s3/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"),
+    ("http://h/?secret=s&password=p&client_secret=c", "http://h/?secret=[redacted]&password=[redacted]&client_secret=[redacted]"),
+    ("password: hunter2hunter2", "password: [redacted]"), ('{"client_secret": "0123456789ab"}', '{"client_secret": "[redacted]"}'),
+    # prose and harmless parameters stay
+    ("http://h/v1?model=m&monkey=1&keep=0.4", "http://h/v1?model=m&monkey=1&keep=0.4"),
+    ("use key=value pairs; max_tokens=128 tokens", "use key=value pairs; max_tokens=128 tokens"),
+])
+def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want):
+    """A key given in a URL's query (?key=, &token=, a signed URL's sig=) was printed as written by `ranker config`
+    and kept in the run manifest: redact knew api_key=/access_token= only."""
+    from ranker.io import redact
+    assert redact(text) == want
 
 
 # --------------------------------------------------------------------------- arXiv ids

@@ -170,6 +170,31 @@ def test_labels_export_to_and_import_from_a_pipe(tmp_path):
         assert {pid: lb.label for pid, lb in s.get_labels().items()} == {"2505.09572": 1, "2505.07363": -1}
 
 
+def test_labels_export_to_a_descriptor_not_given_leaves_the_database_alone(tmp_path):
+    """`ranker labels export /dev/fd/3` with no descriptor 3 given (a script that forgot its `3>file`): 3 was the
+    database's own descriptor, and the labels went over it (exit 0, then 'file is not a database'). Now one line
+    naming the path, status 1, the database byte for byte as it was; a descriptor given is written through."""
+    db = tmp_path / "r.sqlite3"
+    with Store(db) as s:
+        s.set_label("2505.09572", 1, "2025-05-15", created_at=1747300000.0)
+    before = db.read_bytes()
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    for name in ("/dev/fd/3", "/proc/self/fd/3"):
+        p = subprocess.run([*RANKER, "labels", "export", name, "--db", str(db)], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=300)        # close_fds: 3 is not open in the child
+        assert p.returncode == 1 and p.stderr.splitlines() == [
+            f"error: {name}: descriptor 3 was not given to ranker (as a shell's `3>file` or `3<file` gives it); "
+            "give a file name"], p.stderr
+        assert db.read_bytes() == before
+    r = ranker("labels", "import", "/dev/fd/3", "--db", db)
+    assert r.returncode == 1 and "descriptor 3 was not given" in r.stderr and db.read_bytes() == before, r.stderr
+    p = subprocess.run(["sh", "-c", 'exec "$@" 3>given.jsonl', "sh", *RANKER, "labels", "export", "/dev/fd/3",
+                        "--db", str(db)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(x)["id"] for x in (tmp_path / "given.jsonl").read_text().splitlines()] == ["2505.09572"]
+
+
 def test_labels_import_refuses_a_database_that_is_not_there_but_makes_the_homes_own(tmp_path):
     """An import into a mistyped --db made a new empty database there (and its folder) and stored the labels in
     it, where no paper, no serve and no calibrate of the real database would ever see them; it said "2 added" and
@@ -255,6 +280,12 @@ def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     r = ranker("labels", "export", tmp_path / "empty.jsonl", "--db", tmp_path / "mistyped.sqlite3")
     assert r.returncode == 0 and "wrote an empty" in r.stderr and (tmp_path / "empty.jsonl").read_text() == ""
+    # '-' is stdout: a file named '-' in the working folder is neither written nor what the note speaks of
+    (tmp_path / "-").write_text(line)
+    r = ranker("labels", "export", "-", "--db", tmp_path / "mistyped.sqlite3", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr.strip() == (
+        f"nothing to do: no labels in {tmp_path / 'mistyped.sqlite3'} (wrote nothing to stdout)"), r.stderr
+    assert (tmp_path / "-").read_text() == line
 
 
 def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_took_it_back_too(tmp_path):

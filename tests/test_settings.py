@@ -483,10 +483,24 @@ def test_a_variable_in_a_path_of_the_config_file_is_expanded(tmp_path):
     assert s.digest.authors == str(tmp_path / "aB.txt")
     with pytest.raises(ConfigError) as e:
         resolve(f, env={"b": "B"})
-    assert str(e.value) == f"{f}:1: home: $SCRATCH is not set in the environment"
+    assert str(e.value) == f"{f}:1: home: $SCRATCH is not set in the environment (write $$ for a literal $)"
     line = ranker("prefilter", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
-                  tmp_path / "o.jsonl", env={"SCRATCH": ""}, cwd=tmp_path)
-    assert line.returncode == 1 and line.stderr.strip() == f"error: {f}:1: home: $SCRATCH is not set in the environment"
+                  tmp_path / "o.jsonl", env={"SCRATCH": "", "b": "B"}, cwd=tmp_path)
+    assert line.returncode == 1 and line.stderr.strip() == f"error: {f}:1: home: $SCRATCH is empty in the environment"
+
+
+def test_a_literal_dollar_in_a_path_of_the_config_file_is_written_twice(tmp_path):
+    """`home = "/data/pay$ment"` could no longer be written once $NAME was expanded ('$ment is not set'), and the
+    error did not say how: $$ is one $, as in make and compose, and the error says so. A variable set but empty
+    is said to be empty, not 'not set' (the user who set it looked for a typo); a $ before no name stays."""
+    f = toml(tmp_path, "home = 'pay$$ment/$$$$x/$$${B}$'\n")
+    assert resolve(f, env={"B": "b"}).home == tmp_path / "pay$ment" / "$$x" / "$b$"
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={"B": " "})
+    assert str(e.value) == f"{f}:1: home: $B is empty in the environment"
+    with pytest.raises(ConfigError) as e:
+        resolve(toml(tmp_path, "home = '/data/pay$ment'\n"), env={})
+    assert str(e.value) == f"{f}:1: home: $ment is not set in the environment (write $$ for a literal $)"
 
 
 def test_debug_in_the_config_file_shows_the_traceback_as_ranker_debug_does(tmp_path):

@@ -384,6 +384,33 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
 
 
+_CLOSED_PIPE = """
+import multiprocessing, ranker.labels
+def export_labels(store, path):
+    mine, theirs = multiprocessing.Pipe()
+    theirs.close()                      # a worker gone: its end of the pipe is closed
+    {before}
+    mine.send_bytes(b"x" * 65536)
+ranker.labels.export_labels = export_labels
+"""
+
+
+def test_a_broken_pipe_not_to_stdout_is_an_error_and_its_traceback_shown_under_debug(tmp_path):
+    """Any EPIPE ended the command silently with status 1, as a `| head` reader gone does: a pipe to a worker
+    that died said nothing, not even with RANKER_DEBUG=1; and one that a Ctrl-C caused lost its 130. Only the
+    reader of stdout (or of an --out pipe) is gone quietly."""
+    out = tmp_path / "l.jsonl"
+    r = ranker("labels", "export", out, env={"RANKER_HOME": tmp_path / "h"}, pre=_CLOSED_PIPE.format(before=""))
+    assert r.returncode == 1 and r.stderr.splitlines() == ["error: broken pipe"], r.stderr
+    r = ranker("labels", "export", out, env={"RANKER_HOME": tmp_path / "h", "RANKER_DEBUG": "1"},
+               pre=_CLOSED_PIPE.format(before=""))
+    assert r.returncode == 1 and "Traceback" in r.stderr and "BrokenPipeError" in r.stderr, r.stderr
+    ctrl_c = "from ranker.errors import request_interrupt; request_interrupt()"
+    r = ranker("labels", "export", out, env={"RANKER_HOME": tmp_path / "h"}, pre=_CLOSED_PIPE.format(before=ctrl_c))
+    assert r.returncode == 130 and r.stderr.splitlines() == [
+        "interrupted; what was stored so far is kept; rerun to resume"], r.stderr
+
+
 def test_a_reader_of_stderr_that_goes_away_costs_the_notes_not_the_run(db, tmp_path):
     """`ranker run ... 2>&1 | head -1`-like: the reader of stderr closes early. The notes after that are lost;
     the run goes on to its digest and status 0. It failed on its first note ('loading ...'), recorded failed

@@ -40,12 +40,25 @@ class _CtrlC(BaseException):
         self.interrupt = interrupt
 
 
+class _BrokenPipe(BaseException):
+    """Carries an EPIPE out of a command past typer's runner, which ends on any EPIPE with status 1 and no word,
+    as if the reader of stdout had gone: a pipe to a worker that died said nothing, even under RANKER_DEBUG."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Group(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as e:
             raise _CtrlC(e) from e
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise _BrokenPipe(e) from e
+            raise
 
 
 app = typer.Typer(
@@ -163,8 +176,13 @@ def _reader_gone() -> None:
 
 
 def _broken_pipe(e: BaseException) -> bool:
+    """The reader of the command's stdout (or of an --out pipe) went away: a ReaderGone, or a failed write to
+    stdout (naming_stdout names it). Any other EPIPE (a closed pipe to an engine's worker, a server's socket)
+    is an error as any other, said in its line (or its traceback under RANKER_DEBUG)."""
     from ..errors import ReaderGone
-    return isinstance(e, ReaderGone) or (isinstance(e, OSError) and e.errno == errno.EPIPE)
+    from .common import STDOUT
+    return isinstance(e, ReaderGone) or (isinstance(e, OSError) and e.errno == errno.EPIPE
+                                         and e.filename == STDOUT)
 
 
 def _after_ctrl_c() -> None:
@@ -199,13 +217,18 @@ def main() -> None:
     import sqlite3
 
     from ..errors import RankerError
+    from ..io import given_descriptors, open_descriptors
+    given_descriptors(open_descriptors())      # before anything is opened: /dev/fd/N is the caller's only for these
     _std_streams()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:               # not where the caller ignores it
         signal.signal(signal.SIGTERM, _on_term)
     try:
-        status = app(standalone_mode=False, prog_name="ranker")
+        try:
+            status = app(standalone_mode=False, prog_name="ranker")
+        except _BrokenPipe as e:
+            raise e.error from None             # as raised, for what follows (and its traceback)
     except _CtrlC as e:
         if debugging():
             raise e.interrupt from None
@@ -213,11 +236,11 @@ def main() -> None:
     except KeyboardInterrupt as e:
         _interrupted(e)
     except RankerError as e:
-        if _broken_pipe(e):
-            _reader_gone()
         if debugging():
             raise
         _after_ctrl_c()
+        if _broken_pipe(e):
+            _reader_gone()
         _fail(error_line(e))
     except SystemExit:
         TERM.restore()
@@ -233,12 +256,12 @@ def main() -> None:
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
             sys.exit(0)
-        if _broken_pipe(e):
-            _reader_gone()
         if debugging():
             TERM.restore()
             raise
         _after_ctrl_c()
+        if _broken_pipe(e):
+            _reader_gone()
         if isinstance(e, typer.TyperException):
             _fail(usage_line(e))        # bad input, as any other: status 1 (never click's 2)
         if isinstance(e, sqlite3.Error):

@@ -185,6 +185,8 @@ def out_path(path: Path) -> Path:
         mapped = Path(f"/dev/fd/{stream.fileno()}")
     except (OSError, ValueError, AttributeError):
         return path
+    from ..io import give_descriptor
+    give_descriptor(stream.fileno())         # the caller's stdout (stderr), kept aside while 1 and 2 are the log
     _GIVEN_AS[str(mapped)] = given
     return mapped
 

@@ -32,12 +32,16 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' f
       ranker labels export ~/ranker-labels.jsonl
     """
     from ..labels import export_labels, holds_something
+    check_out(file)             # before the database is opened: /dev/fd/N is never its descriptor
     with _store(config, db, offline, verbose) as store:
-        check_out(file)
-        n = export_labels(store, out_path(file))    # '-': stdout, as every command's --out (not a file named -)
+        out = out_path(file)                            # '-': stdout, as every command's --out (not a file named -)
+        n = export_labels(store, out)
     if not n:                                           # what a file held stays (see export_labels)
-        kept = holds_something(file)
-        nothing_to_do(f"no labels in {store.path} ({f'left {file} as it was' if kept else f'wrote an empty {file}'})")
+        if holds_something(out):                        # (of what was written to, not of a file named '-')
+            done = f"left {file} as it was"
+        else:
+            done = "wrote nothing to stdout" if str(file) == "-" else f"wrote an empty {file}"
+        nothing_to_do(f"no labels in {store.path} ({done})")
         return
     info(f"labels: {n} written -> {file}")
 
