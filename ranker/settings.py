@@ -335,6 +335,11 @@ PATH_KEYS = ("home", "db", "models_dir", "prefilter.calibration", "scoring.promp
 # Settings that name a model: a preset, a folder or a Hugging Face id. A relative folder in a config file is read
 # from the file's folder when it is written as one ("./x", "../x": never a preset or an id) or is there.
 MODEL_KEYS = ("scoring.model", "prefilter.embedder")
+# vLLM engine arguments ([scoring.vllm] engine_args) that name a file or folder, read from the file's folder too:
+# those that are always a path as PATH_KEYS are; those that may also be a Hugging Face id ("tokenizer") or a word
+# ("auto") as MODEL_KEYS are, when written as a path ("./x", "../x") or there. Other engine arguments as written.
+ENGINE_PATH_ARGS = ("download_dir", "allowed_local_media_path", "log_config_file")
+ENGINE_NAME_ARGS = ("tokenizer", "hf_config_path", "generation_config")
 _LIST_KEYS = {"fetch.categories", "fetch.announce"}
 # The prefilter's keep rules: one given by a flag replaces any other that ranker.toml names.
 KEEP_RULE_KEYS = ("prefilter.keep", "prefilter.top", "prefilter.recall")
@@ -433,8 +438,8 @@ def _read_toml(path: Path, shown: str | None = None) -> tuple[dict, dict[str, in
 
 
 def _from_folder(data: dict, base: Path) -> None:
-    """The file's relative paths (PATH_KEYS, MODEL_KEYS) read from `base`, its folder (Path() for the working
-    folder's own file: kept as written). "~" is left to the fields' own expansion."""
+    """The file's relative paths (PATH_KEYS, MODEL_KEYS, ENGINE_PATH_ARGS, ENGINE_NAME_ARGS) read from `base`, its
+    folder (Path() for the working folder's own file: kept as written). "~" is left to the fields' own expansion."""
     for key in (*PATH_KEYS, *MODEL_KEYS):
         *tables, name = key.split(".")
         table = data
@@ -449,6 +454,23 @@ def _from_folder(data: dict, base: Path) -> None:
         if key in MODEL_KEYS and not (v.startswith(("./", "../")) or ("/" in v and (base / path).exists())):
             continue                    # a preset or a Hugging Face id (or a folder of the working directory)
         table[name] = str(base / path)
+    scoring = data.get("scoring")
+    if not isinstance(scoring, dict) or base == Path():
+        return
+    vllm = scoring.get("vllm")
+    for engine_args in (scoring.get("engine_args"), vllm.get("engine_args") if isinstance(vllm, dict) else None):
+        if not isinstance(engine_args, dict):
+            continue
+        for name in (*ENGINE_PATH_ARGS, *ENGINE_NAME_ARGS):
+            v = engine_args.get(name)
+            if not isinstance(v, str) or not v.strip() or v in ("auto", "vllm"):
+                continue                # not given, wrong (vLLM names it), or generation_config's own words
+            path = Path(v).expanduser()
+            if path.is_absolute():
+                continue
+            if name in ENGINE_NAME_ARGS and not (v.startswith(("./", "../")) or (base / path).exists()):
+                continue                # a Hugging Face id (or a folder of the working directory)
+            engine_args[name] = str(base / path)
 
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")

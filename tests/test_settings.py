@@ -341,6 +341,34 @@ def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monk
     assert (str(s.db), s.scoring.prompts) == ("e.sqlite3", "p")
 
 
+def test_path_engine_args_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):
+    """`engine_args = { tokenizer = "tok" }` in a ranker.toml named by --config from another folder: the engine
+    looked for ./tok in the working folder ("no such tokenizer folder"), while every other path of the file is
+    read from its folder. A tokenizer that is not there beside the file stays a Hugging Face id."""
+    from ranker.backends.vllm_backend import VLLMBackend
+    conf, cwd = tmp_path / "conf", tmp_path / "cwd"
+    (conf / "tok").mkdir(parents=True)
+    (conf / "tok" / "tokenizer.json").write_text("{}")
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    for table in ("[scoring.vllm]", "[scoring]"):         # the older spelling, engine_args under [scoring]
+        f = toml(conf, f"[scoring]\nbackend = 'vllm'\n{table if table != '[scoring]' else ''}\n"
+                       "engine_args = { tokenizer = 'tok', download_dir = 'dl', hf_config_path = 'org/cfg', "
+                       "generation_config = 'auto', quantization = 'awq' }\n")
+        args = resolve(f, env={}).scoring.options["vllm"]["engine_args"]
+        assert args == {"tokenizer": str(conf / "tok"), "download_dir": str(conf / "dl"),
+                        "hf_config_path": "org/cfg", "generation_config": "auto", "quantization": "awq"}
+        assert VLLMBackend.given_tokenizer({"engine_args": args}) == str((conf / "tok").resolve())
+    f = toml(conf, "[scoring.vllm]\nengine_args = { tokenizer = './gone', hf_config_path = 'tok' }\n")
+    args = resolve(f, env={}).scoring.options["vllm"]["engine_args"]
+    assert args == {"tokenizer": str(conf / "gone"), "hf_config_path": str(conf / "tok")}
+    # a flag's, and the working folder's own file's, are the working folder's
+    s = resolve(f, flags={"backend_option": ["engine_args={ tokenizer = 'tok' }"]}, env={})
+    assert s.scoring.options["vllm"]["engine_args"] == {"tokenizer": "tok"}
+    monkeypatch.chdir(conf)
+    assert resolve(env={}).scoring.options["vllm"]["engine_args"] == {"tokenizer": "./gone", "hf_config_path": "tok"}
+
+
 def test_two_keep_rules_in_the_config_file_are_refused(tmp_path):
     """`keep = 0.3` and `top = 40` both in ranker.toml: `top` won and `keep` was dropped without a word (two such
     flags are refused); one rule given by a flag still replaces the file's, however many it names."""
