@@ -198,6 +198,12 @@ class Backend(ABC):
         return local_model_key(model, models_dir)
 
     @classmethod
+    def loading_name(cls, model: str, models_dir: Path | None = None) -> str | None:
+        """What building this backend for `model` loads, as the loading note names it ("loading <this>"), or
+        None when only the built backend knows (a server's own model: its model_name then)."""
+        return model if cls.store_name(model, models_dir) is not None else None
+
+    @classmethod
     def check_model(cls, model: str, models_dir: Path | None = None,
                     options: Mapping[str, Any] | BackendOptions | None = None) -> None:
         """Find `model` as the backend will load it with these options, without loading it, so a command can
