@@ -642,7 +642,43 @@ def config_error(e: ValidationError, section: str = "") -> ConfigError:
         msg = "expected a path, written as text"
     elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
         msg = f"expected a table ([{key}])"
+    else:
+        msg = out_of_range(err, _field_at(Settings, key.split("."))) or msg
     return ConfigError(msg, key=key)
+
+
+_BOUND_ERRORS = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+_BOUND_WORDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
+
+
+def out_of_range(err: Mapping[str, Any], info: Any = None) -> str | None:
+    """A number outside its setting's range, in ranker's words and with the whole range (`info`: the field's
+    FieldInfo, whose bounds are read): "must be more than 0 and at most 1, got 2", where pydantic said "Input
+    should be less than or equal to 1" (of a flag too: "--keep: Input should be ..."). None for another error."""
+    crossed = _BOUND_ERRORS.get(err.get("type", ""))
+    if crossed is None:
+        return None
+    bounds = {b: getattr(m, b) for m in getattr(info, "metadata", None) or [] for b in _BOUND_WORDS
+              if getattr(m, b, None) is not None}
+    bounds.setdefault(crossed, (err.get("ctx") or {}).get(crossed))
+    said = " and ".join(f"{_BOUND_WORDS[b]} {_number(bounds[b])}" for b in _BOUND_WORDS if bounds.get(b) is not None)
+    return f"must be {said}, got {_number(err.get('input'))}"
+
+
+def _number(v: Any) -> Any:
+    """2.0 as 2: a flag's "--keep 2" arrives as a float, and "got 2.0" is not what was typed."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _field_at(model: Any, parts: list[str]) -> Any:
+    """The FieldInfo of the setting at `parts` (["prefilter", "keep"]) of `model`, None where there is none."""
+    info = None
+    for part in parts:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        model = info.annotation
+    return info
 
 
 def near_miss(word: str, choices) -> str:

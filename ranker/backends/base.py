@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 from ..records import Usage
-from ..settings import near_miss
+from ..settings import near_miss, out_of_range
 
 # Fields whose value distribution a backend reports in "expected" score mode.
 SCORE_FIELDS = ("RELEVANCE", "NOVELTY")
@@ -83,6 +83,8 @@ class BackendOptions(BaseModel):
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown option" + near_miss(str(err["loc"][0]), cls.model_fields)
+            elif len(err["loc"]) == 1:
+                msg = out_of_range(err, cls.model_fields.get(str(err["loc"][0]))) or msg
             raise ConfigError(msg, key=key) from None
 
 
