@@ -335,6 +335,11 @@ PATH_KEYS = ("home", "db", "models_dir", "prefilter.calibration", "scoring.promp
 # Settings that name a model: a preset, a folder or a Hugging Face id. A relative folder in a config file is read
 # from the file's folder when it is written as one ("./x", "../x": never a preset or an id) or is there.
 MODEL_KEYS = ("scoring.model", "prefilter.embedder")
+# vLLM engine arguments ([scoring.vllm] engine_args) that name a file or folder, read from the file's folder too:
+# those that are always a path as PATH_KEYS are; those that may also be a Hugging Face id ("tokenizer") or a word
+# ("auto") as MODEL_KEYS are, when written as a path ("./x", "../x") or there. Other engine arguments as written.
+ENGINE_PATH_ARGS = ("download_dir", "allowed_local_media_path", "log_config_file")
+ENGINE_NAME_ARGS = ("tokenizer", "hf_config_path", "generation_config")
 _LIST_KEYS = {"fetch.categories", "fetch.announce"}
 # The prefilter's keep rules: one given by a flag replaces any other that ranker.toml names.
 KEEP_RULE_KEYS = ("prefilter.keep", "prefilter.top", "prefilter.recall")
@@ -433,8 +438,8 @@ def _read_toml(path: Path, shown: str | None = None) -> tuple[dict, dict[str, in
 
 
 def _from_folder(data: dict, base: Path) -> None:
-    """The file's relative paths (PATH_KEYS, MODEL_KEYS) read from `base`, its folder (Path() for the working
-    folder's own file: kept as written). "~" is left to the fields' own expansion."""
+    """The file's relative paths (PATH_KEYS, MODEL_KEYS, ENGINE_PATH_ARGS, ENGINE_NAME_ARGS) read from `base`, its
+    folder (Path() for the working folder's own file: kept as written). "~" is left to the fields' own expansion."""
     for key in (*PATH_KEYS, *MODEL_KEYS):
         *tables, name = key.split(".")
         table = data
@@ -449,6 +454,23 @@ def _from_folder(data: dict, base: Path) -> None:
         if key in MODEL_KEYS and not (v.startswith(("./", "../")) or ("/" in v and (base / path).exists())):
             continue                    # a preset or a Hugging Face id (or a folder of the working directory)
         table[name] = str(base / path)
+    scoring = data.get("scoring")
+    if not isinstance(scoring, dict) or base == Path():
+        return
+    vllm = scoring.get("vllm")
+    for engine_args in (scoring.get("engine_args"), vllm.get("engine_args") if isinstance(vllm, dict) else None):
+        if not isinstance(engine_args, dict):
+            continue
+        for name in (*ENGINE_PATH_ARGS, *ENGINE_NAME_ARGS):
+            v = engine_args.get(name)
+            if not isinstance(v, str) or not v.strip() or v in ("auto", "vllm"):
+                continue                # not given, wrong (vLLM names it), or generation_config's own words
+            path = Path(v).expanduser()
+            if path.is_absolute():
+                continue
+            if name in ENGINE_NAME_ARGS and not (v.startswith(("./", "../")) or (base / path).exists()):
+                continue                # a Hugging Face id (or a folder of the working directory)
+            engine_args[name] = str(base / path)
 
 
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -627,7 +649,43 @@ def config_error(e: ValidationError, section: str = "") -> ConfigError:
         msg = "expected a path, written as text"
     elif err["type"] == "model_type":        # "... or instance of PrefilterSettings": [[prefilter]], say
         msg = f"expected a table ([{key}])"
+    else:
+        msg = out_of_range(err, _field_at(Settings, key.split("."))) or msg
     return ConfigError(msg, key=key)
+
+
+_BOUND_ERRORS = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+_BOUND_WORDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
+
+
+def out_of_range(err: Mapping[str, Any], info: Any = None) -> str | None:
+    """A number outside its setting's range, in ranker's words and with the whole range (`info`: the field's
+    FieldInfo, whose bounds are read): "must be more than 0 and at most 1, got 2", where pydantic said "Input
+    should be less than or equal to 1" (of a flag too: "--keep: Input should be ..."). None for another error."""
+    crossed = _BOUND_ERRORS.get(err.get("type", ""))
+    if crossed is None:
+        return None
+    bounds = {b: getattr(m, b) for m in getattr(info, "metadata", None) or [] for b in _BOUND_WORDS
+              if getattr(m, b, None) is not None}
+    bounds.setdefault(crossed, (err.get("ctx") or {}).get(crossed))
+    said = " and ".join(f"{_BOUND_WORDS[b]} {_number(bounds[b])}" for b in _BOUND_WORDS if bounds.get(b) is not None)
+    return f"must be {said}, got {_number(err.get('input'))}"
+
+
+def _number(v: Any) -> Any:
+    """2.0 as 2: a flag's "--keep 2" arrives as a float, and "got 2.0" is not what was typed."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _field_at(model: Any, parts: list[str]) -> Any:
+    """The FieldInfo of the setting at `parts` (["prefilter", "keep"]) of `model`, None where there is none."""
+    info = None
+    for part in parts:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        model = info.annotation
+    return info
 
 
 def near_miss(word: str, choices) -> str:
@@ -707,6 +765,9 @@ class Effective:
     key: str
     value: Any
     origin: Origin | None
+    # not set: `value` is the one the code applies then (the prefilter's keep rule), and `why` says what made it
+    applied: bool = False
+    why: str | None = None
 
 
 def effective(s: Settings, chosen_options: Mapping[str, Any] | None = None) -> list[Effective]:
@@ -743,9 +804,25 @@ def effective(s: Settings, chosen_options: Mapping[str, Any] | None = None) -> l
             continue
         tables += [Effective(f"{name}.{sub}", _absolute(f"{name}.{sub}", data[name][sub]), origin(f"{name}.{sub}"))
                    for sub in section.model_fields if (name, sub) != ("scoring", "options")]
+        if name == "prefilter":
+            tables = _keep_rule_applied(s, tables)
         if name == "scoring":
             tables += backend_tables()
     return top + tables
+
+
+def _keep_rule_applied(s: Settings, rows: list[Effective]) -> list[Effective]:
+    """`rows` with the keep rule that applies when none is set (prefilter.recall.effective_rule: recall 0.95 with
+    a calibration, else the fraction 0.4) in place of its "not set"."""
+    p = s.prefilter
+    if (p.top, p.keep, p.recall) != (None, None, None):
+        return rows
+    from .prefilter.recall import effective_rule
+    calibrated = p.calibration is not None
+    rule = dict(zip(("top", "keep", "recall"), effective_rule(calibrated=calibrated)))
+    why = "no keep rule given, " + ("with a calibration" if calibrated else "no calibration")
+    return [Effective(r.key, rule[r.key[len("prefilter."):]], None, applied=True, why=why)
+            if r.key in KEEP_RULE_KEYS and rule[r.key[len("prefilter."):]] is not None else r for r in rows]
 
 
 def _absolute(key: str, value: Any) -> Any:

@@ -211,12 +211,14 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
 
 # --------------------------------------------------------------------------- 3. score a day
 def loading_stage(settings: Settings, backend: Backend | None = None) -> str:
-    """The progress stage of loading the scoring model (ranker.io's LOADING): the model the settings name;
+    """The progress stage of loading the scoring model (ranker.io's LOADING): what the backend loads for the
+    model the settings name (Backend.loading_name: the model; the fake backend names itself, loading none);
     for one only its server knows ("auto": the backend asks the server) the server it is asked of while
     the backend is built, and once it is (`backend`) the model it serves."""
     cls = backend_class(settings.scoring.backend)
-    if cls.store_name(settings.scoring.model, settings.models_dir) is not None:
-        return f"{LOADING}{settings.scoring.model}"
+    name = cls.loading_name(settings.scoring.model, settings.models_dir)
+    if name is not None:
+        return f"{LOADING}{name}"
     if backend is not None:
         return f"{LOADING}{backend.model_name}"
     url = getattr(cls.parse_options(settings.scoring.options.get(cls.name)), "base_url", None)

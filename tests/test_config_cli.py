@@ -69,3 +69,29 @@ def test_config_says_a_bad_setting_as_every_command_does(tmp_path):
     (tmp_path / "ranker.toml").write_text("[prefilter]\nkep = 0.3\n")
     r = ranker("config", cwd=tmp_path)
     assert (r.returncode, r.stdout, r.stderr.strip()) == (1, "", "error: ranker.toml:2: prefilter.kep: unknown setting; did you mean keep?")
+
+
+def test_config_shows_the_keep_rule_that_applies_when_none_is_set(tmp_path):
+    """No keep, top or recall given: `ranker config` said "# keep (not set)" for each, not the rule the prefilter
+    then applies (recall 0.95 with a calibration, else the fraction 0.4; prefilter.recall.effective_rule)."""
+    env = {"RANKER_HOME": str(tmp_path / "h"), "RANKER_DB": ""}
+    f = tmp_path / "ranker.toml"
+    for text, flags, want in [("", (), "# keep = 0.4 # default: no keep rule given, no calibration"),
+                              ("[prefilter]\ncalibration = 'c.json'\n", (),
+                               "# recall = 0.95 # default: no keep rule given, with a calibration")]:
+        f.write_text(text)
+        r = ranker("config", "--config", f, *flags, env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        lines = [" ".join(line.split()) for line in r.stdout.splitlines()]
+        assert want in lines, (want, r.stdout)
+        assert sum("(not set)" in line for line in lines if line.startswith(("# keep", "# top", "# recall"))) == 2
+        assert not {"keep", "top", "recall"} & set(tomllib.loads(r.stdout)["prefilter"])    # applied, not pinned
+    r = ranker("config", "--config", f, "--json", env=env, cwd=tmp_path)
+    by_key = {row["key"]: row for row in json.loads(r.stdout)["settings"]}
+    assert by_key["prefilter.recall"] == {"key": "prefilter.recall", "value": 0.95, "from": "default",
+                                          "note": "not set: no keep rule given, with a calibration"}
+    assert by_key["prefilter.keep"]["value"] is None
+    # a rule given is shown as given, the others not set
+    f.write_text("[prefilter]\ntop = 30\n")
+    lines = [" ".join(x.split()) for x in ranker("config", "--config", f, env=env, cwd=tmp_path).stdout.splitlines()]
+    assert f"top = 30 # {f}:2" in lines and "# keep (not set) # default" in lines

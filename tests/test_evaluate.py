@@ -95,7 +95,8 @@ def test_three_days_zero_shot_with_the_fake_backend(tmp_path, settings, store):
     assert data == json.loads(json.dumps(res.to_dict()))
     assert [d["date"] for d in data["days"]] == list(THREE) and data["n_skipped"] == 0
     assert ("ranking days", 3, 3) in seen and ("scoring days", 3, 3) in seen
-    assert [x for x in seen if x[0].startswith("loading")] == [("loading tiny", 0, None), ("loading tiny", 1, 1)]
+    assert [x for x in seen if x[0].startswith("loading")] == [("loading the fake backend (fake:tiny)", 0, None),
+                                                              ("loading the fake backend (fake:tiny)", 1, 1)]
     assert all(store.get_rankings(d) == [] for d in THREE)     # past days' rankings are not stored by an eval
 
     pooled = {"tp": 0, "fp": 0, "fn": 0}

@@ -57,10 +57,10 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text,key,msg", [
     ('[prefilter]\nmin_keep = "5"\n', "prefilter.min_keep", "valid integer"),        # strict: no "5" for 5
-    ("[prefilter]\nkeep = 1.5\n", "prefilter.keep", "less than or equal to 1"),
+    ("[prefilter]\nkeep = 1.5\n", "prefilter.keep", "must be more than 0 and at most 1, got 1.5"),
     ("[prefilter]\nkepp = 0.3\n", "prefilter.kepp", "unknown setting"),
     ("[scoring]\nscore_mode = 'best'\n", "scoring.score_mode", "'greedy' or 'expected'"),
-    ("[scoring]\nmax_authors = 3\n", "scoring.max_authors", "greater than or equal to 4"),
+    ("[scoring]\nmax_authors = 3\n", "scoring.max_authors", "must be at least 4, got 3"),
     ("[fetch]\ncategories = ['cs LG']\n", "fetch.categories", "'cs LG' is not an arXiv category"),
     # a category spelt in the wrong case matches no paper: every day would be "nothing to do"
     ("[fetch]\ncategories = ['cs.lg', 'cs.AI']\n", "fetch.categories", "did you mean 'cs.LG'?"),
@@ -71,14 +71,15 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[fetch]\nbackoff = inf\n", "fetch.backoff", "finite number"),
     ("[fetch]\napi_delay = inf\n", "fetch.api_delay", "finite number"),
     ("[fetch]\ndownload_timeout = inf\n", "fetch.download_timeout", "finite number"),
-    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "greater than 0"),
+    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "must be more than 0, got 0"),
     ('[fetch]\ndownload_timeout = "300"\n', "fetch.download_timeout", "valid number"),
     ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
     ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
     # each backend's own table, checked against its Options
     ("[scoring.transformers]\nbatch_size = '4'\n", "scoring.transformers.batch_size", "valid integer"),
     ("[scoring.openai]\nconcurency = 4\n", "scoring.openai.concurency", "unknown option"),
-    ("[scoring.vllm]\ngpu_memory_utilization = 1.5\n", "scoring.vllm.gpu_memory_utilization", "less than or equal"),
+    ("[scoring.vllm]\ngpu_memory_utilization = 1.5\n", "scoring.vllm.gpu_memory_utilization",
+     "must be more than 0 and at most 1, got 1.5"),
     ("[scoring.vlm]\ndtype = 'float16'\n", "scoring.vlm", "no backend is called 'vlm'"),
     ("[scoring]\nbackend = 'llama'\n", "scoring.backend", "unknown backend 'llama'"),
 ])
@@ -155,10 +156,18 @@ def test_the_api_key_is_never_dumped_or_shown():
 def test_cli_names_a_flag_a_variable_or_the_file(tmp_path):
     papers = DAYS / "2025-05-15" / "listing.jsonl"
     r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--keep", "1.5")
-    assert r.returncode == 1 and r.stderr == "error: --keep: Input should be less than or equal to 1\n"
+    # a range in ranker's words, as a whole, and the value given as typed: pydantic's "Input should be less than
+    # or equal to 1" named one bound (and "--keep 2" came back as "got 2.0")
+    assert r.returncode == 1 and r.stderr == "error: --keep: must be more than 0 and at most 1, got 1.5\n"
+    r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--keep", "2")
+    assert r.returncode == 1 and r.stderr == "error: --keep: must be more than 0 and at most 1, got 2\n"
+    r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--top", "0")
+    assert r.returncode == 1 and r.stderr == "error: --top: must be at least 1, got 0\n"
     r = ranker("fetch", "--from", papers, "--out", tmp_path / "o.jsonl", env={"RANKER_FETCH_RETRIES": "-1"})
-    assert r.returncode == 1 and r.stderr == ("error: RANKER_FETCH_RETRIES: Input should be greater than or "
-                                              "equal to 0\n")
+    assert r.returncode == 1 and r.stderr == "error: RANKER_FETCH_RETRIES: must be at least 0, got -1\n"
+    r = ranker("run", "--papers", papers, "--out", tmp_path / "d", "--backend", "openai",
+               "--backend-option", "concurrency=0")
+    assert r.returncode == 1 and r.stderr == "error: --backend-option concurrency: must be at least 1, got 0\n"
     f = toml(tmp_path, '[prefilter]\nmin_keep = "5"\n')
     r = ranker("prefilter", "--papers", papers, "--out", tmp_path / "o.jsonl", "--config", f)
     assert r.returncode == 1 and r.stderr == f"error: {f}:2: prefilter.min_keep: Input should be a valid integer\n"
@@ -341,6 +350,34 @@ def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monk
     assert (str(s.db), s.scoring.prompts) == ("e.sqlite3", "p")
 
 
+def test_path_engine_args_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):
+    """`engine_args = { tokenizer = "tok" }` in a ranker.toml named by --config from another folder: the engine
+    looked for ./tok in the working folder ("no such tokenizer folder"), while every other path of the file is
+    read from its folder. A tokenizer that is not there beside the file stays a Hugging Face id."""
+    from ranker.backends.vllm_backend import VLLMBackend
+    conf, cwd = tmp_path / "conf", tmp_path / "cwd"
+    (conf / "tok").mkdir(parents=True)
+    (conf / "tok" / "tokenizer.json").write_text("{}")
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    for table in ("[scoring.vllm]", "[scoring]"):         # the older spelling, engine_args under [scoring]
+        f = toml(conf, f"[scoring]\nbackend = 'vllm'\n{table if table != '[scoring]' else ''}\n"
+                       "engine_args = { tokenizer = 'tok', download_dir = 'dl', hf_config_path = 'org/cfg', "
+                       "generation_config = 'auto', quantization = 'awq' }\n")
+        args = resolve(f, env={}).scoring.options["vllm"]["engine_args"]
+        assert args == {"tokenizer": str(conf / "tok"), "download_dir": str(conf / "dl"),
+                        "hf_config_path": "org/cfg", "generation_config": "auto", "quantization": "awq"}
+        assert VLLMBackend.given_tokenizer({"engine_args": args}) == str((conf / "tok").resolve())
+    f = toml(conf, "[scoring.vllm]\nengine_args = { tokenizer = './gone', hf_config_path = 'tok' }\n")
+    args = resolve(f, env={}).scoring.options["vllm"]["engine_args"]
+    assert args == {"tokenizer": str(conf / "gone"), "hf_config_path": str(conf / "tok")}
+    # a flag's, and the working folder's own file's, are the working folder's
+    s = resolve(f, flags={"backend_option": ["engine_args={ tokenizer = 'tok' }"]}, env={})
+    assert s.scoring.options["vllm"]["engine_args"] == {"tokenizer": "tok"}
+    monkeypatch.chdir(conf)
+    assert resolve(env={}).scoring.options["vllm"]["engine_args"] == {"tokenizer": "./gone", "hf_config_path": "tok"}
+
+
 def test_two_keep_rules_in_the_config_file_are_refused(tmp_path):
     """`keep = 0.3` and `top = 40` both in ranker.toml: `top` won and `keep` was dropped without a word (two such
     flags are refused); one rule given by a flag still replaces the file's, however many it names."""
@@ -442,9 +479,9 @@ def test_settings_built_in_python_refuse_a_bad_value_as_a_config_error_naming_it
     ValidationError (several lines and a URL), which `except RankerError` let through."""
     from ranker.errors import RankerError
     from ranker.settings import PrefilterSettings, ScoringSettings, Settings
-    cases = [(lambda: Settings(home=tmp_path, prefilter={"keep": 2}), "prefilter.keep", "less than or equal to 1"),
-             (lambda: PrefilterSettings(keep=2), "prefilter.keep", "less than or equal to 1"),
-             (lambda: Settings(prefilter=PrefilterSettings(top=0)), "prefilter.top", "greater than or equal to 1"),
+    cases = [(lambda: Settings(home=tmp_path, prefilter={"keep": 2}), "prefilter.keep", "more than 0 and at most 1"),
+             (lambda: PrefilterSettings(keep=2), "prefilter.keep", "must be more than 0 and at most 1, got 2"),
+             (lambda: Settings(prefilter=PrefilterSettings(top=0)), "prefilter.top", "must be at least 1, got 0"),
              (lambda: ScoringSettings(backend="fake", batchsize=8), "scoring.batchsize", "unknown setting"),
              (lambda: Settings(scoring={"fake": 3}), "scoring.fake", "unknown setting"),
              (lambda: Settings(home=3), "home", "expected a path"),

@@ -760,3 +760,19 @@ def test_the_manifest_says_which_fit_of_the_calibration_file_ranked_the_day(sett
         {"created": "2025-06-03 07:00:00", "days": 3, "first_day": "2025-05-13", "last_day": "2025-06-23",
          **sizes[1], "labels": 0}]
     assert json.loads(res.files["manifest"].read_text())["calibration_fit"] == fits[-1]["calibration_fit"]
+
+
+def test_the_loading_note_names_what_the_backend_loads(tmp_path):
+    """`ranker run --backend fake` said "loading smollm2-135m" (the default preset's name), as if that model were
+    loaded: the fake backend loads none and now names itself (and the name its scores are stored under). A
+    backend that loads a model names it; one only its server knows, the server, then the model it serves."""
+    from ranker.steps import loading_stage
+    env = {"RANKER_HOME": str(tmp_path)}
+    fake = resolve(flags={"backend": "fake"}, env=env)
+    assert loading_stage(fake) == loading_stage(fake, FakeBackend("smollm2-135m")) == \
+        "loading the fake backend (fake:smollm2-135m)"
+    assert loading_stage(resolve(flags={"backend": "vllm"}, env=env)) == "loading smollm2-135m"
+    assert loading_stage(resolve(flags={"backend": "transformers", "model": "./m"}, env=env)) == "loading ./m"
+    assert loading_stage(resolve(flags={"backend": "openai", "model": "gpt-4o"}, env=env)) == "loading gpt-4o"
+    served = resolve(flags={"backend": "openai", "backend_option": ["base_url='http://127.0.0.1:9/v1'"]}, env=env)
+    assert loading_stage(served) == "loading the model http://127.0.0.1:9/v1 serves"

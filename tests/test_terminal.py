@@ -44,8 +44,8 @@ def test_stdout_is_the_digest_path_and_engine_noise_goes_to_the_log(db, tmp_path
     assert out.read_text().splitlines() == [str(tmp_path / "d" / "2025-05-15-output.md")]
     assert "ENGINE-NOISE" not in p.stderr
     lines = p.stderr.splitlines()           # not a terminal: no bar, the load said in two lines, the summary
-    assert len(lines) == 3 and lines[0] == "loading smollm2-135m ...", p.stderr
-    assert re.fullmatch(r"loading smollm2-135m: ready in \d+\.\d s", lines[1])
+    assert len(lines) == 3 and lines[0] == "loading the fake backend (fake:smollm2-135m) ...", p.stderr
+    assert re.fullmatch(r"loading the fake backend \(fake:smollm2-135m\): ready in \d+\.\d s", lines[1])
     assert re.fullmatch(r"2025-05-15: 192 papers, 4 kept by the prefilter, 4 scored \(0 reused, 0 failed\), "
                         r"\d+ selected", lines[2])
     (log,) = _logs(tmp_path)
@@ -91,7 +91,7 @@ def test_the_terminal_shows_a_load_message_and_a_bar_that_moves(db, tmp_path):
            "--backend", "fake", "--model", "tiny", "--top", "16", "--backend-option", "delay=0.25"]
     frames = _watch_tmux(cmd, tmp_path) if shutil.which("tmux") else _watch_pty(cmd, tmp_path)
     screen = "\n".join(frames)
-    assert "loading tiny" in screen
+    assert "loading the fake backend (fake:tiny)" in screen
     counts = {int(n) for n in re.findall(r"scoring\D*?(\d+)/16", screen)}
     moving = sorted(n for n in counts if 0 < n < 16)
     assert len(moving) >= 3, (counts, frames[-3:])       # seen at several points, not only at 0 and the end
@@ -507,7 +507,8 @@ def test_a_dumb_terminal_is_told_as_a_log_is(db, tmp_path):
     text = buf.decode()
     assert "\x1b" not in text, text
     lines = text.replace("\r\n", "\n").split("\n")
-    assert lines[0] == "loading tiny ..." and lines[1].startswith("loading tiny: ready in "), lines
+    loading = "loading the fake backend (fake:tiny)"
+    assert lines[0] == f"{loading} ..." and lines[1].startswith(f"{loading}: ready in "), lines
     assert lines[2].startswith("2025-05-15: 192 papers, 4 kept by the prefilter, 4 scored") and lines[3:] == [""]
 
 

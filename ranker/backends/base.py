@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
 from ..records import Usage
-from ..settings import near_miss
+from ..settings import near_miss, out_of_range
 
 # Fields whose value distribution a backend reports in "expected" score mode.
 SCORE_FIELDS = ("RELEVANCE", "NOVELTY")
@@ -83,6 +83,8 @@ class BackendOptions(BaseModel):
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown option" + near_miss(str(err["loc"][0]), cls.model_fields)
+            elif len(err["loc"]) == 1:
+                msg = out_of_range(err, cls.model_fields.get(str(err["loc"][0]))) or msg
             raise ConfigError(msg, key=key) from None
 
 
@@ -196,6 +198,12 @@ class Backend(ABC):
         all scored skip loading the model. For a model loaded from disk: local_model_key (with the same
         models_dir the backend is built with, whose presets.toml names the presets)."""
         return local_model_key(model, models_dir)
+
+    @classmethod
+    def loading_name(cls, model: str, models_dir: Path | None = None) -> str | None:
+        """What building this backend for `model` loads, as the loading note names it ("loading <this>"), or
+        None when only the built backend knows (a server's own model: its model_name then)."""
+        return model if cls.store_name(model, models_dir) is not None else None
 
     @classmethod
     def check_model(cls, model: str, models_dir: Path | None = None,

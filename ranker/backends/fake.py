@@ -121,6 +121,11 @@ class FakeBackend(Backend):
     def store_name(cls, model: str, models_dir: Path | None = None) -> str:
         return f"fake:{model}"
 
+    @classmethod
+    def loading_name(cls, model: str, models_dir: Path | None = None) -> str:
+        # no model is loaded: "loading smollm2-135m" (the default preset's name) said a real model was
+        return f"the fake backend ({cls.store_name(model)})"
+
     def generate(self, requests: list[Request], *, score_probs: bool = False,
                  on_done: Callable[..., None] | None = None) -> list[Result]:
         self.calls.append([r.key for r in requests])

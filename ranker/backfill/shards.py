@@ -13,7 +13,7 @@ prompt_hash), a scored row winning over a not_kept or failed one and the newest 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -359,7 +359,10 @@ def summary(out: str | Path) -> dict:
     kept = r.filter(pc.fill_null(r.column("kept"), False))
     # "kept" counts papers, as "papers" does (kept on a day at least: scored once); it counted (paper, day) rows,
     # so a paper listed on two days made more papers kept than there were
-    res: dict = {"ranked": {"rows": r.num_rows, "papers": len(set(r.column("id").to_pylist())),
+    # "relisted": the papers listed on more than one day (a later cross-list, arXiv adding a category), each a
+    # row a day: why rows outnumber papers, which the summary line says
+    ids = Counter(r.column("id").to_pylist())
+    res: dict = {"ranked": {"rows": r.num_rows, "papers": len(ids), "relisted": sum(n > 1 for n in ids.values()),
                             "days": len(set(days)), "kept": len(set(kept.column("id").to_pylist())),
                             "kept_rows": kept.num_rows,
                             "first_day": min(days) if days else None, "last_day": max(days) if days else None,

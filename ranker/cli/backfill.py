@@ -118,7 +118,10 @@ def summary_line(res) -> str:
                 + (f", {counted(r['days_already_complete'], 'day')} already complete"
                    if r.get("days_already_complete") else ""))
     days = tot.get("days", 0)
-    line += f"; {counted(tot.get('papers', 0), 'paper')} in {counted(days, 'day')}, {tot.get('kept', 0)} kept"
+    line += f"; {counted(tot.get('papers', 0), 'paper')} in {counted(days, 'day')}"
+    if tot.get("relisted"):      # why there are more rows than papers: "1,323 rows written; 1,322 papers" said not
+        line += f" ({tot['relisted']:,} listed on more than one)"
+    line += f", {tot.get('kept', 0):,} kept"
     skipped = skipped_count(res)
     if skipped:
         line += f"; {skipped}"

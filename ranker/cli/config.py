@@ -38,7 +38,8 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
     where = str(s.config_file) if s.config_file is not None else None
     if as_json:
         echo(json.dumps({"config_file": where, "settings": [
-            {"key": r.key, "value": r.value, "from": _origin(r)} for r in rows]}, indent=2, ensure_ascii=False))
+            {"key": r.key, "value": r.value, "from": _origin(r), **({"note": f"not set: {r.why}"} if r.applied else {})}
+            for r in rows]}, indent=2, ensure_ascii=False))
         return
     echo("# the settings in force; each line says where its value came from (a flag, a variable, the file, or")
     echo("# the default); the order is flags > environment > ranker.toml > defaults")
@@ -49,8 +50,12 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
         if ".".join(tables) != table:
             table = ".".join(tables)
             echo(f"\n[{table}]")
-        line = f"{_key(name)} = {_toml(r.value)}" if r.value is not None else f"# {_key(name)} (not set)"
-        echo(f"{line:<47} # {_origin(r)}")
+        if r.applied:           # not set: the value the code applies then, as a comment (the file pins nothing)
+            line, said = f"# {_key(name)} = {_toml(r.value)}", f"{_origin(r)}: {r.why}"
+        else:
+            line = f"{_key(name)} = {_toml(r.value)}" if r.value is not None else f"# {_key(name)} (not set)"
+            said = _origin(r)
+        echo(f"{line:<47} # {said}")
 
 
 def _origin(r: "Effective") -> str:
