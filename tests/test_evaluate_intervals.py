@@ -102,6 +102,25 @@ def test_a_pooled_figure_stands_on_the_days_that_put_something_in_its_denominato
     assert iv.day_intervals(_sparse_days(picked=5))["llm"]["digest"]["recall"]["days"] == 5
 
 
+def test_a_paired_pooled_figure_pools_both_evals_over_the_days_it_counts():
+    """The other eval scored pairs on days 3-6 too, where this one scored none: within-1 stands on days 1-2, where
+    the two are the same (4 of 8 within one point), yet the other's was pooled over every day (0.667) and the
+    difference (-0.167) came from days the "days" column left out."""
+    this, that = _sparse_days(), _sparse_days()
+    for x in that[2:]:
+        x["pairs"] = [{"gpt": [8, 7], "local": [8, 7]}]
+    c = iv.paired_comparison({"settings": {}, "days": this}, {"settings": {}, "days": that}, against="x")
+    for w in ("relevance", "novelty"):
+        r = c["llm"][w]["within1"]
+        assert r["this"] == r["other"] == 0.5 and r["difference"] == 0 and r["days"] == 2, (w, r)
+    assert "| relevance within 1 | 0.500 | 0.500 | +0.000 | – | 2 |" in comparison_markdown(c)
+    # both the other way round, and the digest's figures (defined on the same days in both) as before
+    back = iv.paired_comparison({"settings": {}, "days": that}, {"settings": {}, "days": this}, against="x")
+    assert back["llm"]["novelty"]["within1"]["this"] == back["llm"]["novelty"]["within1"]["other"] == 0.5
+    assert c["llm"]["digest"]["recall"] == {**c["llm"]["digest"]["recall"], "this": 0.5, "other": 0.5,
+                                            "difference": 0, "days": 2}
+
+
 # ------------------------------------------------------------------ in an eval
 def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five):
     o, ivs = five["overall"], five["overall"]["intervals"]
