@@ -229,8 +229,9 @@ def _number(v) -> bool:
 
 
 def _count(v) -> bool:
-    """A count as an eval writes one: a whole number >= 0 (true is not 1 here)."""
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    """A count as an eval writes one: a whole number >= 0 (true is not 1 here) that a float holds (the
+    figures are computed in floats: 10**400 would fail there, after the whole replay)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0 and _number(v)
 
 
 def _damage(data: Mapping) -> str:
