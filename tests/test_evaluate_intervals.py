@@ -102,6 +102,25 @@ def test_a_pooled_figure_stands_on_the_days_that_put_something_in_its_denominato
     assert iv.day_intervals(_sparse_days(picked=5))["llm"]["digest"]["recall"]["days"] == 5
 
 
+def test_a_paired_pooled_figure_pools_both_evals_over_the_days_it_counts():
+    """The other eval scored pairs on days 3-6 too, where this one scored none: within-1 stands on days 1-2, where
+    the two are the same (4 of 8 within one point), yet the other's was pooled over every day (0.667) and the
+    difference (-0.167) came from days the "days" column left out."""
+    this, that = _sparse_days(), _sparse_days()
+    for x in that[2:]:
+        x["pairs"] = [{"gpt": [8, 7], "local": [8, 7]}]
+    c = iv.paired_comparison({"settings": {}, "days": this}, {"settings": {}, "days": that}, against="x")
+    for w in ("relevance", "novelty"):
+        r = c["llm"][w]["within1"]
+        assert r["this"] == r["other"] == 0.5 and r["difference"] == 0 and r["days"] == 2, (w, r)
+    assert "| relevance within 1 | 0.500 | 0.500 | +0.000 | – | 2 |" in comparison_markdown(c)
+    # both the other way round, and the digest's figures (defined on the same days in both) as before
+    back = iv.paired_comparison({"settings": {}, "days": that}, {"settings": {}, "days": this}, against="x")
+    assert back["llm"]["novelty"]["within1"]["this"] == back["llm"]["novelty"]["within1"]["other"] == 0.5
+    assert c["llm"]["digest"]["recall"] == {**c["llm"]["digest"]["recall"], "this": 0.5, "other": 0.5,
+                                            "difference": 0, "days": 2}
+
+
 # ------------------------------------------------------------------ in an eval
 def test_eval_json_the_summary_and_the_report_carry_the_intervals(tmp_path, five):
     o, ivs = five["overall"], five["overall"]["intervals"]
@@ -154,6 +173,27 @@ def test_a_figure_on_few_days_is_said_too_narrow_whatever_the_others_stand_on(fi
     assert f"(the 8 days resampled 100,000 times, seed {iv.SEED}): where the figure could plausibly lie on other " \
            f"days like these; with fewer than 15 days {narrow}" in \
         summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+
+
+def test_a_figure_on_too_few_days_says_why_it_has_no_interval_beside_those_that_have_one(tmp_path, five):
+    """Within-1 stands on the 4 days a GPT pick was scored, the others on 5: its "–" went without a word, the
+    note speaking of too few days only when the figure on the most days had too few."""
+    none = "; a figure on fewer than 5 days (here 4) has none."
+    assert five["overall"]["intervals"]["llm"]["relevance"]["within1"]["days"] == 4
+    assert none in summary_markdown(five)
+    assert none[:-1] + "." in (tmp_path / "five" / "report.html").read_text()       # the report's note is the same
+    c = iv.paired_comparison(five, five, against="x")
+    assert none in comparison_markdown(c)
+    # figures on 2 days beside others on 6, in the summary and the comparison; a figure on no day is not counted
+    ivs = iv.day_intervals(_sparse_days())
+    assert ivs["prefilter"]["recall@25"]["days"] == 0
+    md = summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
+    assert "; a figure on fewer than 5 days (here 2) has none." in md, md
+    c = iv.paired_comparison(*({"settings": {}, "days": _sparse_days()} for _ in range(2)), against="x")
+    assert "; a figure on fewer than 5 days (here 2) has none." in comparison_markdown(c)
+    # every figure on 5 days or more: nothing to say
+    ivs = iv.day_intervals(_sparse_days(picked=6))
+    assert "has none" not in summary_markdown({**five, "overall": {**five["overall"], "intervals": ivs}})
 
 
 def test_a_pooled_figure_is_recomputed_from_each_resamples_summed_counts():
@@ -272,6 +312,8 @@ def test_evals_that_cannot_be_compared_are_refused(five):
     ('"keep95": ' + "9" * 400, "", "prefilter.keep95 is not a number"),        # no float holds it
     ("", '"tp": true, "fp": 0, "fn": 1', "llm.digest has no tp, fp and fn counts"),
     ("", '"tp": 1, "fp": -1, "fn": 1', "llm.digest has no tp, fp and fn counts"),
+    # a whole number no float holds: accepted, it failed in the arithmetic after the whole replay
+    ("", '"tp": ' + "9" * 400 + ', "fp": 0, "fn": 1', "llm.digest has no tp, fp and fn counts"),
 ])
 def test_a_value_no_eval_writes_is_refused_when_read(tmp_path, prefilter, llm, problem):
     path = tmp_path / "eval.json"
@@ -328,12 +370,12 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
     db, hist = _db(tmp_path, THREE), make_history(tmp_path / "hist")
     bad = tmp_path / "bad.json"
 
-    def refused(content, line):
+    def refused(content, line, *flags):
         if content is None:
             bad.unlink(missing_ok=True)
         else:
             bad.write_text(content if isinstance(content, str) else json.dumps(content))
-        p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--db", db, "--against", bad)
+        p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--db", db, "--against", bad, *flags)
         assert p.returncode == 1 and p.stderr == f"error: --against {bad}: {line}\n", p.stderr
         assert not (tmp_path / "out").exists()                       # said before the eval ran
 
@@ -359,6 +401,13 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
     refused({"settings": {"embedder": "minilm", "calibration": "zero-shot", "keep": "0.4"}, "days": [pairable]},
             f"settings.keep is not a number{damaged}")
     refused({"settings": {"recall": "0.95"}, "days": [day]}, f"settings.recall is not a number{damaged}")
+    # a digest count no float holds, in a file that pairs with this eval (a model's, as this one): it failed in
+    # the arithmetic after the whole replay ("unexpected failure: int too large to convert to float")
+    scored = [{"date": d.date, "prefilter": {"papers": len(d.papers), "picks": len(d.picks)},
+               "llm": {"digest": {"tp": int("9" * 400) if d.date == THREE[0] else 0, "fp": 0, "fn": 1}}}
+              for d in read_history(hist).days]
+    refused({"settings": {}, "days": scored}, f"{THREE[0]}: llm.digest has no tp, fp and fn counts{damaged}",
+            "--backend", "fake", "--model", "tiny")
     refused({"settings": {"top": 2.5}, "days": [day]}, f"settings.top is not a whole number{damaged}")
     refused({"settings": {}, "days": [{**day, "date": "2024-01-02"}]},
             "no day in common with this eval: it has 1 day (2024-01-02), this eval 3 days "

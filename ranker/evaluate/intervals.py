@@ -229,8 +229,9 @@ def _number(v) -> bool:
 
 
 def _count(v) -> bool:
-    """A count as an eval writes one: a whole number >= 0 (true is not 1 here)."""
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    """A count as an eval writes one: a whole number >= 0 (true is not 1 here) that a float holds (the
+    figures are computed in floats: 10**400 would fail there, after the whole replay)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0 and _number(v)
 
 
 def _damage(data: Mapping) -> str:
@@ -323,8 +324,10 @@ def paired_comparison(this: Mapping, other: Mapping, *, against: str | Path, **k
     if all(ours[d].get("llm") for d in shared) and all(theirs[d].get("llm") for d in shared):
         pa, pb = _pooled([ours[d] for d in shared]), _pooled([theirs[d] for d in shared])
         for k in pa:
-            # the days that put something in both evals' denominators (as day_intervals counts them)
-            terms[("llm", k)] = (pa[k], pb[k], int(((pa[k][1] > 0) & (pb[k][1] > 0)).sum()))
+            # the days that put something in both evals' denominators (as day_intervals counts them): both
+            # sides are pooled over those alone, so the figures and their difference stand on the days counted
+            both = ((pa[k][1] > 0) & (pb[k][1] > 0)).astype(np.float64)
+            terms[("llm", k)] = (tuple(x * both for x in pa[k]), tuple(x * both for x in pb[k]), int(both.sum()))
     for (block, k), row in _paired(terms, **kw).items():
         out.setdefault(block, {})[k] = row
     if "llm" in out:

@@ -72,8 +72,17 @@ def interval_note(iv: Mapping | None, rows: Iterable[Mapping]) -> str:
     some = f" (some figures here stand on {fewest})" if fewest < few_days <= days else ""
     few = (f"; with fewer than {few_days} days{some} they are too narrow (a bootstrap over few days covers "
            "less than 95%)") if fewest < few_days else ""
+    # a figure defined on a day or more, but on too few for an interval: its "–" is said, not left to guess
+    under = sorted({r["days"] for r in rows if 0 < r["days"] < iv["min_days"]})
+    none = (f"; a figure on fewer than {iv['min_days']} days (here {_and(under)}) has none") if under else ""
     return (f"95% intervals: {iv['method']} (the {_n_days(days)} resampled {iv['resamples']:,} times, seed "
-            f"{iv['seed']}): where the figure could plausibly lie on other days like these{few}")
+            f"{iv['seed']}): where the figure could plausibly lie on other days like these{few}{none}")
+
+
+def _and(xs: list) -> str:
+    """"2", "2 and 4", "1, 2 and 4"."""
+    xs = [str(x) for x in xs]
+    return xs[0] if len(xs) == 1 else f"{', '.join(xs[:-1])} and {xs[-1]}"
 
 
 def _rows(iv: Mapping) -> list[Mapping]:
