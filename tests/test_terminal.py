@@ -384,6 +384,27 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
 
 
+def _into_a_closed_pipe(tmp_path, *args) -> subprocess.CompletedProcess:
+    """`ranker ARGS | true`: stdout is a pipe whose reader has already gone."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([*_cli(), *args], stdout=write, stderr=subprocess.PIPE, text=True,
+                              env=_env(tmp_path), timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("args", [("fetch", "--help"), ("labels", "export", "--help"), ("models", "list", "--help"),
+                                  ("--help",)])
+def test_a_commands_help_into_a_gone_reader_is_quiet(tmp_path, args):
+    """`ranker fetch --help | head -0`: click writes the help itself, past naming_stdout, so its EPIPE named
+    nothing and was taken for a worker's pipe: 'error: broken pipe'. The reader of stdout is gone: status 1,
+    no word, as for any other output."""
+    p = _into_a_closed_pipe(tmp_path, *args)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
 _CLOSED_PIPE = """
 import multiprocessing, ranker.labels
 def export_labels(store, path):
