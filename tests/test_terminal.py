@@ -405,6 +405,22 @@ def test_a_commands_help_into_a_gone_reader_is_quiet(tmp_path, args):
     assert p.returncode == 1 and p.stderr == "", p.stderr
 
 
+@pytest.mark.parametrize("args", [("labels",), ("models",), ()])
+def test_a_groups_help_for_no_subcommand_into_a_gone_reader_is_quiet(tmp_path, args):
+    """`ranker labels | true`: a group named alone prints its help from main()'s own handler, whose EPIPE
+    escaped as a traceback. Quiet, status 1, as any output to a gone reader."""
+    p = _into_a_closed_pipe(tmp_path, *args)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
+def test_a_groups_help_for_no_subcommand_into_a_full_disk_is_one_line(tmp_path):
+    """`ranker labels > /dev/full`: one line naming stdout, not a traceback."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([*_cli(), "labels"], stdout=full, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
+
+
 _CLOSED_PIPE = """
 import multiprocessing, ranker.labels
 def export_labels(store, path):

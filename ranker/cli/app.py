@@ -202,6 +202,21 @@ def _stdout_reader_gone() -> bool:
         return False
 
 
+def _help(ctx) -> None:
+    """A group's help for a command line that names no subcommand, status 0. Written here, in main()'s own
+    handler, so a reader gone (`ranker labels | true`) or a full disk is judged here too: it printed a
+    traceback."""
+    from .common import naming_stdout
+    try:
+        with naming_stdout():
+            typer.echo(ctx.get_help())
+    except OSError as err:
+        if _broken_pipe(err):
+            _reader_gone()
+        _fail(os_error_line(err))
+    sys.exit(0)
+
+
 def _after_ctrl_c() -> None:
     """After Ctrl-C, an error that reaches main() is its echo (an engine whose worker got the same signal)."""
     from ..errors import interrupt_requested
@@ -271,8 +286,7 @@ def main() -> None:
             TERM.restore()
             sys.exit(130)
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
-            typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
-            sys.exit(0)
+            _help(e.ctx)                        # `ranker models`: its help, as `ranker` alone shows
         if debugging():
             TERM.restore()
             raise
