@@ -650,14 +650,25 @@ _SECRETS: set[str] = set()
 # Credential shapes redacted wherever they appear: a Bearer token, an OpenAI-style key, a value given to a
 # key-like name (api_key=..., "authorization": "...", password: ...).
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}")
+# the other schemes of an Authorization header (Basic base64, Token ...): any value after the header's name; alone,
+# a value shaped as a credential (8 or more characters, letters and digits), so prose ("each token counts") stays
+_SCHEME_AFTER_NAME = re.compile(r"(?i)(\b(?:authorization|auth)[\"']?\s*[:=]\s*[\"']?(?:basic|token)(?:\s+|%20))"
+                                r"[A-Za-z0-9._~+/=\-]+")
+_SCHEME = re.compile(r"(?i)(\b(?:basic|token)(?:\s+|%20))(?=[A-Za-z0-9._~+/=\-]*\d)(?=[A-Za-z0-9._~+/=\-]*[A-Za-z])"
+                     r"[A-Za-z0-9._~+/=\-]{8,}")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 _NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key|"
-                    r"(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*"
-                    r"[\"']?)(?!bearer\b)[A-Za-z0-9._~+/=\-]{8,}")
-# a secret in a URL's query string (http://h/v1?key=...&token=..., a signed URL's sig= or X-Amz-Signature=), of
-# any length: the names that are words of prose too (key, token) only there
+                    r"shared[_-]?access[_-]?(?:signature|key))[\"']?\s*[:=]\s*"
+                    r"[\"']?)(?!(?:bearer|basic|token)\b)[A-Za-z0-9._~+/=\-]{8,}")
+# a password or secret is one of any length (password=hunter2)
+_NAMED_PASSWORD = re.compile(r"(?i)(\b(?:(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*[\"']?)"
+                             r"[A-Za-z0-9._~+/=\-]+")
+# a secret in a URL's query string (http://h/v1?key=...&token=..., ?apiKey=, ?accessToken=, a signed URL's sig=,
+# X-Amz-Signature= or SharedAccessSignature=), of any length: the names that are words of prose too (key, token)
+# only there
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:[a-z0-9]+[_.\-])*(?:key|token|secret|password|passwd|pwd|sig|signature|"
-                           r"auth|credentials?)=)[^&#\s\"'<>]+")
+                           r"auth|credentials?|api[_-]?key|access[_-]?token|auth[_-]?token|authorization|"
+                           r"shared[_-]?access[_-]?(?:signature|key))=)[^&#\s\"'<>]+")
 # a password written into a URL (https://user:PASSWORD@host/...): the user name stays, the password goes
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#@]+@")
 REDACTED = "[redacted]"
@@ -671,16 +682,19 @@ def add_secret(value: str | None) -> None:
 
 def redact(text: object) -> str:
     """`text` with every secret this process knows (add_secret) and anything shaped like a credential
-    (a Bearer token, an sk-... key, api_key=... / "authorization": ... / password=..., a URL's password, a
-    URL query's key=, token=, secret=, sig=...) replaced by [redacted]. Applied to every error text before it
+    (a Bearer, Basic or Token credential, an sk-... key, api_key=... / "authorization": ... / password=...,
+    a URL's password, a URL query's key=, apiKey=, token=, accessToken=, secret=, sig=...) replaced by [redacted]. Applied to every error text before it
     is stored or printed, to `ranker config` and to the run manifest."""
     out = str(text)
     for secret in sorted(_SECRETS, key=len, reverse=True):
         out = out.replace(secret, REDACTED)
     out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
+    out = _SCHEME_AFTER_NAME.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _SCHEME.sub(lambda m: m.group(1) + REDACTED, out)
     out = _SK_KEY.sub(REDACTED, out)
     out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     out = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _NAMED_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
     return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)
 
 
