@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlparse
 
-from .errors import InputError, ReaderGone
+from .errors import InputError, RankerError, ReaderGone
 
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
@@ -52,6 +52,20 @@ LOADING = "loading "
 
 def ignore_warning(_msg: str) -> None:
     pass
+
+
+# --------------------------------------------------------------------------- paths
+def expand_user(path: str | os.PathLike, *, key: str | None = None, where: str | None = None,
+                error: type[RankerError] = InputError) -> Path:
+    """Path(path).expanduser(); a "~user" that names no user (or a "~" with no home to find) is `error` naming
+    `key` or `where` (a setting, a variable), where pathlib's RuntimeError ended a command as 'unexpected failure:
+    Could not determine home directory'."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        head = os.fspath(path).split("/", 1)[0]
+        why = "no home folder is known (HOME is unset)" if head == "~" else "no such user"
+        raise error(f"cannot expand {head!r}: {why}", key=key, where=where) from None
 
 
 # --------------------------------------------------------------------------- atomic writes
