@@ -49,7 +49,8 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
         if ".".join(tables) != table:
             table = ".".join(tables)
             echo(f"\n[{table}]")
-        line = f"{_key(name)} = {_toml(r.value)}" if r.value is not None else f"# {_key(name)} (not set)"
+        line = f"{_key(name)} = {_toml(_as_written(r.key, r.value))}" if r.value is not None \
+            else f"# {_key(name)} (not set)"
         echo(f"{line:<47} # {_origin(r)}")
 
 
@@ -65,6 +66,13 @@ def _origin(r: "Effective") -> str:
     if o.kind == "env":
         return o.name
     return f"{o.name}:{o.line}" if o.line else o.name
+
+
+def _as_written(key: str, v: Any) -> Any:
+    """A path's value as ranker.toml must write it to read back the same: its `$` as `$$` (the file expands $NAME
+    in paths; home "/d/pay$ment" written as it is read back as /d/pay plus $ment's value, or an error)."""
+    from ..settings import MODEL_KEYS, PATH_KEYS
+    return v.replace("$", "$$") if key in (*PATH_KEYS, *MODEL_KEYS) and isinstance(v, str) else v
 
 
 def _key(name: str) -> str:
