@@ -323,8 +323,32 @@ _STD_FD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 
 
 def _own_descriptor(path: Path) -> int | None:
-    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None."""
-    name = os.path.abspath(path)
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None. The
+    name is normalised first, POSIX's leading "//" folded (//dev/fd/3), and a link to such a name (ln -s
+    /dev/fd/3 out) followed hop by hop: its folders resolved, never the descriptor's own link (which leads to the
+    file it has open). Matched on the name as given, both skipped the check of a descriptor not given."""
+    name = _fold_root(os.path.abspath(path))
+    for _ in range(40):
+        fd = _descriptor_named(name)
+        if fd is not None:
+            return fd
+        folder, last = os.path.split(name)
+        name = os.path.join(_fold_root(os.path.realpath(folder)), last)
+        fd = _descriptor_named(name)
+        if fd is not None or not os.path.islink(name):
+            return fd
+        try:
+            name = _fold_root(os.path.abspath(os.path.join(os.path.dirname(name), os.readlink(name))))
+        except OSError:
+            return None                 # (another process's descriptor, not ours to read)
+    return None
+
+
+def _fold_root(name: str) -> str:
+    return "/" + name.lstrip("/") if name.startswith("//") else name
+
+
+def _descriptor_named(name: str) -> int | None:
     if name in _STD_FD:
         return _STD_FD[name]
     m = _OWN_FD.match(name)

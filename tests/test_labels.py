@@ -180,7 +180,9 @@ def test_labels_export_to_a_descriptor_not_given_leaves_the_database_alone(tmp_p
     before = db.read_bytes()
     env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
     env.pop("RANKER_DEBUG", None)
-    for name in ("/dev/fd/3", "/proc/self/fd/3"):
+    (tmp_path / "fd3").symlink_to("/dev/fd/3")
+    # a name for it spelt another way ("//", a link to it) skipped the check and wrote over the database too
+    for name in ("/dev/fd/3", "/proc/self/fd/3", "//dev/fd/3", str(tmp_path / "fd3")):
         p = subprocess.run([*RANKER, "labels", "export", name, "--db", str(db)], capture_output=True, text=True,
                            env=env, cwd=tmp_path, timeout=300)        # close_fds: 3 is not open in the child
         assert p.returncode == 1 and p.stderr.splitlines() == [
