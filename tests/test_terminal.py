@@ -405,6 +405,25 @@ def test_a_commands_help_into_a_gone_reader_is_quiet(tmp_path, args):
     assert p.returncode == 1 and p.stderr == "", p.stderr
 
 
+def test_an_unnamed_write_to_a_gone_stdout_while_the_log_holds_descriptor_1_is_quiet(tmp_path):
+    """A command writing to its stdout past naming_stdout while descriptor 1 carries the log: the reader gone is
+    judged on the command's stdout (TERM.out), not on descriptor 1 (the log file), which said 'error: broken pipe'."""
+    pre = ("import ranker.labels\n"
+           "def export_labels(store, path):\n"
+           "    from ranker.cli.term import TERM\n"
+           "    TERM.out.write('x' * 200000); TERM.out.flush()\n"
+           "ranker.labels.export_labels = export_labels\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        p = subprocess.run([sys.executable, "-c", f"{pre}from ranker.cli import main; main()", "labels", "export",
+                            str(tmp_path / "l.jsonl")], stdout=write, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=120)
+    finally:
+        os.close(write)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
 @pytest.mark.parametrize("args", [("labels",), ("models",), ()])
 def test_a_groups_help_for_no_subcommand_into_a_gone_reader_is_quiet(tmp_path, args):
     """`ranker labels | true`: a group named alone prints its help from main()'s own handler, whose EPIPE

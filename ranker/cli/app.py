@@ -192,11 +192,16 @@ def _broken_pipe(e: BaseException) -> bool:
 
 
 def _stdout_reader_gone() -> bool:
-    """Whether fd 1 is a pipe or socket with no reader left: poll reports POLLERR on a pipe's write end once its
-    last reader closed (POLLHUP on a socket whose peer shut down); a live, full or idle pipe reports neither."""
+    """Whether the command's stdout (TERM.out: descriptor 1, or its saved copy while 1 carries the log) is a pipe
+    or socket with no reader left: poll reports POLLERR on a pipe's write end once its last reader closed (POLLHUP
+    on a socket whose peer shut down); a live, full or idle pipe, a file or a terminal reports neither."""
+    try:
+        fd = TERM.out.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = 1
     try:
         poller = select.poll()
-        poller.register(1, select.POLLOUT)
+        poller.register(fd, select.POLLOUT)
         return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
     except (OSError, ValueError, AttributeError):
         return False
