@@ -698,9 +698,9 @@ _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 _NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key|"
                     r"shared[_-]?access[_-]?(?:signature|key))[\"']?\s*[:=]\s*"
                     r"[\"']?)(?!(?:bearer|basic|token)\b)[A-Za-z0-9._~+/=\-]{8,}")
-# a password or secret is one of any length (password=hunter2)
-_NAMED_PASSWORD = re.compile(r"(?i)(\b(?:(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*[\"']?)"
-                             r"[A-Za-z0-9._~+/=\-]+")
+# a password or secret is one of any length (password=hunter2); a file of that name is not (/etc/passwd: not JSON)
+_NAMED_PASSWORD = re.compile(r"(?i)((?<![/\\.])\b(?:(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*[\"']?)"
+                             r"(?!null\b)[A-Za-z0-9._~+/=\-]+")
 # a secret in a URL's query string (http://h/v1?key=...&token=..., ?apiKey=, ?accessToken=, a signed URL's sig=,
 # X-Amz-Signature= or SharedAccessSignature=), of any length: the names that are words of prose too (key, token)
 # only there

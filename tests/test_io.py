@@ -283,6 +283,7 @@ def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
     ("http://h/v1?max_tokens=5&tokens=3&keyword=x&key_id=7&author=Ng",
      "http://h/v1?max_tokens=5&tokens=3&keyword=x&key_id=7&author=Ng"),
     ("each token counts; a basic baseline; token 2048", "each token counts; a basic baseline; token 2048"),
+    ("/etc/passwd: not JSON lines", "/etc/passwd: not JSON lines"), ("./secret: not found", "./secret: not found"),
 ])
 def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want):
     """A key given in a URL's query (?key=, &token=, a signed URL's sig=) was printed as written by `ranker config`
