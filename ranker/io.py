@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlparse
 
-from .errors import InputError, ReaderGone
+from .errors import InputError, RankerError, ReaderGone
 
 # A one-line note for the user (a skipped line, a retry, a day left out); never an error. The CLI prints it.
 Warn = Callable[[str], None]
@@ -52,6 +52,20 @@ LOADING = "loading "
 
 def ignore_warning(_msg: str) -> None:
     pass
+
+
+# --------------------------------------------------------------------------- paths
+def expand_user(path: str | os.PathLike, *, key: str | None = None, where: str | None = None,
+                error: type[RankerError] = InputError) -> Path:
+    """Path(path).expanduser(); a "~user" that names no user (or a "~" with no home to find) is `error` naming
+    `key` or `where` (a setting, a variable), where pathlib's RuntimeError ended a command as 'unexpected failure:
+    Could not determine home directory'."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        head = os.fspath(path).split("/", 1)[0]
+        why = "no home folder is known (HOME is unset)" if head == "~" else "no such user"
+        raise error(f"cannot expand {head!r}: {why}", key=key, where=where) from None
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -309,8 +323,32 @@ _STD_FD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 
 
 def _own_descriptor(path: Path) -> int | None:
-    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None."""
-    name = os.path.abspath(path)
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None. The
+    name is normalised first, POSIX's leading "//" folded (//dev/fd/3), and a link to such a name (ln -s
+    /dev/fd/3 out) followed hop by hop: its folders resolved, never the descriptor's own link (which leads to the
+    file it has open). Matched on the name as given, both skipped the check of a descriptor not given."""
+    name = _fold_root(os.path.abspath(path))
+    for _ in range(40):
+        fd = _descriptor_named(name)
+        if fd is not None:
+            return fd
+        folder, last = os.path.split(name)
+        name = os.path.join(_fold_root(os.path.realpath(folder)), last)
+        fd = _descriptor_named(name)
+        if fd is not None or not os.path.islink(name):
+            return fd
+        try:
+            name = _fold_root(os.path.abspath(os.path.join(os.path.dirname(name), os.readlink(name))))
+        except OSError:
+            return None                 # (another process's descriptor, not ours to read)
+    return None
+
+
+def _fold_root(name: str) -> str:
+    return "/" + name.lstrip("/") if name.startswith("//") else name
+
+
+def _descriptor_named(name: str) -> int | None:
     if name in _STD_FD:
         return _STD_FD[name]
     m = _OWN_FD.match(name)
@@ -650,14 +688,25 @@ _SECRETS: set[str] = set()
 # Credential shapes redacted wherever they appear: a Bearer token, an OpenAI-style key, a value given to a
 # key-like name (api_key=..., "authorization": "...", password: ...).
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}")
+# the other schemes of an Authorization header (Basic base64, Token ...): any value after the header's name; alone,
+# a value shaped as a credential (8 or more characters, letters and digits), so prose ("each token counts") stays
+_SCHEME_AFTER_NAME = re.compile(r"(?i)(\b(?:authorization|auth)[\"']?\s*[:=]\s*[\"']?(?:basic|token)(?:\s+|%20))"
+                                r"[A-Za-z0-9._~+/=\-]+")
+_SCHEME = re.compile(r"(?i)(\b(?:basic|token)(?:\s+|%20))(?=[A-Za-z0-9._~+/=\-]*\d)(?=[A-Za-z0-9._~+/=\-]*[A-Za-z])"
+                     r"[A-Za-z0-9._~+/=\-]{8,}")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 _NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key|"
-                    r"(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*"
-                    r"[\"']?)(?!bearer\b)[A-Za-z0-9._~+/=\-]{8,}")
-# a secret in a URL's query string (http://h/v1?key=...&token=..., a signed URL's sig= or X-Amz-Signature=), of
-# any length: the names that are words of prose too (key, token) only there
+                    r"shared[_-]?access[_-]?(?:signature|key))[\"']?\s*[:=]\s*"
+                    r"[\"']?)(?!(?:bearer|basic|token)\b)[A-Za-z0-9._~+/=\-]{8,}")
+# a password or secret is one of any length (password=hunter2); a file of that name is not (/etc/passwd: not JSON)
+_NAMED_PASSWORD = re.compile(r"(?i)((?<![/\\.])\b(?:(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*[\"']?)"
+                             r"(?!null\b)[A-Za-z0-9._~+/=\-]+")
+# a secret in a URL's query string (http://h/v1?key=...&token=..., ?apiKey=, ?accessToken=, a signed URL's sig=,
+# X-Amz-Signature= or SharedAccessSignature=), of any length: the names that are words of prose too (key, token)
+# only there
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:[a-z0-9]+[_.\-])*(?:key|token|secret|password|passwd|pwd|sig|signature|"
-                           r"auth|credentials?)=)[^&#\s\"'<>]+")
+                           r"auth|credentials?|api[_-]?key|access[_-]?token|auth[_-]?token|authorization|"
+                           r"shared[_-]?access[_-]?(?:signature|key))=)[^&#\s\"'<>]+")
 # a password written into a URL (https://user:PASSWORD@host/...): the user name stays, the password goes
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#@]+@")
 REDACTED = "[redacted]"
@@ -671,16 +720,19 @@ def add_secret(value: str | None) -> None:
 
 def redact(text: object) -> str:
     """`text` with every secret this process knows (add_secret) and anything shaped like a credential
-    (a Bearer token, an sk-... key, api_key=... / "authorization": ... / password=..., a URL's password, a
-    URL query's key=, token=, secret=, sig=...) replaced by [redacted]. Applied to every error text before it
+    (a Bearer, Basic or Token credential, an sk-... key, api_key=... / "authorization": ... / password=...,
+    a URL's password, a URL query's key=, apiKey=, token=, accessToken=, secret=, sig=...) replaced by [redacted]. Applied to every error text before it
     is stored or printed, to `ranker config` and to the run manifest."""
     out = str(text)
     for secret in sorted(_SECRETS, key=len, reverse=True):
         out = out.replace(secret, REDACTED)
     out = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
+    out = _SCHEME_AFTER_NAME.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _SCHEME.sub(lambda m: m.group(1) + REDACTED, out)
     out = _SK_KEY.sub(REDACTED, out)
     out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     out = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _NAMED_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
     return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)
 
 

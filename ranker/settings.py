@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, \
-    model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, \
+    field_validator, model_validator
 
-from .errors import ConfigError
-from .io import add_secret, read_text
+from .errors import ConfigError, InputError
+from .io import add_secret, expand_user, read_text
 from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,9 +57,10 @@ TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 # --------------------------------------------------------------------------- the settings
-def _home_path(v: str | None) -> str | None:
-    """A path written "~/..." in ranker.toml, a variable or `--db=~/...`: no shell expands it there."""
-    return str(Path(v).expanduser()) if v else v
+def _home_path(v: str | None, key: str) -> str | None:
+    """A path written "~/..." in ranker.toml, a variable or `--db=~/...`: no shell expands it there. A "~user"
+    naming no user is a ConfigError naming `key` (which the CLI words as the flag, variable or file line)."""
+    return str(expand_user(v, key=key, error=ConfigError)) if v else v
 
 
 class _Section(BaseModel):
@@ -142,7 +143,7 @@ class PrefilterSettings(_Section):
     @field_validator("calibration")
     @classmethod
     def _calibration(cls, v: str | None) -> str | None:
-        return _home_path(v)
+        return _home_path(v, f"{cls.section}.calibration")
 
 
 class ScoringSettings(_Section):
@@ -167,7 +168,7 @@ class ScoringSettings(_Section):
     @field_validator("prompts")
     @classmethod
     def _prompts(cls, v: str | None) -> str | None:
-        return _home_path(v)
+        return _home_path(v, f"{cls.section}.prompts")
 
     @model_validator(mode="after")
     def _served_model(self) -> "ScoringSettings":
@@ -215,7 +216,7 @@ def env_flag(value: str | None) -> bool:
 def default_home(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get("RANKER_HOME"):
-        return Path(env["RANKER_HOME"]).expanduser()
+        return expand_user(env["RANKER_HOME"], where="RANKER_HOME", error=ConfigError)
     from platformdirs import user_data_dir
     return Path(user_data_dir("ranker", appauthor=False))
 
@@ -225,7 +226,7 @@ def default_models_dir(env: Mapping[str, str] | None = None, home: Path | None =
     (`home`: the settings' own, ranker.toml's `home` included; None: $RANKER_HOME or the platform's)."""
     env = os.environ if env is None else env
     if env.get("RANKER_MODELS_DIR"):
-        return Path(env["RANKER_MODELS_DIR"]).expanduser()
+        return expand_user(env["RANKER_MODELS_DIR"], where="RANKER_MODELS_DIR", error=ConfigError)
     bundled = REPO_ROOT / "models"
     if (bundled / "presets.toml").exists():
         return bundled
@@ -255,8 +256,8 @@ class Settings(_Section):
 
     @field_validator("home", "db", "models_dir")
     @classmethod
-    def _paths(cls, v: Path | None) -> Path | None:
-        return v.expanduser() if v is not None else v
+    def _paths(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return expand_user(v, key=info.field_name, error=ConfigError) if v is not None else v
 
     @property
     def db_path(self) -> Path:
@@ -448,7 +449,10 @@ def _from_folder(data: dict, base: Path) -> None:
         v = table.get(name) if isinstance(table, dict) else None
         if not isinstance(v, str) or not v.strip():
             continue                    # not given, or wrong: validation names it
-        path = Path(v).expanduser()
+        try:
+            path = expand_user(v)
+        except InputError:
+            continue                    # a "~user" naming no user: validation names its key
         if path.is_absolute() or base == Path():
             continue
         if key in MODEL_KEYS and not (v.startswith(("./", "../")) or ("/" in v and (base / path).exists())):
@@ -586,10 +590,15 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             # stripped as every variable is: a key read from a file written on Windows (an env-file's CRLF) kept
             # its '\r', which no HTTP header may carry, and every request failed as 'connection failed'
             g.data[key] = env[var].strip()
-    g.data.setdefault("home", str(default_home(env)))
+    if "home" not in g.data:
+        g.data["home"] = str(default_home(env))
     home = g.data["home"]       # ranker.toml's, RANKER_HOME or the platform's: the models go under it too
-    home = Path(home).expanduser() if isinstance(home, str) and home.strip() else None    # (a bad one: named later)
-    g.data.setdefault("models_dir", str(default_models_dir(env, home)))
+    try:
+        home = expand_user(home) if isinstance(home, str) and home.strip() else None    # (a bad one: named later)
+    except InputError:
+        home = None
+    if "models_dir" not in g.data:
+        g.data["models_dir"] = str(default_models_dir(env, home))
     flags = dict(flags or {})
     options = flags.pop(BACKEND_OPTION, None) or []
     for name, value in flags.items():

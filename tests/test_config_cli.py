@@ -95,3 +95,20 @@ def test_config_shows_the_keep_rule_that_applies_when_none_is_set(tmp_path):
     f.write_text("[prefilter]\ntop = 30\n")
     lines = [" ".join(x.split()) for x in ranker("config", "--config", f, env=env, cwd=tmp_path).stdout.splitlines()]
     assert f"top = 30 # {f}:2" in lines and "# keep (not set) # default" in lines
+
+
+def test_config_writes_a_literal_dollar_in_a_path_as_the_file_reads_it_back(tmp_path):
+    """home "/d/pay$ment" (written `pay$$ment`) was printed as `pay$ment`, which ranker.toml reads as $ment's
+    value: the text `ranker config` says is a ranker.toml did not read back. --json shows the value itself."""
+    f = tmp_path / "ranker.toml"
+    f.write_text(f"home = '{tmp_path}/pay$$ment'\n[scoring]\nprompts = '{tmp_path}/p$$'\n")
+    r = ranker("config", "--config", f, env={"RANKER_HOME": "", "RANKER_DB": ""}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f'home = "{tmp_path}/pay$$ment"' in r.stdout and f'prompts = "{tmp_path}/p$$"' in r.stdout, r.stdout
+    again = tmp_path / "again.toml"
+    again.write_text(r.stdout)
+    s = resolve(again, env={})
+    assert (s.home, s.scoring.prompts) == (tmp_path / "pay$ment", f"{tmp_path}/p$")
+    r = ranker("config", "--config", f, "--json", env={"RANKER_HOME": "", "RANKER_DB": ""}, cwd=tmp_path)
+    by_key = {row["key"]: row["value"] for row in json.loads(r.stdout)["settings"]}
+    assert by_key["home"] == f"{tmp_path}/pay$ment" and by_key["scoring.prompts"] == f"{tmp_path}/p$"

@@ -264,9 +264,26 @@ def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
     ("https://s3/o?X-Amz-Credential=AK/1&X-Amz-Signature=f00d", "https://s3/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"),
     ("http://h/?secret=s&password=p&client_secret=c", "http://h/?secret=[redacted]&password=[redacted]&client_secret=[redacted]"),
     ("password: hunter2hunter2", "password: [redacted]"), ('{"client_secret": "0123456789ab"}', '{"client_secret": "[redacted]"}'),
+    # compound names in a query, any case; a short password; the other schemes of an Authorization header
+    ("http://h/v1?apikey=K1&apiKey=K2&x=1", "http://h/v1?apikey=[redacted]&apiKey=[redacted]&x=1"),
+    ("http://h/?accessToken=t&access_token=u", "http://h/?accessToken=[redacted]&access_token=[redacted]"),
+    ("http://h/?authorization=Basic%20dXNlcjpw&m=1", "http://h/?authorization=[redacted]&m=1"),
+    ("https://a.blob/c?SharedAccessSignature=sv%3D1", "https://a.blob/c?SharedAccessSignature=[redacted]"),
+    ("login failed: password=hunter2", "login failed: password=[redacted]"),
+    ("passwd: pw1 secret=s", "passwd: [redacted] secret=[redacted]"),
+    ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [redacted]"),
+    ("authorization: Token abcdefgh12", "authorization: Token [redacted]"),
+    ('{"Authorization": "Basic dXNlcjpw"}', '{"Authorization": "Basic [redacted]"}'),
+    ("sent basic dXNlcjpwYXNzd29yZA== upstream", "sent basic [redacted] upstream"),
+    ("Endpoint=sb://n/;SharedAccessKey=abcdefgh123", "Endpoint=sb://n/;SharedAccessKey=[redacted]"),
     # prose and harmless parameters stay
     ("http://h/v1?model=m&monkey=1&keep=0.4", "http://h/v1?model=m&monkey=1&keep=0.4"),
     ("use key=value pairs; max_tokens=128 tokens", "use key=value pairs; max_tokens=128 tokens"),
+    ("2506.16065v2 Qwen/tokenformer max_tokens=512", "2506.16065v2 Qwen/tokenformer max_tokens=512"),
+    ("http://h/v1?max_tokens=5&tokens=3&keyword=x&key_id=7&author=Ng",
+     "http://h/v1?max_tokens=5&tokens=3&keyword=x&key_id=7&author=Ng"),
+    ("each token counts; a basic baseline; token 2048", "each token counts; a basic baseline; token 2048"),
+    ("/etc/passwd: not JSON lines", "/etc/passwd: not JSON lines"), ("./secret: not found", "./secret: not found"),
 ])
 def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want):
     """A key given in a URL's query (?key=, &token=, a signed URL's sig=) was printed as written by `ranker config`

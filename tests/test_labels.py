@@ -180,7 +180,9 @@ def test_labels_export_to_a_descriptor_not_given_leaves_the_database_alone(tmp_p
     before = db.read_bytes()
     env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
     env.pop("RANKER_DEBUG", None)
-    for name in ("/dev/fd/3", "/proc/self/fd/3"):
+    (tmp_path / "fd3").symlink_to("/dev/fd/3")
+    # a name for it spelt another way ("//", a link to it) skipped the check and wrote over the database too
+    for name in ("/dev/fd/3", "/proc/self/fd/3", "//dev/fd/3", str(tmp_path / "fd3")):
         p = subprocess.run([*RANKER, "labels", "export", name, "--db", str(db)], capture_output=True, text=True,
                            env=env, cwd=tmp_path, timeout=300)        # close_fds: 3 is not open in the child
         assert p.returncode == 1 and p.stderr.splitlines() == [
@@ -286,6 +288,17 @@ def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
     assert r.returncode == 0 and r.stdout == "" and r.stderr.strip() == (
         f"nothing to do: no labels in {tmp_path / 'mistyped.sqlite3'} (wrote nothing to stdout)"), r.stderr
     assert (tmp_path / "-").read_text() == line
+    # `export - >> kept.jsonl`: stdout holds something, left as it was; said of stdout, not of '-'
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text(line)
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    with kept.open("a") as out:
+        p = subprocess.run([*RANKER, "labels", "export", "-", "--db", str(tmp_path / "mistyped.sqlite3")], stdout=out,
+                           stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0 and p.stderr.strip() == (
+        f"nothing to do: no labels in {tmp_path / 'mistyped.sqlite3'} (left stdout as it was)"), p.stderr
+    assert kept.read_text() == line
 
 
 def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_took_it_back_too(tmp_path):

@@ -256,6 +256,34 @@ def test_a_path_under_the_home_folder_is_expanded_wherever_it_is_given(tmp_path,
     assert resolve(flags={"db": "~/f.sqlite3", "calibration": "~/c.json"}, env={}).db_path == tmp_path / "f.sqlite3"
 
 
+_NO_USER = "~nosuch-ranker-user"
+
+
+def test_a_home_of_a_user_that_is_not_there_names_where_it_was_given(tmp_path):
+    """`home = "~nosuch/x"`, RANKER_HOME='~nosuch', `--db '~nosuch/db'`: pathlib's RuntimeError ended the command
+    as 'unexpected failure: Could not determine home directory', naming nothing given."""
+    bad = f"cannot expand '{_NO_USER}': no such user"
+    for text, env, flags, key, where in (
+            (f"home = '{_NO_USER}/x'\n", {}, {}, "home", None),
+            (f"[prefilter]\ncalibration = '{_NO_USER}/c.json'\n", {}, {}, "prefilter.calibration", None),
+            ("", {"RANKER_HOME": _NO_USER}, {}, "home", None),
+            ("", {"RANKER_MODELS_DIR": _NO_USER}, {}, "models_dir", None),
+            ("", {"RANKER_DB": f"{_NO_USER}/db"}, {}, "db", None),
+            ("", {}, {"db": f"{_NO_USER}/db"}, "db", None)):
+        with pytest.raises(ConfigError) as e:
+            resolve(toml(tmp_path, text), env=env, flags=flags)
+        assert (e.value.message, e.value.key, e.value.where) == (bad, key, where), text or env or flags
+    home, elsewhere = {"RANKER_HOME": tmp_path / "h"}, tmp_path / "elsewhere"     # a folder with no ranker.toml
+    elsewhere.mkdir()
+    f = toml(tmp_path, f"home = '{_NO_USER}/x'\n")
+    for args, env, line in (
+            (["--config", f], home, f"error: {f}:1: home: {bad}"),
+            ([], {"RANKER_HOME": _NO_USER}, f"error: RANKER_HOME: {bad}"),
+            (["--db", f"{_NO_USER}/db"], home, f"error: --db: {bad}, got '{_NO_USER}/db'")):
+        r = ranker("labels", "list", *args, env=env, cwd=elsewhere)
+        assert r.returncode == 1 and r.stderr.splitlines() == [line], r.stderr
+
+
 @pytest.mark.parametrize("flag", ["keep", "recall"])
 def test_a_fraction_that_is_not_a_number_is_said_so(flag):
     # `--keep nan` passes every bound check a comparison makes; "less than or equal to 1" would be a riddle

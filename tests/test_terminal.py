@@ -384,6 +384,62 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
     assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
 
 
+def _into_a_closed_pipe(tmp_path, *args) -> subprocess.CompletedProcess:
+    """`ranker ARGS | true`: stdout is a pipe whose reader has already gone."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([*_cli(), *args], stdout=write, stderr=subprocess.PIPE, text=True,
+                              env=_env(tmp_path), timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("args", [("fetch", "--help"), ("labels", "export", "--help"), ("models", "list", "--help"),
+                                  ("--help",)])
+def test_a_commands_help_into_a_gone_reader_is_quiet(tmp_path, args):
+    """`ranker fetch --help | head -0`: click writes the help itself, past naming_stdout, so its EPIPE named
+    nothing and was taken for a worker's pipe: 'error: broken pipe'. The reader of stdout is gone: status 1,
+    no word, as for any other output."""
+    p = _into_a_closed_pipe(tmp_path, *args)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
+def test_an_unnamed_write_to_a_gone_stdout_while_the_log_holds_descriptor_1_is_quiet(tmp_path):
+    """A command writing to its stdout past naming_stdout while descriptor 1 carries the log: the reader gone is
+    judged on the command's stdout (TERM.out), not on descriptor 1 (the log file), which said 'error: broken pipe'."""
+    pre = ("import ranker.labels\n"
+           "def export_labels(store, path):\n"
+           "    from ranker.cli.term import TERM\n"
+           "    TERM.out.write('x' * 200000); TERM.out.flush()\n"
+           "ranker.labels.export_labels = export_labels\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        p = subprocess.run([sys.executable, "-c", f"{pre}from ranker.cli import main; main()", "labels", "export",
+                            str(tmp_path / "l.jsonl")], stdout=write, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=120)
+    finally:
+        os.close(write)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
+@pytest.mark.parametrize("args", [("labels",), ("models",), ()])
+def test_a_groups_help_for_no_subcommand_into_a_gone_reader_is_quiet(tmp_path, args):
+    """`ranker labels | true`: a group named alone prints its help from main()'s own handler, whose EPIPE
+    escaped as a traceback. Quiet, status 1, as any output to a gone reader."""
+    p = _into_a_closed_pipe(tmp_path, *args)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+
+
+def test_a_groups_help_for_no_subcommand_into_a_full_disk_is_one_line(tmp_path):
+    """`ranker labels > /dev/full`: one line naming stdout, not a traceback."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([*_cli(), "labels"], stdout=full, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
+
+
 _CLOSED_PIPE = """
 import multiprocessing, ranker.labels
 def export_labels(store, path):

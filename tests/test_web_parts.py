@@ -728,3 +728,30 @@ def test_serve_warns_when_a_loopback_name_binds_beyond_loopback(tmp_path):
                           "--host", "localhost", "--port", "0", "--db", str(tmp_path / "r.sqlite3")],
                          capture_output=True, text=True, timeout=120)
     assert "warning: --host localhost serves your store" in res.stderr + res.stdout, res.stderr + res.stdout
+
+
+def test_an_unexpected_failure_of_a_page_is_a_plain_500_with_the_security_headers(tmp_path, monkeypatch, caplog):
+    """A page that fails in a way no handler knows (a bug) was answered by Starlette's ServerErrorMiddleware,
+    outside the guard: a 500 with none of the headers every other answer carries (CSP, nosniff, framing). The
+    guard answers it now, in plain words, and the traceback goes to the log."""
+    import logging
+
+    from starlette.testclient import TestClient
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    from ranker.web.security import HEADERS
+    Store(tmp_path / "r.sqlite3").close()
+
+    def broken(store):
+        raise RuntimeError("a bug in the archive view")
+
+    monkeypatch.setattr(views, "archive", broken)
+    client = TestClient(create_app(Settings.model_validate({"db": str(tmp_path / "r.sqlite3")}), similar=None),
+                        raise_server_exceptions=False)
+    with caplog.at_level(logging.ERROR, logger="ranker.web"):
+        r = client.get("/")
+    assert r.status_code == 500 and r.headers["content-type"].startswith("text/plain"), r.text
+    assert "a bug in the archive view" not in r.text
+    assert {k: r.headers.get(k) for k in HEADERS} == HEADERS and r.headers["cache-control"] == "no-store"
+    assert "a bug in the archive view" in caplog.text and "GET / failed" in caplog.text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import sys
 
@@ -176,13 +177,49 @@ def _reader_gone() -> None:
 
 
 def _broken_pipe(e: BaseException) -> bool:
-    """The reader of the command's stdout (or of an --out pipe) went away: a ReaderGone, or a failed write to
-    stdout (naming_stdout names it). Any other EPIPE (a closed pipe to an engine's worker, a server's socket)
-    is an error as any other, said in its line (or its traceback under RANKER_DEBUG)."""
+    """The reader of the command's stdout (or of an --out pipe) went away: a ReaderGone, a failed write to
+    stdout (naming_stdout names it), or an EPIPE naming nothing while stdout's own reader is gone (click's help
+    and usage text, written past naming_stdout: `ranker fetch --help | head -0` said 'error: broken pipe').
+    Any other EPIPE (a closed pipe to an engine's worker, a server's socket) is an error as any other, said in
+    its line (or its traceback under RANKER_DEBUG)."""
     from ..errors import ReaderGone
     from .common import STDOUT
-    return isinstance(e, ReaderGone) or (isinstance(e, OSError) and e.errno == errno.EPIPE
-                                         and e.filename == STDOUT)
+    if isinstance(e, ReaderGone):
+        return True
+    if not isinstance(e, OSError) or e.errno != errno.EPIPE:
+        return False
+    return e.filename == STDOUT or (e.filename is None and _stdout_reader_gone())
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether the command's stdout (TERM.out: descriptor 1, or its saved copy while 1 carries the log) is a pipe
+    or socket with no reader left: poll reports POLLERR on a pipe's write end once its last reader closed (POLLHUP
+    on a socket whose peer shut down); a live, full or idle pipe, a file or a terminal reports neither."""
+    try:
+        fd = TERM.out.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = 1
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _help(ctx) -> None:
+    """A group's help for a command line that names no subcommand, status 0. Written here, in main()'s own
+    handler, so a reader gone (`ranker labels | true`) or a full disk is judged here too: it printed a
+    traceback."""
+    from .common import naming_stdout
+    try:
+        with naming_stdout():
+            typer.echo(ctx.get_help())
+    except OSError as err:
+        if _broken_pipe(err):
+            _reader_gone()
+        _fail(os_error_line(err))
+    sys.exit(0)
 
 
 def _after_ctrl_c() -> None:
@@ -254,8 +291,7 @@ def main() -> None:
             TERM.restore()
             sys.exit(130)
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
-            typer.echo(e.ctx.get_help())       # `ranker models`: its help, as `ranker` alone shows
-            sys.exit(0)
+            _help(e.ctx)                        # `ranker models`: its help, as `ranker` alone shows
         if debugging():
             TERM.restore()
             raise

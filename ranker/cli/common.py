@@ -26,6 +26,12 @@ def given_path(raw: str) -> Path:
         raise typer.BadParameter("empty; give a value or leave the option out")
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", raw.strip()):
         raise typer.BadParameter("a URL where a local path is expected (save what it points to first)")
+    from ..errors import InputError
+    from ..io import expand_user
+    try:
+        expand_user(raw)            # `--db '~nosuch/db'`: said as this flag's, not 'unexpected failure'
+    except InputError as e:
+        raise typer.BadParameter(e.message) from None
     return Path(raw)
 
 

@@ -53,7 +53,8 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
         if r.applied:           # not set: the value the code applies then, as a comment (the file pins nothing)
             line, said = f"# {_key(name)} = {_toml(r.value)}", f"{_origin(r)}: {r.why}"
         else:
-            line = f"{_key(name)} = {_toml(r.value)}" if r.value is not None else f"# {_key(name)} (not set)"
+            line = f"{_key(name)} = {_toml(_as_written(r.key, r.value))}" if r.value is not None \
+                else f"# {_key(name)} (not set)"
             said = _origin(r)
         echo(f"{line:<47} # {said}")
 
@@ -70,6 +71,13 @@ def _origin(r: "Effective") -> str:
     if o.kind == "env":
         return o.name
     return f"{o.name}:{o.line}" if o.line else o.name
+
+
+def _as_written(key: str, v: Any) -> Any:
+    """A path's value as ranker.toml must write it to read back the same: its `$` as `$$` (the file expands $NAME
+    in paths; home "/d/pay$ment" written as it is read back as /d/pay plus $ment's value, or an error)."""
+    from ..settings import MODEL_KEYS, PATH_KEYS
+    return v.replace("$", "$$") if key in (*PATH_KEYS, *MODEL_KEYS) and isinstance(v, str) else v
 
 
 def _key(name: str) -> str:

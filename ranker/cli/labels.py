@@ -37,8 +37,9 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' f
         out = out_path(file)                            # '-': stdout, as every command's --out (not a file named -)
         n = export_labels(store, out)
     if not n:                                           # what a file held stays (see export_labels)
-        if holds_something(out):                        # (of what was written to, not of a file named '-')
-            done = f"left {file} as it was"
+        shown = "stdout" if str(file) == "-" else str(file)     # what was written to, not a file named '-'
+        if holds_something(out):                        # (`export - >> kept.jsonl`: stdout holds something)
+            done = f"left {shown} as it was"
         else:
             done = "wrote nothing to stdout" if str(file) == "-" else f"wrote an empty {file}"
         nothing_to_do(f"no labels in {store.path} ({done})")

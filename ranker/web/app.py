@@ -163,7 +163,14 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     async def guard(request: Request, call_next):
         # every answer, the guard's own refusals too, carries the security headers: the 403s went without them
         # (no nosniff, no CSP, framable by any site)
-        response = refused(request) or await call_next(request)
+        try:
+            response = refused(request) or await call_next(request)
+        except Exception:
+            # an unexpected failure of a page: answered here, in plain words, so it gets the headers too (Starlette's
+            # own 500 is made outside this guard, and went without them); its traceback goes to the log
+            log.exception("%s %s failed", request.method, request.url.path)
+            response = Response("Internal Server Error: the failure is in the server's log\n", status_code=500,
+                                media_type="text/plain")
         for k, v in security.HEADERS.items():
             response.headers.setdefault(k, v)
         # A page is never shown again from the browser's cache: Back to a day page showed the labels it had when
