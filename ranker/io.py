@@ -689,18 +689,26 @@ _SECRETS: set[str] = set()
 # key-like name (api_key=..., "authorization": "...", password: ...).
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20)[A-Za-z0-9._~+/=\-]{6,}")
 # the other schemes of an Authorization header (Basic base64, Token ...): any value after the header's name; alone,
-# a value shaped as a credential (8 or more characters, letters and digits), so prose ("each token counts") stays
+# only a value shaped as base64 (16 or more of its characters, letters and digits), so prose stays: "each token
+# counts", "a basic ResNet-50 baseline", "per token FP16/BF16 cost" (a model's output and server text are redacted)
 _SCHEME_AFTER_NAME = re.compile(r"(?i)(\b(?:authorization|auth)[\"']?\s*[:=]\s*[\"']?(?:basic|token)(?:\s+|%20))"
                                 r"[A-Za-z0-9._~+/=\-]+")
-_SCHEME = re.compile(r"(?i)(\b(?:basic|token)(?:\s+|%20))(?=[A-Za-z0-9._~+/=\-]*\d)(?=[A-Za-z0-9._~+/=\-]*[A-Za-z])"
-                     r"[A-Za-z0-9._~+/=\-]{8,}")
+_SCHEME = re.compile(r"(?i)(\b(?:basic|token)(?:\s+|%20))(?=[A-Za-z0-9+/=]*\d)(?=[A-Za-z0-9+/=]*[A-Za-z])"
+                     r"[A-Za-z0-9+/=]{16,}(?![A-Za-z0-9._~+/=\-])")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 _NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key|"
                     r"shared[_-]?access[_-]?(?:signature|key))[\"']?\s*[:=]\s*"
                     r"[\"']?)(?!(?:bearer|basic|token)\b)[A-Za-z0-9._~+/=\-]{8,}")
-# a password or secret is one of any length (password=hunter2); a file of that name is not (/etc/passwd: not JSON)
-_NAMED_PASSWORD = re.compile(r"(?i)((?<![/\\.])\b(?:(?:client[_-]?)?secret|password|passwd)[\"']?\s*[:=]\s*[\"']?)"
+# a password or secret given with "=" or as a quoted key ("password": ...) is one of any length (password=hunter2,
+# DB_PASSWORD=x); after a bare "password:" only a value shaped as a credential (8 or more characters, letters and
+# digits), so prose stays ("Password: the field is required", a title's "Secret: sharing"); the name starts a word
+# (not a file's: /etc/passwd, /data/db-password: no such file)
+_WORD_START = r"(?<![^\s\"'{(,;&?])"
+_PW_WORD = r"(?:[A-Za-z0-9]+_)*(?:(?:client[_-]?)?secret|password|passwd)"
+_NAMED_PASSWORD = re.compile(r"(?i)((?:" + _WORD_START + _PW_WORD + r"\s*=|[\"']" + _PW_WORD + r"[\"']\s*[:=])\s*[\"']?)"
                              r"(?!null\b)[A-Za-z0-9._~+/=\-]+")
+_BARE_PASSWORD = re.compile(r"(?i)(" + _WORD_START + _PW_WORD + r"\s*:\s*)(?=[A-Za-z0-9._~+/=\-]*\d)"
+                            r"(?=[A-Za-z0-9._~+/=\-]*[A-Za-z])[A-Za-z0-9._~+/=\-]{8,}")
 # a secret in a URL's query string (http://h/v1?key=...&token=..., ?apiKey=, ?accessToken=, a signed URL's sig=,
 # X-Amz-Signature= or SharedAccessSignature=), of any length: the names that are words of prose too (key, token)
 # only there
@@ -733,6 +741,7 @@ def redact(text: object) -> str:
     out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     out = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
     out = _NAMED_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _BARE_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
     return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)
 
 

@@ -270,7 +270,8 @@ def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
     ("http://h/?authorization=Basic%20dXNlcjpw&m=1", "http://h/?authorization=[redacted]&m=1"),
     ("https://a.blob/c?SharedAccessSignature=sv%3D1", "https://a.blob/c?SharedAccessSignature=[redacted]"),
     ("login failed: password=hunter2", "login failed: password=[redacted]"),
-    ("passwd: pw1 secret=s", "passwd: [redacted] secret=[redacted]"),
+    ("passwd: pw1abcdef secret=s", "passwd: [redacted] secret=[redacted]"),
+    ("DB_PASSWORD=hunter2 PGPASSWORD=x", "DB_PASSWORD=[redacted] PGPASSWORD=x"), ('{"password": "pw"}', '{"password": "[redacted]"}'),
     ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [redacted]"),
     ("authorization: Token abcdefgh12", "authorization: Token [redacted]"),
     ('{"Authorization": "Basic dXNlcjpw"}', '{"Authorization": "Basic [redacted]"}'),
@@ -284,6 +285,15 @@ def test_a_descriptor_held_is_read_from_where_its_owner_left_off(tmp_path):
      "http://h/v1?max_tokens=5&tokens=3&keyword=x&key_id=7&author=Ng"),
     ("each token counts; a basic baseline; token 2048", "each token counts; a basic baseline; token 2048"),
     ("/etc/passwd: not JSON lines", "/etc/passwd: not JSON lines"), ("./secret: not found", "./secret: not found"),
+    # a file named with a hyphen, prose after a bare "password:", a paper's words after "basic" and "token" (a
+    # model's output is redacted before it is stored: its words must stay)
+    ("/data/db-password: no such file or directory", "/data/db-password: no such file or directory"),
+    ("cannot read /srv/keys/client-secret: permission denied", "cannot read /srv/keys/client-secret: permission denied"),
+    ("Password: the field is required", "Password: the field is required"),
+    ("paper 2501.00001 'Secret: sharing' not found", "paper 2501.00001 'Secret: sharing' not found"),
+    ('{"reason": "Password: guessing attacks"}', '{"reason": "Password: guessing attacks"}'),
+    ("against a basic ResNet-50 baseline, the basic GPT-4o-mini agent", "against a basic ResNet-50 baseline, the basic GPT-4o-mini agent"),
+    ("per token FP16/BF16 cost", "per token FP16/BF16 cost"),
 ])
 def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want):
     """A key given in a URL's query (?key=, &token=, a signed URL's sig=) was printed as written by `ranker config`
