@@ -469,8 +469,13 @@ def _from_folder(data: dict, base: Path) -> None:
             v = engine_args.get(name)
             if not isinstance(v, str) or not v.strip() or v in ("auto", "vllm"):
                 continue                # not given, wrong (vLLM names it), or generation_config's own words
-            path = Path(v).expanduser()
+            try:
+                path = expand_user(v)
+            except InputError:
+                continue                # a "~user" naming no user: left for the engine to name
             if path.is_absolute():
+                if v.startswith("~"):
+                    engine_args[name] = str(path)   # the engine would take "~" as a folder's name
                 continue
             if name in ENGINE_NAME_ARGS and not (v.startswith(("./", "../")) or (base / path).exists()):
                 continue                # a Hugging Face id (or a folder of the working directory)

@@ -406,6 +406,17 @@ def test_path_engine_args_in_a_config_file_are_read_from_its_folder(tmp_path, mo
     assert resolve(env={}).scoring.options["vllm"]["engine_args"] == {"tokenizer": "./gone", "hf_config_path": "tok"}
 
 
+def test_a_tilde_in_a_path_engine_arg_is_the_home_and_an_unknown_user_is_no_crash(tmp_path, monkeypatch):
+    """engine_args = { download_dir = "~nosuchuser/dl" } ended every command as "unexpected failure: Could not
+    determine home directory" (pathlib's RuntimeError), and "~/dl" reached the engine as a folder named "~"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    f = toml(conf, "[scoring.vllm]\nengine_args = { download_dir = '~/dl', tokenizer = '~nosuchuserxyz/tok' }\n")
+    args = resolve(f, env={}).scoring.options["vllm"]["engine_args"]
+    assert args == {"download_dir": str(tmp_path / "home" / "dl"), "tokenizer": "~nosuchuserxyz/tok"}
+
+
 def test_two_keep_rules_in_the_config_file_are_refused(tmp_path):
     """`keep = 0.3` and `top = 40` both in ranker.toml: `top` won and `keep` was dropped without a word (two such
     flags are refused); one rule given by a flag still replaces the file's, however many it names."""
