@@ -702,10 +702,11 @@ def _field_at(model: Any, parts: list[str]) -> Any:
     return info
 
 
-def near_miss(word: str, choices) -> str:
-    """'; did you mean X?' for the choice `word` is a likely typo of ('prefilte' for prefilter), else ''."""
+def near_miss(word: str, choices, cutoff: float = 0.7) -> str:
+    """'; did you mean X?' for the choice `word` is a likely typo of ('prefilte' for prefilter), else ''. The CLI's
+    flags and commands use it too, with a looser cutoff (a flag is read beside its command's few others)."""
     from difflib import get_close_matches
-    near = get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.7)
+    near = get_close_matches(word, sorted(set(choices)), n=1, cutoff=cutoff)
     return f"; did you mean {near[0]}?" if near else ""
 
 

@@ -488,9 +488,8 @@ def _opt(param) -> str:
 
 
 def _closest(word: str, choices) -> str:
-    from difflib import get_close_matches
-    near = get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.5)
-    return f"; did you mean {near[0]}?" if near else ""
+    from ..settings import near_miss
+    return near_miss(word, choices, cutoff=0.5)
 
 
 def _options_of(ctx) -> list[str]:
