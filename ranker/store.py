@@ -1016,6 +1016,35 @@ class Store:
                                  "WHERE paper_id=? ORDER BY day", (paper_id,))
         return [RankingRow(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5], r[6], r[7]) for r in rows]
 
+    def rankings_of_papers(self, ids: Iterable[str]) -> dict[str, list[RankingRow]]:
+        """rankings_of_paper for many papers, 500 a query: paper id -> its rows by day (a paper never ranked is
+        absent)."""
+        out: dict[str, list[RankingRow]] = {}
+        for r in self._rows_for_ids("SELECT day,paper_id,prefilter_score,kept,topic,rule,embedder,run_id FROM rankings "
+                                    "WHERE paper_id IN (%s) ORDER BY paper_id, day", ids):
+            out.setdefault(r[1], []).append(RankingRow(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5], r[6], r[7]))
+        return out
+
+    def days_of_papers(self, ids: Iterable[str]) -> dict[str, list[str]]:
+        """paper_days for many papers, 500 a query: paper id -> every day it was announced or ranked on, oldest
+        first."""
+        days: dict[str, set[str]] = {}
+        for pid, day in self._rows_for_ids("SELECT paper_id, day FROM paper_days WHERE paper_id IN (%s)", ids):
+            days.setdefault(pid, set()).add(day)
+        for pid, day in self._rows_for_ids("SELECT paper_id, day FROM rankings WHERE paper_id IN (%s)", ids):
+            days.setdefault(pid, set()).add(day)
+        return {pid: sorted(d) for pid, d in days.items()}
+
+    def scores_of_papers(self, ids: Iterable[str]) -> dict[str, list[tuple[str, str, Score]]]:
+        """scores_of_paper for many papers, 500 a query: paper id -> (model, prompt_hash, score), newest first."""
+        out: dict[str, list[tuple[str, str, Score]]] = {}
+        for r in self._rows_for_ids("SELECT paper_id,model,prompt_hash,relevance,novelty,comment,expected_relevance,"
+                                    "expected_novelty FROM scores WHERE paper_id IN (%s) "
+                                    "ORDER BY paper_id, created_at DESC", ids):
+            out.setdefault(r[0], []).append(
+                (r[1], r[2], Score(r[0], r[3], r[4], r[5], expected_relevance=r[6], expected_novelty=r[7])))
+        return out
+
     def put_day_digest(self, digest: DayDigest) -> None:
         """Record which scores make `digest.day`'s digest (the latest run of a day wins)."""
         with self.transaction() as c:

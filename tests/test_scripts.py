@@ -360,3 +360,25 @@ def test_bench_year_measure_calibrate_alone_gets_the_days_before(tmp_path, monke
     calibrate = next(a for a in calls if a[0] == "calibrate")
     folder = Path(calibrate[calibrate.index("--history") + 1])
     assert sorted(p.name for p in folder.iterdir()) == ["2025-05-12", "2025-05-13"]
+
+
+def test_bench_site_prints_each_builds_time_pages_rendered_and_files_written(tmp_path):
+    """A small history (three days' first 15 papers), two days filled as bench_year does; the third is the new
+    day. The same tree twice: its sites are the same."""
+    history, home = tmp_path / "days", tmp_path / "home"
+    for day in sorted(d for d in DAYS.iterdir() if (d / "listing.jsonl").is_file())[:3]:
+        (history / day.name).mkdir(parents=True)
+        lines = (day / "listing.jsonl").read_text(encoding="utf-8").splitlines()[:15]
+        (history / day.name / "listing.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    script("bench_year.py", "fill", "--history", history, "--home", home, "--upto", 2)
+    out = script("bench_site.py", "--history", history, "--home", home, "--day", 2, REPO, REPO,
+                 timeout=300).stdout
+    n = r"\s+[\d.]+ s\s+(\d+) pages rendered\s+(\d+) files written  \((\d+) days, (\d+) papers\)$"
+    got = {label: [int(x) for x in m] for label, *m in re.findall(rf"^  ([a-z ,]+?){n}", out, re.M)}
+    assert list(got) == ["site from scratch", "rebuild, nothing changed", "rebuild after one new day",
+                         "rebuild after it, nothing changed"], out
+    assert out.count(f"{REPO}:") == 2 and out.rstrip().endswith("the two sites: identical"), out
+    scratch, same, new_day, again = got.values()
+    assert scratch[0] == scratch[2] + scratch[3] == 2 + 30 and scratch[1] > 32
+    assert same[:2] == [0, 0] and again[:2] == [0, 0]
+    assert new_day[2:] == [3, 45] and 2 + 15 <= new_day[0] <= 3 + 45

@@ -15,7 +15,7 @@ from ranker.index.allpairs import cache_path
 from ranker.index.corpus import CorpusIndex
 from ranker.prefilter.embed import embedder_key, paper_text, text_hash
 from ranker.store import Store
-from ranker.web.site import build_site
+from ranker.web.site import STATE, build_site
 from webstore import EMBEDDER, fill_store
 
 DAYS = ("2025-04-30", "2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02")
@@ -42,7 +42,9 @@ def tied(monkeypatch):
 
 
 def _files(root) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The site's files (not the build's state: its files' stat, which differs from one build to another)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != STATE}
 
 
 def _scratch(s: Store, out, embedder: str | None = None) -> dict[str, bytes]:

@@ -8,7 +8,7 @@ import pytest
 
 from ranker.store import Store
 from ranker.web.render import paper_file
-from ranker.web.site import build_site
+from ranker.web.site import STATE, build_site
 
 from conftest import ranker
 from webstore import DAY, EMBEDDER, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
@@ -374,7 +374,9 @@ def test_an_interrupted_rebuild_leaves_no_link_to_a_page_not_written_yet(tmp_pat
         assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], stop_after
         stop_after += 1
     # (the similar papers kept beside the corpus index are written too, outside the site)
-    assert stop_after > 16 and {str(p.relative_to(out)) for p in calls if p.is_relative_to(out)} == set(res.written)
+    # (and the build's state, each page's digest, beside the pages)
+    assert stop_after > 16 and {str(p.relative_to(out)) for p in calls if p.is_relative_to(out)} == \
+        {*res.written, STATE}
     assert res.days == 2 and res.papers == 24 and _reachable_broken(out) == [] and _broken_links(out) == []
     # a build killed outright (kill -9) leaves its temporary files: the next one removes them, never publishes them
     left = out / "days" / f".{DAY}.html.0123abcd.tmp"
@@ -439,7 +441,7 @@ def test_a_rebuild_removes_the_pages_the_site_no_longer_has_and_only_those(tmp_p
         on_day = {f"papers/{paper_file(r.paper_id)}" for r in s.get_rankings(DAY)}
     assert {f"days/{OTHER_DAY}.html", f"months/{OTHER_DAY[:7]}.html", "static/search/2025-07.js"} <= set(res.removed)
     left = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.parent != out / "static"}
-    assert left == {".ranker-site", "index.html", "search.html", f"days/{DAY}.html", f"months/{DAY[:7]}.html",
+    assert left == {".ranker-site", STATE, "index.html", "search.html", f"days/{DAY}.html", f"months/{DAY[:7]}.html",
                     *mine, "papers/link.html", *on_day, "static/search/index.js", f"static/search/{DAY[:7]}.js"}
     assert all((out / rel).read_text() == text for rel, text in mine.items())
     assert (out / "papers" / "link.html").is_symlink()

@@ -9,6 +9,10 @@ Rebuilding is idempotent: a page whose content did not change is not written aga
 days that changed are rewritten. New pages go in before the pages that link to them (see _Writer): a rebuild
 stopped halfway leaves no link to a missing page.
 The pages of an earlier build that this one no longer has go last (_Writer.remove_stale).
+A day's and a paper's page is neither rendered nor read back when what it renders is what it rendered last time
+and its file is as that build left it: STATE keeps, per page, a digest of its page object (everything the template
+shows of the store), the site's own version (templates, the web code, Jinja2) and the file's stat as written. A
+daily rebuild so renders the new day's pages, the pages that changed with it and the lists, not the whole history.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +42,10 @@ _TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")        # ranker.io.atomic
 OWN = ("index.html", "search.html", "static", "days", "months", "papers")
 FOLDERS = ("static", "static/search", "days", "months", "papers")
 MARKER = ".ranker-site"
-ROOT_FILES = ("index.html", "search.html", MARKER)      # the files the site writes in DIR itself
+# per page the digest of what it renders and its file's stat as written (see _Writer.page): a rebuild skips a page
+# whose both are as they were
+STATE = ".ranker-site-pages"
+ROOT_FILES = ("index.html", "search.html", MARKER, STATE)      # the files the site writes in DIR itself
 SIGNED = b"A static copy made by <code>ranker site</code>."      # every page's footer (base.html)
 INDEXED = b"window.RANKER_SEARCH"     # how every search index script begins, today's and the one-file index's
 # The files that can go stale, (folder, pattern, what each begins with or holds): a page per day, month and paper,
@@ -68,6 +76,7 @@ class SiteResult:
     out: Path
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
+    rendered: int = 0                                    # the pages rendered (the others were as they were)
     removed: list[str] = field(default_factory=list)     # pages of an earlier build that the site no longer has
     days: int = 0
     papers: int = 0
@@ -97,6 +106,42 @@ class _Writer:
         self.changed: list[str] = []
         self.site: set[str] = set()                       # every file of this build, written or not
         self.folders: set[Path] = set()                   # the site's subfolders made sure of (real, not links)
+        self.before = _read_state(out)                    # rel -> [digest, stat...] of the build before
+        self.digests: dict[str, str] = {}                 # rel -> digest of what this build's page renders
+
+    def page(self, rel: str, digest: str, make: Callable[[], str]) -> None:
+        """Write the page that make() renders, whose inputs hash to `digest` (page_digest), unless the build
+        before rendered it from the same inputs and its file is still the one that build left (not edited, not
+        replaced, not gone, not a link): then neither rendered nor read back."""
+        path = self.out / rel
+        self._real_folders(path.parent)
+        self.digests[rel] = digest
+        was = self.before.get(rel)
+        if was is not None and was[0] == digest and was[1:] == _stamp(path):
+            self.site.add(rel)
+            self.result.unchanged += 1
+            return
+        self.result.rendered += 1
+        self.write(rel, make())
+
+    def save_state(self) -> None:
+        """Record each page's digest with its file's stat as it now is (after finish: renamed into place), for the
+        next build; written only when it changed, so a build with nothing to do writes nothing."""
+        state = {}
+        for rel, digest in self.digests.items():
+            st = _stamp(self.out / rel)
+            if st is not None:
+                state[rel] = [digest, *st]
+        if state == self.before:
+            return
+        path = self.out / STATE
+        if path.is_symlink():                 # replaced, as a page's link is, never written through
+            try:
+                path.unlink()
+            except OSError as e:
+                raise InputError(f"cannot replace this link with the site's state: {e.strerror or e}",
+                                 where=str(path)) from None
+        atomic_write(path, json.dumps(state, separators=(",", ":"), sort_keys=True))
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
@@ -188,6 +233,60 @@ def _marked(path: Path, mark: bytes) -> bool:
         with open(path, "rb") as f:
             return f.read(len(mark)) == mark
     return mark in path.read_bytes()
+
+
+def _stamp(path: Path) -> list[int] | None:
+    """A page file's stat as STATE keeps it: any write, replacement or edit by hand changes it (ctime cannot be
+    set back); None for what is not a regular file (gone, a link, a folder)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def _read_state(out: Path) -> dict[str, list]:
+    """The STATE of the build before; {} when there is none or it cannot be read (every page is rendered then)."""
+    path = out / STATE
+    try:
+        if path.is_symlink() or not path.is_file():
+            return {}
+        state = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    return {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, list) and len(v) == 5}
+
+
+_VERSION: str | None = None
+
+
+def site_version() -> str:
+    """A digest of everything besides a page's own object that its HTML depends on: the templates, the web
+    code (render's filters, the security policy, the views), ranker's and Jinja2's versions. A page of a
+    build with another version is rendered again."""
+    global _VERSION
+    if _VERSION is None:
+        import jinja2
+
+        from .. import __version__
+        from .render import TEMPLATES
+        h = hashlib.sha256(f"ranker {__version__} jinja2 {jinja2.__version__}".encode())
+        here = Path(__file__).parent
+        for f in sorted([*TEMPLATES.iterdir(), *here.glob("*.py")]):
+            if f.is_file():
+                h.update(f"\0{f.name}\0".encode() + f.read_bytes())
+        _VERSION = h.hexdigest()
+    return _VERSION
+
+
+def page_digest(template: str, depth: int, page) -> str:
+    """The digest of what a page renders: its template at its depth, the site's version and its page object
+    (plain dataclasses, whose repr holds every field the template can show)."""
+    return hashlib.sha256(f"{site_version()}\0{template}\0{depth}\0{page!r}".encode("utf-8")).hexdigest()[:32]
 
 
 def _holds(path: Path, data: bytes) -> bool:
@@ -285,6 +384,7 @@ def _build(store: Store, out: Path, similar, embedder: str | None = None) -> Sit
             _write_pages(store, w, similar)
         w.finish()
         w.remove_stale()
+        w.save_state()
     finally:
         w.discard()
     return res
@@ -327,6 +427,50 @@ def _day_paper_ids(store: Store) -> list[str]:
     return sorted(ids)
 
 
+_PAPER_BATCH = 500        # paper pages whose reads are made together
+
+
+class _PaperReads:
+    """What views.paper_page reads of the store, for a batch of papers read in one query per kind (its paper,
+    rankings, days, scores: a query each per page before, most of a rebuild's time once unchanged pages are no
+    longer rendered); the days' digests are read once for the whole site. The same rows, in the same order, as
+    the store's own methods give one paper at a time; any other read goes to the store."""
+
+    def __init__(self, store: Store, ids: list[str], digests: dict, also: set[str] = frozenset()):
+        """`also`: other papers to read with them (their pages' similar papers)."""
+        self.store, self.digests = store, digests
+        self.papers = store.get_papers(sorted({*ids, *also}))
+        self.rankings = store.rankings_of_papers(ids)
+        self.days = store.days_of_papers(ids)
+        self.scores = store.scores_of_papers(ids)
+
+    def get_paper(self, paper_id: str):
+        return self.papers.get(paper_id) if paper_id in self.papers else self.store.get_paper(paper_id)
+
+    def get_papers(self, ids):
+        ids = list(ids)
+        got = {i: self.papers[i] for i in ids if i in self.papers}
+        missing = [i for i in ids if i not in got]
+        return {**got, **self.store.get_papers(missing)} if missing else got
+
+    def rankings_of_paper(self, paper_id: str):
+        return list(self.rankings.get(paper_id, []))
+
+    def paper_days(self, paper_id: str):
+        return list(self.days.get(paper_id, []))
+
+    def scores_of_paper(self, paper_id: str):
+        return list(self.scores.get(paper_id, []))
+
+    def get_day_digest(self, day: str):
+        if day not in self.digests:
+            self.digests[day] = self.store.get_day_digest(day)
+        return self.digests[day]
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
 def _write_pages(store: Store, w: _Writer, similar) -> None:
     res = w.result
     for name in STATIC_FILES:
@@ -335,11 +479,13 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
     index: dict[str, list] = {}              # every paper of the site: the search index's rows
     days = store.days()
     day_pages = []
+    day_digests: dict[str, str] = {}
     for day in days:
-        dp = views.day_page(store, day, with_labels=False, all_days=days, plots_too=False, public=True)
+        dp = views.day_page(store, day, with_labels=False, all_days=days, public=True)
         if dp is None:
             continue
         day_pages.append(day)
+        day_digests[day] = page_digest("day.html", 1, dp)
         for row in dp.picks + dp.rest:            # a paper on several days: its latest day
             pid = row.paper.id
             index[pid] = [pid, row.paper.title, day, row.topic, int(row.picked),
@@ -349,24 +495,44 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
 
     found = similar
 
-    def similar_in_site(st, pid, k):
+    def similar_in_site(_reads, pid, k):
         """Only papers with a page here: the corpus index also holds papers on no day, which have none."""
-        near = found(st, pid, k)
+        near = found(store, pid, k)
         kept = [(i, sim) for i, sim in near if i in index]
         return near.keep(kept, shown=public_name) if isinstance(near, Neighbours) else kept
 
-    for pid in sorted(index):
-        pp = views.paper_page(store, pid, similar=similar_in_site, with_labels=False, public=True)
-        if pp is not None:
+    ids = sorted(index)
+    digests: dict[str, object] = {}
+    for start in range(0, len(ids), _PAPER_BATCH):
+        chunk = ids[start:start + _PAPER_BATCH]
+        # each page's similar papers first, so their titles are read with the batch's papers, not a query a page
+        near: dict[str, list | RankerError] = {}
+        for pid in chunk:
+            try:
+                near[pid] = similar_in_site(None, pid, views.SIMILAR_K)
+            except RankerError as e:
+                near[pid] = e
+        listed = {i for got in near.values() if not isinstance(got, RankerError) for i, _ in got}
+        reads = _PaperReads(store, chunk, digests, also=listed)
+
+        def similar_read(_reads, pid, _k):
+            if isinstance(near[pid], RankerError):
+                raise near[pid]
+            return near[pid]
+        for pid in chunk:
+            pp = views.paper_page(reads, pid, similar=similar_read, with_labels=False, public=True)
+            if pp is None:
+                continue
             res.papers += 1
-            w.write(f"papers/{paper_file(pid)}", render("paper.html", urls=SiteUrls(1), page=pp))
-    # each day page is read again here, with its plots, rather than held from the first pass: a site of years
-    # would hold every day's rows at once (the first pass keeps only the search index's rows)
+            w.page(f"papers/{paper_file(pid)}", page_digest("paper.html", 1, pp),
+                   lambda: render("paper.html", urls=SiteUrls(1), page=pp))
+    # each day page that changed is read again here, rather than held from the first pass: a site of years
+    # would hold every day's rows at once (the first pass keeps only the search index's rows and its digest)
     for day in day_pages:
         res.days += 1
-        w.write(f"days/{day}.html", render("day.html", urls=SiteUrls(1),
-                                           page=views.day_page(store, day, with_labels=False, all_days=days,
-                                                               public=True)))
+        w.page(f"days/{day}.html", day_digests[day], lambda: render(
+            "day.html", urls=SiteUrls(1), page=views.day_page(store, day, with_labels=False, all_days=days,
+                                                              public=True)))
     groups = views.archive(store)
     for g in groups:
         mp = views.month_page(store, g.month, groups)
