@@ -587,6 +587,12 @@ class Store:
                                   date=r[8] or "")
         return out
 
+    def paper_titles(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """The stored papers among `ids` with their title and first day only (no abstract, authors nor
+        categories: nothing to decode): what a list of papers shows of each, a page's similar papers."""
+        return {r[0]: Paper(id=r[0], title=r[1], abstract="", date=r[2] or "")
+                for r in self._rows_for_ids("SELECT id, title, first_seen FROM papers WHERE id IN (%s)", ids)}
+
     def day_paper_ids(self, day: str) -> list[str]:
         """The ids of the papers announced on `day`, in the order they were stored."""
         return [r[0] for r in self.conn.execute("SELECT paper_id FROM paper_days WHERE day=? ORDER BY rowid", (day,))]

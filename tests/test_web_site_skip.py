@@ -69,9 +69,13 @@ def test_a_new_day_renders_its_pages_and_those_it_changes_not_the_history(tmp_pa
     with Store(db) as s:
         build_site(s, out, similar=none)
     fill_store(db, tmp_path / "o2", days=(OTHER_DAY,), n=12, hostile=False)
+    lines = (out / STATE).read_text().splitlines()
     with Store(db) as s:
         res = build_site(s, out, similar=none)
         new = {f"papers/{paper_file(r.paper_id)}" for r in s.get_rankings(OTHER_DAY)}
+    # the state is a line a page (a site kept in git changes by the pages rendered, not one line of all of them)
+    changed = set((out / STATE).read_text().splitlines()) - set(lines)
+    assert len(changed) == res.rendered and len(lines) == 1 + 12
     # the new day and its papers, and the old day (its "next day" link): no old paper's page
     assert res.rendered == 2 + 12 and len(new) == 12
     assert set(res.written) == {*new, f"days/{DAY}.html", f"days/{OTHER_DAY}.html", "months/2025-07.html",
@@ -189,7 +193,7 @@ def test_a_page_deleted_edited_or_replaced_by_hand_is_written_again(built, tmp_p
 def test_a_state_file_that_is_lost_or_broken_renders_every_page_and_writes_none(built, tmp_path):
     db, out = built
     before = {k: v for k, v in _mtimes(out).items() if k != STATE}
-    for broken in ("{not json", "[1, 2]", '{"papers/x.html": "nope"}', None):
+    for broken in ("{not json", "[1, 2]", '{"papers/x.html": "nope"}', '["papers/x.html", "nope"]\n{', None):
         if broken is None:
             (out / STATE).unlink()
         else:
@@ -216,8 +220,11 @@ def test_another_database_into_the_same_folder_renders_its_own_pages(built, tmp_
 
 
 def test_the_paper_pages_read_in_batches_give_the_pages_read_one_by_one(built):
-    """_PaperReads gives views.paper_page what the store's own methods give, for each paper of the site."""
+    """_PaperReads gives views.paper_page what the store's own methods give, for each paper of the site; its
+    similar papers are read as their panel shows them (id, title, day), and the page is the same page: a panel
+    that showed more of each paper (its authors) would differ here."""
     from ranker.web import views
+    from ranker.web.render import SiteUrls, render
     db, _ = built
     with Store(db) as s:
         g = s.get_day_digest(DAY)
@@ -226,7 +233,16 @@ def test_the_paper_pages_read_in_batches_give_the_pages_read_one_by_one(built):
         s.add_papers([Paper(id=pid, title=s.get_paper(pid).title, abstract=s.get_paper(pid).abstract,
                             authors=["A"], categories=["cs.LG"], primary_category="cs.LG", date=DAY)])
         ids = sorted({r.paper_id for d in (DAY, OTHER_DAY) for r in s.get_rankings(d)})
-        reads = site_mod._PaperReads(s, ids, {})
+
+        def similar(_s, i, _k):             # every other paper, the one just revised first
+            return [(j, 0.5) for j in [pid, *ids] if j != i][:views.SIMILAR_K + 1]
+        reads = site_mod._PaperReads(s, ids, {}, listed=set(ids))
         for i in ids:
-            assert views.paper_page(reads, i, with_labels=False, public=True) == \
-                views.paper_page(s, i, with_labels=False, public=True)
+            batched = views.paper_page(reads, i, similar=similar, with_labels=False, public=True)
+            alone = views.paper_page(s, i, similar=similar, with_labels=False, public=True)
+            assert len(alone.similar) == views.SIMILAR_K and all(p.authors for p, _ in alone.similar)
+            assert replace(batched, similar=[]) == replace(alone, similar=[])
+            assert [(p.id, p.title, p.date, c) for p, c in batched.similar] == \
+                [(p.id, p.title, p.date, c) for p, c in alone.similar]
+            assert render("paper.html", urls=SiteUrls(1), page=batched) == \
+                render("paper.html", urls=SiteUrls(1), page=alone)

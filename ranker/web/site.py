@@ -141,7 +141,10 @@ class _Writer:
             except OSError as e:
                 raise InputError(f"cannot replace this link with the site's state: {e.strerror or e}",
                                  where=str(path)) from None
-        atomic_write(path, json.dumps(state, separators=(",", ":"), sort_keys=True))
+        # a JSON line a page: a site kept in git (GitHub Pages) changes by the lines of the pages rendered, not
+        # by one line of every page's (a year's site holds some 70,000)
+        atomic_write(path, "".join(json.dumps([rel, *state[rel]], separators=(",", ":")) + "\n"
+                                   for rel in sorted(state)))
 
     def write(self, rel: str, content: str | bytes) -> None:
         """Write the file, unless it already holds exactly this content (then it is left alone)."""
@@ -253,12 +256,10 @@ def _read_state(out: Path) -> dict[str, list]:
     try:
         if path.is_symlink() or not path.is_file():
             return {}
-        state = json.loads(path.read_bytes())
+        rows = [json.loads(line) for line in path.read_bytes().splitlines()]
     except (OSError, ValueError):
         return {}
-    if not isinstance(state, dict):
-        return {}
-    return {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, list) and len(v) == 5}
+    return {r[0]: r[1:] for r in rows if isinstance(r, list) and len(r) == 6 and isinstance(r[0], str)}
 
 
 _VERSION: str | None = None
@@ -434,12 +435,15 @@ class _PaperReads:
     """What views.paper_page reads of the store, for a batch of papers read in one query per kind (its paper,
     rankings, days, scores: a query each per page before, most of a rebuild's time once unchanged pages are no
     longer rendered); the days' digests are read once for the whole site. The same rows, in the same order, as
-    the store's own methods give one paper at a time; any other read goes to the store."""
+    the store's own methods give one paper at a time, but for the similar papers: those as their panel shows
+    them (get_papers: paper_titles); any other read goes to the store."""
 
-    def __init__(self, store: Store, ids: list[str], digests: dict, also: set[str] = frozenset()):
-        """`also`: other papers to read with them (their pages' similar papers)."""
+    def __init__(self, store: Store, ids: list[str], digests: dict, listed: set[str] = frozenset()):
+        """`listed`: the papers their pages list as similar, read as the panel shows them (paper_titles: its id,
+        title and day), so each page's digest holds what its panel shows, not every listed paper's abstract."""
         self.store, self.digests = store, digests
-        self.papers = store.get_papers(sorted({*ids, *also}))
+        self.papers = store.get_papers(ids)
+        self.listed = store.paper_titles(listed)
         self.rankings = store.rankings_of_papers(ids)
         self.days = store.days_of_papers(ids)
         self.scores = store.scores_of_papers(ids)
@@ -448,10 +452,11 @@ class _PaperReads:
         return self.papers.get(paper_id) if paper_id in self.papers else self.store.get_paper(paper_id)
 
     def get_papers(self, ids):
+        """(paper_page's read of a page's similar papers)"""
         ids = list(ids)
-        got = {i: self.papers[i] for i in ids if i in self.papers}
+        got = {i: self.listed[i] for i in ids if i in self.listed}
         missing = [i for i in ids if i not in got]
-        return {**got, **self.store.get_papers(missing)} if missing else got
+        return {**got, **self.store.paper_titles(missing)} if missing else got
 
     def rankings_of_paper(self, paper_id: str):
         return list(self.rankings.get(paper_id, []))
@@ -512,8 +517,10 @@ def _write_pages(store: Store, w: _Writer, similar) -> None:
                 near[pid] = similar_in_site(None, pid, views.SIMILAR_K)
             except RankerError as e:
                 near[pid] = e
-        listed = {i for got in near.values() if not isinstance(got, RankerError) for i, _ in got}
-        reads = _PaperReads(store, chunk, digests, also=listed)
+        # (the k shown: the first k + 1, the paper itself left out)
+        listed = {i for got in near.values() if not isinstance(got, RankerError)
+                  for i, _ in got[:views.SIMILAR_K + 1]}
+        reads = _PaperReads(store, chunk, digests, listed=listed)
 
         def similar_read(_reads, pid, _k):
             if isinstance(near[pid], RankerError):
