@@ -122,3 +122,13 @@ def test_lenient_scoring_takes_several_answers_in_any_order_when_each_id_is_answ
         check_answer({"papers": [b, a]}, ["a", "b"], 20)                     # an engine must keep the order
     with pytest.raises(ValueError, match="ARXIVID 'b' is not 'a'"):
         check_answer({"papers": [b, b]}, ["a", "b"], 20, strict=False)
+
+
+def test_an_answer_for_a_paper_not_asked_is_refused_even_beside_every_one_asked():
+    """Three answers to a request for two papers: the extra one is refused whether the schema is enforced or
+    not (it is not an answer to this request)."""
+    ids = ["2506.00001", "2506.00002"]
+    data = {"papers": [obj(ids[0]), obj(ids[1]), obj("2506.00003")]}
+    for strict in (True, False):
+        with pytest.raises(ValueError, match="3 answers for 2 papers"):
+            check_answer(data, ids, 300, strict=strict)

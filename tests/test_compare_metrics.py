@@ -386,3 +386,10 @@ def test_a_paper_listed_on_two_days_counts_on_each_in_the_per_day_table(tmp_path
         assert pf["recall_at_kept"] == pytest.approx(len(g & kept) / len(g), abs=1e-6)
         assert pf["kept_fraction"] == pytest.approx(len(kept) / len(listed), abs=1e-6)
     assert "a paper listed on several days counts on each" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_the_bias_is_how_much_higher_the_local_model_scores_than_gpt():
+    """bias = mean(local - GPT): a model that scores every paper 2 above GPT has bias +2, not -2."""
+    from ranker.compare.metrics import agreement
+    a = agreement([5, 6, 7], [7, 8, 9])
+    assert (a["bias"], a["mae"], a["within1"], a["mean_gpt"], a["mean_local"]) == (2.0, 2.0, 0.0, 6.0, 8.0)

@@ -331,3 +331,14 @@ def test_batch_invariance_is_refused_where_vllm_cannot_give_it_and_recorded(sett
                 env={})
     res = run_day(fetch_day(LISTING, s, store=store), tmp_path / "o", s, store=store, backend=FakeBackend("tiny"))
     assert res.manifest["batch_invariant"] is True
+
+
+def test_fit_comment_keeps_more_than_an_early_first_sentence_and_cuts_a_comment_stopped_at_the_bound():
+    """A cut at the bound goes back to the last whole sentence only when that keeps half the room (else to the
+    last whole word); a comment the engine stopped exactly at the bound, mid-word, is cut like a longer one."""
+    text = "Yes. " + "the method extends diffusion samplers to graphs with a new kernel and strong results"
+    cut = fit_comment(text[:60], 60)
+    assert cut.endswith(ELLIPSIS) and len(cut) > 30 and text.startswith(cut[:-1])
+    stopped = "A solid study of sparse attention for long contexts with ker"      # 60 characters, mid-word
+    assert len(stopped) == 60
+    assert fit_comment(stopped, 60) == "A solid study of sparse attention for long contexts with" + ELLIPSIS

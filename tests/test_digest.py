@@ -171,3 +171,27 @@ def test_ordinary_text_is_unchanged():
     assert len(plain) > 100
     changed = [t for t in plain if md_text(t) != t]
     assert len(changed) <= len(plain) // 50, changed[:3]
+
+
+def test_a_pinned_authors_pick_is_listed_once_and_author_matches_are_not_counted_as_relevant():
+    """A pick by a pinned author is there on merit, once; a pinned author's paper that is no pick is an author
+    match: the 'Total relevant papers' line counts the picks alone, the matches have their own line."""
+    from ranker.digest import author_matches
+    papers = {i: Paper(id=i, title=f"T {i}", abstract="", authors=["Ada"]) for i in ("2506.00001", "2506.00002")}
+    scores = {"2506.00001": Score("2506.00001", 9, 8, "good"), "2506.00002": Score("2506.00002", 3, 3, "meh")}
+    picks = pick_papers(scores, papers)
+    matches = author_matches({i: ["Ada"] for i in papers}, picks, scores, papers)
+    assert [s.paper.id for s in picks] == ["2506.00001"]
+    assert [(s.paper.id, s.comment) for s in matches] == [("2506.00002", "Author match")]
+    md = render_markdown("2025-06-23", matches + picks, usage=TokenCost("local"), total_papers=2,
+                         scanned_papers=2, prompts=load_prompts(), author_matches=len(matches))
+    assert "Total relevant papers: 1\n" in md and "Total author matches: 1\n" in md
+
+
+def test_an_id_given_as_a_link_or_with_a_prefix_gets_no_link():
+    """Only a bare id is linked: an id still carrying 'arXiv:' or a whole URL would make a link to
+    arxiv.org/abs/arXiv:... or arxiv.org/abs/https://..., built from text the digest did not validate as an id."""
+    for pid in ("arXiv:2506.00001", "https://arxiv.org/abs/2506.00001", "https://arxiv.org/abs/2506.00001?x=](y)"):
+        md = _digest_of("T", ["A"], "x", "y", pid=pid)
+        hrefs = [t.attrs.get("href") for t in _inline(_render(md)) if t.type == "link_open"]
+        assert hrefs == ["#user-content-link1"], (pid, md)

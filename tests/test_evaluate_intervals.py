@@ -452,3 +452,13 @@ def test_a_calibrated_eval_says_its_gain_over_zero_shot_day_by_day(five):
     md = summary_markdown(cal)
     assert "The calibration's gain over zero-shot, day by day (paired): AUC +0.050 [+0.05, +0.05], R@25 +0.000 " \
            "[+0.00, +0.00]" in md, md
+
+
+def test_evals_whose_picks_differ_in_novelty_alone_are_refused():
+    other = {"settings": {"min_relevance": 8, "min_novelty": 6},
+             "days": [{"date": "2025-06-23", "prefilter": {"papers": 10, "picks": 2}}]}
+    with pytest.raises(InputError, match=r"RELEVANCE >= 8 and NOVELTY >= 6, this eval's RELEVANCE >= 8 and "
+                                         r"NOVELTY >= 7"):
+        iv.check_pairable(other, against="o", min_relevance=8, min_novelty=7, days={"2025-06-23": (10, 2)})
+    assert iv.check_pairable(other, against="o", min_relevance=8, min_novelty=6,
+                             days={"2025-06-23": (10, 2)}) == ["2025-06-23"]

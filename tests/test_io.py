@@ -316,12 +316,13 @@ def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want)
     ("https://arxiv.org/abs/2506.16065#S3", ("2506.16065", None)),
     ("https://arxiv.org/html/2506.16065v1", ("2506.16065", 1)), ("arxiv.org/html/2506.16065v1/#S2", ("2506.16065", 1)),
     ("https://arxiv.org/pdf/2506.16065v2?download=1", ("2506.16065", 2)),
+    ("https://arxiv.org/pdf/2506.16065v2.PDF", ("2506.16065", 2)),
 ])
 def test_arxiv_ids_in_every_form(raw, want):
     assert parse_arxiv_id(raw) == want and arxiv_id(raw) == want[0]
 
 
-@pytest.mark.parametrize("raw", ["2411.177", "2506.16065vEVIL", "not an id", "", None, 2506.16065,
+@pytest.mark.parametrize("raw", ["2411.177", "2411.177001", "2506.16065vEVIL", "not an id", "", None, 2506.16065,
                                  "https://example.org/abs/2506.16065", "2506.16065?x", "2506.16065#y",
                                  "https://arxiv.org/abs/2506.16065vEVIL?context=cs"])
 def test_what_is_not_an_arxiv_id(raw):

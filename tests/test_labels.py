@@ -365,3 +365,20 @@ def test_an_export_while_a_thumb_is_given_on_a_paper_taken_back_keeps_the_paper(
         assert export_labels(s, tmp_path / "labels.jsonl") == 2
     rows = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
     assert [(r["id"], r["label"]) for r in rows] == [("2505.09572", 0), ("2505.07363", -1)]
+
+
+def test_labels_alone_need_enough_of_each_kind():
+    """Thirty thumbs down and no thumbs up are not enough: ten likes are still missing."""
+    from ranker.labels import MIN_LABELS_EACH
+    assert labels_needed({f"d{i}": False for i in range(3 * MIN_LABELS_EACH)}) == MIN_LABELS_EACH
+    assert labels_needed({**{f"d{i}": False for i in range(MIN_LABELS_EACH)},
+                          **{f"u{i}": True for i in range(MIN_LABELS_EACH - 2)}}) == 2
+
+
+def test_a_labelled_paper_of_a_history_day_is_one_row():
+    from ranker.prefilter.history import HistoryDay
+    p = Paper(id="2506.00001", title="t", abstract="a", authors=[], date="2025-06-23")
+    day = HistoryDay(date="2025-06-23", papers=[p], picks=set())
+    rows = training_rows([day], {p.id: True}, label_papers={p.id: p})
+    assert [q.id for q in rows.papers] == [p.id] and rows.y.tolist() == [True]
+    assert rows.weights.tolist() == [LABEL_WEIGHT]

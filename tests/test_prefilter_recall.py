@@ -215,3 +215,99 @@ def test_a_day_with_nothing_to_keep_names_the_recall_rule_that_applies(tmp_path)
         res = rank_papers(papers, recall=0.9, store=store, rules=DayRules(exclusions=Exclusions.build(["re:."])))
     assert res.kept == 0 and res.excluded == 30 and res.keep["rule"] == "recall-prior"
     assert "by recall 0.9 (zero-shot prior)" in res.summary()
+
+
+def test_the_zero_shot_prior_rounds_the_count_up():
+    """A day whose prior fraction is not a whole number of papers keeps the next one too (fewer would fall short
+    of the fraction the table says the recall needs)."""
+    n = 199
+    want = ZERO_SHOT_FRACTIONS[0.95] * n
+    assert want != int(want)
+    assert keep_for_recall(np.linspace(1, 0, n), 0.95)[0] == math.ceil(want)
+
+
+def test_a_calibrated_threshold_keeps_the_papers_that_reach_it():
+    """'Keep every paper scoring at least t': a paper scoring exactly the threshold is kept."""
+    cal = Calibration(embedder="toy", dim=1)
+    cal.recall_thresholds = {"0.50": 0.7, "0.90": 0.5}
+    k, rule, thr, _ = keep_for_recall(np.array([0.9, 0.5, 0.5, 0.1]), 0.9, cal)
+    assert (k, rule, thr) == (3, "recall", 0.5)
+
+
+def test_a_fraction_exactly_at_a_targets_fraction_expects_that_target():
+    cal = Calibration(embedder="toy", dim=1)
+    cal.recall_fractions = {"0.50": 0.1, "0.90": 0.3}
+    s = np.linspace(1, 0, 100)
+    assert decide_keep(s, keep=0.3, calibration=cal).expected_recall == 0.9
+    assert decide_keep(s, keep=0.29, calibration=cal).expected_recall == 0.5
+
+
+def test_auc_counts_a_tie_between_a_pick_and_another_as_half():
+    from ranker.prefilter.metrics import auc
+    assert auc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5
+    assert auc(np.array([3.0, 2.0, 2.0, 1.0]), np.array([True, False, True, False])) == 0.875
+
+
+def test_recall_at_a_fraction_counts_the_top_rounded_up():
+    """recall@25 of a 10-paper day is over its top 3 (2.5 rounded up), as the keep rule keeps."""
+    s = np.arange(10, 0, -1, dtype=float)
+    y = np.zeros(10, bool)
+    y[2] = True                                           # the pick ranks 3rd
+    assert recall_at(s, y, 0.25) == 1.0 and recall_at(s, y, 0.2) == 0.0
+
+
+def test_a_mean_over_days_leaves_out_a_day_where_the_figure_is_undefined():
+    from ranker.prefilter.metrics import mean_of
+    good = {"auc": 0.8, "recall@25": 0.5, "recall@40": 0.75, "keep95": 0.3}
+    empty = {k: float("nan") for k in good}
+    assert mean_of([good, empty]) == good
+    assert all(math.isnan(v) for v in mean_of([empty]).values())
+
+
+def _day(n):
+    from ranker.records import Paper
+    return [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract="", authors=[]) for i in range(n)]
+
+
+def test_tied_scores_rank_the_earlier_paper_first():
+    """keep_day's promise (ties: the earlier paper first), on a day long enough for an unstable sort to reorder
+    them."""
+    from ranker.prefilter import keep_day
+    score = np.array([1.0, 0.5] * 50)
+    order, kept, _, _ = keep_day(score, _day(100), top=30)
+    assert list(order) == list(range(0, 100, 2)) + list(range(1, 100, 2))
+    assert np.flatnonzero(kept).tolist() == list(range(0, 60, 2))
+
+
+def test_the_keep_rule_counts_only_the_papers_not_excluded_and_names_the_floor():
+    """A quarter of a day with 10 of its 100 papers excluded is a quarter of the 90 others (23, rounded up), not
+    of the 100; papers kept only to reach min_keep are marked so (the site's ranking table shows the rule)."""
+    from ranker.prefilter import keep_day
+    from ranker.prefilter.rules import DayRules, Exclusions
+    papers = _day(100)
+    for p in papers[:10]:
+        p.title = "a diffusion model"
+    rules = DayRules(exclusions=Exclusions.build(["diffusion model"]))
+    score = np.linspace(1, 0, 100)
+    _, kept, why, dec = keep_day(score, papers, keep=0.25, min_keep=0, rules=rules)
+    assert dec.n_keep == 23 and kept.sum() == 23 and not kept[:10].any() and kept[10:33].all()
+    assert set(why[:10]) == {"exclude:diffusion model"} and set(why[10:]) == {"keep"}
+    _, kept, why, _ = keep_day(score, papers, keep=0.05, min_keep=20, rules=rules)
+    assert kept.sum() == 20
+    assert why[10:15] == ["keep"] * 5 and why[15:30] == ["min_keep"] * 15 and set(why[30:]) == {"keep"}
+
+
+def test_recent_days_weigh_most():
+    from ranker.prefilter.calibrate import day_weights
+    assert day_weights(np.array(["2025-06-21", "2025-06-22", "2025-06-23"]), 1).tolist() == [0.25, 0.5, 1.0]
+
+
+def test_recall_thresholds_are_the_scores_of_the_picks_that_reach_each_target():
+    """Keeping every paper scoring at least a pick's score holds that pick: one day, picks at 0.9 and 0.7, so
+    half the picks need 0.9 and all of them 0.7. A day without picks has no recall to hold and changes nothing."""
+    s = np.array([0.9, 0.8, 0.7, 0.1])
+    y = np.array([True, False, True, False])
+    t = recall_thresholds(s, y, np.zeros(4))
+    assert (t["0.50"], t["0.51"], t["1.00"]) == (0.9, 0.7, 0.7)
+    s2, y2, g2 = np.r_[s, 0.95, 0.3], np.r_[y, False, False], np.r_[np.zeros(4), 1, 1]
+    assert recall_thresholds(s2, y2, g2) == t

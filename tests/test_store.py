@@ -983,3 +983,25 @@ def test_a_file_system_reporting_no_room_is_not_judged_full_without_cause(tmp_pa
         assert s._no_space(sqlite3.OperationalError("disk I/O error"))
         # read-only for a reason other than room (here: none said by the open): not called a full disk
         assert "disk is full" not in s._why_read_only()
+
+
+def test_the_same_version_read_again_refreshes_its_text_and_the_same_day_is_not_a_reupload(tmp_path):
+    """Only an older version keeps the newer one's text; the same version read again (a corrected abstract)
+    replaces it. A paper read again on the day it was first seen is not 'seen before'."""
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([paper("2506.00001", version=2)])
+        fixed = paper("2506.00001", version=2)
+        fixed.title = "Fixed title"
+        again = s.add_papers([fixed])
+        assert s.get_paper("2506.00001").title == "Fixed title"
+        assert again.seen_before == {}
+        later = s.add_papers([paper("2506.00001", version=2, day="2025-05-16")])
+        assert later.seen_before == {"2506.00001": "2025-05-15"}
+
+
+def test_a_label_changed_elsewhere_since_the_page_was_shown_is_not_overwritten(tmp_path):
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.set_label("2506.00001", 1)
+        assert s.set_label("2506.00001", -1, expected=0) == 1           # the page showed no label: stale
+        assert s.get_labels()["2506.00001"].label == 1
+        assert s.set_label("2506.00001", -1, expected=1) == -1

@@ -234,3 +234,32 @@ def test_paper_vectors_leave_out_query_vectors(tmp_path):
         assert sorted(ids) == ["1", "2"] and m.shape == (2, 4)
         assert s.paper_vector_stats("minilm", "~")[0] == 2 and s.paper_embedders("~") == ["minilm"]
         assert [r for chunk in s.paper_vector_rows("mpnet", "~") for r in chunk] == []
+
+
+def test_a_search_result_at_the_days_cut_offs_is_shown_as_picked(tmp_path):
+    """RELEVANCE >= min_relevance and NOVELTY >= min_novelty: a paper scored exactly at both cut-offs is a pick
+    in the search results as in the digest; one point under either is not."""
+    from ranker.web.views import paper_rows
+    day = "2025-06-23"
+    ps = [Paper(id=f"2506.0000{i}", title=f"T{i}", abstract="a", authors=["X"], date=day) for i in (1, 2, 3)]
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers(ps)
+        s.put_rankings(day, [Ranked(p, 1.0 - n / 10, True) for n, p in enumerate(ps)],
+                       digest=DayDigest(day, "m", "h", 8, 7))
+        s.put_scores([Score(ps[0].id, 8, 7, "c"), Score(ps[1].id, 8, 6, "c"), Score(ps[2].id, 7, 7, "c")], "m", "h")
+        rows = paper_rows(s, [p.id for p in ps])
+    assert [r.picked for r in rows] == [True, False, False]
+
+
+def test_a_papers_page_counts_it_picked_on_a_day_it_scored_exactly_the_cut_offs(tmp_path):
+    from ranker.web.views import paper_page
+    day = "2025-06-23"
+    p = Paper(id="2506.00001", title="T", abstract="a", authors=["X"], date=day)
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([p])
+        s.put_rankings(day, [Ranked(p, 1.0, True)], digest=DayDigest(day, "m", "h", 8, 7))
+        s.put_scores([Score(p.id, 8, 7, "c")], "m", "h")
+        page = paper_page(s, p.id)
+        assert page.picked_on == [day] and page.scores[0].picked
+        s.put_scores([Score(p.id, 7, 7, "c")], "m", "h")
+        assert paper_page(s, p.id).picked_on == []
