@@ -4,6 +4,7 @@ read-only mode. Plain HTTP checks of the same server cover what a browser would 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import threading
@@ -366,6 +367,90 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     finally:
         ro.stop()
     assert _label(db, "2505.09572") is None
+
+
+def _on_disk(db) -> dict:
+    """The database's file and its write-ahead log, as bytes and modification time (what a write would change)."""
+    files = (db, db.with_name(db.name + "-wal"))
+    return {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in files if f.exists()}
+
+
+def test_read_only_serve_writes_nothing_to_an_older_store_it_can_read(tmp_path, monkeypatch):
+    """`ranker serve --read-only` opened the store for writing, at start and for every page: an older store's
+    schema was upgraded (migrations run), a dead process's run marked interrupted, the word index built by a
+    search. Opened read-only, it writes nothing (here with another process holding the store open, its writes in
+    the -wal): pages, labels and search by words (scanning the papers) are served from the store as it is."""
+    from ranker.migrations import MIGRATIONS
+    from ranker.store import HOST
+    db = tmp_path / "ranker.sqlite3"
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:-1])        # the store a ranker before m007 left
+    fill_store(db, tmp_path / "out", days=(DAY,), n=4, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+        title = s.get_paper(pid).title
+        s.set_label(pid, 1, DAY)
+        with s.transaction() as c:                        # a run whose process is gone: a writable open marks it
+            c.execute("INSERT INTO runs (kind, started_at, status, pid, host) VALUES ('run', 1, 'running', ?, ?)",
+                      (2 ** 22 + 12345, HOST))
+    monkeypatch.undo()
+    other = sqlite3.connect(db, isolation_level=None)     # a writer still at work: its write not checkpointed
+    try:
+        other.execute("PRAGMA wal_autocheckpoint=0")
+        other.execute("UPDATE papers SET comment='in the log' WHERE id=?", (pid,))
+        before = _on_disk(db)
+        assert len(before[db.name + "-wal"][0]) > 0
+        ro = start_server(db, tmp_path / "ro.log", "--read-only")
+        try:
+            status, html, _ = _get(f"{ro.url}/day/{DAY}")
+            assert status == 200 and "<article " in html and "Read-only" in html
+            status, html, _ = _get(f"{ro.url}/search?q={urllib.parse.quote(title.split()[0])}")
+            assert status == 200 and f"/paper/{pid}" in html, html[-2000:]
+            status, html, _ = _get(f"{ro.url}/paper/{pid}")
+            assert status == 200 and "in the log" in html
+            assert _get(f"{ro.url}/labels")[0] == 200
+        finally:
+            ro.stop()
+        assert _on_disk(db) == before
+        names = {r[0] for r in other.execute("SELECT name FROM _migrations")}
+        assert "m007_word_index_folded" not in names
+        assert other.execute("SELECT status FROM runs WHERE kind='run' AND started_at=1").fetchone() == ("running",)
+        assert not other.execute("SELECT 1 FROM sqlite_master WHERE name LIKE 'papers_fts%'").fetchone()
+    finally:
+        other.close()
+
+
+def test_read_only_serve_refuses_a_store_whose_schema_it_cannot_read_in_one_line(tmp_path):
+    """A store from before m004 (the columns a score's page reads) cannot be served without an upgrade, which
+    --read-only upgraded anyway: refused at start in one line saying how to upgrade it, nothing written."""
+    from test_store import v1_database
+    db = tmp_path / "ranker.sqlite3"
+    v1_database(db, 3)
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA journal_mode=WAL")                  # as every ranker left its database
+    c.close()
+    before = _on_disk(db)
+    assert list(before) == [db.name]                      # (closed cleanly: no -wal)
+    r = subprocess.run([*RANKER, "serve", "--read-only", "--port", "0", "--db", str(db)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    assert r.stderr == (f"error: {db}: opened read-only, and its schema is older than this ranker's (it lacks "
+                        "m004_score_cached_tokens, m005_run_owner, m006_score_text), which only an open that may "
+                        "write upgrades: start ranker serve once without --read-only (or run any command that "
+                        "writes to it) to upgrade it\n")
+    after = _on_disk(db)
+    # SQLite's reader may make the empty -wal (and -shm) a WAL database is read with, never more
+    assert after[db.name] == before[db.name] and after.get(db.name + "-wal", (b"",))[0] == b""
+    c = sqlite3.connect(db)
+    assert c.execute("PRAGMA user_version").fetchone() == (3,)
+    c.close()
+
+
+def test_read_only_serve_makes_no_database(tmp_path):
+    home = tmp_path / "home"
+    r = subprocess.run([*RANKER, "serve", "--read-only", "--port", "0"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "RANKER_HOME": str(home)})
+    assert r.returncode == 1 and "no database there, and --read-only makes none" in r.stderr, r.stderr
+    assert not (home / "ranker.sqlite3").exists()
 
 
 def test_the_guards_refusals_carry_the_security_headers_every_answer_does(site, tmp_path):

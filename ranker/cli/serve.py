@@ -49,9 +49,23 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
     # only read): a mistyped --db is an error; the home's own database is made on a first serve (an empty archive)
     db_path = db_there(s)
-    with Store(db_path) as store:     # a database that cannot be opened is one line now, not a 500 per page
-        cannot_write = store.read_only
-        fewer = panel_embedder_note(store, Embedder.from_settings(s).key)
+    if read_only and not db_path.exists():
+        # --read-only writes nothing: the home's own database is not made (every page said it was gone)
+        from ..errors import InputError
+        raise InputError("no database there, and --read-only makes none; `ranker run` makes one", key="db",
+                         where=str(db_path))
+    # --read-only: opened read-only, so nothing is written to the store (an older schema is not upgraded: one
+    # that needs it is refused, saying so)
+    from ..errors import StoreError
+    try:
+        with Store(db_path, read_only=read_only) as store:  # one that cannot be opened is one line, not a 500 a page
+            cannot_write = None if read_only else store.read_only
+            fewer = panel_embedder_note(store, Embedder.from_settings(s).key)
+    except StoreError as e:
+        if not e.behind:
+            raise
+        raise StoreError(f"{e.message.rsplit(':', 1)[0]}: start ranker serve once without --read-only (or run any "
+                         "command that writes to it) to upgrade it", where=e.where) from None
     if cannot_write and not read_only:
         # a store on read-only media (or a file not the user's) was served with its thumbs, and every click failed
         # with "The store failed" (500): it is served read-only, and the pages and this command say why
