@@ -265,6 +265,65 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
 
 
+def _post_from(source: str, url: str, fields: dict, headers: dict) -> int:
+    """POST `fields` to `url` from the loopback address `source` (127.0.0.2: a machine other than the
+    server's own 127.0.0.1, as a proxy on a gateway is); the answer's status."""
+    import http.client
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30, source_address=(source, 0))
+    try:
+        c.request("POST", u.path, urllib.parse.urlencode(fields),
+                  {"Content-Type": "application/x-www-form-urlencoded", **headers})
+        return c.getresponse().status
+    finally:
+        c.close()
+
+
+def test_a_named_proxy_on_another_machine_is_believed_for_https_and_no_one_else(tmp_path):
+    """serve behind an HTTPS proxy on another machine (nginx on a gateway) refused every label post as cross-site:
+    the browser's Origin is https://NAME, and X-Forwarded-Proto was believed from 127.0.0.1 only. A proxy named by
+    --trusted-proxies (serve.trusted_proxies, RANKER_TRUSTED_PROXIES) is believed; any other address never."""
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", days=(DAY,), n=2, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+    for args, env in ((("--trusted-proxies", "127.0.0.2"), {}), ((), {"RANKER_TRUSTED_PROXIES": "127.0.0.0/30"})):
+        server = start_server(db, tmp_path / "proxied.log", *args, env=env)
+        try:
+            host = urllib.parse.urlsplit(server.url).netloc
+            # what nginx sends: the browser's Host and Origin (https), and the scheme it was reached by
+            proxied = {"Host": host, "Origin": f"https://{host}", "X-Forwarded-Proto": "https",
+                       "X-Forwarded-For": "192.0.2.7"}
+            form = {"paper_id": pid, "label": "up", "csrf": _token(server)}
+            assert _post_from("127.0.0.5", server.url + "/label", form, proxied) == 403      # not named: refused
+            assert _label(db, pid) is None
+            assert _post_from("127.0.0.2", server.url + "/label", form, proxied) == 303
+            assert _label(db, pid) == (1, DAY)
+            # the proxy's word is believed for the scheme, not for a page of another site
+            assert _post_from("127.0.0.2", server.url + "/label", {**form, "label": "undo"},
+                              {**proxied, "Origin": "https://evil.example"}) == 403
+            assert _post_from("127.0.0.2", server.url + "/label", {**form, "label": "undo"}, proxied) == 303
+            assert _label(db, pid) is None
+        finally:
+            server.stop()
+    server = start_server(db, tmp_path / "plain.log")           # none named: as before, refused
+    try:
+        host = urllib.parse.urlsplit(server.url).netloc
+        assert _post_from("127.0.0.2", server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
+                          {"Host": host, "Origin": f"https://{host}", "X-Forwarded-Proto": "https"}) == 403
+    finally:
+        server.stop()
+    assert _label(db, pid) is None
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_one_line(tmp_path):
+    r = subprocess.run([*RANKER, "serve", "--port", "0", "--trusted-proxies", "gateway.lab"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "RANKER_HOME": str(tmp_path / "home")})
+    assert r.returncode == 1 and r.stderr.startswith("error: --trusted-proxies: 'gateway.lab' is not an IP address "
+                                                     "or network"), r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
 def test_an_address_no_route_has_is_a_page_with_the_way_back(site):
     """A mistyped address (/days/..., an old bookmark) or a GET of /label was Starlette's bare JSON
     {"detail": "Not Found"}, no page and no link back: a page in words, the address as text; JSON for a script."""

@@ -18,6 +18,11 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
               "--allow-host", help="Another Host name the server answers to (repeat it): a DNS alias or a proxy's "
               "name. It answers to the loopback names, the address bound and, bound beyond loopback, this "
               "machine's names and addresses; any other Host is refused (DNS rebinding).")] = None,
+          trusted_proxies: Annotated[str | None, typer.Option(
+              "--trusted-proxies", help="Comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24) of reverse "
+              "proxies on other machines whose X-Forwarded-Proto and X-Forwarded-For are believed (an HTTPS proxy's "
+              "label posts are otherwise refused as cross-site); a proxy on 127.0.0.1 always is, anyone else never."
+              )] = None,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
@@ -34,7 +39,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     Example:
       ranker serve --port 8000
     """
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline,
+                      trusted_proxies=trusted_proxies)
     from ..web.security import is_loopback
     from ..web.server import addresses_of, allowed_hosts_for, bind, serve as run_server, url_of
     try:
@@ -91,7 +97,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     # every address listened on (--host localhost: [::1] and 127.0.0.1), the first the one to open
     info(f"serving {' and '.join(url_of(x) for x in socks)}{how}; Ctrl-C stops")
     try:
-        run_server(app, socks)
+        run_server(app, socks, trusted_proxies=s.serve.trusted_proxies)
     except KeyboardInterrupt:
         # how a server is stopped (uvicorn closes its connections, then hands the Ctrl-C on): nothing was cut
         # short, so not the steps' "interrupted ... rerun to resume" and its status 130
