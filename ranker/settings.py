@@ -515,8 +515,12 @@ def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dic
     flag's: no shell reads the file, and `home = "$SCRATCH/ranker"` made a folder named "$SCRATCH" beside it.
     $$ is a literal $ (as make and compose write it: `home = "/data/pay$$ment"`). A variable that is not set, or
     set but empty (`$SCRATCH/ranker` would be /ranker, at the root), is a ConfigError naming the file's line
-    and the key."""
-    for key in (*PATH_KEYS, *MODEL_KEYS):
+    and the key. The engine arguments that name a file or folder (ENGINE_PATH_ARGS, ENGINE_NAME_ARGS, in
+    [scoring.vllm] engine_args or the older [scoring] one) are paths too: `download_dir = "$SCRATCH/hf"` was
+    handed to vLLM as written."""
+    engine = [f"{table}.engine_args.{a}" for table in ("scoring.vllm", "scoring")
+              for a in (*ENGINE_PATH_ARGS, *ENGINE_NAME_ARGS)]
+    for key in (*PATH_KEYS, *MODEL_KEYS, *engine):
         *tables, name = key.split(".")
         table = data
         for t in tables:
@@ -531,7 +535,8 @@ def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dic
             var = m.group(2) or m.group(3)
             if env.get(var, "").strip():
                 return env[var]
-            where = f"{shown}:{lines[key]}" if key in lines else shown
+            line = lines.get(key, lines.get(".".join(tables)))    # (an inline table's own line)
+            where = f"{shown}:{line}" if line is not None else shown
             if var in env:
                 raise ConfigError(f"{key}: ${var} is empty in the environment", where=where)
             raise ConfigError(f"{key}: ${var} is not set in the environment (write $$ for a literal $)",

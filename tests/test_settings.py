@@ -406,6 +406,22 @@ def test_path_engine_args_in_a_config_file_are_read_from_its_folder(tmp_path, mo
     assert resolve(env={}).scoring.options["vllm"]["engine_args"] == {"tokenizer": "./gone", "hf_config_path": "tok"}
 
 
+def test_a_variable_in_a_path_engine_arg_is_expanded_as_in_every_other_path(tmp_path):
+    """engine_args = { download_dir = "$SCRATCH/hf" } in a lab's ranker.toml was handed to vLLM as written (a
+    folder named "$SCRATCH" beside the file), while `home = "$SCRATCH/ranker"` was expanded; an engine argument
+    that names no path is passed as written, and a variable not set is said naming the file's line."""
+    for table in ("[scoring.vllm]", ""):                  # and the older spelling, engine_args under [scoring]
+        f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\n{table}\nengine_args = {{ download_dir = '$SCRATCH/hf', "
+                           "tokenizer = '${SCRATCH}/tok', served_model_name = '$SCRATCH' }\n")
+        args = resolve(f, env={"SCRATCH": "/scratch/me"}).scoring.options["vllm"]["engine_args"]
+        assert args == {"download_dir": "/scratch/me/hf", "tokenizer": "/scratch/me/tok",
+                        "served_model_name": "$SCRATCH"}
+        with pytest.raises(ConfigError) as e:
+            resolve(f, env={})
+        assert str(e.value) == (f"{f}:4: scoring{'.vllm' if table else ''}.engine_args.download_dir: $SCRATCH is "
+                                "not set in the environment (write $$ for a literal $)")
+
+
 def test_a_tilde_in_a_path_engine_arg_is_the_home_and_an_unknown_user_is_no_crash(tmp_path, monkeypatch):
     """engine_args = { download_dir = "~nosuchuser/dl" } ended every command as "unexpected failure: Could not
     determine home directory" (pathlib's RuntimeError), and "~/dl" reached the engine as a folder named "~"."""
