@@ -337,7 +337,8 @@ FLAG_KEYS: dict[str, str] = {
     "db": "db", "offline": "offline", "trusted_proxies": "serve.trusted_proxies",
 }
 # Flags that take a setting of ranker.toml (or a variable) back to its default, unset, by the parameter name.
-UNSET_FLAGS: dict[str, str] = {"no_calibration": "prefilter.calibration"}
+UNSET_FLAGS: dict[str, str] = {"no_calibration": "prefilter.calibration", "default_prompts": "scoring.prompts",
+                               "default_authors": "digest.authors", "default_exclude": "prefilter.exclude"}
 # `backend_option` ("KEY=VALUE", repeatable) sets scoring.<backend>.KEY, its value read as TOML ("4", "true",
 # "{ tensor_parallel_size = 2 }"), or as a string when it is not TOML ("bfloat16").
 BACKEND_OPTION = "backend_option"

@@ -621,6 +621,25 @@ def test_a_misspelt_key_names_the_one_meant(tmp_path, text, line):
     assert str(e.value) == line
 
 
+def test_the_files_prompts_authors_and_exclusions_are_taken_back_to_the_defaults_for_one_run(tmp_path):
+    # a lab's ranker.toml names its prompts, pinned authors and exclusions: a run with the bundled prompts, or
+    # without the lab's exclusions, needed another config file, no flag undid them
+    f = toml(tmp_path, "[scoring]\nprompts = 'p'\n[prefilter]\nexclude = ['quantum']\nmin_keep = 5\n"
+                       "[digest]\nauthors = 'a.txt'\n")
+    s = resolve(f, env={})
+    assert (s.scoring.prompts, s.digest.authors, s.prefilter.exclude) == (str(tmp_path / "p"),
+                                                                           str(tmp_path / "a.txt"), ["quantum"])
+    s = resolve(f, flags={"default_prompts": True, "default_authors": True, "default_exclude": True}, env={})
+    assert (s.scoring.prompts, s.digest.authors, s.prefilter.exclude, s.prefilter.min_keep) == (None, None, [], 5)
+    assert s.origins["scoring.prompts"].name == "default_prompts"
+    s = resolve(f, flags={"default_exclude": True}, env={})                  # each on its own
+    assert (s.scoring.prompts, s.digest.authors, s.prefilter.exclude) == (str(tmp_path / "p"),
+                                                                           str(tmp_path / "a.txt"), [])
+    r = ranker("score", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
+               tmp_path / "o.jsonl", "--default-prompts", "--prompts", tmp_path / "q", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "error: --default-prompts: given with --prompts; give one of them\n")
+
+
 def test_no_calibration_takes_the_files_calibration_back_to_none(tmp_path):
     # a lab's ranker.toml names a calibration: one zero-shot run needed another config file, no flag undid it
     f = toml(tmp_path, "[prefilter]\ncalibration = 'calib.json'\nmin_keep = 5\n")
