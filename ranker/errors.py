@@ -79,9 +79,11 @@ class BackendError(RankerError):
 
 class StoreError(InputError):
     """The database cannot be opened, read or written: read-only, locked by another process, a full disk.
-    `busy`: another process held it past the busy timeout (the same request may succeed later)."""
+    `busy`: another process held it past the busy timeout (the same request may succeed later). `behind`: opened
+    read-only as asked, its schema needs an upgrade only an open that may write makes."""
 
     busy = False
+    behind = False
 
 
 class MissingDependency(RankerError):

@@ -20,6 +20,7 @@ Environment:
   RANKER_API_DELAY   network politeness
   OPENAI_BASE_URL    the OpenAI-compatible server of the `openai` backend ([scoring.openai] base_url)
   OPENAI_API_KEY     its key: read from the environment only, never from a file, never printed or stored
+  RANKER_TRUSTED_PROXIES   addresses of reverse proxies whose forwarded headers `ranker serve` believes
 
 Each scoring backend takes typed options from its own table, [scoring.vllm], [scoring.transformers],
 [scoring.openai]; several may sit in one file, and the chosen backend's Options model validates its table
@@ -208,6 +209,28 @@ class DigestSettings(_Section):
     authors: str | None = None                # pinned authors (default: authors.txt beside the prompts)
 
 
+class ServeSettings(_Section):
+    section: ClassVar[str] = "serve"
+    # addresses (or networks, "10.0.0.0/24") of reverse proxies on other machines whose X-Forwarded-Proto and
+    # X-Forwarded-For `ranker serve` believes, besides a proxy on 127.0.0.1 (an HTTPS proxy on a gateway: its
+    # label posts were refused as cross-site); a forwarded header from anyone else is never believed
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        import ipaddress
+        out = []
+        for a in v:
+            try:
+                a = a.strip().strip("[]")
+                out.append(str(ipaddress.ip_network(a, strict=False) if "/" in a else ipaddress.ip_address(a)))
+            except ValueError:
+                raise ValueError(f"{a!r} is not an IP address or network (name the proxy by the address it "
+                                 "connects from: 10.0.0.5, 10.0.0.0/24, fd00::5)") from None
+        return list(dict.fromkeys(out))
+
+
 def env_flag(value: str | None) -> bool:
     """The one notion of a true environment flag: 1, true, yes, on (any case)."""
     return (value or "").strip().lower() in TRUE
@@ -249,6 +272,7 @@ class Settings(_Section):
     prefilter: PrefilterSettings = PrefilterSettings()
     scoring: ScoringSettings = ScoringSettings()
     digest: DigestSettings = DigestSettings()
+    serve: ServeSettings = ServeSettings()
     openai_api_key: SecretStr | None = Field(None, exclude=True, repr=False)   # from OPENAI_API_KEY only
     _origins: dict[str, "Origin"] = PrivateAttr(default_factory=dict)
     _file: "Settings | None" = PrivateAttr(default=None)
@@ -310,10 +334,11 @@ FLAG_KEYS: dict[str, str] = {
     "top": "prefilter.top", "recall": "prefilter.recall", "calibration": "prefilter.calibration",
     "min_relevance": "digest.min_relevance", "min_novelty": "digest.min_novelty",
     "category": "fetch.categories", "announce": "fetch.announce",
-    "db": "db", "offline": "offline",
+    "db": "db", "offline": "offline", "trusted_proxies": "serve.trusted_proxies",
 }
 # Flags that take a setting of ranker.toml (or a variable) back to its default, unset, by the parameter name.
-UNSET_FLAGS: dict[str, str] = {"no_calibration": "prefilter.calibration"}
+UNSET_FLAGS: dict[str, str] = {"no_calibration": "prefilter.calibration", "default_prompts": "scoring.prompts",
+                               "default_authors": "digest.authors", "default_exclude": "prefilter.exclude"}
 # `backend_option` ("KEY=VALUE", repeatable) sets scoring.<backend>.KEY, its value read as TOML ("4", "true",
 # "{ tensor_parallel_size = 2 }"), or as a string when it is not TOML ("bfloat16").
 BACKEND_OPTION = "backend_option"
@@ -327,6 +352,7 @@ ENV_KEYS: dict[str, tuple[str, type]] = {
     "RANKER_FETCH_DOWNLOAD_TIMEOUT": ("fetch.download_timeout", float),
     "RANKER_FETCH_BACKOFF": ("fetch.backoff", float), "RANKER_API_DELAY": ("fetch.api_delay", float),
     "OPENAI_BASE_URL": ("scoring.openai.base_url", str),
+    "RANKER_TRUSTED_PROXIES": ("serve.trusted_proxies", list),
 }
 SECRET_ENV = {"OPENAI_API_KEY": "openai_api_key"}
 # Settings that name a file or folder. Written relative in a config file they are read from the file's folder,
@@ -341,7 +367,7 @@ MODEL_KEYS = ("scoring.model", "prefilter.embedder")
 # ("auto") as MODEL_KEYS are, when written as a path ("./x", "../x") or there. Other engine arguments as written.
 ENGINE_PATH_ARGS = ("download_dir", "allowed_local_media_path", "log_config_file")
 ENGINE_NAME_ARGS = ("tokenizer", "hf_config_path", "generation_config")
-_LIST_KEYS = {"fetch.categories", "fetch.announce"}
+_LIST_KEYS = {"fetch.categories", "fetch.announce", "serve.trusted_proxies"}
 # The prefilter's keep rules: one given by a flag replaces any other that ranker.toml names.
 KEEP_RULE_KEYS = ("prefilter.keep", "prefilter.top", "prefilter.recall")
 
@@ -490,8 +516,12 @@ def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dic
     flag's: no shell reads the file, and `home = "$SCRATCH/ranker"` made a folder named "$SCRATCH" beside it.
     $$ is a literal $ (as make and compose write it: `home = "/data/pay$$ment"`). A variable that is not set, or
     set but empty (`$SCRATCH/ranker` would be /ranker, at the root), is a ConfigError naming the file's line
-    and the key."""
-    for key in (*PATH_KEYS, *MODEL_KEYS):
+    and the key. The engine arguments that name a file or folder (ENGINE_PATH_ARGS, ENGINE_NAME_ARGS, in
+    [scoring.vllm] engine_args or the older [scoring] one) are paths too: `download_dir = "$SCRATCH/hf"` was
+    handed to vLLM as written."""
+    engine = [f"{table}.engine_args.{a}" for table in ("scoring.vllm", "scoring")
+              for a in (*ENGINE_PATH_ARGS, *ENGINE_NAME_ARGS)]
+    for key in (*PATH_KEYS, *MODEL_KEYS, *engine):
         *tables, name = key.split(".")
         table = data
         for t in tables:
@@ -506,7 +536,8 @@ def _expand_variables(data: dict, env: Mapping[str, str], shown: str, lines: dic
             var = m.group(2) or m.group(3)
             if env.get(var, "").strip():
                 return env[var]
-            where = f"{shown}:{lines[key]}" if key in lines else shown
+            line = lines.get(key, lines.get(".".join(tables)))    # (an inline table's own line)
+            where = f"{shown}:{line}" if line is not None else shown
             if var in env:
                 raise ConfigError(f"{key}: ${var} is empty in the environment", where=where)
             raise ConfigError(f"{key}: ${var} is not set in the environment (write $$ for a literal $)",
@@ -526,6 +557,8 @@ def _env_value(var: str, raw: str, kind: type) -> Any:
         except ValueError:
             raise ConfigError(f"expected {'an integer' if kind is int else 'a number'}, got {raw!r}",
                               where=var) from None
+    if kind is list:                 # comma-separated, as the flag of the same setting
+        return [x.strip() for x in text.split(",") if x.strip()]
     return text
 
 

@@ -94,6 +94,7 @@ _READ_ONLY = ("readonly database", "read-only", "unable to open database file", 
 # A file system with less room than this is full, for a database that failed with an I/O error (see _no_space): a
 # WAL's index (-shm) alone takes 32 KiB
 _FULL_BELOW = 1 << 20
+ASKED_READ_ONLY = "as asked"       # Store.read_only of a store opened read_only=True: "read-only (as asked)"
 
 # The word-search index (papers_fts) is built by the first search, into a table of another name that becomes
 # papers_fts once it holds every paper, a chunk of papers (by rowid) per write transaction with the lock let go
@@ -199,19 +200,24 @@ def describe_db_error(e: BaseException) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True,
+                 read_only: bool = False):
         """Open (creating it and its folder when needed) the database at `path`. A writer waits up to
         `busy_timeout` seconds for another process's write to finish before a StoreError says it is locked.
         create=False (the commands that only read: site, similar, index status, labels export/list): a
         database that does not exist (nor the file a link names) is an empty one held in memory, so a mistyped
-        database path leaves no new file or folder behind (the command says the path and that it holds nothing)."""
+        database path leaves no new file or folder behind (the command says the path and that it holds nothing).
+        read_only=True (serve --read-only): opened for reading only, as one that cannot be written is, so
+        nothing is written to it, not even an older schema's upgrade: one that lacks migrations reading cannot go
+        without (READ_WITHOUT) is refused, saying to open it once with a command that writes; one that does not
+        exist is an empty one held in memory, as with create=False."""
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.read_only: str | None = None            # why the database can only be read, when it can
         self.unmigrated: frozenset[str] = frozenset()  # of READ_WITHOUT, those a read-only database lacks
         self._full = False                               # opened read-only because its disk is full (_no_space)
         self.conn = None
-        if not create and not self.path.exists():        # (a link whose file is gone too: SQLite made it)
+        if (not create or read_only) and not self.path.exists():        # (a link whose file is gone too: SQLite made it)
             self.conn = sqlite3.connect(":memory:", isolation_level=None)
             self._migrate()
             return
@@ -226,6 +232,9 @@ class Store:
             # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
             raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
         try:
+            if read_only:
+                self._open_read_only(None)
+                return
             try:
                 self._open()
             except sqlite3.DatabaseError as e:
@@ -318,14 +327,15 @@ class Store:
             return "its disk is full; free some space"
         return "its folder is not writable"
 
-    def _open_read_only(self, first: sqlite3.DatabaseError) -> None:
-        """Open a database that cannot be written for reading; its schema must be current (no migration can
+    def _open_read_only(self, first: sqlite3.DatabaseError | None) -> None:
+        """Open a database that cannot be written (`first`: why the writable open failed; None: the caller
+        asked for read-only) for reading; its schema must be current (no migration can
         run) but for migrations of READ_WITHOUT, which reading goes without (self.unmigrated names them). mode=ro,
         where SQLite can open or create the WAL's index (-shm) beside it. On read-only media without one, a
         write-ahead log (-wal) there holds writes not yet in the file (of a process killed mid-way, or a copy that
         left out the -shm): it is read with the index held in memory (exclusive locking mode, no file locks:
         nothing can write there); with no log, the file alone is the database (immutable)."""
-        self._full = self._no_space(first)
+        self._full = first is not None and self._no_space(first)
         wal = self.path.with_name(self.path.name + "-wal")
         try:
             logged = wal.stat().st_size > 0
@@ -336,13 +346,20 @@ class Store:
         for query in ("mode=ro", "mode=ro&vfs=unix-none" if logged else "immutable=1"):
             try:
                 self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
-                                            isolation_level=None)
+                                            isolation_level=None, timeout=self.busy_timeout)
                 if "vfs=" in query:
                     self.conn.execute("PRAGMA locking_mode=EXCLUSIVE")
                 names = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
                 break
             except sqlite3.DatabaseError as e:
                 unnamed = "no such table" in str(e).lower()
+                if first is None and not unnamed and not self._is_read_only(e):
+                    # asked for, on media it could write to: a lock, a damaged file; never read unlocked
+                    # (immutable) where another process may be writing
+                    if self.conn is not None:
+                        self.conn.close()
+                        self.conn = None
+                    raise self._error(e, "open") from None
                 # a database from before named migrations counted them in user_version (see _migrate)
                 counted = self.conn.execute("PRAGMA user_version").fetchone()[0] if unnamed else 0
                 if counted:
@@ -352,12 +369,14 @@ class Store:
                     self.conn.close()
                     self.conn = None
                 if unnamed:
-                    raise StoreError(f"read-only ({self._why_read_only()}) and not a ranker database yet",
+                    why = self._why_read_only() if first is not None else ASKED_READ_ONLY
+                    raise StoreError(f"read-only ({why}) and not a ranker database yet",
                                      where=str(self.path)) from None
                 last = e
         else:
-            raise self._error(last if "not a database" in str(last).lower() else first, "open") from None
-        self.read_only = self._why_read_only()
+            raise self._error(last if first is None or "not a database" in str(last).lower() else first,
+                              "open") from None
+        self.read_only = self._why_read_only() if first is not None else ASKED_READ_ONLY
         known = {m.__name__ for m in MIGRATIONS}
         if names is not None:
             names = {RENAMED.get(n, n) for n in names}        # (the same change under the name it shipped as)
@@ -370,6 +389,13 @@ class Store:
                 raise self._newer(f"database schema v{counted} is newer than this ranker")
             if names - known:
                 raise self._unknown(names - known)
+            if first is None:
+                err = StoreError("opened read-only, and its schema is older than this ranker's (it lacks "
+                                 f"{', '.join(sorted(known - names - READ_WITHOUT))}), which only an open that "
+                                 "may write upgrades: run a command that writes to it once first",
+                                 where=str(self.path))
+                err.behind = True
+                raise err
             raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
                              "write; open it once where it is writable", where=str(self.path))
 

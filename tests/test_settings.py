@@ -406,6 +406,22 @@ def test_path_engine_args_in_a_config_file_are_read_from_its_folder(tmp_path, mo
     assert resolve(env={}).scoring.options["vllm"]["engine_args"] == {"tokenizer": "./gone", "hf_config_path": "tok"}
 
 
+def test_a_variable_in_a_path_engine_arg_is_expanded_as_in_every_other_path(tmp_path):
+    """engine_args = { download_dir = "$SCRATCH/hf" } in a lab's ranker.toml was handed to vLLM as written (a
+    folder named "$SCRATCH" beside the file), while `home = "$SCRATCH/ranker"` was expanded; an engine argument
+    that names no path is passed as written, and a variable not set is said naming the file's line."""
+    for table in ("[scoring.vllm]", ""):                  # and the older spelling, engine_args under [scoring]
+        f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\n{table}\nengine_args = {{ download_dir = '$SCRATCH/hf', "
+                           "tokenizer = '${SCRATCH}/tok', served_model_name = '$SCRATCH' }\n")
+        args = resolve(f, env={"SCRATCH": "/scratch/me"}).scoring.options["vllm"]["engine_args"]
+        assert args == {"download_dir": "/scratch/me/hf", "tokenizer": "/scratch/me/tok",
+                        "served_model_name": "$SCRATCH"}
+        with pytest.raises(ConfigError) as e:
+            resolve(f, env={})
+        assert str(e.value) == (f"{f}:4: scoring{'.vllm' if table else ''}.engine_args.download_dir: $SCRATCH is "
+                                "not set in the environment (write $$ for a literal $)")
+
+
 def test_a_tilde_in_a_path_engine_arg_is_the_home_and_an_unknown_user_is_no_crash(tmp_path, monkeypatch):
     """engine_args = { download_dir = "~nosuchuser/dl" } ended every command as "unexpected failure: Could not
     determine home directory" (pathlib's RuntimeError), and "~/dl" reached the engine as a folder named "~"."""
@@ -603,6 +619,25 @@ def test_a_misspelt_key_names_the_one_meant(tmp_path, text, line):
     with pytest.raises(ConfigError) as e:
         check_options(resolve(toml(tmp_path, text), env={}))
     assert str(e.value) == line
+
+
+def test_the_files_prompts_authors_and_exclusions_are_taken_back_to_the_defaults_for_one_run(tmp_path):
+    # a lab's ranker.toml names its prompts, pinned authors and exclusions: a run with the bundled prompts, or
+    # without the lab's exclusions, needed another config file, no flag undid them
+    f = toml(tmp_path, "[scoring]\nprompts = 'p'\n[prefilter]\nexclude = ['quantum']\nmin_keep = 5\n"
+                       "[digest]\nauthors = 'a.txt'\n")
+    s = resolve(f, env={})
+    assert (s.scoring.prompts, s.digest.authors, s.prefilter.exclude) == (str(tmp_path / "p"),
+                                                                           str(tmp_path / "a.txt"), ["quantum"])
+    s = resolve(f, flags={"default_prompts": True, "default_authors": True, "default_exclude": True}, env={})
+    assert (s.scoring.prompts, s.digest.authors, s.prefilter.exclude, s.prefilter.min_keep) == (None, None, [], 5)
+    assert s.origins["scoring.prompts"].name == "default_prompts"
+    s = resolve(f, flags={"default_exclude": True}, env={})                  # each on its own
+    assert (s.scoring.prompts, s.digest.authors, s.prefilter.exclude) == (str(tmp_path / "p"),
+                                                                           str(tmp_path / "a.txt"), [])
+    r = ranker("score", "--config", f, "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out",
+               tmp_path / "o.jsonl", "--default-prompts", "--prompts", tmp_path / "q", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "error: --default-prompts: given with --prompts; give one of them\n")
 
 
 def test_no_calibration_takes_the_files_calibration_back_to_none(tmp_path):

@@ -4,6 +4,7 @@ read-only mode. Plain HTTP checks of the same server cover what a browser would 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import threading
@@ -264,6 +265,65 @@ def test_a_post_needs_the_token_the_own_origin_and_a_known_host(site):
     assert _post(server.url + "/label", {"paper_id": pid, "label": "sideways", "csrf": token}, own)[0] == 400
 
 
+def _post_from(source: str, url: str, fields: dict, headers: dict) -> int:
+    """POST `fields` to `url` from the loopback address `source` (127.0.0.2: a machine other than the
+    server's own 127.0.0.1, as a proxy on a gateway is); the answer's status."""
+    import http.client
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30, source_address=(source, 0))
+    try:
+        c.request("POST", u.path, urllib.parse.urlencode(fields),
+                  {"Content-Type": "application/x-www-form-urlencoded", **headers})
+        return c.getresponse().status
+    finally:
+        c.close()
+
+
+def test_a_named_proxy_on_another_machine_is_believed_for_https_and_no_one_else(tmp_path):
+    """serve behind an HTTPS proxy on another machine (nginx on a gateway) refused every label post as cross-site:
+    the browser's Origin is https://NAME, and X-Forwarded-Proto was believed from 127.0.0.1 only. A proxy named by
+    --trusted-proxies (serve.trusted_proxies, RANKER_TRUSTED_PROXIES) is believed; any other address never."""
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", days=(DAY,), n=2, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+    for args, env in ((("--trusted-proxies", "127.0.0.2"), {}), ((), {"RANKER_TRUSTED_PROXIES": "127.0.0.0/30"})):
+        server = start_server(db, tmp_path / "proxied.log", *args, env=env)
+        try:
+            host = urllib.parse.urlsplit(server.url).netloc
+            # what nginx sends: the browser's Host and Origin (https), and the scheme it was reached by
+            proxied = {"Host": host, "Origin": f"https://{host}", "X-Forwarded-Proto": "https",
+                       "X-Forwarded-For": "192.0.2.7"}
+            form = {"paper_id": pid, "label": "up", "csrf": _token(server)}
+            assert _post_from("127.0.0.5", server.url + "/label", form, proxied) == 403      # not named: refused
+            assert _label(db, pid) is None
+            assert _post_from("127.0.0.2", server.url + "/label", form, proxied) == 303
+            assert _label(db, pid) == (1, DAY)
+            # the proxy's word is believed for the scheme, not for a page of another site
+            assert _post_from("127.0.0.2", server.url + "/label", {**form, "label": "undo"},
+                              {**proxied, "Origin": "https://evil.example"}) == 403
+            assert _post_from("127.0.0.2", server.url + "/label", {**form, "label": "undo"}, proxied) == 303
+            assert _label(db, pid) is None
+        finally:
+            server.stop()
+    server = start_server(db, tmp_path / "plain.log")           # none named: as before, refused
+    try:
+        host = urllib.parse.urlsplit(server.url).netloc
+        assert _post_from("127.0.0.2", server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
+                          {"Host": host, "Origin": f"https://{host}", "X-Forwarded-Proto": "https"}) == 403
+    finally:
+        server.stop()
+    assert _label(db, pid) is None
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_one_line(tmp_path):
+    r = subprocess.run([*RANKER, "serve", "--port", "0", "--trusted-proxies", "gateway.lab"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "RANKER_HOME": str(tmp_path / "home")})
+    assert r.returncode == 1 and r.stderr.startswith("error: --trusted-proxies: 'gateway.lab' is not an IP address "
+                                                     "or network"), r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
 def test_an_address_no_route_has_is_a_page_with_the_way_back(site):
     """A mistyped address (/days/..., an old bookmark) or a GET of /label was Starlette's bare JSON
     {"detail": "Not Found"}, no page and no link back: a page in words, the address as text; JSON for a script."""
@@ -366,6 +426,90 @@ def test_read_only_mode_hides_the_buttons_and_refuses_posts(site, tmp_path):
     finally:
         ro.stop()
     assert _label(db, "2505.09572") is None
+
+
+def _on_disk(db) -> dict:
+    """The database's file and its write-ahead log, as bytes and modification time (what a write would change)."""
+    files = (db, db.with_name(db.name + "-wal"))
+    return {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in files if f.exists()}
+
+
+def test_read_only_serve_writes_nothing_to_an_older_store_it_can_read(tmp_path, monkeypatch):
+    """`ranker serve --read-only` opened the store for writing, at start and for every page: an older store's
+    schema was upgraded (migrations run), a dead process's run marked interrupted, the word index built by a
+    search. Opened read-only, it writes nothing (here with another process holding the store open, its writes in
+    the -wal): pages, labels and search by words (scanning the papers) are served from the store as it is."""
+    from ranker.migrations import MIGRATIONS
+    from ranker.store import HOST
+    db = tmp_path / "ranker.sqlite3"
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:-1])        # the store a ranker before m007 left
+    fill_store(db, tmp_path / "out", days=(DAY,), n=4, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+        title = s.get_paper(pid).title
+        s.set_label(pid, 1, DAY)
+        with s.transaction() as c:                        # a run whose process is gone: a writable open marks it
+            c.execute("INSERT INTO runs (kind, started_at, status, pid, host) VALUES ('run', 1, 'running', ?, ?)",
+                      (2 ** 22 + 12345, HOST))
+    monkeypatch.undo()
+    other = sqlite3.connect(db, isolation_level=None)     # a writer still at work: its write not checkpointed
+    try:
+        other.execute("PRAGMA wal_autocheckpoint=0")
+        other.execute("UPDATE papers SET comment='in the log' WHERE id=?", (pid,))
+        before = _on_disk(db)
+        assert len(before[db.name + "-wal"][0]) > 0
+        ro = start_server(db, tmp_path / "ro.log", "--read-only")
+        try:
+            status, html, _ = _get(f"{ro.url}/day/{DAY}")
+            assert status == 200 and "<article " in html and "Read-only" in html
+            status, html, _ = _get(f"{ro.url}/search?q={urllib.parse.quote(title.split()[0])}")
+            assert status == 200 and f"/paper/{pid}" in html, html[-2000:]
+            status, html, _ = _get(f"{ro.url}/paper/{pid}")
+            assert status == 200 and "in the log" in html
+            assert _get(f"{ro.url}/labels")[0] == 200
+        finally:
+            ro.stop()
+        assert _on_disk(db) == before
+        names = {r[0] for r in other.execute("SELECT name FROM _migrations")}
+        assert "m007_word_index_folded" not in names
+        assert other.execute("SELECT status FROM runs WHERE kind='run' AND started_at=1").fetchone() == ("running",)
+        assert not other.execute("SELECT 1 FROM sqlite_master WHERE name LIKE 'papers_fts%'").fetchone()
+    finally:
+        other.close()
+
+
+def test_read_only_serve_refuses_a_store_whose_schema_it_cannot_read_in_one_line(tmp_path):
+    """A store from before m004 (the columns a score's page reads) cannot be served without an upgrade, which
+    --read-only upgraded anyway: refused at start in one line saying how to upgrade it, nothing written."""
+    from test_store import v1_database
+    db = tmp_path / "ranker.sqlite3"
+    v1_database(db, 3)
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA journal_mode=WAL")                  # as every ranker left its database
+    c.close()
+    before = _on_disk(db)
+    assert list(before) == [db.name]                      # (closed cleanly: no -wal)
+    r = subprocess.run([*RANKER, "serve", "--read-only", "--port", "0", "--db", str(db)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    assert r.stderr == (f"error: {db}: opened read-only, and its schema is older than this ranker's (it lacks "
+                        "m004_score_cached_tokens, m005_run_owner, m006_score_text), which only an open that may "
+                        "write upgrades: start ranker serve once without --read-only (or run any command that "
+                        "writes to it) to upgrade it\n")
+    after = _on_disk(db)
+    # SQLite's reader may make the empty -wal (and -shm) a WAL database is read with, never more
+    assert after[db.name] == before[db.name] and after.get(db.name + "-wal", (b"",))[0] == b""
+    c = sqlite3.connect(db)
+    assert c.execute("PRAGMA user_version").fetchone() == (3,)
+    c.close()
+
+
+def test_read_only_serve_makes_no_database(tmp_path):
+    home = tmp_path / "home"
+    r = subprocess.run([*RANKER, "serve", "--read-only", "--port", "0"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "RANKER_HOME": str(home)})
+    assert r.returncode == 1 and "no database there, and --read-only makes none" in r.stderr, r.stderr
+    assert not (home / "ranker.sqlite3").exists()
 
 
 def test_the_guards_refusals_carry_the_security_headers_every_answer_does(site, tmp_path):

@@ -79,11 +79,12 @@ class Server:
                 self.proc.wait(10)
 
 
-def start_server(db: Path, log: Path, *args: str, timeout: float = 60) -> Server:
-    """`ranker serve --port 0 --db DB ARGS...`; returns once it printed the address it listens on."""
+def start_server(db: Path, log: Path, *args: str, timeout: float = 60, env: dict | None = None) -> Server:
+    """`ranker serve --port 0 --db DB ARGS...` (`env`: variables besides this process's); returns once it
+    printed the address it listens on."""
     fh = open(log, "w")
     proc = subprocess.Popen([*RANKER, "serve", "--port", "0", "--db", str(db), *args], stdout=fh,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "RANKER_DEBUG": "1"})
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "RANKER_DEBUG": "1", **(env or {})})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         m = re.search(r"serving (http://\S+?)/?[;\s]", log.read_text())

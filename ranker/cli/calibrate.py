@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
+from .common import (DefaultPromptsOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
                      check_out, db_there, echo, given_path, info, load_settings, name_mention, out_path, warn)
 
 
@@ -18,7 +18,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                   "--history", help="Folder of past days: <date>/listing.jsonl plus GPT's picks "
                   "(<date>/gpt_scores.jsonl, or the digest's .json or .md). Without it: your labels alone.",
                   show_default=False, parser=given_path)] = None,
-              prompts: PromptsOpt = None, embedder: EmbedderOpt = None,
+              prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None, embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Learn from your own thumbs up/down "
                                                    "in the database too (`ranker serve`, `ranker labels import`)."
@@ -61,7 +61,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..prompts import load_prompts
     from ..store import Store
 
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, db=db,
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, default_prompts=default_prompts, db=db,
                       offline=offline, min_relevance=min_relevance, min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
     ps = load_prompts(s.scoring.prompts)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
+from .common import (DefaultPromptsOpt, BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt,
                      VerboseOpt, check_model, check_out, given_path, info, load_settings, nothing_to_do, out_path, warn,
                      warn_failures, warn_read)
@@ -16,7 +16,7 @@ from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt
 def score(papers: PapersOpt,
           out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores.", parser=given_path)],
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
-          prompts: PromptsOpt = None,
+          prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
           score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
           papers_per_request: PapersPerRequestOpt = None,
@@ -33,7 +33,7 @@ def score(papers: PapersOpt,
       ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
     """
     s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option,
-                      prompts=prompts, score_mode=score_mode, prompt_layout=prompt_layout,
+                      prompts=prompts, default_prompts=default_prompts, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
     check_out(out)

@@ -18,6 +18,11 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
               "--allow-host", help="Another Host name the server answers to (repeat it): a DNS alias or a proxy's "
               "name. It answers to the loopback names, the address bound and, bound beyond loopback, this "
               "machine's names and addresses; any other Host is refused (DNS rebinding).")] = None,
+          trusted_proxies: Annotated[str | None, typer.Option(
+              "--trusted-proxies", help="Comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24) of reverse "
+              "proxies on other machines whose X-Forwarded-Proto and X-Forwarded-For are believed (an HTTPS proxy's "
+              "label posts are otherwise refused as cross-site); a proxy on 127.0.0.1 always is, anyone else never."
+              )] = None,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
@@ -34,7 +39,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     Example:
       ranker serve --port 8000
     """
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline,
+                      trusted_proxies=trusted_proxies)
     from ..web.security import is_loopback
     from ..web.server import addresses_of, allowed_hosts_for, bind, serve as run_server, url_of
     try:
@@ -49,9 +55,23 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     # serve writes labels, so a missing database is not an empty one held in memory (as for the commands that
     # only read): a mistyped --db is an error; the home's own database is made on a first serve (an empty archive)
     db_path = db_there(s)
-    with Store(db_path) as store:     # a database that cannot be opened is one line now, not a 500 per page
-        cannot_write = store.read_only
-        fewer = panel_embedder_note(store, Embedder.from_settings(s).key)
+    if read_only and not db_path.exists():
+        # --read-only writes nothing: the home's own database is not made (every page said it was gone)
+        from ..errors import InputError
+        raise InputError("no database there, and --read-only makes none; `ranker run` makes one", key="db",
+                         where=str(db_path))
+    # --read-only: opened read-only, so nothing is written to the store (an older schema is not upgraded: one
+    # that needs it is refused, saying so)
+    from ..errors import StoreError
+    try:
+        with Store(db_path, read_only=read_only) as store:  # one that cannot be opened is one line, not a 500 a page
+            cannot_write = None if read_only else store.read_only
+            fewer = panel_embedder_note(store, Embedder.from_settings(s).key)
+    except StoreError as e:
+        if not e.behind:
+            raise
+        raise StoreError(f"{e.message.rsplit(':', 1)[0]}: start ranker serve once without --read-only (or run any "
+                         "command that writes to it) to upgrade it", where=e.where) from None
     if cannot_write and not read_only:
         # a store on read-only media (or a file not the user's) was served with its thumbs, and every click failed
         # with "The store failed" (500): it is served read-only, and the pages and this command say why
@@ -77,7 +97,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     # every address listened on (--host localhost: [::1] and 127.0.0.1), the first the one to open
     info(f"serving {' and '.join(url_of(x) for x in socks)}{how}; Ctrl-C stops")
     try:
-        run_server(app, socks)
+        run_server(app, socks, trusted_proxies=s.serve.trusted_proxies)
     except KeyboardInterrupt:
         # how a server is stopped (uvicorn closes its connections, then hands the Ctrl-C on): nothing was cut
         # short, so not the steps' "interrupted ... rerun to resume" and its status 130

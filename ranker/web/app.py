@@ -78,7 +78,9 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         if not os.path.exists(db):
             raise StoreError("is gone (moved or deleted since ranker serve started); put it back, or restart "
                              "the server to make a new one", where=str(db))
-        return Store(db, busy_timeout=busy_timeout)
+        # read-only (asked, or the store cannot be written): opened read-only, so a request writes nothing to it
+        # (an older schema's upgrade, a dead run marked, the word index built): it was opened for writing
+        return Store(db, busy_timeout=busy_timeout, read_only=bool(read_only))
 
     def page(template: str, status: int = 200, **ctx) -> HTMLResponse:
         html = render(template, urls=urls, can_label=not read_only, csrf=secret, read_only=read_only, **ctx)

@@ -6,7 +6,7 @@ import errno
 import ipaddress
 import re
 import socket
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..errors import FetchError, InputError, MissingDependency
 from ..netguard import lookup_to_listen
@@ -162,13 +162,18 @@ def machine_names() -> set[str]:
     return out - _ANY
 
 
-def serve(app, socks: list[socket.socket], *, log_level: str = "warning") -> None:
-    """Serve on the sockets bind() made until interrupted."""
+def serve(app, socks: list[socket.socket], *, log_level: str = "warning", trusted_proxies: Sequence[str] = ()) -> None:
+    """Serve on the sockets bind() made until interrupted. The scheme and client a proxy forwards
+    (X-Forwarded-Proto, X-Forwarded-For) are believed from 127.0.0.1 and the addresses or networks of
+    `trusted_proxies` (settings' serve.trusted_proxies) only."""
     try:
         import uvicorn
     except ImportError:
         raise MissingDependency("uvicorn", "web", "ranker serve") from None
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", server_header=False)
+    # none named: uvicorn's own rule (127.0.0.1, or its FORWARDED_ALLOW_IPS), as before
+    allow = ["127.0.0.1", *trusted_proxies] if trusted_proxies else None
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", server_header=False,
+                            forwarded_allow_ips=allow)
     uvicorn.Server(config).run(sockets=socks)
 
 
