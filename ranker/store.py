@@ -137,7 +137,8 @@ class PaperAdder:
         if self.conn is None:
             self.conn, (self.fts, self.building) = self.begin()
         c, res = self.conn, self.result
-        row = c.execute("SELECT first_seen, version, rowid FROM papers WHERE id=?", (p.id,)).fetchone()
+        row = c.execute("SELECT first_seen, version, rowid, title, abstract FROM papers WHERE id=?",
+                        (p.id,)).fetchone()
         args = (p.version, clean_text(p.title), clean_text(p.abstract), json.dumps([clean_text(a) for a in p.authors]),
                 json.dumps(p.categories), p.primary_category, clean_text(p.comment) if p.comment else p.comment)
         earlier, older = None, False
@@ -165,12 +166,18 @@ class PaperAdder:
         if p.date:
             c.execute("INSERT OR REPLACE INTO paper_days (paper_id, day, announce_type) VALUES (?,?,?)",
                       (p.id, p.date, p.announce_type))
-        if self.fts and not (row is not None and older):
+        # the word index holds a paper's title and abstract only: a paper stored again with the same ones (a
+        # backfill imported again, a day run again, a cross-list announced later) keeps its row there. Taken out
+        # and put in again, each one was an FTS5 query on its id, whose tokens ("2505", the month) thousands of
+        # papers share: an import of a backfill held the write lock 2 to 5 s a chunk of shards while changing
+        # nothing, and a thumb clicked in `ranker serve` meanwhile waited out its 5 s and failed
+        reindex = row is None or not (older or (row[3], row[4]) == (args[1], args[2]))
+        if self.fts and reindex:
             if row is not None:
                 c.execute("DELETE FROM papers_fts WHERE papers_fts MATCH ? AND id = ?", (_fts_id(p.id), p.id))
             # the text as stored (args: cleaned), folded, as an index built from the papers table holds it
             c.execute("INSERT INTO papers_fts (id, title, abstract) VALUES (?,?,?)", (p.id, *_folded(args)))
-        elif self.building is not None and rowid <= self.building and not (row is not None and older):
+        elif self.building is not None and rowid <= self.building and reindex:
             # a paper the unfinished build has copied: its row there (the paper's rowid) takes the new text
             if row is not None:
                 c.execute(f"DELETE FROM {_FTS_BUILDING} WHERE rowid = ?", (rowid,))

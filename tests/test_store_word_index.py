@@ -375,3 +375,27 @@ def test_an_index_an_older_ranker_built_unfolded_is_refolded_once_by_the_next_se
         assert s.migrations[-1] == "m007_word_index_folded" and built(db)
         assert not look(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='papers_fts_refold'")
         assert s.search_papers("lukasz") == [KAISER.id]
+
+
+def test_papers_stored_again_with_the_same_text_leave_the_index_alone(tmp_path):
+    # An import of a backfill again (or a day run again) stores every paper again: each was taken out of the word
+    # index by an FTS5 query on its id and put back, 2 to 5 s of write lock a chunk of shards that changed nothing,
+    # and a thumb clicked in `ranker serve` meanwhile failed after its 5 s wait.
+    db = tmp_path / "r.sqlite3"
+    stored(db, 300)
+    rnd = random.Random(0)
+    again = [Paper(id=pid(i), title=f"w{i:05d} graphs", abstract=" ".join(rnd.choices(WORDS, k=160)),
+                   date="2025-01-07") for i in range(300)]
+    with Store(db) as s:
+        assert s.search_papers("w00007") == [pid(7)]                        # the index is built
+        written = []
+        s.conn.set_trace_callback(lambda sql: written.append(sql) if sql.startswith(("DELETE FROM papers_fts",
+                                                                                      "INSERT INTO papers_fts"))
+                                  else None)
+        s.add_papers(again[:200] + [Paper(id=pid(200), title="revised title", abstract="new words", date="2025-01-07")])
+        s.conn.set_trace_callback(None)
+        assert len(written) == 2                                            # the revised paper's row alone
+        assert s.paper_days(pid(3)) == ["2025-01-06", "2025-01-07"]         # the rest of the paper is stored
+        assert s.search_papers("w00003") == [pid(3)] and s.search_papers("revised") == [pid(200)]
+        assert s.search_papers("w00200") == []
+        assert s.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM papers_fts").fetchone() == (300, 300)
