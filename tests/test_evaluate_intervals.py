@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from ranker.errors import InputError
 from ranker.evaluate import evaluate_history, summary_markdown
 from ranker.evaluate import intervals as iv
 from ranker.evaluate.figures import KEEPING, RANKING
-from ranker.evaluate.report import comparison_markdown
+from ranker.evaluate.report import comparison_caveat, comparison_markdown
 from ranker.sources import read_papers
 from ranker.store import Store
 import test_evaluate
@@ -332,6 +333,65 @@ def test_a_day_without_whole_counts_is_not_an_evals(tmp_path, papers, picks):
                     f'"picks": {picks}}}}}]}}')
     with pytest.raises(InputError, match="not the eval.json of an eval"):
         iv.read_eval(path)
+
+
+# ------------------------------------------------------------------ the comparison kept
+def _top(settings, k):
+    return settings.model_copy(update={"prefilter": settings.prefilter.model_copy(update={"top": k})})
+
+
+def test_an_eval_against_another_keeps_the_comparison_beside_its_files(tmp_path, settings, store, five):
+    """comparison.json: which eval was compared with which (each's file, content hash, history, days and
+    settings), the days both define, per figure both means, the difference and its interval, and the caveat;
+    report.html draws it, escaped. It was only printed: nothing kept it beside the eval."""
+    hist, other, out = tmp_path / "hist", tmp_path / "a <b>&", tmp_path / "b"
+    shutil.copytree(tmp_path / "five", other)                         # a name that is markup, shown as text
+    res = evaluate_history(hist, out, _top(settings, 20), store=store, llm=True, against=other)
+    c = json.loads((out / "comparison.json").read_text())
+    this = json.loads((out / "eval.json").read_text())
+    assert res.files["comparison"] == out / "comparison.json" and c == json.loads(json.dumps(res.comparison))
+    assert c["eval"] == {"eval": str(out / "eval.json"), "content_sha256": iv.content_sha256(this),
+                         "history": str(hist), "days": 5, "span": f"{FIVE[0]}..{FIVE[-1]}"}
+    assert c["against_eval"] == {"eval": str(other / "eval.json"), "content_sha256": iv.content_sha256(five),
+                                 "history": str(hist), "days": 5, "span": f"{FIVE[0]}..{FIVE[-1]}",
+                                 "replaced": False}
+    assert c["this"] == this["settings"] and c["other"] == five["settings"] and c["this"]["top"] == 20
+    assert c["this"]["prompt_hash"] == c["other"]["prompt_hash"] and len(c["this"]["prompt_hash"]) == 16
+    assert c["dates"] == list(FIVE) and c["days"] == 5 and c["only_this"] == c["only_other"] == 0
+    # the figures are the paired comparison's of the two files as they are on disk
+    want = json.loads(json.dumps(iv.paired_comparison(this, five, against=other / "eval.json")))
+    assert {k: c[k] for k in want} == want
+    assert c["prefilter"]["kept_fraction"]["difference"] < 0 and c["prefilter"]["kept_fraction"]["low"] < 0
+    assert c["caveat"].startswith("95% intervals: paired percentile bootstrap over days (the 5 days resampled") \
+        and "too narrow" in c["caveat"] and "has none" in c["caveat"] and c["caveat"] == comparison_caveat(c)
+    html = (out / "report.html").read_text()
+    assert "<h2>Against another eval</h2>" in html and "a &lt;b&gt;&amp;" in html and "a <b>" not in html
+    kept = c["prefilter"]["kept_fraction"]
+    assert (f"<td>{kept['this']:.3f}</td><td>{kept['other']:.3f}</td><td>{kept['difference']:+.3f}</td>"
+            f"<td>[{kept['low']:+.2f}, {kept['high']:+.2f}]</td><td>5</td>") in html
+    assert f"{c['caveat']}." in html.replace("&#x27;", "'")
+
+    # a rerun without one leaves no comparison that reads as this eval's, and the report draws none
+    res = evaluate_history(hist, out, settings, store=store, llm=True)
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "report.html"] and res.comparison is None
+    assert "Against another eval" not in (out / "report.html").read_text() and "comparison" not in res.files
+
+
+def test_a_comparison_refused_after_the_replay_keeps_the_eval_and_no_earlier_comparison(tmp_path, settings, store,
+                                                                                       five):
+    """An eval to compare with that no longer pairs once the days are replayed: this eval is written all the
+    same, with no comparison (the one an earlier eval left is not taken for this one's), and the refusal said."""
+    hist, out = tmp_path / "hist", tmp_path / "b"
+    evaluate_history(hist, out, settings, store=store, against=tmp_path / "five")
+    assert (out / "comparison.json").is_file()
+    moved = copy.deepcopy(five)
+    for d in moved["days"]:
+        d["date"] = "2024" + d["date"][4:]
+    with pytest.raises(InputError, match="no day in common") as e:
+        evaluate_history(hist, out, _top(settings, 20), store=store, against=tmp_path / "moved", other=moved)
+    assert e.value.key == "against"
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "report.html"]
+    assert json.loads((out / "eval.json").read_text())["settings"]["top"] == 20
 
 
 # ------------------------------------------------------------------ the command
