@@ -424,6 +424,23 @@ def test_the_command_compares_with_an_earlier_eval(tmp_path):
     kept = [x for x in out.splitlines() if x.startswith("| kept |")][0]
     assert float(kept.split("|")[4]) < 0                              # 40 papers keep less than 40% of a day
     assert "paired percentile bootstrap over days (the 5 days resampled" in out and p.stderr.count("error") == 0
+    # what is printed is what comparison.json keeps, figure for figure, and the eval compared is said to be
+    # the one this eval replaced (its path now holds this eval)
+    c = json.loads((tmp_path / "a" / "comparison.json").read_text())
+    assert c["against_eval"]["replaced"] is True and c["against_eval"]["content_sha256"] == iv.content_sha256(data)
+    assert "- other: prefilter minilm (zero-shot; keep 0.4, the default) (the earlier eval in this folder, since " \
+           "replaced by this one: its figures are kept here)" in out
+    printed = {x.split("|")[1].strip(): [v.strip() for v in x.split("|")[2:7]] for x in out.splitlines()
+               if x.startswith("| ") and x.count("|") == 7 and not x.startswith("| figure")}
+    names = {"AUC": "auc", "R@25": "recall@25", "R@40": "recall@40", "keep95": "keep95", "kept": "kept_fraction",
+             "recall of kept": "kept_recall"}
+    assert set(printed) == set(names)
+    for name, k in names.items():
+        r = c["prefilter"][k]
+        assert printed[name] == [f"{r['this']:.3f}", f"{r['other']:.3f}", f"{r['difference']:+.3f}",
+                                 f"[{r['low']:+.2f}, {r['high']:+.2f}]", str(r["days"])], name
+    assert f"\n{c['caveat']}.\n" in out and f"Wrote {tmp_path / 'a' / 'eval.json'}, " in p.stderr \
+        and f"and {tmp_path / 'a' / 'comparison.json'};" in p.stderr
 
 
 def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
@@ -438,6 +455,22 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
         p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--db", db, "--against", bad, *flags)
         assert p.returncode == 1 and p.stderr == f"error: --against {bad}: {line}\n", p.stderr
         assert not (tmp_path / "out").exists()                       # said before the eval ran
+        return p
+
+    # an earlier eval's files in --out stay as they were: no comparison.json, no report is touched
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    files = {"eval.json": '{"days": []}', "report.html": "<p>earlier</p>", "comparison.json": '{"eval": {}}'}
+    for name, text in files.items():
+        (earlier / name).write_text(text)
+    bad.write_text('{"settings": {}, "days": [')
+    p = ranker("eval", "--history", hist, "--out", earlier, "--db", db, "--against", bad)
+    assert p.returncode == 1 and "not valid JSON" in p.stderr
+    bad.write_text(json.dumps({"settings": {}, "days": [{"date": "2024-01-02", "prefilter": {"papers": 1,
+                                                                                             "picks": 1}}]}))
+    p = ranker("eval", "--history", hist, "--out", earlier, "--db", db, "--against", bad)
+    assert p.returncode == 1 and "no day in common with this eval" in p.stderr
+    assert {f.name: f.read_text() for f in earlier.iterdir()} == files
 
     refused(None, "eval.json not found")
     refused('{"settings": {}, "days": [', "not valid JSON (Expecting value, line 1); a damaged eval.json? run the "
