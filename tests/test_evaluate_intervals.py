@@ -377,6 +377,13 @@ def test_an_eval_against_another_keeps_the_comparison_beside_its_files(tmp_path,
     assert "Against another eval" not in (out / "report.html").read_text() and "comparison" not in res.files
 
 
+def test_an_eval_is_named_from_the_root_in_a_comparison(tmp_path, monkeypatch, five):
+    """`--against run-zs` from the folder the eval ran in: comparison.json named the other eval 'run-zs/eval.json',
+    which means nothing to whoever reads the file from another folder later."""
+    monkeypatch.chdir(tmp_path)
+    assert iv.eval_identity(five, iv.eval_path("five"))["eval"] == str(tmp_path / "five" / "eval.json")
+
+
 def test_a_comparison_refused_after_the_replay_keeps_the_eval_and_no_earlier_comparison(tmp_path, settings, store,
                                                                                        five):
     """An eval to compare with that no longer pairs once the days are replayed: this eval is written all the

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -201,9 +202,10 @@ def content_sha256(data: Mapping) -> str:
 
 def eval_identity(data: Mapping, path: str | Path) -> dict:
     """Enough to tell which eval this is (eval.json's content, read from `path`): the file, its content's hash
-    (content_sha256), the history replayed, its days and their span (its settings stand beside it)."""
+    (content_sha256), the history replayed, its days and their span (its settings stand beside it). The file
+    is named from the root, not from the folder the command ran in: the record is read from anywhere later."""
     dates = [d["date"] for d in data["days"]]
-    return {"eval": str(path), "content_sha256": content_sha256(data), "history": data.get("history"),
+    return {"eval": os.path.abspath(Path(path).expanduser()), "content_sha256": content_sha256(data), "history": data.get("history"),
             "days": len(dates), "span": day_span(dates)}
 
 
