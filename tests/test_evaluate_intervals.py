@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import DAYS, ranker, store_vectors
+from webtools import browser, needs_browser, watched_page
 from ranker.errors import InputError
 from ranker.evaluate import evaluate_history, summary_markdown
 from ranker.evaluate import intervals as iv
@@ -552,3 +553,21 @@ def test_a_calibrated_eval_says_its_gain_over_zero_shot_day_by_day(five):
     md = summary_markdown(cal)
     assert "The calibration's gain over zero-shot, day by day (paired): AUC +0.050 [+0.05, +0.05], R@25 +0.000 " \
            "[+0.00, +0.00]" in md, md
+
+
+@needs_browser
+def test_the_reports_comparison_reads_in_a_browser(tmp_path, settings, store, five):
+    """report.html with its comparison in headless Chromium: one h1 and no heading level skipped (the section is
+    an h2 as the others), the comparison's table found by its column headers, its text at AA contrast."""
+    from playwright.sync_api import expect
+    from test_web_a11y import CONTRAST, OUTLINE
+    evaluate_history(tmp_path / "hist", tmp_path / "b", _top(settings, 20), store=store, against=tmp_path / "five")
+    with browser() as b:
+        page, errors = watched_page(b)
+        page.goto((tmp_path / "b" / "report.html").as_uri())
+        assert page.evaluate(OUTLINE) == {"h1": 1, "first": 1, "skips": 0, "lang": "en"}
+        expect(page.get_by_role("heading", name="Against another eval", level=2)).to_have_count(1)
+        table = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="95% interval"))
+        expect(table).to_have_count(1)
+        expect(table.get_by_role("row")).to_have_count(7)                # the header and the 6 prefilter figures
+        assert not page.evaluate(CONTRAST) and errors == []
