@@ -201,13 +201,14 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     _fsync_dir(folder)
 
 
-def write_together(files: Mapping[Path, Iterable[str]]) -> None:
+def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] = ()) -> None:
     """Write several text files as one set: each whole to a temporary file on disk first, then all renamed in
     one quick step with Ctrl-C held back until it ends, so an interruption (or a failure to write any of
     them, or a rename that fails midway: the files renamed before it take their old files back, kept under a
     second name meanwhile) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is
     raised once the new set is in place, marked `written`; so is one that comes while the folders are synced
-    after it."""
+    after it. `remove`: files that have no place in the new set (an earlier set's file this one does not
+    make), removed in the same step, and put back with the others when it fails."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
     kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
@@ -219,6 +220,9 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
         with _ctrl_c_held():
             for _, target in renames:
                 kept[target] = _second_name(target)
+            gone = [Path(p) for p in remove if os.path.lexists(p)]
+            for target in gone:
+                kept[target] = _second_name(target)
             while renames:
                 tmp, target = renames[0]
                 try:
@@ -227,6 +231,15 @@ def write_together(files: Mapping[Path, Iterable[str]]) -> None:
                     _put_back(done, kept)          # a rename that fails midway: the old set, not a mix
                     raise _cannot_write(target, e) from None
                 renames.pop(0)
+                done.append(target)
+            for target in gone:
+                try:
+                    os.unlink(target)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    _put_back(done, kept)
+                    raise _cannot_write(target, e) from None
                 done.append(target)
             placed = True
         for folder in dict.fromkeys(target.parent for target in done):

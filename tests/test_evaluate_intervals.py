@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from conftest import DAYS, ranker, store_vectors
+from webtools import browser, needs_browser, watched_page
 from ranker.errors import InputError
 from ranker.evaluate import evaluate_history, summary_markdown
 from ranker.evaluate import intervals as iv
 from ranker.evaluate.figures import KEEPING, RANKING
-from ranker.evaluate.report import comparison_markdown
+from ranker.evaluate.report import comparison_caveat, comparison_markdown
 from ranker.sources import read_papers
 from ranker.store import Store
 import test_evaluate
@@ -334,6 +336,72 @@ def test_a_day_without_whole_counts_is_not_an_evals(tmp_path, papers, picks):
         iv.read_eval(path)
 
 
+# ------------------------------------------------------------------ the comparison kept
+def _top(settings, k):
+    return settings.model_copy(update={"prefilter": settings.prefilter.model_copy(update={"top": k})})
+
+
+def test_an_eval_against_another_keeps_the_comparison_beside_its_files(tmp_path, settings, store, five):
+    """comparison.json: which eval was compared with which (each's file, content hash, history, days and
+    settings), the days both define, per figure both means, the difference and its interval, and the caveat;
+    report.html draws it, escaped. It was only printed: nothing kept it beside the eval."""
+    hist, other, out = tmp_path / "hist", tmp_path / "a <b>&", tmp_path / "b"
+    shutil.copytree(tmp_path / "five", other)                         # a name that is markup, shown as text
+    res = evaluate_history(hist, out, _top(settings, 20), store=store, llm=True, against=other)
+    c = json.loads((out / "comparison.json").read_text())
+    this = json.loads((out / "eval.json").read_text())
+    assert res.files["comparison"] == out / "comparison.json" and c == json.loads(json.dumps(res.comparison))
+    assert c["eval"] == {"eval": str(out / "eval.json"), "content_sha256": iv.content_sha256(this),
+                         "history": str(hist), "days": 5, "span": f"{FIVE[0]}..{FIVE[-1]}"}
+    assert c["against_eval"] == {"eval": str(other / "eval.json"), "content_sha256": iv.content_sha256(five),
+                                 "history": str(hist), "days": 5, "span": f"{FIVE[0]}..{FIVE[-1]}",
+                                 "replaced": False}
+    assert c["this"] == this["settings"] and c["other"] == five["settings"] and c["this"]["top"] == 20
+    assert c["this"]["prompt_hash"] == c["other"]["prompt_hash"] and len(c["this"]["prompt_hash"]) == 16
+    assert c["dates"] == list(FIVE) and c["days"] == 5 and c["only_this"] == c["only_other"] == 0
+    # the figures are the paired comparison's of the two files as they are on disk
+    want = json.loads(json.dumps(iv.paired_comparison(this, five, against=other / "eval.json")))
+    assert {k: c[k] for k in want} == want
+    assert c["prefilter"]["kept_fraction"]["difference"] < 0 and c["prefilter"]["kept_fraction"]["low"] < 0
+    assert c["caveat"].startswith("95% intervals: paired percentile bootstrap over days (the 5 days resampled") \
+        and "too narrow" in c["caveat"] and "has none" in c["caveat"] and c["caveat"] == comparison_caveat(c)
+    html = (out / "report.html").read_text()
+    assert "<h2>Against another eval</h2>" in html and "a &lt;b&gt;&amp;" in html and "a <b>" not in html
+    kept = c["prefilter"]["kept_fraction"]
+    assert (f"<td>{kept['this']:.3f}</td><td>{kept['other']:.3f}</td><td>{kept['difference']:+.3f}</td>"
+            f"<td>[{kept['low']:+.2f}, {kept['high']:+.2f}]</td><td>5</td>") in html
+    assert f"{c['caveat']}." in html.replace("&#x27;", "'")
+
+    # a rerun without one leaves no comparison that reads as this eval's, and the report draws none
+    res = evaluate_history(hist, out, settings, store=store, llm=True)
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "report.html"] and res.comparison is None
+    assert "Against another eval" not in (out / "report.html").read_text() and "comparison" not in res.files
+
+
+def test_an_eval_is_named_from_the_root_in_a_comparison(tmp_path, monkeypatch, five):
+    """`--against run-zs` from the folder the eval ran in: comparison.json named the other eval 'run-zs/eval.json',
+    which means nothing to whoever reads the file from another folder later."""
+    monkeypatch.chdir(tmp_path)
+    assert iv.eval_identity(five, iv.eval_path("five"))["eval"] == str(tmp_path / "five" / "eval.json")
+
+
+def test_a_comparison_refused_after_the_replay_keeps_the_eval_and_no_earlier_comparison(tmp_path, settings, store,
+                                                                                       five):
+    """An eval to compare with that no longer pairs once the days are replayed: this eval is written all the
+    same, with no comparison (the one an earlier eval left is not taken for this one's), and the refusal said."""
+    hist, out = tmp_path / "hist", tmp_path / "b"
+    evaluate_history(hist, out, settings, store=store, against=tmp_path / "five")
+    assert (out / "comparison.json").is_file()
+    moved = copy.deepcopy(five)
+    for d in moved["days"]:
+        d["date"] = "2024" + d["date"][4:]
+    with pytest.raises(InputError, match="no day in common") as e:
+        evaluate_history(hist, out, _top(settings, 20), store=store, against=tmp_path / "moved", other=moved)
+    assert e.value.key == "against"
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "report.html"]
+    assert json.loads((out / "eval.json").read_text())["settings"]["top"] == 20
+
+
 # ------------------------------------------------------------------ the command
 def _db(tmp_path, days=FIVE):
     db = tmp_path / "db.sqlite3"
@@ -364,6 +432,23 @@ def test_the_command_compares_with_an_earlier_eval(tmp_path):
     kept = [x for x in out.splitlines() if x.startswith("| kept |")][0]
     assert float(kept.split("|")[4]) < 0                              # 40 papers keep less than 40% of a day
     assert "paired percentile bootstrap over days (the 5 days resampled" in out and p.stderr.count("error") == 0
+    # what is printed is what comparison.json keeps, figure for figure, and the eval compared is said to be
+    # the one this eval replaced (its path now holds this eval)
+    c = json.loads((tmp_path / "a" / "comparison.json").read_text())
+    assert c["against_eval"]["replaced"] is True and c["against_eval"]["content_sha256"] == iv.content_sha256(data)
+    assert "- other: prefilter minilm (zero-shot; keep 0.4, the default) (the earlier eval in this folder, since " \
+           "replaced by this one: its figures are kept here)" in out
+    printed = {x.split("|")[1].strip(): [v.strip() for v in x.split("|")[2:7]] for x in out.splitlines()
+               if x.startswith("| ") and x.count("|") == 7 and not x.startswith("| figure")}
+    names = {"AUC": "auc", "R@25": "recall@25", "R@40": "recall@40", "keep95": "keep95", "kept": "kept_fraction",
+             "recall of kept": "kept_recall"}
+    assert set(printed) == set(names)
+    for name, k in names.items():
+        r = c["prefilter"][k]
+        assert printed[name] == [f"{r['this']:.3f}", f"{r['other']:.3f}", f"{r['difference']:+.3f}",
+                                 f"[{r['low']:+.2f}, {r['high']:+.2f}]", str(r["days"])], name
+    assert f"\n{c['caveat']}.\n" in out and f"Wrote {tmp_path / 'a' / 'eval.json'}, " in p.stderr \
+        and f"and {tmp_path / 'a' / 'comparison.json'};" in p.stderr
 
 
 def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
@@ -378,6 +463,22 @@ def test_the_command_words_what_it_cannot_compare_as_one_line(tmp_path):
         p = ranker("eval", "--history", hist, "--out", tmp_path / "out", "--db", db, "--against", bad, *flags)
         assert p.returncode == 1 and p.stderr == f"error: --against {bad}: {line}\n", p.stderr
         assert not (tmp_path / "out").exists()                       # said before the eval ran
+        return p
+
+    # an earlier eval's files in --out stay as they were: no comparison.json, no report is touched
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    files = {"eval.json": '{"days": []}', "report.html": "<p>earlier</p>", "comparison.json": '{"eval": {}}'}
+    for name, text in files.items():
+        (earlier / name).write_text(text)
+    bad.write_text('{"settings": {}, "days": [')
+    p = ranker("eval", "--history", hist, "--out", earlier, "--db", db, "--against", bad)
+    assert p.returncode == 1 and "not valid JSON" in p.stderr
+    bad.write_text(json.dumps({"settings": {}, "days": [{"date": "2024-01-02", "prefilter": {"papers": 1,
+                                                                                             "picks": 1}}]}))
+    p = ranker("eval", "--history", hist, "--out", earlier, "--db", db, "--against", bad)
+    assert p.returncode == 1 and "no day in common with this eval" in p.stderr
+    assert {f.name: f.read_text() for f in earlier.iterdir()} == files
 
     refused(None, "eval.json not found")
     refused('{"settings": {}, "days": [', "not valid JSON (Expecting value, line 1); a damaged eval.json? run the "
@@ -462,3 +563,21 @@ def test_evals_whose_picks_differ_in_novelty_alone_are_refused():
         iv.check_pairable(other, against="o", min_relevance=8, min_novelty=7, days={"2025-06-23": (10, 2)})
     assert iv.check_pairable(other, against="o", min_relevance=8, min_novelty=6,
                              days={"2025-06-23": (10, 2)}) == ["2025-06-23"]
+
+
+@needs_browser
+def test_the_reports_comparison_reads_in_a_browser(tmp_path, settings, store, five):
+    """report.html with its comparison in headless Chromium: one h1 and no heading level skipped (the section is
+    an h2 as the others), the comparison's table found by its column headers, its text at AA contrast."""
+    from playwright.sync_api import expect
+    from test_web_a11y import CONTRAST, OUTLINE
+    evaluate_history(tmp_path / "hist", tmp_path / "b", _top(settings, 20), store=store, against=tmp_path / "five")
+    with browser() as b:
+        page, errors = watched_page(b)
+        page.goto((tmp_path / "b" / "report.html").as_uri())
+        assert page.evaluate(OUTLINE) == {"h1": 1, "first": 1, "skips": 0, "lang": "en"}
+        expect(page.get_by_role("heading", name="Against another eval", level=2)).to_have_count(1)
+        table = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="95% interval"))
+        expect(table).to_have_count(1)
+        expect(table.get_by_role("row")).to_have_count(7)                # the header and the 6 prefilter figures
+        assert not page.evaluate(CONTRAST) and errors == []

@@ -426,6 +426,29 @@ def test_write_together_leaves_no_temporary_whatever_stops_it(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
 
 
+def test_write_together_removes_an_earlier_sets_file_in_the_same_step(tmp_path, monkeypatch):
+    """A file the new set does not make (an eval's comparison.json, on a rerun without one) is removed with the
+    renames: the new set never stands beside it; a write that fails leaves it in place with the old set."""
+    from ranker.io import write_together
+    a, b, gone = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "gone.json"
+    a.write_text("old a\n")
+    gone.write_text("old gone\n")
+    real = os.replace
+
+    def refuse_b(src, dst):
+        if str(dst).endswith("b.txt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_b)
+    with pytest.raises(InputError, match="b.txt"):
+        write_together({a: ["new a\n"], b: ["new b\n"]}, remove=[gone])
+    assert (a.read_text(), gone.read_text()) == ("old a\n", "old gone\n") and not b.exists()
+    monkeypatch.setattr(os, "replace", real)
+    write_together({a: ["new a\n"], b: ["new b\n"]}, remove=[gone, tmp_path / "never.json"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"] and a.read_text() == "new a\n"
+
+
 def test_a_byte_order_mark_is_not_text_in_any_file_read_through_read_text(tmp_path):
     """Notepad's "UTF-8 with BOM": read_text is where every user file is read (ranker.toml, the authors and
     exclusions files, a labels file), so it drops the mark there, as the compare readers, prompts and JSONL

@@ -59,7 +59,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     interval from a bootstrap over days (none with fewer than 5 days). Writes OUT/eval.json and a
     self-contained OUT/report.html and prints a Markdown summary. A day that cannot be read is skipped, said
     in one line and counted. With --against, the two evals' figures over the days both replayed, and each
-    difference (this eval minus the other) with its paired interval.
+    difference (this eval minus the other) with its paired interval, printed, drawn in the report and written
+    to OUT/comparison.json (an eval without --against removes the one an earlier eval left in OUT).
 
     \b
     Examples:
@@ -68,7 +69,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
       ranker eval --history ~/gpt-digests --out eval-cal/ --calibrate --against eval/
     """
     from ..evaluate import evaluate_history, summary_markdown
-    from ..evaluate.intervals import check_pairable, eval_path, paired_comparison, read_eval
+    from ..evaluate.intervals import check_pairable, eval_path, read_eval
     from ..evaluate.replay import check_choice, choose_days, read_eval_history
     from ..evaluate.report import comparison_markdown, took
     from ..prefilter.history import history_folder
@@ -97,18 +98,19 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                        days={d: (len(by_date[d].papers), len(by_date[d].picks)) for d in dates})
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
-                               llm=backend is not None or model is not None, progress=bar, warn=warn, read=read)
+                               llm=backend is not None or model is not None, progress=bar, warn=warn, read=read,
+                               against=against, other=other)
     failed = res.overall.get("llm", {}).get("failed", 0)
     if failed:
         warn(f"{counted(failed, 'kept paper')} could not be scored (counted as not picked); "
              "rerun to retry them")
     echo(summary_markdown(res.to_dict()))
     echo("")
-    if other is not None:
-        echo(comparison_markdown(paired_comparison(res.to_dict(), other, against=eval_path(against)),
-                                 this=f"this eval ({res.files['json']})"))
+    if res.comparison:
+        echo(comparison_markdown(res.comparison, this=f"this eval ({res.files['json']})"))
         echo("")
-    info(f"Wrote {res.files['json']} and {res.files['html']}; {took(res.timings)}")
+    written = [str(f) for f in res.files.values()]
+    info(f"Wrote {', '.join(written[:-1])} and {written[-1]}; {took(res.timings)}")
 
 
 def register(app: typer.Typer) -> None:

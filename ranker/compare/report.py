@@ -22,7 +22,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td.t,th.t{text-align:left}
 .note{background:#fff6dd;border:1px solid #e8d48a;padding:.5em .8em;border-radius:4px}
-.muted{color:#777;font-size:.9em}.plots{display:flex;flex-wrap:wrap;gap:1em}
+.muted{color:#595959;font-size:.9em}.plots{display:flex;flex-wrap:wrap;gap:1em}
 .plots figure{margin:0}.plots img{max-width:540px;width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}td.c{max-width:330px;text-align:left;font-size:.88em}
 code{background:#f4f4f4;padding:0 .2em}

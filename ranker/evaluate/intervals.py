@@ -23,8 +23,10 @@ interval of the difference is far narrower than the two intervals side by side s
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -190,6 +192,23 @@ def eval_path(against: str | Path) -> Path:
     return path / "eval.json" if path.is_dir() else path
 
 
+def content_sha256(data: Mapping) -> str:
+    """What tells one eval from another whatever its file's layout: the sha256 of its content (eval.json as
+    read) written as canonical JSON, keys sorted, no spaces, UTF-8 (json.dumps(data, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False))."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def eval_identity(data: Mapping, path: str | Path) -> dict:
+    """Enough to tell which eval this is (eval.json's content, read from `path`): the file, its content's hash
+    (content_sha256), the history replayed, its days and their span (its settings stand beside it). The file
+    is named from the root, not from the folder the command ran in: the record is read from anywhere later."""
+    dates = [d["date"] for d in data["days"]]
+    return {"eval": os.path.abspath(Path(path).expanduser()), "content_sha256": content_sha256(data), "history": data.get("history"),
+            "days": len(dates), "span": day_span(dates)}
+
+
 def read_eval(against: str | Path) -> dict:
     """An eval.json (or the folder holding one) as written by evaluate_history, checked to be one: an
     InputError naming it (and the parameter `against`) when it is missing, not JSON or not an eval's."""
@@ -312,7 +331,7 @@ def paired_comparison(this: Mapping, other: Mapping, *, against: str | Path, **k
     s = this["settings"]
     shared = check_pairable(other, against=against, min_relevance=cut_offs(s)[0], min_novelty=cut_offs(s)[1],
                             days={d: (x["prefilter"]["papers"], x["prefilter"]["picks"]) for d, x in ours.items()})
-    out: dict = {"against": str(against), "days": len(shared), "span": day_span(shared),
+    out: dict = {"against": str(against), "days": len(shared), "span": day_span(shared), "dates": list(shared),
                  "only_this": len(ours) - len(shared), "only_other": len(theirs) - len(shared),
                  "this": dict(s), "other": dict(other["settings"]), **settings_record()}
     terms = {}

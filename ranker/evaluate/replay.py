@@ -23,6 +23,8 @@ from ..settings import Settings
 from ..store import Store
 from . import figures, intervals
 
+COMPARISON = "comparison.json"          # beside eval.json: this eval against another (`against`)
+
 @dataclass
 class DayEval:
     """One replayed day: what the prefilter kept and how well, and with a model what it scored and picked."""
@@ -45,7 +47,8 @@ class EvalResult:
     skipped: list[dict] = field(default_factory=list)    # {"day", "problem"} for each day left out
     overall: dict = field(default_factory=dict)          # figures.overall, and its "intervals" (intervals.py)
     notes: list[str] = field(default_factory=list)
-    files: dict = field(default_factory=dict)            # eval.json, report.html
+    files: dict = field(default_factory=dict)            # eval.json, report.html (and comparison.json)
+    comparison: dict | None = None                       # comparison.json's content, with an eval to compare
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)          # seconds per stage over all days (see timings())
 
@@ -127,7 +130,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                      calibrate: bool = False, train_once: bool = False, days: int | None = None,
                      llm: bool = False, backend: Backend | None = None, prompts: PromptSet | None = None,
                      progress: Progress | None = None, warn: Warn | None = None,
-                     read: History | None = None) -> EvalResult:
+                     read: History | None = None, against: str | Path | None = None,
+                     other: Mapping | None = None) -> EvalResult:
     """Replay the history's days (the last `days`, see choose_days) and measure each against GPT's picks;
     write out_dir/eval.json and out_dir/report.html.
 
@@ -147,7 +151,14 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     titles, beside the vectors the replay embeds) and the corpus index, as `ranker calibrate` records them;
     past days' rankings are not stored (the store's own days stay as `ranker run` left them); the scores are,
     as `ranker run` stores them. `read`: the history as read_eval_history() returned it for these arguments
-    (read there before the store was opened), so it is not read again."""
+    (read there before the store was opened), so it is not read again.
+    against     an earlier eval's eval.json (or its folder; `other`: its content as intervals.read_eval read it,
+                read here when not given, before any day is replayed): this eval compared with it day by day
+                over the days both replayed (intervals.paired_comparison), written to out_dir/comparison.json
+                with which two evals it compares (intervals.eval_identity) and drawn in report.html. Without
+                it, a comparison.json an earlier eval left there is removed with the same write: it compared
+                another eval. One that cannot be compared after the replay is raised once this eval is written
+                (without a comparison)."""
     from ..index import update_index
     from ..prefilter.calibrate import fit_data, history_data
     from ..prefilter.embed import Embedder
@@ -158,6 +169,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     warn = warn or ignore_warning
     history = Path(history).expanduser()
     out = Path(out_dir).expanduser()
+    if against is not None and other is None:
+        other = intervals.read_eval(against)
     if read is None:
         read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
                                  min_relevance=settings.digest.min_relevance,
@@ -168,7 +181,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                         days=days)
     out = output_dir(out)                   # made once there is something to evaluate: a history that cannot
                                             # be used leaves no empty folder behind
-    res = EvalResult(history=str(history), settings=_described(settings, calibrate, train_once, llm, backend),
+    res = EvalResult(history=str(history), settings=_described(settings, calibrate, train_once, llm, backend,
+                                                               prompts),
                      skipped=read.skipped)
     if days and len(dates) < days:
         res.notes.append(f"{days} days asked for, {len(dates)} evaluated"
@@ -235,11 +249,45 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     res.timings = timings(res.seconds, embedding, res.days)
     res.files = {"json": out / "eval.json", "html": out / "report.html"}
     from .report import render_html
-    # as one set: a failure to write either (a full disk) leaves the earlier eval's pair, never its report
-    # beside this eval's figures
-    write_together({res.files["json"]: [json.dumps(res.to_dict(), indent=2, allow_nan=False) + "\n"],
-                    res.files["html"]: [render_html(res.to_dict())]})
+    data = res.to_dict()
+    refused = None
+    if against is not None:
+        try:
+            res.comparison = comparison_record(data, out / "eval.json", other, against)
+        except InputError as e:
+            refused = e                     # this eval is kept all the same, said after it is written
+    files = {res.files["json"]: [json.dumps(data, indent=2, allow_nan=False) + "\n"],
+             res.files["html"]: [render_html(data, res.comparison)]}
+    if res.comparison:
+        res.files["comparison"] = out / COMPARISON
+        files[out / COMPARISON] = [json.dumps(res.comparison, indent=2, allow_nan=False) + "\n"]
+    # as one set: a failure to write any (a full disk) leaves the earlier eval's files, never its report
+    # beside this eval's figures; an earlier eval's comparison.json goes with them when this one has none
+    write_together(files, remove=() if res.comparison else (out / COMPARISON,))
+    if refused is not None:
+        raise refused
     return res
+
+
+def comparison_record(this: Mapping, this_path: Path, other: Mapping, against: str | Path) -> dict:
+    """comparison.json's content: intervals.paired_comparison of this eval (eval.json's content, to be written
+    at this_path) with `other` (read from `against`), the two evals' identities beside their settings
+    ("eval" this one's, "against_eval" the other's, "replaced" when it was the eval.json this one replaces) and
+    the caveat the printed comparison ends with."""
+    from .report import comparison_caveat
+    path = intervals.eval_path(against)
+    c = intervals.paired_comparison(this, other, against=path)
+    theirs = intervals.eval_identity(other, path)
+    theirs["replaced"] = _same_file(path, this_path)
+    return {"eval": intervals.eval_identity(this, this_path), "against_eval": theirs, **c,
+            "caveat": comparison_caveat(c)}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, HistoryDay], history: Path,
@@ -298,14 +346,18 @@ def _needs_model(papers: list, settings: Settings, store: Store, prompts: Prompt
     return bool(stored_run(papers, name, prompts, store, options=ScoreOptions.from_settings(settings.scoring)).pending)
 
 
-def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool, backend: Backend | None) -> dict:
+def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool, backend: Backend | None,
+               prompts: PromptSet) -> dict:
+    from ..scoring import ScoreOptions
     p = settings.prefilter
     out = {"embedder": p.embedder, "max_tokens": p.max_tokens, "keep": p.keep, "top": p.top, "recall": p.recall,
            "min_keep": p.min_keep,
            "calibration": ("walk-forward, trained once" if train_once else "walk-forward, retrained each day")
            if calibrate else "zero-shot",
            # GPT's picks are read at these cut-offs, and the local digest picks at them
-           "min_relevance": settings.digest.min_relevance, "min_novelty": settings.digest.min_novelty}
+           "min_relevance": settings.digest.min_relevance, "min_novelty": settings.digest.min_novelty,
+           # the prompt's topics ranked the days and its texts scored them: its hash, as the scores are stored
+           "prompt_hash": prompts.hash(**ScoreOptions.from_settings(settings.scoring).prompt_options())}
     if llm:
         out.update(backend=backend.name if backend is not None else settings.scoring.backend,
                    model=backend.model_name if backend is not None else settings.scoring.model)

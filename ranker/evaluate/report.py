@@ -198,7 +198,9 @@ def _llm_days_table(days: list[Mapping]) -> str:
     return table(head, rows)
 
 
-def render_html(result: Mapping[str, Any]) -> str:
+def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None = None) -> str:
+    """report.html of eval.json's content, with its comparison with another eval (comparison.json's) when it
+    has one."""
     s, days, o = result["settings"], result["days"], result["overall"]
     llm = "llm" in o
     rule, whose = _cut_offs(s, default_too=True), "GPT's and the digest's" if llm else "GPT's"
@@ -251,6 +253,8 @@ def render_html(result: Mapping[str, Any]) -> str:
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "
             "the digest's precision, recall and F1 below are the figures that decide.</p>")
         add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm")))
+    if comparison:
+        add(comparison_html(comparison))
     add("<h2>Per day: prefilter</h2>" + _days_table(days, bool(o.get("zero_shot"))))
     if llm:
         add("<h2>Per day: LLM and digest</h2>" + _llm_days_table(days))
@@ -340,27 +344,71 @@ def _signed(v) -> str:
     return "–" if v is None else f"{v:+.3f}"
 
 
+def _comparison_rows(c: Mapping[str, Any]) -> list[tuple[str, Mapping]]:
+    """(figure's name, its paired row) for each figure a comparison holds, in the order they are shown."""
+    rows = [(_NAMES[k], c["prefilter"][k]) for k in RANKING + KEEPING]
+    if "llm" in c:
+        rows += [(name, c["llm"][block][k]) for block, k, name in _LLM_NAMES]
+    return rows
+
+
+def comparison_caveat(c: Mapping[str, Any]) -> str:
+    """What a comparison's intervals are, or why some or all are missing (interval_note's words, paired)."""
+    iv = {"min_days": c["min_days"], "few_days": c["few_days"], "method": "paired " + c["method"],
+          "resamples": c["resamples"], "seed": c["seed"]}
+    return interval_note(iv, [r for _, r in _comparison_rows(c)])
+
+
+def _left_out(c: Mapping[str, Any]) -> str:
+    left = [f"{counted(c['only_this'], 'day')} only in this eval" if c["only_this"] else "",
+            f"{counted(c['only_other'], 'day')} only in the other" if c["only_other"] else ""]
+    return " and ".join(x for x in left if x)
+
+
+def _replaced(c: Mapping[str, Any]) -> str:
+    """Said when the eval compared with was the earlier one in this eval's folder, which this one replaced."""
+    return " (the earlier eval in this folder, since replaced by this one: its figures are kept here)" \
+        if (c.get("against_eval") or {}).get("replaced") else ""
+
+
 def comparison_markdown(c: Mapping[str, Any], this: str = "this eval") -> str:
     """intervals.paired_comparison's result as Markdown: per figure the two means over the shared days, the
     difference and its paired interval. `this`: how to call the eval compared (its folder)."""
-    iv = {"min_days": c["min_days"], "few_days": c["few_days"], "method": "paired " + c["method"],
-          "resamples": c["resamples"], "seed": c["seed"]}
     lines = [f"## {this} against {c['against']}: {counted(c['days'], 'shared day')} ({c['span']})", "",
-             f"- this: {_what(c['this'])}", f"- other: {_what(c['other'])}"]
-    left = [f"{counted(c['only_this'], 'day')} only in this eval" if c["only_this"] else "",
-            f"{counted(c['only_other'], 'day')} only in the other" if c["only_other"] else ""]
-    if any(left):
-        lines.append(f"- left out: {' and '.join(x for x in left if x)}")
+             f"- this: {_what(c['this'])}", f"- other: {_what(c['other'])}{_replaced(c)}"]
+    if _left_out(c):
+        lines.append(f"- left out: {_left_out(c)}")
     if "llm" not in c and (c["this"].get("model") or c["other"].get("model")):
         lines.append("- the digests are not compared: only one of the two scored with a model")
     lines += ["", "Means over the shared days, the difference (this minus other) and its 95% interval "
               "(keep95 and kept: lower reads less of each day):", "",
               "| figure | this | other | difference | 95% interval | days |", "|---|---:|---:|---:|---:|---:|"]
-    rows = [(_NAMES[k], c["prefilter"][k]) for k in RANKING + KEEPING]
-    if "llm" in c:
-        rows += [(name, c["llm"][block][k]) for block, k, name in _LLM_NAMES]
-    for name, r in rows:
+    for name, r in _comparison_rows(c):
         lines.append(f"| {name} | {fmt(r['this'])} | {fmt(r['other'])} | {_signed(r['difference'])} | "
                      f"{bounds(r, signed=True)} | {r['days']} |")
-    lines += ["", interval_note(iv, [r for _, r in rows]) + "."]
+    lines += ["", comparison_caveat(c) + "."]
     return "\n".join(lines)
+
+
+def comparison_html(c: Mapping[str, Any]) -> str:
+    """The comparison (comparison.json's content) as a report.html section: what was compared, the table of
+    comparison_markdown and its caveat."""
+    other = c.get("against_eval") or {}
+    digest = f' (content sha256 <code>{esc(other["content_sha256"][:12])}</code>)' \
+        if other.get("content_sha256") else ""
+    items = [f"<li>this: {esc(_what(c['this']))}</li>",
+             f"<li>other: {esc(_what(c['other']))}{esc(_replaced(c))}</li>"]
+    if _left_out(c):
+        items.append(f"<li>left out: {esc(_left_out(c))}</li>")
+    if "llm" not in c and (c["this"].get("model") or c["other"].get("model")):
+        items.append("<li>the digests are not compared: only one of the two scored with a model</li>")
+    rows = [[esc(name), esc(fmt(r["this"])), esc(fmt(r["other"])), esc(_signed(r["difference"])),
+             esc(bounds(r, signed=True)), esc(r["days"])] for name, r in _comparison_rows(c)]
+    return ("<h2>Against another eval</h2>"
+            f'<p>This eval against <code>{esc(c["against"])}</code>{digest}: '
+            f'{esc(counted(c["days"], "shared day"))} ({esc(c["span"])}).</p>'
+            f"<ul>{''.join(items)}</ul>"
+            "<p class=\"muted\">Means over the shared days, the difference (this minus other) and its 95% interval "
+            "(keep95 and kept: lower reads less of each day). Written beside this report as comparison.json.</p>"
+            + table(["figure", "this", "other", "difference", "95% interval", "days"], rows)
+            + f'<p class="muted">{esc(comparison_caveat(c))}.</p>')
