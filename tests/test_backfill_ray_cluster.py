@@ -152,3 +152,13 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert r.stderr.startswith(f"error: --address: no Ray cluster answers at 127.0.0.1:{port}")
     assert ": Connection refused" in r.stderr, r.stderr
+
+
+def test_every_embedder_fits_on_one_node_of_the_cluster():
+    from ranker.backfill.ray_engine import embed_pool
+    # (threads, embedders, CPUs each asks for): by the nodes, not the cluster's total (3 of 2+2 was never placed)
+    assert embed_pool([(2, 0), (2, 0)]) == (2, 2, 1)
+    assert embed_pool([(0, 0), (4, 0), (4, 0), (4, 0)]) == (4, 3, 3)     # a head that runs no work
+    assert embed_pool([(16, 0), (8, 0)]) == (8, 3, 7)
+    assert embed_pool([(2, 0)]) == (2, 1, 1) and embed_pool([(1, 0)]) == (1, 1, 1)   # one machine, as before
+    assert embed_pool([(2, 0)], threads=4) == (4, 1, 1)
