@@ -102,7 +102,8 @@ def todo_datasource(todo: shards.ScoreTodo, rows_per_block: int = READ_BLOCK_ROW
         if keys is not None and not keys:
             continue
         ref = None if keys is None else [ray.put(sorted(keys))]
-        reads.append((functools.partial(_read_todo, str(f), ref, rows_per_block), str(f)))
+        path = os.path.abspath(f)          # read by a worker, in a folder of Ray's
+        reads.append((functools.partial(_read_todo, path, ref, rows_per_block), path))
     return _datasource(reads, pa.schema([shards.RANKED.field(n) for n in shards.SCORE_INPUT]))
 
 
@@ -253,6 +254,75 @@ def _ranker_error(e: BaseException) -> RankerError | None:
     return None
 
 
+def _not_answering(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at a Ray cluster's address (host:port, or "auto": RAY_ADDRESS or the cluster
+    `ray start` started on this machine), or None when something listens there or it cannot be told here (a
+    Ray Client address, a name offline mode does not look up): then ray.init says what it finds."""
+    import socket
+    if address.startswith("ray://"):
+        return None
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+        hostport = canonicalize_bootstrap_address(address)
+    except Exception:             # ray.init names a bad address in its own words
+        return None
+    if not hostport:
+        return None
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except RankerError:           # offline mode's guard: not to be told from here
+        return None
+    except socket.gaierror as e:
+        from ..netguard import is_offline
+        return None if is_offline() else f"no Ray cluster at {address}: cannot look up {host} ({one_line(e)})"
+    except (OSError, ValueError) as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or one_line(e))
+        named = address if address == hostport else f"{address} ({hostport})"
+        return f"no Ray cluster answers at {named}: {why}"
+
+
+def _auth_hint(e: BaseException) -> str:
+    """What to do when a cluster refused this driver for want of its authentication token (Ray enables token
+    authentication for `ray start` once a token exists, and a driver given an address does not send one
+    unless told): Ray says only that it failed to connect, the reason deep in a chained traceback's text."""
+    seen, x = set(), e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if "AuthenticationError" in type(x).__name__ or "InvalidAuthToken" in str(x):
+            return ("; the cluster asks for its authentication token: set RAY_AUTH_MODE=token with the "
+                    "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+        x = x.__cause__ or x.__context__
+    return ""
+
+
+def for_workers(job):
+    """The job as a worker sees it: its paths absolute (the output folder, the source's files, the models folder,
+    the calibration). A worker runs in a folder of Ray's, not the command's: on a cluster a relative --out was
+    written under the workers' folder while the driver found nothing there (the run said it ranked no paper),
+    and a relative models folder or source was not found."""
+    import dataclasses
+    s = job.settings
+    pre = s.prefilter
+    if pre.calibration is not None:
+        pre = pre.model_copy(update={"calibration": Path(pre.calibration).absolute()})
+    settings = s.model_copy(update={"models_dir": Path(s.models_dir).absolute(), "prefilter": pre})
+    splits = [dataclasses.replace(x, path=os.path.abspath(x.path)) for x in job.source.splits]
+    return dataclasses.replace(job, out=Path(job.out).absolute(), settings=settings,
+                               source=dataclasses.replace(job.source, splits=splits))
+
+
+def embed_pool(nodes: list[tuple[float, float]], threads: int | None = None) -> tuple[int, int, int]:
+    """(threads per embedder, embedders, CPUs each asks for) of a CPU-only cluster of `nodes` ((CPUs, GPUs)
+    each): an embedder per `threads` CPUs of a node (by default the largest node's, at most 8), each asking
+    for one CPU fewer (left to the read and write tasks); every embedder fits on one node."""
+    largest = max([c for c, _ in nodes] + [1])
+    threads = threads or int(min(largest, 8)) or 1
+    n = sum(int(c // threads) for c, _ in nodes)
+    return threads, max(1, n), int(max(1, min(threads, largest) - 1))
+
+
 def gpus_per_engine(settings: Settings) -> int:
     """GPUs one scoring engine takes: the chosen backend's tensor_parallel_size (its engine_args' wins)."""
     from ..backends import backend_class
@@ -303,6 +373,11 @@ class RayEngine:
             term = _KeptSigterm()
             try:
                 if self.address:
+                    # ray.init retries an address where nothing listens 20 times, 40 s each: a mistyped port
+                    # was a wait of 13 minutes before its error
+                    why = _not_answering(self.address)
+                    if why is not None:
+                        raise RankerError(why, key="address")
                     # workers on other nodes do not inherit this process's environment: offline mode travels
                     # to them as variables (a local instance's workers are this process's children)
                     env = worker_env()
@@ -314,9 +389,11 @@ class RayEngine:
             except BaseException as e:
                 self._stop_failed_start(e)
                 term.passed_on(e)
+                if isinstance(e, RankerError):
+                    raise
                 if not isinstance(e, (ConnectionError, RuntimeError, ValueError)):
                     raise
-                failure = RankerError(f"cannot start or reach Ray: {one_line(e)}",
+                failure = RankerError(f"cannot start or reach Ray: {one_line(e)}{_auth_hint(e)}",
                                       key="address" if self.address else None)
             finally:
                 term.restore()
@@ -363,6 +440,13 @@ class RayEngine:
         r = self.ray.cluster_resources()
         return float(r.get("CPU", 1)), float(r.get("GPU", 0))
 
+    def _nodes(self) -> list[tuple[float, float]]:
+        """(CPUs, GPUs) of each live node: an actor runs on one node, so a pool is sized by them, not by the
+        cluster's totals (an embedder asking for 3 of 2+2 CPUs was never placed, and the run waited forever)."""
+        nodes = [(float(n.get("Resources", {}).get("CPU", 0)), float(n.get("Resources", {}).get("GPU", 0)))
+                 for n in self.ray.nodes() if n.get("Alive")]
+        return nodes or [self._resources()]
+
     def _execute(self, run, stage: str | None = None, total: int | None = None, count=None) -> None:
         """Run a pipeline; with `stage`, its sink's WriteCount `count` goes to the progress callback as it grows
         (a driver thread polls it: the driver itself waits in Ray while the pipeline runs)."""
@@ -403,6 +487,7 @@ class RayEngine:
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
         self._connect()
+        job = for_workers(job)
         tally = self.ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)   # the read tasks report to it
         try:
             return self._rank(job, tally)
@@ -434,9 +519,9 @@ class RayEngine:
             res = {"num_gpus": 1, "num_cpus": 1}
             device = spec.device or "cuda"
         else:
-            threads = self.embed_threads or int(min(cpus, 8))
-            n = self.embed_actors or max(1, int(cpus // threads))
-            res = {"num_cpus": max(1, min(threads, cpus) - 1)}
+            threads, n, per_actor = embed_pool(self._nodes(), self.embed_threads)
+            n = self.embed_actors or n
+            res = {"num_cpus": per_actor}
             device = spec.device
         ds = _map_batches(ds, _deferring(EmbedStage),
                           fn_constructor_kwargs=dict(settings=job.settings, device=device, threads=threads),
@@ -476,17 +561,21 @@ class RayEngine:
 
     def score(self, job, todo: shards.ScoreTodo) -> dict:
         self._connect()
+        job = for_workers(job)
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         backend = job.settings.scoring.backend
         if gpus >= 1 and backend in ("vllm", "transformers"):
             tp = gpus_per_engine(job.settings)
-            if tp > gpus:           # an actor that cannot be placed: Ray Data would wait for it forever
-                raise ConfigError(f"one scoring engine takes {tp} GPUs and the Ray cluster has {gpus:g}; use at "
+            nodes = self._nodes()
+            most = max(g for _, g in nodes)
+            if tp > most:           # an actor that cannot be placed: Ray Data would wait for it forever
+                where = "the Ray cluster has" if len(nodes) == 1 else "no node of the Ray cluster has more than"
+                raise ConfigError(f"one scoring engine takes {tp} GPUs and {where} {most:g}; use at "
                                   "most as many", key=f"scoring.{backend}.tensor_parallel_size")
         ds = ray.data.read_datasource(todo_datasource(todo))
         if gpus >= 1 and backend in ("vllm", "transformers"):
-            n = self.score_actors or max(1, int(gpus) // tp)
+            n = self.score_actors or max(1, sum(int(g) // tp for _, g in nodes))
             res = {"num_gpus": tp, "num_cpus": 1}
         else:
             n = self.score_actors or 1

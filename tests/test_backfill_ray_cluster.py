@@ -1,0 +1,164 @@
+"""`ranker backfill --engine ray --address HOST:PORT` on a real Ray cluster that the command joins: a head node and
+a second node started with `ray start` on 127.0.0.1 (2 CPUs each, token authentication on, as `ray start` turns
+it on once a token exists), their workers in another folder than the command's. The run writes what the local
+engine writes and leaves the cluster running; a driver without the cluster's token, and an address where nothing
+listens, are one line naming --address, at once."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MODELS, REPO, backfill_settings, backfill_table, make_snapshot, ranker
+from ranker.backfill import BackfillSpec, run_backfill
+
+pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
+pytestmark = pytest.mark.slow          # two Ray nodes and the real MiniLM embedder
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+class Cluster:
+    """`ray start --block` nodes, each in a session of its own, stopped by their process groups (never `ray
+    stop`, which stops every Ray of this machine)."""
+
+    def __init__(self, env: dict):
+        self.env, self.procs, self.port = env, [], free_port()
+        self.temp = tempfile.mkdtemp(prefix="ranker-rc-", dir="/tmp")
+
+    def start(self, head: bool, cpus: int) -> None:
+        ports = [f"--{k}={free_port()}" for k in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                  "runtime-env-agent-port", "metrics-export-port")]
+        where = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp}",
+                 "--object-store-memory=200000000"] if head else [f"--address=127.0.0.1:{self.port}"]
+        log = open(os.path.join(self.temp, f"start-{len(self.procs)}.log"), "wb")
+        self.procs.append(subprocess.Popen(
+            [RAY, "start", "--block", *where, f"--num-cpus={cpus}", "--node-ip-address=127.0.0.1",
+             "--disable-usage-stats", *ports], env=self.env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+
+    def wait_nodes(self, n: int, timeout: float = 60) -> None:
+        code = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+                "print(sum(1 for x in ray.nodes() if x['Alive']))")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if answers(self.port):
+                p = subprocess.run([sys.executable, "-c", code, f"127.0.0.1:{self.port}"], env=self.env,
+                                   capture_output=True, text=True, timeout=60)
+                if p.returncode == 0 and p.stdout.strip() == str(n):
+                    return
+            time.sleep(1)
+        raise AssertionError(f"the test cluster did not come up with {n} nodes")
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    p.wait(wait)
+                    # the group's other processes (raylet, workers) end with their node; anything left is killed
+                    os.killpg(p.pid, signal.SIGKILL)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    pass
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+TOKEN = secrets.token_hex(32)
+WITH_TOKEN = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    env = {**os.environ, **WITH_TOKEN,
+           "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    env.pop("RAY_ADDRESS", None)
+    c = Cluster(env)
+    try:
+        c.start(head=True, cpus=2)
+        c.start(head=False, cpus=2)
+        c.wait_nodes(2)
+        yield c
+    finally:
+        c.stop()
+
+
+def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes_and_leaves_it_running(
+        tmp_path, cluster):
+    snap = make_snapshot(tmp_path / "snap.json", 300, 100)
+    run_backfill(BackfillSpec(source=snap, out=tmp_path / "local", embed=True, score=True), backfill_settings(),
+                 engine="local")
+    # --from, --out and the models folder relative to the command's folder, which no worker runs in (the
+    # workers wrote /bf/_work and the run said it ranked nothing); every embedder must fit on one node (it asked
+    # for 3 of the 2+2 CPUs, and the run waited forever)
+    r = ranker("backfill", "--from", "snap.json", "--out", "bf", "--embed", "--score", "--backend", "fake",
+               "--model", "m", "--all-categories", "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
+               cwd=tmp_path, env={**WITH_TOKEN, "RANKER_MODELS_DIR": os.path.relpath(MODELS, tmp_path)},
+               timeout=300)
+    assert r.returncode == 0, r.stderr
+    for kind in ("ranked", "scores"):
+        cols = (["id", "date", "kept", "topic", "day_papers"] if kind == "ranked" else
+                ["id", "date", "status", "RELEVANCE", "NOVELTY", "model", "prompt_hash"])
+        want = backfill_table(tmp_path / "local", kind).select(cols).sort_by([("id", "ascending")])
+        got = backfill_table(tmp_path / "bf", kind).select(cols).sort_by([("id", "ascending")])
+        assert got.num_rows == 300 and got.equals(want), kind
+    cluster.wait_nodes(2, timeout=10)                  # the cluster it joined is still there, both nodes
+
+
+def test_a_driver_without_the_clusters_token_is_told_to_give_it(tmp_path, cluster):
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+               "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
+               env={"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""}, timeout=300)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: --address: cannot start or reach Ray: ") and "set RAY_AUTH_MODE=token" \
+        in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    cluster.wait_nodes(2, timeout=10)
+
+
+def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path):
+    port = free_port()
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    start = time.monotonic()
+    # ray.init tried it 20 times, 40 s each, before its error
+    r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+               "--engine", "ray", "--address", f"127.0.0.1:{port}", timeout=120)
+    assert r.returncode == 1 and time.monotonic() - start < 60
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"error: --address: no Ray cluster answers at 127.0.0.1:{port}")
+    assert ": Connection refused" in r.stderr, r.stderr
+
+
+def test_every_embedder_fits_on_one_node_of_the_cluster():
+    from ranker.backfill.ray_engine import embed_pool
+    # (threads, embedders, CPUs each asks for): by the nodes, not the cluster's total (3 of 2+2 was never placed)
+    assert embed_pool([(2, 0), (2, 0)]) == (2, 2, 1)
+    assert embed_pool([(0, 0), (4, 0), (4, 0), (4, 0)]) == (4, 3, 3)     # a head that runs no work
+    assert embed_pool([(16, 0), (8, 0)]) == (8, 3, 7)
+    assert embed_pool([(2, 0)]) == (2, 1, 1) and embed_pool([(1, 0)]) == (1, 1, 1)   # one machine, as before
+    assert embed_pool([(2, 0)], threads=4) == (4, 1, 1)
