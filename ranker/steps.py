@@ -378,16 +378,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     timings = {"fetch": day.seconds}
     run: ScoreRun | None = None
     held: BaseException | None = None        # a Ctrl-C that came as the finished set took its names
-    # what the day's web pages show, put back should this run not finish: its ranking (the prefilter step
-    # replaces it) and its digest record (replaced just before the files)
-    ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
-    # the run whose digest the folder holds, until this one replaces it: the index names its model beside the
-    # digest it links when this run fails or is stopped (it named the failed run's)
-    shown = shown_run(files["manifest"])
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
-        if shown is not None:
-            manifest["shown_run"] = shown
         # two runs of one day on one store would score the same papers twice and undo each other's ranking and
         # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
         for other in store.live_runs("run", before=rec.id, day=day.date):
@@ -401,6 +393,17 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             (warn or ignore_warning)(f"a run of {day.date} recorded on {other['host']} (process {other['pid']}, "
                                      f"started {started}) is still marked running: if it still runs there, the "
                                      "two score the same papers")
+        # what the day's web pages show, put back should this run not finish: its ranking (the prefilter step
+        # replaces it) and its digest record (replaced just before the files). Read only now that this run is
+        # the day's one running: read before, a run of the day that ended in between (its last write was what
+        # this one's row waited on) was not refused, and this one's failure put back what that run replaced,
+        # the pages no longer matching the files it left in the folder
+        ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
+        # the run whose digest the folder holds, until this one replaces it: the index names its model beside
+        # the digest it links when this run fails or is stopped (it named the failed run's)
+        shown = shown_run(files["manifest"])
+        if shown is not None:
+            manifest["shown_run"] = shown
         _write_json(files["manifest"], manifest)
         try:
             t = time.perf_counter()

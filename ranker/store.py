@@ -90,6 +90,7 @@ class RunRecord:
     summary: dict = field(default_factory=dict)
 
 
+HOLDERS_NAMED = 10                 # the runs recorded as running a "database is locked" line names, at most
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
 # A file system with less room than this is full, for a database that failed with an I/O error (see _no_space): a
 # WAL's index (-shm) alone takes 32 KiB
@@ -437,19 +438,26 @@ class Store:
         return StoreError(f"not a usable ranker database ({text})", where=str(self.path))
 
     def holder(self) -> str | None:
-        """'ranker score (pid 123, since 12:03:04)': the latest run recorded as running by another live
-        process, or None."""
+        """'held by ranker score, pid 123, running since 12:03:04': the run recorded as running by another live
+        process, or with several, 'held by one of: ...' naming each (oldest first; which of them holds the lock
+        SQLite does not say: naming the latest alone blamed a run that may only be waiting itself), or None."""
         try:
             rows = self.conn.execute("SELECT kind, pid, host, started_at FROM runs WHERE status='running' "
-                                     "AND pid IS NOT NULL ORDER BY id DESC LIMIT 20").fetchall()
+                                     "AND pid IS NOT NULL ORDER BY id").fetchall()
         except (sqlite3.Error, AttributeError):
             return None
+        runs = []
         for kind, pid, host, started in rows:
             if _run_owner(pid, host, started) == "alive":
                 where = "" if host == HOST else f" on {host}"
                 since = time.strftime("%H:%M:%S", time.localtime(started))
-                return f"held by ranker {kind}, pid {pid}{where}, running since {since}"
-        return None
+                runs.append(f"ranker {kind}, pid {pid}{where}, running since {since}")
+        if not runs:
+            return None
+        if len(runs) == 1:
+            return f"held by {runs[0]}"
+        more = f"; and {len(runs) - HOLDERS_NAMED} more" if len(runs) > HOLDERS_NAMED else ""
+        return f"held by one of: {'; '.join(runs[:HOLDERS_NAMED])}{more}"
 
     def _mark_dead_runs(self) -> None:
         """Runs recorded as running by a process of this host that is gone become 'interrupted'."""

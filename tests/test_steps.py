@@ -217,6 +217,43 @@ def test_a_rerun_that_fails_leaves_the_days_ranking_as_the_folder_has_it(setting
     assert store.get_rankings(day.date) == before
 
 
+def test_a_run_that_fails_after_another_run_of_the_day_ended_puts_back_that_runs_pages(settings, store, tmp_path,
+                                                                                        monkeypatch):
+    """A second run of the day (cron's, started while the first ran) read the day's ranking, digest record and
+    shown run before it recorded itself as running: the first ending just then (its last write the one the
+    second's row waited on) did not refuse it, and when it then failed it put back the pages from before the
+    first run, and its manifest named that older run as the one the folder shows, while the folder held the
+    first run's digest. The first run here ends inside the second's `recording`, just before its row."""
+    from ranker.web.views import day_page
+    day = fetch_day(LISTING, settings, store=store)
+    out = tmp_path / "out"
+    run_day(day, out, settings, store=store)                           # an earlier day's run: the older pages
+    real = store.recording
+    first: dict = {}
+
+    def recording(kind, params):
+        if kind == "run" and not first:                                  # the failing run's own row, not yet in
+            first["started"] = True
+            first["result"] = run_day(day, out, fake_settings(tmp_path, **{**FLAGS, "top": 4}), store=store,
+                                      backend=FakeBackend("other"))
+            first["ranked"] = store.get_rankings(day.date)
+        return real(kind, params)
+    monkeypatch.setattr(store, "recording", recording)
+    kept = prefilter_day(day.papers, settings, store=store, record=False).kept_papers
+    with pytest.raises(BackendError):
+        run_day(day, out, settings, store=store, backend=FakeBackend("third", raise_for={kept[0].id}))
+    done, ranked = first["result"], first["ranked"]
+    assert done.manifest["status"] == "ok"
+    g = store.get_day_digest(day.date)
+    assert (g.run_id, g.model) == (done.manifest["run_id"], "fake:other")
+    assert store.get_rankings(day.date) == ranked
+    picks = list(json.loads((out / "2025-05-15-output.json").read_text()))
+    page = day_page(store, day.date)
+    assert page.counts["kept"] == 4 and [r.paper.id for r in page.picks] == picks
+    m = json.loads((out / "2025-05-15-run.json").read_text())
+    assert m["status"] == "failed" and m["shown_run"] == {"run_id": done.manifest["run_id"], "model": "fake:other"}
+
+
 @pytest.fixture
 def python_ctrl_c():
     """Python's own Ctrl-C handler for the test, as a user's process has it: an earlier test in this process

@@ -465,6 +465,45 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
     assert msg.startswith(f"{db}: database is locked: ") and f"held by ranker score, pid {holder.pid}" in msg
 
 
+def test_a_locked_database_names_every_run_recorded_as_running(tmp_path):
+    """Two commands recorded as running on one home (a `ranker run` holding the write lock, a `ranker score`
+    started later and waiting on it): the "database is locked" line (serve's 503, a command's error) named the
+    latest one, the waiting score, as the holder. Which one holds it SQLite does not say: it names both, in one
+    line."""
+    import json
+    import socket
+    from ranker.errors import StoreError
+    db = tmp_path / "r.sqlite3"
+    Store(db).close()
+    run = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('run', ?, 'running', "
+                     "?, ?, ?)", (time.time(), json.dumps({"day": "d"}), run.pid, socket.gethostname()))
+        lock.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('score', ?, "
+                     "'running', '{}', 4242, 'elsewhere.example')", (time.time(),))
+        lock.execute("BEGIN IMMEDIATE")                    # the run's write
+        with Store(db, busy_timeout=0.2) as s:
+            with pytest.raises(StoreError) as e:
+                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        run.stdin.close()
+        run.wait()
+    msg = str(e.value)
+    assert msg.startswith(f"{db}: database is locked: ") and len(msg.splitlines()) == 1
+    assert f"(held by one of: ranker run, pid {run.pid}, running since " in msg
+    assert "; ranker score, pid 4242 on elsewhere.example, running since " in msg
+    with Store(db) as s:                                   # (the run's process has ended: it is no one's now)
+        with s.transaction() as c:
+            c.executemany("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('score', ?, "
+                          "'running', '{}', ?, 'elsewhere.example')", [(time.time(), 5000 + i) for i in range(11)])
+        said = s.holder()
+    assert said.startswith("held by one of: ranker score, pid 4242 on elsewhere.example, running since ")
+    assert said.count("; ranker score, pid ") == 9 and said.endswith("; and 2 more") and "pid 5009 " not in said
+
+
 def reached(monkeypatch, opened: str = "", statement: str | None = None) -> threading.Event:
     """An event set once a connection made from now on (to a database named with `opened` in it) starts running
     `statement`, as SQLite's trace of it says, or with no statement, starts compiling its first SELECT, as the
