@@ -246,3 +246,14 @@ def test_the_paper_pages_read_in_batches_give_the_pages_read_one_by_one(built):
                 [(p.id, p.title, p.date, c) for p, c in alone.similar]
             assert render("paper.html", urls=SiteUrls(1), page=batched) == \
                 render("paper.html", urls=SiteUrls(1), page=alone)
+
+
+def test_a_state_file_nested_past_the_parsers_depth_renders_every_page(built):
+    """A damaged or hostile state, '[[[[...' deeper than json's recursion: bad JSON as any other, not a crash."""
+    db, out = built
+    (out / STATE).write_text("[" * 100_000 + "\n")
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert res.rendered == res.days + res.papers and res.written == []
+    with Store(db) as s:
+        assert build_site(s, out).rendered == 0

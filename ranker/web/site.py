@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError, RankerError
-from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, lock_exclusive
+from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, json_loads, lock_exclusive
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
@@ -256,7 +256,9 @@ def _read_state(out: Path) -> dict[str, list]:
     try:
         if path.is_symlink() or not path.is_file():
             return {}
-        rows = [json.loads(line) for line in path.read_bytes().splitlines()]
+        # json_loads: a line nested past the parser's depth ('[[[[...', damaged or hostile) is bad JSON too (it
+        # raised RecursionError, and the build died 'unexpected failure')
+        rows = [json_loads(line) for line in path.read_bytes().splitlines()]
     except (OSError, ValueError):
         return {}
     return {r[0]: r[1:] for r in rows if isinstance(r, list) and len(r) == 6 and isinstance(r[0], str)}
