@@ -257,3 +257,32 @@ def test_a_state_file_nested_past_the_parsers_depth_renders_every_page(built):
     assert res.rendered == res.days + res.papers and res.written == []
     with Store(db) as s:
         assert build_site(s, out).rendered == 0
+
+
+@pytest.mark.parametrize("rescored", [False, True])
+def test_a_page_another_program_writes_during_the_build_is_written_again_by_the_next(built, tmp_path, monkeypatch,
+                                                                                       rescored):
+    """The state keeps a page's stat as the build left it, not as it is when the build ends: a page written by
+    another program meanwhile (an edit, a sync, a build the lock could not keep apart) was taken for the build's
+    own, and no later build wrote it again. Both a page the build skipped and one it wrote."""
+    db, out = built
+    with Store(db) as s:
+        pid = _first_pick(s, DAY)
+        if rescored:
+            g = s.get_day_digest(DAY)
+            s.put_score(Score(pid, 10, 10, "Re-scored."), g.model, g.prompt_hash)
+    page = out / "papers" / paper_file(pid)
+    remove_stale = site_mod._Writer.remove_stale
+
+    def meanwhile(self):
+        page.write_text("<p>another program's</p>")
+        remove_stale(self)
+    monkeypatch.setattr(site_mod._Writer, "remove_stale", meanwhile)
+    with Store(db) as s:
+        build_site(s, out)
+    monkeypatch.setattr(site_mod._Writer, "remove_stale", remove_stale)
+    assert page.read_text() == "<p>another program's</p>"
+    with Store(db) as s:
+        res = build_site(s, out)
+        assert res.written == [f"papers/{paper_file(pid)}"] and res.rendered == 1
+        _as_from_scratch(s, out, tmp_path)

@@ -108,6 +108,7 @@ class _Writer:
         self.folders: set[Path] = set()                   # the site's subfolders made sure of (real, not links)
         self.before = _read_state(out)                    # rel -> [digest, stat...] of the build before
         self.digests: dict[str, str] = {}                 # rel -> digest of what this build's page renders
+        self.stamps: dict[str, list[int] | None] = {}     # rel -> its file's stat as this build left it
 
     def page(self, rel: str, digest: str, make: Callable[[], str]) -> None:
         """Write the page that make() renders, whose inputs hash to `digest` (page_digest), unless the build
@@ -116,22 +117,24 @@ class _Writer:
         path = self.out / rel
         self._real_folders(path.parent)
         self.digests[rel] = digest
-        was = self.before.get(rel)
-        if was is not None and was[0] == digest and was[1:] == _stamp(path):
+        was, now = self.before.get(rel), _stamp(path)
+        if was is not None and was[0] == digest and was[1:] == now:
             self.site.add(rel)
             self.result.unchanged += 1
+            self.stamps[rel] = now
             return
         self.result.rendered += 1
+        pending = len(self.changed)
         self.write(rel, make())
+        if len(self.changed) == pending:      # written now, or left as it was (else: its stat once finish renames it)
+            self.stamps[rel] = _stamp(path)
 
     def save_state(self) -> None:
-        """Record each page's digest with its file's stat as it now is (after finish: renamed into place), for the
-        next build; written only when it changed, so a build with nothing to do writes nothing."""
-        state = {}
-        for rel, digest in self.digests.items():
-            st = _stamp(self.out / rel)
-            if st is not None:
-                state[rel] = [digest, *st]
+        """Record each page's digest with its file's stat as this build left it (written, renamed into place by
+        finish, or found as it was), for the next build; written only when it changed, so a build with nothing to
+        do writes nothing. Not the stat at the end of the build: a page another program wrote meanwhile (a build
+        not kept apart by the lock, an edit, a sync) was taken for this build's, and never written again."""
+        state = {rel: [self.digests[rel], *st] for rel, st in self.stamps.items() if st is not None}
         if state == self.before:
             return
         path = self.out / STATE
@@ -194,6 +197,8 @@ class _Writer:
             except OSError as e:
                 raise InputError(f"cannot write: {e.strerror or e}", where=str(target)) from None
             self.result.written.append(rel)
+            if rel in self.digests:
+                self.stamps[rel] = _stamp(target)
         self.renames, self.changed = [], []
 
     def remove_stale(self) -> None:
