@@ -4,6 +4,7 @@ renders it again, so the site is always byte for byte the one a build from scrat
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import replace
 
@@ -285,4 +286,27 @@ def test_a_page_another_program_writes_during_the_build_is_written_again_by_the_
     with Store(db) as s:
         res = build_site(s, out)
         assert res.written == [f"papers/{paper_file(pid)}"] and res.rendered == 1
+        _as_from_scratch(s, out, tmp_path)
+
+
+def test_a_change_to_the_records_the_templates_call_renders_every_page_again(built, tmp_path, monkeypatch):
+    """paper.html links Paper.url, a property of ranker/records.py, outside the web code the site's version
+    hashed: a checkout updated to another url (its version still 0.1.0) kept the old link on every page skipped."""
+    import pathlib
+
+    from ranker import records
+    db, out = built
+    read_bytes = pathlib.Path.read_bytes
+
+    def edited(self):                      # records.py as an update that changed Paper.url leaves it
+        data = read_bytes(self)
+        return data + b"\n# url: the versioned abs page\n" if self == pathlib.Path(records.__file__) else data
+    monkeypatch.setattr(pathlib.Path, "read_bytes", edited)
+    monkeypatch.setattr(records.Paper, "url", property(lambda p: f"https://arxiv.org/abs/{p.id}v{p.version or 1}"))
+    monkeypatch.setattr(site_mod, "_VERSION", None)
+    with Store(db) as s:
+        res = build_site(s, out)
+        assert res.rendered == res.days + res.papers
+        assert all(re.search(r'href="https://arxiv\.org/abs/[^"]+v\d+"', p.read_text())
+                   for p in out.glob("papers/*.html"))
         _as_from_scratch(s, out, tmp_path)

@@ -274,17 +274,18 @@ _VERSION: str | None = None
 
 def site_version() -> str:
     """A digest of everything besides a page's own object that its HTML depends on: the templates, the web
-    code (render's filters, the security policy, the views), ranker's and Jinja2's versions. A page of a
-    build with another version is rendered again."""
+    code (render's filters, the security policy, the views), the records the page objects are made of (the
+    templates call their properties: Paper.url), ranker's and Jinja2's versions. A page of a build with another
+    version is rendered again. (ranker's version alone does not tell: a checkout's code changes under one.)"""
     global _VERSION
     if _VERSION is None:
         import jinja2
 
-        from .. import __version__
+        from .. import __version__, records
         from .render import TEMPLATES
         h = hashlib.sha256(f"ranker {__version__} jinja2 {jinja2.__version__}".encode())
         here = Path(__file__).parent
-        for f in sorted([*TEMPLATES.iterdir(), *here.glob("*.py")]):
+        for f in sorted([*TEMPLATES.iterdir(), *here.glob("*.py"), Path(records.__file__)]):
             if f.is_file():
                 h.update(f"\0{f.name}\0".encode() + f.read_bytes())
         _VERSION = h.hexdigest()
