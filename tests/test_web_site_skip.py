@@ -310,3 +310,36 @@ def test_a_change_to_the_records_the_templates_call_renders_every_page_again(bui
         assert all(re.search(r'href="https://arxiv\.org/abs/[^"]+v\d+"', p.read_text())
                    for p in out.glob("papers/*.html"))
         _as_from_scratch(s, out, tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_where_the_state_or_a_page_goes_is_replaced_not_written_into(built, tmp_path):
+    """atomic_file writes a FIFO in place (a stream, as /dev/stdout): left where the state or a page goes (by
+    anyone who could write in the folder), the build opened it and waited for a reader forever."""
+    import threading
+    db, out = built
+    with Store(db) as s:
+        page = out / "papers" / paper_file(_first_pick(s, DAY))
+    for fifo in (out / STATE, page):
+        fifo.unlink()
+        os.mkfifo(fifo)
+    done: list = []
+
+    def build():
+        with Store(db) as s:
+            done.append(build_site(s, out))
+    t = threading.Thread(target=build, daemon=True)
+    t.start()
+    t.join(30)
+    if t.is_alive():                     # let the stuck build go (a reader for the FIFO), then fail
+        for fifo in (out / STATE, page):
+            try:
+                fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+        pytest.fail("the build hung on a FIFO")
+    assert done and page.is_file() and (out / STATE).is_file()
+    with Store(db) as s:
+        assert build_site(s, out).rendered == 0
+        _as_from_scratch(s, out, tmp_path)

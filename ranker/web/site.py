@@ -138,12 +138,7 @@ class _Writer:
         if state == self.before:
             return
         path = self.out / STATE
-        if path.is_symlink():                 # replaced, as a page's link is, never written through
-            try:
-                path.unlink()
-            except OSError as e:
-                raise InputError(f"cannot replace this link with the site's state: {e.strerror or e}",
-                                 where=str(path)) from None
+        _clear_the_way(path, "the site's state")          # as a page's
         # a JSON line a page: a site kept in git (GitHub Pages) changes by the lines of the pages rendered, not
         # by one line of every page's (a year's site holds some 70,000)
         atomic_write(path, "".join(json.dumps([rel, *state[rel]], separators=(",", ":")) + "\n"
@@ -155,14 +150,7 @@ class _Writer:
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
         self._real_folders(path.parent)
-        if path.is_symlink():
-            # a page is the site's own file: a link left in its place (by a hostile earlier build, or anyone who
-            # could write in the folder) is replaced by the page, never written through to a file outside the site
-            try:
-                path.unlink()
-            except OSError as e:
-                raise InputError(f"cannot replace this link with the page: {e.strerror or e}", where=str(path)) \
-                    from None
+        _clear_the_way(path, "the page")
         if _holds(path, data):
             self.result.unchanged += 1
         elif path.is_file():
@@ -233,6 +221,24 @@ class _Writer:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _clear_the_way(path: Path, what: str) -> None:
+    """A page or the state is the site's own file: a link or a FIFO, socket or device left in its place (by a
+    hostile earlier build, or anyone who could write in the folder) is removed, so the file is written in its
+    place: never written through a link to a file outside the site, nor into a FIFO (atomic_file writes a
+    stream in place: the build waited for a reader forever). A folder there is atomic_file's error."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:                      # not there (or not to be looked at: atomic_file says why)
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    try:
+        path.unlink()
+    except OSError as e:
+        kind = "link" if stat.S_ISLNK(mode) else "special file"
+        raise InputError(f"cannot replace this {kind} with {what}: {e.strerror or e}", where=str(path)) from None
 
 
 def _marked(path: Path, mark: bytes) -> bool:
