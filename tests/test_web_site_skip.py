@@ -4,6 +4,7 @@ renders it again, so the site is always byte for byte the one a build from scrat
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import replace
 
@@ -246,3 +247,99 @@ def test_the_paper_pages_read_in_batches_give_the_pages_read_one_by_one(built):
                 [(p.id, p.title, p.date, c) for p, c in alone.similar]
             assert render("paper.html", urls=SiteUrls(1), page=batched) == \
                 render("paper.html", urls=SiteUrls(1), page=alone)
+
+
+def test_a_state_file_nested_past_the_parsers_depth_renders_every_page(built):
+    """A damaged or hostile state, '[[[[...' deeper than json's recursion: bad JSON as any other, not a crash."""
+    db, out = built
+    (out / STATE).write_text("[" * 100_000 + "\n")
+    with Store(db) as s:
+        res = build_site(s, out)
+    assert res.rendered == res.days + res.papers and res.written == []
+    with Store(db) as s:
+        assert build_site(s, out).rendered == 0
+
+
+@pytest.mark.parametrize("rescored", [False, True])
+def test_a_page_another_program_writes_during_the_build_is_written_again_by_the_next(built, tmp_path, monkeypatch,
+                                                                                       rescored):
+    """The state keeps a page's stat as the build left it, not as it is when the build ends: a page written by
+    another program meanwhile (an edit, a sync, a build the lock could not keep apart) was taken for the build's
+    own, and no later build wrote it again. Both a page the build skipped and one it wrote."""
+    db, out = built
+    with Store(db) as s:
+        pid = _first_pick(s, DAY)
+        if rescored:
+            g = s.get_day_digest(DAY)
+            s.put_score(Score(pid, 10, 10, "Re-scored."), g.model, g.prompt_hash)
+    page = out / "papers" / paper_file(pid)
+    remove_stale = site_mod._Writer.remove_stale
+
+    def meanwhile(self):
+        page.write_text("<p>another program's</p>")
+        remove_stale(self)
+    monkeypatch.setattr(site_mod._Writer, "remove_stale", meanwhile)
+    with Store(db) as s:
+        build_site(s, out)
+    monkeypatch.setattr(site_mod._Writer, "remove_stale", remove_stale)
+    assert page.read_text() == "<p>another program's</p>"
+    with Store(db) as s:
+        res = build_site(s, out)
+        assert res.written == [f"papers/{paper_file(pid)}"] and res.rendered == 1
+        _as_from_scratch(s, out, tmp_path)
+
+
+def test_a_change_to_the_records_the_templates_call_renders_every_page_again(built, tmp_path, monkeypatch):
+    """paper.html links Paper.url, a property of ranker/records.py, outside the web code the site's version
+    hashed: a checkout updated to another url (its version still 0.1.0) kept the old link on every page skipped."""
+    import pathlib
+
+    from ranker import records
+    db, out = built
+    read_bytes = pathlib.Path.read_bytes
+
+    def edited(self):                      # records.py as an update that changed Paper.url leaves it
+        data = read_bytes(self)
+        return data + b"\n# url: the versioned abs page\n" if self == pathlib.Path(records.__file__) else data
+    monkeypatch.setattr(pathlib.Path, "read_bytes", edited)
+    monkeypatch.setattr(records.Paper, "url", property(lambda p: f"https://arxiv.org/abs/{p.id}v{p.version or 1}"))
+    monkeypatch.setattr(site_mod, "_VERSION", None)
+    with Store(db) as s:
+        res = build_site(s, out)
+        assert res.rendered == res.days + res.papers
+        assert all(re.search(r'href="https://arxiv\.org/abs/[^"]+v\d+"', p.read_text())
+                   for p in out.glob("papers/*.html"))
+        _as_from_scratch(s, out, tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_where_the_state_or_a_page_goes_is_replaced_not_written_into(built, tmp_path):
+    """atomic_file writes a FIFO in place (a stream, as /dev/stdout): left where the state or a page goes (by
+    anyone who could write in the folder), the build opened it and waited for a reader forever."""
+    import threading
+    db, out = built
+    with Store(db) as s:
+        page = out / "papers" / paper_file(_first_pick(s, DAY))
+    for fifo in (out / STATE, page):
+        fifo.unlink()
+        os.mkfifo(fifo)
+    done: list = []
+
+    def build():
+        with Store(db) as s:
+            done.append(build_site(s, out))
+    t = threading.Thread(target=build, daemon=True)
+    t.start()
+    t.join(30)
+    if t.is_alive():                     # let the stuck build go (a reader for the FIFO), then fail
+        for fifo in (out / STATE, page):
+            try:
+                fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+        pytest.fail("the build hung on a FIFO")
+    assert done and page.is_file() and (out / STATE).is_file()
+    with Store(db) as s:
+        assert build_site(s, out).rendered == 0
+        _as_from_scratch(s, out, tmp_path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError, RankerError
-from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, lock_exclusive
+from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, json_loads, lock_exclusive
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
@@ -108,6 +108,7 @@ class _Writer:
         self.folders: set[Path] = set()                   # the site's subfolders made sure of (real, not links)
         self.before = _read_state(out)                    # rel -> [digest, stat...] of the build before
         self.digests: dict[str, str] = {}                 # rel -> digest of what this build's page renders
+        self.stamps: dict[str, list[int] | None] = {}     # rel -> its file's stat as this build left it
 
     def page(self, rel: str, digest: str, make: Callable[[], str]) -> None:
         """Write the page that make() renders, whose inputs hash to `digest` (page_digest), unless the build
@@ -116,31 +117,28 @@ class _Writer:
         path = self.out / rel
         self._real_folders(path.parent)
         self.digests[rel] = digest
-        was = self.before.get(rel)
-        if was is not None and was[0] == digest and was[1:] == _stamp(path):
+        was, now = self.before.get(rel), _stamp(path)
+        if was is not None and was[0] == digest and was[1:] == now:
             self.site.add(rel)
             self.result.unchanged += 1
+            self.stamps[rel] = now
             return
         self.result.rendered += 1
+        pending = len(self.changed)
         self.write(rel, make())
+        if len(self.changed) == pending:      # written now, or left as it was (else: its stat once finish renames it)
+            self.stamps[rel] = _stamp(path)
 
     def save_state(self) -> None:
-        """Record each page's digest with its file's stat as it now is (after finish: renamed into place), for the
-        next build; written only when it changed, so a build with nothing to do writes nothing."""
-        state = {}
-        for rel, digest in self.digests.items():
-            st = _stamp(self.out / rel)
-            if st is not None:
-                state[rel] = [digest, *st]
+        """Record each page's digest with its file's stat as this build left it (written, renamed into place by
+        finish, or found as it was), for the next build; written only when it changed, so a build with nothing to
+        do writes nothing. Not the stat at the end of the build: a page another program wrote meanwhile (a build
+        not kept apart by the lock, an edit, a sync) was taken for this build's, and never written again."""
+        state = {rel: [self.digests[rel], *st] for rel, st in self.stamps.items() if st is not None}
         if state == self.before:
             return
         path = self.out / STATE
-        if path.is_symlink():                 # replaced, as a page's link is, never written through
-            try:
-                path.unlink()
-            except OSError as e:
-                raise InputError(f"cannot replace this link with the site's state: {e.strerror or e}",
-                                 where=str(path)) from None
+        _clear_the_way(path, "the site's state")          # as a page's
         # a JSON line a page: a site kept in git (GitHub Pages) changes by the lines of the pages rendered, not
         # by one line of every page's (a year's site holds some 70,000)
         atomic_write(path, "".join(json.dumps([rel, *state[rel]], separators=(",", ":")) + "\n"
@@ -152,14 +150,7 @@ class _Writer:
         data = content.encode("utf-8") if isinstance(content, str) else content
         path = self.out / rel
         self._real_folders(path.parent)
-        if path.is_symlink():
-            # a page is the site's own file: a link left in its place (by a hostile earlier build, or anyone who
-            # could write in the folder) is replaced by the page, never written through to a file outside the site
-            try:
-                path.unlink()
-            except OSError as e:
-                raise InputError(f"cannot replace this link with the page: {e.strerror or e}", where=str(path)) \
-                    from None
+        _clear_the_way(path, "the page")
         if _holds(path, data):
             self.result.unchanged += 1
         elif path.is_file():
@@ -194,6 +185,8 @@ class _Writer:
             except OSError as e:
                 raise InputError(f"cannot write: {e.strerror or e}", where=str(target)) from None
             self.result.written.append(rel)
+            if rel in self.digests:
+                self.stamps[rel] = _stamp(target)
         self.renames, self.changed = [], []
 
     def remove_stale(self) -> None:
@@ -230,6 +223,24 @@ class _Writer:
                 pass
 
 
+def _clear_the_way(path: Path, what: str) -> None:
+    """A page or the state is the site's own file: a link or a FIFO, socket or device left in its place (by a
+    hostile earlier build, or anyone who could write in the folder) is removed, so the file is written in its
+    place: never written through a link to a file outside the site, nor into a FIFO (atomic_file writes a
+    stream in place: the build waited for a reader forever). A folder there is atomic_file's error."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:                      # not there (or not to be looked at: atomic_file says why)
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    try:
+        path.unlink()
+    except OSError as e:
+        kind = "link" if stat.S_ISLNK(mode) else "special file"
+        raise InputError(f"cannot replace this {kind} with {what}: {e.strerror or e}", where=str(path)) from None
+
+
 def _marked(path: Path, mark: bytes) -> bool:
     """Whether the file is one the site wrote: a page holds the footer, an index script begins with its name."""
     if mark == INDEXED:
@@ -256,7 +267,9 @@ def _read_state(out: Path) -> dict[str, list]:
     try:
         if path.is_symlink() or not path.is_file():
             return {}
-        rows = [json.loads(line) for line in path.read_bytes().splitlines()]
+        # json_loads: a line nested past the parser's depth ('[[[[...', damaged or hostile) is bad JSON too (it
+        # raised RecursionError, and the build died 'unexpected failure')
+        rows = [json_loads(line) for line in path.read_bytes().splitlines()]
     except (OSError, ValueError):
         return {}
     return {r[0]: r[1:] for r in rows if isinstance(r, list) and len(r) == 6 and isinstance(r[0], str)}
@@ -267,17 +280,18 @@ _VERSION: str | None = None
 
 def site_version() -> str:
     """A digest of everything besides a page's own object that its HTML depends on: the templates, the web
-    code (render's filters, the security policy, the views), ranker's and Jinja2's versions. A page of a
-    build with another version is rendered again."""
+    code (render's filters, the security policy, the views), the records the page objects are made of (the
+    templates call their properties: Paper.url), ranker's and Jinja2's versions. A page of a build with another
+    version is rendered again. (ranker's version alone does not tell: a checkout's code changes under one.)"""
     global _VERSION
     if _VERSION is None:
         import jinja2
 
-        from .. import __version__
+        from .. import __version__, records
         from .render import TEMPLATES
         h = hashlib.sha256(f"ranker {__version__} jinja2 {jinja2.__version__}".encode())
         here = Path(__file__).parent
-        for f in sorted([*TEMPLATES.iterdir(), *here.glob("*.py")]):
+        for f in sorted([*TEMPLATES.iterdir(), *here.glob("*.py"), Path(records.__file__)]):
             if f.is_file():
                 h.update(f"\0{f.name}\0".encode() + f.read_bytes())
         _VERSION = h.hexdigest()
