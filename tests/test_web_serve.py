@@ -321,6 +321,12 @@ def test_a_proxy_is_believed_from_ipv6_loopback_and_on_a_dual_stack_socket_and_n
     has 127.0.0.1 and ::1; ranker's had 127.0.0.1 alone); on `--host ::` (one socket for both families) an IPv4
     proxy connects as ::ffff:127.0.0.2, which uvicorn did not match to 127.0.0.2: the named proxy's label posts
     were refused as cross-site; and FORWARDED_ALLOW_IPS=* in the environment (uvicorn's) believed anyone's."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
     db = tmp_path / "ranker.sqlite3"
     fill_store(db, tmp_path / "out", days=(DAY,), n=2, hostile=False)
     with Store(db) as s:
