@@ -225,7 +225,7 @@ class Store:
         self.unmigrated: frozenset[str] = frozenset()  # of READ_WITHOUT, those a read-only database lacks
         self._full = False                               # opened read-only because its disk is full (_no_space)
         self.conn = None
-        if (not create or read_only) and not self.path.exists():        # (a link whose file is gone too: SQLite made it)
+        if (not create or read_only) and not self.path.exists():   # (a link whose file is gone too: SQLite made it)
             self.conn = sqlite3.connect(":memory:", isolation_level=None)
             self._migrate()
             return

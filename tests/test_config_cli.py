@@ -112,3 +112,18 @@ def test_config_writes_a_literal_dollar_in_a_path_as_the_file_reads_it_back(tmp_
     r = ranker("config", "--config", f, "--json", env={"RANKER_HOME": "", "RANKER_DB": ""}, cwd=tmp_path)
     by_key = {row["key"]: row["value"] for row in json.loads(r.stdout)["settings"]}
     assert by_key["home"] == f"{tmp_path}/pay$ment" and by_key["scoring.prompts"] == f"{tmp_path}/p$"
+
+
+def test_config_writes_a_literal_dollar_in_a_path_engine_argument_as_the_file_reads_it_back(tmp_path):
+    """engine_args = { download_dir = "/d/pay$$ment" } (a literal $, since such an argument expands $NAME as every
+    path does) was printed as `pay$ment`: read back, "$ment is not set". An argument that names no path keeps its
+    $ as written (it is not expanded)."""
+    f = tmp_path / "ranker.toml"
+    f.write_text("[scoring.vllm]\nengine_args = { download_dir = '/d/pay$$ment', tokenizer = './t$$k', "
+                 "served_model_name = 'm$x' }\n")
+    r = ranker("config", "--config", f, env={"RANKER_HOME": "", "RANKER_DB": ""}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    again = tmp_path / "again.toml"
+    again.write_text(r.stdout)
+    args = resolve(again, env={}).scoring.options["vllm"]["engine_args"]
+    assert args == {"download_dir": "/d/pay$ment", "tokenizer": f"{tmp_path}/t$k", "served_model_name": "m$x"}

@@ -316,6 +316,49 @@ def test_a_named_proxy_on_another_machine_is_believed_for_https_and_no_one_else(
     assert _label(db, pid) is None
 
 
+def test_a_proxy_is_believed_from_ipv6_loopback_and_on_a_dual_stack_socket_and_no_variable_widens_it(tmp_path):
+    """Naming a proxy on another machine stopped believing one on this machine reached at [::1] (uvicorn's own list
+    has 127.0.0.1 and ::1; ranker's had 127.0.0.1 alone); on `--host ::` (one socket for both families) an IPv4
+    proxy connects as ::ffff:127.0.0.2, which uvicorn did not match to 127.0.0.2: the named proxy's label posts
+    were refused as cross-site; and FORWARDED_ALLOW_IPS=* in the environment (uvicorn's) believed anyone's."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    db = tmp_path / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", days=(DAY,), n=2, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+
+    def post(server, source: str, url: str) -> int:
+        host = urllib.parse.urlsplit(url).netloc
+        proxied = {"Host": host, "Origin": f"https://{host}", "X-Forwarded-Proto": "https"}
+        status = _post_from(source, url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)}, proxied)
+        if status == 303:
+            _post_from(source, url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)}, proxied)
+        return status
+
+    server = start_server(db, tmp_path / "v6.log", "--host", "::1", "--trusted-proxies", "10.0.0.5")
+    try:
+        assert post(server, "::1", server.url) == 303
+    finally:
+        server.stop()
+    server = start_server(db, tmp_path / "dual.log", "--host", "::", "--trusted-proxies", "127.0.0.2",
+                          env={"FORWARDED_ALLOW_IPS": "*"})
+    try:
+        port = urllib.parse.urlsplit(server.url).port
+        v4 = f"http://127.0.0.1:{port}"
+        assert post(server, "127.0.0.2", v4) == 303          # the named proxy, as ::ffff:127.0.0.2
+        assert post(server, "127.0.0.1", v4) == 303          # this machine's, as ::ffff:127.0.0.1
+        assert post(server, "127.0.0.5", v4) == 403          # anyone else, whatever FORWARDED_ALLOW_IPS says
+    finally:
+        server.stop()
+    assert "FORWARDED_ALLOW_IPS is not read" in (tmp_path / "dual.log").read_text()
+    assert _label(db, pid) is None
+
+
 def test_a_trusted_proxy_that_is_not_an_address_is_one_line(tmp_path):
     r = subprocess.run([*RANKER, "serve", "--port", "0", "--trusted-proxies", "gateway.lab"], capture_output=True,
                        text=True, timeout=60, env={**os.environ, "RANKER_HOME": str(tmp_path / "home")})

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (DefaultPromptsOpt, DefaultAuthorsOpt, DefaultExcludeOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, NoCalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt,
-                     ScoreModeOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, not_empty,
-                     nothing_to_do, one_keep_rule, progress_enabled, warn)
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
+                     DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
+                     NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
+                     VerboseOpt, check_out, echo, given_path, info, load_settings, not_empty, nothing_to_do,
+                     one_keep_rule, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -47,7 +48,8 @@ def backfill(
                                         "(the prefilter); without it every paper is kept.")] = False,
     score: Annotated[bool, typer.Option("--score", help="Score the kept papers with the LLM backend.")] = False,
     backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
-    prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None, default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
+    prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
+    default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
     embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
     keep: Annotated[Optional[float], typer.Option(
         "--keep", help="Fraction of each day to keep (default: by recall 0.95 with a calibration, else 0.4).",
@@ -76,10 +78,11 @@ def backfill(
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
     s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model,
-                      backend_option=backend_option, prompts=prompts, default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude, embedder=embedder, max_tokens=max_tokens,
-                      keep=keep, top=top, recall=recall, calibration=calibration, no_calibration=no_calibration, score_mode=score_mode,
-                      prompt_layout=prompt_layout, papers_per_request=papers_per_request, batch_size=batch_size,
-                      db=db, offline=offline)
+                      backend_option=backend_option, prompts=prompts, default_prompts=default_prompts,
+                      default_authors=default_authors, default_exclude=default_exclude, embedder=embedder,
+                      max_tokens=max_tokens, keep=keep, top=top, recall=recall, calibration=calibration,
+                      no_calibration=no_calibration, score_mode=score_mode, prompt_layout=prompt_layout,
+                      papers_per_request=papers_per_request, batch_size=batch_size, db=db, offline=offline)
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store

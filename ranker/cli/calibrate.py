@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (DefaultPromptsOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt, VerboseOpt,
-                     check_out, db_there, echo, given_path, info, load_settings, name_mention, out_path, warn)
+from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
+                     VerboseOpt, check_out, db_there, echo, given_path, info, load_settings, name_mention, out_path,
+                     warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -61,8 +62,9 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..prompts import load_prompts
     from ..store import Store
 
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts, default_prompts=default_prompts, db=db,
-                      offline=offline, min_relevance=min_relevance, min_novelty=min_novelty)
+    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+                      default_prompts=default_prompts, db=db, offline=offline, min_relevance=min_relevance,
+                      min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
     ps = load_prompts(s.scoring.prompts)
     days = []

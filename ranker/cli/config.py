@@ -75,8 +75,12 @@ def _origin(r: "Effective") -> str:
 
 def _as_written(key: str, v: Any) -> Any:
     """A path's value as ranker.toml must write it to read back the same: its `$` as `$$` (the file expands $NAME
-    in paths; home "/d/pay$ment" written as it is read back as /d/pay plus $ment's value, or an error)."""
-    from ..settings import MODEL_KEYS, PATH_KEYS
+    in paths; home "/d/pay$ment" written as it is read back as /d/pay plus $ment's value, or an error). The
+    engine arguments that name a file or folder are expanded too (engine_args = { download_dir = ... })."""
+    from ..settings import ENGINE_NAME_ARGS, ENGINE_PATH_ARGS, MODEL_KEYS, PATH_KEYS
+    if key.endswith(".engine_args") and isinstance(v, dict):
+        return {a: x.replace("$", "$$") if a in (*ENGINE_PATH_ARGS, *ENGINE_NAME_ARGS) and isinstance(x, str) else x
+                for a, x in v.items()}
     return v.replace("$", "$$") if key in (*PATH_KEYS, *MODEL_KEYS) and isinstance(v, str) else v
 
 

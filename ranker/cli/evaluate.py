@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (DefaultPromptsOpt, DefaultAuthorsOpt, DefaultExcludeOpt, BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt,
-                     Progress, PromptsOpt, RecallOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
-                     one_keep_rule, warn)
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
+                     DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
+                     RecallOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, one_keep_rule, warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
@@ -34,7 +34,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
           top: Annotated[Optional[int], typer.Option("--top", help="Send exactly the K best papers of each day to "
                                                      "the LLM.", show_default=False)] = None,
           recall: RecallOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
-          prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None, default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
+          prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
+          default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
           min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
                                                                help="A pick needs RELEVANCE >= this, GPT's and "
                                                                "the local digest's (default: [digest] "
@@ -77,7 +78,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
 
     one_keep_rule(keep=keep, top=top, recall=recall)
     s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep,
-                      top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts, default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
+                      top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+                      default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     # what can be said without the database is said before it is opened (made, for a new --db): the history
     # too, read here, so one with no day to evaluate leaves no new database behind

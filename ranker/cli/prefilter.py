@@ -6,16 +6,18 @@ from typing import Annotated
 
 import typer
 
-from .common import (DefaultPromptsOpt, DefaultAuthorsOpt, DefaultExcludeOpt, CalibrationOpt, NoCalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, OfflineOpt, PapersOpt,
-                     Progress, PromptsOpt, RecallOpt, TopOpt, VerboseOpt, check_out, given_path, info, load_settings,
-                     naming_stdout, nothing_to_do, one_keep_rule, out_path, warn_read)
+from .common import (CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
+                     EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
+                     RecallOpt, TopOpt, VerboseOpt, check_out, given_path, info, load_settings, naming_stdout,
+                     nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
 
 
 def prefilter(papers: PapersOpt,
               out: Annotated[Path, typer.Option("--out", help="Where to write the ranked papers (JSONL; '-' for "
                                                 "stdout).", parser=given_path)],
-              prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None, default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
+              prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
+              default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
               keep: KeepOpt = None,
               top: TopOpt = None,
               recall: RecallOpt = None,
@@ -42,7 +44,9 @@ def prefilter(papers: PapersOpt,
 
     one_keep_rule(keep=keep, top=top, recall=recall)
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
-                      recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts, default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude, db=db, offline=offline)
+                      recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts,
+                      default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
+                      db=db, offline=offline)
     check_out(out)
     report = ReadReport()
     rows = list(read_papers(papers, report=report))

@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (DefaultPromptsOpt, DefaultAuthorsOpt, DefaultExcludeOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, NoCalibrationOpt, ConfigOpt, DbOpt, EmbedderOpt, KeepOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
+from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
+                     DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
+                     NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, check_out, echo, given_path, info,
                      load_settings, not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
 
@@ -44,7 +45,9 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                                                         "(default new,cross).", show_default=False)] = None,
         keep: KeepOpt = None, top: TopOpt = None,
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
-        embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None, default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
+        embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
+        default_prompts: DefaultPromptsOpt = None, default_authors: DefaultAuthorsOpt = None,
+        default_exclude: DefaultExcludeOpt = None,
         score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
         papers_per_request: PapersPerRequestOpt = None, novelty_context: NoveltyContextOpt = None,
         calibration: CalibrationOpt = None, no_calibration: NoCalibrationOpt = None, recall: RecallOpt = None,
@@ -60,12 +63,13 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     not_empty(date=date)
     one_keep_rule(keep=keep, top=top, recall=recall)
     day_given = check_day(date, "date") if date else None
-    s = load_settings(config, verbose=verbose, category=category, announce=announce, keep=keep, top=top,
-                      recall=recall, backend=backend, model=model, backend_option=backend_option, embedder=embedder,
-                      max_tokens=max_tokens, prompts=prompts, default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude, score_mode=score_mode, prompt_layout=prompt_layout,
-                      papers_per_request=papers_per_request, novelty_context=novelty_context,
-                      calibration=calibration, no_calibration=no_calibration, min_relevance=min_relevance,
-                      min_novelty=min_novelty, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, category=category, announce=announce, keep=keep, top=top, recall=recall,
+                      backend=backend, model=model, backend_option=backend_option, embedder=embedder,
+                      max_tokens=max_tokens, prompts=prompts, default_prompts=default_prompts,
+                      default_authors=default_authors, default_exclude=default_exclude, score_mode=score_mode,
+                      prompt_layout=prompt_layout, papers_per_request=papers_per_request,
+                      novelty_context=novelty_context, calibration=calibration, no_calibration=no_calibration,
+                      min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     check_out(out, folder=True)
     if papers is None and s.offline:
         url = s.fetch.api_url if day_given else s.fetch.rss_url

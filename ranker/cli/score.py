@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (DefaultPromptsOpt, BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
-                     NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress, PromptsOpt, ScoreModeOpt,
-                     VerboseOpt, check_model, check_out, given_path, info, load_settings, nothing_to_do, out_path, warn,
-                     warn_failures, warn_read)
+from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress,
+                     PromptsOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info, load_settings,
+                     nothing_to_do, out_path, warn, warn_failures, warn_read)
 
 
 def score(papers: PapersOpt,
@@ -33,9 +33,9 @@ def score(papers: PapersOpt,
       ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
     """
     s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option,
-                      prompts=prompts, default_prompts=default_prompts, score_mode=score_mode, prompt_layout=prompt_layout,
-                      papers_per_request=papers_per_request, novelty_context=novelty_context, embedder=embedder,
-                      max_tokens=max_tokens, db=db, offline=offline)
+                      prompts=prompts, default_prompts=default_prompts, score_mode=score_mode,
+                      prompt_layout=prompt_layout, papers_per_request=papers_per_request,
+                      novelty_context=novelty_context, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     check_out(out)
     check_model(s)
     from ..errors import during

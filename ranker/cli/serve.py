@@ -1,6 +1,7 @@
 """`ranker serve`: browse the store's digests in a browser and give thumbs up/down."""
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -21,8 +22,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
           trusted_proxies: Annotated[str | None, typer.Option(
               "--trusted-proxies", help="Comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24) of reverse "
               "proxies on other machines whose X-Forwarded-Proto and X-Forwarded-For are believed (an HTTPS proxy's "
-              "label posts are otherwise refused as cross-site); a proxy on 127.0.0.1 always is, anyone else never."
-              )] = None,
+              "label posts are otherwise refused as cross-site); a proxy on this machine (127.0.0.1, ::1) always is, "
+              "anyone else never.")] = None,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
@@ -94,6 +95,11 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         # the counts of this moment: the panels choose per request, each page saying whose its panel is (vectors
         # stored while it runs, by a `ranker run` or `index`, change them; this line said them as if lasting)
         info(f"note: at start, {fewer}")
+    if os.environ.get("FORWARDED_ALLOW_IPS", "").strip():
+        # uvicorn's own variable, which it read when no proxy was named ('*' in many container images: anyone's
+        # X-Forwarded-Proto believed): ranker names its proxies itself, so one who set it is told what to use
+        info("note: FORWARDED_ALLOW_IPS is not read; name a reverse proxy on another machine with --trusted-proxies "
+             "(or RANKER_TRUSTED_PROXIES); one on this machine is always believed")
     # every address listened on (--host localhost: [::1] and 127.0.0.1), the first the one to open
     info(f"serving {' and '.join(url_of(x) for x in socks)}{how}; Ctrl-C stops")
     try:

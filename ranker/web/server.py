@@ -162,18 +162,37 @@ def machine_names() -> set[str]:
     return out - _ANY
 
 
+# A proxy on this machine, whose forwarded headers are always believed (uvicorn's own default list)
+LOOPBACK_PROXIES = ("127.0.0.1", "::1")
+
+
+def forwarded_allow(trusted_proxies: Sequence[str] = ()) -> list[str]:
+    """The addresses whose X-Forwarded-Proto and X-Forwarded-For uvicorn believes: a proxy on this machine and
+    `trusted_proxies` (settings' serve.trusted_proxies: validated addresses or networks), never anyone else.
+    Each IPv4 one also as the IPv4-mapped address (::ffff:10.0.0.5) it connects from to a server on '::' (one
+    socket for both families), which uvicorn compares as another address: `--host ::` believed no IPv4 proxy,
+    named or on 127.0.0.1. Given even when none is named: uvicorn's default reads FORWARDED_ALLOW_IPS from the
+    environment ('*' in many container images: anyone's), and naming one dropped ::1 from it."""
+    out = []
+    for a in (*LOOPBACK_PROXIES, *trusted_proxies):
+        out.append(a)
+        net = ipaddress.ip_network(a, strict=False)
+        if net.version == 4:
+            mapped = ipaddress.ip_network(f"::ffff:{net.network_address}/{96 + net.prefixlen}")
+            out.append(str(mapped) if "/" in a else str(mapped.network_address))
+    return list(dict.fromkeys(out))
+
+
 def serve(app, socks: list[socket.socket], *, log_level: str = "warning", trusted_proxies: Sequence[str] = ()) -> None:
     """Serve on the sockets bind() made until interrupted. The scheme and client a proxy forwards
-    (X-Forwarded-Proto, X-Forwarded-For) are believed from 127.0.0.1 and the addresses or networks of
-    `trusted_proxies` (settings' serve.trusted_proxies) only."""
+    (X-Forwarded-Proto, X-Forwarded-For) are believed from this machine (127.0.0.1, ::1) and the addresses or
+    networks of `trusted_proxies` (settings' serve.trusted_proxies) only (see forwarded_allow)."""
     try:
         import uvicorn
     except ImportError:
         raise MissingDependency("uvicorn", "web", "ranker serve") from None
-    # none named: uvicorn's own rule (127.0.0.1, or its FORWARDED_ALLOW_IPS), as before
-    allow = ["127.0.0.1", *trusted_proxies] if trusted_proxies else None
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", server_header=False,
-                            forwarded_allow_ips=allow)
+                            forwarded_allow_ips=forwarded_allow(trusted_proxies))
     uvicorn.Server(config).run(sockets=socks)
 
 
