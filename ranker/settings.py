@@ -852,25 +852,9 @@ def effective(s: Settings, chosen_options: Mapping[str, Any] | None = None) -> l
             continue
         tables += [Effective(f"{name}.{sub}", _absolute(f"{name}.{sub}", data[name][sub]), origin(f"{name}.{sub}"))
                    for sub in section.model_fields if (name, sub) != ("scoring", "options")]
-        if name == "prefilter":
-            tables = _keep_rule_applied(s, tables)
         if name == "scoring":
             tables += backend_tables()
     return top + tables
-
-
-def _keep_rule_applied(s: Settings, rows: list[Effective]) -> list[Effective]:
-    """`rows` with the keep rule that applies when none is set (prefilter.recall.effective_rule: recall 0.95 with
-    a calibration, else the fraction 0.4) in place of its "not set"."""
-    p = s.prefilter
-    if (p.top, p.keep, p.recall) != (None, None, None):
-        return rows
-    from .prefilter.recall import effective_rule
-    calibrated = p.calibration is not None
-    rule = dict(zip(("top", "keep", "recall"), effective_rule(calibrated=calibrated)))
-    why = "no keep rule given, " + ("with a calibration" if calibrated else "no calibration")
-    return [Effective(r.key, rule[r.key[len("prefilter."):]], None, applied=True, why=why)
-            if r.key in KEEP_RULE_KEYS and rule[r.key[len("prefilter."):]] is not None else r for r in rows]
 
 
 def _absolute(key: str, value: Any) -> Any:

@@ -73,7 +73,7 @@ def test_config_says_a_bad_setting_as_every_command_does(tmp_path):
 
 def test_config_shows_the_keep_rule_that_applies_when_none_is_set(tmp_path):
     """No keep, top or recall given: `ranker config` said "# keep (not set)" for each, not the rule the prefilter
-    then applies (recall 0.95 with a calibration, else the fraction 0.4; prefilter.recall.effective_rule)."""
+    then applies (recall 0.95 with a calibration, else the fraction 0.4; prefilter.recall.with_applied_rule)."""
     env = {"RANKER_HOME": str(tmp_path / "h"), "RANKER_DB": ""}
     f = tmp_path / "ranker.toml"
     for text, flags, want in [("", (), "# keep = 0.4 # default: no keep rule given, no calibration"),

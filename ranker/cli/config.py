@@ -32,9 +32,10 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
       ranker config --config ~/lab/ranker.toml --json
     """
     from ..backends import options_in_force
+    from ..prefilter.recall import with_applied_rule
     from ..settings import effective
     s = load_settings(config, verbose=True, db=db, offline=offline)      # verbose: no log file made for this
-    rows = effective(s, options_in_force(s))
+    rows = with_applied_rule(s, effective(s, options_in_force(s)))
     where = str(s.config_file) if s.config_file is not None else None
     if as_json:
         echo(json.dumps({"config_file": where, "settings": [

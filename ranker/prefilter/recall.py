@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 
 if TYPE_CHECKING:
+    from ..settings import Effective, Settings
     from .calibrate import Calibration
 
 DEFAULT_RECALL = 0.95            # the default target when a calibration is given
@@ -149,6 +150,20 @@ def effective_rule(*, top: int | None = None, keep: float | None = None, recall:
     if recall is not None:
         return None, None, recall
     return (None, None, DEFAULT_RECALL) if calibrated else (None, DEFAULT_KEEP, None)
+
+
+def with_applied_rule(s: "Settings", rows: list["Effective"]) -> list["Effective"]:
+    """settings.effective's `rows` with the keep rule this module applies when none is set (effective_rule:
+    recall DEFAULT_RECALL with a calibration, else the fraction DEFAULT_KEEP) in place of its "not set"."""
+    from ..settings import KEEP_RULE_KEYS, Effective
+    p = s.prefilter
+    if (p.top, p.keep, p.recall) != (None, None, None):
+        return rows
+    calibrated = p.calibration is not None
+    rule = dict(zip(("top", "keep", "recall"), effective_rule(calibrated=calibrated)))
+    why = "no keep rule given, " + ("with a calibration" if calibrated else "no calibration")
+    return [Effective(r.key, rule[r.key[len("prefilter."):]], None, applied=True, why=why)
+            if r.key in KEEP_RULE_KEYS and rule[r.key[len("prefilter."):]] is not None else r for r in rows]
 
 
 def decide_keep(scores: np.ndarray, *, top: int | None = None, keep: float | None = None,
