@@ -407,14 +407,7 @@ def test_write_together_leaves_no_temporary_whatever_stops_it(tmp_path, monkeypa
     assert not getattr(e.value, "written", False)
     assert (a.read_text(), b.read_text()) == ("old a\n", "old b\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
-    real = os.replace
-
-    def refuse_b(src, dst):
-        if str(dst).endswith("b.txt"):
-            raise OSError(errno.EACCES, "Permission denied")
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", refuse_b)
+    real = _refuse_renames_onto(monkeypatch, "b.txt", errno.EACCES)
     with pytest.raises(InputError, match="b.txt"):
         write_together({tmp_path / "c.txt": ["c\n"], a: ["new a\n"], b: ["new b\n"]})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
@@ -426,6 +419,19 @@ def test_write_together_leaves_no_temporary_whatever_stops_it(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
 
 
+def _refuse_renames_onto(monkeypatch, name: str, err: int):
+    """os.replace failing with `err` for a target named `name` (the others renamed): the real one returned."""
+    real = os.replace
+
+    def refuse(src, dst):
+        if str(dst).endswith(name):
+            raise OSError(err, os.strerror(err))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    return real
+
+
 def test_write_together_removes_an_earlier_sets_file_in_the_same_step(tmp_path, monkeypatch):
     """A file the new set does not make (an eval's comparison.json, on a rerun without one) is removed with the
     renames: the new set never stands beside it; a write that fails leaves it in place with the old set."""
@@ -433,14 +439,7 @@ def test_write_together_removes_an_earlier_sets_file_in_the_same_step(tmp_path, 
     a, b, gone = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "gone.json"
     a.write_text("old a\n")
     gone.write_text("old gone\n")
-    real = os.replace
-
-    def refuse_b(src, dst):
-        if str(dst).endswith("b.txt"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", refuse_b)
+    real = _refuse_renames_onto(monkeypatch, "b.txt", errno.ENOSPC)
     with pytest.raises(InputError, match="b.txt"):
         write_together({a: ["new a\n"], b: ["new b\n"]}, remove=[gone])
     assert (a.read_text(), gone.read_text()) == ("old a\n", "old gone\n") and not b.exists()
