@@ -208,17 +208,42 @@ def _map_batches(ds, fn, **kwargs):
         return ds.map_batches(fn, max_restarts=RETRIES, max_task_retries=RETRIES, **kwargs)
 
 
-def _root_cause(e: BaseException) -> BaseException:
-    """The innermost exception: what a worker raised, out of Ray's wrappers."""
-    seen = set()
-    while id(e) not in seen:
-        seen.add(id(e))
+def _causes(e: BaseException) -> list[BaseException]:
+    """`e` and the exceptions it wraps, outermost first: the last is what a worker raised, out of Ray's wrappers."""
+    chain, seen = [e], {id(e)}
+    while True:
         nxt = getattr(e, "cause", None)
         nxt = nxt if isinstance(nxt, BaseException) else (e.__cause__ or None)
-        if nxt is None:
-            break
+        if nxt is None or id(nxt) in seen:
+            return chain
+        seen.add(id(nxt))
+        chain.append(nxt)
         e = nxt
-    return e
+
+
+# The advice Ray Data adds to a worker's exception once its retries are spent: to the end of its first argument when
+# that is text, else as one more argument, which an OSError takes for its file name
+RETRY_ADVICE = re.compile(r"\s*Failed to [^\n]*? after \d+/\d+ attempts \(total backoff [\d.]+s\)\..*?"
+                          r"if you believe this to be transient\.", re.S)
+
+
+def _root_text(e: BaseException) -> tuple[BaseException, str]:
+    """The innermost cause of `e` and its text as the worker had it, without Ray's retry advice. An OSError's file
+    name is not in the copy that reaches the driver (Ray's advice took its place among the arguments, all the copy
+    keeps: "No such file or directory: 'Failed to apply UDF transform after 1/1 attempts..."); the worker's own
+    line for it ends the traceback text its wrapper carries."""
+    chain = _causes(e)
+    root = chain[-1]
+    text = RETRY_ADVICE.sub("", str(root))
+    if isinstance(root, OSError) and isinstance(root.filename, str) and RETRY_ADVICE.fullmatch(root.filename):
+        text = str(OSError(root.errno, root.strerror))
+        head = f"{type(root).__name__}: {text}"
+        for wrapper in reversed(chain[:-1]):
+            lines = [x for x in RETRY_ADVICE.sub("", str(wrapper)).splitlines() if x.startswith(head)]
+            if lines:
+                text = lines[-1][len(type(root).__name__) + 2:]
+                break
+    return root, text
 
 
 def _failure(e: BaseException) -> RankerError:
@@ -228,9 +253,9 @@ def _failure(e: BaseException) -> RankerError:
     if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
         err.args = (err.render(),)
     else:
-        root = _root_cause(e)
-        err = RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
-                          "shows Ray's log)")
+        root, text = _root_text(e)
+        err = RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(Exception(text))} "
+                          "({key:debug} shows Ray's log)")
     err.__cause__ = err.__context__ = None
     err.__suppress_context__ = True
     return err.with_traceback(None)
