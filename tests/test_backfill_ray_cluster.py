@@ -127,13 +127,16 @@ def cluster():
 def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes_and_leaves_it_running(
         tmp_path, cluster):
     snap = make_snapshot(tmp_path / "snap.json", 300, 100)
+    (tmp_path / "my-minilm").symlink_to(MODELS / "minilm")
     run_backfill(BackfillSpec(source=snap, out=tmp_path / "local", embed=True, score=True), backfill_settings(),
                  engine="local")
     # --from, --out and the models folder relative to the command's folder, which no worker runs in (the
     # workers wrote /bf/_work and the run said it ranked nothing); every embedder must fit on one node (it asked
-    # for 3 of the 2+2 CPUs, and the run waited forever)
+    # for 3 of the 2+2 CPUs, and the run waited forever); the embedder named by its folder, relative to the
+    # command's folder too (the workers looked for it in theirs, and took it for a Hugging Face id)
     r = ranker("backfill", "--from", "snap.json", "--out", "bf", "--embed", "--score", "--backend", "fake",
-               "--model", "m", "--all-categories", "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
+               "--model", "m", "--embedder", "my-minilm", "--all-categories",
+               "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
                cwd=tmp_path, env={**WITH_TOKEN, "RANKER_MODELS_DIR": os.path.relpath(MODELS, tmp_path)},
                timeout=300)
     assert r.returncode == 0, r.stderr

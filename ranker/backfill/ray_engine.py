@@ -324,18 +324,32 @@ def _auth_hint(e: BaseException) -> str:
 
 def for_workers(job):
     """The job as a worker sees it: its paths absolute (the output folder, the source's files, the models folder,
-    the calibration). A worker runs in a folder of Ray's, not the command's: on a cluster a relative --out was
-    written under the workers' folder while the driver found nothing there (the run said it ranked no paper),
-    and a relative models folder or source was not found."""
+    the calibration, an embedder or scoring model named by its folder). A worker runs in a folder of Ray's, not
+    the command's: on a cluster a relative --out was written under the workers' folder while the driver found
+    nothing there (the run said it ranked no paper), and a relative models folder, source or model folder was
+    not found."""
     import dataclasses
     s = job.settings
-    pre = s.prefilter
+    models_dir = Path(s.models_dir).absolute()
+    pre = s.prefilter.model_copy(update={"embedder": _model_for_workers(s.prefilter.embedder, models_dir)})
     if pre.calibration is not None:
         pre = pre.model_copy(update={"calibration": Path(pre.calibration).absolute()})
-    settings = s.model_copy(update={"models_dir": Path(s.models_dir).absolute(), "prefilter": pre})
+    scoring = s.scoring.model_copy(update={"model": _model_for_workers(s.scoring.model, models_dir)})
+    settings = s.model_copy(update={"models_dir": models_dir, "prefilter": pre, "scoring": scoring})
     splits = [dataclasses.replace(x, path=os.path.abspath(x.path)) for x in job.source.splits]
     return dataclasses.replace(job, out=Path(job.out).absolute(), settings=settings,
                                source=dataclasses.replace(job.source, splits=splits))
+
+
+def _model_for_workers(name: str, models_dir: Path) -> str:
+    """A model setting (a preset, a folder or a Hugging Face id) as a worker in another folder reads it: a folder
+    named relative to the command's folder made absolute. models.resolve takes a preset first, then a folder
+    that exists; anything else is left as given."""
+    from ..models import presets
+    path = Path(name).expanduser()
+    if path.is_absolute() or name in presets(models_dir) or not path.is_dir():
+        return name
+    return str(path.absolute())
 
 
 def embed_pool(nodes: list[tuple[float, float]], threads: int | None = None) -> tuple[int, int, int]:
