@@ -600,7 +600,6 @@ class RayEngine:
 
     def score(self, job, todo: shards.ScoreTodo) -> dict:
         self._connect()
-        job = for_workers(job)
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         backend = job.settings.scoring.backend
@@ -612,6 +611,7 @@ class RayEngine:
                 where = "the Ray cluster has" if len(nodes) == 1 else "no node of the Ray cluster has more than"
                 raise ConfigError(f"one scoring engine takes {tp} GPUs and {where} {most:g}; use at "
                                   "most as many", key=f"scoring.{backend}.tensor_parallel_size")
+        job = for_workers(job)
         ds = ray.data.read_datasource(todo_datasource(todo))
         if gpus >= 1 and backend in ("vllm", "transformers"):
             n = self.score_actors or max(1, sum(int(g) // tp for _, g in nodes))
