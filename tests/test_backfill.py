@@ -665,6 +665,7 @@ def test_a_scoring_engine_wider_than_the_ray_cluster_is_refused_not_waited_for(t
     eng = RayEngine(sample_memory=False)
     monkeypatch.setattr(eng, "_connect", lambda: None)
     monkeypatch.setattr(eng, "_resources", lambda: (16.0, 1.0))
+    monkeypatch.setattr(eng, "_nodes", lambda: [(16.0, 1.0)])
     job = type("Job", (), {"spec": BackfillSpec(DAYS, tmp_path), "settings": backfill_settings(
         "tensor_parallel_size=2", backend="vllm", model="m")})()
     with pytest.raises(ConfigError) as e:

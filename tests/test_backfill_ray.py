@@ -19,7 +19,7 @@ from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table
     make_snapshot, parquet_files, snapshot_with_bad_lines, store_tables
 from ranker.backends.fake import fake_scores
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
-from ranker.errors import InputError, ModelError
+from ranker.errors import InputError, ModelError, RankerError
 from ranker.netguard import OFFLINE_ENV
 from ranker.store import Store
 
@@ -342,6 +342,28 @@ def test_a_damaged_gz_read_by_a_ray_task_is_the_error_naming_the_file(tmp_path):
             run_backfill(BackfillSpec(source=files[name], out=tmp_path / name, score=True), backfill_settings(),
                          engine="ray", ray_options=RAY_OPTIONS)
         assert e.value.where == str(files[name]) and e.value.message.startswith("cannot read ("), (name, e.value)
+
+
+def test_a_source_file_a_ray_worker_cannot_open_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """A file of the source the workers cannot open (on a cluster, --from on the driver's disk only; here taken
+    away once the run is planned): the caller got Ray's retry advice where the file's name belongs ("No such file
+    or directory: 'Failed to apply UDF transform after 1/1 attempts..."), the file named nowhere."""
+    from ranker.backfill import ray_engine
+    src = tmp_path / "day.jsonl"
+    shutil.copy(DAYS / "2025-05-15" / "listing.jsonl", src)
+    planned = ray_engine.papers_datasource
+
+    def gone(*args, **kwargs):
+        src.unlink()
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(ray_engine, "papers_datasource", gone)
+    with pytest.raises(RankerError) as e:
+        run_backfill(BackfillSpec(source=src, out=tmp_path / "bf", all_categories=True, score=True),
+                     backfill_settings(), engine="ray", ray_options=RAY_OPTIONS)
+    msg = str(e.value)
+    assert f"FileNotFoundError: [Errno 2] No such file or directory: '{src}'" in msg, msg
+    assert "\n" not in msg and "attempts" not in msg and "retr" not in msg, msg
 
 
 def test_a_failed_ranking_ends_its_read_tally_while_the_caller_holds_the_error(tmp_path):

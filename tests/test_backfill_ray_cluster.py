@@ -5,6 +5,7 @@ engine writes and leaves the cluster running; a driver without the cluster's tok
 listens, are one line naming --address, at once."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS, REPO, backfill_settings, backfill_table, make_snapshot, ranker
+from conftest import DAYS, MODELS, REPO, backfill_settings, backfill_table, make_snapshot, ranker
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -73,6 +74,21 @@ class Cluster:
             time.sleep(1)
         raise AssertionError(f"the test cluster did not come up with {n} nodes")
 
+    def cpus_back(self, timeout: float = 60) -> dict:
+        """Waits (up to `timeout`) until every CPU of the cluster is free, from a driver of its own; returns the
+        cluster's and the free resources it saw last."""
+        code = ("import json, ray, sys, time; ray.init(address=sys.argv[1], log_to_driver=False); "
+                "end = time.monotonic() + float(sys.argv[2])\n"
+                "while True:\n"
+                "    have, free = ray.cluster_resources(), ray.available_resources()\n"
+                "    if free.get('CPU', 0) >= have.get('CPU', 0) or time.monotonic() > end: break\n"
+                "    time.sleep(0.5)\n"
+                "print(json.dumps({'CPU': have.get('CPU'), 'free': free.get('CPU', 0)}))")
+        p = subprocess.run([sys.executable, "-c", code, f"127.0.0.1:{self.port}", str(timeout)], env=self.env,
+                           capture_output=True, text=True, timeout=timeout + 60)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
     def stop(self) -> None:
         for p in reversed(self.procs):
             for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
@@ -111,13 +127,16 @@ def cluster():
 def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes_and_leaves_it_running(
         tmp_path, cluster):
     snap = make_snapshot(tmp_path / "snap.json", 300, 100)
+    (tmp_path / "my-minilm").symlink_to(MODELS / "minilm")
     run_backfill(BackfillSpec(source=snap, out=tmp_path / "local", embed=True, score=True), backfill_settings(),
                  engine="local")
     # --from, --out and the models folder relative to the command's folder, which no worker runs in (the
     # workers wrote /bf/_work and the run said it ranked nothing); every embedder must fit on one node (it asked
-    # for 3 of the 2+2 CPUs, and the run waited forever)
+    # for 3 of the 2+2 CPUs, and the run waited forever); the embedder named by its folder, relative to the
+    # command's folder too (the workers looked for it in theirs, and took it for a Hugging Face id)
     r = ranker("backfill", "--from", "snap.json", "--out", "bf", "--embed", "--score", "--backend", "fake",
-               "--model", "m", "--all-categories", "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
+               "--model", "m", "--embedder", "my-minilm", "--all-categories",
+               "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
                cwd=tmp_path, env={**WITH_TOKEN, "RANKER_MODELS_DIR": os.path.relpath(MODELS, tmp_path)},
                timeout=300)
     assert r.returncode == 0, r.stderr
@@ -128,6 +147,48 @@ def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes
         got = backfill_table(tmp_path / "bf", kind).select(cols).sort_by([("id", "ascending")])
         assert got.num_rows == 300 and got.equals(want), kind
     cluster.wait_nodes(2, timeout=10)                  # the cluster it joined is still there, both nodes
+
+
+def test_ctrl_c_of_a_driver_on_a_cluster_ends_the_command_and_gives_the_clusters_cpus_back(tmp_path, cluster):
+    """A Ctrl-C (SIGINT to the driver's process alone, as a terminal sends it) while a joined cluster scores: the
+    command ends with the Ctrl-C's line and status 130, its run interrupted; the user's cluster stays up, none of
+    the run's actors keeps a CPU of it, and a rerun scores what is left, each paper once."""
+    from collections import Counter
+    day, out = DAYS / "2025-05-15", tmp_path / "bf"
+    args = ["backfill", "--from", str(day), "--out", str(out), "--score", "--backend", "fake", "--model", "m",
+            "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}"]
+    env = {k: v for k, v in {**os.environ, **WITH_TOKEN}.items() if k != "RANKER_DEBUG"}
+    p = subprocess.Popen([sys.executable, "-m", "ranker", *args, "--batch-size", "1", "--backend-option",
+                          "delay=0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        manifest = out / "manifest.json"
+        while time.monotonic() < deadline and p.poll() is None and not (
+                manifest.exists() and json.loads(manifest.read_text())["ranked_sources"]):
+            time.sleep(0.2)
+        time.sleep(3)                                   # scoring: 192 papers of 0.3 s each
+        assert p.poll() is None, p.communicate()[1][-2000:]
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, err[-2000:]
+    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+    (run,) = json.loads((out / "manifest.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and "error" not in run and "score" in run["phases"]
+    cluster.wait_nodes(2, timeout=10)                   # the user's cluster is still up
+    free = cluster.cpus_back(timeout=60)
+    assert free["CPU"] == 4 and free["free"] == 4, free
+    r = ranker(*args, env=WITH_TOKEN, timeout=300)
+    assert r.returncode == 0, r.stderr
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [x["status"] for x in runs] == ["interrupted", "ok"]
+    assert Counter(backfill_table(out, "scores").column("id").to_pylist()) == \
+        Counter(backfill_table(out, "ranked").column("id").to_pylist())            # each paper once
+    assert cluster.cpus_back(timeout=60)["free"] == 4
 
 
 def test_a_driver_without_the_clusters_token_is_told_to_give_it(tmp_path, cluster):

@@ -208,17 +208,42 @@ def _map_batches(ds, fn, **kwargs):
         return ds.map_batches(fn, max_restarts=RETRIES, max_task_retries=RETRIES, **kwargs)
 
 
-def _root_cause(e: BaseException) -> BaseException:
-    """The innermost exception: what a worker raised, out of Ray's wrappers."""
-    seen = set()
-    while id(e) not in seen:
-        seen.add(id(e))
+def _causes(e: BaseException) -> list[BaseException]:
+    """`e` and the exceptions it wraps, outermost first: the last is what a worker raised, out of Ray's wrappers."""
+    chain, seen = [e], {id(e)}
+    while True:
         nxt = getattr(e, "cause", None)
         nxt = nxt if isinstance(nxt, BaseException) else (e.__cause__ or None)
-        if nxt is None:
-            break
+        if nxt is None or id(nxt) in seen:
+            return chain
+        seen.add(id(nxt))
+        chain.append(nxt)
         e = nxt
-    return e
+
+
+# The advice Ray Data adds to a worker's exception once its retries are spent: to the end of its first argument when
+# that is text, else as one more argument, which an OSError takes for its file name
+RETRY_ADVICE = re.compile(r"\s*Failed to [^\n]*? after \d+/\d+ attempts \(total backoff [\d.]+s\)\..*?"
+                          r"if you believe this to be transient\.", re.S)
+
+
+def _root_text(e: BaseException) -> tuple[BaseException, str]:
+    """The innermost cause of `e` and its text as the worker had it, without Ray's retry advice. An OSError's file
+    name is not in the copy that reaches the driver (Ray's advice took its place among the arguments, all the copy
+    keeps: "No such file or directory: 'Failed to apply UDF transform after 1/1 attempts..."); the worker's own
+    line for it ends the traceback text its wrapper carries."""
+    chain = _causes(e)
+    root = chain[-1]
+    text = RETRY_ADVICE.sub("", str(root))
+    if isinstance(root, OSError) and isinstance(root.filename, str) and RETRY_ADVICE.fullmatch(root.filename):
+        text = str(OSError(root.errno, root.strerror))
+        head = f"{type(root).__name__}: {text}"
+        for wrapper in reversed(chain[:-1]):
+            lines = [x for x in RETRY_ADVICE.sub("", str(wrapper)).splitlines() if x.startswith(head)]
+            if lines:
+                text = lines[-1][len(type(root).__name__) + 2:]
+                break
+    return root, text
 
 
 def _failure(e: BaseException) -> RankerError:
@@ -228,9 +253,9 @@ def _failure(e: BaseException) -> RankerError:
     if err is not None:       # Ray Data appends its retry advice to the exception's text: drop it
         err.args = (err.render(),)
     else:
-        root = _root_cause(e)
-        err = RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(root)} ({{key:debug}} "
-                          "shows Ray's log)")
+        root, text = _root_text(e)
+        err = RankerError(f"the Ray pipeline failed: {type(root).__name__}: {one_line(Exception(text))} "
+                          "({key:debug} shows Ray's log)")
     err.__cause__ = err.__context__ = None
     err.__suppress_context__ = True
     return err.with_traceback(None)
@@ -299,18 +324,32 @@ def _auth_hint(e: BaseException) -> str:
 
 def for_workers(job):
     """The job as a worker sees it: its paths absolute (the output folder, the source's files, the models folder,
-    the calibration). A worker runs in a folder of Ray's, not the command's: on a cluster a relative --out was
-    written under the workers' folder while the driver found nothing there (the run said it ranked no paper),
-    and a relative models folder or source was not found."""
+    the calibration, an embedder or scoring model named by its folder). A worker runs in a folder of Ray's, not
+    the command's: on a cluster a relative --out was written under the workers' folder while the driver found
+    nothing there (the run said it ranked no paper), and a relative models folder, source or model folder was
+    not found."""
     import dataclasses
     s = job.settings
-    pre = s.prefilter
+    models_dir = Path(s.models_dir).absolute()
+    pre = s.prefilter.model_copy(update={"embedder": _model_for_workers(s.prefilter.embedder, models_dir)})
     if pre.calibration is not None:
         pre = pre.model_copy(update={"calibration": Path(pre.calibration).absolute()})
-    settings = s.model_copy(update={"models_dir": Path(s.models_dir).absolute(), "prefilter": pre})
+    scoring = s.scoring.model_copy(update={"model": _model_for_workers(s.scoring.model, models_dir)})
+    settings = s.model_copy(update={"models_dir": models_dir, "prefilter": pre, "scoring": scoring})
     splits = [dataclasses.replace(x, path=os.path.abspath(x.path)) for x in job.source.splits]
     return dataclasses.replace(job, out=Path(job.out).absolute(), settings=settings,
                                source=dataclasses.replace(job.source, splits=splits))
+
+
+def _model_for_workers(name: str, models_dir: Path) -> str:
+    """A model setting (a preset, a folder or a Hugging Face id) as a worker in another folder reads it: a folder
+    named relative to the command's folder made absolute. models.resolve takes a preset first, then a folder
+    that exists; anything else is left as given."""
+    from ..models import presets
+    path = Path(name).expanduser()
+    if path.is_absolute() or name in presets(models_dir) or not path.is_dir():
+        return name
+    return str(path.absolute())
 
 
 def embed_pool(nodes: list[tuple[float, float]], threads: int | None = None) -> tuple[int, int, int]:
@@ -561,7 +600,6 @@ class RayEngine:
 
     def score(self, job, todo: shards.ScoreTodo) -> dict:
         self._connect()
-        job = for_workers(job)
         ray, spec = self.ray, job.spec
         cpus, gpus = self._resources()
         backend = job.settings.scoring.backend
@@ -573,6 +611,7 @@ class RayEngine:
                 where = "the Ray cluster has" if len(nodes) == 1 else "no node of the Ray cluster has more than"
                 raise ConfigError(f"one scoring engine takes {tp} GPUs and {where} {most:g}; use at "
                                   "most as many", key=f"scoring.{backend}.tensor_parallel_size")
+        job = for_workers(job)
         ds = ray.data.read_datasource(todo_datasource(todo))
         if gpus >= 1 and backend in ("vllm", "transformers"):
             n = self.score_actors or max(1, sum(int(g) // tp for _, g in nodes))
