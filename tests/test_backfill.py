@@ -11,12 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pyarrow as pa
 
-from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
+from conftest import DAYS, MODELS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
     make_snapshot, parquet_files, ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, PairSet, plan_splits, read_split, source_files
@@ -1234,3 +1235,39 @@ def test_a_backfill_whose_embedder_gives_nan_stops_naming_it_and_an_older_folder
         assert res.not_finite == [first] and store.get_paper(first) is not None
         assert not store.get_vectors([first], "minilm") and res.embeddings == store.count_embeddings("minilm") > 0
         assert res.index.count == res.embeddings and CorpusIndex(store, "minilm").status().problem is None
+
+
+def test_the_ray_workers_find_model_folders_named_from_the_commands_folder(tmp_path, monkeypatch):
+    """`--embedder embs/mini --model ./llm` (folders of the command's working folder) with --engine ray: a worker
+    runs in a folder of Ray's, where 'embs/mini' was taken for a Hugging Face id (a download, or offline mode's
+    error) and './llm' was no folder. for_workers names them from the root as it does --out and --from, and
+    vLLM's engine_args paths with them; a preset, an id and a folder already absolute stay as given."""
+    from ranker import models
+    from ranker.backfill.job import Job
+    from ranker.backfill.plan import SourcePlan
+    from ranker.backfill.ray_engine import for_workers
+    from ranker.scoring import ScoreOptions
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "embs").mkdir()
+    (tmp_path / "embs" / "mini").symlink_to(MODELS / "minilm")
+    (tmp_path / "tok").mkdir()
+    source = SourcePlan.of(DAYS / "2025-04-30" / "listing.jsonl")
+
+    def worker(settings):
+        job = Job(spec=BackfillSpec(source="x", out="bf"), settings=settings, out=Path("bf"), source=source,
+                  filters=Filters(), pins={}, prompts=None, options=ScoreOptions.from_settings(settings.scoring))
+        return for_workers(job).settings
+
+    s = worker(backfill_settings('engine_args={download_dir = "hf", tokenizer = "./tok", max_model_len = 512}',
+                                 backend="vllm", model="./llm", embedder="embs/mini"))
+    monkeypatch.chdir("/")                          # where the worker runs
+    assert models.resolve(s.prefilter.embedder, kind="embedder", models_dir=s.models_dir) == \
+        str((MODELS / "minilm").resolve())
+    assert s.scoring.model == str(tmp_path / "llm")                 # not there yet: a folder by its "./"
+    assert s.scoring.options["vllm"]["engine_args"] == {"download_dir": str(tmp_path / "hf"),
+                                                        "tokenizer": str(tmp_path / "tok"), "max_model_len": 512}
+    monkeypatch.chdir(tmp_path)
+    s = worker(backfill_settings('engine_args={tokenizer = "Qwen/Qwen2.5-0.5B-Instruct"}', backend="vllm",
+                                 model="Qwen/Qwen2.5-0.5B-Instruct", embedder="minilm"))
+    assert (s.prefilter.embedder, s.scoring.model) == ("minilm", "Qwen/Qwen2.5-0.5B-Instruct")
+    assert s.scoring.options["vllm"]["engine_args"] == {"tokenizer": "Qwen/Qwen2.5-0.5B-Instruct"}

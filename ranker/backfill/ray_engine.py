@@ -299,18 +299,51 @@ def _auth_hint(e: BaseException) -> str:
 
 def for_workers(job):
     """The job as a worker sees it: its paths absolute (the output folder, the source's files, the models folder,
-    the calibration). A worker runs in a folder of Ray's, not the command's: on a cluster a relative --out was
+    the calibration, an embedder, model or vLLM engine argument named by a relative folder). The prompts, the
+    exclusions and pinned authors and the calibration are read by the driver and shipped loaded. A worker runs in a folder of Ray's, not the command's: on a cluster a relative --out was
     written under the workers' folder while the driver found nothing there (the run said it ranked no paper),
     and a relative models folder or source was not found."""
     import dataclasses
+    from ..settings import ENGINE_NAME_ARGS, ENGINE_PATH_ARGS
     s = job.settings
     pre = s.prefilter
+    update: dict = {"embedder": _model_for_workers(pre.embedder, s.models_dir)}
     if pre.calibration is not None:
-        pre = pre.model_copy(update={"calibration": Path(pre.calibration).absolute()})
-    settings = s.model_copy(update={"models_dir": Path(s.models_dir).absolute(), "prefilter": pre})
+        update["calibration"] = Path(pre.calibration).absolute()
+    pre = pre.model_copy(update=update)
+    # the model and vLLM's engine arguments that name a file or folder, as resolve and the engine read them
+    scoring = s.scoring.model_copy(update={"model": _model_for_workers(s.scoring.model, s.models_dir)})
+    vllm = scoring.options.get("vllm")
+    if isinstance(vllm, dict) and isinstance(vllm.get("engine_args"), dict):
+        args = dict(vllm["engine_args"])
+        for k in ENGINE_PATH_ARGS + ENGINE_NAME_ARGS:
+            if isinstance(args.get(k), str) and args[k].strip():
+                args[k] = _model_for_workers(args[k], s.models_dir, always=k in ENGINE_PATH_ARGS)
+        scoring = scoring.model_copy(update={"options": {**scoring.options, "vllm": {**vllm, "engine_args": args}}})
+    settings = s.model_copy(update={"models_dir": Path(s.models_dir).absolute(), "prefilter": pre,
+                                    "scoring": scoring})
     splits = [dataclasses.replace(x, path=os.path.abspath(x.path)) for x in job.source.splits]
     return dataclasses.replace(job, out=Path(job.out).absolute(), settings=settings,
                                source=dataclasses.replace(job.source, splits=splits))
+
+
+def _model_for_workers(name: str, models_dir: Path | None, *, always: bool = False) -> str:
+    """A model (or tokenizer, or engine argument's file) named by a folder of the command's working folder,
+    named from the root: a worker looking for 'embs/mini' in Ray's folder took it for a Hugging Face id. A
+    preset, an id, "auto" and an absolute path stay as given; a relative name that is no folder here stays too
+    unless written as one ("./x", "../x") or `always` (a path whatever it holds: vLLM's download_dir)."""
+    from .. import models
+    path = Path(name).expanduser()
+    if path.is_absolute() or name in ("auto", "vllm"):
+        return name
+    try:
+        if name in models.presets(models_dir):
+            return name
+    except RankerError:          # no presets to read: the worker's resolve says so
+        pass
+    if always or path.exists() or name.startswith(("./", "../")):
+        return str(path.absolute())
+    return name
 
 
 def embed_pool(nodes: list[tuple[float, float]], threads: int | None = None) -> tuple[int, int, int]:
