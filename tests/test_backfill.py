@@ -659,18 +659,27 @@ def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monke
 
 
 def test_a_scoring_engine_wider_than_the_ray_cluster_is_refused_not_waited_for(tmp_path, monkeypatch):
-    """tensor_parallel_size 2 on a one-GPU cluster: Ray would wait forever for an actor it cannot place (its
-    wait for actors has no limit); the engine says so before building the pipeline. No Ray instance is started."""
+    """tensor_parallel_size 2 on a one-GPU cluster, or on two nodes of one GPU each: Ray would wait forever for an
+    actor it cannot place (its wait for actors has no limit); the engine says so before building the pipeline.
+    No Ray instance is started. (The job is a whole one: the engine hands its workers for_workers(job).)"""
     pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ranker.backfill.job import Job
+    from ranker.backfill.plan import SourcePlan
     from ranker.backfill.ray_engine import RayEngine
-    eng = RayEngine(sample_memory=False)
-    monkeypatch.setattr(eng, "_connect", lambda: None)
-    monkeypatch.setattr(eng, "_resources", lambda: (16.0, 1.0))
-    job = type("Job", (), {"spec": BackfillSpec(DAYS, tmp_path), "settings": backfill_settings(
-        "tensor_parallel_size=2", backend="vllm", model="m")})()
-    with pytest.raises(ConfigError) as e:
-        eng.score(job, shards.ScoreTodo([], None))
-    assert e.value.key == "scoring.vllm.tensor_parallel_size" and "2 GPUs" in e.value.message
+    from ranker.scoring import ScoreOptions
+    s = backfill_settings("tensor_parallel_size=2", backend="vllm", model="m")
+    job = Job(spec=BackfillSpec(DAYS, tmp_path), settings=s, out=tmp_path, source=SourcePlan.of(DAYS / "2025-05-15"),
+              filters=Filters(), pins={}, prompts=None, options=ScoreOptions.from_settings(s.scoring))
+    for nodes, says in (([(16.0, 1.0)], "the Ray cluster has 1"),
+                        ([(8.0, 1.0), (8.0, 1.0)], "no node of the Ray cluster has more than 1")):
+        eng = RayEngine(sample_memory=False)
+        monkeypatch.setattr(eng, "_connect", lambda: None)
+        monkeypatch.setattr(eng, "_resources", lambda: (sum(c for c, _ in nodes), sum(g for _, g in nodes)))
+        monkeypatch.setattr(eng, "_nodes", lambda: nodes)
+        with pytest.raises(ConfigError) as e:
+            eng.score(job, shards.ScoreTodo([], None))
+        assert e.value.key == "scoring.vllm.tensor_parallel_size" and "2 GPUs" in e.value.message
+        assert says in e.value.message, e.value.message
 
 
 def test_cli_backfill_and_import(tmp_path):
