@@ -1280,3 +1280,20 @@ def test_the_ray_workers_find_model_folders_named_from_the_commands_folder(tmp_p
                                  model="Qwen/Qwen2.5-0.5B-Instruct", embedder="minilm"))
     assert (s.prefilter.embedder, s.scoring.model) == ("minilm", "Qwen/Qwen2.5-0.5B-Instruct")
     assert s.scoring.options["vllm"]["engine_args"] == {"tokenizer": "Qwen/Qwen2.5-0.5B-Instruct"}
+
+
+def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure(monkeypatch):
+    """The early check of --address: an address of another protocol (anyscale://..., which ray.init hands to Ray
+    Client as it does ray://) is left to ray.init, as is `auto` that RAY_ADDRESS makes one; a port that is no port
+    number ('127.0.0.1:abc', ':99999') is one line. Both ended the command 'unexpected failure: 'ValueError'
+    object has no attribute 'strerror''."""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ranker.backfill.ray_engine import _not_answering
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert _not_answering("anyscale://my-cluster") is None and _not_answering("ray://10.0.0.1:10001") is None
+    monkeypatch.setenv("RAY_ADDRESS", "anyscale://my-cluster")
+    assert _not_answering("auto") is None
+    monkeypatch.delenv("RAY_ADDRESS")
+    for bad, port in (("127.0.0.1:abc", "abc"), ("127.0.0.1:99999", "99999")):
+        why = _not_answering(bad)
+        assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why

@@ -259,16 +259,18 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
     `ray start` started on this machine), or None when something listens there or it cannot be told here (a
     Ray Client address, a name offline mode does not look up): then ray.init says what it finds."""
     import socket
-    if address.startswith("ray://"):
+    if "://" in address:          # Ray Client (ray://, or another protocol's module): ray.init's own, as it reads it
         return None
     try:
         from ray._private.services import canonicalize_bootstrap_address
         hostport = canonicalize_bootstrap_address(address)
     except Exception:             # ray.init names a bad address in its own words
         return None
-    if not hostport:
+    if not hostport or "://" in hostport:     # `auto` that RAY_ADDRESS makes a Ray Client address
         return None
     host, _, port = hostport.rpartition(":")
+    if not (port.isdigit() and 0 < int(port) < 65536):
+        return f"no Ray cluster at {address}: {port!r} is not a port number (HOST:PORT, or auto)"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None
@@ -278,7 +280,7 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
         from ..netguard import is_offline
         return None if is_offline() else f"no Ray cluster at {address}: cannot look up {host} ({one_line(e)})"
     except (OSError, ValueError) as e:
-        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or one_line(e))
+        why = "timed out" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or one_line(e))
         named = address if address == hostport else f"{address} ({hostport})"
         return f"no Ray cluster answers at {named}: {why}"
 
