@@ -11,12 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pyarrow as pa
 
-from conftest import DAYS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
+from conftest import DAYS, MODELS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
     make_snapshot, parquet_files, ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, PairSet, plan_splits, read_split, source_files
@@ -658,19 +659,27 @@ def test_without_ray_the_ray_engine_is_one_line_naming_the_extra(tmp_path, monke
 
 
 def test_a_scoring_engine_wider_than_the_ray_cluster_is_refused_not_waited_for(tmp_path, monkeypatch):
-    """tensor_parallel_size 2 on a one-GPU cluster: Ray would wait forever for an actor it cannot place (its
-    wait for actors has no limit); the engine says so before building the pipeline. No Ray instance is started."""
+    """tensor_parallel_size 2 on a one-GPU cluster, or on two nodes of one GPU each: Ray would wait forever for an
+    actor it cannot place (its wait for actors has no limit); the engine says so before building the pipeline.
+    No Ray instance is started. (The job is a whole one: the engine hands its workers for_workers(job).)"""
     pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ranker.backfill.job import Job
+    from ranker.backfill.plan import SourcePlan
     from ranker.backfill.ray_engine import RayEngine
-    eng = RayEngine(sample_memory=False)
-    monkeypatch.setattr(eng, "_connect", lambda: None)
-    monkeypatch.setattr(eng, "_resources", lambda: (16.0, 1.0))
-    monkeypatch.setattr(eng, "_nodes", lambda: [(16.0, 1.0)])
-    job = type("Job", (), {"spec": BackfillSpec(DAYS, tmp_path), "settings": backfill_settings(
-        "tensor_parallel_size=2", backend="vllm", model="m")})()
-    with pytest.raises(ConfigError) as e:
-        eng.score(job, shards.ScoreTodo([], None))
-    assert e.value.key == "scoring.vllm.tensor_parallel_size" and "2 GPUs" in e.value.message
+    from ranker.scoring import ScoreOptions
+    s = backfill_settings("tensor_parallel_size=2", backend="vllm", model="m")
+    job = Job(spec=BackfillSpec(DAYS, tmp_path), settings=s, out=tmp_path, source=SourcePlan.of(DAYS / "2025-05-15"),
+              filters=Filters(), pins={}, prompts=None, options=ScoreOptions.from_settings(s.scoring))
+    for nodes, says in (([(16.0, 1.0)], "the Ray cluster has 1"),
+                        ([(8.0, 1.0), (8.0, 1.0)], "no node of the Ray cluster has more than 1")):
+        eng = RayEngine(sample_memory=False)
+        monkeypatch.setattr(eng, "_connect", lambda: None)
+        monkeypatch.setattr(eng, "_resources", lambda: (sum(c for c, _ in nodes), sum(g for _, g in nodes)))
+        monkeypatch.setattr(eng, "_nodes", lambda: nodes)
+        with pytest.raises(ConfigError) as e:
+            eng.score(job, shards.ScoreTodo([], None))
+        assert e.value.key == "scoring.vllm.tensor_parallel_size" and "2 GPUs" in e.value.message
+        assert says in e.value.message, e.value.message
 
 
 def test_cli_backfill_and_import(tmp_path):
@@ -1235,3 +1244,56 @@ def test_a_backfill_whose_embedder_gives_nan_stops_naming_it_and_an_older_folder
         assert res.not_finite == [first] and store.get_paper(first) is not None
         assert not store.get_vectors([first], "minilm") and res.embeddings == store.count_embeddings("minilm") > 0
         assert res.index.count == res.embeddings and CorpusIndex(store, "minilm").status().problem is None
+
+
+def test_the_ray_workers_find_model_folders_named_from_the_commands_folder(tmp_path, monkeypatch):
+    """`--embedder embs/mini --model ./llm` (folders of the command's working folder) with --engine ray: a worker
+    runs in a folder of Ray's, where 'embs/mini' was taken for a Hugging Face id (a download, or offline mode's
+    error) and './llm' was no folder. for_workers names them from the root as it does --out and --from, and
+    vLLM's engine_args paths with them; a preset, an id and a folder already absolute stay as given."""
+    from ranker import models
+    from ranker.backfill.job import Job
+    from ranker.backfill.plan import SourcePlan
+    from ranker.backfill.ray_engine import for_workers
+    from ranker.scoring import ScoreOptions
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "embs").mkdir()
+    (tmp_path / "embs" / "mini").symlink_to(MODELS / "minilm")
+    (tmp_path / "tok").mkdir()
+    source = SourcePlan.of(DAYS / "2025-04-30" / "listing.jsonl")
+
+    def worker(settings):
+        job = Job(spec=BackfillSpec(source="x", out="bf"), settings=settings, out=Path("bf"), source=source,
+                  filters=Filters(), pins={}, prompts=None, options=ScoreOptions.from_settings(settings.scoring))
+        return for_workers(job).settings
+
+    s = worker(backfill_settings('engine_args={download_dir = "hf", tokenizer = "./tok", max_model_len = 512}',
+                                 backend="vllm", model="./llm", embedder="embs/mini"))
+    monkeypatch.chdir("/")                          # where the worker runs
+    assert models.resolve(s.prefilter.embedder, kind="embedder", models_dir=s.models_dir) == \
+        str((MODELS / "minilm").resolve())
+    assert s.scoring.model == str(tmp_path / "llm")                 # not there yet: a folder by its "./"
+    assert s.scoring.options["vllm"]["engine_args"] == {"download_dir": str(tmp_path / "hf"),
+                                                        "tokenizer": str(tmp_path / "tok"), "max_model_len": 512}
+    monkeypatch.chdir(tmp_path)
+    s = worker(backfill_settings('engine_args={tokenizer = "Qwen/Qwen2.5-0.5B-Instruct"}', backend="vllm",
+                                 model="Qwen/Qwen2.5-0.5B-Instruct", embedder="minilm"))
+    assert (s.prefilter.embedder, s.scoring.model) == ("minilm", "Qwen/Qwen2.5-0.5B-Instruct")
+    assert s.scoring.options["vllm"]["engine_args"] == {"tokenizer": "Qwen/Qwen2.5-0.5B-Instruct"}
+
+
+def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure(monkeypatch):
+    """The early check of --address: an address of another protocol (anyscale://..., which ray.init hands to Ray
+    Client as it does ray://) is left to ray.init, as is `auto` that RAY_ADDRESS makes one; a port that is no port
+    number ('127.0.0.1:abc', ':99999') is one line. Both ended the command 'unexpected failure: 'ValueError'
+    object has no attribute 'strerror''."""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ranker.backfill.ray_engine import _not_answering
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert _not_answering("anyscale://my-cluster") is None and _not_answering("ray://10.0.0.1:10001") is None
+    monkeypatch.setenv("RAY_ADDRESS", "anyscale://my-cluster")
+    assert _not_answering("auto") is None
+    monkeypatch.delenv("RAY_ADDRESS")
+    for bad, port in (("127.0.0.1:abc", "abc"), ("127.0.0.1:99999", "99999")):
+        why = _not_answering(bad)
+        assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why

@@ -581,3 +581,15 @@ def test_the_reports_comparison_reads_in_a_browser(tmp_path, settings, store, fi
         expect(table).to_have_count(1)
         expect(table.get_by_role("row")).to_have_count(7)                # the header and the 6 prefilter figures
         assert not page.evaluate(CONTRAST) and errors == []
+
+
+def test_a_comparison_names_the_other_eval_from_the_root_everywhere(tmp_path, monkeypatch, settings, store, five):
+    """`--against five` run from the folder above it: comparison.json's own "against" (and the report's and
+    the printed heading) said 'five/eval.json' beside against_eval's absolute one, meaningless to a later reader
+    in another folder."""
+    monkeypatch.chdir(tmp_path)
+    res = evaluate_history(tmp_path / "hist", tmp_path / "b", settings, store=store, llm=True, against="five")
+    c = json.loads((tmp_path / "b" / "comparison.json").read_text())
+    assert c["against"] == c["against_eval"]["eval"] == str(tmp_path / "five" / "eval.json")
+    assert res.comparison["against"] == c["against"]
+    assert f"<code>{tmp_path / 'five' / 'eval.json'}</code>" in (tmp_path / "b" / "report.html").read_text()

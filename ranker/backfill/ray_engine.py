@@ -284,16 +284,18 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
     `ray start` started on this machine), or None when something listens there or it cannot be told here (a
     Ray Client address, a name offline mode does not look up): then ray.init says what it finds."""
     import socket
-    if address.startswith("ray://"):
+    if "://" in address:          # Ray Client (ray://, or another protocol's module): ray.init's own, as it reads it
         return None
     try:
         from ray._private.services import canonicalize_bootstrap_address
         hostport = canonicalize_bootstrap_address(address)
     except Exception:             # ray.init names a bad address in its own words
         return None
-    if not hostport:
+    if not hostport or "://" in hostport:     # `auto` that RAY_ADDRESS makes a Ray Client address
         return None
     host, _, port = hostport.rpartition(":")
+    if not (port.isdigit() and 0 < int(port) < 65536):
+        return f"no Ray cluster at {address}: {port!r} is not a port number (HOST:PORT, or auto)"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None
@@ -303,7 +305,7 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
         from ..netguard import is_offline
         return None if is_offline() else f"no Ray cluster at {address}: cannot look up {host} ({one_line(e)})"
     except (OSError, ValueError) as e:
-        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or one_line(e))
+        why = "timed out" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or one_line(e))
         named = address if address == hostport else f"{address} ({hostport})"
         return f"no Ray cluster answers at {named}: {why}"
 
@@ -324,32 +326,52 @@ def _auth_hint(e: BaseException) -> str:
 
 def for_workers(job):
     """The job as a worker sees it: its paths absolute (the output folder, the source's files, the models folder,
-    the calibration, an embedder or scoring model named by its folder). A worker runs in a folder of Ray's, not
-    the command's: on a cluster a relative --out was written under the workers' folder while the driver found
-    nothing there (the run said it ranked no paper), and a relative models folder, source or model folder was
-    not found."""
+    the calibration, an embedder, model or vLLM engine argument named by a relative folder). The prompts, the
+    exclusions and pinned authors and the calibration are read by the driver and shipped loaded. A worker runs
+    in a folder of Ray's, not the command's: on a cluster a relative --out was written under the workers'
+    folder while the driver found nothing there (the run said it ranked no paper), and a relative models
+    folder, source or model folder was not found."""
     import dataclasses
+    from ..settings import ENGINE_NAME_ARGS, ENGINE_PATH_ARGS
     s = job.settings
-    models_dir = Path(s.models_dir).absolute()
-    pre = s.prefilter.model_copy(update={"embedder": _model_for_workers(s.prefilter.embedder, models_dir)})
+    pre = s.prefilter
+    update: dict = {"embedder": _model_for_workers(pre.embedder, s.models_dir)}
     if pre.calibration is not None:
-        pre = pre.model_copy(update={"calibration": Path(pre.calibration).absolute()})
-    scoring = s.scoring.model_copy(update={"model": _model_for_workers(s.scoring.model, models_dir)})
-    settings = s.model_copy(update={"models_dir": models_dir, "prefilter": pre, "scoring": scoring})
+        update["calibration"] = Path(pre.calibration).absolute()
+    pre = pre.model_copy(update=update)
+    # the model and vLLM's engine arguments that name a file or folder, as resolve and the engine read them
+    scoring = s.scoring.model_copy(update={"model": _model_for_workers(s.scoring.model, s.models_dir)})
+    vllm = scoring.options.get("vllm")
+    if isinstance(vllm, dict) and isinstance(vllm.get("engine_args"), dict):
+        args = dict(vllm["engine_args"])
+        for k in ENGINE_PATH_ARGS + ENGINE_NAME_ARGS:
+            if isinstance(args.get(k), str) and args[k].strip():
+                args[k] = _model_for_workers(args[k], s.models_dir, always=k in ENGINE_PATH_ARGS)
+        scoring = scoring.model_copy(update={"options": {**scoring.options, "vllm": {**vllm, "engine_args": args}}})
+    settings = s.model_copy(update={"models_dir": Path(s.models_dir).absolute(), "prefilter": pre,
+                                    "scoring": scoring})
     splits = [dataclasses.replace(x, path=os.path.abspath(x.path)) for x in job.source.splits]
     return dataclasses.replace(job, out=Path(job.out).absolute(), settings=settings,
                                source=dataclasses.replace(job.source, splits=splits))
 
 
-def _model_for_workers(name: str, models_dir: Path) -> str:
-    """A model setting (a preset, a folder or a Hugging Face id) as a worker in another folder reads it: a folder
-    named relative to the command's folder made absolute. models.resolve takes a preset first, then a folder
-    that exists; anything else is left as given."""
-    from ..models import presets
+def _model_for_workers(name: str, models_dir: Path | None, *, always: bool = False) -> str:
+    """A model (or tokenizer, or engine argument's file) named by a folder of the command's working folder,
+    named from the root: a worker looking for 'embs/mini' in Ray's folder took it for a Hugging Face id. A
+    preset, an id, "auto" and an absolute path stay as given; a relative name that is no folder here stays too
+    unless written as one ("./x", "../x") or `always` (a path whatever it holds: vLLM's download_dir)."""
+    from .. import models
     path = Path(name).expanduser()
-    if path.is_absolute() or name in presets(models_dir) or not path.is_dir():
+    if path.is_absolute() or name in ("auto", "vllm"):
         return name
-    return str(path.absolute())
+    try:
+        if name in models.presets(models_dir):
+            return name
+    except RankerError:          # no presets to read: the worker's resolve says so
+        pass
+    if always or path.exists() or name.startswith(("./", "../")):
+        return str(path.absolute())
+    return name
 
 
 def embed_pool(nodes: list[tuple[float, float]], threads: int | None = None) -> tuple[int, int, int]:

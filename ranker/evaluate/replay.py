@@ -5,6 +5,7 @@ the kept papers scored by the LLM and the digest picked, through the same steps 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -275,7 +276,7 @@ def comparison_record(this: Mapping, this_path: Path, other: Mapping, against: s
     ("eval" this one's, "against_eval" the other's, "replaced" when it was the eval.json this one replaces) and
     the caveat the printed comparison ends with."""
     from .report import comparison_caveat
-    path = intervals.eval_path(against)
+    path = Path(os.path.abspath(intervals.eval_path(against)))   # read later from anywhere, as eval_identity's
     c = intervals.paired_comparison(this, other, against=path)
     theirs = intervals.eval_identity(other, path)
     theirs["replaced"] = _same_file(path, this_path)
