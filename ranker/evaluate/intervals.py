@@ -205,8 +205,8 @@ def eval_identity(data: Mapping, path: str | Path) -> dict:
     (content_sha256), the history replayed, its days and their span (its settings stand beside it). The file
     is named from the root, not from the folder the command ran in: the record is read from anywhere later."""
     dates = [d["date"] for d in data["days"]]
-    return {"eval": os.path.abspath(Path(path).expanduser()), "content_sha256": content_sha256(data), "history": data.get("history"),
-            "days": len(dates), "span": day_span(dates)}
+    return {"eval": os.path.abspath(Path(path).expanduser()), "content_sha256": content_sha256(data),
+            "history": data.get("history"), "days": len(dates), "span": day_span(dates)}
 
 
 def read_eval(against: str | Path) -> dict:
