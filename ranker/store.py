@@ -440,10 +440,13 @@ class Store:
     def holder(self) -> str | None:
         """'held by ranker score, pid 123, running since 12:03:04': the run recorded as running by another live
         process, or with several, 'held by one of: ...' naming each (oldest first; which of them holds the lock
-        SQLite does not say: naming the latest alone blamed a run that may only be waiting itself), or None."""
+        SQLite does not say: naming the latest alone blamed a run that may only be waiting itself), or None.
+        This machine's runs come before other machines': their processes are known to live, where another
+        machine's run counts as alive unseen (one left marked running by a container that died stays so), and
+        those, named first, put this machine's past the HOLDERS_NAMED named."""
         try:
             rows = self.conn.execute("SELECT kind, pid, host, started_at FROM runs WHERE status='running' "
-                                     "AND pid IS NOT NULL ORDER BY id").fetchall()
+                                     "AND pid IS NOT NULL ORDER BY host IS NOT ?, id", (HOST,)).fetchall()
         except (sqlite3.Error, AttributeError):
             return None
         runs = []

@@ -504,6 +504,31 @@ def test_a_locked_database_names_every_run_recorded_as_running(tmp_path):
     assert said.count("; ranker score, pid ") == 9 and said.endswith("; and 2 more") and "pid 5009 " not in said
 
 
+def test_a_live_run_of_this_machine_is_named_before_other_machines_runs(tmp_path):
+    """A shared database where runs of other machines were left marked running (a container that died, started
+    again under a new name: their processes cannot be looked at from here, so they count as alive): the
+    "database is locked" line named the oldest ten first, and the one run this machine sees alive, recorded
+    last, was "and 2 more". Runs of this machine, whose processes are known to live, come first."""
+    import json
+    import socket
+    db = tmp_path / "r.sqlite3"
+    run = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        with Store(db) as s:
+            with s.transaction() as c:
+                c.executemany("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('run', ?, "
+                              "'running', '{}', ?, ?)",
+                              [(time.time(), 5000 + i, f"box-{i}.example") for i in range(11)])
+                c.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('score', ?, "
+                          "'running', ?, ?, ?)", (time.time(), json.dumps({}), run.pid, socket.gethostname()))
+            said = s.holder()
+    finally:
+        run.stdin.close()
+        run.wait()
+    assert said.startswith(f"held by one of: ranker score, pid {run.pid}, running since "), said
+    assert "; ranker run, pid 5000 on box-0.example, running since " in said and said.endswith("; and 2 more")
+
+
 def reached(monkeypatch, opened: str = "", statement: str | None = None) -> threading.Event:
     """An event set once a connection made from now on (to a database named with `opened` in it) starts running
     `statement`, as SQLite's trace of it says, or with no statement, starts compiling its first SELECT, as the
