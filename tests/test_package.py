@@ -125,3 +125,21 @@ def test_the_lowest_python_it_allows_has_the_standard_modules_it_imports():
     r = subprocess.run([exe, "-c", code, *stdlib], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [], f"Python {lowest} has no {r.stdout.split()}"
+
+
+def test_the_lowest_uvicorn_it_allows_compares_trusted_proxies_as_addresses_and_networks():
+    """`ranker serve` hands uvicorn its trusted proxies (server.forwarded_allow): networks (--trusted-proxies
+    10.0.0.0/24, the README's "addresses or networks") and, for a `--host ::` socket, each IPv4 one's IPv4-mapped
+    form as ipaddress writes it ('::ffff:7f00:1', where the socket reports '::ffff:127.0.0.1'). uvicorn compares
+    forwarded_allow_ips as addresses and networks only from 0.31 (ProxyHeadersMiddleware's _TrustedHosts);
+    pyproject allowed 0.29, which compares plain strings: a proxy named by its network, and on '::' even one on
+    this machine, was silently never believed (every thumb behind it refused as cross-site)."""
+    import re
+    from ranker.web.server import forwarded_allow
+    allowed = forwarded_allow(["10.0.0.0/24"])
+    assert "10.0.0.0/24" in allowed and "::ffff:127.0.0.1" not in allowed        # (what needs 0.31)
+    web = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["web"]
+    [spec] = [d for d in web if re.match(r"uvicorn\b", d)]
+    m = re.search(r">=\s*(\d+)\.(\d+)", spec)
+    assert m, spec
+    assert (int(m.group(1)), int(m.group(2))) >= (0, 31), spec
