@@ -208,12 +208,13 @@ def _map_batches(ds, fn, **kwargs):
         return ds.map_batches(fn, max_restarts=RETRIES, max_task_retries=RETRIES, **kwargs)
 
 
-def _causes(e: BaseException) -> list[BaseException]:
-    """`e` and the exceptions it wraps, outermost first: the last is what a worker raised, out of Ray's wrappers."""
+def _causes(e: BaseException, *, context: bool = False) -> list[BaseException]:
+    """`e` and the exceptions it wraps, outermost first: the last is what a worker raised, out of Ray's wrappers
+    (with `context`, also the exception each was raised while handling)."""
     chain, seen = [e], {id(e)}
     while True:
         nxt = getattr(e, "cause", None)
-        nxt = nxt if isinstance(nxt, BaseException) else (e.__cause__ or None)
+        nxt = nxt if isinstance(nxt, BaseException) else (e.__cause__ or (e.__context__ if context else None))
         if nxt is None or id(nxt) in seen:
             return chain
         seen.add(id(nxt))
@@ -314,13 +315,10 @@ def _auth_hint(e: BaseException) -> str:
     """What to do when a cluster refused this driver for want of its authentication token (Ray enables token
     authentication for `ray start` once a token exists, and a driver given an address does not send one
     unless told): Ray says only that it failed to connect, the reason deep in a chained traceback's text."""
-    seen, x = set(), e
-    while x is not None and id(x) not in seen:
-        seen.add(id(x))
-        if "AuthenticationError" in type(x).__name__ or "InvalidAuthToken" in str(x):
-            return ("; the cluster asks for its authentication token: set RAY_AUTH_MODE=token with the "
-                    "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
-        x = x.__cause__ or x.__context__
+    if any("AuthenticationError" in type(x).__name__ or "InvalidAuthToken" in str(x)
+           for x in _causes(e, context=True)):
+        return ("; the cluster asks for its authentication token: set RAY_AUTH_MODE=token with the "
+                "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
     return ""
 
 
