@@ -80,10 +80,10 @@ class BackendError(RankerError):
 class StoreError(InputError):
     """The database cannot be opened, read or written: read-only, locked by another process, a full disk.
     `busy`: another process held it past the busy timeout (the same request may succeed later). `behind`: opened
-    read-only as asked, its schema needs an upgrade only an open that may write makes."""
+    read-only as asked, the migrations its schema lacks (an upgrade only an open that may write makes)."""
 
     busy = False
-    behind = False
+    behind: tuple[str, ...] = ()
 
 
 class MissingDependency(RankerError):

@@ -207,6 +207,12 @@ def describe_db_error(e: BaseException) -> str:
     return f"database error: {text}"
 
 
+
+def behind_message(lacking: list[str] | tuple[str, ...], fix: str) -> str:
+    """A read-only open's refusal of a schema lacking the migrations `lacking`, ending with what to do."""
+    return (f"opened read-only, and its schema is older than this ranker's (it lacks {', '.join(lacking)}), "
+            f"which only an open that may write upgrades: {fix}")
+
 class Store:
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True,
                  read_only: bool = False):
@@ -398,11 +404,10 @@ class Store:
             if names - known:
                 raise self._unknown(names - known)
             if first is None:
-                err = StoreError("opened read-only, and its schema is older than this ranker's (it lacks "
-                                 f"{', '.join(sorted(known - names - READ_WITHOUT))}), which only an open that "
-                                 "may write upgrades: run a command that writes to it once first",
+                lacking = sorted(known - names - READ_WITHOUT)
+                err = StoreError(behind_message(lacking, "run a command that writes to it once first"),
                                  where=str(self.path))
-                err.behind = True
+                err.behind = tuple(lacking)
                 raise err
             raise StoreError(f"read-only ({self.read_only}) and its schema needs an upgrade this ranker cannot "
                              "write; open it once where it is writable", where=str(self.path))

@@ -64,6 +64,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     # --read-only: opened read-only, so nothing is written to the store (an older schema is not upgraded: one
     # that needs it is refused, saying so)
     from ..errors import StoreError
+    from ..store import behind_message
     try:
         with Store(db_path, read_only=read_only) as store:  # one that cannot be opened is one line, not a 500 a page
             cannot_write = None if read_only else store.read_only
@@ -71,8 +72,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     except StoreError as e:
         if not e.behind:
             raise
-        raise StoreError(f"{e.message.rsplit(':', 1)[0]}: start ranker serve once without --read-only (or run any "
-                         "command that writes to it) to upgrade it", where=e.where) from None
+        raise StoreError(behind_message(e.behind, "start ranker serve once without --read-only (or run any "
+                                        "command that writes to it) to upgrade it"), where=e.where) from None
     if cannot_write and not read_only:
         # a store on read-only media (or a file not the user's) was served with its thumbs, and every click failed
         # with "The store failed" (500): it is served read-only, and the pages and this command say why
