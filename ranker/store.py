@@ -648,9 +648,7 @@ class Store:
 
     def paper_days(self, paper_id: str) -> list[str]:
         """Every day a paper was announced on (or ranked on), oldest first."""
-        rows = self.conn.execute("SELECT day FROM paper_days WHERE paper_id=? UNION SELECT day FROM rankings "
-                                 "WHERE paper_id=? ORDER BY 1", (paper_id, paper_id)).fetchall()
-        return [r[0] for r in rows]
+        return self.days_of_papers([paper_id]).get(paper_id, [])
 
     # ------------------------------------------------------------------ word search
     def _fts_tables(self) -> set[str]:
@@ -1067,9 +1065,8 @@ class Store:
         return [RankingRow(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5], r[6], r[7]) for r in rows]
 
     def rankings_of_paper(self, paper_id: str) -> list[RankingRow]:
-        rows = self.conn.execute("SELECT day,paper_id,prefilter_score,kept,topic,rule,embedder,run_id FROM rankings "
-                                 "WHERE paper_id=? ORDER BY day", (paper_id,))
-        return [RankingRow(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5], r[6], r[7]) for r in rows]
+        """A paper's rankings by day (rankings_of_papers of one: the site's batched pages read the same rows)."""
+        return self.rankings_of_papers([paper_id]).get(paper_id, [])
 
     def rankings_of_papers(self, ids: Iterable[str]) -> dict[str, list[RankingRow]]:
         """rankings_of_paper for many papers, 500 a query: paper id -> its rows by day (a paper never ranked is
@@ -1127,10 +1124,7 @@ class Store:
 
     def scores_of_paper(self, paper_id: str) -> list[tuple[str, str, Score]]:
         """Every stored score of a paper as (model, prompt_hash, score), newest first."""
-        rows = self.conn.execute("SELECT model,prompt_hash,relevance,novelty,comment,expected_relevance,"
-                                 "expected_novelty FROM scores WHERE paper_id=? ORDER BY created_at DESC", (paper_id,))
-        return [(r[0], r[1], Score(paper_id, r[2], r[3], r[4], expected_relevance=r[5], expected_novelty=r[6]))
-                for r in rows]
+        return self.scores_of_papers([paper_id]).get(paper_id, [])
 
     def days(self) -> list[str]:
         """Every day the store knows (announced, ranked or digested), oldest first."""
