@@ -3,6 +3,7 @@ the nearest papers from the FAISS corpus index) or, by default, both fused; and 
 same index."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
@@ -156,10 +157,41 @@ def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes 
     return got if got is not None else Neighbours(asked=embedder)
 
 
+class Panels(Mapping):
+    """corpus_similar_many's answer: paper id -> its Neighbours. Those of an exact index's lists of every paper
+    (allpairs.nearest_all) are made when a paper's is asked for: made at once, a year's site held every paper's
+    (id, cosine) pairs and their Hits together (1.2 million of each at 73,000 papers, about 300 MB)."""
+
+    def __init__(self):
+        self.made: dict[str, Neighbours] = {}
+        self.lazy: list[tuple[Mapping, int, str, str | None]] = []   # (nearest_all's lists, k, embedder, asked)
+
+    def __getitem__(self, pid: str) -> Neighbours:
+        got = self.made.get(pid)
+        if got is not None:
+            return got
+        for every, k, key, asked in self.lazy:
+            if pid in every:
+                return Neighbours([(h.id, h.score) for h in every[pid] if h.id != pid][:k], key, asked)
+        raise KeyError(pid)
+
+    def __contains__(self, pid) -> bool:
+        return pid in self.made or any(pid in every for every, *_ in self.lazy)
+
+    def __iter__(self) -> Iterator[str]:
+        # an embedder's papers are left out of the next one's (corpus_similar_many): no paper comes twice
+        yield from self.made
+        for every, *_ in self.lazy:
+            yield from every
+
+    def __len__(self) -> int:
+        return len(self.made) + sum(len(every) for every, *_ in self.lazy)
+
+
 def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batch: int = 1024,
                         indexes: "OpenIndexes | None" = None, failed: list[str] | None = None,
                         embedder: str | None = None, keep: bool = False,
-                        counts: dict | None = None) -> dict[str, Neighbours]:
+                        counts: dict | None = None) -> "Panels":
     """corpus_similar for many papers at once (the static site's paper pages): each embedder's index is opened
     once and searched with the papers' stored vectors in batches (k + 1 nearest: the paper itself left out); a
     paper's panel comes from the first embedder of similar_embedders(store, embedder) holding its vector.
@@ -170,7 +202,7 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
     scores computed."""
     from ..index import index_for
     from ..index.allpairs import nearest_all
-    out: dict[str, Neighbours] = {}
+    out = Panels()
     left = list(dict.fromkeys(paper_ids))
     asked, checked, known = embedder, False, []
     for key in similar_embedders(store, embedder, known):
@@ -185,8 +217,8 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
             with index_for(store, key, indexes) as idx:
                 ids = [i for i in left if i in have]
                 every = nearest_all(idx, ids, k + 1, counts=counts) if keep else None
-                for pid, hits in (every or {}).items():
-                    out[pid] = Neighbours([(h.id, h.score) for h in hits if h.id != pid][:k], key, asked)
+                if every is not None:
+                    out.lazy.append((every, k, key, asked))
                 for start in range(0, len(ids) if every is None else 0, batch):
                     # a batch's vectors at a time: a site of a whole backfill's papers holds 1.5 KB a paper else
                     vecs = store.get_vectors(ids[start:start + batch], key)
@@ -194,8 +226,8 @@ def corpus_similar_many(store: "Store", paper_ids: "Sequence[str]", k: int, batc
                     if not chunk:
                         continue
                     for pid, hits in zip(chunk, idx.search(np.stack([vecs[i] for i in chunk]), k + 1)):
-                        out[pid] = Neighbours([(h.id, float(h.score)) for h in hits if h.id != pid][:k], key,
-                                              asked)
+                        out.made[pid] = Neighbours([(h.id, float(h.score)) for h in hits if h.id != pid][:k],
+                                                   key, asked)
         except (RankerError, OSError, RuntimeError) as e:     # an index that cannot be written here: no panels
             if failed is not None:
                 failed.append(str(e))
