@@ -382,3 +382,29 @@ def test_bench_site_prints_each_builds_time_pages_rendered_and_files_written(tmp
     assert scratch[0] == scratch[2] + scratch[3] == 2 + 30 and scratch[1] > 32
     assert same[:2] == [0, 0] and again[:2] == [0, 0]
     assert new_day[2:] == [3, 45] and 2 + 15 <= new_day[0] <= 3 + 45
+
+
+def test_bench_memory_prints_each_commands_peak_rss_for_each_tree(tmp_path):
+    """A small history (three days' first 15 papers), two days filled as bench_year does and the third day's
+    vectors stored (its run loads no model); the same tree twice: each command's peak RSS for each, then the
+    two side by side. (The commands that load MiniLM, calibrate and serve are left out here.)"""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_year", SCRIPTS / "bench_year.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    history, home = tmp_path / "days", tmp_path / "home"
+    for day in sorted(d for d in DAYS.iterdir() if (d / "listing.jsonl").is_file())[:3]:
+        (history / day.name).mkdir(parents=True)
+        lines = (day / "listing.jsonl").read_text(encoding="utf-8").splitlines()[:15]
+        (history / day.name / "listing.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bench.fill(history, home, 2, vectors_of=2)
+    skip = [a for name in ("similar text", "calibrate", "serve") for a in ("--skip", name)]
+    out = script("bench_memory.py", "--history", history, "--home", home, "--day", 2, *skip, REPO, REPO,
+                 timeout=300).stdout
+    measured = ["run", "site", "site again", "index status", "index rebuild", "similar id", "eval"]
+    for name in measured:
+        got = re.findall(rf"^  {name} +(\d+) MB peak +[\d.]+ s$", out, re.M)
+        assert len(got) == 2 and all(int(mb) > 20 for mb in got), (name, out)
+    assert "exit" not in out and out.count(f"{REPO}: 2 days ranked in the store") == 2, out
+    side = re.findall(r"^  ([a-z ]+?) +(\d+) -> +(\d+)$", out.split("first tree -> second:")[1], re.M)
+    assert [name for name, *_ in side] == measured, out
