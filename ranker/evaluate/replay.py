@@ -198,8 +198,16 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
         res.notes.append(mentions(changed))
     t = time.perf_counter()
     emb = Embedder.from_settings(settings)
-    data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store,
-                        progress=(lambda d, n: progress("embedding days", d, n)) if progress else None)
+    embedded = (lambda d, n: progress("embedding days", d, n)) if progress else None
+    if calibrate:
+        data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store, progress=embedded)
+    else:
+        # zero-shot, the days are only embedded into the store: a fit's matrix of every paper's vector is never
+        # read (history_data's, built and held to the end, 112 MB a year in, 224 MB while it was joined)
+        for i, d in enumerate(used):
+            emb.embed_papers(by_date[d].papers, store)
+            if embedded is not None:
+                embedded(i + 1, len(used))
     # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`
     # records them), so the corpus index and the novelty context know each one's day. The first build of a
     # new home's index is nothing to warn of (the eval is often a switching user's first command).
