@@ -74,6 +74,10 @@ def backfill(
     """
     from ..errors import InputError
     not_empty(from_=from_, since=since, until=until, address=address)
+    if from_ == "-":              # was "-: no such file or folder"
+        raise InputError("a backfill does not read stdin: its source is read by path, by Ray's read tasks "
+                         "(on any node) and by a rerun, which resumes by the files' paths, sizes and times; save "
+                         "it to a file (a .gz snapshot is read as it is)", key="from_")
     one_keep_rule(keep=keep, top=top, recall=recall)
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
