@@ -146,6 +146,10 @@ def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes
         want = backfill_table(tmp_path / "local", kind).select(cols).sort_by([("id", "ascending")])
         got = backfill_table(tmp_path / "bf", kind).select(cols).sort_by([("id", "ascending")])
         assert got.num_rows == 300 and got.equals(want), kind
+    # the memory measured is the driver's alone (the workers are the other nodes' raylets' children): said so
+    (run,) = json.loads((tmp_path / "bf" / "manifest.json").read_text())["runs"]
+    assert run["processes_of"] == "driver" and [p["name"] for p in run["processes"]] == ["driver"], run
+    assert "; the driver's peak RSS " in r.stderr and " MB (the cluster's not measured); " in r.stderr, r.stderr
     cluster.wait_nodes(2, timeout=10)                  # the cluster it joined is still there, both nodes
 
 
