@@ -836,6 +836,10 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
             if not found:
                 raise InputError(f"no {what} found in this directory", where=str(p), key=key)
             out.extend(found)
+        elif p.exists() and _own_descriptor(p) is not None:
+            # this process's stdin or a descriptor the shell gave it (`<(zcat gpt.jsonl.gz)` is /dev/fd/63): a
+            # pipe, not a regular file, read once where it is
+            out.append(p)
         elif _GLOB_CHARS & set(str(spec)):
             files: list[Path] = []
             for m in map(Path, sorted(glob.glob(str(p), recursive=True))):

@@ -1297,3 +1297,16 @@ def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure
     for bad, port in (("127.0.0.1:abc", "abc"), ("127.0.0.1:99999", "99999")):
         why = _not_answering(bad)
         assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why
+
+
+def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path):
+    """`zcat snap.gz | ranker backfill --from - ...` said "-: no such file or folder", as if the user had named a
+    file '-'; a backfill's source is read by path (by Ray's read tasks, by the rerun that resumes it)."""
+    from conftest import RANKER
+    r = subprocess.run([*RANKER, "backfill", "--from", "-", "--out", str(tmp_path / "bf"), "--embed"],
+                       input=(DAYS / "2025-05-15" / "listing.jsonl").read_bytes(), capture_output=True, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.decode() == ("error: --from: a backfill does not read stdin: its source is read by path, by "
+                                 "Ray's read tasks (on any node) and by a rerun, which resumes by the files' paths, "
+                                 "sizes and times; save it to a file (a .gz snapshot is read as it is)\n")
+    assert not (tmp_path / "bf").exists() and not (tmp_path / "-").exists()

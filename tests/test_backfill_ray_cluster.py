@@ -146,6 +146,10 @@ def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes
         want = backfill_table(tmp_path / "local", kind).select(cols).sort_by([("id", "ascending")])
         got = backfill_table(tmp_path / "bf", kind).select(cols).sort_by([("id", "ascending")])
         assert got.num_rows == 300 and got.equals(want), kind
+    # the memory measured is the driver's alone (the workers are the other nodes' raylets' children): said so
+    (run,) = json.loads((tmp_path / "bf" / "manifest.json").read_text())["runs"]
+    assert run["processes_of"] == "driver" and [p["name"] for p in run["processes"]] == ["driver"], run
+    assert "; the driver's peak RSS " in r.stderr and " MB (the cluster's not measured); " in r.stderr, r.stderr
     cluster.wait_nodes(2, timeout=10)                  # the cluster it joined is still there, both nodes
 
 
@@ -223,3 +227,86 @@ def test_every_embedder_fits_on_one_node_of_the_cluster():
     assert embed_pool([(16, 0), (8, 0)]) == (8, 3, 7)
     assert embed_pool([(2, 0)]) == (2, 1, 1) and embed_pool([(1, 0)]) == (1, 1, 1)   # one machine, as before
     assert embed_pool([(2, 0)], threads=4) == (4, 1, 1)
+
+
+def _start_backfill(args: list, env: dict) -> subprocess.Popen:
+    env = {k: v for k, v in {**os.environ, **env}.items() if k != "RANKER_DEBUG"}
+    return subprocess.Popen([sys.executable, "-m", "ranker", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def _wait_for(p: subprocess.Popen, ready, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None and not ready():
+        time.sleep(0.2)
+    assert p.poll() is None and ready(), (p.poll(), p.poll() is not None and p.communicate()[1][-2000:])
+
+
+def test_ctrl_c_while_a_cluster_embeds_stops_the_run_and_the_rerun_resumes_past_the_finished_days(tmp_path, cluster):
+    """A folder whose first two days a run finished; a run of the whole snapshot, Ctrl-C'd (SIGINT to the driver
+    alone) while the cluster's embedders are at work: the command ends within seconds with the Ctrl-C's line and
+    status 130, the run recorded as interrupted, nothing ranked by it; the cluster stays up with every CPU free;
+    the rerun embeds only the papers of the days not finished, and ranks every paper once."""
+    from collections import Counter
+    snap = make_snapshot(tmp_path / "snap.json", 1200, 200)
+    first = tmp_path / "first.json"
+    first.write_bytes(b"".join(snap.read_bytes().splitlines(keepends=True)[:400]))
+    out = tmp_path / "bf"
+    args = ["--out", out, "--embed", "--all-categories", "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}"]
+    r = ranker("backfill", "--from", first, *args, env=WITH_TOKEN, timeout=300)
+    assert r.returncode == 0, r.stderr
+    p = _start_backfill(["backfill", "--from", snap, *args], WITH_TOKEN)
+    try:
+        _wait_for(p, lambda: (out / "_work" / "embedded" / "params").exists() and
+                  _node_of(cluster, "EmbedStage") is not None)
+        time.sleep(2)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, err[-2000:]
+    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+    assert took < 20, took
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [x["status"] for x in runs] == ["ok", "interrupted"] and "error" not in runs[1], runs[1]
+    assert runs[1]["phases"]["rank"]["rows_written"] == 0, runs[1]
+    cluster.wait_nodes(2, timeout=10)
+    free = cluster.cpus_back(timeout=60)
+    assert free["CPU"] == 4 and free["free"] == 4, free
+    r = ranker("backfill", "--from", snap, *args, env=WITH_TOKEN, timeout=300)
+    assert r.returncode == 0, r.stderr
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [x["status"] for x in runs] == ["ok", "interrupted", "ok"]
+    rank = runs[2]["phases"]["rank"]
+    assert rank["embedded"] + rank["already_embedded"] == 800 and rank["days_already_complete"] == 2, rank
+    ids = backfill_table(out, "ranked").column("id").to_pylist()
+    assert len(ids) == 1200 and set(Counter(ids).values()) == {1}
+    assert cluster.cpus_back(timeout=60)["free"] == 4
+
+
+def _node_of(cluster: Cluster, name: str) -> int | None:
+    """The index in cluster.procs of the node (its `ray start` process and what it started: raylet, workers)
+    that runs a process with `name` in its command line (a Ray actor renames itself ray::<what it runs>), or
+    None."""
+    parent, named = {}, []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            parent[int(d)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            if name in Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace"):
+                named.append(int(d))
+        except (OSError, ValueError):
+            continue
+    starts = {p.pid: i for i, p in enumerate(cluster.procs)}
+    for pid in named:
+        while pid > 1 and pid not in starts:
+            pid = parent.get(pid, 1)
+        if pid in starts:
+            return starts[pid]
+    return None

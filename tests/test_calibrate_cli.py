@@ -63,3 +63,22 @@ def test_calibrate_five_days_then_prefilter_with_it_by_recall(tmp_path, embed_ca
     r = ranker("prefilter", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", ranked,
                "--calibration", cal, "--db", embed_cache_db, "--recall", "0.6", "--keep", "0.3")
     assert r.returncode == 1 and "--keep and --recall" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["prefilter", "run", "backfill"])
+def test_a_calibration_from_stdin_is_refused_in_one_line_saying_why(tmp_path, command):
+    """`--calibration -` said "-: calibration file not found"; the run's manifest names the calibration's file
+    and a rerun reads it again, which stdin cannot give."""
+    import subprocess
+    from conftest import RANKER
+    listing = DAYS / "2025-05-15" / "listing.jsonl"
+    args = {"prefilter": ["--papers", listing, "--out", tmp_path / "r.jsonl"],
+            "run": ["--papers", listing, "--out", tmp_path / "o"],
+            "backfill": ["--from", listing, "--out", tmp_path / "o", "--embed"]}[command]
+    r = subprocess.run([*RANKER, command, *map(str, args), "--calibration", "-"], input=b'{"version": 1}',
+                       capture_output=True, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.decode() == ("error: --calibration: '-' (stdin) cannot be the calibration: the run's manifest "
+                                 "names its file, and a rerun reads it again; give the file `ranker calibrate "
+                                 "--out FILE` wrote\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"] or not (tmp_path / "o").exists()

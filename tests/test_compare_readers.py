@@ -601,3 +601,33 @@ def test_a_seed_json_digest_of_only_author_matches_is_a_day_that_picked_nothing(
                                              "RELEVANCE": 9, "NOVELTY": 8}}
     path.write_text(json.dumps(beside))                     # beside a pick, as before: the pick only
     assert list(read_scores(path)) == ["2506.16406"]
+
+
+def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
+    """`zcat gpt.jsonl.gz | ranker compare --gpt - ...` and `--gpt <(zcat gpt.jsonl.gz)` (/dev/fd/63, a pipe):
+    both were "no such file or directory"; stdin given twice is one line saying it can be read once."""
+    import gzip
+    import subprocess
+    from conftest import RANKER, ranker
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    data = gpt.read_bytes()
+    gz = tmp_path / "gpt.jsonl.gz"
+    gz.write_bytes(gzip.compress(data))
+    want = ranker("compare", "--gpt", gpt, "--local", gpt, "--out", tmp_path / "file")
+    assert want.returncode == 0, want.stderr
+    metrics = json.loads((tmp_path / "file" / "metrics.json").read_text())
+    piped = subprocess.run(f"zcat {gz} | {' '.join(RANKER)} compare --gpt - --local {gpt} --out {tmp_path / 'dash'}",
+                           shell=True, capture_output=True, text=True)
+    assert piped.returncode == 0 and piped.stdout == want.stdout, piped.stderr
+    got = json.loads((tmp_path / "dash" / "metrics.json").read_text())
+    assert got["gpt_files"] == ["/dev/stdin"]
+    assert {k: v for k, v in got.items() if k != "gpt_files"} == {k: v for k, v in metrics.items() if k != "gpt_files"}
+    subst = subprocess.run(["bash", "-c", f"{' '.join(RANKER)} compare --gpt <(zcat {gz}) --local {gpt} "
+                            f"--out {tmp_path / 'subst'}"], capture_output=True, text=True)
+    assert subst.returncode == 0 and subst.stdout == want.stdout, subst.stderr
+    twice = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", "-", "--out", tmp_path / "twice"],
+                           input=data, capture_output=True)
+    assert twice.returncode == 1 and twice.stderr.decode() == (
+        "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+        "others\n")
+    assert not (tmp_path / "twice").exists()

@@ -237,6 +237,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                 run["seconds"] = round(time.perf_counter() - t_all, 2)
                 run["finished"] = mf.now()
                 run["processes"] = getattr(eng, "processes", None) or _own_peak()
+                run["processes_of"] = getattr(eng, "processes_of", "driver")
                 m["runs"].append(run)
                 try:
                     m["summary"] = shards.summary(out)

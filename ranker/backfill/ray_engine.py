@@ -410,6 +410,10 @@ class RayEngine:
         self.progress_bars = progress_bars
         self.sample_memory = sample_memory
         self.processes: list[dict] | None = None
+        # whose memory `processes` holds: with an address, the driver's alone (the cluster's workers are the
+        # children of its nodes' raylets, on other machines or not, and are not sampled); else this driver and the
+        # Ray instance it started, workers included
+        self.processes_of = "driver" if address else "driver and its Ray instance"
         self._own = False
         self._connected = False
         self._temp: str | None = None

@@ -74,6 +74,10 @@ def backfill(
     """
     from ..errors import InputError
     not_empty(from_=from_, since=since, until=until, address=address)
+    if from_ == "-":              # was "-: no such file or folder"
+        raise InputError("a backfill does not read stdin: its source is read by path, by Ray's read tasks "
+                         "(on any node) and by a rerun, which resumes by the files' paths, sizes and times; save "
+                         "it to a file (a .gz snapshot is read as it is)", key="from_")
     one_keep_rule(keep=keep, top=top, recall=recall)
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
@@ -138,7 +142,10 @@ def summary_line(res) -> str:
         if c:
             line += f", {c['scored']} scored, {c['failed']} failed in all"
     procs = res.run.get("processes") or []
-    if procs:
+    if procs and res.run.get("processes_of") == "driver" and res.run.get("engine") == "ray":
+        # joined a cluster: only this process was measured, not the workers that embedded and scored
+        line += f"; the driver's peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB (the cluster's not measured)"
+    elif procs:
         line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {len(procs)} process(es)"
     return line + f"; {res.run['seconds']:.1f}s -> {res.out}"
 

@@ -58,6 +58,14 @@ def compare(
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "
                          "pass a directory, or repeat the option for each file")
     check_out(out, folder=True)
+    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`), which can be read once
+    given = {"gpt": gpt, "local": local, "papers": papers or [], "prefilter": prefilter or []}
+    dashes = [k for k, specs in given.items() for x in specs if x == "-"]
+    if len(dashes) > 1:
+        raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if len(set(dashes)) == 1 else
+                         "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
+                         + "; stdin can be read once: give files for the others", key=dashes[0])
+    gpt, local, papers, prefilter = (["/dev/stdin" if x == "-" else x for x in specs] for specs in given.values())
 
     shown = 0
 
