@@ -635,3 +635,21 @@ def test_what_a_digest_holds_amiss_is_said_once(tmp_path, settings, store):
     warned = []
     res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1, llm=True, warn=warned.append)
     assert res.days[0].pairs and len([w for w in warned if other in w]) == 1, warned
+
+
+def test_an_undefined_spearman_says_why(tmp_path, settings, store, monkeypatch):
+    """A small model that gives every paper the same NOVELTY has no rank correlation with GPT: the "–" in the
+    summary and the report comes with the reason, not left for the user to guess."""
+    import ranker.backends.fake as fake
+    real = fake.fake_scores
+    monkeypatch.setattr(fake, "fake_scores", lambda i: (real(i)[0], 10))
+    hist = make_history(tmp_path / "hist")
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1, backend=FakeBackend("tiny"))
+    data = res.to_dict()
+    m = data["overall"]["llm"]
+    n = m["novelty"]["n"]
+    assert n >= 2 and m["novelty"]["spearman"] is None and m["relevance"]["spearman"] is not None
+    said = f"Novelty Spearman undefined: the model gave all {n} the same NOVELTY, 10."
+    assert said in summary_markdown(data).splitlines()
+    assert said in (tmp_path / "out" / "report.html").read_text()
+    assert "Relevance Spearman" not in summary_markdown(data)
