@@ -653,3 +653,17 @@ def test_an_undefined_spearman_says_why(tmp_path, settings, store, monkeypatch):
     assert said in summary_markdown(data).splitlines()
     assert said in (tmp_path / "out" / "report.html").read_text()
     assert "Relevance Spearman" not in summary_markdown(data)
+
+
+def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, settings, store):
+    """Ctrl-C while the second day is scored: the line says the first day's scores are kept too (they are, in
+    the store), not the count of the interrupted day alone ("0 papers scored so far are kept")."""
+    from ranker.errors import Interrupted
+    hist = make_history(tmp_path / "hist")
+    with pytest.raises(Interrupted) as e:
+        evaluate_history(hist, tmp_path / "out", settings, store=store, days=2,
+                         backend=FakeBackend("tiny", interrupt_after=1))     # one call a day: the 2nd day's
+    assert (e.value.scored, e.value.due) == (40, 80)
+    assert str(e.value) == "interrupted during scoring; 40 papers scored so far are kept; rerun to resume"
+    assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 40
+    assert not (tmp_path / "out" / "eval.json").exists()
