@@ -655,3 +655,35 @@ def test_what_a_digest_holds_amiss_is_said_once(tmp_path, settings, store):
     warned = []
     res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1, llm=True, warn=warned.append)
     assert res.days[0].pairs and len([w for w in warned if other in w]) == 1, warned
+
+
+def test_an_undefined_spearman_says_why(tmp_path, settings, store, monkeypatch):
+    """A small model that gives every paper the same NOVELTY has no rank correlation with GPT: the "–" in the
+    summary and the report comes with the reason, not left for the user to guess."""
+    import ranker.backends.fake as fake
+    real = fake.fake_scores
+    monkeypatch.setattr(fake, "fake_scores", lambda i: (real(i)[0], 10))
+    hist = make_history(tmp_path / "hist")
+    res = evaluate_history(hist, tmp_path / "out", settings, store=store, days=1, backend=FakeBackend("tiny"))
+    data = res.to_dict()
+    m = data["overall"]["llm"]
+    n = m["novelty"]["n"]
+    assert n >= 2 and m["novelty"]["spearman"] is None and m["relevance"]["spearman"] is not None
+    said = f"Novelty Spearman undefined: the model gave all {n} the same NOVELTY, 10."
+    assert said in summary_markdown(data).splitlines()
+    assert said in (tmp_path / "out" / "report.html").read_text()
+    assert "Relevance Spearman" not in summary_markdown(data)
+
+
+def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, settings, store):
+    """Ctrl-C while the second day is scored: the line says the first day's scores are kept too (they are, in
+    the store), not the count of the interrupted day alone ("0 papers scored so far are kept")."""
+    from ranker.errors import Interrupted
+    hist = make_history(tmp_path / "hist")
+    with pytest.raises(Interrupted) as e:
+        evaluate_history(hist, tmp_path / "out", settings, store=store, days=2,
+                         backend=FakeBackend("tiny", interrupt_after=1))     # one call a day: the 2nd day's
+    assert (e.value.scored, e.value.due) == (40, 80)
+    assert str(e.value) == "interrupted during scoring; 40 papers scored so far are kept; rerun to resume"
+    assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 40
+    assert not (tmp_path / "out" / "eval.json").exists()

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backends import Backend
 from ..compare.readers import ScoreRow, read_scores
-from ..errors import InputError, checkpoint, mentions
+from ..errors import InputError, Interrupted, checkpoint, mentions
 from ..io import Progress, Warn, counted, ignore_warning, output_dir, write_together
 from ..prefilter.history import History, HistoryDay, read_history, topics_note
 from ..prompts import PromptSet, load_prompts
@@ -319,7 +319,14 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
                 be, own = make_backend(settings, warn=warn), True
                 if progress:
                     progress(loading_stage(settings, be), 1, 1)
-            run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts, warn=warn)
+            try:
+                run = score_day(kept[ev.date], settings, store=store, backend=be, prompts=prompts, warn=warn)
+            except Interrupted as e:
+                # the counts of the whole eval, not of this day alone: the days before it are stored too
+                now = getattr(e, "run", None)
+                e.scored = sum(d.llm["scored"] for d in days[:i]) + (len(now.scores) if now else e.scored or 0)
+                e.due = sum(len(kept[d.date]) for d in days)
+                raise
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)
             ev.seconds["score"] = round(time.perf_counter() - t, 2)
             ev.digest = [s.paper.id for s in dig.selected if not getattr(s, "author_match", False)]

@@ -150,6 +150,30 @@ def _interval_row(iv: Mapping, keys, name: str = "95% interval") -> list[str]:
     return [esc(name)] + [esc(bounds(iv.get(k))) for k in keys]
 
 
+def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
+    """Why a pooled Spearman of the LLM's agreement is undefined ("–"), one sentence, a clause per score whose
+    is: fewer than two of GPT's picks scored, or one side's scores all the same (a rank correlation of a
+    constant is undefined); "" when both are defined."""
+    pairs = [p for d in days for p in d.get("pairs") or []]
+    out = []
+    for k, w in enumerate(("relevance", "novelty")):
+        if llm.get(w, {}).get("spearman") is not None:
+            continue
+        n = len(pairs)
+        mine, gpt = {p["local"][k] for p in pairs}, {p["gpt"][k] for p in pairs}
+        if n < 2:
+            why = f"{n} of GPT's picks scored, it needs at least 2"
+        elif len(mine) == 1:
+            why = f"the model gave all {n} the same {w.upper()}, {fmt(next(iter(mine)), 0)}"
+        elif len(gpt) == 1:
+            why = f"GPT gave all {n} the same {w.upper()}, {fmt(next(iter(gpt)), 0)}"
+        else:
+            continue
+        out.append(f"{w} Spearman undefined: {why}")
+    said = "; ".join(out)
+    return said[:1].upper() + said[1:] + "." if said else ""
+
+
 def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
     agree = ("n", "spearman", "within1", "kendall", "mae", "exact", "mean_gpt", "mean_local", "bias")
     sel = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "recall", "f1")
@@ -253,6 +277,9 @@ def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None 
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "
             "the digest's precision, recall and F1 below are the figures that decide.</p>")
         add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm")))
+        gaps = spearman_gaps(days, o["llm"])
+        if gaps:
+            add(f'<p class="muted">{esc(gaps)}</p>')
     if comparison:
         add(comparison_html(comparison))
     add("<h2>Per day: prefilter</h2>" + _days_table(days, bool(o.get("zero_shot"))))
@@ -312,6 +339,9 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
                   "| score | Spearman | within 1 |", "|---|---:|---:|"]
         for w in ("relevance", "novelty"):
             lines.append(f"| {w} | {fmt(m[w]['spearman'])} | {fmt(m[w]['within1'])} |")
+        gaps = spearman_gaps(days, m)
+        if gaps:
+            lines += ["", gaps]
         lines += ["", f"Digest vs GPT's picks: {d['local_picks']} picked, {d['gpt_picks']} by GPT, {d['tp']} both: "
                       f"precision {fmt(d['precision'])}, recall {fmt(d['recall'])}, F1 {fmt(d['f1'])}"]
         li = iv.get("llm") or {}
