@@ -924,8 +924,8 @@ class Store:
             q = ("SELECT paper_id, text_hash, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)"
                  % ",".join("?" * len(chunk)))
             for pid, th, dim, blob in self.conn.execute(q, (embedder, *chunk)):
-                if th == keys[pid]:
-                    out[pid] = self._vector(pid, embedder, dim, blob)
+                if th == keys[pid] and (v := self._vector(pid, embedder, dim, blob)) is not None:
+                    out[pid] = v
         return out
 
     def put_embeddings(self, rows: Iterable[tuple[str, str, np.ndarray]], embedder: str) -> None:
@@ -935,13 +935,18 @@ class Store:
             c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
                           ((pid, embedder, th, *_vector_row(pid, v)) for pid, th, v in rows))
 
-    def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray:
-        """A stored vector as float32 numbers; a row whose bytes are not `dim` of them is a damaged database."""
+    def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray | None:
+        """A stored vector as float32 numbers; a row whose bytes are not `dim` of them is a damaged database.
+        None for a vector holding a NaN or an infinity (put_embeddings refuses them; an older ranker stored them,
+        or the file was damaged): read as no vector, so the embedder's cache embeds the text again and the new
+        row replaces it (the corpus index takes a vector stored again in place of the one it holds), where
+        handed back it would top every ranking (a NaN cosine sorts anywhere) and be any paper's neighbour."""
         if not isinstance(blob, bytes) or len(blob) != 4 * dim:
             size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
             raise StoreError(f"the stored vector of {pid} ({embedder}) holds {size}, not the {dim} float32 numbers "
                              "its row says: the database is damaged", where=str(self.path))
-        return np.frombuffer(blob, dtype=np.float32)
+        v = np.frombuffer(blob, dtype=np.float32)
+        return v if np.isfinite(v).all() else None
 
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
@@ -1013,10 +1018,12 @@ class Store:
                                        "IN (%s)", ids, embedder))
 
     def get_vectors(self, ids: Iterable[str], embedder: str) -> dict[str, np.ndarray]:
-        """paper id -> its stored vector, whatever text it was embedded from."""
+        """paper id -> its stored vector, whatever text it was embedded from (none for a vector that is not
+        finite: see _vector)."""
         rows = self._rows_for_ids("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)",
                                   ids, embedder)
-        return {pid: self._vector(pid, embedder, dim, blob) for pid, dim, blob in rows}
+        out = {pid: self._vector(pid, embedder, dim, blob) for pid, dim, blob in rows}
+        return {pid: v for pid, v in out.items() if v is not None}
 
     def versions(self, ids: Iterable[str]) -> dict[str, int]:
         """id -> the version of the paper's stored text, for the ids with a known version."""

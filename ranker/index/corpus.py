@@ -240,28 +240,25 @@ class CorpusIndex:
             self._check(m, count, top)
             if count == m.count and top == m.max_rowid:
                 return self._maybe_merge(m, SyncResult(count=m.count, kind=m.kind))
-            skip: set[str] = set()
             changed: dict[str, tuple[int, str, str]] = {}      # id -> (its row, the old text hash, the new)
             n_new = self._count_new(m.max_rowid)
             if count != m.count + n_new:
-                # some new rows re-store a vector the index holds (the same text, or a revised version's), or
-                # rows were removed: look at the ids
+                # some new rows re-store a vector the index holds (a revised version's, or the same text's: the
+                # store's vector of a paper embedded again, as one that was not finite is, is the one to hold),
+                # or rows were removed: look at the ids
                 known = {pid: (pos, th) for pos, pid, th in self._live_rows(m)}
                 for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
                                                  vectors=False):
                     for _, pid, th, _ in rows:
                         if pid in known:
                             pos, old = known[pid]
-                            if old != th:
-                                changed[pid] = (pos, old, th)     # the new row is added, the old one dropped
-                            else:
-                                skip.add(pid)
-                if count != m.count + n_new - len(skip) - len(changed):
-                    gone = m.count + n_new - len(skip) - len(changed) - count
+                            changed[pid] = (pos, old, th)     # the new row is added, the old one dropped
+                if count != m.count + n_new - len(changed):
+                    gone = m.count + n_new - len(changed) - count
                     raise _Rebuild(f"{gone:,} vectors were removed from the store")
             if changed:
                 _drop(m, changed)
-            added = self._append(m, top, skip)
+            added = self._append(m, top)
         if m.kind == "flat" and m.count >= K.APPROX_THRESHOLD:
             return self._rebuild(f"the corpus reached {K.APPROX_THRESHOLD:,} vectors: switching to the "
                                  "approximate IVF index")
@@ -279,16 +276,13 @@ class CorpusIndex:
             n += len(rows)
         return n
 
-    def _append(self, m: F.Manifest, top: int, skip: set[str]) -> int:
-        """Stream the rows above m.max_rowid (less `skip`) into a new segment; write the manifest."""
+    def _append(self, m: F.Manifest, top: int) -> int:
+        """Stream the rows above m.max_rowid into a new segment; write the manifest."""
         writer = None
         added, digest, last = 0, 0, None
         try:
             for rows in self.store.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
                                                      batch=READ_BATCH):
-                rows = [r for r in rows if r[1] not in skip]
-                if not rows:
-                    continue
                 if m.dim == 0:                     # the first vectors of an index built on an empty store
                     m.dim = len(rows[0][3]) // 4
                 vecs = _vectors(rows, m.dim, self.embedder)
@@ -400,7 +394,7 @@ class CorpusIndex:
             dim = self._store_dim()
             m = F.Manifest(embedder=self.embedder, dim=dim, kind=kind, built=time.time())
             if kind == "flat":
-                self._append(m, top, set())         # every row: one segment; writes the manifest
+                self._append(m, top)       # every row: one segment; writes the manifest
             else:
                 self._build_ivf(m, count, top)
         self.manifest = m
