@@ -1253,7 +1253,8 @@ class Store:
 
     def import_labels(self, labels: Iterable[Label]) -> dict[str, int]:
         """Merge labels from elsewhere, in one transaction; for a paper labelled on both sides the later verdict
-        wins, an undo (label 0) included on either side, so importing the same file twice changes nothing.
+        wins, an undo (label 0) included on either side, so importing the same file twice changes nothing; two
+        given at the same second are decided by _wins, the same way on either machine.
         Returns counts of papers by what the import did to each: added, changed, taken back, unchanged. A paper
         given several times (two exports put together) counts once, by its label before and after: a thumb the
         same file then takes back added nothing."""
@@ -1275,7 +1276,7 @@ class Store:
                     c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                               (lb.paper_id, 0, lb.day, lb.created_at, "import"))
                     continue
-                if cur is not None and (cur[0] == lb.label or cur[1] >= lb.created_at):
+                if cur is not None and (cur[0] == lb.label or not _wins(lb.label, lb.created_at, *cur)):
                     continue
                 if lb.label == 0:
                     c.execute("DELETE FROM labels WHERE paper_id=?", (lb.paper_id,))
@@ -1314,6 +1315,17 @@ def _vector_row(pid: str, v) -> tuple[int, bytes]:
     if not np.isfinite(a).all():
         raise ValueError(f"the vector of {pid} holds numbers that are not finite (NaN or infinity)")
     return a.shape[0], a.tobytes()
+
+
+# Which of two verdicts on a paper given at the same second wins an import (a labels file's times are whole
+# seconds): a taking back, then a thumb down, then a thumb up. By the clock's fraction each machine kept its own
+# (its stored verdict's fraction beat the file's whole second), so two that swapped their exports never agreed.
+_SAME_SECOND_RANK = {1: 0, -1: 1, 0: 2}
+
+
+def _wins(label: int, at: float, other_label: int, other_at: float) -> bool:
+    """Whether the verdict (label, at) wins over (other_label, other_at): the later second, else the rank."""
+    return (int(at // 1), _SAME_SECOND_RANK[label]) > (int(other_at // 1), _SAME_SECOND_RANK[other_label])
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
