@@ -90,6 +90,8 @@ class RunRecord:
     summary: dict = field(default_factory=dict)
 
 
+# Who else may hold a locked database: the commands that write without recording a run, and anything else
+NO_RUN_RECORDED = "a command that records no run (ranker prefilter, labels import, serve's thumbs) or another program"
 HOLDERS_NAMED = 10                 # the runs recorded as running a "database is locked" line names, at most
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
 # A file system with less room than this is full, for a database that failed with an I/O error (see _no_space): a
@@ -425,8 +427,7 @@ class Store:
         text = str(e)
         low = text.lower()
         if "locked" in low or "busy" in low:
-            holder = self.holder() or ("no ranker run or score is recorded as running: maybe a ranker fetch "
-                                       "or another program")
+            holder = self.holder() or f"no ranker run is recorded as running: maybe {NO_RUN_RECORDED}"
             err = StoreError(f"database is locked: another process kept it busy for over {self.busy_timeout:g} s "
                              f"({holder}); wait for it to finish or use another database", where=str(self.path))
             err.busy = True
@@ -443,9 +444,11 @@ class Store:
         return StoreError(f"not a usable ranker database ({text})", where=str(self.path))
 
     def holder(self) -> str | None:
-        """'held by ranker score, pid 123, running since 12:03:04': the run recorded as running by another live
-        process, or with several, 'held by one of: ...' naming each (oldest first; which of them holds the lock
-        SQLite does not say: naming the latest alone blamed a run that may only be waiting itself), or None.
+        """Who probably holds the database's lock, in words: 'probably ranker score, pid 123, running since
+        12:03:04 (the run recorded as running), or NO_RUN_RECORDED', the run recorded as running by another live
+        process, or with several, 'probably one of the runs recorded as running (...)' naming each (oldest first),
+        or None. Which process holds the lock SQLite does not say: naming the latest run alone blamed one that may
+        only be waiting itself, and "held by" the one run recorded blamed it for a command that records none.
         This machine's runs come before other machines': their processes are known to live, where another
         machine's run counts as alive unseen (one left marked running by a container that died stays so), and
         those, named first, put this machine's past the HOLDERS_NAMED named."""
@@ -463,9 +466,10 @@ class Store:
         if not runs:
             return None
         if len(runs) == 1:
-            return f"held by {runs[0]}"
+            return f"probably {runs[0]} (the run recorded as running), or {NO_RUN_RECORDED}"
         more = f"; and {len(runs) - HOLDERS_NAMED} more" if len(runs) > HOLDERS_NAMED else ""
-        return f"held by one of: {'; '.join(runs[:HOLDERS_NAMED])}{more}"
+        return (f"probably one of the runs recorded as running ({'; '.join(runs[:HOLDERS_NAMED])}{more}), or "
+                f"{NO_RUN_RECORDED}")
 
     def _mark_dead_runs(self) -> None:
         """Runs recorded as running by a process of this host that is gone become 'interrupted'."""

@@ -668,6 +668,40 @@ def test_a_busy_database_is_said_in_words_and_holds_up_only_its_own_request(site
     assert _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": token}, own)[0] == 200
 
 
+def test_a_busy_database_with_a_run_recorded_as_running_does_not_say_that_run_holds_it(site):
+    """With one run recorded as running (here: a live process's `ranker score`) and the write lock held by a
+    command that records no run (`ranker prefilter`, a `labels import`, another program: here sqlite3), the 503
+    said "held by ranker score, pid ...": which process holds a lock SQLite does not say. It names the run as the
+    likely holder and says who else may hold it, in the one line every "database is locked" error has."""
+    import socket
+    import sys
+    import time
+    server, db, _ = site
+    pid, token = "2505.07363", _token(server)
+    run = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('score', ?, "
+                       "'running', '{}', ?, ?)", (time.time(), run.pid, socket.gethostname()))
+        holder.execute("BEGIN IMMEDIATE")
+        status, body, _ = _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token},
+                                {"Origin": server.url, "Accept": "application/json"})
+        holder.execute("ROLLBACK")
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.execute("DELETE FROM runs WHERE pid=?", (run.pid,))
+        holder.close()
+        run.stdin.close()
+        run.wait()
+    said = json.loads(body)["error"]
+    assert status == 503 and "database is locked" in said and len(said.splitlines()) == 1, said
+    assert "held by" not in said
+    assert f"(probably ranker score, pid {run.pid}, running since " in said
+    assert "the run recorded as running), or a command that records no run" in said
+    assert _label(db, pid) is None
+
+
 def test_two_quick_thumbs_on_a_busy_database_keep_the_last_one(site):
     """Two thumbs on one paper while another process holds the write lock: both wait, and once the lock is
     gone the later click's label is the one stored. They used to wait side by side in SQLite's busy handler,
