@@ -521,6 +521,47 @@ def test_read_only_serve_writes_nothing_to_an_older_store_it_can_read(tmp_path, 
         other.close()
 
 
+def _tree(folder) -> dict:
+    """Every file under `folder` (the database's own and its -wal/-shm aside) with its bytes and modification time."""
+    return {str(f.relative_to(folder)): (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.rglob("*"))
+            if f.is_file() and not f.name.startswith("ranker.sqlite3")}
+
+
+def test_read_only_serve_writes_no_corpus_index_and_uses_one_that_is_current(tmp_path):
+    """`ranker serve --read-only` built the FAISS corpus index beside the database on the first page that
+    searched it (a paper's similar papers, a search by meaning). It writes nothing there now: without a current
+    index the paper's page says the index needs writing, and once another command has brought the index up to
+    the store, the read-only server uses it as it stands, its files untouched."""
+    from ranker.index import CorpusIndex
+    from webstore import EMBEDDER
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", days=(DAY,), n=6, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+        index_dir = CorpusIndex(s, EMBEDDER).dir
+    for f in sorted(home.rglob("*"), reverse=True):       # the index the day's run built: gone
+        if f.is_relative_to(index_dir.parent):
+            f.rmdir() if f.is_dir() else f.unlink()
+    before = _tree(home)
+    ro = start_server(db, tmp_path / "ro.log", "--read-only", "--embedder", EMBEDDER,
+                      env={"RANKER_HOME": str(tmp_path / "elsewhere")})
+    try:
+        status, html, _ = _get(f"{ro.url}/paper/{pid}")
+        assert status == 200 and "the corpus index needs writing (there was no index yet)" in html, html[-3000:]
+        assert "opened read-only: nothing is written beside it" in html
+        assert _tree(home) == before and not index_dir.parent.exists()
+        with Store(db) as s:                              # another command brings the index up to the store
+            CorpusIndex(s, EMBEDDER).sync()
+        built = _tree(home)
+        status, html, _ = _get(f"{ro.url}/paper/{pid}")
+        assert status == 200 and "<h2>Similar papers</h2>" in html and 'class="similar"' in html, html[-3000:]
+        assert _tree(home) == built
+    finally:
+        ro.stop()
+
+
 def test_read_only_serve_refuses_a_store_whose_schema_it_cannot_read_in_one_line(tmp_path):
     """A store from before m004 (the columns a score's page reads) cannot be served without an upgrade, which
     --read-only upgraded anyway: refused at start in one line saying how to upgrade it, nothing written."""

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, RankerError
 from ..io import Warn, counted
 from ..prefilter.embed import QUERY_PREFIX, slug
+from ..store import ASKED_READ_ONLY
 from . import files as F
 from . import kinds as K
 
@@ -101,6 +102,11 @@ class _Rebuild(Exception):
         self.reason = reason
 
 
+class IndexNotWritten(RankerError):
+    """The corpus index disagrees with the store (or is not there) and the store was opened to be read only
+    (serve --read-only), so nothing is written beside it: the index stays as it is, unused."""
+
+
 class CorpusIndex:
     """The persisted index of one embedder's paper vectors in one store."""
 
@@ -145,32 +151,40 @@ class CorpusIndex:
     def sync(self) -> SyncResult:
         """Bring the index up to the store's paper vectors (see the module's docstring)."""
         t0 = time.perf_counter()
-        try:
-            with F.locked(self.dir, exclusive=True, waiting=self._wait):
-                try:
-                    m = F.read_manifest(self.dir)
-                    if m.embedder != self.embedder:
-                        raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
-                    if m.kind not in K.KINDS:
-                        raise _Rebuild(f"unknown kind {m.kind!r}")
-                    res = self._sync(m)
-                except F.IndexFileError as e:
-                    res = self._rebuild(str(e))
-                except _Rebuild as e:
-                    res = self._rebuild(e.reason)
-        except OSError as e:
-            if e.errno not in F.CANNOT_WRITE:
-                raise
-            res = self._as_it_stands(e)
+        if self.store.read_only == ASKED_READ_ONLY:
+            # a store opened to be read only (serve --read-only) has nothing written beside it either: the index
+            # as it stands, when it is the store's
+            res = self._as_it_stands(lambda reason: IndexNotWritten(
+                f"the corpus index needs writing ({reason}), and the database was opened read-only: nothing is "
+                "written beside it", where=str(self.dir)))
+        else:
+            try:
+                with F.locked(self.dir, exclusive=True, waiting=self._wait):
+                    try:
+                        m = F.read_manifest(self.dir)
+                        if m.embedder != self.embedder:
+                            raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
+                        if m.kind not in K.KINDS:
+                            raise _Rebuild(f"unknown kind {m.kind!r}")
+                        res = self._sync(m)
+                    except F.IndexFileError as e:
+                        res = self._rebuild(str(e))
+                    except _Rebuild as e:
+                        res = self._rebuild(e.reason)
+            except OSError as e:
+                if e.errno not in F.CANNOT_WRITE:
+                    raise
+                res = self._as_it_stands(lambda reason, e=e: OSError(
+                    e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})", str(self.dir)))
         if self.manifest is None or _mem_key(self.manifest) != self._mem_files:
             self._mem = None        # read again at the next search; an index that did not change stays loaded
         res.seconds = time.perf_counter() - t0
         return self._say(res)
 
-    def _as_it_stands(self, e: OSError) -> SyncResult:
-        """sync() in a folder it cannot write in (a read-only mount, another user's folder, `e` says which):
-        the index as it stands when it agrees with the store and holds every stored vector, so a copy of a
-        home on read-only media still answers; else an OSError naming the folder and what it lacks."""
+    def _as_it_stands(self, error: Callable[[str], Exception]) -> SyncResult:
+        """sync() in a folder it cannot write in (a read-only mount, another user's folder) or beside a store
+        opened to be read only: the index as it stands when it agrees with the store and holds every stored
+        vector, so a copy of a home on read-only media still answers; else error(why it needs writing)."""
         try:
             with F.locked(self.dir, exclusive=False, waiting=self._wait):
                 m = F.read_manifest(self.dir)
@@ -185,9 +199,7 @@ class CorpusIndex:
             if behind:
                 raise _Rebuild(f"{counted(behind, 'vector')} stored since it was last updated")
         except (F.IndexFileError, _Rebuild) as why:
-            reason = getattr(why, "reason", None) or str(why)
-            raise OSError(e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})",
-                          str(self.dir)) from None
+            raise error(getattr(why, "reason", None) or str(why)) from None
         self.manifest = m
         return SyncResult(count=m.count, kind=m.kind)
 
