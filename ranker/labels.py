@@ -3,7 +3,8 @@
 A labels file is JSONL, one label a line: {"id": "2505.09572", "label": 1, "time": "2025-05-15T09:12:03Z"}
 (label +1 = thumbs up, -1 = thumbs down, 0 = a label taken back; "day", the digest day of the page it was given
 on, YYYY-MM-DD, is written and read too). Importing is idempotent: for a paper labelled on both sides the later
-verdict wins, a taking back included (an older thumb from another machine does not bring it back).
+verdict wins, a taking back included (an older thumb from another machine does not bring it back); at the same
+second (a file's times are whole seconds) a taking back wins, then a thumb down, then a thumb up (Store._wins).
 
 As training data (training_rows) a label overrides GPT's pick for that paper and weighs LABEL_WEIGHT times a
 GPT row: the user's taste is the target, GPT's picks are the stand-in for it. `ranker calibrate` learns from the

@@ -90,6 +90,8 @@ class RunRecord:
     summary: dict = field(default_factory=dict)
 
 
+# Who else may hold a locked database: the commands that write without recording a run, and anything else
+NO_RUN_RECORDED = "a command that records no run (ranker prefilter, labels import, serve's thumbs) or another program"
 HOLDERS_NAMED = 10                 # the runs recorded as running a "database is locked" line names, at most
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
 # A file system with less room than this is full, for a database that failed with an I/O error (see _no_space): a
@@ -425,8 +427,7 @@ class Store:
         text = str(e)
         low = text.lower()
         if "locked" in low or "busy" in low:
-            holder = self.holder() or ("no ranker run or score is recorded as running: maybe a ranker fetch "
-                                       "or another program")
+            holder = self.holder() or f"no ranker run is recorded as running: maybe {NO_RUN_RECORDED}"
             err = StoreError(f"database is locked: another process kept it busy for over {self.busy_timeout:g} s "
                              f"({holder}); wait for it to finish or use another database", where=str(self.path))
             err.busy = True
@@ -443,9 +444,11 @@ class Store:
         return StoreError(f"not a usable ranker database ({text})", where=str(self.path))
 
     def holder(self) -> str | None:
-        """'held by ranker score, pid 123, running since 12:03:04': the run recorded as running by another live
-        process, or with several, 'held by one of: ...' naming each (oldest first; which of them holds the lock
-        SQLite does not say: naming the latest alone blamed a run that may only be waiting itself), or None.
+        """Who probably holds the database's lock, in words: 'probably ranker score, pid 123, running since
+        12:03:04 (the run recorded as running), or NO_RUN_RECORDED', the run recorded as running by another live
+        process, or with several, 'probably one of the runs recorded as running (...)' naming each (oldest first),
+        or None. Which process holds the lock SQLite does not say: naming the latest run alone blamed one that may
+        only be waiting itself, and "held by" the one run recorded blamed it for a command that records none.
         This machine's runs come before other machines': their processes are known to live, where another
         machine's run counts as alive unseen (one left marked running by a container that died stays so), and
         those, named first, put this machine's past the HOLDERS_NAMED named."""
@@ -463,9 +466,10 @@ class Store:
         if not runs:
             return None
         if len(runs) == 1:
-            return f"held by {runs[0]}"
+            return f"probably {runs[0]} (the run recorded as running), or {NO_RUN_RECORDED}"
         more = f"; and {len(runs) - HOLDERS_NAMED} more" if len(runs) > HOLDERS_NAMED else ""
-        return f"held by one of: {'; '.join(runs[:HOLDERS_NAMED])}{more}"
+        return (f"probably one of the runs recorded as running ({'; '.join(runs[:HOLDERS_NAMED])}{more}), or "
+                f"{NO_RUN_RECORDED}")
 
     def _mark_dead_runs(self) -> None:
         """Runs recorded as running by a process of this host that is gone become 'interrupted'."""
@@ -924,8 +928,8 @@ class Store:
             q = ("SELECT paper_id, text_hash, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)"
                  % ",".join("?" * len(chunk)))
             for pid, th, dim, blob in self.conn.execute(q, (embedder, *chunk)):
-                if th == keys[pid]:
-                    out[pid] = self._vector(pid, embedder, dim, blob)
+                if th == keys[pid] and (v := self._vector(pid, embedder, dim, blob)) is not None:
+                    out[pid] = v
         return out
 
     def put_embeddings(self, rows: Iterable[tuple[str, str, np.ndarray]], embedder: str) -> None:
@@ -935,13 +939,18 @@ class Store:
             c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
                           ((pid, embedder, th, *_vector_row(pid, v)) for pid, th, v in rows))
 
-    def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray:
-        """A stored vector as float32 numbers; a row whose bytes are not `dim` of them is a damaged database."""
+    def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray | None:
+        """A stored vector as float32 numbers; a row whose bytes are not `dim` of them is a damaged database.
+        None for a vector holding a NaN or an infinity (put_embeddings refuses them; an older ranker stored them,
+        or the file was damaged): read as no vector, so the embedder's cache embeds the text again and the new
+        row replaces it (the corpus index takes a vector stored again in place of the one it holds), where
+        handed back it would top every ranking (a NaN cosine sorts anywhere) and be any paper's neighbour."""
         if not isinstance(blob, bytes) or len(blob) != 4 * dim:
             size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
             raise StoreError(f"the stored vector of {pid} ({embedder}) holds {size}, not the {dim} float32 numbers "
                              "its row says: the database is damaged", where=str(self.path))
-        return np.frombuffer(blob, dtype=np.float32)
+        v = np.frombuffer(blob, dtype=np.float32)
+        return v if np.isfinite(v).all() else None
 
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
@@ -1013,10 +1022,12 @@ class Store:
                                        "IN (%s)", ids, embedder))
 
     def get_vectors(self, ids: Iterable[str], embedder: str) -> dict[str, np.ndarray]:
-        """paper id -> its stored vector, whatever text it was embedded from."""
+        """paper id -> its stored vector, whatever text it was embedded from (none for a vector that is not
+        finite: see _vector)."""
         rows = self._rows_for_ids("SELECT paper_id, dim, vector FROM embeddings WHERE embedder=? AND paper_id IN (%s)",
                                   ids, embedder)
-        return {pid: self._vector(pid, embedder, dim, blob) for pid, dim, blob in rows}
+        out = {pid: self._vector(pid, embedder, dim, blob) for pid, dim, blob in rows}
+        return {pid: v for pid, v in out.items() if v is not None}
 
     def versions(self, ids: Iterable[str]) -> dict[str, int]:
         """id -> the version of the paper's stored text, for the ids with a known version."""
@@ -1246,7 +1257,8 @@ class Store:
 
     def import_labels(self, labels: Iterable[Label]) -> dict[str, int]:
         """Merge labels from elsewhere, in one transaction; for a paper labelled on both sides the later verdict
-        wins, an undo (label 0) included on either side, so importing the same file twice changes nothing.
+        wins, an undo (label 0) included on either side, so importing the same file twice changes nothing; two
+        given at the same second are decided by _wins, the same way on either machine.
         Returns counts of papers by what the import did to each: added, changed, taken back, unchanged. A paper
         given several times (two exports put together) counts once, by its label before and after: a thumb the
         same file then takes back added nothing."""
@@ -1268,7 +1280,7 @@ class Store:
                     c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                               (lb.paper_id, 0, lb.day, lb.created_at, "import"))
                     continue
-                if cur is not None and (cur[0] == lb.label or cur[1] >= lb.created_at):
+                if cur is not None and (cur[0] == lb.label or not _wins(lb.label, lb.created_at, *cur)):
                     continue
                 if lb.label == 0:
                     c.execute("DELETE FROM labels WHERE paper_id=?", (lb.paper_id,))
@@ -1307,6 +1319,17 @@ def _vector_row(pid: str, v) -> tuple[int, bytes]:
     if not np.isfinite(a).all():
         raise ValueError(f"the vector of {pid} holds numbers that are not finite (NaN or infinity)")
     return a.shape[0], a.tobytes()
+
+
+# Which of two verdicts on a paper given at the same second wins an import (a labels file's times are whole
+# seconds): a taking back, then a thumb down, then a thumb up. By the clock's fraction each machine kept its own
+# (its stored verdict's fraction beat the file's whole second), so two that swapped their exports never agreed.
+_SAME_SECOND_RANK = {1: 0, -1: 1, 0: 2}
+
+
+def _wins(label: int, at: float, other_label: int, other_at: float) -> bool:
+    """Whether the verdict (label, at) wins over (other_label, other_at): the later second, else the rank."""
+    return (int(at // 1), _SAME_SECOND_RANK[label]) > (int(other_at // 1), _SAME_SECOND_RANK[other_label])
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

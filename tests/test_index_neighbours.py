@@ -512,3 +512,38 @@ def test_an_embedder_that_gives_numbers_that_are_not_finite_is_an_error_naming_i
     assert store.count_embeddings(emb.key) == 0
     emb.embed_papers(papers[:5], store)                                  # the others are embedded as ever
     assert store.count_embeddings(emb.key) == 5
+
+
+def test_a_stored_vector_that_is_not_finite_is_embedded_again_and_the_index_takes_the_new_one(store):
+    # an older ranker (or a damaged file) left a NaN paper vector and a NaN topic vector under their texts' hashes:
+    # the cache handed them back, so the day's prefilter put the NaN paper first (its NaN score sorted anywhere)
+    # and the NaN topic scored every paper NaN; and had it been embedded again under the same text, the corpus
+    # index kept its old NaN row (a vector stored again with the same text hash was skipped)
+    from ranker.prefilter.embed import QUERY_PREFIX, paper_text, text_hash
+    emb = WordHashEmbedder()
+    papers = [paper(i, "2025-05-13") for i in range(30)]
+    stock(store, papers, emb)
+    bad, topic = papers[7], "sparse attention routing"
+    want_paper, want_topic = emb.encode([paper_text(bad)])[0], emb.encode([topic])[0]
+    nan = np.full(DIM, np.nan, np.float32)
+    with store.transaction() as c:
+        c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
+                      [(bad.id, emb.key, text_hash(paper_text(bad)), DIM, nan.tobytes()),
+                       (QUERY_PREFIX + text_hash(topic), emb.key, text_hash(topic), DIM, nan.tobytes())])
+    idx = CorpusIndex(store, emb.key)
+    idx.sync()                                                     # built holding the NaN row
+    assert store.get_vectors([bad.id], emb.key) == {}              # no vector, rather than one of NaN
+    before = emb.texts_encoded
+    got = emb.embed_papers(papers, store)
+    q = emb.embed_queries([topic], store)
+    assert emb.texts_encoded == before + 2                          # the two damaged ones, embedded again
+    assert np.isfinite(got).all() and np.allclose(got[7], want_paper) and np.allclose(q[0], want_topic)
+    assert np.allclose(store.get_vectors([bad.id], emb.key)[bad.id], want_paper)       # stored in their place
+    res = CorpusIndex(store, emb.key).sync()
+    assert res.rebuilt is None and res.count == 30
+    again = CorpusIndex(store, emb.key)
+    again.load()
+    hit = again.search(want_paper[None, :], 1)[0][0]
+    assert hit.id == bad.id and hit.score == pytest.approx(1.0, abs=1e-5)
+    assert sorted(again.ids()) == sorted(p.id for p in papers)
+    assert len(similar(store, bad.id, embedder=emb, k=3).neighbours) == 3                # its neighbours again

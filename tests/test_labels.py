@@ -12,7 +12,7 @@ from ranker.errors import InputError
 from ranker.labels import (LABEL_WEIGHT, export_labels, import_labels, labels_needed,
                            read_labels, store_training_rows, training_labels, training_rows)
 from ranker.prefilter.history import load_day
-from ranker.records import Paper
+from ranker.records import Label, Paper
 from ranker.store import Store
 
 from conftest import DAYS, RANKER, ranker
@@ -321,6 +321,39 @@ def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_
         assert [e["label"] for e in s.label_events()] == [1, 0, 0]
         export_labels(s, tmp_path / "out.jsonl")
     assert (tmp_path / "out.jsonl").read_text() == line(0, "2025-05-15T09:06:40Z")
+
+
+@pytest.mark.parametrize("a, b, kept", [(1, -1, -1), (-1, 1, -1), (1, 0, 0), (0, -1, 0), (0, 1, 0)])
+@pytest.mark.parametrize("a_first", [True, False])
+def test_two_verdicts_given_at_the_same_second_end_the_same_on_both_machines(tmp_path, a, b, kept, a_first):
+    """Two machines give a paper different verdicts within one second and swap their exports (whole seconds):
+    each kept its own (its stored time's fraction beat the file's whole second), so they never agreed. At the
+    same second a taking back wins, then a thumb down, then a thumb up: on both machines, whichever imports first,
+    whichever fraction of the second each was given at."""
+    pid, t = "2505.09572", 1747300000.0
+
+    def give(store, label, at):
+        if label == 0:                                   # a thumb given long before, taken back now
+            store.set_label(pid, 1, "2025-05-15", created_at=t - 100)
+        store.set_label(pid, label, "2025-05-15", created_at=at)
+
+    sa, sb = Store(tmp_path / "a.sqlite3"), Store(tmp_path / "b.sqlite3")
+    try:
+        give(sa, a, t + (0.2 if a_first else 0.8))
+        give(sb, b, t + (0.8 if a_first else 0.2))
+        export_labels(sa, tmp_path / "a.jsonl")
+        export_labels(sb, tmp_path / "b.jsonl")
+        import_labels(sa, tmp_path / "b.jsonl")
+        import_labels(sb, tmp_path / "a.jsonl")
+        got = [s.get_labels().get(pid) for s in (sa, sb)]
+        assert [lb.label if lb else 0 for lb in got] == [kept, kept]
+        for s in (sa, sb):                               # and it stays so: each export imported again anywhere
+            for f in ("a.jsonl", "b.jsonl"):
+                import_labels(s, tmp_path / f)
+            assert (s.get_labels().get(pid) or Label(pid, 0, None, 0)).label == kept
+    finally:
+        sa.close()
+        sb.close()
 
 
 @pytest.mark.parametrize("tz, given", [("America/Los_Angeles", "2025-05-15"), ("UTC", "2025-05-16"),

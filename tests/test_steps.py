@@ -734,7 +734,7 @@ def test_a_run_of_the_day_recorded_by_another_host_is_said_not_refused(settings,
     with store.transaction() as c:
         c.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('run', ?, 'running', ?, "
                   "4242, 'elsewhere.example')", (time.time() - 60, json.dumps({"day": "2025-05-15"})))
-    assert store.holder().startswith("held by ranker run, pid 4242 on elsewhere.example, running since ")
+    assert store.holder().startswith("probably ranker run, pid 4242 on elsewhere.example, running since ")
     warnings: list[str] = []
     res = run_day(day, tmp_path / "out", settings, store=store, warn=warnings.append)
     assert res.manifest["status"] == "ok"

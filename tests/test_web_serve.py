@@ -521,6 +521,47 @@ def test_read_only_serve_writes_nothing_to_an_older_store_it_can_read(tmp_path, 
         other.close()
 
 
+def _tree(folder) -> dict:
+    """Every file under `folder` (the database's own and its -wal/-shm aside) with its bytes and modification time."""
+    return {str(f.relative_to(folder)): (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.rglob("*"))
+            if f.is_file() and not f.name.startswith("ranker.sqlite3")}
+
+
+def test_read_only_serve_writes_no_corpus_index_and_uses_one_that_is_current(tmp_path):
+    """`ranker serve --read-only` built the FAISS corpus index beside the database on the first page that
+    searched it (a paper's similar papers, a search by meaning). It writes nothing there now: without a current
+    index the paper's page says the index needs writing, and once another command has brought the index up to
+    the store, the read-only server uses it as it stands, its files untouched."""
+    from ranker.index import CorpusIndex
+    from webstore import EMBEDDER
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "ranker.sqlite3"
+    fill_store(db, tmp_path / "out", days=(DAY,), n=6, hostile=False)
+    with Store(db) as s:
+        pid = s.day_paper_ids(DAY)[0]
+        index_dir = CorpusIndex(s, EMBEDDER).dir
+    for f in sorted(home.rglob("*"), reverse=True):       # the index the day's run built: gone
+        if f.is_relative_to(index_dir.parent):
+            f.rmdir() if f.is_dir() else f.unlink()
+    before = _tree(home)
+    ro = start_server(db, tmp_path / "ro.log", "--read-only", "--embedder", EMBEDDER,
+                      env={"RANKER_HOME": str(tmp_path / "elsewhere")})
+    try:
+        status, html, _ = _get(f"{ro.url}/paper/{pid}")
+        assert status == 200 and "the corpus index needs writing (there was no index yet)" in html, html[-3000:]
+        assert "opened read-only: nothing is written beside it" in html
+        assert _tree(home) == before and not index_dir.parent.exists()
+        with Store(db) as s:                              # another command brings the index up to the store
+            CorpusIndex(s, EMBEDDER).sync()
+        built = _tree(home)
+        status, html, _ = _get(f"{ro.url}/paper/{pid}")
+        assert status == 200 and "<h2>Similar papers</h2>" in html and 'class="similar"' in html, html[-3000:]
+        assert _tree(home) == built
+    finally:
+        ro.stop()
+
+
 def test_read_only_serve_refuses_a_store_whose_schema_it_cannot_read_in_one_line(tmp_path):
     """A store from before m004 (the columns a score's page reads) cannot be served without an upgrade, which
     --read-only upgraded anyway: refused at start in one line saying how to upgrade it, nothing written."""
@@ -666,6 +707,40 @@ def test_a_busy_database_is_said_in_words_and_holds_up_only_its_own_request(site
     assert _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token}, own)[0] == 200
     assert _label(db, pid)[0] == -1
     assert _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": token}, own)[0] == 200
+
+
+def test_a_busy_database_with_a_run_recorded_as_running_does_not_say_that_run_holds_it(site):
+    """With one run recorded as running (here: a live process's `ranker score`) and the write lock held by a
+    command that records no run (`ranker prefilter`, a `labels import`, another program: here sqlite3), the 503
+    said "held by ranker score, pid ...": which process holds a lock SQLite does not say. It names the run as the
+    likely holder and says who else may hold it, in the one line every "database is locked" error has."""
+    import socket
+    import sys
+    import time
+    server, db, _ = site
+    pid, token = "2505.07363", _token(server)
+    run = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('score', ?, "
+                       "'running', '{}', ?, ?)", (time.time(), run.pid, socket.gethostname()))
+        holder.execute("BEGIN IMMEDIATE")
+        status, body, _ = _post(server.url + "/label", {"paper_id": pid, "label": "down", "csrf": token},
+                                {"Origin": server.url, "Accept": "application/json"})
+        holder.execute("ROLLBACK")
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.execute("DELETE FROM runs WHERE pid=?", (run.pid,))
+        holder.close()
+        run.stdin.close()
+        run.wait()
+    said = json.loads(body)["error"]
+    assert status == 503 and "database is locked" in said and len(said.splitlines()) == 1, said
+    assert "held by" not in said
+    assert f"(probably ranker score, pid {run.pid}, running since " in said
+    assert "the run recorded as running), or a command that records no run" in said
+    assert _label(db, pid) is None
 
 
 def test_two_quick_thumbs_on_a_busy_database_keep_the_last_one(site):

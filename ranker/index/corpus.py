@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, RankerError
 from ..io import Warn, counted
 from ..prefilter.embed import QUERY_PREFIX, slug
+from ..store import ASKED_READ_ONLY
 from . import files as F
 from . import kinds as K
 
@@ -101,6 +102,11 @@ class _Rebuild(Exception):
         self.reason = reason
 
 
+class IndexNotWritten(RankerError):
+    """The corpus index disagrees with the store (or is not there) and the store was opened to be read only
+    (serve --read-only), so nothing is written beside it: the index stays as it is, unused."""
+
+
 class CorpusIndex:
     """The persisted index of one embedder's paper vectors in one store."""
 
@@ -145,32 +151,40 @@ class CorpusIndex:
     def sync(self) -> SyncResult:
         """Bring the index up to the store's paper vectors (see the module's docstring)."""
         t0 = time.perf_counter()
-        try:
-            with F.locked(self.dir, exclusive=True, waiting=self._wait):
-                try:
-                    m = F.read_manifest(self.dir)
-                    if m.embedder != self.embedder:
-                        raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
-                    if m.kind not in K.KINDS:
-                        raise _Rebuild(f"unknown kind {m.kind!r}")
-                    res = self._sync(m)
-                except F.IndexFileError as e:
-                    res = self._rebuild(str(e))
-                except _Rebuild as e:
-                    res = self._rebuild(e.reason)
-        except OSError as e:
-            if e.errno not in F.CANNOT_WRITE:
-                raise
-            res = self._as_it_stands(e)
+        if self.store.read_only == ASKED_READ_ONLY:
+            # a store opened to be read only (serve --read-only) has nothing written beside it either: the index
+            # as it stands, when it is the store's
+            res = self._as_it_stands(lambda reason: IndexNotWritten(
+                f"the corpus index needs writing ({reason}), and the database was opened read-only: nothing is "
+                "written beside it", where=str(self.dir)))
+        else:
+            try:
+                with F.locked(self.dir, exclusive=True, waiting=self._wait):
+                    try:
+                        m = F.read_manifest(self.dir)
+                        if m.embedder != self.embedder:
+                            raise _Rebuild(f"it was built for the embedder {m.embedder!r}")
+                        if m.kind not in K.KINDS:
+                            raise _Rebuild(f"unknown kind {m.kind!r}")
+                        res = self._sync(m)
+                    except F.IndexFileError as e:
+                        res = self._rebuild(str(e))
+                    except _Rebuild as e:
+                        res = self._rebuild(e.reason)
+            except OSError as e:
+                if e.errno not in F.CANNOT_WRITE:
+                    raise
+                res = self._as_it_stands(lambda reason, e=e: OSError(
+                    e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})", str(self.dir)))
         if self.manifest is None or _mem_key(self.manifest) != self._mem_files:
             self._mem = None        # read again at the next search; an index that did not change stays loaded
         res.seconds = time.perf_counter() - t0
         return self._say(res)
 
-    def _as_it_stands(self, e: OSError) -> SyncResult:
-        """sync() in a folder it cannot write in (a read-only mount, another user's folder, `e` says which):
-        the index as it stands when it agrees with the store and holds every stored vector, so a copy of a
-        home on read-only media still answers; else an OSError naming the folder and what it lacks."""
+    def _as_it_stands(self, error: Callable[[str], Exception]) -> SyncResult:
+        """sync() in a folder it cannot write in (a read-only mount, another user's folder) or beside a store
+        opened to be read only: the index as it stands when it agrees with the store and holds every stored
+        vector, so a copy of a home on read-only media still answers; else error(why it needs writing)."""
         try:
             with F.locked(self.dir, exclusive=False, waiting=self._wait):
                 m = F.read_manifest(self.dir)
@@ -185,9 +199,7 @@ class CorpusIndex:
             if behind:
                 raise _Rebuild(f"{counted(behind, 'vector')} stored since it was last updated")
         except (F.IndexFileError, _Rebuild) as why:
-            reason = getattr(why, "reason", None) or str(why)
-            raise OSError(e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})",
-                          str(self.dir)) from None
+            raise error(getattr(why, "reason", None) or str(why)) from None
         self.manifest = m
         return SyncResult(count=m.count, kind=m.kind)
 
@@ -240,28 +252,25 @@ class CorpusIndex:
             self._check(m, count, top)
             if count == m.count and top == m.max_rowid:
                 return self._maybe_merge(m, SyncResult(count=m.count, kind=m.kind))
-            skip: set[str] = set()
             changed: dict[str, tuple[int, str, str]] = {}      # id -> (its row, the old text hash, the new)
             n_new = self._count_new(m.max_rowid)
             if count != m.count + n_new:
-                # some new rows re-store a vector the index holds (the same text, or a revised version's), or
-                # rows were removed: look at the ids
+                # some new rows re-store a vector the index holds (a revised version's, or the same text's: the
+                # store's vector of a paper embedded again, as one that was not finite is, is the one to hold),
+                # or rows were removed: look at the ids
                 known = {pid: (pos, th) for pos, pid, th in self._live_rows(m)}
                 for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
                                                  vectors=False):
                     for _, pid, th, _ in rows:
                         if pid in known:
                             pos, old = known[pid]
-                            if old != th:
-                                changed[pid] = (pos, old, th)     # the new row is added, the old one dropped
-                            else:
-                                skip.add(pid)
-                if count != m.count + n_new - len(skip) - len(changed):
-                    gone = m.count + n_new - len(skip) - len(changed) - count
+                            changed[pid] = (pos, old, th)     # the new row is added, the old one dropped
+                if count != m.count + n_new - len(changed):
+                    gone = m.count + n_new - len(changed) - count
                     raise _Rebuild(f"{gone:,} vectors were removed from the store")
             if changed:
                 _drop(m, changed)
-            added = self._append(m, top, skip)
+            added = self._append(m, top)
         if m.kind == "flat" and m.count >= K.APPROX_THRESHOLD:
             return self._rebuild(f"the corpus reached {K.APPROX_THRESHOLD:,} vectors: switching to the "
                                  "approximate IVF index")
@@ -279,16 +288,13 @@ class CorpusIndex:
             n += len(rows)
         return n
 
-    def _append(self, m: F.Manifest, top: int, skip: set[str]) -> int:
-        """Stream the rows above m.max_rowid (less `skip`) into a new segment; write the manifest."""
+    def _append(self, m: F.Manifest, top: int) -> int:
+        """Stream the rows above m.max_rowid into a new segment; write the manifest."""
         writer = None
         added, digest, last = 0, 0, None
         try:
             for rows in self.store.paper_vector_rows(self.embedder, QUERY_PREFIX, after_rowid=m.max_rowid,
                                                      batch=READ_BATCH):
-                rows = [r for r in rows if r[1] not in skip]
-                if not rows:
-                    continue
                 if m.dim == 0:                     # the first vectors of an index built on an empty store
                     m.dim = len(rows[0][3]) // 4
                 vecs = _vectors(rows, m.dim, self.embedder)
@@ -400,7 +406,7 @@ class CorpusIndex:
             dim = self._store_dim()
             m = F.Manifest(embedder=self.embedder, dim=dim, kind=kind, built=time.time())
             if kind == "flat":
-                self._append(m, top, set())         # every row: one segment; writes the manifest
+                self._append(m, top)       # every row: one segment; writes the manifest
             else:
                 self._build_ivf(m, count, top)
         self.manifest = m

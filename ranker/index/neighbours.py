@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequenc
 
 import numpy as np
 
-from ..errors import InputError, StoreError
+from ..errors import InputError
 from ..io import Warn, parse_arxiv_id
 from ..prefilter.embed import QUERY_PREFIX
 from ..records import Paper, Ranked
@@ -201,16 +201,10 @@ def similar(store: "Store", query: str, *, embedder: "str | Embedder" = "minilm"
     if pid is not None:
         paper = store.get_paper(pid)
         vec = store.get_vectors([pid], key).get(pid)
-        if vec is None:
+        if vec is None:        # none stored, or one that is not finite (a damaged row: embedded again)
             if paper is None:
                 raise InputError("unknown paper: the store has neither its vector nor its text", where=pid)
             vec = _embedder(embedder).embed_papers([paper], cache)[0]
-        elif not np.isfinite(vec).all():
-            # a damaged row (a store made by hand, or by a model that broke before ranker refused its numbers):
-            # its neighbours would be any papers at all; the site's and serve's pages show it none
-            raise StoreError(f"its stored vector of the embedder {key} holds numbers that are not finite (NaN or "
-                             "infinity): the database row is damaged, and the paper has no neighbours",
-                             where=pid)
         exclude = {pid}
     else:
         vec = _embedder(embedder).embed_queries([query], cache)[0]

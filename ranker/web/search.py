@@ -40,6 +40,7 @@ class SemanticSearch:
         """[(paper id, cosine), ...], best first. A RankerError when the model cannot be loaded or the index
         cannot be brought up to date here (a read-only folder): search() then falls back to words."""
         from ..index import index_for
+        from ..index.corpus import IndexNotWritten
         query = " ".join(query.split())
         if not query:
             return []
@@ -52,6 +53,8 @@ class SemanticSearch:
                 if not len(idx) or q.shape[1] != idx.manifest.dim:
                     return []
                 hits = idx.search(q, k)[0]
+        except IndexNotWritten as e:                 # serve --read-only: the index is not written beside it
+            raise RankerError(f"{e.message}; `ranker index rebuild` writes it") from None
         except (OSError, RuntimeError) as e:         # RuntimeError: what faiss raises
             raise RankerError(f"the corpus index cannot be used here ({e})") from None
         return [(h.id, float(h.score)) for h in hits]
