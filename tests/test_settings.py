@@ -82,6 +82,12 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
      "must be more than 0 and at most 1, got 1.5"),
     ("[scoring.vlm]\ndtype = 'float16'\n", "scoring.vlm", "no backend is called 'vlm'"),
     ("[scoring]\nbackend = 'llama'\n", "scoring.backend", "unknown backend 'llama'"),
+    # a backend's option as its settings are: no inf (the engine's start failed on int(inf)), no empty text
+    # (an empty device was taken for "not given")
+    ("[scoring.vllm]\nkv_cache_gb = inf\n", "scoring.vllm.kv_cache_gb", "finite number"),
+    ("[scoring]\nbackend = 'transformers'\n[scoring.transformers]\ndevice = ''\n", "scoring.transformers.device",
+     "empty; give a value or leave the key out"),
+    ("[scoring]\nbackend = 'openai'\n[scoring.openai]\nbase_url = ' '\n", "scoring.openai.base_url", "empty"),
 ])
 def test_bad_values_name_their_key(tmp_path, text, key, msg):
     from ranker.backends import check_options
