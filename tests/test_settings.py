@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ranker.errors import ConfigError
-from ranker.settings import parse_option, resolve
+from ranker.settings import default_home, default_models_dir, parse_option, resolve
 
 from conftest import DAYS, ranker
 
@@ -71,7 +71,10 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[fetch]\nbackoff = inf\n", "fetch.backoff", "finite number"),
     ("[fetch]\napi_delay = inf\n", "fetch.api_delay", "finite number"),
     ("[fetch]\ndownload_timeout = inf\n", "fetch.download_timeout", "finite number"),
-    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "must be more than 0, got 0"),
+    # and at most a day: 1e23 overflowed the socket's timeout ('unexpected failure: timestamp out of range')
+    ("[fetch]\ntimeout = 1e23\n", "fetch.timeout", "must be more than 0 and at most 86400, got 1e+23"),
+    ("[fetch]\napi_delay = 1e23\n", "fetch.api_delay", "must be at least 0 and at most 86400, got 1e+23"),
+    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "must be more than 0 and at most 86400, got 0"),
     ('[fetch]\ndownload_timeout = "300"\n', "fetch.download_timeout", "valid number"),
     ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
     ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
@@ -107,6 +110,14 @@ def test_bad_environment_names_the_variable(tmp_path):
         with pytest.raises(ConfigError) as e:
             resolve(env={var: "inf"})
         assert e.value.key.startswith("fetch.") and "finite number" in str(e.value)
+    for var in ("RANKER_FETCH_TIMEOUT", "RANKER_FETCH_BACKOFF", "RANKER_API_DELAY"):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={var: "99999999999999999999999"})
+        assert e.value.key.startswith("fetch.") and "at most 86400" in str(e.value)
+    # a blank RANKER_HOME or RANKER_MODELS_DIR is not set, as every blank variable is: it was the error
+    # "home: empty; give a value or leave the key out", naming no variable and no file
+    s = resolve(env={"RANKER_HOME": " ", "RANKER_MODELS_DIR": " "})
+    assert (s.home, s.models_dir) == (default_home({}), default_models_dir({}))
     # a variable whose key ranker.toml made a plain value: the file's line is at fault, not a flag
     f = toml(tmp_path, "# fetch settings\nfetch = 3\n")
     with pytest.raises(ConfigError) as e:
