@@ -120,9 +120,11 @@ def test_an_extra_argument_is_counted_from_the_command_line_where_click_does_not
     (["prefilter", "--papers", str(LISTING), "--out", "x", "--prompts", ""], "--prompts"),
     (["prefilter", "--papers", str(LISTING), "--out", "x", "--db", ""], "--db"),
     (["labels", "export", ""], "FILE"),
+    # a repeatable one, each of its values: `--allow-host "$PROXY"` served for ever without the name meant
+    (["serve", "--port", "0", "--allow-host", "proxy.lab", "--allow-host", " "], "--allow-host"),
 ])
 def test_an_empty_value_is_an_error_not_an_option_left_out(tmp_path, args, flag):
-    r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"})
+    r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"}, timeout=120)
     # a required one (run's --out, labels export's FILE) is not advised to be left out: that is another error
     advice = "give a value" if flag in ("--out", "FILE") else "give a value or leave the option out"
     assert one_error(r, 1) == f"error: {flag}: empty; {advice}", r.stderr

@@ -400,8 +400,9 @@ def not_empty(**values) -> None:
     out, --date would rank today's feed and --since every day of the source instead of the one asked for."""
     from ..errors import InputError
     for name, v in values.items():
-        if isinstance(v, str) and not v.strip():
-            raise InputError("empty; give a value or leave the option out", key=name)
+        for one in (v if isinstance(v, (list, tuple)) else [v]):      # a repeatable option: each of its values
+            if isinstance(one, str) and not one.strip():
+                raise InputError("empty; give a value or leave the option out", key=name)
 
 
 def one_keep_rule(**rules) -> None:
