@@ -233,7 +233,8 @@ def test_a_key_inside_engine_args_is_named_where_engine_args_was_given(tmp_path)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf"])
+@pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf",
+                                    "timeout=1e23", "connect_timeout=1e23", "max_backoff=1e23"])
 def test_an_openai_wait_of_inf_is_refused_as_fetch_s_are(option):
     """`[scoring.openai] timeout = inf` was taken: every request then failed on the socket's timeout overflowing
     (or, for total_timeout, a stuck server was waited on for ever)."""
