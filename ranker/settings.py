@@ -619,6 +619,8 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins[key] = Origin("file", shown, lines.get(key))
         for key, n in lines.items():                 # tables too, so an error about one names its line
             g.origins.setdefault(key, Origin("file", shown, n))
+        if "scoring.engine_args" in g.origins:      # the older spelling is the vllm backend's: named by its line
+            g.origins.setdefault("scoring.vllm.engine_args", g.origins["scoring.engine_args"])
         g.file_data, g.file_origins = copy.deepcopy(g.data), dict(g.origins)
     _misspelt_variable(env)
     for var, (key, kind) in ENV_KEYS.items():

@@ -671,3 +671,13 @@ def test_no_calibration_takes_the_files_calibration_back_to_none(tmp_path):
     assert (r.returncode, r.stderr) == (1, "error: --no-calibration: given with --calibration; give one of them\n")
     r = ranker("config", "--config", f, cwd=tmp_path)        # (config itself takes no --no-calibration)
     assert f'calibration = "{tmp_path / "calib.json"}"' in r.stdout
+
+
+@pytest.mark.parametrize("value,problem", [('""', "empty; give a value or leave the key out"),
+                                           ('"x"', "Input should be a valid dictionary")])
+def test_a_bad_engine_args_of_the_older_spelling_names_its_line(tmp_path, value, problem):
+    """`engine_args` directly under [scoring] is the vllm backend's: a bad one was said as
+    'scoring.vllm.engine_args: ...', naming neither the file nor its line (the newer spelling's names both)."""
+    f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\nengine_args = {value}\n")
+    r = ranker("config", "--config", f, "--offline", env={"RANKER_HOME": tmp_path / "home"}, timeout=120)
+    assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.vllm.engine_args: {problem}\n", r.stderr
