@@ -385,15 +385,16 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
     (["--max-tokens", "300"], "error: --max-tokens: must be at most 256: minilm reads no more tokens than that"),
     (["--embedder", "nosuch"], "error: nosuch: no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, "
                                "smollm2-135m) or Hugging Face id"),
+    (["--calibration", "gone.json"], "error: gone.json: calibration file not found"),
 ])
 def test_a_bad_embedder_flag_leaves_the_folder_s_finished_run_as_it_was(tmp_path, args, line):
-    """A mistyped --embedder or a --max-tokens past the model's limit is refused before `ranker run` writes its
-    manifest, as a missing LLM is: it replaced the folder's finished manifest with a failed one."""
+    """A mistyped --embedder or --calibration, or a --max-tokens past the model's limit, is refused before `ranker
+    run` writes its manifest, as a missing LLM is: it replaced the folder's finished manifest with a failed one."""
     out = tmp_path / "out"
     out.mkdir()
     manifest = out / "2025-05-15-run.json"
     manifest.write_text('{"status": "ok", "run_id": 7}')
     r = ranker("run", "--out", out, "--papers", LISTING, "--backend", "fake", "--offline", *args,
-               env={"RANKER_HOME": tmp_path / "home"}, timeout=300)
+               env={"RANKER_HOME": tmp_path / "home"}, cwd=tmp_path, timeout=300)
     assert one_error(r, 1) == line, r.stderr
     assert manifest.read_text() == '{"status": "ok", "run_id": 7}'

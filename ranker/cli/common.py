@@ -395,12 +395,12 @@ def check_model(s: "Settings") -> None:
                                                  options=s.scoring.options.get(s.scoring.backend))
 
 
-def check_embedder(s: "Settings") -> None:
-    """The embedder's name and token cut checked as check_model checks the LLM's, before `ranker run` writes its
-    manifest: a mistyped --embedder or a --max-tokens past the model's limit replaced the folder's finished
-    manifest with a failed one. Only what is wrong wherever the vectors come from (no preset, folder or Hugging
-    Face id of that name; a cut the model cannot read): a preset not prepared, or an id not cached offline,
-    may still be served from the store's vectors."""
+def check_prefilter(s: "Settings") -> None:
+    """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
+    `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's
+    limit, replaced the folder's finished manifest with a failed one. Only what is wrong wherever the vectors come
+    from (no preset, folder or Hugging Face id of that name; a cut the model cannot read): a preset not prepared,
+    or an id not cached offline, may still be served from the store's vectors."""
     from ..errors import ModelError
     from ..models import looks_like_hub_id, presets
     from ..prefilter.embed import Embedder
@@ -409,6 +409,9 @@ def check_embedder(s: "Settings") -> None:
     known = presets(s.models_dir)
     if name not in known and not Path(name).expanduser().exists() and not looks_like_hub_id(name):
         raise ModelError(f"no such model folder, preset ({', '.join(sorted(known))}) or Hugging Face id", where=name)
+    if s.prefilter.calibration:
+        from ..prefilter.calibrate import Calibration
+        Calibration.load(s.prefilter.calibration)
 
 
 def not_empty(**values) -> None:
