@@ -55,6 +55,7 @@ DEFAULT_CONFIG = "ranker.toml"
 DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+MAX_WAIT = 86400.0      # seconds: the most a [fetch] timeout, delay or backoff may be (a day)
 
 
 # --------------------------------------------------------------------------- the settings
@@ -91,15 +92,16 @@ class FetchSettings(_Section):
     section: ClassVar[str] = "fetch"
     categories: list[str] = ["cs.LG", "cs.AI"]
     announce: list[str] = ["new", "cross"]
-    # (seconds are finite: TOML's inf, or RANKER_FETCH_TIMEOUT=inf, would wait forever or overflow)
-    timeout: float = Field(30.0, gt=0, allow_inf_nan=False)     # seconds to wait for an arXiv server to answer
+    # (seconds are finite: TOML's inf, or RANKER_FETCH_TIMEOUT=inf, would wait forever or overflow; and at most a
+    # day: 1e23 passed, and the socket's timeout overflowed, 'unexpected failure: timestamp out of range')
+    timeout: float = Field(30.0, gt=0, le=MAX_WAIT, allow_inf_nan=False)   # seconds to wait for arXiv to answer
     # seconds one try may take in all, from the request to the answer's last byte: `timeout` bounds each
     # silence only, and a server (a proxy, a captive portal) that trickles a byte now and then kept a fetch
     # going for hours; 300 s holds arXiv's largest answers (the cs.LG+cs.AI feed, ~3 MB) down to ~10 KB/s
-    download_timeout: float = Field(300.0, gt=0, allow_inf_nan=False)
+    download_timeout: float = Field(300.0, gt=0, le=MAX_WAIT, allow_inf_nan=False)
     retries: int = Field(5, ge=0)             # retries after a 429/5xx or a connection error
-    backoff: float = Field(2.0, ge=0, allow_inf_nan=False)      # seconds before the first retry, doubled each time
-    api_delay: float = Field(3.0, ge=0, allow_inf_nan=False)    # seconds between two arXiv API requests (3 asked)
+    backoff: float = Field(2.0, ge=0, le=MAX_WAIT, allow_inf_nan=False)  # seconds before the first retry, doubled each
+    api_delay: float = Field(3.0, ge=0, le=MAX_WAIT, allow_inf_nan=False)  # seconds between two API requests (3 asked)
     rss_url: str = DEFAULT_RSS_URL
     api_url: str = DEFAULT_API_URL
 
@@ -238,7 +240,7 @@ def env_flag(value: str | None) -> bool:
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    if env.get("RANKER_HOME"):
+    if env.get("RANKER_HOME", "").strip():        # blank: not set, as for every variable (gather)
         return expand_user(env["RANKER_HOME"], where="RANKER_HOME", error=ConfigError)
     from platformdirs import user_data_dir
     return Path(user_data_dir("ranker", appauthor=False))
@@ -248,7 +250,7 @@ def default_models_dir(env: Mapping[str, str] | None = None, home: Path | None =
     """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else the home folder's models/
     (`home`: the settings' own, ranker.toml's `home` included; None: $RANKER_HOME or the platform's)."""
     env = os.environ if env is None else env
-    if env.get("RANKER_MODELS_DIR"):
+    if env.get("RANKER_MODELS_DIR", "").strip():
         return expand_user(env["RANKER_MODELS_DIR"], where="RANKER_MODELS_DIR", error=ConfigError)
     bundled = REPO_ROOT / "models"
     if (bundled / "presets.toml").exists():
@@ -617,6 +619,8 @@ def gather(config: str | os.PathLike | None = None, flags: Mapping[str, Any] | N
             g.origins[key] = Origin("file", shown, lines.get(key))
         for key, n in lines.items():                 # tables too, so an error about one names its line
             g.origins.setdefault(key, Origin("file", shown, n))
+        if "scoring.engine_args" in g.origins:      # the older spelling is the vllm backend's: named by its line
+            g.origins.setdefault("scoring.vllm.engine_args", g.origins["scoring.engine_args"])
         g.file_data, g.file_origins = copy.deepcopy(g.data), dict(g.origins)
     _misspelt_variable(env)
     for var, (key, kind) in ENV_KEYS.items():
@@ -720,8 +724,9 @@ def out_of_range(err: Mapping[str, Any], info: Any = None) -> str | None:
 
 
 def _number(v: Any) -> Any:
-    """2.0 as 2: a flag's "--keep 2" arrives as a float, and "got 2.0" is not what was typed."""
-    return int(v) if isinstance(v, float) and v.is_integer() else v
+    """2.0 as 2: a flag's "--keep 2" arrives as a float, and "got 2.0" is not what was typed. A float past
+    float's exact integers stays a float: 1e23 was said as "got 99999999999999991611392"."""
+    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53 else v
 
 
 def _field_at(model: Any, parts: list[str]) -> Any:

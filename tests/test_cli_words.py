@@ -120,9 +120,11 @@ def test_an_extra_argument_is_counted_from_the_command_line_where_click_does_not
     (["prefilter", "--papers", str(LISTING), "--out", "x", "--prompts", ""], "--prompts"),
     (["prefilter", "--papers", str(LISTING), "--out", "x", "--db", ""], "--db"),
     (["labels", "export", ""], "FILE"),
+    # a repeatable one, each of its values: `--allow-host "$PROXY"` served for ever without the name meant
+    (["serve", "--port", "0", "--allow-host", "proxy.lab", "--allow-host", " "], "--allow-host"),
 ])
 def test_an_empty_value_is_an_error_not_an_option_left_out(tmp_path, args, flag):
-    r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"})
+    r = ranker(*args, "--offline", cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home"}, timeout=120)
     # a required one (run's --out, labels export's FILE) is not advised to be left out: that is another error
     advice = "give a value" if flag in ("--out", "FILE") else "give a value or leave the option out"
     assert one_error(r, 1) == f"error: {flag}: empty; {advice}", r.stderr
@@ -377,3 +379,22 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
     r = ranker("prefilter", "--papers", "nowhere.jsonl", "--out", "x.jsonl", cwd=tmp_path,
                env={"RANKER_HOME": tmp_path / "home"})
     assert r.returncode == 1 and r.stderr == "error: nowhere.jsonl: file not found\n", r.stderr
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--max-tokens", "300"], "error: --max-tokens: must be at most 256: minilm reads no more tokens than that"),
+    (["--embedder", "nosuch"], "error: nosuch: no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, "
+                               "smollm2-135m) or Hugging Face id"),
+    (["--calibration", "gone.json"], "error: gone.json: calibration file not found"),
+])
+def test_a_bad_embedder_flag_leaves_the_folder_s_finished_run_as_it_was(tmp_path, args, line):
+    """A mistyped --embedder or --calibration, or a --max-tokens past the model's limit, is refused before `ranker
+    run` writes its manifest, as a missing LLM is: it replaced the folder's finished manifest with a failed one."""
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "2025-05-15-run.json"
+    manifest.write_text('{"status": "ok", "run_id": 7}')
+    r = ranker("run", "--out", out, "--papers", LISTING, "--backend", "fake", "--offline", *args,
+               env={"RANKER_HOME": tmp_path / "home"}, cwd=tmp_path, timeout=300)
+    assert one_error(r, 1) == line, r.stderr
+    assert manifest.read_text() == '{"status": "ok", "run_id": 7}'

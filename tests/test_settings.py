@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ranker.errors import ConfigError
-from ranker.settings import parse_option, resolve
+from ranker.settings import default_home, default_models_dir, parse_option, resolve
 
 from conftest import DAYS, ranker
 
@@ -71,7 +71,10 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
     ("[fetch]\nbackoff = inf\n", "fetch.backoff", "finite number"),
     ("[fetch]\napi_delay = inf\n", "fetch.api_delay", "finite number"),
     ("[fetch]\ndownload_timeout = inf\n", "fetch.download_timeout", "finite number"),
-    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "must be more than 0, got 0"),
+    # and at most a day: 1e23 overflowed the socket's timeout ('unexpected failure: timestamp out of range')
+    ("[fetch]\ntimeout = 1e23\n", "fetch.timeout", "must be more than 0 and at most 86400, got 1e+23"),
+    ("[fetch]\napi_delay = 1e23\n", "fetch.api_delay", "must be at least 0 and at most 86400, got 1e+23"),
+    ("[fetch]\ndownload_timeout = 0\n", "fetch.download_timeout", "must be more than 0 and at most 86400, got 0"),
     ('[fetch]\ndownload_timeout = "300"\n', "fetch.download_timeout", "valid number"),
     ("[digest]\nmin_novelty = true\n", "digest.min_novelty", "valid integer"),
     ("[scoring.openai]\napi_key = 'sk-x'\n", "scoring.openai.api_key", "environment (OPENAI_API_KEY) only"),
@@ -82,6 +85,12 @@ def test_a_ranker_toml_in_the_working_folder_is_read(tmp_path, monkeypatch):
      "must be more than 0 and at most 1, got 1.5"),
     ("[scoring.vlm]\ndtype = 'float16'\n", "scoring.vlm", "no backend is called 'vlm'"),
     ("[scoring]\nbackend = 'llama'\n", "scoring.backend", "unknown backend 'llama'"),
+    # a backend's option as its settings are: no inf (the engine's start failed on int(inf)), no empty text
+    # (an empty device was taken for "not given")
+    ("[scoring.vllm]\nkv_cache_gb = inf\n", "scoring.vllm.kv_cache_gb", "finite number"),
+    ("[scoring]\nbackend = 'transformers'\n[scoring.transformers]\ndevice = ''\n", "scoring.transformers.device",
+     "empty; give a value or leave the key out"),
+    ("[scoring]\nbackend = 'openai'\n[scoring.openai]\nbase_url = ' '\n", "scoring.openai.base_url", "empty"),
 ])
 def test_bad_values_name_their_key(tmp_path, text, key, msg):
     from ranker.backends import check_options
@@ -101,6 +110,14 @@ def test_bad_environment_names_the_variable(tmp_path):
         with pytest.raises(ConfigError) as e:
             resolve(env={var: "inf"})
         assert e.value.key.startswith("fetch.") and "finite number" in str(e.value)
+    for var in ("RANKER_FETCH_TIMEOUT", "RANKER_FETCH_BACKOFF", "RANKER_API_DELAY"):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={var: "99999999999999999999999"})
+        assert e.value.key.startswith("fetch.") and "at most 86400" in str(e.value)
+    # a blank RANKER_HOME or RANKER_MODELS_DIR is not set, as every blank variable is: it was the error
+    # "home: empty; give a value or leave the key out", naming no variable and no file
+    s = resolve(env={"RANKER_HOME": " ", "RANKER_MODELS_DIR": " "})
+    assert (s.home, s.models_dir) == (default_home({}), default_models_dir({}))
     # a variable whose key ranker.toml made a plain value: the file's line is at fault, not a flag
     f = toml(tmp_path, "# fetch settings\nfetch = 3\n")
     with pytest.raises(ConfigError) as e:
@@ -216,7 +233,8 @@ def test_a_key_inside_engine_args_is_named_where_engine_args_was_given(tmp_path)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf"])
+@pytest.mark.parametrize("option", ["timeout=inf", "total_timeout=inf", "connect_timeout=inf", "backoff=inf",
+                                    "timeout=1e23", "connect_timeout=1e23", "max_backoff=1e23"])
 def test_an_openai_wait_of_inf_is_refused_as_fetch_s_are(option):
     """`[scoring.openai] timeout = inf` was taken: every request then failed on the socket's timeout overflowing
     (or, for total_timeout, a stuck server was waited on for ever)."""
@@ -653,3 +671,13 @@ def test_no_calibration_takes_the_files_calibration_back_to_none(tmp_path):
     assert (r.returncode, r.stderr) == (1, "error: --no-calibration: given with --calibration; give one of them\n")
     r = ranker("config", "--config", f, cwd=tmp_path)        # (config itself takes no --no-calibration)
     assert f'calibration = "{tmp_path / "calib.json"}"' in r.stdout
+
+
+@pytest.mark.parametrize("value,problem", [('""', "empty; give a value or leave the key out"),
+                                           ('"x"', "Input should be a valid dictionary")])
+def test_a_bad_engine_args_of_the_older_spelling_names_its_line(tmp_path, value, problem):
+    """`engine_args` directly under [scoring] is the vllm backend's: a bad one was said as
+    'scoring.vllm.engine_args: ...', naming neither the file nor its line (the newer spelling's names both)."""
+    f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\nengine_args = {value}\n")
+    r = ranker("config", "--config", f, "--offline", env={"RANKER_HOME": tmp_path / "home"}, timeout=120)
+    assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.vllm.engine_args: {problem}\n", r.stderr

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..errors import ConfigError
 from ..records import Usage
@@ -68,6 +68,15 @@ class BackendOptions(BaseModel):
     """A backend's options. Subclasses list them with their types and defaults; an unknown key, or a value
     of the wrong type ("4" for 4), is a ConfigError naming scoring.<backend>.<key>."""
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, v: Any) -> Any:
+        """An empty text is refused, as the settings' own are: `device = ""` (or `--backend-option device=`, a
+        variable unset in a script) was taken for "not given", scoring on whatever device came first."""
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("empty; give a value or leave the key out")
+        return v
 
     @classmethod
     def parse(cls, backend: str, *sources: Mapping[str, Any] | None) -> "BackendOptions":

@@ -55,6 +55,7 @@ from ..io import (RETRY_STATUS, Cancelled, RetryPolicy, Retryable, add_secret, r
                   retry_after_seconds, Warn)
 from ..netguard import check_allowed
 from ..records import Usage
+from ..settings import MAX_WAIT
 from .base import (MIN_ANSWER_ROOM, Backend, BackendOptions, GenerateInterrupted, Request, Result, answer_room,
                    cut_by_context, one_line)
 from .pricing import cost_usd, price_for
@@ -200,13 +201,14 @@ class OpenAIOptions(BackendOptions):
     """[scoring.openai]"""
     base_url: str = DEFAULT_BASE_URL
     concurrency: int = Field(8, ge=1)
-    # seconds are finite, as [fetch]'s: TOML's inf would overflow the socket's timeout in every request
-    connect_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)     # seconds to open a connection
-    timeout: float = Field(120.0, gt=0, allow_inf_nan=False)    # seconds the server may stay silent in one attempt
-    total_timeout: float = Field(300.0, gt=0, allow_inf_nan=False)  # seconds one request may take, retries included
+    # seconds are finite and at most a day, as [fetch]'s: TOML's inf, or 1e23, would overflow the socket's timeout
+    # in every request
+    connect_timeout: float = Field(10.0, gt=0, le=MAX_WAIT, allow_inf_nan=False)   # seconds to open a connection
+    timeout: float = Field(120.0, gt=0, le=MAX_WAIT, allow_inf_nan=False)  # the server's silence in one attempt
+    total_timeout: float = Field(300.0, gt=0, le=MAX_WAIT, allow_inf_nan=False)  # one request, retries included
     retries: int = Field(4, ge=0)
-    backoff: float = Field(1.0, ge=0, allow_inf_nan=False)
-    max_backoff: float = Field(30.0, gt=0, allow_inf_nan=False)
+    backoff: float = Field(1.0, ge=0, le=MAX_WAIT, allow_inf_nan=False)
+    max_backoff: float = Field(30.0, gt=0, le=MAX_WAIT, allow_inf_nan=False)
     probe: bool | None = None
 
 

@@ -216,7 +216,9 @@ class VLLMOptions(BackendOptions):
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     tensor_parallel_size: int = Field(1, ge=1)
     dtype: VLLMDtype | None = None                            # default: float32 on CPU, the model's on GPU
-    kv_cache_gb: float | None = Field(None, gt=0)             # CPU default 1 GiB (VLLM_CPU_KVCACHE_SPACE wins)
+    # CPU default 1 GiB (VLLM_CPU_KVCACHE_SPACE wins); finite: `kv_cache_gb = inf` passed, and the engine's start
+    # then failed as 'unexpected failure: cannot convert float infinity to integer'
+    kv_cache_gb: float | None = Field(None, gt=0, allow_inf_nan=False)
     seed: int = 0
     prime_prefix: bool = True                                 # compute the batch's shared prefix once first
     engine_process: bool | None = None                        # engine core in its own process (GPU default)

@@ -400,13 +400,33 @@ def check_model(s: "Settings") -> None:
                                                  options=s.scoring.options.get(s.scoring.backend))
 
 
+def check_prefilter(s: "Settings") -> None:
+    """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
+    `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's
+    limit, replaced the folder's finished manifest with a failed one. Only what is wrong wherever the vectors come
+    from (no preset, folder or Hugging Face id of that name; a cut the model cannot read): a preset not prepared,
+    or an id not cached offline, may still be served from the store's vectors."""
+    from ..errors import ModelError
+    from ..models import looks_like_hub_id, presets
+    from ..prefilter.embed import Embedder
+    Embedder.from_settings(s)
+    name = s.prefilter.embedder
+    known = presets(s.models_dir)
+    if name not in known and not Path(name).expanduser().exists() and not looks_like_hub_id(name):
+        raise ModelError(f"no such model folder, preset ({', '.join(sorted(known))}) or Hugging Face id", where=name)
+    if s.prefilter.calibration:
+        from ..prefilter.calibrate import Calibration
+        Calibration.load(s.prefilter.calibration)
+
+
 def not_empty(**values) -> None:
     """An option given an empty text (`--date "$DAY"` with DAY unset) is an error, not the option left out: left
     out, --date would rank today's feed and --since every day of the source instead of the one asked for."""
     from ..errors import InputError
     for name, v in values.items():
-        if isinstance(v, str) and not v.strip():
-            raise InputError("empty; give a value or leave the option out", key=name)
+        for one in (v if isinstance(v, (list, tuple)) else [v]):      # a repeatable option: each of its values
+            if isinstance(one, str) and not one.strip():
+                raise InputError("empty; give a value or leave the option out", key=name)
 
 
 def one_keep_rule(**rules) -> None:

@@ -10,8 +10,9 @@ from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_model, check_out, echo, given_path, info,
-                     load_settings, not_empty, nothing_to_do, one_keep_rule, warn, warn_failures, warn_read)
+                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out, echo,
+                     given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule, warn, warn_failures,
+                     warn_read)
 
 
 def _help() -> str:
@@ -77,6 +78,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
             raise InputError("offline mode: the day's announcements are on arXiv's server; give the day's papers "
                              "with --papers FILE instead", key="offline")
     check_model(s)
+    check_prefilter(s)
     from ..errors import during
     from ..steps import fetch_day, run_day
     from ..store import Store

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, info,
-                     load_settings)
+                     load_settings, not_empty)
 
 
 def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
@@ -40,6 +40,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     Example:
       ranker serve --port 8000
     """
+    # `--allow-host "$PROXY"` with PROXY unset: served without the name meant, every request through it refused
+    not_empty(allow_host=allow_host)
     s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline,
                       trusted_proxies=trusted_proxies)
     from ..web.security import is_loopback

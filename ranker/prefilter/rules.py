@@ -169,6 +169,12 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
             err = ConfigError if key else InputError
             raise err(f"not a valid regular expression in {raw!r}: {e}", key=key,
                       where=None if key else origin) from None
+        if pattern.search("") is not None:
+            # `re:` alone, `re:x*`, `re:^`: a pattern an empty text matches matches every paper, and the day was
+            # excluded whole ("kept 0 of 192 papers", exit 0) for a line left unfinished
+            err = ConfigError if key else InputError
+            raise err(f"{raw!r} matches every paper (it matches an empty text); give what a title or abstract "
+                      "must contain", key=key, where=None if key else origin)
     else:
         # words, each with the + or # that may end it (C++, C#, F#: without them "C++" banned every "C")
         spans = list(re.finditer(r"\w+[+#]*", raw))
