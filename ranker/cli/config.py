@@ -93,8 +93,10 @@ def _toml(v: Any) -> str:
     """A JSON-ready value as TOML (an inline table for a dict)."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (int, float, str)):
-        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, str):     # JSON's string escapes are TOML's, but for DEL, which TOML must have escaped
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(v, (int, float)):
+        return json.dumps(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     if isinstance(v, dict):
