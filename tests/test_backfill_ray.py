@@ -471,3 +471,79 @@ def test_sigterm_while_ray_starts_stops_the_backfill_as_ctrl_c_does(tmp_path):
     assert p.stderr == "interrupted; what was stored so far is kept; rerun to resume\n"
     (run,) = json.loads((out / "manifest.json").read_text())["runs"]
     assert run["status"] == "interrupted" and "error" not in run
+
+
+def test_the_runs_bookkeeping_actors_are_pinned_to_the_drivers_node(tmp_path, monkeypatch):
+    """The progress count and the read tally have no restart: placed by Ray's default they could sit on a worker
+    node, and losing it failed the run. Both are asked for on the driver's node, not as a preference."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    made, real = [], ray.remote
+
+    def remote(*args, **options):             # Ray's own, telling what each actor class was asked for with
+        decorate = real(*args, **options)
+        if args:
+            return decorate
+        return lambda cls: (made.append((getattr(cls, "__name__", ""), options)), decorate(cls))[1]
+
+    monkeypatch.setattr(ray, "remote", remote)
+    res = run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True),
+                       backfill_settings(), engine="ray", ray_options=RAY_OPTIONS, progress=lambda *a: None)
+    assert res.run["status"] == "ok"
+    asked = {name: o for name, o in made if name in ("WriteCount", "ReadTally")}
+    assert set(asked) == {"WriteCount", "ReadTally"}, made
+    for name, o in asked.items():
+        where = o.get("scheduling_strategy")
+        assert isinstance(where, NodeAffinitySchedulingStrategy), (name, o)
+        assert where.node_id == ray.get_runtime_context().get_node_id() and where.soft is False, (name, o)
+
+
+def test_a_lost_progress_count_does_not_fail_the_run(tmp_path, monkeypatch):
+    """The sinks tell a counting actor what they wrote; with it killed, the run still ranks and scores every
+    paper (the progress only stops moving), as the same run with its count alive."""
+    from ranker.backfill.ray_engine import RayEngine
+    count = RayEngine._count
+
+    def killed(self):
+        c = count(self)
+        ray.kill(c)
+        return c
+
+    monkeypatch.setattr(RayEngine, "_count", killed)
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True)
+    res = run_backfill(spec, backfill_settings(), engine="ray", ray_options=RAY_OPTIONS, progress=lambda *a: None)
+    assert res.run["status"] == "ok", res.run.get("error")
+    ref = run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "ref", score=True),
+                       backfill_settings())
+    for kind in ("ranked", "scores"):
+        got, want = backfill_table(tmp_path / "bf", kind), backfill_table(tmp_path / "ref", kind)
+        assert got.num_rows == want.num_rows > 0
+        assert sorted(got.column("id").to_pylist()) == sorted(want.column("id").to_pylist())
+    assert res.summary["ranked"]["rows"] == ref.summary["ranked"]["rows"]
+
+
+@pytest.mark.parametrize("when", ["reading", "end"])
+def test_a_lost_read_tally_fails_the_run_with_one_line_saying_so(tmp_path, monkeypatch, when):
+    """The read tally's counts go into the manifest the user reads; lost (killed while the read tasks report to
+    it, or before the ranking asks for its record) the run fails saying what was lost, not with Ray's error
+    or a generic pipeline failure, and a rerun ranks every paper once."""
+    from ranker.backfill import ray_engine
+    RayEngine = ray_engine.RayEngine
+    name = "_rank" if when == "reading" else "_tallied"
+    real = getattr(RayEngine, name)
+
+    def killing(self, *args):
+        ray.kill(args[-1] if when == "end" else args[1])
+        return real(self, *args)
+
+    monkeypatch.setattr(RayEngine, name, killing)
+    spec = BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True)
+    with pytest.raises(RankerError) as e:
+        run_backfill(spec, backfill_settings(), engine="ray", ray_options=RAY_OPTIONS)
+    msg = str(e.value)
+    assert "counting the source lines the read skipped was lost" in msg and "\n" not in msg, msg
+    m = json.loads((tmp_path / "bf" / "manifest.json").read_text())
+    assert m["runs"][-1]["status"] == "failed" and "was lost" in m["runs"][-1]["error"]
+    monkeypatch.undo()
+    res = run_backfill(spec, backfill_settings(), engine="ray", ray_options=RAY_OPTIONS)
+    ids = backfill_table(tmp_path / "bf", "ranked").column("id").to_pylist()
+    assert res.run["status"] == "ok" and len(ids) == len(set(ids)) > 0

@@ -22,8 +22,9 @@ stopped after it; with an address ("auto", "ray://host:10001") the run joins tha
 needs ranker with the same extras installed, the models in the same models folder (Settings.models_dir) and
 the output folder on a filesystem they all mount. Workers get the run's Settings with their stage; in offline
 mode, workers on other nodes get netguard's offline variables. Progress: each sink tells a counting actor what it
-wrote, which a driver thread passes to the engine's progress callback (papers embedded, days ranked, papers
-scored of the run's to-do), as the local engine reports. ray is imported only here.
+wrote (on the driver's node, as the read tally is; a lost count stops the progress, not the run), which a driver
+thread passes to the engine's progress callback (papers embedded, days ranked, papers scored of the run's to-do),
+as the local engine reports. ray is imported only here.
 """
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ from .stages import EmbedStage, ScoreStage, prefilter_day, unranked
 
 READ_BLOCK_ROWS = 1000
 RETRIES = 3                  # restarts of a dead actor, and retries of the batch it held
+# A lost ReadTally has no restart (a restarted one would hold none of the reports sent before): its counts are in
+# the manifest the user reads, so the run fails with this line rather than record them short
+TALLY_LOST = ("the Ray actor counting the source lines the read skipped was lost (its process or node died), so this "
+              "run's counts of them are unknown; the rows written are kept: run the backfill again, which reads "
+              "past them and counts the skipped lines anew")
 
 
 def import_ray():
@@ -70,7 +76,10 @@ def _read_blocks(index: int, split, filters_ref, tally, rows: int):
     for batch in chunks(read_split(split, filters, report), rows):
         yield shards.papers_table(batch)
     if tally is not None:
-        ray.get(tally.add.remote(index, report.record()))
+        try:
+            ray.get(tally.add.remote(index, report.record()))
+        except ray.exceptions.RayActorError:
+            raise RankerError(TALLY_LOST) from None
 
 
 def papers_datasource(splits, filters, tally=None, rows_per_block: int = READ_BLOCK_ROWS):
@@ -162,7 +171,10 @@ def shard_sink(root: str, prefix: str, schema, min_rows: int, count=None, days: 
             written = shards.write_partitioned(pa.concat_tables(tables), root, prefix)
             if count is not None:             # waited for: counted before the pipeline can end
                 import ray
-                ray.get(count.add.remote(len(written) if days else sum(n for _, n in written)))
+                try:
+                    ray.get(count.add.remote(len(written) if days else sum(n for _, n in written)))
+                except Exception:             # a lost count stops the progress, never the run (its rows are written)
+                    pass
             return written
 
         def on_write_complete(self, write_result):
@@ -541,17 +553,36 @@ class RayEngine:
         its own bars on the same terminal)."""
         if self.progress is None or self.progress_bars:
             return None
-        return self.ray.remote(num_cpus=0)(WriteCount).remote()
+        return self._bookkeeper(WriteCount)
+
+    def _bookkeeper(self, cls, *args):
+        """An actor of `cls` for the run's bookkeeping (a WriteCount, the ReadTally): no CPU, and on the driver's
+        node, with no restart. Placed by Ray's default it could sit on any node of a cluster, and a worker node
+        lost mid-run took it with it: the sinks' count failed the whole pipeline, a lost tally the ranking's end.
+        On the driver's node it lives as long as the run can."""
+        ray = self.ray
+        try:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+            here = ray.get_runtime_context().get_node_id()
+        except Exception:           # a driver whose node cannot be told (another Ray's client): Ray's default
+            here = None
+        opts: dict = {"num_cpus": 0, "max_restarts": 0}
+        if here:
+            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here, soft=False)
+        return ray.remote(**opts)(cls).remote(*args)
 
     def _tallied(self, tally) -> dict:
         """The manifest's record of what the read skipped (ReadTally.record; `rank` ends the actor)."""
-        return self.ray.get(tally.record.remote())
+        try:
+            return self.ray.get(tally.record.remote())
+        except self.ray.exceptions.RayActorError:
+            raise RankerError(TALLY_LOST) from None
 
     # ------------------------------------------------------------------ the phases
     def rank(self, job) -> dict:
         self._connect()
         job = for_workers(job)
-        tally = self.ray.remote(num_cpus=0)(ReadTally).remote(job.source.splits)   # the read tasks report to it
+        tally = self._bookkeeper(ReadTally, job.source.splits)    # the read tasks report to it
         try:
             return self._rank(job, tally)
         finally:
