@@ -524,12 +524,30 @@ def read_text(path: str | os.PathLike, what: str = "file", error: type[InputErro
     """A UTF-8 text file, a leading byte-order mark dropped (Notepad's "UTF-8 with BOM": it is not text), or an
     `error` (InputError or a subclass) naming the path: not found, a directory, unreadable, not UTF-8 (unless
     errors="replace")."""
-    try:
+    with _reading(path, what, error):
         fd = _held_descriptor(Path(path), error)
         if fd is not None:      # /dev/stdin: read where the caller's descriptor is, as a pipe or a file alike
             with _open_dup(fd, "r", encoding="utf-8-sig", errors=errors) as f:
                 return f.read()
         return Path(path).read_text(encoding="utf-8-sig", errors=errors)
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError) -> bytes:
+    """A file's bytes, as read_text reads its text (a descriptor given, /dev/stdin, where it is), or an `error`
+    naming the path."""
+    with _reading(path, what, error):
+        fd = _held_descriptor(Path(path), error)
+        if fd is not None:
+            with _open_dup(fd, "rb") as f:
+                return f.read()
+        return Path(path).read_bytes()
+
+
+@contextmanager
+def _reading(path: str | os.PathLike, what: str, error: type[InputError]) -> Iterator[None]:
+    """read_text's and read_bytes' failures as an `error` naming the path."""
+    try:
+        yield
     except FileNotFoundError:
         raise error(f"{what} not found", where=str(path)) from None
     except IsADirectoryError:
