@@ -335,7 +335,7 @@ _OWN_FD = re.compile(r"^/(?:dev/fd|proc/self/fd|proc/(\d+)/fd)/(\d+)$")
 _STD_FD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 
 
-def _own_descriptor(path: Path) -> int | None:
+def own_descriptor(path: Path) -> int | None:
     """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None. The
     name is normalised first, POSIX's leading "//" folded (//dev/fd/3), and a link to such a name (ln -s
     /dev/fd/3 out) followed hop by hop: its folders resolved, never the descriptor's own link (which leads to the
@@ -414,8 +414,8 @@ def give_descriptor(fd: int) -> None:
 
 
 def _held_descriptor(path: Path, error: type[InputError] = InputError) -> int | None:
-    """_own_descriptor(path), or an `error` when it is one the caller did not give (see given_descriptors)."""
-    fd = _own_descriptor(path)
+    """own_descriptor(path), or an `error` when it is one the caller did not give (see given_descriptors)."""
+    fd = own_descriptor(path)
     if fd is None or fd <= 2 or _GIVEN_FDS is None or fd in _GIVEN_FDS:
         return fd
     raise error(f"descriptor {fd} was not given to ranker (as a shell's `{fd}>file` or `{fd}<file` gives it); "
@@ -854,7 +854,7 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
             if not found:
                 raise InputError(f"no {what} found in this directory", where=str(p), key=key)
             out.extend(found)
-        elif p.exists() and _own_descriptor(p) is not None:
+        elif p.exists() and own_descriptor(p) is not None:
             # this process's stdin or a descriptor the shell gave it (`<(zcat gpt.jsonl.gz)` is /dev/fd/63): a
             # pipe, not a regular file, read once where it is
             out.append(p)

@@ -663,3 +663,18 @@ def test_a_listing_and_prefilter_output_from_stdin_or_a_shells_pipe_are_read_who
     assert wrong.returncode == 1 and wrong.stderr.decode() == (
         "error: --papers /dev/stdin: holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
         "day); pass it as --gpt or --local\n")
+
+
+def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
+    """`--gpt /dev/stdin --local -`: only '-' was counted, so stdin was read twice and the second side found
+    empty ("the local side holds no judgement: nothing to compare", exit 0)."""
+    import subprocess
+    from conftest import RANKER
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    for first in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"):
+        r = subprocess.run([*RANKER, "compare", "--gpt", first, "--local", "-", "--out", tmp_path / "twice"],
+                           input=gpt.read_bytes(), capture_output=True)
+        assert r.returncode == 1 and r.stderr.decode() == (
+            "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+            "others\n"), (first, r.stderr)
+        assert not (tmp_path / "twice").exists()
