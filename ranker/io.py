@@ -335,7 +335,7 @@ _OWN_FD = re.compile(r"^/(?:dev/fd|proc/self/fd|proc/(\d+)/fd)/(\d+)$")
 _STD_FD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 
 
-def _own_descriptor(path: Path) -> int | None:
+def own_descriptor(path: Path) -> int | None:
     """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/5, /proc/self/fd/1), or None. The
     name is normalised first, POSIX's leading "//" folded (//dev/fd/3), and a link to such a name (ln -s
     /dev/fd/3 out) followed hop by hop: its folders resolved, never the descriptor's own link (which leads to the
@@ -414,8 +414,8 @@ def give_descriptor(fd: int) -> None:
 
 
 def _held_descriptor(path: Path, error: type[InputError] = InputError) -> int | None:
-    """_own_descriptor(path), or an `error` when it is one the caller did not give (see given_descriptors)."""
-    fd = _own_descriptor(path)
+    """own_descriptor(path), or an `error` when it is one the caller did not give (see given_descriptors)."""
+    fd = own_descriptor(path)
     if fd is None or fd <= 2 or _GIVEN_FDS is None or fd in _GIVEN_FDS:
         return fd
     raise error(f"descriptor {fd} was not given to ranker (as a shell's `{fd}>file` or `{fd}<file` gives it); "
@@ -524,12 +524,30 @@ def read_text(path: str | os.PathLike, what: str = "file", error: type[InputErro
     """A UTF-8 text file, a leading byte-order mark dropped (Notepad's "UTF-8 with BOM": it is not text), or an
     `error` (InputError or a subclass) naming the path: not found, a directory, unreadable, not UTF-8 (unless
     errors="replace")."""
-    try:
+    with _reading(path, what, error):
         fd = _held_descriptor(Path(path), error)
         if fd is not None:      # /dev/stdin: read where the caller's descriptor is, as a pipe or a file alike
             with _open_dup(fd, "r", encoding="utf-8-sig", errors=errors) as f:
                 return f.read()
         return Path(path).read_text(encoding="utf-8-sig", errors=errors)
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError) -> bytes:
+    """A file's bytes, as read_text reads its text (a descriptor given, /dev/stdin, where it is), or an `error`
+    naming the path."""
+    with _reading(path, what, error):
+        fd = _held_descriptor(Path(path), error)
+        if fd is not None:
+            with _open_dup(fd, "rb") as f:
+                return f.read()
+        return Path(path).read_bytes()
+
+
+@contextmanager
+def _reading(path: str | os.PathLike, what: str, error: type[InputError]) -> Iterator[None]:
+    """read_text's and read_bytes' failures as an `error` naming the path."""
+    try:
+        yield
     except FileNotFoundError:
         raise error(f"{what} not found", where=str(path)) from None
     except IsADirectoryError:
@@ -836,7 +854,7 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
             if not found:
                 raise InputError(f"no {what} found in this directory", where=str(p), key=key)
             out.extend(found)
-        elif p.exists() and _own_descriptor(p) is not None:
+        elif p.exists() and own_descriptor(p) is not None:
             # this process's stdin or a descriptor the shell gave it (`<(zcat gpt.jsonl.gz)` is /dev/fd/63): a
             # pipe, not a regular file, read once where it is
             out.append(p)

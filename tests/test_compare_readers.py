@@ -631,3 +631,50 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
         "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
         "others\n")
     assert not (tmp_path / "twice").exists()
+
+
+def test_a_listing_and_prefilter_output_from_stdin_or_a_shells_pipe_are_read_whole(tmp_path):
+    """`--papers -` and `--prefilter <(zcat ranked.jsonl.gz)`: the check that the file holds no judgements read
+    the pipe, and its reader then found it empty ("no papers in this listing", every figure over the listing
+    gone, exit 0)."""
+    import subprocess
+    from conftest import RANKER, ranker
+    day = DAYS / "2025-06-23"
+    gpt, listing = day / "gpt_scores.jsonl", day / "listing.jsonl"
+    ranked = tmp_path / "ranked.jsonl"
+    rows = [json.loads(line) for line in listing.read_text().splitlines() if line.strip()]
+    ranked.write_text("".join(json.dumps({**r, "prefilter_score": 1 - i / len(rows), "kept": i < len(rows) // 3})
+                              + "\n" for i, r in enumerate(rows)))
+    want = ranker("compare", "--gpt", gpt, "--local", gpt, "--papers", listing, "--prefilter", ranked,
+                  "--out", tmp_path / "file")
+    assert want.returncode == 0 and "warning" not in want.stderr, want.stderr
+    piped = subprocess.run(["bash", "-c", f"{' '.join(RANKER)} compare --gpt {gpt} --local {gpt} --papers - "
+                            f"--prefilter <(cat {ranked}) --out {tmp_path / 'piped'} < <(cat {listing})"],
+                           capture_output=True, text=True)
+    assert piped.returncode == 0 and "warning" not in piped.stderr, piped.stderr
+    assert piped.stdout == want.stdout
+    files = ("papers_files", "prefilter_files")
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("file", "piped"))
+    assert b["papers_files"] == ["/dev/stdin"] and b["prefilter_files"][0].startswith("/dev/fd/")
+    assert {k: v for k, v in a.items() if k not in files} == {k: v for k, v in b.items() if k not in files}
+    # a pipe of judgements given as the listing is still refused, naming it
+    wrong = subprocess.run([*RANKER, "compare", "--gpt", gpt, "--local", gpt, "--papers", "-", "--out",
+                            tmp_path / "wrong"], input=gpt.read_bytes(), capture_output=True)
+    assert wrong.returncode == 1 and wrong.stderr.decode() == (
+        "error: --papers /dev/stdin: holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
+        "day); pass it as --gpt or --local\n")
+
+
+def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
+    """`--gpt /dev/stdin --local -`: only '-' was counted, so stdin was read twice and the second side found
+    empty ("the local side holds no judgement: nothing to compare", exit 0)."""
+    import subprocess
+    from conftest import RANKER
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    for first in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"):
+        r = subprocess.run([*RANKER, "compare", "--gpt", first, "--local", "-", "--out", tmp_path / "twice"],
+                           input=gpt.read_bytes(), capture_output=True)
+        assert r.returncode == 1 and r.stderr.decode() == (
+            "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+            "others\n"), (first, r.stderr)
+        assert not (tmp_path / "twice").exists()

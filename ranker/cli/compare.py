@@ -58,9 +58,11 @@ def compare(
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "
                          "pass a directory, or repeat the option for each file")
     check_out(out, folder=True)
-    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`), which can be read once
+    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`), which can be read once, by any of its names
+    # (`--gpt /dev/stdin --local -` read it twice: the second side held no judgement, "nothing to do")
+    from ..io import own_descriptor
     given = {"gpt": gpt, "local": local, "papers": papers or [], "prefilter": prefilter or []}
-    dashes = [k for k, specs in given.items() for x in specs if x == "-"]
+    dashes = [k for k, specs in given.items() for x in specs if x == "-" or own_descriptor(Path(x)) == 0]
     if len(dashes) > 1:
         raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if len(set(dashes)) == 1 else
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))

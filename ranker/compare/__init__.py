@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
-from ..io import Warn, ignore_warning, json_loads, output_dir, write_together
+from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, write_together
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
@@ -139,11 +139,12 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, 
     files = score_files(specs, kinds={"papers", "prefilter"}, key="papers")
     out: DayRows = DayRows()
     for f in files:
-        if _is_judgements(f):
+        data = _read_once(f)
+        if _is_judgements(f, data):
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
                              "day); pass it as {key:gpt} or {key:local}", where=str(f), key="papers")
         n = 0
-        for p in read_papers(f, report=ReadReport(on_warning=warn)):
+        for p in read_papers(data, report=ReadReport(on_warning=warn), name=str(f)):
             p.date = p.date or date_from_path(f)
             out.add(p.id, p)
             n += 1
@@ -152,8 +153,15 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, 
     return out, files
 
 
-def _is_judgements(f: Path) -> bool:
-    return file_kind(f) in ("json", "jsonl", "markdown")
+def _read_once(f: Path) -> Path | bytes:
+    """`f`, or where it is no file but a pipe (stdin, a shell's `<(zcat listing.jsonl.gz)`) its bytes, read now:
+    a pipe is read once, and the check that it holds no judgements left its reader nothing (no papers)."""
+    return f if f.is_file() else read_bytes(f)
+
+
+def _is_judgements(f: Path, data: Path | bytes) -> bool:
+    text = data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else None
+    return file_kind(f, text) in ("json", "jsonl", "markdown")
 
 
 def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, list[Path]]:
@@ -162,10 +170,11 @@ def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows
     files = score_files(specs, kinds={"prefilter"}, key="prefilter")
     out: DayRows = DayRows()
     for f in files:
-        if _is_judgements(f):      # read as papers, each of its lines would be a warning, then the error
+        data = _read_once(f)
+        if _is_judgements(f, data):      # read as papers, each of its lines would be a warning, then the error
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not prefilter output; pass it as {key:gpt} "
                              "or {key:local}", where=str(f), key="prefilter")
-        rows = read_ranked(f, report=ReadReport(on_warning=warn))
+        rows = read_ranked(data, report=ReadReport(on_warning=warn), name=str(f))
         for r in rows:
             out.add(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
                                              date=r.paper.date or date_from_path(f)))

@@ -373,11 +373,11 @@ def sniff(path: Path, text: str | None = None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- paths
 
-def file_kind(f: Path) -> str | None:
-    """sniff() of a file, read once, with Markdown that is no digest (a folder's index.md, a README, notes)
-    told apart as 'notes': 'markdown' is then a digest."""
+def file_kind(f: Path, text: str | None = None) -> str | None:
+    """sniff() of a file, read once (or of its `text`, read already), with Markdown that is no digest (a folder's
+    index.md, a README, notes) told apart as 'notes': 'markdown' is then a digest."""
     try:
-        text = read_text(f, errors="replace")
+        text = read_text(f, errors="replace") if text is None else text
     except InputError:
         return None
     kind = sniff(f, text)

@@ -205,14 +205,15 @@ def _stream_lines(f: IO[bytes], source: str, fmt: str, report: ReadReport, date:
 def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | str | None = None,
                 announce: list[str] | str | None = None, date: str | None = None, *,
                 report: ReadReport | None = None, fmt: str | None = None, policy=None,
-                warn: Warn | None = None) -> Iterator[Paper]:
+                warn: Warn | None = None, name: str | None = None) -> Iterator[Paper]:
     """Papers from a file (RSS/Atom XML, snapshot or papers JSONL, maybe gzipped), '-' for stdin, an http(s)
     URL, or raw bytes. Opening, sniffing and (for XML) parsing happen now, so a missing or malformed file
     raises InputError at once; JSON lines are read lazily while iterating (memory stays flat).
 
     categories / announce: lists or comma strings (see the module doc for the defaults). date: YYYY-MM-DD
     that replaces every paper's day (the announcement day). report: a ReadReport to fill with counts.
-    policy: a sources.net.NetPolicy for URLs; warn hears of retries."""
+    policy: a sources.net.NetPolicy for URLs; warn hears of retries. name: what messages call raw bytes (the
+    pipe they were read from), else "<bytes>"."""
     cats = parse_list(categories, key="categories") if categories else None
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
     day = check_day(date) if date else None
@@ -220,7 +221,7 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
         raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", key="fmt")
 
     if isinstance(path_or_url, (bytes, bytearray)):
-        source = "<bytes>"
+        source = name or "<bytes>"
     elif is_url(str(path_or_url)):
         source = str(path_or_url)
     elif str(path_or_url) == "-":
@@ -245,17 +246,18 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
     return filter_papers(papers, categories=cats, announce=ann, report=report, buffered=feed)
 
 
-def read_ranked(path_or_url: str | os.PathLike | bytes, *, report: ReadReport | None = None) -> list[Ranked]:
+def read_ranked(path_or_url: str | os.PathLike | bytes, *, report: ReadReport | None = None,
+                name: str | None = None) -> list[Ranked]:
     """`ranker prefilter` output: every row as a Ranked record (the paper, its prefilter_score, whether it
     was kept, its topic, the keep rule that decided it), in the file's order. A file whose rows carry no
     verdict (a plain listing) is an InputError; a row with a malformed one is skipped and counted in the
-    report."""
+    report. name: as read_papers'."""
     out = []
-    for p in read_papers(path_or_url, report=report):
+    for p in read_papers(path_or_url, report=report, name=name):
         r = Ranked.from_paper(p)
         if r is None:
             raise InputError(f"{p.id}: no prefilter verdict (prefilter_score, kept): not the output of "
-                             "`ranker prefilter`", where=str(path_or_url))
+                             "`ranker prefilter`", where=name or str(path_or_url))
         out.append(r)
     return out
 
