@@ -174,6 +174,18 @@ def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
     return said[:1].upper() + said[1:] + "." if said else ""
 
 
+def scores_said(days: Iterable[Mapping], llm: Mapping) -> str:
+    """What the LLM's scores of an eval are and where they came from: "scores of 12 kept papers (0 scored now, 12
+    reused from the store)" (eval.json's `scored` counts the stored scores reused too, each day's `reused`
+    those); "12 papers scored" for a day record without `reused`."""
+    scored = [d["llm"] for d in days if d.get("llm")]
+    if any("reused" not in m for m in scored):
+        return f"{counted(llm['scored'], 'paper')} scored"
+    reused = sum(m["reused"] for m in scored)
+    return (f"scores of {counted(llm['scored'], 'kept paper')} ({llm['scored'] - reused:,} scored now, {reused:,} "
+            "reused from the store)")
+
+
 def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
     agree = ("n", "spearman", "within1", "kendall", "mae", "exact", "mean_gpt", "mean_local", "bias")
     sel = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "recall", "f1")
@@ -209,14 +221,16 @@ def _days_table(days: list[Mapping], zero_shot: bool) -> str:
 
 
 def _llm_days_table(days: list[Mapping]) -> str:
-    head = ["day", "scored", "failed", "GPT picks scored", "rel. Spearman", "rel. within 1", "nov. Spearman",
-            "nov. within 1", "digest picks", "also GPT's", "precision", "recall", "F1"]
+    head = ["day", "scored now", "reused", "failed", "GPT picks scored", "rel. Spearman", "rel. within 1",
+            "nov. Spearman", "nov. within 1", "digest picks", "also GPT's", "precision", "recall", "F1"]
     rows = []
     for d in days:
         m = d.get("llm") or {}
         rel, nov, dg = m.get("relevance", {}), m.get("novelty", {}), m.get("digest", {})
+        reused = m.get("reused")            # `scored` counts the scores reused from the store too
+        now = m.get("scored") if reused is None or m.get("scored") is None else m["scored"] - reused
         rows.append([esc(d["date"])] + [esc(fmt(v)) for v in (
-            m.get("scored"), m.get("failed"), rel.get("n"), rel.get("spearman"), rel.get("within1"),
+            now, reused, m.get("failed"), rel.get("n"), rel.get("spearman"), rel.get("within1"),
             nov.get("spearman"), nov.get("within1"), dg.get("local_picks"), dg.get("tp"), dg.get("precision"),
             dg.get("recall"), dg.get("f1"))])
     return table(head, rows)
@@ -271,7 +285,8 @@ def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None 
         add(f'<p class="muted">{esc(interval_note(iv, _rows(iv)))}.</p>')
     if llm:
         add(f"<h2>LLM ({esc(s['model'])}) against GPT</h2>")
-        add(f'<p class="muted">{esc(o["llm"]["scored"])} kept papers scored ({esc(o["llm"]["failed"])} failed). '
+        said = scores_said(days, o["llm"])
+        add(f'<p class="muted">{esc(said[:1].upper() + said[1:])}, {esc(o["llm"]["failed"])} failed. '
             "Agreement on GPT's picks the LLM saw (all days pooled): Spearman rank correlation and the share "
             "within one point, of RELEVANCE and NOVELTY. GPT's digest lists only its picks, so its scores span "
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "
@@ -333,8 +348,7 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
-        lines += ["", f"LLM {s['model']} ({s['backend']}): {counted(m['scored'], 'paper')} scored, "
-                      f"{m['failed']} failed; "
+        lines += ["", f"LLM {s['model']} ({s['backend']}): {scores_said(days, m)}, {m['failed']} failed; "
                       f"on GPT's picks it scored (n={m['relevance']['n']}):", "",
                   "| score | Spearman | within 1 |", "|---|---:|---:|"]
         for w in ("relevance", "novelty"):
