@@ -707,3 +707,17 @@ def test_a_rerun_says_its_scores_came_from_the_store(tmp_path, settings, store):
     rows = (tmp_path / "b" / "report.html").read_text().split("Per day: LLM and digest")[1]
     assert "<th>scored now</th><th>reused</th>" in rows
     assert all(f'<td class="t">{d.date}</td><td>0</td><td>40</td>' in rows for d in again.days), rows[:600]
+
+
+def test_an_undefined_spearman_says_only_what_is_so():
+    """The reason under an undefined Spearman: no pair is not "0 of GPT's picks scored" (picks flagged in a
+    listing carry no GPT score, however many the model scored), and a constant GPT score of 8.5 is not "8"."""
+    from ranker.evaluate.report import spearman_gaps
+    llm = {"relevance": {"spearman": None}, "novelty": {"spearman": None}}
+    said = spearman_gaps([{"pairs": []}, {}], llm)
+    assert "scored, it needs" not in said
+    assert said.startswith("Relevance Spearman undefined: it needs at least 2 of GPT's picks with a score from "
+                           "both GPT and the model, and has 0; novelty"), said
+    pairs = [{"gpt": [r, 8.5], "local": [r, n]} for r, n in ((7, 6), (8, 9), (9, 9))]
+    said = spearman_gaps([{"pairs": pairs}], {"relevance": {"spearman": 1.0}, "novelty": {"spearman": None}})
+    assert said == "Novelty Spearman undefined: GPT gave all 3 the same NOVELTY, 8.5."

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..compare.report import esc, figure, fmt, img, made_by, page_start, recall_png, scatter_png, table
+from ..compare.report import esc, figure, fmt, fmt_score, img, made_by, page_start, recall_png, scatter_png, table
 from ..io import counted, day_span
 from .figures import KEEPING, RANKING
 
@@ -152,7 +152,7 @@ def _interval_row(iv: Mapping, keys, name: str = "95% interval") -> list[str]:
 
 def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
     """Why a pooled Spearman of the LLM's agreement is undefined ("–"), one sentence, a clause per score whose
-    is: fewer than two of GPT's picks scored, or one side's scores all the same (a rank correlation of a
+    is: fewer than two of GPT's picks with both GPT's score and the model's, or one side's scores all the same (a rank correlation of a
     constant is undefined); "" when both are defined."""
     pairs = [p for d in days for p in d.get("pairs") or []]
     out = []
@@ -162,11 +162,12 @@ def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
         n = len(pairs)
         mine, gpt = {p["local"][k] for p in pairs}, {p["gpt"][k] for p in pairs}
         if n < 2:
-            why = f"{n} of GPT's picks scored, it needs at least 2"
+            # a pair needs GPT's score too: picks flagged in a listing have none, however many the model scored
+            why = f"it needs at least 2 of GPT's picks with a score from both GPT and the model, and has {n}"
         elif len(mine) == 1:
-            why = f"the model gave all {n} the same {w.upper()}, {fmt(next(iter(mine)), 0)}"
+            why = f"the model gave all {n} the same {w.upper()}, {fmt_score(next(iter(mine)))}"
         elif len(gpt) == 1:
-            why = f"GPT gave all {n} the same {w.upper()}, {fmt(next(iter(gpt)), 0)}"
+            why = f"GPT gave all {n} the same {w.upper()}, {fmt_score(next(iter(gpt)))}"
         else:
             continue
         out.append(f"{w} Spearman undefined: {why}")
