@@ -671,7 +671,10 @@ def test_an_undefined_spearman_says_why(tmp_path, settings, store, monkeypatch):
     assert n >= 2 and m["novelty"]["spearman"] is None and m["relevance"]["spearman"] is not None
     said = f"Novelty Spearman undefined: the model gave all {n} the same NOVELTY, 10."
     assert said in summary_markdown(data).splitlines()
-    assert said in (tmp_path / "out" / "report.html").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert said in html
+    # under the table whose "–" it explains, before the digest's
+    assert html.index("<th>spearman</th>") < html.index(said) < html.index("The final digest against GPT's picks")
     assert "Relevance Spearman" not in summary_markdown(data)
 
 

@@ -187,7 +187,8 @@ def scores_said(days: Iterable[Mapping], llm: Mapping) -> str:
             "reused from the store)")
 
 
-def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
+def _llm_tables(llm: Mapping, iv: Mapping | None = None, gaps: str = "") -> str:
+    """The agreement table (with `gaps`, spearman_gaps' reason, right under it) and the digest's table."""
     agree = ("n", "spearman", "within1", "kendall", "mae", "exact", "mean_gpt", "mean_local", "bias")
     sel = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "recall", "f1")
     iv = iv or {}
@@ -200,6 +201,7 @@ def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
     if _shown(iv.get("digest")):
         digest.append(_interval_row(iv["digest"], sel))
     return (table(["score"] + list(agree), rows)
+            + (f'<p class="muted">{esc(gaps)}</p>' if gaps else "")
             + "<p class=\"muted\">The final digest against GPT's picks over every paper of the days: a paper GPT "
             "did not pick counts as not picked by GPT, one the prefilter dropped as not picked locally.</p>"
             + table(["digest"] + list(sel), digest))
@@ -292,10 +294,7 @@ def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None 
             "within one point, of RELEVANCE and NOVELTY. GPT's digest lists only its picks, so its scores span "
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "
             "the digest's precision, recall and F1 below are the figures that decide.</p>")
-        add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm")))
-        gaps = spearman_gaps(days, o["llm"])
-        if gaps:
-            add(f'<p class="muted">{esc(gaps)}</p>')
+        add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm"), spearman_gaps(days, o["llm"])))
     if comparison:
         add(comparison_html(comparison))
     add("<h2>Per day: prefilter</h2>" + _days_table(days, bool(o.get("zero_shot"))))
