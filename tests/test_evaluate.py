@@ -671,7 +671,10 @@ def test_an_undefined_spearman_says_why(tmp_path, settings, store, monkeypatch):
     assert n >= 2 and m["novelty"]["spearman"] is None and m["relevance"]["spearman"] is not None
     said = f"Novelty Spearman undefined: the model gave all {n} the same NOVELTY, 10."
     assert said in summary_markdown(data).splitlines()
-    assert said in (tmp_path / "out" / "report.html").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert said in html
+    # under the table whose "–" it explains, before the digest's
+    assert html.index("<th>spearman</th>") < html.index(said) < html.index("The final digest against GPT's picks")
     assert "Relevance Spearman" not in summary_markdown(data)
 
 
@@ -687,3 +690,37 @@ def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, se
     assert str(e.value) == "interrupted during scoring; 40 papers scored so far are kept; rerun to resume"
     assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 40
     assert not (tmp_path / "out" / "eval.json").exists()
+
+
+def test_a_rerun_says_its_scores_came_from_the_store(tmp_path, settings, store):
+    """A second eval of the same model scores nothing: its summary and report say every score was reused from
+    the store, not "80 papers scored" (eval.json's `reused` had the truth); the first says it scored them."""
+    hist = make_history(tmp_path / "hist")
+    first = evaluate_history(hist, tmp_path / "a", settings, store=store, days=2, backend=FakeBackend("tiny"))
+    be = FakeBackend("tiny")
+    again = evaluate_history(hist, tmp_path / "b", settings, store=store, days=2, backend=be)
+    assert be.calls == []
+    said = {"a": "scores of 80 kept papers (80 scored now, 0 reused from the store), 0 failed",
+            "b": "scores of 80 kept papers (0 scored now, 80 reused from the store), 0 failed"}
+    for res, out in ((first, "a"), (again, "b")):
+        line = next(x for x in summary_markdown(res.to_dict()).splitlines() if x.startswith("LLM fake:tiny (fake): "))
+        assert line.startswith(f"LLM fake:tiny (fake): {said[out]}; "), line
+        html = (tmp_path / out / "report.html").read_text()
+        assert said[out][:1].upper() + said[out][1:] + "." in html
+    rows = (tmp_path / "b" / "report.html").read_text().split("Per day: LLM and digest")[1]
+    assert "<th>scored now</th><th>reused</th>" in rows
+    assert all(f'<td class="t">{d.date}</td><td>0</td><td>40</td>' in rows for d in again.days), rows[:600]
+
+
+def test_an_undefined_spearman_says_only_what_is_so():
+    """The reason under an undefined Spearman: no pair is not "0 of GPT's picks scored" (picks flagged in a
+    listing carry no GPT score, however many the model scored), and a constant GPT score of 8.5 is not "8"."""
+    from ranker.evaluate.report import spearman_gaps
+    llm = {"relevance": {"spearman": None}, "novelty": {"spearman": None}}
+    said = spearman_gaps([{"pairs": []}, {}], llm)
+    assert "scored, it needs" not in said
+    assert said.startswith("Relevance Spearman undefined: it needs at least 2 of GPT's picks with a score from "
+                           "both GPT and the model, and has 0; novelty"), said
+    pairs = [{"gpt": [r, 8.5], "local": [r, n]} for r, n in ((7, 6), (8, 9), (9, 9))]
+    said = spearman_gaps([{"pairs": pairs}], {"relevance": {"spearman": 1.0}, "novelty": {"spearman": None}})
+    assert said == "Novelty Spearman undefined: GPT gave all 3 the same NOVELTY, 8.5."

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..compare.report import esc, figure, fmt, img, made_by, page_start, recall_png, scatter_png, table
+from ..compare.report import esc, figure, fmt, fmt_score, img, made_by, page_start, recall_png, scatter_png, table
 from ..io import counted, day_span
 from .figures import KEEPING, RANKING
 
@@ -152,7 +152,7 @@ def _interval_row(iv: Mapping, keys, name: str = "95% interval") -> list[str]:
 
 def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
     """Why a pooled Spearman of the LLM's agreement is undefined ("–"), one sentence, a clause per score whose
-    is: fewer than two of GPT's picks scored, or one side's scores all the same (a rank correlation of a
+    is: fewer than two of GPT's picks with both GPT's score and the model's, or one side's scores all the same (a rank correlation of a
     constant is undefined); "" when both are defined."""
     pairs = [p for d in days for p in d.get("pairs") or []]
     out = []
@@ -162,11 +162,12 @@ def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
         n = len(pairs)
         mine, gpt = {p["local"][k] for p in pairs}, {p["gpt"][k] for p in pairs}
         if n < 2:
-            why = f"{n} of GPT's picks scored, it needs at least 2"
+            # a pair needs GPT's score too: picks flagged in a listing have none, however many the model scored
+            why = f"it needs at least 2 of GPT's picks with a score from both GPT and the model, and has {n}"
         elif len(mine) == 1:
-            why = f"the model gave all {n} the same {w.upper()}, {fmt(next(iter(mine)), 0)}"
+            why = f"the model gave all {n} the same {w.upper()}, {fmt_score(next(iter(mine)))}"
         elif len(gpt) == 1:
-            why = f"GPT gave all {n} the same {w.upper()}, {fmt(next(iter(gpt)), 0)}"
+            why = f"GPT gave all {n} the same {w.upper()}, {fmt_score(next(iter(gpt)))}"
         else:
             continue
         out.append(f"{w} Spearman undefined: {why}")
@@ -174,7 +175,20 @@ def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
     return said[:1].upper() + said[1:] + "." if said else ""
 
 
-def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
+def scores_said(days: Iterable[Mapping], llm: Mapping) -> str:
+    """What the LLM's scores of an eval are and where they came from: "scores of 12 kept papers (0 scored now, 12
+    reused from the store)" (eval.json's `scored` counts the stored scores reused too, each day's `reused`
+    those); "12 papers scored" for a day record without `reused`."""
+    scored = [d["llm"] for d in days if d.get("llm")]
+    if any("reused" not in m for m in scored):
+        return f"{counted(llm['scored'], 'paper')} scored"
+    reused = sum(m["reused"] for m in scored)
+    return (f"scores of {counted(llm['scored'], 'kept paper')} ({llm['scored'] - reused:,} scored now, {reused:,} "
+            "reused from the store)")
+
+
+def _llm_tables(llm: Mapping, iv: Mapping | None = None, gaps: str = "") -> str:
+    """The agreement table (with `gaps`, spearman_gaps' reason, right under it) and the digest's table."""
     agree = ("n", "spearman", "within1", "kendall", "mae", "exact", "mean_gpt", "mean_local", "bias")
     sel = ("n", "gpt_picks", "local_picks", "tp", "fp", "fn", "precision", "recall", "f1")
     iv = iv or {}
@@ -187,6 +201,7 @@ def _llm_tables(llm: Mapping, iv: Mapping | None = None) -> str:
     if _shown(iv.get("digest")):
         digest.append(_interval_row(iv["digest"], sel))
     return (table(["score"] + list(agree), rows)
+            + (f'<p class="muted">{esc(gaps)}</p>' if gaps else "")
             + "<p class=\"muted\">The final digest against GPT's picks over every paper of the days: a paper GPT "
             "did not pick counts as not picked by GPT, one the prefilter dropped as not picked locally.</p>"
             + table(["digest"] + list(sel), digest))
@@ -209,14 +224,16 @@ def _days_table(days: list[Mapping], zero_shot: bool) -> str:
 
 
 def _llm_days_table(days: list[Mapping]) -> str:
-    head = ["day", "scored", "failed", "GPT picks scored", "rel. Spearman", "rel. within 1", "nov. Spearman",
-            "nov. within 1", "digest picks", "also GPT's", "precision", "recall", "F1"]
+    head = ["day", "scored now", "reused", "failed", "GPT picks scored", "rel. Spearman", "rel. within 1",
+            "nov. Spearman", "nov. within 1", "digest picks", "also GPT's", "precision", "recall", "F1"]
     rows = []
     for d in days:
         m = d.get("llm") or {}
         rel, nov, dg = m.get("relevance", {}), m.get("novelty", {}), m.get("digest", {})
+        reused = m.get("reused")            # `scored` counts the scores reused from the store too
+        now = m.get("scored") if reused is None or m.get("scored") is None else m["scored"] - reused
         rows.append([esc(d["date"])] + [esc(fmt(v)) for v in (
-            m.get("scored"), m.get("failed"), rel.get("n"), rel.get("spearman"), rel.get("within1"),
+            now, reused, m.get("failed"), rel.get("n"), rel.get("spearman"), rel.get("within1"),
             nov.get("spearman"), nov.get("within1"), dg.get("local_picks"), dg.get("tp"), dg.get("precision"),
             dg.get("recall"), dg.get("f1"))])
     return table(head, rows)
@@ -271,15 +288,13 @@ def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None 
         add(f'<p class="muted">{esc(interval_note(iv, _rows(iv)))}.</p>')
     if llm:
         add(f"<h2>LLM ({esc(s['model'])}) against GPT</h2>")
-        add(f'<p class="muted">{esc(o["llm"]["scored"])} kept papers scored ({esc(o["llm"]["failed"])} failed). '
+        said = scores_said(days, o["llm"])
+        add(f'<p class="muted">{esc(said[:1].upper() + said[1:])}, {esc(o["llm"]["failed"])} failed. '
             "Agreement on GPT's picks the LLM saw (all days pooled): Spearman rank correlation and the share "
             "within one point, of RELEVANCE and NOVELTY. GPT's digest lists only its picks, so its scores span "
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "
             "the digest's precision, recall and F1 below are the figures that decide.</p>")
-        add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm")))
-        gaps = spearman_gaps(days, o["llm"])
-        if gaps:
-            add(f'<p class="muted">{esc(gaps)}</p>')
+        add(_llm_tables(o["llm"], (o.get("intervals") or {}).get("llm"), spearman_gaps(days, o["llm"])))
     if comparison:
         add(comparison_html(comparison))
     add("<h2>Per day: prefilter</h2>" + _days_table(days, bool(o.get("zero_shot"))))
@@ -333,8 +348,7 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
-        lines += ["", f"LLM {s['model']} ({s['backend']}): {counted(m['scored'], 'paper')} scored, "
-                      f"{m['failed']} failed; "
+        lines += ["", f"LLM {s['model']} ({s['backend']}): {scores_said(days, m)}, {m['failed']} failed; "
                       f"on GPT's picks it scored (n={m['relevance']['n']}):", "",
                   "| score | Spearman | within 1 |", "|---|---:|---:|"]
         for w in ("relevance", "novelty"):
