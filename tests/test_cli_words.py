@@ -386,6 +386,8 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
     (["--embedder", "nosuch"], "error: nosuch: no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, "
                                "smollm2-135m) or Hugging Face id"),
     (["--calibration", "gone.json"], "error: gone.json: calibration file not found"),
+    (["--calibration", "mpnet.json"], "error: --calibration: this calibration was made with the embedder 'mpnet' "
+                                      "(16-d), not 'minilm'; use --embedder mpnet or calibrate again"),
 ])
 def test_a_bad_embedder_flag_leaves_the_folder_s_finished_run_as_it_was(tmp_path, args, line):
     """A mistyped --embedder or --calibration, or a --max-tokens past the model's limit, is refused before `ranker
@@ -394,6 +396,9 @@ def test_a_bad_embedder_flag_leaves_the_folder_s_finished_run_as_it_was(tmp_path
     out.mkdir()
     manifest = out / "2025-05-15-run.json"
     manifest.write_text('{"status": "ok", "run_id": 7}')
+    from ranker.prefilter.calibrate import fit
+    from test_calibrate import _toy
+    fit(*_toy(n_days=2), embedder="mpnet").save(tmp_path / "mpnet.json")       # fit with another embedder
     r = ranker("run", "--out", out, "--papers", LISTING, "--backend", "fake", "--offline", *args,
                env={"RANKER_HOME": tmp_path / "home"}, cwd=tmp_path, timeout=300)
     assert one_error(r, 1) == line, r.stderr

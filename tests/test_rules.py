@@ -184,6 +184,21 @@ def test_a_pattern_that_matches_an_empty_text_is_refused_not_applied_to_every_pa
     assert Exclusions.build(["re:\\bquantum\\b"]).rules        # a pattern that needs some text still is one
 
 
+@pytest.mark.parametrize("rule,excluded,kept", [
+    # the topic filter written as an exclusion: every paper that does not name LLMs
+    ("re:(?s)^(?!.*\\bllm\\b)", "Graph coloring\nWe colour graphs.", "An LLM agent\nWe distil."),
+    ("re:(?m)^$", "A title with no abstract\n", "A title\nAn abstract."),      # an empty abstract
+])
+def test_a_pattern_that_matches_an_empty_text_but_not_every_text_is_still_a_rule(tmp_path, rule, excluded, kept):
+    """The empty-text refusal took these for unfinished lines ("matches every paper") though each needs something
+    missing: an exclusions file that worked was refused whole."""
+    f = tmp_path / "exclude.txt"
+    f.write_text(f"{rule}\n")
+    for ex in (Exclusions.build([], f), Exclusions.build([rule])):
+        hit = [ex.match(Paper(id="1", title=t, abstract=a)) for t, a in (x.split("\n", 1) for x in (excluded, kept))]
+        assert [r.text if r else None for r in hit] == [rule, None]
+
+
 def test_an_exclusion_with_punctuation_between_its_words_catches_the_text_it_was_copied_from():
     """A phrase with a dot, slash, apostrophe or ampersand between two words ("GPT-3.5", "A/B testing") asked
     for spaces or hyphens there and so never matched the very title it was copied from: no paper was excluded."""

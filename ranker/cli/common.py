@@ -409,14 +409,15 @@ def check_prefilter(s: "Settings") -> None:
     from ..errors import ModelError
     from ..models import looks_like_hub_id, presets
     from ..prefilter.embed import Embedder
-    Embedder.from_settings(s)
+    emb = Embedder.from_settings(s)
     name = s.prefilter.embedder
     known = presets(s.models_dir)
     if name not in known and not Path(name).expanduser().exists() and not looks_like_hub_id(name):
         raise ModelError(f"no such model folder, preset ({', '.join(sorted(known))}) or Hugging Face id", where=name)
     if s.prefilter.calibration:
         from ..prefilter.calibrate import Calibration
-        Calibration.load(s.prefilter.calibration)
+        # one fit with another embedder too: it failed after the manifest was written, replacing the finished one
+        Calibration.load(s.prefilter.calibration).check_embedder(emb.key)
 
 
 def not_empty(**values) -> None:

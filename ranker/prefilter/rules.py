@@ -169,7 +169,7 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
             err = ConfigError if key else InputError
             raise err(f"not a valid regular expression in {raw!r}: {e}", key=key,
                       where=None if key else origin) from None
-        if pattern.search("") is not None:
+        if _matches_anything(pattern):
             # `re:` alone, `re:x*`, `re:^`: a pattern an empty text matches matches every paper, and the day was
             # excluded whole ("kept 0 of 192 papers", exit 0) for a line left unfinished
             err = ConfigError if key else InputError
@@ -197,6 +197,17 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
 # U+2015 horizontal bar (en and em dashes among them) and the minus sign
 _DASHES = "\\-\u2010-\u2015\u2212"
 _SPACES = f"[\\s{_DASHES}]"
+
+
+def _matches_anything(pattern: re.Pattern) -> bool:
+    """Whether a pattern matches the empty text and every text tried here too: its own source and its words (the
+    text it names). One that matches an empty text may still need something missing, and is no unfinished line:
+    `^(?!.*\\bllm\\b)` (every paper that does not name LLMs, the topic filter written as an exclusion) or
+    `(?m)^$` (an empty abstract) do not match the words they name; `x*`, `^` or `(?!quantum)` match any text."""
+    if pattern.search("") is None:
+        return False
+    words = " ".join(re.findall(r"\w+", re.sub(r"\\[A-Za-z]", " ", pattern.pattern)))     # \b, \d: not words
+    return all(pattern.search(t) is not None for t in (pattern.pattern, words))
 
 
 def _between(gap: str) -> str:
