@@ -742,6 +742,7 @@ def test_a_busy_database_with_a_run_recorded_as_running_does_not_say_that_run_ho
     assert "held by" not in said
     assert f"(probably ranker score, pid {run.pid}, running since " in said
     assert "the run recorded as running), or a command that records no run" in said
+    assert "eval" in said.split("records no run")[1]           # it scores with no run recorded
     assert _label(db, pid) is None
 
 
