@@ -547,3 +547,43 @@ def test_a_stored_vector_that_is_not_finite_is_embedded_again_and_the_index_take
     assert hit.id == bad.id and hit.score == pytest.approx(1.0, abs=1e-5)
     assert sorted(again.ids()) == sorted(p.id for p in papers)
     assert len(similar(store, bad.id, embedder=emb, k=3).neighbours) == 3                # its neighbours again
+
+
+def test_a_store_opened_read_only_searches_an_exact_index_built_in_memory_and_writes_none(tmp_path, monkeypatch):
+    # serve --read-only beside a store whose index is missing or behind used to lose every search by meaning and
+    # every similar-papers panel (IndexNotWritten) though the exact index is only the store's vectors: it is built
+    # in memory now, nothing written beside the store, and follows the store as other commands add vectors
+    from ranker.index import kinds
+    from ranker.index.corpus import IndexNotWritten
+    emb = WordHashEmbedder()
+    db = tmp_path / "r.sqlite3"
+    papers = [paper(i, "2025-05-13") for i in range(40)]
+    with Store(db) as w:
+        stock(w, papers[:30], emb)
+        CorpusIndex(w, emb.key).sync()                                   # the index on disk: 30 vectors
+        stock(w, papers[30:35], emb)                                     # 5 more, not synced: it is behind
+        index_dir = CorpusIndex(w, emb.key).dir
+    on_disk = {f: f.read_bytes() for f in sorted(index_dir.rglob("*")) if f.is_file()}
+    ro = Store(db, read_only=True)
+    try:
+        idx = CorpusIndex(ro, emb.key)
+        assert idx.sync().count == 35
+        want = emb.encode([paper_text_of(papers[33])])
+        assert idx.search(want, 1)[0][0].id == papers[33].id
+        assert sorted(idx.ids()) == sorted(p.id for p in papers[:35])
+        assert len(similar(ro, papers[33].id, embedder=emb, k=3).neighbours) == 3
+        with Store(db) as w:                                             # another command stores more
+            stock(w, papers[35:], emb)
+        assert idx.sync().count == 40
+        assert idx.search(emb.encode([paper_text_of(papers[38])]), 1)[0][0].id == papers[38].id
+        assert {f: f.read_bytes() for f in sorted(index_dir.rglob("*")) if f.is_file()} == on_disk
+        monkeypatch.setattr(kinds, "APPROX_THRESHOLD", 20)                # the approximate kind is not trained here
+        with pytest.raises(IndexNotWritten, match="needs writing"):
+            CorpusIndex(ro, emb.key).sync()
+    finally:
+        ro.close()
+
+
+def paper_text_of(p):
+    from ranker.prefilter.embed import paper_text
+    return paper_text(p)

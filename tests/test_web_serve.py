@@ -530,7 +530,8 @@ def _tree(folder) -> dict:
 def test_read_only_serve_writes_no_corpus_index_and_uses_one_that_is_current(tmp_path):
     """`ranker serve --read-only` built the FAISS corpus index beside the database on the first page that
     searched it (a paper's similar papers, a search by meaning). It writes nothing there now: without a current
-    index the paper's page says the index needs writing, and once another command has brought the index up to
+    index the exact index is built in memory from the store (its pages said the index needs writing, and had no
+    similar papers, where the server had them before), and once another command has brought the index up to
     the store, the read-only server uses it as it stands, its files untouched."""
     from ranker.index import CorpusIndex
     from webstore import EMBEDDER
@@ -549,8 +550,8 @@ def test_read_only_serve_writes_no_corpus_index_and_uses_one_that_is_current(tmp
                       env={"RANKER_HOME": str(tmp_path / "elsewhere")})
     try:
         status, html, _ = _get(f"{ro.url}/paper/{pid}")
-        assert status == 200 and "the corpus index needs writing (there was no index yet)" in html, html[-3000:]
-        assert "opened read-only: nothing is written beside it" in html
+        assert status == 200 and "<h2>Similar papers</h2>" in html and 'class="similar"' in html, html[-3000:]
+        assert "needs writing" not in html
         assert _tree(home) == before and not index_dir.parent.exists()
         with Store(db) as s:                              # another command brings the index up to the store
             CorpusIndex(s, EMBEDDER).sync()
@@ -623,8 +624,8 @@ def test_the_guards_refusals_carry_the_security_headers_every_answer_does(site, 
 def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_path):
     """A store on read-only media (a tmpfs mounted read-only; for another user, a file and folder not writable)
     was served with its thumbs, and every click failed with "The store failed" (500): it is served read-only,
-    the command's line and every page saying why, and a POST is refused as with --read-only; a paper's page says
-    why it lists no similar papers."""
+    the command's line and every page saying why, and a POST is refused as with --read-only; a paper's page lists
+    its similar papers from an exact index built in memory (none can be written beside the store)."""
     server, db, _ = site
     media = tmp_path / "media"
     with read_only_copy(db, media):
@@ -636,10 +637,11 @@ def test_a_store_on_read_only_media_is_served_read_only_and_says_why(site, tmp_p
             _, html, _ = _get(f"{ro.url}/day/{DAY}")
             assert "<article " in html and 'class="thumbs"' not in html and "csrf-token" not in html
             assert f"Read-only: feedback is off ({media / 'ranker.sqlite3'} cannot be written: " in html
-            # its paper pages had no similar papers (the corpus index cannot be built beside the store), and did
-            # not say why, as `ranker site` and search by meaning do
+            # its paper pages had no similar papers (the corpus index cannot be built beside the store): the
+            # exact index is built in memory, nothing written
             _, html, _ = _get(f"{ro.url}/paper/{urllib.parse.quote(HOSTILE_ID)}")
-            assert "<h2>Similar papers</h2>" in html and "None shown: the corpus index cannot be used (" in html
+            assert "<h2>Similar papers</h2>" in html and 'class="similar"' in html and "None shown" not in html
+            assert not any(p.name.startswith("faiss") for p in media.iterdir())
             assert "<h2>Similar papers</h2>" in _get(f"{server.url}/paper/{urllib.parse.quote(HOSTILE_ID)}")[1]
             status, body, _ = _post(ro.url + "/label", {"paper_id": "2505.09572", "label": "up", "csrf": "x"},
                                     {"Origin": ro.url})
@@ -740,6 +742,7 @@ def test_a_busy_database_with_a_run_recorded_as_running_does_not_say_that_run_ho
     assert "held by" not in said
     assert f"(probably ranker score, pid {run.pid}, running since " in said
     assert "the run recorded as running), or a command that records no run" in said
+    assert "eval" in said.split("records no run")[1]           # it scores with no run recorded
     assert _label(db, pid) is None
 
 

@@ -125,6 +125,8 @@ class CorpusIndex:
         # (base IVF index | None, base ids, tail vectors (array), tail ids, the base's dropped rows)
         self._mem = None
         self._mem_files: tuple | None = None     # the manifest's files (and dropped rows) _mem was read from
+        # (count, highest rowid) of the store's vectors an exact index built in memory holds (_build_in_memory)
+        self._in_memory: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return self.manifest.count if self.manifest is not None else 0
@@ -154,9 +156,13 @@ class CorpusIndex:
         if self.store.read_only == ASKED_READ_ONLY:
             # a store opened to be read only (serve --read-only) has nothing written beside it either: the index
             # as it stands, when it is the store's
-            res = self._as_it_stands(lambda reason: IndexNotWritten(
-                f"the corpus index needs writing ({reason}), and the database was opened read-only: nothing is "
-                "written beside it", where=str(self.dir)))
+            try:
+                res = self._as_it_stands(lambda reason: IndexNotWritten(
+                    f"the corpus index needs writing ({reason}), and the database was opened read-only: nothing "
+                    "is written beside it", where=str(self.dir)))
+                self._in_memory = None
+            except IndexNotWritten as e:
+                res = self._build_in_memory(e)
         else:
             try:
                 with F.locked(self.dir, exclusive=True, waiting=self._wait):
@@ -176,7 +182,7 @@ class CorpusIndex:
                     raise
                 res = self._as_it_stands(lambda reason, e=e: OSError(
                     e.errno, f"{e.strerror}: the corpus index there needs writing ({reason})", str(self.dir)))
-        if self.manifest is None or _mem_key(self.manifest) != self._mem_files:
+        if self._in_memory is None and (self.manifest is None or _mem_key(self.manifest) != self._mem_files):
             self._mem = None        # read again at the next search; an index that did not change stays loaded
         res.seconds = time.perf_counter() - t0
         return self._say(res)
@@ -202,6 +208,33 @@ class CorpusIndex:
             raise error(getattr(why, "reason", None) or str(why)) from None
         self.manifest = m
         return SyncResult(count=m.count, kind=m.kind)
+
+    def _build_in_memory(self, why: IndexNotWritten) -> SyncResult:
+        """sync() beside a store opened to be read only whose index on disk is missing or behind: below
+        APPROX_THRESHOLD vectors, the exact index is built in memory from the store (what loading it from its
+        files costs: every vector, read once) and nothing is written; kept while the store's vectors do not
+        change. Above it (the approximate kind is trained), `why` is raised."""
+        st = self.store
+        with st.read_snapshot():
+            count, top = st.paper_vector_stats(self.embedder, QUERY_PREFIX)
+            if count >= K.APPROX_THRESHOLD:
+                self._in_memory = None
+                raise why
+            if self._in_memory == (count, top) and self._mem is not None:
+                return SyncResult(count=self.manifest.count, kind="flat")
+            m = F.Manifest(embedder=self.embedder, dim=0, kind="flat", built=time.time())
+            ids: list[str] = []
+            parts: list[np.ndarray] = []
+            for rows in st.paper_vector_rows(self.embedder, QUERY_PREFIX, batch=READ_BATCH):
+                if m.dim == 0:
+                    m.dim = len(rows[0][3]) // 4
+                parts.append(_vectors(rows, m.dim, self.embedder))
+                ids += [r[1] for r in rows]
+        m.count, m.max_rowid = len(ids), top
+        tail = np.concatenate(parts) if parts else np.zeros((0, m.dim), np.float32)
+        self.manifest = m
+        self._mem, self._mem_files, self._in_memory = (None, [], tail, ids, frozenset()), None, (count, top)
+        return SyncResult(count=m.count, kind="flat")
 
     def rebuild(self, reason: str = "asked to") -> SyncResult:
         t0 = time.perf_counter()
@@ -469,6 +502,8 @@ class CorpusIndex:
         """Every indexed paper id, in index order (base first, then the segments)."""
         if self.manifest is None:
             self.sync()
+        if self._in_memory is not None and self._mem is not None:
+            return list(self._mem[3])
         with F.locked(self.dir, exclusive=False, waiting=self._wait):
             return [pid for _, pid, _ in self._live_rows(self.manifest)]
 
@@ -477,6 +512,8 @@ class CorpusIndex:
         A file that turns out unreadable rebuilds the index from the store."""
         if self.manifest is None:
             self.sync()
+        if self._in_memory is not None and self._mem is not None:       # built in memory: no files to read
+            return
         try:
             self._load()
         except F.IndexFileError as e:
