@@ -28,6 +28,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import bench_year
+
 REPO = Path(__file__).resolve().parent.parent
 
 COMMANDS = ("run", "site", "site again", "index status", "index rebuild", "similar id", "similar text", "eval",
@@ -161,9 +163,7 @@ def bench(code: Path, history: Path, home: Path, day: int, work: Path, skip: set
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--history", type=Path, required=True)
-    ap.add_argument("--home", type=Path, required=True)
-    ap.add_argument("--day", type=int, required=True, help="the new day: its index in the history (0-based)")
+    bench_year.home_arguments(ap)
     ap.add_argument("--skip", action="append", default=[], choices=COMMANDS, help="a command not to measure")
     ap.add_argument("--rounds", type=int, default=5, help="serve's rounds of pages and searches")
     ap.add_argument("--port", type=int, default=8791)

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bench_year
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -92,9 +94,7 @@ def same(a: Path, b: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--history", type=Path, required=True)
-    ap.add_argument("--home", type=Path, required=True)
-    ap.add_argument("--day", type=int, required=True, help="the new day: its index in the history (0-based)")
+    bench_year.home_arguments(ap)
     ap.add_argument("code", type=Path, nargs="*", default=[REPO], help="ranker source trees (default: this one)")
     a = ap.parse_args()
     sites = []

@@ -233,6 +233,13 @@ def measure(history: Path, home: Path, n: int, *, do_eval: bool, do_calibrate: b
                       f"calibrate over {n} days")
 
 
+def home_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of a bench run over a home `fill` made: the history, the home and the new day of it."""
+    ap.add_argument("--history", type=Path, required=True)
+    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--day", type=int, required=True, help="the new day: its index in the history (0-based)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

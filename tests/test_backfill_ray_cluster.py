@@ -5,6 +5,7 @@ engine writes and leaves the cluster running; a driver without the cluster's tok
 listens, are one line naming --address, at once."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -161,11 +162,8 @@ def test_ctrl_c_of_a_driver_on_a_cluster_ends_the_command_and_gives_the_clusters
     day, out = DAYS / "2025-05-15", tmp_path / "bf"
     args = ["backfill", "--from", str(day), "--out", str(out), "--score", "--backend", "fake", "--model", "m",
             "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}"]
-    env = {k: v for k, v in {**os.environ, **WITH_TOKEN}.items() if k != "RANKER_DEBUG"}
-    p = subprocess.Popen([sys.executable, "-m", "ranker", *args, "--batch-size", "1", "--backend-option",
-                          "delay=0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                         start_new_session=True)
-    try:
+    p = _start_backfill([*args, "--batch-size", "1", "--backend-option", "delay=0.3"], WITH_TOKEN)
+    with _reaped(p):
         deadline = time.monotonic() + 240
         manifest = out / "manifest.json"
         while time.monotonic() < deadline and p.poll() is None and not (
@@ -173,14 +171,7 @@ def test_ctrl_c_of_a_driver_on_a_cluster_ends_the_command_and_gives_the_clusters
             time.sleep(0.2)
         time.sleep(3)                                   # scoring: 192 papers of 0.3 s each
         assert p.poll() is None, p.communicate()[1][-2000:]
-        p.send_signal(signal.SIGINT)
-        _out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-    assert p.returncode == 130, err[-2000:]
-    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+        _ctrl_c(p, timeout=120)
     (run,) = json.loads((out / "manifest.json").read_text())["runs"]
     assert run["status"] == "interrupted" and "error" not in run and "score" in run["phases"]
     cluster.wait_nodes(2, timeout=10)                   # the user's cluster is still up
@@ -235,6 +226,29 @@ def _start_backfill(args: list, env: dict) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
 
 
+@contextlib.contextmanager
+def _reaped(p: subprocess.Popen):
+    """The driver's whole group killed if the test leaves it running (a wait that failed, a Ctrl-C not obeyed)."""
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def _ctrl_c(p: subprocess.Popen, timeout: float) -> float:
+    """A Ctrl-C (SIGINT to the driver alone, as a terminal sends it): the driver must end with the Ctrl-C's line
+    and status 130; how many seconds it took to end."""
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=timeout)
+    took = time.monotonic() - sent
+    assert p.returncode == 130, err[-2000:]
+    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+    return took
+
+
 def _wait_for(p: subprocess.Popen, ready, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and p.poll() is None and not ready():
@@ -256,20 +270,11 @@ def test_ctrl_c_while_a_cluster_embeds_stops_the_run_and_the_rerun_resumes_past_
     r = ranker("backfill", "--from", first, *args, env=WITH_TOKEN, timeout=300)
     assert r.returncode == 0, r.stderr
     p = _start_backfill(["backfill", "--from", snap, *args], WITH_TOKEN)
-    try:
+    with _reaped(p):
         _wait_for(p, lambda: (out / "_work" / "embedded" / "params").exists() and
                   _node_of(cluster, "EmbedStage") is not None)
         time.sleep(2)
-        sent = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        _out, err = p.communicate(timeout=60)
-        took = time.monotonic() - sent
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-    assert p.returncode == 130, err[-2000:]
-    assert err == "interrupted; what was stored so far is kept; rerun to resume\n"
+        took = _ctrl_c(p, timeout=60)
     assert took < 20, took
     runs = json.loads((out / "manifest.json").read_text())["runs"]
     assert [x["status"] for x in runs] == ["ok", "interrupted"] and "error" not in runs[1], runs[1]
