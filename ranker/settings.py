@@ -56,6 +56,7 @@ DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 MAX_WAIT = 86400.0      # seconds: the most a [fetch] timeout, delay or backoff may be (a day)
+MAX_COUNT = 2**31 - 1   # the most a count of requests or papers may be (past a C long, Arrow's slicing failed)
 
 
 # --------------------------------------------------------------------------- the settings
@@ -155,14 +156,14 @@ class ScoringSettings(_Section):
     model: str = "smollm2-135m"
     prompts: str | None = None                # a prompt directory (None: the bundled seed prompt)
     score_mode: Literal["greedy", "expected"] = "greedy"
-    papers_per_request: int = Field(1, ge=1)
+    papers_per_request: int = Field(1, ge=1, le=MAX_COUNT)
     abstract_tokens: int = Field(400, ge=16)
     max_authors: int = Field(50, ge=4)        # = prompts.MAX_AUTHORS: past it, the first ones and the last 3
     comment_chars: int = Field(300, ge=20)    # = backends.schema.COMMENT_CHARS, GPT-4o's 99th percentile
     # passed to the model's chat template (vLLM, transformers, an OpenAI-compatible server): reasoning
     # templates (Qwen3 ...) think by default, which spends the token budget on a hidden monologue
     chat_template_kwargs: dict[str, Any] = {"enable_thinking": False}
-    batch_size: int = Field(64, ge=1)         # requests per engine call; scores are stored after each call
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT)   # requests per engine call; scores are stored after each call
     prompt_layout: Literal["seed", "instructions-first"] = "seed"   # see ranker.prompts.build_messages
     novelty_context: int = Field(0, ge=0, le=50)   # K earlier related papers shown in each prompt (0 = off)
     # [scoring.<backend>] tables, by backend name: validated by that backend's Options model

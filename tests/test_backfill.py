@@ -768,6 +768,10 @@ def one_day_backfill(tmp_path_factory):
     (["--score", "--papers-per-request", "0"], "error: --papers-per-request: "),
     (["--score", "--category", "cs.CL"], "error: --category: "),                  # not what the folder was ranked with
     (["--score", "--batch-size", "0"], "error: --batch-size: "),
+    # past a C long: 'unexpected failure: Python int too large to convert to C long' when the table was sliced
+    (["--score", "--batch-size", "99999999999999999999999"], "error: --batch-size: must be at least 1 and at most "),
+    (["--score", "--papers-per-request", "99999999999999999999999"], "error: --papers-per-request: must be at "
+                                                                      "least 1 and at most "),
     (["--score", "--backend-option", "die_after=-1"], "error: --backend-option die_after: "),
     (["--score", "--since", "2025-13-01"], "error: --since: expected a day as YYYY-MM-DD"),
     (["--score", "--engine", "spark"], "error: --engine: unknown engine 'spark'"),
@@ -1290,11 +1294,11 @@ def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure
     pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
     from ranker.backfill.ray_engine import _not_answering
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert _not_answering("anyscale://my-cluster") is None and _not_answering("ray://10.0.0.1:10001") is None
+    assert _not_answering("anyscale://my-cluster") is None and _not_answering("ray://10.0.0.1") is None
     monkeypatch.setenv("RAY_ADDRESS", "anyscale://my-cluster")
     assert _not_answering("auto") is None
     monkeypatch.delenv("RAY_ADDRESS")
-    for bad, port in (("127.0.0.1:abc", "abc"), ("127.0.0.1:99999", "99999")):
+    for bad, port in (("127.0.0.1:abc", "abc"), ("127.0.0.1:99999", "99999"), ("ray://h:99999999", "99999999")):
         why = _not_answering(bad)
         assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why
 

@@ -10,7 +10,7 @@ import pytest
 from ranker.compare import read_listing_files, read_prefilter_files, read_score_files, read_scores
 from ranker.errors import InputError, RankerError
 
-from conftest import DAYS, SEED_DIGEST as SEED
+from conftest import DAYS, SEED_DIGEST as SEED, ranker
 
 
 
@@ -678,3 +678,15 @@ def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
             "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
             "others\n"), (first, r.stderr)
         assert not (tmp_path / "twice").exists()
+
+
+@pytest.mark.parametrize("flag", ["--gpt", "--local", "--papers", "--prefilter"])
+def test_an_empty_path_is_one_line_naming_the_flag_not_the_current_folder(tmp_path, flag):
+    # `--gpt "$F"` with F unset was read as the current folder: every judgement file under it compared, status 0
+    day = tmp_path / "2025-06-23"
+    shutil.copytree(DAYS / "2025-06-23", day)
+    jl = day / "gpt_scores.jsonl"
+    res = ranker("compare", "--gpt", jl, "--local", jl, flag, "", "--out", tmp_path / "o", cwd=tmp_path)
+    assert res.returncode == 1 and res.stderr == f"error: {flag}: empty; give a value or leave the option out\n", \
+        res.stderr
+    assert not (tmp_path / "o").exists()

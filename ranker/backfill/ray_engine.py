@@ -297,18 +297,25 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
     `ray start` started on this machine), or None when something listens there or it cannot be told here (a
     Ray Client address, a name offline mode does not look up): then ray.init says what it finds."""
     import socket
-    if "://" in address:          # Ray Client (ray://, or another protocol's module): ray.init's own, as it reads it
-        return None
-    try:
-        from ray._private.services import canonicalize_bootstrap_address
-        hostport = canonicalize_bootstrap_address(address)
-    except Exception:             # ray.init names a bad address in its own words
-        return None
-    if not hostport or "://" in hostport:     # `auto` that RAY_ADDRESS makes a Ray Client address
-        return None
+    if "://" in address:
+        # Ray Client (ray://HOST:PORT): its connect retries a port where nothing listens, or one that cannot be,
+        # for minutes; another protocol's module is ray.init's own, as it reads it
+        scheme, _, rest = address.partition("://")
+        hostport = rest.split("/", 1)[0]
+        if scheme.lower() != "ray" or ":" not in hostport.rpartition("]")[2]:   # no port: Ray Client's default
+            return None
+    else:
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+            hostport = canonicalize_bootstrap_address(address)
+        except Exception:             # ray.init names a bad address in its own words
+            return None
+        if not hostport or "://" in hostport:     # `auto` that RAY_ADDRESS makes a Ray Client address
+            return None
     host, _, port = hostport.rpartition(":")
     if not (port.isdigit() and 0 < int(port) < 65536):
-        return f"no Ray cluster at {address}: {port!r} is not a port number (HOST:PORT, or auto)"
+        form = "ray://HOST:PORT" if "://" in address else "HOST:PORT, or auto"
+        return f"no Ray cluster at {address}: {port!r} is not a port number ({form})"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
+from .common import (OPTION_KEYS, not_empty, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
                      nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
@@ -57,6 +57,8 @@ def compare(
         raise InputError(f"unexpected extra argument(s) {' '.join(ctx.args[:3])}{' ...' if len(ctx.args) > 3 else ''}: "
                          "quote a glob so the shell leaves it to ranker (--gpt 'days/*/gpt_scores.jsonl'), "
                          "pass a directory, or repeat the option for each file")
+    # an empty value was read as the current folder: every judgement file under it compared
+    not_empty(gpt=gpt, local=local, papers=papers, prefilter=prefilter)
     check_out(out, folder=True)
     # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`), which can be read once, by any of its names
     # (`--gpt /dev/stdin --local -` read it twice: the second side held no judgement, "nothing to do")
