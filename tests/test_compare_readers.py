@@ -678,3 +678,23 @@ def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
             "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
             "others\n"), (first, r.stderr)
         assert not (tmp_path / "twice").exists()
+
+
+def test_a_named_pipe_or_a_device_is_said_to_be_one_not_missing(tmp_path):
+    """A named pipe (mkfifo) or /dev/null given as --gpt was "no such file or directory": it is there. It is
+    refused as what it is, without being opened (a named pipe no writer opened would hang the command)."""
+    import os
+    import subprocess
+    from conftest import RANKER
+    fifo = tmp_path / "gpt.pipe"
+    os.mkfifo(fifo)
+    local = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    for given, kind in ((fifo, "a named pipe"), ("/dev/null", "a device")):
+        r = subprocess.run([*RANKER, "compare", "--gpt", str(given), "--local", str(local), "--out", "cmp"],
+                           capture_output=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=60)
+        assert r.returncode == 1 and r.stderr.decode() == (
+            f"error: --gpt {given}: not a regular file or a folder but {kind}; give a file, a folder, '-' for stdin "
+            "or a shell's pipe (<(command))\n"), r.stderr
+        assert not (tmp_path / "cmp").exists()
+    with pytest.raises(InputError, match="a named pipe"):
+        read_score_files([fifo])
