@@ -858,6 +858,13 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
             # this process's stdin or a descriptor the shell gave it (`<(zcat gpt.jsonl.gz)` is /dev/fd/63): a
             # pipe, not a regular file, read once where it is
             out.append(p)
+        elif p.exists():
+            # a named pipe (mkfifo), a device (/dev/null) or a socket: there, so not "no such file" as it was; not
+            # read either (a named pipe no writer opened would hang the command): stdin or a shell's pipe serve
+            mode = p.stat().st_mode
+            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            raise InputError(f"not a regular file or a folder but {kind}; give a file, a folder, '-' for stdin "
+                             "or a shell's pipe (<(command))", where=str(spec), key=key)
         elif _GLOB_CHARS & set(str(spec)):
             files: list[Path] = []
             for m in map(Path, sorted(glob.glob(str(p), recursive=True))):

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
     field_validator, model_validator
 
 from .errors import ConfigError, InputError
-from .io import add_secret, expand_user, read_text
+from .io import add_secret, expand_user, own_descriptor, read_text
 from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +147,16 @@ class PrefilterSettings(_Section):
     @field_validator("calibration")
     @classmethod
     def _calibration(cls, v: str | None) -> str | None:
-        return _home_path(v, f"{cls.section}.calibration")
+        v = _home_path(v, f"{cls.section}.calibration")
+        # stdin by any name ('-', /dev/stdin, /dev/fd/0) or another descriptor (a shell's `<(cat cal.json)`):
+        # the run's manifest names the calibration's file and a rerun reads it again, which a stream cannot give
+        # (`calibration = "-"` in ranker.toml was "-: calibration file not found", /dev/stdin was read)
+        fd = None if v is None else 0 if v == "-" else own_descriptor(Path(v))
+        if fd is not None:
+            raise ValueError(f"'{v}' ({'stdin' if fd == 0 else f'descriptor {fd}'}) cannot be the calibration: "
+                             "the run's manifest names its file, and a rerun reads it again; give the file "
+                             "`ranker calibrate` wrote")
+        return v
 
 
 class ScoringSettings(_Section):
@@ -482,8 +491,8 @@ def _from_folder(data: dict, base: Path) -> None:
             path = expand_user(v)
         except InputError:
             continue                    # a "~user" naming no user: validation names its key
-        if path.is_absolute() or base == Path():
-            continue
+        if path.is_absolute() or base == Path() or v == "-":
+            continue                    # ("-": stdin, which the calibration's validation refuses by its name)
         if key in MODEL_KEYS and not (v.startswith(("./", "../")) or ("/" in v and (base / path).exists())):
             continue                    # a preset or a Hugging Face id (or a folder of the working directory)
         table[name] = str(base / path)

@@ -1314,3 +1314,34 @@ def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path):
                                  "Ray's read tasks (on any node) and by a rerun, which resumes by the files' paths, "
                                  "sizes and times; save it to a file (a .gz snapshot is read as it is)\n")
     assert not (tmp_path / "bf").exists() and not (tmp_path / "-").exists()
+
+
+
+def test_the_manifests_processes_are_labelled_by_what_was_measured(tmp_path, monkeypatch):
+    """A Ray engine that failed before its memory sampler started has no samples: the manifest held the driver's
+    own peak under "driver and its Ray instance", which was not measured. (An engine in Ray's place, failing as
+    its first read does: no Ray started.)"""
+    from ranker.backfill import job as job_module
+
+    class FailedEarly:
+        name = "ray"
+        processes, processes_of = None, "driver and its Ray instance"
+
+        def __getattr__(self, name):
+            raise RuntimeError("Ray failed to start")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(job_module, "_engine", lambda *a: FailedEarly())
+    out = tmp_path / "bf"
+    with pytest.raises(RuntimeError):
+        run_backfill(BackfillSpec(DAYS / "2025-05-15" / "listing.jsonl", out, score=True), backfill_settings(),
+                     engine="ray")
+    run = json.loads((out / "manifest.json").read_text())["runs"][-1]
+    assert run["status"] == "failed" and run["processes_of"] == "driver", run
+    assert [p["name"] for p in run["processes"]] == ["driver"] and run["processes"][0]["pid"] == os.getpid()
+    sampled = [{"pid": 1, "name": "driver", "peak_rss_mb": 10.0}, {"pid": 2, "name": "raylet", "peak_rss_mb": 5.0}]
+    from types import SimpleNamespace
+    assert job_module.measured_processes(SimpleNamespace(processes=sampled, processes_of="driver and its Ray instance")
+                                         ) == (sampled, "driver and its Ray instance")

@@ -79,6 +79,6 @@ def test_a_calibration_from_stdin_is_refused_in_one_line_saying_why(tmp_path, co
                        capture_output=True, cwd=tmp_path)
     assert r.returncode == 1
     assert r.stderr.decode() == ("error: --calibration: '-' (stdin) cannot be the calibration: the run's manifest "
-                                 "names its file, and a rerun reads it again; give the file `ranker calibrate "
-                                 "--out FILE` wrote\n")
+                                 "names its file, and a rerun reads it again; give the file `ranker calibrate` "
+                                 "wrote\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"] or not (tmp_path / "o").exists()

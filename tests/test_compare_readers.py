@@ -690,3 +690,23 @@ def test_an_empty_path_is_one_line_naming_the_flag_not_the_current_folder(tmp_pa
     assert res.returncode == 1 and res.stderr == f"error: {flag}: empty; give a value or leave the option out\n", \
         res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_named_pipe_or_a_device_is_said_to_be_one_not_missing(tmp_path):
+    """A named pipe (mkfifo) or /dev/null given as --gpt was "no such file or directory": it is there. It is
+    refused as what it is, without being opened (a named pipe no writer opened would hang the command)."""
+    import os
+    import subprocess
+    from conftest import RANKER
+    fifo = tmp_path / "gpt.pipe"
+    os.mkfifo(fifo)
+    local = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    for given, kind in ((fifo, "a named pipe"), ("/dev/null", "a device")):
+        r = subprocess.run([*RANKER, "compare", "--gpt", str(given), "--local", str(local), "--out", "cmp"],
+                           capture_output=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=60)
+        assert r.returncode == 1 and r.stderr.decode() == (
+            f"error: --gpt {given}: not a regular file or a folder but {kind}; give a file, a folder, '-' for stdin "
+            "or a shell's pipe (<(command))\n"), r.stderr
+        assert not (tmp_path / "cmp").exists()
+    with pytest.raises(InputError, match="a named pipe"):
+        read_score_files([fifo])

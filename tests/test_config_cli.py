@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
+
+import pytest
 
 from ranker.backends import options_in_force
 from ranker.settings import effective, resolve
@@ -127,3 +130,32 @@ def test_config_writes_a_literal_dollar_in_a_path_engine_argument_as_the_file_re
     again.write_text(r.stdout)
     args = resolve(again, env={}).scoring.options["vllm"]["engine_args"]
     assert args == {"download_dir": "/d/pay$ment", "tokenizer": f"{tmp_path}/t$k", "served_model_name": "m$x"}
+
+
+def test_stdin_as_the_calibration_is_refused_alike_by_any_name_flag_or_file(tmp_path):
+    """`--calibration -` was refused, but `calibration = "-"` in ranker.toml said "-: calibration file not found"
+    (naming no key) and `--calibration /dev/stdin` (or /dev/fd/0) was read: the run's manifest names the file and
+    a rerun reads it again, which stdin cannot give, by any of its names."""
+    import subprocess
+    from conftest import DAYS, RANKER
+    from ranker.errors import ConfigError
+    from ranker.settings import Settings
+    why = ("cannot be the calibration: the run's manifest names its file, and a rerun reads it again; give the file "
+           "`ranker calibrate` wrote")
+    listing = DAYS / "2025-05-15" / "listing.jsonl"
+    sub = tmp_path / "lab"
+    sub.mkdir()
+    (sub / "ranker.toml").write_text("[prefilter]\nmin_keep = 5\ncalibration = \"-\"\n")
+    (tmp_path / "empty.toml").write_text("")
+    given = [(["--config", "lab/ranker.toml"], "lab/ranker.toml:3: prefilter.calibration: '-' (stdin)")]
+    given += [(["--config", "empty.toml", "--calibration", name], f"--calibration: '{name}' (stdin)")
+              for name in ("/dev/stdin", "/dev/fd/0", "-")]
+    for flags, said in given:
+        r = subprocess.run([*RANKER, "prefilter", "--papers", str(listing), "--out", "r.jsonl", *flags],
+                           input=b'{"version": 2}', capture_output=True, cwd=tmp_path,
+                           env={**os.environ, "RANKER_HOME": str(tmp_path / "home")}, timeout=120)
+        assert (r.returncode, r.stderr.decode()) == (1, f"error: {said} {why}\n"), flags
+        assert not (tmp_path / "r.jsonl").exists()
+    with pytest.raises(ConfigError) as e:
+        Settings(prefilter={"calibration": "/dev/stdin"})
+    assert e.value.key == "prefilter.calibration"

@@ -236,8 +236,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             finally:
                 run["seconds"] = round(time.perf_counter() - t_all, 2)
                 run["finished"] = mf.now()
-                run["processes"] = getattr(eng, "processes", None) or _own_peak()
-                run["processes_of"] = getattr(eng, "processes_of", "driver")
+                run["processes"], run["processes_of"] = measured_processes(eng)
                 m["runs"].append(run)
                 try:
                     m["summary"] = shards.summary(out)
@@ -319,6 +318,17 @@ def _score(job: Job, eng, phases: dict) -> None:
         raise
     finally:
         res["seconds"] = round(time.perf_counter() - t0, 2)
+
+
+def measured_processes(eng) -> tuple[list[dict], str]:
+    """The run's peak RSS by process and whose they are (the manifest's `processes`, `processes_of`): the engine's
+    samples under its own label, or, where it sampled nothing (Ray failed to start before its sampler did, or
+    sampling was off), this driver's own peak, labelled the driver's: it was "driver and its Ray instance", which
+    was not measured."""
+    procs = getattr(eng, "processes", None)
+    if procs:
+        return procs, getattr(eng, "processes_of", "driver")
+    return _own_peak(), "driver"
 
 
 def _own_peak() -> list[dict]:

@@ -342,11 +342,6 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
     what libraries and engines print to the command's log file (unless verbose)."""
     from .. import settings
     not_empty(**{k: v for k, v in flags.items() if isinstance(v, str)})    # --model "$M" with M unset
-    if str(flags.get("calibration")) == "-":        # was "calibration file not found"
-        from ..errors import InputError
-        raise InputError("'-' (stdin) cannot be the calibration: the run's manifest names its file, and a rerun "
-                         "reads it again; give the file `ranker calibrate --out FILE` wrote",
-                         key="calibration")
     g = settings.gather(config, flags)
     ORIGINS.clear()
     ORIGINS.update(g.origins)
