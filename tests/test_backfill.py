@@ -1345,3 +1345,17 @@ def test_the_manifests_processes_are_labelled_by_what_was_measured(tmp_path, mon
     from types import SimpleNamespace
     assert job_module.measured_processes(SimpleNamespace(processes=sampled, processes_of="driver and its Ray instance")
                                          ) == (sampled, "driver and its Ray instance")
+
+
+@pytest.mark.parametrize("address, said", [
+    ("127.0.0.1:6379", "; the driver's peak RSS 300 MB (the cluster's not measured); "),
+    (None, "; peak RSS 300 MB over 1 process(es); "),
+])
+def test_the_summary_says_the_cluster_was_not_measured_only_when_one_was_joined(address, said):
+    """A Ray run whose Ray instance was started here but sampled nothing (its manifest says "driver") joined no
+    cluster: the summary said "(the cluster's not measured)" of a run that had none."""
+    from types import SimpleNamespace
+    run = {"engine": "ray", "address": address, "phases": {"rank": {"rows_written": 3}}, "seconds": 1.0,
+           "processes": [{"peak_rss_mb": 300.0}], "processes_of": "driver"}
+    res = SimpleNamespace(run=run, summary={"ranked": {"papers": 3, "days": 1}}, out="bf")
+    assert said in summary_line(res)

@@ -142,7 +142,7 @@ def summary_line(res) -> str:
         if c:
             line += f", {c['scored']} scored, {c['failed']} failed in all"
     procs = res.run.get("processes") or []
-    if procs and res.run.get("processes_of") == "driver" and res.run.get("engine") == "ray":
+    if procs and res.run.get("processes_of") == "driver" and res.run.get("address"):
         # joined a cluster: only this process was measured, not the workers that embedded and scored
         line += f"; the driver's peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB (the cluster's not measured)"
     elif procs:
