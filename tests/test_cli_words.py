@@ -431,3 +431,19 @@ def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(
     assert one_error(r, 1) == f"error: {cfg}:2: prefilter.embedder -1: {NO_SUCH_EMBEDDER}"
     assert not db.exists() and not (tmp_path / "ev").exists() and not (tmp_path / "r.jsonl").exists()
 
+
+@pytest.mark.parametrize("db", ["folder", "/dev/null"])
+def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
+    """`calibrate --db <folder or /dev/null>` read the whole history first and printed "history: 1 day, ..."
+    before the error: the error is now the only line, said before the history is read."""
+    if db == "folder":
+        db = tmp_path / "folder"
+        db.mkdir()
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    r = ranker("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--db", db, "--offline")
+    said = "is a directory, not a database file" if db != "/dev/null" else \
+        "not a file (a device or a pipe), so not a database file"
+    assert r.returncode == 1 and r.stderr == f"error: {db}: {said}\n", r.stderr
+    assert not (tmp_path / "cal.json").exists()

@@ -8,8 +8,8 @@ import typer
 
 from ..io import counted
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
-                     VerboseOpt, check_embedder, check_out, db_there, echo, given_path, info, load_settings, name_mention, out_path,
-                     warn)
+                     VerboseOpt, check_embedder, check_out, db_there, echo, given_path, info, load_settings,
+                     name_mention, out_path, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -65,7 +65,10 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                       default_prompts=default_prompts, db=db, offline=offline, min_relevance=min_relevance,
                       min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
-    emb = check_embedder(s)                     # before the history is read (its lines said first)
+    # the embedder and a database that cannot be one, said before the history is read (its lines said first)
+    emb = check_embedder(s)
+    from ..store import check_db_path
+    check_db_path(s.db_path)
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
