@@ -119,6 +119,12 @@ def where(path, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
+def given(value: str) -> str:
+    """A value the user gave (a model's name), as an error names it: as typed, or quoted as Python writes it when
+    it would not read back as typed (empty, control characters, spaces around it), not as nothing visible."""
+    return value if value and value.isprintable() and value == value.strip() else repr(value)
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) during a step: which step (`stage`) and, where papers are scored, how many of those due
     have a stored score by then (`scored` of `due`; None where the step scores nothing). A KeyboardInterrupt,

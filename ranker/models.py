@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import netguard
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, given
 from .io import json_loads, lock_exclusive
 from .settings import BUNDLED_PRESETS, default_models_dir
 
@@ -148,7 +148,7 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None, 
         return str(path.resolve())
     if not looks_like_hub_id(name):
         known = ", ".join(sorted(presets(models_dir)))
-        raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=name)
+        raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=given(name))
     if netguard.is_offline() and hub_cached(name) is None:
         raise ModelError(NOT_CACHED + "; offline mode downloads nothing (run once online, or copy the model "
                          "folder over and name it)", where=name)

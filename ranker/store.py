@@ -216,6 +216,18 @@ def behind_message(lacking: list[str] | tuple[str, ...], fix: str) -> str:
     return (f"opened read-only, and its schema is older than this ranker's (it lacks {', '.join(lacking)}), "
             f"which only an open that may write upgrades: {fix}")
 
+
+def check_db_path(path: Path) -> None:
+    """A StoreError when `path` cannot be a database file whatever is in it: a folder, a device or a pipe
+    (/dev/null). What Store checks as it opens; a command that reads its input first (calibrate's history)
+    checks it before, so the error is its one line, not said after the input's."""
+    if path.is_dir():
+        raise StoreError("is a directory, not a database file", where=str(path))
+    if path.exists() and not path.is_file():
+        # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
+        raise StoreError("not a file (a device or a pipe), so not a database file", where=str(path))
+
+
 class Store:
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True,
                  read_only: bool = False):
@@ -243,11 +255,7 @@ class Store:
         except OSError as e:
             raise InputError(f"cannot create the database's folder {self.path.parent}: "
                              f"{(e.strerror or str(e)).lower()}", where=str(self.path)) from None
-        if self.path.is_dir():
-            raise StoreError("is a directory, not a database file", where=str(self.path))
-        if self.path.exists() and not self.path.is_file():
-            # SQLite said "disk I/O error" (a pipe, /dev/null), and wrote a -journal beside a device
-            raise StoreError("not a file (a device or a pipe), so not a database file", where=str(self.path))
+        check_db_path(self.path)
         try:
             if read_only:
                 self._open_read_only(None)

@@ -710,6 +710,21 @@ def test_import_of_a_backfill_stopped_after_one_shard_counts_it_in_words(tmp_pat
                                          "(0 already stored), 0 failures; models / prompts: none"), p.stderr
 
 
+@pytest.mark.parametrize("flag,value", [("--calibration", "bad.json"), ("--keep", "0.3")])
+def test_a_prefilter_flag_without_embed_is_refused_as_unused(tmp_path, flag, value):
+    """`backfill --score --calibration bad.json` without --embed exited 0: only the prefilter reads the
+    calibration (and the keep rule), and a backfill runs it with --embed alone, keeping every paper without it.
+    Now one line naming the flag, before anything is written."""
+    (tmp_path / "bad.json").write_text("not a calibration\n")
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+               "m", "--db", db, flag, value, cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr == (
+        f"error: {flag}: only the prefilter reads it, and a backfill runs it with --embed alone (without it every "
+        "paper is kept); add --embed or leave it out\n"), p.stderr
+    assert not out.exists() and not db.exists()
+
+
 def test_an_out_that_is_a_file_is_the_line_every_command_gives(tmp_path):
     """backfill had its own check of --out ('/x: exists and is not a folder', not naming the flag) where every
     other command says '--out /x: not a directory' (io.check_output_dir); the library says it the same way, with

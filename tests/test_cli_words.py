@@ -383,8 +383,8 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
 
 @pytest.mark.parametrize("args,line", [
     (["--max-tokens", "300"], "error: --max-tokens: must be at most 256: minilm reads no more tokens than that"),
-    (["--embedder", "nosuch"], "error: nosuch: no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, "
-                               "smollm2-135m) or Hugging Face id"),
+    (["--embedder", "nosuch"], "error: --embedder nosuch: no such model folder, preset (minilm, mpnet, "
+                               "qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"),
     (["--calibration", "gone.json"], "error: gone.json: calibration file not found"),
     (["--calibration", "mpnet.json"], "error: --calibration: this calibration was made with the embedder 'mpnet' "
                                       "(16-d), not 'minilm'; use --embedder mpnet or calibrate again"),
@@ -403,3 +403,47 @@ def test_a_bad_embedder_flag_leaves_the_folder_s_finished_run_as_it_was(tmp_path
                env={"RANKER_HOME": tmp_path / "home"}, cwd=tmp_path, timeout=300)
     assert one_error(r, 1) == line, r.stderr
     assert manifest.read_text() == '{"status": "ok", "run_id": 7}'
+
+
+NO_SUCH_EMBEDDER = "no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"
+
+
+@pytest.mark.parametrize("command", ["prefilter", "eval", "calibrate"])
+def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(tmp_path, command):
+    """`--embedder -1` said "error: -1: no such model folder ...", naming no flag (a value of control characters
+    printed as nothing visible), after "loading -1 ..." (calibrate and eval: after the history's lines too). Now
+    one line naming --embedder, or the ranker.toml line of prefilter.embedder, the value quoted where it would not
+    show; before anything is read or stored."""
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    args = {"prefilter": ["--papers", LISTING, "--out", tmp_path / "r.jsonl"],
+            "eval": ["--history", hist, "--out", tmp_path / "ev"],
+            "calibrate": ["--history", hist, "--out", tmp_path / "cal.json"]}[command]
+    db = tmp_path / "db.sqlite3"
+    r = ranker(command, *args, "--db", db, "--embedder", "-1", "--offline")
+    assert one_error(r, 1) == f"error: --embedder -1: {NO_SUCH_EMBEDDER}"
+    r = ranker(command, *args, "--db", db, "--embedder", "\x01\x02", "--offline")
+    assert one_error(r, 1) == f"error: --embedder '\\x01\\x02': {NO_SUCH_EMBEDDER}"
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text('[prefilter]\nembedder = "-1"\n')
+    r = ranker(command, *args, "--db", db, "--config", cfg, "--offline")
+    assert one_error(r, 1) == f"error: {cfg}:2: prefilter.embedder -1: {NO_SUCH_EMBEDDER}"
+    assert not db.exists() and not (tmp_path / "ev").exists() and not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("db", ["folder", "/dev/null"])
+def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
+    """`calibrate --db <folder or /dev/null>` read the whole history first and printed "history: 1 day, ..."
+    before the error: the error is now the only line, said before the history is read."""
+    if db == "folder":
+        db = tmp_path / "folder"
+        db.mkdir()
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    r = ranker("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--db", db, "--offline")
+    said = "is a directory, not a database file" if db != "/dev/null" else \
+        "not a file (a device or a pipe), so not a database file"
+    assert r.returncode == 1 and r.stderr == f"error: {db}: {said}\n", r.stderr
+    assert not (tmp_path / "cal.json").exists()

@@ -79,6 +79,15 @@ def backfill(
                          "(on any node) and by a rerun, which resumes by the files' paths, sizes and times; save "
                          "it to a file (a .gz snapshot is read as it is)", key="from_")
     one_keep_rule(keep=keep, top=top, recall=recall)
+    if score and not embed:
+        # read only by the prefilter, which runs with --embed alone: `--calibration bad.json` was never read and
+        # the backfill kept every paper, status 0 (with neither, the library says to ask for one)
+        unused = [name for name, v in (("calibration", calibration), ("keep", keep), ("top", top),
+                                        ("recall", recall), ("embedder", embedder), ("max_tokens", max_tokens))
+                  if v is not None]
+        if unused:
+            raise InputError("only the prefilter reads it, and a backfill runs it with --embed alone (without it "
+                             "every paper is kept); add --embed or leave it out", key=unused[0])
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
     s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model,

@@ -8,8 +8,8 @@ import typer
 
 from ..io import counted
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
-                     VerboseOpt, check_out, db_there, echo, given_path, info, load_settings, name_mention, out_path,
-                     warn)
+                     VerboseOpt, check_embedder, check_out, db_there, echo, given_path, info, load_settings,
+                     name_mention, out_path, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -56,7 +56,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..errors import InputError, mentions
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
-    from ..prefilter.embed import Embedder
     from ..prefilter.history import read_history, topics_note
     from ..prefilter.walkforward import table
     from ..prompts import load_prompts
@@ -66,6 +65,10 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                       default_prompts=default_prompts, db=db, offline=offline, min_relevance=min_relevance,
                       min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
+    # the embedder and a database that cannot be one, said before the history is read (its lines said first)
+    emb = check_embedder(s)
+    from ..store import check_db_path
+    check_db_path(s.db_path)
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
@@ -106,7 +109,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
             held = {p.id for d in days + lab.days for p in d.papers}
             check_enough(days, labels_short=labels_needed({i: v for i, v in lab.labels.items() if i in held})
                          if lab.labels else None, where=str(history))
-        emb = Embedder.from_settings(s)
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)

@@ -395,20 +395,31 @@ def check_model(s: "Settings") -> None:
                                                  options=s.scoring.options.get(s.scoring.backend))
 
 
-def check_prefilter(s: "Settings") -> None:
-    """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
-    `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's
-    limit, replaced the folder's finished manifest with a failed one. Only what is wrong wherever the vectors come
-    from (no preset, folder or Hugging Face id of that name; a cut the model cannot read): a preset not prepared,
-    or an id not cached offline, may still be served from the store's vectors."""
-    from ..errors import ModelError
+def check_embedder(s: "Settings"):
+    """The embedder the settings name (its Embedder, not loaded), or a ModelError naming prefilter.embedder (the
+    --embedder or ranker.toml line it came from) when no preset, folder or Hugging Face id has that name, said
+    before a command reads its input: it said "-1: no such model folder ...", naming no flag, after the
+    "loading -1 ..." line (calibrate's and eval's, after the history's). Only what is wrong wherever the vectors
+    come from: a preset not prepared, or an id not cached offline, may still be served from the store's vectors."""
+    from ..errors import ModelError, given
     from ..models import looks_like_hub_id, presets
     from ..prefilter.embed import Embedder
     emb = Embedder.from_settings(s)
     name = s.prefilter.embedder
     known = presets(s.models_dir)
     if name not in known and not Path(name).expanduser().exists() and not looks_like_hub_id(name):
-        raise ModelError(f"no such model folder, preset ({', '.join(sorted(known))}) or Hugging Face id", where=name)
+        raise ModelError(f"no such model folder, preset ({', '.join(sorted(known))}) or Hugging Face id",
+                         key="prefilter.embedder", where=given(name))
+    return emb
+
+
+def check_prefilter(s: "Settings") -> None:
+    """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
+    `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's
+    limit, replaced the folder's finished manifest with a failed one. Only what is wrong wherever the vectors come
+    from (no preset, folder or Hugging Face id of that name; a cut the model cannot read): a preset not prepared,
+    or an id not cached offline, may still be served from the store's vectors."""
+    emb = check_embedder(s)
     if s.prefilter.calibration:
         from ..prefilter.calibrate import Calibration
         # one fit with another embedder too: it failed after the manifest was written, replacing the finished one

@@ -9,7 +9,8 @@ import typer
 from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
                      DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
-                     RecallOpt, VerboseOpt, check_out, echo, given_path, info, load_settings, one_keep_rule, warn)
+                     RecallOpt, VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings,
+                     one_keep_rule, warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
@@ -86,6 +87,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history_folder(history)
     check_out(out, folder=True)
+    check_embedder(s)
     # the eval to compare with is read now: one that cannot be is said before minutes of replay, and an earlier
     # eval in this --out (compared before this one replaces it) is read before it is overwritten
     other = read_eval(against) if against is not None else None

@@ -8,7 +8,7 @@ import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     RecallOpt, TopOpt, VerboseOpt, check_out, given_path, info, load_settings, naming_stdout,
+                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, given_path, info, load_settings, naming_stdout,
                      nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
 
@@ -48,6 +48,7 @@ def prefilter(papers: PapersOpt,
                       default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
                       db=db, offline=offline)
     check_out(out)
+    check_embedder(s)           # before the papers are read and "loading <name> ..." said
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
     warn_read(report)
