@@ -206,7 +206,7 @@ def test_online_trickling_feed_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("toml, env, line", [
-    ("[fetch]\ndownload_timeout = 0\n", {}, "ranker.toml:2: fetch.download_timeout: must be more than 0, got 0"),
+    ("[fetch]\ndownload_timeout = 0\n", {}, "ranker.toml:2: fetch.download_timeout: must be more than 0 and at most 86400, got 0"),
     ("[fetch]\ndownload_timeout = inf\n", {}, "ranker.toml:2: fetch.download_timeout: Input should be a finite number"),
     ("", {"RANKER_FETCH_DOWNLOAD_TIMEOUT": "5min"}, "RANKER_FETCH_DOWNLOAD_TIMEOUT: expected a number, got '5min'"),
 ])
