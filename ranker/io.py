@@ -357,6 +357,12 @@ def own_descriptor(path: Path) -> int | None:
     return None
 
 
+def stdin_or_descriptor(spec: str | os.PathLike) -> int | None:
+    """0 for '-' (stdin), else own_descriptor(spec): the descriptor of this process a command-line value names
+    (/dev/stdin, /dev/fd/0, a shell's `<(zcat x.gz)`), or None for a path to read by name."""
+    return 0 if str(spec) == "-" else own_descriptor(Path(spec))
+
+
 def _fold_root(name: str) -> str:
     return "/" + name.lstrip("/") if name.startswith("//") else name
 

@@ -1318,17 +1318,33 @@ def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure
         assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why
 
 
-def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path):
+@pytest.mark.parametrize("source", ["-", "/dev/stdin", "/dev/fd/0"])
+def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path, source):
     """`zcat snap.gz | ranker backfill --from - ...` said "-: no such file or folder", as if the user had named a
-    file '-'; a backfill's source is read by path (by Ray's read tasks, by the rerun that resumes it)."""
+    file '-'; a backfill's source is read by path (by Ray's read tasks, by the rerun that resumes it). stdin by
+    its other names said "/dev/stdin: not a directory", naming no flag."""
     from conftest import RANKER
-    r = subprocess.run([*RANKER, "backfill", "--from", "-", "--out", str(tmp_path / "bf"), "--embed"],
+    r = subprocess.run([*RANKER, "backfill", "--from", source, "--out", str(tmp_path / "bf"), "--embed"],
                        input=(DAYS / "2025-05-15" / "listing.jsonl").read_bytes(), capture_output=True, cwd=tmp_path)
     assert r.returncode == 1
     assert r.stderr.decode() == ("error: --from: a backfill does not read stdin: its source is read by path, by "
                                  "Ray's read tasks (on any node) and by a rerun, which resumes by the files' paths, "
                                  "sizes and times; save it to a file (a .gz snapshot is read as it is)\n")
     assert not (tmp_path / "bf").exists() and not (tmp_path / "-").exists()
+
+
+def test_a_backfill_from_a_shells_pipe_is_refused_naming_the_flag(tmp_path):
+    """`--from <(zcat snap.gz)` (/dev/fd/N) said "/dev/fd/N: not a directory", naming no flag."""
+    from conftest import RANKER
+    fd = os.open(DAYS / "2025-05-15" / "listing.jsonl", os.O_RDONLY)
+    try:
+        r = subprocess.run([*RANKER, "backfill", "--from", f"/dev/fd/{fd}", "--out", str(tmp_path / "bf"),
+                            "--embed"], capture_output=True, cwd=tmp_path, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith(f"error: --from: a backfill does not read a stream (descriptor {fd}): ")
+    assert r.stderr.decode().count("\n") == 1 and not (tmp_path / "bf").exists()
 
 
 

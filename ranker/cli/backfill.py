@@ -74,10 +74,13 @@ def backfill(
     """
     from ..errors import InputError
     not_empty(from_=from_, since=since, until=until, address=address)
-    if from_ == "-":              # was "-: no such file or folder"
-        raise InputError("a backfill does not read stdin: its source is read by path, by Ray's read tasks "
-                         "(on any node) and by a rerun, which resumes by the files' paths, sizes and times; save "
-                         "it to a file (a .gz snapshot is read as it is)", key="from_")
+    from ..io import stdin_or_descriptor
+    fd = stdin_or_descriptor(from_)
+    if fd is not None:            # '-' was "-: no such file or folder", /dev/stdin or <(zcat ..) "not a directory"
+        raise InputError(f"a backfill does not read {'stdin' if fd == 0 else f'a stream (descriptor {fd})'}: its "
+                         "source is read by path, by Ray's read tasks (on any node) and by a rerun, which resumes "
+                         "by the files' paths, sizes and times; save it to a file (a .gz snapshot is read as it "
+                         "is)", key="from_")
     one_keep_rule(keep=keep, top=top, recall=recall)
     if score and not embed:
         # read only by the prefilter, which runs with --embed alone: `--calibration bad.json` was never read and

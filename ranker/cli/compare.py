@@ -60,11 +60,12 @@ def compare(
     # an empty value was read as the current folder: every judgement file under it compared
     not_empty(gpt=gpt, local=local, papers=papers, prefilter=prefilter)
     check_out(out, folder=True)
-    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`), which can be read once, by any of its names
-    # (`--gpt /dev/stdin --local -` read it twice: the second side held no judgement, "nothing to do")
-    from ..io import own_descriptor
+    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`; the readers take it as /dev/stdin), which can be
+    # read once, by any of its names (`--gpt /dev/stdin --local -` read it twice: the second side held no
+    # judgement, "nothing to do")
+    from ..io import stdin_or_descriptor
     given = {"gpt": gpt, "local": local, "papers": papers or [], "prefilter": prefilter or []}
-    dashes = [k for k, specs in given.items() for x in specs if x == "-" or own_descriptor(Path(x)) == 0]
+    dashes = [k for k, specs in given.items() for x in specs if stdin_or_descriptor(x) == 0]
     if len(dashes) > 1:
         raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if len(set(dashes)) == 1 else
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
