@@ -10,8 +10,8 @@ from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
-                     VerboseOpt, check_out, echo, given_path, info, load_settings, not_empty, nothing_to_do,
-                     one_keep_rule, progress_enabled, warn)
+                     VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings, not_empty,
+                     nothing_to_do, one_keep_rule, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -99,6 +99,8 @@ def backfill(
                       max_tokens=max_tokens, keep=keep, top=top, recall=recall, calibration=calibration,
                       no_calibration=no_calibration, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, batch_size=batch_size, db=db, offline=offline)
+    if embed:
+        check_embedder(s)            # naming --embedder, before the database opens ('no such' named no flag)
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store
