@@ -70,7 +70,6 @@ def compare(
         raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if len(set(dashes)) == 1 else
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
                          + "; stdin can be read once: give files for the others", key=dashes[0])
-    gpt, local, papers, prefilter = (["/dev/stdin" if x == "-" else x for x in specs] for specs in given.values())
 
     shown = 0
 
