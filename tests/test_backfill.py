@@ -710,15 +710,17 @@ def test_import_of_a_backfill_stopped_after_one_shard_counts_it_in_words(tmp_pat
                                          "(0 already stored), 0 failures; models / prompts: none"), p.stderr
 
 
-@pytest.mark.parametrize("flag,value", [("--calibration", "bad.json"), ("--keep", "0.3")])
+@pytest.mark.parametrize("flag,value", [("--calibration", "bad.json"), ("--keep", "0.3"),
+                                        ("--default-exclude", None), ("--default-authors", None)])
 def test_a_prefilter_flag_without_embed_is_refused_as_unused(tmp_path, flag, value):
     """`backfill --score --calibration bad.json` without --embed exited 0: only the prefilter reads the
     calibration (and the keep rule), and a backfill runs it with --embed alone, keeping every paper without it.
-    Now one line naming the flag, before anything is written."""
+    Now one line naming the flag, before anything is written. So are --default-exclude and --default-authors: the
+    exclusions and pins are the prefilter's too (taken, changing nothing)."""
     (tmp_path / "bad.json").write_text("not a calibration\n")
     out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
     p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
-               "m", "--db", db, flag, value, cwd=tmp_path)
+               "m", "--db", db, flag, *([value] if value else []), cwd=tmp_path)
     assert p.returncode == 1 and p.stderr == (
         f"error: {flag}: only the prefilter reads it, and a backfill runs it with --embed alone (without it every "
         "paper is kept); add --embed or leave it out\n"), p.stderr

@@ -85,8 +85,10 @@ def backfill(
     if score and not embed:
         # read only by the prefilter, which runs with --embed alone: `--calibration bad.json` was never read and
         # the backfill kept every paper, status 0 (with neither, the library says to ask for one)
+        # (the exclusions and author pins too: --default-exclude / --default-authors were taken, changing nothing)
         unused = [name for name, v in (("calibration", calibration), ("keep", keep), ("top", top),
-                                        ("recall", recall), ("embedder", embedder), ("max_tokens", max_tokens))
+                                        ("recall", recall), ("embedder", embedder), ("max_tokens", max_tokens),
+                                        ("default_exclude", default_exclude), ("default_authors", default_authors))
                   if v is not None]
         if unused:
             raise InputError("only the prefilter reads it, and a backfill runs it with --embed alone (without it "
