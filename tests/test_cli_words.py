@@ -385,7 +385,7 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
     (["--max-tokens", "300"], "error: --max-tokens: must be at most 256: minilm reads no more tokens than that"),
     (["--embedder", "nosuch"], "error: --embedder nosuch: no such model folder, preset (minilm, mpnet, "
                                "qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"),
-    (["--calibration", "gone.json"], "error: gone.json: calibration file not found"),
+    (["--calibration", "gone.json"], "error: --calibration gone.json: calibration file not found"),
     (["--calibration", "mpnet.json"], "error: --calibration: this calibration was made with the embedder 'mpnet' "
                                       "(16-d), not 'minilm'; use --embedder mpnet or calibrate again"),
 ])
