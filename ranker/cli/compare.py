@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (OPTION_KEYS, not_empty, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
-                     nothing_to_do)
+from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
+                     not_empty, nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
 
