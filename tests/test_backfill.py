@@ -794,7 +794,8 @@ def one_day_backfill(tmp_path_factory):
     (["--score", "--engine", "spark"], "error: --engine: unknown engine 'spark'"),
     (["--score", "--address", "auto"], "error: --address: an address is for the ray engine"),
     (["--keep", "0.5"], "error: --embed: ask for the embedding prefilter, scoring (--score) or both"),
-    (["--embed", "--calibration", "/nonexistent/calib.json"], "error: /nonexistent/calib.json: calibration file"),
+    (["--embed", "--calibration", "/nonexistent/calib.json"], "error: --calibration /nonexistent/calib.json: "
+                                                              "calibration file"),
 ])
 def test_cli_errors_name_the_flag_at_fault_in_one_line(tmp_path, one_day_backfill, args, named):
     out = tmp_path / "bf"
