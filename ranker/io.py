@@ -357,6 +357,12 @@ def own_descriptor(path: Path) -> int | None:
     return None
 
 
+def stdin_or_descriptor(spec: str | os.PathLike) -> int | None:
+    """0 for '-' (stdin), else own_descriptor(spec): the descriptor of this process a command-line value names
+    (/dev/stdin, /dev/fd/0, a shell's `<(zcat x.gz)`), or None for a path to read by name."""
+    return 0 if str(spec) == "-" else own_descriptor(Path(spec))
+
+
 def _fold_root(name: str) -> str:
     return "/" + name.lstrip("/") if name.startswith("//") else name
 
@@ -836,8 +842,8 @@ def counted(n: int, noun: str, many: str | None = None) -> str:
 def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],
                  what: str, key: str | None = None) -> list[Path]:
     """The files named by `specs`: a file named directly is always taken (its content is checked by the
-    reader); folders (searched recursively) and globs give the files for which keep(file) is true.
-    Duplicates are dropped, order kept. A spec that names nothing is an InputError carrying `key`."""
+    reader); folders (searched recursively) and globs give the files for which keep(file) is true; '-' is stdin
+    (/dev/stdin). Duplicates are dropped, order kept. A spec that names nothing is an InputError carrying `key`."""
     if isinstance(specs, (str, os.PathLike)):
         specs = [specs]
     out: list[Path] = []
@@ -846,6 +852,7 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
         return [f for f in sorted(folder.rglob("*")) if f.is_file() and keep(f)]
 
     for spec in specs:
+        spec = "/dev/stdin" if str(spec) == "-" else spec      # as the advice below says ('-' was no such file)
         p = Path(str(spec)).expanduser()
         if p.is_file():
             out.append(p)

@@ -126,10 +126,9 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None, 
     ModelError here, before any loader gives its own advice about connecting. `tokenizer`: the tokenizer the
     loader is given apart from the model (vLLM's engine_args tokenizer, checked by the caller), so an LLM
     folder need not hold one."""
+    check_name(name, kind, models_dir)
     p = presets(models_dir).get(name)
     if p is not None:
-        if kind and p.kind != kind:
-            raise ConfigError(f"'{name}' is a {p.kind} preset, not an {kind}", where=name)
         if not p.prepared:
             raise ModelError(f"model preset '{name}' is not prepared; run: ranker models prepare {name}")
         return str(p.path)
@@ -146,13 +145,27 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None, 
                 raise ModelError(f"incomplete model folder: {'; '.join(missing)} (copy the whole folder)",
                                  where=str(path))
         return str(path.resolve())
-    if not looks_like_hub_id(name):
-        known = ", ".join(sorted(presets(models_dir)))
-        raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=given(name))
     if netguard.is_offline() and hub_cached(name) is None:
         raise ModelError(NOT_CACHED + "; offline mode downloads nothing (run once online, or copy the model "
-                         "folder over and name it)", where=name)
+                         "folder over and name it)", where=given(name))
     return name
+
+
+_A_KIND = {"embedder": "an embedder", "llm": "an LLM"}
+
+
+def check_name(name: str, kind: str | None = None, models_dir: Path | None = None) -> None:
+    """What is wrong with a model's name wherever its weights are: a preset of the other kind (a ConfigError), or
+    no preset, existing path or Hugging Face id of that name (a ModelError); a preset not prepared, or an id not in
+    the cache, is resolve's to say (a store's vectors may serve without the model)."""
+    p = presets(models_dir).get(name)
+    if p is not None:
+        if kind and p.kind != kind:
+            raise ConfigError(f"{_A_KIND[p.kind]} preset, not {_A_KIND[kind]}", where=given(name))
+        return
+    if not Path(name).expanduser().exists() and not looks_like_hub_id(name):
+        known = ", ".join(sorted(presets(models_dir)))
+        raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=given(name))
 
 
 # What makes a folder a model an LLM loader takes: transformers' config.json (vLLM also reads Mistral's

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
     field_validator, model_validator
 
 from .errors import ConfigError, InputError
-from .io import add_secret, expand_user, own_descriptor, read_text
+from .io import add_secret, expand_user, stdin_or_descriptor, read_text
 from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +151,7 @@ class PrefilterSettings(_Section):
         # stdin by any name ('-', /dev/stdin, /dev/fd/0) or another descriptor (a shell's `<(cat cal.json)`):
         # the run's manifest names the calibration's file and a rerun reads it again, which a stream cannot give
         # (`calibration = "-"` in ranker.toml was "-: calibration file not found", /dev/stdin was read)
-        fd = None if v is None else 0 if v == "-" else own_descriptor(Path(v))
+        fd = None if v is None else stdin_or_descriptor(v)
         if fd is not None:
             raise ValueError(f"'{v}' ({'stdin' if fd == 0 else f'descriptor {fd}'}) cannot be the calibration: "
                              "the run's manifest names its file, and a rerun reads it again; give the file "

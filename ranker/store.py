@@ -91,8 +91,8 @@ class RunRecord:
 
 
 # Who else may hold a locked database: the commands that write without recording a run, and anything else
-NO_RUN_RECORDED = ("a command that records no run (ranker prefilter, eval, calibrate, similar, labels import, serve) "
-                   "or another program")
+NO_RUN_RECORDED = ("a command that records no run (ranker prefilter, eval, calibrate, similar, labels import, serve, "
+                   "backfill) or another program")
 HOLDERS_NAMED = 10                 # the runs recorded as running a "database is locked" line names, at most
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file", "attempt to write a readonly")
 # A file system with less room than this is full, for a database that failed with an I/O error (see _no_space): a

@@ -710,15 +710,17 @@ def test_import_of_a_backfill_stopped_after_one_shard_counts_it_in_words(tmp_pat
                                          "(0 already stored), 0 failures; models / prompts: none"), p.stderr
 
 
-@pytest.mark.parametrize("flag,value", [("--calibration", "bad.json"), ("--keep", "0.3")])
+@pytest.mark.parametrize("flag,value", [("--calibration", "bad.json"), ("--keep", "0.3"),
+                                        ("--default-exclude", None), ("--default-authors", None)])
 def test_a_prefilter_flag_without_embed_is_refused_as_unused(tmp_path, flag, value):
     """`backfill --score --calibration bad.json` without --embed exited 0: only the prefilter reads the
     calibration (and the keep rule), and a backfill runs it with --embed alone, keeping every paper without it.
-    Now one line naming the flag, before anything is written."""
+    Now one line naming the flag, before anything is written. So are --default-exclude and --default-authors: the
+    exclusions and pins are the prefilter's too (taken, changing nothing)."""
     (tmp_path / "bad.json").write_text("not a calibration\n")
     out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
     p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
-               "m", "--db", db, flag, value, cwd=tmp_path)
+               "m", "--db", db, flag, *([value] if value else []), cwd=tmp_path)
     assert p.returncode == 1 and p.stderr == (
         f"error: {flag}: only the prefilter reads it, and a backfill runs it with --embed alone (without it every "
         "paper is kept); add --embed or leave it out\n"), p.stderr
@@ -792,7 +794,8 @@ def one_day_backfill(tmp_path_factory):
     (["--score", "--engine", "spark"], "error: --engine: unknown engine 'spark'"),
     (["--score", "--address", "auto"], "error: --address: an address is for the ray engine"),
     (["--keep", "0.5"], "error: --embed: ask for the embedding prefilter, scoring (--score) or both"),
-    (["--embed", "--calibration", "/nonexistent/calib.json"], "error: /nonexistent/calib.json: calibration file"),
+    (["--embed", "--calibration", "/nonexistent/calib.json"], "error: --calibration /nonexistent/calib.json: "
+                                                              "calibration file"),
 ])
 def test_cli_errors_name_the_flag_at_fault_in_one_line(tmp_path, one_day_backfill, args, named):
     out = tmp_path / "bf"
@@ -1318,17 +1321,33 @@ def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure
         assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why
 
 
-def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path):
+@pytest.mark.parametrize("source", ["-", "/dev/stdin", "/dev/fd/0"])
+def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path, source):
     """`zcat snap.gz | ranker backfill --from - ...` said "-: no such file or folder", as if the user had named a
-    file '-'; a backfill's source is read by path (by Ray's read tasks, by the rerun that resumes it)."""
+    file '-'; a backfill's source is read by path (by Ray's read tasks, by the rerun that resumes it). stdin by
+    its other names said "/dev/stdin: not a directory", naming no flag."""
     from conftest import RANKER
-    r = subprocess.run([*RANKER, "backfill", "--from", "-", "--out", str(tmp_path / "bf"), "--embed"],
+    r = subprocess.run([*RANKER, "backfill", "--from", source, "--out", str(tmp_path / "bf"), "--embed"],
                        input=(DAYS / "2025-05-15" / "listing.jsonl").read_bytes(), capture_output=True, cwd=tmp_path)
     assert r.returncode == 1
     assert r.stderr.decode() == ("error: --from: a backfill does not read stdin: its source is read by path, by "
                                  "Ray's read tasks (on any node) and by a rerun, which resumes by the files' paths, "
                                  "sizes and times; save it to a file (a .gz snapshot is read as it is)\n")
     assert not (tmp_path / "bf").exists() and not (tmp_path / "-").exists()
+
+
+def test_a_backfill_from_a_shells_pipe_is_refused_naming_the_flag(tmp_path):
+    """`--from <(zcat snap.gz)` (/dev/fd/N) said "/dev/fd/N: not a directory", naming no flag."""
+    from conftest import RANKER
+    fd = os.open(DAYS / "2025-05-15" / "listing.jsonl", os.O_RDONLY)
+    try:
+        r = subprocess.run([*RANKER, "backfill", "--from", f"/dev/fd/{fd}", "--out", str(tmp_path / "bf"),
+                            "--embed"], capture_output=True, cwd=tmp_path, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith(f"error: --from: a backfill does not read a stream (descriptor {fd}): ")
+    assert r.stderr.decode().count("\n") == 1 and not (tmp_path / "bf").exists()
 
 
 

@@ -385,7 +385,7 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
     (["--max-tokens", "300"], "error: --max-tokens: must be at most 256: minilm reads no more tokens than that"),
     (["--embedder", "nosuch"], "error: --embedder nosuch: no such model folder, preset (minilm, mpnet, "
                                "qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"),
-    (["--calibration", "gone.json"], "error: gone.json: calibration file not found"),
+    (["--calibration", "gone.json"], "error: --calibration gone.json: calibration file not found"),
     (["--calibration", "mpnet.json"], "error: --calibration: this calibration was made with the embedder 'mpnet' "
                                       "(16-d), not 'minilm'; use --embedder mpnet or calibrate again"),
 ])
@@ -408,7 +408,7 @@ def test_a_bad_embedder_flag_leaves_the_folder_s_finished_run_as_it_was(tmp_path
 NO_SUCH_EMBEDDER = "no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"
 
 
-@pytest.mark.parametrize("command", ["prefilter", "eval", "calibrate"])
+@pytest.mark.parametrize("command", ["prefilter", "eval", "calibrate", "backfill"])
 def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(tmp_path, command):
     """`--embedder -1` said "error: -1: no such model folder ...", naming no flag (a value of control characters
     printed as nothing visible), after "loading -1 ..." (calibrate and eval: after the history's lines too). Now
@@ -419,10 +419,14 @@ def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(
     (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
     args = {"prefilter": ["--papers", LISTING, "--out", tmp_path / "r.jsonl"],
             "eval": ["--history", hist, "--out", tmp_path / "ev"],
-            "calibrate": ["--history", hist, "--out", tmp_path / "cal.json"]}[command]
+            "calibrate": ["--history", hist, "--out", tmp_path / "cal.json"],
+            "backfill": ["--from", hist, "--out", tmp_path / "bf", "--embed"]}[command]
     db = tmp_path / "db.sqlite3"
     r = ranker(command, *args, "--db", db, "--embedder", "-1", "--offline")
     assert one_error(r, 1) == f"error: --embedder -1: {NO_SUCH_EMBEDDER}"
+    # an LLM preset: said after "loading smollm2-135m ...", naming no flag (backfill: `--embedder 'no such'` too)
+    r = ranker(command, *args, "--db", db, "--embedder", "smollm2-135m", "--offline")
+    assert one_error(r, 1) == "error: --embedder smollm2-135m: an LLM preset, not an embedder"
     r = ranker(command, *args, "--db", db, "--embedder", "\x01\x02", "--offline")
     assert one_error(r, 1) == f"error: --embedder '\\x01\\x02': {NO_SUCH_EMBEDDER}"
     cfg = tmp_path / "ranker.toml"
@@ -430,6 +434,7 @@ def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(
     r = ranker(command, *args, "--db", db, "--config", cfg, "--offline")
     assert one_error(r, 1) == f"error: {cfg}:2: prefilter.embedder -1: {NO_SUCH_EMBEDDER}"
     assert not db.exists() and not (tmp_path / "ev").exists() and not (tmp_path / "r.jsonl").exists()
+    assert not (tmp_path / "bf").exists() and not (tmp_path / "cal.json").exists()
 
 
 @pytest.mark.parametrize("db", ["folder", "/dev/null"])

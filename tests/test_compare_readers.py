@@ -633,6 +633,20 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
     assert not (tmp_path / "twice").exists()
 
 
+def test_the_library_reads_dash_as_stdin_as_its_advice_says(tmp_path):
+    """expand_paths advised "'-' for stdin" but only `ranker compare` mapped '-' to /dev/stdin: the library's
+    read_score_files(['-']) said "-: no such file or directory"."""
+    import subprocess
+    import sys
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    code = ("import json; from ranker.compare import read_score_files; rows, files = read_score_files(['-']); "
+            "print(json.dumps([sorted(rows), [str(f) for f in files]]))")
+    r = subprocess.run([sys.executable, "-c", code], input=gpt.read_bytes(), capture_output=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    ids, files = json.loads(r.stdout)
+    assert ids == sorted(read_score_files(gpt)[0]) and ids and files == ["/dev/stdin"]
+
+
 def test_a_listing_and_prefilter_output_from_stdin_or_a_shells_pipe_are_read_whole(tmp_path):
     """`--papers -` and `--prefilter <(zcat ranked.jsonl.gz)`: the check that the file holds no judgements read
     the pipe, and its reader then found it empty ("no papers in this listing", every figure over the listing

@@ -169,7 +169,8 @@ def test_exclusion_phrases_and_patterns(tmp_path):
 
 
 
-@pytest.mark.parametrize("rule", ["re:", "re:  ", "re:x*", "re:^", "re:(?!quantum)", "re:|quantum"])
+@pytest.mark.parametrize("rule", ["re:", "re:  ", "re:x*", "re:^", "re:(?!quantum)", "re:|quantum",
+                                  "re:|withdrawn", "re:\\s*"])
 def test_a_pattern_that_matches_an_empty_text_is_refused_not_applied_to_every_paper(tmp_path, rule):
     """A pattern an empty text matches matches every paper: a line `re:` left unfinished excluded the whole day
     (`kept 0 of 192 papers`, exit 0). Refused where it is written, in the file or in the settings."""
@@ -188,6 +189,9 @@ def test_a_pattern_that_matches_an_empty_text_is_refused_not_applied_to_every_pa
     # the topic filter written as an exclusion: every paper that does not name LLMs
     ("re:(?s)^(?!.*\\bllm\\b)", "Graph coloring\nWe colour graphs.", "An LLM agent\nWe distil."),
     ("re:(?m)^$", "A title with no abstract\n", "A title\nAn abstract."),      # an empty abstract
+    # a word or an empty text: they match their own source too, not a real title (they were refused)
+    ("re:withdrawn|^$", "This paper has been withdrawn\nBy the authors.", "A title\nAn abstract."),
+    ("re:retracted|^\\s*$", "A retracted result\nSee v2.", "A title\nAn abstract."),
 ])
 def test_a_pattern_that_matches_an_empty_text_but_not_every_text_is_still_a_rule(tmp_path, rule, excluded, kept):
     """The empty-text refusal took these for unfinished lines ("matches every paper") though each needs something

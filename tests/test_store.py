@@ -466,6 +466,25 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
     assert f"(probably ranker score, pid {holder.pid}, running since " in msg
 
 
+def test_a_locked_database_with_no_run_recorded_names_the_commands_that_record_none(tmp_path):
+    """`ranker backfill` writes its query vectors into the database without recording a run, but the line for a
+    lock no recorded run holds did not name it among the probable holders."""
+    from ranker.errors import StoreError
+    db = tmp_path / "r.sqlite3"
+    Store(db).close()
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        with Store(db, busy_timeout=0.2) as s:
+            with pytest.raises(StoreError) as e:
+                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    said = str(e.value).split("no ranker run is recorded as running: maybe ")[1]
+    assert "(ranker prefilter, eval, calibrate, similar, labels import, serve, backfill)" in said
+
+
 def test_a_locked_database_names_every_run_recorded_as_running(tmp_path):
     """Two commands recorded as running on one home (a `ranker run` holding the write lock, a `ranker score`
     started later and waiting on it): the "database is locked" line (serve's 503, a command's error) named the

@@ -10,8 +10,8 @@ from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
-                     VerboseOpt, check_out, echo, given_path, info, load_settings, not_empty, nothing_to_do,
-                     one_keep_rule, progress_enabled, warn)
+                     VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings, not_empty,
+                     nothing_to_do, one_keep_rule, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -74,16 +74,21 @@ def backfill(
     """
     from ..errors import InputError
     not_empty(from_=from_, since=since, until=until, address=address)
-    if from_ == "-":              # was "-: no such file or folder"
-        raise InputError("a backfill does not read stdin: its source is read by path, by Ray's read tasks "
-                         "(on any node) and by a rerun, which resumes by the files' paths, sizes and times; save "
-                         "it to a file (a .gz snapshot is read as it is)", key="from_")
+    from ..io import stdin_or_descriptor
+    fd = stdin_or_descriptor(from_)
+    if fd is not None:            # '-' was "-: no such file or folder", /dev/stdin or <(zcat ..) "not a directory"
+        raise InputError(f"a backfill does not read {'stdin' if fd == 0 else f'a stream (descriptor {fd})'}: its "
+                         "source is read by path, by Ray's read tasks (on any node) and by a rerun, which resumes "
+                         "by the files' paths, sizes and times; save it to a file (a .gz snapshot is read as it "
+                         "is)", key="from_")
     one_keep_rule(keep=keep, top=top, recall=recall)
     if score and not embed:
         # read only by the prefilter, which runs with --embed alone: `--calibration bad.json` was never read and
         # the backfill kept every paper, status 0 (with neither, the library says to ask for one)
+        # (the exclusions and author pins too: --default-exclude / --default-authors were taken, changing nothing)
         unused = [name for name, v in (("calibration", calibration), ("keep", keep), ("top", top),
-                                        ("recall", recall), ("embedder", embedder), ("max_tokens", max_tokens))
+                                        ("recall", recall), ("embedder", embedder), ("max_tokens", max_tokens),
+                                        ("default_exclude", default_exclude), ("default_authors", default_authors))
                   if v is not None]
         if unused:
             raise InputError("only the prefilter reads it, and a backfill runs it with --embed alone (without it "
@@ -96,6 +101,8 @@ def backfill(
                       max_tokens=max_tokens, keep=keep, top=top, recall=recall, calibration=calibration,
                       no_calibration=no_calibration, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, batch_size=batch_size, db=db, offline=offline)
+    if embed:
+        check_embedder(s)            # naming --embedder, before the database opens ('no such' named no flag)
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store

@@ -397,19 +397,20 @@ def check_model(s: "Settings") -> None:
 
 def check_embedder(s: "Settings"):
     """The embedder the settings name (its Embedder, not loaded), or a ModelError naming prefilter.embedder (the
-    --embedder or ranker.toml line it came from) when no preset, folder or Hugging Face id has that name, said
+    --embedder or ranker.toml line it came from) when no preset, folder or Hugging Face id has that name (a
+    ConfigError when it names an LLM preset, said after "loading smollm2-135m ..." and naming no flag), said
     before a command reads its input: it said "-1: no such model folder ...", naming no flag, after the
     "loading -1 ..." line (calibrate's and eval's, after the history's). Only what is wrong wherever the vectors
     come from: a preset not prepared, or an id not cached offline, may still be served from the store's vectors."""
-    from ..errors import ModelError, given
-    from ..models import looks_like_hub_id, presets
+    from ..errors import ConfigError, ModelError
+    from ..models import check_name
     from ..prefilter.embed import Embedder
     emb = Embedder.from_settings(s)
-    name = s.prefilter.embedder
-    known = presets(s.models_dir)
-    if name not in known and not Path(name).expanduser().exists() and not looks_like_hub_id(name):
-        raise ModelError(f"no such model folder, preset ({', '.join(sorted(known))}) or Hugging Face id",
-                         key="prefilter.embedder", where=given(name))
+    try:
+        check_name(s.prefilter.embedder, "embedder", s.models_dir)
+    except (ConfigError, ModelError) as e:
+        e.key = "prefilter.embedder"
+        raise
     return emb
 
 

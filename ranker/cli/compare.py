@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (OPTION_KEYS, not_empty, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
-                     nothing_to_do)
+from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
+                     not_empty, nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -60,16 +60,16 @@ def compare(
     # an empty value was read as the current folder: every judgement file under it compared
     not_empty(gpt=gpt, local=local, papers=papers, prefilter=prefilter)
     check_out(out, folder=True)
-    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`), which can be read once, by any of its names
-    # (`--gpt /dev/stdin --local -` read it twice: the second side held no judgement, "nothing to do")
-    from ..io import own_descriptor
+    # '-': stdin (`zcat gpt.jsonl.gz | ranker compare --gpt - ...`; the readers take it as /dev/stdin), which can be
+    # read once, by any of its names (`--gpt /dev/stdin --local -` read it twice: the second side held no
+    # judgement, "nothing to do")
+    from ..io import stdin_or_descriptor
     given = {"gpt": gpt, "local": local, "papers": papers or [], "prefilter": prefilter or []}
-    dashes = [k for k, specs in given.items() for x in specs if x == "-" or own_descriptor(Path(x)) == 0]
+    dashes = [k for k, specs in given.items() for x in specs if stdin_or_descriptor(x) == 0]
     if len(dashes) > 1:
         raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if len(set(dashes)) == 1 else
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
                          + "; stdin can be read once: give files for the others", key=dashes[0])
-    gpt, local, papers, prefilter = (["/dev/stdin" if x == "-" else x for x in specs] for specs in given.values())
 
     shown = 0
 

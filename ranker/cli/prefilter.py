@@ -8,8 +8,8 @@ import typer
 
 from .common import (CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, given_path, info, load_settings, naming_stdout,
-                     nothing_to_do, one_keep_rule, out_path, warn_read)
+                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, given_path, info, load_settings,
+                     naming_stdout, nothing_to_do, one_keep_rule, out_path, warn_read)
 from .term import TERM
 
 

@@ -35,6 +35,7 @@ from .embed import paper_text
 from .history import LABEL_DAY_SUFFIX
 
 FORMAT = "ranker-calibration"
+KEY = "prefilter.calibration"          # the setting a calibration file comes from, named in its errors
 VERSION = 2
 # Recall targets the file stores a score threshold for (recall.py interpolates between them).
 RECALL_GRID = tuple(round(0.01 * i, 2) for i in range(1, 101))     # 0.01 .. 1.00
@@ -227,8 +228,7 @@ class Calibration:
             return np.zeros(0)
         if vectors.shape[1] != self.dim:
             raise InputError(f"the calibration was made with a {self.dim}-d embedder ('{self.embedder}') but "
-                             f"the papers are embedded in {vectors.shape[1]} dimensions",
-                             key="prefilter.calibration")
+                             f"the papers are embedded in {vectors.shape[1]} dimensions", key=KEY)
         M = self.stack_inputs(vectors, zero_shot, papers)
         z = (M - np.asarray(self.input_mean)) / np.asarray(self.input_scale)
         logit = z @ np.asarray(self.stack_coef) + self.stack_intercept
@@ -267,7 +267,7 @@ class Calibration:
                                        f"{{key:prefilter.max_tokens}} {tokens}" if tokens != now_tokens else "")
                            if x)
             raise InputError(f"this calibration was made with the embedder '{self.embedder}' ({self.dim}-d), "
-                             f"not '{key}'; use {use} or calibrate again", key="prefilter.calibration")
+                             f"not '{key}'; use {use} or calibrate again", key=KEY)
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | Path) -> None:
@@ -275,7 +275,16 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":
-        path = Path(path)
+        """The calibration in `path`; what is wrong with the file an InputError naming it and the setting it came
+        from (prefilter.calibration: `ranker run` said "gone.json: calibration file not found", naming no flag)."""
+        try:
+            return cls._load(Path(path))
+        except InputError as e:
+            e.key = e.key or KEY
+            raise
+
+    @classmethod
+    def _load(cls, path: Path) -> "Calibration":
         bad = "not a calibration file (expected the JSON that `ranker calibrate` writes)"
         try:
             d = json_loads(read_text(path, "calibration file"))

@@ -200,14 +200,15 @@ _SPACES = f"[\\s{_DASHES}]"
 
 
 def _matches_anything(pattern: re.Pattern) -> bool:
-    """Whether a pattern matches the empty text and every text tried here too: its own source and its words (the
-    text it names). One that matches an empty text may still need something missing, and is no unfinished line:
-    `^(?!.*\\bllm\\b)` (every paper that does not name LLMs, the topic filter written as an exclusion) or
-    `(?m)^$` (an empty abstract) do not match the words they name; `x*`, `^` or `(?!quantum)` match any text."""
+    """Whether a pattern matches the empty text and every text tried here too: its own source, its words (the
+    text it names) and a neutral "a". One that matches an empty text may still need something missing, and is no
+    unfinished line: `^(?!.*\\bllm\\b)` (every paper that does not name LLMs, the topic filter written as an
+    exclusion) or `(?m)^$` (an empty abstract) do not match the words they name, `withdrawn|^$` matches its own
+    source but not "a" (it was refused); `x*`, `^` or `(?!quantum)` match any text."""
     if pattern.search("") is None:
         return False
     words = " ".join(re.findall(r"\w+", re.sub(r"\\[A-Za-z]", " ", pattern.pattern)))     # \b, \d: not words
-    return all(pattern.search(t) is not None for t in (pattern.pattern, words))
+    return all(pattern.search(t) is not None for t in (pattern.pattern, words, "a"))
 
 
 def _between(gap: str) -> str:
