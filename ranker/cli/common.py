@@ -408,10 +408,29 @@ def check_embedder(s: "Settings"):
     emb = Embedder.from_settings(s)
     try:
         check_name(s.prefilter.embedder, "embedder", s.models_dir)
-    except (ConfigError, ModelError) as e:
+    except ModelError as e:
+        # a name that is nothing here (a model folder since removed) whose vectors the store holds: served from
+        # them, as before this check, while every text asked for is stored; a typo has none
+        if not _vectors_stored(s.db_path, emb.key):
+            e.key = "prefilter.embedder"
+            raise
+    except ConfigError as e:
         e.key = "prefilter.embedder"
         raise
     return emb
+
+
+def _vectors_stored(db: Path, embedder: str) -> bool:
+    """Whether the store at `db` (opened read-only, never created) holds any vector of `embedder`."""
+    from ..errors import RankerError
+    from ..store import Store
+    if not db.is_file():
+        return False
+    try:
+        with Store(db, read_only=True) as st:
+            return st.count_embeddings(embedder) > 0
+    except RankerError:
+        return False
 
 
 def check_prefilter(s: "Settings") -> None:
