@@ -437,12 +437,20 @@ def test_a_read_only_ranker_home_is_named_as_such_by_the_commands(read_only_home
     assert len(r.stderr.splitlines()) == 1
 
 
+def _put_refused(db):
+    """What a score put into `db` ends with while another connection holds its write lock (a 0.2 s wait)."""
+    from ranker.errors import StoreError
+    with Store(db, busy_timeout=0.2) as s:
+        with pytest.raises(StoreError) as e:
+            s.put_score(Score("1", 8, 7, "x"), "m", "h")
+    return e.value
+
+
 def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
     """Another process records a `ranker score` run and holds a write transaction open."""
     import subprocess
     import sys
     import textwrap
-    from ranker.errors import StoreError
     db = tmp_path / "r.sqlite3"
     Store(db).close()
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
@@ -455,13 +463,11 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
         """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "holding\n"
-        with Store(db, busy_timeout=0.2) as s:                 # opening an up-to-date database takes no lock
-            with pytest.raises(StoreError) as e:
-                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+        said = _put_refused(db)                               # opening an up-to-date database takes no lock
     finally:
         holder.kill()
         holder.wait()
-    msg = str(e.value)
+    msg = str(said)
     assert msg.startswith(f"{db}: database is locked: ")
     assert f"(probably ranker score, pid {holder.pid}, running since " in msg
 
@@ -469,19 +475,16 @@ def test_a_locked_database_names_itself_and_the_run_holding_it(tmp_path):
 def test_a_locked_database_with_no_run_recorded_names_the_commands_that_record_none(tmp_path):
     """`ranker backfill` writes its query vectors into the database without recording a run, but the line for a
     lock no recorded run holds did not name it among the probable holders."""
-    from ranker.errors import StoreError
     db = tmp_path / "r.sqlite3"
     Store(db).close()
     lock = sqlite3.connect(db, isolation_level=None)
     try:
         lock.execute("BEGIN IMMEDIATE")
-        with Store(db, busy_timeout=0.2) as s:
-            with pytest.raises(StoreError) as e:
-                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+        said = _put_refused(db)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    said = str(e.value).split("no ranker run is recorded as running: maybe ")[1]
+    said = str(said).split("no ranker run is recorded as running: maybe ")[1]
     assert "(ranker prefilter, eval, calibrate, similar, labels import, serve, backfill)" in said
 
 
@@ -492,7 +495,6 @@ def test_a_locked_database_names_every_run_recorded_as_running(tmp_path):
     line."""
     import json
     import socket
-    from ranker.errors import StoreError
     db = tmp_path / "r.sqlite3"
     Store(db).close()
     run = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
@@ -503,15 +505,13 @@ def test_a_locked_database_names_every_run_recorded_as_running(tmp_path):
         lock.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('score', ?, "
                      "'running', '{}', 4242, 'elsewhere.example')", (time.time(),))
         lock.execute("BEGIN IMMEDIATE")                    # the run's write
-        with Store(db, busy_timeout=0.2) as s:
-            with pytest.raises(StoreError) as e:
-                s.put_score(Score("1", 8, 7, "x"), "m", "h")
+        said = _put_refused(db)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
         run.stdin.close()
         run.wait()
-    msg = str(e.value)
+    msg = str(said)
     assert msg.startswith(f"{db}: database is locked: ") and len(msg.splitlines()) == 1
     assert f"(probably one of the runs recorded as running (ranker run, pid {run.pid}, running since " in msg
     assert "; ranker score, pid 4242 on elsewhere.example, running since " in msg
