@@ -66,6 +66,8 @@ def test_names_are_compared_without_accents_tex_or_case():
     ("Charles de Gaulle", "C. De Gaulle", True),
     ("Van Nguyen", "V. Nguyen", True),                 # capitalised: a given name
     ("le song", "L. Song", True),                      # written in lower case throughout: as before
+    ("Jan Smith", "Janet Smith", False),               # a given name that starts another is no initial of it
+    ("Janet Smith", "Jan Smith", False),
 ])
 def test_same_person(pin, author, same):
     assert same_person(name_tokens(pin), name_tokens(author)) is same
@@ -100,6 +102,19 @@ def test_authors_file_aliases_comments_and_bad_lines(tmp_path):
     assert e.value.where == f"{f}:2"
     with pytest.raises(InputError, match="authors file not found"):
         AuthorPins.read(tmp_path / "nope.txt")
+
+
+def test_an_authors_file_given_is_read_instead_of_the_one_beside_the_prompts(tmp_path):
+    """[digest] authors = FILE (or --authors) names the file to read: the prompts folder's own authors.txt is
+    the default only, never read over it (a user who keeps another list for a run pinned the wrong people)."""
+    from ranker.prefilter.rules import load_rules
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    (prompts / "authors.txt").write_text("Jane Doe\n")
+    mine = tmp_path / "mine.txt"
+    mine.write_text("John Roe\n")
+    assert [p.name for p in load_rules(prompts).pins.pins] == ["Jane Doe"]
+    assert [p.name for p in load_rules(prompts, authors=mine).pins.pins] == ["John Roe"]
 
 
 def test_a_pinned_family_name_with_its_particle_does_not_pin_an_initial(tmp_path):
@@ -157,6 +172,10 @@ def test_exclusion_phrases_and_patterns(tmp_path):
     assert hit("Three Case Studies of ...") == "case study"                     # consonant + y: -ies
     assert hit("A case-study") == "case study" and hit("Case studying") is None
     assert hit("Surveys of X") == "survey" and hit("Policy gradients") == "policy gradient"
+    ex = Exclusions.build(["GAN", "image patch", "box"])           # whole words at the start too; -es plurals
+    assert hit("Organ segmentation with U-Nets") is None and hit("StyleGAN editing") is None
+    assert hit("GANs for tabular data") == "GAN" and hit("x", "a conditional GAN") == "GAN"
+    assert hit("Learning from Image Patches") == "image patch" and hit("Bounding boxes") == "box"
     ex = Exclusions.build(["C++", "F# code"])                     # the symbols are part of the word
     assert hit("Fuzzing C++ compilers") == "C++" and hit("x", "we port F# code to ...") == "F# code"
     assert hit("Appendix C of the proof") is None and hit("C-level reasoning") is None
