@@ -191,9 +191,46 @@ def test_prefilter_keeps_a_share_of_each_day():
         for k in range(10):
             pid = f"{day}-{k}"
             rows[pid] = PrefilterRow(pid, base + 10 - k, kept=False, date=day)
-    gpt = {"2025-01-01-0": ScoreRow("2025-01-01-0", 9, 9)}
+    # GPT judged both days (a pick on day 1, a paper it passed over on day 2): a prefilter day GPT never judged
+    # is left out, and with day 2 gone the share of each day was never tried (pf["n"] was 10)
+    gpt = {"2025-01-01-0": ScoreRow("2025-01-01-0", 9, 9), "2025-01-02-9": ScoreRow("2025-01-02-9", 2, 2)}
     pf = compute_metrics(gpt, {}, prefilter=rows)["prefilter"]
+    assert (pf["n"], pf["gpt_picks"]) == (20, 1)
     assert pf["recall_at"]["10%"] == 1.0      # day 1's best paper is kept although day 2 outscores it
+
+
+def test_prefilter_ties_are_ranked_by_id_whatever_the_file_s_order():
+    """Two papers of one day with the same score: the lower id ranks first, as documented, so the recall at a
+    share does not depend on the order the prefilter file lists them in."""
+    for order in (("b", "a"), ("a", "b")):
+        rows = {i: PrefilterRow(i, 1.0, kept=False, date="2025-01-01") for i in order}
+        rows.update({f"z{k}": PrefilterRow(f"z{k}", 0.0, kept=False, date="2025-01-01") for k in range(8)})
+        pf = compute_metrics({"b": ScoreRow("b", 9, 9)}, {}, prefilter=rows)["prefilter"]
+        assert pf["recall_at"]["10%"] == 0.0, order     # 10% of 10 keeps one paper: "a", not the pick "b"
+        assert pf["recall_at"]["25%"] == 1.0, order
+
+
+def test_the_confusion_tables_put_gpt_on_the_rows_and_count_every_common_paper():
+    """confusion_relevance[g - 1][l - 1] counts the papers GPT scored g and the local model l; a score out of
+    1..10 (a GPT file's 0) is counted at the nearest end, not dropped from the table."""
+    gpt = {"a": ScoreRow("a", 9, 9), "b": ScoreRow("b", 0, 5), "c": ScoreRow("c", 3, 3)}
+    local = {"a": ScoreRow("a", 3, 3), "b": ScoreRow("b", 5, 12), "c": ScoreRow("c", 3, 3)}
+    m = compute_metrics(gpt, local)
+    rel, nov = np.array(m["confusion_relevance"]), np.array(m["confusion_novelty"])
+    assert rel.sum() == nov.sum() == 3
+    assert rel[8][2] == 1 and rel[2][8] == 0          # GPT 9 (row), local 3 (column)
+    assert rel[0][4] == 1 and nov[4][9] == 1          # 0 counted as 1, 12 as 10
+    assert rel[2][2] == 1
+
+
+def test_an_author_match_in_gpt_s_digest_is_no_pick_whatever_its_scores():
+    """The seed digest lists a pinned author's paper as "Author match" with the scores GPT gave it: it is in the
+    digest for its authors, not picked, so a local model that does not pick it misses nothing."""
+    gpt = {"a": ScoreRow("a", 10, 10, author_match=True), "b": ScoreRow("b", 9, 9)}
+    local = {"a": ScoreRow("a", 2, 2), "b": ScoreRow("b", 9, 9)}
+    m = compute_metrics(gpt, local)
+    sel = m["selection"]["common"]
+    assert (sel["gpt_picks"], sel["tp"], sel["fn"]) == (1, 1, 0) and m["gpt_picks_missed"] == []
 
 
 def test_no_overlap_gives_n_common_zero_and_a_message(tmp_path):
