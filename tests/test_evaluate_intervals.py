@@ -537,6 +537,25 @@ def test_a_mean_difference_of_two_rankings_of_the_same_days():
         np.mean(a), abs=1e-6), "difference": 0, "low": 0, "high": 0, "days": 20}
 
 
+def test_a_figure_no_shared_day_defines_is_null_not_zero():
+    """Two rankings neither of which defines a figure on a day they share (both None, or one side only): the
+    figure and the difference are null, as eval.json writes an undefined value, not 0 (a ranking that found
+    nothing)."""
+    assert iv.mean_difference([None, None], [0.5, 0.6]) == {"this": None, "other": None, "difference": None,
+                                                            "low": None, "high": None, "days": 0}
+
+
+def test_within_one_point_counts_a_difference_of_exactly_one():
+    """within-1 is |local - GPT| <= 1: a model that scores every GPT pick one point lower is within one point on
+    all of them (1.0), not on none."""
+    days = _sparse_days(n=2, picked=2)
+    for d in days:
+        d["pairs"] = [{"gpt": [8, 7], "local": [7, 8]}] * 4
+    c = iv.paired_comparison({"settings": {}, "days": days}, {"settings": {}, "days": copy.deepcopy(days)},
+                             against="x")
+    assert c["llm"]["relevance"]["within1"]["this"] == c["llm"]["novelty"]["within1"]["this"] == 1.0
+
+
 def test_a_calibrated_eval_says_its_gain_over_zero_shot_day_by_day(five):
     """With --calibrate each day's zero-shot figures stand beside the calibrated ones: their paired difference
     is what the calibration bought, interval included (here zero-shot is 0.05 worse in AUC every day)."""
