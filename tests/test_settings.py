@@ -681,3 +681,10 @@ def test_a_bad_engine_args_of_the_older_spelling_names_its_line(tmp_path, value,
     f = toml(tmp_path, f"[scoring]\nbackend = 'vllm'\nengine_args = {value}\n")
     r = ranker("config", "--config", f, "--offline", env={"RANKER_HOME": tmp_path / "home"}, timeout=120)
     assert r.returncode == 1 and r.stderr == f"error: {f}:3: scoring.vllm.engine_args: {problem}\n", r.stderr
+
+
+def test_a_list_variable_is_read_as_its_flag_is_spaces_and_empty_items_dropped(tmp_path):
+    """RANKER_TRUSTED_PROXIES="10.0.0.5, 10.0.0.0/30," (a space after a comma, a trailing comma) is the two
+    proxies, as --trusted-proxies reads the same text: the empty item is no proxy, nor an error."""
+    s = resolve(env={"RANKER_TRUSTED_PROXIES": "10.0.0.5, 10.0.0.0/30,", "RANKER_HOME": str(tmp_path)})
+    assert s.serve.trusted_proxies == ["10.0.0.5", "10.0.0.0/30"]
