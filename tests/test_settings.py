@@ -688,3 +688,11 @@ def test_a_list_variable_is_read_as_its_flag_is_spaces_and_empty_items_dropped(t
     proxies, as --trusted-proxies reads the same text: the empty item is no proxy, nor an error."""
     s = resolve(env={"RANKER_TRUSTED_PROXIES": "10.0.0.5, 10.0.0.0/30,", "RANKER_HOME": str(tmp_path)})
     assert s.serve.trusted_proxies == ["10.0.0.5", "10.0.0.0/30"]
+
+
+def test_an_api_key_read_from_an_env_file_written_on_windows_loses_its_line_end(tmp_path):
+    """OPENAI_API_KEY exported from an env-file with CRLF line ends ends in '\r', which no HTTP header may carry:
+    every request failed as 'connection failed'. The key is taken stripped, as every variable is."""
+    s = resolve(env={"OPENAI_API_KEY": " sk-test-123\r\n", "RANKER_HOME": str(tmp_path)})
+    key = s.openai_api_key
+    assert key.get_secret_value() == "sk-test-123"
