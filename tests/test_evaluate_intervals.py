@@ -545,6 +545,23 @@ def test_a_figure_no_shared_day_defines_is_null_not_zero():
                                                             "low": None, "high": None, "days": 0}
 
 
+def test_an_eval_whose_first_days_have_no_zero_shot_figures_gets_no_zero_shot_intervals():
+    """A walk-forward calibration has no fit on its first days, which carry no zero-shot figures: the intervals
+    leave zero-shot out (its days would not be the others') rather than fail on the days without it."""
+    days = _sparse_days()
+    for d in days[2:]:
+        d["zero_shot"] = {"auc": 0.7}
+    r = iv.day_intervals(days)
+    assert "zero_shot" not in r and "minus_zero_shot" not in r and r["prefilter"]["auc"]["days"] == 2
+
+
+def test_against_an_eval_s_folder_reads_the_eval_json_in_it(tmp_path):
+    """--against takes the eval's output folder as well as its eval.json, as the help says."""
+    data = {"settings": {}, "days": _sparse_days()}
+    (tmp_path / "eval.json").write_text(json.dumps(data))
+    assert iv.read_eval(tmp_path) == iv.read_eval(tmp_path / "eval.json") == data
+
+
 def test_within_one_point_counts_a_difference_of_exactly_one():
     """within-1 is |local - GPT| <= 1: a model that scores every GPT pick one point lower is within one point on
     all of them (1.0), not on none."""
