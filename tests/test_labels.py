@@ -118,6 +118,21 @@ def test_the_same_verdict_twice_or_two_at_different_times_are_no_conflict(tmp_pa
         assert {pid: lb.label for pid, lb in s.get_labels().items()} == {"2505.00001": 1, "2505.00002": 1}
 
 
+def test_a_verdict_given_again_is_no_change_and_keeps_its_time(tmp_path):
+    """The same thumb clicked again, an undo of no label, or the same verdict imported later from another
+    machine changes nothing: no event, and the label keeps the time it was given (which a later import compares
+    against: a refreshed time would beat a verdict given elsewhere in between)."""
+    f = tmp_path / "labels.jsonl"
+    f.write_text('{"id": "2505.00001", "label": 1, "time": 300}\n')
+    with Store(tmp_path / "r.sqlite3") as s:
+        assert s.set_label("2505.00001", 1, "2025-05-15", created_at=100.0) == 1
+        assert s.set_label("2505.00001", 1, "2025-05-15", created_at=200.0) == 1      # clicked again
+        assert s.set_label("2505.00002", 0, created_at=200.0) == 0                     # undo of nothing
+        assert import_labels(s, f)["unchanged"] == 1                                    # the same, later
+        assert s.get_labels()["2505.00001"].created_at == 100.0
+        assert [(e["paper_id"], e["label"]) for e in s.label_events()] == [("2505.00001", 1)]
+
+
 def test_an_arxiv_id_is_read_without_its_version(tmp_path):
     f = tmp_path / "labels.jsonl"
     f.write_text('{"id": " 2505.09572v2 ", "label": "up", "time": 1}\n'
