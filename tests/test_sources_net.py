@@ -217,6 +217,16 @@ def test_fetch_ids_through_the_arxiv_package(api_env):
     assert hit.query["id_list"] == ["0808.05394,1707.08567"]
 
 
+def test_an_id_given_twice_is_fetched_and_written_once(api_env):
+    """`ranker fetch --ids 1707.08567,1707.08567v1` (an id pasted twice, once with its version): one paper, asked
+    for once (the list of ids it asks the API for holds it once, and so does the list it returns)."""
+    api_env.route("/api/query", Reply(200, ATOM_IDS))
+    papers = fetch_ids(["1707.08567", "arXiv:1707.08567v1", " 1707.08567 "], policy=api_env.policy())
+    assert [p.id for p in papers] == ["1707.08567"]
+    (hit,) = api_env.log
+    assert hit.query["id_list"] == ["1707.08567"]
+
+
 def test_fetch_ids_retries_then_fails_clearly(api_env):
     api_env.route("/api/query", Reply(503))
     with pytest.raises(FetchError, match="HTTP 503 to all 3 tries"):

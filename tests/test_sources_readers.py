@@ -116,6 +116,16 @@ def test_a_generational_suffix_after_a_comma_stays_with_its_author():
     assert pins.match(paper) == ["John Smith"]
 
 
+def test_an_rss_item_without_its_announce_type_element_takes_the_description_s():
+    """An item whose feed has no <arxiv:announce_type> (a feed saved by another tool, an older layout) says its type
+    in the description ("Announce Type: cross"): a cross-list read as a paper of no type."""
+    item = rss_item("2411.00009", "cross", ("cs.CV", "cs.LG")).replace(
+        "<arxiv:announce_type>cross</arxiv:announce_type>", "")
+    assert "announce_type>" not in item
+    paper, = read_papers(rss_doc([item]), announce="new,cross")
+    assert paper.announce_type == "cross"
+
+
 def test_rss_duplicates_across_categories_new_beats_cross():
     doc = rss_doc([rss_item("2411.00001", "cross", ("cs.CV", "cs.LG")),
                    rss_item("2411.00002", "new", ("cs.LG",)),
@@ -207,6 +217,18 @@ def test_snapshot_from_listing_rows(tmp_path):
     assert {p.date for p in read_papers(path, date="2025-05-14")} == {"2025-05-14"}
     kept = list(read_papers(path, categories="cs.LG"))
     assert kept and all("cs.LG" in p.categories for p in kept)
+
+
+def test_a_snapshot_row_with_parsed_authors_only_names_them_first_name_first(tmp_path):
+    """A snapshot row whose "authors" text is empty gives its authors as authors_parsed ([last, first, suffix]):
+    each is the name as written, "Jane Q. Doe", as the pins and the author features match it ("Doe Jane Q." is
+    another person to them)."""
+    row = to_snapshot(listing_rows(n=1)[0])
+    row.update(authors="", authors_parsed=[["Doe", "Jane Q.", ""], ["Ford", "Henry", "III"]])
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    paper, = read_papers(path)
+    assert paper.authors == ["Jane Q. Doe", "Henry Ford III"]
 
 
 def test_snapshot_streams_in_bounded_memory(tmp_path):
