@@ -66,6 +66,16 @@ def test_filters_window_categories_and_rows_already_ranked(tmp_path):
         == 300                              # the same paper on another day is another row
 
 
+def test_a_paper_without_a_day_is_no_row_of_a_backfill(tmp_path):
+    """A papers file whose row has no day (JSON lines without "date"): a backfill ranks and scores days, and such
+    a paper belongs to none; it was read as a row of the day "" (a shard of no day, scored every rerun)."""
+    src = tmp_path / "papers.jsonl"
+    src.write_text(json.dumps({"id": "2501.00001", "title": "Dated", "abstract": "a", "date": "2025-01-06"}) + "\n"
+                   + json.dumps({"id": "2501.00002", "title": "Undated", "abstract": "b"}) + "\n")
+    (split,) = plan_splits([src])
+    assert [(p.id, p.date) for p in read_split(split, Filters())] == [("2501.00001", "2025-01-06")]
+
+
 def test_dedupe_keeps_the_first_row_of_every_key():
     import pyarrow as pa
     t = pa.table({"id": ["a", "a", "b", "c", "c", "d"], "v": [1, 2, 3, 4, 5, 6]})
