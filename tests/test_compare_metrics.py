@@ -223,6 +223,15 @@ def test_the_confusion_tables_put_gpt_on_the_rows_and_count_every_common_paper()
     assert rel[2][2] == 1
 
 
+def test_the_misses_and_extra_picks_are_the_two_sides_differences():
+    """metrics.json's gpt_picks_missed and local_picks_extra (the report's lists under the selection table): the
+    papers one side picked and the other did not; a paper both picked is in neither."""
+    gpt = {"a": ScoreRow("a", 9, 9), "b": ScoreRow("b", 9, 9), "c": ScoreRow("c", 3, 3)}
+    local = {"a": ScoreRow("a", 2, 2), "b": ScoreRow("b", 9, 8), "c": ScoreRow("c", 9, 9)}
+    m = compute_metrics(gpt, local)
+    assert (m["gpt_picks_missed"], m["local_picks_extra"]) == (["a"], ["c"])
+
+
 def test_an_author_match_in_gpt_s_digest_is_no_pick_whatever_its_scores():
     """The seed digest lists a pinned author's paper as "Author match" with the scores GPT gave it: it is in the
     digest for its authors, not picked, so a local model that does not pick it misses nothing."""
