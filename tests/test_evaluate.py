@@ -740,6 +740,23 @@ def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, se
     assert not (tmp_path / "out" / "eval.json").exists()
 
 
+def test_ctrl_c_says_which_scores_were_scored_now_and_which_reused(tmp_path, settings, store):
+    """Ctrl-C of an eval whose earlier day's scores came from the store (an eval stopped before): the line
+    says how many it scored itself and how many it reused, not all of them as "scored so far"."""
+    from ranker.errors import Interrupted
+    hist = make_history(tmp_path / "hist")
+    with pytest.raises(Interrupted):                    # the first stopped eval stores 2025-05-13's scores
+        evaluate_history(hist, tmp_path / "out", settings, store=store, days=2,
+                         backend=FakeBackend("tiny", interrupt_after=1))
+    with pytest.raises(Interrupted) as e:               # 2025-04-30 scored now, 2025-05-13 reused, then Ctrl-C
+        evaluate_history(hist, tmp_path / "out", settings, store=store, days=3,
+                         backend=FakeBackend("tiny", interrupt_after=1))
+    assert (e.value.scored, e.value.reused, e.value.due) == (80, 40, 120)
+    assert str(e.value) == ("interrupted during scoring; 40 papers scored now and 40 reused from the store are "
+                            "kept; rerun to resume")
+    assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 80
+
+
 def test_a_rerun_says_its_scores_came_from_the_store(tmp_path, settings, store):
     """A second eval of the same model scores nothing: its summary and report say every score was reused from
     the store, not "80 papers scored" (eval.json's `reused` had the truth); the first says it scored them."""
