@@ -440,6 +440,22 @@ def test_a_groups_help_for_no_subcommand_into_a_full_disk_is_one_line(tmp_path):
     assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
 
 
+def test_a_path_holding_a_newline_is_named_on_one_line(tmp_path):
+    """A file name with a newline in it (a pasted path, a script's unquoted variable) printed the error line
+    broken in two ('error: /tmp/a' and 'b.jsonl: file not found'): the path is quoted as Python writes it, as
+    a model's name is, in an error from the library (where) and in one from the file system."""
+    missing = tmp_path / "a\nb.jsonl"
+    p = subprocess.run([*_cli(), "prefilter", "--papers", str(missing), "--out", str(tmp_path / "r.jsonl")],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == [f"error: {str(missing)!r}: file not found"], p.stderr
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "x\ty.jsonl"
+    p = subprocess.run([*_cli(), "labels", "export", str(out)], capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"error: {str(out)!r}: "), p.stderr
+
+
 _CLOSED_PIPE = """
 import multiprocessing, ranker.labels
 def export_labels(store, path):
