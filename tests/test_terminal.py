@@ -440,6 +440,16 @@ def test_a_groups_help_for_no_subcommand_into_a_full_disk_is_one_line(tmp_path):
     assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
 
 
+@pytest.mark.parametrize("args", [("--help",), ("fetch", "--help"), ("labels", "export", "--help"), ("--version",)])
+def test_clicks_own_output_into_a_full_disk_names_stdout(tmp_path, args):
+    """`ranker --help > /dev/full`: click writes the help (and --version) itself, past naming_stdout, and the line
+    was 'error: no space left on device', naming nothing; it names stdout as every other write to it does."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([*_cli(), *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
+
+
 def test_a_path_holding_a_newline_is_named_on_one_line(tmp_path):
     """A file name with a newline in it (a pasted path, a script's unquoted variable) printed the error line
     broken in two ('error: /tmp/a' and 'b.jsonl: file not found'): the path is quoted as Python writes it, as

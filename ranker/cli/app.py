@@ -207,6 +207,40 @@ def _stdout_reader_gone() -> bool:
         return False
 
 
+def _named(e: OSError) -> OSError:
+    """A failed write that names no file, made by click itself to the command's stdout (the help of `ranker
+    --help > /dev/full`, --version), named stdout as naming_stdout names ranker's own writes: the line was 'no
+    space left on device', naming nothing. Any other error as it is."""
+    from .common import STDOUT
+    if e.filename is not None:
+        return e
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        # click's echo, or typer's own copy of click (typer._click.utils)
+        if frame.f_code.co_name == "echo" and str(frame.f_globals.get("__name__")).endswith("click.utils"):
+            if _is_stdout(frame.f_locals.get("file")):
+                return OSError(e.errno, e.strerror or str(e), STDOUT)
+        tb = tb.tb_next
+    return e
+
+
+def _is_stdout(stream) -> bool:
+    """Whether a stream click wrote to is the command's stdout (descriptor 1, or TERM.out while 1 is the log)."""
+    if stream is None:
+        return False
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return stream is sys.stdout
+    if not TERM.capturing:
+        return fd == 1
+    try:
+        return fd == TERM.out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _help(ctx) -> None:
     """A group's help for a command line that names no subcommand, status 0. Written here, in main()'s own
     handler, so a reader gone (`ranker labels | true`) or a full disk is judged here too: it printed a
@@ -303,7 +337,7 @@ def main() -> None:
         if isinstance(e, sqlite3.Error):
             _fail(sqlite_error_line(e))
         if isinstance(e, OSError):
-            _fail(os_error_line(e))
+            _fail(os_error_line(_named(e)))
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:
