@@ -51,6 +51,16 @@ class _BrokenPipe(BaseException):
 
 
 class _Group(TyperGroup):
+    def make_context(self, info_name, args, parent=None, **extra):
+        # `ranker --help` and --version write while the command line is read, where click ends an EPIPE with
+        # its own status 1 as well
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise _BrokenPipe(e) from e
+            raise
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -159,9 +169,10 @@ def _end_by(signum: int) -> None:
 
 
 def _reader_gone() -> None:
-    """The reader of stdout (or of an --out pipe) went away (`ranker fetch --out - | head -1`): no line, status 1,
-    as click ends its own commands then. What is still buffered for that reader is dropped: a stream whose
-    flush fails is pointed at /dev/null, so the interpreter's last flush says nothing at exit."""
+    """The reader of stdout (or of an --out pipe) went away (`ranker fetch --out - | head -1`): no line, and the
+    process ends by SIGPIPE, as `cat`, `grep` or `yes` do then (the shell's 141; a script telling a reader gone
+    from a failure by it: status 1 said "error" where no error was). What is still buffered for that reader is
+    dropped: a stream whose flush fails is pointed at /dev/null, so the last flush before the end says nothing."""
     TERM.restore()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -173,7 +184,7 @@ def _reader_gone() -> None:
                 os.close(null)
             except (OSError, ValueError):
                 pass
-    sys.exit(1)
+    _end_by(signal.SIGPIPE)
 
 
 def _broken_pipe(e: BaseException) -> bool:
