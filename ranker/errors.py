@@ -127,19 +127,29 @@ def given(value: str) -> str:
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) during a step: which step (`stage`) and, where papers are scored, how many of those due
-    have a stored score by then (`scored` of `due`; None where the step scores nothing). A KeyboardInterrupt,
-    so whatever treats Ctrl-C specially still does; the CLI words it as one line and exits 130."""
+    have a stored score by then (`scored` of `due`; None where the step scores nothing), `reused` of those
+    taken from the store rather than scored by this command. A KeyboardInterrupt, so whatever treats Ctrl-C
+    specially still does; the CLI words it as one line and exits 130."""
 
-    def __init__(self, stage: str, scored: int | None = None, due: int | None = None):
+    def __init__(self, stage: str, scored: int | None = None, due: int | None = None,
+                 reused: int | None = None):
         super().__init__(stage)
         self.stage = stage
         self.scored = scored
         self.due = due
+        self.reused = reused
 
     def __str__(self) -> str:
-        kept = (f"{self.scored} paper{'s' if self.scored != 1 else ''} scored so far "
-                f"{'are' if self.scored != 1 else 'is'} kept" if self.scored is not None
-                else "what was stored so far is kept")
+        if self.scored is None:
+            kept = "what was stored so far is kept"
+        elif self.reused:
+            # a rerun of a stopped run reuses what the first stored: "12 scored so far" counted those too
+            now = self.scored - self.reused
+            kept = (f"{now} paper{'s' if now != 1 else ''} scored now and {self.reused} reused from the store "
+                    "are kept")
+        else:
+            kept = (f"{self.scored} paper{'s' if self.scored != 1 else ''} scored so far "
+                    f"{'are' if self.scored != 1 else 'is'} kept")
         return f"interrupted during {self.stage}; {kept}; rerun to resume"
 
 
@@ -170,24 +180,30 @@ def checkpoint() -> None:
 
 @contextmanager
 def during(stage: str, scored: Callable[[], int | None] | None = None,
-           due: Callable[[], int | None] | None = None) -> Iterator[None]:
+           due: Callable[[], int | None] | None = None,
+           reused: Callable[[], int | None] | None = None) -> Iterator[None]:
     """Name the step a Ctrl-C interrupts: a KeyboardInterrupt in the block becomes Interrupted(stage) (with
-    the counts `scored()` and `due()` give, when given); an Interrupted from an inner step keeps its stage and
-    gains the counts it lacks. The end of the block is a checkpoint, and after Ctrl-C any error in the block
-    (an engine whose worker process got the same signal) is the interrupt."""
+    the counts `scored()`, `due()` and `reused()` give, when given); an Interrupted from an inner step keeps its
+    stage and gains the counts it lacks. The end of the block is a checkpoint, and after Ctrl-C any error in
+    the block (an engine whose worker process got the same signal) is the interrupt."""
+    def counts() -> tuple:
+        return tuple(f() if f else None for f in (scored, due, reused))
+
     try:
         yield
         checkpoint()                       # a Ctrl-C the block swallowed stops the step here
     except Interrupted as e:
         if e.scored is None and scored is not None:
             e.scored = scored()
+            if e.reused is None and reused is not None:
+                e.reused = reused()        # of the same count: never one step's beside another's
         if e.due is None and due is not None:
             e.due = due()
         raise
     except KeyboardInterrupt as e:
-        raise Interrupted(stage, scored() if scored else None, due() if due else None) from e
+        raise Interrupted(stage, *counts()) from e
     except Exception as e:
         if not _INTERRUPT.is_set():
             raise
         # after Ctrl-C, an engine whose worker process got the same signal fails with its own error
-        raise Interrupted(stage, scored() if scored else None, due() if due else None) from e
+        raise Interrupted(stage, *counts()) from e

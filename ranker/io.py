@@ -661,7 +661,10 @@ class RetryPolicy:
 
     def wait(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds before retry number `attempt` (0-based): the backoff, or what the server asked if longer."""
-        backoff = max(self.floor, min(self.max_wait, self.backoff * (2 ** attempt)) * random.uniform(0.8, 1.0))
+        # the doubling stops at 2**1000 (any backoff a setting allows times it is still a finite float): `retries`
+        # has no upper bound, and 2.0 ** 1024 overflowed, the 1,025th retry ending the command with an OverflowError
+        doubled = self.backoff * 2.0 ** min(attempt, 1000)
+        backoff = max(self.floor, min(self.max_wait, doubled) * random.uniform(0.8, 1.0))
         return backoff if retry_after is None else min(self.max_wait, max(retry_after, backoff))
 
 

@@ -245,7 +245,7 @@ def score_papers(papers: Iterable[Paper], backend: Backend, prompts: PromptSet, 
     total = len(run.papers)
     t0 = time.perf_counter()
     try:
-        with during("scoring", scored=lambda: len(run.scores), due=lambda: total):
+        with during("scoring", scored=lambda: len(run.scores), due=lambda: total, reused=lambda: run.reused):
             _score_pending(pending, backend, prompts, opt, run, store, run_id, progress, total, related)
     except KeyboardInterrupt as e:
         e.run = run              # as far as it got, its spend included (as steps.score_day's BackendError)

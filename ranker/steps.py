@@ -425,7 +425,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                 run = getattr(e, "run", None)         # as far as it got: what it spent goes in the manifest
                 raise
             timings.update(model_load=run.load_seconds, score=time.perf_counter() - t - run.load_seconds)
-            with during("writing the digest", scored=lambda: len(run.scores)):
+            with during("writing the digest", scored=lambda: len(run.scores), reused=lambda: run.reused):
                 from .index import reupload_notes
                 digest = render_digest(day.date, day.papers, run, settings, scanned=pre.kept, prompts=prompts,
                                        rules=rules,

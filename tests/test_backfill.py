@@ -708,6 +708,30 @@ def test_cli_backfill_and_import(tmp_path):
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1
 
 
+def test_import_into_a_database_not_there_says_it_made_one(tmp_path):
+    """`ranker import bf/ --db new.sqlite3`: importing into a new home is a use, but a mistyped --db left a new
+    database there without a word (the next command found nothing in the one meant). One line names the new
+    database, only when it was made; a folder that is no backfill is refused before any database is made."""
+    out = tmp_path / "bf"
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+               "m", "--db", tmp_path / "first.sqlite3")
+    assert p.returncode == 0, p.stderr
+    db = tmp_path / "new" / "r.sqlite3"
+    (tmp_path / "new").mkdir()
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 0, p.stderr
+    said = f"{db}: a new database (there was none); the import made it"
+    assert said in p.stderr.splitlines(), p.stderr
+    with Store(db) as store:
+        assert store.count_papers() == 192
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 0 and "new database" not in p.stderr, p.stderr
+    other = tmp_path / "other.sqlite3"
+    p = ranker("import", tmp_path / "new", "--db", other)
+    assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert not other.exists()
+
+
 def test_import_of_a_backfill_stopped_after_one_shard_counts_it_in_words(tmp_path):
     # a backfill whose scoring failed leaves its papers' shard; importing it said "1 shards"
     out, db = tmp_path / "bf", tmp_path / "r.sqlite3"

@@ -350,7 +350,8 @@ def test_counts_past_a_thousand_are_grouped_alike_in_the_summaries(tmp_path):
     import shutil
     from ranker.prompts import DEFAULT_DIR
     shutil.copytree(DEFAULT_DIR, tmp_path / "p")
-    (tmp_path / "p" / "exclude.txt").write_text("re:.\n")          # every paper
+    # every paper: no "xyzzy" in any (`re:.` is refused, as it would be the day whole)
+    (tmp_path / "p" / "exclude.txt").write_text("re:(?s)^(?!.*xyzzy)\n")
     r = ranker("prefilter", "--papers", big, "--out", tmp_path / "r.jsonl", "--db", tmp_path / "db.sqlite3",
                "--prompts", tmp_path / "p", "--offline")
     assert r.returncode == 0, r.stderr

@@ -678,6 +678,54 @@ def test_an_undefined_spearman_says_why(tmp_path, settings, store, monkeypatch):
     assert "Relevance Spearman" not in summary_markdown(data)
 
 
+def test_eval_json_says_why_a_spearman_is_null_pooled_and_per_day(tmp_path, settings, store, monkeypatch):
+    """eval.json's `spearman: null` comes with its reason (`spearman_undefined`), pooled and on each day, as the
+    summary says it; and report.html says each day's own undefined Spearman under the per-day table (the
+    pooled one's reason was all it had, the day's "–" was left unexplained)."""
+    import ranker.backends.fake as fake
+    real = fake.fake_scores
+    monkeypatch.setattr(fake, "fake_scores", lambda i: (real(i)[0], 10))
+    hist = make_history(tmp_path / "hist")
+    evaluate_history(hist, tmp_path / "out", settings, store=store, days=2, backend=FakeBackend("tiny"))
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    m = data["overall"]["llm"]
+    n = m["novelty"]["n"]
+    assert m["novelty"]["spearman"] is None and n >= 2
+    assert m["novelty"]["spearman_undefined"] == f"the model gave all {n} the same NOVELTY, 10"
+    assert m["relevance"]["spearman"] is not None and m["relevance"]["spearman_undefined"] is None
+    html = (tmp_path / "out" / "report.html").read_text().split("Per day: LLM and digest")[1]
+    assert len(data["days"]) == 2
+    for d in data["days"]:
+        k = d["llm"]["novelty"]["n"]
+        assert d["llm"]["novelty"]["spearman"] is None and k >= 2
+        assert d["llm"]["novelty"]["spearman_undefined"] == f"the model gave all {k} the same NOVELTY, 10"
+        said = f"{d['date']}: Novelty Spearman undefined: the model gave all {k} the same NOVELTY, 10."
+        assert f'<p class="muted">{said}</p>' in html, html[:3000]
+
+
+def test_a_days_undefined_spearman_is_said_though_the_pooled_one_is_defined():
+    """One day whose model gave both of GPT's picks the same NOVELTY, and one with a single pick: the pooled
+    Spearman is defined (no reason), each day's is not, and each says its own reason."""
+    from ranker.evaluate.figures import llm_figures, overall
+    from ranker.evaluate.report import day_spearman_gaps
+    a = [{"id": "a1", "gpt": [8, 7], "local": [8, 9]}, {"id": "a2", "gpt": [9, 8], "local": [9, 9]}]
+    b = [{"id": "b1", "gpt": [10, 9], "local": [6, 5]}]
+    days = []
+    for date, pairs in (("2025-05-13", a), ("2025-05-14", b)):
+        ids = [p["id"] for p in pairs]
+        days.append({"date": date, "prefilter": {"papers": 2, "picks": len(ids)}, "pairs": pairs,
+                     "llm": {"scored": len(ids), "failed": 0, **llm_figures(pairs, ids, set(ids), set())}})
+    o = overall(days)["llm"]
+    assert o["novelty"]["spearman"] is not None and o["novelty"]["spearman_undefined"] is None
+    assert days[0]["llm"]["novelty"]["spearman_undefined"] == "the model gave all 2 the same NOVELTY, 9"
+    assert days[0]["llm"]["relevance"]["spearman_undefined"] is None
+    need = "it needs at least 2 of GPT's picks with a score from both GPT and the model, and has 1"
+    assert days[1]["llm"]["relevance"]["spearman_undefined"] == need
+    assert day_spearman_gaps(days) == [
+        "2025-05-13: Novelty Spearman undefined: the model gave all 2 the same NOVELTY, 9.",
+        f"2025-05-14: Relevance Spearman undefined: {need}; novelty Spearman undefined: {need}."]
+
+
 def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, settings, store):
     """Ctrl-C while the second day is scored: the line says the first day's scores are kept too (they are, in
     the store), not the count of the interrupted day alone ("0 papers scored so far are kept")."""
@@ -690,6 +738,23 @@ def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, se
     assert str(e.value) == "interrupted during scoring; 40 papers scored so far are kept; rerun to resume"
     assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 40
     assert not (tmp_path / "out" / "eval.json").exists()
+
+
+def test_ctrl_c_says_which_scores_were_scored_now_and_which_reused(tmp_path, settings, store):
+    """Ctrl-C of an eval whose earlier day's scores came from the store (an eval stopped before): the line
+    says how many it scored itself and how many it reused, not all of them as "scored so far"."""
+    from ranker.errors import Interrupted
+    hist = make_history(tmp_path / "hist")
+    with pytest.raises(Interrupted):                    # the first stopped eval stores 2025-05-13's scores
+        evaluate_history(hist, tmp_path / "out", settings, store=store, days=2,
+                         backend=FakeBackend("tiny", interrupt_after=1))
+    with pytest.raises(Interrupted) as e:               # 2025-04-30 scored now, 2025-05-13 reused, then Ctrl-C
+        evaluate_history(hist, tmp_path / "out", settings, store=store, days=3,
+                         backend=FakeBackend("tiny", interrupt_after=1))
+    assert (e.value.scored, e.value.reused, e.value.due) == (80, 40, 120)
+    assert str(e.value) == ("interrupted during scoring; 40 papers scored now and 40 reused from the store are "
+                            "kept; rerun to resume")
+    assert store.conn.execute("SELECT count(*) FROM scores").fetchone()[0] == 80
 
 
 def test_a_rerun_says_its_scores_came_from_the_store(tmp_path, settings, store):

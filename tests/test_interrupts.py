@@ -119,6 +119,26 @@ def test_ctrl_c_during_scoring_says_what_is_kept_and_exits_130(db, tmp_path):
     assert f"8 kept by the prefilter, {8 - stored} scored ({stored} reused, 0 failed)" in r.stderr
 
 
+def test_ctrl_c_of_a_resumed_run_says_what_it_scored_and_what_it_reused(db, tmp_path):
+    """A run stopped, rerun and stopped again: the second line counts the papers it scored itself apart from
+    those the first had stored ("scored so far" counted the reused ones as its own)."""
+    out, cfg = tmp_path / "out", config(tmp_path, batch_size=1)
+    args = ("run", "--papers", LISTING, "--out", out, "--db", db, "--backend", "fake", "--backend-option",
+            "delay=0.3", "--config", cfg)
+    p = start(*args)
+    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 2)
+    rc, err, _ = finish(p, sent)
+    first = len(query(db, "SELECT 1 FROM scores"))
+    assert rc == 130 and err == LINE.format(stage="scoring", n=first), err
+    p = start(*args)
+    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= first + 2)
+    rc, err, _ = finish(p, sent)
+    now = len(query(db, "SELECT 1 FROM scores")) - first
+    assert rc == 130 and now >= 2 and first + now < 8
+    assert err == (f"interrupted during scoring; {now} papers scored now and {first} reused from the store are "
+                   "kept; rerun to resume\n"), err
+
+
 def test_ctrl_c_while_fetching_from_a_hanging_feed(db, tmp_path):
     with silent_server() as url:
         p = start("run", "--out", tmp_path / "out", "--db", db, "--backend", "fake", RANKER_RSS_URL=url + "/rss/")

@@ -350,6 +350,23 @@ def test_retry_backs_off_then_gives_up_with_the_count():
     assert [n for n, _ in heard] == [1, 2] and all(0 < w <= 0.04 for _, w in heard)
 
 
+def test_retry_goes_on_past_a_thousand_retries_at_the_longest_wait():
+    # `retries` has no upper bound (RANKER_FETCH_RETRIES=5000: keep asking a flaky mirror for days); the 1,025th
+    # retry's backoff, 2.0 ** 1024, overflowed and the command ended with an OverflowError
+    policy, n, waits = RetryPolicy(retries=5000, backoff=2.0, max_wait=120.0), [], []
+
+    def flaky():
+        n.append(1)
+        if len(n) <= 1100:
+            raise Retryable("HTTP 503", status=503)
+        return "ok"
+
+    assert retry(flaky, policy, lambda k, err, w: waits.append(w), sleep=lambda s: None) == "ok"
+    assert len(waits) == 1100 and all(0.8 * 120.0 <= w <= 120.0 for w in waits[10:])
+    assert 0.8 * 120.0 <= policy.wait(4999) <= 120.0 and policy.wait(4999, retry_after=5.0) >= 96.0
+    assert RetryPolicy(retries=5000, backoff=0.0, max_wait=1.0).wait(4999) == 0.0
+
+
 def test_retry_honours_retry_after_and_refuses_a_long_one():
     n = []
 

@@ -204,6 +204,32 @@ def test_a_pattern_that_matches_an_empty_text_is_refused_not_applied_to_every_pa
     assert Exclusions.build(["re:\\bquantum\\b"]).rules        # a pattern that needs some text still is one
 
 
+@pytest.mark.parametrize("rule", ["re:.", "re:\\b", "re:\\w", "re:\\S", "re:[a-z]", "re:[aeiou]"])
+def test_a_pattern_every_real_paper_matches_is_refused(tmp_path, rule):
+    """`re:.`, `re:\\b`, `re:\\w` need a text, so the empty-text refusal let them through, but every paper has one:
+    the whole day was excluded ("kept 0 of 192 papers", exit 0). A pattern that matches each paper of a real day
+    (the one bundled with ranker) is refused where it is written, the file's line or the setting, as one that
+    matches an empty text is."""
+    f = tmp_path / "exclude.txt"
+    f.write_text(f"re:\\bquantum\\b\n{rule}\n")
+    with pytest.raises(InputError) as e:
+        Exclusions.build([], f)
+    assert e.value.where == f"{f}:2", e.value.where
+    assert str(e.value) == (f"{f}:2: {rule!r} matches every paper (it matches each of the 192 papers of a real day, "
+                            "2025-05-15); give what a title or abstract must contain")
+    with pytest.raises(ConfigError) as e:
+        Exclusions.build([rule])
+    assert e.value.key == "prefilter.exclude" and "matches every paper" in str(e.value)
+
+
+@pytest.mark.parametrize("rule", ["re:\\bquantum\\b", "re:^Towards", "re:(?i)\\bLLMs?\\b", "re:\\bwe\\b",
+                                  "re:(?s)^(?!.*\\btransformer)"])
+def test_a_pattern_many_real_papers_match_is_still_a_rule(rule):
+    """A broad pattern that some real paper escapes is the user's to write (a topic filter as an exclusion: every
+    paper not naming transformers)."""
+    assert Exclusions.build([rule]).rules[0].text == rule
+
+
 @pytest.mark.parametrize("rule,excluded,kept", [
     # the topic filter written as an exclusion: every paper that does not name LLMs
     ("re:(?s)^(?!.*\\bllm\\b)", "Graph coloring\nWe colour graphs.", "An LLM agent\nWe distil."),

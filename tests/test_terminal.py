@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -366,8 +367,8 @@ def test_a_real_vllm_run_to_a_file_and_its_rerun(db, tmp_path):
                                   ("fetch", "--from", str(LISTING), "--out", "-"),
                                   ("score", "--papers", str(LISTING), "--out", "-", "--backend", "fake")])
 def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
-    """`ranker prefilter --out - | head -1`: the reader closes the pipe early. The command stops quietly (exit 1,
-    click's status for a broken pipe), with no traceback: closing the log's stdout used to raise
+    """`ranker prefilter --out - | head -1`: the reader closes the pipe early. The command stops quietly (ended by
+    SIGPIPE, as shell tools are), with no traceback: closing the log's stdout used to raise
     BrokenPipeError out of main(). Every command alike: fetch and score, whose --out is written as a file is,
     said `error: stdout: cannot write: Broken pipe` where prefilter said nothing."""
     read, write = os.pipe()
@@ -380,8 +381,22 @@ def test_a_reader_that_goes_away_is_no_traceback(db, tmp_path, args):
                            text=True, env=env, timeout=300)
     finally:
         os.close(write)
-    assert p.returncode == 1 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+    assert p.returncode == -signal.SIGPIPE, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
     assert "Broken pipe" not in p.stderr and "error:" not in p.stderr, p.stderr
+
+
+def test_a_reader_gone_ends_ranker_as_it_ends_shell_tools(db, tmp_path):
+    """`ranker fetch --out - | head -1` in a shell: ranker ended with status 1, the status it gives an error, where
+    `cat FILE | head -1` gives 141 (ended by SIGPIPE): a script under `pipefail` that lets a reader gone pass
+    took ranker's for a failure. Now 141 too, with nothing on stderr."""
+    script = ('cat "$1" | head -1 >/dev/null; cat=${PIPESTATUS[0]}; '
+              '"${@:2}" 2>err.txt | head -1 >/dev/null; echo "$cat ${PIPESTATUS[0]}"')
+    r = subprocess.run(["bash", "-c", script, "bash", str(LISTING), *_cli(), "fetch", "--from", str(LISTING),
+                        "--out", "-", "--db", str(db)], cwd=tmp_path, capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=300)
+    assert r.stdout.split() == ["141", "141"], (r.stdout, r.stderr, (tmp_path / "err.txt").read_text())
+    assert (tmp_path / "err.txt").read_text() == ""
 
 
 def _into_a_closed_pipe(tmp_path, *args) -> subprocess.CompletedProcess:
@@ -396,13 +411,13 @@ def _into_a_closed_pipe(tmp_path, *args) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args", [("fetch", "--help"), ("labels", "export", "--help"), ("models", "list", "--help"),
-                                  ("--help",)])
+                                  ("--help",), ("--version",)])
 def test_a_commands_help_into_a_gone_reader_is_quiet(tmp_path, args):
     """`ranker fetch --help | head -0`: click writes the help itself, past naming_stdout, so its EPIPE named
-    nothing and was taken for a worker's pipe: 'error: broken pipe'. The reader of stdout is gone: status 1,
-    no word, as for any other output."""
+    nothing and was taken for a worker's pipe: 'error: broken pipe'. The reader of stdout is gone: ended by
+    SIGPIPE, no word, as for any other output."""
     p = _into_a_closed_pipe(tmp_path, *args)
-    assert p.returncode == 1 and p.stderr == "", p.stderr
+    assert p.returncode == -signal.SIGPIPE and p.stderr == "", p.stderr
 
 
 def test_an_unnamed_write_to_a_gone_stdout_while_the_log_holds_descriptor_1_is_quiet(tmp_path):
@@ -421,15 +436,15 @@ def test_an_unnamed_write_to_a_gone_stdout_while_the_log_holds_descriptor_1_is_q
                            env=_env(tmp_path), timeout=120)
     finally:
         os.close(write)
-    assert p.returncode == 1 and p.stderr == "", p.stderr
+    assert p.returncode == -signal.SIGPIPE and p.stderr == "", p.stderr
 
 
 @pytest.mark.parametrize("args", [("labels",), ("models",), ()])
 def test_a_groups_help_for_no_subcommand_into_a_gone_reader_is_quiet(tmp_path, args):
     """`ranker labels | true`: a group named alone prints its help from main()'s own handler, whose EPIPE
-    escaped as a traceback. Quiet, status 1, as any output to a gone reader."""
+    escaped as a traceback. Quiet, ended by SIGPIPE, as any output to a gone reader."""
     p = _into_a_closed_pipe(tmp_path, *args)
-    assert p.returncode == 1 and p.stderr == "", p.stderr
+    assert p.returncode == -signal.SIGPIPE and p.stderr == "", p.stderr
 
 
 def test_a_groups_help_for_no_subcommand_into_a_full_disk_is_one_line(tmp_path):
@@ -438,6 +453,32 @@ def test_a_groups_help_for_no_subcommand_into_a_full_disk_is_one_line(tmp_path):
         p = subprocess.run([*_cli(), "labels"], stdout=full, stderr=subprocess.PIPE, text=True,
                            env=_env(tmp_path), timeout=120)
     assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
+
+
+@pytest.mark.parametrize("args", [("--help",), ("fetch", "--help"), ("labels", "export", "--help"), ("--version",)])
+def test_clicks_own_output_into_a_full_disk_names_stdout(tmp_path, args):
+    """`ranker --help > /dev/full`: click writes the help (and --version) itself, past naming_stdout, and the line
+    was 'error: no space left on device', naming nothing; it names stdout as every other write to it does."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([*_cli(), *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                           env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == ["error: stdout: no space left on device"], p.stderr
+
+
+def test_a_path_holding_a_newline_is_named_on_one_line(tmp_path):
+    """A file name with a newline in it (a pasted path, a script's unquoted variable) printed the error line
+    broken in two ('error: /tmp/a' and 'b.jsonl: file not found'): the path is quoted as Python writes it, as
+    a model's name is, in an error from the library (where) and in one from the file system."""
+    missing = tmp_path / "a\nb.jsonl"
+    p = subprocess.run([*_cli(), "prefilter", "--papers", str(missing), "--out", str(tmp_path / "r.jsonl")],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and p.stderr.splitlines() == [f"error: {str(missing)!r}: file not found"], p.stderr
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "x\ty.jsonl"
+    p = subprocess.run([*_cli(), "labels", "export", str(out)], capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"error: {str(out)!r}: "), p.stderr
 
 
 _CLOSED_PIPE = """

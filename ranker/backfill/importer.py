@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import InputError
 from ..io import Progress, Warn
 from ..records import Failure, Score
 from ..store import Store
@@ -54,9 +53,7 @@ def import_backfill(out: str | Path, store: Store, progress: Progress | None = N
     An embedded folder's vectors then join the corpus index (a rebuild, or a failure to write the index, is
     one line to `warn`, never an error: the index is derived data)."""
     out = Path(out).expanduser()
-    if not (out / mf.NAME).exists():
-        raise InputError("not a backfill folder (no manifest.json)", where=str(out))
-    m = mf.load(out)
+    m = mf.load_folder(out)
     embedder = (m.get("pinned") or {}).get("embedder")
     res = ImportResult()
     with store.recording("import", {"folder": str(out)}) as rec:

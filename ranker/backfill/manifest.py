@@ -45,6 +45,15 @@ def load(out: Path) -> dict:
     return d
 
 
+def load_folder(out: str | Path) -> dict:
+    """The manifest of a folder `ranker backfill` wrote (what `ranker import` reads); a folder without one is an
+    InputError naming the folder."""
+    out = Path(out).expanduser()
+    if not (out / NAME).exists():
+        raise InputError("not a backfill folder (no manifest.json)", where=str(out))
+    return load(out)
+
+
 def save(out: Path, manifest: dict) -> Path:
     path = Path(out) / NAME
     atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")

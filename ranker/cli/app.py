@@ -51,6 +51,16 @@ class _BrokenPipe(BaseException):
 
 
 class _Group(TyperGroup):
+    def make_context(self, info_name, args, parent=None, **extra):
+        # `ranker --help` and --version write while the command line is read, where click ends an EPIPE with
+        # its own status 1 as well
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise _BrokenPipe(e) from e
+            raise
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -159,9 +169,10 @@ def _end_by(signum: int) -> None:
 
 
 def _reader_gone() -> None:
-    """The reader of stdout (or of an --out pipe) went away (`ranker fetch --out - | head -1`): no line, status 1,
-    as click ends its own commands then. What is still buffered for that reader is dropped: a stream whose
-    flush fails is pointed at /dev/null, so the interpreter's last flush says nothing at exit."""
+    """The reader of stdout (or of an --out pipe) went away (`ranker fetch --out - | head -1`): no line, and the
+    process ends by SIGPIPE, as `cat`, `grep` or `yes` do then (the shell's 141; a script telling a reader gone
+    from a failure by it: status 1 said "error" where no error was). What is still buffered for that reader is
+    dropped: a stream whose flush fails is pointed at /dev/null, so the last flush before the end says nothing."""
     TERM.restore()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -173,7 +184,7 @@ def _reader_gone() -> None:
                 os.close(null)
             except (OSError, ValueError):
                 pass
-    sys.exit(1)
+    _end_by(signal.SIGPIPE)
 
 
 def _broken_pipe(e: BaseException) -> bool:
@@ -203,6 +214,40 @@ def _stdout_reader_gone() -> bool:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
         return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _named(e: OSError) -> OSError:
+    """A failed write that names no file, made by click itself to the command's stdout (the help of `ranker
+    --help > /dev/full`, --version), named stdout as naming_stdout names ranker's own writes: the line was 'no
+    space left on device', naming nothing. Any other error as it is."""
+    from .common import STDOUT
+    if e.filename is not None:
+        return e
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        # click's echo, or typer's own copy of click (typer._click.utils)
+        if frame.f_code.co_name == "echo" and str(frame.f_globals.get("__name__")).endswith("click.utils"):
+            if _is_stdout(frame.f_locals.get("file")):
+                return OSError(e.errno, e.strerror or str(e), STDOUT)
+        tb = tb.tb_next
+    return e
+
+
+def _is_stdout(stream) -> bool:
+    """Whether a stream click wrote to is the command's stdout (descriptor 1, or TERM.out while 1 is the log)."""
+    if stream is None:
+        return False
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return stream is sys.stdout
+    if not TERM.capturing:
+        return fd == 1
+    try:
+        return fd == TERM.out.fileno()
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -303,7 +348,7 @@ def main() -> None:
         if isinstance(e, sqlite3.Error):
             _fail(sqlite_error_line(e))
         if isinstance(e, OSError):
-            _fail(os_error_line(e))
+            _fail(os_error_line(_named(e)))
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:

@@ -208,8 +208,10 @@ def out_path(path: Path) -> Path:
 
 def as_given(where: str) -> str:
     """A path an error names, as the user gave it: /dev/fd/5, the descriptor out_path wrote `--out -` to, is
-    stdout (/dev/stdout when it was given so); any other path as it is."""
-    return _GIVEN_AS.get(where, where)
+    stdout (/dev/stdout when it was given so); any other path as it is, but quoted as Python writes it where it
+    would not read back as typed (errors.given: a newline in a name printed the error on two lines)."""
+    from ..errors import given
+    return given(_GIVEN_AS.get(where, where))
 
 
 def check_out(out: Path, *, folder: bool = False) -> None:

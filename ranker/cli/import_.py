@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, given_path, info, load_settings, nothing_to_do
+from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, as_given, given_path, info, load_settings,
+                     nothing_to_do)
 
 
 def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.", parser=given_path)],
@@ -25,10 +26,17 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     """
     s = load_settings(config, verbose=verbose, db=db, offline=offline)
     from ..backfill import import_backfill
+    from ..backfill.manifest import load_folder
     from ..store import Store
 
+    load_folder(folder)             # a folder that is no backfill is said before a database is made for it
+    # importing into a new home (another machine, a database of its own) is a use: the database is made, and
+    # said, so that a mistyped --db / RANKER_DB is seen at once, not when the next command finds nothing there
+    new = not s.db_path.exists() and not s.db_path.is_symlink()
     with Store(s.db_path) as store, Progress() as bar:
         res = import_backfill(folder, store, progress=bar, warn=info)
+    if new:
+        info(f"{as_given(str(s.db_path))}: a new database (there was none); the import made it")
     if not res.shards:
         nothing_to_do(f"{folder} holds no shards (`ranker backfill` writes them)")
         return

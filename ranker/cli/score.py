@@ -62,7 +62,8 @@ def score(papers: PapersOpt,
             rec.status = run.status
         # once the bar is gone: `--out -` on the terminal the bar is drawn on had its lines erased by the bar's
         # redraws and its last frame left among them
-        with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows)):
+        with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows),
+                    reused=lambda: run.reused):
             atomic_write(out_path(out), run.lines())
     info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {out} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "

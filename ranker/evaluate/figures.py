@@ -10,6 +10,7 @@ import numpy as np
 
 from ..compare.metrics import agreement, selection
 from ..compare.readers import ScoreRow
+from ..compare.report import fmt_score
 from ..prefilter.metrics import day_metrics, recall_at
 from ..records import Ranked, Score
 
@@ -62,14 +63,43 @@ def pick_pairs(gpt: Mapping[str, ScoreRow], scores: Mapping[str, Score]) -> list
             for i, g in sorted(gpt.items()) if i in scores]
 
 
+SCORES = ("relevance", "novelty")      # a pair's "gpt" and "local" lists, in this order
+
+
+def spearman_undefined(pairs: Sequence[Mapping], k: int) -> str | None:
+    """Why the Spearman of score k (0: RELEVANCE, 1: NOVELTY) over these pairs is undefined, in words, or None
+    when it is defined (agreement's own condition): fewer than two pairs, or one side's scores all the same (a
+    rank correlation of a constant is undefined)."""
+    n = len(pairs)
+    mine, gpt = {p["local"][k] for p in pairs}, {p["gpt"][k] for p in pairs}
+    name = SCORES[k].upper()
+    if n < 2:
+        # a pair needs GPT's score too: picks flagged in a listing have none, however many the model scored
+        return f"it needs at least 2 of GPT's picks with a score from both GPT and the model, and has {n}"
+    if len(mine) == 1:
+        return f"the model gave all {n} the same {name}, {fmt_score(next(iter(mine)))}"
+    if len(gpt) == 1:
+        return f"GPT gave all {n} the same {name}, {fmt_score(next(iter(gpt)))}"
+    return None
+
+
+def _agreements(pairs: Sequence[Mapping]) -> dict:
+    """agreement() of RELEVANCE and NOVELTY over these pairs, each with `spearman_undefined`: why its Spearman
+    is null (None when it is not), so that eval.json says it as the summary and the report do."""
+    out = {}
+    for k, w in enumerate(SCORES):
+        a = agreement([p["gpt"][k] for p in pairs], [p["local"][k] for p in pairs])
+        a["spearman_undefined"] = spearman_undefined(pairs, k) if a["spearman"] is None else None
+        out[w] = a
+    return out
+
+
 def llm_figures(pairs: Sequence[Mapping], day_ids: Iterable[str], picks: set[str], digest: set[str]) -> dict:
-    """The LLM's agreement with GPT on GPT's picks it scored (Spearman, within-1, ... of RELEVANCE and NOVELTY),
-    and the digest against GPT's picks over every paper of the day (a paper GPT did not pick, or the LLM never
-    saw, counts as not picked by it)."""
+    """The LLM's agreement with GPT on GPT's picks it scored (Spearman, within-1, ... of RELEVANCE and NOVELTY,
+    with why a Spearman is undefined), and the digest against GPT's picks over every paper of the day (a paper
+    GPT did not pick, or the LLM never saw, counts as not picked by it)."""
     ids = list(day_ids)
-    return {"relevance": agreement([p["gpt"][0] for p in pairs], [p["local"][0] for p in pairs]),
-            "novelty": agreement([p["gpt"][1] for p in pairs], [p["local"][1] for p in pairs]),
-            "digest": selection([i in picks for i in ids], [i in digest for i in ids])}
+    return {**_agreements(pairs), "digest": selection([i in picks for i in ids], [i in digest for i in ids])}
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -96,7 +126,5 @@ def overall(days: Sequence[Mapping]) -> dict:
                            [True] * tp + [False] * fn + [True] * fp + [False] * tn)
         out["llm"] = {"scored": sum(d["llm"]["scored"] for d in scored),
                       "failed": sum(d["llm"]["failed"] for d in scored),
-                      "relevance": agreement([p["gpt"][0] for p in pairs], [p["local"][0] for p in pairs]),
-                      "novelty": agreement([p["gpt"][1] for p in pairs], [p["local"][1] for p in pairs]),
-                      "digest": digest}
+                      **_agreements(pairs), "digest": digest}
     return out

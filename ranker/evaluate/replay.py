@@ -325,6 +325,7 @@ def _score_days(days: list[DayEval], kept: dict[str, list], by_date: dict[str, H
                 # the counts of the whole eval, not of this day alone: the days before it are stored too
                 now = getattr(e, "run", None)
                 e.scored = sum(d.llm["scored"] for d in days[:i]) + (len(now.scores) if now else e.scored or 0)
+                e.reused = sum(d.llm["reused"] for d in days[:i]) + (now.reused if now else e.reused or 0)
                 e.due = sum(len(kept[d.date]) for d in days)
                 raise
             dig = render_digest(day.date, day.papers, run, settings, scanned=len(kept[ev.date]), prompts=prompts)

@@ -6,9 +6,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..compare.report import esc, figure, fmt, fmt_score, img, made_by, page_start, recall_png, scatter_png, table
+from ..compare.report import esc, figure, fmt, img, made_by, page_start, recall_png, scatter_png, table
 from ..io import counted, day_span
-from .figures import KEEPING, RANKING
+from .figures import KEEPING, RANKING, SCORES, spearman_undefined
 
 _NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "keep95",
           "kept_fraction": "kept", "kept_recall": "recall of kept"}
@@ -152,27 +152,25 @@ def _interval_row(iv: Mapping, keys, name: str = "95% interval") -> list[str]:
 
 def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
     """Why a pooled Spearman of the LLM's agreement is undefined ("–"), one sentence, a clause per score whose
-    is: fewer than two of GPT's picks with both GPT's score and the model's, or one side's scores all the same (a rank correlation of a
-    constant is undefined); "" when both are defined."""
+    is (figures.spearman_undefined: fewer than two of GPT's picks with both GPT's score and the model's, or one
+    side's scores all the same); "" when both are defined. Given one day and its `llm`, that day's."""
     pairs = [p for d in days for p in d.get("pairs") or []]
     out = []
-    for k, w in enumerate(("relevance", "novelty")):
+    for k, w in enumerate(SCORES):
         if llm.get(w, {}).get("spearman") is not None:
             continue
-        n = len(pairs)
-        mine, gpt = {p["local"][k] for p in pairs}, {p["gpt"][k] for p in pairs}
-        if n < 2:
-            # a pair needs GPT's score too: picks flagged in a listing have none, however many the model scored
-            why = f"it needs at least 2 of GPT's picks with a score from both GPT and the model, and has {n}"
-        elif len(mine) == 1:
-            why = f"the model gave all {n} the same {w.upper()}, {fmt_score(next(iter(mine)))}"
-        elif len(gpt) == 1:
-            why = f"GPT gave all {n} the same {w.upper()}, {fmt_score(next(iter(gpt)))}"
-        else:
-            continue
-        out.append(f"{w} Spearman undefined: {why}")
+        why = spearman_undefined(pairs, k)
+        if why:
+            out.append(f"{w} Spearman undefined: {why}")
     said = "; ".join(out)
     return said[:1].upper() + said[1:] + "." if said else ""
+
+
+def day_spearman_gaps(days: Iterable[Mapping]) -> list[str]:
+    """spearman_gaps of each scored day whose own Spearman is undefined, the day first: "2025-05-14: Novelty
+    Spearman undefined: the model gave all 3 the same NOVELTY, 10." (the per-day table's "–")."""
+    return [f"{d['date']}: {gaps}" for d in days if d.get("llm")
+            for gaps in [spearman_gaps([d], d["llm"])] if gaps]
 
 
 def scores_said(days: Iterable[Mapping], llm: Mapping) -> str:
@@ -299,7 +297,8 @@ def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None 
         add(comparison_html(comparison))
     add("<h2>Per day: prefilter</h2>" + _days_table(days, bool(o.get("zero_shot"))))
     if llm:
-        add("<h2>Per day: LLM and digest</h2>" + _llm_days_table(days))
+        add("<h2>Per day: LLM and digest</h2>" + _llm_days_table(days)
+            + "".join(f'<p class="muted">{esc(g)}</p>' for g in day_spearman_gaps(days)))
 
     add("<h2>Plots</h2><div class=\"plots\">")
     if days:

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
+from .. import REPO_DAY
 from ..errors import ConfigError, InputError
 from ..io import read_text
 from ..records import Paper
@@ -169,12 +171,14 @@ def compile_rule(text: str, origin: str, *, key: str | None = None) -> Rule:
             err = ConfigError if key else InputError
             raise err(f"not a valid regular expression in {raw!r}: {e}", key=key,
                       where=None if key else origin) from None
-        if _matches_anything(pattern):
+        why = _matches_anything(pattern)
+        if why:
             # `re:` alone, `re:x*`, `re:^`: a pattern an empty text matches matches every paper, and the day was
-            # excluded whole ("kept 0 of 192 papers", exit 0) for a line left unfinished
+            # excluded whole ("kept 0 of 192 papers", exit 0) for a line left unfinished; `re:.`, `re:\w`
+            # need a text, but every paper has one
             err = ConfigError if key else InputError
-            raise err(f"{raw!r} matches every paper (it matches an empty text); give what a title or abstract "
-                      "must contain", key=key, where=None if key else origin)
+            raise err(f"{raw!r} matches every paper ({why}); give what a title or abstract must contain", key=key,
+                      where=None if key else origin)
     else:
         # words, each with the + or # that may end it (C++, C#, F#: without them "C++" banned every "C")
         spans = list(re.finditer(r"\w+[+#]*", raw))
@@ -199,16 +203,40 @@ _DASHES = "\\-\u2010-\u2015\u2212"
 _SPACES = f"[\\s{_DASHES}]"
 
 
-def _matches_anything(pattern: re.Pattern) -> bool:
-    """Whether a pattern matches the empty text and every text tried here too: its own source, its words (the
-    text it names) and a neutral "a". One that matches an empty text may still need something missing, and is no
-    unfinished line: `^(?!.*\\bllm\\b)` (every paper that does not name LLMs, the topic filter written as an
-    exclusion) or `(?m)^$` (an empty abstract) do not match the words they name, `withdrawn|^$` matches its own
-    source but not "a" (it was refused); `x*`, `^` or `(?!quantum)` match any text."""
-    if pattern.search("") is None:
-        return False
+def _matches_anything(pattern: re.Pattern) -> str | None:
+    r"""Why a pattern would match every paper, or None: it matches the empty text and every text tried here too
+    (its own source, its words (the text it names) and a neutral "a"), or every real paper of a day (the day
+    bundled with ranker, the text an exclusion reads of each) and the words it names, where it names any.
+    One that matches an empty text may still need something missing, and is no unfinished line: `^(?!.*\bllm\b)`
+    (every paper that does not name LLMs, the topic filter written as an exclusion) or `(?m)^$` (an empty
+    abstract) do not match the words they name, `withdrawn|^$` matches its own source but not "a" (it was
+    refused); `x*`, `^` or `(?!quantum)` match any text. `.`, `\w`, `\b` or `[a-z]` match no empty text, but
+    any title (they excluded the whole day, exit 0), and so does `[aeiou]`, which names letters, not a word."""
     words = " ".join(re.findall(r"\w+", re.sub(r"\\[A-Za-z]", " ", pattern.pattern)))     # \b, \d: not words
-    return all(pattern.search(t) is not None for t in (pattern.pattern, words, "a"))
+    if pattern.search("") is not None and all(pattern.search(t) is not None for t in (pattern.pattern, words, "a")):
+        return "it matches an empty text"
+    texts = _real_texts()
+    if texts and all(pattern.search(t) is not None for t in texts) and (not words or pattern.search(words)):
+        return f"it matches each of the {len(texts)} papers of a real day, {REPO_DAY.parent.name}"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _real_texts() -> tuple[str, ...]:
+    """The text an exclusion reads (Exclusions.match) of each paper of the day bundled with ranker: titles and
+    abstracts of every kind of cs.LG / cs.AI paper; none when the package was installed without its data."""
+    import json
+    try:
+        lines = REPO_DAY.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ()
+    rows = [json.loads(x) for x in lines if x.strip()]
+    return tuple(_text(r.get("title") or "", r.get("abstract") or "") for r in rows)
+
+
+def _text(title: str, abstract: str) -> str:
+    """What an exclusion is matched against: the title and the abstract."""
+    return f"{title}\n{abstract}"
 
 
 def _between(gap: str) -> str:
@@ -231,7 +259,7 @@ class Exclusions:
 
     def match(self, paper: Paper) -> Rule | None:
         """The first rule the paper's title or abstract matches, or None."""
-        text = f"{paper.title}\n{paper.abstract}"
+        text = _text(paper.title, paper.abstract)
         for rule in self.rules:
             if rule.pattern.search(text):
                 return rule
