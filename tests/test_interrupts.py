@@ -300,10 +300,13 @@ def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
     stored = len(query(db, "SELECT 1 FROM scores"))
     assert rc == 130 and err == LINE.format(stage="scoring", n=stored), err
 
+    waiting = tmp_path / "waiting"
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
-              "--model", "stuck", "--backend-option", "delay=60", "--backend-option", "deaf=true")
-    waited = after(1.0)
-    signal_when(p, lambda: query(db, "SELECT status FROM runs WHERE id=2") == [("running",)] and waited())
+              "--model", "stuck", "--backend-option", "delay=60", "--backend-option", "deaf=true",
+              "--backend-option", f"waiting='{waiting}'")
+    # once the engine's request has begun (a second after the run row, as it was, raced a loaded machine: the
+    # Ctrl-C came before the engine and stopped the command at once)
+    signal_when(p, waiting.exists)
     time.sleep(1.0)
     assert p.poll() is None                                   # the engine swallowed the first Ctrl-C
     p.send_signal(signal.SIGINT)
