@@ -293,14 +293,29 @@ def test_total_timeout_bounds_one_request_whatever_the_retries():
 def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
     """An engine that catches KeyboardInterrupt (vLLM does while it starts): the run still stops at the next
     batch; a second Ctrl-C stops a process that is stuck in such an engine at once."""
+    waiting = tmp_path / "waiting"
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
-              "--backend-option", "delay=0.3", "--backend-option", "deaf=true", "--config", config(tmp_path, batch_size=1))
-    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 1)
+              "--backend-option", "delay=0.3", "--backend-option", "deaf=true", "--backend-option",
+              f"waiting='{waiting}'", "--config", config(tmp_path, batch_size=1))
+
+    seen: list[bool] = []
+
+    def in_a_later_request() -> bool:
+        """A score is stored and the engine is in a request begun since (the file made anew): the Ctrl-C meets
+        the deaf engine. Sent once the first score was seen, it could come between two requests and stop the
+        run at once, one paper kept (on a loaded machine)."""
+        if not seen and query(db, "SELECT 1 FROM scores"):
+            seen.append(True)
+            waiting.unlink(missing_ok=True)
+            return False
+        return bool(seen) and waiting.exists()
+    sent = signal_when(p, in_a_later_request)
     rc, err, _ = finish(p, sent)                    # (130, not 0: the deaf engine alone would score all 8)
     stored = len(query(db, "SELECT 1 FROM scores"))
     assert rc == 130 and err == LINE.format(stage="scoring", n=stored), err
+    assert stored >= 2                              # the request the Ctrl-C came in was finished
 
-    waiting = tmp_path / "waiting"
+    waiting.unlink()
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
               "--model", "stuck", "--backend-option", "delay=60", "--backend-option", "deaf=true",
               "--backend-option", f"waiting='{waiting}'")
