@@ -82,12 +82,6 @@ def signal_when(p: subprocess.Popen, ready, sig=signal.SIGINT, timeout=120) -> f
     pytest.fail("timed out waiting for the moment to signal")
 
 
-def after(seconds: float):
-    """A ready() that holds `seconds` after it is first asked (the command is then waiting on the server)."""
-    first: list[float] = []
-    return lambda: time.monotonic() - (first or first.append(time.monotonic()) or first)[0] >= seconds
-
-
 def finish(p: subprocess.Popen, sent: float, within: float = 10.0) -> tuple[int, str, float]:
     try:
         _out, err = p.communicate(timeout=60)
@@ -122,7 +116,9 @@ def test_ctrl_c_during_scoring_says_what_is_kept_and_exits_130(db, tmp_path):
 def test_ctrl_c_while_fetching_from_a_hanging_feed(db, tmp_path):
     with silent_server() as url:
         p = start("run", "--out", tmp_path / "out", "--db", db, "--backend", "fake", RANKER_RSS_URL=url + "/rss/")
-        sent = signal_when(p, after(2.0))
+        # once it asks the feed (two seconds after its start, as it was, raced a loaded machine's start of the
+        # command: the Ctrl-C came before the fetch)
+        sent = signal_when(p, url.connected)
         rc, err, _ = finish(p, sent)
     assert rc == 130 and err == LINE.format(stage="fetch", n=0), err
 
@@ -134,8 +130,7 @@ def test_ctrl_c_stops_a_run_waiting_on_a_hung_openai_server(db, tmp_path):
     with silent_server() as url:
         p = start("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "openai",
                   "--model", "m", OPENAI_BASE_URL=url + "/v1")
-        waited = after(1.5)
-        sent = signal_when(p, lambda: query(db, "SELECT status FROM runs") == [("running",)] and waited())
+        sent = signal_when(p, url.connected)            # its first request sent: scoring, waiting on the server
         # (a bound for a loaded machine, the interpreter's teardown included: the request alone would wait 120 s)
         rc, err, took = finish(p, sent, within=20.0)
     assert rc == 130 and err == LINE.format(stage="scoring", n=0), err
