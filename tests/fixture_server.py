@@ -14,6 +14,7 @@ sets the event.
 """
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -158,15 +159,28 @@ def self_signed(folder) -> tuple[str, str] | None:
     return str(cert), str(key)
 
 
+class SilentURL(str):
+    """The silent server's base URL, which also tells whether a client has connected."""
+    sock: socket.socket
+
+    def connected(self) -> bool:
+        """Whether a client's connection waits in the server's backlog (never accepted, never answered): the
+        client got as far as asking the server, and waits on it (told, not guessed with a timer, which a
+        loaded machine outran)."""
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+
 @contextmanager
 def silent_server():
     """Yield the base URL of a server that accepts the connection (the kernel does, via the backlog) and
-    never sends a byte."""
+    never sends a byte (a SilentURL: url.connected() says whether a client got there)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     s.listen(16)
+    url = SilentURL(f"http://127.0.0.1:{s.getsockname()[1]}")
+    url.sock = s
     try:
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+        yield url
     finally:
         s.close()
 

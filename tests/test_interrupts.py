@@ -82,12 +82,6 @@ def signal_when(p: subprocess.Popen, ready, sig=signal.SIGINT, timeout=120) -> f
     pytest.fail("timed out waiting for the moment to signal")
 
 
-def after(seconds: float):
-    """A ready() that holds `seconds` after it is first asked (the command is then waiting on the server)."""
-    first: list[float] = []
-    return lambda: time.monotonic() - (first or first.append(time.monotonic()) or first)[0] >= seconds
-
-
 def finish(p: subprocess.Popen, sent: float, within: float = 10.0) -> tuple[int, str, float]:
     try:
         _out, err = p.communicate(timeout=60)
@@ -142,7 +136,9 @@ def test_ctrl_c_of_a_resumed_run_says_what_it_scored_and_what_it_reused(db, tmp_
 def test_ctrl_c_while_fetching_from_a_hanging_feed(db, tmp_path):
     with silent_server() as url:
         p = start("run", "--out", tmp_path / "out", "--db", db, "--backend", "fake", RANKER_RSS_URL=url + "/rss/")
-        sent = signal_when(p, after(2.0))
+        # once it asks the feed (two seconds after its start, as it was, raced a loaded machine's start of the
+        # command: the Ctrl-C came before the fetch)
+        sent = signal_when(p, url.connected)
         rc, err, _ = finish(p, sent)
     assert rc == 130 and err == LINE.format(stage="fetch", n=0), err
 
@@ -154,8 +150,7 @@ def test_ctrl_c_stops_a_run_waiting_on_a_hung_openai_server(db, tmp_path):
     with silent_server() as url:
         p = start("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "openai",
                   "--model", "m", OPENAI_BASE_URL=url + "/v1")
-        waited = after(1.5)
-        sent = signal_when(p, lambda: query(db, "SELECT status FROM runs") == [("running",)] and waited())
+        sent = signal_when(p, url.connected)            # its first request sent: scoring, waiting on the server
         # (a bound for a loaded machine, the interpreter's teardown included: the request alone would wait 120 s)
         rc, err, took = finish(p, sent, within=20.0)
     assert rc == 130 and err == LINE.format(stage="scoring", n=0), err
@@ -313,17 +308,35 @@ def test_total_timeout_bounds_one_request_whatever_the_retries():
 def test_ctrl_c_stops_the_run_even_when_the_engine_swallows_it(db, tmp_path):
     """An engine that catches KeyboardInterrupt (vLLM does while it starts): the run still stops at the next
     batch; a second Ctrl-C stops a process that is stuck in such an engine at once."""
+    waiting = tmp_path / "waiting"
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
-              "--backend-option", "delay=0.3", "--backend-option", "deaf=true", "--config", config(tmp_path, batch_size=1))
-    sent = signal_when(p, lambda: len(query(db, "SELECT 1 FROM scores")) >= 1)
+              "--backend-option", "delay=0.3", "--backend-option", "deaf=true", "--backend-option",
+              f"waiting='{waiting}'", "--config", config(tmp_path, batch_size=1))
+
+    seen: list[bool] = []
+
+    def in_a_later_request() -> bool:
+        """A score is stored and the engine is in a request begun since (the file made anew): the Ctrl-C meets
+        the deaf engine. Sent once the first score was seen, it could come between two requests and stop the
+        run at once, one paper kept (on a loaded machine)."""
+        if not seen and query(db, "SELECT 1 FROM scores"):
+            seen.append(True)
+            waiting.unlink(missing_ok=True)
+            return False
+        return bool(seen) and waiting.exists()
+    sent = signal_when(p, in_a_later_request)
     rc, err, _ = finish(p, sent)                    # (130, not 0: the deaf engine alone would score all 8)
     stored = len(query(db, "SELECT 1 FROM scores"))
     assert rc == 130 and err == LINE.format(stage="scoring", n=stored), err
+    assert stored >= 2                              # the request the Ctrl-C came in was finished
 
+    waiting.unlink()
     p = start("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "fake",
-              "--model", "stuck", "--backend-option", "delay=60", "--backend-option", "deaf=true")
-    waited = after(1.0)
-    signal_when(p, lambda: query(db, "SELECT status FROM runs WHERE id=2") == [("running",)] and waited())
+              "--model", "stuck", "--backend-option", "delay=60", "--backend-option", "deaf=true",
+              "--backend-option", f"waiting='{waiting}'")
+    # once the engine's request has begun (a second after the run row, as it was, raced a loaded machine: the
+    # Ctrl-C came before the engine and stopped the command at once)
+    signal_when(p, waiting.exists)
     time.sleep(1.0)
     assert p.poll() is None                                   # the engine swallowed the first Ctrl-C
     p.send_signal(signal.SIGINT)

@@ -24,6 +24,8 @@ string (mid-word).
 
 delay     seconds each request takes (a slow engine: to watch progress, and for interrupt tests)
 deaf      the delay swallows Ctrl-C, as some engines do while they start (for interrupt tests)
+waiting   a file created once a request's delay has begun (inside it, so a Ctrl-C sent after the file is there
+          meets the delay, deaf or not): when a test's signal reaches the engine, told rather than guessed
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ class FakeOptions(BackendOptions):
     interrupt_after: int | None = Field(None, ge=0)   # calls let through before a KeyboardInterrupt
     delay: float = Field(0.0, ge=0, strict=False)   # seconds per request
     deaf: bool = False                       # the delay swallows Ctrl-C
+    waiting: str | None = None               # a file created once a delay has begun (see the module doc)
     noise: bool = False                      # write to fds 1 and 2, log, print and start a child that prints,
                                              # as an engine and its worker processes do (terminal tests)
 
@@ -98,7 +101,7 @@ class FakeBackend(Backend):
         if o.noise:
             _noise("loading")
         self.chat_template_kwargs: list[dict | None] = []   # what each request asked of the template, for tests
-        self.delay, self.deaf = o.delay, o.deaf
+        self.delay, self.deaf, self.waiting = o.delay, o.deaf, o.waiting
         self.calls: list[list[str]] = []          # the keys of every generate() call, for tests
         self._seen: set[str] = set()
         self._usage = Usage()
@@ -185,7 +188,9 @@ class FakeBackend(Backend):
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
-                time.sleep(end - time.monotonic())
+                if self.waiting:
+                    Path(self.waiting).touch()
+                time.sleep(max(0.0, end - time.monotonic()))
             except KeyboardInterrupt:
                 if not self.deaf:
                     raise
