@@ -380,19 +380,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     held: BaseException | None = None        # a Ctrl-C that came as the finished set took its names
     with store.recording("run", {"day": day.date, "settings": settings.public(), "papers": len(day.papers)}) as rec:
         manifest["run_id"] = rec.id
-        # two runs of one day on one store would score the same papers twice and undo each other's ranking and
-        # digest record (and manifest) when one of them stops: the later one stops here, having touched nothing
-        for other in store.live_runs("run", before=rec.id, day=day.date):
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
-            if other["host"] == HOST:
-                raise RankerError(f"another run of {day.date} is under way on this database (process "
-                                  f"{other['pid']}, started {started}); wait for it to end", where=str(store.path))
-            # another machine's (a database on a shared disk): its process is out of sight from here, and a row
-            # left by one that died where no ranker runs again (a container started afresh under a new name, a
-            # renamed machine) would refuse every rerun of the day for good: said, not refused
-            (warn or ignore_warning)(f"a run of {day.date} recorded on {other['host']} (process {other['pid']}, "
-                                     f"started {started}) is still marked running: if it still runs there, the "
-                                     "two score the same papers")
+        _no_other_run(store, rec.id, day.date, warn)
         # what the day's web pages show, put back should this run not finish: its ranking (the prefilter step
         # replaces it) and its digest record (replaced just before the files). Read only now that this run is
         # the day's one running: read before, a run of the day that ended in between (its last write was what
@@ -446,25 +434,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
             if any(getattr(x, "written", False) for x in (e, e.__cause__)):
                 held = e                          # the run is whole: recorded ok, indexed, then the Ctrl-C
             else:
-                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-                manifest.update(status=status, error=redact(e) or type(e).__name__)
-                # the web view shows the day the folder still holds: its ranking (the day's pages pick from the
-                # papers it kept) and its digest record, as they were before this run
-                try:
-                    store.restore_day_digest(day.date, digest_before)
-                    store.restore_rankings(day.date, ranked_before)
-                except Exception:
-                    pass
-                if run is not None:
-                    # what the run spent before it stopped (on a metered API, the answers kept at a Ctrl-C too),
-                    # and with which model: the failures below are that model's and those options'
-                    manifest.update(_spent(run), model=run.model, backend=run.backend, engine=run.engine or None)
-                if run is not None and run.failures:
-                    manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
-                try:
-                    _write_json(files["manifest"], manifest)
-                except Exception:
-                    pass
+                _record_stopped(e, store, day.date, ranked_before, digest_before, run, manifest, files["manifest"])
                 raise
 
     def ended(run_id: int, day: str) -> str | None:
@@ -478,6 +448,49 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     if held is not None:
         raise held
     return DayResult(day=day.date, files=files, manifest=manifest, run=run)
+
+
+def _no_other_run(store: Store, run_id: int, day: str, warn: Warn | None) -> None:
+    """Two runs of one day on one store would score the same papers twice and undo each other's ranking and
+    digest record (and manifest) when one of them stops: the later one (run_id) stops here, having touched
+    nothing, when the other is this machine's; another machine's is said, not refused."""
+    for other in store.live_runs("run", before=run_id, day=day):
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
+        if other["host"] == HOST:
+            raise RankerError(f"another run of {day} is under way on this database (process "
+                              f"{other['pid']}, started {started}); wait for it to end", where=str(store.path))
+        # another machine's (a database on a shared disk): its process is out of sight from here, and a row
+        # left by one that died where no ranker runs again (a container started afresh under a new name, a
+        # renamed machine) would refuse every rerun of the day for good: said, not refused
+        (warn or ignore_warning)(f"a run of {day} recorded on {other['host']} (process {other['pid']}, "
+                                 f"started {started}) is still marked running: if it still runs there, the "
+                                 "two score the same papers")
+
+
+def _record_stopped(e: BaseException, store: Store, day: str, ranked_before, digest_before, run: ScoreRun | None,
+                    manifest: dict, manifest_file: Path) -> None:
+    """A run that failed or was stopped (by `e`) before its files were written: the store's ranking and digest
+    record of the day put back as they were, and the manifest rewritten as failed / interrupted with the error
+    (and what the run spent, its failures). Neither may hide `e`: a failure of either is passed over."""
+    status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+    manifest.update(status=status, error=redact(e) or type(e).__name__)
+    # the web view shows the day the folder still holds: its ranking (the day's pages pick from the
+    # papers it kept) and its digest record, as they were before this run
+    try:
+        store.restore_day_digest(day, digest_before)
+        store.restore_rankings(day, ranked_before)
+    except Exception:
+        pass
+    if run is not None:
+        # what the run spent before it stopped (on a metered API, the answers kept at a Ctrl-C too),
+        # and with which model: the failures below are that model's and those options'
+        manifest.update(_spent(run), model=run.model, backend=run.backend, engine=run.engine or None)
+    if run is not None and run.failures:
+        manifest["failures"] = [{"id": f.arxiv_id, "reason": f.reason} for f in run.failures]
+    try:
+        _write_json(manifest_file, manifest)
+    except Exception:
+        pass
 
 
 def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest,

@@ -83,6 +83,33 @@ def test_the_built_wheel_installed_away_from_the_checkout_runs(tmp_path):
     assert r.stdout.strip() == "[]"
 
 
+def test_importing_any_module_of_the_package_imports_no_heavy_engine():
+    """No module of ranker, imported (`python -c 'import ranker.X'`, a command's start, a program using ranker as
+    a library), loads any of the heavy engines: torch, vLLM, FAISS, Ray, transformers, sentence-transformers,
+    Playwright, llama.cpp are imported inside the functions that use them. A top-level import of one crept
+    in would cost every command its seconds of start-up (and vLLM's and Ray's messages) where `--help`, the
+    wheel test's check, does not reach the module."""
+    heavy = HEAVY + ("playwright", "llama_cpp")
+    names = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+                   for p in PKG.rglob("*.py") if p.name != "__main__.py")
+    assert "ranker.steps" in names and "ranker.web.app" in names and "ranker.backends.vllm_backend" in names
+    # one process, each module in turn: a heavy engine is charged to the first module whose import loaded it
+    code = ("import importlib, sys\n"
+            "heavy, found = set(sys.argv[1].split(',')), {}\n"
+            "for name in sys.argv[2:]:\n"
+            "    importlib.import_module(name)\n"
+            "    loaded = heavy & {m.split('.')[0] for m in sys.modules} - {h for f in found.values() for h in f}\n"
+            "    if loaded:\n"
+            "        found[name] = sorted(loaded)\n"
+            "print(found)\n")
+    env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    r = subprocess.run([sys.executable, "-c", code, ",".join(heavy), *names], capture_output=True, text=True,
+                       env=env, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "{}", r.stdout
+
+
 def _python(version: str) -> str | None:
     """An interpreter of `version` ("3.11"): this one, one on PATH, or one pyenv keeps."""
     import glob

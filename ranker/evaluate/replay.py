@@ -160,9 +160,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                 it, a comparison.json an earlier eval left there is removed with the same write: it compared
                 another eval. One that cannot be compared after the replay is raised once this eval is written
                 (without a comparison)."""
-    from ..index import update_index
-    from ..prefilter.calibrate import fit_data, history_data
-    from ..prefilter.embed import Embedder
+    from ..prefilter.calibrate import fit_data
     from ..steps import prefilter_day
 
     t0 = time.perf_counter()
@@ -197,21 +195,8 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     if changed:
         res.notes.append(mentions(changed))
     t = time.perf_counter()
-    emb = Embedder.from_settings(settings)
-    embedded = (lambda d, n: progress("embedding days", d, n)) if progress else None
-    if calibrate:
-        data = history_data([by_date[d] for d in used], prompts, embedder=emb, store=store, progress=embedded)
-    else:
-        # zero-shot, the days are only embedded into the store: a fit's matrix of every paper's vector is never
-        # read (history_data's, built and held to the end, 112 MB a year in, 224 MB while it was joined)
-        for i, d in enumerate(used):
-            emb.embed_papers(by_date[d].papers, store)
-            if embedded is not None:
-                embedded(i + 1, len(used))
-    # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`
-    # records them), so the corpus index and the novelty context know each one's day. The first build of a
-    # new home's index is nothing to warn of (the eval is often a switching user's first command).
-    update_index(store, emb.key, (p for d in used for p in by_date[d].papers), warn=warn, say_first_build=False)
+    data = _embed_days([by_date[d] for d in used], settings, store, prompts, calibrate=calibrate,
+                       progress=progress, warn=warn)
     embedding = time.perf_counter() - t
 
     zero_shot = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
@@ -256,8 +241,43 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     res.overall = {**figures.overall(records), "intervals": intervals.day_intervals(records)}
     res.seconds = time.perf_counter() - t0
     res.timings = timings(res.seconds, embedding, res.days)
-    res.files = {"json": out / "eval.json", "html": out / "report.html"}
+    _write_eval(res, out, other, against)
+    return res
+
+
+def _embed_days(days: list[HistoryDay], settings: Settings, store: Store, prompts: PromptSet, *, calibrate: bool,
+                progress: Progress | None, warn: Warn):
+    """Every day the replay uses embedded once, by one model, into the store (ranking a day later loads none),
+    and its papers joined to the store and the corpus index; with `calibrate`, the fit data of those days
+    (prefilter.calibrate.history_data), else None."""
+    from ..index import update_index
+    from ..prefilter.calibrate import history_data
+    from ..prefilter.embed import Embedder
+
+    emb = Embedder.from_settings(settings)
+    embedded = (lambda d, n: progress("embedding days", d, n)) if progress else None
+    data = None
+    if calibrate:
+        data = history_data(days, prompts, embedder=emb, store=store, progress=embedded)
+    else:
+        # zero-shot, the days are only embedded into the store: a fit's matrix of every paper's vector is never
+        # read (history_data's, built and held to the end, 112 MB a year in, 224 MB while it was joined)
+        for i, d in enumerate(days):
+            emb.embed_papers(d.papers, store)
+            if embedded is not None:
+                embedded(i + 1, len(days))
+    # their vectors are in the store now: the papers join it too (days and titles, as `ranker calibrate`
+    # records them), so the corpus index and the novelty context know each one's day. The first build of a
+    # new home's index is nothing to warn of (the eval is often a switching user's first command).
+    update_index(store, emb.key, (p for d in days for p in d.papers), warn=warn, say_first_build=False)
+    return data
+
+
+def _write_eval(res: EvalResult, out: Path, other: Mapping | None, against: str | Path | None) -> None:
+    """eval.json and report.html (and comparison.json with `against`) written into `out` as one set, their paths
+    in res.files; a comparison that cannot be made is raised once this eval is written (without one)."""
     from .report import render_html
+    res.files = {"json": out / "eval.json", "html": out / "report.html"}
     data = res.to_dict()
     refused = None
     if against is not None:
@@ -275,7 +295,6 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     write_together(files, remove=() if res.comparison else (out / COMPARISON,))
     if refused is not None:
         raise refused
-    return res
 
 
 def comparison_record(this: Mapping, this_path: Path, other: Mapping, against: str | Path) -> dict:

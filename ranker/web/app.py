@@ -127,46 +127,14 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
         return app.api_route(path, methods=["GET", "HEAD"], **kw)
 
-    refused_hosts: set[str] = set()
-
-    def refuse_host(host: str) -> Response:
-        """A Host this server does not answer to (DNS rebinding; or a colleague's name for this machine, a fully
-        qualified name getfqdn does not give): the bare "unknown Host header" left the one who opened it guessing,
-        and the server's log held nothing. The answer says how more names are allowed; the log, for the owner,
-        says each name refused (once) and the names served. Not the answer: a DNS-rebinding page reads it as its
-        own, and would learn the machine's names and addresses and the proxies allowed."""
-        name = security.host_name(host)
-        if name not in refused_hosts and len(refused_hosts) <= HOSTS_LOGGED:
-            refused_hosts.add(name)
-            if len(refused_hosts) > HOSTS_LOGGED:
-                log.warning("refused over %d Host names: further ones are not logged", HOSTS_LOGGED)
-            else:
-                log.warning("refused a request for the Host name %r: this server answers to %s; %s",
-                            name[:200], ", ".join(sorted(allowed_hosts or ())), host_hint)
-        return Response(f"unknown Host header {name[:200]!r}: this server does not answer to that name; "
-                        f"{host_hint}\n", status_code=400, media_type="text/plain")
-
-    def refused(request: Request) -> Response | None:
-        """The answer to a request the app does not let through (an unknown Host, a change to a read-only store,
-        a cross-site post), or None."""
-        host = request.headers.get("host", "")
-        if not security.host_allowed(host, allowed_hosts):
-            return refuse_host(host)
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            if read_only:
-                return Response("read-only: this server takes no changes\n", status_code=403,
-                                media_type="text/plain")
-            if not security.same_origin(request.headers.get("origin"), request.headers.get("referer"),
-                                        request.url.scheme, host):
-                return Response("cross-site request refused\n", status_code=403, media_type="text/plain")
-        return None
+    gate = _Gate(allowed_hosts, bool(read_only), host_hint)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         # every answer, the guard's own refusals too, carries the security headers: the 403s went without them
         # (no nosniff, no CSP, framable by any site)
         try:
-            response = refused(request) or await call_next(request)
+            response = gate.refused(request) or await call_next(request)
         except Exception:
             # an unexpected failure of a page: answered here, in plain words, so it gets the headers too (Starlette's
             # own 500 is made outside this guard, and went without them); its traceback goes to the log
@@ -271,24 +239,10 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
                 del writing[paper_id]
 
     def set_label(paper_id: str, value: int, day: str, seen: int | None) -> tuple[str, int] | None:
-        """Store the label (in a worker thread: a busy database delays this request, not the server) unless the
-        store holds another one than `seen` (None: not checked); the digest day it is stored under and the label
-        stored after it, or None when the store has no such paper and no label of it."""
+        """store_label on a store of its own (in a worker thread: a busy database delays this request, not the
+        server)."""
         with open_store() as store:
-            p = store.get_paper(paper_id)
-            if p is None:
-                # a label imported from another machine, on a paper this store does not hold (yet): it can still
-                # be changed or taken back (and given again), under the digest day it was given on
-                events = store.label_events(paper_id)
-                if not events:
-                    return None
-                given = store.get_labels([paper_id]).get(paper_id)
-                day = day or (given.day if given else events[-1]["day"]) or ""
-                return day, store.set_label(paper_id, value, day or None, expected=seen)
-            if not day:
-                days = store.paper_days(paper_id)
-                day = days[-1] if days else (p.date or "")
-            return day, store.set_label(paper_id, value, day or None, expected=seen)
+            return _store_label(store, paper_id, value, day, seen)
 
     @app.get("/labels.json")
     def current_labels():
@@ -311,30 +265,10 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         if not security.token_ok(token, secret):
             return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "
                           "was loaded, or it came from elsewhere): reload it and click again.")
-        paper_id = str(form.get("paper_id") or "")
-        # an id as arXiv writes it (2505.09572v2, arXiv:, an abs link) is its paper, as for the paper's page and in
-        # `labels import`: a script's label on the id it read off arXiv was "No paper" (404)
-        paper_id = arxiv_id(paper_id) or paper_id
-        value = LABEL_VALUES.get(str(form.get("label") or ""))
-        day = str(form.get("day") or "")
-        if value is None:
-            return refuse(request, 400, "Bad request", "A label is up, down or undo.")
-        # seen: the label the page showed when it was clicked (1, -1, 0; the page's forms and its script send it).
-        # Two tabs on one paper: A showed the thumbs up, B gave the thumbs down since, and A's click on the thumb
-        # it showed pressed went out as an undo and took B's label away. A stored label other than the one seen
-        # stays as it is (unless it is the one asked for: nothing to change) and is answered (409), for the page
-        # to show. A request without seen (a script of the user's, curl, a page of an older version) is written
-        # as it says, as before: its label is what it asks for, not a toggle of what it saw.
-        seen = None
-        if form.get("seen") not in (None, ""):
-            seen = LABEL_VALUES.get(str(form.get("seen")))
-            if seen is None:
-                return refuse(request, 400, "Bad request", "The label seen is 1, -1 or 0 (none).")
-        if day and not (views.DAY_RE.match(day) and is_day_name(day)):
-            # not a day this app wrote: the paper's own day is taken instead. A date that is none (2025-02-30,
-            # from a script of the user's) was stored, and `labels export` wrote it into a file that `labels
-            # import` refuses whole
-            day = ""
+        asked = _label_request(form)
+        if isinstance(asked, str):
+            return refuse(request, 400, "Bad request", asked)
+        paper_id, value, day, seen = asked
         async with in_turn(paper_id):
             # (a request cancelled meanwhile still waits for its thread: the next write never overtakes it)
             done = await run_in_threadpool(set_label, paper_id, value, day, seen)
@@ -355,3 +289,92 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         return RedirectResponse(security.safe_next(str(form.get("next") or "")), status_code=303)
 
     return app
+
+
+class _Gate:
+    """What the app does not let through: a Host it does not answer to (allowed_hosts; None: any), a change to a
+    read-only store, a cross-site post."""
+
+    def __init__(self, allowed_hosts: set[str] | None, read_only: bool, host_hint: str) -> None:
+        self.allowed_hosts, self.read_only, self.host_hint = allowed_hosts, read_only, host_hint
+        self.logged: set[str] = set()           # the Host names refused and logged (each once)
+
+    def refused(self, request: Request) -> Response | None:
+        """The answer to a request the app does not let through, or None."""
+        host = request.headers.get("host", "")
+        if not security.host_allowed(host, self.allowed_hosts):
+            return self.refuse_host(host)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            if self.read_only:
+                return Response("read-only: this server takes no changes\n", status_code=403,
+                                media_type="text/plain")
+            if not security.same_origin(request.headers.get("origin"), request.headers.get("referer"),
+                                        request.url.scheme, host):
+                return Response("cross-site request refused\n", status_code=403, media_type="text/plain")
+        return None
+
+    def refuse_host(self, host: str) -> Response:
+        """A Host this server does not answer to (DNS rebinding; or a colleague's name for this machine, a fully
+        qualified name getfqdn does not give): the bare "unknown Host header" left the one who opened it guessing,
+        and the server's log held nothing. The answer says how more names are allowed; the log, for the owner,
+        says each name refused (once) and the names served. Not the answer: a DNS-rebinding page reads it as its
+        own, and would learn the machine's names and addresses and the proxies allowed."""
+        name = security.host_name(host)
+        if name not in self.logged and len(self.logged) <= HOSTS_LOGGED:
+            self.logged.add(name)
+            if len(self.logged) > HOSTS_LOGGED:
+                log.warning("refused over %d Host names: further ones are not logged", HOSTS_LOGGED)
+            else:
+                log.warning("refused a request for the Host name %r: this server answers to %s; %s",
+                            name[:200], ", ".join(sorted(self.allowed_hosts or ())), self.host_hint)
+        return Response(f"unknown Host header {name[:200]!r}: this server does not answer to that name; "
+                        f"{self.host_hint}\n", status_code=400, media_type="text/plain")
+
+
+def _label_request(form) -> tuple[str, int, str, int | None] | str:
+    """(paper id, label, day, seen) of a POST /label's form (its CSRF token checked before), or why it is a bad
+    request, in words."""
+    paper_id = str(form.get("paper_id") or "")
+    # an id as arXiv writes it (2505.09572v2, arXiv:, an abs link) is its paper, as for the paper's page and in
+    # `labels import`: a script's label on the id it read off arXiv was "No paper" (404)
+    paper_id = arxiv_id(paper_id) or paper_id
+    value = LABEL_VALUES.get(str(form.get("label") or ""))
+    day = str(form.get("day") or "")
+    if value is None:
+        return "A label is up, down or undo."
+    # seen: the label the page showed when it was clicked (1, -1, 0; the page's forms and its script send it).
+    # Two tabs on one paper: A showed the thumbs up, B gave the thumbs down since, and A's click on the thumb
+    # it showed pressed went out as an undo and took B's label away. A stored label other than the one seen
+    # stays as it is (unless it is the one asked for: nothing to change) and is answered (409), for the page
+    # to show. A request without seen (a script of the user's, curl, a page of an older version) is written
+    # as it says, as before: its label is what it asks for, not a toggle of what it saw.
+    seen = None
+    if form.get("seen") not in (None, ""):
+        seen = LABEL_VALUES.get(str(form.get("seen")))
+        if seen is None:
+            return "The label seen is 1, -1 or 0 (none)."
+    if day and not (views.DAY_RE.match(day) and is_day_name(day)):
+        # not a day this app wrote: the paper's own day is taken instead. A date that is none (2025-02-30,
+        # from a script of the user's) was stored, and `labels export` wrote it into a file that `labels
+        # import` refuses whole
+        day = ""
+    return paper_id, value, day, seen
+
+
+def _store_label(store: Store, paper_id: str, value: int, day: str, seen: int | None) -> tuple[str, int] | None:
+    """Store the label unless the store holds another one than `seen` (None: not checked); the digest day it is
+    stored under and the label stored after it, or None when the store has no such paper and no label of it."""
+    p = store.get_paper(paper_id)
+    if p is None:
+        # a label imported from another machine, on a paper this store does not hold (yet): it can still
+        # be changed or taken back (and given again), under the digest day it was given on
+        events = store.label_events(paper_id)
+        if not events:
+            return None
+        given = store.get_labels([paper_id]).get(paper_id)
+        day = day or (given.day if given else events[-1]["day"]) or ""
+        return day, store.set_label(paper_id, value, day or None, expected=seen)
+    if not day:
+        days = store.paper_days(paper_id)
+        day = days[-1] if days else (p.date or "")
+    return day, store.set_label(paper_id, value, day or None, expected=seen)
