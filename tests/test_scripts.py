@@ -408,3 +408,60 @@ def test_bench_memory_prints_each_commands_peak_rss_for_each_tree(tmp_path):
     assert "exit" not in out and out.count(f"{REPO}: 2 days ranked in the store") == 2, out
     side = re.findall(r"^  ([a-z ]+?) +(\d+) -> +(\d+)$", out.split("first tree -> second:")[1], re.M)
     assert [name for name, *_ in side] == measured, out
+
+
+# each script run with only its arguments parsed: argparse's parse_args stops the script once it has parsed them
+PARSE_ONLY = """
+import argparse, runpy, sys
+parse = argparse.ArgumentParser.parse_args
+def parse_args(self, args=None, namespace=None):
+    parse(self, args, namespace)
+    raise SystemExit(0)
+argparse.ArgumentParser.parse_args = parse_args
+sys.argv = sys.argv[1:]
+sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])     # as `python scripts/NAME.py` puts its folder first
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def docstring_commands() -> list[tuple[str, str, list[str]]]:
+    """(the script whose docstring shows it, the script it runs, its arguments) for every command line a script's
+    docstring shows (`python scripts/NAME.py ARGS`, a `[--flag VALUE]` as `--flag VALUE`, continuation lines
+    joined, a trailing `# comment` left out)."""
+    import ast
+    import shlex
+    out = []
+    for path in sorted(SCRIPTS.glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False) or ""
+        lines = re.sub(r"\\\n\s*", " ", doc).splitlines()
+        for i, line in enumerate(lines):
+            m = re.search(r"python scripts/(\w+\.py)(.*)", line)
+            if not m:
+                continue
+            args = m[2]
+            for more in lines[i + 1:]:                  # `    [--vectors-db FILE]` under the command
+                if not re.match(r"\s+\[", more):
+                    break
+                args += " " + more
+            args = re.sub(r"\s#\s.*$", "", args).replace("[", " ").replace("]", " ")
+            out.append((path.name, m[1], shlex.split(args)))
+    return out
+
+
+def test_docstring_commands_are_found():
+    got = {(shown, name) for shown, name, _ in docstring_commands()}
+    assert {("bench_site.py", "bench_site.py"), ("bench_memory.py", "bench_year.py"),
+            ("eval_keep.py", "eval_keep.py")} <= got
+    assert ("eval_reuploads.py", ["--days", "../shared/data/days", "--vectors-db",
+                                  "../cache/history-embeddings.sqlite3", "--embedder", "minilm"]) in \
+        [(shown, args) for shown, _, args in docstring_commands()]
+
+
+@pytest.mark.parametrize("shown,name,args", docstring_commands(), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_docstring_command_is_accepted_by_its_script(shown, name, args):
+    """A user copies the command a script's docstring shows: its script takes every argument of it. Before,
+    bench_site.py's showed `--code /tmp/old .` and the script refused it (`unrecognized arguments: --code`;
+    the source trees are positional)."""
+    p = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(SCRIPTS / name), *args], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, f"{shown}'s `scripts/{name} {' '.join(args)}`: {p.stderr.strip()[-600:]}"
