@@ -465,3 +465,42 @@ def test_every_docstring_command_is_accepted_by_its_script(shown, name, args):
     p = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(SCRIPTS / name), *args], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, f"{shown}'s `scripts/{name} {' '.join(args)}`: {p.stderr.strip()[-600:]}"
+
+
+@pytest.mark.slow
+def test_eval_finetune_probe_times_a_few_training_steps(vectors_db, tmp_path):
+    """eval_finetune.py, which no test ran: its probe fine-tunes the real MiniLM for a few steps on the tests'
+    days (the split as the full run makes it) and prints the two rates the README quotes (examples/s, papers/s)."""
+    db = tmp_path / "v.sqlite3"
+    shutil.copy(vectors_db, db)
+    out = script("eval_finetune.py", "--data", DAYS.parent, "--db", db, "--test-days", 1, "--holdout-days", 1,
+                 "--probe", timeout=300).stdout
+    assert re.search(r"^5 days: fine-tune on \S+ \(3 days, \d+ papers, \d+ picks\); stacking weights on \S+; "
+                     r"test \S+ \(1 days\); loaded in \d+s$", out, re.M), out
+    assert re.search(r"^probe: [\d.]+ training examples/s \(batch 16\), [\d.]+ papers/s embedded$", out, re.M), out
+
+
+def test_bench_year_and_bench_memory_measure_a_command_without_usr_bin_time(monkeypatch, tmp_path):
+    """The peak RSS and wall time of a command, as the kernel counts them, where /usr/bin/time is not installed
+    (Debian's `time` package: not on a minimal machine). Before, both scripts ran every command under
+    /usr/bin/time -v and ended in a FileNotFoundError traceback there (`make test` ran bench_memory.py)."""
+    import importlib.util
+    real = subprocess.Popen
+
+    class NoTime(real):                                       # a machine without /usr/bin/time
+        def __init__(self, args, *a, **k):
+            if str(args[0]) == "/usr/bin/time":
+                raise FileNotFoundError(2, "No such file or directory", "/usr/bin/time")
+            super().__init__(args, *a, **k)
+    monkeypatch.setattr(subprocess, "Popen", NoTime)
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    mods = {}
+    for name in ("bench_year", "bench_memory"):
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        mods[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mods[name])
+    hog = [sys.executable, "-c", "import sys; b = b'x' * (300 * 2**20); print('said', file=sys.stderr)"]
+    mb, secs, rc, last = mods["bench_memory"].peak_of(hog, dict(os.environ), tmp_path)
+    assert rc == 0 and 300 <= mb < 600 and 0 < secs < 60 and last == "said"
+    got = mods["bench_year"].timed_cli(["--version"], dict(os.environ), "version")
+    assert got["rc"] == 0 and 20 < got["rss_mb"] < 1000 and 0 < got["seconds"] < 60 and got["stdout"].strip()
