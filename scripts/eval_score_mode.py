@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the per-paper scores here")
     args = ap.parse_args()
+    if args.per_day < 3:
+        ap.error(f"--per-day {args.per_day}: a third of each day's papers are GPT's picks, so at least 3 (an AUC "
+                 "needs picks and other papers)")
 
     from sklearn.metrics import roc_auc_score
 

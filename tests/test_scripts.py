@@ -504,3 +504,12 @@ def test_bench_year_and_bench_memory_measure_a_command_without_usr_bin_time(monk
     assert rc == 0 and 300 <= mb < 600 and 0 < secs < 60 and last == "said"
     got = mods["bench_year"].timed_cli(["--version"], dict(os.environ), "version")
     assert got["rc"] == 0 and 20 < got["rss_mb"] < 1000 and 0 < got["seconds"] < 60 and got["stdout"].strip()
+
+
+def test_eval_score_mode_refuses_too_few_papers_per_day_for_a_pick():
+    """A third of each day's papers are GPT's picks: under 3 a day there are none, and after every paper had been
+    scored (minutes with a real model) each AUC was printed as nan under sklearn's warnings."""
+    p = subprocess.run([sys.executable, str(SCRIPTS / "eval_score_mode.py"), "--backend", "fake", "--model", "tiny",
+                        "--per-day", "2", "--days", str(DAYS)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert "--per-day" in p.stderr.strip().splitlines()[-1] and "nan" not in p.stderr
