@@ -63,7 +63,7 @@ test-fast: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 # bench_scoring.py's llama.cpp engines load the shipped GGUF and its F32/F16 copies (the same weights)
-bench: setup $(LLAMA_STAMP)
+bench: $(STAMP) models $(LLAMA_STAMP)
 	$(BIN)/ranker models prepare smollm2-135m --gguf f32 --gguf f16
 	$(BIN)/python scripts/bench_prefilter.py
 	$(BIN)/python scripts/bench_scoring.py

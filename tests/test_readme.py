@@ -654,7 +654,9 @@ def test_make_bench_prepares_what_bench_scoring_needs():
     """`make bench` on a fresh machine (`make -n -B`: as if nothing were built yet) installs llama-cpp-python and
     writes every GGUF that bench_scoring.py's default engines load before it runs the script: before, the script
     refused at once (exit 2, "the GGUF of preset 'smollm2-135m' is not prepared; run: ranker models prepare
-    smollm2-135m --gguf f32"), after bench_prefilter.py had run, and bench_load.py never ran."""
+    smollm2-135m --gguf f32"), after bench_prefilter.py had run, and bench_load.py never ran. And it installs no
+    Debian package: it ran `make setup`, whose apt-get of the tests' chromium and tmux fails for a user who is not
+    root, before any benchmark."""
     import importlib.util
     import shutil
     import subprocess
@@ -679,6 +681,7 @@ def test_make_bench_prepares_what_bench_scoring_needs():
     model = "smollm2-135m"                                     # bench_scoring.py's --model default
     assert f'"--model", default="{model}"' in (REPO / "scripts" / "bench_scoring.py").read_text()
     assert {(model, q) for q in quants} <= prepared, p.stdout
+    assert "apt-get" not in p.stdout, p.stdout      # chromium and tmux are the tests' (as root): no benchmark's
 
 
 # --------------------------------------------------------------------------- the layout
