@@ -513,3 +513,17 @@ def test_eval_score_mode_refuses_too_few_papers_per_day_for_a_pick():
                         "--per-day", "2", "--days", str(DAYS)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stdout == "", p.stdout
     assert "--per-day" in p.stderr.strip().splitlines()[-1] and "nan" not in p.stderr
+
+
+@pytest.mark.parametrize("name,args", [("eval_score_mode.py", ["--per-day", "3", "--days", str(DAYS)]),
+                                       ("eval_injection.py", ["--papers", "1"]),
+                                       ("eval_novelty_context.py", ["--n", "1", "--days", str(DAYS)])])
+def test_llm_evals_say_what_their_model_lacks_before_any_work(name, args, tmp_path):
+    """Their default model, qwen2.5-coder-0.5b, is one `make run` does not prepare: before, the run ended in a
+    ModelError traceback (eval_novelty_context.py's after building its corpus), now it is refused at once in
+    one line with the command that prepares it."""
+    (tmp_path / "models").mkdir()
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vllm", *args], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "run: ranker models prepare qwen2.5-coder-0.5b" in p.stderr.strip().splitlines()[-1]
