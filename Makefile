@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (both idempotent):
 #   make run    set up .venv, prepare the bundled models, rank a bundled real day offline
 #   make test   set up .venv, prepare the bundled models, run the whole test suite (slow real-model tests too)
+# and, on a quiet machine, `make bench`: the prefilter, scoring and load benchmarks (README, "Measured figures")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -61,7 +62,9 @@ test: setup $(RAY_STAMP) $(LLAMA_STAMP)
 test-fast: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
 
-bench: setup
+# bench_scoring.py's llama.cpp engines load the shipped GGUF and its F32/F16 copies (the same weights)
+bench: $(STAMP) models $(LLAMA_STAMP)
+	$(BIN)/ranker models prepare smollm2-135m --gguf f32 --gguf f16
 	$(BIN)/python scripts/bench_prefilter.py
 	$(BIN)/python scripts/bench_scoring.py
 	$(BIN)/python scripts/bench_load.py

@@ -10,7 +10,7 @@ and searches (a server that grows round after round holds what it should let go)
 Day --day of the history (0-based) is the new day `ranker run` ranks: fill it with its vectors stored first
 (bench_year.py measure does; `fill --upto N` stores the days before N only, and the run then loads MiniLM to
 embed it). The store in --home is copied for each tree, so every tree starts from the same store. Each command
-is its own process under /usr/bin/time -v (its peak RSS as the kernel counts it: the largest process of its
+is its own process (its peak RSS as the kernel counts it, os.wait4, as /usr/bin/time -v: the largest process of its
 tree); serve's figures are read from /proc (VmRSS now, VmHWM its peak) of the server and its children.
 """
 from __future__ import annotations
@@ -38,12 +38,9 @@ COMMANDS = ("run", "site", "site again", "index status", "index rebuild", "simil
 
 def peak_of(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float, int, str]:
     """(peak RSS in MB, wall seconds, exit status, the last line it wrote to stderr) of one command."""
-    p = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, cwd=cwd, capture_output=True, text=True)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
-    secs = (int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))) if wall else float("nan")
-    own = p.stderr.split("\tCommand being timed")[0].strip().splitlines()
-    return (int(rss.group(1)) / 1024 if rss else float("nan")), secs, p.returncode, (own[-1] if own else "")
+    secs, mb, rc, _, stderr = bench_year.timed(cmd, env, cwd)
+    own = stderr.strip().splitlines()
+    return mb, secs, rc, (own[-1] if own else "")
 
 
 def proc_mb(pid: int) -> tuple[float, float]:

@@ -5,7 +5,7 @@ files written by each; with two trees, whether their sites are byte for byte the
 
     python scripts/bench_year.py make --from ../shared/data/days --out /tmp/year/days --cycles 2
     python scripts/bench_year.py fill --history /tmp/year/days --home /tmp/year/home --upto 60
-    python scripts/bench_site.py --history /tmp/year/days --home /tmp/year/home --day 60 --code /tmp/old .
+    python scripts/bench_site.py --history /tmp/year/days --home /tmp/year/home --day 60 /tmp/old .
 
 The store in --home is copied for each tree (the new day, day --day of the history, 0-based, is run into the
 copy: fetch_day + run_day with the fake LLM, its vectors stored first, so no model is loaded), so every tree

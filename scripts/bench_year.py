@@ -4,7 +4,7 @@ The 50 shared days are replicated with shifted dates (14 weeks a cycle, so weekd
 ids, a year's worth of listings and GPT digests; a store is filled by the product's own steps (fetch_day +
 run_day, the fake LLM, every digest written) over pre-stored pseudo-random 384-d vectors under the MiniLM key
 (no model is loaded; search by meaning loads MiniLM for its query only). Then each command runs as its own
-process, timed with /usr/bin/time -v (wall, peak RSS):
+process, timed with its peak RSS as the kernel counts it (os.wait4, as /usr/bin/time -v):
 
     python scripts/bench_year.py make --from ../shared/data/days --out /tmp/year/days --cycles 5
     python scripts/bench_year.py fill --history /tmp/year/days --home /tmp/year/home --upto 49
@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -135,20 +136,30 @@ def fill(history: Path, home: Path, upto: int, vectors_of: int | None = None) ->
     print(f"fill: {done} days run in {time.perf_counter() - t0:.1f} s; the store holds {n} papers")
 
 
+def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float, int, str, str]:
+    """(wall seconds, peak RSS in MB, exit status, stdout, stderr) of one command as its own process. The peak is
+    the kernel's count (os.wait4: the largest of the process and the children it waited for), what /usr/bin/time
+    -v reports, which a machine without Debian's `time` package lacks."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (secs, usage.ru_maxrss / 1024, p.returncode, out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"))
+
+
 def timed_cli(args: list[str], env: dict, label: str) -> dict:
-    """One ranker command as its own process under /usr/bin/time -v: wall seconds and peak RSS."""
-    cmd = ["/usr/bin/time", "-v", str(REPO / ".venv" / "bin" / "ranker"), *args]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    secs = (int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))) if wall else float("nan")
-    mb = int(rss.group(1)) / 1024 if rss else float("nan")
-    ok = "" if p.returncode == 0 else f"  (exit {p.returncode}: {p.stderr.strip().splitlines()[:1]})"
-    own = p.stderr.split("\tCommand being timed")[0].strip().splitlines()
+    """One ranker command as its own process: wall seconds and peak RSS."""
+    secs, mb, rc, stdout, stderr = timed([str(REPO / ".venv" / "bin" / "ranker"), *args], env)
+    ok = "" if rc == 0 else f"  (exit {rc}: {stderr.strip().splitlines()[:1]})"
+    own = stderr.strip().splitlines()
     said = f"  [{own[-1][:200]}]" if own else ""
     print(f"{label}: {secs:.2f} s, {mb:.0f} MB peak{ok}{said}", flush=True)
-    return {"label": label, "seconds": secs, "rss_mb": mb, "rc": p.returncode, "stdout": p.stdout,
-            "stderr": p.stderr}
+    return {"label": label, "seconds": secs, "rss_mb": mb, "rc": rc, "stdout": stdout, "stderr": stderr}
 
 
 def get(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[float, bytes]:

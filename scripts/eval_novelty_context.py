@@ -39,6 +39,12 @@ def main() -> int:
     ap.add_argument("--comment-chars", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from ranker.backends import backend_class
+    from ranker.errors import RankerError
+    try:                                    # the model looked up before any work, as `ranker score` does
+        backend_class(args.backend).check_model(args.model)
+    except RankerError as e:
+        ap.error(f"--model {args.model}: {e}")
 
     from ranker.backends import get_backend
     from ranker.compare.metrics import agreement

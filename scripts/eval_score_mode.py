@@ -30,6 +30,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the per-paper scores here")
     args = ap.parse_args()
+    if args.per_day < 3:
+        ap.error(f"--per-day {args.per_day}: a third of each day's papers are GPT's picks, so at least 3 (an AUC "
+                 "needs picks and other papers)")
+    from ranker.backends import backend_class
+    from ranker.errors import RankerError
+    try:                                    # the model looked up before any work, as `ranker score` does
+        backend_class(args.backend).check_model(args.model)
+    except RankerError as e:
+        ap.error(f"--model {args.model}: {e}")
 
     from sklearn.metrics import roc_auc_score
 

@@ -1,5 +1,6 @@
-"""Shared by scripts/eval_keep.py and scripts/eval_labels.py: the 50 shared days as HistoryData (vectors from a
-store), and the shipped calibration's walk-forward scores on the last days, cached on disk."""
+"""Shared by the scripts: where the 50 shared days (DATA) and their vectors' cache (SHARED_CACHE) are, from a
+checkout or a worktree; for scripts/eval_keep.py and scripts/eval_labels.py, the days as HistoryData (vectors
+from a store) and the shipped calibration's walk-forward scores on the last days, cached on disk."""
 from __future__ import annotations
 
 import json

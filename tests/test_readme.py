@@ -650,6 +650,40 @@ def test_make_run_installs_no_system_package():
     assert "apt-get install -y -qq chromium" in test.stdout and "pytest" in test.stdout
 
 
+def test_make_bench_prepares_what_bench_scoring_needs():
+    """`make bench` on a fresh machine (`make -n -B`: as if nothing were built yet) installs llama-cpp-python and
+    writes every GGUF that bench_scoring.py's default engines load before it runs the script: before, the script
+    refused at once (exit 2, "the GGUF of preset 'smollm2-135m' is not prepared; run: ranker models prepare
+    smollm2-135m --gguf f32"), after bench_prefilter.py had run, and bench_load.py never ran. And it installs no
+    Debian package: it ran `make setup`, whose apt-get of the tests' chromium and tmux fails for a user who is not
+    root, before any benchmark."""
+    import importlib.util
+    import shutil
+    import subprocess
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    spec = importlib.util.spec_from_file_location("bench_scoring", REPO / "scripts" / "bench_scoring.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    p = subprocess.run(["make", "-n", "-B", "bench"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "scripts/bench_scoring.py" in line)
+    before = "\n".join(lines[:at])
+    assert "'.[llamacpp]'" in before, p.stdout
+    quants = {bench.engine_settings(e, None).get("quant") for e in bench.DEFAULT_ENGINES if e.startswith("llamacpp")}
+    assert None in quants and quants - {None}                  # the shipped GGUF and float copies of it
+    prepared = set()                                           # (preset, quant) of each `models prepare`
+    for words in (line.split() for line in lines[:at] if " models prepare " in line):
+        names = [w for w in words[words.index("prepare") + 1:] if not w.startswith("-")]
+        floats = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--gguf"]
+        prepared |= {(n, q) for n in names if n not in floats for q in [None, *floats]}
+    model = "smollm2-135m"                                     # bench_scoring.py's --model default
+    assert f'"--model", default="{model}"' in (REPO / "scripts" / "bench_scoring.py").read_text()
+    assert {(model, q) for q in quants} <= prepared, p.stdout
+    assert "apt-get" not in p.stdout, p.stdout      # chromium and tmux are the tests' (as root): no benchmark's
+
+
 # --------------------------------------------------------------------------- the layout
 REPO = README.parent
 

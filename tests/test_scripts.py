@@ -408,3 +408,122 @@ def test_bench_memory_prints_each_commands_peak_rss_for_each_tree(tmp_path):
     assert "exit" not in out and out.count(f"{REPO}: 2 days ranked in the store") == 2, out
     side = re.findall(r"^  ([a-z ]+?) +(\d+) -> +(\d+)$", out.split("first tree -> second:")[1], re.M)
     assert [name for name, *_ in side] == measured, out
+
+
+# each script run with only its arguments parsed: argparse's parse_args stops the script once it has parsed them
+PARSE_ONLY = """
+import argparse, runpy, sys
+parse = argparse.ArgumentParser.parse_args
+def parse_args(self, args=None, namespace=None):
+    parse(self, args, namespace)
+    raise SystemExit(0)
+argparse.ArgumentParser.parse_args = parse_args
+sys.argv = sys.argv[1:]
+sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])     # as `python scripts/NAME.py` puts its folder first
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def docstring_commands() -> list[tuple[str, str, list[str]]]:
+    """(the script whose docstring shows it, the script it runs, its arguments) for every command line a script's
+    docstring shows (`python scripts/NAME.py ARGS`, a `[--flag VALUE]` as `--flag VALUE`, continuation lines
+    joined, a trailing `# comment` left out)."""
+    import ast
+    import shlex
+    out = []
+    for path in sorted(SCRIPTS.glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False) or ""
+        lines = re.sub(r"\\\n\s*", " ", doc).splitlines()
+        for i, line in enumerate(lines):
+            m = re.search(r"python scripts/(\w+\.py)(.*)", line)
+            if not m:
+                continue
+            args = m[2]
+            for more in lines[i + 1:]:                  # `    [--vectors-db FILE]` under the command
+                if not re.match(r"\s+\[", more):
+                    break
+                args += " " + more
+            args = re.sub(r"\s#\s.*$", "", args).replace("[", " ").replace("]", " ")
+            out.append((path.name, m[1], shlex.split(args)))
+    return out
+
+
+def test_docstring_commands_are_found():
+    got = {(shown, name) for shown, name, _ in docstring_commands()}
+    assert {("bench_site.py", "bench_site.py"), ("bench_memory.py", "bench_year.py"),
+            ("eval_keep.py", "eval_keep.py")} <= got
+    assert ("eval_reuploads.py", ["--days", "../shared/data/days", "--vectors-db",
+                                  "../cache/history-embeddings.sqlite3", "--embedder", "minilm"]) in \
+        [(shown, args) for shown, _, args in docstring_commands()]
+
+
+@pytest.mark.parametrize("shown,name,args", docstring_commands(), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_docstring_command_is_accepted_by_its_script(shown, name, args):
+    """A user copies the command a script's docstring shows: its script takes every argument of it. Before,
+    bench_site.py's showed `--code /tmp/old .` and the script refused it (`unrecognized arguments: --code`;
+    the source trees are positional)."""
+    p = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(SCRIPTS / name), *args], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, f"{shown}'s `scripts/{name} {' '.join(args)}`: {p.stderr.strip()[-600:]}"
+
+
+@pytest.mark.slow
+def test_eval_finetune_probe_times_a_few_training_steps(vectors_db, tmp_path):
+    """eval_finetune.py, which no test ran: its probe fine-tunes the real MiniLM for a few steps on the tests'
+    days (the split as the full run makes it) and prints the two rates the README quotes (examples/s, papers/s)."""
+    db = tmp_path / "v.sqlite3"
+    shutil.copy(vectors_db, db)
+    out = script("eval_finetune.py", "--data", DAYS.parent, "--db", db, "--test-days", 1, "--holdout-days", 1,
+                 "--probe", timeout=300).stdout
+    assert re.search(r"^5 days: fine-tune on \S+ \(3 days, \d+ papers, \d+ picks\); stacking weights on \S+; "
+                     r"test \S+ \(1 days\); loaded in \d+s$", out, re.M), out
+    assert re.search(r"^probe: [\d.]+ training examples/s \(batch 16\), [\d.]+ papers/s embedded$", out, re.M), out
+
+
+def test_bench_year_and_bench_memory_measure_a_command_without_usr_bin_time(monkeypatch, tmp_path):
+    """The peak RSS and wall time of a command, as the kernel counts them, where /usr/bin/time is not installed
+    (Debian's `time` package: not on a minimal machine). Before, both scripts ran every command under
+    /usr/bin/time -v and ended in a FileNotFoundError traceback there (`make test` ran bench_memory.py)."""
+    import importlib.util
+    real = subprocess.Popen
+
+    class NoTime(real):                                       # a machine without /usr/bin/time
+        def __init__(self, args, *a, **k):
+            if str(args[0]) == "/usr/bin/time":
+                raise FileNotFoundError(2, "No such file or directory", "/usr/bin/time")
+            super().__init__(args, *a, **k)
+    monkeypatch.setattr(subprocess, "Popen", NoTime)
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    mods = {}
+    for name in ("bench_year", "bench_memory"):
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        mods[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mods[name])
+    hog = [sys.executable, "-c", "import sys; b = b'x' * (300 * 2**20); print('said', file=sys.stderr)"]
+    mb, secs, rc, last = mods["bench_memory"].peak_of(hog, dict(os.environ), tmp_path)
+    assert rc == 0 and 300 <= mb < 600 and 0 < secs < 60 and last == "said"
+    got = mods["bench_year"].timed_cli(["--version"], dict(os.environ), "version")
+    assert got["rc"] == 0 and 20 < got["rss_mb"] < 1000 and 0 < got["seconds"] < 60 and got["stdout"].strip()
+
+
+def test_eval_score_mode_refuses_too_few_papers_per_day_for_a_pick():
+    """A third of each day's papers are GPT's picks: under 3 a day there are none, and after every paper had been
+    scored (minutes with a real model) each AUC was printed as nan under sklearn's warnings."""
+    p = subprocess.run([sys.executable, str(SCRIPTS / "eval_score_mode.py"), "--backend", "fake", "--model", "tiny",
+                        "--per-day", "2", "--days", str(DAYS)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert "--per-day" in p.stderr.strip().splitlines()[-1] and "nan" not in p.stderr
+
+
+@pytest.mark.parametrize("name,args", [("eval_score_mode.py", ["--per-day", "3", "--days", str(DAYS)]),
+                                       ("eval_injection.py", ["--papers", "1"]),
+                                       ("eval_novelty_context.py", ["--n", "1", "--days", str(DAYS)])])
+def test_llm_evals_say_what_their_model_lacks_before_any_work(name, args, tmp_path):
+    """Their default model, qwen2.5-coder-0.5b, is one `make run` does not prepare: before, the run ended in a
+    ModelError traceback (eval_novelty_context.py's after building its corpus), now it is refused at once in
+    one line with the command that prepares it."""
+    (tmp_path / "models").mkdir()
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vllm", *args], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "run: ranker models prepare qwen2.5-coder-0.5b" in p.stderr.strip().splitlines()[-1]
