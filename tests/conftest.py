@@ -219,6 +219,77 @@ def parquet_files(out) -> dict[str, int]:
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in Path(out).rglob("*.parquet")}
 
 
+# --------------------------------------------------------------------------- one process, many tests
+# CI runs the whole suite in one process: state a test leaves in ranker's modules is the next test's start (a
+# Ctrl-C still requested, offline mode still on, the last command's database named by every database error).
+# Each entry: what that state is now (None where its module is not imported yet) and how to put it back.
+def _per_command(common):
+    return list(common.DB_PATH), list(common.DEBUG), dict(common.ORIGINS), set(common.OPTION_KEYS)
+
+
+def _put_back_per_command(common, saved):
+    db, debug, origins, keys = saved
+    common.DB_PATH[:], common.DEBUG[:] = db, debug
+    common.ORIGINS.clear()
+    common.ORIGINS.update(origins)
+    common.OPTION_KEYS.clear()
+    common.OPTION_KEYS.update(keys)
+
+
+PROCESS_STATE = {
+    # name: (module, what it holds now, its state in a fresh process, put it back to a saved one)
+    "offline mode (ranker.netguard)": ("ranker.netguard", lambda m: m._saved is not None, False,
+                                       lambda m, on: None if on else m.disable_offline()),
+    "a Ctrl-C requested (ranker.errors)": ("ranker.errors", lambda m: m.interrupt_requested(), False,
+                                           lambda m, on: m.request_interrupt() if on else m.clear_interrupt()),
+    "a SIGTERM received (ranker.cli.app)": ("ranker.cli.app", lambda m: list(m._TERMINATED), [],
+                                            lambda m, v: m._TERMINATED.__setitem__(slice(None), v)),
+    "the descriptors given (ranker.io)": ("ranker.io", lambda m: None if m._GIVEN_FDS is None else set(m._GIVEN_FDS), None,
+                                          lambda m, v: m.given_descriptors(v)),
+    "the command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)": (
+        "ranker.cli.common", _per_command, ([], [], {}, set()), _put_back_per_command),
+    "the terminal's descriptors sent to a log (ranker.cli.term.TERM)": (
+        "ranker.cli.term", lambda m: m.TERM._saved is not None, False,
+        lambda m, on: None if on else m.TERM.restore()),
+}
+
+
+def process_state() -> dict:
+    return {name: (get(sys.modules[mod]) if mod in sys.modules else fresh)
+            for name, (mod, get, fresh, _) in PROCESS_STATE.items()}
+
+
+def put_back_process_state(saved: dict) -> None:
+    for name, (mod, get, fresh, put) in PROCESS_STATE.items():
+        if mod in sys.modules and get(sys.modules[mod]) != saved[name]:
+            put(sys.modules[mod], saved[name])
+
+
+@pytest.fixture
+def in_process_command():
+    """For a test that runs a command's own function in this process: ranker's per-process state put back after
+    it (a command is one process: it keeps its settings' database, debug and origins in module globals)."""
+    saved = process_state()
+    yield
+    put_back_process_state(saved)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_kept():
+    """Every test leaves ranker's process-wide state (PROCESS_STATE) and the working directory as it found them:
+    one that does not fails here, naming what it left, and the state is put back for the tests after it."""
+    cwd, before = os.getcwd(), process_state()
+    yield
+    after = process_state()
+    left = [name for name in before if after[name] != before[name]]
+    if os.getcwd() != cwd:
+        left.append(f"the working directory ({os.getcwd()}, was {cwd})")
+        os.chdir(cwd)
+    put_back_process_state(before)
+    if left:
+        pytest.fail("the test left the process changed for the tests after it: " + "; ".join(left), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _ranker_home(tmp_path, monkeypatch):
     from ranker.settings import ENV_KEYS, SECRET_ENV

@@ -1,0 +1,59 @@
+"""A test that leaves ranker's process-wide state changed (offline mode on, a Ctrl-C still requested, the last
+command's database) fails at its teardown (conftest's _process_state_kept), and the tests after it in the same
+process start from a fresh process's state: CI runs the whole suite in one process, in file order."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+SUITE = '''
+from ranker import netguard
+from ranker.cli import common
+from ranker.errors import interrupt_requested, request_interrupt
+
+
+def test_a_leaves_offline_mode_on():
+    netguard.enable_offline()
+
+
+def test_b_leaves_a_ctrl_c_and_the_database_named():
+    request_interrupt()
+    common.DB_PATH[:] = ["/elsewhere/ranker.sqlite3"]
+
+
+def test_c_starts_as_a_fresh_process(tmp_path):
+    assert netguard._saved is None and not interrupt_requested() and common.DB_PATH == []
+    os.chdir(tmp_path)
+
+
+def test_d_runs_where_the_suite_started():
+    assert os.getcwd() == START
+'''
+
+
+def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh(tmp_path):
+    (tmp_path / "conftest.py").write_text(       # the suite's conftest's fixture, nothing else of it
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('suite_conftest', {str(HERE / 'conftest.py')!r})\n"
+        "suite = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(suite)\n"
+        "_process_state_kept = suite._process_state_kept\n")
+    (tmp_path / "test_leaks.py").write_text(f"import os\nSTART = {str(tmp_path)!r}\n{SUITE}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rE",
+                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_leaks.py")], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=300)
+    out = r.stdout
+    assert r.returncode == 1, out
+    assert "4 passed, 3 errors" in out, out
+    said = [x for x in out.splitlines() if x.startswith("the test left")]
+    assert said == [
+        "the test left the process changed for the tests after it: offline mode (ranker.netguard)",
+        "the test left the process changed for the tests after it: a Ctrl-C requested (ranker.errors); the "
+        "command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)",
+        f"the test left the process changed for the tests after it: the working directory "
+        f"({tmp_path / 't' / 'test_c_starts_as_a_fresh_proce0'}, was {tmp_path})"], out
+    assert "ERROR at teardown of test_c_starts_as_a_fresh_process" in out          # d passed: back in START
