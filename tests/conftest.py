@@ -244,8 +244,8 @@ PROCESS_STATE = {
                                            lambda m, on: m.request_interrupt() if on else m.clear_interrupt()),
     "a SIGTERM received (ranker.cli.app)": ("ranker.cli.app", lambda m: list(m._TERMINATED), [],
                                             lambda m, v: m._TERMINATED.__setitem__(slice(None), v)),
-    "the descriptors given (ranker.io)": ("ranker.io", lambda m: None if m._GIVEN_FDS is None else set(m._GIVEN_FDS), None,
-                                          lambda m, v: m.given_descriptors(v)),
+    "the descriptors given (ranker.io)": ("ranker.io", lambda m: m._GIVEN_FDS if m._GIVEN_FDS is None
+                                          else set(m._GIVEN_FDS), None, lambda m, v: m.given_descriptors(v)),
     "the command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)": (
         "ranker.cli.common", _per_command, ([], [], {}, set()), _put_back_per_command),
     "the terminal's descriptors sent to a log (ranker.cli.term.TERM)": (

@@ -44,8 +44,8 @@ def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh
     (tmp_path / "test_leaks.py").write_text(f"import os\nSTART = {str(tmp_path)!r}\n{SUITE}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rE",
-                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_leaks.py")], capture_output=True, text=True,
-                       env=env, cwd=tmp_path, timeout=300)
+                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_leaks.py")],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     out = r.stdout
     assert r.returncode == 1, out
     assert "4 passed, 3 errors" in out, out
