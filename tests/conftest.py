@@ -290,6 +290,16 @@ def _process_state_kept():
         pytest.fail("the test left the process changed for the tests after it: " + "; ".join(left), pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _matplotlib_config(tmp_path_factory):
+    """matplotlib's font cache and config folder (the charts of compare's and eval's reports, drawn in this process
+    and in the commands the tests start) in the session's temporary folder: the suite wrote them into the
+    developer's ~/.cache/matplotlib and ~/.config/matplotlib."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _ranker_home(tmp_path, monkeypatch):
     from ranker.settings import ENV_KEYS, SECRET_ENV
