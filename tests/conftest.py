@@ -56,8 +56,12 @@ def ctrl_c_when(reached: threading.Event):
     """Ctrl-C the main thread (as the signal does: it raises KeyboardInterrupt at its next check) once `reached`
     is set, by the point of the code under test that the test means (a statement traced, a callback): a timer
     raced that code's way there on a loaded machine (early, the interrupt hit the test before the code was
-    waiting, or the test itself; late, the wait had ended). Not sent once the block has ended."""
+    waiting, or the test itself; late, the wait had ended). Not sent once the block has ended. Python's own
+    SIGINT handler is in place for the block: interrupt_main() does nothing where SIGINT is ignored, as in a
+    pytest started as a background job of a shell (`make test &`, some CI runners), which passes on "ignore"."""
     import _thread
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     lock, state = threading.Lock(), {"open": True}
 
     def send():
@@ -75,6 +79,8 @@ def ctrl_c_when(reached: threading.Event):
             state["open"] = False
         reached.set()
         sender.join()
+        if previous is not None:                  # None: not set from Python, so not ours to put back
+            signal.signal(signal.SIGINT, previous)
 
 
 def without_loading(err: str) -> str:

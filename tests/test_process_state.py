@@ -57,3 +57,37 @@ def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh
         f"the test left the process changed for the tests after it: the working directory "
         f"({tmp_path / 't' / 'test_c_starts_as_a_fresh_proce0'}, was {tmp_path})"], out
     assert "ERROR at teardown of test_c_starts_as_a_fresh_process" in out          # d passed: back in START
+
+
+CTRL_C = '''
+import threading, time
+
+import pytest
+
+from suite_conftest import ctrl_c_when
+
+
+def test_ctrl_c_when_reaches_the_main_thread():
+    waiting = threading.Event()
+    with ctrl_c_when(waiting), pytest.raises(KeyboardInterrupt):
+        waiting.set()
+        time.sleep(30)
+'''
+
+
+def test_ctrl_c_when_interrupts_a_suite_started_with_sigint_ignored(tmp_path):
+    """A shell's background job (`make test &`, some CI runners) starts pytest with SIGINT ignored, which Python
+    keeps: conftest's ctrl_c_when sent its Ctrl-C to no one, and every in-process Ctrl-C test failed with 'DID NOT
+    RAISE KeyboardInterrupt' (or waited out a lock for 120 s)."""
+    import signal
+    (tmp_path / "suite_conftest.py").write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('suite_conftest_', {str(HERE / 'conftest.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\nctrl_c_when = m.ctrl_c_when\n")
+    (tmp_path / "test_ctrl_c.py").write_text(CTRL_C)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(HERE), str(HERE.parent)])}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_ctrl_c.py")],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout
