@@ -297,11 +297,17 @@ def _process_state_kept():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _matplotlib_config(tmp_path_factory):
-    """matplotlib's font cache and config folder (the charts of compare's and eval's reports, drawn in this process
-    and in the commands the tests start) in the session's temporary folder: the suite wrote them into the
-    developer's ~/.cache/matplotlib and ~/.config/matplotlib."""
+def _session_env(tmp_path_factory):
+    """The environment of the whole session, module- and session-scoped fixtures included (a store filled, a
+    server started once a module: they come before any test's own environment, _ranker_home): none of the
+    developer's RANKER_* / OPENAI_* variables, a RANKER_HOME of the session's own (a module's `ranker serve` ran
+    with the developer's), and matplotlib's font cache and config folder (the charts of compare's and eval's
+    reports) in the session's temporary folder, not ~/.cache/matplotlib and ~/.config/matplotlib."""
+    from ranker.settings import ENV_KEYS, SECRET_ENV
     with pytest.MonkeyPatch.context() as mp:
+        for var in (*ENV_KEYS, *SECRET_ENV):
+            mp.delenv(var, raising=False)
+        mp.setenv("RANKER_HOME", str(tmp_path_factory.mktemp("session-home")))
         mp.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
         yield
 

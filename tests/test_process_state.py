@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 
 SUITE = '''
@@ -91,3 +93,19 @@ def test_ctrl_c_when_interrupts_a_suite_started_with_sigint_ignored(tmp_path):
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout
+
+
+@pytest.fixture(scope="module")
+def module_env():
+    """What a module-scoped fixture (a store filled, a server started once a module) sees of the environment."""
+    from ranker.settings import ENV_KEYS, SECRET_ENV
+    return {k: os.environ.get(k) for k in (*ENV_KEYS, *SECRET_ENV, "MPLCONFIGDIR")}
+
+
+def test_a_module_fixture_runs_in_the_session_s_environment_not_the_developer_s(module_env, tmp_path_factory):
+    """Only each test had its own RANKER_HOME and none of the developer's RANKER_* variables: a module's fixture
+    came first, and its `ranker serve` ran with the developer's database, home and logs."""
+    base = str(tmp_path_factory.getbasetemp())
+    assert module_env.pop("RANKER_HOME", "").startswith(base + os.sep), module_env
+    assert module_env.pop("MPLCONFIGDIR", "").startswith(base + os.sep)
+    assert not any(module_env.values()), module_env
