@@ -56,8 +56,12 @@ def ctrl_c_when(reached: threading.Event):
     """Ctrl-C the main thread (as the signal does: it raises KeyboardInterrupt at its next check) once `reached`
     is set, by the point of the code under test that the test means (a statement traced, a callback): a timer
     raced that code's way there on a loaded machine (early, the interrupt hit the test before the code was
-    waiting, or the test itself; late, the wait had ended). Not sent once the block has ended."""
+    waiting, or the test itself; late, the wait had ended). Not sent once the block has ended. Python's own
+    SIGINT handler is in place for the block: interrupt_main() does nothing where SIGINT is ignored, as in a
+    pytest started as a background job of a shell (`make test &`, some CI runners), which passes on "ignore"."""
     import _thread
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     lock, state = threading.Lock(), {"open": True}
 
     def send():
@@ -75,6 +79,8 @@ def ctrl_c_when(reached: threading.Event):
             state["open"] = False
         reached.set()
         sender.join()
+        if previous is not None:                  # None: not set from Python, so not ours to put back
+            signal.signal(signal.SIGINT, previous)
 
 
 def without_loading(err: str) -> str:
@@ -217,6 +223,93 @@ def backfill_table(out, kind: str):
 def parquet_files(out) -> dict[str, int]:
     """Each Parquet file under `out` with its mtime: equal before and after means nothing was written."""
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in Path(out).rglob("*.parquet")}
+
+
+# --------------------------------------------------------------------------- one process, many tests
+# CI runs the whole suite in one process: state a test leaves in ranker's modules is the next test's start (a
+# Ctrl-C still requested, offline mode still on, the last command's database named by every database error).
+# Each entry: what that state is now (None where its module is not imported yet) and how to put it back.
+def _per_command(common):
+    return list(common.DB_PATH), list(common.DEBUG), dict(common.ORIGINS), set(common.OPTION_KEYS)
+
+
+def _put_back_per_command(common, saved):
+    db, debug, origins, keys = saved
+    common.DB_PATH[:], common.DEBUG[:] = db, debug
+    common.ORIGINS.clear()
+    common.ORIGINS.update(origins)
+    common.OPTION_KEYS.clear()
+    common.OPTION_KEYS.update(keys)
+
+
+PROCESS_STATE = {
+    # name: (module, what it holds now, its state in a fresh process, put it back to a saved one)
+    "offline mode (ranker.netguard)": ("ranker.netguard", lambda m: m._saved is not None, False,
+                                       lambda m, on: None if on else m.disable_offline()),
+    "a Ctrl-C requested (ranker.errors)": ("ranker.errors", lambda m: m.interrupt_requested(), False,
+                                           lambda m, on: m.request_interrupt() if on else m.clear_interrupt()),
+    "a SIGTERM received (ranker.cli.app)": ("ranker.cli.app", lambda m: list(m._TERMINATED), [],
+                                            lambda m, v: m._TERMINATED.__setitem__(slice(None), v)),
+    "the descriptors given (ranker.io)": ("ranker.io", lambda m: m._GIVEN_FDS if m._GIVEN_FDS is None
+                                          else set(m._GIVEN_FDS), None, lambda m, v: m.given_descriptors(v)),
+    "the command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)": (
+        "ranker.cli.common", _per_command, ([], [], {}, set()), _put_back_per_command),
+    "the terminal's descriptors sent to a log (ranker.cli.term.TERM)": (
+        "ranker.cli.term", lambda m: m.TERM._saved is not None, False,
+        lambda m, on: None if on else m.TERM.restore()),
+}
+
+
+def process_state() -> dict:
+    return {name: (get(sys.modules[mod]) if mod in sys.modules else fresh)
+            for name, (mod, get, fresh, _) in PROCESS_STATE.items()}
+
+
+def put_back_process_state(saved: dict) -> None:
+    for name, (mod, get, fresh, put) in PROCESS_STATE.items():
+        if mod in sys.modules and get(sys.modules[mod]) != saved[name]:
+            put(sys.modules[mod], saved[name])
+
+
+@pytest.fixture
+def in_process_command():
+    """For a test that runs a command's own function in this process: ranker's per-process state put back after
+    it (a command is one process: it keeps its settings' database, debug and origins in module globals)."""
+    saved = process_state()
+    yield
+    put_back_process_state(saved)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_kept():
+    """Every test leaves ranker's process-wide state (PROCESS_STATE) and the working directory as it found them:
+    one that does not fails here, naming what it left, and the state is put back for the tests after it."""
+    cwd, before = os.getcwd(), process_state()
+    yield
+    after = process_state()
+    left = [name for name in before if after[name] != before[name]]
+    if os.getcwd() != cwd:
+        left.append(f"the working directory ({os.getcwd()}, was {cwd})")
+        os.chdir(cwd)
+    put_back_process_state(before)
+    if left:
+        pytest.fail("the test left the process changed for the tests after it: " + "; ".join(left), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory):
+    """The environment of the whole session, module- and session-scoped fixtures included (a store filled, a
+    server started once a module: they come before any test's own environment, _ranker_home): none of the
+    developer's RANKER_* / OPENAI_* variables, a RANKER_HOME of the session's own (a module's `ranker serve` ran
+    with the developer's), and matplotlib's font cache and config folder (the charts of compare's and eval's
+    reports) in the session's temporary folder, not ~/.cache/matplotlib and ~/.config/matplotlib."""
+    from ranker.settings import ENV_KEYS, SECRET_ENV
+    with pytest.MonkeyPatch.context() as mp:
+        for var in (*ENV_KEYS, *SECRET_ENV):
+            mp.delenv(var, raising=False)
+        mp.setenv("RANKER_HOME", str(tmp_path_factory.mktemp("session-home")))
+        mp.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
+        yield
 
 
 @pytest.fixture(autouse=True)

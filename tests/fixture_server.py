@@ -14,7 +14,6 @@ sets the event.
 """
 from __future__ import annotations
 
-import select
 import socket
 import threading
 import time
@@ -159,29 +158,59 @@ def self_signed(folder) -> tuple[str, str] | None:
     return str(cert), str(key)
 
 
-class SilentURL(str):
-    """The silent server's base URL, which also tells whether a client has connected."""
-    sock: socket.socket
-
-    def connected(self) -> bool:
-        """Whether a client's connection waits in the server's backlog (never accepted, never answered): the
-        client got as far as asking the server, and waits on it (told, not guessed with a timer, which a
-        loaded machine outran)."""
-        return bool(select.select([self.sock], [], [], 0)[0])
-
-
 @contextmanager
 def silent_server():
     """Yield the base URL of a server that accepts the connection (the kernel does, via the backlog) and
-    never sends a byte (a SilentURL: url.connected() says whether a client got there)."""
+    never sends a byte."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     s.listen(16)
-    url = SilentURL(f"http://127.0.0.1:{s.getsockname()[1]}")
-    url.sock = s
     try:
-        yield url
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
     finally:
+        s.close()
+
+
+class Asked:
+    """What a silent server was asked so far: `asked(text)` holds once a request whose first bytes hold `text`
+    came (a request line: "POST /v1/chat/completions"). It accepts and reads the connections, never answers."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock, self._conns, self._seen = sock, [], b""
+        sock.setblocking(False)
+
+    def __call__(self, text: str) -> bool:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, OSError):
+                break
+            conn.setblocking(False)
+            self._conns.append(conn)
+        for conn in self._conns:
+            try:
+                self._seen += conn.recv(65536)
+            except (BlockingIOError, OSError):
+                pass
+        return text.encode() in self._seen
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.close()
+
+
+@contextmanager
+def silent_server_asked():
+    """silent_server's (base URL, Asked): a test can act once the command has sent its request, not after a time
+    (on a loaded machine the command was still starting when a timer ran out)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    asked = Asked(s)
+    try:
+        yield f"http://127.0.0.1:{s.getsockname()[1]}", asked
+    finally:
+        asked.close()
         s.close()
 
 

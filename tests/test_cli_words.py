@@ -172,7 +172,7 @@ def test_database_errors_in_words(tmp_path):
     assert one_error(r, 1).startswith(f"error: {junk}: not a usable ranker database (file is not a database)")
 
 
-def test_os_and_sqlite_errors_reaching_the_top_are_worded():
+def test_os_and_sqlite_errors_reaching_the_top_are_worded(in_process_command):
     import sqlite3
 
     from ranker.cli.common import DB_PATH, os_error_line, sqlite_error_line

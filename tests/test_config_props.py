@@ -28,7 +28,8 @@ def _toml_str(s: str) -> str:
 @PROPS
 @example(home="pay$ment", prompts="a\x7fb", exclude=["x\x7f"])   # DEL: JSON writes it bare, TOML must not
 @given(home=WORD, prompts=WORD, exclude=st.lists(WORD.filter(str.strip), max_size=3))
-def test_the_printed_config_reads_back_to_the_same_settings(tmp_path, monkeypatch, home, prompts, exclude):
+def test_the_printed_config_reads_back_to_the_same_settings(tmp_path, monkeypatch, in_process_command, home,
+                                                            prompts, exclude):
     for var in ("RANKER_HOME", "RANKER_DB", "RANKER_MODELS_DIR", "RANKER_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     literal = lambda s: s.replace("$", "$$")          # noqa: E731  (the file expands $NAME in paths)

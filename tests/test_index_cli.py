@@ -167,20 +167,38 @@ def test_a_command_waiting_for_the_index_lock_says_so(stocked):
     rebuild of a large index takes a minute): it waited in silence, looking hung; it says it is waiting, once,
     then answers as usual once the lock is let go."""
     import fcntl
+    import os
+    import subprocess
     import threading
+
+    from conftest import RANKER
     db, papers = stocked
     assert ranker("similar", papers[40].id, "--k", "1", "--db", db).returncode == 0      # the index is made
     lock = db.parent / f"faiss-{db.name}" / "minilm" / ".lock"
     line = f"index: waiting for another command using the corpus index in {lock.parent}"
     for args in (("similar", papers[40].id, "--k", "3"), ("index", "status"), ("index", "rebuild")):
+        # the lock is let go once the command has said it waits, not after a time: a timer raced the command's
+        # start on a loaded machine (started after the timer had let go, it waited for nothing and said nothing)
         with open(lock, "a+") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            threading.Timer(2.0, fcntl.flock, (fh.fileno(), fcntl.LOCK_UN)).start()
-            t0 = time.monotonic()
-            r = ranker(*args, "--db", db)
-        assert r.returncode == 0 and time.monotonic() - t0 >= 1.9, (args, r.stderr)
-        assert r.stderr.count(line) == 1, (args, r.stderr)
-    assert len(r.stdout.splitlines()) == 0 and "index rebuilt for minilm: 60 vectors" in r.stderr
+            p = subprocess.Popen([*RANKER, *map(str, args), "--db", str(db)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env={k: v for k, v in os.environ.items()
+                                                                         if k != "RANKER_DEBUG"})
+            said = []
+            reader = threading.Thread(target=lambda: said.extend(iter(p.stderr.readline, "")), daemon=True)
+            reader.start()
+            deadline = time.monotonic() + 120
+            while not any(line in x for x in said) and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            waited = p.poll() is None                    # still there, holding on the lock
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        out = p.stdout.read()                           # (stderr: the reader's)
+        p.wait(timeout=300)
+        reader.join(timeout=30)
+        err = "".join(said)
+        assert waited and p.returncode == 0, (args, err)
+        assert err.count(line) == 1, (args, err)
+    assert len(out.splitlines()) == 0 and "index rebuilt for minilm: 60 vectors" in err
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ranker.sources import read_papers
 from ranker.store import Store
 
 from conftest import DAYS, RANKER, ranker, store_vectors, without_loading
-from fixture_server import silent_server
+from fixture_server import silent_server, silent_server_asked
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 LINE = "interrupted during {stage}; {n} papers scored so far are kept; rerun to resume\n"
@@ -134,11 +134,9 @@ def test_ctrl_c_of_a_resumed_run_says_what_it_scored_and_what_it_reused(db, tmp_
 
 
 def test_ctrl_c_while_fetching_from_a_hanging_feed(db, tmp_path):
-    with silent_server() as url:
+    with silent_server_asked() as (url, asked):
         p = start("run", "--out", tmp_path / "out", "--db", db, "--backend", "fake", RANKER_RSS_URL=url + "/rss/")
-        # once it asks the feed (two seconds after its start, as it was, raced a loaded machine's start of the
-        # command: the Ctrl-C came before the fetch)
-        sent = signal_when(p, url.connected)
+        sent = signal_when(p, lambda: asked("GET /rss/"))      # (2 s after the start: still starting when loaded)
         rc, err, _ = finish(p, sent)
     assert rc == 130 and err == LINE.format(stage="fetch", n=0), err
 
@@ -147,10 +145,11 @@ def test_ctrl_c_stops_a_run_waiting_on_a_hung_openai_server(db, tmp_path):
     """The server accepts and never answers; with the default timeouts each request would wait minutes."""
     papers = tmp_path / "p.jsonl"
     papers.write_text("".join(list(open(LISTING))[:3]))
-    with silent_server() as url:
+    with silent_server_asked() as (url, asked):
         p = start("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--db", db, "--backend", "openai",
                   "--model", "m", OPENAI_BASE_URL=url + "/v1")
-        sent = signal_when(p, url.connected)            # its first request sent: scoring, waiting on the server
+        # once the paper's request is sent (1.5 s after the run was recorded, a loaded machine was still loading)
+        sent = signal_when(p, lambda: asked("POST /v1/chat/completions"))
         # (a bound for a loaded machine, the interpreter's teardown included: the request alone would wait 120 s)
         rc, err, took = finish(p, sent, within=20.0)
     assert rc == 130 and err == LINE.format(stage="scoring", n=0), err

@@ -319,6 +319,7 @@ def test_bench_year_measure_calibrate_alone_gets_the_days_before(tmp_path, monke
     """`bench_year.py measure --calibrate` without --eval pointed `ranker calibrate --history` at a folder only
     the --eval branch made: the calibrate figure was an exit 1 ('no such folder')."""
     import importlib.util
+    monkeypatch.setattr(sys, "path", list(sys.path))     # the script puts the checkout first: for this test only
     spec = importlib.util.spec_from_file_location("bench_year", SCRIPTS / "bench_year.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -1,0 +1,111 @@
+"""A test that leaves ranker's process-wide state changed (offline mode on, a Ctrl-C still requested, the last
+command's database) fails at its teardown (conftest's _process_state_kept), and the tests after it in the same
+process start from a fresh process's state: CI runs the whole suite in one process, in file order."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+SUITE = '''
+from ranker import netguard
+from ranker.cli import common
+from ranker.errors import interrupt_requested, request_interrupt
+
+
+def test_a_leaves_offline_mode_on():
+    netguard.enable_offline()
+
+
+def test_b_leaves_a_ctrl_c_and_the_database_named():
+    request_interrupt()
+    common.DB_PATH[:] = ["/elsewhere/ranker.sqlite3"]
+
+
+def test_c_starts_as_a_fresh_process(tmp_path):
+    assert netguard._saved is None and not interrupt_requested() and common.DB_PATH == []
+    os.chdir(tmp_path)
+
+
+def test_d_runs_where_the_suite_started():
+    assert os.getcwd() == START
+'''
+
+
+def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh(tmp_path):
+    (tmp_path / "conftest.py").write_text(       # the suite's conftest's fixture, nothing else of it
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('suite_conftest', {str(HERE / 'conftest.py')!r})\n"
+        "suite = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(suite)\n"
+        "_process_state_kept = suite._process_state_kept\n")
+    (tmp_path / "test_leaks.py").write_text(f"import os\nSTART = {str(tmp_path)!r}\n{SUITE}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rE",
+                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_leaks.py")],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    out = r.stdout
+    assert r.returncode == 1, out
+    assert "4 passed, 3 errors" in out, out
+    said = [x for x in out.splitlines() if x.startswith("the test left")]
+    assert said == [
+        "the test left the process changed for the tests after it: offline mode (ranker.netguard)",
+        "the test left the process changed for the tests after it: a Ctrl-C requested (ranker.errors); the "
+        "command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)",
+        f"the test left the process changed for the tests after it: the working directory "
+        f"({tmp_path / 't' / 'test_c_starts_as_a_fresh_proce0'}, was {tmp_path})"], out
+    assert "ERROR at teardown of test_c_starts_as_a_fresh_process" in out          # d passed: back in START
+
+
+CTRL_C = '''
+import threading, time
+
+import pytest
+
+from suite_conftest import ctrl_c_when
+
+
+def test_ctrl_c_when_reaches_the_main_thread():
+    waiting = threading.Event()
+    with ctrl_c_when(waiting), pytest.raises(KeyboardInterrupt):
+        waiting.set()
+        time.sleep(30)
+'''
+
+
+def test_ctrl_c_when_interrupts_a_suite_started_with_sigint_ignored(tmp_path):
+    """A shell's background job (`make test &`, some CI runners) starts pytest with SIGINT ignored, which Python
+    keeps: conftest's ctrl_c_when sent its Ctrl-C to no one, and every in-process Ctrl-C test failed with 'DID NOT
+    RAISE KeyboardInterrupt' (or waited out a lock for 120 s)."""
+    import signal
+    (tmp_path / "suite_conftest.py").write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('suite_conftest_', {str(HERE / 'conftest.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\nctrl_c_when = m.ctrl_c_when\n")
+    (tmp_path / "test_ctrl_c.py").write_text(CTRL_C)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(HERE), str(HERE.parent)])}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_ctrl_c.py")],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout
+
+
+@pytest.fixture(scope="module")
+def module_env():
+    """What a module-scoped fixture (a store filled, a server started once a module) sees of the environment."""
+    from ranker.settings import ENV_KEYS, SECRET_ENV
+    return {k: os.environ.get(k) for k in (*ENV_KEYS, *SECRET_ENV, "MPLCONFIGDIR")}
+
+
+def test_a_module_fixture_runs_in_the_session_s_environment_not_the_developer_s(module_env, tmp_path_factory):
+    """Only each test had its own RANKER_HOME and none of the developer's RANKER_* variables: a module's fixture
+    came first, and its `ranker serve` ran with the developer's database, home and logs."""
+    base = str(tmp_path_factory.getbasetemp())
+    assert module_env.pop("RANKER_HOME", "").startswith(base + os.sep), module_env
+    assert module_env.pop("MPLCONFIGDIR", "").startswith(base + os.sep)
+    assert not any(module_env.values()), module_env
