@@ -92,13 +92,15 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
 
 def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool, *,
            writes: bool = False) -> "Store":
-    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db). A command that only reads it
-    (export, list) opens a missing one as an empty store, leaving no database behind; one that writes (import)
-    makes only the home's own when missing: a missing one named otherwise is an error (a mistyped --db would
-    get a new database holding the labels and no papers, where nothing else looks)."""
+    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db). A missing one named otherwise
+    than the home's own is an error naming where it was named (db_there), for every labels command: import would
+    make a new database holding the labels and no papers, where nothing else looks, and export said "nothing to
+    do" with status 0 for a mistyped --db, as if the labels were none. The home's own, missing (a fresh
+    machine), is made by import; export and list open it as an empty store, leaving no database behind."""
     from ..store import Store
     s = load_settings(config, verbose=verbose, db=db, offline=offline)
-    return Store(db_there(s)) if writes else Store(s.db_path, create=False)
+    path = db_there(s)
+    return Store(path) if writes else Store(path, create=False)
 
 
 def register(app: typer.Typer) -> None:
