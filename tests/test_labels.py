@@ -294,7 +294,7 @@ def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
         r = ranker("labels", "export", f, *args, env=at_home)
         assert r.returncode == 0 and r.stderr.strip() == f"nothing to do: no labels in {where} (left {f} as it was)"
         assert f.read_text() == line
-    assert not home.exists()                    # reading made no database
+    assert not fresh.exists()                   # reading made no database
     r = ranker("labels", "import", f, "--db", db)
     assert r.returncode == 0 and "1 added" in r.stderr, r.stderr
     with Store(db) as s:
@@ -338,7 +338,8 @@ def test_labels_export_and_list_refuse_a_database_that_is_not_there(tmp_path):
         assert r.stdout == ""
     r = ranker("labels", "export", out, env={**home, "RANKER_DB": typo})
     assert r.returncode == 1 and r.stderr.startswith(f"error: RANKER_DB {typo}: no database there"), r.stderr
-    assert out.read_text() == "kept\n" and not typo.parent.exists() and not (tmp_path / "home").exists()
+    assert out.read_text() == "kept\n" and not typo.parent.exists()
+    assert not (tmp_path / "home" / "ranker.sqlite3").exists()
 
 
 def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_took_it_back_too(tmp_path):
