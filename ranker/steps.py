@@ -239,6 +239,7 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     the prefilter's embedder)."""
     options = ScoreOptions.from_settings(settings.scoring)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    stored = 0              # scores of these papers the store holds: a Ctrl-C while the model loads keeps them
     if backend is None:
         cls = backend_class(settings.scoring.backend)
         name = cls.store_name(settings.scoring.model, settings.models_dir)
@@ -252,6 +253,7 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
                 if progress and ready.papers:
                     progress("scoring", len(ready.papers), len(ready.papers))
                 return ready
+            stored = ready.reused
     related = None
     if options.novelty_context > 0:
         from .index import novelty_context
@@ -267,7 +269,10 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
     own = backend is None
     be = backend
     try:
-        with during("scoring (loading the model)", scored=lambda: 0, due=lambda: len(papers)):
+        # a rerun's stored scores are kept too: "0 papers scored so far are kept" hid them (a model's load is where
+        # a Ctrl-C of a rerun lands), said apart from this command's own, as the scoring stage says them
+        with during("scoring (loading the model)", scored=lambda: stored, due=lambda: len(papers),
+                    reused=lambda: stored):
             if own and progress:
                 progress(loading_stage(settings), 0, None)
             be = make_backend(settings, warn=warn) if own else backend

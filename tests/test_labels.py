@@ -278,42 +278,68 @@ def test_labels_alone_make_a_training_set_and_say_how_many_are_missing(tmp_path)
 
 
 def test_an_export_without_labels_leaves_a_labels_file_as_it_was(tmp_path):
-    """`ranker labels export labels.jsonl` typed for `import` on the new machine (or run with a mistyped --db, opened
-    as an empty store) replaced the file brought from the old machine, the only copy of the labels, by an empty one.
-    An export without labels now leaves a file that holds something as it was; a new or empty file is still written."""
+    """`ranker labels export labels.jsonl` typed for `import` on the new machine (a fresh home, its database not
+    made yet, opened as an empty store) replaced the file brought from the old machine, the only copy of the
+    labels, by an empty one. An export without labels now leaves a file that holds something as it was; a new or
+    empty file is still written."""
     db = tmp_path / "new.sqlite3"
     Store(db).close()
+    home = tmp_path / "home"                    # its ranker.sqlite3 not there yet: a new machine
+    fresh = home / "ranker.sqlite3"
+    at_home = {"RANKER_HOME": home}
     f = tmp_path / "labels.jsonl"
     line = '{"id": "2505.09572", "label": 1, "time": "2025-05-15T09:12:03Z", "day": "2025-05-15"}\n'
     f.write_text(line)
-    for where in (db, tmp_path / "mistyped.sqlite3"):
-        r = ranker("labels", "export", f, "--db", where)
+    for where, args in ((db, ("--db", db)), (fresh, ())):
+        r = ranker("labels", "export", f, *args, env=at_home)
         assert r.returncode == 0 and r.stderr.strip() == f"nothing to do: no labels in {where} (left {f} as it was)"
         assert f.read_text() == line
+    assert not fresh.exists()                   # reading made no database
     r = ranker("labels", "import", f, "--db", db)
     assert r.returncode == 0 and "1 added" in r.stderr, r.stderr
     with Store(db) as s:
         assert export_labels(s, tmp_path / "fresh.jsonl") == 1
     (tmp_path / "empty.jsonl").write_text("")
-    r = ranker("labels", "export", tmp_path / "empty.jsonl", "--db", tmp_path / "mistyped.sqlite3")
+    r = ranker("labels", "export", tmp_path / "empty.jsonl", env=at_home)
     assert r.returncode == 0 and "wrote an empty" in r.stderr and (tmp_path / "empty.jsonl").read_text() == ""
     # '-' is stdout: a file named '-' in the working folder is neither written nor what the note speaks of
     (tmp_path / "-").write_text(line)
-    r = ranker("labels", "export", "-", "--db", tmp_path / "mistyped.sqlite3", cwd=tmp_path)
+    r = ranker("labels", "export", "-", cwd=tmp_path, env=at_home)
     assert r.returncode == 0 and r.stdout == "" and r.stderr.strip() == (
-        f"nothing to do: no labels in {tmp_path / 'mistyped.sqlite3'} (wrote nothing to stdout)"), r.stderr
+        f"nothing to do: no labels in {fresh} (wrote nothing to stdout)"), r.stderr
     assert (tmp_path / "-").read_text() == line
     # `export - >> kept.jsonl`: stdout holds something, left as it was; said of stdout, not of '-'
     kept = tmp_path / "kept.jsonl"
     kept.write_text(line)
-    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "RANKER_HOME": str(home)}
     env.pop("RANKER_DEBUG", None)
+    env.pop("RANKER_DB", None)
     with kept.open("a") as out:
-        p = subprocess.run([*RANKER, "labels", "export", "-", "--db", str(tmp_path / "mistyped.sqlite3")], stdout=out,
+        p = subprocess.run([*RANKER, "labels", "export", "-"], stdout=out,
                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, timeout=300)
     assert p.returncode == 0 and p.stderr.strip() == (
-        f"nothing to do: no labels in {tmp_path / 'mistyped.sqlite3'} (left stdout as it was)"), p.stderr
+        f"nothing to do: no labels in {fresh} (left stdout as it was)"), p.stderr
     assert kept.read_text() == line
+
+
+def test_labels_export_and_list_refuse_a_database_that_is_not_there(tmp_path):
+    """`ranker labels export out.jsonl --db <a mistyped path>` said "nothing to do: no labels in ..." and exited 0:
+    a script backing the labels up took a typo for "no labels yet". A database named with --db (RANKER_DB) that is
+    not there is one line naming the option, status 1, as `labels import`, `serve` and `calibrate` say it; the
+    file is not written and no database is made."""
+    typo = tmp_path / "typo" / "rnaker.sqlite3"
+    out = tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+    home = {"RANKER_HOME": tmp_path / "home"}
+    for args in (("export", out), ("export", "-"), ("list",)):
+        r = ranker("labels", *args, "--db", typo, env=home)
+        assert r.returncode == 1 and r.stderr.splitlines() == [
+            f"error: --db {typo}: no database there (a typo?); `ranker run` makes one"], (args, r.stderr)
+        assert r.stdout == ""
+    r = ranker("labels", "export", out, env={**home, "RANKER_DB": typo})
+    assert r.returncode == 1 and r.stderr.startswith(f"error: RANKER_DB {typo}: no database there"), r.stderr
+    assert out.read_text() == "kept\n" and not typo.parent.exists()
+    assert not (tmp_path / "home" / "ranker.sqlite3").exists()
 
 
 def test_a_later_undo_from_elsewhere_keeps_an_older_thumb_out_though_this_store_took_it_back_too(tmp_path):

@@ -813,3 +813,26 @@ def test_the_loading_note_names_what_the_backend_loads(tmp_path):
     assert loading_stage(resolve(flags={"backend": "openai", "model": "gpt-4o"}, env=env)) == "loading gpt-4o"
     served = resolve(flags={"backend": "openai", "backend_option": ["base_url='http://127.0.0.1:9/v1'"]}, env=env)
     assert loading_stage(served) == "loading the model http://127.0.0.1:9/v1 serves"
+
+
+def test_a_ctrl_c_while_a_reruns_model_loads_counts_the_stored_scores_it_keeps(settings, store, monkeypatch):
+    """A rerun of a stopped day: 3 scores stored, 5 papers pending, and the Ctrl-C comes while the model loads (the
+    longest wait of a rerun: vLLM's start). The line said "0 papers scored so far are kept", as if the 3 were lost;
+    it says them apart from what this command scored, as the scoring stage's line does."""
+    from ranker.errors import Interrupted
+    papers = list(read_papers(LISTING))[:8]
+    first = score_day(papers[:3], settings, store=store, backend=FakeBackend("tiny"))
+    assert first.scored == 3
+
+    def ctrl_c_while_loading(*args, **kwargs):
+        raise KeyboardInterrupt                  # what SIGINT raises in the loading engine
+    monkeypatch.setattr("ranker.steps.make_backend", ctrl_c_while_loading)
+    with pytest.raises(Interrupted) as e:
+        score_day(papers, settings, store=store)
+    assert (e.value.stage, e.value.scored, e.value.reused, e.value.due) == ("scoring (loading the model)", 3, 3, 8)
+    assert str(e.value) == ("interrupted during scoring (loading the model); 0 papers scored now and 3 reused from "
+                            "the store are kept; rerun to resume")
+    with pytest.raises(Interrupted) as e:        # a first run: nothing stored, the line as it was
+        score_day(list(read_papers(LISTING))[10:12], settings, store=store)
+    assert str(e.value) == "interrupted during scoring (loading the model); 0 papers scored so far are kept; " \
+                           "rerun to resume"

@@ -483,6 +483,38 @@ def test_a_path_holding_a_newline_is_named_on_one_line(tmp_path):
     assert p.stderr.startswith(f"error: {str(out)!r}: "), p.stderr
 
 
+def test_a_summary_line_names_a_path_holding_a_newline_on_one_line(db, tmp_path):
+    """Not only errors echo a path the user gave: prefilter's summary ('... -> PATH'), score's and labels'
+    (written, nothing to do) printed a name holding a newline on two lines, the second looking like a line of
+    its own to whatever reads stderr (a cron mail, a grep). They quote it as an error does (as_given)."""
+    papers = tmp_path / "a\npapers.jsonl"
+    shutil.copy(LISTING, papers)
+    out = tmp_path / "r\nanked.jsonl"
+    p = subprocess.run([*_cli(), "prefilter", "--papers", str(papers), "--out", str(out), "--db", str(db), "--top", "5",
+                        "--offline"], capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert p.returncode == 0 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.rstrip("\n").endswith(f" -> {str(out)!r}"), p.stderr
+    fetched = tmp_path / "f\netched.jsonl"
+    p = subprocess.run([*_cli(), "fetch", "--from", str(LISTING), "--out", str(fetched), "--db", str(db)],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert p.returncode == 0 and len(p.stderr.splitlines()) == 1 and repr(str(fetched)) in p.stderr, p.stderr
+    empty = tmp_path / "no\npapers.jsonl"
+    empty.write_text("")
+    scores = tmp_path / "s\ncores.jsonl"
+    p = subprocess.run([*_cli(), "score", "--papers", str(empty), "--out", str(scores), "--db", str(db), "--backend",
+                        "fake"], capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert p.returncode == 0 and p.stderr.splitlines() == [
+        f"nothing to do: no papers in {str(empty)!r} (wrote an empty {str(scores)!r})"], p.stderr
+    p = subprocess.run([*_cli(), "labels", "import", str(empty), "--db", str(db)], capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=300)
+    assert p.returncode == 0 and p.stderr.splitlines() == [f"nothing to do: no labels in {str(empty)!r}"], p.stderr
+    labels = tmp_path / "l\nabels.jsonl"
+    p = subprocess.run([*_cli(), "labels", "export", str(labels), "--db", str(db)], capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=300)
+    assert p.returncode == 0 and p.stderr.splitlines() == [
+        f"nothing to do: no labels in {str(db)} (wrote an empty {str(labels)!r})"], p.stderr
+
+
 _CLOSED_PIPE = """
 import multiprocessing, ranker.labels
 def export_labels(store, path):

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
+from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
                      VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings, not_empty,
@@ -163,7 +163,7 @@ def summary_line(res) -> str:
         line += f"; the driver's peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB (the cluster's not measured)"
     elif procs:
         line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {len(procs)} process(es)"
-    return line + f"; {res.run['seconds']:.1f}s -> {res.out}"
+    return line + f"; {res.run['seconds']:.1f}s -> {as_given(str(res.out))}"
 
 
 SHOWN_SKIPPED = 3          # skipped lines named on the terminal (the manifest names the first few, counts all)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
+from .common import (as_given, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
                      flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, warn, warn_read)
 
 EXAMPLES = """
@@ -95,16 +95,16 @@ def fetch(
             rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
             embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
-    res.out = str(out)                  # as the user named it ('-', not the descriptor it was written to)
+    res.out = as_given(str(out))        # as the user named it ('-', not the descriptor it was written to)
 
     warn_read(report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""
-            nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); wrote an empty {out}")
+            nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); wrote an empty {res.out}")
         else:
             nothing_to_do(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
-                          f"wrote an empty {out}")
+                          f"wrote an empty {res.out}")
         return
     info(summary_line(res, report))
     if embedded:

@@ -38,7 +38,7 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     if new:
         info(f"{as_given(str(s.db_path))}: a new database (there was none); the import made it")
     if not res.shards:
-        nothing_to_do(f"{folder} holds no shards (`ranker backfill` writes them)")
+        nothing_to_do(f"{as_given(str(folder))} holds no shards (`ranker backfill` writes them)")
         return
     keys = ", ".join(f"{m} / {h}" for m, h in res.keys) or "none"
     info(f"imported {folder}: {counted(res.shards, 'shard')}; {counted(res.papers, 'new paper')}, "

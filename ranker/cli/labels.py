@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, check_out, db_there, echo, given_path, info,
+from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, as_given, check_out, db_there, echo, given_path, info,
                      load_settings, nothing_to_do, out_path)
 
 if TYPE_CHECKING:
@@ -37,14 +37,14 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' f
         out = out_path(file)                            # '-': stdout, as every command's --out (not a file named -)
         n = export_labels(store, out)
     if not n:                                           # what a file held stays (see export_labels)
-        shown = "stdout" if str(file) == "-" else str(file)     # what was written to, not a file named '-'
+        shown = "stdout" if str(file) == "-" else as_given(str(file))   # what was written to, not a file named '-'
         if holds_something(out):                        # (`export - >> kept.jsonl`: stdout holds something)
             done = f"left {shown} as it was"
         else:
-            done = "wrote nothing to stdout" if str(file) == "-" else f"wrote an empty {file}"
-        nothing_to_do(f"no labels in {store.path} ({done})")
+            done = "wrote nothing to stdout" if str(file) == "-" else f"wrote an empty {as_given(str(file))}"
+        nothing_to_do(f"no labels in {as_given(str(store.path))} ({done})")
         return
-    info(f"labels: {n} written -> {file}")
+    info(f"labels: {n} written -> {as_given(str(file))}")
 
 
 @labels_app.command("import")
@@ -65,10 +65,10 @@ def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker l
     with _store(config, db, offline, verbose, writes=True) as store:
         c = import_labels(store, Path("/dev/stdin") if str(file) == "-" else file)    # '-': stdin, not a file
     if not sum(c.values()):
-        nothing_to_do(f"no labels in {file}")
+        nothing_to_do(f"no labels in {as_given(str(file))}")
         return
     info(f"labels: {c['added']} added, {c['changed']} changed, {c['taken back']} taken back, "
-         f"{c['unchanged']} unchanged from {file}")
+         f"{c['unchanged']} unchanged from {as_given(str(file))}")
 
 
 @labels_app.command("list")
@@ -83,7 +83,7 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
         labels = store.get_labels()
         papers = store.get_papers(labels)
     if not labels:
-        nothing_to_do(f"no labels in {store.path} yet (the thumbs of `ranker serve` give them)")
+        nothing_to_do(f"no labels in {as_given(str(store.path))} yet (the thumbs of `ranker serve` give them)")
         return
     for pid, lb in labels.items():
         title = papers[pid].title if pid in papers else ""
@@ -92,13 +92,15 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
 
 def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: bool, *,
            writes: bool = False) -> "Store":
-    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db). A command that only reads it
-    (export, list) opens a missing one as an empty store, leaving no database behind; one that writes (import)
-    makes only the home's own when missing: a missing one named otherwise is an error (a mistyped --db would
-    get a new database holding the labels and no papers, where nothing else looks)."""
+    """The store the settings name (ranker.toml, RANKER_HOME / RANKER_DB, --db). A missing one named otherwise
+    than the home's own is an error naming where it was named (db_there), for every labels command: import would
+    make a new database holding the labels and no papers, where nothing else looks, and export said "nothing to
+    do" with status 0 for a mistyped --db, as if the labels were none. The home's own, missing (a fresh
+    machine), is made by import; export and list open it as an empty store, leaving no database behind."""
     from ..store import Store
     s = load_settings(config, verbose=verbose, db=db, offline=offline)
-    return Store(db_there(s)) if writes else Store(s.db_path, create=False)
+    path = db_there(s)
+    return Store(path) if writes else Store(path, create=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
+from .common import (as_given,
+                     CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
                      RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, given_path, info, load_settings,
                      naming_stdout, nothing_to_do, one_keep_rule, out_path, warn_read)
@@ -55,7 +56,8 @@ def prefilter(papers: PapersOpt,
     if not rows:
         if str(out) != "-":
             atomic_write(out_path(out), [])
-        nothing_to_do(f"no papers in {papers}" + (f" (wrote an empty {out})" if str(out) != "-" else ""))
+        nothing_to_do(f"no papers in {as_given(str(papers))}"
+                      + (f" (wrote an empty {as_given(str(out))})" if str(out) != "-" else ""))
         return
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, progress=bar, warn=info)
@@ -65,7 +67,7 @@ def prefilter(papers: PapersOpt,
             TERM.out.flush()
     else:
         atomic_write(out_path(out), ranked_lines(result.ranked))
-    info(result.summary() + f" -> {out}")
+    info(result.summary() + f" -> {as_given(str(out))}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
+from .common import (as_given,
+                     BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress,
                      PromptsOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info, load_settings,
                      nothing_to_do, out_path, warn, warn_failures, warn_read)
@@ -52,7 +53,8 @@ def score(papers: PapersOpt,
     warn_read(report)
     if not rows:
         atomic_write(out_path(out), [])
-        nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {papers} (wrote an empty {out})")
+        nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {as_given(str(papers))} "
+                      f"(wrote an empty {as_given(str(out))})")
         return
     with Store(s.db_path) as store:
         with Progress() as bar, store.recording("score", {"papers": str(papers), "n": len(rows),
@@ -65,7 +67,7 @@ def score(papers: PapersOpt,
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows),
                     reused=lambda: run.reused):
             atomic_write(out_path(out), run.lines())
-    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {out} ({run.reused} reused from the store, "
+    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {as_given(str(out))} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
     warn_failures(run)

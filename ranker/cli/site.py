@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path,
+from .common import (as_given,
+                     ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path,
                      info, load_settings, nothing_to_do)
 
 
@@ -37,7 +38,7 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
     environment()                    # a missing web extra is said first, whatever the store holds
     with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
         if not store.days():
-            nothing_to_do(f"{s.db_path} holds no days yet (`ranker run` stores them); wrote no site")
+            nothing_to_do(f"{as_given(str(s.db_path))} holds no days yet (`ranker run` stores them); wrote no site")
             return
         # the paper pages' similar papers from the configured embedder first (they came from the alphabetically
         # first, an old embedder's, whose index never holds the papers stored since a switch)
