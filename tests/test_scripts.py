@@ -528,3 +528,16 @@ def test_llm_evals_say_what_their_model_lacks_before_any_work(name, args, tmp_pa
                        text=True, timeout=120, env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "run: ranker models prepare qwen2.5-coder-0.5b" in p.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["eval_score_mode.py", "eval_injection.py", "eval_novelty_context.py"])
+def test_llm_evals_name_the_backend_flag_for_an_unknown_backend(name):
+    """A backend name mistyped was said as the model's fault, under a config key the scripts do not read:
+    "error: --model qwen2.5-coder-0.5b: scoring.backend: unknown backend 'vlm'"."""
+    days = [] if name == "eval_injection.py" else ["--days", str(DAYS)]
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vlm", *days], capture_output=True,
+                       text=True, timeout=120)
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2 and p.stdout == "", p.stderr[-2000:]
+    assert last.startswith(f"{name}: error: --backend: unknown backend 'vlm'; choose one of: "), last
+    assert "--model" not in last and "scoring." not in last, last
