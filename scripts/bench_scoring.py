@@ -359,7 +359,9 @@ def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | Non
     computed = e["prompt_tokens"] - e["cached_prompt_tokens"] + e.get("primer_prompt_tokens", 0)
     sampled = e["completion_tokens"]
     flops = work_flops(shape, computed, sampled)
-    spans = []
+    # the positions whose attention scores were computed: the primer's (the shared prefix, computed once from
+    # position 0: each layout starts on an empty cache), then each request's own tokens and its answer's
+    spans = [(0, e["primer_prompt_tokens"])] if e.get("primer_prompt_tokens") else []
     for p, c, g in zip(e["prompt_ids"], e["cached"], e["completions"]):
         spans += [(c, p), (p, p + g)]
     same = same_answers(e["texts"], ref["layouts"][lay]["texts"]) if ref is not None else None

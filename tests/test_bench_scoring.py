@@ -124,3 +124,14 @@ def test_the_h100_estimate_needs_a_prefix_shared_by_two_papers():
     assert est["prefill_s"] == pytest.approx((1300 + 400 * 500) / bench.H100_PREFILL_TOK_S)
     assert est["decode_s"] == pytest.approx(400 * 50 / bench.H100_DECODE_TOK_S)
     assert est["with_start_s"] == pytest.approx(est["total_s"] + bench.H100_ENGINE_START_S)
+
+
+def test_the_attention_share_counts_the_primers_positions():
+    """The primer's tokens are counted as computed (in the FLOPs), and their attention scores were computed too:
+    one paper through llama.cpp (the prompt but its last token as the primer, then the rest) costs the attention
+    of the whole prompt computed from scratch, as the plain loop's. Before, the primer's 1797 positions were left
+    out: 1 prompt position's attention against the loop's 1798."""
+    primed = bench.figures(_run([1798], [1797], [50], 1797), "seed", 1, SHAPE, {}, None, [], 300)
+    plain = bench.figures(_run([1798], [0], [50], 0), "seed", 1, SHAPE, {}, None, [], 300)
+    assert primed["gflop_per_paper"] == plain["gflop_per_paper"]
+    assert primed["attention_share"] == pytest.approx(plain["attention_share"])
