@@ -541,3 +541,23 @@ def test_llm_evals_name_the_backend_flag_for_an_unknown_backend(name):
     assert p.returncode == 2 and p.stdout == "", p.stderr[-2000:]
     assert last.startswith(f"{name}: error: --backend: unknown backend 'vlm'; choose one of: "), last
     assert "--model" not in last and "scoring." not in last, last
+
+
+@pytest.mark.parametrize("call", ["bench_load.stage('loud', CMD, dict(os.environ), 1)['stderr']",
+                                  "bench_backfill.run(CMD, dict(os.environ))[2]"],
+                         ids=["bench_load", "bench_backfill"])
+def test_bench_load_and_bench_backfill_time_a_command_that_says_much(call):
+    """A command that writes more to stderr than a pipe holds (64 KiB: a verbose vLLM or Ray log) is timed to its
+    end. Before, both scripts waited for it (os.wait4) before reading its stderr pipe: the command blocked on the
+    full pipe, the benchmark waited for ever."""
+    module = call.split(".")[0]
+    code = (f"import os, sys\nsys.path.insert(0, {str(SCRIPTS)!r})\nimport {module}\n"
+            "CMD = [sys.executable, '-c', \"import sys; sys.stderr.write('x' * 2**20 + '\\\\nlast\\\\n')\"]\n"
+            f"err = {call}\nprint(len(err), err.strip().splitlines()[-1])\n")
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{call}: still waiting after 60 s for a command that wrote 1 MiB to stderr")
+    assert p.returncode == 0, p.stderr[-2000:]
+    n, last = p.stdout.strip().splitlines()[-1].split()
+    assert int(n) >= 2**20 and last == "last", p.stdout
