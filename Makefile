@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # the benchmark's llama.cpp engines (scripts/bench_scoring.py and its tests): pip compiles llama.cpp for this
-# CPU (~4 min on 2 cores); `make test` only
+# CPU (~4 min on 2 cores); `make test` and `make bench` only
 llamacpp: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/python -m pip install --quiet -e '.[llamacpp]'

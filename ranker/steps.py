@@ -80,13 +80,14 @@ class Day:
 
     def empty_reason(self) -> str:
         """Why a day holds no papers, in one line (a weekend, a holiday, a filter that kept nothing)."""
-        from .sources.days import is_announcement_day, weekday_name
+        from .sources.days import no_announcement_note
         day = self.report.feed_date
         if self.report.seen:
             return (f"none of the {self.report.seen} papers in {self.source} is in the categories and announce "
                     "types asked for")
-        if day and not is_announcement_day(day):
-            return f"{day} is a {weekday_name(day)}: arXiv announces nothing then (Monday to Friday only)"
+        note = no_announcement_note(day) if day else None
+        if note:
+            return note
         on = f" on {day}" if day else ""
         return f"no announcements{on} in {self.source} (a weekend or holiday?)"
 

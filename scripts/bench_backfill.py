@@ -24,12 +24,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "scripts"))
+import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
 
 # The cluster estimate's assumptions (one H100, an 8B model in bf16 under vLLM), as in README's scoring figures
 PREFILL_TOK_S = 10_000          # conservative: 24k tok/s measured for an 8B shape's prefill on an H200 (bench_gpu)
@@ -41,15 +42,12 @@ TOKENIZER = "qwen2.5-coder-0.5b"  # the preset whose tokenizer is Qwen2.5-7B's
 
 
 def run(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(seconds, peak RSS MB of the command itself, stderr)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    secs = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
+    """(seconds, peak RSS MB of the command itself, stderr), by bench_year.timed: its stderr read from a file once
+    it has ended (a pipe read only then stalled a command that wrote more than the pipe holds)."""
+    secs, rss, rc, _, err = bench_year.timed(cmd, env)
+    if rc != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err[-1500:]}")
-    return secs, usage.ru_maxrss / 1024, err
+    return secs, rss, err
 
 
 def backfill(engine: str, snap: Path, out: Path, extra: list[str], env: dict, n: int, label: str) -> dict:

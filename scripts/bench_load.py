@@ -12,22 +12,21 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(1, str(REPO / "scripts"))
+import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
 BIN = Path(sys.executable).parent
 
 
 def stage(name: str, cmd: list[str], env: dict, n: int) -> dict:
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    secs = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace").strip()
-    if os.waitstatus_to_exitcode(status) != 0:
+    # bench_year.timed: its stderr read from a file once it has ended (a pipe read only then stalled a command
+    # that wrote more than the pipe holds, and the benchmark with it)
+    secs, rss_mb, rc, _, err = bench_year.timed(cmd, env)
+    err = err.strip()
+    if rc != 0:
         sys.exit(f"{name} failed: {err[-800:]}")
-    rss_mb = usage.ru_maxrss / 1024
     print(f"{name:<28} {n:>7} papers  {secs:8.1f} s  {n / secs:8.0f} papers/s  peak RSS {rss_mb:7.0f} MB")
     return {"seconds": secs, "rss_mb": rss_mb, "stderr": err}
 

@@ -359,14 +359,19 @@ def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | Non
     computed = e["prompt_tokens"] - e["cached_prompt_tokens"] + e.get("primer_prompt_tokens", 0)
     sampled = e["completion_tokens"]
     flops = work_flops(shape, computed, sampled)
-    spans = []
+    # the positions whose attention scores were computed: the primer's (the shared prefix, computed once from
+    # position 0: each layout starts on an empty cache), then each request's own tokens and its answer's
+    spans = [(0, e["primer_prompt_tokens"])] if e.get("primer_prompt_tokens") else []
     for p, c, g in zip(e["prompt_ids"], e["cached"], e["completions"]):
         spans += [(c, p), (p, p + g)]
     same = same_answers(e["texts"], ref["layouts"][lay]["texts"]) if ref is not None else None
     gflops = flops / e["generate_s"] / 1e9
     return {"papers_per_s": n / e["generate_s"], "generate_s": e["generate_s"], "cpu_s": e["cpu_s"],
             "prompt_per_paper": e["prompt_tokens"] / n, "computed_per_paper": computed / n,
-            "cached_share": e["cached_prompt_tokens"] / max(1, e["prompt_tokens"]),
+            # the share of the prompt tokens not computed in this run: the primer's tokens (the shared prefix
+            # computed once) were computed here, though each request then found them cached. Counted as cached,
+            # one paper's whole prompt (its own "shared prefix") read "1798 of 1798 (100% cached)"
+            "cached_share": max(0, e["prompt_tokens"] - computed) / max(1, e["prompt_tokens"]),
             "completion_per_paper": sampled / n,
             "decode_tok_s": e.get("decode_tok_s") or (sampled / e["decode_s"] if e.get("decode_s") else None),
             "prefill_tok_s": computed / e["prefill_s"] if e.get("prefill_s") else None,
@@ -374,6 +379,23 @@ def figures(r: dict, lay: str, n: int, shape: dict, limit: dict, ref: dict | Non
             "valid": valid_count(e["texts"], reqs, comment_chars), "gflop_per_paper": flops / n / 1e9,
             "attention_share": attention_flops(shape, spans) / flops, "gflops": gflops,
             "limit": precision, "limit_share": gflops / limit[precision] if limit else None}
+
+
+def h100_estimate(v: dict, n: int, day_papers: int) -> dict | None:
+    """A day of `day_papers` papers on one H100 from vLLM's token counts of one layout (`v`, over `n` papers): the
+    shared prefix computed once (the primer, else what each request found cached), each paper's own tokens, its
+    answer's. None under 2 papers: a lone request has no prefix shared with another (vLLM primes none), and the
+    estimate was that of a day sharing nothing ("primer 0", every paper's whole prompt computed)."""
+    if n < 2:
+        return None
+    per_prompt = v["prompt_tokens"] / n
+    per_fresh = (v["prompt_tokens"] - v["cached_prompt_tokens"]) / n
+    shared = v.get("primer_prompt_tokens") or (per_prompt - per_fresh)
+    prefill_s = (shared + day_papers * per_fresh) / H100_PREFILL_TOK_S
+    decode_s = day_papers * (v["completion_tokens"] / n) / H100_DECODE_TOK_S
+    total = prefill_s + decode_s
+    return {"papers": day_papers, "shared": shared, "per_fresh": per_fresh, "prefill_s": prefill_s,
+            "decode_s": decode_s, "total_s": total, "with_start_s": total + H100_ENGINE_START_S}
 
 
 LABELS = {"vllm": "vLLM fp32 (the backend's default)", "vllm-bf16": "vLLM bf16",
@@ -516,20 +538,18 @@ def main() -> int:
 
     if ref and layouts:
         v = ref["layouts"][layouts[0]]
-        per_prompt = v["prompt_tokens"] / n
-        per_fresh = (v["prompt_tokens"] - v["cached_prompt_tokens"]) / n
-        shared = v.get("primer_prompt_tokens") or (per_prompt - per_fresh)
-        per_out = v["completion_tokens"] / n
-        D = args.day_papers
-        prefill_s = (shared + D * per_fresh) / H100_PREFILL_TOK_S
-        decode_s = D * per_out / H100_DECODE_TOK_S
-        total = prefill_s + decode_s
-        fig["h100_estimate"] = {"layout": layouts[0], "papers": D, "prefill_s": prefill_s, "decode_s": decode_s,
-                                "total_s": total, "with_start_s": total + H100_ENGINE_START_S}
-        print(f"\nEstimate, one H100, an 8B model in bf16 with vLLM, {D} papers a day ({layouts[0]} layout; "
-              f"token counts as measured here): ({shared:.0f} + {D} x {per_fresh:.0f}) / {H100_PREFILL_TOK_S} + "
-              f"{D} x {per_out:.0f} / {H100_DECODE_TOK_S} = {prefill_s:.1f} + {decode_s:.1f} = {total:.0f} s "
-              f"(+ {H100_ENGINE_START_S} s engine start)")
+        per_prompt, per_out, D = v["prompt_tokens"] / n, v["completion_tokens"] / n, args.day_papers
+        est = h100_estimate(v, n, D)
+        if est is None:
+            print("\nNo H100 estimate: one paper shows no prompt prefix shared across requests (vLLM primes none "
+                  "for a lone request); --n 2 or more")
+        else:
+            fig["h100_estimate"] = {"layout": layouts[0], **{k: est[k] for k in (
+                "papers", "prefill_s", "decode_s", "total_s", "with_start_s")}}
+            print(f"\nEstimate, one H100, an 8B model in bf16 with vLLM, {D} papers a day ({layouts[0]} layout; "
+                  f"token counts as measured here): ({est['shared']:.0f} + {D} x {est['per_fresh']:.0f}) / "
+                  f"{H100_PREFILL_TOK_S} + {D} x {per_out:.0f} / {H100_DECODE_TOK_S} = {est['prefill_s']:.1f} + "
+                  f"{est['decode_s']:.1f} = {est['total_s']:.0f} s (+ {H100_ENGINE_START_S} s engine start)")
         from ranker.backends.pricing import cost_usd
         from ranker.records import Usage
         gpt = cost_usd("gpt-4o", Usage(prompt_tokens=round(D * per_prompt), completion_tokens=round(D * per_out)))

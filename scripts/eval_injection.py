@@ -95,12 +95,8 @@ def main() -> None:
                     help="v3: the paper sanitiser before the nested-tag and quote-shape fixes (a 'before' column)")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
-    from ranker.backends import backend_class
-    from ranker.errors import RankerError
-    try:                                    # the model looked up before any work, as `ranker score` does
-        backend_class(args.backend).check_model(args.model)
-    except RankerError as e:
-        ap.error(f"--model {args.model}: {e}")
+    from wf_common import check_llm
+    check_llm(ap, args.backend, args.model)   # before any work, as `ranker score` does
 
     from ranker import prompts as prompt_module
     from ranker.backends import get_backend

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
-from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
+from wf_common import DATA, SHARED_CACHE, check_llm  # noqa: E402  (found from a worktree too)
 
 
 def main() -> int:
@@ -39,12 +39,7 @@ def main() -> int:
     ap.add_argument("--comment-chars", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from ranker.backends import backend_class
-    from ranker.errors import RankerError
-    try:                                    # the model looked up before any work, as `ranker score` does
-        backend_class(args.backend).check_model(args.model)
-    except RankerError as e:
-        ap.error(f"--model {args.model}: {e}")
+    check_llm(ap, args.backend, args.model)   # before any work, as `ranker score` does
 
     from ranker.backends import get_backend
     from ranker.compare.metrics import agreement

@@ -33,12 +33,8 @@ def main() -> None:
     if args.per_day < 3:
         ap.error(f"--per-day {args.per_day}: a third of each day's papers are GPT's picks, so at least 3 (an AUC "
                  "needs picks and other papers)")
-    from ranker.backends import backend_class
-    from ranker.errors import RankerError
-    try:                                    # the model looked up before any work, as `ranker score` does
-        backend_class(args.backend).check_model(args.model)
-    except RankerError as e:
-        ap.error(f"--model {args.model}: {e}")
+    from wf_common import check_llm
+    check_llm(ap, args.backend, args.model)   # before any work, as `ranker score` does
 
     from sklearn.metrics import roc_auc_score
 

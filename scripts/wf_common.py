@@ -1,6 +1,7 @@
 """Shared by the scripts: where the 50 shared days (DATA) and their vectors' cache (SHARED_CACHE) are, from a
-checkout or a worktree; for scripts/eval_keep.py and scripts/eval_labels.py, the days as HistoryData (vectors
-from a store) and the shipped calibration's walk-forward scores on the last days, cached on disk."""
+checkout or a worktree; the LLM evals' check of --backend and --model (check_llm); for scripts/eval_keep.py and
+scripts/eval_labels.py, the days as HistoryData (vectors from a store) and the shipped calibration's walk-forward
+scores on the last days, cached on disk."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,20 @@ SHARED_CACHE = next((p for p in (REPO.parent / "cache" / "history-embeddings.sql
                     REPO.parent / "cache" / "history-embeddings.sqlite3")
 DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data") if p.exists()),
             REPO.parent / "shared" / "data")
+
+
+def check_llm(ap, backend: str, model: str) -> None:
+    """--backend and --model of an LLM eval looked up before any work, as `ranker score` does: an unknown backend,
+    a preset not prepared, a missing folder end the script (argparse's exit 2) in one line naming the flag at
+    fault (an unknown backend was said as --model's, under the config key scoring.backend)."""
+    from ranker.backends import backend_class
+    from ranker.errors import RankerError
+    flags = {"scoring.backend": "--backend", "scoring.model": "--model"}
+    try:
+        backend_class(backend).check_model(model)
+    except RankerError as e:
+        said = e.render(lambda k: flags.get(k, k))
+        ap.error(said if e.key in flags else f"--model {model}: {said}")
 
 
 def load_data(data_dir: Path, db: Path | None, embedder: str = "minilm"):

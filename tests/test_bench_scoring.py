@@ -87,3 +87,51 @@ def test_bad_arguments_are_refused_before_any_engine_starts(argv, said):
     p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_scoring.py"), *argv],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and said in p.stderr and "done in" not in p.stdout
+
+
+def _run(prompt: list[int], cached: list[int], completions: list[int], primer: int) -> dict:
+    """An engine's result for one layout, as run_engine records it (the counts a real engine's stats give)."""
+    return {"layouts": {"seed": {
+        "generate_s": 10.0, "cpu_s": 20.0, "texts": [None] * len(prompt), "prompt_ids": prompt, "cached": cached,
+        "completions": completions, "prompt_tokens": sum(prompt), "cached_prompt_tokens": sum(cached),
+        "completion_tokens": sum(completions), "primer_prompt_tokens": primer, "decode_tok_s": 5.0}}}
+
+
+def test_the_cached_share_is_of_the_prompt_tokens_not_computed_in_the_run():
+    """llama.cpp with one paper holds the whole prompt (but its last token) as the "shared prefix", computes it as
+    the primer and hands it to the one request as cached: the row read "1798 of 1798 (100% cached)". Computed
+    once, the primer counts as computed, never as cached: one paper is 0% cached, and 16 papers sharing 1300
+    tokens of 1800 have the 15 later copies of the prefix cached."""
+    one = bench.figures(_run([1798], [1797], [50], 1797), "seed", 1, SHAPE, {}, None, [], 300)
+    assert one["computed_per_paper"] == 1798 and one["prompt_per_paper"] == 1798
+    assert one["cached_share"] == 0
+    many = bench.figures(_run([1800] * 16, [1300] * 16, [50] * 16, 1300), "seed", 16, SHAPE, {}, None, [], 300)
+    assert many["computed_per_paper"] == (16 * 500 + 1300) / 16
+    assert many["cached_share"] == pytest.approx(15 * 1300 / (16 * 1800))
+    plain = bench.figures(_run([1800] * 4, [0] * 4, [50] * 4, 0), "seed", 4, SHAPE, {}, None, [], 300)
+    assert plain["cached_share"] == 0 and plain["computed_per_paper"] == 1800
+
+
+def test_the_h100_estimate_needs_a_prefix_shared_by_two_papers():
+    """vLLM primes no prefix for a lone request: at --n 1 the estimate read "primer 0", a day of papers each
+    computing its whole prompt. Under 2 papers there is none; from 16 it is the primer once plus each paper's own
+    tokens."""
+    one = _run([1798], [0], [50], 0)["layouts"]["seed"]
+    assert bench.h100_estimate(one, 1, 400) is None
+    v = _run([1800] * 16, [1300] * 16, [50] * 16, 1300)["layouts"]["seed"]
+    est = bench.h100_estimate(v, 16, 400)
+    assert est["shared"] == 1300 and est["per_fresh"] == 500
+    assert est["prefill_s"] == pytest.approx((1300 + 400 * 500) / bench.H100_PREFILL_TOK_S)
+    assert est["decode_s"] == pytest.approx(400 * 50 / bench.H100_DECODE_TOK_S)
+    assert est["with_start_s"] == pytest.approx(est["total_s"] + bench.H100_ENGINE_START_S)
+
+
+def test_the_attention_share_counts_the_primers_positions():
+    """The primer's tokens are counted as computed (in the FLOPs), and their attention scores were computed too:
+    one paper through llama.cpp (the prompt but its last token as the primer, then the rest) costs the attention
+    of the whole prompt computed from scratch, as the plain loop's. Before, the primer's 1797 positions were left
+    out: 1 prompt position's attention against the loop's 1798."""
+    primed = bench.figures(_run([1798], [1797], [50], 1797), "seed", 1, SHAPE, {}, None, [], 300)
+    plain = bench.figures(_run([1798], [0], [50], 0), "seed", 1, SHAPE, {}, None, [], 300)
+    assert primed["gflop_per_paper"] == plain["gflop_per_paper"]
+    assert primed["attention_share"] == pytest.approx(plain["attention_share"])

@@ -179,6 +179,28 @@ def test_a_weekend_day_is_one_line_and_asks_nothing(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_a_weekend_day_is_nothing_to_do_whatever_model_or_network(tmp_path):
+    """A cron job on a preset not prepared here (or an embedder, or --offline): a Saturday is still `nothing to
+    do`, exit 0, asking nothing, as the README says. Before, the model check came first: exit 1, "model preset
+    ... is not prepared", every weekend; offline, "the day's announcements are on arXiv's server"."""
+    empty = tmp_path / "models"
+    empty.mkdir()
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, _atom()))
+        env = {"RANKER_API_URL": srv.url("/api/query"), "RANKER_MODELS_DIR": empty}
+        for extra in ([], ["--offline"]):
+            r = ranker("run", "--date", "2025-05-17", "--out", tmp_path / "d", "--backend", "vllm", *extra,
+                       env={**env, "RANKER_API_URL": "https://export.arxiv.org/api/query"} if extra else env)
+            assert r.returncode == 0 and r.stdout == "", r.stderr
+            assert r.stderr.strip().splitlines() == [
+                "nothing to do: 2025-05-17 is a Saturday: arXiv announces nothing then (Monday to Friday only)"]
+        # the Monday after is a day to score: the preset not prepared is refused before anything is asked
+        r = ranker("run", "--date", "2025-05-19", "--out", tmp_path / "d", "--backend", "vllm", env=env)
+        assert srv.hits() == 0
+    assert r.returncode == 1 and "is not prepared" in r.stderr.strip().splitlines()[-1], r.stderr
+    assert not (tmp_path / "d").exists()
+
+
 @pytest.mark.parametrize("utc, day", [
     ((2025, 5, 18, 10, 0), "2025-05-16"),     # a Sunday morning: Friday's listing, Monday's comes at 20:00 EDT
     ((2025, 5, 18, 23, 59), "2025-05-16"),    # Sunday 19:59 EDT (Monday 08:59 in Tokyo): still Friday's

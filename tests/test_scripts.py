@@ -528,3 +528,36 @@ def test_llm_evals_say_what_their_model_lacks_before_any_work(name, args, tmp_pa
                        text=True, timeout=120, env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "run: ranker models prepare qwen2.5-coder-0.5b" in p.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["eval_score_mode.py", "eval_injection.py", "eval_novelty_context.py"])
+def test_llm_evals_name_the_backend_flag_for_an_unknown_backend(name):
+    """A backend name mistyped was said as the model's fault, under a config key the scripts do not read:
+    "error: --model qwen2.5-coder-0.5b: scoring.backend: unknown backend 'vlm'"."""
+    days = [] if name == "eval_injection.py" else ["--days", str(DAYS)]
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vlm", *days], capture_output=True,
+                       text=True, timeout=120)
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2 and p.stdout == "", p.stderr[-2000:]
+    assert last.startswith(f"{name}: error: --backend: unknown backend 'vlm'; choose one of: "), last
+    assert "--model" not in last and "scoring." not in last, last
+
+
+@pytest.mark.parametrize("call", ["bench_load.stage('loud', CMD, dict(os.environ), 1)['stderr']",
+                                  "bench_backfill.run(CMD, dict(os.environ))[2]"],
+                         ids=["bench_load", "bench_backfill"])
+def test_bench_load_and_bench_backfill_time_a_command_that_says_much(call):
+    """A command that writes more to stderr than a pipe holds (64 KiB: a verbose vLLM or Ray log) is timed to its
+    end. Before, both scripts waited for it (os.wait4) before reading its stderr pipe: the command blocked on the
+    full pipe, the benchmark waited for ever."""
+    module = call.split(".")[0]
+    code = (f"import os, sys\nsys.path.insert(0, {str(SCRIPTS)!r})\nimport {module}\n"
+            "CMD = [sys.executable, '-c', \"import sys; sys.stderr.write('x' * 2**20 + '\\\\nlast\\\\n')\"]\n"
+            f"err = {call}\nprint(len(err), err.strip().splitlines()[-1])\n")
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{call}: still waiting after 60 s for a command that wrote 1 MiB to stderr")
+    assert p.returncode == 0, p.stderr[-2000:]
+    n, last = p.stdout.strip().splitlines()[-1].split()
+    assert int(n) >= 2**20 and last == "last", p.stdout

@@ -72,6 +72,14 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       novelty_context=novelty_context, calibration=calibration, no_calibration=no_calibration,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     check_out(out, folder=True)
+    if papers is None and day_given:
+        from ..sources.days import FIRST, no_announcement_note
+        weekend = no_announcement_note(day_given) if day_given >= FIRST.isoformat() else None
+        if weekend:
+            # a Saturday or Sunday is nothing to do whatever the model, the embedder or the network: said
+            # before any of them is checked (a cron job on an unprepared preset failed at weekends)
+            nothing_to_do(weekend)
+            return
     if papers is None and s.offline:
         url = s.fetch.api_url if day_given else s.fetch.rss_url
         if not is_loopback_url(url):

@@ -53,6 +53,13 @@ def weekday_name(day: str) -> str:
     return WEEKDAYS[date.fromisoformat(day).weekday()]
 
 
+def no_announcement_note(day: str) -> str | None:
+    """Why the day `day` (YYYY-MM-DD) has no announcement, in words, when it is a Saturday or Sunday; else None."""
+    if is_announcement_day(day):
+        return None
+    return f"{day} is a {weekday_name(day)}: arXiv announces nothing then (Monday to Friday only)"
+
+
 def _previous_weekday(d: date) -> date:
     d -= timedelta(days=1)
     while d.weekday() >= 5:
