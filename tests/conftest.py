@@ -257,7 +257,16 @@ PROCESS_STATE = {
     "the terminal's descriptors sent to a log (ranker.cli.term.TERM)": (
         "ranker.cli.term", lambda m: m.TERM._saved is not None, False,
         lambda m, on: None if on else m.TERM.restore()),
+    # a backend built with an API key registers it (add_secret) for the process's life: a later test's text that
+    # holds it was redacted by the registered key, whatever the credential shapes redact knows
+    "the secrets redacted (ranker.io._SECRETS: an API key registered)": (
+        "ranker.io", lambda m: set(m._SECRETS), set(), lambda m, v: _put_back_set(m._SECRETS, v)),
 }
+
+
+def _put_back_set(now: set, saved: set) -> None:
+    now.clear()
+    now.update(saved)
 
 
 def process_state() -> dict:
@@ -273,8 +282,9 @@ def put_back_process_state(saved: dict) -> None:
 
 @pytest.fixture
 def in_process_command():
-    """For a test that runs a command's own function in this process: ranker's per-process state put back after
-    it (a command is one process: it keeps its settings' database, debug and origins in module globals)."""
+    """For a test that runs a command's own function in this process, or builds a backend with an API key: ranker's
+    per-process state put back after it (a command is one process: it keeps its settings' database, debug and
+    origins in module globals, and the key it was given among the secrets it redacts)."""
     saved = process_state()
     yield
     put_back_process_state(saved)

@@ -161,14 +161,9 @@ def self_signed(folder) -> tuple[str, str] | None:
 @contextmanager
 def silent_server():
     """Yield the base URL of a server that accepts the connection (the kernel does, via the backlog) and
-    never sends a byte."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    try:
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
-    finally:
-        s.close()
+    never sends a byte: silent_server_asked's, where the test does not ask what came."""
+    with silent_server_asked() as (url, _asked):
+        yield url
 
 
 class Asked:
@@ -201,8 +196,9 @@ class Asked:
 
 @contextmanager
 def silent_server_asked():
-    """silent_server's (base URL, Asked): a test can act once the command has sent its request, not after a time
-    (on a loaded machine the command was still starting when a timer ran out)."""
+    """Yield (the base URL, an Asked) of a server that accepts the connection and never sends a byte: a test can
+    act once the command has sent its request, not after a time (on a loaded machine the command was still
+    starting when a timer ran out)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     s.listen(16)

@@ -54,7 +54,9 @@ def test_the_same_relative_folder_in_two_directories_is_scored_twice(tmp_path):
     assert "(0 reused from the store, 1 new" in runs[0]
     assert "(0 reused from the store, 1 new" in runs[1], runs[1]
     import sqlite3
-    models = {r[0] for r in sqlite3.connect(db).execute("SELECT DISTINCT model FROM scores")}
+    from contextlib import closing
+    with closing(sqlite3.connect(db)) as c:
+        models = {r[0] for r in c.execute("SELECT DISTINCT model FROM scores")}
     assert models == {str(tmp_path / "one" / "m"), str(tmp_path / "two" / "m")}
 
 

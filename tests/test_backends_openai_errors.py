@@ -275,7 +275,7 @@ def backend(server, model="gpt-4o-mini", **kw) -> OpenAIBackend:
     return OpenAIBackend(model, base_url=server.url, **kw)
 
 
-def test_concurrent_requests_usage_cost_and_the_key(server):
+def test_concurrent_requests_usage_cost_and_the_key(server, in_process_command):
     from ranker.backends import make_backend
     from ranker.settings import resolve
     # the key and the server come from the environment, through the settings, as in `ranker score`
@@ -414,7 +414,7 @@ def test_ctrl_c_keeps_the_answers_that_came_back_before_it(server, tmp_path):
     assert (run.scores_usage.prompt_tokens, run.scores_usage.completion_tokens) == (6000, 240)
 
 
-def test_a_run_stopped_by_ctrl_c_records_what_its_answers_cost(server, tmp_path):
+def test_a_run_stopped_by_ctrl_c_records_what_its_answers_cost(server, tmp_path, in_process_command):
     """`ranker run` on a metered API, Ctrl-C while one request hangs: the five answers that came back are kept
     (and paid for), and the day's manifest, rewritten as interrupted, says what the run spent (it said nothing:
     the kept answers were paid for by no run's account; the rerun's spend is only the paper it asks for)."""
@@ -440,7 +440,7 @@ def test_a_run_stopped_by_ctrl_c_records_what_its_answers_cost(server, tmp_path)
     assert m["cost_usd"] == pytest.approx((2000 * 0.15 + 3000 * 0.075 + 200 * 0.60) / 1e6)
 
 
-def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(server, tmp_path):
+def test_ctrl_c_in_a_backfill_keeps_the_answers_of_the_block_that_came_back(server, tmp_path, in_process_command):
     """`ranker backfill` on a metered API, Ctrl-C while one request of a block hangs: the block's other answers
     are written, with their tokens (the block was thrown away whole, and the rerun paid for those answers
     again), and the hanging paper has no row, so the rerun asks for it alone."""
@@ -665,7 +665,7 @@ def test_a_connection_dropped_mid_request_does_not_give_the_server_up(server):
     assert "not answering" not in out[0].error and out[1].ok and out[2].ok, [r.error for r in out]
 
 
-def test_refused_key_fails_fast_without_showing_it(server):
+def test_refused_key_fails_fast_without_showing_it(server, in_process_command):
     be = backend(server, concurrency=1, api_key=KEY)
     out = be.generate([req("2506.00001", "denied"), req("2506.00002", "denied")])
     assert all(r.finish_reason == "error" and "OPENAI_API_KEY" in r.error for r in out)
@@ -743,7 +743,7 @@ def test_chat_template_kwargs_reach_a_local_server_but_not_openai(server):
     be.generate([r])
     assert "chat_template_kwargs" not in server.bodies[-1]
     be.close()
-def test_a_key_echoed_by_the_server_never_reaches_an_error_text(server):
+def test_a_key_echoed_by_the_server_never_reaches_an_error_text(server, in_process_command):
     be = backend(server, api_key=KEY, retries=1)
     out = be.generate([req("2506.00001", "echo"), req("2506.00002", "echo500")])
     assert all(r.finish_reason == "error" and "HTTP" in r.error for r in out)
@@ -760,7 +760,7 @@ def test_redact_removes_credential_shapes(text):
     assert "[redacted]" in out and KEY not in out and "0123456789" not in out and "abc.def" not in out
 
 
-def test_redact_removes_a_registered_secret_of_any_shape_and_leaves_prose():
+def test_redact_removes_a_registered_secret_of_any_shape_and_leaves_prose(in_process_command):
     from ranker.io import add_secret, redact
     add_secret("plain-local-token-42")
     assert redact("server said plain-local-token-42 is wrong") == "server said [redacted] is wrong"
@@ -1076,7 +1076,7 @@ def test_a_404_both_causes_line_names_the_model_as_the_user_gave_it(server, tmp_
             "server does not serve the model 'other-model' (--model)") in r.stderr, r.stderr
 
 
-def test_auto_against_a_server_that_wants_a_key_says_so(server):
+def test_auto_against_a_server_that_wants_a_key_says_so(server, in_process_command):
     """A `vllm serve --api-key` asked for its model without OPENAI_API_KEY answers 401: that was 'cannot list the
     models of ...: KeyError'. Now it says the credentials were refused, and where the key comes from."""
     server.key = KEY
@@ -1086,7 +1086,7 @@ def test_auto_against_a_server_that_wants_a_key_says_so(server):
     assert backend(server, model="auto", api_key=KEY).model_name == "served-model"
 
 
-def test_a_key_with_the_line_end_of_its_file_is_sent_without_it(server):
+def test_a_key_with_the_line_end_of_its_file_is_sent_without_it(server, in_process_command):
     """OPENAI_API_KEY read from a file with Windows line ends (an env-file of `docker --env-file`) ends in '\\r',
     which no HTTP header may carry: every request failed as 'connection failed (LocalProtocolError)', retried,
     the key never mentioned. The key is stripped as every other variable is."""

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -1085,7 +1086,7 @@ def test_importing_again_writes_no_vector_the_store_holds_and_a_paper_on_two_day
         assert (first.papers, first.embeddings, store.count_embeddings("minilm")) == (30, 30, 30)
 
     def rowids():
-        with sqlite3.connect(db) as c:
+        with closing(sqlite3.connect(db)) as c:
             return c.execute("SELECT rowid, paper_id, text_hash FROM embeddings ORDER BY rowid").fetchall()
     before = rowids()
     with Store(db) as store:

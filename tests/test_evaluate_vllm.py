@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_eval_with_real_vllm(tmp_path):
     assert o["llm"]["scored"] >= 5 and o["llm"]["relevance"]["n"] == sum(len(d["pairs"]) for d in data["days"])
     # the figures are the answers vLLM wrote, as stored: each pair's local scores, and the digest is exactly
     # the scored papers (cut-offs 1/1)
-    with sqlite3.connect(tmp_path / "home" / "ranker.sqlite3") as c:
+    with closing(sqlite3.connect(tmp_path / "home" / "ranker.sqlite3")) as c:
         stored = {pid: [rel, nov] for pid, rel, nov in c.execute("SELECT paper_id, relevance, novelty FROM scores")}
     assert len(stored) == o["llm"]["scored"]
     for d in data["days"]:

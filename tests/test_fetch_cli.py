@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def lines(path):
 
 
 def count(db):
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c:
         return c.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
 
 def _atom_10() -> bytes:
@@ -60,7 +61,7 @@ def test_contract_207_papers(tmp_path):
     assert r.stderr.strip().splitlines()[-1] == f"207 papers (79 new, 128 cross) for 2024-11-28 -> {out}"
     assert r.stdout == ""
     assert count(db) == 207
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c:
         assert c.execute("SELECT COUNT(*) FROM paper_days WHERE day='2024-11-28'").fetchone()[0] == 207
 
 
@@ -262,7 +263,7 @@ def test_date_alone_rebuilds_that_day_instead_of_relabelling_todays_feed(tmp_pat
     rows = lines(out)
     rss_ids = {p.id for p in read_papers(RSS)}
     assert rows and {x["date"] for x in rows} == {"2025-05-15"} and not rss_ids & {x["id"] for x in rows}
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c:
         stored = {i for (i,) in c.execute("SELECT paper_id FROM paper_days WHERE day='2025-05-15'")}
     assert stored == {x["id"] for x in rows}
     assert r.stderr.strip().splitlines()[-1].startswith(f"{len(rows)} paper") and "for 2025-05-15" in r.stderr
@@ -322,7 +323,7 @@ def test_a_window_fetch_leaves_the_database_writable_between_its_pages(tmp_path)
         r = fetching.result()
         assert r.returncode == 1 and "HTTP 503" in r.stderr, r.stderr
         assert count(db) == len(ids) and not (tmp_path / "failed.jsonl").exists()
-        with sqlite3.connect(db) as c:
+        with closing(sqlite3.connect(db)) as c:
             assert c.execute("SELECT 1 FROM papers WHERE id='2505.00090'").fetchone() is None
 
 

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -306,11 +307,11 @@ def test_an_index_that_disagrees_with_the_store_is_rebuilt_with_a_reason(tmp_pat
         assert idx.sync().rebuilt is None                     # stored again: its new vector replaces the old one
         assert idx.search(vecs[[2000]], k=1)[0][0].id == "2501.00010"
         probe = idx.manifest.probes[0][0]                     # a vector changed in place (no new row): not ours
-        with sqlite3.connect(db) as c:
+        with closing(sqlite3.connect(db)) as c, c:
             c.execute("UPDATE embeddings SET text_hash='forged' WHERE paper_id=?", (probe,))
         assert f"the stored vector of {probe} changed" in CorpusIndex(store, EMB).sync().rebuilt
 
-    with sqlite3.connect(db) as c:                                                 # rows removed
+    with closing(sqlite3.connect(db)) as c, c:                                     # rows removed
         c.execute("DELETE FROM embeddings WHERE paper_id IN ('2501.00020', '2501.00021')")
     with Store(db) as store:
         st = CorpusIndex(store, EMB).status()

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_pat
     import shutil
     import sqlite3
     redo = [p.id for p in day[-REDO:]]
-    with sqlite3.connect(home / "ranker.sqlite3") as c:
+    with closing(sqlite3.connect(home / "ranker.sqlite3")) as c, c:
         c.executemany("DELETE FROM embeddings WHERE paper_id = ?", [(i,) for i in redo])
     shutil.rmtree(home / "faiss")
     cmd = [*RANKER, "fetch", "--from", str(snap), "--embed", "--out", str(tmp_path / "corpus.jsonl")]

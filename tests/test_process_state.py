@@ -37,17 +37,23 @@ def test_d_runs_where_the_suite_started():
 '''
 
 
-def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh(tmp_path):
-    (tmp_path / "conftest.py").write_text(       # the suite's conftest's fixture, nothing else of it
+def run_with_the_state_check(tmp_path, name: str, text: str) -> subprocess.CompletedProcess:
+    """pytest run on a test file `name` holding `text`, with the suite's conftest's _process_state_kept and
+    nothing else of it; the tests' errors reported (-rE)."""
+    (tmp_path / "conftest.py").write_text(
         "import importlib.util\n"
         f"spec = importlib.util.spec_from_file_location('suite_conftest', {str(HERE / 'conftest.py')!r})\n"
         "suite = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(suite)\n"
         "_process_state_kept = suite._process_state_kept\n")
-    (tmp_path / "test_leaks.py").write_text(f"import os\nSTART = {str(tmp_path)!r}\n{SUITE}")
+    (tmp_path / name).write_text(text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rE",
-                        "--basetemp", str(tmp_path / "t"), str(tmp_path / "test_leaks.py")],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rE",
+                           "--basetemp", str(tmp_path / "t"), str(tmp_path / name)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh(tmp_path):
+    r = run_with_the_state_check(tmp_path, "test_leaks.py", f"import os\nSTART = {str(tmp_path)!r}\n{SUITE}")
     out = r.stdout
     assert r.returncode == 1, out
     assert "4 passed, 3 errors" in out, out
@@ -109,3 +115,29 @@ def test_a_module_fixture_runs_in_the_session_s_environment_not_the_developer_s(
     assert module_env.pop("RANKER_HOME", "").startswith(base + os.sep), module_env
     assert module_env.pop("MPLCONFIGDIR", "").startswith(base + os.sep)
     assert not any(module_env.values()), module_env
+
+
+SECRETS = '''
+from ranker.io import add_secret, redact
+
+
+def test_a_builds_a_backend_with_its_key():
+    add_secret("plain-local-token-42")              # as OpenAIBackend(api_key=...) registers its key
+
+
+def test_b_redacts_only_what_its_own_process_registered():
+    assert redact("the server said plain-local-token-42") == "the server said plain-local-token-42"
+'''
+
+
+def test_an_api_key_a_test_registered_is_no_secret_of_the_tests_after_it(tmp_path):
+    """A backend built with a key registers it for the process's life (ranker.io.add_secret): every later test's
+    text holding it came out redacted, so a test of the credential shapes redact knows passed on the key an
+    earlier test had registered (test_redact_removes_credential_shapes' "Incorrect API key provided: sk-...",
+    with the sk- shape dropped from redact, passed in file order and failed alone)."""
+    r = run_with_the_state_check(tmp_path, "test_secrets.py", SECRETS)
+    out = r.stdout
+    assert r.returncode == 1 and "2 passed, 1 error" in out, out
+    assert [x for x in out.splitlines() if x.startswith("the test left")] == [
+        "the test left the process changed for the tests after it: the secrets redacted (ranker.io._SECRETS: an "
+        "API key registered)"], out

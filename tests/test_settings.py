@@ -356,6 +356,7 @@ def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monk
     prompts were not found there, and the database was a new empty one there (every paper scored again)."""
     import shutil
     import sqlite3
+    from contextlib import closing
 
     from ranker.prompts import DEFAULT_DIR
     conf = tmp_path / "conf"
@@ -374,7 +375,8 @@ def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monk
         assert not (cwd / "ranker.sqlite3").exists() and (cwd / "s.jsonl").exists()    # a flag's: the cwd's
     n = len(papers.read_text().splitlines())
     assert f"({n} reused from the store, 0 new" in lines[1], lines
-    assert sqlite3.connect(conf / "ranker.sqlite3").execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n
+    with closing(sqlite3.connect(conf / "ranker.sqlite3")) as c:
+        assert c.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == n
 
     # models: a folder written as one (or there beside the file) is the file's; presets and ids stay names
     (conf / "weights" / "m").mkdir(parents=True)

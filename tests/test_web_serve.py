@@ -11,6 +11,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -656,11 +657,10 @@ def test_a_damaged_store_is_said_in_words_on_every_page(site, tmp_path):
     each says which file and what SQLite found, to the page and to the page's script, as any store failure is."""
     _, db, _ = site
     damaged = tmp_path / "damaged.sqlite3"
-    with sqlite3.connect(db) as src, sqlite3.connect(damaged) as copy:
+    with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(damaged)) as copy:
         src.backup(copy)
         root = copy.execute("SELECT rootpage FROM sqlite_master WHERE name = 'papers'").fetchone()[0]
         size = copy.execute("PRAGMA page_size").fetchone()[0]
-    copy.close()
     with open(damaged, "r+b") as f:                   # the papers table's first page, zeroed
         f.seek((root - 1) * size)
         f.write(bytes(size))

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -108,9 +108,8 @@ def read_only_copy(db: Path, media: Path):
     if root and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(media)]).returncode != 0:
         pytest.skip("root without mount: cannot make a folder read-only")
     try:
-        with sqlite3.connect(db) as src, sqlite3.connect(media / "ranker.sqlite3") as copy:
+        with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(media / "ranker.sqlite3")) as copy:
             src.backup(copy)
-        copy.close()
         if root:
             subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
         else:
