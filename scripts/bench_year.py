@@ -136,19 +136,37 @@ def fill(history: Path, home: Path, upto: int, vectors_of: int | None = None) ->
     print(f"fill: {done} days run in {time.perf_counter() - t0:.1f} s; the store holds {n} papers")
 
 
+# A small process between the caller and the command: the kernel counts a process's peak RSS from before its exec
+# too, and a command started straight from a large process (pytest at 3 GB) was credited with that process's size
+_SPAWN = """import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float, int, str, str]:
     """(wall seconds, peak RSS in MB, exit status, stdout, stderr) of one command as its own process. The peak is
     the kernel's count (os.wait4: the largest of the process and the children it waited for), what /usr/bin/time
-    -v reports, which a machine without Debian's `time` package lacks."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    -v reports, which a machine without Debian's `time` package lacks; like `time`, a small process starts the
+    command and reads the figure (see _SPAWN)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as peak:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(p.pid, 0)
+        p = subprocess.run([sys.executable, "-S", "-c", _SPAWN, peak.name, *map(str, cmd)], env=env, cwd=cwd,
+                           stdout=out, stderr=err)
         secs = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
+        kib = peak.read().strip()
         out.seek(0)
         err.seek(0)
-        return (secs, usage.ru_maxrss / 1024, p.returncode, out.read().decode(errors="replace"),
+        return (secs, int(kib) / 1024 if kib else float("nan"), p.returncode, out.read().decode(errors="replace"),
                 err.read().decode(errors="replace"))
 
 
