@@ -66,6 +66,7 @@ class Server:
         self.key: str | None = None       # the key it requires (vLLM's --api-key), or none
         self.answered = 0                 # requests answered (a hanging one is not, until the server closes)
         self.release = threading.Event()  # ends the hanging requests: set when the server closes
+        self.ok_sent = threading.Event()  # an "ok" request answered: the "afterok" ones answer after it
         self.lock = threading.Lock()
         srv = self
 
@@ -155,6 +156,9 @@ class Server:
                     return self._context(body, ctx.group(1), int(ctx.group(2)))
                 if mode == "slow" or mode == "ok":
                     time.sleep(0.3 if mode == "slow" else 0)
+                elif mode == "afterok":         # answered after an "ok" one, however late the client sent it
+                    srv.ok_sent.wait(60)
+                    time.sleep(0.3)
                 elif mode == "429once" and n == 1:
                     return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
                 elif mode == "429long":
@@ -205,6 +209,8 @@ class Server:
                                  "choices": [choice],
                                  "usage": {"prompt_tokens": 1000, "completion_tokens": 40, "total_tokens": 1040,
                                            "prompt_tokens_details": {"cached_tokens": 600}}})
+                if mode == "ok":
+                    srv.ok_sent.set()
 
             def _context(self, body, version, prompt):
                 """A model with a context of CONTEXT tokens, this request's prompt `prompt` tokens long and a
@@ -481,7 +487,9 @@ def test_progress_counts_the_papers_of_each_request_that_came_back(server, tmp_p
     from ranker.records import Paper
     from ranker.scoring import ScoreOptions, score_papers
     from ranker.store import Store
-    papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract=f"MODE={'ok' if i == 6 else 'slow'}",
+    # the two full requests are answered after the short one (0.3 s after it: when they only slept 0.3 s, a
+    # loaded machine sent the short one later than that and the counts came in another order)
+    papers = [Paper(id=f"2506.{i:05d}", title=f"paper {i}", abstract=f"MODE={'ok' if i == 6 else 'afterok'}",
                     categories=["cs.LG"]) for i in range(7)]
     seen: list[tuple] = []
     with Store(tmp_path / "r.sqlite3") as store:
