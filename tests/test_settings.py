@@ -163,7 +163,7 @@ def test_backend_option_values_read_as_toml():
         parse_option("no equals sign")
 
 
-def test_the_api_key_is_never_dumped_or_shown():
+def test_the_api_key_is_never_dumped_or_shown(in_process_command):
     s = resolve(env={"OPENAI_API_KEY": "sk-SECRET"})
     assert s.openai_api_key.get_secret_value() == "sk-SECRET"
     assert "sk-SECRET" not in repr(s) and "sk-SECRET" not in json.dumps(s.public())
@@ -692,7 +692,7 @@ def test_a_list_variable_is_read_as_its_flag_is_spaces_and_empty_items_dropped(t
     assert s.serve.trusted_proxies == ["10.0.0.5", "10.0.0.0/30"]
 
 
-def test_an_api_key_read_from_an_env_file_written_on_windows_loses_its_line_end(tmp_path):
+def test_an_api_key_read_from_an_env_file_written_on_windows_loses_its_line_end(tmp_path, in_process_command):
     """OPENAI_API_KEY exported from an env-file with CRLF line ends ends in '\r', which no HTTP header may carry:
     every request failed as 'connection failed'. The key is taken stripped, as every variable is."""
     s = resolve(env={"OPENAI_API_KEY": " sk-test-123\r\n", "RANKER_HOME": str(tmp_path)})
