@@ -736,8 +736,10 @@ _SCHEME_AFTER_NAME = re.compile(r"(?i)(\b(?:authorization|auth)[\"']?\s*[:=]\s*[
 _SCHEME = re.compile(r"(?i)(\b(?:basic|token)(?:\s+|%20))(?=[A-Za-z0-9+/=]*\d)(?=[A-Za-z0-9+/=]*[A-Za-z])"
                      r"[A-Za-z0-9+/=]{16,}(?![A-Za-z0-9._~+/=\-])")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
-_NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|x-api-key|"
-                    r"shared[_-]?access[_-]?(?:signature|key))[\"']?\s*[:=]\s*"
+# the names as environment variables write them too, after a prefix of their own (OPENAI_API_KEY=, HF_TOKEN=,
+# GITHUB_TOKEN=): "\b" before "API" does not hold after "OPENAI_", and a variable's line went out as it was
+_NAMED = re.compile(r"(?i)(\b(?:[A-Za-z0-9]+_)*(?:api[_-]?key|access[_-]?token|auth[_-]?token|authorization|"
+                    r"x-api-key|shared[_-]?access[_-]?(?:signature|key))[\"']?\s*[:=]\s*"
                     r"[\"']?)(?!(?:bearer|basic|token)\b)[A-Za-z0-9._~+/=\-]{8,}")
 # a password or secret given with "=" or as a quoted key ("password": ...) is one of any length (password=hunter2,
 # DB_PASSWORD=x); after a bare "password:" only a value shaped as a credential (8 or more characters, letters and
@@ -745,6 +747,8 @@ _NAMED = re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|auth
 # (not a file's: /etc/passwd, /data/db-password: no such file)
 _WORD_START = r"(?<![^\s\"'{(,;&?])"
 _PW_WORD = r"(?:[A-Za-z0-9]+_)*(?:(?:client[_-]?)?secret|password|passwd)"
+_ENV_TOKEN = re.compile(r"(\b(?:[A-Za-z0-9]+_)+TOKEN\s*=\s*[\"']?)(?=[A-Za-z0-9._~+/=\-]*\d)"
+                        r"(?=[A-Za-z0-9._~+/=\-]*[A-Za-z])[A-Za-z0-9._~+/=\-]{8,}")
 _NAMED_PASSWORD = re.compile(r"(?i)((?:" + _WORD_START + _PW_WORD + r"\s*=|[\"']" + _PW_WORD + r"[\"']\s*[:=])\s*[\"']?)"
                              r"(?!null\b)[A-Za-z0-9._~+/=\-]+")
 _BARE_PASSWORD = re.compile(r"(?i)(" + _WORD_START + _PW_WORD + r"\s*:\s*)(?=[A-Za-z0-9._~+/=\-]*\d)"
@@ -755,8 +759,10 @@ _BARE_PASSWORD = re.compile(r"(?i)(" + _WORD_START + _PW_WORD + r"\s*:\s*)(?=[A-
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:[a-z0-9]+[_.\-])*(?:key|token|secret|password|passwd|pwd|sig|signature|"
                            r"auth|credentials?|api[_-]?key|access[_-]?token|auth[_-]?token|authorization|"
                            r"shared[_-]?access[_-]?(?:signature|key))=)[^&#\s\"'<>]+")
-# a password written into a URL (https://user:PASSWORD@host/...): the user name stays, the password goes
-_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#@]+@")
+# a password written into a URL (https://user:PASSWORD@host/...): the user name stays, the password goes, up to the
+# authority's last "@" (the host is what follows it, as urllib and httpx read it): a password holding an "@" left
+# what followed that "@" in the text (https://user:p@ss@host gave "https://user:[redacted]@ss@host")
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)[^\s/?#]+@")
 REDACTED = "[redacted]"
 
 
@@ -780,6 +786,7 @@ def redact(text: object) -> str:
     out = _SK_KEY.sub(REDACTED, out)
     out = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", out)
     out = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _ENV_TOKEN.sub(lambda m: m.group(1) + REDACTED, out)
     out = _NAMED_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
     out = _BARE_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
     return _NAMED.sub(lambda m: m.group(1) + REDACTED, out)

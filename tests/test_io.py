@@ -302,6 +302,27 @@ def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want)
     assert redact(text) == want
 
 
+@pytest.mark.parametrize("text,want", [
+    # a password holding an "@" (httpx and urllib take the host after the authority's last "@")
+    ("cannot list the models of https://lab:p@ss-word@llm.example/v1: ConnectError",
+     "cannot list the models of https://lab:[redacted]@llm.example/v1: ConnectError"),
+    ("https://lab:a@b@c@h:8443/v1 and user@example.org", "https://lab:[redacted]@h:8443/v1 and user@example.org"),
+    # a key given to an environment variable's name, as a shell, a .env file or a server's error writes it
+    ("export OPENAI_API_KEY=abcd1234efgh5678", "export OPENAI_API_KEY=[redacted]"),
+    ("AZURE_OPENAI_API_KEY: 'abcd1234efgh5678'", "AZURE_OPENAI_API_KEY: '[redacted]'"),
+    ("HF_TOKEN=hf_AbCdEf123456 GITHUB_TOKEN=ghp_abcdef123456", "HF_TOKEN=[redacted] GITHUB_TOKEN=[redacted]"),
+    # and what is no key stays
+    ("RANKER_MAX_TOKENS=128 MAX_TOKEN=25600000 max_tokens=512", "RANKER_MAX_TOKENS=128 MAX_TOKEN=25600000 max_tokens=512"),
+    ("see https://arxiv.org/abs/2505.01234 and user@example.org", "see https://arxiv.org/abs/2505.01234 and user@example.org"),
+])
+def test_redact_takes_a_whole_url_password_and_a_key_under_a_variables_name(text, want):
+    """Two ways past the redaction: a URL's password holding an "@" lost only its part before that "@" (the rest
+    went into error lines, the store and run.json), and OPENAI_API_KEY=... (a name with a prefix: "\\b" does not
+    hold between "_" and "API") was left as it was."""
+    from ranker.io import redact
+    assert redact(text) == want
+
+
 # --------------------------------------------------------------------------- arXiv ids
 @pytest.mark.parametrize("raw,want", [
     ("2506.16065", ("2506.16065", None)), ("2506.16065v2", ("2506.16065", 2)),
