@@ -21,6 +21,16 @@ from typing import TextIO
 KEEP_LOGS = 30          # the newest log files kept in RANKER_HOME/logs
 
 
+class _RedactingFormatter(logging.Formatter):
+    """The log's lines, traceback included, redacted as every error line is (ranker.io.redact): httpx logs each
+    request's URL at INFO, and an openai backend's base URL https://user:PASSWORD@host/v1 went into the log file
+    whole, once a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from ..io import redact
+        return redact(super().format(record))
+
+
 class Terminal:
     def __init__(self):
         self.verbose = False
@@ -67,7 +77,9 @@ class Terminal:
             try:
                 logs.mkdir(parents=True, exist_ok=True)
                 path = logs / f"{stamp}-{command or 'ranker'}-{os.getpid()}.log"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                # the owner's only: libraries write to it what no redaction sees (a traceback's locals, an
+                # engine's prints), and the papers and paths of a run are the user's
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             except OSError:
                 return          # no log folder: the user sees everything rather than the command failing
         for stream in (sys.stdout, sys.stderr):
@@ -88,7 +100,7 @@ class Terminal:
         if path is None:                # verbose: the libraries' logging as it was, on the terminal
             return
         self._handler = logging.StreamHandler(sys.stderr)       # fd 2: the log
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         root.addHandler(self._handler)
         if root.level > logging.INFO or root.level == logging.NOTSET:
