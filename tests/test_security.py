@@ -31,3 +31,57 @@ def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_ow
     assert "HTTP Request: POST http://lab:[redacted]@127.0.0.1:" in text, text    # the requests are logged ...
     assert "hunter2" not in text + r.stderr                                         # ... without the password
     assert stat.S_IMODE(os.stat(log).st_mode) & 0o077 == 0, oct(os.stat(log).st_mode)
+
+
+def _answer(host: str, port: int, head: bytes, body_parts: list[bytes]) -> bytes:
+    """What the server says to a request sent as `head`, then `body_parts` (never the end of the body): the first
+    bytes of its answer, or b"" when it says nothing within 10 s (it waits for the rest)."""
+    import socket
+    with socket.create_connection((host, port), timeout=10) as c:
+        c.sendall(head)
+        for part in body_parts:
+            try:
+                c.sendall(part)
+            except OSError:             # it answered and closed while this was still sending
+                break
+        try:
+            return c.recv(200)
+        except socket.timeout:
+            return b""
+
+
+def test_a_label_post_with_an_outsized_body_is_refused_before_it_is_read(tmp_path):
+    """A POST /label's form was parsed from its whole body, however large: any client that reaches the port (a
+    process of another user on this machine; the network, bound with --host) made `ranker serve` hold what it
+    sent, in memory, before the token was even looked at. A body past 64 KiB is refused (413), unread: one that
+    says so in its Content-Length at once, one sent in chunks once it passes the limit; a label still works."""
+    import re
+    import urllib.parse
+    import urllib.request
+    from ranker.records import Paper
+    from ranker.store import Store
+    from webtools import start_server
+    db = tmp_path / "ranker.sqlite3"
+    with Store(db) as s:
+        s.add_papers([Paper(id="2505.09572", title="A paper", abstract="Its abstract.", categories=["cs.LG"],
+                            date="2025-05-15")])
+    server = start_server(db, tmp_path / "serve.log")
+    try:
+        host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+        start = b"POST /label HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/x-www-form-urlencoded\r\n" % (
+            host.encode(), port.encode())
+        said = _answer(host, int(port), start + b"Content-Length: 100000000\r\n\r\n", [b"paper_id=" + b"x" * 1000])
+        assert said.startswith(b"HTTP/1.1 413 "), said
+        chunk = b"%x\r\n%s\r\n" % (16384, b"x" * 16384)
+        said = _answer(host, int(port), start + b"Transfer-Encoding: chunked\r\n\r\n", [chunk] * 8)
+        assert said.startswith(b"HTTP/1.1 413 "), said
+        with urllib.request.urlopen(server.url + "/") as r:
+            token = re.search(r'<meta name="csrf-token" content="([^"]+)"', r.read().decode()).group(1)
+        form = urllib.parse.urlencode({"paper_id": "2505.09572", "label": "up", "csrf": token}).encode()
+        req = urllib.request.Request(server.url + "/label", data=form, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            assert json.loads(r.read()) == {"paper_id": "2505.09572", "label": 1, "day": "2025-05-15"}
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert "Traceback" not in log, log[-3000:]

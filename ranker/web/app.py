@@ -40,6 +40,9 @@ BUSY_TIMEOUT = 5.0
 HOSTS_LOGGED = 100         # refused Host names logged, each once; a flood of made-up names does not fill the log
 HOST_HINT = "the server's owner can allow another name where it is started"
 log = logging.getLogger("ranker.web")
+# a label's form is a few hundred bytes (its id, label, seen, day, next and token): a body past this is refused
+# (413) before it is read on, where Starlette read any body whole into memory first
+MAX_FORM_BYTES = 64 * 1024
 SEARCH_LIMIT = 50          # results on the search page; one more is asked for, to tell the page there are more
 LABEL_VALUES = {"up": 1, "1": 1, "+1": 1, "down": -1, "-1": -1, "undo": 0, "0": 0, "clear": 0}
 LABEL_WORDS = {1: "thumbs up", -1: "thumbs down", 0: "no label"}
@@ -256,6 +259,9 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     @app.post("/label")
     async def label(request: Request):
         try:
+            if not await _body_within(request, MAX_FORM_BYTES):
+                return refuse(request, 413, "Too large", f"A label's form is under {MAX_FORM_BYTES // 1024} KiB; "
+                              "this request's body is larger, and was not read.")
             form = await request.form()
         except ClientDisconnect:
             # the client hung up while sending (a closed laptop, a killed script): nothing to store, no one to
@@ -329,6 +335,24 @@ class _Gate:
                             name[:200], ", ".join(sorted(self.allowed_hosts or ())), self.host_hint)
         return Response(f"unknown Host header {name[:200]!r}: this server does not answer to that name; "
                         f"{self.host_hint}\n", status_code=400, media_type="text/plain")
+
+
+async def _body_within(request: Request, limit: int) -> bool:
+    """Read the request's body if it is at most `limit` bytes (then request.form() parses what was read), or
+    say it is not: one that says a larger Content-Length is refused unread, one sent in chunks as soon as it
+    passes the limit. Any client that reaches the port (a local process, the network where --host binds to it)
+    made the server hold as much as it sent: the form was parsed from the whole body, however large."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        return False
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return False
+        chunks.append(chunk)
+    request._body = b"".join(chunks)        # what request.body() keeps: request.form() parses it from there
+    return True
 
 
 def _label_request(form) -> tuple[str, int, str, int | None] | str:
