@@ -72,6 +72,10 @@ def test_security_checks():
     assert security.host_allowed("LOCALHOST:8000", loop)
     assert not security.host_allowed("evil.example:8000", loop) and not security.host_allowed("", loop)
     assert security.host_allowed("anything", None)
+    # a port that is none: the name before it was taken for the Host (an evil.example page's own name after "@")
+    for header in ("127.0.0.1:80@evil.example", "localhost:x", "[::1]@evil.example", "[::1]:8000x",
+                   "localhost:\uff18\uff10"):
+        assert not security.host_allowed(header, loop), header
     from ranker.web.server import allowed_hosts_for
     for bound, header in (("127.0.0.2", "127.0.0.2:8000"), ("[::1]", "[::1]:8000"), ("localhost", "localhost:80")):
         assert security.host_allowed(header, allowed_hosts_for(bound))

@@ -44,11 +44,22 @@ def token_ok(given: str | None, secret: str) -> bool:
 
 
 def host_name(host_header: str) -> str:
-    """'127.0.0.1:8000' -> '127.0.0.1'; '[::1]:8000' -> '::1'."""
+    """'127.0.0.1:8000' -> '127.0.0.1'; '[::1]:8000' -> '::1'. A header whose part after the name is no port
+    ('127.0.0.1:80@evil.example', '[::1]x') is no name of ours: it is given back whole, and so never allowed."""
     h = (host_header or "").strip().lower()
     if h.startswith("["):
-        return h[1:h.find("]")] if "]" in h else h
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+        end = h.find("]")
+        if end < 0 or not _port_or_none(h[end + 1:]):
+            return h
+        return h[1:end]
+    if h.count(":") != 1:
+        return h
+    name, port = h.rsplit(":", 1)
+    return name if port == "" or (port.isdigit() and port.isascii()) else h
+
+
+def _port_or_none(rest: str) -> bool:
+    return rest == "" or (rest.startswith(":") and rest[1:].isdigit() and rest[1:].isascii())
 
 
 def host_allowed(host_header: str, allowed: set[str] | None) -> bool:
