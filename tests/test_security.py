@@ -85,3 +85,26 @@ def test_a_label_post_with_an_outsized_body_is_refused_before_it_is_read(tmp_pat
         server.stop()
     log = server.log.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_an_outsized_author_name_or_comment_is_cut_as_an_abstract_is(tmp_path):
+    """A record's abstract and title were cut to their caps, its authors' names and comment not: one author of
+    3 MB (a feed's, a snapshot's, a file of papers from someone else) was stored, shown on every page, and put
+    whole into the paper's scoring prompt (which cuts the abstract and the number of authors, never a name): a
+    prompt of 3 MB for a local model's 4k context or a paid API. They are cut, and said, as an abstract is."""
+    from ranker.prompts import format_paper
+    from ranker.sources import read_papers
+    from ranker.sources.report import AUTHOR_CAP, COMMENT_CAP, ReadReport
+    big = "x" * 3_000_000
+    rows = [{"id": "2505.00001", "title": "A title", "abstract": "An abstract.", "categories": ["cs.LG"],
+             "authors": ["Ada Lovelace", "B " + big], "comment": big, "date": "2025-05-15"},
+            {"id": "2505.00002", "title": "Another", "abstract": "An abstract.", "categories": ["cs.LG"],
+             "authors": "Ada Lovelace and C " + big, "date": "2025-05-15"}]
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = ReadReport(source=str(path))
+    a, b = read_papers(path, report=report)
+    assert a.authors == ["Ada Lovelace", ("B " + big)[:AUTHOR_CAP]] and b.authors[1] == ("C " + big)[:AUTHOR_CAP]
+    assert a.comment == big[:COMMENT_CAP]
+    assert report.truncated == 2 and any("cut to" in n for n in report.notes()), report.notes()
+    assert len(format_paper(a)) < 3 * AUTHOR_CAP

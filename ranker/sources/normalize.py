@@ -13,7 +13,7 @@ from typing import Any
 
 from ..io import clean_text, parse_arxiv_id
 from ..records import ANNOUNCE_TYPES, Paper, valid_category
-from .report import ABSTRACT_CAP, TITLE_CAP, ReadReport
+from .report import ABSTRACT_CAP, AUTHOR_CAP, COMMENT_CAP, TITLE_CAP, ReadReport
 
 MAX_AUTHORS = 5_000       # physics collaborations list ~3,000 names
 _ABSTRACT_LABEL = re.compile(r"^\s*abstract\s*[:.]\s*", re.IGNORECASE)
@@ -206,6 +206,12 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
         abstract_s, cut = abstract_s[:ABSTRACT_CAP], True
     if len(title_s) > TITLE_CAP:
         title_s, cut = title_s[:TITLE_CAP], True
+    authors_l = clean_authors(authors)
+    if any(len(a) > AUTHOR_CAP for a in authors_l):
+        authors_l, cut = [a[:AUTHOR_CAP] for a in authors_l], True
+    com = fold(comment) if isinstance(comment, str) else None
+    if com and len(com) > COMMENT_CAP:
+        com, cut = com[:COMMENT_CAP], True
     if cut:
         report.warn("truncated", where, f"{pid}: overlong text cut to the cap")
     if not abstract_s:
@@ -217,8 +223,7 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
         announce_type = announce_type.strip().lower() or None
         if announce_type not in ANNOUNCE_TYPES:
             announce_type = None
-    com = fold(comment) if isinstance(comment, str) else None
-    return Paper(id=pid, title=title_s, abstract=abstract_s, authors=clean_authors(authors), categories=cats,
+    return Paper(id=pid, title=title_s, abstract=abstract_s, authors=authors_l, categories=cats,
                  primary_category=cats[0] if cats else "", date=date or "", comment=com or None,
                  announce_type=announce_type, version=version if isinstance(version, int) else None,
                  extra=dict(extra or {}))

@@ -9,6 +9,12 @@ from ..io import Warn
 MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
 ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
 TITLE_CAP = 1_000
+# an author's name and a comment, cut as the abstract and title are: a feed's one author of 3 MB, or a comment of
+# 3 MB, was stored, shown and put whole into every scoring prompt of the paper (the prompt cuts the abstract and
+# the number of authors, not a name). The longest names of the shared history are ~80 characters (a
+# collaboration's "for the ... Collaboration" included), its longest comment ~1,000.
+AUTHOR_CAP = 1_000
+COMMENT_CAP = 5_000
 # The longest line a JSON-lines reader takes (jsonl.capped_lines): a paper's line is a few kB (one with a
 # collaboration's 3,000 authors ~200 kB); a longer one is skipped, counted, read past a piece at a time. A file
 # without newlines (or a small gzip bomb) had its one line read whole into memory: 1.2 MB of .gz held 2.5 GB.
@@ -92,7 +98,8 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
             "bad_bytes": "records with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD)",
             "duplicates": "duplicate ids dropped (first occurrence kept)",
             "no_abstract": "papers without an abstract (kept with an empty abstract)",
-            "truncated": f"overlong abstracts/titles cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,} characters",
+            "truncated": f"overlong abstracts/titles/authors/comments cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,}/"
+                         f"{AUTHOR_CAP:,}/{COMMENT_CAP:,} characters",
         }
         for kind, label in labels.items():
             n = getattr(self, kind)
