@@ -6,6 +6,8 @@ import json
 import os
 import stat
 
+import pytest
+
 
 
 def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_owners_only(tmp_path):
@@ -108,3 +110,84 @@ def test_an_outsized_author_name_or_comment_is_cut_as_an_abstract_is(tmp_path):
     assert a.comment == big[:COMMENT_CAP]
     assert report.truncated == 2 and any("cut to" in n for n in report.notes()), report.notes()
     assert len(format_paper(a)) < 3 * AUTHOR_CAP
+
+
+class _Flood:
+    """A real server on 127.0.0.1 whose every answer is `size` bytes: plain, said in its Content-Length or sent
+    without one, or gzipped (a small body that unpacks to `size`); `sent` counts the bytes it got out."""
+
+    def __init__(self, size: int, how: str):
+        import threading
+        import zlib
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        flood = self
+        self.sent = 0
+        packed = b""
+        if how == "gzip":                       # made a MiB at a time: the test holds no answer of `size` itself
+            z = zlib.compressobj(9, zlib.DEFLATED, 31)
+            packed = b"".join(z.compress(b"0" * (1 << 20)) for _ in range(size >> 20)) + z.flush()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if how == "gzip":
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(packed)))
+                elif how == "length":
+                    self.send_header("Content-Length", str(size))
+                else:
+                    self.send_header("Connection", "close")       # the body ends where the connection does
+                self.end_headers()
+                try:
+                    if how == "gzip":
+                        self.wfile.write(packed)
+                        flood.sent += len(packed)
+                        return
+                    piece = b'{"x": "' + b"0" * (1 << 20)
+                    while flood.sent < size:
+                        self.wfile.write(piece[:size - flood.sent])
+                        flood.sent += min(len(piece), size - flood.sent)
+                except OSError:
+                    pass                    # the client hung up: what a capped reader does
+                self.close_connection = True
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("how", ["length", "stream", "gzip"])
+def test_an_outsized_answer_of_the_scoring_server_fails_its_paper_unread(how):
+    """The openai backend read a server's whole answer into memory, however large (a proxy's error page of a
+    file, a broken or hostile server ignoring max_tokens), `concurrency` answers at once, and a gzipped one
+    unpacked whole. An answer past 64 MiB, as its Content-Length says or as it comes, is that paper's error,
+    its rest not read."""
+    from ranker.backends.base import Request
+    from ranker.backends.openai_backend import OpenAIBackend
+    from ranker.backends.schema import paper_schema
+    size = 256 * 2**20                          # four times the cap
+    flood = _Flood(size, how)
+    try:
+        be = OpenAIBackend("m", base_url=flood.url, retries=0, probe=False)
+        try:
+            (res,) = be.generate([Request("2506.00001", [{"role": "user", "content": "judge"}],
+                                          paper_schema(["2506.00001"], 50), max_tokens=100)])
+        finally:
+            be.close()
+    finally:
+        flood.close()
+    assert not res.ok and "larger than 64 MiB" in (res.error or ""), res.error
+    if how == "stream":
+        assert flood.sent < size / 2            # the reader stopped; the server could not send the rest

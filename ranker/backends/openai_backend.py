@@ -62,6 +62,10 @@ from .pricing import cost_usd, price_for
 from .probs import TOP_LOGPROBS, Step, probe_failed, score_distributions
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# The largest answer read (decoded), each held whole in memory, one per request in flight: a paper's answer is a
+# few kB, with log-probs some hundreds. A server that sent more (a proxy's error page of a file, a hostile or broken
+# server ignoring max_tokens) was read to the end, as much as it sent, `concurrency` answers at once.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _RELAX_KEYS = {"maxLength", "minLength", "minimum", "maximum", "minItems", "maxItems"}
 
 
@@ -82,6 +86,14 @@ class _ContextFull(_Fatal):
     def __init__(self, message: str, status: int, body: str, context: int, prompt: int | None, exact: bool):
         super().__init__(message, status, body)
         self.context, self.prompt, self.exact = context, prompt, exact
+
+
+class _TooLarge(Exception):
+    """An answer longer than MAX_ANSWER_BYTES, left unread."""
+
+    def __init__(self, status: int):
+        super().__init__(f"the server's answer (HTTP {status}) is larger than {MAX_ANSWER_BYTES // 2**20} MiB, "
+                         "which no answer of a paper is: not read")
 
 
 class _NotThere(Retryable):
@@ -309,6 +321,27 @@ class OpenAIBackend(Backend):
         read = min(self.timeout, left)
         return self._httpx.Timeout(read, connect=min(self.connect_timeout, left), pool=read)
 
+    def _read(self, method: str, path: str, **kw):
+        """The server's answer, its body read whole, or _TooLarge past MAX_ANSWER_BYTES (decoded: a small gzip
+        of a large body counts what it unpacks to), said by its Content-Length or found while reading: nothing
+        more of it is read, and its connection is closed."""
+        httpx = self._httpx
+        with self._client.stream(method, path, **kw) as resp:
+            declared = resp.headers.get("content-length", "").strip()
+            encoded = resp.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES and not encoded:
+                raise _TooLarge(resp.status_code)
+            chunks, size = [], 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise _TooLarge(resp.status_code)
+                chunks.append(chunk)
+        # its body as it was decoded: the headers without the encoding, which would be decoded again
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in ("content-encoding",
+                                                                                     "content-length")]
+        return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
+
     def _discover_model(self) -> str:
         """The model the server serves ("auto"): the one it lists. A server that lists several (Ollama every
         model pulled, vLLM its LoRA adapters beside the base model) is a ConfigError naming them: the first
@@ -324,7 +357,7 @@ class OpenAIBackend(Backend):
         """The ids of the models the server lists (GET /models): a BackendError saying why when it lists none, a
         ConfigError naming the base URL when the server has no such path."""
         try:
-            resp = self._client.get("/models", timeout=self._timeout(time.monotonic() + self.total_timeout))
+            resp = self._read("GET", "/models", timeout=self._timeout(time.monotonic() + self.total_timeout))
         except Exception as e:
             why = f"{type(e).__name__}: {_snippet(str(e), 120)}" if str(e) else type(e).__name__
             raise BackendError(f"cannot list the models of {self.base_url}: {why}") from None
@@ -390,7 +423,9 @@ class OpenAIBackend(Backend):
         if self._cancel.is_set():
             raise Cancelled("cancelled")
         try:
-            resp = self._client.post("/chat/completions", json=body, timeout=self._timeout(deadline))
+            resp = self._read("POST", "/chat/completions", json=body, timeout=self._timeout(deadline))
+        except _TooLarge as e:
+            raise _Fatal(str(e)) from None
         except httpx.ConnectTimeout:
             # no connection within connect_timeout (a firewall dropping the packets, a host that is down): the
             # server is not there, as a refused connection says, and the bound is connect_timeout, not timeout
