@@ -33,7 +33,8 @@ from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
 from .errors import BackendError, ConfigError, InputError, RankerError, during
-from .io import LOADING, Progress, Warn, atomic_write, ignore_warning, json_loads, redact, write_together
+from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, redact,
+                 remove_leftovers, write_together)
 from .netguard import offline_while
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
@@ -395,6 +396,10 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
         # the run whose digest the folder holds, until this one replaces it: the index names its model beside
         # the digest it links when this run fails or is stopped (it named the failed run's)
+        # a run killed while its files took their names (kill -9, a power cut) left a set half-named: finished
+        # first, so the manifest read below is the one of the digest the folder holds
+        finish_sets(files["manifest"].parent)
+        remove_leftovers(files.values())         # and the temporary files of one killed before: this run is the day's one
         shown = shown_run(files["manifest"])
         if shown is not None:
             manifest["shown_run"] = shown
@@ -425,16 +430,21 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        rules=rules,
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-                # the day's ranking and which stored scores make its digest, under which cut-offs (one
-                # transaction): the day's pages pick the same
-                store.put_rankings(day.date, pre.ranked, embedder=pre.embedder, run_id=rec.id,
-                                   digest=DayDigest(day.date, run.model, run.prompt_hash,
-                                                    settings.digest.min_relevance, settings.digest.min_novelty,
-                                                    run_id=rec.id))
                 rec.status = manifest["status"]
                 rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
+
+                def record() -> None:
+                    # the day's ranking and which stored scores make its digest, under which cut-offs (one
+                    # transaction): the day's pages pick the same. Stored once the files are whole on disk, just
+                    # before they take their names: a run killed while it writes them (kill -9, a power cut: no
+                    # except runs) left the pages showing this run's digest beside the folder's earlier one
+                    store.put_rankings(day.date, pre.ranked, embedder=pre.embedder, run_id=rec.id,
+                                       digest=DayDigest(day.date, run.model, run.prompt_hash,
+                                                        settings.digest.min_relevance, settings.digest.min_novelty,
+                                                        run_id=rec.id))
                 # the run's last step: files + manifest; once written, this run's digest is the one shown
-                _write_outputs(files, pre, run, digest, {k: v for k, v in manifest.items() if k != "shown_run"})
+                _write_outputs(files, pre, run, digest, {k: v for k, v in manifest.items() if k != "shown_run"},
+                               before_names=record)
                 manifest.pop("shown_run", None)
         except BaseException as e:
             if any(getattr(x, "written", False) for x in (e, e.__cause__)):
@@ -500,7 +510,7 @@ def _record_stopped(e: BaseException, store: Store, day: str, ranked_before, dig
 
 
 def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest,
-                   manifest: dict) -> None:
+                   manifest: dict, before_names=None) -> None:
     """The run's data files and its finished manifest, each written whole to a temporary file first; they take
     their names together (Ctrl-C held back for that moment), so a run that fails or is stopped before leaves
     the folder's earlier files as one set beside a manifest that says this run is running, failed or
@@ -508,7 +518,7 @@ def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, 
     contents = {"prefilter": ranked_lines(pre.ranked), "scores": run.lines(), "markdown": [digest.markdown],
                 "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"],
                 "manifest": [json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"]}
-    write_together({files[key]: chunks for key, chunks in contents.items()})
+    write_together({files[key]: chunks for key, chunks in contents.items()}, before_names=before_names)
 
 
 def shown_run(manifest: Path) -> dict | None:
