@@ -123,7 +123,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
               since: str | None = None, until: str | None = None, announced: str | None = None,
               keep: bool = True, report: ReadReport | None = None, progress: Progress | None = None,
               warn: Warn | None = None, single_day: bool = False) -> Day:
-    """A day's papers, read once and upserted into the store once (one transaction), from:
+    """A day's papers, read once and upserted into the store once (one transaction, or a few for a snapshot
+    read for longer than ingest.HOLD), from:
       source   a file or an http(s) URL (arXiv RSS/Atom XML, a metadata snapshot or papers JSONL, maybe
                gzipped), or papers already read;
       ids      the arXiv API, these ids;  since/until  the arXiv API, a submission window (backfills);

@@ -193,3 +193,40 @@ def test_calibrate_while_thumbs_arrive(homes, tmp_path):
     assert _labels(db) == before | set(thumbs.stored)
     assert json.loads((tmp_path / "cal.json").read_text())["format"]
     assert crashkit.integrity(db) == "ok"
+
+
+def test_a_long_fetch_lets_other_writers_in(tmp_path):
+    """`ranker fetch --from SNAPSHOT` (years of arXiv, read for minutes) stored every paper in one transaction,
+    holding the database's write lock until the end: a thumb in `ranker serve` was refused after 5 s, cron's
+    `ranker run` failed "database is locked" after 30 s. Now another process's write gets in within a second,
+    while the fetch goes on, and the fetch stores every paper once."""
+    from ranker.store import Store
+
+    from conftest import make_snapshot
+    home = tmp_path / "home"
+    db = home / "ranker.sqlite3"
+    _ok(home, "fetch", "--from", DAY, "--out", tmp_path / "day.jsonl")
+    labelled = json.loads(DAY.read_text().splitlines()[0])["id"]
+    snap = make_snapshot(tmp_path / "snap.json", 20000)
+    out = tmp_path / "big.jsonl"
+    fetch = _start(home, "fetch", "--from", snap, "--category", "cs.LG,cs.AI", "--out", out)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(f.stat().st_size > 2_000_000 for f in tmp_path.glob(".big.jsonl.*.tmp")):
+            assert fetch.poll() is None, fetch.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        t0 = time.monotonic()                     # papers are being stored: the fetch is in its transaction
+        with Store(db, busy_timeout=3.0) as s:    # a thumb, as `ranker serve` stores one
+            s.set_label(labelled, 1, "2025-05-15")
+        waited = time.monotonic() - t0
+        assert fetch.poll() is None, "the fetch ended before the label was written: nothing was tested"
+    finally:
+        _, err = fetch.communicate(timeout=300)
+    assert fetch.returncode == 0, err
+    assert waited < 2.0
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    stored = crashkit.rows(db, "SELECT COUNT(*) FROM papers")[0][0]
+    assert stored == len(set(ids)) + len(DAY.read_text().splitlines())
+    assert crashkit.rows(db, "SELECT label FROM labels WHERE paper_id=?", labelled) == [(1,)]
+    assert crashkit.integrity(db) == "ok"
