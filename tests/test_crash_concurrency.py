@@ -230,3 +230,34 @@ def test_a_long_fetch_lets_other_writers_in(tmp_path):
     assert stored == len(set(ids)) + len(DAY.read_text().splitlines())
     assert crashkit.rows(db, "SELECT label FROM labels WHERE paper_id=?", labelled) == [(1,)]
     assert crashkit.integrity(db) == "ok"
+
+
+def test_two_commands_upgrading_an_older_home_at_once_both_finish(tmp_path, monkeypatch):
+    """Cron's run and the user's labels import both open a home an older ranker made (three migrations behind):
+    each migration is applied once, by whichever gets there first, and both commands do their work."""
+    import ranker.store as st
+    from ranker.migrations import MIGRATIONS
+    from ranker.sources import read_papers
+    from ranker.store import Store
+
+    from conftest import store_vectors
+    home = tmp_path / "old"
+    monkeypatch.setattr(st, "MIGRATIONS", MIGRATIONS[:3])
+    with Store(home / "ranker.sqlite3") as s:
+        store_vectors(s, list(read_papers(DAY)))
+    monkeypatch.undo()
+    ids = [json.loads(x)["id"] for x in DAY.read_text().splitlines()][:20]
+    lab = tmp_path / "labels.jsonl"
+    lab.write_text("".join(json.dumps({"id": pid, "label": 1, "time": f"2025-05-16T10:00:{i:02d}Z"}) + "\n"
+                           for i, pid in enumerate(ids)))
+    run = _start(home, "run", "--papers", DAY, *FAKE, "--out", home / "out")
+    imp = _start(home, "labels", "import", lab)
+    for p in (run, imp):
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    db = home / "ranker.sqlite3"
+    assert [r[0] for r in crashkit.rows(db, "SELECT name FROM _migrations ORDER BY rowid")] == \
+        [m.__name__ for m in MIGRATIONS]
+    assert _labels(db) == set(ids)
+    assert json.loads((home / "out" / "2025-05-15-run.json").read_text())["status"] == "ok"
+    assert crashkit.integrity(db) == "ok"
