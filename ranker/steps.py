@@ -395,12 +395,13 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         # this one's row waited on) was not refused, and this one's failure put back what that run replaced,
         # the pages no longer matching the files it left in the folder
         ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
+        # a run killed while its files took their names (kill -9, a power cut) left a set half-named: finished
+        # first, so the manifest read below is the one of the digest the folder holds; the temporary files of
+        # one killed before go (this run is the day's one)
+        finish_sets(files["manifest"].parent)
+        remove_leftovers(files.values())
         # the run whose digest the folder holds, until this one replaces it: the index names its model beside
         # the digest it links when this run fails or is stopped (it named the failed run's)
-        # a run killed while its files took their names (kill -9, a power cut) left a set half-named: finished
-        # first, so the manifest read below is the one of the digest the folder holds
-        finish_sets(files["manifest"].parent)
-        remove_leftovers(files.values())         # and the temporary files of one killed before: this run is the day's one
         shown = shown_run(files["manifest"])
         if shown is not None:
             manifest["shown_run"] = shown

@@ -6,9 +6,7 @@ with the same bytes as a run never killed."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
