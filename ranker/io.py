@@ -129,7 +129,7 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
-                renames: list[tuple[Path, Path]] | None = None) -> Iterator[IO]:
+                renames: list[tuple[Path, Path]] | None = None, tidy: bool = False) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -140,7 +140,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     _names_a_stream and _write_in_place). A directory is an InputError;
     so is any OSError (a full disk, a read-only file system), naming the path, and the temporary file is
     removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended
-    for write_together."""
+    for write_together.
+    The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written),
+    so a writer killed meanwhile (kill -9, the OOM killer) is told from a live one: with `tidy`, the temporary
+    files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
@@ -169,6 +172,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        if tidy:
+            remove_leftovers([target], dead_only=True)
         while True:
             tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
             try:
@@ -178,6 +183,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
                 continue
     except OSError as e:
         raise _cannot_write(given, e) from None
+    held = _held_while_written(fd)
     try:
         # the descriptor goes into the file object first: whatever fails after this closes it
         with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
@@ -198,7 +204,26 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         if isinstance(e, OSError):
             raise _cannot_write(given, e) from None
         raise
+    finally:
+        if held is not None:
+            os.close(held)
     _fsync_dir(folder)
+
+
+def _held_while_written(fd: int) -> int | None:
+    """A second descriptor of a temporary file, holding an flock on it (released when it is closed, or when its
+    process ends, however it ends); None where files cannot be locked."""
+    try:
+        import fcntl
+        held = os.dup(fd)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(held)
+        return None
+    return held
 
 
 def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] = (), *,
@@ -396,11 +421,18 @@ def finish_sets(folder: str | os.PathLike) -> int:
     return finished
 
 
-def remove_leftovers(files: Iterable[str | os.PathLike]) -> int:
+def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = False) -> int:
     """Remove what a killed writer of `files` left beside them: atomic_file's temporary files
     (`.NAME.XXXXXXXX.tmp`) and write_together's second names of old files (`.NAME.XXXXXXXX.old`). Only for a
     caller that is the one writer of those names now (a day's run, refused while another runs; the folder's index
-    under its lock): a live writer's temporary file would be taken from under it. Returns how many went."""
+    under its lock): a live writer's temporary file would be taken from under it. With `dead_only`, for any
+    caller: only the temporary files no live writer holds locked (see atomic_file; none where files cannot be
+    locked). Returns how many went."""
+    try:
+        import fcntl
+    except ImportError:
+        if dead_only:
+            return 0
     removed = 0
     for path in files:
         path = Path(path)
@@ -408,14 +440,23 @@ def remove_leftovers(files: Iterable[str | os.PathLike]) -> int:
             names = os.listdir(path.parent)
         except OSError:
             continue
-        mine = re.compile(r"^\." + re.escape(path.name) + r"\.[0-9a-f]{8}\.(tmp|old)$")
+        mine = re.compile(r"^\." + re.escape(path.name) + r"\.[0-9a-f]{8}\." + ("tmp" if dead_only else "(tmp|old)")
+                          + "$")
         for name in names:
-            if mine.match(name):
-                try:
-                    os.unlink(path.parent / name)
-                    removed += 1
-                except OSError:
-                    pass
+            if not mine.match(name):
+                continue
+            fd = None
+            try:
+                if dead_only:
+                    fd = os.open(path.parent / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # held: a live writer's
+                os.unlink(path.parent / name)
+                removed += 1
+            except OSError:
+                pass
+            finally:
+                if fd is not None:
+                    os.close(fd)
     return removed
 
 

@@ -92,6 +92,8 @@ def test_kill_during_fetch(tmp_path, env):
     ok([*RANKER, "fetch", "--from", str(snap), "--category", "cs.LG,cs.AI", "--out", str(big)], env)
     ids = [json.loads(line)["id"] for line in big.open()]
     assert len(ids) == len(set(ids)) > 1000
+    # the killed fetch's temporary file (a snapshot's papers: gigabytes for years of arXiv) is gone too
+    assert list(tmp_path.glob(".big.jsonl.*")) == []
     assert count(db(tmp_path), "SELECT COUNT(*) FROM papers") == before + len(ids)
     assert integrity(db(tmp_path)) == "ok"
 

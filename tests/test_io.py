@@ -636,3 +636,24 @@ def test_remove_leftovers_takes_only_the_named_files_temporaries(tmp_path):
     assert remove_leftovers([tmp_path / "day-run.json"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [".day-run.json.notmine.tmp", ".other.json.0123abcd.tmp",
                                                          "day-run.json"]
+
+
+def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
+    import fcntl
+
+    from ranker.io import atomic_file
+    out = tmp_path / "papers.jsonl"
+    dead, live = tmp_path / ".papers.jsonl.0000dead.tmp", tmp_path / ".papers.jsonl.0000beef.tmp"
+    dead.write_text("half a snapshot")
+    live.write_text("being written")
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)                   # as a live atomic_file holds its temporary file
+        with atomic_file(out, tidy=True) as f:
+            f.write("x\n")
+        assert not dead.exists() and live.exists() and out.read_text() == "x\n"
+    finally:
+        os.close(fd)
+    with atomic_file(out) as f:                          # without tidy, nothing else is looked at
+        f.write("y\n")
+    assert live.exists()

@@ -49,7 +49,8 @@ def ingest(papers: Iterable[Paper], out: str | os.PathLike | None, store=None,
     IngestResult.papers."""
     res = IngestResult(out=str(out) if out is not None else "")
     with ExitStack() as stack:
-        f = stack.enter_context(atomic_file(out)) if out is not None else None
+        # tidy: a fetch killed before (the OOM killer, mid-snapshot) left its temporary file, gigabytes maybe
+        f = stack.enter_context(atomic_file(out, tidy=True)) if out is not None else None
         # committed every HOLD seconds: a snapshot of years is read for minutes, and held in one transaction it
         # kept every other process's write waiting that long (a thumb in `ranker serve` refused after 5 s, cron's
         # `ranker run` failing "database is locked" after 30 s)
