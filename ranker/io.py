@@ -250,8 +250,9 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     placed = False
     try:
         targets = [Path(p) for p in files] + [Path(p) for p in remove]
-        for folder in dict.fromkeys(p.parent for p in targets):
-            finish_sets(folder)                    # a set a killed process left half-named: finished first
+        # a set a killed process left half-named: finished first (also where a link among the files leads)
+        for folder in dict.fromkeys(x for p in targets for x in (p.parent, Path(os.path.realpath(p)).parent)):
+            finish_sets(folder)
         for path, chunks in files.items():
             with atomic_file(path, renames=renames) as f:
                 f.writelines(chunks)
