@@ -129,7 +129,7 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
-                renames: list[tuple[Path, Path]] | None = None) -> Iterator[IO]:
+                renames: list[tuple[Path, Path]] | None = None, tidy: bool = False) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -140,7 +140,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     _names_a_stream and _write_in_place). A directory is an InputError;
     so is any OSError (a full disk, a read-only file system), naming the path, and the temporary file is
     removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended
-    for write_together."""
+    for write_together.
+    The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written),
+    so a writer killed meanwhile (kill -9, the OOM killer) is told from a live one: with `tidy`, the temporary
+    files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
@@ -169,6 +172,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        if tidy:
+            remove_leftovers([target], dead_only=True)
         while True:
             tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
             try:
@@ -178,6 +183,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
                 continue
     except OSError as e:
         raise _cannot_write(given, e) from None
+    held = _held_while_written(fd)
     try:
         # the descriptor goes into the file object first: whatever fails after this closes it
         with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
@@ -198,31 +204,67 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         if isinstance(e, OSError):
             raise _cannot_write(given, e) from None
         raise
+    finally:
+        if held is not None:
+            os.close(held)
     _fsync_dir(folder)
 
 
-def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] = ()) -> None:
+def _held_while_written(fd: int) -> int | None:
+    """A second descriptor of a temporary file, holding an flock on it (released when it is closed, or when its
+    process ends, however it ends); None where files cannot be locked."""
+    try:
+        import fcntl
+        held = os.dup(fd)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(held)
+        return None
+    return held
+
+
+def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] = (), *,
+                   before_names: Callable[[], None] | None = None) -> None:
     """Write several text files as one set: each whole to a temporary file on disk first, then all renamed in
     one quick step with Ctrl-C held back until it ends, so an interruption (or a failure to write any of
     them, or a rename that fails midway: the files renamed before it take their old files back, kept under a
     second name meanwhile) leaves the old set or the new one, never a mix. A KeyboardInterrupt held back is
     raised once the new set is in place, marked `written`; so is one that comes while the folders are synced
     after it. `remove`: files that have no place in the new set (an earlier set's file this one does not
-    make), removed in the same step, and put back with the others when it fails."""
+    make), removed in the same step, and put back with the others when it fails.
+
+    A process killed between two renames (kill -9, the OOM killer, a power cut: nothing of it runs again) cannot
+    put anything back: before the first rename a journal of the set (SET_JOURNAL, one in each folder of the
+    set, held locked by this process) names what is left to do, and the next set written into that folder, or
+    finish_sets, finishes it: every file of the set was whole on disk before the journal was made.
+    `before_names`: called once every file is whole on disk, just before they take their names, so what a caller
+    records elsewhere (a database's record of these files) comes a journal's write before the files, not the
+    writing of them all: its failure, or a Ctrl-C up to there, leaves the old set."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
     kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
+    journals: list[tuple[Path, int]] = []
     placed = False
     try:
+        targets = [Path(p) for p in files] + [Path(p) for p in remove]
+        # a set a killed process left half-named: finished first (also where a link among the files leads)
+        for folder in dict.fromkeys(x for p in targets for x in (p.parent, Path(os.path.realpath(p)).parent)):
+            finish_sets(folder)
         for path, chunks in files.items():
             with atomic_file(path, renames=renames) as f:
                 f.writelines(chunks)
+        if before_names is not None:
+            before_names()
         with _ctrl_c_held():
             for _, target in renames:
                 kept[target] = _second_name(target)
             gone = [Path(p) for p in remove if os.path.lexists(p)]
             for target in gone:
                 kept[target] = _second_name(target)
+            journals = _begin_journals(renames, gone, kept)
             while renames:
                 tmp, target = renames[0]
                 try:
@@ -254,6 +296,169 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
                 os.unlink(tmp)
             except OSError:
                 pass
+        for journal, fd in journals:               # the set is whole (or the old one is back): nothing to finish
+            try:
+                os.unlink(journal)
+            except OSError:
+                pass
+            os.close(fd)
+
+
+# A journal of a set of files write_together is giving their names: `.ranker-set.<hex>.json` in each folder of
+# the set, listing (by name, in that folder) the temporary files and the names they take, the files the set
+# removes and the old files' second names; the writing process holds it locked (flock) while it renames.
+SET_JOURNAL = re.compile(r"^\.ranker-set\.[0-9a-f]{8}\.json$")
+
+
+def _begin_journals(renames: list[tuple[Path, Path]], gone: list[Path],
+                    kept: Mapping[Path, Path | bool]) -> list[tuple[Path, int]]:
+    """A locked journal in each folder of the set (see SET_JOURNAL), written whole and synced before the first
+    rename; [] where files cannot be locked (not POSIX, NFS without a lock daemon: no other process could tell a
+    live set from a killed one) or the journal cannot be written (the set is renamed as before without it)."""
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    per_folder: dict[Path, dict] = {}
+    for tmp, target in renames:
+        j = per_folder.setdefault(target.parent, {"rename": [], "remove": [], "old": []})
+        if tmp.parent == target.parent:
+            j["rename"].append([tmp.name, target.name])
+    for target in gone:
+        per_folder.setdefault(target.parent, {"rename": [], "remove": [], "old": []})["remove"].append(target.name)
+    for target, old in kept.items():
+        if isinstance(old, Path) and target.parent in per_folder:
+            per_folder[target.parent]["old"].append(old.name)
+    out: list[tuple[Path, int]] = []
+    for folder, entries in per_folder.items():
+        journal = folder / f".ranker-set.{secrets.token_hex(4)}.json"
+        tmp = folder / f".{journal.name}.tmp"
+        fd = None
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # locked before it has its name: never seen unlocked
+            os.write(fd, json.dumps({"format": 1, **entries}).encode())
+            os.fsync(fd)
+            os.replace(tmp, journal)
+            _fsync_dir(folder)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            for p in (tmp, journal):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+            continue
+        out.append((journal, fd))
+    return out
+
+
+def finish_sets(folder: str | os.PathLike) -> int:
+    """Finish the sets of files a killed process left half-named in `folder` (write_together's journals that no
+    live process holds): each file still under its temporary name takes its name, the files the set removes go,
+    and the old files' second names with the journal. A journal another process holds locked (a set being
+    renamed now) is left to it. Returns how many sets were finished; best effort (a folder that cannot be listed
+    or written finishes none, and the next set tries again)."""
+    try:
+        import fcntl
+        listed = os.listdir(folder)
+    except (ImportError, OSError):
+        return 0
+    for name in listed:                            # a journal killed while it was written: no set began
+        if name.startswith(".") and name.endswith(".tmp") and SET_JOURNAL.match(name[1:-4]):
+            try:
+                fd = os.open(Path(folder) / name, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(Path(folder) / name)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    finished = 0
+    for name in sorted(n for n in listed if SET_JOURNAL.match(n)):
+        journal = Path(folder) / name
+        try:
+            fd = os.open(journal, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue                           # held: a live set (or no locks here: cannot tell)
+            if os.fstat(fd).st_nlink == 0:
+                continue                           # finished by another process while this one waited
+            try:
+                entries = json.loads(os.read(fd, 1 << 24).decode())
+                renames = [(str(a), str(b)) for a, b in entries.get("rename", [])]
+                removes, olds = [str(x) for x in entries.get("remove", [])], [str(x) for x in entries.get("old", [])]
+            except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+                renames, removes, olds = [], [], []      # not ours to follow: only the journal goes
+            for tmp, target in renames:
+                if "/" in tmp + target or not os.path.lexists(Path(folder) / tmp):
+                    continue
+                try:
+                    os.replace(Path(folder) / tmp, Path(folder) / target)
+                except OSError:
+                    pass
+            for x in removes + olds:
+                if "/" not in x:
+                    try:
+                        os.unlink(Path(folder) / x)
+                    except OSError:
+                        pass
+            _fsync_dir(Path(folder))
+            try:
+                os.unlink(journal)
+                finished += 1
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+    return finished
+
+
+def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = False) -> int:
+    """Remove what a killed writer of `files` left beside them: atomic_file's temporary files
+    (`.NAME.XXXXXXXX.tmp`) and write_together's second names of old files (`.NAME.XXXXXXXX.old`). Only for a
+    caller that is the one writer of those names now (a day's run, refused while another runs; the folder's index
+    under its lock): a live writer's temporary file would be taken from under it. With `dead_only`, for any
+    caller: only the temporary files no live writer holds locked (see atomic_file; none where files cannot be
+    locked). Returns how many went."""
+    try:
+        import fcntl
+    except ImportError:
+        if dead_only:
+            return 0
+    removed = 0
+    for path in files:
+        path = Path(path)
+        try:
+            names = os.listdir(path.parent)
+        except OSError:
+            continue
+        mine = re.compile(r"^\." + re.escape(path.name) + r"\.[0-9a-f]{8}\." + ("tmp" if dead_only else "(tmp|old)")
+                          + "$")
+        for name in names:
+            if not mine.match(name):
+                continue
+            fd = None
+            try:
+                if dead_only:
+                    fd = os.open(path.parent / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # held: a live writer's
+                os.unlink(path.parent / name)
+                removed += 1
+            except OSError:
+                pass
+            finally:
+                if fd is not None:
+                    os.close(fd)
+    return removed
 
 
 def _second_name(target: Path) -> Path | bool:

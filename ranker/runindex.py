@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .io import json_loads, lock_exclusive, write_together
+from .io import finish_sets, json_loads, lock_exclusive, remove_leftovers, write_together
 
 _MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
 COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
@@ -77,7 +77,10 @@ def write_index(out_dir: str | Path, ended: Callable[[int, str], str | None] | N
     running, linking no digest, a day the other had just finished."""
     out = Path(out_dir)
     files = {"index_md": out / "index.md", "index_json": out / "index.json"}
-    with _one_at_a_time(out):
+    with _one_at_a_time(out) as alone:
+        if alone:                          # no other run writes the index now: what a killed one left goes
+            finish_sets(out)
+            remove_leftovers(files.values())
         rows = read_days(out, ended)
         # as one set: a failure to write either (a full disk) leaves the two of before, never a Markdown index
         # that disagrees with the JSON one beside it
@@ -87,19 +90,24 @@ def write_index(out_dir: str | Path, ended: Callable[[int, str], str | None] | N
 
 
 @contextmanager
-def _one_at_a_time(out: Path) -> Iterator[None]:
+def _one_at_a_time(out: Path) -> Iterator[bool]:
     """An exclusive lock on the folder itself (no file of its own in the user's folder), held for a few
     milliseconds, so nothing is said while it is waited for; released when the process ends, however it ends.
     Unlocked where the folder cannot be opened or locked (not POSIX, NFS without flock on folders): the index is
-    rewritten by every run."""
+    rewritten by every run. Yields whether it holds the lock."""
     try:
         fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         fd = None
+    alone = False
     try:
         if fd is not None and os.name == "posix":
-            lock_exclusive(fd, lambda: None, without_locks=True)
-        yield
+            try:
+                lock_exclusive(fd, lambda: None)
+                alone = True
+            except OSError:                # no locks here: rewritten unlocked, as before
+                pass
+        yield alone
     finally:
         if fd is not None:
             os.close(fd)

@@ -33,7 +33,8 @@ from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
 from .errors import BackendError, ConfigError, InputError, RankerError, during
-from .io import LOADING, Progress, Warn, atomic_write, ignore_warning, json_loads, redact, write_together
+from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, redact,
+                 remove_leftovers, write_together)
 from .netguard import offline_while
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
@@ -122,7 +123,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
               since: str | None = None, until: str | None = None, announced: str | None = None,
               keep: bool = True, report: ReadReport | None = None, progress: Progress | None = None,
               warn: Warn | None = None, single_day: bool = False) -> Day:
-    """A day's papers, read once and upserted into the store once (one transaction), from:
+    """A day's papers, read once and upserted into the store once (one transaction, or a few for a snapshot
+    read for longer than ingest.HOLD), from:
       source   a file or an http(s) URL (arXiv RSS/Atom XML, a metadata snapshot or papers JSONL, maybe
                gzipped), or papers already read;
       ids      the arXiv API, these ids;  since/until  the arXiv API, a submission window (backfills);
@@ -393,6 +395,11 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         # this one's row waited on) was not refused, and this one's failure put back what that run replaced,
         # the pages no longer matching the files it left in the folder
         ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
+        # a run killed while its files took their names (kill -9, a power cut) left a set half-named: finished
+        # first, so the manifest read below is the one of the digest the folder holds; the temporary files of
+        # one killed before go (this run is the day's one)
+        finish_sets(files["manifest"].parent)
+        remove_leftovers(files.values())
         # the run whose digest the folder holds, until this one replaces it: the index names its model beside
         # the digest it links when this run fails or is stopped (it named the failed run's)
         shown = shown_run(files["manifest"])
@@ -425,16 +432,21 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
                                        rules=rules,
                                        reuploads=reupload_notes(pre.ranked, store, run.model, run.prompt_hash))
                 manifest.update(_finished(day, pre, run, digest, settings, prompts, timings))
-                # the day's ranking and which stored scores make its digest, under which cut-offs (one
-                # transaction): the day's pages pick the same
-                store.put_rankings(day.date, pre.ranked, embedder=pre.embedder, run_id=rec.id,
-                                   digest=DayDigest(day.date, run.model, run.prompt_hash,
-                                                    settings.digest.min_relevance, settings.digest.min_novelty,
-                                                    run_id=rec.id))
                 rec.status = manifest["status"]
                 rec.summary = {k: manifest[k] for k in ("counts", "tokens", "timings_s")}
+
+                def record() -> None:
+                    # the day's ranking and which stored scores make its digest, under which cut-offs (one
+                    # transaction): the day's pages pick the same. Stored once the files are whole on disk, just
+                    # before they take their names: a run killed while it writes them (kill -9, a power cut: no
+                    # except runs) left the pages showing this run's digest beside the folder's earlier one
+                    store.put_rankings(day.date, pre.ranked, embedder=pre.embedder, run_id=rec.id,
+                                       digest=DayDigest(day.date, run.model, run.prompt_hash,
+                                                        settings.digest.min_relevance, settings.digest.min_novelty,
+                                                        run_id=rec.id))
                 # the run's last step: files + manifest; once written, this run's digest is the one shown
-                _write_outputs(files, pre, run, digest, {k: v for k, v in manifest.items() if k != "shown_run"})
+                _write_outputs(files, pre, run, digest, {k: v for k, v in manifest.items() if k != "shown_run"},
+                               before_names=record)
                 manifest.pop("shown_run", None)
         except BaseException as e:
             if any(getattr(x, "written", False) for x in (e, e.__cause__)):
@@ -500,7 +512,7 @@ def _record_stopped(e: BaseException, store: Store, day: str, ranked_before, dig
 
 
 def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, digest: Digest,
-                   manifest: dict) -> None:
+                   manifest: dict, before_names=None) -> None:
     """The run's data files and its finished manifest, each written whole to a temporary file first; they take
     their names together (Ctrl-C held back for that moment), so a run that fails or is stopped before leaves
     the folder's earlier files as one set beside a manifest that says this run is running, failed or
@@ -508,7 +520,7 @@ def _write_outputs(files: dict[str, Path], pre: PrefilterResult, run: ScoreRun, 
     contents = {"prefilter": ranked_lines(pre.ranked), "scores": run.lines(), "markdown": [digest.markdown],
                 "json": [json.dumps(digest.json, indent=2, ensure_ascii=False) + "\n"],
                 "manifest": [json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"]}
-    write_together({files[key]: chunks for key, chunks in contents.items()})
+    write_together({files[key]: chunks for key, chunks in contents.items()}, before_names=before_names)
 
 
 def shown_run(manifest: Path) -> dict | None:

@@ -19,7 +19,7 @@ import os
 import socket
 import sqlite3
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -135,6 +135,7 @@ class PaperAdder:
         # its papers up to the rowid it has reached (those above are copied by its later chunks, as they are then)
         self.fts, self.building = fts
         self.begin = begin
+        self.after: Callable[[], None] | None = None      # called once each paper is stored (adding_papers' hold)
         self.result = AddResult()
 
     def __call__(self, p: Paper) -> str | None:
@@ -187,6 +188,8 @@ class PaperAdder:
                 c.execute(f"DELETE FROM {_FTS_BUILDING} WHERE rowid = ?", (rowid,))
             c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) VALUES (?,?,?,?)",
                       (rowid, p.id, *_folded(args)))
+        if self.after is not None:
+            self.after()
         return earlier
 
 
@@ -618,18 +621,40 @@ class Store:
         return add.result
 
     @contextmanager
-    def adding_papers(self) -> Iterator["PaperAdder"]:
+    def adding_papers(self, *, hold: float | None = None) -> Iterator["PaperAdder"]:
         """One transaction for a stream of papers: `add(paper)` stores one and returns the day it was first
         seen when that is an earlier day (else None). Everything added is committed when the block ends
         without error, and rolled back otherwise. The transaction begins at the first paper, so a source slow
-        to give it (a day fetched from the arXiv API, its retries) does not hold the write lock meanwhile."""
-        with ExitStack() as stack:
-            def begin() -> tuple[sqlite3.Connection, tuple[bool, int | None]]:
-                c = stack.enter_context(self.transaction())
-                # asked under the write lock: an index another process built (or took further) while this one
-                # waited is kept
-                return c, self._fts_state()
-            yield PaperAdder(None, begin=begin)
+        to give it (a day fetched from the arXiv API, its retries) does not hold the write lock meanwhile.
+        `hold`: the papers are committed whenever the transaction has held the write lock that many seconds,
+        with a pause after (FTS_BUILD_PAUSE: a waiting writer's busy handler gets in), so a long stream (a
+        snapshot of years, read for minutes) does not keep every other process's write waiting until it ends;
+        an error then rolls back only the papers since the last commit (storing a paper again is harmless)."""
+        open_tx: list = []                 # (the transaction's context, when it began), while one is open
+
+        def begin() -> tuple[sqlite3.Connection, tuple[bool, int | None]]:
+            tx = self.transaction()
+            c = tx.__enter__()
+            open_tx.append((tx, time.monotonic()))
+            # asked under the write lock: an index another process built (or took further) while this one
+            # waited is kept
+            return c, self._fts_state()
+        add = PaperAdder(None, begin=begin)
+        if hold is not None:
+            def pause() -> None:
+                if open_tx and time.monotonic() - open_tx[0][1] >= hold:
+                    open_tx.pop()[0].__exit__(None, None, None)
+                    add.conn = None                 # the next paper begins another transaction
+                    time.sleep(FTS_BUILD_PAUSE)
+            add.after = pause
+        try:
+            yield add
+        except BaseException as e:
+            if open_tx:
+                open_tx.pop()[0].__exit__(type(e), e, e.__traceback__)
+            raise
+        if open_tx:
+            open_tx.pop()[0].__exit__(None, None, None)
 
     def get_paper(self, paper_id: str) -> Paper | None:
         return self.get_papers([paper_id]).get(paper_id)

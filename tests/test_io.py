@@ -605,3 +605,76 @@ def test_quiet_transformers_leaves_the_hosts_hub_progress_bars_as_they_were():
         hf_logging._tqdm_active = before[0]
         hub_states.clear()
         hub_states.update(before[1])
+
+
+def _half_named_set(folder: Path, tmp_dir: Path) -> None:
+    """What write_together leaves when its process is killed after its journal and the first of three renames:
+    a.txt new, b.txt and c.txt still under their temporary names, b's old file under a second name."""
+    import json
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text("old\n")
+    os.link(folder / "b.txt", folder / ".b.txt.0000000b.old")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (folder / f".{name}.1234abcd.tmp").write_text("new\n")
+    os.replace(folder / ".a.txt.1234abcd.tmp", folder / "a.txt")
+    (folder / ".ranker-set.0badcafe.json").write_text(json.dumps(
+        {"format": 1, "rename": [[f".{n}.1234abcd.tmp", n] for n in ("a.txt", "b.txt", "c.txt")],
+         "remove": [], "old": [".b.txt.0000000b.old"]}))
+
+
+def test_a_set_its_killed_writer_left_half_named_is_finished_by_the_next(tmp_path):
+    from ranker.io import finish_sets, write_together
+    out = tmp_path / "out"
+    _half_named_set(out, tmp_path)
+    write_together({out / "index.txt": ["x\n"]})          # the next set written into the folder finishes it first
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "new\n", "b.txt": "new\n", "c.txt": "new\n",
+                                                             "index.txt": "x\n"}
+    assert finish_sets(out) == 0
+
+
+def test_a_set_being_renamed_by_a_live_writer_is_left_to_it(tmp_path):
+    import fcntl
+
+    from ranker.io import finish_sets
+    out = tmp_path / "out"
+    _half_named_set(out, tmp_path)
+    fd = os.open(out / ".ranker-set.0badcafe.json", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)                   # as the writer holds it while it renames
+        assert finish_sets(out) == 0
+        assert (out / ".b.txt.1234abcd.tmp").exists() and (out / "b.txt").read_text() == "old\n"
+    finally:
+        os.close(fd)
+    assert finish_sets(out) == 1 and (out / "c.txt").read_text() == "new\n"
+
+
+def test_remove_leftovers_takes_only_the_named_files_temporaries(tmp_path):
+    from ranker.io import remove_leftovers
+    for name in (".day-run.json.0123abcd.tmp", ".day-run.json.0123abcd.old", ".other.json.0123abcd.tmp",
+                 ".day-run.json.notmine.tmp", "day-run.json"):
+        (tmp_path / name).write_text("x")
+    assert remove_leftovers([tmp_path / "day-run.json"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".day-run.json.notmine.tmp", ".other.json.0123abcd.tmp",
+                                                         "day-run.json"]
+
+
+def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
+    import fcntl
+
+    from ranker.io import atomic_file
+    out = tmp_path / "papers.jsonl"
+    dead, live = tmp_path / ".papers.jsonl.0000dead.tmp", tmp_path / ".papers.jsonl.0000beef.tmp"
+    dead.write_text("half a snapshot")
+    live.write_text("being written")
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)                   # as a live atomic_file holds its temporary file
+        with atomic_file(out, tidy=True) as f:
+            f.write("x\n")
+        assert not dead.exists() and live.exists() and out.read_text() == "x\n"
+    finally:
+        os.close(fd)
+    with atomic_file(out) as f:                          # without tidy, nothing else is looked at
+        f.write("y\n")
+    assert live.exists()

@@ -36,15 +36,25 @@ class IngestResult:
         return day_span(self.days) or "an unknown day"
 
 
+HOLD = 0.5          # seconds a fetch holds the database's write lock at most before it commits what it stored
+
+
 def ingest(papers: Iterable[Paper], out: str | os.PathLike | None, store=None,
            progress: Progress | None = None, keep: bool = False) -> IngestResult:
-    """Add `papers` to `store` (a ranker.store.Store, or None) in one transaction and write them to `out`
-    (JSONL through ranker.io.atomic_file; None: no file), in one pass. A paper the store saw on an earlier
-    day gets "first_seen" in its line. With `keep`, the papers are also returned in IngestResult.papers."""
+    """Add `papers` to `store` (a ranker.store.Store, or None) and write them to `out` (JSONL through
+    ranker.io.atomic_file; None: no file), in one pass. The papers are stored in one transaction, committed
+    every HOLD seconds of it: a source read in less (a day, a feed, the API's pages) is stored whole or not at
+    all, a longer one (a snapshot of years) in parts, each whole, which a rerun completes. A paper the store saw
+    on an earlier day gets "first_seen" in its line. With `keep`, the papers are also returned in
+    IngestResult.papers."""
     res = IngestResult(out=str(out) if out is not None else "")
     with ExitStack() as stack:
-        f = stack.enter_context(atomic_file(out)) if out is not None else None
-        add = stack.enter_context(store.adding_papers()) if store is not None else None
+        # tidy: a fetch killed before (the OOM killer, mid-snapshot) left its temporary file, gigabytes maybe
+        f = stack.enter_context(atomic_file(out, tidy=True)) if out is not None else None
+        # committed every HOLD seconds: a snapshot of years is read for minutes, and held in one transaction it
+        # kept every other process's write waiting that long (a thumb in `ranker serve` refused after 5 s, cron's
+        # `ranker run` failing "database is locked" after 30 s)
+        add = stack.enter_context(store.adding_papers(hold=HOLD)) if store is not None else None
         for p in papers:
             earlier = add(p) if add is not None else None
             if f is not None:
