@@ -375,6 +375,8 @@ def _store_label(store: Store, paper_id: str, value: int, day: str, seen: int | 
         day = day or (given.day if given else events[-1]["day"]) or ""
         return day, store.set_label(paper_id, value, day or None, expected=seen)
     if not day:
+        # the page sends its own day; without one (a script, curl) the latest day the paper is listed on, the
+        # one the user most likely saw it on (paper_days is oldest first)
         days = store.paper_days(paper_id)
         day = days[-1] if days else (p.date or "")
     return day, store.set_label(paper_id, value, day or None, expected=seen)
