@@ -12,7 +12,7 @@ RAY_STAMP := $(VENV)/.ranker-ray-installed
 DAY ?= 2025-05-15
 OUT ?= out
 
-.PHONY: setup models chromium tmux llamacpp run test test-fast bench clean
+.PHONY: setup models chromium tmux openssl llamacpp run test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,10 +45,15 @@ tmux:
 	@command -v tmux >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null)
 
+# openssl: the command that makes the self-signed certificate of the untrusted-certificate fetch test
+openssl:
+	@command -v openssl >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null)
+
 models: $(STAMP)
 	$(BIN)/ranker models prepare minilm smollm2-135m
 
-setup: $(STAMP) models chromium tmux
+setup: $(STAMP) models chromium tmux openssl
 
 # the day needs neither chromium nor tmux (only the tests do), nor root for their apt-get
 run: $(STAMP) models

@@ -70,7 +70,16 @@ class FetchError(RankerError):
 
 
 class ModelError(RankerError):
-    """A model could not be found, prepared or loaded."""
+    """A model could not be found, prepared or loaded. `prepare`: where what is missing is a preset not prepared
+    yet, (preset name, GGUF variant or None), for the caller to say how to prepare it (the CLI names its
+    command: the library names none)."""
+
+    prepare: tuple[str, str | None] | None = None
+
+    def __init__(self, message: str, *, where: str | None = None, key: str | None = None,
+                 prepare: tuple[str, str | None] | None = None):
+        super().__init__(message, where=where, key=key)
+        self.prepare = prepare
 
 
 class BackendError(RankerError):

@@ -130,7 +130,7 @@ def resolve(name: str, kind: str | None = None, models_dir: Path | None = None, 
     p = presets(models_dir).get(name)
     if p is not None:
         if not p.prepared:
-            raise ModelError(f"model preset '{name}' is not prepared; run: ranker models prepare {name}")
+            raise ModelError(f"model preset '{name}' is not prepared", prepare=(name, None))
         return str(p.path)
     path = Path(name).expanduser()
     if path.exists():
@@ -355,8 +355,7 @@ def gguf_file(name: str, quant: str | None = None, models_dir: Path | None = Non
         _check_gguf_variant(p, quant or "f32")
     path = gguf_dir(models_dir) / _gguf_name(name, quant)
     if not path.is_file():
-        hint = f"ranker models prepare {name}" + (f" --gguf {quant}" if quant else "")
-        raise ModelError(f"the GGUF of preset '{name}' is not prepared; run: {hint}", where=str(path))
+        raise ModelError(f"the GGUF of preset '{name}' is not prepared", where=str(path), prepare=(name, quant))
     return path
 
 

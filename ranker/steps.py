@@ -165,10 +165,15 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
 
 
 # --------------------------------------------------------------------------- 2. prefilter a day
-def day_rules(settings: Settings, prompts: PromptSet) -> DayRules:
+def day_rules(settings: Settings, prompts: PromptSet, warn: Warn | None = None) -> DayRules:
     """The user's exclusions (settings.prefilter.exclude + exclude.txt beside the prompts) and author pins
-    (settings.digest.authors, else authors.txt beside the prompts)."""
-    return load_rules(prompts.source, settings.prefilter.exclude, settings.digest.authors)
+    (settings.digest.authors, else authors.txt beside the prompts). `warn` hears an exclusion that matches nearly
+    every paper of a real day (Exclusions.broad), one line each."""
+    rules = load_rules(prompts.source, settings.prefilter.exclude, settings.digest.authors)
+    if warn is not None:
+        for line in rules.exclusions.broad():
+            warn(line)
+    return rules
 
 
 @_offline_as_set
@@ -191,7 +196,7 @@ def prefilter_day(papers: Sequence[Paper], settings: Settings, *, store: Store |
     store_ranking=False leaves the stored ranking alone only (run_day stores it with the day's digest record)."""
     want = settings.prefilter
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
-    rules = rules if rules is not None else day_rules(settings, prompts)
+    rules = rules if rules is not None else day_rules(settings, prompts, warn)
     with during("prefilter"):
         result = rank_papers(papers, prompts, embedder=Embedder.from_settings(settings),
                              keep=None if want.top else want.keep, top=want.top, recall=want.recall,
@@ -380,7 +385,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     one_day(day.papers, where=day.source)
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
-    rules = day_rules(settings, prompts)
+    rules = day_rules(settings, prompts, warn)
     manifest: dict = {"day": day.date, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "versions": _versions()}
     timings = {"fetch": day.seconds}

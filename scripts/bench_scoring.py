@@ -459,12 +459,13 @@ def main() -> int:
             ap.error("the llama.cpp engines need llama-cpp-python: pip install 'ranker[llamacpp]' "
                      "(or leave them out of --engines)")
         from ranker import models
+        from ranker.cli.common import prepare_advice
         from ranker.errors import RankerError
         for e in [e for e in engines if e.startswith("llamacpp")]:
             try:
                 models.gguf_file(args.model, engine_settings(e, args.settings).get("quant"))
             except RankerError as x:
-                ap.error(f"{e}: {x} (or leave it out of --engines)")
+                ap.error(f"{e}: {x}{prepare_advice(x)} (or leave it out of --engines)")
     papers = load_papers(listing, args.n)
     n = len(papers)
     by_layout = {lay: build_requests(papers, args.comment_chars, args.max_tokens, args.abstract_tokens, lay)

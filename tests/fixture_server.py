@@ -143,6 +143,10 @@ class FixtureServer:
         self._httpd.server_close()
 
 
+# the skip without it: "not installed" makes it a failure under RANKER_REQUIRE_ALL=1 (`make test` installs openssl)
+NO_OPENSSL = "the openssl command is not installed (it makes the test's self-signed certificate)"
+
+
 def self_signed(folder) -> tuple[str, str] | None:
     """(certificate, key) files of a new self-signed certificate for 127.0.0.1 in `folder` (the openssl
     command makes them), or None without that command."""

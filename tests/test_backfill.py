@@ -733,6 +733,26 @@ def test_import_into_a_database_not_there_says_it_made_one(tmp_path):
     assert not other.exists()
 
 
+def test_an_import_that_fails_after_making_a_new_database_says_it_left_one(tmp_path):
+    """`ranker import bf/ --db new.sqlite3` whose shard is damaged: the database was made, then the import failed,
+    and the one line said the shard only: the new database (a mistyped --db's, or an empty home's) was left
+    without a word. It stays (what the shards before the failure stored is kept: the import records its run
+    there, and a rerun completes it), and a line before the error says it was made."""
+    out = tmp_path / "bf"
+    run_backfill(BackfillSpec(source=DAYS, out=out, score=True), backfill_settings())
+    cut = shards.shard_files(out / "ranked")[-1]
+    cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 2])
+    db = tmp_path / "new.sqlite3"
+    p = ranker("import", out, "--db", db)
+    assert p.returncode == 1 and db.exists(), p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("error: ") and "unreadable shard" in lines[1], p.stderr
+    assert lines[0] == (f"{db}: a new database (there was none); the import made it and then stopped: it stays, "
+                        "with what was imported before the failure"), p.stderr
+    p = ranker("import", out, "--db", db)              # the database there now: nothing said of it
+    assert p.returncode == 1 and "new database" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
 def test_import_of_a_backfill_stopped_after_one_shard_counts_it_in_words(tmp_path):
     # a backfill whose scoring failed leaves its papers' shard; importing it said "1 shards"
     out, db = tmp_path / "bf", tmp_path / "r.sqlite3"

@@ -726,6 +726,26 @@ def test_a_days_undefined_spearman_is_said_though_the_pooled_one_is_defined():
         f"2025-05-14: Relevance Spearman undefined: {need}; novelty Spearman undefined: {need}."]
 
 
+def test_the_report_says_the_reason_eval_json_carries_not_one_worked_out_again():
+    """eval.json carries why a Spearman is null (`spearman_undefined`, pooled and per day); the report's words
+    were worked out again from the days' pairs, a second source that could say otherwise (an eval.json read
+    back by a later ranker whose rule changed, or one whose pairs are left out). The report reads the file's."""
+    from ranker.evaluate.figures import llm_figures, overall
+    from ranker.evaluate.report import day_spearman_gaps, spearman_gaps
+    a = [{"id": "a1", "gpt": [8, 7], "local": [8, 9]}, {"id": "a2", "gpt": [9, 8], "local": [9, 9]}]
+    days = [{"date": "2025-05-13", "prefilter": {"papers": 2, "picks": 2}, "pairs": a,
+             "llm": {"scored": 2, "failed": 0, **llm_figures(a, ["a1", "a2"], {"a1", "a2"}, set())}}]
+    o = json.loads(json.dumps(overall(days)["llm"]))            # as read back from eval.json
+    assert o["novelty"]["spearman"] is None
+    o["novelty"]["spearman_undefined"] = "the reason eval.json gives"
+    days[0]["llm"]["novelty"]["spearman_undefined"] = "the day's reason eval.json gives"
+    assert spearman_gaps(days, o) == "Novelty Spearman undefined: the reason eval.json gives."
+    assert day_spearman_gaps(days) == ["2025-05-13: Novelty Spearman undefined: the day's reason eval.json gives."]
+    # an eval.json from before the key: the reason is worked out from its pairs, as before
+    del o["novelty"]["spearman_undefined"]
+    assert spearman_gaps(days, o) == "Novelty Spearman undefined: the model gave all 2 the same NOVELTY, 9."
+
+
 def test_ctrl_c_on_a_later_day_counts_the_scores_of_the_days_before(tmp_path, settings, store):
     """Ctrl-C while the second day is scored: the line says the first day's scores are kept too (they are, in
     the store), not the count of the interrupted day alone ("0 papers scored so far are kept")."""

@@ -138,6 +138,32 @@ def test_bad_input_never_loses_stored_papers(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_paper_of_an_announce_type_ranker_does_not_know_is_skipped_and_counted(tmp_path):
+    """The fixture's feed with one cs.LG paper's <arxiv:announce_type> changed to a type arXiv might add later: it
+    was kept as "new" and entered the day (and the digest) unasked. It is skipped, with a warning naming it and a
+    count in the summary line; the other 206 are read as before."""
+    item = "<guid isPermaLink=\"false\">oai:arXiv.org:2411.17702v1</guid>"
+    doc = RSS.read_text(encoding="utf-8")
+    at = doc.index(item)
+    end = doc.index("</item>", at)
+    assert doc.count(item) == 1 and doc[at:end].count("<arxiv:announce_type>new<") == 1
+    feed = tmp_path / "feed.xml"
+    feed.write_text(doc[:at] + doc[at:end].replace("<arxiv:announce_type>new<", "<arxiv:announce_type>Errata<")
+                    + doc[end:], encoding="utf-8")
+    out, db = tmp_path / "papers.jsonl", tmp_path / "r.sqlite3"
+    r = fetch_cli("fetch", "--from", feed, "--category", "cs.LG,cs.AI", "--announce", "new,cross", "--out", out,
+                  "--db", db)
+    assert r.returncode == 0, r.stderr
+    rows = lines(out)
+    assert len(rows) == 206 and "2411.17702" not in {x["id"] for x in rows}
+    err = r.stderr.strip().splitlines()
+    assert err[-1] == (f"206 papers (79 new, 127 cross) for 2024-11-28 -> {out}; 1 of an unknown announce type "
+                       "skipped"), r.stderr
+    assert any(e.startswith("warning: 1 records of an announce type ranker does not know skipped")
+               and e.endswith(f"{feed}:{doc[:at].count(chr(10)) - 4}") for e in err), r.stderr
+    assert count(db) == 206
+
+
 def test_warnings_are_counted_lines(tmp_path):
     src = DAYS / "2025-05-15" / "listing.jsonl"
     data = src.read_text(encoding="utf-8").splitlines()

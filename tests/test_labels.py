@@ -456,3 +456,23 @@ def test_a_labelled_paper_of_a_history_day_is_one_row():
     rows = training_rows([day], {p.id: True}, label_papers={p.id: p})
     assert [q.id for q in rows.papers] == [p.id] and rows.y.tolist() == [True]
     assert rows.weights.tolist() == [LABEL_WEIGHT]
+
+
+def test_a_label_posted_without_a_day_goes_under_the_latest_day_the_paper_is_listed_on(tmp_path):
+    """A paper listed on two days (cross-listed again, a replacement announced later): the page's thumb sends the
+    day of the page it was clicked on, and that day is stored; a POST without a day (a script of the user's,
+    curl) takes the latest day the paper is listed on, the day the user most likely saw it, not the first
+    (the walk-forward calibration counts a label from its day: the first would put it before it was seen)."""
+    from dataclasses import replace
+    from ranker.web.app import _store_label
+    from ranker.sources import read_papers
+    paper = next(iter(read_papers(DAYS / "2025-05-15" / "listing.jsonl")))
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([replace(paper, date="2025-05-15")])
+        s.add_papers([replace(paper, date="2025-05-20")])
+        s.add_papers([replace(paper, date="2025-05-16")])
+        assert s.paper_days(paper.id) == ["2025-05-15", "2025-05-16", "2025-05-20"]
+        assert _store_label(s, paper.id, 1, "", None) == ("2025-05-20", 1)
+        assert s.get_labels()[paper.id].day == "2025-05-20"
+        assert _store_label(s, paper.id, -1, "2025-05-15", None) == ("2025-05-15", -1)      # the page's own day
+        assert s.get_labels()[paper.id].day == "2025-05-15"

@@ -110,6 +110,14 @@ def test_importing_any_module_of_the_package_imports_no_heavy_engine():
     assert r.stdout.strip() == "{}", r.stdout
 
 
+# The skip where no interpreter of the lowest allowed Python is found: it stays a skip under RANKER_REQUIRE_ALL=1
+# (its words name no missing component). Where `make test` runs on that Python (Debian 12's python3 is 3.11) the
+# test asks the running interpreter and never skips; a machine whose python3 is newer would need a second
+# Python installed beside it (deadsnakes, pyenv: no Debian package of the release gives one), more than `make
+# test` should do to a machine, for a check of the standard library's module list that any 3.11 run repeats.
+NO_LOWEST_PYTHON = "no Python {} interpreter here to ask (a second Python beside this one: not required)"
+
+
 def _python(version: str) -> str | None:
     """An interpreter of `version` ("3.11"): this one, one on PATH, or one pyenv keeps."""
     import glob
@@ -146,7 +154,7 @@ def test_the_lowest_python_it_allows_has_the_standard_modules_it_imports():
     assert "tomllib" in stdlib and "json" in stdlib
     exe = _python(lowest)
     if exe is None:
-        pytest.skip(f"no Python {lowest} interpreter here to ask")
+        pytest.skip(NO_LOWEST_PYTHON.format(lowest))
     code = ("import importlib.util, sys; names = sys.argv[1:]; "
             "print(' '.join(n for n in names if importlib.util.find_spec(n) is None))")
     r = subprocess.run([exe, "-c", code, *stdlib], capture_output=True, text=True, timeout=60)

@@ -48,6 +48,30 @@ def _run(tmp_path, require: bool) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+def test_the_suite_s_own_skips_fail_or_stay_skips_as_decided():
+    """The certificate test's skip without the openssl command was no failure under RANKER_REQUIRE_ALL=1 ("no
+    openssl command to make a certificate with" named no missing component): it is one now (`make test` installs
+    openssl, as it does chromium and tmux). The lowest-Python test's skip stays a skip, on purpose (the reason is
+    written beside it in test_package.py)."""
+    from require_all import MISSING_COMPONENT
+    from test_package import NO_LOWEST_PYTHON
+    assert not MISSING_COMPONENT.search(NO_LOWEST_PYTHON.format("3.11"))
+
+
+def test_the_certificate_test_without_openssl_fails_when_the_whole_suite_is_required(tmp_path):
+    """The real test, run where no openssl command is on PATH (an empty folder): a skip, and a failure under
+    RANKER_REQUIRE_ALL=1 (it was a skip there too)."""
+    test = f"{HERE / 'test_sources_net.py'}::test_a_certificate_not_trusted_is_said_in_words_and_not_retried"
+    for require, said in ((False, "1 skipped"), (True, "1 failed")):
+        env = {**os.environ, "PATH": str(tmp_path)}
+        env.pop("RANKER_REQUIRE_ALL", None)
+        if require:
+            env["RANKER_REQUIRE_ALL"] = "1"
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", test],
+                           capture_output=True, text=True, env=env, cwd=HERE.parent, timeout=120)
+        assert said in r.stdout and "openssl command is not installed" in r.stdout, r.stdout[-2000:]
+
+
 def test_missing_components_fail_only_when_the_whole_suite_is_required(tmp_path):
     r = _run(tmp_path, require=False)
     assert r.returncode == 0 and "1 passed, 4 skipped" in r.stdout, r.stdout

@@ -230,6 +230,35 @@ def test_a_pattern_many_real_papers_match_is_still_a_rule(rule):
     assert Exclusions.build([rule]).rules[0].text == rule
 
 
+@pytest.mark.parametrize("phrase", ["a", "the", "The"])
+def test_a_stop_word_as_an_exclusion_is_said_not_refused(tmp_path, phrase):
+    """`a` or `the` as a phrase matches 190 of the bundled day's 192 papers: not every one, so not refused, and it
+    was taken without a word (a day of 2 papers kept). Each rule matching more than 90% of that day is said, one
+    line naming where it is written; a narrow rule is not."""
+    from ranker.steps import day_rules
+    from ranker.prompts import load_prompts
+    f = tmp_path / "exclude.txt"
+    f.write_text(f"diffusion model\n{phrase}\n")
+    ex = Exclusions.build(["re:\\bquantum\\b"], f)
+    assert [r.text for r in ex.rules] == ["re:\\bquantum\\b", "diffusion model", phrase]      # still rules
+    said = ex.broad()
+    assert len(said) == 1 and said[0].startswith(f"{f}:2: the exclusion {phrase!r} matches 19"), said
+    assert said[0].endswith(" of the 192 papers of a real day (2025-05-15): nearly every paper would be excluded "
+                            "(applied as written; a phrase names what a title or abstract must contain to be left "
+                            "out)"), said
+    # through the settings, as `ranker prefilter`, `run` and `backfill` read them: the config's phrase named by its key
+    prompts = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_DIR, prompts)
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text(f"[prefilter]\nexclude = ['{phrase}', 'reinforcement learning']\n[scoring]\nprompts = '{prompts}'\n")
+    s = resolve(cfg, env={"RANKER_HOME": str(tmp_path / "home")})
+    heard: list[str] = []
+    rules = day_rules(s, load_prompts(s.scoring.prompts), heard.append)
+    assert len(rules.exclusions.rules) == 2
+    assert len(heard) == 1 and heard[0].startswith(f"prefilter.exclude: the exclusion {phrase!r} matches "), heard
+    assert Exclusions.build(["reinforcement learning", "re:^Towards"]).broad() == []
+
+
 @pytest.mark.parametrize("rule,excluded,kept", [
     # the topic filter written as an exclusion: every paper that does not name LLMs
     ("re:(?s)^(?!.*\\bllm\\b)", "Graph coloring\nWe colour graphs.", "An LLM agent\nWe distil."),
@@ -370,6 +399,19 @@ def test_the_prefilter_command_names_the_rule(day_setup, tmp_path):
     assert by_id["2505.09089"]["rule"] == "exclude:diffusion model" and not by_id["2505.09089"]["kept"]
     assert by_id["2505.09264"]["rule"] == "pin" and by_id["2505.09264"]["kept"]
     assert "excluded by a rule" in r.stderr and "by pinned authors" in r.stderr
+
+
+def test_the_prefilter_command_warns_of_a_stop_word_exclusion_once_and_applies_it(day_setup, tmp_path):
+    cfg, db, _ = day_setup
+    ex = tmp_path / "prompts" / "exclude.txt"
+    ex.write_text(ex.read_text() + "the\n")
+    r = ranker("prefilter", "--papers", LISTING, "--out", tmp_path / "r.jsonl", "--db", db, "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    said = [x for x in r.stderr.splitlines() if "nearly every paper" in x]
+    assert said == [f"warning: {ex}:3: the exclusion 'the' matches 190 of the 192 papers of a real day (2025-05-15): "
+                    "nearly every paper would be excluded (applied as written; a phrase names what a title or "
+                    "abstract must contain to be left out)"], r.stderr
+    assert "excluded by a rule" in r.stderr
 
 
 def test_the_stored_ranking_keeps_each_rule_and_the_web_pages_show_it(day_setup, tmp_path):

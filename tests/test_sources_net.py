@@ -12,7 +12,7 @@ from ranker.io import retry_after_seconds as retry_after
 from ranker.sources.net import NetPolicy, check_allowed, fetch_bytes, rss_feed_url, window_query
 
 from conftest import FIXTURES
-from fixture_server import FixtureServer, Reply, closed_port_url, self_signed, silent_server
+from fixture_server import NO_OPENSSL, FixtureServer, Reply, closed_port_url, self_signed, silent_server
 
 RSS = (FIXTURES / "arxiv_rss_all_2024-11-28.xml").read_bytes()
 ATOM_QUERY = (FIXTURES / "arxiv_api_atom_query_10.xml").read_bytes()
@@ -108,7 +108,7 @@ def test_a_certificate_not_trusted_is_said_in_words_and_not_retried(tmp_path):
     cannot help. It is one line at once, saying what is wrong and how to trust the certificate."""
     tls = self_signed(tmp_path)
     if tls is None:
-        pytest.skip("no openssl command to make a certificate with")
+        pytest.skip(NO_OPENSSL)
     with FixtureServer(tls=tls) as srv:
         srv.route(FEED_PATH, Reply(200, RSS))
         srv.route("/api/query", Reply(200, ATOM_IDS))

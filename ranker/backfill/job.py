@@ -180,7 +180,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
             calibration = Calibration.load(want.calibration)
             calibration.check_embedder(embedder.key)
         from ..steps import day_rules
-        rules = day_rules(settings, prompts)        # as `ranker prefilter` reads them; a bad one is an error here
+        rules = day_rules(settings, prompts, warn)  # as `ranker prefilter` reads them; a bad one is an error here
         qs = build_queries(prompts)
         if calibration is not None and calibration.other_topics(qs.digest()) and warn is not None:
             from ..prefilter.calibrate import OTHER_TOPICS

@@ -172,7 +172,10 @@ def _reader_gone() -> None:
     """The reader of stdout (or of an --out pipe) went away (`ranker fetch --out - | head -1`): no line, and the
     process ends by SIGPIPE, as `cat`, `grep` or `yes` do then (the shell's 141; a script telling a reader gone
     from a failure by it: status 1 said "error" where no error was). What is still buffered for that reader is
-    dropped: a stream whose flush fails is pointed at /dev/null, so the last flush before the end says nothing."""
+    dropped: a stream whose flush fails is pointed at /dev/null, so the last flush before the end says nothing.
+    Also where the caller ignored SIGPIPE (`trap '' PIPE`, a Python parent's restore_signals=False), where `cat`
+    would exit 1 with a line: the interpreter sets SIGPIPE to ignored at its start and keeps no record of the
+    disposition it inherited (signal.getsignal says SIG_IGN either way), so that caller cannot be told apart."""
     TERM.restore()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -33,8 +33,17 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     # importing into a new home (another machine, a database of its own) is a use: the database is made, and
     # said, so that a mistyped --db / RANKER_DB is seen at once, not when the next command finds nothing there
     new = not s.db_path.exists() and not s.db_path.is_symlink()
-    with Store(s.db_path) as store, Progress() as bar:
-        res = import_backfill(folder, store, progress=bar, warn=info)
+    try:
+        with Store(s.db_path) as store, Progress() as bar:
+            res = import_backfill(folder, store, progress=bar, warn=info)
+    except BaseException:
+        # an import that fails (a damaged shard, a full disk, Ctrl-C) after making the database leaves it: said
+        # before the error's line, so a mistyped --db is seen now; not removed, as what the shards before the
+        # failure stored is kept there (a rerun of the import completes it)
+        if new and (s.db_path.exists() or s.db_path.is_symlink()):
+            info(f"{as_given(str(s.db_path))}: a new database (there was none); the import made it and then "
+                 "stopped: it stays, with what was imported before the failure")
+        raise
     if new:
         info(f"{as_given(str(s.db_path))}: a new database (there was none); the import made it")
     if not res.shards:

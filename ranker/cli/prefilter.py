@@ -10,7 +10,7 @@ from .common import (as_given,
                      CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
                      RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, given_path, info, load_settings,
-                     naming_stdout, nothing_to_do, one_keep_rule, out_path, warn_read)
+                     naming_stdout, nothing_to_do, one_keep_rule, out_path, warn, warn_read)
 from .term import TERM
 
 
@@ -39,8 +39,9 @@ def prefilter(papers: PapersOpt,
       ranker prefilter --papers 2025-06-23.jsonl --out ranked.jsonl --calibration calib.json --recall 0.95
     """
     from ..io import atomic_write
+    from ..prompts import load_prompts
     from ..sources import ReadReport, ranked_lines, read_papers
-    from ..steps import prefilter_day
+    from ..steps import day_rules, prefilter_day
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
@@ -50,6 +51,8 @@ def prefilter(papers: PapersOpt,
                       db=db, offline=offline)
     check_out(out)
     check_embedder(s)           # before the papers are read and "loading <name> ..." said
+    prompt_set = load_prompts(s.scoring.prompts)
+    rules = day_rules(s, prompt_set, warn)      # a bad rule refused, one matching nearly every paper said, first
     report = ReadReport()
     rows = list(read_papers(papers, report=report))
     warn_read(report)
@@ -60,7 +63,7 @@ def prefilter(papers: PapersOpt,
                       + (f" (wrote an empty {as_given(str(out))})" if str(out) != "-" else ""))
         return
     with Store(s.db_path) as store, Progress() as bar:
-        result = prefilter_day(rows, s, store=store, progress=bar, warn=info)
+        result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=info)
     if str(out) == "-":
         with naming_stdout():
             TERM.out.writelines(ranked_lines(result.ranked))

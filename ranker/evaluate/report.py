@@ -152,14 +152,20 @@ def _interval_row(iv: Mapping, keys, name: str = "95% interval") -> list[str]:
 
 def spearman_gaps(days: Iterable[Mapping], llm: Mapping) -> str:
     """Why a pooled Spearman of the LLM's agreement is undefined ("–"), one sentence, a clause per score whose
-    is (figures.spearman_undefined: fewer than two of GPT's picks with both GPT's score and the model's, or one
-    side's scores all the same); "" when both are defined. Given one day and its `llm`, that day's."""
-    pairs = [p for d in days for p in d.get("pairs") or []]
+    is; "" when both are defined. Given one day and its `llm`, that day's. The reason is the one eval.json
+    carries beside the null (`spearman_undefined`, written by figures.spearman_undefined when the figures were
+    made): the report says what the file says. Only an eval.json from before that key has it worked out here
+    again from the days' pairs."""
+    days = list(days)
     out = []
     for k, w in enumerate(SCORES):
-        if llm.get(w, {}).get("spearman") is not None:
+        figure = llm.get(w, {})
+        if figure.get("spearman") is not None:
             continue
-        why = spearman_undefined(pairs, k)
+        if "spearman_undefined" in figure:
+            why = figure["spearman_undefined"]
+        else:
+            why = spearman_undefined([p for d in days for p in d.get("pairs") or []], k)
         if why:
             out.append(f"{w} Spearman undefined: {why}")
     said = "; ".join(out)

@@ -250,12 +250,40 @@ def _between(gap: str) -> str:
     return around + around.join("['’`]" if c in "'’`" else re.escape(c) for c in marks) + around
 
 
+# A rule matching more than this share of the bundled real day's papers is said (not refused: one matching all
+# of them is): the stop words "a" or "the" written as a phrase exclude 190 of its 192, the day all but gone
+BROAD_SHARE = 0.9
+
+
+def broad_match(rule: Rule) -> tuple[int, int] | None:
+    """(papers matched, papers) of the day bundled with ranker when the rule matches more than BROAD_SHARE of
+    them, else None (and None when the package was installed without that day)."""
+    texts = _real_texts()
+    if not texts:
+        return None
+    n = sum(1 for t in texts if rule.pattern.search(t))
+    return (n, len(texts)) if n > BROAD_SHARE * len(texts) else None
+
+
 @dataclass
 class Exclusions:
     rules: list[Rule] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.rules)
+
+    def broad(self) -> list[str]:
+        """One line for each rule that matches nearly every paper of a real day (broad_match): a warning, as such a
+        rule is almost surely a slip (a stop word, a pattern too loose); one that matches every paper is refused
+        when compiled."""
+        out = []
+        for rule in self.rules:
+            hit = broad_match(rule)
+            if hit:
+                out.append(f"{rule.origin}: the exclusion {rule.text!r} matches {hit[0]} of the {hit[1]} papers of a "
+                           f"real day ({REPO_DAY.parent.name}): nearly every paper would be excluded (applied as "
+                           "written; a phrase names what a title or abstract must contain to be left out)")
+        return out
 
     def match(self, paper: Paper) -> Rule | None:
         """The first rule the paper's title or abstract matches, or None."""

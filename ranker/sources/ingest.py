@@ -92,4 +92,6 @@ def summary_line(res: IngestResult, report=None) -> str:
         line += f"; {len(res.seen_before)} seen on an earlier day"
     if report is not None and report.duplicates:
         line += f"; {counted(report.duplicates, 'duplicate')} dropped"
+    if report is not None and getattr(report, "unknown_type", 0):
+        line += f"; {report.unknown_type:,} of an unknown announce type skipped"
     return line

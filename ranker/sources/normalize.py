@@ -199,6 +199,15 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
     if not title_s:
         report.warn("skipped", where, f"{pid}: no title; skipped", "no_title")
         return None
+    if announce_type is not None:
+        given, announce_type = announce_type.strip(), announce_type.strip().lower() or None
+        if announce_type is not None and announce_type not in ANNOUNCE_TYPES:
+            # a type arXiv adds later (neither new, cross, replace nor replace-cross) was kept as "new" and entered
+            # the digest unasked: skipped, counted (the read's notes, fetch's summary line), as a filter of types
+            # the user did not ask for would; a feed that gives no type is still taken for new
+            report.warn("unknown_type", where, f"{pid}: announce type {given[:40]!r} is none ranker knows "
+                        f"({', '.join(ANNOUNCE_TYPES)}); skipped")
+            return None
     abstract_s = fix_mojibake(fold(abstract)) if isinstance(abstract, str) else ""
     abstract_s = _ABSTRACT_LABEL.sub("", abstract_s, count=1)
     cut = False
@@ -219,10 +228,6 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
     cats = [c for c in clean_categories(categories, primary) if valid_category(c)]
     if version is None:
         version = id_version
-    if announce_type is not None:
-        announce_type = announce_type.strip().lower() or None
-        if announce_type not in ANNOUNCE_TYPES:
-            announce_type = None
     return Paper(id=pid, title=title_s, abstract=abstract_s, authors=authors_l, categories=cats,
                  primary_category=cats[0] if cats else "", date=date or "", comment=com or None,
                  announce_type=announce_type, version=version if isinstance(version, int) else None,

@@ -40,6 +40,7 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     kept:        papers yielded after filters and de-duplication
     filtered:    records dropped by the category / announce-type filter
     duplicates:  records whose id was already yielded (the first occurrence wins)
+    unknown_type: records of an announce type ranker does not know (a type arXiv added later), left out
     skipped:     records that could not be used (bad JSON, no id, no title), each a counted warning
     reasons:     the skipped records by reason (a key of SKIP_REASONS)
     no_abstract: papers kept with an empty abstract
@@ -51,6 +52,7 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     kept: int = 0
     filtered: int = 0
     duplicates: int = 0
+    unknown_type: int = 0
     skipped: int = 0
     no_abstract: int = 0
     truncated: int = 0
@@ -97,6 +99,8 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
             "skipped": "records skipped (unreadable or without id/title)",
             "bad_bytes": "records with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD)",
             "duplicates": "duplicate ids dropped (first occurrence kept)",
+            "unknown_type": "records of an announce type ranker does not know skipped (not new, cross, replace or "
+                            "replace-cross)",
             "no_abstract": "papers without an abstract (kept with an empty abstract)",
             "truncated": f"overlong abstracts/titles/authors/comments cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,}/"
                          f"{AUTHOR_CAP:,}/{COMMENT_CAP:,} characters",

@@ -59,11 +59,9 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     the pages to say (True: the user asked for it).
     busy_timeout: how long a request waits for another process's write before the page says the database is
     busy (a person is waiting, not a cron job)."""
-    from ..prefilter.embed import Embedder
-    db = settings.db_path
-    secret = secret or security.new_secret()
-    urls = ServeUrls()
     from ..index import OpenIndexes
+    from ..prefilter.embed import Embedder
+    secret = secret or security.new_secret()
     indexes = OpenIndexes()              # each corpus index read from disk once, again only when it changes
     semantic = SemanticSearch(Embedder.from_settings(settings), indexes)
     if similar is corpus_similar:
@@ -72,31 +70,55 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     app = FastAPI(title="ranker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.secret = secret
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    web = _Web(app, settings.db_path, read_only, secret, busy_timeout)
+    _error_pages(web)
+    _guard(app, _Gate(allowed_hosts, bool(read_only), host_hint))
+    _browse_routes(web, semantic, similar)
+    _label_routes(web)
+    return app
 
-    def open_store() -> Store:
+
+class _Web:
+    """What every route of one app shares: the store it opens for each request, and its pages and refusals."""
+
+    def __init__(self, app: "FastAPI", db, read_only: bool | str, secret: str, busy_timeout: float) -> None:
+        self.app, self.db, self.read_only, self.secret, self.busy_timeout = app, db, read_only, secret, busy_timeout
+        self.urls = ServeUrls()
+
+    def open_store(self) -> Store:
         """The store, for one request. The database is opened, never made: one moved or deleted while the server
         runs was made anew and empty by the next page, which then showed an empty archive and "nothing stored"
         for every day as if the store held nothing (and left an empty file where the user's had been). A link
         whose file is gone is gone too (SQLite made the file it points to)."""
-        if not os.path.exists(db):
+        if not os.path.exists(self.db):
             raise StoreError("is gone (moved or deleted since ranker serve started); put it back, or restart "
-                             "the server to make a new one", where=str(db))
+                             "the server to make a new one", where=str(self.db))
         # read-only (asked, or the store cannot be written): opened read-only, so a request writes nothing to it
         # (an older schema's upgrade, a dead run marked, the word index built): it was opened for writing
-        return Store(db, busy_timeout=busy_timeout, read_only=bool(read_only))
+        return Store(self.db, busy_timeout=self.busy_timeout, read_only=bool(self.read_only))
 
-    def page(template: str, status: int = 200, **ctx) -> HTMLResponse:
-        html = render(template, urls=urls, can_label=not read_only, csrf=secret, read_only=read_only, **ctx)
+    def page(self, template: str, status: int = 200, **ctx) -> HTMLResponse:
+        html = render(template, urls=self.urls, can_label=not self.read_only, csrf=self.secret,
+                      read_only=self.read_only, **ctx)
         return HTMLResponse(html, status_code=status)
 
-    def not_found(what: str) -> HTMLResponse:
-        return page("error.html", status=404, title="Not found", message=what)
+    def not_found(self, what: str) -> HTMLResponse:
+        return self.page("error.html", status=404, title="Not found", message=what)
 
-    def refuse(request: Request, status: int, title: str, message: str) -> Response:
+    def refuse(self, request: Request, status: int, title: str, message: str) -> Response:
         """A refused or failed request in words: JSON for the page's script, a page for a plain form."""
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error": message}, status_code=status)
-        return page("error.html", status=status, title=title, message=message)
+        return self.page("error.html", status=status, title=title, message=message)
+
+    def pages(self, path: str, **kw):
+        """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
+        return self.app.api_route(path, methods=["GET", "HEAD"], **kw)
+
+
+def _error_pages(web: _Web) -> None:
+    """A page in words (JSON for the page's script) for an address no route has and for a store that fails."""
+    app = web.app
 
     @app.exception_handler(StarletteHTTPException)
     async def no_such_page(request: Request, e: StarletteHTTPException) -> Response:
@@ -107,7 +129,7 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             title, message = "Not found", f"No page at {request.url.path}."
         else:
             title = message = str(e.detail)
-        answer = refuse(request, e.status_code, title, message)
+        answer = web.refuse(request, e.status_code, title, message)
         answer.headers.update(e.headers or {})              # a 405's Allow
         return answer
 
@@ -116,21 +138,20 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         """The store cannot be read or written (locked by a long run, not a ranker database, a full disk): said
         in words, never a bare 500; a lock is 503, the request may succeed later."""
         busy = getattr(e, "busy", False)
-        return refuse(request, 503 if busy else 500, "The database is busy" if busy else "The store failed", str(e))
+        return web.refuse(request, 503 if busy else 500, "The database is busy" if busy else "The store failed",
+                          str(e))
 
     @app.exception_handler(sqlite3.DatabaseError)
     async def store_unreadable(request: Request, e: sqlite3.DatabaseError) -> Response:
         """A read SQLite refused: a damaged file ("database disk image is malformed") was a bare "Internal
         Server Error" on every page, its words in the log file only."""
-        err = StoreError(describe_db_error(e), where=str(db))
+        err = StoreError(describe_db_error(e), where=str(web.db))
         err.busy = "locked" in str(e).lower() or "busy" in str(e).lower()
         return await store_failed(request, err)
 
-    def pages(path: str, **kw):
-        """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
-        return app.api_route(path, methods=["GET", "HEAD"], **kw)
 
-    gate = _Gate(allowed_hosts, bool(read_only), host_hint)
+def _guard(app: "FastAPI", gate: "_Gate") -> None:
+    """The middleware every request goes through: the gate's refusals, the security and cache headers."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -153,6 +174,11 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
         response.headers.setdefault("Cache-Control", "no-cache" if request.url.path.startswith("/static/")
                                     else "no-store")
         return response
+
+
+def _browse_routes(web: _Web, semantic: SemanticSearch, similar: Callable | None) -> None:
+    """The pages that read: the archive, a month, a day, a paper, search, the labels."""
+    pages, page, not_found, open_store = web.pages, web.page, web.not_found, web.open_store
 
     @pages("/", response_class=HTMLResponse)
     def archive_page():
@@ -200,7 +226,7 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
                 # store holds papers without their version, and the address pasted from arXiv was "No paper" (404)
                 own = arxiv_id(paper_id) if pp is None else None
                 if own and own != paper_id and store.get_paper(own) is not None:
-                    return RedirectResponse(urls.paper(own), status_code=307)
+                    return RedirectResponse(web.urls.paper(own), status_code=307)
         return page("paper.html", page=pp) if pp else not_found(f"No paper {paper_id} in the store.")
 
     @pages("/search", response_class=HTMLResponse)
@@ -222,6 +248,11 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             rows, history = views.labels_page(store)
             up, down = store.count_labels()
         return page("labels.html", rows=rows, history=history, up=up, down=down)
+
+
+def _label_routes(web: _Web) -> None:
+    """The labels a page reads again (GET /labels.json) and the thumbs it sends (POST /label)."""
+    app, open_store, refuse = web.app, web.open_store, web.refuse
 
     # A paper's label writes run one at a time, in the order their requests came (asyncio.Lock lets its waiters
     # in first come, first served). Side by side, two quick clicks on one paper while another process held the
@@ -268,7 +299,7 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             # answer; it left a traceback in the log
             return Response(status_code=400)
         token = form.get("csrf") or request.headers.get("x-csrf-token")
-        if not security.token_ok(token, secret):
+        if not security.token_ok(token, web.secret):
             return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "
                           "was loaded, or it came from elsewhere): reload it and click again.")
         asked = _label_request(form)
@@ -289,12 +320,10 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
             if wants_json:
                 return JSONResponse({"paper_id": paper_id, "label": stored, "stale": True, "error": message},
                                     status_code=409)
-            return page("error.html", status=409, title="Changed elsewhere", message=message)
+            return web.page("error.html", status=409, title="Changed elsewhere", message=message)
         if wants_json:
             return JSONResponse({"paper_id": paper_id, "label": value, "day": day})
         return RedirectResponse(security.safe_next(str(form.get("next") or "")), status_code=303)
-
-    return app
 
 
 class _Gate:
@@ -399,6 +428,8 @@ def _store_label(store: Store, paper_id: str, value: int, day: str, seen: int | 
         day = day or (given.day if given else events[-1]["day"]) or ""
         return day, store.set_label(paper_id, value, day or None, expected=seen)
     if not day:
+        # the page sends its own day; without one (a script, curl) the latest day the paper is listed on, the
+        # one the user most likely saw it on (paper_days is oldest first)
         days = store.paper_days(paper_id)
         day = days[-1] if days else (p.date or "")
     return day, store.set_label(paper_id, value, day or None, expected=seen)
