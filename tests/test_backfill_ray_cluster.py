@@ -91,8 +91,10 @@ class Cluster:
         return json.loads(p.stdout.strip().splitlines()[-1])
 
     def stop(self) -> None:
+        # the head's `ray start` took 33 s to end after its SIGTERM (the other node's in under 1 s): 30 s of each
+        # run's teardown went on that wait before the SIGKILL that ended it, which its group's processes get too
         for p in reversed(self.procs):
-            for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
                 try:
                     os.killpg(p.pid, sig)
                 except ProcessLookupError:
