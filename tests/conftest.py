@@ -306,6 +306,43 @@ def _process_state_kept():
         pytest.fail("the test left the process changed for the tests after it: " + "; ".join(left), pytrace=False)
 
 
+_FRESH_TORCH_THREADS: list[int] = []
+
+
+def _fresh_torch_threads() -> int:
+    """torch's thread count in a fresh process of this environment (asked once, of a process of its own: importing
+    torch here would start every test with it imported)."""
+    if not _FRESH_TORCH_THREADS:
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                             capture_output=True, text=True, check=True, timeout=300).stdout
+        _FRESH_TORCH_THREADS.append(int(out.split()[-1]))
+    return _FRESH_TORCH_THREADS[0]
+
+
+def _torch_threads():
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if hasattr(torch, "get_num_threads") else None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torch_threads_kept():
+    """torch's thread count belongs to the process (torch.set_num_threads: a backend's or an embedder's `threads`,
+    set for the module's tests by a module fixture as often as by a test): a module that left it changed left it
+    so for every module after it, and the transformers tests' threads=1 had the rest of the suite embed its papers
+    in-process on one core of two. Each module leaves it as it found it (as a fresh process has it, where torch
+    came in during the module): one that does not errors at its last test's teardown, and the count is put back."""
+    before = _torch_threads()
+    yield
+    after = _torch_threads()
+    if after is None:
+        return
+    want = before if before is not None else _fresh_torch_threads()
+    if after != want:
+        sys.modules["torch"].set_num_threads(want)
+        pytest.fail(f"the module left torch's thread count at {after} (torch.set_num_threads), was {want}, for "
+                    "the modules after it", pytrace=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_env(tmp_path_factory):
     """The environment of the whole session, module- and session-scoped fixtures included (a store filled, a

@@ -383,7 +383,11 @@ def _engine_processes() -> set[int]:
 def test_an_unknown_hugging_face_id_is_a_model_error(monkeypatch):
     pytest.importorskip("vllm")
     from ranker.backends.vllm_backend import VLLMBackend
+    import huggingface_hub.constants
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the hub reads the variable once, at its import (the module's engine imported it long before): without its
+    # own copy switched too, vLLM asked huggingface.co, and a machine with no network waited ~45 s on the lookups
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError) as e:
         VLLMBackend("nobody/no-such-model")
     assert "no-such-model" in str(e.value) and one_line(e.value)

@@ -3,7 +3,9 @@ command's database) fails at its teardown (conftest's _process_state_kept), and 
 process start from a fresh process's state: CI runs the whole suite in one process, in file order."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,11 +46,13 @@ def run_with_the_state_check(tmp_path, name: str, text: str) -> subprocess.Compl
         "import importlib.util\n"
         f"spec = importlib.util.spec_from_file_location('suite_conftest', {str(HERE / 'conftest.py')!r})\n"
         "suite = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(suite)\n"
-        "_process_state_kept = suite._process_state_kept\n")
-    (tmp_path / name).write_text(text)
+        "_process_state_kept = suite._process_state_kept\n_torch_threads_kept = suite._torch_threads_kept\n")
+    files = {name: text} if isinstance(text, str) else text
+    for n, t in files.items():
+        (tmp_path / n).write_text(t)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-rE",
-                           "--basetemp", str(tmp_path / "t"), str(tmp_path / name)],
+                           "--basetemp", str(tmp_path / "t"), *(str(tmp_path / n) for n in files)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
@@ -67,6 +71,48 @@ def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh
     assert "ERROR at teardown of test_c_starts_as_a_fresh_process" in out          # d passed: back in START
 
 
+TORCH_THREADS = {
+    "test_a_threads.py": '''
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def more_threads():
+    torch.set_num_threads(torch.get_num_threads() + 1)      # a module's backend given `threads`, never put back
+
+
+def test_a_scores_with_its_threads(more_threads):
+    pass
+''',
+    "test_b_after.py": '''
+import torch
+
+FRESH = torch.get_num_threads()                 # (read at collection, before any test ran)
+
+
+def test_b_starts_with_a_fresh_process_s_count():
+    assert torch.get_num_threads() == FRESH
+'''}
+
+
+def test_a_module_that_leaves_torchs_thread_count_changed_errors_and_the_next_starts_afresh(tmp_path):
+    """A module fixture set torch's thread count (the transformers tests' threads=1) and no test noticed: the
+    per-test check compares each test's start with its end, both after the fixture. The rest of the suite then
+    embedded its papers in-process on one core of two. The module's last test errors, and the count is put back."""
+    if importlib.util.find_spec("torch") is None:     # (not imported here: this process's count stays its own)
+        pytest.skip("needs torch (the cpu extra)")
+    r = run_with_the_state_check(tmp_path, "", TORCH_THREADS)
+    out = r.stdout
+    assert r.returncode == 1 and "2 passed, 1 error" in out, out
+    assert "ERROR at teardown of test_a_scores_with_its_threads" in out, out
+    (said,) = [x for x in out.splitlines() if x.startswith("the module left")]
+    assert re.fullmatch(r"the module left torch's thread count at (\d+) \(torch.set_num_threads\), was (\d+), for "
+                        r"the modules after it", said), said
+    now, was = map(int, re.findall(r"\d+", said))
+    assert now == was + 1, said
+
+
 CTRL_C = '''
 import threading, time
 
@@ -79,7 +125,8 @@ def test_ctrl_c_when_reaches_the_main_thread():
     waiting = threading.Event()
     with ctrl_c_when(waiting), pytest.raises(KeyboardInterrupt):
         waiting.set()
-        time.sleep(30)
+        for _ in range(300):        # interrupt_main() wakes no sleep: its Ctrl-C is raised between two of them
+            time.sleep(0.1)
 '''
 
 

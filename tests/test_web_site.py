@@ -12,8 +12,15 @@ from ranker.web.site import STATE, build_site
 
 from conftest import ranker
 from webstore import DAY, EMBEDDER, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
-from webtools import browser, needs_browser, read_only_copy, watched_page
+from webtools import browser_or_skip, needs_browser, own_pages, read_only_copy, watched_page
 
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One Chromium for the module's browser tests; each test's pages are its own (webtools.own_pages)."""
+    with browser_or_skip() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")
@@ -176,12 +183,12 @@ def test_site_says_an_out_it_cannot_write_as_run_does(store_db, tmp_path):
 
 
 @needs_browser
-def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path):
+def test_static_site_from_disk_navigates_filters_and_searches(store_db, tmp_path, chromium):
     from urllib.parse import urlencode
     out = tmp_path / "site"
     with Store(store_db) as s:
         build_site(s, out)
-    with browser() as b:
+    with own_pages(chromium) as b:
         page, errors = watched_page(b)
         page.goto((out / "index.html").as_uri())
         assert page.locator("h1").inner_text() == "Archive"
@@ -272,7 +279,7 @@ def test_similar_papers_link_only_to_pages_the_site_has(store_db, tmp_path):
 
 
 @needs_browser
-def test_every_link_of_the_site_opens_from_disk_and_from_a_web_server(tmp_path):
+def test_every_link_of_the_site_opens_from_disk_and_from_a_web_server(tmp_path, chromium):
     """Chromium follows every link of a site exported into a folder whose path has spaces, non-ASCII letters,
     '#' and '%' (each a different escape in a file:// URL), opened from disk and from a plain http.server: each
     page opens, nothing it loads fails, no script error; the search page's results open too."""
@@ -292,7 +299,7 @@ def test_every_link_of_the_site_opens_from_disk_and_from_a_web_server(tmp_path):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        with browser() as b:
+        with own_pages(chromium) as b:
             for start in ((out / "index.html").as_uri(), f"http://127.0.0.1:{httpd.server_address[1]}/index.html"):
                 page, errors = watched_page(b)
                 failed = []
@@ -605,7 +612,7 @@ def test_a_build_leaves_another_commands_temporary_file_in_its_folder(store_db, 
 
 
 @needs_browser
-def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
+def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path, chromium):
     """site.js said it read an id as ranker.io.parse_arxiv_id does, and did not: "arXiv: 2505.09572" (as many
     citations write it) and "oai:arXiv.org:2505.09572" found the paper in serve but nothing on the static site,
     and "2505.09572V2" was an id on the site only. The site reads each query as serve does."""
@@ -616,7 +623,7 @@ def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
     queries = ("arXiv: 2505.09572", "oai:arXiv.org:2505.09572v1", "https://arxiv.org/pdf/2505.09572v1.pdf/",
                "ARXIV.ORG/abs/2505.09572?context=cs", " 2505.09572 ", "2505.09572V2", "arXiv 2505.09572")
     assert [arxiv_id(q) for q in queries] == ["2505.09572"] * 5 + [None, None]        # serve's reading
-    with browser() as b:
+    with own_pages(chromium) as b:
         page, errors = watched_page(b)
         for q in queries:
             _search_site(page, out, q)
@@ -630,7 +637,7 @@ def test_the_static_search_reads_an_arxiv_id_as_serve_does(store_db, tmp_path):
 
 
 @needs_browser
-def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
+def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path, chromium):
     """The site's search matched a query word anywhere in a title or abstract, though it says "every word must
     appear": "RL" found every paper with "world" in it (the first hit, by its title), "NER" nearly every paper
     of the day ("inner", "learner"). It finds the papers that hold each word, the last one also as the start of
@@ -644,7 +651,7 @@ def test_the_static_search_finds_by_words_what_serve_finds(store_db, tmp_path):
         expect = {q: set(s.search_papers(q, limit=10_000)) & on_site for q in queries}
     sizes = {q: len(v) for q, v in expect.items()}
     assert all(n < 200 for n in sizes.values()) and all(sizes[q] for q in queries if q != "NER"), sizes
-    with browser() as b:
+    with own_pages(chromium) as b:
         page, errors = watched_page(b)
         for q in queries:
             _search_site(page, out, q)
@@ -736,7 +743,7 @@ def _title_words(text: str) -> list[str]:
 
 
 @needs_browser
-def test_the_static_search_searches_every_months_index_in_the_order_of_one(months_site):
+def test_the_static_search_searches_every_months_index_in_the_order_of_one(months_site, chromium):
     """A search over the site's months, from disk (file://) and from a plain web server, finds the papers of
     the oldest month and of the newest, as serve's search does, ranked as the one index ranked them: title
     hits first, then digest picks, the latest day, the newest id. With no words it counts every paper and loads no
@@ -769,7 +776,7 @@ def test_the_static_search_searches_every_months_index_in_the_order_of_one(month
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        with browser() as b:
+        with own_pages(chromium) as b:
             for base in (out.as_uri() + "/", f"http://127.0.0.1:{httpd.server_address[1]}/"):
                 page, errors = watched_page(b)
                 asked = []
@@ -801,7 +808,7 @@ def test_the_static_search_searches_every_months_index_in_the_order_of_one(month
 
 
 @needs_browser
-def test_the_static_search_names_a_month_whose_index_did_not_load(months_site, tmp_path):
+def test_the_static_search_names_a_month_whose_index_did_not_load(months_site, tmp_path, chromium):
     """A month's index that does not load (a file not uploaded) is named after the results of the others."""
     import shutil
     _, site = months_site
@@ -809,7 +816,7 @@ def test_the_static_search_names_a_month_whose_index_did_not_load(months_site, t
     shutil.copytree(site, out)
     month = {r[0]: m for m, rows in _index(out).items() for r in rows}
     (out / "static" / "search" / "2025-05.js").unlink()
-    with browser() as b:
+    with own_pages(chromium) as b:
         page, _ = watched_page(b)
         _search_site(page, out, "learning")
         status = page.locator("#search-status").inner_text()
@@ -820,7 +827,7 @@ def test_the_static_search_names_a_month_whose_index_did_not_load(months_site, t
 
 
 @needs_browser
-def test_the_static_search_folds_the_letters_serve_folds(store_db, tmp_path):
+def test_the_static_search_folds_the_letters_serve_folds(store_db, tmp_path, chromium):
     """serve's search by words folds ł, ß, ø, æ as author pins do ("Lukasz" finds "Łukasz", "strasse" "Straße");
     the site's search, which reads words as serve does, kept them whole and found nothing for "Lukasz"."""
     import sqlite3
@@ -836,7 +843,7 @@ def test_the_static_search_folds_the_letters_serve_folds(store_db, tmp_path):
         build_site(s, out)
         queries = ("Lukasz", "lukasz", "Łukasz", "strasse", "Straße", "kaiser luk", "orsted aesir")
         assert {q: s.search_papers(q) for q in queries} == {q: ["2505.09572"] for q in queries}     # serve's
-    with browser() as b:
+    with own_pages(chromium) as b:
         page, errors = watched_page(b)
         for q in queries:
             _search_site(page, out, q)
@@ -986,7 +993,8 @@ def test_a_published_site_says_an_exclusion_dropped_a_paper_not_the_users_rule(t
 
 @needs_browser
 def test_the_sites_pages_carry_a_content_security_policy_that_lets_them_work_and_stops_inline_script(store_db,
-                                                                                                     tmp_path):
+                                                                                                     tmp_path,
+                                                                                                     chromium):
     """The published site had no Content-Security-Policy: a page that failed to escape something would run it. Each
     page says one in a <meta> (a file server sends no header of ours): the site's own scripts and stylesheet, the
     search index's scripts, nothing inline. In Chromium, over http from a plain static server and opened from disk,
@@ -1017,7 +1025,7 @@ def test_the_sites_pages_carry_a_content_security_policy_that_lets_them_work_and
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        with browser() as b:
+        with own_pages(chromium) as b:
             for base in (out.as_uri(), f"http://127.0.0.1:{httpd.server_address[1]}"):
                 page, errors = watched_page(b)
                 said = []

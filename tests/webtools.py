@@ -58,6 +58,33 @@ def browser_or_skip():
         yield b
 
 
+class OwnPages:
+    """A browser shared by a module's tests (one Chromium start, not one a test), as one test's own: each page it
+    opens is in a context of its own, as Browser.new_page() makes it (no cookies, storage or cache shared with
+    any other page), and every context is closed when the test's block ends."""
+
+    def __init__(self, b):
+        self._browser, self._contexts = b, []
+
+    def new_page(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        self._contexts.append(context)
+        return context.new_page()
+
+    def close(self) -> None:
+        while self._contexts:
+            self._contexts.pop().close()
+
+
+@contextmanager
+def own_pages(b):
+    pages = OwnPages(b)
+    try:
+        yield pages
+    finally:
+        pages.close()
+
+
 def watched_page(b):
     """A new page of browser (or context) `b` and the list its script errors are gathered in."""
     page, errors = b.new_page(), []

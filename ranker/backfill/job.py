@@ -289,6 +289,9 @@ def _rank_source(job: Job, eng, m: dict, embedder, store) -> dict:
     job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": state.pairs})
     if spec.embed:
         from .stages import PrefilterPlan
+        check = getattr(eng, "check_address", None)       # a cluster's address: said before the embedder loads
+        if check is not None:
+            check()
         job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
                                        min_keep=want.min_keep, recall=want.recall, calibration=job.calibration,
                                        store=store, rules=job.rules)

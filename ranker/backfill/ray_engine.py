@@ -440,6 +440,15 @@ class RayEngine:
         self._filter = None
 
     # ------------------------------------------------------------------ session
+    def check_address(self) -> None:
+        """The cluster address where nothing answers, or that cannot be one: its one line (a RankerError naming
+        the address), before the driver does any work of its own (the embedder it loads for the prompt's
+        queries took seconds before a mistyped port was said). Connecting checks it again."""
+        if self.address and not self._connected and not self.ray.is_initialized():
+            why = _not_answering(self.address)
+            if why is not None:
+                raise RankerError(why, key="address")
+
     def _connect(self) -> None:
         if self._connected:
             return
