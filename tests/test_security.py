@@ -24,7 +24,8 @@ def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_ow
     try:
         url = server.url.replace("://", "://lab:hunter2-pass@")
         r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
-                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"})
+                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"},
+                   pre="import os; os.umask(0o022)")    # the common umask: under 077 a 0644 open made 0600 too
     finally:
         server.close()
     assert r.returncode == 0, r.stderr
