@@ -952,7 +952,9 @@ _NAMED = re.compile(r"(?i)(\b(?:[A-Za-z0-9]+_)*(?:api[_-]?key|access[_-]?token|a
 # (not a file's: /etc/passwd, /data/db-password: no such file)
 _WORD_START = r"(?<![^\s\"'{(,;&?])"
 _PW_WORD = r"(?:[A-Za-z0-9]+_)*(?:(?:client[_-]?)?secret|password|passwd)"
-_ENV_TOKEN = re.compile(r"(\b(?:[A-Za-z0-9]+_)+TOKEN\s*=\s*[\"']?)(?=[A-Za-z0-9._~+/=\-]*\d)"
+# as a key too (a dict or YAML of the environment: {"HF_TOKEN": "hf_..."}, HF_TOKEN: hf_...), as _NAMED takes
+# OPENAI_API_KEY's: only "=" was, and the same token given to a mapping went out whole
+_ENV_TOKEN = re.compile(r"(\b(?:[A-Za-z0-9]+_)+TOKEN[\"']?\s*[:=]\s*[\"']?)(?=[A-Za-z0-9._~+/=\-]*\d)"
                         r"(?=[A-Za-z0-9._~+/=\-]*[A-Za-z])[A-Za-z0-9._~+/=\-]{8,}")
 _NAMED_PASSWORD = re.compile(r"(?i)((?:" + _WORD_START + _PW_WORD + r"\s*=|[\"']" + _PW_WORD + r"[\"']\s*[:=])\s*[\"']?)"
                              r"(?!null\b)[A-Za-z0-9._~+/=\-]+")

@@ -311,6 +311,11 @@ def test_redact_takes_secrets_out_of_a_url_query_and_named_passwords(text, want)
     ("export OPENAI_API_KEY=abcd1234efgh5678", "export OPENAI_API_KEY=[redacted]"),
     ("AZURE_OPENAI_API_KEY: 'abcd1234efgh5678'", "AZURE_OPENAI_API_KEY: '[redacted]'"),
     ("HF_TOKEN=hf_AbCdEf123456 GITHUB_TOKEN=ghp_abcdef123456", "HF_TOKEN=[redacted] GITHUB_TOKEN=[redacted]"),
+    # ... and as a mapping's key, as OPENAI_API_KEY's is (an environment dumped as a dict, a YAML file)
+    ('{"HF_TOKEN": "hf_AbCdEf123456"}', '{"HF_TOKEN": "[redacted]"}'),
+    ("env_vars={'GITHUB_TOKEN': 'ghp_abcdef123456'} HF_TOKEN: hf_AbCdEf123456",
+     "env_vars={'GITHUB_TOKEN': '[redacted]'} HF_TOKEN: [redacted]"),
+    ("MAX_TOKEN: 25600000, PAD_TOKEN: '<|pad|>', EOS_TOKEN: eos", "MAX_TOKEN: 25600000, PAD_TOKEN: '<|pad|>', EOS_TOKEN: eos"),
     # and what is no key stays
     ("RANKER_MAX_TOKENS=128 MAX_TOKEN=25600000 max_tokens=512", "RANKER_MAX_TOKENS=128 MAX_TOKEN=25600000 max_tokens=512"),
     ("see https://arxiv.org/abs/2505.01234 and user@example.org", "see https://arxiv.org/abs/2505.01234 and user@example.org"),

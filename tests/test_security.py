@@ -24,7 +24,8 @@ def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_ow
     try:
         url = server.url.replace("://", "://lab:hunter2-pass@")
         r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
-                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"})
+                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"},
+                   pre="import os; os.umask(0o022)")    # the common umask: under 077 a 0644 open made 0600 too
     finally:
         server.close()
     assert r.returncode == 0, r.stderr
@@ -155,6 +156,8 @@ class _Flood:
                     pass                    # the client hung up: what a capped reader does
                 self.close_connection = True
 
+            do_GET = do_POST                # GET /models: its answer alike
+
             def log_message(self, *a):
                 pass
 
@@ -191,3 +194,19 @@ def test_an_outsized_answer_of_the_scoring_server_fails_its_paper_unread(how):
     assert not res.ok and "larger than 64 MiB" in (res.error or ""), res.error
     if how == "stream":
         assert flood.sent < size / 2            # the reader stopped; the server could not send the rest
+
+
+def test_an_outsized_model_listing_is_refused_unread_in_its_own_words():
+    """The listing of the served models ("auto": GET /models) is read under the same cap; its refusal said "which
+    no answer of a paper is", about no paper: the error names the listing and the cap."""
+    from ranker.backends.openai_backend import OpenAIBackend
+    from ranker.errors import BackendError
+    flood = _Flood(256 * 2**20, "length")
+    try:
+        with pytest.raises(BackendError) as e:
+            OpenAIBackend("auto", base_url=flood.url, retries=0, probe=False)
+    finally:
+        flood.close()
+    msg = str(e.value)
+    assert msg.startswith(f"cannot list the models of {flood.url}") and "larger than 64 MiB" in msg, msg
+    assert "paper" not in msg, msg

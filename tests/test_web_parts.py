@@ -76,6 +76,9 @@ def test_security_checks():
     for header in ("127.0.0.1:80@evil.example", "localhost:x", "[::1]@evil.example", "[::1]:8000x",
                    "localhost:\uff18\uff10"):
         assert not security.host_allowed(header, loop), header
+    # an empty port is a port (RFC 3986's authority): "localhost:" was allowed and "[::1]:" refused
+    for header in ("localhost:", "127.0.0.1:", "[::1]:"):
+        assert security.host_allowed(header, loop), header
     from ranker.web.server import allowed_hosts_for
     for bound, header in (("127.0.0.2", "127.0.0.2:8000"), ("[::1]", "[::1]:8000"), ("localhost", "localhost:80")):
         assert security.host_allowed(header, allowed_hosts_for(bound))

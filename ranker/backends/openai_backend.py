@@ -92,8 +92,9 @@ class _TooLarge(Exception):
     """An answer longer than MAX_ANSWER_BYTES, left unread."""
 
     def __init__(self, status: int):
+        # no "of a paper": the listing of the models (GET /models) is read so too
         super().__init__(f"the server's answer (HTTP {status}) is larger than {MAX_ANSWER_BYTES // 2**20} MiB, "
-                         "which no answer of a paper is: not read")
+                         "more than any answer of the API: not read")
 
 
 class _NotThere(Retryable):

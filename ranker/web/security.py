@@ -45,7 +45,8 @@ def token_ok(given: str | None, secret: str) -> bool:
 
 def host_name(host_header: str) -> str:
     """'127.0.0.1:8000' -> '127.0.0.1'; '[::1]:8000' -> '::1'. A header whose part after the name is no port
-    ('127.0.0.1:80@evil.example', '[::1]x') is no name of ours: it is given back whole, and so never allowed."""
+    ('127.0.0.1:80@evil.example', '[::1]x') is no name of ours: it is given back whole, and so never allowed. An
+    empty port ('localhost:', '[::1]:') is one (RFC 3986), for either spelling alike."""
     h = (host_header or "").strip().lower()
     if h.startswith("["):
         end = h.find("]")
@@ -55,11 +56,12 @@ def host_name(host_header: str) -> str:
     if h.count(":") != 1:
         return h
     name, port = h.rsplit(":", 1)
-    return name if port == "" or (port.isdigit() and port.isascii()) else h
+    return name if _port_or_none(":" + port) else h
 
 
 def _port_or_none(rest: str) -> bool:
-    return rest == "" or (rest.startswith(":") and rest[1:].isdigit() and rest[1:].isascii())
+    """Whether what follows a Host header's name is nothing, or ':' and a port (ASCII digits, maybe none)."""
+    return rest == "" or (rest.startswith(":") and (rest[1:] == "" or (rest[1:].isdigit() and rest[1:].isascii())))
 
 
 def host_allowed(host_header: str, allowed: set[str] | None) -> bool:
