@@ -12,6 +12,15 @@ PAPER_FIELDS = ("id", "date", "title", "abstract", "authors", "categories", "pri
                 "comment", "announce_type", "version")
 # How a paper appears in a day's announcements, strongest first.
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+
+
+def announce_spelling(value: Any) -> str | None:
+    """An announce type as a feed or a saved listing may write it (" New", "replace_cross", "Replace Cross") in
+    ranker's spelling ("new", "replace-cross"); None for no type (not a string, or blank). A type ranker does not
+    know comes back in that spelling too, for the reader to judge (ANNOUNCE_TYPES)."""
+    if not isinstance(value, str):
+        return None
+    return re.sub(r"[\s_-]+", "-", value.strip().lower()) or None
 # A pick: RELEVANCE and NOVELTY at or above these (the seed's cut-offs): the digest's defaults, compare's, and
 # what the history reader counts as GPT's picks.
 MIN_RELEVANCE = 8

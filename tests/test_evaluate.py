@@ -809,3 +809,17 @@ def test_an_undefined_spearman_says_only_what_is_so():
     pairs = [{"gpt": [r, 8.5], "local": [r, n]} for r, n in ((7, 6), (8, 9), (9, 9))]
     said = spearman_gaps([{"pairs": pairs}], {"relevance": {"spearman": 1.0}, "novelty": {"spearman": None}})
     assert said == "Novelty Spearman undefined: GPT gave all 3 the same NOVELTY, 8.5."
+
+
+def test_an_exclusion_matching_nearly_every_paper_is_said_once_by_eval(tmp_path, settings, store):
+    """`ranker prefilter`, `run` and `backfill` say an exclusion that matches nearly every paper of a real day (the
+    stop word `the` as a phrase); eval applied it to each day without a word, the days' recall near nothing."""
+    s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
+        update={"exclude": ["the", "reinforcement learning"]})})
+    heard: list[str] = []
+    res = evaluate_history(make_history(tmp_path / "hist", THREE[1:]), tmp_path / "out", s, store=store,
+                           warn=heard.append)
+    assert len(res.days) == 2
+    said = [h for h in heard if "the exclusion" in h]
+    assert said == [h for h in said if h.startswith("prefilter.exclude: the exclusion 'the' matches 190 of the 192 ")]
+    assert len(said) == 1, heard

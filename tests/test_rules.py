@@ -259,6 +259,20 @@ def test_a_stop_word_as_an_exclusion_is_said_not_refused(tmp_path, phrase):
     assert Exclusions.build(["reinforcement learning", "re:^Towards"]).broad() == []
 
 
+@pytest.mark.parametrize("rule", ["re:(?s)^(?!.*\\btransformer)", "re:^(?!.*\\bllm\\b)", "re:(?s)^(?!.*xyzzy)"])
+def test_the_topic_filter_written_as_an_exclusion_is_not_said_to_be_broad(tmp_path, rule):
+    """`re:(?s)^(?!.*\\btransformer)` (every paper not naming transformers: 174 of the bundled day's 192) is a
+    rule written to exclude most of a day, kept as one (test_a_pattern_many_real_papers_match_is_still_a_rule):
+    it was said as "nearly every paper would be excluded" by each prefilter, run and backfill that used it. A
+    pattern that needs a word is still said, as the phrase is."""
+    f = tmp_path / "exclude.txt"
+    f.write_text(f"{rule}\nre:\\bthe\\b\n")
+    said = Exclusions.build([], f).broad()
+    assert len(said) == 1, said
+    assert said[0].startswith(f"{f}:2: the exclusion 're:\\\\bthe\\\\b' matches 190 of the 192 "), said
+    assert Exclusions.build([rule]).broad() == []
+
+
 @pytest.mark.parametrize("rule,excluded,kept", [
     # the topic filter written as an exclusion: every paper that does not name LLMs
     ("re:(?s)^(?!.*\\bllm\\b)", "Graph coloring\nWe colour graphs.", "An LLM agent\nWe distil."),

@@ -116,6 +116,37 @@ def test_a_generational_suffix_after_a_comma_stays_with_its_author():
     assert pins.match(paper) == ["John Smith"]
 
 
+def test_an_announce_type_in_another_spelling_is_read_not_skipped(tmp_path):
+    """"New", " CROSS " or "replace_cross" (a feed or a listing saved by another tool) are types ranker knows:
+    since unknown types are skipped, the feed's "replace_cross" item was dropped as "none ranker knows", and a
+    JSONL row's "replace_cross" was read as no type, i.e. new (a replacement entered the day as a new paper)."""
+    every = "new,cross,replace,replace-cross"
+    items = [rss_item("2411.00001", "New"), rss_item("2411.00002", " CROSS "),
+             rss_item("2411.00003", "replace_cross"), rss_item("2411.00004", "Replace-Cross")]
+    report = ReadReport()
+    got = {p.id: p.announce_type for p in read_papers(rss_doc(items), announce=every, report=report)}
+    assert got == {"2411.00001": "new", "2411.00002": "cross", "2411.00003": "replace-cross",
+                   "2411.00004": "replace-cross"}, got
+    assert report.unknown_type == 0 and report.kept == 4
+    # an unknown type is still skipped, counted
+    report = ReadReport()
+    assert [p.id for p in read_papers(rss_doc(items[:1] + [rss_item("2411.00005", "errata")]), report=report)] \
+        == ["2411.00001"] and report.unknown_type == 1
+    rows = listing_rows(n=3)
+    rows[0]["announce_type"], rows[1]["announce_type"], rows[2]["announce_type"] = "New", "replace_cross", "Cross"
+    for r in rows:
+        for k in [k for k in r if "." in k]:
+            r[k] = None
+    f = tmp_path / "saved.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    got = [p.announce_type for p in read_papers(f)]
+    assert got == ["new", "replace-cross", "cross"], got
+    # the per-category keys in another spelling too ("cs.LG": "Replace_Cross")
+    rows[1]["announce_type"], rows[1]["cs.LG"] = None, "Replace_Cross"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert [p.announce_type for p in read_papers(f)] == ["new", "replace-cross", "cross"]
+
+
 def test_an_rss_item_without_its_announce_type_element_takes_the_description_s():
     """An item whose feed has no <arxiv:announce_type> (a feed saved by another tool, an older layout) says its type
     in the description ("Announce Type: cross"): a cross-list read as a paper of no type."""

@@ -161,7 +161,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                 another eval. One that cannot be compared after the replay is raised once this eval is written
                 (without a comparison)."""
     from ..prefilter.calibrate import fit_data
-    from ..steps import prefilter_day
+    from ..steps import day_rules, prefilter_day
 
     t0 = time.perf_counter()
     llm = llm or backend is not None
@@ -175,6 +175,9 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
                                  min_relevance=settings.digest.min_relevance,
                                  min_novelty=settings.digest.min_novelty)
     prompts = prompts if prompts is not None else load_prompts(settings.scoring.prompts)
+    # the user's exclusions, read once for every day (each day read them again), and one matching nearly every
+    # paper said once, as by prefilter and run: it was applied without a word, each day's recall near nothing
+    rules = day_rules(settings, prompts, warn)
     by_date = {d.date: d for d in read.days}
     dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
                         days=days)
@@ -223,7 +226,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
             ev_s = settings.model_copy(update={"prefilter": settings.prefilter.model_copy(
                 update={"calibration": str(cal_file)})})
         t = time.perf_counter()
-        pre = prefilter_day(day.papers, ev_s, store=store, prompts=prompts, record=False)
+        pre = prefilter_day(day.papers, ev_s, store=store, prompts=prompts, rules=rules, record=False)
         sec["prefilter"] = round(time.perf_counter() - t, 2)
         ev = DayEval(date=date, prefilter=figures.prefilter_figures(pre.ranked, day.picks, pre.keep),
                      curve=figures.recall_curve(pre.ranked, day.picks), calibration=cal_info, seconds=sec)

@@ -257,9 +257,12 @@ BROAD_SHARE = 0.9
 
 def broad_match(rule: Rule) -> tuple[int, int] | None:
     """(papers matched, papers) of the day bundled with ranker when the rule matches more than BROAD_SHARE of
-    them, else None (and None when the package was installed without that day)."""
+    them, else None (and None when the package was installed without that day). A pattern that matches an empty
+    text (`re:(?s)^(?!.*\\bllm\\b)`: every paper that does not name LLMs) is None: it is the topic filter written
+    as an exclusion, excluding most of a day by design (_matches_anything keeps it a rule), and the warning was
+    noise on each day that used it; `re:\\bthe\\b` needs a word, and is said as the phrase `the` is."""
     texts = _real_texts()
-    if not texts:
+    if not texts or (rule.text[:3].lower() == "re:" and rule.pattern.search("") is not None):
         return None
     n = sum(1 for t in texts if rule.pattern.search(t))
     return (n, len(texts)) if n > BROAD_SHARE * len(texts) else None

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 from ..errors import InputError
 from ..io import SURROGATE_ESCAPE, json_loads, without_lone_surrogates
-from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, has_verdict
+from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, announce_spelling, has_verdict
 from .filters import stronger
 from .normalize import iso_day, make_paper
 from .report import LINE_CAP, SKIP_REASONS, ReadReport
@@ -50,13 +50,13 @@ def rest_of_line(f) -> int:
 
 
 def _announce(d: dict) -> str | None:
-    at = d.get("announce_type")
-    if isinstance(at, str) and at in ANNOUNCE_TYPES:
+    at = announce_spelling(d.get("announce_type"))        # "New", "replace_cross" as "new", "replace-cross"
+    if at in ANNOUNCE_TYPES:
         return at
     found = None
     for k, v in d.items():
-        if "." in k and isinstance(v, str) and v in ANNOUNCE_TYPES:   # "cs.LG": "new"
-            found = stronger(found, v)
+        if "." in k and announce_spelling(v) in ANNOUNCE_TYPES:   # "cs.LG": "new"
+            found = stronger(found, announce_spelling(v))
     return found
 
 

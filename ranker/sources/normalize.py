@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..io import clean_text, parse_arxiv_id
-from ..records import ANNOUNCE_TYPES, Paper, valid_category
+from ..records import ANNOUNCE_TYPES, Paper, announce_spelling, valid_category
 from .report import ABSTRACT_CAP, AUTHOR_CAP, COMMENT_CAP, TITLE_CAP, ReadReport
 
 MAX_AUTHORS = 5_000       # physics collaborations list ~3,000 names
@@ -200,7 +200,8 @@ def make_paper(report: ReadReport, where: str, *, raw_id: Any, title: Any, abstr
         report.warn("skipped", where, f"{pid}: no title; skipped", "no_title")
         return None
     if announce_type is not None:
-        given, announce_type = announce_type.strip(), announce_type.strip().lower() or None
+        # "New", "replace_cross": ranker's spelling ("new", "replace-cross"), not a type it does not know
+        given, announce_type = str(announce_type).strip(), announce_spelling(announce_type)
         if announce_type is not None and announce_type not in ANNOUNCE_TYPES:
             # a type arXiv adds later (neither new, cross, replace nor replace-cross) was kept as "new" and entered
             # the digest unasked: skipped, counted (the read's notes, fetch's summary line), as a filter of types
