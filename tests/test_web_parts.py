@@ -308,6 +308,11 @@ def test_semantic_search_finds_the_nearest_stored_vectors_through_the_index(tmp_
             ModelError("not prepared", where="vecs")))
         mode, ids, note = search(s, "t1", "auto", broken)
         assert (mode, ids) == ("words", ["1"]) and "vecs: not prepared" in note
+        # a preset not prepared: the note says the command that prepares it, as the CLI's error line does
+        monkeypatch.setattr(type(broken.embedder), "_load", lambda self: (_ for _ in ()).throw(
+            ModelError("not prepared", where="minilm", prepare=("minilm", None))))
+        note = search(s, "t1", "auto", broken)[2]
+        assert note.endswith("not prepared; run: ranker models prepare minilm); by words instead"), note
         # a model that gives NaN for the query: its hits would be any papers at all; words, and a note saying why
         monkeypatch.setattr(sem.embedder, "encode", lambda texts: np.full((1, 4), np.nan, dtype=np.float32))
         mode, ids, note = search(s, "t1", "auto", sem)

@@ -90,7 +90,7 @@ def search(store: "Store", query: str, mode: str = "auto", semantic: SemanticSea
         try:
             meaning = [i for i, _ in semantic.search(store, query, limit)]
         except RankerError as e:              # e.g. vectors copied from a machine that has the model
-            note = f"search by meaning is unavailable ({e}); by words instead"
+            note = f"search by meaning is unavailable ({said_with_advice(e)}); by words instead"
         else:
             words = store.search_papers(query, limit) if mode == "auto" else []
             if not words:
@@ -143,6 +143,17 @@ class Neighbours(list):
             return ""
         return (f"from the vectors of the embedder {self.shown(self.embedder)}: this paper has none of "
                 f"{self.shown(self.asked)}, the prefilter's embedder")
+
+
+def said_with_advice(e: BaseException) -> str:
+    """An error as a page shows it, with the command that prepares the preset a ModelError found unprepared: the
+    pages are an edge, as the CLI is (which words the same advice in cli.common.prepare_advice); the library
+    below them names no command."""
+    what = getattr(e, "prepare", None)
+    if not what:
+        return str(e)
+    name, quant = what
+    return f"{e}; run: ranker models prepare {name}" + (f" --gguf {quant}" if quant else "")
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,

@@ -19,7 +19,7 @@ from ..errors import RankerError
 from ..records import DayDigest, Label, Paper, RankingRow, Score
 from ..store import Store
 from . import plots
-from .search import Neighbours
+from .search import Neighbours, said_with_advice
 
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")          # \Z: "$" would let a line break end it
 MONTH_RE = re.compile(r"^\d{4}-\d{2}\Z")
@@ -295,7 +295,7 @@ def paper_page(store: Store, paper_id: str, *, similar: SimilarFn | None = None,
         except RankerError as e:
             # a store on read-only media (its corpus index cannot be built beside it): the page had no similar
             # papers and did not say why
-            found, note = [], str(e)
+            found, note = [], said_with_advice(e)
         else:
             # another embedder's panel (this paper has no vector of the configured one): said here, as each page
             # is answered, where serve said it once at start, which went stale as vectors were stored
