@@ -129,7 +129,8 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
-                renames: list[tuple[Path, Path]] | None = None, tidy: bool = False) -> Iterator[IO]:
+                renames: list[tuple[Path, Path]] | None = None, locks: list[int] | None = None,
+                tidy: bool = False) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -141,7 +142,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     so is any OSError (a full disk, a read-only file system), naming the path, and the temporary file is
     removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended
     for write_together.
-    The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written),
+    The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written;
+    with `locks` too, the descriptor holding it is appended there for the caller to close once it is renamed),
     so a writer killed meanwhile (kill -9, the OOM killer) is told from a live one: with `tidy`, the temporary
     files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first."""
     if mode not in ("w", "wb"):
@@ -194,6 +196,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
             os.fsync(f.fileno())
         if renames is not None:
             renames.append((tmp, target))
+            if locks is not None and held is not None:
+                locks.append(held)             # still locked until the caller has renamed it
+                held = None
             return
         os.replace(tmp, target)
     except BaseException as e:
@@ -239,7 +244,9 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     A process killed between two renames (kill -9, the OOM killer, a power cut: nothing of it runs again) cannot
     put anything back: before the first rename a journal of the set (SET_JOURNAL, one in each folder of the
     set, held locked by this process) names what is left to do, and the next set written into that folder, or
-    finish_sets, finishes it: every file of the set was whole on disk before the journal was made.
+    finish_sets, finishes it: every file of the set was whole on disk before the journal was made. Its temporary
+    files stay locked until they have their names (see atomic_file's `locks`), so another process tidying the
+    folder (remove_leftovers with `dead_only`) leaves them to it, before_names waiting however long.
     `before_names`: called once every file is whole on disk, just before they take their names, so what a caller
     records elsewhere (a database's record of these files) comes a journal's write before the files, not the
     writing of them all: its failure, or a Ctrl-C up to there, leaves the old set."""
@@ -247,6 +254,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     done: list[Path] = []
     kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
     journals: list[tuple[Path, int]] = []
+    locks: list[int] = []                        # the temporary files held locked until they have their names
     placed = False
     try:
         targets = [Path(p) for p in files] + [Path(p) for p in remove]
@@ -254,7 +262,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
         for folder in dict.fromkeys(x for p in targets for x in (p.parent, Path(os.path.realpath(p)).parent)):
             finish_sets(folder)
         for path, chunks in files.items():
-            with atomic_file(path, renames=renames) as f:
+            with atomic_file(path, renames=renames, locks=locks) as f:
                 f.writelines(chunks)
         if before_names is not None:
             before_names()
@@ -301,6 +309,8 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
                 os.unlink(journal)
             except OSError:
                 pass
+            os.close(fd)
+        for fd in locks:
             os.close(fd)
 
 

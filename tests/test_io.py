@@ -678,3 +678,29 @@ def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
     with atomic_file(out) as f:                          # without tidy, nothing else is looked at
         f.write("y\n")
     assert live.exists()
+
+
+def test_a_sets_files_waiting_for_their_names_are_not_tidied_by_another_process(tmp_path):
+    """write_together's temporary files, whole and waiting for their names (before_names: a run's record in a
+    database, waiting up to 30 s on its lock), were unlocked: another process tidying the folder (a run of the day
+    from another home, or another machine on a shared database) took them, and the set failed to take its names."""
+    import sys
+
+    from ranker.io import write_together
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {out / "a.txt": ["new a\n"], out / "b.txt": ["new b\n"]}
+    (out / "a.txt").write_text("old a\n")
+    tidied = []
+
+    def other_process_tidies() -> None:
+        assert len(list(out.glob(".*.tmp"))) == 2            # both written, waiting for their names
+        done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
+                               "print(remove_leftovers(sys.argv[1:], dead_only=True))", *map(str, files)],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                              check=True)
+        tidied.append(int(done.stdout))
+
+    write_together(files, before_names=other_process_tidies)
+    assert tidied == [0]
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "new a\n", "b.txt": "new b\n"}
