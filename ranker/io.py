@@ -278,7 +278,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
                 try:
                     os.replace(tmp, target)
                 except OSError as e:
-                    _put_back(done, kept)          # a rename that fails midway: the old set, not a mix
+                    _give_up(journals, done, kept)   # a rename that fails midway: the old set, not a mix
                     raise _cannot_write(target, e) from None
                 renames.pop(0)
                 done.append(target)
@@ -288,7 +288,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
                 except FileNotFoundError:
                     pass
                 except OSError as e:
-                    _put_back(done, kept)
+                    _give_up(journals, done, kept)
                     raise _cannot_write(target, e) from None
                 done.append(target)
             placed = True
@@ -483,6 +483,20 @@ def _second_name(target: Path) -> Path | bool:
     except OSError:
         return True
     return link
+
+
+def _give_up(journals: list[tuple[Path, int]], done: list[Path], kept: Mapping[Path, Path | bool]) -> None:
+    """A set that failed midway: its journals go first, then its targets take their old files back (_put_back).
+    A journal left while they were put back (the process killed then) had the next set finish the failed one over
+    the old files put back: a mix of the two."""
+    for journal, _ in journals:
+        try:
+            os.unlink(journal)
+        except OSError:
+            pass
+    for folder in dict.fromkeys(journal.parent for journal, _ in journals):
+        _fsync_dir(folder)
+    _put_back(done, kept)
 
 
 def _put_back(done: list[Path], kept: Mapping[Path, Path | bool]) -> None:

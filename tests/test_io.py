@@ -704,3 +704,40 @@ def test_a_sets_files_waiting_for_their_names_are_not_tidied_by_another_process(
     write_together(files, before_names=other_process_tidies)
     assert tidied == [0]
     assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "new a\n", "b.txt": "new b\n"}
+
+
+_PUT_BACK_THEN_KILLED = r"""
+import os, shutil, sys
+from pathlib import Path
+import ranker.io as io
+out = Path(sys.argv[1])
+real = io._put_back
+def put_back_then_killed(done, kept):
+    real(done, kept)
+    os._exit(9)                                  # killed before its journal went (kill -9: nothing runs after)
+io._put_back = put_back_then_killed
+def b_becomes_a_folder():                        # b's rename fails: a folder took its name meanwhile
+    (out / "b.txt").unlink()
+    (out / "b.txt").mkdir()
+    (out / "b.txt" / "x").write_text("x")
+io.write_together({out / n: [f"new {n}\n"] for n in ("a.txt", "b.txt", "c.txt")}, before_names=b_becomes_a_folder)
+"""
+
+
+def test_a_set_killed_while_its_failed_renames_are_put_back_is_not_finished_over_the_old_files(tmp_path):
+    """A rename failing midway puts the old files back; a process killed meanwhile (kill -9) left the set's
+    journal, and the next set written into the folder finished the failed one over the old files: a mix."""
+    import sys
+
+    from ranker.io import finish_sets
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in ("a.txt", "b.txt", "c.txt"):
+        (out / n).write_text(f"old {n}\n")
+    p = subprocess.run([sys.executable, "-c", _PUT_BACK_THEN_KILLED, str(out)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert p.returncode == 9, p.stderr
+    assert (out / "a.txt").read_text() == "old a.txt\n"          # put back before it was killed
+    finish_sets(out)
+    assert (out / "a.txt").read_text() == "old a.txt\n" and (out / "c.txt").read_text() == "old c.txt\n"
+    assert not list(out.glob(".ranker-set.*"))
