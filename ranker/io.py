@@ -435,10 +435,10 @@ def finish_sets(folder: str | os.PathLike) -> int:
 def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = False) -> int:
     """Remove what a killed writer of `files` left beside them: atomic_file's temporary files
     (`.NAME.XXXXXXXX.tmp`) and write_together's second names of old files (`.NAME.XXXXXXXX.old`). Only for a
-    caller that is the one writer of those names now (a day's run, refused while another runs; the folder's index
-    under its lock): a live writer's temporary file would be taken from under it. With `dead_only`, for any
-    caller: only the temporary files no live writer holds locked (see atomic_file; none where files cannot be
-    locked). Returns how many went."""
+    caller that is the one writer of those names now (the folder's index under its lock; not a day's run: one
+    from another home, or another machine on a shared database, is not refused): a live writer's temporary file
+    would be taken from under it. With `dead_only`, for any caller: only the temporary files no live writer holds
+    locked (see atomic_file and write_together; none where files cannot be locked). Returns how many went."""
     try:
         import fcntl
     except ImportError:
