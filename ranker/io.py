@@ -267,12 +267,13 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
         if before_names is not None:
             before_names()
         with _ctrl_c_held():
-            for _, target in renames:
-                kept[target] = _second_name(target)
             gone = [Path(p) for p in remove if os.path.lexists(p)]
-            for target in gone:
-                kept[target] = _second_name(target)
-            journals = _begin_journals(renames, gone, kept)
+            # the old files' second names are in the journal before they are made: a process killed before its
+            # journal had its name (nothing finishes its set) left none of them, no link nothing removes
+            names = {target: _old_name(target) for target in [t for _, t in renames] + gone}
+            journals = _begin_journals(renames, gone, names)
+            for target, name in names.items():
+                kept[target] = _second_name(target, name)
             while renames:
                 tmp, target = renames[0]
                 try:
@@ -321,7 +322,7 @@ SET_JOURNAL = re.compile(r"^\.ranker-set\.[0-9a-f]{8}\.json$")
 
 
 def _begin_journals(renames: list[tuple[Path, Path]], gone: list[Path],
-                    kept: Mapping[Path, Path | bool]) -> list[tuple[Path, int]]:
+                    olds: Mapping[Path, Path]) -> list[tuple[Path, int]]:
     """A locked journal in each folder of the set (see SET_JOURNAL), written whole and synced before the first
     rename; [] where files cannot be locked (not POSIX, NFS without a lock daemon: no other process could tell a
     live set from a killed one) or the journal cannot be written (the set is renamed as before without it)."""
@@ -336,8 +337,8 @@ def _begin_journals(renames: list[tuple[Path, Path]], gone: list[Path],
             j["rename"].append([tmp.name, target.name])
     for target in gone:
         per_folder.setdefault(target.parent, {"rename": [], "remove": [], "old": []})["remove"].append(target.name)
-    for target, old in kept.items():
-        if isinstance(old, Path) and target.parent in per_folder:
+    for target, old in olds.items():                # the names the old files' second names are to take
+        if target.parent in per_folder:
             per_folder[target.parent]["old"].append(old.name)
     out: list[tuple[Path, int]] = []
     for folder, entries in per_folder.items():
@@ -471,13 +472,17 @@ def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = Fa
     return removed
 
 
-def _second_name(target: Path) -> Path | bool:
-    """A hard link to `target`'s old file beside it, so write_together can put it back; False when there is no
-    old file (putting back is removing the new one), True when no second name can be made (a file system
+def _old_name(target: Path) -> Path:
+    """A name for a second name of `target`'s old file (see _second_name)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+
+
+def _second_name(target: Path, link: Path) -> Path | bool:
+    """A hard link `link` to `target`'s old file beside it, so write_together can put it back; False when there
+    is no old file (putting back is removing the new one), True when no second name can be made (a file system
     without hard links: that file is not put back)."""
     if not os.path.lexists(target):
         return False
-    link = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
     try:
         os.link(target, link)
     except OSError:

@@ -741,3 +741,34 @@ def test_a_set_killed_while_its_failed_renames_are_put_back_is_not_finished_over
     finish_sets(out)
     assert (out / "a.txt").read_text() == "old a.txt\n" and (out / "c.txt").read_text() == "old c.txt\n"
     assert not list(out.glob(".ranker-set.*"))
+
+
+_KILLED_BEFORE_ITS_JOURNAL = r"""
+import os, sys
+from pathlib import Path
+import ranker.io as io
+out = Path(sys.argv[1])
+def killed(*args):
+    os._exit(9)                                  # kill -9 as the journal is begun: nothing finishes this set
+io._begin_journals = killed
+io.write_together({out / n: [f"new {n}\n"] for n in ("a.txt", "b.txt")})
+"""
+
+
+def test_a_set_killed_before_its_journal_leaves_no_second_name_of_an_old_file(tmp_path):
+    """The old files' second names (hard links, `.NAME.XXXXXXXX.old`) were made before the journal that names
+    them: a set killed between the two left links that nothing removes (no journal to follow, no lock to tell a
+    live set's from a dead one's), a copy of every old file of the set, hidden, for good."""
+    import sys
+
+    from ranker.io import finish_sets, remove_leftovers
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in ("a.txt", "b.txt"):
+        (out / n).write_text(f"old {n}\n")
+    p = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_ITS_JOURNAL, str(out)], capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert p.returncode == 9, p.stderr
+    finish_sets(out)                                 # what the next set written there does first
+    remove_leftovers([out / "a.txt", out / "b.txt"], dead_only=True)
+    assert {x.name: x.read_text() for x in out.iterdir()} == {"a.txt": "old a.txt\n", "b.txt": "old b.txt\n"}
