@@ -129,7 +129,8 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
-                renames: list[tuple[Path, Path]] | None = None, tidy: bool = False) -> Iterator[IO]:
+                renames: list[tuple[Path, Path]] | None = None, locks: list[int] | None = None,
+                tidy: bool = False) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -141,7 +142,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     so is any OSError (a full disk, a read-only file system), naming the path, and the temporary file is
     removed whatever went wrong. With `renames`, a regular file is not renamed: (temporary, target) is appended
     for write_together.
-    The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written),
+    The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written;
+    with `locks` too, the descriptor holding it is appended there for the caller to close once it is renamed),
     so a writer killed meanwhile (kill -9, the OOM killer) is told from a live one: with `tidy`, the temporary
     files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first."""
     if mode not in ("w", "wb"):
@@ -194,6 +196,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
             os.fsync(f.fileno())
         if renames is not None:
             renames.append((tmp, target))
+            if locks is not None and held is not None:
+                locks.append(held)             # still locked until the caller has renamed it
+                held = None
             return
         os.replace(tmp, target)
     except BaseException as e:
@@ -239,7 +244,9 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     A process killed between two renames (kill -9, the OOM killer, a power cut: nothing of it runs again) cannot
     put anything back: before the first rename a journal of the set (SET_JOURNAL, one in each folder of the
     set, held locked by this process) names what is left to do, and the next set written into that folder, or
-    finish_sets, finishes it: every file of the set was whole on disk before the journal was made.
+    finish_sets, finishes it: every file of the set was whole on disk before the journal was made. Its temporary
+    files stay locked until they have their names (see atomic_file's `locks`), so another process tidying the
+    folder (remove_leftovers with `dead_only`) leaves them to it, before_names waiting however long.
     `before_names`: called once every file is whole on disk, just before they take their names, so what a caller
     records elsewhere (a database's record of these files) comes a journal's write before the files, not the
     writing of them all: its failure, or a Ctrl-C up to there, leaves the old set."""
@@ -247,6 +254,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     done: list[Path] = []
     kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
     journals: list[tuple[Path, int]] = []
+    locks: list[int] = []                        # the temporary files held locked until they have their names
     placed = False
     try:
         targets = [Path(p) for p in files] + [Path(p) for p in remove]
@@ -254,23 +262,24 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
         for folder in dict.fromkeys(x for p in targets for x in (p.parent, Path(os.path.realpath(p)).parent)):
             finish_sets(folder)
         for path, chunks in files.items():
-            with atomic_file(path, renames=renames) as f:
+            with atomic_file(path, renames=renames, locks=locks) as f:
                 f.writelines(chunks)
         if before_names is not None:
             before_names()
         with _ctrl_c_held():
-            for _, target in renames:
-                kept[target] = _second_name(target)
             gone = [Path(p) for p in remove if os.path.lexists(p)]
-            for target in gone:
-                kept[target] = _second_name(target)
-            journals = _begin_journals(renames, gone, kept)
+            # the old files' second names are in the journal before they are made: a process killed before its
+            # journal had its name (nothing finishes its set) left none of them, no link nothing removes
+            names = {target: _old_name(target) for target in [t for _, t in renames] + gone}
+            journals = _begin_journals(renames, gone, names)
+            for target, name in names.items():
+                kept[target] = _second_name(target, name)
             while renames:
                 tmp, target = renames[0]
                 try:
                     os.replace(tmp, target)
                 except OSError as e:
-                    _put_back(done, kept)          # a rename that fails midway: the old set, not a mix
+                    _give_up(journals, done, kept)   # a rename that fails midway: the old set, not a mix
                     raise _cannot_write(target, e) from None
                 renames.pop(0)
                 done.append(target)
@@ -280,7 +289,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
                 except FileNotFoundError:
                     pass
                 except OSError as e:
-                    _put_back(done, kept)
+                    _give_up(journals, done, kept)
                     raise _cannot_write(target, e) from None
                 done.append(target)
             placed = True
@@ -302,6 +311,8 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
             except OSError:
                 pass
             os.close(fd)
+        for fd in locks:
+            os.close(fd)
 
 
 # A journal of a set of files write_together is giving their names: `.ranker-set.<hex>.json` in each folder of
@@ -311,7 +322,7 @@ SET_JOURNAL = re.compile(r"^\.ranker-set\.[0-9a-f]{8}\.json$")
 
 
 def _begin_journals(renames: list[tuple[Path, Path]], gone: list[Path],
-                    kept: Mapping[Path, Path | bool]) -> list[tuple[Path, int]]:
+                    olds: Mapping[Path, Path]) -> list[tuple[Path, int]]:
     """A locked journal in each folder of the set (see SET_JOURNAL), written whole and synced before the first
     rename; [] where files cannot be locked (not POSIX, NFS without a lock daemon: no other process could tell a
     live set from a killed one) or the journal cannot be written (the set is renamed as before without it)."""
@@ -326,8 +337,8 @@ def _begin_journals(renames: list[tuple[Path, Path]], gone: list[Path],
             j["rename"].append([tmp.name, target.name])
     for target in gone:
         per_folder.setdefault(target.parent, {"rename": [], "remove": [], "old": []})["remove"].append(target.name)
-    for target, old in kept.items():
-        if isinstance(old, Path) and target.parent in per_folder:
+    for target, old in olds.items():                # the names the old files' second names are to take
+        if target.parent in per_folder:
             per_folder[target.parent]["old"].append(old.name)
     out: list[tuple[Path, int]] = []
     for folder, entries in per_folder.items():
@@ -425,10 +436,10 @@ def finish_sets(folder: str | os.PathLike) -> int:
 def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = False) -> int:
     """Remove what a killed writer of `files` left beside them: atomic_file's temporary files
     (`.NAME.XXXXXXXX.tmp`) and write_together's second names of old files (`.NAME.XXXXXXXX.old`). Only for a
-    caller that is the one writer of those names now (a day's run, refused while another runs; the folder's index
-    under its lock): a live writer's temporary file would be taken from under it. With `dead_only`, for any
-    caller: only the temporary files no live writer holds locked (see atomic_file; none where files cannot be
-    locked). Returns how many went."""
+    caller that is the one writer of those names now (the folder's index under its lock; not a day's run: one
+    from another home, or another machine on a shared database, is not refused): a live writer's temporary file
+    would be taken from under it. With `dead_only`, for any caller: only the temporary files no live writer holds
+    locked (see atomic_file and write_together; none where files cannot be locked). Returns how many went."""
     try:
         import fcntl
     except ImportError:
@@ -461,18 +472,36 @@ def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = Fa
     return removed
 
 
-def _second_name(target: Path) -> Path | bool:
-    """A hard link to `target`'s old file beside it, so write_together can put it back; False when there is no
-    old file (putting back is removing the new one), True when no second name can be made (a file system
+def _old_name(target: Path) -> Path:
+    """A name for a second name of `target`'s old file (see _second_name)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+
+
+def _second_name(target: Path, link: Path) -> Path | bool:
+    """A hard link `link` to `target`'s old file beside it, so write_together can put it back; False when there
+    is no old file (putting back is removing the new one), True when no second name can be made (a file system
     without hard links: that file is not put back)."""
     if not os.path.lexists(target):
         return False
-    link = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
     try:
         os.link(target, link)
     except OSError:
         return True
     return link
+
+
+def _give_up(journals: list[tuple[Path, int]], done: list[Path], kept: Mapping[Path, Path | bool]) -> None:
+    """A set that failed midway: its journals go first, then its targets take their old files back (_put_back).
+    A journal left while they were put back (the process killed then) had the next set finish the failed one over
+    the old files put back: a mix of the two."""
+    for journal, _ in journals:
+        try:
+            os.unlink(journal)
+        except OSError:
+            pass
+    for folder in dict.fromkeys(journal.parent for journal, _ in journals):
+        _fsync_dir(folder)
+    _put_back(done, kept)
 
 
 def _put_back(done: list[Path], kept: Mapping[Path, Path | bool]) -> None:

@@ -402,9 +402,10 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
         ranked_before, digest_before = store.get_rankings(day.date), store.get_day_digest(day.date)
         # a run killed while its files took their names (kill -9, a power cut) left a set half-named: finished
         # first, so the manifest read below is the one of the digest the folder holds; the temporary files of
-        # one killed before go (this run is the day's one)
+        # one killed before go, not a live one's: a run of the day from another home, or another machine's on a
+        # shared database, is not refused, and its files waiting for their names were taken from under it
         finish_sets(files["manifest"].parent)
-        remove_leftovers(files.values())
+        remove_leftovers(files.values(), dead_only=True)
         # the run whose digest the folder holds, until this one replaces it: the index names its model beside
         # the digest it links when this run fails or is stopped (it named the failed run's)
         shown = shown_run(files["manifest"])

@@ -136,6 +136,8 @@ class PaperAdder:
         self.fts, self.building = fts
         self.begin = begin
         self.after: Callable[[], None] | None = None      # called once each paper is stored (adding_papers' hold)
+        self.added = 0                     # papers stored, committed or not
+        self.committed = 0                 # of them, those committed (adding_papers)
         self.result = AddResult()
 
     def __call__(self, p: Paper) -> str | None:
@@ -188,6 +190,7 @@ class PaperAdder:
                 c.execute(f"DELETE FROM {_FTS_BUILDING} WHERE rowid = ?", (rowid,))
             c.execute(f"INSERT INTO {_FTS_BUILDING} (rowid, id, title, abstract) VALUES (?,?,?,?)",
                       (rowid, p.id, *_folded(args)))
+        self.added += 1
         if self.after is not None:
             self.after()
         return earlier
@@ -629,7 +632,8 @@ class Store:
         `hold`: the papers are committed whenever the transaction has held the write lock that many seconds,
         with a pause after (FTS_BUILD_PAUSE: a waiting writer's busy handler gets in), so a long stream (a
         snapshot of years, read for minutes) does not keep every other process's write waiting until it ends;
-        an error then rolls back only the papers since the last commit (storing a paper again is harmless)."""
+        an error then rolls back only the papers since the last commit (storing a paper again is harmless):
+        `add.committed` says how many papers were committed."""
         open_tx: list = []                 # (the transaction's context, when it began), while one is open
 
         def begin() -> tuple[sqlite3.Connection, tuple[bool, int | None]]:
@@ -644,6 +648,7 @@ class Store:
             def pause() -> None:
                 if open_tx and time.monotonic() - open_tx[0][1] >= hold:
                     open_tx.pop()[0].__exit__(None, None, None)
+                    add.committed = add.added
                     add.conn = None                 # the next paper begins another transaction
                     time.sleep(FTS_BUILD_PAUSE)
             add.after = pause
@@ -655,6 +660,7 @@ class Store:
             raise
         if open_tx:
             open_tx.pop()[0].__exit__(None, None, None)
+        add.committed = add.added
 
     def get_paper(self, paper_id: str) -> Paper | None:
         return self.get_papers([paper_id]).get(paper_id)

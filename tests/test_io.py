@@ -683,3 +683,97 @@ def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
     with atomic_file(out) as f:                          # without tidy, nothing else is looked at
         f.write("y\n")
     assert live.exists()
+
+
+def test_a_sets_files_waiting_for_their_names_are_not_tidied_by_another_process(tmp_path):
+    """write_together's temporary files, whole and waiting for their names (before_names: a run's record in a
+    database, waiting up to 30 s on its lock), were unlocked: another process tidying the folder (a run of the day
+    from another home, or another machine on a shared database) took them, and the set failed to take its names."""
+    import sys
+
+    from ranker.io import write_together
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {out / "a.txt": ["new a\n"], out / "b.txt": ["new b\n"]}
+    (out / "a.txt").write_text("old a\n")
+    tidied = []
+
+    def other_process_tidies() -> None:
+        assert len(list(out.glob(".*.tmp"))) == 2            # both written, waiting for their names
+        done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
+                               "print(remove_leftovers(sys.argv[1:], dead_only=True))", *map(str, files)],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                              check=True)
+        tidied.append(int(done.stdout))
+
+    write_together(files, before_names=other_process_tidies)
+    assert tidied == [0]
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "new a\n", "b.txt": "new b\n"}
+
+
+_PUT_BACK_THEN_KILLED = r"""
+import os, shutil, sys
+from pathlib import Path
+import ranker.io as io
+out = Path(sys.argv[1])
+real = io._put_back
+def put_back_then_killed(done, kept):
+    real(done, kept)
+    os._exit(9)                                  # killed before its journal went (kill -9: nothing runs after)
+io._put_back = put_back_then_killed
+def b_becomes_a_folder():                        # b's rename fails: a folder took its name meanwhile
+    (out / "b.txt").unlink()
+    (out / "b.txt").mkdir()
+    (out / "b.txt" / "x").write_text("x")
+io.write_together({out / n: [f"new {n}\n"] for n in ("a.txt", "b.txt", "c.txt")}, before_names=b_becomes_a_folder)
+"""
+
+
+def test_a_set_killed_while_its_failed_renames_are_put_back_is_not_finished_over_the_old_files(tmp_path):
+    """A rename failing midway puts the old files back; a process killed meanwhile (kill -9) left the set's
+    journal, and the next set written into the folder finished the failed one over the old files: a mix."""
+    import sys
+
+    from ranker.io import finish_sets
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in ("a.txt", "b.txt", "c.txt"):
+        (out / n).write_text(f"old {n}\n")
+    p = subprocess.run([sys.executable, "-c", _PUT_BACK_THEN_KILLED, str(out)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert p.returncode == 9, p.stderr
+    assert (out / "a.txt").read_text() == "old a.txt\n"          # put back before it was killed
+    finish_sets(out)
+    assert (out / "a.txt").read_text() == "old a.txt\n" and (out / "c.txt").read_text() == "old c.txt\n"
+    assert not list(out.glob(".ranker-set.*"))
+
+
+_KILLED_BEFORE_ITS_JOURNAL = r"""
+import os, sys
+from pathlib import Path
+import ranker.io as io
+out = Path(sys.argv[1])
+def killed(*args):
+    os._exit(9)                                  # kill -9 as the journal is begun: nothing finishes this set
+io._begin_journals = killed
+io.write_together({out / n: [f"new {n}\n"] for n in ("a.txt", "b.txt")})
+"""
+
+
+def test_a_set_killed_before_its_journal_leaves_no_second_name_of_an_old_file(tmp_path):
+    """The old files' second names (hard links, `.NAME.XXXXXXXX.old`) were made before the journal that names
+    them: a set killed between the two left links that nothing removes (no journal to follow, no lock to tell a
+    live set's from a dead one's), a copy of every old file of the set, hidden, for good."""
+    import sys
+
+    from ranker.io import finish_sets, remove_leftovers
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in ("a.txt", "b.txt"):
+        (out / n).write_text(f"old {n}\n")
+    p = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_ITS_JOURNAL, str(out)], capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert p.returncode == 9, p.stderr
+    finish_sets(out)                                 # what the next set written there does first
+    remove_leftovers([out / "a.txt", out / "b.txt"], dead_only=True)
+    assert {x.name: x.read_text() for x in out.iterdir()} == {"a.txt": "old a.txt\n", "b.txt": "old b.txt\n"}

@@ -45,3 +45,28 @@ def test_a_reader_failing_half_way_changes_nothing(tmp_path):
         assert store.count_papers() == 1 and store.get_paper("2501.00002") is None
     assert out.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_a_reader_failing_after_a_part_was_committed_says_how_many_papers_are_stored(tmp_path):
+    """A source read for longer than ingest.HOLD is committed in parts: one failing after a part was committed (a
+    snapshot cut short, a feed gone bad) said only why it failed, and the papers stored, their days part-filled,
+    were taken for none stored (as before, when it was one transaction)."""
+    import time
+
+    from ranker.sources.ingest import HOLD
+    out = tmp_path / "snap.jsonl"
+    with Store(tmp_path / "r.sqlite3") as store:
+        def reader():
+            yield paper(2, "2025-01-07")
+            time.sleep(HOLD + 0.1)
+            yield paper(3, "2025-01-07")             # committed with paper 2: the transaction held HOLD seconds
+            yield paper(4, "2025-01-08")
+            raise InputError("Compressed file ended before the end-of-stream marker was reached",
+                             where="snap.json.gz")
+
+        with pytest.raises(InputError) as e:
+            ingest(reader(), out, store)
+        assert str(e.value) == ("snap.json.gz: Compressed file ended before the end-of-stream marker was reached "
+                                "(2 of the 3 papers read before it are stored)")
+        assert store.count_papers() == 2 and store.get_paper("2501.00004") is None
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []

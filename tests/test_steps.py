@@ -420,6 +420,27 @@ def test_a_killed_run_never_leaves_an_earlier_ok_manifest_beside_its_files(setti
         assert again.run_status(m["run_id"]) == "interrupted" and again.integrity_check() == "ok"
 
 
+def test_a_run_of_the_day_leaves_a_live_writers_temporary_files_and_removes_a_killed_ones(settings, store,
+                                                                                          tmp_path):
+    """A run of the day from another home (or another machine on a shared database: not refused) writing into
+    the same folder: this run's start removed its temporary files, whole and waiting for their names, and that
+    run failed "cannot write". Only the temporary files no live process holds locked go."""
+    import fcntl
+    out = tmp_path / "out"
+    run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
+    live, dead = out / ".2025-05-15-output.md.0000beef.tmp", out / ".2025-05-15-output.md.0000dead.tmp"
+    live.write_text("another run's digest, waiting for its name")
+    dead.write_text("a killed run's digest")
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)                   # as its live writer holds it (write_together)
+        res = run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
+        assert res.manifest["status"] == "ok"
+        assert live.exists() and not dead.exists()
+    finally:
+        os.close(fd)
+
+
 def test_a_run_killed_while_it_scores_leaves_the_days_pages_as_its_folder_is(settings, store, tmp_path):
     """The day's pages (ranker serve, ranker site) pick from the stored ranking and the digest record: a rerun
     killed while it scored (kill -9: no except runs, nothing is put back) had replaced the ranking (top 12, not

@@ -1,10 +1,11 @@
 """Store a stream of papers and write them as JSONL, in one pass, safely.
 
-Papers flow from the reader into one store transaction and, at the same time, into a temporary file next to
-the output (ranker.io.atomic_file). Only when the whole source has been read without error does the
-transaction commit and the file take its final name; a reader error rolls the store back and removes the
-temporary file, so nothing stored before is lost and no half file appears. Papers the store has seen on an
-earlier day get `first_seen` in the written line.
+Papers flow from the reader into a store transaction and, at the same time, into a temporary file next to
+the output (ranker.io.atomic_file). Only when the whole source has been read without error does the file take
+its final name; the transaction commits then too, and every HOLD seconds before (a snapshot of years is stored
+in parts, each whole). A reader error rolls back what is not committed yet, says how many papers were, and
+removes the temporary file, so nothing stored before is lost and no half file appears; a rerun stores the rest.
+Papers the store has seen on an earlier day get `first_seen` in the written line.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..errors import RankerError
 from ..io import Progress, atomic_file, counted, day_span
 from ..records import Paper
 
@@ -55,24 +57,35 @@ def ingest(papers: Iterable[Paper], out: str | os.PathLike | None, store=None,
         # kept every other process's write waiting that long (a thumb in `ranker serve` refused after 5 s, cron's
         # `ranker run` failing "database is locked" after 30 s)
         add = stack.enter_context(store.adding_papers(hold=HOLD)) if store is not None else None
-        for p in papers:
-            earlier = add(p) if add is not None else None
-            if f is not None:
-                d = p.to_dict()
-                if earlier:
-                    d["first_seen"] = earlier
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
-            res.written += 1
-            res.by_type[p.announce_type or "unknown"] += 1
-            res.days[p.date] += 1
-            if keep:
-                res.papers.append(p)
-            if progress is not None:
-                progress("reading papers", res.written, None)
+        try:
+            _read_into(papers, add, f, progress, keep, res)
+        except RankerError as e:
+            # a source read for longer than HOLD failed after a part of it was committed: said, so the papers
+            # stored are not taken for none (nor the days they hold for whole)
+            if add is not None and add.committed:
+                e.message += f" ({add.committed:,} of the {counted(res.written, 'paper')} read before it are stored)"
+            raise
         if add is not None:
             res.stored_new = add.result.new
             res.seen_before = dict(add.result.seen_before)
     return res
+
+
+def _read_into(papers: Iterable[Paper], add, f, progress: Progress | None, keep: bool, res: IngestResult) -> None:
+    for p in papers:
+        earlier = add(p) if add is not None else None
+        if f is not None:
+            d = p.to_dict()
+            if earlier:
+                d["first_seen"] = earlier
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+        res.written += 1
+        res.by_type[p.announce_type or "unknown"] += 1
+        res.days[p.date] += 1
+        if keep:
+            res.papers.append(p)
+        if progress is not None:
+            progress("reading papers", res.written, None)
 
 
 def summary_line(res: IngestResult, report=None) -> str:
