@@ -36,6 +36,14 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
                           timeout=timeout)
 
 
+def as_at_a_terminal() -> None:
+    """preexec_fn for a command a test sends SIGINT (a Ctrl-C): its SIGINT at the default, as a terminal's command
+    has it. A shell's background job (`make test &`, some CI runners) starts pytest with SIGINT ignored, and a
+    child inherits that: the command ran on to its end and the test measured the ignore, not the command."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def open_files(path) -> list[str]:
     """The files this process holds open at `path`, or under it when it is a folder (a removed one still open
     too): what a failed open or write must not leave behind."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, MODELS, REPO, backfill_settings, backfill_table, make_snapshot, ranker
+from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, make_snapshot, ranker
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -234,7 +234,8 @@ def test_every_embedder_fits_on_one_node_of_the_cluster():
 def _start_backfill(args: list, env: dict) -> subprocess.Popen:
     env = {k: v for k, v in {**os.environ, **env}.items() if k != "RANKER_DEBUG"}
     return subprocess.Popen([sys.executable, "-m", "ranker", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                            preexec_fn=as_at_a_terminal)      # it is sent a Ctrl-C
 
 
 @contextlib.contextmanager
