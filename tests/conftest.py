@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -39,8 +40,8 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
 def as_at_a_terminal() -> None:
     """preexec_fn for a command a test sends SIGINT (a Ctrl-C): its SIGINT at the default, as a terminal's command
     has it. A shell's background job (`make test &`, some CI runners) starts pytest with SIGINT ignored, and a
-    child inherits that: the command ran on to its end and the test measured the ignore, not the command."""
-    import signal
+    child inherits that: the command ran on to its end and the test measured the ignore, not the command.
+    (signal is imported with the module: the forked child, of a process that may run threads, imports nothing.)"""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
