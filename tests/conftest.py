@@ -352,6 +352,16 @@ def _torch_threads_kept():
                     "the modules after it", pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def torch_threads_put_back():
+    """For a module whose tests give a backend or an embedder `threads` (torch.set_num_threads: the process's
+    count): the count it found put back after its last test, failed or not, as _torch_threads_kept asks."""
+    import torch
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_env(tmp_path_factory):
     """The environment of the whole session, module- and session-scoped fixtures included (a store filled, a
