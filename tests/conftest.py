@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,14 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
     cmd = [sys.executable, "-c", f"{pre}\nfrom ranker.cli import main; main()"] if pre else RANKER
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=e, cwd=cwd,
                           timeout=timeout)
+
+
+def as_at_a_terminal() -> None:
+    """preexec_fn for a command a test sends SIGINT (a Ctrl-C): its SIGINT at the default, as a terminal's command
+    has it. A shell's background job (`make test &`, some CI runners) starts pytest with SIGINT ignored, and a
+    child inherits that: the command ran on to its end and the test measured the ignore, not the command.
+    (signal is imported with the module: the forked child, of a process that may run threads, imports nothing.)"""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def open_files(path) -> list[str]:
@@ -341,6 +350,16 @@ def _torch_threads_kept():
         sys.modules["torch"].set_num_threads(want)
         pytest.fail(f"the module left torch's thread count at {after} (torch.set_num_threads), was {want}, for "
                     "the modules after it", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def torch_threads_put_back():
+    """For a module whose tests give a backend or an embedder `threads` (torch.set_num_threads: the process's
+    count): the count it found put back after its last test, failed or not, as _torch_threads_kept asks."""
+    import torch
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,23 +16,15 @@ from ranker.records import Paper
 from ranker.scoring import ScoreOptions, score_papers
 from ranker.store import Store
 
-pytestmark = pytest.mark.slow
+# threads=1 (the module's backends) is torch's thread count for the whole process: put back after the module,
+# else every in-process torch run of the suite after it (MiniLM embedding the backfills' and prefilter's papers)
+# ran on one core where it had two
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_threads_put_back")]
 
 
 def papers(n: int) -> list[Paper]:
     with open(DAYS / "2025-05-15" / "listing.jsonl", encoding="utf-8") as f:
         return [Paper.from_dict(json.loads(line)) for line, _ in zip(f, range(n))]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _torch_threads_put_back():
-    """threads=1 (the module's backends) is torch's thread count for the whole process: put back after the module,
-    else every in-process torch run of the suite after it (MiniLM embedding the backfills' and prefilter's
-    papers) ran on one core where it had two, until a later test happened to set another count."""
-    import torch
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

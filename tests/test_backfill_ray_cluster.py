@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, MODELS, REPO, backfill_settings, backfill_table, make_snapshot, ranker
+from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, make_snapshot, ranker
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -125,6 +125,22 @@ def cluster():
         yield c
     finally:
         c.stop()
+
+
+def test_auto_where_no_cluster_runs_is_one_line_before_the_embedder_loads(tmp_path):
+    """--address auto on a machine where no cluster runs (no `ray start`, no RAY_ADDRESS): its one line came
+    after the driver had loaded the embedder for the prompt's queries (seconds), though a host:port where nothing
+    listens was said before it. (Before the module's cluster starts: auto would join any Ray of this machine.)"""
+    if subprocess.run(["pgrep", "-x", "gcs_server"], capture_output=True).returncode == 0:
+        pytest.skip("a Ray instance runs on this machine: auto would join it")
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    start = time.monotonic()
+    r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+               "--engine", "ray", "--address", "auto", env={"RAY_ADDRESS": ""}, timeout=60,
+               pre="import sys; sys.modules['sentence_transformers'] = None")
+    assert r.returncode == 1 and time.monotonic() - start < 30, r.stderr[-2000:]
+    assert r.stderr.startswith("error: --address: no Ray cluster"), r.stderr
+    assert " at auto" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_a_backfill_joins_a_two_node_cluster_writes_what_the_local_engine_writes_and_leaves_it_running(
@@ -234,7 +250,8 @@ def test_every_embedder_fits_on_one_node_of_the_cluster():
 def _start_backfill(args: list, env: dict) -> subprocess.Popen:
     env = {k: v for k, v in {**os.environ, **env}.items() if k != "RANKER_DEBUG"}
     return subprocess.Popen([sys.executable, "-m", "ranker", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                            preexec_fn=as_at_a_terminal)      # it is sent a Ctrl-C
 
 
 @contextlib.contextmanager

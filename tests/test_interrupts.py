@@ -19,7 +19,7 @@ from ranker.settings import resolve
 from ranker.sources import read_papers
 from ranker.store import Store
 
-from conftest import DAYS, RANKER, ranker, store_vectors, without_loading
+from conftest import DAYS, RANKER, as_at_a_terminal, ranker, store_vectors, without_loading
 from fixture_server import silent_server, silent_server_asked
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
@@ -57,15 +57,9 @@ def query(db, sql):
         c.close()
 
 
-def _as_at_a_terminal() -> None:
-    # A user's Ctrl-C reaches a ranker whose SIGINT is at its default; a shell's background job (how a CI
-    # runner or `make test &` may start pytest) would pass on "ignore SIGINT" and the test would measure that.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start(*args, **extra) -> subprocess.Popen:
     return subprocess.Popen([*RANKER, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(**extra), preexec_fn=_as_at_a_terminal)
+                            text=True, env=env(**extra), preexec_fn=as_at_a_terminal)
 
 
 def signal_when(p: subprocess.Popen, ready, sig=signal.SIGINT, timeout=120) -> float:

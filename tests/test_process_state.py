@@ -113,6 +113,59 @@ def test_a_module_that_leaves_torchs_thread_count_changed_errors_and_the_next_st
     assert now == was + 1, said
 
 
+TORCH_COMES_IN = {
+    "test_0_plain.py": '''
+def test_0_never_imports_torch():
+    pass
+''',
+    "test_a_threads.py": '''
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def more_threads():
+    import torch                # torch first comes in with the module (as the transformers tests' backend did)
+    torch.set_num_threads(torch.get_num_threads() + 1)
+
+
+def test_a_starts_without_torch():
+    assert "torch" not in sys.modules          # the check after test_0's module imported nothing
+
+
+def test_a_scores_with_its_threads(more_threads):
+    pass
+''',
+    "test_b_after.py": '''
+import subprocess
+import sys
+
+
+def test_b_starts_with_a_fresh_process_s_count():
+    import torch
+    fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert torch.get_num_threads() == int(fresh)
+'''}
+
+
+def test_a_module_that_brings_torch_in_and_leaves_its_count_changed_errors_and_the_check_imports_no_torch(
+        tmp_path):
+    """Where torch came in during the module, the count it must leave is a fresh process's (asked of one): that
+    branch of the check, which the transformers tests' module takes in the suite, errors too; and a module that
+    never imported torch is checked without importing it (a minimal environment has none)."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("needs torch (the cpu extra)")
+    r = run_with_the_state_check(tmp_path, "", TORCH_COMES_IN)
+    out = r.stdout
+    assert r.returncode == 1 and "4 passed, 1 error" in out, out
+    assert "ERROR at teardown of test_a_scores_with_its_threads" in out, out
+    (said,) = [x for x in out.splitlines() if x.startswith("the module left")]
+    now, was = map(int, re.findall(r"\d+", said))
+    assert now == was + 1, said
+
+
 CTRL_C = '''
 import threading, time
 

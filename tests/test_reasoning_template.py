@@ -43,15 +43,13 @@ def thinking_model(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_transformers_scores_with_thinking_off(thinking_model, tmp_path):
+def test_transformers_scores_with_thinking_off(thinking_model, tmp_path, torch_threads_put_back):
     from ranker.backends.transformers_backend import TransformersBackend
     from ranker.settings import resolve
     from ranker.steps import score_day
     from ranker.store import Store
 
-    import torch
-    threads = torch.get_num_threads()
-    be = TransformersBackend(str(thinking_model), threads=2)      # (torch's, for the process: put back below)
+    be = TransformersBackend(str(thinking_model), threads=2)    # (torch's, for the process: put back after it)
     msgs = [{"role": "system", "content": "judge"}, {"role": "user", "content": "paper"}]
     assert be.prompt_text(msgs).endswith(OPEN)                                  # the template thinks by default
     assert be.prompt_text(msgs, {"enable_thinking": False}).endswith(CLOSED)
@@ -64,7 +62,6 @@ def test_transformers_scores_with_thinking_off(thinking_model, tmp_path):
     with Store(s.db_path) as store:
         run = score_day(list(read_papers(LISTING))[:2], s, store=store, backend=be)
     be.close()
-    torch.set_num_threads(threads)
     assert rendered and all(r.endswith(CLOSED) for r in rendered)             # every request: thinking off
     assert run.scored == 2 and not run.failures                                # and the JSON came out whole
     assert all(len(sc.comment) <= 80 for sc in run.scores.values())

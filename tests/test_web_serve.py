@@ -22,7 +22,7 @@ from ranker.prefilter.history import load_day
 from ranker.records import Score
 from ranker.store import Store
 
-from conftest import DAYS, RANKER
+from conftest import DAYS, RANKER, as_at_a_terminal
 from webstore import DAY, HOSTILE_ID, HOSTILE_TITLE, OTHER_DAY, fill_store
 from webtools import browser_or_skip, needs_browser, read_only_copy, start_server, watched_page
 
@@ -1439,7 +1439,7 @@ def test_ctrl_c_stops_serve_with_a_line_that_fits_a_server(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RANKER_DEBUG"}      # as a user runs it
     proc = subprocess.Popen([*RANKER, "serve", "--port", "0", "--db", str(db)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
+                            preexec_fn=as_at_a_terminal)
     try:
         first = proc.stdout.readline()
         url = re.search(r"serving (http://\S+?)/?;", first).group(1)

@@ -308,6 +308,10 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
         try:
             from ray._private.services import canonicalize_bootstrap_address
             hostport = canonicalize_bootstrap_address(address)
+        except ConnectionError as e:
+            # `auto` where RAY_ADDRESS is not set and no cluster runs on this machine: ray.init says the same,
+            # but only after the driver's own work (the embedder it loads for the prompt's queries)
+            return f"no Ray cluster at {address}: {one_line(e)}"
         except Exception:             # ray.init names a bad address in its own words
             return None
         if not hostport or "://" in hostport:     # `auto` that RAY_ADDRESS makes a Ray Client address
