@@ -105,11 +105,13 @@ ASKED_READ_ONLY = "as asked"       # Store.read_only of a store opened read_only
 # between them: a writer in another process (a daily run started by cron while the pages are searched, a
 # thumb clicked on them) gets it there, where one transaction over 200,000 papers held it for 14-20 s. A chunk
 # holds the lock about half a second (abstracts of arXiv's length; a second at most: scripts/bench_word_index.py
-# measures both); a waiting writer tries
-# again at least every 100 ms (SQLite's busy handler), so a pause of half that lets it in within a chunk or two,
-# for a tenth more time the build takes.
+# measures both). A waiting writer tries again every 100 ms once it has waited a while (SQLite's busy handler), so
+# the pause between two transactions is longer than that: one of its tries always falls in it, and it gets in
+# within one chunk (with 0.05 s it got in only when a try happened to fall in the pause: behind 0.5 s holds, a
+# writer on a loaded machine waited up to 1.6 s, measured). The same pause follows each commit of a long fetch
+# (Store.adding_papers).
 FTS_BUILD_CHUNK = 5000
-FTS_BUILD_PAUSE = 0.05              # seconds
+FTS_BUILD_PAUSE = 0.12              # seconds
 _FTS_BUILDING = "papers_fts_building"
 _FTS_COLUMNS = "fts5(id, title, abstract, tokenize='unicode61 remove_diacritics 2')"
 # It holds a paper's title and abstract folded by sources.normalize.unaccented, as author pins fold names (Ł as L,

@@ -38,7 +38,7 @@ class IngestResult:
         return day_span(self.days) or "an unknown day"
 
 
-HOLD = 0.5          # seconds a fetch holds the database's write lock at most before it commits what it stored
+HOLD = 1.0          # seconds a fetch holds the database's write lock at most before it commits what it stored
 
 
 def ingest(papers: Iterable[Paper], out: str | os.PathLike | None, store=None,
