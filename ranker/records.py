@@ -21,6 +21,8 @@ def announce_spelling(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return re.sub(r"[\s_-]+", "-", value.strip().lower()) or None
+
+
 # A pick: RELEVANCE and NOVELTY at or above these (the seed's cut-offs): the digest's defaults, compare's, and
 # what the history reader counts as GPT's picks.
 MIN_RELEVANCE = 8
