@@ -103,14 +103,19 @@ def test_a_module_that_leaves_torchs_thread_count_changed_errors_and_the_next_st
     if importlib.util.find_spec("torch") is None:     # (not imported here: this process's count stays its own)
         pytest.skip("needs torch (the cpu extra)")
     r = run_with_the_state_check(tmp_path, "", TORCH_THREADS)
-    out = r.stdout
-    assert r.returncode == 1 and "2 passed, 1 error" in out, out
-    assert "ERROR at teardown of test_a_scores_with_its_threads" in out, out
-    (said,) = [x for x in out.splitlines() if x.startswith("the module left")]
+    assert r.returncode == 1 and "2 passed, 1 error" in r.stdout, r.stdout
+    said = _left_one_thread_more(r.stdout)
     assert re.fullmatch(r"the module left torch's thread count at (\d+) \(torch.set_num_threads\), was (\d+), for "
                         r"the modules after it", said), said
+
+
+def _left_one_thread_more(out: str) -> str:
+    """The check's line in a run's output: the module's last test errors, saying the count its fixture raised by one."""
+    assert "ERROR at teardown of test_a_scores_with_its_threads" in out, out
+    (said,) = [x for x in out.splitlines() if x.startswith("the module left")]
     now, was = map(int, re.findall(r"\d+", said))
     assert now == was + 1, said
+    return said
 
 
 TORCH_COMES_IN = {
@@ -158,12 +163,8 @@ def test_a_module_that_brings_torch_in_and_leaves_its_count_changed_errors_and_t
     if importlib.util.find_spec("torch") is None:
         pytest.skip("needs torch (the cpu extra)")
     r = run_with_the_state_check(tmp_path, "", TORCH_COMES_IN)
-    out = r.stdout
-    assert r.returncode == 1 and "4 passed, 1 error" in out, out
-    assert "ERROR at teardown of test_a_scores_with_its_threads" in out, out
-    (said,) = [x for x in out.splitlines() if x.startswith("the module left")]
-    now, was = map(int, re.findall(r"\d+", said))
-    assert now == was + 1, said
+    assert r.returncode == 1 and "4 passed, 1 error" in r.stdout, r.stdout
+    _left_one_thread_more(r.stdout)
 
 
 CTRL_C = '''
