@@ -176,6 +176,15 @@ def test_paper_view_similar_papers_from_the_index_when_there_is_one(tmp_path):
         html = render("paper.html", urls=ServeUrls(), page=views.paper_page(s, "2505.00000"))
         assert "Similar papers" not in html
         assert views.paper_page(s, "nope") is None
+        # an embedder preset not prepared: the page says why it has no similar papers, and the command that
+        # prepares it, as the CLI's error line does
+        from ranker.errors import ModelError
+
+        def unprepared(store, pid, k):
+            raise ModelError("model preset 'minilm' is not prepared", prepare=("minilm", None))
+        page = views.paper_page(s, "2505.00000", similar=unprepared)
+        assert page.similar == [] and page.similar_note == (
+            "model preset 'minilm' is not prepared; run: ranker models prepare minilm")
 
         # with vectors stored, the real corpus index (ranker.index) answers: built beside the database
         import numpy as np
