@@ -84,7 +84,7 @@ def days_dir() -> Path:
 def tokenizer_folder() -> tuple[str | None, str]:
     """(the prepared Qwen2.5 folder whose tokenizer counts the tokens, or None; why not). Looked up before the
     phases run: a machine without the preset measured every phase and then ended in a traceback."""
-    from ranker.cli.common import prepare_advice
+    from ranker.advice import prepare_advice
     from ranker.errors import RankerError
     from ranker.models import resolve
     from ranker.settings import resolve as resolve_settings

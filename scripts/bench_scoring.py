@@ -459,7 +459,7 @@ def main() -> int:
             ap.error("the llama.cpp engines need llama-cpp-python: pip install 'ranker[llamacpp]' "
                      "(or leave them out of --engines)")
         from ranker import models
-        from ranker.cli.common import prepare_advice
+        from ranker.advice import prepare_advice
         from ranker.errors import RankerError
         for e in [e for e in engines if e.startswith("llamacpp")]:
             try:

@@ -28,7 +28,7 @@ def check_llm(ap, backend: str, model: str) -> None:
     a preset not prepared, a missing folder end the script (argparse's exit 2) in one line naming the flag at
     fault (an unknown backend was said as --model's, under the config key scoring.backend)."""
     from ranker.backends import backend_class
-    from ranker.cli.common import prepare_advice
+    from ranker.advice import prepare_advice
     from ranker.errors import RankerError
     flags = {"scoring.backend": "--backend", "scoring.model": "--model"}
     try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
+from ..advice import prepare_advice
 from ..io import LOADING
 from .term import TERM, command_name
 
@@ -521,17 +522,6 @@ def error_line(e: "RankerError") -> str:
         e = copy.copy(e)
         e.where = as_given(e.where)
     return e.render(name_key, name_mention) + prepare_advice(e)
-
-
-def prepare_advice(e: BaseException) -> str:
-    """The command that prepares the preset a ModelError found unprepared ("; run: ranker models prepare NAME
-    [--gguf f32]"), worded here at the edge (the library names no command); "" for any other error. The
-    scripts under scripts/ add it to the errors they print too."""
-    what = getattr(e, "prepare", None)
-    if not what:
-        return ""
-    name, quant = what
-    return f"; run: ranker models prepare {name}" + (f" --gguf {quant}" if quant else "")
 
 
 # --------------------------------------------------------------------------- errors in the user's words

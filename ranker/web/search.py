@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..advice import prepare_advice
 from ..errors import RankerError
 from ..io import arxiv_id
 
@@ -146,14 +147,9 @@ class Neighbours(list):
 
 
 def said_with_advice(e: BaseException) -> str:
-    """An error as a page shows it, with the command that prepares the preset a ModelError found unprepared: the
-    pages are an edge, as the CLI is (which words the same advice in cli.common.prepare_advice); the library
-    below them names no command."""
-    what = getattr(e, "prepare", None)
-    if not what:
-        return str(e)
-    name, quant = what
-    return f"{e}; run: ranker models prepare {name}" + (f" --gguf {quant}" if quant else "")
+    """An error as a page shows it, with the command that prepares the preset a ModelError found unprepared (the
+    pages are an edge, as the CLI is: ranker.advice words it for both)."""
+    return str(e) + prepare_advice(e)
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
