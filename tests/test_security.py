@@ -36,6 +36,21 @@ def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_ow
     assert stat.S_IMODE(os.stat(log).st_mode) & 0o077 == 0, oct(os.stat(log).st_mode)
 
 
+def test_the_traceback_of_ranker_debug_is_redacted_as_the_error_line_is(tmp_path):
+    """With RANKER_DEBUG=1 a failure shows its traceback: Python printed it as it was, and an exception's text
+    carrying a URL's password (or a key in its query) reached the terminal whole, where the one line without
+    RANKER_DEBUG said [redacted]."""
+    from conftest import ranker
+    from fixture_server import FixtureServer
+    with FixtureServer() as srv:                          # every path: 404, refused at once (no retries)
+        url = srv.url("/none.xml?key=k3y-4242").replace("://", "://lab:hunter2-pass@")
+        r = ranker("fetch", "--from", url, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
+                   env={"RANKER_HOME": tmp_path / "home", "RANKER_DEBUG": "1"})
+    assert r.returncode == 1 and "Traceback (most recent call last)" in r.stderr, r.stderr
+    assert "FetchError: http://lab:[redacted]@127.0.0.1:" in r.stderr and "?key=[redacted]" in r.stderr, r.stderr
+    assert "hunter2" not in r.stderr + r.stdout and "k3y-4242" not in r.stderr + r.stdout, r.stderr
+
+
 def _answer(host: str, port: int, head: bytes, body_parts: list[bytes]) -> bytes:
     """What the server says to a request sent as `head`, then `body_parts` (never the end of the body): the first
     bytes of its answer, or b"" when it says nothing within 10 s (it waits for the rest)."""

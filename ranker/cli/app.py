@@ -111,6 +111,21 @@ def _fail(line: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def _redacted_traceback(kind, value, tb) -> None:
+    """sys.excepthook of the command: the traceback RANKER_DEBUG shows (or one of a failure in the handlers
+    themselves), redacted as its one line would have been (ranker.io.redact). Python's own printed it whole: a
+    URL's password or an API key in an exception's text reached the terminal and whatever recorded it."""
+    import traceback
+
+    from ..io import redact
+    text = redact("".join(traceback.format_exception(kind, value, tb)))
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _interrupted(e: KeyboardInterrupt | None) -> None:
     """Ctrl-C: one line (the step and what is kept), status 130. After a SIGTERM, the same line, and the process
     then ends by that signal, as it did before it had a handler."""
@@ -356,6 +371,9 @@ def main() -> None:
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:
         TERM.restore()
+        # what leaves main() unhandled (RANKER_DEBUG's re-raise) is printed by this hook; set here, after the
+        # app ran, since typer sets its own (Python's, unredacted) on every call of the app
+        sys.excepthook = _redacted_traceback
     if status == 130:                        # typer's answer to a Ctrl-C outside any command (while parsing)
         _interrupted(None)
     if isinstance(status, int) and status:   # typer returns the status of an Exit instead of exiting
