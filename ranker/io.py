@@ -718,16 +718,17 @@ def lock_waiting(fd: int, waiting: Callable[[], None], *, shared: bool = False, 
             raise
 
 
-def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | Iterable[bytes]) -> int:
-    """Write text, bytes or an iterable of text or byte chunks (lines) to `path` through atomic_file.
-    An iterable is consumed as it is written, so it may be a generator of any size. Returns the chunks
-    written (1 for a str or bytes)."""
+def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | Iterable[bytes], *,
+                 tidy: bool = False) -> int:
+    """Write text, bytes or an iterable of text or byte chunks (lines) to `path` through atomic_file (`tidy`:
+    removing first the temporary files of `path` that killed writers left). An iterable is consumed as it is
+    written, so it may be a generator of any size. Returns the chunks written (1 for a str or bytes)."""
     if isinstance(data, (str, bytes, bytearray)):
-        with atomic_file(path, "w" if isinstance(data, str) else "wb") as f:
+        with atomic_file(path, "w" if isinstance(data, str) else "wb", tidy=tidy) as f:
             f.write(data)
         return 1
     n = 0
-    with atomic_file(path, "wb") as f:
+    with atomic_file(path, "wb", tidy=tidy) as f:
         for chunk in data:
             f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
             n += 1

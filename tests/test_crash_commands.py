@@ -182,6 +182,29 @@ def test_calibrate_killed_anywhere_leaves_the_old_file_or_the_new(template, tmp_
     assert fit(tmp_path / "home" / "cal.json") == fit(ref / "cal.json")
 
 
+@pytest.mark.parametrize("command", ["score", "prefilter"])
+def test_an_out_file_killed_before_its_rename_leaves_no_temporary_file_past_the_next_command(template, tmp_path,
+                                                                                             command):
+    """`ranker score --out` / `ranker prefilter --out` killed (kill -9, the OOM killer) with the file written but
+    not yet named: the whole temporary `.NAME.XXXXXXXX.tmp` beside it stayed there forever, a rerun writing a
+    new one of its own (a day's scores, a snapshot's ranking: megabytes each time). The next command writing
+    that --out removes it, as fetch's --out does."""
+    args = [command, "--papers", OTHER, "--out", template / "o.jsonl", *(FAKE if command == "score" else ())]
+    ref = crashkit.fresh_copy(template, tmp_path / "reference")
+    p, points = crashkit.trace([str(a).replace(str(template), str(ref)) for a in args], _env(ref),
+                               tmp_path / "t.txt")
+    assert p.returncode == 0, p.stderr
+    home = crashkit.fresh_copy(template, tmp_path / "home")
+    mine = [str(a).replace(str(template), str(home)) for a in args]
+    (n,) = crashkit.pick(points, "rename .o.jsonl.*.tmp -> o.jsonl")
+    crashkit.kill_at(mine, _env(home), n)
+    (left,) = home.glob(".o.jsonl.*.tmp")
+    assert left.read_bytes() == (ref / "o.jsonl").read_bytes()       # the whole file, not yet named
+    _ok(home, *mine)
+    assert not list(home.glob(".o.jsonl.*.tmp"))
+    assert (home / "o.jsonl").read_bytes() == (ref / "o.jsonl").read_bytes()
+
+
 _LINK = re.compile(rb'href="([^"#?:]+\.html)"')
 
 

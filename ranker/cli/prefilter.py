@@ -58,7 +58,7 @@ def prefilter(papers: PapersOpt,
     warn_read(report)
     if not rows:
         if str(out) != "-":
-            atomic_write(out_path(out), [])
+            atomic_write(out_path(out), [], tidy=True)
         nothing_to_do(f"no papers in {as_given(str(papers))}"
                       + (f" (wrote an empty {as_given(str(out))})" if str(out) != "-" else ""))
         return
@@ -69,7 +69,7 @@ def prefilter(papers: PapersOpt,
             TERM.out.writelines(ranked_lines(result.ranked))
             TERM.out.flush()
     else:
-        atomic_write(out_path(out), ranked_lines(result.ranked))
+        atomic_write(out_path(out), ranked_lines(result.ranked), tidy=True)
     info(result.summary() + f" -> {as_given(str(out))}")
 
 

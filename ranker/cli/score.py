@@ -52,7 +52,7 @@ def score(papers: PapersOpt,
         rows = list(read_papers(papers, report=report))
     warn_read(report)
     if not rows:
-        atomic_write(out_path(out), [])
+        atomic_write(out_path(out), [], tidy=True)
         nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {as_given(str(papers))} "
                       f"(wrote an empty {as_given(str(out))})")
         return
@@ -66,7 +66,7 @@ def score(papers: PapersOpt,
         # redraws and its last frame left among them
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows),
                     reused=lambda: run.reused):
-            atomic_write(out_path(out), run.lines())
+            atomic_write(out_path(out), run.lines(), tidy=True)
     info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {as_given(str(out))} ({run.reused} reused from the store, "
          f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
          f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
