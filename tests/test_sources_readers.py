@@ -147,6 +147,34 @@ def test_an_announce_type_in_another_spelling_is_read_not_skipped(tmp_path):
     assert [p.announce_type for p in read_papers(f)] == ["new", "replace-cross", "cross"]
 
 
+def test_a_jsonl_row_of_an_announce_type_ranker_does_not_know_is_skipped_and_counted_as_the_feeds_is(tmp_path):
+    """The feed's item of a type arXiv may add later ("errata") is skipped and counted; the same type in a JSONL
+    row was read as no type: the row's per-category key's type taken ("cs.LG": "cross"), or else "new", and the
+    paper entered the day unasked. Now skipped, counted, said once with the first place (file:line)."""
+    from conftest import ranker
+    rows = listing_rows(n=4)
+    for r in rows:
+        for k in [k for k in r if "." in k]:
+            r[k] = None
+    rows[0]["announce_type"] = "new"
+    rows[1]["announce_type"], rows[1]["cs.LG"] = "errata", "cross"
+    rows[2]["announce_type"] = "Withdrawn"
+    rows[3]["announce_type"] = None                       # none given: new, as before
+    f = tmp_path / "saved.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ReadReport()
+    got = [(p.id, p.announce_type) for p in read_papers(f, report=report)]
+    assert got == [(rows[0]["id"], "new"), (rows[3]["id"], None)], got
+    assert report.unknown_type == 2 and report.first_where("unknown_type") == f"{f}:2"
+    r = ranker("fetch", "--from", f, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
+               env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0, r.stderr
+    said = [x for x in r.stderr.splitlines() if "announce type ranker does not know" in x]
+    assert len(said) == 1 and "2 records" in said[0] and "saved.jsonl:2" in said[0], r.stderr
+    assert [json.loads(x)["id"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == [
+        rows[0]["id"], rows[3]["id"]]
+
+
 def test_an_rss_item_without_its_announce_type_element_takes_the_description_s():
     """An item whose feed has no <arxiv:announce_type> (a feed saved by another tool, an older layout) says its type
     in the description ("Announce Type: cross"): a cross-list read as a paper of no type."""

@@ -50,9 +50,13 @@ def rest_of_line(f) -> int:
 
 
 def _announce(d: dict) -> str | None:
-    at = announce_spelling(d.get("announce_type"))        # "New", "replace_cross" as "new", "replace-cross"
-    if at in ANNOUNCE_TYPES:
-        return at
+    """The row's announce type: its `announce_type` as given, for make_paper to judge (a type ranker does not
+    know is skipped, counted, as the feed's is: it was read as not given, the row's per-category keys' type
+    taken, or else "new", and the paper entered the day's digest unasked); else the strongest of its
+    per-category keys ("cs.LG": "new"); else None."""
+    given = d.get("announce_type")
+    if announce_spelling(given) is not None:              # "New", "replace_cross" as "new", "replace-cross"
+        return given
     found = None
     for k, v in d.items():
         if "." in k and announce_spelling(v) in ANNOUNCE_TYPES:   # "cs.LG": "new"
