@@ -235,6 +235,8 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, form, sa
     assert r.stderr.startswith(f"error: --address: {says.format(port=port)}"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "is not a port number" in says or ": Connection refused" in r.stderr, r.stderr
+    # refused before anything is recorded: the folder's manifest had a failed run and the settings it pinned
+    assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
 
 
 def test_every_embedder_fits_on_one_node_of_the_cluster():

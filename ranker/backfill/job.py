@@ -164,6 +164,12 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
     cats = None if spec.all_categories else list(settings.fetch.categories)
     ann = parse_list(spec.announce, key="announce", allowed=ANNOUNCE_TYPES) if spec.announce else None
     eng = _engine(engine, address, ray_options, progress, settings.debug)
+    check = getattr(eng, "check_address", None)
+    if check is not None:
+        # a cluster's address where nothing answers: said before any work (the embedder it loads for the
+        # prompt's queries) and before the manifest records anything (it was a failed run in the folder's
+        # manifest, and the settings it pinned there)
+        check()
     want = settings.prefilter
     prompts = load_prompts(settings.scoring.prompts)
     source = SourcePlan.of(spec.source)
@@ -289,9 +295,6 @@ def _rank_source(job: Job, eng, m: dict, embedder, store) -> dict:
     job.filters = Filters(**{**job.filters.__dict__, "skip_pairs": state.pairs})
     if spec.embed:
         from .stages import PrefilterPlan
-        check = getattr(eng, "check_address", None)       # a cluster's address: said before the embedder loads
-        if check is not None:
-            check()
         job.plan = PrefilterPlan.build(job.prompts, embedder, keep=None if want.top else want.keep, top=want.top,
                                        min_keep=want.min_keep, recall=want.recall, calibration=job.calibration,
                                        store=store, rules=job.rules)
