@@ -15,6 +15,7 @@ there are MIN_LABELS_EACH of each kind.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Sequence
@@ -35,6 +36,9 @@ LABEL_WEIGHT = 3.0
 MIN_LABELS_EACH = 10
 _WORDS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "1": 1, "0": 0, "undo": 0}
 _SAID = {1: "thumbs up", -1: "thumbs down", 0: "taken back"}
+# How far past this machine's clock a label's time may be: another machine's clock running ahead, a local time
+# written as UTC (up to 14 hours). A later one would win every merge with any verdict given before it.
+CLOCK_SKEW = 24 * 3600
 
 
 # --------------------------------------------------------------------------- files
@@ -43,6 +47,17 @@ def _iso(t: float) -> str:
 
 
 def _time(raw, where: str) -> float:
+    """A label's time (seconds since 1970) from an ISO 8601 time or seconds; an InputError naming `where` for one
+    that is none, or that is more than CLOCK_SKEW past this machine's clock."""
+    at = _given_time(raw, where)
+    now = time.time()
+    if at > now + CLOCK_SKEW:
+        raise InputError(f"'time' {_iso(at)} is later than this machine's clock ({_iso(now)}) by more than a day: "
+                         "a label given in the future would win over every verdict given before it", where=where)
+    return at
+
+
+def _given_time(raw, where: str) -> float:
     if isinstance(raw, bool):
         raise InputError("'time' must be an ISO 8601 time or seconds since 1970", where=where)
     if isinstance(raw, (int, float)):

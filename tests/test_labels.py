@@ -106,6 +106,31 @@ def test_a_bad_row_names_file_and_line_and_stores_nothing(tmp_path, line, messag
         assert s.get_labels() == {}
 
 
+def test_a_label_given_in_the_future_is_refused_naming_its_line_and_one_a_clock_ahead_is_not(tmp_path):
+    """A label of time 2999-01-01 (a mistyped year, a machine whose clock ran decades ahead) was imported and
+    then won every merge: a thumb given on any machine since, imported, lost to it, and each export carried it
+    on. A time more than a day past this machine's clock is a bad line (one line naming file:line, exit 1,
+    nothing stored); one an hour ahead (another machine's clock, a local time written as UTC) is read."""
+    import time
+    from datetime import datetime, timezone
+    db = tmp_path / "r.sqlite3"
+    Store(db).close()
+    soon = datetime.fromtimestamp(time.time() + 3600, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for future in ('"2999-01-01T00:00:00Z"', str(int(time.time()) + 2 * 86400)):
+        f = tmp_path / "labels.jsonl"
+        f.write_text(f'{{"id": "2505.00001", "label": 1, "time": "{soon}"}}\n'
+                     f'{{"id": "2505.00002", "label": -1, "time": {future}}}\n')
+        r = ranker("labels", "import", f, "--db", db)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1, r.stderr
+        assert lines[0].startswith(f"error: {f}:2: 'time' ") and "later than this machine's clock" in lines[0], r.stderr
+        with Store(db) as s:
+            assert s.get_labels() == {}
+    f.write_text(f'{{"id": "2505.00001", "label": 1, "time": "{soon}"}}\n')
+    r = ranker("labels", "import", f, "--db", db)
+    assert r.returncode == 0 and "1 added" in r.stderr, r.stderr
+
+
 def test_the_same_verdict_twice_or_two_at_different_times_are_no_conflict(tmp_path):
     """Two exports joined into one file repeat their common labels; a paper's later verdict wins whatever the
     order of the lines."""
