@@ -51,6 +51,65 @@ def test_the_traceback_of_ranker_debug_is_redacted_as_the_error_line_is(tmp_path
     assert "hunter2" not in r.stderr + r.stdout and "k3y-4242" not in r.stderr + r.stdout, r.stderr
 
 
+def test_under_verbose_the_libraries_lines_on_the_terminal_are_the_logs_redacted(tmp_path):
+    """`-v` shows on the terminal what the log file would hold: its lines went there through Python's last-resort
+    printer instead, whole (and, below WARNING, not at all: httpx's request lines, which the log holds, were
+    missing). Now the log's own handler, redacted, writes them to the terminal."""
+    from conftest import DAYS, ranker
+    from test_backends_openai_errors import Server
+    row = json.loads((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
+    row["abstract"] += " MODE=ok"
+    papers = tmp_path / "p.jsonl"
+    papers.write_text(json.dumps(row) + "\n")
+    server = Server()
+    try:
+        url = server.url.replace("://", "://lab:hunter2-pass@")
+        r = ranker("-v", "score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
+                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"})
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert "HTTP Request: POST http://lab:[redacted]@127.0.0.1:" in r.stderr, r.stderr
+    assert "hunter2" not in r.stderr + r.stdout, r.stderr
+    assert not (tmp_path / "home" / "logs").exists() or not list((tmp_path / "home" / "logs").iterdir())
+
+
+# run before the CLI: `labels import` runs a thread that fails with a password and a key in its exception's text
+_FAILING_THREAD = """
+import threading
+import ranker.labels as labels
+_import = labels.import_labels
+def _fails():
+    raise RuntimeError("no answer at http://lab:hunter2-pass@127.0.0.1:9/v1?key=k3y-4242")
+def import_labels(*a, **k):
+    t = threading.Thread(target=_fails, name="fetcher")
+    t.start()
+    t.join()
+    return _import(*a, **k)
+labels.import_labels = import_labels
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_threads_uncaught_exception_is_redacted_in_the_log_and_on_the_terminal(tmp_path, verbose):
+    """A thread's uncaught exception is printed by threading.excepthook to descriptor 2: the log file, or under -v
+    the terminal. Python's hook wrote the exception's text whole, a URL's password and a query's key in it."""
+    from conftest import ranker
+
+    from ranker.store import Store
+    Store(tmp_path / "db.sqlite3").close()
+    f = tmp_path / "labels.jsonl"
+    f.write_text('{"id": "2505.00001", "label": 1, "time": "2025-05-15T09:12:03Z"}\n')
+    home = tmp_path / "home"
+    r = ranker("labels", "import", f, "--db", tmp_path / "db.sqlite3", *(["-v"] if verbose else []),
+               env={"RANKER_HOME": home}, pre=_FAILING_THREAD)
+    assert r.returncode == 0 and "1 added" in r.stderr, r.stderr
+    said = r.stderr if verbose else "".join(p.read_text() for p in (home / "logs").iterdir())
+    assert "Exception in thread fetcher:\nTraceback (most recent call last):" in said, said
+    assert "RuntimeError: no answer at http://lab:[redacted]@127.0.0.1:9/v1?key=[redacted]" in said, said
+    assert "hunter2" not in said + r.stderr and "k3y-4242" not in said + r.stderr, said
+
+
 def _answer(host: str, port: int, head: bytes, body_parts: list[bytes]) -> bytes:
     """What the server says to a request sent as `head`, then `body_parts` (never the end of the body): the first
     bytes of its answer, or b"" when it says nothing within 10 s (it waits for the rest)."""

@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import sys
+import threading
 
 import typer
 from typer.core import TyperGroup
@@ -14,7 +15,7 @@ from .. import __version__
 from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
                score, serve, similar, site)
 from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
-from .term import TERM
+from .term import TERM, thread_traceback, write_traceback
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
 
@@ -109,21 +110,6 @@ def _fail(line: str, code: int = 1) -> None:
     info(f"error: {redact(line)}{TERM.log_note()}")
     TERM.restore()
     sys.exit(code)
-
-
-def _redacted_traceback(kind, value, tb) -> None:
-    """sys.excepthook of the command: the traceback RANKER_DEBUG shows (or one of a failure in the handlers
-    themselves), redacted as its one line would have been (ranker.io.redact). Python's own printed it whole: a
-    URL's password or an API key in an exception's text reached the terminal and whatever recorded it."""
-    import traceback
-
-    from ..io import redact
-    text = redact("".join(traceback.format_exception(kind, value, tb)))
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _interrupted(e: KeyboardInterrupt | None) -> None:
@@ -320,6 +306,7 @@ def main() -> None:
     from ..io import given_descriptors, open_descriptors
     given_descriptors(open_descriptors())      # before anything is opened: /dev/fd/N is the caller's only for these
     _std_streams()
+    threading.excepthook = thread_traceback    # a thread's uncaught exception: redacted, as the log's lines are
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:               # not where the caller ignores it
@@ -371,9 +358,10 @@ def main() -> None:
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:
         TERM.restore()
-        # what leaves main() unhandled (RANKER_DEBUG's re-raise) is printed by this hook; set here, after the
-        # app ran, since typer sets its own (Python's, unredacted) on every call of the app
-        sys.excepthook = _redacted_traceback
+        # what leaves main() unhandled (RANKER_DEBUG's re-raise, or a failure in the handlers themselves) is
+        # printed redacted, as its one line would have been; set here, after the app ran, since typer sets its
+        # own (Python's, unredacted: a URL's password in an exception's text reached the terminal) on every call
+        sys.excepthook = write_traceback
     if status == 130:                        # typer's answer to a Ctrl-C outside any command (while parsing)
         _interrupted(None)
     if isinstance(status, int) and status:   # typer returns the status of an Exit instead of exiting

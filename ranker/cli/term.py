@@ -31,6 +31,38 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def redacting_handler() -> logging.Handler:
+    """The handler of Python's logging while a command runs, on descriptor 2 (the log file, or under -v the
+    terminal): each line, traceback included, redacted (_RedactingFormatter). The one place both get it: under
+    -v the libraries' lines went to the terminal through Python's last-resort printer, whole."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def write_traceback(kind, value, tb, head: str = "") -> None:
+    """Write an exception's traceback to stderr as Python would (after `head`), redacted as the log's lines are
+    (by the formatter of redacting_handler): for sys.excepthook and threading.excepthook, which printed it whole."""
+    import traceback
+    text = head + "".join(traceback.format_exception(kind, value, tb))
+    try:
+        sys.stderr.write(_RedactingFormatter().format(
+            logging.makeLogRecord({"msg": text.rstrip("\n")})) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def thread_traceback(args) -> None:
+    """threading.excepthook: a thread's uncaught exception, as Python's own hook says it, redacted
+    (write_traceback). Python's wrote an exception's text whole, a URL's password or a key in it included, to
+    descriptor 2: the log file, or under -v the terminal."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "unknown"
+    write_traceback(args.exc_type, args.exc_value, args.exc_traceback, head=f"Exception in thread {name}:\n")
+
+
 class Terminal:
     def __init__(self):
         self.verbose = False
@@ -97,16 +129,14 @@ class Terminal:
         os.close(fd)
         self._saved = saved
         self.log_path = path
-        if path is None:                # verbose: the libraries' logging as it was, on the terminal
-            return
-        self._handler = logging.StreamHandler(sys.stderr)       # fd 2: the log
-        self._handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler = redacting_handler()         # fd 2: the log, or (verbose) the terminal
         root = logging.getLogger()
         root.addHandler(self._handler)
         if root.level > logging.INFO or root.level == logging.NOTSET:
             root.setLevel(logging.INFO)
         logging.captureWarnings(True)
-        _prune(logs, KEEP_LOGS)
+        if path is not None:
+            _prune(logs, KEEP_LOGS)
 
     def log_note(self) -> str:
         """' (details in LOG)' when the log holds anything, for a failure's line; else ''."""
