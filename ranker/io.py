@@ -180,12 +180,18 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
             tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
-                break
             except FileExistsError:
                 continue
+            held = _held_while_written(fd)
+            if _names_this(tmp, fd):
+                break
+            # another command's tidy (remove_leftovers) took it for a killed writer's, unlocked between its
+            # creation and its lock: the rename at the end failed, the file's name gone; a new name
+            if held is not None:
+                os.close(held)
+            os.close(fd)
     except OSError as e:
         raise _cannot_write(given, e) from None
-    held = _held_while_written(fd)
     try:
         # the descriptor goes into the file object first: whatever fails after this closes it
         with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
@@ -224,11 +230,24 @@ def _held_while_written(fd: int) -> int | None:
     except (ImportError, OSError):
         return None
     try:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # a file just created, held: another command's tidy, which removes it for a killed writer's in a
+            # moment (atomic_file then takes a new name); it went unlocked, a live writer's file for every tidy
+            fcntl.flock(held, fcntl.LOCK_EX)
     except OSError:
         os.close(held)
         return None
     return held
+
+
+def _names_this(path: Path, fd: int) -> bool:
+    """`path` still names the file open as `fd` (no other process removed it, or put another in its place)."""
+    try:
+        return os.path.samestat(os.stat(path, follow_symlinks=False), os.fstat(fd))
+    except OSError:
+        return False
 
 
 def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] = (), *,

@@ -685,6 +685,75 @@ def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
     assert live.exists()
 
 
+def _tidied_before_the_lock(monkeypatch, tidy) -> list:
+    """Make `tidy(tmp)` run (another command's tidy) in atomic_file's first moment, between creating its temporary
+    file `tmp` and locking it; the list returned collects each temporary file atomic_file locks."""
+    import ranker.io as io
+    real, locked = io._held_while_written, []
+
+    def held_while_written(fd):
+        tmp = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if not locked:
+            tidy(tmp)
+        locked.append(tmp)
+        return real(fd)
+
+    monkeypatch.setattr(io, "_held_while_written", held_while_written)
+    return locked
+
+
+def test_a_file_tidied_by_another_command_before_its_writer_locked_it_is_written_under_a_new_name(tmp_path,
+                                                                                                  monkeypatch):
+    """Another command's tidy (`ranker fetch`, `score` or `prefilter` into the same --out, a run of the day) that
+    came between atomic_file creating its temporary file and locking it found it unlocked, a killed writer's, and
+    removed it: the writer wrote on into a file without a name, and its rename failed (`cannot write`)."""
+    import sys
+    out = tmp_path / "o.jsonl"
+
+    def other_process_tidies(tmp):
+        subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
+                        "assert remove_leftovers(sys.argv[1:], dead_only=True) == 1", str(out)],
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, check=True)
+
+    locked = _tidied_before_the_lock(monkeypatch, other_process_tidies)
+    atomic_write(out, ["a\n", "b\n"])
+    assert out.read_text() == "a\nb\n" and len(locked) == 2 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_file_held_by_another_commands_tidy_as_its_writer_locks_it_is_locked_all_the_same(tmp_path, monkeypatch):
+    """A tidy holding the new temporary file (locked a moment, to remove it) just as its writer locks it: the
+    writer took the lock's refusal for a file system without locks and wrote on unlocked, a live writer's file
+    that any later tidy removes from under it."""
+    import fcntl
+    out = tmp_path / "o.jsonl"
+    tidier = []
+
+    def tidy_in_a_moment(tmp):
+        fd = os.open(tmp, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)           # as remove_leftovers holds it, to remove it
+
+        def remove():
+            time.sleep(0.3)
+            os.unlink(tmp)
+            os.close(fd)
+        tidier.append(threading.Thread(target=remove))
+        tidier[0].start()
+
+    from ranker.io import atomic_file
+    _tidied_before_the_lock(monkeypatch, tidy_in_a_moment)
+    with atomic_file(out) as f:
+        f.write("x\n")
+        tidier[0].join()                                          # that tidy done: the file written now is ...
+        (tmp,) = tmp_path.glob(".o.jsonl.*.tmp")                  # ... still there, and locked
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):                 # held: no tidy takes it now
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    assert out.read_text() == "x\n" and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_a_sets_files_waiting_for_their_names_are_not_tidied_by_another_process(tmp_path):
     """write_together's temporary files, whole and waiting for their names (before_names: a run's record in a
     database, waiting up to 30 s on its lock), were unlocked: another process tidying the folder (a run of the day
