@@ -210,3 +210,26 @@ def test_an_outsized_model_listing_is_refused_unread_in_its_own_words():
     msg = str(e.value)
     assert msg.startswith(f"cannot list the models of {flood.url}") and "larger than 64 MiB" in msg, msg
     assert "paper" not in msg, msg
+
+
+def test_log_files_an_older_ranker_left_readable_by_all_are_made_the_owners_only(tmp_path):
+    """A home an older ranker used keeps its log files, up to 30 of them, and before the logs were the owner's
+    only (0600) they were made 0644: one of an openai run held the server URL's password (httpx logs each
+    request's URL) for every user of the machine to read, after the upgrade as before it. The next command that
+    logs takes the others' reading of every log file in the folder away; the files themselves are kept."""
+    from conftest import ranker
+    logs = tmp_path / "home" / "logs"
+    logs.mkdir(parents=True)
+    old = logs / "20261201-101010-score-4242.log"
+    old.write_text("INFO httpx: HTTP Request: POST http://lab:hunter2-pass@10.0.0.1:8000/v1/chat/completions\n")
+    os.chmod(old, 0o644)
+    other = logs / "notes.txt"                       # not a log of ranker's: left as it is
+    other.write_text("mine\n")
+    os.chmod(other, 0o644)
+    from ranker.store import Store
+    Store(tmp_path / "db.sqlite3").close()
+    r = ranker("labels", "list", "--db", tmp_path / "db.sqlite3", env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600, oct(old.stat().st_mode)
+    assert "hunter2" in old.read_text()              # kept (the user's record), only no longer others' to read
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -149,12 +150,21 @@ class Terminal:
 
 
 def _prune(logs: Path, keep: int) -> None:
+    """Keep the newest `keep` log files, each the owner's only: an older ranker made them readable by every
+    user (0644), and one may hold what only the log saw (a server URL's password, logged by httpx)."""
     try:
         files = sorted(logs.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[keep:]:
             old.unlink()
     except OSError:
-        pass
+        return
+    for kept in files[:keep]:
+        try:
+            st = kept.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:      # (a link is not followed)
+                os.chmod(kept, stat.S_IMODE(st.st_mode) & 0o700)
+        except OSError:
+            pass                       # another user's file in the folder: not ours to change
 
 
 def command_name(argv: list[str] | None = None) -> str:
