@@ -578,7 +578,8 @@ class Store:
                 if counted > len(LEGACY_VERSIONS):
                     raise self._newer(f"database schema v{counted} is newer than this ranker")
                 had = LEGACY_VERSIONS[:counted]
-                c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in had))
+                c.executemany("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                              ((n, time.time()) for n in had))
                 applied = set(had)
             for was, now in RENAMED.items():
                 if was in applied and now not in applied:
@@ -595,7 +596,7 @@ class Store:
                     applied.add(migration.__name__)
                     continue
                 migration(c)
-                c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
+                c.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (migration.__name__, time.time()))
                 applied.add(migration.__name__)
                 c.execute(f"PRAGMA user_version = {len(applied)}")   # how many it has, wherever they stand
 
