@@ -154,7 +154,7 @@ def m007_word_index_folded(c: sqlite3.Connection) -> None:
     most of them, is indexed right."""
     if c.execute("SELECT 1 FROM sqlite_master WHERE name IN ('papers_fts', 'papers_fts_building')").fetchone():
         c.execute("CREATE TABLE papers_fts_refold (upto INTEGER NOT NULL)")
-        c.execute("INSERT INTO papers_fts_refold VALUES (0)")
+        c.execute("INSERT INTO papers_fts_refold (upto) VALUES (0)")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [

@@ -99,6 +99,13 @@ _READ_ONLY = ("readonly database", "read-only", "unable to open database file", 
 # WAL's index (-shm) alone takes 32 KiB
 _FULL_BELOW = 1 << 20
 ASKED_READ_ONLY = "as asked"       # Store.read_only of a store opened read_only=True: "read-only (as asked)"
+# Every write names its columns: a command holding its store (a day's run, a backfill) while a newer ranker opens
+# the same home and adds columns to a table, as migrations do, goes on writing (the new columns take their defaults)
+_RANKING_COLUMNS = ("(day, paper_id, prefilter_score, kept, topic, rule, embedder, run_id) "
+                    "VALUES (?,?,?,?,?,?,?,?)")
+# a label (paper id, label, day, paper id, time): given where no digest day is known, it keeps the earlier one's
+_LABEL_UPSERT = ("INSERT OR REPLACE INTO labels (paper_id, label, day, created_at) "
+                 "VALUES (?,?,COALESCE(?,(SELECT day FROM labels WHERE paper_id=?)),?)")
 
 # The word-search index (papers_fts) is built by the first search, into a table of another name that becomes
 # papers_fts once it holds every paper, a chunk of papers (by rowid) per write transaction with the lock let go
@@ -571,7 +578,8 @@ class Store:
                 if counted > len(LEGACY_VERSIONS):
                     raise self._newer(f"database schema v{counted} is newer than this ranker")
                 had = LEGACY_VERSIONS[:counted]
-                c.executemany("INSERT INTO _migrations VALUES (?, ?)", ((n, time.time()) for n in had))
+                c.executemany("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                              ((n, time.time()) for n in had))
                 applied = set(had)
             for was, now in RENAMED.items():
                 if was in applied and now not in applied:
@@ -588,7 +596,7 @@ class Store:
                     applied.add(migration.__name__)
                     continue
                 migration(c)
-                c.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, time.time()))
+                c.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (migration.__name__, time.time()))
                 applied.add(migration.__name__)
                 c.execute(f"PRAGMA user_version = {len(applied)}")   # how many it has, wherever they stand
 
@@ -946,7 +954,8 @@ class Store:
 
     def put_failure(self, failure: Failure, model: str, prompt_hash: str, run_id: int | None = None) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)",
+            c.execute("INSERT OR REPLACE INTO failures (paper_id, model, prompt_hash, reason, raw, run_id, "
+                      "created_at) VALUES (?,?,?,?,?,?,?)",
                       (failure.arxiv_id, model, prompt_hash, redact(failure.reason),
                        redact(clean_text(failure.raw[:4000])), run_id, time.time()))
 
@@ -978,7 +987,8 @@ class Store:
         """Store (paper id, text hash, vector) rows, each vector one row of finite numbers (as float32); anything
         else (a (1, d) matrix, a NaN or an infinity) is a ValueError and stores nothing."""
         with self.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)",
+            c.executemany("INSERT OR REPLACE INTO embeddings (paper_id, embedder, text_hash, dim, vector) "
+                          "VALUES (?,?,?,?,?)",
                           ((pid, embedder, th, *_vector_row(pid, v)) for pid, th, v in rows))
 
     def _vector(self, pid: str, embedder: str, dim: int, blob: bytes) -> np.ndarray | None:
@@ -1096,7 +1106,7 @@ class Store:
             for r in ranked:
                 if c.execute("SELECT 1 FROM papers WHERE id=?", (r.paper.id,)).fetchone() is None:
                     add(r.paper)
-                c.execute("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?,?,?)",
+                c.execute("INSERT OR REPLACE INTO rankings " + _RANKING_COLUMNS,
                           (day, r.paper.id, float(r.prefilter_score), int(bool(r.kept)), r.topic or "",
                            r.rule or None, embedder, run_id))
                 n += 1
@@ -1107,7 +1117,7 @@ class Store:
         no ranking)."""
         with self.transaction() as c:
             c.execute("DELETE FROM rankings WHERE day=?", (day,))
-            c.executemany("INSERT INTO rankings VALUES (?,?,?,?,?,?,?,?)",
+            c.executemany("INSERT INTO rankings " + _RANKING_COLUMNS,
                           [(day, r.paper_id, float(r.prefilter_score), int(bool(r.kept)), r.topic or "", r.rule,
                             r.embedder, r.run_id) for r in earlier])
 
@@ -1157,7 +1167,8 @@ class Store:
 
     @staticmethod
     def _put_day_digest(c: sqlite3.Connection, digest: DayDigest) -> None:
-        c.execute("INSERT OR REPLACE INTO day_digests VALUES (?,?,?,?,?,?,?)",
+        c.execute("INSERT OR REPLACE INTO day_digests (day, run_id, model, prompt_hash, min_relevance, min_novelty, "
+                  "created_at) VALUES (?,?,?,?,?,?,?)",
                   (digest.day, digest.run_id, digest.model, digest.prompt_hash, int(digest.min_relevance),
                    int(digest.min_novelty), digest.created_at or time.time()))
 
@@ -1260,8 +1271,7 @@ class Store:
                 c.execute("DELETE FROM labels WHERE paper_id=?", (paper_id,))
             else:
                 # a verdict given where no digest day is known keeps the earlier one's digest day
-                c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,COALESCE(?,(SELECT day FROM labels WHERE "
-                          "paper_id=?)),?)", (paper_id, label, day, paper_id, now))
+                c.execute(_LABEL_UPSERT, (paper_id, label, day, paper_id, now))
             c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                       (paper_id, label, day, now, source))
         return label
@@ -1327,8 +1337,7 @@ class Store:
                 if lb.label == 0:
                     c.execute("DELETE FROM labels WHERE paper_id=?", (lb.paper_id,))
                 else:
-                    c.execute("INSERT OR REPLACE INTO labels VALUES (?,?,COALESCE(?,(SELECT day FROM labels WHERE "
-                              "paper_id=?)),?)", (lb.paper_id, lb.label, lb.day, lb.paper_id, lb.created_at))
+                    c.execute(_LABEL_UPSERT, (lb.paper_id, lb.label, lb.day, lb.paper_id, lb.created_at))
                 c.execute("INSERT INTO label_events (paper_id, label, day, created_at, source) VALUES (?,?,?,?,?)",
                           (lb.paper_id, lb.label, lb.day, lb.created_at, "import"))
             counts = {"added": 0, "changed": 0, "taken back": 0, "unchanged": 0}

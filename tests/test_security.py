@@ -284,3 +284,74 @@ def test_an_outsized_model_listing_is_refused_unread_in_its_own_words():
     msg = str(e.value)
     assert msg.startswith(f"cannot list the models of {flood.url}") and "larger than 64 MiB" in msg, msg
     assert "paper" not in msg, msg
+
+
+def test_log_files_an_older_ranker_left_readable_by_all_are_made_the_owners_only(tmp_path):
+    """A home an older ranker used keeps its log files, up to 30 of them, and before the logs were the owner's
+    only (0600) they were made 0644: one of an openai run held the server URL's password (httpx logs each
+    request's URL) for every user of the machine to read, after the upgrade as before it. The next command that
+    logs takes the others' reading of every log file in the folder away; the files themselves are kept."""
+    from conftest import ranker
+    logs = tmp_path / "home" / "logs"
+    logs.mkdir(parents=True)
+    old = logs / "20261201-101010-score-4242.log"
+    old.write_text("INFO httpx: HTTP Request: POST http://lab:hunter2-pass@10.0.0.1:8000/v1/chat/completions\n")
+    os.chmod(old, 0o644)
+    other = logs / "notes.txt"                       # not a log of ranker's: left as it is
+    other.write_text("mine\n")
+    os.chmod(other, 0o644)
+    from ranker.store import Store
+    Store(tmp_path / "db.sqlite3").close()
+    r = ranker("labels", "list", "--db", tmp_path / "db.sqlite3", env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600, oct(old.stat().st_mode)
+    assert "hunter2" in old.read_text()              # kept (the user's record), only no longer others' to read
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644
+
+
+def _logs_with_an_open_log(tmp_path):
+    """home/logs holding one log an older ranker left readable by all (0644), and the store a command opens."""
+    from ranker.store import Store
+    logs = tmp_path / "home" / "logs"
+    logs.mkdir(parents=True)
+    old = logs / "20261201-101010-score-4242.log"
+    old.write_text("INFO httpx: HTTP Request: POST http://lab:hunter2-pass@10.0.0.1:8000/v1/chat/completions\n")
+    os.chmod(old, 0o644)
+    Store(tmp_path / "db.sqlite3").close()
+    return logs, old
+
+
+def _labels_list(tmp_path):
+    from conftest import ranker
+    r = ranker("labels", "list", "--db", tmp_path / "db.sqlite3", env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may change the mode of another user's file")
+def test_a_log_file_of_another_user_in_the_logs_folder_keeps_its_mode(tmp_path):
+    """The logs made the owner's only are the running user's own: ranker run as root (a container, a cron job
+    of root's) over a folder holding another user's file named *.log (or a hard link to one, which no lstat tells
+    from a file) changed that user's file's mode."""
+    logs, old = _logs_with_an_open_log(tmp_path)
+    theirs = logs / "20261130-090909-run-777.log"
+    theirs.write_text("theirs\n")
+    os.chmod(theirs, 0o644)
+    os.chown(theirs, 12345, 12345)
+    _labels_list(tmp_path)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600, oct(old.stat().st_mode)
+    assert stat.S_IMODE(theirs.stat().st_mode) == 0o644, oct(theirs.stat().st_mode)
+
+
+def test_a_link_or_a_dangling_link_among_the_logs_neither_is_followed_nor_stops_the_others(tmp_path):
+    """A link named *.log in the logs folder: the file it points to keeps its mode (its own, not a log's), and one
+    that points nowhere (its file removed) kept every log there readable by all, the sorting of the folder by
+    time failing on it."""
+    logs, old = _logs_with_an_open_log(tmp_path)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not a log\n")
+    os.chmod(target, 0o644)
+    (logs / "20261201-111111-run-1.log").symlink_to(target)
+    (logs / "20261201-121212-run-2.log").symlink_to(tmp_path / "gone.txt")
+    _labels_list(tmp_path)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600, oct(old.stat().st_mode)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644, oct(target.stat().st_mode)

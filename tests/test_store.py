@@ -388,6 +388,41 @@ def test_a_database_with_unknown_migrations_is_refused(tmp_path):
         Store(db)
 
 
+def test_a_store_open_while_a_newer_ranker_adds_columns_goes_on_writing(tmp_path, monkeypatch):
+    """A command that holds its store for long (a day's run scoring for an hour from cron, a backfill) while a
+    newer ranker, installed meanwhile, opens the same home: that one's migrations add columns, as m004, m005 and
+    m006 did. Every write of the running one names its columns, so it goes on (the new columns take their
+    defaults); one listing its values in the table's order failed "table failures has 8 columns but 7 values
+    were supplied", the run's end (its rankings, its digest record) and a label lost to it."""
+    from ranker.records import DayDigest, Label, Ranked
+    db = tmp_path / "r.sqlite3"
+    older = Store(db)
+    tables = ("failures", "embeddings", "rankings", "day_digests", "labels")
+
+    def m900_newer_columns(c):
+        for t in tables:
+            c.execute(f"ALTER TABLE {t} ADD COLUMN newer TEXT DEFAULT 'x'")
+    monkeypatch.setattr("ranker.store.MIGRATIONS", [*MIGRATIONS, m900_newer_columns])
+    Store(db).close()                                 # the newer ranker's open
+    monkeypatch.undo()
+    p = paper("2505.00001")
+    older.put_failure(Failure("2505.00001", "no JSON", "raw"), "m", "h", run_id=1)
+    older.put_embeddings([("2505.00001", "th", np.ones(4, dtype=np.float32) / 2)], "e")
+    older.put_rankings("2025-05-15", [Ranked(p, 0.5, kept=True, topic="t")], embedder="e", run_id=1,
+                       digest=DayDigest("2025-05-15", "m", "h", 8, 7, run_id=1))
+    before = older.get_rankings("2025-05-15")
+    older.restore_rankings("2025-05-15", before)
+    older.put_day_digest(DayDigest("2025-05-15", "m", "h", 9, 7, run_id=2))
+    assert older.set_label("2505.00001", 1, "2025-05-15") == 1
+    assert older.import_labels([Label("2505.00002", -1, "2025-05-15", 1.0)])["added"] == 1
+    assert [f.reason for f in older.get_failures("m", "h")] == ["no JSON"]
+    assert older.get_rankings("2025-05-15") == before and older.get_day_digest("2025-05-15").min_relevance == 9
+    assert {k: v.label for k, v in older.get_labels().items()} == {"2505.00001": 1, "2505.00002": -1}
+    for t in tables:
+        assert older.conn.execute(f"SELECT DISTINCT newer FROM {t}").fetchall() == [("x",)], t
+    older.close()
+
+
 # --------------------------------------------------------------------------- read-only, locked, full
 @pytest.fixture
 def read_only_home(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -179,12 +180,49 @@ class Terminal:
 
 
 def _prune(logs: Path, keep: int) -> None:
+    """Keep the newest `keep` log files, each the owner's only: an older ranker made them readable by every
+    user (0644), and one may hold what only the log saw (a server URL's password, logged by httpx)."""
     try:
-        files = sorted(logs.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in files[keep:]:
+        files = sorted(logs.glob("*.log"), key=_mtime, reverse=True)
+    except OSError:
+        return
+    for old in files[keep:]:
+        try:
             old.unlink()
+        except OSError:
+            pass                        # another's, or gone already: the rest are still seen to
+    for kept in files[:keep]:
+        _owners_only(kept)
+
+
+def _mtime(path: Path) -> float:
+    """When `path` itself (a link, not what it points to) last changed; 0 for one gone since it was listed (the
+    empty log of a command that ended meanwhile)."""
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _owners_only(path: Path) -> None:
+    """Take the group's and others' access to `path` away if it is a plain file of this user's: a link (to a
+    file anywhere) is not followed, even one put in its place between the look and the change, and a file of
+    another user's (or a hard link to one) is left as it is, though root could change it."""
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or not st.st_mode & 0o077:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):      # the very file looked at
+            os.fchmod(fd, stat.S_IMODE(now.st_mode) & 0o700)
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 def command_name(argv: list[str] | None = None) -> str:
