@@ -876,6 +876,26 @@ class Store:
                 out.append({"id": rid, "pid": pid, "host": host, "started_at": started})
         return out
 
+    def last_run(self, kind: str, **params) -> dict | None:
+        """The latest run of `kind` whose params hold `params` (day="2025-05-15"), as {"id", "status",
+        "error", "started_at", "finished_at"}; a run recorded as running by a process that is gone is
+        "interrupted" (a read-only store cannot mark it so); None when there is none."""
+        rows = self.conn.execute("SELECT id, status, params, summary, pid, host, started_at, finished_at FROM runs "
+                                 "WHERE kind=? ORDER BY id DESC", (kind,))
+        for rid, status, raw, summary, pid, host, started, finished in rows:
+            try:
+                given, said = json.loads(raw or "{}"), json.loads(summary or "{}")
+            except ValueError:
+                continue
+            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
+                continue
+            if status == "running" and _run_owner(pid, host, started) == "gone":
+                status = "interrupted"
+            error = said.get("error") if isinstance(said, dict) else None
+            return {"id": rid, "status": status, "error": str(error) if error else "", "started_at": started,
+                    "finished_at": finished}
+        return None
+
     def run_status(self, run_id: int, kind: str | None = None, **params) -> str | None:
         """The run's status; None when there is none, or it is not of `kind` or its params do not hold
         `params` (day="2025-05-15")."""

@@ -815,6 +815,41 @@ def test_a_label_from_a_page_that_missed_a_change_made_elsewhere_is_refused_with
     assert pid not in json.loads(_get(server.url + "/labels.json")[1])["labels"]
 
 
+def _banner(server, day: str) -> str:
+    import re
+    status, html, _ = _get(f"{server.url}/day/{day}")
+    assert status == 200
+    m = re.search(r'<p class="banner run-[^"]*"[^>]*>(.*?)</p>', html, re.S)
+    return m.group(1) if m else ""
+
+
+def test_a_day_whose_latest_run_failed_is_running_or_was_stopped_says_so(site):
+    """A day whose `ranker run` failed said only "not ranked yet" (or showed an older run's digest as the
+    latest word), as if the store held its papers from a history: the day's page says how its latest run
+    ended, with the error, while a run is under way, and nothing once a run has ended well."""
+    server, db, _ = site
+    assert _banner(server, OTHER_DAY) == ""
+    with Store(db) as s:
+        with pytest.raises(RuntimeError):
+            with s.recording("run", {"day": OTHER_DAY}):
+                raise RuntimeError("the scoring server went away <b>mid-day</b>")
+    said = _banner(server, OTHER_DAY)
+    assert "failed: the scoring server went away &lt;b&gt;mid-day&lt;/b&gt;" in said
+    assert "This is the digest of an earlier run." in said
+    assert _banner(server, DAY) == ""                           # another day's run is not this one's
+    with Store(db) as s:
+        with s.recording("run", {"day": OTHER_DAY}):          # this process lives: the run is under way
+            assert "A run of this day is under way" in _banner(server, OTHER_DAY)
+        with s.transaction() as c:                          # killed: its process is gone, the row says running
+            c.execute("UPDATE runs SET status='running', pid=?, finished_at=NULL WHERE id=(SELECT MAX(id) FROM runs)",
+                      (2 ** 22 + 12345,))
+    assert "was stopped before it ended" in _banner(server, OTHER_DAY)
+    with Store(db) as s:
+        with s.recording("run", {"day": OTHER_DAY}):
+            pass
+    assert _banner(server, OTHER_DAY) == ""
+
+
 def test_a_stale_page_is_told_to_reload(site):
     server, _, _ = site
     status, body, _ = _post(server.url + "/label", {"paper_id": "2505.07363", "label": "up", "csrf": "old-page"},
