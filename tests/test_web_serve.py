@@ -1192,6 +1192,50 @@ def test_a_thumb_on_the_labels_page_changes_what_its_row_says(site, chromium):
         page.close()
 
 
+def _counts(page) -> tuple[int, int] | None:
+    """The page's count of your labels (up, down) as shown; None while it is hidden."""
+    counts = page.locator(".label-counts")
+    if not counts.is_visible():
+        return None
+    return tuple(int(counts.locator(f'[data-count="{v}"]').inner_text()) for v in ("1", "-1"))
+
+
+@needs_browser
+def test_the_counts_of_your_labels_follow_the_thumbs_given_on_the_page(site, chromium):
+    """A day's "your labels: 1 up, 0 down" and the labels page's count kept the numbers the page was loaded
+    with whatever was clicked since (and a day without labels never showed one) until a reload: each thumb
+    given, changed or taken back moves them, to what a reload shows."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        free = page.locator('form.thumbs[data-label="0"]')
+        pid = free.first.get_attribute("data-paper")
+        form = page.locator(f'form.thumbs[data-paper="{pid}"]')
+        before = _counts(page) or (0, 0)
+        form.locator("button.up").click()
+        expect(form).to_have_attribute("data-label", "1")
+        assert _counts(page) == (before[0] + 1, before[1])
+        form.locator("button.down").click()
+        expect(form).to_have_attribute("data-label", "-1")
+        assert _counts(page) == (before[0], before[1] + 1)
+        page.reload()
+        assert _counts(page) == (before[0], before[1] + 1)         # what the store holds
+        page.goto(server.url + "/labels")
+        shown = _counts(page)
+        row = page.locator(f"tr[id='l-{pid}']")
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs")).to_have_attribute("data-label", "0")
+        assert _counts(page) == (shown[0], shown[1] - 1)
+        assert _label(db, pid) is None
+        page.reload()
+        assert _counts(page) == (shown[0], shown[1] - 1)
+        assert errors == []
+    finally:
+        page.close()
+
+
 @needs_browser
 def test_a_paper_the_day_dropped_is_not_scored_there_whatever_the_store_holds(tmp_path, chromium):
     """The store holds, under the day's digest model and prompt, a score of a paper the day's prefilter dropped

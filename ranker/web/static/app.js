@@ -8,8 +8,24 @@
   var elsewhere = { "1": "changed elsewhere meanwhile: you liked this",
                     "-1": "changed elsewhere meanwhile: not for you", "0": "taken back elsewhere meanwhile" };
 
+  // The page's count of your labels (a day's "your labels: 2 up, 1 down", the labels page's), moved by a label
+  // changed here: it kept the counts the page was loaded with, whatever was clicked since, until a reload.
+  // One form of a paper moves it (the first): a paper shown twice on a page is one label.
+  function count(form, before, label) {
+    var pid = form.getAttribute("data-paper"), counts = document.querySelector(".label-counts");
+    if (!counts || before === label || document.querySelector('form.thumbs[data-paper="' + CSS.escape(pid) + '"]') !== form) {
+      return;
+    }
+    [[before, -1], [label, 1]].forEach(function (change) {
+      var n = counts.querySelector('[data-count="' + change[0] + '"]');
+      if (n) { n.textContent = String(parseInt(n.textContent, 10) + change[1]); }
+    });
+    counts.hidden = false;
+  }
+
   function show(form, label) {
     var before = parseInt(form.getAttribute("data-label") || "0", 10);
+    count(form, before, label);
     var undo = form.querySelector("button.undo");
     form.setAttribute("data-label", String(label));
     form.querySelector("button.up").setAttribute("aria-pressed", label > 0 ? "true" : "false");
