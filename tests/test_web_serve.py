@@ -815,6 +815,30 @@ def test_a_label_from_a_page_that_missed_a_change_made_elsewhere_is_refused_with
     assert pid not in json.loads(_get(server.url + "/labels.json")[1])["labels"]
 
 
+def test_a_refused_plain_form_links_back_to_the_page_it_was_on(site):
+    """A thumb refused without the page's script (changed elsewhere: 409; a server restarted since: 403) said to
+    reload the page and click again, but the page on screen was the refusal: its reload posted the same form and
+    was refused again, and its only link went to the archive. It links back to the page the form was on, which
+    shows the label stored now; a `next` that is not this app's own path is not linked."""
+    import re
+    server, db, _ = site
+    pid, token, here = "2505.08838", _token(server), f"/day/{DAY}?topic=&show=all#p-2505.08838"
+    form = {"paper_id": pid, "csrf": token, "next": here}
+    assert _post(server.url + "/label", {**form, "label": "up"}, {"Origin": server.url})[0] == 303
+    status, body, _ = _post(server.url + "/label", {**form, "label": "undo", "seen": "0"}, {"Origin": server.url})
+    assert status == 409 and "<h1>Changed elsewhere</h1>" in body
+    back = re.findall(r'<a href="([^"]+)">Back to the page</a>', body)
+    assert [b.replace("&amp;", "&") for b in back] == [here]
+    status, page, _ = _get(server.url + here.split("#")[0])
+    assert status == 200 and f'data-paper="{pid}" data-label="1"' in page
+    status, body, _ = _post(server.url + "/label", {**form, "label": "down", "csrf": "a-restarted-server-s"},
+                            {"Origin": server.url})
+    assert status == 403 and "Back to the page" in body and _label(db, pid)[0] == 1
+    status, body, _ = _post(server.url + "/label", {**form, "label": "undo", "seen": "0", "next": "//evil.example/"},
+                            {"Origin": server.url})
+    assert status == 409 and "Back to the page" not in body and "evil" not in body
+
+
 def _banner(server, day: str) -> str:
     import re
     status, html, _ = _get(f"{server.url}/day/{day}")
