@@ -880,8 +880,12 @@ class Store:
         """The latest run of `kind` whose params hold `params` (day="2025-05-15"), as {"id", "status",
         "error", "started_at", "finished_at"}; a run recorded as running by a process that is gone is
         "interrupted" (a read-only store cannot mark it so); None when there is none."""
+        # the params as recording() wrote them narrow the rows read (a day page asks on every request, and a home's
+        # runs are one or more a day for years); the JSON read below decides
+        likes = ["%" + json.dumps({k: v}, default=str)[1:-1] + "%" for k, v in params.items()]
         rows = self.conn.execute("SELECT id, status, params, summary, pid, host, started_at, finished_at FROM runs "
-                                 "WHERE kind=? ORDER BY id DESC", (kind,))
+                                 "WHERE kind=?" + " AND params LIKE ?" * len(likes) + " ORDER BY id DESC",
+                                 (kind, *likes))
         for rid, status, raw, summary, pid, host, started, finished in rows:
             try:
                 given, said = json.loads(raw or "{}"), json.loads(summary or "{}")
