@@ -1228,14 +1228,15 @@ def _counts(page) -> tuple[int, int] | None:
 def test_the_counts_of_your_labels_follow_the_thumbs_given_on_the_page(site, chromium):
     """A day's "your labels: 1 up, 0 down" and the labels page's count kept the numbers the page was loaded
     with whatever was clicked since (and a day without labels never showed one) until a reload: each thumb
-    given, changed or taken back moves them, to what a reload shows."""
+    given, changed or taken back moves them, to what a reload shows; the labels page and the archive, which
+    count every label, count those given in another tab once looked at again."""
     from playwright.sync_api import expect
     server, db, _ = site
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{OTHER_DAY}")
         free = page.locator('form.thumbs[data-label="0"]')
-        pid = free.first.get_attribute("data-paper")
+        pid, other = free.first.get_attribute("data-paper"), free.nth(1).get_attribute("data-paper")
         form = page.locator(f'form.thumbs[data-paper="{pid}"]')
         before = _counts(page) or (0, 0)
         form.locator("button.up").click()
@@ -1255,6 +1256,17 @@ def test_the_counts_of_your_labels_follow_the_thumbs_given_on_the_page(site, chr
         assert _label(db, pid) is None
         page.reload()
         assert _counts(page) == (shown[0], shown[1] - 1)
+        assert _post(server.url + "/label", {"paper_id": other, "label": "up", "csrf": _token(server)},
+                     {"Origin": server.url})[0] == 303                  # in another tab, or by a script
+        page.evaluate("window.dispatchEvent(new Event('focus'))")         # this tab looked at again
+        expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(shown[0] + 1))
+        with Store(db) as s:
+            assert _counts(page) == s.count_labels()
+        page.goto(server.url + "/")                                     # the archive counts them all too
+        assert _post(server.url + "/label", {"paper_id": other, "label": "undo", "csrf": _token(server)},
+                     {"Origin": server.url})[0] == 303
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(shown[0]))
         assert errors == []
     finally:
         page.close()

@@ -95,7 +95,9 @@
   var refreshing = false;
   function refresh() {
     var forms = document.querySelectorAll("form.thumbs");
-    if (refreshing || document.visibilityState === "hidden" || !forms.length) { return; }
+    if (refreshing || document.visibilityState === "hidden" || !forms.length && !document.querySelector(".label-counts")) {
+      return;
+    }
     refreshing = true;
     var since = answers;
     fetch("/labels.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -109,6 +111,13 @@
           if (waiting[pid] || (answered[pid] || 0) > since) { return; }
           if (String(label) !== f.getAttribute("data-label")) { show(f, label); }
         });
+        // the labels page counts every label of the store, those given elsewhere on papers it does not list too
+        var all = document.querySelector('.label-counts[data-scope="all"]');
+        if (all && !Object.keys(waiting).length) {
+          var n = { "1": 0, "-1": 0 };
+          Object.keys(d.labels).forEach(function (pid) { n[String(d.labels[pid])] += 1; });
+          all.querySelectorAll("[data-count]").forEach(function (c) { c.textContent = String(n[c.getAttribute("data-count")]); });
+        }
       }).catch(function () {
         // the server out of reach or busy: the page stays as it was, and a click still says so
       }).then(function () { refreshing = false; });
