@@ -13,7 +13,8 @@
   // One form of a paper moves it (the first): a paper shown twice on a page is one label.
   function count(form, before, label) {
     var pid = form.getAttribute("data-paper"), counts = document.querySelector(".label-counts");
-    if (!counts || before === label || document.querySelector('form.thumbs[data-paper="' + CSS.escape(pid) + '"]') !== form) {
+    var first = document.querySelector('form.thumbs[data-paper="' + CSS.escape(pid) + '"]');
+    if (!counts || before === label || first !== form) {
       return;
     }
     [[before, -1], [label, 1]].forEach(function (change) {
@@ -95,7 +96,8 @@
   var refreshing = false;
   function refresh() {
     var forms = document.querySelectorAll("form.thumbs");
-    if (refreshing || document.visibilityState === "hidden" || !forms.length && !document.querySelector(".label-counts")) {
+    var counted = document.querySelector(".label-counts");
+    if (refreshing || document.visibilityState === "hidden" || (!forms.length && !counted)) {
       return;
     }
     refreshing = true;
@@ -113,10 +115,12 @@
         });
         // the labels page counts every label of the store, those given elsewhere on papers it does not list too
         var all = document.querySelector('.label-counts[data-scope="all"]');
-        if (all && !Object.keys(waiting).length) {
+        if (all && !Object.keys(waiting).length && answers === since) {   // (no label of its own changed meanwhile)
           var n = { "1": 0, "-1": 0 };
           Object.keys(d.labels).forEach(function (pid) { n[String(d.labels[pid])] += 1; });
-          all.querySelectorAll("[data-count]").forEach(function (c) { c.textContent = String(n[c.getAttribute("data-count")]); });
+          all.querySelectorAll("[data-count]").forEach(function (c) {
+            c.textContent = String(n[c.getAttribute("data-count")]);
+          });
         }
       }).catch(function () {
         // the server out of reach or busy: the page stays as it was, and a click still says so
