@@ -1274,6 +1274,47 @@ def test_the_counts_of_your_labels_follow_the_thumbs_given_on_the_page(site, chr
 
 
 @needs_browser
+def test_the_labels_page_count_is_not_set_back_by_an_answer_older_than_its_own_click(site, chromium):
+    """The labels page, looked at again, counts the labels of the store's answer; a click of its own answered while
+    that answer was on its way is newer than it: the count keeps the click (and the label changed elsewhere that the
+    answer brings), as the store holds them, instead of the numbers from before the click."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    with Store(db) as s:
+        order = [r.paper_id for r in s.get_rankings(OTHER_DAY)] or s.day_paper_ids(OTHER_DAY)
+        free = [pid for pid in order if pid not in s.get_labels()]
+    mine, theirs = free[-4], free[-5]                      # the day's end: the keys' tests take its first papers
+    form = {"csrf": _token(server)}
+    try:
+        for pid in (mine, theirs):
+            assert _post(server.url + "/label", {**form, "paper_id": pid, "label": "up"},
+                         {"Origin": server.url})[0] == 303
+        page.goto(server.url + "/labels")
+        assert _post(server.url + "/label", {**form, "paper_id": theirs, "label": "down", "seen": "1"},
+                     {"Origin": server.url})[0] == 303                  # in another tab, before this one is looked at
+        with Store(db) as s:
+            answer = json.dumps({"labels": {pid: lb.label for pid, lb in s.get_labels().items()}})
+        held = []
+        page.route("**/labels.json", lambda route: held.append(route))   # the store's answer, slow to come
+        with page.expect_request("**/labels.json"):
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+        mine_form = page.locator(f"tr[id='l-{mine}'] form.thumbs")
+        mine_form.locator("button.down").click()                      # answered before the labels are
+        expect(mine_form).to_have_attribute("data-label", "-1")
+        assert held, "the page's request for the labels was not held"
+        held[0].fulfill(status=200, content_type="application/json", body=answer)
+        expect(page.locator(f"tr[id='l-{theirs}'] form.thumbs")).to_have_attribute("data-label", "-1")
+        with Store(db) as s:
+            assert _counts(page) == s.count_labels()
+        assert errors == []
+    finally:
+        page.close()
+        for pid in (mine, theirs):
+            _post(server.url + "/label", {**form, "paper_id": pid, "label": "undo"}, {"Origin": server.url})
+
+
+@needs_browser
 def test_a_paper_the_day_dropped_is_not_scored_there_whatever_the_store_holds(tmp_path, chromium):
     """The store holds, under the day's digest model and prompt, a score of a paper the day's prefilter dropped
     (another day or run scored it): the day page showed it as scored (the LLM's verdict, the "scored" filter),
