@@ -75,6 +75,16 @@ def _run_owner(pid: int | None, host: str | None, started: float | None) -> str:
     return "self" if pid == os.getpid() else "alive"
 
 
+def _params_hold(raw: str | None, params: dict) -> bool:
+    """Whether a run's params (the JSON recording() wrote) hold each of `params`; a row that does not read holds
+    none."""
+    try:
+        given = json.loads(raw or "{}")
+    except ValueError:
+        return False
+    return isinstance(given, dict) and all(given.get(k) == v for k, v in params.items())
+
+
 @dataclass
 class AddResult:
     new: int = 0
@@ -866,11 +876,7 @@ class Store:
                                  "AND status='running' AND id<? ORDER BY id", (kind, before)).fetchall()
         out = []
         for rid, pid, host, started, raw in rows:
-            try:
-                given = json.loads(raw or "{}")
-            except ValueError:
-                continue
-            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
+            if not _params_hold(raw, params):
                 continue
             if _run_owner(pid, host, started) == "alive":
                 out.append({"id": rid, "pid": pid, "host": host, "started_at": started})
@@ -887,14 +893,16 @@ class Store:
                                  "WHERE kind=?" + " AND params LIKE ?" * len(likes) + " ORDER BY id DESC",
                                  (kind, *likes))
         for rid, status, raw, summary, pid, host, started, finished in rows:
-            try:
-                given, said = json.loads(raw or "{}"), json.loads(summary or "{}")
-            except ValueError:
-                continue
-            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
+            if not _params_hold(raw, params):
                 continue
             if status == "running" and _run_owner(pid, host, started) == "gone":
                 status = "interrupted"
+            # a summary that does not read (a row mended by hand) loses the error only, not the run: read with the
+            # params, it made an older run of the day the latest
+            try:
+                said = json.loads(summary or "{}")
+            except ValueError:
+                said = {}
             error = said.get("error") if isinstance(said, dict) else None
             return {"id": rid, "status": status, "error": str(error) if error else "", "started_at": started,
                     "finished_at": finished}
@@ -906,13 +914,8 @@ class Store:
         row = self.conn.execute("SELECT status, kind, params FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or (kind is not None and row[1] != kind):
             return None
-        if params:
-            try:
-                given = json.loads(row[2] or "{}")
-            except ValueError:
-                return None
-            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
-                return None
+        if params and not _params_hold(row[2], params):
+            return None
         return row[0]
 
     # ------------------------------------------------------------------ scores
