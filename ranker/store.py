@@ -75,6 +75,16 @@ def _run_owner(pid: int | None, host: str | None, started: float | None) -> str:
     return "self" if pid == os.getpid() else "alive"
 
 
+def _params_hold(raw: str | None, params: dict) -> bool:
+    """Whether a run's params (the JSON recording() wrote) hold each of `params`; a row that does not read holds
+    none."""
+    try:
+        given = json.loads(raw or "{}")
+    except ValueError:
+        return False
+    return isinstance(given, dict) and all(given.get(k) == v for k, v in params.items())
+
+
 @dataclass
 class AddResult:
     new: int = 0
@@ -874,15 +884,37 @@ class Store:
                                  "AND status='running' AND id<? ORDER BY id", (kind, before)).fetchall()
         out = []
         for rid, pid, host, started, raw in rows:
-            try:
-                given = json.loads(raw or "{}")
-            except ValueError:
-                continue
-            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
+            if not _params_hold(raw, params):
                 continue
             if _run_owner(pid, host, started) == "alive":
                 out.append({"id": rid, "pid": pid, "host": host, "started_at": started})
         return out
+
+    def last_run(self, kind: str, **params) -> dict | None:
+        """The latest run of `kind` whose params hold `params` (day="2025-05-15"), as {"id", "status",
+        "error", "started_at", "finished_at"}; a run recorded as running by a process that is gone is
+        "interrupted" (a read-only store cannot mark it so); None when there is none."""
+        # the params as recording() wrote them narrow the rows read (a day page asks on every request, and a home's
+        # runs are one or more a day for years); the JSON read below decides
+        likes = ["%" + json.dumps({k: v}, default=str)[1:-1] + "%" for k, v in params.items()]
+        rows = self.conn.execute("SELECT id, status, params, summary, pid, host, started_at, finished_at FROM runs "
+                                 "WHERE kind=?" + " AND params LIKE ?" * len(likes) + " ORDER BY id DESC",
+                                 (kind, *likes))
+        for rid, status, raw, summary, pid, host, started, finished in rows:
+            if not _params_hold(raw, params):
+                continue
+            if status == "running" and _run_owner(pid, host, started) == "gone":
+                status = "interrupted"
+            # a summary that does not read (a row mended by hand) loses the error only, not the run: read with the
+            # params, it made an older run of the day the latest
+            try:
+                said = json.loads(summary or "{}")
+            except ValueError:
+                said = {}
+            error = said.get("error") if isinstance(said, dict) else None
+            return {"id": rid, "status": status, "error": str(error) if error else "", "started_at": started,
+                    "finished_at": finished}
+        return None
 
     def run_status(self, run_id: int, kind: str | None = None, **params) -> str | None:
         """The run's status; None when there is none, or it is not of `kind` or its params do not hold
@@ -890,13 +922,8 @@ class Store:
         row = self.conn.execute("SELECT status, kind, params FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or (kind is not None and row[1] != kind):
             return None
-        if params:
-            try:
-                given = json.loads(row[2] or "{}")
-            except ValueError:
-                return None
-            if not isinstance(given, dict) or any(given.get(k) != v for k, v in params.items()):
-                return None
+        if params and not _params_hold(row[2], params):
+            return None
         return row[0]
 
     # ------------------------------------------------------------------ scores

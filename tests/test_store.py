@@ -1060,6 +1060,29 @@ def test_every_reader_of_running_rows_tells_the_runs_apart_alike(tmp_path):
         assert s.live_runs("run", before=rec.id + 1, day="d") == [] and s.holder() is None
 
 
+def test_the_last_run_of_a_day_is_its_own_latest_whatever_its_summary(tmp_path):
+    """last_run (a day page's "the latest run of this day failed"): the day's latest run of the kind, not another
+    day's whose settings name the day, nor another kind's; a summary that does not read loses its error only: it
+    made the day's run before it the latest."""
+    with Store(tmp_path / "r.sqlite3") as s:
+        for kind, params, fails in (("run", {"day": "2025-05-15"}, True), ("run", {"day": "2025-05-15"}, True),
+                                    ("run", {"day": "2025-05-16", "settings": {"day": "2025-05-15"}}, False),
+                                    ("score", {"day": "2025-05-15"}, False)):
+            try:
+                with s.recording(kind, params):
+                    if fails:
+                        raise RuntimeError("the scoring server went away")
+            except RuntimeError:
+                pass
+        assert s.last_run("run", day="2025-05-15")["id"] == 2
+        assert s.last_run("run", day="2025-05-15")["error"] == "the scoring server went away"
+        assert s.last_run("run", day="2025-05-16")["id"] == 3 and s.last_run("run", day="2025-05-17") is None
+        with s.transaction() as c:
+            c.execute("UPDATE runs SET summary='{not json' WHERE id=2")
+        assert s.last_run("run", day="2025-05-15") == {**s.last_run("run", day="2025-05-15"), "id": 2,
+                                                        "status": "failed", "error": ""}
+
+
 def test_the_days_are_read_a_lookup_a_day_not_a_row_a_paper(tmp_path):
     """store.days() (every day page's previous / next links and the labels page of `ranker serve`, each request)
     read every row of paper_days and rankings: a year's 73,000 papers twice a page, about 10 ms a call on a

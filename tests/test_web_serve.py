@@ -815,6 +815,65 @@ def test_a_label_from_a_page_that_missed_a_change_made_elsewhere_is_refused_with
     assert pid not in json.loads(_get(server.url + "/labels.json")[1])["labels"]
 
 
+def test_a_refused_plain_form_links_back_to_the_page_it_was_on(site):
+    """A thumb refused without the page's script (changed elsewhere: 409; a server restarted since: 403) said to
+    reload the page and click again, but the page on screen was the refusal: its reload posted the same form and
+    was refused again, and its only link went to the archive. It links back to the page the form was on, which
+    shows the label stored now; a `next` that is not this app's own path is not linked."""
+    import re
+    server, db, _ = site
+    pid, token, here = "2505.08838", _token(server), f"/day/{DAY}?topic=&show=all#p-2505.08838"
+    form = {"paper_id": pid, "csrf": token, "next": here}
+    assert _post(server.url + "/label", {**form, "label": "up"}, {"Origin": server.url})[0] == 303
+    status, body, _ = _post(server.url + "/label", {**form, "label": "undo", "seen": "0"}, {"Origin": server.url})
+    assert status == 409 and "<h1>Changed elsewhere</h1>" in body
+    back = re.findall(r'<a href="([^"]+)">Back to the page</a>', body)
+    assert [b.replace("&amp;", "&") for b in back] == [here]
+    status, page, _ = _get(server.url + here.split("#")[0])
+    assert status == 200 and f'data-paper="{pid}" data-label="1"' in page
+    status, body, _ = _post(server.url + "/label", {**form, "label": "down", "csrf": "a-restarted-server-s"},
+                            {"Origin": server.url})
+    assert status == 403 and "Back to the page" in body and _label(db, pid)[0] == 1
+    status, body, _ = _post(server.url + "/label", {**form, "label": "undo", "seen": "0", "next": "//evil.example/"},
+                            {"Origin": server.url})
+    assert status == 409 and "Back to the page" not in body and "evil" not in body
+
+
+def _banner(server, day: str) -> str:
+    import re
+    status, html, _ = _get(f"{server.url}/day/{day}")
+    assert status == 200
+    m = re.search(r'<p class="banner run-[^"]*"[^>]*>(.*?)</p>', html, re.S)
+    return m.group(1) if m else ""
+
+
+def test_a_day_whose_latest_run_failed_is_running_or_was_stopped_says_so(site):
+    """A day whose `ranker run` failed said only "not ranked yet" (or showed an older run's digest as the
+    latest word), as if the store held its papers from a history: the day's page says how its latest run
+    ended, with the error, while a run is under way, and nothing once a run has ended well."""
+    server, db, _ = site
+    assert _banner(server, OTHER_DAY) == ""
+    with Store(db) as s:
+        with pytest.raises(RuntimeError):
+            with s.recording("run", {"day": OTHER_DAY}):
+                raise RuntimeError("the scoring server went away <b>mid-day</b>")
+    said = _banner(server, OTHER_DAY)
+    assert "failed: the scoring server went away &lt;b&gt;mid-day&lt;/b&gt;" in said
+    assert "This is the digest of an earlier run." in said
+    assert _banner(server, DAY) == ""                           # another day's run is not this one's
+    with Store(db) as s:
+        with s.recording("run", {"day": OTHER_DAY}):          # this process lives: the run is under way
+            assert "A run of this day is under way" in _banner(server, OTHER_DAY)
+        with s.transaction() as c:                          # killed: its process is gone, the row says running
+            c.execute("UPDATE runs SET status='running', pid=?, finished_at=NULL WHERE id=(SELECT MAX(id) FROM runs)",
+                      (2 ** 22 + 12345,))
+    assert "was stopped before it ended" in _banner(server, OTHER_DAY)
+    with Store(db) as s:
+        with s.recording("run", {"day": OTHER_DAY}):
+            pass
+    assert _banner(server, OTHER_DAY) == ""
+
+
 def test_a_stale_page_is_told_to_reload(site):
     server, _, _ = site
     status, body, _ = _post(server.url + "/label", {"paper_id": "2505.07363", "label": "up", "csrf": "old-page"},
@@ -1155,6 +1214,104 @@ def test_a_thumb_on_the_labels_page_changes_what_its_row_says(site, chromium):
         assert page.locator(f"tr[id='l-{pid}']").count() == 0
     finally:
         page.close()
+
+
+def _counts(page) -> tuple[int, int] | None:
+    """The page's count of your labels (up, down) as shown; None while it is hidden."""
+    counts = page.locator(".label-counts")
+    if not counts.is_visible():
+        return None
+    return tuple(int(counts.locator(f'[data-count="{v}"]').inner_text()) for v in ("1", "-1"))
+
+
+@needs_browser
+def test_the_counts_of_your_labels_follow_the_thumbs_given_on_the_page(site, chromium):
+    """A day's "your labels: 1 up, 0 down" and the labels page's count kept the numbers the page was loaded
+    with whatever was clicked since (and a day without labels never showed one) until a reload: each thumb
+    given, changed or taken back moves them, to what a reload shows; the labels page and the archive, which
+    count every label, count those given in another tab once looked at again."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        free = page.locator('form.thumbs[data-label="0"]')
+        # papers of the day's end: the keys' tests take its first ones as never labelled
+        pid, other = free.nth(-2).get_attribute("data-paper"), free.nth(-3).get_attribute("data-paper")
+        form = page.locator(f'form.thumbs[data-paper="{pid}"]')
+        before = _counts(page) or (0, 0)
+        form.locator("button.up").click()
+        expect(form).to_have_attribute("data-label", "1")
+        assert _counts(page) == (before[0] + 1, before[1])
+        form.locator("button.down").click()
+        expect(form).to_have_attribute("data-label", "-1")
+        assert _counts(page) == (before[0], before[1] + 1)
+        page.reload()
+        assert _counts(page) == (before[0], before[1] + 1)         # what the store holds
+        page.goto(server.url + "/labels")
+        shown = _counts(page)
+        row = page.locator(f"tr[id='l-{pid}']")
+        row.locator("form.thumbs button.undo").click()
+        expect(row.locator("form.thumbs")).to_have_attribute("data-label", "0")
+        assert _counts(page) == (shown[0], shown[1] - 1)
+        assert _label(db, pid) is None
+        page.reload()
+        assert _counts(page) == (shown[0], shown[1] - 1)
+        assert _post(server.url + "/label", {"paper_id": other, "label": "up", "csrf": _token(server)},
+                     {"Origin": server.url})[0] == 303                  # in another tab, or by a script
+        page.evaluate("window.dispatchEvent(new Event('focus'))")         # this tab looked at again
+        expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(shown[0] + 1))
+        with Store(db) as s:
+            assert _counts(page) == s.count_labels()
+        page.goto(server.url + "/")                                     # the archive counts them all too
+        assert _post(server.url + "/label", {"paper_id": other, "label": "undo", "csrf": _token(server)},
+                     {"Origin": server.url})[0] == 303
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(shown[0]))
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_the_labels_page_count_is_not_set_back_by_an_answer_older_than_its_own_click(site, chromium):
+    """The labels page, looked at again, counts the labels of the store's answer; a click of its own answered while
+    that answer was on its way is newer than it: the count keeps the click (and the label changed elsewhere that the
+    answer brings), as the store holds them, instead of the numbers from before the click."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    with Store(db) as s:
+        order = [r.paper_id for r in s.get_rankings(OTHER_DAY)] or s.day_paper_ids(OTHER_DAY)
+        free = [pid for pid in order if pid not in s.get_labels()]
+    mine, theirs = free[-4], free[-5]                      # the day's end: the keys' tests take its first papers
+    form = {"csrf": _token(server)}
+    try:
+        for pid in (mine, theirs):
+            assert _post(server.url + "/label", {**form, "paper_id": pid, "label": "up"},
+                         {"Origin": server.url})[0] == 303
+        page.goto(server.url + "/labels")
+        assert _post(server.url + "/label", {**form, "paper_id": theirs, "label": "down", "seen": "1"},
+                     {"Origin": server.url})[0] == 303                  # in another tab, before this one is looked at
+        with Store(db) as s:
+            answer = json.dumps({"labels": {pid: lb.label for pid, lb in s.get_labels().items()}})
+        held = []
+        page.route("**/labels.json", lambda route: held.append(route))   # the store's answer, slow to come
+        with page.expect_request("**/labels.json"):
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+        mine_form = page.locator(f"tr[id='l-{mine}'] form.thumbs")
+        mine_form.locator("button.down").click()                      # answered before the labels are
+        expect(mine_form).to_have_attribute("data-label", "-1")
+        assert held, "the page's request for the labels was not held"
+        held[0].fulfill(status=200, content_type="application/json", body=answer)
+        expect(page.locator(f"tr[id='l-{theirs}'] form.thumbs")).to_have_attribute("data-label", "-1")
+        with Store(db) as s:
+            assert _counts(page) == s.count_labels()
+        assert errors == []
+    finally:
+        page.close()
+        for pid in (mine, theirs):
+            _post(server.url + "/label", {**form, "paper_id": pid, "label": "undo"}, {"Origin": server.url})
 
 
 @needs_browser

@@ -105,11 +105,12 @@ class _Web:
     def not_found(self, what: str) -> HTMLResponse:
         return self.page("error.html", status=404, title="Not found", message=what)
 
-    def refuse(self, request: Request, status: int, title: str, message: str) -> Response:
-        """A refused or failed request in words: JSON for the page's script, a page for a plain form."""
+    def refuse(self, request: Request, status: int, title: str, message: str, back: str = "") -> Response:
+        """A refused or failed request in words: JSON for the page's script, a page for a plain form (back: the
+        address of the page the form was on, linked from it)."""
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error": message}, status_code=status)
-        return self.page("error.html", status=status, title=title, message=message)
+        return self.page("error.html", status=status, title=title, message=message, back=back)
 
     def pages(self, path: str, **kw):
         """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
@@ -298,19 +299,23 @@ def _label_routes(web: _Web) -> None:
             # the client hung up while sending (a closed laptop, a killed script): nothing to store, no one to
             # answer; it left a traceback in the log
             return Response(status_code=400)
+        # A refusal's page links back to the page the form was on: it told a browser without the script to reload
+        # the page and click again, but the page on screen was the refusal, whose reload posted the same form again
+        # and was refused again (the same token, the same label seen); the way back was the archive only
+        back = security.safe_next(str(form.get("next") or ""), default="")
         token = form.get("csrf") or request.headers.get("x-csrf-token")
         if not security.token_ok(token, web.secret):
             return refuse(request, 403, "Out of date", "This page is out of date (the server was restarted since it "
-                          "was loaded, or it came from elsewhere): reload it and click again.")
+                          "was loaded, or it came from elsewhere): reload it and click again.", back)
         asked = _label_request(form)
         if isinstance(asked, str):
-            return refuse(request, 400, "Bad request", asked)
+            return refuse(request, 400, "Bad request", asked, back)
         paper_id, value, day, seen = asked
         async with in_turn(paper_id):
             # (a request cancelled meanwhile still waits for its thread: the next write never overtakes it)
             done = await run_in_threadpool(set_label, paper_id, value, day, seen)
         if done is None:
-            return refuse(request, 404, "Not found", f"No paper {paper_id} in the store.")
+            return refuse(request, 404, "Not found", f"No paper {paper_id} in the store.", back)
         day, stored = done
         wants_json = "application/json" in request.headers.get("accept", "")
         if stored != value:
@@ -320,7 +325,7 @@ def _label_routes(web: _Web) -> None:
             if wants_json:
                 return JSONResponse({"paper_id": paper_id, "label": stored, "stale": True, "error": message},
                                     status_code=409)
-            return web.page("error.html", status=409, title="Changed elsewhere", message=message)
+            return web.page("error.html", status=409, title="Changed elsewhere", message=message, back=back)
         if wants_json:
             return JSONResponse({"paper_id": paper_id, "label": value, "day": day})
         return RedirectResponse(security.safe_next(str(form.get("next") or "")), status_code=303)

@@ -66,6 +66,7 @@ class DayPage:
     hist_svg: str = ""
     grid_svg: str = ""
     ranked: bool = True                  # the prefilter ranked the day (else: the store's order)
+    last_run: dict | None = None         # the day's latest `ranker run` that failed, stopped or is running
 
     @property
     def month(self) -> str:
@@ -74,6 +75,16 @@ class DayPage:
     @property
     def shown(self) -> int:
         return len(self.picks) + len(self.rest)
+
+
+def _unfinished_run(store: Store, day: str, digest: DayDigest | None) -> dict | None:
+    """The day's latest `ranker run` when it did not end well (failed, interrupted) or is running, with
+    "earlier": whether the day's digest is an earlier run's (a run that failed after recording its digest, writing
+    its files, is the digest's own); else None."""
+    run = store.last_run("run", day=day)
+    if not run or run["status"] not in ("failed", "interrupted", "running"):
+        return None
+    return {**run, "earlier": digest is not None and digest.run_id != run["id"]}
 
 
 def public_rule(rule: str | None) -> str | None:
@@ -148,6 +159,10 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
     page = DayPage(day=day, picks=pick_rows, rest=rest, topics=sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
                    counts=counts, digest=digest, topic=topic, show=show, prev_day=prev_day, next_day=next_day,
                    ranked=bool(rankings))
+    if not public:
+        # a day whose run failed (or was stopped, or runs now) said only "not ranked yet ... the store holds its
+        # papers, from a history or a fetch", or showed an older run's digest as if it were the latest word
+        page.last_run = _unfinished_run(store, day, digest)
     if plots_too:
         if rankings:
             page.hist_svg = plots.score_histogram([r.prefilter_score for r in rankings], [r.kept for r in rankings])

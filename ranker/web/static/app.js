@@ -8,8 +8,25 @@
   var elsewhere = { "1": "changed elsewhere meanwhile: you liked this",
                     "-1": "changed elsewhere meanwhile: not for you", "0": "taken back elsewhere meanwhile" };
 
+  // The page's count of your labels (a day's "your labels: 2 up, 1 down", the labels page's), moved by a label
+  // changed here: it kept the counts the page was loaded with, whatever was clicked since, until a reload.
+  // One form of a paper moves it (the first): a paper shown twice on a page is one label.
+  function count(form, before, label) {
+    var pid = form.getAttribute("data-paper"), counts = document.querySelector(".label-counts");
+    var first = document.querySelector('form.thumbs[data-paper="' + CSS.escape(pid) + '"]');
+    if (!counts || before === label || first !== form) {
+      return;
+    }
+    [[before, -1], [label, 1]].forEach(function (change) {
+      var n = counts.querySelector('[data-count="' + change[0] + '"]');
+      if (n) { n.textContent = String(parseInt(n.textContent, 10) + change[1]); }
+    });
+    counts.hidden = false;
+  }
+
   function show(form, label) {
     var before = parseInt(form.getAttribute("data-label") || "0", 10);
+    count(form, before, label);
     var undo = form.querySelector("button.undo");
     form.setAttribute("data-label", String(label));
     form.querySelector("button.up").setAttribute("aria-pressed", label > 0 ? "true" : "false");
@@ -79,7 +96,10 @@
   var refreshing = false;
   function refresh() {
     var forms = document.querySelectorAll("form.thumbs");
-    if (refreshing || document.visibilityState === "hidden" || !forms.length) { return; }
+    var counted = document.querySelector(".label-counts");
+    if (refreshing || document.visibilityState === "hidden" || (!forms.length && !counted)) {
+      return;
+    }
     refreshing = true;
     var since = answers;
     fetch("/labels.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -93,6 +113,15 @@
           if (waiting[pid] || (answered[pid] || 0) > since) { return; }
           if (String(label) !== f.getAttribute("data-label")) { show(f, label); }
         });
+        // the labels page counts every label of the store, those given elsewhere on papers it does not list too
+        var all = document.querySelector('.label-counts[data-scope="all"]');
+        if (all && !Object.keys(waiting).length && answers === since) {   // (no label of its own changed meanwhile)
+          var n = { "1": 0, "-1": 0 };
+          Object.keys(d.labels).forEach(function (pid) { n[String(d.labels[pid])] += 1; });
+          all.querySelectorAll("[data-count]").forEach(function (c) {
+            c.textContent = String(n[c.getAttribute("data-count")]);
+          });
+        }
       }).catch(function () {
         // the server out of reach or busy: the page stays as it was, and a click still says so
       }).then(function () { refreshing = false; });
