@@ -439,3 +439,13 @@ def test_the_bias_is_how_much_higher_the_local_model_scores_than_gpt():
     from ranker.compare.metrics import agreement
     a = agreement([5, 6, 7], [7, 8, 9])
     assert (a["bias"], a["mae"], a["within1"], a["mean_gpt"], a["mean_local"]) == (2.0, 2.0, 0.0, 6.0, 8.0)
+
+
+def test_the_summary_s_heading_groups_its_counts():
+    """A month of days compared: the heading read "## ranker compare: 1200 papers both judged (GPT 1200, local
+    1500)", where every other command's summary groups its thousands."""
+    from ranker.compare import summary_markdown
+    gpt = {f"2507.{i:05d}": ScoreRow(f"2507.{i:05d}", 1 + i % 10, 1 + i % 9) for i in range(1200)}
+    local = {f"2507.{i:05d}": ScoreRow(f"2507.{i:05d}", 1 + i % 7, 1 + i % 8) for i in range(300, 1800)}
+    md = summary_markdown(compute_metrics(gpt, local))
+    assert md.startswith("## ranker compare: 900 papers both judged (GPT 1,200, local 1,500)\n"), md

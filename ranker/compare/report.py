@@ -360,8 +360,8 @@ def _outside_listing(metrics: Mapping[str, Any]) -> str:
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     th = metrics["thresholds"]
-    lines = [f"## ranker compare: {metrics['n_common']} papers both judged "
-             f"(GPT {metrics['n_gpt']}, local {metrics['n_local']})", ""]
+    lines = [f"## ranker compare: {metrics['n_common']:,} papers both judged "
+             f"(GPT {metrics['n_gpt']:,}, local {metrics['n_local']:,})", ""]
     if metrics.get("message"):
         lines += [f"> {metrics['message']}", ""]
     lines += ["| score | Spearman | Kendall | MAE | exact | within 1 | bias |",
