@@ -1438,7 +1438,7 @@ def test_the_manifests_processes_are_labelled_by_what_was_measured(tmp_path, mon
 
 @pytest.mark.parametrize("address, said", [
     ("127.0.0.1:6379", "; the driver's peak RSS 300 MB (the cluster's not measured); "),
-    (None, "; peak RSS 300 MB over 1 process(es); "),
+    (None, "; peak RSS 300 MB over 1 process; "),
 ])
 def test_the_summary_says_the_cluster_was_not_measured_only_when_one_was_joined(address, said):
     """A Ray run whose Ray instance was started here but sampled nothing (its manifest says "driver") joined no
@@ -1448,3 +1448,24 @@ def test_the_summary_says_the_cluster_was_not_measured_only_when_one_was_joined(
            "processes": [{"peak_rss_mb": 300.0}], "processes_of": "driver"}
     res = SimpleNamespace(run=run, summary={"ranked": {"papers": 3, "days": 1}}, out="bf")
     assert said in summary_line(res)
+
+
+def test_the_summary_groups_every_count_of_a_large_backfill():
+    """A backfill is where the counts run to hundreds of thousands: its summary grouped the papers and rows
+    (counted) but not the scoring's ("scoring: 120000 to score (540000 not kept, 0 already done), 120000 scored"),
+    two styles in one line, nor the days added to ("12000 added to days already ranked"); and "over 1
+    process(es)" where every other count is said in the singular or the plural."""
+    from types import SimpleNamespace
+    run = {"engine": "ray", "address": None, "seconds": 1.0, "processes_of": "driver and its Ray instance",
+           "phases": {"rank": {"rows_written": 660000, "added_to_ranked_days": 12000},
+                      "score": {"to_do": 660000, "not_kept": 540000, "already_done": 1500}},
+           "scoring": {"model": "m", "prompt_hash": "h"},
+           "processes": [{"peak_rss_mb": 300.0}, {"peak_rss_mb": 900.0}, {"peak_rss_mb": 1200.0}]}
+    summary = {"ranked": {"papers": 660000, "days": 500, "kept": 120000},
+               "scores": {"m|h": {"scored": 118500, "failed": 1500}}}
+    line = summary_line(SimpleNamespace(run=run, summary=summary, out="bf"))
+    assert "(12,000 added to days already ranked)" in line, line
+    assert "scoring: 120,000 to score (540,000 not kept, 1,500 already done), 118,500 scored, 1,500 failed in all" \
+        in line, line
+    assert "; peak RSS 1200 MB over 3 processes; " in line, line
+    assert not re.search(r"\b\d{4,}\b", line.replace("1200 MB", "")), line

@@ -358,6 +358,17 @@ def test_counts_past_a_thousand_are_grouped_alike_in_the_summaries(tmp_path):
     assert "1,200 excluded by a rule" in r.stderr, r.stderr
 
 
+def test_score_s_summary_groups_its_counts_and_tokens(tmp_path):
+    """`ranker score`'s summary grouped the papers it scored but not the rest of its line: "20 of 20 papers scored
+    (... 20 new ...; 36579 prompt + 1964 completion tokens)", two styles in one line, as the run's summary was."""
+    r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--backend", "fake", "--offline")
+    assert r.returncode == 0, r.stderr
+    line = [x for x in r.stderr.splitlines() if " papers scored -> " in x]
+    assert len(line) == 1 and re.search(r"; [\d,]{5,} prompt \+ [\d,]{5,} completion tokens\)$", line[0]), r.stderr
+    assert not re.search(r"\b\d{4,}\b", line[0].replace(str(tmp_path), "TMP")), line[0]
+
+
 def test_calibrate_help_says_how_many_days_the_walk_forward_check_ranks():
     """`ranker calibrate --help` said --eval ranks "the last third of the days" after the check was capped (the
     README said "at most the last 20"): a user a year in expected 83 fits."""

@@ -439,3 +439,31 @@ def test_the_bias_is_how_much_higher_the_local_model_scores_than_gpt():
     from ranker.compare.metrics import agreement
     a = agreement([5, 6, 7], [7, 8, 9])
     assert (a["bias"], a["mae"], a["within1"], a["mean_gpt"], a["mean_local"]) == (2.0, 2.0, 0.0, 6.0, 8.0)
+
+
+def test_the_summary_s_heading_groups_its_counts():
+    """A month of days compared: the heading read "## ranker compare: 1200 papers both judged (GPT 1200, local
+    1500)", where every other command's summary groups its thousands."""
+    from ranker.compare import summary_markdown
+    gpt = {f"2507.{i:05d}": ScoreRow(f"2507.{i:05d}", 1 + i % 10, 1 + i % 9) for i in range(1200)}
+    local = {f"2507.{i:05d}": ScoreRow(f"2507.{i:05d}", 1 + i % 7, 1 + i % 8) for i in range(300, 1800)}
+    md = summary_markdown(compute_metrics(gpt, local))
+    assert md.startswith("## ranker compare: 900 papers both judged (GPT 1,200, local 1,500)\n"), md
+
+
+def test_the_summary_s_tables_and_notes_group_their_counts_as_its_heading_does():
+    """Once the heading grouped its counts, the lines below it did not: "## ranker compare: 1,500 papers both judged
+    (GPT 2,000, ...)" over "| common | 1500 | ..." and "500 of GPT's 2000 judgements are not in the listing",
+    the same count in two styles in one summary."""
+    import re
+    from ranker.compare import summary_markdown
+    gpt = {f"2507.{i:05d}": ScoreRow(f"2507.{i:05d}", 1 + i % 10, 1 + i % 9) for i in range(2000)}
+    local = {f"2507.{i:05d}": ScoreRow(f"2507.{i:05d}", 1 + i % 7, 1 + i % 8) for i in range(500, 2500)}
+    m = compute_metrics(gpt, local)
+    m.update(gpt_not_in_papers=1200, n_warnings=3000)
+    md = summary_markdown(m)
+    assert md.startswith("## ranker compare: 1,500 papers both judged (GPT 2,000, local 2,000)\n"), md
+    assert "\n| common | 1,500 | " in md, md
+    assert "1,200 of GPT's 2,000 judgements are not in the listing" in md, md
+    assert "\n3,000 input warnings " in md, md
+    assert not re.search(r"\b\d{4,}\b", md), md

@@ -355,6 +355,21 @@ def test_one_day_is_said_as_one_day(tmp_path, settings, store):
     assert "1 day skipped: " in html and "day(s)" not in html and "1 days" not in html
 
 
+def test_the_summary_groups_the_digest_s_counts_as_its_heading_does(tmp_path, settings, store):
+    """An eval of the 50 shared days with a model: its heading said "1,368 GPT picks" and its digest line "1203
+    picked, 1368 by GPT, 602 both", the same count in two styles; the scorer's failures and the pairs too."""
+    hist = make_history(tmp_path / "hist", THREE[2:])
+    data = json.loads(json.dumps(evaluate_history(hist, tmp_path / "out", settings, store=store, llm=True).to_dict()))
+    o = data["overall"]
+    o["picks"] = 1368
+    o["llm"]["digest"].update(local_picks=1203, gpt_picks=1368, tp=602)
+    o["llm"]["failed"], o["llm"]["relevance"]["n"] = 1500, 1100
+    md = summary_markdown(data)
+    assert ", 1,368 GPT picks" in md, md
+    assert "Digest vs GPT's picks: 1,203 picked, 1,368 by GPT, 602 both: " in md, md
+    assert ", 1,500 failed; on GPT's picks it scored (n=1,100):" in md, md
+
+
 def test_an_output_folder_inside_the_history_is_not_a_skipped_day(tmp_path, settings, store):
     """`--out ~/gpt/eval` beside the day folders: the eval's own folder is neither read nor said as a bad day,
     on the first run (made before the history is read) or on the next; a real odd folder still is."""

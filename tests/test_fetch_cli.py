@@ -520,3 +520,20 @@ def test_a_day_before_arxiv_is_refused_and_asks_nothing(tmp_path, day):
     assert r.stderr.strip() == (f"error: --date: {day} is before arXiv's first announcement (1991-08-14): there "
                                 "is no day to rebuild"), r.stderr
     assert not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("args", [["--ids", "2505.09343"], ["--since", "2025-05-12", "--until", "2025-05-13"]])
+def test_offline_an_api_fetch_names_where_offline_mode_came_from(tmp_path, args):
+    """Offline, `fetch --ids` and `fetch --since` failed on the connection with the URL and no word of what made
+    the command offline ("error: https://export.arxiv.org/api/query: offline mode: will not connect to ..."),
+    where `fetch` and `fetch --date` name it (`--offline`, `RANKER_OFFLINE`, `ranker.toml:1: offline`) and say
+    what to do instead; and the failed fetch was recorded as a run in the database first."""
+    db = tmp_path / "db.sqlite3"
+    r = fetch_cli("fetch", *args, "--out", tmp_path / "x.jsonl", "--db", db, "--offline")
+    flag = args[0]
+    assert r.returncode == 1 and r.stderr.strip() == (
+        f"error: --offline: offline mode: {flag} asks arXiv's API server; read a saved file with --from FILE "
+        "instead"), r.stderr
+    r = fetch_cli("fetch", *args, "--out", tmp_path / "x.jsonl", "--db", db, RANKER_OFFLINE="1")
+    assert r.returncode == 1 and r.stderr.strip().startswith("error: RANKER_OFFLINE: offline mode: "), r.stderr
+    assert not db.exists() and not (tmp_path / "x.jsonl").exists()

@@ -35,7 +35,10 @@ def test_user_prompt_directory_in_seed_layout(tmp_path):
 def test_missing_and_empty_topic_files(tmp_path):
     with pytest.raises(InputError, match="missing system_prompt.txt"):
         load_prompts(tmp_path)
-    with pytest.raises(InputError, match="empty"):
+    # the way out names both layouts the file may take: it said "write at least one numbered topic", where a
+    # bulleted topic does as well
+    with pytest.raises(InputError, match=r"the topics file is empty: write at least one topic \('1\. Representation "
+                                         r"Learning', or a bulleted '- Representation Learning'\)"):
         parse_topics("   \n", where="t.txt")
     with pytest.raises(InputError, match=r"no topics found \(expected numbered lines like '1\. Representation "
                                          r"Learning', or a bulleted list of them: '- Representation Learning'\)"):

@@ -136,7 +136,7 @@ def summary_line(res) -> str:
     else:
         # rows: a paper listed on two days is two (it said "45 papers written" beside "40 papers in 2 days")
         line = (f"ranking: {counted(r.get('rows_written', 0), 'row')} written"
-                + (f" ({r['added_to_ranked_days']} added to days already ranked)"
+                + (f" ({r['added_to_ranked_days']:,} added to days already ranked)"
                    if r.get("added_to_ranked_days") else "")
                 + (f", {counted(r['days_already_complete'], 'day')} already complete"
                    if r.get("days_already_complete") else ""))
@@ -151,18 +151,18 @@ def summary_line(res) -> str:
     if s is not None:
         # the rows the prefilter did not keep are settled without a request: not counted as to score
         nk = s.get("not_kept", 0)
-        line += (f"; scoring: {s.get('to_do', 0) - nk} to score ("
-                 + (f"{nk} not kept, " if nk else "") + f"{s.get('already_done', 0)} already done)")
+        line += (f"; scoring: {s.get('to_do', 0) - nk:,} to score ("
+                 + (f"{nk:,} not kept, " if nk else "") + f"{s.get('already_done', 0):,} already done)")
         key = f"{res.run['scoring']['model']}|{res.run['scoring']['prompt_hash']}"
         c = res.summary.get("scores", {}).get(key)
         if c:
-            line += f", {c['scored']} scored, {c['failed']} failed in all"
+            line += f", {c['scored']:,} scored, {c['failed']:,} failed in all"
     procs = res.run.get("processes") or []
     if procs and res.run.get("processes_of") == "driver" and res.run.get("address"):
         # joined a cluster: only this process was measured, not the workers that embedded and scored
         line += f"; the driver's peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB (the cluster's not measured)"
     elif procs:
-        line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {len(procs)} process(es)"
+        line += f"; peak RSS {max(p['peak_rss_mb'] for p in procs):.0f} MB over {counted(len(procs), 'process', 'processes')}"
     return line + f"; {res.run['seconds']:.1f}s -> {as_given(str(res.out))}"
 
 

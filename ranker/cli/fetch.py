@@ -85,6 +85,9 @@ def fetch(
         what = "the day's announcements are" if date else "today's feed is"
         raise InputError(f"offline mode: {what} on arXiv's server; read a saved file with --from FILE instead",
                          key="offline")
+    if modes and modes[0] != "from_" and s.offline and not is_loopback_url(s.fetch.api_url):
+        raise InputError(f"offline mode: {flag_name(modes[0])} asks arXiv's API server; read a saved file with "
+                         "--from FILE instead", key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress(out) as progress:
         # recorded as a run, so a command waiting on the database it holds can name it

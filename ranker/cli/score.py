@@ -67,9 +67,9 @@ def score(papers: PapersOpt,
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows),
                     reused=lambda: run.reused):
             atomic_write(out_path(out), run.lines(), tidy=True)
-    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {as_given(str(out))} ({run.reused} reused from the store, "
-         f"{run.scored} new, {run.retried} retried, {len(run.failures)} failed; "
-         f"{run.usage.prompt_tokens} prompt + {run.usage.completion_tokens} completion tokens)")
+    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {as_given(str(out))} ({run.reused:,} reused from the store, "
+         f"{run.scored:,} new, {run.retried:,} retried, {len(run.failures):,} failed; "
+         f"{run.usage.prompt_tokens:,} prompt + {run.usage.completion_tokens:,} completion tokens)")
     warn_failures(run)
 
 

@@ -351,7 +351,7 @@ def _outside_listing(metrics: Mapping[str, Any]) -> str:
     n = metrics.get("gpt_not_in_papers")
     if not n:
         return ""
-    return (f"{n} of GPT's {metrics['n_gpt']} judgements are not in the listing and count in none of its figures: "
+    return (f"{n:,} of GPT's {metrics['n_gpt']:,} judgements are not in the listing and count in none of its figures: "
             "is the listing of the same day?")
 
 
@@ -360,8 +360,8 @@ def _outside_listing(metrics: Mapping[str, Any]) -> str:
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     th = metrics["thresholds"]
-    lines = [f"## ranker compare: {metrics['n_common']} papers both judged "
-             f"(GPT {metrics['n_gpt']}, local {metrics['n_local']})", ""]
+    lines = [f"## ranker compare: {metrics['n_common']:,} papers both judged "
+             f"(GPT {metrics['n_gpt']:,}, local {metrics['n_local']:,})", ""]
     if metrics.get("message"):
         lines += [f"> {metrics['message']}", ""]
     lines += ["| score | Spearman | Kendall | MAE | exact | within 1 | bias |",
@@ -373,7 +373,7 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     lines += ["", f"Picks (RELEVANCE >= {fmt_score(th['min_relevance'])}, NOVELTY >= {fmt_score(th['min_novelty'])}):",
               "", "| over | n | GPT picks | local picks | precision | recall | F1 |", "|---|---:|---:|---:|---:|---:|---:|"]
     for k, s in metrics["selection"].items():
-        lines.append(f"| {k} | {s['n']} | {s['gpt_picks']} | {s['local_picks']} | {fmt(s['precision'])} | "
+        lines.append(f"| {k} | {s['n']:,} | {s['gpt_picks']:,} | {s['local_picks']:,} | {fmt(s['precision'])} | "
                      f"{fmt(s['recall'])} | {fmt(s['f1'])} |")
     for key, what in (("papers_days_skipped", "listing days left out (not judged by both sides)"),
                       ("prefilter_days_skipped", "prefilter days left out (GPT judged none of their papers)"),
@@ -395,9 +395,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         lines += ["", "| day | common | rel. Spearman | nov. Spearman | F1 |", "|---|---:|---:|---:|---:|"]
         for d, m in metrics["days"].items():
             f1 = m["selection"].get("listing", m["selection"]["common"])["f1"]
-            lines.append(f"| {d} | {m['n_common']} | {fmt(m['relevance']['spearman'])} | "
+            lines.append(f"| {d} | {m['n_common']:,} | {fmt(m['relevance']['spearman'])} | "
                          f"{fmt(m['novelty']['spearman'])} | {fmt(f1)} |")
     if metrics.get("n_warnings"):
-        lines += ["", f"{metrics['n_warnings']} input warnings (see metrics.json / report.html)."]
+        lines += ["", f"{metrics['n_warnings']:,} input warnings (see metrics.json / report.html)."]
     return "\n".join(lines)
 

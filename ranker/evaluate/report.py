@@ -353,15 +353,15 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
     if "llm" in o:
         m = o["llm"]
         d = m["digest"]
-        lines += ["", f"LLM {s['model']} ({s['backend']}): {scores_said(days, m)}, {m['failed']} failed; "
-                      f"on GPT's picks it scored (n={m['relevance']['n']}):", "",
+        lines += ["", f"LLM {s['model']} ({s['backend']}): {scores_said(days, m)}, {m['failed']:,} failed; "
+                      f"on GPT's picks it scored (n={m['relevance']['n']:,}):", "",
                   "| score | Spearman | within 1 |", "|---|---:|---:|"]
         for w in ("relevance", "novelty"):
             lines.append(f"| {w} | {fmt(m[w]['spearman'])} | {fmt(m[w]['within1'])} |")
         gaps = spearman_gaps(days, m)
         if gaps:
             lines += ["", gaps]
-        lines += ["", f"Digest vs GPT's picks: {d['local_picks']} picked, {d['gpt_picks']} by GPT, {d['tp']} both: "
+        lines += ["", f"Digest vs GPT's picks: {d['local_picks']:,} picked, {d['gpt_picks']:,} by GPT, {d['tp']:,} both: "
                       f"precision {fmt(d['precision'])}, recall {fmt(d['recall'])}, F1 {fmt(d['f1'])}"]
         li = iv.get("llm") or {}
         if _shown(li.get("digest")):

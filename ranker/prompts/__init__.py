@@ -150,7 +150,8 @@ def parse_topics(text: str, where: str = "paper_topics.txt") -> tuple[list[Topic
     exception keeps the Keywords block's own list: a bullet of that level written on the lines of a Keywords
     field ("- Relevant:" then "- MoE") is the field's item, as it is in the numbered layout."""
     if not text.strip():
-        raise InputError("the topics file is empty: write at least one numbered topic", where=where)
+        raise InputError("the topics file is empty: write at least one topic ('1. Representation Learning', or a "
+                         "bulleted '- Representation Learning')", where=where)
     topics, keywords = _read_topics(text)
     if not topics:
         level = _bullet_level(text)
