@@ -55,6 +55,12 @@ def _scratch(s: Store, out, embedder: str | None = None) -> dict[str, bytes]:
     return _files(out)
 
 
+def _every_pair(vectors, queries) -> np.ndarray:
+    """Every (query, vector) score as exact_topk keeps it (kinds.pair_scores), a matrix of them."""
+    r, c = np.divmod(np.arange(len(queries) * len(vectors)), len(vectors))
+    return K.pair_scores(vectors, queries, r, c).reshape(len(queries), len(vectors))
+
+
 def _scored(monkeypatch) -> list[int]:
     """(query, vector) scores computed by the exact searches, added up as they run."""
     n = [0]
@@ -180,7 +186,7 @@ def test_exact_topk_ranks_ties_by_row_and_merges_as_one_search():
     q = vecs[rng.choice(len(vecs), 30, replace=False)]
     k = 9
     s, r = K.exact_topk(vecs, q, k)
-    full = K.exact_scores(vecs, q)
+    full = _every_pair(vecs, q)
     for i in range(len(q)):
         want = sorted(range(len(vecs)), key=lambda j: (-full[i, j], j))[:k]
         assert list(r[i]) == want
@@ -192,7 +198,9 @@ def test_exact_topk_ranks_ties_by_row_and_merges_as_one_search():
     # the same pair scores the same in calls of any shape (a ragged block, one query, a few vectors)
     for rows in ([3], [0, 1, 2], list(range(17))):
         for cols in (slice(0, 1), slice(5, 9), slice(0, None)):
-            assert (K.exact_scores(vecs[cols], q[rows]) == full[rows][:, cols]).all()
+            assert (_every_pair(vecs[cols], q[rows]) == full[rows][:, cols]).all()
+            got = K.exact_topk(vecs[cols], q[rows], k)[0]
+            assert (got[:, :len(vecs[cols])] == np.sort(full[rows][:, cols], axis=1)[:, ::-1][:, :k]).all()
 
 
 def test_lists_kept_under_another_blas_are_searched_again(tmp_path, monkeypatch):
@@ -276,20 +284,23 @@ def test_a_damaged_vector_ranks_last_and_merges_as_one_search():
             assert (mr == r).all() and (ms == s).all(), (k, cut)
 
 
-def test_exact_scores_are_the_same_whatever_the_calls_shape_over_many_blocks_and_chunks():
+def test_exact_topk_scores_are_the_same_whatever_the_calls_shape_over_many_blocks_and_chunks():
     # more queries than a BLOCK and more vectors than a CHUNK, neither a multiple: every block, every chunk and
-    # the padded last of each; a pair scores the same alone (one query, a few vectors padded) as in the whole
+    # the last of each; a pair scores the same alone (one query, a few vectors) as in the whole. (The matrix
+    # product itself does not, on every CPU: OpenBLAS on an AMD EPYC sums a pair by its place in the block.)
     rng = np.random.default_rng(5)
     v = rng.normal(size=(2 * K.CHUNK + 300, 384)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     q = v[rng.choice(len(v), K.BLOCK + 100, replace=False)]
-    full = K.exact_scores(v, q)
-    assert full.shape == (len(q), len(v))
-    assert np.allclose(full, q.astype(np.float64) @ v.T.astype(np.float64), atol=1e-5)
+    truth = q.astype(np.float64) @ v.T.astype(np.float64)
+    assert np.allclose(K.exact_scores(v, q), truth, atol=1e-5)
+    full = _every_pair(v, q)
+    assert full.shape == (len(q), len(v)) and np.abs(full - truth).max() <= 2 ** -24   # rounded once
     for i in (0, K.BLOCK - 1, K.BLOCK, len(q) - 1):
-        assert (K.exact_scores(v, q[i:i + 1]) == full[i:i + 1]).all(), i
+        assert (_every_pair(v, q[i:i + 1]) == full[i:i + 1]).all(), i
+        assert (K.exact_topk(v, q[i:i + 1], 11)[0] == -np.sort(-full[i:i + 1], axis=1)[:, :11]).all(), i
     for a, b in ((0, 7), (K.CHUNK - 3, K.CHUNK + 5), (2 * K.CHUNK + 1, len(v))):
-        assert (K.exact_scores(v[a:b], q) == full[:, a:b]).all(), (a, b)
+        assert (_every_pair(v[a:b], q) == full[:, a:b]).all(), (a, b)
     k = 11
     s, r = K.exact_topk(v, q, k)
     want = np.lexsort((np.broadcast_to(np.arange(len(v)), full.shape), -full), axis=1)[:, :k]
@@ -392,8 +403,38 @@ def test_exact_topk_picks_each_blocks_top_k_a_few_rows_at_a_time():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    full = K.exact_scores(v, q)
+    full = _every_pair(v, q)
     want = np.lexsort((np.broadcast_to(np.arange(n), full.shape), -full), axis=1)[:, :5]   # higher, then lower row
     assert (rows == want).all() and (scores == np.take_along_axis(full, want, 1)).all()
     block = K.BLOCK * n * 4                  # the block of scores itself (20 MB here; the peak was 4x it, now 1.3x)
     assert peak < 1.6 * block, f"{peak / 2**20:.1f} MB at the peak, the block {block / 2**20:.1f} MB"
+
+
+def test_kept_lists_merge_as_one_search_under_a_blas_that_rounds_by_place(monkeypatch):
+    # OpenBLAS on an AMD EPYC sums a dot product in an order that depends on the pair's place in the matrix
+    # product: a query alone and in a block, or two equal vectors in one block, score a last bit apart, and the
+    # site's kept lists merged with a new day's came out other than a search from scratch (pages differed).
+    # Here a product that is a last bit off by place, on any machine: the lists must not notice.
+    real = K.exact_scores
+
+    def by_place(vectors, queries):
+        s = real(vectors, queries)
+        i, j = np.indices(s.shape)
+        return np.nextafter(s, np.where((i + 2 * j) % 3 == 0, np.inf, -np.inf)).astype(np.float32)
+    monkeypatch.setattr(K, "exact_scores", by_place)
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(60, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    vecs = np.concatenate([base, base[::3], base[1::4]])                 # equal vectors at other places
+    q = vecs[rng.choice(len(vecs), 25, replace=False)]
+    k = 7
+    s, r = K.exact_topk(vecs, q, k)
+    full = _every_pair(vecs, q)
+    want = np.lexsort((np.broadcast_to(np.arange(len(vecs)), full.shape), -full), axis=1)[:, :k]
+    assert (r == want).all() and (s == np.take_along_axis(full, want, 1)).all()
+    for cut in (1, 45, 60, 80):
+        ms, mr = K.merge_topk(K.exact_topk(vecs[:cut], q, k), K.exact_topk(vecs[cut:], q, k, first_row=cut), k)
+        assert (mr == r).all() and (ms == s).all(), cut
+    for i in (0, 13, 24):
+        one = K.exact_topk(vecs, q[i:i + 1], k)
+        assert (one[1] == r[i:i + 1]).all() and (one[0] == s[i:i + 1]).all(), i

@@ -24,9 +24,9 @@ from ..errors import RankerError
 from ..io import atomic_write
 from . import kinds as K
 from .corpus import CorpusIndex, Hit
-from .kinds import exact_scores as _scores
 
-FORMAT = 2      # 2: each row's id and checksum, for rows dropped (revised papers) to be mapped past
+FORMAT = 3      # 2: each row's id and checksum, for rows dropped (revised papers) to be mapped past; 3: scores summed
+                # pair by pair (kinds.pair_scores), not as the matrix product placed them
 
 
 def cache_path(idx: CorpusIndex) -> Path:
@@ -143,11 +143,12 @@ def _carried(old: dict, row_ids: list[str], sums: np.ndarray, kernel: str) -> tu
 
 
 def _kernel(dim: int) -> str:
-    """A digest of exact_scores over fixed random vectors: lists kept by another machine's BLAS (a store copied
-    over, numpy upgraded) may sum in another order, and are not merged with this one's scores."""
+    """A digest of the kept scores' arithmetic (kinds.pair_scores) over fixed random vectors: lists kept by
+    another machine or another numpy that sums a pair in another order are not merged with this one's scores."""
     rng = np.random.default_rng(20251206)
     v = rng.standard_normal((K.CHUNK, dim)).astype(np.float32)
-    return hashlib.sha1(_scores(v, v[:K.BLOCK]).tobytes()).hexdigest()[:16]
+    pairs = np.arange(K.CHUNK)
+    return hashlib.sha1(K.pair_scores(v, v, pairs, pairs[::-1]).tobytes()).hexdigest()[:16]
 
 
 def _read(path: Path, embedder: str, k: int) -> dict | None:

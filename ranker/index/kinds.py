@@ -192,34 +192,17 @@ TOP_ROWS = 16                    # rows of a block of scores whose top k exact_t
 
 
 def exact_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """queries @ vectors.T (float32), each score computed the same way whatever else is in the call: the
-    products are always BLOCK queries x CHUNK vectors, the last of each padded with zeros. BLAS sums a dot
-    product in another order for a small or ragged matrix (a 1-row query, a block of 3 left over, a day of 650
-    vectors), so the same pair scored in two calls of other shapes could differ in the last bit, and two
-    near-equal neighbours swap places: the site's kept neighbour lists (exact_topk) are merged with new
-    papers' scores, and must rank as a search from scratch would. A score that is not finite is -inf."""
+    """queries @ vectors.T (float32), BLOCK queries x CHUNK vectors at a time; a score that is not finite is
+    -inf. exact_topk's first pass, which chooses candidates from it: BLAS sums a dot product in an order that
+    depends on the matrices' shapes and, on some CPUs, on the pair's place in them, so a score here may differ
+    in the last bit from the same pair's in another call (pair_scores does not)."""
     q = f32(queries)
     v = f32(vectors)
-    n, dim = len(v), q.shape[1]
-    out = np.empty((len(q), n), dtype=np.float32)
-    qpad = np.zeros((BLOCK, dim), dtype=np.float32)
-    vpad = np.zeros((CHUNK, dim), dtype=np.float32)
+    out = np.empty((len(q), len(v)), dtype=np.float32)
     for i in range(0, len(q), BLOCK):
-        qb = q[i:i + BLOCK]
-        if len(qb) < BLOCK:
-            qpad[:len(qb)] = qb
-            qpad[len(qb):] = 0
-            qb = qpad
-        m = min(BLOCK, len(q) - i)
-        for j in range(0, n, CHUNK):
-            vb = v[j:j + CHUNK]
-            w = len(vb)
-            if w < CHUNK:
-                vpad[:w] = vb
-                vpad[w:] = 0
-                vb = vpad
+        for j in range(0, len(v), CHUNK):
             with np.errstate(invalid="ignore", over="ignore"):
-                out[i:i + m, j:j + w] = (qb @ vb.T)[:m, :w]
+                out[i:i + BLOCK, j:j + CHUNK] = q[i:i + BLOCK] @ v[j:j + CHUNK].T
     # a damaged stored vector (NaN): its scores rank last, below every real one, by row as -inf ties do; a NaN
     # has no order (argpartition takes any, merge_topk's sort puts it after the padding), so a kept list merged
     # with new rows would differ from a search from scratch
@@ -229,10 +212,15 @@ def exact_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, *, first_row: int = 0,
                ) -> tuple[np.ndarray, np.ndarray]:
-    """flat_topk with every score from exact_scores and ties in row order: (scores, rows), best first, the
+    """flat_topk with every score from pair_scores and ties in row order: (scores, rows), best first, the
     higher score first and of equal scores the lower row, rows of -1 (score -inf) past the array's end; rows
     numbered from `first_row` (the rows of `vectors` in a larger array). One total order: the top k of a union
-    is the top k of the parts' top k, so a kept list can be merged with new rows' (merge_topk)."""
+    is the top k of the parts' top k, so a kept list can be merged with new rows' (merge_topk).
+
+    The matrix product (exact_scores) only chooses the candidates: every row within its error of the k-th best
+    score. BLAS sums a dot product in an order that depends on the pair's place in the product on some CPUs
+    (OpenBLAS's kernels on an AMD EPYC: a query scored alone and in a block, or two equal vectors in one
+    block, differ in the last bit), so the scores kept are the candidates' own, each pair summed alone."""
     q = f32(queries)
     k = max(1, k)
     scores = np.full((len(q), k), -np.inf, dtype=np.float32)
@@ -240,31 +228,69 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, *, first_row: i
     n = len(vectors)
     if n == 0 or len(q) == 0:
         return scores, rows
+    v = f32(vectors)
     kk = min(k, n)
+    widest = max((float(np.max(_norms(v[j:j + CHUNK]), initial=0.0)) for j in range(0, n, CHUNK)), default=0.0)
     for i in range(0, len(q), BLOCK):
-        s = exact_scores(vectors, q[i:i + BLOCK])
+        qb = q[i:i + BLOCK]
+        s = exact_scores(v, qb)
         if kk < n:
-            # a few rows at a time: argpartition's answer is a full int64 array of the rows it is given (with -s,
-            # 12 bytes a score beside the block's 4: 225 MB of BLOCK rows at 73,000 papers, a site's peak from scratch)
-            top = np.empty((len(s), kk), dtype=np.int64)
+            # the k-th best of each row, a few rows at a time (np.partition copies the rows it is given)
+            edge = np.empty(len(s), dtype=np.float32)
             for j in range(0, len(s), TOP_ROWS):
-                top[j:j + TOP_ROWS] = np.argpartition(-s[j:j + TOP_ROWS], kk - 1, axis=1)[:, :kk]
-            ts = np.take_along_axis(s, top, 1)
-            edge = ts.min(axis=1)
-            # ties at the k-th score: argpartition took any of them; take the lowest rows instead
-            short = np.flatnonzero((s == edge[:, None]).sum(axis=1) != (ts == edge[:, None]).sum(axis=1))
-            for r in short:
-                above = np.flatnonzero(s[r] > edge[r])
-                at = np.flatnonzero(s[r] == edge[r])[:kk - len(above)]
-                top[r] = np.concatenate([above, at])
+                edge[j:j + TOP_ROWS] = -np.partition(-s[j:j + TOP_ROWS], kk - 1, axis=1)[:, kk - 1]
+            slack = 2 * _product_error(qb.shape[1], _norms(qb), widest)
+            r, c = np.nonzero(s >= (edge - slack)[:, None])
         else:
-            top = np.tile(np.arange(n), (len(s), 1))
-        top = np.sort(top, axis=1)                      # row order first: the stable sort keeps it among ties
-        ts = np.take_along_axis(s, top, 1)
-        order = np.argsort(-ts, axis=1, kind="stable")
-        scores[i:i + len(s), :kk] = np.take_along_axis(ts, order, 1)
-        rows[i:i + len(s), :kk] = np.take_along_axis(top, order, 1) + first_row
+            r, c = np.divmod(np.arange(len(s) * n), n)
+        got = np.full(len(r), -np.inf, dtype=np.float32)
+        real = np.isfinite(s[r, c])
+        got[real] = pair_scores(v, qb, r[real], c[real])
+        # per query: the higher score first, then the lower row
+        order = np.lexsort((c, -got, r))
+        r, c, got = r[order], c[order], got[order]
+        place = np.arange(len(r)) - np.searchsorted(r, r)
+        take = place < kk
+        scores[i + r[take], place[take]] = got[take]
+        rows[i + r[take], place[take]] = c[take] + first_row
     return scores, rows
+
+
+PAIRS = 4096                     # query-vector pairs pair_scores sums at once (4096 x 384 float64 = 12.6 MB)
+
+
+def _norms(vectors: np.ndarray) -> np.ndarray:
+    """Each finite vector's length (in float64: no float32 overflow); 0 for one that is not finite (its scores
+    are -inf, exact_scores, and choose nothing)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+def _product_error(dim: int, query_norms: np.ndarray, widest: float) -> np.ndarray:
+    """A bound on a float32 dot product's rounding error, however BLAS orders its sum, widened by one rounding
+    for pair_scores' own (its float32 result): gamma(dim + 1) = (dim + 1)u / (1 - (dim + 1)u), u = 2^-24, x
+    the norms' product (Cauchy-Schwarz over the sum of the products' magnitudes). dim x u alone is a little
+    under gamma(dim), the textbook bound, and left out the kept score's rounding."""
+    g = (dim + 1) * 2.0 ** -24
+    return g / (1 - g) * query_norms * widest
+
+
+def pair_scores(vectors: np.ndarray, queries: np.ndarray, query_rows: np.ndarray, vector_rows: np.ndarray,
+                ) -> np.ndarray:
+    """The inner product of each (queries[query_rows[j]], vectors[vector_rows[j]]), as float32: each pair's
+    products in float64 (a product of two float32 is exact there), summed alone, in one order whatever else
+    is asked, and rounded once; the same pair gives the same score in any call on any machine. Not finite:
+    -inf."""
+    out = np.empty(len(query_rows), dtype=np.float32)
+    for j in range(0, len(query_rows), PAIRS):
+        a = queries[query_rows[j:j + PAIRS]].astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            a *= vectors[vector_rows[j:j + PAIRS]]
+            out[j:j + PAIRS] = a.sum(axis=1)
+    np.copyto(out, -np.inf, where=~np.isfinite(out))
+    return out
 
 
 def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int,
