@@ -10,10 +10,9 @@ import pytest
 
 
 
-def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_owners_only(tmp_path):
-    """`ranker score` against https://user:PASSWORD@host/v1 (a proxy in front of a lab's server): error lines, the
-    store and run.json had the password redacted, but httpx logs every request's URL at INFO, and the command's
-    log file (RANKER_HOME/logs, made readable by every user of the machine) held it once a request."""
+def _score_one_paper_behind_a_password(tmp_path, *first, pre: str = ""):
+    """`ranker [first] score` of one real paper against a real openai-style server on 127.0.0.1 whose URL carries
+    the password `hunter2-pass` (https://user:PASSWORD@host/v1, a proxy in front of a lab's server)."""
     from conftest import DAYS, ranker
     from test_backends_openai_errors import Server
     row = json.loads((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
@@ -23,11 +22,19 @@ def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_ow
     server = Server()
     try:
         url = server.url.replace("://", "://lab:hunter2-pass@")
-        r = ranker("score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
-                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"},
-                   pre="import os; os.umask(0o022)")    # the common umask: under 077 a 0644 open made 0600 too
+        return ranker(*first, "score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
+                      "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"},
+                      pre=pre)
     finally:
         server.close()
+
+
+def test_a_password_in_the_servers_url_stays_out_of_the_log_file_which_is_the_owners_only(tmp_path):
+    """`ranker score` against https://user:PASSWORD@host/v1 (a proxy in front of a lab's server): error lines, the
+    store and run.json had the password redacted, but httpx logs every request's URL at INFO, and the command's
+    log file (RANKER_HOME/logs, made readable by every user of the machine) held it once a request."""
+    # the common umask: under 077 a 0644 open made 0600 too
+    r = _score_one_paper_behind_a_password(tmp_path, pre="import os; os.umask(0o022)")
     assert r.returncode == 0, r.stderr
     (log,) = (tmp_path / "home" / "logs").iterdir()
     text = log.read_text()
@@ -55,19 +62,7 @@ def test_under_verbose_the_libraries_lines_on_the_terminal_are_the_logs_redacted
     """`-v` shows on the terminal what the log file would hold: its lines went there through Python's last-resort
     printer instead, whole (and, below WARNING, not at all: httpx's request lines, which the log holds, were
     missing). Now the log's own handler, redacted, writes them to the terminal."""
-    from conftest import DAYS, ranker
-    from test_backends_openai_errors import Server
-    row = json.loads((DAYS / "2025-05-15" / "listing.jsonl").open().readline())
-    row["abstract"] += " MODE=ok"
-    papers = tmp_path / "p.jsonl"
-    papers.write_text(json.dumps(row) + "\n")
-    server = Server()
-    try:
-        url = server.url.replace("://", "://lab:hunter2-pass@")
-        r = ranker("-v", "score", "--papers", papers, "--out", tmp_path / "s.jsonl", "--backend", "openai",
-                   "--db", tmp_path / "db.sqlite3", env={"OPENAI_BASE_URL": url, "RANKER_HOME": tmp_path / "home"})
-    finally:
-        server.close()
+    r = _score_one_paper_behind_a_password(tmp_path, "-v")
     assert r.returncode == 0, r.stderr
     assert "HTTP Request: POST http://lab:[redacted]@127.0.0.1:" in r.stderr, r.stderr
     assert "hunter2" not in r.stderr + r.stdout, r.stderr
