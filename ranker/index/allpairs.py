@@ -8,7 +8,7 @@ the index, searches only what is new: the new papers against every row, and ever
 search of every row). A revised paper's old row, dropped by the index (its new vector appended), shifts the rows
 after it: they are mapped past it, and only the lists that held it (and the revised paper's own) are searched
 again. Anything else (another embedder, a rebuilt or another store's index in another order, another k, another
-BLAS, a file missing, damaged or of another format) searches every paper again.
+arithmetic of a pair's score (_kernel), a file missing, damaged or of another format) searches every paper again.
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def _carried(old: dict, row_ids: list[str], sums: np.ndarray, kernel: str) -> tu
     """(m, new_of_old): the index's rows [0, m) are the kept lists' rows, in their order, the same ids and
     numbers, less some dropped since (a revised paper's old vector: the index leaves it out and appends its new
     one); new_of_old maps each kept row to its number now, -1 where dropped. (0, None) when the lists cannot be
-    used: searched under another BLAS (kernel), or rows renumbered in another order (a rebuilt index, another
+    used: scored by another arithmetic (kernel), or rows renumbered in another order (a rebuilt index, another
     store's) so that none is carried."""
     if old["kernel"] != kernel:
         return 0, None
