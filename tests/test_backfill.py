@@ -1416,6 +1416,9 @@ def test_the_manifests_processes_are_labelled_by_what_was_measured(tmp_path, mon
         name = "ray"
         processes, processes_of = None, "driver and its Ray instance"
 
+        def check_address(self):              # a cluster that answers: the failure comes at the first read
+            pass
+
         def __getattr__(self, name):
             raise RuntimeError("Ray failed to start")
 
