@@ -43,12 +43,13 @@ def redacting_handler() -> logging.Handler:
 
 def write_traceback(kind, value, tb, head: str = "") -> None:
     """Write an exception's traceback to stderr as Python would (after `head`), redacted as the log's lines are
-    (by the formatter of redacting_handler): for sys.excepthook and threading.excepthook, which printed it whole."""
+    (ranker.io.redact): for sys.excepthook and threading.excepthook, which printed it whole."""
     import traceback
+
+    from ..io import redact
     text = head + "".join(traceback.format_exception(kind, value, tb))
     try:
-        sys.stderr.write(_RedactingFormatter().format(
-            logging.makeLogRecord({"msg": text.rstrip("\n")})) + "\n")
+        sys.stderr.write(redact(text))
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
