@@ -81,13 +81,10 @@ def fetch(
         raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
     if until and not since:
         raise InputError("--until needs --since", key="until")
-    if not modes and s.offline and not is_loopback_url(s.fetch.api_url if date else s.fetch.rss_url):
-        what = "the day's announcements are" if date else "today's feed is"
-        raise InputError(f"offline mode: {what} on arXiv's server; read a saved file with --from FILE instead",
-                         key="offline")
-    if modes and modes[0] != "from_" and s.offline and not is_loopback_url(s.fetch.api_url):
-        raise InputError(f"offline mode: {flag_name(modes[0])} asks arXiv's API server; read a saved file with "
-                         "--from FILE instead", key="offline")
+    if s.offline and not from_ and not is_loopback_url(s.fetch.api_url if modes or date else s.fetch.rss_url):
+        what = (f"{flag_name(modes[0])} asks arXiv's API server" if modes else
+                "the day's announcements are on arXiv's server" if date else "today's feed is on arXiv's server")
+        raise InputError(f"offline mode: {what}; read a saved file with --from FILE instead", key="offline")
     report = ReadReport()
     with Store(s.db_path) as store, Progress(out) as progress:
         # recorded as a run, so a command waiting on the database it holds can name it
