@@ -824,7 +824,8 @@ def test_a_refused_plain_form_links_back_to_the_page_it_was_on(site):
     server, db, _ = site
     pid, token, here = "2505.08838", _token(server), f"/day/{DAY}?topic=&show=all#p-2505.08838"
     form = {"paper_id": pid, "csrf": token, "next": here}
-    assert _post(server.url + "/label", {**form, "label": "up"}, {"Origin": server.url})[0] == 303
+    status, _, headers = _post(server.url + "/label", {**form, "label": "up"}, {"Origin": server.url})
+    assert status == 303 and headers["location"] == here                 # taken: back to the page, as it was
     status, body, _ = _post(server.url + "/label", {**form, "label": "undo", "seen": "0"}, {"Origin": server.url})
     assert status == 409 and "<h1>Changed elsewhere</h1>" in body
     back = re.findall(r'<a href="([^"]+)">Back to the page</a>', body)

@@ -328,7 +328,7 @@ def _label_routes(web: _Web) -> None:
             return web.page("error.html", status=409, title="Changed elsewhere", message=message, back=back)
         if wants_json:
             return JSONResponse({"paper_id": paper_id, "label": value, "day": day})
-        return RedirectResponse(security.safe_next(str(form.get("next") or "")), status_code=303)
+        return RedirectResponse(back or "/", status_code=303)
 
 
 class _Gate:
