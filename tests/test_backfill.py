@@ -510,6 +510,7 @@ def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_aga
     with Store(db) as store, pytest.raises(KeyboardInterrupt):
         run_backfill(spec, backfill_settings(), store=store)
     assert encoded
+    assert (out / shards.WORK_DIR / "embedded" / "params").is_file()      # the stopped run's state: kept
     monkeypatch.setattr(local, "prefilter_day", real)
     encoded.clear()
     with Store(db) as store:
@@ -517,6 +518,19 @@ def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_aga
     assert encoded == [] and res.run["phases"]["rank"]["days_already_complete"] == 2
     r = backfill_table(out, "ranked")
     assert sorted(r.column("id").to_pylist()) == ALL_IDS and len(set(r.column("date").to_pylist())) == 5
+    # the finished run leaves no empty OUT/_work behind (the spill in it was removed, the folder was not)
+    assert not (out / shards.WORK_DIR).exists(), sorted(p.name for p in out.iterdir())
+
+
+def test_a_finished_run_keeps_what_else_is_in_its_work_folder(tmp_path, monkeypatch):
+    """OUT/_work is removed after a finished run only when empty: a file of anyone's in it stays, and so does
+    the folder."""
+    hashed_embedder(monkeypatch)
+    out = tmp_path / "bf"
+    (out / shards.WORK_DIR).mkdir(parents=True)
+    (out / shards.WORK_DIR / "mine.txt").write_text("keep\n")
+    run_backfill(BackfillSpec(source=DAYS, out=out, embed=True), backfill_settings())
+    assert sorted(p.name for p in (out / shards.WORK_DIR).iterdir()) == ["mine.txt"]
 
 
 def test_days_already_complete_counts_the_days_of_the_run_s_window(tmp_path, monkeypatch):

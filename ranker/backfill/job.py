@@ -89,6 +89,15 @@ class Job:
         atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}))
         return work
 
+    def embedded_done(self, work: Path) -> None:
+        """Every day of embedded_dir() ranked: its spill removed, and OUT/_work with it when nothing else is there
+        (a finished run left the empty folder behind, as if a stopped run's state were in it)."""
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            work.parent.rmdir()             # only an empty one: what it holds besides is left as it is
+        except OSError:
+            pass
+
 
 @dataclass
 class BackfillResult:

@@ -64,7 +64,7 @@ class LocalEngine:
             written += shards.write_partitioned(t, ranked_root, "ranked")
             shutil.rmtree(work / f"date={day}", ignore_errors=True)
             self.progress("ranking days", i + 1, len(days))
-        shutil.rmtree(work, ignore_errors=True)
+        job.embedded_done(work)
         return {"read": n, "input": tally.record(), "embedded": embedded, "already_embedded": len(spilled),
                 "days": len(days),
                 "shards": len(written), "rows_written": sum(r for _, r in written),

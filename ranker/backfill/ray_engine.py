@@ -669,7 +669,7 @@ class RayEngine:
             sink = shard_sink(str(ranked_root), "ranked", shards.RANKED, spec.shard_rows, count, days=True)
             self._execute(lambda: ds.write_datasink(sink), "ranking days", len(days), count)
             rows, written = sink.rows, sink.files
-        shutil.rmtree(work, ignore_errors=True)
+        job.embedded_done(work)
         return {**info, "shards": len(written), "rows_written": rows,
                 "written_by_day": shards.rows_by_day(written)}
 
