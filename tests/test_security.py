@@ -304,6 +304,37 @@ def test_log_files_an_older_ranker_left_readable_by_all_are_made_the_owners_only
     assert stat.S_IMODE(other.stat().st_mode) == 0o644
 
 
+def test_the_logs_folder_an_older_ranker_left_open_is_made_the_owners_only(tmp_path):
+    """The log files were made 0600, but the folder holding them an older ranker made stayed 0755 (as a new one
+    was made, under the common umask 022): every user could list the logs' names (each a date, a command and a
+    pid). The next command that logs makes the folder its owner's only (0700), and makes a new one so."""
+    from conftest import ranker
+    logs, old = _logs_with_an_open_log(tmp_path)
+    os.chmod(logs, 0o755)
+    _labels_list(tmp_path)
+    assert stat.S_IMODE(logs.stat().st_mode) == 0o700, oct(logs.stat().st_mode)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600, oct(old.stat().st_mode)
+    fresh = tmp_path / "fresh"
+    r = ranker("labels", "list", "--db", tmp_path / "db.sqlite3", env={"RANKER_HOME": fresh},
+               pre="import os; os.umask(0o022)")
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE((fresh / "logs").stat().st_mode) == 0o700, oct((fresh / "logs").stat().st_mode)
+
+
+def test_a_logs_folder_that_is_a_link_is_not_followed_to_change_the_folder_it_names(tmp_path):
+    """home/logs a link to a folder elsewhere (a shared one, the user's choice): the logs are still written there,
+    but the folder it names keeps its mode; the folder's mode is only changed on a folder itself."""
+    from ranker.store import Store
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "logs").symlink_to(shared)
+    Store(tmp_path / "db.sqlite3").close()
+    _labels_list(tmp_path)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755, oct(shared.stat().st_mode)
+
+
 def _logs_with_an_open_log(tmp_path):
     """home/logs holding one log an older ranker left readable by all (0644), and the store a command opens."""
     from ranker.store import Store

@@ -109,7 +109,8 @@ class Terminal:
             logs = Path(home) / "logs"
             stamp = time.strftime("%Y%m%d-%H%M%S")
             try:
-                logs.mkdir(parents=True, exist_ok=True)
+                logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _owners_only(logs, folder=True)     # an older ranker's 0755 folder listed every log's name
                 path = logs / f"{stamp}-{command or 'ranker'}-{os.getpid()}.log"
                 # the owner's only: libraries write to it what no redaction sees (a traceback's locals, an
                 # engine's prints), and the papers and paths of a run are the user's
@@ -205,15 +206,17 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _owners_only(path: Path) -> None:
-    """Take the group's and others' access to `path` away if it is a plain file of this user's: a link (to a
-    file anywhere) is not followed, even one put in its place between the look and the change, and a file of
-    another user's (or a hard link to one) is left as it is, though root could change it."""
+def _owners_only(path: Path, *, folder: bool = False) -> None:
+    """Take the group's and others' access to `path` away if it is a plain file (with `folder`, a folder) of
+    this user's: a link (to a file or folder anywhere) is not followed, even one put in its place between the
+    look and the change, and one of another user's (or a hard link to one) is left as it is, though root could
+    change it."""
+    kind, flags = (stat.S_ISDIR, os.O_DIRECTORY) if folder else (stat.S_ISREG, os.O_NONBLOCK)
     try:
         st = path.lstat()
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or not st.st_mode & 0o077:
+        if not kind(st.st_mode) or st.st_uid != os.geteuid() or not st.st_mode & 0o077:
             return
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags)
     except OSError:
         return
     try:
