@@ -175,6 +175,31 @@ def test_a_jsonl_row_of_an_announce_type_ranker_does_not_know_is_skipped_and_cou
         rows[0]["id"], rows[3]["id"]]
 
 
+def test_a_jsonl_row_whose_category_key_gives_an_unknown_type_is_skipped_as_one_whose_announce_type_does(tmp_path):
+    """A listing row without `announce_type` whose per-category key gives a type arXiv may add later
+    ("cs.AI": "errata") was read as no type (new) and entered the day unasked, where the same type in
+    `announce_type` is skipped and counted. Now skipped and counted alike. A known type under another category
+    key still wins ("cs.LG": "new"), and a key of the user's with a dot that names none of the row's categories
+    ("my.note": "Errata") is no announce type: that row is read as before."""
+    rows = listing_rows(n=4)
+    for r in rows:
+        for k in [k for k in r if "." in k]:
+            r[k] = None
+        r.pop("announce_type", None)
+        r["categories"], r["primary_category"] = ["cs.LG", "cs.AI"], "cs.LG"
+    rows[0]["cs.AI"] = "errata"                                    # the row's own category: an unknown type
+    rows[1]["cs.LG"], rows[1]["cs.AI"] = "new", "errata"           # a known one beside it: that one
+    rows[2]["my.note"] = "Errata"                                  # the user's key: no type
+    rows[3]["stat.ML"] = "errata"                                  # no category of the row's: no type
+    f = tmp_path / "saved.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ReadReport()
+    got = [(p.id, p.announce_type) for p in read_papers(f, report=report)]
+    assert got == [(rows[1]["id"], "new"), (rows[2]["id"], None), (rows[3]["id"], None)], got
+    assert report.unknown_type == 1 and report.first_where("unknown_type") == f"{f}:1"
+    assert [p.extra["my.note"] for p in read_papers(f) if "my.note" in p.extra] == ["Errata"]   # kept as given
+
+
 def test_an_rss_item_without_its_announce_type_element_takes_the_description_s():
     """An item whose feed has no <arxiv:announce_type> (a feed saved by another tool, an older layout) says its type
     in the description ("Announce Type: cross"): a cross-list read as a paper of no type."""

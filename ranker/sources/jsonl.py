@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..io import SURROGATE_ESCAPE, json_loads, without_lone_surrogates
 from ..records import ANNOUNCE_TYPES, PAPER_FIELDS, Paper, Ranked, announce_spelling, has_verdict
 from .filters import stronger
-from .normalize import iso_day, make_paper
+from .normalize import clean_categories, iso_day, make_paper
 from .report import LINE_CAP, SKIP_REASONS, ReadReport
 
 _KNOWN = set(PAPER_FIELDS)
@@ -53,15 +53,25 @@ def _announce(d: dict) -> str | None:
     """The row's announce type: its `announce_type` as given, for make_paper to judge (a type ranker does not
     know is skipped, counted, as the feed's is: it was read as not given, the row's per-category keys' type
     taken, or else "new", and the paper entered the day's digest unasked); else the strongest of its
-    per-category keys ("cs.LG": "new"); else None."""
+    per-category keys ("cs.LG": "new"); else, for make_paper to judge alike, the first per-category key of one
+    of the row's own categories that gives a type ranker does not know ("cs.LG": "errata": read as no type, it
+    was "new"); else None. A key of the user's with a dot ("my.note": "Errata") that names none of the row's
+    categories is no announce type."""
     given = d.get("announce_type")
     if announce_spelling(given) is not None:              # "New", "replace_cross" as "new", "replace-cross"
         return given
-    found = None
+    found = unknown = None
+    own = None                                            # the row's categories, read at the first need
     for k, v in d.items():
-        if "." in k and announce_spelling(v) in ANNOUNCE_TYPES:   # "cs.LG": "new"
-            found = stronger(found, announce_spelling(v))
-    return found
+        if "." not in k or (spelled := announce_spelling(v)) is None:
+            continue
+        if spelled in ANNOUNCE_TYPES:                     # "cs.LG": "new"
+            found = stronger(found, spelled)
+        elif unknown is None:
+            own = own if own is not None else clean_categories(d.get("categories"), d.get("primary_category"))
+            if k in own:
+                unknown = v
+    return found if found is not None else unknown
 
 
 def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = None, *,
