@@ -438,3 +438,37 @@ def test_kept_lists_merge_as_one_search_under_a_blas_that_rounds_by_place(monkey
     for i in (0, 13, 24):
         one = K.exact_topk(vecs, q[i:i + 1], k)
         assert (one[1] == r[i:i + 1]).all() and (one[0] == s[i:i + 1]).all(), i
+
+
+def test_one_outsized_vector_widens_only_its_own_pairs_candidate_slack(monkeypatch):
+    # The kept lists' candidates were every pair within 2 x the product's error bound of the k-th best score,
+    # the bound taken with the widest stored vector's norm: one vector of norm 1e4 (made by hand, or a model that
+    # broke) made nearly every pair of every block a candidate (37 s and 945 MB for a 256-query block of the
+    # site). Each pair's slack is now its own vector's: the candidates stay a few per query, the lists as exact,
+    # also under a product rounded by place (as OpenBLAS on an AMD EPYC does).
+    real, pairs = K.exact_scores, K.pair_scores
+    asked = [0]
+
+    def by_place(vectors, queries):
+        s = real(vectors, queries)
+        i, j = np.indices(s.shape)
+        return np.nextafter(s, np.where((i + 2 * j) % 3 == 0, np.inf, -np.inf)).astype(np.float32)
+
+    def counted(vectors, queries, query_rows, vector_rows):
+        asked[0] += len(query_rows)
+        return pairs(vectors, queries, query_rows, vector_rows)
+    rng = np.random.default_rng(5)
+    n, dim, k = 3000, 384, 9
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs[7] *= 1e4                                                   # the one outsized vector, among the queries
+    q = vecs[:K.BLOCK]
+    monkeypatch.setattr(K, "exact_scores", by_place)
+    monkeypatch.setattr(K, "pair_scores", counted)
+    s, r = K.exact_topk(vecs, q, k)
+    monkeypatch.setattr(K, "pair_scores", pairs)
+    full = _every_pair(vecs, q)
+    want = np.lexsort((np.broadcast_to(np.arange(n), full.shape), -full), axis=1)[:, :k]
+    assert (r == want).all() and (s == np.take_along_axis(full, want, 1)).all()
+    # each query's k best scored for the floor, then its candidates: a few times k a query, not n (768,000 here)
+    assert asked[0] < 4 * k * len(q), f"{asked[0]:,} pairs scored for {len(q)} queries (every pair: {n * len(q):,})"

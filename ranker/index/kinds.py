@@ -217,8 +217,8 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, *, first_row: i
     numbered from `first_row` (the rows of `vectors` in a larger array). One total order: the top k of a union
     is the top k of the parts' top k, so a kept list can be merged with new rows' (merge_topk).
 
-    The matrix product (exact_scores) only chooses the candidates: every row within its error of the k-th best
-    score. BLAS sums a dot product in an order that depends on the pair's place in the product on some CPUs
+    The matrix product (exact_scores) only chooses the candidates: every row within its own pair's error of a
+    floor the k-th best score is at or above (_candidates). BLAS sums a dot product in an order that depends on the pair's place in the product on some CPUs
     (OpenBLAS's kernels on an AMD EPYC: a query scored alone and in a block, or two equal vectors in one
     block, differ in the last bit), so the scores kept are the candidates' own, each pair summed alone."""
     q = f32(queries)
@@ -230,17 +230,12 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, *, first_row: i
         return scores, rows
     v = f32(vectors)
     kk = min(k, n)
-    widest = max((float(np.max(_norms(v[j:j + CHUNK]), initial=0.0)) for j in range(0, n, CHUNK)), default=0.0)
+    lengths = np.concatenate([_norms(v[j:j + CHUNK]) for j in range(0, n, CHUNK)])
     for i in range(0, len(q), BLOCK):
         qb = q[i:i + BLOCK]
         s = exact_scores(v, qb)
         if kk < n:
-            # the k-th best of each row, a few rows at a time (np.partition copies the rows it is given)
-            edge = np.empty(len(s), dtype=np.float32)
-            for j in range(0, len(s), TOP_ROWS):
-                edge[j:j + TOP_ROWS] = -np.partition(-s[j:j + TOP_ROWS], kk - 1, axis=1)[:, kk - 1]
-            slack = 2 * _product_error(qb.shape[1], _norms(qb), widest)
-            r, c = np.nonzero(s >= (edge - slack)[:, None])
+            r, c = _candidates(v, qb, s, kk, lengths)
         else:
             r, c = np.divmod(np.arange(len(s) * n), n)
         got = np.full(len(r), -np.inf, dtype=np.float32)
@@ -256,6 +251,29 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, *, first_row: i
     return scores, rows
 
 
+def _candidates(v: np.ndarray, qb: np.ndarray, s: np.ndarray, kk: int, lengths: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(query rows, vector rows) of every pair that may be among each query's kk best by pair_scores, from the
+    block's matrix product `s` (exact_scores of qb against v; `lengths` the vectors' _norms). The kk best of a
+    row of s, scored by pair_scores, set a floor: their lowest pair score, which the kk-th best pair score of the
+    row is at or above. A vector may reach the floor only if its product score is within its own pair's rounding
+    (_product_error: this query's norm x its own) below it, so each vector's slack is its own: one outsized
+    vector (a norm of 1e4, made by hand) widens the slack of its own pairs, not every pair's (a slack from the
+    widest vector made nearly every pair of a block a candidate). Taken a few rows at a time (np.partition
+    copies the rows it is given)."""
+    rows, cols = [], []
+    for j in range(0, len(s), TOP_ROWS):
+        part = s[j:j + TOP_ROWS]
+        top = np.argpartition(-part, kk - 1, axis=1)[:, :kk]
+        tr = np.repeat(np.arange(len(part)), kk)
+        floor = pair_scores(v, qb[j:j + TOP_ROWS], tr, top.ravel()).reshape(len(part), kk).min(axis=1)
+        slack = _product_error(qb.shape[1], _norms(qb[j:j + TOP_ROWS]), 1.0)[:, None] * lengths[None, :]
+        r, c = np.nonzero(part >= floor[:, None] - slack)
+        rows.append(r + j)
+        cols.append(c)
+    return np.concatenate(rows), np.concatenate(cols)
+
+
 PAIRS = 4096                     # query-vector pairs pair_scores sums at once (4096 x 384 float64 = 12.6 MB)
 
 
@@ -268,7 +286,7 @@ def _norms(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _product_error(dim: int, query_norms: np.ndarray, widest: float) -> np.ndarray:
+def _product_error(dim: int, query_norms: np.ndarray, widest: float | np.ndarray) -> np.ndarray:
     """A bound on a float32 dot product's rounding error, however BLAS orders its sum, widened by one rounding
     for pair_scores' own (its float32 result): gamma(dim + 1) = (dim + 1)u / (1 - (dim + 1)u), u = 2^-24, x
     the norms' product (Cauchy-Schwarz over the sum of the products' magnitudes). dim x u alone is a little
