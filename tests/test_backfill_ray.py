@@ -165,7 +165,7 @@ def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again
     res = run_backfill(BackfillSpec(out=out, **spec), backfill_settings(), engine="ray", ray_options=RAY_OPTIONS)
     rank = res.run["phases"]["rank"]
     assert (rank["already_embedded"], rank["embedded"]) == (100, 200)
-    assert not (out / shards.WORK_DIR / "embedded").exists()
+    assert not (out / shards.WORK_DIR).exists()              # the spill and, then empty, its folder: removed
     run_backfill(BackfillSpec(out=tmp_path / "whole", **spec), backfill_settings(), engine="local")
     a, b = (backfill_table(o, "ranked").sort_by("id") for o in (out, tmp_path / "whole"))
     assert a.num_rows == b.num_rows == 300
