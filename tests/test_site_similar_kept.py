@@ -472,3 +472,32 @@ def test_one_outsized_vector_widens_only_its_own_pairs_candidate_slack(monkeypat
     assert (r == want).all() and (s == np.take_along_axis(full, want, 1)).all()
     # each query's k best scored for the floor, then its candidates: a few times k a query, not n (768,000 here)
     assert asked[0] < 4 * k * len(q), f"{asked[0]:,} pairs scored for {len(q)} queries (every pair: {n * len(q):,})"
+
+
+def test_a_vector_of_subnormal_numbers_is_a_candidate_as_its_products_rounding_may_have_it(monkeypatch):
+    # A float32 product below 2^-126 rounds to the subnormals' even steps (2^-149): an error no norm bounds. With
+    # each pair's slack its own vector's norm x the query's, a vector of a few such steps (made by hand) had a
+    # slack far under one step: a product that summed its score a step or two low (this machine's OpenBLAS did,
+    # for 4 of 2000 such vectors: -1 step for +1) left it out of the candidates, and a zero vector was kept in
+    # its place.
+    real = K.exact_scores
+    rng = np.random.default_rng(7)
+    dim = 384
+    q = rng.normal(size=(1, dim)).astype(np.float32)
+    q /= np.linalg.norm(q)
+    tiny = np.zeros((1, dim), np.float32)
+    j = int(np.argmax(np.abs(q[0])))
+    tiny[0, j] = np.sign(q[0, j]) * np.ceil(1 / abs(q[0, j])) * 2.0 ** -149       # a score of a step or so
+    vecs = np.concatenate([-q, np.zeros((1, dim), np.float32), tiny])
+
+    def steps_low(vectors, queries):                 # the tiny vector's score two subnormal steps low
+        s = real(vectors, queries)
+        small = (np.abs(vectors).max(axis=1) < 1e-38) & (np.abs(vectors).max(axis=1) > 0)
+        return np.where(small[None, :], s - np.float32(2 * 2.0 ** -149), s).astype(np.float32)
+    monkeypatch.setattr(K, "exact_scores", steps_low)
+    full = _every_pair(vecs, q)
+    assert full[0, 2] > 0 == full[0, 1] and K.exact_scores(vecs, q)[0, 2] < 0
+    for k in (1, 2):
+        s, r = K.exact_topk(vecs, q, k)
+        want = np.lexsort((np.broadcast_to(np.arange(len(vecs)), full.shape), -full), axis=1)[:, :k]
+        assert (r == want).all() and (s == np.take_along_axis(full, want, 1)).all(), (k, r, want)

@@ -268,6 +268,9 @@ def _candidates(v: np.ndarray, qb: np.ndarray, s: np.ndarray, kk: int, lengths: 
         tr = np.repeat(np.arange(len(part)), kk)
         floor = pair_scores(v, qb[j:j + TOP_ROWS], tr, top.ravel()).reshape(len(part), kk).min(axis=1)
         slack = _product_error(qb.shape[1], _norms(qb[j:j + TOP_ROWS]), 1.0)[:, None] * lengths[None, :]
+        # and what no norm bounds: a product or the kept score rounded to float32's subnormals (2^-149 apart, a
+        # vector of a few of them made by hand: its own slack is far under one step)
+        slack += (qb.shape[1] + 1) * 2.0 ** -149
         r, c = np.nonzero(part >= floor[:, None] - slack)
         rows.append(r + j)
         cols.append(c)
