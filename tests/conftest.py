@@ -147,14 +147,15 @@ def make_snapshot(out: Path, n: int, per_day: int = 100) -> Path:
     return out
 
 
-def grown_snapshot(folder: Path) -> tuple[Path, Path]:
-    """A 600-paper snapshot (six days of 100) and its first 550 lines: the older snapshot, whose last day had 50
-    of its 100 papers yet (the last days of a snapshot are incomplete). In the newer one the first paper has a
-    second version since, with another abstract (its day, the first version's, is the same)."""
-    snap = make_snapshot(folder / "snap.json", 600, 100)
+def grown_snapshot(folder: Path, per_day: int = 100) -> tuple[Path, Path]:
+    """A snapshot of six days of `per_day` papers (600 by default) and all but its last per_day/2 lines: the older
+    snapshot, whose last day had half its papers yet (the last days of a snapshot are incomplete). In the newer
+    one the first paper has a second version since, with another abstract (its day, the first version's, is the
+    same)."""
+    snap = make_snapshot(folder / "snap.json", 6 * per_day, per_day)
     lines = snap.read_bytes().splitlines(keepends=True)
     old = folder / "old.json"
-    old.write_bytes(b"".join(lines[:550]))
+    old.write_bytes(b"".join(lines[:6 * per_day - per_day // 2]))
     first = json.loads(lines[0])
     first["versions"] = first["versions"][:1] + [{"version": "v2", "created": "Mon, 2 Mar 2026 10:00:00 GMT"}]
     first["abstract"] = "A second version: the method rewritten, new results."

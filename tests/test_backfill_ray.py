@@ -1,8 +1,8 @@
 """`ranker backfill --engine ray` on a real Ray instance in local mode (ray.init on this machine, 2 CPUs, a
-small object store): a 2,000-paper snapshot through the real MiniLM embedder, the per-day prefilter and fake
-scoring; the same rows as the local engine; a scoring worker SIGKILLed mid-batch and retried by Ray; one real
-vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once; a SIGTERM (ray.init sets its
-own handler) stops the command as a Ctrl-C does."""
+small object store): a 500-paper snapshot in eight embedding batches through the real MiniLM embedder, the
+per-day prefilter and fake scoring; the same rows as the local engine; a scoring worker SIGKILLed mid-batch
+and retried by Ray; one real vLLM (CPU) actor on 8 papers; a rerun that does nothing; import twice == once; a
+SIGTERM (ray.init sets its own handler) stops the command as a Ctrl-C does."""
 from __future__ import annotations
 
 import json
@@ -45,24 +45,25 @@ def ray_local():
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_2000_papers_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_import(tmp_path):
-    snap = make_snapshot(tmp_path / "snap.json", 2000, 400)                  # five days of 400 papers
+def test_500_papers_in_several_batches_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_import(tmp_path):
+    """Five days of 100 papers, embedded in batches of 64 (eight batches, days across batches)."""
+    snap = make_snapshot(tmp_path / "snap.json", 500, 100)                    # five days of 100 papers
     out = tmp_path / "bf"
-    spec = BackfillSpec(source=snap, out=out, embed=True, score=True)
+    spec = BackfillSpec(source=snap, out=out, embed=True, score=True, embed_batch=64)
     with Store(tmp_path / "cache.sqlite3") as store:
         res = run_backfill(spec, backfill_settings(), engine="ray", store=store, ray_options=RAY_OPTIONS)
     assert res.run["status"] == "ok" and res.run["phases"]["rank"]["embed_actors"] == 1
 
     r = backfill_table(out, "ranked")
     ids = r.column("id").to_pylist()
-    assert len(ids) == len(set(ids)) == 2000                        # every paper exactly once
+    assert len(ids) == len(set(ids)) == 500                         # every paper exactly once
     per_day = Counter(r.column("date").to_pylist())
-    assert sorted(per_day.values()) == [400] * 5
+    assert sorted(per_day.values()) == [100] * 5
     kept = Counter(d for d, k in zip(r.column("date").to_pylist(), r.column("kept").to_pylist()) if k)
-    assert kept == {d: 160 for d in per_day}                  # each day's own 40% (the default without a calibration)
-    assert set(r.column("day_papers").to_pylist()) == {400}
+    assert kept == {d: 40 for d in per_day}                   # each day's own 40% (the default without a calibration)
+    assert set(r.column("day_papers").to_pylist()) == {100}
     v = shards.vectors(r)
-    assert v.shape == (2000, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
+    assert v.shape == (500, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
 
     s = backfill_table(out, "scores")
     assert sorted(s.column("id").to_pylist()) == sorted(ids)
@@ -87,14 +88,14 @@ def test_2000_papers_embed_prefilter_and_fake_scoring_on_ray_then_rerun_and_impo
     with Store(db) as st:
         import_backfill(out, st)
     assert store_tables(db) == once                                         # import twice == import once
-    assert first.papers == 2000 and first.embeddings == 2000 and first.scores_new == len(kept_ids)
-    assert len(once["embeddings"]) == 2000 and {e[1] for e in once["embeddings"]} == {"minilm"}
+    assert first.papers == 500 and first.embeddings == 500 and first.scores_new == len(kept_ids)
+    assert len(once["embeddings"]) == 500 and {e[1] for e in once["embeddings"]} == {"minilm"}
 
 
 def test_local_and_ray_engines_write_the_same_rows(tmp_path):
     """...and report the same progress: papers embedded, days ranked of all, papers scored of the to-do (the Ray
     engine said nothing, and `ranker backfill --engine ray` showed no bar)."""
-    snap = make_snapshot(tmp_path / "snap.json", 300, 100)
+    snap = make_snapshot(tmp_path / "snap.json", 150, 50)
     spec = dict(source=snap, embed=True, score=True)
     said = {"local": [], "ray": []}
     run_backfill(BackfillSpec(out=tmp_path / "local", **spec), backfill_settings(keep=0.3), engine="local",
@@ -102,14 +103,14 @@ def test_local_and_ray_engines_write_the_same_rows(tmp_path):
     run_backfill(BackfillSpec(out=tmp_path / "ray", **spec), backfill_settings(keep=0.3), engine="ray",
                  ray_options=RAY_OPTIONS, progress=lambda *a: said["ray"].append(a))
     last = {e: {stage: (done, total) for stage, done, total in calls} for e, calls in said.items()}
-    assert last["ray"] == last["local"] == {"embedding": (300, None), "ranking days": (3, 3), "scoring": (300, 300)}
+    assert last["ray"] == last["local"] == {"embedding": (150, None), "ranking days": (3, 3), "scoring": (150, 150)}
     for stage in last["ray"]:
         done = [d for s, d, _ in said["ray"] if s == stage]
         assert done == sorted(done), (stage, done)
     for kind, cols in (("ranked", ["id", "date", "kept", "topic", "day_papers"]),
                        ("scores", ["id", "date", "kept", "status", "RELEVANCE", "NOVELTY", "COMMENT"])):
         a, b = (backfill_table(tmp_path / e, kind).sort_by("id") for e in ("local", "ray"))
-        assert a.num_rows == b.num_rows == 300
+        assert a.num_rows == b.num_rows == 150
         assert a.select(cols).to_pylist() == b.select(cols).to_pylist()
         assert np.allclose(a.column("prefilter_score").to_numpy(), b.column("prefilter_score").to_numpy(),
                            atol=1e-5)
@@ -143,12 +144,12 @@ def test_the_ray_engine_keeps_by_the_users_rules_as_the_local_engine_does(tmp_pa
 
 
 def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again(tmp_path, monkeypatch):
-    """The embedding is spilled apart from the per-day shuffle: a run stopped after its first 100 of 300
+    """The embedding is spilled apart from the per-day shuffle: a run stopped after its first 50 of 150
     papers were embedded (here by the local engine, Ctrl-C) leaves them on disk, and the Ray engine's rerun
-    embeds only the other 200; the rows are those of a run that was never stopped."""
+    embeds only the other 100; the rows are those of a run that was never stopped."""
     from ranker.backfill import local
-    snap = make_snapshot(tmp_path / "snap.json", 300, 100)
-    spec = dict(source=snap, embed=True, embed_batch=100)
+    snap = make_snapshot(tmp_path / "snap.json", 150, 50)
+    spec = dict(source=snap, embed=True, embed_batch=50)
     out = tmp_path / "bf"
     real, calls = local.EmbedStage.__call__, []
 
@@ -161,23 +162,23 @@ def test_a_run_stopped_while_embedding_is_resumed_on_ray_without_embedding_again
     with pytest.raises(KeyboardInterrupt):
         run_backfill(BackfillSpec(out=out, **spec), backfill_settings(), engine="local")
     monkeypatch.undo()
-    assert len(shards.pairs_in(shards.shard_files(out / shards.WORK_DIR / "embedded"))) == 100
+    assert len(shards.pairs_in(shards.shard_files(out / shards.WORK_DIR / "embedded"))) == 50
     res = run_backfill(BackfillSpec(out=out, **spec), backfill_settings(), engine="ray", ray_options=RAY_OPTIONS)
     rank = res.run["phases"]["rank"]
-    assert (rank["already_embedded"], rank["embedded"]) == (100, 200)
+    assert (rank["already_embedded"], rank["embedded"]) == (50, 100)
     assert not (out / shards.WORK_DIR).exists()              # the spill and, then empty, its folder: removed
     run_backfill(BackfillSpec(out=tmp_path / "whole", **spec), backfill_settings(), engine="local")
     a, b = (backfill_table(o, "ranked").sort_by("id") for o in (out, tmp_path / "whole"))
-    assert a.num_rows == b.num_rows == 300
+    assert a.num_rows == b.num_rows == 150
     assert a.select(["id", "date", "kept", "topic"]).to_pylist() == b.select(["id", "date", "kept", "topic"]).to_pylist()
     assert np.allclose(shards.vectors(a), shards.vectors(b), atol=1e-4)
 
 
 def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked_on_ray_as_locally(tmp_path):
-    """The rerun from a newer snapshot (the older one's last day had 50 of its 100 papers): on Ray, as by the
-    local engine, the 50 are embedded (nothing else) and ranked with the 50 rows that day holds, which stay as
+    """The rerun from a newer snapshot (the older one's last day had 25 of its 50 papers): on Ray, as by the
+    local engine, the 25 are embedded (nothing else) and ranked with the 25 rows that day holds, which stay as
     they were; both engines' folders end with the same rows."""
-    old, snap = grown_snapshot(tmp_path)
+    old, snap = grown_snapshot(tmp_path, per_day=50)
     cols = ["id", "date", "version", "kept", "topic", "day_papers"]
     got = {}
     for engine in ("local", "ray"):
@@ -188,10 +189,10 @@ def test_a_newer_snapshot_adds_the_late_papers_of_days_already_ranked_on_ray_as_
         before = backfill_table(out, "ranked").sort_by("id").select(cols).to_pylist()
         res = run_backfill(BackfillSpec(source=snap, **spec), backfill_settings(), **opts)
         rank = res.run["phases"]["rank"]
-        assert (rank["embedded"], rank["rows_written"], rank["added_to_ranked_days"]) == (50, 50, 50), engine
-        assert (rank["days_already_complete"], res.summary["ranked"]["rows"]) == (5, 600), engine
+        assert (rank["embedded"], rank["rows_written"], rank["added_to_ranked_days"]) == (25, 25, 25), engine
+        assert (rank["days_already_complete"], res.summary["ranked"]["rows"]) == (5, 300), engine
         r = backfill_table(out, "ranked").sort_by("id")
-        assert r.num_rows == 600 and [x for x in r.select(cols).to_pylist() if x in before] == before
+        assert r.num_rows == 300 and [x for x in r.select(cols).to_pylist() if x in before] == before
         got[engine] = r
     a, b = got["local"], got["ray"]
     assert a.select(cols).to_pylist() == b.select(cols).to_pylist()
