@@ -138,9 +138,11 @@ def test_kill_during_scoring(tmp_path, env):
 
 @pytest.mark.slow
 def test_kill_during_embedding(tmp_path, env):
-    rows = []
-    for day in ("2025-05-13", "2025-06-23"):
-        rows += [json.loads(line) for line in (DAYS / day / "listing.jsonl").open()]
+    from ranker.prefilter.embed import CHUNK
+    # one day of 405 papers: two chunks of the embedder (CHUNK = 256), so the kill comes after the first is
+    # stored and before the second is
+    rows = [json.loads(line) for line in (DAYS / "2025-05-13" / "listing.jsonl").open()]
+    assert CHUNK < len(rows) < 2 * CHUNK
     papers = tmp_path / "p.jsonl"
     papers.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "ranked.jsonl"
