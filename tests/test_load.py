@@ -3,9 +3,10 @@
 subprocess whose peak RSS is read from os.wait4: memory stays bounded at that size.
 
 The embedder is the real MiniLM, but embedding 30,000 texts takes ~15 min on 2 CPU cores (that whole run is
-scripts/bench_load.py's job: 916 s, 1,070 MB peak). Here the store first gets vectors for all but 1,000 of
-the papers, so the model embeds 1,000 texts in its batches while reading, ranking, the corpus index (exact:
-a plain matrix below 100,000 vectors, FAISS IVF above) and writing handle all 30,000.
+scripts/bench_load.py's job: 916 s, 1,070 MB peak). Here the store first gets vectors for all but 300 of
+the papers, so the model embeds 300 texts (a full chunk of ranker.prefilter.embed.CHUNK, 256, and part of a
+second: the memory of embedding is that of one chunk, whatever the count) while reading, ranking, the corpus
+index (exact: a plain matrix below 100,000 vectors, FAISS IVF above) and writing handle all 30,000.
 """
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 from conftest import RANKER, REPO
 
 N = 30_000
-EMBED_FOR_REAL = 1_000
+EMBED_FOR_REAL = 300            # more than one embedding chunk (CHUNK = 256), asserted below
 REDO = 200                  # vectors fetch --embed makes again for real
 
 
@@ -48,7 +49,8 @@ def run_measured(cmd, env, timeout=900):
 
 @pytest.mark.slow
 def test_a_30000_paper_snapshot_fetches_and_prefilters_in_bounded_memory(tmp_path):
-    from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+    from ranker.prefilter.embed import CHUNK, embedder_key, paper_text, text_hash
+    assert CHUNK < EMBED_FOR_REAL < 2 * CHUNK           # the embedding runs chunk after chunk, as at any size
     from ranker.sources import read_papers
     from ranker.store import Store
 
