@@ -44,11 +44,14 @@ def test_the_same_relative_folder_in_two_directories_is_scored_twice(tmp_path):
     papers = tmp_path / "day.jsonl"
     papers.write_text((DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[0] + "\n")
     db = tmp_path / "db.sqlite3"
+    # a short abstract and comment (the answer's length is not the point: which model it is stored under is)
+    config = tmp_path / "ranker.toml"
+    config.write_text("[scoring]\nabstract_tokens = 16\ncomment_chars = 20\n")
     runs = []
     for cwd in (tmp_path / "one", tmp_path / "two"):
         _copy(MODELS / "smollm2-135m", cwd / "m")
         p = ranker("score", "--papers", papers, "--out", cwd / "scores.jsonl", "--db", db, "--backend",
-                   "transformers", "--model", "./m", "--backend-option", "threads=1", cwd=cwd)
+                   "transformers", "--model", "./m", "--backend-option", "threads=1", "--config", config, cwd=cwd)
         assert p.returncode == 0, p.stderr
         runs.append(p.stderr.splitlines()[-1])
     assert "(0 reused from the store, 1 new" in runs[0]

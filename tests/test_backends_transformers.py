@@ -38,13 +38,15 @@ def backend():
 def test_three_papers_one_at_a_time_with_probabilities(backend):
     ps = load_prompts()
     pp = papers(3)
-    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=150), paper_schema([p.id], 60), max_tokens=70)
+    # a short abstract and comment: the prompt is still the real one (over 1,500 tokens of instructions), the
+    # answer still a whole JSON object under the schema, in fewer tokens of CPU time each
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=40), paper_schema([p.id], 20), max_tokens=70)
             for p in pp]
     out = backend.generate(reqs, score_probs=True)
     assert [r.key for r in out] == [p.id for p in pp]
     for r, p in zip(out, pp):
         assert r.ok, r.error
-        (obj,) = check_answer(json.loads(r.text), [p.id], 60)
+        (obj,) = check_answer(json.loads(r.text), [p.id], 20)
         assert r.usage.prompt_tokens > 500 and 0 < r.usage.completion_tokens <= 70
         for field in ("RELEVANCE", "NOVELTY"):
             dist = r.score_probs[field]
@@ -65,7 +67,7 @@ def test_the_manifests_engine_figures_say_the_dtype_and_context(backend):
 def test_small_batches_and_a_cut_off_answer(backend):
     ps = load_prompts()
     pp = papers(2)
-    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=60)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 15), max_tokens=60)
             for p in pp]
     reqs[1].max_tokens = 5
     backend.batch_size = 2
@@ -76,7 +78,7 @@ def test_small_batches_and_a_cut_off_answer(backend):
         backend.batch_size = 1
     assert told == [(2, [0, 1])]                  # the batch's requests, named for the progress bar
     assert out[0].ok, out[0].error
-    check_answer(json.loads(out[0].text), [pp[0].id], 40)
+    check_answer(json.loads(out[0].text), [pp[0].id], 15)
     assert out[1].finish_reason == "length" and out[1].usage.completion_tokens == 5
     assert not out[1].context_full and out[1].error is None   # its budget's cut-off: a larger one may do
     assert out[1].text and len(out[1].text) <= 40          # five tokens' worth, not the batch's sixty
@@ -86,7 +88,7 @@ def test_an_answer_does_not_depend_on_what_shares_its_batch(backend):
     """Left-padded beside a prompt seven times its length, a request gets the greedy answer and the score
     probabilities it gets alone (padding masked, positions counted from its own first token)."""
     def req(key, text):
-        return Request(key, [{"role": "user", "content": text}], paper_schema([key], 60), max_tokens=90)
+        return Request(key, [{"role": "user", "content": text}], paper_schema([key], 20), max_tokens=90)
     short = req("1706.03762", "Score the paper 'Attention is all you need' (arXiv 1706.03762) for relevance and "
                               "novelty, 1 to 10, as JSON.")
     long_ = req("2001.00001", "Score this paper, 1 to 10, as JSON. " + "It studies large language models for "
@@ -181,7 +183,7 @@ def test_greedy_is_greedy_whatever_the_models_generation_config_suggests(backend
     from ranker.backends.transformers_backend import TransformersBackend
     msgs = [{"role": "user", "content": "Score the paper 'Attention is all you need' (arXiv 1706.03762) for "
                                         "relevance and novelty, 1 to 10, as JSON."}]
-    req = Request("1706.03762", msgs, paper_schema(["1706.03762"], 60), max_tokens=80)
+    req = Request("1706.03762", msgs, paper_schema(["1706.03762"], 20), max_tokens=80)
     folder = model_with(tmp_path, "generation_config.json", do_sample=True, temperature=0.7, top_k=20,
                         repetition_penalty=1.3)
     be = TransformersBackend(str(folder), threads=1)

@@ -44,19 +44,19 @@ def engine():
 def test_a_batch_of_real_papers(engine):
     ps = load_prompts()
     pp = papers(7)
-    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=200), paper_schema([p.id], 80), max_tokens=90)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=200), paper_schema([p.id], 30), max_tokens=90)
             for p in pp[:5]]
     pair = [pp[5].id, pp[6].id]
-    reqs.append(Request("pair", build_messages(ps, pp[5:7], abstract_tokens=120), paper_schema(pair, 60),
+    reqs.append(Request("pair", build_messages(ps, pp[5:7], abstract_tokens=120), paper_schema(pair, 25),
                         max_tokens=160))
-    reqs.append(Request("cut", build_messages(ps, pp[:1], abstract_tokens=200), paper_schema([pp[0].id], 80),
+    reqs.append(Request("cut", build_messages(ps, pp[:1], abstract_tokens=200), paper_schema([pp[0].id], 30),
                         max_tokens=6))
     out = engine.generate(reqs, score_probs=True)
     assert [r.key for r in out] == [r.key for r in reqs]
 
     for r, p in zip(out[:5], pp):
         assert r.ok, r.error
-        (obj,) = check_answer(json.loads(r.text), [p.id], 80)     # id, 1..10 integers, comment <= 80
+        (obj,) = check_answer(json.loads(r.text), [p.id], 30)     # id, 1..10 integers, comment <= 30
         assert r.usage.prompt_tokens > 500 and 0 < r.usage.completion_tokens <= 90
         assert r.usage.cached_prompt_tokens > 0                    # the shared prefix came from the cache
         for field in ("RELEVANCE", "NOVELTY"):
@@ -69,7 +69,7 @@ def test_a_batch_of_real_papers(engine):
 
     pair_out = out[5]
     assert pair_out.ok, pair_out.error
-    check_answer(json.loads(pair_out.text), pair, 60)
+    check_answer(json.loads(pair_out.text), pair, 25)
     assert set(pair_out.score_probs) == {f"{i}/{f}" for i in pair for f in ("RELEVANCE", "NOVELTY")}
 
     assert out[6].finish_reason == "length" and not out[6].ok
@@ -92,7 +92,7 @@ def test_an_engine_call_that_fails_midway_leaves_nothing_for_the_next(engine, mo
     on down the batch)."""
     ps = load_prompts()
     pp = papers(3)
-    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 15), max_tokens=80)
             for p in pp]
     reqs[0].max_tokens = 3                       # finishes first, cut off
     llm_engine = engine._llm.llm_engine
@@ -112,7 +112,7 @@ def test_an_engine_call_that_fails_midway_leaves_nothing_for_the_next(engine, mo
     assert out[0].finish_reason == "length" and out[0].usage.completion_tokens == 3
     for r, p in zip(out[1:], pp[1:]):
         assert r.ok, r.error
-        check_answer(json.loads(r.text), [p.id], 40)
+        check_answer(json.loads(r.text), [p.id], 15)
     assert not llm_engine.has_unfinished_requests()
 
 
@@ -123,7 +123,7 @@ def test_a_batch_that_fails_is_counted_once_per_request(engine, monkeypatch):
     of the papers done and past the batch; a request that then fails alone was never told."""
     ps = load_prompts()
     pp = papers(3)
-    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 15), max_tokens=80)
             for p in pp]
     reqs[0].max_tokens = 3                       # finishes first
     llm, llm_engine = engine._llm, engine._llm.llm_engine
@@ -170,7 +170,7 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
     still fails is an error (its text kept: scoring asks for the paper again), the others read as usual."""
     ps = load_prompts()
     pp = papers(2)
-    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 40), max_tokens=80)
+    reqs = [Request(p.id, build_messages(ps, [p], abstract_tokens=60), paper_schema([p.id], 15), max_tokens=80)
             for p in pp]
     first = engine.prompt_ids(reqs[0].messages)
     # SmolLM2 writes '1' (then '0') for every score, which needs no probe: kept from writing it (a logit bias;
@@ -205,7 +205,7 @@ def test_an_answer_whose_probe_failed_is_an_error_not_a_one(engine, monkeypatch)
     bad, good = out
     assert not bad.ok and bad.finish_reason == "error" and bad.score_probs is None
     assert "probe telling 1 from 10 failed" in bad.error and "the engine stumbled" in bad.error
-    check_answer(json.loads(bad.text), [pp[0].id], 40)               # the answer itself is kept
+    check_answer(json.loads(bad.text), [pp[0].id], 15)               # the answer itself is kept
     assert good.ok and set(good.score_probs) == {"RELEVANCE", "NOVELTY"}
     # the good answer's tokens hold its probes' (one token each), as the engine's totals do
     n_probes = probes[0].count("good")
