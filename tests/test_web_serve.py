@@ -107,17 +107,21 @@ def test_pages_answer_and_unknown_ones_are_404(site):
         assert headers["x-frame-options"] == "DENY"
     for path in ("/day/2025-01-01", "/day/not-a-day", "/paper/0000.00000", "/month/1999-01"):
         assert _get(server.url + path)[0] == 404, path
-    # HEAD (link checkers, `curl -I`): the page's status and headers, no body (FastAPI said 405 to each)
+    # HEAD (link checkers, `curl -I`): the page's status and headers, no body (FastAPI said 405 to each), wherever
+    # GET answers: the labels' JSON too (its HEAD was 405 while its GET worked)
     import http.client
     from urllib.parse import urlsplit
     u = urlsplit(server.url)
     for path, status in (("/", 200), (f"/day/{DAY}", 200), ("/search?q=diffusion", 200), ("/static/app.js", 200),
-                         ("/day/2025-01-01", 404)):
+                         ("/labels.json", 200), ("/labels", 200), ("/month/2025-05", 200),
+                         (f"/paper/{HOSTILE_ID}", 200), ("/day/2025-01-01", 404)):
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         c.request("HEAD", path)
         r = c.getresponse()
         assert (r.status, r.read()) == (status, b""), path
         assert r.getheader("x-frame-options") == "DENY"
+        if path == "/labels.json":
+            assert r.getheader("content-type") == "application/json"
         c.close()
 
 
