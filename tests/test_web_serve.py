@@ -1971,3 +1971,36 @@ def test_esc_in_a_field_hands_the_keys_back_to_the_paper_it_left(site, chromium)
         assert errors == []
     finally:
         page.close()
+
+
+@needs_browser
+def test_back_from_a_paper_opened_with_o_gives_the_focus_to_its_entry_again(site, chromium):
+    """o opens the paper the keys are on; Back loads the day again (never kept: no-store), and its focus was on the
+    page's body, so the next j began again at the first paper in view: the entry opened takes the focus again, in
+    view, and j goes on from it. The same with Enter on the entry."""
+    from playwright.sync_api import expect
+    server, _, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        for _ in range(12):
+            page.keyboard.press("j")
+        assert _focused_paper(page) == ids[11]
+        page.keyboard.press("o")
+        page.wait_for_url(f"{server.url}/paper/{ids[11]}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        page.wait_for_load_state("load")
+        expect(page.locator(f"article[id='p-{ids[11]}']")).to_be_focused()
+        expect(page.locator(f"article[id='p-{ids[11]}']")).to_be_in_viewport()
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[12]
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{server.url}/paper/{ids[12]}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        expect(page.locator(f"article[id='p-{ids[12]}']")).to_be_focused()
+        assert errors == []
+    finally:
+        page.close()

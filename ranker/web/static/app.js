@@ -200,6 +200,15 @@
   }
   entries().forEach(function (e) { e.tabIndex = -1; });   // focusable by the keys (and a click), not by Tab
 
+  // o (or Enter) then Back: the page is loaded again (it is never kept, no-store) and the focus was on its body, so
+  // the next j began again at the first paper in view and a screen reader at the page's top. The entry opened is
+  // kept in the page's own history entry (which Back comes to again), and takes the focus again.
+  var opened = history.state && history.state.opened ? document.getElementById(history.state.opened) : null;
+  if (opened && entries().indexOf(opened) >= 0) {
+    opened.focus({ preventScroll: true });
+    opened.scrollIntoView({ block: "nearest" });
+  }
+
   var last = null;          // the entry the focus was in last: Esc out of a field goes back to it
   document.addEventListener("focusin", function (ev) {
     var e = ev.target.closest ? ev.target.closest("article, tr") : null;
@@ -261,7 +270,11 @@
       // its title's link: a paper's own page has none (its Prefilter table's first cells link its days, and o
       // opened the first of them)
       var link = at.querySelector("h3 a, :scope > td:first-child > a");
-      if (link) { link.click(); ev.preventDefault(); }
+      if (link) {
+        if (at.id) { history.replaceState(Object.assign({}, history.state, { opened: at.id }), ""); }
+        link.click();
+        ev.preventDefault();
+      }
     }
   });
 })();
