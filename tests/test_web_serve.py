@@ -2004,3 +2004,42 @@ def test_back_from_a_paper_opened_with_o_gives_the_focus_to_its_entry_again(site
         assert errors == []
     finally:
         page.close()
+
+
+@needs_browser
+def test_a_day_filtered_by_topic_counts_a_label_given_elsewhere_on_a_paper_it_hides(site, chromium):
+    """A day shown for one topic counts your labels on all its papers; one given in another tab on a paper the
+    filter hides moved the count only on a reload (a shown paper's form moved it when looked at again): looked at
+    again, the page counts what a reload shows."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        topic = page.locator("select[name=topic] option").nth(1).get_attribute("value")
+        hidden = page.locator(f"article.paper:not([data-topic='{topic}'])")
+        ids = [i[2:] for i in hidden.evaluate_all("els => els.map(e => e.id)")]
+        free = [i for i in ids[-8:] if _label(db, i) is None][-2:]
+        assert len(free) == 2
+        page.goto(f"{server.url}/day/{DAY}?" + urllib.parse.urlencode({"topic": topic}))
+        assert page.locator(f"article[id='p-{free[0]}']").count() == 0          # filtered out
+        before = _counts(page) or (0, 0)
+        try:
+            for pid, label, after in ((free[0], "up", (before[0] + 1, before[1])),
+                                      (free[1], "down", (before[0] + 1, before[1] + 1)),
+                                      (free[0], "undo", (before[0], before[1] + 1))):
+                assert _post(server.url + "/label", {"paper_id": pid, "label": label, "csrf": _token(server)},
+                             {"Origin": server.url})[0] == 303              # in another tab, or by a script
+                page.evaluate("window.dispatchEvent(new Event('focus'))")     # this tab looked at again
+                expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(after[0]))
+                expect(page.locator('.label-counts [data-count="-1"]')).to_have_text(str(after[1]))
+                expect(page.locator(".label-counts")).to_be_visible()
+            page.reload()
+            assert _counts(page) == (before[0], before[1] + 1)                # what a reload shows
+        finally:
+            for pid in free:
+                _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)},
+                      {"Origin": server.url})
+        assert errors == []
+    finally:
+        page.close()

@@ -113,14 +113,21 @@
           if (waiting[pid] || (answered[pid] || 0) > since) { return; }
           if (String(label) !== f.getAttribute("data-label")) { show(f, label); }
         });
-        // the labels page counts every label of the store, those given elsewhere on papers it does not list too
-        var all = document.querySelector('.label-counts[data-scope="all"]');
-        if (all && !Object.keys(waiting).length && answers === since) {   // (no label of its own changed meanwhile)
+        // counted again from the answer: the labels page (and the archive) count every label of the store, a day
+        // every label of its papers (data-papers), those given elsewhere on papers the page does not list (one its
+        // filter hides) too; a form's show() above moves the count for the papers it shows only
+        var scoped = document.querySelector(".label-counts[data-scope]");
+        if (scoped && !Object.keys(waiting).length && answers === since) {   // (no label of its own changed meanwhile)
           var n = { "1": 0, "-1": 0 };
-          Object.keys(d.labels).forEach(function (pid) { n[String(d.labels[pid])] += 1; });
-          all.querySelectorAll("[data-count]").forEach(function (c) {
+          var papers = scoped.getAttribute("data-scope") === "day"
+            ? scoped.getAttribute("data-papers").split(" ") : Object.keys(d.labels);
+          papers.forEach(function (pid) {
+            if (d.labels[pid]) { n[String(d.labels[pid])] += 1; }
+          });
+          scoped.querySelectorAll("[data-count]").forEach(function (c) {
             c.textContent = String(n[c.getAttribute("data-count")]);
           });
+          if (n["1"] || n["-1"]) { scoped.hidden = false; }
         }
       }).catch(function () {
         // the server out of reach or busy: the page stays as it was, and a click still says so
