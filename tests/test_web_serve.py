@@ -2043,3 +2043,46 @@ def test_a_day_filtered_by_topic_counts_a_label_given_elsewhere_on_a_paper_it_hi
         assert errors == []
     finally:
         page.close()
+
+
+@needs_browser
+def test_a_look_while_the_labels_are_being_read_again_reads_them_once_more(site, chromium):
+    """A page looked at again (focus) while its request for the stored labels is on its way: that look was dropped,
+    so a label given elsewhere between the two was shown only at the next look. It asks again once the first is
+    answered: the label given meanwhile is shown."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    held = []
+
+    def hold_the_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        pid = [i for i in ids[-12:-4] if _label(db, i) is None][-1]
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        page.route("**/labels.json", hold_the_first)
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        answer = held[0].fetch()                                  # the labels as they were: none on pid
+        try:
+            assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
+                         {"Origin": server.url})[0] == 303             # given in another tab meanwhile
+            page.evaluate("window.dispatchEvent(new Event('focus'))")   # looked at again, the first on its way
+            held[0].fulfill(response=answer)
+            expect(form).to_have_attribute("data-label", "1")
+            expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        finally:
+            _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)},
+                  {"Origin": server.url})
+        assert errors == []
+    finally:
+        page.close()

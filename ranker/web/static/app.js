@@ -93,11 +93,17 @@
   // A tab or window looked at again shows the labels stored now (one request for all of them), so a thumb
   // changed in another one is seen before it is clicked here. A paper with a click on its way, or answered
   // since the request went out, keeps what its click was answered.
-  var refreshing = false;
+  // A look while the request is on its way (a window brought back twice, a label given elsewhere between the two)
+  // asks again once it is answered: dropped, the page kept the older answer, without what was given meanwhile.
+  var refreshing = false, again = false;
   function refresh() {
     var forms = document.querySelectorAll("form.thumbs");
     var counted = document.querySelector(".label-counts");
-    if (refreshing || document.visibilityState === "hidden" || (!forms.length && !counted)) {
+    if (document.visibilityState === "hidden" || (!forms.length && !counted)) {
+      return;
+    }
+    if (refreshing) {
+      again = true;
       return;
     }
     refreshing = true;
@@ -131,7 +137,13 @@
         }
       }).catch(function () {
         // the server out of reach or busy: the page stays as it was, and a click still says so
-      }).then(function () { refreshing = false; });
+      }).then(function () {
+        refreshing = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
   }
   document.addEventListener("visibilitychange", refresh);
   window.addEventListener("focus", refresh);
