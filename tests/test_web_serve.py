@@ -2086,3 +2086,44 @@ def test_a_look_while_the_labels_are_being_read_again_reads_them_once_more(site,
         assert errors == []
     finally:
         page.close()
+
+
+@needs_browser
+def test_back_gives_the_focus_to_the_entry_opened_with_o_once_only(site, chromium):
+    """The entry opened with o takes the focus again on Back, once: kept in the page's history entry, it took the
+    focus again on every later return, after a paper opened by a click on its title too, and the page (scrolled
+    back where that paper was) had its keys on a paper far from it, which d then labelled."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        at = next(i for i in range(2, 12) if _label(db, ids[i]) is None)
+        first, far = ids[at], ids[-3]
+        for _ in range(at + 1):
+            page.keyboard.press("j")
+        assert _focused_paper(page) == first
+        page.keyboard.press("o")
+        page.wait_for_url(f"{server.url}/paper/{first}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        expect(page.locator(f"article[id='p-{first}']")).to_be_focused()
+        page.locator(f"article[id='p-{far}'] h3 a").click()                   # the mouse this time
+        page.wait_for_url(f"{server.url}/paper/{far}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)
+        assert _label(db, first) is None
+        try:
+            page.keyboard.press("d")
+            page.wait_for_timeout(500)
+            assert _label(db, first) is None             # the keys were on it, far out of view (above)
+            assert _focused_paper(page) != first
+        finally:
+            _post(server.url + "/label", {"paper_id": first, "label": "undo", "csrf": _token(server)},
+                  {"Origin": server.url})
+        assert errors == []
+    finally:
+        page.close()

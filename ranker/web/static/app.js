@@ -222,7 +222,14 @@
   // o (or Enter) then Back: the page is loaded again (it is never kept, no-store) and the focus was on its body, so
   // the next j began again at the first paper in view and a screen reader at the page's top. The entry opened is
   // kept in the page's own history entry (which Back comes to again), and takes the focus again.
+  // Used once: kept, it took the focus again on every later return to the page, after a paper opened otherwise
+  // (its title clicked) too, to an entry far from the one the page was scrolled back to, which u / d then labelled.
   var opened = history.state && history.state.opened ? document.getElementById(history.state.opened) : null;
+  if (history.state && history.state.opened) {
+    var left = Object.assign({}, history.state);
+    delete left.opened;
+    history.replaceState(left, "");
+  }
   if (opened && entries().indexOf(opened) >= 0) {
     opened.focus({ preventScroll: true });
     opened.scrollIntoView({ block: "nearest" });
