@@ -1099,10 +1099,15 @@ def day_span(days: Iterable[str]) -> str:
     return ds[0] if ds[0] == ds[-1] else f"{ds[0]}..{ds[-1]}"
 
 
+def grouped(n: int) -> str:
+    """A count as every summary and report writes it, thousands grouped: `12,345`."""
+    return f"{n:,}"
+
+
 def counted(n: int, noun: str, many: str | None = None) -> str:
     """`n` with its noun, singular for one (`1 paper`, `3 papers`; `many` for a plural not made by an "s":
     `counted(2, "match", "matches")`), thousands grouped (`1,204 papers`)."""
-    return f"{n:,} {noun if n == 1 else (many or noun + 's')}"
+    return f"{grouped(n)} {noun if n == 1 else (many or noun + 's')}"
 
 
 def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],

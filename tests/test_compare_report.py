@@ -341,3 +341,23 @@ def test_a_lone_surrogate_escape_in_a_judgements_date_is_replaced_not_fatal(tmp_
     assert said == [f"{tmp_path / 'gpt.jsonl'}:2: a lone surrogate escape (\\ud800-\\udfff), no character, "
                     "replaced with U+FFFD"], said
     assert "2025-05-15\ufffd" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_report_groups_its_counts_as_the_summary_does(tmp_path):
+    """The terminal's summary says "1,234 papers both judged"; report.html's tables said 1234 (its counts, the
+    selection's n and picks, the lists' lengths): both group thousands with the one helper, ranker.io.grouped."""
+    from ranker.compare import summary_markdown
+    from ranker.io import grouped
+    n = 1234
+    for name, shift in (("gpt.jsonl", 0), ("local.jsonl", 3)):
+        (tmp_path / name).write_text("".join(json.dumps(
+            {"ARXIVID": f"2505.{10000 + i}", "COMMENT": "x", "RELEVANCE": 1 + (i + shift) % 10,
+             "NOVELTY": 1 + (7 * i + shift) % 10}) + "\n" for i in range(n)))
+    m = run_compare(tmp_path / "gpt.jsonl", tmp_path / "local.jsonl", tmp_path / "out")
+    summary = summary_markdown(m)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert grouped(n) == "1,234" and f"## ranker compare: {grouped(n)} papers both judged" in summary
+    cells = re.findall(r"<td>([0-9][0-9,.]*)</td>", page)
+    assert cells.count(grouped(n)) >= 4                  # GPT's, the local, both judged, the selection's n
+    assert not [c for c in cells if re.fullmatch(r"\d{4,}", c)], cells
+    assert f"{grouped(len(m['gpt_picks_missed']))} papers" in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -838,3 +839,24 @@ def test_an_exclusion_matching_nearly_every_paper_is_said_once_by_eval(tmp_path,
     said = [h for h in heard if "the exclusion" in h]
     assert said == [h for h in said if h.startswith("prefilter.exclude: the exclusion 'the' matches 190 of the 192 ")]
     assert len(said) == 1, heard
+
+
+def test_the_report_groups_the_days_counts_as_the_summary_does(tmp_path, settings, store):
+    """report.html's per-day table wrote a day's papers, picks and kept bare (12345) and its LLM line the failed
+    count bare, where the summary and the report's other tables group thousands (12,345): one helper,
+    ranker.io.grouped, writes them all."""
+    from ranker.evaluate import render_html
+    from ranker.io import grouped
+    hist = make_history(tmp_path / "hist")
+    evaluate_history(hist, tmp_path / "out", settings, store=store, llm=True)
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    for i, d in enumerate(data["days"]):                  # a year's backfill of days this size
+        d["prefilter"].update(papers=12345 + i, picks=1234 + i, kept=2345 + i)
+    data["overall"]["llm"]["failed"] = 1500
+    html = render_html(data)
+    table = html.split("Per day: prefilter")[1].split("</table>")[0]
+    for i in range(len(data["days"])):
+        assert f"<td>{grouped(12345 + i)}</td><td>{grouped(1234 + i)}</td>" in table
+        assert f"<td>{grouped(2345 + i)} (" in table
+    assert f", {grouped(1500)} failed." in html
+    assert not re.findall(r"<td>\d{4,}\b", html) and " 1500 failed" not in html

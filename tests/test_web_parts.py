@@ -808,3 +808,17 @@ def test_an_unexpected_failure_of_a_page_is_a_plain_500_with_the_security_header
     assert "a bug in the archive view" not in r.text
     assert {k: r.headers.get(k) for k in HEADERS} == HEADERS and r.headers["cache-control"] == "no-store"
     assert "a bug in the archive view" in caplog.text and "GET / failed" in caplog.text
+
+
+def test_every_route_that_answers_get_answers_head(tmp_path):
+    """HEAD wherever GET: FastAPI answers a GET route's HEAD with 405, and /labels.json's did while the pages took
+    it; every route of the app, those added later too, takes both."""
+    from fastapi.routing import APIRoute
+
+    from ranker.settings import Settings
+    from ranker.web.app import create_app
+    Store(tmp_path / "r.sqlite3").close()
+    app = create_app(Settings.model_validate({"db": str(tmp_path / "r.sqlite3")}), similar=None)
+    gets = [r for r in app.routes if isinstance(r, APIRoute) and "GET" in r.methods]
+    assert {r.path for r in gets} >= {"/", "/day/{day}", "/labels", "/labels.json"}
+    assert [r.path for r in gets if "HEAD" not in r.methods] == []

@@ -107,17 +107,21 @@ def test_pages_answer_and_unknown_ones_are_404(site):
         assert headers["x-frame-options"] == "DENY"
     for path in ("/day/2025-01-01", "/day/not-a-day", "/paper/0000.00000", "/month/1999-01"):
         assert _get(server.url + path)[0] == 404, path
-    # HEAD (link checkers, `curl -I`): the page's status and headers, no body (FastAPI said 405 to each)
+    # HEAD (link checkers, `curl -I`): the page's status and headers, no body (FastAPI said 405 to each), wherever
+    # GET answers: the labels' JSON too (its HEAD was 405 while its GET worked)
     import http.client
     from urllib.parse import urlsplit
     u = urlsplit(server.url)
     for path, status in (("/", 200), (f"/day/{DAY}", 200), ("/search?q=diffusion", 200), ("/static/app.js", 200),
-                         ("/day/2025-01-01", 404)):
+                         ("/labels.json", 200), ("/labels", 200), ("/month/2025-05", 200),
+                         (f"/paper/{HOSTILE_ID}", 200), ("/day/2025-01-01", 404)):
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         c.request("HEAD", path)
         r = c.getresponse()
         assert (r.status, r.read()) == (status, b""), path
         assert r.getheader("x-frame-options") == "DENY"
+        if path == "/labels.json":
+            assert r.getheader("content-type") == "application/json"
         c.close()
 
 
@@ -1964,6 +1968,162 @@ def test_esc_in_a_field_hands_the_keys_back_to_the_paper_it_left(site, chromium)
         assert _focused_paper(page) == ids[-1] and far.evaluate(in_view)
         with Store(db) as s:
             assert all(s.label_events(i) == [] for i in ids[:3])
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_back_from_a_paper_opened_with_o_gives_the_focus_to_its_entry_again(site, chromium):
+    """o opens the paper the keys are on; Back loads the day again (never kept: no-store), and its focus was on the
+    page's body, so the next j began again at the first paper in view: the entry opened takes the focus again, in
+    view, and j goes on from it. The same with Enter on the entry."""
+    from playwright.sync_api import expect
+    server, _, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        for _ in range(12):
+            page.keyboard.press("j")
+        assert _focused_paper(page) == ids[11]
+        page.keyboard.press("o")
+        page.wait_for_url(f"{server.url}/paper/{ids[11]}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        page.wait_for_load_state("load")
+        expect(page.locator(f"article[id='p-{ids[11]}']")).to_be_focused()
+        expect(page.locator(f"article[id='p-{ids[11]}']")).to_be_in_viewport()
+        page.keyboard.press("j")
+        assert _focused_paper(page) == ids[12]
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{server.url}/paper/{ids[12]}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        expect(page.locator(f"article[id='p-{ids[12]}']")).to_be_focused()
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_a_day_filtered_by_topic_counts_a_label_given_elsewhere_on_a_paper_it_hides(site, chromium):
+    """A day shown for one topic counts your labels on all its papers; one given in another tab on a paper the
+    filter hides moved the count only on a reload (a shown paper's form moved it when looked at again): looked at
+    again, the page counts what a reload shows."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        topic = page.locator("select[name=topic] option").nth(1).get_attribute("value")
+        hidden = page.locator(f"article.paper:not([data-topic='{topic}'])")
+        ids = [i[2:] for i in hidden.evaluate_all("els => els.map(e => e.id)")]
+        free = [i for i in ids[-8:] if _label(db, i) is None][-2:]
+        assert len(free) == 2
+        page.goto(f"{server.url}/day/{DAY}?" + urllib.parse.urlencode({"topic": topic}))
+        assert page.locator(f"article[id='p-{free[0]}']").count() == 0          # filtered out
+        before = _counts(page) or (0, 0)
+        try:
+            for pid, label, after in ((free[0], "up", (before[0] + 1, before[1])),
+                                      (free[1], "down", (before[0] + 1, before[1] + 1)),
+                                      (free[0], "undo", (before[0], before[1] + 1))):
+                assert _post(server.url + "/label", {"paper_id": pid, "label": label, "csrf": _token(server)},
+                             {"Origin": server.url})[0] == 303              # in another tab, or by a script
+                page.evaluate("window.dispatchEvent(new Event('focus'))")     # this tab looked at again
+                expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(after[0]))
+                expect(page.locator('.label-counts [data-count="-1"]')).to_have_text(str(after[1]))
+                expect(page.locator(".label-counts")).to_be_visible()
+            page.reload()
+            assert _counts(page) == (before[0], before[1] + 1)                # what a reload shows
+        finally:
+            for pid in free:
+                _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)},
+                      {"Origin": server.url})
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_a_look_while_the_labels_are_being_read_again_reads_them_once_more(site, chromium):
+    """A page looked at again (focus) while its request for the stored labels is on its way: that look was dropped,
+    so a label given elsewhere between the two was shown only at the next look. It asks again once the first is
+    answered: the label given meanwhile is shown."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    held = []
+
+    def hold_the_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    try:
+        page.goto(f"{server.url}/day/{OTHER_DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        pid = [i for i in ids[-12:-4] if _label(db, i) is None][-1]
+        form = page.locator(f"article[id='p-{pid}'] form.thumbs")
+        page.route("**/labels.json", hold_the_first)
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        answer = held[0].fetch()                                  # the labels as they were: none on pid
+        try:
+            assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
+                         {"Origin": server.url})[0] == 303             # given in another tab meanwhile
+            page.evaluate("window.dispatchEvent(new Event('focus'))")   # looked at again, the first on its way
+            held[0].fulfill(response=answer)
+            expect(form).to_have_attribute("data-label", "1")
+            expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
+        finally:
+            _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)},
+                  {"Origin": server.url})
+        assert errors == []
+    finally:
+        page.close()
+
+
+@needs_browser
+def test_back_gives_the_focus_to_the_entry_opened_with_o_once_only(site, chromium):
+    """The entry opened with o takes the focus again on Back, once: kept in the page's history entry, it took the
+    focus again on every later return, after a paper opened by a click on its title too, and the page (scrolled
+    back where that paper was) had its keys on a paper far from it, which d then labelled."""
+    from playwright.sync_api import expect
+    server, db, _ = site
+    page, errors = watched_page(chromium)
+    try:
+        page.goto(f"{server.url}/day/{DAY}")
+        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        at = next(i for i in range(2, 12) if _label(db, ids[i]) is None)
+        first, far = ids[at], ids[-3]
+        for _ in range(at + 1):
+            page.keyboard.press("j")
+        assert _focused_paper(page) == first
+        page.keyboard.press("o")
+        page.wait_for_url(f"{server.url}/paper/{first}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        expect(page.locator(f"article[id='p-{first}']")).to_be_focused()
+        page.locator(f"article[id='p-{far}'] h3 a").click()                   # the mouse this time
+        page.wait_for_url(f"{server.url}/paper/{far}")
+        page.go_back()
+        page.wait_for_url(f"{server.url}/day/{DAY}")
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)
+        assert _label(db, first) is None
+        try:
+            page.keyboard.press("d")
+            page.wait_for_timeout(500)
+            assert _label(db, first) is None             # the keys were on it, far out of view (above)
+            assert _focused_paper(page) != first
+        finally:
+            _post(server.url + "/label", {"paper_id": first, "label": "undo", "csrf": _token(server)},
+                  {"Origin": server.url})
         assert errors == []
     finally:
         page.close()

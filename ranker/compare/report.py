@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..io import counted, grouped
 from .readers import ScoreRow
 
 CSS = """
@@ -52,7 +53,7 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, int):
-        return str(v)
+        return grouped(v)              # as the terminal's summaries write a count: 12,345
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
@@ -203,7 +204,7 @@ def _days_table(days: Mapping[str, Any]) -> str:
               "F1 (common)", "F1 (listing)", "prefilter AUC"]
     rows = []
     for d, m in days.items():
-        rows.append([esc(d), esc(m["n_gpt"]), esc(m["n_local"]), esc(m["n_common"]),
+        rows.append([esc(d), esc(fmt(m["n_gpt"])), esc(fmt(m["n_local"])), esc(fmt(m["n_common"])),
                      esc(fmt(m["relevance"]["spearman"])), esc(fmt(m["relevance"]["mae"])),
                      esc(fmt(m["novelty"]["spearman"])), esc(fmt(m["novelty"]["mae"])),
                      esc(fmt(m["selection"]["common"]["f1"])),
@@ -231,12 +232,12 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     if metrics.get("message"):
         add(f'<p class="note">{esc(metrics["message"])}</p>')
 
-    counts = [["GPT judgements", esc(metrics["n_gpt"])], ["local judgements", esc(metrics["n_local"])],
-              ["papers both judged", esc(metrics["n_common"])]]
+    counts = [["GPT judgements", esc(fmt(metrics["n_gpt"]))], ["local judgements", esc(fmt(metrics["n_local"]))],
+              ["papers both judged", esc(fmt(metrics["n_common"]))]]
     if "n_papers" in metrics:
-        counts += [["papers in the listing", esc(metrics["n_papers"])],
-                   ["GPT judgements outside the listing", esc(metrics["gpt_not_in_papers"])],
-                   ["local judgements outside the listing", esc(metrics["local_not_in_papers"])]]
+        counts += [["papers in the listing", esc(fmt(metrics["n_papers"]))],
+                   ["GPT judgements outside the listing", esc(fmt(metrics["gpt_not_in_papers"]))],
+                   ["local judgements outside the listing", esc(fmt(metrics["local_not_in_papers"]))]]
     add("<h2>Counts</h2>" + table(["", "n"], counts))
     outside = _outside_listing(metrics)
     if outside:
@@ -270,8 +271,9 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         rows += [["ROC AUC of prefilter_score vs GPT-picked", esc(fmt(prefilter["roc_auc"]))],
                  ["share the prefilter kept (kept=true)", esc(fmt(prefilter["kept_fraction"]))],
                  ["recall of GPT's picks among kept=true", esc(fmt(prefilter["recall_at_kept"]))],
-                 ["prefilter rows / GPT picks among them", esc(f"{prefilter['n']} / {prefilter['gpt_picks']}")],
-                 ["GPT picks missing from the prefilter file", esc(prefilter["gpt_picks_not_in_prefilter"])]]
+                 ["prefilter rows / GPT picks among them",
+                  esc(f"{fmt(prefilter['n'])} / {fmt(prefilter['gpt_picks'])}")],
+                 ["GPT picks missing from the prefilter file", esc(fmt(prefilter["gpt_picks_not_in_prefilter"]))]]
         add(table(["", "value"], rows))
 
     if metrics.get("days"):
@@ -308,13 +310,13 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
     # the table's misses and false picks (over the listing's judged days, or the papers both judged)
     missed = list(metrics.get("gpt_picks_missed", []))
     if missed:
-        add(f"<h2>GPT picks the local model did not pick</h2><p class=\"muted\">{len(missed)} papers"
-            f"{'; the first ' + str(max_rows) if len(missed) > max_rows else ''}.</p>")
+        add(f"<h2>GPT picks the local model did not pick</h2><p class=\"muted\">{counted(len(missed), 'paper')}"
+            f"{'; the first ' + grouped(max_rows) if len(missed) > max_rows else ''}.</p>")
         add(_pairs_table(missed[:max_rows], gpt, local))
     extra = list(metrics.get("local_picks_extra", []))
     if extra:
-        add(f"<h2>Local picks GPT did not pick</h2><p class=\"muted\">{len(extra)} papers"
-            f"{'; the first ' + str(max_rows) if len(extra) > max_rows else ''}.</p>")
+        add(f"<h2>Local picks GPT did not pick</h2><p class=\"muted\">{counted(len(extra), 'paper')}"
+            f"{'; the first ' + grouped(max_rows) if len(extra) > max_rows else ''}.</p>")
         add(_pairs_table(extra[:max_rows], gpt, local))
 
     add("<h2>Inputs</h2>")
@@ -325,7 +327,7 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
             add(f"<p><b>{esc(side)}</b>: " + ", ".join(f"<code>{esc(f)}</code>" for f in files) + "</p>")
     warns = metrics.get("warnings") or []
     if warns:
-        add(f"<h2>Warnings ({esc(metrics.get('n_warnings', len(warns)))})</h2><ul>")
+        add(f"<h2>Warnings ({esc(fmt(metrics.get('n_warnings', len(warns))))})</h2><ul>")
         add("".join(f"<li><code>{esc(w)}</code></li>" for w in warns))
         add("</ul>")
     add("</body></html>")
@@ -351,8 +353,8 @@ def _outside_listing(metrics: Mapping[str, Any]) -> str:
     n = metrics.get("gpt_not_in_papers")
     if not n:
         return ""
-    return (f"{n:,} of GPT's {metrics['n_gpt']:,} judgements are not in the listing and count in none of its figures: "
-            "is the listing of the same day?")
+    return (f"{grouped(n)} of GPT's {grouped(metrics['n_gpt'])} judgements are not in the listing and count in none "
+            "of its figures: is the listing of the same day?")
 
 
 # ---------------------------------------------------------------------------------------- terminal
@@ -360,8 +362,8 @@ def _outside_listing(metrics: Mapping[str, Any]) -> str:
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
     """A short Markdown summary for the terminal."""
     th = metrics["thresholds"]
-    lines = [f"## ranker compare: {metrics['n_common']:,} papers both judged "
-             f"(GPT {metrics['n_gpt']:,}, local {metrics['n_local']:,})", ""]
+    lines = [f"## ranker compare: {grouped(metrics['n_common'])} papers both judged "
+             f"(GPT {grouped(metrics['n_gpt'])}, local {grouped(metrics['n_local'])})", ""]
     if metrics.get("message"):
         lines += [f"> {metrics['message']}", ""]
     lines += ["| score | Spearman | Kendall | MAE | exact | within 1 | bias |",
@@ -373,8 +375,8 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     lines += ["", f"Picks (RELEVANCE >= {fmt_score(th['min_relevance'])}, NOVELTY >= {fmt_score(th['min_novelty'])}):",
               "", "| over | n | GPT picks | local picks | precision | recall | F1 |", "|---|---:|---:|---:|---:|---:|---:|"]
     for k, s in metrics["selection"].items():
-        lines.append(f"| {k} | {s['n']:,} | {s['gpt_picks']:,} | {s['local_picks']:,} | {fmt(s['precision'])} | "
-                     f"{fmt(s['recall'])} | {fmt(s['f1'])} |")
+        lines.append(f"| {k} | {fmt(s['n'])} | {fmt(s['gpt_picks'])} | {fmt(s['local_picks'])} | "
+                     f"{fmt(s['precision'])} | {fmt(s['recall'])} | {fmt(s['f1'])} |")
     for key, what in (("papers_days_skipped", "listing days left out (not judged by both sides)"),
                       ("prefilter_days_skipped", "prefilter days left out (GPT judged none of their papers)"),
                       ("gpt_days_without_rows", "days GPT's files cover with no paper (nothing picked)"),
@@ -395,9 +397,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         lines += ["", "| day | common | rel. Spearman | nov. Spearman | F1 |", "|---|---:|---:|---:|---:|"]
         for d, m in metrics["days"].items():
             f1 = m["selection"].get("listing", m["selection"]["common"])["f1"]
-            lines.append(f"| {d} | {m['n_common']:,} | {fmt(m['relevance']['spearman'])} | "
+            lines.append(f"| {d} | {fmt(m['n_common'])} | {fmt(m['relevance']['spearman'])} | "
                          f"{fmt(m['novelty']['spearman'])} | {fmt(f1)} |")
     if metrics.get("n_warnings"):
-        lines += ["", f"{metrics['n_warnings']:,} input warnings (see metrics.json / report.html)."]
+        lines += ["", f"{grouped(metrics['n_warnings'])} input warnings (see metrics.json / report.html)."]
     return "\n".join(lines)
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..compare.report import esc, figure, fmt, img, made_by, page_start, recall_png, scatter_png, table
-from ..io import counted, day_span
+from ..io import counted, day_span, grouped
 from .figures import KEEPING, RANKING, SCORES, spearman_undefined
 
 _NAMES = {"auc": "AUC", "recall@25": "R@25", "recall@40": "R@40", "keep95": "keep95",
@@ -217,8 +217,9 @@ def _days_table(days: list[Mapping], zero_shot: bool) -> str:
     rows = []
     for d in days:
         p = d["prefilter"]
-        r = [esc(d["date"]), esc(p["papers"]), esc(p["picks"])] + [esc(fmt(p.get(k))) for k in RANKING]
-        r += [esc(f"{p['kept']} ({fmt(p.get('kept_fraction'), 2)})"), esc(fmt(p.get("kept_recall"))),
+        r = [esc(d["date"]), esc(grouped(p["papers"])), esc(grouped(p["picks"]))]
+        r += [esc(fmt(p.get(k))) for k in RANKING]
+        r += [esc(f"{grouped(p['kept'])} ({fmt(p.get('kept_fraction'), 2)})"), esc(fmt(p.get("kept_recall"))),
               esc(p.get("rule") or "")]
         if zero_shot:
             z = d.get("zero_shot") or {}
@@ -293,7 +294,7 @@ def render_html(result: Mapping[str, Any], comparison: Mapping[str, Any] | None 
     if llm:
         add(f"<h2>LLM ({esc(s['model'])}) against GPT</h2>")
         said = scores_said(days, o["llm"])
-        add(f'<p class="muted">{esc(said[:1].upper() + said[1:])}, {esc(o["llm"]["failed"])} failed. '
+        add(f'<p class="muted">{esc(said[:1].upper() + said[1:])}, {esc(grouped(o["llm"]["failed"]))} failed. '
             "Agreement on GPT's picks the LLM saw (all days pooled): Spearman rank correlation and the share "
             "within one point, of RELEVANCE and NOVELTY. GPT's digest lists only its picks, so its scores span "
             "a narrow range (RELEVANCE 8-10, NOVELTY 7-10) and correlations over them are modest by construction; "

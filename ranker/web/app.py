@@ -75,7 +75,19 @@ def create_app(settings: Settings, *, read_only: bool | str = False, similar: Ca
     _guard(app, _Gate(allowed_hosts, bool(read_only), host_hint))
     _browse_routes(web, semantic, similar)
     _label_routes(web)
+    _head_where_get(app)
     return app
+
+
+def _head_where_get(app: "FastAPI") -> None:
+    """Every route that answers GET answers HEAD too (link checkers, `curl -I`, a script checking /labels.json is
+    there): FastAPI answers a GET route's HEAD with 405 (Starlette's own routes, the /static files', add it). Done
+    once over all the routes, so a route added later cannot miss it, as /labels.json did (its HEAD was 405 while
+    the pages' own decorator added HEAD)."""
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if methods and "GET" in methods:
+            methods.add("HEAD")
 
 
 class _Web:
@@ -111,10 +123,6 @@ class _Web:
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error": message}, status_code=status)
         return self.page("error.html", status=status, title=title, message=message, back=back)
-
-    def pages(self, path: str, **kw):
-        """A page: GET, and HEAD for link checkers and `curl -I` (FastAPI answers a GET route's HEAD with 405)."""
-        return self.app.api_route(path, methods=["GET", "HEAD"], **kw)
 
 
 def _error_pages(web: _Web) -> None:
@@ -179,7 +187,7 @@ def _guard(app: "FastAPI", gate: "_Gate") -> None:
 
 def _browse_routes(web: _Web, semantic: SemanticSearch, similar: Callable | None) -> None:
     """The pages that read: the archive, a month, a day, a paper, search, the labels."""
-    pages, page, not_found, open_store = web.pages, web.page, web.not_found, web.open_store
+    pages, page, not_found, open_store = web.app.get, web.page, web.not_found, web.open_store
 
     @pages("/", response_class=HTMLResponse)
     def archive_page():

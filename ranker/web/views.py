@@ -67,6 +67,9 @@ class DayPage:
     grid_svg: str = ""
     ranked: bool = True                  # the prefilter ranked the day (else: the store's order)
     last_run: dict | None = None         # the day's latest `ranker run` that failed, stopped or is running
+    # every paper its counts count, those a filter hides too: a label given on one elsewhere (another tab) moves
+    # the page's count of your labels when it is looked at again, not only on a reload
+    paper_ids: list[str] = field(default_factory=list)
 
     @property
     def month(self) -> str:
@@ -158,7 +161,7 @@ def day_page(store: Store, day: str, *, topic: str = "", show: str = "all", with
     prev_day, next_day = _neighbours(store, day, all_days)
     page = DayPage(day=day, picks=pick_rows, rest=rest, topics=sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
                    counts=counts, digest=digest, topic=topic, show=show, prev_day=prev_day, next_day=next_day,
-                   ranked=bool(rankings))
+                   ranked=bool(rankings), paper_ids=list(rows))
     if not public:
         # a day whose run failed (or was stopped, or runs now) said only "not ranked yet ... the store holds its
         # papers, from a history or a fetch", or showed an older run's digest as if it were the latest word

@@ -93,11 +93,17 @@
   // A tab or window looked at again shows the labels stored now (one request for all of them), so a thumb
   // changed in another one is seen before it is clicked here. A paper with a click on its way, or answered
   // since the request went out, keeps what its click was answered.
-  var refreshing = false;
+  // A look while the request is on its way (a window brought back twice, a label given elsewhere between the two)
+  // asks again once it is answered: dropped, the page kept the older answer, without what was given meanwhile.
+  var refreshing = false, again = false;
   function refresh() {
     var forms = document.querySelectorAll("form.thumbs");
     var counted = document.querySelector(".label-counts");
-    if (refreshing || document.visibilityState === "hidden" || (!forms.length && !counted)) {
+    if (document.visibilityState === "hidden" || (!forms.length && !counted)) {
+      return;
+    }
+    if (refreshing) {
+      again = true;
       return;
     }
     refreshing = true;
@@ -113,18 +119,31 @@
           if (waiting[pid] || (answered[pid] || 0) > since) { return; }
           if (String(label) !== f.getAttribute("data-label")) { show(f, label); }
         });
-        // the labels page counts every label of the store, those given elsewhere on papers it does not list too
-        var all = document.querySelector('.label-counts[data-scope="all"]');
-        if (all && !Object.keys(waiting).length && answers === since) {   // (no label of its own changed meanwhile)
+        // counted again from the answer: the labels page (and the archive) count every label of the store, a day
+        // every label of its papers (data-papers), those given elsewhere on papers the page does not list (one its
+        // filter hides) too; a form's show() above moves the count for the papers it shows only
+        var scoped = document.querySelector(".label-counts[data-scope]");
+        if (scoped && !Object.keys(waiting).length && answers === since) {   // (no label of its own changed meanwhile)
           var n = { "1": 0, "-1": 0 };
-          Object.keys(d.labels).forEach(function (pid) { n[String(d.labels[pid])] += 1; });
-          all.querySelectorAll("[data-count]").forEach(function (c) {
+          var papers = scoped.getAttribute("data-scope") === "day"
+            ? scoped.getAttribute("data-papers").split(" ") : Object.keys(d.labels);
+          papers.forEach(function (pid) {
+            if (d.labels[pid]) { n[String(d.labels[pid])] += 1; }
+          });
+          scoped.querySelectorAll("[data-count]").forEach(function (c) {
             c.textContent = String(n[c.getAttribute("data-count")]);
           });
+          if (n["1"] || n["-1"]) { scoped.hidden = false; }
         }
       }).catch(function () {
         // the server out of reach or busy: the page stays as it was, and a click still says so
-      }).then(function () { refreshing = false; });
+      }).then(function () {
+        refreshing = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
   }
   document.addEventListener("visibilitychange", refresh);
   window.addEventListener("focus", refresh);
@@ -200,6 +219,22 @@
   }
   entries().forEach(function (e) { e.tabIndex = -1; });   // focusable by the keys (and a click), not by Tab
 
+  // o (or Enter) then Back: the page is loaded again (it is never kept, no-store) and the focus was on its body, so
+  // the next j began again at the first paper in view and a screen reader at the page's top. The entry opened is
+  // kept in the page's own history entry (which Back comes to again), and takes the focus again.
+  // Used once: kept, it took the focus again on every later return to the page, after a paper opened otherwise
+  // (its title clicked) too, to an entry far from the one the page was scrolled back to, which u / d then labelled.
+  var opened = history.state && history.state.opened ? document.getElementById(history.state.opened) : null;
+  if (history.state && history.state.opened) {
+    var left = Object.assign({}, history.state);
+    delete left.opened;
+    history.replaceState(left, "");
+  }
+  if (opened && entries().indexOf(opened) >= 0) {
+    opened.focus({ preventScroll: true });
+    opened.scrollIntoView({ block: "nearest" });
+  }
+
   var last = null;          // the entry the focus was in last: Esc out of a field goes back to it
   document.addEventListener("focusin", function (ev) {
     var e = ev.target.closest ? ev.target.closest("article, tr") : null;
@@ -261,7 +296,11 @@
       // its title's link: a paper's own page has none (its Prefilter table's first cells link its days, and o
       // opened the first of them)
       var link = at.querySelector("h3 a, :scope > td:first-child > a");
-      if (link) { link.click(); ev.preventDefault(); }
+      if (link) {
+        if (at.id) { history.replaceState(Object.assign({}, history.state, { opened: at.id }), ""); }
+        link.click();
+        ev.preventDefault();
+      }
     }
   });
 })();
