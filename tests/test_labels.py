@@ -223,6 +223,12 @@ def test_labels_cli_export_import_and_errors(tmp_path):
     assert r.returncode == 0 and "0 added, 0 changed, 0 taken back, 2 unchanged" in r.stderr, r.stderr
     r = ranker("labels", "list", "--db", db_b)
     assert r.stdout.splitlines()[0].split("\t")[:3] == ["2505.07363", "down", "2025-05-15"]
+    # papers the store lacks (labels from the other machine): said so, as the labels page does, not an empty title
+    assert [line.split("\t")[3] for line in r.stdout.splitlines()] == ["(not in this store)"] * 2, r.stdout
+    with Store(db_b) as s:
+        s.add_papers([Paper(id="2505.09572", title="A title", abstract="A", date="2025-05-15")])
+    r = ranker("labels", "list", "--db", db_b)
+    assert [line.split("\t")[3] for line in r.stdout.splitlines()] == ["(not in this store)", "A title"], r.stdout
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "2505.00001", "label": "maybe", "time": 1}\n')
     r = ranker("labels", "import", bad, "--db", db_b)
