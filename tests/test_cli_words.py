@@ -449,6 +449,31 @@ def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(
     assert not (tmp_path / "bf").exists() and not (tmp_path / "cal.json").exists()
 
 
+def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_read(tmp_path):
+    """`calibrate --embedder mpnet`, mpnet not prepared, read the whole history first ("history: N days ...",
+    minutes on a long one) and only then said "model preset 'mpnet' is not prepared", naming no flag. Now that is
+    the one line, naming --embedder and how to prepare it, before anything is read or stored. A store that holds
+    the embedder's vectors may serve them without the model: there the history is read as before."""
+    import numpy as np
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    for day in ("2025-04-30", "2025-05-13", "2025-05-15"):     # enough to learn from: the fit loads the model
+        (hist / day).symlink_to(DAYS / day)
+    db, cal, models = tmp_path / "db.sqlite3", tmp_path / "cal.json", tmp_path / "models"
+    models.mkdir()                                    # no preset prepared here (the bundled presets)
+    args = ["calibrate", "--history", hist, "--out", cal, "--db", db, "--embedder", "mpnet", "--offline"]
+    r = ranker(*args, env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == ("error: --embedder: model preset 'mpnet' is not prepared; run: ranker models "
+                               "prepare mpnet")
+    assert not db.exists() and not cal.exists()
+    with Store(db) as s:
+        s.put_embeddings([("2505.00001", "h", np.ones(768) / np.sqrt(768))], "mpnet")
+    r = ranker(*args, env={"RANKER_MODELS_DIR": models})
+    assert r.returncode == 1 and r.stderr.startswith("history: 3 days, ") and not cal.exists(), r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: model preset 'mpnet' is not prepared; run: ranker models "
+                                                 "prepare mpnet"), r.stderr
+
+
 @pytest.mark.parametrize("db", ["folder", "/dev/null"])
 def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
     """`calibrate --db <folder or /dev/null>` read the whole history first and printed "history: 1 day, ..."

@@ -66,7 +66,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                       min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
     # the embedder and a database that cannot be one, said before the history is read (its lines said first)
-    emb = check_embedder(s)
+    emb = check_embedder(s, loadable=True)
     from ..store import check_db_path
     check_db_path(s.db_path)
     ps = load_prompts(s.scoring.prompts)
