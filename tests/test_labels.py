@@ -338,6 +338,25 @@ def test_training_rows_label_overrides_gpt_and_weighs_more():
     assert np.array_equal(rows.y[others], base.y[others]) and np.all(rows.weights[others] == 1.0)
 
 
+def test_training_labels_name_the_labels_the_fit_can_use_once(tmp_path):
+    """`calibrate` worked out which labels the fit can use a second way, from the days' papers, beside
+    training_labels' count of them (the labels line's "N of yours used" from one, its ups and downs and the
+    "too few labels" checks from the other). training_labels gives them, `used` their count: the CLI's one figure.
+    A label on a history day's paper, on a paper the store holds and on one it lacks: the last is left out."""
+    from ranker.prefilter.history import HistoryDay
+    h = _p("2505.00001", "2025-05-15")
+    day = HistoryDay(date="2025-05-15", papers=[h], picks=set())
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([_p("2505.00002", "2025-05-15")])
+        s.set_label("2505.00001", 1, "2025-05-15")
+        s.set_label("2505.00002", -1, "2025-05-15")
+        s.set_label("2505.00003", 1, "2025-05-15")                  # a paper the store does not hold
+        lab = training_labels(s, [day])
+    assert lab.usable == {"2505.00001": True, "2505.00002": False}
+    assert (lab.used, lab.on_history, lab.outside, lab.unknown) == (2, 1, 1, 1)
+    assert len(lab.labels) == 3 and [p.id for d in lab.days for p in d.papers] == ["2505.00002"]
+
+
 def test_labels_alone_make_a_training_set_and_say_how_many_are_missing(tmp_path):
     with Store(tmp_path / "r.sqlite3") as s:
         s.add_papers([_p(f"2505.{i:05d}", "2025-05-15") for i in range(12)])

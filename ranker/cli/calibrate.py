@@ -92,24 +92,22 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         db_there(s)         # labels alone are read from the database: a mistyped --db is not an empty one
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
-        lab = training_labels(store, days) if labels else TrainingLabels({}, [], 0, 0, 0)
-        # the labels the fit can use: not those on papers the store does not hold (said as left out)
-        held = {p.id for d in days + lab.days for p in d.papers}
-        usable = {i: v for i, v in lab.labels.items() if i in held}
+        lab = training_labels(store, days) if labels else TrainingLabels({}, {}, [], 0, 0, 0)
         if lab.labels:
-            up = sum(usable.values())
-            info(f"labels: {lab.used} of yours used ({up} up, {len(usable) - up} down; {lab.on_history} on "
+            # the labels the fit can use (lab.usable): not those on papers the store does not hold (left out)
+            up = sum(lab.usable.values())
+            info(f"labels: {lab.used} of yours used ({up} up, {lab.used - up} down; {lab.on_history} on "
                  f"history papers, overriding GPT's pick; {lab.outside} on other papers)"
                  + (f"; {lab.unknown} left out: papers not in the database" if lab.unknown else ""))
         if history is None:
-            short = labels_needed(usable)
+            short = labels_needed(lab.usable)
             if short:
                 raise InputError(f"no GPT history given, and too few labels to learn from alone: {short} more "
                                  f"needed ({MIN_LABELS_EACH} thumbs up and {MIN_LABELS_EACH} thumbs down)",
                                  key="history")
         else:
             # only labels the fit can use make up for a short history
-            check_enough(days, labels_short=labels_needed(usable) if lab.labels else None, where=str(history))
+            check_enough(days, labels_short=labels_needed(lab.usable) if lab.labels else None, where=str(history))
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)
