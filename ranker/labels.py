@@ -133,7 +133,7 @@ def label_lines(labels: Iterable[Label]) -> Iterator[str]:
 
 def export_labels(store: "Store", path: str | Path) -> int:
     """Write the store's labels, and the labels taken back (label 0), oldest first, to a JSONL file,
-    atomically. Returns how many lines. A store without any leaves a file that holds something as it is: an
+    atomically (a killed export's temporary file removed first). Returns how many lines. A store without any leaves a file that holds something as it is: an
     empty or mistyped database (`export` typed for `import` on a new machine) must not wipe the labels file
     brought over from the old one. The labels and the undos are read as one state of the store: a thumb given
     (in `ranker serve`) on a paper taken back before, between the two reads, left the paper out of both."""
@@ -142,7 +142,7 @@ def export_labels(store: "Store", path: str | Path) -> int:
     labels.sort(key=lambda lb: (lb.created_at, lb.paper_id))
     if not labels and holds_something(path):
         return 0
-    atomic_write(path, label_lines(labels))
+    atomic_write(path, label_lines(labels), tidy=True)
     return len(labels)
 
 
