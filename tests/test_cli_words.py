@@ -474,6 +474,32 @@ def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_r
                                                  "prepare mpnet"), r.stderr
 
 
+@pytest.mark.parametrize("mistake", ["db a folder", "history not there", "no labels, no history", "db mistyped"])
+def test_calibrate_says_a_file_or_flag_mistake_before_an_embedder_not_prepared(tmp_path, mistake):
+    """The check that the embedder can be loaded ran before calibrate's checks of its files and flags: a user with
+    mpnet not prepared and a --db that is a folder (or a mistyped one, a --history not there, --no-labels without a
+    history) was told to prepare the model first, and only after that of the mistake. As run and eval check them,
+    the files and flags come first, the model last (still before the history is read)."""
+    hist, folder, models = tmp_path / "hist", tmp_path / "folder", tmp_path / "models"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    folder.mkdir()
+    models.mkdir()                                    # no preset prepared here
+    args, line = {
+        "db a folder": (["--history", hist, "--db", folder], f"error: {folder}: is a directory, not a database file"),
+        "history not there": (["--history", tmp_path / "nope"], f"error: {tmp_path / 'nope'}: history directory not "
+                              "found"),
+        "no labels, no history": (["--no-labels"], "error: --history: nothing to learn from: no GPT history given, "
+                                  "and labels left out"),
+        "db mistyped": (["--db", tmp_path / "typo.sqlite3"], f"error: --db {tmp_path / 'typo.sqlite3'}: no database "
+                        "there (a typo?); `ranker run` makes one"),
+    }[mistake]
+    r = ranker("calibrate", "--out", tmp_path / "cal.json", "--embedder", "mpnet", "--offline", *args,
+               env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == line, r.stderr
+    assert not (tmp_path / "cal.json").exists() and not (tmp_path / "typo.sqlite3").exists()
+
+
 @pytest.mark.parametrize("db", ["folder", "/dev/null"])
 def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
     """`calibrate --db <folder or /dev/null>` read the whole history first and printed "history: 1 day, ..."

@@ -56,7 +56,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..errors import InputError, mentions
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
-    from ..prefilter.history import read_history, topics_note
+    from ..prefilter.history import history_folder, read_history, topics_note
     from ..prefilter.walkforward import table
     from ..prompts import load_prompts
     from ..store import Store
@@ -65,10 +65,18 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                       default_prompts=default_prompts, db=db, offline=offline, min_relevance=min_relevance,
                       min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
-    # the embedder and a database that cannot be one, said before the history is read (its lines said first)
-    emb = check_embedder(s, loadable=True)
+    # what is wrong with the files and flags (a database that cannot be one, a history not there, nothing to learn
+    # from), then with the embedder, said before the history is read (its lines said first): the model last, as
+    # run and eval check it (an embedder not prepared, said first, hid a mistyped --db from one with both)
     from ..store import check_db_path
     check_db_path(s.db_path)
+    if history is not None:
+        history_folder(history)         # not there, or a file: said as eval says it
+    elif not labels:
+        raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
+    else:
+        db_there(s)         # labels alone are read from the database: a mistyped --db is not an empty one
+    emb = check_embedder(s, loadable=True)
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
@@ -86,10 +94,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
         if changed:
             warn(mentions(changed, name_mention))
-    elif not labels:
-        raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
-    else:
-        db_there(s)         # labels alone are read from the database: a mistyped --db is not an empty one
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
         lab = training_labels(store, days) if labels else TrainingLabels({}, {}, [], 0, 0, 0)
