@@ -474,6 +474,29 @@ def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_r
                                                  "prepare mpnet"), r.stderr
 
 
+def test_eval_with_an_embedder_not_prepared_says_so_before_the_history_is_read(tmp_path):
+    """`eval --embedder mpnet`, mpnet not prepared, read the whole history, made the database and the --out folder,
+    and only then said "model preset 'mpnet' is not prepared", naming no flag. Now that is the one line, naming
+    --embedder, before anything is read or made, as calibrate says it; a mistake in a file is still said first."""
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    for day in ("2025-04-30", "2025-05-13", "2025-05-15"):
+        (hist / day).symlink_to(DAYS / day)
+    db, out, models = tmp_path / "new" / "db.sqlite3", tmp_path / "ev", tmp_path / "models"
+    models.mkdir()                                    # no preset prepared here
+    r = ranker("eval", "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
+               env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == ("error: --embedder: model preset 'mpnet' is not prepared; run: ranker models "
+                               "prepare mpnet")
+    assert not (tmp_path / "new").exists() and not out.exists()
+    r = ranker("eval", "--history", tmp_path / "nope", "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
+               env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == f"error: {tmp_path / 'nope'}: history directory not found"
+    r = ranker("eval", "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
+               "--against", tmp_path / "nope", env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1).startswith(f"error: --against {tmp_path / 'nope'}: "), r.stderr
+
+
 @pytest.mark.parametrize("mistake", ["db a folder", "history not there", "no labels, no history", "db mistyped"])
 def test_calibrate_says_a_file_or_flag_mistake_before_an_embedder_not_prepared(tmp_path, mistake):
     """The check that the embedder can be loaded ran before calibrate's checks of its files and flags: a user with

@@ -406,8 +406,8 @@ def check_embedder(s: "Settings", *, loadable: bool = False):
     "loading -1 ..." line (calibrate's and eval's, after the history's). Only what is wrong wherever the vectors
     come from: a preset not prepared, or an id not cached offline, may still be served from the store's vectors.
     `loadable`: those too (models.resolve's check, with its advice to prepare the preset) where the store holds
-    no vector of the embedder, for a command whose input takes long to read (calibrate's history: `--embedder
-    mpnet` not prepared said so only once the whole history was read)."""
+    no vector of the embedder, for a command whose input takes long to read (calibrate's and eval's history:
+    `--embedder mpnet` not prepared said so only once the whole history was read)."""
     from ..errors import ConfigError, ModelError
     from ..models import check_name, resolve
     from ..prefilter.embed import Embedder
