@@ -133,7 +133,7 @@ def label_lines(labels: Iterable[Label]) -> Iterator[str]:
 
 def export_labels(store: "Store", path: str | Path) -> int:
     """Write the store's labels, and the labels taken back (label 0), oldest first, to a JSONL file,
-    atomically. Returns how many lines. A store without any leaves a file that holds something as it is: an
+    atomically (a killed export's temporary file removed first). Returns how many lines. A store without any leaves a file that holds something as it is: an
     empty or mistyped database (`export` typed for `import` on a new machine) must not wipe the labels file
     brought over from the old one. The labels and the undos are read as one state of the store: a thumb given
     (in `ranker serve`) on a paper taken back before, between the two reads, left the paper out of both."""
@@ -142,7 +142,7 @@ def export_labels(store: "Store", path: str | Path) -> int:
     labels.sort(key=lambda lb: (lb.created_at, lb.paper_id))
     if not labels and holds_something(path):
         return 0
-    atomic_write(path, label_lines(labels))
+    atomic_write(path, label_lines(labels), tidy=True)
     return len(labels)
 
 
@@ -218,6 +218,7 @@ def store_training_rows(store: "Store", history_days: Iterable["HistoryDay"] = (
 
 class TrainingLabels(NamedTuple):
     labels: dict[str, bool]          # paper id -> liked, every stored label
+    usable: dict[str, bool]          # those the fit can use: on a history day's paper or one the store holds
     days: list["HistoryDay"]         # the labelled papers in no history day, as days of their own
     on_history: int                  # labels on papers of the history days (each overrides GPT's pick)
     outside: int                     # labels on papers in no history day, used through `days`
@@ -226,7 +227,7 @@ class TrainingLabels(NamedTuple):
 
     @property
     def used(self) -> int:
-        return self.on_history + self.outside
+        return len(self.usable)
 
 
 def label_days(history_days: Sequence["HistoryDay"], labels: Mapping[str, bool], *,
@@ -257,9 +258,11 @@ def training_labels(store: "Store", history_days: Sequence["HistoryDay"] = ()) -
     papers = store.get_papers([pid for pid in stored if pid not in seen])
     dates = {pid: given_on(lb) for pid, lb in stored.items()}
     days = label_days(history_days, labels, label_papers=papers, label_days_of=dates)
+    held = seen | {p.id for d in days for p in d.papers}
+    usable = {pid: v for pid, v in labels.items() if pid in held}
     on_history = sum(1 for pid in labels if pid in seen)
-    outside = sum(len(d.papers) for d in days)
-    return TrainingLabels(labels, days, on_history, outside, len(labels) - on_history - outside, dates)
+    return TrainingLabels(labels, usable, days, on_history, len(usable) - on_history, len(labels) - len(usable),
+                          dates)
 
 
 def given_on(label: Label) -> str:

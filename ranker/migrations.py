@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Callable
 
 
@@ -157,6 +158,21 @@ def m007_word_index_folded(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO papers_fts_refold (upto) VALUES (0)")
 
 
+def m008_label_times_not_in_the_future(c: sqlite3.Connection) -> None:
+    """Labels stored before a label's time was checked on input (one more than ranker.labels.CLOCK_SKEW past the
+    clock is refused) may hold a far-future time, a mistyped year or a clock run years ahead: such a verdict won
+    every merge with the verdicts given since, and an export carrying it is refused whole where times are checked.
+    Each such time, a label's and its events' (an undo is merged by its time too), becomes this migration's clock,
+    as the input check's own limit is the clock: the verdict is kept, as if given now, losing to any given later,
+    and its export is read by any machine whose clock is within the skew. Dropping it would lose a verdict the
+    user gave; moving it only to the skew's edge would keep it winning for a day, refused by a clock a little
+    behind."""
+    from .labels import CLOCK_SKEW
+    now = time.time()
+    for table in ("labels", "label_events"):
+        c.execute(f"UPDATE {table} SET created_at = ? WHERE created_at > ?", (now, now + CLOCK_SKEW))
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_rankings_and_day_digests,
@@ -165,6 +181,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m005_run_owner,
     m006_score_text,
     m007_word_index_folded,
+    m008_label_times_not_in_the_future,
 ]
 
 # A database from before named migrations counted its schema in PRAGMA user_version, over a list of SQL
@@ -181,4 +198,5 @@ RENAMED: dict[str, str] = {"m002_score_cached_tokens": "m004_score_cached_tokens
 # medium, where none can run): reading does without what they change, and the next writable open runs them.
 # m007 only marks an unfolded word index for refolding: a store that lacks it does not search that index (it
 # could miss a folded word) but scans the papers, as where the index cannot be built (see _ensure_fts).
-READ_WITHOUT: frozenset[str] = frozenset({"m007_word_index_folded"})
+# m008 only moves far-future label times back: reading without it shows them as they were stored.
+READ_WITHOUT: frozenset[str] = frozenset({"m007_word_index_folded", "m008_label_times_not_in_the_future"})

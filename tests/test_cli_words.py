@@ -449,6 +449,80 @@ def test_a_bad_embedder_is_one_line_naming_the_flag_or_config_line_it_came_from(
     assert not (tmp_path / "bf").exists() and not (tmp_path / "cal.json").exists()
 
 
+def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_read(tmp_path):
+    """`calibrate --embedder mpnet`, mpnet not prepared, read the whole history first ("history: N days ...",
+    minutes on a long one) and only then said "model preset 'mpnet' is not prepared", naming no flag. Now that is
+    the one line, naming --embedder and how to prepare it, before anything is read or stored. A store that holds
+    the embedder's vectors may serve them without the model: there the history is read as before."""
+    import numpy as np
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    for day in ("2025-04-30", "2025-05-13", "2025-05-15"):     # enough to learn from: the fit loads the model
+        (hist / day).symlink_to(DAYS / day)
+    db, cal, models = tmp_path / "db.sqlite3", tmp_path / "cal.json", tmp_path / "models"
+    models.mkdir()                                    # no preset prepared here (the bundled presets)
+    args = ["calibrate", "--history", hist, "--out", cal, "--db", db, "--embedder", "mpnet", "--offline"]
+    r = ranker(*args, env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == ("error: --embedder: model preset 'mpnet' is not prepared; run: ranker models "
+                               "prepare mpnet")
+    assert not db.exists() and not cal.exists()
+    with Store(db) as s:
+        s.put_embeddings([("2505.00001", "h", np.ones(768) / np.sqrt(768))], "mpnet")
+    r = ranker(*args, env={"RANKER_MODELS_DIR": models})
+    assert r.returncode == 1 and r.stderr.startswith("history: 3 days, ") and not cal.exists(), r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: model preset 'mpnet' is not prepared; run: ranker models "
+                                                 "prepare mpnet"), r.stderr
+
+
+def test_eval_with_an_embedder_not_prepared_says_so_before_the_history_is_read(tmp_path):
+    """`eval --embedder mpnet`, mpnet not prepared, read the whole history, made the database and the --out folder,
+    and only then said "model preset 'mpnet' is not prepared", naming no flag. Now that is the one line, naming
+    --embedder, before anything is read or made, as calibrate says it; a mistake in a file is still said first."""
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    for day in ("2025-04-30", "2025-05-13", "2025-05-15"):
+        (hist / day).symlink_to(DAYS / day)
+    db, out, models = tmp_path / "new" / "db.sqlite3", tmp_path / "ev", tmp_path / "models"
+    models.mkdir()                                    # no preset prepared here
+    r = ranker("eval", "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
+               env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == ("error: --embedder: model preset 'mpnet' is not prepared; run: ranker models "
+                               "prepare mpnet")
+    assert not (tmp_path / "new").exists() and not out.exists()
+    r = ranker("eval", "--history", tmp_path / "nope", "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
+               env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == f"error: {tmp_path / 'nope'}: history directory not found"
+    r = ranker("eval", "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
+               "--against", tmp_path / "nope", env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1).startswith(f"error: --against {tmp_path / 'nope'}: "), r.stderr
+
+
+@pytest.mark.parametrize("mistake", ["db a folder", "history not there", "no labels, no history", "db mistyped"])
+def test_calibrate_says_a_file_or_flag_mistake_before_an_embedder_not_prepared(tmp_path, mistake):
+    """The check that the embedder can be loaded ran before calibrate's checks of its files and flags: a user with
+    mpnet not prepared and a --db that is a folder (or a mistyped one, a --history not there, --no-labels without a
+    history) was told to prepare the model first, and only after that of the mistake. As run and eval check them,
+    the files and flags come first, the model last (still before the history is read)."""
+    hist, folder, models = tmp_path / "hist", tmp_path / "folder", tmp_path / "models"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    folder.mkdir()
+    models.mkdir()                                    # no preset prepared here
+    args, line = {
+        "db a folder": (["--history", hist, "--db", folder], f"error: {folder}: is a directory, not a database file"),
+        "history not there": (["--history", tmp_path / "nope"], f"error: {tmp_path / 'nope'}: history directory not "
+                              "found"),
+        "no labels, no history": (["--no-labels"], "error: --history: nothing to learn from: no GPT history given, "
+                                  "and labels left out"),
+        "db mistyped": (["--db", tmp_path / "typo.sqlite3"], f"error: --db {tmp_path / 'typo.sqlite3'}: no database "
+                        "there (a typo?); `ranker run` makes one"),
+    }[mistake]
+    r = ranker("calibrate", "--out", tmp_path / "cal.json", "--embedder", "mpnet", "--offline", *args,
+               env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == line, r.stderr
+    assert not (tmp_path / "cal.json").exists() and not (tmp_path / "typo.sqlite3").exists()
+
+
 @pytest.mark.parametrize("db", ["folder", "/dev/null"])
 def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
     """`calibrate --db <folder or /dev/null>` read the whole history first and printed "history: 1 day, ..."

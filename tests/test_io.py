@@ -685,6 +685,38 @@ def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
     assert live.exists()
 
 
+@pytest.mark.parametrize("writer", ["labels export", "calibrate --out", "papers"])
+def test_labels_calibrations_and_papers_tidy_a_killed_writers_temporary_file(tmp_path, writer):
+    """`labels export FILE`, `calibrate --out` (Calibration.save) and write_papers left the whole temporary file
+    of a writer killed before its rename beside the file for good, as `fetch`, `score` and `prefilter` no longer
+    do: the next write removes it (atomic_write's tidy), and a live writer's, held locked, stays."""
+    import fcntl
+
+    from ranker.labels import export_labels
+    from ranker.prefilter.calibrate import Calibration
+    from ranker.records import Paper
+    from ranker.sources import write_papers
+    from ranker.store import Store
+    out = tmp_path / "out.jsonl"
+    dead, live = tmp_path / ".out.jsonl.0000dead.tmp", tmp_path / ".out.jsonl.0000beef.tmp"
+    dead.write_text("a killed writer's")
+    live.write_text("being written")
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)                   # as a live atomic_file holds its temporary file
+        if writer == "labels export":
+            with Store(tmp_path / "r.sqlite3") as s:
+                s.set_label("2505.00001", 1, "2025-05-15")
+                assert export_labels(s, out) == 1
+        elif writer == "calibrate --out":
+            Calibration(embedder="toy", dim=1).save(out)
+        else:
+            assert write_papers([Paper(id="2505.00001", title="T", abstract="A")], out) == 1
+    finally:
+        os.close(fd)
+    assert out.is_file() and not dead.exists() and live.exists()
+
+
 def _tidied_before_the_lock(monkeypatch, tidy) -> list:
     """Make `tidy(tmp)` run (another command's tidy) in atomic_file's first moment, between creating its temporary
     file `tmp` and locking it; the list returned collects each temporary file atomic_file locks."""

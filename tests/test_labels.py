@@ -131,6 +131,49 @@ def test_a_label_given_in_the_future_is_refused_naming_its_line_and_one_a_clock_
     assert r.returncode == 0 and "1 added" in r.stderr, r.stderr
 
 
+def test_a_far_future_label_an_older_ranker_stored_is_moved_to_the_upgrade_s_clock(tmp_path, monkeypatch):
+    """Labels an older ranker stored before times were checked on input kept their far-future time: each won every
+    merge with the verdicts given since, and each export of the store was refused whole by another machine
+    (file:line). Migration m008 sets every label and event time more than CLOCK_SKEW past the clock to the
+    upgrade's clock: the verdict stays, a later one wins over it, the export is read; nearer times are untouched."""
+    import time
+    from ranker.migrations import MIGRATIONS, m008_label_times_not_in_the_future as m008
+    home = tmp_path / "home"
+    db = home / "ranker.sqlite3"
+    far, soon = 32503680000.0, time.time() + 3600            # 3000-01-01; an hour ahead (a clock a little fast)
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:MIGRATIONS.index(m008)])
+    with Store(db) as s:                                     # the home as the ranker before m008 left it
+        s.set_label("2505.00001", 1, "2025-05-15", created_at=far)
+        s.set_label("2505.00002", -1, "2025-05-15", created_at=1747300000.0)
+        s.set_label("2505.00002", 0, "2025-05-15", created_at=far)       # taken back "in 3000"
+        s.set_label("2505.00003", 1, None, created_at=soon)
+        s.set_label("2505.00004", -1, None, created_at=1747300100.0)
+        assert m008.__name__ not in s.migrations
+    monkeypatch.undo()
+    before = time.time()
+    with Store(db) as s:
+        after = time.time()
+        assert s.migrations[-1] == m008.__name__
+        got = s.get_labels()
+        assert before <= got["2505.00001"].created_at <= after and got["2505.00001"].label == 1
+        assert got["2505.00003"].created_at == soon and got["2505.00004"].created_at == 1747300100.0
+        assert [e["created_at"] for e in s.label_events("2505.00002")][0] == 1747300000.0
+        assert before <= s.label_events("2505.00002")[-1]["created_at"] <= after
+        assert [(lb.paper_id, lb.label) for lb in s.taken_back()] == [("2505.00002", 0)]
+    f = tmp_path / "labels.jsonl"
+    r = ranker("labels", "export", f, "--db", db)
+    assert r.returncode == 0 and "labels: 4 written" in r.stderr, r.stderr
+    other = tmp_path / "other.sqlite3"
+    Store(other).close()
+    r = ranker("labels", "import", f, "--db", other)
+    assert r.returncode == 0 and "3 added, 0 changed, 0 taken back, 1 unchanged" in r.stderr, r.stderr   # read
+    later = tmp_path / "later.jsonl"                                       # a thumb down given since wins
+    later.write_text(json.dumps({"id": "2505.00001", "label": -1, "time": int(after) + 60}) + "\n")
+    with Store(db) as s:
+        assert import_labels(s, later) == {"added": 0, "changed": 1, "taken back": 0, "unchanged": 0}
+        assert s.get_labels()["2505.00001"].label == -1
+
+
 def test_the_same_verdict_twice_or_two_at_different_times_are_no_conflict(tmp_path):
     """Two exports joined into one file repeat their common labels; a paper's later verdict wins whatever the
     order of the lines."""
@@ -180,6 +223,12 @@ def test_labels_cli_export_import_and_errors(tmp_path):
     assert r.returncode == 0 and "0 added, 0 changed, 0 taken back, 2 unchanged" in r.stderr, r.stderr
     r = ranker("labels", "list", "--db", db_b)
     assert r.stdout.splitlines()[0].split("\t")[:3] == ["2505.07363", "down", "2025-05-15"]
+    # papers the store lacks (labels from the other machine): said so, as the labels page does, not an empty title
+    assert [line.split("\t")[3] for line in r.stdout.splitlines()] == ["(not in this store)"] * 2, r.stdout
+    with Store(db_b) as s:
+        s.add_papers([Paper(id="2505.09572", title="A title", abstract="A", date="2025-05-15")])
+    r = ranker("labels", "list", "--db", db_b)
+    assert [line.split("\t")[3] for line in r.stdout.splitlines()] == ["(not in this store)", "A title"], r.stdout
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "2505.00001", "label": "maybe", "time": 1}\n')
     r = ranker("labels", "import", bad, "--db", db_b)
@@ -287,6 +336,25 @@ def test_training_rows_label_overrides_gpt_and_weighs_more():
     assert rows.y.sum() == len(day.picks) + 1
     others = [i for p, i in idx.items() if p not in (picked, not_picked, "2501.00001")]
     assert np.array_equal(rows.y[others], base.y[others]) and np.all(rows.weights[others] == 1.0)
+
+
+def test_training_labels_name_the_labels_the_fit_can_use_once(tmp_path):
+    """`calibrate` worked out which labels the fit can use a second way, from the days' papers, beside
+    training_labels' count of them (the labels line's "N of yours used" from one, its ups and downs and the
+    "too few labels" checks from the other). training_labels gives them, `used` their count: the CLI's one figure.
+    A label on a history day's paper, on a paper the store holds and on one it lacks: the last is left out."""
+    from ranker.prefilter.history import HistoryDay
+    h = _p("2505.00001", "2025-05-15")
+    day = HistoryDay(date="2025-05-15", papers=[h], picks=set())
+    with Store(tmp_path / "r.sqlite3") as s:
+        s.add_papers([_p("2505.00002", "2025-05-15")])
+        s.set_label("2505.00001", 1, "2025-05-15")
+        s.set_label("2505.00002", -1, "2025-05-15")
+        s.set_label("2505.00003", 1, "2025-05-15")                  # a paper the store does not hold
+        lab = training_labels(s, [day])
+    assert lab.usable == {"2505.00001": True, "2505.00002": False}
+    assert (lab.used, lab.on_history, lab.outside, lab.unknown) == (2, 1, 1, 1)
+    assert len(lab.labels) == 3 and [p.id for d in lab.days for p in d.papers] == ["2505.00002"]
 
 
 def test_labels_alone_make_a_training_set_and_say_how_many_are_missing(tmp_path):

@@ -56,7 +56,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..errors import InputError, mentions
     from ..labels import MIN_LABELS_EACH, TrainingLabels, labels_needed, training_labels
     from ..prefilter.calibrate import calibrate as fit_history, check_enough
-    from ..prefilter.history import read_history, topics_note
+    from ..prefilter.history import history_folder, read_history, topics_note
     from ..prefilter.walkforward import table
     from ..prompts import load_prompts
     from ..store import Store
@@ -65,10 +65,18 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                       default_prompts=default_prompts, db=db, offline=offline, min_relevance=min_relevance,
                       min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
-    # the embedder and a database that cannot be one, said before the history is read (its lines said first)
-    emb = check_embedder(s)
+    # what is wrong with the files and flags (a database that cannot be one, a history not there, nothing to learn
+    # from), then with the embedder, said before the history is read (its lines said first): the model last, as
+    # run and eval check it (an embedder not prepared, said first, hid a mistyped --db from one with both)
     from ..store import check_db_path
     check_db_path(s.db_path)
+    if history is not None:
+        history_folder(history)         # not there, or a file: said as eval says it
+    elif not labels:
+        raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
+    else:
+        db_there(s)         # labels alone are read from the database: a mistyped --db is not an empty one
+    emb = check_embedder(s, loadable=True)
     ps = load_prompts(s.scoring.prompts)
     days = []
     if history is not None:
@@ -86,30 +94,24 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
         if changed:
             warn(mentions(changed, name_mention))
-    elif not labels:
-        raise InputError("nothing to learn from: no GPT history given, and labels left out", key="history")
-    else:
-        db_there(s)         # labels alone are read from the database: a mistyped --db is not an empty one
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
-        lab = training_labels(store, days) if labels else TrainingLabels({}, [], 0, 0, 0)
-        # the labels the fit can use: not those on papers the store does not hold (said as left out)
-        held = {p.id for d in days + lab.days for p in d.papers}
-        usable = {i: v for i, v in lab.labels.items() if i in held}
+        lab = training_labels(store, days) if labels else TrainingLabels({}, {}, [], 0, 0, 0)
         if lab.labels:
-            up = sum(usable.values())
-            info(f"labels: {lab.used} of yours used ({up} up, {len(usable) - up} down; {lab.on_history} on "
+            # the labels the fit can use (lab.usable): not those on papers the store does not hold (left out)
+            up = sum(lab.usable.values())
+            info(f"labels: {lab.used} of yours used ({up} up, {lab.used - up} down; {lab.on_history} on "
                  f"history papers, overriding GPT's pick; {lab.outside} on other papers)"
                  + (f"; {lab.unknown} left out: papers not in the database" if lab.unknown else ""))
         if history is None:
-            short = labels_needed(usable)
+            short = labels_needed(lab.usable)
             if short:
                 raise InputError(f"no GPT history given, and too few labels to learn from alone: {short} more "
                                  f"needed ({MIN_LABELS_EACH} thumbs up and {MIN_LABELS_EACH} thumbs down)",
                                  key="history")
         else:
             # only labels the fit can use make up for a short history
-            check_enough(days, labels_short=labels_needed(usable) if lab.labels else None, where=str(history))
+            check_enough(days, labels_short=labels_needed(lab.usable) if lab.labels else None, where=str(history))
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)

@@ -398,19 +398,22 @@ def check_model(s: "Settings") -> None:
                                                  options=s.scoring.options.get(s.scoring.backend))
 
 
-def check_embedder(s: "Settings"):
+def check_embedder(s: "Settings", *, loadable: bool = False):
     """The embedder the settings name (its Embedder, not loaded), or a ModelError naming prefilter.embedder (the
     --embedder or ranker.toml line it came from) when no preset, folder or Hugging Face id has that name (a
     ConfigError when it names an LLM preset, said after "loading smollm2-135m ..." and naming no flag), said
     before a command reads its input: it said "-1: no such model folder ...", naming no flag, after the
     "loading -1 ..." line (calibrate's and eval's, after the history's). Only what is wrong wherever the vectors
-    come from: a preset not prepared, or an id not cached offline, may still be served from the store's vectors."""
+    come from: a preset not prepared, or an id not cached offline, may still be served from the store's vectors.
+    `loadable`: those too (models.resolve's check, with its advice to prepare the preset) where the store holds
+    no vector of the embedder, for a command whose input takes long to read (calibrate's and eval's history:
+    `--embedder mpnet` not prepared said so only once the whole history was read)."""
     from ..errors import ConfigError, ModelError
-    from ..models import check_name
+    from ..models import check_name, resolve
     from ..prefilter.embed import Embedder
     emb = Embedder.from_settings(s)
     try:
-        check_name(s.prefilter.embedder, "embedder", s.models_dir)
+        (resolve if loadable else check_name)(s.prefilter.embedder, "embedder", s.models_dir)
     except ModelError as e:
         # a name that is nothing here (a model folder since removed) whose vectors the store holds: served from
         # them, as before this check, while every text asked for is stored; a typo has none

@@ -87,10 +87,12 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     check_choice(calibrate=calibrate, train_once=train_once, days=days)
     history_folder(history)
     check_out(out, folder=True)
-    check_embedder(s)
     # the eval to compare with is read now: one that cannot be is said before minutes of replay, and an earlier
     # eval in this --out (compared before this one replaces it) is read before it is overwritten
     other = read_eval(against) if against is not None else None
+    # the embedder loadable too (or served from the store's vectors), the model checked after the files and flags:
+    # one not prepared was said, naming no flag, once the whole history was read (the database and --out made)
+    check_embedder(s, loadable=True)
     read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
                              min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty)
     if other is not None:

@@ -86,7 +86,8 @@ def list_(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None
         nothing_to_do(f"no labels in {as_given(str(store.path))} yet (the thumbs of `ranker serve` give them)")
         return
     for pid, lb in labels.items():
-        title = papers[pid].title if pid in papers else ""
+        # a label imported from another machine, on a paper this store never had: said as the labels page says it
+        title = papers[pid].title if pid in papers else "(not in this store)"
         echo(f"{pid}\t{'up' if lb.liked else 'down'}\t{lb.day or ''}\t{title}")
 
 

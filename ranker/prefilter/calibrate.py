@@ -271,7 +271,9 @@ class Calibration:
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | Path) -> None:
-        atomic_write(path, json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)}))
+        """Write the calibration to `path` atomically; the temporary file a killed writer of it left is removed
+        first (atomic_write's tidy), as every command's --out file."""
+        atomic_write(path, json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)}), tidy=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":

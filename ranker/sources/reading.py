@@ -264,8 +264,9 @@ def read_ranked(path_or_url: str | os.PathLike | bytes, *, report: ReadReport | 
 
 def write_papers(papers: Iterable[Paper], path: str | os.PathLike) -> int:
     """Write papers as JSON lines, atomically (ranker.io.atomic_write): a reader never sees half a file and
-    an interrupted write leaves the old file. Returns the number written."""
-    return atomic_write(path, paper_lines(papers))
+    an interrupted write leaves the old file; the temporary file of one killed (kill -9) is removed by the
+    next (atomic_write's tidy). Returns the number written."""
+    return atomic_write(path, paper_lines(papers), tidy=True)
 
 
 def paper_lines(papers: Iterable[Paper]) -> Iterator[str]:
