@@ -174,6 +174,29 @@ def test_a_far_future_label_an_older_ranker_stored_is_moved_to_the_upgrade_s_clo
         assert s.get_labels()["2505.00001"].label == -1
 
 
+def test_m008_under_a_clock_reset_behind_leaves_the_labels_given_before_the_last_run_as_they_are(tmp_path, monkeypatch):
+    """A clock reset behind at the upgrade (1973, a board without its battery) would make every label 'in the
+    future': m008 takes the newest run's start as the earliest 'now', so the verdicts given before it keep their
+    times (they were moved to 1973 for good), and one given years after it still has its time moved back."""
+    import time
+    from ranker.migrations import MIGRATIONS, m008_label_times_not_in_the_future as m008
+    db = tmp_path / "home" / "ranker.sqlite3"
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:MIGRATIONS.index(m008)])
+    with Store(db) as s:
+        with s.recording("run", {}):
+            pass
+        last_run = s.conn.execute("SELECT MAX(started_at) FROM runs").fetchone()[0]
+        s.set_label("2505.00001", 1, "2025-05-15", created_at=last_run - 86400)
+        s.set_label("2505.00002", -1, "2025-05-15", created_at=last_run - 60)
+        s.set_label("2505.00003", 1, None, created_at=32503680000.0)             # 3000-01-01, mistyped
+    monkeypatch.undo()
+    monkeypatch.setattr(time, "time", lambda: 1e8)                               # the clock reads 1973
+    with Store(db) as s:
+        assert m008.__name__ in s.migrations
+        got = {pid: lb.created_at for pid, lb in s.get_labels().items()}
+    assert got == {"2505.00001": last_run - 86400, "2505.00002": last_run - 60, "2505.00003": last_run}
+
+
 def test_the_same_verdict_twice_or_two_at_different_times_are_no_conflict(tmp_path):
     """Two exports joined into one file repeat their common labels; a paper's later verdict wins whatever the
     order of the lines."""
