@@ -158,6 +158,11 @@ def m007_word_index_folded(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO papers_fts_refold (upto) VALUES (0)")
 
 
+# ranker.labels.CLOCK_SKEW when m008 was written: a migration keeps the meaning it shipped with (and the store
+# below ranker.labels imports nothing of it)
+_M008_SKEW = 24 * 3600
+
+
 def m008_label_times_not_in_the_future(c: sqlite3.Connection) -> None:
     """Labels stored before a label's time was checked on input (one more than ranker.labels.CLOCK_SKEW past the
     clock is refused) may hold a far-future time, a mistyped year or a clock run years ahead: such a verdict won
@@ -168,13 +173,12 @@ def m008_label_times_not_in_the_future(c: sqlite3.Connection) -> None:
     user gave; moving it only to the skew's edge would keep it winning for a day, refused by a clock a little
     behind. The clock is not trusted below the newest run this store recorded: a clock reset behind at the
     upgrade (a board without its battery) would otherwise move every verdict's time back to it for good, so
-    "now" is the later of the two (a label given more than CLOCK_SKEW after the last run, under such a clock,
+    "now" is the later of the two (a label given more than a day after the last run, under such a clock,
     takes the last run's time)."""
-    from .labels import CLOCK_SKEW
     newest_run = c.execute("SELECT MAX(started_at) FROM runs").fetchone()[0]
     now = max(time.time(), newest_run or 0.0)
     for table in ("labels", "label_events"):
-        c.execute(f"UPDATE {table} SET created_at = ? WHERE created_at > ?", (now, now + CLOCK_SKEW))
+        c.execute(f"UPDATE {table} SET created_at = ? WHERE created_at > ?", (now, now + _M008_SKEW))
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
