@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -664,22 +665,29 @@ def test_remove_leftovers_takes_only_the_named_files_temporaries(tmp_path):
                                                          "day-run.json"]
 
 
-def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
+@contextmanager
+def _a_dead_and_a_live_temporary_file(out: Path):
+    """Beside `out`, a killed writer's temporary file and a live one's (held locked, as atomic_file holds its own,
+    until the block ends): (dead, live)."""
     import fcntl
-
-    from ranker.io import atomic_file
-    out = tmp_path / "papers.jsonl"
-    dead, live = tmp_path / ".papers.jsonl.0000dead.tmp", tmp_path / ".papers.jsonl.0000beef.tmp"
-    dead.write_text("half a snapshot")
+    dead, live = out.parent / f".{out.name}.0000dead.tmp", out.parent / f".{out.name}.0000beef.tmp"
+    dead.write_text("a killed writer's")
     live.write_text("being written")
     fd = os.open(live, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)                   # as a live atomic_file holds its temporary file
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield dead, live
+    finally:
+        os.close(fd)
+
+
+def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
+    from ranker.io import atomic_file
+    out = tmp_path / "papers.jsonl"
+    with _a_dead_and_a_live_temporary_file(out) as (dead, live):
         with atomic_file(out, tidy=True) as f:
             f.write("x\n")
         assert not dead.exists() and live.exists() and out.read_text() == "x\n"
-    finally:
-        os.close(fd)
     with atomic_file(out) as f:                          # without tidy, nothing else is looked at
         f.write("y\n")
     assert live.exists()
@@ -690,20 +698,13 @@ def test_labels_calibrations_and_papers_tidy_a_killed_writers_temporary_file(tmp
     """`labels export FILE`, `calibrate --out` (Calibration.save) and write_papers left the whole temporary file
     of a writer killed before its rename beside the file for good, as `fetch`, `score` and `prefilter` no longer
     do: the next write removes it (atomic_write's tidy), and a live writer's, held locked, stays."""
-    import fcntl
-
     from ranker.labels import export_labels
     from ranker.prefilter.calibrate import Calibration
     from ranker.records import Paper
     from ranker.sources import write_papers
     from ranker.store import Store
     out = tmp_path / "out.jsonl"
-    dead, live = tmp_path / ".out.jsonl.0000dead.tmp", tmp_path / ".out.jsonl.0000beef.tmp"
-    dead.write_text("a killed writer's")
-    live.write_text("being written")
-    fd = os.open(live, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)                   # as a live atomic_file holds its temporary file
+    with _a_dead_and_a_live_temporary_file(out) as (dead, live):
         if writer == "labels export":
             with Store(tmp_path / "r.sqlite3") as s:
                 s.set_label("2505.00001", 1, "2025-05-15")
@@ -712,8 +713,6 @@ def test_labels_calibrations_and_papers_tidy_a_killed_writers_temporary_file(tmp
             Calibration(embedder="toy", dim=1).save(out)
         else:
             assert write_papers([Paper(id="2505.00001", title="T", abstract="A")], out) == 1
-    finally:
-        os.close(fd)
     assert out.is_file() and not dead.exists() and live.exists()
 
 

@@ -77,6 +77,17 @@ def _token(server) -> str:
     return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
 
 
+def _label_by_script(server, pid: str, label: str) -> int:
+    """POST /label for `pid` as another tab or a script does (the page's token, the same origin): its status."""
+    return _post(server.url + "/label", {"paper_id": pid, "label": label, "csrf": _token(server)},
+                 {"Origin": server.url})[0]
+
+
+def _day_ids(page) -> list[str]:
+    """The ids of the papers on the page, in its order."""
+    return [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+
+
 def _liked_paper_page(server, chromium, pid: str):
     """(a browser page on paper `pid`, liked through the server first; the page's script errors, as they come)."""
     assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
@@ -1262,15 +1273,13 @@ def test_the_counts_of_your_labels_follow_the_thumbs_given_on_the_page(site, chr
         assert _label(db, pid) is None
         page.reload()
         assert _counts(page) == (shown[0], shown[1] - 1)
-        assert _post(server.url + "/label", {"paper_id": other, "label": "up", "csrf": _token(server)},
-                     {"Origin": server.url})[0] == 303                  # in another tab, or by a script
+        assert _label_by_script(server, other, "up") == 303                  # in another tab, or by a script
         page.evaluate("window.dispatchEvent(new Event('focus'))")         # this tab looked at again
         expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(shown[0] + 1))
         with Store(db) as s:
             assert _counts(page) == s.count_labels()
         page.goto(server.url + "/")                                     # the archive counts them all too
-        assert _post(server.url + "/label", {"paper_id": other, "label": "undo", "csrf": _token(server)},
-                     {"Origin": server.url})[0] == 303
+        assert _label_by_script(server, other, "undo") == 303
         page.evaluate("window.dispatchEvent(new Event('focus'))")
         expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(shown[0]))
         assert errors == []
@@ -1726,7 +1735,7 @@ def test_j_and_k_move_the_focus_through_the_papers_in_order(site, chromium):
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{DAY}")
-        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        ids = _day_ids(page)
         assert len(ids) > 12
         seen = []
         for _ in range(12):
@@ -1876,7 +1885,7 @@ def test_question_mark_opens_the_keys_as_a_dialog_that_gives_the_focus_back(site
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{DAY}")
-        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        ids = _day_ids(page)
         keys = page.get_by_role("dialog", name="Keys")
         expect(keys).to_be_hidden()
         for _ in range(3):
@@ -1935,7 +1944,7 @@ def test_esc_in_a_field_hands_the_keys_back_to_the_paper_it_left(site, chromium)
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{OTHER_DAY}")
-        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        ids = _day_ids(page)
         box = page.locator("header input[type=search]")
         box.focus()
         page.keyboard.type("jk")
@@ -1983,7 +1992,7 @@ def test_back_from_a_paper_opened_with_o_gives_the_focus_to_its_entry_again(site
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{DAY}")
-        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        ids = _day_ids(page)
         for _ in range(12):
             page.keyboard.press("j")
         assert _focused_paper(page) == ids[11]
@@ -2028,8 +2037,7 @@ def test_a_day_filtered_by_topic_counts_a_label_given_elsewhere_on_a_paper_it_hi
             for pid, label, after in ((free[0], "up", (before[0] + 1, before[1])),
                                       (free[1], "down", (before[0] + 1, before[1] + 1)),
                                       (free[0], "undo", (before[0], before[1] + 1))):
-                assert _post(server.url + "/label", {"paper_id": pid, "label": label, "csrf": _token(server)},
-                             {"Origin": server.url})[0] == 303              # in another tab, or by a script
+                assert _label_by_script(server, pid, label) == 303              # in another tab, or by a script
                 page.evaluate("window.dispatchEvent(new Event('focus'))")     # this tab looked at again
                 expect(page.locator('.label-counts [data-count="1"]')).to_have_text(str(after[0]))
                 expect(page.locator('.label-counts [data-count="-1"]')).to_have_text(str(after[1]))
@@ -2038,8 +2046,7 @@ def test_a_day_filtered_by_topic_counts_a_label_given_elsewhere_on_a_paper_it_hi
             assert _counts(page) == (before[0], before[1] + 1)                # what a reload shows
         finally:
             for pid in free:
-                _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)},
-                      {"Origin": server.url})
+                _label_by_script(server, pid, "undo")
         assert errors == []
     finally:
         page.close()
@@ -2063,7 +2070,7 @@ def test_a_look_while_the_labels_are_being_read_again_reads_them_once_more(site,
 
     try:
         page.goto(f"{server.url}/day/{OTHER_DAY}")
-        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        ids = _day_ids(page)
         pid = [i for i in ids[-12:-4] if _label(db, i) is None][-1]
         form = page.locator(f"article[id='p-{pid}'] form.thumbs")
         page.route("**/labels.json", hold_the_first)
@@ -2074,15 +2081,13 @@ def test_a_look_while_the_labels_are_being_read_again_reads_them_once_more(site,
             page.wait_for_timeout(50)
         answer = held[0].fetch()                                  # the labels as they were: none on pid
         try:
-            assert _post(server.url + "/label", {"paper_id": pid, "label": "up", "csrf": _token(server)},
-                         {"Origin": server.url})[0] == 303             # given in another tab meanwhile
+            assert _label_by_script(server, pid, "up") == 303             # given in another tab meanwhile
             page.evaluate("window.dispatchEvent(new Event('focus'))")   # looked at again, the first on its way
             held[0].fulfill(response=answer)
             expect(form).to_have_attribute("data-label", "1")
             expect(form.locator("button.up")).to_have_attribute("aria-pressed", "true")
         finally:
-            _post(server.url + "/label", {"paper_id": pid, "label": "undo", "csrf": _token(server)},
-                  {"Origin": server.url})
+            _label_by_script(server, pid, "undo")
         assert errors == []
     finally:
         page.close()
@@ -2098,7 +2103,7 @@ def test_back_gives_the_focus_to_the_entry_opened_with_o_once_only(site, chromiu
     page, errors = watched_page(chromium)
     try:
         page.goto(f"{server.url}/day/{DAY}")
-        ids = [i[2:] for i in page.locator("article.paper").evaluate_all("els => els.map(e => e.id)")]
+        ids = _day_ids(page)
         at = next(i for i in range(2, 12) if _label(db, ids[i]) is None)
         first, far = ids[at], ids[-3]
         for _ in range(at + 1):
@@ -2122,8 +2127,7 @@ def test_back_gives_the_focus_to_the_entry_opened_with_o_once_only(site, chromiu
             assert _label(db, first) is None             # the keys were on it, far out of view (above)
             assert _focused_paper(page) != first
         finally:
-            _post(server.url + "/label", {"paper_id": first, "label": "undo", "csrf": _token(server)},
-                  {"Origin": server.url})
+            _label_by_script(server, first, "undo")
         assert errors == []
     finally:
         page.close()
