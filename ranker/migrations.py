@@ -171,12 +171,13 @@ def m008_label_times_not_in_the_future(c: sqlite3.Connection) -> None:
     as the input check's own limit is the clock: the verdict is kept, as if given now, losing to any given later,
     and its export is read by any machine whose clock is within the skew. Dropping it would lose a verdict the
     user gave; moving it only to the skew's edge would keep it winning for a day, refused by a clock a little
-    behind. The clock is not trusted below the newest run this store recorded: a clock reset behind at the
-    upgrade (a board without its battery) would otherwise move every verdict's time back to it for good, so
-    "now" is the later of the two (a label given more than a day after the last run, under such a clock,
-    takes the last run's time)."""
-    newest_run = c.execute("SELECT MAX(started_at) FROM runs").fetchone()[0]
-    now = max(time.time(), newest_run or 0.0)
+    behind. The clock is not trusted below the start of the last run this store recorded (the last written,
+    not the latest time: a clock that ran ahead while runs were recorded, and was put right since, left runs in
+    the future too): a clock reset behind at the upgrade (a board without its battery) would otherwise move
+    every verdict's time back to it for good, so "now" is the later of the two (a label given more than a day
+    after that run, under such a clock, takes that run's time)."""
+    last_run = c.execute("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    now = max(time.time(), last_run[0] if last_run else 0.0)
     for table in ("labels", "label_events"):
         c.execute(f"UPDATE {table} SET created_at = ? WHERE created_at > ?", (now, now + _M008_SKEW))
 

@@ -497,6 +497,21 @@ def test_eval_with_an_embedder_not_prepared_says_so_before_the_history_is_read(t
     assert one_error(r, 1).startswith(f"error: --against {tmp_path / 'nope'}: "), r.stderr
 
 
+def test_eval_says_a_db_that_cannot_be_one_before_an_embedder_not_prepared(tmp_path):
+    """35a0ef7 put eval's check that the embedder can be loaded before any look at --db: with mpnet not prepared
+    and a --db that is a folder, eval said to prepare the model, and the folder only on the next try, after the
+    whole history was read. As calibrate says it (36476b3), the file's mistake comes first, the model last."""
+    hist, folder, models = tmp_path / "hist", tmp_path / "folder", tmp_path / "models"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    folder.mkdir()
+    models.mkdir()                                    # no preset prepared here
+    r = ranker("eval", "--history", hist, "--out", tmp_path / "ev", "--db", folder, "--embedder", "mpnet",
+               "--offline", env={"RANKER_MODELS_DIR": models})
+    assert one_error(r, 1) == f"error: {folder}: is a directory, not a database file", r.stderr
+    assert not (tmp_path / "ev").exists()
+
+
 @pytest.mark.parametrize("mistake", ["db a folder", "history not there", "no labels, no history", "db mistyped"])
 def test_calibrate_says_a_file_or_flag_mistake_before_an_embedder_not_prepared(tmp_path, mistake):
     """The check that the embedder can be loaded ran before calibrate's checks of its files and flags: a user with

@@ -185,7 +185,7 @@ def test_m008_under_a_clock_reset_behind_leaves_the_labels_given_before_the_last
     with Store(db) as s:
         with s.recording("run", {}):
             pass
-        last_run = s.conn.execute("SELECT MAX(started_at) FROM runs").fetchone()[0]
+        last_run = s.conn.execute("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0]
         s.set_label("2505.00001", 1, "2025-05-15", created_at=last_run - 86400)
         s.set_label("2505.00002", -1, "2025-05-15", created_at=last_run - 60)
         s.set_label("2505.00003", 1, None, created_at=32503680000.0)             # 3000-01-01, mistyped
@@ -195,6 +195,28 @@ def test_m008_under_a_clock_reset_behind_leaves_the_labels_given_before_the_last
         assert m008.__name__ in s.migrations
         got = {pid: lb.created_at for pid, lb in s.get_labels().items()}
     assert got == {"2505.00001": last_run - 86400, "2505.00002": last_run - 60, "2505.00003": last_run}
+
+
+def test_m008_after_a_clock_that_ran_ahead_and_was_put_right_moves_the_labels_it_dated_back(tmp_path, monkeypatch):
+    """A clock years ahead while runs and labels were recorded, put right before the last run: the runs of those
+    days lie in the future too, so 'now' is the last run written, not the latest time (the labels kept winning)."""
+    import time
+    from ranker.migrations import MIGRATIONS, m008_label_times_not_in_the_future as m008
+    db = tmp_path / "home" / "ranker.sqlite3"
+    ahead = time.time() + 20 * 365 * 86400
+    monkeypatch.setattr("ranker.store.MIGRATIONS", MIGRATIONS[:MIGRATIONS.index(m008)])
+    with Store(db) as s:
+        with monkeypatch.context() as m:
+            m.setattr(time, "time", lambda: ahead)                           # the clock 20 years ahead
+            with s.recording("run", {}):
+                s.set_label("2505.00001", 1, "2025-05-15", created_at=ahead)
+        with s.recording("run", {}):                                         # put right
+            pass
+    monkeypatch.undo()
+    before = time.time()
+    with Store(db) as s:
+        assert m008.__name__ in s.migrations
+        assert before <= s.get_labels()["2505.00001"].created_at <= time.time()
 
 
 def test_the_same_verdict_twice_or_two_at_different_times_are_no_conflict(tmp_path):

@@ -90,6 +90,10 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     # the eval to compare with is read now: one that cannot be is said before minutes of replay, and an earlier
     # eval in this --out (compared before this one replaces it) is read before it is overwritten
     other = read_eval(against) if against is not None else None
+    # a --db that cannot be a database (a folder, /dev/null) is a file mistake, said before the model as calibrate
+    # says it: an embedder not prepared, said first, hid it until the next try (and then after the whole history)
+    from ..store import check_db_path
+    check_db_path(s.db_path)
     # the embedder loadable too (or served from the store's vectors), the model checked after the files and flags:
     # one not prepared was said, naming no flag, once the whole history was read (the database and --out made)
     check_embedder(s, loadable=True)
