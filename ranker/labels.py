@@ -133,9 +133,9 @@ def label_lines(labels: Iterable[Label]) -> Iterator[str]:
 
 def export_labels(store: "Store", path: str | Path) -> int:
     """Write the store's labels, and the labels taken back (label 0), oldest first, to a JSONL file,
-    atomically (a killed export's temporary file removed first). Returns how many lines. A store without any leaves a file that holds something as it is: an
-    empty or mistyped database (`export` typed for `import` on a new machine) must not wipe the labels file
-    brought over from the old one. The labels and the undos are read as one state of the store: a thumb given
+    atomically (a killed export's temporary file removed first). Returns how many lines. A store without any
+    leaves a file that holds something as it is: an empty or mistyped database (`export` typed for `import` on
+    a new machine) must not wipe the labels file brought over from the old one. The labels and the undos are read as one state of the store: a thumb given
     (in `ranker serve`) on a paper taken back before, between the two reads, left the paper out of both."""
     with store.read_snapshot():
         labels = [*store.get_labels().values(), *store.taken_back()]
