@@ -260,20 +260,31 @@ def _candidates(v: np.ndarray, qb: np.ndarray, s: np.ndarray, kk: int, lengths: 
     (_product_error: this query's norm x its own) below it, so each vector's slack is its own: one outsized
     vector (a norm of 1e4, made by hand) widens the slack of its own pairs, not every pair's (a slack from the
     widest vector made nearly every pair of a block a candidate). Taken a few rows at a time (np.partition
-    copies the rows it is given)."""
+    copies the rows it is given; an outsized vector's first pass keeps up to a few rows x all vectors)."""
     rows, cols = [], []
+    widest = float(lengths.max(initial=0.0))
     for j in range(0, len(s), TOP_ROWS):
         part = s[j:j + TOP_ROWS]
-        top = np.argpartition(-part, kk - 1, axis=1)[:, :kk]
-        tr = np.repeat(np.arange(len(part)), kk)
-        floor = pair_scores(v, qb[j:j + TOP_ROWS], tr, top.ravel()).reshape(len(part), kk).min(axis=1)
-        slack = _product_error(qb.shape[1], _norms(qb[j:j + TOP_ROWS]), 1.0)[:, None] * lengths[None, :]
+        per_length = _product_error(qb.shape[1], _norms(qb[j:j + TOP_ROWS]), 1.0)
         # and what no norm bounds: a product or the kept score rounded to float32's subnormals (2^-149 apart, a
         # vector of a few of them made by hand: its own slack is far under one step)
-        slack += (qb.shape[1] + 1) * 2.0 ** -149
-        r, c = np.nonzero(part >= floor[:, None] - slack)
-        rows.append(r + j)
-        cols.append(c)
+        tiny = (qb.shape[1] + 1) * 2.0 ** -149
+        # one pass over the rows (np.partition, a compare; argpartition and a second pass took a third longer):
+        # the kk-th best product `edge`, and every pair within twice the widest vector's slack of it, which holds
+        # each row's kk best products (and any tied with the kk-th) and every candidate: a pair score is at
+        # least its product less its own slack, so the floor is at least edge less the widest slack
+        edge = np.partition(part, part.shape[1] - kk, axis=1)[:, part.shape[1] - kk]
+        r, c = np.nonzero(part >= (edge - 2 * (per_length * widest + tiny))[:, None])
+        got = part[r, c]
+        # the floor: the lowest pair score of those kk best (at least kk vectors, so each row's kk-th best pair
+        # score is at or above it); then each pair against its own vector's slack, so an outsized vector (which
+        # makes the first pass keep many) widens only its own pairs'
+        best = got >= edge[r]
+        floor = np.full(len(part), np.inf)
+        np.minimum.at(floor, r[best], pair_scores(v, qb[j:j + TOP_ROWS], r[best], c[best]))
+        keep = got >= floor[r] - per_length[r] * lengths[c] - tiny
+        rows.append(r[keep] + j)
+        cols.append(c[keep])
     return np.concatenate(rows), np.concatenate(cols)
 
 
