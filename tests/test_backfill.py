@@ -259,6 +259,33 @@ def test_kill_9_mid_scoring_then_rerun_leaves_every_paper_once(tmp_path):
     assert not [f for f in out.rglob("*") if f.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("point", ["rename .ranked-", "rename .fake_m-", "rename .manifest.json"])
+def test_a_backfill_killed_as_a_file_takes_its_name_leaves_no_temporary_file_after_the_rerun(tmp_path, point):
+    """kill -9 (tests/crashkit.py) with a shard or the manifest written whole under its temporary name: the
+    rerun removes that file (a ranked shard's is gigabytes of vectors; the rest of a day batched otherwise never
+    writes its name again) and finishes the job; a file of the user's among the shards stays."""
+    import crashkit
+    env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1"}
+
+    def args(out):
+        return ["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+                "m", "--db", f"{out}.sqlite3"]          # a database each: both runs make it, the same points
+    p, points = crashkit.trace(args(tmp_path / "ref"), env, tmp_path / "trace.txt")
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "bf"
+    crashkit.kill_at(args(out), env, crashkit.pick(points, point)[0])
+    left = list(out.rglob("*.tmp"))
+    assert len(left) == 1 and left[0].name.startswith(point.split(" ")[1]), left
+    mine = [left[0].parent / "notes.tmp", left[0].parent / ".notes.parquet.tmp"]
+    for f in mine:
+        f.write_text("the user's")
+    p = crashkit.trace(args(out), env, tmp_path / "trace.txt")[0]
+    assert p.returncode == 0, p.stderr
+    assert sorted(out.rglob("*.tmp")) == sorted(mine)
+    assert sorted(backfill_table(out, "scores").column("id").to_pylist()) == \
+        sorted(backfill_table(tmp_path / "ref", "scores").column("id").to_pylist())
+
+
 def test_ctrl_c_mid_scoring_keeps_the_answers_in_hand_and_the_rerun_resumes_after_them(tmp_path):
     """Ctrl-C after 3 scoring batches of 50, before a 2,000-row shard filled: the 150 answers are written, not
     thrown away, and the rerun scores only the rest."""

@@ -86,7 +86,7 @@ class Job:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}))
+        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}), tidy=True)
         return work
 
     def embedded_done(self, work: Path) -> None:
@@ -217,6 +217,8 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         job.prompt_hash = prompts.hash(**job.options.prompt_options())
 
     with mf.locked(out):
+        # this run is the folder's one writer now: the shards' temporary files a killed run left go
+        shards.remove_dead_temporaries(out)
         m = mf.load(out)
         if m.get("pinned") != pins and not shards.shard_files(out / shards.RANKED_DIR):
             # nothing was ranked under the pinned settings (an earlier run failed first, or read no papers):

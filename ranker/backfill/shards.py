@@ -13,6 +13,8 @@ prompt_hash), a scored row winning over a not_kept or failed one and the newest 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from ..io import atomic_file
+from ..io import atomic_file, remove_leftovers
 from ..records import Paper
 from .plan import PairSet
 
@@ -159,6 +161,32 @@ def write_partitioned(t: pa.Table, root: str | Path, prefix: str) -> list[tuple[
         write_shard(part, root / rel)
         out.append((rel, part.num_rows))
     return out
+
+
+# a shard's temporary file (atomic_file's `.NAME.XXXXXXXX.tmp`), NAME the shard's
+_SHARD_TEMPORARY = re.compile(r"^\.([^/]+\.parquet)\.[0-9a-f]{8}\.tmp$")
+
+
+def remove_dead_temporaries(out: str | Path) -> int:
+    """Remove the temporary shard files that writers killed part-way (kill -9, the OOM killer, a lost node) left
+    under OUT/ranked/, OUT/scores/ and the embedding spill in OUT/_work/: a shard's name depends on its rows, so
+    a rerun that batches the rest differently never writes that name again, and the file (a ranked shard's
+    vectors: gigabytes) stayed for good. Only atomic_file's temporaries of shard names under date=DAY/ folders,
+    and only those no live writer holds locked (ranker.io.remove_leftovers, dead_only). Returns how many went."""
+    out = Path(out)
+    targets = []
+    for root in (out / RANKED_DIR, out / SCORES_DIR, out / WORK_DIR / "embedded"):
+        try:
+            days = [root / d for d in os.listdir(root) if d.startswith("date=")]
+        except OSError:
+            continue
+        for d in days:
+            try:
+                names = os.listdir(d)
+            except OSError:                  # not a folder
+                continue
+            targets += {d / m.group(1) for m in map(_SHARD_TEMPORARY.match, names) if m}
+    return remove_leftovers(targets, dead_only=True) if targets else 0
 
 
 # --------------------------------------------------------------------------- reading
