@@ -144,3 +144,42 @@ def test_run_killed_at_a_point(run_case, tmp_path, kind, nth):
     assert _day_state(db, "2025-05-13") == before_earlier
     assert crashkit.integrity(db) == "ok"
     assert not [x for x in after if ".ranker-set" in x or x.endswith((".tmp", ".old"))]
+
+
+def test_a_run_killed_after_storing_the_day_before_its_files_is_finished_by_the_next_run(run_case, tmp_path):
+    """Killed between recording the day in the store and the journal of its files (STORE_AHEAD): the store's
+    ranking and digest record are the killed run's (its scores all stored: a whole digest), the folder still the
+    earlier run's. The web view says the run was stopped, never that it runs; the folder's index says so too
+    once a run writes it; the next run of the day ends ok with the store and the folder of one run."""
+    from ranker.runindex import read_days
+    from ranker.store import Store
+    from ranker.web.views import day_page
+    template, points, reference, ref_state = run_case
+    home = crashkit.fresh_copy(template, tmp_path / "home")
+    db, day = home / "ranker.sqlite3", "2025-05-15"
+    crashkit.kill_at(_run_args(home), _env(home), crashkit.pick(points, STORE_AHEAD[0])[0])
+    killed = json.loads((home / "out" / f"{day}-run.json").read_text())
+    assert killed["status"] == "running" and _day_state(db, day) == ref_state     # the store ahead of the folder
+    with Store(db) as s:
+        page = day_page(s, day)
+        assert page.digest.run_id == killed["run_id"]                         # the killed run's, whole
+        assert {r.paper.id for r in page.picks} == set(json.loads(reference[f"{day}-output.json"]))
+        assert page.last_run["id"] == killed["run_id"] and page.last_run["status"] == "interrupted"
+        assert not page.last_run["earlier"]
+
+        def ended(run_id, d):
+            status = s.run_status(run_id, "run", day=d)
+            return status if status != "running" else None
+        assert {r["day"]: r["status"] for r in read_days(home / "out", ended)}[day] == "interrupted"
+
+    _ok(_run_args(home), home)
+    now = crashkit.files(home / "out")
+    assert _data_set(now, day) == _data_set(reference, day)
+    assert json.loads(now[f"{day}-run.json"])["status"] == "ok"
+    assert {r["day"]: r["status"] for r in json.loads(now["index.json"])["days"]}[day] == "ok"
+    assert _day_state(db, day) == ref_state
+    with Store(db) as s:
+        page = day_page(s, day)
+        assert page.last_run is None and page.digest.run_id == json.loads(now[f"{day}-run.json"])["run_id"]
+        assert {r.paper.id for r in page.picks} == set(json.loads(now[f"{day}-output.json"]))
+    assert crashkit.rows(db, "SELECT count(*) FROM runs WHERE status='running'") == [(0,)]
