@@ -276,7 +276,7 @@ def test_a_backfill_killed_as_a_file_takes_its_name_leaves_no_temporary_file_aft
     crashkit.kill_at(args(out), env, crashkit.pick(points, point)[0])
     left = list(out.rglob("*.tmp"))
     assert len(left) == 1 and left[0].name.startswith(point.split(" ")[1]), left
-    mine = [left[0].parent / "notes.tmp", left[0].parent / ".notes.parquet.tmp"]
+    mine = [left[0].parent / "notes.tmp", left[0].parent / ".notes.parquet.0123abcd.tmp"]   # a temporary's name
     for f in mine:
         f.write_text("the user's")
     p = crashkit.trace(args(out), env, tmp_path / "trace.txt")[0]

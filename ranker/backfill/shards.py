@@ -163,8 +163,9 @@ def write_partitioned(t: pa.Table, root: str | Path, prefix: str) -> list[tuple[
     return out
 
 
-# a shard's temporary file (atomic_file's `.NAME.XXXXXXXX.tmp`), NAME the shard's
-_SHARD_TEMPORARY = re.compile(r"^\.([^/]+\.parquet)\.[0-9a-f]{8}\.tmp$")
+# a shard's temporary file (atomic_file's `.NAME.XXXXXXXX.tmp`), NAME a shard's (shard_name: PREFIX-16 hex
+# digits.parquet), never another .parquet file's of the user's
+_SHARD_TEMPORARY = re.compile(r"^\.([^/]+-[0-9a-f]{16}\.parquet)\.[0-9a-f]{8}\.tmp$")
 
 
 def remove_dead_temporaries(out: str | Path) -> int:
