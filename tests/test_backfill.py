@@ -286,6 +286,32 @@ def test_a_backfill_killed_as_a_file_takes_its_name_leaves_no_temporary_file_aft
         sorted(backfill_table(tmp_path / "ref", "scores").column("id").to_pylist())
 
 
+def test_the_clean_up_of_dead_shard_temporaries_takes_only_a_killed_writers_shard_files(tmp_path):
+    """remove_dead_temporaries: a live writer's temporary shard (held by atomic_file), a link with a shard
+    temporary's name to a file of the user's, and the user's own `.notes.parquet.XXXXXXXX.tmp` all stay; the one
+    temporary a killed writer left goes."""
+    from ranker.io import atomic_file
+    out = tmp_path / "bf"
+    day = out / shards.RANKED_DIR / "date=2025-05-15"
+    day.mkdir(parents=True)
+    user = tmp_path / "mine.txt"
+    user.write_text("the user's")
+    link = day / ".ranked-0123456789abcdef.parquet.deadbeef.tmp"
+    link.symlink_to(user)
+    notes = day / ".notes.parquet.0123abcd.tmp"
+    notes.write_text("the user's")
+    dead = out / shards.SCORES_DIR / "date=2025-05-15" / ".fake_m-fedcba9876543210.parquet.0badf00d.tmp"
+    dead.parent.mkdir(parents=True)
+    dead.write_text("a killed writer's")
+    with atomic_file(day / "ranked-0123456789abcdef.parquet", "wb") as f:
+        f.write(b"being written")
+        (live,) = [p for p in day.iterdir() if p.name.startswith(".ranked-") and p != link]
+        assert shards.remove_dead_temporaries(out) == 1
+        assert live.exists() and link.is_symlink() and user.read_text() == "the user's" and notes.exists()
+        assert not dead.exists()
+    assert (day / "ranked-0123456789abcdef.parquet").read_bytes() == b"being written"
+
+
 def test_ctrl_c_mid_scoring_keeps_the_answers_in_hand_and_the_rerun_resumes_after_them(tmp_path):
     """Ctrl-C after 3 scoring batches of 50, before a 2,000-row shard filled: the 150 answers are written, not
     thrown away, and the rerun scores only the rest."""
