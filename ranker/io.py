@@ -479,8 +479,9 @@ def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = Fa
             fd = None
             try:
                 if dead_only:
-                    fd = os.open(path.parent / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # held: a live writer's
+                    fd = _held_if_dead(path.parent / name, fcntl)
+                    if fd is None:
+                        continue
                 os.unlink(path.parent / name)
                 removed += 1
             except OSError:
@@ -489,6 +490,36 @@ def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = Fa
                 if fd is not None:
                     os.close(fd)
     return removed
+
+
+def _held_if_dead(tmp: Path, fcntl) -> int | None:
+    """A descriptor of the temporary file `tmp`, holding the flock no live writer holds (a killed writer's file);
+    None for a live writer's, for what is not a regular file (a link, a FIFO, a device: never opened as a file,
+    and opened without blocking should one take its name meanwhile: a FIFO's open waited for a writer forever)
+    and for what cannot be opened or locked (kept: it cannot be told). Opened for writing, never truncated: on
+    NFS flock is emulated with fcntl locks, whose exclusive lock needs a descriptor open for writing (read-only,
+    no file there was ever removed); a read-only file (a killed rewrite of a read-only file) read-only."""
+    try:
+        if not stat.S_ISREG(os.lstat(tmp).st_mode):
+            return None
+    except OSError:
+        return None
+    how = os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | how)
+        except PermissionError:
+            fd = os.open(tmp, os.O_RDONLY | how)
+    except OSError:                                    # gone, or a FIFO now (ENXIO), a link (ELOOP)
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # held: a live writer's
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _old_name(target: Path) -> Path:

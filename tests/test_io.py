@@ -693,6 +693,73 @@ def test_a_killed_writers_temporary_file_is_tidied_a_live_ones_is_not(tmp_path):
     assert live.exists()
 
 
+def test_a_fifo_named_as_a_temporary_file_is_left_and_does_not_hang_the_tidy(tmp_path):
+    """The dead-only tidy opened each candidate read-only to lock it: a FIFO with a temporary file's name hung it
+    for good (an open that waits for a writer), and with it the backfill holding its folder's lock, or the run of
+    the day. In a process of its own, with a timeout: the test cannot hang."""
+    import sys
+    fifo, dead = tmp_path / ".a.txt.0123abcd.tmp", tmp_path / ".a.txt.0000dead.tmp"
+    os.mkfifo(fifo)
+    dead.write_text("a killed writer's")
+    done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
+                           "print(remove_leftovers(sys.argv[1:], dead_only=True))", str(tmp_path / "a.txt")],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0 and done.stdout == "1\n", done.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not dead.exists()
+
+
+def test_a_killed_writers_temporary_file_is_tidied_where_locks_are_fcntl_locks(tmp_path, monkeypatch):
+    """On NFS flock is emulated with fcntl locks, and an exclusive one needs a descriptor open for writing: the
+    tidy's read-only descriptor had every lock refused, and no killed writer's file was ever removed there. Here
+    flock is lockf, as that emulation makes it (a live writer's lock held by another process)."""
+    import fcntl
+    import sys
+
+    from ranker.io import remove_leftovers
+    real = fcntl.lockf
+    monkeypatch.setattr(fcntl, "flock", lambda fd, op: real(fd, op))
+    dead, live = tmp_path / ".a.txt.0000dead.tmp", tmp_path / ".a.txt.0000beef.tmp"
+    dead.write_text("a killed writer's")
+    live.write_text("being written")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); "
+                               "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+                               str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert remove_leftovers([tmp_path / "a.txt"], dead_only=True) == 1
+        assert not dead.exists() and live.exists()
+    finally:
+        holder.communicate("", timeout=30)
+
+
+def test_a_killed_writers_read_only_temporary_file_is_tidied(tmp_path):
+    """A killed rewrite of a read-only file leaves a read-only temporary file (it takes the file's mode): it cannot
+    be opened for writing, and is locked through a read-only descriptor instead. Root opens it anyway: the tidy
+    runs as another user then (its effective id, for that call)."""
+    from ranker.io import remove_leftovers
+    there = Path(tempfile.mkdtemp())                 # not under tmp_path: another user must reach it
+    try:
+        there.chmod(0o777)
+        dead = there / ".a.txt.0000dead.tmp"
+        dead.write_text("a killed writer's")
+        dead.chmod(0o444)
+        if os.geteuid() != 0:
+            assert remove_leftovers([there / "a.txt"], dead_only=True) == 1
+        else:
+            os.chown(dead, 65534, 65534)
+            os.seteuid(65534)
+            try:
+                with pytest.raises(PermissionError):
+                    os.open(dead, os.O_WRONLY)
+                assert remove_leftovers([there / "a.txt"], dead_only=True) == 1
+            finally:
+                os.seteuid(0)
+        assert not dead.exists()
+    finally:
+        shutil.rmtree(there)
+
+
 @pytest.mark.parametrize("writer", ["labels export", "calibrate --out", "papers"])
 def test_labels_calibrations_and_papers_tidy_a_killed_writers_temporary_file(tmp_path, writer):
     """`labels export FILE`, `calibrate --out` (Calibration.save) and write_papers left the whole temporary file
