@@ -286,6 +286,36 @@ def test_a_backfill_killed_as_a_file_takes_its_name_leaves_no_temporary_file_aft
         sorted(backfill_table(tmp_path / "ref", "scores").column("id").to_pylist())
 
 
+@pytest.mark.slow                               # the real MiniLM, in 3 runs: about 35 s
+def test_an_embedding_backfill_killed_as_a_spill_shard_takes_its_name_removes_its_temporary_before_embedding(
+        tmp_path):
+    """kill -9 (tests/crashkit.py, the real MiniLM) as the embedding spill's first shard (OUT/_work/embedded/
+    date=DAY/emb-*) takes its name, and a killed writer's temporary file of the spill's params stamp beside it:
+    the rerun removes both before it embeds (they stayed while it embedded every paper again, hours on a whole
+    snapshot, the dead shard until its day was ranked), and finishes the job."""
+    import crashkit
+    env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1", "RANKER_MODELS_DIR": MODELS}
+
+    def args(out):
+        return ["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--embed", "--db", f"{out}.sqlite3"]
+    p, points = crashkit.trace(args(tmp_path / "ref"), env, tmp_path / "trace.txt")
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "bf"
+    crashkit.kill_at(args(out), env, crashkit.pick(points, "rename .emb-")[0])
+    (shard,) = out.rglob("*.tmp")
+    assert shard.name.startswith(".emb-") and (out / shards.WORK_DIR / "embedded" / "params").is_file()
+    stamp = out / shards.WORK_DIR / "embedded" / ".params.0badf00d.tmp"
+    stamp.write_text("a killed writer's")
+    p, points = crashkit.trace(args(out), env, tmp_path / "trace.txt")
+    assert p.returncode == 0, p.stderr
+    embedding = crashkit.pick(points, "rename .emb-")[0]
+    assert crashkit.pick(points, "unlink .emb-")[0] < embedding and crashkit.pick(points, "unlink .params.")[0] < \
+        embedding, points
+    assert not list(out.rglob("*.tmp")) and not (out / shards.WORK_DIR).exists()
+    assert sorted(backfill_table(out, "ranked").column("id").to_pylist()) == \
+        sorted(backfill_table(tmp_path / "ref", "ranked").column("id").to_pylist())
+
+
 def test_the_clean_up_of_dead_shard_temporaries_takes_only_a_killed_writers_shard_files(tmp_path):
     """remove_dead_temporaries: a live writer's temporary shard (held by atomic_file), a link with a shard
     temporary's name to a file of the user's, and the user's own `.notes.parquet.XXXXXXXX.tmp` all stay; the one
