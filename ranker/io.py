@@ -647,6 +647,16 @@ def stdin_or_descriptor(spec: str | os.PathLike) -> int | None:
     return 0 if str(spec) == "-" else own_descriptor(Path(spec))
 
 
+# '-' read as stdin, as every message names it: `prefilter --papers -` said "<stdin>" where `labels import -` and
+# `compare --gpt -` said /dev/stdin
+STDIN = "/dev/stdin"
+
+
+def stdin_named(spec: str | os.PathLike) -> str | os.PathLike:
+    """`spec`, or STDIN for '-' (stdin, not a file named '-')."""
+    return STDIN if str(spec) == "-" else spec
+
+
 def _fold_root(name: str) -> str:
     return "/" + name.lstrip("/") if name.startswith("//") else name
 
@@ -1154,7 +1164,7 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
         return [f for f in sorted(folder.rglob("*")) if f.is_file() and keep(f)]
 
     for spec in specs:
-        spec = "/dev/stdin" if str(spec) == "-" else spec      # as the advice below says ('-' was no such file)
+        spec = stdin_named(spec)         # as the advice below says ('-' was no such file)
         p = Path(str(spec)).expanduser()
         if p.is_file():
             out.append(p)

@@ -256,6 +256,23 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(user_data_dir("ranker", appauthor=False))
 
 
+def _home_folder(home: Path) -> None:
+    """A ConfigError naming the home (RANKER_HOME, ranker.toml's `home`) when it, or the nearest of its parents
+    that is there, is not a folder: `labels list` and `site` said "nothing to do" of the store inside a file,
+    `serve` named the database's folder, and no log could be made in it. A missing home is made when used."""
+    for p in (home, *home.parents):
+        try:
+            if not p.exists():
+                continue
+        except OSError:                 # unreadable: left for the command that uses it to say
+            return
+        if not p.is_dir():
+            said = "is a file" if p.is_file() else "is not a folder"
+            named = f"{p}" if p == home else f"{p}, above {home},"
+            raise ConfigError(f"{named} {said}; give a folder (it is made if missing)", key="home")
+        return
+
+
 def default_models_dir(env: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
     """$RANKER_MODELS_DIR, else the repository's models/ (where presets.toml is), else the home folder's models/
     (`home`: the settings' own, ranker.toml's `home` included; None: $RANKER_HOME or the platform's)."""
@@ -293,7 +310,10 @@ class Settings(_Section):
     @field_validator("home", "db", "models_dir")
     @classmethod
     def _paths(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        return expand_user(v, key=info.field_name, error=ConfigError) if v is not None else v
+        v = expand_user(v, key=info.field_name, error=ConfigError) if v is not None else v
+        if info.field_name == "home" and v is not None:
+            _home_folder(v)
+        return v
 
     @property
     def db_path(self) -> Path:

@@ -563,3 +563,22 @@ def test_the_walk_forward_check_of_a_years_history_fits_a_bounded_number_of_days
     assert len(fits) == ranked + 1                     # the walk-forward fits, then the calibration's own
     assert report.days[-1] == g[-1]                    # the latest days, each fit on every day before it
     assert fits[:-1] == list(range(n_days - ranked, n_days)) and fits[-1] == n_days
+
+
+def test_the_zero_shot_note_says_how_many_days_the_fits_learnt_from_against_those_measured():
+    """An 8-day history whose walk-forward found zero-shot ahead was told "a longer history (measured: 5 days or
+    more) usually reverses that": 5 days was never measured (the README's 10, 20, 30, 40) and it had 8."""
+    from datetime import date, timedelta
+
+    from ranker.cli.calibrate import MEASURED_DAYS, zero_shot_note
+    assert MEASURED_DAYS == (10, 40)
+    days = [str(date(2025, 5, 1) + timedelta(i)) for i in range(50)]
+    note = zero_shot_note(days[5:8], days[:8])      # eval_days of 8: the last 3, fit on 5, 6 and 7 days
+    assert "5 days or more" not in note and "usually" not in note
+    assert "learnt from 5 to 7 days each (of the 8 days here" in note and "(10 to 40 days)" in note
+    assert note.endswith("from 10 days on, so a longer history may reverse this")
+    # a label day beside the GPT days counts: each fit learns from it too
+    assert "learnt from 6 days each (of the 7 days here" in zero_shot_note(days[6:7], days[:6] + days[3:4] + days[6:7])
+    note = zero_shot_note(days[-17:], days)          # 50 days: the fits learnt from 33 to 49, longer than measured
+    assert "learnt from 33 to 49 days each" in note and "may reverse" not in note
+    assert note.endswith("at every length: on these days zero-shot may simply suit your picks better")

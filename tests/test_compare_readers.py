@@ -724,3 +724,35 @@ def test_a_named_pipe_or_a_device_is_said_to_be_one_not_missing(tmp_path):
         assert not (tmp_path / "cmp").exists()
     with pytest.raises(InputError, match="a named pipe"):
         read_score_files([fifo])
+
+
+def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_on_stdin(tmp_path):
+    """`--gpt garbage.jsonl`: a warning a line, then "nothing to do" (status 0), where the same lines through
+    `--gpt -` were an error (status 1). Bad input either way: one line naming it, nothing written. An empty file
+    (a day judged, nothing picked) stays "nothing to do"; a damaged file beside one that is read, a warning."""
+    import subprocess
+    from conftest import RANKER
+    local = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    garbage = tmp_path / "gpt_scores.jsonl"
+    garbage.write_text('garbage\n{"x": 1}\nnot json\n')
+    out = tmp_path / "out"
+    r = ranker("compare", "--gpt", garbage, "--local", local, "--out", out)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: {garbage}: holds no judgement, only what was skipped as damaged (the first: line 1: not valid "
+        "JSON (Expecting value))"], r.stderr
+    r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", local, "--out", out],
+                       input=garbage.read_bytes(), capture_output=True)
+    assert r.returncode == 1 and len(r.stderr.decode().splitlines()) == 1 and "/dev/stdin" in r.stderr.decode()
+    assert not out.exists()
+    (tmp_path / "ids.jsonl").write_text('{"x": 1}\n')
+    with pytest.raises(InputError, match="the first: line 1: no arXiv id"):
+        read_score_files(tmp_path / "ids.jsonl", warn=pytest.fail)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    r = ranker("compare", "--gpt", empty, "--local", local, "--out", out)
+    assert r.returncode == 0 and r.stderr.startswith("nothing to do: the GPT side") and not out.exists()
+    with pytest.raises(InputError):                 # nothing read beside it: an empty day is no judgement either
+        read_score_files([empty, garbage])
+    warned: list[str] = []
+    rows, _ = read_score_files([garbage, local], warn=warned.append)
+    assert len(rows) == 47 and warned[0] == f"{garbage}:1: skipped line: not valid JSON (Expecting value)"

@@ -302,6 +302,29 @@ def test_a_home_of_a_user_that_is_not_there_names_where_it_was_given(tmp_path):
         assert r.returncode == 1 and r.stderr.splitlines() == [line], r.stderr
 
 
+def test_a_home_that_is_a_file_is_said_so_by_every_command_that_uses_it(tmp_path):
+    """RANKER_HOME naming a file: `labels list` and `site` said "nothing to do" of the store inside it (exit 0),
+    `serve` named the database's folder; one line naming the variable now, from where the home is resolved."""
+    homefile = tmp_path / "homefile"
+    homefile.write_text("x\n")
+    for home, said in ((homefile, f"{homefile} is a file"),
+                       (homefile / "sub", f"{homefile}, above {homefile / 'sub'}, is a file")):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={"RANKER_HOME": str(home)})
+        assert e.value.key == "home" and e.value.message.startswith(said), e.value.message
+        for args in (["labels", "list"], ["site", "--out", tmp_path / "site"], ["serve", "--port", "0"],
+                     ["calibrate", "--out", tmp_path / "c.json"]):
+            r = ranker(*args, env={"RANKER_HOME": home}, cwd=tmp_path)
+            assert r.returncode == 1 and r.stderr.splitlines() == [
+                f"error: RANKER_HOME: {said}; give a folder (it is made if missing)"], (args, r.stderr)
+    f = toml(tmp_path, f"home = '{homefile}'\n")
+    with pytest.raises(ConfigError) as e:
+        resolve(f, env={})
+    assert e.value.key == "home"
+    assert resolve(env={"RANKER_HOME": str(tmp_path / "new" / "h")}).home == tmp_path / "new" / "h"   # missing: fine
+    assert not (tmp_path / "site").exists() and homefile.read_text() == "x\n"
+
+
 @pytest.mark.parametrize("flag", ["keep", "recall"])
 def test_a_fraction_that_is_not_a_number_is_said_so(flag):
     # `--keep nan` passes every bound check a comparison makes; "less than or equal to 1" would be a riddle

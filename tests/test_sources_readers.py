@@ -774,3 +774,19 @@ def test_a_line_with_bad_bytes_and_a_lone_surrogate_is_one_record_repaired(tmp_p
     assert report.bad_bytes == 2, report.warnings
     assert report.notes() == [f"2 records with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD); "
                               f"first at {path}:1"]
+
+
+def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path):
+    """`prefilter --papers -` and `fetch --from -` called stdin "<stdin>" where `labels import -` and
+    `compare --gpt -` said /dev/stdin: one name (ranker.io.STDIN) wherever '-' is read."""
+    import subprocess
+    from conftest import RANKER
+    from ranker.io import STDIN
+    env = {**__import__("os").environ, "RANKER_HOME": str(tmp_path / "home")}
+    for args in (["prefilter", "--papers", "-", "--out", tmp_path / "p.jsonl"],
+                 ["fetch", "--from", "-", "--out", tmp_path / "f.jsonl"],
+                 ["labels", "import", "-"],
+                 ["compare", "--gpt", "-", "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl", "--out", tmp_path / "c"]):
+        r = subprocess.run([*RANKER, *map(str, args)], input=b"garbage\n", capture_output=True, env=env)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and err.startswith(f"error: {STDIN}") and len(err.splitlines()) == 1, (args, err)

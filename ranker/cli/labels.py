@@ -61,9 +61,10 @@ def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker l
     Example:
       ranker labels import ~/ranker-labels.jsonl
     """
+    from ..io import stdin_named
     from ..labels import import_labels
     with _store(config, db, offline, verbose, writes=True) as store:
-        c = import_labels(store, Path("/dev/stdin") if str(file) == "-" else file)    # '-': stdin, not a file
+        c = import_labels(store, Path(stdin_named(file)))    # '-': stdin, not a file
     if not sum(c.values()):
         nothing_to_do(f"no labels in {as_given(str(file))}")
         return

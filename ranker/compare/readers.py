@@ -108,14 +108,15 @@ def is_author_match(comment: Any, names: Any = None) -> bool:
 
 
 class _Counting:
-    """A Warn that counts what it passed on: a file that gave no row says so once only when something in it was
-    skipped (a digest that picked nothing, or only author matches, is valid and says nothing)."""
+    """A Warn that counts what it passed on, and keeps the first: a file that gave no row says so once only when
+    something in it was skipped (a digest that picked nothing, or only author matches, is valid and says nothing)."""
 
     def __init__(self, warn: Warn):
-        self.warn, self.n = warn, 0
+        self.warn, self.n, self.first = warn, 0, ""
 
     def __call__(self, msg: str) -> None:
         self.n += 1
+        self.first = self.first or msg
         self.warn(msg)
 
 
@@ -444,10 +445,13 @@ def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | No
     return out
 
 
-def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None, notice: Warn | None = None) -> None:
-    """read_scores() of one file, merged into `out` (which may hold other files' judgements)."""
+def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None,
+               notice: Warn | None = None) -> InputError | None:
+    """read_scores() of one file, merged into `out` (which may hold other files' judgements). Returns, for a file
+    that gave no judgement and had something skipped as damaged, the error it is (naming its first problem), else
+    None."""
     warn = _Counting(warn or ignore_warning)
-    notice = notice or warn
+    noticed = _Counting(notice or warn.warn)     # a paper listed without scores: no pick, nothing damaged
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
@@ -456,17 +460,17 @@ def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None, notice: 
     if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
         rows, day = [], date_from_path(path)
     elif kind == "markdown" and is_markdown_digest(text):
-        rows, day = _parse_markdown(text, path, warn, notice)
+        rows, day = _parse_markdown(text, path, warn, noticed)
     elif kind == "json":
-        rows, day = _parse_json_digest(json_loads(text, parse_float=_JsonNumber), text, path, warn, notice)
+        rows, day = _parse_json_digest(json_loads(text, parse_float=_JsonNumber), text, path, warn, noticed)
     elif kind == "jsonl":
-        rows, day = _parse_jsonl(text, path, warn, notice)
+        rows, day = _parse_jsonl(text, path, warn, noticed)
     elif kind in ("papers", "prefilter"):
         raise InputError(f"this is a {'paper listing' if kind == 'papers' else 'prefilter output'}, "
                          "not judgements (no RELEVANCE/NOVELTY); pass it as "
                          f"{{key:{'papers' if kind == 'papers' else 'prefilter'}}}", where=str(path))
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows, day = _parse_jsonl(text, path, warn, notice)   # every line bad: each is reported
+        rows, day = _parse_jsonl(text, path, warn, noticed)   # every line bad: each is reported (see read_score_files)
     elif path.suffix.lower() == ".json":
         raise InputError("not a JSON digest (an object keyed by arXiv id) nor JSONL judgements",
                          where=str(path))
@@ -474,8 +478,13 @@ def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None, notice: 
         raise InputError(f"not a digest: {KNOWN_FORMATS}", where=str(path))
     for r in rows:
         _merge(out, r, warn)
-    if not rows and not warn.n and day:
+    if not rows and not warn.n and not (noticed.n and notice is None) and day:
         out.empty_days.add(day)
+    if rows or not warn.n:
+        return None
+    first = warn.first.removeprefix(f"{path}")          # ":3: skipped line: ..." -> "line 3: ..."
+    first = re.sub(r"^:(\d+): (skipped(?: line)?: )?", r"line \1: ", first).removeprefix(": ")
+    return InputError(f"holds no judgement, only what was skipped as damaged (the first: {first})", where=str(path))
 
 
 def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
@@ -500,10 +509,17 @@ def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None) -> tuple[Judgements, list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id and, where a
-    judgement has a day, by (day, id); `empty_days` gathers the files' (see read_scores)."""
+    judgement has a day, by (day, id); `empty_days` gathers the files' (see read_scores). None read, and a file
+    whose every line or entry was skipped as damaged: an InputError naming that file, said alone (its warnings
+    held back). `--gpt garbage.jsonl` was a warning a line then "nothing to do" (status 0), where the same lines on
+    stdin were refused; a damaged file beside files that were read stays a warning."""
     warn = warn or ignore_warning
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out = Judgements()
-    for f in files:
-        _read_into(out, f, warn=warn)
+    held: list[str] = []
+    bad = [p for f in files if (p := _read_into(out, f, warn=held.append))]
+    if bad and not out:
+        raise bad[0]
+    for m in held:
+        warn(m)
     return out, files

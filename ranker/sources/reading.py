@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from ..errors import InputError
-from ..io import Warn, atomic_write, json_loads
+from ..io import STDIN, Warn, atomic_write, json_loads
 from ..records import ANNOUNCE_TYPES, Paper, Ranked
 from .filters import check_day, filter_papers, parse_list
 from .jsonl import capped_lines
@@ -225,7 +225,7 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
     elif is_url(str(path_or_url)):
         source = str(path_or_url)
     elif str(path_or_url) == "-":
-        source = "<stdin>"
+        source = STDIN
     else:
         source = str(Path(path_or_url))
     report = report if report is not None else ReadReport(source=source)
@@ -236,7 +236,7 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
         from .net import fetch_bytes
         data = fetch_bytes(source, policy=policy, warn=warn)
         kind, papers = _parse_bytes(data, source, fmt, report, day)
-    elif source == "<stdin>":
+    elif str(path_or_url) == "-":
         kind, papers = _read_stream(sys.stdin.buffer, source, fmt, report, day, close=False)
     else:
         kind, papers = _read_stream(_open_path(Path(path_or_url)), str(Path(path_or_url)), fmt, report, day)
