@@ -376,10 +376,11 @@ def debugging() -> bool:
 
 
 def db_there(s: "Settings") -> Path:
-    """The database of a command that has nothing to do in a new one but would make it (serve, labels import,
-    calibrate from labels alone): one named otherwise than the home's own (--db, RANKER_DB, ranker.toml's db) must
+    """The database of a command that has nothing to do in a new one (serve, labels, calibrate from labels alone,
+    site, similar, index): one named otherwise than the home's own (--db, RANKER_DB, ranker.toml's db) must
     exist, else an InputError naming where it was named. A mistyped path would have left a new empty database
-    there (and its folder), what the command writes going into it; the home's own database is made on a first
+    there (and its folder), what the command writes going into it, or said "nothing to do" and exited 0 (a cron
+    job's `ranker site` took a typo for a store with no days); the home's own database is made on a first
     use, as on a fresh machine. (fetch, run, backfill, import, prefilter, score, eval and calibrate --history
     bring papers, so their first use makes the database wherever it is named.)"""
     from ..errors import InputError
