@@ -82,3 +82,23 @@ def test_a_failed_batch_is_retried_paper_by_paper_after_its_failure_is_let_go():
     assert all(exc is None for _, exc, _ in seen), "retried inside the batch failure's handler"
     assert all(alive == [None] for _, _, alive in seen), "the failed batch's objects were still held"
     assert be._stats["requests"] == 3 and be._stats["failed"] == 1
+
+
+def test_a_dtype_in_ranker_toml_is_refused_before_the_run_starts_on_the_day(tmp_path):
+    """`[scoring.transformers] dtype = "weird"` (or int8) passed the settings' check and was refused only as the
+    model loaded: `ranker run` had embedded and ranked the day first (minutes on a new day) and left a failed
+    manifest in --out. It is one line naming the file's line, before anything is read, loaded or written."""
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "transformers"\n[scoring.transformers]\n'
+                                          'dtype = "weird"\n')
+    for cmd in (["run", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "d", "--offline"],
+                ["config"]):
+        r = ranker(*cmd, cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.splitlines() == [
+            "error: ranker.toml:4: scoring.transformers.dtype: unknown torch dtype 'weird'"], (cmd, r.stderr)
+    assert not (tmp_path / "d").exists()
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "transformers"\n[scoring.transformers]\n'
+                                          'dtype = "int8"\n')
+    r = ranker("config", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        "error: ranker.toml:4: scoring.transformers.dtype: a model cannot compute in int8; use float32, bfloat16 or "
+        "float16"], r.stderr

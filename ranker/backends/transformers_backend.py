@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
@@ -73,12 +73,36 @@ def _device(torch, name: str) -> str:
 CONTEXT_NAME = f"the model's config; {SHORTER_PROMPT}"
 
 
+# the torch dtypes a model computes in, by name: the option is checked with the settings, before any work (it was
+# checked as the model loaded, after a run's prefilter had embedded the day)
+COMPUTE_DTYPES = frozenset({"float32", "float", "float16", "half", "bfloat16", "float64", "double"})
+
+
+def _dtype_problem(dtype: str) -> str:
+    try:
+        import torch
+        known = isinstance(getattr(torch, dtype, None), torch.dtype)
+    except ImportError:
+        known = False
+    # a model computes in a float of 16 bits or more: int8, bool or complex64 failed in the loader's words
+    # without the key, a float8 type as an "unexpected failure"
+    return f"a model cannot compute in {dtype}; use float32, bfloat16 or float16" if known \
+        else f"unknown torch dtype '{dtype}'"
+
+
 class TransformersOptions(BackendOptions):
     """[scoring.transformers]"""
     device: str | None = None         # default: cuda when available, else cpu
     dtype: str | None = None          # a torch dtype name; default float32 on CPU, bfloat16 on GPU
     batch_size: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1)
+
+    @field_validator("dtype")
+    @classmethod
+    def _a_dtype_a_model_computes_in(cls, v: str | None) -> str | None:
+        if v is not None and v not in COMPUTE_DTYPES:
+            raise ValueError(_dtype_problem(v))
+        return v
 
 
 class TransformersBackend(Backend):
@@ -101,14 +125,7 @@ class TransformersBackend(Backend):
         if dtype is None:
             torch_dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
         else:
-            torch_dtype = getattr(torch, dtype, None)
-            if not isinstance(torch_dtype, torch.dtype):
-                raise ConfigError(f"unknown torch dtype '{dtype}'", key="scoring.transformers.dtype")
-            # a model computes in a float of 16 bits or more: int8, bool or complex64 failed in the loader's words
-            # without the key, a float8 type as an "unexpected failure"
-            if not torch_dtype.is_floating_point or torch_dtype.itemsize < 2:
-                raise ConfigError(f"a model cannot compute in {dtype}; use float32, bfloat16 or float16",
-                                  key="scoring.transformers.dtype")
+            torch_dtype = getattr(torch, dtype)         # one of COMPUTE_DTYPES: the options checked it
         self.dtype = str(torch_dtype).removeprefix("torch.")          # for the manifest
         t0 = time.perf_counter()
         try:
