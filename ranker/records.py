@@ -35,6 +35,12 @@ _CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?\Z")
 # archives whose subject classes arXiv writes in capitals (cs.LG, math.GT), and in lower case (cond-mat.soft)
 _CAPITAL_CLASSES = frozenset({"cs", "math", "stat", "eess", "econ", "q-bio", "q-fin", "nlin", "astro-ph"})
 _LOWER_CLASSES = frozenset({"physics", "cond-mat"})
+# every archive arXiv has had (those of a snapshot's old papers too): a name offered back in lower case must be one
+# ('LG' was answered "did you mean 'lg'?", which matches nothing, every day)
+_ARCHIVES = _CAPITAL_CLASSES | _LOWER_CLASSES | frozenset({
+    "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nucl-ex", "nucl-th", "quant-ph", "acc-phys",
+    "adap-org", "alg-geom", "ao-sci", "atom-ph", "bayes-an", "chao-dyn", "chem-ph", "cmp-lg", "comp-gas", "dg-ga",
+    "funct-an", "mtrl-th", "patt-sol", "plasm-ph", "q-alg", "solv-int", "supr-con"})
 
 
 def valid_category(cat: str) -> bool:
@@ -50,7 +56,7 @@ def category_problem(cat: str) -> str | None:
                                      else subject.lower() if archive.lower() in _LOWER_CLASSES else subject)
     if valid_category(cat) and right == cat:
         return None
-    if valid_category(right):
+    if valid_category(right) and archive.lower() in _ARCHIVES:
         return f"{cat!r} is not an arXiv category; did you mean {right!r}?"
     return f"{cat!r} is not an arXiv category like cs.LG"
 

@@ -350,6 +350,21 @@ def test_a_category_or_day_with_a_line_break_is_not_one():
     assert MONTH_RE.match("2025-05") and not MONTH_RE.match("2025-05\n")
 
 
+@pytest.mark.parametrize("cat,problem", [
+    ("LG", "'LG' is not an arXiv category like cs.LG"), ("AI", "'AI' is not an arXiv category like cs.LG"),
+    ("Foo.bar", "'Foo.bar' is not an arXiv category like cs.LG"),
+    ("HEP-TH", "'HEP-TH' is not an arXiv category; did you mean 'hep-th'?"),
+    ("Quant-Ph", "'Quant-Ph' is not an arXiv category; did you mean 'quant-ph'?"),
+    ("cs.lg", "'cs.lg' is not an arXiv category; did you mean 'cs.LG'?"),
+])
+def test_a_category_in_the_wrong_case_is_answered_only_with_one_arxiv_has(cat, problem):
+    """`--category LG` was answered "did you mean 'lg'?": 'lg' passes the check (an archive's name, as hep-th
+    is), matches no paper, and the daily run says "nothing to do" every day. Lower case is offered only for an
+    archive arXiv has; another name is said to be none, with an example."""
+    from ranker.records import category_problem
+    assert category_problem(cat) == problem
+
+
 def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):
     """`ranker ... --config ~/arxiv/ranker.toml` run from another folder (cron runs in $HOME): the file's
     `db = "ranker.sqlite3"` and `prompts = "prompts"` are the ones beside it. Read from the working folder, the
