@@ -148,6 +148,23 @@ def test_read_only_commands_refuse_a_database_that_is_not_there(tmp_path, args):
     assert r.returncode == 0 and not r.stderr.startswith("error"), r.stderr
 
 
+@pytest.mark.parametrize("args", [("index", "status"), ("site", "--out", "site")])
+def test_the_homes_own_database_named_by_another_spelling_is_not_a_typo(tmp_path, args):
+    """The home's own database, not made yet, is nothing to do however it is named: `RANKER_DB=../h/ranker.sqlite3`
+    (a `..`), or a RANKER_HOME that is a symlink to the folder RANKER_DB names (or the other way round), was
+    compared by absolute path, not resolved, and read as a typo: status 1 on a fresh machine."""
+    (tmp_path / "h").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "h")
+    for home, db in ((tmp_path / "h", "../h/ranker.sqlite3"), (tmp_path / "link", tmp_path / "h" / "ranker.sqlite3"),
+                     (tmp_path / "h", tmp_path / "link" / "ranker.sqlite3")):
+        r = ranker(*args, env={"RANKER_HOME": home, "RANKER_DB": db}, cwd=tmp_path / "work")
+        assert r.returncode == 0 and not r.stderr.startswith("error"), (home, db, r.stderr)
+    r = ranker(*args, env={"RANKER_HOME": tmp_path / "h", "RANKER_DB": "../link/rnaker.sqlite3"},
+               cwd=tmp_path / "work")
+    assert r.returncode == 1 and "no database there (a typo?)" in r.stderr, r.stderr
+
+
 def test_similar_under_another_embedder_setting_names_it_and_the_vectors_the_database_holds(stocked, tmp_path):
     """A database of months of minilm vectors, and settings that now ask for another max_tokens (or embedder):
     the vectors sit under another key, so there is nothing to search, but the line says which setting chose

@@ -386,7 +386,8 @@ def db_there(s: "Settings") -> Path:
     from ..errors import InputError
     from ..records import DB_FILE
     db_path = s.db_path
-    if not db_path.exists() and not db_path.is_symlink() and db_path.absolute() != (s.home / DB_FILE).absolute():
+    # resolved, both: `../h/ranker.sqlite3` or a symlinked home named the home's own as a typo
+    if not db_path.exists() and not db_path.is_symlink() and db_path.resolve() != (s.home / DB_FILE).resolve():
         raise InputError("no database there (a typo?); `ranker run` makes one", key="db", where=str(db_path))
     return db_path
 
