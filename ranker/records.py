@@ -50,13 +50,16 @@ def valid_category(cat: str) -> bool:
 
 def category_problem(cat: str) -> str | None:
     """Why a category a user gave cannot be one of arXiv's (a paper's categories are matched exactly, so
-    'cs.lg' would match nothing), or None when it can be."""
+    'cs.lg' would match nothing; its archive, the part before any dot, must be one of _ARCHIVES), or None when
+    it can be."""
     archive, dot, subject = cat.partition(".")
     right = archive.lower() + dot + (subject.upper() if archive.lower() in _CAPITAL_CLASSES
                                      else subject.lower() if archive.lower() in _LOWER_CLASSES else subject)
+    if archive.lower() not in _ARCHIVES:       # 'lg' or 'xx.LG' passed the shape and matched no paper
+        return f"{cat!r} is not an arXiv category like cs.LG"
     if valid_category(cat) and right == cat:
         return None
-    if valid_category(right) and archive.lower() in _ARCHIVES:
+    if valid_category(right):
         return f"{cat!r} is not an arXiv category; did you mean {right!r}?"
     return f"{cat!r} is not an arXiv category like cs.LG"
 
