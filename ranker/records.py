@@ -35,6 +35,12 @@ _CATEGORY = re.compile(r"^[a-z][a-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?\Z")
 # archives whose subject classes arXiv writes in capitals (cs.LG, math.GT), and in lower case (cond-mat.soft)
 _CAPITAL_CLASSES = frozenset({"cs", "math", "stat", "eess", "econ", "q-bio", "q-fin", "nlin", "astro-ph"})
 _LOWER_CLASSES = frozenset({"physics", "cond-mat"})
+# every archive arXiv has had (those of a snapshot's old papers too): a name offered back in lower case must be one
+# ('LG' was answered "did you mean 'lg'?", which matches nothing, every day)
+_ARCHIVES = _CAPITAL_CLASSES | _LOWER_CLASSES | frozenset({
+    "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nucl-ex", "nucl-th", "quant-ph", "acc-phys",
+    "adap-org", "alg-geom", "ao-sci", "atom-ph", "bayes-an", "chao-dyn", "chem-ph", "cmp-lg", "comp-gas", "dg-ga",
+    "funct-an", "mtrl-th", "patt-sol", "plasm-ph", "q-alg", "solv-int", "supr-con"})
 
 
 def valid_category(cat: str) -> bool:
@@ -44,10 +50,13 @@ def valid_category(cat: str) -> bool:
 
 def category_problem(cat: str) -> str | None:
     """Why a category a user gave cannot be one of arXiv's (a paper's categories are matched exactly, so
-    'cs.lg' would match nothing), or None when it can be."""
+    'cs.lg' would match nothing; its archive, the part before any dot, must be one of _ARCHIVES), or None when
+    it can be."""
     archive, dot, subject = cat.partition(".")
     right = archive.lower() + dot + (subject.upper() if archive.lower() in _CAPITAL_CLASSES
                                      else subject.lower() if archive.lower() in _LOWER_CLASSES else subject)
+    if archive.lower() not in _ARCHIVES:       # 'lg' or 'xx.LG' passed the shape and matched no paper
+        return f"{cat!r} is not an arXiv category like cs.LG"
     if valid_category(cat) and right == cat:
         return None
     if valid_category(right):

@@ -303,3 +303,14 @@ def test_loading_draws_no_progress_bar_on_the_callers_stderr(capfd):
         pass
     assert "Loading weights" not in capfd.readouterr().err
     assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == before
+
+
+def test_dtype_auto_loads_the_checkpoints_own_dtype_and_the_stats_say_which():
+    """`dtype = "auto"` is given to from_pretrained as it is; the manifest's stats record the dtype loaded
+    (smollm2-135m's config says bfloat16), not "auto". Scores are keyed by the model, not its dtype."""
+    from ranker.backends.transformers_backend import TransformersBackend
+    be = TransformersBackend("smollm2-135m", device="cpu", dtype="auto", threads=1)
+    try:
+        assert be.stats()["dtype"] == "bfloat16" and str(be._model.dtype) == "torch.bfloat16"
+    finally:
+        be.close()

@@ -36,8 +36,8 @@ def test_a_dtype_no_model_computes_in_is_a_config_error(dtype):
     from ranker.backends.transformers_backend import TransformersBackend
     with pytest.raises(ConfigError) as e:
         TransformersBackend("smollm2-135m", device="cpu", dtype=dtype)
-    assert str(e.value) == (f"scoring.transformers.dtype: a model cannot compute in {dtype}; use float32, bfloat16 "
-                            "or float16")
+    assert str(e.value) == (f"scoring.transformers.dtype: a model cannot compute in dtype '{dtype}'; use auto, "
+                            "float32, bfloat16 or float16")
 
 
 def test_the_cli_names_the_option_in_one_line(tmp_path):
@@ -82,3 +82,33 @@ def test_a_failed_batch_is_retried_paper_by_paper_after_its_failure_is_let_go():
     assert all(exc is None for _, exc, _ in seen), "retried inside the batch failure's handler"
     assert all(alive == [None] for _, _, alive in seen), "the failed batch's objects were still held"
     assert be._stats["requests"] == 3 and be._stats["failed"] == 1
+
+
+def test_a_dtype_in_ranker_toml_is_refused_before_the_run_starts_on_the_day(tmp_path):
+    """`[scoring.transformers] dtype = "weird"` (or int8) passed the settings' check and was refused only as the
+    model loaded: `ranker run` had embedded and ranked the day first (minutes on a new day) and left a failed
+    manifest in --out. It is one line naming the file's line, before anything is read, loaded or written."""
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "transformers"\n[scoring.transformers]\n'
+                                          'dtype = "weird"\n')
+    for cmd in (["run", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", tmp_path / "d", "--offline"],
+                ["config"]):
+        r = ranker(*cmd, cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.splitlines() == [
+            "error: ranker.toml:4: scoring.transformers.dtype: a model cannot compute in dtype 'weird'; use auto, "
+            "float32, bfloat16 or float16"], (cmd, r.stderr)
+    assert not (tmp_path / "d").exists()
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "transformers"\n[scoring.transformers]\n'
+                                          'dtype = "int8"\n')
+    r = ranker("config", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        "error: ranker.toml:4: scoring.transformers.dtype: a model cannot compute in dtype 'int8'; use auto, float32, "
+        "bfloat16 or float16"], r.stderr
+
+
+def test_dtype_auto_is_a_setting_whichever_backend_scores(tmp_path):
+    """`dtype = "auto"` (vLLM's spelling, and transformers' own) was refused by the settings' check: every
+    [scoring.*] table is checked whichever backend scores, so a `backend = "vllm"` user with a leftover
+    `[scoring.transformers] dtype = "auto"` had status 1 on every command (the load: test_backends_transformers)."""
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "vllm"\n[scoring.transformers]\ndtype = "auto"\n')
+    r = ranker("config", cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == "", r.stderr

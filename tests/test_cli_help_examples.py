@@ -232,3 +232,24 @@ def test_defaults_the_help_quotes_are_the_code_defaults():
                 out.append(f"ranker {' '.join(path)} {name}: its help says {said or p.help!r}, the code {want}")
     assert seen == set(expected), f"options no command has: {set(expected) - seen}"
     assert not out, "\n".join(out)
+
+
+def test_the_cut_off_options_say_what_they_cut_and_where_their_default_is_set():
+    """`ranker run --help` said "--min-relevance  Cut-off (default 8)." (of what? and 8 also where ranker.toml sets
+    another): every command's cut-off names the score it cuts and the setting it overrides, as compare's, eval's
+    and calibrate's did."""
+    from clilines import _is_option, _params
+    out = []
+    for path in PATHS:
+        cmd = ROOT
+        for word in path:
+            cmd = cmd.commands[word]
+        for p in _params(cmd):
+            name = p.opts[0] if _is_option(p) else None
+            if name not in ("--min-relevance", "--min-novelty"):
+                continue
+            score = name.removeprefix("--min-")
+            text = " ".join((p.help or "").split())
+            if f"{score.upper()} >= this" not in text or f"[digest] min_{score} of ranker.toml" not in text:
+                out.append(f"ranker {' '.join(path)} {name}: {text!r}")
+    assert not out, "\n".join(out)

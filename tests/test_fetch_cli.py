@@ -355,6 +355,8 @@ def test_a_window_fetch_leaves_the_database_writable_between_its_pages(tmp_path)
 
 @pytest.mark.parametrize("args, message", [
     (["--category", "cs LG"], "--category: 'cs LG' is not an arXiv category"),
+    # not "did you mean 'lg'?": an archive's name in form, which matches no paper
+    (["--category", "LG"], "--category: 'LG' is not an arXiv category like cs.LG"),
     (["--announce", "new,old"], "--announce: unknown value 'old'"),
     (["--date", "yesterday"], "--date: expected a day as YYYY-MM-DD"),
     (["--ids", "1234"], "--ids: '1234' is not an arXiv id"),

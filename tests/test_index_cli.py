@@ -119,11 +119,50 @@ def test_index_status_calls_a_damaged_file_damaged_and_a_sync_rebuilds_it(stocke
 
 
 def test_similar_on_an_empty_store_is_one_line(tmp_path):
+    with Store(tmp_path / "empty.sqlite3"):
+        pass
     r = ranker("similar", "2505.00001", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
     assert r.stderr.startswith("nothing to do: no paper vectors for the embedder minilm in ")
     r = ranker("index", "status", "--db", tmp_path / "empty.sqlite3")
     assert r.returncode == 0 and "no paper vectors in the database " in r.stdout and "and no index under" in r.stdout
+
+
+@pytest.mark.parametrize("args", [("similar", "2505.00001"), ("similar", "mixture of experts"),
+                                  ("site", "--out", "site"), ("index", "status"), ("index", "rebuild")])
+def test_read_only_commands_refuse_a_database_that_is_not_there(tmp_path, args):
+    """`ranker site --out site/ --db <a mistyped path>` said "nothing to do: ... holds no days yet" and exited 0
+    (similar and index status / rebuild alike): a cron job publishing the site took a typo for an empty store. A
+    database named with --db (RANKER_DB) that is not there is one line naming it, status 1, as the labels commands,
+    serve and calibrate say it; nothing is made, and the home's own database, not made yet, is still nothing to do."""
+    typo = tmp_path / "typo" / "rnaker.sqlite3"
+    home = {"RANKER_HOME": tmp_path / "home"}
+    r = ranker(*args, "--db", typo, env=home, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"error: --db {typo}: no database there (a typo?); `ranker run` makes one"], r.stderr
+    assert r.stdout == ""
+    r = ranker(*args, env={**home, "RANKER_DB": typo}, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.startswith(f"error: RANKER_DB {typo}: no database there"), r.stderr
+    assert not typo.parent.exists() and not (tmp_path / "site").exists()
+    r = ranker(*args, env=home, cwd=tmp_path)
+    assert r.returncode == 0 and not r.stderr.startswith("error"), r.stderr
+
+
+@pytest.mark.parametrize("args", [("index", "status"), ("site", "--out", "site")])
+def test_the_homes_own_database_named_by_another_spelling_is_not_a_typo(tmp_path, args):
+    """The home's own database, not made yet, is nothing to do however it is named: `RANKER_DB=../h/ranker.sqlite3`
+    (a `..`), or a RANKER_HOME that is a symlink to the folder RANKER_DB names (or the other way round), was
+    compared by absolute path, not resolved, and read as a typo: status 1 on a fresh machine."""
+    (tmp_path / "h").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "h")
+    for home, db in ((tmp_path / "h", "../h/ranker.sqlite3"), (tmp_path / "link", tmp_path / "h" / "ranker.sqlite3"),
+                     (tmp_path / "h", tmp_path / "link" / "ranker.sqlite3")):
+        r = ranker(*args, env={"RANKER_HOME": home, "RANKER_DB": db}, cwd=tmp_path / "work")
+        assert r.returncode == 0 and not r.stderr.startswith("error"), (home, db, r.stderr)
+    r = ranker(*args, env={"RANKER_HOME": tmp_path / "h", "RANKER_DB": "../link/rnaker.sqlite3"},
+               cwd=tmp_path / "work")
+    assert r.returncode == 1 and "no database there (a typo?)" in r.stderr, r.stderr
 
 
 def test_similar_under_another_embedder_setting_names_it_and_the_vectors_the_database_holds(stocked, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from ranker.errors import ConfigError
 from ranker.settings import default_home, default_models_dir, parse_option, resolve
 
-from conftest import DAYS, ranker
+from conftest import DATA, DAYS, ranker
 
 
 def toml(tmp_path, text: str):
@@ -371,6 +371,57 @@ def test_a_category_or_day_with_a_line_break_is_not_one():
     assert category_problem("cs.LG") is None and category_problem("cs.LG\n") is not None
     assert DAY_RE.match("2025-05-15") and not DAY_RE.match("2025-05-15\n")
     assert MONTH_RE.match("2025-05") and not MONTH_RE.match("2025-05\n")
+
+
+@pytest.mark.parametrize("cat,problem", [
+    ("LG", "'LG' is not an arXiv category like cs.LG"), ("AI", "'AI' is not an arXiv category like cs.LG"),
+    ("Foo.bar", "'Foo.bar' is not an arXiv category like cs.LG"),
+    ("HEP-TH", "'HEP-TH' is not an arXiv category; did you mean 'hep-th'?"),
+    ("Quant-Ph", "'Quant-Ph' is not an arXiv category; did you mean 'quant-ph'?"),
+    ("cs.lg", "'cs.lg' is not an arXiv category; did you mean 'cs.LG'?"),
+])
+def test_a_category_in_the_wrong_case_is_answered_only_with_one_arxiv_has(cat, problem):
+    """`--category LG` was answered "did you mean 'lg'?": 'lg' passes the check (an archive's name, as hep-th
+    is), matches no paper, and the daily run says "nothing to do" every day. Lower case is offered only for an
+    archive arXiv has; another name is said to be none, with an example."""
+    from ranker.records import category_problem
+    assert category_problem(cat) == problem
+
+
+@pytest.mark.parametrize("cat", ["lg", "ai", "xx.LG", "foo.bar", "csx.LG", "lg.LG"])
+def test_a_name_whose_archive_arxiv_has_not_is_no_category(cat):
+    """`--category lg` (or `xx.LG`) has a category's shape and passed, then matched no paper: the daily run said
+    "nothing to do" every day. The part before any dot must be one of arXiv's archives."""
+    from ranker.records import category_problem
+    assert category_problem(cat) == f"{cat!r} is not an arXiv category like cs.LG"
+
+
+@pytest.mark.parametrize("cat", ["cs", "math", "stat", "eess", "econ", "q-bio", "q-fin", "nlin", "astro-ph",
+                                 "physics", "cond-mat", "cs.LG", "math.OC", "stat.ML", "q-bio.NC", "eess.SP",
+                                 "physics.comp-ph", "cond-mat.soft", "astro-ph.CO", "hep-th", "quant-ph", "gr-qc",
+                                 "math-ph", "nucl-th", "cmp-lg", "chao-dyn", "supr-con", "solv-int"])
+def test_every_archive_and_its_categories_are_categories(cat):
+    from ranker.records import category_problem
+    assert category_problem(cat) is None
+
+
+def test_the_fixtures_papers_categories_are_categories():
+    """Every category a paper of the test data (its days and arXiv fixtures) carries (and a user could copy) passes, but
+    'na', a listing's stray entry that is no arXiv archive."""
+    import glob
+    from ranker.records import category_problem, valid_category
+    seen = set()
+    for f in glob.glob(str(DATA / "**" / "*.jsonl"), recursive=True):
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(d, dict) and isinstance(d.get("categories"), list):
+                    seen.update(c for c in d["categories"] if isinstance(c, str) and valid_category(c))
+    assert len(seen) > 20
+    assert {c for c in seen if category_problem(c) is not None} <= {"na"}
 
 
 def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):

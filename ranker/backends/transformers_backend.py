@@ -3,7 +3,7 @@ The fallback where vLLM is not installed: correct, greedy, and slow (no batching
 by default, no prefix cache).
 
 Options (TransformersOptions, the [scoring.transformers] table): device ("cpu", "cuda", default: cuda when
-available), dtype (default float32 on CPU, bfloat16 on GPU), batch_size (default 1: one paper at a time;
+available), dtype ("auto": the checkpoint's own; default float32 on CPU, bfloat16 on GPU), batch_size (default 1: one paper at a time;
 larger batches are left-padded), threads (torch CPU threads; default: torch's own choice).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .. import models
 from ..errors import ConfigError, MissingDependency, ModelError
@@ -73,12 +73,30 @@ def _device(torch, name: str) -> str:
 CONTEXT_NAME = f"the model's config; {SHORTER_PROMPT}"
 
 
+# the dtypes a model computes in, by name ("auto": the checkpoint's own): the option is checked with the settings,
+# before any work (it was checked as the model loaded, after a run's prefilter had embedded the day), and without
+# torch, since the options of every [scoring.*] table are checked whichever backend scores
+COMPUTE_DTYPES = frozenset({"auto", "float32", "float", "float16", "half", "bfloat16", "float64", "double"})
+
+
+def _dtype_problem(dtype: str) -> str:
+    # int8, bool or complex64 failed in the loader's words without the key, a float8 type as an "unexpected failure"
+    return f"a model cannot compute in dtype {dtype!r}; use auto, float32, bfloat16 or float16"
+
+
 class TransformersOptions(BackendOptions):
     """[scoring.transformers]"""
     device: str | None = None         # default: cuda when available, else cpu
-    dtype: str | None = None          # a torch dtype name; default float32 on CPU, bfloat16 on GPU
+    dtype: str | None = None          # a torch dtype name or "auto"; default float32 on CPU, bfloat16 on GPU
     batch_size: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1)
+
+    @field_validator("dtype")
+    @classmethod
+    def _a_dtype_a_model_computes_in(cls, v: str | None) -> str | None:
+        if v is not None and v not in COMPUTE_DTYPES:
+            raise ValueError(_dtype_problem(v))
+        return v
 
 
 class TransformersBackend(Backend):
@@ -100,16 +118,10 @@ class TransformersBackend(Backend):
         self.device = _device(torch, device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
             torch_dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
+        elif dtype == "auto":
+            torch_dtype = "auto"                        # the checkpoint's own; self.dtype says which it was
         else:
-            torch_dtype = getattr(torch, dtype, None)
-            if not isinstance(torch_dtype, torch.dtype):
-                raise ConfigError(f"unknown torch dtype '{dtype}'", key="scoring.transformers.dtype")
-            # a model computes in a float of 16 bits or more: int8, bool or complex64 failed in the loader's words
-            # without the key, a float8 type as an "unexpected failure"
-            if not torch_dtype.is_floating_point or torch_dtype.itemsize < 2:
-                raise ConfigError(f"a model cannot compute in {dtype}; use float32, bfloat16 or float16",
-                                  key="scoring.transformers.dtype")
-        self.dtype = str(torch_dtype).removeprefix("torch.")          # for the manifest
+            torch_dtype = getattr(torch, dtype)         # one of COMPUTE_DTYPES: the options checked it
         t0 = time.perf_counter()
         try:
             # its "Loading weights" bar is not drawn on the caller's stderr
@@ -120,6 +132,8 @@ class TransformersBackend(Backend):
                     raise ModelError(f"model {model} cannot be scored: {problem}")
                 self._model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
                 self._model.to(self.device).eval()
+            # for the manifest: the dtype loaded ("auto" resolved); scores are keyed by the model, not its dtype
+            self.dtype = str(self._model.dtype).removeprefix("torch.")
         except (OSError, ValueError) as e:
             raise ModelError(f"transformers could not load {model}: {one_line(e)}") from None
         except (RuntimeError, MemoryError) as e:

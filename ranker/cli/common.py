@@ -376,16 +376,18 @@ def debugging() -> bool:
 
 
 def db_there(s: "Settings") -> Path:
-    """The database of a command that has nothing to do in a new one but would make it (serve, labels import,
-    calibrate from labels alone): one named otherwise than the home's own (--db, RANKER_DB, ranker.toml's db) must
+    """The database of a command that has nothing to do in a new one (serve, labels, calibrate from labels alone,
+    site, similar, index): one named otherwise than the home's own (--db, RANKER_DB, ranker.toml's db) must
     exist, else an InputError naming where it was named. A mistyped path would have left a new empty database
-    there (and its folder), what the command writes going into it; the home's own database is made on a first
+    there (and its folder), what the command writes going into it, or said "nothing to do" and exited 0 (a cron
+    job's `ranker site` took a typo for a store with no days); the home's own database is made on a first
     use, as on a fresh machine. (fetch, run, backfill, import, prefilter, score, eval and calibrate --history
     bring papers, so their first use makes the database wherever it is named.)"""
     from ..errors import InputError
     from ..records import DB_FILE
     db_path = s.db_path
-    if not db_path.exists() and not db_path.is_symlink() and db_path.absolute() != (s.home / DB_FILE).absolute():
+    # resolved, both: `../h/ranker.sqlite3` or a symlinked home named the home's own as a typo
+    if not db_path.exists() and not db_path.is_symlink() and db_path.resolve() != (s.home / DB_FILE).resolve():
         raise InputError("no database there (a typo?); `ranker run` makes one", key="db", where=str(db_path))
     return db_path
 

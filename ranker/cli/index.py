@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
-                     nothing_to_do)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, info,
+                     load_settings, nothing_to_do)
 
 index_app = typer.Typer(help="""The corpus index (FAISS) of every stored paper vector: status, rebuild.
 
@@ -104,7 +104,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
     from ..store import Store
 
     chosen = embedder is not None or max_tokens is not None
-    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
+    with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
         sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=info)
         where, path = store.index_dir, store.path
     if not sts:
@@ -158,7 +158,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     from ..store import Store
 
     key = _embedder_key(s)
-    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
+    with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
         if not CorpusIndex(store, key, warn=info).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, key))
             return

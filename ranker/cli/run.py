@@ -52,10 +52,12 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
         papers_per_request: PapersPerRequestOpt = None, novelty_context: NoveltyContextOpt = None,
         calibration: CalibrationOpt = None, no_calibration: NoCalibrationOpt = None, recall: RecallOpt = None,
-        min_relevance: Annotated[Optional[int], typer.Option("--min-relevance", show_default=False,
-                                                             help="Cut-off (default 8).")] = None,
-        min_novelty: Annotated[Optional[int], typer.Option("--min-novelty", show_default=False,
-                                                           help="Cut-off (default 7).")] = None,
+        min_relevance: Annotated[Optional[int], typer.Option(
+            "--min-relevance", show_default=False, help="The digest picks papers with RELEVANCE >= this (default: "
+            "[digest] min_relevance of ranker.toml, 8).")] = None,
+        min_novelty: Annotated[Optional[int], typer.Option(
+            "--min-novelty", show_default=False, help="The digest picks papers with NOVELTY >= this (default: "
+            "[digest] min_novelty of ranker.toml, 7).")] = None,
         config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     from ..errors import InputError
     from ..io import is_loopback_url

@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, echo, info, load_settings,
-                     nothing_to_do)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, info,
+                     load_settings, nothing_to_do)
 
 
 def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
@@ -39,7 +39,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     _not_a_file(query)
     _not_a_link(query)
     emb = Embedder.from_settings(s)
-    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
+    with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
         if not CorpusIndex(store, emb.key, warn=info).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, emb.key, " (`ranker run`, `ranker prefilter` or `ranker fetch --embed` "
                                                      "stores them)"))

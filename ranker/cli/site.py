@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from .common import (as_given,
-                     ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path,
-                     info, load_settings, nothing_to_do)
+                     ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, check_out, db_there, echo,
+                     given_path, info, load_settings, nothing_to_do)
 
 
 def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
@@ -36,7 +36,7 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
     from .index import panel_embedder_note
     from ..web.site import build_site
     environment()                    # a missing web extra is said first, whatever the store holds
-    with Store(s.db_path, create=False) as store:      # a mistyped --db makes no empty file
+    with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
         if not store.days():
             nothing_to_do(f"{as_given(str(s.db_path))} holds no days yet (`ranker run` stores them); wrote no site")
             return
