@@ -470,8 +470,36 @@ def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_r
         s.put_embeddings([("2505.00001", "h", np.ones(768) / np.sqrt(768))], "mpnet")
     r = ranker(*args, env={"RANKER_MODELS_DIR": models})
     assert r.returncode == 1 and r.stderr.startswith("history: 3 days, ") and not cal.exists(), r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("error: model preset 'mpnet' is not prepared; run: ranker models "
-                                                 "prepare mpnet"), r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: --embedder: model preset 'mpnet' is not prepared; run: "
+                                                 "ranker models prepare mpnet"), r.stderr
+
+
+@pytest.mark.parametrize("command", ["prefilter", "run"])
+def test_a_day_partly_embedded_by_an_embedder_not_prepared_names_the_flag(tmp_path, command):
+    """`prefilter` / `run --embedder mpnet`, not prepared, on a day whose papers the store holds only some of the
+    vectors of: check_embedder lets it through (the store may serve them), and loading the model for the others
+    failed with "model preset 'mpnet' is not prepared", naming no flag. The load's error now names the setting."""
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(LISTING))[:50], embedder="mpnet", dim=768)
+    (tmp_path / "models").mkdir()
+    out = tmp_path / ("r.jsonl" if command == "prefilter" else "digest")
+    more = ["--backend", "fake", "--model", "tiny"] if command == "run" else []
+    r = ranker(command, "--papers", LISTING, "--out", out, "--db", tmp_path / "db.sqlite3", "--embedder", "mpnet",
+               "--offline", *more, env={"RANKER_MODELS_DIR": tmp_path / "models"})
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: --embedder: model preset 'mpnet' is not prepared; run: "
+                                                 "ranker models prepare mpnet"), r.stderr
+
+
+def test_an_embedder_folder_that_does_not_load_names_the_flag(tmp_path):
+    """A folder that is not a sentence-transformers model passes the check of the name (it exists) and fails to
+    load: said as "<folder>: cannot load the embedder: ...", naming no flag; now as --embedder's."""
+    (tmp_path / "empty").mkdir()
+    r = ranker("prefilter", "--papers", LISTING, "--out", tmp_path / "r.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--embedder", tmp_path / "empty", "--offline")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: --embedder {tmp_path / 'empty'}: cannot load the "
+                                                        "embedder: "), r.stderr
 
 
 def test_eval_with_an_embedder_not_prepared_says_so_before_the_history_is_read(tmp_path):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 DEFAULT_EMBEDDER = "minilm"
+EMBEDDER_KEY = "prefilter.embedder"     # the setting naming the embedder, which an error loading it carries
 # Papers are embedded this many at a time, so memory stays bounded however large the input is.
 CHUNK = 256
 # Queries (topic descriptions, keywords) share the store's embeddings table under ids with this prefix;
@@ -178,7 +179,14 @@ class Embedder:
     def _load(self):
         import time
         from ..models import resolve
-        path = resolve(self.name, kind="embedder", models_dir=self.models_dir)
+        try:
+            path = resolve(self.name, kind="embedder", models_dir=self.models_dir)
+        except ModelError as e:
+            # a preset not prepared, an id not cached offline: the setting's fault, as every failure to load it
+            # here, named by the CLI as the --embedder or ranker.toml line it came from (a store serving part
+            # of the texts gets this far)
+            e.key = e.key or EMBEDDER_KEY
+            raise
         t0 = time.perf_counter()                # the load time counts torch's import too
         try:
             from sentence_transformers import SentenceTransformer
@@ -201,8 +209,8 @@ class Embedder:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             if downloads:
                 raise ModelError(f"{NOT_CACHED}, and downloading it from Hugging Face failed: {first}",
-                                 where=self.name) from None
-            raise ModelError(f"cannot load the embedder: {first}", where=self.name) from None
+                                 where=self.name, key=EMBEDDER_KEY) from None
+            raise ModelError(f"cannot load the embedder: {first}", where=self.name, key=EMBEDDER_KEY) from None
         model.max_seq_length = min(self.max_tokens, model.max_seq_length or self.max_tokens)
         self.load_seconds = time.perf_counter() - t0
         return model
