@@ -439,6 +439,37 @@ def _vectors_stored(db: Path, embedder: str) -> bool:
         return False
 
 
+def check_served(s: "Settings", emb, papers, what: str) -> None:
+    """The embedder `emb` (check_embedder's) loadable, or the store's vectors of it serving every one of `papers`
+    (`what`: whose they are, "the history"), said after they are read and before the store is opened for the
+    work: else models.resolve's ModelError (with its advice to prepare the preset) naming prefilter.embedder.
+    check_embedder lets an embedder not prepared through where the store holds SOME of its vectors; a history
+    of papers beyond them was then embedded up to the first such paper and failed there, naming no flag (the
+    database opened, eval's --out made). Reads the stored vectors' text hashes only when the model is not
+    loadable."""
+    from ..errors import ModelError, RankerError
+    from ..io import counted, grouped
+    from ..models import resolve
+    from ..store import Store
+    try:
+        resolve(s.prefilter.embedder, "embedder", s.models_dir)
+        return
+    except ModelError as e:
+        err = e
+    total = len({p.id for p in papers})
+    missing = total
+    if s.db_path.is_file():
+        try:
+            with Store(s.db_path, read_only=True) as st:
+                missing = len(emb.unstored(papers, st))
+        except RankerError:
+            pass
+    if missing:
+        raise ModelError(f"{err.message}, and the database holds its vectors for only {grouped(total - missing)} "
+                         f"of the {counted(total, 'paper')} of {what}", where=err.where, key="prefilter.embedder",
+                         prepare=err.prepare) from None
+
+
 def check_prefilter(s: "Settings") -> None:
     """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
     `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's

@@ -309,6 +309,15 @@ class Embedder:
             return m[[pos[pid] for pid in ids]]
         return self._cached(ids, texts, store, progress, older)
 
+    def unstored(self, papers: Sequence[Paper], store: "Store") -> list[str]:
+        """The ids of `papers` whose vector of this embedder the store lacks, or holds for another text: those
+        embed_papers would load the model for. Reads the stored texts' hashes only, never a vector."""
+        hashes: dict[str, str] = {}
+        for p in papers:
+            hashes.setdefault(p.id, text_hash(paper_text(p)))      # a repeated id: its first text, as embedded
+        have = store.embedding_hashes(hashes, self.key)
+        return [pid for pid, h in hashes.items() if have.get(pid) != h]
+
     def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
                       progress: "Progress | None" = None) -> np.ndarray:
         """Query vectors (topic descriptions, keywords), cached in the store under their text's hash."""
