@@ -471,7 +471,7 @@ def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_r
     r = ranker(*args, env={"RANKER_MODELS_DIR": models})
     assert r.returncode == 1 and r.stderr.startswith("history: 3 days, ") and not cal.exists(), r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
-        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only 0 "
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for none "
         "of the 821 papers of the history; run: ranker models prepare mpnet"), r.stderr
 
 

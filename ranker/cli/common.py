@@ -465,8 +465,9 @@ def check_served(s: "Settings", emb, papers, what: str) -> None:
         except RankerError:
             pass
     if missing:
-        raise ModelError(f"{err.message}, and the database holds its vectors for only {grouped(total - missing)} "
-                         f"of the {counted(total, 'paper')} of {what}", where=err.where, key="prefilter.embedder",
+        held = "none" if missing == total else f"only {grouped(total - missing)}"
+        raise ModelError(f"{err.message}, and the database holds its vectors for {held} of the "
+                         f"{counted(total, 'paper')} of {what}", where=err.where, key="prefilter.embedder",
                          prepare=err.prepare) from None
 
 
