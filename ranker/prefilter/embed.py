@@ -311,12 +311,12 @@ class Embedder:
 
     def unstored(self, papers: Sequence[Paper], store: "Store") -> list[str]:
         """The ids of `papers` whose vector of this embedder the store lacks, or holds for another text: those
-        embed_papers would load the model for. Reads the stored texts' hashes only, never a vector."""
-        hashes: dict[str, str] = {}
-        for p in papers:
-            hashes.setdefault(p.id, text_hash(paper_text(p)))      # a repeated id: its first text, as embedded
-        have = store.embedding_hashes(hashes, self.key)
-        return [pid for pid, h in hashes.items() if have.get(pid) != h]
+        embed_papers would load the model for. Reads the stored texts' hashes only, never a vector. Every
+        distinct text of an id counts: a later day's newer text of a paper is embedded by a call of its own (a
+        day's), and the store holds one text's vector of each paper."""
+        pairs = dict.fromkeys((p.id, text_hash(paper_text(p))) for p in papers)
+        have = store.embedding_hashes(dict.fromkeys(pid for pid, _ in pairs), self.key)
+        return list(dict.fromkeys(pid for pid, h in pairs if have.get(pid) != h))
 
     def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
                       progress: "Progress | None" = None) -> np.ndarray:

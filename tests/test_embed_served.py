@@ -1,0 +1,31 @@
+"""Embedder.unstored: which of the texts to embed the store cannot serve (the model would be loaded for them),
+read from the stored texts' hashes only: what calibrate and eval check before the database is opened."""
+import numpy as np
+
+from ranker.prefilter.embed import Embedder, paper_text, text_hash
+from ranker.records import Paper
+from ranker.store import Store
+
+
+def paper(pid, title, day="2025-05-15", version=1):
+    return Paper(id=pid, title=title, abstract="An abstract.", authors=["X"], categories=["cs.LG"],
+                 primary_category="cs.LG", date=day, version=version)
+
+
+def unit(dim=768):
+    return np.ones(dim, dtype=np.float32) / np.sqrt(dim)
+
+
+def test_a_later_days_newer_text_of_a_stored_paper_is_not_served(tmp_path):
+    """A paper of two days with another text on the later one (a new version): only the first text's hash was
+    compared, so a store holding that text's vector passed, and the later day loaded the model. Every distinct
+    text counts; the id is said once."""
+    emb = Embedder("mpnet")
+    old, new, other = paper("2505.00001", "Old title"), paper("2505.00001", "New title", version=2), \
+        paper("2505.00002", "Another")
+    with Store(tmp_path / "db.sqlite3") as st:
+        st.put_embeddings([(p.id, text_hash(paper_text(p)), unit()) for p in (old, other)], emb.key)
+        assert emb.unstored([old, other], st) == []
+        assert emb.unstored([old, other, new], st) == ["2505.00001"]
+        assert emb.unstored([new, old, other], st) == ["2505.00001"]
+        assert emb.unstored([old, old, other], st) == []
