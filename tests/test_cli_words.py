@@ -472,7 +472,7 @@ def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_r
     assert r.returncode == 1 and r.stderr.startswith("history: 3 days, ") and not cal.exists(), r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
         "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for none "
-        "of the 821 papers of the history; run: ranker models prepare mpnet"), r.stderr
+        "of the 821 papers of the history and none of the 48 topic queries; run: ranker models prepare mpnet"), r.stderr
 
 
 HISTORY_DAYS = ("2025-04-30", "2025-05-13", "2025-05-15")
@@ -535,6 +535,43 @@ def test_eval_on_a_store_with_part_of_the_days_embedded_names_the_embedder_befor
     assert not out.exists()
     r = ranker(*args, "--days", "1", env=env)
     assert r.returncode == 0 and (out / "eval.json").exists() and "loading mpnet" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_a_store_without_the_topic_queries_vectors_names_the_embedder_before_the_work(tmp_path, command):
+    """check_served matched the papers only: a store holding mpnet's vectors of every paper but none of the topic
+    queries' (paper_topics.txt changed since) let `--embedder mpnet`, not prepared, through; eval opened the
+    database, made --out and the index, and failed embedding the queries, naming no flag. The queries count."""
+    import numpy as np
+
+    from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+    hist, db, env = _partly_embedded(tmp_path, ())
+    papers = [p for d in HISTORY_DAYS for p in read_papers(DAYS / d / "listing.jsonl")]
+    db.unlink()                         # store_vectors writes the queries' vectors too
+    with Store(db) as s:                # every paper's vector, no query's
+        s.put_embeddings([(p.id, text_hash(paper_text(p)), np.ones(768) / np.sqrt(768)) for p in papers],
+                         embedder_key("mpnet"))
+    out = tmp_path / ("ev" if command == "eval" else "cal.json")
+    what = "the days to replay" if command == "eval" else "the history"
+    more = ["--no-eval"] if command == "calibrate" else []
+    r = ranker(command, "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline", *more,
+               env=env)
+    assert r.returncode == 1 and not out.exists() and "loading mpnet" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for every one "
+        f"of the 821 papers of {what} but none of the 48 topic queries; run: ranker models prepare mpnet"), r.stderr
+    (tmp_path / "2").mkdir()
+    _, db, _ = _partly_embedded(tmp_path / "2", HISTORY_DAYS[:1])
+    with Store(db) as s:                # the first day's papers and all the queries but one
+        s.conn.execute("DELETE FROM embeddings WHERE paper_id = (SELECT min(paper_id) FROM embeddings "
+                       "WHERE paper_id LIKE '~query:%')")
+        s.conn.commit()
+    r = ranker(command, "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline", *more,
+               env=env)
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only 224 "
+        f"of the 821 papers of {what} and only 47 of the 48 topic queries; run: ranker models prepare mpnet"), \
+        r.stderr
 
 
 @pytest.mark.parametrize("command", ["prefilter", "run"])

@@ -52,6 +52,13 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(f"{TEXT_VERSION}\0{text}".encode("utf-8")).hexdigest()[:20]
 
 
+def query_key(text: str) -> tuple[str, str]:
+    """A query's (id, text) as embed_queries embeds and stores it: its whitespace collapsed, under QUERY_PREFIX
+    and the text's hash."""
+    text = " ".join(text.split())
+    return QUERY_PREFIX + text_hash(text), text
+
+
 def embedder_key(name: str | None, models_dir: Path | None = None) -> str:
     """The name an embedder's vectors are stored under: a preset's name, a folder's absolute path, or the
     Hugging Face id as given."""
@@ -318,13 +325,20 @@ class Embedder:
         have = store.embedding_hashes(dict.fromkeys(pid for pid, _ in pairs), self.key)
         return list(dict.fromkeys(pid for pid, h in pairs if have.get(pid) != h))
 
+    def unstored_queries(self, texts: Iterable[str], store: "Store") -> list[str]:
+        """The ids (query_key's) of the query `texts` whose vector of this embedder the store lacks: those
+        embed_queries would load the model for. Reads the stored texts' hashes only."""
+        by_id = dict(query_key(t) for t in texts)
+        have = store.embedding_hashes(by_id, self.key)
+        return [q for q, t in by_id.items() if have.get(q) != text_hash(t)]
+
     def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
                       progress: "Progress | None" = None) -> np.ndarray:
-        """Query vectors (topic descriptions, keywords), cached in the store under their text's hash."""
-        texts = [" ".join(t.split()) for t in texts]
-        ids = [QUERY_PREFIX + text_hash(t) for t in texts]
-        uniq = list(dict.fromkeys(ids))
-        by_id = dict(zip(ids, texts))
+        """Query vectors (topic descriptions, keywords), cached in the store under their text's hash (query_key)."""
+        keys = [query_key(t) for t in texts]
+        ids = [q for q, _ in keys]
+        by_id = dict(keys)
+        uniq = list(by_id)
         loads = None if progress is None else (lambda st, d, t: progress(st, d, t) if st.startswith(LOADING) else None)
         m = self._cached(uniq, [by_id[u] for u in uniq], store, loads)
         pos = {u: i for i, u in enumerate(uniq)}
