@@ -470,8 +470,136 @@ def test_calibrate_with_an_embedder_not_prepared_says_so_before_the_history_is_r
         s.put_embeddings([("2505.00001", "h", np.ones(768) / np.sqrt(768))], "mpnet")
     r = ranker(*args, env={"RANKER_MODELS_DIR": models})
     assert r.returncode == 1 and r.stderr.startswith("history: 3 days, ") and not cal.exists(), r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("error: model preset 'mpnet' is not prepared; run: ranker models "
-                                                 "prepare mpnet"), r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for none "
+        "of the 821 papers of the history and none of the 48 topic queries; run: ranker models prepare mpnet"), r.stderr
+
+
+HISTORY_DAYS = ("2025-04-30", "2025-05-13", "2025-05-15")
+
+
+def _partly_embedded(tmp_path, stored_days, models_dir=True):
+    """A history of HISTORY_DAYS and a store holding mpnet's vectors (768-d, under the keys it looks them up by,
+    the topic queries' too) of `stored_days`' papers only; a models folder with no preset prepared."""
+    hist, db, models = tmp_path / "hist", tmp_path / "db.sqlite3", tmp_path / "models"
+    hist.mkdir()
+    for day in HISTORY_DAYS:
+        (hist / day).symlink_to(DAYS / day)
+    models.mkdir()
+    with Store(db) as s:
+        store_vectors(s, [p for d in stored_days for p in read_papers(DAYS / d / "listing.jsonl")],
+                      embedder="mpnet", dim=768)
+    return hist, db, {"RANKER_MODELS_DIR": models}
+
+
+def test_calibrate_on_a_store_with_part_of_the_history_embedded_names_the_embedder_before_the_fit(tmp_path):
+    """check_embedder lets `--embedder mpnet`, not prepared, through where the store holds some of its vectors:
+    the history was read, the database opened and the fit begun ("loading mpnet ..."), and the model failed to
+    load at the first paper without a vector, in words naming no flag. Now the history's papers are matched
+    against the stored vectors (their texts' hashes) before the database is opened: the line names --embedder,
+    how many are stored, and how to prepare the model. A store holding them all still serves without it."""
+    hist, db, env = _partly_embedded(tmp_path, HISTORY_DAYS[:1])
+    cal = tmp_path / "cal.json"
+    args = ["calibrate", "--history", hist, "--out", cal, "--db", db, "--embedder", "mpnet", "--offline",
+            "--no-eval"]
+    r = ranker(*args, env=env)
+    assert r.returncode == 1 and not cal.exists(), r.stderr
+    assert "loading mpnet" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only 224 "
+        "of the 821 papers of the history; run: ranker models prepare mpnet"), r.stderr
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text('[prefilter]\nembedder = "mpnet"\n')
+    r = ranker(*args[:-4], "--config", cfg, "--offline", "--no-eval", env=env)
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: {cfg}:2: prefilter.embedder: model preset 'mpnet' "
+                                                        "is not prepared, and "), r.stderr
+    with Store(db) as s:                # every paper's vector stored: no model needed
+        store_vectors(s, [p for d in HISTORY_DAYS for p in read_papers(DAYS / d / "listing.jsonl")],
+                      embedder="mpnet", dim=768)
+    r = ranker(*args, env=env)
+    assert r.returncode == 0 and cal.exists() and "loading mpnet" not in r.stderr, r.stderr
+
+
+def test_eval_on_a_store_with_part_of_the_days_embedded_names_the_embedder_before_the_replay(tmp_path):
+    """As calibrate: eval with `--embedder mpnet` not prepared and some of its vectors stored opened the database,
+    made --out and embedded days up to the first paper without a vector, then said "model preset 'mpnet' is not
+    prepared" naming no flag. Now said first, naming --embedder; only the days the replay uses count (--days 1,
+    on the day stored, replays without the model)."""
+    hist, db, env = _partly_embedded(tmp_path, HISTORY_DAYS[-1:])
+    out = tmp_path / "ev"
+    args = ["eval", "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline"]
+    r = ranker(*args, env=env)
+    assert one_error(r, 1) == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only 192 "
+        "of the 821 papers of the days to replay; run: ranker models prepare mpnet"), r.stderr
+    assert not out.exists()
+    r = ranker(*args, "--days", "1", env=env)
+    assert r.returncode == 0 and (out / "eval.json").exists() and "loading mpnet" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_a_store_without_the_topic_queries_vectors_names_the_embedder_before_the_work(tmp_path, command):
+    """check_served matched the papers only: a store holding mpnet's vectors of every paper but none of the topic
+    queries' (paper_topics.txt changed since) let `--embedder mpnet`, not prepared, through; eval opened the
+    database, made --out and the index, and failed embedding the queries, naming no flag. The queries count."""
+    import numpy as np
+
+    from ranker.prefilter.embed import embedder_key, paper_text, text_hash
+    hist, db, env = _partly_embedded(tmp_path, ())
+    papers = [p for d in HISTORY_DAYS for p in read_papers(DAYS / d / "listing.jsonl")]
+    db.unlink()                         # store_vectors writes the queries' vectors too
+    with Store(db) as s:                # every paper's vector, no query's
+        s.put_embeddings([(p.id, text_hash(paper_text(p)), np.ones(768) / np.sqrt(768)) for p in papers],
+                         embedder_key("mpnet"))
+    out = tmp_path / ("ev" if command == "eval" else "cal.json")
+    what = "the days to replay" if command == "eval" else "the history"
+    more = ["--no-eval"] if command == "calibrate" else []
+    r = ranker(command, "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline", *more,
+               env=env)
+    assert r.returncode == 1 and not out.exists() and "loading mpnet" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for every one "
+        f"of the 821 papers of {what} but none of the 48 topic queries; run: ranker models prepare mpnet"), r.stderr
+    (tmp_path / "2").mkdir()
+    _, db, _ = _partly_embedded(tmp_path / "2", HISTORY_DAYS[:1])
+    with Store(db) as s:                # the first day's papers and all the queries but one
+        s.conn.execute("DELETE FROM embeddings WHERE paper_id = (SELECT min(paper_id) FROM embeddings "
+                       "WHERE paper_id LIKE '~query:%')")
+        s.conn.commit()
+    r = ranker(command, "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline", *more,
+               env=env)
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only 224 "
+        f"of the 821 papers of {what} and only 47 of the 48 topic queries; run: ranker models prepare mpnet"), \
+        r.stderr
+
+
+@pytest.mark.parametrize("command", ["prefilter", "run"])
+def test_a_day_partly_embedded_by_an_embedder_not_prepared_names_the_flag(tmp_path, command):
+    """`prefilter` / `run --embedder mpnet`, not prepared, on a day whose papers the store holds only some of the
+    vectors of: check_embedder lets it through (the store may serve them), and loading the model for the others
+    failed with "model preset 'mpnet' is not prepared", naming no flag. The load's error now names the setting."""
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(LISTING))[:50], embedder="mpnet", dim=768)
+    (tmp_path / "models").mkdir()
+    out = tmp_path / ("r.jsonl" if command == "prefilter" else "digest")
+    more = ["--backend", "fake", "--model", "tiny"] if command == "run" else []
+    r = ranker(command, "--papers", LISTING, "--out", out, "--db", tmp_path / "db.sqlite3", "--embedder", "mpnet",
+               "--offline", *more, env={"RANKER_MODELS_DIR": tmp_path / "models"})
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: --embedder: model preset 'mpnet' is not prepared; run: "
+                                                 "ranker models prepare mpnet"), r.stderr
+
+
+def test_an_embedder_folder_that_does_not_load_names_the_flag(tmp_path):
+    """A folder that is not a sentence-transformers model passes the check of the name (it exists) and fails to
+    load: said as "<folder>: cannot load the embedder: ...", naming no flag; now as --embedder's."""
+    (tmp_path / "empty").mkdir()
+    r = ranker("prefilter", "--papers", LISTING, "--out", tmp_path / "r.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--embedder", tmp_path / "empty", "--offline")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: --embedder {tmp_path / 'empty'}: cannot load the "
+                                                        "embedder: "), r.stderr
 
 
 def test_eval_with_an_embedder_not_prepared_says_so_before_the_history_is_read(tmp_path):

@@ -361,3 +361,12 @@ def test_the_report_groups_its_counts_as_the_summary_does(tmp_path):
     assert cells.count(grouped(n)) >= 4                  # GPT's, the local, both judged, the selection's n
     assert not [c for c in cells if re.fullmatch(r"\d{4,}", c)], cells
     assert f"{grouped(len(m['gpt_picks_missed']))} papers" in page
+
+
+def test_the_scatter_titles_group_their_count(monkeypatch):
+    """The relevance and novelty scatters' titles said "n=1234" where every table of the report says 1,234."""
+    from ranker.compare import report
+    drawn = []
+    monkeypatch.setattr(report, "png", lambda fig: drawn.append(fig) or "")
+    report.scatter_png([5.0] * 1234, [6.0] * 1234, "relevance")
+    assert drawn[0].axes[0].get_title() == "Relevance: local vs GPT (n=1,234, jittered)"

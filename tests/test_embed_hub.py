@@ -66,13 +66,15 @@ def test_an_uncached_id_is_downloaded_online_and_refused_offline(tmp_path, hub):
     url, asked = hub
     env = {"HF_ENDPOINT": url, "HF_HOME": str(tmp_path / "hf")}
     out = _load("online", "someone/some-embedder", env)
-    assert out.startswith("ModelError someone/some-embedder: not a local folder, not a prepared preset and not in "
-                          "the Hugging Face cache, and downloading it from Hugging Face failed: "), out
+    # the setting it came from named too (the CLI words it as the --embedder or ranker.toml line)
+    assert out.startswith("ModelError prefilter.embedder someone/some-embedder: not a local folder, not a prepared "
+                          "preset and not in the Hugging Face cache, and downloading it from Hugging Face failed: "
+                          ), out
     assert any("someone/some-embedder" in path for path in asked), asked
     asked.clear()
     out = _load("offline", "someone/some-embedder", env)
-    assert out.startswith("ModelError someone/some-embedder: not a local folder, not a prepared preset and not in "
-                          "the Hugging Face cache; offline mode downloads nothing"), out
+    assert out.startswith("ModelError prefilter.embedder someone/some-embedder: not a local folder, not a prepared "
+                          "preset and not in the Hugging Face cache; offline mode downloads nothing"), out
     assert asked == []
 
 

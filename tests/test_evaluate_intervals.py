@@ -104,6 +104,17 @@ def test_a_pooled_figure_stands_on_the_days_that_put_something_in_its_denominato
     assert iv.day_intervals(_sparse_days(picked=5))["llm"]["digest"]["recall"]["days"] == 5
 
 
+def test_a_comparisons_days_column_groups_its_count():
+    """The comparison's "days" column (report.html's table, and the printed one it repeats) said 1234 where the
+    line above it says "1,234 shared days": both group thousands with ranker.io.grouped."""
+    from ranker.evaluate.report import comparison_html
+    c = iv.paired_comparison({"settings": {}, "days": _sparse_days()}, {"settings": {}, "days": _sparse_days()},
+                             against="x")
+    c["prefilter"]["auc"]["days"] = 1234
+    assert "<td>1,234</td>" in comparison_html(c) and "<td>1234</td>" not in comparison_html(c)
+    assert "| 1,234 |" in comparison_markdown(c)
+
+
 def test_a_paired_pooled_figure_pools_both_evals_over_the_days_it_counts():
     """The other eval scored pairs on days 3-6 too, where this one scored none: within-1 stands on days 1-2, where
     the two are the same (4 of 8 within one point), yet the other's was pooled over every day (0.667) and the

@@ -822,3 +822,16 @@ def test_every_route_that_answers_get_answers_head(tmp_path):
     gets = [r for r in app.routes if isinstance(r, APIRoute) and "GET" in r.methods]
     assert {r.path for r in gets} >= {"/", "/day/{day}", "/labels", "/labels.json"}
     assert [r.path for r in gets if "HEAD" not in r.methods] == []
+
+
+def test_the_search_note_names_the_embedder_in_words_not_by_its_setting(tmp_path):
+    """An embedder that cannot be loaded (a preset not prepared) names its setting, for the CLI to say as
+    --embedder or the ranker.toml line; the page showed the key itself: "prefilter.embedder: model preset ...",
+    though serve was given --embedder. A page says "the embedder"."""
+    from ranker.web.search import said_with_advice
+    with pytest.raises(ModelError) as got:
+        Embedder("mpnet", models_dir=tmp_path).model
+    assert got.value.key == "prefilter.embedder"
+    assert said_with_advice(got.value) == ("the embedder: model preset 'mpnet' is not prepared; run: ranker models "
+                                           "prepare mpnet")
+    assert said_with_advice(ValueError("odd")) == "odd"

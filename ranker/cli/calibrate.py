@@ -8,8 +8,8 @@ import typer
 
 from ..io import counted
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
-                     VerboseOpt, check_embedder, check_out, db_there, echo, given_path, info, load_settings,
-                     name_mention, out_path, warn)
+                     VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path, info,
+                     load_settings, name_mention, out_path, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -94,6 +94,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
         if changed:
             warn(mentions(changed, name_mention))
+        check_served(s, emb, [p for d in days for p in d.papers], "the history")
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
         lab = training_labels(store, days) if labels else TrainingLabels({}, {}, [], 0, 0, 0)

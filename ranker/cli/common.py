@@ -441,6 +441,54 @@ def _vectors_stored(db: Path, embedder: str) -> bool:
         return False
 
 
+def check_served(s: "Settings", emb, papers, what: str) -> None:
+    """The embedder `emb` (check_embedder's) loadable, or the store's vectors of it serving every one of `papers`
+    (`what`: whose they are, "the history") and of the topic queries (s.scoring.prompts'; embedded with them),
+    said after they are read and before the store is opened for the work: else models.resolve's ModelError (with
+    its advice to prepare the preset) naming prefilter.embedder. check_embedder lets an embedder not prepared
+    through where the store holds SOME of its vectors; a history of papers beyond them was then embedded up to
+    the first such paper and failed there, naming no flag (the database opened, eval's --out made), and so were
+    topic queries not stored (paper_topics.txt changed). Reads the stored vectors' text hashes only when the
+    model is not loadable."""
+    from ..errors import ModelError, RankerError
+    from ..io import counted, grouped
+    from ..models import resolve
+    from ..prefilter.embed import query_key
+    from ..prefilter.rank import build_queries
+    from ..prompts import load_prompts
+    from ..store import Store
+    try:
+        resolve(s.prefilter.embedder, "embedder", s.models_dir)
+        return
+    except ModelError as e:
+        err = e
+    queries = build_queries(load_prompts(s.scoring.prompts)).texts
+    total, n_queries = len({p.id for p in papers}), len({query_key(t)[0] for t in queries})
+    missing, missing_queries = total, n_queries
+    if s.db_path.is_file():
+        try:
+            with Store(s.db_path, read_only=True) as st:
+                missing = len(emb.unstored(papers, st))
+                missing_queries = len(emb.unstored_queries(queries, st))
+        except RankerError:
+            pass
+    if not missing and not missing_queries:
+        return
+
+    def held(lacking: int, of: int) -> str:
+        return "none" if lacking == of else f"only {grouped(of - lacking)}"
+    papers_said = f"{held(missing, total)} of the {counted(total, 'paper')} of {what}"
+    queries_said = f"{held(missing_queries, n_queries)} of the {counted(n_queries, 'topic query', 'topic queries')}"
+    if not missing:
+        said = f"every one of the {counted(total, 'paper')} of {what} but {queries_said}"
+    elif missing_queries:
+        said = f"{papers_said} and {queries_said}"
+    else:
+        said = papers_said
+    raise ModelError(f"{err.message}, and the database holds its vectors for {said}", where=err.where,
+                     key="prefilter.embedder", prepare=err.prepare) from None
+
+
 def check_prefilter(s: "Settings") -> None:
     """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
     `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's

@@ -9,8 +9,8 @@ import typer
 from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
                      DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
-                     RecallOpt, VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings,
-                     one_keep_rule, warn)
+                     RecallOpt, VerboseOpt, check_embedder, check_out, check_served, echo, given_path, info,
+                     load_settings, one_keep_rule, warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
@@ -72,7 +72,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     """
     from ..evaluate import evaluate_history, summary_markdown
     from ..evaluate.intervals import check_pairable, eval_path, read_eval
-    from ..evaluate.replay import check_choice, choose_days, read_eval_history
+    from ..evaluate.replay import check_choice, read_eval_history, replayed_days
     from ..evaluate.report import comparison_markdown, took
     from ..prefilter.history import history_folder
     from ..store import Store
@@ -96,16 +96,18 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     check_db_path(s.db_path)
     # the embedder loadable too (or served from the store's vectors), the model checked after the files and flags:
     # one not prepared was said, naming no flag, once the whole history was read (the database and --out made)
-    check_embedder(s, loadable=True)
+    emb = check_embedder(s, loadable=True)
     read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
                              min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty)
+    dates, used = replayed_days(read, calibrate=calibrate, train_once=train_once, days=days)
+    by_date = {d.date: d for d in read.days}
     if other is not None:
-        by_date = {d.date: d for d in read.days}
-        dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate,
-                            train_once=train_once, days=days)
         check_pairable(other, against=eval_path(against), min_relevance=s.digest.min_relevance,
                        min_novelty=s.digest.min_novelty,
                        days={d: (len(by_date[d].papers), len(by_date[d].picks)) for d in dates})
+    # the days replayed are embedded first: an embedder not prepared, whose stored vectors leave some of their
+    # papers out, is said now, before the database is opened and --out made
+    check_served(s, emb, [p for d in used for p in by_date[d].papers], "the days to replay")
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
                                llm=backend is not None or model is not None, progress=bar, warn=warn, read=read,

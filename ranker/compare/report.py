@@ -95,7 +95,7 @@ def scatter_png(gpt: list[float], local: list[float], what: str) -> str:
     ax.set_yticks(range(1, 11))
     ax.set_xlabel(f"GPT {what}")
     ax.set_ylabel(f"local {what}")
-    ax.set_title(f"{what.capitalize()}: local vs GPT (n={len(g)}, jittered)")
+    ax.set_title(f"{what.capitalize()}: local vs GPT (n={grouped(len(g))}, jittered)")
     ax.grid(alpha=0.2)
     return png(fig)
 

@@ -127,6 +127,17 @@ def read_eval_history(history: str | Path, out_dir: str | Path, *, calibrate: bo
     return read
 
 
+def replayed_days(read: History, *, calibrate: bool, train_once: bool, days: int | None
+                  ) -> tuple[list[str], list[str]]:
+    """(the days evaluate_history evaluates, the days it uses), oldest first: with `calibrate` the days before
+    the last evaluated one fit the calibrations too. Every day used is embedded once, by one model, into the
+    store (ranking a day later loads none)."""
+    dates = choose_days({d.date: len(d.picks) for d in read.days}, calibrate=calibrate, train_once=train_once,
+                        days=days)
+    used = sorted({d.date for d in read.days if d.date <= dates[-1]}) if calibrate else dates
+    return dates, used
+
+
 def evaluate_history(history: str | Path, out_dir: str | Path, settings: Settings, *, store: Store,
                      calibrate: bool = False, train_once: bool = False, days: int | None = None,
                      llm: bool = False, backend: Backend | None = None, prompts: PromptSet | None = None,
@@ -179,8 +190,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
     # paper said once, as by prefilter and run: it was applied without a word, each day's recall near nothing
     rules = day_rules(settings, prompts, warn)
     by_date = {d.date: d for d in read.days}
-    dates = choose_days({d: len(x.picks) for d, x in by_date.items()}, calibrate=calibrate, train_once=train_once,
-                        days=days)
+    dates, used = replayed_days(read, calibrate=calibrate, train_once=train_once, days=days)
     out = output_dir(out)                   # made once there is something to evaluate: a history that cannot
                                             # be used leaves no empty folder behind
     res = EvalResult(history=str(history), settings=_described(settings, calibrate, train_once, llm, backend,
@@ -190,8 +200,6 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
         res.notes.append(f"{days} days asked for, {len(dates)} evaluated"
                          + (" (a calibration needs enough earlier days to learn from)" if calibrate else ""))
 
-    # every day used is embedded once, by one model, into the store: ranking a day later loads none
-    used = [d for d in sorted(by_date) if d <= dates[-1]] if calibrate else dates
     # GPT's picks of days it made under other topics than the prompt's are no measure of these topics
     changed = topics_note([by_date[d] for d in used], prompts.topics_text,
                           where=str(Path(prompts.source) / "paper_topics.txt"))

@@ -435,7 +435,7 @@ def comparison_markdown(c: Mapping[str, Any], this: str = "this eval") -> str:
               "| figure | this | other | difference | 95% interval | days |", "|---|---:|---:|---:|---:|---:|"]
     for name, r in _comparison_rows(c):
         lines.append(f"| {name} | {fmt(r['this'])} | {fmt(r['other'])} | {_signed(r['difference'])} | "
-                     f"{bounds(r, signed=True)} | {r['days']} |")
+                     f"{bounds(r, signed=True)} | {grouped(r['days'])} |")
     lines += ["", comparison_caveat(c) + "."]
     return "\n".join(lines)
 
@@ -453,7 +453,7 @@ def comparison_html(c: Mapping[str, Any]) -> str:
     if "llm" not in c and (c["this"].get("model") or c["other"].get("model")):
         items.append("<li>the digests are not compared: only one of the two scored with a model</li>")
     rows = [[esc(name), esc(fmt(r["this"])), esc(fmt(r["other"])), esc(_signed(r["difference"])),
-             esc(bounds(r, signed=True)), esc(r["days"])] for name, r in _comparison_rows(c)]
+             esc(bounds(r, signed=True)), esc(grouped(r["days"]))] for name, r in _comparison_rows(c)]
     return ("<h2>Against another eval</h2>"
             f'<p>This eval against <code>{esc(c["against"])}</code>{digest}: '
             f'{esc(counted(c["days"], "shared day"))} ({esc(c["span"])}).</p>'

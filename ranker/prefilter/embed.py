@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 DEFAULT_EMBEDDER = "minilm"
+EMBEDDER_KEY = "prefilter.embedder"     # the setting naming the embedder, which an error loading it carries
 # Papers are embedded this many at a time, so memory stays bounded however large the input is.
 CHUNK = 256
 # Queries (topic descriptions, keywords) share the store's embeddings table under ids with this prefix;
@@ -49,6 +50,13 @@ def paper_text(p: Paper) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(f"{TEXT_VERSION}\0{text}".encode("utf-8")).hexdigest()[:20]
+
+
+def query_key(text: str) -> tuple[str, str]:
+    """A query's (id, text) as embed_queries embeds and stores it: its whitespace collapsed, under QUERY_PREFIX
+    and the text's hash."""
+    text = " ".join(text.split())
+    return QUERY_PREFIX + text_hash(text), text
 
 
 def embedder_key(name: str | None, models_dir: Path | None = None) -> str:
@@ -178,7 +186,14 @@ class Embedder:
     def _load(self):
         import time
         from ..models import resolve
-        path = resolve(self.name, kind="embedder", models_dir=self.models_dir)
+        try:
+            path = resolve(self.name, kind="embedder", models_dir=self.models_dir)
+        except ModelError as e:
+            # a preset not prepared, an id not cached offline: the setting's fault, as every failure to load it
+            # here, named by the CLI as the --embedder or ranker.toml line it came from (a store serving part
+            # of the texts gets this far)
+            e.key = e.key or EMBEDDER_KEY
+            raise
         t0 = time.perf_counter()                # the load time counts torch's import too
         try:
             from sentence_transformers import SentenceTransformer
@@ -201,8 +216,8 @@ class Embedder:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             if downloads:
                 raise ModelError(f"{NOT_CACHED}, and downloading it from Hugging Face failed: {first}",
-                                 where=self.name) from None
-            raise ModelError(f"cannot load the embedder: {first}", where=self.name) from None
+                                 where=self.name, key=EMBEDDER_KEY) from None
+            raise ModelError(f"cannot load the embedder: {first}", where=self.name, key=EMBEDDER_KEY) from None
         model.max_seq_length = min(self.max_tokens, model.max_seq_length or self.max_tokens)
         self.load_seconds = time.perf_counter() - t0
         return model
@@ -301,13 +316,29 @@ class Embedder:
             return m[[pos[pid] for pid in ids]]
         return self._cached(ids, texts, store, progress, older)
 
+    def unstored(self, papers: Sequence[Paper], store: "Store") -> list[str]:
+        """The ids of `papers` whose vector of this embedder the store lacks, or holds for another text: those
+        embed_papers would load the model for. Reads the stored texts' hashes only, never a vector. Every
+        distinct text of an id counts: a later day's newer text of a paper is embedded by a call of its own (a
+        day's), and the store holds one text's vector of each paper."""
+        pairs = dict.fromkeys((p.id, text_hash(paper_text(p))) for p in papers)
+        have = store.embedding_hashes(dict.fromkeys(pid for pid, _ in pairs), self.key)
+        return list(dict.fromkeys(pid for pid, h in pairs if have.get(pid) != h))
+
+    def unstored_queries(self, texts: Iterable[str], store: "Store") -> list[str]:
+        """The ids (query_key's) of the query `texts` whose vector of this embedder the store lacks: those
+        embed_queries would load the model for. Reads the stored texts' hashes only."""
+        by_id = dict(query_key(t) for t in texts)
+        have = store.embedding_hashes(by_id, self.key)
+        return [q for q, t in by_id.items() if have.get(q) != text_hash(t)]
+
     def embed_queries(self, texts: Iterable[str], store: "Store | None" = None,
                       progress: "Progress | None" = None) -> np.ndarray:
-        """Query vectors (topic descriptions, keywords), cached in the store under their text's hash."""
-        texts = [" ".join(t.split()) for t in texts]
-        ids = [QUERY_PREFIX + text_hash(t) for t in texts]
-        uniq = list(dict.fromkeys(ids))
-        by_id = dict(zip(ids, texts))
+        """Query vectors (topic descriptions, keywords), cached in the store under their text's hash (query_key)."""
+        keys = [query_key(t) for t in texts]
+        ids = [q for q, _ in keys]
+        by_id = dict(keys)
+        uniq = list(by_id)
         loads = None if progress is None else (lambda st, d, t: progress(st, d, t) if st.startswith(LOADING) else None)
         m = self._cached(uniq, [by_id[u] for u in uniq], store, loads)
         pos = {u: i for i, u in enumerate(uniq)}

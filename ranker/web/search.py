@@ -146,10 +146,21 @@ class Neighbours(list):
                 f"{self.shown(self.asked)}, the prefilter's embedder")
 
 
+# the settings an error here may name, as a page words them: a page has no flag to name, and the setting's own
+# key read "prefilter.embedder: model preset ..." though serve was given --embedder
+PLAIN_KEYS = {"prefilter.embedder": "the embedder"}
+
+
+def _plain(key: str) -> str:
+    return PLAIN_KEYS.get(key, key)
+
+
 def said_with_advice(e: BaseException) -> str:
-    """An error as a page shows it, with the command that prepares the preset a ModelError found unprepared (the
-    pages are an edge, as the CLI is: ranker.advice words it for both)."""
-    return str(e) + prepare_advice(e)
+    """An error as a page shows it, the settings it names in words (PLAIN_KEYS), with the command that prepares
+    the preset a ModelError found unprepared (the pages are an edge, as the CLI is: ranker.advice words it for
+    both)."""
+    said = e.render(_plain, _plain) if isinstance(e, RankerError) else str(e)
+    return said + prepare_advice(e)
 
 
 def corpus_similar(store: "Store", paper_id: str, k: int, indexes: "OpenIndexes | None" = None,
