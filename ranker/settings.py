@@ -259,16 +259,20 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
 def _home_folder(home: Path) -> None:
     """A ConfigError naming the home (RANKER_HOME, ranker.toml's `home`) when it, or the nearest of its parents
     that is there, is not a folder: `labels list` and `site` said "nothing to do" of the store inside a file,
-    `serve` named the database's folder, and no log could be made in it. A missing home is made when used."""
+    `serve` named the database's folder, and no log could be made in it; so did a link to what is not there (a
+    drive not mounted). A missing home is made when used."""
     for p in (home, *home.parents):
+        named = f"{p}" if p == home else f"{p}, above {home},"
         try:
             if not p.exists():
+                if p.is_symlink():      # a link to what is not there (a drive not mounted) or a loop of links
+                    raise ConfigError(f"{named} is a link to {os.readlink(p)}, which is not there; give a folder "
+                                      "(it is made if missing)", key="home")
                 continue
         except OSError:                 # unreadable: left for the command that uses it to say
             return
         if not p.is_dir():
             said = "is a file" if p.is_file() else "is not a folder"
-            named = f"{p}" if p == home else f"{p}, above {home},"
             raise ConfigError(f"{named} {said}; give a folder (it is made if missing)", key="home")
         return
 

@@ -325,6 +325,31 @@ def test_a_home_that_is_a_file_is_said_so_by_every_command_that_uses_it(tmp_path
     assert not (tmp_path / "site").exists() and homefile.read_text() == "x\n"
 
 
+def test_a_home_that_is_a_link_to_nothing_is_said_so(tmp_path):
+    """RANKER_HOME a link to a drive not mounted (or a loop of links): `p.exists()` is False for it, so the check
+    went on to its parent, a folder, and `labels list` said "nothing to do", `serve` "cannot create the database's
+    folder ...: file exists"."""
+    dangling, loop = tmp_path / "dangling", tmp_path / "loop"
+    dangling.symlink_to(tmp_path / "nowhere")
+    loop.symlink_to(loop)
+    for home, said in ((dangling, f"{dangling} is a link to {tmp_path / 'nowhere'}, which is not there"),
+                       (loop, f"{loop} is a link to {loop}, which is not there"),
+                       (dangling / "h", f"{dangling}, above {dangling / 'h'}, is a link to {tmp_path / 'nowhere'}")):
+        with pytest.raises(ConfigError) as e:
+            resolve(env={"RANKER_HOME": str(home)})
+        assert e.value.key == "home" and e.value.message.startswith(said), e.value.message
+    for args in (["labels", "list"], ["serve", "--port", "0"]):
+        r = ranker(*args, env={"RANKER_HOME": dangling}, cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.splitlines() == [
+            f"error: RANKER_HOME: {dangling} is a link to {tmp_path / 'nowhere'}, which is not there; give a folder "
+            "(it is made if missing)"], (args, r.stderr)
+    assert not (tmp_path / "nowhere").exists()
+    linked = tmp_path / "linked"                 # a link to a folder is a folder
+    (tmp_path / "real").mkdir()
+    linked.symlink_to(tmp_path / "real")
+    assert resolve(env={"RANKER_HOME": str(linked)}).home == linked
+
+
 @pytest.mark.parametrize("flag", ["keep", "recall"])
 def test_a_fraction_that_is_not_a_number_is_said_so(flag):
     # `--keep nan` passes every bound check a comparison makes; "less than or equal to 1" would be a riddle
