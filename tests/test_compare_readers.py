@@ -738,14 +738,14 @@ def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_o
     out = tmp_path / "out"
     r = ranker("compare", "--gpt", garbage, "--local", local, "--out", out)
     assert r.returncode == 1 and r.stderr.splitlines() == [
-        f"error: {garbage}: holds no judgement, only what was skipped as damaged (the first: line 1: not valid "
+        f"error: {garbage}: holds no judgement (the first problem: line 1: not valid "
         "JSON (Expecting value))"], r.stderr
     r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", local, "--out", out],
                        input=garbage.read_bytes(), capture_output=True)
     assert r.returncode == 1 and len(r.stderr.decode().splitlines()) == 1 and "/dev/stdin" in r.stderr.decode()
     assert not out.exists()
     (tmp_path / "ids.jsonl").write_text('{"x": 1}\n')
-    with pytest.raises(InputError, match="the first: line 1: no arXiv id"):
+    with pytest.raises(InputError, match="the first problem: line 1: no arXiv id"):
         read_score_files(tmp_path / "ids.jsonl", warn=pytest.fail)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -753,6 +753,11 @@ def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_o
     assert r.returncode == 0 and r.stderr.startswith("nothing to do: the GPT side") and not out.exists()
     with pytest.raises(InputError):                 # nothing read beside it: an empty day is no judgement either
         read_score_files([empty, garbage])
+    cut = tmp_path / "cut.md"          # a digest cut short before its papers: nothing was skipped, so no "skipped"
+    cut.write_text("Total relevant papers: 3\n\n")
+    with pytest.raises(InputError) as e:
+        read_score_files(cut)
+    assert "skipped" not in str(e.value), str(e.value)
     warned: list[str] = []
     rows, _ = read_score_files([garbage, local], warn=warned.append)
     assert len(rows) == 47 and warned[0] == f"{garbage}:1: skipped line: not valid JSON (Expecting value)"

@@ -484,7 +484,7 @@ def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None,
         return None
     first = warn.first.removeprefix(f"{path}")          # ":3: skipped line: ..." -> "line 3: ..."
     first = re.sub(r"^:(\d+): (skipped(?: line)?: )?", r"line \1: ", first).removeprefix(": ")
-    return InputError(f"holds no judgement, only what was skipped as damaged (the first: {first})", where=str(path))
+    return InputError(f"holds no judgement (the first problem: {first})", where=str(path))
 
 
 def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
