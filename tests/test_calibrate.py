@@ -581,4 +581,6 @@ def test_the_zero_shot_note_says_how_many_days_the_fits_learnt_from_against_thos
     assert "learnt from 6 days each (of the 7 days here" in zero_shot_note(days[6:7], days[:6] + days[3:4] + days[6:7])
     note = zero_shot_note(days[-17:], days)          # 50 days: the fits learnt from 33 to 49, longer than measured
     assert "learnt from 33 to 49 days each" in note and "may reverse" not in note
+    # 33 is below 40: "no fewer than the histories measured (10 to 40 days)" read as "at least 40"
+    assert "no fewer than" not in note and "no shorter than the shortest history measured (10 days;" in note
     assert note.endswith("at every length: on these days zero-shot may simply suit your picks better")

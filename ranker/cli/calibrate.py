@@ -160,8 +160,9 @@ def zero_shot_note(test_days: list[str], history: list[str]) -> str:
     if lo < shortest:
         return (f"{said}; on the histories measured ({shortest} to {longest} days) the calibration kept the smaller "
                 f"part from {shortest} days on, so a longer history may reverse this")
-    return (f"{said}, no fewer than the histories measured ({shortest} to {longest} days), where the calibration "
-            "kept the smaller part at every length: on these days zero-shot may simply suit your picks better")
+    return (f"{said}, no shorter than the shortest history measured ({shortest} days; {shortest} to {longest} were "
+            "measured), where the calibration kept the smaller part at every length: on these days zero-shot may "
+            "simply suit your picks better")
 
 
 def register(app: typer.Typer) -> None:
