@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, make_snapshot, ranker
+from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, listening, \
+    make_snapshot, ranker
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -236,6 +237,33 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, form, sa
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "is not a port number" in says or ": Connection refused" in r.stderr, r.stderr
     # refused before anything is recorded: the folder's manifest had a failed run and the settings it pinned
+    assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("http", "an HTTP/1 server answers there ('HTTP/1.0 505 "),
+    ("echo", "something other than a Ray cluster answers there ('PRI * HTTP/2.0'; "),
+    ("closing", "what listens there closed the connection without a word"),
+    ("silent", "what listens there answered nothing in 5 s"),
+])
+def test_an_address_where_something_else_listens_is_one_line_before_the_embedder_loads(tmp_path, kind, says):
+    """A port where a web server, an echo, a socket that closes, or one that answers nothing listens, given as the
+    cluster's address: it passed the early check (a connect), the command loaded the embedder, then waited in
+    ray.init (past 200 s with a web server there) before any line. Refused at once, naming --address and what
+    answered. (Listening where Ray takes 127.0.0.1 to: this machine's address.)"""
+    from ray._private.services import resolve_ip_for_localhost
+    host = resolve_ip_for_localhost("127.0.0.1")
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    with listening(kind, host) as port:
+        start = time.monotonic()
+        r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+                   "--engine", "ray", "--address", f"127.0.0.1:{port}", env={"RAY_USE_TLS": "0"}, timeout=120,
+                   pre="import sys; sys.modules['sentence_transformers'] = None")
+        took = time.monotonic() - start
+    assert r.returncode == 1 and took < 30, (took, r.stderr[-2000:])
+    named = f"127.0.0.1:{port}" + ("" if host == "127.0.0.1" else f" ({host}:{port})")
+    assert r.stderr.startswith(f"error: --address: no Ray cluster at {named}: {says}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
 
 

@@ -293,9 +293,10 @@ def _ranker_error(e: BaseException) -> RankerError | None:
 
 
 def _not_answering(address: str, timeout: float = 5.0) -> str | None:
-    """Why nothing answers at a Ray cluster's address (host:port, or "auto": RAY_ADDRESS or the cluster
-    `ray start` started on this machine), or None when something listens there or it cannot be told here (a
-    Ray Client address, a name offline mode does not look up): then ray.init says what it finds."""
+    """Why no Ray cluster answers at a Ray cluster's address (host:port, or "auto": RAY_ADDRESS or the cluster
+    `ray start` started on this machine): nothing listens there, or what does is no gRPC server (_not_http2). None
+    when a gRPC server answers there (with TLS, RAY_USE_TLS: when anything listens) or it cannot be told here (a
+    Ray Client address without a port, a name offline mode does not look up): then ray.init says what it finds."""
     import socket
     if "://" in address:
         # Ray Client (ray://HOST:PORT): its connect retries a port where nothing listens, or one that cannot be,
@@ -320,9 +321,11 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
     if not (port.isdigit() and 0 < int(port) < 65536):
         form = "ray://HOST:PORT" if "://" in address else "HOST:PORT, or auto"
         return f"no Ray cluster at {address}: {port!r} is not a port number ({form})"
+    named = address if address == hostport else f"{address} ({hostport})"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return None
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            other = None if _tls() else _not_http2(sock, timeout)
+            return None if other is None else f"no Ray cluster at {named}: {other}"
     except RankerError:           # offline mode's guard: not to be told from here
         return None
     except socket.gaierror as e:
@@ -330,8 +333,60 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
         return None if is_offline() else f"no Ray cluster at {address}: cannot look up {host} ({one_line(e)})"
     except (OSError, ValueError) as e:
         why = "timed out" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or one_line(e))
-        named = address if address == hostport else f"{address} ({hostport})"
         return f"no Ray cluster answers at {named}: {why}"
+
+
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113 3.4): what a gRPC client sends first
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _tls() -> bool:
+    """Whether this driver speaks TLS to the cluster (RAY_USE_TLS): its servers answer a TLS handshake, not
+    HTTP/2 in the clear."""
+    return os.environ.get("RAY_USE_TLS", "0").strip().lower() in ("1", "true")
+
+
+def _not_http2(sock, timeout: float) -> str | None:
+    """What answered on `sock` (connected to a cluster's address) when it is no gRPC server, in words, or None
+    when an HTTP/2 server did: its first frame, SETTINGS (type 4, stream 0). A Ray cluster's GCS (and a Ray
+    Client server) speaks gRPC; another listener there (a web server on the port, an echo, a proxy that answers
+    nothing) passed the connect, and ray.init then waited for it a minute and more, after the driver's own
+    work (the embedder it loads for the prompt's queries), to end in a line that named no cause."""
+    got = b""
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(H2_PREFACE)
+        while len(got) < 9:
+            chunk = sock.recv(9 - len(got))
+            if not chunk:
+                break
+            got += chunk
+        if got and not _settings_frame(got):     # the rest of its first line, if it comes at once
+            sock.settimeout(min(timeout, 1.0))
+            while b"\n" not in got and len(got) < 120:
+                chunk = sock.recv(120 - len(got))
+                if not chunk:
+                    break
+                got += chunk
+    except TimeoutError:
+        if not got:
+            return f"what listens there answered nothing in {timeout:g} s (a Ray cluster speaks gRPC at once)"
+    except OSError:                       # a reset: read as the close it is
+        pass
+    if _settings_frame(got):
+        return None
+    if not got:
+        return "what listens there closed the connection without a word (a Ray cluster speaks gRPC, HTTP/2)"
+    line = got.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+    line = line if len(line) <= 60 else line[:57] + "..."
+    if got.startswith(b"HTTP/"):
+        return f"an HTTP/1 server answers there ({line!r}), not a Ray cluster (gRPC, HTTP/2)"
+    return f"something other than a Ray cluster answers there ({line!r}; a Ray cluster speaks gRPC, HTTP/2)"
+
+
+def _settings_frame(got: bytes) -> bool:
+    """Whether `got` is an HTTP/2 frame header of a SETTINGS frame (type 4) on stream 0, as a server's first."""
+    return len(got) == 9 and got[3] == 4 and got[5:] == bytes(4) and int.from_bytes(got[:3], "big") % 6 == 0
 
 
 def _auth_hint(e: BaseException) -> str:
