@@ -205,14 +205,30 @@ def test_ctrl_c_of_a_driver_on_a_cluster_ends_the_command_and_gives_the_clusters
     assert cluster.cpus_back(timeout=60)["free"] == 4
 
 
-def test_a_driver_without_the_clusters_token_is_told_to_give_it(tmp_path, cluster):
+@pytest.mark.parametrize("auth, says", [
+    ({"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""}, "the cluster at {address} refused this driver's "),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, "the cluster at {address} refused this driver's "),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "", "HOME": "{tmp}"},
+     "RAY_AUTH_MODE is token and this driver has no authentication token: "),
+])
+def test_a_driver_without_the_clusters_token_is_told_to_give_it_before_the_embedder_loads(tmp_path, cluster, auth,
+                                                                                           says):
+    """A driver with no token, another token, or RAY_AUTH_MODE=token and no token anywhere: refused only by
+    ray.init, after the driver had loaded the embedder and ray.init had retried for 20 s (the last one as an
+    "unexpected failure"). One line naming --address, at once."""
+    from ray._private.services import canonicalize_bootstrap_address
     snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    address = f"127.0.0.1:{cluster.port}"
+    canonical = canonicalize_bootstrap_address(address)
+    named = address if canonical == address else f"{address} ({canonical})"
+    start = time.monotonic()
     r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
-               "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
-               env={"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""}, timeout=300)
-    assert r.returncode == 1
-    assert r.stderr.startswith("error: --address: cannot start or reach Ray: ") and "set RAY_AUTH_MODE=token" \
-        in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+               "--engine", "ray", "--address", address, env={k: v.format(tmp=tmp_path) for k, v in auth.items()},
+               timeout=300, pre="import sys; sys.modules['sentence_transformers'] = None")
+    assert r.returncode == 1 and time.monotonic() - start < 30, r.stderr[-2000:]
+    assert r.stderr.startswith("error: --address: cannot start or reach Ray: " + says.format(address=named)), r.stderr
+    assert "RAY_AUTH_TOKEN" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
     cluster.wait_nodes(2, timeout=10)
 
 

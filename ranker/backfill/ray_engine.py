@@ -389,6 +389,41 @@ def _settings_frame(got: bytes) -> bool:
     return len(got) == 9 and got[3] == 4 and got[5:] == bytes(4) and int.from_bytes(got[:3], "big") % 6 == 0
 
 
+def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
+    """Why the Ray cluster that answers at `address` (host:port) would refuse this driver for its authentication
+    token, or None (admitted, or not to be told here): a driver with RAY_AUTH_MODE=token and no token, or one
+    without the token the cluster asks for, or with another. ray.init said so only after the driver's own work
+    (the embedder it loads for the prompt's queries) and 20 s of its retries; asked here of the cluster's GCS
+    once, as ray.init asks it first (its cluster id). `auto` is left to ray.init, which takes up a token of this
+    machine's for it where RAY_AUTH_MODE is not set, as a Ray Client address (its server's own check)."""
+    if address == "auto" or "://" in address:
+        return None
+    try:
+        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+        from ray._private.services import canonicalize_bootstrap_address
+        from ray._raylet import InnerGcsClient
+        from ray.exceptions import AuthenticationError
+        hostport = canonicalize_bootstrap_address(address)
+    except Exception:               # another Ray: ray.init says what it finds
+        return None
+    try:
+        ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+    except AuthenticationError:
+        return ("cannot start or reach Ray: RAY_AUTH_MODE is token and this driver has no authentication token: "
+                "put the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+    except Exception:
+        return None
+    try:
+        InnerGcsClient.standalone(hostport, None, int(timeout * 1000))
+    except AuthenticationError as e:
+        named = address if address == hostport else f"{address} ({hostport})"
+        return (f"cannot start or reach Ray: the cluster at {named} refused this driver's authentication token "
+                f"(none, or not the cluster's){_auth_hint(e)}")
+    except Exception:               # not reached in time, or no Ray of this version: ray.init says what it finds
+        return None
+    return None
+
+
 def _auth_hint(e: BaseException) -> str:
     """What to do when a cluster refused this driver for want of its authentication token (Ray enables token
     authentication for `ray start` once a token exists, and a driver given an address does not send one
@@ -500,11 +535,20 @@ class RayEngine:
 
     # ------------------------------------------------------------------ session
     def check_address(self) -> None:
-        """The cluster address where nothing answers, or that cannot be one: its one line (a RankerError naming
-        the address), before the driver does any work of its own (the embedder it loads for the prompt's
-        queries took seconds before a mistyped port was said). Connecting checks it again."""
+        """The cluster address where nothing answers, or that cannot be one, or whose cluster refuses this
+        driver's authentication token: its one line (a RankerError naming the address), before the driver does
+        any work of its own (the embedder it loads for the prompt's queries took seconds before a mistyped port
+        was said). Connecting checks the address again."""
         if self.address and not self._connected and not self.ray.is_initialized():
             why = _not_answering(self.address)
+            if why is None:
+                # Ray's C++ client logs the refusal on stderr besides raising it: one line is the user's
+                quiet = None if self.debug else NativeLogFilter().start()
+                try:
+                    why = _not_admitted(self.address)
+                finally:
+                    if quiet is not None:
+                        quiet.stop()
             if why is not None:
                 raise RankerError(why, key="address")
 
