@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, listening, \
-    make_snapshot, ranker
+    make_snapshot, ranker, without_loading
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -229,6 +229,22 @@ def test_a_driver_without_the_clusters_token_is_told_to_give_it_before_the_embed
     assert r.stderr.startswith("error: --address: cannot start or reach Ray: " + says.format(address=named)), r.stderr
     assert "RAY_AUTH_TOKEN" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
+    cluster.wait_nodes(2, timeout=10)
+
+
+def test_auto_with_token_mode_and_no_token_is_one_line(tmp_path, cluster):
+    """--address auto (RAY_ADDRESS the cluster's), RAY_AUTH_MODE=token and no token anywhere: ray.init's
+    AuthenticationError ended the command as an "unexpected failure" (RANKER_DEBUG advised). One line naming
+    --address, as the other refusals of a cluster."""
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+               "--engine", "ray", "--address", "auto", timeout=300,
+               env={"RAY_ADDRESS": f"127.0.0.1:{cluster.port}", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "",
+                    "HOME": tmp_path})
+    assert r.returncode == 1, r.stderr[-2000:]
+    err = without_loading(r.stderr)
+    assert err.startswith("error: --address: cannot start or reach Ray: ") and "unexpected" not in err, err
+    assert "RAY_AUTH_TOKEN" in err and len(err.strip().splitlines()) == 1, err
     cluster.wait_nodes(2, timeout=10)
 
 
