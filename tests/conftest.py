@@ -93,10 +93,11 @@ def ctrl_c_when(reached: threading.Event):
 
 
 @contextmanager
-def listening(kind: str, host: str = "127.0.0.1"):
+def listening(kind: str, host: str = "127.0.0.1", every: float = 0.4):
     """A port of `host` where something that is no Ray cluster listens, for the block: "http" (http.server),
     "echo" (sends back what it reads), "closing" (closes each connection at once), "silent" (a listening socket
-    that accepts nothing and answers nothing), or "grpc" (a gRPC server with no service: HTTP/2, as Ray's GCS)."""
+    that accepts nothing and answers nothing), "trickle" (sends one byte each `every` s, without end), or "grpc"
+    (a gRPC server with no service: HTTP/2, as Ray's GCS)."""
     import socket
     if kind == "grpc":
         import grpc
@@ -144,6 +145,12 @@ def listening(kind: str, host: str = "127.0.0.1"):
                     try:
                         while data := conn.recv(4096):
                             conn.sendall(data)
+                    except OSError:
+                        pass
+                elif kind == "trickle":
+                    try:
+                        while not stop.wait(every):
+                            conn.sendall(b"x")
                     except OSError:
                         pass
 

@@ -1423,6 +1423,20 @@ def test_an_address_where_something_else_than_ray_listens_is_told_from_a_cluster
         assert _not_answering(f"127.0.0.1:{port}") is None and _not_answering(f"ray://{host}:{port}") is None
 
 
+def test_an_address_whose_listener_trickles_bytes_is_told_within_the_check_s_time():
+    """The early check's timeout bounded each read, not the check: a listener sending one byte every 0.27 s kept
+    a check of 0.3 s busy 32 s (and one of the default 5 s, about 160 s), as long as 120 bytes took to come."""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ray._private.services import resolve_ip_for_localhost
+    from ranker.backfill.ray_engine import _not_answering
+    with listening("trickle", resolve_ip_for_localhost("127.0.0.1"), every=0.8 * 0.5) as port:
+        start = time.monotonic()
+        why = _not_answering(f"127.0.0.1:{port}", timeout=0.5)
+        took = time.monotonic() - start
+    assert took < 2 * 0.5, took
+    assert why is not None and "something other than a Ray cluster answers there ('x" in why, why
+
+
 @pytest.mark.parametrize("source", ["-", "/dev/stdin", "/dev/fd/0"])
 def test_a_backfill_from_stdin_is_refused_in_one_line_saying_why(tmp_path, source):
     """`zcat snap.gz | ranker backfill --from - ...` said "-: no such file or folder", as if the user had named a

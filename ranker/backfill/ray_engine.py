@@ -38,6 +38,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ..backends.base import one_line
@@ -352,18 +353,21 @@ def _not_http2(sock, timeout: float) -> str | None:
     Client server) speaks gRPC; another listener there (a web server on the port, an echo, a proxy that answers
     nothing) passed the connect, and ray.init then waited for it a minute and more, after the driver's own
     work (the embedder it loads for the prompt's queries), to end in a line that named no cause."""
+    end = time.monotonic() + timeout      # the check's, not each read's: a byte a while kept it a minute and more
     got = b""
     try:
-        sock.settimeout(timeout)
+        _until(sock, end)
         sock.sendall(H2_PREFACE)
         while len(got) < 9:
+            _until(sock, end)
             chunk = sock.recv(9 - len(got))
             if not chunk:
                 break
             got += chunk
         if got and not _settings_frame(got):     # the rest of its first line, if it comes at once
-            sock.settimeout(min(timeout, 1.0))
+            line_end = min(end, time.monotonic() + 1.0)
             while b"\n" not in got and len(got) < 120:
+                _until(sock, line_end)
                 chunk = sock.recv(120 - len(got))
                 if not chunk:
                     break
@@ -382,6 +386,14 @@ def _not_http2(sock, timeout: float) -> str | None:
     if got.startswith(b"HTTP/"):
         return f"an HTTP/1 server answers there ({line!r}), not a Ray cluster (gRPC, HTTP/2)"
     return f"something other than a Ray cluster answers there ({line!r}; a Ray cluster speaks gRPC, HTTP/2)"
+
+
+def _until(sock, end: float) -> None:
+    """Bound `sock`'s next call by the time left to `end` (time.monotonic()); TimeoutError when none is left."""
+    left = end - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock.settimeout(left)
 
 
 def _settings_frame(got: bytes) -> bool:
