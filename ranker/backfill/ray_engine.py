@@ -407,7 +407,11 @@ def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
     without the token the cluster asks for, or with another. ray.init said so only after the driver's own work
     (the embedder it loads for the prompt's queries) and 20 s of its retries; asked here of the cluster's GCS
     once, as ray.init asks it first (its cluster id). `auto` is left to ray.init, which takes up a token of this
-    machine's for it where RAY_AUTH_MODE is not set, as a Ray Client address (its server's own check)."""
+    machine's for it where RAY_AUTH_MODE is not set, as a Ray Client address (its server's own check).
+    Asked only of an address whose listener answered HTTP/2 (_not_answering): a gRPC server that takes the call
+    and answers nothing holds it `timeout` s; Ray's client adds its own wait of about 10 s for a channel that
+    cannot connect at all (15 s at 5 s, 11 s at 0.1 s: a limit below `timeout` would shorten only the case of
+    a slow cluster), the worst case here when the cluster went away after answering the probe."""
     if address == "auto" or "://" in address:
         return None
     try:
