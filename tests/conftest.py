@@ -102,13 +102,15 @@ def listening(kind: str, host: str = "127.0.0.1", every: float = 0.4):
     if kind == "grpc":
         import grpc
         from concurrent.futures import ThreadPoolExecutor
-        server = grpc.server(ThreadPoolExecutor(max_workers=1))
+        pool = ThreadPoolExecutor(max_workers=1)
+        server = grpc.server(pool)
         port = server.add_insecure_port(f"{host}:0")
         server.start()
         try:
             yield port
         finally:
-            server.stop(None)
+            server.stop(None).wait()
+            pool.shutdown()
         return
     if kind == "http":
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
