@@ -92,6 +92,82 @@ def ctrl_c_when(reached: threading.Event):
             signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def listening(kind: str, host: str = "127.0.0.1", every: float = 0.4):
+    """A port of `host` where something that is no Ray cluster listens, for the block: "http" (http.server),
+    "echo" (sends back what it reads), "closing" (closes each connection at once), "silent" (a listening socket
+    that accepts nothing and answers nothing), "trickle" (sends one byte each `every` s, without end), or "grpc"
+    (a gRPC server with no service: HTTP/2, as Ray's GCS)."""
+    import socket
+    if kind == "grpc":
+        import grpc
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(max_workers=1)
+        server = grpc.server(pool)
+        port = server.add_insecure_port(f"{host}:0")
+        server.start()
+        try:
+            yield port
+        finally:
+            server.stop(None).wait()
+            pool.shutdown()
+        return
+    if kind == "http":
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Quiet(BaseHTTPRequestHandler):
+            default_request_version = "HTTP/1.0"    # its errors with a status line, as a web server's (nginx)
+
+            def log_message(self, *args):
+                pass
+
+        httpd = ThreadingHTTPServer((host, 0), Quiet)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield httpd.server_address[1]
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join()
+        return
+    sock = socket.create_server((host, 0))
+    stop = threading.Event()
+
+    def serve():
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                if kind == "echo":
+                    conn.settimeout(5)
+                    try:
+                        while data := conn.recv(4096):
+                            conn.sendall(data)
+                    except OSError:
+                        pass
+                elif kind == "trickle":
+                    try:
+                        while not stop.wait(every):
+                            conn.sendall(b"x")
+                    except OSError:
+                        pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    if kind != "silent":
+        thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+        sock.close()
+
+
 def without_loading(err: str) -> str:
     """stderr less the model's 'loading <model> ...' / 'ready' lines, which come before everything else."""
     return "".join(x for x in err.splitlines(keepends=True) if not x.startswith("loading "))

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 import pyarrow as pa
 
 from conftest import DAYS, MODELS, REPO, backfill_settings, rules_config, backfill_table, damaged_gz, grown_snapshot, \
-    make_snapshot, parquet_files, ranker, snapshot_with_bad_lines, store_tables
+    listening, make_snapshot, parquet_files, ranker, snapshot_with_bad_lines, store_tables
 from ranker.backfill import BackfillSpec, import_backfill, run_backfill, shards
 from ranker.backfill.plan import Filters, PairSet, plan_splits, read_split, source_files
 from ranker.backends.fake import fake_scores
@@ -1471,6 +1472,52 @@ def test_an_address_ray_reads_as_a_client_or_a_bad_port_is_no_unexpected_failure
     for bad, port in (("127.0.0.1:abc", "abc"), ("127.0.0.1:99999", "99999"), ("ray://h:99999999", "99999999")):
         why = _not_answering(bad)
         assert why is not None and why.startswith(f"no Ray cluster at {bad}: ") and f"'{port}' is not a port" in why
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("http", "an HTTP/1 server answers there ('HTTP/1.0 505 "),
+    ("echo", "something other than a Ray cluster answers there ('PRI * HTTP/2.0'; "),
+    ("closing", "what listens there closed the connection without a word"),
+    ("silent", "what listens there answered nothing in 0.5 s"),
+])
+def test_an_address_where_something_else_than_ray_listens_is_told_from_a_cluster(monkeypatch, kind, says):
+    """The early check of --address took any listener for a cluster (it only connected): a web server, an echo, a
+    socket that closes or answers nothing there passed it, and ray.init waited on it after the driver's own work.
+    A Ray cluster speaks gRPC (HTTP/2): a gRPC server passes, and anything passes with TLS (RAY_USE_TLS), whose
+    handshake this check does not speak. (Listening where Ray takes 127.0.0.1 to: this machine's address.)"""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ray._private.services import resolve_ip_for_localhost
+    from ranker.backfill.ray_engine import _not_answering
+    monkeypatch.delenv("RAY_USE_TLS", raising=False)
+    host = resolve_ip_for_localhost("127.0.0.1")
+    with listening(kind, host) as port:
+        canonical = f"{host}:{port}"
+        for address, named in ((f"127.0.0.1:{port}", f"127.0.0.1:{port}" + ("" if host == "127.0.0.1" else
+                                                                             f" ({canonical})")),
+                               (f"ray://{canonical}", f"ray://{canonical} ({canonical})")):
+            start = time.monotonic()
+            why = _not_answering(address, timeout=0.5)
+            assert time.monotonic() - start < 3, kind
+            assert why is not None and why.startswith(f"no Ray cluster at {named}: {says}"), why
+        monkeypatch.setenv("RAY_USE_TLS", "1")
+        assert _not_answering(f"127.0.0.1:{port}", timeout=0.5) is None
+    monkeypatch.delenv("RAY_USE_TLS")
+    with listening("grpc", host) as port:
+        assert _not_answering(f"127.0.0.1:{port}") is None and _not_answering(f"ray://{host}:{port}") is None
+
+
+def test_an_address_whose_listener_trickles_bytes_is_told_within_the_check_s_time():
+    """The early check's timeout bounded each read, not the check: a listener sending one byte every 0.27 s kept
+    a check of 0.3 s busy 32 s (and one of the default 5 s, about 160 s), as long as 120 bytes took to come."""
+    pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed")
+    from ray._private.services import resolve_ip_for_localhost
+    from ranker.backfill.ray_engine import _not_answering
+    with listening("trickle", resolve_ip_for_localhost("127.0.0.1"), every=0.8 * 0.5) as port:
+        start = time.monotonic()
+        why = _not_answering(f"127.0.0.1:{port}", timeout=0.5)
+        took = time.monotonic() - start
+    assert took < 2 * 0.5, took
+    assert why is not None and "something other than a Ray cluster answers there ('x" in why, why
 
 
 @pytest.mark.parametrize("source", ["-", "/dev/stdin", "/dev/fd/0"])

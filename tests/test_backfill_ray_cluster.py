@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, make_snapshot, ranker
+from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, listening, \
+    make_snapshot, ranker, without_loading
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -204,14 +205,46 @@ def test_ctrl_c_of_a_driver_on_a_cluster_ends_the_command_and_gives_the_clusters
     assert cluster.cpus_back(timeout=60)["free"] == 4
 
 
-def test_a_driver_without_the_clusters_token_is_told_to_give_it(tmp_path, cluster):
+@pytest.mark.parametrize("auth, says", [
+    ({"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""}, "the cluster at {address} refused this driver's "),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, "the cluster at {address} refused this driver's "),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "", "HOME": "{tmp}"},
+     "RAY_AUTH_MODE is token and this driver has no authentication token: "),
+])
+def test_a_driver_without_the_clusters_token_is_told_to_give_it_before_the_embedder_loads(tmp_path, cluster, auth,
+                                                                                           says):
+    """A driver with no token, another token, or RAY_AUTH_MODE=token and no token anywhere: refused only by
+    ray.init, after the driver had loaded the embedder and ray.init had retried for 20 s (the last one as an
+    "unexpected failure"). One line naming --address, at once."""
+    from ray._private.services import canonicalize_bootstrap_address
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    address = f"127.0.0.1:{cluster.port}"
+    canonical = canonicalize_bootstrap_address(address)
+    named = address if canonical == address else f"{address} ({canonical})"
+    start = time.monotonic()
+    r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+               "--engine", "ray", "--address", address, env={k: v.format(tmp=tmp_path) for k, v in auth.items()},
+               timeout=300, pre="import sys; sys.modules['sentence_transformers'] = None")
+    assert r.returncode == 1 and time.monotonic() - start < 30, r.stderr[-2000:]
+    assert r.stderr.startswith("error: --address: cannot start or reach Ray: " + says.format(address=named)), r.stderr
+    assert "RAY_AUTH_TOKEN" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
+    cluster.wait_nodes(2, timeout=10)
+
+
+def test_auto_with_token_mode_and_no_token_is_one_line(tmp_path, cluster):
+    """--address auto (RAY_ADDRESS the cluster's), RAY_AUTH_MODE=token and no token anywhere: ray.init's
+    AuthenticationError ended the command as an "unexpected failure" (RANKER_DEBUG advised). One line naming
+    --address, as the other refusals of a cluster."""
     snap = make_snapshot(tmp_path / "snap.json", 20, 10)
     r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
-               "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}",
-               env={"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""}, timeout=300)
-    assert r.returncode == 1
-    assert r.stderr.startswith("error: --address: cannot start or reach Ray: ") and "set RAY_AUTH_MODE=token" \
-        in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+               "--engine", "ray", "--address", "auto", timeout=300,
+               env={"RAY_ADDRESS": f"127.0.0.1:{cluster.port}", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "",
+                    "HOME": tmp_path})
+    assert r.returncode == 1, r.stderr[-2000:]
+    err = without_loading(r.stderr)
+    assert err.startswith("error: --address: cannot start or reach Ray: ") and "unexpected" not in err, err
+    assert "RAY_AUTH_TOKEN" in err and len(err.strip().splitlines()) == 1, err
     cluster.wait_nodes(2, timeout=10)
 
 
@@ -236,6 +269,33 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, form, sa
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "is not a port number" in says or ": Connection refused" in r.stderr, r.stderr
     # refused before anything is recorded: the folder's manifest had a failed run and the settings it pinned
+    assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("http", "an HTTP/1 server answers there ('HTTP/1.0 505 "),
+    ("echo", "something other than a Ray cluster answers there ('PRI * HTTP/2.0'; "),
+    ("closing", "what listens there closed the connection without a word"),
+    ("silent", "what listens there answered nothing in 5 s"),
+])
+def test_an_address_where_something_else_listens_is_one_line_before_the_embedder_loads(tmp_path, kind, says):
+    """A port where a web server, an echo, a socket that closes, or one that answers nothing listens, given as the
+    cluster's address: it passed the early check (a connect), the command loaded the embedder, then waited in
+    ray.init (past 200 s with a web server there) before any line. Refused at once, naming --address and what
+    answered. (Listening where Ray takes 127.0.0.1 to: this machine's address.)"""
+    from ray._private.services import resolve_ip_for_localhost
+    host = resolve_ip_for_localhost("127.0.0.1")
+    snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    with listening(kind, host) as port:
+        start = time.monotonic()
+        r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+                   "--engine", "ray", "--address", f"127.0.0.1:{port}", env={"RAY_USE_TLS": "0"}, timeout=120,
+                   pre="import sys; sys.modules['sentence_transformers'] = None")
+        took = time.monotonic() - start
+    assert r.returncode == 1 and took < 30, (took, r.stderr[-2000:])
+    named = f"127.0.0.1:{port}" + ("" if host == "127.0.0.1" else f" ({host}:{port})")
+    assert r.stderr.startswith(f"error: --address: no Ray cluster at {named}: {says}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
 
 

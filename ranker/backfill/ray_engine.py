@@ -38,6 +38,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ..backends.base import one_line
@@ -293,9 +294,10 @@ def _ranker_error(e: BaseException) -> RankerError | None:
 
 
 def _not_answering(address: str, timeout: float = 5.0) -> str | None:
-    """Why nothing answers at a Ray cluster's address (host:port, or "auto": RAY_ADDRESS or the cluster
-    `ray start` started on this machine), or None when something listens there or it cannot be told here (a
-    Ray Client address, a name offline mode does not look up): then ray.init says what it finds."""
+    """Why no Ray cluster answers at a Ray cluster's address (host:port, or "auto": RAY_ADDRESS or the cluster
+    `ray start` started on this machine): nothing listens there, or what does is no gRPC server (_not_http2). None
+    when a gRPC server answers there (with TLS, RAY_USE_TLS: when anything listens) or it cannot be told here (a
+    Ray Client address without a port, a name offline mode does not look up): then ray.init says what it finds."""
     import socket
     if "://" in address:
         # Ray Client (ray://HOST:PORT): its connect retries a port where nothing listens, or one that cannot be,
@@ -320,9 +322,11 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
     if not (port.isdigit() and 0 < int(port) < 65536):
         form = "ray://HOST:PORT" if "://" in address else "HOST:PORT, or auto"
         return f"no Ray cluster at {address}: {port!r} is not a port number ({form})"
+    named = address if address == hostport else f"{address} ({hostport})"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return None
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            other = None if _tls() else _not_http2(sock, timeout)
+            return None if other is None else f"no Ray cluster at {named}: {other}"
     except RankerError:           # offline mode's guard: not to be told from here
         return None
     except socket.gaierror as e:
@@ -330,8 +334,110 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
         return None if is_offline() else f"no Ray cluster at {address}: cannot look up {host} ({one_line(e)})"
     except (OSError, ValueError) as e:
         why = "timed out" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or one_line(e))
-        named = address if address == hostport else f"{address} ({hostport})"
         return f"no Ray cluster answers at {named}: {why}"
+
+
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113 3.4): what a gRPC client sends first
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _tls() -> bool:
+    """Whether this driver speaks TLS to the cluster (RAY_USE_TLS): its servers answer a TLS handshake, not
+    HTTP/2 in the clear."""
+    return os.environ.get("RAY_USE_TLS", "0").strip().lower() in ("1", "true")
+
+
+def _not_http2(sock, timeout: float) -> str | None:
+    """What answered on `sock` (connected to a cluster's address) when it is no gRPC server, in words, or None
+    when an HTTP/2 server did: its first frame, SETTINGS (type 4, stream 0). A Ray cluster's GCS (and a Ray
+    Client server) speaks gRPC; another listener there (a web server on the port, an echo, a proxy that answers
+    nothing) passed the connect, and ray.init then waited for it a minute and more, after the driver's own
+    work (the embedder it loads for the prompt's queries), to end in a line that named no cause."""
+    end = time.monotonic() + timeout      # the check's, not each read's: a byte a while kept it a minute and more
+    got = b""
+    try:
+        _until(sock, end)
+        sock.sendall(H2_PREFACE)
+        while len(got) < 9:
+            _until(sock, end)
+            chunk = sock.recv(9 - len(got))
+            if not chunk:
+                break
+            got += chunk
+        if got and not _settings_frame(got):     # the rest of its first line, if it comes at once
+            line_end = min(end, time.monotonic() + 1.0)
+            while b"\n" not in got and len(got) < 120:
+                _until(sock, line_end)
+                chunk = sock.recv(120 - len(got))
+                if not chunk:
+                    break
+                got += chunk
+    except TimeoutError:
+        if not got:
+            return f"what listens there answered nothing in {timeout:g} s (a Ray cluster speaks gRPC at once)"
+    except OSError:                       # a reset: read as the close it is
+        pass
+    if _settings_frame(got):
+        return None
+    if not got:
+        return "what listens there closed the connection without a word (a Ray cluster speaks gRPC, HTTP/2)"
+    line = got.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+    line = line if len(line) <= 60 else line[:57] + "..."
+    if got.startswith(b"HTTP/"):
+        return f"an HTTP/1 server answers there ({line!r}), not a Ray cluster (gRPC, HTTP/2)"
+    return f"something other than a Ray cluster answers there ({line!r}; a Ray cluster speaks gRPC, HTTP/2)"
+
+
+def _until(sock, end: float) -> None:
+    """Bound `sock`'s next call by the time left to `end` (time.monotonic()); TimeoutError when none is left."""
+    left = end - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock.settimeout(left)
+
+
+def _settings_frame(got: bytes) -> bool:
+    """Whether `got` is an HTTP/2 frame header of a SETTINGS frame (type 4) on stream 0, as a server's first."""
+    return len(got) == 9 and got[3] == 4 and got[5:] == bytes(4) and int.from_bytes(got[:3], "big") % 6 == 0
+
+
+def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
+    """Why the Ray cluster that answers at `address` (host:port) would refuse this driver for its authentication
+    token, or None (admitted, or not to be told here): a driver with RAY_AUTH_MODE=token and no token, or one
+    without the token the cluster asks for, or with another. ray.init said so only after the driver's own work
+    (the embedder it loads for the prompt's queries) and 20 s of its retries; asked here of the cluster's GCS
+    once, as ray.init asks it first (its cluster id). `auto` is left to ray.init, which takes up a token of this
+    machine's for it where RAY_AUTH_MODE is not set, as a Ray Client address (its server's own check).
+    Asked only of an address whose listener answered HTTP/2 (_not_answering): a gRPC server that takes the call
+    and answers nothing holds it `timeout` s; Ray's client adds its own wait of about 10 s for a channel that
+    cannot connect at all (15 s at 5 s, 11 s at 0.1 s: a limit below `timeout` would shorten only the case of
+    a slow cluster), the worst case here when the cluster went away after answering the probe."""
+    if address == "auto" or "://" in address:
+        return None
+    try:
+        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+        from ray._private.services import canonicalize_bootstrap_address
+        from ray._raylet import InnerGcsClient
+        from ray.exceptions import AuthenticationError
+        hostport = canonicalize_bootstrap_address(address)
+    except Exception:               # another Ray: ray.init says what it finds
+        return None
+    try:
+        ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+    except AuthenticationError:
+        return ("cannot start or reach Ray: RAY_AUTH_MODE is token and this driver has no authentication token: "
+                "put the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+    except Exception:
+        return None
+    try:
+        InnerGcsClient.standalone(hostport, None, int(timeout * 1000))
+    except AuthenticationError as e:
+        named = address if address == hostport else f"{address} ({hostport})"
+        return (f"cannot start or reach Ray: the cluster at {named} refused this driver's authentication token "
+                f"(none, or not the cluster's){_auth_hint(e)}")
+    except Exception:               # not reached in time, or no Ray of this version: ray.init says what it finds
+        return None
+    return None
 
 
 def _auth_hint(e: BaseException) -> str:
@@ -445,11 +551,20 @@ class RayEngine:
 
     # ------------------------------------------------------------------ session
     def check_address(self) -> None:
-        """The cluster address where nothing answers, or that cannot be one: its one line (a RankerError naming
-        the address), before the driver does any work of its own (the embedder it loads for the prompt's
-        queries took seconds before a mistyped port was said). Connecting checks it again."""
+        """The cluster address where nothing answers, or that cannot be one, or whose cluster refuses this
+        driver's authentication token: its one line (a RankerError naming the address), before the driver does
+        any work of its own (the embedder it loads for the prompt's queries took seconds before a mistyped port
+        was said). Connecting checks the address again."""
         if self.address and not self._connected and not self.ray.is_initialized():
             why = _not_answering(self.address)
+            if why is None:
+                # Ray's C++ client logs the refusal on stderr besides raising it: one line is the user's
+                quiet = None if self.debug else NativeLogFilter().start()
+                try:
+                    why = _not_admitted(self.address)
+                finally:
+                    if quiet is not None:
+                        quiet.stop()
             if why is not None:
                 raise RankerError(why, key="address")
 
@@ -486,7 +601,9 @@ class RayEngine:
                 term.passed_on(e)
                 if isinstance(e, RankerError):
                     raise
-                if not isinstance(e, (ConnectionError, RuntimeError, ValueError)):
+                # AuthenticationError: RAY_AUTH_MODE=token and no token found (`auto`, which the early check
+                # leaves to ray.init), an "unexpected failure" with the advice to set RANKER_DEBUG
+                if not isinstance(e, (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError)):
                     raise
                 failure = RankerError(f"cannot start or reach Ray: {one_line(e)}{_auth_hint(e)}",
                                       key="address" if self.address else None)
