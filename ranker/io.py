@@ -397,12 +397,10 @@ def finish_sets(folder: str | os.PathLike) -> int:
         return 0
     for name in listed:                            # a journal killed while it was written: no set began
         if name.startswith(".") and name.endswith(".tmp") and SET_JOURNAL.match(name[1:-4]):
-            try:
-                fd = os.open(Path(folder) / name, os.O_RDWR)
-            except OSError:
+            fd = _held_if_dead(Path(folder) / name, fcntl)
+            if fd is None:
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os.unlink(Path(folder) / name)
             except OSError:
                 pass
@@ -411,15 +409,10 @@ def finish_sets(folder: str | os.PathLike) -> int:
     finished = 0
     for name in sorted(n for n in listed if SET_JOURNAL.match(n)):
         journal = Path(folder) / name
+        fd = _held_if_dead(journal, fcntl, read=True)
+        if fd is None:
+            continue                               # held: a live set (or no locks here: cannot tell); not a file
         try:
-            fd = os.open(journal, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue                           # held: a live set (or no locks here: cannot tell)
             if os.fstat(fd).st_nlink == 0:
                 continue                           # finished by another process while this one waited
             try:
@@ -492,13 +485,14 @@ def remove_leftovers(files: Iterable[str | os.PathLike], *, dead_only: bool = Fa
     return removed
 
 
-def _held_if_dead(tmp: Path, fcntl) -> int | None:
-    """A descriptor of the temporary file `tmp`, holding the flock no live writer holds (a killed writer's file);
-    None for a live writer's, for what is not a regular file (a link, a FIFO, a device: never opened as a file,
-    and opened without blocking should one take its name meanwhile: a FIFO's open waited for a writer forever)
-    and for what cannot be opened or locked (kept: it cannot be told). Opened for writing, never truncated: on
-    NFS flock is emulated with fcntl locks, whose exclusive lock needs a descriptor open for writing (read-only,
-    no file there was ever removed); a read-only file (a killed rewrite of a read-only file) read-only."""
+def _held_if_dead(tmp: Path, fcntl, *, read: bool = False) -> int | None:
+    """A descriptor of the temporary file or set journal `tmp`, holding the flock no live writer holds (a killed
+    writer's file); None for a live writer's, for what is not a regular file (a link, a FIFO, a device: never
+    opened as a file, and opened without blocking should one take its name meanwhile: a FIFO's open waited for a
+    writer forever, its read too) and for what cannot be opened or locked (kept: it cannot be told). Opened for
+    writing (and reading, with `read`), never truncated: on NFS flock is emulated with fcntl locks, whose
+    exclusive lock needs a descriptor open for writing (read-only, no file there was ever removed); a read-only
+    file (a killed rewrite of a read-only file) read-only."""
     try:
         if not stat.S_ISREG(os.lstat(tmp).st_mode):
             return None
@@ -507,7 +501,7 @@ def _held_if_dead(tmp: Path, fcntl) -> int | None:
     how = os.O_NOFOLLOW | os.O_NONBLOCK
     try:
         try:
-            fd = os.open(tmp, os.O_WRONLY | how)
+            fd = os.open(tmp, (os.O_RDWR if read else os.O_WRONLY) | how)
         except PermissionError:
             fd = os.open(tmp, os.O_RDONLY | how)
     except OSError:                                    # gone, or a FIFO now (ENXIO), a link (ELOOP)

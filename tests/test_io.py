@@ -655,6 +655,30 @@ def test_a_set_being_renamed_by_a_live_writer_is_left_to_it(tmp_path):
     assert finish_sets(out) == 1 and (out / "c.txt").read_text() == "new\n"
 
 
+def test_a_fifo_or_a_link_named_as_a_set_journal_is_left_and_does_not_hang_finish_sets(tmp_path):
+    """finish_sets opened each `.ranker-set.XXXXXXXX.json` read-write and read it: a FIFO with that name hung it
+    for good (the read waits for a writer), and with it every set written into the folder (a day's run, the run
+    index); a link was followed, and the journal it named was followed in this folder. Both are left; a killed
+    writer's set beside them is finished. In a process of its own, with a timeout: the test cannot hang."""
+    import json
+    import sys
+    out = tmp_path / "out"
+    _half_named_set(out, tmp_path)
+    fifo, fifo_tmp = out / ".ranker-set.0000f1f0.json", out / ".ranker-set.0000f1f1.json.tmp"
+    os.mkfifo(fifo)
+    os.mkfifo(fifo_tmp)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({"format": 1, "rename": [], "remove": ["a.txt"], "old": []}))
+    link = out / ".ranker-set.00001111.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import finish_sets; "
+                           "print(finish_sets(sys.argv[1]))", str(out)], capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0 and done.stdout == "1\n", done.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISFIFO(os.lstat(fifo_tmp).st_mode) and link.is_symlink()
+    assert {n: (out / n).read_text() for n in ("a.txt", "b.txt", "c.txt")} == dict.fromkeys(("a.txt", "b.txt",
+                                                                                            "c.txt"), "new\n")
+
+
 def test_remove_leftovers_takes_only_the_named_files_temporaries(tmp_path):
     from ranker.io import remove_leftovers
     for name in (".day-run.json.0123abcd.tmp", ".day-run.json.0123abcd.old", ".other.json.0123abcd.tmp",
