@@ -494,26 +494,43 @@ def _held_if_dead(tmp: Path, fcntl, *, read: bool = False) -> int | None:
     exclusive lock needs a descriptor open for writing (read-only, no file there was ever removed); a read-only
     file (a killed rewrite of a read-only file) read-only."""
     try:
-        if not stat.S_ISREG(os.lstat(tmp).st_mode):
-            return None
-    except OSError:
-        return None
-    how = os.O_NOFOLLOW | os.O_NONBLOCK
-    try:
         try:
-            fd = os.open(tmp, (os.O_RDWR if read else os.O_WRONLY) | how)
+            fd = _open_regular(tmp, os.O_RDWR if read else os.O_WRONLY)
         except PermissionError:
-            fd = os.open(tmp, os.O_RDONLY | how)
-    except OSError:                                    # gone, or a FIFO now (ENXIO), a link (ELOOP)
+            fd = _open_regular(tmp, os.O_RDONLY)
+    except OSError:                                    # gone, not a regular file, a FIFO now (ENXIO), a link
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # held: a live writer's
     except OSError:
         os.close(fd)
         return None
     return fd
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor of `path`, opened with `flags`, if it is a regular file: a link is never followed and nothing
+    is waited for (a FIFO's open waited for a writer forever, its read too); an OSError for anything else (a
+    link, a FIFO, a socket, a device: never opened as a file; a folder; gone), one that takes the name between
+    the look and the open included."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest): an OSError unless
+    it is a regular file (see _open_regular). A link or a FIFO in its place was not made by ranker: a link is not
+    followed, a FIFO's read never waited for."""
+    with os.fdopen(_open_regular(Path(path), os.O_RDONLY), "rb") as f:
+        return f.read()
 
 
 def _old_name(target: Path) -> Path:

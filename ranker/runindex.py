@@ -14,25 +14,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .io import finish_sets, json_loads, lock_exclusive, remove_leftovers, write_together
+from .io import finish_sets, json_loads, lock_exclusive, read_regular, remove_leftovers, write_together
 
 _MANIFEST = re.compile(r"^(\d{4}-\d{2}-\d{2})-run\.json$")
 COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
 
 
 def read_days(out_dir: str | Path, ended: Callable[[int, str], str | None] | None = None) -> list[dict]:
-    """One row per day with a readable manifest in `out_dir`, newest first; its `digest` the day's Markdown
-    file, None when the day has none (a first run that failed or was stopped). `ended(run_id, day)`: the status
-    the store recorded for a run that is no longer running (None when it knows no such run, or it runs)."""
+    """One row per day with a readable manifest (a regular file, not a link) in `out_dir`, newest first; its
+    `digest` the day's Markdown file, None when the day has none (a first run that failed or was stopped).
+    `ended(run_id, day)`: the status the store recorded for a run that is no longer running (None when it knows
+    no such run, or it runs)."""
     rows = []
     for f in Path(out_dir).iterdir():
         m = _MANIFEST.match(f.name)
         if not m:
             continue
         try:
-            data = json_loads(f.read_text(encoding="utf-8"))
+            # a manifest is ranker's own file: a FIFO in its place (whose read waited for a writer forever: every
+            # later run of the folder hung writing its index) or a link, which ranker never made, is not one
+            data = json_loads(read_regular(f).decode("utf-8"))
         except (OSError, ValueError):
-            continue
+            continue                          # unreadable: left out, as a damaged manifest is
         if not isinstance(data, dict):
             continue                          # not a run's manifest (edited by hand, another program's file)
         counts = data.get("counts")
