@@ -33,8 +33,8 @@ from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
 from .errors import BackendError, ConfigError, InputError, RankerError, during
-from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, redact,
-                 remove_leftovers, write_together)
+from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, read_regular,
+                 redact, remove_leftovers, write_together)
 from .netguard import offline_while
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
@@ -534,7 +534,7 @@ def shown_run(manifest: Path) -> dict | None:
     run's own (run_id, model) when it finished, else the one it recorded as shown (a run that failed or was
     stopped leaves the earlier digest); None when not known (no manifest, or one from before this was kept)."""
     try:
-        data = json_loads(manifest.read_text(encoding="utf-8"))
+        data = json_loads(read_regular(manifest).decode("utf-8"))   # as the run index reads it
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):

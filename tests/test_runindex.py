@@ -147,3 +147,25 @@ def test_a_fifo_or_a_link_named_as_a_manifest_is_left_out_and_does_not_hang_the_
     days = json.loads((out / "index.json").read_text())["days"]
     assert [(d["day"], d["papers"]) for d in days] == [("2026-01-02", 5)]
     assert stat.S_ISFIFO(os.lstat(out / "2026-01-01-run.json").st_mode) and (out / "2026-01-03-run.json").is_symlink()
+
+
+def test_a_fifo_named_as_a_manifest_does_not_hang_compare_or_a_rerun_s_lookup(tmp_path):
+    """compare's note on who scored a folder read the <day>-run.json beside each scores file, and a rerun read
+    the day's manifest for the run whose digest the folder holds: a FIFO there hung both for good. Left out, as
+    the run index leaves it. In a process of its own, with a timeout: the test cannot hang."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "ok", "model": "m",
+                                                              "prompts": {"hash": "h"}}))
+    (tmp_path / "2025-05-15-scores.jsonl").write_text("")
+    os.mkfifo(tmp_path / "2025-05-14-run.json")
+    (tmp_path / "2025-05-14-scores.jsonl").write_text("")
+    code = ("import sys; from pathlib import Path; from ranker.compare import local_scorers; "
+            "from ranker.steps import shown_run; d = Path(sys.argv[1]); "
+            "print(local_scorers(sorted(d.glob('*-scores.jsonl'))), shown_run(d / '2025-05-14-run.json'))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[{'model': 'm', 'prompt_hash': 'h', 'days': ['2025-05-15']}] None\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
-from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, write_together
+from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, read_regular, write_together
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
@@ -111,7 +111,7 @@ def local_scorers(files: list[Path], days_compared: set[str] | None = None) -> l
             continue
         read.add(manifest)
         try:
-            run = json_loads(manifest.read_text(encoding="utf-8"))
+            run = json_loads(read_regular(manifest).decode("utf-8"))   # a FIFO there: never waited for
             if run.get("status") not in ("ok", "partial"):
                 continue
             key = (str(run["model"]), str((run.get("prompts") or {}).get("hash") or ""))
