@@ -182,6 +182,28 @@ def test_a_markdown_digest_beside_notes_is_found(tmp_path):
     assert said == [] and hist.days[0].source == "digest.md" and hist.days[0].picks == set(picks_of("2025-06-23"))
 
 
+def test_a_fifo_beside_a_days_digest_is_passed_over_not_read_for_good(tmp_path):
+    """The day's digest is looked for among its folder's *.json, *.md and *.txt: a FIFO among them (a.json,
+    a.md) was read, and the read waited for a writer forever (calibrate hung). Files only; the digest beside it
+    gives the picks. In a process of its own, with a timeout: the test cannot hang."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from conftest import SEED_DIGEST
+    d = copy_day("2025-06-23", tmp_path / "h" / "2025-06-23")
+    (d / "gpt_scores.jsonl").unlink()
+    os.mkfifo(d / "a.json")
+    os.mkfifo(d / "a.md")
+    shutil.copy(SEED_DIGEST, d / "digest.md")
+    code = ("import sys; from ranker.prefilter.history import read_history; said = []; "
+            "day = read_history(sys.argv[1], warn=said.append).days[0]; print(said, day.source, sorted(day.picks))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h")], capture_output=True, text=True,
+                          timeout=20, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"[] digest.md {sorted(picks_of('2025-06-23'))}\n"
+
+
 def test_gpt_picks_are_the_judgements_compare_counts_as_picks(tmp_path):
     """A digest lists more than picks: author matches (scored or not) and, in a user's own history, rows under
     the cut-offs. Eval and calibrate learn from exactly the papers compare counts as GPT's picks."""

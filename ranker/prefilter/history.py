@@ -117,14 +117,15 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = i
     if f.exists():
         return picks(f), f.name
     first: InputError | None = None
-    for f in sorted(day_dir.glob("*.json")):          # the first that is a digest (another .json may sit there)
+    # files only (is_file): a FIFO met here (a.json, notes.md) was read, and the read waited for a writer forever
+    for f in sorted(f for f in day_dir.glob("*.json") if f.is_file()):  # the first digest (other .json may sit there)
         try:
             return picks(f), f.name
         except InputError as e:
             first = first or e
     if first is not None:
         raise first
-    for f in sorted(list(day_dir.glob("*.md")) + list(day_dir.glob("*.txt"))):
+    for f in sorted(f for f in [*day_dir.glob("*.md"), *day_dir.glob("*.txt")] if f.is_file()):
         if _is_digest(f):
             return picks(f), f.name
     if any("gpt_selected" in p.extra for p in papers):
