@@ -40,6 +40,16 @@ def test_a_folder_of_days_reads_its_listings_only():
         source_files(DAYS / "nope")
 
 
+def test_a_fifo_named_as_a_days_listing_is_not_a_source_file(tmp_path):
+    """A day folder's listing.jsonl that is a FIFO was taken as a source file: planning the splits opened it and
+    waited for a writer forever (timeout 8: exit 124). Files only, as the folder's own listing and its loose
+    papers files are taken."""
+    shutil.copytree(DAYS / "2025-06-23", tmp_path / "2025-06-23")
+    (tmp_path / "2025-06-24").mkdir()
+    os.mkfifo(tmp_path / "2025-06-24" / "listing.jsonl")
+    assert source_files(tmp_path) == [tmp_path / "2025-06-23" / "listing.jsonl"]
+
+
 def test_byte_ranges_read_every_paper_exactly_once(tmp_path):
     snap = make_snapshot(tmp_path / "snap.json", 300)
     whole = [p.id for s in plan_splits([snap], split_bytes=1 << 40) for p in read_split(s, Filters())]

@@ -108,7 +108,7 @@ def source_files(source: str | os.PathLike) -> list[Path]:
         return [p]
     names = ("listing.jsonl", "listing.jsonl.gz")
     listings = [p / n for n in names if (p / n).is_file()] or \
-        sorted(f for f in p.glob("*/listing.jsonl*") if f.name in names)
+        sorted(f for f in p.glob("*/listing.jsonl*") if f.name in names and f.is_file())   # a FIFO: never read
     if listings:
         return listings
     files = sorted(f for f in p.iterdir()
