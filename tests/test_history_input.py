@@ -204,6 +204,34 @@ def test_a_fifo_beside_a_days_digest_is_passed_over_not_read_for_good(tmp_path):
     assert done.stdout == f"[] digest.md {sorted(picks_of('2025-06-23'))}\n"
 
 
+def test_a_fifo_named_as_a_days_gpt_scores_or_listing_is_not_read_for_good(tmp_path):
+    """gpt_scores.jsonl and listing.jsonl were taken when they existed: a FIFO with either name was read, and
+    the read waited for a writer forever (timeout: exit 124). A FIFO gpt_scores.jsonl is no scores file: the
+    digest beside it gives the picks; a FIFO listing.jsonl skips its day as not a file, the other days are read.
+    In a process of its own, with a timeout: the test cannot hang."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from conftest import SEED_DIGEST
+    d = copy_day("2025-06-23", tmp_path / "h" / "2025-06-23")
+    (d / "gpt_scores.jsonl").unlink()
+    os.mkfifo(d / "gpt_scores.jsonl")
+    shutil.copy(SEED_DIGEST, d / "digest.md")
+    other = copy_day("2025-07-02", tmp_path / "h" / "2025-07-02")
+    (other / "listing.jsonl").unlink()
+    os.mkfifo(other / "listing.jsonl")
+    code = ("import sys; from ranker.prefilter.history import read_history; said = []; "
+            "h = read_history(sys.argv[1], warn=said.append); "
+            "print(said, [(d.source, sorted(d.picks)) for d in h.days], h.skipped)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h")], capture_output=True, text=True,
+                          timeout=20, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr
+    why = "not a file: listing.jsonl (every paper announced that day)"
+    assert done.stdout == (f"['{other}: day skipped: {why}'] [('digest.md', {sorted(picks_of('2025-06-23'))})] "
+                           f"[{{'day': '2025-07-02', 'problem': '{why}'}}]\n")
+
+
 def test_gpt_picks_are_the_judgements_compare_counts_as_picks(tmp_path):
     """A digest lists more than picks: author matches (scored or not) and, in a user's own history, rows under
     the cut-offs. Eval and calibrate learn from exactly the papers compare counts as GPT's picks."""

@@ -114,7 +114,7 @@ def _find_picks(day_dir: Path, papers: list[Paper], warn: Warn, notice: Warn = i
         return [i for i, r in rows.items() if r.picked(min_relevance, min_novelty)]
 
     f = day_dir / "gpt_scores.jsonl"
-    if f.exists():
+    if f.is_file():                                  # a FIFO's read waited for a writer forever: a digest then
         return picks(f), f.name
     first: InputError | None = None
     # files only (is_file): a FIFO met here (a.json, notes.md) was read, and the read waited for a writer forever
@@ -139,8 +139,9 @@ def load_day(day_dir: Path, warn: Warn = ignore_warning, notice: Warn = ignore_w
     """One day folder. `warn`: what makes the day untrustworthy; `notice`: what does not (see read_listing and
     _find_picks); min_relevance / min_novelty: the cut-offs a judgement of GPT's is a pick at."""
     listing = day_dir / "listing.jsonl"
-    if not listing.exists():
-        raise InputError("missing listing.jsonl (every paper announced that day)", where=str(day_dir))
+    if not listing.is_file():                        # a FIFO's read waited for a writer forever
+        what = "not a file: listing.jsonl" if listing.exists() else "missing listing.jsonl"
+        raise InputError(f"{what} (every paper announced that day)", where=str(day_dir))
     papers = read_listing(listing, warn, notice)
     ids, source = _find_picks(day_dir, papers, warn, notice, min_relevance=min_relevance, min_novelty=min_novelty)
     present = {p.id for p in papers}
