@@ -508,14 +508,16 @@ def _held_if_dead(tmp: Path, fcntl, *, read: bool = False) -> int | None:
     return fd
 
 
-def _open_regular(path: Path, flags: int) -> int:
-    """A descriptor of `path`, opened with `flags`, if it is a regular file: a link is never followed and nothing
-    is waited for (a FIFO's open waited for a writer forever, its read too); an OSError for anything else (a
-    link, a FIFO, a socket, a device: never opened as a file; a folder; gone), one that takes the name between
-    the look and the open included."""
-    if not stat.S_ISREG(os.lstat(path).st_mode):
+def _open_regular(path: Path, flags: int, *, follow: bool = False) -> int:
+    """A descriptor of `path`, opened with `flags`, if it is a regular file: nothing is waited for (a FIFO's open
+    waited for a writer forever, its read too) and a link is not followed unless `follow`; an OSError for anything
+    else (a FIFO, a socket, a device: never opened as a file; a link, unless `follow`; a folder; gone), one that
+    takes the name between the look and the open included, and a BlockingIOError for a file another holds a
+    lease on."""
+    look = os.stat if follow else os.lstat
+    if not stat.S_ISREG(look(path).st_mode):
         raise OSError(errno.EINVAL, "not a regular file", str(path))
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    fd = os.open(path, flags | (0 if follow else os.O_NOFOLLOW) | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -527,9 +529,9 @@ def _open_regular(path: Path, flags: int) -> int:
 
 def read_regular(path: str | os.PathLike) -> bytes:
     """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest): an OSError unless
-    it is a regular file (see _open_regular). A link or a FIFO in its place was not made by ranker: a link is not
-    followed, a FIFO's read never waited for."""
-    with os.fdopen(_open_regular(Path(path), os.O_RDONLY), "rb") as f:
+    it is a regular file or a link to one (see _open_regular; a folder of links to runs' files, as git-annex or
+    stow leave, is read). A FIFO or a device in its place was not made by ranker: its read never waited for."""
+    with os.fdopen(_open_regular(Path(path), os.O_RDONLY, follow=True), "rb") as f:
         return f.read()
 
 

@@ -21,8 +21,8 @@ COLUMNS = ("papers", "kept", "scored", "selected", "author_matches")
 
 
 def read_days(out_dir: str | Path, ended: Callable[[int, str], str | None] | None = None) -> list[dict]:
-    """One row per day with a readable manifest (a regular file, not a link) in `out_dir`, newest first; its
-    `digest` the day's Markdown file, None when the day has none (a first run that failed or was stopped).
+    """One row per day with a readable manifest (a regular file or a link to one) in `out_dir`, newest first;
+    its `digest` the day's Markdown file, None when the day has none (a first run that failed or was stopped).
     `ended(run_id, day)`: the status the store recorded for a run that is no longer running (None when it knows
     no such run, or it runs)."""
     rows = []
@@ -31,8 +31,8 @@ def read_days(out_dir: str | Path, ended: Callable[[int, str], str | None] | Non
         if not m:
             continue
         try:
-            # a manifest is ranker's own file: a FIFO in its place (whose read waited for a writer forever: every
-            # later run of the folder hung writing its index) or a link, which ranker never made, is not one
+            # a FIFO in a manifest's place (or a link to one), whose read waited for a writer forever (every later
+            # run of the folder hung writing its index), is not one; a link to a manifest is
             data = json_loads(read_regular(f).decode("utf-8"))
         except (OSError, ValueError):
             continue                          # unreadable: left out, as a damaged manifest is

@@ -124,11 +124,11 @@ def test_a_manifest_nested_too_deeply_is_left_out_as_bad_json_is(tmp_path):
     assert shown_run(deep) is None
 
 
-def test_a_fifo_or_a_link_named_as_a_manifest_is_left_out_and_does_not_hang_the_index(tmp_path):
-    """read_days read every <day>-run.json it listed: a FIFO with that name hung it for good (the read waits for
-    a writer), and with it every later run into the folder, at its index. A manifest is ranker's own file: a
-    FIFO or a link (to a run's manifest elsewhere) is not one and is left out, as an unreadable manifest is; the
-    days beside it are indexed. In a process of its own, with a timeout: the test cannot hang."""
+def test_a_fifo_named_as_a_manifest_is_left_out_and_a_link_to_one_is_read_without_hanging_the_index(tmp_path):
+    """read_days read every <day>-run.json it listed: a FIFO with that name (or a link to one) hung it for good
+    (the read waits for a writer), and with it every later run into the folder, at its index. A FIFO is not a
+    manifest and is left out, as an unreadable manifest is; a link to a manifest (a folder of links to runs'
+    files: git-annex, stow) is one and is indexed. In a process of its own, with a timeout: it cannot hang."""
     import os
     import stat
     import subprocess
@@ -140,12 +140,14 @@ def test_a_fifo_or_a_link_named_as_a_manifest_is_left_out_and_does_not_hang_the_
     os.mkfifo(out / "2026-01-01-run.json")
     (tmp_path / "elsewhere.json").write_text(json.dumps({"status": "ok", "counts": {"papers": 7}}))
     (out / "2026-01-03-run.json").symlink_to(tmp_path / "elsewhere.json")
+    os.mkfifo(tmp_path / "fifo")
+    (out / "2026-01-04-run.json").symlink_to(tmp_path / "fifo")
     done = subprocess.run([sys.executable, "-c", "import sys; from ranker.runindex import write_index; "
                            "write_index(sys.argv[1])", str(out)], capture_output=True, text=True, timeout=20,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert done.returncode == 0, done.stderr
     days = json.loads((out / "index.json").read_text())["days"]
-    assert [(d["day"], d["papers"]) for d in days] == [("2026-01-02", 5)]
+    assert [(d["day"], d["papers"]) for d in days] == [("2026-01-03", 7), ("2026-01-02", 5)]
     assert stat.S_ISFIFO(os.lstat(out / "2026-01-01-run.json").st_mode) and (out / "2026-01-03-run.json").is_symlink()
 
 
