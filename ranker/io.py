@@ -513,7 +513,7 @@ def _open_regular(path: Path, flags: int, *, follow: bool = False) -> int:
     waited for a writer forever, its read too) and a link is not followed unless `follow`; an OSError for anything
     else (a FIFO, a socket, a device: never opened as a file; a link, unless `follow`; a folder; gone), one that
     takes the name between the look and the open included, and a BlockingIOError for a file another holds a
-    lease on."""
+    lease on (see read_regular)."""
     look = os.stat if follow else os.lstat
     if not stat.S_ISREG(look(path).st_mode):
         raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -527,11 +527,35 @@ def _open_regular(path: Path, flags: int, *, follow: bool = False) -> int:
     return fd
 
 
+def _lease_break_time() -> float:
+    """How long the kernel gives a lease holder to let go of a file before it breaks the lease itself (45 s by
+    default), and a second more; 46 s where it cannot be read."""
+    try:
+        with open("/proc/sys/fs/lease-break-time", encoding="ascii") as f:
+            return float(f.read()) + 1.0
+    except (OSError, ValueError):
+        return 46.0
+
+
 def read_regular(path: str | os.PathLike) -> bytes:
     """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest): an OSError unless
     it is a regular file or a link to one (see _open_regular; a folder of links to runs' files, as git-annex or
-    stow leave, is read). A FIFO or a device in its place was not made by ranker: its read never waited for."""
-    with os.fdopen(_open_regular(Path(path), os.O_RDONLY, follow=True), "rb") as f:
+    stow leave, is read). A FIFO or a device in its place was not made by ranker: its read never waited for.
+    A file another holds a write lease on (Samba's oplocks, an NFS server's delegations) refuses an open that
+    does not wait (EAGAIN) while its holder is told to let go: opened again every 0.1 s until the lease is let
+    go or the kernel breaks it (lease-break-time), not taken as unreadable. Not opened waiting instead: a FIFO
+    that takes the name between the look and the open would wait for a writer forever."""
+    deadline = None
+    while True:
+        try:
+            fd = _open_regular(Path(path), os.O_RDONLY, follow=True)
+            break
+        except BlockingIOError:
+            deadline = deadline or time.monotonic() + _lease_break_time()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+    with os.fdopen(fd, "rb") as f:
         return f.read()
 
 

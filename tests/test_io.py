@@ -679,6 +679,35 @@ def test_a_fifo_or_a_link_named_as_a_set_journal_is_left_and_does_not_hang_finis
                                                                                             "c.txt"), "new\n")
 
 
+def test_a_manifest_under_another_s_write_lease_is_read_once_the_lease_is_let_go(tmp_path):
+    """A file open elsewhere under a write lease (Samba's oplocks, an NFS server's delegations) refuses an open
+    that does not wait (EAGAIN) while the lease holder is told to let go: read_regular took that as unreadable,
+    and the day was left out of the index. It opens again until the lease is let go (here by this process's
+    own SIGIO handler, as a holder does when told), and reads the file."""
+    import fcntl
+    import signal
+    from ranker.io import read_regular
+    f = tmp_path / "2026-01-02-run.json"
+    f.write_text('{"status": "ok"}')
+    fd = os.open(f, os.O_RDONLY)
+    told = []
+
+    def let_go(signum, frame):
+        told.append(signum)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+
+    before = signal.signal(signal.SIGIO, let_go)
+    try:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        except OSError as e:                           # not the file's owner and no CAP_LEASE, a filesystem without
+            pytest.skip(f"no write lease here: {e}")
+        assert read_regular(f) == b'{"status": "ok"}' and told == [signal.SIGIO]
+    finally:
+        signal.signal(signal.SIGIO, before)
+        os.close(fd)
+
+
 def test_remove_leftovers_takes_only_the_named_files_temporaries(tmp_path):
     from ranker.io import remove_leftovers
     for name in (".day-run.json.0123abcd.tmp", ".day-run.json.0123abcd.old", ".other.json.0123abcd.tmp",
