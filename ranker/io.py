@@ -388,8 +388,12 @@ def finish_sets(folder: str | os.PathLike) -> int:
     """Finish the sets of files a killed process left half-named in `folder` (write_together's journals that no
     live process holds): each file still under its temporary name takes its name, the files the set removes go,
     and the old files' second names with the journal. A journal another process holds locked (a set being
-    renamed now) is left to it. Returns how many sets were finished; best effort (a folder that cannot be listed
-    or written finishes none, and the next set tries again)."""
+    renamed now) is left to it. A journal this process may read but not write (its mode made read-only; another
+    user's is made 0600 and is not read) is read read-only and its set finished where its lock tells a killed
+    set from a live one (a local filesystem; on NFS a read-only descriptor cannot take the lock and it is left):
+    every file of a set is whole before its journal has its name, so finishing it is what its writer would have
+    done. Returns how many sets were finished; best effort (a folder that cannot be listed or written finishes
+    none, and the next set tries again)."""
     try:
         import fcntl
         listed = os.listdir(folder)
