@@ -94,7 +94,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
         if changed:
             warn(mentions(changed, name_mention))
-        check_served(s, emb, [p for d in days for p in d.papers], "the history")
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
         lab = training_labels(store, days) if labels else TrainingLabels({}, {}, [], 0, 0, 0)
@@ -113,6 +112,10 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         else:
             # only labels the fit can use make up for a short history
             check_enough(days, labels_short=labels_needed(lab.usable) if lab.labels else None, where=str(history))
+        # the papers the fit embeds, labelled ones outside the history too (lab.days): an embedder not prepared is
+        # said here, naming --embedder, not at the first of them the store holds no vector of (nothing written yet)
+        whose = " and ".join(w for w, there in (("the history", days), ("your labels", lab.days)) if there)
+        check_served(s, emb, [p for d in days + lab.days for p in d.papers], whose or "the history")
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)
