@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
                      VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path, info,
                      load_settings, name_mention, out_path, warn)
@@ -31,10 +32,11 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                                      )] = True,
               min_relevance: Annotated[Optional[int], typer.Option(
                   "--min-relevance", show_default=False, help="A judgement of GPT's is a pick at RELEVANCE >= this "
-                  "(default: [digest] min_relevance of ranker.toml, 8): your digest's own cut-off.")] = None,
+                  f"(default: [digest] min_relevance of ranker.toml, {MIN_RELEVANCE}): your digest's own "
+                  "cut-off.")] = None,
               min_novelty: Annotated[Optional[int], typer.Option(
                   "--min-novelty", show_default=False, help="A judgement of GPT's is a pick at NOVELTY >= this "
-                  "(default: [digest] min_novelty of ranker.toml, 7).")] = None,
+                  f"(default: [digest] min_novelty of ranker.toml, {MIN_NOVELTY}).")] = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
               verbose: VerboseOpt = False) -> None:
     """Learn from days GPT-4o already judged, and from your own labels; print what it buys on days it did not see.
