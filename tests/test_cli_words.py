@@ -538,10 +538,12 @@ def test_eval_on_a_store_with_part_of_the_days_embedded_names_the_embedder_befor
 
 
 def test_calibrate_with_a_labelled_paper_not_embedded_names_the_embedder_before_the_fit(tmp_path):
-    """check_served was given the history's papers only, and only with --history: the fit embeds the labelled
-    papers outside the history too, so `--embedder mpnet`, not prepared, on a store holding the vectors of the
-    history (or with labels alone, of every labelled paper but one) began the fit ("loading mpnet ...") and
-    failed at the labelled paper without a vector, naming no flag. They count now, with --labels alone too."""
+    """check_served was given the history's papers only, and only with --history, though the fit embeds the
+    labelled papers outside the history too: `--embedder mpnet`, not prepared, on a store holding the vectors of
+    the history but not of a labelled paper outside it passed that check (with labels alone: none was made) and
+    ended at a later one, before any loading, with exit 1 and `error: --embedder: model preset 'mpnet' is not
+    prepared; run: ...`: the same end, without the count of the papers the store serves. Those papers count now,
+    with --labels alone too, and the line says how many of them have vectors."""
     from datetime import datetime
 
     hist, db, env = _partly_embedded(tmp_path, HISTORY_DAYS[:1])
