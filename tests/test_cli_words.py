@@ -496,7 +496,7 @@ def test_calibrate_on_a_store_with_part_of_the_history_embedded_names_the_embedd
     """check_embedder lets `--embedder mpnet`, not prepared, through where the store holds some of its vectors:
     the history was read, the database opened and the fit begun ("loading mpnet ..."), and the model failed to
     load at the first paper without a vector, in words naming no flag. Now the history's papers are matched
-    against the stored vectors (their texts' hashes) before the database is opened: the line names --embedder,
+    against the stored vectors (their texts' hashes) before the fit: the line names --embedder,
     how many are stored, and how to prepare the model. A store holding them all still serves without it."""
     hist, db, env = _partly_embedded(tmp_path, HISTORY_DAYS[:1])
     cal = tmp_path / "cal.json"
@@ -535,6 +535,36 @@ def test_eval_on_a_store_with_part_of_the_days_embedded_names_the_embedder_befor
     assert not out.exists()
     r = ranker(*args, "--days", "1", env=env)
     assert r.returncode == 0 and (out / "eval.json").exists() and "loading mpnet" not in r.stderr, r.stderr
+
+
+def test_calibrate_with_a_labelled_paper_not_embedded_names_the_embedder_before_the_fit(tmp_path):
+    """check_served was given the history's papers only, and only with --history, though the fit embeds the
+    labelled papers outside the history too: `--embedder mpnet`, not prepared, on a store holding the vectors of
+    the history but not of a labelled paper outside it passed that check (with labels alone: none was made) and
+    ended at a later one, before any loading, with exit 1 and `error: --embedder: model preset 'mpnet' is not
+    prepared; run: ...`: the same end, without the count of the papers the store serves. Those papers count now,
+    with --labels alone too, and the line says how many of them have vectors."""
+    from datetime import datetime
+
+    hist, db, env = _partly_embedded(tmp_path, HISTORY_DAYS[:1])
+    first, other = (list(read_papers(DAYS / d / "listing.jsonl")) for d in HISTORY_DAYS[:2])
+    at = datetime(2025, 5, 14, 12).timestamp()
+    with Store(db) as s:
+        s.add_papers(first[:20] + other[:1])     # the last in the database, its vector not
+        for k, p in enumerate(first[:20]):
+            s.set_label(p.id, 1 if k % 2 else -1, "2025-05-14", created_at=at)
+        s.set_label(other[0].id, 1, "2025-05-14", created_at=at)
+    (hist / HISTORY_DAYS[1]).unlink()
+    (hist / HISTORY_DAYS[2]).unlink()   # the history: the day whose vectors are all stored
+    cal = tmp_path / "cal.json"
+    for given, what in ((["--history", hist], "the history and your labels"), ([], "your labels")):
+        r = ranker("calibrate", *given, "--out", cal, "--db", db, "--embedder", "mpnet", "--offline", "--no-eval",
+                   env=env)
+        assert r.returncode == 1 and not cal.exists() and "loading mpnet" not in r.stderr, r.stderr
+        total = (len(set(p.id for p in first) | {other[0].id}) if given else 21)
+        assert r.stderr.strip().splitlines()[-1] == (
+            "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only "
+            f"{total - 1} of the {total} papers of {what}; run: ranker models prepare mpnet"), r.stderr
 
 
 @pytest.mark.parametrize("command", ["eval", "calibrate"])

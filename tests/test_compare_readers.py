@@ -751,8 +751,15 @@ def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_o
     empty.write_text("")
     r = ranker("compare", "--gpt", empty, "--local", local, "--out", out)
     assert r.returncode == 0 and r.stderr.startswith("nothing to do: the GPT side") and not out.exists()
-    with pytest.raises(InputError):                 # nothing read beside it: an empty day is no judgement either
+    with pytest.raises(InputError):                 # nothing read beside it, not even a day (no date in its path)
         read_score_files([empty, garbage])
+    dated = tmp_path / "2025-06-24" / "gpt_scores.jsonl"    # a day judged, nothing picked: stays in, as README says
+    dated.parent.mkdir()
+    dated.write_text("")
+    said: list[str] = []
+    rows, _ = read_score_files([dated, garbage], warn=said.append)
+    assert not rows and rows.empty_days == {"2025-06-24"}
+    assert said[0] == f"{garbage}:1: skipped line: not valid JSON (Expecting value)", said
     cut = tmp_path / "cut.md"          # a digest cut short before its papers: nothing was skipped, so no "skipped"
     cut.write_text("Total relevant papers: 3\n\n")
     with pytest.raises(InputError) as e:

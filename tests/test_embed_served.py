@@ -1,5 +1,5 @@
-"""Embedder.unstored, unstored_queries: which of the texts to embed the store cannot serve (the model would be loaded for them),
-read from the stored texts' hashes only: what calibrate and eval check before the database is opened."""
+"""Embedder.unstored, unstored_queries: which of the texts to embed the store cannot serve (the model would be
+loaded for them), read from the stored texts' hashes only: what calibrate and eval check before their work."""
 import numpy as np
 
 from ranker.prefilter.embed import QUERY_PREFIX, Embedder, paper_text, query_key, text_hash

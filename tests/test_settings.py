@@ -302,7 +302,7 @@ def test_a_home_of_a_user_that_is_not_there_names_where_it_was_given(tmp_path):
         assert r.returncode == 1 and r.stderr.splitlines() == [line], r.stderr
 
 
-def test_a_home_that_is_a_file_is_said_so_by_every_command_that_uses_it(tmp_path):
+def test_a_home_that_is_a_file_is_said_so_by_the_commands_that_use_it(tmp_path):
     """RANKER_HOME naming a file: `labels list` and `site` said "nothing to do" of the store inside it (exit 0),
     `serve` named the database's folder; one line naming the variable now, from where the home is resolved."""
     homefile = tmp_path / "homefile"

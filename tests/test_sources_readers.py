@@ -786,7 +786,8 @@ def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path):
     for args in (["prefilter", "--papers", "-", "--out", tmp_path / "p.jsonl"],
                  ["fetch", "--from", "-", "--out", tmp_path / "f.jsonl"],
                  ["labels", "import", "-"],
-                 ["compare", "--gpt", "-", "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl", "--out", tmp_path / "c"]):
+                 ["compare", "--gpt", "-", "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl",
+                  "--out", tmp_path / "c"]):
         r = subprocess.run([*RANKER, *map(str, args)], input=b"garbage\n", capture_output=True, env=env)
         err = r.stderr.decode()
         assert r.returncode == 1 and err.startswith(f"error: {STDIN}") and len(err.splitlines()) == 1, (args, err)

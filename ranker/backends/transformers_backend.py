@@ -3,8 +3,8 @@ The fallback where vLLM is not installed: correct, greedy, and slow (no batching
 by default, no prefix cache).
 
 Options (TransformersOptions, the [scoring.transformers] table): device ("cpu", "cuda", default: cuda when
-available), dtype ("auto": the checkpoint's own; default float32 on CPU, bfloat16 on GPU), batch_size (default 1: one paper at a time;
-larger batches are left-padded), threads (torch CPU threads; default: torch's own choice).
+available), dtype ("auto": the checkpoint's own; default float32 on CPU, bfloat16 on GPU), batch_size (default
+1: one paper at a time; larger batches are left-padded), threads (torch CPU threads; default: torch's own choice).
 """
 from __future__ import annotations
 

@@ -294,7 +294,7 @@ def _ranker_error(e: BaseException) -> RankerError | None:
 
 
 def _not_answering(address: str, timeout: float = 5.0) -> str | None:
-    """Why no Ray cluster answers at a Ray cluster's address (host:port, or "auto": RAY_ADDRESS or the cluster
+    """Why no Ray cluster answers at `address` (host:port, or "auto": RAY_ADDRESS or the cluster
     `ray start` started on this machine): nothing listens there, or what does is no gRPC server (_not_http2). None
     when a gRPC server answers there (with TLS, RAY_USE_TLS: when anything listens) or it cannot be told here (a
     Ray Client address without a port, a name offline mode does not look up): then ray.init says what it finds."""
@@ -322,7 +322,7 @@ def _not_answering(address: str, timeout: float = 5.0) -> str | None:
     if not (port.isdigit() and 0 < int(port) < 65536):
         form = "ray://HOST:PORT" if "://" in address else "HOST:PORT, or auto"
         return f"no Ray cluster at {address}: {port!r} is not a port number ({form})"
-    named = address if address == hostport else f"{address} ({hostport})"
+    named = _named(address, hostport)
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
             other = None if _tls() else _not_http2(sock, timeout)
@@ -345,6 +345,11 @@ def _tls() -> bool:
     """Whether this driver speaks TLS to the cluster (RAY_USE_TLS): its servers answer a TLS handshake, not
     HTTP/2 in the clear."""
     return os.environ.get("RAY_USE_TLS", "0").strip().lower() in ("1", "true")
+
+
+def _named(address: str, hostport: str) -> str:
+    """`address` as an error names it: with the host:port it stands for where that differs (`auto`, ray://)."""
+    return address if address == hostport else f"{address} ({hostport})"
 
 
 def _not_http2(sock, timeout: float) -> str | None:
@@ -432,9 +437,8 @@ def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
     try:
         InnerGcsClient.standalone(hostport, None, int(timeout * 1000))
     except AuthenticationError as e:
-        named = address if address == hostport else f"{address} ({hostport})"
-        return (f"cannot start or reach Ray: the cluster at {named} refused this driver's authentication token "
-                f"(none, or not the cluster's){_auth_hint(e)}")
+        return (f"cannot start or reach Ray: the cluster at {_named(address, hostport)} refused this driver's "
+                f"authentication token (none, or not the cluster's){_auth_hint(e)}")
     except Exception:               # not reached in time, or no Ray of this version: ray.init says what it finds
         return None
     return None

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
                      VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path, info,
                      load_settings, name_mention, out_path, warn)
@@ -31,10 +32,11 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                                      )] = True,
               min_relevance: Annotated[Optional[int], typer.Option(
                   "--min-relevance", show_default=False, help="A judgement of GPT's is a pick at RELEVANCE >= this "
-                  "(default: [digest] min_relevance of ranker.toml, 8): your digest's own cut-off.")] = None,
+                  f"(default: [digest] min_relevance of ranker.toml, {MIN_RELEVANCE}): your digest's own "
+                  "cut-off.")] = None,
               min_novelty: Annotated[Optional[int], typer.Option(
                   "--min-novelty", show_default=False, help="A judgement of GPT's is a pick at NOVELTY >= this "
-                  "(default: [digest] min_novelty of ranker.toml, 7).")] = None,
+                  f"(default: [digest] min_novelty of ranker.toml, {MIN_NOVELTY}).")] = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
               verbose: VerboseOpt = False) -> None:
     """Learn from days GPT-4o already judged, and from your own labels; print what it buys on days it did not see.
@@ -94,7 +96,6 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         changed = topics_note(days, ps.topics_text, where=str(Path(ps.source) / "paper_topics.txt"))
         if changed:
             warn(mentions(changed, name_mention))
-        check_served(s, emb, [p for d in days for p in d.papers], "the history")
     t0 = time.perf_counter()
     with Store(s.db_path) as store, Progress() as bar:
         lab = training_labels(store, days) if labels else TrainingLabels({}, {}, [], 0, 0, 0)
@@ -113,6 +114,10 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
         else:
             # only labels the fit can use make up for a short history
             check_enough(days, labels_short=labels_needed(lab.usable) if lab.labels else None, where=str(history))
+        # the papers the fit embeds, labelled ones outside the history too (lab.days): an embedder not prepared is
+        # said here, naming --embedder, not at the first of them the store holds no vector of (nothing written yet)
+        whose = " and ".join(w for w, there in (("the history", days), ("your labels", lab.days)) if there)
+        check_served(s, emb, [p for d in days + lab.days for p in d.papers], whose or "the history")
         cal, report = fit_history(sorted(days + lab.days, key=lambda d: d.date), ps, embedder=emb, store=store,
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)

@@ -444,12 +444,13 @@ def _vectors_stored(db: Path, embedder: str) -> bool:
 def check_served(s: "Settings", emb, papers, what: str) -> None:
     """The embedder `emb` (check_embedder's) loadable, or the store's vectors of it serving every one of `papers`
     (`what`: whose they are, "the history") and of the topic queries (s.scoring.prompts'; embedded with them),
-    said after they are read and before the store is opened for the work: else models.resolve's ModelError (with
-    its advice to prepare the preset) naming prefilter.embedder. check_embedder lets an embedder not prepared
-    through where the store holds SOME of its vectors; a history of papers beyond them was then embedded up to
-    the first such paper and failed there, naming no flag (the database opened, eval's --out made), and so were
-    topic queries not stored (paper_topics.txt changed). Reads the stored vectors' text hashes only when the
-    model is not loadable."""
+    said after they are read and before any of them is embedded (eval: before the store is opened for the work;
+    calibrate: with it open, once the labels are read from it, before the fit writes anything): else
+    models.resolve's ModelError (with its advice to prepare the preset) naming prefilter.embedder. check_embedder
+    lets an embedder not prepared through where the store holds SOME of its vectors; a history of papers beyond
+    them was then embedded up to the first such paper and failed there, naming no flag (the database opened,
+    eval's --out made), and so were topic queries not stored (paper_topics.txt changed). Reads the stored
+    vectors' text hashes only when the model is not loadable."""
     from ..errors import ModelError, RankerError
     from ..io import counted, grouped
     from ..models import resolve

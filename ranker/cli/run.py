@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
+from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
@@ -54,10 +55,10 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         calibration: CalibrationOpt = None, no_calibration: NoCalibrationOpt = None, recall: RecallOpt = None,
         min_relevance: Annotated[Optional[int], typer.Option(
             "--min-relevance", show_default=False, help="The digest picks papers with RELEVANCE >= this (default: "
-            "[digest] min_relevance of ranker.toml, 8).")] = None,
+            f"[digest] min_relevance of ranker.toml, {MIN_RELEVANCE}).")] = None,
         min_novelty: Annotated[Optional[int], typer.Option(
             "--min-novelty", show_default=False, help="The digest picks papers with NOVELTY >= this (default: "
-            "[digest] min_novelty of ranker.toml, 7).")] = None,
+            f"[digest] min_novelty of ranker.toml, {MIN_NOVELTY}).")] = None,
         config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     from ..errors import InputError
     from ..io import is_loopback_url

@@ -509,16 +509,17 @@ def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None) -> tuple[Judgements, list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id and, where a
-    judgement has a day, by (day, id); `empty_days` gathers the files' (see read_scores). None read, and a file
-    whose every line or entry was skipped as damaged: an InputError naming that file, said alone (its warnings
-    held back). `--gpt garbage.jsonl` was a warning a line then "nothing to do" (status 0), where the same lines on
-    stdin were refused; a damaged file beside files that were read stays a warning."""
+    judgement has a day, by (day, id); `empty_days` gathers the files' (see read_scores). No judgement read nor
+    judged day, and a file whose every line or entry was skipped as damaged: an InputError naming that file, said
+    alone (its warnings held back). `--gpt garbage.jsonl` was a warning a line then "nothing to do" (status 0),
+    where the same lines on stdin were refused; a damaged file beside files that were read, or beside a day
+    judged with nothing picked, stays a warning."""
     warn = warn or ignore_warning
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out = Judgements()
     held: list[str] = []
     bad = [p for f in files if (p := _read_into(out, f, warn=held.append))]
-    if bad and not out:
+    if bad and not out and not out.empty_days:      # a day judged with nothing picked is a judgement too
         raise bad[0]
     for m in held:
         warn(m)
