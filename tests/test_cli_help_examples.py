@@ -205,31 +205,36 @@ def help_defaults() -> dict[str, tuple[str, object]]:
     }
 
 
-def test_defaults_the_help_quotes_are_the_code_defaults():
-    """Every option whose help states its default (--keep's 0.4, --max-tokens' 128, the cut-offs' 8 and 7, the
-    categories, eval's --days: 3 days with picks and 30 picks, where it said "3 earlier days") states the one
-    the settings and constants hold, in every command that has it: the help texts write them out, so a
-    default changed in the code alone would leave them saying the old one."""
+def _options():
+    """(command path, option name or None for an argument, parameter) of every command's parameters."""
     from clilines import _is_option, _params
-    expected, seen, out = help_defaults(), set(), []
     for path in PATHS:
         cmd = ROOT
         for word in path:
             cmd = cmd.commands[word]
         for p in _params(cmd):
-            name = p.opts[0] if _is_option(p) else None
-            if name not in expected:
-                continue
-            seen.add(name)
-            text = " ".join((p.help or "").split())
-            if "default" not in text.lower():           # eval's --keep states none
-                continue
-            pattern, values = expected[name]
-            m = re.search(pattern, text)
-            said = [g for g in (m.groups() if m else ()) if g is not None]
-            want = [v for v, g in zip(values, m.groups()) if g is not None] if m else list(values)
-            if not m or [type(v)(g) for v, g in zip(want, said)] != want:
-                out.append(f"ranker {' '.join(path)} {name}: its help says {said or p.help!r}, the code {want}")
+            yield path, (p.opts[0] if _is_option(p) else None), p
+
+
+def test_defaults_the_help_quotes_are_the_code_defaults():
+    """Every option whose help states its default (--keep's 0.4, --max-tokens' 128, the cut-offs' 8 and 7, the
+    categories, eval's --days: 3 days with picks and 30 picks, where it said "3 earlier days") states the one
+    the settings and constants hold, in every command that has it: the help texts write them out, so a
+    default changed in the code alone would leave them saying the old one."""
+    expected, seen, out = help_defaults(), set(), []
+    for path, name, p in _options():
+        if name not in expected:
+            continue
+        seen.add(name)
+        text = " ".join((p.help or "").split())
+        if "default" not in text.lower():           # eval's --keep states none
+            continue
+        pattern, values = expected[name]
+        m = re.search(pattern, text)
+        said = [g for g in (m.groups() if m else ()) if g is not None]
+        want = [v for v, g in zip(values, m.groups()) if g is not None] if m else list(values)
+        if not m or [type(v)(g) for v, g in zip(want, said)] != want:
+            out.append(f"ranker {' '.join(path)} {name}: its help says {said or p.help!r}, the code {want}")
     assert seen == set(expected), f"options no command has: {set(expected) - seen}"
     assert not out, "\n".join(out)
 
@@ -238,18 +243,12 @@ def test_the_cut_off_options_say_what_they_cut_and_where_their_default_is_set():
     """`ranker run --help` said "--min-relevance  Cut-off (default 8)." (of what? and 8 also where ranker.toml sets
     another): every command's cut-off names the score it cuts and the setting it overrides, as compare's, eval's
     and calibrate's did."""
-    from clilines import _is_option, _params
     out = []
-    for path in PATHS:
-        cmd = ROOT
-        for word in path:
-            cmd = cmd.commands[word]
-        for p in _params(cmd):
-            name = p.opts[0] if _is_option(p) else None
-            if name not in ("--min-relevance", "--min-novelty"):
-                continue
-            score = name.removeprefix("--min-")
-            text = " ".join((p.help or "").split())
-            if f"{score.upper()} >= this" not in text or f"[digest] min_{score} of ranker.toml" not in text:
-                out.append(f"ranker {' '.join(path)} {name}: {text!r}")
+    for path, name, p in _options():
+        if name not in ("--min-relevance", "--min-novelty"):
+            continue
+        score = name.removeprefix("--min-")
+        text = " ".join((p.help or "").split())
+        if f"{score.upper()} >= this" not in text or f"[digest] min_{score} of ranker.toml" not in text:
+            out.append(f"ranker {' '.join(path)} {name}: {text!r}")
     assert not out, "\n".join(out)
