@@ -79,11 +79,6 @@ CONTEXT_NAME = f"the model's config; {SHORTER_PROMPT}"
 COMPUTE_DTYPES = frozenset({"auto", "float32", "float", "float16", "half", "bfloat16", "float64", "double"})
 
 
-def _dtype_problem(dtype: str) -> str:
-    # int8, bool or complex64 failed in the loader's words without the key, a float8 type as an "unexpected failure"
-    return f"a model cannot compute in dtype {dtype!r}; use auto, float32, bfloat16 or float16"
-
-
 class TransformersOptions(BackendOptions):
     """[scoring.transformers]"""
     device: str | None = None         # default: cuda when available, else cpu
@@ -94,8 +89,10 @@ class TransformersOptions(BackendOptions):
     @field_validator("dtype")
     @classmethod
     def _a_dtype_a_model_computes_in(cls, v: str | None) -> str | None:
+        # int8, bool or complex64 failed in the loader's words without the key, a float8 type as an "unexpected
+        # failure"
         if v is not None and v not in COMPUTE_DTYPES:
-            raise ValueError(_dtype_problem(v))
+            raise ValueError(f"a model cannot compute in dtype {v!r}; use auto, float32, bfloat16 or float16")
         return v
 
 
