@@ -94,6 +94,10 @@ def test_similar_refuses_a_file_for_a_query(stocked, tmp_path):
     r = ranker("similar", papers[3].id, "--k", "1", "--db", db, cwd=tmp_path)       # an id: never a file
     assert r.returncode == 0 and r.stdout.split()[2] == papers[40].id
     (tmp_path / "attention").write_text("notes")     # a plain word is a search, a file of that name or not
+    from ranker.prefilter.embed import query_key, text_hash
+    qid, text = query_key("attention")                 # its vector stored as a query's: no model loaded for it
+    with Store(db) as s:
+        s.put_embeddings([(qid, text_hash(text), np.eye(384, dtype=np.float32)[0])], "minilm")
     r = ranker("similar", "attention", "--k", "1", "--db", db, "--offline", cwd=tmp_path)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stderr
 
