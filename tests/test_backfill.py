@@ -297,7 +297,7 @@ def test_a_backfill_killed_as_a_file_takes_its_name_leaves_no_temporary_file_aft
         sorted(backfill_table(tmp_path / "ref", "scores").column("id").to_pylist())
 
 
-@pytest.mark.slow                               # the real MiniLM, in 3 runs: about 35 s
+@pytest.mark.slow                               # the real MiniLM, in 3 runs: about 27 s
 def test_an_embedding_backfill_killed_as_a_spill_shard_takes_its_name_removes_its_temporary_before_embedding(
         tmp_path):
     """kill -9 (tests/crashkit.py, the real MiniLM) as the embedding spill's first shard (OUT/_work/embedded/
@@ -306,9 +306,15 @@ def test_an_embedding_backfill_killed_as_a_spill_shard_takes_its_name_removes_it
     snapshot, the dead shard until its day was ranked), and finishes the job."""
     import crashkit
     env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1", "RANKER_MODELS_DIR": MODELS}
+    # the day's first 40 papers: one embedding batch (of 256 at most), as the whole day's 192 were, its shard
+    # the one the kill lands on; each of the three runs embeds 40 papers, not 192
+    day = tmp_path / "days" / "2025-05-15"
+    day.mkdir(parents=True)
+    lines = (DAYS / "2025-05-15" / "listing.jsonl").read_bytes().splitlines(keepends=True)
+    (day / "listing.jsonl").write_bytes(b"".join(lines[:40]))
 
     def args(out):
-        return ["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--embed", "--db", f"{out}.sqlite3"]
+        return ["backfill", "--from", day, "--out", out, "--embed", "--db", f"{out}.sqlite3"]
     p, points = crashkit.trace(args(tmp_path / "ref"), env, tmp_path / "trace.txt")
     assert p.returncode == 0, p.stderr
     out = tmp_path / "bf"
@@ -323,8 +329,8 @@ def test_an_embedding_backfill_killed_as_a_spill_shard_takes_its_name_removes_it
     assert crashkit.pick(points, "unlink .emb-")[0] < embedding and crashkit.pick(points, "unlink .params.")[0] < \
         embedding, points
     assert not list(out.rglob("*.tmp")) and not (out / shards.WORK_DIR).exists()
-    assert sorted(backfill_table(out, "ranked").column("id").to_pylist()) == \
-        sorted(backfill_table(tmp_path / "ref", "ranked").column("id").to_pylist())
+    ids = sorted(backfill_table(out, "ranked").column("id").to_pylist())
+    assert len(ids) == 40 and ids == sorted(backfill_table(tmp_path / "ref", "ranked").column("id").to_pylist())
 
 
 def test_the_clean_up_of_dead_shard_temporaries_takes_only_a_killed_writers_shard_files(tmp_path):
