@@ -352,9 +352,11 @@ def test_ctrl_c_while_a_cluster_embeds_stops_the_run_and_the_rerun_resumes_past_
     status 130, the run recorded as interrupted, nothing ranked by it; the cluster stays up with every CPU free;
     the rerun embeds only the papers of the days not finished, and ranks every paper once."""
     from collections import Counter
-    snap = make_snapshot(tmp_path / "snap.json", 1200, 200)
+    # six days of 100 papers: the first two finished by a run of their own; the interrupted run has 400 to embed,
+    # two batches of 256 (one for each node's embedder), and is stopped seconds after its embedders start
+    snap = make_snapshot(tmp_path / "snap.json", 600, 100)
     first = tmp_path / "first.json"
-    first.write_bytes(b"".join(snap.read_bytes().splitlines(keepends=True)[:400]))
+    first.write_bytes(b"".join(snap.read_bytes().splitlines(keepends=True)[:200]))
     out = tmp_path / "bf"
     args = ["--out", out, "--embed", "--all-categories", "--engine", "ray", "--address", f"127.0.0.1:{cluster.port}"]
     r = ranker("backfill", "--from", first, *args, env=WITH_TOKEN, timeout=300)
@@ -377,9 +379,9 @@ def test_ctrl_c_while_a_cluster_embeds_stops_the_run_and_the_rerun_resumes_past_
     runs = json.loads((out / "manifest.json").read_text())["runs"]
     assert [x["status"] for x in runs] == ["ok", "interrupted", "ok"]
     rank = runs[2]["phases"]["rank"]
-    assert rank["embedded"] + rank["already_embedded"] == 800 and rank["days_already_complete"] == 2, rank
+    assert rank["embedded"] + rank["already_embedded"] == 400 and rank["days_already_complete"] == 2, rank
     ids = backfill_table(out, "ranked").column("id").to_pylist()
-    assert len(ids) == 1200 and set(Counter(ids).values()) == {1}
+    assert len(ids) == 600 and set(Counter(ids).values()) == {1}
     assert cluster.cpus_back(timeout=60)["free"] == 4
 
 
