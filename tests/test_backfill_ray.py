@@ -125,10 +125,16 @@ def test_the_ray_engine_keeps_by_the_users_rules_as_the_local_engine_does(tmp_pa
     prompts, cfg = rules_config(tmp_path, "Bin-Bin Gao\nHao Sun\n", "diffusion model\nre:^\\s*federated\n",
                                 "top = 8\nexclude = ['reinforcement learning']")
     settings = resolve(cfg, flags={"backend": "fake", "model": "m"})
+    # the day's first 120 papers, not its 192: every pinned paper is among them, and so is a paper on diffusion
+    # models that the top 8 takes without the exclusions (2505.08803); each engine embeds 120
+    day = tmp_path / "days" / "2025-05-15"
+    day.mkdir(parents=True)
+    lines = (DAYS / "2025-05-15" / "listing.jsonl").read_bytes().splitlines(keepends=True)
+    (day / "listing.jsonl").write_bytes(b"".join(lines[:120]))
     kept = {}
     for engine in ("local", "ray"):
         out = tmp_path / engine
-        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True, score=True), settings,
+        run_backfill(BackfillSpec(source=day, out=out, embed=True, score=True), settings,
                      engine=engine, ray_options=RAY_OPTIONS if engine == "ray" else None)
         r, s = backfill_table(out, "ranked"), backfill_table(out, "scores")
         kept[engine] = {i for i, k in zip(r.column("id").to_pylist(), r.column("kept").to_pylist()) if k}
@@ -140,6 +146,7 @@ def test_the_ray_engine_keeps_by_the_users_rules_as_the_local_engine_does(tmp_pa
     assert kept["ray"] == kept["local"]
     assert {"2505.09264", "2505.09265", "2505.08808", "2505.09203"} <= kept["ray"]     # the pins
     assert "2505.09263" not in kept["ray"]             # a pinned author's paper on diffusion models: excluded
+    assert "2505.08803" not in kept["ray"]             # on diffusion models: in the top 8 but for the exclusions
     assert len(kept["ray"]) > 8
 
 
