@@ -411,23 +411,33 @@ def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
     token, or None (admitted, or not to be told here): a driver with RAY_AUTH_MODE=token and no token, or one
     without the token the cluster asks for, or with another. ray.init said so only after the driver's own work
     (the embedder it loads for the prompt's queries) and 20 s of its retries; asked here of the cluster's GCS
-    once, as ray.init asks it first (its cluster id). `auto` is left to ray.init, which takes up a token of this
-    machine's for it where RAY_AUTH_MODE is not set, as a Ray Client address (its server's own check).
+    once, as ray.init asks it first (its cluster id). `auto` is resolved as ray.init resolves it (RAY_ADDRESS, else
+    the cluster `ray start` last started here, ray_current_cluster, else any of this machine's), and for a cluster
+    found so (RAY_ADDRESS not set) token authentication is turned on where RAY_AUTH_MODE is not set and this
+    machine has a token, as ray.init turns it on for it: auto was left to ray.init, a driver the cluster refuses
+    told so only after the embedder had loaded. A Ray Client address (RAY_ADDRESS's too) is its server's check.
     Asked only of an address whose listener answered HTTP/2 (_not_answering): a gRPC server that takes the call
     and answers nothing holds it `timeout` s; Ray's client adds its own wait of about 10 s for a channel that
     cannot connect at all (15 s at 5 s, 11 s at 0.1 s: a limit below `timeout` would shorten only the case of
     a slow cluster), the worst case here when the cluster went away after answering the probe."""
-    if address == "auto" or "://" in address:
+    from_env = os.environ.get("RAY_ADDRESS") if address == "auto" else None
+    if "://" in (from_env or address):
         return None
     try:
-        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+        from ray._private.authentication.authentication_token_setup import (AUTH_MODE_ENV_VAR, _enable_token_auth,
+                                                                            ensure_token_if_auth_enabled)
         from ray._private.services import canonicalize_bootstrap_address
-        from ray._raylet import InnerGcsClient
+        from ray._raylet import AuthenticationTokenLoader, InnerGcsClient
         from ray.exceptions import AuthenticationError
         hostport = canonicalize_bootstrap_address(address)
-    except Exception:               # another Ray: ray.init says what it finds
+    except Exception:               # another Ray, or no cluster for auto: ray.init says what it finds
+        return None
+    if not hostport:
         return None
     try:
+        if address == "auto" and not from_env and AUTH_MODE_ENV_VAR not in os.environ \
+                and AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+            _enable_token_auth()    # what ray.init does for auto next (maybe_enable_token_auth_if_token_available)
         ensure_token_if_auth_enabled(None, create_token_if_missing=False)
     except AuthenticationError:
         return ("cannot start or reach Ray: RAY_AUTH_MODE is token and this driver has no authentication token: "
