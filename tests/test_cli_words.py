@@ -724,3 +724,38 @@ def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
         "not a file (a device or a pipe), so not a database file"
     assert r.returncode == 1 and r.stderr == f"error: {db}: {said}\n", r.stderr
     assert not (tmp_path / "cal.json").exists()
+
+
+@pytest.mark.parametrize("command", ["fetch", "run", "backfill", "config"])
+def test_a_category_class_arxiv_does_not_list_is_a_warning_naming_where_it_was_set(tmp_path, command):
+    """`--category cs.XX` passed the category check (only its archive was checked) and matched no paper: each
+    daily run said "nothing to do", with no word on the category. Now one warning naming --category (or the
+    ranker.toml line), with the closest classes; kept (arXiv adds classes). A stray key is refused."""
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:                # run's prefilter served from the store: no model loaded
+        store_vectors(s, list(read_papers(LISTING)))
+    args = {"fetch": ["--from", LISTING, "--out", tmp_path / "p.jsonl", "--db", db],
+            "run": ["--papers", LISTING, "--out", tmp_path / "d", "--db", db, "--backend", "fake", "--model", "tiny",
+                    "--offline"],
+            "backfill": ["--from", hist, "--out", tmp_path / "bf", "--db", db, "--offline", "--score", "--backend",
+                         "fake", "--model", "tiny"],
+            "config": []}[command]
+    said = "'cs.LX' is no subject class of arXiv's taxonomy that ranker knows (a new one?): no paper may match it; " \
+           "did you mean 'cs.PL', 'cs.LO' or 'cs.LG'?"
+    if command != "config":
+        r = ranker(command, *args, "--category", "cs.LG,cs.LX")
+        assert r.returncode == 0, r.stderr
+        assert f"warning: --category: {said}\n" in r.stderr and r.stderr.count("warning:") == 1, r.stderr
+        r = ranker(command, *args, "--category", "cs.LGG")
+        assert one_error(r, 1) == "error: --category: 'cs.LGG' is not an arXiv category; did you mean 'cs.LG'?"
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text('[fetch]\ncategories = ["cs.LG", "cs.LX"]\n')
+    r = ranker(command, *args, "--config", cfg, env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {cfg}:2: fetch.categories: {said}\n" in r.stderr, r.stderr
+    r = ranker(command, *args, "--config", cfg, "--category", "cs.LG", env={"RANKER_HOME": tmp_path / "home"}) \
+        if command != "config" else None
+    assert r is None or "warning" not in r.stderr, r.stderr

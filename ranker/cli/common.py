@@ -156,6 +156,19 @@ def warn(msg: str) -> None:
     info(f"warning: {msg}")
 
 
+def warn_categories(s: "Settings") -> None:
+    """A category of fetch.categories whose subject class arXiv's taxonomy lacks as ranker knows it ('cs.XX'):
+    one warning each, naming where it was set (--category, the ranker.toml line) and the closest classes, by a
+    command that keeps papers by them (fetch, run, backfill; config shows them). It passed the check (only the
+    archive was checked), matched no paper, and each daily run said "nothing to do"; kept, not refused: arXiv
+    adds classes (a case or stray-key variant of a known one is refused: records.category_problem)."""
+    from ..records import category_note
+    for cat in s.fetch.categories:
+        note = category_note(cat)
+        if note:
+            warn(f"{name_key('fetch.categories')}: {note}")
+
+
 def nothing_to_do(why: str) -> None:
     """The one line every command says when its input holds nothing to work on (it then exits 0)."""
     info(f"nothing to do: {why}")

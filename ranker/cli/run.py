@@ -13,7 +13,7 @@ from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, Db
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
                      check_served, echo, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
-                     warn, warn_failures, warn_read)
+                     warn, warn_categories, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -74,6 +74,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request,
                       novelty_context=novelty_context, calibration=calibration, no_calibration=no_calibration,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
+    warn_categories(s)
     check_out(out, folder=True)
     if papers is None and day_given:
         from ..sources.days import FIRST, no_announcement_note
