@@ -261,12 +261,17 @@ def test_auto_a_cluster_refuses_is_one_line_before_the_embedder_loads(tmp_path, 
     cluster.wait_nodes(2, timeout=10)
 
 
-def _admitted(env: dict) -> str:
-    code = "from ranker.backfill.ray_engine import _not_admitted; print(_not_admitted('auto'))"
+def _admitted(env: dict, address: str = "auto", pre: str = "") -> str:
+    code = pre + f"from ranker.backfill.ray_engine import _not_admitted; print(_not_admitted({address!r}))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(REPO), **env})
     assert p.returncode == 0, p.stderr[-2000:]
     return p.stdout.strip()
+
+
+# what the driver's process is left with after the check: its RAY_AUTH_MODE and the mode Ray's config reads
+MODE_AFTER = ("; import os; from ray._raylet import AuthenticationMode, get_authentication_mode; "
+              "print(os.environ.get('RAY_AUTH_MODE'), get_authentication_mode() == AuthenticationMode.TOKEN)")
 
 
 def test_auto_with_the_clusters_token_is_admitted(tmp_path, cluster, monkeypatch):
@@ -283,11 +288,46 @@ def test_auto_with_the_clusters_token_is_admitted(tmp_path, cluster, monkeypatch
     (tmp_path / ".ray").mkdir()
     (tmp_path / ".ray" / "auth_token").write_text(TOKEN)
     assert _admitted({"RAY_ADDRESS": "", "HOME": str(tmp_path)}) == "None"
+    # RAY_ADDRESS=auto is auto to ray.init (it takes the token up for it): it was refused here as an explicit address
+    assert _admitted({"RAY_ADDRESS": "auto", "HOME": str(tmp_path)}) == "None"
     (tmp_path / ".ray" / "auth_token").write_text("0" * 64)
     from ray._private.services import canonicalize_bootstrap_address
     assert _admitted({"RAY_ADDRESS": "", "HOME": str(tmp_path)}).startswith(
         "cannot start or reach Ray: the cluster at "
         f"auto ({canonicalize_bootstrap_address(f'127.0.0.1:{cluster.port}')}) refused this driver's ")
+
+
+def test_a_refusal_leaves_the_process_out_of_token_mode(tmp_path, cluster, monkeypatch):
+    """auto, RAY_AUTH_MODE not set and a token in ~/.ray/auth_token that is not the cluster's: the check turned
+    token mode on (RAY_AUTH_MODE=token, Ray's config re-read) and left it on after refusing, ray.init never
+    running: a library caller that catches the RankerError, or later code of the process, was in token mode."""
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(k, raising=False)
+    others = subprocess.run(["pgrep", "-x", "gcs_server"], capture_output=True, text=True).stdout.split()
+    if len(others) != 1 or os.path.exists("/tmp/ray/ray_current_cluster"):
+        pytest.skip("another Ray instance runs on this machine, or `ray start` left its address: auto would find it")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("0" * 64)
+    code = ("from ranker.backfill.ray_engine import _not_admitted; print(_not_admitted('auto'))" + MODE_AFTER)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": "", "HOME": str(tmp_path)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    said, after = p.stdout.strip().split("\n")[-2:]
+    assert said.startswith("cannot start or reach Ray: the cluster at auto ("), said
+    assert after == "None False", p.stdout
+
+
+def test_a_ray_without_the_auto_token_step_still_refuses_an_explicit_address(tmp_path, cluster):
+    """A Ray lacking the private names of auto's token step: they were imported with the others, so the check
+    said nothing for any address, a host:port with another token included (refused by ray.init only after the
+    embedder loaded). Only that step is skipped now."""
+    pre = ("from ray._private.authentication import authentication_token_setup as s\n"
+           "for n in ('maybe_enable_token_auth_if_token_available', '_enable_token_auth'):\n"
+           "    delattr(s, n)\n")
+    said = _admitted({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, address=f"127.0.0.1:{cluster.port}",
+                     pre=pre)
+    assert said.startswith("cannot start or reach Ray: the cluster at 127.0.0.1:"), said
+    assert "refused this driver's authentication token" in said, said
 
 
 @pytest.mark.parametrize("form, says", [
