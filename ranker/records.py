@@ -82,9 +82,11 @@ def category_problem(cat: str) -> str | None:
     fixed = right.partition(".")[2]
     if dot and fixed not in known:
         # a stray or doubled key: 'cs.LGG' passed (its archive is arXiv's) and matched no paper, every day
-        typo = next((c for i in range(len(fixed)) if (c := fixed[:i] + fixed[i + 1:]) in known), None)
-        if typo is not None:
-            return f"{cat!r} is not an arXiv category; did you mean {archive.lower() + '.' + typo!r}?"
+        # every class it may be ('cs.AIR': cs.AI, cs.AR or cs.IR): one named was a guess among them
+        typos = sorted({c for i in range(len(fixed)) if (c := fixed[:i] + fixed[i + 1:]) in known})
+        if typos:
+            return (f"{cat!r} is not an arXiv category; did you mean "
+                    f"{_either([repr(archive.lower() + '.' + t) for t in typos])}?")
     if valid_category(cat) and right == cat:
         return None
     if valid_category(right):
@@ -105,7 +107,12 @@ def category_note(cat: str) -> str | None:
     by_lower = {k.lower(): k for k in known}
     named = [repr(f"{archive}.{by_lower[c]}") for c in close]
     said = f"{cat!r} is no subject class of arXiv's taxonomy that ranker knows (a new one?): no paper may match it"
-    return said + (f"; did you mean {' or '.join(filter(None, [', '.join(named[:-1]), named[-1]]))}?" if named else "")
+    return said + (f"; did you mean {_either(named)}?" if named else "")
+
+
+def _either(named: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return " or ".join(filter(None, [", ".join(named[:-1]), named[-1]]))
 
 
 # the keys of a prefilter output line that are the verdict (Ranked's own), not the paper's

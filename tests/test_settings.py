@@ -413,6 +413,19 @@ def test_a_category_in_the_wrong_case_is_answered_only_with_one_arxiv_has(cat, p
     assert category_problem(cat) == problem
 
 
+@pytest.mark.parametrize("cat,problem", [
+    ("cs.LGG", "'cs.LGG' is not an arXiv category; did you mean 'cs.LG'?"),
+    ("cs.AIR", "'cs.AIR' is not an arXiv category; did you mean 'cs.AI', 'cs.AR' or 'cs.IR'?"),
+    ("cs.CLG", "'cs.CLG' is not an arXiv category; did you mean 'cs.CG', 'cs.CL' or 'cs.LG'?"),
+    ("stat.MLE", "'stat.MLE' is not an arXiv category; did you mean 'stat.ME' or 'stat.ML'?"),
+])
+def test_a_stray_key_names_every_class_it_may_be(cat, problem):
+    """A known class with a key more names each class dropping one key gives: 'cs.AIR' was answered 'cs.IR'
+    only (the first found), though cs.AI and cs.AR fit as well, and the user's was likely another."""
+    from ranker.records import category_problem
+    assert category_problem(cat) == problem
+
+
 @pytest.mark.parametrize("cat", ["lg", "ai", "xx.LG", "foo.bar", "csx.LG", "lg.LG"])
 def test_a_name_whose_archive_arxiv_has_not_is_no_category(cat):
     """`--category lg` (or `xx.LG`) has a category's shape and passed, then matched no paper: the daily run said
