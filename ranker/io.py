@@ -130,7 +130,7 @@ def _fsync_dir(folder: Path) -> None:
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
                 renames: list[tuple[Path, Path]] | None = None, locks: list[int] | None = None,
-                tidy: bool = False) -> Iterator[IO]:
+                tidy: bool = False, own_name: bool = False) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -145,12 +145,16 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written;
     with `locks` too, the descriptor holding it is appended there for the caller to close once it is renamed),
     so a writer killed meanwhile (kill -9, the OOM killer) is told from a live one: with `tidy`, the temporary
-    files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first."""
+    files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first.
+    With `own_name`, `path` is a name ranker made in a folder (a day's DATE-run.json in --out, an index's
+    manifest.json), never one the user gave: a FIFO, socket or device there (or a link to one) was not put there
+    to be written into, and is not (a FIFO's open waited for a reader forever): the new file takes its name by
+    the rename, as it would an old file's."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
     target = given
-    if _names_a_stream(given):
+    if not own_name and _names_a_stream(given):
         if given.is_dir():
             raise InputError("is a directory; give a file name", where=str(given))
         yield from _write_in_place(given, mode.replace("w", "a"), encoding)
@@ -167,9 +171,11 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         if stat.S_ISDIR(st.st_mode):
             raise InputError("is a directory; give a file name", where=str(given))
         if not stat.S_ISREG(st.st_mode):
-            yield from _write_in_place(given, mode, encoding)
-            return
-        if given.is_symlink():
+            if not own_name:
+                yield from _write_in_place(given, mode, encoding)
+                return
+            st = None                                # replaced, the link to it too: nothing of it to keep
+        elif given.is_symlink():
             target = Path(os.path.realpath(given))
     folder = target.parent
     try:
@@ -268,7 +274,10 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     folder (remove_leftovers with `dead_only`) leaves them to it, before_names waiting however long.
     `before_names`: called once every file is whole on disk, just before they take their names, so what a caller
     records elsewhere (a database's record of these files) comes a journal's write before the files, not the
-    writing of them all: its failure, or a Ctrl-C up to there, leaves the old set."""
+    writing of them all: its failure, or a Ctrl-C up to there, leaves the old set.
+    The files are names the caller made in its folders (a day's files in --out, eval's, compare's), never a
+    stream the user named: a FIFO or device in a file's place is replaced with the rest (atomic_file's
+    `own_name`), not written into, where the set waited for a reader forever."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
     kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
@@ -281,7 +290,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
         for folder in dict.fromkeys(x for p in targets for x in (p.parent, Path(os.path.realpath(p)).parent)):
             finish_sets(folder)
         for path, chunks in files.items():
-            with atomic_file(path, renames=renames, locks=locks) as f:
+            with atomic_file(path, renames=renames, locks=locks, own_name=True) as f:
                 f.writelines(chunks)
         if before_names is not None:
             before_names()
@@ -820,16 +829,17 @@ def lock_waiting(fd: int, waiting: Callable[[], None], *, shared: bool = False, 
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | Iterable[bytes], *,
-                 tidy: bool = False) -> int:
+                 tidy: bool = False, own_name: bool = False) -> int:
     """Write text, bytes or an iterable of text or byte chunks (lines) to `path` through atomic_file (`tidy`:
-    removing first the temporary files of `path` that killed writers left). An iterable is consumed as it is
-    written, so it may be a generator of any size. Returns the chunks written (1 for a str or bytes)."""
+    removing first the temporary files of `path` that killed writers left; `own_name`: a name ranker made in a
+    folder, a FIFO or device there replaced, not written into). An iterable is consumed as it is written, so it
+    may be a generator of any size. Returns the chunks written (1 for a str or bytes)."""
     if isinstance(data, (str, bytes, bytearray)):
-        with atomic_file(path, "w" if isinstance(data, str) else "wb", tidy=tidy) as f:
+        with atomic_file(path, "w" if isinstance(data, str) else "wb", tidy=tidy, own_name=own_name) as f:
             f.write(data)
         return 1
     n = 0
-    with atomic_file(path, "wb", tidy=tidy) as f:
+    with atomic_file(path, "wb", tidy=tidy, own_name=own_name) as f:
         for chunk in data:
             f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
             n += 1

@@ -254,7 +254,7 @@ def test_a_rebuild_with_nothing_new_does_not_rewrite_the_kept_lists(tmp_path, mo
         build_site(s, out)
     writes = []
     real = allpairs.atomic_write
-    monkeypatch.setattr(allpairs, "atomic_write", lambda path, data: writes.append(path) or real(path, data))
+    monkeypatch.setattr(allpairs, "atomic_write", lambda path, data, **k: writes.append(path) or real(path, data, **k))
     n = _scored(monkeypatch)
     with Store(db) as s:
         build_site(s, out)

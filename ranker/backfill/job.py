@@ -86,7 +86,7 @@ class Job:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}), tidy=True)
+        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}), tidy=True, own_name=True)
         return work
 
     def embedded_done(self, work: Path) -> None:

@@ -56,7 +56,8 @@ def load_folder(out: str | Path) -> dict:
 
 def save(out: Path, manifest: dict) -> Path:
     path = Path(out) / NAME
-    atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", tidy=True)
+    atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", tidy=True,
+                 own_name=True)
     return path
 
 

@@ -142,7 +142,7 @@ def shard_name(prefix: str, ids: Iterable[str]) -> str:
 
 def write_shard(t: pa.Table, path: Path) -> None:
     """Write a Parquet file so that it is either absent or whole (ranker.io.atomic_file)."""
-    with atomic_file(path, "wb") as f:
+    with atomic_file(path, "wb", own_name=True) as f:
         pq.write_table(t, f, compression="zstd")
 
 

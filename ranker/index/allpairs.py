@@ -186,6 +186,6 @@ def _write(path: Path, embedder: str, k: int, row_ids: list[str], sums: np.ndarr
              kernel=np.str_(kernel), queries=np.array(queries, dtype=str), scores=scores,
              rows=rows.astype(np.int32))
     try:
-        atomic_write(path, buf.getvalue())
+        atomic_write(path, buf.getvalue(), own_name=True)
     except (RankerError, OSError):   # read-only media, a full disk (atomic_write says so as an InputError): the
         pass                         # lists computed are kept for this build, and the next searches every paper again

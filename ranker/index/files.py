@@ -226,7 +226,7 @@ def write_manifest(directory: Path, m: Manifest) -> None:
     """Replace the manifest atomically, then remove every file it does not name."""
     from ..io import atomic_write
     m.updated = time.time()
-    atomic_write(directory / MANIFEST, m.to_json())
+    atomic_write(directory / MANIFEST, m.to_json(), own_name=True)
     keep = {f.name for f in m.files()} | {MANIFEST, ".lock"}
     for p in directory.iterdir():
         if p.name not in keep:

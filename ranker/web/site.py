@@ -322,7 +322,8 @@ def build_site(store: Store, out: str | Path, *, similar=None, embedder: str | N
     check_output_dir(out)                        # a file there, a folder that cannot be made or written in
     _refuse_others(out)
     if not (out / MARKER).is_file():
-        atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
+        atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n",
+                     own_name=True)
     with _one_build_at_a_time(out, waiting or (lambda: None)):
         return _build(store, out, similar, embedder)
 
