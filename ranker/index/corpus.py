@@ -16,6 +16,7 @@ full check (`status(verify=True)`) compares the digest of every (id, text hash) 
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -621,7 +622,7 @@ class CorpusIndex:
                 m = F.read_manifest(self.dir)
             except F.IndexFileError as e:
                 # no manifest (none yet, a file where the folder goes) is no index; one unreadable, damaged
-                st.problem, st.damaged = str(e), (self.dir / F.MANIFEST).is_file()
+                st.problem, st.damaged = str(e), os.path.lexists(self.dir / F.MANIFEST)
                 return st
             st.exists = True
             st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..io import lock_waiting
+from ..io import lock_waiting, read_regular
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -185,29 +185,35 @@ def locked(directory: Path, exclusive: bool, waiting: Callable[[], None] | None 
             make_folder(directory)
         yield
         return
+    # opened without waiting: a FIFO in the lock file's place (flock holds on it all the same) was opened for
+    # reading as a pipe, and every reader of the index waited for a writer for good
     if exclusive:
         make_folder(directory)
-        fh = open(directory / ".lock", "a+")
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
     else:
         try:
-            fh = open(directory / ".lock", "rb")
+            fd = os.open(directory / ".lock", os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
-            fh = None
-    if fh is None:
+            fd = None
+    if fd is None:
         yield
         return
-    with fh:
-        lock_waiting(fh.fileno(), waiting or (lambda: None), shared=not exclusive)
+    try:
+        lock_waiting(fd, waiting or (lambda: None), shared=not exclusive)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def read_manifest(directory: Path) -> Manifest:
+    """The index's manifest; a FIFO or device in its place is not read (its read waited for a writer for good):
+    an unreadable manifest, which the next sync replaces."""
     path = directory / MANIFEST
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise IndexFileError(NO_INDEX) from None
     except NotADirectoryError as e:
