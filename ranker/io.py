@@ -1202,6 +1202,18 @@ def counted(n: int, noun: str, many: str | None = None) -> str:
     return f"{grouped(n)} {noun if n == 1 else (many or noun + 's')}"
 
 
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What a name that is neither a file nor a folder is, in words ("a named pipe", "a socket", "a device"; a
+    link followed), for the line that refuses it; None for a file, a folder or nothing there."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
 def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],
                  what: str, key: str | None = None) -> list[Path]:
     """The files named by `specs`: a file named directly is always taken (its content is checked by the
@@ -1231,9 +1243,7 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
         elif p.exists():
             # a named pipe (mkfifo), a device (/dev/null) or a socket: there, so not "no such file" as it was; not
             # read either (a named pipe no writer opened would hang the command): stdin or a shell's pipe serve
-            mode = p.stat().st_mode
-            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-            raise InputError(f"not a regular file or a folder but {kind}; give a file, a folder, '-' for stdin "
+            raise InputError(f"not a regular file or a folder but {special_kind(p)}; give a file, a folder, '-' for stdin "
                              "or a shell's pipe (<(command))", where=str(spec), key=key)
         elif _GLOB_CHARS & set(str(spec)):
             files: list[Path] = []

@@ -1626,3 +1626,20 @@ def test_the_summary_groups_every_count_of_a_large_backfill():
         in line, line
     assert "; peak RSS 1200 MB over 3 processes; " in line, line
     assert not re.search(r"\b\d{4,}\b", line.replace("1200 MB", "")), line
+
+
+@pytest.mark.parametrize("kind", ["ranked", "scores"])
+def test_a_fifo_named_as_a_shard_stops_a_rerun_and_an_import_in_one_line_naming_it(tmp_path, one_day_backfill, kind):
+    """Shards are found by listing OUT/ranked and OUT/scores: a FIFO named as one is no shard ranker wrote. Not
+    opened (no wait for a writer), and not skipped either, as a damaged shard is not: the rerun and the import
+    stop in one line naming it (Arrow's own words said the path twice and spoke of Windows' NUL and CON)."""
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out)
+    fifo = shards.shard_files(out / kind)[0].parent / f"{kind}-fedcba9876543210.parquet"
+    os.mkfifo(fifo)
+    for args in (["import", out, "--db", tmp_path / "r.sqlite3"],
+                 ["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+                  "n"]):
+        p = ranker(*args, timeout=30)
+        assert p.returncode == 1 and p.stderr.splitlines()[-1] == \
+            f"error: {fifo}: a named pipe named as a shard, not a file ranker wrote; remove it", p.stderr
