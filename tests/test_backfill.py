@@ -1643,3 +1643,14 @@ def test_a_fifo_named_as_a_shard_stops_a_rerun_and_an_import_in_one_line_naming_
         p = ranker(*args, timeout=30)
         assert p.returncode == 1 and p.stderr.splitlines()[-1] == \
             f"error: {fifo}: a named pipe named as a shard, not a file ranker wrote; remove it", p.stderr
+
+
+def test_a_fifo_named_as_the_backfill_manifest_stops_an_import_in_one_line_naming_it(tmp_path, one_day_backfill):
+    """OUT/manifest.json was read as text: a FIFO in its place hung `ranker import` (and a rerun) for good."""
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out)
+    (out / "manifest.json").unlink()
+    os.mkfifo(out / "manifest.json")
+    p = ranker("import", out, "--db", tmp_path / "r.sqlite3", timeout=30)
+    assert p.returncode == 1 and p.stderr.splitlines()[-1] == f"error: {out / 'manifest.json'}: a named pipe named " \
+        "as the backfill manifest, not a file ranker wrote; remove it", p.stderr

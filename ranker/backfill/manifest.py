@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, RankerError
-from ..io import atomic_write, read_text, redact
+from ..io import atomic_write, read_text, redact, special_kind
 
 FORMAT = "ranker-backfill"
 VERSION = 1
@@ -30,6 +30,9 @@ def load(out: Path) -> dict:
     path = Path(out) / NAME
     if not path.exists():
         return {"format": FORMAT, "version": VERSION, "pinned": None, "ranked_sources": [], "runs": []}
+    kind = special_kind(path)           # a FIFO's read waited for a writer for good: said, as a shard's (shards)
+    if kind:
+        raise InputError(f"{kind} named as the backfill manifest, not a file ranker wrote; remove it", where=str(path))
     try:
         d = json.loads(read_text(path, "backfill manifest"))
     except ValueError as e:
