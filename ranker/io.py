@@ -149,7 +149,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     With `own_name`, `path` is a name ranker made in a folder (a day's DATE-run.json in --out, an index's
     manifest.json), never one the user gave: a FIFO, socket or device there (or a link to one) was not put there
     to be written into, and is not (a FIFO's open waited for a reader forever): the new file takes its name by
-    the rename, as it would an old file's."""
+    the rename, as it would an old file's; so does a link to nothing there."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
@@ -163,7 +163,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         st = os.stat(given)                          # follows links
     except FileNotFoundError:
         st = None
-        if given.is_symlink():                       # a dangling link: create its target
+        # a dangling link: create its target; one of ranker's own names is replaced (the index's manifest.json
+        # made as the link's target beside it was then removed as a file the manifest does not name)
+        if given.is_symlink() and not own_name:
             target = Path(os.path.realpath(given))
     except OSError as e:
         raise _cannot_write(given, e) from None

@@ -621,8 +621,9 @@ class CorpusIndex:
             try:
                 m = F.read_manifest(self.dir)
             except F.IndexFileError as e:
-                # no manifest (none yet, a file where the folder goes) is no index; one unreadable, damaged
-                st.problem, st.damaged = str(e), os.path.lexists(self.dir / F.MANIFEST)
+                # no manifest (none yet, a link to nothing, a file where the folder goes) is no index; one unreadable
+                # (a FIFO, a device, a folder, a link to one), damaged
+                st.problem, st.damaged = str(e), os.path.exists(self.dir / F.MANIFEST)
                 return st
             st.exists = True
             st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated
