@@ -552,8 +552,9 @@ def _lease_break_time() -> float:
         return 46.0
 
 
-def read_regular(path: str | os.PathLike) -> bytes:
-    """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest): an OSError unless
+def read_regular(path: str | os.PathLike, limit: int = -1) -> bytes:
+    """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest), its first `limit`
+    only where that is given (a site's search index, told by its first words): an OSError unless
     it is a regular file or a link to one (see _open_regular; a folder of links to runs' files, as git-annex or
     stow leave, is read). A FIFO or a device in its place was not made by ranker: its read never waited for.
     A file another holds a write lease on (Samba's oplocks, an NFS server's delegations) refuses an open that
@@ -571,7 +572,7 @@ def read_regular(path: str | os.PathLike) -> bytes:
                 raise
             time.sleep(0.1)
     with os.fdopen(fd, "rb") as f:
-        return f.read()
+        return f.read(limit)
 
 
 def _old_name(target: Path) -> Path:
