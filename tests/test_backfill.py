@@ -327,6 +327,20 @@ def test_an_embedding_backfill_killed_as_a_spill_shard_takes_its_name_removes_it
         sorted(backfill_table(tmp_path / "ref", "ranked").column("id").to_pylist())
 
 
+@pytest.mark.slow                               # the real MiniLM: about 20 s
+def test_a_fifo_in_the_place_of_the_embedding_spills_params_stamp_is_not_read_and_is_replaced(tmp_path):
+    """OUT/_work/embedded/params, the stamp of what a stopped run embedded, was read as text: a FIFO in its place
+    hung the backfill for good. It is no stamp ranker wrote: the spill is emptied and the run goes on."""
+    env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1", "RANKER_MODELS_DIR": MODELS}
+    out = tmp_path / "bf"
+    (out / shards.WORK_DIR / "embedded").mkdir(parents=True)
+    os.mkfifo(out / shards.WORK_DIR / "embedded" / "params")
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--embed", "--top", "3", "--db",
+               f"{out}.sqlite3", env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert not (out / shards.WORK_DIR).exists() and backfill_table(out, "ranked").num_rows > 0
+
+
 def test_the_clean_up_of_dead_shard_temporaries_takes_only_a_killed_writers_shard_files(tmp_path):
     """remove_dead_temporaries: a live writer's temporary shard (held by atomic_file), a link with a shard
     temporary's name to a file of the user's, and the user's own `.notes.parquet.XXXXXXXX.tmp` all stay; the one
