@@ -809,6 +809,14 @@ def _open_dup(fd: int, mode: str, **kw) -> IO:
         raise
 
 
+def open_lock_file(path: Path, *, write: bool = True) -> int:
+    """A descriptor of the lock file `path` to flock: with `write` created where missing (0o666, the umask
+    applies) and opened for reading and writing, else opened for reading only (an OSError where it is missing).
+    Opened without waiting: a FIFO in its place (flock holds on it all the same) was opened as a pipe, and a
+    reader waited for a writer for good (as a stream to append to, it was "not seekable")."""
+    return os.open(path, (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY) | os.O_NONBLOCK, 0o666)
+
+
 def lock_exclusive(fd: int, waiting: Callable[[], None], *, without_locks: bool = False) -> None:
     """An exclusive flock on `fd`, held until it is closed (or the process ends, however it ends). Where another
     process holds it, `waiting` is called once, then the lock is waited for. A file system without locks (NFS

@@ -1659,6 +1659,19 @@ def test_a_fifo_named_as_a_shard_stops_a_rerun_and_an_import_in_one_line_naming_
             f"error: {fifo}: a named pipe named as a shard, not a file ranker wrote; remove it", p.stderr
 
 
+def test_a_fifo_in_the_place_of_the_backfill_lock_file_is_locked_without_waiting(tmp_path, one_day_backfill):
+    """OUT/.lock was opened as a stream to append to: a FIFO in its place stopped a rerun with "error: file or
+    stream is not seekable.", naming no file. It is opened without waiting, as the index's lock file is, and
+    locked all the same."""
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out)
+    (out / ".lock").unlink(missing_ok=True)
+    os.mkfifo(out / ".lock")
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+               "n", timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
 def test_a_fifo_named_as_the_backfill_manifest_stops_an_import_in_one_line_naming_it(tmp_path, one_day_backfill):
     """OUT/manifest.json was read as text: a FIFO in its place hung `ranker import` (and a rerun) for good."""
     out = tmp_path / "bf"

@@ -7,13 +7,14 @@ another output folder. The model and prompt may change from run to run: score ro
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, RankerError
-from ..io import atomic_write, read_text, redact, special_kind
+from ..io import atomic_write, open_lock_file, read_text, redact, special_kind
 
 FORMAT = "ranker-backfill"
 VERSION = 1
@@ -119,18 +120,22 @@ def covers(manifest: dict, fingerprint: list, since: str | None, until: str | No
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
-    """One backfill at a time per output folder (an advisory lock on OUT/.lock)."""
+    """One backfill at a time per output folder (an advisory lock on OUT/.lock, opened without waiting: see
+    open_lock_file)."""
     import fcntl
     out.mkdir(parents=True, exist_ok=True)
-    f = open(out / ".lock", "a+")
+    try:
+        fd = open_lock_file(out / ".lock")
+    except OSError as e:
+        raise InputError(f"cannot open its lock file ({e.strerror})", where=str(out / ".lock")) from None
     try:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError("another backfill is writing this folder", where=str(out)) from None
         yield
     finally:
-        f.close()
+        os.close(fd)
 
 
 def now() -> str:

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..io import lock_waiting, read_regular
+from ..io import lock_waiting, open_lock_file, read_regular
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -185,14 +185,14 @@ def locked(directory: Path, exclusive: bool, waiting: Callable[[], None] | None 
             make_folder(directory)
         yield
         return
-    # opened without waiting: a FIFO in the lock file's place (flock holds on it all the same) was opened for
-    # reading as a pipe, and every reader of the index waited for a writer for good
+    # opened without waiting (open_lock_file): a FIFO in the lock file's place was opened for reading as a pipe,
+    # and every reader of the index waited for a writer for good
     if exclusive:
         make_folder(directory)
-        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        fd = open_lock_file(directory / ".lock")
     else:
         try:
-            fd = os.open(directory / ".lock", os.O_RDONLY | os.O_NONBLOCK)
+            fd = open_lock_file(directory / ".lock", write=False)
         except OSError:
             fd = None
     if fd is None:
