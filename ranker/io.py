@@ -1254,8 +1254,8 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
         elif p.exists():
             # a named pipe (mkfifo), a device (/dev/null) or a socket: there, so not "no such file" as it was; not
             # read either (a named pipe no writer opened would hang the command): stdin or a shell's pipe serve
-            raise InputError(f"not a regular file or a folder but {special_kind(p)}; give a file, a folder, '-' for stdin "
-                             "or a shell's pipe (<(command))", where=str(spec), key=key)
+            raise InputError(f"not a regular file or a folder but {special_kind(p)}; give a file, a folder, '-' for "
+                             "stdin or a shell's pipe (<(command))", where=str(spec), key=key)
         elif _GLOB_CHARS & set(str(spec)):
             files: list[Path] = []
             for m in map(Path, sorted(glob.glob(str(p), recursive=True))):
