@@ -130,7 +130,7 @@ def _fsync_dir(folder: Path) -> None:
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
                 renames: list[tuple[Path, Path]] | None = None, locks: list[int] | None = None,
-                tidy: bool = False) -> Iterator[IO]:
+                tidy: bool = False, own_name: bool = False) -> Iterator[IO]:
     """Yield a file to write `path` with; it takes its place only when the block ends without error.
 
     A regular file is written to a temporary `.NAME.XXXXXXXX.tmp` beside it, flushed to disk and renamed over
@@ -145,12 +145,16 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     The temporary file is held locked (flock) until it has its name (or, with `renames`, until it is written;
     with `locks` too, the descriptor holding it is appended there for the caller to close once it is renamed),
     so a writer killed meanwhile (kill -9, the OOM killer) is told from a live one: with `tidy`, the temporary
-    files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first."""
+    files of `path` that killed writers left (a snapshot's papers, gigabytes) are removed first.
+    With `own_name`, `path` is a name ranker made in a folder (a day's DATE-run.json in --out, an index's
+    manifest.json), never one the user gave: a FIFO, socket or device there (or a link to one) was not put there
+    to be written into, and is not (a FIFO's open waited for a reader forever): the new file takes its name by
+    the rename, as it would an old file's; so does a link to nothing there."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_file writes text ('w') or bytes ('wb')")
     given = Path(path)
     target = given
-    if _names_a_stream(given):
+    if not own_name and _names_a_stream(given):
         if given.is_dir():
             raise InputError("is a directory; give a file name", where=str(given))
         yield from _write_in_place(given, mode.replace("w", "a"), encoding)
@@ -159,7 +163,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         st = os.stat(given)                          # follows links
     except FileNotFoundError:
         st = None
-        if given.is_symlink():                       # a dangling link: create its target
+        # a dangling link: create its target; one of ranker's own names is replaced (the index's manifest.json
+        # made as the link's target beside it was then removed as a file the manifest does not name)
+        if given.is_symlink() and not own_name:
             target = Path(os.path.realpath(given))
     except OSError as e:
         raise _cannot_write(given, e) from None
@@ -167,9 +173,11 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         if stat.S_ISDIR(st.st_mode):
             raise InputError("is a directory; give a file name", where=str(given))
         if not stat.S_ISREG(st.st_mode):
-            yield from _write_in_place(given, mode, encoding)
-            return
-        if given.is_symlink():
+            if not own_name:
+                yield from _write_in_place(given, mode, encoding)
+                return
+            st = None                                # replaced, the link to it too: nothing of it to keep
+        elif given.is_symlink():
             target = Path(os.path.realpath(given))
     folder = target.parent
     try:
@@ -268,7 +276,10 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
     folder (remove_leftovers with `dead_only`) leaves them to it, before_names waiting however long.
     `before_names`: called once every file is whole on disk, just before they take their names, so what a caller
     records elsewhere (a database's record of these files) comes a journal's write before the files, not the
-    writing of them all: its failure, or a Ctrl-C up to there, leaves the old set."""
+    writing of them all: its failure, or a Ctrl-C up to there, leaves the old set.
+    The files are names the caller made in its folders (a day's files in --out, eval's, compare's), never a
+    stream the user named: a FIFO or device in a file's place is replaced with the rest (atomic_file's
+    `own_name`), not written into, where the set waited for a reader forever."""
     renames: list[tuple[Path, Path]] = []
     done: list[Path] = []
     kept: dict[Path, Path | bool] = {}           # target -> a second name of its old file (see _second_name)
@@ -281,7 +292,7 @@ def write_together(files: Mapping[Path, Iterable[str]], remove: Iterable[Path] =
         for folder in dict.fromkeys(x for p in targets for x in (p.parent, Path(os.path.realpath(p)).parent)):
             finish_sets(folder)
         for path, chunks in files.items():
-            with atomic_file(path, renames=renames, locks=locks) as f:
+            with atomic_file(path, renames=renames, locks=locks, own_name=True) as f:
                 f.writelines(chunks)
         if before_names is not None:
             before_names()
@@ -541,8 +552,9 @@ def _lease_break_time() -> float:
         return 46.0
 
 
-def read_regular(path: str | os.PathLike) -> bytes:
-    """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest): an OSError unless
+def read_regular(path: str | os.PathLike, limit: int = -1) -> bytes:
+    """The bytes of a file ranker wrote, found by its name in a folder (a day's run manifest), its first `limit`
+    only where that is given (a site's search index, told by its first words): an OSError unless
     it is a regular file or a link to one (see _open_regular; a folder of links to runs' files, as git-annex or
     stow leave, is read). A FIFO or a device in its place was not made by ranker: its read never waited for.
     A file another holds a write lease on (Samba's oplocks, an NFS server's delegations) refuses an open that
@@ -560,7 +572,7 @@ def read_regular(path: str | os.PathLike) -> bytes:
                 raise
             time.sleep(0.1)
     with os.fdopen(fd, "rb") as f:
-        return f.read()
+        return f.read(limit)
 
 
 def _old_name(target: Path) -> Path:
@@ -797,6 +809,14 @@ def _open_dup(fd: int, mode: str, **kw) -> IO:
         raise
 
 
+def open_lock_file(path: Path, *, write: bool = True) -> int:
+    """A descriptor of the lock file `path` to flock: with `write` created where missing (0o666, the umask
+    applies) and opened for reading and writing, else opened for reading only (an OSError where it is missing).
+    Opened without waiting: a FIFO in its place (flock holds on it all the same) was opened as a pipe, and a
+    reader waited for a writer for good (as a stream to append to, it was "not seekable")."""
+    return os.open(path, (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY) | os.O_NONBLOCK, 0o666)
+
+
 def lock_exclusive(fd: int, waiting: Callable[[], None], *, without_locks: bool = False) -> None:
     """An exclusive flock on `fd`, held until it is closed (or the process ends, however it ends). Where another
     process holds it, `waiting` is called once, then the lock is waited for. A file system without locks (NFS
@@ -820,16 +840,17 @@ def lock_waiting(fd: int, waiting: Callable[[], None], *, shared: bool = False, 
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes | Iterable[str] | Iterable[bytes], *,
-                 tidy: bool = False) -> int:
+                 tidy: bool = False, own_name: bool = False) -> int:
     """Write text, bytes or an iterable of text or byte chunks (lines) to `path` through atomic_file (`tidy`:
-    removing first the temporary files of `path` that killed writers left). An iterable is consumed as it is
-    written, so it may be a generator of any size. Returns the chunks written (1 for a str or bytes)."""
+    removing first the temporary files of `path` that killed writers left; `own_name`: a name ranker made in a
+    folder, a FIFO or device there replaced, not written into). An iterable is consumed as it is written, so it
+    may be a generator of any size. Returns the chunks written (1 for a str or bytes)."""
     if isinstance(data, (str, bytes, bytearray)):
-        with atomic_file(path, "w" if isinstance(data, str) else "wb", tidy=tidy) as f:
+        with atomic_file(path, "w" if isinstance(data, str) else "wb", tidy=tidy, own_name=own_name) as f:
             f.write(data)
         return 1
     n = 0
-    with atomic_file(path, "wb", tidy=tidy) as f:
+    with atomic_file(path, "wb", tidy=tidy, own_name=own_name) as f:
         for chunk in data:
             f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
             n += 1
@@ -1192,6 +1213,18 @@ def counted(n: int, noun: str, many: str | None = None) -> str:
     return f"{grouped(n)} {noun if n == 1 else (many or noun + 's')}"
 
 
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What a name that is neither a file nor a folder is, in words ("a named pipe", "a socket", "a device"; a
+    link followed), for the line that refuses it; None for a file, a folder or nothing there."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
 def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep: Callable[[Path], bool],
                  what: str, key: str | None = None) -> list[Path]:
     """The files named by `specs`: a file named directly is always taken (its content is checked by the
@@ -1221,10 +1254,8 @@ def expand_paths(specs: str | os.PathLike | Iterable[str | os.PathLike], *, keep
         elif p.exists():
             # a named pipe (mkfifo), a device (/dev/null) or a socket: there, so not "no such file" as it was; not
             # read either (a named pipe no writer opened would hang the command): stdin or a shell's pipe serve
-            mode = p.stat().st_mode
-            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-            raise InputError(f"not a regular file or a folder but {kind}; give a file, a folder, '-' for stdin "
-                             "or a shell's pipe (<(command))", where=str(spec), key=key)
+            raise InputError(f"not a regular file or a folder but {special_kind(p)}; give a file, a folder, '-' for "
+                             "stdin or a shell's pipe (<(command))", where=str(spec), key=key)
         elif _GLOB_CHARS & set(str(spec)):
             files: list[Path] = []
             for m in map(Path, sorted(glob.glob(str(p), recursive=True))):

@@ -552,7 +552,7 @@ def shown_run(manifest: Path) -> dict | None:
 
 
 def _write_json(path: Path, data) -> None:
-    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", own_name=True)
 
 
 def _finished(day: Day, pre: PrefilterResult, run: ScoreRun, digest: Digest, settings: Settings,

@@ -333,6 +333,20 @@ def test_an_embedding_backfill_killed_as_a_spill_shard_takes_its_name_removes_it
     assert len(ids) == 40 and ids == sorted(backfill_table(tmp_path / "ref", "ranked").column("id").to_pylist())
 
 
+@pytest.mark.slow                               # the real MiniLM: about 20 s
+def test_a_fifo_in_the_place_of_the_embedding_spills_params_stamp_is_not_read_and_is_replaced(tmp_path):
+    """OUT/_work/embedded/params, the stamp of what a stopped run embedded, was read as text: a FIFO in its place
+    hung the backfill for good. It is no stamp ranker wrote: the spill is emptied and the run goes on."""
+    env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1", "RANKER_MODELS_DIR": MODELS}
+    out = tmp_path / "bf"
+    (out / shards.WORK_DIR / "embedded").mkdir(parents=True)
+    os.mkfifo(out / shards.WORK_DIR / "embedded" / "params")
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--embed", "--top", "3", "--db",
+               f"{out}.sqlite3", env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert not (out / shards.WORK_DIR).exists() and backfill_table(out, "ranked").num_rows > 0
+
+
 def test_the_clean_up_of_dead_shard_temporaries_takes_only_a_killed_writers_shard_files(tmp_path):
     """remove_dead_temporaries: a live writer's temporary shard (held by atomic_file), a link with a shard
     temporary's name to a file of the user's, and the user's own `.notes.parquet.XXXXXXXX.tmp` all stay; the one
@@ -1632,3 +1646,44 @@ def test_the_summary_groups_every_count_of_a_large_backfill():
         in line, line
     assert "; peak RSS 1200 MB over 3 processes; " in line, line
     assert not re.search(r"\b\d{4,}\b", line.replace("1200 MB", "")), line
+
+
+@pytest.mark.parametrize("kind", ["ranked", "scores"])
+def test_a_fifo_named_as_a_shard_stops_a_rerun_and_an_import_in_one_line_naming_it(tmp_path, one_day_backfill, kind):
+    """Shards are found by listing OUT/ranked and OUT/scores: a FIFO named as one is no shard ranker wrote. Not
+    opened (no wait for a writer), and not skipped either, as a damaged shard is not: the rerun and the import
+    stop in one line naming it (Arrow's own words said the path twice and spoke of Windows' NUL and CON)."""
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out)
+    fifo = shards.shard_files(out / kind)[0].parent / f"{kind}-fedcba9876543210.parquet"
+    os.mkfifo(fifo)
+    for args in (["import", out, "--db", tmp_path / "r.sqlite3"],
+                 ["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+                  "n"]):
+        p = ranker(*args, timeout=30)
+        assert p.returncode == 1 and p.stderr.splitlines()[-1] == \
+            f"error: {fifo}: a named pipe named as a shard, not a file ranker wrote; remove it", p.stderr
+
+
+def test_a_fifo_in_the_place_of_the_backfill_lock_file_is_locked_without_waiting(tmp_path, one_day_backfill):
+    """OUT/.lock was opened as a stream to append to: a FIFO in its place stopped a rerun with "error: file or
+    stream is not seekable.", naming no file. It is opened without waiting, as the index's lock file is, and
+    locked all the same."""
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out)
+    (out / ".lock").unlink(missing_ok=True)
+    os.mkfifo(out / ".lock")
+    p = ranker("backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
+               "n", timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_fifo_named_as_the_backfill_manifest_stops_an_import_in_one_line_naming_it(tmp_path, one_day_backfill):
+    """OUT/manifest.json was read as text: a FIFO in its place hung `ranker import` (and a rerun) for good."""
+    out = tmp_path / "bf"
+    shutil.copytree(one_day_backfill, out)
+    (out / "manifest.json").unlink()
+    os.mkfifo(out / "manifest.json")
+    p = ranker("import", out, "--db", tmp_path / "r.sqlite3", timeout=30)
+    assert p.returncode == 1 and p.stderr.splitlines()[-1] == f"error: {out / 'manifest.json'}: a named pipe named " \
+        "as the backfill manifest, not a file ranker wrote; remove it", p.stderr

@@ -364,3 +364,21 @@ def test_fit_comment_keeps_more_than_an_early_first_sentence_and_cuts_a_comment_
     stopped = "A solid study of sparse attention for long contexts with ker"      # 60 characters, mid-word
     assert len(stopped) == 60
     assert fit_comment(stopped, 60) == "A solid study of sparse attention for long contexts with" + ELLIPSIS
+
+
+@pytest.mark.parametrize("name", ["2025-05-15-run.json", "2025-05-15-output.md", "index.md"])
+def test_a_fifo_in_the_place_of_a_file_the_run_names_is_replaced_not_waited_on(settings, store, tmp_path, name):
+    """The day's manifest, its digest and the folder's index are names the run makes in --out: a FIFO there was
+    written into in place (as a user's `--out /dev/stdout` is) and `ranker run` waited for a reader for good.
+    The run's own file takes the name by its rename."""
+    import os
+    import stat
+    out = tmp_path / "d"
+    out.mkdir()
+    os.mkfifo(out / name)
+    r = ranker("run", "--papers", LISTING, "--out", out, "--db", settings.db, "--backend", "fake", "--model", "tiny",
+               "--top", "5", "--offline", env={"RANKER_HOME": tmp_path / "home"}, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISREG(os.lstat(out / name).st_mode)
+    assert json.loads((out / "2025-05-15-run.json").read_text())["status"] == "ok"
+    assert "2025-05-15" in (out / "index.md").read_text()

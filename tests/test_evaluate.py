@@ -188,6 +188,22 @@ def test_a_full_disk_while_the_report_is_written_leaves_the_earlier_eval_whole(t
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before      # no temporary file left either
 
 
+@pytest.mark.timeout(60)                        # about 5 s; the wait for a reader lasted for good
+def test_a_fifo_in_the_place_of_a_days_calibration_is_replaced_not_written_into(tmp_path, settings, store):
+    """calibrations/DAY.json is a name eval makes in its folder (saved with own_name): a FIFO in its place was
+    written into, and the eval waited for a reader for good. Replaced by the new file."""
+    import os
+    import stat
+    hist = make_history(tmp_path / "hist", FIVE)
+    cals = tmp_path / "out" / "calibrations"
+    cals.mkdir(parents=True)
+    for d in FIVE:
+        os.mkfifo(cals / f"{d}.json")
+    (day,) = evaluate_history(hist, tmp_path / "out", settings, store=store, calibrate=True, days=1).days
+    assert stat.S_ISREG(os.lstat(cals / f"{day.date}.json").st_mode)
+    assert Calibration.load(cals / f"{day.date}.json").trained_on["days"] == [d for d in FIVE if d < day.date]
+
+
 def test_calibrations_are_fit_only_on_earlier_days(tmp_path, settings, store):
     hist = make_history(tmp_path / "hist", FIVE)
     assert choose_days({d: len(gpt_of(d)) for d in FIVE}, calibrate=True, train_once=False, days=None) == list(FIVE[3:])

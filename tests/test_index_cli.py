@@ -523,3 +523,33 @@ def test_index_status_counts_say_what_they_are(stocked):
     assert ("vectors     61 (the database holds 61); 1 old row of revised papers left in its files, never "
             "searched") in r.stdout, r.stdout
     assert "agrees with the database (full check)" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["manifest.json", ".lock", "dangling manifest.json"])
+def test_a_fifo_in_the_place_of_the_index_s_manifest_or_lock_hangs_no_command(stocked, name):
+    """The index's manifest.json and .lock are names of its own: a FIFO in the place of either was opened as a
+    pipe (the manifest read, the lock file opened for reading) and status, similar and rebuild waited for a
+    writer for good. The lock is taken on it without waiting; the manifest is a damaged one, which a sync
+    replaces with a file. A link to nothing in the manifest's place is no index, not a damaged one: status said
+    "index damaged (there was no index yet)"."""
+    import os
+    import stat
+    db, papers = stocked
+    assert ranker("index", "rebuild", "--db", db).returncode == 0
+    dangling = name.startswith("dangling ")
+    path = db.parent / "faiss-r.sqlite3" / "minilm" / name.removeprefix("dangling ")
+    path.unlink()
+    if dangling:
+        path.symlink_to(path.parent / "gone.json")
+    else:
+        os.mkfifo(path)
+    r = ranker("index", "status", "--db", db, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert ("  index       none (there was no index yet" if dangling else
+            "  index       damaged (its manifest is unreadable" if name == "manifest.json" else
+            "  state       agrees with the database (full check)") in r.stdout, r.stdout
+    r = ranker("similar", papers[40].id, "--k", "1", "--db", db, timeout=20)
+    assert r.returncode == 0 and r.stdout.split()[2] == papers[3].id, r.stderr
+    assert ranker("index", "rebuild", "--db", db, timeout=20).returncode == 0
+    assert stat.S_ISREG(os.lstat(path.parent / "manifest.json").st_mode)
+    assert "agrees with the database (full check)" in ranker("index", "status", "--db", db, timeout=20).stdout

@@ -205,6 +205,82 @@ def test_a_fifo_is_written_through(tmp_path):
     assert got == ["a\nb\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+_OWN_NAMES = """
+import os, socket, sys
+from pathlib import Path
+from ranker.io import atomic_write, write_together
+d = Path(sys.argv[1])
+os.mkfifo(d / "elsewhere")
+for name in ("fifo.json", "link.json", "sock.json", "set-a.md", "set-b.json"):
+    if name == "link.json":
+        (d / name).symlink_to(d / "elsewhere")
+    elif name == "sock.json":
+        socket.socket(socket.AF_UNIX).bind(str(d / name))
+    else:
+        os.mkfifo(d / name)
+for name in ("fifo.json", "link.json", "sock.json"):
+    atomic_write(d / name, name, own_name=True)
+write_together({d / "set-a.md": ["a"], d / "set-b.json": ["b"]})
+print(sorted(p.name for p in d.iterdir() if p.is_file() and not p.is_symlink()))
+"""
+
+
+def test_a_fifo_socket_or_link_to_a_fifo_in_the_place_of_a_name_ranker_made_is_replaced(tmp_path):
+    """A day's DATE-run.json, its digest, an index's manifest.json: names ranker makes in a folder. A FIFO there
+    (or a link to one) was written into in place, as a user's `--out /dev/stdout` is, and the command waited for
+    a reader forever; a socket's open failed. With own_name (write_together's files always) the new file takes
+    the name by the rename; the FIFO a link led to is left. In a process of its own, with a timeout."""
+    import sys
+    done = subprocess.run([sys.executable, "-c", _OWN_NAMES, str(tmp_path)], capture_output=True, text=True,
+                          timeout=20, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['fifo.json', 'link.json', 'set-a.md', 'set-b.json', 'sock.json']\n"
+    assert {n: (tmp_path / n).read_text() for n in ("fifo.json", "link.json", "set-a.md")} == \
+        {"fifo.json": "fifo.json", "link.json": "link.json", "set-a.md": "a"}
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "elsewhere").st_mode) and leftovers(tmp_path) == []
+
+
+_OWN_WRITERS = """
+import os, sys
+from pathlib import Path
+import pyarrow as pa
+from ranker.backfill import manifest, shards
+from ranker.index.files import MANIFEST, Manifest, write_manifest
+from ranker.prefilter.calibrate import Calibration
+from ranker.steps import _write_json
+from ranker.store import Store
+from ranker.web.site import MARKER, build_site
+d = Path(sys.argv[1])
+names = {"run": d / "2025-05-15-run.json", "backfill": d / "bf" / manifest.NAME, "index": d / "faiss" / MANIFEST,
+         "shard": d / "bf" / "ranked" / "date=2025-05-15" / "ranked-0123456789abcdef.parquet",
+         "calibration": d / "eval" / "calibrations" / "2025-05-15.json", "site": d / "site" / MARKER}
+for path in names.values():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+(d / "site" / "static" / "search").mkdir(parents=True)
+(d / "site" / "static" / "search" / "index.js").write_text("window.RANKER_SEARCH = {}")   # a site ranker wrote
+_write_json(names["run"], {"status": "running"})
+manifest.save(names["backfill"].parent, {"version": 1})
+write_manifest(names["index"].parent, Manifest(embedder="minilm", dim=384, kind="flat"))
+shards.write_shard(pa.table({"id": ["2505.00001"]}), names["shard"])
+Calibration(embedder="minilm", dim=384).save(names["calibration"], own_name=True)
+with Store(d / "db.sqlite3") as store:
+    build_site(store, d / "site", similar=lambda *a: [])
+print(sorted(k for k, path in names.items() if path.is_file() and path.stat().st_size))
+"""
+
+
+def test_every_writer_of_a_name_of_its_own_replaces_a_fifo_there(tmp_path):
+    """The files ranker names in a folder, beyond a day's run (test_daily): a backfill's manifest.json and its
+    shards, the corpus index's manifest.json, eval's calibrations/DAY.json, the site's marker. A FIFO in the
+    place of each was written into and the command waited for a reader for good; each is replaced."""
+    import sys
+    done = subprocess.run([sys.executable, "-c", _OWN_WRITERS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['backfill', 'calibration', 'index', 'run', 'shard', 'site']\n"
+
+
 @pytest.mark.parametrize("name", ["/dev/fd/{fd}", "/proc/self/fd/{fd}"])
 def test_a_descriptor_held_is_written_through_it_where_its_owner_left_off(tmp_path, name):
     """/dev/fd/N of a file this process has open (the CLI's `--out -` on a redirected stdout): the data goes

@@ -254,7 +254,7 @@ def test_a_rebuild_with_nothing_new_does_not_rewrite_the_kept_lists(tmp_path, mo
         build_site(s, out)
     writes = []
     real = allpairs.atomic_write
-    monkeypatch.setattr(allpairs, "atomic_write", lambda path, data: writes.append(path) or real(path, data))
+    monkeypatch.setattr(allpairs, "atomic_write", lambda path, data, **k: writes.append(path) or real(path, data, **k))
     n = _scored(monkeypatch)
     with Store(db) as s:
         build_site(s, out)
@@ -501,3 +501,23 @@ def test_a_vector_of_subnormal_numbers_is_a_candidate_as_its_products_rounding_m
         s, r = K.exact_topk(vecs, q, k)
         want = np.lexsort((np.broadcast_to(np.arange(len(vecs)), full.shape), -full), axis=1)[:, :k]
         assert (r == want).all() and (s == np.take_along_axis(full, want, 1)).all(), (k, r, want)
+
+
+def test_a_fifo_in_the_place_of_the_kept_lists_is_not_read_and_is_replaced(tmp_path):
+    """The kept lists (<embedder>-similar.npz beside the index) are a name of the index's own: a FIFO there was
+    opened by np.load and `ranker site` waited for a writer for good. Not read (no lists kept: all searched
+    again), and the lists written take its name. In a process of its own, with a timeout."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = tmp_path / "minilm-similar.npz"
+    os.mkfifo(path)
+    code = ("import sys, numpy as np; from pathlib import Path; from ranker.index.allpairs import _read, _write; "
+            "p = Path(sys.argv[1]); print(_read(p, 'minilm', 1)); "
+            "_write(p, 'minilm', 1, ['a'], np.zeros(1, np.uint64), 'k', ['a'], np.zeros((1, 1), np.float32), "
+            "np.zeros((1, 1), np.int64)); print(sorted(_read(p, 'minilm', 1)))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "None\n['ids', 'kernel', 'queries', 'rows', 'scores', 'sums']\n"

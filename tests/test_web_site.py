@@ -593,6 +593,23 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     assert (old / "static" / "search" / "index.js").is_file()
 
 
+def test_a_fifo_in_the_place_of_an_unmarked_folders_search_index_is_not_read(store_db, tmp_path):
+    """A folder without the site's marker is told a site of ranker's by the first bytes of its search index:
+    a FIFO there was opened and read as a file, and `ranker site` waited for a writer for good. It is no
+    search index of ranker's: the folder holding index.html is refused as any other of one's own."""
+    import os
+
+    mine = tmp_path / "mine"
+    (mine / "static" / "search").mkdir(parents=True)
+    (mine / "index.html").write_text("<h1>my own page</h1>")
+    os.mkfifo(mine / "static" / "search" / "index.js")
+    r = ranker("site", "--out", mine, "--db", store_db, timeout=20)
+    assert r.returncode == 1, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"error: {mine}: holds index.html") and "not a site ranker wrote" in line, line
+    assert (mine / "index.html").read_text() == "<h1>my own page</h1>"
+
+
 def test_a_build_leaves_another_commands_temporary_file_in_its_folder(store_db, tmp_path):
     """A build removed every temporary file of atomic_file's shape in its folder (what a killed build left), so
     in a folder shared with `ranker run --out DIR` (the digests beside their site) it deleted the digest a run

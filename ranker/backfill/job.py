@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError, RankerError
-from ..io import Progress, Warn, atomic_write, check_output_dir
+from ..io import Progress, Warn, atomic_write, check_output_dir, read_regular
 from ..scoring import ScoreOptions
 from ..settings import Settings
 from . import manifest as mf
@@ -79,14 +79,15 @@ class Job:
                                       sort_keys=True, default=str).encode()).hexdigest()
         stamp = work / "params"
         try:
-            old = json.loads(stamp.read_text())
+            # only from a regular file: a FIFO in its place was read as text, and the run waited for a writer
+            old = json.loads(read_regular(stamp))
             keep = old["key"] == key and all(f in self.source.fingerprint for f in old["files"])
         except (OSError, ValueError, KeyError, TypeError):
-            keep = False             # none yet, or an older ranker's stamp
+            keep = False             # none yet, an older ranker's stamp, or not a file ranker wrote
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}), tidy=True)
+        atomic_write(stamp, json.dumps({"key": key, "files": self.source.fingerprint}), tidy=True, own_name=True)
         return work
 
     def embedded_done(self, work: Path) -> None:

@@ -7,13 +7,14 @@ another output folder. The model and prompt may change from run to run: score ro
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, RankerError
-from ..io import atomic_write, read_text, redact
+from ..io import atomic_write, open_lock_file, read_text, redact, special_kind
 
 FORMAT = "ranker-backfill"
 VERSION = 1
@@ -30,6 +31,9 @@ def load(out: Path) -> dict:
     path = Path(out) / NAME
     if not path.exists():
         return {"format": FORMAT, "version": VERSION, "pinned": None, "ranked_sources": [], "runs": []}
+    kind = special_kind(path)           # a FIFO's read waited for a writer for good: said, as a shard's (shards)
+    if kind:
+        raise InputError(f"{kind} named as the backfill manifest, not a file ranker wrote; remove it", where=str(path))
     try:
         d = json.loads(read_text(path, "backfill manifest"))
     except ValueError as e:
@@ -56,7 +60,8 @@ def load_folder(out: str | Path) -> dict:
 
 def save(out: Path, manifest: dict) -> Path:
     path = Path(out) / NAME
-    atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", tidy=True)
+    atomic_write(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", tidy=True,
+                 own_name=True)
     return path
 
 
@@ -115,18 +120,22 @@ def covers(manifest: dict, fingerprint: list, since: str | None, until: str | No
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
-    """One backfill at a time per output folder (an advisory lock on OUT/.lock)."""
+    """One backfill at a time per output folder (an advisory lock on OUT/.lock, opened without waiting: see
+    open_lock_file)."""
     import fcntl
     out.mkdir(parents=True, exist_ok=True)
-    f = open(out / ".lock", "a+")
+    try:
+        fd = open_lock_file(out / ".lock")
+    except OSError as e:
+        raise InputError(f"cannot open its lock file ({e.strerror})", where=str(out / ".lock")) from None
     try:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError("another backfill is writing this folder", where=str(out)) from None
         yield
     finally:
-        f.close()
+        os.close(fd)
 
 
 def now() -> str:

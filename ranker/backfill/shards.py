@@ -27,7 +27,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from ..io import atomic_file, remove_leftovers
+from ..io import atomic_file, remove_leftovers, special_kind
 from ..records import Paper
 from .plan import PairSet
 
@@ -142,7 +142,7 @@ def shard_name(prefix: str, ids: Iterable[str]) -> str:
 
 def write_shard(t: pa.Table, path: Path) -> None:
     """Write a Parquet file so that it is either absent or whole (ranker.io.atomic_file)."""
-    with atomic_file(path, "wb") as f:
+    with atomic_file(path, "wb", own_name=True) as f:
         pq.write_table(t, f, compression="zstd")
 
 
@@ -245,9 +245,13 @@ def read_table(files: Sequence[Path], schema: pa.Schema, columns: list[str] | No
         return ds.to_table(columns=columns, filter=filter)
     except (OSError, pa.ArrowException) as e:
         # a damaged file (cut short by a copy), or one whose columns this ranker cannot read (a newer one's
-        # types): named, so that it can be removed or written again
-        raise InputError(f"unreadable shard ({' '.join(str(e).split())[:300]})",
-                         where=str(_unreadable(files, schema, columns) or files[0].parent)) from None
+        # types): named, so that it can be removed or written again; a FIFO, socket or device named as a shard
+        # (not waited on: Arrow refuses what is not a file) is no shard this ranker wrote, said so
+        bad = _unreadable(files, schema, columns)
+        kind = special_kind(bad) if bad is not None else None
+        why = f"{kind} named as a shard, not a file ranker wrote; remove it" if kind else \
+            f"unreadable shard ({' '.join(str(e).split())[:300]})"
+        raise InputError(why, where=str(bad or files[0].parent)) from None
 
 
 def _unreadable(files: Sequence[Path], schema: pa.Schema, columns: list[str] | None) -> Path | None:

@@ -226,7 +226,7 @@ def evaluate_history(history: str | Path, out_dir: str | Path, settings: Setting
             cal = fit_data(train)
             cal_dir.mkdir(exist_ok=True)
             cal_file = cal_dir / f"{date}.json"
-            cal.save(cal_file)
+            cal.save(cal_file, own_name=True)
             # the shape of a run manifest's calibration_fit, beside the file
             cal_info = {"file": str(cal_file), **cal.fit_record()}
             sec["calibrate"] = round(time.perf_counter() - t, 2)

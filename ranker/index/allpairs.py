@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RankerError
-from ..io import atomic_write
+from ..io import atomic_write, read_regular
 from . import kinds as K
 from .corpus import CorpusIndex, Hit
 
@@ -153,9 +153,10 @@ def _kernel(dim: int) -> str:
 
 def _read(path: Path, embedder: str, k: int) -> dict | None:
     """The kept lists, or None when there are none for this embedder and k (or the file is damaged, or of
-    another format)."""
+    another format). Read only from a regular file: a FIFO in its place (np.load opened it) waited for a writer
+    for good."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(read_regular(path)), allow_pickle=False) as z:
             got = {name: z[name] for name in ("format", "embedder", "k", "ids", "sums", "kernel", "queries",
                                               "scores", "rows")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
@@ -186,6 +187,6 @@ def _write(path: Path, embedder: str, k: int, row_ids: list[str], sums: np.ndarr
              kernel=np.str_(kernel), queries=np.array(queries, dtype=str), scores=scores,
              rows=rows.astype(np.int32))
     try:
-        atomic_write(path, buf.getvalue())
+        atomic_write(path, buf.getvalue(), own_name=True)
     except (RankerError, OSError):   # read-only media, a full disk (atomic_write says so as an InputError): the
         pass                         # lists computed are kept for this build, and the next searches every paper again

@@ -16,6 +16,7 @@ full check (`status(verify=True)`) compares the digest of every (id, text hash) 
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -620,8 +621,9 @@ class CorpusIndex:
             try:
                 m = F.read_manifest(self.dir)
             except F.IndexFileError as e:
-                # no manifest (none yet, a file where the folder goes) is no index; one unreadable, damaged
-                st.problem, st.damaged = str(e), (self.dir / F.MANIFEST).is_file()
+                # no manifest (none yet, a link to nothing, a file where the folder goes) is no index; one unreadable
+                # (a FIFO, a device, a folder, a link to one), damaged
+                st.problem, st.damaged = str(e), os.path.exists(self.dir / F.MANIFEST)
                 return st
             st.exists = True
             st.kind, st.vectors, st.built, st.updated = m.kind, m.count, m.built, m.updated

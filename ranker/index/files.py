@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..io import lock_waiting
+from ..io import lock_waiting, open_lock_file, read_regular
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -185,29 +185,35 @@ def locked(directory: Path, exclusive: bool, waiting: Callable[[], None] | None 
             make_folder(directory)
         yield
         return
+    # opened without waiting (open_lock_file): a FIFO in the lock file's place was opened for reading as a pipe,
+    # and every reader of the index waited for a writer for good
     if exclusive:
         make_folder(directory)
-        fh = open(directory / ".lock", "a+")
+        fd = open_lock_file(directory / ".lock")
     else:
         try:
-            fh = open(directory / ".lock", "rb")
+            fd = open_lock_file(directory / ".lock", write=False)
         except OSError:
-            fh = None
-    if fh is None:
+            fd = None
+    if fd is None:
         yield
         return
-    with fh:
-        lock_waiting(fh.fileno(), waiting or (lambda: None), shared=not exclusive)
+    try:
+        lock_waiting(fd, waiting or (lambda: None), shared=not exclusive)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def read_manifest(directory: Path) -> Manifest:
+    """The index's manifest; a FIFO or device in its place is not read (its read waited for a writer for good):
+    an unreadable manifest, which the next sync replaces."""
     path = directory / MANIFEST
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise IndexFileError(NO_INDEX) from None
     except NotADirectoryError as e:
@@ -226,7 +232,7 @@ def write_manifest(directory: Path, m: Manifest) -> None:
     """Replace the manifest atomically, then remove every file it does not name."""
     from ..io import atomic_write
     m.updated = time.time()
-    atomic_write(directory / MANIFEST, m.to_json())
+    atomic_write(directory / MANIFEST, m.to_json(), own_name=True)
     keep = {f.name for f in m.files()} | {MANIFEST, ".lock"}
     for p in directory.iterdir():
         if p.name not in keep:

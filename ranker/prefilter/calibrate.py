@@ -270,10 +270,12 @@ class Calibration:
                              f"not '{key}'; use {use} or calibrate again", key=KEY)
 
     # ------------------------------------------------------------------ file
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, own_name: bool = False) -> None:
         """Write the calibration to `path` atomically; the temporary file a killed writer of it left is removed
-        first (atomic_write's tidy), as every command's --out file."""
-        atomic_write(path, json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)}), tidy=True)
+        first (atomic_write's tidy), as every command's --out file. `own_name`: a name the caller made in its
+        folder (eval's calibrations/DAY.json), a FIFO or device there replaced, not written into."""
+        atomic_write(path, json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)}), tidy=True,
+                     own_name=own_name)
 
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError, RankerError
-from ..io import arxiv_id, atomic_file, atomic_write, check_output_dir, counted, json_loads, lock_exclusive
+from ..io import (arxiv_id, atomic_file, atomic_write, check_output_dir, counted, json_loads, lock_exclusive,
+                  read_regular)
 from ..sources.normalize import PLAIN_LETTERS
 from ..store import Store
 from . import views
@@ -322,7 +323,8 @@ def build_site(store: Store, out: str | Path, *, similar=None, embedder: str | N
     check_output_dir(out)                        # a file there, a folder that cannot be made or written in
     _refuse_others(out)
     if not (out / MARKER).is_file():
-        atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n")
+        atomic_write(out / MARKER, "A site written by `ranker site`: a rebuild writes over its pages.\n",
+                     own_name=True)
     with _one_build_at_a_time(out, waiting or (lambda: None)):
         return _build(store, out, similar, embedder)
 
@@ -413,9 +415,9 @@ def _refuse_others(out: Path) -> None:
         return
     for index in ("search/index.js", "search-index.js"):
         try:
-            with open(out / "static" / index, "rb") as f:
-                if f.read(22) == b"window.RANKER_SEARCH =":
-                    return
+            # read only from a regular file: a FIFO there was read as one, and the command waited for a writer
+            if read_regular(out / "static" / index, 22) == b"window.RANKER_SEARCH =":
+                return
         except OSError:
             pass
     clash = [name for name in OWN if os.path.lexists(out / name)]
