@@ -10,8 +10,8 @@ from ..io import counted
 from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
-                     VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings, not_empty,
-                     nothing_to_do, one_keep_rule, progress_enabled, warn)
+                     VerboseOpt, check_embedder, check_model, check_out, echo, given_path, info, load_settings,
+                     not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn)
 from .term import TERM
 
 EXAMPLES = """
@@ -103,6 +103,10 @@ def backfill(
                       papers_per_request=papers_per_request, batch_size=batch_size, db=db, offline=offline)
     if embed:
         check_embedder(s)            # naming --embedder, before the database opens ('no such' named no flag)
+    if score and engine == "local":
+        # naming --model, before the database opens and --out is made (Ray's workers load it where they run: a
+        # Ray Client driver need not hold the model's folder)
+        check_model(s)
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store

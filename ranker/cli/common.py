@@ -394,10 +394,19 @@ def db_there(s: "Settings") -> Path:
 
 def check_model(s: "Settings") -> None:
     """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
-    a command that scores starts on the day: a missing one is an error now, not after the prefilter."""
+    a command that scores starts on the day: a missing one is an error now, not after the prefilter. What is wrong
+    with the model itself names scoring.model (--model, or its ranker.toml line), as check_embedder names
+    prefilter.embedder: `--model nosuch` said "error: nosuch: no such model folder ...", naming no flag (a
+    tokenizer's own error names its engine_args key already)."""
     from ..backends import backend_class
-    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir,
-                                                 options=s.scoring.options.get(s.scoring.backend))
+    from ..errors import ConfigError, ModelError
+    try:
+        backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir,
+                                                     options=s.scoring.options.get(s.scoring.backend))
+    except (ModelError, ConfigError) as e:
+        if e.key is None:
+            e.key = "scoring.model"
+        raise
 
 
 def check_embedder(s: "Settings", *, loadable: bool = False):
