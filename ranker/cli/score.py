@@ -15,7 +15,8 @@ from .common import (as_given,
 
 
 def score(papers: PapersOpt,
-          out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores.", parser=given_path)],
+          out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores ('-' for stdout).",
+                                            parser=given_path)],
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
           prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
