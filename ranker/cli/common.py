@@ -620,7 +620,9 @@ def _closest(word: str, choices) -> str:
 
 
 def _options_of(ctx) -> list[str]:
-    out: list[str] = []
+    """The command's flags a misspelt one may be near, --help among them (it is no parameter of the command: `run
+    --hlep` was said to mean --keep)."""
+    out: list[str] = [o for o in getattr(ctx, "help_option_names", None) or [] if o.startswith("--")]
     for p in getattr(getattr(ctx, "command", None), "params", []) or []:
         out += [o for o in (*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])) if o.startswith("--")]
     return out
