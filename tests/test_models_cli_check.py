@@ -70,3 +70,37 @@ def test_a_mistyped_model_is_one_line_naming_the_flag_or_config_line_before_anyt
     r = ranker(command, *args, "--db", db, "--config", cfg, "--offline")
     assert r.returncode == 1 and r.stderr == f"error: {cfg}:2: scoring.model nosuch: {NO_SUCH}\n", r.stderr
     assert not db.exists() and not out.exists()
+
+
+def test_a_second_eval_needs_no_model_its_scores_stored_and_a_typo_is_still_refused(tmp_path):
+    """A second eval of a model is free: every kept paper's score is in the store, so the model is not loaded,
+    and its folder may be gone (a preset since removed from models/). The early check refused it ("not
+    prepared") before the history was read; now it defers to the late path, which loads only what is missing.
+    A mistyped model, with no score stored under it, is still refused at once, naming --model."""
+    import sqlite3
+    from contextlib import closing
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    db = tmp_path / "db.sqlite3"
+    common = ["--history", hist, "--db", db, "--offline", "--top", "3"]
+    first = ranker("eval", *common, "--out", tmp_path / "a", "--backend", "fake", "--model", "tiny")
+    assert first.returncode == 0, first.stderr
+    # the first eval's answers, as smollm2-135m's (whose real run takes minutes on a CPU): its scores stored
+    with closing(sqlite3.connect(db)) as c, c:
+        assert c.execute("UPDATE scores SET model='smollm2-135m'").rowcount == 3
+    env = _unprepared(tmp_path)                       # presets.toml and the embedder, no smollm2-135m folder
+    (env["RANKER_MODELS_DIR"] / "minilm").symlink_to(REPO / "models" / "minilm")
+    again = ranker("eval", *common, "--out", tmp_path / "b", "--backend", "transformers", "--model", "smollm2-135m",
+                   env=env)
+    assert again.returncode == 0, again.stderr
+    assert "(0 scored now, 3 reused from the store)" in again.stdout, again.stdout
+    # a kept paper not stored under it (a larger --top) needs the model: said by the late path, naming --model
+    more = ranker("eval", *common[:-1], "4", "--out", tmp_path / "c", "--backend", "transformers", "--model",
+                  "smollm2-135m", env=env)
+    assert more.returncode == 1 and more.stderr.endswith(
+        "error: --model: model preset 'smollm2-135m' is not prepared; run: ranker models prepare smollm2-135m\n")
+    typo = ranker("eval", *common, "--out", tmp_path / "d", "--backend", "transformers", "--model", "smollm2-135",
+                  env=env)
+    assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
+    assert typo.stderr.count("\n") == 1 and not (tmp_path / "d").exists()

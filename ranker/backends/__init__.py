@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..io import Warn
 from ..settings import Settings
 from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
@@ -64,7 +64,14 @@ def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
         extra["api_key"] = settings.openai_api_key.get_secret_value()
     if getattr(cls, "uses_warn", False) and warn is not None:
         extra["warn"] = warn
-    return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
+    try:
+        return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
+    except ModelError as e:
+        # the model not there (a preset not prepared, a folder since removed) names scoring.model (--model or
+        # its ranker.toml line), as the early check (cli.common.check_model) does; a tokenizer's names its key
+        if e.key is None:
+            e.key = "scoring.model"
+        raise
 
 
 def model_key(name: str, model: str, models_dir: Path | None = None) -> str:

@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 
 import typer
 
@@ -392,21 +392,54 @@ def db_there(s: "Settings") -> Path:
     return db_path
 
 
-def check_model(s: "Settings") -> None:
+def check_model(s: "Settings", *, scored: "Callable[[str], bool] | None" = None) -> None:
     """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
     a command that scores starts on the day: a missing one is an error now, not after the prefilter. What is wrong
     with the model itself names scoring.model (--model, or its ranker.toml line), as check_embedder names
     prefilter.embedder: `--model nosuch` said "error: nosuch: no such model folder ...", naming no flag (a
-    tokenizer's own error names its engine_args key already)."""
+    tokenizer's own error names its engine_args key already). `scored(key)`: whether scores of the model are
+    stored (asked, read-only, only when the model is not there): where some are, a rerun may need no model (a
+    second eval of it, a backfill with nothing left to score) and the late path, which loads it only for what is
+    missing, says it then; a typo has none, and is refused now."""
     from ..backends import backend_class
     from ..errors import ConfigError, ModelError
+    cls = backend_class(s.scoring.backend)
     try:
-        backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir,
-                                                     options=s.scoring.options.get(s.scoring.backend))
-    except (ModelError, ConfigError) as e:
+        cls.check_model(s.scoring.model, models_dir=s.models_dir, options=s.scoring.options.get(s.scoring.backend))
+    except ModelError as e:
+        if scored is not None and any(scored(k) for k in _model_keys(cls, s)):
+            return
         if e.key is None:
             e.key = "scoring.model"
         raise
+    except ConfigError as e:
+        if e.key is None:
+            e.key = "scoring.model"
+        raise
+
+
+def _model_keys(cls, s: "Settings") -> list[str]:
+    """What scores of the configured model may be stored under: its store name, and for a folder since
+    removed, the absolute path it was stored under while it was there."""
+    name = cls.store_name(s.scoring.model, s.models_dir)
+    keys = [name] if name is not None else []
+    path = str(Path(s.scoring.model).expanduser().resolve())
+    return keys + [path] if path not in keys else keys
+
+
+def scores_stored(db: Path) -> "Callable[[str], bool]":
+    """check_model's `scored` for a store at `db` (opened read-only, never created)."""
+    def scored(model: str) -> bool:
+        from ..errors import RankerError
+        from ..store import Store
+        if not db.is_file():
+            return False
+        try:
+            with Store(db, read_only=True) as st:
+                return st.has_scores(model)
+        except RankerError:
+            return False
+    return scored
 
 
 def check_embedder(s: "Settings", *, loadable: bool = False):
