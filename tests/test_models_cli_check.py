@@ -104,3 +104,33 @@ def test_a_second_eval_needs_no_model_its_scores_stored_and_a_typo_is_still_refu
                   env=env)
     assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
     assert typo.stderr.count("\n") == 1 and not (tmp_path / "d").exists()
+
+
+def _as_model(out, model):
+    """OUT's score shards rewritten as `model`'s (its rows and its shard names), as its own backfill writes them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ranker.prefilter.embed import slug
+    for f in (out / "scores").glob("date=*/*.parquet"):
+        t = pq.read_table(f)
+        t = t.set_column(t.schema.get_field_index("model"), "model", pa.array([model] * t.num_rows, pa.string()))
+        rest = f.name.split("-", 2)[2]                  # past the model's slug (name_hash): prompt hash, rows hash
+        pq.write_table(t, f.parent / f"{slug(model)}-{rest}")
+        f.unlink()
+
+
+def test_a_backfill_rerun_with_nothing_to_score_needs_no_model_and_a_typo_is_still_refused(tmp_path):
+    """`backfill --score` rerun over a source all scored loads no model, so the early check must not refuse one
+    whose folder is gone when OUT's shards hold its scores; a mistyped one (none there) is refused at once."""
+    db, out = tmp_path / "db.sqlite3", tmp_path / "out"
+    common = ["--from", LISTING, "--out", out, "--db", db, "--offline", "--score"]
+    first = ranker("backfill", *common, "--backend", "fake", "--model", "tiny")
+    assert first.returncode == 0, first.stderr
+    _as_model(out, "smollm2-135m")                     # its real run takes many minutes on a CPU
+    env = _unprepared(tmp_path)
+    again = ranker("backfill", *common, "--backend", "transformers", "--model", "smollm2-135m", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "192 already done" in again.stderr + again.stdout, again.stderr
+    typo = ranker("backfill", *common, "--backend", "transformers", "--model", "smollm2-135", env=env)
+    assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
+    assert typo.stderr.count("\n") == 1
