@@ -134,3 +134,13 @@ def test_a_backfill_rerun_with_nothing_to_score_needs_no_model_and_a_typo_is_sti
     typo = ranker("backfill", *common, "--backend", "transformers", "--model", "smollm2-135", env=env)
     assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
     assert typo.stderr.count("\n") == 1
+
+
+def test_a_ray_backfill_without_address_checks_the_model_here_before_ray_starts(tmp_path):
+    """`--engine ray` without --address starts Ray on this machine, whose workers load the model from here: a
+    mistyped one was said naming no flag once the database and --out were made and the whole source ranked."""
+    db, out = tmp_path / "db.sqlite3", tmp_path / "out"
+    r = ranker("backfill", "--from", LISTING, "--out", out, "--db", db, "--offline", "--score", "--engine", "ray",
+               "--model", "nosuch", timeout=300)
+    assert r.returncode == 1 and r.stderr == f"error: --model nosuch: {NO_SUCH}\n", r.stderr[-2000:]
+    assert not db.exists() and not out.exists()

@@ -103,10 +103,10 @@ def backfill(
                       papers_per_request=papers_per_request, batch_size=batch_size, db=db, offline=offline)
     if embed:
         check_embedder(s)            # naming --embedder, before the database opens ('no such' named no flag)
-    if score and engine == "local":
+    if score and (engine == "local" or address is None):
         # naming --model, before the database opens and --out is made (Ray's workers load it where they run: a
-        # Ray Client driver need not hold the model's folder); one whose scores OUT holds may be gone: a rerun
-        # with nothing left to score loads none
+        # Ray Client driver need not hold the model's folder, but without --address Ray starts on this machine);
+        # one whose scores OUT holds may be gone: a rerun with nothing left to score loads none
         from ..backfill.shards import has_scores
         check_model(s, scored=lambda key: has_scores(out, key))
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
