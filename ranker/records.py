@@ -43,6 +43,26 @@ _ARCHIVES = _CAPITAL_CLASSES | _LOWER_CLASSES | frozenset({
     "funct-an", "mtrl-th", "patt-sol", "plasm-ph", "q-alg", "solv-int", "supr-con"})
 
 
+# arXiv's subject classes, by archive (its category taxonomy as of 2025: the codes a paper's categories carry);
+# an archive not here has none (hep-th, quant-ph). A class not here is kept with a warning (category_note):
+# arXiv adds classes
+_CLASSES: dict[str, frozenset[str]] = {archive: frozenset(codes.split()) for archive, codes in {
+    "cs": "AI AR CC CE CG CL CR CV CY DB DC DL DM DS ET FL GL GR GT HC IR IT LG LO MA MM MS NA NE NI OH OS PF PL RO "
+          "SC SD SE SI SY",
+    "math": "AC AG AP AT CA CO CT CV DG DS FA GM GN GR GT HO IT KT LO MG MP NA NT OA OC PR QA RA RT SG SP ST",
+    "stat": "AP CO ME ML OT TH",
+    "eess": "AS IV SP SY",
+    "econ": "EM GN TH",
+    "q-bio": "BM CB GN MN NC OT PE QM SC TO",
+    "q-fin": "CP EC GN MF PM PR RM ST TR",
+    "nlin": "AO CD CG PS SI",
+    "astro-ph": "CO EP GA HE IM SR",
+    "cond-mat": "dis-nn mes-hall mtrl-sci other quant-gas soft stat-mech str-el supr-con",
+    "physics": "acc-ph ao-ph app-ph atm-clus atom-ph bio-ph chem-ph class-ph comp-ph data-an ed-ph flu-dyn gen-ph "
+               "geo-ph hist-ph ins-det med-ph optics plasm-ph pop-ph soc-ph space-ph",
+}.items()}
+
+
 def valid_category(cat: str) -> bool:
     """An arXiv category name such as cs.LG, stat.ML or hep-th."""
     return isinstance(cat, str) and bool(_CATEGORY.match(cat))
@@ -50,18 +70,49 @@ def valid_category(cat: str) -> bool:
 
 def category_problem(cat: str) -> str | None:
     """Why a category a user gave cannot be one of arXiv's (a paper's categories are matched exactly, so
-    'cs.lg' would match nothing; its archive, the part before any dot, must be one of _ARCHIVES), or None when
-    it can be."""
+    'cs.lg' would match nothing; its archive, the part before any dot, must be one of _ARCHIVES; a known class
+    with a character more, 'cs.LGG', is that class mistyped), or None when it can be (a class _CLASSES lacks
+    too: category_note's warning)."""
     archive, dot, subject = cat.partition(".")
     right = archive.lower() + dot + (subject.upper() if archive.lower() in _CAPITAL_CLASSES
                                      else subject.lower() if archive.lower() in _LOWER_CLASSES else subject)
     if archive.lower() not in _ARCHIVES:       # 'lg' or 'xx.LG' passed the shape and matched no paper
         return f"{cat!r} is not an arXiv category like cs.LG"
+    known = _CLASSES.get(archive.lower(), frozenset())
+    fixed = right.partition(".")[2]
+    if dot and fixed not in known:
+        # a stray or doubled key: 'cs.LGG' passed (its archive is arXiv's) and matched no paper, every day
+        # every class it may be ('cs.AIR': cs.AI, cs.AR or cs.IR): one named was a guess among them
+        typos = sorted({c for i in range(len(fixed)) if (c := fixed[:i] + fixed[i + 1:]) in known})
+        if typos:
+            return (f"{cat!r} is not an arXiv category; did you mean "
+                    f"{_either([repr(archive.lower() + '.' + t) for t in typos])}?")
     if valid_category(cat) and right == cat:
         return None
     if valid_category(right):
         return f"{cat!r} is not an arXiv category; did you mean {right!r}?"
     return f"{cat!r} is not an arXiv category like cs.LG"
+
+
+def category_note(cat: str) -> str | None:
+    """For a category category_problem lets through whose subject class arXiv's taxonomy (_CLASSES) lacks
+    ('cs.XX'), why it may match no paper, with the closest classes there are; None for a known one or an
+    archive alone. Kept, not refused: arXiv adds classes."""
+    import difflib
+    archive, dot, subject = cat.partition(".")
+    known = _CLASSES.get(archive, frozenset())
+    if not dot or subject in known:
+        return None
+    close = difflib.get_close_matches(subject.lower(), [k.lower() for k in known], n=3, cutoff=0.5)
+    by_lower = {k.lower(): k for k in known}
+    named = [repr(f"{archive}.{by_lower[c]}") for c in close]
+    said = f"{cat!r} is no subject class of arXiv's taxonomy that ranker knows (a new one?): no paper may match it"
+    return said + (f"; did you mean {_either(named)}?" if named else "")
+
+
+def _either(named: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return " or ".join(filter(None, [", ".join(named[:-1]), named[-1]]))
 
 
 # the keys of a prefilter output line that are the verdict (Ranked's own), not the paper's

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from . import __version__
 from .backends import Backend, backend_class, make_backend
@@ -122,7 +122,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
               out: str | Path | None = None, date: str | None = None, ids: Sequence[str] | None = None,
               since: str | None = None, until: str | None = None, announced: str | None = None,
               keep: bool = True, report: ReadReport | None = None, progress: Progress | None = None,
-              warn: Warn | None = None, single_day: bool = False) -> Day:
+              warn: Warn | None = None, single_day: bool = False,
+              check: Callable[[list[Paper]], None] | None = None) -> Day:
     """A day's papers, read once and upserted into the store once (one transaction, or a few for a snapshot
     read for longer than ingest.HOLD), from:
       source   a file or an http(s) URL (arXiv RSS/Atom XML, a metadata snapshot or papers JSONL, maybe
@@ -134,7 +135,9 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
     Filtered by settings.fetch (categories, announce types); `date` replaces every paper's day. `out` also
     writes them as papers JSONL, atomically, in the same pass; keep=False returns no papers (a 30,000-paper
     snapshot then never sits in memory). single_day: papers of several days are refused (one_day) before any is
-    stored or written (a day's run: they are read whole first)."""
+    stored or written (a day's run: they are read whole first). `check` is called with the papers read, whole,
+    before any is stored or written: its error ends the fetch there (a day's run refusing an embedder the store
+    cannot serve the day's vectors from leaves the store as it was)."""
     t0 = time.perf_counter()
     f = settings.fetch
     policy = NetPolicy.from_settings(f)
@@ -157,9 +160,12 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
         else:
             papers = fetch_today(f.categories, f.announce, date, **common)
             what = rss_feed_url(f.categories, f.rss_url)
-        if single_day:
+        if single_day or check is not None:
             papers = list(papers)
+        if single_day:
             one_day(papers, where=what)
+        if check is not None:
+            check(papers)
         stored = ingest(papers, out, store, progress=progress, keep=keep)
     return Day(stored.papers, what, report, stored, seconds=time.perf_counter() - t0)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, listening, \
-    make_snapshot, ranker, without_loading
+    make_snapshot, ranker
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
@@ -232,20 +232,102 @@ def test_a_driver_without_the_clusters_token_is_told_to_give_it_before_the_embed
     cluster.wait_nodes(2, timeout=10)
 
 
-def test_auto_with_token_mode_and_no_token_is_one_line(tmp_path, cluster):
-    """--address auto (RAY_ADDRESS the cluster's), RAY_AUTH_MODE=token and no token anywhere: ray.init's
-    AuthenticationError ended the command as an "unexpected failure" (RANKER_DEBUG advised). One line naming
-    --address, as the other refusals of a cluster."""
+@pytest.mark.parametrize("auth, says", [
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "", "HOME": "{tmp}"},
+     "RAY_AUTH_MODE is token and this driver has no authentication token: "),
+    ({"RAY_AUTH_TOKEN": "", "HOME": "{tmp}"}, "the cluster at {address} refused this driver's "),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, "the cluster at {address} refused this driver's "),
+])
+def test_auto_a_cluster_refuses_is_one_line_before_the_embedder_loads(tmp_path, cluster, monkeypatch, auth, says):
+    """--address auto (RAY_ADDRESS the cluster's) and a driver the cluster refuses (RAY_AUTH_MODE=token and no
+    token anywhere, no mode and no token, another token): _not_admitted left auto to ray.init, so the refusal came
+    after the driver had loaded the embedder (first as an "unexpected failure"). auto is resolved as ray.init
+    resolves it and checked as an explicit address: one line naming --address, at once, nothing written."""
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     snap = make_snapshot(tmp_path / "snap.json", 20, 10)
+    start = time.monotonic()
     r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
                "--engine", "ray", "--address", "auto", timeout=300,
-               env={"RAY_ADDRESS": f"127.0.0.1:{cluster.port}", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "",
-                    "HOME": tmp_path})
-    assert r.returncode == 1, r.stderr[-2000:]
-    err = without_loading(r.stderr)
-    assert err.startswith("error: --address: cannot start or reach Ray: ") and "unexpected" not in err, err
-    assert "RAY_AUTH_TOKEN" in err and len(err.strip().splitlines()) == 1, err
+               env={"RAY_ADDRESS": f"127.0.0.1:{cluster.port}",
+                    **{k: v.format(tmp=tmp_path) for k, v in auth.items()}},
+               pre="import sys; sys.modules['sentence_transformers'] = None")
+    assert r.returncode == 1 and time.monotonic() - start < 30, r.stderr[-2000:]
+    from ray._private.services import canonicalize_bootstrap_address
+    named = f"auto ({canonicalize_bootstrap_address(f'127.0.0.1:{cluster.port}')})"
+    assert r.stderr.startswith("error: --address: cannot start or reach Ray: " + says.format(address=named)), r.stderr
+    assert "RAY_AUTH_TOKEN" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "bf").exists(), list((tmp_path / "bf").iterdir())
     cluster.wait_nodes(2, timeout=10)
+
+
+def _admitted(env: dict, address: str = "auto", pre: str = "") -> str:
+    code = pre + f"from ranker.backfill.ray_engine import _not_admitted; print(_not_admitted({address!r}))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO), **env})
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout.strip()
+
+
+# what the driver's process is left with after the check: its RAY_AUTH_MODE and the mode Ray's config reads
+MODE_AFTER = ("; import os; from ray._raylet import AuthenticationMode, get_authentication_mode; "
+              "print(os.environ.get('RAY_AUTH_MODE'), get_authentication_mode() == AuthenticationMode.TOKEN)")
+
+
+def test_auto_with_the_clusters_token_is_admitted(tmp_path, cluster, monkeypatch):
+    """The early check of auto lets through a driver with the cluster's token: given (RAY_AUTH_MODE=token and the
+    token), or, for a cluster auto finds itself (no RAY_ADDRESS), RAY_AUTH_MODE not set and the token in
+    ~/.ray/auth_token, which ray.init takes up for auto (maybe_enable_token_auth_if_token_available)."""
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert _admitted({"RAY_ADDRESS": f"127.0.0.1:{cluster.port}", **WITH_TOKEN}) == "None"
+    others = subprocess.run(["pgrep", "-x", "gcs_server"], capture_output=True, text=True).stdout.split()
+    if len(others) != 1 or os.path.exists("/tmp/ray/ray_current_cluster"):
+        pytest.skip("another Ray instance runs on this machine, or `ray start` left its address: auto would find it")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text(TOKEN)
+    assert _admitted({"RAY_ADDRESS": "", "HOME": str(tmp_path)}) == "None"
+    # RAY_ADDRESS=auto is auto to ray.init (it takes the token up for it): it was refused here as an explicit address
+    assert _admitted({"RAY_ADDRESS": "auto", "HOME": str(tmp_path)}) == "None"
+    (tmp_path / ".ray" / "auth_token").write_text("0" * 64)
+    from ray._private.services import canonicalize_bootstrap_address
+    assert _admitted({"RAY_ADDRESS": "", "HOME": str(tmp_path)}).startswith(
+        "cannot start or reach Ray: the cluster at "
+        f"auto ({canonicalize_bootstrap_address(f'127.0.0.1:{cluster.port}')}) refused this driver's ")
+
+
+def test_a_refusal_leaves_the_process_out_of_token_mode(tmp_path, cluster, monkeypatch):
+    """auto, RAY_AUTH_MODE not set and a token in ~/.ray/auth_token that is not the cluster's: the check turned
+    token mode on (RAY_AUTH_MODE=token, Ray's config re-read) and left it on after refusing, ray.init never
+    running: a library caller that catches the RankerError, or later code of the process, was in token mode."""
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(k, raising=False)
+    others = subprocess.run(["pgrep", "-x", "gcs_server"], capture_output=True, text=True).stdout.split()
+    if len(others) != 1 or os.path.exists("/tmp/ray/ray_current_cluster"):
+        pytest.skip("another Ray instance runs on this machine, or `ray start` left its address: auto would find it")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("0" * 64)
+    code = ("from ranker.backfill.ray_engine import _not_admitted; print(_not_admitted('auto'))" + MODE_AFTER)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": "", "HOME": str(tmp_path)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    said, after = p.stdout.strip().split("\n")[-2:]
+    assert said.startswith("cannot start or reach Ray: the cluster at auto ("), said
+    assert after == "None False", p.stdout
+
+
+def test_a_ray_without_the_auto_token_step_still_refuses_an_explicit_address(tmp_path, cluster):
+    """A Ray lacking the private names of auto's token step: they were imported with the others, so the check
+    said nothing for any address, a host:port with another token included (refused by ray.init only after the
+    embedder loaded). Only that step is skipped now."""
+    pre = ("from ray._private.authentication import authentication_token_setup as s\n"
+           "for n in ('maybe_enable_token_auth_if_token_available', '_enable_token_auth'):\n"
+           "    delattr(s, n)\n")
+    said = _admitted({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}, address=f"127.0.0.1:{cluster.port}",
+                     pre=pre)
+    assert said.startswith("cannot start or reach Ray: the cluster at 127.0.0.1:"), said
+    assert "refused this driver's authentication token" in said, said
 
 
 @pytest.mark.parametrize("form, says", [

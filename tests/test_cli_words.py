@@ -608,20 +608,33 @@ def test_a_store_without_the_topic_queries_vectors_names_the_embedder_before_the
 
 
 @pytest.mark.parametrize("command", ["prefilter", "run"])
-def test_a_day_partly_embedded_by_an_embedder_not_prepared_names_the_flag(tmp_path, command):
+def test_a_day_partly_embedded_by_an_embedder_not_prepared_is_refused_before_the_work(tmp_path, command):
     """`prefilter` / `run --embedder mpnet`, not prepared, on a day whose papers the store holds only some of the
-    vectors of: check_embedder lets it through (the store may serve them), and loading the model for the others
-    failed with "model preset 'mpnet' is not prepared", naming no flag. The load's error now names the setting."""
-    with Store(tmp_path / "db.sqlite3") as s:
+    vectors of: check_embedder lets it through (the store may serve them), and the model failed to load at the
+    first paper without a vector, after "loading mpnet ...", with "model preset 'mpnet' is not prepared" and no
+    count of what the store holds; run had stored the day's papers and its run record, and left a failed manifest
+    in --out. Now check_served's line (naming --embedder and how many of the day's papers are stored) as soon as
+    the day is read: nothing loaded, nothing written to --out or the store. Every vector stored: no model needed."""
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
         store_vectors(s, list(read_papers(LISTING))[:50], embedder="mpnet", dim=768)
     (tmp_path / "models").mkdir()
     out = tmp_path / ("r.jsonl" if command == "prefilter" else "digest")
     more = ["--backend", "fake", "--model", "tiny"] if command == "run" else []
-    r = ranker(command, "--papers", LISTING, "--out", out, "--db", tmp_path / "db.sqlite3", "--embedder", "mpnet",
-               "--offline", *more, env={"RANKER_MODELS_DIR": tmp_path / "models"})
-    assert r.returncode == 1, r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("error: --embedder: model preset 'mpnet' is not prepared; run: "
-                                                 "ranker models prepare mpnet"), r.stderr
+    args = [command, "--papers", LISTING, "--out", out, "--db", db, "--embedder", "mpnet", "--offline", *more]
+    env = {"RANKER_MODELS_DIR": tmp_path / "models"}
+    r = ranker(*args, env=env)
+    what = "the day" if command == "run" else str(LISTING)
+    assert one_error(r, 1) == (
+        "error: --embedder: model preset 'mpnet' is not prepared, and the database holds its vectors for only 50 "
+        f"of the 192 papers of {what}; run: ranker models prepare mpnet"), r.stderr
+    assert "loading mpnet" not in r.stderr and not out.exists(), r.stderr
+    with Store(db) as s:
+        assert s.count_papers() == 0 and not s.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    with Store(db) as s:
+        store_vectors(s, list(read_papers(LISTING)), embedder="mpnet", dim=768)
+    r = ranker(*args, env=env)
+    assert r.returncode == 0 and out.exists() and "loading mpnet" not in r.stderr, r.stderr
 
 
 def test_an_embedder_folder_that_does_not_load_names_the_flag(tmp_path):
@@ -714,3 +727,38 @@ def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
         "not a file (a device or a pipe), so not a database file"
     assert r.returncode == 1 and r.stderr == f"error: {db}: {said}\n", r.stderr
     assert not (tmp_path / "cal.json").exists()
+
+
+@pytest.mark.parametrize("command", ["fetch", "run", "backfill", "config"])
+def test_a_category_class_arxiv_does_not_list_is_a_warning_naming_where_it_was_set(tmp_path, command):
+    """`--category cs.XX` passed the category check (only its archive was checked) and matched no paper: each
+    daily run said "nothing to do", with no word on the category. Now one warning naming --category (or the
+    ranker.toml line), with the closest classes; kept (arXiv adds classes). A stray key is refused."""
+    hist = tmp_path / "hist"
+    hist.mkdir()
+    (hist / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:                # run's prefilter served from the store: no model loaded
+        store_vectors(s, list(read_papers(LISTING)))
+    args = {"fetch": ["--from", LISTING, "--out", tmp_path / "p.jsonl", "--db", db],
+            "run": ["--papers", LISTING, "--out", tmp_path / "d", "--db", db, "--backend", "fake", "--model", "tiny",
+                    "--offline"],
+            "backfill": ["--from", hist, "--out", tmp_path / "bf", "--db", db, "--offline", "--score", "--backend",
+                         "fake", "--model", "tiny"],
+            "config": []}[command]
+    said = "'cs.LX' is no subject class of arXiv's taxonomy that ranker knows (a new one?): no paper may match it; " \
+           "did you mean 'cs.PL', 'cs.LO' or 'cs.LG'?"
+    if command != "config":
+        r = ranker(command, *args, "--category", "cs.LG,cs.LX")
+        assert r.returncode == 0, r.stderr
+        assert f"warning: --category: {said}\n" in r.stderr and r.stderr.count("warning:") == 1, r.stderr
+        r = ranker(command, *args, "--category", "cs.LGG")
+        assert one_error(r, 1) == "error: --category: 'cs.LGG' is not an arXiv category; did you mean 'cs.LG'?"
+    cfg = tmp_path / "ranker.toml"
+    cfg.write_text('[fetch]\ncategories = ["cs.LG", "cs.LX"]\n')
+    r = ranker(command, *args, "--config", cfg, env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {cfg}:2: fetch.categories: {said}\n" in r.stderr, r.stderr
+    r = ranker(command, *args, "--config", cfg, "--category", "cs.LG", env={"RANKER_HOME": tmp_path / "home"}) \
+        if command != "config" else None
+    assert r is None or "warning" not in r.stderr, r.stderr

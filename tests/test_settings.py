@@ -413,6 +413,19 @@ def test_a_category_in_the_wrong_case_is_answered_only_with_one_arxiv_has(cat, p
     assert category_problem(cat) == problem
 
 
+@pytest.mark.parametrize("cat,problem", [
+    ("cs.LGG", "'cs.LGG' is not an arXiv category; did you mean 'cs.LG'?"),
+    ("cs.AIR", "'cs.AIR' is not an arXiv category; did you mean 'cs.AI', 'cs.AR' or 'cs.IR'?"),
+    ("cs.CLG", "'cs.CLG' is not an arXiv category; did you mean 'cs.CG', 'cs.CL' or 'cs.LG'?"),
+    ("stat.MLE", "'stat.MLE' is not an arXiv category; did you mean 'stat.ME' or 'stat.ML'?"),
+])
+def test_a_stray_key_names_every_class_it_may_be(cat, problem):
+    """A known class with a key more names each class dropping one key gives: 'cs.AIR' was answered 'cs.IR'
+    only (the first found), though cs.AI and cs.AR fit as well, and the user's was likely another."""
+    from ranker.records import category_problem
+    assert category_problem(cat) == problem
+
+
 @pytest.mark.parametrize("cat", ["lg", "ai", "xx.LG", "foo.bar", "csx.LG", "lg.LG"])
 def test_a_name_whose_archive_arxiv_has_not_is_no_category(cat):
     """`--category lg` (or `xx.LG`) has a category's shape and passed, then matched no paper: the daily run said
@@ -428,6 +441,31 @@ def test_a_name_whose_archive_arxiv_has_not_is_no_category(cat):
 def test_every_archive_and_its_categories_are_categories(cat):
     from ranker.records import category_problem
     assert category_problem(cat) is None
+
+
+@pytest.mark.parametrize("cat, means", [("cs.LGG", "cs.LG"), ("cs.lgg", "cs.LG"), ("cs.AII", "cs.AI"),
+                                        ("math.OCC", "math.OC"), ("cond-mat.sofft", "cond-mat.soft"),
+                                        ("physics.opticss", "physics.optics")])
+def test_a_known_class_with_a_stray_key_is_refused_with_it(cat, means):
+    """`--category cs.LGG` passed (only its archive, cs, was checked), matched no paper, and every daily run said
+    "nothing to do". A class arXiv has with one character more is that class mistyped: refused, naming it."""
+    from ranker.records import category_problem
+    assert category_problem(cat) == f"{cat!r} is not an arXiv category; did you mean {means!r}?"
+
+
+@pytest.mark.parametrize("cat, close", [
+    ("cs.XX", ""), ("cs.LX", "; did you mean 'cs.PL', 'cs.LO' or 'cs.LG'?"),
+    ("physics.optic", "; did you mean 'physics.optics'?"), ("hep-th.XX", ""),
+])
+def test_a_class_arxiv_does_not_list_is_kept_with_a_note(cat, close):
+    """`--category cs.XX`, a class arXiv's taxonomy lacks, is kept (arXiv adds classes) with category_note's line,
+    which names the closest classes there are; a known class, or an archive alone, has none."""
+    from ranker.records import category_note, category_problem
+    assert category_problem(cat) is None
+    assert category_note(cat) == (f"{cat!r} is no subject class of arXiv's taxonomy that ranker knows (a new "
+                                  f"one?): no paper may match it{close}")
+    for known in ("cs.LG", "stat.ML", "cond-mat.soft", "physics.comp-ph", "q-fin.ST", "cs", "hep-th", "astro-ph"):
+        assert category_note(known) is None
 
 
 def test_the_fixtures_papers_categories_are_categories():
@@ -447,6 +485,9 @@ def test_the_fixtures_papers_categories_are_categories():
                     seen.update(c for c in d["categories"] if isinstance(c, str) and valid_category(c))
     assert len(seen) > 20
     assert {c for c in seen if category_problem(c) is not None} <= {"na"}
+    # and arXiv's taxonomy as ranker knows it lists each: no warning for a category a real paper carries
+    from ranker.records import category_note
+    assert {c for c in seen if c != "na" and category_note(c) is not None} == set()
 
 
 def test_relative_paths_in_a_config_file_are_read_from_its_folder(tmp_path, monkeypatch):

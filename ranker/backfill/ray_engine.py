@@ -411,23 +411,59 @@ def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
     token, or None (admitted, or not to be told here): a driver with RAY_AUTH_MODE=token and no token, or one
     without the token the cluster asks for, or with another. ray.init said so only after the driver's own work
     (the embedder it loads for the prompt's queries) and 20 s of its retries; asked here of the cluster's GCS
-    once, as ray.init asks it first (its cluster id). `auto` is left to ray.init, which takes up a token of this
-    machine's for it where RAY_AUTH_MODE is not set, as a Ray Client address (its server's own check).
+    once, as ray.init asks it first (its cluster id). `auto` is resolved as ray.init resolves it (RAY_ADDRESS, else
+    the cluster `ray start` last started here, ray_current_cluster, else any of this machine's), and for a cluster
+    found so (RAY_ADDRESS not set, empty or auto) token authentication is turned on where RAY_AUTH_MODE is not set
+    and this machine has a token, as ray.init turns it on for it (and put back after the question: ray.init turns
+    it on again): auto was left to ray.init, a driver the cluster refuses told so only after the embedder had
+    loaded. A Ray without that step's function is asked without it. A Ray Client address (RAY_ADDRESS's too) is
+    its server's check.
     Asked only of an address whose listener answered HTTP/2 (_not_answering): a gRPC server that takes the call
     and answers nothing holds it `timeout` s; Ray's client adds its own wait of about 10 s for a channel that
     cannot connect at all (15 s at 5 s, 11 s at 0.1 s: a limit below `timeout` would shorten only the case of
     a slow cluster), the worst case here when the cluster went away after answering the probe."""
-    if address == "auto" or "://" in address:
+    from_env = os.environ.get("RAY_ADDRESS") if address == "auto" else None
+    if "://" in (from_env or address):
         return None
+    # ray.init replaces auto by RAY_ADDRESS only when it is not empty, and takes a token up for auto still auto
+    explicit = from_env not in (None, "", "auto")
     try:
-        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+        from ray._private.authentication.authentication_token_setup import (AUTH_MODE_ENV_VAR,
+                                                                            ensure_token_if_auth_enabled)
         from ray._private.services import canonicalize_bootstrap_address
         from ray._raylet import InnerGcsClient
         from ray.exceptions import AuthenticationError
         hostport = canonicalize_bootstrap_address(address)
-    except Exception:               # another Ray: ray.init says what it finds
+    except Exception:               # another Ray, or no cluster for auto: ray.init says what it finds
         return None
+    if not hostport:
+        return None
+    mode_before = os.environ.get(AUTH_MODE_ENV_VAR)
     try:
+        return _refused(address, hostport, explicit, timeout, ensure_token_if_auth_enabled, InnerGcsClient,
+                        AuthenticationError)
+    finally:
+        # only a question: token mode it turned on is put back (ray.init turns it on again for auto it admits),
+        # so that a caller that catches the refusal, or later code of this process, is not left in token mode
+        if os.environ.get(AUTH_MODE_ENV_VAR) != mode_before:
+            _restore_auth_mode(AUTH_MODE_ENV_VAR, mode_before)
+
+
+def _refused(address, hostport, explicit, timeout, ensure_token_if_auth_enabled, InnerGcsClient,
+             AuthenticationError) -> str | None:
+    """_not_admitted's question of the cluster at `hostport`, token mode turned on first as ray.init turns it on
+    for an address it resolves itself (`explicit` false); a Ray without that step is asked without it."""
+    try:
+        if address == "auto" and not explicit:
+            from ray._private.authentication import authentication_token_setup as setup
+            enable = getattr(setup, "maybe_enable_token_auth_if_token_available", None)
+            if enable is not None:  # what ray.init calls for auto next; its warning is ray.init's to give
+                log = logging.getLogger(setup.__name__)
+                was, log.disabled = log.disabled, True
+                try:
+                    enable(warn_if_disabled=False)
+                finally:
+                    log.disabled = was
         ensure_token_if_auth_enabled(None, create_token_if_missing=False)
     except AuthenticationError:
         return ("cannot start or reach Ray: RAY_AUTH_MODE is token and this driver has no authentication token: "
@@ -442,6 +478,19 @@ def _not_admitted(address: str, timeout: float = 5.0) -> str | None:
     except Exception:               # not reached in time, or no Ray of this version: ray.init says what it finds
         return None
     return None
+
+
+def _restore_auth_mode(var: str, before: str | None) -> None:
+    """RAY_AUTH_MODE as it was before _not_admitted turned token mode on, and Ray's cached config read again."""
+    if before is None:
+        os.environ.pop(var, None)
+    else:
+        os.environ[var] = before
+    try:
+        from ray._raylet import Config
+        Config.initialize("")
+    except Exception:
+        pass
 
 
 def _auth_hint(e: BaseException) -> str:

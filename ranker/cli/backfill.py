@@ -11,7 +11,7 @@ from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, Con
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
                      VerboseOpt, check_embedder, check_model, check_out, echo, given_path, info, load_settings,
-                     not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn)
+                     not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn, warn_categories)
 from .term import TERM
 
 EXAMPLES = """
@@ -101,6 +101,8 @@ def backfill(
                       max_tokens=max_tokens, keep=keep, top=top, recall=recall, calibration=calibration,
                       no_calibration=no_calibration, score_mode=score_mode, prompt_layout=prompt_layout,
                       papers_per_request=papers_per_request, batch_size=batch_size, db=db, offline=offline)
+    if not all_categories:
+        warn_categories(s)
     if embed:
         check_embedder(s)            # naming --embedder, before the database opens ('no such' named no flag)
     if score and (engine == "local" or address is None):

@@ -156,6 +156,19 @@ def warn(msg: str) -> None:
     info(f"warning: {msg}")
 
 
+def warn_categories(s: "Settings") -> None:
+    """A category of fetch.categories whose subject class arXiv's taxonomy lacks as ranker knows it ('cs.XX'):
+    one warning each, naming where it was set (--category, the ranker.toml line) and the closest classes, by a
+    command that keeps papers by them (fetch, run, backfill; config shows them). It passed the check (only the
+    archive was checked), matched no paper, and each daily run said "nothing to do"; kept, not refused: arXiv
+    adds classes (a case or stray-key variant of a known one is refused: records.category_problem)."""
+    from ..records import category_note
+    for cat in s.fetch.categories:
+        note = category_note(cat)
+        if note:
+            warn(f"{name_key('fetch.categories')}: {note}")
+
+
 def nothing_to_do(why: str) -> None:
     """The one line every command says when its input holds nothing to work on (it then exits 0)."""
     info(f"nothing to do: {why}")
@@ -487,7 +500,8 @@ def check_served(s: "Settings", emb, papers, what: str) -> None:
     """The embedder `emb` (check_embedder's) loadable, or the store's vectors of it serving every one of `papers`
     (`what`: whose they are, "the history") and of the topic queries (s.scoring.prompts'; embedded with them),
     said after they are read and before any of them is embedded (eval: before the store is opened for the work;
-    calibrate: with it open, once the labels are read from it, before the fit writes anything): else
+    calibrate: with it open, once the labels are read from it, before the fit writes anything; prefilter: before
+    the store is opened; run: as the day is fetched, before it is stored and the run's manifest written): else
     models.resolve's ModelError (with its advice to prepare the preset) naming prefilter.embedder. check_embedder
     lets an embedder not prepared through where the store holds SOME of its vectors; a history of papers beyond
     them was then embedded up to the first such paper and failed there, naming no flag (the database opened,
@@ -532,17 +546,19 @@ def check_served(s: "Settings", emb, papers, what: str) -> None:
                      key="prefilter.embedder", prepare=err.prepare) from None
 
 
-def check_prefilter(s: "Settings") -> None:
+def check_prefilter(s: "Settings"):
     """The embedder's name and token cut, and the calibration file, checked as check_model checks the LLM, before
     `ranker run` writes its manifest: a mistyped --embedder or --calibration, or a --max-tokens past the model's
     limit, replaced the folder's finished manifest with a failed one. Only what is wrong wherever the vectors come
     from (no preset, folder or Hugging Face id of that name; a cut the model cannot read): a preset not prepared,
-    or an id not cached offline, may still be served from the store's vectors."""
+    or an id not cached offline, may still be served from the store's vectors (check_served, once the day is
+    read). The embedder (check_embedder's)."""
     emb = check_embedder(s)
     if s.prefilter.calibration:
         from ..prefilter.calibrate import Calibration
         # one fit with another embedder too: it failed after the manifest was written, replacing the finished one
         Calibration.load(s.prefilter.calibration).check_embedder(emb.key)
+    return emb
 
 
 def not_empty(**values) -> None:

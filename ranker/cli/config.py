@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import ConfigOpt, DbOpt, OfflineOpt, echo, flag_name, load_settings
+from .common import ConfigOpt, DbOpt, OfflineOpt, echo, flag_name, load_settings, warn_categories
 
 if TYPE_CHECKING:
     from ..settings import Effective
@@ -35,6 +35,7 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
     from ..prefilter.recall import with_applied_rule
     from ..settings import effective
     s = load_settings(config, verbose=True, db=db, offline=offline)      # verbose: no log file made for this
+    warn_categories(s)
     rows = with_applied_rule(s, effective(s, options_in_force(s)))
     where = str(s.config_file) if s.config_file is not None else None
     if as_json:

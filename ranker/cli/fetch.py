@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (as_given, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
-                     flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, warn, warn_read)
+                     flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, warn,
+                     warn_categories, warn_read)
 
 EXAMPLES = """
 \b
@@ -72,6 +73,7 @@ def fetch(
     not_empty(from_=from_, ids=ids, since=since, until=until, date=date)
     s = load_settings(config, verbose=verbose, category=category, announce=announce, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
+    warn_categories(s)
     check_out(out)
     if embed and not _regular_file(out):
         raise InputError("--embed reads the papers back from --out: give a file, not a device or a pipe",

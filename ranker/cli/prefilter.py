@@ -9,8 +9,8 @@ import typer
 from .common import (as_given,
                      CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, given_path, info, load_settings,
-                     naming_stdout, nothing_to_do, one_keep_rule, out_path, warn, warn_read)
+                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
+                     load_settings, naming_stdout, nothing_to_do, one_keep_rule, out_path, warn, warn_read)
 from .term import TERM
 
 
@@ -50,7 +50,7 @@ def prefilter(papers: PapersOpt,
                       default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
                       db=db, offline=offline)
     check_out(out)
-    check_embedder(s)           # before the papers are read and "loading <name> ..." said
+    emb = check_embedder(s)     # before the papers are read and "loading <name> ..." said
     prompt_set = load_prompts(s.scoring.prompts)
     rules = day_rules(s, prompt_set, warn)      # a bad rule refused, one matching nearly every paper said, first
     report = ReadReport()
@@ -62,6 +62,9 @@ def prefilter(papers: PapersOpt,
         nothing_to_do(f"no papers in {as_given(str(papers))}"
                       + (f" (wrote an empty {as_given(str(out))})" if str(out) != "-" else ""))
         return
+    # an embedder not prepared, its vectors stored for only some of the papers: said now, naming the flag and how
+    # many are stored, not as the model failed to load ("loading mpnet ..." said, no flag named)
+    check_served(s, emb, rows, as_given(str(papers)))
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=info)
     if str(out) == "-":

@@ -11,9 +11,9 @@ from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out, echo,
-                     given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule, warn, warn_failures,
-                     warn_read)
+                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
+                     check_served, echo, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
+                     warn, warn_categories, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -74,6 +74,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request,
                       novelty_context=novelty_context, calibration=calibration, no_calibration=no_calibration,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
+    warn_categories(s)
     check_out(out, folder=True)
     if papers is None and day_given:
         from ..sources.days import FIRST, no_announcement_note
@@ -89,17 +90,25 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
             raise InputError("offline mode: the day's announcements are on arXiv's server; give the day's papers "
                              "with --papers FILE instead", key="offline")
     check_model(s)
-    check_prefilter(s)
+    emb = check_prefilter(s)
     from ..errors import during
     from ..steps import fetch_day, run_day
     from ..store import Store
 
+    def served(read: list) -> None:
+        # an embedder not prepared whose vectors the store holds for only some of the day's papers: said once the
+        # day is read, before it is stored, the manifest written or "loading <embedder> ..." said (it failed
+        # there, naming no flag, the folder's manifest left failed); a day of no papers is "nothing to do"
+        if read:
+            check_served(s, emb, read, "the day")
+
     with Store(s.db_path) as store, Progress() as bar:
         with during("fetch", scored=lambda: 0):
             if papers is None and day_given:
-                day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn)
+                day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn, check=served)
             else:
-                day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn, single_day=True)
+                day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn, single_day=True,
+                                check=served)
         warn_read(day.report)
         if not day.papers:
             nothing_to_do(day.empty_reason())
