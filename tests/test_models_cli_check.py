@@ -144,3 +144,31 @@ def test_a_ray_backfill_without_address_checks_the_model_here_before_ray_starts(
                "--model", "nosuch", timeout=300)
     assert r.returncode == 1 and r.stderr == f"error: --model nosuch: {NO_SUCH}\n", r.stderr[-2000:]
     assert not db.exists() and not out.exists()
+
+
+def test_a_broken_presets_file_is_said_naming_the_file_not_the_model_flag(tmp_path, monkeypatch):
+    """presets.toml's own errors name the file: the early check keyed every keyless ConfigError as scoring.model,
+    so a broken presets.toml read "error: --model .../presets.toml: preset ... lacks the keys"; check_embedder's
+    (the Embedder reads presets.toml first today) keyed it as prefilter.embedder. A wrong kind still names them."""
+    from ranker.cli import common
+    from ranker.errors import ConfigError
+    from ranker.settings import Settings
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "presets.toml").write_text("[smollm2-135m]\nkind = 3\n")
+    want = (f"error: {models / 'presets.toml'}: preset 'smollm2-135m' lacks the keys 'description', 'packages', "
+            "'format', 'member'\n")
+    p = ranker("score", "--papers", LISTING, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
+               "--offline", "--backend", "transformers", "--model", "smollm2-135m", env={"RANKER_MODELS_DIR": models})
+    assert p.returncode == 1 and p.stderr == want, p.stderr
+    # the embedder's check, past its Embedder: presets.toml read by check_name alone
+    s = Settings(prefilter={"embedder": "minilm"}, models_dir=REPO / "models", db=tmp_path / "db.sqlite3")
+    broken = ConfigError("preset 'minilm' lacks the key 'member'", where=str(models / "presets.toml"))
+    kind = ConfigError("an LLM preset, not an embedder", where="minilm")
+    for e, key in [(broken, None), (kind, "prefilter.embedder")]:
+        def check_name(*a, e=e, **k):
+            raise e
+        monkeypatch.setattr("ranker.models.check_name", check_name)
+        with pytest.raises(ConfigError) as got:
+            common.check_embedder(s)
+        assert got.value.key == key

@@ -426,9 +426,17 @@ def check_model(s: "Settings", *, scored: "Callable[[str], bool] | None" = None)
             e.key = "scoring.model"
         raise
     except ConfigError as e:
-        if e.key is None:
-            e.key = "scoring.model"
+        _key_for(e, "scoring.model", s.scoring.model)
         raise
+
+
+def _key_for(e: "RankerError", key: str, name: str) -> None:
+    """A keyless ConfigError about the model named `name` (where nothing or the name) keyed as `key`, the setting
+    that named it; one about a file (presets.toml's own errors, where the file) keeps its where alone: a broken
+    presets.toml said "--model .../presets.toml: preset ... lacks the keys"."""
+    from ..errors import given
+    if e.key is None and e.where in (None, given(name)):
+        e.key = key
 
 
 def _model_keys(cls, s: "Settings") -> list[str]:
@@ -478,7 +486,7 @@ def check_embedder(s: "Settings", *, loadable: bool = False):
             e.key = "prefilter.embedder"
             raise
     except ConfigError as e:
-        e.key = "prefilter.embedder"
+        _key_for(e, "prefilter.embedder", s.prefilter.embedder)
         raise
     return emb
 
