@@ -172,3 +172,36 @@ def test_a_broken_presets_file_is_said_naming_the_file_not_the_model_flag(tmp_pa
         with pytest.raises(ConfigError) as got:
             common.check_embedder(s)
         assert got.value.key == key
+
+
+class _NoRoom:
+    """A backend whose model is found but cannot be built (as vLLM's or transformers' out of memory)."""
+    loads_local_model = True
+
+    @classmethod
+    def check_model(cls, model, models_dir=None, options=None):
+        from ranker.backends.base import Backend
+        Backend.check_model.__func__(cls, model, models_dir, options)
+
+    @classmethod
+    def given_tokenizer(cls, options=None):
+        return None
+
+    def __init__(self, model, options=None, **kw):
+        from ranker.errors import ModelError
+        raise ModelError(f"model {model} does not fit in memory: CUDA out of memory")
+
+
+def test_make_backend_names_the_model_setting_for_a_model_not_there_only(tmp_path, monkeypatch):
+    """make_backend keyed every keyless ModelError as scoring.model, runtime failures too: "error: --model: model
+    smollm2-135m does not fit in memory". Only the model not found (its check) names the setting now."""
+    import ranker.backends as backends
+    from ranker.errors import ModelError
+    from ranker.settings import Settings
+    monkeypatch.setattr(backends, "backend_class", lambda name: _NoRoom)
+    for model, key, said in [("smollm2-135m", None, "does not fit in memory"),
+                             (str(tmp_path / "gone"), "scoring.model", "no such model")]:
+        s = Settings(scoring={"backend": "fake", "model": model}, models_dir=REPO / "models")
+        with pytest.raises(ModelError) as got:
+            backends.make_backend(s)
+        assert got.value.key == key and said in str(got.value), (got.value.key, str(got.value))
