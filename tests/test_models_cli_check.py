@@ -205,3 +205,26 @@ def test_make_backend_names_the_model_setting_for_a_model_not_there_only(tmp_pat
         with pytest.raises(ModelError) as got:
             backends.make_backend(s)
         assert got.value.key == key and said in str(got.value), (got.value.key, str(got.value))
+
+
+def test_a_score_rerun_needs_no_model_its_scores_stored_and_a_typo_is_still_refused(tmp_path):
+    """A rerun of a scored day loads no model (README: "a rerun of a finished day loads no model"), yet `score`
+    (and `run`) refused a model whose folder is gone at the early check though every score was stored; eval and
+    backfill deferred already. A mistyped model, with no score stored under it, is still refused at once."""
+    import sqlite3
+    from contextlib import closing
+    db = tmp_path / "db.sqlite3"
+    common = ["--papers", LISTING, "--db", db, "--offline"]
+    first = ranker("score", *common, "--out", tmp_path / "a.jsonl", "--backend", "fake", "--model", "tiny")
+    assert first.returncode == 0, first.stderr
+    with closing(sqlite3.connect(db)) as c, c:       # as smollm2-135m's, whose real run takes minutes on a CPU
+        assert c.execute("UPDATE scores SET model='smollm2-135m'").rowcount == 192
+    env = _unprepared(tmp_path)
+    again = ranker("score", *common, "--out", tmp_path / "b.jsonl", "--backend", "transformers", "--model",
+                   "smollm2-135m", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "(192 reused from the store, 0 new" in again.stdout + again.stderr, again.stdout + again.stderr
+    typo = ranker("score", *common, "--out", tmp_path / "c.jsonl", "--backend", "transformers", "--model",
+                  "smollm2-135", env=env)
+    assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
+    assert typo.stderr.count("\n") == 1 and not (tmp_path / "c.jsonl").exists()
