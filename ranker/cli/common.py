@@ -19,6 +19,7 @@ from .term import TERM, command_name
 if TYPE_CHECKING:
     from ..errors import RankerError
     from ..settings import Origin, Settings
+    from ..store import Store
 
 def given_path(raw: str) -> Path:
     """A path option's value as typed; an empty one (`--out "$DIR"` with DIR unset) is an error, where Path("")
@@ -448,19 +449,23 @@ def _model_keys(cls, s: "Settings") -> list[str]:
     return keys + [path] if path not in keys else keys
 
 
+def _store_says(db: Path, ask: "Callable[[Store], bool]") -> bool:
+    """`ask` of the store at `db`, opened read-only (never created): False where there is none or it cannot be
+    read (what is wrong with it is said where the command opens it)."""
+    from ..errors import RankerError
+    from ..store import Store
+    if not db.is_file():
+        return False
+    try:
+        with Store(db, read_only=True) as st:
+            return ask(st)
+    except RankerError:
+        return False
+
+
 def scores_stored(db: Path) -> "Callable[[str], bool]":
     """check_model's `scored` for a store at `db` (opened read-only, never created)."""
-    def scored(model: str) -> bool:
-        from ..errors import RankerError
-        from ..store import Store
-        if not db.is_file():
-            return False
-        try:
-            with Store(db, read_only=True) as st:
-                return st.has_scores(model)
-        except RankerError:
-            return False
-    return scored
+    return lambda model: _store_says(db, lambda st: st.has_scores(model))
 
 
 def check_embedder(s: "Settings", *, loadable: bool = False):
@@ -493,15 +498,7 @@ def check_embedder(s: "Settings", *, loadable: bool = False):
 
 def _vectors_stored(db: Path, embedder: str) -> bool:
     """Whether the store at `db` (opened read-only, never created) holds any vector of `embedder`."""
-    from ..errors import RankerError
-    from ..store import Store
-    if not db.is_file():
-        return False
-    try:
-        with Store(db, read_only=True) as st:
-            return st.count_embeddings(embedder) > 0
-    except RankerError:
-        return False
+    return _store_says(db, lambda st: st.count_embeddings(embedder) > 0)
 
 
 def check_served(s: "Settings", emb, papers, what: str) -> None:
