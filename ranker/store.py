@@ -1034,6 +1034,10 @@ class Store:
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
 
+    def has_scores(self, model: str) -> bool:
+        """Whether any score of `model` (under any prompt) is stored."""
+        return self.conn.execute("SELECT EXISTS(SELECT 1 FROM scores WHERE model=?)", (model,)).fetchone()[0] == 1
+
     # ------------------------------------------------------------------ for the corpus index (ranker.index)
     # Paper vectors are the embeddings rows whose id does not start with `query_prefix` (topic and query
     # vectors share the table). The index keeps up by SQLite's rowid: INSERT OR REPLACE gives a replaced row a

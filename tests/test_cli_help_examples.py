@@ -252,3 +252,19 @@ def test_the_cut_off_options_say_what_they_cut_and_where_their_default_is_set():
         if f"{score.upper()} >= this" not in text or f"[digest] min_{score} of ranker.toml" not in text:
             out.append(f"ranker {' '.join(path)} {name}: {text!r}")
     assert not out, "\n".join(out)
+
+
+@pytest.mark.parametrize("path,option", [(("fetch",), "--out"), (("prefilter",), "--out"), (("score",), "--out"),
+                                         (("calibrate",), "--out"), (("labels", "export"), "FILE")])
+def test_every_output_that_takes_a_dash_for_stdout_says_so(path, option, tmp_path):
+    """`ranker score --out -` writes its scores to stdout, as fetch's, prefilter's, calibrate's and labels
+    export's do, but its help said only "Where to write the JSONL scores.": a user who read it wrote a file and
+    cat it. Each output that takes '-' says so in its help (score's shown to take it, with the fake backend)."""
+    helps = {(q, name or p.name.upper()): " ".join((p.help or "").split()) for q, name, p in _options()}
+    assert "'-' for stdout" in helps[path, option], helps[path, option]
+    assert "'-' for stdout" in " ".join(help_text(path).split())
+    if path == ("score",):
+        from conftest import DAYS, ranker
+        r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", "-", "--backend", "fake",
+                   "--db", tmp_path / "db.sqlite3", "--offline")
+        assert r.returncode == 0 and r.stdout.count('"ARXIVID"') == 192, r.stderr

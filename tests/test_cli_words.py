@@ -33,6 +33,9 @@ def one_error(r, code=None) -> str:
     (["prefilter", "--papers", "p", "--out", "o", "--embeder", "minilm"],
      "error: there is no option --embeder; did you mean --embedder?", 1),
     (["run", "--out", "x", "--zzz"], "error: there is no option --zzz (see `ranker run --help`)", 1),
+    # --help is a flag too: `--hlep` was said to mean --keep, `--help-me` --score-mode
+    (["run", "--out", "x", "--hlep"], "error: there is no option --hlep; did you mean --help?", 1),
+    (["serve", "--help-me"], "error: there is no option --help-me; did you mean --help?", 1),
     (["run", "--out", "x", "--papers"], "error: --papers needs a value", 1),
     (["prefilter", "--papers", str(LISTING)],
      "error: --out is required (where to write the ranked papers (JSONL; '-' for stdout))", 1),

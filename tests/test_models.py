@@ -275,7 +275,7 @@ def test_score_names_a_model_folder_without_its_tokenizer_before_starting_the_en
     p = ranker("score", "--papers", papers, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "db.sqlite3",
                "--offline", "--backend", "vllm", "--model", m)
     assert p.returncode == 1
-    assert p.stderr == (f"error: {m}: incomplete model folder: no tokenizer (tokenizer.json, tokenizer_config.json "
+    assert p.stderr == (f"error: --model {m}: incomplete model folder: no tokenizer (tokenizer.json, tokenizer_config.json "
                         "or tokenizer.model) (copy the whole folder)\n")
     assert not (tmp_path / "db.sqlite3").exists()
 
@@ -354,7 +354,7 @@ def test_offline_cli_names_the_uncached_hub_id_in_one_line(tmp_path):
                "--backend", "transformers", "--model", "org/not-cached", env={"HF_HOME": tmp_path / "hf"})
     err = without_loading(p.stderr)
     assert p.returncode == 1
-    assert err.startswith("error: org/not-cached: not a local folder, not a prepared preset and not in the "
+    assert err.startswith("error: --model org/not-cached: not a local folder, not a prepared preset and not in the "
                           "Hugging Face cache; offline mode downloads nothing")
     assert err.count("\n") == 1 and "internet" not in err
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..io import Warn
 from ..settings import Settings
 from .base import SCORE_FIELDS, Backend, BackendOptions, Request, Result
@@ -64,6 +64,16 @@ def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
         extra["api_key"] = settings.openai_api_key.get_secret_value()
     if getattr(cls, "uses_warn", False) and warn is not None:
         extra["warn"] = warn
+    try:
+        cls.check_model(scoring.model, models_dir=settings.models_dir, options=scoring.options.get(scoring.backend))
+    except ModelError as e:
+        # the model not there (a preset not prepared, a folder since removed) names scoring.model (--model or
+        # its ranker.toml line), as the early check (cli.common.check_model) does; a tokenizer's names its key.
+        # Only this check's: what building the backend raises (no memory for it, an engine that failed to
+        # start) is no fault of the setting, and read "error: --model: ... does not fit in memory"
+        if e.key is None:
+            e.key = "scoring.model"
+        raise
     return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
 
 

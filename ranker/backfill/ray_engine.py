@@ -654,8 +654,9 @@ class RayEngine:
                 term.passed_on(e)
                 if isinstance(e, RankerError):
                     raise
-                # AuthenticationError: RAY_AUTH_MODE=token and no token found (`auto`, which the early check
-                # leaves to ray.init), an "unexpected failure" with the advice to set RANKER_DEBUG
+                # AuthenticationError: RAY_AUTH_MODE=token and no token found (where the early check left it to
+                # ray.init: a `ray://` address, or a Ray without the names it asks with), an "unexpected failure"
+                # with the advice to set RANKER_DEBUG
                 if not isinstance(e, (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError)):
                     raise
                 failure = RankerError(f"cannot start or reach Ray: {one_line(e)}{_auth_hint(e)}",

@@ -356,6 +356,12 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
     return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done, not_kept)
 
 
+def has_scores(out: str | Path, model: str) -> bool:
+    """Whether OUT's score shards hold any row of `model` (under any prompt)."""
+    s = read_table(shard_files(Path(out) / SCORES_DIR), SCORES, ["id"], filter=pads.field("model") == model)
+    return s.num_rows > 0
+
+
 def todo_per_file(todo: ScoreTodo) -> list[set[str] | None]:
     """The "id|date" rows each of todo.files is to score (None: all of its rows). A row in several shards
     belongs to the first that holds it, so that it is scored once (both engines read their rows through it)."""

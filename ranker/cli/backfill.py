@@ -10,8 +10,8 @@ from ..io import counted
 from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
-                     VerboseOpt, check_embedder, check_out, echo, given_path, info, load_settings, not_empty,
-                     nothing_to_do, one_keep_rule, progress_enabled, warn, warn_categories)
+                     VerboseOpt, check_embedder, check_model, check_out, echo, given_path, info, load_settings,
+                     not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn, warn_categories)
 from .term import TERM
 
 EXAMPLES = """
@@ -105,6 +105,12 @@ def backfill(
         warn_categories(s)
     if embed:
         check_embedder(s)            # naming --embedder, before the database opens ('no such' named no flag)
+    if score and (engine == "local" or address is None):
+        # naming --model, before the database opens and --out is made (Ray's workers load it where they run: a
+        # Ray Client driver need not hold the model's folder, but without --address Ray starts on this machine);
+        # one whose scores OUT holds may be gone: a rerun with nothing left to score loads none
+        from ..backfill.shards import has_scores
+        check_model(s, scored=lambda key: has_scores(out, key))
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store

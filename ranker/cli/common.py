@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 
 import typer
 
@@ -19,6 +19,7 @@ from .term import TERM, command_name
 if TYPE_CHECKING:
     from ..errors import RankerError
     from ..settings import Origin, Settings
+    from ..store import Store
 
 def given_path(raw: str) -> Path:
     """A path option's value as typed; an empty one (`--out "$DIR"` with DIR unset) is an error, where Path("")
@@ -405,12 +406,66 @@ def db_there(s: "Settings") -> Path:
     return db_path
 
 
-def check_model(s: "Settings") -> None:
+def check_model(s: "Settings", *, scored: "Callable[[str], bool] | None" = None) -> None:
     """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
-    a command that scores starts on the day: a missing one is an error now, not after the prefilter."""
+    a command that scores starts on the day: a missing one is an error now, not after the prefilter. What is wrong
+    with the model itself names scoring.model (--model, or its ranker.toml line), as check_embedder names
+    prefilter.embedder: `--model nosuch` said "error: nosuch: no such model folder ...", naming no flag (a
+    tokenizer's own error names its engine_args key already). `scored(key)`: whether scores of the model are
+    stored (asked, read-only, only when the model is not there): where some are, a rerun may need no model (a
+    second eval of it, a backfill with nothing left to score) and the late path, which loads it only for what is
+    missing, says it then; a typo has none, and is refused now."""
     from ..backends import backend_class
-    backend_class(s.scoring.backend).check_model(s.scoring.model, models_dir=s.models_dir,
-                                                 options=s.scoring.options.get(s.scoring.backend))
+    from ..errors import ConfigError, ModelError
+    cls = backend_class(s.scoring.backend)
+    try:
+        cls.check_model(s.scoring.model, models_dir=s.models_dir, options=s.scoring.options.get(s.scoring.backend))
+    except ModelError as e:
+        if scored is not None and any(scored(k) for k in _model_keys(cls, s)):
+            return
+        if e.key is None:
+            e.key = "scoring.model"
+        raise
+    except ConfigError as e:
+        _key_for(e, "scoring.model", s.scoring.model)
+        raise
+
+
+def _key_for(e: "RankerError", key: str, name: str) -> None:
+    """A keyless ConfigError about the model named `name` (where nothing or the name) keyed as `key`, the setting
+    that named it; one about a file (presets.toml's own errors, where the file) keeps its where alone: a broken
+    presets.toml said "--model .../presets.toml: preset ... lacks the keys"."""
+    from ..errors import given
+    if e.key is None and e.where in (None, given(name)):
+        e.key = key
+
+
+def _model_keys(cls, s: "Settings") -> list[str]:
+    """What scores of the configured model may be stored under: its store name, and for a folder since
+    removed, the absolute path it was stored under while it was there."""
+    name = cls.store_name(s.scoring.model, s.models_dir)
+    keys = [name] if name is not None else []
+    path = str(Path(s.scoring.model).expanduser().resolve())
+    return keys + [path] if path not in keys else keys
+
+
+def _store_says(db: Path, ask: "Callable[[Store], bool]") -> bool:
+    """`ask` of the store at `db`, opened read-only (never created): False where there is none or it cannot be
+    read (what is wrong with it is said where the command opens it)."""
+    from ..errors import RankerError
+    from ..store import Store
+    if not db.is_file():
+        return False
+    try:
+        with Store(db, read_only=True) as st:
+            return ask(st)
+    except RankerError:
+        return False
+
+
+def scores_stored(db: Path) -> "Callable[[str], bool]":
+    """check_model's `scored` for a store at `db` (opened read-only, never created)."""
+    return lambda model: _store_says(db, lambda st: st.has_scores(model))
 
 
 def check_embedder(s: "Settings", *, loadable: bool = False):
@@ -436,22 +491,14 @@ def check_embedder(s: "Settings", *, loadable: bool = False):
             e.key = "prefilter.embedder"
             raise
     except ConfigError as e:
-        e.key = "prefilter.embedder"
+        _key_for(e, "prefilter.embedder", s.prefilter.embedder)
         raise
     return emb
 
 
 def _vectors_stored(db: Path, embedder: str) -> bool:
     """Whether the store at `db` (opened read-only, never created) holds any vector of `embedder`."""
-    from ..errors import RankerError
-    from ..store import Store
-    if not db.is_file():
-        return False
-    try:
-        with Store(db, read_only=True) as st:
-            return st.count_embeddings(embedder) > 0
-    except RankerError:
-        return False
+    return _store_says(db, lambda st: st.count_embeddings(embedder) > 0)
 
 
 def check_served(s: "Settings", emb, papers, what: str) -> None:
@@ -627,7 +674,9 @@ def _closest(word: str, choices) -> str:
 
 
 def _options_of(ctx) -> list[str]:
-    out: list[str] = []
+    """The command's flags a misspelt one may be near, --help among them (it is no parameter of the command: `run
+    --hlep` was said to mean --keep)."""
+    out: list[str] = [o for o in getattr(ctx, "help_option_names", None) or [] if o.startswith("--")]
     for p in getattr(getattr(ctx, "command", None), "params", []) or []:
         out += [o for o in (*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])) if o.startswith("--")]
     return out

@@ -9,8 +9,8 @@ import typer
 from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
                      DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
-                     RecallOpt, VerboseOpt, check_embedder, check_out, check_served, echo, given_path, info,
-                     load_settings, one_keep_rule, warn)
+                     RecallOpt, VerboseOpt, check_embedder, check_model, check_out, check_served, echo, given_path,
+                     info, load_settings, one_keep_rule, scores_stored, warn)
 
 
 def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of past days: <date>/listing.jsonl plus "
@@ -97,6 +97,11 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     # the embedder loadable too (or served from the store's vectors), the model checked after the files and flags:
     # one not prepared was said, naming no flag, once the whole history was read (the database and --out made)
     emb = check_embedder(s, loadable=True)
+    llm = backend is not None or model is not None
+    if llm:
+        # the LLM too: `--model nosuch` was said after the whole history, naming no flag; one whose scores the
+        # store holds may be gone (a second eval of it is free): the late path loads it only for what is missing
+        check_model(s, scored=scores_stored(s.db_path))
     read = read_eval_history(history, out, calibrate=calibrate, train_once=train_once, days=days, warn=warn,
                              min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty)
     dates, used = replayed_days(read, calibrate=calibrate, train_once=train_once, days=days)
@@ -110,7 +115,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     check_served(s, emb, [p for d in used for p in by_date[d].papers], "the days to replay")
     with Store(s.db_path) as store, Progress() as bar:
         res = evaluate_history(history, out, s, store=store, calibrate=calibrate, train_once=train_once, days=days,
-                               llm=backend is not None or model is not None, progress=bar, warn=warn, read=read,
+                               llm=llm, progress=bar, warn=warn, read=read,
                                against=against, other=other)
     failed = res.overall.get("llm", {}).get("failed", 0)
     if failed:

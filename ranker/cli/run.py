@@ -13,7 +13,7 @@ from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, Db
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
                      check_served, echo, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
-                     warn, warn_categories, warn_failures, warn_read)
+                     scores_stored, warn, warn_categories, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -89,7 +89,9 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         if not is_loopback_url(url):
             raise InputError("offline mode: the day's announcements are on arXiv's server; give the day's papers "
                              "with --papers FILE instead", key="offline")
-    check_model(s)
+    # one whose scores the store holds may be gone: a rerun of a scored day loads none (the late path says it
+    # where some paper is not scored yet); a typo has none
+    check_model(s, scored=scores_stored(s.db_path))
     emb = check_prefilter(s)
     from ..errors import during
     from ..steps import fetch_day, run_day

@@ -11,11 +11,12 @@ from .common import (as_given,
                      BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress,
                      PromptsOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info, load_settings,
-                     nothing_to_do, out_path, warn, warn_failures, warn_read)
+                     nothing_to_do, out_path, scores_stored, warn, warn_failures, warn_read)
 
 
 def score(papers: PapersOpt,
-          out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores.", parser=given_path)],
+          out: Annotated[Path, typer.Option("--out", help="Where to write the JSONL scores ('-' for stdout).",
+                                            parser=given_path)],
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
           prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
           only_kept: Annotated[bool, typer.Option("--only-kept", help="Score only rows the prefilter kept.")] = False,
@@ -38,7 +39,7 @@ def score(papers: PapersOpt,
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request,
                       novelty_context=novelty_context, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
     check_out(out)
-    check_model(s)
+    check_model(s, scored=scores_stored(s.db_path))    # a rerun whose scores are stored loads no model
     from ..errors import during
     from ..io import atomic_write
     from ..sources import ReadReport, read_papers, read_ranked
