@@ -37,6 +37,13 @@ def ranker(*args, env: dict | None = None, cwd=None, timeout: float = 900,
                           timeout=timeout)
 
 
+def python(code: str, *args, timeout: float | None = 20) -> subprocess.CompletedProcess:
+    """Run Python `code` in a process of its own with this checkout importable (`sys.argv[1:]` = ARGS) and return
+    it finished, with text stdout and stderr: for what may hang for good (a FIFO read) or must die alone."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
 def as_at_a_terminal() -> None:
     """preexec_fn for a command a test sends SIGINT (a Ctrl-C): its SIGINT at the default, as a terminal's command
     has it. A shell's background job (`make test &`, some CI runners) starts pytest with SIGINT ignored, and a

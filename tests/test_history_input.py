@@ -14,7 +14,7 @@ from ranker.prefilter.history import read_history
 from ranker.sources import read_papers
 from ranker.store import Store
 
-from conftest import DAYS, ranker, store_vectors
+from conftest import DAYS, python, ranker, store_vectors
 
 GOOD = ("2025-04-30", "2025-05-13", "2025-05-15")
 
@@ -187,9 +187,6 @@ def test_a_fifo_beside_a_days_digest_is_passed_over_not_read_for_good(tmp_path):
     a.md) was read, and the read waited for a writer forever (calibrate hung). Files only; the digest beside it
     gives the picks. In a process of its own, with a timeout: the test cannot hang."""
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
     from conftest import SEED_DIGEST
     d = copy_day("2025-06-23", tmp_path / "h" / "2025-06-23")
     (d / "gpt_scores.jsonl").unlink()
@@ -198,8 +195,7 @@ def test_a_fifo_beside_a_days_digest_is_passed_over_not_read_for_good(tmp_path):
     shutil.copy(SEED_DIGEST, d / "digest.md")
     code = ("import sys; from ranker.prefilter.history import read_history; said = []; "
             "day = read_history(sys.argv[1], warn=said.append).days[0]; print(said, day.source, sorted(day.picks))")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h")], capture_output=True, text=True,
-                          timeout=20, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python(code, tmp_path / "h")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"[] digest.md {sorted(picks_of('2025-06-23'))}\n"
 
@@ -210,9 +206,6 @@ def test_a_fifo_named_as_a_days_gpt_scores_or_listing_is_not_read_for_good(tmp_p
     digest beside it gives the picks; a FIFO listing.jsonl skips its day as not a file, the other days are read.
     In a process of its own, with a timeout: the test cannot hang."""
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
     from conftest import SEED_DIGEST
     d = copy_day("2025-06-23", tmp_path / "h" / "2025-06-23")
     (d / "gpt_scores.jsonl").unlink()
@@ -224,8 +217,7 @@ def test_a_fifo_named_as_a_days_gpt_scores_or_listing_is_not_read_for_good(tmp_p
     code = ("import sys; from ranker.prefilter.history import read_history; said = []; "
             "h = read_history(sys.argv[1], warn=said.append); "
             "print(said, [(d.source, sorted(d.picks)) for d in h.days], h.skipped)")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h")], capture_output=True, text=True,
-                          timeout=20, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python(code, tmp_path / "h")
     assert done.returncode == 0, done.stderr
     why = "not a file: listing.jsonl (every paper announced that day)"
     assert done.stdout == (f"['{other}: day skipped: {why}'] [('digest.md', {sorted(picks_of('2025-06-23'))})] "

@@ -19,6 +19,8 @@ from ranker.errors import InputError
 from ranker.io import (RetryPolicy, Retryable, arxiv_id, atomic_write, expand_paths, is_loopback_host,
                        is_loopback_url, parse_arxiv_id, retry, retry_after_seconds, same_paper_id)
 
+from conftest import python
+
 
 def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
@@ -230,9 +232,7 @@ def test_a_fifo_socket_or_link_to_a_fifo_in_the_place_of_a_name_ranker_made_is_r
     (or a link to one) was written into in place, as a user's `--out /dev/stdout` is, and the command waited for
     a reader forever; a socket's open failed. With own_name (write_together's files always) the new file takes
     the name by the rename; the FIFO a link led to is left. In a process of its own, with a timeout."""
-    import sys
-    done = subprocess.run([sys.executable, "-c", _OWN_NAMES, str(tmp_path)], capture_output=True, text=True,
-                          timeout=20, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python(_OWN_NAMES, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['fifo.json', 'link.json', 'set-a.md', 'set-b.json', 'sock.json']\n"
     assert {n: (tmp_path / n).read_text() for n in ("fifo.json", "link.json", "set-a.md")} == \
@@ -274,9 +274,7 @@ def test_every_writer_of_a_name_of_its_own_replaces_a_fifo_there(tmp_path):
     """The files ranker names in a folder, beyond a day's run (test_daily): a backfill's manifest.json and its
     shards, the corpus index's manifest.json, eval's calibrations/DAY.json, the site's marker. A FIFO in the
     place of each was written into and the command waited for a reader for good; each is replaced."""
-    import sys
-    done = subprocess.run([sys.executable, "-c", _OWN_WRITERS, str(tmp_path)], capture_output=True, text=True,
-                          timeout=30, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python(_OWN_WRITERS, tmp_path, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['backfill', 'calibration', 'index', 'run', 'shard', 'site']\n"
 
@@ -737,7 +735,6 @@ def test_a_fifo_or_a_link_named_as_a_set_journal_is_left_and_does_not_hang_finis
     index); a link was followed, and the journal it named was followed in this folder. Both are left; a killed
     writer's set beside them is finished. In a process of its own, with a timeout: the test cannot hang."""
     import json
-    import sys
     out = tmp_path / "out"
     _half_named_set(out, tmp_path)
     fifo, fifo_tmp = out / ".ranker-set.0000f1f0.json", out / ".ranker-set.0000f1f1.json.tmp"
@@ -746,9 +743,7 @@ def test_a_fifo_or_a_link_named_as_a_set_journal_is_left_and_does_not_hang_finis
     (tmp_path / "elsewhere.json").write_text(json.dumps({"format": 1, "rename": [], "remove": ["a.txt"], "old": []}))
     link = out / ".ranker-set.00001111.json"
     link.symlink_to(tmp_path / "elsewhere.json")
-    done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import finish_sets; "
-                           "print(finish_sets(sys.argv[1]))", str(out)], capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python("import sys; from ranker.io import finish_sets; print(finish_sets(sys.argv[1]))", out)
     assert done.returncode == 0 and done.stdout == "1\n", done.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISFIFO(os.lstat(fifo_tmp).st_mode) and link.is_symlink()
     assert {n: (out / n).read_text() for n in ("a.txt", "b.txt", "c.txt")} == dict.fromkeys(("a.txt", "b.txt",
@@ -826,14 +821,11 @@ def test_a_fifo_named_as_a_temporary_file_is_left_and_does_not_hang_the_tidy(tmp
     """The dead-only tidy opened each candidate read-only to lock it: a FIFO with a temporary file's name hung it
     for good (an open that waits for a writer), and with it the backfill holding its folder's lock, or the run of
     the day. In a process of its own, with a timeout: the test cannot hang."""
-    import sys
     fifo, dead = tmp_path / ".a.txt.0123abcd.tmp", tmp_path / ".a.txt.0000dead.tmp"
     os.mkfifo(fifo)
     dead.write_text("a killed writer's")
-    done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
-                           "print(remove_leftovers(sys.argv[1:], dead_only=True))", str(tmp_path / "a.txt")],
-                          capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python("import sys; from ranker.io import remove_leftovers; "
+                  "print(remove_leftovers(sys.argv[1:], dead_only=True))", tmp_path / "a.txt", timeout=30)
     assert done.returncode == 0 and done.stdout == "1\n", done.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not dead.exists()
 
@@ -934,13 +926,12 @@ def test_a_file_tidied_by_another_command_before_its_writer_locked_it_is_written
     """Another command's tidy (`ranker fetch`, `score` or `prefilter` into the same --out, a run of the day) that
     came between atomic_file creating its temporary file and locking it found it unlocked, a killed writer's, and
     removed it: the writer wrote on into a file without a name, and its rename failed (`cannot write`)."""
-    import sys
     out = tmp_path / "o.jsonl"
 
     def other_process_tidies(tmp):
-        subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
-                        "assert remove_leftovers(sys.argv[1:], dead_only=True) == 1", str(out)],
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, check=True)
+        done = python("import sys; from ranker.io import remove_leftovers; "
+                      "assert remove_leftovers(sys.argv[1:], dead_only=True) == 1", out, timeout=None)
+        assert done.returncode == 0, done.stderr
 
     locked = _tidied_before_the_lock(monkeypatch, other_process_tidies)
     atomic_write(out, ["a\n", "b\n"])
@@ -985,7 +976,6 @@ def test_a_sets_files_waiting_for_their_names_are_not_tidied_by_another_process(
     """write_together's temporary files, whole and waiting for their names (before_names: a run's record in a
     database, waiting up to 30 s on its lock), were unlocked: another process tidying the folder (a run of the day
     from another home, or another machine on a shared database) took them, and the set failed to take its names."""
-    import sys
 
     from ranker.io import write_together
     out = tmp_path / "out"
@@ -996,10 +986,9 @@ def test_a_sets_files_waiting_for_their_names_are_not_tidied_by_another_process(
 
     def other_process_tidies() -> None:
         assert len(list(out.glob(".*.tmp"))) == 2            # both written, waiting for their names
-        done = subprocess.run([sys.executable, "-c", "import sys; from ranker.io import remove_leftovers; "
-                               "print(remove_leftovers(sys.argv[1:], dead_only=True))", *map(str, files)],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-                              check=True)
+        done = python("import sys; from ranker.io import remove_leftovers; "
+                      "print(remove_leftovers(sys.argv[1:], dead_only=True))", *files, timeout=None)
+        assert done.returncode == 0, done.stderr
         tidied.append(int(done.stdout))
 
     write_together(files, before_names=other_process_tidies)
@@ -1028,15 +1017,13 @@ io.write_together({out / n: [f"new {n}\n"] for n in ("a.txt", "b.txt", "c.txt")}
 def test_a_set_killed_while_its_failed_renames_are_put_back_is_not_finished_over_the_old_files(tmp_path):
     """A rename failing midway puts the old files back; a process killed meanwhile (kill -9) left the set's
     journal, and the next set written into the folder finished the failed one over the old files: a mix."""
-    import sys
 
     from ranker.io import finish_sets
     out = tmp_path / "out"
     out.mkdir()
     for n in ("a.txt", "b.txt", "c.txt"):
         (out / n).write_text(f"old {n}\n")
-    p = subprocess.run([sys.executable, "-c", _PUT_BACK_THEN_KILLED, str(out)], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    p = python(_PUT_BACK_THEN_KILLED, out, timeout=None)
     assert p.returncode == 9, p.stderr
     assert (out / "a.txt").read_text() == "old a.txt\n"          # put back before it was killed
     finish_sets(out)
@@ -1060,15 +1047,13 @@ def test_a_set_killed_before_its_journal_leaves_no_second_name_of_an_old_file(tm
     """The old files' second names (hard links, `.NAME.XXXXXXXX.old`) were made before the journal that names
     them: a set killed between the two left links that nothing removes (no journal to follow, no lock to tell a
     live set's from a dead one's), a copy of every old file of the set, hidden, for good."""
-    import sys
 
     from ranker.io import finish_sets, remove_leftovers
     out = tmp_path / "out"
     out.mkdir()
     for n in ("a.txt", "b.txt"):
         (out / n).write_text(f"old {n}\n")
-    p = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_ITS_JOURNAL, str(out)], capture_output=True,
-                       text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    p = python(_KILLED_BEFORE_ITS_JOURNAL, out, timeout=None)
     assert p.returncode == 9, p.stderr
     finish_sets(out)                                 # what the next set written there does first
     remove_leftovers([out / "a.txt", out / "b.txt"], dead_only=True)

@@ -3,6 +3,8 @@ import json
 
 from ranker.runindex import write_index
 
+from conftest import python
+
 
 def test_a_manifest_that_is_not_a_run_manifest_is_left_out_not_an_error(tmp_path):
     # a manifest edited by hand or half restored from a backup must not fail the next day's run at its end
@@ -131,9 +133,6 @@ def test_a_fifo_named_as_a_manifest_is_left_out_and_a_link_to_one_is_read_withou
     files: git-annex, stow) is one and is indexed. In a process of its own, with a timeout: it cannot hang."""
     import os
     import stat
-    import subprocess
-    import sys
-    from pathlib import Path
     out = tmp_path / "out"
     out.mkdir()
     (out / "2026-01-02-run.json").write_text(json.dumps({"status": "ok", "counts": {"papers": 5}}))
@@ -142,9 +141,7 @@ def test_a_fifo_named_as_a_manifest_is_left_out_and_a_link_to_one_is_read_withou
     (out / "2026-01-03-run.json").symlink_to(tmp_path / "elsewhere.json")
     os.mkfifo(tmp_path / "fifo")
     (out / "2026-01-04-run.json").symlink_to(tmp_path / "fifo")
-    done = subprocess.run([sys.executable, "-c", "import sys; from ranker.runindex import write_index; "
-                           "write_index(sys.argv[1])", str(out)], capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python("import sys; from ranker.runindex import write_index; write_index(sys.argv[1])", out)
     assert done.returncode == 0, done.stderr
     days = json.loads((out / "index.json").read_text())["days"]
     assert [(d["day"], d["papers"]) for d in days] == [("2026-01-03", 7), ("2026-01-02", 5)]
@@ -156,9 +153,6 @@ def test_a_fifo_named_as_a_manifest_does_not_hang_compare_or_a_rerun_s_lookup(tm
     the day's manifest for the run whose digest the folder holds: a FIFO there hung both for good. Left out, as
     the run index leaves it. In a process of its own, with a timeout: the test cannot hang."""
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
     (tmp_path / "2025-05-15-run.json").write_text(json.dumps({"status": "ok", "model": "m",
                                                               "prompts": {"hash": "h"}}))
     (tmp_path / "2025-05-15-scores.jsonl").write_text("")
@@ -167,7 +161,6 @@ def test_a_fifo_named_as_a_manifest_does_not_hang_compare_or_a_rerun_s_lookup(tm
     code = ("import sys; from pathlib import Path; from ranker.compare import local_scorers; "
             "from ranker.steps import shown_run; d = Path(sys.argv[1]); "
             "print(local_scorers(sorted(d.glob('*-scores.jsonl'))), shown_run(d / '2025-05-14-run.json'))")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[{'model': 'm', 'prompt_hash': 'h', 'days': ['2025-05-15']}] None\n"

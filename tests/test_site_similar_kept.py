@@ -18,6 +18,8 @@ from ranker.store import Store
 from ranker.web.site import STATE, build_site
 from webstore import EMBEDDER, fill_store
 
+from conftest import python
+
 DAYS = ("2025-04-30", "2025-05-13", "2025-05-15", "2025-06-23", "2025-07-02")
 
 
@@ -508,16 +510,12 @@ def test_a_fifo_in_the_place_of_the_kept_lists_is_not_read_and_is_replaced(tmp_p
     opened by np.load and `ranker site` waited for a writer for good. Not read (no lists kept: all searched
     again), and the lists written take its name. In a process of its own, with a timeout."""
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
     path = tmp_path / "minilm-similar.npz"
     os.mkfifo(path)
     code = ("import sys, numpy as np; from pathlib import Path; from ranker.index.allpairs import _read, _write; "
             "p = Path(sys.argv[1]); print(_read(p, 'minilm', 1)); "
             "_write(p, 'minilm', 1, ['a'], np.zeros(1, np.uint64), 'k', ['a'], np.zeros((1, 1), np.float32), "
             "np.zeros((1, 1), np.int64)); print(sorted(_read(p, 'minilm', 1)))")
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = python(code, path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "None\n['ids', 'kernel', 'queries', 'rows', 'scores', 'sums']\n"
