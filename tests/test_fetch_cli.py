@@ -159,7 +159,7 @@ def test_a_paper_of_an_announce_type_ranker_does_not_know_is_skipped_and_counted
     err = r.stderr.strip().splitlines()
     assert err[-1] == (f"206 papers (79 new, 127 cross) for 2024-11-28 -> {out}; 1 of an unknown announce type "
                        "skipped"), r.stderr
-    assert any(e.startswith("warning: 1 records of an announce type ranker does not know skipped")
+    assert any(e.startswith("warning: 1 record of an announce type ranker does not know skipped")
                and e.endswith(f"{feed}:{doc[:at].count(chr(10)) - 4}") for e in err), r.stderr
     assert count(db) == 206
 
@@ -174,8 +174,8 @@ def test_warnings_are_counted_lines(tmp_path):
     r = fetch_cli("fetch", "--from", path, "--out", tmp_path / "o.jsonl", "--db", tmp_path / "r.sqlite3")
     assert r.returncode == 0, r.stderr
     err = r.stderr.strip().splitlines()
-    assert any(e.startswith("warning: 1 records skipped") and f"{path}:6" in e for e in err)
-    assert any(e.startswith("warning: 1 duplicate ids dropped") and e.endswith(f"{path}:{len(data)}") for e in err)
+    assert any(e.startswith("warning: 1 record skipped") and f"{path}:6" in e for e in err)
+    assert any(e.startswith("warning: 1 duplicate id dropped") and e.endswith(f"{path}:{len(data)}") for e in err)
     assert err[-1].startswith("191 papers (") and "for 2025-05-15" in err[-1]
 
 
@@ -259,7 +259,7 @@ def test_ids_and_window_through_the_api(tmp_path):
                    "--db", tmp_path / "r.sqlite3", RANKER_API_URL=srv.url("/api/query"))
         assert r.returncode == 0, r.stderr
         assert [x["id"] for x in lines(tmp_path / "ids.jsonl")] == ["1707.08567"]
-        assert "warning: 1 records skipped" in r.stderr
+        assert "warning: 1 record skipped" in r.stderr
         page = _atom_10()
         srv.route("/api/query", Reply(200, page))
         r = fetch_cli("fetch", "--since", "2025-05-12", "--until", "2025-05-13", "--out", tmp_path / "w.jsonl",

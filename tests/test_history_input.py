@@ -153,7 +153,7 @@ def test_harmless_listing_notes_keep_the_day_and_odd_folders_and_misplaced_files
     assert "{key:" not in problems["2025-05-15"] and "pass it as" not in problems["2025-05-15"]
     notes = [ln for ln in said if "day skipped" not in ln]
     assert len(notes) == 2 and any("without an abstract" in n for n in notes) \
-        and any("duplicate ids dropped" in n for n in notes), said
+        and any("1 duplicate id dropped" in n for n in notes), said
     assert all(str(h / "2025-04-30" / "listing.jsonl") in n for n in notes)
 
 
@@ -334,7 +334,7 @@ def test_a_listing_cut_short_or_empty_is_named_not_the_picks_it_lost(tmp_path):
     (d / "listing.jsonl").write_text("")
     said = []
     problems = {s["day"]: s["problem"] for s in read_history(h, warn=said.append).skipped}
-    assert problems["2025-07-02"].startswith("1 records skipped (unreadable or without id/title); first at "
+    assert problems["2025-07-02"].startswith("1 record skipped (unreadable or without id/title); first at "
                                              f"{h / '2025-07-02' / 'listing.jsonl'}:{len(lines)}"), problems
     assert problems["2025-05-13"] == "listing.jsonl has no papers"
     assert len(said) == 2 and not any("not in listing.jsonl" in x for x in said)

@@ -632,7 +632,7 @@ def test_run_and_score_report_the_rows_they_skip(store, settings, tmp_path):
     bad.write_text("\n".join([rows[0], "{not json", rows[1], '{"title": "no id"}', json.dumps(long), rows[2],
                               '{"id": "2505.99999"}', *rows[5:]]) + "\n")
     want = [f"warning: 3 records skipped (unreadable or without id/title); first at {bad}:2",
-            f"warning: 1 overlong abstracts/titles/authors/comments cut to 20,000/1,000/1,000/5,000 characters; "
+            f"warning: 1 overlong abstract/title/author/comment cut to 20,000/1,000/1,000/5,000 characters; "
              f"first at {bad}:5"]
     store_vectors(store, list(read_papers(bad)))             # the cut abstract's vector too: no model is loaded
     store.close()

@@ -115,8 +115,8 @@ def test_a_warning_while_the_bar_is_drawn_is_a_line_of_its_own(tmp_path):
     cmd = [*_cli(), "run", "--papers", str(papers), "--date", "2025-06-23", "--out", str(tmp_path / "d"), "--db",
            str(db), "--backend", "fake", "--model", "tiny", "--top", "4"]       # (two days' papers, as one day)
     screen = _watch_tmux(cmd, tmp_path)[-1].splitlines()
-    warned = [line for line in screen if "records skipped" in line]
-    assert warned and all(line.startswith("warning: 1 records skipped") for line in warned), screen
+    warned = [line for line in screen if "record skipped" in line]
+    assert warned and all(line.startswith("warning: 1 record skipped") for line in warned), screen
     assert not any("reading papers" in line or "scoring" in line for line in screen), screen
 
 

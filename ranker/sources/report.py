@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..io import Warn
+from ..io import Warn, counted, grouped
 
 MAX_WARNINGS = 20         # warnings kept verbatim; the rest are only counted
 ABSTRACT_CAP = 20_000     # characters; arXiv caps abstracts at 1,920, so anything longer is junk or an attack
@@ -95,19 +95,20 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     def notes(self) -> list[str]:
         """One line per kind of problem (the CLI prints them as warnings)."""
         out = []
-        labels = {
-            "skipped": "records skipped (unreadable or without id/title)",
-            "bad_bytes": "records with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD)",
-            "duplicates": "duplicate ids dropped (first occurrence kept)",
-            "unknown_type": "records of an announce type ranker does not know skipped (not new, cross, replace or "
-                            "replace-cross)",
-            "no_abstract": "papers without an abstract (kept with an empty abstract)",
-            "truncated": f"overlong abstracts/titles/authors/comments cut to {ABSTRACT_CAP:,}/{TITLE_CAP:,}/"
-                         f"{AUTHOR_CAP:,}/{COMMENT_CAP:,} characters",
+        caps = f"{grouped(ABSTRACT_CAP)}/{grouped(TITLE_CAP)}/{grouped(AUTHOR_CAP)}/{grouped(COMMENT_CAP)}"
+        labels = {                   # what one is, what several are (it said "1 records skipped")
+            "skipped": ("record skipped", "records skipped", " (unreadable or without id/title)"),
+            "bad_bytes": ("record", "records", " with invalid UTF-8 or a lone surrogate escape (replaced with U+FFFD)"),
+            "duplicates": ("duplicate id dropped", "duplicate ids dropped", " (first occurrence kept)"),
+            "unknown_type": ("record", "records", " of an announce type ranker does not know skipped (not new, cross, "
+                             "replace or replace-cross)"),
+            "no_abstract": ("paper", "papers", " without an abstract (kept with an empty abstract)"),
+            "truncated": ("overlong abstract/title/author/comment", "overlong abstracts/titles/authors/comments",
+                          f" cut to {caps} characters"),
         }
-        for kind, label in labels.items():
+        for kind, (one, many, rest) in labels.items():
             n = getattr(self, kind)
             if n:
-                out.append(f"{n} {label}; first at {self._first.get(kind, self.source)}")
+                out.append(f"{counted(n, one, many)}{rest}; first at {self._first.get(kind, self.source)}")
         return out
 
