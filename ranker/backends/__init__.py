@@ -54,6 +54,22 @@ def options_in_force(settings: Settings) -> dict[str, Any]:
     return backend_class(scoring.backend).parse_options(scoring.options.get(scoring.backend)).model_dump(mode="json")
 
 
+def check_model(settings: Settings) -> None:
+    """The scoring model there as the chosen backend will load it (a preset prepared, a folder there, a Hugging
+    Face id cached where offline), nothing loaded: a ModelError about the model itself is keyed scoring.model
+    (a mistyped name was said naming no setting), a tokenizer's keeps its own key. What building the backend
+    raises (no memory for it, an engine that failed to start) is no fault of the setting, and is not keyed so:
+    make_backend keys only this check's errors."""
+    scoring = settings.scoring
+    try:
+        backend_class(scoring.backend).check_model(scoring.model, models_dir=settings.models_dir,
+                                                   options=scoring.options.get(scoring.backend))
+    except ModelError as e:
+        if e.key is None:
+            e.key = "scoring.model"
+        raise
+
+
 def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
     """The backend the settings choose, with its [scoring.<backend>] options, the models folder and, for a
     backend that uses one, the API key from the environment (and `warn` for one that has notes)."""
@@ -64,16 +80,7 @@ def make_backend(settings: Settings, warn: Warn | None = None) -> Backend:
         extra["api_key"] = settings.openai_api_key.get_secret_value()
     if getattr(cls, "uses_warn", False) and warn is not None:
         extra["warn"] = warn
-    try:
-        cls.check_model(scoring.model, models_dir=settings.models_dir, options=scoring.options.get(scoring.backend))
-    except ModelError as e:
-        # the model not there (a preset not prepared, a folder since removed) names scoring.model (--model or
-        # its ranker.toml line), as the early check (cli.common.check_model) does; a tokenizer's names its key.
-        # Only this check's: what building the backend raises (no memory for it, an engine that failed to
-        # start) is no fault of the setting, and read "error: --model: ... does not fit in memory"
-        if e.key is None:
-            e.key = "scoring.model"
-        raise
+    check_model(settings)        # only its error names the setting: building the backend fails on its own
     return cls(scoring.model, scoring.options.get(scoring.backend), **extra)
 
 

@@ -415,16 +415,13 @@ def check_model(s: "Settings", *, scored: "Callable[[str], bool] | None" = None)
     stored (asked, read-only, only when the model is not there): where some are, a rerun may need no model (a
     second eval of it, a backfill with nothing left to score) and the late path, which loads it only for what is
     missing, says it then; a typo has none, and is refused now."""
-    from ..backends import backend_class
+    from ..backends import backend_class, check_model as model_there
     from ..errors import ConfigError, ModelError
-    cls = backend_class(s.scoring.backend)
     try:
-        cls.check_model(s.scoring.model, models_dir=s.models_dir, options=s.scoring.options.get(s.scoring.backend))
-    except ModelError as e:
-        if scored is not None and any(scored(k) for k in _model_keys(cls, s)):
+        model_there(s)               # keys what is wrong with the model itself as scoring.model
+    except ModelError:
+        if scored is not None and any(scored(k) for k in _model_keys(backend_class(s.scoring.backend), s)):
             return
-        if e.key is None:
-            e.key = "scoring.model"
         raise
     except ConfigError as e:
         _key_for(e, "scoring.model", s.scoring.model)
