@@ -183,8 +183,7 @@ def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, t
            "--backend", "fake", "--model", "stuck", "--top", "4", "--backend-option", "delay=60",
            "--backend-option", "deaf=true", "--backend-option", f"waiting='{waiting}'"]
     env = _env(tmp_path)
-    shell = " ".join(f"{k}={_q(v)}" for k, v in env.items() if k in ("RANKER_HOME", "PYTHONPATH", "TERM", "PATH"))
-    line = f"env {shell} {' '.join(_q(c) for c in cmd)}; echo $? > {_q(str(done))}; sleep 60"
+    line = _tmux_line(env, cmd, done)
     tmux = ["tmux", "-L", sock]
     subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", "120", "-y", "20", line], check=True, env=env)
     try:
@@ -266,11 +265,18 @@ def _env(tmp_path):
     return env
 
 
+def _tmux_line(env, cmd, done) -> str:
+    """The shell line tmux runs: `cmd`, then its exit status into `done`, written beside it and renamed in place
+    (`echo $? > done` makes the file empty first: a watcher that saw it before the echo read '' (CI, stop 44))."""
+    shell = " ".join(f"{k}={_q(v)}" for k, v in env.items() if k in ("RANKER_HOME", "PYTHONPATH", "TERM", "PATH"))
+    part = _q(str(done) + ".part")
+    return f"env {shell} {' '.join(_q(c) for c in cmd)}; echo $? > {part}; mv {part} {_q(str(done))}; sleep 60"
+
+
 def _watch_tmux(cmd, tmp_path) -> list[str]:
     sock, done = f"ranker-test-{os.getpid()}", tmp_path / "done"
     env = _env(tmp_path)
-    shell = " ".join(f"{k}={_q(v)}" for k, v in env.items() if k in ("RANKER_HOME", "PYTHONPATH", "TERM", "PATH"))
-    line = f"env {shell} {' '.join(_q(c) for c in cmd)}; echo $? > {_q(str(done))}; sleep 60"
+    line = _tmux_line(env, cmd, done)
     subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-s", "t", "-x", "150", "-y", "40", line],
                    check=True, env=env)
     frames = []
