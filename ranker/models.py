@@ -440,8 +440,7 @@ def prepare(name: str, *, models_dir: Path | None = None, force: bool = False, g
     A file system error (a full disk) is a ModelError naming the models folder."""
     all_presets = presets(models_dir)
     if name not in all_presets:
-        raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}",
-                          where=name)
+        raise ConfigError(f"unknown model preset '{name}'; choose one of: {', '.join(sorted(all_presets))}")
     p = all_presets[name]
     for q in gguf:
         _check_gguf_variant(p, q)

@@ -66,6 +66,7 @@ def test_cli_list_and_prepare_is_idempotent():
     assert p.returncode == 0 and "already prepared" in p.stderr
     p = ranker("models", "prepare", "nope")
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "unknown model preset 'nope'" in p.stderr
+    assert p.stderr.count("nope") == 1         # it said "error: nope: unknown model preset 'nope'; ..."
 
 
 def test_presets_are_parsed_once_until_the_file_changes(tmp_path, monkeypatch):
