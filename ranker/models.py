@@ -164,8 +164,9 @@ def check_name(name: str, kind: str | None = None, models_dir: Path | None = Non
             raise ConfigError(f"{_A_KIND[p.kind]} preset, not {_A_KIND[kind]}", where=given(name))
         return
     if not Path(name).expanduser().exists() and not looks_like_hub_id(name):
-        known = ", ".join(sorted(presets(models_dir)))
-        raise ModelError(f"no such model folder, preset ({known}) or Hugging Face id", where=given(name))
+        known = ", ".join(sorted(n for n, q in presets(models_dir).items() if not kind or q.kind == kind))
+        raise ModelError(f"no such model folder, preset{f' ({known})' if known else ''} or Hugging Face id",
+                         where=given(name))
 
 
 # What makes a folder a model an LLM loader takes: transformers' config.json (vLLM also reads Mistral's

@@ -59,6 +59,15 @@ def test_split_parts_are_joined_in_order(tmp_path):
     assert out.read_bytes() == payload
 
 
+def test_no_such_model_lists_only_the_presets_of_the_kind_asked():
+    """`--model nosuch` offered the embedder presets (minilm, mpnet) among the LLMs it could be."""
+    for kind, known in [("llm", "qwen2.5-coder-0.5b, smollm2-135m"), ("embedder", "minilm, mpnet"),
+                        (None, "minilm, mpnet, qwen2.5-coder-0.5b, smollm2-135m")]:
+        with pytest.raises(ModelError) as e:
+            models.check_name("nosuch", kind)
+        assert str(e.value) == f"nosuch: no such model folder, preset ({known}) or Hugging Face id"
+
+
 def test_cli_list_and_prepare_is_idempotent():
     p = ranker("models", "list")
     assert p.returncode == 0 and "smollm2-135m" in p.stdout and "yes" in p.stdout

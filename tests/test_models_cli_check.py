@@ -43,7 +43,7 @@ def test_backends_without_a_model_on_disk_are_not_checked(tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-NO_SUCH = "no such model folder, preset (minilm, mpnet, qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"
+NO_SUCH = "no such model folder, preset (qwen2.5-coder-0.5b, smollm2-135m) or Hugging Face id"     # the LLM presets only
 
 
 @pytest.mark.parametrize("command", ["run", "score", "eval", "backfill"])
