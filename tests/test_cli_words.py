@@ -93,6 +93,28 @@ def test_stdout_for_a_folder_is_refused_not_made_a_folder_named_dash(tmp_path, a
     assert not (tmp_path / "-").exists()
 
 
+def test_a_summary_names_stdout_for_out_dash_not_a_file_named_dash(tmp_path):
+    """`--out -` summaries ended "... -> -" (fetch, prefilter, score, labels export; calibrate "written to -"), and
+    one with nothing to write said "wrote an empty -": stdout is named as such, as the errors name it."""
+    env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1"}
+    db = tmp_path / "db.sqlite3"
+    with Store(db) as s:
+        s.set_label("2505.09574", 1, "2025-05-15")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for args, end in [(["fetch", "--from", LISTING], " -> stdout"),
+                      (["prefilter", "--papers", LISTING], " -> stdout"),
+                      (["score", "--papers", LISTING, "--backend", "fake"], " -> stdout"),
+                      (["score", "--papers", empty, "--backend", "fake"], "(wrote nothing to stdout)"),
+                      (["labels", "export", "-"], "labels: 1 written -> stdout")]:
+        out = [] if args[0] == "labels" else ["--out", "-"]
+        r = ranker(*args, *out, "--db", db, env=env, cwd=tmp_path)
+        assert r.returncode == 0 and bool(r.stdout) == (empty not in args), r.stderr
+        last = [x for x in r.stderr.splitlines() if x.strip()][-1]
+        assert " -> -" not in r.stderr and "empty -" not in r.stderr, r.stderr
+        assert end in last, (args, r.stderr)
+
+
 def test_an_extra_argument_is_counted_from_the_command_line_where_click_does_not_say(monkeypatch):
     """A click that words it "argument(s)" whatever the count: one quoted word with a space is one argument
     as the command line gave it, two words are two."""

@@ -71,7 +71,7 @@ def test_out_dash_is_stdout_as_for_prefilter(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 207 and not (tmp_path / "-").exists()
-    assert r.stderr.strip().splitlines()[-1] == "207 papers (79 new, 128 cross) for 2024-11-28 -> -"
+    assert r.stderr.strip().splitlines()[-1] == "207 papers (79 new, 128 cross) for 2024-11-28 -> stdout"
 
 
 def test_papers_seen_on_an_earlier_day_are_marked(tmp_path):

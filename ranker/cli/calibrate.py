@@ -10,7 +10,7 @@ from ..io import counted
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
                      VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path, info,
-                     load_settings, name_mention, out_path, warn)
+                     load_settings, name_mention, out_path, out_shown, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -140,7 +140,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     secs = cal.trained_on.get("seconds", {})
     took = f"{time.perf_counter() - t0:.0f}s: " + ", ".join(f"{k.replace('_', '-')} {v:.0f}s" for k, v in secs.items())
     used = f"; {cal.trained_on.get('labels', 0)} labels" if lab.labels else ""
-    info(f"calibration written to {out} (embedder {cal.embedder}, {cal.dim}-d{used}; {took}"
+    info(f"calibration written to {out_shown(out)} (embedder {cal.embedder}, {cal.dim}-d{used}; {took}"
          + (f"; keeps by recall 0.95 at score >= {t95:.3f})" if t95 is not None else ")"))
 
 

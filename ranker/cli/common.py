@@ -229,6 +229,17 @@ def as_given(where: str) -> str:
     return given(_GIVEN_AS.get(where, where))
 
 
+def out_shown(out: Path) -> str:
+    """An --out file as a summary names what was written to: `--out -` is stdout (not a file named '-': a summary
+    said "scored -> -"); any other as as_given."""
+    return STDOUT if str(out) == "-" else as_given(str(out))
+
+
+def wrote_empty(out: Path) -> str:
+    """What a command with nothing to write says it did with its --out: 'wrote nothing to stdout' for '-'."""
+    return f"wrote nothing to {STDOUT}" if str(out) == "-" else f"wrote an empty {as_given(str(out))}"
+
+
 def check_out(out: Path, *, folder: bool = False) -> None:
     """An --out file (or with `folder`, the output folder) that cannot be written, said now, before a model
     loads or the database opens: a directory given as the file, a file where the folder goes, a folder that

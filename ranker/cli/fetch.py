@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (as_given, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
-                     flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, warn,
-                     warn_categories, warn_read)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
+                     flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, out_shown, warn,
+                     warn_categories, warn_read, wrote_empty)
 
 EXAMPLES = """
 \b
@@ -97,16 +97,16 @@ def fetch(
             rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
             embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce
-    res.out = as_given(str(out))        # as the user named it ('-', not the descriptor it was written to)
+    res.out = out_shown(out)            # as the user named it (stdout for '-', not the descriptor written to)
 
     warn_read(report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""
-            nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); wrote an empty {res.out}")
+            nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); {wrote_empty(out)}")
         else:
             nothing_to_do(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
-                          f"wrote an empty {res.out}")
+                          f"{wrote_empty(out)}")
         return
     info(summary_line(res, report))
     if embedded:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, as_given, check_out, db_there, echo, given_path, info,
-                     load_settings, nothing_to_do, out_path)
+                     load_settings, nothing_to_do, out_path, out_shown, wrote_empty)
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -37,14 +37,13 @@ def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' f
         out = out_path(file)                            # '-': stdout, as every command's --out (not a file named -)
         n = export_labels(store, out)
     if not n:                                           # what a file held stays (see export_labels)
-        shown = "stdout" if str(file) == "-" else as_given(str(file))   # what was written to, not a file named '-'
         if holds_something(out):                        # (`export - >> kept.jsonl`: stdout holds something)
-            done = f"left {shown} as it was"
+            done = f"left {out_shown(file)} as it was"
         else:
-            done = "wrote nothing to stdout" if str(file) == "-" else f"wrote an empty {as_given(str(file))}"
+            done = wrote_empty(file)
         nothing_to_do(f"no labels in {as_given(str(store.path))} ({done})")
         return
-    info(f"labels: {n} written -> {as_given(str(file))}")
+    info(f"labels: {n} written -> {out_shown(file)}")
 
 
 @labels_app.command("import")

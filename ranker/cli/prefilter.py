@@ -10,7 +10,8 @@ from .common import (as_given,
                      CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
                      RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
-                     load_settings, naming_stdout, nothing_to_do, one_keep_rule, out_path, warn, warn_read)
+                     load_settings, naming_stdout, nothing_to_do, one_keep_rule, out_path, out_shown, warn,
+                     warn_read)
 from .term import TERM
 
 
@@ -73,7 +74,7 @@ def prefilter(papers: PapersOpt,
             TERM.out.flush()
     else:
         atomic_write(out_path(out), ranked_lines(result.ranked), tidy=True)
-    info(result.summary() + f" -> {as_given(str(out))}")
+    info(result.summary() + f" -> {out_shown(out)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from .common import (as_given,
                      BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress,
                      PromptsOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info, load_settings,
-                     nothing_to_do, out_path, scores_stored, warn, warn_failures, warn_read)
+                     nothing_to_do, out_path, out_shown, scores_stored, warn, warn_failures, warn_read, wrote_empty)
 
 
 def score(papers: PapersOpt,
@@ -55,7 +55,7 @@ def score(papers: PapersOpt,
     if not rows:
         atomic_write(out_path(out), [], tidy=True)
         nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {as_given(str(papers))} "
-                      f"(wrote an empty {as_given(str(out))})")
+                      f"({wrote_empty(out)})")
         return
     with Store(s.db_path) as store:
         with Progress() as bar, store.recording("score", {"papers": str(papers), "n": len(rows),
@@ -68,7 +68,7 @@ def score(papers: PapersOpt,
         with during("writing the scores", scored=lambda: len(run.scores), due=lambda: len(rows),
                     reused=lambda: run.reused):
             atomic_write(out_path(out), run.lines(), tidy=True)
-    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {as_given(str(out))} ({run.reused:,} reused from the store, "
+    info(f"{len(run.scores):,} of {counted(len(rows), 'paper')} scored -> {out_shown(out)} ({run.reused:,} reused from the store, "
          f"{run.scored:,} new, {run.retried:,} retried, {len(run.failures):,} failed; "
          f"{run.usage.prompt_tokens:,} prompt + {run.usage.completion_tokens:,} completion tokens)")
     warn_failures(run)
