@@ -201,6 +201,26 @@ def test_a_weekend_day_is_nothing_to_do_whatever_model_or_network(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_a_papers_day_far_ahead_is_one_warning_naming_date_and_the_run_goes_on(tmp_path):
+    """`ranker run --papers F --date 2999-01-01` labelled the papers with a day no listing will carry, without a
+    word; now one warning line naming --date, the run as before (exit 0, its digest)."""
+    from datetime import datetime, timezone
+
+    from ranker.sources.days import ahead_note
+    now = datetime(2025, 5, 16, 12, 0, tzinfo=timezone.utc)          # a Friday: Monday's listing is 3 days ahead
+    assert [ahead_note(d, now) for d in ("2025-05-15", "2025-05-19")] == [None, None]
+    assert ahead_note("2025-05-20", now) == ("2025-05-20 is 4 days after today (2025-05-16): arXiv dates its "
+                                             "listings up to tomorrow at most; the papers are labelled with it "
+                                             "all the same")
+    r = ranker("run", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--date", "2999-01-01", "--out",
+               tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--backend", "fake", "--offline",
+               env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 0 and r.stdout.strip().endswith("2999-01-01-output.md"), r.stderr
+    warnings = [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: --date: 2999-01-01 is ") \
+        and "days after today" in warnings[0], r.stderr
+
+
 @pytest.mark.parametrize("utc, day", [
     ((2025, 5, 18, 10, 0), "2025-05-16"),     # a Sunday morning: Friday's listing, Monday's comes at 20:00 EDT
     ((2025, 5, 18, 23, 59), "2025-05-16"),    # Sunday 19:59 EDT (Monday 08:59 in Tokyo): still Friday's

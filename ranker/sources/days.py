@@ -38,6 +38,21 @@ def today(now: datetime | None = None) -> str:
     return max(now.astimezone().date(), now.astimezone(timezone.utc).date()).isoformat()
 
 
+AHEAD = 3          # days past today a day given may be without a word: arXiv dates a listing tomorrow at most
+                   # (a Friday's run may label Monday's papers)
+
+
+def ahead_note(day: str, now: datetime | None = None) -> str | None:
+    """Why a day given for papers (YYYY-MM-DD) is likely a mistake, when it is more than AHEAD days after today
+    (no listing is dated so far ahead: `--date 2999-01-01` labelled a day's papers without a word); else None."""
+    t = date.fromisoformat(today(now))
+    ahead = (date.fromisoformat(day) - t).days
+    if ahead <= AHEAD:
+        return None
+    return (f"{day} is {ahead:,} days after today ({t.isoformat()}): arXiv dates its listings up to tomorrow at "
+            "most; the papers are labelled with it all the same")
+
+
 def _sunday(year: int, month: int, n: int) -> date:
     """The n-th Sunday of a month."""
     first = date(year, month, 1)
