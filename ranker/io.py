@@ -84,7 +84,7 @@ def check_writable(path: str | os.PathLike) -> None:
     if _names_a_stream(given) and given.exists():
         return
     if given.is_dir():
-        raise InputError("is a directory; give a file name", where=str(given))
+        raise _a_directory(given)
     if given.exists() and not given.is_file():
         return                                      # a device or a pipe: written in place, no file made
     _can_make_in(Path(os.path.realpath(given)).parent, given)
@@ -127,6 +127,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _a_directory(path: Path, own_name: bool = False) -> InputError:
+    """A directory where a file is to be written: one the user named is told to name a file; in the place of
+    one of ranker's own names (a day's DATE-run.json, an index's manifest.json) it can only be moved away."""
+    if own_name:
+        return InputError("is a directory where ranker keeps one of its files; move it away or remove it",
+                          where=str(path))
+    return InputError("is a directory; give a file name", where=str(path))
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8", *,
                 renames: list[tuple[Path, Path]] | None = None, locks: list[int] | None = None,
@@ -156,7 +165,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
     target = given
     if not own_name and _names_a_stream(given):
         if given.is_dir():
-            raise InputError("is a directory; give a file name", where=str(given))
+            raise _a_directory(given)
         yield from _write_in_place(given, mode.replace("w", "a"), encoding)
         return
     try:
@@ -171,7 +180,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8
         raise _cannot_write(given, e) from None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
-            raise InputError("is a directory; give a file name", where=str(given))
+            raise _a_directory(given, own_name)
         if not stat.S_ISREG(st.st_mode):
             if not own_name:
                 yield from _write_in_place(given, mode, encoding)

@@ -19,7 +19,7 @@ from ranker.errors import InputError
 from ranker.io import (RetryPolicy, Retryable, arxiv_id, atomic_write, expand_paths, is_loopback_host,
                        is_loopback_url, parse_arxiv_id, retry, retry_after_seconds, same_paper_id)
 
-from conftest import python
+from conftest import DAYS, python, ranker
 
 
 def leftovers(folder):
@@ -134,6 +134,24 @@ def test_a_read_only_folder_names_the_file(tmp_path):
 def test_a_directory_is_a_clean_error(tmp_path):
     with pytest.raises(InputError, match=rf"^{tmp_path}: is a directory; give a file name$"):
         atomic_write(tmp_path, "x")
+
+
+def test_a_directory_in_the_place_of_one_of_ranker_s_own_files_is_told_to_move_not_to_name_a_file(tmp_path):
+    """A folder where ranker keeps a file of its own (a day's DATE-run.json, the index's manifest.json) said
+    "give a file name", advice for a path the user gave: they gave none, and can only move the folder away."""
+    own = tmp_path / "manifest.json"
+    own.mkdir()
+    with pytest.raises(InputError, match=rf"^{own}: is a directory where ranker keeps one of its files; move it "
+                                         "away or remove it$"):
+        atomic_write(own, "x", own_name=True)
+    with pytest.raises(InputError, match=rf"^{own}: is a directory; give a file name$"):
+        atomic_write(own, "x")                      # a path the user gave (--out FILE): as before
+    out = tmp_path / "out"
+    (out / "2025-05-15-run.json").mkdir(parents=True)
+    r = ranker("run", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", out, "--backend", "fake",
+               "--offline", "--db", tmp_path / "db.sqlite3", env={"RANKER_HOME": tmp_path / "home"})
+    assert r.returncode == 1 and r.stderr == (f"error: {out / '2025-05-15-run.json'}: is a directory where ranker "
+                                              "keeps one of its files; move it away or remove it\n"), r.stderr
 
 
 def test_a_symlink_is_followed_and_kept(tmp_path):
