@@ -678,3 +678,29 @@ def test_a_stored_vector_that_is_not_finite_is_never_found_and_finds_nothing(sto
     assert idx.within(np.stack([nan, inf]), -1.0) == [[], []]
     assert not [h for hs in idx.within(queries, -1.0) for h in hs if h.id in damaged or not np.isfinite(h.score)]
     assert CorpusIndex(store, EMB).status().problem is None
+
+
+_READ_EMPTY_IDS = """
+import sys
+from pathlib import Path
+from ranker.index import files as F
+ref = F.FileRef(name="seg-0.ids", size=0, crc=0)       # an empty segment's ids file: 0 bytes, as a FIFO's size
+for read in (lambda: F.check_file(Path(sys.argv[1]), ref, crc=True), lambda: F.read_ids(Path(sys.argv[1]), ref, 0),
+             lambda: F.read_id_column(Path(sys.argv[1]), ref, 0, crc=False)):
+    try:
+        read()
+        print("read")
+    except F.IndexFileError as e:
+        print(e)
+"""
+
+
+def test_a_fifo_in_the_place_of_an_empty_segment_s_ids_file_is_damage_not_waited_on(tmp_path):
+    """check_file compared sizes only: a FIFO (size 0) where the manifest names a 0-byte file (a segment whose
+    rows were all dropped when merged) passed, and its read waited for a writer for good. Now it is a damaged
+    index file, which the next sync rebuilds."""
+    from conftest import python
+    os.mkfifo(tmp_path / "seg-0.ids")
+    done = python(_READ_EMPTY_IDS, tmp_path, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["seg-0.ids is a named pipe, not a file"] * 3

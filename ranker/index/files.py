@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..io import lock_waiting, open_lock_file, read_regular
+from ..io import lock_waiting, open_lock_file, read_regular, special_kind
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -243,11 +243,16 @@ def write_manifest(directory: Path, m: Manifest) -> None:
 
 
 def check_file(directory: Path, ref: FileRef, *, crc: bool) -> Path:
+    """The path of a data file the manifest names, as the manifest says it is: a FIFO, socket or device in its
+    place is damage, not opened (a FIFO has size 0, as an empty segment's files do, and its read waited for a
+    writer for good)."""
     path = directory / ref.name
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         raise IndexFileError(f"{ref.name} is missing") from None
+    if not path.is_file():
+        raise IndexFileError(f"{ref.name} is {special_kind(path) or 'a folder'}, not a file")
     if size != ref.size:
         raise IndexFileError(f"{ref.name} holds {size} bytes, its manifest says {ref.size}")
     if crc and file_crc(path) != ref.crc:
@@ -345,7 +350,7 @@ class SegmentWriter:
 def read_ids(directory: Path, ref: FileRef, count: int) -> tuple[list[str], list[str]]:
     path = check_file(directory, ref, crc=True)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_regular(path).decode("utf-8").splitlines()
         pairs = [line.split("\t") for line in lines]
         if len(pairs) != count or any(len(p) != 2 for p in pairs):
             raise ValueError
@@ -371,8 +376,7 @@ class IdColumn:
 
 
 def read_id_column(directory: Path, ref: FileRef, count: int, *, crc: bool) -> IdColumn:
-    path = check_file(directory, ref, crc=crc)
-    data = path.read_bytes()
+    data = read_regular(check_file(directory, ref, crc=crc))
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     if len(ends) != count:
         raise IndexFileError(f"{ref.name} does not hold {count} id lines")
