@@ -563,4 +563,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    raise SystemExit(main())
+    from ranker.cli.app import script_main
+    raise SystemExit(script_main(main))   # a RankerError: one line, status 1

@@ -109,4 +109,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ranker.cli.app import script_main
+    raise SystemExit(script_main(main))   # a RankerError: one line, status 1

@@ -91,4 +91,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    raise SystemExit(main())
+    from ranker.cli.app import script_main
+    raise SystemExit(script_main(main))   # a RankerError: one line, status 1

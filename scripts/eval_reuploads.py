@@ -195,4 +195,5 @@ def planted(papers, v, n: int, embedder: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ranker.cli.app import script_main
+    raise SystemExit(script_main(main))   # a RankerError: one line, status 1

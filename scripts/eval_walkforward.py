@@ -928,4 +928,5 @@ def print_row(name, last, every, fit_s, rank_s, flush=False):
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    raise SystemExit(main())
+    from ranker.cli.app import script_main
+    raise SystemExit(script_main(main))   # a RankerError: one line, status 1

@@ -565,3 +565,19 @@ def test_bench_load_and_bench_backfill_time_a_command_that_says_much(call):
     assert p.returncode == 0, p.stderr[-2000:]
     n, last = p.stdout.strip().splitlines()[-1].split()
     assert int(n) >= 2**20 and last == "last", p.stdout
+
+
+@pytest.mark.parametrize("name", ["eval_keep.py", "eval_labels.py", "eval_walkforward.py"])
+def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, tmp_path):
+    """The walk-forward scripts ended an embedder not prepared in a ModelError traceback naming
+    prefilter.embedder; now as a command ends it (cli.app.script_main): one line with the command that prepares
+    it, status 1."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data" / "days").mkdir(parents=True)
+    (tmp_path / "data" / "days" / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--data", tmp_path / "data", "--db",
+                        tmp_path / "db.sqlite3"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models"),
+                            "RANKER_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and p.stderr == ("error: prefilter.embedder: model preset 'minilm' is not prepared; "
+                                              "run: ranker models prepare minilm\n"), p.stderr[-2000:]

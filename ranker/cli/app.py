@@ -7,6 +7,7 @@ import select
 import signal
 import sys
 import threading
+from typing import Callable
 
 import typer
 from typer.core import TyperGroup
@@ -297,6 +298,19 @@ def _std_streams() -> None:
         sys.stdout = open(1, "w", buffering=1, closefd=False)
     if sys.stderr is None:
         sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def script_main(main: Callable[[], int | None]) -> int | None:
+    """A script's main() (scripts/*.py) ended as a command is: what the user can fix (a RankerError: an embedder
+    not prepared) is the command's one line and status 1, not a traceback naming a config key; RANKER_DEBUG=1
+    shows the traceback. Its return value is the script's status."""
+    from ..errors import RankerError
+    try:
+        return main()
+    except RankerError as e:
+        if debugging():
+            raise
+        _fail(error_line(e))
 
 
 def main() -> None:
