@@ -539,3 +539,28 @@ def test_offline_an_api_fetch_names_where_offline_mode_came_from(tmp_path, args)
     r = fetch_cli("fetch", *args, "--out", tmp_path / "x.jsonl", "--db", db, RANKER_OFFLINE="1")
     assert r.returncode == 1 and r.stderr.strip().startswith("error: RANKER_OFFLINE: offline mode: "), r.stderr
     assert not db.exists() and not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_date_far_ahead_labelling_papers_read_is_one_warning_naming_date(tmp_path):
+    """`fetch --from F --date 2999-01-01` (and --ids, --since) stored the papers under a day no listing will carry
+    without a word; now one warning naming --date, as `run --papers`, the papers stored under it all the same."""
+    papers = tmp_path / "three.jsonl"
+    with open(DAYS / "2025-05-15" / "listing.jsonl", encoding="utf-8") as f:
+        papers.write_text("".join(next(f) for _ in range(3)), encoding="utf-8")
+    out, db = tmp_path / "p.jsonl", tmp_path / "r.sqlite3"
+
+    def warnings(r):
+        assert r.returncode == 0, r.stderr
+        return [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+
+    r = fetch_cli("fetch", "--from", papers, "--date", "2999-01-01", "--out", out, "--db", db)
+    w = warnings(r)
+    assert len(w) == 1 and w[0].startswith("warning: --date: 2999-01-01 is ") and "days after today" in w[0], r.stderr
+    assert {x["date"] for x in lines(out)} == {"2999-01-01"} and "for 2999-01-01" in r.stderr
+    assert warnings(fetch_cli("fetch", "--from", papers, "--date", "2025-05-15", "--out", out, "--db", db)) == []
+    with FixtureServer() as srv:
+        srv.route("/api/query", Reply(200, (FIXTURES / "arxiv_api_atom_id_list.xml").read_bytes()))
+        r = fetch_cli("fetch", "--ids", "1707.08567", "--date", "2999-01-01", "--out", out, "--db", db,
+                      RANKER_API_URL=srv.url("/api/query"))
+    assert [x for x in warnings(r) if x.startswith("warning: --date: 2999-01-01 is ")] and \
+        {x["date"] for x in lines(out)} == {"2999-01-01"}, r.stderr

@@ -170,6 +170,17 @@ def warn_categories(s: "Settings") -> None:
             warn(f"{name_key('fetch.categories')}: {note}")
 
 
+def warn_day_ahead(day: str) -> None:
+    """A --date (checked: YYYY-MM-DD) that labels papers read (run --papers, fetch --from/--ids/--since) more than
+    sources.days.AHEAD days after today: one warning naming --date (sources.days.ahead_note); `--date 2999-01-01`
+    stored the papers under a day no listing will carry without a word. The papers are labelled with it all the
+    same."""
+    from ..sources.days import ahead_note
+    note = ahead_note(day)
+    if note:
+        warn(f"{flag_name('date')}: {note}")
+
+
 def nothing_to_do(why: str) -> None:
     """The one line every command says when its input holds nothing to work on (it then exits 0)."""
     info(f"nothing to do: {why}")

@@ -8,7 +8,7 @@ import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
                      flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, out_shown, warn,
-                     warn_categories, warn_read, wrote_empty)
+                     warn_categories, warn_day_ahead, warn_read, wrote_empty)
 
 EXAMPLES = """
 \b
@@ -83,6 +83,9 @@ def fetch(
         raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
     if until and not since:
         raise InputError("--until needs --since", key="until")
+    if date and modes:          # labels the papers read; without a source a day not announced yet is refused
+        from ..sources.filters import check_day
+        warn_day_ahead(check_day(date, "date"))
     if s.offline and not from_ and not is_loopback_url(s.fetch.api_url if modes or date else s.fetch.rss_url):
         what = (f"{flag_name(modes[0])} asks arXiv's API server" if modes else
                 "the day's announcements are on arXiv's server" if date else "today's feed is on arXiv's server")

@@ -12,8 +12,8 @@ from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, Db
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
-                     check_served, echo, flag_name, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
-                     scores_stored, warn, warn_categories, warn_failures, warn_read)
+                     check_served, echo, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
+                     scores_stored, warn, warn_categories, warn_day_ahead, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -77,10 +77,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     warn_categories(s)
     check_out(out, folder=True)
     if papers is not None and day_given:        # without --papers a day not announced yet is refused (sources.api)
-        from ..sources.days import ahead_note
-        note = ahead_note(day_given)
-        if note:
-            warn(f"{flag_name('date')}: {note}")
+        warn_day_ahead(day_given)
     if papers is None and day_given:
         from ..sources.days import FIRST, no_announcement_note
         weekend = no_announcement_note(day_given) if day_given >= FIRST.isoformat() else None
