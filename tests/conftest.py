@@ -222,6 +222,16 @@ def store_vectors(store, papers, prompts=None, embedder: str = "minilm", dim: in
     store.put_embeddings(rows, embedder_key(embedder))
 
 
+def first_papers(folder: Path, n: int = 3, day: str = "2025-05-15") -> Path:
+    """The first n lines of a shared day's listing.jsonl, written to folder/first.jsonl: a test of a command's words
+    reads a few papers, not a whole day's ~200 (with store_vectors for them, no model is loaded either)."""
+    with open(DAYS / day / "listing.jsonl", encoding="utf-8") as f:
+        head = [line for line, _ in zip(f, range(n))]
+    out = folder / "first.jsonl"
+    out.write_text("".join(head), encoding="utf-8")
+    return out
+
+
 def make_snapshot(out: Path, n: int, per_day: int = 100) -> Path:
     """An arXiv metadata snapshot of n papers, per_day a day, spliced from the shared days
     (scripts/make_snapshot.py), written to `out`."""

@@ -11,7 +11,7 @@ import pytest
 from ranker.sources import read_papers
 from ranker.store import Store
 
-from conftest import DAYS, REPO, ranker, store_vectors
+from conftest import DAYS, REPO, first_papers, ranker, store_vectors
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 CLASS_NAME = re.compile(r"\b(BadParameter|MissingParameter|NoSuchOption|BadOptionUsage|UsageError|FileNotFoundError"
@@ -98,13 +98,15 @@ def test_a_summary_names_stdout_for_out_dash_not_a_file_named_dash(tmp_path):
     one with nothing to write said "wrote an empty -": stdout is named as such, as the errors name it."""
     env = {"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1"}
     db = tmp_path / "db.sqlite3"
+    papers = first_papers(tmp_path)
     with Store(db) as s:
         s.set_label("2505.09574", 1, "2025-05-15")
+        store_vectors(s, list(read_papers(papers)))         # prefilter's summary, no model loaded
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    for args, end in [(["fetch", "--from", LISTING], " -> stdout"),
-                      (["prefilter", "--papers", LISTING], " -> stdout"),
-                      (["score", "--papers", LISTING, "--backend", "fake"], " -> stdout"),
+    for args, end in [(["fetch", "--from", papers], " -> stdout"),
+                      (["prefilter", "--papers", papers], " -> stdout"),
+                      (["score", "--papers", papers, "--backend", "fake"], " -> stdout"),
                       (["score", "--papers", empty, "--backend", "fake"], "(wrote nothing to stdout)"),
                       (["labels", "export", "-"], "labels: 1 written -> stdout")]:
         out = [] if args[0] == "labels" else ["--out", "-"]

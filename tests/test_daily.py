@@ -16,7 +16,7 @@ from ranker.sources import read_papers
 from ranker.steps import fetch_day, run_day, score_day
 from ranker.store import Store
 
-from conftest import DAYS, FIXTURES, fake_settings, ranker, store_vectors, vector_store
+from conftest import DAYS, FIXTURES, fake_settings, first_papers, ranker, store_vectors, vector_store
 from fixture_server import FixtureServer, Reply
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
@@ -212,7 +212,10 @@ def test_a_papers_day_far_ahead_is_one_warning_naming_date_and_the_run_goes_on(t
     assert ahead_note("2025-05-20", now) == ("2025-05-20 is 4 days after today (2025-05-16): arXiv dates its "
                                              "listings up to tomorrow at most; the papers are labelled with it "
                                              "all the same")
-    r = ranker("run", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--date", "2999-01-01", "--out",
+    papers = first_papers(tmp_path)
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(papers)))         # the run's words, no model loaded
+    r = ranker("run", "--papers", papers, "--date", "2999-01-01", "--out",
                tmp_path / "d", "--db", tmp_path / "db.sqlite3", "--backend", "fake", "--offline",
                env={"RANKER_HOME": tmp_path / "home"})
     assert r.returncode == 0 and r.stdout.strip().endswith("2999-01-01-output.md"), r.stderr

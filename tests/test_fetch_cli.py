@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAYS, FIXTURES, ranker
+from conftest import DAYS, FIXTURES, first_papers, ranker
 from fixture_server import FixtureServer, Reply
 
 RSS = FIXTURES / "arxiv_rss_all_2024-11-28.xml"
@@ -544,9 +544,7 @@ def test_offline_an_api_fetch_names_where_offline_mode_came_from(tmp_path, args)
 def test_a_date_far_ahead_labelling_papers_read_is_one_warning_naming_date(tmp_path):
     """`fetch --from F --date 2999-01-01` (and --ids, --since) stored the papers under a day no listing will carry
     without a word; now one warning naming --date, as `run --papers`, the papers stored under it all the same."""
-    papers = tmp_path / "three.jsonl"
-    with open(DAYS / "2025-05-15" / "listing.jsonl", encoding="utf-8") as f:
-        papers.write_text("".join(next(f) for _ in range(3)), encoding="utf-8")
+    papers = first_papers(tmp_path)
     out, db = tmp_path / "p.jsonl", tmp_path / "r.sqlite3"
 
     def warnings(r):
