@@ -86,6 +86,10 @@ def test_an_empty_papers_file_is_nothing_to_do_and_bad_flags_are_one_line_errors
     assert r.returncode == 0 and r.stdout == "" and r.stderr.strip().splitlines() == [
         f"nothing to do: no papers in {empty} (wrote an empty {tmp_path / 'o.jsonl'})"]
     assert (tmp_path / "o.jsonl").read_text() == ""
+    # `--out -` said nothing of its output, where score's says it wrote nothing to stdout (cli.common.wrote_empty)
+    r = ranker("prefilter", "--papers", empty, "--out", "-", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "" and not (tmp_path / "-").exists() and \
+        r.stderr.strip().splitlines() == [f"nothing to do: no papers in {empty} (wrote nothing to stdout)"], r.stderr
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl", "--keep", "1.5")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "--keep" in r.stderr
     r = ranker("prefilter", "--papers", empty, "--out", tmp_path / "o.jsonl", "--keep", "0.3", "--top", "5")

@@ -11,7 +11,7 @@ from .common import (as_given,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
                      RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
                      load_settings, naming_stdout, nothing_to_do, one_keep_rule, out_path, out_shown, warn,
-                     warn_read)
+                     warn_read, wrote_empty)
 from .term import TERM
 
 
@@ -60,8 +60,7 @@ def prefilter(papers: PapersOpt,
     if not rows:
         if str(out) != "-":
             atomic_write(out_path(out), [], tidy=True)
-        nothing_to_do(f"no papers in {as_given(str(papers))}"
-                      + (f" (wrote an empty {as_given(str(out))})" if str(out) != "-" else ""))
+        nothing_to_do(f"no papers in {as_given(str(papers))} ({wrote_empty(out)})")
         return
     # an embedder not prepared, its vectors stored for only some of the papers: said now, naming the flag and how
     # many are stored, not as the model failed to load ("loading mpnet ..." said, no flag named)
