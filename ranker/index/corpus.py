@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..errors import InputError, ModelError, RankerError
-from ..io import Warn, counted
+from ..io import Warn, counted, read_regular
 from ..prefilter.embed import QUERY_PREFIX, slug
 from ..store import ASKED_READ_ONLY
 from . import files as F
@@ -397,7 +397,7 @@ class CorpusIndex:
         stem = F.new_name("base", "")
         ids = F.StreamFile(self.dir, stem + ".ids")
         try:
-            ids.write(F.check_file(self.dir, base.ids, crc=True).read_bytes())
+            ids.write(read_regular(F.check_file(self.dir, base.ids, crc=True)))
             for seg, keep in self._kept_segment_rows(m):
                 index.add(K.for_faiss(F.read_segment_vectors(self.dir, seg, m.dim)[keep]))
                 seg_ids, hashes = F.read_ids(self.dir, seg.ids, seg.count)
