@@ -486,6 +486,9 @@ def test_two_builds_into_one_folder_take_turns(tmp_path):
     deadline = time.monotonic() + 30
     while not told and second.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
+    # waiting() is said just before the blocking lock, so the thread is alive right then whatever it does next:
+    # half a second on, it is alive only if it waits (a slow machine can only let a lock that does not wait pass)
+    second.join(0.5)
     waited = second.is_alive()
     go_on.set()
     first.join(30)
