@@ -68,6 +68,7 @@ class Cluster:
 
     def start(self, head: bool, cpus: int) -> None:
         ours, self._node_ports = self._node_ports[:4], self._node_ports[4:]
+        assert len(ours) == 4, "a Cluster has ports for two nodes (the head and one more), not a third"
         ports = [f"--{k}={p}" for k, p in zip(("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                                "runtime-env-agent-port", "metrics-export-port"), ours, strict=True)]
         where = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp}",
