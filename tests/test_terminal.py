@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -211,10 +212,26 @@ def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, t
         cursor = subprocess.run([*tmux, "display", "-p", "-t", "t", "#{cursor_flag}"], capture_output=True,
                                 text=True).stdout.strip()
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        _end_tmux(sock)
     assert any(x.startswith("interrupted again: stopping now") for x in lines), lines
     assert not any("scoring" in x for x in lines), lines
     assert cursor == "1", lines                                   # visible
+
+
+def test_an_ended_tmux_server_of_a_test_leaves_no_socket_file(tmp_path):
+    """Each test's tmux server has a name of its own; kill-server left its socket file, one more in
+    /tmp/tmux-<uid>/ each test run. The file tmux itself names is gone once the test's server is ended."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    sock = _tmux_socket(tmp_path)
+    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-s", "t", "sleep 60"], check=True)
+    try:
+        path = Path(subprocess.run(["tmux", "-L", sock, "display", "-p", "#{socket_path}"], capture_output=True,
+                                   text=True, check=True).stdout.strip())
+        assert path.is_socket()
+    finally:
+        _end_tmux(sock)
+    assert not path.exists()
 
 
 def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_and_verbose(db, tmp_path):
@@ -280,6 +297,13 @@ def _tmux_socket(tmp_path) -> str:
     return f"ranker-test-{os.getpid()}-{tmp_path.name}"
 
 
+def _end_tmux(sock: str) -> None:
+    """Ends the tmux server `sock` and removes its socket file: kill-server leaves the file behind, and with a
+    name of each test's own they piled up in /tmp/tmux-<uid>/, one a test run."""
+    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+    (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / sock).unlink(missing_ok=True)
+
+
 def _watch_tmux(cmd, tmp_path) -> list[str]:
     sock, done = _tmux_socket(tmp_path), tmp_path / "done"
     env = _env(tmp_path)
@@ -298,7 +322,7 @@ def _watch_tmux(cmd, tmp_path) -> list[str]:
             time.sleep(0.1)
         assert done.exists() and done.read_text().strip() == "0", frames[-1]
     finally:
-        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+        _end_tmux(sock)
     return frames
 
 
