@@ -97,6 +97,21 @@ def _liked_paper_page(server, chromium, pid: str):
     return page, errors
 
 
+def _opened(server, db) -> int | None:
+    """How many descriptors the server process holds on the database file `db` (it opens a store for a request,
+    and closes it after); None where there is no /proc to tell."""
+    fds = f"/proc/{server.proc.pid}/fd"
+    if not os.path.isdir(fds):
+        return None
+    want, n = os.path.realpath(db), 0
+    for fd in os.listdir(fds):
+        try:
+            n += os.readlink(os.path.join(fds, fd)) == want
+        except OSError:                        # closed meanwhile
+            pass
+    return n
+
+
 def _label(db, pid):
     c = sqlite3.connect(db)
     try:
@@ -782,8 +797,15 @@ def test_two_quick_thumbs_on_a_busy_database_keep_the_last_one(site):
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         try:
+            idle = _opened(server, db)
             first = threading.Thread(target=click, args=(earlier,))
             first.start()
+            # the first click in its turn before the second is sent, however late a loaded machine sent it (1.5 s
+            # late, a fixed 1 s wait sent the second first): the server opens the store only in a paper's turn
+            deadline = time.monotonic() + 30
+            while idle is not None and _opened(server, db) <= idle and first.is_alive() and \
+                    time.monotonic() < deadline:
+                time.sleep(0.01)
             time.sleep(1.0)                    # the first click waits on the lock a while, the second one briefly
             second = threading.Thread(target=click, args=(later,))
             second.start()
