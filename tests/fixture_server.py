@@ -214,10 +214,14 @@ def silent_server_asked():
         s.close()
 
 
-def closed_port_url() -> str:
-    """A loopback URL nobody listens on (connection refused)."""
+@contextmanager
+def closed_port_url():
+    """Yield a loopback URL nobody listens on (connection refused): its port bound, never listening, until the
+    block ends. (Closed at once, the port was free again for any other socket, a server of a test beside this one
+    included, and one that listened there meanwhile answered the connection this URL is for.)"""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
+    try:
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        s.close()

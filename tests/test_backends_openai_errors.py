@@ -602,12 +602,31 @@ def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
     assert be.stats()["retries"] == 2                                 # the first request's, no other's
 
 
-def test_a_server_taken_for_gone_is_tried_again_after_a_while(server):
+class _Clock:
+    """The backend module's `time`, its monotonic clock moved on by `ahead` seconds when a test says so: a while
+    passed without waiting it, and a moment "still within" it however long a loaded machine took to get there."""
+
+    def __init__(self):
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_a_server_taken_for_gone_is_tried_again_after_a_while(server, monkeypatch):
     """The backend outlives one day (`ranker eval` scores day after day with one backend): a server stopped
-    and started again is used again once `down_seconds` have passed, not given up for the object's life."""
+    and started again is used again once `down_seconds` have passed, not given up for the object's life.
+    (The while is passed on the backend's clock: with a real 1 s one, a loaded machine that took longer than
+    that to start the server again had the request that must wait sent and answered.)"""
+    from ranker.backends import openai_backend
+    clock = _Clock()
+    monkeypatch.setattr(openai_backend, "time", clock)
     port = server.httpd.server_address[1]
     be = backend(server, concurrency=1, retries=1)
-    be.down_seconds = 1.0
+    be.down_seconds = 30.0
     server.close()                        # (before any request: a kept-alive connection would still answer)
     out = be.generate([req(f"2506.0001{i}", "ok") for i in range(3)])
     assert all("is not answering" in r.error for r in out[1:]), [r.error for r in out]
@@ -615,7 +634,7 @@ def test_a_server_taken_for_gone_is_tried_again_after_a_while(server):
     try:
         out = be.generate([req("2506.00020", "ok")])            # still within down_seconds: not sent
         assert "is not answering" in out[0].error and again.attempts == {}
-        time.sleep(1.1)
+        clock.ahead = be.down_seconds + 1                         # the while has passed
         out = be.generate([req("2506.00021", "ok"), req("2506.00022", "ok")])
         assert all(r.ok for r in out), [r.error for r in out]
     finally:

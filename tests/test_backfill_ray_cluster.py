@@ -30,10 +30,23 @@ pytestmark = pytest.mark.slow          # two Ray nodes and the real MiniLM embed
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def free_port() -> int:
+def free_ports(n: int) -> list[int]:
+    """`n` ports free now, for a Ray node to listen on: each bound until all are chosen, so that no two are one
+    (a port bound and let go at once could be handed out again to the next one asked for)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+@contextlib.contextmanager
+def refusing_port():
+    """Yield a port nothing listens on (a connection there is refused): bound, never listening, until the block
+    ends. A port let go at once was free for any other socket meanwhile, this module's Ray nodes' included."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def answers(port: int) -> bool:
@@ -49,12 +62,15 @@ class Cluster:
     stop`, which stops every Ray of this machine)."""
 
     def __init__(self, env: dict):
-        self.env, self.procs, self.port = env, [], free_port()
+        self.env, self.procs = env, []
+        self.port, *self._node_ports = free_ports(9)                  # the head's, then four for each node
         self.temp = tempfile.mkdtemp(prefix="ranker-rc-", dir="/tmp")
 
     def start(self, head: bool, cpus: int) -> None:
-        ports = [f"--{k}={free_port()}" for k in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                  "runtime-env-agent-port", "metrics-export-port")]
+        ours, self._node_ports = self._node_ports[:4], self._node_ports[4:]
+        assert len(ours) == 4, "a Cluster has ports for two nodes (the head and one more), not a third"
+        ports = [f"--{k}={p}" for k, p in zip(("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                               "runtime-env-agent-port", "metrics-export-port"), ours, strict=True)]
         where = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp}",
                  "--object-store-memory=200000000"] if head else [f"--address=127.0.0.1:{self.port}"]
         log = open(os.path.join(self.temp, f"start-{len(self.procs)}.log"), "wb")
@@ -338,14 +354,14 @@ def test_a_ray_without_the_auto_token_step_still_refuses_an_explicit_address(tmp
     ("127.0.0.1:0", "no Ray cluster at 127.0.0.1:0: '0' is not a port number (HOST:PORT, or auto)"),
 ])
 def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, form, says):
-    port = free_port()
     snap = make_snapshot(tmp_path / "snap.json", 20, 10)
-    start = time.monotonic()
-    # ray.init tried it 20 times, 40 s each, before its error; and it came after the driver had loaded the
-    # embedder for the prompt's queries (seconds): without sentence-transformers the line must be the same
-    r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
-               "--engine", "ray", "--address", form.format(port=port), timeout=60,
-               pre="import sys; sys.modules['sentence_transformers'] = None")
+    with refusing_port() as port:
+        start = time.monotonic()
+        # ray.init tried it 20 times, 40 s each, before its error; and it came after the driver had loaded the
+        # embedder for the prompt's queries (seconds): without sentence-transformers the line must be the same
+        r = ranker("backfill", "--from", snap, "--out", tmp_path / "bf", "--embed", "--all-categories",
+                   "--engine", "ray", "--address", form.format(port=port), timeout=60,
+                   pre="import sys; sys.modules['sentence_transformers'] = None")
     assert r.returncode == 1 and time.monotonic() - start < 30, r.stderr[-2000:]
     assert r.stderr.startswith(f"error: --address: {says.format(port=port)}"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

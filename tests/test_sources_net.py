@@ -97,8 +97,8 @@ def test_server_that_never_answers_times_out():
 
 
 def test_connection_refused():
-    with pytest.raises(FetchError, match="cannot connect .*connection refused"):
-        fetch_today(policy=fast(retries=1, rss_url=closed_port_url() + "/rss/"))
+    with closed_port_url() as url, pytest.raises(FetchError, match="cannot connect .*connection refused"):
+        fetch_today(policy=fast(retries=1, rss_url=url + "/rss/"))
 
 
 def test_a_certificate_not_trusted_is_said_in_words_and_not_retried(tmp_path):

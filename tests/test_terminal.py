@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,7 +179,7 @@ def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, t
     its line stands on its own (not glued to the bar's) and the cursor the bar hid is shown again."""
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed")
-    sock, done, waiting = f"ranker-test-c-{os.getpid()}", tmp_path / "done", tmp_path / "waiting"
+    sock, done, waiting = _tmux_socket(tmp_path), tmp_path / "done", tmp_path / "waiting"
     cmd = [*_cli(), "run", "--papers", str(LISTING), "--out", str(tmp_path / "d"), "--db", str(db),
            "--backend", "fake", "--model", "stuck", "--top", "4", "--backend-option", "delay=60",
            "--backend-option", "deaf=true", "--backend-option", f"waiting='{waiting}'"]
@@ -211,10 +212,26 @@ def test_a_second_ctrl_c_during_the_bar_leaves_the_terminal_as_it_found_it(db, t
         cursor = subprocess.run([*tmux, "display", "-p", "-t", "t", "#{cursor_flag}"], capture_output=True,
                                 text=True).stdout.strip()
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        _end_tmux(sock)
     assert any(x.startswith("interrupted again: stopping now") for x in lines), lines
     assert not any("scoring" in x for x in lines), lines
     assert cursor == "1", lines                                   # visible
+
+
+def test_an_ended_tmux_server_of_a_test_leaves_no_socket_file(tmp_path):
+    """Each test's tmux server has a name of its own; kill-server left its socket file, one more in
+    /tmp/tmux-<uid>/ each test run. The file tmux itself names is gone once the test's server is ended."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    sock = _tmux_socket(tmp_path)
+    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-s", "t", "sleep 60"], check=True)
+    try:
+        path = Path(subprocess.run(["tmux", "-L", sock, "display", "-p", "#{socket_path}"], capture_output=True,
+                                   text=True, check=True).stdout.strip())
+        assert path.is_socket()
+    finally:
+        _end_tmux(sock)
+    assert not path.exists()
 
 
 def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_and_verbose(db, tmp_path):
@@ -273,8 +290,22 @@ def _tmux_line(env, cmd, done) -> str:
     return f"env {shell} {' '.join(_q(c) for c in cmd)}; echo $? > {part}; mv {part} {_q(str(done))}; sleep 60"
 
 
+def _tmux_socket(tmp_path) -> str:
+    """The tmux server's name (-L) of one test: its own. Tests that ran one after the other under one name (this
+    process's) had the second's new-session reach the first's server as its kill-server was ending it: "server
+    exited unexpectedly" (23 of 300 such pairs here, idle)."""
+    return f"ranker-test-{os.getpid()}-{tmp_path.name}"
+
+
+def _end_tmux(sock: str) -> None:
+    """Ends the tmux server `sock` and removes its socket file: kill-server leaves the file behind, and with a
+    name of each test's own they piled up in /tmp/tmux-<uid>/, one a test run."""
+    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+    (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / sock).unlink(missing_ok=True)
+
+
 def _watch_tmux(cmd, tmp_path) -> list[str]:
-    sock, done = f"ranker-test-{os.getpid()}", tmp_path / "done"
+    sock, done = _tmux_socket(tmp_path), tmp_path / "done"
     env = _env(tmp_path)
     line = _tmux_line(env, cmd, done)
     subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-s", "t", "-x", "150", "-y", "40", line],
@@ -291,7 +322,7 @@ def _watch_tmux(cmd, tmp_path) -> list[str]:
             time.sleep(0.1)
         assert done.exists() and done.read_text().strip() == "0", frames[-1]
     finally:
-        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+        _end_tmux(sock)
     return frames
 
 

@@ -97,6 +97,21 @@ def _liked_paper_page(server, chromium, pid: str):
     return page, errors
 
 
+def _opened(server, db) -> int | None:
+    """How many descriptors the server process holds on the database file `db` (it opens a store for a request,
+    and closes it after); None where there is no /proc to tell."""
+    fds = f"/proc/{server.proc.pid}/fd"
+    if not os.path.isdir(fds):
+        return None
+    want, n = os.path.realpath(db), 0
+    for fd in os.listdir(fds):
+        try:
+            n += os.readlink(os.path.join(fds, fd)) == want
+        except OSError:                        # closed meanwhile
+            pass
+    return n
+
+
 def _label(db, pid):
     c = sqlite3.connect(db)
     try:
@@ -782,8 +797,15 @@ def test_two_quick_thumbs_on_a_busy_database_keep_the_last_one(site):
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         try:
+            idle = _opened(server, db)
             first = threading.Thread(target=click, args=(earlier,))
             first.start()
+            # the first click in its turn before the second is sent, however late a loaded machine sent it (1.5 s
+            # late, a fixed 1 s wait sent the second first): the server opens the store only in a paper's turn
+            deadline = time.monotonic() + 30
+            while idle is not None and _opened(server, db) <= idle and first.is_alive() and \
+                    time.monotonic() < deadline:
+                time.sleep(0.01)
             time.sleep(1.0)                    # the first click waits on the lock a while, the second one briefly
             second = threading.Thread(target=click, args=(later,))
             second.start()
@@ -1085,6 +1107,8 @@ def test_quick_thumbs_in_the_browser_on_a_busy_database_end_on_the_last_click(si
     and on the page."""
     import time
     from playwright.sync_api import expect
+
+    from ranker.web.app import BUSY_TIMEOUT
     server, db, _ = site
     pid = "2505.08793"
     page, errors = _liked_paper_page(server, chromium, pid)
@@ -1096,19 +1120,24 @@ def test_quick_thumbs_in_the_browser_on_a_busy_database_end_on_the_last_click(si
             new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach((n) =>
                 n.textContent === 'saving\u2026' || window.said.push(n.textContent))))
                 .observe(state, {childList: true, characterData: true, subtree: true}); }""")
+        # no wait between the clicks: the page sends one paper's clicks in turn, the second once the first is
+        # answered; a wait here only ate into the server's busy timeout, which the lock held must stay under
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
+        t0 = time.monotonic()
         try:
             form.locator("button.down").click()
-            time.sleep(1.0)
             form.locator("button.up").click()
             time.sleep(0.2)
             assert form.locator("button.up").get_attribute("aria-pressed") == "true"   # nothing answered yet
         finally:
+            held = time.monotonic() - t0
             holder.execute("ROLLBACK")
             holder.close()
         page.wait_for_function("() => window.said.length >= 2", timeout=20000)
-        assert page.evaluate("() => window.said") == ["not for you", "you liked this"]
+        said = page.evaluate("() => window.said")
+        assert said == ["not for you", "you liked this"], \
+            f"{said}: the database was held {held:.1f} s (the server waits {BUSY_TIMEOUT} s for it)"
         assert _label(db, pid)[0] == 1
         with Store(db) as s:
             assert [e["label"] for e in s.label_events(pid)] == [1, -1, 1]

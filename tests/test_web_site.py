@@ -461,6 +461,7 @@ def test_two_builds_into_one_folder_take_turns(tmp_path):
     temporary files, the first then failing to put them in place, and a build of an older state of the store
     removed as stale the pages the other had just linked. The second now waits for the first."""
     import threading
+    import time
     db, out = tmp_path / "s.sqlite3", tmp_path / "site"
     fill_store(db, tmp_path / "o1", days=(DAY,), n=12, hostile=False)
     with Store(db) as s:
@@ -480,7 +481,14 @@ def test_two_builds_into_one_folder_take_turns(tmp_path):
     assert inside.wait(30)
     second = threading.Thread(target=build, args=(lambda *_: [], "second"))
     second.start()
-    second.join(1.5)
+    # once the second build has said it waits, not after a time: a second build slower to start than a timer (a
+    # loaded machine) came to the lock after the first had let go, and waited for nothing and said nothing
+    deadline = time.monotonic() + 30
+    while not told and second.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # waiting() is said just before the blocking lock, so the thread is alive right then whatever it does next:
+    # half a second on, it is alive only if it waits (a slow machine can only let a lock that does not wait pass)
+    second.join(0.5)
     waited = second.is_alive()
     go_on.set()
     first.join(30)
