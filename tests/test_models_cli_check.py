@@ -228,3 +228,32 @@ def test_a_score_rerun_needs_no_model_its_scores_stored_and_a_typo_is_still_refu
                   "smollm2-135", env=env)
     assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
     assert typo.stderr.count("\n") == 1 and not (tmp_path / "c.jsonl").exists()
+
+
+def test_a_run_rerun_needs_no_model_its_scores_stored_and_a_typo_is_still_refused(tmp_path):
+    """`run`'s rerun of a finished day, its model's folder gone since (scores and vectors stored), writes the
+    digest again from the store: the early model check defers to what is stored, as score's does (this was
+    checked by hand only). A mistyped model is still refused before anything is read."""
+    import sqlite3
+    from contextlib import closing
+    db, out = tmp_path / "db.sqlite3", tmp_path / "digest"
+    common = ["--papers", LISTING, "--db", db, "--offline", "--out", out]
+    first = ranker("run", *common, "--backend", "fake", "--model", "tiny")
+    assert first.returncode == 0, first.stderr
+    digest = (out / "2025-05-15-output.md").read_text()
+    with closing(sqlite3.connect(db)) as c, c:       # as smollm2-135m's, whose real run takes minutes on a CPU
+        n = c.execute("UPDATE scores SET model='smollm2-135m'").rowcount
+    assert n > 0
+    env = _unprepared(tmp_path)                      # neither the LLM nor the embedder prepared now
+    again = ranker("run", *common, "--backend", "transformers", "--model", "smollm2-135m", env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"{n} kept by the prefilter, 0 scored ({n} reused, 0 failed)" in again.stderr, again.stderr
+    # the same digest below its usage table (which names the model the scores are stored under)
+    def papers(text):
+        lines = text.splitlines()
+        return lines[max(i for i, x in enumerate(lines[:12]) if x.startswith("|")) + 1:]
+    again_digest = (out / "2025-05-15-output.md").read_text()
+    assert "*[smollm2-135m]*" in again_digest and papers(again_digest) == papers(digest) and len(papers(digest)) > 20
+    typo = ranker("run", *common, "--backend", "transformers", "--model", "smollm2-135", env=env)
+    assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
+    assert typo.stderr.count("\n") == 1
