@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -214,14 +214,30 @@ def silent_server_asked():
         s.close()
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` loopback ports free now, for a server started later to listen on (vLLM, a Ray node): each bound until
+    all are chosen, so that no two are one (a port bound and let go at once could be handed out again to the next
+    one asked for). One the server must bind itself stays free only until then: a caller that can, holds it
+    (refusing_port)."""
+    with ExitStack() as held:
+        socks = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
 @contextmanager
-def closed_port_url():
-    """Yield a loopback URL nobody listens on (connection refused): its port bound, never listening, until the
+def refusing_port():
+    """Yield a loopback port nobody listens on (a connection there is refused): bound, never listening, until the
     block ends. (Closed at once, the port was free again for any other socket, a server of a test beside this one
-    included, and one that listened there meanwhile answered the connection this URL is for.)"""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
-    finally:
-        s.close()
+    or a Ray node included, and one that listened there meanwhile answered the connection meant to be refused.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+@contextmanager
+def closed_port_url(path: str = ""):
+    """Yield a loopback URL (ending in `path`) nobody listens on: refusing_port's."""
+    with refusing_port() as port:
+        yield f"http://127.0.0.1:{port}{path}"

@@ -20,6 +20,7 @@ from ranker.errors import BackendError, ConfigError
 from ranker.records import Usage
 
 from conftest import ctrl_c_when
+from fixture_server import closed_port_url
 
 KEY = "sk-test-SECRET-0123456789"
 CONTEXT, ANSWER_TOKENS = 2048, 40         # the context of the scripted server's model, a whole answer's tokens
@@ -587,10 +588,7 @@ def test_a_hanging_server_times_out(server):
 def test_a_server_that_is_not_there_is_given_up_after_one_request_s_attempts():
     """No server on the port (not started, stopped): the first requests spend their attempts, the rest are
     not sent and fail at once naming the reason, so a day of papers ends in seconds, not minutes each."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+    with closed_port_url("/v1") as url:                                # bound, never listening: refused
         be = OpenAIBackend("m", base_url=url, concurrency=1, retries=2, backoff=0.01, max_backoff=0.02)
         out = be.generate([req(f"2506.{i:05d}", "ok") for i in range(6)])
     assert all(r.finish_reason == "error" and "connection failed" in r.error for r in out)
@@ -645,10 +643,7 @@ def test_after_the_while_one_request_goes_first_and_the_others_wait_for_it():
     """Once `down_seconds` have passed, every worker used to send its request, each spending all its attempts
     and backoff on a server still gone (8 workers: 8 requests' retries at once, again each time the while
     ends). Now one request goes first; the others wait for its outcome: still gone, they fail at once."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+    with closed_port_url("/v1") as url:                                # bound, never listening: refused
         be = OpenAIBackend("m", base_url=url, concurrency=8, retries=2, backoff=0.2, max_backoff=0.4)
         be.down_seconds = 0.5
         out = be.generate([req("2506.00001", "ok")])
@@ -1201,10 +1196,7 @@ def test_a_connection_that_times_out_names_connect_timeout_and_gives_the_server_
 def test_auto_against_no_server_says_why_it_cannot_connect():
     """`auto` with nothing listening said 'cannot list the models of <URL>: ConnectError', the same words for a
     refused connection, an unknown host and a refused certificate; it now says which."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"          # bound, never listening: refused
+    with closed_port_url("/v1") as url:                                # bound, never listening: refused
         with pytest.raises(BackendError) as e:
             OpenAIBackend("auto", base_url=url)
     assert str(e.value) == f"cannot list the models of {url}: ConnectError: [Errno 111] Connection refused"

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from conftest import DAYS, MODELS
+from fixture_server import free_ports
 from ranker.backends.base import Request
 from ranker.backends.schema import check_answer, paper_schema
 from ranker.prompts import build_messages, load_prompts
@@ -22,12 +22,6 @@ from ranker.records import Paper
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT = 600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(port: int, log_path) -> subprocess.Popen:
@@ -55,7 +49,7 @@ def server(tmp_path_factory):
     proc = None
     try:
         for attempt in range(3):
-            port = free_port()
+            port = free_ports(1)[0]
             proc = _start(port, log_path)
             base = f"http://127.0.0.1:{port}/v1"
             deadline = time.monotonic() + START_TIMEOUT

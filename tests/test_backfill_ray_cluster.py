@@ -22,31 +22,13 @@ import pytest
 
 from conftest import DAYS, MODELS, REPO, as_at_a_terminal, backfill_settings, backfill_table, listening, \
     make_snapshot, ranker
+from fixture_server import free_ports, refusing_port
 from ranker.backfill import BackfillSpec, run_backfill
 
 pytest.importorskip("ray", reason="the ray extra (ranker[ray]) is not installed; `make test` installs it")
 pytestmark = pytest.mark.slow          # two Ray nodes and the real MiniLM embedder
 
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` ports free now, for a Ray node to listen on: each bound until all are chosen, so that no two are one
-    (a port bound and let go at once could be handed out again to the next one asked for)."""
-    with contextlib.ExitStack() as held:
-        socks = [held.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
-@contextlib.contextmanager
-def refusing_port():
-    """Yield a port nothing listens on (a connection there is refused): bound, never listening, until the block
-    ends. A port let go at once was free for any other socket meanwhile, this module's Ray nodes' included."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        yield s.getsockname()[1]
 
 
 def answers(port: int) -> bool:
