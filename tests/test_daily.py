@@ -224,6 +224,25 @@ def test_a_papers_day_far_ahead_is_one_warning_naming_date_and_the_run_goes_on(t
         and "days after today" in warnings[0], r.stderr
 
 
+def test_a_papers_date_the_listing_contradicts_is_one_warning_naming_date_and_the_run_goes_on(tmp_path):
+    """`ranker run --papers F --date D` with F's rows announced on another day labelled them D without a word; now
+    one warning line naming --date and F's own day, the run as before (exit 0, D's digest). The day F gives says
+    nothing."""
+    papers = first_papers(tmp_path)                                  # rows of 2025-05-15
+    with Store(tmp_path / "db.sqlite3") as s:
+        store_vectors(s, list(read_papers(papers)))         # the run's words, no model loaded
+
+    def run(day):
+        r = ranker("run", "--papers", papers, "--date", day, "--out", tmp_path / "d", "--db",
+                   tmp_path / "db.sqlite3", "--backend", "fake", "--offline", env={"RANKER_HOME": tmp_path / "home"})
+        assert r.returncode == 0 and r.stdout.strip().endswith(f"{day}-output.md"), r.stderr
+        return [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+
+    assert run("2025-05-14") == [f"warning: --date: {papers} is the announcement of 2025-05-15, not 2025-05-14; "
+                                 "the papers are labelled 2025-05-14 all the same"]
+    assert run("2025-05-15") == []
+
+
 @pytest.mark.parametrize("utc, day", [
     ((2025, 5, 18, 10, 0), "2025-05-16"),     # a Sunday morning: Friday's listing, Monday's comes at 20:00 EDT
     ((2025, 5, 18, 23, 59), "2025-05-16"),    # Sunday 19:59 EDT (Monday 08:59 in Tokyo): still Friday's

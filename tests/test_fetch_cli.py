@@ -562,3 +562,62 @@ def test_a_date_far_ahead_labelling_papers_read_is_one_warning_naming_date(tmp_p
                       RANKER_API_URL=srv.url("/api/query"))
     assert [x for x in warnings(r) if x.startswith("warning: --date: 2999-01-01 is ")] and \
         {x["date"] for x in lines(out)} == {"2999-01-01"}, r.stderr
+
+
+def test_a_date_the_source_contradicts_is_one_warning_naming_date_and_what_says_otherwise(tmp_path):
+    """`fetch --from FEED --date 2025-01-02` stored the feed of 2024-11-28's 207 papers under 2025-01-02 without a
+    word. Now one warning naming --date and the source when the source gives its own announcement day (a feed's
+    channel, a listing's rows) and --date is not it, or --date is before the earliest submission of its papers (an
+    API answer, a snapshot, which date papers by submission); --date still wins, exit 0. A --date that agrees, or a
+    source with no day to compare (undated rows), says nothing."""
+    from datetime import date, timedelta
+
+    from ranker.sources import ReadReport, read_papers
+
+    from conftest import make_snapshot
+    out, db = tmp_path / "p.jsonl", tmp_path / "r.sqlite3"
+
+    def warnings(*args):
+        r = fetch_cli("fetch", "--from", *args, "--out", out, "--db", db, "--offline")
+        assert r.returncode == 0, r.stderr
+        return [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+
+    w = warnings(RSS, "--date", "2025-01-02")
+    assert w == [f"warning: --date: {RSS} is the announcement of 2024-11-28, not 2025-01-02; the papers are "
+                 "labelled 2025-01-02 all the same"]
+    assert {x["date"] for x in lines(out)} == {"2025-01-02"} and len(lines(out)) == 207
+    assert warnings(RSS, "--date", "2024-11-28") == []
+
+    listing = first_papers(tmp_path)                                 # rows of 2025-05-15
+    w = warnings(listing, "--date", "2025-05-14")
+    assert len(w) == 1 and w[0].startswith("warning: --date: ") and "is the announcement of 2025-05-15, not " \
+        "2025-05-14" in w[0], w
+    assert warnings(listing, "--date", "2025-05-15") == []
+    two = tmp_path / "two.jsonl"              # rows of two days (`run --papers` asks for a --date): one of them is no
+    two.write_text(listing.read_text() + (DAYS / "2025-05-13" / "listing.jsonl").read_text().split("\n", 1)[0]
+                   + "\n", encoding="utf-8")                                       # contradiction, another day is
+    assert warnings(two, "--date", "2025-05-13") == []
+    w = warnings(two, "--date", "2025-05-14")
+    assert len(w) == 1 and "gives 2 announcement days (2025-05-13 to 2025-05-15), none of them 2025-05-14" in w[0], w
+    undated = tmp_path / "undated.jsonl"
+    undated.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "date"}) + "\n"
+                               for x in lines(listing)), encoding="utf-8")
+    assert warnings(undated, "--date", "2025-05-14") == []
+
+    atom = FIXTURES / "arxiv_api_atom_query_10.xml"                  # first versions from 2012-02-21
+    w = warnings(atom, "--category", "cs.SE,cs.AR", "--date", "2012-02-20")
+    assert w == [f"warning: --date: 2012-02-20 is before the earliest submission in {atom} (2012-02-21): no paper "
+                 "is announced before it is submitted; the papers are labelled with it all the same"]
+    assert warnings(atom, "--category", "cs.SE,cs.AR", "--date", "2025-03-10") == []
+
+    snap = make_snapshot(tmp_path / "snap.json", 20, per_day=10)
+    first = min(p.date for p in read_papers(snap))                    # the first version's day
+    before = (date.fromisoformat(first) - timedelta(days=1)).isoformat()
+    w = warnings(snap, "--category", "cs.LG,cs.AI", "--date", before)
+    assert len(w) == 1 and f"{before} is before the earliest submission in {snap} ({first})" in w[0], w
+    assert warnings(snap, "--category", "cs.LG,cs.AI", "--date", first) == []
+
+    report = ReadReport()                                           # the library returns the note, names no flag
+    assert {p.date for p in read_papers(RSS, date="2025-01-02", report=report)} == {"2025-01-02"}
+    assert report.date_note("2025-01-02").startswith(f"{RSS} is the announcement of 2024-11-28")
+    assert report.date_note("2024-11-28") is None

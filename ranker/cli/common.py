@@ -170,13 +170,24 @@ def warn_categories(s: "Settings") -> None:
             warn(f"{name_key('fetch.categories')}: {note}")
 
 
-def warn_day_ahead(day: str) -> None:
+def warn_day_ahead(day: str) -> bool:
     """A --date (checked: YYYY-MM-DD) that labels papers read (run --papers, fetch --from/--ids/--since) more than
     sources.days.AHEAD days after today: one warning naming --date (sources.days.ahead_note); `--date 2999-01-01`
     stored the papers under a day no listing will carry without a word. The papers are labelled with it all the
-    same."""
+    same. True when it warned (warn_day_contradicted then says nothing more: one line about --date)."""
     from ..sources.days import ahead_note
     note = ahead_note(day)
+    if note:
+        warn(f"{flag_name('date')}: {note}")
+    return bool(note)
+
+
+def warn_day_contradicted(day: str, report) -> None:
+    """A --date that labels papers read from a source that says otherwise (a feed dated another day, a listing
+    whose rows carry other days, papers submitted after it): one warning naming --date and the source
+    (sources.ReadReport.date_note); `fetch --from` a feed of 2024-11-28 with `--date 2025-01-02` stored its papers
+    under that day without a word. Not refused: --date still wins (relabelling may be deliberate)."""
+    note = report.date_note(day)
     if note:
         warn(f"{flag_name('date')}: {note}")
 

@@ -13,7 +13,8 @@ from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, Db
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
                      check_served, echo, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
-                     scores_stored, warn, warn_categories, warn_day_ahead, warn_failures, warn_read)
+                     scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted, warn_failures,
+                     warn_read)
 
 
 def _help() -> str:
@@ -76,8 +77,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     warn_categories(s)
     check_out(out, folder=True)
-    if papers is not None and day_given:        # without --papers a day not announced yet is refused (sources.api)
-        warn_day_ahead(day_given)
+    # labels the papers read; without --papers a day not announced yet is refused (sources.api)
+    ahead = bool(papers is not None and day_given and warn_day_ahead(day_given))
     if papers is None and day_given:
         from ..sources.days import FIRST, no_announcement_note
         weekend = no_announcement_note(day_given) if day_given >= FIRST.isoformat() else None
@@ -114,6 +115,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                 day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn, single_day=True,
                                 check=served)
         warn_read(day.report)
+        if papers is not None and day_given and not ahead:
+            warn_day_contradicted(day_given, day.report)
         if not day.papers:
             nothing_to_do(day.empty_reason())
             return

@@ -44,6 +44,8 @@ def _entries(entries, source: str, report: ReadReport, date: str | None) -> Iter
         cats = [c.get("term") or "" for c in e.findall("a:category", NS)]
         authors = [text_of(a.find("a:name", NS)) for a in e.findall("a:author", NS)]
         published = e.findtext("a:published", namespaces=NS)
+        if date:
+            report.submitted(iso_day(published))
         paper = make_paper(report, where, raw_id=e.findtext("a:id", namespaces=NS),
                            title=text_of(e.find("a:title", NS)), abstract=text_of(e.find("a:summary", NS)),
                            authors=[a for a in authors if a.strip()], categories=cats,

@@ -2,6 +2,7 @@
 it; the CLI prints notes() as warnings. A warning callback hears each problem as it happens."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..io import Warn, counted, grouped
@@ -46,6 +47,10 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     no_abstract: papers kept with an empty abstract
     truncated:   papers whose abstract (or title) was cut to the cap
     bad_bytes:   records (lines) whose invalid UTF-8 or lone \\ud800-\\udfff escapes were replaced with U+FFFD
+    own_days:    with a day given for every paper: the announcement days the source itself gives (a feed's
+                 channel, a listing's rows), counted by record, for date_note
+    first_submitted: with a day given: the earliest first-version submission day of the records (the API's
+                 <published>, a snapshot's v1), for date_note
     """
     source: str = ""
     seen: int = 0
@@ -58,6 +63,8 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     truncated: int = 0
     bad_bytes: int = 0
     feed_date: str = ""          # the channel's announcement day, when the source has one
+    own_days: Counter = field(default_factory=Counter)
+    first_submitted: str = ""
     where: str = ""              # the place of the record read last ("file:line"), for the filters' warnings
     reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -75,6 +82,29 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
             self.warnings.append(f"{where}: {msg}")
         if self.on_warning is not None:
             self.on_warning(f"{where}: {msg}")
+
+    def submitted(self, day: str | None) -> None:
+        """A record's first version was submitted on `day` (YYYY-MM-DD; None: not known)."""
+        if day and (not self.first_submitted or day < self.first_submitted):
+            self.first_submitted = day
+
+    def date_note(self, day: str) -> str | None:
+        """Why labelling the papers read with the announcement day `day` (YYYY-MM-DD) contradicts the source, in
+        words: it gives its own day and `day` is not it (rows of several days: `day` is none of them; `run
+        --papers` asks such a file for a day), or `day` is before the earliest submission of its papers (none is
+        announced before it is submitted: the announcement dated D holds what came before D); else None (the
+        source agrees, or has no day to compare)."""
+        own = sorted(self.own_days)
+        labelled = f"the papers are labelled {day} all the same"
+        if len(own) == 1 and own[0] != day:
+            return f"{self.source} is the announcement of {own[0]}, not {day}; {labelled}"
+        if len(own) > 1 and day not in own:
+            return (f"{self.source} gives {len(own):,} announcement days ({own[0]} to {own[-1]}), none of them "
+                    f"{day}; {labelled}")
+        if self.first_submitted and day < self.first_submitted:
+            return (f"{day} is before the earliest submission in {self.source} ({self.first_submitted}): no paper "
+                    f"is announced before it is submitted; the papers are labelled with it all the same")
+        return None
 
     def first_where(self, kind: str) -> str | None:
         return self._first.get(kind)

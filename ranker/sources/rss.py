@@ -37,6 +37,8 @@ def parse_rss(data: bytes, source: str, report: ReadReport | None = None, *,
     if day is None and items:
         day = rfc822_day(items[0].findtext("pubDate"))
     if date:
+        if day:
+            report.own_days[day] += len(items)
         day = date
     elif day is None and items:
         raise InputError("the feed gives no announcement day (<pubDate>); pass {key:date} YYYY-MM-DD", where=source)

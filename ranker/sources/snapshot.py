@@ -51,6 +51,8 @@ def iter_snapshot(lines: Iterable[bytes], source: str, report: ReadReport | None
     good = 0
     for where, d in json_lines(lines, source, report):
         first_day, latest = _versions(d.get("versions"))
+        if date:
+            report.submitted(first_day)
         authors = d.get("authors")
         if not (isinstance(authors, str) and authors.strip()) and isinstance(d.get("authors_parsed"), list):
             authors = d.get("authors_parsed")
