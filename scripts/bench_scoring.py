@@ -564,4 +564,4 @@ def main() -> int:
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"scoring.model": "--model"}))   # a RankerError: one line, status 1

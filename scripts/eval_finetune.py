@@ -268,4 +268,4 @@ def main() -> int:
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"db": "--db"}))   # a RankerError: one line, status 1

@@ -92,4 +92,5 @@ def main() -> int:
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line naming the script's flag, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder", "db": "--db"}))

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
-from wf_common import DATA, SHARED_CACHE, check_llm  # noqa: E402  (found from a worktree too)
+from wf_common import DATA, LLM_FLAGS, SHARED_CACHE, check_llm  # noqa: E402  (found from a worktree too)
 
 
 def main() -> int:
@@ -117,4 +117,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags=LLM_FLAGS))   # a RankerError: one line, status 1

@@ -196,4 +196,5 @@ def planted(papers, v, n: int, embedder: str) -> None:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line naming the script's flag, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder"}))

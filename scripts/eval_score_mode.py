@@ -82,4 +82,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    from wf_common import LLM_FLAGS
+    raise SystemExit(script_main(main, flags=LLM_FLAGS))   # a RankerError: one line, status 1

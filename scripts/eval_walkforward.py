@@ -738,8 +738,14 @@ def main() -> int:
 
     if args.embedder2:
         t = time.perf_counter()
-        with Store(db_path) as store:
-            d2 = history_data(days, prompts, embedder=Embedder(args.embedder2), store=store)
+        from ranker.errors import RankerError
+        try:
+            with Store(db_path) as store:
+                d2 = history_data(days, prompts, embedder=Embedder(args.embedder2), store=store)
+        except RankerError as e:
+            if e.key == "prefilter.embedder":   # the second embedder's: named --embedder2, not --embedder
+                e.key = "embedder2"
+            raise
         ctx["x2"] = {p.id: d2.X[i] for i, p in enumerate(d2.papers)}
         ctx["zs2"] = {p.id: d2.zs[i] for i, p in enumerate(d2.papers)}
         print(f"second embedder {args.embedder2}: {time.perf_counter() - t:.1f}s")
@@ -929,4 +935,6 @@ def print_row(name, last, every, fit_s, rank_s, flush=False):
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder", "embedder2": "--embedder2",
+                                              "db": "--db"}))

@@ -567,11 +567,13 @@ def test_bench_load_and_bench_backfill_time_a_command_that_says_much(call):
     assert int(n) >= 2**20 and last == "last", p.stdout
 
 
-@pytest.mark.parametrize("name", ["eval_keep.py", "eval_labels.py", "eval_walkforward.py"])
-def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, tmp_path):
+@pytest.mark.parametrize("name, named", [("eval_keep.py", "--embedder"), ("eval_labels.py", "prefilter.embedder"),
+                                         ("eval_walkforward.py", "--embedder")])
+def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, named, tmp_path):
     """The walk-forward scripts ended an embedder not prepared in a ModelError traceback naming
     prefilter.embedder; now as a command ends it (cli.app.script_main): one line with the command that prepares
-    it, status 1."""
+    it, status 1, naming the script's own flag where it has one (the line named the config key
+    prefilter.embedder, which a script's user never sets; eval_labels.py has no such flag)."""
     (tmp_path / "models").mkdir()
     (tmp_path / "data" / "days").mkdir(parents=True)
     (tmp_path / "data" / "days" / "2025-05-15").symlink_to(DAYS / "2025-05-15")
@@ -579,5 +581,19 @@ def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, 
                         tmp_path / "db.sqlite3"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models"),
                             "RANKER_HOME": str(tmp_path / "home")})
-    assert p.returncode == 1 and p.stderr == ("error: prefilter.embedder: model preset 'minilm' is not prepared; "
+    assert p.returncode == 1 and p.stderr == (f"error: {named}: model preset 'minilm' is not prepared; "
                                               "run: ranker models prepare minilm\n"), p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args, line", [(["--embedder", "mpnet"], "--embedder: model preset 'mpnet' is not "
+                                          "prepared; run: ranker models prepare mpnet"),
+                                         (["--max-tokens", "4"], "--max-tokens: must be at least 8")])
+def test_bench_prefilter_names_its_own_flag_at_fault(args, line, tmp_path):
+    """bench_prefilter.py's --embedder and --max-tokens: an error about either named the config key
+    (prefilter.embedder, prefilter.max_tokens); now the script's flag, one line, status 1."""
+    (tmp_path / "models").mkdir()
+    p = subprocess.run([sys.executable, str(SCRIPTS / "bench_prefilter.py"), "--papers", "20", *args],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models"),
+                            "RANKER_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and p.stderr == f"error: {line}\n", p.stderr[-2000:]

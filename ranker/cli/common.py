@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Mapping, Optional
 
 import typer
 
@@ -652,12 +652,18 @@ def name_mention(key: str) -> str:
     return key
 
 
-def error_line(e: "RankerError") -> str:
+def error_line(e: "RankerError", flags: "Mapping[str, str] | None" = None) -> str:
+    """The error's one line. `flags`: a script's own flags by the config key each stands for
+    ({"prefilter.embedder": "--embedder"}, scripts/eval_keep.py's): a key among them, at fault or mentioned, is
+    named by the script's flag, which the user gave, not by the command's."""
     if e.where is not None and as_given(e.where) != e.where:
         import copy
         e = copy.copy(e)
         e.where = as_given(e.where)
-    return e.render(name_key, name_mention) + prepare_advice(e)
+    if not flags:
+        return e.render(name_key, name_mention) + prepare_advice(e)
+    return e.render(lambda k: flags.get(k) or name_key(k), lambda k: flags.get(k) or name_mention(k)) \
+        + prepare_advice(e)
 
 
 # --------------------------------------------------------------------------- errors in the user's words
