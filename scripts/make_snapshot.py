@@ -12,13 +12,16 @@ real day uses. The output is deterministic for a given --seed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
 import re
 import sys
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 # the shared days beside the checkout, or two levels up from a worktree at work/wt/NAME (as wf_common.DATA): else a
@@ -35,7 +38,13 @@ def load_rows(days_dir: Path | None) -> list[dict]:
         if files:
             rows = []
             for f in files:
-                rows += [json.loads(line) for line in f.open(encoding="utf-8") if line.strip()]
+                with f.open(encoding="utf-8") as lines:
+                    try:
+                        for n, line in enumerate(lines, 1):
+                            if line.strip():
+                                rows.append(json.loads(line))
+                    except ValueError as e:     # not JSON, not UTF-8
+                        sys.exit(f"error: {f}:{n}: not a JSON line ({e})")
             return rows
     sys.exit(f"error: no */listing.jsonl under {', '.join(str(d) for d in dirs if d)}")
 
@@ -53,6 +62,21 @@ def authors_string(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def one_line(main: Callable[[], int | None]) -> int | None:
+    """A script's main() that imports no ranker (this one, bench_load.py, bench_memory.py) ended as a command is:
+    a path given that cannot be read or written (an OSError) is one line on stderr naming it and status 1, not a
+    traceback; RANKER_DEBUG=1 shows the traceback. Its return value is the script's status."""
+    try:
+        return main()
+    except OSError as e:
+        if os.environ.get("RANKER_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+            raise
+        where = e.filename2 if e.filename2 is not None else e.filename     # os.replace's: the file asked for
+        said = e.strerror or str(e)
+        said = said[:1].lower() + said[1:]
+        sys.exit(f"error: {where}: {said}" if where is not None else f"error: {said}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=30_000, help="number of papers (default 30000)")
@@ -64,46 +88,61 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.n < 0 or args.per_day < 1:
         ap.error("--n must be >= 0 and --per-day >= 1")
+    try:
+        start = date.fromisoformat(args.start)
+    except ValueError:
+        ap.error(f"--start {args.start}: not a date (YYYY-MM-DD)")
+    if args.out.is_dir():
+        ap.error(f"--out {args.out}: is a folder (name the file to write)")
+    if args.out.exists() and not args.out.is_file():    # /dev/full: the snapshot is renamed over it (as root too)
+        ap.error(f"--out {args.out}: not a regular file (the snapshot is written beside it and renamed over it)")
 
     rows = load_rows(args.days)
     rng = random.Random(args.seed)
     authors = sorted({a for r in rows for a in r["authors"]})
-    start = date.fromisoformat(args.start)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:        # a file on the way: /etc/passwd/x.json
+        sys.exit(f"error: {e.filename}: not a folder (--out {args.out})")
     tmp = args.out.with_name(args.out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for i in range(args.n):
-            t, a, b, c = (rng.choice(rows) for _ in range(4))
-            day = start + timedelta(days=i // args.per_day)
-            created = datetime(day.year, day.month, day.day, rng.randrange(24), rng.randrange(60),
-                               rng.randrange(60), tzinfo=timezone.utc)
-            versions = [{"version": "v1", "created": format_datetime(created, usegmt=True)}]
-            last = created
-            if rng.random() < 0.2:
-                last = created + timedelta(days=rng.randrange(1, 30))
-                versions.append({"version": "v2", "created": format_datetime(last, usegmt=True)})
-            names = rng.sample(authors, k=min(len(authors), max(1, len(t["authors"]))))
-            paper = {
-                "id": f"2601.{i + 1:05d}",
-                "submitter": names[0],
-                "authors": authors_string(names),
-                "title": t["title"],
-                "comments": c.get("comment"),
-                "journal-ref": None,
-                "doi": None,
-                "report-no": None,
-                "categories": " ".join(c["categories"]),
-                "license": "http://creativecommons.org/licenses/by/4.0/",
-                "abstract": "  " + splice(a["abstract"], b["abstract"]) + "\n",
-                "versions": versions,
-                "update_date": last.date().isoformat(),
-                "authors_parsed": [[n.split()[-1], " ".join(n.split()[:-1]), ""] for n in names],
-            }
-            f.write(json.dumps(paper, ensure_ascii=False) + "\n")
-    tmp.replace(args.out)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for i in range(args.n):
+                t, a, b, c = (rng.choice(rows) for _ in range(4))
+                day = start + timedelta(days=i // args.per_day)
+                created = datetime(day.year, day.month, day.day, rng.randrange(24), rng.randrange(60),
+                                   rng.randrange(60), tzinfo=timezone.utc)
+                versions = [{"version": "v1", "created": format_datetime(created, usegmt=True)}]
+                last = created
+                if rng.random() < 0.2:
+                    last = created + timedelta(days=rng.randrange(1, 30))
+                    versions.append({"version": "v2", "created": format_datetime(last, usegmt=True)})
+                names = rng.sample(authors, k=min(len(authors), max(1, len(t["authors"]))))
+                paper = {
+                    "id": f"2601.{i + 1:05d}",
+                    "submitter": names[0],
+                    "authors": authors_string(names),
+                    "title": t["title"],
+                    "comments": c.get("comment"),
+                    "journal-ref": None,
+                    "doi": None,
+                    "report-no": None,
+                    "categories": " ".join(c["categories"]),
+                    "license": "http://creativecommons.org/licenses/by/4.0/",
+                    "abstract": "  " + splice(a["abstract"], b["abstract"]) + "\n",
+                    "versions": versions,
+                    "update_date": last.date().isoformat(),
+                    "authors_parsed": [[n.split()[-1], " ".join(n.split()[:-1]), ""] for n in names],
+                }
+                f.write(json.dumps(paper, ensure_ascii=False) + "\n")
+        tmp.replace(args.out)
+    except OSError as e:                # named as given, not as the temporary file beside it
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(args.out)) from e
     print(f"{args.n} papers -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line(main))

@@ -68,6 +68,32 @@ def test_measure_comments_prints_the_percentiles_the_comment_bound_follows():
     assert f"default bound (backends.schema.COMMENT_CHARS): {COMMENT_CHARS}" in out
 
 
+@pytest.mark.parametrize("name, args, line", [
+    ("make_snapshot.py", ["--n", "3", "--out", "{file}/x.json"], "{file}: not a folder (--out {file}/x.json)"),
+    ("bench_load.py", ["--n", "3", "--workdir", "{file}/w"], "{file}/w: not a directory"),
+    ("bench_memory.py", ["--history", "{gone}", "--home", "{gone}", "--day", "0"], "{gone}: no such file or directory"),
+], ids=["make_snapshot", "bench_load", "bench_memory"])
+def test_a_script_without_ranker_ends_a_path_it_cannot_use_in_one_line(name, args, line, tmp_path):
+    """make_snapshot.py, bench_load.py and bench_memory.py import no ranker (so no cli.app.script_main): a path
+    given that cannot be written or read ended them in an OSError traceback; now one line naming it, status 1."""
+    (tmp_path / "file").write_text("not a folder\n")
+    paths = {"file": tmp_path / "file", "gone": tmp_path / "gone"}
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *(a.format(**paths) for a in args)],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr == f"error: {line.format(**paths)}\n", p.stderr[-2000:]
+
+
+def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
+    """--out naming a FIFO (or /dev/full): the snapshot was written beside it and renamed over it, the FIFO
+    gone (run as root, a device node replaced); now refused before anything is written."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = subprocess.run([sys.executable, str(SCRIPTS / "make_snapshot.py"), "--n", "3", "--out", fifo],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and f"--out {fifo}: not a regular file" in p.stderr, p.stderr[-2000:]
+    assert fifo.is_fifo() and sorted(x.name for x in tmp_path.iterdir()) == ["fifo"]
+
+
 def test_make_snapshot_in_a_worktree_splices_the_shared_days(tmp_path):
     """A worktree at work/wt/NAME finds work/shared/data/days (as wf_common.DATA does); before, its snapshots
     (bench_load.py's, the tests' own) were spliced from the tests' five days instead."""
