@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 # worktree's snapshots were spliced from the tests' five days, not the fifty the load figures are measured on
 DAY_DIRS = [REPO.parent / "shared" / "data" / "days", REPO.parents[1] / "shared" / "data" / "days",
             REPO / "tests" / "data" / "days", REPO / "ranker" / "data"]
+ROW_KEYS = ("title", "abstract", "authors", "categories")     # what a synthetic paper takes from a real one
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
@@ -38,13 +39,20 @@ def load_rows(days_dir: Path | None) -> list[dict]:
         if files:
             rows = []
             for f in files:
-                with f.open(encoding="utf-8") as lines:
-                    try:
-                        for n, line in enumerate(lines, 1):
-                            if line.strip():
-                                rows.append(json.loads(line))
-                    except ValueError as e:     # not JSON, not UTF-8
-                        sys.exit(f"error: {f}:{n}: not a JSON line ({e})")
+                # bytes, decoded line by line: a text stream decodes ahead, so an undecodable byte was said at a
+                # wrong line (or before the first, n unbound)
+                with f.open("rb") as lines:
+                    for n, raw in enumerate(lines, 1):
+                        if not raw.strip():
+                            continue
+                        try:
+                            row = json.loads(raw.decode("utf-8"))
+                        except ValueError as e:     # not JSON, not UTF-8
+                            sys.exit(f"error: {f}:{n}: not a JSON line ({e})")
+                        missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
+                        if missing:
+                            sys.exit(f"error: {f}:{n}: no {missing[0]!r} in the row")
+                        rows.append(row)
             return rows
     sys.exit(f"error: no */listing.jsonl under {', '.join(str(d) for d in dirs if d)}")
 

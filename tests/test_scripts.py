@@ -83,6 +83,28 @@ def test_a_script_without_ranker_ends_a_path_it_cannot_use_in_one_line(name, arg
     assert p.returncode == 1 and p.stderr == f"error: {line.format(**paths)}\n", p.stderr[-2000:]
 
 
+@pytest.mark.parametrize("first, second, said", [
+    (None, b"\xff\n", "2: not a JSON line ("),
+    (b"\xff\n", None, "1: not a JSON line ("),
+    (b'{"title": "t", "abstract": "a", "categories": ["cs.LG"]}\n', None, "1: no 'authors' in the row"),
+], ids=["bad-byte-line-2", "bad-byte-only-line", "no-authors"])
+def test_make_snapshot_names_the_listing_line_it_cannot_use(first, second, said, tmp_path):
+    """An undecodable byte ended make_snapshot in `UnboundLocalError: n` (a one-line listing) or was said at a
+    wrong line (the text stream decodes ahead; n carried from the file before); a row without authors was a
+    KeyError traceback. Now one line naming file:line, status 1; a good file before counts its own lines."""
+    days = tmp_path / "days"
+    (days / "2025-01-01").mkdir(parents=True)
+    good = {"title": "T", "abstract": "One. Two.", "authors": ["A B"], "categories": ["cs.LG"]}
+    (days / "2025-01-01" / "listing.jsonl").write_text("\n".join(json.dumps(good) for _ in range(5)) + "\n")
+    (days / "2025-01-02").mkdir()
+    bad = days / "2025-01-02" / "listing.jsonl"
+    bad.write_bytes((first or json.dumps(good).encode() + b"\n") + (second or b""))
+    p = subprocess.run([sys.executable, str(SCRIPTS / "make_snapshot.py"), "--n", "3", "--days", days, "--out",
+                        tmp_path / "x.json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr.startswith(f"error: {bad}:{said}"), p.stderr[-2000:]
+    assert len(p.stderr.splitlines()) == 1 and not (tmp_path / "x.json").exists()
+
+
 def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
     """--out naming a FIFO (or /dev/full): the snapshot was written beside it and renamed over it, the FIFO
     gone (run as root, a device node replaced); now refused before anything is written."""
