@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
 import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 # The cluster estimate's assumptions (one H100, an 8B model in bf16 under vLLM), as in README's scoring figures
 PREFILL_TOK_S = 10_000          # conservative: 24k tok/s measured for an 8B shape's prefill on an H200 (bench_gpu)
@@ -141,7 +142,7 @@ def estimate(n: float, keep: float, gpus: int, tc: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-embed", type=int, default=2000)
     ap.add_argument("--n-score", type=int, default=30000)
     ap.add_argument("--token-sample", type=int, default=300)

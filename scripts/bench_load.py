@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(1, str(REPO / "scripts"))
 import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
-from make_snapshot import one_line  # noqa: E402  (a path given that cannot be written: one line, status 1)
+from script_cli import Parser, one_line  # noqa: E402  (a usage error, a path given that cannot be written: one line, status 1)
 BIN = Path(sys.executable).parent
 
 
@@ -33,7 +33,7 @@ def stage(name: str, cmd: list[str], env: dict, n: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=30000)
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--workdir", help="keep the files here (default: a temporary folder)")

@@ -15,7 +15,6 @@ tree); serve's figures are read from /proc (VmRSS now, VmHWM its peak) of the se
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import bench_year
+from script_cli import Parser    # a usage error: one line, status 1
 from make_snapshot import one_line    # a path given that cannot be read: one line, status 1
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,7 +163,7 @@ def bench(code: Path, history: Path, home: Path, day: int, work: Path, skip: set
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     bench_year.home_arguments(ap)
     ap.add_argument("--skip", action="append", default=[], choices=COMMANDS, help="a command not to measure")
     ap.add_argument("--rounds", type=int, default=5, help="serve's rounds of pages and searches")

@@ -15,7 +15,6 @@ exists, else $RANKER_HOME's); a day missing from it is embedded and stored.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))        # wf_common
 from wf_common import DATA, SHARED_CACHE, fmt_ci, fmt_diff  # noqa: E402  (found from a worktree too)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 # --------------------------------------------------------------------------- approaches
@@ -662,7 +662,7 @@ def main() -> int:
     from ranker.settings import resolve
     from ranker.store import Store
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA,
                     help="folder holding days/<date>/ (default: %(default)s)")
     ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None)

@@ -11,17 +11,16 @@ real day uses. The output is deterministic for a given --seed.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
 import random
 import re
 import sys
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Callable
+
+from script_cli import Parser, one_line    # beside this file: `python scripts/make_snapshot.py` finds it
 
 REPO = Path(__file__).resolve().parent.parent
 # the shared days beside the checkout, or two levels up from a worktree at work/wt/NAME (as wf_common.DATA): else a
@@ -70,23 +69,8 @@ def authors_string(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def one_line(main: Callable[[], int | None]) -> int | None:
-    """A script's main() that imports no ranker (this one, bench_load.py, bench_memory.py) ended as a command is:
-    a path given that cannot be read or written (an OSError) is one line on stderr naming it and status 1, not a
-    traceback; RANKER_DEBUG=1 shows the traceback. Its return value is the script's status."""
-    try:
-        return main()
-    except OSError as e:
-        if os.environ.get("RANKER_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
-            raise
-        where = e.filename2 if e.filename2 is not None else e.filename     # os.replace's: the file asked for
-        said = e.strerror or str(e)
-        said = said[:1].lower() + said[1:]
-        sys.exit(f"error: {where}: {said}" if where is not None else f"error: {said}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=30_000, help="number of papers (default 30000)")
     ap.add_argument("--out", type=Path, required=True, help="output file (JSON lines)")
     ap.add_argument("--seed", type=int, default=0)

@@ -29,7 +29,7 @@ LLM_FLAGS = {"scoring.backend": "--backend", "scoring.model": "--model"}
 
 def check_llm(ap, backend: str, model: str) -> None:
     """--backend and --model of an LLM eval looked up before any work, as `ranker score` does: an unknown backend,
-    a preset not prepared, a missing folder end the script (argparse's exit 2) in one line naming the flag at
+    a preset not prepared, a missing folder end the script (ap.error: status 1) in one line naming the flag at
     fault (an unknown backend was said as --model's, under the config key scoring.backend)."""
     from ranker.backends import backend_class
     from ranker.advice import prepare_advice

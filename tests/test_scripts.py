@@ -105,6 +105,29 @@ def test_make_snapshot_names_the_listing_line_it_cannot_use(first, second, said,
     assert len(p.stderr.splitlines()) == 1 and not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.parametrize("name, args, line", [
+    ("make_snapshot.py", ["--out", "x.json", "--nosuch"], "unrecognized arguments: --nosuch"),
+    ("make_snapshot.py", ["--out", "x.json", "--n", "x"], "argument --n: invalid int value: 'x'"),
+    ("make_snapshot.py", ["--out", "x.json", "--n", "-1"], "--n must be >= 0 and --per-day >= 1"),
+    ("bench_load.py", ["--n", "x"], "argument --n: invalid int value: 'x'"),
+    ("bench_word_index.py", ["--papers", "0"], "--papers must be at least 1"),
+    ("bench_year.py", ["make", "--from", "d", "--out", "o", "--cycles", "x"],
+     "argument --cycles: invalid int value: 'x'"),
+    ("eval_score_mode.py", ["--nosuch"], "unrecognized arguments: --nosuch"),
+], ids=["snapshot-nosuch", "snapshot-int", "snapshot-own", "load-int", "word-index-own", "year-sub", "score-mode"])
+def test_a_script_s_usage_error_is_one_line_and_status_1(name, args, line, tmp_path):
+    """A flag unknown or a bad value (argparse's own errors, a script's ap.error, a subcommand's) ended a script
+    with its usage text and status 2, where every other error of a script or of `ranker` is one line, status 1;
+    now `error: MESSAGE` naming the flag, status 1 (scripts/script_cli.Parser), run from another folder by its
+    full path too. --help is as argparse has it."""
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr == f"error: {line}\n" and p.stdout == "", p.stderr[-2000:]
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--help"], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith("usage: ") and p.stderr == "", p.stderr[-2000:]
+
+
 def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
     """--out naming a FIFO (or /dev/full): the snapshot was written beside it and renamed over it, the FIFO
     gone (run as root, a device node replaced); now refused before anything is written."""
@@ -112,7 +135,7 @@ def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
     os.mkfifo(fifo)
     p = subprocess.run([sys.executable, str(SCRIPTS / "make_snapshot.py"), "--n", "3", "--out", fifo],
                        capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and f"--out {fifo}: not a regular file" in p.stderr, p.stderr[-2000:]
+    assert p.returncode == 1 and p.stderr == f"error: --out {fifo}: not a regular file (the snapshot is written beside it and renamed over it)\n", p.stderr[-2000:]
     assert fifo.is_fifo() and sorted(x.name for x in tmp_path.iterdir()) == ["fifo"]
 
 
@@ -131,6 +154,7 @@ def test_make_snapshot_in_a_worktree_splices_the_shared_days(tmp_path):
     day(checkout / "tests" / "data" / "days", "From the tests' copy")
     (checkout / "scripts").mkdir(parents=True)
     shutil.copy(SCRIPTS / "make_snapshot.py", checkout / "scripts")
+    shutil.copy(SCRIPTS / "script_cli.py", checkout / "scripts")
     out = tmp_path / "snap.json"
     subprocess.run([sys.executable, str(checkout / "scripts" / "make_snapshot.py"), "--n", "3", "--out", str(out)],
                    check=True, capture_output=True, timeout=60)
@@ -294,12 +318,12 @@ def test_bench_scoring_says_what_a_llamacpp_engine_lacks_before_any_engine_start
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     p = subprocess.run([*bench, "--engines", "vllm,llamacpp"], capture_output=True, text=True, timeout=120,
                        env={**env, "PYTHONPATH": f"{hidden.parent}{os.pathsep}{REPO}"})
-    assert p.returncode == 2 and "pip install 'ranker[llamacpp]'" in p.stderr.splitlines()[-1]
+    assert p.returncode == 1 and "pip install 'ranker[llamacpp]'" in p.stderr.splitlines()[-1]
     assert "FAILED" not in p.stdout and "Traceback" not in p.stderr
     (tmp_path / "models").mkdir()                             # no GGUF prepared
     p = subprocess.run([*bench, "--engines", "vllm,llamacpp-f32"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
-    assert p.returncode == 2 and "FAILED" not in p.stdout
+    assert p.returncode == 1 and "FAILED" not in p.stdout
     assert "run: ranker models prepare smollm2-135m --gguf f32" in p.stderr.splitlines()[-1]
 
 
@@ -564,7 +588,7 @@ def test_eval_score_mode_refuses_too_few_papers_per_day_for_a_pick():
     scored (minutes with a real model) each AUC was printed as nan under sklearn's warnings."""
     p = subprocess.run([sys.executable, str(SCRIPTS / "eval_score_mode.py"), "--backend", "fake", "--model", "tiny",
                         "--per-day", "2", "--days", str(DAYS)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert p.returncode == 1 and p.stdout == "", p.stdout
     assert "--per-day" in p.stderr.strip().splitlines()[-1] and "nan" not in p.stderr
 
 
@@ -578,7 +602,7 @@ def test_llm_evals_say_what_their_model_lacks_before_any_work(name, args, tmp_pa
     (tmp_path / "models").mkdir()
     p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vllm", *args], capture_output=True,
                        text=True, timeout=120, env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
-    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "run: ranker models prepare qwen2.5-coder-0.5b" in p.stderr.strip().splitlines()[-1]
 
 
@@ -590,8 +614,8 @@ def test_llm_evals_name_the_backend_flag_for_an_unknown_backend(name):
     p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vlm", *days], capture_output=True,
                        text=True, timeout=120)
     last = p.stderr.strip().splitlines()[-1]
-    assert p.returncode == 2 and p.stdout == "", p.stderr[-2000:]
-    assert last.startswith(f"{name}: error: --backend: unknown backend 'vlm'; choose one of: "), last
+    assert p.returncode == 1 and p.stdout == "", p.stderr[-2000:]
+    assert p.stderr.startswith("error: --backend: unknown backend 'vlm'; choose one of: "), last
     assert "--model" not in last and "scoring." not in last, last
 
 
