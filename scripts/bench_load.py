@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--workdir", help="keep the files here (default: a temporary folder)")
     args = ap.parse_args()
+    if args.workdir and Path(args.workdir).exists() and not Path(args.workdir).is_dir():
+        ap.error(f"--workdir {args.workdir}: not a folder")     # not mkdir's "file exists"
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ranker-load-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RANKER_HOME=str(work / "home"), RANKER_OFFLINE="1")

@@ -71,8 +71,9 @@ def test_measure_comments_prints_the_percentiles_the_comment_bound_follows():
 @pytest.mark.parametrize("name, args, line", [
     ("make_snapshot.py", ["--n", "3", "--out", "{file}/x.json"], "{file}: not a folder (--out {file}/x.json)"),
     ("bench_load.py", ["--n", "3", "--workdir", "{file}/w"], "{file}/w: not a directory"),
+    ("bench_load.py", ["--n", "3", "--workdir", "{file}"], "--workdir {file}: not a folder"),
     ("bench_memory.py", ["--history", "{gone}", "--home", "{gone}", "--day", "0"], "{gone}: no such file or directory"),
-], ids=["make_snapshot", "bench_load", "bench_memory"])
+], ids=["make_snapshot", "bench_load", "bench_load-file", "bench_memory"])
 def test_a_script_without_ranker_ends_a_path_it_cannot_use_in_one_line(name, args, line, tmp_path):
     """make_snapshot.py, bench_load.py and bench_memory.py import no ranker (so no cli.app.script_main): a path
     given that cannot be written or read ended them in an OSError traceback; now one line naming it, status 1."""
