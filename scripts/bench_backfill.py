@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
 import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
+import make_snapshot  # noqa: E402  (snapshot(): its own error line, status 1)
 from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 # The cluster estimate's assumptions (one H100, an 8B model in bf16 under vLLM), as in README's scoring figures
@@ -163,9 +163,7 @@ def main() -> int:
     for n in sorted({args.n_embed, args.n_score}):
         snaps[n] = work / f"snapshot-{n}.json"
         if not snaps[n].exists():
-            subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(n), "--out",
-                            str(snaps[n]), "--days", str(days)], check=True, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            make_snapshot.snapshot(["--n", str(n), "--out", str(snaps[n]), "--days", str(days)], env)
     print(f"this machine: {os.cpu_count()} cores; work folder {work}; snapshots spliced from {days}")
     folder, why = tokenizer_folder()
     if folder is None:

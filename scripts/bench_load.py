@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(1, str(REPO / "scripts"))
 import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
+import make_snapshot  # noqa: E402
 from script_cli import Parser, one_line  # noqa: E402  (a usage error, a path given that cannot be written: one line, status 1)
 BIN = Path(sys.executable).parent
 
@@ -44,10 +44,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RANKER_HOME=str(work / "home"), RANKER_OFFLINE="1")
     snap, papers, ranked = work / "snapshot.json", work / "papers.jsonl", work / "ranked.jsonl"
-    made = subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(args.n),
-                           "--out", str(snap)], env=env, stdout=subprocess.DEVNULL)
-    if made.returncode != 0:
-        sys.exit(1)         # its line said why (--n -1), not a CalledProcessError traceback
+    make_snapshot.snapshot(["--n", str(args.n), "--out", str(snap)], env)     # its line says why (--n -1)
     print(f"snapshot: {args.n} papers, {snap.stat().st_size / 1e6:.0f} MB ({work})")
     base = stage("ranker --help (baseline)", [str(BIN / "ranker"), "--help"], env, 1)
     stage("fetch --from snapshot", [str(BIN / "ranker"), "fetch", "--from", str(snap), "--category",

@@ -15,6 +15,7 @@ import contextlib
 import json
 import random
 import re
+import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -67,6 +68,16 @@ def authors_string(names: list[str]) -> str:
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def snapshot(args: list[str], env: dict[str, str]) -> None:
+    """Write a snapshot with this script as its own process (bench_load.py, bench_backfill.py: what they time
+    next starts from a cold file); a failure ends the caller with this script's own error line and status 1, not a
+    CalledProcessError traceback with the reason thrown away."""
+    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        sys.exit(p.stderr.strip() or f"error: make_snapshot.py {' '.join(args)}: exit status {p.returncode}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,6 +129,21 @@ def test_a_script_s_usage_error_is_one_line_and_status_1(name, args, line, tmp_p
     assert p.returncode == 0 and p.stdout.startswith("usage: ") and p.stderr == "", p.stderr[-2000:]
 
 
+@pytest.mark.parametrize("name", ["bench_backfill.py", "bench_load.py"])
+def test_a_snapshot_that_cannot_be_made_ends_the_benchmark_with_make_snapshot_s_line(name, tmp_path):
+    """bench_backfill.py ran make_snapshot.py with check=True and its stderr thrown away: a failure was a
+    CalledProcessError traceback without the reason; now make_snapshot's own line, status 1 (make_snapshot.snapshot,
+    which bench_load.py uses too)."""
+    (tmp_path / "empty").mkdir()
+    args = {"bench_backfill.py": ["--n-embed", "3", "--n-score", "3", "--days", tmp_path / "empty"],
+            "bench_load.py": ["--n", "-1"]}[name]
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args), "--workdir", tmp_path / "work"],
+                       capture_output=True, text=True, timeout=120)
+    said = {"bench_backfill.py": f"no */listing.jsonl under {tmp_path / 'empty'}",
+            "bench_load.py": "--n must be >= 0 and --per-day >= 1"}[name]
+    assert p.returncode == 1 and p.stderr == f"error: {said}\n", p.stderr[-2000:]
+
+
 def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
     """--out naming a FIFO (or /dev/full): the snapshot was written beside it and renamed over it, the FIFO
     gone (run as root, a device node replaced); now refused before anything is written."""
