@@ -15,6 +15,7 @@ exists, else $RANKER_HOME's); a day missing from it is embedded and stored.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -650,7 +651,20 @@ def learner_approaches(ctx) -> dict:
 
 
 # --------------------------------------------------------------------------- main
+@contextlib.contextmanager
+def as_embedder2():
+    """An error about the embedder in there is the second embedder's: named --embedder2, not --embedder."""
+    from ranker.errors import RankerError
+    try:
+        yield
+    except RankerError as e:
+        if e.key == "prefilter.embedder":
+            e.key = "embedder2"
+        raise
+
+
 def main() -> int:
+    from ranker.cli.common import check_embedder
     from ranker.io import counted
     from ranker.prefilter.calibrate import history_data
     from ranker.prefilter.embed import Embedder
@@ -692,6 +706,12 @@ def main() -> int:
         ctx = {"qs": qs, "qv": np.zeros((len(qs.texts), 1)), "prompts": prompts}
         print("\n".join([*zero_shot_approaches(ctx), *learner_approaches(ctx)]))
         return 0
+    # an embedder neither prepared nor served by the store's vectors, said before any day is read (as the CLI's
+    # calibrate and eval do): the second embedder's was said only after the first embedder's work (minutes)
+    check_embedder(resolve(flags={"db": args.db, "embedder": args.embedder}), loadable=True)
+    if args.embedder2:
+        with as_embedder2():
+            check_embedder(resolve(flags={"db": args.db, "embedder": args.embedder2}), loadable=True)
     days = load_history(args.data / "days", warn=lambda m: print(m, file=sys.stderr))[::args.every]
     emb = Embedder(args.embedder)
     qs = build_queries(prompts)
@@ -738,14 +758,8 @@ def main() -> int:
 
     if args.embedder2:
         t = time.perf_counter()
-        from ranker.errors import RankerError
-        try:
-            with Store(db_path) as store:
-                d2 = history_data(days, prompts, embedder=Embedder(args.embedder2), store=store)
-        except RankerError as e:
-            if e.key == "prefilter.embedder":   # the second embedder's: named --embedder2, not --embedder
-                e.key = "embedder2"
-            raise
+        with as_embedder2(), Store(db_path) as store:
+            d2 = history_data(days, prompts, embedder=Embedder(args.embedder2), store=store)
         ctx["x2"] = {p.id: d2.X[i] for i, p in enumerate(d2.papers)}
         ctx["zs2"] = {p.id: d2.zs[i] for i, p in enumerate(d2.papers)}
         print(f"second embedder {args.embedder2}: {time.perf_counter() - t:.1f}s")

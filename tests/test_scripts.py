@@ -673,6 +673,21 @@ def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, 
                                               "run: ranker models prepare minilm\n"), p.stderr[-2000:]
 
 
+def test_eval_walkforward_says_a_second_embedder_not_prepared_before_any_work(tmp_path):
+    """--embedder2 not prepared (mpnet: `make run` prepares MiniLM only) was said only after the first embedder's
+    work (the history read and embedded: minutes on the shared days); now before any day is read, one line
+    naming --embedder2, status 1, as --embedder is."""
+    if (Path(os.environ.get("RANKER_MODELS_DIR", REPO / "models")) / "mpnet").exists():
+        pytest.skip("mpnet is prepared here")
+    (tmp_path / "data" / "days").mkdir(parents=True)
+    (tmp_path / "data" / "days" / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    p = subprocess.run([sys.executable, str(SCRIPTS / "eval_walkforward.py"), "--data", tmp_path / "data", "--db",
+                        tmp_path / "db.sqlite3", "--embedder2", "mpnet"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "RANKER_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and p.stdout == "", p.stdout[-2000:]
+    assert p.stderr == "error: --embedder2: model preset 'mpnet' is not prepared; run: ranker models prepare mpnet\n"
+
+
 @pytest.mark.parametrize("args, line", [(["--embedder", "mpnet"], "--embedder: model preset 'mpnet' is not "
                                           "prepared; run: ranker models prepare mpnet"),
                                          (["--max-tokens", "4"], "--max-tokens: must be at least 8")])
