@@ -153,6 +153,8 @@ def main() -> int:
                     "days)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.workdir and args.workdir.exists() and not args.workdir.is_dir():
+        ap.error(f"--workdir {args.workdir}: not a folder")     # not mkdir's "file exists" traceback
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ranker-bench-backfill-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RANKER_HOME": str(work / "home"), "RANKER_OFFLINE": "1",

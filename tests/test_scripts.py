@@ -144,6 +144,14 @@ def test_a_snapshot_that_cannot_be_made_ends_the_benchmark_with_make_snapshot_s_
     assert p.returncode == 1 and p.stderr == f"error: {said}\n", p.stderr[-2000:]
 
 
+def test_bench_backfill_says_a_workdir_that_is_a_file_in_one_line(tmp_path):
+    """bench_backfill.py --workdir FILE ended in mkdir's FileExistsError traceback; now one line naming the flag."""
+    (tmp_path / "file").write_text("not a folder\n")
+    p = subprocess.run([sys.executable, str(SCRIPTS / "bench_backfill.py"), "--workdir", str(tmp_path / "file")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr == f"error: --workdir {tmp_path / 'file'}: not a folder\n", p.stderr[-2000:]
+
+
 def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
     """--out naming a FIFO (or /dev/full): the snapshot was written beside it and renamed over it, the FIFO
     gone (run as root, a device node replaced); now refused before anything is written."""
