@@ -220,6 +220,12 @@ class DigestSettings(_Section):
     min_novelty: int = Field(MIN_NOVELTY, ge=1, le=10)
     authors: str | None = None                # pinned authors (default: authors.txt beside the prompts)
 
+    @field_validator("authors")
+    @classmethod
+    def _authors(cls, v: str | None) -> str | None:
+        # as the prompts and the calibration: `ranker config` showed "~/authors.txt" as <cwd>/~/authors.txt
+        return _home_path(v, f"{cls.section}.authors")
+
 
 class ServeSettings(_Section):
     section: ClassVar[str] = "serve"

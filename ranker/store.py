@@ -1034,9 +1034,10 @@ class Store:
     def count_embeddings(self, embedder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder=?", (embedder,)).fetchone()[0]
 
-    def has_scores(self, model: str) -> bool:
-        """Whether any score of `model` (under any prompt) is stored."""
-        return self.conn.execute("SELECT EXISTS(SELECT 1 FROM scores WHERE model=?)", (model,)).fetchone()[0] == 1
+    def has_scores(self, model: str, prompt_hash: str) -> bool:
+        """Whether any score of `model` under `prompt_hash` is stored."""
+        return self.conn.execute("SELECT EXISTS(SELECT 1 FROM scores WHERE model=? AND prompt_hash=?)",
+                                 (model, prompt_hash)).fetchone()[0] == 1
 
     # ------------------------------------------------------------------ for the corpus index (ranker.index)
     # Paper vectors are the embeddings rows whose id does not start with `query_prefix` (topic and query

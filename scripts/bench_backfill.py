@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +30,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
 import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
+import make_snapshot  # noqa: E402  (snapshot(): its own error line, status 1)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 # The cluster estimate's assumptions (one H100, an 8B model in bf16 under vLLM), as in README's scoring figures
 PREFILL_TOK_S = 10_000          # conservative: 24k tok/s measured for an 8B shape's prefill on an H200 (bench_gpu)
@@ -141,7 +142,7 @@ def estimate(n: float, keep: float, gpus: int, tc: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-embed", type=int, default=2000)
     ap.add_argument("--n-score", type=int, default=30000)
     ap.add_argument("--token-sample", type=int, default=300)
@@ -152,6 +153,8 @@ def main() -> int:
                     "days)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.workdir and args.workdir.exists() and not args.workdir.is_dir():
+        ap.error(f"--workdir {args.workdir}: not a folder")     # not mkdir's "file exists" traceback
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ranker-bench-backfill-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RANKER_HOME": str(work / "home"), "RANKER_OFFLINE": "1",
@@ -162,9 +165,7 @@ def main() -> int:
     for n in sorted({args.n_embed, args.n_score}):
         snaps[n] = work / f"snapshot-{n}.json"
         if not snaps[n].exists():
-            subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(n), "--out",
-                            str(snaps[n]), "--days", str(days)], check=True, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            make_snapshot.snapshot(["--n", str(n), "--out", str(snaps[n]), "--days", str(days)], env)
     print(f"this machine: {os.cpu_count()} cores; work folder {work}; snapshots spliced from {days}")
     folder, why = tokenizer_folder()
     if folder is None:

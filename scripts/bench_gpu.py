@@ -16,7 +16,6 @@ Needs torch with CUDA, transformers, sentence-transformers; nothing in ranker de
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 SHAPES = {   # the architecture numbers of the two models; weights are random
     "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
@@ -145,7 +145,7 @@ def bench_llm(shape: str, tokenizer: str, n: int, new_tokens: int, batch: int, d
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--embedder", required=True, help="a sentence-transformers folder (e.g. models/minilm)")
     ap.add_argument("--n-embed", type=int, default=30000)
     ap.add_argument("--embed-batch", type=int, default=256)
@@ -180,4 +180,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line naming the script's flag, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder"}))

@@ -17,7 +17,6 @@ Everything is written under a temporary folder, removed at the end.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -32,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
 from wf_common import SHARED_CACHE  # noqa: E402  (found from a worktree too)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 DIM = 384
 Q = 200
 K = 10
@@ -322,7 +322,7 @@ def product(gen: Generator, n: int, tmp: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="vectors for the IVF/HNSW comparison")
     ap.add_argument("--sizes", default="100000,1000000", help="store sizes for the product's index")
     ap.add_argument("--skip-kinds", action="store_true")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(1, str(REPO / "scripts"))
 import bench_year  # noqa: E402  (its timed(): wall seconds and the kernel's peak RSS of a command)
+import make_snapshot  # noqa: E402
+from script_cli import Parser, one_line  # noqa: E402  (a usage error, a path given that cannot be written: one line, status 1)
 BIN = Path(sys.executable).parent
 
 
@@ -32,17 +33,18 @@ def stage(name: str, cmd: list[str], env: dict, n: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=30000)
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--workdir", help="keep the files here (default: a temporary folder)")
     args = ap.parse_args()
+    if args.workdir and Path(args.workdir).exists() and not Path(args.workdir).is_dir():
+        ap.error(f"--workdir {args.workdir}: not a folder")     # not mkdir's "file exists"
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ranker-load-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RANKER_HOME=str(work / "home"), RANKER_OFFLINE="1")
     snap, papers, ranked = work / "snapshot.json", work / "papers.jsonl", work / "ranked.jsonl"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_snapshot.py"), "--n", str(args.n),
-                    "--out", str(snap)], check=True, env=env, stdout=subprocess.DEVNULL)
+    make_snapshot.snapshot(["--n", str(args.n), "--out", str(snap)], env)     # its line says why (--n -1)
     print(f"snapshot: {args.n} papers, {snap.stat().st_size / 1e6:.0f} MB ({work})")
     base = stage("ranker --help (baseline)", [str(BIN / "ranker"), "--help"], env, 1)
     stage("fetch --from snapshot", [str(BIN / "ranker"), "fetch", "--from", str(snap), "--category",
@@ -57,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(one_line(main))

@@ -15,7 +15,6 @@ tree); serve's figures are read from /proc (VmRSS now, VmHWM its peak) of the se
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -29,6 +28,8 @@ import urllib.request
 from pathlib import Path
 
 import bench_year
+from script_cli import Parser    # a usage error: one line, status 1
+from make_snapshot import one_line    # a path given that cannot be read: one line, status 1
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -124,11 +125,14 @@ def bench(code: Path, history: Path, home: Path, day: int, work: Path, skip: set
     sub.mkdir()
     for d in alldays[:day]:
         (sub / d.name).symlink_to(d.resolve())
-    db = sqlite3.connect(f"file:{copy / 'ranker.sqlite3'}?mode=ro", uri=True)
-    papers = [r[0] for r in db.execute("SELECT paper_id FROM rankings ORDER BY day DESC, prefilter_score DESC")]
-    days = [r[0] for r in db.execute("SELECT DISTINCT day FROM rankings ORDER BY day DESC")]
-    titles = [r[0] for r in db.execute("SELECT title FROM papers ORDER BY id LIMIT 2000")]
-    db.close()
+    try:
+        db = sqlite3.connect(f"file:{copy / 'ranker.sqlite3'}?mode=ro", uri=True)
+        papers = [r[0] for r in db.execute("SELECT paper_id FROM rankings ORDER BY day DESC, prefilter_score DESC")]
+        days = [r[0] for r in db.execute("SELECT DISTINCT day FROM rankings ORDER BY day DESC")]
+        titles = [r[0] for r in db.execute("SELECT title FROM papers ORDER BY id LIMIT 2000")]
+        db.close()
+    except sqlite3.Error as e:          # not a store `bench_year.py fill` made
+        sys.exit(f"error: {home / 'ranker.sqlite3'}: {e} (bench_year.py fill makes the home)")
     words = [w for t in titles for w in re.findall(r"[a-z]{5,}", t.lower())]
     papers = list(dict.fromkeys(papers[::7]))
     args = {"run": ["run", "--papers", str(alldays[day] / "listing.jsonl"), "--out", str(copy / "digests"),
@@ -159,7 +163,7 @@ def bench(code: Path, history: Path, home: Path, day: int, work: Path, skip: set
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     bench_year.home_arguments(ap)
     ap.add_argument("--skip", action="append", default=[], choices=COMMANDS, help="a command not to measure")
     ap.add_argument("--rounds", type=int, default=5, help="serve's rounds of pages and searches")
@@ -167,6 +171,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="where the copies go (default: a temporary folder)")
     ap.add_argument("code", type=Path, nargs="*", default=[REPO], help="ranker source trees (default: this one)")
     a = ap.parse_args()
+    days = [d for d in a.history.iterdir() if (d / "listing.jsonl").is_file()]
+    if not 0 <= a.day < len(days):
+        ap.error(f"--day {a.day}: {a.history} has {len(days)} days (0 to {len(days) - 1})")
+    if not (a.home / "ranker.sqlite3").is_file():
+        ap.error(f"--home {a.home}: no ranker.sqlite3 there (bench_year.py fill makes the home)")
     figures = []
     with tempfile.TemporaryDirectory(prefix="bench-memory-", dir=a.work) as tmp:
         for i, code in enumerate(a.code):
@@ -180,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(one_line(main))

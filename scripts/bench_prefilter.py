@@ -9,7 +9,6 @@ cold <= 60 s and warm <= 2 s for 1,000 papers.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -23,6 +22,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(Path(__file__).resolve().parent))      # script_cli
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def rss_mb() -> float:
@@ -93,7 +94,7 @@ def bench_faiss(n: int, dim: int, queries: int = 100) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--papers", type=int, default=1000)
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--max-tokens", type=int, default=None, help="as `ranker prefilter --max-tokens`")
@@ -181,4 +182,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line naming the script's flag, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder",
+                                              "prefilter.max_tokens": "--max-tokens",
+                                              "prefilter.calibration": "--calibration"}))

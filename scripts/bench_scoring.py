@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))      # script_cli
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_LISTING = REPO / "tests" / "data" / "days" / "2025-06-23" / "listing.jsonl"
@@ -408,7 +410,7 @@ def r_settings(run: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--n", type=int, default=16, help="papers to score")
     ap.add_argument("--listing", type=Path, default=None,
@@ -564,4 +566,4 @@ def main() -> int:
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"scoring.model": "--model"}))   # a RankerError: one line, status 1

@@ -13,7 +13,6 @@ starts from the same store. Each build is its own process (a cold start, as `ran
 """
 from __future__ import annotations
 
-import argparse
 import filecmp
 import json
 import os
@@ -24,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import bench_year
+from script_cli import Parser    # a usage error: one line, status 1
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,7 +93,7 @@ def same(a: Path, b: Path) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     bench_year.home_arguments(ap)
     ap.add_argument("code", type=Path, nargs="*", default=[REPO], help="ranker source trees (default: this one)")
     a = ap.parse_args()

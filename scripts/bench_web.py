@@ -9,7 +9,6 @@ it the days are embedded with MiniLM (minutes on a CPU).
 """
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import statistics
 import sys
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))      # script_cli
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 from ranker.io import counted  # noqa: E402
 from ranker.settings import resolve  # noqa: E402
@@ -45,7 +46,7 @@ def timed(fn, n: int = 5) -> tuple[float, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--history", type=Path, required=True)
     ap.add_argument("--db", type=Path, required=True)
     ap.add_argument("--vectors-from", type=Path)

@@ -25,7 +25,6 @@ exist yet (the copy beside it is removed at the end).
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import sqlite3
 import statistics
@@ -37,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))      # script_cli
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 import ranker.store as store_module  # noqa: E402
 from ranker.records import Paper  # noqa: E402
@@ -167,7 +168,7 @@ def report(name: str, r: dict, done: str = "built") -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--papers", type=int, default=200_000)
     ap.add_argument("--db", type=Path, help="the store to make (must not exist); default: a temporary folder")
     ap.add_argument("--skip-one-transaction", action="store_true", help="time the chunked build alone")

@@ -25,7 +25,6 @@ regression on the same days 0.887 / 0.510); stacked with the shipped inputs on t
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
 from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def load_minilm(models_dir: Path | None, max_tokens: int):
@@ -135,7 +135,7 @@ def main() -> int:
     from ranker.settings import resolve
     from ranker.store import Store
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None)
     ap.add_argument("--test-days", type=int, default=15)
@@ -268,4 +268,4 @@ def main() -> int:
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"db": "--db"}))   # a RankerError: one line, status 1

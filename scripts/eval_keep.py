@@ -14,7 +14,6 @@ interval from a bootstrap over the days and the paired difference, as `ranker ev
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wf_common import DATA, SHARED_CACHE, fmt_ci, fmt_diff, load_data, shipped_walk_forward  # noqa: E402
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def kept_recall(s, y, k):
@@ -35,7 +35,7 @@ def main() -> int:
     from ranker.prefilter.metrics import day_metrics
     from ranker.prefilter.recall import DEFAULT_KEEP, decide_keep
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None,
                     help="the store holding the days' vectors (default ../cache/history-embeddings.sqlite3 "
@@ -92,4 +92,5 @@ def main() -> int:
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line naming the script's flag, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder", "db": "--db"}))

@@ -14,7 +14,6 @@ Printed: the mean over the test days of AUC, R@25, R@40 and keep95 (measured aga
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,13 +22,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wf_common import DATA, SHARED_CACHE, fmt_ci, load_data, shipped_walk_forward  # noqa: E402
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def main() -> int:
     from ranker.prefilter.calibrate import fit_data
     from ranker.prefilter.metrics import day_metrics
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None,
                     help="the store holding the days' vectors (default ../cache/history-embeddings.sqlite3 "
@@ -94,4 +94,4 @@ def main() -> int:
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"db": "--db"}))   # a RankerError: one line, status 1

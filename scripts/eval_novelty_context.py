@@ -13,7 +13,6 @@ to be compared with. GPT's picks only span NOVELTY 7..10, so agreement on them i
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -25,11 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
-from wf_common import DATA, SHARED_CACHE, check_llm  # noqa: E402  (found from a worktree too)
+from wf_common import DATA, LLM_FLAGS, SHARED_CACHE, check_llm  # noqa: E402  (found from a worktree too)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--backend", default="vllm")
     ap.add_argument("--n", type=int, default=40, help="GPT picks to score (from the later half of the days)")
@@ -117,4 +117,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags=LLM_FLAGS))   # a RankerError: one line, status 1

@@ -17,7 +17,6 @@ under another title) and prints each variant's cosine to its original (the model
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import shutil
@@ -31,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))
 from wf_common import DATA, SHARED_CACHE  # noqa: E402  (found from a worktree too)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def load_days(days: Path):
@@ -72,7 +72,7 @@ def words(text: str) -> list[str]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=Path, default=DATA / "days")
     ap.add_argument("--vectors-db", default=str(SHARED_CACHE))
     ap.add_argument("--embedder", default="minilm")
@@ -196,4 +196,5 @@ def planted(papers, v, n: int, embedder: str) -> None:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line naming the script's flag, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder"}))

@@ -18,10 +18,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(Path(__file__).resolve().parent))      # script_cli
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--backend", default="vllm")
     ap.add_argument("--per-day", type=int, default=24, help="papers per day (a third of them GPT's picks)")
@@ -82,4 +84,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    from wf_common import LLM_FLAGS
+    raise SystemExit(script_main(main, flags=LLM_FLAGS))   # a RankerError: one line, status 1

@@ -15,7 +15,7 @@ exists, else $RANKER_HOME's); a day missing from it is embedded and stored.
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "scripts"))        # wf_common
 from wf_common import DATA, SHARED_CACHE, fmt_ci, fmt_diff  # noqa: E402  (found from a worktree too)
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 # --------------------------------------------------------------------------- approaches
@@ -650,7 +651,20 @@ def learner_approaches(ctx) -> dict:
 
 
 # --------------------------------------------------------------------------- main
+@contextlib.contextmanager
+def as_embedder2():
+    """An error about the embedder in there is the second embedder's: named --embedder2, not --embedder."""
+    from ranker.errors import RankerError
+    try:
+        yield
+    except RankerError as e:
+        if e.key == "prefilter.embedder":
+            e.key = "embedder2"
+        raise
+
+
 def main() -> int:
+    from ranker.cli.common import check_embedder
     from ranker.io import counted
     from ranker.prefilter.calibrate import history_data
     from ranker.prefilter.embed import Embedder
@@ -662,7 +676,7 @@ def main() -> int:
     from ranker.settings import resolve
     from ranker.store import Store
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA,
                     help="folder holding days/<date>/ (default: %(default)s)")
     ap.add_argument("--db", type=Path, default=SHARED_CACHE if SHARED_CACHE.exists() else None)
@@ -692,6 +706,12 @@ def main() -> int:
         ctx = {"qs": qs, "qv": np.zeros((len(qs.texts), 1)), "prompts": prompts}
         print("\n".join([*zero_shot_approaches(ctx), *learner_approaches(ctx)]))
         return 0
+    # an embedder neither prepared nor served by the store's vectors, said before any day is read (as the CLI's
+    # calibrate and eval do): the second embedder's was said only after the first embedder's work (minutes)
+    check_embedder(resolve(flags={"db": args.db, "embedder": args.embedder}), loadable=True)
+    if args.embedder2:
+        with as_embedder2():
+            check_embedder(resolve(flags={"db": args.db, "embedder": args.embedder2}), loadable=True)
     days = load_history(args.data / "days", warn=lambda m: print(m, file=sys.stderr))[::args.every]
     emb = Embedder(args.embedder)
     qs = build_queries(prompts)
@@ -738,7 +758,7 @@ def main() -> int:
 
     if args.embedder2:
         t = time.perf_counter()
-        with Store(db_path) as store:
+        with as_embedder2(), Store(db_path) as store:
             d2 = history_data(days, prompts, embedder=Embedder(args.embedder2), store=store)
         ctx["x2"] = {p.id: d2.X[i] for i, p in enumerate(d2.papers)}
         ctx["zs2"] = {p.id: d2.zs[i] for i, p in enumerate(d2.papers)}
@@ -929,4 +949,6 @@ def print_row(name, last, every, fit_s, rank_s, flush=False):
 if __name__ == "__main__":
     np.seterr(all="ignore")
     from ranker.cli.app import script_main
-    raise SystemExit(script_main(main))   # a RankerError: one line, status 1
+    # a RankerError: one line, status 1
+    raise SystemExit(script_main(main, flags={"prefilter.embedder": "--embedder", "embedder2": "--embedder2",
+                                              "db": "--db"}))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(Path(__file__).resolve().parent))      # script_cli
+from script_cli import Parser  # noqa: E402  (a usage error: one line, status 1)
 
 
 def percentile(xs: list[int], q: float) -> float:
@@ -27,7 +29,7 @@ def percentile(xs: list[int], q: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--history", default=str(REPO / "tests/data/days"))
     ap.add_argument("--seed", default=None, help="the seed digest (Markdown)")
     a = ap.parse_args()

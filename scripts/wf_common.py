@@ -23,19 +23,22 @@ DATA = next((p for p in (REPO.parent / "shared" / "data", REPO.parents[1] / "sha
             REPO.parent / "shared" / "data")
 
 
+# the LLM evals' flags by the config key each stands for: an error about that key names the flag
+LLM_FLAGS = {"scoring.backend": "--backend", "scoring.model": "--model"}
+
+
 def check_llm(ap, backend: str, model: str) -> None:
     """--backend and --model of an LLM eval looked up before any work, as `ranker score` does: an unknown backend,
-    a preset not prepared, a missing folder end the script (argparse's exit 2) in one line naming the flag at
+    a preset not prepared, a missing folder end the script (ap.error: status 1) in one line naming the flag at
     fault (an unknown backend was said as --model's, under the config key scoring.backend)."""
     from ranker.backends import backend_class
     from ranker.advice import prepare_advice
     from ranker.errors import RankerError
-    flags = {"scoring.backend": "--backend", "scoring.model": "--model"}
     try:
         backend_class(backend).check_model(model)
     except RankerError as e:
-        said = e.render(lambda k: flags.get(k, k)) + prepare_advice(e)
-        ap.error(said if e.key in flags else f"--model {model}: {said}")
+        said = e.render(lambda k: LLM_FLAGS.get(k, k)) + prepare_advice(e)
+        ap.error(said if e.key in LLM_FLAGS else f"--model {model}: {said}")
 
 
 def load_data(data_dir: Path, db: Path | None, embedder: str = "minilm"):

@@ -236,6 +236,15 @@ def test_few_days_say_there_is_no_interval(tmp_path, settings, store):
     assert "interval" not in summary_markdown(old)
 
 
+def test_one_day_is_too_few_in_words():
+    # an eval of one day (`eval --days 2 --calibrate`: the first day has nothing earlier to learn from) said
+    # "No 95% intervals: 1 day are too few ..."
+    from ranker.evaluate.report import interval_note
+    note = interval_note({"min_days": 5}, [{"days": 1, "low": None, "high": None}])
+    assert note == ("No 95% intervals: 1 day is too few for a bootstrap over days to mean anything "
+                    "(it needs at least 5)")
+
+
 def test_a_day_gpt_picked_nothing_counts_in_kept_only(tmp_path, settings, store):
     hist = make_history(tmp_path / "hist", FIVE)
     gpt_picked_nothing(hist, THREE[1])

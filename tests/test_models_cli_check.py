@@ -257,3 +257,37 @@ def test_a_run_rerun_needs_no_model_its_scores_stored_and_a_typo_is_still_refuse
     typo = ranker("run", *common, "--backend", "transformers", "--model", "smollm2-135", env=env)
     assert typo.returncode == 1 and typo.stderr.startswith("error: --model smollm2-135: no such model"), typo.stderr
     assert typo.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["run", "score"])
+def test_scores_under_another_prompt_set_do_not_excuse_a_missing_model(tmp_path, command):
+    """The early check deferred to the store when it held scores of the model under ANY prompt set: `--prompts
+    P2` over scores of P1 (all to score again) got past it with the model's folder gone, and failed later, once
+    another day's papers were read (the embedder not prepared for them, or the model, after the prefilter). Now
+    only this prompt set's scores excuse the model: refused at once, naming --model."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+    from ranker.prompts import DEFAULT_DIR
+    db = tmp_path / "db.sqlite3"
+    out = (lambda name: ["--out", tmp_path / name]) if command == "run" else \
+        (lambda name: ["--out", tmp_path / f"{name}.jsonl"])
+    first = ranker(command, "--papers", LISTING, "--db", db, "--offline", *out("a"), "--backend", "fake",
+                   "--model", "tiny")
+    assert first.returncode == 0, first.stderr
+    with closing(sqlite3.connect(db)) as c, c:       # as smollm2-135m's, whose real run takes minutes on a CPU
+        assert c.execute("UPDATE scores SET model='smollm2-135m'").rowcount > 0
+    p2 = tmp_path / "p2"
+    shutil.copytree(DEFAULT_DIR, p2)
+    (p2 / "score_criteria.txt").write_text((p2 / "score_criteria.txt").read_text() + "\nPrefer papers with code.\n")
+    env = _unprepared(tmp_path)                      # neither the LLM nor the embedder prepared now
+    other_day = DAYS / "2025-07-02" / "listing.jsonl"   # none of its papers stored: all to read, embed and score
+    again = ranker(command, "--papers", other_day, "--db", db, "--offline", *out("b"), "--backend", "transformers",
+                   "--model", "smollm2-135m", "--prompts", p2, env=env)
+    assert again.returncode == 1 and again.stderr == (
+        "error: --model: model preset 'smollm2-135m' is not prepared; run: ranker models prepare smollm2-135m\n"), \
+        again.stderr
+    # under the prompt set its scores were stored under, the early check still defers (to the late path)
+    same = ranker(command, "--papers", LISTING, "--db", db, "--offline", *out("c"), "--backend", "transformers",
+                  "--model", "smollm2-135m", env=env)
+    assert same.returncode == 0, same.stderr

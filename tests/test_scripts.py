@@ -68,6 +68,101 @@ def test_measure_comments_prints_the_percentiles_the_comment_bound_follows():
     assert f"default bound (backends.schema.COMMENT_CHARS): {COMMENT_CHARS}" in out
 
 
+@pytest.mark.parametrize("name, args, line", [
+    ("make_snapshot.py", ["--n", "3", "--out", "{file}/x.json"], "{file}: not a folder (--out {file}/x.json)"),
+    ("bench_load.py", ["--n", "3", "--workdir", "{file}/w"], "{file}/w: not a directory"),
+    ("bench_load.py", ["--n", "3", "--workdir", "{file}"], "--workdir {file}: not a folder"),
+    ("bench_memory.py", ["--history", "{gone}", "--home", "{gone}", "--day", "0"], "{gone}: no such file or directory"),
+], ids=["make_snapshot", "bench_load", "bench_load-file", "bench_memory"])
+def test_a_script_without_ranker_ends_a_path_it_cannot_use_in_one_line(name, args, line, tmp_path):
+    """make_snapshot.py, bench_load.py and bench_memory.py import no ranker (so no cli.app.script_main): a path
+    given that cannot be written or read ended them in an OSError traceback; now one line naming it, status 1."""
+    (tmp_path / "file").write_text("not a folder\n")
+    paths = {"file": tmp_path / "file", "gone": tmp_path / "gone"}
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *(a.format(**paths) for a in args)],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr == f"error: {line.format(**paths)}\n", p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("first, second, said", [
+    (None, b"\xff\n", "2: not a JSON line ("),
+    (b"\xff\n", None, "1: not a JSON line ("),
+    (b'{"title": "t", "abstract": "a", "categories": ["cs.LG"]}\n', None, "1: no 'authors' in the row"),
+], ids=["bad-byte-line-2", "bad-byte-only-line", "no-authors"])
+def test_make_snapshot_names_the_listing_line_it_cannot_use(first, second, said, tmp_path):
+    """An undecodable byte ended make_snapshot in `UnboundLocalError: n` (a one-line listing) or was said at a
+    wrong line (the text stream decodes ahead; n carried from the file before); a row without authors was a
+    KeyError traceback. Now one line naming file:line, status 1; a good file before counts its own lines."""
+    days = tmp_path / "days"
+    (days / "2025-01-01").mkdir(parents=True)
+    good = {"title": "T", "abstract": "One. Two.", "authors": ["A B"], "categories": ["cs.LG"]}
+    (days / "2025-01-01" / "listing.jsonl").write_text("\n".join(json.dumps(good) for _ in range(5)) + "\n")
+    (days / "2025-01-02").mkdir()
+    bad = days / "2025-01-02" / "listing.jsonl"
+    bad.write_bytes((first or json.dumps(good).encode() + b"\n") + (second or b""))
+    p = subprocess.run([sys.executable, str(SCRIPTS / "make_snapshot.py"), "--n", "3", "--days", days, "--out",
+                        tmp_path / "x.json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr.startswith(f"error: {bad}:{said}"), p.stderr[-2000:]
+    assert len(p.stderr.splitlines()) == 1 and not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("name, args, line", [
+    ("make_snapshot.py", ["--out", "x.json", "--nosuch"], "unrecognized arguments: --nosuch"),
+    ("make_snapshot.py", ["--out", "x.json", "--n", "x"], "argument --n: invalid int value: 'x'"),
+    ("make_snapshot.py", ["--out", "x.json", "--n", "-1"], "--n must be >= 0 and --per-day >= 1"),
+    ("bench_load.py", ["--n", "x"], "argument --n: invalid int value: 'x'"),
+    ("bench_word_index.py", ["--papers", "0"], "--papers must be at least 1"),
+    ("bench_year.py", ["make", "--from", "d", "--out", "o", "--cycles", "x"],
+     "argument --cycles: invalid int value: 'x'"),
+    ("eval_score_mode.py", ["--nosuch"], "unrecognized arguments: --nosuch"),
+], ids=["snapshot-nosuch", "snapshot-int", "snapshot-own", "load-int", "word-index-own", "year-sub", "score-mode"])
+def test_a_script_s_usage_error_is_one_line_and_status_1(name, args, line, tmp_path):
+    """A flag unknown or a bad value (argparse's own errors, a script's ap.error, a subcommand's) ended a script
+    with its usage text and status 2, where every other error of a script or of `ranker` is one line, status 1;
+    now `error: MESSAGE` naming the flag, status 1 (scripts/script_cli.Parser), run from another folder by its
+    full path too. --help is as argparse has it."""
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr == f"error: {line}\n" and p.stdout == "", p.stderr[-2000:]
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), "--help"], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith("usage: ") and p.stderr == "", p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["bench_backfill.py", "bench_load.py"])
+def test_a_snapshot_that_cannot_be_made_ends_the_benchmark_with_make_snapshot_s_line(name, tmp_path):
+    """bench_backfill.py ran make_snapshot.py with check=True and its stderr thrown away: a failure was a
+    CalledProcessError traceback without the reason; now make_snapshot's own line, status 1 (make_snapshot.snapshot,
+    which bench_load.py uses too)."""
+    (tmp_path / "empty").mkdir()
+    args = {"bench_backfill.py": ["--n-embed", "3", "--n-score", "3", "--days", tmp_path / "empty"],
+            "bench_load.py": ["--n", "-1"]}[name]
+    p = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args), "--workdir", tmp_path / "work"],
+                       capture_output=True, text=True, timeout=120)
+    said = {"bench_backfill.py": f"no */listing.jsonl under {tmp_path / 'empty'}",
+            "bench_load.py": "--n must be >= 0 and --per-day >= 1"}[name]
+    assert p.returncode == 1 and p.stderr == f"error: {said}\n", p.stderr[-2000:]
+
+
+def test_bench_backfill_says_a_workdir_that_is_a_file_in_one_line(tmp_path):
+    """bench_backfill.py --workdir FILE ended in mkdir's FileExistsError traceback; now one line naming the flag."""
+    (tmp_path / "file").write_text("not a folder\n")
+    p = subprocess.run([sys.executable, str(SCRIPTS / "bench_backfill.py"), "--workdir", str(tmp_path / "file")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr == f"error: --workdir {tmp_path / 'file'}: not a folder\n", p.stderr[-2000:]
+
+
+def test_make_snapshot_refuses_an_out_that_is_not_a_regular_file(tmp_path):
+    """--out naming a FIFO (or /dev/full): the snapshot was written beside it and renamed over it, the FIFO
+    gone (run as root, a device node replaced); now refused before anything is written."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = subprocess.run([sys.executable, str(SCRIPTS / "make_snapshot.py"), "--n", "3", "--out", fifo],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr == f"error: --out {fifo}: not a regular file (the snapshot is written beside it and renamed over it)\n", p.stderr[-2000:]
+    assert fifo.is_fifo() and sorted(x.name for x in tmp_path.iterdir()) == ["fifo"]
+
+
 def test_make_snapshot_in_a_worktree_splices_the_shared_days(tmp_path):
     """A worktree at work/wt/NAME finds work/shared/data/days (as wf_common.DATA does); before, its snapshots
     (bench_load.py's, the tests' own) were spliced from the tests' five days instead."""
@@ -83,6 +178,7 @@ def test_make_snapshot_in_a_worktree_splices_the_shared_days(tmp_path):
     day(checkout / "tests" / "data" / "days", "From the tests' copy")
     (checkout / "scripts").mkdir(parents=True)
     shutil.copy(SCRIPTS / "make_snapshot.py", checkout / "scripts")
+    shutil.copy(SCRIPTS / "script_cli.py", checkout / "scripts")
     out = tmp_path / "snap.json"
     subprocess.run([sys.executable, str(checkout / "scripts" / "make_snapshot.py"), "--n", "3", "--out", str(out)],
                    check=True, capture_output=True, timeout=60)
@@ -246,12 +342,12 @@ def test_bench_scoring_says_what_a_llamacpp_engine_lacks_before_any_engine_start
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     p = subprocess.run([*bench, "--engines", "vllm,llamacpp"], capture_output=True, text=True, timeout=120,
                        env={**env, "PYTHONPATH": f"{hidden.parent}{os.pathsep}{REPO}"})
-    assert p.returncode == 2 and "pip install 'ranker[llamacpp]'" in p.stderr.splitlines()[-1]
+    assert p.returncode == 1 and "pip install 'ranker[llamacpp]'" in p.stderr.splitlines()[-1]
     assert "FAILED" not in p.stdout and "Traceback" not in p.stderr
     (tmp_path / "models").mkdir()                             # no GGUF prepared
     p = subprocess.run([*bench, "--engines", "vllm,llamacpp-f32"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
-    assert p.returncode == 2 and "FAILED" not in p.stdout
+    assert p.returncode == 1 and "FAILED" not in p.stdout
     assert "run: ranker models prepare smollm2-135m --gguf f32" in p.stderr.splitlines()[-1]
 
 
@@ -516,7 +612,7 @@ def test_eval_score_mode_refuses_too_few_papers_per_day_for_a_pick():
     scored (minutes with a real model) each AUC was printed as nan under sklearn's warnings."""
     p = subprocess.run([sys.executable, str(SCRIPTS / "eval_score_mode.py"), "--backend", "fake", "--model", "tiny",
                         "--per-day", "2", "--days", str(DAYS)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert p.returncode == 1 and p.stdout == "", p.stdout
     assert "--per-day" in p.stderr.strip().splitlines()[-1] and "nan" not in p.stderr
 
 
@@ -530,7 +626,7 @@ def test_llm_evals_say_what_their_model_lacks_before_any_work(name, args, tmp_pa
     (tmp_path / "models").mkdir()
     p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vllm", *args], capture_output=True,
                        text=True, timeout=120, env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models")})
-    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "run: ranker models prepare qwen2.5-coder-0.5b" in p.stderr.strip().splitlines()[-1]
 
 
@@ -542,8 +638,8 @@ def test_llm_evals_name_the_backend_flag_for_an_unknown_backend(name):
     p = subprocess.run([sys.executable, str(SCRIPTS / name), "--backend", "vlm", *days], capture_output=True,
                        text=True, timeout=120)
     last = p.stderr.strip().splitlines()[-1]
-    assert p.returncode == 2 and p.stdout == "", p.stderr[-2000:]
-    assert last.startswith(f"{name}: error: --backend: unknown backend 'vlm'; choose one of: "), last
+    assert p.returncode == 1 and p.stdout == "", p.stderr[-2000:]
+    assert p.stderr.startswith("error: --backend: unknown backend 'vlm'; choose one of: "), last
     assert "--model" not in last and "scoring." not in last, last
 
 
@@ -567,11 +663,13 @@ def test_bench_load_and_bench_backfill_time_a_command_that_says_much(call):
     assert int(n) >= 2**20 and last == "last", p.stdout
 
 
-@pytest.mark.parametrize("name", ["eval_keep.py", "eval_labels.py", "eval_walkforward.py"])
-def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, tmp_path):
+@pytest.mark.parametrize("name, named", [("eval_keep.py", "--embedder"), ("eval_labels.py", "prefilter.embedder"),
+                                         ("eval_walkforward.py", "--embedder")])
+def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, named, tmp_path):
     """The walk-forward scripts ended an embedder not prepared in a ModelError traceback naming
     prefilter.embedder; now as a command ends it (cli.app.script_main): one line with the command that prepares
-    it, status 1."""
+    it, status 1, naming the script's own flag where it has one (the line named the config key
+    prefilter.embedder, which a script's user never sets; eval_labels.py has no such flag)."""
     (tmp_path / "models").mkdir()
     (tmp_path / "data" / "days").mkdir(parents=True)
     (tmp_path / "data" / "days" / "2025-05-15").symlink_to(DAYS / "2025-05-15")
@@ -579,5 +677,34 @@ def test_an_embedder_not_prepared_ends_a_script_in_the_command_s_one_line(name, 
                         tmp_path / "db.sqlite3"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models"),
                             "RANKER_HOME": str(tmp_path / "home")})
-    assert p.returncode == 1 and p.stderr == ("error: prefilter.embedder: model preset 'minilm' is not prepared; "
+    assert p.returncode == 1 and p.stderr == (f"error: {named}: model preset 'minilm' is not prepared; "
                                               "run: ranker models prepare minilm\n"), p.stderr[-2000:]
+
+
+def test_eval_walkforward_says_a_second_embedder_not_prepared_before_any_work(tmp_path):
+    """--embedder2 not prepared (mpnet: `make run` prepares MiniLM only) was said only after the first embedder's
+    work (the history read and embedded: minutes on the shared days); now before any day is read, one line
+    naming --embedder2, status 1, as --embedder is."""
+    if (Path(os.environ.get("RANKER_MODELS_DIR", REPO / "models")) / "mpnet").exists():
+        pytest.skip("mpnet is prepared here")
+    (tmp_path / "data" / "days").mkdir(parents=True)
+    (tmp_path / "data" / "days" / "2025-05-15").symlink_to(DAYS / "2025-05-15")
+    p = subprocess.run([sys.executable, str(SCRIPTS / "eval_walkforward.py"), "--data", tmp_path / "data", "--db",
+                        tmp_path / "db.sqlite3", "--embedder2", "mpnet"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "RANKER_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and p.stdout == "", p.stdout[-2000:]
+    assert p.stderr == "error: --embedder2: model preset 'mpnet' is not prepared; run: ranker models prepare mpnet\n"
+
+
+@pytest.mark.parametrize("args, line", [(["--embedder", "mpnet"], "--embedder: model preset 'mpnet' is not "
+                                          "prepared; run: ranker models prepare mpnet"),
+                                         (["--max-tokens", "4"], "--max-tokens: must be at least 8")])
+def test_bench_prefilter_names_its_own_flag_at_fault(args, line, tmp_path):
+    """bench_prefilter.py's --embedder and --max-tokens: an error about either named the config key
+    (prefilter.embedder, prefilter.max_tokens); now the script's flag, one line, status 1."""
+    (tmp_path / "models").mkdir()
+    p = subprocess.run([sys.executable, str(SCRIPTS / "bench_prefilter.py"), "--papers", "20", *args],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "RANKER_MODELS_DIR": str(tmp_path / "models"),
+                            "RANKER_HOME": str(tmp_path / "home")})
+    assert p.returncode == 1 and p.stderr == f"error: {line}\n", p.stderr[-2000:]

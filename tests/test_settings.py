@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ranker.errors import ConfigError
-from ranker.settings import default_home, default_models_dir, parse_option, resolve
+from ranker.settings import default_home, default_models_dir, effective, parse_option, resolve
 
 from conftest import DATA, DAYS, ranker
 
@@ -266,10 +266,14 @@ def test_a_path_under_the_home_folder_is_expanded_wherever_it_is_given(tmp_path,
     # database must not land in a folder literally called "~" under the working directory
     monkeypatch.setenv("HOME", str(tmp_path))
     f = toml(tmp_path, "home = '~/h'\ndb = '~/r.sqlite3'\nmodels_dir = '~/m'\n"
-                       "[prefilter]\ncalibration = '~/calib.json'\n")
+                       "[prefilter]\ncalibration = '~/calib.json'\n[digest]\nauthors = '~/authors.txt'\n")
     s = resolve(f, env={})
     assert (s.home, s.db_path, s.models_dir) == (tmp_path / "h", tmp_path / "r.sqlite3", tmp_path / "m")
     assert s.prefilter.calibration == str(tmp_path / "calib.json")
+    # (the pinned authors' "~" was expanded only where the file was read: `ranker config` showed the setting
+    # as <working folder>/~/authors.txt, a ranker.toml that did not read back to the same settings)
+    assert s.digest.authors == str(tmp_path / "authors.txt")
+    assert dict((e.key, e.value) for e in effective(s))["digest.authors"] == str(tmp_path / "authors.txt")
     assert resolve(env={"RANKER_DB": "~/e.sqlite3"}).db_path == tmp_path / "e.sqlite3"
     assert resolve(flags={"db": "~/f.sqlite3", "calibration": "~/c.json"}, env={}).db_path == tmp_path / "f.sqlite3"
 

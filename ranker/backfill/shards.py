@@ -356,9 +356,10 @@ def score_todo(out: str | Path, model: str, prompt_hash: str, since: str | None 
     return ScoreTodo(files, None if every else todo, len(todo), first.num_rows, done, not_kept)
 
 
-def has_scores(out: str | Path, model: str) -> bool:
-    """Whether OUT's score shards hold any row of `model` (under any prompt)."""
-    s = read_table(shard_files(Path(out) / SCORES_DIR), SCORES, ["id"], filter=pads.field("model") == model)
+def has_scores(out: str | Path, model: str, prompt_hash: str) -> bool:
+    """Whether OUT's score shards hold any row of `model` under `prompt_hash`."""
+    s = read_table(shard_files(Path(out) / SCORES_DIR), SCORES, ["id"],
+                   filter=(pads.field("model") == model) & (pads.field("prompt_hash") == prompt_hash))
     return s.num_rows > 0
 
 

@@ -7,7 +7,7 @@ import select
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Mapping
 
 import typer
 from typer.core import TyperGroup
@@ -300,17 +300,18 @@ def _std_streams() -> None:
         sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
-def script_main(main: Callable[[], int | None]) -> int | None:
+def script_main(main: Callable[[], int | None], flags: Mapping[str, str] | None = None) -> int | None:
     """A script's main() (scripts/*.py) ended as a command is: what the user can fix (a RankerError: an embedder
-    not prepared) is the command's one line and status 1, not a traceback naming a config key; RANKER_DEBUG=1
-    shows the traceback. Its return value is the script's status."""
+    not prepared) is the command's one line and status 1, not a traceback; RANKER_DEBUG=1 shows the traceback.
+    `flags`: the script's own flags by the config key each stands for ({"prefilter.embedder": "--embedder"}),
+    which the line names instead of the key. Its return value is the script's status."""
     from ..errors import RankerError
     try:
         return main()
     except RankerError as e:
         if debugging():
             raise
-        _fail(error_line(e))
+        _fail(error_line(e, flags))
 
 
 def main() -> None:

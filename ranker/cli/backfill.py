@@ -110,7 +110,7 @@ def backfill(
         # Ray Client driver need not hold the model's folder, but without --address Ray starts on this machine);
         # one whose scores OUT holds may be gone: a rerun with nothing left to score loads none
         from ..backfill.shards import has_scores
-        check_model(s, scored=lambda key: has_scores(out, key))
+        check_model(s, scored=lambda key, prompt_hash: has_scores(out, key, prompt_hash))
     check_out(out, folder=True)      # before the database opens (run_backfill checks it too, for its callers)
     from ..backfill import BackfillSpec, run_backfill
     from ..store import Store

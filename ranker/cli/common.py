@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Mapping, Optional
 
 import typer
 
@@ -439,22 +439,25 @@ def db_there(s: "Settings") -> Path:
     return db_path
 
 
-def check_model(s: "Settings", *, scored: "Callable[[str], bool] | None" = None) -> None:
+def check_model(s: "Settings", *, scored: "Callable[[str, str], bool] | None" = None) -> None:
     """The scoring model found as the chosen backend will load it (a preset prepared, a folder there), before
     a command that scores starts on the day: a missing one is an error now, not after the prefilter. What is wrong
     with the model itself names scoring.model (--model, or its ranker.toml line), as check_embedder names
     prefilter.embedder: `--model nosuch` said "error: nosuch: no such model folder ...", naming no flag (a
-    tokenizer's own error names its engine_args key already). `scored(key)`: whether scores of the model are
-    stored (asked, read-only, only when the model is not there): where some are, a rerun may need no model (a
-    second eval of it, a backfill with nothing left to score) and the late path, which loads it only for what is
-    missing, says it then; a typo has none, and is refused now."""
+    tokenizer's own error names its engine_args key already). `scored(key, prompt_hash)`: whether scores of the
+    model under this prompt set (the hash they are stored under) are stored (asked, read-only, only when the model
+    is not there): where some are, a rerun may need no model (a second eval of it, a backfill with nothing left
+    to score) and the late path, which loads it only for what is missing, says it then; a typo has none, nor
+    has another prompt set (--prompts P2 over scores of P1: all to score), and is refused now."""
     from ..backends import backend_class, check_model as model_there
     from ..errors import ConfigError, ModelError
     try:
         model_there(s)               # keys what is wrong with the model itself as scoring.model
     except ModelError:
-        if scored is not None and any(scored(k) for k in _model_keys(backend_class(s.scoring.backend), s)):
-            return
+        if scored is not None:
+            phash = _prompt_hash(s)
+            if phash is not None and any(scored(k, phash) for k in _model_keys(backend_class(s.scoring.backend), s)):
+                return
         raise
     except ConfigError as e:
         _key_for(e, "scoring.model", s.scoring.model)
@@ -468,6 +471,18 @@ def _key_for(e: "RankerError", key: str, name: str) -> None:
     from ..errors import given
     if e.key is None and e.where in (None, given(name)):
         e.key = key
+
+
+def _prompt_hash(s: "Settings") -> str | None:
+    """The prompt hash the settings' scores are stored under (the prompt set's texts and the options that change
+    what the model is shown), or None where the prompt set cannot be read (said where the command reads it)."""
+    from ..errors import RankerError
+    from ..prompts import load_prompts
+    from ..scoring import ScoreOptions
+    try:
+        return load_prompts(s.scoring.prompts).hash(**ScoreOptions.from_settings(s.scoring).prompt_options())
+    except RankerError:
+        return None
 
 
 def _model_keys(cls, s: "Settings") -> list[str]:
@@ -493,9 +508,9 @@ def _store_says(db: Path, ask: "Callable[[Store], bool]") -> bool:
         return False
 
 
-def scores_stored(db: Path) -> "Callable[[str], bool]":
+def scores_stored(db: Path) -> "Callable[[str, str], bool]":
     """check_model's `scored` for a store at `db` (opened read-only, never created)."""
-    return lambda model: _store_says(db, lambda st: st.has_scores(model))
+    return lambda model, prompt_hash: _store_says(db, lambda st: st.has_scores(model, prompt_hash))
 
 
 def check_embedder(s: "Settings", *, loadable: bool = False):
@@ -663,12 +678,18 @@ def name_mention(key: str) -> str:
     return key
 
 
-def error_line(e: "RankerError") -> str:
+def error_line(e: "RankerError", flags: "Mapping[str, str] | None" = None) -> str:
+    """The error's one line. `flags`: a script's own flags by the config key each stands for
+    ({"prefilter.embedder": "--embedder"}, scripts/eval_keep.py's): a key among them, at fault or mentioned, is
+    named by the script's flag, which the user gave, not by the command's."""
     if e.where is not None and as_given(e.where) != e.where:
         import copy
         e = copy.copy(e)
         e.where = as_given(e.where)
-    return e.render(name_key, name_mention) + prepare_advice(e)
+    if not flags:
+        return e.render(name_key, name_mention) + prepare_advice(e)
+    return e.render(lambda k: flags.get(k) or name_key(k), lambda k: flags.get(k) or name_mention(k)) \
+        + prepare_advice(e)
 
 
 # --------------------------------------------------------------------------- errors in the user's words

@@ -65,8 +65,8 @@ def interval_note(iv: Mapping | None, rows: Iterable[Mapping]) -> str:
     rows = list(rows)
     days = max((r["days"] for r in rows), default=0)
     if days < iv["min_days"]:
-        return (f"No 95% intervals: {_n_days(days)} are too few for a bootstrap over days to mean anything "
-                f"(it needs at least {iv['min_days']})")
+        return (f"No 95% intervals: {_n_days(days)} {'is' if days == 1 else 'are'} too few for a bootstrap over "
+                f"days to mean anything (it needs at least {iv['min_days']})")
     fewest = min((r["days"] for r in rows if r.get("low") is not None), default=days)
     few_days = iv.get("few_days", 0)
     some = f" (some figures here stand on {fewest})" if fewest < few_days <= days else ""
