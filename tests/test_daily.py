@@ -225,9 +225,9 @@ def test_a_papers_day_far_ahead_is_one_warning_naming_date_and_the_run_goes_on(t
 
 
 def test_a_papers_date_the_listing_contradicts_is_one_warning_naming_date_and_the_run_goes_on(tmp_path):
-    """`ranker run --papers F --date D` with F's rows announced on another day labelled them D without a word; now
-    one warning line naming --date and F's own day, the run as before (exit 0, D's digest). The day F gives says
-    nothing."""
+    """`ranker run --papers F --date D` with F's rows dated after D (announced or submitted later: not D's papers)
+    labelled them D without a word; now one warning line naming --date and F, the run as before (exit 0, D's
+    digest). The day F gives says nothing."""
     papers = first_papers(tmp_path)                                  # rows of 2025-05-15
     with Store(tmp_path / "db.sqlite3") as s:
         store_vectors(s, list(read_papers(papers)))         # the run's words, no model loaded
@@ -238,8 +238,8 @@ def test_a_papers_date_the_listing_contradicts_is_one_warning_naming_date_and_th
         assert r.returncode == 0 and r.stdout.strip().endswith(f"{day}-output.md"), r.stderr
         return [x for x in r.stderr.splitlines() if x.startswith("warning:")]
 
-    assert run("2025-05-14") == [f"warning: --date: {papers} is the announcement of 2025-05-15, not 2025-05-14; "
-                                 "the papers are labelled 2025-05-14 all the same"]
+    assert run("2025-05-14") == [f"warning: --date: 3 rows of {papers} are dated after 2025-05-14 (up to "
+                                 "2025-05-15); the papers are labelled 2025-05-14 all the same"]
     assert run("2025-05-15") == []
 
 

@@ -566,15 +566,12 @@ def test_a_date_far_ahead_labelling_papers_read_is_one_warning_naming_date(tmp_p
 
 def test_a_date_the_source_contradicts_is_one_warning_naming_date_and_what_says_otherwise(tmp_path):
     """`fetch --from FEED --date 2025-01-02` stored the feed of 2024-11-28's 207 papers under 2025-01-02 without a
-    word. Now one warning naming --date and the source when the source gives its own announcement day (a feed's
-    channel, a listing's rows) and --date is not it, or --date is before the earliest submission of its papers (an
-    API answer, a snapshot, which date papers by submission); --date still wins, exit 0. A --date that agrees, or a
-    source with no day to compare (undated rows), says nothing."""
-    from datetime import date, timedelta
-
-    from ranker.sources import ReadReport, read_papers
-
-    from conftest import make_snapshot
+    word. Now one warning naming --date and the source, one CLI call per shape: a feed's channel day that is not
+    --date; papers submitted on or after --date (an API answer, a snapshot: a paper's submission day is always
+    before its announcement's); a listing's rows dated after --date (rows are dated by announcement or, written
+    from the API or a snapshot, by submission: a row dated the day before --date is no contradiction, the false
+    warning of `fetch --from one.jsonl --date 2017-07-28` for a row submitted 2017-07-27). --date still wins."""
+    from ranker.sources import ReadReport, read_papers, write_papers
     out, db = tmp_path / "p.jsonl", tmp_path / "r.sqlite3"
 
     def warnings(*args):
@@ -586,38 +583,55 @@ def test_a_date_the_source_contradicts_is_one_warning_naming_date_and_what_says_
     assert w == [f"warning: --date: {RSS} is the announcement of 2024-11-28, not 2025-01-02; the papers are "
                  "labelled 2025-01-02 all the same"]
     assert {x["date"] for x in lines(out)} == {"2025-01-02"} and len(lines(out)) == 207
-    assert warnings(RSS, "--date", "2024-11-28") == []
 
-    listing = first_papers(tmp_path)                                 # rows of 2025-05-15
-    w = warnings(listing, "--date", "2025-05-14")
-    assert len(w) == 1 and w[0].startswith("warning: --date: ") and "is the announcement of 2025-05-15, not " \
-        "2025-05-14" in w[0], w
-    assert warnings(listing, "--date", "2025-05-15") == []
-    two = tmp_path / "two.jsonl"              # rows of two days (`run --papers` asks for a --date): one of them is no
-    two.write_text(listing.read_text() + (DAYS / "2025-05-13" / "listing.jsonl").read_text().split("\n", 1)[0]
-                   + "\n", encoding="utf-8")                                       # contradiction, another day is
-    assert warnings(two, "--date", "2025-05-13") == []
-    w = warnings(two, "--date", "2025-05-14")
-    assert len(w) == 1 and "gives 2 announcement days (2025-05-13 to 2025-05-15), none of them 2025-05-14" in w[0], w
+    atom = FIXTURES / "arxiv_api_atom_query_10.xml"        # first versions 2012-02-21 .. 2025-02-11, 2025-03-07
+    w = warnings(atom, "--category", "cs.SE,cs.AR", "--date", "2025-02-11")
+    assert w == [f"warning: --date: 2 papers in {atom} were submitted on or after 2025-02-11 (up to 2025-03-07) "
+                 "and cannot be in that day's announcement; the papers are labelled 2025-02-11 all the same"], w
+
+    one = tmp_path / "one.jsonl"                            # as `fetch --from` the API answer writes it
+    write_papers(read_papers(FIXTURES / "arxiv_api_atom_id_list.xml"), one)
+    assert [x["date"] for x in lines(one)] == ["2017-07-27"]            # its submission day
+    assert warnings(one, "--category", "cs.IT", "--date", "2017-07-28") == [] and lines(out)[0]["date"] == "2017-07-28"
+    assert warnings(one, "--category", "cs.IT", "--date", "2017-07-26") == [
+        f"warning: --date: 1 row of {one} is dated after 2017-07-26 (up to 2017-07-27); the papers are labelled "
+        "2017-07-26 all the same"]
+
+    def note(source, day, at=None):               # the library returns the note, names no flag
+        report = ReadReport()
+        assert {p.date for p in read_papers(source, date=day, report=report)} <= {day}
+        return report.date_note(at or day)
+
+    assert note(RSS, "2024-11-28") is None and note(RSS, "2025-01-02").startswith(f"{RSS} is the announcement of")
+    assert note(atom, "2025-03-08") is None
+    assert note(atom, "2025-03-08", at="2025-03-07").startswith(f"1 paper in {atom} was submitted on or after")
+    assert note(FIXTURES / "arxiv_api_atom_id_list.xml", "2017-07-28") is None
+    snap = tmp_path / "snap.json"                           # first versions 2025-05-13 and 2025-05-14 (v2 later)
+    snap.write_text("".join(json.dumps({"id": f"2505.0000{i}", "title": "A title", "abstract": "An abstract.",
+                                        "authors": "A. Author", "categories": "cs.LG", "versions": v}) + "\n"
+                            for i, v in enumerate([[{"version": "v1", "created": "Tue, 13 May 2025 10:00:00 GMT"}],
+                                                   [{"version": "v1", "created": "Wed, 14 May 2025 17:59:00 GMT"},
+                                                    {"version": "v2", "created": "Mon, 2 Jun 2025 10:00:00 GMT"}]])),
+                    encoding="utf-8")
+    assert note(snap, "2025-05-15") is None
+    assert note(snap, "2025-05-15", at="2025-05-14") == (
+        f"1 paper in {snap} was submitted on or after 2025-05-14 (up to 2025-05-14) and cannot be in that day's "
+        "announcement; the papers are labelled 2025-05-14 all the same")
+    assert note(snap, "2025-05-15", at="2025-05-13").startswith(f"2 papers in {snap} were submitted")
+    two = tmp_path / "two.jsonl"                            # rows of two days
+    two.write_text(lines_of(DAYS / "2025-05-15" / "listing.jsonl", 2) + lines_of(DAYS / "2025-05-13" /
+                                                                                 "listing.jsonl", 1), encoding="utf-8")
+    assert note(two, "2025-05-15") is None and note(two, "2025-05-16") is None
+    assert note(two, "2025-05-14") == (f"2 rows of {two} are dated after 2025-05-14 (up to 2025-05-15); the papers "
+                                       "are labelled 2025-05-14 all the same")
     undated = tmp_path / "undated.jsonl"
     undated.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "date"}) + "\n"
-                               for x in lines(listing)), encoding="utf-8")
-    assert warnings(undated, "--date", "2025-05-14") == []
+                               for x in lines(two)), encoding="utf-8")
+    assert note(undated, "2025-05-01") is None
+    for listing in sorted(DAYS.glob("*/listing.jsonl")):     # every day's listing read with its own day: no note
+        assert note(listing, listing.parent.name) is None, listing
 
-    atom = FIXTURES / "arxiv_api_atom_query_10.xml"                  # first versions from 2012-02-21
-    w = warnings(atom, "--category", "cs.SE,cs.AR", "--date", "2012-02-20")
-    assert w == [f"warning: --date: 2012-02-20 is before the earliest submission in {atom} (2012-02-21): no paper "
-                 "is announced before it is submitted; the papers are labelled with it all the same"]
-    assert warnings(atom, "--category", "cs.SE,cs.AR", "--date", "2025-03-10") == []
 
-    snap = make_snapshot(tmp_path / "snap.json", 20, per_day=10)
-    first = min(p.date for p in read_papers(snap))                    # the first version's day
-    before = (date.fromisoformat(first) - timedelta(days=1)).isoformat()
-    w = warnings(snap, "--category", "cs.LG,cs.AI", "--date", before)
-    assert len(w) == 1 and f"{before} is before the earliest submission in {snap} ({first})" in w[0], w
-    assert warnings(snap, "--category", "cs.LG,cs.AI", "--date", first) == []
-
-    report = ReadReport()                                           # the library returns the note, names no flag
-    assert {p.date for p in read_papers(RSS, date="2025-01-02", report=report)} == {"2025-01-02"}
-    assert report.date_note("2025-01-02").startswith(f"{RSS} is the announcement of 2024-11-28")
-    assert report.date_note("2024-11-28") is None
+def lines_of(path, n):
+    with open(path, encoding="utf-8") as f:
+        return "".join(line for line, _ in zip(f, range(n)))

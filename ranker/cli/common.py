@@ -183,8 +183,8 @@ def warn_day_ahead(day: str) -> bool:
 
 
 def warn_day_contradicted(day: str, report) -> None:
-    """A --date that labels papers read from a source that says otherwise (a feed dated another day, a listing
-    whose rows carry other days, papers submitted after it): one warning naming --date and the source
+    """A --date that labels papers read from a source that says otherwise (a feed dated another day, papers
+    submitted on or after it, a listing with rows dated after it): one warning naming --date and the source
     (sources.ReadReport.date_note); `fetch --from` a feed of 2024-11-28 with `--date 2025-01-02` stored its papers
     under that day without a word. Not refused: --date still wins (relabelling may be deliberate)."""
     note = report.date_note(day)

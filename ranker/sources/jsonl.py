@@ -82,7 +82,7 @@ def iter_jsonl(lines: Iterable[bytes], source: str, report: ReadReport | None = 
     for where, d in json_lines(lines, source, report):
         version = d.get("version")
         if date and (own := iso_day(d.get("date"))):
-            report.own_days[own] += 1
+            report.row_days[own] += 1
         paper = make_paper(report, where, raw_id=d.get("id"), title=d.get("title"), abstract=d.get("abstract"),
                            authors=d.get("authors"), categories=d.get("categories"),
                            primary=d.get("primary_category"),

@@ -47,10 +47,12 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     no_abstract: papers kept with an empty abstract
     truncated:   papers whose abstract (or title) was cut to the cap
     bad_bytes:   records (lines) whose invalid UTF-8 or lone \\ud800-\\udfff escapes were replaced with U+FFFD
-    own_days:    with a day given for every paper: the announcement days the source itself gives (a feed's
-                 channel, a listing's rows), counted by record, for date_note
-    first_submitted: with a day given: the earliest first-version submission day of the records (the API's
-                 <published>, a snapshot's v1), for date_note
+    own_days:    with a day given for every paper: the announcement day a feed's channel gives, counted by item,
+                 for date_note
+    submitted_days: with a day given: the first-version submission days of the records (the API's <published>,
+                 a snapshot's v1), counted, for date_note
+    row_days:    with a day given: the days a ranker JSONL's rows carry (an announcement day for rows from a feed,
+                 a submission day for rows from the API or a snapshot), counted, for date_note
     """
     source: str = ""
     seen: int = 0
@@ -64,7 +66,8 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
     bad_bytes: int = 0
     feed_date: str = ""          # the channel's announcement day, when the source has one
     own_days: Counter = field(default_factory=Counter)
-    first_submitted: str = ""
+    submitted_days: Counter = field(default_factory=Counter)
+    row_days: Counter = field(default_factory=Counter)
     where: str = ""              # the place of the record read last ("file:line"), for the filters' warnings
     reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -85,25 +88,33 @@ a caller that wants every problem as it happens passes `on_warning` (a ranker.io
 
     def submitted(self, day: str | None) -> None:
         """A record's first version was submitted on `day` (YYYY-MM-DD; None: not known)."""
-        if day and (not self.first_submitted or day < self.first_submitted):
-            self.first_submitted = day
+        if day:
+            self.submitted_days[day] += 1
 
     def date_note(self, day: str) -> str | None:
         """Why labelling the papers read with the announcement day `day` (YYYY-MM-DD) contradicts the source, in
-        words: it gives its own day and `day` is not it (rows of several days: `day` is none of them; `run
-        --papers` asks such a file for a day), or `day` is before the earliest submission of its papers (none is
-        announced before it is submitted: the announcement dated D holds what came before D); else None (the
-        source agrees, or has no day to compare)."""
-        own = sorted(self.own_days)
+        words; else None (the source agrees, or has no day to compare). A feed's channel gives its announcement
+        day and `day` is not it; papers were submitted on or after `day` (a paper's submission day, in UTC, is
+        always before its announcement's: the window for D closes 14:00 ET the weekday before D), so they cannot
+        be in that day's announcement; a listing's rows, dated by announcement or by submission, carry a day after
+        `day` (true of either kind). Rows dated before `day` say nothing: a submission day is always earlier."""
         labelled = f"the papers are labelled {day} all the same"
+        own = sorted(self.own_days)
         if len(own) == 1 and own[0] != day:
             return f"{self.source} is the announcement of {own[0]}, not {day}; {labelled}"
         if len(own) > 1 and day not in own:
             return (f"{self.source} gives {len(own):,} announcement days ({own[0]} to {own[-1]}), none of them "
                     f"{day}; {labelled}")
-        if self.first_submitted and day < self.first_submitted:
-            return (f"{day} is before the earliest submission in {self.source} ({self.first_submitted}): no paper "
-                    f"is announced before it is submitted; the papers are labelled with it all the same")
+        late = sorted(d for d in self.submitted_days if d >= day)
+        if late:
+            n = sum(self.submitted_days[d] for d in late)
+            return (f"{counted(n, 'paper')} in {self.source} {'was' if n == 1 else 'were'} submitted on or after "
+                    f"{day} (up to {late[-1]}) and cannot be in that day's announcement; {labelled}")
+        after = sorted(d for d in self.row_days if d > day)
+        if after:
+            n = sum(self.row_days[d] for d in after)
+            return (f"{counted(n, 'row')} of {self.source} {'is' if n == 1 else 'are'} dated after {day} "
+                    f"(up to {after[-1]}); {labelled}")
         return None
 
     def first_where(self, kind: str) -> str | None:
