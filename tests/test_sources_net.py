@@ -217,6 +217,20 @@ def test_fetch_ids_through_the_arxiv_package(api_env):
     assert hit.query["id_list"] == ["0808.05394,1707.08567"]
 
 
+def test_fetch_ids_with_a_day_counts_the_submissions_for_the_date_note(api_env):
+    """`fetch --ids 1707.08567 --date 2017-07-27` (a paper submitted that day, announced the next) labelled it with
+    a day it cannot be in without a word: the API's papers never reached ReadReport.submitted, as a saved API answer
+    read with --from does. Now date_note says so; the next day says nothing."""
+    api_env.route("/api/query", Reply(200, ATOM_IDS))
+    report = ReadReport(source="arXiv API")
+    assert [p.date for p in fetch_ids(["1707.08567"], date="2017-07-27", report=report,
+                                      policy=api_env.policy())] == ["2017-07-27"]
+    assert report.date_note("2017-07-27") == (
+        "1 paper in arXiv API was submitted on or after 2017-07-27 (up to 2017-07-27) and cannot be in that day's "
+        "announcement; the papers are labelled 2017-07-27 all the same")
+    assert report.date_note("2017-07-28") is None
+
+
 def test_an_id_given_twice_is_fetched_and_written_once(api_env):
     """`ranker fetch --ids 1707.08567,1707.08567v1` (an id pasted twice, once with its version): one paper, asked
     for once (the list of ids it asks the API for holds it once, and so does the list it returns)."""

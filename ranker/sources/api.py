@@ -62,6 +62,8 @@ def _results_to_papers(results, source: str, report: ReadReport, date: str | Non
         if progress is not None:
             progress("fetching from the arXiv API", n, None)
         published = r.published.date().isoformat() if getattr(r, "published", None) else ""
+        if date:                # labelled with another day: ReadReport.date_note compares the submissions with it
+            report.submitted(published)
         p = make_paper(report, f"{source}#{n}", raw_id=r.entry_id, title=r.title, abstract=r.summary,
                        authors=[a.name for a in r.authors], categories=r.categories,
                        primary=r.primary_category or None, date=date or published, comment=r.comment,
