@@ -227,6 +227,18 @@ def test_rss_empty_day_is_not_an_error():
     assert report.seen == 0 and report.feed_date == "2024-11-28"
 
 
+def test_an_empty_feed_read_with_another_day_has_no_date_note():
+    """An empty feed (a weekend's: no items) of 2024-11-28 read with date 2024-11-29 was said to be 'the announcement
+    of 2024-11-28 ... the papers are labelled 2024-11-29 all the same' about no papers; a feed with items still is."""
+    report = ReadReport(source="feed.xml")
+    assert list(read_papers(rss_doc([]), date="2024-11-29", report=report)) == []
+    assert report.date_note("2024-11-29") is None
+    report = ReadReport(source="feed.xml")
+    assert len(list(read_papers(rss_doc([rss_item()]), date="2024-11-29", report=report))) == 1
+    assert report.date_note("2024-11-29") == ("feed.xml is the announcement of 2024-11-28, not 2024-11-29; the "
+                                              "papers are labelled 2024-11-29 all the same")
+
+
 def test_rss_without_pubdate_needs_a_date():
     doc = rss_doc([rss_item()], pubdate=None)
     with pytest.raises(InputError, match="pass date YYYY-MM-DD"):

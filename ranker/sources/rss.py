@@ -37,7 +37,7 @@ def parse_rss(data: bytes, source: str, report: ReadReport | None = None, *,
     if day is None and items:
         day = rfc822_day(items[0].findtext("pubDate"))
     if date:
-        if day:
+        if day and items:           # an empty feed (a weekend's) labels no paper: nothing to contradict
             report.own_days[day] += len(items)
         day = date
     elif day is None and items:
