@@ -309,6 +309,18 @@ def test_help_shows_examples_and_flags_as_flags():
     assert re.search(r"^\s+--only-kept\s+Score only", ranker("score", "--help").stdout, re.M)
 
 
+
+def test_the_command_listings_give_each_command_one_whole_sentence():
+    """click cut each summary to the listing's width ("Fetch a day's papers: from arXiv's RSS feed (default),
+    a..."): each command and subcommand now has a short sentence of its own there, whole at 80 columns."""
+    for group in ((), ("index",), ("models",), ("labels",)):
+        r = ranker(*group, "--help", env={"COLUMNS": "80"})
+        listing = r.stdout.split("\nCommands:\n", 1)[1].splitlines()
+        lines = [line for line in listing if line.strip()]
+        assert len(lines) >= 2, (group, r.stdout)
+        for line in lines:
+            assert line.endswith(".") and not line.endswith("...") and len(line) <= 80, (group, line)
+
 def test_the_run_help_example_works_from_any_folder(tmp_path):
     text = ranker("run", "--help").stdout
     m = re.search(r"ranker run --papers (\S+) --out digest/ --offline", text)

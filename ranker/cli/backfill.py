@@ -201,4 +201,5 @@ def skipped_examples(res) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     import inspect
-    app.command("backfill", help=inspect.cleandoc(backfill.__doc__ or "") + "\n" + EXAMPLES)(backfill)
+    app.command("backfill", short_help="Rank (and score) a whole snapshot into Parquet shards.",
+                help=inspect.cleandoc(backfill.__doc__ or "") + "\n" + EXAMPLES)(backfill)

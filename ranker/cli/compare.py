@@ -94,4 +94,5 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare", context_settings={"allow_extra_args": True})(compare)
+    app.command("compare", short_help="Compare a local model's judgements with GPT's.",
+                context_settings={"allow_extra_args": True})(compare)

@@ -131,4 +131,4 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_)
+    app.command("eval", short_help="Replay history days walk-forward against GPT's picks.")(eval_)

@@ -149,4 +149,5 @@ def _embed(papers_file: Path, store, s, progress) -> str:
 
 def register(app: typer.Typer) -> None:
     import inspect
-    app.command("fetch", help=inspect.cleandoc(fetch.__doc__ or "") + "\n" + EXAMPLES)(fetch)
+    app.command("fetch", short_help="Fetch a day's papers into the database and a JSONL file.",
+                help=inspect.cleandoc(fetch.__doc__ or "") + "\n" + EXAMPLES)(fetch)

@@ -130,4 +130,4 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", help=_help())(run)
+    app.command("run", short_help="Run the whole day: fetch, prefilter, score, digest.", help=_help())(run)
