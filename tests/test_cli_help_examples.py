@@ -5,6 +5,8 @@ help's prose quotes names a command and flags that exist. The help is read as `r
 (typer's CliRunner through the app); nothing else is run."""
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -193,7 +195,13 @@ def help_defaults() -> dict[str, tuple[str, object]]:
         "--batch-size": (r"default: scoring\.batch_size of ranker\.toml, (\d+);", (d.scoring.batch_size,)),
         "--category": (r"default:? (?:fetch\.categories of ranker\.toml, )?([\w.,]+)\)",
                        (",".join(d.fetch.categories),)),
-        "--announce": (r"default:? ([\w,-]+)\)", (",".join(d.fetch.announce),)),
+        "--announce": (r"default:? (?:fetch\.announce of ranker\.toml, )?([\w,-]+)\)", (",".join(d.fetch.announce),)),
+        "--embedder": (r"default: prefilter\.embedder of ranker\.toml, ([\w.-]+)\)", (d.prefilter.embedder,)),
+        "--backend": (r"default: scoring\.backend of ranker\.toml, ([\w.-]+)\)", (d.scoring.backend,)),
+        "--model": (r"default: scoring\.model of ranker\.toml, ([\w.-]+)\)", (d.scoring.model,)),
+        "--score-mode": (r"default: scoring\.score_mode of ranker\.toml, ([\w-]+)\)", (d.scoring.score_mode,)),
+        "--prompt-layout": (r"default: scoring\.prompt_layout of ranker\.toml, ([\w-]+)\)",
+                            (d.scoring.prompt_layout,)),
         "--novelty-context": (r"default (\d+) = off", (d.scoring.novelty_context,)),
         "--papers-per-request": (r"\((\d+) = one paper per request, the default", (d.scoring.papers_per_request,)),
         "--keep": (r"(?:default without a calibration ([\d.]+), with one --recall ([\d.]+); never fewer than "
@@ -268,3 +276,39 @@ def test_every_output_that_takes_a_dash_for_stdout_says_so(path, option, tmp_pat
         r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", "-", "--backend", "fake",
                    "--db", tmp_path / "db.sqlite3", "--offline")
         assert r.returncode == 0 and r.stdout.count('"ARXIVID"') == 192, r.stderr
+
+
+
+@pytest.mark.parametrize("path,option", [(("fetch",), "--from"), (("prefilter",), "--papers"),
+                                         (("score",), "--papers"), (("run",), "--papers"), (("compare",), None)])
+def test_every_input_that_takes_a_dash_for_stdin_says_so(path, option, tmp_path):
+    """`ranker prefilter --papers -` (the README's `fetch --out - | prefilter --papers -`), score's, run's and
+    fetch --from - read stdin, and compare takes '-' for one of its inputs, but no help said so: only labels
+    import's FILE did. Each says it now (score's shown to read it, with the fake backend)."""
+    helps = {(q, name): " ".join((p.help or "").split()) for q, name, p in _options()}
+    text = helps[path, option] if option else " ".join(help_text(path).split())
+    assert "'-' for stdin" in text or "'-' is stdin" in text, text
+    if path == ("score",):
+        from conftest import DAYS, RANKER
+        listing = (DAYS / "2025-05-15" / "listing.jsonl").read_text()
+        r = subprocess.run([*RANKER, "score", "--papers", "-", "--out", "-", "--backend", "fake", "--db",
+                            tmp_path / "db.sqlite3", "--offline"], input=listing, capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.count('"ARXIVID"') == 192, r.stderr
+
+
+@pytest.mark.parametrize("option,variable,key", [("--db", "RANKER_DB", "db"), ("--offline", "RANKER_OFFLINE", None),
+                                                 ("--trusted-proxies", "RANKER_TRUSTED_PROXIES", "trusted_proxies")])
+def test_an_option_a_variable_also_sets_names_the_variable(option, variable, key, tmp_path):
+    """--db said "default: $RANKER_HOME/ranker.sqlite3" while RANKER_DB (or ranker.toml's db) moved the
+    database elsewhere, and --trusted-proxies named neither RANKER_TRUSTED_PROXIES nor [serve] trusted_proxies,
+    as --offline names RANKER_OFFLINE: each option's help, in every command, names the variable (and the
+    variable does set the setting, as `ranker config` shows)."""
+    texts = [" ".join((p.help or "").split()) for _, name, p in _options() if name == option]
+    assert texts and all(variable in text and (key is None or key in text) for text in texts), texts
+    if key:
+        from conftest import RANKER
+        r = subprocess.run([*RANKER, "config", "--json"], capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "RANKER_HOME": str(tmp_path), variable: str(tmp_path / "x.db") if key == "db" else "10.0.0.5"})
+        rows = {s["key"]: s for s in json.loads(r.stdout)["settings"]}
+        assert r.returncode == 0 and rows[key if key == "db" else f"serve.{key}"]["from"] == variable, r.stdout
+

@@ -52,7 +52,8 @@ def backfill(
     default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
     embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
     keep: Annotated[Optional[float], typer.Option(
-        "--keep", help="Fraction of each day to keep (default: by recall 0.95 with a calibration, else 0.4).",
+        "--keep", help="Fraction of each day to keep, in (0, 1] (default: by recall 0.95 with a calibration, "
+        "else 0.4).",
         show_default=False)] = None,
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
                                                show_default=False)] = None,

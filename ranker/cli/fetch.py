@@ -28,13 +28,13 @@ def fetch(
                                       "'-' for stdout).", parser=given_path)],
     from_: Annotated[Optional[str], typer.Option(
         "--from", help="A file or URL to read instead of today's feed: arXiv RSS or Atom XML, an arXiv metadata "
-        "snapshot (JSON lines, may be .gz) or papers JSONL.", show_default=False)] = None,
+        "snapshot (JSON lines, may be .gz) or papers JSONL; '-' for stdin.", show_default=False)] = None,
     category: Annotated[Optional[str], typer.Option(
         "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
-        "listed (default: cs.LG,cs.AI).", show_default=False)] = None,
+        "listed (default: fetch.categories of ranker.toml, cs.LG,cs.AI).", show_default=False)] = None,
     announce: Annotated[Optional[str], typer.Option(
         "--announce", help="Announce types to keep, comma-separated: new, cross, replace, replace-cross "
-        "(default: new,cross).", show_default=False)] = None,
+        "(default: fetch.announce of ranker.toml, new,cross).", show_default=False)] = None,
     ids: Annotated[Optional[str], typer.Option(
         "--ids", help="Comma-separated arXiv ids: fetch their metadata from the arXiv API.",
         show_default=False)] = None,

@@ -35,16 +35,18 @@ Examples:
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.", parser=given_path)],
         papers: Annotated[Optional[Path], typer.Option("--papers", help="The day's papers (JSONL, RSS/Atom XML or "
-                                                       "a metadata snapshot). Without it, today's RSS is fetched "
-                                                       "(or the --date day's announcements).",
+                                                       "a metadata snapshot; '-' for stdin). Without it, today's RSS is "
+                                                       "fetched (or the --date day's announcements).",
                                                        show_default=False, parser=given_path)] = None,
         date: Annotated[Optional[str], typer.Option("--date", help="YYYY-MM-DD: rebuild that day's announcements "
                                                     "through the arXiv API (with --papers: label the papers with "
                                                     "this day).", show_default=False)] = None,
         category: Annotated[Optional[str], typer.Option("--category", help="Categories to fetch, comma-separated "
-                                                        "(default cs.LG,cs.AI).", show_default=False)] = None,
+                                                        "(default: fetch.categories of ranker.toml, cs.LG,cs.AI).",
+                                                        show_default=False)] = None,
         announce: Annotated[Optional[str], typer.Option("--announce", help="Announce types to fetch "
-                                                        "(default new,cross).", show_default=False)] = None,
+                                                        "(default: fetch.announce of ranker.toml, new,cross).",
+                                                        show_default=False)] = None,
         keep: KeepOpt = None, top: TopOpt = None,
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
