@@ -198,7 +198,7 @@ def help_defaults() -> dict[str, tuple[str, object]]:
         "--announce": (r"default:? (?:fetch\.announce of ranker\.toml, )?([\w,-]+)\)", (",".join(d.fetch.announce),)),
         "--embedder": (r"default: prefilter\.embedder of ranker\.toml, ([\w.-]+)\)", (d.prefilter.embedder,)),
         "--backend": (r"default: scoring\.backend of ranker\.toml, ([\w.-]+)\)", (d.scoring.backend,)),
-        "--model": (r"default: scoring\.model of ranker\.toml, ([\w.-]+)\)", (d.scoring.model,)),
+        "--model": (r"default: scoring\.model of ranker\.toml, ([\w.-]+)[;)]", (d.scoring.model,)),
         "--score-mode": (r"default: scoring\.score_mode of ranker\.toml, ([\w-]+)\)", (d.scoring.score_mode,)),
         "--prompt-layout": (r"default: scoring\.prompt_layout of ranker\.toml, ([\w-]+)\)",
                             (d.scoring.prompt_layout,)),
@@ -312,3 +312,11 @@ def test_an_option_a_variable_also_sets_names_the_variable(option, variable, key
         rows = {s["key"]: s for s in json.loads(r.stdout)["settings"]}
         assert r.returncode == 0 and rows[key if key == "db" else f"serve.{key}"]["from"] == variable, r.stdout
 
+
+def test_the_model_help_says_the_openai_backend_asks_the_servers_own():
+    """--model said "(default: scoring.model of ranker.toml, smollm2-135m)", but with the openai backend and no
+    model named the settings send "auto" (the server's own model), not the local preset: every --model says so."""
+    from ranker.settings import Settings
+    assert Settings(scoring={"backend": "openai"}).scoring.model == "auto"
+    texts = [" ".join((p.help or "").split()) for _, name, p in _options() if name == "--model"]
+    assert texts and all("with --backend openai: auto, the server's own model" in t for t in texts), texts

@@ -64,7 +64,8 @@ BackendOptionOpt = Annotated[Optional[list[str]], typer.Option(
     show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset (smollm2-135m, qwen2.5-coder-0.5b), "
                                                  "a local folder or a Hugging Face id (default: scoring.model "
-                                                 "of ranker.toml, smollm2-135m).", show_default=False)]
+                                                 "of ranker.toml, smollm2-135m; with --backend openai: auto, the "
+                                                 "server's own model).", show_default=False)]
 ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected: also the "
                                                      "probability-weighted mean of the score values (default: "
                                                      "scoring.score_mode of ranker.toml, greedy).",
