@@ -320,3 +320,19 @@ def test_the_model_help_says_the_openai_backend_asks_the_servers_own():
     assert Settings(scoring={"backend": "openai"}).scoring.model == "auto"
     texts = [" ".join((p.help or "").split()) for _, name, p in _options() if name == "--model"]
     assert texts and all("with --backend openai: auto, the server's own model" in t for t in texts), texts
+
+
+def test_the_fetch_filters_and_the_daily_keep_rule_say_the_same_in_every_command():
+    """--category and --announce were written three times: run's said "Categories to fetch" where fetch's said
+    how a paper is kept (run --papers keeps the same papers as fetch --from), and backfill's --keep wrote the
+    keep rule its own way (it keeps each day as run does: min_keep, --recall with a calibration). Each is one
+    option now, and says the same wherever it is."""
+    helps: dict[str, dict[tuple, str]] = {}
+    for path, name, p in _options():
+        if name in ("--category", "--announce", "--keep"):
+            helps.setdefault(name, {})[path] = " ".join((p.help or "").split())
+    assert {("fetch",), ("run",), ("backfill",)} <= set(helps["--category"]), helps["--category"]
+    assert {("fetch",), ("run",)} <= set(helps["--announce"]), helps["--announce"]
+    for name in ("--category", "--announce"):
+        assert len(set(helps[name].values())) == 1, helps[name]
+    assert helps["--keep"][("backfill",)] == helps["--keep"][("run",)] == helps["--keep"][("prefilter",)]

@@ -78,6 +78,12 @@ LayoutOpt = Annotated[Optional[str], typer.Option(
     "--prompt-layout", help="seed (the seed's order: papers, then the output instructions) or "
     "instructions-first: instructions join the shared prefix, fewer tokens computed per paper (default: "
     "scoring.prompt_layout of ranker.toml, seed).", show_default=False)]
+CategoryOpt = Annotated[Optional[str], typer.Option(
+    "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
+    "listed (default: fetch.categories of ranker.toml, cs.LG,cs.AI).", show_default=False)]
+AnnounceOpt = Annotated[Optional[str], typer.Option(
+    "--announce", help="Announce types to keep, comma-separated: new, cross, replace, replace-cross "
+    "(default: fetch.announce of ranker.toml, new,cross).", show_default=False)]
 KeepOpt = Annotated[Optional[float], typer.Option(
     "--keep", help="Fraction of the papers to keep for the LLM, in (0, 1] (default without a calibration 0.4, "
     "with one --recall 0.95; never fewer than 20 papers, or all of them when there are fewer). On a GPU "

@@ -8,7 +8,7 @@ import typer
 
 from ..io import counted
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
+from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
@@ -41,12 +41,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         date: Annotated[Optional[str], typer.Option("--date", help="YYYY-MM-DD: rebuild that day's announcements "
                                                     "through the arXiv API (with --papers: label the papers with "
                                                     "this day).", show_default=False)] = None,
-        category: Annotated[Optional[str], typer.Option("--category", help="Categories to fetch, comma-separated "
-                                                        "(default: fetch.categories of ranker.toml, cs.LG,cs.AI).",
-                                                        show_default=False)] = None,
-        announce: Annotated[Optional[str], typer.Option("--announce", help="Announce types to fetch "
-                                                        "(default: fetch.announce of ranker.toml, new,cross).",
-                                                        show_default=False)] = None,
+        category: CategoryOpt = None, announce: AnnounceOpt = None,
         keep: KeepOpt = None, top: TopOpt = None,
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
