@@ -31,7 +31,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                                       show_default=False)] = None,
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
           keep: Annotated[Optional[float], typer.Option("--keep", help="Send this top fraction of each day to the "
-                                                        "LLM, in (0, 1] (default: by recall 0.95 with a calibration, "
+                                                        "LLM, in (0, 1] (default: by recall 0.95 with --calibrate, "
                                                         "else 0.4).", show_default=False)] = None,
           top: Annotated[Optional[int], typer.Option("--top", help="Send exactly the K best papers of each day to "
                                                      "the LLM.", show_default=False)] = None,
