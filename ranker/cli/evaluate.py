@@ -132,4 +132,4 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", short_help="Replay history days walk-forward against GPT's picks.")(eval_)
+    app.command("eval", short_help="Replay past days walk-forward and measure against GPT's picks.")(eval_)

@@ -84,7 +84,7 @@ def panel_embedder_note(store, key: str) -> str | None:
             f"without one of {key} gets its similar papers from another embedder, and its page says so")
 
 
-@index_app.command("status", short_help="Vectors, embedder, kind, size and agreement with the database.")
+@index_app.command("status", short_help="Show the index's size, embedder and agreement with the database.")
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
            db: DbOpt = None,
            quick: Annotated[bool, typer.Option("--quick", help="Skip the full check (the digest of every stored "

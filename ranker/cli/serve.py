@@ -115,4 +115,4 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve", short_help="Serve the archive, digests, search and labels locally.")(serve)
+    app.command("serve", short_help="Serve the archive, digests, search and labels over HTTP.")(serve)
