@@ -276,7 +276,6 @@ def test_every_output_that_takes_a_dash_for_stdout_says_so(path, option, tmp_pat
         assert r.returncode == 0 and r.stdout.count('"ARXIVID"') == 192, r.stderr
 
 
-
 @pytest.mark.parametrize("path,option", [(("fetch",), "--from"), (("prefilter",), "--papers"),
                                          (("score",), "--papers"), (("run",), "--papers"), (("compare",), None)])
 def test_every_input_that_takes_a_dash_for_stdin_says_so(path, option, tmp_path):
@@ -306,7 +305,8 @@ def test_an_option_a_variable_also_sets_names_the_variable(option, variable, key
     if key:
         from conftest import RANKER
         r = subprocess.run([*RANKER, "config", "--json"], capture_output=True, text=True, cwd=tmp_path,
-                           env={**os.environ, "RANKER_HOME": str(tmp_path), variable: str(tmp_path / "x.db") if key == "db" else "10.0.0.5"})
+                           env={**os.environ, "RANKER_HOME": str(tmp_path),
+                                variable: str(tmp_path / "x.db") if key == "db" else "10.0.0.5"})
         rows = {s["key"]: s for s in json.loads(r.stdout)["settings"]}
         assert r.returncode == 0 and rows[key if key == "db" else f"serve.{key}"]["from"] == variable, r.stdout
 
