@@ -946,7 +946,7 @@ def test_help_has_examples_and_every_default_it_names():
     text = " ".join(p.stdout.split())
     assert "(default: fetch.categories of ranker.toml" in text and "the ray extra" in text
     assert "(default: scoring.batch_size of ranker.toml, 64" in text
-    assert "(default: by recall 0.95 with a calibration, else 0.4)" in text         # the keep rule as it applies
+    assert "(default without a calibration 0.4, with one --recall 0.95; never fewer than 20 papers" in text
     assert "--recall" in text and "--papers-per-request" in text                     # run's flags
     # the examples keep their lines (not run together into one paragraph)
     assert re.search(r"^\s+ranker import bf/", p.stdout, re.M) and re.search(r"^\s+--engine ray", p.stdout, re.M)

@@ -5,6 +5,8 @@ help's prose quotes names a command and flags that exist. The help is read as `r
 (typer's CliRunner through the app); nothing else is run."""
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -193,11 +195,17 @@ def help_defaults() -> dict[str, tuple[str, object]]:
         "--batch-size": (r"default: scoring\.batch_size of ranker\.toml, (\d+);", (d.scoring.batch_size,)),
         "--category": (r"default:? (?:fetch\.categories of ranker\.toml, )?([\w.,]+)\)",
                        (",".join(d.fetch.categories),)),
-        "--announce": (r"default:? ([\w,-]+)\)", (",".join(d.fetch.announce),)),
+        "--announce": (r"default:? (?:fetch\.announce of ranker\.toml, )?([\w,-]+)\)", (",".join(d.fetch.announce),)),
+        "--embedder": (r"default: prefilter\.embedder of ranker\.toml, ([\w.-]+)\)", (d.prefilter.embedder,)),
+        "--backend": (r"default: scoring\.backend of ranker\.toml, ([\w.-]+)\)", (d.scoring.backend,)),
+        "--model": (r"default: scoring\.model of ranker\.toml, ([\w.-]+)[;)]", (d.scoring.model,)),
+        "--score-mode": (r"default: scoring\.score_mode of ranker\.toml, ([\w-]+)\)", (d.scoring.score_mode,)),
+        "--prompt-layout": (r"default: scoring\.prompt_layout of ranker\.toml, ([\w-]+)\)",
+                            (d.scoring.prompt_layout,)),
         "--novelty-context": (r"default (\d+) = off", (d.scoring.novelty_context,)),
         "--papers-per-request": (r"\((\d+) = one paper per request, the default", (d.scoring.papers_per_request,)),
         "--keep": (r"(?:default without a calibration ([\d.]+), with one --recall ([\d.]+); never fewer than "
-                   r"(\d+) papers|default: by recall ([\d.]+) with a calibration, else ([\d.]+)\))",
+                   r"(\d+) papers|default: by recall ([\d.]+) with --calibrate, else ([\d.]+)\))",
                    (DEFAULT_KEEP, DEFAULT_RECALL, d.prefilter.min_keep, DEFAULT_RECALL, DEFAULT_KEEP)),
         "--days": (r"with --calibrate each day after (\d+) days with GPT picks and (\d+) picks", (MIN_DAYS, MIN_PICKS)),
         "--recall": (r"Default with a calibration: ([\d.]+) \(without one, the fixed fraction ([\d.]+)\)",
@@ -227,8 +235,6 @@ def test_defaults_the_help_quotes_are_the_code_defaults():
             continue
         seen.add(name)
         text = " ".join((p.help or "").split())
-        if "default" not in text.lower():           # eval's --keep states none
-            continue
         pattern, values = expected[name]
         m = re.search(pattern, text)
         said = [g for g in (m.groups() if m else ()) if g is not None]
@@ -268,3 +274,63 @@ def test_every_output_that_takes_a_dash_for_stdout_says_so(path, option, tmp_pat
         r = ranker("score", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", "-", "--backend", "fake",
                    "--db", tmp_path / "db.sqlite3", "--offline")
         assert r.returncode == 0 and r.stdout.count('"ARXIVID"') == 192, r.stderr
+
+
+@pytest.mark.parametrize("path,option", [(("fetch",), "--from"), (("prefilter",), "--papers"),
+                                         (("score",), "--papers"), (("run",), "--papers"), (("compare",), None)])
+def test_every_input_that_takes_a_dash_for_stdin_says_so(path, option, tmp_path):
+    """`ranker prefilter --papers -` (the README's `fetch --out - | prefilter --papers -`), score's, run's and
+    fetch --from - read stdin, and compare takes '-' for one of its inputs, but no help said so: only labels
+    import's FILE did. Each says it now (score's shown to read it, with the fake backend)."""
+    helps = {(q, name): " ".join((p.help or "").split()) for q, name, p in _options()}
+    text = helps[path, option] if option else " ".join(help_text(path).split())
+    assert "'-' for stdin" in text or "'-' is stdin" in text, text
+    if path == ("score",):
+        from conftest import DAYS, RANKER
+        listing = (DAYS / "2025-05-15" / "listing.jsonl").read_text()
+        r = subprocess.run([*RANKER, "score", "--papers", "-", "--out", "-", "--backend", "fake", "--db",
+                            tmp_path / "db.sqlite3", "--offline"], input=listing, capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.count('"ARXIVID"') == 192, r.stderr
+
+
+@pytest.mark.parametrize("option,variable,key", [("--db", "RANKER_DB", "db"), ("--offline", "RANKER_OFFLINE", None),
+                                                 ("--trusted-proxies", "RANKER_TRUSTED_PROXIES", "trusted_proxies")])
+def test_an_option_a_variable_also_sets_names_the_variable(option, variable, key, tmp_path):
+    """--db said "default: $RANKER_HOME/ranker.sqlite3" while RANKER_DB (or ranker.toml's db) moved the
+    database elsewhere, and --trusted-proxies named neither RANKER_TRUSTED_PROXIES nor [serve] trusted_proxies,
+    as --offline names RANKER_OFFLINE: each option's help, in every command, names the variable (and the
+    variable does set the setting, as `ranker config` shows)."""
+    texts = [" ".join((p.help or "").split()) for _, name, p in _options() if name == option]
+    assert texts and all(variable in text and (key is None or key in text) for text in texts), texts
+    if key:
+        from conftest import RANKER
+        r = subprocess.run([*RANKER, "config", "--json"], capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "RANKER_HOME": str(tmp_path),
+                                variable: str(tmp_path / "x.db") if key == "db" else "10.0.0.5"})
+        rows = {s["key"]: s for s in json.loads(r.stdout)["settings"]}
+        assert r.returncode == 0 and rows[key if key == "db" else f"serve.{key}"]["from"] == variable, r.stdout
+
+
+def test_the_model_help_says_the_openai_backend_asks_the_servers_own():
+    """--model said "(default: scoring.model of ranker.toml, smollm2-135m)", but with the openai backend and no
+    model named the settings send "auto" (the server's own model), not the local preset: every --model says so."""
+    from ranker.settings import Settings
+    assert Settings(scoring={"backend": "openai"}).scoring.model == "auto"
+    texts = [" ".join((p.help or "").split()) for _, name, p in _options() if name == "--model"]
+    assert texts and all("with --backend openai: auto, the server's own model" in t for t in texts), texts
+
+
+def test_the_fetch_filters_and_the_daily_keep_rule_say_the_same_in_every_command():
+    """--category and --announce were written three times: run's said "Categories to fetch" where fetch's said
+    how a paper is kept (run --papers keeps the same papers as fetch --from), and backfill's --keep wrote the
+    keep rule its own way (it keeps each day as run does: min_keep, --recall with a calibration). Each is one
+    option now, and says the same wherever it is."""
+    helps: dict[str, dict[tuple, str]] = {}
+    for path, name, p in _options():
+        if name in ("--category", "--announce", "--keep"):
+            helps.setdefault(name, {})[path] = " ".join((p.help or "").split())
+    assert {("fetch",), ("run",), ("backfill",)} <= set(helps["--category"]), helps["--category"]
+    assert {("fetch",), ("run",)} <= set(helps["--announce"]), helps["--announce"]
+    for name in ("--category", "--announce"):
+        assert len(set(helps[name].values())) == 1, helps[name]
+    assert helps["--keep"][("backfill",)] == helps["--keep"][("run",)] == helps["--keep"][("prefilter",)]

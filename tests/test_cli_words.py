@@ -309,6 +309,38 @@ def test_help_shows_examples_and_flags_as_flags():
     assert re.search(r"^\s+--only-kept\s+Score only", ranker("score", "--help").stdout, re.M)
 
 
+def _groups(cmd=None, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every group of the app (() for ranker itself), as registered: a group added later is listed too."""
+    from clilines import ROOT
+    cmd = ROOT if cmd is None else cmd
+    subs = getattr(cmd, "commands", None)
+    if subs is None:
+        return []
+    return [path] + [g for name, sub in subs.items() for g in _groups(sub, path + (name,))]
+
+
+def test_the_command_listings_give_each_command_one_whole_sentence():
+    """click cut each summary to the listing's width ("Fetch a day's papers: from arXiv's RSS feed (default),
+    a..."): each command and subcommand now has a short sentence of its own there, whole at 80 columns, and
+    says what it does (serve's said "locally", but --host serves any address)."""
+    said = {}
+    groups = _groups()
+    assert {(), ("index",), ("models",), ("labels",)} <= set(groups), groups
+    for group in groups:
+        r = ranker(*group, "--help", env={"COLUMNS": "80"})
+        listing = r.stdout.split("\nCommands:\n", 1)[1].splitlines()
+        lines = [line for line in listing if line.strip()]
+        assert len(lines) >= 2, (group, r.stdout)
+        for line in lines:
+            assert line.endswith(".") and not line.endswith("...") and len(line) <= 80, (group, line)
+            name, summary = line.split(None, 1)
+            said[(*group, name)] = summary
+    assert said[("index", "status")] == "Show the index's size, embedder and agreement with the database."
+    assert said[("similar",)] == "Find the stored papers nearest to a paper id or a text."
+    assert said[("serve",)] == "Serve the archive, digests, search and labels over HTTP."
+    assert said[("eval",)] == "Replay past days walk-forward and measure against GPT's picks."
+
+
 def test_the_run_help_example_works_from_any_folder(tmp_path):
     text = ranker("run", "--help").stdout
     m = re.search(r"ranker run --papers (\S+) --out digest/ --offline", text)

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
-                     DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
+from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
+                     DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
                      VerboseOpt, check_embedder, check_model, check_out, echo, given_path, info, load_settings,
                      not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn, warn_categories)
@@ -34,9 +34,7 @@ def backfill(
                                                  show_default=False)] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD) to include.",
                                                  show_default=False)] = None,
-    category: Annotated[Optional[str], typer.Option(
-        "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
-        "listed (default: fetch.categories of ranker.toml, cs.LG,cs.AI).", show_default=False)] = None,
+    category: CategoryOpt = None,
     all_categories: Annotated[bool, typer.Option("--all-categories", help="Keep papers of every category.")] = False,
     engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (Ray Data; needs "
                                         "the ray extra of ranker).")] = "local",
@@ -51,9 +49,7 @@ def backfill(
     prompts: PromptsOpt = None, default_prompts: DefaultPromptsOpt = None,
     default_authors: DefaultAuthorsOpt = None, default_exclude: DefaultExcludeOpt = None,
     embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
-    keep: Annotated[Optional[float], typer.Option(
-        "--keep", help="Fraction of each day to keep (default: by recall 0.95 with a calibration, else 0.4).",
-        show_default=False)] = None,
+    keep: KeepOpt = None,
     top: Annotated[Optional[int], typer.Option("--top", help="Keep the K best papers of each day instead.",
                                                show_default=False)] = None,
     recall: RecallOpt = None,
@@ -201,4 +197,5 @@ def skipped_examples(res) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     import inspect
-    app.command("backfill", help=inspect.cleandoc(backfill.__doc__ or "") + "\n" + EXAMPLES)(backfill)
+    app.command("backfill", short_help="Rank (and score) a whole snapshot into Parquet shards.",
+                help=inspect.cleandoc(backfill.__doc__ or "") + "\n" + EXAMPLES)(backfill)

@@ -171,4 +171,4 @@ def zero_shot_note(test_days: list[str], history: list[str]) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("calibrate")(calibrate)
+    app.command("calibrate", short_help="Learn from GPT-judged days and your labels; show the gain.")(calibrate)

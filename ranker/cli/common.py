@@ -37,31 +37,38 @@ def given_path(raw: str) -> Path:
     return Path(raw)
 
 
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_HOME/ranker.sqlite3).",
-                                               show_default=False, parser=given_path)]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_DB, else ranker.toml's "
+                                               "db, else $RANKER_HOME/ranker.sqlite3).", show_default=False,
+                                               parser=given_path)]
 PromptsOpt = Annotated[Optional[Path], typer.Option("--prompts", help="Prompt directory in the seed layout "
                                                     "(default: the bundled prompt set).", show_default=False,
                                                     parser=given_path)]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A ranker.toml with defaults; flags override it.",
                                                    show_default=False, parser=given_path)]
-PapersOpt = Annotated[Path, typer.Option("--papers", help="Papers JSONL (from `ranker fetch` or `ranker prefilter`).",
+PapersOpt = Annotated[Path, typer.Option("--papers", help="Papers JSONL (from `ranker fetch` or `ranker prefilter`; "
+                                         "'-' for stdin).",
                                          parser=given_path)]
 OfflineOpt = Annotated[Optional[bool], typer.Option("--offline/--no-offline", help="Open no network connection "
                                                     "except to loopback (same as RANKER_OFFLINE=1); --no-offline "
                                                     "overrides the environment and ranker.toml.", show_default=False)]
 EmbedderOpt = Annotated[Optional[str], typer.Option("--embedder", help="Embedding model: a preset name (minilm, "
-                                                    "mpnet), a local folder or a Hugging Face id.",
+                                                    "mpnet), a local folder or a Hugging Face id (default: "
+                                                    "prefilter.embedder of ranker.toml, minilm).",
                                                     show_default=False)]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Scoring backend: vllm, transformers, openai "
-                                                   "(or fake, for tests).", show_default=False)]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Scoring backend: vllm, transformers, openai; "
+                                                   "fake for tests (default: scoring.backend of ranker.toml, "
+                                                   "vllm).", show_default=False)]
 BackendOptionOpt = Annotated[Optional[list[str]], typer.Option(
     "--backend-option", help="KEY=VALUE: an option of the chosen backend, as in its table of ranker.toml "
     "(e.g. dtype=bfloat16, concurrency=16, engine_args='{ tensor_parallel_size = 2 }'); repeat for more.",
     show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="LLM: a preset (smollm2-135m, qwen2.5-coder-0.5b), "
-                                                 "a local folder or a Hugging Face id.", show_default=False)]
-ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected (also the "
-                                                     "probability-weighted mean of the score values).",
+                                                 "a local folder or a Hugging Face id (default: scoring.model "
+                                                 "of ranker.toml, smollm2-135m; with --backend openai: auto, the "
+                                                 "server's own model).", show_default=False)]
+ScoreModeOpt = Annotated[Optional[str], typer.Option("--score-mode", help="greedy (integers) or expected: also the "
+                                                     "probability-weighted mean of the score values (default: "
+                                                     "scoring.score_mode of ranker.toml, greedy).",
                                                      show_default=False)]
 MaxTokensOpt = Annotated[Optional[int], typer.Option(
     "--max-tokens", help="Cut each paper to this many tokens before embedding (default 128, what the bundled "
@@ -69,8 +76,14 @@ MaxTokensOpt = Annotated[Optional[int], typer.Option(
     "past the model's limit). Calibrate and prefilter with the same value.", show_default=False)]
 LayoutOpt = Annotated[Optional[str], typer.Option(
     "--prompt-layout", help="seed (the seed's order: papers, then the output instructions) or "
-    "instructions-first (instructions join the shared prefix: fewer tokens computed per paper).",
-    show_default=False)]
+    "instructions-first: instructions join the shared prefix, fewer tokens computed per paper (default: "
+    "scoring.prompt_layout of ranker.toml, seed).", show_default=False)]
+CategoryOpt = Annotated[Optional[str], typer.Option(
+    "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
+    "listed (default: fetch.categories of ranker.toml, cs.LG,cs.AI).", show_default=False)]
+AnnounceOpt = Annotated[Optional[str], typer.Option(
+    "--announce", help="Announce types to keep, comma-separated: new, cross, replace, replace-cross "
+    "(default: fetch.announce of ranker.toml, new,cross).", show_default=False)]
 KeepOpt = Annotated[Optional[float], typer.Option(
     "--keep", help="Fraction of the papers to keep for the LLM, in (0, 1] (default without a calibration 0.4, "
     "with one --recall 0.95; never fewer than 20 papers, or all of them when there are fewer). On a GPU "

@@ -40,6 +40,7 @@ def compare(
     """Compare a local model's judgements with GPT's: rank correlation, error, pick precision/recall.
 
     Writes OUT/metrics.json and a self-contained OUT/report.html (tables and plots) and prints a Markdown summary. Papers are matched by arXiv id (versions stripped); several days may be given at once: pass a directory, a quoted glob, or repeat the option.
+    '-' is stdin, for one of --gpt, --local, --papers and --prefilter.
 
     \b
     Example:
@@ -94,4 +95,5 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare", context_settings={"allow_extra_args": True})(compare)
+    app.command("compare", short_help="Compare a local model's judgements with GPT's.",
+                context_settings={"allow_extra_args": True})(compare)

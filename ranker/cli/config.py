@@ -106,4 +106,4 @@ def _toml(v: Any) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("config")(config)
+    app.command("config", short_help="Show the settings a command would run with.")(config)

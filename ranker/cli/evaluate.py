@@ -31,7 +31,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                                       show_default=False)] = None,
           backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
           keep: Annotated[Optional[float], typer.Option("--keep", help="Send this top fraction of each day to the "
-                                                        "LLM.", show_default=False)] = None,
+                                                        "LLM, in (0, 1] (default: by recall 0.95 with --calibrate, "
+                                                        "else 0.4).", show_default=False)] = None,
           top: Annotated[Optional[int], typer.Option("--top", help="Send exactly the K best papers of each day to "
                                                      "the LLM.", show_default=False)] = None,
           recall: RecallOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
@@ -131,4 +132,4 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_)
+    app.command("eval", short_help="Replay past days walk-forward and measure against GPT's picks.")(eval_)

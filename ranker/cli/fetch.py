@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
+from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
                      flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, out_shown, warn,
                      warn_categories, warn_day_ahead, warn_day_contradicted, warn_read, wrote_empty)
 
@@ -28,13 +28,8 @@ def fetch(
                                       "'-' for stdout).", parser=given_path)],
     from_: Annotated[Optional[str], typer.Option(
         "--from", help="A file or URL to read instead of today's feed: arXiv RSS or Atom XML, an arXiv metadata "
-        "snapshot (JSON lines, may be .gz) or papers JSONL.", show_default=False)] = None,
-    category: Annotated[Optional[str], typer.Option(
-        "--category", help="Comma-separated arXiv categories; a paper is kept when any of its categories is "
-        "listed (default: cs.LG,cs.AI).", show_default=False)] = None,
-    announce: Annotated[Optional[str], typer.Option(
-        "--announce", help="Announce types to keep, comma-separated: new, cross, replace, replace-cross "
-        "(default: new,cross).", show_default=False)] = None,
+        "snapshot (JSON lines, may be .gz) or papers JSONL; '-' for stdin.", show_default=False)] = None,
+    category: CategoryOpt = None, announce: AnnounceOpt = None,
     ids: Annotated[Optional[str], typer.Option(
         "--ids", help="Comma-separated arXiv ids: fetch their metadata from the arXiv API.",
         show_default=False)] = None,
@@ -153,4 +148,5 @@ def _embed(papers_file: Path, store, s, progress) -> str:
 
 def register(app: typer.Typer) -> None:
     import inspect
-    app.command("fetch", help=inspect.cleandoc(fetch.__doc__ or "") + "\n" + EXAMPLES)(fetch)
+    app.command("fetch", short_help="Fetch a day's papers into the database and a JSONL file.",
+                help=inspect.cleandoc(fetch.__doc__ or "") + "\n" + EXAMPLES)(fetch)

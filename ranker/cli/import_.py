@@ -67,4 +67,4 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import")(import_)
+    app.command("import", short_help="Load a backfill's papers, vectors and scores.")(import_)

@@ -84,7 +84,7 @@ def panel_embedder_note(store, key: str) -> str | None:
             f"without one of {key} gets its similar papers from another embedder, and its page says so")
 
 
-@index_app.command("status")
+@index_app.command("status", short_help="Show the index's size, embedder and agreement with the database.")
 def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
            db: DbOpt = None,
            quick: Annotated[bool, typer.Option("--quick", help="Skip the full check (the digest of every stored "
@@ -139,7 +139,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
         echo(f"  state       {state}")
 
 
-@index_app.command("rebuild")
+@index_app.command("rebuild", short_help="Rebuild the corpus index from the database's vectors.")
 def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
             db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Rebuild the corpus index from the database's vectors (of the configured embedder, or --embedder).
@@ -169,4 +169,4 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(index_app, name="index")
+    app.add_typer(index_app, name="index", short_help="The corpus index (FAISS): status, rebuild.")

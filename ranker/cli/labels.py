@@ -22,7 +22,7 @@ Examples:
 """, no_args_is_help=True, rich_markup_mode=None)
 
 
-@labels_app.command("export")
+@labels_app.command("export", short_help="Write every label to FILE, one JSON line each.")
 def export(file: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for stdout).", parser=given_path)],
            config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Write every label to FILE, one JSON line each: {"id", "label" (1 up, -1 down), "time", "day"}.
@@ -105,4 +105,4 @@ def _store(config: Path | None, db: Path | None, offline: bool | None, verbose: 
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(labels_app, name="labels")
+    app.add_typer(labels_app, name="labels", short_help="Your thumbs up/down labels: export, import, list.")

@@ -34,7 +34,7 @@ def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: Verbose
         echo(f"{p.name:<20} {p.kind:<9} {'yes' if p.prepared else 'no':<9} {size:>8}  {p.description}")
 
 
-@models_app.command("prepare")
+@models_app.command("prepare", short_help="Download presets' weights and make them ready to run.")
 def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. minilm smollm2-135m.")],
             force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False,
             config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,

@@ -77,4 +77,4 @@ def prefilter(papers: PapersOpt,
 
 
 def register(app: typer.Typer) -> None:
-    app.command("prefilter")(prefilter)
+    app.command("prefilter", short_help="Rank papers by closeness to your topics; mark the best kept.")(prefilter)

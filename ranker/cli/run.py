@@ -8,7 +8,7 @@ import typer
 
 from ..io import counted
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
+from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
@@ -36,16 +36,13 @@ Examples:
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.", parser=given_path)],
         papers: Annotated[Optional[Path], typer.Option("--papers", help="The day's papers (JSONL, RSS/Atom XML or "
-                                                       "a metadata snapshot). Without it, today's RSS is fetched "
-                                                       "(or the --date day's announcements).",
+                                                       "a metadata snapshot; '-' for stdin). Without it, today's RSS is "
+                                                       "fetched (or the --date day's announcements).",
                                                        show_default=False, parser=given_path)] = None,
         date: Annotated[Optional[str], typer.Option("--date", help="YYYY-MM-DD: rebuild that day's announcements "
                                                     "through the arXiv API (with --papers: label the papers with "
                                                     "this day).", show_default=False)] = None,
-        category: Annotated[Optional[str], typer.Option("--category", help="Categories to fetch, comma-separated "
-                                                        "(default cs.LG,cs.AI).", show_default=False)] = None,
-        announce: Annotated[Optional[str], typer.Option("--announce", help="Announce types to fetch "
-                                                        "(default new,cross).", show_default=False)] = None,
+        category: CategoryOpt = None, announce: AnnounceOpt = None,
         keep: KeepOpt = None, top: TopOpt = None,
         backend: BackendOpt = None, model: ModelOpt = None, backend_option: BackendOptionOpt = None,
         embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, prompts: PromptsOpt = None,
@@ -133,4 +130,4 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", help=_help())(run)
+    app.command("run", short_help="Run the whole day: fetch, prefilter, score, digest.", help=_help())(run)

@@ -75,4 +75,4 @@ def score(papers: PapersOpt,
 
 
 def register(app: typer.Typer) -> None:
-    app.command("score")(score)
+    app.command("score", short_help="Score papers with a local LLM.")(score)

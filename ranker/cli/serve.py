@@ -23,7 +23,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
               "--trusted-proxies", help="Comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24) of reverse "
               "proxies on other machines whose X-Forwarded-Proto and X-Forwarded-For are believed (an HTTPS proxy's "
               "label posts are otherwise refused as cross-site); a proxy on this machine (127.0.0.1, ::1) always is, "
-              "anyone else never.")] = None,
+              "anyone else never (default: $RANKER_TRUSTED_PROXIES, else [serve] trusted_proxies of "
+              "ranker.toml).")] = None,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
           db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
@@ -114,4 +115,4 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", short_help="Serve the archive, digests, search and labels over HTTP.")(serve)

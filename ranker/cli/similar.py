@@ -97,4 +97,4 @@ def _not_a_link(query: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("similar")(similar)
+    app.command("similar", short_help="Find the stored papers nearest to a paper id or a text.")(similar)

@@ -55,4 +55,4 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
 
 
 def register(app: typer.Typer) -> None:
-    app.command("site")(site)
+    app.command("site", short_help="Render the archive to static HTML.")(site)
