@@ -8,7 +8,7 @@ import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
-                     not_empty, nothing_to_do)
+                     in_shown, not_empty, nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -71,26 +71,41 @@ def compare(
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
                          + "; stdin can be read once: give files for the others", key=dashes[0])
 
+    dash = any(str(x) == "-" for specs in given.values() for x in specs)     # read as /dev/stdin, named stdin
     shown = 0
 
     def warn(msg: str) -> None:
         nonlocal shown
         shown += 1
         if shown <= _MAX_SHOWN_WARNINGS:
-            info(f"warning: {msg}")
+            info(f"warning: {_stdin_shown(msg) if dash else msg}")
 
-    metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
-                          min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn)
+    try:
+        metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
+                              min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn)
+    except InputError as e:
+        if dash and e.where is not None:
+            e.where = _stdin_shown(e.where)
+        raise
     if metrics.get("nothing_to_do"):
         if shown > _MAX_SHOWN_WARNINGS:
             info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")
-        nothing_to_do(metrics["nothing_to_do"])
+        nothing_to_do(_stdin_shown(metrics["nothing_to_do"]) if dash else metrics["nothing_to_do"])
         return
     if shown > _MAX_SHOWN_WARNINGS:
         info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
     from ..compare import summary_markdown
     echo(summary_markdown(metrics))
     info(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
+
+
+def _stdin_shown(text: str) -> str:
+    """A warning, an error's place or the nothing-to-do line, '-' given: the readers' /dev/stdin (the descriptor
+    read, as metrics.json records it) named as every command names '-' read, stdin ("/dev/stdin:3: skipped line"
+    -> "stdin:3: ...", "the GPT side (/dev/stdin) holds no judgement" -> "(stdin)")."""
+    import re
+    from ..io import STDIN as READ
+    return re.sub(rf"(?<![\w/.-]){re.escape(READ)}(?=$|[:\s)])", in_shown("-"), text)
 
 
 def register(app: typer.Typer) -> None:
