@@ -694,6 +694,28 @@ def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
         assert not (tmp_path / "twice").exists()
 
 
+def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
+    """'-' given, the CLI rewrote every "/dev/stdin" in its lines to "stdin": a file at "my /dev/stdin" was named
+    "my stdin", an id holding the words was changed, while the listing's "first at /dev/stdin:1" was missed. The
+    readers now take the name: only the file read for '-' is stdin; metrics.json's warnings name it alike, its
+    gpt_files keep /dev/stdin, the file read."""
+    import subprocess
+    from conftest import RANKER
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    (tmp_path / "my " / "dev").mkdir(parents=True)
+    (tmp_path / "my " / "dev" / "stdin").write_text("hello\n")
+    r = subprocess.run([*RANKER, "compare", "--gpt", "my /dev/stdin", "--local", gpt, "--papers", "-", "--out", "c"],
+                       input=b"", capture_output=True, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.decode().startswith("error: my /dev/stdin: not a digest"), r.stderr
+    judged = b'{"ARXIVID": "2506.00001", "RELEVANCE": 5, "NOVELTY": 5}\n{"ARXIVID": "see /dev/stdin now"}\n'
+    r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", gpt, "--out", "c"], input=judged,
+                       capture_output=True, cwd=tmp_path)
+    said = "stdin:2: skipped: 'see /dev/stdin now' is not an arXiv id"
+    assert r.returncode == 0 and f"warning: {said}\n" in r.stderr.decode(), r.stderr
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert metrics["warnings"] == [said] and metrics["gpt_files"] == ["/dev/stdin"]
+
+
 @pytest.mark.parametrize("flag", ["--gpt", "--local", "--papers", "--prefilter"])
 def test_an_empty_path_is_one_line_naming_the_flag_not_the_current_folder(tmp_path, flag):
     # `--gpt "$F"` with F unset was read as the current folder: every judgement file under it compared, status 0

@@ -822,7 +822,10 @@ def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path):
          {b"": "nothing to do: the GPT side (stdin) holds no judgement", b"x\n": "error: stdin: not a digest",
           judged: "warning: stdin:2: skipped: no arXiv id"}),
         (["compare", "--gpt", gpt, "--local", gpt, "--papers", "-", "--out", tmp_path / "c"],
-         {b"": "warning: stdin: no papers in this listing", judged: "error: --papers stdin: holds judgements"}),
+         {b"": "warning: stdin: no papers in this listing", judged: "error: --papers stdin: holds judgements",
+          b'{"id": "x"}\n': no_id}),
+        (["compare", "--gpt", gpt, "--local", gpt, "--prefilter", "-", "--out", tmp_path / "c"],
+         {b"": "warning: stdin: no rows in this prefilter output", b'{"id": "x"}\n': no_id}),
     ]
     for args, said in cases:
         for given, want in said.items():

@@ -78,34 +78,21 @@ def compare(
         nonlocal shown
         shown += 1
         if shown <= _MAX_SHOWN_WARNINGS:
-            info(f"warning: {_stdin_shown(msg) if dash else msg}")
+            info(f"warning: {msg}")
 
-    try:
-        metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
-                              min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn)
-    except InputError as e:
-        if dash and e.where is not None:
-            e.where = _stdin_shown(e.where)
-        raise
+    metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
+                          min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn,
+                          stdin_name=in_shown("-") if dash else None)
     if metrics.get("nothing_to_do"):
         if shown > _MAX_SHOWN_WARNINGS:
             info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")
-        nothing_to_do(_stdin_shown(metrics["nothing_to_do"]) if dash else metrics["nothing_to_do"])
+        nothing_to_do(metrics["nothing_to_do"])
         return
     if shown > _MAX_SHOWN_WARNINGS:
         info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
     from ..compare import summary_markdown
     echo(summary_markdown(metrics))
     info(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")
-
-
-def _stdin_shown(text: str) -> str:
-    """A warning, an error's place or the nothing-to-do line, '-' given: the readers' /dev/stdin (the descriptor
-    read, as metrics.json records it) named as every command names '-' read, stdin ("/dev/stdin:3: skipped line"
-    -> "stdin:3: ...", "the GPT side (/dev/stdin) holds no judgement" -> "(stdin)")."""
-    import re
-    from ..io import STDIN as READ
-    return re.sub(rf"(?<![\w/.-]){re.escape(READ)}(?=$|[:\s)])", in_shown("-"), text)
 
 
 def register(app: typer.Typer) -> None:
