@@ -8,8 +8,7 @@ import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
                      flag_name, given_path, in_shown, info, load_settings, not_empty, nothing_to_do, out_path,
-                     out_shown, warn,
-                     warn_categories, warn_day_ahead, warn_day_contradicted, warn_read, wrote_empty)
+                     out_shown, warn, warn_categories, warn_day_ahead, warn_day_contradicted, warn_read, wrote_empty)
 
 EXAMPLES = """
 \b

@@ -13,8 +13,8 @@ from .common import (BackendOpt, BackendOptionOpt, CalibrationOpt, ConfigOpt, Db
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
                      check_served, echo, given_path, in_shown, info, load_settings, not_empty, nothing_to_do,
-                     one_keep_rule, scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted, warn_failures,
-                     warn_read)
+                     one_keep_rule, scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted,
+                     warn_failures, warn_read)
 
 
 def _help() -> str:

@@ -212,8 +212,8 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
 
     categories / announce: lists or comma strings (see the module doc for the defaults). date: YYYY-MM-DD
     that replaces every paper's day (the announcement day). report: a ReadReport to fill with counts.
-    policy: a sources.net.NetPolicy for URLs; warn hears of retries. name: what messages call raw bytes (the
-    pipe they were read from), else "<bytes>", or '-' (stdin), else /dev/stdin."""
+    policy: a sources.net.NetPolicy for URLs; warn hears of retries. name: what messages call raw bytes or '-'
+    (default "<bytes>", /dev/stdin)."""
     cats = parse_list(categories, key="categories") if categories else None
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
     day = check_day(date) if date else None
