@@ -709,8 +709,9 @@ def stdin_or_descriptor(spec: str | os.PathLike) -> int | None:
     return 0 if str(spec) == "-" else own_descriptor(Path(spec))
 
 
-# '-' read as stdin, as every message names it: `prefilter --papers -` said "<stdin>" where `labels import -` and
-# `compare --gpt -` said /dev/stdin
+# '-' read as stdin, by the one name every reader opens (`prefilter --papers -` read "<stdin>" where `labels import -`
+# and `compare --gpt -` read /dev/stdin); what a line calls it is the caller's `name` (the CLI's `stdin`, cli.common
+# in_shown), and what is recorded (compare's metrics.json files) keeps this
 STDIN = "/dev/stdin"
 
 

@@ -87,17 +87,24 @@ def _label(raw, where: str) -> int:
     raise InputError(f"'label' must be 1 (up), -1 (down) or 0 (taken back), got {json.dumps(raw)}", where=where)
 
 
-def read_labels(path: str | Path) -> list[Label]:
+def read_labels(path: str | Path, name: str | None = None) -> list[Label]:
     """Every label of a JSONL file; the first bad line is an InputError naming file:line. An id is kept
     without its version (2505.09572v2 labels 2505.09572); one that is not an arXiv id is a bad line (every
     paper the store holds has one, so such a label could never apply). Two verdicts on one paper at the same
-    time are a bad line too: neither is the later one, and the import would keep whichever came first."""
+    time are a bad line too: neither is the later one, and the import would keep whichever came first. `name`:
+    what the errors call the file (the CLI's `stdin` for the /dev/stdin read for '-'), else its path."""
+    name = name or str(path)
     out: list[Label] = []
     given: dict[tuple[str, float], tuple[int, int]] = {}       # (id, time) -> (label, line)
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    try:
+        text = read_text(path)
+    except InputError as e:             # not UTF-8, unreadable: named as the lines are
+        e.where = name if e.where == str(path) else e.where
+        raise
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{path}:{lineno}"
+        where = f"{name}:{lineno}"
         try:
             d = json_loads(line)
         except json.JSONDecodeError as e:
@@ -154,9 +161,10 @@ def holds_something(path: str | Path) -> bool:
         return False
 
 
-def import_labels(store: "Store", path: str | Path) -> dict[str, int]:
-    """Read the whole file first (a bad line stores nothing), then merge it in one transaction."""
-    return store.import_labels(read_labels(path))
+def import_labels(store: "Store", path: str | Path, name: str | None = None) -> dict[str, int]:
+    """Read the whole file first (a bad line stores nothing), then merge it in one transaction. `name`: as
+    read_labels'."""
+    return store.import_labels(read_labels(path, name))
 
 
 # --------------------------------------------------------------------------- training

@@ -123,7 +123,7 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
               since: str | None = None, until: str | None = None, announced: str | None = None,
               keep: bool = True, report: ReadReport | None = None, progress: Progress | None = None,
               warn: Warn | None = None, single_day: bool = False,
-              check: Callable[[list[Paper]], None] | None = None) -> Day:
+              check: Callable[[list[Paper]], None] | None = None, name: str | None = None) -> Day:
     """A day's papers, read once and upserted into the store once (one transaction, or a few for a snapshot
     read for longer than ingest.HOLD), from:
       source   a file or an http(s) URL (arXiv RSS/Atom XML, a metadata snapshot or papers JSONL, maybe
@@ -137,7 +137,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
     snapshot then never sits in memory). single_day: papers of several days are refused (one_day) before any is
     stored or written (a day's run: they are read whole first). `check` is called with the papers read, whole,
     before any is stored or written: its error ends the fetch there (a day's run refusing an embedder the store
-    cannot serve the day's vectors from leaves the store as it was)."""
+    cannot serve the day's vectors from leaves the store as it was). `name`: what messages call `source` (the
+    CLI's `stdin` for '-'; the value given stays what is recorded)."""
     t0 = time.perf_counter()
     f = settings.fetch
     policy = NetPolicy.from_settings(f)
@@ -154,7 +155,8 @@ def fetch_day(source: str | Path | Iterable[Paper] | None, settings: Settings, *
         elif announced:
             papers, what = fetch_announced(announced, f.categories, f.announce, **common), "the arXiv API"
         elif isinstance(source, (str, Path)):
-            papers, what = read_papers(source, f.categories, f.announce, date, **common), str(source)
+            papers = read_papers(source, f.categories, f.announce, date, name=name, **common)
+            what = name or str(source)
         elif source is not None:
             papers, what = source, "papers given"
         else:

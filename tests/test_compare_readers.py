@@ -675,7 +675,7 @@ def test_a_listing_and_prefilter_output_from_stdin_or_a_shells_pipe_are_read_who
     wrong = subprocess.run([*RANKER, "compare", "--gpt", gpt, "--local", gpt, "--papers", "-", "--out",
                             tmp_path / "wrong"], input=gpt.read_bytes(), capture_output=True)
     assert wrong.returncode == 1 and wrong.stderr.decode() == (
-        "error: --papers /dev/stdin: holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
+        "error: --papers stdin: holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
         "day); pass it as --gpt or --local\n")
 
 
@@ -692,6 +692,28 @@ def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
             "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
             "others\n"), (first, r.stderr)
         assert not (tmp_path / "twice").exists()
+
+
+def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
+    """'-' given, the CLI rewrote every "/dev/stdin" in its lines to "stdin": a file at "my /dev/stdin" was named
+    "my stdin", an id holding the words was changed, while the listing's "first at /dev/stdin:1" was missed. The
+    readers now take the name: only the file read for '-' is stdin; metrics.json's warnings name it alike, its
+    gpt_files keep /dev/stdin, the file read."""
+    import subprocess
+    from conftest import RANKER
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    (tmp_path / "my " / "dev").mkdir(parents=True)
+    (tmp_path / "my " / "dev" / "stdin").write_text("hello\n")
+    r = subprocess.run([*RANKER, "compare", "--gpt", "my /dev/stdin", "--local", gpt, "--papers", "-", "--out", "c"],
+                       input=b"", capture_output=True, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.decode().startswith("error: my /dev/stdin: not a digest"), r.stderr
+    judged = b'{"ARXIVID": "2506.00001", "RELEVANCE": 5, "NOVELTY": 5}\n{"ARXIVID": "see /dev/stdin now"}\n'
+    r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", gpt, "--out", "c"], input=judged,
+                       capture_output=True, cwd=tmp_path)
+    said = "stdin:2: skipped: 'see /dev/stdin now' is not an arXiv id"
+    assert r.returncode == 0 and f"warning: {said}\n" in r.stderr.decode(), r.stderr
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert metrics["warnings"] == [said] and metrics["gpt_files"] == ["/dev/stdin"]
 
 
 @pytest.mark.parametrize("flag", ["--gpt", "--local", "--papers", "--prefilter"])
@@ -742,7 +764,8 @@ def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_o
         "JSON (Expecting value))"], r.stderr
     r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", local, "--out", out],
                        input=garbage.read_bytes(), capture_output=True)
-    assert r.returncode == 1 and len(r.stderr.decode().splitlines()) == 1 and "/dev/stdin" in r.stderr.decode()
+    assert r.returncode == 1 and len(r.stderr.decode().splitlines()) == 1 and \
+        r.stderr.decode().startswith("error: stdin: "), r.stderr
     assert not out.exists()
     (tmp_path / "ids.jsonl").write_text('{"x": 1}\n')
     with pytest.raises(InputError, match="the first problem: line 1: no arXiv id"):

@@ -788,18 +788,53 @@ def test_a_line_with_bad_bytes_and_a_lone_surrogate_is_one_record_repaired(tmp_p
                               f"first at {path}:1"]
 
 
-def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path):
+_BAD = b'{"id": "2505.09572", "title": "t", "abstract": "a"}\n{"id": "x"}\n'     # line 2: no arXiv id
+_JUDGED = b'{"ARXIVID": "2506.00001", "RELEVANCE": 5, "NOVELTY": 5}\n{"x": 1}\n'
+_NO_ID_LINE = b'{"id": "x"}\n'
+_NO_ID = "error: stdin: no valid paper line (1 skipped: 1 without a valid arXiv id; first at stdin:1)"
+_SKIPPED = "warning: 1 record skipped (unreadable or without id/title); first at stdin:2"
+_GPT = str(DAYS / "2025-06-23" / "gpt_scores.jsonl")
+_STDIN_CASES = {  # a command's args (run in tmp_path), then input -> a line said of it (status 1 for an error, else 0)
+    "fetch": (["fetch", "--from", "-", "--out", "f.jsonl"],
+              {b"": "nothing to do: no announcements in stdin (a weekend or holiday?); wrote an empty",
+               b"x\n": "error: stdin: unrecognised format", _BAD: _SKIPPED}),
+    "prefilter": (["prefilter", "--papers", "-", "--out", "p.jsonl"],
+                  {b"": "nothing to do: no papers in stdin (wrote an empty", _NO_ID_LINE: _NO_ID}),
+    "score": (["score", "--papers", "-", "--backend", "fake", "--out", "s.jsonl"],
+              {b"": "nothing to do: no papers in stdin (wrote an empty", _NO_ID_LINE: _NO_ID}),
+    "score-only-kept": (["score", "--papers", "-", "--only-kept", "--backend", "fake", "--out", "s.jsonl"],
+                        {b"": "nothing to do: no kept papers in stdin (wrote",
+                         _BAD: "error: stdin: 2505.09572: no prefilter verdict"}),
+    "run": (["run", "--papers", "-", "--backend", "fake", "--out", "run"],
+            {b"": "nothing to do: no announcements in stdin (a weekend or holiday?)", _BAD: _SKIPPED}),
+    "labels-import": (["labels", "import", "-"],
+                      {b"": "nothing to do: no labels in stdin", b"x\n": "error: stdin:1: not valid JSON",
+                       b"\xff\n": "error: stdin: not UTF-8 text"}),
+    "compare-gpt": (["compare", "--gpt", "-", "--local", _GPT, "--out", "c"],
+                    {b"": "nothing to do: the GPT side (stdin) holds no judgement",
+                     b"x\n": "error: stdin: not a digest", _JUDGED: "warning: stdin:2: skipped: no arXiv id"}),
+    "compare-papers": (["compare", "--gpt", _GPT, "--local", _GPT, "--papers", "-", "--out", "c"],
+                       {b"": "warning: stdin: no papers in this listing", _NO_ID_LINE: _NO_ID}),
+    "compare-prefilter": (["compare", "--gpt", _GPT, "--local", _GPT, "--prefilter", "-", "--out", "c"],
+                          {b"": "warning: stdin: no rows in this prefilter output", _NO_ID_LINE: _NO_ID}),
+}
+
+
+@pytest.mark.parametrize("command", _STDIN_CASES)
+def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path, command):
     """`prefilter --papers -` and `fetch --from -` called stdin "<stdin>" where `labels import -` and
-    `compare --gpt -` said /dev/stdin: one name (ranker.io.STDIN) wherever '-' is read."""
+    `compare --gpt -` said /dev/stdin (the descriptor read), and the nothing-to-do lines said "-" ("no papers in
+    -"): every line, bad input or empty, names '-' read `stdin`, as `--out -` is `stdout` (cli.common.in_shown).
+    What is recorded keeps what was given: compare's metrics.json lists the file read, /dev/stdin. (`--papers -`
+    given judgements: test_compare_readers, a listing ... from stdin.)"""
+    import os
     import subprocess
     from conftest import RANKER
-    from ranker.io import STDIN
-    env = {**__import__("os").environ, "RANKER_HOME": str(tmp_path / "home")}
-    for args in (["prefilter", "--papers", "-", "--out", tmp_path / "p.jsonl"],
-                 ["fetch", "--from", "-", "--out", tmp_path / "f.jsonl"],
-                 ["labels", "import", "-"],
-                 ["compare", "--gpt", "-", "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl",
-                  "--out", tmp_path / "c"]):
-        r = subprocess.run([*RANKER, *map(str, args)], input=b"garbage\n", capture_output=True, env=env)
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home")}
+    env.pop("RANKER_DEBUG", None)
+    args, said = _STDIN_CASES[command]
+    for given, want in said.items():
+        r = subprocess.run([*RANKER, *args], input=given, capture_output=True, env=env, cwd=tmp_path)
         err = r.stderr.decode()
-        assert r.returncode == 1 and err.startswith(f"error: {STDIN}") and len(err.splitlines()) == 1, (args, err)
+        assert want in err and "/dev/stdin" not in err and not re.search(r"\bin -|^-:", err, re.M), (given, err)
+        assert r.returncode == (1 if want.startswith("error") else 0), (given, err)

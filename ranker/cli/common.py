@@ -132,6 +132,7 @@ def echo(msg: str = "") -> None:
 
 
 STDOUT = "stdout"           # how an error names the command's own stdout (`--out -`, a shell's `> file`)
+STDIN = "stdin"             # how every line names '-' read (`--papers -`, `labels import -`, `compare --gpt -`)
 
 
 @contextmanager
@@ -268,6 +269,13 @@ def out_shown(out: Path) -> str:
     """An --out file as a summary names what was written to: `--out -` is stdout (not a file named '-': a summary
     said "scored -> -"); any other as as_given."""
     return STDOUT if str(out) == "-" else as_given(str(out))
+
+
+def in_shown(given: "str | Path") -> str:
+    """A file read as every line names it (errors with file:line, warnings, summaries, "nothing to do"): '-' is
+    stdin, as `--out -` is stdout (it was "no papers in -" but "/dev/stdin:1: ...", the descriptor read); any
+    other as as_given. The readers take it as the source's name (`name=`); what is stored keeps the value given."""
+    return STDIN if str(given) == "-" else as_given(str(given))
 
 
 def wrote_empty(out: Path) -> str:

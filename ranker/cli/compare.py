@@ -8,7 +8,7 @@ import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
-                     not_empty, nothing_to_do)
+                     in_shown, not_empty, nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -72,6 +72,7 @@ def compare(
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
                          + "; stdin can be read once: give files for the others", key=dashes[0])
 
+    dash = any(str(x) == "-" for specs in given.values() for x in specs)     # read as /dev/stdin, named stdin
     shown = 0
 
     def warn(msg: str) -> None:
@@ -81,7 +82,8 @@ def compare(
             info(f"warning: {msg}")
 
     metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
-                          min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn)
+                          min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn,
+                          stdin_name=in_shown("-") if dash else None)
     if metrics.get("nothing_to_do"):
         if shown > _MAX_SHOWN_WARNINGS:
             info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")

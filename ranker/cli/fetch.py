@@ -6,9 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, VerboseOpt, check_out,
-                     flag_name, given_path, info, load_settings, not_empty, nothing_to_do, out_path, out_shown, warn,
-                     warn_categories, warn_day_ahead, warn_day_contradicted, warn_read, wrote_empty)
+from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress,
+                     VerboseOpt, check_out, flag_name, given_path, in_shown, info, load_settings, not_empty,
+                     nothing_to_do, out_path, out_shown, warn, warn_categories, warn_day_ahead, warn_day_contradicted,
+                     warn_read, wrote_empty)
 
 EXAMPLES = """
 \b
@@ -93,7 +94,8 @@ def fetch(
         with store.recording("fetch", {"from": str(from_ or ""), "ids": ids, "since": since, "until": until,
                                        "embed": embed}) as rec:
             day = fetch_day(from_, s, store=store, out=out_path(out), date=date, ids=ids.split(",") if ids else None,
-                            since=since, until=until, keep=False, report=report, progress=progress, warn=warn)
+                            since=since, until=until, keep=False, report=report, progress=progress, warn=warn,
+                            name=in_shown(from_) if from_ else None)
             rec.summary = {"papers": day.stored.written, "new": day.stored.stored_new}
             embedded = _embed(out, store, s, progress) if embed and day.stored.written else None
     res, source, cats, ann = day.stored, day.source, s.fetch.categories, s.fetch.announce

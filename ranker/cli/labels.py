@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, as_given, check_out, db_there, echo, given_path, info,
-                     load_settings, nothing_to_do, out_path, out_shown, wrote_empty)
+from .common import (ConfigOpt, DbOpt, OfflineOpt, VerboseOpt, as_given, check_out, db_there, echo, given_path,
+                     in_shown, info, load_settings, nothing_to_do, out_path, out_shown, wrote_empty)
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -63,12 +63,12 @@ def import_(file: Annotated[Path, typer.Argument(help="JSONL file from `ranker l
     from ..io import stdin_named
     from ..labels import import_labels
     with _store(config, db, offline, verbose, writes=True) as store:
-        c = import_labels(store, Path(stdin_named(file)))    # '-': stdin, not a file
+        c = import_labels(store, Path(stdin_named(file)), in_shown(file))    # '-': stdin, not a file
     if not sum(c.values()):
-        nothing_to_do(f"no labels in {as_given(str(file))}")
+        nothing_to_do(f"no labels in {in_shown(file)}")
         return
     info(f"labels: {c['added']} added, {c['changed']} changed, {c['taken back']} taken back, "
-         f"{c['unchanged']} unchanged from {as_given(str(file))}")
+         f"{c['unchanged']} unchanged from {in_shown(file)}")
 
 
 @labels_app.command("list")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import (as_given,
+from .common import (in_shown,
                      CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
                      RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
@@ -55,16 +55,16 @@ def prefilter(papers: PapersOpt,
     prompt_set = load_prompts(s.scoring.prompts)
     rules = day_rules(s, prompt_set, warn)      # a bad rule refused, one matching nearly every paper said, first
     report = ReadReport()
-    rows = list(read_papers(papers, report=report))
+    rows = list(read_papers(papers, report=report, name=in_shown(papers)))
     warn_read(report)
     if not rows:
         if str(out) != "-":
             atomic_write(out_path(out), [], tidy=True)
-        nothing_to_do(f"no papers in {as_given(str(papers))} ({wrote_empty(out)})")
+        nothing_to_do(f"no papers in {in_shown(papers)} ({wrote_empty(out)})")
         return
     # an embedder not prepared, its vectors stored for only some of the papers: said now, naming the flag and how
     # many are stored, not as the model failed to load ("loading mpnet ..." said, no flag named)
-    check_served(s, emb, rows, as_given(str(papers)))
+    check_served(s, emb, rows, in_shown(papers))
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=info)
     if str(out) == "-":

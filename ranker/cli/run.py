@@ -12,9 +12,9 @@ from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, 
                      DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
                      NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
                      RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
-                     check_served, echo, given_path, info, load_settings, not_empty, nothing_to_do, one_keep_rule,
-                     scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted, warn_failures,
-                     warn_read)
+                     check_served, echo, given_path, in_shown, info, load_settings, not_empty, nothing_to_do,
+                     one_keep_rule, scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted,
+                     warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -110,7 +110,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                 day = fetch_day(None, s, store=store, announced=day_given, progress=bar, warn=warn, check=served)
             else:
                 day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn, single_day=True,
-                                check=served)
+                                check=served, name=None if papers is None else in_shown(papers))
         warn_read(day.report)
         if papers is not None and day_given and not ahead:
             warn_day_contradicted(day_given, day.report)

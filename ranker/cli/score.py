@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (as_given,
+from .common import (in_shown,
                      BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress,
                      PromptsOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info, load_settings,
@@ -48,13 +48,13 @@ def score(papers: PapersOpt,
 
     report = ReadReport()
     if only_kept:
-        rows = [r.paper for r in read_ranked(papers, report=report) if r.kept]
+        rows = [r.paper for r in read_ranked(papers, report=report, name=in_shown(papers)) if r.kept]
     else:
-        rows = list(read_papers(papers, report=report))
+        rows = list(read_papers(papers, report=report, name=in_shown(papers)))
     warn_read(report)
     if not rows:
         atomic_write(out_path(out), [], tidy=True)
-        nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {as_given(str(papers))} "
+        nothing_to_do(f"no {'kept ' if only_kept else ''}papers in {in_shown(papers)} "
                       f"({wrote_empty(out)})")
         return
     with Store(s.db_path) as store:

@@ -21,7 +21,7 @@ from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, read_score_files,
-                      read_scores, score_files)
+                      read_scores, score_files, shown_as)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
@@ -34,7 +34,7 @@ MAX_WARNINGS_KEPT = 200
 
 def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefilter=None,
                 min_relevance: float = MIN_RELEVANCE, min_novelty: float = MIN_NOVELTY, *,
-                warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+                warn: Callable[[str], None] | None = None, stdin_name: str | None = None) -> dict[str, Any]:
     """Compare GPT's judgements with a local model's; write out_dir/metrics.json and out_dir/report.html.
 
     gpt_paths / local_paths / papers / prefilter: a file, a directory (searched recursively), a glob, or a
@@ -42,6 +42,8 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     paper (a malformed block or line) are skipped, counted and passed to `warn` (and kept in metrics.json).
     When a side holds no judgement at all (empty files, digests that picked nothing) there is nothing to
     compare: nothing is written and the result is {"nothing_to_do": why, ...} (the counts, files, warnings).
+    stdin_name: what the warnings, errors and nothing-to-do line call the /dev/stdin read for '-' (the CLI's
+    `stdin`); the *_files lists keep /dev/stdin, the file read.
     """
     warnings: list[str] = []
 
@@ -52,17 +54,18 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
 
     if min_relevance is None or min_novelty is None:
         raise InputError("needs a number", key="min_relevance" if min_relevance is None else "min_novelty")
-    gpt, gpt_files = read_score_files(gpt_paths, key="gpt", warn=_warn)
-    local, local_files = read_score_files(local_paths, key="local", warn=_warn)
+    gpt, gpt_files = read_score_files(gpt_paths, key="gpt", warn=_warn, stdin_name=stdin_name)
+    local, local_files = read_score_files(local_paths, key="local", warn=_warn, stdin_name=stdin_name)
     paper_map = paper_files = None
     if papers:
-        paper_map, paper_files = read_listing_files(papers, warn=_warn)
+        paper_map, paper_files = read_listing_files(papers, warn=_warn, stdin_name=stdin_name)
     pf_map = pf_files = None
     if prefilter:
-        pf_map, pf_files = read_prefilter_files(prefilter, warn=_warn)
+        pf_map, pf_files = read_prefilter_files(prefilter, warn=_warn, stdin_name=stdin_name)
 
     if not gpt or not local:
-        return {"nothing_to_do": _nothing_to_compare(gpt_files if not gpt else [], local_files if not local else []),
+        return {"nothing_to_do": _nothing_to_compare(gpt_files if not gpt else [], local_files if not local else [],
+                                                     stdin_name),
                 "n_gpt": len(gpt), "n_local": len(local), "gpt_files": [str(f) for f in gpt_files],
                 "local_files": [str(f) for f in local_files], "n_warnings": len(warnings),
                 "warnings": warnings[:MAX_WARNINGS_KEPT]}
@@ -122,16 +125,17 @@ def local_scorers(files: list[Path], days_compared: set[str] | None = None) -> l
             for (model, h), d in sorted(days.items(), key=lambda kv: min(kv[1]))]
 
 
-def _nothing_to_compare(gpt_files: list[Path], local_files: list[Path]) -> str:
+def _nothing_to_compare(gpt_files: list[Path], local_files: list[Path], stdin_name: str | None = None) -> str:
     """Why there is nothing to compare: the side(s) holding no judgement, with their files."""
     def files(fs: list[Path]) -> str:
-        return str(fs[0]) if len(fs) == 1 else f"{len(fs)} files"
+        return shown_as(fs[0], stdin_name) if len(fs) == 1 else f"{len(fs)} files"
     sides = [f"the {side} side ({files(fs)})" for side, fs in (("GPT", gpt_files), ("local", local_files)) if fs]
     return (f"{' and '.join(sides)} hold{'s' if len(sides) == 1 else ''} no judgement: "
             "nothing to compare; wrote no metrics.json or report.html")
 
 
-def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, list[Path]]:
+def read_listing_files(specs, *, warn: Warn = ignore_warning,
+                       stdin_name: str | None = None) -> tuple[DayRows, list[Path]]:
     """Papers JSONL (the listing.jsonl layout, or prefilter output): the days' universe, by id (a paper listed on
     several days: its first listing, and each day's in `by_day`). Files, directories or globs; a paper without
     a day takes the one its file name gives. A file of judgements (gpt_scores.jsonl, a digest) named here is an
@@ -139,17 +143,18 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, 
     files = score_files(specs, kinds={"papers", "prefilter"}, key="papers")
     out: DayRows = DayRows()
     for f in files:
+        shown = shown_as(f, stdin_name)
         data = _read_once(f)
         if _is_judgements(f, data):
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
-                             "day); pass it as {key:gpt} or {key:local}", where=str(f), key="papers")
+                             "day); pass it as {key:gpt} or {key:local}", where=shown, key="papers")
         n = 0
-        for p in read_papers(data, report=ReadReport(on_warning=warn), name=str(f)):
+        for p in read_papers(data, report=ReadReport(on_warning=warn), name=shown):
             p.date = p.date or date_from_path(f)
             out.add(p.id, p)
             n += 1
         if n == 0:
-            warn(f"{f}: no papers in this listing")
+            warn(f"{shown}: no papers in this listing")
     return out, files
 
 
@@ -164,20 +169,22 @@ def _is_judgements(f: Path, data: Path | bytes) -> bool:
     return file_kind(f, text) in ("json", "jsonl", "markdown")
 
 
-def read_prefilter_files(specs, *, warn: Warn = ignore_warning) -> tuple[DayRows, list[Path]]:
+def read_prefilter_files(specs, *, warn: Warn = ignore_warning,
+                         stdin_name: str | None = None) -> tuple[DayRows, list[Path]]:
     """`ranker prefilter` output (read as Ranked records): each paper's score, verdict and day, by id (a paper
     ranked on several days: its first row, and each day's in `by_day`)."""
     files = score_files(specs, kinds={"prefilter"}, key="prefilter")
     out: DayRows = DayRows()
     for f in files:
+        shown = shown_as(f, stdin_name)
         data = _read_once(f)
         if _is_judgements(f, data):      # read as papers, each of its lines would be a warning, then the error
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not prefilter output; pass it as {key:gpt} "
-                             "or {key:local}", where=str(f), key="prefilter")
-        rows = read_ranked(data, report=ReadReport(on_warning=warn), name=str(f))
+                             "or {key:local}", where=shown, key="prefilter")
+        rows = read_ranked(data, report=ReadReport(on_warning=warn), name=shown)
         for r in rows:
             out.add(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
                                              date=r.paper.date or date_from_path(f)))
         if not rows:
-            warn(f"{f}: no rows in this prefilter output")
+            warn(f"{shown}: no rows in this prefilter output")
     return out, files

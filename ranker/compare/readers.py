@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from ..digest import AUTHOR_MATCH, md_unescape
 from ..errors import InputError, where
-from ..io import (Warn, arxiv_id, expand_paths, ignore_warning, json_loads, read_text,
+from ..io import (STDIN, Warn, arxiv_id, expand_paths, ignore_warning, json_loads, read_text,
                   without_lone_surrogates)
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 
@@ -176,7 +176,7 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[ScoreRow], str]:
+def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn, name: str) -> tuple[list[ScoreRow], str]:
     lines = _lines(text)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -187,7 +187,7 @@ def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[li
     def close(b: dict[str, Any] | None) -> None:
         if b is None:
             return
-        src = where(path, b["line"])
+        src = where(name, b["line"])
         fields = b["fields"]
         pid = arxiv_id(fields.get("arxiv id") or b["url"])
         if not pid:
@@ -244,10 +244,10 @@ def _parse_markdown(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[li
     close(block)
     picked_nothing = not blocks and bool(_MD_DIGEST_TITLE.match(text.lstrip())) and not total
     if not blocks and not picked_nothing:
-        warn(f"{path}: no paper blocks found in this Markdown digest"
+        warn(f"{name}: no paper blocks found in this Markdown digest"
              + (f" (it says {total} relevant papers)" if total else ""))
     elif total and blocks < total:      # the seed counts its author matches in the total, ranker on their own line
-        warn(f"{path}: {blocks} paper blocks found, but the digest says {total} relevant papers: is it cut short?")
+        warn(f"{name}: {blocks} paper blocks found, but the digest says {total} relevant papers: is it cut short?")
     return rows, day
 
 
@@ -278,7 +278,8 @@ def _line_of(text: str, needle: str) -> int | None:
     return text.count("\n", 0, idx) + 1 if idx >= 0 else None
 
 
-def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[ScoreRow], str]:
+def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn, notice: Warn,
+                       name: str) -> tuple[list[ScoreRow], str]:
     warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -289,7 +290,7 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn, notice: Warn
         items = ((None, v) for v in obj)
     for n, (key, val) in enumerate(items):
         line = _line_of(text, json.dumps(key)) if key is not None else None
-        src = where(path, line) if line else f"{path} (entry {key if key is not None else n})"
+        src = where(name, line) if line else f"{name} (entry {key if key is not None else n})"
         if not isinstance(val, dict):
             warn(f"{src}: skipped entry {key if key is not None else n}: not an object")
             continue
@@ -297,11 +298,11 @@ def _parse_json_digest(obj: Any, text: str, path: Path, warn: Warn, notice: Warn
         if row:
             rows.append(row)
     if not rows and warn.n:
-        warn(f"{path}: no papers in this JSON digest")
+        warn(f"{name}: no papers in this JSON digest")
     return rows, day
 
 
-def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[ScoreRow], str]:
+def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn, name: str) -> tuple[list[ScoreRow], str]:
     warn = _Counting(warn)
     day = date_from_path(path)
     rows: list[ScoreRow] = []
@@ -309,7 +310,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[
         s = line.strip()
         if not s:
             continue
-        src = where(path, i)
+        src = where(name, i)
         try:
             d = json_loads(s, parse_float=_JsonNumber)
         except json.JSONDecodeError as e:
@@ -322,7 +323,7 @@ def _parse_jsonl(text: str, path: Path, warn: Warn, notice: Warn) -> tuple[list[
         if row:
             rows.append(row)
     if not rows and warn.n:
-        warn(f"{path}: no judgements in this JSONL file")
+        warn(f"{name}: no judgements in this JSONL file")
     return rows, day
 
 
@@ -396,6 +397,11 @@ def is_markdown_digest(text: str) -> bool:
     return "**Relevance:**" in text or "**ArXiv ID:**" in text or bool(_MD_DIGEST_TITLE.match(text.lstrip()))
 
 
+def shown_as(f: Path, stdin_name: str | None) -> str:
+    """What messages call `f`: `stdin_name` (the CLI's `stdin`) for the /dev/stdin read for '-', else its path."""
+    return stdin_name if stdin_name and str(f) == STDIN else str(f)
+
+
 def score_files(specs, kinds: set[str], key: str) -> list[Path]:
     """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
     what = " / ".join(sorted(kinds - {"empty"})) + " file"
@@ -446,45 +452,50 @@ def read_scores(path: str | Path, *, warn: Warn | None = None, notice: Warn | No
 
 
 def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None,
-               notice: Warn | None = None) -> InputError | None:
+               notice: Warn | None = None, name: str | None = None) -> InputError | None:
     """read_scores() of one file, merged into `out` (which may hold other files' judgements). Returns, for a file
     that gave no judgement and had something skipped as damaged, the error it is (naming its first problem), else
-    None."""
+    None. name: what its warnings and errors call the file (default: its path)."""
     warn = _Counting(warn or ignore_warning)
     noticed = _Counting(notice or warn.warn)     # a paper listed without scores: no pick, nothing damaged
     path = Path(path).expanduser()
+    name = name or str(path)
     if path.is_dir():
-        raise InputError("is a directory; use read_score_files() for directories and globs", where=str(path))
-    text = read_text(path, errors="replace")
+        raise InputError("is a directory; use read_score_files() for directories and globs", where=name)
+    try:
+        text = read_text(path, errors="replace")
+    except InputError as e:
+        e.where = name if e.where == str(path) else e.where
+        raise
     kind = sniff(path, text)
     if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
         rows, day = [], date_from_path(path)
     elif kind == "markdown" and is_markdown_digest(text):
-        rows, day = _parse_markdown(text, path, warn, noticed)
+        rows, day = _parse_markdown(text, path, warn, noticed, name)
     elif kind == "json":
-        rows, day = _parse_json_digest(json_loads(text, parse_float=_JsonNumber), text, path, warn, noticed)
+        rows, day = _parse_json_digest(json_loads(text, parse_float=_JsonNumber), text, path, warn, noticed, name)
     elif kind == "jsonl":
-        rows, day = _parse_jsonl(text, path, warn, noticed)
+        rows, day = _parse_jsonl(text, path, warn, noticed, name)
     elif kind in ("papers", "prefilter"):
         raise InputError(f"this is a {'paper listing' if kind == 'papers' else 'prefilter output'}, "
                          "not judgements (no RELEVANCE/NOVELTY); pass it as "
-                         f"{{key:{'papers' if kind == 'papers' else 'prefilter'}}}", where=str(path))
+                         f"{{key:{'papers' if kind == 'papers' else 'prefilter'}}}", where=name)
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows, day = _parse_jsonl(text, path, warn, noticed)   # every line bad: each is reported (see read_score_files)
+        rows, day = _parse_jsonl(text, path, warn, noticed, name)  # every line bad: each reported (read_score_files)
     elif path.suffix.lower() == ".json":
         raise InputError("not a JSON digest (an object keyed by arXiv id) nor JSONL judgements",
-                         where=str(path))
+                         where=name)
     else:   # a CSV, an HTML page, Markdown without a digest's title or paper blocks, plain text
-        raise InputError(f"not a digest: {KNOWN_FORMATS}", where=str(path))
+        raise InputError(f"not a digest: {KNOWN_FORMATS}", where=name)
     for r in rows:
         _merge(out, r, warn)
     if not rows and not warn.n and not (noticed.n and notice is None) and day:
         out.empty_days.add(day)
     if rows or not warn.n:
         return None
-    first = warn.first.removeprefix(f"{path}")          # ":3: skipped line: ..." -> "line 3: ..."
+    first = warn.first.removeprefix(name)          # ":3: skipped line: ..." -> "line 3: ..."
     first = re.sub(r"^:(\d+): (skipped(?: line)?: )?", r"line \1: ", first).removeprefix(": ")
-    return InputError(f"holds no judgement (the first problem: {first})", where=str(path))
+    return InputError(f"holds no judgement (the first problem: {first})", where=name)
 
 
 def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
@@ -507,18 +518,19 @@ def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
 
 
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
-                     warn: Warn | None = None) -> tuple[Judgements, list[Path]]:
+                     warn: Warn | None = None, stdin_name: str | None = None) -> tuple[Judgements, list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id and, where a
     judgement has a day, by (day, id); `empty_days` gathers the files' (see read_scores). No judgement read nor
     judged day, and a file whose every line or entry was skipped as damaged: an InputError naming that file, said
     alone (its warnings held back). `--gpt garbage.jsonl` was a warning a line then "nothing to do" (status 0),
     where the same lines on stdin were refused; a damaged file beside files that were read, or beside a day
-    judged with nothing picked, stays a warning."""
+    judged with nothing picked, stays a warning. stdin_name: what messages call the /dev/stdin read for '-'
+    (see shown_as)."""
     warn = warn or ignore_warning
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out = Judgements()
     held: list[str] = []
-    bad = [p for f in files if (p := _read_into(out, f, warn=held.append))]
+    bad = [p for f in files if (p := _read_into(out, f, warn=held.append, name=shown_as(f, stdin_name)))]
     if bad and not out and not out.empty_days:      # a day judged with nothing picked is a judgement too
         raise bad[0]
     for m in held:

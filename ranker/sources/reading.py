@@ -212,8 +212,8 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
 
     categories / announce: lists or comma strings (see the module doc for the defaults). date: YYYY-MM-DD
     that replaces every paper's day (the announcement day). report: a ReadReport to fill with counts.
-    policy: a sources.net.NetPolicy for URLs; warn hears of retries. name: what messages call raw bytes (the
-    pipe they were read from), else "<bytes>"."""
+    policy: a sources.net.NetPolicy for URLs; warn hears of retries. name: what messages call raw bytes or '-'
+    (default "<bytes>", /dev/stdin)."""
     cats = parse_list(categories, key="categories") if categories else None
     ann = parse_list(announce, key="announce", allowed=ANNOUNCE_TYPES) if announce else None
     day = check_day(date) if date else None
@@ -225,7 +225,7 @@ def read_papers(path_or_url: str | os.PathLike | bytes, categories: list[str] | 
     elif is_url(str(path_or_url)):
         source = str(path_or_url)
     elif str(path_or_url) == "-":
-        source = STDIN
+        source = name or STDIN
     else:
         source = str(Path(path_or_url))
     report = report if report is not None else ReadReport(source=source)
