@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from ..io import counted
-from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
-                     DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
-                     NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt, RecallOpt, ScoreModeOpt,
-                     VerboseOpt, check_embedder, check_model, check_out, echo, given_path, info, load_settings,
-                     not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn, warn_categories)
+from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt,
+                     DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
+                     RecallOpt, ScoreModeOpt, VerboseOpt, check_embedder, check_model, check_out, echo, given_path,
+                     info, load_settings, not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn,
+                     warn_categories)
 from .term import TERM
 
 EXAMPLES = """

@@ -8,11 +8,11 @@ import typer
 
 from ..io import counted
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt,
-                     DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt, MaxTokensOpt, ModelOpt,
-                     NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model, check_out,
-                     check_served, echo, given_path, in_shown, info, load_settings, not_empty, nothing_to_do,
+from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt,
+                     DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt,
+                     MaxTokensOpt, ModelOpt, NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt,
+                     Progress, PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model,
+                     check_out, check_served, echo, given_path, in_shown, info, load_settings, not_empty, nothing_to_do,
                      one_keep_rule, scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted,
                      warn_failures, warn_read)
 
@@ -36,8 +36,8 @@ Examples:
 
 def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest files.", parser=given_path)],
         papers: Annotated[Optional[Path], typer.Option("--papers", help="The day's papers (JSONL, RSS/Atom XML or "
-                                                       "a metadata snapshot; '-' for stdin). Without it, today's RSS is "
-                                                       "fetched (or the --date day's announcements).",
+                                                       "a metadata snapshot; '-' for stdin). Without it, today's RSS "
+                                                       "is fetched (or the --date day's announcements).",
                                                        show_default=False, parser=given_path)] = None,
         date: Annotated[Optional[str], typer.Option("--date", help="YYYY-MM-DD: rebuild that day's announcements "
                                                     "through the arXiv API (with --papers: label the papers with "
