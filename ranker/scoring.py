@@ -51,6 +51,12 @@ class ScoreOptions:
                    novelty_context=scoring.novelty_context,
                    chat_template_kwargs=dict(scoring.chat_template_kwargs))
 
+    def prompt_hash(self, prompts) -> str:
+        """The hash scores under `prompts` (a PromptSet) and these options are stored under and looked up by:
+        one formula for every place that stores or asks for scores (a run, a backfill, eval, the early model
+        check)."""
+        return prompts.hash(**self.prompt_options())
+
     def prompt_options(self) -> dict:
         """What changes the text the model sees (and so the prompt hash)."""
         opts = {"papers_per_request": self.papers_per_request, "abstract_tokens": self.abstract_tokens,
@@ -202,7 +208,7 @@ def stored_run(papers: Iterable[Paper], model_name: str, prompts: PromptSet, sto
     papers are all scored loads no model."""
     opt = options or ScoreOptions()
     papers = list({p.id: p for p in papers}.values())
-    phash = prompts.hash(**opt.prompt_options())
+    phash = opt.prompt_hash(prompts)
     run = ScoreRun(model=model_name, prompt_hash=phash, papers=papers)
     # a score of other text (a replacement rewrote the abstract) is not reused: the paper is scored again
     stored = store.get_scores([p.id for p in papers], model_name, phash,

@@ -215,7 +215,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
     if spec.score:
         from ..backends import model_key
         job.model_key = model_key(settings.scoring.backend, settings.scoring.model, settings.models_dir)
-        job.prompt_hash = prompts.hash(**job.options.prompt_options())
+        job.prompt_hash = job.options.prompt_hash(prompts)
 
     with mf.locked(out):
         # this run is the folder's one writer now: the shards' temporary files a killed run left go

@@ -186,7 +186,7 @@ class ScoreStage:
                                f"'{model_key}' as planned")
         self.prompts = prompts
         self.options = ScoreOptions.from_settings(settings.scoring)
-        self.prompt_hash = prompts.hash(**self.options.prompt_options())
+        self.prompt_hash = self.options.prompt_hash(prompts)
 
     def __call__(self, t: pa.Table) -> pa.Table:
         return score_table(t, self.backend, self.prompts, self.options, self.prompt_hash)

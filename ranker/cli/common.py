@@ -501,7 +501,7 @@ def _prompt_hash(s: "Settings") -> str | None:
     from ..prompts import load_prompts
     from ..scoring import ScoreOptions
     try:
-        return load_prompts(s.scoring.prompts).hash(**ScoreOptions.from_settings(s.scoring).prompt_options())
+        return ScoreOptions.from_settings(s.scoring).prompt_hash(load_prompts(s.scoring.prompts))
     except RankerError:
         return None
 

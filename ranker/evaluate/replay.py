@@ -404,7 +404,7 @@ def _described(settings: Settings, calibrate: bool, train_once: bool, llm: bool,
            # GPT's picks are read at these cut-offs, and the local digest picks at them
            "min_relevance": settings.digest.min_relevance, "min_novelty": settings.digest.min_novelty,
            # the prompt's topics ranked the days and its texts scored them: its hash, as the scores are stored
-           "prompt_hash": prompts.hash(**ScoreOptions.from_settings(settings.scoring).prompt_options())}
+           "prompt_hash": ScoreOptions.from_settings(settings.scoring).prompt_hash(prompts)}
     if llm:
         out.update(backend=backend.name if backend is not None else settings.scoring.backend,
                    model=backend.model_name if backend is not None else settings.scoring.model)
