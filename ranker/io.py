@@ -893,11 +893,12 @@ def json_loads(text: str | bytes, **kw):
 
 
 def read_text(path: str | os.PathLike, what: str = "file", error: type[InputError] = InputError,
-              errors: str = "strict") -> str:
+              errors: str = "strict", name: str | None = None) -> str:
     """A UTF-8 text file, a leading byte-order mark dropped (Notepad's "UTF-8 with BOM": it is not text), or an
-    `error` (InputError or a subclass) naming the path: not found, a directory, unreadable, not UTF-8 (unless
+    `error` (InputError or a subclass) naming the path (or `name`, what the caller's messages call it: the CLI's
+    `stdin` for the /dev/stdin read for '-'): not found, a directory, unreadable, not UTF-8 (unless
     errors="replace")."""
-    with _reading(path, what, error):
+    with _reading(name or path, what, error):
         fd = _held_descriptor(Path(path), error)
         if fd is not None:      # /dev/stdin: read where the caller's descriptor is, as a pipe or a file alike
             with _open_dup(fd, "r", encoding="utf-8-sig", errors=errors) as f:

@@ -96,12 +96,7 @@ def read_labels(path: str | Path, name: str | None = None) -> list[Label]:
     name = name or str(path)
     out: list[Label] = []
     given: dict[tuple[str, float], tuple[int, int]] = {}       # (id, time) -> (label, line)
-    try:
-        text = read_text(path)
-    except InputError as e:             # not UTF-8, unreadable: named as the lines are
-        e.where = name if e.where == str(path) else e.where
-        raise
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, name=name).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{name}:{lineno}"

@@ -462,11 +462,7 @@ def _read_into(out: Judgements, path: str | Path, *, warn: Warn | None,
     name = name or str(path)
     if path.is_dir():
         raise InputError("is a directory; use read_score_files() for directories and globs", where=name)
-    try:
-        text = read_text(path, errors="replace")
-    except InputError as e:
-        e.where = name if e.where == str(path) else e.where
-        raise
+    text = read_text(path, errors="replace", name=name)
     kind = sniff(path, text)
     if kind == "empty":                      # nothing picked: said once by whoever finds no judgement at all
         rows, day = [], date_from_path(path)
