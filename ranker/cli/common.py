@@ -184,24 +184,15 @@ def warn_categories(s: "Settings") -> None:
             warn(f"{name_key('fetch.categories')}: {note}")
 
 
-def warn_day_ahead(day: str) -> bool:
-    """A --date (checked: YYYY-MM-DD) that labels papers read (run --papers, fetch --from/--ids/--since) more than
-    sources.days.AHEAD days after today: one warning naming --date (sources.days.ahead_note); `--date 2999-01-01`
-    stored the papers under a day no listing will carry without a word. The papers are labelled with it all the
-    same. True when it warned (warn_day_contradicted then says nothing more: one line about --date)."""
+def warn_date(day: str, report) -> None:
+    """A --date (checked: YYYY-MM-DD) that labels the papers read (run --papers, fetch --from/--ids/--since), once
+    they are read: one warning naming --date where it is more than sources.days.AHEAD days after today
+    (sources.days.ahead_note: `--date 2999-01-01` stored the papers under a day no listing will carry without a
+    word), else where the source says otherwise (sources.ReadReport.date_note: a feed dated another day, papers
+    submitted on or after it, a listing with rows dated after it: `fetch --from` a feed of 2024-11-28 with `--date
+    2025-01-02` said nothing either). Not refused: --date still wins (relabelling may be deliberate)."""
     from ..sources.days import ahead_note
-    note = ahead_note(day)
-    if note:
-        warn(f"{flag_name('date')}: {note}")
-    return bool(note)
-
-
-def warn_day_contradicted(day: str, report) -> None:
-    """A --date that labels papers read from a source that says otherwise (a feed dated another day, papers
-    submitted on or after it, a listing with rows dated after it): one warning naming --date and the source
-    (sources.ReadReport.date_note); `fetch --from` a feed of 2024-11-28 with `--date 2025-01-02` stored its papers
-    under that day without a word. Not refused: --date still wins (relabelling may be deliberate)."""
-    note = report.date_note(day)
+    note = ahead_note(day) or report.date_note(day)
     if note:
         warn(f"{flag_name('date')}: {note}")
 
@@ -707,8 +698,7 @@ def error_line(e: "RankerError", flags: "Mapping[str, str] | None" = None) -> st
         import copy
         e = copy.copy(e)
         e.where = as_given(e.where)
-    if not flags:
-        return e.render(name_key, name_mention) + prepare_advice(e)
+    flags = flags or {}
     return e.render(lambda k: flags.get(k) or name_key(k), lambda k: flags.get(k) or name_mention(k)) \
         + prepare_advice(e)
 

@@ -8,8 +8,7 @@ import typer
 
 from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress,
                      VerboseOpt, check_out, flag_name, given_path, in_shown, info, load_settings, not_empty,
-                     nothing_to_do, out_path, out_shown, warn, warn_categories, warn_day_ahead, warn_day_contradicted,
-                     warn_read, wrote_empty)
+                     nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date, warn_read, wrote_empty)
 
 EXAMPLES = """
 \b
@@ -79,11 +78,10 @@ def fetch(
         raise InputError(f"use only one of {', '.join(flag_name(m) for m in modes)}", key=modes[1])
     if until and not since:
         raise InputError("--until needs --since", key="until")
-    labelled = ahead = None
+    labelled = None
     if date and modes:          # labels the papers read; without a source a day not announced yet is refused
         from ..sources.filters import check_day
         labelled = check_day(date, "date")
-        ahead = warn_day_ahead(labelled)
     if s.offline and not from_ and not is_loopback_url(s.fetch.api_url if modes or date else s.fetch.rss_url):
         what = (f"{flag_name(modes[0])} asks arXiv's API server" if modes else
                 "the day's announcements are on arXiv's server" if date else "today's feed is on arXiv's server")
@@ -102,8 +100,8 @@ def fetch(
     res.out = out_shown(out)            # as the user named it (stdout for '-', not the descriptor written to)
 
     warn_read(report)
-    if labelled and not ahead:
-        warn_day_contradicted(labelled, report)
+    if labelled:
+        warn_date(labelled, report)
     if res.written == 0:
         if report.seen == 0:
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""

@@ -13,8 +13,7 @@ from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, 
                      MaxTokensOpt, ModelOpt, NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt,
                      Progress, PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model,
                      check_out, check_served, echo, given_path, in_shown, info, load_settings, not_empty, nothing_to_do,
-                     one_keep_rule, scores_stored, warn, warn_categories, warn_day_ahead, warn_day_contradicted,
-                     warn_failures, warn_read)
+                     one_keep_rule, scores_stored, warn, warn_categories, warn_date, warn_failures, warn_read)
 
 
 def _help() -> str:
@@ -74,8 +73,6 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     warn_categories(s)
     check_out(out, folder=True)
-    # labels the papers read; without --papers a day not announced yet is refused (sources.api)
-    ahead = bool(papers is not None and day_given and warn_day_ahead(day_given))
     if papers is None and day_given:
         from ..sources.days import FIRST, no_announcement_note
         weekend = no_announcement_note(day_given) if day_given >= FIRST.isoformat() else None
@@ -112,8 +109,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
                 day = fetch_day(papers, s, store=store, date=day_given, progress=bar, warn=warn, single_day=True,
                                 check=served, name=None if papers is None else in_shown(papers))
         warn_read(day.report)
-        if papers is not None and day_given and not ahead:
-            warn_day_contradicted(day_given, day.report)
+        if papers is not None and day_given:     # labels the papers read (without --papers: the day fetched)
+            warn_date(day_given, day.report)
         if not day.papers:
             nothing_to_do(day.empty_reason())
             return
