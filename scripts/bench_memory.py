@@ -28,8 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import bench_year
-from script_cli import Parser    # a usage error: one line, status 1
-from make_snapshot import one_line    # a path given that cannot be read: one line, status 1
+from script_cli import Parser, one_line    # a usage error, a path given that cannot be read: one line, status 1
 
 REPO = Path(__file__).resolve().parent.parent
 
