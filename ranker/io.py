@@ -13,6 +13,7 @@
   expand_paths                 files named by paths, folders (searched recursively) and globs
   day_span                     days said as one span: `2025-05-15`, or `2025-04-17..2025-07-18`
   counted                      a count and its noun: `1 paper`, `2 papers`, `1,204 papers`
+  local_stamp                  the clock's time for a file ranker writes, with its UTC offset
   Warn, Progress               the one signature of every warning and progress callback
   quiet_transformers           transformers' messages and progress bars off for a block, then as they were
 """
@@ -1222,6 +1223,13 @@ def counted(n: int, noun: str, many: str | None = None) -> str:
     """`n` with its noun, singular for one (`1 paper`, `3 papers`; `many` for a plural not made by an "s":
     `counted(2, "match", "matches")`), thousands grouped (`1,204 papers`)."""
     return f"{grouped(n)} {noun if n == 1 else (many or noun + 's')}"
+
+
+def local_stamp() -> str:
+    """This machine's time now, as the files ranker writes record when (a run manifest's `started`, a
+    calibration's `created`, a backfill's runs): `2025-06-02T07:00:00+0900`, its UTC offset said, so a time
+    written in Tokyo is not read as the same hour in California (nor two of one run as hours apart)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def special_kind(path: str | os.PathLike) -> str | None:

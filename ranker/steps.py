@@ -33,8 +33,8 @@ from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
 from .errors import BackendError, ConfigError, InputError, RankerError, during
-from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, read_regular,
-                 redact, remove_leftovers, write_together)
+from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, local_stamp,
+                 read_regular, redact, remove_leftovers, write_together)
 from .netguard import offline_while
 from .prefilter import PrefilterResult, rank_papers
 from .prefilter.embed import Embedder
@@ -394,7 +394,7 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)
     rules = day_rules(settings, prompts, warn)
-    manifest: dict = {"day": day.date, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    manifest: dict = {"day": day.date, "status": "running", "started": local_stamp(),
                       "versions": _versions()}
     timings = {"fetch": day.seconds}
     run: ScoreRun | None = None

@@ -584,3 +584,27 @@ def test_the_zero_shot_note_says_how_many_days_the_fits_learnt_from_against_thos
     # 33 is below 40: "no fewer than the histories measured (10 to 40 days)" read as "at least 40"
     assert "no fewer than" not in note and "no shorter than the shortest history measured (10 days;" in note
     assert note.endswith("at every length: on these days zero-shot may simply suit your picks better")
+
+
+
+@pytest.mark.parametrize("tz", ["Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])
+def test_a_fit_records_when_it_was_made_with_its_utc_offset(monkeypatch, tz):
+    """A calibration's `created` (a run manifest's calibration_fit, each day of eval.json) was the local time
+    without a zone, `2026-12-08 08:00:00` in Tokyo, beside the same manifest's `started` with its offset
+    (`2026-12-08T08:05:00+0900`): read in California, or beside UTC times, the fit seemed made hours apart from
+    the run. It says its offset, and the instant it names is the clock's."""
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        X, y, zs, g, papers = _toy()
+        before = time.time()
+        created = datetime.fromisoformat(fit(X, y, zs, g, papers, embedder="toy").trained_on["created"])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert created.utcoffset() == datetime.fromtimestamp(before, ZoneInfo(tz)).utcoffset()
+    assert int(before) <= created.timestamp() <= time.time()

@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write, counted, json_loads, read_text
+from ..io import atomic_write, counted, json_loads, local_stamp, read_text
 from ..records import Paper
 from .embed import paper_text
 from .history import LABEL_DAY_SUFFIX
@@ -590,7 +590,7 @@ def fit(X: np.ndarray, y: np.ndarray, zs: np.ndarray, groups: Sequence[str], pap
         trained_on={"days": sorted(set(f.groups.tolist())), "papers": int(len(f.y)), "picks": int(f.y.sum()),
                     # labels, not rows: a paper of two history days is one label (said as "N labels")
                     "labels": len({p.id for p in papers if labels and p.id in labels}),
-                    "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+                    "created": local_stamp()})
     # Keeping by recall learns from whole days only: a user's labels outside the history form "days" of the
     # few papers they labelled (LABEL_DAY_SUFFIX), whose recall says nothing about a day's ranking.
     whole = np.array([not str(g).endswith(LABEL_DAY_SUFFIX) for g in f.groups])
