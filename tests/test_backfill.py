@@ -1687,3 +1687,27 @@ def test_a_fifo_named_as_the_backfill_manifest_stops_an_import_in_one_line_namin
     p = ranker("import", out, "--db", tmp_path / "r.sqlite3", timeout=30)
     assert p.returncode == 1 and p.stderr.splitlines()[-1] == f"error: {out / 'manifest.json'}: a named pipe named " \
         "as the backfill manifest, not a file ranker wrote; remove it", p.stderr
+
+
+def test_a_backfill_run_records_its_start_and_end_with_their_utc_offset(tmp_path, monkeypatch):
+    """The manifest's runs[].started/finished were the local time without a zone (`2026-12-08T08:00:00` in
+    Tokyo), unlike a day's run manifest (`2026-12-08T08:00:00+0900`): a backfill folder copied to a machine in
+    another zone, or read beside UTC times, placed its runs hours off. Each says its offset and the clock's
+    instant."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        before = time.time()
+        run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=tmp_path / "bf", score=True), backfill_settings())
+        after = time.time()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    (run,) = json.loads((tmp_path / "bf" / "manifest.json").read_text())["runs"]
+    started, finished = (datetime.fromisoformat(run[k]) for k in ("started", "finished"))
+    tokyo = datetime.fromtimestamp(before, ZoneInfo("Asia/Tokyo")).utcoffset()
+    assert started.utcoffset() == finished.utcoffset() == tokyo, run
+    assert int(before) <= started.timestamp() <= finished.timestamp() <= after

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError, RankerError
-from ..io import Progress, Warn, atomic_write, check_output_dir, read_regular
+from ..io import Progress, Warn, atomic_write, check_output_dir, local_stamp, read_regular
 from ..scoring import ScoreOptions
 from ..settings import Settings
 from . import manifest as mf
@@ -228,7 +228,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
         mf.check_pins(m, pins, out)
         m["pinned"] = pins
         mf.save(out, m)
-        run: dict = {"started": mf.now(), "engine": engine, "address": address, "source": str(spec.source),
+        run: dict = {"started": local_stamp(), "engine": engine, "address": address, "source": str(spec.source),
                      "since": spec.since, "until": spec.until, "status": "running", "phases": {}}
         if spec.score:
             run["scoring"] = {"backend": settings.scoring.backend, "model": job.model_key,
@@ -253,7 +253,7 @@ def run_backfill(spec: BackfillSpec, settings: Settings, *, engine: str = "local
                 eng.close()
             finally:
                 run["seconds"] = round(time.perf_counter() - t_all, 2)
-                run["finished"] = mf.now()
+                run["finished"] = local_stamp()
                 run["processes"], run["processes_of"] = measured_processes(eng)
                 m["runs"].append(run)
                 try:

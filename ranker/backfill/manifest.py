@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -136,7 +135,3 @@ def locked(out: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
