@@ -330,7 +330,7 @@ def test_the_readme_cron_line_and_systemd_unit_run_the_same_job():
     habit = (REPO / "README.md").read_text().split("### The daily habit", 1)[1].split("\n### ", 1)[0]
     cron = re.search(r"```cron\n(.*?)```", habit, re.S).group(1)
     unit = re.search(r"```ini\n(.*?)```", habit, re.S).group(1)
-    (line,) = [x for x in cron.splitlines() if x.strip() and not x.startswith("#")]
+    (line,) = [x for x in cron.splitlines() if x.strip() and not x.startswith("#") and "=" not in x.split()[0]]
     words = shlex.split(line.replace("$HOME", "~"))[5:]                  # after the five time fields
     assert words[0] == "cd" and words[2] == "&&"
     cron_cwd, cron_cmd = words[1], words[3:words.index(">>")]
@@ -343,6 +343,45 @@ def test_the_readme_cron_line_and_systemd_unit_run_the_same_job():
     command = typer.main.get_command(app).commands["run"]
     flags = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
     assert all(w in flags for w in unit_cmd[2:] if w.startswith("-")), unit_cmd
+
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Auckland", "Asia/Tokyo", "Europe/Berlin", "UTC",
+                                  "America/New_York", "America/Los_Angeles", "Pacific/Pago_Pago"])
+def test_the_readme_daily_job_ranks_each_weekday_s_listing_in_every_zone(zone):
+    """The daily habit's cron line ran at 07:30 in the machine's zone: in Tokyo, Auckland or Kiritimati that is
+    still the evening before in New York, so Monday's run met Sunday's empty feed (`nothing to do`) and Friday's
+    listing was never ranked. Its time is New York's (CRON_TZ, as the systemd timer's OnCalendar says): on
+    each weekday, in the weeks around the US and EU summer time changes, the job fires on that New York weekday
+    before 20:00, when the feed holds that day's listing whether it turns over at the announcement or at
+    midnight, and the week's five runs rank five listings."""
+    import re
+    from datetime import date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from conftest import REPO
+    from ranker.sources.days import ANNOUNCED, current_day
+    habit = (REPO / "README.md").read_text().split("### The daily habit", 1)[1].split("\n### ", 1)[0]
+    cron = [x for x in re.search(r"```cron\n(.*?)```", habit, re.S).group(1).splitlines()
+            if x.strip() and not x.startswith("#")]
+    env = dict(x.strip().split("=", 1) for x in cron if "=" in x.split()[0])
+    (job,) = [x for x in cron if "=" not in x.split()[0]]
+    minute, hour, dom, month, dow = job.split()[:5]
+    assert (dom, month, dow) == ("*", "*", "1-5"), job
+    at, cron_zone = time(int(hour), int(minute)), env.get("CRON_TZ", zone)
+    ny = ZoneInfo("America/New_York")
+    for monday in ("2025-03-03", "2025-03-10", "2025-03-24", "2025-03-31", "2025-10-20", "2025-10-27",
+                   "2025-11-03", "2025-12-01"):
+        ranked = []
+        for k in range(5):
+            fired = datetime.combine(date.fromisoformat(monday) + timedelta(days=k), at, ZoneInfo(cron_zone))
+            there = fired.astimezone(ny)
+            assert there.weekday() < 5 and there.time() < ANNOUNCED, (zone, fired.isoformat(), there.isoformat())
+            assert current_day(fired) == there.date().isoformat()
+            ranked.append(current_day(fired))
+        assert len(set(ranked)) == 5, (zone, monday, ranked)
+    timer = re.search(r"^OnCalendar=Mon\.\.Fri (\d\d):(\d\d) (\S+)$", habit, re.M)
+    assert timer and (time(int(timer[1]), int(timer[2])), timer[3]) == (at, cron_zone), "cron and timer differ"
 
 
 # --------------------------------------------------------------------------- the GPU-side switches
