@@ -509,6 +509,18 @@ def test_today_of_a_submission_window_is_the_later_of_the_machine_s_and_utc_s(mo
         time.tzset()
 
 
+def test_the_window_flags_say_their_days_are_utc_s():
+    """`fetch --since D --until D` asks the API for D 00:00 to 23:59 GMT and labels each paper with its UTC
+    submission day: in Tokyo, 09:00 on D to 09:00 the day after. The help said "submission day" and "default:
+    today" without a zone, as if the machine's days were meant."""
+    import typer
+
+    from ranker.cli.app import app
+    params = {p.name: p.help for p in typer.main.get_command(app).commands["fetch"].params}
+    assert "in UTC" in params["since"] and "in UTC" in params["until"], params
+    assert "the later of this machine's day and UTC's" in params["until"]
+
+
 @pytest.mark.parametrize("day", ["0001-01-01", "1985-03-04"])
 def test_a_day_before_arxiv_is_refused_and_asks_nothing(tmp_path, day):
     """A day before arXiv's first announcement has nothing to rebuild: 0001-01-01 failed as 'unexpected failure:

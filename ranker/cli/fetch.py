@@ -34,10 +34,12 @@ def fetch(
         "--ids", help="Comma-separated arXiv ids: fetch their metadata from the arXiv API.",
         show_default=False)] = None,
     since: Annotated[Optional[str], typer.Option(
-        "--since", help="First submission day (YYYY-MM-DD) of an arXiv API window, for backfills.",
+        "--since", help="First submission day (YYYY-MM-DD, in UTC, as arXiv dates submissions) of an arXiv API "
+        "window, for backfills.",
         show_default=False)] = None,
     until: Annotated[Optional[str], typer.Option(
-        "--until", help="Last submission day of the window (YYYY-MM-DD; default: today).",
+        "--until", help="Last submission day of the window (YYYY-MM-DD, in UTC; default: today, the later of "
+        "this machine's day and UTC's).",
         show_default=False)] = None,
     date: Annotated[Optional[str], typer.Option(
         "--date", help="Use this announcement day (YYYY-MM-DD) for every paper instead of the one the source "
