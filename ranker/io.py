@@ -1225,11 +1225,12 @@ def counted(n: int, noun: str, many: str | None = None) -> str:
     return f"{grouped(n)} {noun if n == 1 else (many or noun + 's')}"
 
 
-def local_stamp() -> str:
-    """This machine's time now, as the files ranker writes record when (a run manifest's `started`, a
-    calibration's `created`, a backfill's runs): `2025-06-02T07:00:00+0900`, its UTC offset said, so a time
-    written in Tokyo is not read as the same hour in California (nor two of one run as hours apart)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+def local_stamp(t: float | None = None) -> str:
+    """This machine's time now (or at `t`, seconds since 1970), as the files ranker writes record when (a run
+    manifest's `started`, a calibration's `created`, a backfill's runs) and `index status` shows it:
+    `2025-06-02T07:00:00+0900`, its UTC offset said, so a time written in Tokyo is not read as the same hour in
+    California (nor two of one run as hours apart)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
 def special_kind(path: str | os.PathLike) -> str | None:

@@ -122,6 +122,20 @@ def test_index_status_calls_a_damaged_file_damaged_and_a_sync_rebuilds_it(stocke
     assert "  index       damaged (its manifest is not valid JSON" in r.stdout and "holds 60 paper vectors" in r.stdout
 
 
+def test_index_status_says_the_offset_of_its_times(stocked):
+    """`index status` printed `built 2026-12-08 08:00:00`, the machine's local time without a zone: over ssh to a
+    server in another zone, or beside `ranker serve`'s UTC times, it read hours off. Each time says its offset,
+    and names the instant the index manifest holds."""
+    from datetime import datetime
+    db, _ = stocked
+    assert ranker("index", "rebuild", "--db", db).returncode == 0
+    built = json.loads((db.parent / "faiss-r.sqlite3" / "minilm" / "manifest.json").read_text())["built"]
+    r = ranker("index", "status", "--quick", "--db", db, env={"TZ": "Asia/Tokyo"})
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("  built ")]
+    shown = datetime.fromisoformat(line.split()[1])
+    assert shown.utcoffset().total_seconds() == 9 * 3600 and shown.timestamp() == int(built), (line, built)
+
+
 def test_similar_on_an_empty_store_is_one_line(tmp_path):
     with Store(tmp_path / "empty.sqlite3"):
         pass

@@ -1,12 +1,11 @@
 """`ranker index status|rebuild`: the FAISS corpus index kept beside the database."""
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
 
-from ..io import counted
+from ..io import counted, local_stamp
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, info,
                      load_settings, nothing_to_do)
 
@@ -29,7 +28,7 @@ def _size(n: float) -> str:
 
 
 def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "never"
+    return local_stamp(t) if t else "never"
 
 
 def _embedder_key(s) -> str:
