@@ -487,7 +487,7 @@ def _no_other_run(store: Store, run_id: int, day: str, warn: Warn | None) -> Non
     digest record (and manifest) when one of them stops: the later one (run_id) stops here, having touched
     nothing, when the other is this machine's; another machine's is said, not refused."""
     for other in store.live_runs("run", before=run_id, day=day):
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other["started_at"]))
+        started = local_stamp(other["started_at"])        # the offset said: another host may be in another zone
         if other["host"] == HOST:
             raise RankerError(f"another run of {day} is under way on this database (process "
                               f"{other['pid']}, started {started}); wait for it to end", where=str(store.path))

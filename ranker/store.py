@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError, StoreError
-from .io import clean_text, redact
+from .io import clean_text, local_stamp, redact
 from .migrations import LEGACY_VERSIONS, MIGRATIONS, READ_WITHOUT, RENAMED, m007_word_index_folded
 from .records import DB_FILE, DayDigest, Failure, Label, Paper, Ranked, RankingRow, Score
 from .sources.normalize import unaccented
@@ -495,7 +495,7 @@ class Store:
         for kind, pid, host, started in rows:
             if _run_owner(pid, host, started) == "alive":
                 where = "" if host == HOST else f" on {host}"
-                since = time.strftime("%H:%M:%S", time.localtime(started))
+                since = local_stamp(started)
                 runs.append(f"ranker {kind}, pid {pid}{where}, running since {since}")
         if not runs:
             return None

@@ -770,6 +770,35 @@ def test_a_run_of_the_day_recorded_by_another_host_is_said_not_refused(settings,
         assert again.conn.execute("SELECT status FROM runs WHERE host='elsewhere.example'").fetchall() == [("running",)]
 
 
+def test_another_host_s_run_is_said_with_the_offset_of_its_start(settings, store, tmp_path, monkeypatch):
+    """Another machine's run still marked running was said as "started 2025-05-16 08:00:00" (and the store's
+    holder "running since 08:00:00", no day): this machine's local time without a zone, read as the other
+    machine's own clock when it is elsewhere in the world (a shared disk between Tokyo and California), or as
+    today when it began yesterday. Both say the day and the offset, naming the row's instant."""
+    import re
+    import time
+    from datetime import datetime
+    day = fetch_day(LISTING, settings, store=store)
+    at = int(time.time()) - 3600
+    with store.transaction() as c:
+        c.execute("INSERT INTO runs (kind, started_at, status, params, pid, host) VALUES ('run', ?, 'running', ?, "
+                  "4242, 'elsewhere.example')", (at, json.dumps({"day": "2025-05-15"})))
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    warnings: list[str] = []
+    try:
+        holder = store.holder()
+        run_day(day, tmp_path / "out", settings, store=store, warn=warnings.append)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    (said,) = [w for w in warnings if "elsewhere.example" in w]
+    for line in (holder, said):
+        (stamp,) = re.findall(r"(?:since|started) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})\b", line)
+        shown = datetime.fromisoformat(stamp)
+        assert shown.utcoffset().total_seconds() == 9 * 3600 and shown.timestamp() == at, line
+
+
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     """`prefilter --out DIR` was refused only once the embedder had loaded and embedded the day, `score` once the
     model had scored it, `fetch`, `run --out FILE` and `eval` once the --db was made (fetch and run had stored the
