@@ -345,16 +345,14 @@ def test_the_readme_cron_line_and_systemd_unit_run_the_same_job():
     assert all(w in flags for w in unit_cmd[2:] if w.startswith("-")), unit_cmd
 
 
-
-@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Auckland", "Asia/Tokyo", "Europe/Berlin", "UTC",
-                                  "America/New_York", "America/Los_Angeles", "Pacific/Pago_Pago"])
-def test_the_readme_daily_job_ranks_each_weekday_s_listing_in_every_zone(zone):
+def test_the_readme_daily_job_ranks_each_weekday_s_listing_in_every_zone():
     """The daily habit's cron line ran at 07:30 in the machine's zone: in Tokyo, Auckland or Kiritimati that is
     still the evening before in New York, so Monday's run met Sunday's empty feed (`nothing to do`) and Friday's
-    listing was never ranked. Its time is New York's (CRON_TZ, as the systemd timer's OnCalendar says): on
-    each weekday, in the weeks around the US and EU summer time changes, the job fires on that New York weekday
-    before 20:00, when the feed holds that day's listing whether it turns over at the announcement or at
-    midnight, and the week's five runs rank five listings."""
+    listing was never ranked. Each way the README gives, cronie's CRON_TZ line (New York's hour, as the systemd
+    timer's OnCalendar says) and each machine's hour it lists for other crons (each in its own zone), fires on
+    every weekday of a year, through each zone's summer time changes, on that New York weekday between the
+    hour the feed holds the day's listing and the next announcement, and each week's five runs rank five
+    listings. The other crons' line is the cronie line at one of those hours, without CRON_TZ."""
     import re
     from datetime import date, datetime, time, timedelta
     from zoneinfo import ZoneInfo
@@ -362,26 +360,38 @@ def test_the_readme_daily_job_ranks_each_weekday_s_listing_in_every_zone(zone):
     from conftest import REPO
     from ranker.sources.days import ANNOUNCED, current_day
     habit = (REPO / "README.md").read_text().split("### The daily habit", 1)[1].split("\n### ", 1)[0]
-    cron = [x for x in re.search(r"```cron\n(.*?)```", habit, re.S).group(1).splitlines()
-            if x.strip() and not x.startswith("#")]
-    env = dict(x.strip().split("=", 1) for x in cron if "=" in x.split()[0])
-    (job,) = [x for x in cron if "=" not in x.split()[0]]
+    cronie, other = [[x for x in b.splitlines() if x.strip() and not x.startswith("#")]
+                     for b in re.findall(r"```cron\n(.*?)```", habit, re.S)]
+    env = dict(x.strip().split("=", 1) for x in cronie if "=" in x.split()[0])
+    (job,) = [x for x in cronie if "=" not in x.split()[0]]
+    (other_job,) = other
+    assert env == {"CRON_TZ": "America/New_York"} and job.split()[2:] == other_job.split()[2:], other_job
     minute, hour, dom, month, dow = job.split()[:5]
     assert (dom, month, dow) == ("*", "*", "1-5"), job
-    at, cron_zone = time(int(hour), int(minute)), env.get("CRON_TZ", zone)
-    ny = ZoneInfo("America/New_York")
-    for monday in ("2025-03-03", "2025-03-10", "2025-03-24", "2025-03-31", "2025-10-20", "2025-10-27",
-                   "2025-11-03", "2025-12-01"):
-        ranked = []
-        for k in range(5):
-            fired = datetime.combine(date.fromisoformat(monday) + timedelta(days=k), at, ZoneInfo(cron_zone))
-            there = fired.astimezone(ny)
-            assert there.weekday() < 5 and there.time() < ANNOUNCED, (zone, fired.isoformat(), there.isoformat())
-            assert current_day(fired) == there.date().isoformat()
-            ranked.append(current_day(fired))
-        assert len(set(ranked)) == 5, (zone, monday, ranked)
     timer = re.search(r"^OnCalendar=Mon\.\.Fri (\d\d):(\d\d) (\S+)$", habit, re.M)
-    assert timer and (time(int(timer[1]), int(timer[2])), timer[3]) == (at, cron_zone), "cron and timer differ"
+    at = time(int(hour), int(minute))
+    assert timer and (time(int(timer[1]), int(timer[2])), timer[3]) == (at, env["CRON_TZ"]), "cron and timer differ"
+    feed = re.search(r"by (\d\d):(\d\d) it is in the RSS feed", habit)
+    feed = time(int(feed[1]), int(feed[2]))
+    listed = re.search(r"keeping\s+`1-5`:\s+(.*?)\s+\(each between", habit, re.S)
+    places = {"UTC": "UTC", "Berlin": "Europe/Berlin", "Tokyo": "Asia/Tokyo", "Auckland": "Pacific/Auckland",
+              "California": "America/Los_Angeles"}                    # a place the README adds is named here
+    hours = [(places[m[1]], time(int(m[2]), int(m[3]))) for m in re.finditer(r"(\w+) (\d\d):(\d\d)", listed[1])]
+    assert len(hours) == len(listed[1].split(",")) >= 5, listed[1]
+    other_at = time(int(other_job.split()[1]), int(other_job.split()[0]))
+    assert other_at in {t for _, t in hours}, other_job
+    ny = ZoneInfo("America/New_York")
+    for zone, at in [(env["CRON_TZ"], at), *hours]:
+        for monday in (date(2025, 1, 6) + timedelta(weeks=w) for w in range(52)):
+            ranked = []
+            for k in range(5):
+                fired = datetime.combine(monday + timedelta(days=k), at, ZoneInfo(zone))
+                there = fired.astimezone(ny)
+                assert there.weekday() == k and feed <= there.time() < ANNOUNCED, (zone, fired.isoformat(),
+                                                                                  there.isoformat())
+                assert current_day(fired) == there.date().isoformat()
+                ranked.append(current_day(fired))
+            assert len(set(ranked)) == 5, (zone, monday, ranked)
 
 
 # --------------------------------------------------------------------------- the GPU-side switches
