@@ -586,7 +586,6 @@ def test_the_zero_shot_note_says_how_many_days_the_fits_learnt_from_against_thos
     assert note.endswith("at every length: on these days zero-shot may simply suit your picks better")
 
 
-
 @pytest.mark.parametrize("tz", ["Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])
 def test_a_fit_records_when_it_was_made_with_its_utc_offset(monkeypatch, tz):
     """A calibration's `created` (a run manifest's calibration_fit, each day of eval.json) was the local time
