@@ -620,7 +620,8 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
                            shell=True, capture_output=True, text=True)
     assert piped.returncode == 0 and piped.stdout == want.stdout, piped.stderr
     got = json.loads((tmp_path / "dash" / "metrics.json").read_text())
-    assert got["gpt_files"] == ["/dev/stdin"]
+    assert got["gpt_files"] == ["-"]        # what was given, as the store records `--papers -` (not /dev/stdin)
+    assert "<b>GPT</b>: <code>-</code>" in (tmp_path / "dash" / "report.html").read_text()
     assert {k: v for k, v in got.items() if k != "gpt_files"} == {k: v for k, v in metrics.items() if k != "gpt_files"}
     subst = subprocess.run(["bash", "-c", f"{' '.join(RANKER)} compare --gpt <(zcat {gz}) --local {gpt} "
                             f"--out {tmp_path / 'subst'}"], capture_output=True, text=True)
@@ -669,7 +670,7 @@ def test_a_listing_and_prefilter_output_from_stdin_or_a_shells_pipe_are_read_who
     assert piped.stdout == want.stdout
     files = ("papers_files", "prefilter_files")
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("file", "piped"))
-    assert b["papers_files"] == ["/dev/stdin"] and b["prefilter_files"][0].startswith("/dev/fd/")
+    assert b["papers_files"] == ["-"] and b["prefilter_files"][0].startswith("/dev/fd/")
     assert {k: v for k, v in a.items() if k not in files} == {k: v for k, v in b.items() if k not in files}
     # a pipe of judgements given as the listing is still refused, naming it
     wrong = subprocess.run([*RANKER, "compare", "--gpt", gpt, "--local", gpt, "--papers", "-", "--out",
@@ -698,7 +699,7 @@ def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
     """'-' given, the CLI rewrote every "/dev/stdin" in its lines to "stdin": a file at "my /dev/stdin" was named
     "my stdin", an id holding the words was changed, while the listing's "first at /dev/stdin:1" was missed. The
     readers now take the name: only the file read for '-' is stdin; metrics.json's warnings name it alike, its
-    gpt_files keep /dev/stdin, the file read."""
+    gpt_files record '-', the value given (it was /dev/stdin, named nowhere else)."""
     import subprocess
     from conftest import RANKER
     gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
@@ -713,7 +714,7 @@ def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
     said = "stdin:2: skipped: 'see /dev/stdin now' is not an arXiv id"
     assert r.returncode == 0 and f"warning: {said}\n" in r.stderr.decode(), r.stderr
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
-    assert metrics["warnings"] == [said] and metrics["gpt_files"] == ["/dev/stdin"]
+    assert metrics["warnings"] == [said] and metrics["gpt_files"] == ["-"]
 
 
 @pytest.mark.parametrize("flag", ["--gpt", "--local", "--papers", "--prefilter"])

@@ -20,8 +20,8 @@ from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, read_
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, read_score_files,
-                      read_scores, score_files, shown_as)
+from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, given_as,
+                      read_score_files, read_scores, score_files, shown_as)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
@@ -43,7 +43,7 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     When a side holds no judgement at all (empty files, digests that picked nothing) there is nothing to
     compare: nothing is written and the result is {"nothing_to_do": why, ...} (the counts, files, warnings).
     stdin_name: what the warnings, errors and nothing-to-do line call the /dev/stdin read for '-' (the CLI's
-    `stdin`); the *_files lists keep /dev/stdin, the file read.
+    `stdin`); the *_files lists record it as '-', the value given (readers.given_as).
     """
     warnings: list[str] = []
 
@@ -51,6 +51,9 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
         warnings.append(msg)
         if warn is not None:
             warn(msg)
+
+    def given(files: list[Path]) -> list[str]:
+        return [given_as(f, stdin_name) for f in files]
 
     if min_relevance is None or min_novelty is None:
         raise InputError("needs a number", key="min_relevance" if min_relevance is None else "min_novelty")
@@ -66,23 +69,23 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     if not gpt or not local:
         return {"nothing_to_do": _nothing_to_compare(gpt_files if not gpt else [], local_files if not local else [],
                                                      stdin_name),
-                "n_gpt": len(gpt), "n_local": len(local), "gpt_files": [str(f) for f in gpt_files],
-                "local_files": [str(f) for f in local_files], "n_warnings": len(warnings),
+                "n_gpt": len(gpt), "n_local": len(local), "gpt_files": given(gpt_files),
+                "local_files": given(local_files), "n_warnings": len(warnings),
                 "warnings": warnings[:MAX_WARNINGS_KEPT]}
     metrics = compute_metrics(gpt, local, papers=paper_map, prefilter=pf_map,
                               min_relevance=min_relevance, min_novelty=min_novelty,
                               gpt_empty_days=gpt.empty_days, local_empty_days=local.empty_days)
-    metrics["gpt_files"] = [str(f) for f in gpt_files]
-    metrics["local_files"] = [str(f) for f in local_files]
+    metrics["gpt_files"] = given(gpt_files)
+    metrics["local_files"] = given(local_files)
     # only the days in the figures: a folder of months, its model switched long before GPT's week, is no pool
     compared = {d for d, i in local.by_day if i in gpt} | {d for d, _ in gpt.by_day} | set(gpt.empty_days)
     scorers = local_scorers(local_files, compared)
     if len(scorers) > 1:
         metrics["local_scorers"] = scorers
     if paper_files is not None:
-        metrics["papers_files"] = [str(f) for f in paper_files]
+        metrics["papers_files"] = given(paper_files)
     if pf_files is not None:
-        metrics["prefilter_files"] = [str(f) for f in pf_files]
+        metrics["prefilter_files"] = given(pf_files)
     metrics["n_warnings"] = len(warnings)
     metrics["warnings"] = warnings[:MAX_WARNINGS_KEPT]
 

@@ -402,6 +402,12 @@ def shown_as(f: Path, stdin_name: str | None) -> str:
     return stdin_name if stdin_name and str(f) == STDIN else str(f)
 
 
+def given_as(f: Path, stdin_name: str | None) -> str:
+    """What metrics.json and report.html record `f` as: '-' for the /dev/stdin read for '-' (the value given, as
+    the store's run records keep `--papers -`), else its path."""
+    return "-" if stdin_name and str(f) == STDIN else str(f)
+
+
 def score_files(specs, kinds: set[str], key: str) -> list[Path]:
     """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
     what = " / ".join(sorted(kinds - {"empty"})) + " file"
