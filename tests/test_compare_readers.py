@@ -445,9 +445,25 @@ def test_cli_a_csv_given_as_gpt_is_one_error_line(tmp_path):
     p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
     res = ranker("compare", "--gpt", p, "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl", "--out", tmp_path / "o")
     assert res.returncode == 1, res.stderr
-    assert res.stderr.strip().splitlines() == [f"error: {p}: not a digest: expected the seed's Markdown digest, its "
+    assert res.stderr.strip().splitlines() == [f"error: --gpt {p}: not a digest: expected the seed's Markdown digest, its "
                                                "JSON output, or JSONL judgements (ARXIVID or id, RELEVANCE, NOVELTY)"]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag, said", [
+    ("--gpt", "not a digest"), ("--local", "not a digest"),
+    ("--papers", "unrecognised format"), ("--prefilter", "unrecognised format")])
+def test_a_file_that_is_no_input_of_its_kind_names_the_flag_it_was_given_to(tmp_path, flag, said):
+    """`error: notes.csv: not a digest` named no flag where `--gpt nope.csv: no such file` and `--papers x:
+    holds judgements ... pass it as --gpt` did: a glob or folder swapped between --gpt and --local said which?"""
+    from conftest import ranker
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    p = tmp_path / "notes.csv"
+    p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
+    given = {"--gpt": gpt, "--local": gpt, flag: p}
+    res = ranker("compare", *[x for kv in given.items() for x in kv], "--out", tmp_path / "o")
+    assert res.returncode == 1 and res.stderr.startswith(f"error: {flag} {p}: {said}"), res.stderr
+    assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_a_prefilter_score_that_is_not_finite_is_a_skipped_row(tmp_path):
@@ -707,7 +723,7 @@ def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
     (tmp_path / "my " / "dev" / "stdin").write_text("hello\n")
     r = subprocess.run([*RANKER, "compare", "--gpt", "my /dev/stdin", "--local", gpt, "--papers", "-", "--out", "c"],
                        input=b"", capture_output=True, cwd=tmp_path)
-    assert r.returncode == 1 and r.stderr.decode().startswith("error: my /dev/stdin: not a digest"), r.stderr
+    assert r.returncode == 1 and r.stderr.decode().startswith("error: --gpt my /dev/stdin: not a digest"), r.stderr
     judged = b'{"ARXIVID": "2506.00001", "RELEVANCE": 5, "NOVELTY": 5}\n{"ARXIVID": "see /dev/stdin now"}\n'
     r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", gpt, "--out", "c"], input=judged,
                        capture_output=True, cwd=tmp_path)
@@ -761,12 +777,12 @@ def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_o
     out = tmp_path / "out"
     r = ranker("compare", "--gpt", garbage, "--local", local, "--out", out)
     assert r.returncode == 1 and r.stderr.splitlines() == [
-        f"error: {garbage}: holds no judgement (the first problem: line 1: not valid "
+        f"error: --gpt {garbage}: holds no judgement (the first problem: line 1: not valid "
         "JSON (Expecting value))"], r.stderr
     r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", local, "--out", out],
                        input=garbage.read_bytes(), capture_output=True)
     assert r.returncode == 1 and len(r.stderr.decode().splitlines()) == 1 and \
-        r.stderr.decode().startswith("error: stdin: "), r.stderr
+        r.stderr.decode().startswith("error: --gpt stdin: "), r.stderr
     assert not out.exists()
     (tmp_path / "ids.jsonl").write_text('{"x": 1}\n')
     with pytest.raises(InputError, match="the first problem: line 1: no arXiv id"):

@@ -20,7 +20,7 @@ from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, read_
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, given_as,
+from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, given_as, keyed,
                       read_score_files, read_scores, score_files, shown_as)
 from .report import render_html, summary_markdown
 
@@ -152,10 +152,13 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning,
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
                              "day); pass it as {key:gpt} or {key:local}", where=shown, key="papers")
         n = 0
-        for p in read_papers(data, report=ReadReport(on_warning=warn), name=shown):
-            p.date = p.date or date_from_path(f)
-            out.add(p.id, p)
-            n += 1
+        try:
+            for p in read_papers(data, report=ReadReport(on_warning=warn), name=shown):
+                p.date = p.date or date_from_path(f)
+                out.add(p.id, p)
+                n += 1
+        except InputError as e:         # "x.csv: unrecognised format" named no flag
+            raise keyed(e, "papers")
         if n == 0:
             warn(f"{shown}: no papers in this listing")
     return out, files
@@ -184,7 +187,10 @@ def read_prefilter_files(specs, *, warn: Warn = ignore_warning,
         if _is_judgements(f, data):      # read as papers, each of its lines would be a warning, then the error
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not prefilter output; pass it as {key:gpt} "
                              "or {key:local}", where=shown, key="prefilter")
-        rows = read_ranked(data, report=ReadReport(on_warning=warn), name=shown)
+        try:
+            rows = read_ranked(data, report=ReadReport(on_warning=warn), name=shown)
+        except InputError as e:
+            raise keyed(e, "prefilter")
         for r in rows:
             out.add(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
                                              date=r.paper.date or date_from_path(f)))

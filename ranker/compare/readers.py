@@ -519,6 +519,13 @@ def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
         old.title = r.title
 
 
+def keyed(e: InputError, key: str) -> InputError:
+    """`e` naming the parameter its file was given to (`key`), where it names none."""
+    if e.key is None:
+        e.key = key
+    return e
+
+
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None, stdin_name: str | None = None) -> tuple[Judgements, list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id and, where a
@@ -532,9 +539,12 @@ def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gp
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out = Judgements()
     held: list[str] = []
-    bad = [p for f in files if (p := _read_into(out, f, warn=held.append, name=shown_as(f, stdin_name)))]
+    try:
+        bad = [p for f in files if (p := _read_into(out, f, warn=held.append, name=shown_as(f, stdin_name)))]
+    except InputError as e:     # "x.csv: not a digest" named no flag where "--gpt x.csv: no such file" did
+        raise keyed(e, key)
     if bad and not out and not out.empty_days:      # a day judged with nothing picked is a judgement too
-        raise bad[0]
+        raise keyed(bad[0], key)
     for m in held:
         warn(m)
     return out, files
