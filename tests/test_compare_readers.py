@@ -645,7 +645,7 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
     twice = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", "-", "--out", tmp_path / "twice"],
                            input=data, capture_output=True)
     assert twice.returncode == 1 and twice.stderr.decode() == (
-        "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+        "error: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
         "others\n")
     assert not (tmp_path / "twice").exists()
 
@@ -706,9 +706,14 @@ def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
         r = subprocess.run([*RANKER, "compare", "--gpt", first, "--local", "-", "--out", tmp_path / "twice"],
                            input=gpt.read_bytes(), capture_output=True)
         assert r.returncode == 1 and r.stderr.decode() == (
-            "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+            "error: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
             "others\n"), (first, r.stderr)
         assert not (tmp_path / "twice").exists()
+    # the line named --gpt twice ("--gpt: ... given to --gpt and --local"); one flag given '-' twice leads with it
+    r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--gpt", "-", "--local", gpt, "--out", tmp_path / "twice"],
+                       input=gpt.read_bytes(), capture_output=True)
+    assert r.returncode == 1 and r.stderr.decode() == (
+        "error: --gpt: '-' (stdin) is given 2 times; stdin can be read once: give files for the others\n")
 
 
 def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
