@@ -637,7 +637,9 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
     assert piped.returncode == 0 and piped.stdout == want.stdout, piped.stderr
     got = json.loads((tmp_path / "dash" / "metrics.json").read_text())
     assert got["gpt_files"] == ["-"]        # what was given, as the store records `--papers -` (not /dev/stdin)
-    assert "<b>GPT</b>: <code>-</code>" in (tmp_path / "dash" / "report.html").read_text()
+    # report.html says stdin: a bare '-' reads as "none", as in the run index (metrics.json keeps the value given)
+    assert "<b>GPT</b>: <code>-</code> (stdin)</p>" in (tmp_path / "dash" / "report.html").read_text()
+    assert "(stdin)" not in (tmp_path / "file" / "report.html").read_text()
     assert {k: v for k, v in got.items() if k != "gpt_files"} == {k: v for k, v in metrics.items() if k != "gpt_files"}
     subst = subprocess.run(["bash", "-c", f"{' '.join(RANKER)} compare --gpt <(zcat {gz}) --local {gpt} "
                             f"--out {tmp_path / 'subst'}"], capture_output=True, text=True)
