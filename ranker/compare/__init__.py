@@ -43,7 +43,8 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     When a side holds no judgement at all (empty files, digests that picked nothing) there is nothing to
     compare: nothing is written and the result is {"nothing_to_do": why, ...} (the counts, files, warnings).
     stdin_name: what the warnings, errors and nothing-to-do line call the /dev/stdin read for '-' (the CLI's
-    `stdin`); the *_files lists record it as '-', the value given (readers.given_as).
+    `stdin`); given, the *_files lists record that file as '-', the value given (readers.given_as); without it
+    (the library's default) they record /dev/stdin.
     """
     warnings: list[str] = []
 
