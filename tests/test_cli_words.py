@@ -843,7 +843,8 @@ def _readme_statuses() -> dict[str, int]:
 def test_the_readmes_exit_statuses_are_what_the_commands_return(tmp_path, row, args):
     """A user scripting ranker (cron, a systemd unit's OnFailure=) reads the README's table of exit statuses:
     its cheap rows (done, nothing to do, bad input, a usage mistake) checked against the commands, so it cannot
-    rot (the rest: test_interrupts for Ctrl-C's 130 and SIGTERM, test_scoring for a partial run's 0)."""
+    rot (the rest: tests/test_interrupts.py for Ctrl-C's 130, SIGTERM's -15 and a partial run's 0
+    (test_nothing_scored_is_an_error_and_a_partial_run_a_warning), tests/test_terminal.py for SIGPIPE's 141)."""
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "notes.csv").write_text("id,relevance\n2506.16065,9\n")
     [status] = [s for when, s in _readme_statuses().items() if row in when]
