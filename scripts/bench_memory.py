@@ -175,6 +175,15 @@ def main() -> None:
         ap.error(f"--day {a.day}: {a.history} has {len(days)} days (0 to {len(days) - 1})")
     if not (a.home / "ranker.sqlite3").is_file():
         ap.error(f"--home {a.home}: no ranker.sqlite3 there (bench_year.py fill makes the home)")
+    if a.work is not None:
+        # the home is copied into --work: inside the home, the copy copied itself until a RecursionError traceback
+        # of 190 kB (the home inside --work is fine: the copy goes beside it)
+        if a.home.resolve() in (w := a.work.resolve(), *w.parents):
+            ap.error(f"--work {a.work} is inside --home {a.home}, which is copied into it: give a folder outside "
+                     "the home")
+        if a.work.exists() and not a.work.is_dir():
+            ap.error(f"--work {a.work}: not a folder")
+        a.work.mkdir(parents=True, exist_ok=True)   # was "<work>/bench-memory-x1y2: no such file or directory"
     figures = []
     with tempfile.TemporaryDirectory(prefix="bench-memory-", dir=a.work) as tmp:
         for i, code in enumerate(a.code):

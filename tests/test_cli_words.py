@@ -818,3 +818,38 @@ def test_a_category_class_arxiv_does_not_list_is_a_warning_naming_where_it_was_s
     r = ranker(command, *args, "--config", cfg, "--category", "cs.LG", env={"RANKER_HOME": tmp_path / "home"}) \
         if command != "config" else None
     assert r is None or "warning" not in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- the README's exit statuses
+def _readme_statuses() -> dict[str, int]:
+    """The README's table of exit statuses: each row's text -> its status."""
+    text = (REPO / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", text.split("Exit statuses, the same for every command", 1)[1], re.M)
+    assert rows, "the README's table of exit statuses is gone"
+    return {when: int(status) for status, when in rows}
+
+
+@pytest.mark.parametrize("row, args", [
+    ("done", ["fetch", "--from", LISTING, "--out", "f.jsonl"]),
+    ("nothing to do: no papers", ["score", "--papers", "empty.jsonl", "--backend", "fake", "--out", "s.jsonl"]),
+    ("nothing to do: no papers", ["run", "--papers", "empty.jsonl", "--backend", "fake", "--out", "run"]),
+    ("no labels in the file", ["labels", "import", "empty.jsonl"]),
+    ("bad input", ["fetch", "--from", "gone.jsonl", "--out", "f.jsonl"]),
+    ("bad input", ["compare", "--gpt", "empty.jsonl", "--local", "notes.csv", "--out", "c"]),
+    ("a mistyped command line", ["fetch", "--kep", "3"]),
+    ("a mistyped command line", ["eval", "--history", ".", "--days", "many", "--out", "e"]),
+    ("a mistyped command line", ["labels", "import"]),
+])
+def test_the_readmes_exit_statuses_are_what_the_commands_return(tmp_path, row, args):
+    """A user scripting ranker (cron, a systemd unit's OnFailure=) reads the README's table of exit statuses:
+    its cheap rows (done, nothing to do, bad input, a usage mistake) checked against the commands, so it cannot
+    rot (the rest: tests/test_interrupts.py for Ctrl-C's 130, SIGTERM's -15 and a partial run's 0
+    (test_nothing_scored_is_an_error_and_a_partial_run_a_warning), tests/test_terminal.py for SIGPIPE's 141)."""
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "notes.csv").write_text("id,relevance\n2506.16065,9\n")
+    [status] = [s for when, s in _readme_statuses().items() if row in when]
+    r = ranker(*args, cwd=tmp_path, env={"RANKER_HOME": tmp_path / "home", "RANKER_OFFLINE": "1"})
+    assert r.returncode == status, (row, r.returncode, r.stderr)
+    if status == 1:
+        one_error(r)
+    assert set(_readme_statuses().values()) == {0, 1, 130, 141, 143}

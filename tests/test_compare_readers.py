@@ -445,9 +445,25 @@ def test_cli_a_csv_given_as_gpt_is_one_error_line(tmp_path):
     p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
     res = ranker("compare", "--gpt", p, "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl", "--out", tmp_path / "o")
     assert res.returncode == 1, res.stderr
-    assert res.stderr.strip().splitlines() == [f"error: {p}: not a digest: expected the seed's Markdown digest, its "
+    assert res.stderr.strip().splitlines() == [f"error: --gpt {p}: not a digest: expected the seed's Markdown digest, its "
                                                "JSON output, or JSONL judgements (ARXIVID or id, RELEVANCE, NOVELTY)"]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag, said", [
+    ("--gpt", "not a digest"), ("--local", "not a digest"),
+    ("--papers", "unrecognised format"), ("--prefilter", "unrecognised format")])
+def test_a_file_that_is_no_input_of_its_kind_names_the_flag_it_was_given_to(tmp_path, flag, said):
+    """`error: notes.csv: not a digest` named no flag where `--gpt nope.csv: no such file` and `--papers x:
+    holds judgements ... pass it as --gpt` did: a glob or folder swapped between --gpt and --local said which?"""
+    from conftest import ranker
+    gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
+    p = tmp_path / "notes.csv"
+    p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
+    given = {"--gpt": gpt, "--local": gpt, flag: p}
+    res = ranker("compare", *[x for kv in given.items() for x in kv], "--out", tmp_path / "o")
+    assert res.returncode == 1 and res.stderr.startswith(f"error: {flag} {p}: {said}"), res.stderr
+    assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_a_prefilter_score_that_is_not_finite_is_a_skipped_row(tmp_path):
@@ -620,7 +636,10 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
                            shell=True, capture_output=True, text=True)
     assert piped.returncode == 0 and piped.stdout == want.stdout, piped.stderr
     got = json.loads((tmp_path / "dash" / "metrics.json").read_text())
-    assert got["gpt_files"] == ["/dev/stdin"]
+    assert got["gpt_files"] == ["-"]        # what was given, as the store records `--papers -` (not /dev/stdin)
+    # report.html says stdin: a bare '-' reads as "none", as in the run index (metrics.json keeps the value given)
+    assert "<b>GPT</b>: <code>-</code> (stdin)</p>" in (tmp_path / "dash" / "report.html").read_text()
+    assert "(stdin)" not in (tmp_path / "file" / "report.html").read_text()
     assert {k: v for k, v in got.items() if k != "gpt_files"} == {k: v for k, v in metrics.items() if k != "gpt_files"}
     subst = subprocess.run(["bash", "-c", f"{' '.join(RANKER)} compare --gpt <(zcat {gz}) --local {gpt} "
                             f"--out {tmp_path / 'subst'}"], capture_output=True, text=True)
@@ -628,7 +647,7 @@ def test_compare_reads_judgements_from_stdin_and_from_a_shells_pipe(tmp_path):
     twice = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", "-", "--out", tmp_path / "twice"],
                            input=data, capture_output=True)
     assert twice.returncode == 1 and twice.stderr.decode() == (
-        "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+        "error: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
         "others\n")
     assert not (tmp_path / "twice").exists()
 
@@ -669,7 +688,7 @@ def test_a_listing_and_prefilter_output_from_stdin_or_a_shells_pipe_are_read_who
     assert piped.stdout == want.stdout
     files = ("papers_files", "prefilter_files")
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("file", "piped"))
-    assert b["papers_files"] == ["/dev/stdin"] and b["prefilter_files"][0].startswith("/dev/fd/")
+    assert b["papers_files"] == ["-"] and b["prefilter_files"][0].startswith("/dev/fd/")
     assert {k: v for k, v in a.items() if k not in files} == {k: v for k, v in b.items() if k not in files}
     # a pipe of judgements given as the listing is still refused, naming it
     wrong = subprocess.run([*RANKER, "compare", "--gpt", gpt, "--local", gpt, "--papers", "-", "--out",
@@ -689,16 +708,21 @@ def test_stdin_by_any_of_its_names_given_twice_is_refused(tmp_path):
         r = subprocess.run([*RANKER, "compare", "--gpt", first, "--local", "-", "--out", tmp_path / "twice"],
                            input=gpt.read_bytes(), capture_output=True)
         assert r.returncode == 1 and r.stderr.decode() == (
-            "error: --gpt: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
+            "error: '-' (stdin) is given to --gpt and --local; stdin can be read once: give files for the "
             "others\n"), (first, r.stderr)
         assert not (tmp_path / "twice").exists()
+    # the line named --gpt twice ("--gpt: ... given to --gpt and --local"); one flag given '-' twice leads with it
+    r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--gpt", "-", "--local", gpt, "--out", tmp_path / "twice"],
+                       input=gpt.read_bytes(), capture_output=True)
+    assert r.returncode == 1 and r.stderr.decode() == (
+        "error: --gpt: '-' (stdin) is given 2 times; stdin can be read once: give files for the others\n")
 
 
 def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
     """'-' given, the CLI rewrote every "/dev/stdin" in its lines to "stdin": a file at "my /dev/stdin" was named
     "my stdin", an id holding the words was changed, while the listing's "first at /dev/stdin:1" was missed. The
     readers now take the name: only the file read for '-' is stdin; metrics.json's warnings name it alike, its
-    gpt_files keep /dev/stdin, the file read."""
+    gpt_files record '-', the value given (it was /dev/stdin, named nowhere else)."""
     import subprocess
     from conftest import RANKER
     gpt = DAYS / "2025-06-23" / "gpt_scores.jsonl"
@@ -706,14 +730,14 @@ def test_compare_names_stdin_what_it_read_and_nothing_else(tmp_path):
     (tmp_path / "my " / "dev" / "stdin").write_text("hello\n")
     r = subprocess.run([*RANKER, "compare", "--gpt", "my /dev/stdin", "--local", gpt, "--papers", "-", "--out", "c"],
                        input=b"", capture_output=True, cwd=tmp_path)
-    assert r.returncode == 1 and r.stderr.decode().startswith("error: my /dev/stdin: not a digest"), r.stderr
+    assert r.returncode == 1 and r.stderr.decode().startswith("error: --gpt my /dev/stdin: not a digest"), r.stderr
     judged = b'{"ARXIVID": "2506.00001", "RELEVANCE": 5, "NOVELTY": 5}\n{"ARXIVID": "see /dev/stdin now"}\n'
     r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", gpt, "--out", "c"], input=judged,
                        capture_output=True, cwd=tmp_path)
     said = "stdin:2: skipped: 'see /dev/stdin now' is not an arXiv id"
     assert r.returncode == 0 and f"warning: {said}\n" in r.stderr.decode(), r.stderr
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
-    assert metrics["warnings"] == [said] and metrics["gpt_files"] == ["/dev/stdin"]
+    assert metrics["warnings"] == [said] and metrics["gpt_files"] == ["-"]
 
 
 @pytest.mark.parametrize("flag", ["--gpt", "--local", "--papers", "--prefilter"])
@@ -760,12 +784,12 @@ def test_a_judgement_file_none_of_whose_lines_is_one_is_refused_in_one_line_as_o
     out = tmp_path / "out"
     r = ranker("compare", "--gpt", garbage, "--local", local, "--out", out)
     assert r.returncode == 1 and r.stderr.splitlines() == [
-        f"error: {garbage}: holds no judgement (the first problem: line 1: not valid "
+        f"error: --gpt {garbage}: holds no judgement (the first problem: line 1: not valid "
         "JSON (Expecting value))"], r.stderr
     r = subprocess.run([*RANKER, "compare", "--gpt", "-", "--local", local, "--out", out],
                        input=garbage.read_bytes(), capture_output=True)
     assert r.returncode == 1 and len(r.stderr.decode().splitlines()) == 1 and \
-        r.stderr.decode().startswith("error: stdin: "), r.stderr
+        r.stderr.decode().startswith("error: --gpt stdin: "), r.stderr
     assert not out.exists()
     (tmp_path / "ids.jsonl").write_text('{"x": 1}\n')
     with pytest.raises(InputError, match="the first problem: line 1: no arXiv id"):

@@ -84,6 +84,36 @@ def test_a_script_without_ranker_ends_a_path_it_cannot_use_in_one_line(name, arg
     assert p.returncode == 1 and p.stderr == f"error: {line.format(**paths)}\n", p.stderr[-2000:]
 
 
+def test_bench_memory_refuses_a_work_folder_inside_the_home_in_one_line(tmp_path):
+    """`--work` inside `--home`: the home is copied into --work, so the copy copied itself until a RecursionError
+    traceback of 190 kB; a --work not made yet was "<work>/bench-memory-x1y2: no such file or directory". Now one
+    line naming both flags, status 1; a --work not there yet is made, and the home inside --work stays allowed."""
+    (tmp_path / "days" / "2025-01-01").mkdir(parents=True)
+    (tmp_path / "days" / "2025-01-01" / "listing.jsonl").write_text("{}\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ranker.sqlite3").write_bytes(b"")            # no store: the runs below end at reading it, if they get there
+
+    def run(home, work):
+        return subprocess.run([sys.executable, str(SCRIPTS / "bench_memory.py"), "--history", str(tmp_path / "days"),
+                               "--home", str(home), "--day", "0", "--work", str(work)],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    for work in (home, home / "w", tmp_path / "." / "home" / "w" / "deeper"):
+        p = run(home, work)
+        assert p.returncode == 1 and p.stderr == (f"error: --work {work} is inside --home {home}, which is copied "
+                                                  "into it: give a folder outside the home\n"), p.stderr[-500:]
+    assert sorted(x.name for x in home.iterdir()) == ["ranker.sqlite3"]
+    (tmp_path / "file").write_text("x")
+    p = run(home, tmp_path / "file")
+    assert p.returncode == 1 and p.stderr == f"error: --work {tmp_path / 'file'}: not a folder\n", p.stderr[-500:]
+    (tmp_path / "outer" / "home").mkdir(parents=True)            # the home inside --work: copied beside itself
+    (tmp_path / "outer" / "home" / "ranker.sqlite3").write_bytes(b"")
+    for home, work in ((tmp_path / "outer" / "home", tmp_path / "outer"), (home, tmp_path / "new" / "w")):
+        p = run(home, work)
+        assert p.returncode == 1 and p.stderr == (f"error: {home / 'ranker.sqlite3'}: no such table: rankings "
+                                                  "(bench_year.py fill makes the home)\n"), p.stderr[-500:]
+
+
 @pytest.mark.parametrize("first, second, said", [
     (None, b"\xff\n", "2: not a JSON line ("),
     (b"\xff\n", None, "1: not a JSON line ("),

@@ -812,11 +812,13 @@ _STDIN_CASES = {  # a command's args (run in tmp_path), then input -> a line sai
                        b"\xff\n": "error: stdin: not UTF-8 text"}),
     "compare-gpt": (["compare", "--gpt", "-", "--local", _GPT, "--out", "c"],
                     {b"": "nothing to do: the GPT side (stdin) holds no judgement",
-                     b"x\n": "error: stdin: not a digest", _JUDGED: "warning: stdin:2: skipped: no arXiv id"}),
+                     b"x\n": "error: --gpt stdin: not a digest", _JUDGED: "warning: stdin:2: skipped: no arXiv id"}),
     "compare-papers": (["compare", "--gpt", _GPT, "--local", _GPT, "--papers", "-", "--out", "c"],
-                       {b"": "warning: stdin: no papers in this listing", _NO_ID_LINE: _NO_ID}),
+                       {b"": "warning: stdin: no papers in this listing",
+                        _NO_ID_LINE: _NO_ID.replace("error: ", "error: --papers ")}),
     "compare-prefilter": (["compare", "--gpt", _GPT, "--local", _GPT, "--prefilter", "-", "--out", "c"],
-                          {b"": "warning: stdin: no rows in this prefilter output", _NO_ID_LINE: _NO_ID}),
+                          {b"": "warning: stdin: no rows in this prefilter output",
+                           _NO_ID_LINE: _NO_ID.replace("error: ", "error: --prefilter ")}),
 }
 
 
@@ -825,7 +827,8 @@ def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path, command):
     """`prefilter --papers -` and `fetch --from -` called stdin "<stdin>" where `labels import -` and
     `compare --gpt -` said /dev/stdin (the descriptor read), and the nothing-to-do lines said "-" ("no papers in
     -"): every line, bad input or empty, names '-' read `stdin`, as `--out -` is `stdout` (cli.common.in_shown).
-    What is recorded keeps what was given: compare's metrics.json lists the file read, /dev/stdin. (`--papers -`
+    What is recorded keeps what was given: compare's metrics.json lists '-'. Compare, reading four kinds of
+    file, names the flag of the one at fault (`--gpt stdin: not a digest`). (`--papers -`
     given judgements: test_compare_readers, a listing ... from stdin.)"""
     import os
     import subprocess

@@ -67,10 +67,11 @@ def compare(
     from ..io import stdin_or_descriptor
     given = {"gpt": gpt, "local": local, "papers": papers or [], "prefilter": prefilter or []}
     dashes = [k for k, specs in given.items() for x in specs if stdin_or_descriptor(x) == 0]
-    if len(dashes) > 1:
-        raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if len(set(dashes)) == 1 else
+    if len(dashes) > 1:           # one flag twice: its name leads the line; several: each named once, in the text
+        one = len(set(dashes)) == 1
+        raise InputError("'-' (stdin) is given " + (f"{len(dashes)} times" if one else
                          "to " + " and ".join(f"{{key:{k}}}" for k in dict.fromkeys(dashes)))
-                         + "; stdin can be read once: give files for the others", key=dashes[0])
+                         + "; stdin can be read once: give files for the others", key=dashes[0] if one else None)
 
     dash = any(str(x) == "-" for specs in given.values() for x in specs)     # read as /dev/stdin, named stdin
     shown = 0

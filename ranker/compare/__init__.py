@@ -20,8 +20,8 @@ from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, read_
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, read_score_files,
-                      read_scores, score_files, shown_as)
+from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, given_as, keyed,
+                      read_score_files, read_scores, score_files, shown_as)
 from .report import render_html, summary_markdown
 
 __all__ = ["run_compare", "compute_metrics", "read_scores", "read_score_files", "read_listing_files",
@@ -43,7 +43,8 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     When a side holds no judgement at all (empty files, digests that picked nothing) there is nothing to
     compare: nothing is written and the result is {"nothing_to_do": why, ...} (the counts, files, warnings).
     stdin_name: what the warnings, errors and nothing-to-do line call the /dev/stdin read for '-' (the CLI's
-    `stdin`); the *_files lists keep /dev/stdin, the file read.
+    `stdin`); given, the *_files lists record that file as '-', the value given (readers.given_as); without it
+    (the library's default) they record /dev/stdin.
     """
     warnings: list[str] = []
 
@@ -51,6 +52,9 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
         warnings.append(msg)
         if warn is not None:
             warn(msg)
+
+    def given(files: list[Path]) -> list[str]:
+        return [given_as(f, stdin_name) for f in files]
 
     if min_relevance is None or min_novelty is None:
         raise InputError("needs a number", key="min_relevance" if min_relevance is None else "min_novelty")
@@ -66,23 +70,23 @@ def run_compare(gpt_paths, local_paths, out_dir: str | Path, papers=None, prefil
     if not gpt or not local:
         return {"nothing_to_do": _nothing_to_compare(gpt_files if not gpt else [], local_files if not local else [],
                                                      stdin_name),
-                "n_gpt": len(gpt), "n_local": len(local), "gpt_files": [str(f) for f in gpt_files],
-                "local_files": [str(f) for f in local_files], "n_warnings": len(warnings),
+                "n_gpt": len(gpt), "n_local": len(local), "gpt_files": given(gpt_files),
+                "local_files": given(local_files), "n_warnings": len(warnings),
                 "warnings": warnings[:MAX_WARNINGS_KEPT]}
     metrics = compute_metrics(gpt, local, papers=paper_map, prefilter=pf_map,
                               min_relevance=min_relevance, min_novelty=min_novelty,
                               gpt_empty_days=gpt.empty_days, local_empty_days=local.empty_days)
-    metrics["gpt_files"] = [str(f) for f in gpt_files]
-    metrics["local_files"] = [str(f) for f in local_files]
+    metrics["gpt_files"] = given(gpt_files)
+    metrics["local_files"] = given(local_files)
     # only the days in the figures: a folder of months, its model switched long before GPT's week, is no pool
     compared = {d for d, i in local.by_day if i in gpt} | {d for d, _ in gpt.by_day} | set(gpt.empty_days)
     scorers = local_scorers(local_files, compared)
     if len(scorers) > 1:
         metrics["local_scorers"] = scorers
     if paper_files is not None:
-        metrics["papers_files"] = [str(f) for f in paper_files]
+        metrics["papers_files"] = given(paper_files)
     if pf_files is not None:
-        metrics["prefilter_files"] = [str(f) for f in pf_files]
+        metrics["prefilter_files"] = given(pf_files)
     metrics["n_warnings"] = len(warnings)
     metrics["warnings"] = warnings[:MAX_WARNINGS_KEPT]
 
@@ -149,10 +153,13 @@ def read_listing_files(specs, *, warn: Warn = ignore_warning,
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not a paper listing (every paper of the "
                              "day); pass it as {key:gpt} or {key:local}", where=shown, key="papers")
         n = 0
-        for p in read_papers(data, report=ReadReport(on_warning=warn), name=shown):
-            p.date = p.date or date_from_path(f)
-            out.add(p.id, p)
-            n += 1
+        try:
+            for p in read_papers(data, report=ReadReport(on_warning=warn), name=shown):
+                p.date = p.date or date_from_path(f)
+                out.add(p.id, p)
+                n += 1
+        except InputError as e:         # "x.csv: unrecognised format" named no flag
+            raise keyed(e, "papers")
         if n == 0:
             warn(f"{shown}: no papers in this listing")
     return out, files
@@ -181,7 +188,10 @@ def read_prefilter_files(specs, *, warn: Warn = ignore_warning,
         if _is_judgements(f, data):      # read as papers, each of its lines would be a warning, then the error
             raise InputError("holds judgements (RELEVANCE, NOVELTY), not prefilter output; pass it as {key:gpt} "
                              "or {key:local}", where=shown, key="prefilter")
-        rows = read_ranked(data, report=ReadReport(on_warning=warn), name=shown)
+        try:
+            rows = read_ranked(data, report=ReadReport(on_warning=warn), name=shown)
+        except InputError as e:
+            raise keyed(e, "prefilter")
         for r in rows:
             out.add(r.paper.id, PrefilterRow(id=r.paper.id, score=r.prefilter_score, kept=r.kept,
                                              date=r.paper.date or date_from_path(f)))

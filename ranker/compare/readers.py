@@ -402,6 +402,12 @@ def shown_as(f: Path, stdin_name: str | None) -> str:
     return stdin_name if stdin_name and str(f) == STDIN else str(f)
 
 
+def given_as(f: Path, stdin_name: str | None) -> str:
+    """What metrics.json and report.html record `f` as: '-' for the /dev/stdin read for '-' (the value given, as
+    the store's run records keep `--papers -`), else its path."""
+    return "-" if stdin_name and str(f) == STDIN else str(f)
+
+
 def score_files(specs, kinds: set[str], key: str) -> list[Path]:
     """Files named by specs (see ranker.io.expand_paths); from folders and globs only those of `kinds`."""
     what = " / ".join(sorted(kinds - {"empty"})) + " file"
@@ -513,6 +519,13 @@ def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
         old.title = r.title
 
 
+def keyed(e: InputError, key: str) -> InputError:
+    """`e` naming the parameter its file was given to (`key`), where it names none."""
+    if e.key is None:
+        e.key = key
+    return e
+
+
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
                      warn: Warn | None = None, stdin_name: str | None = None) -> tuple[Judgements, list[Path]]:
     """Judgements from files, directories or globs (several days at once), merged by arXiv id and, where a
@@ -526,9 +539,12 @@ def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gp
     files = score_files(specs, kinds={"markdown", "json", "jsonl", "empty"}, key=key)
     out = Judgements()
     held: list[str] = []
-    bad = [p for f in files if (p := _read_into(out, f, warn=held.append, name=shown_as(f, stdin_name)))]
+    try:
+        bad = [p for f in files if (p := _read_into(out, f, warn=held.append, name=shown_as(f, stdin_name)))]
+    except InputError as e:     # "x.csv: not a digest" named no flag where "--gpt x.csv: no such file" did
+        raise keyed(e, key)
     if bad and not out and not out.empty_days:      # a day judged with nothing picked is a judgement too
-        raise bad[0]
+        raise keyed(bad[0], key)
     for m in held:
         warn(m)
     return out, files

@@ -320,11 +320,13 @@ def render_html(metrics: Mapping[str, Any], gpt: Mapping[str, ScoreRow], local: 
         add(_pairs_table(extra[:max_rows], gpt, local))
 
     add("<h2>Inputs</h2>")
+    # '-' (metrics.json's record of stdin, the value given) alone reads as "none" (as in the run index): say stdin
     for side, key in (("GPT", "gpt_files"), ("local", "local_files"), ("papers", "papers_files"),
                       ("prefilter", "prefilter_files")):
         files = metrics.get(key)
         if files:
-            add(f"<p><b>{esc(side)}</b>: " + ", ".join(f"<code>{esc(f)}</code>" for f in files) + "</p>")
+            add(f"<p><b>{esc(side)}</b>: " + ", ".join(f"<code>{esc(f)}</code>" + (" (stdin)" if f == "-" else "")
+                                                       for f in files) + "</p>")
     warns = metrics.get("warnings") or []
     if warns:
         add(f"<h2>Warnings ({esc(fmt(metrics.get('n_warnings', len(warns))))})</h2><ul>")
