@@ -859,3 +859,27 @@ def test_a_ctrl_c_while_a_reruns_model_loads_counts_the_stored_scores_it_keeps(s
         score_day(list(read_papers(LISTING))[10:12], settings, store=store)
     assert str(e.value) == "interrupted during scoring (loading the model); 0 papers scored so far are kept; " \
                            "rerun to resume"
+
+
+def test_a_day_without_papers_is_refused_before_the_days_digest_is_replaced(store, settings, tmp_path, monkeypatch):
+    """run_day on a Day holding no papers (fetch_day(keep=False), a file or feed of no announcements, read on a
+    day whose digest the folder holds) wrote an empty digest over that day's files, ranking and digest record
+    (`ranker run` says "nothing to do" before it calls run_day; a program using the library got no word). It is
+    an InputError saying why the day is empty, and nothing is touched."""
+    import ranker.sources.days as days
+    out = tmp_path / "out"
+    run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    ranking, digest = store.get_rankings("2025-05-15"), store.get_day_digest("2025-05-15")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    monkeypatch.setattr(days, "current_day", lambda *a, **k: "2025-05-15")     # read on the day's own evening
+    unkept = fetch_day(LISTING, settings, store=store, keep=False)
+    for day, why in [(unkept, "fetch_day(keep=False) returned the day without its papers"),
+                     (fetch_day(empty, settings, store=store), f"no announcements in {empty}")]:
+        assert day.date == "2025-05-15" and day.papers == []
+        with pytest.raises(InputError, match=r"^no papers to rank: ") as e:
+            run_day(day, out, settings, store=store)
+        assert why in str(e.value) and "--" not in str(e.value)
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+        assert store.get_rankings("2025-05-15") == ranking and store.get_day_digest("2025-05-15") == digest
