@@ -114,6 +114,35 @@ def test_importing_any_module_of_the_package_imports_no_heavy_engine():
     assert r.stdout.strip() == "{'ranker.backfill': ['pyarrow'], 'ranker.web.app': ['fastapi']}", r.stdout
 
 
+def flag_texts(path) -> list[tuple[int, str]]:
+    """The string literals of a module (f-strings' parts included; docstrings not) that name a command-line
+    flag (`--keep`) or `--help`: (line, text)."""
+    import ast
+    import re
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+            and re.search(r"(?<![\w-])--[a-z][a-z0-9-]*", n.value)]
+
+
+def test_the_library_names_no_command_line_flag():
+    """Outside ranker/cli (and advice.py, the edges' advice) no text of the library names a flag: its errors
+    and warnings name the setting (`key`) or the argument, which cli words as the flag, variable or
+    ranker.toml line it came from, so a program using ranker as a library reads what it can set. Allowed:
+    pip's arguments (models.py installs a preset's package) and vLLM's own message, matched
+    (vllm_backend.py)."""
+    allowed = {"models.py": {"--no-deps", "--only-binary=:all:", "--quiet", "--disable-pip-version-check"},
+               "backends/vllm_backend.py": {"support `--runner generate`"}}
+    found = [f"{path.relative_to(PKG)}:{line}: {text!r}" for path in sorted(PKG.rglob("*.py"))
+             if path.relative_to(PKG).parts[0] != "cli" and path.name != "advice.py"
+             for line, text in flag_texts(path) if text not in allowed.get(str(path.relative_to(PKG)), ())]
+    assert not found, "\n".join(found)
+    assert flag_texts(PKG / "cli" / "common.py")          # the check sees flags where they are
+
+
 # The skip where no interpreter of the lowest allowed Python is found: it stays a skip under RANKER_REQUIRE_ALL=1
 # (its words name no missing component). Where `make test` runs on that Python (Debian 12's python3 is 3.11) the
 # test asks the running interpreter and never skips; a machine whose python3 is newer would need a second
