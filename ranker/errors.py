@@ -62,7 +62,8 @@ class ReaderGone(InputError):
 
 
 class ConfigError(RankerError):
-    """The TOML config, a flag or an environment variable is wrong."""
+    """A setting is wrong (in the TOML config, a flag, an environment variable or a value given in Python):
+    `key` names it."""
 
 
 class FetchError(RankerError):

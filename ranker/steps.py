@@ -67,6 +67,8 @@ def _offline_as_set(step):
 # --------------------------------------------------------------------------- 1. fetch or read a day
 @dataclass
 class Day:
+    """What fetch_day gives: the day's papers, what the read saw (`report`) and stored (`stored`); `date` is
+    the announcement day the digest is of."""
     papers: list[Paper]            # every paper of the source (empty when fetch_day was told not to keep them)
     source: str                    # what was read, for messages
     report: ReadReport             # what the read saw, skipped or repaired
@@ -311,6 +313,8 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
 # --------------------------------------------------------------------------- 4. render a day's digest
 @dataclass
 class Digest:
+    """What render_digest gives: the day's digest as the seed writes it (Markdown and JSON), the entries it
+    shows (`selected`: author matches, then the picks, best first) and what their scores cost (`cost`)."""
     date: str
     markdown: str                  # the seed's Markdown digest
     json: dict                     # the seed's JSON output, keyed by arXiv id
@@ -361,6 +365,8 @@ def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: S
 # --------------------------------------------------------------------------- the whole day
 @dataclass
 class DayResult:
+    """What run_day gives: the day, the run folder's files by kind (run_files: markdown, json, scores,
+    prefilter, manifest), the manifest written last (status, counts, keep rule, timings) and the ScoreRun."""
     day: str
     files: dict[str, Path] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)

@@ -143,6 +143,31 @@ def test_the_library_names_no_command_line_flag():
     assert flag_texts(PKG / "cli" / "common.py")          # the check sees flags where they are
 
 
+def test_the_records_a_library_user_meets_say_what_they_are():
+    """Each public record of the modules a program using ranker as a library meets (the steps and what they
+    give, the records, the scoring and prefilter results, the digest's entries, the settings) has a docstring
+    of its own: a dataclass without one showed only its generated signature in help(), and Day, PrefilterResult,
+    ScoreRun, Digest and DayResult, what the README's example holds, said nothing of where they come from."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    from pydantic import BaseModel
+    missing = []
+    for name in ("ranker.records", "ranker.steps", "ranker.scoring", "ranker.prefilter", "ranker.digest",
+                 "ranker.settings", "ranker.errors"):
+        module = importlib.import_module(name)
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or not inspect.isclass(obj) or obj.__module__ != name:
+                continue
+            if not (dataclasses.is_dataclass(obj) or issubclass(obj, (BaseModel, Exception))):
+                continue
+            doc = obj.__dict__.get("__doc__") or ""
+            if not doc.strip() or doc.startswith(f"{obj.__name__}("):
+                missing.append(f"{name}.{attr}")
+    assert not missing, missing
+
+
 # The skip where no interpreter of the lowest allowed Python is found: it stays a skip under RANKER_REQUIRE_ALL=1
 # (its words name no missing component). Where `make test` runs on that Python (Debian 12's python3 is 3.11) the
 # test asks the running interpreter and never skips; a machine whose python3 is newer would need a second
