@@ -395,12 +395,15 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
     finished; a failure to rewrite it is a warning (the day's own files are whole). Papers of several days are
     refused before any of it (one_day), and so is a Day holding no papers (an InputError saying why): its empty
-    digest replaced the day's own files, ranking and digest record."""
+    digest replaced the day's own files, ranking and digest record; and so is settings.scoring.backend when no
+    backend is called so (a ConfigError listing those there are)."""
     from .runindex import write_index
     if not day.papers:
         why = ("fetch_day(keep=False) returned the day without its papers" if day.stored.written
                else day.empty_reason())
         raise InputError(f"no papers to rank: {why}")
+    if backend is None:          # a backend no backend is called: said before the day is ranked, not after
+        backend_class(settings.scoring.backend)
     one_day(day.papers, where=day.source)
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)

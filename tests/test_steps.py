@@ -883,3 +883,22 @@ def test_a_day_without_papers_is_refused_before_the_days_digest_is_replaced(stor
         assert why in str(e.value) and "--" not in str(e.value)
         assert {f.name: f.read_bytes() for f in out.iterdir()} == before
         assert store.get_rankings("2025-05-15") == ranking and store.get_day_digest("2025-05-15") == digest
+
+
+def test_a_backend_name_no_backend_has_is_refused_before_the_day_is_ranked(store, settings, tmp_path):
+    """A program that built its Settings with a misspelt backend ("vlm") had run_day rank the whole day (the
+    embedder's minutes on a large day) and rewrite the folder's manifest as failed before score_day said the
+    name was unknown (the CLI checks it as it reads the settings). run_day says so first, naming the setting
+    and the backends there are, and touches nothing."""
+    from ranker.errors import ConfigError
+    out = tmp_path / "out"
+    day = fetch_day(LISTING, settings, store=store)
+    run_day(day, out, settings, store=store)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    last = store.last_run("run")
+    wrong = fake_settings(tmp_path, **{**FLAGS, "backend": "vlm"})
+    with pytest.raises(ConfigError) as e:
+        run_day(day, out, wrong, store=store)
+    assert e.value.key == "scoring.backend" and "choose one of: fake, openai, transformers, vllm" in str(e.value)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert store.last_run("run") == last               # no run recorded either
