@@ -63,7 +63,7 @@ class ReaderGone(InputError):
 
 class ConfigError(RankerError):
     """A setting is wrong (in the TOML config, a flag, an environment variable or a value given in Python):
-    `key` names it."""
+    `key` names the setting, or `where` the file or variable, when known."""
 
 
 class FetchError(RankerError):

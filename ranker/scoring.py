@@ -88,7 +88,8 @@ class ScoreOptions:
 class ScoreRun:
     """What scoring a list of papers gives (score_papers, steps.score_day): the validated Score of each paper
     by id, the Failures, the counts (`reused` from the store, `scored` by the model, `retried`), this run's
-    token usage and timings; `status`: "ok", "partial" when some papers failed, "failed" when none scored."""
+    token usage and timings; `status`: "ok", "partial" when some papers failed, "failed" when papers were due
+    and none has a score (a run whose scores were all reused is ok)."""
     model: str
     prompt_hash: str
     papers: list[Paper] = field(default_factory=list)      # what was asked, in order (each id once)

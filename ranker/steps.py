@@ -394,8 +394,8 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     run never leaves a finished run's manifest beside files of another run, nor a mix of two runs' data
     files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
     finished; a failure to rewrite it is a warning (the day's own files are whole). Papers of several days are
-    refused before any of it (one_day), and so is a Day holding no papers (an InputError saying why): its empty
-    digest replaced the day's own files, ranking and digest record; and so is settings.scoring.backend when no
+    refused before any of it (one_day), and so is a Day holding no papers (an InputError saying why: one used to
+    write an empty digest over the day's files, ranking and digest record); and so is settings.scoring.backend when no
     backend is called so (a ConfigError listing those there are)."""
     from .runindex import write_index
     if not day.papers:
