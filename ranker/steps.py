@@ -32,7 +32,7 @@ from . import __version__
 from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
-from .errors import BackendError, ConfigError, InputError, RankerError, during
+from .errors import BackendError, ConfigError, EmptyDay, InputError, RankerError, during
 from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, read_regular,
                  redact, remove_leftovers, write_together)
 from .netguard import offline_while
@@ -395,13 +395,14 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
     finished; a failure to rewrite it is a warning (the day's own files are whole). Papers of several days are
     refused before any of it (one_day), and so is a Day holding no papers (an InputError saying why: one used to
-    write an empty digest over the day's files, ranking and digest record); and so is settings.scoring.backend when no
+    write an empty digest over the day's files, ranking and digest record; EmptyDay for a day with none to rank,
+    a weekend or holiday, which a daily script may catch and skip); and so is settings.scoring.backend when no
     backend is called so (a ConfigError listing those there are)."""
     from .runindex import write_index
     if not day.papers:
-        why = ("fetch_day(keep=False) returned the day without its papers" if day.stored.written
-               else day.empty_reason())
-        raise InputError(f"no papers to rank: {why}")
+        if day.stored.written:   # the caller's own doing, not a day with nothing to do: not an EmptyDay to skip
+            raise InputError("no papers to rank: fetch_day(keep=False) returned the day without its papers")
+        raise EmptyDay(f"no papers to rank: {day.empty_reason()}")
     if backend is None:          # a backend no backend is called: said before the day is ranked, not after
         backend_class(settings.scoring.backend)
     one_day(day.papers, where=day.source)
