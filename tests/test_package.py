@@ -2,6 +2,7 @@
 run time must be package data, or the installed ranker fails where the checkout works."""
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -111,7 +112,12 @@ def test_importing_any_module_of_the_package_imports_no_heavy_engine():
     r = subprocess.run([sys.executable, "-c", code, ",".join(heavy), *names], capture_output=True, text=True,
                        env=env, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "{'ranker.backfill': ['pyarrow'], 'ranker.web.app': ['fastapi']}", r.stdout
+    # what each module may load: a subset, so backfill loading pyarrow lazily one day (an improvement: charged
+    # then to one of its own modules, or to none) passes
+    allowed = {(n, "pyarrow") for n in names if n.split(".")[:2] == ["ranker", "backfill"]}
+    allowed.add(("ranker.web.app", "fastapi"))
+    charged = {(name, lib) for name, libs in ast.literal_eval(r.stdout.strip()).items() for lib in libs}
+    assert charged <= allowed, sorted(charged - allowed)
 
 
 def flag_texts(path) -> list[tuple[int, str]]:
