@@ -25,6 +25,8 @@ AUTHOR_MATCH = "Author match"       # the seed's COMMENT for a paper in the dige
 
 @dataclass
 class Selected:
+    """One entry of a digest: a paper and its Score, there as a pick, or for the pinned authors it matches
+    (`author_match`); `reupload_of` when it is an earlier paper announced again."""
     paper: Paper
     score: Score | None                                  # None: an author match that was not scored
     author_match: list[str] = field(default_factory=list)   # the pinned authors it is there for (not a pick)
@@ -40,6 +42,8 @@ class Selected:
 
 @dataclass
 class TokenCost:
+    """The tokens a digest's scores took and their price in US dollars (backends.pricing: $0 for a local
+    model)."""
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -61,8 +61,15 @@ class ReaderGone(InputError):
     Not the user's mistake: the CLI ends quietly (status 1, no line), as a pipeline expects."""
 
 
+class EmptyDay(InputError):
+    """A day holds no papers to rank: a weekend, a holiday, a file or feed of no announcements, or a filter that
+    kept none (the message says which). Nothing to do rather than a bad input: a daily script may catch it and
+    skip the day (or check `day.papers` first)."""
+
+
 class ConfigError(RankerError):
-    """The TOML config, a flag or an environment variable is wrong."""
+    """A setting is wrong (in the TOML config, a flag, an environment variable or a value given in Python):
+    `key` names the setting, or `where` the file or variable, when known."""
 
 
 class FetchError(RankerError):

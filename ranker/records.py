@@ -127,6 +127,8 @@ def has_verdict(line: Mapping[str, Any]) -> bool:
 
 @dataclass
 class Paper:
+    """One arXiv paper as every source gives it (a listing, a feed, the API, a snapshot), normalised: the
+    line of a papers JSONL file (to_dict / from_dict, the fields not modelled kept in `extra`)."""
     id: str                       # arXiv id without version, e.g. "2506.16065"
     title: str
     abstract: str
@@ -252,6 +254,7 @@ class Failure:
 
 @dataclass
 class Usage:
+    """Tokens a backend spent: prompt (of which cached) and completion; add() sums another's in."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0

@@ -29,6 +29,8 @@ NO_THINKING = {"enable_thinking": False}
 
 @dataclass
 class ScoreOptions:
+    """How papers are put to the model (ScoreOptions.from_settings: the [scoring] settings): papers per
+    request, abstract and author limits, score mode, batch size, prompt layout, novelty context."""
     papers_per_request: int = 1
     abstract_tokens: int = 400
     max_authors: int = MAX_AUTHORS    # author names a paper's block shows at most (ranker.prompts.author_list)
@@ -84,6 +86,10 @@ class ScoreOptions:
 
 @dataclass
 class ScoreRun:
+    """What scoring a list of papers gives (score_papers, steps.score_day): the validated Score of each paper
+    by id, the Failures, the counts (`reused` from the store, `scored` by the model, `retried`), this run's
+    token usage and timings; `status`: "ok", "partial" when some papers failed, "failed" when papers were due
+    and none has a score (a run whose scores were all reused is ok)."""
     model: str
     prompt_hash: str
     papers: list[Paper] = field(default_factory=list)      # what was asked, in order (each id once)

@@ -90,6 +90,8 @@ class _Section(BaseModel):
 
 
 class FetchSettings(_Section):
+    """[fetch]: the categories and announce types a day takes, and how arXiv is asked (URLs, timeouts, retries,
+    backoff, the API's delay)."""
     section: ClassVar[str] = "fetch"
     categories: list[str] = ["cs.LG", "cs.AI"]
     announce: list[str] = ["new", "cross"]
@@ -129,6 +131,8 @@ class FetchSettings(_Section):
 
 
 class PrefilterSettings(_Section):
+    """[prefilter]: the embedder (and max_tokens), the keep rule (keep / top / recall, min_keep), the
+    calibration and the user's exclusions."""
     section: ClassVar[str] = "prefilter"
     embedder: str = "minilm"                  # preset, folder or Hugging Face id
     # phrases ("diffusion model") or patterns ("re:^quantum") whose papers never reach the LLM; exclude.txt
@@ -160,6 +164,8 @@ class PrefilterSettings(_Section):
 
 
 class ScoringSettings(_Section):
+    """[scoring]: the backend and model, the prompts and how papers are put to the model (ScoreOptions),
+    and each backend's own options ([scoring.<backend>], checked by that backend's Options model)."""
     section: ClassVar[str] = "scoring"
     backend: str = "vllm"
     model: str = "smollm2-135m"
@@ -215,6 +221,7 @@ class ScoringSettings(_Section):
 
 
 class DigestSettings(_Section):
+    """[digest]: the cut-offs a scored paper passes to be picked, and the pinned authors' file."""
     section: ClassVar[str] = "digest"
     min_relevance: int = Field(MIN_RELEVANCE, ge=1, le=10)
     min_novelty: int = Field(MIN_NOVELTY, ge=1, le=10)
@@ -228,6 +235,7 @@ class DigestSettings(_Section):
 
 
 class ServeSettings(_Section):
+    """[serve]: the reverse proxies `ranker serve` believes."""
     section: ClassVar[str] = "serve"
     # addresses (or networks, "10.0.0.0/24") of reverse proxies on other machines whose X-Forwarded-Proto and
     # X-Forwarded-For `ranker serve` believes, besides a proxy on 127.0.0.1 (an HTTPS proxy on a gateway: its
@@ -301,6 +309,9 @@ def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
 
 
 class Settings(_Section):
+    """Every setting in one validated value: the home folder, database and models folder, offline, debug,
+    and a section per step. Built by resolve() (ranker.toml, the environment, flags) or in Python; a bad value
+    is a ConfigError naming its key ("prefilter.keep")."""
     home: Path = Field(default_factory=default_home, strict=False)
     db: Path | None = Field(None, strict=False)           # None: home / ranker.sqlite3
     # (the home given beside it, validated first: Settings(home=...) built in Python keeps its models there)
@@ -361,6 +372,7 @@ class Settings(_Section):
 # --------------------------------------------------------------------------- where values come from
 @dataclass(frozen=True)
 class Origin:
+    """Where a given setting came from (Settings.origins, by key): a file's line, a variable or a flag."""
     kind: Literal["file", "env", "flag"]
     name: str               # the file's path, the variable, or the flag's parameter name ("min_keep")
     line: int | None = None     # a file's line that sets the value (or opens the table)

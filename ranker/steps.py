@@ -32,7 +32,7 @@ from . import __version__
 from .backends import Backend, backend_class, make_backend
 from .backends.pricing import costs
 from .digest import Selected, TokenCost, author_matches, pick_papers, render_json, render_markdown
-from .errors import BackendError, ConfigError, InputError, RankerError, during
+from .errors import BackendError, ConfigError, EmptyDay, InputError, RankerError, during
 from .io import (LOADING, Progress, Warn, atomic_write, finish_sets, ignore_warning, json_loads, local_stamp,
                  read_regular, redact, remove_leftovers, write_together)
 from .netguard import offline_while
@@ -67,6 +67,8 @@ def _offline_as_set(step):
 # --------------------------------------------------------------------------- 1. fetch or read a day
 @dataclass
 class Day:
+    """What fetch_day gives: the day's papers, what the read saw (`report`) and stored (`stored`); `date` is
+    the announcement day the digest is of."""
     papers: list[Paper]            # every paper of the source (empty when fetch_day was told not to keep them)
     source: str                    # what was read, for messages
     report: ReadReport             # what the read saw, skipped or repaired
@@ -311,6 +313,8 @@ def score_day(papers: Sequence[Paper], settings: Settings, *, store: Store, back
 # --------------------------------------------------------------------------- 4. render a day's digest
 @dataclass
 class Digest:
+    """What render_digest gives: the day's digest as the seed writes it (Markdown and JSON), the entries it
+    shows (`selected`: author matches, then the picks, best first) and what their scores cost (`cost`)."""
     date: str
     markdown: str                  # the seed's Markdown digest
     json: dict                     # the seed's JSON output, keyed by arXiv id
@@ -361,6 +365,8 @@ def render_digest(date: str, papers: Sequence[Paper], run: ScoreRun, settings: S
 # --------------------------------------------------------------------------- the whole day
 @dataclass
 class DayResult:
+    """What run_day gives: the day, the run folder's files by kind (run_files: markdown, json, scores,
+    prefilter, manifest), the manifest written last (status, counts, keep rule, timings) and the ScoreRun."""
     day: str
     files: dict[str, Path] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
@@ -388,8 +394,17 @@ def run_day(day: Day, out_dir: str | Path, settings: Settings, *, store: Store, 
     run never leaves a finished run's manifest beside files of another run, nor a mix of two runs' data
     files. The folder's index (index.md, index.json: the days, newest first) is rewritten after a run that
     finished; a failure to rewrite it is a warning (the day's own files are whole). Papers of several days are
-    refused before any of it (one_day)."""
+    refused before any of it (one_day), and so is a Day holding no papers (an InputError saying why: one used to
+    write an empty digest over the day's files, ranking and digest record; EmptyDay for a day with none to rank,
+    a weekend or holiday, which a daily script may catch and skip); and so is settings.scoring.backend when no
+    backend is called so (a ConfigError listing those there are)."""
     from .runindex import write_index
+    if not day.papers:
+        if day.stored.written:   # the caller's own doing, not a day with nothing to do: not an EmptyDay to skip
+            raise InputError("no papers to rank: fetch_day(keep=False) returned the day without its papers")
+        raise EmptyDay(f"no papers to rank: {day.empty_reason()}")
+    if backend is None:          # a backend no backend is called: said before the day is ranked, not after
+        backend_class(settings.scoring.backend)
     one_day(day.papers, where=day.source)
     files = run_files(out_dir, day.date)
     prompts = load_prompts(settings.scoring.prompts)

@@ -165,3 +165,31 @@ def test_loading_the_embedder_leaves_the_callers_transformers_settings_and_stder
     finally:
         hf_logging.set_verbosity(before[0])
         (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()
+
+
+def test_a_whole_day_through_the_library_writes_nothing_on_stdout_or_stderr(tmp_path, capfd):
+    """A program that uses ranker as a library (a notebook, a script with its own output) runs a day, the real
+    embedder loaded, offline, through the four steps and run_day: nothing reaches its stdout or stderr (the
+    descriptors, so a library's own writes count: transformers' and huggingface_hub's progress bars and
+    messages, on as a notebook may have them, are held off while the model loads and put back after)."""
+    from transformers.utils import logging as hf_logging
+
+    from ranker.settings import resolve
+    from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
+    s = resolve(flags={"backend": "fake", "offline": True, "db": tmp_path / "db.sqlite3"},
+                env={"RANKER_HOME": str(tmp_path / "home")})
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_progress_bar()
+    try:
+        with Store(s.db_path) as store:
+            day = fetch_day(DAY, s, store=store)
+            pre = prefilter_day(day.papers, s, store=store)
+            run = score_day(pre.kept_papers, s, store=store)
+            dig = render_digest(day.date, day.papers, run, s, scanned=pre.kept)
+            res = run_day(day, tmp_path / "out", s, store=store)
+        assert pre.model_loaded and pre.kept and dig.markdown and res.manifest["status"] == "ok"
+        assert capfd.readouterr() == ("", "")
+    finally:
+        hf_logging.set_verbosity(before[0])
+        (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()

@@ -607,6 +607,37 @@ def test_python_example_is_the_library(block, tmp_path):
     assert not found, "\n".join(found)
 
 
+@pytest.mark.slow
+def test_the_layout_example_runs_a_day(tmp_path):
+    """The Layout section's example (the four steps, run_day, compare) run as written, a user's script in a
+    folder holding listing.jsonl, GPT's gpt_scores.jsonl and a ranker.toml that picks the fake backend
+    offline: the static check above reads names and signatures; this one runs it (the real embedder loaded),
+    so a step that fails on the example's own calls, or writes on the script's stdout or stderr, is seen."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from ranker import REPO_DAY
+    block = next(b for b in python_blocks() if "run_day(day" in b.text)
+    shutil.copy(REPO_DAY, tmp_path / "listing.jsonl")
+    shutil.copy(REPO_DAY.parent / "gpt_scores.jsonl", tmp_path)
+    (tmp_path / "ranker.toml").write_text('offline = true\n[scoring]\nbackend = "fake"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RANKER_") or k == "RANKER_MODELS_DIR"}
+    env.update(RANKER_HOME=str(tmp_path / "home"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(README.parent), env.get("PYTHONPATH")])))
+    code = block.text + ("print(day.date, len(day.papers), pre.kept, run.scored, len(dig.json), "
+                         "res.manifest['status'])\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=280)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    date, papers, kept, scored, picked, status = r.stdout.split()
+    assert (date, papers, status) == ("2025-05-15", "192", "ok") and int(kept) == int(scored) > 0 < int(picked)
+    assert (tmp_path / "digest" / "2025-05-15-output.md").exists()
+    assert json.loads((tmp_path / "cmp" / "metrics.json").read_text())["n_common"] > 0
+    assert (tmp_path / "home" / "ranker.sqlite3").exists()
+
+
 def test_the_python_check_refuses_what_is_not_there(tmp_path):
     """Self-check: planted mistakes of each kind in a Python block are found."""
     text = ("```python\n"

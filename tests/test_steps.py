@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from ranker.backends.fake import FakeBackend, fake_scores
-from ranker.errors import BackendError, InputError
+from ranker.errors import BackendError, EmptyDay, InputError
 from ranker.settings import resolve
 from ranker.sources import read_papers, read_ranked
 from ranker.steps import fetch_day, prefilter_day, render_digest, run_day, score_day
@@ -888,3 +888,68 @@ def test_a_ctrl_c_while_a_reruns_model_loads_counts_the_stored_scores_it_keeps(s
         score_day(list(read_papers(LISTING))[10:12], settings, store=store)
     assert str(e.value) == "interrupted during scoring (loading the model); 0 papers scored so far are kept; " \
                            "rerun to resume"
+
+
+def test_a_day_without_papers_is_refused_before_the_days_digest_is_replaced(store, settings, tmp_path, monkeypatch):
+    """run_day on a Day holding no papers (fetch_day(keep=False), a file or feed of no announcements, read on a
+    day whose digest the folder holds) wrote an empty digest over that day's files, ranking and digest record
+    (`ranker run` says "nothing to do" before it calls run_day; a program using the library got no word). It is
+    an InputError saying why the day is empty, and nothing is touched."""
+    import ranker.sources.days as days
+    out = tmp_path / "out"
+    run_day(fetch_day(LISTING, settings, store=store), out, settings, store=store)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    ranking, digest = store.get_rankings("2025-05-15"), store.get_day_digest("2025-05-15")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    monkeypatch.setattr(days, "current_day", lambda *a, **k: "2025-05-15")     # read on the day's own evening
+    unkept = fetch_day(LISTING, settings, store=store, keep=False)
+    for day, why, empty_day in [(unkept, "fetch_day(keep=False) returned the day without its papers", False),
+                                (fetch_day(empty, settings, store=store), f"no announcements in {empty}", True)]:
+        assert day.date == "2025-05-15" and day.papers == []
+        with pytest.raises(InputError, match=r"^no papers to rank: ") as e:
+            run_day(day, out, settings, store=store)
+        assert why in str(e.value) and "--" not in str(e.value)
+        assert isinstance(e.value, EmptyDay) is empty_day      # a day with nothing to rank, not the caller's doing
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+        assert store.get_rankings("2025-05-15") == ranking and store.get_day_digest("2025-05-15") == digest
+
+
+def test_a_daily_script_skips_a_day_without_announcements_by_its_error_class(store, settings, tmp_path):
+    """A library user's daily job on a holiday got an InputError, the class a bad file raises too: it could
+    only skip the day by reading the message. run_day raises EmptyDay (an InputError) for a day with no
+    papers to rank, so `except EmptyDay` skips the holiday and a bad file still stops the job."""
+    holiday = tmp_path / "holiday.jsonl"
+    holiday.write_text("")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    skipped = []
+    for path in (holiday, LISTING):
+        try:
+            run_day(fetch_day(path, settings, store=store), tmp_path / "out", settings, store=store)
+        except EmptyDay as e:
+            skipped.append((path, str(e)))
+    assert [p for p, _ in skipped] == [holiday] and "no announcements" in skipped[0][1]
+    assert (tmp_path / "out" / "2025-05-15-output.md").exists()
+    with pytest.raises(InputError) as e:
+        run_day(fetch_day(bad, settings, store=store), tmp_path / "out", settings, store=store)
+    assert not isinstance(e.value, EmptyDay)
+
+
+def test_a_backend_name_no_backend_has_is_refused_before_the_day_is_ranked(store, settings, tmp_path):
+    """A program that built its Settings with a misspelt backend ("vlm") had run_day rank the whole day (the
+    embedder's minutes on a large day) and rewrite the folder's manifest as failed before score_day said the
+    name was unknown (the CLI checks it as it reads the settings). run_day says so first, naming the setting
+    and the backends there are, and touches nothing."""
+    from ranker.errors import ConfigError
+    out = tmp_path / "out"
+    day = fetch_day(LISTING, settings, store=store)
+    run_day(day, out, settings, store=store)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    last = store.last_run("run")
+    wrong = fake_settings(tmp_path, **{**FLAGS, "backend": "vlm"})
+    with pytest.raises(ConfigError) as e:
+        run_day(day, out, wrong, store=store)
+    assert e.value.key == "scoring.backend" and "choose one of: fake, openai, transformers, vllm" in str(e.value)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert store.last_run("run") == last               # no run recorded either

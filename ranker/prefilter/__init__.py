@@ -43,6 +43,9 @@ __all__ = ["rank_papers", "score_vectors", "keep_day", "PrefilterResult"]
 
 @dataclass
 class PrefilterResult:
+    """What ranking a day's papers gives (rank_papers, steps.prefilter_day): every paper as a Ranked record,
+    best first, with its score and whether the keep rule (`keep`: the rule and its threshold) or the user's
+    rules passed it on (`kept_papers`), and what the ranking cost (texts embedded, the model loaded, seconds)."""
     ranked: list[Ranked]
     embedder: str
     calibrated: bool = False
