@@ -37,6 +37,21 @@ def given_path(raw: str) -> Path:
     return Path(raw)
 
 
+def given_text(raw: str) -> str:
+    """A free-text argument (a query) as the user typed it. Under a locale whose encoding cannot spell it (LC_ALL=C
+    with Python's UTF-8 mode off: ASCII) Python hands argv's non-ASCII bytes over as surrogate escapes
+    ("na\\udcc3\\udcafve"), which neither a model nor a UTF-8 hash takes ('unexpected failure: surrogates not
+    allowed'): they are read as the UTF-8 the terminal sent. Bytes that are no UTF-8 at all are this argument's
+    error."""
+    if not any("\udc80" <= c <= "\udcff" for c in raw):
+        return raw
+    try:
+        return os.fsencode(raw).decode("utf-8")
+    except UnicodeError:
+        raise typer.BadParameter("not UTF-8 text (bytes the terminal's encoding sent?): type it again in UTF-8") \
+            from None
+
+
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_DB, else ranker.toml's "
                                                "db, else $RANKER_HOME/ranker.sqlite3).", show_default=False,
                                                parser=given_path)]

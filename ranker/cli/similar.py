@@ -5,12 +5,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, info,
-                     load_settings, nothing_to_do)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, given_text,
+                     info, load_settings, nothing_to_do)
 
 
 def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
-                                                 show_default=False)],
+                                                 show_default=False, parser=given_text)],
             k: Annotated[int, typer.Option("--k", help="How many papers to list.")] = 10,
             since: Annotated[Optional[str], typer.Option(
                 "--since", help="Only papers first announced on or after this day (YYYY-MM-DD).",

@@ -1,0 +1,75 @@
+"""ranker outside a UTF-8 terminal: an ASCII locale with Python's UTF-8 mode off (an old server's LC_ALL=C, where
+argv's and file names' non-ASCII bytes reach Python as surrogate escapes), as real subprocesses; arguments
+given and output read as bytes, as a terminal sends and shows them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ranker.records import Paper
+from ranker.store import Store
+
+from conftest import DAYS, RANKER
+
+ASCII = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+UTF8 = {"LC_ALL": "C.UTF-8"}
+
+
+def run(*args, locale: dict = ASCII, cwd=None) -> subprocess.CompletedProcess:
+    """`ranker ARGS` under `locale` (every other LC_*/LANG/PYTHONIOENCODING of this environment dropped), each
+    argument passed as the bytes a UTF-8 terminal sends (bytes as they are); stdout and stderr as bytes."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LC_", "LANG", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONCOERCECLOCALE",
+                                "RANKER_DEBUG"))}
+    argv = [a if isinstance(a, bytes) else str(a).encode("utf-8") for a in args]
+    return subprocess.run([*RANKER, *argv], capture_output=True, env={**env, **locale}, cwd=cwd, timeout=300)
+
+
+def test_the_ascii_setting_is_what_it_claims():
+    """The setting these tests stand for: ASCII streams, argv as surrogate escapes (and a plain LC_ALL=C, as cron
+    or a systemd unit without LANG gives, coerced to UTF-8 by Python itself)."""
+    code = "import sys; print(sys.stdout.encoding, ascii(sys.argv[1]))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHON"))}
+    r = subprocess.run([sys.executable, "-c", code, "ö".encode()], capture_output=True, text=True,
+                       env={**env, **ASCII})
+    assert r.stdout.split() == ["ascii", "'\\udcc3\\udcb6'"]
+    r = subprocess.run([sys.executable, "-c", code, "ö".encode()], capture_output=True, text=True,
+                       env={**env, "LC_ALL": "C"})
+    assert r.stdout.split() == ["utf-8", "'\\xf6'"]
+
+
+@pytest.fixture
+def stocked(tmp_path):
+    """A database with one day's papers and random 384-d vectors under the minilm key."""
+    import json
+    db = tmp_path / "r.sqlite3"
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[:20]]
+    papers = [Paper.from_dict(r) for r in rows]
+    v = np.random.default_rng(0).normal(size=(len(papers), 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    with Store(db) as s:
+        s.add_papers(papers)
+        s.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(papers)), "minilm")
+    return db
+
+
+def test_similar_takes_a_non_ascii_query_as_typed_under_an_ascii_locale(stocked):
+    """`ranker similar "naïve Bayes für Ökonomie"` under LC_ALL=C (UTF-8 mode off) ended 'unexpected failure:
+    'utf-8' codec can't encode characters: surrogates not allowed': the query's bytes came as surrogate escapes.
+    It is read as the UTF-8 the terminal sent: the same neighbours as under C.UTF-8. Bytes that are no UTF-8
+    are the argument's one line."""
+    query = "naïve Bayes für Ökonomie 数据"
+    under_ascii = run("similar", query, "--k", "3", "--db", stocked, "--offline")
+    assert under_ascii.returncode == 0, under_ascii.stderr
+    under_utf8 = run("similar", query, "--k", "3", "--db", stocked, "--offline", locale=UTF8)
+    assert under_utf8.returncode == 0, under_utf8.stderr
+    assert under_ascii.stdout == under_utf8.stdout and under_ascii.stdout.count(b"\n") == 3
+    for locale in (ASCII, UTF8):
+        r = run("similar", b"na\xffve Bayes", "--db", stocked, "--offline", locale=locale)
+        assert r.returncode == 1 and r.stdout == b""
+        assert r.stderr == b"error: QUERY: not UTF-8 text (bytes the terminal's encoding sent?): type it again in " \
+                           b"UTF-8\n"
