@@ -68,6 +68,18 @@ def expand_user(path: str | os.PathLike, *, key: str | None = None, where: str |
         raise error(f"cannot expand {head!r}: {why}", key=key, where=where) from None
 
 
+def fs_name(text: str) -> str:
+    """A path written as text (in ranker.toml, always UTF-8) as the file system takes it. Under a locale whose
+    encoding cannot spell it (LC_ALL=C with Python's UTF-8 mode off: ASCII) every use of it failed, 'ascii' codec
+    can't encode character: it names the file its UTF-8 bytes name (the name a UTF-8 terminal, `ls` or Python's
+    UTF-8 mode shows), as surrogate escapes; any other as it is."""
+    try:
+        os.fsencode(text)
+        return text
+    except UnicodeEncodeError:
+        return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+
+
 # --------------------------------------------------------------------------- atomic writes
 def _cannot_write(path, e: OSError) -> InputError:
     if e.errno == errno.EPIPE:              # `--out - | head -1`: the reader went away, nothing is at fault

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
     field_validator, model_validator
 
 from .errors import ConfigError, InputError
-from .io import add_secret, expand_user, stdin_or_descriptor, read_text
+from .io import add_secret, expand_user, fs_name, stdin_or_descriptor, read_text
 from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -517,6 +517,8 @@ def _from_folder(data: dict, base: Path) -> None:
         v = table.get(name) if isinstance(table, dict) else None
         if not isinstance(v, str) or not v.strip():
             continue                    # not given, or wrong: validation names it
+        if key in PATH_KEYS:
+            v = table[name] = fs_name(v)
         try:
             path = expand_user(v)
         except InputError:

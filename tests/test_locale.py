@@ -73,3 +73,22 @@ def test_similar_takes_a_non_ascii_query_as_typed_under_an_ascii_locale(stocked)
         assert r.returncode == 1 and r.stdout == b""
         assert r.stderr == b"error: QUERY: not UTF-8 text (bytes the terminal's encoding sent?): type it again in " \
                            b"UTF-8\n"
+
+
+def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp_path):
+    """ranker.toml (UTF-8) naming `db = "dö_数据.sqlite3"`: under LC_ALL=C (UTF-8 mode off) every command ended
+    'unexpected failure: 'ascii' codec can't encode character'. The name is the file its UTF-8 bytes name, the
+    one `ls` shows and the C.UTF-8 run uses: a label imported under the one locale is listed under the other."""
+    db = tmp_path / "dö_数据.sqlite3"
+    Store(db).close()
+    (tmp_path / "ranker.toml").write_text('db = "dö_数据.sqlite3"\n', encoding="utf-8")
+    (tmp_path / "l.jsonl").write_text('{"id": "2505.09343", "label": 1, "time": "2025-05-16T10:00:00+00:00", '
+                                      '"day": "2025-05-15"}\n')
+    r = run("labels", "import", tmp_path / "l.jsonl", "--config", tmp_path / "ranker.toml")
+    assert r.returncode == 0, r.stderr
+    assert b"1 added" in r.stderr
+    for locale in (ASCII, UTF8):
+        r = run("labels", "list", "--config", tmp_path / "ranker.toml", locale=locale)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(b"2505.09343\tup\t2025-05-15"), r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dö_数据.sqlite3", "home", "l.jsonl", "ranker.toml"]
