@@ -92,3 +92,36 @@ def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith(b"2505.09343\tup\t2025-05-15"), r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dö_数据.sqlite3", "home", "l.jsonl", "ranker.toml"]
+
+
+def test_what_reaches_the_terminal_names_the_users_files_and_spells_what_it_cannot_show(tmp_path):
+    """Under LC_ALL=C (UTF-8 mode off) a terminal line wrote '?' for each character ASCII cannot spell: `ranker
+    site --out sö_数据` printed "s??_??????/index.html" on stdout, a path naming no file (a script's $(ranker
+    site ...) went nowhere), and a title "Déjà Vu" came out "D?j? Vu". A name's own bytes go back out as they came
+    in (the same stdout as under C.UTF-8); a character the stream cannot spell is its backslash escape, as under
+    PYTHONIOENCODING=latin-1 for a CJK title."""
+    import json
+    db = tmp_path / "r.sqlite3"
+    first = json.loads((DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[0])
+    deja = {**first, "id": "2505.99998", "title": "Déjà Vu", "date": "2025-05-15"}
+    deja_cjk = {**first, "id": "2505.99999", "title": "Déjà Vu 数据", "date": "2025-05-15"}
+    with Store(db) as s:
+        s.add_papers([Paper.from_dict(deja), Paper.from_dict(deja_cjk)])
+    (tmp_path / "l.jsonl").write_text("".join(json.dumps({"id": i, "label": 1, "time": f"2025-04-18T10:0{n}:00+00:00",
+                                                          "day": "2025-05-15"}) + "\n"
+                                              for n, i in enumerate((deja["id"], deja_cjk["id"]))))
+    assert run("labels", "import", tmp_path / "l.jsonl", "--db", db).returncode == 0
+
+    r = run("labels", "list", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (b"2505.99999\tup\t2025-05-15\tD\\xe9j\\xe0 Vu \\u6570\\u636e\n"
+                        b"2505.99998\tup\t2025-05-15\tD\\xe9j\\xe0 Vu\n")
+    r = run("labels", "list", "--db", db, locale={**UTF8, "PYTHONIOENCODING": "latin-1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"2505.99999\tup\t2025-05-15\tD\xe9j\xe0 Vu \\u6570\\u636e\n")
+    for locale, out in ((ASCII, "ascii"), (UTF8, "utf8")):
+        r = run("site", "--out", "sö_数据", "--db", db, locale=locale, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "sö_数据/index.html\n".encode(), (out, r.stdout)
+        assert "-> sö_数据/index.html".encode() in r.stderr
+        assert (tmp_path / "sö_数据" / "index.html").is_file()
