@@ -125,3 +125,31 @@ def test_what_reaches_the_terminal_names_the_users_files_and_spells_what_it_cann
         assert r.stdout == "sö_数据/index.html\n".encode(), (out, r.stdout)
         assert "-> sö_数据/index.html".encode() in r.stderr
         assert (tmp_path / "sö_数据" / "index.html").is_file()
+
+
+def test_prefilter_to_stdout_writes_utf8_json_lines_under_any_locale(tmp_path):
+    """`ranker prefilter --out -` wrote its JSON lines through the terminal's stream, in its encoding: latin-1
+    bytes under PYTHONIOENCODING=latin-1 (no JSON reader took them), '?' for each "é" under LC_ALL=C (the title
+    lost). Written as fetch's and score's `--out -` are: UTF-8 (ensure_ascii off), the same bytes under every
+    locale, the same as its --out file."""
+    import json
+    db = tmp_path / "r.sqlite3"
+    rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[:20]]
+    rows[0] = {**rows[0], "title": "Déjà Vu 数据", "authors": ["Zoë Ökonom"]}
+    papers_file = tmp_path / "p.jsonl"
+    papers_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    papers = [Paper.from_dict(r) for r in rows]
+    v = np.random.default_rng(0).normal(size=(len(papers), 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    with Store(db) as s:
+        s.add_papers(papers)
+        s.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(papers)), "minilm")
+    args = ("prefilter", "--papers", papers_file, "--keep", "1", "--db", db, "--offline")
+    r = run(*args, "--out", tmp_path / "ranked.jsonl", locale=UTF8)
+    assert r.returncode == 0, r.stderr
+    want = (tmp_path / "ranked.jsonl").read_bytes()
+    assert "Déjà Vu 数据".encode() in want
+    for locale in (ASCII, {**UTF8, "PYTHONIOENCODING": "latin-1"}, {**UTF8, "PYTHONIOENCODING": "cp1252"}, UTF8):
+        r = run(*args, "--out", "-", locale=locale)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == want, locale
