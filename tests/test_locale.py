@@ -60,19 +60,25 @@ def stocked(tmp_path):
 def test_similar_takes_a_non_ascii_query_as_typed_under_an_ascii_locale(stocked):
     """`ranker similar "naïve Bayes für Ökonomie"` under LC_ALL=C (UTF-8 mode off) ended 'unexpected failure:
     'utf-8' codec can't encode characters: surrogates not allowed': the query's bytes came as surrogate escapes.
-    It is read as the UTF-8 the terminal sent: the same neighbours as under C.UTF-8. Bytes that are no UTF-8
-    are the argument's one line."""
+    It is read as the UTF-8 the terminal sent: the same neighbours as under C.UTF-8, and a file's name (./pöper.json)
+    refused as under C.UTF-8. Bytes that are no UTF-8 are the argument's one line."""
     query = "naïve Bayes für Ökonomie 数据"
     under_ascii = run("similar", query, "--k", "3", "--db", stocked, "--offline")
     assert under_ascii.returncode == 0, under_ascii.stderr
     under_utf8 = run("similar", query, "--k", "3", "--db", stocked, "--offline", locale=UTF8)
     assert under_utf8.returncode == 0, under_utf8.stderr
     assert under_ascii.stdout == under_utf8.stdout and under_ascii.stdout.count(b"\n") == 3
+    (stocked.parent / "pöper.json").write_text("{}")
     for locale in (ASCII, UTF8):
         r = run("similar", b"na\xffve Bayes", "--db", stocked, "--offline", locale=locale)
         assert r.returncode == 1 and r.stdout == b""
         assert r.stderr == b"error: QUERY: not UTF-8 text (bytes the terminal's encoding sent?): type it again in " \
                            b"UTF-8\n"
+        # a file's name is still refused as one (under ASCII is_file could not spell the typed "ö": a search)
+        r = run("similar", "./pöper.json", "--db", stocked, "--offline", locale=locale, cwd=stocked.parent)
+        assert r.returncode == 1 and r.stdout == b"", r.stdout
+        assert r.stderr.startswith(b"error: ") and r.stderr.count(b"\n") == 1, r.stderr
+        assert b"per.json': is a file: " in r.stderr or b"per.json: is a file: " in r.stderr, r.stderr
 
 
 def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp_path):

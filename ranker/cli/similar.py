@@ -73,11 +73,12 @@ def _not_a_file(query: str) -> None:
     from pathlib import Path
 
     from ..errors import InputError
-    from ..io import arxiv_id
+    from ..io import arxiv_id, fs_name
     q = query.strip()
+    name = fs_name(q)       # given_text's "ö" as a file's name: its UTF-8 bytes (under ASCII is_file said False)
     if (q and arxiv_id(q) is None and not any(c.isspace() for c in q) and any(c in q for c in "./~")
-            and Path(q).expanduser().is_file()):
-        raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=q)
+            and Path(name).expanduser().is_file()):
+        raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=name)
 
 
 def _not_a_link(query: str) -> None:
