@@ -42,18 +42,24 @@ def test_the_ascii_setting_is_what_it_claims():
     assert r.stdout.split() == ["utf-8", "'\\xf6'"]
 
 
-@pytest.fixture
-def stocked(tmp_path):
-    """A database with one day's papers and random 384-d vectors under the minilm key."""
+def stock(db, key: str = "minilm"):
+    """`db` with one day's first 20 papers and random 384-d vectors under the embedder `key`; their ids."""
     import json
-    db = tmp_path / "r.sqlite3"
     rows = [json.loads(line) for line in (DAYS / "2025-05-15" / "listing.jsonl").read_text().splitlines()[:20]]
     papers = [Paper.from_dict(r) for r in rows]
     v = np.random.default_rng(0).normal(size=(len(papers), 384)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     with Store(db) as s:
         s.add_papers(papers)
-        s.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(papers)), "minilm")
+        s.put_embeddings(((p.id, "h", v[i]) for i, p in enumerate(papers)), key)
+    return [p.id for p in papers]
+
+
+@pytest.fixture
+def stocked(tmp_path):
+    """A database with one day's papers and random 384-d vectors under the minilm key."""
+    db = tmp_path / "r.sqlite3"
+    stock(db)
     return db
 
 
@@ -79,6 +85,26 @@ def test_similar_takes_a_non_ascii_query_as_typed_under_an_ascii_locale(stocked)
         assert r.returncode == 1 and r.stdout == b"", r.stdout
         assert r.stderr.startswith(b"error: ") and r.stderr.count(b"\n") == 1, r.stderr
         assert b"per.json': is a file: " in r.stderr or b"per.json: is a file: " in r.stderr, r.stderr
+
+
+def test_a_model_folders_non_ascii_name_keys_its_vectors_alike_under_any_locale(tmp_path):
+    """`--embedder ./mödel` (a model folder) under LC_ALL=C (UTF-8 mode off) keyed its vectors by the folder's
+    path as surrogate escapes: 'unexpected failure: surrogates not allowed' from SQLite (and its index folder's
+    name could not be made). The key is the path's UTF-8 text, the one a C.UTF-8 run stores: vectors stored
+    under either locale serve both, from one index folder."""
+    folder = tmp_path / "mödel"
+    folder.mkdir()                  # an id's neighbours need no model loaded: its vectors are in the store
+    db = tmp_path / "r.sqlite3"
+    ids = stock(db, key=str(folder))
+    outs = []
+    for locale in (ASCII, UTF8):
+        r = run("similar", ids[0], "--k", "2", "--embedder", "./mödel", "--db", db, "--offline", locale=locale,
+                cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count(b"\n") == 2, r.stdout
+        outs.append(r.stdout)
+    assert outs[0] == outs[1]
+    assert [p.name.rsplit("-", 1)[0] for p in (tmp_path / "faiss-r.sqlite3").iterdir()] == ["mödel"]
 
 
 def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp_path):

@@ -43,13 +43,11 @@ def given_text(raw: str) -> str:
     ("na\\udcc3\\udcafve"), which neither a model nor a UTF-8 hash takes ('unexpected failure: surrogates not
     allowed'): they are read as the UTF-8 the terminal sent. Bytes that are no UTF-8 at all are this argument's
     error."""
-    if not any("\udc80" <= c <= "\udcff" for c in raw):
-        return raw
-    try:
-        return os.fsencode(raw).decode("utf-8")
-    except UnicodeError:
-        raise typer.BadParameter("not UTF-8 text (bytes the terminal's encoding sent?): type it again in UTF-8") \
-            from None
+    from ..io import fs_text
+    text = fs_text(raw)
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        raise typer.BadParameter("not UTF-8 text (bytes the terminal's encoding sent?): type it again in UTF-8")
+    return text
 
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_DB, else ranker.toml's "
