@@ -85,12 +85,17 @@ def fs_name(text: str) -> str:
     """A path written as text (in ranker.toml, always UTF-8) as the file system takes it. Under a locale whose
     encoding cannot spell it (LC_ALL=C with Python's UTF-8 mode off: ASCII) every use of it failed, 'ascii' codec
     can't encode character: it names the file its UTF-8 bytes name (the name a UTF-8 terminal, `ls` or Python's
-    UTF-8 mode shows), as surrogate escapes; any other as it is."""
+    UTF-8 mode shows), as surrogate escapes; any other (a lone surrogate, "\\ud800", that no encoding spells) as
+    it is."""
     try:
         os.fsencode(text)
         return text
     except UnicodeEncodeError:
+        pass
+    try:
         return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return text
 
 
 # --------------------------------------------------------------------------- atomic writes

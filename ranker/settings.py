@@ -508,7 +508,8 @@ def _read_toml(path: Path, shown: str | None = None) -> tuple[dict, dict[str, in
 
 def _from_folder(data: dict, base: Path) -> None:
     """The file's relative paths (PATH_KEYS, MODEL_KEYS, ENGINE_PATH_ARGS, ENGINE_NAME_ARGS) read from `base`, its
-    folder (Path() for the working folder's own file: kept as written). "~" is left to the fields' own expansion."""
+    folder (Path() for the working folder's own file: kept as written). "~" is left to the fields' own expansion.
+    Each as the file system takes it (io.fs_name: "./mödel" under LC_ALL=C was "no such model folder")."""
     for key in (*PATH_KEYS, *MODEL_KEYS):
         *tables, name = key.split(".")
         table = data
@@ -517,8 +518,7 @@ def _from_folder(data: dict, base: Path) -> None:
         v = table.get(name) if isinstance(table, dict) else None
         if not isinstance(v, str) or not v.strip():
             continue                    # not given, or wrong: validation names it
-        if key in PATH_KEYS:
-            v = table[name] = fs_name(v)
+        v = table[name] = fs_name(v)    # (a preset's name or a Hugging Face id is ASCII: as it is)
         try:
             path = expand_user(v)
         except InputError:
@@ -529,7 +529,7 @@ def _from_folder(data: dict, base: Path) -> None:
             continue                    # a preset or a Hugging Face id (or a folder of the working directory)
         table[name] = str(base / path)
     scoring = data.get("scoring")
-    if not isinstance(scoring, dict) or base == Path():
+    if not isinstance(scoring, dict):
         return
     vllm = scoring.get("vllm")
     for engine_args in (scoring.get("engine_args"), vllm.get("engine_args") if isinstance(vllm, dict) else None):
@@ -539,6 +539,9 @@ def _from_folder(data: dict, base: Path) -> None:
             v = engine_args.get(name)
             if not isinstance(v, str) or not v.strip() or v in ("auto", "vllm"):
                 continue                # not given, wrong (vLLM names it), or generation_config's own words
+            v = engine_args[name] = fs_name(v)
+            if base == Path():
+                continue
             try:
                 path = expand_user(v)
             except InputError:

@@ -22,11 +22,20 @@ UTF8 = {"LC_ALL": "C.UTF-8"}
 def run(*args, locale: dict = ASCII, cwd=None) -> subprocess.CompletedProcess:
     """`ranker ARGS` under `locale` (every other LC_*/LANG/PYTHONIOENCODING of this environment dropped), each
     argument passed as the bytes a UTF-8 terminal sends (bytes as they are); stdout and stderr as bytes."""
+    return _run([*RANKER, *args], locale, cwd)
+
+
+def python(code: str, *args, locale: dict = ASCII, cwd=None) -> subprocess.CompletedProcess:
+    """`python -c CODE ARGS` as `run` runs ranker: the library under `locale`."""
+    return _run([sys.executable, "-c", code, *args], locale, cwd)
+
+
+def _run(argv: list, locale: dict, cwd) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LC_", "LANG", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONCOERCECLOCALE",
                                 "RANKER_DEBUG"))}
-    argv = [a if isinstance(a, bytes) else str(a).encode("utf-8") for a in args]
-    return subprocess.run([*RANKER, *argv], capture_output=True, env={**env, **locale}, cwd=cwd, timeout=300)
+    argv = [a if isinstance(a, bytes) else str(a).encode("utf-8") for a in argv]
+    return subprocess.run(argv, capture_output=True, env={**env, **locale}, cwd=cwd, timeout=300)
 
 
 def test_the_ascii_setting_is_what_it_claims():
@@ -124,6 +133,29 @@ def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith(b"2505.09343\tup\t2025-05-15"), r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dö_数据.sqlite3", "home", "l.jsonl", "ranker.toml"]
+
+
+def test_a_config_files_non_ascii_model_folder_and_engine_paths_name_the_folders(tmp_path):
+    """ranker.toml naming a model folder (`[prefilter] embedder = "./mödel"`) or a vLLM engine argument's folder
+    (`download_dir = "./dö"`): under LC_ALL=C (UTF-8 mode off) only the file's plain paths (db, home) were taken
+    as the file system names them; the model's was 'no such model folder' and vLLM was handed a path naming no
+    folder. Every one names the folder its UTF-8 bytes name, from the file's folder or the working one."""
+    from ranker.io import fs_name
+    assert fs_name("\ud800") == "\ud800" and fs_name("dö\ud800") == "dö\ud800"   # no encoding spells it: as it is
+    for name in ("mödel", "dö"):
+        (tmp_path / name).mkdir()
+    db = tmp_path / "r.sqlite3"
+    ids = stock(db, key=str(tmp_path / "mödel"))
+    (tmp_path / "ranker.toml").write_text('[prefilter]\nembedder = "./mödel"\n[scoring.vllm]\nengine_args = '
+                                          '{download_dir = "./dö", tokenizer = "./dö"}\n', encoding="utf-8")
+    check = ("import os, sys\nfrom ranker.settings import resolve\ns = resolve(*sys.argv[1:])\n"
+             "a = s.scoring.options['vllm']['engine_args']\n"
+             "print(*(os.path.isdir(p) for p in (s.prefilter.embedder, a['download_dir'], a['tokenizer'])))")
+    for config, cwd in (((), tmp_path), (("--config", tmp_path / "ranker.toml"), tmp_path.parent)):
+        r = python(check, *config[1:], cwd=cwd)
+        assert r.stdout == b"True True True\n", r.stderr
+        r = run("similar", ids[0], "--k", "2", *config, "--db", db, "--offline", cwd=cwd)
+        assert r.returncode == 0 and r.stdout.count(b"\n") == 2, r.stderr
 
 
 def test_what_reaches_the_terminal_names_the_users_files_and_spells_what_it_cannot_show(tmp_path):
