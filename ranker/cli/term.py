@@ -5,6 +5,7 @@ the one error line. Everything else written while a command runs, Python logging
 and transformers' messages, the engine worker process's own prints to its inherited descriptors, goes to a log
 file, RANKER_HOME/logs/<date>-<time>-<command>-<pid>.log, unless -v/--verbose (or RANKER_DEBUG=1) asks to see it:
 file descriptors 1 and 2 are pointed at the log, and our two streams keep the terminal's originals.
+A file's name goes out as its own bytes, UTF-8 or not (as Python's stdout does under C.UTF-8), never as '?'.
 
     TERM.capture(home, "run")     # from here on, only TERM.out / TERM.err reach the terminal
     TERM.restore()                # the descriptors are the terminal's again; an empty log is removed
