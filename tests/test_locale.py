@@ -158,6 +158,22 @@ def test_a_config_files_non_ascii_model_folder_and_engine_paths_name_the_folders
         assert r.returncode == 0 and r.stdout.count(b"\n") == 2, r.stderr
 
 
+def test_a_config_files_non_ascii_model_name_that_names_no_folder_is_kept_as_written(tmp_path):
+    """A server's model name (`[scoring] backend = "openai"`, `model = "mistral-français"`) or a vLLM tokenizer's
+    Hugging Face id is any text, no path: under LC_ALL=C (UTF-8 mode off) taking it as the file system names it
+    made it 'mistral-fran\\udcc3\\udca7ais' (SQLite: 'surrogates not allowed'; the server was asked for a model it
+    lacks). Only a name that is a file or folder there is taken as one; the rest is as the file says."""
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "openai"\nmodel = "mistral-français"\n'
+                                          '[scoring.vllm]\nengine_args = {tokenizer = "org/tök"}\n',
+                                          encoding="utf-8")
+    check = ("import sys\nfrom ranker.settings import resolve\ns = resolve(*sys.argv[1:])\n"
+             "print(ascii(s.scoring.model), ascii(s.scoring.options['vllm']['engine_args']['tokenizer']))")
+    for config, cwd in (((), tmp_path), (("--config", tmp_path / "ranker.toml"), tmp_path.parent)):
+        for locale in (ASCII, UTF8):
+            r = python(check, *config[1:], cwd=cwd, locale=locale)
+            assert r.stdout == b"'mistral-fran\\xe7ais' 'org/t\\xf6k'\n", r.stderr
+
+
 def test_what_reaches_the_terminal_names_the_users_files_and_spells_what_it_cannot_show(tmp_path):
     """Under LC_ALL=C (UTF-8 mode off) a terminal line wrote '?' for each character ASCII cannot spell: `ranker
     site --out sö_数据` printed "s??_??????/index.html" on stdout, a path naming no file (a script's $(ranker
