@@ -174,6 +174,30 @@ def test_a_config_files_non_ascii_model_name_that_names_no_folder_is_kept_as_wri
             assert r.stdout == b"'mistral-fran\\xe7ais' 'org/t\\xf6k'\n", r.stderr
 
 
+def test_a_scoring_model_folders_non_ascii_name_keys_its_scores_alike_under_any_locale(tmp_path):
+    """`[scoring] backend = "transformers"`, `model = "./mödel"` (a folder), or `--model ./mödel`: under LC_ALL=C
+    (UTF-8 mode off) its scores' key was the folder's path as surrogate escapes, 'unexpected failure: surrogates
+    not allowed' from SQLite (and the backfill's file prefix could not be made). The key is the path's UTF-8
+    text, the one a C.UTF-8 run stores (and always stored): scores under either locale are the same model's."""
+    (tmp_path / "mödel").mkdir()         # the key needs no model loaded
+    (tmp_path / "ranker.toml").write_text('[scoring]\nbackend = "transformers"\nmodel = "./mödel"\n',
+                                          encoding="utf-8")
+    check = ("import sys\nfrom ranker.settings import resolve\nfrom ranker.backends import backend_class\n"
+             "from ranker.cli.common import _model_keys\nfrom ranker.prefilter.embed import slug\n"
+             "s = resolve()\ncls = backend_class(s.scoring.backend)\n"
+             "for model in (s.scoring.model, sys.argv[1]):\n"
+             "    key = cls.model_key(model, s.models_dir)\n"
+             "    print(ascii(key), ascii(_model_keys(cls, s)), ascii(slug(key)))")
+    outs = []
+    for locale in (ASCII, UTF8):
+        r = python(check, "./mödel", cwd=tmp_path, locale=locale)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+    assert outs[0] == outs[1]
+    key = ascii(str((tmp_path / "mödel").resolve())).encode()
+    assert outs[0].count(key) == 4, outs[0]
+
+
 def test_what_reaches_the_terminal_names_the_users_files_and_spells_what_it_cannot_show(tmp_path):
     """Under LC_ALL=C (UTF-8 mode off) a terminal line wrote '?' for each character ASCII cannot spell: `ranker
     site --out sö_数据` printed "s??_??????/index.html" on stdout, a path naming no file (a script's $(ranker

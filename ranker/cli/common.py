@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Mapping, Option
 import typer
 
 from ..advice import prepare_advice
-from ..io import LOADING
+from ..io import LOADING, fs_name, fs_text
 from .term import TERM, command_name
 
 if TYPE_CHECKING:
@@ -515,7 +515,7 @@ def _model_keys(cls, s: "Settings") -> list[str]:
     removed, the absolute path it was stored under while it was there."""
     name = cls.store_name(s.scoring.model, s.models_dir)
     keys = [name] if name is not None else []
-    path = str(Path(s.scoring.model).expanduser().resolve())
+    path = fs_text(str(Path(fs_name(s.scoring.model)).expanduser().resolve()))   # as local_model_key keys it
     return keys + [path] if path not in keys else keys
 
 
