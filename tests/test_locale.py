@@ -100,20 +100,28 @@ def test_a_model_folders_non_ascii_name_keys_its_vectors_alike_under_any_locale(
     """`--embedder ./mödel` (a model folder) under LC_ALL=C (UTF-8 mode off) keyed its vectors by the folder's
     path as surrogate escapes: 'unexpected failure: surrogates not allowed' from SQLite (and its index folder's
     name could not be made). The key is the path's UTF-8 text, the one a C.UTF-8 run stores: vectors stored
-    under either locale serve both, from one index folder."""
-    folder = tmp_path / "mödel"
-    folder.mkdir()                  # an id's neighbours need no model loaded: its vectors are in the store
-    db = tmp_path / "r.sqlite3"
-    ids = stock(db, key=str(folder))
-    outs = []
+    under either locale serve both, from one index folder. A folder named like a token cut ("mödel@64") is that
+    folder under either locale (and refused under both where "mödel" cut at 64 tokens is one too)."""
+    for name in ("mödel", "mödel@64"):
+        work = tmp_path / name
+        folder = work / name
+        folder.mkdir(parents=True)  # an id's neighbours need no model loaded: its vectors are in the store
+        db = work / "r.sqlite3"
+        ids = stock(db, key=str(folder))
+        outs = []
+        for locale in (ASCII, UTF8):
+            r = run("similar", ids[0], "--k", "2", "--embedder", f"./{name}", "--db", db, "--offline",
+                    locale=locale, cwd=work)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.count(b"\n") == 2, r.stdout
+            outs.append(r.stdout)
+        assert outs[0] == outs[1]
+        index = work / "faiss-r.sqlite3"
+        assert [p.name.rsplit("-", 1)[0] for p in index.iterdir()] == [name.replace("@", "_")]
+    (work / "mödel").mkdir()        # "./mödel@64" now also names the folder mödel cut at 64 tokens: one key for two
     for locale in (ASCII, UTF8):
-        r = run("similar", ids[0], "--k", "2", "--embedder", "./mödel", "--db", db, "--offline", locale=locale,
-                cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        assert r.stdout.count(b"\n") == 2, r.stdout
-        outs.append(r.stdout)
-    assert outs[0] == outs[1]
-    assert [p.name.rsplit("-", 1)[0] for p in (tmp_path / "faiss-r.sqlite3").iterdir()] == ["mödel"]
+        r = run("similar", ids[0], "--embedder", "./mödel@64", "--db", db, "--offline", locale=locale, cwd=work)
+        assert r.returncode == 1 and b"names both the folder" in r.stderr, r.stderr
 
 
 def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp_path):
