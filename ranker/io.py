@@ -72,11 +72,11 @@ def fs_text(name: str) -> str:
     """A name from the file system (os.fsdecode's: under LC_ALL=C with Python's UTF-8 mode off its non-ASCII
     bytes are surrogate escapes, which neither SQLite nor a UTF-8 file takes) as the text its UTF-8 bytes spell,
     the name a UTF-8 terminal shows: the same under every locale (fs_name's inverse). Bytes that are no UTF-8 as
-    they are."""
+    surrogate escapes, as a UTF-8 run reads them ("ö\\udcff", not all escapes)."""
     if not any("\udc80" <= c <= "\udcff" for c in name):
         return name
     try:
-        return os.fsencode(name).decode("utf-8")
+        return os.fsencode(name).decode("utf-8", "surrogateescape")
     except UnicodeError:
         return name
 

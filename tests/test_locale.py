@@ -124,6 +124,17 @@ def test_a_model_folders_non_ascii_name_keys_its_vectors_alike_under_any_locale(
         assert r.returncode == 1 and b"names both the folder" in r.stderr, r.stderr
 
 
+def test_a_name_partly_not_utf8_reads_as_a_utf8_run_reads_it():
+    """fs_text of a file name whose bytes are partly UTF-8 ("ö") and partly not (0xff): under LC_ALL=C (UTF-8 mode
+    off) it stayed all surrogate escapes where a UTF-8 run reads "ö\\udcff"; it reads as the UTF-8 run does, and
+    fs_name takes it back to the name it was."""
+    check = ("import os\nfrom ranker.io import fs_name, fs_text\nn = os.fsdecode(b'm\\xc3\\xb6\\xff')\n"
+             "print(ascii(fs_text(n)), fs_name(fs_text(n)) == n)")
+    for locale in (ASCII, UTF8):
+        r = python(check, locale=locale)
+        assert r.stdout == b"'m\\xf6\\udcff' True\n", r.stderr
+
+
 def test_a_config_files_non_ascii_paths_name_the_files_a_utf8_terminal_shows(tmp_path):
     """ranker.toml (UTF-8) naming `db = "dö_数据.sqlite3"`: under LC_ALL=C (UTF-8 mode off) every command ended
     'unexpected failure: 'ascii' codec can't encode character'. The name is the file its UTF-8 bytes name, the
