@@ -69,6 +69,36 @@ def expand_user(path: str | os.PathLike, *, key: str | None = None, where: str |
         raise error(f"cannot expand {head!r}: {why}", key=key, where=where) from None
 
 
+def fs_text(name: str) -> str:
+    """A name from the file system (os.fsdecode's: under LC_ALL=C with Python's UTF-8 mode off its non-ASCII
+    bytes are surrogate escapes, which neither SQLite nor a UTF-8 file takes) as the text its UTF-8 bytes spell,
+    the name a UTF-8 terminal shows: the same under every locale (fs_name's inverse). Bytes that are no UTF-8 as
+    surrogate escapes, as a UTF-8 run reads them ("ö\\udcff", not all escapes)."""
+    if not any("\udc80" <= c <= "\udcff" for c in name):
+        return name
+    try:
+        return os.fsencode(name).decode("utf-8", "surrogateescape")
+    except UnicodeError:
+        return name
+
+
+def fs_name(text: str) -> str:
+    """A path written as text (in ranker.toml, always UTF-8) as the file system takes it. Under a locale whose
+    encoding cannot spell it (LC_ALL=C with Python's UTF-8 mode off: ASCII) every use of it failed, 'ascii' codec
+    can't encode character: it names the file its UTF-8 bytes name (the name a UTF-8 terminal, `ls` or Python's
+    UTF-8 mode shows), as surrogate escapes; any other (a lone surrogate, "\\ud800", that no encoding spells) as
+    it is."""
+    try:
+        os.fsencode(text)
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return text
+
+
 # --------------------------------------------------------------------------- atomic writes
 def _cannot_write(path, e: OSError) -> InputError:
     if e.errno == errno.EPIPE:              # `--out - | head -1`: the reader went away, nothing is at fault

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
     field_validator, model_validator
 
 from .errors import ConfigError, InputError
-from .io import add_secret, expand_user, stdin_or_descriptor, read_text
+from .io import add_secret, expand_user, fs_name, stdin_or_descriptor, read_text
 from .records import ANNOUNCE_TYPES, DB_FILE, MIN_NOVELTY, MIN_RELEVANCE, category_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -518,9 +518,25 @@ def _read_toml(path: Path, shown: str | None = None) -> tuple[dict, dict[str, in
     return data, lines
 
 
+def _on_disk(v: str, base: Path) -> str:
+    """A model's name as the file system takes it (fs_name) where so it names a file or folder, from `base` or
+    the working folder; else as written: a server's model name ("mistral-français") is any text, and under
+    LC_ALL=C its fs_name, surrogate escapes, was refused by SQLite and named a model the server lacks."""
+    fv = fs_name(v)
+    if fv == v:
+        return v
+    try:
+        path = expand_user(fv)
+    except InputError:
+        return v
+    return fv if path.exists() or (base / path).exists() else v
+
+
 def _from_folder(data: dict, base: Path) -> None:
     """The file's relative paths (PATH_KEYS, MODEL_KEYS, ENGINE_PATH_ARGS, ENGINE_NAME_ARGS) read from `base`, its
-    folder (Path() for the working folder's own file: kept as written). "~" is left to the fields' own expansion."""
+    folder (Path() for the working folder's own file: kept as written). "~" is left to the fields' own expansion.
+    Each as the file system takes it (io.fs_name: "./mödel" under LC_ALL=C was "no such model folder"); a model's
+    name or engine id only where so it names a file or folder (_on_disk)."""
     for key in (*PATH_KEYS, *MODEL_KEYS):
         *tables, name = key.split(".")
         table = data
@@ -529,6 +545,7 @@ def _from_folder(data: dict, base: Path) -> None:
         v = table.get(name) if isinstance(table, dict) else None
         if not isinstance(v, str) or not v.strip():
             continue                    # not given, or wrong: validation names it
+        v = table[name] = fs_name(v) if key not in MODEL_KEYS else _on_disk(v, base)
         try:
             path = expand_user(v)
         except InputError:
@@ -539,7 +556,7 @@ def _from_folder(data: dict, base: Path) -> None:
             continue                    # a preset or a Hugging Face id (or a folder of the working directory)
         table[name] = str(base / path)
     scoring = data.get("scoring")
-    if not isinstance(scoring, dict) or base == Path():
+    if not isinstance(scoring, dict):
         return
     vllm = scoring.get("vllm")
     for engine_args in (scoring.get("engine_args"), vllm.get("engine_args") if isinstance(vllm, dict) else None):
@@ -549,6 +566,9 @@ def _from_folder(data: dict, base: Path) -> None:
             v = engine_args.get(name)
             if not isinstance(v, str) or not v.strip() or v in ("auto", "vllm"):
                 continue                # not given, wrong (vLLM names it), or generation_config's own words
+            v = engine_args[name] = fs_name(v) if name not in ENGINE_NAME_ARGS else _on_disk(v, base)
+            if base == Path():
+                continue
             try:
                 path = expand_user(v)
             except InputError:

@@ -622,7 +622,8 @@ def test_data_to_a_redirected_stdout_lands_where_the_shell_left_off(db, tmp_path
 @pytest.mark.parametrize("args, named", [
     (("fetch", "--from", str(LISTING), "--out", "-"), "stdout: cannot write: No space left on device"),
     (("fetch", "--from", str(LISTING), "--out", "/dev/stdout"), "/dev/stdout: cannot write: No space left on device"),
-    (("prefilter", "--papers", str(LISTING), "--out", "-", "--top", "3"), "stdout: no space left on device"),
+    (("prefilter", "--papers", str(LISTING), "--out", "-", "--top", "3"),
+     "stdout: cannot write: No space left on device"),
     (("index", "status"), "stdout: no space left on device")])
 def test_a_full_stdout_is_named(db, tmp_path, args, named):
     """`ranker fetch --out - > file` on a full disk (/dev/full is one): the one error line names stdout, as the

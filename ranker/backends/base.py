@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..errors import ConfigError
+from ..io import fs_name, fs_text
 from ..records import Usage
 from ..settings import near_miss, out_of_range
 
@@ -27,15 +28,16 @@ SCORE_FIELDS = ("RELEVANCE", "NOVELTY")
 def local_model_key(model: str, models_dir: Path | None = None) -> str:
     """What scores of a model loaded from disk are stored under: a preset's name, an existing folder's
     absolute path (so ./model typed in two working directories is two models, and two spellings of one folder
-    one), anything else (a Hugging Face id) as given. The order is models.resolve's."""
+    one), as its UTF-8 text (io.fs_text: the key a UTF-8 run stores, where LC_ALL=C's surrogate escapes were
+    refused by SQLite), anything else (a Hugging Face id) as given. The order is models.resolve's."""
     from .. import models
     try:
         if model in models.presets(models_dir):
             return model
     except ConfigError:          # no presets.toml to read: resolve says so when the model is loaded
         pass
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.is_dir() else model
+    path = Path(fs_name(model)).expanduser()
+    return fs_text(str(path.resolve())) if path.is_dir() else model
 
 
 def one_line(e: BaseException, limit: int = 400) -> str:

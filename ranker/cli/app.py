@@ -16,7 +16,7 @@ from .. import __version__
 from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
                score, serve, similar, site)
 from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
-from .term import TERM, thread_traceback, write_traceback
+from .term import TERM, terminal_streams, thread_traceback, write_traceback
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
 
@@ -321,6 +321,7 @@ def main() -> None:
     from ..io import given_descriptors, open_descriptors
     given_descriptors(open_descriptors())      # before anything is opened: /dev/fd/N is the caller's only for these
     _std_streams()
+    terminal_streams()
     threading.excepthook = thread_traceback    # a thread's uncaught exception: redacted, as the log's lines are
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # not where the shell ignores it
         signal.signal(signal.SIGINT, _on_ctrl_c)

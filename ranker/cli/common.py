@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Mapping, Option
 import typer
 
 from ..advice import prepare_advice
-from ..io import LOADING
+from ..io import LOADING, fs_name, fs_text
 from .term import TERM, command_name
 
 if TYPE_CHECKING:
@@ -35,6 +35,19 @@ def given_path(raw: str) -> Path:
     except InputError as e:
         raise typer.BadParameter(e.message) from None
     return Path(raw)
+
+
+def given_text(raw: str) -> str:
+    """A free-text argument (a query) as the user typed it. Under a locale whose encoding cannot spell it (LC_ALL=C
+    with Python's UTF-8 mode off: ASCII) Python hands argv's non-ASCII bytes over as surrogate escapes
+    ("na\\udcc3\\udcafve"), which neither a model nor a UTF-8 hash takes ('unexpected failure: surrogates not
+    allowed'): they are read as the UTF-8 the terminal sent. Bytes that are no UTF-8 at all are this argument's
+    error."""
+    from ..io import fs_text
+    text = fs_text(raw)
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        raise typer.BadParameter("not UTF-8 text (bytes the terminal's encoding sent?): type it again in UTF-8")
+    return text
 
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $RANKER_DB, else ranker.toml's "
@@ -502,7 +515,7 @@ def _model_keys(cls, s: "Settings") -> list[str]:
     removed, the absolute path it was stored under while it was there."""
     name = cls.store_name(s.scoring.model, s.models_dir)
     keys = [name] if name is not None else []
-    path = str(Path(s.scoring.model).expanduser().resolve())
+    path = fs_text(str(Path(fs_name(s.scoring.model)).expanduser().resolve()))   # as local_model_key keys it
     return keys + [path] if path not in keys else keys
 
 

@@ -10,9 +10,8 @@ from .common import (in_shown,
                      CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
                      EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
                      RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
-                     load_settings, naming_stdout, nothing_to_do, one_keep_rule, out_path, out_shown, warn,
+                     load_settings, nothing_to_do, one_keep_rule, out_path, out_shown, warn,
                      warn_read, wrote_empty)
-from .term import TERM
 
 
 def prefilter(papers: PapersOpt,
@@ -67,12 +66,9 @@ def prefilter(papers: PapersOpt,
     check_served(s, emb, rows, in_shown(papers))
     with Store(s.db_path) as store, Progress() as bar:
         result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=info)
-    if str(out) == "-":
-        with naming_stdout():
-            TERM.out.writelines(ranked_lines(result.ranked))
-            TERM.out.flush()
-    else:
-        atomic_write(out_path(out), ranked_lines(result.ranked), tidy=True)
+    # `--out -` too through out_path, as fetch and score write it: UTF-8 JSON lines under any locale (through the
+    # terminal's stream they were its encoding's: latin-1 bytes under PYTHONIOENCODING=latin-1, '?' under LC_ALL=C)
+    atomic_write(out_path(out), ranked_lines(result.ranked), tidy=True)
     info(result.summary() + f" -> {out_shown(out)}")
 
 

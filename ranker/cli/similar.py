@@ -5,12 +5,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, info,
-                     load_settings, nothing_to_do)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, given_text,
+                     info, load_settings, nothing_to_do)
 
 
 def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
-                                                 show_default=False)],
+                                                 show_default=False, parser=given_text)],
             k: Annotated[int, typer.Option("--k", help="How many papers to list.")] = 10,
             since: Annotated[Optional[str], typer.Option(
                 "--since", help="Only papers first announced on or after this day (YYYY-MM-DD).",
@@ -73,11 +73,12 @@ def _not_a_file(query: str) -> None:
     from pathlib import Path
 
     from ..errors import InputError
-    from ..io import arxiv_id
+    from ..io import arxiv_id, fs_name
     q = query.strip()
+    name = fs_name(q)       # given_text's "ö" as a file's name: its UTF-8 bytes (under ASCII is_file said False)
     if (q and arxiv_id(q) is None and not any(c.isspace() for c in q) and any(c in q for c in "./~")
-            and Path(q).expanduser().is_file()):
-        raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=q)
+            and Path(name).expanduser().is_file()):
+        raise InputError("is a file: give an arXiv id the database knows, or the text to search for", where=name)
 
 
 def _not_a_link(query: str) -> None:

@@ -5,12 +5,14 @@ the one error line. Everything else written while a command runs, Python logging
 and transformers' messages, the engine worker process's own prints to its inherited descriptors, goes to a log
 file, RANKER_HOME/logs/<date>-<time>-<command>-<pid>.log, unless -v/--verbose (or RANKER_DEBUG=1) asks to see it:
 file descriptors 1 and 2 are pointed at the log, and our two streams keep the terminal's originals.
+A file's name goes out as its own bytes, UTF-8 or not (as Python's stdout does under C.UTF-8), never as '?'.
 
     TERM.capture(home, "run")     # from here on, only TERM.out / TERM.err reach the terminal
     TERM.restore()                # the descriptors are the terminal's again; an empty log is removed
 """
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import stat
@@ -20,6 +22,37 @@ from pathlib import Path
 from typing import TextIO
 
 KEEP_LOGS = 30          # the newest log files kept in RANKER_HOME/logs
+TERMINAL_ERRORS = "ranker.terminal"     # how a terminal stream writes what its encoding cannot spell
+
+
+def _terminal_errors(e: UnicodeError) -> tuple[str | bytes, int]:
+    """What a stream whose encoding cannot spell a character writes instead (LC_ALL=C with UTF-8 mode off:
+    ASCII; PYTHONIOENCODING=latin-1; a cp1252 console): a surrogate escape (a name from argv, the environment or
+    the file system under such a locale) its own byte back, so a printed path names the file (`ranker run --out
+    dö` printed "d??/2025-...-output.md", naming no file); any other character its backslash escape (a title's
+    "D\\xe9j\\xe0 Vu", where it was "D?j? Vu"). Never raises."""
+    if not isinstance(e, UnicodeEncodeError):
+        raise e
+    o = ord(e.object[e.start])
+    if 0xDC80 <= o <= 0xDCFF:
+        return bytes([o - 0xDC00]), e.start + 1
+    return (f"\\x{o:02x}" if o <= 0xFF else f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"), e.start + 1
+
+
+codecs.register_error(TERMINAL_ERRORS, _terminal_errors)
+
+
+def terminal_streams() -> None:
+    """sys.stdout and sys.stderr write what their encoding cannot spell as _terminal_errors does, where that
+    encoding is not UTF-8 (under PYTHONIOENCODING=latin-1 stdout's 'strict' raised on a CJK title; under LC_ALL=C
+    its surrogateescape raised on any non-ASCII character)."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").replace("_", "-").lower()
+        if enc and enc not in ("utf-8", "utf8"):
+            try:
+                stream.reconfigure(errors=TERMINAL_ERRORS)
+            except (AttributeError, ValueError, OSError):
+                pass
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -124,9 +157,9 @@ class Terminal:
                 pass
         saved = (os.dup(1), os.dup(2))
         enc = getattr(sys.stdout, "encoding", None) or "utf-8"
-        self._out = open(saved[0], "w", buffering=1, encoding=enc, errors="replace", closefd=False)
+        self._out = open(saved[0], "w", buffering=1, encoding=enc, errors=TERMINAL_ERRORS, closefd=False)
         self._err = open(saved[1], "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or enc,
-                         errors="replace", closefd=False)
+                         errors=TERMINAL_ERRORS, closefd=False)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)

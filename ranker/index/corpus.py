@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..errors import InputError, ModelError, RankerError
-from ..io import Warn, counted, read_regular
+from ..io import Warn, counted, fs_name, read_regular
 from ..prefilter.embed import QUERY_PREFIX, slug
 from ..store import ASKED_READ_ONLY
 from . import files as F
@@ -118,7 +118,7 @@ class CorpusIndex:
         of waiting for another process that holds the index's lock, unless `waiting` is given for that."""
         self.store = store
         self.embedder = embedder
-        self.dir = store.index_dir / slug(embedder)
+        self.dir = store.index_dir / fs_name(slug(embedder))      # (a folder key's "ö": its UTF-8 bytes, any locale)
         self.warn = warn
         self.say_first_build = say_first_build
         self.waiting = waiting

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependency, ModelError
-from ..io import LOADING, json_loads, quiet_transformers
+from ..io import LOADING, fs_name, fs_text, json_loads, quiet_transformers
 from ..records import Paper
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ def query_key(text: str) -> tuple[str, str]:
 
 
 def embedder_key(name: str | None, models_dir: Path | None = None) -> str:
-    """The name an embedder's vectors are stored under: a preset's name, a folder's absolute path, or the
+    """The name an embedder's vectors are stored under: a preset's name, a folder's absolute path (as text:
+    `--embedder ./mödel` under LC_ALL=C, UTF-8 mode off, ended 'surrogates not allowed' in SQLite), or the
     Hugging Face id as given."""
     name = (name or DEFAULT_EMBEDDER).strip()
     if not name:
@@ -70,7 +71,7 @@ def embedder_key(name: str | None, models_dir: Path | None = None) -> str:
         return name
     path = Path(name).expanduser()
     if path.exists():
-        return str(path.resolve())
+        return fs_text(str(path.resolve()))
     return name
 
 
@@ -78,7 +79,7 @@ def is_folder_key(key: str) -> bool:
     """Whether `key` (an embedder key) is a local folder's: one ending in @<digits> is otherwise read as a
     token cut ('minilm@256'), but a folder of that name is that folder (embedder_key keys a folder by its
     absolute path)."""
-    path = Path(key)
+    path = Path(fs_name(key))
     return path.is_absolute() and path.is_dir()
 
 
