@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress,
-                     VerboseOpt, check_out, flag_name, given_path, in_shown, info, load_settings, not_empty,
+                     QuietOpt, VerboseOpt, check_out, flag_name, given_path, in_shown, info, load_settings, not_empty,
                      nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date, warn_read, wrote_empty)
 
 EXAMPLES = """
@@ -54,7 +54,7 @@ def fetch(
     db: DbOpt = None,
     offline: OfflineOpt = None,
     config: ConfigOpt = None,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Fetch a day's papers: from arXiv's RSS feed (default), a saved file (--from), the arXiv API (--ids,
     --since/--until). Papers go into the database and into --out as JSON lines; a one-line summary goes to
@@ -68,7 +68,7 @@ def fetch(
     from ..store import Store
 
     not_empty(from_=from_, ids=ids, since=since, until=until, date=date)
-    s = load_settings(config, verbose=verbose, category=category, announce=announce, embedder=embedder,
+    s = load_settings(config, verbose=verbose, quiet=quiet, category=category, announce=announce, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
     warn_categories(s)
     check_out(out)

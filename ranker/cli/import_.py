@@ -7,13 +7,13 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, VerboseOpt, as_given, given_path, info, load_settings,
-                     nothing_to_do)
+from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, QuietOpt, VerboseOpt, as_given, given_path, info,
+                     load_settings, nothing_to_do)
 
 
 def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.", parser=given_path)],
             config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
-            verbose: VerboseOpt = False) -> None:
+            verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Load a backfill into the database: its papers (with their days), their vectors and every score row.
 
     Idempotent: importing the same folder again changes nothing. Afterwards the other commands see the backfilled
@@ -24,7 +24,7 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     Example:
       ranker import bf/
     """
-    s = load_settings(config, verbose=verbose, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, db=db, offline=offline)
     from ..backfill import import_backfill
     from ..backfill.manifest import load_folder
     from ..store import Store

@@ -6,12 +6,11 @@ from typing import Annotated
 
 import typer
 
-from .common import (in_shown,
-                     CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
-                     EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
-                     load_settings, naming_stdout, nothing_to_do, one_keep_rule, out_path, out_shown, warn,
-                     warn_read, wrote_empty)
+from .common import (in_shown, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
+                     DefaultPromptsOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt,
+                     Progress, PromptsOpt, QuietOpt, RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out,
+                     check_served, given_path, info, load_settings, naming_stdout, nothing_to_do, one_keep_rule,
+                     out_path, out_shown, warn, warn_read, wrote_empty)
 from .term import TERM
 
 
@@ -27,7 +26,7 @@ def prefilter(papers: PapersOpt,
               embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
-              verbose: VerboseOpt = False) -> None:
+              verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
     Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic, the rule that decided
@@ -46,8 +45,8 @@ def prefilter(papers: PapersOpt,
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
-                      recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts,
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, keep=keep,
+                      top=top, recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts,
                       default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
                       db=db, offline=offline)
     check_out(out)
