@@ -9,8 +9,8 @@ import typer
 from ..io import counted
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
-                     QuietOpt, VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path, info,
-                     load_settings, name_mention, out_path, out_shown, warn)
+                     QuietOpt, VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path,
+                     index_said, info, load_settings, name_mention, out_path, out_shown, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -122,7 +122,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)
         from ..index import update_index
-        update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)
+        update_index(store, emb.key, (p for d in days for p in d.papers), warn=index_said)
     if evaluate and (report is None or not report.days):
         # the days they rank: GPT's days when a history is given (labels then only train), else the days labels
         # were given on, a day counting once a thumb up was given on it (prefilter.calibrate.calibrate's eval_on)

@@ -185,6 +185,15 @@ def _above(bar, msg: str) -> None:
     bar.console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
+def index_said(msg: str) -> None:
+    """A ranker.io.Warn callback for the corpus index's lines where a command says them without "warning:"
+    (those that embed or search: fetch --embed, prefilter, calibrate, similar, index): its notes (built or
+    rebuilt from the store, waiting for another process) are info; a failure to update it (index.NOT_UPDATED:
+    the vectors are stored, the next command retries) is said under --quiet too."""
+    from ..index import NOT_UPDATED
+    (alert if msg.startswith(NOT_UPDATED) else info)(msg)
+
+
 def warn(msg: str) -> None:
     """stderr: a ranker.io.Warn callback (a skipped line, a retry); said under --quiet too."""
     alert(f"warning: {msg}")

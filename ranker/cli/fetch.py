@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress,
-                     QuietOpt, VerboseOpt, check_out, flag_name, given_path, in_shown, info, load_settings, not_empty,
-                     nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date, warn_read, wrote_empty)
+                     QuietOpt, VerboseOpt, check_out, flag_name, given_path, in_shown, index_said, info, load_settings,
+                     not_empty, nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date, warn_read,
+                     wrote_empty)
 
 EXAMPLES = """
 \b
@@ -138,7 +139,7 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     from ..prefilter.embed import Embedder
     from ..sources import read_papers
     emb = Embedder.from_settings(s)
-    r = embed_corpus(read_papers(papers_file), store, emb, progress=progress, warn=info)
+    r = embed_corpus(read_papers(papers_file), store, emb, progress=progress, warn=index_said)
     skipped = f"; {r.skipped:,} without title or abstract skipped" if r.skipped else ""
     if r.sync is None:
         index = "index not updated"

@@ -7,7 +7,7 @@ import typer
 
 from ..io import counted, local_stamp
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, QuietOpt, VerboseOpt, db_there, echo,
-                     info, load_settings, nothing_to_do)
+                     index_said, info, load_settings, nothing_to_do)
 
 index_app = typer.Typer(help="""The corpus index (FAISS) of every stored paper vector: status, rebuild.
 
@@ -105,7 +105,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
 
     chosen = embedder is not None or max_tokens is not None
     with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
-        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=info)
+        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=index_said)
         where, path = store.index_dir, store.path
     if not sts:
         echo(f"no paper vectors in the database {path} and no index under {where}")
@@ -160,7 +160,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
 
     key = _embedder_key(s)
     with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
-        if not CorpusIndex(store, key, warn=info).status(verify=False).store_vectors:
+        if not CorpusIndex(store, key, warn=index_said).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, key))
             return
         idx = CorpusIndex(store, key)

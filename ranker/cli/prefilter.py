@@ -9,8 +9,8 @@ import typer
 from .common import (in_shown, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
                      DefaultPromptsOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt,
                      Progress, PromptsOpt, QuietOpt, RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out,
-                     check_served, given_path, info, load_settings, naming_stdout, nothing_to_do, one_keep_rule,
-                     out_path, out_shown, warn, warn_read, wrote_empty)
+                     check_served, given_path, index_said, info, load_settings, naming_stdout, nothing_to_do,
+                     one_keep_rule, out_path, out_shown, warn, warn_read, wrote_empty)
 from .term import TERM
 
 
@@ -65,7 +65,7 @@ def prefilter(papers: PapersOpt,
     # many are stored, not as the model failed to load ("loading mpnet ..." said, no flag named)
     check_served(s, emb, rows, in_shown(papers))
     with Store(s.db_path) as store, Progress() as bar:
-        result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=info)
+        result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=index_said)
     if str(out) == "-":
         with naming_stdout():
             TERM.out.writelines(ranked_lines(result.ranked))

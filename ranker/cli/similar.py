@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, QuietOpt, VerboseOpt, db_there, echo,
-                     info, load_settings, nothing_to_do)
+                     index_said, info, load_settings, nothing_to_do)
 
 
 def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
@@ -41,11 +41,11 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     _not_a_link(query)
     emb = Embedder.from_settings(s)
     with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
-        if not CorpusIndex(store, emb.key, warn=info).status(verify=False).store_vectors:
+        if not CorpusIndex(store, emb.key, warn=index_said).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, emb.key, " (`ranker run`, `ranker prefilter` or `ranker fetch --embed` "
                                                      "stores them)"))
             return
-        res = find(store, query, embedder=emb, k=k, since=since, warn=info)
+        res = find(store, query, embedder=emb, k=k, since=since, warn=index_said)
         # settings switched to another embedder (or token cut) search its few vectors, not "every paper the
         # database holds": said, with the setting that finds the many
         fewer = other_vectors(store, emb.key, more_than=res.corpus)
