@@ -187,7 +187,7 @@ def _above(bar, msg: str) -> None:
 
 def index_said(msg: str) -> None:
     """A ranker.io.Warn callback for the corpus index's lines where a command says them without "warning:"
-    (those that embed or search: fetch --embed, prefilter, calibrate, similar, index): its notes (built or
+    (those that embed or search: fetch --embed, prefilter, calibrate, similar, index, import): its notes (built or
     rebuilt from the store, waiting for another process) are info; a failure to update it (index.NOT_UPDATED:
     the vectors are stored, the next command retries) is said under --quiet too."""
     from ..index import NOT_UPDATED

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, QuietOpt, VerboseOpt, as_given, given_path, info,
-                     load_settings, nothing_to_do)
+from .common import (ConfigOpt, DbOpt, OfflineOpt, Progress, QuietOpt, VerboseOpt, as_given, given_path,
+                     index_said, info, load_settings, nothing_to_do)
 
 
 def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfill` wrote.", parser=given_path)],
@@ -35,7 +35,7 @@ def import_(folder: Annotated[Path, typer.Argument(help="A folder `ranker backfi
     new = not s.db_path.exists() and not s.db_path.is_symlink()
     try:
         with Store(s.db_path) as store, Progress() as bar:
-            res = import_backfill(folder, store, progress=bar, warn=info)
+            res = import_backfill(folder, store, progress=bar, warn=index_said)
     except BaseException:
         # an import that fails (a damaged shard, a full disk, Ctrl-C) after making the database leaves it: said
         # before the error's line, so a mistyped --db is seen now; not removed, as what the shards before the
