@@ -873,6 +873,10 @@ def test_import_into_a_database_not_there_says_it_made_one(tmp_path):
         assert store.count_papers() == 192
     p = ranker("import", out, "--db", db)
     assert p.returncode == 0 and "new database" not in p.stderr, p.stderr
+    quiet = tmp_path / "quiet.sqlite3"                 # said under -q too (alone): -q is how cron runs it
+    p = ranker("import", out, "--db", quiet, "-q")
+    assert (p.returncode, p.stdout, p.stderr.splitlines()) == (
+        0, "", [f"{quiet}: a new database (there was none); the import made it"]), p.stderr
     other = tmp_path / "other.sqlite3"
     p = ranker("import", tmp_path / "new", "--db", other)
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1, p.stderr
