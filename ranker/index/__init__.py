@@ -40,7 +40,7 @@ __all__ = ["CorpusIndex", "Hit", "IndexStatus", "SyncResult", "Neighbour", "Reup
            "pick_similarity", "past_pick_similarity", "open_index", "OpenIndexes", "index_for", "embed_corpus",
            "EmbedResult", "index_day", "update_index", "index_statuses", "NOT_UPDATED"]
 
-NOT_UPDATED = "index: not updated"      # how a failed update's line begins (the CLI says it under --quiet too)
+NOT_UPDATED = "index: not updated"  # how a failed update's line begins (a caller shows it even where it hides notes)
 
 
 def _not_updated(e: BaseException, warn: Warn | None) -> None:
