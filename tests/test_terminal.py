@@ -315,10 +315,38 @@ def test_a_quiet_run_says_its_warnings_and_errors_and_nothing_else(db, tmp_path)
     r = ranker(*base, "--out", tmp_path / "f", "--model", "third", "--backend-option", every, env=_env(tmp_path))
     assert (r.returncode, r.stdout) == (1, "") and len(r.stderr.splitlines()) == 1, r.stderr
     assert r.stderr.startswith("error: nothing was scored: 4 of 4 papers could not be scored"), r.stderr
-    r = ranker(*base, "--out", tmp_path / "g", "--category", "cs.XX", env=_env(tmp_path))   # no "nothing to do"
-    assert (r.returncode, r.stdout) == (0, "") and r.stderr == (
+    r = ranker(*base, "--out", tmp_path / "g", "--category", "cs.XX", env=_env(tmp_path))
+    assert (r.returncode, r.stdout) == (0, "") and r.stderr.splitlines() == [
         "warning: --category: 'cs.XX' is no subject class of arXiv's taxonomy that ranker knows (a new one?): no "
-        "paper may match it\n")
+        "paper may match it",
+        f"nothing to do: none of the 192 papers in {LISTING} is in the categories and announce types asked for"]
+
+
+def test_a_quiet_run_says_a_day_whose_papers_the_filter_all_left_out_and_not_a_holiday(db, tmp_path):
+    """`run -q --category math.AG` (a class arXiv lists) on a day of 192 cs papers kept none, said "nothing to do"
+    as a holiday does, and -q hid it: exit 0, not a word, no digest, every day. A day that had papers and kept none
+    is a setting that matches nothing: said under -q too (so cron mails it), exit 0; a day without papers (a
+    weekend, a holiday) stays silent. fetch alike."""
+    env = _env(tmp_path)
+    base = ["--db", db, "--offline", "-q"]
+    why = f"none of the 192 papers in {LISTING} is in the categories and announce types asked for"
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d", "--backend", "fake", "--category", "math.AG",
+               *base, env=env)
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (0, "", [f"nothing to do: {why}"]), r.stderr
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "a", "--backend", "fake", "--announce", "replace",
+               *base, env=env)                           # the day's papers are new and cross-lists only
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (0, "", [f"nothing to do: {why}"]), r.stderr
+    r = ranker("fetch", "--from", LISTING, "--out", tmp_path / "p.jsonl", "--category", "math.AG", *base, env=env)
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (0, "", [
+        f"nothing to do: 0 of 192 papers in {LISTING} match math.AG / new,cross; wrote an empty "
+        f"{tmp_path / 'p.jsonl'}"]), r.stderr
+    holiday = tmp_path / "holiday.jsonl"
+    holiday.write_text("")
+    for args in (["run", "--papers", holiday, "--out", tmp_path / "h", "--backend", "fake"],
+                 ["fetch", "--from", holiday, "--out", tmp_path / "h.jsonl"]):
+        r = ranker(*args, *base, env=env)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), (args, r.stderr)
 
 
 @pytest.mark.parametrize("flags", [["-q", "-v"], ["--verbose", "--quiet"], ["@-v", "-q"], ["@-q", "-v"],

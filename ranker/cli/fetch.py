@@ -8,8 +8,8 @@ import typer
 
 from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress,
                      QuietOpt, VerboseOpt, check_out, flag_name, given_path, in_shown, index_said, info, load_settings,
-                     not_empty, nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date, warn_read,
-                     wrote_empty)
+                     not_empty, nothing_kept, nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date,
+                     warn_read, wrote_empty)
 
 EXAMPLES = """
 \b
@@ -110,8 +110,8 @@ def fetch(
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""
             nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); {wrote_empty(out)}")
         else:
-            nothing_to_do(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
-                          f"{wrote_empty(out)}")
+            nothing_kept(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
+                         f"{wrote_empty(out)}")
         return
     info(summary_line(res, report))
     if embedded:

@@ -13,8 +13,8 @@ from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, 
                      MaxTokensOpt, ModelOpt, NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt,
                      Progress, PromptsOpt, QuietOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter,
                      check_model, check_out, check_served, given_path, in_shown, info, load_settings, not_empty,
-                     nothing_to_do, one_keep_rule, scores_stored, warn, warn_categories, warn_date, warn_failures,
-                     warn_read, wrote)
+                     nothing_kept, nothing_to_do, one_keep_rule, scores_stored, warn, warn_categories, warn_date,
+                     warn_failures, warn_read, wrote)
 
 
 def _help() -> str:
@@ -115,8 +115,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         warn_read(day.report)
         if papers is not None and day_given:     # labels the papers read (without --papers: the day fetched)
             warn_date(day_given, day.report)
-        if not day.papers:
-            nothing_to_do(day.empty_reason())
+        if not day.papers:       # a day of papers the filter all left out is said under -q too; a holiday is not
+            (nothing_kept if day.report.seen else nothing_to_do)(day.empty_reason())
             return
         res = run_day(day, out, s, store=store, progress=bar, warn=warn)
     c = res.manifest["counts"]
