@@ -601,6 +601,24 @@ def test_an_embedded_backfill_joins_the_corpus_index_on_import(tmp_path, monkeyp
         assert {x.date for x in near.neighbours} == {"2025-05-15"}
 
 
+def test_an_import_whose_index_update_fails_says_so_under_quiet_too(tmp_path, monkeypatch):
+    """A file where the corpus index's folder goes: the vectors are imported, the index is not, and the line
+    saying so went through the notes -q hides (`ranker import -q` exited 0 without a word); it is said alone."""
+    hashed_embedder(monkeypatch)
+    out, db = tmp_path / "bf", tmp_path / "r.sqlite3"
+    run_backfill(BackfillSpec(source=DAYS / "2025-05-15", out=out, embed=True), backfill_settings())
+    Store(db).close()                                               # there already: no "new database" line
+    blocker = tmp_path / "faiss-r.sqlite3"
+    blocker.write_text("not a folder")
+    line = (f"index: not updated ({blocker}: is a file, not a folder: the corpus index is kept there); "
+            "the next command that embeds retries")
+    p = ranker("import", out, "--db", db, "-q")
+    assert (p.returncode, p.stdout, p.stderr.splitlines()) == (0, "", [line]), p.stderr
+    with Store(db) as store:
+        assert store.count_embeddings("minilm") == 192
+    assert blocker.read_text() == "not a folder"
+
+
 def test_a_local_run_stopped_while_ranking_days_is_resumed_without_embedding_again(tmp_path, monkeypatch):
     """Stopped after two of five days were ranked: the rerun ranks the other three from the spill, embedding
     nothing again (the days already written change which papers are read, so batches no longer line up)."""
@@ -855,6 +873,10 @@ def test_import_into_a_database_not_there_says_it_made_one(tmp_path):
         assert store.count_papers() == 192
     p = ranker("import", out, "--db", db)
     assert p.returncode == 0 and "new database" not in p.stderr, p.stderr
+    quiet = tmp_path / "quiet.sqlite3"                 # said under -q too (alone): -q is how cron runs it
+    p = ranker("import", out, "--db", quiet, "-q")
+    assert (p.returncode, p.stdout, p.stderr.splitlines()) == (
+        0, "", [f"{quiet}: a new database (there was none); the import made it"]), p.stderr
     other = tmp_path / "other.sqlite3"
     p = ranker("import", tmp_path / "new", "--db", other)
     assert p.returncode == 1 and "not a backfill folder" in p.stderr and p.stderr.count("\n") == 1, p.stderr

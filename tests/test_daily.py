@@ -328,21 +328,28 @@ def test_the_readme_cron_line_and_systemd_unit_run_the_same_job():
     from conftest import REPO
     from ranker.cli.app import app
     habit = (REPO / "README.md").read_text().split("### The daily habit", 1)[1].split("\n### ", 1)[0]
-    cron = re.search(r"```cron\n(.*?)```", habit, re.S).group(1)
+    crons = re.findall(r"```cron\n(.*?)```", habit, re.S)       # cronie's (with CRON_TZ) and any other cron's
     unit = re.search(r"```ini\n(.*?)```", habit, re.S).group(1)
-    (line,) = [x for x in cron.splitlines() if x.strip() and not x.startswith("#") and "=" not in x.split()[0]]
-    words = shlex.split(line.replace("$HOME", "~"))[5:]                  # after the five time fields
-    assert words[0] == "cd" and words[2] == "&&"
-    cron_cwd, cron_cmd = words[1], words[3:words.index(">>")]
     fields = dict(x.split("=", 1) for x in unit.splitlines() if "=" in x and not x.startswith("#"))
     unit_cwd = fields["WorkingDirectory"].replace("%h", "~")
     unit_cmd = shlex.split(fields["ExecStart"].replace("%h", "~"))
-    assert unit_cwd == cron_cwd
-    assert unit_cmd[0] == f"{cron_cwd}/{cron_cmd[0]}" and unit_cmd[1:] == cron_cmd[1:]
-    assert unit_cmd[1] == "run"
     command = typer.main.get_command(app).commands["run"]
     flags = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    assert unit_cmd[1] == "run"
     assert all(w in flags for w in unit_cmd[2:] if w.startswith("-")), unit_cmd
+    assert len(crons) == 2, crons
+    for cron in crons:          # every block: only the first was read, so the other cron's line could drift
+        (line,) = [x for x in cron.splitlines() if x.strip() and not x.startswith("#") and "=" not in x.split()[0]]
+        words = shlex.split(line.replace("$HOME", "~"))[5:]                  # after the five time fields
+        assert words[0] == "cd" and words[2] == "&&", line
+        cron_cwd, cron_cmd = words[1], words[3:words.index(">>") if ">>" in words else None]
+        assert unit_cwd == cron_cwd, line
+        # -q is how the output is told, not the job: cron mails what it prints (so only trouble, under -q), the
+        # journal keeps each run's summary line
+        said = [w for w in cron_cmd if w not in ("-q", "--quiet")]
+        assert len(said) == len(cron_cmd) - 1 and ">>" not in words, line      # the cron line mails only trouble
+        assert unit_cmd[0] == f"{cron_cwd}/{said[0]}" and unit_cmd[1:] == said[1:], line
+        assert all(w in flags for w in cron_cmd[2:] if w.startswith("-")), line
 
 
 def test_the_readme_daily_job_ranks_each_weekday_s_listing_in_every_zone():

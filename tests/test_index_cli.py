@@ -342,6 +342,10 @@ def test_a_file_where_the_index_folder_goes_is_named(stocked, tmp_path, in_the_w
     r = ranker("fetch", "--from", src, "--embed", "--out", tmp_path / "out.jsonl", "--db", db, "--offline")
     assert r.returncode == 0, r.stderr
     assert f"index: not updated ({line}); the next command that embeds retries" in r.stderr.splitlines(), r.stderr
+    # said under -q too, alone: the vectors are stored, but the index is not (the notes are what -q hides)
+    r = ranker("fetch", "--from", src, "--embed", "--out", tmp_path / "q.jsonl", "--db", db, "--offline", "-q")
+    assert (r.returncode, r.stdout) == (0, "") and r.stderr.splitlines() == [
+        f"index: not updated ({line}); the next command that embeds retries"], r.stderr
     assert blocker.read_text() == "not a folder"
 
 

@@ -271,6 +271,139 @@ def test_the_backfill_and_web_commands_keep_the_terminal_quiet_and_take_offline_
         assert r.returncode == 0 and r.stderr.startswith("nothing to do: no labels"), (cmd, r.stderr)
 
 
+# --------------------------------------------------------------------------- --quiet
+REFUSED = "error: --quiet: give --quiet or --verbose, not both\n"
+
+
+def test_a_quiet_run_says_nothing_on_a_good_day(db, tmp_path):
+    """`ranker run -q --out D` in a crontab: nothing on stdout or stderr on a good day, so cron mails nothing.
+    Without -q it says the load, the summary and the digest's path (the README's cron line sent them all to a log,
+    and with them every failure, which was then never mailed)."""
+    args = ["run", "--papers", LISTING, "--db", db, "--backend", "fake", "--top", "4", "--offline"]
+    r = ranker(*args, "--out", tmp_path / "loud", env=_env(tmp_path))
+    assert r.returncode == 0 and r.stdout and len(r.stderr.splitlines()) == 3, r.stderr
+    for quiet in (["-q"], ["--quiet"]):
+        r = ranker(*args, "--model", "other" + quiet[0], "--out", tmp_path / quiet[0], *quiet, env=_env(tmp_path))
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), (quiet, r.stdout, r.stderr)
+        assert (tmp_path / quiet[0] / "2025-05-15-output.md").is_file()
+    r = ranker("-q", *args, "--model", "other", "--out", tmp_path / "root", env=_env(tmp_path))    # the group's
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    # on a terminal too: no bar, no spinner, no line (the scoring takes a while, so a bar would be drawn)
+    cmd = [*_cli(), *map(str, args), "--model", "slow", "--backend-option", "delay=0.3", "--out",
+           str(tmp_path / "pty"), "-q"]
+    assert b"".join(_on_pty(cmd, _env(tmp_path))) == b""
+    assert (tmp_path / "pty" / "2025-05-15-output.md").is_file()
+
+
+def test_a_quiet_run_says_its_warnings_and_errors_and_nothing_else(db, tmp_path):
+    """-q hides the notes, never the trouble: a --date the papers contradict and a partial score are the
+    warning lines alone (exit 0); an error is its one line (exit 1), also one met after the model loaded."""
+    base = ["run", "--papers", LISTING, "--db", db, "--backend", "fake", "--top", "4", "--offline", "-q"]
+    r = ranker(*base, "--out", tmp_path / "d", env=_env(tmp_path))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    kept = [json.loads(x)["ARXIVID"] for x in (tmp_path / "d" / "2025-05-15-scores.jsonl").read_text().splitlines()]
+    r = ranker(*base, "--out", tmp_path / "w", "--model", "other", "--date", "2025-05-14",
+               "--backend-option", f"error=['{kept[0]}']", env=_env(tmp_path))
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert r.stderr.splitlines() == [
+        f"warning: --date: 192 rows of {LISTING} are dated after 2025-05-14 (up to 2025-05-15); the papers are "
+        "labelled 2025-05-14 all the same",
+        f"warning: 1 of 4 papers could not be scored (first: {kept[0]}: injected error); rerun to retry them"]
+    r = ranker(*base, "--out", tmp_path / "e", "--papers", tmp_path / "nosuch.jsonl", env=_env(tmp_path))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", f"error: {tmp_path / 'nosuch.jsonl'}: file not found\n")
+    every = "error=[" + ",".join(f"'{i}'" for i in kept) + "]"
+    r = ranker(*base, "--out", tmp_path / "f", "--model", "third", "--backend-option", every, env=_env(tmp_path))
+    assert (r.returncode, r.stdout) == (1, "") and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("error: nothing was scored: 4 of 4 papers could not be scored"), r.stderr
+    r = ranker(*base, "--out", tmp_path / "g", "--category", "cs.XX", env=_env(tmp_path))
+    assert (r.returncode, r.stdout) == (0, "") and r.stderr.splitlines() == [
+        "warning: --category: 'cs.XX' is no subject class of arXiv's taxonomy that ranker knows (a new one?): no "
+        "paper may match it",
+        f"nothing to do: none of the 192 papers in {LISTING} is in the categories and announce types asked for"]
+
+
+def test_a_quiet_run_says_a_day_whose_papers_the_filter_all_left_out_and_not_a_holiday(db, tmp_path):
+    """`run -q --category math.AG` (a class arXiv lists) on a day of 192 cs papers kept none, said "nothing to do"
+    as a holiday does, and -q hid it: exit 0, not a word, no digest, every day. A day that had papers and kept none
+    is a setting that matches nothing: said under -q too (so cron mails it), exit 0; a day without papers (a
+    weekend, a holiday) stays silent. fetch alike."""
+    env = _env(tmp_path)
+    base = ["--db", db, "--offline", "-q"]
+    why = f"none of the 192 papers in {LISTING} is in the categories and announce types asked for"
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "d", "--backend", "fake", "--category", "math.AG",
+               *base, env=env)
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (0, "", [f"nothing to do: {why}"]), r.stderr
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+    r = ranker("run", "--papers", LISTING, "--out", tmp_path / "a", "--backend", "fake", "--announce", "replace",
+               *base, env=env)                           # the day's papers are new and cross-lists only
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (0, "", [f"nothing to do: {why}"]), r.stderr
+    r = ranker("fetch", "--from", LISTING, "--out", tmp_path / "p.jsonl", "--category", "math.AG", *base, env=env)
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (0, "", [
+        f"nothing to do: 0 of 192 papers in {LISTING} match math.AG / new,cross; wrote an empty "
+        f"{tmp_path / 'p.jsonl'}"]), r.stderr
+    holiday = tmp_path / "holiday.jsonl"
+    holiday.write_text("")
+    for args in (["run", "--papers", holiday, "--out", tmp_path / "h", "--backend", "fake"],
+                 ["fetch", "--from", holiday, "--out", tmp_path / "h.jsonl"]):
+        r = ranker(*args, *base, env=env)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), (args, r.stderr)
+
+
+@pytest.mark.parametrize("flags", [["-q", "-v"], ["--verbose", "--quiet"], ["@-v", "-q"], ["@-q", "-v"],
+                                   ["@-q", "@-v"]])
+def test_quiet_and_verbose_together_are_refused(db, tmp_path, flags):
+    """-q asks for silence, -v for the engines' messages: the pair (the command's or the group's, `ranker -v run
+    -q`) is one line and status 1, before anything is read or made."""
+    root = [f[1:] for f in flags if f.startswith("@")]
+    own = [f for f in flags if not f.startswith("@")]
+    r = ranker(*root, "run", "--papers", LISTING, "--out", tmp_path / "d", "--db", tmp_path / "new.sqlite3",
+               "--backend", "fake", "--offline", *own, env=_env(tmp_path))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", REFUSED)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "new.sqlite3").exists()
+
+
+def test_quiet_keeps_the_data_asked_for_on_stdout(db, tmp_path):
+    """Data is not chatter: `fetch --out - -q` writes every paper, `similar -q` every hit, `ranker -q config`
+    the whole listing, the same bytes as without -q; only the notes on stderr go."""
+    env = _env(tmp_path)
+    for args in (["fetch", "--from", LISTING, "--out", "-", "--db", db, "--offline"],
+                 ["similar", "2505.09371", "--k", "5", "--db", db, "--offline"]):
+        loud, quiet = ranker(*args, env=env), ranker(*args, "-q", env=env)
+        assert loud.returncode == quiet.returncode == 0 and loud.stderr, (loud.stderr, quiet.stderr)
+        assert quiet.stdout == loud.stdout and quiet.stderr == "", quiet.stderr
+    assert len(quiet.stdout.splitlines()) == 5
+    assert len(ranker("fetch", "--from", LISTING, "--out", "-", "--db", db, "-q", env=env).stdout.splitlines()) == 192
+    loud, quiet = ranker("config", "--db", db, env=env), ranker("-q", "config", "--db", db, env=env)
+    assert quiet.returncode == 0 and quiet.stdout == loud.stdout and "[fetch]" in quiet.stdout, quiet.stderr
+
+
+def test_every_command_with_verbose_takes_quiet_and_says_what_it_hides():
+    """-q is declared once (common.QuietOpt) and offered wherever -v is, its help naming what it hides and what
+    it never does."""
+    import typer.main
+
+    from ranker.cli.app import app
+    from ranker.cli.common import QuietOpt
+    root = typer.main.get_command(app)
+
+    def commands(group, path=()):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from commands(cmd, (*path, name))
+            else:
+                yield (*path, name), cmd
+    found = 0
+    for path, cmd in [((), root), *commands(root)]:
+        opts = {o: p for p in cmd.params for o in p.opts}
+        if "--verbose" in opts:
+            found += 1
+            assert "--quiet" in opts and "-q" in opts and opts["-q"] is opts["--quiet"], path
+            assert opts["--quiet"].help == QuietOpt.__metadata__[0].help, path
+            for word in ("progress", "warning", "error", "stdout", "Not with -v"):
+                assert word in opts["--quiet"].help, (path, word)
+    assert found >= 18
+
+
 # --------------------------------------------------------------------------- helpers
 def _cli():
     return [sys.executable, "-m", "ranker"]

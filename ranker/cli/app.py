@@ -15,7 +15,8 @@ from typer.core import TyperGroup
 from .. import __version__
 from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
                score, serve, similar, site)
-from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
+from .common import (QuietOpt, VerboseOpt, alert, debugging, error_line, leave_bar, os_error_line, sqlite_error_line,
+                     terminal, usage_line)
 from .term import TERM, terminal_streams, thread_traceback, write_traceback
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -30,7 +31,9 @@ Examples:
   ranker models list
 
 Engine and library messages go to a log file under $RANKER_HOME/logs (its path is printed when a command
-fails); -v/--verbose shows them instead. `ranker COMMAND --help` has each command's options and an example.
+fails); -v/--verbose shows them instead. -q/--quiet says nothing on a good run, only warnings, errors and the
+data asked for on stdout: a cron job mails only trouble. `ranker COMMAND --help` has each command's options and
+an example.
 """
 
 
@@ -94,10 +97,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Show the version and exit."),
-          verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the engines' and libraries' own "
-                                       "messages on the terminal instead of the log file.")) -> None:
+          verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """ranker: a local, offline ranker for the daily arXiv announcements."""
-    TERM.verbose = TERM.verbose or verbose
+    terminal(verbose=verbose, quiet=quiet)
 
 
 # Each command lives in its own module (heavy imports happen inside the command); listed here, in --help order.
@@ -108,7 +110,7 @@ for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, simi
 
 def _fail(line: str, code: int = 1) -> None:
     from ..io import redact
-    info(f"error: {redact(line)}{TERM.log_note()}")
+    alert(f"error: {redact(line)}{TERM.log_note()}")
     TERM.restore()
     sys.exit(code)
 
@@ -118,7 +120,7 @@ def _interrupted(e: KeyboardInterrupt | None) -> None:
     then ends by that signal, as it did before it had a handler."""
     from ..errors import Interrupted
     line = str(e) if isinstance(e, Interrupted) else "interrupted; what was stored so far is kept; rerun to resume"
-    info(line)
+    alert(line)
     TERM.restore()
     if _TERMINATED:
         _end_by(signal.SIGTERM)
@@ -353,7 +355,7 @@ def main() -> None:
             TERM.restore()
             sys.exit(e.exit_code)
         if isinstance(e, typer.Abort):
-            info("aborted")
+            alert("aborted")
             TERM.restore()
             sys.exit(130)
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:

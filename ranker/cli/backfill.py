@@ -10,9 +10,9 @@ from ..io import counted
 from .common import (as_given, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt,
                      DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoCalibrationOpt, OfflineOpt, PapersPerRequestOpt, Progress, PromptsOpt,
-                     RecallOpt, ScoreModeOpt, VerboseOpt, check_embedder, check_model, check_out, echo, given_path,
+                     QuietOpt, RecallOpt, ScoreModeOpt, VerboseOpt, check_embedder, check_model, check_out, given_path,
                      info, load_settings, not_empty, nothing_to_do, one_keep_rule, progress_enabled, warn,
-                     warn_categories)
+                     warn_categories, wrote)
 from .term import TERM
 
 EXAMPLES = """
@@ -60,6 +60,7 @@ def backfill(
         "--batch-size", help="Requests per engine call (default: scoring.batch_size of ranker.toml, 64; on a GPU "
         "256-1024 keeps vLLM busy).", show_default=False)] = None,
     config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Rank (and score) a whole snapshot: read -> embed -> prefilter per day -> score the kept -> Parquet shards.
 
@@ -92,7 +93,7 @@ def backfill(
                              "every paper is kept); add --embed or leave it out", key=unused[0])
     if category and all_categories:
         raise InputError("give --category or --all-categories, not both", key="all_categories")
-    s = load_settings(config, verbose=verbose, category=category, backend=backend, model=model,
+    s = load_settings(config, verbose=verbose, quiet=quiet, category=category, backend=backend, model=model,
                       backend_option=backend_option, prompts=prompts, default_prompts=default_prompts,
                       default_authors=default_authors, default_exclude=default_exclude, embedder=embedder,
                       max_tokens=max_tokens, keep=keep, top=top, recall=recall, calibration=calibration,
@@ -129,7 +130,7 @@ def backfill(
                       f"({skipped + '; ' if skipped else ''}its manifest: {res.manifest})")
         return
     info(summary_line(res))
-    echo(str(res.manifest))
+    wrote(res.manifest)
 
 
 def summary_line(res) -> str:

@@ -9,8 +9,8 @@ import typer
 from ..io import counted
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress, PromptsOpt,
-                     VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path, info,
-                     load_settings, name_mention, out_path, out_shown, warn)
+                     QuietOpt, VerboseOpt, check_embedder, check_out, check_served, db_there, echo, given_path,
+                     index_said, info, load_settings, name_mention, out_path, out_shown, warn)
 
 
 def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write the calibration (JSON; '-' for stdout, "
@@ -38,7 +38,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                   "--min-novelty", show_default=False, help="A judgement of GPT's is a pick at NOVELTY >= this "
                   f"(default: [digest] min_novelty of ranker.toml, {MIN_NOVELTY}).")] = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
-              verbose: VerboseOpt = False) -> None:
+              verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Learn from days GPT-4o already judged, and from your own labels; print what it buys on days it did not see.
 
     Logistic regressions on embeddings and on words, stacked with the zero-shot topic score and what the history
@@ -63,7 +63,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
     from ..prompts import load_prompts
     from ..store import Store
 
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       default_prompts=default_prompts, db=db, offline=offline, min_relevance=min_relevance,
                       min_novelty=min_novelty)
     check_out(out)                              # before minutes of embedding and fitting, not after
@@ -122,7 +122,7 @@ def calibrate(out: Annotated[Path, typer.Option("--out", help="Where to write th
                                   evaluate=evaluate, labels=lab.labels or None, label_dates=lab.dates,
                                   eval_on=[d.date for d in days] or None, progress=bar)
         from ..index import update_index
-        update_index(store, emb.key, (p for d in days for p in d.papers), warn=info)
+        update_index(store, emb.key, (p for d in days for p in d.papers), warn=index_said)
     if evaluate and (report is None or not report.days):
         # the days they rank: GPT's days when a history is given (labels then only train), else the days labels
         # were given on, a day counting once a thumb up was given on it (prefilter.calibrate.calibrate's eval_on)

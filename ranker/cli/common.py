@@ -133,6 +133,12 @@ RecallOpt = Annotated[Optional[float], typer.Option(
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' and libraries' own "
                                            "messages on the terminal instead of the log file.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Say nothing when all is well (for cron, which mails whatever a job prints): no progress "
+    "bar, no loading/ready lines, no summary or notes, not the path of what was written under the --out given. "
+    "Never hidden: a warning (a partial score, a skipped day, a --date the papers contradict, an unknown "
+    "category), a day whose papers the categories and announce types all left out, an error, and the data asked "
+    "for on stdout (--out -, a listing, similar's hits). Not with -v.")]
 
 
 # --------------------------------------------------------------------------- printing
@@ -161,7 +167,21 @@ def naming_stdout() -> Iterator[None]:
 
 
 def info(msg: str) -> None:
-    """stderr: progress and notes, so stdout stays clean for pipes. While a progress bar is drawn, the line goes
+    """stderr: progress and notes, so stdout stays clean for pipes; nothing under --quiet (alert: what is said
+    even then)."""
+    if not TERM.quiet:
+        alert(msg)
+
+
+def wrote(path: Path) -> None:
+    """stdout: the path of the file a command wrote under the --out folder the user gave (run's digest, site's
+    index.html), for a script to pick up; nothing under --quiet, so a cron line on a good day prints nothing."""
+    if not TERM.quiet:
+        echo(str(path))
+
+
+def alert(msg: str) -> None:
+    """stderr, --quiet or not: a warning, an error, an interruption. While a progress bar is drawn, the line goes
     above it through the bar's console (written straight to the terminal it would be glued to the bar's line,
     which the next redraw then leaves behind)."""
     try:
@@ -179,9 +199,18 @@ def _above(bar, msg: str) -> None:
     bar.console.print(msg, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
+def index_said(msg: str) -> None:
+    """A ranker.io.Warn callback for the corpus index's lines where a command says them without "warning:"
+    (those that embed or search: fetch --embed, prefilter, calibrate, similar, index, import): its notes (built or
+    rebuilt from the store, waiting for another process) are info; a failure to update it (index.NOT_UPDATED:
+    the vectors are stored, the next command retries) is said under --quiet too."""
+    from ..index import NOT_UPDATED
+    (alert if msg.startswith(NOT_UPDATED) else info)(msg)
+
+
 def warn(msg: str) -> None:
-    """stderr: a ranker.io.Warn callback (a skipped line, a retry)."""
-    info(f"warning: {msg}")
+    """stderr: a ranker.io.Warn callback (a skipped line, a retry); said under --quiet too."""
+    alert(f"warning: {msg}")
 
 
 def warn_categories(s: "Settings") -> None:
@@ -213,6 +242,14 @@ def warn_date(day: str, report) -> None:
 def nothing_to_do(why: str) -> None:
     """The one line every command says when its input holds nothing to work on (it then exits 0)."""
     info(f"nothing to do: {why}")
+
+
+def nothing_kept(why: str) -> None:
+    """nothing_to_do where the source held papers and the categories / announce types kept none: the setting
+    matches nothing (a category of another field, an announce type), not a weekend or a holiday, so it is said
+    under --quiet too (`run -q --category math.AG` on a day of 377 papers exited 0 without a word or a digest,
+    and would each day); still exit 0."""
+    alert(f"nothing to do: {why}")
 
 
 def warn_read(report) -> None:
@@ -325,8 +362,9 @@ def leave_bar() -> bytes:
 
 def progress_enabled() -> bool:
     """A bar only on a terminal that can redraw a line: on a dumb one (TERM=dumb, as Emacs' shell sets it) rich
-    draws nothing and the bar swallowed the "loading <model> ..." line, so such a terminal is told as a log is."""
-    return TERM.err.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
+    draws nothing and the bar swallowed the "loading <model> ..." line, so such a terminal is told as a log is.
+    None under --quiet (nor are the loads said: info)."""
+    return not TERM.quiet and TERM.err.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
 
 
 class Progress:
@@ -411,11 +449,15 @@ DEBUG: list[bool] = []               # the settings' debug (RANKER_DEBUG or rank
 OPTION_KEYS: set[str] = set()
 
 
-def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Settings":
+def load_settings(config: Path | None, *, verbose: bool = False, quiet: bool = False, log: bool = True,
+                  **flags) -> "Settings":
     """The one Settings of this command, from ranker.toml, the environment and its flags (None = not given);
     also checks the chosen backend's options, switches offline mode on when asked, and from here on sends
-    what libraries and engines print to the command's log file (unless verbose)."""
+    what libraries and engines print to the command's log file (unless verbose, or `log` is False: a command
+    that makes no log file). `verbose`, `quiet`: the command's -v and -q (or the group's, `ranker -q run`), a
+    pair refused."""
     from .. import settings
+    terminal(verbose=verbose, quiet=quiet)
     not_empty(**{k: v for k, v in flags.items() if isinstance(v, str)})    # --model "$M" with M unset
     g = settings.gather(config, flags)
     ORIGINS.clear()
@@ -435,9 +477,19 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
         enable_offline()
     DB_PATH[:] = [s.db_path]
     DEBUG[:] = [s.debug]
-    TERM.verbose = TERM.verbose or verbose or s.debug
+    TERM.verbose = TERM.verbose or verbose or not log or s.debug
     TERM.capture(s.home, command_name())
     return s
+
+
+def terminal(*, verbose: bool, quiet: bool) -> None:
+    """The -v and -q given (the command's, or before it the group's: `ranker -v run -q`), set on the terminal;
+    both is an InputError: one asks for the engines' messages, the other for silence."""
+    from ..errors import InputError
+    if (quiet or TERM.quiet) and (verbose or TERM.verbose):
+        raise InputError("give --quiet or --verbose, not both", key="quiet")
+    TERM.quiet = TERM.quiet or quiet
+    TERM.verbose = TERM.verbose or verbose
 
 
 def debugging() -> bool:

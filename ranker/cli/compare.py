@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, VerboseOpt, check_out, echo, given_path, info, load_settings,
-                     in_shown, not_empty, nothing_to_do)
+from .common import (OPTION_KEYS, ConfigOpt, OfflineOpt, QuietOpt, VerboseOpt, alert, check_out, echo, given_path, info,
+                     load_settings, in_shown, not_empty, nothing_to_do)
 
 _MAX_SHOWN_WARNINGS = 20
 
@@ -35,7 +35,7 @@ def compare(
     min_novelty: Annotated[Optional[int], typer.Option(
         "--min-novelty", help=f"A pick needs NOVELTY >= this (default: [digest] min_novelty of ranker.toml, "
         f"{MIN_NOVELTY}).", show_default=False)] = None,
-    config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+    config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Compare a local model's judgements with GPT's: rank correlation, error, pick precision/recall.
 
@@ -51,7 +51,7 @@ def compare(
     from ..errors import InputError
 
     # the digest's cut-offs (flag, else ranker.toml), offline mode, the log file
-    s = load_settings(config, verbose=verbose, min_relevance=min_relevance, min_novelty=min_novelty,
+    s = load_settings(config, verbose=verbose, quiet=quiet, min_relevance=min_relevance, min_novelty=min_novelty,
                       offline=offline)
     OPTION_KEYS.add("prefilter")       # the files' errors name --prefilter, not the [prefilter] settings
     if ctx.args:
@@ -80,18 +80,18 @@ def compare(
         nonlocal shown
         shown += 1
         if shown <= _MAX_SHOWN_WARNINGS:
-            info(f"warning: {msg}")
+            alert(f"warning: {msg}")
 
     metrics = run_compare(gpt, local, out, papers=papers or None, prefilter=prefilter or None,
                           min_relevance=s.digest.min_relevance, min_novelty=s.digest.min_novelty, warn=warn,
                           stdin_name=in_shown("-") if dash else None)
     if metrics.get("nothing_to_do"):
         if shown > _MAX_SHOWN_WARNINGS:
-            info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")
+            alert(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more")
         nothing_to_do(metrics["nothing_to_do"])
         return
     if shown > _MAX_SHOWN_WARNINGS:
-        info(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
+        alert(f"warning: ... and {shown - _MAX_SHOWN_WARNINGS} more (all are listed in {out / 'metrics.json'})")
     from ..compare import summary_markdown
     echo(summary_markdown(metrics))
     info(f"Wrote {out / 'metrics.json'} and {out / 'report.html'}")

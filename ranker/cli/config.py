@@ -34,7 +34,7 @@ def config(config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = Non
     from ..backends import options_in_force
     from ..prefilter.recall import with_applied_rule
     from ..settings import effective
-    s = load_settings(config, verbose=True, db=db, offline=offline)      # verbose: no log file made for this
+    s = load_settings(config, log=False, db=db, offline=offline)      # no log file made for this
     warn_categories(s)
     rows = with_applied_rule(s, effective(s, options_in_force(s)))
     where = str(s.config_file) if s.config_file is not None else None

@@ -8,7 +8,7 @@ import typer
 
 from ..io import counted
 from .common import (BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
-                     DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt,
+                     DefaultPromptsOpt, EmbedderOpt, MaxTokensOpt, ModelOpt, OfflineOpt, Progress, PromptsOpt, QuietOpt,
                      RecallOpt, VerboseOpt, check_embedder, check_model, check_out, check_served, echo, given_path,
                      info, load_settings, one_keep_rule, scores_stored, warn)
 
@@ -52,7 +52,7 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
                                                           "both replayed, each figure's difference with its 95% "
                                                           "paired bootstrap interval.")] = None,
           config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
-          verbose: VerboseOpt = False) -> None:
+          verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Replay history days end to end, walk-forward, and measure each against GPT's picks.
 
     Per day and overall: the prefilter's AUC, recall in the top 25% / 40%, keep95 and what its keep rule kept
@@ -79,8 +79,8 @@ def eval_(history: Annotated[Path, typer.Option("--history", help="Folder of pas
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
-    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option, keep=keep,
-                      top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
+    s = load_settings(config, verbose=verbose, quiet=quiet, backend=backend, model=model, backend_option=backend_option,
+                      keep=keep, top=top, recall=recall, embedder=embedder, max_tokens=max_tokens, prompts=prompts,
                       default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
                       min_relevance=min_relevance, min_novelty=min_novelty, db=db, offline=offline)
     # what can be said without the database is said before it is opened (made, for a new --db): the history

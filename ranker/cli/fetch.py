@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (AnnounceOpt, CategoryOpt, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, Progress,
-                     VerboseOpt, check_out, flag_name, given_path, in_shown, info, load_settings, not_empty,
-                     nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date, warn_read, wrote_empty)
+                     QuietOpt, VerboseOpt, check_out, flag_name, given_path, in_shown, index_said, info, load_settings,
+                     not_empty, nothing_kept, nothing_to_do, out_path, out_shown, warn, warn_categories, warn_date,
+                     warn_read, wrote_empty)
 
 EXAMPLES = """
 \b
@@ -54,7 +55,7 @@ def fetch(
     db: DbOpt = None,
     offline: OfflineOpt = None,
     config: ConfigOpt = None,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Fetch a day's papers: from arXiv's RSS feed (default), a saved file (--from), the arXiv API (--ids,
     --since/--until). Papers go into the database and into --out as JSON lines; a one-line summary goes to
@@ -68,7 +69,7 @@ def fetch(
     from ..store import Store
 
     not_empty(from_=from_, ids=ids, since=since, until=until, date=date)
-    s = load_settings(config, verbose=verbose, category=category, announce=announce, embedder=embedder,
+    s = load_settings(config, verbose=verbose, quiet=quiet, category=category, announce=announce, embedder=embedder,
                       max_tokens=max_tokens, db=db, offline=offline)
     warn_categories(s)
     check_out(out)
@@ -109,8 +110,8 @@ def fetch(
             day = f" on {date or report.feed_date}" if (date or report.feed_date) else ""
             nothing_to_do(f"no announcements{day} in {source} (a weekend or holiday?); {wrote_empty(out)}")
         else:
-            nothing_to_do(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
-                          f"{wrote_empty(out)}")
+            nothing_kept(f"0 of {report.seen} papers in {source} match {','.join(cats)} / {','.join(ann)}; "
+                         f"{wrote_empty(out)}")
         return
     info(summary_line(res, report))
     if embedded:
@@ -138,7 +139,7 @@ def _embed(papers_file: Path, store, s, progress) -> str:
     from ..prefilter.embed import Embedder
     from ..sources import read_papers
     emb = Embedder.from_settings(s)
-    r = embed_corpus(read_papers(papers_file), store, emb, progress=progress, warn=info)
+    r = embed_corpus(read_papers(papers_file), store, emb, progress=progress, warn=index_said)
     skipped = f"; {r.skipped:,} without title or abstract skipped" if r.skipped else ""
     if r.sync is None:
         index = "index not updated"

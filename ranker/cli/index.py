@@ -6,8 +6,8 @@ from typing import Annotated
 import typer
 
 from ..io import counted, local_stamp
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, info,
-                     load_settings, nothing_to_do)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, QuietOpt, VerboseOpt, db_there, echo,
+                     index_said, info, load_settings, nothing_to_do)
 
 index_app = typer.Typer(help="""The corpus index (FAISS) of every stored paper vector: status, rebuild.
 
@@ -88,7 +88,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
            db: DbOpt = None,
            quick: Annotated[bool, typer.Option("--quick", help="Skip the full check (the digest of every stored "
                                                "id and text hash, the files' checksums).")] = False,
-           offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+           offline: OfflineOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Vectors, embedder, kind, size on disk, last update, and agreement with the database.
 
     Without --embedder: every embedder the database or the index folder has. Changes nothing: the next
@@ -98,13 +98,14 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
     Example:
       ranker index status
     """
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, db=db,
+                      offline=offline)
     from ..index import index_statuses
     from ..store import Store
 
     chosen = embedder is not None or max_tokens is not None
     with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
-        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=info)
+        sts = index_statuses(store, [_embedder_key(s)] if chosen else [], verify=not quick, warn=index_said)
         where, path = store.index_dir, store.path
     if not sts:
         echo(f"no paper vectors in the database {path} and no index under {where}")
@@ -140,7 +141,7 @@ def status(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config
 
 @index_app.command("rebuild", short_help="Rebuild the corpus index from the database's vectors.")
 def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
-            db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+            db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Rebuild the corpus index from the database's vectors (of the configured embedder, or --embedder).
 
     Never needed for correctness: a missing, damaged or stale index is rebuilt on its own when next used. A
@@ -150,7 +151,8 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
     Example:
       ranker index rebuild --embedder minilm
     """
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, db=db,
+                      offline=offline)
     from ..index import CorpusIndex
     from ..index.corpus import waiting_line
     from ..index.kinds import label
@@ -158,7 +160,7 @@ def rebuild(embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, confi
 
     key = _embedder_key(s)
     with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
-        if not CorpusIndex(store, key, warn=info).status(verify=False).store_vectors:
+        if not CorpusIndex(store, key, warn=index_said).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, key))
             return
         idx = CorpusIndex(store, key)

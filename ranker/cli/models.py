@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ConfigOpt, OfflineOpt, VerboseOpt, echo, info, load_settings
+from .common import ConfigOpt, OfflineOpt, QuietOpt, VerboseOpt, echo, info, load_settings
 
 models_app = typer.Typer(help="""List and prepare the bundled model presets.
 
@@ -18,7 +18,8 @@ Examples:
 
 
 @models_app.command("list")
-def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+          quiet: QuietOpt = False) -> None:
     """Show presets, whether they are prepared, and their size.
 
     \b
@@ -26,7 +27,7 @@ def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: Verbose
       ranker models list
     """
     from ..models import folder_size, presets
-    s = load_settings(config, verbose=verbose, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, offline=offline)
     found = presets(s.models_dir)          # a broken presets.toml is one error line, before any output
     echo(f"{'name':<20} {'kind':<9} {'prepared':<9} {'size':>8}  description")
     for p in found.values():
@@ -38,6 +39,7 @@ def list_(config: ConfigOpt = None, offline: OfflineOpt = None, verbose: Verbose
 def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. minilm smollm2-135m.")],
             force: Annotated[bool, typer.Option("--force", help="Prepare again even if already prepared.")] = False,
             config: ConfigOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+            quiet: QuietOpt = False,
             gguf: Annotated[Optional[list[str]], typer.Option(
                 "--gguf", help="Also write a float GGUF of the same weights (for llama.cpp, e.g. in "
                 "scripts/bench_scoring.py): f32 or f16 (repeatable). A GGUF preset always keeps its GGUF as "
@@ -49,7 +51,7 @@ def prepare(names: Annotated[list[str], typer.Argument(help="Preset names, e.g. 
       ranker models prepare minilm smollm2-135m --gguf f32
     """
     from ..models import prepare as _prepare
-    s = load_settings(config, verbose=verbose, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, offline=offline)
     for name in names:
         path = _prepare(name, models_dir=s.models_dir, force=force, gguf=tuple(gguf or ()), log=info)
         echo(str(path))

@@ -6,12 +6,11 @@ from typing import Annotated
 
 import typer
 
-from .common import (in_shown,
-                     CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt,
-                     EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt, Progress, PromptsOpt,
-                     RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out, check_served, given_path, info,
-                     load_settings, nothing_to_do, one_keep_rule, out_path, out_shown, warn,
-                     warn_read, wrote_empty)
+from .common import (in_shown, CalibrationOpt, ConfigOpt, DbOpt, DefaultAuthorsOpt, DefaultExcludeOpt,
+                     DefaultPromptsOpt, EmbedderOpt, KeepOpt, MaxTokensOpt, NoCalibrationOpt, OfflineOpt, PapersOpt,
+                     Progress, PromptsOpt, QuietOpt, RecallOpt, TopOpt, VerboseOpt, check_embedder, check_out,
+                     check_served, given_path, index_said, info, load_settings, nothing_to_do,
+                     one_keep_rule, out_path, out_shown, warn, warn_read, wrote_empty)
 
 
 def prefilter(papers: PapersOpt,
@@ -26,7 +25,7 @@ def prefilter(papers: PapersOpt,
               embedder: EmbedderOpt = None,
               max_tokens: MaxTokensOpt = None,
               config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
-              verbose: VerboseOpt = False) -> None:
+              verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Rank papers by how close they are to your topics (paper_topics.txt) and mark the best ones kept.
 
     Writes EVERY paper, best first, one JSON line each: id, prefilter_score, kept, topic, the rule that decided
@@ -45,8 +44,8 @@ def prefilter(papers: PapersOpt,
     from ..store import Store
 
     one_keep_rule(keep=keep, top=top, recall=recall)
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, keep=keep, top=top,
-                      recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts,
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, keep=keep,
+                      top=top, recall=recall, calibration=calibration, no_calibration=no_calibration, prompts=prompts,
                       default_prompts=default_prompts, default_authors=default_authors, default_exclude=default_exclude,
                       db=db, offline=offline)
     check_out(out)
@@ -65,7 +64,7 @@ def prefilter(papers: PapersOpt,
     # many are stored, not as the model failed to load ("loading mpnet ..." said, no flag named)
     check_served(s, emb, rows, in_shown(papers))
     with Store(s.db_path) as store, Progress() as bar:
-        result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=info)
+        result = prefilter_day(rows, s, store=store, prompts=prompt_set, rules=rules, progress=bar, warn=index_said)
     # `--out -` too through out_path, as fetch and score write it: UTF-8 JSON lines under any locale (through the
     # terminal's stream they were its encoding's: latin-1 bytes under PYTHONIOENCODING=latin-1, '?' under LC_ALL=C)
     atomic_write(out_path(out), ranked_lines(result.ranked), tidy=True)

@@ -11,9 +11,10 @@ from ..records import MIN_NOVELTY, MIN_RELEVANCE
 from .common import (AnnounceOpt, BackendOpt, BackendOptionOpt, CalibrationOpt, CategoryOpt, ConfigOpt, DbOpt,
                      DefaultAuthorsOpt, DefaultExcludeOpt, DefaultPromptsOpt, EmbedderOpt, KeepOpt, LayoutOpt,
                      MaxTokensOpt, ModelOpt, NoCalibrationOpt, NoveltyContextOpt, OfflineOpt, PapersPerRequestOpt,
-                     Progress, PromptsOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter, check_model,
-                     check_out, check_served, echo, given_path, in_shown, info, load_settings, not_empty, nothing_to_do,
-                     one_keep_rule, scores_stored, warn, warn_categories, warn_date, warn_failures, warn_read)
+                     Progress, PromptsOpt, QuietOpt, RecallOpt, ScoreModeOpt, TopOpt, VerboseOpt, check_prefilter,
+                     check_model, check_out, check_served, given_path, in_shown, info, load_settings, not_empty,
+                     nothing_kept, nothing_to_do, one_keep_rule, scores_stored, warn, warn_categories, warn_date,
+                     warn_failures, warn_read, wrote)
 
 
 def _help() -> str:
@@ -23,12 +24,14 @@ def _help() -> str:
 Without --papers, today's announcements are fetched (arXiv RSS); --date DAY rebuilds a past day through the
 arXiv API. A day without announcements (a weekend, a holiday) says so in one line and exits 0. Each day's
 files go to OUT/<date>-*, and OUT/index.md (and index.json) list the days, newest first. stdout gets only the
-digest's path.
+digest's path; with -q nothing at all, and stderr only warnings and errors, so a cron line `ranker run -q
+--out DIR` prints nothing on a good day (cron mails nothing) and mails a warning or a failure.
 
 \b
 Examples:
   ranker run --out ~/digests
   ranker run --out ~/digests --date 2025-05-15
+  ranker run -q --out ~/digests                    (cron: silent unless something is wrong)
   ranker run --papers {REPO_DAY} --out digest/ --offline
 """
 
@@ -56,7 +59,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         min_novelty: Annotated[Optional[int], typer.Option(
             "--min-novelty", show_default=False, help="The digest picks papers with NOVELTY >= this (default: "
             f"[digest] min_novelty of ranker.toml, {MIN_NOVELTY}).")] = None,
-        config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+        config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+        quiet: QuietOpt = False) -> None:
     from ..errors import InputError
     from ..io import is_loopback_url
     from ..sources.filters import check_day
@@ -64,8 +68,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
     not_empty(date=date)
     one_keep_rule(keep=keep, top=top, recall=recall)
     day_given = check_day(date, "date") if date else None
-    s = load_settings(config, verbose=verbose, category=category, announce=announce, keep=keep, top=top, recall=recall,
-                      backend=backend, model=model, backend_option=backend_option, embedder=embedder,
+    s = load_settings(config, verbose=verbose, quiet=quiet, category=category, announce=announce, keep=keep, top=top,
+                      recall=recall, backend=backend, model=model, backend_option=backend_option, embedder=embedder,
                       max_tokens=max_tokens, prompts=prompts, default_prompts=default_prompts,
                       default_authors=default_authors, default_exclude=default_exclude, score_mode=score_mode,
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request,
@@ -111,8 +115,8 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
         warn_read(day.report)
         if papers is not None and day_given:     # labels the papers read (without --papers: the day fetched)
             warn_date(day_given, day.report)
-        if not day.papers:
-            nothing_to_do(day.empty_reason())
+        if not day.papers:       # a day of papers the filter all left out is said under -q too; a holiday is not
+            (nothing_kept if day.report.seen else nothing_to_do)(day.empty_reason())
             return
         res = run_day(day, out, s, store=store, progress=bar, warn=warn)
     c = res.manifest["counts"]
@@ -123,7 +127,7 @@ def run(out: Annotated[Path, typer.Option("--out", help="Folder for the digest f
          f"{c['scored']:,} scored "
          f"({c['reused']:,} reused, {c['failed']:,} failed), {c['selected']:,} selected{pins}")
     warn_failures(res.run)
-    echo(str(res.files["markdown"]))
+    wrote(res.files["markdown"])
 
 
 def register(app: typer.Typer) -> None:

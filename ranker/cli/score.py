@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 
 from ..io import counted
-from .common import (in_shown,
-                     BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt, LayoutOpt,
-                     MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt, Progress,
-                     PromptsOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info, load_settings,
-                     nothing_to_do, out_path, out_shown, scores_stored, warn, warn_failures, warn_read, wrote_empty)
+from .common import (in_shown, BackendOpt, BackendOptionOpt, ConfigOpt, DbOpt, DefaultPromptsOpt, EmbedderOpt,
+                     LayoutOpt, MaxTokensOpt, ModelOpt, NoveltyContextOpt, OfflineOpt, PapersOpt, PapersPerRequestOpt,
+                     Progress, PromptsOpt, QuietOpt, ScoreModeOpt, VerboseOpt, check_model, check_out, given_path, info,
+                     load_settings, nothing_to_do, out_path, out_shown, scores_stored, warn, warn_failures, warn_read,
+                     wrote_empty)
 
 
 def score(papers: PapersOpt,
@@ -23,7 +23,8 @@ def score(papers: PapersOpt,
           score_mode: ScoreModeOpt = None, prompt_layout: LayoutOpt = None,
           papers_per_request: PapersPerRequestOpt = None,
           novelty_context: NoveltyContextOpt = None, embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
-          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+          config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False,
+          quiet: QuietOpt = False) -> None:
     """Score papers with a local LLM; writes one {ARXIVID, COMMENT, RELEVANCE, NOVELTY} line per paper.
 
     Papers already scored by the same model and prompt are reused from the database; when all are, no
@@ -34,7 +35,7 @@ def score(papers: PapersOpt,
     Example:
       ranker score --papers ranked.jsonl --only-kept --backend vllm --model smollm2-135m --out scores.jsonl
     """
-    s = load_settings(config, verbose=verbose, backend=backend, model=model, backend_option=backend_option,
+    s = load_settings(config, verbose=verbose, quiet=quiet, backend=backend, model=model, backend_option=backend_option,
                       prompts=prompts, default_prompts=default_prompts, score_mode=score_mode,
                       prompt_layout=prompt_layout, papers_per_request=papers_per_request,
                       novelty_context=novelty_context, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)

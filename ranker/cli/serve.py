@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, info,
-                     load_settings, not_empty)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, QuietOpt, VerboseOpt, db_there, info,
+                     load_settings, not_empty, warn)
 
 
 def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
@@ -26,7 +26,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
               "anyone else never (default: $RANKER_TRUSTED_PROXIES, else [serve] trusted_proxies of "
               "ranker.toml).")] = None,
           embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None,
-          db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+          db: DbOpt = None, offline: OfflineOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Serve the archive, each day's digest and ranking, papers, search and your labels on http://127.0.0.1:8000.
 
     Thumbs up/down are stored as your labels (`ranker labels export` takes them to another machine).
@@ -43,8 +43,8 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
     """
     # `--allow-host "$PROXY"` with PROXY unset: served without the name meant, every request through it refused
     not_empty(allow_host=allow_host)
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline,
-                      trusted_proxies=trusted_proxies)
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, db=db,
+                      offline=offline, trusted_proxies=trusted_proxies)
     from ..web.security import is_loopback
     from ..web.server import addresses_of, allowed_hosts_for, bind, serve as run_server, url_of
     try:
@@ -90,7 +90,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="Port to listen on (0
         # every page carries the token a label's POST needs: whoever reads the pages can post labels too
         change = ("none of them can change your labels (read-only)" if read_only else
                   "any of them can change your labels (--read-only: they only read them)")
-        info(f"warning: --host {host} serves your store and labels to every machine that can reach it, and {change}; "
+        warn(f"--host {host} serves your store and labels to every machine that can reach it, and {change}; "
              f"it answers to the Host names {', '.join(sorted(hosts))} (--allow-host adds one)")
     app = create_app(s, read_only=read_only, allowed_hosts=hosts,
                      host_hint="the server's owner can allow another with ranker serve --allow-host NAME")

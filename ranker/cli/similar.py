@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, db_there, echo, given_text,
-                     info, load_settings, nothing_to_do)
+from .common import (ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, QuietOpt, VerboseOpt, db_there, echo,
+                     given_text, index_said, info, load_settings, nothing_to_do)
 
 
 def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database knows, or free text (quote it).",
@@ -17,7 +17,7 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
                 show_default=False)] = None,
             embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None,
             config: ConfigOpt = None, db: DbOpt = None, offline: OfflineOpt = None,
-            verbose: VerboseOpt = False) -> None:
+            verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """The papers nearest to a paper (by id) or to any text, among every paper the database holds.
 
     Prints cosine, day, id and title, nearest first. Works offline on whatever the database holds; an id needs
@@ -28,7 +28,8 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
       ranker similar 2505.09343 --k 5
       ranker similar "mixture of experts routing for long context" --since 2025-06-01
     """
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, db=db,
+                      offline=offline)
     from ..index import CorpusIndex, similar as find
     from ..index.neighbours import check_query
     from ..prefilter.embed import Embedder
@@ -40,11 +41,11 @@ def similar(query: Annotated[str, typer.Argument(help="An arXiv id the database 
     _not_a_link(query)
     emb = Embedder.from_settings(s)
     with Store(db_there(s), create=False) as store:    # a mistyped --db is an error, not an empty database
-        if not CorpusIndex(store, emb.key, warn=info).status(verify=False).store_vectors:
+        if not CorpusIndex(store, emb.key, warn=index_said).status(verify=False).store_vectors:
             nothing_to_do(no_vectors(store, emb.key, " (`ranker run`, `ranker prefilter` or `ranker fetch --embed` "
                                                      "stores them)"))
             return
-        res = find(store, query, embedder=emb, k=k, since=since, warn=info)
+        res = find(store, query, embedder=emb, k=k, since=since, warn=index_said)
         # settings switched to another embedder (or token cut) search its few vectors, not "every paper the
         # database holds": said, with the setting that finds the many
         fewer = other_vectors(store, emb.key, more_than=res.corpus)

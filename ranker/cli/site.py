@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .common import (as_given,
-                     ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, VerboseOpt, check_out, db_there, echo,
-                     given_path, info, load_settings, nothing_to_do)
+from .common import (as_given, ConfigOpt, DbOpt, EmbedderOpt, MaxTokensOpt, OfflineOpt, QuietOpt, VerboseOpt, check_out,
+                     db_there, given_path, info, load_settings, nothing_to_do, wrote)
 
 
 def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (created; unchanged pages are not "
@@ -17,7 +16,7 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
                                            "not a ranker site is refused).",
                                            parser=given_path)],
          embedder: EmbedderOpt = None, max_tokens: MaxTokensOpt = None, config: ConfigOpt = None, db: DbOpt = None,
-         offline: OfflineOpt = None, verbose: VerboseOpt = False) -> None:
+         offline: OfflineOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
     """Render the archive, every day, month and paper to static HTML, with search done in the page.
 
     Ready for GitHub Pages or any file server, and readable from disk. No feedback buttons. A database that
@@ -28,7 +27,8 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
     Example:
       ranker site --out site/
     """
-    s = load_settings(config, verbose=verbose, embedder=embedder, max_tokens=max_tokens, db=db, offline=offline)
+    s = load_settings(config, verbose=verbose, quiet=quiet, embedder=embedder, max_tokens=max_tokens, db=db,
+                      offline=offline)
     check_out(out, folder=True)      # a file there, or a folder that cannot be written: said as run says it
     from ..prefilter.embed import Embedder
     from ..store import Store
@@ -51,7 +51,7 @@ def site(out: Annotated[Path, typer.Option("--out", help="Folder for the site (c
     for note in res.notes:
         info(f"note: {note}")
     info(res.summary())
-    echo(str(res.out / "index.html"))
+    wrote(res.out / "index.html")
 
 
 def register(app: typer.Typer) -> None:

@@ -101,6 +101,7 @@ def thread_traceback(args) -> None:
 class Terminal:
     def __init__(self):
         self.verbose = False
+        self.quiet = False          # -q/--quiet: our notes and progress unsaid; warnings, errors and data still
         self.log_path: Path | None = None
         self._saved: tuple[int, int] | None = None
         self._out: TextIO | None = None

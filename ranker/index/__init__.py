@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["CorpusIndex", "Hit", "IndexStatus", "SyncResult", "Neighbour", "Reupload", "SimilarResult",
            "REUPLOAD_COSINE", "similar", "earlier_neighbours", "novelty_context", "find_reuploads", "reupload_notes",
            "pick_similarity", "past_pick_similarity", "open_index", "OpenIndexes", "index_for", "embed_corpus",
-           "EmbedResult", "index_day", "update_index", "index_statuses"]
+           "EmbedResult", "index_day", "update_index", "index_statuses", "NOT_UPDATED"]
+
+NOT_UPDATED = "index: not updated"  # how a failed update's line begins (a caller shows it even where it hides notes)
 
 
 def _not_updated(e: BaseException, warn: Warn | None) -> None:
@@ -47,7 +49,7 @@ def _not_updated(e: BaseException, warn: Warn | None) -> None:
             first = f"{e.filename}: {e.strerror}"
         else:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        warn(f"index: not updated ({first}); the next command that embeds retries")
+        warn(f"{NOT_UPDATED} ({first}); the next command that embeds retries")
 
 
 def _record_new(store: "Store", papers: "Iterable[Paper]") -> None:
