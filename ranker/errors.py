@@ -106,6 +106,14 @@ class MissingDependency(RankerError):
         self.extra = extra
 
 
+def keyed(e: RankerError, key: str) -> RankerError:
+    """`e` naming the parameter its file was given to (`key`), where it names none: "x.csv: not a digest" read
+    for --gpt is said "--gpt x.csv: not a digest"."""
+    if e.key is None:
+        e.key = key
+    return e
+
+
 def _restore(cls, args, state):
     e = cls.__new__(cls)
     Exception.__init__(e, *args)

@@ -10,12 +10,13 @@ import threading
 from typing import Callable, Mapping
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
                score, serve, similar, site)
-from .common import debugging, error_line, info, leave_bar, os_error_line, sqlite_error_line, usage_line
+from .common import (debugging, error_line, info, leave_bar, note_given, os_error_line, sqlite_error_line,
+                     usage_line)
 from .term import TERM, thread_traceback, write_traceback
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -74,6 +75,12 @@ class _Group(TyperGroup):
             raise
 
 
+class _Command(TyperCommand):
+    def invoke(self, ctx):
+        note_given(ctx)         # an error about a file an option was given names that option (common.given_key)
+        return super().invoke(ctx)
+
+
 app = typer.Typer(
     name="ranker",
     cls=_Group,
@@ -104,6 +111,18 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, similar, index, models, serve, site,
                 labels, backfill, import_, config):
     _module.register(app)
+
+
+def _noting(typer_app: typer.Typer) -> None:
+    """Every command (of the subcommand groups too) a _Command."""
+    for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):        # typer's default (None in older typers)
+            command.cls = _Command
+    for group in typer_app.registered_groups:
+        _noting(group.typer_instance)
+
+
+_noting(app)
 
 
 def _fail(line: str, code: int = 1) -> None:

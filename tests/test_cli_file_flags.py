@@ -1,0 +1,83 @@
+"""An error about a file an option was given names that option, once, in every command: `run --papers x.csv
+--prompts p/` said "x.csv: unrecognised format", and a cron log could not tell which option was wrong
+(cli.common.given_key, at the one place an error becomes its line). A file no option of this command line
+named (ranker.toml's, the auto-found ./ranker.toml) names none, and a line of the config file is said as its line,
+as every setting of it is ("ranker.toml:3: prefilter.keep: ...")."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import DAYS, RANKER
+
+LISTING = DAYS / "2025-05-15" / "listing.jsonl"
+GPT = DAYS / "2025-05-15" / "gpt_scores.jsonl"
+GARBAGE = b"a,b\n1,2\n"
+
+
+def _line(args, tmp_path, stdin: bytes = b"") -> str:
+    (tmp_path / "bad.csv").write_bytes(GARBAGE)
+    (tmp_path / "folder").mkdir(exist_ok=True)
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home"), "RANKER_OFFLINE": "1"}
+    env.pop("RANKER_DEBUG", None)
+    r = subprocess.run([*RANKER, *map(str, args)], input=stdin, capture_output=True, env=env, cwd=tmp_path,
+                       timeout=300)
+    lines = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr.decode()
+    return lines[0]
+
+
+FAKE = ("--backend", "fake")
+
+
+CASES = [   # (the command line, its stdin, how the line starts after "error: ")
+    (["run", "--papers", "bad.csv", "--out", "o", *FAKE], b"", "--papers bad.csv: unrecognised format"),
+    (["run", "--papers", LISTING, "--prompts", "bad.csv", "--out", "o", *FAKE], b"",
+     "--prompts bad.csv: not a folder"),
+    (["run", "--papers", LISTING, "--prompts", "folder", "--out", "o", *FAKE], b"",
+     f"--prompts {os.path.join('folder', 'system_prompt.txt')}: missing system_prompt.txt"),
+    (["score", "--papers", "nope.jsonl", "--out", "s.jsonl", *FAKE], b"", "--papers nope.jsonl: file not found"),
+    (["score", "--papers", "-", "--out", "-", *FAKE], GARBAGE, "--papers stdin: unrecognised format"),
+    (["prefilter", "--papers", "folder", "--out", "p.jsonl"], b"", "--papers folder: is a directory"),
+    (["fetch", "--from", "bad.csv", "--out", "f.jsonl"], b"", "--from bad.csv: unrecognised format"),
+    (["fetch", "--from", "-", "--out", "f.jsonl"], GARBAGE, "--from stdin: unrecognised format"),
+    (["calibrate", "--history", "nope", "--out", "c.json"], b"", "--history nope: history directory not found"),
+    (["eval", "--history", "bad.csv", "--out", "e"], b"", "--history bad.csv: not a folder"),
+    (["backfill", "--from", "bad.csv", "--embed", "--out", "bf"], b"", "--from bad.csv: unrecognised format"),
+    (["config", "--config", "folder"], b"", "--config folder: is a directory, not a config file"),
+    (["labels", "list", "--db", "bad.csv"], b"", "--db bad.csv: not a usable ranker database"),
+    (["score", "--papers", LISTING, "--out", "folder", *FAKE], b"", "--out folder: is a directory"),
+    # named so already (the library keys them): still once
+    (["prefilter", "--papers", LISTING, "--calibration", "bad.csv", "--out", "p.jsonl"], b"",
+     "--calibration bad.csv: not a calibration file"),
+    (["compare", "--gpt", "bad.csv", "--local", GPT, "--out", "c"], b"", "--gpt bad.csv: not a digest"),
+    (["compare", "--gpt", GPT, "--local", GPT, "--papers", "bad.csv", "--out", "c"], b"",
+     "--papers bad.csv: unrecognised format"),
+]
+
+
+@pytest.mark.parametrize("args,stdin,said", CASES, ids=[f"{c[0][0]} {c[2].split(':')[0]}" for c in CASES])
+def test_an_error_about_a_file_an_option_was_given_names_that_option_once(tmp_path, args, stdin, said):
+    line = _line(args, tmp_path, stdin)
+    assert line.startswith(f"error: {said}"), line
+    flag = said.split()[0]
+    assert len(re.findall(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", line)) == 1, line
+
+
+def test_a_file_no_option_named_names_none(tmp_path):
+    """ranker.toml's calibration is said as its line, not as --calibration (not on this command line); an
+    auto-found ./ranker.toml under `--history .` is not said as --history's (the working folder holds every
+    relative path); nor is a line of a --config file as --config's."""
+    (tmp_path / "bad.csv").write_bytes(GARBAGE)
+    (tmp_path / "ranker.toml").write_text('[prefilter]\ncalibration = "bad.csv"\n')
+    line = _line(["prefilter", "--papers", LISTING, "--out", "p.jsonl"], tmp_path)
+    assert line.startswith("error: ranker.toml:2: prefilter.calibration bad.csv: "), line
+    assert "--calibration" not in line
+    (tmp_path / "ranker.toml").write_text("this is not toml\n")
+    line = _line(["calibrate", "--history", ".", "--out", "c.json"], tmp_path)
+    assert line.startswith("error: ranker.toml:1: not valid TOML"), line
+    line = _line(["config", "--config", "ranker.toml"], tmp_path)
+    assert line.startswith("error: ranker.toml:1: not valid TOML"), line
