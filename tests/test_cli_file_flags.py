@@ -81,3 +81,9 @@ def test_a_file_no_option_named_names_none(tmp_path):
     assert line.startswith("error: ranker.toml:1: not valid TOML"), line
     line = _line(["config", "--config", "ranker.toml"], tmp_path)
     assert line.startswith("error: ranker.toml:1: not valid TOML"), line
+    # a --config file inside --out's folder: its line, not --out's
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "cfg.toml").write_text("this is not toml\n")
+    line = _line(["run", "--papers", LISTING, "--out", "out", "--config", os.path.join("out", "cfg.toml"), *FAKE],
+                 tmp_path)
+    assert line.startswith(f"error: {os.path.join('out', 'cfg.toml')}:1: not valid TOML"), line

@@ -461,6 +461,8 @@ def given_key(where: str | None, lines: bool = True) -> str | None:
     other than --out."""
     if not where or not GIVEN:
         return None
+    if not lines and len(_stripped(where)) > 1:
+        return None             # a line of the config file (`--out o --config o/cfg.toml`): said as its line
     found: dict[str, int] = {}
     for w in (_stripped(where) if lines else [where]):
         if w == STDIN:
