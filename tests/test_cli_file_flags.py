@@ -18,10 +18,10 @@ GPT = DAYS / "2025-05-15" / "gpt_scores.jsonl"
 GARBAGE = b"a,b\n1,2\n"
 
 
-def _line(args, tmp_path, stdin: bytes = b"") -> str:
+def _line(args, tmp_path, stdin: bytes = b"", env: dict | None = None) -> str:
     (tmp_path / "bad.csv").write_bytes(GARBAGE)
     (tmp_path / "folder").mkdir(exist_ok=True)
-    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home"), "RANKER_OFFLINE": "1"}
+    env = {**os.environ, "RANKER_HOME": str(tmp_path / "home"), "RANKER_OFFLINE": "1", **(env or {})}
     env.pop("RANKER_DEBUG", None)
     r = subprocess.run([*RANKER, *map(str, args)], input=stdin, capture_output=True, env=env, cwd=tmp_path,
                        timeout=300)
@@ -87,3 +87,47 @@ def test_a_file_no_option_named_names_none(tmp_path):
     line = _line(["run", "--papers", LISTING, "--out", "out", "--config", os.path.join("out", "cfg.toml"), *FAKE],
                  tmp_path)
     assert line.startswith(f"error: {os.path.join('out', 'cfg.toml')}:1: not valid TOML"), line
+
+
+def test_a_file_a_setting_names_in_an_options_folder_is_the_settings(tmp_path):
+    """RANKER_DB inside --out's folder: the database is RANKER_DB's, not said as --out's (`--out out/ranker.db:
+    not a usable ranker database`); --db given, it is --db's."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ranker.db").write_bytes(GARBAGE)
+    db = str(tmp_path / "out" / "ranker.db")
+    line = _line(["site", "--out", "out"], tmp_path, env={"RANKER_DB": db})
+    assert "not a usable ranker database" in line and "--out" not in line, line
+    line = _line(["site", "--out", "out", "--db", os.path.join("out", "ranker.db")], tmp_path)
+    assert line.startswith(f"error: --db {os.path.join('out', 'ranker.db')}: not a usable ranker database"), line
+
+
+def test_only_options_that_take_paths_are_noted():
+    """`--since 2025-05-01` is a day, not a folder: ./2025-05-01/listing.jsonl is not its file."""
+    import typer
+
+    from ranker.cli import app as cli_app
+    from ranker.cli import common
+    group = typer.main.get_command(cli_app.app)
+    ctx = group.commands["fetch"].make_context("fetch", ["--since", "2025-05-01", "--from", "x.jsonl",
+                                                                "--out", "f.jsonl"])
+    common.note_given(ctx)
+    try:
+        assert set(common.GIVEN) == {"from_", "out"}
+        assert common.given_key(os.path.join("2025-05-01", "listing.jsonl")) is None
+        assert common.given_key("x.jsonl:3") == "from_"
+    finally:
+        common.GIVEN.clear()
+
+
+def test_a_file_a_setting_names_in_a_given_folder_is_not_that_options():
+    """ranker.toml's `[digest] authors = "p/authors.txt"` with `--prompts p`: not "--prompts p/authors.txt"; the
+    folder's own files still are --prompts'."""
+    from ranker.cli import common
+    common.GIVEN.update({"prompts": ("p",)})
+    common.SETTING_PATHS[:] = [os.path.join("p", "authors.txt")]
+    try:
+        assert common.given_key(os.path.join("p", "authors.txt")) is None
+        assert common.given_key(os.path.join("p", "system_prompt.txt")) == "prompts"
+    finally:
+        common.GIVEN.clear()
+        common.SETTING_PATHS.clear()

@@ -401,6 +401,13 @@ OPTION_KEYS: set[str] = set()
 # that names no setting says the option (given_key). `run --papers x.csv --prompts p/` said "x.csv: unrecognised
 # format", no flag
 GIVEN: dict[str, tuple[str, ...]] = {}
+# options that take a path as text (a Path-typed option's value is a Path): GIVEN holds only these and those, not
+# --since 2025-05-01 (which claimed ./2025-05-01/listing.jsonl) nor --date, --backend, --category
+_TEXT_PATH_OPTIONS = {"from_", "gpt", "local", "papers", "prefilter", "gguf"}
+# the paths this command's settings name that no flag gave (RANKER_DB, ranker.toml's [digest] authors, the config
+# file, the home's database): a file among them, or in a folder among them, is the setting's, never claimed by the
+# folder of an option (`RANKER_DB=out/ranker.db ranker site --out out` said "--out out/ranker.db: ...")
+SETTING_PATHS: list[str] = []
 
 
 def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Settings":
@@ -426,10 +433,27 @@ def load_settings(config: Path | None, *, verbose: bool = False, **flags) -> "Se
         from ..netguard import enable_offline
         enable_offline()
     DB_PATH[:] = [s.db_path]
+    SETTING_PATHS[:] = _setting_paths(s, g.origins)
     DEBUG[:] = [s.debug]
     TERM.verbose = TERM.verbose or verbose or s.debug
     TERM.capture(s.home, command_name())
     return s
+
+
+def _setting_paths(s: "Settings", origins: "Mapping[str, Origin]") -> list[str]:
+    """SETTING_PATHS of the settings `s`."""
+    from ..settings import MODEL_KEYS, PATH_KEYS
+    paths = []
+    for key in (*PATH_KEYS, *MODEL_KEYS, "db_path", "config_file"):
+        if getattr(origins.get(key if key != "db_path" else "db"), "kind", None) == "flag" or \
+                key == "config_file" and "config" in GIVEN:
+            continue
+        value: object = s
+        for part in key.split("."):
+            value = getattr(value, part, None)
+        if isinstance(value, (str, Path)) and str(value):
+            paths.append(str(value))
+    return paths
 
 
 def note_given(ctx) -> None:
@@ -443,7 +467,7 @@ def note_given(ctx) -> None:
             continue
         value = ctx.params.get(p.name)
         values = tuple(str(v) for v in (value if isinstance(value, (list, tuple)) else [value])
-                       if isinstance(v, (str, Path)) and str(v))
+                       if (isinstance(v, Path) or isinstance(v, str) and p.name in _TEXT_PATH_OPTIONS) and str(v))
         if values:
             GIVEN[p.name] = values
 
@@ -464,6 +488,7 @@ def given_key(where: str | None, lines: bool = True) -> str | None:
     if not lines and len(_stripped(where)) > 1:
         return None             # a line of the config file (`--out o --config o/cfg.toml`): said as its line
     found: dict[str, int] = {}
+    setting = 0                 # how specifically a path the settings name holds it: an option must beat that
     for w in (_stripped(where) if lines else [where]):
         if w == STDIN:
             for name, values in GIVEN.items():
@@ -475,6 +500,10 @@ def given_key(where: str | None, lines: bool = True) -> str | None:
             here = os.path.join(os.getcwd(), "")
         except OSError:             # the working folder was removed
             here = os.sep
+        for v in SETTING_PATHS:
+            va = os.path.join(os.path.abspath(os.path.expanduser(v)), "")
+            if wa == va[:-1] or wa.startswith(va):
+                setting = max(setting, len(va) - (wa != va[:-1]))
         for name, values in GIVEN.items():
             for v in values:
                 if v == "-" or "://" in v:
@@ -486,6 +515,7 @@ def given_key(where: str | None, lines: bool = True) -> str | None:
                     # in the folder: not where the folder holds the working one (`--history .`: any file named
                     # relatively, the auto-found ranker.toml too, would be said as its)
                     found[name] = max(found.get(name, 0), len(va) - 1)
+    found = {n: n_long for n, n_long in found.items() if n_long > setting}
     if not found:
         return None
     best = max(found.values())
