@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import DAYS, RANKER
+from conftest import DAYS, RANKER, python
 
 LISTING = DAYS / "2025-05-15" / "listing.jsonl"
 GPT = DAYS / "2025-05-15" / "gpt_scores.jsonl"
@@ -131,3 +131,16 @@ def test_a_file_a_setting_names_in_a_given_folder_is_not_that_options():
     finally:
         common.GIVEN.clear()
         common.SETTING_PATHS.clear()
+
+
+def test_the_options_of_a_command_are_no_later_calls(tmp_path):
+    """After main() has run a command in this process, a library error about the file it was given names no
+    option (`--from stdin` said of a later call's stdin)."""
+    (tmp_path / "folder").mkdir()
+    folder = str(tmp_path / "folder")
+    r = python("import sys\nfolder = sys.argv[1]\nsys.argv = ['ranker', 'config', '--config', folder]\n"
+               "from ranker.cli import main\nfrom ranker.cli.common import error_line\n"
+               "from ranker.errors import InputError\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+               "print(error_line(InputError('wrong', where=folder)))", folder, timeout=120)
+    assert r.stderr.startswith(f"error: --config {folder}: "), r.stderr
+    assert r.stdout.strip() == f"{folder}: wrong", r.stdout

@@ -15,8 +15,8 @@ from typer.core import TyperCommand, TyperGroup
 from .. import __version__
 from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
                score, serve, similar, site)
-from .common import (debugging, error_line, info, leave_bar, note_given, os_error_line, sqlite_error_line,
-                     usage_line)
+from .common import (GIVEN, SETTING_PATHS, debugging, error_line, info, leave_bar, note_given, os_error_line,
+                     sqlite_error_line, usage_line)
 from .term import TERM, thread_traceback, write_traceback
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -392,6 +392,10 @@ def main() -> None:
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:
         TERM.restore()
+        # after the error line is written: the options of this command line are no later call's (a library
+        # call of the same process, an error of `fetch --from -` was said "--from stdin" in it)
+        GIVEN.clear()
+        SETTING_PATHS.clear()
         # what leaves main() unhandled (RANKER_DEBUG's re-raise, or a failure in the handlers themselves) is
         # printed redacted, as its one line would have been; set here, after the app ran, since typer sets its
         # own (Python's, unredacted: a URL's password in an exception's text reached the terminal) on every call
