@@ -27,6 +27,11 @@ def mentions(text: str, name_mention: Callable[[str], str] = _same) -> str:
     return _MENTION.sub(lambda m: name_mention(m.group(1)), text)
 
 
+def mentioned(text: str) -> list[str]:
+    """The keys `text` mentions as {key:...}."""
+    return _MENTION.findall(text)
+
+
 class RankerError(Exception):
     """Something the user can fix: bad input, a missing model, a network outage."""
 

@@ -144,3 +144,16 @@ def test_the_options_of_a_command_are_no_later_calls(tmp_path):
                "print(error_line(InputError('wrong', where=folder)))", folder, timeout=120)
     assert r.stderr.startswith(f"error: --config {folder}: "), r.stderr
     assert r.stdout.strip() == f"{folder}: wrong", r.stdout
+
+
+def test_a_message_that_names_the_option_does_not_have_it_said_again():
+    """`--db ro/x.db: ... give a writable --db or RANKER_HOME`: the flag once."""
+    from ranker.cli import common
+    from ranker.errors import InputError
+    common.GIVEN.update({"db": (os.path.join("ro", "x.db"),)})
+    try:
+        line = common.error_line(InputError("the database is read-only here; give a writable {key:db} or "
+                                            "{key:home}", where=os.path.join("ro", "x.db")))
+    finally:
+        common.GIVEN.clear()
+    assert line.count("--db") == 1 and line.startswith(os.path.join("ro", "x.db")), line

@@ -792,13 +792,15 @@ def error_line(e: "RankerError", flags: "Mapping[str, str] | None" = None) -> st
     named by the script's flag, which the user gave, not by the command's."""
     import copy
 
-    from ..errors import ConfigError, InputError, keyed
+    from ..errors import ConfigError, InputError, keyed, mentioned
     # a file an option was given: "--papers x.csv: unrecognised format", not "x.csv: ..."; of the config file
     # only the file itself (`--config x: config file not found`): a line of it is said as every setting's line is
     # ("ranker.toml:3: prefilter.keep: ...")
     option = None
     if e.key is None and isinstance(e, (InputError, ConfigError)):
         option = given_key(e.where, lines=isinstance(e, InputError))
+    if option and flag_name(option) in (name_mention(k) for k in mentioned(e.message)):
+        option = None           # the message names it already ("give a writable {key:db}"): said once
     if option:
         e = keyed(copy.copy(e), option)
     if e.where is not None and as_given(e.where) != e.where:
