@@ -27,6 +27,11 @@ def mentions(text: str, name_mention: Callable[[str], str] = _same) -> str:
     return _MENTION.sub(lambda m: name_mention(m.group(1)), text)
 
 
+def mentioned(text: str) -> list[str]:
+    """The keys `text` mentions as {key:...}."""
+    return _MENTION.findall(text)
+
+
 class RankerError(Exception):
     """Something the user can fix: bad input, a missing model, a network outage."""
 
@@ -111,6 +116,14 @@ class MissingDependency(RankerError):
         super().__init__(f"the package '{package}' is not installed{what}; install it with: {hint}")
         self.package = package
         self.extra = extra
+
+
+def keyed(e: RankerError, key: str) -> RankerError:
+    """`e` naming the parameter its file was given to (`key`), where it names none: "x.csv: not a digest" read
+    for --gpt is said "--gpt x.csv: not a digest"."""
+    if e.key is None:
+        e.key = key
+    return e
 
 
 def _restore(cls, args, state):

@@ -333,12 +333,15 @@ def parquet_files(out) -> dict[str, int]:
 # Ctrl-C still requested, offline mode still on, the last command's database named by every database error).
 # Each entry: what that state is now (None where its module is not imported yet) and how to put it back.
 def _per_command(common):
-    return list(common.DB_PATH), list(common.DEBUG), dict(common.ORIGINS), set(common.OPTION_KEYS)
+    return (list(common.DB_PATH), list(common.DEBUG), dict(common.ORIGINS), set(common.OPTION_KEYS),
+            dict(common.GIVEN), list(common.SETTING_PATHS))
 
 
 def _put_back_per_command(common, saved):
-    db, debug, origins, keys = saved
-    common.DB_PATH[:], common.DEBUG[:] = db, debug
+    db, debug, origins, keys, given, setting_paths = saved
+    common.DB_PATH[:], common.DEBUG[:], common.SETTING_PATHS[:] = db, debug, setting_paths
+    common.GIVEN.clear()
+    common.GIVEN.update(given)
     common.ORIGINS.clear()
     common.ORIGINS.update(origins)
     common.OPTION_KEYS.clear()
@@ -355,8 +358,8 @@ PROCESS_STATE = {
                                             lambda m, v: m._TERMINATED.__setitem__(slice(None), v)),
     "the descriptors given (ranker.io)": ("ranker.io", lambda m: m._GIVEN_FDS if m._GIVEN_FDS is None
                                           else set(m._GIVEN_FDS), None, lambda m, v: m.given_descriptors(v)),
-    "the command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)": (
-        "ranker.cli.common", _per_command, ([], [], {}, set()), _put_back_per_command),
+    "the command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS, GIVEN, SETTING_PATHS)": (
+        "ranker.cli.common", _per_command, ([], [], {}, set(), {}, []), _put_back_per_command),
     "the terminal's descriptors sent to a log (ranker.cli.term.TERM)": (
         "ranker.cli.term", lambda m: m.TERM._saved is not None, False,
         lambda m, on: None if on else m.TERM.restore()),

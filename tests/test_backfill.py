@@ -151,7 +151,7 @@ def test_a_damaged_gz_source_is_one_error_naming_the_file(tmp_path):
     p = ranker("backfill", "--from", tmp_path / "short.jsonl.gz", "--out", tmp_path / "bf", "--score", "--backend",
                "fake", "--db", tmp_path / "r.sqlite3")
     assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
-    assert p.stderr.startswith(f"error: {tmp_path / 'short.jsonl.gz'}: cannot read ("), p.stderr
+    assert p.stderr.startswith(f"error: --from {tmp_path / 'short.jsonl.gz'}: cannot read ("), p.stderr
 
 
 # --------------------------------------------------------------------------- the per-day prefilter
@@ -1679,12 +1679,12 @@ def test_a_fifo_named_as_a_shard_stops_a_rerun_and_an_import_in_one_line_naming_
     shutil.copytree(one_day_backfill, out)
     fifo = shards.shard_files(out / kind)[0].parent / f"{kind}-fedcba9876543210.parquet"
     os.mkfifo(fifo)
-    for args in (["import", out, "--db", tmp_path / "r.sqlite3"],
-                 ["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake", "--model",
-                  "n"]):
+    for args, flag in ((["import", out, "--db", tmp_path / "r.sqlite3"], ""),       # FOLDER: an argument
+                       (["backfill", "--from", DAYS / "2025-05-15", "--out", out, "--score", "--backend", "fake",
+                         "--model", "n"], "--out ")):                                 # in the folder --out names
         p = ranker(*args, timeout=30)
         assert p.returncode == 1 and p.stderr.splitlines()[-1] == \
-            f"error: {fifo}: a named pipe named as a shard, not a file ranker wrote; remove it", p.stderr
+            f"error: {flag}{fifo}: a named pipe named as a shard, not a file ranker wrote; remove it", p.stderr
 
 
 def test_a_fifo_in_the_place_of_the_backfill_lock_file_is_locked_without_waiting(tmp_path, one_day_backfill):

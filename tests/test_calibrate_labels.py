@@ -205,9 +205,9 @@ def test_labels_on_papers_not_in_the_database_do_not_make_up_for_a_short_history
     assert "labels: 0 of yours used (0 up, 0 down; 0 on history papers, overriding GPT's pick; 0 on other " \
            "papers); 20 left out: papers not in the database" in r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
-        f"error: {hist}: too short to learn from: 1 day with 17 GPT picks; a calibration needs at least 3 days "
-        "and 30 picks (2 more days and 13 more GPT picks needed, or 20 more labels of yours); no calibration "
-        "written")
+        f"error: --history {hist}: too short to learn from: 1 day with 17 GPT picks; a calibration needs at "
+        "least 3 days and 30 picks (2 more days and 13 more GPT picks needed, or 20 more labels of yours); no "
+        "calibration written")
 
 
 def test_walk_forward_counts_a_label_from_when_it_was_clicked_not_from_the_day_of_its_page(tmp_path):

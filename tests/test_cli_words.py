@@ -181,10 +181,10 @@ def test_a_bad_environment_variable_is_named_as_the_variable(tmp_path):
 
 def test_a_missing_file_and_a_folder_that_cannot_be_made_are_named(tmp_path):
     r = ranker("prefilter", "--papers", tmp_path / "nope.jsonl", "--out", tmp_path / "o.jsonl")
-    assert one_error(r, 1) == f"error: {tmp_path / 'nope.jsonl'}: file not found"
+    assert one_error(r, 1) == f"error: --papers {tmp_path / 'nope.jsonl'}: file not found"
     r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake",
                "--db", "/proc/nope/db.sqlite3")
-    assert one_error(r, 1) == ("error: /proc/nope/db.sqlite3: cannot create the database's folder /proc/nope: "
+    assert one_error(r, 1) == ("error: --db /proc/nope/db.sqlite3: cannot create the database's folder /proc/nope: "
                                "no such file or directory")
 
 
@@ -192,11 +192,11 @@ def test_database_errors_in_words(tmp_path):
     folder = tmp_path / "db-is-a-folder"
     folder.mkdir()
     r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--db", folder)
-    assert one_error(r, 1) == f"error: {folder}: is a directory, not a database file"
+    assert one_error(r, 1) == f"error: --db {folder}: is a directory, not a database file"
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is no database" * 100)
     r = ranker("score", "--papers", LISTING, "--out", tmp_path / "s.jsonl", "--backend", "fake", "--db", junk)
-    assert one_error(r, 1).startswith(f"error: {junk}: not a usable ranker database (file is not a database)")
+    assert one_error(r, 1).startswith(f"error: --db {junk}: not a usable ranker database (file is not a database)")
 
 
 def test_os_and_sqlite_errors_reaching_the_top_are_worded(in_process_command):
@@ -449,7 +449,7 @@ def test_debug_in_ranker_toml_shows_the_traceback_as_the_variable_does(tmp_path)
     (tmp_path / "ranker.toml").write_text("debug = false\n")
     r = ranker("prefilter", "--papers", "nowhere.jsonl", "--out", "x.jsonl", cwd=tmp_path,
                env={"RANKER_HOME": tmp_path / "home"})
-    assert r.returncode == 1 and r.stderr == "error: nowhere.jsonl: file not found\n", r.stderr
+    assert r.returncode == 1 and r.stderr == "error: --papers nowhere.jsonl: file not found\n", r.stderr
 
 
 @pytest.mark.parametrize("args,line", [
@@ -721,7 +721,7 @@ def test_eval_with_an_embedder_not_prepared_says_so_before_the_history_is_read(t
     assert not (tmp_path / "new").exists() and not out.exists()
     r = ranker("eval", "--history", tmp_path / "nope", "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
                env={"RANKER_MODELS_DIR": models})
-    assert one_error(r, 1) == f"error: {tmp_path / 'nope'}: history directory not found"
+    assert one_error(r, 1) == f"error: --history {tmp_path / 'nope'}: history directory not found"
     r = ranker("eval", "--history", hist, "--out", out, "--db", db, "--embedder", "mpnet", "--offline",
                "--against", tmp_path / "nope", env={"RANKER_MODELS_DIR": models})
     assert one_error(r, 1).startswith(f"error: --against {tmp_path / 'nope'}: "), r.stderr
@@ -738,7 +738,7 @@ def test_eval_says_a_db_that_cannot_be_one_before_an_embedder_not_prepared(tmp_p
     models.mkdir()                                    # no preset prepared here
     r = ranker("eval", "--history", hist, "--out", tmp_path / "ev", "--db", folder, "--embedder", "mpnet",
                "--offline", env={"RANKER_MODELS_DIR": models})
-    assert one_error(r, 1) == f"error: {folder}: is a directory, not a database file", r.stderr
+    assert one_error(r, 1) == f"error: --db {folder}: is a directory, not a database file", r.stderr
     assert not (tmp_path / "ev").exists()
 
 
@@ -754,9 +754,10 @@ def test_calibrate_says_a_file_or_flag_mistake_before_an_embedder_not_prepared(t
     folder.mkdir()
     models.mkdir()                                    # no preset prepared here
     args, line = {
-        "db a folder": (["--history", hist, "--db", folder], f"error: {folder}: is a directory, not a database file"),
-        "history not there": (["--history", tmp_path / "nope"], f"error: {tmp_path / 'nope'}: history directory not "
-                              "found"),
+        "db a folder": (["--history", hist, "--db", folder], f"error: --db {folder}: is a directory, not a database "
+                        "file"),
+        "history not there": (["--history", tmp_path / "nope"], f"error: --history {tmp_path / 'nope'}: history "
+                              "directory not found"),
         "no labels, no history": (["--no-labels"], "error: --history: nothing to learn from: no GPT history given, "
                                   "and labels left out"),
         "db mistyped": (["--db", tmp_path / "typo.sqlite3"], f"error: --db {tmp_path / 'typo.sqlite3'}: no database "
@@ -781,7 +782,7 @@ def test_calibrate_with_a_db_that_cannot_be_one_says_only_that(tmp_path, db):
     r = ranker("calibrate", "--history", hist, "--out", tmp_path / "cal.json", "--db", db, "--offline")
     said = "is a directory, not a database file" if db != "/dev/null" else \
         "not a file (a device or a pipe), so not a database file"
-    assert r.returncode == 1 and r.stderr == f"error: {db}: {said}\n", r.stderr
+    assert r.returncode == 1 and r.stderr == f"error: --db {db}: {said}\n", r.stderr
     assert not (tmp_path / "cal.json").exists()
 
 

@@ -472,7 +472,7 @@ def test_a_history_with_no_day_to_evaluate_makes_no_database(tmp_path):
         (bad / d / "listing.jsonl").write_text(
             json.dumps({"id": "2505.00001", "title": "T", "abstract": "A", "date": d}) + "\n")
     hist, db = make_history(tmp_path / "hist"), tmp_path / "new" / "db.sqlite3"
-    for args, line in (((bad,), f"error: {bad}: no usable day in the history (2 skipped;"),
+    for args, line in (((bad,), f"error: --history {bad}: no usable day in the history (2 skipped;"),
                        ((hist, "--calibrate"), "error: --calibrate: the history has 3 usable days")):
         p = ranker("eval", "--history", *args, "--out", tmp_path / "out", "--db", db)
         errors = [x for x in p.stderr.splitlines() if x.startswith("error:")]
@@ -603,8 +603,10 @@ def test_bad_input_is_said_before_the_database_is_made(tmp_path):
     from conftest import ranker
     hist, f, db = make_history(tmp_path / "hist"), tmp_path / "f.txt", tmp_path / "new" / "db.sqlite3"
     f.write_text("")
-    for args, line in (((tmp_path / "nope", tmp_path / "out"), f"{tmp_path / 'nope'}: history directory not found"),
-                       ((f, tmp_path / "out"), f"{f}: not a folder (a history is a folder of <date>/ day folders)"),
+    for args, line in (((tmp_path / "nope", tmp_path / "out"),
+                        f"--history {tmp_path / 'nope'}: history directory not found"),
+                       ((f, tmp_path / "out"),
+                        f"--history {f}: not a folder (a history is a folder of <date>/ day folders)"),
                        ((hist, tmp_path / "out", "--days", "0"), "--days: needs at least 1 day"),
                        ((hist, f), f"--out {f}: not a directory")):
         p = ranker("eval", "--history", args[0], "--out", args[1], *args[2:], "--db", db)

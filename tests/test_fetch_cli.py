@@ -114,7 +114,7 @@ def test_a_papers_file_from_prefilter_output_holds_no_old_verdict(tmp_path):
 def test_missing_file_is_one_line(tmp_path):
     r = fetch_cli("fetch", "--from", "missing.xml", "--out", tmp_path / "p.jsonl", cwd=tmp_path)
     assert r.returncode == 1
-    assert r.stderr == "error: missing.xml: file not found\n"
+    assert r.stderr == "error: --from missing.xml: file not found\n"
     assert not (tmp_path / "p.jsonl").exists()
 
 
@@ -126,7 +126,7 @@ def test_bad_input_never_loses_stored_papers(tmp_path):
     cut.write_bytes(RSS.read_bytes()[:300_000])
     r = fetch_cli("fetch", "--from", cut, "--out", out, "--db", db)
     assert r.returncode == 1
-    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(f"error: {cut}:")
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(f"error: --from {cut}:")
     assert "Traceback" not in r.stderr
     assert count(db) == 207 and out.read_bytes() == before
     # a JSONL that fails half-way (nothing valid) stores nothing either

@@ -119,8 +119,8 @@ def test_a_history_too_short_says_how_much_more_and_writes_nothing(tmp_path):
     r = ranker("calibrate", "--history", h, "--out", out, "--db", tmp_path / "r.sqlite3")
     assert r.returncode == 1 and not out.exists()
     assert r.stderr.strip().splitlines()[-1] == (
-        f"error: {h}: too short to learn from: 2 days with 53 GPT picks; a calibration needs at least 3 days and "
-        "30 picks (1 more day needed); no calibration written")
+        f"error: --history {h}: too short to learn from: 2 days with 53 GPT picks; a calibration needs at least "
+        "3 days and 30 picks (1 more day needed); no calibration written")
 
 
 def test_harmless_listing_notes_keep_the_day_and_odd_folders_and_misplaced_files_are_named(tmp_path):
@@ -166,7 +166,7 @@ def test_bad_flags_are_refused_before_the_history_is_read(bad_history, tmp_path)
                      (tmp_path / "f.txt" / "c.json", f"cannot write: {tmp_path / 'f.txt'} is not a folder")):
         (tmp_path / "f.txt").write_text("")
         r = ranker("calibrate", "--history", bad_history, "--out", out, cwd=tmp_path)
-        assert r.returncode == 1 and r.stderr.splitlines() == [f"error: {out}: {why}"], r.stderr
+        assert r.returncode == 1 and r.stderr.splitlines() == [f"error: --out {out}: {why}"], r.stderr
 
 
 def test_a_markdown_digest_beside_notes_is_found(tmp_path):
@@ -417,7 +417,7 @@ def test_a_file_given_as_the_history_is_no_folder_not_a_missing_one(tmp_path):
     assert str(e.value) == f"{f}: not a folder (a history is a folder of <date>/ day folders)"
     for cmd in ("eval", "calibrate"):
         r = ranker(cmd, "--history", f, "--out", tmp_path / "out", "--db", tmp_path / "db.sqlite3")
-        assert r.returncode == 1 and r.stderr == f"error: {e.value}\n", r.stderr
+        assert r.returncode == 1 and r.stderr == f"error: --history {e.value}\n", r.stderr
         assert not (tmp_path / "out").exists() and not (tmp_path / "db.sqlite3").exists()
 
 

@@ -150,8 +150,8 @@ def test_a_directory_in_the_place_of_one_of_ranker_s_own_files_is_told_to_move_n
     (out / "2025-05-15-run.json").mkdir(parents=True)
     r = ranker("run", "--papers", DAYS / "2025-05-15" / "listing.jsonl", "--out", out, "--backend", "fake",
                "--offline", "--db", tmp_path / "db.sqlite3", env={"RANKER_HOME": tmp_path / "home"})
-    assert r.returncode == 1 and r.stderr == (f"error: {out / '2025-05-15-run.json'}: is a directory where ranker "
-                                              "keeps one of its files; move it away or remove it\n"), r.stderr
+    assert r.returncode == 1 and r.stderr == (f"error: --out {out / '2025-05-15-run.json'}: is a directory where "
+                                              "ranker keeps one of its files; move it away or remove it\n"), r.stderr
 
 
 def test_a_symlink_is_followed_and_kept(tmp_path):

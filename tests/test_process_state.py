@@ -65,7 +65,7 @@ def test_a_test_that_leaves_the_process_changed_fails_and_the_next_starts_afresh
     assert said == [
         "the test left the process changed for the tests after it: offline mode (ranker.netguard)",
         "the test left the process changed for the tests after it: a Ctrl-C requested (ranker.errors); the "
-        "command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS)",
+        "command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS, GIVEN, SETTING_PATHS)",
         f"the test left the process changed for the tests after it: the working directory "
         f"({tmp_path / 't' / 'test_c_starts_as_a_fresh_proce0'}, was {tmp_path})"], out
     assert "ERROR at teardown of test_c_starts_as_a_fresh_process" in out          # d passed: back in START

@@ -766,7 +766,8 @@ def test_debug_in_the_config_file_shows_the_traceback_as_ranker_debug_does(tmp_p
     r = ranker(*args, cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" in r.stderr and "file not found" in r.stderr
     r = ranker(*args, env={"RANKER_DEBUG": "0"}, cwd=tmp_path)      # the variable goes over the file
-    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'none.jsonl'}: file not found"]
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"error: --papers {tmp_path / 'none.jsonl'}: file not found"]
 
 
 @pytest.mark.parametrize("text,line", [

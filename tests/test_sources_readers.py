@@ -792,19 +792,20 @@ _BAD = b'{"id": "2505.09572", "title": "t", "abstract": "a"}\n{"id": "x"}\n'    
 _JUDGED = b'{"ARXIVID": "2506.00001", "RELEVANCE": 5, "NOVELTY": 5}\n{"x": 1}\n'
 _NO_ID_LINE = b'{"id": "x"}\n'
 _NO_ID = "error: stdin: no valid paper line (1 skipped: 1 without a valid arXiv id; first at stdin:1)"
+_NO_ID_PAPERS = _NO_ID.replace("error: ", "error: --papers ")
 _SKIPPED = "warning: 1 record skipped (unreadable or without id/title); first at stdin:2"
 _GPT = str(DAYS / "2025-06-23" / "gpt_scores.jsonl")
 _STDIN_CASES = {  # a command's args (run in tmp_path), then input -> a line said of it (status 1 for an error, else 0)
     "fetch": (["fetch", "--from", "-", "--out", "f.jsonl"],
               {b"": "nothing to do: no announcements in stdin (a weekend or holiday?); wrote an empty",
-               b"x\n": "error: stdin: unrecognised format", _BAD: _SKIPPED}),
+               b"x\n": "error: --from stdin: unrecognised format", _BAD: _SKIPPED}),
     "prefilter": (["prefilter", "--papers", "-", "--out", "p.jsonl"],
-                  {b"": "nothing to do: no papers in stdin (wrote an empty", _NO_ID_LINE: _NO_ID}),
+                  {b"": "nothing to do: no papers in stdin (wrote an empty", _NO_ID_LINE: _NO_ID_PAPERS}),
     "score": (["score", "--papers", "-", "--backend", "fake", "--out", "s.jsonl"],
-              {b"": "nothing to do: no papers in stdin (wrote an empty", _NO_ID_LINE: _NO_ID}),
+              {b"": "nothing to do: no papers in stdin (wrote an empty", _NO_ID_LINE: _NO_ID_PAPERS}),
     "score-only-kept": (["score", "--papers", "-", "--only-kept", "--backend", "fake", "--out", "s.jsonl"],
                         {b"": "nothing to do: no kept papers in stdin (wrote",
-                         _BAD: "error: stdin: 2505.09572: no prefilter verdict"}),
+                         _BAD: "error: --papers stdin: 2505.09572: no prefilter verdict"}),
     "run": (["run", "--papers", "-", "--backend", "fake", "--out", "run"],
             {b"": "nothing to do: no announcements in stdin (a weekend or holiday?)", _BAD: _SKIPPED}),
     "labels-import": (["labels", "import", "-"],
@@ -815,7 +816,7 @@ _STDIN_CASES = {  # a command's args (run in tmp_path), then input -> a line sai
                      b"x\n": "error: --gpt stdin: not a digest", _JUDGED: "warning: stdin:2: skipped: no arXiv id"}),
     "compare-papers": (["compare", "--gpt", _GPT, "--local", _GPT, "--papers", "-", "--out", "c"],
                        {b"": "warning: stdin: no papers in this listing",
-                        _NO_ID_LINE: _NO_ID.replace("error: ", "error: --papers ")}),
+                        _NO_ID_LINE: _NO_ID_PAPERS}),
     "compare-prefilter": (["compare", "--gpt", _GPT, "--local", _GPT, "--prefilter", "-", "--out", "c"],
                           {b"": "warning: stdin: no rows in this prefilter output",
                            _NO_ID_LINE: _NO_ID.replace("error: ", "error: --prefilter ")}),
@@ -827,8 +828,9 @@ def test_stdin_is_named_alike_by_every_command_that_reads_it(tmp_path, command):
     """`prefilter --papers -` and `fetch --from -` called stdin "<stdin>" where `labels import -` and
     `compare --gpt -` said /dev/stdin (the descriptor read), and the nothing-to-do lines said "-" ("no papers in
     -"): every line, bad input or empty, names '-' read `stdin`, as `--out -` is `stdout` (cli.common.in_shown).
-    What is recorded keeps what was given: compare's metrics.json lists '-'. Compare, reading four kinds of
-    file, names the flag of the one at fault (`--gpt stdin: not a digest`). (`--papers -`
+    What is recorded keeps what was given: compare's metrics.json lists '-'. An error names the flag of the
+    file at fault, as every command's does (`--gpt stdin: not a digest`, `--from stdin: unrecognised format`);
+    `labels import -` takes one file, as its argument, and names none. (`--papers -`
     given judgements: test_compare_readers, a listing ... from stdin.)"""
     import os
     import subprocess

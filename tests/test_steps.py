@@ -503,8 +503,8 @@ def test_papers_of_two_days_are_refused_before_the_days_ranking_and_digest_are_r
     r = ranker("run", "--papers", mixed, "--out", out, "--db", settings.db_path, "--backend", "fake", "--config",
                _toml(tmp_path), "--offline")
     assert r.returncode == 1 and r.stderr.splitlines() == [
-        f"error: {mixed}: holds papers of 2 days (2025-05-13: 50, 2025-05-15: 192); a day's digest is of one "
-        "day's papers: give one day's, or the day they were all announced as --date"], r.stderr
+        f"error: --papers {mixed}: holds papers of 2 days (2025-05-13: 50, 2025-05-15: 192); a day's digest is "
+        "of one day's papers: give one day's, or the day they were all announced as --date"], r.stderr
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     with Store(settings.db_path) as s:
         assert [(r.paper_id, r.kept) for r in s.get_rankings("2025-05-15")] == ranking
@@ -551,7 +551,7 @@ def test_writing_to_dev_null_keeps_the_device(store, settings, tmp_path):
         from test_io import _repair_dev_null
         _repair_dev_null(before)
     r = ranker("prefilter", "--papers", LISTING, "--out", tmp_path, "--db", settings.db_path)
-    assert r.returncode == 1 and r.stderr == f"error: {tmp_path}: is a directory; give a file name\n"
+    assert r.returncode == 1 and r.stderr == f"error: --out {tmp_path}: is a directory; give a file name\n"
 
 
 # --------------------------------------------------------------------------- the run folder, adversarially
@@ -604,7 +604,7 @@ def test_out_dev_stdout_redirected_to_a_file_is_written_through(store, settings,
     r = ranker("score", "--papers", LISTING, "--out", "/dev/stdout", "--db", settings.db_path, "--backend", "fake")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 192
     r = ranker("score", "--papers", LISTING, "--out", tmp_path, "--db", settings.db_path, "--backend", "fake")
-    assert r.returncode == 1 and r.stderr == f"error: {tmp_path}: is a directory; give a file name\n"
+    assert r.returncode == 1 and r.stderr == f"error: --out {tmp_path}: is a directory; give a file name\n"
 
 
 def test_a_full_disk_under_the_run_folder_names_the_file_and_leaves_no_temporary(store, settings, tmp_path):
@@ -615,7 +615,7 @@ def test_a_full_disk_under_the_run_folder_names_the_file_and_leaves_no_temporary
                    "--config", _toml(tmp_path))
         err = without_loading(r.stderr)
         assert r.returncode == 1 and len(err.splitlines()) == 1
-        assert err.startswith(f"error: {d / '2025-05-15-'}") and "No space left on device" in r.stderr
+        assert err.startswith(f"error: --out {d / '2025-05-15-'}") and "No space left on device" in r.stderr
         assert sorted(p.name for p in d.iterdir()) == ["2025-05-15-run.json"]           # no .tmp / .part
         m = json.loads((d / "2025-05-15-run.json").read_text())
         assert m["status"] == "failed" and "No space left on device" in m["error"]
@@ -695,8 +695,8 @@ def test_score_only_kept_on_rows_without_their_kept_says_why_none_is_read(tmp_pa
     r = ranker("score", "--papers", edited, "--only-kept", "--out", tmp_path / "s.jsonl", "--db",
                tmp_path / "db.sqlite3", "--backend", "fake")
     assert r.returncode == 1 and not (tmp_path / "s.jsonl").exists()
-    assert r.stderr == (f"error: {edited}: no valid paper line (3 skipped: 3 with a missing or malformed prefilter "
-                        f"verdict (prefilter_score, kept); first at {edited}:1)\n")
+    assert r.stderr == (f"error: --papers {edited}: no valid paper line (3 skipped: 3 with a missing or malformed "
+                        f"prefilter verdict (prefilter_score, kept); first at {edited}:1)\n")
 
 
 # --------------------------------------------------------------------------- two runs of one day at once
@@ -805,7 +805,7 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     papers), `compare` once it had read every input: one line now, before any of that."""
     db, f = tmp_path / "new" / "db.sqlite3", tmp_path / "f.txt"
     f.write_text("")
-    a_dir = f"error: {tmp_path}: is a directory; give a file name\n"
+    a_dir = f"error: --out {tmp_path}: is a directory; give a file name\n"
     for args, said in ((("prefilter", "--papers", LISTING, "--out", tmp_path), a_dir),
                        (("score", "--papers", LISTING, "--backend", "fake", "--model", "tiny", "--out", tmp_path),
                         a_dir),

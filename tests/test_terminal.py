@@ -644,7 +644,8 @@ def test_a_path_holding_a_newline_is_named_on_one_line(tmp_path):
     missing = tmp_path / "a\nb.jsonl"
     p = subprocess.run([*_cli(), "prefilter", "--papers", str(missing), "--out", str(tmp_path / "r.jsonl")],
                        capture_output=True, text=True, env=_env(tmp_path), timeout=120)
-    assert p.returncode == 1 and p.stderr.splitlines() == [f"error: {str(missing)!r}: file not found"], p.stderr
+    assert p.returncode == 1 and p.stderr.splitlines() == [f"error: --papers {str(missing)!r}: file not found"], \
+        p.stderr
     (tmp_path / "file").write_text("")
     out = tmp_path / "file" / "x\ty.jsonl"
     p = subprocess.run([*_cli(), "labels", "export", str(out)], capture_output=True, text=True,

@@ -609,8 +609,8 @@ def test_read_only_serve_refuses_a_store_whose_schema_it_cannot_read_in_one_line
     r = subprocess.run([*RANKER, "serve", "--read-only", "--port", "0", "--db", str(db)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 1 and r.stdout == "", r.stderr
-    assert r.stderr == (f"error: {db}: opened read-only, and its schema is older than this ranker's (it lacks "
-                        "m004_score_cached_tokens, m005_run_owner, m006_score_text), which only an open that may "
+    assert r.stderr == (f"error: --db {db}: opened read-only, and its schema is older than this ranker's (it "
+                        "lacks m004_score_cached_tokens, m005_run_owner, m006_score_text), which only an open that may "
                         "write upgrades: start ranker serve once without --read-only (or run any command that "
                         "writes to it) to upgrade it\n")
     after = _on_disk(db)

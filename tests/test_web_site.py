@@ -153,7 +153,7 @@ def test_site_says_an_out_it_cannot_write_as_run_does(store_db, tmp_path):
     r = ranker("site", "--out", f, "--db", store_db)
     assert r.returncode == 1 and r.stderr.strip() == f"error: --out {f}: not a directory", r.stderr
     r = ranker("site", "--out", f / "site", "--db", store_db)
-    assert r.returncode == 1 and r.stderr.strip() == f"error: {f / 'site'}: cannot write: {f} is not a folder"
+    assert r.returncode == 1 and r.stderr.strip() == f"error: --out {f / 'site'}: cannot write: {f} is not a folder"
     assert f.read_text() == "x"
 
     ro = tmp_path / "ro"
@@ -167,7 +167,7 @@ def test_site_says_an_out_it_cannot_write_as_run_does(store_db, tmp_path):
         for out in (ro, ro / "site"):
             r = ranker("site", "--out", out, "--db", store_db)
             why = "Read-only file system" if root else "Permission denied"
-            assert r.returncode == 1 and r.stderr.strip() == f"error: {out}: cannot write: {why}", r.stderr
+            assert r.returncode == 1 and r.stderr.strip() == f"error: --out {out}: cannot write: {why}", r.stderr
         assert list(ro.iterdir()) == []
     finally:
         if root:
@@ -569,7 +569,7 @@ def test_site_does_not_write_over_a_folder_that_holds_other_files(store_db, tmp_
     r = ranker("site", "--out", mine, "--db", store_db)
     assert r.returncode == 1 and "site:" not in r.stderr, r.stderr
     (line,) = r.stderr.strip().splitlines()
-    assert line.startswith(f"error: {mine}: holds index.html") and "static" in line, line
+    assert line.startswith(f"error: --out {mine}: holds index.html") and "static" in line, line
     assert (mine / "index.html").read_text() == "<h1>my own page</h1>"
     assert (mine / "static" / "style.css").read_text() == "body { color: red }"
     assert {str(p.relative_to(mine)) for p in mine.rglob("*")} == before          # nothing added either
@@ -614,7 +614,7 @@ def test_a_fifo_in_the_place_of_an_unmarked_folders_search_index_is_not_read(sto
     r = ranker("site", "--out", mine, "--db", store_db, timeout=20)
     assert r.returncode == 1, r.stderr
     (line,) = r.stderr.strip().splitlines()
-    assert line.startswith(f"error: {mine}: holds index.html") and "not a site ranker wrote" in line, line
+    assert line.startswith(f"error: --out {mine}: holds index.html") and "not a site ranker wrote" in line, line
     assert (mine / "index.html").read_text() == "<h1>my own page</h1>"
 
 

@@ -10,13 +10,13 @@ import threading
 from typing import Callable, Mapping
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from . import (backfill, calibrate, compare, config, evaluate, fetch, import_, index, labels, models, prefilter, run,
                score, serve, similar, site)
-from .common import (QuietOpt, VerboseOpt, alert, debugging, error_line, leave_bar, os_error_line, sqlite_error_line,
-                     terminal, usage_line)
+from .common import (GIVEN, SETTING_PATHS, QuietOpt, VerboseOpt, alert, debugging, error_line, leave_bar,
+                     note_given, os_error_line, sqlite_error_line, terminal, usage_line)
 from .term import TERM, terminal_streams, thread_traceback, write_traceback
 
 EXAMPLES = """Rank the daily arXiv flood with local models: fetch -> prefilter -> score -> digest / compare.
@@ -77,6 +77,12 @@ class _Group(TyperGroup):
             raise
 
 
+class _Command(TyperCommand):
+    def invoke(self, ctx):
+        note_given(ctx)         # an error about a file an option was given names that option (common.given_key)
+        return super().invoke(ctx)
+
+
 app = typer.Typer(
     name="ranker",
     cls=_Group,
@@ -106,6 +112,18 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 for _module in (fetch, prefilter, calibrate, score, run, compare, evaluate, similar, index, models, serve, site,
                 labels, backfill, import_, config):
     _module.register(app)
+
+
+def _noting(typer_app: typer.Typer) -> None:
+    """Every command (of the subcommand groups too) a _Command."""
+    for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):        # typer's default (None in older typers)
+            command.cls = _Command
+    for group in typer_app.registered_groups:
+        _noting(group.typer_instance)
+
+
+_noting(app)
 
 
 def _fail(line: str, code: int = 1) -> None:
@@ -376,6 +394,10 @@ def main() -> None:
         _fail(f"unexpected failure: {first} (set RANKER_DEBUG=1 for the traceback)")
     finally:
         TERM.restore()
+        # after the error line is written: the options of this command line are no later call's (a library
+        # call of the same process, an error of `fetch --from -` was said "--from stdin" in it)
+        GIVEN.clear()
+        SETTING_PATHS.clear()
         # what leaves main() unhandled (RANKER_DEBUG's re-raise, or a failure in the handlers themselves) is
         # printed redacted, as its one line would have been; set here, after the app ran, since typer sets its
         # own (Python's, unredacted: a URL's password in an exception's text reached the terminal) on every call

@@ -447,6 +447,18 @@ DEBUG: list[bool] = []               # the settings' debug (RANKER_DEBUG or rank
 # a command's own options named as a section of the settings (compare --prefilter), added once its settings are
 # read: a key of that name is then the option, not the section (nor the ranker.toml line of a value in it)
 OPTION_KEYS: set[str] = set()
+# the values this command line gave the command's options, by parameter name ({"papers": ("x.csv",)}), noted as
+# the command starts (app._Command): an error about a file one of them names, or a file in a folder one names,
+# that names no setting says the option (given_key). `run --papers x.csv --prompts p/` said "x.csv: unrecognised
+# format", no flag
+GIVEN: dict[str, tuple[str, ...]] = {}
+# options that take a path as text (a Path-typed option's value is a Path): GIVEN holds only these and those, not
+# --since 2025-05-01 (which claimed ./2025-05-01/listing.jsonl) nor --date, --backend, --category
+_TEXT_PATH_OPTIONS = {"from_", "gpt", "local", "papers", "prefilter", "gguf"}
+# the paths this command's settings name that no flag gave (RANKER_DB, ranker.toml's [digest] authors, the config
+# file, the home's database): a file among them, or in a folder among them, is the setting's, never claimed by the
+# folder of an option (`RANKER_DB=out/ranker.db ranker site --out out` said "--out out/ranker.db: ...")
+SETTING_PATHS: list[str] = []
 
 
 def load_settings(config: Path | None, *, verbose: bool = False, quiet: bool = False, log: bool = True,
@@ -476,6 +488,7 @@ def load_settings(config: Path | None, *, verbose: bool = False, quiet: bool = F
         from ..netguard import enable_offline
         enable_offline()
     DB_PATH[:] = [s.db_path]
+    SETTING_PATHS[:] = _setting_paths(s, g.origins)
     DEBUG[:] = [s.debug]
     TERM.verbose = TERM.verbose or verbose or not log or s.debug
     TERM.capture(s.home, command_name())
@@ -490,6 +503,89 @@ def terminal(*, verbose: bool, quiet: bool) -> None:
         raise InputError("give --quiet or --verbose, not both", key="quiet")
     TERM.quiet = TERM.quiet or quiet
     TERM.verbose = TERM.verbose or verbose
+
+
+def _setting_paths(s: "Settings", origins: "Mapping[str, Origin]") -> list[str]:
+    """SETTING_PATHS of the settings `s`."""
+    from ..settings import MODEL_KEYS, PATH_KEYS
+    paths = []
+    for key in (*PATH_KEYS, *MODEL_KEYS, "db_path", "config_file"):
+        if getattr(origins.get(key if key != "db_path" else "db"), "kind", None) == "flag" or \
+                key == "config_file" and "config" in GIVEN:
+            continue
+        value: object = s
+        for part in key.split("."):
+            value = getattr(value, part, None)
+        if isinstance(value, (str, Path)) and str(value):
+            paths.append(str(value))
+    return paths
+
+
+def note_given(ctx) -> None:
+    """GIVEN: the options the command line gave the command of the context `ctx` (click's, as it starts); not
+    its defaults nor values from the environment, nor its arguments (`labels import FILE`: the one file the
+    command takes needs no name)."""
+    GIVEN.clear()
+    for p in ctx.command.params:
+        if p.param_type_name != "option" or not p.name or \
+                getattr(ctx.get_parameter_source(p.name), "name", None) != "COMMANDLINE":
+            continue
+        value = ctx.params.get(p.name)
+        values = tuple(str(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+                       if (isinstance(v, Path) or isinstance(v, str) and p.name in _TEXT_PATH_OPTIONS) and str(v))
+        if values:
+            GIVEN[p.name] = values
+
+
+def _stripped(where: str) -> list[str]:
+    """`where` and, where it ends in :LINE (a file's line), the file without it."""
+    m = re.match(r"(.+?)(?::\d+)+$", where)
+    return [where, m.group(1)] if m else [where]
+
+
+def given_key(where: str | None, lines: bool = True) -> str | None:
+    """The option (its parameter's name) that was given the file `where` names (with or without :line, unless not
+    `lines`), or a folder it is in (`--history days/`: days/2025-01-02/listing.jsonl:3); the most specific when
+    several were, none when two options were given the same. stdin is '-' (or /dev/stdin) given to an option
+    other than --out."""
+    if not where or not GIVEN:
+        return None
+    if not lines and len(_stripped(where)) > 1:
+        return None             # a line of the config file (`--out o --config o/cfg.toml`): said as its line
+    found: dict[str, int] = {}
+    setting = 0                 # how specifically a path the settings name holds it: an option must beat that
+    for w in (_stripped(where) if lines else [where]):
+        if w == STDIN:
+            for name, values in GIVEN.items():
+                if name != "out" and any(v in ("-", "/dev/stdin", "/dev/fd/0") for v in values):
+                    found[name] = max(found.get(name, 0), 1)
+            continue
+        wa = os.path.abspath(os.path.expanduser(w))
+        try:
+            here = os.path.join(os.getcwd(), "")
+        except OSError:             # the working folder was removed
+            here = os.sep
+        for v in SETTING_PATHS:
+            va = os.path.join(os.path.abspath(os.path.expanduser(v)), "")
+            if wa == va[:-1] or wa.startswith(va):
+                setting = max(setting, len(va) - (wa != va[:-1]))
+        for name, values in GIVEN.items():
+            for v in values:
+                if v == "-" or "://" in v:
+                    continue
+                va = os.path.join(os.path.abspath(os.path.expanduser(v)), "")
+                if wa == va[:-1]:
+                    found[name] = max(found.get(name, 0), len(va))
+                elif wa.startswith(va) and not here.startswith(va):
+                    # in the folder: not where the folder holds the working one (`--history .`: any file named
+                    # relatively, the auto-found ranker.toml too, would be said as its)
+                    found[name] = max(found.get(name, 0), len(va) - 1)
+    found = {n: n_long for n, n_long in found.items() if n_long > setting}
+    if not found:
+        return None
+    best = max(found.values())
+    names = [n for n, n_long in found.items() if n_long == best]
+    return names[0] if len(names) == 1 else None
 
 
 def debugging() -> bool:
@@ -759,13 +855,25 @@ def error_line(e: "RankerError", flags: "Mapping[str, str] | None" = None) -> st
     """The error's one line. `flags`: a script's own flags by the config key each stands for
     ({"prefilter.embedder": "--embedder"}, scripts/eval_keep.py's): a key among them, at fault or mentioned, is
     named by the script's flag, which the user gave, not by the command's."""
+    import copy
+
+    from ..errors import ConfigError, InputError, keyed, mentioned
+    # a file an option was given: "--papers x.csv: unrecognised format", not "x.csv: ..."; of the config file
+    # only the file itself (`--config x: config file not found`): a line of it is said as every setting's line is
+    # ("ranker.toml:3: prefilter.keep: ...")
+    option = None
+    if e.key is None and isinstance(e, (InputError, ConfigError)):
+        option = given_key(e.where, lines=isinstance(e, InputError))
+    if option and flag_name(option) in (name_mention(k) for k in mentioned(e.message)):
+        option = None           # the message names it already ("give a writable {key:db}"): said once
+    if option:
+        e = keyed(copy.copy(e), option)
     if e.where is not None and as_given(e.where) != e.where:
-        import copy
         e = copy.copy(e)
         e.where = as_given(e.where)
     flags = flags or {}
-    return e.render(lambda k: flags.get(k) or name_key(k), lambda k: flags.get(k) or name_mention(k)) \
-        + prepare_advice(e)
+    return e.render(lambda k: flags.get(k) or (flag_name(k) if k == option else name_key(k)),
+                    lambda k: flags.get(k) or name_mention(k)) + prepare_advice(e)
 
 
 # --------------------------------------------------------------------------- errors in the user's words
@@ -869,7 +977,8 @@ def os_error_line(e: OSError) -> str:
     what = (e.strerror or str(e) or type(e).__name__).strip()
     what = what[0].lower() + what[1:] if what else what
     names = [as_given(str(x)) for x in (e.filename, e.filename2) if x is not None]
-    return f"{' -> '.join(names)}: {what}" if names else what
+    option = given_key(str(e.filename)) if len(names) == 1 else None     # a file an option was given, as error_line
+    return f"{flag_name(option) + ' ' if option else ''}{' -> '.join(names)}: {what}" if names else what
 
 
 def sqlite_error_line(e: Exception) -> str:

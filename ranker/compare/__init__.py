@@ -15,12 +15,12 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InputError
+from ..errors import InputError, keyed
 from ..io import Warn, ignore_warning, json_loads, output_dir, read_bytes, read_regular, write_together
 from ..sources import ReadReport, read_papers, read_ranked
 from .metrics import compute_metrics
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
-from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, given_as, keyed,
+from .readers import (DayRows, Judgements, PrefilterRow, ScoreRow, date_from_path, file_kind, given_as,
                       read_score_files, read_scores, score_files, shown_as)
 from .report import render_html, summary_markdown
 

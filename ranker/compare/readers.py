@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..digest import AUTHOR_MATCH, md_unescape
-from ..errors import InputError, where
+from ..errors import InputError, keyed, where
 from ..io import (STDIN, Warn, arxiv_id, expand_paths, ignore_warning, json_loads, read_text,
                   without_lone_surrogates)
 from ..records import MIN_NOVELTY, MIN_RELEVANCE
@@ -517,13 +517,6 @@ def _merge(out: Judgements, r: ScoreRow, warn: Warn) -> None:
         out.by_day[(r.date, r.id)] = old          # the first is kept for that day too, as the warning says
     if not old.title and r.title:
         old.title = r.title
-
-
-def keyed(e: InputError, key: str) -> InputError:
-    """`e` naming the parameter its file was given to (`key`), where it names none."""
-    if e.key is None:
-        e.key = key
-    return e
 
 
 def read_score_files(specs: str | Path | Iterable[str | Path], *, key: str = "gpt",
