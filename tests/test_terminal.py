@@ -310,7 +310,8 @@ def test_a_quiet_run_says_its_warnings_and_errors_and_nothing_else(db, tmp_path)
         "labelled 2025-05-14 all the same",
         f"warning: 1 of 4 papers could not be scored (first: {kept[0]}: injected error); rerun to retry them"]
     r = ranker(*base, "--out", tmp_path / "e", "--papers", tmp_path / "nosuch.jsonl", env=_env(tmp_path))
-    assert (r.returncode, r.stdout, r.stderr) == (1, "", f"error: {tmp_path / 'nosuch.jsonl'}: file not found\n")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, "", f"error: --papers {tmp_path / 'nosuch.jsonl'}: file not found\n")
     every = "error=[" + ",".join(f"'{i}'" for i in kept) + "]"
     r = ranker(*base, "--out", tmp_path / "f", "--model", "third", "--backend-option", every, env=_env(tmp_path))
     assert (r.returncode, r.stdout) == (1, "") and len(r.stderr.splitlines()) == 1, r.stderr
