@@ -445,8 +445,9 @@ def test_cli_a_csv_given_as_gpt_is_one_error_line(tmp_path):
     p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
     res = ranker("compare", "--gpt", p, "--local", DAYS / "2025-06-23" / "gpt_scores.jsonl", "--out", tmp_path / "o")
     assert res.returncode == 1, res.stderr
-    assert res.stderr.strip().splitlines() == [f"error: --gpt {p}: not a digest: expected the seed's Markdown digest, its "
-                                               "JSON output, or JSONL judgements (ARXIVID or id, RELEVANCE, NOVELTY)"]
+    assert res.stderr.strip().splitlines() == [
+        f"error: --gpt {p}: not a digest: expected the seed's Markdown digest, its JSON output, or JSONL judgements "
+        "(ARXIVID or id, RELEVANCE, NOVELTY)"]
     assert not (tmp_path / "o").exists()
 
 

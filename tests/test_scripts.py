@@ -92,7 +92,7 @@ def test_bench_memory_refuses_a_work_folder_inside_the_home_in_one_line(tmp_path
     (tmp_path / "days" / "2025-01-01" / "listing.jsonl").write_text("{}\n")
     home = tmp_path / "home"
     home.mkdir()
-    (home / "ranker.sqlite3").write_bytes(b"")            # no store: the runs below end at reading it, if they get there
+    (home / "ranker.sqlite3").write_bytes(b"")      # no store: the runs below end at reading it, if they get there
 
     def run(home, work):
         return subprocess.run([sys.executable, str(SCRIPTS / "bench_memory.py"), "--history", str(tmp_path / "days"),
