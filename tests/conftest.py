@@ -360,6 +360,9 @@ PROCESS_STATE = {
                                           else set(m._GIVEN_FDS), None, lambda m, v: m.given_descriptors(v)),
     "the command's settings (ranker.cli.common: DB_PATH, DEBUG, ORIGINS, OPTION_KEYS, GIVEN, SETTING_PATHS)": (
         "ranker.cli.common", _per_command, ([], [], {}, set(), {}, []), _put_back_per_command),
+    "the terminal's -q and -v (ranker.cli.term.TERM)": (
+        "ranker.cli.term", lambda m: (m.TERM.quiet, m.TERM.verbose), (False, False),
+        lambda m, v: (setattr(m.TERM, "quiet", v[0]), setattr(m.TERM, "verbose", v[1]))),
     "the terminal's descriptors sent to a log (ranker.cli.term.TERM)": (
         "ranker.cli.term", lambda m: m.TERM._saved is not None, False,
         lambda m, on: None if on else m.TERM.restore()),

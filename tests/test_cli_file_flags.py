@@ -146,6 +146,17 @@ def test_the_options_of_a_command_are_no_later_calls(tmp_path):
     assert r.stdout.strip() == f"{folder}: wrong", r.stdout
 
 
+def test_quiet_and_verbose_are_no_later_commands(tmp_path):
+    """main() run twice in one process: the first command's -q is not the second's (its -v was refused as the
+    pair)."""
+    r = python("import sys\nfrom ranker.cli import main\nfor flag in ('-q', '-v'):\n"
+               "    sys.argv = ['ranker', 'models', 'list', flag]\n    try:\n        main()\n"
+               "        print('status', 0)\n    except SystemExit as e:\n        print('status', e.code)\n",
+               timeout=120)
+    assert "not both" not in r.stderr, r.stderr
+    assert [x for x in r.stdout.splitlines() if x.startswith("status")] == ["status 0", "status 0"], r.stdout
+
+
 def test_a_message_that_names_the_option_does_not_have_it_said_again():
     """`--db ro/x.db: ... give a writable --db or RANKER_HOME`: the flag once."""
     from ranker.cli import common

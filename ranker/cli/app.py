@@ -398,6 +398,7 @@ def main() -> None:
         # call of the same process, an error of `fetch --from -` was said "--from stdin" in it)
         GIVEN.clear()
         SETTING_PATHS.clear()
+        TERM.quiet = TERM.verbose = False       # -q/-v are this command's too (`models list -q` then `-v` refused)
         # what leaves main() unhandled (RANKER_DEBUG's re-raise, or a failure in the handlers themselves) is
         # printed redacted, as its one line would have been; set here, after the app ran, since typer sets its
         # own (Python's, unredacted: a URL's password in an exception's text reached the terminal) on every call
