@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Mapping, Option
 import typer
 
 from ..advice import prepare_advice
-from ..io import LOADING, fs_name, fs_text
+from ..io import LOADING, fs_name, fs_text, stdin_or_descriptor
 from .term import TERM, command_name
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ def given_text(raw: str) -> str:
     ("na\\udcc3\\udcafve"), which neither a model nor a UTF-8 hash takes ('unexpected failure: surrogates not
     allowed'): they are read as the UTF-8 the terminal sent. Bytes that are no UTF-8 at all are this argument's
     error."""
-    from ..io import fs_text
     text = fs_text(raw)
     if any("\udc80" <= c <= "\udcff" for c in text):
         raise typer.BadParameter("not UTF-8 text (bytes the terminal's encoding sent?): type it again in UTF-8")
@@ -490,7 +489,7 @@ def load_settings(config: Path | None, *, verbose: bool = False, quiet: bool = F
     DB_PATH[:] = [s.db_path]
     SETTING_PATHS[:] = _setting_paths(s, g.origins)
     DEBUG[:] = [s.debug]
-    TERM.verbose = TERM.verbose or verbose or not log or s.debug
+    TERM.verbose = TERM.verbose or not log or s.debug      # -v itself: terminal() above
     TERM.capture(s.home, command_name())
     return s
 
@@ -557,7 +556,7 @@ def given_key(where: str | None, lines: bool = True) -> str | None:
     for w in (_stripped(where) if lines else [where]):
         if w == STDIN:
             for name, values in GIVEN.items():
-                if name != "out" and any(v in ("-", "/dev/stdin", "/dev/fd/0") for v in values):
+                if name != "out" and any(stdin_or_descriptor(v) == 0 for v in values):
                     found[name] = max(found.get(name, 0), 1)
             continue
         wa = os.path.abspath(os.path.expanduser(w))
