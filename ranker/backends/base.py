@@ -36,8 +36,12 @@ def local_model_key(model: str, models_dir: Path | None = None) -> str:
             return model
     except ConfigError:          # no presets.toml to read: resolve says so when the model is loaded
         pass
-    path = Path(fs_name(model)).expanduser()
-    return fs_text(str(path.resolve())) if path.is_dir() else model
+    return folder_key(model) if Path(fs_name(model)).expanduser().is_dir() else model
+
+
+def folder_key(model: str) -> str:
+    """The key of a model folder named `model`: its absolute path as UTF-8 text (see local_model_key)."""
+    return fs_text(str(Path(fs_name(model)).expanduser().resolve()))
 
 
 def one_line(e: BaseException, limit: int = 400) -> str:

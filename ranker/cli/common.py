@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Mapping, Option
 import typer
 
 from ..advice import prepare_advice
-from ..io import LOADING, fs_name, fs_text, stdin_or_descriptor
+from ..io import LOADING, fs_text, stdin_or_descriptor
 from .term import TERM, command_name
 
 if TYPE_CHECKING:
@@ -660,9 +660,10 @@ def _prompt_hash(s: "Settings") -> str | None:
 def _model_keys(cls, s: "Settings") -> list[str]:
     """What scores of the configured model may be stored under: its store name, and for a folder since
     removed, the absolute path it was stored under while it was there."""
+    from ..backends.base import folder_key
     name = cls.store_name(s.scoring.model, s.models_dir)
     keys = [name] if name is not None else []
-    path = fs_text(str(Path(fs_name(s.scoring.model)).expanduser().resolve()))   # as local_model_key keys it
+    path = folder_key(s.scoring.model)         # the folder's key, as local_model_key gives it while it is there
     return keys + [path] if path not in keys else keys
 
 
