@@ -467,6 +467,18 @@ def test_a_file_that_is_no_input_of_its_kind_names_the_flag_it_was_given_to(tmp_
     assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("read, key", [(read_score_files, "gpt"), (read_listing_files, "papers"),
+                                       (read_prefilter_files, "prefilter")])
+def test_the_library_keys_a_file_of_the_wrong_kind_by_its_parameter(tmp_path, read, key):
+    """The readers themselves key the error by the parameter the file came in (the CLI's option naming of a
+    file it was given would hide their keying; a library call has only theirs)."""
+    p = tmp_path / "notes.csv"
+    p.write_text("id,relevance,novelty\n2506.16065,9,8\n")
+    with pytest.raises(InputError) as e:
+        read([str(p)], key=key) if read is read_score_files else read([str(p)])
+    assert e.value.key == key and "no such file" not in str(e.value), (e.value, e.value.key)
+
+
 def test_a_prefilter_score_that_is_not_finite_is_a_skipped_row(tmp_path):
     """JSON's NaN / Infinity as prefilter_score: the row is skipped with file:line, like a RELEVANCE that is not
     a number, and compare measures the rest instead of failing ("Input contains NaN")."""
